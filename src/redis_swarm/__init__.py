@@ -1,0 +1,47 @@
+"""redis-swarm: a shared memory and work bus for fleets of AI agents, built on Redis."""
+
+from __future__ import annotations
+
+from ._cache import ContextCache
+from ._client import AsyncSwarm, Swarm
+from ._config import Settings
+from ._errors import (
+    AlreadyCompleted,
+    ConfigError,
+    Conflict,
+    ConnectionFailed,
+    EmbeddedServerError,
+    InvalidState,
+    LeaseLost,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    SwarmError,
+    Timeout,
+    ValidationError,
+)
+from ._protocol import Limits
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyCompleted",
+    "AsyncSwarm",
+    "ConfigError",
+    "Conflict",
+    "ConnectionFailed",
+    "ContextCache",
+    "EmbeddedServerError",
+    "InvalidState",
+    "LeaseLost",
+    "Limits",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Settings",
+    "Swarm",
+    "SwarmError",
+    "Timeout",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+from redis_swarm.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""The two thin I/O shells: ``Swarm`` (sync) and ``AsyncSwarm`` (asyncio).
+
+They hold a connection and drive operations (``_ops``); they contain no logic of their own,
+except the few blocking calls (waiting for work, for a pass, for events), which exist once
+per shell because waiting is the one thing sync and async code cannot share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.commands.core import AsyncScript, Script
+
+from ._cache import ContextCache
+from ._config import Settings
+from ._connect import AsyncClient, SyncClient, async_client, sync_client
+from ._errors import SwarmError
+from ._ops import server
+from ._protocol import Call, Cmd, Limits, OpContext, Operation, Request, async_op, sync_op
+from ._scripts import script_source
+from ._translate import translate
+
+__all__ = ["AsyncSwarm", "Swarm"]
+
+T = TypeVar("T")
+
+
+def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
+    if isinstance(url, Settings):
+        return url.with_swarm(swarm) if swarm else url
+    return Settings.from_url(url or "embedded", swarm=swarm or "default")
+
+
+class _Shell:
+    """What both shells share: settings, the operation context, the script cache."""
+
+    def __init__(
+        self,
+        url: Settings | str | None = None,
+        *,
+        swarm: str | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], int] | None = None,
+        cache: ContextCache | None = None,
+    ) -> None:
+        self.settings = _settings(url, swarm)
+        self._ctx = OpContext(
+            self.settings, limits or Limits(), clock=clock, cache=cache or ContextCache()
+        )
+
+    @property
+    def name(self) -> str:
+        """The swarm's name."""
+        return self.settings.swarm
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.settings.url!r}, swarm={self.name!r})"
+
+
+class Swarm(_Shell):
+    """A synchronous handle on one swarm. Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        url: Settings | str | None = None,
+        *,
+        swarm: str | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], int] | None = None,
+        cache: ContextCache | None = None,
+        client: SyncClient | None = None,
+    ) -> None:
+        super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
+        self._redis: SyncClient = client if client is not None else self._connect()
+        self._scripts: dict[str, Script] = {}
+
+    def _connect(self) -> SyncClient:
+        try:
+            return sync_client(self.settings)
+        except SwarmError:
+            raise
+        except redis.RedisError as exc:
+            raise translate(exc, self.settings.url) from None
+
+    @property
+    def redis(self) -> SyncClient:
+        """The underlying redis-py client (for tests and advanced use)."""
+        return self._redis
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def __enter__(self) -> Swarm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _script(self, name: str) -> Script:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self._redis.register_script(script_source(name))
+        return script
+
+    def _send(self, request: Request) -> Any:
+        if isinstance(request, Cmd):
+            return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
+        if isinstance(request, Call):
+            return self._script(request.script)(request.keys, request.args)
+        pipe = self._redis.pipeline(transaction=False)
+        for item in request.items:
+            if isinstance(item, Cmd):
+                pipe.execute_command(*item.args)
+            else:
+                self._script(item.script)(item.keys, item.args, client=pipe)
+        return pipe.execute()
+
+    def _run(self, op: Operation[T]) -> T:
+        """Drive an operation: send each request, feed back the reply or the error."""
+        try:
+            request = next(op)
+            while True:
+                try:
+                    reply = self._send(request)
+                except (redis.RedisError, OSError) as exc:
+                    request = op.throw(translate(exc, self.settings.url))
+                else:
+                    request = op.send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    # --- server
+    ping = sync_op(server.ping)
+    server_info = sync_op(server.server_info)
+
+    # --- tasks, findings, syntheses (work queue)
+
+    # --- contexts
+
+    # --- agents, messages, events
+
+
+class AsyncSwarm(_Shell):
+    """The asyncio handle on one swarm: the same operations as ``Swarm``, awaited."""
+
+    def __init__(
+        self,
+        url: Settings | str | None = None,
+        *,
+        swarm: str | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], int] | None = None,
+        cache: ContextCache | None = None,
+        client: AsyncClient | None = None,
+    ) -> None:
+        super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
+        self._redis: AsyncClient = client if client is not None else self._connect()
+        self._scripts: dict[str, AsyncScript] = {}
+
+    def _connect(self) -> AsyncClient:
+        try:
+            return async_client(self.settings)
+        except SwarmError:
+            raise
+        except redis.RedisError as exc:
+            raise translate(exc, self.settings.url) from None
+
+    @property
+    def redis(self) -> AsyncClient:
+        return self._redis
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    async def __aenter__(self) -> AsyncSwarm:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _script(self, name: str) -> AsyncScript:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self._redis.register_script(script_source(name))
+        return script
+
+    async def _send(self, request: Request) -> Any:
+        if isinstance(request, Cmd):
+            return await self._redis.execute_command(*request.args)
+        if isinstance(request, Call):
+            return await self._script(request.script)(request.keys, request.args)
+        pipe = self._redis.pipeline(transaction=False)
+        for item in request.items:
+            if isinstance(item, Cmd):
+                pipe.execute_command(*item.args)
+            else:
+                await self._script(item.script)(item.keys, item.args, client=pipe)  # type: ignore[arg-type]
+        return await pipe.execute()
+
+    async def _run(self, op: Operation[T]) -> T:
+        try:
+            request = next(op)
+            while True:
+                try:
+                    reply = await self._send(request)
+                except (redis.RedisError, OSError) as exc:
+                    request = op.throw(translate(exc, self.settings.url))
+                else:
+                    request = op.send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    # --- server
+    ping = async_op(server.ping)
+    server_info = async_op(server.server_info)
+
+    # --- tasks, findings, syntheses (work queue)
+
+    # --- contexts
+
+    # --- agents, messages, events

@@ -1,0 +1,324 @@
+"""One settings object, built from a URL.
+
+The library never reads the environment: the faces (CLI, MCP server, dashboard, seed classes)
+read ``SWARM_URL``, ``SWARM_NAME`` and ``SWARM_HOME`` and pass them here.
+
+Accepted URLs::
+
+    embedded                                  the private server under the default home
+    embedded:///abs/path/to/home              the private server under that home
+    redis://[user:pass@]host[:port][/db]
+    rediss://[user:pass@]host[:port][/db]?ssl_ca_certs=..&ssl_certfile=..&ssl_keyfile=..
+                                             &ssl_cert_reqs=required|optional|none
+    unix:///path/to.sock[?db=N]               (user:pass@ allowed, as in redis-py)
+    redis+cluster://[user:pass@]h1:p1[,h2:p2]
+    rediss+cluster://...                      the same over TLS
+    redis+sentinel://[user:pass@]h1:p1[,h2:p2]/service[/db]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ._errors import ConfigError
+from ._validate import check_swarm_name
+
+__all__ = ["DEFAULT_HOME", "Durability", "Kind", "Settings"]
+
+Kind = Literal["embedded", "standalone", "unix", "cluster", "sentinel"]
+Durability = Literal["normal", "strict"]
+Compression = Literal["auto", "always", "never"]
+
+DEFAULT_HOME = Path("~/.local/share/redis-swarm").expanduser()
+
+_SSL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+_CERT_REQS = ("required", "optional", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the swarm lives and how to talk to it. Build it with ``Settings.from_url``."""
+
+    kind: Kind
+    swarm: str = "default"
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cert_reqs: str = "required"
+    nodes: tuple[tuple[str, int], ...] = ()
+    service_name: str | None = None
+    home: Path = DEFAULT_HOME
+    # Timeouts in seconds; retries on connection errors use exponential backoff with jitter.
+    socket_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    retries: int = 6
+    health_check_interval: int = 15
+    # "strict" waits for the write to reach disk (embedded: appendfsync always) or a replica.
+    durability: Durability = "normal"
+    compression: Compression = "auto"
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str = "embedded",
+        *,
+        swarm: str = "default",
+        home: str | Path | None = None,
+        **options: object,
+    ) -> Settings:
+        """Parse ``url`` into Settings. A bad URL raises ConfigError naming what is wrong."""
+        check_swarm_name(swarm)
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError("the Redis URL is empty: pass 'embedded' or redis://host:port")
+        url = url.strip()
+        base: dict[str, object] = {"swarm": swarm}
+        if home is not None:
+            base["home"] = Path(home).expanduser()
+        scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
+        parsers = {
+            "embedded": _parse_embedded,
+            "redis": _parse_standalone,
+            "rediss": _parse_standalone,
+            "unix": _parse_unix,
+            "redis+cluster": _parse_cluster,
+            "rediss+cluster": _parse_cluster,
+            "redis+sentinel": _parse_sentinel,
+            "rediss+sentinel": _parse_sentinel,
+        }
+        parser = parsers.get(scheme)
+        if parser is None:
+            raise ConfigError(
+                f"unsupported URL scheme {scheme!r} in {_mask(url)!r}: use embedded, redis://, "
+                "rediss://, unix://, redis+cluster:// or redis+sentinel://"
+            )
+        values = {**base, **parser(url)}
+        for name, value in options.items():
+            if name not in {f.name for f in dataclasses.fields(cls)}:
+                raise ConfigError(f"unknown setting {name!r}")
+            values[name] = value
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if self.durability not in ("normal", "strict"):
+            raise ConfigError(f"durability must be 'normal' or 'strict', not {self.durability!r}")
+        if self.compression not in ("auto", "always", "never"):
+            raise ConfigError(
+                f"compression must be 'auto', 'always' or 'never', not {self.compression!r}"
+            )
+        if self.ssl_cert_reqs not in _CERT_REQS:
+            raise ConfigError(
+                f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, not {self.ssl_cert_reqs!r}"
+            )
+
+    def with_swarm(self, swarm: str) -> Settings:
+        """The same server, another swarm."""
+        return dataclasses.replace(self, swarm=check_swarm_name(swarm))
+
+    def replace(self, **changes: object) -> Settings:
+        settings = dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        settings._check()
+        return settings
+
+    @property
+    def is_local(self) -> bool:
+        """True when the server is on this machine (compression would not pay)."""
+        if self.kind in ("embedded", "unix"):
+            return True
+        hosts = [h for h, _ in self.nodes] or [self.host]
+        return all(h in ("127.0.0.1", "localhost", "::1") for h in hosts)
+
+    @property
+    def url(self) -> str:
+        """The URL with the password masked: safe for logs, errors and output."""
+        return self.render_url(mask=True)
+
+    def render_url(self, *, mask: bool = True) -> str:
+        secret = "***" if mask else (self.password or "")
+        auth = ""
+        if self.username or self.password:
+            auth = f"{self.username or ''}" + (f":{secret}" if self.password else "") + "@"
+        if self.kind == "embedded":
+            return f"embedded://{self.home}"
+        if self.kind == "unix":
+            return f"unix://{auth}{self.path}" + (f"?db={self.db}" if self.db else "")
+        tls = "s" if self.ssl else ""
+        if self.kind == "cluster":
+            hosts = ",".join(f"{h}:{p}" for h, p in self.nodes)
+            return f"redis{tls}+cluster://{auth}{hosts}"
+        if self.kind == "sentinel":
+            hosts = ",".join(f"{h}:{p}" for h, p in self.nodes)
+            return f"redis{tls}+sentinel://{auth}{hosts}/{self.service_name}/{self.db}"
+        return f"redis{tls}://{auth}{_host(self.host)}:{self.port}/{self.db}"
+
+    def __repr__(self) -> str:
+        return f"Settings(url={self.url!r}, swarm={self.swarm!r})"
+
+
+def _mask(url: str) -> str:
+    """Mask the password of a URL that may not even parse."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    userinfo, tail = rest.rsplit("@", 1)
+    if ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return f"{scheme}://{userinfo}@{tail}"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _auth(netloc: str) -> tuple[dict[str, object], str]:
+    if "@" not in netloc:
+        return {}, netloc
+    userinfo, hosts = netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    out: dict[str, object] = {}
+    if user:
+        out["username"] = unquote(user)
+    if password:
+        out["password"] = unquote(password)
+    return out, hosts
+
+
+def _port(text: str, url: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise ConfigError(f"port {text!r} in {_mask(url)!r} is not a number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"port {port} in {_mask(url)!r} is out of range 1-65535")
+    return port
+
+
+def _db(text: str, url: str) -> int:
+    try:
+        db = int(text)
+    except ValueError:
+        raise ConfigError(f"database {text!r} in {_mask(url)!r} is not a number") from None
+    if db < 0:
+        raise ConfigError(f"database {db} in {_mask(url)!r} is negative")
+    return db
+
+
+def _query(url: str, query: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, values in parse_qs(query, keep_blank_values=True).items():
+        if name not in allowed:
+            raise ConfigError(
+                f"unknown option {name!r} in {_mask(url)!r}: allowed are {', '.join(allowed)}"
+            )
+        out[name] = values[-1]
+    return out
+
+
+def _hostports(text: str, url: str) -> tuple[tuple[str, int], ...]:
+    nodes = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.startswith("["):
+            host, _, rest = part[1:].partition("]")
+            port = rest.lstrip(":") or "6379"
+        else:
+            host, _, port = part.partition(":")
+            port = port or "6379"
+        if not host:
+            raise ConfigError(f"a host is missing in {_mask(url)!r}")
+        nodes.append((host, _port(port, url)))
+    if not nodes:
+        raise ConfigError(f"no host:port in {_mask(url)!r}")
+    return tuple(nodes)
+
+
+def _parse_embedded(url: str) -> dict[str, object]:
+    if url.lower() == "embedded":
+        return {"kind": "embedded"}
+    path = url.split("://", 1)[1]
+    if not path.startswith("/"):
+        raise ConfigError(f"embedded URL {url!r} needs an absolute home: embedded:///abs/path")
+    return {"kind": "embedded", "home": Path(path)}
+
+
+def _parse_standalone(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    auth, hosts = _auth(parts.netloc)
+    if not hosts:
+        raise ConfigError(f"no host in {_mask(url)!r}: use redis://host:port")
+    ((host, port),) = _hostports(hosts, url) if "," not in hosts else _one_host(url)
+    out: dict[str, object] = {"kind": "standalone", "host": host, "port": port, **auth}
+    db = parts.path.strip("/")
+    if db:
+        out["db"] = _db(db, url)
+    tls = parts.scheme.lower() == "rediss"
+    options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
+    out.update({"ssl": tls, **options})
+    return out
+
+
+def _one_host(url: str) -> tuple[tuple[str, int]]:
+    raise ConfigError(
+        f"{_mask(url)!r} names several hosts: use redis+cluster:// or redis+sentinel:// for that"
+    )
+
+
+def _parse_unix(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    auth, _ = _auth(parts.netloc)
+    if not parts.path:
+        raise ConfigError(f"no socket path in {_mask(url)!r}: use unix:///path/to/redis.sock")
+    options = _query(url, parts.query, ("db",))
+    out: dict[str, object] = {"kind": "unix", "path": parts.path, **auth}
+    if "db" in options:
+        out["db"] = _db(options["db"], url)
+    return out
+
+
+def _parse_cluster(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    auth, hosts = _auth(parts.netloc)
+    if parts.path.strip("/"):
+        raise ConfigError(f"a cluster URL has no database: drop {parts.path!r} from {_mask(url)!r}")
+    tls = parts.scheme.lower().startswith("rediss")
+    options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
+    return {"kind": "cluster", "nodes": _hostports(hosts, url), "ssl": tls, **auth, **options}
+
+
+def _parse_sentinel(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    auth, hosts = _auth(parts.netloc)
+    segments = [s for s in parts.path.split("/") if s]
+    if not segments:
+        raise ConfigError(
+            f"no service name in {_mask(url)!r}: use redis+sentinel://host:port/mymaster"
+        )
+    if len(segments) > 2:
+        raise ConfigError(f"too many path parts in {_mask(url)!r}: use /service[/db]")
+    tls = parts.scheme.lower().startswith("rediss")
+    options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
+    out: dict[str, object] = {
+        "kind": "sentinel",
+        "nodes": _hostports(hosts, url),
+        "service_name": segments[0],
+        "ssl": tls,
+        **auth,
+        **options,
+    }
+    if len(segments) == 2:
+        out["db"] = _db(segments[1], url)
+    return out

@@ -1,0 +1,95 @@
+"""Every error redis-swarm raises, under one root.
+
+::
+
+    SwarmError                      anything that went wrong in redis-swarm
+    ├── ConfigError                 a bad URL, option or setting
+    ├── ConnectionFailed            the Redis server could not be reached or answered wrongly
+    │   └── EmbeddedServerError     the embedded redis-server could not be found or started
+    ├── PermissionDenied            the Redis user lacks the right (ACL NOPERM / NOAUTH)
+    ├── ValidationError             a name, size or payload refused at the edge
+    │   └── PayloadTooLarge         an input above its size limit
+    ├── NotFound                    an unknown task, finding, synthesis, context or agent
+    ├── Conflict                    the request contradicts the current state
+    │   ├── AlreadyCompleted        a report on a completed task (its finding is kept, superseded)
+    │   ├── LeaseLost               the caller no longer holds the task's lease
+    │   └── InvalidState            the task is not in a state that allows this
+    └── Timeout                     a bounded wait ended before its condition held
+
+Each message says what happened and what to do next, for a person or an agent. Errors of
+redis-py are translated at the boundary (``translate``); nothing outside this package sees them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyCompleted",
+    "ConfigError",
+    "Conflict",
+    "ConnectionFailed",
+    "EmbeddedServerError",
+    "InvalidState",
+    "LeaseLost",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "SwarmError",
+    "Timeout",
+    "ValidationError",
+]
+
+
+class SwarmError(Exception):
+    """The root of every redis-swarm error."""
+
+
+class ConfigError(SwarmError):
+    """A bad URL, option or setting."""
+
+
+class ConnectionFailed(SwarmError):
+    """The Redis server could not be reached, or did not speak Redis."""
+
+
+class EmbeddedServerError(ConnectionFailed):
+    """The embedded redis-server could not be found, started or stopped."""
+
+
+class PermissionDenied(SwarmError):
+    """The Redis user is not allowed to do this (ACL)."""
+
+
+class ValidationError(SwarmError):
+    """An input was refused before anything was stored."""
+
+
+class PayloadTooLarge(ValidationError):
+    """An input is larger than its configured limit."""
+
+
+class NotFound(SwarmError):
+    """The named task, finding, synthesis, context or agent does not exist."""
+
+
+class Conflict(SwarmError):
+    """The request contradicts the current state of the swarm."""
+
+
+class AlreadyCompleted(Conflict):
+    """The task was already completed; the late finding was kept as superseded."""
+
+    def __init__(self, message: str, *, finding_id: str | None = None) -> None:
+        super().__init__(message)
+        self.finding_id = finding_id
+
+
+class LeaseLost(Conflict):
+    """The caller's lease on the task expired or was taken over."""
+
+
+class InvalidState(Conflict):
+    """The task is not in a state that allows this operation."""
+
+
+class Timeout(SwarmError):
+    """A bounded wait ended before its condition held."""

@@ -1,0 +1,179 @@
+"""Every Redis key redis-swarm uses, built here and nowhere else.
+
+All coordination keys of one swarm share the hash tag ``{SWARM}``: ``rs:{SWARM}:...``, so that
+every Lua script touches a single slot and stays atomic on a Redis Cluster. Records live in a
+few per-swarm hashes (not one key per record), so scripts receive every key they touch through
+KEYS and never build one. Large immutable context chunks carry their own tag, so that memory
+spreads across cluster nodes.
+
+Names that end up in keys (swarm, queue, agent, owner) are validated by ``_validate`` first;
+free-text labels such as pass names are hashed, so any text can be a pass name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ._validate import check_swarm_name
+
+__all__ = ["PREFIX", "Keys", "chunk_key", "label_id"]
+
+PREFIX = "rs"
+
+
+def label_id(label: str) -> str:
+    """A short stable id for free text (pass names) that may hold any character."""
+    return hashlib.blake2b(label.encode(), digest_size=8).hexdigest()
+
+
+def chunk_key(swarm: str, digest: str) -> str:
+    """A context chunk, keyed by its content hash under a tag of its own."""
+    return f"{PREFIX}:chunk:{{{swarm}.{digest[:16]}}}:{digest}"
+
+
+class Keys:
+    """Key builders bound to one swarm."""
+
+    __slots__ = ("prefix", "swarm")
+
+    def __init__(self, swarm: str) -> None:
+        self.swarm = check_swarm_name(swarm)
+        self.prefix = f"{PREFIX}:{{{swarm}}}:"
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # --- the event log: one capped stream, the truth that watch, dashboard and wait follow
+    @property
+    def events(self) -> str:
+        return self._k("events")
+
+    # --- tasks
+    @property
+    def queues(self) -> str:
+        """SET of queue names ever posted to."""
+        return self._k("queues")
+
+    @property
+    def tasks(self) -> str:
+        """HASH task id -> task state (JSON)."""
+        return self._k("tasks")
+
+    @property
+    def task_data(self) -> str:
+        """HASH task id -> the task's immutable payload (JSON)."""
+        return self._k("task_data")
+
+    @property
+    def task_index(self) -> str:
+        """ZSET of every task id by creation time, for listing with a cursor."""
+        return self._k("task_index")
+
+    @property
+    def leases(self) -> str:
+        """ZSET task id -> lease deadline (ms): expired leases are reclaimed from here."""
+        return self._k("leases")
+
+    @property
+    def dedupe(self) -> str:
+        """HASH queue|dedupe_key -> task id."""
+        return self._k("dedupe")
+
+    @property
+    def counts(self) -> str:
+        """HASH queue|status -> count: queue_stats in O(queues)."""
+        return self._k("counts")
+
+    def pending(self, queue: str) -> str:
+        """ZSET of claimable task ids of a queue, ordered by priority then age."""
+        return self._k("q", queue, "pending")
+
+    def delayed(self, queue: str) -> str:
+        """ZSET task id -> not_before (ms) of tasks not yet eligible (delayed or backing off)."""
+        return self._k("q", queue, "delayed")
+
+    def dead(self, queue: str) -> str:
+        """ZSET of dead-lettered task ids of a queue, by time of death."""
+        return self._k("q", queue, "dead")
+
+    @property
+    def pass_counts(self) -> str:
+        """HASH pass-id|status -> count, and pass-id -> pass name."""
+        return self._k("pass_counts")
+
+    def pass_tasks(self, pass_name: str) -> str:
+        """ZSET of the task ids of a pass."""
+        return self._k("pass", label_id(pass_name), "tasks")
+
+    # --- findings and syntheses
+    @property
+    def findings(self) -> str:
+        """HASH finding id -> finding (JSON)."""
+        return self._k("findings")
+
+    @property
+    def finding_index(self) -> str:
+        """ZSET of every finding id by time."""
+        return self._k("finding_index")
+
+    def findings_by(self, dimension: str, value: str) -> str:
+        """ZSET of finding ids sharing a shard, queue or pass, by time."""
+        return self._k("findings_by", dimension, label_id(value))
+
+    @property
+    def syntheses(self) -> str:
+        """HASH synthesis id -> synthesis (JSON)."""
+        return self._k("syntheses")
+
+    @property
+    def synthesis_index(self) -> str:
+        """ZSET of every synthesis id by time."""
+        return self._k("synthesis_index")
+
+    # --- contexts
+    @property
+    def contexts(self) -> str:
+        """HASH owner -> manifest (JSON) of the owner's current version: the pointer."""
+        return self._k("contexts")
+
+    @property
+    def context_manifests(self) -> str:
+        """HASH owner|version -> manifest (JSON) of every kept version."""
+        return self._k("context_manifests")
+
+    def context_history(self, owner: str) -> str:
+        """ZSET version -> publish time of an owner's kept versions."""
+        return self._k("ctx", owner, "history")
+
+    @property
+    def chunk_refs(self) -> str:
+        """HASH chunk digest -> number of kept versions that use it."""
+        return self._k("chunk_refs")
+
+    def chunk(self, digest: str) -> str:
+        return chunk_key(self.swarm, digest)
+
+    # --- agents and messages
+    @property
+    def agents(self) -> str:
+        """HASH agent id -> agent record (JSON)."""
+        return self._k("agents")
+
+    @property
+    def presence(self) -> str:
+        """ZSET agent id -> last heartbeat (ms)."""
+        return self._k("presence")
+
+    def inbox(self, agent: str) -> str:
+        """STREAM of messages to one agent."""
+        return self._k("inbox", agent)
+
+    @property
+    def broadcast(self) -> str:
+        """STREAM of messages to every agent."""
+        return self._k("broadcast")
+
+    @property
+    def cursors(self) -> str:
+        """HASH agent id -> last broadcast id it read."""
+        return self._k("cursors")

@@ -1,0 +1,106 @@
+"""Records and their one codec.
+
+Records are frozen dataclasses with ``str`` enums for statuses. Timestamps are UTC epoch
+milliseconds everywhere, and ISO-8601 UTC when shown (``iso``). ``to_dict`` / ``from_dict``
+are the only way records cross a boundary (Redis, JSON output, MCP, HTTP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import time
+import types
+import typing
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeVar, Union
+
+__all__ = ["Record", "dumps", "iso", "loads", "now_ms"]
+
+R = TypeVar("R", bound="Record")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC (``2026-11-24T07:05:12.345Z``)."""
+    if ms is None:
+        return None
+    stamp = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; the one encoder for everything stored or shown."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class Record:
+    """Base of the frozen dataclass records: a generic, type-driven codec."""
+
+    _hints: ClassVar[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        hints = cls.__dict__.get("_hints")
+        if hints is None:
+            hints = typing.get_type_hints(cls)
+            cls._hints = hints
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        values = {k: _coerce(hints[k], v) for k, v in data.items() if k in names}
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(members[0], value) if len(members) == 1 else value
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if isinstance(hint, type) and issubclass(hint, Record) and isinstance(value, dict):
+        return hint.from_dict(value)
+    if origin is tuple and isinstance(value, list):
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return tuple(_coerce(inner, v) for v in value)
+    return value

@@ -1,0 +1,63 @@
+"""Operations on the server itself: liveness, time, what it is."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import PermissionDenied
+from .._protocol import Call, Cmd, OpContext, Operation
+
+__all__ = ["ServerInfo", "ping", "server_info"]
+
+
+def ping(ctx: OpContext) -> Operation[float]:
+    """Round-trip time of one PING, in milliseconds."""
+    start = time.perf_counter()
+    yield Cmd("PING")
+    return (time.perf_counter() - start) * 1000
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: str
+    mode: str
+    executable: str | None
+    aof_enabled: bool
+    appendfsync: str | None
+    used_memory: int
+    maxmemory: int
+    server_time_ms: int
+
+
+def server_info(ctx: OpContext) -> Operation[ServerInfo]:
+    """What the server is and how it keeps data (for ``swarm doctor``)."""
+    info: dict[str, Any] = yield Cmd("INFO")
+    server_time = yield Call("ping", (), (0,))
+    fsync: str | None = None
+    try:
+        reply = yield Cmd("CONFIG", "GET", "appendfsync")
+        fsync = _config_value(reply)
+    except PermissionDenied:  # CONFIG is refused to non-admin ACL users: it is optional
+        fsync = None
+    return ServerInfo(
+        version=str(info.get("redis_version", "?")),
+        mode=str(info.get("redis_mode", "standalone")),
+        executable=info.get("executable"),
+        aof_enabled=bool(int(info.get("aof_enabled", 0))),
+        appendfsync=fsync,
+        used_memory=int(info.get("used_memory", 0)),
+        maxmemory=int(info.get("maxmemory", 0)),
+        server_time_ms=int(server_time),
+    )
+
+
+def _config_value(reply: Any) -> str | None:
+    if isinstance(reply, dict):
+        value = next(iter(reply.values()), None)
+    elif isinstance(reply, list) and len(reply) >= 2:
+        value = reply[1]
+    else:
+        return None
+    return value.decode() if isinstance(value, bytes) else value

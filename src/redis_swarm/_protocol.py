@@ -1,0 +1,134 @@
+"""The I/O-free protocol between operations and the two client shells.
+
+An operation is a generator: it yields requests (a command, a script call, or a batch of
+them sent in one round trip), receives each reply, and returns its decoded result. It never
+touches a socket, so it is written once and driven by both the sync ``Swarm`` and the async
+``AsyncSwarm`` (``sync_op`` / ``async_op`` turn one into a method of each).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+from ._config import Settings
+from ._keys import Keys
+
+if TYPE_CHECKING:
+    from ._cache import ContextCache
+
+__all__ = [
+    "Batch",
+    "Call",
+    "Cmd",
+    "Limits",
+    "OpContext",
+    "Operation",
+    "Request",
+    "async_op",
+    "sync_op",
+]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Cmd:
+    """One Redis command."""
+
+    args: tuple[Any, ...]
+
+    def __init__(self, *args: Any) -> None:
+        object.__setattr__(self, "args", args)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of a script from ``lua/`` (by name), every key passed in ``keys``."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several requests pipelined in one round trip (not a transaction); replies in order."""
+
+    items: tuple[Cmd | Call, ...]
+
+
+Request = Cmd | Call | Batch
+Operation = Generator[Request, Any, T]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits enforced at the edge, before anything is stored."""
+
+    max_finding_bytes: int = 256 * 1024
+    max_task_data_bytes: int = 1024 * 1024
+    max_context_bytes: int = 64 * 1024 * 1024
+    max_message_bytes: int = 64 * 1024
+    context_chunk_bytes: int = 1024 * 1024
+    context_versions_kept: int = 3
+    events_maxlen: int = 100_000
+
+
+@dataclass
+class OpContext:
+    """What an operation may know about its swarm, besides the replies it asks for."""
+
+    settings: Settings
+    limits: Limits = field(default_factory=Limits)
+    # Milliseconds since the epoch; None means "the server's clock" (TIME inside scripts),
+    # which keeps leases right when agents on several machines disagree about the time.
+    clock: Callable[[], int] | None = None
+    cache: ContextCache | None = None
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.settings.swarm)
+
+    def now_arg(self) -> int:
+        """The ``now`` argument for scripts: 0 lets the script read the server's TIME."""
+        return self.clock() if self.clock is not None else 0
+
+
+class _SyncRunner(Protocol):
+    _ctx: OpContext
+
+    def _run(self, op: Operation[T]) -> T: ...
+
+
+class _AsyncRunner(Protocol):
+    _ctx: OpContext
+
+    async def _run(self, op: Operation[T]) -> T: ...
+
+
+def sync_op(
+    fn: Callable[Concatenate[OpContext, P], Operation[T]],
+) -> Callable[Concatenate[_SyncRunner, P], T]:
+    """Make an operation a method of the sync shell."""
+
+    @functools.wraps(fn)
+    def method(self: _SyncRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(fn(self._ctx, *args, **kwargs))
+
+    return method
+
+
+def async_op(
+    fn: Callable[Concatenate[OpContext, P], Operation[T]],
+) -> Callable[Concatenate[_AsyncRunner, P], Coroutine[Any, Any, T]]:
+    """Make an operation a coroutine method of the async shell."""
+
+    @functools.wraps(fn)
+    async def method(self: _AsyncRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(fn(self._ctx, *args, **kwargs))
+
+    return method

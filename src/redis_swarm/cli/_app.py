@@ -1,0 +1,148 @@
+"""The root command, shared options, output and error handling for every subcommand."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from .._client import Swarm
+from .._config import DEFAULT_HOME, Settings
+from .._errors import SwarmError, Timeout
+from .._models import dumps
+
+__all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app"]
+
+EXIT_ERROR = 1
+EXIT_EMPTY = 3  # nothing to claim, or a wait timed out
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """What every command needs: where the swarm is, and how to print."""
+
+    url: str = "embedded"
+    swarm_name: str = "default"
+    home: Path = DEFAULT_HOME
+    json: bool = False
+    debug: bool = False
+    _swarm: Swarm | None = field(default=None, repr=False)
+    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
+    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_url(self.url, swarm=self.swarm_name, home=self.home)
+
+    @property
+    def swarm(self) -> Swarm:
+        if self._swarm is None:
+            self._swarm = Swarm(self.settings)
+        return self._swarm
+
+    def emit(self, data: Any, human: Callable[[], None] | None = None) -> None:
+        """Print ``data`` as JSON with --json, else call ``human`` to render it."""
+        if self.json or human is None:
+            click.echo(dumps(data))
+        else:
+            human()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def json_option(fn: F) -> F:
+    """``--json`` on a subcommand (also accepted before the subcommand)."""
+
+    def set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(App).json = True
+
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=set_json,
+        help="Print machine-readable JSON (schema in docs/cli.md).",
+    )(fn)
+
+
+class _Group(click.Group):
+    """Turns SwarmErrors into one clear line and exit code; a traceback only with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Timeout as exc:
+            _fail(ctx, exc, EXIT_EMPTY)
+        except SwarmError as exc:
+            _fail(ctx, exc, EXIT_ERROR)
+        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except OSError as exc:
+            _fail(ctx, exc, EXIT_ERROR)
+
+
+def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
+    app = ctx.find_object(App)
+    if app is not None and app.debug:
+        traceback.print_exc()
+    message = str(exc) or type(exc).__name__
+    if app is not None and app.json:
+        click.echo(json.dumps({"error": type(exc).__name__, "message": message}), err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--url",
+    envvar="SWARM_URL",
+    default="embedded",
+    show_default=True,
+    help="Redis URL: embedded, redis://, rediss://, unix://, redis+cluster://, "
+    "redis+sentinel:// (env SWARM_URL).",
+)
+@click.option(
+    "--swarm",
+    "swarm_name",
+    envvar="SWARM_NAME",
+    default="default",
+    show_default=True,
+    help="Swarm name (env SWARM_NAME).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(package_name="redis-swarm")
+@click.pass_context
+def main(ctx: click.Context, url: str, swarm_name: str, as_json: bool, debug: bool) -> None:
+    """redis-swarm: a shared memory and work bus for fleets of AI agents."""
+    home = Path(os.environ.get("SWARM_HOME") or DEFAULT_HOME).expanduser()
+    app = ctx.ensure_object(App)
+    app.url, app.swarm_name, app.home, app.debug = url, swarm_name, home, debug
+    app.json = app.json or as_json
+    # Validate the URL now, so a bad one is one clear line whatever the subcommand.
+    if ctx.invoked_subcommand not in (None, "prompt"):
+        try:
+            app.settings  # noqa: B018
+        except SwarmError as exc:
+            _fail(ctx, exc, EXIT_ERROR)
+    ctx.call_on_close(functools.partial(_close, app))
+
+
+def _close(app: App) -> None:
+    if app._swarm is not None:
+        app._swarm.close()

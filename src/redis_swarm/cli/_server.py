@@ -1,0 +1,93 @@
+"""``swarm up``, ``swarm down``, ``swarm doctor``: the server the swarm lives on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from .._embedded import EmbeddedServer, find_redis_server
+from .._errors import SwarmError
+from .._models import iso
+from ._app import App, json_option, main, pass_app
+
+
+def _embedded(app: App) -> EmbeddedServer:
+    settings = app.settings
+    return EmbeddedServer(settings.home, durability=settings.durability)
+
+
+@main.command()
+@json_option
+@pass_app
+def up(app: App) -> None:
+    """Start the embedded server (idempotent) and print the URL other processes use."""
+    settings = app.settings
+    if settings.kind != "embedded":
+        latency = app.swarm.ping()
+        data = {"url": settings.url, "started": False, "ping_ms": round(latency, 3)}
+        app.emit(data, lambda: click.echo(settings.url))
+        return
+    server = _embedded(app)
+    was_running = server.is_running()
+    server.ensure_running()
+    data = {
+        "url": server.url,
+        "started": not was_running,
+        "pid": server.pid(),
+        "home": str(server.home),
+    }
+    app.emit(data, lambda: click.echo(server.url))
+
+
+@main.command()
+@json_option
+@pass_app
+def down(app: App) -> None:
+    """Stop the embedded server cleanly; its data is kept for the next start."""
+    if app.settings.kind != "embedded":
+        raise SwarmError(
+            f"'swarm down' stops only the embedded server; {app.settings.url} is not one"
+        )
+    stopped = _embedded(app).stop()
+    app.emit(
+        {"stopped": stopped},
+        lambda: click.echo("stopped" if stopped else "the embedded server was not running"),
+    )
+
+
+@main.command()
+@json_option
+@pass_app
+def doctor(app: App) -> None:
+    """Check the server: binary, version, URL, persistence, memory, PING latency."""
+    settings = app.settings
+    report: dict[str, Any] = {"url": settings.url, "swarm": settings.swarm, "kind": settings.kind}
+    if settings.kind == "embedded":
+        binary = find_redis_server()
+        report["binary"] = binary.path
+    swarm = app.swarm
+    latency = min(swarm.ping() for _ in range(5))
+    info = swarm.server_info()
+    report.update(
+        ok=True,
+        version=info.version,
+        mode=info.mode,
+        binary=report.get("binary") or info.executable,
+        persistence=("aof " + (info.appendfsync or "?")) if info.aof_enabled else "none (no AOF)",
+        used_memory_bytes=info.used_memory,
+        maxmemory_bytes=info.maxmemory,
+        ping_ms=round(latency, 3),
+        server_time=iso(info.server_time_ms),
+    )
+    if settings.kind == "embedded":
+        report["pid"] = _embedded(app).pid()
+
+    def human() -> None:
+        table = Table(show_header=False, box=None)
+        for key, value in report.items():
+            table.add_row(f"[bold]{key}[/]", str(value))
+        app.out.print(table)
+
+    app.emit(report, human)

@@ -1,0 +1,19 @@
+-- Helpers shared by every script (prepended to each).
+
+-- The time in ms: the caller's clock when it passes one (tests), else the server's, so that
+-- leases stay right when agents on different machines disagree about the time.
+local function now_ms(arg)
+  local n = tonumber(arg)
+  if n and n > 0 then return n end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Append one event to the swarm's capped event stream; returns its id.
+local function emit(stream, maxlen, etype, ...)
+  return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'type', etype, ...)
+end
+
+local function swarm_error(code, message)
+  return redis.error_reply(code .. ' ' .. message)
+end

@@ -1,0 +1,4 @@
+-- ping: the server's time, through the script path (checks that EVALSHA works).
+-- KEYS: none
+-- ARGV[1]: now override (0 = server time)
+return now_ms(ARGV[1])

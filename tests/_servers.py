@@ -1,0 +1,139 @@
+"""Real redis-server processes for tests: on free ports or unix sockets, never on 6379."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from redis_swarm._embedded import find_redis_server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    assert port != 6379
+    return port
+
+
+@dataclass
+class RedisServer:
+    """One running redis-server started by a test fixture."""
+
+    proc: subprocess.Popen[bytes]
+    dir: Path
+    port: int | None = None
+    socket_path: Path | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}"
+        return f"redis://127.0.0.1:{self.port}"
+
+    def client(self) -> redis.Redis:
+        if self.socket_path is not None:
+            return redis.Redis(unix_socket_path=str(self.socket_path))
+        return redis.Redis(host="127.0.0.1", port=self.port or 6379)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, not a shutdown."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def restart(self) -> None:
+        """Start again on the same port/socket and data directory."""
+        self.stop()
+        self.proc = _spawn(self.args, self.dir)
+        _wait_ready(self)
+
+
+def _spawn(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    with open(workdir / "redis.log", "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+
+
+def _wait_ready(server: RedisServer, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            log = (server.dir / "redis.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"redis-server exited ({server.proc.returncode}): {log}")
+        with contextlib.suppress(redis.RedisError, OSError):
+            client = server.client()
+            try:
+                if client.ping():
+                    return
+            finally:
+                client.close()
+        time.sleep(0.02)
+    raise RuntimeError("redis-server did not become ready")
+
+
+class ServerFactory:
+    """Starts real servers; stops them all at the end of the session."""
+
+    def __init__(self) -> None:
+        self.binary = find_redis_server().path
+        self.servers: list[RedisServer] = []
+        self._root = Path(tempfile.mkdtemp(prefix="rs-test-"))
+
+    def start(
+        self,
+        *,
+        unix: bool = False,
+        appendonly: bool = False,
+        extra: list[str] | None = None,
+        port: int | None = None,
+    ) -> RedisServer:
+        workdir = Path(tempfile.mkdtemp(dir=self._root))
+        args = [self.binary, "--dir", str(workdir), "--save", ""]
+        args += ["--appendonly", "yes" if appendonly else "no"]
+        server_port: int | None = None
+        sock: Path | None = None
+        if unix:
+            sock = workdir / "redis.sock"
+            args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+        else:
+            server_port = port or free_port()
+            args += ["--port", str(server_port), "--bind", "127.0.0.1"]
+        args += extra or []
+        server = RedisServer(
+            _spawn(args, workdir), workdir, port=server_port, socket_path=sock, args=args
+        )
+        _wait_ready(server)
+        self.servers.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def server_factory() -> Iterator[ServerFactory]:
+    factory = ServerFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()

@@ -1,0 +1,102 @@
+"""Fixtures shared by every test: real redis-server processes, flushed between tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import AsyncSwarm, Swarm
+
+from ._servers import RedisServer, ServerFactory, server_factory
+
+# The library never reads these, but the faces do: keep the developer's own swarm out of tests.
+for _name in ("SWARM_URL", "SWARM_NAME", "SWARM_HOME"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[ServerFactory]:
+    """Start extra real servers (TCP or unix socket) for a test that needs its own."""
+    with server_factory() as factory:
+        yield factory
+
+
+@pytest.fixture(scope="session")
+def redis_server(servers: ServerFactory) -> RedisServer:
+    """The session's shared TCP server; flushed before each test that uses ``redis_url``."""
+    return servers.start()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def swarm_home(tmp_path: Path) -> Iterator[Path]:
+    """A private SWARM_HOME; any embedded server started in it is stopped at the end."""
+    from redis_swarm._embedded import EmbeddedServer
+
+    # unix socket paths are limited to ~107 bytes: keep the home short.
+    home = Path(os.path.realpath(tmp_path)) / "h"
+    try:
+        yield home
+    finally:
+        EmbeddedServer(home).stop()
+
+
+class AsyncAsSync:
+    """Drives an AsyncSwarm from sync test code through a private event-loop thread, so one
+    test suite exercises both shells with the same calls."""
+
+    def __init__(self, make: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._swarm: AsyncSwarm = self.call(self._make(make))
+
+    @staticmethod
+    async def _make(make: Any) -> AsyncSwarm:
+        swarm: AsyncSwarm = make()
+        return swarm
+
+    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=120)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._swarm, name)
+        if not callable(attr) or not asyncio.iscoroutinefunction(attr):
+            return attr
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return self.call(attr(*args, **kwargs))
+
+        return run
+
+    def close(self) -> None:
+        self.call(self._swarm.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def swarm(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Any]:
+    """A Swarm, or an AsyncSwarm driven through the same calls: every core test runs on both."""
+    if request.param == "sync":
+        handle = Swarm(redis_url, swarm="test")
+        yield handle
+        handle.close()
+    else:
+        adapter = AsyncAsSync(lambda: AsyncSwarm(redis_url, swarm="test"))
+        yield adapter
+        adapter.close()

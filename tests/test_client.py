@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import redis_swarm
+from redis_swarm import ConnectionFailed, Swarm
+
+
+def test_public_exports_are_pinned() -> None:
+    expected = {
+        "AlreadyCompleted", "AsyncSwarm", "ConfigError", "Conflict", "ConnectionFailed",
+        "ContextCache", "EmbeddedServerError", "InvalidState", "LeaseLost", "Limits", "NotFound",
+        "PayloadTooLarge", "PermissionDenied", "Settings", "Swarm", "SwarmError", "Timeout",
+        "ValidationError", "__version__",
+    }  # fmt: skip
+    assert expected <= set(redis_swarm.__all__)
+    for name in redis_swarm.__all__:
+        assert hasattr(redis_swarm, name)
+
+
+def test_ping_and_info_on_both_shells(swarm: Any) -> None:
+    assert swarm.ping() >= 0
+    info = swarm.server_info()
+    assert info.version.split(".")[0].isdigit()
+    assert info.server_time_ms > 1_700_000_000_000
+
+
+def test_unreachable_server_is_one_clear_error() -> None:
+    with Swarm("redis://127.0.0.1:1", swarm="x") as swarm, pytest.raises(ConnectionFailed) as info:
+        swarm.ping()
+    assert "127.0.0.1:1" in str(info.value)
+
+
+def test_non_redis_port_is_a_clear_error() -> None:
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        # Answer every connection (the client retries) like a web server would.
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    swarm = Swarm(f"redis://127.0.0.1:{port}", swarm="x")
+    swarm.settings  # noqa: B018
+    with pytest.raises(ConnectionFailed):
+        swarm.ping()
+    listener.close()
+
+
+def test_repr_masks_password() -> None:
+    swarm = Swarm("redis://u:hunter2@127.0.0.1:1", swarm="x")
+    assert "hunter2" not in repr(swarm)
+    assert "hunter2" not in repr(swarm.settings)

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from redis_swarm import Swarm
+from redis_swarm._embedded import EmbeddedServer, find_redis_server
+
+
+def swarm_cli(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "SWARM_HOME": str(home), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "redis_swarm", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        check=False,
+    )
+
+
+def redis_pids(home: Path) -> set[int]:
+    """Every redis-server process whose socket is under ``home``."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"redis-server" in cmdline and str(home).encode() in cmdline:
+            pids.add(int(proc.name))
+    return pids
+
+
+def test_binary_is_found() -> None:
+    binary = find_redis_server()
+    assert Path(binary.path).exists()
+    major, minor = map(int, binary.version.split(".")[:2])
+    assert (major, minor) >= (6, 2)
+
+
+def test_up_is_idempotent_and_down_keeps_data(swarm_home: Path) -> None:
+    first = swarm_cli(swarm_home, "up", "--json")
+    assert first.returncode == 0, first.stderr
+    info = json.loads(first.stdout)
+    assert info["started"] is True and info["url"].startswith("unix://")
+    second = json.loads(swarm_cli(swarm_home, "up", "--json").stdout)
+    assert second["started"] is False and second["pid"] == info["pid"]
+
+    with Swarm(f"embedded://{swarm_home}") as swarm:
+        swarm.redis.set("kept", "yes")
+    down = swarm_cli(swarm_home, "down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not redis_pids(swarm_home)
+    with Swarm(f"embedded://{swarm_home}") as swarm:
+        assert swarm.redis.get("kept") == b"yes"
+
+
+def test_ten_cold_doctors_share_one_server(swarm_home: Path) -> None:
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: swarm_cli(swarm_home, "doctor", "--json"), range(10)))
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    pids = {json.loads(r.stdout)["pid"] for r in results}
+    assert len(pids) == 1
+    assert redis_pids(swarm_home) == pids
+
+
+def test_kill_9_then_next_command_restarts_with_data(swarm_home: Path) -> None:
+    server = EmbeddedServer(swarm_home)
+    with Swarm(f"embedded://{swarm_home}") as swarm:
+        swarm.redis.set("survivor", "42")
+    time.sleep(1.5)  # appendfsync everysec: a write older than 1 s is on disk
+    pid = server.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while server.is_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.socket_path.exists()  # the crash left its socket behind
+
+    result = swarm_cli(swarm_home, "doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["pid"] != pid
+    with Swarm(f"embedded://{swarm_home}") as swarm:
+        assert swarm.redis.get("survivor") == b"42"
+
+
+def test_doctor_reports_persistence(swarm_home: Path) -> None:
+    report = json.loads(swarm_cli(swarm_home, "doctor", "--json").stdout)
+    assert report["persistence"] == "aof everysec"
+    assert report["ok"] is True and report["ping_ms"] >= 0
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1", "foo://x"])
+def test_doctor_unreachable_is_one_line_exit_1(swarm_home: Path, url: str) -> None:
+    result = swarm_cli(swarm_home, "doctor", env={"SWARM_URL": url})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_doctor_masks_password(swarm_home: Path, redis_url: str) -> None:
+    url = redis_url.replace("redis://", "redis://default:notthepassword@")
+    result = swarm_cli(swarm_home, "doctor", "--json", env={"SWARM_URL": url})
+    assert "notthepassword" not in result.stdout + result.stderr
