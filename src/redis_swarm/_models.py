@@ -13,10 +13,12 @@ import json
 import time
 import types
 import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, Generic, TypeVar, Union
 
-__all__ = ["Record", "dumps", "iso", "loads", "now_ms"]
+__all__ = ["EventType", "Page", "Record", "dumps", "iso", "loads", "now_ms"]
 
 R = TypeVar("R", bound="Record")
 
@@ -104,3 +106,51 @@ def _coerce(hint: Any, value: Any) -> Any:
         inner = args[0] if args else Any
         return tuple(_coerce(inner, v) for v in value)
     return value
+
+
+class EventType(str, enum.Enum):
+    """Every state change recorded in the swarm's event stream (field ``type``)."""
+
+    AGENT_JOINED = "agent.joined"
+    AGENT_LEFT = "agent.left"
+    AGENT_STALE = "agent.stale"
+    CONTEXT_PUBLISHED = "context.published"
+    TASK_POSTED = "task.posted"
+    TASK_CLAIMED = "task.claimed"
+    TASK_RENEWED = "task.renewed"
+    TASK_RELEASED = "task.released"
+    TASK_COMPLETED = "task.completed"
+    TASK_FAILED = "task.failed"
+    TASK_RETRIED = "task.retried"
+    TASK_EXPIRED = "task.expired"
+    TASK_DEAD = "task.dead"
+    TASK_CANCELLED = "task.cancelled"
+    TASK_REQUEUED = "task.requeued"
+    FINDING_REPORTED = "finding.reported"
+    FINDING_SUPERSEDED = "finding.superseded"
+    SYNTHESIS_CREATED = "synthesis.created"
+    SYNTHESIS_REQUESTED = "synthesis.requested"
+    MESSAGE_SENT = "message.sent"
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; pass ``cursor`` back to get the next (None: no more)."""
+
+    items: tuple[T, ...]
+    cursor: str | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+# === work queue records: Task, Finding, Synthesis (and their statuses) ===
+
+
+# === context, agent, message and event records ===
