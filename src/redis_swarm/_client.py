@@ -18,6 +18,7 @@ from ._cache import ContextCache
 from ._config import Settings
 from ._connect import AsyncClient, SyncClient, async_client, sync_client
 from ._errors import SwarmError
+from ._ops import contexts as context_ops
 from ._ops import server
 from ._protocol import Call, Cmd, Limits, OpContext, Operation, Request, async_op, sync_op
 from ._scripts import script_source
@@ -139,6 +140,14 @@ class Swarm(_Shell):
     # --- tasks, findings, syntheses (work queue)
 
     # --- contexts
+    publish_context = sync_op(context_ops.publish_context)
+    get_context = sync_op(context_ops.get_context)
+    get_context_bytes = sync_op(context_ops.get_context_bytes)
+    context_info = sync_op(context_ops.context_info)
+    context_versions = sync_op(context_ops.context_versions)
+    contexts = sync_op(context_ops.contexts)
+    read_context = sync_op(context_ops.read_context)
+    search_context = sync_op(context_ops.search_context)
 
     # --- agents, messages, events
 
@@ -220,5 +229,13 @@ class AsyncSwarm(_Shell):
     # --- tasks, findings, syntheses (work queue)
 
     # --- contexts
+    publish_context = async_op(context_ops.publish_context)
+    get_context = async_op(context_ops.get_context)
+    get_context_bytes = async_op(context_ops.get_context_bytes)
+    context_info = async_op(context_ops.context_info)
+    context_versions = async_op(context_ops.context_versions)
+    contexts = async_op(context_ops.contexts)
+    read_context = async_op(context_ops.read_context)
+    search_context = async_op(context_ops.search_context)
 
     # --- agents, messages, events
