@@ -1,0 +1,50 @@
+-- message_send: append a message to an agent's inbox, or to the broadcast stream.
+-- Sending to an agent that is not registered is refused (no phantom inbox); a full inbox
+-- is refused too (an agent that never reads must not make the swarm drop messages).
+-- A retried send (its reply lost) finds its message id among the newest and is not
+-- stored twice.
+-- KEYS[1]: agents   KEYS[2]: inbox(to), or broadcast   KEYS[3]: events
+-- ARGV[1]: to ('*' = broadcast)   ARGV[2]: message id   ARGV[3]: sender ('' none)
+-- ARGV[4]: kind   ARGV[5]: body   ARGV[6]: data JSON ('' none)   ARGV[7]: now (0 = server)
+-- ARGV[8]: inbox limit (unread messages)   ARGV[9]: broadcast maxlen   ARGV[10]: events maxlen
+-- ARGV[11]: pass name when the message requests a synthesis, else ''
+-- returns {stream id, created_at}
+local to, id = ARGV[1], ARGV[2]
+local recent = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 32)
+for _, entry in ipairs(recent) do
+  local f = entry[2]
+  if f[2] == id then
+    for i = 1, #f, 2 do
+      if f[i] == 'at' then return {entry[1], tonumber(f[i + 1])} end
+    end
+  end
+end
+local trim = {}
+if to ~= '*' then
+  if redis.call('HEXISTS', KEYS[1], to) == 0 then
+    return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
+      .. 'would read the message: check the id with agents(), or broadcast')
+  end
+  if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[8]) then
+    return swarm_error('SWARM_CONFLICT', 'the inbox of ' .. to .. ' is full (' .. ARGV[8]
+      .. ' unread messages): the agent does not read it; check that it runs, or deregister it')
+  end
+else
+  trim = {'MAXLEN', '~', ARGV[9]}
+end
+local now = now_ms(ARGV[7])
+local at = string.format('%d', now)
+local args = {'XADD', KEYS[2]}
+for _, a in ipairs(trim) do args[#args + 1] = a end
+for _, a in ipairs({'*', 'id', id, 'from', ARGV[3], 'to', to, 'kind', ARGV[4], 'body', ARGV[5],
+    'data', ARGV[6], 'at', at}) do
+  args[#args + 1] = a
+end
+local sid = redis.call(unpack(args))
+emit(KEYS[3], ARGV[10], 'message.sent', 'message', id, 'to', to, 'from', ARGV[3],
+  'kind', ARGV[4])
+if ARGV[11] ~= '' then
+  emit(KEYS[3], ARGV[10], 'synthesis.requested', 'shard', to, 'pass', ARGV[11],
+    'message', id, 'from', ARGV[3])
+end
+return {sid, now}
