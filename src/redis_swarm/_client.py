@@ -53,7 +53,10 @@ class _Shell:
     ) -> None:
         self.settings = _settings(url, swarm)
         self._ctx = OpContext(
-            self.settings, limits or Limits(), clock=clock, cache=cache or ContextCache()
+            self.settings,
+            limits or Limits(),
+            clock=clock,
+            cache=cache if cache is not None else ContextCache(),
         )
 
     @property

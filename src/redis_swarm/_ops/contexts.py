@@ -133,7 +133,11 @@ def publish_context(
     parts, stored = _split(raw, ctx.limits.context_chunk_bytes, use_zstd)
     refs = Counter(p.digest for p in parts)
     digests = list(refs)
-    found = yield Batch(tuple(Call("chunk_acquire", (keys.chunk(d),), (refs[d],)) for d in digests))
+    found = (
+        (yield Batch(tuple(Call("chunk_acquire", (keys.chunk(d),), (refs[d],)) for d in digests)))
+        if digests
+        else []
+    )
     missing = [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
     if missing:
         try:
@@ -373,6 +377,8 @@ def _fetch(
 ) -> Operation[list[bytes]]:
     """The raw bytes of the given chunks, checked against the manifest (each chunk's hash
     too with ``hash_each``; else the caller checks the hash of the whole)."""
+    if not indices:
+        return []
     keys = ctx.keys
     replies = yield Batch(
         tuple(Cmd("HGET", keys.chunk(m.parts[i].digest), "data") for i in indices)
@@ -442,10 +448,6 @@ def get_context_bytes(ctx: OpContext, owner: str, version: str | None = None) ->
     owner = check_name("owner", owner)
     if version is not None:
         version = _check_version(version)
-        if len(version) == 64:  # a version is immutable: a cached copy needs no round trip
-            raw = _cached(ctx, version)
-            if raw is not None:
-                return raw
     _, raw = yield from _load(ctx, owner, version)
     return raw
 
