@@ -6,6 +6,7 @@ import hashlib
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,12 @@ def test_compression(redis_url: str) -> None:
     ]:
         settings = Settings.from_url(redis_url, swarm="test", compression=setting)
         with Swarm(settings, cache=ContextCache(max_bytes=0)) as s:
-            info = s.publish_context(f"o-{setting}-{asked}", text, source="s", compression=asked)
+            info = s.publish_context(
+                f"o-{setting}-{asked}",
+                text,
+                source="s",
+                compression=asked,  # type: ignore[arg-type]
+            )
             assert info.compression == expected
             assert s.get_context(info.owner) == text
     # auto compresses when the server is remote.
@@ -483,14 +489,15 @@ def test_oversized_context_is_refused_and_nothing_stored(redis_url: str, tmp_pat
 
 
 def test_unknown_owner_or_version_is_not_found(swarm: Any) -> None:
-    for call in (
+    calls: list[Callable[[], Any]] = [
         lambda: swarm.get_context("nobody"),
         lambda: swarm.get_context_bytes("nobody"),
         lambda: swarm.context_info("nobody"),
         lambda: swarm.context_versions("nobody"),
         lambda: swarm.read_context("nobody"),
         lambda: swarm.search_context("nobody", "x"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(NotFound, match="no context"):
             call()
     swarm.publish_context("o", "x", source="s")

@@ -8,7 +8,7 @@
 -- ARGV[4]: kind   ARGV[5]: body   ARGV[6]: data JSON ('' none)   ARGV[7]: now (0 = server)
 -- ARGV[8]: inbox limit (unread messages)   ARGV[9]: broadcast maxlen   ARGV[10]: events maxlen
 -- ARGV[11]: pass name when the message requests a synthesis, else ''
--- returns {stream id, created_at}
+-- returns {stream id, created_at}; the stream id is also the message.sent event's id
 local to, id = ARGV[1], ARGV[2]
 local recent = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 32)
 for _, entry in ipairs(recent) do
@@ -34,15 +34,26 @@ else
 end
 local now = now_ms(ARGV[7])
 local at = string.format('%d', now)
-local args = {'XADD', KEYS[2]}
-for _, a in ipairs(trim) do args[#args + 1] = a end
-for _, a in ipairs({'*', 'id', id, 'from', ARGV[3], 'to', to, 'kind', ARGV[4], 'body', ARGV[5],
-    'data', ARGV[6], 'at', at}) do
-  args[#args + 1] = a
-end
-local sid = redis.call(unpack(args))
-emit(KEYS[3], ARGV[10], 'message.sent', 'message', id, 'to', to, 'from', ARGV[3],
+-- The message's stream id is the id of its message.sent event: one sequence for the whole
+-- swarm, so that an agent's inbox and the broadcasts merge in the order they were sent.
+local sid = emit(KEYS[3], ARGV[10], 'message.sent', 'message', id, 'to', to, 'from', ARGV[3],
   'kind', ARGV[4])
+local fields = {'id', id, 'from', ARGV[3], 'to', to, 'kind', ARGV[4], 'body', ARGV[5],
+  'data', ARGV[6], 'at', at}
+local function add(entry_id)
+  local args = {'XADD', KEYS[2]}
+  for _, a in ipairs(trim) do args[#args + 1] = a end
+  args[#args + 1] = entry_id
+  for _, a in ipairs(fields) do args[#args + 1] = a end
+  return redis.pcall(unpack(args))
+end
+local added = add(sid)
+if type(added) == 'table' and added.err then
+  -- the event stream was reset below this stream's newest id: fall back to a fresh id
+  added = add('*')
+  if type(added) == 'table' and added.err then return added end
+  sid = added
+end
 if ARGV[11] ~= '' then
   emit(KEYS[3], ARGV[10], 'synthesis.requested', 'shard', to, 'pass', ARGV[11],
     'message', id, 'from', ARGV[3])
