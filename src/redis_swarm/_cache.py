@@ -75,7 +75,8 @@ class ContextCache:
         self._disk_put(version, data)
 
     def derived(self, version: str, kind: str, make: Callable[[], T]) -> T:
-        """A value computed from a version (decoded text, line index), kept for reuse."""
+        """A value computed from a version (decoded text, line index), kept for reuse while
+        the version's bytes are cached in memory."""
         key = (version, kind)
         with self._lock:
             if key in self._derived:
@@ -83,6 +84,8 @@ class ContextCache:
                 return self._derived[key]  # type: ignore[no-any-return]
         value = make()
         with self._lock:
+            if version not in self._items:
+                return value
             self._derived[key] = value
             while len(self._derived) > _DERIVED_KEPT:
                 self._derived.popitem(last=False)

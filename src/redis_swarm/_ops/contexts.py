@@ -454,17 +454,30 @@ def get_context_bytes(ctx: OpContext, owner: str, version: str | None = None) ->
 
 def get_context(ctx: OpContext, owner: str, version: str | None = None) -> Operation[str]:
     """The text of the owner's current context (or of a kept version), as UTF-8."""
-    raw = yield from get_context_bytes(ctx, owner, version)
-    return _as_text(owner, raw)
+    owner = check_name("owner", owner)
+    if version is not None:
+        version = _check_version(version)
+    m, raw = yield from _load(ctx, owner, version)
+    text, valid = _decoded(ctx, m.version, raw)
+    if not valid:
+        raise ValidationError(f"the context of {owner!r} is not UTF-8 text: use get_context_bytes")
+    return text
 
 
-def _as_text(owner: str, raw: bytes) -> str:
+def _decode(raw: bytes) -> tuple[str, bool]:
+    """The text, and whether the bytes were valid UTF-8 (else undecodable bytes are
+    replaced: good enough to search and slice, not to hand out as the context)."""
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8"), True
     except UnicodeDecodeError:
-        raise ValidationError(
-            f"the context of {owner!r} is not UTF-8 text: use get_context_bytes"
-        ) from None
+        return raw.decode("utf-8", errors="replace"), False
+
+
+def _decoded(ctx: OpContext, version: str, raw: bytes) -> tuple[str, bool]:
+    """``_decode``, kept with the cached bytes so that a warm read does not decode again."""
+    if ctx.cache is None:
+        return _decode(raw)
+    return ctx.cache.derived(version, "text", lambda: _decode(raw))
 
 
 def context_info(ctx: OpContext, owner: str, version: str | None = None) -> Operation[ContextInfo]:
@@ -648,10 +661,9 @@ def search_context(
     if version is not None:
         version = _check_version(version)
     m, raw = yield from _load(ctx, owner, version)
+    text, _ = _decoded(ctx, m.version, raw)
     if ctx.cache is None:
-        text = raw.decode("utf-8", errors="replace")
         starts = tv.line_starts(text)
     else:
-        text = ctx.cache.derived(m.version, "text", lambda: raw.decode("utf-8", errors="replace"))
         starts = ctx.cache.derived(m.version, "text_starts", lambda: tv.line_starts(text))
     return tv.search_text(text, starts, pattern, regex=regex, max_hits=max_hits, around=around)
