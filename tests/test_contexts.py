@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from redis_swarm import (
+    ConfigError,
     Conflict,
     ContextCache,
     Limits,
@@ -520,3 +521,43 @@ def test_chunks_are_keyed_by_content_in_their_own_slot(small: Any, redis_url: st
     assert len(_chunk_keys(redis_url)) == n + 3
     key = Keys("test").chunk("ab" * 32)
     assert key.startswith("rs:chunk:{test.") and "{test}" not in key
+
+
+def test_chunk_reference_counts_follow_the_kept_versions(small: Any, redis_url: str) -> None:
+    base = _text(60)  # 3+ chunks of 1 KB; versions below share all but the last chunk
+    infos = [small.publish_context("o", base + f"tail {i}\n", source="s") for i in range(4)]
+    with _client(redis_url) as r:
+        refs = {k: int(r.hget(k, "refs") or 0) for k in _chunk_keys(redis_url)}
+    shared = [k for k, n in refs.items() if n == 3]
+    assert len(shared) == infos[0].chunks - 1  # the common prefix: one reference per version
+    assert sorted(refs.values()).count(1) == 3  # one tail chunk per kept version
+    # Republishing a kept version with new metadata takes no chunk reference.
+    again = small.publish_context("o", base + "tail 2\n", source="elsewhere")
+    assert again.version == infos[2].version and again.source == "elsewhere"
+    with _client(redis_url) as r:
+        assert {k: int(r.hget(k, "refs") or 0) for k in _chunk_keys(redis_url)} == refs
+    assert [e.fields["version"] for e in small.events(types="context.published")][-1] == (
+        again.version
+    )
+
+
+def test_publish_script_refuses_a_vanished_kept_version(redis_url: str) -> None:
+    """A publish that planned to reuse a kept version finds it pruned: nothing changes."""
+    with Swarm(redis_url, swarm="test") as s:
+        keys = Keys("test")
+        reply = s._script("context_publish")(
+            (keys.contexts, keys.context_manifests, keys.context_history("o"), keys.events),
+            ("o", "ab" * 32, '{"parts":[]', 0, 3, 100, "existing", 0),
+        )
+        assert reply[0] == b"missing"
+        with _client(redis_url) as r:
+            assert r.dbsize() == 0
+
+
+def test_limits_must_keep_a_version(redis_url: str) -> None:
+    limits = Limits(context_versions_kept=0)
+    with (
+        Swarm(redis_url, swarm="test", limits=limits) as s,
+        pytest.raises(ConfigError, match="context_versions_kept"),
+    ):
+        s.publish_context("o", "x", source="s")

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import zstandard
 
-from .._errors import Conflict, NotFound, PayloadTooLarge, SwarmError, ValidationError
+from .._errors import ConfigError, Conflict, NotFound, PayloadTooLarge, SwarmError, ValidationError
 from .._keys import Keys
 from .._models import ContextInfo, ContextSlice, SearchHit, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
@@ -106,6 +106,10 @@ def publish_context(
     owner = check_name("owner", owner)
     source = _check_source(source)
     media_type = _check_media_type(media_type)
+    if ctx.limits.context_versions_kept < 1 or ctx.limits.context_chunk_bytes < 1:
+        raise ConfigError(
+            "Limits.context_versions_kept and Limits.context_chunk_bytes must be at least 1"
+        )
     use_zstd = _use_zstd(ctx, compression)
     raw = _read_content(ctx, content)
     version = hashlib.sha256(raw).hexdigest()
