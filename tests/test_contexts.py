@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import threading
 import time
@@ -523,22 +524,58 @@ def test_chunks_are_keyed_by_content_in_their_own_slot(small: Any, redis_url: st
     assert key.startswith("rs:chunk:{test.") and "{test}" not in key
 
 
-def test_chunk_reference_counts_follow_the_kept_versions(small: Any, redis_url: str) -> None:
+def _holders(url: str) -> dict[bytes, set[bytes]]:
+    with _client(url) as r:
+        return {k: {f for f in r.hkeys(k) if f.startswith(b"h:")} for k in _chunk_keys(url)}
+
+
+def test_chunk_holders_follow_the_kept_versions(small: Any, redis_url: str) -> None:
     base = _text(60)  # 3+ chunks of 1 KB; versions below share all but the last chunk
     infos = [small.publish_context("o", base + f"tail {i}\n", source="s") for i in range(4)]
-    with _client(redis_url) as r:
-        refs = {k: int(r.hget(k, "refs") or 0) for k in _chunk_keys(redis_url)}
-    shared = [k for k, n in refs.items() if n == 3]
-    assert len(shared) == infos[0].chunks - 1  # the common prefix: one reference per version
-    assert sorted(refs.values()).count(1) == 3  # one tail chunk per kept version
-    # Republishing a kept version with new metadata takes no chunk reference.
+    holders = _holders(redis_url)
+    counts = sorted(len(h) for h in holders.values())
+    assert counts == [1, 1, 1] + [3] * (infos[0].chunks - 1)  # shared prefix: 3 kept versions
+    # Republishing a kept version with new metadata adds no holder.
     again = small.publish_context("o", base + "tail 2\n", source="elsewhere")
     assert again.version == infos[2].version and again.source == "elsewhere"
-    with _client(redis_url) as r:
-        assert {k: int(r.hget(k, "refs") or 0) for k in _chunk_keys(redis_url)} == refs
+    assert _holders(redis_url) == holders
     assert [e.fields["version"] for e in small.events(types="context.published")][-1] == (
         again.version
     )
+
+
+def test_retried_requests_cannot_drop_a_kept_chunk(redis_url: str) -> None:
+    """redis-py resends a script whose reply was lost: the flip recognises its own token,
+    and releasing a holder twice is harmless."""
+    limits = Limits(context_chunk_bytes=1024)
+    with Swarm(redis_url, swarm="test", limits=limits) as s:
+        keys = Keys("test")
+        info = s.publish_context("o", _text(60), source="s")
+        with _client(redis_url) as r:
+            manifest = json.loads(r.hget(keys.contexts, "o") or b"")
+        token = manifest["holder"]
+        prefix = json.dumps(
+            {k: v for k, v in manifest.items() if k not in ("holder", "created_at")}
+        )
+        publish_keys = (
+            keys.contexts,
+            keys.context_manifests,
+            keys.context_history("o"),
+            keys.events,
+        )
+
+        def flip(tok: str) -> Any:
+            args = ("o", info.version, prefix[:-1], 0, 3, 100, "new", info.size_bytes, tok)
+            return s._script("context_publish")(publish_keys, args)
+
+        before = _holders(redis_url)
+        assert flip(token)[0] == b"new"  # a replay of the call that published it
+        assert flip("p-someone-else")[0] == b"kept"  # that caller must release its own token
+        assert _holders(redis_url) == before
+        chunk = keys.chunk(manifest["parts"][0][0])
+        for _ in range(2):
+            assert s._script("chunk_release")((chunk,), ("p-someone-else",)) == 0
+        assert s.get_context("o") == _text(60)
 
 
 def test_publish_script_refuses_a_vanished_kept_version(redis_url: str) -> None:

@@ -6,15 +6,20 @@ Layout (keys from ``_keys.py``)::
     contexts            HASH owner -> manifest JSON of the current version (the pointer)
     context_manifests   HASH owner|version -> manifest JSON of every kept version
     ctx:OWNER:history   ZSET version -> publish order (the newest N are kept)
-    chunk:{tag}:DIGEST  HASH data = stored bytes (zstd or raw), refs = kept versions using it
+    chunk:{tag}:DIGEST  HASH data = stored bytes (zstd or raw), h:TOKEN = 1 per holder
 
 A manifest is ContextInfo plus ``parts``: ``[digest, stored_len, raw_len, codec, newlines]``
-per chunk, in order. ``version`` is the SHA-256 of the raw bytes, ``digest`` the SHA-256 of
-the stored bytes. A chunk counts its own references in its own hash slot, so that taking a
-reference and deleting at zero are atomic together on a Redis Cluster too: a publish takes
-references on its chunks (sending only the missing ones) before it flips the pointer, and the
-flip returns the chunks of pruned versions, whose references are then dropped. A chunk that
-a kept version uses is never deleted, and chunks never carry a TTL.
+per chunk, in order, and ``holder``: the token of the publish whose hold keeps its chunks.
+``version`` is the SHA-256 of the raw bytes, ``digest`` the SHA-256 of the stored bytes.
+
+A chunk lists its holders in its own hash slot, so that adding a holder and deleting the
+chunk when none is left are atomic together on a Redis Cluster too. A publish adds its token
+to its chunks (sending only the missing ones), then flips the pointer; the flip hands back
+the holder tokens and chunks of the versions it pruned, which are then released. Holders are
+a set, not a count, so a request that redis-py retries after a lost reply cannot count twice,
+and the flip recognises its own retry by the token. A chunk that a kept version uses is never
+deleted, and chunks never carry a TTL. A publisher that dies between its steps leaves its
+holders behind: a leak of chunks, never a loss.
 """
 
 from __future__ import annotations
@@ -22,19 +27,27 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import zstandard
 
-from .._errors import ConfigError, Conflict, NotFound, PayloadTooLarge, SwarmError, ValidationError
+from .._errors import (
+    ConfigError,
+    Conflict,
+    ConnectionFailed,
+    NotFound,
+    PayloadTooLarge,
+    SwarmError,
+    ValidationError,
+)
 from .._keys import Keys
 from .._models import ContextInfo, ContextSlice, SearchHit, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_name
 from . import _textview as tv
+from ._bus import new_id
 
 __all__ = [
     "READ_MAX_BYTES",
@@ -129,32 +142,34 @@ def publish_context(
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         kept_parts = _parse_manifest(kept).parts
         flip = yield from _flip(
-            ctx, owner, version, raw, kept_parts, source, media_type, "existing"
+            ctx, owner, version, raw, kept_parts, source, media_type, "existing", new_id("p")
         )
         if flip is not None:
             _cache_put(ctx, version, raw)
             return flip
     parts, stored = _split(raw, ctx.limits.context_chunk_bytes, use_zstd)
-    refs = Counter(p.digest for p in parts)
-    digests = list(refs)
-    found = (
-        (yield Batch(tuple(Call("chunk_acquire", (keys.chunk(d),), (refs[d],)) for d in digests)))
-        if digests
-        else []
-    )
-    missing = [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
-    if missing:
-        try:
-            yield Batch(
-                tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], refs[d])) for d in missing)
-            )
-        except SwarmError:
-            yield from _release(keys, Counter({d: refs[d] for d in digests if d not in missing}))
-            raise
+    token = new_id("p")  # this publish's holder token on its chunks
+    digests = list(dict.fromkeys(p.digest for p in parts))
     try:
-        published = yield from _flip(ctx, owner, version, raw, parts, source, media_type, "new")
+        found = (
+            (yield Batch(tuple(Call("chunk_acquire", (keys.chunk(d),), (token,)) for d in digests)))
+            if digests
+            else []
+        )
+        missing = [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
+        if missing:
+            yield Batch(
+                tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
+            )
+        published = yield from _flip(
+            ctx, owner, version, raw, parts, source, media_type, "new", token
+        )
+    except ConnectionFailed:
+        # The flip may have happened (its reply lost): keeping the holders can only leak
+        # chunks, dropping them could delete a kept version's chunks.
+        raise
     except SwarmError:
-        yield from _release(keys, refs)
+        yield from _release(keys, {token: digests})
         raise
     assert published is not None  # mode "new" always publishes
     _cache_put(ctx, version, raw)
@@ -170,6 +185,7 @@ def _flip(
     source: str,
     media_type: str,
     mode: Literal["new", "existing"],
+    token: str,
 ) -> Operation[ContextInfo | None]:
     """Run context_publish; release what it hands back. None: the kept version vanished."""
     keys = ctx.keys
@@ -198,21 +214,33 @@ def _flip(
             ctx.limits.events_maxlen,
             mode,
             len(raw),
+            token,
         ),
     )
     status = _text(reply[0])
     if status == "missing":
         return None
-    release = Counter(_text(d) for d in reply[2:])
+    release: dict[str, list[str]] = {}
+    rest = reply[2:]
+    while rest:  # per pruned version: holder, n, n digests
+        holder, n = _text(rest[0]), int(rest[1])
+        release.setdefault(holder, []).extend(_text(d) for d in rest[2 : 2 + n])
+        rest = rest[2 + n :]
     if status == "kept" and mode == "new":
-        release.update(p.digest for p in parts)
+        release.setdefault(token, []).extend(dict.fromkeys(p.digest for p in parts))
     yield from _release(keys, release)
     return _parse_manifest(reply[1]).info
 
 
-def _release(keys: Keys, refs: Counter[str]) -> Operation[None]:
-    if refs:
-        yield Batch(tuple(Call("chunk_release", (keys.chunk(d),), (n,)) for d, n in refs.items()))
+def _release(keys: Keys, holders: dict[str, list[str]]) -> Operation[None]:
+    """Remove holder tokens from chunks (idempotent: safe to retry)."""
+    calls = tuple(
+        Call("chunk_release", (keys.chunk(d),), (holder,))
+        for holder, digests in holders.items()
+        for d in digests
+    )
+    if calls:
+        yield Batch(calls)
 
 
 def _split(raw: bytes, size: int, use_zstd: bool) -> tuple[list[_Part], dict[str, bytes]]:
