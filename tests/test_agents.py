@@ -148,8 +148,9 @@ def test_implicit_workers_are_listed(swarm: Any, redis_url: str) -> None:
 
 def test_deregister(swarm: Any, redis_url: str) -> None:
     swarm.register("worker", name="w1")
-    swarm.send("w1", "a")
-    swarm.send("w1", "b")
+    for body in "abc":
+        swarm.send("w1", body)
+    assert [m.body for m in swarm.inbox("w1", limit=1)] == ["a"]  # read: not counted below
     assert swarm.deregister("w1") is None
     with pytest.raises(NotFound):
         swarm.get_agent("w1")

@@ -121,8 +121,32 @@ def test_a_retried_send_is_stored_once(redis_url: str) -> None:
     with Swarm(redis_url, swarm="test") as s:
         s.register("shard", name="s1")
         args = ("s1", "m-fixed", "", "text", "hi", "", 0, 10, 10, 100, "")
-        keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.events)
+        keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.events, KEYS.cursors)
         first = s._script("message_send")(keys, args)
         again = s._script("message_send")(keys, args)
         assert first == again
         assert [m.id for m in s.inbox("s1")] == ["m-fixed"]
+
+
+def test_a_retried_read_returns_the_same_batch(redis_url: str) -> None:
+    """A read whose reply was lost is sent again with the same read id: nothing is lost."""
+    with Swarm(redis_url, swarm="test") as s:
+        s.register("shard", name="s1")
+        s.register("worker", name="w1")
+        sent = [s.send("s1", f"m{i}") for i in range(3)]
+        everyone = s.broadcast("b", sender="w1")
+        keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.broadcast, KEYS.cursors)
+        read = s._script("inbox_read")
+        first = read(keys, ("s1", 3, "1", "r-lost"))
+        assert read(keys, ("s1", 3, "1", "r-lost")) == first  # the retry
+        assert [f[f.index(b"body") + 1] for _, f in first] == [b"m0", b"m1", b"m2"]
+        # The next read commits that batch and goes on.
+        assert s.inbox("s1") == [everyone]
+        assert s.inbox("s1") == []
+        assert s.inbox("s1", ack=False) == []
+        later = s.send("s1", "later")
+        assert s.inbox("s1", ack=False) == [later]
+        assert s.inbox("s1") == [later]
+        with redis.Redis.from_url(redis_url) as r:
+            assert r.xlen(KEYS.inbox("s1")) == 1  # committed by the next read
+        assert sent[0].body == "m0"

@@ -1,10 +1,11 @@
 """Messages: per-agent inboxes, broadcast, and typed requests (synthesis).
 
-An inbox is a stream per agent; a broadcast goes to one capped stream that every agent
-reads from its own cursor. Reading with ``ack`` removes what was read (inbox) or moves the
-cursor (broadcast), atomically, so the next read returns only newer messages. Sending to an
-agent that is not registered is an error, never a phantom inbox; a full inbox (an agent
-that never reads) refuses new messages rather than dropping old ones.
+An inbox is a stream per agent; a broadcast goes to one capped stream that every agent reads
+from its own cursor. Reading with ``ack`` consumes what was read, atomically, so the next
+read returns only newer messages; a read whose reply is lost (and is retried) returns the
+same batch again rather than losing it (see ``lua/inbox_read.lua``). Sending to an agent
+that is not registered is an error, never a phantom inbox; a full inbox (an agent that never
+reads) refuses new messages rather than dropping old ones.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _send(
     stream = keys.broadcast if to == "*" else keys.inbox(to)
     _, created = yield Call(
         "message_send",
-        (keys.agents, stream, keys.events),
+        (keys.agents, stream, keys.events, keys.cursors),
         (
             to,
             message_id,
@@ -167,6 +168,6 @@ def inbox(
     entries = yield Call(
         "inbox_read",
         (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors),
-        (agent, limit, "1" if ack else "0"),
+        (agent, limit, "1" if ack else "0", new_id("r")),
     )
     return [_message(decode_fields(fields)) for _, fields in entries]

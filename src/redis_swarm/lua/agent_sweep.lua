@@ -13,9 +13,12 @@ for i = 4, #ARGV do
   if seen and tonumber(seen) <= cutoff then
     redis.call('HDEL', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
+    local pending = redis.call('HGET', KEYS[3], id .. '|pending')
+    redis.call('HDEL', KEYS[3], id, id .. '|pending')
     local inbox = KEYS[i + 1]
+    -- messages handed out by a read not yet committed (see inbox_read) were read
     local unread = redis.call('XLEN', inbox)
+      - tonumber(pending and string.match(pending, '(%d+)$') or 0)
     redis.call('DEL', inbox)
     emit(KEYS[4], ARGV[3], 'agent.stale', 'agent', id, 'last_seen', seen,
       'unread', tostring(unread))

@@ -4,6 +4,7 @@
 -- A retried send (its reply lost) finds its message id among the newest and is not
 -- stored twice.
 -- KEYS[1]: agents   KEYS[2]: inbox(to), or broadcast   KEYS[3]: events
+-- KEYS[4]: cursors (for the agent's pending read, see inbox_read)
 -- ARGV[1]: to ('*' = broadcast)   ARGV[2]: message id   ARGV[3]: sender ('' none)
 -- ARGV[4]: kind   ARGV[5]: body   ARGV[6]: data JSON ('' none)   ARGV[7]: now (0 = server)
 -- ARGV[8]: inbox limit (unread messages)   ARGV[9]: broadcast maxlen   ARGV[10]: events maxlen
@@ -25,7 +26,10 @@ if to ~= '*' then
     return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
       .. 'would read the message: check the id with agents(), or broadcast')
   end
-  if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[8]) then
+  -- read but not yet committed messages (see inbox_read) do not count as unread
+  local pending = redis.call('HGET', KEYS[4], to .. '|pending')
+  local read = tonumber(pending and string.match(pending, '(%d+)$') or 0)
+  if redis.call('XLEN', KEYS[2]) - read >= tonumber(ARGV[8]) then
     return swarm_error('SWARM_CONFLICT', 'the inbox of ' .. to .. ' is full (' .. ARGV[8]
       .. ' unread messages): the agent does not read it; check that it runs, or deregister it')
   end
