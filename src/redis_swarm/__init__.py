@@ -20,6 +20,7 @@ from ._errors import (
     Timeout,
     ValidationError,
 )
+from ._models import Finding, Page, Synthesis, Task, TaskSpec, TaskStatus
 from ._protocol import Limits
 
 __version__ = "0.1.0"
@@ -32,15 +33,21 @@ __all__ = [
     "ConnectionFailed",
     "ContextCache",
     "EmbeddedServerError",
+    "Finding",
     "InvalidState",
     "LeaseLost",
     "Limits",
     "NotFound",
+    "Page",
     "PayloadTooLarge",
     "PermissionDenied",
     "Settings",
     "Swarm",
     "SwarmError",
+    "Synthesis",
+    "Task",
+    "TaskSpec",
+    "TaskStatus",
     "Timeout",
     "ValidationError",
     "__version__",
