@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -37,8 +37,13 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+def events(raw: redis.Redis) -> list[dict[str, str]]:
+    entries: list[tuple[str, dict[str, str]]] = raw.xrange(KEYS.events)  # type: ignore[assignment]
+    return [fields for _, fields in entries]
+
+
 def event_types(raw: redis.Redis) -> list[str]:
-    return [fields["type"] for _, fields in raw.xrange(KEYS.events)]
+    return [fields["type"] for fields in events(raw)]
 
 
 def claimed(swarm: Any, queues: Any = "q", worker: str = "w1", **kw: Any) -> Task:
@@ -58,7 +63,11 @@ def test_post_and_get_keep_every_field(swarm: Any) -> None:
     )  # fmt: skip
     assert task.id.startswith("t-")
     assert task.status is TaskStatus.PENDING
-    assert (task.queue, task.description, task.data) == ("if.search_pass1", "find the auth bugs", data)
+    assert (task.queue, task.description, task.data) == (
+        "if.search_pass1",
+        "find the auth bugs",
+        data,
+    )
     assert (task.pass_name, task.priority, task.max_attempts) == ("Pass 1: Signal Capture", 5, 4)
     assert (task.lease_s, task.dedupe_key, task.parent) == (30, "src/x.py", "shard-1")
     assert task.attempts == task.token == 0
@@ -180,6 +189,15 @@ def test_claim_wakes_up_when_a_task_is_posted(swarm: Any, redis_url: str) -> Non
     assert 0.4 < elapsed < 3
 
 
+def test_claim_waits_for_a_lease_to_expire(swarm: Any) -> None:
+    swarm.post_task("q", "d", lease_s=0.4)
+    first = claimed(swarm, worker="dies")
+    start = time.monotonic()
+    second = claimed(swarm, worker="next", wait_s=5)
+    assert second.id == first.id and second.token == 2
+    assert 0.3 < time.monotonic() - start < 2.5
+
+
 def test_claim_wait_blocks_instead_of_polling(swarm: Any, raw: redis.Redis) -> None:
     raw.config_resetstat()
     start = time.monotonic()
@@ -223,7 +241,8 @@ def test_fail_with_retry_backs_off_then_dead_letters(swarm: Any) -> None:
     task = claimed(swarm)
     failed = swarm.fail(task.id, task.token, "flaky network")
     assert failed.status is TaskStatus.DELAYED and failed.last_error == "flaky network"
-    assert failed.not_before is not None and failed.not_before >= task.claimed_at + 1000
+    assert failed.not_before is not None and task.claimed_at is not None
+    assert failed.not_before >= task.claimed_at + 1000
     assert swarm.claim("q", worker="w1") is None  # backing off
     again = claimed(swarm, wait_s=5)
     assert again.token == 2
@@ -245,17 +264,19 @@ def test_fail_without_retry_dead_letters_now(swarm: Any, raw: redis.Redis) -> No
 
 
 def test_requeue_dead_gives_a_fresh_budget(swarm: Any) -> None:
-    swarm.post_task("q", "d", max_attempts=1)
+    swarm.post_task("q", "d", max_attempts=2)
     task = claimed(swarm)
-    swarm.fail(task.id, task.token, "x")
+    swarm.fail(task.id, task.token, "x", retry=False)
     requeued = swarm.requeue_dead(task.id)
     assert requeued.status is TaskStatus.PENDING and requeued.dead_reason is None
-    again = claimed(swarm)
-    assert again.token == 2
     with pytest.raises(InvalidState):
         swarm.requeue_dead(task.id)
+    again = claimed(swarm)
+    assert again.token == 2
+    # One attempt used since the requeue, of a fresh budget of two: a failure is retried.
+    assert swarm.fail(again.id, again.token, "y").status is TaskStatus.DELAYED
     assert swarm.queue_stats()["q"] == {
-        "pending": 0, "delayed": 0, "claimed": 1, "completed": 0, "dead": 0, "cancelled": 0,
+        "pending": 0, "delayed": 1, "claimed": 0, "completed": 0, "dead": 0, "cancelled": 0,
     }  # fmt: skip
 
 
@@ -282,19 +303,15 @@ def test_cancel(swarm: Any) -> None:
     assert swarm.queue_stats()["q"]["cancelled"] == 2
 
 
-def test_retried_lifecycle_request_is_not_applied_twice(swarm: Any) -> None:
-    from redis_swarm._ops import tasks as ops
-
+def test_retried_lifecycle_request_is_not_applied_twice(
+    swarm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     swarm.post_task("q", "d")
     task = claimed(swarm)
     # A lost reply makes redis-py send the same script call again: same op id, same effect.
-    real = ops.new_id
-    try:
-        ops.new_id = lambda prefix: "o-fixed"  # type: ignore[assignment]
-        first = swarm.fail(task.id, task.token, "x")
-        second = swarm.fail(task.id, task.token, "x")
-    finally:
-        ops.new_id = real
+    monkeypatch.setattr("redis_swarm._ops.tasks.new_id", lambda prefix: "o-fixed")
+    first = swarm.fail(task.id, task.token, "x")
+    second = swarm.fail(task.id, task.token, "x")
     assert first == second and first.status is TaskStatus.DELAYED
 
 
@@ -314,7 +331,11 @@ def test_report_completes_and_links_the_finding(swarm: Any, raw: redis.Redis) ->
     assert (finding.task_id, finding.queue, finding.pass_name) == (task.id, "q", "Pass 1")
     assert (finding.shard, finding.worker, finding.model) == ("shard-1", "alice", "claude-x")
     assert finding.context_version == "c0ffee" and finding.token == 1
-    assert (finding.summary, finding.details, finding.sources) == ("found it", "line 3", ("a.py:3",))
+    assert (finding.summary, finding.details, finding.sources) == (
+        "found it",
+        "line 3",
+        ("a.py:3",),
+    )
     assert finding.confidence == 0.8
     assert finding.extra == {"severity": "high", "tags": ["x"]}
     done = swarm.get_task(task.id)
@@ -400,7 +421,7 @@ def test_syntheses_cite_existing_findings(swarm: Any, raw: redis.Redis) -> None:
     for _ in range(2):
         task = claimed(swarm)
         ids.append(swarm.report(task.id, task.token, {"summary": task.description}).id)
-    synthesis = swarm.synthesize("shard-1", "P", "both say hi", ids + [ids[0]])
+    synthesis = swarm.synthesize("shard-1", "P", "both say hi", [*ids, ids[0]])
     assert synthesis.sources == tuple(ids) and synthesis.created_at > 0
     assert swarm.get_synthesis(synthesis.id) == synthesis
     assert event_types(raw)[-1] == "synthesis.created"
@@ -577,7 +598,7 @@ def test_bad_findings_are_refused_and_nothing_is_stored(swarm: Any, raw: redis.R
 
 def test_unknown_ids_are_not_found(swarm: Any) -> None:
     missing = "t-0000000000nothere"
-    for call in (
+    calls: list[Callable[[], Any]] = [
         lambda: swarm.get_task(missing),
         lambda: swarm.renew(missing, 1),
         lambda: swarm.fail(missing, 1, "x"),
@@ -586,7 +607,8 @@ def test_unknown_ids_are_not_found(swarm: Any) -> None:
         lambda: swarm.requeue_dead(missing),
         lambda: swarm.report(missing, 1, {"summary": "x"}),
         lambda: swarm.get_finding("f-nothere"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(NotFound):
             call()
     with pytest.raises(ValidationError):
@@ -631,6 +653,6 @@ def test_every_state_change_is_an_event(swarm: Any, raw: redis.Redis) -> None:
         "task.failed", "task.dead", "task.requeued", "task.claimed", "task.completed",
         "finding.reported",
     ]  # fmt: skip
-    fields = raw.xrange(KEYS.events)[-2][1]
+    fields = events(raw)[-2]
     assert fields["task"] == task.id and fields["queue"] == "q" and fields["pass"] == "P"
     assert fields["worker"] == "w1" and fields["attempt"] == "3"

@@ -202,15 +202,23 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
+_FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
+
+
 def task_from(raw: Any, data: Any) -> Task:
-    """A Task from its stored JSON and its data JSON (None or '' for no data)."""
+    """A Task from its stored JSON and its data JSON (None or '' for no data). A direct
+    constructor call: listings and batches decode thousands, and only ``status`` needs
+    converting."""
     state: dict[str, Any] = loads(raw)
-    state["data"] = loads(data) if data else None
-    return Task.from_dict(state)
+    fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
+    return Task(**fields, status=TaskStatus(state["status"]), data=loads(data) if data else None)
 
 
 def finding_from(raw: Any) -> Finding:
-    return Finding.from_dict(loads(raw))
+    state: dict[str, Any] = loads(raw)
+    fields = {k: v for k, v in state.items() if k in _FINDING_FIELDS}
+    return Finding(**fields, sources=tuple(state.get("sources") or ()))
 
 
 # --- listing

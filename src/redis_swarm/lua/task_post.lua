@@ -18,6 +18,9 @@ local K = {tasks = KEYS[1], counts = KEYS[5], pass_counts = KEYS[6], events = KE
 local nq = tonumber(ARGV[3])
 local specs = cjson.decode(ARGV[4])
 local out = {}
+-- Counters and sets are updated once per batch, not once per task.
+local qbumps, pbumps, queues, passes = {}, {}, {}, {}
+local seq = tonumber(redis.call('HGET', KEYS[5], '#seq') or '0')
 for i, t in ipairs(specs) do
   local existing = nil
   if redis.call('HEXISTS', KEYS[1], t.id) == 1 then
@@ -33,7 +36,8 @@ for i, t in ipairs(specs) do
     local pass_key = t.pi and KEYS[8 + 2 * nq + t.pi]
     t.qi = nil
     t.pi = nil
-    t.seq = redis.call('HINCRBY', KEYS[5], '#seq', 1)
+    seq = seq + 1
+    t.seq = seq
     t.created_at = now
     t.attempts = 0
     t.charged = 0
@@ -45,19 +49,26 @@ for i, t in ipairs(specs) do
       t.status = 'pending'
       redis.call('ZADD', pending, pending_score(t), t.id)
     end
-    redis.call('HINCRBY', KEYS[5], t.queue .. '|' .. t.status, 1)
+    local field = t.queue .. '|' .. t.status
+    qbumps[field] = (qbumps[field] or 0) + 1
+    queues[t.queue] = true
     if pass_key then
-      redis.call('HSETNX', KEYS[6], t.pass_id, t.pass_name)
-      redis.call('HINCRBY', KEYS[6], t.pass_id .. '|' .. t.status, 1)
+      passes[t.pass_id] = t.pass_name
+      local pfield = t.pass_id .. '|' .. t.status
+      pbumps[pfield] = (pbumps[pfield] or 0) + 1
       redis.call('ZADD', pass_key, fmt(now), t.id)
     end
     if ARGV[4 + i] ~= '' then redis.call('HSET', KEYS[2], t.id, ARGV[4 + i]) end
     redis.call('ZADD', KEYS[3], fmt(now), t.id)
-    redis.call('SADD', KEYS[7], t.queue)
     if t.dedupe_key then redis.call('HSET', KEYS[4], t.queue .. '|' .. t.dedupe_key, t.id) end
     out[#out + 1] = save_task(KEYS[1], t)
     out[#out + 1] = false
     task_event(K, 'task.posted', t, 'status', t.status, 'priority', t.priority)
   end
 end
+redis.call('HSET', KEYS[5], '#seq', fmt(seq))
+for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, n) end
+for field, n in pairs(pbumps) do redis.call('HINCRBY', KEYS[6], field, n) end
+for pass_id, name in pairs(passes) do redis.call('HSETNX', KEYS[6], pass_id, name) end
+for queue in pairs(queues) do redis.call('SADD', KEYS[7], queue) end
 return out
