@@ -61,6 +61,14 @@ def test_renew_prevents_expiry(clocked: Any, clock: FakeClock) -> None:
     assert clocked.renew(task.id, task.token, 5).lease_deadline == clock.now + 5_000
 
 
+def test_renewals_default_to_the_length_the_claim_asked_for(clocked: Any, clock: FakeClock) -> None:
+    clocked.post_task("q", "d", lease_s=600)
+    task = clocked.claim("q", worker="w", lease_s=20)
+    assert task.lease_deadline == clock.now + 20_000
+    clock.advance(15)
+    assert clocked.renew(task.id, task.token).lease_deadline == clock.now + 20_000
+
+
 def test_a_lease_is_lost_when_reclaimed_not_at_the_deadline(clocked: Any, clock: FakeClock) -> None:
     # Past the deadline, the holder keeps its lease until a claim or reap reclaims it: no
     # one else holds the task meanwhile, so a late renewal is safe and saves the work.

@@ -44,12 +44,12 @@ STATUSES: tuple[str, ...] = tuple(s.value for s in TaskStatus)
 _B32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
 
 
+_PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits -> 2 characters
+
+
 def _b32(value: int, width: int) -> str:
-    out = []
-    for _ in range(width):
-        out.append(_B32[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    """``value`` in ``width`` (even) base32 digits, most significant first."""
+    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(5 * width - 10, -1, -10))
 
 
 class _IdSource:

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .._errors import NotFound, Timeout, ValidationError
+from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
 from .._keys import label_id
-from .._models import Page, Task, TaskSpec, TaskStatus
+from .._models import Page, Task, TaskSpec, TaskStatus, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from ._work import (
@@ -53,7 +53,7 @@ __all__ = [
 MAX_PRIORITY = 10_000  # the pending score keeps FIFO order exact within +-10,000
 MAX_ATTEMPTS = 1_000
 MAX_LEASE_S = 30 * 86_400.0
-MAX_DESCRIPTION_BYTES = 64 * 1024
+MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUES_PER_CLAIM = 64
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
@@ -63,6 +63,7 @@ BACKOFF_BASE_MS = 1_000  # a failed task waits 1 s, 2 s, 4 s, ... before its nex
 BACKOFF_CAP_MS = 300_000
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
+_TASK_FIELDS = frozenset(Task.__dataclass_fields__)
 # Events after which a waiting claim tries again: something may have become claimable.
 _CLAIMABLE = frozenset(
     {"task.posted", "task.released", "task.retried", "task.expired", "task.requeued"}
@@ -94,7 +95,11 @@ def _prepare(ctx: OpContext, spec: TaskSpec) -> tuple[dict[str, Any], str]:
     queue = check_name("queue", spec.queue)
     if not isinstance(spec.description, str) or not spec.description.strip():
         raise ValidationError("description must be a non-empty string: say what to do")
-    encode_json(spec.description, "description", MAX_DESCRIPTION_BYTES)
+    if len(spec.description) > MAX_DESCRIPTION_CHARS:
+        raise PayloadTooLarge(
+            f"the description is {len(spec.description):,} characters; the limit is "
+            f"{MAX_DESCRIPTION_CHARS:,}: put the material in data or in a context"
+        )
     fields: dict[str, Any] = {
         "id": new_id("t-"),
         "queue": queue,
@@ -152,11 +157,34 @@ def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
     return Call("task_post", tuple(keys), tuple(args))
 
 
+def _posted(
+    ctx: OpContext, chunk: list[tuple[dict[str, Any], str]], reply: Sequence[Any]
+) -> list[Task]:
+    """The tasks of one posted chunk: built from what was sent, or as stored when the task
+    already existed (same id, or same queue and dedupe key)."""
+    now = int(reply[0])
+    tasks: list[Task] = []
+    for (fields, data), stored, stored_data in zip(chunk, reply[1::2], reply[2::2], strict=True):
+        if stored:
+            task = task_from(stored, stored_data)
+        else:
+            delayed = fields.get("not_before", 0) > now
+            task = Task(
+                **{k: v for k, v in fields.items() if k in _TASK_FIELDS},
+                data=loads(data) if data else None,
+                status=TaskStatus.DELAYED if delayed else TaskStatus.PENDING,
+                created_at=now,
+            )
+        remember_route(ctx, task)
+        tasks.append(task)
+    return tasks
+
+
 def post_tasks(
     ctx: OpContext, specs: Iterable[TaskSpec | Mapping[str, Any]]
 ) -> Operation[list[Task]]:
     """Post many tasks: validated first (nothing is stored if one is refused), then stored
-    atomically per 1,000 and pipelined, in one round trip."""
+    atomically per 1,000 tasks, every chunk pipelined in one round trip."""
     prepared: list[tuple[dict[str, Any], str]] = []
     for n, item in enumerate(list(specs)):
         try:
@@ -165,20 +193,11 @@ def post_tasks(
             raise type(exc)(f"task #{n}: {exc}") from None
     if not prepared:
         return []
-    calls = [
-        _post_call(ctx, prepared[i : i + POST_CHUNK]) for i in range(0, len(prepared), POST_CHUNK)
-    ]
-    if len(calls) == 1:
-        replies = [(yield calls[0])]
-    else:
-        replies = yield Batch(tuple(calls))
-    tasks: list[Task] = []
-    flat = [value for reply in replies for value in reply]
-    for (_, data), raw, stored in zip(prepared, flat[0::2], flat[1::2], strict=True):
-        task = task_from(raw, data if stored is None else stored)
-        remember_route(ctx, task)
-        tasks.append(task)
-    return tasks
+    chunks = [prepared[i : i + POST_CHUNK] for i in range(0, len(prepared), POST_CHUNK)]
+    calls = tuple(_post_call(ctx, chunk) for chunk in chunks)
+    replies = [(yield calls[0])] if len(calls) == 1 else (yield Batch(calls))
+    pairs = zip(chunks, replies, strict=True)
+    return [task for chunk, reply in pairs for task in _posted(ctx, chunk, reply)]
 
 
 def post_task(
@@ -201,11 +220,9 @@ def post_task(
         queue, description, data, pass_name, priority, max_attempts, lease_s, not_before,
         dedupe_key, parent,
     )  # fmt: skip
-    fields, data_json = _prepare(ctx, spec)
-    (raw, stored) = yield _post_call(ctx, [(fields, data_json)])
-    task = task_from(raw, data_json if stored is None else stored)
-    remember_route(ctx, task)
-    return task
+    chunk = [_prepare(ctx, spec)]
+    reply = yield _post_call(ctx, chunk)
+    return _posted(ctx, chunk, reply)[0]
 
 
 # --- claiming
@@ -319,7 +336,8 @@ def _token(token: object) -> int:
 def renew(
     ctx: OpContext, task_id: str, token: int, lease_s: float | None = None
 ) -> Operation[Task]:
-    """Extend the lease held with ``token`` by ``lease_s`` (default: the task's) from now."""
+    """Extend the lease held with ``token`` to ``lease_s`` from now (default: the length
+    the claim asked for, else the task's ``lease_s``)."""
     lease_ms = 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
     return (yield from _update(ctx, task_id, "renew", _token(token), lease_ms))
 

@@ -3,8 +3,9 @@
 -- A task's state is one JSON object in the tasks hash; it never holds an array or a null
 -- (absent means none), so cjson can decode and encode it without changing its shape. Besides
 -- the public fields it keeps: seq (posting order), charged (attempts counted against
--- max_attempts), pass_id (hash of the pass name), claims (token -> worker) and op (the id of
--- the last lifecycle request applied, so that a retried request is not applied twice).
+-- max_attempts), pass_id (hash of the pass name), claims (token -> worker), lease_ms (the
+-- lease length of the current claim) and op (the id of the last lifecycle request applied,
+-- so that a retried request is not applied twice).
 
 -- Pending tasks are ordered by priority (high first), then by posting order: the score is
 -- -priority * 2^39 + seq, exact in a double for |priority| <= 10,000 and seq < 2^39.

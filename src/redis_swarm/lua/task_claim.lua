@@ -60,6 +60,7 @@ t.claims[tostring(t.attempts)] = worker
 t.claimed_at = now
 local lease_ms = tonumber(ARGV[5])
 if lease_ms <= 0 then lease_ms = math.floor(t.lease_s * 1000) end
+t.lease_ms = lease_ms  -- the length renewals default to
 t.lease_deadline = now + lease_ms
 redis.call('ZADD', best_q.leases, fmt(t.lease_deadline), t.id)
 local raw = save_task(K.tasks, t)

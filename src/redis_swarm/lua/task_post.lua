@@ -9,15 +9,14 @@
 --         max_attempts, lease_s, and when set: pi (pass key 1..m), pass_name, pass_id,
 --         not_before, dedupe_key, parent
 -- ARGV[5..] each task's data as JSON ('' for none), in the same order
--- Returns, per task, {task JSON, stored data}: stored data is false for a task created now
--- (its data is what the client sent), else the stored data JSON or '' (a task that already
--- existed under the same id, or the same queue and dedupe key, comes back as stored).
+-- Returns {now, then per task: false, false for a task created now (it is what the client
+-- sent, created at now), or its task JSON and data JSON ('' for none) as stored, when it
+-- already existed under the same id, or the same queue and dedupe key}.
 local now = now_ms(ARGV[1])
-local K = {tasks = KEYS[1], counts = KEYS[5], pass_counts = KEYS[6], events = KEYS[8],
-           maxlen = ARGV[2]}
 local nq = tonumber(ARGV[3])
 local specs = cjson.decode(ARGV[4])
-local out = {}
+local out = {fmt(now)}
+local stamp = fmt(now)
 -- Counters and sets are updated once per batch, not once per task.
 local qbumps, pbumps, queues, passes = {}, {}, {}, {}
 local seq = tonumber(redis.call('HGET', KEYS[5], '#seq') or '0')
@@ -56,14 +55,21 @@ for i, t in ipairs(specs) do
       passes[t.pass_id] = t.pass_name
       local pfield = t.pass_id .. '|' .. t.status
       pbumps[pfield] = (pbumps[pfield] or 0) + 1
-      redis.call('ZADD', pass_key, fmt(now), t.id)
+      redis.call('ZADD', pass_key, stamp, t.id)
     end
     if ARGV[4 + i] ~= '' then redis.call('HSET', KEYS[2], t.id, ARGV[4 + i]) end
-    redis.call('ZADD', KEYS[3], fmt(now), t.id)
+    redis.call('ZADD', KEYS[3], stamp, t.id)
     if t.dedupe_key then redis.call('HSET', KEYS[4], t.queue .. '|' .. t.dedupe_key, t.id) end
-    out[#out + 1] = save_task(KEYS[1], t)
+    save_task(KEYS[1], t)
     out[#out + 1] = false
-    task_event(K, 'task.posted', t, 'status', t.status, 'priority', t.priority)
+    out[#out + 1] = false
+    if t.pass_name then
+      emit(KEYS[8], ARGV[2], 'task.posted', 'task', t.id, 'queue', t.queue, 'pass', t.pass_name,
+           'status', t.status, 'priority', fmt(t.priority))
+    else
+      emit(KEYS[8], ARGV[2], 'task.posted', 'task', t.id, 'queue', t.queue,
+           'status', t.status, 'priority', fmt(t.priority))
+    end
   end
 end
 redis.call('HSET', KEYS[5], '#seq', fmt(seq))

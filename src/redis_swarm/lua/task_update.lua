@@ -7,7 +7,7 @@
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
 --   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
 -- ARGV[6] op id  ARGV[7] token (renew, release, fail)
--- ARGV[8] renew: lease ms (0 = the task's lease_s); fail: '1' to retry, '0' not to
+-- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to
 -- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms  ARGV[11] fail: backoff cap ms
 -- Returns {task JSON after the change, data JSON or false}.
 local now = now_ms(ARGV[1])
@@ -37,7 +37,7 @@ end
 
 if action == 'renew' then
   local lease_ms = tonumber(ARGV[8])
-  if lease_ms <= 0 then lease_ms = math.floor(t.lease_s * 1000) end
+  if lease_ms <= 0 then lease_ms = t.lease_ms or math.floor(t.lease_s * 1000) end
   t.lease_deadline = now + lease_ms
   redis.call('ZADD', Q.leases, fmt(t.lease_deadline), id)
   task_event(K, 'task.renewed', t, 'worker', t.worker, 'attempt', t.attempts,
