@@ -9,7 +9,8 @@ round trips per task cycle, with 1, 4 and 16 worker processes.
 Without --url it starts a private redis-server (no persistence) on a free local port. Workers
 are separate processes (spawned), each with its own Swarm; they start together, then claim and
 report until the queue is empty. Round trips are counted in the client (each request the shell
-sends; a pipeline holding scripts counts 2, since redis-py checks SCRIPT EXISTS first).
+sends; a pipeline holding scripts counts 2, since redis-py checks SCRIPT EXISTS first); the
+server time is what Redis spent in the claim and report scripts (INFO commandstats).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class CountingSwarm(Swarm):
 def _worker(url: str, swarm: str, name: str, start: Any, out: Any) -> None:
     latencies: list[float] = []
     done = 0
-    with CountingSwarm(url, swarm=swarm) as handle:
+    handle = CountingSwarm(url, swarm=swarm)
+    try:
         handle.ping()
         handle.round_trips = 0
         start.wait()
@@ -64,6 +66,8 @@ def _worker(url: str, swarm: str, name: str, start: Any, out: Any) -> None:
             handle.report(task.id, task.token, {"summary": "noop"})
             done += 1
         out.put((done, handle.round_trips, latencies, time.perf_counter()))
+    finally:
+        handle.close()
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Result:
     cycle_s: float
     worker_round_trips: int
     latencies: list[float]
+    server_us: float
 
     @property
     def throughput(self) -> float:
@@ -91,7 +96,8 @@ class Result:
 
 def run(url: str, tasks: int, workers: int) -> Result:
     swarm = f"bench-tasks-{workers}"
-    with CountingSwarm(url, swarm=swarm) as handle:
+    handle = CountingSwarm(url, swarm=swarm)
+    try:
         _flush_swarm(handle.redis, swarm)
         specs = [TaskSpec("bench", "noop") for _ in range(tasks)]
         handle.ping()
@@ -109,19 +115,29 @@ def run(url: str, tasks: int, workers: int) -> Result:
         for proc in procs:
             proc.start()
         time.sleep(0.5 + 0.1 * workers)  # let every process import and connect
+        before = _script_usec(handle.redis)
         began = time.perf_counter()
         start.set()
         reports = [out.get(timeout=600) for _ in procs]
         for proc in procs:
             proc.join()
         ended = max(r[3] for r in reports)
+        server_us = (_script_usec(handle.redis) - before) / tasks
         stats = handle.queue_stats()["bench"]
         assert stats["completed"] == tasks, stats
         _flush_swarm(handle.redis, swarm)
+    finally:
+        handle.close()
     return Result(
         workers, tasks, post_s, post_round_trips, ended - began,
-        sum(r[1] for r in reports), [lat for r in reports for lat in r[2]],
+        sum(r[1] for r in reports), [lat for r in reports for lat in r[2]], server_us,
     )  # fmt: skip
+
+
+def _script_usec(client: Any) -> float:
+    """Microseconds the server has spent running scripts (INFO commandstats)."""
+    stats = client.info("commandstats")
+    return float(sum(v["usec"] for k, v in stats.items() if k.startswith("cmdstat_evalsha")))
 
 
 def _flush_swarm(client: Any, swarm: str) -> None:
@@ -191,14 +207,15 @@ def main(argv: list[str] | None = None) -> None:
         lines += [
             "",
             "| workers | post (tasks/s) | claim+report (tasks/s) | claim p50 (ms) "
-            "| claim p99 (ms) | round trips / task |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "| claim p99 (ms) | round trips / task | server time / task (µs) |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for workers in (int(w) for w in args.workers.split(",")):
             r = run(url, tasks, workers)
             lines.append(
                 f"| {workers} | {tasks / r.post_s:,.0f} | {r.throughput:,.0f} | "
-                f"{r.pct(0.50):.2f} | {r.pct(0.99):.2f} | {r.round_trips_per_cycle:.2f} |"
+                f"{r.pct(0.50):.2f} | {r.pct(0.99):.2f} | {r.round_trips_per_cycle:.2f} | "
+                f"{r.server_us:.0f} |"
             )
             print(lines[-1], file=sys.stderr, flush=True)
         print("\n".join(lines))

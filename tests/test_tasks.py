@@ -76,6 +76,23 @@ def test_post_and_get_keep_every_field(swarm: Any) -> None:
     assert Task.from_dict(task.to_dict()) == task
 
 
+def test_any_text_survives_the_round_trip(swarm: Any) -> None:
+    text = 'résumé — 日本語 😀 "quoted" \\ back/slash \n newline \t tab'
+    task = swarm.post_task(
+        "q", text, {"t": text, "n": [1.5, -2, 10**15]}, pass_name=text, dedupe_key=text
+    )
+    got = swarm.claim("q", worker="w")
+    assert got is not None
+    assert (got.description, got.pass_name, got.dedupe_key) == (text, text, text)
+    assert got.data == {"t": text, "n": [1.5, -2, 10**15]}
+    assert swarm.post_task("q", "other", dedupe_key=text).id == task.id
+    finding = swarm.report(got.id, got.token, {"summary": text, "sources": [text], "x": text})
+    assert (finding.summary, finding.sources, finding.extra) == (text, (text,), {"x": text})
+    assert finding.pass_name == text and swarm.findings(pass_name=text).items == (finding,)
+    assert swarm.pass_stats(text)["completed"] == 1
+    assert swarm.wait(pass_name=text, timeout_s=1)["completed"] == 1
+
+
 def test_post_tasks_is_one_batch(swarm: Any, raw: redis.Redis) -> None:
     specs: list[TaskSpec | dict[str, Any]] = [
         TaskSpec("a", f"task {i}", {"i": i}, pass_name="p") for i in range(1500)

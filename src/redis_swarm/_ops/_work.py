@@ -104,7 +104,7 @@ class Route:
 class _Routes:
     """A bounded LRU of ``(swarm, task id) -> Route``, shared by the threads of a process."""
 
-    def __init__(self, size: int = 100_000) -> None:
+    def __init__(self, size: int = 20_000) -> None:
         self.size = size
         self._items: OrderedDict[tuple[str, str], Route] = OrderedDict()
         self._lock = threading.Lock()

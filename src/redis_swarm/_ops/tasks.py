@@ -384,7 +384,9 @@ def get_task(ctx: OpContext, task_id: str) -> Operation[Task]:
     raw, data = yield Batch((Cmd("HGET", k.tasks, task_id), Cmd("HGET", k.task_data, task_id)))
     if raw is None:
         raise NotFound(f"task {task_id} does not exist: check the id with swarm task list")
-    return task_from(raw, data)
+    task = task_from(raw, data)
+    remember_route(ctx, task)
+    return task
 
 
 def list_tasks(

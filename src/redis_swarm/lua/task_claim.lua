@@ -65,9 +65,10 @@ t.lease_deadline = now + lease_ms
 redis.call('ZADD', best_q.leases, fmt(t.lease_deadline), t.id)
 local raw = save_task(K.tasks, t)
 
--- Workers that only claim and report are registered implicitly.
-redis.call('HSETNX', KEYS[6], worker, cjson.encode(
-  {id = worker, role = 'worker', implicit = true, registered_at = now}))
+-- Workers that only claim and report are registered implicitly. (The JSON is written by
+-- hand: worker names are checked names, nothing in them needs escaping.)
+redis.call('HSETNX', KEYS[6], worker, '{"id":"' .. worker .. '","role":"worker",'
+  .. '"implicit":true,"registered_at":' .. fmt(now) .. '}')
 redis.call('ZADD', KEYS[7], fmt(now), worker)
 task_event(K, 'task.claimed', t, 'worker', worker, 'attempt', t.attempts,
            'lease_deadline', t.lease_deadline)
