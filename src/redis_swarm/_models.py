@@ -18,7 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, TypeVar, Union
 
-__all__ = ["EventType", "Page", "Record", "dumps", "iso", "loads", "now_ms"]
+__all__ = [
+    "EventType",
+    "Finding",
+    "Page",
+    "Record",
+    "Synthesis",
+    "Task",
+    "TaskSpec",
+    "TaskStatus",
+    "dumps",
+    "iso",
+    "loads",
+    "now_ms",
+]
 
 R = TypeVar("R", bound="Record")
 
@@ -153,4 +166,203 @@ class Page(Generic[T]):
 # === work queue records: Task, Finding, Synthesis (and their statuses) ===
 
 
+class TaskStatus(str, enum.Enum):
+    """Where a task is in its life. ``pending``, ``delayed`` and ``claimed`` are open; the
+    others are settled (``dead`` can be reopened by ``requeue_dead`` or a late report)."""
+
+    PENDING = "pending"
+    DELAYED = "delayed"
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def settled(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.DEAD, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class TaskSpec(Record):
+    """One task to post (``post_tasks`` takes a list of these, or of dicts with these keys)."""
+
+    queue: str
+    description: str
+    data: Any = None
+    pass_name: str | None = None
+    priority: int = 0
+    max_attempts: int = 3
+    lease_s: float = 900.0
+    not_before: int | None = None
+    dedupe_key: str | None = None
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Task(Record):
+    """A unit of work in a queue. ``token`` (= ``attempts``, the number of claims so far) is
+    the fencing token of the current lease: renew, fail and release must present it."""
+
+    id: str
+    queue: str
+    description: str
+    data: Any = None
+    status: TaskStatus = TaskStatus.PENDING
+    pass_name: str | None = None
+    priority: int = 0
+    max_attempts: int = 3
+    attempts: int = 0
+    lease_s: float = 900.0
+    created_at: int = 0
+    not_before: int | None = None
+    dedupe_key: str | None = None
+    parent: str | None = None
+    worker: str | None = None
+    lease_deadline: int | None = None
+    claimed_at: int | None = None
+    completed_at: int | None = None
+    finding_id: str | None = None
+    last_error: str | None = None
+    dead_reason: str | None = None
+
+    @property
+    def token(self) -> int:
+        return self.attempts
+
+
+@dataclass(frozen=True)
+class Finding(Record):
+    """One worker's structured result for a task, with its lineage. ``superseded`` findings
+    arrived after the task was settled: kept, never dropped, but not the task's result."""
+
+    id: str
+    task_id: str
+    queue: str | None = None
+    pass_name: str | None = None
+    shard: str | None = None
+    worker: str | None = None
+    model: str | None = None
+    context_version: str | None = None
+    summary: str = ""
+    details: str | None = None
+    sources: tuple[str, ...] = ()
+    confidence: float | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: int = 0
+    superseded: bool = False
+    token: int | None = None
+
+
+@dataclass(frozen=True)
+class Synthesis(Record):
+    """A shard's synthesis of a pass, citing the findings it rests on (all of which exist)."""
+
+    id: str
+    shard: str
+    pass_name: str
+    text: str
+    sources: tuple[str, ...] = ()
+    created_at: int = 0
+
+
 # === context, agent, message and event records ===
+
+__all__ += ["Agent", "ContextInfo", "ContextSlice", "Event", "Message", "SearchHit"]
+
+
+@dataclass(frozen=True)
+class ContextInfo(Record):
+    """One published version of an owner's context (its manifest, without the chunk list).
+
+    ``version`` is the SHA-256 of the raw bytes (what ``sha256sum`` prints for the file);
+    ``compression`` is ``"zstd"`` when at least one chunk is stored compressed.
+    """
+
+    owner: str
+    version: str
+    size_bytes: int
+    tokens_est: int
+    chunks: int
+    compression: str | None = None
+    source: str = ""
+    media_type: str = "text/markdown"
+    created_at: int = 0
+    total_lines: int = 0
+
+
+@dataclass(frozen=True)
+class ContextSlice(Record):
+    """A bounded piece of a context: a line range or a byte range.
+
+    Lines are 1-based and inclusive; ``offset``/``length`` are in bytes of the UTF-8 text.
+    ``truncated`` is True when the range asked for was longer than the slice limit: ask again
+    from ``end_line + 1`` (or ``offset + length``) for the rest.
+    """
+
+    owner: str
+    version: str
+    text: str
+    start_line: int
+    end_line: int
+    total_lines: int
+    offset: int
+    length: int
+    size_bytes: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class SearchHit(Record):
+    """One matching line (1-based) with up to ``around`` lines before and after it."""
+
+    line: int
+    text: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Agent(Record):
+    """A registered agent. ``last_seen`` is its last heartbeat (ms); ``alive`` is computed
+    by the listing that returned it (last heartbeat within ``stale_after_s``).
+
+    Workers that only claim and report are registered implicitly by the work queue with a
+    minimal record (``implicit`` True, role ``worker``); every other field is then None.
+    """
+
+    id: str
+    role: str = "worker"
+    model: str | None = None
+    specialization: str | None = None
+    capacity_tokens: int | None = None
+    parent: str | None = None
+    metadata: dict[str, Any] | None = None
+    registered_at: int | None = None
+    last_seen: int | None = None
+    implicit: bool = False
+    current_task: str | None = None
+    alive: bool | None = None
+
+
+@dataclass(frozen=True)
+class Message(Record):
+    """A message in an agent's inbox; ``to`` is ``"*"`` for a broadcast."""
+
+    id: str
+    sender: str | None
+    to: str
+    kind: str
+    body: str
+    data: dict[str, Any] | None = None
+    created_at: int = 0
+
+
+@dataclass(frozen=True)
+class Event(Record):
+    """One entry of the swarm's event stream. ``id`` is the stream id (pass it back as
+    ``since``), ``at`` the time in ms, ``fields`` what the event names (task, agent, ...)."""
+
+    id: str
+    type: EventType
+    at: int
+    fields: dict[str, str]
