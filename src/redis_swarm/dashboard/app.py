@@ -19,7 +19,6 @@ the viewer's browser (DNS rebinding).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import ipaddress
@@ -39,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .._client import AsyncSwarm
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import Event, EventType, TaskStatus, dumps
+from ._feed import EventFeed
 from ._snapshot import snapshot
 
 __all__ = ["STATIC_DIR", "create_app", "is_loopback"]
@@ -178,32 +178,18 @@ async def _sse(
     swarm: AsyncSwarm, since: str | None, types: list[EventType] | None, keepalive_s: float
 ) -> AsyncIterator[str]:
     """The stream: a retry hint, then one message per event, and a comment when idle."""
-    queue: asyncio.Queue[Event | BaseException] = asyncio.Queue(maxsize=1000)
-
-    async def follow() -> None:
-        try:
-            async for event in swarm.follow_events(since=since, types=types):
-                await queue.put(event)
-        except Exception as exc:  # reported to the client as the stream's last message
-            await queue.put(exc)
-
-    task = asyncio.create_task(follow())
-    try:
+    async with EventFeed(swarm, since, types) as feed:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), keepalive_s)
-            except asyncio.TimeoutError:
-                yield ": keepalive\n\n"
-                continue
-            if isinstance(item, BaseException):
-                yield _message("error", {"error": type(item).__name__, "message": str(item)})
+                event = await feed.next(keepalive_s)
+            except Exception as exc:  # the stream's last message; the browser reconnects
+                yield _message("stream.error", {"error": type(exc).__name__, "message": str(exc)})
                 return
-            yield _message(item.type.value, item.to_dict(), event_id=item.id)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+            if event is None:
+                yield ": keepalive\n\n"
+            else:
+                yield _message(event.type.value, event.to_dict(), event_id=event.id)
 
 
 def _message(event: str, data: Any, *, event_id: str | None = None) -> str:
