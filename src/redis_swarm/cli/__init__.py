@@ -9,6 +9,5 @@ from ._app import main
 
 # Each module below adds its commands to ``main`` when imported.
 from . import _server  # noqa: F401  isort: skip
-from . import _dashboard  # noqa: F401  isort: skip
 
 __all__ = ["main"]
