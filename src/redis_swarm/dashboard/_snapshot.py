@@ -13,16 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._client import AsyncSwarm
-from .._models import (
-    Agent,
-    ContextInfo,
-    Finding,
-    Record,
-    Synthesis,
-    Task,
-    TaskStatus,
-    now_ms,
-)
+from .._models import Agent, ContextInfo, Finding, Record, Synthesis, Task, now_ms
+from .._ops import views
 
 __all__ = ["PassProgress", "Snapshot", "snapshot"]
 
@@ -77,42 +69,28 @@ async def snapshot(
     stale_after_s: float = 60.0,
 ) -> Snapshot:
     """Read the swarm's current state (the newest ``findings``, ``syntheses``, ``dead``)."""
-    # The event id is read first: anything that happens while the rest is read is then
-    # replayed to a follower starting from it, so a change is never missed (at worst seen
-    # twice, and every view is idempotent).
-    last_event_id = await swarm.last_event_id()
-    (
-        agents,
-        queues,
-        pass_names,
-        finding_page,
-        synthesis_page,
-        dead_page,
-        owners,
-    ) = await asyncio.gather(
+    # One read (views.view) takes the newest event id first: anything that happens while the
+    # rest is read is then replayed to a follower starting from it, so no change is missed
+    # (at worst one is seen twice, and every view is idempotent).
+    view = await swarm._run(
+        views.view(swarm._ctx, findings=findings, syntheses=syntheses, dead=dead)
+    )
+    agents, queues, owners = await asyncio.gather(
         swarm.agents(stale_after_s=stale_after_s),
         swarm.queue_stats(),
-        swarm.passes(),
-        swarm.findings(limit=findings, newest_first=True),
-        swarm.syntheses(limit=syntheses, newest_first=True),
-        swarm.list_tasks(status=TaskStatus.DEAD, limit=dead, newest_first=True),
         swarm.contexts(),
     )
-    pass_counts, versions = await asyncio.gather(
-        asyncio.gather(*(swarm.pass_stats(name) for name in pass_names)),
-        asyncio.gather(*(swarm.context_versions(info.owner) for info in owners)),
-    )
-    passes = tuple(_progress(name, counts) for name, counts in zip(pass_names, pass_counts))
+    versions = await asyncio.gather(*(swarm.context_versions(c.owner) for c in owners))
     return Snapshot(
         swarm=swarm.name,
         at=now_ms(),
-        last_event_id=last_event_id,
+        last_event_id=view.last_event_id,
         agents=tuple(sorted(agents, key=_agent_order)),
         queues=dict(sorted(queues.items())),
-        passes=passes,
-        findings=tuple(finding_page.items),
-        syntheses=tuple(synthesis_page.items),
-        dead=tuple(dead_page.items),
+        passes=tuple(_progress(name, counts) for name, counts in view.passes.items()),
+        findings=view.findings,
+        syntheses=view.syntheses,
+        dead=view.dead,
         contexts=tuple(info for owner in versions for info in owner),
         totals=_totals(agents, queues),
     )
