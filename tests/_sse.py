@@ -55,7 +55,11 @@ class SSEClient:
             "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", 8765),
         }
-        self._task = asyncio.create_task(self.app(scope, self._receive, self._send))
+
+        async def run() -> None:
+            await self.app(scope, self._receive, self._send)
+
+        self._task = asyncio.create_task(run())
         await asyncio.wait_for(self._started.wait(), 10)
         return self
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from redis_swarm.dashboard.app import create_app
 from ._servers import free_port
 
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -73,16 +73,16 @@ def serve(redis_url: str, port: int) -> Iterator[str]:
         assert not thread.is_alive()
 
 
-def soon(check: Callable[[], None]) -> float:
-    """Run a Playwright ``expect`` that must hold within a second; returns how long it took."""
+def shows(locator: Locator, text: str, *, partly: bool = False) -> None:
+    """The page shows ``text`` in ``locator`` within a second (``partly``: among other text)."""
     start = time.monotonic()
-    check()
+    check = expect(locator).to_contain_text if partly else expect(locator).to_have_text
+    check(text, timeout=SOON_MS)
     elapsed = time.monotonic() - start
-    assert elapsed < SOON_MS / 1000 + 0.2, f"the page took {elapsed:.2f}s to show a change"
-    return elapsed
+    assert elapsed < SOON_MS / 1000 + 0.2, f"the page took {elapsed:.2f}s to show {text!r}"
 
 
-def cell(page: Page, table: str, row: str, column: str) -> object:
+def cell(page: Page, table: str, row: str, column: str) -> Locator:
     return page.locator(f'#{table} tr[data-id="{row}"] td[data-label="{column}"]')
 
 
@@ -116,36 +116,32 @@ def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path) -> None
                 model="claude-opus-4",
                 specialization="contract review, 800K-token corpus",
             )
-            soon(lambda: expect(cell(page, "agents", shard.id, "state")).to_have_text("alive"))
+            shows(cell(page, "agents", shard.id, "state"), "alive")
             swarm.register("coordinator", name="coordinator", model="claude-sonnet-4")
             info = swarm.publish_context(
                 "shard-research", "clause text\n" * 4000, source="corpus/contracts.md"
             )
             row = f"shard-research@{info.version}"
-            soon(lambda: expect(cell(page, "contexts", row, "size")).to_have_text("47 KB"))
+            shows(cell(page, "contexts", row, "size"), "47 KB")
 
             # Post: the queue and the pass appear.
             pass1, pass2 = "Pass 1: Signal Capture", "Pass 2: Verification"
-            tasks = [
-                swarm.post_task(
-                    "if.search_pass1", f"Read part {i} of the corpus", pass_name=pass1
-                )
-                for i in range(8)
-            ]
-            soon(lambda: expect(cell(page, "queues", "if.search_pass1", "pending")).to_have_text("8"))
+            for i in range(8):
+                swarm.post_task("if.search_pass1", f"Read part {i} of the corpus", pass_name=pass1)
+            shows(cell(page, "queues", "if.search_pass1", "pending"), "8")
             pass_pct = page.locator(f'#passes [data-pass="{pass1}"] .pct')
-            soon(lambda: expect(pass_pct).to_have_text("0 / 8 · 0%"))
+            shows(pass_pct, "0 / 8 · 0%")
 
             # Claim: the queue counts it, the worker shows up with its task.
             workers = ["w-amber", "w-birch", "w-cedar", "w-delta"]
             models = ["claude-haiku-4.5", "claude-sonnet-4", "gemini-2.5-pro", "gpt-5-codex"]
-            for worker, model in zip(workers, models):
+            for worker, model in zip(workers, models, strict=True):
                 swarm.register("worker", name=worker, model=model, parent=shard.id)
             claimed = swarm.claim("if.search_pass1", worker="w-amber")
             assert claimed is not None
             swarm.heartbeat("w-amber", current_task=claimed.id)
-            soon(lambda: expect(cell(page, "queues", "if.search_pass1", "claimed")).to_have_text("1"))
-            soon(lambda: expect(cell(page, "agents", "w-amber", "task")).to_have_text(claimed.id))
+            shows(cell(page, "queues", "if.search_pass1", "claimed"), "1")
+            shows(cell(page, "agents", "w-amber", "task"), claimed.id)
 
             # Complete: the finding is in the feed, the pass moves.
             finding = swarm.report(
@@ -161,41 +157,45 @@ def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path) -> None
                 context_version=info.version,
             )
             item = page.locator(f'#findings li[data-id="{finding.id}"]')
-            soon(lambda: expect(item.locator(".summary")).to_have_text(SUMMARIES[0]))
+            shows(item.locator(".summary"), SUMMARIES[0])
             expect(item).to_contain_text("w-amber")
             expect(item.locator(".chip").first).to_have_text("corpus/contracts.md#L120-164")
-            soon(lambda: expect(pass_pct).to_have_text("1 / 8 · 13%"))
-            soon(lambda: expect(cell(page, "queues", "if.search_pass1", "done")).to_have_text("1"))
+            shows(pass_pct, "1 / 8 · 13%")
+            shows(cell(page, "queues", "if.search_pass1", "done"), "1")
 
             # A dead letter, with its reason.
             doomed = swarm.post_task("if.verify", "Check clause 9", pass_name=pass2, max_attempts=1)
             task = swarm.claim("if.verify", worker="w-delta")
             assert task is not None and task.id == doomed.id
             swarm.fail(task.id, task.token, "parser crashed on page 12", retry=False)
-            soon(lambda: expect(cell(page, "dead", doomed.id, "reason")).to_contain_text("parser crashed"))
+            shows(cell(page, "dead", doomed.id, "reason"), "parser crashed", partly=True)
 
             # The server goes away; the swarm moves on; the server comes back: the page
             # resumes from the last event it saw (Last-Event-ID), without a reload.
             before = page.evaluate("performance.getEntriesByType('navigation').length")
             page.evaluate("window.__marker = 1")
 
-        missed = swarm.post_task("if.verify", "Posted while the dashboard was down", pass_name=pass2)
+        missed = swarm.post_task(
+            "if.verify", "Posted while the dashboard was down", pass_name=pass2
+        )
         with serve(redis_url, port):
             soon_after_reconnect = 5000  # the browser retries after 1 s, then re-reads
             expect(cell(page, "queues", "if.verify", "pending")).to_have_text(
                 "1", timeout=soon_after_reconnect
             )
             expect(page.locator("#live")).to_have_attribute("data-state", "live")
-            missed_event = [e for e in swarm.events() if e.fields.get("task") == missed.id][0]
+            missed_event = next(e for e in swarm.events() if e.fields.get("task") == missed.id)
             expect(page.locator(f'#activity li[data-id="{missed_event.id}"]')).to_have_count(1)
-            ids = page.eval_on_selector_all("#activity li[data-id]", "els => els.map(e => e.dataset.id)")
+            ids = page.locator("#activity li[data-id]").evaluate_all(
+                "els => els.map(e => e.dataset.id)"
+            )
             assert len(ids) == len(set(ids)), "an event was replayed twice"
             assert page.evaluate("window.__marker") == 1, "the page was reloaded"
             assert page.evaluate("performance.getEntriesByType('navigation').length") == before
 
             # Fill the rest of the picture, then take it.
-            _more_work(swarm, tasks, workers, info.version, pass1)
-            soon(lambda: expect(page.locator("#syntheses li")).to_have_count(1))
+            _more_work(swarm, workers, info.version, pass1)
+            expect(page.locator("#syntheses li")).to_have_count(1, timeout=SOON_MS)
             expect(pass_pct).to_have_text("6 / 8 · 75%")
             page.wait_for_timeout(1700)  # let the "new" highlight fade
             _screenshots(page, tmp_path)
@@ -203,7 +203,7 @@ def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path) -> None
     assert errors == []
 
 
-def _more_work(swarm: Swarm, tasks: list[object], workers: list[str], version: str, pass1: str) -> None:
+def _more_work(swarm: Swarm, workers: list[str], version: str, pass1: str) -> None:
     finding_ids = []
     for i, worker in enumerate(workers * 2):
         task = swarm.claim("if.search_pass1", worker=worker)

@@ -91,7 +91,7 @@ def _pairs(reply: Any) -> list[tuple[Any, Any]]:
     """ZRANGE ... WITHSCORES, as RESP2 (flat) or RESP3 (pairs) parsed it."""
     if reply and isinstance(reply[0], (list, tuple)):
         return [(member, score) for member, score in reply]
-    return list(zip(reply[::2], reply[1::2]))
+    return list(zip(reply[::2], reply[1::2], strict=True))
 
 
 def _task(raw: Any) -> Task:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -91,10 +92,8 @@ def watch(app: App, once: bool, findings_n: int) -> None:
     Redraws on every change in the event stream. With --json, prints one snapshot per
     change as a JSON line (with --once: one snapshot).
     """
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live watch ends
         asyncio.run(_watch(app, once=once, findings_n=findings_n))
-    except KeyboardInterrupt:
-        pass
 
 
 async def _watch(app: App, *, once: bool, findings_n: int) -> None:

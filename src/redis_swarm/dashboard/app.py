@@ -30,14 +30,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
-from .._models import Event, EventType, TaskStatus, dumps
+from .._models import EventType, TaskStatus, dumps
 from ._feed import EventFeed
 from ._snapshot import snapshot
 
