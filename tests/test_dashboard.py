@@ -47,14 +47,15 @@ def populate(swarm: Swarm) -> dict[str, Any]:
         worker="w-1",
         model="haiku",
     )
-    # Claim until the doomed task comes up, then fail it for good.
-    while True:
-        task = swarm.claim("q.scan", worker="w-2")
-        assert task is not None
+    # Claim the rest, fail the doomed one for good, give the others back.
+    held = []
+    while (task := swarm.claim("q.scan", worker="w-2")) is not None:
+        held.append(task)
+    for task in held:
         if task.id == doomed.id:
             swarm.fail(task.id, task.token, "parser crashed", retry=False)
-            break
-        swarm.release(task.id, task.token)
+        else:
+            swarm.release(task.id, task.token)
     synthesis = swarm.synthesize("shard-1", "Pass 1", "one contradiction", [finding.id])
     return {
         "shard": shard,
@@ -140,7 +141,7 @@ def test_status_shows_every_part_of_the_swarm(client: TestClient, sync_swarm: Sw
 def test_status_of_an_empty_swarm(client: TestClient) -> None:
     status = client.get("/api/status").json()
     assert status["queues"] == {} and status["agents"] == [] and status["passes"] == []
-    assert status["last_event_id"] is None
+    assert status["last_event_id"] == "0-0"  # before the first event: follow from there
 
 
 def test_snapshot_lists_every_version_of_a_context(redis_url: str, sync_swarm: Swarm) -> None:

@@ -22,7 +22,7 @@ MAX_VIEW = 500
 
 @dataclass(frozen=True)
 class View:
-    last_event_id: str | None
+    last_event_id: str
     passes: dict[str, dict[str, int]]
     findings: tuple[Finding, ...]
     syntheses: tuple[Synthesis, ...]
@@ -79,7 +79,8 @@ def view(
         dead_tasks = yield Cmd("HMGET", k.tasks, *dead_ids)
 
     return View(
-        last_event_id=_text(newest[0][0]) if newest else None,
+        # "0-0" (before the first event) when there is none yet: always a cursor to follow.
+        last_event_id=_text(newest[0][0]) if newest else "0-0",
         passes=_passes(pass_counts),
         findings=tuple(Finding.from_dict(loads(raw)) for raw in found if raw),
         syntheses=tuple(Synthesis.from_dict(loads(raw)) for raw in made if raw),

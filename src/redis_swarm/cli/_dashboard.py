@@ -71,7 +71,9 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         # Open event streams would hold a shutdown forever: give them a second.
         timeout_graceful_shutdown=1,
     )
-    uvicorn.Server(config).run()
+    # uvicorn stops on Ctrl-C, then raises it again: that is the normal way out, not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
 
 
 @main.command()

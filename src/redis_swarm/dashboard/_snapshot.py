@@ -43,7 +43,7 @@ class Snapshot(Record):
     swarm: str
     at: int
     # The newest event already reflected here: follow the stream from it to stay current.
-    last_event_id: str | None
+    last_event_id: str
     agents: tuple[Agent, ...]
     queues: dict[str, dict[str, int]]
     passes: tuple[PassProgress, ...]

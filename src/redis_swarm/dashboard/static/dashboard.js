@@ -94,7 +94,7 @@
   }
 
   function clock(ms) {
-    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   }
 
   function bytes(n) {
@@ -192,9 +192,10 @@
       { label: "role", cell: (r) => h("span", { class: "pill role", text: r.role }) },
       { label: "specialization", cell: (r) => r.specialization, cls: "clip", title: (r) => r.specialization },
       { label: "model", cell: (r) => r.model, cls: "clip" },
-      { label: "state", cell: (r) => h("span", { class: "pill " + (r.alive ? "alive" : "stale"), text: r.alive ? "alive" : "stale" }) },
-      { label: "heartbeat", cell: (r) => stamp(r.last_seen) },
-      { label: "task", cell: (r) => r.current_task ? h("span", { class: "mono", text: r.current_task }) : null, cls: "clip" },
+      { label: "heartbeat", cls: "nowrap", cell: (r) => h("span", {},
+        h("span", { class: "pill " + (r.alive ? "alive" : "stale"), text: r.alive ? "alive" : "stale" }),
+        " ", h("span", { class: "muted" }, stamp(r.last_seen))) },
+      { label: "task", cell: (r) => r.current_task ? h("span", { class: "mono", text: r.current_task }) : null, cls: "nowrap" },
     ], agents, (r) => r.id), "no agent yet: agents appear when they register or claim");
   }
 
@@ -236,22 +237,26 @@
   }
 
   function renderContexts(contexts) {
-    // Versions come newest first per owner: the first one of each owner is the current one.
+    // Versions come newest first per owner: the first of each owner is its current one,
+    // the older ones kept are shown muted.
     const owners = new Set();
-    contexts = contexts.map((c) => {
+    const rows = contexts.map((c) => {
       const current = !owners.has(c.owner);
       owners.add(c.owner);
       return Object.assign({ current }, c);
     });
-    fill("contexts", table([
+    const node = table([
       { label: "owner", cell: (r) => h("span", { class: "mono", text: r.owner }), cls: "clip" },
-      { label: "version", cell: (r) => h("span", {},
-        h("span", { class: "mono", text: short(r.version, 12) }),
-        r.current ? h("span", { class: "pill current", text: "current" }) : null), cls: "nowrap", title: (r) => r.version },
+      { label: "version", cell: (r) => h("span", { class: "mono", text: r.version.slice(0, 8) }),
+        title: (r) => r.version + (r.current ? " (current)" : " (kept)") },
       { label: "size", num: true, cell: (r) => bytes(r.size_bytes) },
       { label: "tokens", num: true, cell: (r) => "~" + count(r.tokens_est) },
-      { label: "published", cell: (r) => stamp(r.created_at) },
-    ], contexts, (r) => r.owner + "@" + r.version), "no context yet: a shard publishes one with swarm context publish");
+      { label: "published", cell: (r) => stamp(r.created_at), cls: "nowrap" },
+    ], rows, (r) => r.owner + "@" + r.version);
+    if (node) {
+      node.querySelectorAll("tbody tr").forEach((tr, i) => { if (!rows[i].current) tr.classList.add("old"); });
+    }
+    fill("contexts", node, "no context yet: a shard publishes one with swarm context publish");
   }
 
   function renderDead(dead) {
@@ -322,7 +327,7 @@
       if (!response.ok) { banner(body.message || "the swarm could not be read"); return false; }
       banner("");
       state.skew = body.at - Date.now();
-      if (state.lastEventId === null) state.lastEventId = body.last_event_id || "0";
+      if (state.lastEventId === null) state.lastEventId = body.last_event_id;
       render(body);
       return true;
     } catch (err) {
