@@ -72,6 +72,8 @@ async def snapshot(
     # One read (views.view) takes the newest event id first: anything that happens while the
     # rest is read is then replayed to a follower starting from it, so no change is missed
     # (at worst one is seen twice, and every view is idempotent).
+    # views.view is an operation like any other, driven by the shell's runner; it has no
+    # method on Swarm because only the live views need it.
     view = await swarm._run(
         views.view(swarm._ctx, findings=findings, syntheses=syntheses, dead=dead)
     )
