@@ -1,7 +1,8 @@
 """The state of a swarm in one read: what the web page, ``/api/status`` and ``swarm watch`` show.
 
-Assembled here and nowhere else, from the core's listings only (never from keys), so the
-dashboard and the terminal view cannot disagree. Every part is bounded: the newest findings,
+Assembled here and nowhere else, from core operations only (the listings, and
+``_ops.views`` for the newest-first reads), never from keys, so the dashboard, its API and the
+terminal view cannot disagree. Every part is bounded: the newest findings,
 syntheses and dead letters, the versions each context owner keeps, one line per queue and
 pass, so a snapshot costs a few round trips whatever the number of tasks.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._client import AsyncSwarm
+from .._errors import NotFound
 from .._models import Agent, ContextInfo, Finding, Record, Synthesis, Task, now_ms
 from .._ops import views
 
@@ -82,7 +84,7 @@ async def snapshot(
         swarm.queue_stats(),
         swarm.contexts(),
     )
-    versions = await asyncio.gather(*(swarm.context_versions(c.owner) for c in owners))
+    versions = await asyncio.gather(*(_versions(swarm, c.owner) for c in owners))
     return Snapshot(
         swarm=swarm.name,
         at=now_ms(),
@@ -96,6 +98,13 @@ async def snapshot(
         contexts=tuple(info for owner in versions for info in owner),
         totals=_totals(agents, queues),
     )
+
+
+async def _versions(swarm: AsyncSwarm, owner: str) -> list[ContextInfo]:
+    try:
+        return await swarm.context_versions(owner)
+    except NotFound:  # gone since it was listed: nothing to show, not an error
+        return []
 
 
 def _progress(name: str, counts: dict[str, int]) -> PassProgress:
