@@ -138,6 +138,27 @@ def test_status_shows_every_part_of_the_swarm(client: TestClient, sync_swarm: Sw
     assert status["totals"]["dead"] == 1
 
 
+def test_status_lists_the_newest_first_within_its_limits(
+    client: TestClient, sync_swarm: Swarm
+) -> None:
+    reported = []
+    for i in range(3):
+        sync_swarm.post_task("q.n", f"t{i}", max_attempts=1)
+        task = sync_swarm.claim("q.n", worker="w-1")
+        assert task is not None
+        reported.append(sync_swarm.report(task.id, task.token, {"summary": f"s{i}"}).id)
+    dead = []
+    for i in range(3):
+        sync_swarm.post_task(f"q.d{i}", "doomed")
+        task = sync_swarm.claim(f"q.d{i}", worker="w-1")
+        assert task is not None
+        sync_swarm.fail(task.id, task.token, f"reason {i}", retry=False)
+        dead.append(task.id)
+    status = client.get("/api/status", params={"findings": "2", "dead": "2"}).json()
+    assert [f["id"] for f in status["findings"]] == reported[:0:-1]
+    assert [t["id"] for t in status["dead"]] == dead[:0:-1]  # across queues, newest first
+
+
 def test_status_of_an_empty_swarm(client: TestClient) -> None:
     status = client.get("/api/status").json()
     assert status["queues"] == {} and status["agents"] == [] and status["passes"] == []
