@@ -79,7 +79,7 @@ def work_one_task(worker: Worker, queue: str) -> dict[str, Any] | None:
     words: list[str] = list(task.data["keywords"])
     pattern = "|".join(re.escape(w) for w in words)
     hits = worker.swarm.search_context(
-        task.parent, pattern, regex=True, max_hits=200, around=0, version=worker.context_version
+        task.parent, pattern, regex=True, max_hits=1000, around=0, version=worker.context_version
     )
     lines = text.splitlines()
     # Rank lines by how many of the query's words their section and line share.
@@ -193,10 +193,8 @@ def run_demo(
     stats = swarm.wait(pass_name=pass_name, timeout_s=60)
     findings = shard.findings(pass_name=pass_name)
     result.findings = [f.to_dict() for f in findings]
-    say(
-        f"collect    {len(findings)} findings for '{pass_name}' "
-        f"(tasks settled: {stats}) in {_ms(t):.1f} ms"
-    )
+    settled = ", ".join(f"{n} {status}" for status, n in stats.items() if n)
+    say(f"collect    {len(findings)} findings for '{pass_name}' ({settled}) in {_ms(t):.1f} ms")
     for f in findings:
         say(f"  finding  {f.id}: {f.summary[:110]}")
 

@@ -50,7 +50,9 @@ def _connect(
     name = swarm or os.environ.get("SWARM_NAME") or "default"
     if url is None and redis_host is None and redis_port is None:
         home = os.environ.get("SWARM_HOME") or str(DEFAULT_HOME)
-        settings = Settings.from_url(os.environ.get("SWARM_URL") or "embedded", swarm=name, home=home)
+        settings = Settings.from_url(
+            os.environ.get("SWARM_URL") or "embedded", swarm=name, home=home
+        )
         return Swarm(settings)
     if url is None:
         auth = ""
@@ -241,7 +243,7 @@ class Worker(_Role):
 
     def report(self, finding: Mapping[str, Any]) -> Any:
         task = self._claimed()
-        result = self.swarm.report(
+        return self.swarm.report(
             task.id,
             task.token,
             finding,
@@ -249,7 +251,6 @@ class Worker(_Role):
             model=self.model,
             context_version=self.context_version,
         )
-        return result
 
 
 class Coordinator(_Role):
@@ -269,9 +270,7 @@ class Coordinator(_Role):
         }
 
     def request_synthesis(self, shard_id: str, pass_name: str, instructions: str) -> Any:
-        return self.swarm.request_synthesis(
-            shard_id, pass_name, instructions, sender=self.agent_id
-        )
+        return self.swarm.request_synthesis(shard_id, pass_name, instructions, sender=self.agent_id)
 
 
 # --- the seed's classes (swarm_architecture_v2.py) -----------------------------------------
@@ -423,7 +422,7 @@ class SonnetCoordinator(Coordinator):
             "coordinator_id": self.agent_id,
         }
 
-    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str = "") -> str:  # type: ignore[override]
+    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str = "") -> str:
         return str(super().request_synthesis(shard_id, pass_name, instructions).id)
 
 
@@ -501,9 +500,7 @@ class RedisSwarmCoordinator(_Role):
         except NotFound:
             return None
 
-    def post_task(
-        self, queue_name: str, task_type: str, task_data: Any, priority: int = 0
-    ) -> str:
+    def post_task(self, queue_name: str, task_type: str, task_data: Any, priority: int = 0) -> str:
         task = self.swarm.post_task(
             queue_name,
             task_type,
@@ -538,7 +535,10 @@ class RedisSwarmCoordinator(_Role):
         body = message if isinstance(message, str) else None
         data = None if isinstance(message, str) else message
         sent = self.swarm.send(
-            to_agent_id, body or str(message.get("type", "message")), sender=self.agent_id, data=data
+            to_agent_id,
+            body or str(message.get("type", "message")),
+            sender=self.agent_id,
+            data=data,
         )
         return str(sent.id)
 
@@ -559,9 +559,7 @@ class RedisSwarmCoordinator(_Role):
 
     def list_active_agents(self, include_subagents: bool = False) -> list[dict[str, Any]]:
         agents = self.swarm.agents(alive=True)
-        return [
-            a.to_dict() for a in agents if include_subagents or not a.parent
-        ]
+        return [a.to_dict() for a in agents if include_subagents or not a.parent]
 
     def get_queue_status(self, queue_name: str) -> dict[str, Any]:
         queue = _queue(queue_name)
