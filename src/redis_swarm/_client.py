@@ -134,7 +134,7 @@ class Swarm(_Shell):
             while True:
                 try:
                     reply = self._send(request)
-                except (redis.RedisError, OSError) as exc:
+                except (redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
                     request = op.send(reply)
@@ -270,7 +270,7 @@ class AsyncSwarm(_Shell):
             while True:
                 try:
                     reply = await self._send(request)
-                except (redis.RedisError, OSError) as exc:
+                except (redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
                     request = op.send(reply)

@@ -10,6 +10,7 @@ from typing import Any
 from .._errors import PayloadTooLarge, ValidationError
 from .._models import dumps
 from .._protocol import OpContext
+from .._validate import check_json_depth, too_deep
 
 __all__ = ["check_data", "decode_fields", "new_id", "now_from", "text"]
 
@@ -59,8 +60,12 @@ def check_data(kind: str, data: object, limit: int) -> str:
         )
     try:
         encoded = dumps(dict(data))
+        encoded.encode()
+    except RecursionError:
+        raise too_deep(kind) from None
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{kind} is not JSON-serialisable: {exc}") from None
+    check_json_depth(kind, encoded)
     if len(encoded.encode()) > limit:
         raise PayloadTooLarge(
             f"{kind} is {len(encoded.encode()):,} bytes as JSON; the limit is {limit:,}: "
