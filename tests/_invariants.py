@@ -130,7 +130,7 @@ def check_swarm(
     summary.keys = len(all_keys)
     chunk_keys: list[str] = []
     for key in all_keys:
-        mine = key.startswith(k.prefix) or key.startswith(f"rs:chunk:{{{swarm}.")
+        mine = key.startswith((k.prefix, f"rs:chunk:{{{swarm}."))
         if not mine:
             if not foreign_ok:
                 problems.append(f"key {key!r} belongs to no family of swarm {swarm!r}")
