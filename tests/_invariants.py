@@ -93,7 +93,9 @@ def event_entries(client: redis.Redis, swarm: str) -> list[tuple[str, dict[str, 
     out: list[tuple[str, dict[str, str]]] = []
     start = "-"
     while True:
-        batch = client.xrange(Keys(swarm).events, start, "+", count=10_000)
+        batch: list[tuple[Any, dict[Any, Any]]] = client.xrange(  # type: ignore[assignment]
+            Keys(swarm).events, start, "+", count=10_000
+        )
         if not batch:
             return out
         for entry_id, fields in batch:
@@ -102,7 +104,8 @@ def event_entries(client: redis.Redis, swarm: str) -> list[tuple[str, dict[str, 
 
 
 def _zset(client: redis.Redis, key: str) -> dict[str, float]:
-    return {_s(m): float(score) for m, score in client.zrange(key, 0, -1, withscores=True)}
+    pairs: list[tuple[Any, Any]] = client.zrange(key, 0, -1, withscores=True)  # type: ignore[assignment]
+    return {_s(m): float(score) for m, score in pairs}
 
 
 def _hash(client: redis.Redis, key: str) -> dict[str, Any]:
@@ -130,8 +133,8 @@ def check_swarm(
     summary.keys = len(all_keys)
     chunk_keys: list[str] = []
     for key in all_keys:
-        mine = key.startswith((k.prefix, f"rs:chunk:{{{swarm}."))
-        if not mine:
+        ours = key.startswith((k.prefix, f"rs:chunk:{{{swarm}."))
+        if not ours:
             if not foreign_ok:
                 problems.append(f"key {key!r} belongs to no family of swarm {swarm!r}")
             continue
@@ -223,32 +226,32 @@ def check_swarm(
             key = getattr(k, index)(queue)
             for tid, score in _zset(client, key).items():
                 where.setdefault(tid, []).append(f"{queue}:{index}")
-                t = tasks.get(tid)
-                if t is None:
+                held = tasks.get(tid)
+                if held is None:
                     problems.append(f"{key} holds {tid}, which is not a stored task")
                     continue
                 want = {v: s for s, v in _INDEXED.items()}[index]
-                if t["status"] != want or t["queue"] != queue:
+                if held["status"] != want or held["queue"] != queue:
                     problems.append(
-                        f"{key} holds {tid}, which is {t['status']} in queue {t['queue']}"
+                        f"{key} holds {tid}, which is {held['status']} in queue {held['queue']}"
                     )
                 elif index == "pending":
-                    expect = -int(t["priority"]) * PRIO_SHIFT + int(t["seq"])
+                    expect = -int(held["priority"]) * PRIO_SHIFT + int(held["seq"])
                     if score != expect:
                         problems.append(f"{tid}: pending score {score} is not {expect}")
-                elif index == "leases" and score != float(t["lease_deadline"]):
+                elif index == "leases" and score != float(held["lease_deadline"]):
                     problems.append(
-                        f"{tid}: lease score {score} is not its deadline {t['lease_deadline']}"
+                        f"{tid}: lease score {score} is not its deadline {held['lease_deadline']}"
                     )
-                elif index == "delayed" and score != float(t.get("not_before", score)):
+                elif index == "delayed" and score != float(held.get("not_before", score)):
                     problems.append(f"{tid}: delayed score {score} is not its not_before")
     for tid, places in where.items():
         if len(places) > 1:
             problems.append(f"task {tid} is in several indexes: {', '.join(places)}")
     for tid, t in tasks.items():
-        index = _INDEXED.get(t.get("status", ""))
-        if index is not None and f"{t['queue']}:{index}" not in where.get(tid, []):
-            problems.append(f"task {tid} is {t['status']} but not in its queue's {index} index")
+        own = _INDEXED.get(t.get("status", ""))
+        if own is not None and f"{t['queue']}:{own}" not in where.get(tid, []):
+            problems.append(f"task {tid} is {t['status']} but not in its queue's {own} index")
 
     task_index = _zset(client, k.task_index)
     if set(task_index) != set(tasks):
@@ -260,8 +263,8 @@ def check_swarm(
         if tid not in tasks:
             problems.append(f"task_data holds {tid}, which is not a stored task")
     for fieldname, raw in _hash(client, k.dedupe).items():
-        t = tasks.get(_s(raw))
-        if t is None or f"{t['queue']}|{t.get('dedupe_key')}" != fieldname:
+        target = tasks.get(_s(raw))
+        if target is None or f"{target['queue']}|{target.get('dedupe_key')}" != fieldname:
             problems.append(f"dedupe {fieldname!r} points to {_s(raw)}, not its task")
     passes = {t["pass_name"] for t in tasks.values() if "pass_name" in t}
     for name in passes:
@@ -277,18 +280,18 @@ def check_swarm(
     for fid, f in findings.items():
         if f.get("id") != fid:
             problems.append(f"finding {fid}: stored under another id ({f.get('id')!r})")
-        t = tasks.get(f.get("task_id", ""))
-        if t is None:
+        of = tasks.get(f.get("task_id", ""))
+        if of is None:
             problems.append(f"finding {fid}: its task {f.get('task_id')!r} is not stored")
             continue
         if f.get("superseded"):
             summary.superseded += 1
         else:
-            current.setdefault(t["id"], []).append(fid)
+            current.setdefault(of["id"], []).append(fid)
         for name, want_value in (
-            ("queue", t["queue"]),
-            ("pass_name", t.get("pass_name")),
-            ("shard", t.get("parent")),
+            ("queue", of["queue"]),
+            ("pass_name", of.get("pass_name")),
+            ("shard", of.get("parent")),
         ):
             if f.get(name) != want_value:
                 problems.append(f"finding {fid}: {name} {f.get(name)!r} is not its task's")
@@ -306,13 +309,13 @@ def check_swarm(
         problems.append("finding_index does not list exactly the stored findings")
     dims: dict[str, dict[str, set[str]]] = {"queue": {}, "pass": {}, "shard": {}}
     for fid, f in findings.items():
-        for dim, name in (("queue", "queue"), ("pass", "pass_name"), ("shard", "shard")):
-            if f.get(name) is not None:
-                dims[dim].setdefault(f[name], set()).add(fid)
+        for dim, attr in (("queue", "queue"), ("pass", "pass_name"), ("shard", "shard")):
+            if f.get(attr) is not None:
+                dims[dim].setdefault(f[attr], set()).add(fid)
     for dim, groups in dims.items():
-        for value, fids in groups.items():
-            if set(_zset(client, k.findings_by(dim, value))) != fids:
-                problems.append(f"findings_by {dim} {value!r} does not list its findings")
+        for label, fids in groups.items():
+            if set(_zset(client, k.findings_by(dim, label))) != fids:
+                problems.append(f"findings_by {dim} {label!r} does not list its findings")
     for key in all_keys:
         if ":findings_by:" in key and key.startswith(k.prefix):
             dim, digest = key[len(k.prefix) :].split(":")[1:3]

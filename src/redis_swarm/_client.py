@@ -7,6 +7,7 @@ per shell because waiting is the one thing sync and async code cannot share.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from redis.commands.core import AsyncScript, Script
 from ._cache import ContextCache
 from ._config import Settings
 from ._connect import AsyncClient, SyncClient, async_client, sync_client
+from ._durability import Plan, confirm, is_write, wrap
 from ._errors import SwarmError
 from ._models import Event, EventType
 from ._ops import agents as agent_ops
@@ -59,6 +61,9 @@ class _Shell:
             clock=clock,
             cache=cache if cache is not None else ContextCache(),
         )
+        # durability="strict": how writes are made durable, probed at the first write.
+        self._strict = self.settings.durability == "strict"
+        self._plan: Plan | None = None
 
     @property
     def name(self) -> str:
@@ -85,6 +90,7 @@ class Swarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
         self._scripts: dict[str, Script] = {}
+        self._plan_lock = threading.Lock()
 
     def _connect(self) -> SyncClient:
         try:
@@ -115,6 +121,22 @@ class Swarm(_Shell):
         return script
 
     def _send(self, request: Request) -> Any:
+        if self._strict and is_write(request):
+            if self._plan is None:
+                with self._plan_lock:
+                    if self._plan is None:
+                        self._plan = self._run(server.durability_plan(self._ctx))
+            plan = self._plan
+            if plan.command is not None:
+                try:
+                    replies = self._send_now(wrap(request, plan))
+                except redis.ResponseError:
+                    self._plan = None  # the server changed (failover?): probe it again
+                    raise
+                return confirm(request, replies, plan, self.settings.url)
+        return self._send_now(request)
+
+    def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
         if isinstance(request, Call):
@@ -134,7 +156,7 @@ class Swarm(_Shell):
             while True:
                 try:
                     reply = self._send(request)
-                except (redis.RedisError, OSError, UnicodeEncodeError) as exc:
+                except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
                     request = op.send(reply)
@@ -252,6 +274,20 @@ class AsyncSwarm(_Shell):
         return script
 
     async def _send(self, request: Request) -> Any:
+        if self._strict and is_write(request):
+            if self._plan is None:
+                self._plan = await self._run(server.durability_plan(self._ctx))
+            plan = self._plan
+            if plan.command is not None:
+                try:
+                    replies = await self._send_now(wrap(request, plan))
+                except redis.ResponseError:
+                    self._plan = None  # the server changed (failover?): probe it again
+                    raise
+                return confirm(request, replies, plan, self.settings.url)
+        return await self._send_now(request)
+
+    async def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return await self._redis.execute_command(*request.args)
         if isinstance(request, Call):
@@ -270,7 +306,7 @@ class AsyncSwarm(_Shell):
             while True:
                 try:
                     reply = await self._send(request)
-                except (redis.RedisError, OSError, UnicodeEncodeError) as exc:
+                except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
                     request = op.send(reply)

@@ -21,7 +21,7 @@ import os
 import random
 import time
 
-from redis_swarm import AlreadyCompleted, LeaseLost, Swarm, SwarmError
+from redis_swarm import AlreadyCompleted, LeaseLost, Swarm, SwarmError, Task
 
 __all__ = ["run"]
 
@@ -39,8 +39,44 @@ def _settled(swarm: Swarm, pass_name: str) -> bool:
     return stats["pending"] + stats["delayed"] + stats["claimed"] == 0
 
 
+def _work(swarm: Swarm, task: Task, worker: str, lease_s: float, rng: random.Random,
+          fd: int) -> None:  # fmt: skip
+    """Handle one claimed task according to its kind; log what the server acknowledged."""
+    kind = task.data["kind"] if isinstance(task.data, dict) else "normal"
+    try:
+        if kind == "poison":
+            swarm.fail(task.id, task.token, "poison pill", retry=False)
+            _log(fd, "failed", task.id, task.token)
+            return
+        if kind == "flaky" and task.token == 1:
+            swarm.fail(task.id, task.token, "flaky on its first attempt", retry=True)
+            _log(fd, "failed", task.id, task.token)
+            return
+        if kind == "slow" and task.token == 1:
+            time.sleep(lease_s * 1.6)
+        elif kind == "long":
+            for _ in range(4):
+                time.sleep(lease_s * 0.35)
+                swarm.renew(task.id, task.token)
+                _log(fd, "renewed", task.id, task.token)
+        else:
+            time.sleep(rng.uniform(0.0, 0.02))
+        finding = swarm.report(
+            task.id,
+            task.token,
+            {"summary": f"{kind} task {task.data['i']} done", "confidence": 0.5},
+            worker=worker,
+        )
+        _log(fd, "completed", task.id, task.token, finding.id)
+    except AlreadyCompleted as exc:
+        _log(fd, "superseded", task.id, task.token, exc.finding_id)
+    except LeaseLost:
+        _log(fd, "leaselost", task.id, task.token)
+
+
 def run(url: str, swarm_name: str, queue: str, pass_name: str, worker: str, log_path: str,
         lease_s: float, seed: int) -> None:  # fmt: skip
+    """Claim and work until the pass is settled."""
     rng = random.Random(seed)
     fd = _open_log(log_path)
     _log(fd, "start", worker, os.getpid())
@@ -53,35 +89,7 @@ def run(url: str, swarm_name: str, queue: str, pass_name: str, worker: str, log_
                         break
                     continue
                 _log(fd, "claim", task.id, task.token)
-                kind = task.data["kind"] if isinstance(task.data, dict) else "normal"
-                if kind == "poison":
-                    swarm.fail(task.id, task.token, "poison pill", retry=False)
-                    _log(fd, "failed", task.id, task.token)
-                    continue
-                if kind == "flaky" and task.token == 1:
-                    swarm.fail(task.id, task.token, "flaky on its first attempt", retry=True)
-                    _log(fd, "failed", task.id, task.token)
-                    continue
-                if kind == "slow" and task.token == 1:
-                    time.sleep(lease_s * 1.6)
-                elif kind == "long":
-                    for _ in range(4):
-                        time.sleep(lease_s * 0.35)
-                        swarm.renew(task.id, task.token)
-                        _log(fd, "renewed", task.id, task.token)
-                else:
-                    time.sleep(rng.uniform(0.0, 0.02))
-                finding = swarm.report(
-                    task.id,
-                    task.token,
-                    {"summary": f"{kind} task {task.data['i']} done", "confidence": 0.5},
-                    worker=worker,
-                )
-                _log(fd, "completed", task.id, task.token, finding.id)
-            except AlreadyCompleted as exc:
-                _log(fd, "superseded", task.id, task.token, exc.finding_id)
-            except LeaseLost:
-                _log(fd, "leaselost", task.id, task.token)
+                _work(swarm, task, worker, lease_s, rng, fd)
             except SwarmError as exc:  # anything else is a failure of the test
                 _log(fd, "error", type(exc).__name__, str(exc).replace("\n", " "))
                 raise

@@ -61,10 +61,16 @@ def test_2000_tasks_survive_8_workers_sigkilled_every_200ms(
     swarm = Swarm(server.url, swarm=SWARM)
     posted = swarm.post_tasks(
         [
-            TaskSpec(QUEUE, f"chaos task {i}", {"i": i, "kind": kind}, pass_name=PASS,
-                     max_attempts=MAX_ATTEMPTS.get(kind, 3), lease_s=LEASE_S)
+            TaskSpec(
+                QUEUE,
+                f"chaos task {i}",
+                {"i": i, "kind": kind},
+                pass_name=PASS,
+                max_attempts=MAX_ATTEMPTS.get(kind, 3),
+                lease_s=LEASE_S,
+            )
             for i, kind in enumerate(kinds)
-        ]  # fmt: skip
+        ]
     )
     kind_of = {task.id: kinds[i] for i, task in enumerate(posted)}
 
@@ -80,12 +86,9 @@ def test_2000_tasks_survive_8_workers_sigkilled_every_200ms(
     def start(slot: int) -> None:
         incarnations[slot] += 1
         name = f"w{slot}.{incarnations[slot]}"
-        proc = ctx.Process(
-            target=run,
-            args=(server.url, SWARM, QUEUE, PASS, name, str(logs / f"{name}.log"), LEASE_S,
-                  rng.randrange(2**32)),  # fmt: skip
-            daemon=True,
-        )
+        log = str(logs / f"{name}.log")
+        args = (server.url, SWARM, QUEUE, PASS, name, log, LEASE_S, rng.randrange(2**32))
+        proc = ctx.Process(target=run, args=args, daemon=True)
         proc.start()
         procs[slot] = proc
 
