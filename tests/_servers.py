@@ -104,9 +104,10 @@ class ServerFactory:
         appendonly: bool = False,
         extra: list[str] | None = None,
         port: int | None = None,
+        binary: str | None = None,
     ) -> RedisServer:
         workdir = Path(tempfile.mkdtemp(dir=self._root))
-        args = [self.binary, "--dir", str(workdir), "--save", ""]
+        args = [binary or self.binary, "--dir", str(workdir), "--save", ""]
         args += ["--appendonly", "yes" if appendonly else "no"]
         server_port: int | None = None
         sock: Path | None = None

@@ -141,13 +141,22 @@ class Swarm(_Shell):
             return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
         if isinstance(request, Call):
             return self._script(request.script)(request.keys, request.args)
-        pipe = self._redis.pipeline(transaction=False)
-        for item in request.items:
-            if isinstance(item, Cmd):
-                pipe.execute_command(*item.args)
-            else:
-                self._script(item.script)(item.keys, item.args, client=pipe)
-        return pipe.execute()
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            for item in request.items:
+                if isinstance(item, Cmd):
+                    pipe.execute_command(*item.args)
+                else:
+                    self._script(item.script)(item.keys, item.args, client=pipe)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                # The server lost its scripts (a restart, a failover) after the pipeline
+                # loaded them: it loads them again. Every request is idempotent (a claim
+                # that got NOSCRIPT did not run), so the batch is simply sent again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _run(self, op: Operation[T]) -> T:
         """Drive an operation: send each request, feed back the reply or the error."""
@@ -292,13 +301,19 @@ class AsyncSwarm(_Shell):
             return await self._redis.execute_command(*request.args)
         if isinstance(request, Call):
             return await self._script(request.script)(request.keys, request.args)
-        pipe = self._redis.pipeline(transaction=False)
-        for item in request.items:
-            if isinstance(item, Cmd):
-                pipe.execute_command(*item.args)
-            else:
-                await self._script(item.script)(item.keys, item.args, client=pipe)  # type: ignore[arg-type]
-        return await pipe.execute()
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            for item in request.items:
+                if isinstance(item, Cmd):
+                    pipe.execute_command(*item.args)
+                else:
+                    await self._script(item.script)(item.keys, item.args, client=pipe)  # type: ignore[arg-type]
+            try:
+                return await pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:  # see Swarm._send_now
+                    raise
+        raise AssertionError("unreachable")
 
     async def _run(self, op: Operation[T]) -> T:
         try:
