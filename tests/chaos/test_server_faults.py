@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio.client
+import redis.client
 
 from redis_swarm import (
     AlreadyCompleted,
@@ -36,6 +39,7 @@ from redis_swarm import (
 from redis_swarm._keys import Keys
 from redis_swarm._ops._work import new_id
 
+from .._handles import make_swarm
 from .._invariants import check_swarm, event_entries
 from .._servers import ServerFactory
 
@@ -142,7 +146,7 @@ CASES = {
     # name: (appendfsync, durability, binary, tasks, acks before the kill)
     "everysec": ("everysec", "normal", None, 600, 150),
     "strict-always": ("always", "strict", None, 600, 150),
-    "strict-waitaof": ("everysec", "strict", "newer", 24, 6),
+    "strict-waitaof": ("everysec", "strict", "newer", 15, 5),
 }
 
 
@@ -188,7 +192,7 @@ def test_kill_9_mid_run_workers_reconnect_and_no_acknowledged_finding_is_lost(
             thread.join(30)
 
     client = server.client()
-    stored = {fid.decode() for fid in client.hkeys(KEYS.findings)}
+    stored = {fid.decode() for fid in client.hkeys(KEYS.findings)}  # type: ignore[union-attr]
     acked_before = [fid for fid, _, at in log.acked if at <= killed_at]
     lost = [fid for fid in acked_before if fid not in stored]
     lost_after = [fid for fid, _, at in log.acked if at > killed_at and fid not in stored]
@@ -225,3 +229,41 @@ def test_kill_9_mid_run_workers_reconnect_and_no_acknowledged_finding_is_lost(
             f"{statistics.median(back):.2f} s (median) / {max(back):.2f} s (max) after it; "
             f"errors surfaced past the retries: {dict(log.surfaced) or 0}"
         )
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_batch_whose_scripts_the_server_lost_is_sent_again(
+    servers: ServerFactory, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline loads its scripts, then runs them: when the server restarts in between
+    (its script cache empty), the batch gets NOSCRIPT. The shell sends it again, and the
+    pipeline loads the scripts first."""
+    server = servers.start()
+    flusher = server.client()
+    flushes: list[bool] = []
+
+    def flush_once() -> None:
+        if not flushes:
+            flushes.append(flusher.script_flush())
+
+    sync_load = redis.client.Pipeline.load_scripts
+    async_load = redis.asyncio.client.Pipeline.load_scripts
+
+    def load_then_flush(self: Any) -> None:
+        sync_load(self)  # type: ignore[no-untyped-call]
+        flush_once()
+
+    async def aload_then_flush(self: Any) -> None:
+        await async_load(self)  # type: ignore[no-untyped-call]
+        flush_once()
+
+    monkeypatch.setattr(redis.client.Pipeline, "load_scripts", load_then_flush)
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "load_scripts", aload_then_flush)
+    swarm = make_swarm(kind, server.url)
+    try:
+        tasks = swarm.post_tasks([{"queue": QUEUE, "description": f"t{i}"} for i in range(1500)])
+    finally:
+        swarm.close()
+    assert flushes and len({t.id for t in tasks}) == 1500
+    assert check_swarm(flusher, "test").tasks == Counter({"pending": 1500})
+    flusher.close()
