@@ -38,8 +38,9 @@ T = TypeVar("T")
 
 def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
     if isinstance(url, Settings):
-        return url.with_swarm(swarm) if swarm else url
-    return Settings.from_url(url or "embedded", swarm=swarm or "default")
+        return url if swarm is None else url.with_swarm(swarm)
+    # An empty name is refused (not silently the default swarm): only None means default.
+    return Settings.from_url(url or "embedded", swarm="default" if swarm is None else swarm)
 
 
 class _Shell:

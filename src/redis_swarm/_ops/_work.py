@@ -182,7 +182,9 @@ def check_label(kind: str, value: object, *, max_chars: int = 256) -> str:
     try:
         value.encode()
     except UnicodeEncodeError:
-        raise ValidationError(f"{kind} is not valid Unicode text") from None
+        raise ValidationError(
+            f"{kind} is not valid Unicode text (it holds a lone surrogate): fix the text"
+        ) from None
     return value
 
 
