@@ -214,19 +214,20 @@ def test_kill_9_mid_run_workers_reconnect_and_no_acknowledged_finding_is_lost(
     assert max(completions.values()) == 1 and len(completions) == total
     assert summary.findings - summary.superseded == total
 
-    # Reconnection: from the restart to each worker's next success.
-    back = []
+    # Reconnection: each worker's gap, from the kill to its next success (the restart
+    # included); the restart alone is timed separately.
+    gaps = []
     for times in log.successes.values():
         after = [t for t in times if t > killed_at]
         if after:
-            back.append(after[0] - ready_at)
-    assert back, "no worker succeeded after the restart"
+            gaps.append(after[0] - killed_at)
+    assert gaps, "no worker succeeded after the restart"
     with capsys.disabled():
         print(
             f"\nserver kill -9 [{case}: appendfsync {fsync}, durability {durability}]: "
             f"{acked_at_kill} findings acknowledged before the kill, {len(lost)} lost; "
-            f"restart took {ready_at - killed_at:.2f} s; workers back "
-            f"{statistics.median(back):.2f} s (median) / {max(back):.2f} s (max) after it; "
+            f"restart took {ready_at - killed_at:.2f} s; workers' gap from the kill to their "
+            f"next success {statistics.median(gaps):.2f} s (median) / {max(gaps):.2f} s (max); "
             f"errors surfaced past the retries: {dict(log.surfaced) or 0}"
         )
 
