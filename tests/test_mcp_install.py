@@ -55,7 +55,7 @@ def test_claude_command_puts_the_name_before_the_variadic_env() -> None:
     argv = claude_command(spec, scope="project")
     assert argv[:4] == ["claude", "mcp", "add", "swarm"]
     assert argv[argv.index("--scope") + 1] == "project"
-    assert ["-e", "SWARM_URL=embedded"] == argv[argv.index("-e") : argv.index("-e") + 2]
+    assert argv[argv.index("-e") : argv.index("-e") + 2] == ["-e", "SWARM_URL=embedded"]
     assert argv[argv.index("--") + 1 :] == ["/abs/swarm", "mcp", "--role", "shard"]
 
 

@@ -1,9 +1,9 @@
 """Who is calling: one registered agent per MCP session, and the leases it holds.
 
 A session registers as an agent when its client connects (role from ``--role``, client name
-from the ``initialize`` request), heartbeats while it is connected, and on close releases the
-tasks it still holds and deregisters. The lease token of each claimed task stays here, so a
-worker names only the task id and cannot lose its token.
+from the ``initialize`` request), heartbeats while it is connected, and deregisters on close.
+The lease token of each claimed task stays here, so a worker names only the task id and cannot
+lose its token.
 
 MCP has two protocol eras. On the handshake era (every client today: Claude Code, Codex,
 Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
@@ -176,17 +176,16 @@ class SessionRegistry:
         return session
 
     async def close(self, session: AgentSession) -> None:
-        """Release what the session still holds, then deregister its agent."""
+        """Deregister the session's agent.
+
+        Tasks it still holds stay leased until their lease runs out, then go back to their
+        queue: a client that restarted its server can still report them with the token that
+        claim_task returned.
+        """
         if session.closed:
             return
         session.closed = True
         self._live.pop(session.agent_id, None)
-        for task_id, lease in list(session.leases.items()):
-            try:
-                await self.call(self.swarm.release, task_id, lease.token)
-            except SwarmError as exc:
-                log.info("task %s not released on close: %s", task_id, exc)
-        session.leases.clear()
         try:
             await self.call(self.swarm.deregister, session.agent_id)
         except SwarmError as exc:
@@ -204,7 +203,7 @@ class SessionRegistry:
         while True:
             await anyio.sleep(interval_s)
             for session in self.live:
-                current = next(iter(session.leases), None)
+                current = next(iter(session.leases), "")  # "" clears it
                 try:
                     await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
                 except NotFound:

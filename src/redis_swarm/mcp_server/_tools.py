@@ -31,7 +31,7 @@ from .._errors import (
 )
 from .._models import dumps, iso
 from .._validate import check_name
-from ._budget import Budget, Spill, clip, cut, decode_cursor, encode_cursor
+from ._budget import Budget, Spill, clip, decode_cursor, encode_cursor
 from ._session import AgentSession, Lease, SessionRegistry
 
 __all__ = ["SwarmTools", "TaskInput", "tool_error"]
@@ -42,7 +42,7 @@ T = TypeVar("T")
 MAX_CLAIM_WAIT_S = 60.0
 MAX_PASS_WAIT_S = 300.0
 _LINE_CHARS = 600  # a search hit's line is clipped to this many characters
-_LINES_WINDOW = 2_000  # read_context_lines without ``end`` reads at most this many lines
+_NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
 _TIME_FIELDS = frozenset(
     {"created_at", "claimed_at", "completed_at", "lease_deadline", "not_before",
      "registered_at", "last_seen", "at"}
@@ -412,55 +412,53 @@ class SwarmTools:
         A context can be far larger than your window: prefer search_context and
         read_context_lines for the parts you need; page through it only to read it all."""
         session = await self._session(ctx)
-        start, line = 0, 1
+        offset = 0
         if cursor:
             state = self._decode("context", cursor)
-            owner, version = state.get("o"), state.get("v")
-            at, at_line = state.get("c"), state.get("l")
-            if not (
-                isinstance(owner, str)
-                and isinstance(version, str)
-                and isinstance(at, int)
-                and isinstance(at_line, int)
-                and at >= 0
-            ):
+            owner, version, at = state.get("o"), state.get("v"), state.get("c")
+            if not (isinstance(owner, str) and isinstance(version, str) and isinstance(at, int)):
                 raise ToolError("the context cursor is damaged: omit it to start at page 1")
-            start, line = at, at_line
+            offset = at
         owner = session.context_owner(owner)
-
-        def fetch() -> tuple[Any, str]:
-            info = self.swarm.context_info(owner, version)
-            return info, self.swarm.get_context(owner, info.version)
-
-        info, text = await self._run(fetch)
-        self._read(session, owner, info.version)
-        end = cut(text, start, self.budget.body_chars)
-        page = text[start:end]
-        total_lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-        next_line = line + page.count("\n")
-        last_line = next_line - 1 if page.endswith("\n") else next_line
+        size = self.budget.body_chars
+        part = await self._run(
+            self.swarm.read_context,
+            owner,
+            offset=offset,
+            length=size,
+            max_bytes=size,
+            version=version,
+        )
+        self._read(session, owner, part.version)
+        page, consumed = part.text, part.length
+        at_end = part.offset + part.length >= part.size_bytes
+        newline = -1 if at_end else page.rfind("\n", len(page) // 2)
+        if newline >= 0:  # end the page on a whole line
+            page = page[: newline + 1]
+            consumed = len(page.encode())
+        last_line = part.start_line + page.count("\n") - (1 if page.endswith("\n") else 0)
         header: dict[str, Any] = {
             "owner": owner,
-            "version": info.version,
-            "lines": [line, max(line, last_line)],
-            "total_lines": total_lines,
-            "chars": [start, end],
-            "total_chars": len(text),
-            "tokens_est": info.tokens_est,
+            "version": part.version,
+            "lines": [part.start_line, max(part.start_line, last_line)],
+            "total_lines": part.total_lines,
+            "bytes": [part.offset, part.offset + consumed],
+            "total_bytes": part.size_bytes,
         }
-        if end < len(text):
-            next_cursor = encode_cursor(
-                "context",
-                {"o": owner, "v": info.version, "c": end, "l": next_line},
-            )
-            pages_left = -(-(len(text) - end) // self.budget.body_chars)
+        if at_end and newline < 0:
+            header["next"] = "this is the last page"
+        else:
+            next_cursor = self._context_cursor(owner, part.version, part.offset + consumed)
+            left = -(-(part.size_bytes - part.offset - consumed) // size)
             header["next_cursor"] = next_cursor
             header["next"] = (
-                f"about {pages_left} more page(s): call get_context(cursor={dumps(next_cursor)})"
+                f"about {left} more page(s): call get_context(cursor={dumps(next_cursor)})"
             )
-        else:
-            header["next"] = "this is the last page"
         return self._result(header, page)
+
+    @staticmethod
+    def _context_cursor(owner: str, version: str, offset: int) -> str:
+        return encode_cursor("context", {"o": owner, "v": version, "c": offset})
 
     async def read_context_lines(
         self,
@@ -484,33 +482,38 @@ class SwarmTools:
         owner = session.context_owner(owner)
         if end is not None and end < start:
             raise ToolError(f"end ({end}) is before start ({start}): pass start <= end")
-        stop = end if end is not None else start + _LINES_WINDOW - 1
-        part = await self._run(self.swarm.read_context, owner, lines=(start, stop), version=version)
+        part = await self._run(
+            self.swarm.read_context,
+            owner,
+            lines=(start, end if end is not None else _NO_END),
+            max_bytes=self.budget.body_chars,
+            version=version,
+        )
         self._read(session, owner, part.version)
-        shown: list[str] = []
-        used = 0
-        for text in part.text.splitlines(keepends=True):
-            if shown and used + len(text) > self.budget.body_chars:
-                break
-            shown.append(clip(text, self.budget.body_chars, "page through it with get_context"))
-            used += len(shown[-1])
-        last = start + max(len(shown), 1) - 1
         header: dict[str, Any] = {
             "owner": owner,
             "version": part.version,
-            "lines": [start, last],
+            "lines": [part.start_line, part.end_line],
             "total_lines": part.total_lines,
         }
-        wanted_last = min(stop, part.total_lines)
-        if last < wanted_last:
-            rest = f", end={end}" if end is not None else ""
+        wanted = min(end or part.total_lines, part.total_lines)
+        if part.end_line == start and part.truncated and not part.text.endswith("\n"):
+            # One line longer than a whole result: its rest is on the next get_context page.
+            rest = self._context_cursor(owner, part.version, part.offset + part.length)
             header["next"] = (
-                f"lines {last + 1}..{wanted_last} did not fit: call read_context_lines("
-                f"owner={dumps(owner)}, start={last + 1}{rest})"
+                f"line {start} is longer than one result: read on with "
+                f"get_context(cursor={dumps(rest)}), or from line {start + 1} with "
+                f"read_context_lines(owner={dumps(owner)}, start={start + 1})"
             )
-        elif last >= part.total_lines:
+        elif part.end_line < wanted:
+            more = f", end={end}" if end is not None else ""
+            header["next"] = (
+                f"lines {part.end_line + 1}..{wanted} did not fit: call read_context_lines("
+                f"owner={dumps(owner)}, start={part.end_line + 1}{more})"
+            )
+        elif part.end_line >= part.total_lines:
             header["next"] = "this is the end of the context"
-        return self._result(header, "".join(shown))
+        return self._result(header, part.text)
 
     async def search_context(
         self,
