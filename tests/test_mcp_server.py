@@ -230,10 +230,10 @@ def test_an_800k_token_context_pages_within_the_budget(core: Swarm) -> None:
             assert worker.largest <= 32_000
             assert elapsed < 30, f"paging 800K tokens took {elapsed:.1f}s"
 
-            head, hits = await worker("search_context", owner="big", pattern="0400000 lorem")
-            assert head["hits"] == [1, 1] and hits is not None and hits.startswith("399998-")
-            head, part = await worker("read_context_lines", owner="big", start=400_000, end=400_001)
-            assert part == "".join(text.splitlines(True)[399_999:400_001])
+            head, hits = await worker("search_context", owner="big", pattern="0020000 lorem")
+            assert head["hits"] == [1, 1] and hits is not None and hits.startswith("19998-")
+            head, part = await worker("read_context_lines", owner="big", start=20_000, end=20_001)
+            assert part == "".join(text.splitlines(True)[19_999:20_001])
             head, part = await worker("read_context_lines", owner="big", start=10)
             assert head["lines"][0] == 10 and "read_context_lines" in head["next"]
             assert part is not None and part.startswith(line.format(10))
