@@ -9,8 +9,10 @@ corrupt the stream.
 from __future__ import annotations
 
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -28,6 +30,11 @@ from ._tools import SwarmTools
 __all__ = ["INSTRUCTIONS", "Transport", "build_server", "serve"]
 
 Transport = Literal["stdio", "http"]
+
+log = logging.getLogger("redis_swarm.mcp")
+
+# The session registry of each server built here, for a clean exit on a signal.
+_SESSIONS: weakref.WeakKeyDictionary[MCPServer[Any], SessionRegistry] = weakref.WeakKeyDictionary()
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 _READ_ONLY_TOOLS = (
@@ -130,6 +137,7 @@ def build_server(
         )
     for prompt_role in PROMPT_ROLES if role == "all" else (role,):
         server.add_prompt(_prompt(swarm, prompt_role))
+    _SESSIONS[server] = sessions
     return server
 
 
@@ -161,7 +169,7 @@ def serve(
 ) -> None:
     """Run the server until its client leaves (stdio) or it is stopped (SIGINT, SIGTERM)."""
     if transport == "stdio":
-        anyio.run(_serve_stdio, server.run_stdio_async)
+        anyio.run(_serve_stdio, server)
     elif transport == "http":
         # uvicorn owns SIGINT/SIGTERM here and shuts the sessions down cleanly.
         server.run("streamable-http", host=host, port=port)
@@ -169,17 +177,22 @@ def serve(
         raise ValueError(f"transport must be stdio or http, not {transport!r}")
 
 
-async def _serve_stdio(run: Callable[[], Any]) -> None:
-    """Serve stdio; on SIGTERM or SIGINT leave cleanly (release tasks, deregister)."""
+async def _serve_stdio(server: MCPServer[Any]) -> None:
+    """Serve stdio until stdin closes; on SIGTERM or SIGINT deregister, then exit at once."""
+    sessions = _SESSIONS.get(server)
     async with anyio.create_task_group() as tg:
 
         async def on_signal() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:
-                    logging.getLogger("redis_swarm.mcp").info("signal %s: leaving", signum)
-                    tg.cancel_scope.cancel()
-                    return
+                    log.info("signal %s: leaving", signum)
+                    if sessions is not None:
+                        with anyio.move_on_after(5, shield=True):
+                            await sessions.close_all()
+                    # The SDK reads stdin on a thread blocked in read(), which no cancellation
+                    # reaches: the only way out before the client closes the pipe is to exit.
+                    os._exit(0)
 
         tg.start_soon(on_signal)
-        await run()
+        await server.run_stdio_async()
         tg.cancel_scope.cancel()
