@@ -32,6 +32,7 @@ from .._errors import (
 from .._models import dumps, iso
 from .._validate import check_name
 from ._budget import Budget, Spill, clip, decode_cursor, encode_cursor
+from ._roles import TOOL_ROLES
 from ._session import AgentSession, Lease, SessionRegistry
 
 __all__ = ["SwarmTools", "TaskInput", "tool_error"]
@@ -92,12 +93,15 @@ _HINTS: list[tuple[type[SwarmError], str]] = [
 
 
 def tool_error(exc: SwarmError) -> ToolError:
-    """A core error as a tool error that says what to do next."""
-    message = str(exc) or type(exc).__name__
+    """A core error as a tool error that says what to do next (in tool terms, when the
+    message does not already)."""
+    message = f"{type(exc).__name__}: {exc or type(exc).__name__}"
+    if any(name in message for name in TOOL_ROLES):
+        return ToolError(message)
     for kind, hint in _HINTS:
         if isinstance(exc, kind):
-            return ToolError(f"{type(exc).__name__}: {message} ({hint})")
-    return ToolError(f"{type(exc).__name__}: {message}")
+            return ToolError(f"{message} ({hint})")
+    return ToolError(message)
 
 
 class SwarmTools:
