@@ -79,6 +79,15 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             )  # fmt: skip
             assert posted["posted"] == 3 and posted["queues"] == {"work": 3}
             assert "wait_for_pass" in posted["next"]
+            extra = {"queue": "later", "description": "d", "dedupe_key": "k", "priority": 5}
+            one, _ = await shard("post_task", **extra, data=[1, 2])
+            again, _ = await shard("post_task", **extra)
+            assert one["task"]["id"] == again["task"]["id"]  # deduplicated
+            assert core.get_task(one["task"]["id"]).parent == me
+            status, _ = await shard("swarm_status")
+            assert status["queues"] == {"work": {"pending": 3}, "later": {"pending": 1}}
+            assert status["contexts"][0]["owner"] == me
+            assert status["agents"]["by_role"] == {"shard": 1, "worker": 1}
 
             claimed, _ = await worker("claim_task", queue="work")
             task = claimed["task"]
@@ -237,6 +246,65 @@ def test_an_800k_token_context_pages_within_the_budget(core: Swarm) -> None:
             head, part = await worker("read_context_lines", owner="big", start=10)
             assert head["lines"][0] == 10 and "read_context_lines" in head["next"]
             assert part is not None and part.startswith(line.format(10))
+
+    run(body)
+
+
+def test_search_hits_page_with_a_cursor(core: Swarm) -> None:
+    text = "".join(f"{'needle' if i % 7 == 0 else 'hay'} {i}\n" for i in range(1, 1_051))
+    core.publish_context("ctx", text, source="t")
+    expected = [i for i in range(1, 1_051) if i % 7 == 0]
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker", budget_tokens=600)) as worker:
+            worker.max_chars = 600 * 4
+            found: list[int] = []
+            head, hits = await worker("search_context", owner="ctx", pattern="needle", around=3)
+            while True:
+                assert hits is not None
+                found += [int(line.split(":")[0]) for line in hits.splitlines() if ":" in line]
+                if "next_cursor" not in head:
+                    break
+                head, hits = await worker("search_context", pattern="x", cursor=head["next_cursor"])
+            assert found == expected
+            head, hits = await worker("search_context", owner="ctx", pattern="nothing here")
+            assert head["hits"] == [] and "no match" in head["next"]
+
+    run(body)
+
+
+def test_contexts_page_exactly_whatever_their_text(core: Swarm) -> None:
+    """Multi-byte characters and a line longer than a page: the pages rebuild the text."""
+    long_line = "".join(f"{i % 10}" for i in range(20_000)) + "\n"
+    text = "".join(f"ligne {i}: café, naïve, 東京, 🙂\n" for i in range(300)) + long_line + "fin\n"
+    core.publish_context("u", text, source="t")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker", budget_tokens=1_000)) as worker:
+            worker.max_chars = 4_000
+            pages: list[str] = []
+            head, page = await worker("get_context", owner="u")
+            while True:
+                assert page is not None
+                pages.append(page)
+                if "next_cursor" not in head:
+                    break
+                head, page = await worker("get_context", cursor=head["next_cursor"])
+            assert "".join(pages) == text and len(pages) > 8
+
+            head, part = await worker("read_context_lines", owner="u", start=301)
+            assert head["lines"] == [301, 301] and part is not None and long_line.startswith(part)
+            assert "longer than one result" in head["next"]
+            cursor = head["next"].split("cursor=")[1].split(")")[0].strip('"')
+            rest: list[str] = []
+            while True:
+                head, page = await worker("get_context", cursor=cursor)
+                assert page is not None
+                rest.append(page)
+                if "".join(rest).endswith("\n") or "next_cursor" not in head:
+                    break
+                cursor = head["next_cursor"]
+            assert part + "".join(rest).split("\n")[0] + "\n" == long_line
 
     run(body)
 

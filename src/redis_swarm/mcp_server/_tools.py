@@ -29,7 +29,8 @@ from .._errors import (
     Timeout,
     ValidationError,
 )
-from .._models import dumps, iso
+from .._models import SearchHit, dumps, iso
+from .._ops._textview import MAX_AROUND, MAX_HITS
 from .._validate import check_name
 from ._budget import Budget, Spill, clip, decode_cursor, encode_cursor
 from ._roles import TOOL_ROLES
@@ -42,7 +43,6 @@ T = TypeVar("T")
 # Bounds on what one call may ask for: waits stay under the tool timeouts of agent clients.
 MAX_CLAIM_WAIT_S = 60.0
 MAX_PASS_WAIT_S = 300.0
-_LINE_CHARS = 600  # a search hit's line is clipped to this many characters
 _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
 _TIME_FIELDS = frozenset(
     {"created_at", "claimed_at", "completed_at", "lease_deadline", "not_before",
@@ -528,7 +528,9 @@ class SwarmTools:
             Field(description="Whose context; default: your task's shard, else your own."),
         ] = None,
         regex: Annotated[bool, Field(description="Treat pattern as a Python regex.")] = False,
-        around: Annotated[int, Field(ge=0, le=20, description="Lines shown around each hit.")] = 2,
+        around: Annotated[
+            int, Field(ge=0, le=MAX_AROUND, description="Lines shown around each hit.")
+        ] = 2,
         max_hits: Annotated[int, Field(ge=1, le=200, description="Hits per page.")] = 30,
         cursor: Annotated[
             str | None, Field(description="next_cursor of the previous page of hits.")
@@ -548,6 +550,8 @@ class SwarmTools:
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
         owner = session.context_owner(owner)
+        if skip >= MAX_HITS:
+            raise ToolError(f"only the first {MAX_HITS} hits can be listed: narrow the pattern")
         if version is None:
             info = await self._run(self.swarm.context_info, owner)
             version = info.version
@@ -556,38 +560,38 @@ class SwarmTools:
             owner,
             pattern,
             regex=regex,
-            max_hits=skip + max_hits + 1,
+            max_hits=min(skip + max_hits + 1, MAX_HITS),
             around=around,
             version=version,
         )
         self._read(session, owner, version)
-        more = len(hits) > skip + max_hits
-        page = list(hits)[skip : skip + max_hits]
         blocks: list[str] = []
         used = 0
-        for hit in page:
-            block = _render_hit(hit)
+        for hit in hits[skip : skip + max_hits]:
+            block = clip(_render_hit(hit), self.budget.body_chars, "narrow `around`")
             if blocks and used + len(block) + 3 > self.budget.body_chars:
                 break
-            blocks.append(clip(block, self.budget.body_chars, "read_context_lines for more"))
-            used += len(blocks[-1]) + 3
-        shown = len(blocks)
+            blocks.append(block)
+            used += len(block) + 3
+        end = skip + len(blocks)
         header: dict[str, Any] = {
             "owner": owner,
             "version": version,
             "pattern": pattern,
-            "hits": [skip + 1, skip + shown] if shown else [],
+            "hits": [skip + 1, end] if blocks else [],
         }
-        if shown < len(page) or more:
+        if len(hits) > end:
             next_cursor = encode_cursor(
-                "search", {"o": owner, "v": version, "p": pattern, "r": regex, "s": skip + shown}
+                "search", {"o": owner, "v": version, "p": pattern, "r": regex, "s": end}
             )
             header["next_cursor"] = next_cursor
             header["next"] = (
                 f"more hits: call search_context(pattern={dumps(pattern)}, "
                 f"cursor={dumps(next_cursor)}), or narrow the pattern"
             )
-        elif not shown:
+        elif end == MAX_HITS:
+            header["next"] = f"only the first {MAX_HITS} hits can be listed: narrow the pattern"
+        elif not blocks:
             header["next"] = "no match: try another pattern, or regex=true"
         return self._result(header, "\n--\n".join(blocks))
 
@@ -850,15 +854,13 @@ def _blocks(*texts: str) -> CallToolResult:
     return CallToolResult(content=content)
 
 
-def _render_hit(hit: Any) -> str:
-    """A search hit as grep prints it with -n and context: ``N:`` the hit, ``N-`` around."""
-    lines: list[str] = []
+def _render_hit(hit: SearchHit) -> str:
+    """A search hit as grep prints it with -n and context: ``N:`` the hit, ``N-`` around.
+    (The core has cut long lines to a snippet around the match.)"""
     first = hit.line - len(hit.before)
-    for i, text in enumerate(hit.before):
-        lines.append(f"{first + i}-{clip(text, _LINE_CHARS, 'read the line')}")
-    lines.append(f"{hit.line}:{clip(hit.text, _LINE_CHARS, 'read the line')}")
-    for i, text in enumerate(hit.after):
-        lines.append(f"{hit.line + 1 + i}-{clip(text, _LINE_CHARS, 'read the line')}")
+    lines = [f"{first + i}-{text}" for i, text in enumerate(hit.before)]
+    lines.append(f"{hit.line}:{hit.text}")
+    lines += [f"{hit.line + 1 + i}-{text}" for i, text in enumerate(hit.after)]
     return "\n".join(lines)
 
 
