@@ -139,9 +139,15 @@ def test_inspector_cli_drives_a_worker(
     assert hits["owner"] == "shard-1" and "2:the answer is 42" in hits["_text"]
     # The claim's session is gone too: the worker passes the token claim_task returned.
     reported = _tool(
-        config, env, "report_finding", task_id=task.id, summary="42", token=claimed["token"],
-        sources=["context:L2"], confidence=0.9,
-    )  # fmt: skip
+        config,
+        env,
+        "report_finding",
+        task_id=task.id,
+        summary="42",
+        token=claimed["token"],
+        sources=["context:L2"],
+        confidence=0.9,
+    )
     finding = core.get_finding(reported["finding_id"])
     assert finding.summary == "42" and finding.sources == ("context:L2",)
     assert finding.worker is not None and finding.worker.startswith("inspector-cli-worker-")

@@ -38,9 +38,14 @@ def test_swarm_command_is_absolute() -> None:
 
 def test_launch_spec() -> None:
     spec = launch_spec(
-        url="redis://h:1/0", swarm="team", role="worker", agent_name="w1", budget=6000,
-        home=Path("/tmp/h"), command=["/abs/swarm"],
-    )  # fmt: skip
+        url="redis://h:1/0",
+        swarm="team",
+        role="worker",
+        agent_name="w1",
+        budget=6000,
+        home=Path("/tmp/h"),
+        command=["/abs/swarm"],
+    )
     assert spec.command == "/abs/swarm"
     assert spec.args == ["mcp", "--role", "worker", "--name", "w1", "--budget", "6000"]
     assert spec.env == {"SWARM_URL": "redis://h:1/0", "SWARM_NAME": "team", "SWARM_HOME": "/tmp/h"}

@@ -72,11 +72,15 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             posted, _ = await shard(
                 "post_tasks",
                 tasks=[
-                    {"queue": "work", "description": f"find needles, part {i}",
-                     "pass_name": "Pass 1", "data": {"part": i}}
+                    {
+                        "queue": "work",
+                        "description": f"find needles, part {i}",
+                        "pass_name": "Pass 1",
+                        "data": {"part": i},
+                    }
                     for i in range(3)
                 ],
-            )  # fmt: skip
+            )
             assert posted["posted"] == 3 and posted["queues"] == {"work": 3}
             assert "wait_for_pass" in posted["next"]
             extra = {"queue": "later", "description": "d", "dedupe_key": "k", "priority": 5}
@@ -103,10 +107,13 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             assert head["lines"] == [40, 41] and text == "".join(CONTEXT.splitlines(True)[39:41])
 
             reported, _ = await worker(
-                "report_finding", task_id=task["id"], summary="needles at 40, 41, 90",
-                sources=["context:L40-L41", "context:L90"], confidence=0.9,
+                "report_finding",
+                task_id=task["id"],
+                summary="needles at 40, 41, 90",
+                sources=["context:L40-L41", "context:L90"],
+                confidence=0.9,
                 extra={"count": 3},
-            )  # fmt: skip
+            )
             finding = core.get_finding(reported["finding_id"])
             worker_id = (await worker("swarm_status"))[0]["you"]["agent"]
             assert finding.worker == worker_id and finding.model == "test-model"

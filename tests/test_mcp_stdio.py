@@ -78,9 +78,12 @@ def test_worker_loop_over_stdio(core: Swarm, redis_url: str, tmp_path: Path) -> 
                     assert text == "0777 the treaty was signed in 1648\n"
                     found = "1648" if task["description"].endswith("1600-1700") else "none"
                     await worker(
-                        "report_finding", task_id=task["id"], summary=f"treaty: {found}",
-                        sources=[f"context:L{line}"], confidence=0.7,
-                    )  # fmt: skip
+                        "report_finding",
+                        task_id=task["id"],
+                        summary=f"treaty: {found}",
+                        sources=[f"context:L{line}"],
+                        confidence=0.7,
+                    )
                 agents = core.agents(role="worker")
                 assert len(agents) == 1 and agents[0].metadata is not None
                 assert agents[0].metadata["client"] == "claude-code"
@@ -183,13 +186,30 @@ def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
         ) as proc,
     ):
         try:
-            _rpc(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "raw-client", "version": "0"}}})  # fmt: skip
+            _rpc(
+                proc,
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "raw-client", "version": "0"},
+                    },
+                },
+            )
             assert _reply(proc, 1)["result"]["serverInfo"]["name"] == "redis-swarm"
             _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-            _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "claim_task", "arguments": {"queue": "q"}}})  # fmt: skip
+            _rpc(
+                proc,
+                {
+                    "jsonrpc": "2.0",
+                    "id": 2,
+                    "method": "tools/call",
+                    "params": {"name": "claim_task", "arguments": {"queue": "q"}},
+                },
+            )
             result = _reply(proc, 2)["result"]
             assert not result.get("isError")
             assert json.loads(result["content"][0]["text"])["task"]["description"] == "a task"

@@ -45,9 +45,17 @@ MAX_CLAIM_WAIT_S = 60.0
 MAX_PASS_WAIT_S = 300.0
 _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
 _TIME_FIELDS = frozenset(
-    {"created_at", "claimed_at", "completed_at", "lease_deadline", "not_before",
-     "registered_at", "last_seen", "at"}
-)  # fmt: skip
+    {
+        "created_at",
+        "claimed_at",
+        "completed_at",
+        "lease_deadline",
+        "not_before",
+        "registered_at",
+        "last_seen",
+        "at",
+    }
+)
 
 
 class TaskInput(BaseModel):
@@ -82,14 +90,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_HINTS: list[tuple[type[SwarmError], str]] = [
+_HINTS: tuple[tuple[type[SwarmError], str], ...] = (
     (AlreadyCompleted, "do not report again; claim the next task with claim_task"),
     (LeaseLost, "stop working on this task and claim another with claim_task"),
     (NotFound, "check the id or name: swarm_status lists queues and contexts"),
     (ValidationError, "fix that argument and call again"),
     (PermissionDenied, "this MCP server's Redis user may not do this: ask the swarm's operator"),
     (ConnectionFailed, "the swarm's Redis is unreachable: check SWARM_URL, run `swarm doctor`"),
-]
+)
 
 
 def tool_error(exc: SwarmError) -> ToolError:
@@ -192,7 +200,9 @@ class SwarmTools:
         body: Annotated[str, Field(description="The message text.")],
         ctx: Context,
         kind: Annotated[str, Field(description="A label the receiver can act on.")] = "text",
-        data: Annotated[Any, Field(description="Optional JSON value sent along.")] = None,
+        data: Annotated[
+            dict[str, Any] | None, Field(description="Optional JSON object sent along.")
+        ] = None,
     ) -> CallToolResult:
         """Send a message to one agent's inbox, or to every agent with to='*'. The receiver
         reads it with read_inbox."""
@@ -263,7 +273,7 @@ class SwarmTools:
         if task.parent:
             try:
                 info = await self.sessions.call(self.swarm.context_info, task.parent)
-            except NotFound:
+            except SwarmError:  # no context (yet): the task itself is what matters here
                 payload["context"] = None
             else:
                 payload["context"] = {
@@ -395,9 +405,6 @@ class SwarmTools:
 
     # --- contexts
 
-    def _read(self, session: AgentSession, owner: str, version: str) -> None:
-        session.read_versions[owner] = version
-
     async def get_context(
         self,
         ctx: Context,
@@ -433,7 +440,7 @@ class SwarmTools:
             max_bytes=size,
             version=version,
         )
-        self._read(session, owner, part.version)
+        session.read_versions[owner] = part.version
         page, consumed = part.text, part.length
         at_end = part.offset + part.length >= part.size_bytes
         newline = -1 if at_end else page.rfind("\n", len(page) // 2)
@@ -493,7 +500,7 @@ class SwarmTools:
             max_bytes=self.budget.body_chars,
             version=version,
         )
-        self._read(session, owner, part.version)
+        session.read_versions[owner] = part.version
         header: dict[str, Any] = {
             "owner": owner,
             "version": part.version,
@@ -546,7 +553,7 @@ class SwarmTools:
         skip = 0
         if cursor:
             state = self._decode("search", cursor)
-            skip = state.get("s", 0) if isinstance(state.get("s"), int) else 0
+            skip = _offset(state, "s")
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
         owner = session.context_owner(owner)
@@ -564,7 +571,7 @@ class SwarmTools:
             around=around,
             version=version,
         )
-        self._read(session, owner, version)
+        session.read_versions[owner] = version
         blocks: list[str] = []
         used = 0
         for hit in hits[skip : skip + max_hits]:
@@ -761,7 +768,7 @@ class SwarmTools:
         skip = 0
         if cursor:
             state = self._decode("findings", cursor)
-            core_cursor, skip = state.get("c"), int(state.get("s", 0) or 0)
+            core_cursor, skip = state.get("c"), _offset(state, "s")
             pass_name, queue, shard = state.get("p"), state.get("q"), state.get("h")
         page = await self._run(
             self.swarm.findings,
@@ -830,7 +837,7 @@ class SwarmTools:
         offset = 0
         if cursor:
             state = self._decode("agents", cursor)
-            offset = int(state.get("o", 0) or 0)
+            offset = _offset(state, "o")
             role, alive = state.get("r"), state.get("a")
         agents = await self._run(self.swarm.agents, alive=alive, role=role)
         items = [_plain(a) for a in agents][offset:]
@@ -847,6 +854,13 @@ class SwarmTools:
             return decode_cursor(kind, cursor)
         except SwarmError as exc:
             raise tool_error(exc) from exc
+
+
+def _offset(state: dict[str, Any], key: str) -> int:
+    value = state.get(key, 0)
+    if not isinstance(value, int) or value < 0:
+        raise ToolError("this cursor is damaged: omit it to start at the first page")
+    return value
 
 
 def _blocks(*texts: str) -> CallToolResult:
