@@ -449,10 +449,14 @@ def test_init_prompts_are_served(core: Swarm) -> None:
     prompts = pytest.importorskip("redis_swarm._prompts")
 
     async def body() -> None:
-        async with connect(build_server(core, role="worker")) as worker:
+        async with connect(build_server(core, role="worker"), client_name="claude-code") as worker:
             result = await worker.client.get_prompt("worker_init", {"queue": "if.search"})
             text = "".join(getattr(m.content, "text", "") for m in result.messages)
             assert "claim_task" in text and "if.search" in text
+            assert "--client claude" in text  # the variant for the client that asked
+            result = await worker.client.get_prompt("worker_init", {"client": "generic"})
+            text = "".join(getattr(m.content, "text", "") for m in result.messages)
+            assert "--client claude" not in text
 
     run(body)
     assert set(prompts.MCP_TOOLS) <= set(tool_names("all"))

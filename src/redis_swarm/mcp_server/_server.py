@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt
 from mcp_types import ToolAnnotations
 
@@ -142,14 +142,18 @@ def build_server(
 
 
 def _prompt(swarm: Swarm, role: str) -> Prompt:
-    def render(queue: str | None = None, client: str = "generic") -> str:
+    def render(ctx: Context, queue: str | None = None, client: str | None = None) -> str:
         from .._prompts import render_prompt
 
+        if client is None:  # the client that asks: its name came with its initialize request
+            params = ctx.request_context.session.client_params
+            name = params.client_info.name.lower() if params is not None else ""
+            client = next((c for c in ("claude", "codex") if c in name), "generic")
         return render_prompt(role, settings=swarm.settings, queue=queue, via="mcp", client=client)
 
     render.__doc__ = (
         f"The init prompt of a {role}: how to work in this swarm through these MCP tools. "
-        "Arguments: queue (optional), client (claude, codex or generic)."
+        "Arguments: queue (optional), client (claude, codex or generic; default: yours)."
     )
     return Prompt.from_function(render, name=f"{role}_init", title=f"redis-swarm {role}")
 
