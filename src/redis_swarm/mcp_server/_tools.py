@@ -15,28 +15,23 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, ContentBlock, TextContent
+from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
 from .._client import Swarm
 from .._errors import (
     AlreadyCompleted,
-    ConnectionFailed,
-    LeaseLost,
-    NotFound,
-    PermissionDenied,
     SwarmError,
     Timeout,
-    ValidationError,
 )
-from .._models import SearchHit, dumps, iso
+from .._models import dumps, iso
 from .._ops._textview import MAX_AROUND, MAX_HITS
 from .._validate import check_name
 from ._budget import Budget, Spill, clip, decode_cursor, encode_cursor
-from ._roles import TOOL_ROLES
+from ._render import blocks, cursor_offset, fit, plain, render_hit, tool_error
 from ._session import AgentSession, Lease, SessionRegistry
 
-__all__ = ["SwarmTools", "TaskInput", "tool_error"]
+__all__ = ["SwarmTools", "TaskInput"]
 
 T = TypeVar("T")
 
@@ -44,18 +39,6 @@ T = TypeVar("T")
 MAX_CLAIM_WAIT_S = 60.0
 MAX_PASS_WAIT_S = 300.0
 _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
-_TIME_FIELDS = frozenset(
-    {
-        "created_at",
-        "claimed_at",
-        "completed_at",
-        "lease_deadline",
-        "not_before",
-        "registered_at",
-        "last_seen",
-        "at",
-    }
-)
 
 
 class TaskInput(BaseModel):
@@ -69,47 +52,6 @@ class TaskInput(BaseModel):
     max_attempts: int = Field(3, description="Attempts before the task is dead-lettered.")
     lease_s: int = Field(900, description="Seconds a worker holds the task per claim.")
     dedupe_key: str | None = Field(None, description="Posting the same key twice makes one task.")
-
-
-def _plain(value: Any) -> Any:
-    """Records as dicts without empty fields, timestamps as ISO-8601: fewer tokens, clearer."""
-    if hasattr(value, "to_dict"):
-        value = value.to_dict()
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if item is None or item == [] or item == {}:
-                continue
-            if key in _TIME_FIELDS and isinstance(item, int):
-                out[key] = iso(item)
-            else:
-                out[key] = _plain(item)
-        return out
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-_HINTS: tuple[tuple[type[SwarmError], str], ...] = (
-    (AlreadyCompleted, "do not report again; claim the next task with claim_task"),
-    (LeaseLost, "stop working on this task and claim another with claim_task"),
-    (NotFound, "check the id or name: swarm_status lists queues and contexts"),
-    (ValidationError, "fix that argument and call again"),
-    (PermissionDenied, "this MCP server's Redis user may not do this: ask the swarm's operator"),
-    (ConnectionFailed, "the swarm's Redis is unreachable: check SWARM_URL, run `swarm doctor`"),
-)
-
-
-def tool_error(exc: SwarmError) -> ToolError:
-    """A core error as a tool error that says what to do next (in tool terms, when the
-    message does not already)."""
-    message = f"{type(exc).__name__}: {exc or type(exc).__name__}"
-    if any(name in message for name in TOOL_ROLES):
-        return ToolError(message)
-    for kind, hint in _HINTS:
-        if isinstance(exc, kind):
-            return ToolError(f"{message} ({hint})")
-    return ToolError(message)
 
 
 class SwarmTools:
@@ -139,12 +81,12 @@ class SwarmTools:
         """One JSON block (and the text, verbatim); split into pages if over the budget."""
         head = dumps(payload)
         if self.budget.fits(head, text or ""):
-            return _blocks(head) if text is None else _blocks(head, text)
+            return blocks(head) if text is None else blocks(head, text)
         document = json.dumps(payload, indent=1, ensure_ascii=False)
         if text is not None:
             document += "\n" + text
         page, header = self.spill.paginate(document, self.budget)
-        return _blocks(dumps(header), page)
+        return blocks(dumps(header), page)
 
     # --- everyone
 
@@ -192,7 +134,7 @@ class SwarmTools:
             page, header = self.spill.page(cursor)
         except SwarmError as exc:
             raise tool_error(exc) from exc
-        return _blocks(dumps(header), page)
+        return blocks(dumps(header), page)
 
     async def send_message(
         self,
@@ -224,7 +166,7 @@ class SwarmTools:
         Check it between tasks: a coordinator may ask you for something."""
         session = await self._session(ctx)
         messages = await self._run(self.swarm.inbox, session.agent_id, ack=True, limit=limit)
-        payload: dict[str, Any] = {"messages": _plain(list(messages)), "count": len(messages)}
+        payload: dict[str, Any] = {"messages": plain(list(messages)), "count": len(messages)}
         if len(messages) == limit:
             payload["next"] = "there may be more: call read_inbox again"
         return self._result(payload)
@@ -269,7 +211,7 @@ class SwarmTools:
                 }
             )
         session.leases[task.id] = Lease(task.token, task.queue, task.parent)
-        payload: dict[str, Any] = {"task": _plain(task), "token": task.token}
+        payload: dict[str, Any] = {"task": plain(task), "token": task.token}
         if task.parent:
             try:
                 info = await self.sessions.call(self.swarm.context_info, task.parent)
@@ -553,7 +495,7 @@ class SwarmTools:
         skip = 0
         if cursor:
             state = self._decode("search", cursor)
-            skip = _offset(state, "s")
+            skip = cursor_offset(state, "s")
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
         owner = session.context_owner(owner)
@@ -575,7 +517,7 @@ class SwarmTools:
         blocks: list[str] = []
         used = 0
         for hit in hits[skip : skip + max_hits]:
-            block = clip(_render_hit(hit), self.budget.body_chars, "narrow `around`")
+            block = clip(render_hit(hit), self.budget.body_chars, "narrow `around`")
             if blocks and used + len(block) + 3 > self.budget.body_chars:
                 break
             blocks.append(block)
@@ -641,7 +583,7 @@ class SwarmTools:
             source=source or (str(path) if path else f"mcp:{session.agent_id}"),
             media_type=media_type,
         )
-        payload = _plain(info)
+        payload = plain(info)
         if owner == session.agent_id:
             payload["next"] = (
                 "post the tasks that read it with post_task or post_tasks: they name you as "
@@ -686,7 +628,7 @@ class SwarmTools:
             parent=session.agent_id,
         )
         brief = {"id": task.id, "queue": task.queue, "status": task.status}
-        return self._result({"task": _plain({**brief, "pass_name": task.pass_name})})
+        return self._result({"task": plain({**brief, "pass_name": task.pass_name})})
 
     async def post_tasks(
         self,
@@ -768,7 +710,7 @@ class SwarmTools:
         skip = 0
         if cursor:
             state = self._decode("findings", cursor)
-            core_cursor, skip = state.get("c"), _offset(state, "s")
+            core_cursor, skip = state.get("c"), cursor_offset(state, "s")
             pass_name, queue, shard = state.get("p"), state.get("q"), state.get("h")
         page = await self._run(
             self.swarm.findings,
@@ -778,8 +720,8 @@ class SwarmTools:
             cursor=core_cursor,
             limit=limit,
         )
-        items = [_plain(f) for f in list(page)[skip:]]
-        shown = _fit(items, self.budget.body_chars)
+        items = [plain(f) for f in list(page)[skip:]]
+        shown = fit(items, self.budget.body_chars)
         payload: dict[str, Any] = {"findings": shown, "count": len(shown)}
         filters = {"p": pass_name, "q": queue, "h": shard}
         resume: dict[str, Any] | None = None
@@ -837,11 +779,11 @@ class SwarmTools:
         offset = 0
         if cursor:
             state = self._decode("agents", cursor)
-            offset = _offset(state, "o")
+            offset = cursor_offset(state, "o")
             role, alive = state.get("r"), state.get("a")
         agents = await self._run(self.swarm.agents, alive=alive, role=role)
-        items = [_plain(a) for a in agents][offset:]
-        shown = _fit(items, self.budget.body_chars)
+        items = [plain(a) for a in agents][offset:]
+        shown = fit(items, self.budget.body_chars)
         payload: dict[str, Any] = {"agents": shown, "count": len(shown), "total": len(agents)}
         if len(shown) < len(items):
             next_cursor = encode_cursor("agents", {"o": offset + len(shown), "r": role, "a": alive})
@@ -854,59 +796,3 @@ class SwarmTools:
             return decode_cursor(kind, cursor)
         except SwarmError as exc:
             raise tool_error(exc) from exc
-
-
-def _offset(state: dict[str, Any], key: str) -> int:
-    value = state.get(key, 0)
-    if not isinstance(value, int) or value < 0:
-        raise ToolError("this cursor is damaged: omit it to start at the first page")
-    return value
-
-
-def _blocks(*texts: str) -> CallToolResult:
-    content: list[ContentBlock] = [TextContent(type="text", text=t) for t in texts]
-    return CallToolResult(content=content)
-
-
-def _render_hit(hit: SearchHit) -> str:
-    """A search hit as grep prints it with -n and context: ``N:`` the hit, ``N-`` around.
-    (The core has cut long lines to a snippet around the match.)"""
-    first = hit.line - len(hit.before)
-    lines = [f"{first + i}-{text}" for i, text in enumerate(hit.before)]
-    lines.append(f"{hit.line}:{hit.text}")
-    lines += [f"{hit.line + 1 + i}-{text}" for i, text in enumerate(hit.after)]
-    return "\n".join(lines)
-
-
-def _fit(items: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
-    """As many records as fit in ``max_chars``; a first record too big alone is clipped."""
-    shown: list[dict[str, Any]] = []
-    used = 400  # the rest of the payload: counts, cursor, next
-    for item in items:
-        size = len(dumps(item)) + 1
-        if used + size > max_chars:
-            if shown:
-                break
-            item = _clip_record(item, max_chars - used)
-            size = len(dumps(item)) + 1
-        shown.append(item)
-        used += size
-    return shown
-
-
-def _clip_record(item: dict[str, Any], max_chars: int) -> dict[str, Any]:
-    """Shorten the long text fields of one record until it fits ``max_chars``."""
-    if len(dumps(item)) <= max_chars:
-        return item
-    out = dict(item)
-    for key in sorted(out, key=lambda k: -len(dumps(out[k]))):
-        over = len(dumps(out)) - max_chars
-        if over <= 0:
-            break
-        value = out[key]
-        if isinstance(value, str):
-            out[key] = clip(value, max(80, len(value) - over - 80), "too long for one result")
-        elif isinstance(value, dict | list):
-            text = dumps(value)
-            out[key] = clip(text, max(80, len(text) - over - 80), "too long for one result")
-    return out

@@ -7,28 +7,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import httpx2 as httpx
-import pytest
 from mcp import Client
 from mcp_types import Implementation
 
 from redis_swarm import Swarm
 
-from ._mcp_helpers import Tools
-from ._servers import free_port
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-@pytest.fixture
-def core(redis_url: str) -> Iterator[Swarm]:
-    swarm = Swarm(redis_url, swarm="test")
-    yield swarm
-    swarm.close()
+from .._servers import free_port
+from ._helpers import SRC, Tools
 
 
 def test_http_serves_a_session_per_client(core: Swarm, redis_url: str, tmp_path: Path) -> None:

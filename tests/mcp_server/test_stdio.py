@@ -9,32 +9,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import anyio
-import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import Implementation
 
 from redis_swarm import Swarm
 
-from ._mcp_helpers import Tools
+from ._helpers import SRC, Tools
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 CONTEXT = "".join(
     f"{i:04d} {'the treaty was signed in 1648' if i == 777 else 'nothing to see here'}\n"
     for i in range(1, 2001)
 )
-
-
-@pytest.fixture
-def core(redis_url: str) -> Iterator[Swarm]:
-    swarm = Swarm(redis_url, swarm="test")
-    yield swarm
-    swarm.close()
 
 
 def _env(redis_url: str) -> dict[str, str]:

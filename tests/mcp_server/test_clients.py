@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ from redis_swarm.cli import main
 from redis_swarm.mcp_server import tool_names
 from redis_swarm.mcp_server._install import LaunchSpec, claude_command, launch_spec
 
-REPO = Path(__file__).resolve().parents[1]
-SRC = str(REPO / "src")
+from ._helpers import REPO, SRC
+
 BIN = REPO / ".npm-tools" / "node_modules" / ".bin"
 CLAUDE = BIN / "claude"
 INSPECTOR = BIN / "mcp-inspector"
@@ -38,13 +37,6 @@ def _needs(tool: Path, name: str) -> pytest.MarkDecorator:
     if tool.exists() and shutil.which("node") is None:
         reason = f"{name} is installed but node is not on PATH"
     return pytest.mark.skipif(not tool.exists() or shutil.which("node") is None, reason=reason)
-
-
-@pytest.fixture
-def core(redis_url: str) -> Iterator[Swarm]:
-    swarm = Swarm(redis_url, swarm="test")
-    yield swarm
-    swarm.close()
 
 
 def _quiet_env(home: Path) -> dict[str, str]:

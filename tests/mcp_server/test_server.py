@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -14,19 +14,12 @@ import pytest
 from redis_swarm import Swarm
 from redis_swarm.mcp_server import AGENT_ROLES, build_server, tool_names
 
-from ._mcp_helpers import connect, eventually
+from ._helpers import connect, eventually
 
 CONTEXT = "".join(
     f"line {i}: the quick brown fox {'finds the needle' if i in (40, 41, 90) else 'runs'}\n"
     for i in range(1, 201)
 )
-
-
-@pytest.fixture
-def core(redis_url: str) -> Iterator[Swarm]:
-    swarm = Swarm(redis_url, swarm="test")
-    yield swarm
-    swarm.close()
 
 
 def run(body: Callable[[], Awaitable[None]]) -> None:

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,6 +15,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, Implementation, TextContent
 
 from redis_swarm.mcp_server import CHARS_PER_TOKEN
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = str(REPO / "src")  # subprocess servers import this checkout's code
 
 
 class ToolFailed(AssertionError):
