@@ -134,9 +134,10 @@ class ServerFactory:
         appendonly: bool = False,
         extra: list[str] | None = None,
         port: int | None = None,
+        binary: str | None = None,
     ) -> RedisServer:
         workdir = self.new_dir()
-        args = [self.binary, "--dir", str(workdir), "--save", ""]
+        args = [binary or self.binary, "--dir", str(workdir), "--save", ""]
         args += ["--appendonly", "yes" if appendonly else "no"]
         server_port: int | None = None
         sock: Path | None = None

@@ -26,7 +26,11 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
     if isinstance(exc, e.SwarmError):
         return exc
     text = str(exc).strip()
-    if isinstance(exc, rex.NoPermissionError) or text.startswith("NOPERM"):
+    if (
+        isinstance(exc, rex.NoPermissionError)
+        or text.startswith("NOPERM")
+        or "user executing the script can't" in text
+    ):
         return e.PermissionDenied(
             f"the Redis user may not do this on {where} ({text}): "
             "use a user with the right role (see 'swarm acl')"

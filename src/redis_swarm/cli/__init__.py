@@ -9,5 +9,6 @@ from ._app import main
 
 # Each module below adds its commands to ``main`` when imported.
 from . import _server  # noqa: F401  isort: skip
+from . import _acl  # noqa: F401  isort: skip
 
 __all__ = ["main"]
