@@ -13,6 +13,7 @@ import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 
+from ._cluster import LocalCluster, start_cluster
 from ._servers import RedisServer, ServerFactory, server_factory
 
 # The library never reads these, but the faces do: keep the developer's own swarm out of tests.
@@ -39,6 +40,22 @@ def redis_url(redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(servers: ServerFactory) -> Iterator[LocalCluster]:
+    """A real 3-master, 3-replica Redis Cluster, started once per session (about 3 s)."""
+    cluster = start_cluster(servers)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The redis+cluster:// URL of the session's cluster, emptied before the test."""
+    redis_cluster.wait_ok()
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture

@@ -97,18 +97,33 @@ def acl(
     app.emit(data, human)
 
 
-def _nodes(settings: Settings) -> list[tuple[str, redis.Redis]]:
-    """Every server that must hold the user: ACLs are per node."""
+def _targets(settings: Settings) -> list[tuple[str, Settings]]:
+    """Every server that must hold the user (ACLs are per node), as direct settings."""
+    if settings.kind not in ("cluster", "sentinel"):
+        return [(settings.url, settings)]
     client: Any = sync_client(settings)
-    if settings.kind == "cluster":
-        return [(node.name, node.redis_connection) for node in client.get_nodes()]
-    if settings.kind == "sentinel":
-        host, port = client.connection_pool.get_master_address()
-        out = [(f"{host}:{port}", client)]
-        for host, port in _replicas(settings):
-            out.append((f"{host}:{port}", sync_client(_direct(settings, host, port))))
-        return out
-    return [(settings.url, client)]
+    try:
+        if settings.kind == "cluster":
+            # Every node the cluster knows, replicas included, as CLUSTER NODES lists them.
+            addresses = _cluster_nodes(client)
+        else:
+            addresses = [client.connection_pool.get_master_address(), *_replicas(settings)]
+    finally:
+        client.close()
+    return [(f"{host}:{port}", _direct(settings, host, port)) for host, port in addresses]
+
+
+def _cluster_nodes(client: Any) -> list[tuple[str, int]]:
+    """host, port of every healthy node in CLUSTER NODES (redis-py parses it to a dict)."""
+    reply = client.execute_command("CLUSTER NODES", target_nodes=client.get_default_node())
+    nodes = []
+    for address, node in dict(reply).items():
+        flags = set(str(node.get("flags", "")).split(","))
+        if {"fail", "noaddr", "handshake"} & flags:
+            continue
+        host, _, port = str(address).split("@", 1)[0].rpartition(":")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
 
 
 def _replicas(settings: Settings) -> list[tuple[str, int]]:
@@ -120,7 +135,11 @@ def _replicas(settings: Settings) -> list[tuple[str, int]]:
         sentinel_kwargs={"socket_timeout": settings.connect_timeout},
         socket_timeout=settings.connect_timeout,
     )
-    replicas: list[tuple[str, int]] = sentinel.discover_slaves(settings.service_name)  # type: ignore[no-untyped-call]
+    try:
+        replicas: list[tuple[str, int]] = sentinel.discover_slaves(settings.service_name)  # type: ignore[no-untyped-call]
+    finally:
+        for node in sentinel.sentinels:
+            node.close()
     return replicas
 
 
@@ -133,9 +152,13 @@ def apply_user(settings: Settings, spec: AclUser) -> list[dict[str, str]]:
     node, how it was persisted."""
     done: list[dict[str, str]] = []
     try:
-        for name, client in _nodes(settings):
-            client.execute_command(*spec.command)  # type: ignore[no-untyped-call]
-            done.append({"node": name, "persisted": _persist(client)})
+        for name, target in _targets(settings):
+            client: Any = sync_client(target)
+            try:
+                client.execute_command(*spec.command)
+                done.append({"node": name, "persisted": _persist(client)})
+            finally:
+                client.close()
     except SwarmError:
         raise
     except (redis.RedisError, OSError) as exc:
@@ -143,16 +166,16 @@ def apply_user(settings: Settings, spec: AclUser) -> list[dict[str, str]]:
     return done
 
 
-def _persist(client: redis.Redis) -> str:
+def _persist(client: Any) -> str:
     """ACL SAVE (aclfile), else CONFIG REWRITE (redis.conf), else say it is memory only."""
     try:
-        client.execute_command("ACL", "SAVE")  # type: ignore[no-untyped-call]
+        client.execute_command("ACL", "SAVE")
     except redis.ResponseError:
         pass
     else:
         return "saved to the aclfile"
     try:
-        client.execute_command("CONFIG", "REWRITE")  # type: ignore[no-untyped-call]
+        client.execute_command("CONFIG", "REWRITE")
     except redis.ResponseError:
         return (
             "in memory only (the server has no aclfile or config file): "

@@ -1,0 +1,163 @@
+"""Redis Cluster (issue 9): redis+cluster:// through the same shells, on a real local cluster
+of 3 masters and 3 replicas."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from redis.crc import key_slot
+
+from redis_swarm import AsyncSwarm, PermissionDenied, Swarm
+from redis_swarm._acl import acl_user, keys_members
+from redis_swarm._keys import Keys, chunk_key
+from redis_swarm._protocol import Batch, Call, Cmd, Operation
+from redis_swarm.cli import main
+from redis_swarm.cli._acl import apply_user
+
+from ._cluster import LocalCluster
+from .conftest import AsyncAsSync
+
+
+@pytest.fixture(params=["sync", "async"])
+def cswarm(request: pytest.FixtureRequest, cluster_url: str) -> Iterator[Any]:
+    """A Swarm or an AsyncSwarm (driven through the same calls) on the cluster."""
+    if request.param == "sync":
+        handle: Any = Swarm(cluster_url, swarm="test")
+    else:
+        handle = AsyncAsSync(lambda: AsyncSwarm(cluster_url, swarm="test"))
+    yield handle
+    handle.close()
+
+
+def _one(request: Cmd | Call | Batch) -> Operation[Any]:
+    reply = yield request
+    return reply
+
+
+def run(swarm: Any, request: Cmd | Call | Batch) -> Any:
+    """Drive one request through the shell (sync, or the async one via its adapter)."""
+    if isinstance(swarm, AsyncAsSync):
+        inner: AsyncSwarm = swarm._swarm
+        return swarm.call(inner._run(_one(request)))
+    return swarm._run(_one(request))
+
+
+def test_url_and_settings(cluster_url: str) -> None:
+    with Swarm(cluster_url, swarm="test") as swarm:
+        assert swarm.settings.kind == "cluster" and len(swarm.settings.nodes) == 3
+        assert swarm.settings.url.startswith("redis+cluster://")
+
+
+def test_ping_and_server_info(cswarm: Any) -> None:
+    assert cswarm.ping() >= 0
+    info = cswarm.server_info()
+    assert info.mode == "cluster" and info.version.startswith("7")
+    assert info.appendfsync is not None and info.server_time_ms > 1_700_000_000_000
+
+
+def test_a_script_with_keys_runs_on_the_right_node(cswarm: Any) -> None:
+    keys = Keys("test")
+    now = run(cswarm, Call("ping", (keys.tasks, keys.events), (0,)))
+    assert now > 1_700_000_000_000
+    assert run(cswarm, Call("ping", (), (1234,))) == 1234
+
+
+def test_a_batch_mixes_commands_and_scripts_across_slots(cswarm: Any) -> None:
+    a, b = Keys("alpha"), Keys("beta")
+    replies = run(
+        cswarm,
+        Batch(
+            (
+                Cmd("HSET", a.tasks, "t-1", "{}"),
+                Call("ping", (a.tasks,), (7,)),
+                Cmd("HSET", b.tasks, "t-2", "{}"),
+                Call("ping", (b.events,), (8,)),
+                Cmd("HGET", a.tasks, "t-1"),
+            )
+        ),
+    )
+    assert replies == [1, 7, 1, 8, b"{}"]
+
+
+def test_a_batch_survives_a_flushed_script_cache(cswarm: Any, redis_cluster: LocalCluster) -> None:
+    admin = redis_cluster.client()
+    admin.execute_command("SCRIPT FLUSH", target_nodes=admin.ALL_NODES)  # type: ignore[no-untyped-call]
+    k = Keys("gamma")
+    replies = run(
+        cswarm, Batch((Call("ping", (k.tasks,), (5,)), Cmd("PING"), Call("ping", (), (6,))))
+    )
+    assert replies == [5, True, 6]
+    admin.execute_command("SCRIPT FLUSH", target_nodes=admin.ALL_NODES)  # type: ignore[no-untyped-call]
+    assert run(cswarm, Call("ping", (k.events,), (9,))) == 9
+
+
+def test_errors_in_a_cluster_batch_are_raised(cswarm: Any) -> None:
+    from redis_swarm import SwarmError
+
+    k = Keys("delta")
+    with pytest.raises(SwarmError) as info:
+        run(cswarm, Batch((Cmd("SET", k.tasks, "x"), Cmd("HGET", k.tasks, "f"))))
+    assert "WRONGTYPE" in str(info.value)
+
+
+def test_every_key_of_a_swarm_shares_one_slot() -> None:
+    """The hash tag keeps a swarm's coordination keys in one slot (atomic scripts)."""
+    keys = Keys("team-a")
+    slots = set()
+    for member in keys_members():
+        if member == "chunk":
+            continue
+        value = getattr(keys, member)
+        arity = 0 if isinstance(value, str) else len(inspect.signature(value).parameters)
+        key = value if isinstance(value, str) else value(*(["x"] * arity))
+        slots.add(key_slot(key.encode()))
+    assert len(slots) == 1
+
+
+def test_many_swarms_spread_over_every_master(
+    redis_cluster: LocalCluster, cluster_url: str
+) -> None:
+    names = [f"swarm-{i}" for i in range(60)]
+    with Swarm(cluster_url, swarm="test") as swarm:
+        run(swarm, Batch(tuple(Cmd("HSET", Keys(n).tasks, "t", n) for n in names)))
+        # chunks of one swarm spread too (their own tag per digest)
+        digests = [f"{i:02x}" * 32 for i in range(30)]
+        run(swarm, Batch(tuple(Cmd("SET", chunk_key("swarm-0", d), b"c") for d in digests)))
+        assert run(swarm, Cmd("HGET", Keys("swarm-7").tasks, "t")) == b"swarm-7"
+    sizes = {}
+    for port in redis_cluster.masters():
+        with redis_cluster.node(port).client() as client:
+            sizes[port] = client.dbsize()
+    assert len(sizes) == 3 and all(size > 5 for size in sizes.values()), sizes
+    assert sum(sizes.values()) == len(names) + len(digests)
+
+
+def test_doctor_on_a_cluster(cluster_url: str) -> None:
+    result = CliRunner().invoke(main, ["--url", cluster_url, "doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["mode"] == "cluster" and report["kind"] == "cluster"
+
+
+def test_acl_users_are_applied_on_every_node(redis_cluster: LocalCluster, cluster_url: str) -> None:
+    from redis_swarm import Settings
+
+    spec = acl_user("worker", "team-a", "cluster-worker")
+    applied = apply_user(Settings.from_url(cluster_url), spec)
+    assert len(applied) == 6
+    keys = Keys("team-a")
+    auth = f"cluster-worker:{spec.password}@"
+    with Swarm(cluster_url.replace("://", "://" + auth), swarm="team-a") as worker:
+        assert worker.ping() >= 0
+        run(worker, Cmd("HSET", keys.tasks, "t-1", "{}"))
+        run(worker, Call("ping", (keys.tasks,), (0,)))
+        with pytest.raises(PermissionDenied):
+            run(worker, Cmd("HSET", keys.contexts, "o", "{}"))
+        with pytest.raises(PermissionDenied):
+            run(worker, Cmd("HSET", Keys("team-b").tasks, "t-1", "{}"))
+        assert worker.server_info().mode == "cluster"
