@@ -183,6 +183,26 @@ def _common(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+class _SentinelMaster(redis.Redis):
+    """The master behind a Sentinel; closing it also closes the connections to the sentinels."""
+
+    def close(self) -> None:
+        super().close()
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            sentinel.close()
+
+
+class _AsyncSentinelMaster(redis.asyncio.Redis):
+    """The asyncio twin of ``_SentinelMaster``."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
+
 def _socket_path(settings: Settings) -> str:
     if settings.kind == "embedded":
         from ._embedded import EmbeddedServer
@@ -223,7 +243,9 @@ def sync_client(settings: Settings) -> SyncClient:
             **common,
         )
         assert settings.service_name is not None
-        master: Any = sentinel.master_for(settings.service_name, db=settings.db)  # type: ignore[no-untyped-call]
+        master: Any = sentinel.master_for(  # type: ignore[no-untyped-call]
+            settings.service_name, db=settings.db, redis_class=_SentinelMaster
+        )
         return master  # type: ignore[no-any-return]
     return redis.Redis(
         host=settings.host,
@@ -266,7 +288,9 @@ def async_client(settings: Settings) -> AsyncClient:
             **common,
         )
         assert settings.service_name is not None
-        master: Any = sentinel.master_for(settings.service_name, db=settings.db)
+        master: Any = sentinel.master_for(
+            settings.service_name, db=settings.db, redis_class=_AsyncSentinelMaster
+        )
         return master  # type: ignore[no-any-return]
     return redis.asyncio.Redis(
         host=settings.host,
