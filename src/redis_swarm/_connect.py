@@ -14,6 +14,7 @@ inside it), which would multiply the attempts: here only the outermost level ret
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ssl as _ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -164,12 +165,23 @@ class _AsyncRetry(redis.asyncio.retry.Retry):
             _DEPTH.reset(token)
 
 
+# redis-py >= 7 identifies itself with two CLIENT SETINFO commands on every new connection:
+# two round trips that a worker process on a far-away link pays for nothing. Off, where the
+# installed redis-py has the switch.
+_QUIET: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis.Redis.__init__).parameters
+    else {}
+)
+
+
 def _common(settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.connect_timeout,
         "username": settings.username,
         "password": settings.password,
+        **_QUIET,
     }
     if settings.ssl:
         kwargs.update(
@@ -226,6 +238,7 @@ def sync_client(settings: Settings) -> SyncClient:
             socket_connect_timeout=settings.connect_timeout,
             username=settings.username,
             password=settings.password,
+            **_QUIET,
         )
     if settings.kind == "cluster":
         return RedisCluster(
@@ -271,6 +284,7 @@ def async_client(settings: Settings) -> AsyncClient:
             socket_connect_timeout=settings.connect_timeout,
             username=settings.username,
             password=settings.password,
+            **_QUIET,
         )
     if settings.kind == "cluster":
         return redis.asyncio.cluster.RedisCluster(
