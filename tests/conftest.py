@@ -106,14 +106,29 @@ class AsyncAsSync:
         self._loop.close()
 
 
-@pytest.fixture(params=["sync", "async"])
-def swarm(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Any]:
+# SWARM_TEST_CLUSTER=1 runs every test of the ``swarm`` fixture on the session's Redis
+# Cluster as well (tests that also inspect the server through ``redis_url`` skip that variant).
+SWARM_KINDS = ["sync", "async"]
+if os.environ.get("SWARM_TEST_CLUSTER") == "1":
+    SWARM_KINDS += ["cluster-sync", "cluster-async"]
+
+
+@pytest.fixture(params=SWARM_KINDS)
+def swarm(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A Swarm, or an AsyncSwarm driven through the same calls: every core test runs on both."""
-    if request.param == "sync":
-        handle = Swarm(redis_url, swarm="test")
+    kind: str = request.param
+    if kind.startswith("cluster-"):
+        if "redis_url" in request.fixturenames:
+            pytest.skip("inspects a standalone server through redis_url")
+        url: str = request.getfixturevalue("cluster_url")
+        kind = kind.removeprefix("cluster-")
+    else:
+        url = request.getfixturevalue("redis_url")
+    if kind == "sync":
+        handle = Swarm(url, swarm="test")
         yield handle
         handle.close()
     else:
-        adapter = AsyncAsSync(lambda: AsyncSwarm(redis_url, swarm="test"))
+        adapter = AsyncAsSync(lambda: AsyncSwarm(url, swarm="test"))
         yield adapter
         adapter.close()

@@ -11,7 +11,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from redis_swarm import PermissionDenied, Settings, Swarm, ValidationError
+from redis_swarm import NotFound, PermissionDenied, Settings, Swarm, ValidationError
 from redis_swarm._acl import (
     ROLES,
     WORKER_READ_ONLY,
@@ -390,3 +390,56 @@ def test_raw_client_sees_noperm(acl_server: RedisServer, users: dict[str, AclUse
             client.hset(K.contexts, "o", "{}")
     finally:
         client.close()
+
+
+# --- the real operations, per role
+
+
+def test_worker_runs_the_real_operations(as_user: Any) -> None:
+    shard = as_user("shard")
+    text = "".join(f"line {i}: evidence {i * 7}\n" for i in range(2000))
+    info = shard.publish_context("shard-1", text, source="corpus.md")
+    shard.register("shard", name="shard-1")
+    worker = as_user("worker")
+    me = worker.register("worker", name="w-1", model="haiku")
+    worker.heartbeat(me.id, current_task="t-1")
+    assert worker.get_context("shard-1") == text
+    assert worker.context_info("shard-1").version == info.version
+    assert [c.owner for c in worker.contexts()] == ["shard-1"]
+    assert worker.read_context("shard-1", lines=(10, 11)).text.startswith("line 9:")
+    assert worker.search_context("shard-1", "evidence 70\n", max_hits=1)
+    shard.send(me.id, "look at lines 10-20", sender="shard-1")
+    assert [m.body for m in worker.inbox(me.id)] == ["look at lines 10-20"]
+    worker.send("shard-1", "done", sender=me.id)
+    worker.broadcast("hello all", sender=me.id)
+    assert any(e.type == "agent.joined" for e in worker.events())
+    assert {a.id for a in worker.agents()} >= {me.id, "shard-1"}
+    worker.deregister(me.id)  # drops its inbox: a DEL the worker selector allows
+
+
+def test_worker_cannot_publish_through_the_operation(as_user: Any) -> None:
+    worker = as_user("worker")
+    with pytest.raises(PermissionDenied) as info:
+        worker.publish_context("worker-notes", "some text", source="notes.md")
+    assert "swarm acl" in str(info.value)
+    shard = as_user("shard")
+    with pytest.raises(NotFound):
+        shard.context_info("worker-notes")  # nothing was half-published
+
+
+def test_shard_republishes_and_old_chunks_are_released(as_user: Any) -> None:
+    shard = as_user("shard")
+    for i in range(5):  # past the kept versions: chunk_release deletes chunks
+        shard.publish_context("shard-1", f"version {i}\n" * 1000, source="v.md")
+    assert len(shard.context_versions("shard-1")) == 3
+
+
+def test_other_swarm_shard_cannot_read_this_swarm(as_user: Any) -> None:
+    as_user("shard").publish_context("shard-1", "secret plan", source="plan.md")
+    other = as_user("shard-b")
+    outsider = Swarm(other.settings.with_swarm(SWARM))
+    try:
+        with pytest.raises(PermissionDenied):
+            outsider.get_context("shard-1")
+    finally:
+        outsider.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,3 +162,48 @@ def test_acl_users_are_applied_on_every_node(redis_cluster: LocalCluster, cluste
         with pytest.raises(PermissionDenied):
             run(worker, Cmd("HSET", Keys("team-b").tasks, "t-1", "{}"))
         assert worker.server_info().mode == "cluster"
+
+
+# --- the real operations on a cluster (tests that run through the swarm fixture also run
+# here when SWARM_TEST_CLUSTER=1)
+
+
+def test_a_multi_chunk_context_spreads_over_the_cluster(
+    redis_cluster: LocalCluster, cluster_url: str
+) -> None:
+    from redis_swarm import Limits
+    from redis_swarm._cache import ContextCache
+
+    text = "".join(f"{i:05d} the quick brown fox jumps over the lazy dog\n" for i in range(4000))
+    limits = Limits(context_chunk_bytes=8 * 1024)
+    with Swarm(cluster_url, swarm="big", limits=limits) as shard:
+        info = shard.publish_context("shard-1", text, source="big.md")
+        assert info.chunks >= 20
+        for i in range(4):  # past the kept versions: old chunks are released on their nodes
+            shard.publish_context("shard-1", text + f"edit {i}\n", source="big.md")
+    holders = {}
+    for port in redis_cluster.masters():
+        with redis_cluster.node(port).client() as client:
+            holders[port] = sum(1 for _ in client.scan_iter("rs:chunk:*"))
+    assert all(count > 0 for count in holders.values()), holders
+    cold = ContextCache(max_bytes=0)
+    with Swarm(cluster_url, swarm="big", cache=cold) as reader:
+        assert reader.get_context("shard-1").endswith("edit 3\n")
+        assert reader.read_context("shard-1", lines=(100, 101)).text.startswith("00099")
+        hits = reader.search_context("shard-1", "03999 the quick")
+        assert [hit.line for hit in hits] == [4000]
+        assert len(reader.context_versions("shard-1")) == 3
+
+
+def test_agents_messages_and_events_on_a_cluster(cswarm: Any) -> None:
+    shard = cswarm.register("shard", name="shard-1")
+    worker = cswarm.register("worker", name="w-1")
+    cswarm.send(worker.id, "hello", sender=shard.id)
+    cswarm.broadcast("all hands", sender=shard.id)
+    assert [m.body for m in cswarm.inbox(worker.id)] == ["hello", "all hands"]
+    assert cswarm.inbox(worker.id) == []
+    types = [e.type for e in cswarm.events()]
+    assert "agent.joined" in types and "message.sent" in types
+    time.sleep(0.01)
+    assert set(cswarm.sweep(0.0)) == {shard.id, worker.id}  # deletes their inboxes too
+    assert cswarm.agents() == []

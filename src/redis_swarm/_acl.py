@@ -4,6 +4,7 @@ A role is a set of key selectors and command rules for ``ACL SETUSER`` (Redis >=
 
     worker       read-write on the work queue, findings, agents, presence, messages, events;
                  read-only (%R~) on contexts, context chunks and syntheses; no DEL/UNLINK/RENAME
+                 (but a selector lets it DEL an inbox: deregister and sweep need that)
     shard        read-write on every key of its swarm
     coordinator  the same as shard (a separate user, so that it can be revoked alone)
     admin        everything (~* &* +@all)
@@ -44,6 +45,7 @@ __all__ = [
     "key_selectors",
     "keys_members",
     "password_hash",
+    "selectors",
 ]
 
 Role = Literal["worker", "shard", "coordinator", "admin"]
@@ -165,6 +167,14 @@ def key_selectors(role: Role, swarm: str) -> list[str]:
     ]
 
 
+def selectors(role: Role, swarm: str) -> list[str]:
+    """Extra Redis 7 selectors: a worker may delete inboxes (deregister and sweep drop the
+    inbox of the agent they remove), and no other key."""
+    if role != "worker":
+        return []
+    return [f"(~{key_patterns(swarm, 'inbox')} +del +unlink)"]
+
+
 def command_rules(role: Role) -> list[str]:
     """The command rules of ``role`` (applied in order after ``-@all``)."""
     if role == "admin":
@@ -253,5 +263,6 @@ def acl_user(
         *channel_rules(typed, swarm),
         *key_selectors(typed, swarm),
         *command_rules(typed),
+        *selectors(typed, swarm),
     )
     return AclUser(user, typed, swarm, rules, password=secret, generated=generated)
