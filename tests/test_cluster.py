@@ -207,3 +207,45 @@ def test_agents_messages_and_events_on_a_cluster(cswarm: Any) -> None:
     time.sleep(0.01)
     assert set(cswarm.sweep(0.0)) == {shard.id, worker.id}  # deletes their inboxes too
     assert cswarm.agents() == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_retrying_client_survives_a_master_failover(
+    redis_cluster: LocalCluster, cluster_url: str, kind: str
+) -> None:
+    """Kill -9 the master of a swarm's slot: its replica takes over (cluster-node-timeout 2 s)
+    and a client with enough retries carries on without losing an acknowledged write."""
+    admin = redis_cluster.client()
+    victim = redis_cluster.masters()[0]
+    name = next(
+        f"fo-{i}"
+        for i in range(10_000)
+        if admin.get_node_from_key(Keys(f"fo-{i}").counts).port == victim  # type: ignore[no-untyped-call]
+    )
+    counts = Keys(name).counts
+    url = f"{cluster_url}?retries=60"
+    handle: Any = (
+        Swarm(url, swarm=name)
+        if kind == "sync"
+        else AsyncAsSync(lambda: AsyncSwarm(url, swarm=name))
+    )
+    try:
+        for _ in range(10):
+            run(handle, Cmd("HINCRBY", counts, "n", 1))
+        assert run(handle, Cmd("WAIT", 1, 5000)) == 1  # the replica has every write
+        redis_cluster.node(victim).kill()
+        start = time.monotonic()
+        run(handle, Cmd("HINCRBY", counts, "n", 1))  # retried until the replica is promoted
+        outage = time.monotonic() - start
+        print(f"cluster failover outage seen by a {kind} client: {outage:.2f}s")
+        for _ in range(9):
+            run(handle, Cmd("HINCRBY", counts, "n", 1))
+        assert int(run(handle, Cmd("HGET", counts, "n"))) == 20
+        assert run(handle, Call("ping", (counts,), (0,))) > 0
+    finally:
+        handle.close()
+        # the old master comes back as a replica of the promoted one
+        redis_cluster.node(victim).restart()
+        redis_cluster.wait_ok()
+    assert victim not in redis_cluster.masters()
+    assert outage < 30

@@ -7,6 +7,7 @@ per shell because waiting is the one thing sync and async code cannot share.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -18,7 +19,14 @@ from redis.commands.core import AsyncScript, Script
 
 from ._cache import ContextCache
 from ._config import Settings
-from ._connect import AsyncClient, SyncClient, async_client, sync_client
+from ._connect import (
+    AsyncClient,
+    SyncClient,
+    async_client,
+    async_cluster_retry,
+    cluster_retry,
+    sync_client,
+)
 from ._errors import SwarmError
 from ._models import Event, EventType
 from ._ops import agents as agent_ops
@@ -33,6 +41,14 @@ from ._translate import translate
 __all__ = ["AsyncSwarm", "Swarm"]
 
 T = TypeVar("T")
+
+
+def _ignore(error: Exception) -> None:
+    """The failure callback of a shell-level retry: redis-py already dropped the connection."""
+
+
+async def _aignore(error: Exception) -> None:
+    """The asyncio twin of ``_ignore``."""
 
 
 def _wire(item: Cmd | Call, script: Callable[[str], Script | AsyncScript]) -> tuple[Any, ...]:
@@ -110,6 +126,11 @@ class Swarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
         self._scripts: dict[str, Script] = {}
+        # redis-py's cluster client retries a failed node at once, with no pause: requests
+        # are retried here too, with backoff, so that a failover (seconds) is ridden out.
+        self._cluster_retry = (
+            cluster_retry(self.settings) if isinstance(self._redis, RedisCluster) else None
+        )
 
     def _connect(self) -> SyncClient:
         try:
@@ -180,7 +201,13 @@ class Swarm(_Shell):
             request = next(op)
             while True:
                 try:
-                    reply = self._send(request)
+                    reply = (
+                        self._send(request)
+                        if self._cluster_retry is None
+                        else self._cluster_retry.call_with_retry(
+                            functools.partial(self._send, request), _ignore
+                        )
+                    )
                 except (redis.RedisError, OSError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
@@ -249,6 +276,11 @@ class AsyncSwarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: AsyncClient = client if client is not None else self._connect()
         self._scripts: dict[str, AsyncScript] = {}
+        self._cluster_retry = (
+            async_cluster_retry(self.settings)
+            if isinstance(self._redis, AsyncRedisCluster)
+            else None
+        )
 
     def _connect(self) -> AsyncClient:
         try:
@@ -315,7 +347,13 @@ class AsyncSwarm(_Shell):
             request = next(op)
             while True:
                 try:
-                    reply = await self._send(request)
+                    reply = await (
+                        self._send(request)
+                        if self._cluster_retry is None
+                        else self._cluster_retry.call_with_retry(
+                            functools.partial(self._send, request), _aignore
+                        )
+                    )
                 except (redis.RedisError, OSError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:

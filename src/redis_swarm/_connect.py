@@ -33,7 +33,7 @@ from redis.sentinel import Sentinel
 
 from ._config import Settings
 
-__all__ = ["async_client", "is_permanent", "sync_client"]
+__all__ = ["async_client", "async_cluster_retry", "cluster_retry", "is_permanent", "sync_client"]
 
 T = TypeVar("T")
 
@@ -215,6 +215,28 @@ class _AsyncSentinelMaster(redis.asyncio.Redis):
             await sentinel.aclose()
 
 
+# What a cluster request may meet while a master fails over: the dead node, then the whole
+# cluster refusing (CLUSTERDOWN, cluster-require-full-coverage) until its replica is promoted.
+_CLUSTER_RETRY_ON = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+)
+# redis-py's cluster client retries these at once, re-reading the topology each time: a few
+# are enough; the pauses come from the shell-level retry (cluster_retry).
+_CLUSTER_INSTANT_RETRIES = 2
+
+
+def cluster_retry(settings: Settings) -> _Retry:
+    """The retry a shell wraps around each request on a cluster (backoff, settings.retries)."""
+    return _Retry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)
+
+
+def async_cluster_retry(settings: Settings) -> _AsyncRetry:
+    return _AsyncRetry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)  # type: ignore[arg-type]
+
+
 def _socket_path(settings: Settings) -> str:
     if settings.kind == "embedded":
         from ._embedded import EmbeddedServer
@@ -243,7 +265,11 @@ def sync_client(settings: Settings) -> SyncClient:
     if settings.kind == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in settings.nodes],  # type: ignore[no-untyped-call]
-            retry=retry,
+            retry=_Retry(
+                _backoff(),
+                min(settings.retries, _CLUSTER_INSTANT_RETRIES),
+                supported_errors=tuple(_RETRY_ON),
+            ),
             health_check_interval=settings.health_check_interval,
             **common,
         )
@@ -289,7 +315,11 @@ def async_client(settings: Settings) -> AsyncClient:
     if settings.kind == "cluster":
         return redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in settings.nodes],
-            retry=retry,
+            retry=_AsyncRetry(
+                _backoff(),
+                min(settings.retries, _CLUSTER_INSTANT_RETRIES),
+                supported_errors=tuple(_RETRY_ON),
+            ),
             health_check_interval=settings.health_check_interval,
             **common,
         )
