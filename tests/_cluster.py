@@ -69,6 +69,17 @@ class LocalCluster:
                 out[node.port or 0] = str(client.info("replication")["role"])
         return out
 
+    def replica_of(self, master: int) -> RedisServer:
+        """The live replica of the master on port ``master``."""
+        for node in self.nodes:
+            if node.proc.poll() is not None or node.port == master:
+                continue
+            with contextlib.suppress(redis.RedisError), _direct(node) as client:
+                info = client.info("replication")
+                if info["role"] == "slave" and int(info["master_port"]) == master:
+                    return node
+        raise RuntimeError(f"no replica of {master}")
+
     def masters(self) -> list[int]:
         return sorted(p for p, role in self.roles().items() if role == "master")
 
