@@ -166,7 +166,7 @@ def test_worker_can_work(as_user: Any) -> None:
     w = as_user("worker")
     run(w, "HSET", K.tasks, "t-1", "{}")
     run(w, "ZADD", K.pending("q1"), 1, "t-1")
-    run(w, "ZADD", K.leases, 1, "t-1")
+    run(w, "ZADD", K.leases("q1"), 1, "t-1")
     run(w, "HSET", K.findings, "f-1", "{}")
     run(w, "ZADD", K.findings_by("shard", "s1"), 1, "f-1")
     run(w, "HINCRBY", K.pass_counts, "x|claimed", 1)
@@ -210,7 +210,6 @@ def test_worker_cannot_publish_a_context(as_user: Any) -> None:
     denied(w, "ZADD", K.context_history("shard-1"), 2, "v2")
     denied(w, "SET", K.chunk(DIGEST), b"x")
     denied(w, "HINCRBY", K.chunk_refs, DIGEST, 1)
-    denied(w, "HSET", K.syntheses, "s-1", "{}")
     # nor through a script, declared key or not
     denied(w, "EVAL", "return redis.call('HSET', KEYS[1], 'o', '{}')", 1, K.contexts)
     denied(w, "EVAL", f"return redis.call('HSET', '{K.contexts}', 'o', '{{}}')", 0)
@@ -443,3 +442,33 @@ def test_other_swarm_shard_cannot_read_this_swarm(as_user: Any) -> None:
             outsider.get_context("shard-1")
     finally:
         outsider.close()
+
+
+def test_worker_claims_renews_and_reports(as_user: Any) -> None:
+    shard = as_user("shard")
+    shard.publish_context("shard-1", "fact one\nfact two\n", source="facts.md")
+    posted = shard.post_task("if.search_pass1", "find facts", {"lines": [1, 2]}, pass_name="P1")
+    shard.post_task("if.search_pass1", "and more", pass_name="P1")
+    worker = as_user("worker")
+    task = worker.claim("if.search_pass1", worker="w-1")
+    assert task is not None and task.id == posted.id
+    worker.renew(task.id, task.token, lease_s=60)
+    assert worker.read_context("shard-1", lines=(1, 1)).text == "fact one\n"
+    finding = worker.report(
+        task.id, task.token, {"summary": "two facts", "confidence": 0.9}, worker="w-1"
+    )
+    assert worker.get_finding(finding.id).summary == "two facts"
+    second = worker.claim(["if.search_pass1"], worker="w-1")
+    assert second is not None
+    worker.fail(second.id, second.token, "model timed out")
+    assert worker.queue_stats()["if.search_pass1"]["completed"] == 1
+    assert worker.pass_stats("P1")
+    assert [f.id for f in worker.findings(pass_name="P1").items] == [finding.id]
+    assert worker.get_task(task.id).status == "completed"
+    assert worker.list_tasks(queue="if.search_pass1").items
+    worker.reap()
+    # the shard synthesizes; the worker reads it (listing runs a script over the index)
+    synthesis = shard.synthesize("shard-1", "P1", "one synthesis", [finding.id])
+    assert [s.id for s in worker.syntheses(pass_name="P1").items] == [synthesis.id]
+    with pytest.raises(PermissionDenied):
+        worker.publish_context("shard-1", "overwritten", source="evil.md")

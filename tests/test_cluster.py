@@ -257,3 +257,18 @@ def test_a_retrying_client_survives_a_master_failover(
         redis_cluster.wait_ok()
     assert victim not in redis_cluster.masters()
     assert outage < 30
+
+
+def test_the_work_queue_of_many_swarms_on_a_cluster(cluster_url: str) -> None:
+    for name in ("legal", "medical", "finance"):
+        with Swarm(cluster_url, swarm=name) as swarm:
+            posted = swarm.post_tasks(
+                [{"queue": "q1", "description": f"task {i}", "pass_name": "P1"} for i in range(5)]
+            )
+            assert len(posted) == 5
+            while (task := swarm.claim("q1", worker="w-1")) is not None:
+                swarm.renew(task.id, task.token)
+                swarm.report(task.id, task.token, {"summary": task.description})
+            assert swarm.queue_stats()["q1"]["completed"] == 5
+            assert swarm.wait(pass_name="P1", timeout_s=5)
+            assert len(swarm.findings(pass_name="P1").items) == 5

@@ -3,7 +3,7 @@
 A role is a set of key selectors and command rules for ``ACL SETUSER`` (Redis >= 7)::
 
     worker       read-write on the work queue, findings, agents, presence, messages, events;
-                 read-only (%R~) on contexts, context chunks and syntheses; no DEL/UNLINK/RENAME
+                 read-only (%R~) on contexts and context chunks; no DEL/UNLINK/RENAME
                  (but a selector lets it DEL an inbox: deregister and sweep need that)
     shard        read-write on every key of its swarm
     coordinator  the same as shard (a separate user, so that it can be revoked alone)
@@ -62,8 +62,6 @@ WORKER_READ_ONLY = frozenset(
         "context_history",
         "chunk_refs",
         "chunk",
-        "syntheses",
-        "synthesis_index",
     }
 )
 WORKER_READ_WRITE = frozenset(
@@ -89,6 +87,10 @@ WORKER_READ_WRITE = frozenset(
         "inbox",
         "broadcast",
         "cursors",
+        # listed by the index_page script: keys a script receives must be writable (EVALSHA
+        # declares its keys read-write), so a worker that may list syntheses may write them
+        "syntheses",
+        "synthesis_index",
     }
 )
 
