@@ -86,7 +86,8 @@ def acl(
         data["password"] = spec.password
 
     def human() -> None:
-        click.echo(f"# user {spec.user!r}: {spec.role} of swarm {spec.swarm!r}")
+        scope = "every swarm" if spec.role == "admin" else f"swarm {spec.swarm!r}"
+        click.echo(f"# user {spec.user!r}: {spec.role} of {scope}")
         if spec.generated:
             click.echo(f"# password (generated, shown once; store it now): {spec.password}")
             click.echo(f"# agents connect with: redis://{spec.user}:<password>@HOST:PORT")
