@@ -264,6 +264,7 @@ class Swarm(_Shell):
     inbox = sync_op(message_ops.inbox)
     request_synthesis = sync_op(message_ops.request_synthesis)
     events = sync_op(event_ops.events)
+    last_event_id = sync_op(event_ops.last_event_id)
 
     def follow_events(
         self,
@@ -430,6 +431,7 @@ class AsyncSwarm(_Shell):
     inbox = async_op(message_ops.inbox)
     request_synthesis = async_op(message_ops.request_synthesis)
     events = async_op(event_ops.events)
+    last_event_id = async_op(event_ops.last_event_id)
 
     async def follow_events(
         self,

@@ -38,6 +38,10 @@ class EventFeed:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventFeed:
+        if self._since is None:
+            # Pin "now" before the caller is told the feed is open: an event appended right
+            # after that must be delivered, not skipped by a follower that starts late.
+            self._since = await self._swarm.last_event_id()
         self._task = asyncio.create_task(self._follow())
         return self
 
