@@ -126,7 +126,9 @@ def test_build_command_stdin_or_placeholders(tmp_path: Path) -> None:
 
 
 def test_run_child_feeds_stdin_and_reads_both_streams() -> None:
-    code = "import sys; data = sys.stdin.read(); print(data.upper()); print('oops', file=sys.stderr)"
+    code = (
+        "import sys; data = sys.stdin.read(); print(data.upper()); print('oops', file=sys.stderr)"
+    )
     result = run_child([PY, "-c", code], stdin=b"prompt" * 100_000)
     assert result.returncode == 0
     assert result.stdout.total == 600_001

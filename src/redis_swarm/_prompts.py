@@ -238,8 +238,7 @@ class _Prompt:
 
     def worker_intro(self) -> str:
         spawned = {
-            "claude": "You were started by a memory shard (for example as a Task-tool "
-            "subagent). ",
+            "claude": "You were started by a memory shard (for example as a Task-tool subagent). ",
             "codex": "You were started by a memory shard (for example through `codex exec`). ",
             "generic": "",
         }[self.client]
@@ -272,11 +271,13 @@ before the task goes back to the queue unless you renew it).
 The context can be far larger than your window: look at its size, search it, and read only
 the line ranges you need.
 
-{_bash(
-    f"{sw} context info <SHARD>",
-    f"{sw} context search <SHARD> '<WORDS_TO_FIND>' --around 3",
-    f"{sw} context read <SHARD> --lines <FIRST_LINE>:<LAST_LINE>",
-)}
+{
+            _bash(
+                f"{sw} context info <SHARD>",
+                f"{sw} context search <SHARD> '<WORDS_TO_FIND>' --around 3",
+                f"{sw} context read <SHARD> --lines <FIRST_LINE>:<LAST_LINE>",
+            )
+        }
 
 Search takes `--regex` for a regular expression. `context get <SHARD>` prints the whole
 context: use it only when the size allows.
@@ -293,11 +294,13 @@ now):
 {self.finding()}
 Report it (the JSON between the `EOF` lines):
 
-{_bash(
-    f"{sw} task report <TASK_ID> --token <TOKEN> --worker <WORKER_NAME> --finding - <<'EOF'",
-    '{"summary": "<YOUR_SUMMARY>", "sources": ["<WHERE_IN_THE_CONTEXT>"], "confidence": 0.8}',
-    "EOF",
-)}
+{
+            _bash(
+                f"{sw} task report <TASK_ID> --token <TOKEN> --worker <WORKER_NAME> --finding - <<'EOF'",
+                '{"summary": "<YOUR_SUMMARY>", "sources": ["<WHERE_IN_THE_CONTEXT>"], "confidence": 0.8}',
+                "EOF",
+            )
+        }
 
 If you cannot do the task, give it back with the reason, so that another worker retries it:
 
@@ -431,10 +434,12 @@ below, the owner of your context and the parent of your tasks.
 
 ## 1. Join the swarm and publish your context
 
-{_bash(
-    f"{sw} agents register <SHARD_NAME> --role shard --model '<YOUR_MODEL>'",
-    f"{sw} context publish '<CONTEXT_FILE>' --owner <SHARD_NAME> --source '<CONTEXT_FILE>'",
-)}
+{
+            _bash(
+                f"{sw} agents register <SHARD_NAME> --role shard --model '<YOUR_MODEL>'",
+                f"{sw} context publish '<CONTEXT_FILE>' --owner <SHARD_NAME> --source '<CONTEXT_FILE>'",
+            )
+        }
 
 Publish again whenever the context changes: workers read the new version, older findings
 keep the version they read.
@@ -444,29 +449,35 @@ keep the version they read.
 One task per question a worker can answer alone from your context. Name the pass (e.g.
 `Pass 1: Signal Capture`): it is <PASS_NAME> below.
 
-{_bash(
-    f"{sw} task post {q} '<TASK_DESCRIPTION>' --pass '<PASS_NAME>' --parent <SHARD_NAME>",
-)}
+{
+            _bash(
+                f"{sw} task post {q} '<TASK_DESCRIPTION>' --pass '<PASS_NAME>' --parent <SHARD_NAME>",
+            )
+        }
 
 Many at once, one JSON object per line (`description` required; `data`, `priority`,
 `dedupe_key` optional):
 
-{_bash(
-    f"{sw} task post {q} --pass '<PASS_NAME>' --parent <SHARD_NAME> --jsonl - <<'EOF'",
-    '{"description": "<TASK_DESCRIPTION>", "data": {"focus": "<FOCUS>"}}',
-    '{"description": "<ANOTHER_TASK_DESCRIPTION>"}',
-    "EOF",
-)}
+{
+            _bash(
+                f"{sw} task post {q} --pass '<PASS_NAME>' --parent <SHARD_NAME> --jsonl - <<'EOF'",
+                '{"description": "<TASK_DESCRIPTION>", "data": {"focus": "<FOCUS>"}}',
+                '{"description": "<ANOTHER_TASK_DESCRIPTION>"}',
+                "EOF",
+            )
+        }
 
 ## 3. Let workers do them
 
 {self.spawn_workers()}
 ## 4. Wait for the pass, then read its findings
 
-{_bash(
-    f"{sw} task wait --pass '<PASS_NAME>' --timeout 600",
-    f"{sw} findings --pass '<PASS_NAME>' --shard <SHARD_NAME>",
-)}
+{
+            _bash(
+                f"{sw} task wait --pass '<PASS_NAME>' --timeout 600",
+                f"{sw} findings --pass '<PASS_NAME>' --shard <SHARD_NAME>",
+            )
+        }
 
 `task wait` exits with 3 if the pass is not settled in time. Add `--json` to `findings` for
 every field (`summary`, `details`, `sources`, `confidence`, the `worker` and the
@@ -478,11 +489,13 @@ every field (`summary`, `details`, `sources`, `confidence`, the `worker` and the
 Read the findings, write what they add up to, and store it citing them (`--all-findings`
 cites every finding of the pass; `--finding <FINDING_ID>` cites one, and may be repeated):
 
-{_bash(
-    f"{sw} synth create --shard <SHARD_NAME> --pass '<PASS_NAME>' --all-findings --text - <<'EOF'",
-    "<YOUR_SYNTHESIS>",
-    "EOF",
-)}
+{
+            _bash(
+                f"{sw} synth create --shard <SHARD_NAME> --pass '<PASS_NAME>' --all-findings --text - <<'EOF'",
+                "<YOUR_SYNTHESIS>",
+                "EOF",
+            )
+        }
 
 Then start the next pass (step 2) with what you learned.
 
@@ -491,10 +504,12 @@ Then start the next pass (step 2) with what you learned.
 Between steps, send a heartbeat and read your inbox: the coordinator may ask you for a
 synthesis.
 
-{_bash(
-    f"{sw} agents heartbeat <SHARD_NAME>",
-    f"{sw} msg inbox <SHARD_NAME>",
-)}
+{
+            _bash(
+                f"{sw} agents heartbeat <SHARD_NAME>",
+                f"{sw} msg inbox <SHARD_NAME>",
+            )
+        }
 """
 
     def shard_mcp(self) -> str:
@@ -598,33 +613,39 @@ swarm.synthesize(shard, pass_name, "What the findings add up to...",
 {self.cli_rules()}
 ## Watch
 
-{_bash(
-    f"{sw} status",
-    f"{sw} agents",
-    f"{sw} task list --queue {self.queue} --status dead",
-    f"{sw} events --limit 50",
-)}
+{
+            _bash(
+                f"{sw} status",
+                f"{sw} agents",
+                f"{sw} task list --queue {self.queue} --status dead",
+                f"{sw} events --limit 50",
+            )
+        }
 
 `status` counts the tasks of every queue by status and lists the agents and contexts.
 `events --follow` streams every change as it happens (`--timeout` to stop).
 
 ## Passes, findings, syntheses
 
-{_bash(
-    f"{sw} task wait --pass '<PASS_NAME>' --timeout 60",
-    f"{sw} findings --pass '<PASS_NAME>'",
-    f"{sw} synth list --pass '<PASS_NAME>'",
-    f"{sw} synth request <SHARD_NAME> --pass '<PASS_NAME>' --instructions '<WHAT_TO_SYNTHESISE>'",
-)}
+{
+            _bash(
+                f"{sw} task wait --pass '<PASS_NAME>' --timeout 60",
+                f"{sw} findings --pass '<PASS_NAME>'",
+                f"{sw} synth list --pass '<PASS_NAME>'",
+                f"{sw} synth request <SHARD_NAME> --pass '<PASS_NAME>' --instructions '<WHAT_TO_SYNTHESISE>'",
+            )
+        }
 
 ## Fix and steer
 
-{_bash(
-    f"{sw} task requeue <DEAD_TASK_ID>",
-    f"{sw} msg send <AGENT_NAME> '<MESSAGE>' --from coordinator",
-    f"{sw} msg broadcast '<MESSAGE>' --from coordinator",
-    f"{sw} msg inbox coordinator",
-)}
+{
+            _bash(
+                f"{sw} task requeue <DEAD_TASK_ID>",
+                f"{sw} msg send <AGENT_NAME> '<MESSAGE>' --from coordinator",
+                f"{sw} msg broadcast '<MESSAGE>' --from coordinator",
+                f"{sw} msg inbox coordinator",
+            )
+        }
 
 A dead task failed every attempt: read its `last_error` (`task show <DEAD_TASK_ID>`) before
 requeueing it.
@@ -700,8 +721,7 @@ def render_task_prompt(
         "",
         "## The task",
         "",
-        f"- id: `{task.id}` (queue `{task.queue}`, attempt {task.attempts} of "
-        f"{task.max_attempts})",
+        f"- id: `{task.id}` (queue `{task.queue}`, attempt {task.attempts} of {task.max_attempts})",
     ]
     if getattr(task, "pass_name", None):
         lines.append(f"- pass: {task.pass_name}")
