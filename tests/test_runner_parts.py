@@ -97,7 +97,7 @@ def test_parse_prose_becomes_a_truncated_summary() -> None:
     assert how == "text"
     assert len(finding["summary"]) <= 100
     assert finding["summary"].endswith("[...]")
-    assert finding["details"] == {"output_chars": len(long.strip())}
+    assert finding["output_chars"] == len(long.strip())
 
 
 def test_parse_empty_output_is_none() -> None:

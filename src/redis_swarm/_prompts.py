@@ -64,7 +64,7 @@ MCP_TOOLS: tuple[str, ...] = (
 
 FINDING_EXAMPLE: dict[str, Any] = {
     "summary": "One paragraph: what you found, in plain words.",
-    "details": {"evidence": "the facts behind the summary, quoted or paraphrased"},
+    "details": "The facts behind the summary, quoted or paraphrased, with numbers.",
     "sources": ["context lines 120-134", "context lines 2210-2214"],
     "confidence": 0.8,
 }
@@ -103,7 +103,7 @@ def finding_rules(summary_limit: int = 4000) -> str:
         "A finding is one JSON object:\n"
         f"- `summary` (required, string, at most {summary_limit} characters): the answer, "
         "self-contained: the reader has not seen your work.\n"
-        "- `details` (optional, object): structured facts, numbers, quotes.\n"
+        "- `details` (optional, string): the facts behind the summary: numbers, quotes.\n"
         "- `sources` (optional, list of strings): where in the context each fact came from "
         '(e.g. "context lines 120-134").\n'
         "- `confidence` (optional, number from 0 to 1): how sure you are.\n"
@@ -252,6 +252,18 @@ class _Prompt:
 
     def worker_cli(self) -> str:
         sw = self.sw
+        read = _bash(
+            f"{sw} context info <SHARD>",
+            f"{sw} context search <SHARD> '<WORDS_TO_FIND>' --around 3",
+            f"{sw} context read <SHARD> --lines <FIRST_LINE>:<LAST_LINE>",
+        )
+        report = _bash(
+            f"{sw} task report <TASK_ID> --token <TOKEN> --worker <WORKER_NAME> "
+            "--finding - <<'EOF'",
+            '{"summary": "<YOUR_SUMMARY>", "sources": ["<WHERE_IN_THE_CONTEXT>"], '
+            '"confidence": 0.8}',
+            "EOF",
+        )
         return f"""
 {self.worker_intro()}
 {self.cli_rules()}
@@ -271,13 +283,7 @@ before the task goes back to the queue unless you renew it).
 The context can be far larger than your window: look at its size, search it, and read only
 the line ranges you need.
 
-{
-            _bash(
-                f"{sw} context info <SHARD>",
-                f"{sw} context search <SHARD> '<WORDS_TO_FIND>' --around 3",
-                f"{sw} context read <SHARD> --lines <FIRST_LINE>:<LAST_LINE>",
-            )
-        }
+{read}
 
 Search takes `--regex` for a regular expression. `context get <SHARD>` prints the whole
 context: use it only when the size allows.
@@ -294,13 +300,7 @@ now):
 {self.finding()}
 Report it (the JSON between the `EOF` lines):
 
-{
-            _bash(
-                f"{sw} task report <TASK_ID> --token <TOKEN> --worker <WORKER_NAME> --finding - <<'EOF'",
-                '{"summary": "<YOUR_SUMMARY>", "sources": ["<WHERE_IN_THE_CONTEXT>"], "confidence": 0.8}',
-                "EOF",
-            )
-        }
+{report}
 
 If you cannot do the task, give it back with the reason, so that another worker retries it:
 
@@ -426,6 +426,33 @@ Claim one task, report one finding, then stop.
     def shard_cli(self) -> str:
         sw = self.sw
         q = self.queue
+        join = _bash(
+            f"{sw} agents register <SHARD_NAME> --role shard --model '<YOUR_MODEL>'",
+            f"{sw} context publish '<CONTEXT_FILE>' --owner <SHARD_NAME> --source '<CONTEXT_FILE>'",
+        )
+        post_one = _bash(
+            f"{sw} task post {q} '<TASK_DESCRIPTION>' --pass '<PASS_NAME>' --parent <SHARD_NAME>",
+        )
+        post_many = _bash(
+            f"{sw} task post {q} --pass '<PASS_NAME>' --parent <SHARD_NAME> --jsonl - <<'EOF'",
+            '{"description": "<TASK_DESCRIPTION>", "data": {"focus": "<FOCUS>"}}',
+            '{"description": "<ANOTHER_TASK_DESCRIPTION>"}',
+            "EOF",
+        )
+        wait = _bash(
+            f"{sw} task wait --pass '<PASS_NAME>' --timeout 600",
+            f"{sw} findings --pass '<PASS_NAME>' --shard <SHARD_NAME>",
+        )
+        synth = _bash(
+            f"{sw} synth create --shard <SHARD_NAME> --pass '<PASS_NAME>' --all-findings "
+            "--text - <<'EOF'",
+            "<YOUR_SYNTHESIS>",
+            "EOF",
+        )
+        presence = _bash(
+            f"{sw} agents heartbeat <SHARD_NAME>",
+            f"{sw} msg inbox <SHARD_NAME>",
+        )
         return f"""
 {self.shard_intro()}
 {self.cli_rules()}
@@ -434,12 +461,7 @@ below, the owner of your context and the parent of your tasks.
 
 ## 1. Join the swarm and publish your context
 
-{
-            _bash(
-                f"{sw} agents register <SHARD_NAME> --role shard --model '<YOUR_MODEL>'",
-                f"{sw} context publish '<CONTEXT_FILE>' --owner <SHARD_NAME> --source '<CONTEXT_FILE>'",
-            )
-        }
+{join}
 
 Publish again whenever the context changes: workers read the new version, older findings
 keep the version they read.
@@ -449,35 +471,19 @@ keep the version they read.
 One task per question a worker can answer alone from your context. Name the pass (e.g.
 `Pass 1: Signal Capture`): it is <PASS_NAME> below.
 
-{
-            _bash(
-                f"{sw} task post {q} '<TASK_DESCRIPTION>' --pass '<PASS_NAME>' --parent <SHARD_NAME>",
-            )
-        }
+{post_one}
 
 Many at once, one JSON object per line (`description` required; `data`, `priority`,
 `dedupe_key` optional):
 
-{
-            _bash(
-                f"{sw} task post {q} --pass '<PASS_NAME>' --parent <SHARD_NAME> --jsonl - <<'EOF'",
-                '{"description": "<TASK_DESCRIPTION>", "data": {"focus": "<FOCUS>"}}',
-                '{"description": "<ANOTHER_TASK_DESCRIPTION>"}',
-                "EOF",
-            )
-        }
+{post_many}
 
 ## 3. Let workers do them
 
 {self.spawn_workers()}
 ## 4. Wait for the pass, then read its findings
 
-{
-            _bash(
-                f"{sw} task wait --pass '<PASS_NAME>' --timeout 600",
-                f"{sw} findings --pass '<PASS_NAME>' --shard <SHARD_NAME>",
-            )
-        }
+{wait}
 
 `task wait` exits with 3 if the pass is not settled in time. Add `--json` to `findings` for
 every field (`summary`, `details`, `sources`, `confidence`, the `worker` and the
@@ -489,13 +495,7 @@ every field (`summary`, `details`, `sources`, `confidence`, the `worker` and the
 Read the findings, write what they add up to, and store it citing them (`--all-findings`
 cites every finding of the pass; `--finding <FINDING_ID>` cites one, and may be repeated):
 
-{
-            _bash(
-                f"{sw} synth create --shard <SHARD_NAME> --pass '<PASS_NAME>' --all-findings --text - <<'EOF'",
-                "<YOUR_SYNTHESIS>",
-                "EOF",
-            )
-        }
+{synth}
 
 Then start the next pass (step 2) with what you learned.
 
@@ -504,12 +504,7 @@ Then start the next pass (step 2) with what you learned.
 Between steps, send a heartbeat and read your inbox: the coordinator may ask you for a
 synthesis.
 
-{
-            _bash(
-                f"{sw} agents heartbeat <SHARD_NAME>",
-                f"{sw} msg inbox <SHARD_NAME>",
-            )
-        }
+{presence}
 """
 
     def shard_mcp(self) -> str:
@@ -608,44 +603,42 @@ swarm.synthesize(shard, pass_name, "What the findings add up to...",
 
     def coordinator_cli(self) -> str:
         sw = self.sw
+        watch = _bash(
+            f"{sw} status",
+            f"{sw} agents",
+            f"{sw} task list --queue {self.queue} --status dead",
+            f"{sw} events --limit 50",
+        )
+        passes = _bash(
+            f"{sw} task wait --pass '<PASS_NAME>' --timeout 60",
+            f"{sw} findings --pass '<PASS_NAME>'",
+            f"{sw} synth list --pass '<PASS_NAME>'",
+            f"{sw} synth request <SHARD_NAME> --pass '<PASS_NAME>' "
+            "--instructions '<WHAT_TO_SYNTHESISE>'",
+        )
+        steer = _bash(
+            f"{sw} task requeue <DEAD_TASK_ID>",
+            f"{sw} msg send <AGENT_NAME> '<MESSAGE>' --from coordinator",
+            f"{sw} msg broadcast '<MESSAGE>' --from coordinator",
+            f"{sw} msg inbox coordinator",
+        )
         return f"""
 {self.coordinator_intro()}
 {self.cli_rules()}
 ## Watch
 
-{
-            _bash(
-                f"{sw} status",
-                f"{sw} agents",
-                f"{sw} task list --queue {self.queue} --status dead",
-                f"{sw} events --limit 50",
-            )
-        }
+{watch}
 
 `status` counts the tasks of every queue by status and lists the agents and contexts.
 `events --follow` streams every change as it happens (`--timeout` to stop).
 
 ## Passes, findings, syntheses
 
-{
-            _bash(
-                f"{sw} task wait --pass '<PASS_NAME>' --timeout 60",
-                f"{sw} findings --pass '<PASS_NAME>'",
-                f"{sw} synth list --pass '<PASS_NAME>'",
-                f"{sw} synth request <SHARD_NAME> --pass '<PASS_NAME>' --instructions '<WHAT_TO_SYNTHESISE>'",
-            )
-        }
+{passes}
 
 ## Fix and steer
 
-{
-            _bash(
-                f"{sw} task requeue <DEAD_TASK_ID>",
-                f"{sw} msg send <AGENT_NAME> '<MESSAGE>' --from coordinator",
-                f"{sw} msg broadcast '<MESSAGE>' --from coordinator",
-                f"{sw} msg inbox coordinator",
-            )
-        }
+{steer}
 
 A dead task failed every attempt: read its `last_error` (`task show <DEAD_TASK_ID>`) before
 requeueing it.

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
+from ._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
 from ._prompts import render_task_prompt
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ STDERR_TAIL = 64 * 1024
 ERROR_TAIL = 2000  # characters of stderr quoted in a failure
 OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
+CLAIM_RETRY_S = 30.0  # the pool gives up when the server is unreachable for this long
 
 
 # --- bounded capture of a child's output
@@ -215,7 +216,7 @@ def parse_finding(text: str, *, summary_limit: int = 4000) -> tuple[dict[str, An
         return {"summary": stripped}, "text"
     marker = " [...]"
     summary = stripped[: max(summary_limit - len(marker), 0)].rstrip() + marker
-    return {"summary": summary, "details": {"output_chars": len(stripped)}}, "text"
+    return {"summary": summary, "output_chars": len(stripped)}, "text"
 
 
 # --- one agent process
@@ -449,6 +450,8 @@ class Runner:
         self._tickets = 0
         self._draining = threading.Event()
         self._aborting = threading.Event()
+        self._fatal: str | None = None
+        self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
 
     # --- control
 
@@ -484,7 +487,9 @@ class Runner:
 
     # --- the loop
 
-    def run(self) -> list[TaskOutcome]:
+    def run(self, tick: Callable[[], None] | None = None) -> list[TaskOutcome]:
+        """Run the pool until it is done; ``tick`` is called about 10 times a second from the
+        calling thread (which also receives the signals)."""
         threads = [
             threading.Thread(target=self._slot, args=(i + 1,), name=f"swarm-run-{i + 1}")
             for i in range(self.options.concurrency)
@@ -494,7 +499,16 @@ class Runner:
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.1)
+                if tick is not None:
+                    tick()
+        if tick is not None:
+            tick()
         return list(self.outcomes)
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the pool stopped on its own (an error it cannot get past), if it did."""
+        return self._fatal
 
     def _take_ticket(self) -> bool:
         with self._lock:
@@ -511,6 +525,7 @@ class Runner:
         worker = f"{self.prefix}-{index}"
         idle_exit = self.options.idle_exit_s
         idle_since = time.monotonic()
+        failing_since: float | None = None
         try:
             while not self._draining.is_set():
                 if not self._take_ticket():
@@ -525,11 +540,21 @@ class Runner:
                         lease_s=self.options.lease_s,
                         wait_s=wait,
                     )
-                except SwarmError as exc:
+                except ConnectionFailed as exc:
                     self._return_ticket()
-                    self._error(f"claim failed: {exc}")
+                    now = time.monotonic()
+                    failing_since = failing_since or now
+                    if now - failing_since > CLAIM_RETRY_S:
+                        self._stop(f"cannot claim for {CLAIM_RETRY_S:g}s: {exc}")
+                        return
+                    self._error(f"claim failed (retrying): {exc}")
                     self._draining.wait(1.0)
                     continue
+                except SwarmError as exc:
+                    self._return_ticket()
+                    self._stop(f"cannot claim: {exc}")
+                    return
+                failing_since = None
                 if task is None:
                     self._return_ticket()
                     if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
@@ -540,9 +565,14 @@ class Runner:
                 self._handle(task, worker)
                 idle_since = time.monotonic()
         except BaseException as exc:  # a bug must stop the pool, not vanish with a thread
-            self._error(f"{type(exc).__name__}: {exc}")
-            self.abort()
-            raise
+            self.crash = exc
+            self._stop(f"{type(exc).__name__}: {exc}")
+
+    def _stop(self, reason: str) -> None:
+        with self._lock:
+            if self._fatal is None:
+                self._fatal = reason
+        self.abort()
 
     def _error(self, message: str) -> None:
         with self._lock:
