@@ -15,6 +15,7 @@ from ._common import (
     complete_agents,
     kv_table,
     make_table,
+    print_table,
     short,
 )
 
@@ -61,7 +62,7 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
         if len(queues) > 1:
             add_row(table, "(all)", *(totals[s] for s in STATUSES))
         if queues:
-            app.out.print(table)
+            print_table(app, table)
         else:
             click.echo("no tasks yet")
         if pass_name is not None:
@@ -76,7 +77,7 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
             )
             for ci in contexts:
                 add_row(ctable, ci.owner, ci.version, ci.tokens_est, ci.source, ago(ci.created_at))
-            app.out.print(ctable)
+            print_table(app, ctable)
 
     app.emit(report, human)
 
@@ -107,7 +108,7 @@ def agents(ctx: click.Context, role: str | None, alive: bool | None, stale_after
                 a.current_task,
                 a.parent,
             )
-        app.out.print(table)
+        print_table(app, table)
 
     app.emit({"items": items}, human)
 
@@ -115,7 +116,7 @@ def agents(ctx: click.Context, role: str | None, alive: bool | None, stale_after
 def _render_agent(app: App, a: Any, headline: str) -> None:
     click.echo(headline)
     pairs = [(k, v) for k, v in a.to_dict().items() if v not in (None, {}, "")]
-    app.out.print(kv_table(pairs))
+    print_table(app, kv_table(pairs))
 
 
 @agents.command()

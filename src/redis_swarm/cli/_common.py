@@ -17,6 +17,7 @@ from typing import IO, Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
+from rich import box
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -34,6 +35,7 @@ from .._models import iso, now_ms
 from ._app import App
 
 __all__ = [
+    "add_row",
     "agent_option_default",
     "ago",
     "complete_agents",
@@ -44,6 +46,7 @@ __all__ = [
     "make_table",
     "page_json",
     "parse_json",
+    "print_table",
     "progress",
     "read_bytes",
     "read_text",
@@ -129,8 +132,22 @@ def page_json(page: Any, convert: Callable[[Any], Any] | None = None) -> dict[st
     return {"items": items, "cursor": page.cursor}
 
 
+def print_table(app: App, renderable: Any) -> None:
+    """Print a table: fitted to a terminal; at its natural width into a pipe or file, so
+    that nothing is cut or folded for the program reading it."""
+    if not app.out.is_terminal:
+        app.out.width = 4096
+    app.out.print(renderable)
+
+
 def make_table(*columns: str, title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold", pad_edge=False)
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for name in columns:
         if name in ("id", "task", "finding", "agent", "owner", "version", "queue", "worker"):
             table.add_column(name, no_wrap=True, overflow="fold")

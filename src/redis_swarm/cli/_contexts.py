@@ -18,6 +18,7 @@ from ._common import (
     complete_owners,
     kv_table,
     make_table,
+    print_table,
     progress,
     status,
     stdout_binary,
@@ -183,7 +184,7 @@ def get(app: App, owner: str, version: str | None, output: str | None) -> None:
 def info(app: App, owner: str, version: str | None) -> None:
     """Size, tokens, version and source of OWNER's context."""
     ci = app.swarm.context_info(owner, version)
-    app.emit(ci, lambda: app.out.print(kv_table(_info_pairs(ci))))
+    app.emit(ci, lambda: print_table(app, kv_table(_info_pairs(ci))))
 
 
 _LINES = re.compile(r"^(\d+)(?::(\+?)(\d+))?$")
@@ -307,7 +308,7 @@ def versions(app: App, owner: str) -> None:
                 ci.tokens_est,
                 ci.source,
             )
-        app.out.print(table)
+        print_table(app, table)
 
     app.emit({"items": items}, human)
 
@@ -326,6 +327,6 @@ def list_(app: App) -> None:
                 table, ci.owner, ci.version, _size(ci.size_bytes), ci.tokens_est, ci.source,
                 when(ci.created_at),
             )  # fmt: skip
-        app.out.print(table)
+        print_table(app, table)
 
     app.emit({"items": items}, human)

@@ -15,6 +15,7 @@ from ._common import (
     complete_queues,
     kv_table,
     make_table,
+    print_table,
     read_text,
     short,
     when,
@@ -57,7 +58,7 @@ def render_finding(app: App, f: Any) -> None:
         pairs.append(("sources", list(f.sources)))
     if f.extra:
         pairs.append(("extra", f.extra))
-    app.out.print(kv_table(pairs))
+    print_table(app, kv_table(pairs))
 
 
 @main.command()
@@ -100,7 +101,7 @@ def findings(
         for f in items:
             mark = " (superseded)" if f.superseded else ""
             add_row(table, f.id, f.task_id, f.worker, f.confidence, short(f.summary, 90) + mark)
-        app.out.print(table)
+        print_table(app, table)
         _more(next_cursor)
 
     app.emit({"items": items, "cursor": next_cursor}, human)
@@ -167,7 +168,7 @@ def synth_list(
         table = make_table("id", "shard", "pass", "sources", "text")
         for s in items:
             add_row(table, s.id, s.shard, short(s.pass_name, 30), len(s.sources), short(s.text, 70))
-        app.out.print(table)
+        print_table(app, table)
         _more(next_cursor)
 
     app.emit({"items": items, "cursor": next_cursor}, human)
@@ -182,7 +183,8 @@ def synth_show(app: App, synthesis_id: str) -> None:
     s = app.swarm.get_synthesis(synthesis_id)
 
     def human() -> None:
-        app.out.print(
+        print_table(
+            app,
             kv_table(
                 [
                     ("id", s.id),
@@ -191,7 +193,7 @@ def synth_show(app: App, synthesis_id: str) -> None:
                     ("created", when(s.created_at)),
                     ("sources", list(s.sources)),
                 ]
-            )
+            ),
         )
         click.echo()
         click.echo(s.text)

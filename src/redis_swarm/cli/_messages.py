@@ -14,6 +14,7 @@ from ._common import (
     complete_agents,
     make_table,
     parse_json,
+    print_table,
     read_text,
 )
 
@@ -75,7 +76,7 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int) -> None:
         table = make_table("id", "from", "to", "kind", "when", "body")
         for m in items:
             add_row(table, m.id, m.sender, m.to, m.kind, ago(m.created_at), _body(m))
-        app.out.print(table)
+        print_table(app, table)
 
     app.emit({"items": items}, human)
 

@@ -21,6 +21,7 @@ from ._common import (
     kv_table,
     make_table,
     parse_json,
+    print_table,
     read_bytes,
     read_text,
     short,
@@ -87,7 +88,7 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
     ):
         if value:
             pairs.append((label, value))
-    app.out.print(kv_table(pairs))
+    print_table(app, kv_table(pairs))
 
 
 def _emit_task(app: App, t: Any, headline: str) -> None:
@@ -400,7 +401,7 @@ def list_(
                 t.worker,
                 short(t.description, 60),
             )
-        app.out.print(table)
+        print_table(app, table)
         if next_cursor:
             click.echo(f"more: --cursor {next_cursor}", err=True)
 
