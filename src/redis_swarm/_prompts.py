@@ -60,6 +60,8 @@ MCP_TOOLS: tuple[str, ...] = (
     "read_inbox",
     "list_agents",
     "wait_for_pass",
+    "request_synthesis",
+    "next_page",
 )
 
 FINDING_EXAMPLE: dict[str, Any] = {
@@ -185,36 +187,29 @@ class _Prompt:
             "what to do next); 2 bad usage; 3 nothing to claim, or a wait timed out.\n"
         )
 
-    def mcp_setup(self) -> str:
-        env = {"SWARM_URL": self.url, "SWARM_NAME": self.settings.swarm}
-        if self.client == "claude":
-            envs = " ".join(f"--env {k}={shlex.quote(v)}" for k, v in env.items())
+    def mcp_setup(self, role: str, name: str | None = None) -> str:
+        target = {"claude": "claude", "codex": "codex"}.get(self.client, "json")
+        named = f" --name {name}" if name else ""
+        install = f"{self.sw} mcp install --client {target} --role {role}{named}"
+        if target == "json":
             how = (
-                "If the `swarm` MCP server is not connected yet, add it once (then restart "
-                f"the session):\n\n{_bash(f'claude mcp add swarm {envs} -- swarm mcp')}"
-            )
-        elif self.client == "codex":
-            toml = (
-                "[mcp_servers.swarm]\n"
-                'command = "swarm"\n'
-                'args = ["mcp"]\n'
-                f"env = {{ SWARM_URL = {json.dumps(self.url)}, "
-                f"SWARM_NAME = {json.dumps(self.settings.swarm)} }}"
-            )
-            how = (
-                "If the `swarm` MCP server is not configured yet, add this to "
-                f"`~/.codex/config.toml` (then restart):\n\n```toml\n{toml}\n```"
+                "If the `swarm` MCP server is not configured yet, print its configuration "
+                "(the `mcpServers` entry most clients read, e.g. from `.mcp.json`), add it to "
+                f"your client, and restart:\n\n{_bash(install)}"
             )
         else:
-            config = {"mcpServers": {"swarm": {"command": "swarm", "args": ["mcp"], "env": env}}}
+            file = "`claude mcp add`" if target == "claude" else "`~/.codex/config.toml`"
             how = (
-                "If the `swarm` MCP server is not configured yet, add it to your client's MCP "
-                f"configuration (stdio transport):\n\n{_json_block(config)}"
+                "If the `swarm` MCP server is not connected yet, set it up once with the "
+                f"command below (it runs {file} for you), then restart the session:\n\n"
+                f"{_bash(install + ' --write')}"
             )
         return (
             "## Connect\n\n"
-            f"{how}\n\nThe tools below belong to that server. Every tool returns JSON; an "
-            "error is one line saying what to do next.\n"
+            f"{how}\n\nYour MCP session is your identity in the swarm: it registers you as an "
+            f"agent ({role}) and holds your leases. Every tool returns JSON; an error is one "
+            "line saying what to do next. A result too long for one reply ends with a cursor: "
+            "pass it back to the same tool (or to `next_page` when it says so).\n"
         )
 
     def python_setup(self) -> str:
@@ -312,30 +307,30 @@ Then stop: your work is done.
     def worker_mcp(self) -> str:
         return f"""
 {self.worker_intro()}
-{self.mcp_setup()}
+{self.mcp_setup("worker")}
 ## 1. Claim one task
 
-Call `claim_task` with `queue` = `"{self.queue}"` and `worker` = a name you pick (letters,
-digits, `.`, `_`, `-`). No task (null): say so and stop. Otherwise keep its `id`, `token` (your
-lease), `description`, `data`, `pass_name`, `parent` (the memory shard whose context you read)
-and `lease_s`.
+Call `claim_task` with `queue` = `"{self.queue}"` (and `wait_s` = 10 to wait for one). No task:
+say so and stop. Otherwise note its `id`, `description`, `data`, `pass_name`, `parent` (the
+memory shard whose context you read) and `lease_deadline`. Your session holds the lease: from
+now on you name only the task id.
 
 ## 2. Read what you need of the shard's context
 
-The context can be far larger than your window. Call `search_context` (owner = the task's
-`parent`, a pattern) to find where things are, then `read_context_lines` (owner, first and
-last line) to read those parts. `get_context` returns one page of the whole context at a time:
-use it only when the context is small.
+The context can be far larger than your window. Call `search_context` (`pattern`; the owner
+defaults to your task's shard) to find where things are, then `read_context_lines` (`start`,
+`end`) around the hits. `get_context` pages through all of it: only when it is small.
 
 ## 3. Keep your lease while you work
 
-If the work takes longer than about half of `lease_s`, call `renew_task` (id, token).
+If the work may outlast `lease_deadline`, call `renew_task` (`task_id`) before it does.
 
 ## 4. Report one finding, then stop
 
 {self.finding()}
-Call `report_finding` with the task's `id`, `token` and the finding. If you cannot do the
-task, call `fail_task` (id, token, error = why) so that another worker retries it. Then stop.
+Call `report_finding` with `task_id`, `summary`, and `details`, `sources`, `confidence` (other
+keys go in `extra`). If you cannot do the task, call `fail_task` (`task_id`, `error` = why) so
+that another worker retries it. Then stop: do not claim another task.
 """
 
     def worker_python(self) -> str:
@@ -510,49 +505,52 @@ synthesis.
     def shard_mcp(self) -> str:
         spawn = {
             "claude": "start one Task-tool subagent per task (up to 5 at once) and give each "
-            "the worker prompt (`swarm prompt worker --via mcp --for claude --queue "
-            f"{self.queue}` prints it)",
-            "codex": "give each worker the worker prompt (`swarm prompt worker --via mcp "
-            f"--for codex --queue {self.queue}` prints it)",
-            "generic": "give each worker the worker prompt (`swarm prompt worker --via mcp "
-            f"--queue {self.queue}` prints it)",
+            "the worker prompt (the MCP prompt `worker_init`, or `swarm prompt worker --via mcp "
+            f"--for claude --queue {self.queue}`)",
+            "codex": "give each worker the worker prompt (the MCP prompt `worker_init`, or "
+            f"`swarm prompt worker --via mcp --for codex --queue {self.queue}`)",
+            "generic": "give each worker the worker prompt (the MCP prompt `worker_init`, or "
+            f"`swarm prompt worker --via mcp --queue {self.queue}`)",
         }[self.client]
         return f"""
 {self.shard_intro()}
-{self.mcp_setup()}
-Pick your name (letters, digits, `.`, `_`, `-`), e.g. `shard-research`: the owner of your
-context and the parent of your tasks.
+{self.mcp_setup("shard", "<SHARD_NAME>")}
+Pick your name (letters, digits, `.`, `_`, `-`), e.g. `shard-research`, and use it as
+<SHARD_NAME> in the setup above: it owns your context and is the parent of your tasks, so it
+must stay the same when the session restarts.
 
 ## 1. Publish your context
 
-Call `publish_context` with `owner` = your name, the text, and `source` (where it came from).
-Publish again whenever it changes.
+Call `publish_context` with `path` (a file: best for a big context) or `text`, and `source`
+(where it came from). Publish again whenever it changes: workers read the new version, older
+findings keep the version they read.
 
 ## 2. Post the tasks of a pass
 
 Name the pass (e.g. `Pass 1: Signal Capture`). Call `post_tasks` once with every task of the
-pass: queue `"{self.queue}"`, a `description` each (optional `data`), `pass_name` = the pass,
-`parent` = your name. (`post_task` posts one.)
+pass: each with `queue` = `"{self.queue}"`, a `description`, optional `data`, and `pass_name` =
+the pass. (`post_task` posts one.) You are recorded as their parent.
 
 ## 3. Let workers do them
 
-Ephemeral workers claim the tasks: {spawn}. Or run a pool from a shell:
-`swarm run --queue {self.queue} --concurrency 5 --idle-exit 30 --exec '<AGENT_COMMAND>'`.
+Ephemeral workers claim the tasks: {spawn}. Or run a pool from a shell, which starts an agent
+process per task: `swarm run --queue {self.queue} --concurrency 5 --idle-exit 30 --exec
+'<AGENT_COMMAND>'`.
 
 ## 4. Wait for the pass, read its findings
 
-Call `wait_for_pass` (the pass name, a timeout) until every task is settled, then
-`list_findings` (pass name, shard = your name); page with its cursor.
+Call `wait_for_pass` (`pass_name`, `timeout_s`) until it says `settled` (call it again when it
+times out), then `list_findings` (`pass_name`); follow its cursor for the rest.
 
 ## 5. Write the synthesis
 
-Call `synthesize` with `shard` = your name, the pass name, your text, and `sources` = the ids
-of the findings it rests on. Then start the next pass.
+Call `synthesize` with `pass_name`, your `text`, and `sources` = the ids of the findings it
+rests on. Then start the next pass.
 
 ## 6. Stay present
 
-Between steps call `read_inbox` with your name: the coordinator may ask you for a synthesis.
-`swarm_status` shows the queues and agents.
+Between steps call `read_inbox`: the coordinator may ask you for a synthesis. `swarm_status`
+shows the queues, agents and contexts.
 """
 
     def shard_python(self) -> str:
@@ -647,23 +645,22 @@ requeueing it.
     def coordinator_mcp(self) -> str:
         return f"""
 {self.coordinator_intro()}
-{self.mcp_setup()}
+{self.mcp_setup("coordinator")}
 ## Watch
 
 Call `swarm_status` for the queues (tasks by status), agents and contexts, and
-`list_agents` for who is alive. `wait_for_pass` (pass name, a short timeout) tells whether a
-pass is settled.
+`list_agents` for who is alive or stale and what each works on. `wait_for_pass`
+(`pass_name`, a short `timeout_s`) tells whether a pass is settled.
 
 ## Passes, findings, syntheses
 
-`list_findings` (pass name) shows what workers reported. When a pass is done, ask its shard
-for a synthesis with `send_message` (to = the shard, kind = `synthesis.request`, the pass and
-your instructions in the body).
+`list_findings` (`pass_name`) shows what workers reported. When a pass is done, ask its
+shard for a synthesis with `request_synthesis` (`shard`, `pass_name`, `instructions`).
 
 ## Steer
 
-`send_message` to one agent, `read_inbox` for your own messages (your name:
-`coordinator`). Post follow-up work with `post_task` (queue `"{self.queue}"`).
+`send_message` (`to` = an agent id, or `"*"` for every agent; `body`) and `read_inbox` for
+your own messages. Post follow-up work with `post_task` (queue `"{self.queue}"`).
 """
 
     def coordinator_python(self) -> str:
