@@ -75,11 +75,8 @@ def test_parse_skips_fences_that_are_not_findings() -> None:
 
 
 def test_parse_last_bare_object_outermost() -> None:
-    text = 'noise {"a": 1} more {"summary": "outer", "details": {"summary": "inner"}} end'
-    assert parse_finding(text) == (
-        {"summary": "outer", "details": {"summary": "inner"}},
-        "object",
-    )
+    text = 'noise {"a": 1} more {"summary": "outer", "more": {"summary": "inner"}} end'
+    assert parse_finding(text) == ({"summary": "outer", "more": {"summary": "inner"}}, "object")
 
 
 def test_parse_unwraps_agent_cli_envelopes() -> None:
@@ -97,7 +94,32 @@ def test_parse_prose_becomes_a_truncated_summary() -> None:
     assert how == "text"
     assert len(finding["summary"]) <= 100
     assert finding["summary"].endswith("[...]")
-    assert finding["output_chars"] == len(long.strip())
+    assert finding["details"] == long.strip()
+
+
+def test_parse_fixes_what_agents_get_wrong() -> None:
+    text = json.dumps(
+        {
+            "summary": "s" * 50,
+            "details": {"a": 1},
+            "sources": "lines 1-3",
+            "confidence": "high",
+            "other": [1, 2],
+        }
+    )
+    finding, how = parse_finding(text, summary_limit=20) or ({}, "")
+    assert how == "object"
+    assert finding["summary"] == "s" * 14 + " [...]"
+    assert finding["details"].startswith("s" * 50 + "\n\n{")
+    assert json.loads(finding["details"][52:]) == {"a": 1}
+    assert finding["sources"] == ["lines 1-3"]
+    assert "confidence" not in finding and finding["confidence_raw"] == "high"
+    assert finding["other"] == [1, 2]
+    ok, _ = parse_finding('{"summary": "x", "confidence": "0.5", "sources": [1, "a"]}') or ({}, "")
+    assert ok == {"summary": "x", "confidence": 0.5, "sources": ["1", "a"]}
+    for bad in (True, 1.5, -0.1):
+        f, _ = parse_finding(json.dumps({"summary": "x", "confidence": bad})) or ({}, "")
+        assert f["confidence_raw"] == bad
 
 
 def test_parse_empty_output_is_none() -> None:

@@ -40,6 +40,7 @@ ROLES: tuple[str, ...] = ("worker", "shard", "coordinator")
 VIAS: tuple[str, ...] = ("cli", "mcp", "python")
 CLIENTS: tuple[str, ...] = ("claude", "codex", "generic")
 DEFAULT_QUEUE = "work"
+SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 
 # The tools the MCP server exposes (``swarm mcp``); prompts for --via mcp name only these.
 MCP_TOOLS: tuple[str, ...] = (
@@ -99,7 +100,7 @@ def _password_note(settings: Settings, show_password: bool) -> str:
     return ""
 
 
-def finding_rules(summary_limit: int = 4000) -> str:
+def finding_rules(summary_limit: int = SUMMARY_LIMIT) -> str:
     """The finding format, as a prompt states it."""
     return (
         "A finding is one JSON object:\n"
@@ -696,7 +697,7 @@ def render_task_prompt(
     *,
     settings: Settings,
     context: Any = None,
-    summary_limit: int = 4000,
+    summary_limit: int = SUMMARY_LIMIT,
 ) -> str:
     """The prompt ``swarm run`` gives the agent process it starts for one claimed ``task``.
 

@@ -44,6 +44,7 @@ __all__ = [
     "TaskOutcome",
     "build_command",
     "default_worker_prefix",
+    "normalize_finding",
     "parse_finding",
     "run_child",
     "task_env",
@@ -55,6 +56,8 @@ STDERR_TAIL = 64 * 1024
 ERROR_TAIL = 2000  # characters of stderr quoted in a failure
 OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
+SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
+DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
 CLAIM_RETRY_S = 30.0  # the pool gives up when the server is unreachable for this long
 
 
@@ -198,25 +201,71 @@ def _search(text: str, depth: int = 0) -> tuple[dict[str, Any], str] | None:
     return None
 
 
-def parse_finding(text: str, *, summary_limit: int = 4000) -> tuple[dict[str, Any], str] | None:
+def parse_finding(
+    text: str, *, summary_limit: int = SUMMARY_LIMIT
+) -> tuple[dict[str, Any], str] | None:
     """The finding in an agent's output, and how it was found.
 
     The last fenced JSON block holding an object with a ``summary``; else the last such JSON
-    object in the text; else the text itself becomes the summary, truncated to
-    ``summary_limit`` characters. Returns ``(finding, "fenced" | "object" | "text")``, or None
-    when the output is empty.
+    object in the text; else the text itself becomes the summary (cut to ``summary_limit``
+    characters, the whole text kept in ``details``). Returns ``(finding, "fenced" | "object"
+    | "text")``, or None when the output is empty. A JSON finding is made acceptable where
+    that loses nothing (see ``normalize_finding``).
     """
     found = _search(text)
     if found is not None:
-        return found
+        return normalize_finding(found[0], summary_limit), found[1]
     stripped = text.strip()
     if not stripped:
         return None
     if len(stripped) <= summary_limit:
         return {"summary": stripped}, "text"
+    return {"summary": _cut(stripped, summary_limit), "details": _cut(stripped, DETAILS_LIMIT)}, (
+        "text"
+    )
+
+
+def _cut(text: str, limit: int) -> str:
     marker = " [...]"
-    summary = stripped[: max(summary_limit - len(marker), 0)].rstrip() + marker
-    return {"summary": summary, "output_chars": len(stripped)}, "text"
+    return text if len(text) <= limit else text[: max(limit - len(marker), 0)].rstrip() + marker
+
+
+def normalize_finding(
+    finding: dict[str, Any], summary_limit: int = SUMMARY_LIMIT
+) -> dict[str, Any]:
+    """What agents get wrong in a finding, fixed without losing anything: a summary too long
+    (cut; the whole of it opens ``details``), ``details`` that is not a string (its JSON),
+    ``sources`` as one string or holding non-strings, a ``confidence`` that is not a number
+    from 0 to 1 (kept as ``confidence_raw``)."""
+    out = dict(finding)
+    summary = str(out["summary"]).strip()
+    details = out.get("details")
+    if details is not None and not isinstance(details, str):
+        details = json.dumps(details, ensure_ascii=False, indent=1)
+    if len(summary) > summary_limit:
+        details = summary + (f"\n\n{details}" if details else "")
+        summary = _cut(summary, summary_limit)
+    out["summary"] = summary
+    if details is not None:
+        out["details"] = details
+    sources = out.get("sources")
+    if isinstance(sources, str):
+        out["sources"] = [sources]
+    elif isinstance(sources, list | tuple):
+        out["sources"] = [s if isinstance(s, str) else json.dumps(s) for s in sources]
+    elif sources is not None:
+        out["sources_raw"] = out.pop("sources")
+    confidence = out.get("confidence")
+    if confidence is not None:
+        try:
+            value = float(confidence)
+        except (TypeError, ValueError):
+            value = -1.0
+        if isinstance(confidence, bool) or not 0 <= value <= 1:
+            out["confidence_raw"] = out.pop("confidence")
+        else:
+            out["confidence"] = value
+    return out
 
 
 # --- one agent process
@@ -378,7 +427,7 @@ class RunOptions:
     timeout_s: float | None = None  # the most a process may run (default: the task's lease_s)
     worker: str | None = None  # worker name prefix; slot i is PREFIX-i
     model: str | None = None  # recorded on findings
-    summary_limit: int = 4000
+    summary_limit: int = SUMMARY_LIMIT
     grace_s: float = 5.0
     poll_s: float = 1.0  # the longest a claim waits, so that Ctrl-C is prompt
     shell: str = "/bin/sh"

@@ -63,8 +63,8 @@ _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
 @click.option("--model", help="The model the agent uses, recorded on its findings.")
 @click.option(
     "--summary-limit",
-    type=click.IntRange(100),
-    default=4000,
+    type=click.IntRange(100, 2000),
+    default=2000,
     show_default=True,
     help="Longest summary taken from an answer that is not JSON.",
 )
