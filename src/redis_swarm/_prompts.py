@@ -606,7 +606,7 @@ swarm.synthesize(shard, pass_name, "What the findings add up to...",
             f"{sw} status",
             f"{sw} agents",
             f"{sw} task list --queue {self.queue} --status dead",
-            f"{sw} events --limit 50",
+            f"{sw} events --since 10m --limit 50",
         )
         passes = _bash(
             f"{sw} task wait --pass '<PASS_NAME>' --timeout 60",
