@@ -312,7 +312,7 @@ def report(
 def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
     """Give up TASK_ID with the reason; it is retried until its attempts run out."""
     t = app.swarm.fail(task_id, token, read_text(error, app, what="--error"), retry=retry)
-    app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status}"))
+    app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
 
 
 @task.command()
@@ -323,7 +323,7 @@ def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
 def release(app: App, task_id: str, token: int) -> None:
     """Give TASK_ID back to its queue untouched (no attempt is counted against it)."""
     t = app.swarm.release(task_id, token)
-    app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status}"))
+    app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))
 
 
 @task.command()
