@@ -100,3 +100,16 @@ def run_swarm(
         timeout=timeout,
         check=False,
     )
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie waiting to be reaped by its new parent does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

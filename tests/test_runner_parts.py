@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 import threading
@@ -13,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from redis_swarm._runner import Capture, build_command, parse_finding, run_child
+
+from ._cli import alive
 
 PY = sys.executable
 
@@ -171,7 +172,7 @@ def test_run_child_kills_the_whole_group_at_the_deadline(tmp_path: Path) -> None
     assert time.monotonic() - started < 10
     grandchild = int(pidfile.read_text())
     time.sleep(0.1)
-    assert not _alive(grandchild)
+    assert not alive(grandchild)
 
 
 def test_run_child_kills_leftovers_after_a_normal_exit(tmp_path: Path) -> None:
@@ -180,7 +181,7 @@ def test_run_child_kills_leftovers_after_a_normal_exit(tmp_path: Path) -> None:
     result = run_child(["/bin/sh", "-c", f"sleep 300 & echo $! > {pidfile}; echo done"])
     assert result.returncode == 0
     assert result.stdout.text() == "done\n"
-    assert not _alive(int(pidfile.read_text()))
+    assert not alive(int(pidfile.read_text()))
 
 
 def test_run_child_tick_can_stop_it() -> None:
@@ -211,19 +212,6 @@ def test_run_child_bounds_a_flood_of_output() -> None:
     text = result.stdout.text()
     assert text.endswith("END\n")
     assert len(text) < 2 * 1024 * 1024
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie waiting for its (re)parent counts as dead.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("exit_code", [0, 3, 137])
