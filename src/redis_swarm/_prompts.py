@@ -387,7 +387,7 @@ Claim one task, report one finding, then stop.
         worker_prompt = f"{sw} prompt worker --queue {self.queue} --for {self.client}"
         if self.client == "claude":
             exec_line = (
-                f"{sw} run --queue {self.queue} --concurrency 5 --idle-exit 30 "
+                f"{sw} run --queue {self.queue} --concurrency 5 --until-done "
                 "--exec 'claude -p --allowedTools \"Bash(swarm:*)\"'"
             )
             how = (
@@ -398,7 +398,7 @@ Claim one task, report one finding, then stop.
             )
         elif self.client == "codex":
             exec_line = (
-                f"{sw} run --queue {self.queue} --concurrency 5 --idle-exit 30 "
+                f"{sw} run --queue {self.queue} --concurrency 5 --until-done "
                 "--exec 'codex exec -'"
             )
             how = (
@@ -408,7 +408,7 @@ Claim one task, report one finding, then stop.
             )
         else:
             exec_line = (
-                f"{sw} run --queue {self.queue} --concurrency 5 --idle-exit 30 "
+                f"{sw} run --queue {self.queue} --concurrency 5 --until-done "
                 "--exec '<AGENT_COMMAND>'"
             )
             how = (
@@ -535,7 +535,7 @@ the pass. (`post_task` posts one.) You are recorded as their parent.
 ## 3. Let workers do them
 
 Ephemeral workers claim the tasks: {spawn}. Or run a pool from a shell, which starts an agent
-process per task: `swarm run --queue {self.queue} --concurrency 5 --idle-exit 30 --exec
+process per task: `swarm run --queue {self.queue} --concurrency 5 --until-done --exec
 '<AGENT_COMMAND>'`.
 
 ## 4. Wait for the pass, read its findings
@@ -603,6 +603,7 @@ swarm.synthesize(shard, pass_name, "What the findings add up to...",
     def coordinator_cli(self) -> str:
         sw = self.sw
         watch = _bash(
+            f"{sw} agents register coordinator --role coordinator",
             f"{sw} status",
             f"{sw} agents",
             f"{sw} task list --queue {self.queue} --status dead",

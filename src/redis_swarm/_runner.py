@@ -423,6 +423,7 @@ class RunOptions:
     concurrency: int = 1
     max_tasks: int | None = None
     idle_exit_s: float | None = None
+    until_done: bool = False  # stop when no task of the queues is pending, delayed or claimed
     lease_s: int | None = None  # the lease asked at claim and renewal (default: the task's)
     timeout_s: float | None = None  # the most a process may run (default: the task's lease_s)
     worker: str | None = None  # worker name prefix; slot i is PREFIX-i
@@ -472,7 +473,7 @@ class Runner:
     """Claims tasks and runs the agent command once per task, ``concurrency`` at a time.
 
     ``run`` blocks until the pool is done: ``max_tasks`` claimed, ``idle_exit_s`` seconds with
-    nothing to claim, or ``drain`` (finish what runs, claim nothing new) / ``abort`` (kill
+    nothing to claim, every task of its queues settled (``until_done``), or ``drain`` (finish what runs, claim nothing new) / ``abort`` (kill
     what runs and release its tasks) called from another thread or a signal handler.
     """
 
@@ -608,6 +609,8 @@ class Runner:
                     self._return_ticket()
                     if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                         return
+                    if self.options.until_done and self._settled():
+                        return
                     if wait <= 0:
                         self._draining.wait(0.05)
                     continue
@@ -616,6 +619,16 @@ class Runner:
         except BaseException as exc:  # a bug must stop the pool, not vanish with a thread
             self.crash = exc
             self._stop(f"{type(exc).__name__}: {exc}")
+
+    def _settled(self) -> bool:
+        """True when no task of the pool's queues is open (a running one may still fail and
+        come back, so the pool waits for it)."""
+        stats = self.swarm.queue_stats()
+        return not any(
+            stats.get(q, {}).get(status, 0)
+            for q in self.options.queues
+            for status in ("pending", "delayed", "claimed")
+        )
 
     def _stop(self, reason: str) -> None:
         with self._lock:

@@ -48,6 +48,11 @@ _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
     help="Stop after this many seconds with nothing to claim (default: run until Ctrl-C).",
 )
 @click.option(
+    "--until-done",
+    is_flag=True,
+    help="Stop when every task of the queues is settled (none pending, delayed or claimed).",
+)
+@click.option(
     "--lease",
     "lease_s",
     type=click.IntRange(1),
@@ -85,6 +90,7 @@ def run(
     concurrency: int,
     max_tasks: int | None,
     idle_exit_s: float | None,
+    until_done: bool,
     lease_s: int | None,
     timeout_s: float | None,
     worker: str | None,
@@ -113,6 +119,7 @@ def run(
         concurrency=concurrency,
         max_tasks=max_tasks,
         idle_exit_s=idle_exit_s,
+        until_done=until_done,
         lease_s=lease_s,
         timeout_s=timeout_s,
         worker=worker,
