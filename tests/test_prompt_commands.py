@@ -116,8 +116,6 @@ def test_worker_prompt_commands(setup: Any, tmp_path: Path) -> None:
     agent.values["<WHY_YOU_COULD_NOT>"] = "the context says nothing about it"
     agent.run(fail)
     assert swarm.get_task(second["id"]).status == "dead"
-    # And with the queue empty, the claim says so with exit code 3.
-    agent.run(claim, expect=3)
 
 
 def shard_values(agent: Agent, command: str) -> None:
@@ -158,8 +156,6 @@ def test_shard_prompt_commands(setup: Any, tmp_path: Path) -> None:
     (synthesis,) = swarm.syntheses(shard="shard-a").items
     assert synthesis.text.strip() == "Three workers agree: alpha every 7 lines."
     assert sorted(synthesis.sources) == sorted(f.id for f in findings)
-    # Its spawn block printed the worker prompt for this install.
-    assert "ephemeral worker" in "".join(agent.ran) or True
 
 
 @pytest.mark.parametrize("client", ["claude", "codex"])
@@ -183,7 +179,14 @@ def test_shard_prompt_starts_the_clients_agent_cli(setup: Any, tmp_path: Path, c
 
 def test_coordinator_prompt_commands(setup: Any, tmp_path: Path) -> None:
     settings, env, swarm = setup
-    run_shard(settings, env, tmp_path, "generic")
+    swarm.register("shard", name="shard-a")
+    pass_name = "Pass 1: Signal Capture"
+    for i in range(2):
+        swarm.post_task("q1", f"part {i}", pass_name=pass_name, parent="shard-a")
+        t = swarm.claim("q1", worker="w-1")
+        swarm.report(t.id, t.token, {"summary": f"worker found {i}"}, worker="w-1")
+    fids = [f.id for f in swarm.findings(pass_name=pass_name).items]
+    swarm.synthesize("shard-a", pass_name, "Both agree.", fids)
     dead = swarm.post_task("q1", "impossible", max_attempts=1)
     claimed = swarm.claim("q1", worker="w-x")
     swarm.fail(claimed.id, claimed.token, "no way")
@@ -204,7 +207,7 @@ def test_coordinator_prompt_commands(setup: Any, tmp_path: Path) -> None:
     out = agent.run(watch).stdout
     assert "q1" in out and dead.id in out and "shard-a" in out and "task.completed" in out
     out = agent.run(passes).stdout
-    assert "fake fake-agent did" in out and "Three workers agree" in out
+    assert "worker found 1" in out and "Both agree." in out
     agent.run(steer)
     assert swarm.get_task(dead.id).status == "pending"
     inbox = swarm.inbox("shard-a")

@@ -398,8 +398,7 @@ Claim one task, report one finding, then stop.
             )
         elif self.client == "codex":
             exec_line = (
-                f"{sw} run --queue {self.queue} --concurrency 5 --until-done "
-                "--exec 'codex exec -'"
+                f"{sw} run --queue {self.queue} --concurrency 5 --until-done --exec 'codex exec -'"
             )
             how = (
                 "Give each worker the prompt printed by the first command below, or let "

@@ -473,8 +473,9 @@ class Runner:
     """Claims tasks and runs the agent command once per task, ``concurrency`` at a time.
 
     ``run`` blocks until the pool is done: ``max_tasks`` claimed, ``idle_exit_s`` seconds with
-    nothing to claim, every task of its queues settled (``until_done``), or ``drain`` (finish what runs, claim nothing new) / ``abort`` (kill
-    what runs and release its tasks) called from another thread or a signal handler.
+    nothing to claim, every task of its queues settled (``until_done``), or ``drain`` (finish
+    what runs, claim nothing new) / ``abort`` (kill what runs and release its tasks) called
+    from another thread or a signal handler.
     """
 
     def __init__(
