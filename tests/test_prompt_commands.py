@@ -213,3 +213,39 @@ def test_coordinator_prompt_commands(setup: Any, tmp_path: Path) -> None:
     inbox = swarm.inbox("shard-a")
     kinds = [m.kind for m in inbox]
     assert "text" in kinds and len(inbox) == 3  # the synthesis request, the message, the broadcast
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)\n```", text, re.S)
+
+
+def test_python_prompts_run(setup: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The --via python prompts' code, run as written (a worker pool does the shard's tasks)."""
+    import threading
+
+    from redis_swarm._runner import Runner, RunOptions
+
+    settings, _env, swarm = setup
+    monkeypatch.chdir(tmp_path)
+    fake = str(tmp_path / "bin" / "fake-agent")
+    pool = Runner(swarm, RunOptions(queues=("work",), command=fake, idle_exit_s=2))
+    thread = threading.Thread(target=pool.run)
+    thread.start()
+    connect, shard_code = python_blocks(render_prompt("shard", settings=settings, via="python"))
+    namespace: dict[str, Any] = {}
+    exec(connect, namespace)
+    exec(shard_code, namespace)
+    thread.join()
+    assert pool.counts()["completed"] == 2
+    (synthesis,) = swarm.syntheses(shard="shard-research").items
+    assert len(synthesis.sources) == 2
+    swarm.post_task("work", "one more", parent="shard-research")
+    _, worker_code = python_blocks(render_prompt("worker", settings=settings, via="python"))
+    exec(worker_code, namespace)
+    assert [f.summary for f in swarm.findings(pass_name=None).items][-1].startswith("One para")
+    _, coordinator_code = python_blocks(
+        render_prompt("coordinator", settings=settings, via="python")
+    )
+    exec(coordinator_code, namespace)
+    assert any(m.kind != "text" for m in swarm.inbox("shard-research"))
+    namespace["swarm"].close()

@@ -666,6 +666,7 @@ your own messages. Post follow-up work with `post_task` (queue `"{self.queue}"`)
 
     def coordinator_python(self) -> str:
         code = f"""```python
+swarm.register("coordinator", name="coordinator")
 print(swarm.queue_stats())                       # queue -> status -> count
 for agent in swarm.agents():
     print(agent.id, agent.role, agent.alive, agent.current_task)
