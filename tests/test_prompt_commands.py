@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ class Agent:
 
 
 @pytest.fixture
-def setup(redis_url: str, tmp_path: Path) -> tuple[Settings, dict[str, str], Any]:
+def setup(redis_url: str, tmp_path: Path) -> Iterator[tuple[Settings, dict[str, str], Any]]:
     bindir = tmp_path / "bin"
     swarm_bin(bindir)
     for name in ("claude", "codex", "fake-agent"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import click
 
@@ -25,6 +25,11 @@ from ._common import (
     when,
 )
 
+_COMPRESSION: dict[str, Literal["zstd", "none"] | None] = {
+    "auto": None,
+    "zstd": "zstd",
+    "none": "none",
+}
 owner_arg = click.argument("owner", shell_complete=complete_owners)
 version_option = click.option("--version", "version", help="A kept version (default: current).")
 
@@ -139,7 +144,7 @@ def publish(
             data,
             source=label,
             media_type=media_type,
-            compression=None if compression == "auto" else compression,
+            compression=_COMPRESSION[compression],
         )
     app.emit(
         info,
