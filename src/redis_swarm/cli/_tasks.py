@@ -341,7 +341,7 @@ def cancel(app: App, task_id: str) -> None:
 @json_option
 @pass_app
 def requeue(app: App, task_id: str) -> None:
-    """Put a dead (or cancelled) task back in its queue with fresh attempts."""
+    """Put a dead task back in its queue with a fresh budget of attempts."""
     t = app.swarm.requeue_dead(task_id)
     app.emit(task_json(t), lambda: click.echo(f"requeued {t.id} to {t.queue}"))
 
