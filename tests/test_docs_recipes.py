@@ -27,7 +27,11 @@ def recipes() -> list[str]:
     commands = []
     for block in re.findall(r"```bash\n(.*?)\n```", text, re.S):
         joined = block.replace("\\\n", " ")
-        commands += [line for line in joined.splitlines() if line.startswith("swarm run ")]
+        commands += [
+            line
+            for line in joined.splitlines()
+            if line.startswith("swarm run ") and "AGENT COMMAND" not in line  # the template
+        ]
     return commands
 
 
