@@ -322,3 +322,33 @@ def test_ctrl_c_once_lets_running_agents_finish(swarm: Any, redis_url: str, tmp_
     summary = json.loads(stdout)
     assert summary["claimed"] == 1 and summary["completed"] == 1
     assert swarm.queue_stats()["q"]["pending"] == 2
+
+
+def test_on_a_terminal_a_live_line_and_progress_bars(redis_url: str, tmp_path: Path) -> None:
+    """stderr on a terminal: `run` shows a live status line, big transfers a progress bar."""
+    import io
+
+    from click.testing import CliRunner
+    from rich.console import Console
+
+    from redis_swarm.cli import main
+    from redis_swarm.cli._app import App
+
+    def invoke(*args: str, input: bytes | None = None) -> tuple[str, str]:
+        err = io.StringIO()
+        app = App(err=Console(file=err, force_terminal=True, width=100))
+        env = {"SWARM_URL": redis_url, "SWARM_NAME": "test"}
+        result = CliRunner().invoke(main, list(args), obj=app, env=env, input=input)
+        assert result.exit_code == 0, result.output
+        return result.stdout, err.getvalue()
+
+    big = b"".join(b"%08d some text to make it long enough\n" % i for i in range(200_000))
+    out, err = invoke("context", "publish", "-", "--owner", "s", input=big)
+    assert out.startswith("published s version ") and "reading stdin" in err
+    out, err = invoke("context", "get", "s")
+    assert out.encode() == big and "writing" in err
+    with Swarm(redis_url, swarm="test") as swarm:
+        swarm.post_task("q", "d")
+    out, err = invoke("run", "--queue", "q", "--exec", "echo '{\"summary\": \"ok\"}'",
+                      "--idle-exit", "0.5")  # fmt: skip
+    assert "completed" in out and "swarm run q: running" in err
