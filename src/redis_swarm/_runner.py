@@ -28,9 +28,10 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
+from ._ops._work import new_id
 from ._prompts import render_task_prompt
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ __all__ = [
     "task_env",
 ]
 
+T = TypeVar("T")
+
 OUTPUT_HEAD = 64 * 1024  # the first bytes of stdout kept
 OUTPUT_TAIL = 1024 * 1024  # the last bytes of stdout kept (the finding is usually at the end)
 STDERR_TAIL = 64 * 1024
@@ -58,7 +61,8 @@ OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON objec
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
-CLAIM_RETRY_S = 30.0  # the pool gives up when the server is unreachable for this long
+CLAIM_RETRY_S = 30.0
+WRITE_RETRIES = 5  # a report, fail or release is tried this many times through an outage  # the pool gives up when the server is unreachable for this long
 
 
 # --- bounded capture of a child's output
@@ -621,6 +625,19 @@ class Runner:
             self.crash = exc
             self._stop(f"{type(exc).__name__}: {exc}")
 
+    def _persist(self, call: Callable[[], T]) -> T:
+        """Make a write the pool must not lose survive a short outage (the client already
+        retries for a few seconds; this adds about half a minute)."""
+        for attempt in range(WRITE_RETRIES):
+            try:
+                return call()
+            except ConnectionFailed as exc:
+                if attempt == WRITE_RETRIES - 1:
+                    raise
+                self._error(f"write failed (retrying): {exc}")
+                time.sleep(min(2**attempt, 8))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _settled(self) -> bool:
         """True when no task of the pool's queues is open (a running one may still fail and
         come back, so the pool waits for it)."""
@@ -683,6 +700,8 @@ class Runner:
         def renew() -> str | None:
             try:
                 self.swarm.renew(task.id, task.token, lease_s=opts.lease_s)
+            except ConnectionFailed as exc:  # an outage: try again at the next tick
+                self._error(f"renew of {task.id} failed (retrying): {exc}")
             except NotFound:
                 lost.append("the task no longer exists")
             except SwarmError as exc:
@@ -721,7 +740,7 @@ class Runner:
             )
 
         if result.killed == "interrupted":
-            self.swarm.release(task.id, task.token)
+            self._persist(lambda: self.swarm.release(task.id, task.token))
             return outcome("released", "interrupted: the task went back to its queue")
         if lost:
             return outcome("lost", f"stopped the agent: {lost[-1]}")
@@ -737,14 +756,18 @@ class Runner:
         if parsed is None:
             return self._fail(task, outcome, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed
+        finding_id = new_id("f-")  # the same id on every retry: the report is stored once
         try:
-            stored = self.swarm.report(
-                task.id,
-                task.token,
-                finding,
-                worker=worker,
-                model=opts.model,
-                context_version=context.version if context is not None else None,
+            stored = self._persist(
+                lambda: self.swarm.report(
+                    task.id,
+                    task.token,
+                    finding,
+                    worker=worker,
+                    model=opts.model,
+                    context_version=context.version if context is not None else None,
+                    finding_id=finding_id,
+                )
             )
         except AlreadyCompleted as exc:
             return outcome("lost", f"completed elsewhere first: {exc}", exc.finding_id)
@@ -757,7 +780,7 @@ class Runner:
     ) -> TaskOutcome:
         error = reason + (f"; stderr: {stderr_tail}" if stderr_tail else "")
         try:
-            self.swarm.fail(task.id, task.token, error, retry=True)
+            self._persist(lambda: self.swarm.fail(task.id, task.token, error, retry=True))
         except SwarmError as exc:
             return outcome("lost", f"{reason}; and the failure was refused: {exc}")
         return outcome("failed", reason)
