@@ -61,8 +61,8 @@ OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON objec
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
-CLAIM_RETRY_S = 30.0
-WRITE_RETRIES = 5  # a report, fail or release is tried this many times through an outage  # the pool gives up when the server is unreachable for this long
+CLAIM_RETRY_S = 30.0  # the pool gives up when the server is unreachable for this long
+WRITE_RETRIES = 5  # a report, fail or release is tried this many times through an outage
 
 
 # --- bounded capture of a child's output
