@@ -352,3 +352,27 @@ def test_on_a_terminal_a_live_line_and_progress_bars(redis_url: str, tmp_path: P
     out, err = invoke("run", "--queue", "q", "--exec", "echo '{\"summary\": \"ok\"}'",
                       "--idle-exit", "0.5")  # fmt: skip
     assert "completed" in out and "swarm run q: running" in err
+
+
+def test_the_pool_rides_out_a_server_restart(servers: Any, tmp_path: Path) -> None:
+    """The server restarts while an agent runs: its finding is still reported, once."""
+    import threading
+
+    from redis_swarm._runner import Runner, RunOptions
+
+    server = servers.start(appendonly=True)
+    with Swarm(server.url, swarm="test") as swarm:
+        t = swarm.post_task("q", "d")
+        cmd = 'cat >/dev/null; sleep 2; echo \'{"summary": "survived"}\''
+        pool = Runner(swarm, RunOptions(queues=("q",), command=cmd, max_tasks=1, lease_s=30))
+        thread = threading.Thread(target=pool.run)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while swarm.get_task(t.id).status != "claimed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.restart()
+        thread.join(60)
+        assert pool.counts()["completed"] == 1, pool.outcomes
+        task = swarm.get_task(t.id)
+        assert task.status == "completed" and task.attempts == 1
+        assert [f.summary for f in swarm.findings().items] == ["survived"]
