@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -35,22 +34,28 @@ from .._models import iso, now_ms
 from ._app import App
 
 __all__ = [
+    "BIG",
     "add_row",
     "agent_option_default",
     "ago",
+    "all_pages",
+    "cell",
     "complete_agents",
     "complete_owners",
     "complete_queues",
     "complete_tasks",
     "kv_table",
     "make_table",
-    "page_json",
     "parse_json",
     "print_table",
     "progress",
     "read_bytes",
     "read_text",
+    "short",
+    "status",
+    "stdout_binary",
     "task_json",
+    "when",
 ]
 
 T = TypeVar("T")
@@ -125,19 +130,6 @@ def task_json(task: Any) -> dict[str, Any]:
     data: dict[str, Any] = task.to_dict()
     data["token"] = task.token
     return data
-
-
-def page_json(page: Any, convert: Callable[[Any], Any] | None = None) -> dict[str, Any]:
-    items = [convert(item) if convert else item for item in page.items]
-    return {"items": items, "cursor": page.cursor}
-
-
-def print_table(app: App, renderable: Any) -> None:
-    """Print a table: fitted to a terminal; at its natural width into a pipe or file, so
-    that nothing is cut or folded for the program reading it."""
-    if not app.out.is_terminal:
-        app.out.width = 4096
-    app.out.print(renderable)
 
 
 def make_table(*columns: str, title: str | None = None) -> Table:
@@ -312,13 +304,5 @@ complete_agents = _complete(lambda s: [(a.id, a.role) for a in s.agents()])
 complete_owners = _complete(lambda s: [(c.owner, c.source) for c in s.contexts()])
 
 
-def elapsed(started: float) -> float:
-    return round(time.monotonic() - started, 3)
-
-
 def stdout_binary() -> IO[bytes]:
     return sys.stdout.buffer
-
-
-def isatty_stdin() -> bool:
-    return sys.stdin.isatty()
