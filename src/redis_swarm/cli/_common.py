@@ -132,6 +132,14 @@ def task_json(task: Any) -> dict[str, Any]:
     return data
 
 
+def print_table(app: App, renderable: Any) -> None:
+    """Print a table: fitted to a terminal; at its natural width into a pipe or file, so
+    that nothing is cut or folded for the program reading it."""
+    if not app.out.is_terminal:
+        app.out.width = 4096
+    app.out.print(renderable)
+
+
 def make_table(*columns: str, title: str | None = None) -> Table:
     table = Table(
         title=title,
