@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
-from ._ops._work import new_id
 from ._prompts import render_task_prompt
 
 if TYPE_CHECKING:
@@ -756,6 +755,8 @@ class Runner:
         if parsed is None:
             return self._fail(task, outcome, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed
+        from ._ops._work import new_id  # the core's id scheme
+
         finding_id = new_id("f-")  # the same id on every retry: the report is stored once
         try:
             stored = self._persist(

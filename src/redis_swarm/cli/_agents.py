@@ -22,7 +22,7 @@ from ._common import (
 STATUSES = ("pending", "delayed", "claimed", "completed", "dead", "cancelled")
 
 
-@main.command()
+@main.command(short_help="The swarm at a glance: queues, agents, contexts.")
 @click.option("--pass", "pass_name", help="Also count the tasks of this pass.")
 @click.option("--stale-after", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
@@ -82,7 +82,7 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
     app.emit(report, human)
 
 
-@main.group(invoke_without_command=True)
+@main.group(invoke_without_command=True, short_help="List, register and heartbeat agents.")
 @click.option("--role", help="Only agents of this role.")
 @click.option("--alive/--stale", "alive", default=None, help="Only live (or stale) agents.")
 @click.option("--stale-after", type=click.FloatRange(0), default=60.0, show_default=True)

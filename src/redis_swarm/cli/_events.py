@@ -43,7 +43,7 @@ def _since(value: str | None) -> str | int | None:
     )
 
 
-@main.command()
+@main.command(short_help="List or --follow the event stream.")
 @click.option(
     "--since",
     help="After this event id, from this epoch ms, or this long ago (30s, 10m, 2h, 1d). "

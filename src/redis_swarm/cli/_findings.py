@@ -61,7 +61,7 @@ def render_finding(app: App, f: Any) -> None:
     print_table(app, kv_table(pairs))
 
 
-@main.command()
+@main.command(short_help="List findings, or show one.")
 @click.argument("finding_id", required=False)
 @click.option("--shard", shell_complete=complete_agents, help="Findings of this shard's tasks.")
 @click.option("--queue", shell_complete=complete_queues)

@@ -10,7 +10,7 @@ from ._app import App, json_option, main, pass_app
 from ._common import complete_queues
 
 
-@main.command()
+@main.command(short_help="Print an init prompt for an agent of this swarm.")
 @click.argument("role", type=click.Choice(ROLES))
 @click.option(
     "--queue",

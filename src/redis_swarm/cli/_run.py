@@ -22,7 +22,7 @@ from ._common import complete_queues
 _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
 
 
-@main.command()
+@main.command(short_help="Run an agent command once per task: a worker pool.")
 @click.option(
     "--queue",
     "queues",

@@ -95,7 +95,7 @@ def _emit_task(app: App, t: Any, headline: str) -> None:
     app.emit(task_json(t), lambda: render_task(app, t, headline=headline))
 
 
-@task.command()
+@task.command(short_help="Post a task (or many with --jsonl).")
 @click.argument("queue", shell_complete=complete_queues)
 @click.argument("description", required=False)
 @click.option("--data", "data_arg", help="The task's data: JSON, @file or - (stdin).")
@@ -205,7 +205,7 @@ def _jsonl_specs(source: str, app: App) -> list[dict[str, Any]]:
     return specs
 
 
-@task.command()
+@task.command(short_help="Claim the next task (exit 3 if none).")
 @click.argument("queues", nargs=-1, required=True, shell_complete=complete_queues)
 @click.option(
     "--worker",
@@ -253,7 +253,7 @@ def renew(app: App, task_id: str, token: int, lease_s: int | None) -> None:
     app.emit(task_json(t), lambda: click.echo(f"renewed {t.id} until {iso(t.lease_deadline)}"))
 
 
-@task.command()
+@task.command(short_help="Report a task's finding (completes it).")
 @task_id_arg
 @token_option
 @click.option("--finding", "finding_arg", metavar="JSON|@FILE|-", help="The finding (JSON).")
@@ -297,7 +297,7 @@ def report(
     app.emit(f, lambda: click.echo(f"reported {f.id} for {task_id}"))
 
 
-@task.command()
+@task.command(short_help="Give a task up with the reason (it is retried).")
 @task_id_arg
 @token_option
 @click.option("--error", "error", required=True, help="What went wrong: text, @file or -.")
@@ -315,7 +315,7 @@ def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
     app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
 
 
-@task.command()
+@task.command(short_help="Give a task back to its queue untouched.")
 @task_id_arg
 @token_option
 @json_option
@@ -326,7 +326,7 @@ def release(app: App, task_id: str, token: int) -> None:
     app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))
 
 
-@task.command()
+@task.command(short_help="Cancel a task.")
 @task_id_arg
 @json_option
 @pass_app
@@ -336,7 +336,7 @@ def cancel(app: App, task_id: str) -> None:
     app.emit(task_json(t), lambda: click.echo(f"cancelled {t.id}"))
 
 
-@task.command()
+@task.command(short_help="Put a dead task back in its queue.")
 @task_id_arg
 @json_option
 @pass_app
@@ -408,7 +408,7 @@ def list_(
     app.emit({"items": [task_json(t) for t in items], "cursor": next_cursor}, human)
 
 
-@task.command()
+@task.command(short_help="Wait until a pass, queue or the swarm is settled.")
 @click.option("--pass", "pass_name", help="Wait for this pass.")
 @click.option("--queue", shell_complete=complete_queues, help="Wait for this queue.")
 @click.option(
