@@ -784,4 +784,5 @@ class Runner:
             self._persist(lambda: self.swarm.fail(task.id, task.token, error, retry=True))
         except SwarmError as exc:
             return outcome("lost", f"{reason}; and the failure was refused: {exc}")
-        return outcome("failed", reason)
+        last = stderr_tail.strip().splitlines()[-1:] if stderr_tail else []
+        return outcome("failed", reason + (f" ({last[0][:160]})" if last else ""))
