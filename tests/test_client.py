@@ -14,12 +14,19 @@ def test_public_exports_are_pinned() -> None:
         "ContextCache", "EmbeddedServerError", "InvalidState", "LeaseLost", "Limits", "NotFound",
         "PayloadTooLarge", "PermissionDenied", "Settings", "Swarm", "SwarmError", "Timeout",
         "ValidationError", "__version__",
+        # work queue
+        "Finding", "Page", "Synthesis", "Task", "TaskSpec", "TaskStatus",
     }  # fmt: skip
     # contexts, agents, messages, events
     expected |= {
         "Agent", "ContextInfo", "ContextSlice", "Event", "EventType", "Message", "SearchHit",
     }  # fmt: skip
-    assert expected <= set(redis_swarm.__all__)
+    # the seed's classes and the modern roles
+    expected |= {
+        "Coordinator", "EphemeralWorker", "MemoryShard", "RedisSwarmCoordinator",
+        "SonnetCoordinator", "SwarmMemoryShard", "Worker",
+    }  # fmt: skip
+    assert expected == set(redis_swarm.__all__)
     for name in redis_swarm.__all__:
         assert hasattr(redis_swarm, name)
 

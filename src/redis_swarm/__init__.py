@@ -20,8 +20,31 @@ from ._errors import (
     Timeout,
     ValidationError,
 )
-from ._models import Agent, ContextInfo, ContextSlice, Event, EventType, Message, SearchHit
+from ._models import (
+    Agent,
+    ContextInfo,
+    ContextSlice,
+    Event,
+    EventType,
+    Finding,
+    Message,
+    Page,
+    SearchHit,
+    Synthesis,
+    Task,
+    TaskSpec,
+    TaskStatus,
+)
 from ._protocol import Limits
+from .roles import (
+    Coordinator,
+    EphemeralWorker,
+    MemoryShard,
+    RedisSwarmCoordinator,
+    SonnetCoordinator,
+    SwarmMemoryShard,
+    Worker,
+)
 
 __version__ = "0.1.0"
 
@@ -35,21 +58,34 @@ __all__ = [
     "ContextCache",
     "ContextInfo",
     "ContextSlice",
+    "Coordinator",
     "EmbeddedServerError",
+    "EphemeralWorker",
     "Event",
     "EventType",
+    "Finding",
     "InvalidState",
     "LeaseLost",
     "Limits",
+    "MemoryShard",
     "Message",
     "NotFound",
+    "Page",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RedisSwarmCoordinator",
     "SearchHit",
     "Settings",
+    "SonnetCoordinator",
     "Swarm",
     "SwarmError",
+    "SwarmMemoryShard",
+    "Synthesis",
+    "Task",
+    "TaskSpec",
+    "TaskStatus",
     "Timeout",
     "ValidationError",
+    "Worker",
     "__version__",
 ]
