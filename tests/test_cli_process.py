@@ -4,7 +4,6 @@ codes, one-line errors, shell completion."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -139,4 +138,3 @@ def test_help_of_every_command() -> None:
         result = runner.invoke(main, [*args, "--help"], env={"COLUMNS": "100"})
         assert result.exit_code == 0, (args, result.output)
         assert "Usage: " in result.stdout
-    os.environ.pop("_SWARM_COMPLETE", None)
