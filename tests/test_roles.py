@@ -86,7 +86,7 @@ def test_seed_shapes(redis_url: str) -> None:
     task_id = shard.spawn_worker_task("analysis", "Read it", {"q": 1}, pass_name="P1")
     worker = EphemeralWorker(host, int(port))  # the seed's positional form
     assert worker.worker_id.startswith("worker_")
-    assert worker.task_id is None
+    assert worker.task is None
     assert worker.claim_task("queue:missing") is None
     task = worker.claim_task("analysis")
     assert task is not None
