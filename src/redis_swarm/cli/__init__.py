@@ -5,9 +5,14 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 nothing to claim or timed out.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ._app import main
 
-# Each module below adds its commands to ``main`` when imported.
-from . import _server  # noqa: F401  isort: skip
+# Every private module of this package adds its commands to ``main`` when imported.
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name.startswith("_") and _module.name != "_app":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["main"]
