@@ -301,11 +301,40 @@ def tempdir(prefix: str) -> Iterator[Path]:
 
 def context_text(size_bytes: int, seed: int = 7) -> str:
     """Deterministic markdown-like ASCII text of exactly ``size_bytes`` bytes (~4 bytes/token)."""
-    words = (
-        "the swarm shard worker context finding task queue pass signal capture lease "
-        "redis memory agent synthesis report claim evidence source depot logistics route "
-        "analysis pattern window token version chunk latency budget review"
-    ).split()
+    words = [
+        "the",
+        "swarm",
+        "shard",
+        "worker",
+        "context",
+        "finding",
+        "task",
+        "queue",
+        "pass",
+        "signal",
+        "capture",
+        "lease",
+        "redis",
+        "memory",
+        "agent",
+        "synthesis",
+        "report",
+        "claim",
+        "evidence",
+        "source",
+        "depot",
+        "logistics",
+        "route",
+        "analysis",
+        "pattern",
+        "window",
+        "token",
+        "version",
+        "chunk",
+        "latency",
+        "budget",
+        "review",
+    ]
     out: list[str] = []
     size = 0
     state = seed

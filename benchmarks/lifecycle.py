@@ -181,7 +181,7 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
             producer = module.Producer(server.url)
             collector = Collector(tmp / "results.log")
             # Warm-up: every worker connected and every code path hot; excluded.
-            warm = range(0, max(20, 10 * n_workers) if not cfg.tiny else 5)
+            warm = range(max(20, 10 * n_workers) if not cfg.tiny else 5)
             producer.post_many(warm)
             if not collector.wait_for(warm, 60):
                 workers.check(log)
@@ -317,7 +317,9 @@ def plot(results: list[Result], path: Path) -> None:
         axes[0].bar(xs, [0 if v != v else v for v in tput], width, label=label)
         axes[1].bar(xs, lat, width, label=label)
     for ax, title in zip(
-        axes, ["throughput (tasks/s, higher is better)", "enqueue-to-claim p50 (ms, log)"]
+        axes,
+        ["throughput (tasks/s, higher is better)", "enqueue-to-claim p50 (ms, log)"],
+        strict=False,
     ):
         ax.set_xticks([i + width * (len(workers) - 1) / 2 for i in range(len(names))])
         ax.set_xticklabels(names, rotation=30, ha="right")

@@ -32,9 +32,25 @@ def noop(i: int, t0: float) -> None:
 
 def worker_commands(n: int, url: str) -> list[list[str]]:
     return [
-        [sys.executable, "-m", "celery", "-A", "benchmarks.peers.celery_peer", "worker"]
-        + ["-P", "prefork", "-c", str(n), "-l", "WARNING", "-Q", "bench"]
-        + ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "benchmarks.peers.celery_peer",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(n),
+            "-l",
+            "WARNING",
+            "-Q",
+            "bench",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
     ]
 
 

@@ -25,8 +25,16 @@ def noop(i: int, t0: float) -> None:
 
 def worker_commands(n: int, url: str) -> list[list[str]]:
     return [
-        [sys.executable, "-m", "dramatiq", "benchmarks.peers.dramatiq_peer"]
-        + ["--processes", str(n), "--queues", "bench"]
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "benchmarks.peers.dramatiq_peer",
+            "--processes",
+            str(n),
+            "--queues",
+            "bench",
+        ]
     ]
 
 

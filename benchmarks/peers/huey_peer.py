@@ -23,8 +23,17 @@ def noop(i: int, t0: float) -> None:
 
 def worker_commands(n: int, url: str) -> list[list[str]]:
     return [
-        [sys.executable, "-m", "huey.bin.huey_consumer", "benchmarks.peers.huey_peer.huey"]
-        + ["-k", "process", "-w", str(n), "-q"]
+        [
+            sys.executable,
+            "-m",
+            "huey.bin.huey_consumer",
+            "benchmarks.peers.huey_peer.huey",
+            "-k",
+            "process",
+            "-w",
+            str(n),
+            "-q",
+        ]
     ]
 
 

@@ -27,8 +27,18 @@ async def noop(i: int, t0: float) -> None:
 
 def worker_commands(n: int, url: str) -> list[list[str]]:
     return [
-        [sys.executable, "-m", "taskiq", "worker", "benchmarks.peers.taskiq_peer:broker"]
-        + ["--workers", str(n), "--log-level", "WARNING", "--no-configure-logging"]
+        [
+            sys.executable,
+            "-m",
+            "taskiq",
+            "worker",
+            "benchmarks.peers.taskiq_peer:broker",
+            "--workers",
+            str(n),
+            "--log-level",
+            "WARNING",
+            "--no-configure-logging",
+        ]
     ]
 
 
