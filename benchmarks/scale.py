@@ -115,7 +115,8 @@ def run(server: RedisProcess, cfg: Config) -> ScaleResult:
             if target <= (10**3 if cfg.tiny or cfg.quick else 10**4):
                 # The seed's status walks every task: post the same count its way (not timed).
                 pipe = seed.redis.pipeline(transaction=False)
-                for k in range(target - seed.redis.llen("shard:s:tasks")):  # type: ignore[operator]
+                have = seed.redis.llen("shard:s:tasks")
+                for k in range(target - have):
                     pipe.hset(f"task:seed{target}-{k}", mapping={"status": "pending"})
                     pipe.rpush("shard:s:tasks", f"seed{target}-{k}")
                 pipe.execute()

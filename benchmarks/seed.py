@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -50,7 +50,7 @@ class SeedSwarm:
         count = self.redis.get(f"shard:{shard}:context:chunks")
         if count:
             parts = []
-            for idx in range(int(count)):  # type: ignore[arg-type]
+            for idx in range(int(cast(str, count))):
                 chunk = self.redis.get(f"shard:{shard}:context:chunk:{idx}")
                 if chunk:
                     parts.append(chunk)
@@ -76,7 +76,7 @@ class SeedSwarm:
         return task_id
 
     def claim_task(self, queue: str, worker: str) -> dict[str, Any] | None:
-        task_id = self.redis.lpop(f"queue:{queue}")
+        task_id = cast("str | None", self.redis.lpop(f"queue:{queue}"))
         if not task_id:
             return None
         task: dict[str, Any] = self.redis.hgetall(f"task:{task_id}")  # type: ignore[assignment]
@@ -110,7 +110,7 @@ class SeedSwarm:
         out = {}
         for shard in shards:
             pending = 0
-            for task_id in self.redis.lrange(f"shard:{shard}:tasks", 0, -1):  # type: ignore[union-attr]
+            for task_id in cast("list[str]", self.redis.lrange(f"shard:{shard}:tasks", 0, -1)):
                 if self.redis.hget(f"task:{task_id}", "status") == "pending":
                     pending += 1
             out[shard] = pending
