@@ -69,6 +69,8 @@ class Collector:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.started: dict[int, tuple[float, float]] = {}
+        self.pids: set[str] = set()
+        self.ppids: set[str] = set()
         self._offset = 0
         self._partial = b""
 
@@ -84,9 +86,15 @@ class Collector:
         lines = data.split(b"\n")
         self._partial = lines.pop()
         for line in lines:
-            i, t0, t1 = line.split()
+            i, t0, t1, pid, ppid = line.decode().split()
             self.started[int(i)] = (float(t0), float(t1))
+            self.pids.add(pid)
+            self.ppids.add(ppid)
         return len(self.started)
+
+    def processes(self) -> int:
+        """How many worker processes ran a task (RQ forks a child per job: count parents)."""
+        return max(len(self.pids), len(self.ppids))
 
     def wait_for(self, indices: range, timeout_s: float, interval_s: float = 0.002) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -140,7 +148,7 @@ class Workers:
         for proc in self.procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 3  # disposable: no need to wait for a graceful exit
         for proc in self.procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
@@ -160,7 +168,7 @@ def load(name: str) -> ModuleType:
 def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Result:
     """One library with ``n_workers`` worker processes: warm-up, throughput, latency."""
     result = Result(name, n_workers)
-    tasks = cfg.samples(2000) if not cfg.tiny else 20
+    tasks = cfg.samples(1000) if not cfg.tiny else 20
     latency_samples = cfg.samples(200)
     server.flush()
     with tempdir("rs-bench-run-") as tmp:
@@ -176,17 +184,30 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
                 child_env(BENCH_REDIS_URL=server.url, BENCH_RESULTS_DIR=str(tmp)),
                 log,
             )
-            wait_idle(timeout_s=10 if cfg.tiny else 40)
+            _debug(f"{name} x{n_workers}: starting")
+            wait_idle(timeout_s=2 + 0.4 * n_workers)
             workers.check(log)
+            _debug(f"{name} x{n_workers}: idle")
             producer = module.Producer(server.url)
             collector = Collector(tmp / "results.log")
-            # Warm-up: every worker connected and every code path hot; excluded.
-            warm = range(max(20, 10 * n_workers) if not cfg.tiny else 5)
-            producer.post_many(warm)
-            if not collector.wait_for(warm, 60):
-                workers.check(log)
-                raise RuntimeError(f"warm-up tasks not run within 60 s: {_tail(log)}")
-            wait_idle(timeout_s=5)
+            # Warm-up, excluded: rounds of tasks until every worker process has run one (or
+            # 20 s: a library may leave some idle), so none is still booting when timed.
+            warm = range(0)
+            deadline = time.monotonic() + (3 if cfg.tiny else 8)
+            while True:
+                warm = range(warm.stop, warm.stop + (2 * n_workers + 4 if not cfg.tiny else 5))
+                producer.post_many(warm)
+                if not collector.wait_for(warm, 60):
+                    workers.check(log)
+                    raise RuntimeError(f"warm-up tasks not run within 60 s: {_tail(log)}")
+                if (
+                    collector.processes() >= n_workers
+                    or time.monotonic() > deadline
+                    or warm.stop >= 40 * n_workers
+                ):
+                    break
+            _debug(f"{name} x{n_workers}: warm-up {warm.stop} tasks, {collector.processes()} procs")
+            wait_idle(timeout_s=2)
             # Throughput.
             batch = range(warm.stop, warm.stop + tasks)
             start = time.time()
@@ -201,7 +222,7 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
             # Latency: one task in flight at a time.
             time.sleep(0.05)
             samples: list[float] = []
-            deadline = time.monotonic() + cfg.budget(6.0)
+            deadline = time.monotonic() + cfg.budget(3.0)
             i = batch.stop
             while len(samples) < latency_samples and (
                 len(samples) < 5 or time.monotonic() < deadline
@@ -214,6 +235,7 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
                 i += 1
                 time.sleep(0.002)
             result.latency = Stats.of(samples)
+            _debug(f"{name} x{n_workers}: done")
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"[:500]
         finally:
@@ -222,6 +244,11 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
                     producer.close()
             workers.stop()
     return result
+
+
+def _debug(message: str) -> None:
+    if os.environ.get("BENCH_DEBUG"):
+        print(f"    [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def _tail(log: Path) -> str:

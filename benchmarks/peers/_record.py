@@ -29,8 +29,9 @@ def _fd() -> int:
 
 
 def record(i: int, t0: float) -> None:
-    """Task ``i`` posted at ``t0`` (epoch seconds) starts now."""
-    os.write(_fd(), f"{i} {t0!r} {time.time()!r}\n".encode())
+    """Task ``i`` posted at ``t0`` (epoch seconds) starts now (in this process, child of...)."""
+    t1 = time.time()
+    os.write(_fd(), f"{i} {t0!r} {t1!r} {os.getpid()} {os.getppid()}\n".encode())
 
 
 def redis_url() -> str:
