@@ -69,8 +69,12 @@ def _used(client: Any) -> int:
 
 
 def status_of(swarm: Any) -> Any:
-    """What ``swarm status`` shows: the core's status() where there is one."""
-    return swarm.status()
+    """A coordinator's overview (the seed's get_swarm_status): every queue's counts, every
+    agent, every context; the core's ``status()`` where there is one."""
+    status = getattr(swarm, "status", None)
+    if callable(status):
+        return status()
+    return swarm.queue_stats(), swarm.agents(), swarm.contexts()
 
 
 def run(server: RedisProcess, cfg: Config) -> ScaleResult:
@@ -82,7 +86,6 @@ def run(server: RedisProcess, cfg: Config) -> ScaleResult:
     result = ScaleResult()
     top = 3 if cfg.tiny else cfg.scale_max_exp
     sizes = [10**e for e in range(2 if cfg.tiny else 3, top + 1)]
-    has_status = callable(getattr(swarm, "status", None))
     base = _used(admin)
     posted = 0
     seed = SeedSwarm(server.client(decode_responses=True))
@@ -106,11 +109,7 @@ def run(server: RedisProcess, cfg: Config) -> ScaleResult:
             used = _used(admin) - base
             samples, budget = cfg.samples(200), cfg.budget(2.0)
             qs = measure(swarm.queue_stats, samples=samples, budget_s=budget)
-            st = (
-                measure(lambda: status_of(swarm), samples=samples, budget_s=budget)
-                if has_status
-                else None
-            )
+            st = measure(lambda: status_of(swarm), samples=samples, budget_s=budget)
             seed_st = None
             if target <= (10**3 if cfg.tiny or cfg.quick else 10**4):
                 # The seed's status walks every task: post the same count its way (not timed).

@@ -102,7 +102,7 @@ def test_lifecycle_runs_real_workers(server: RedisProcess, peer: str) -> None:
     assert result.error is None, result.error
     assert result.tasks == 20
     assert result.throughput > 0
-    assert result.latency is not None and result.latency.n >= 5
+    assert result.latency is not None and result.latency.n >= 3
     assert peer in lifecycle.report([result])
 
 

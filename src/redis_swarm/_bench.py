@@ -9,6 +9,7 @@ process has) and warm (unchanged since the last read); a task's post, and its cl
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ class BenchResult:
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile of ``values`` (no interpolation)."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
