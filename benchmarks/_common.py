@@ -205,6 +205,29 @@ def measure(
     return Stats.of(times)
 
 
+Case = tuple[Callable[[], object], Callable[[], object] | None]
+
+
+def interleaved(
+    cases: dict[str, Case], *, samples: int, budget_s: float, warmup: int = 3
+) -> dict[str, Stats]:
+    """Time several ways of doing one thing in turn, sample by sample, so that whatever the
+    machine does meanwhile (a 2-core box is never quiet) weighs on each of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    deadline = time.perf_counter() + budget_s
+    for k in range(warmup + samples):
+        if k >= warmup + 3 and time.perf_counter() > deadline:
+            break
+        for name, (fn, setup) in cases.items():
+            if setup is not None:
+                setup()
+            start = time.perf_counter()
+            fn()
+            if k >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: Stats.of(values) for name, values in times.items()}
+
+
 # --------------------------------------------------------------------------- the machine
 
 

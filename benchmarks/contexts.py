@@ -25,6 +25,7 @@ from benchmarks._common import (
     Stats,
     context_text,
     fmt,
+    interleaved,
     md_table,
     measure,
     tempdir,
@@ -101,33 +102,30 @@ def _fetch_one(
     assert seed.get_parent_context(owner) == text
 
     samples = cfg.samples(100 if size >= 1_000_000 else 300)
-    budget = cfg.budget(3.0)
-    found: dict[str, Stats] = {}
-    found[FLOOR] = measure(lambda: raw.get(f"raw:{owner}"), samples=samples, budget_s=budget)
+    budget = cfg.budget(4.0)
 
     def cold_reader() -> Swarm:
         # What a new worker process has: an empty cache (sharing the connection, so that
         # connecting is not what is measured).
         return Swarm(swarm.settings, cache=ContextCache(), client=swarm.redis)
 
-    readers: list[Swarm] = []
+    readers: list[Swarm] = [cold_reader()]
 
     def fresh() -> None:
-        readers[:] = [cold_reader()]
+        readers[0] = cold_reader()
 
-    found["redis-swarm cold, bytes"] = measure(
-        lambda: readers[0].get_context_bytes(owner), samples=samples, budget_s=budget, setup=fresh
-    )
-    found["redis-swarm cold, str"] = measure(
-        lambda: readers[0].get_context(owner), samples=samples, budget_s=budget, setup=fresh
-    )
     warm = cold_reader()
     warm.get_context(owner)
-    found["redis-swarm warm (unchanged), str"] = measure(
-        lambda: warm.get_context(owner), samples=cfg.samples(1000), budget_s=budget
-    )
-    found["seed: hash + chunk GETs, str"] = measure(
-        lambda: seed.get_parent_context(owner), samples=samples, budget_s=budget
+    found = interleaved(
+        {
+            FLOOR: (lambda: raw.get(f"raw:{owner}"), None),
+            "redis-swarm cold, bytes": (lambda: readers[0].get_context_bytes(owner), fresh),
+            "redis-swarm cold, str": (lambda: readers[0].get_context(owner), fresh),
+            "redis-swarm warm (unchanged), str": (lambda: warm.get_context(owner), None),
+            "seed: hash + chunk GETs, str": (lambda: seed.get_parent_context(owner), None),
+        },
+        samples=samples,
+        budget_s=budget,
     )
     with tempdir("rs-bench-jsonl-") as tmp:
         for messages in BUS_MESSAGES if not cfg.tiny else (10, 100):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     sections: dict[str, str] = {}
     with RedisProcess() as server:
+        os.environ["BENCH_REDIS_URL"] = server.url  # before any peer module is imported
         from benchmarks import lifecycle
 
         machine = Machine.describe(server.version(), [*lifecycle.dists(), "matplotlib"])
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}", flush=True)
             data, body = runners[name]()
             results[name] = data
-            sections[name] = body
+            sections[name] = body + "\n\n" + caption(machine, name, cfg)
     elapsed = time.time() - started
     print(f"done in {elapsed:.0f} s", flush=True)
     sections = {"about": _about(machine, args, elapsed, cfg), **sections}
@@ -137,6 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(previous, indent=1, default=str) + "\n")
     print(f"wrote {args.doc} and {RESULTS}")
     return 0
+
+
+def caption(machine: Machine, name: str, cfg: Config) -> str:
+    """The line under every section: where and with what it was measured, how to redo it."""
+    base = ["redis-swarm", "redis", "hiredis"]
+    if name == "lifecycle":
+        base += [d for d in machine.versions if d not in base and d != "matplotlib"]
+    libs = ", ".join(f"{d} {machine.versions.get(d, '?')}" for d in base)
+    flags = " --quick" if cfg.quick else ""
+    if name == "scale" and cfg.scale_max_exp != 5:
+        flags += f" --scale-max {cfg.scale_max_exp}"
+    return (
+        f"_Measured on {machine.cpu} ({machine.cores} cores, {machine.memory_gib} GiB), "
+        f"{machine.os}, Python {machine.python}, redis-server {machine.redis_server}; {libs}. "
+        f"Reproduce: `python benchmarks/run_all.py --only {name}{flags}`._"
+    )
 
 
 def _about(machine: Machine, args: argparse.Namespace, elapsed: float, cfg: Config) -> str:

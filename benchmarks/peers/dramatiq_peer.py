@@ -40,7 +40,11 @@ def worker_commands(n: int, url: str) -> list[list[str]]:
 
 class Producer:
     def __init__(self, url: str) -> None:
-        pass  # the module's broker already points at BENCH_REDIS_URL
+        # This module may have been imported before BENCH_REDIS_URL was set: bind to ``url``.
+        self._broker = RedisBroker(url=url)
+        dramatiq.set_broker(self._broker)
+        self._broker.declare_actor(noop)
+        noop.broker = self._broker
 
     def post_many(self, indices: range) -> None:
         send = noop.send
@@ -48,4 +52,4 @@ class Producer:
             send(i, time.time())
 
     def close(self) -> None:
-        broker.close()
+        self._broker.close()

@@ -44,16 +44,19 @@ def worker_commands(n: int, url: str) -> list[list[str]]:
 
 class Producer:
     def __init__(self, url: str) -> None:
+        # This module may have been imported before BENCH_REDIS_URL was set: bind to ``url``.
+        self._broker = RedisStreamBroker(url=url, queue_name="bench")
         self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(broker.startup())
+        self._loop.run_until_complete(self._broker.startup())
+        self._kicker = noop.kicker().with_broker(self._broker)
 
     def post_many(self, indices: range) -> None:
         async def post() -> None:
             for i in indices:
-                await noop.kiq(i, time.time())
+                await self._kicker.kiq(i, time.time())
 
         self._loop.run_until_complete(post())
 
     def close(self) -> None:
-        self._loop.run_until_complete(broker.shutdown())
+        self._loop.run_until_complete(self._broker.shutdown())
         self._loop.close()

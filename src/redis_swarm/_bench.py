@@ -125,20 +125,30 @@ def _contexts(swarm: Swarm, raw_key: str, label: str, size: int, n: int) -> list
     out = [_result(f"publish {label}", size, _timed(publish, n))]
     swarm.publish_context(owner, text, source="swarm-bench")
     swarm.redis.set(raw_key, data)
-    floor_ms = _timed(lambda: swarm.redis.get(raw_key), n * 3)
-    floor = percentile(floor_ms, 50)
-    out.append(_result(f"raw GET {label} (floor)", size, floor_ms, floor))
-    readers: list[Swarm] = []
-
-    def cold() -> None:  # what a new worker process has: an empty cache
-        readers[:] = [Swarm(swarm.settings, cache=ContextCache(), client=swarm.redis)]
-
-    cold_ms = _timed(lambda: readers[0].get_context(owner), n * 3, setup=cold)
-    out.append(_result(f"fetch {label} cold", size, cold_ms, floor))
+    readers = [Swarm(swarm.settings, cache=ContextCache(), client=swarm.redis)]
     warm = Swarm(swarm.settings, cache=ContextCache(), client=swarm.redis)
     warm.get_context(owner)
-    warm_ms = _timed(lambda: warm.get_context(owner), n * 10)
-    out.append(_result(f"fetch {label} warm", size, warm_ms, floor))
+
+    def cold() -> None:  # what a new worker process has: an empty cache
+        readers[0] = Swarm(swarm.settings, cache=ContextCache(), client=swarm.redis)
+
+    # In turn, sample by sample, so that background noise weighs on each alike.
+    cases: dict[str, tuple[Callable[[], object], Callable[[], object] | None]] = {
+        f"raw GET {label} (floor)": (lambda: swarm.redis.get(raw_key), None),
+        f"fetch {label} cold": (lambda: readers[0].get_context(owner), cold),
+        f"fetch {label} warm": (lambda: warm.get_context(owner), None),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for k in range(2 + n * 3):
+        for name, (fn, setup) in cases.items():
+            if setup is not None:
+                setup()
+            start = time.perf_counter()
+            fn()
+            if k >= 2:
+                times[name].append((time.perf_counter() - start) * 1000)
+    floor = percentile(times[f"raw GET {label} (floor)"], 50)
+    out += [_result(name, size, ms, floor) for name, ms in times.items()]
     return out
 
 
