@@ -109,13 +109,29 @@ def test_lifecycle_runs_real_workers(server: RedisProcess, peer: str) -> None:
 def test_run_all_keeps_other_sections(tmp_path: Path) -> None:
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## Work queue\n\nkept by hand.\n")
-    run_all.update_doc(doc, {"about": "first"})
-    run_all.update_doc(doc, {"about": "second", "targets": "t"})
+    run_all.update_doc(doc, {"about": "## About\nfirst"})
+    run_all.update_doc(doc, {"about": "## About\nsecond", "targets": "## Targets\nt"})
     text = doc.read_text()
     assert "kept by hand." in text
     assert "second" in text and "first" not in text
     assert text.count("<!-- BEGIN bench:about") == 1
+    assert text.count("## About") == 1
     assert text.index("## Work queue") < text.index("bench:targets")
+
+
+def test_a_heading_rewriter_stops_before_generated_blocks(tmp_path: Path) -> None:
+    # bench_contexts.py --write rewrites "## Contexts" up to the next heading.
+    from benchmarks import bench_contexts
+
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Contexts\n\nold\n")
+    run_all.update_doc(doc, {"about": "## About\nfigures"})
+    bench_contexts.write_section(doc, "## Contexts\n\nnew\n")
+    run_all.update_doc(doc, {"about": "## About\nfigures again"})
+    text = doc.read_text()
+    assert "new" in text and "old" not in text
+    assert text.count("<!-- BEGIN bench:about") == 1
+    assert "figures again" in text
 
 
 def test_swarm_bench_quick_json(redis_url: str) -> None:

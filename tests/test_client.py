@@ -15,6 +15,10 @@ def test_public_exports_are_pinned() -> None:
         "PayloadTooLarge", "PermissionDenied", "Settings", "Swarm", "SwarmError", "Timeout",
         "ValidationError", "__version__",
     }  # fmt: skip
+    # contexts, agents, messages, events
+    expected |= {
+        "Agent", "ContextInfo", "ContextSlice", "Event", "EventType", "Message", "SearchHit",
+    }  # fmt: skip
     assert expected <= set(redis_swarm.__all__)
     for name in redis_swarm.__all__:
         assert hasattr(redis_swarm, name)

@@ -20,24 +20,32 @@ from ._errors import (
     Timeout,
     ValidationError,
 )
+from ._models import Agent, ContextInfo, ContextSlice, Event, EventType, Message, SearchHit
 from ._protocol import Limits
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
     "AlreadyCompleted",
     "AsyncSwarm",
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
     "ContextCache",
+    "ContextInfo",
+    "ContextSlice",
     "EmbeddedServerError",
+    "Event",
+    "EventType",
     "InvalidState",
     "LeaseLost",
     "Limits",
+    "Message",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "SearchHit",
     "Settings",
     "Swarm",
     "SwarmError",

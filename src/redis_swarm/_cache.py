@@ -1,34 +1,111 @@
-"""The in-process cache of context texts, keyed by content hash.
+"""The cache of context texts, keyed by content hash: in the process, and optionally on disk.
 
-A context version is immutable and named by its hash, so a cached copy never goes stale: an
-unchanged context costs one small round trip (read the pointer) and no transfer.
+A context version is immutable and named by the SHA-256 of its bytes, so a cached copy never
+goes stale: an unchanged context costs one small round trip (read the pointer) and no
+transfer. The on-disk layer (opt-in: ``ContextCache(directory=...)``) lets short-lived agent
+processes (a ``claude -p`` per task) share what an earlier one fetched; files are checked
+against their hash when read, so a damaged or tampered file is ignored, never served.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 __all__ = ["ContextCache"]
 
+_VERSION = re.compile(r"[0-9a-f]{64}")
+# Values derived from a version (its decoded text, its line index) for the few versions in use.
+_DERIVED_KEPT = 6
+
+T = TypeVar("T")
+
 
 class ContextCache:
-    """A byte-bounded LRU of ``version -> bytes``; safe to share between threads."""
+    """A byte-bounded LRU of ``version -> bytes``; safe to share between threads.
 
-    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
+    ``directory``: also keep versions as files there (created if missing), up to
+    ``max_disk_bytes`` (the least recently used files are removed beyond that).
+    """
+
+    def __init__(
+        self,
+        max_bytes: int = 256 * 1024 * 1024,
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        max_disk_bytes: int = 1024 * 1024 * 1024,
+    ) -> None:
         self.max_bytes = max_bytes
+        self.directory = Path(directory).expanduser() if directory is not None else None
+        self.max_disk_bytes = max_disk_bytes
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
+        self._derived: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
 
     def get(self, version: str) -> bytes | None:
         with self._lock:
             data = self._items.get(version)
             if data is not None:
                 self._items.move_to_end(version)
-            return data
+                self.hits += 1
+                return data
+        data = self._disk_get(version)
+        with self._lock:
+            if data is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        if data is not None:
+            self._memory_put(version, data)
+        return data
 
     def put(self, version: str, data: bytes) -> None:
+        self._memory_put(version, data)
+        self._disk_put(version, data)
+
+    def derived(self, version: str, kind: str, make: Callable[[], T]) -> T:
+        """A value computed from a version (decoded text, line index), kept for reuse while
+        the version's bytes are cached in memory."""
+        key = (version, kind)
+        with self._lock:
+            if key in self._derived:
+                self._derived.move_to_end(key)
+                return self._derived[key]  # type: ignore[no-any-return]
+        value = make()
+        with self._lock:
+            if version not in self._items:
+                return value
+            self._derived[key] = value
+            while len(self._derived) > _DERIVED_KEPT:
+                self._derived.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        """Forget the in-memory copies (files on disk stay)."""
+        with self._lock:
+            self._items.clear()
+            self._derived.clear()
+            self._size = 0
+
+    def __contains__(self, version: object) -> bool:
+        with self._lock:
+            return version in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _memory_put(self, version: str, data: bytes) -> None:
         if len(data) > self.max_bytes:
             return
         with self._lock:
@@ -41,5 +118,57 @@ class ContextCache:
                 _, evicted = self._items.popitem(last=False)
                 self._size -= len(evicted)
 
-    def __len__(self) -> int:
-        return len(self._items)
+    # --- the optional disk layer: one file per version, named by its hash
+    def _path(self, version: str) -> Path | None:
+        if self.directory is None or not _VERSION.fullmatch(version):
+            return None
+        return self.directory / version
+
+    def _disk_get(self, version: str) -> bytes | None:
+        path = self._path(version)
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != version:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # mark as recently used
+        return data
+
+    def _disk_put(self, version: str, data: bytes) -> None:
+        path = self._path(version)
+        if path is None or len(data) > self.max_disk_bytes or path.exists():
+            return
+        assert self.directory is not None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)  # atomic: readers see the whole file or none
+        except OSError:
+            return  # a cache that cannot write is only slower
+        self._disk_evict()
+
+    def _disk_evict(self) -> None:
+        assert self.directory is not None
+        try:
+            files = [
+                (entry.stat().st_mtime, entry.stat().st_size, Path(entry.path))
+                for entry in os.scandir(self.directory)
+                if _VERSION.fullmatch(entry.name)
+            ]
+        except OSError:
+            return
+        total = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files):
+            if total <= self.max_disk_bytes:
+                break
+            with contextlib.suppress(OSError):
+                path.unlink()
+            total -= size

@@ -7,7 +7,7 @@ per shell because waiting is the one thing sync and async code cannot share.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import redis
@@ -18,6 +18,11 @@ from ._cache import ContextCache
 from ._config import Settings
 from ._connect import AsyncClient, SyncClient, async_client, sync_client
 from ._errors import SwarmError
+from ._models import Event, EventType
+from ._ops import agents as agent_ops
+from ._ops import contexts as context_ops
+from ._ops import events as event_ops
+from ._ops import messages as message_ops
 from ._ops import server
 from ._protocol import Call, Cmd, Limits, OpContext, Operation, Request, async_op, sync_op
 from ._scripts import script_source
@@ -48,7 +53,10 @@ class _Shell:
     ) -> None:
         self.settings = _settings(url, swarm)
         self._ctx = OpContext(
-            self.settings, limits or Limits(), clock=clock, cache=cache or ContextCache()
+            self.settings,
+            limits or Limits(),
+            clock=clock,
+            cache=cache if cache is not None else ContextCache(),
         )
 
     @property
@@ -139,8 +147,42 @@ class Swarm(_Shell):
     # --- tasks, findings, syntheses (work queue)
 
     # --- contexts
+    publish_context = sync_op(context_ops.publish_context)
+    get_context = sync_op(context_ops.get_context)
+    get_context_bytes = sync_op(context_ops.get_context_bytes)
+    context_info = sync_op(context_ops.context_info)
+    context_versions = sync_op(context_ops.context_versions)
+    contexts = sync_op(context_ops.contexts)
+    read_context = sync_op(context_ops.read_context)
+    search_context = sync_op(context_ops.search_context)
 
     # --- agents, messages, events
+    register = sync_op(agent_ops.register)
+    heartbeat = sync_op(agent_ops.heartbeat)
+    deregister = sync_op(agent_ops.deregister)
+    agents = sync_op(agent_ops.agents)
+    get_agent = sync_op(agent_ops.get_agent)
+    sweep = sync_op(agent_ops.sweep)
+    send = sync_op(message_ops.send)
+    broadcast = sync_op(message_ops.broadcast)
+    inbox = sync_op(message_ops.inbox)
+    request_synthesis = sync_op(message_ops.request_synthesis)
+    events = sync_op(event_ops.events)
+
+    def follow_events(
+        self,
+        since: str | int | None = None,
+        types: Iterable[EventType | str] | EventType | str | None = None,
+        block_s: float = 5.0,
+    ) -> Iterator[Event]:
+        """Yield events as they are appended (after ``since``; by default only new ones),
+        forever: each wait blocks the server-side read for up to ``block_s``. Break out of
+        the loop to stop."""
+        flt = event_ops.type_filter(types)
+        cursor = self._run(event_ops.follow_start(self._ctx, since))
+        while True:
+            batch, cursor = self._run(event_ops.follow_step(self._ctx, cursor, flt, block_s))
+            yield from batch
 
 
 class AsyncSwarm(_Shell):
@@ -220,5 +262,38 @@ class AsyncSwarm(_Shell):
     # --- tasks, findings, syntheses (work queue)
 
     # --- contexts
+    publish_context = async_op(context_ops.publish_context)
+    get_context = async_op(context_ops.get_context)
+    get_context_bytes = async_op(context_ops.get_context_bytes)
+    context_info = async_op(context_ops.context_info)
+    context_versions = async_op(context_ops.context_versions)
+    contexts = async_op(context_ops.contexts)
+    read_context = async_op(context_ops.read_context)
+    search_context = async_op(context_ops.search_context)
 
     # --- agents, messages, events
+    register = async_op(agent_ops.register)
+    heartbeat = async_op(agent_ops.heartbeat)
+    deregister = async_op(agent_ops.deregister)
+    agents = async_op(agent_ops.agents)
+    get_agent = async_op(agent_ops.get_agent)
+    sweep = async_op(agent_ops.sweep)
+    send = async_op(message_ops.send)
+    broadcast = async_op(message_ops.broadcast)
+    inbox = async_op(message_ops.inbox)
+    request_synthesis = async_op(message_ops.request_synthesis)
+    events = async_op(event_ops.events)
+
+    async def follow_events(
+        self,
+        since: str | int | None = None,
+        types: Iterable[EventType | str] | EventType | str | None = None,
+        block_s: float = 5.0,
+    ) -> AsyncIterator[Event]:
+        """The async twin of ``Swarm.follow_events``: ``async for event in ...``."""
+        flt = event_ops.type_filter(types)
+        cursor = await self._run(event_ops.follow_start(self._ctx, since))
+        while True:
+            batch, cursor = await self._run(event_ops.follow_step(self._ctx, cursor, flt, block_s))
+            for event in batch:
+                yield event

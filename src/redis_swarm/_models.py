@@ -154,3 +154,103 @@ class Page(Generic[T]):
 
 
 # === context, agent, message and event records ===
+
+__all__ += ["Agent", "ContextInfo", "ContextSlice", "Event", "Message", "SearchHit"]
+
+
+@dataclass(frozen=True)
+class ContextInfo(Record):
+    """One published version of an owner's context (its manifest, without the chunk list).
+
+    ``version`` is the SHA-256 of the raw bytes (what ``sha256sum`` prints for the file);
+    ``compression`` is ``"zstd"`` when at least one chunk is stored compressed.
+    """
+
+    owner: str
+    version: str
+    size_bytes: int
+    tokens_est: int
+    chunks: int
+    compression: str | None = None
+    source: str = ""
+    media_type: str = "text/markdown"
+    created_at: int = 0
+    total_lines: int = 0
+
+
+@dataclass(frozen=True)
+class ContextSlice(Record):
+    """A bounded piece of a context: a line range or a byte range.
+
+    Lines are 1-based and inclusive; ``offset``/``length`` are in bytes of the UTF-8 text.
+    ``truncated`` is True when the range asked for was longer than the slice limit: ask again
+    from ``end_line + 1`` (or ``offset + length``) for the rest.
+    """
+
+    owner: str
+    version: str
+    text: str
+    start_line: int
+    end_line: int
+    total_lines: int
+    offset: int
+    length: int
+    size_bytes: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class SearchHit(Record):
+    """One matching line (1-based) with up to ``around`` lines before and after it."""
+
+    line: int
+    text: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Agent(Record):
+    """A registered agent. ``last_seen`` is its last heartbeat (ms); ``alive`` is computed
+    by the listing that returned it (last heartbeat within ``stale_after_s``).
+
+    Workers that only claim and report are registered implicitly by the work queue with a
+    minimal record (``implicit`` True, role ``worker``); every other field is then None.
+    """
+
+    id: str
+    role: str = "worker"
+    model: str | None = None
+    specialization: str | None = None
+    capacity_tokens: int | None = None
+    parent: str | None = None
+    metadata: dict[str, Any] | None = None
+    registered_at: int | None = None
+    last_seen: int | None = None
+    implicit: bool = False
+    current_task: str | None = None
+    alive: bool | None = None
+
+
+@dataclass(frozen=True)
+class Message(Record):
+    """A message in an agent's inbox; ``to`` is ``"*"`` for a broadcast."""
+
+    id: str
+    sender: str | None
+    to: str
+    kind: str
+    body: str
+    data: dict[str, Any] | None = None
+    created_at: int = 0
+
+
+@dataclass(frozen=True)
+class Event(Record):
+    """One entry of the swarm's event stream. ``id`` is the stream id (pass it back as
+    ``since``), ``at`` the time in ms, ``fields`` what the event names (task, agent, ...)."""
+
+    id: str
+    type: EventType
+    at: int
+    fields: dict[str, str]

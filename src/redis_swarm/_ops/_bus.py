@@ -1,0 +1,69 @@
+"""Helpers shared by the agent, message and event operations: ids, time, stream entries."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import PayloadTooLarge, ValidationError
+from .._models import dumps
+from .._protocol import OpContext
+
+__all__ = ["check_data", "decode_fields", "new_id", "now_from", "text"]
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+
+def _b32(number: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        number, digit = divmod(number, 32)
+        out.append(_ALPHABET[digit])
+    return "".join(reversed(out))
+
+
+def new_id(prefix: str) -> str:
+    """A time-ordered, collision-safe id made on the client (so a retried request that
+    carries it is recognised, not applied twice): prefix-TTTTTTTTTT-RRRRRRRRRR."""
+    return f"{prefix}-{_b32(time.time_ns() // 1_000_000, 10)}{_b32(secrets.randbits(50), 10)}"
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def now_from(ctx: OpContext, server_time: Any) -> int:
+    """Now in ms: the test clock when there is one, else the server's TIME reply."""
+    if ctx.clock is not None:
+        return ctx.clock()
+    seconds, micros = server_time
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def decode_fields(fields: Any) -> dict[str, str]:
+    """A stream entry's fields (a dict or a flat list, bytes or str) as a str dict."""
+    if isinstance(fields, Mapping):
+        return {text(k): text(v) for k, v in fields.items()}
+    return {text(fields[i]): text(fields[i + 1]) for i in range(0, len(fields), 2)}
+
+
+def check_data(kind: str, data: object, limit: int) -> str:
+    """JSON of a mapping given by a caller, bounded in size; '' for None."""
+    if data is None:
+        return ""
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            f"{kind} must be a mapping (a JSON object), not {type(data).__name__}"
+        )
+    try:
+        encoded = dumps(dict(data))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{kind} is not JSON-serialisable: {exc}") from None
+    if len(encoded.encode()) > limit:
+        raise PayloadTooLarge(
+            f"{kind} is {len(encoded.encode()):,} bytes as JSON; the limit is {limit:,}: "
+            "store big payloads in a context and pass its owner and version"
+        )
+    return encoded

@@ -1,0 +1,235 @@
+"""Pure functions over a context's bytes: line indexes, bounded slices and search.
+
+Nothing here talks to Redis. A slice is cut from a *window*: a run of the context's bytes
+(the whole context, or the few chunks that cover the range asked for), known by where it
+starts and how many newlines precede it, so that a line range of a 64 MiB context needs
+only the chunks that hold it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import operator
+import re
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .._errors import ValidationError
+from .._models import SearchHit
+
+__all__ = [
+    "SNIPPET_CHARS",
+    "Window",
+    "count_lines",
+    "line_starts",
+    "search_text",
+    "slice_bytes",
+    "slice_lines",
+]
+
+# A hit's line is cut to this many characters around the match (context lines: from their
+# start), so that one minified 1 MB line cannot flood an agent's window.
+SNIPPET_CHARS = 240
+MAX_HITS = 1000
+MAX_AROUND = 20
+MAX_PATTERN_CHARS = 1000
+
+
+def count_lines(data: bytes) -> int:
+    """Lines of a text: a final newline does not start another line; empty text has none."""
+    if not data:
+        return 0
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
+def line_starts(text: bytes | str) -> Sequence[int]:
+    """Offsets where each line starts (``0`` first): C speed, 8 bytes a line."""
+    parts: Sequence[bytes | str] = (
+        text.split(b"\n") if isinstance(text, bytes) else text.split("\n")
+    )
+    # Line i+1 starts after the first i lines and their i newlines.
+    lengths = itertools.accumulate(map(len, itertools.islice(parts, len(parts) - 1)))
+    starts = array("q", [0])
+    starts.extend(map(operator.add, lengths, itertools.count(1)))
+    return starts
+
+
+@dataclass(frozen=True)
+class Window:
+    """``data`` = the context's bytes from ``start``; ``lines_before`` newlines precede it."""
+
+    data: bytes
+    start: int
+    lines_before: int
+    starts: Sequence[int]  # line_starts(data)
+    at_end: bool = True  # data runs to the end of the context
+
+
+@dataclass(frozen=True)
+class Cut:
+    text: str
+    start_line: int
+    end_line: int
+    offset: int
+    length: int
+    truncated: bool
+
+
+def _is_continuation(byte: int) -> bool:
+    return byte & 0xC0 == 0x80
+
+
+def _char_floor(data: bytes, pos: int) -> int:
+    """Move ``pos`` back to the start of the UTF-8 character it falls in."""
+    while 0 < pos < len(data) and _is_continuation(data[pos]):
+        pos -= 1
+    return pos
+
+
+def _char_ceil(data: bytes, pos: int) -> int:
+    """Move ``pos`` forward past the UTF-8 character it falls in."""
+    while 0 < pos < len(data) and _is_continuation(data[pos]):
+        pos += 1
+    return pos
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def slice_lines(win: Window, first: int, last: int, total_lines: int, max_bytes: int) -> Cut:
+    """Lines ``first..last`` (1-based, inclusive, ``last`` clamped), cut at a line end to stay
+    within ``max_bytes``; a single longer line is cut at a character boundary."""
+    last = min(last, total_lines)
+    # Index in win.starts of the start of line n: n - 1 - lines_before.
+    begin = win.starts[first - 1 - win.lines_before]
+    end_index = last - win.lines_before  # start of line last+1, if the window holds it
+    if end_index < len(win.starts):
+        end, exact = win.starts[end_index], True
+    else:  # the window ends with line ``last``, unless it was cut short
+        end, exact = len(win.data), win.at_end
+    truncated = False
+    if end - begin > max_bytes or not exact:
+        truncated = True
+        limit = min(begin + max_bytes, len(win.data))
+        # The last line start within the limit, after the first line: cut there.
+        k = bisect.bisect_right(win.starts, limit) - 1
+        if win.starts[k] > begin:
+            end = win.starts[k]
+            last = k + win.lines_before
+        else:
+            end = _char_floor(win.data, limit)
+            last = first
+    return Cut(
+        text=_decode(win.data[begin:end]),
+        start_line=first,
+        end_line=last,
+        offset=win.start + begin,
+        length=end - begin,
+        truncated=truncated,
+    )
+
+
+def slice_bytes(win: Window, offset: int, length: int, max_bytes: int) -> Cut:
+    """Bytes ``offset..offset+length`` widened to whole characters, at most ``max_bytes``."""
+    truncated = length > max_bytes
+    length = min(length, max_bytes)
+    lo = offset - win.start
+    hi = min(lo + length, len(win.data))
+    begin = _char_floor(win.data, lo)
+    end = _char_ceil(win.data, hi) if hi > begin else begin
+    chunk = win.data[begin:end]
+    first = win.lines_before + bisect.bisect_right(win.starts, begin)
+    last = first + chunk.count(b"\n", 0, max(len(chunk) - 1, 0))
+    return Cut(
+        text=_decode(chunk),
+        start_line=first,
+        end_line=last,
+        offset=win.start + begin,
+        length=end - begin,
+        truncated=truncated,
+    )
+
+
+def _snippet(line: str, at: int = 0, width: int = 0) -> str:
+    """``line`` cut to SNIPPET_CHARS around ``at..at+width``, marking the cuts with '…'."""
+    if len(line) <= SNIPPET_CHARS:
+        return line
+    room = max(SNIPPET_CHARS - min(width, SNIPPET_CHARS), 0)
+    lo = max(0, min(at - room // 2, len(line) - SNIPPET_CHARS))
+    hi = lo + SNIPPET_CHARS
+    return ("…" if lo > 0 else "") + line[lo:hi] + ("…" if hi < len(line) else "")
+
+
+def search_text(
+    text: str,
+    starts: Sequence[int],
+    pattern: str,
+    *,
+    regex: bool,
+    max_hits: int,
+    around: int,
+) -> list[SearchHit]:
+    """At most ``max_hits`` lines matching ``pattern`` (one hit per line), each with up to
+    ``around`` lines before and after; every line is cut to SNIPPET_CHARS."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ValidationError("the search pattern is empty: pass the text to look for")
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValidationError(
+            f"the search pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}"
+        )
+    if not 1 <= max_hits <= MAX_HITS:
+        raise ValidationError(f"max_hits must be between 1 and {MAX_HITS}, not {max_hits}")
+    if not 0 <= around <= MAX_AROUND:
+        raise ValidationError(f"around must be between 0 and {MAX_AROUND}, not {around}")
+    find: Callable[[int], tuple[int, int] | None]
+    if regex:
+        try:
+            compiled = re.compile(pattern, re.MULTILINE)
+        except re.error as exc:
+            raise ValidationError(
+                f"the search pattern is not a valid regular expression ({exc}): "
+                "fix it, or search for plain text with regex=False"
+            ) from None
+
+        def find(pos: int) -> tuple[int, int] | None:
+            match = compiled.search(text, pos)
+            return (match.start(), match.end()) if match else None
+    else:
+
+        def find(pos: int) -> tuple[int, int] | None:
+            at = text.find(pattern, pos)
+            return (at, at + len(pattern)) if at >= 0 else None
+
+    total = len(starts) - (1 if text.endswith("\n") or not text else 0)
+
+    def line_text(index: int) -> str:
+        begin = starts[index]
+        end = starts[index + 1] - 1 if index + 1 < len(starts) else len(text)
+        return text[begin:end]
+
+    hits: list[SearchHit] = []
+    pos = 0
+    while len(hits) < max_hits and pos <= len(text):
+        found = find(pos)
+        if found is None:
+            break
+        at, end = found
+        index = bisect.bisect_right(starts, at) - 1
+        if index >= total:  # a match after the final newline (e.g. '^' on empty tail)
+            break
+        line = line_text(index)
+        hits.append(
+            SearchHit(
+                line=index + 1,
+                text=_snippet(line, at - starts[index], end - at),
+                before=tuple(_snippet(line_text(i)) for i in range(max(0, index - around), index)),
+                after=tuple(
+                    _snippet(line_text(i)) for i in range(index + 1, min(total, index + 1 + around))
+                ),
+            )
+        )
+        pos = starts[index + 1] if index + 1 < len(starts) else len(text) + 1
+    return hits

@@ -1,0 +1,225 @@
+"""Agents: registration, presence by heartbeat, listing (with parents and children), sweep.
+
+``agents`` holds each agent's record (JSON) and ``presence`` its last heartbeat (ms); an
+agent is alive when its last heartbeat is more recent than ``stale_after_s``. Workers that
+only claim and report are registered implicitly by the work queue with a minimal record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import NotFound, ValidationError
+from .._models import Agent, dumps, loads
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._validate import check_name
+from ._bus import check_data, new_id, now_from, text
+
+__all__ = ["agents", "deregister", "get_agent", "heartbeat", "register", "sweep"]
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_FIELD_CHARS = 200
+# Agents examined per sweep script call (each brings its inbox key along).
+SWEEP_BATCH = 500
+
+
+def _check_label(kind: str, value: object) -> str | None:
+    """A free-text field of the profile (model, specialization): short, printable."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_FIELD_CHARS or any(ord(ch) < 32 for ch in value):
+        raise ValidationError(
+            f"{kind} must be at most {MAX_FIELD_CHARS} printable characters (got {len(value)})"
+        )
+    return value
+
+
+def _check_stale(stale_after_s: object) -> int:
+    if (
+        not isinstance(stale_after_s, int | float)
+        or isinstance(stale_after_s, bool)
+        or not math.isfinite(stale_after_s)
+        or stale_after_s < 0
+    ):
+        raise ValidationError(
+            f"stale_after_s must be a number of seconds >= 0, not {stale_after_s!r}"
+        )
+    return int(stale_after_s * 1000)
+
+
+def _agent(record: Any, last_seen: Any, now: int | None, stale_ms: int | None) -> Agent:
+    data: dict[str, Any] = loads(record)
+    seen = int(float(last_seen)) if last_seen is not None else data.get("registered_at")
+    data["last_seen"] = seen
+    if now is not None and stale_ms is not None:
+        data["alive"] = seen is not None and now - seen <= stale_ms
+    return Agent.from_dict(data)
+
+
+def register(
+    ctx: OpContext,
+    role: str,
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    specialization: str | None = None,
+    capacity_tokens: int | None = None,
+    parent: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Operation[Agent]:
+    """Register an agent (``name`` is its id; without one, an id ``ROLE-...`` is made).
+
+    Registering an id again replaces its profile and keeps its inbox."""
+    role = check_name("role", role, max_len=40)
+    agent_id = check_name("agent name", name, max_len=64) if name is not None else new_id(role)
+    if parent is not None:
+        check_name("parent agent", parent, max_len=64)
+    if capacity_tokens is not None and (
+        not isinstance(capacity_tokens, int)
+        or isinstance(capacity_tokens, bool)
+        or capacity_tokens < 1
+    ):
+        raise ValidationError(
+            f"capacity_tokens must be a positive integer, not {capacity_tokens!r}"
+        )
+    meta = check_data("metadata", metadata, MAX_METADATA_BYTES)
+    record = {
+        "id": agent_id,
+        "role": role,
+        "model": _check_label("model", model),
+        "specialization": _check_label("specialization", specialization),
+        "capacity_tokens": capacity_tokens,
+        "parent": parent,
+        "metadata": loads(meta) if meta else None,
+        "implicit": False,
+    }
+    keys = ctx.keys
+    stored, now = yield Call(
+        "agent_register",
+        (keys.agents, keys.presence, keys.cursors, keys.broadcast, keys.events),
+        (agent_id, dumps(record)[:-1], ctx.now_arg(), ctx.limits.events_maxlen, role, parent or ""),
+    )
+    return Agent.from_dict({**loads(stored), "last_seen": int(now), "alive": True})
+
+
+def heartbeat(
+    ctx: OpContext, agent_id: str, *, current_task: str | None = None
+) -> Operation[Agent]:
+    """Mark the agent present now; ``current_task`` sets what it works on ("" clears it)."""
+    agent_id = check_name("agent id", agent_id, max_len=64)
+    if current_task is not None and not isinstance(current_task, str):
+        raise ValidationError(f"current_task must be a string, not {type(current_task).__name__}")
+    if current_task is not None and len(current_task) > MAX_FIELD_CHARS:
+        raise ValidationError(f"current_task is longer than {MAX_FIELD_CHARS} characters")
+    keys = ctx.keys
+    task_json = dumps(current_task or None)
+    stored, now = yield Call(
+        "agent_heartbeat",
+        (keys.agents, keys.presence),
+        (agent_id, ctx.now_arg(), "0" if current_task is None else "1", task_json),
+    )
+    return Agent.from_dict({**loads(stored), "last_seen": int(now), "alive": True})
+
+
+def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
+    """Remove the agent, its presence and its inbox (unread messages are dropped with it and
+    counted in the ``agent.left`` event)."""
+    agent_id = check_name("agent id", agent_id, max_len=64)
+    keys = ctx.keys
+    yield Call(
+        "agent_deregister",
+        (keys.agents, keys.presence, keys.cursors, keys.inbox(agent_id), keys.events),
+        (agent_id, ctx.limits.events_maxlen),
+    )
+
+
+def _pairs(reply: Any) -> dict[str, Any]:
+    """ZRANGE ... WITHSCORES as {member: score}, whatever shape the client returned."""
+    if not reply:
+        return {}
+    if isinstance(reply[0], list | tuple):
+        return {text(m): s for m, s in reply}
+    return {text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def agents(
+    ctx: OpContext,
+    alive: bool | None = None,
+    role: str | None = None,
+    stale_after_s: float = 60.0,
+    parent: str | None = None,
+) -> Operation[list[Agent]]:
+    """Every registered agent (one round trip), oldest first; filter by liveness, role, or
+    parent (``parent=X`` lists the children of X)."""
+    stale_ms = _check_stale(stale_after_s)
+    if role is not None:
+        check_name("role", role, max_len=40)
+    if parent is not None:
+        check_name("parent agent", parent, max_len=64)
+    keys = ctx.keys
+    records, presence, server_time = yield Batch(
+        (
+            Cmd("HGETALL", keys.agents),
+            Cmd("ZRANGE", keys.presence, 0, -1, "WITHSCORES"),
+            Cmd("TIME"),
+        )
+    )
+    now = now_from(ctx, server_time)
+    seen = _pairs(presence)
+    items = (
+        records.items()
+        if isinstance(records, dict)
+        else zip(records[::2], records[1::2], strict=True)
+    )
+    out = [_agent(rec, seen.get(text(aid)), now, stale_ms) for aid, rec in items]
+    out = [
+        a
+        for a in out
+        if (alive is None or a.alive == alive)
+        and (role is None or a.role == role)
+        and (parent is None or a.parent == parent)
+    ]
+    return sorted(out, key=lambda a: (a.registered_at or 0, a.id))
+
+
+def get_agent(ctx: OpContext, agent_id: str, stale_after_s: float = 60.0) -> Operation[Agent]:
+    agent_id = check_name("agent id", agent_id, max_len=64)
+    stale_ms = _check_stale(stale_after_s)
+    keys = ctx.keys
+    record, seen, server_time = yield Batch(
+        (Cmd("HGET", keys.agents, agent_id), Cmd("ZSCORE", keys.presence, agent_id), Cmd("TIME"))
+    )
+    if record is None:
+        raise NotFound(f"agent {agent_id!r} is not registered: check the id with agents()")
+    return _agent(record, seen, now_from(ctx, server_time), stale_ms)
+
+
+def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[list[str]]:
+    """Remove the agents whose last heartbeat is older than ``stale_after_s`` (with their
+    inboxes); returns their ids. Each gets an ``agent.stale`` event."""
+    stale_ms = _check_stale(stale_after_s)
+    keys = ctx.keys
+    removed: list[str] = []
+    while True:
+        server_time = None if ctx.clock is not None else (yield Cmd("TIME"))
+        cutoff = now_from(ctx, server_time) - stale_ms
+        candidates = [
+            text(a)
+            for a in (
+                yield Cmd("ZRANGEBYSCORE", keys.presence, "-inf", cutoff, "LIMIT", 0, SWEEP_BATCH)
+            )
+        ]
+        if not candidates:
+            return removed
+        gone = yield Call(
+            "agent_sweep",
+            (keys.agents, keys.presence, keys.cursors, keys.events, *map(keys.inbox, candidates)),
+            (ctx.now_arg(), stale_ms, ctx.limits.events_maxlen, *candidates),
+        )
+        removed.extend(text(a) for a in gone)
+        if len(candidates) < SWEEP_BATCH or not gone:
+            return removed

@@ -1,0 +1,152 @@
+"""The event log: one capped stream per swarm recording every state change.
+
+Scripts append to it with ``emit`` (see ``lua/_prelude.lua``); this module reads it. An
+event's id is its stream id (``<ms>-<seq>``): pass the last one back as ``since`` to read on.
+``follow_events`` (in the shells: the one blocking loop written twice) is made of
+``follow_start`` and ``follow_step``, each an ordinary operation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from .._errors import ValidationError
+from .._models import Event, EventType
+from .._protocol import Cmd, OpContext, Operation
+from ._bus import decode_fields, text
+
+__all__ = ["TypeFilter", "events", "follow_start", "follow_step", "type_filter"]
+
+MAX_EVENTS = 10_000
+PAGE = 1000
+FOLLOW_COUNT = 500
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_LAST_SEQ = 2**64 - 1
+
+Since = str | int | None
+TypeFilter = tuple[frozenset[str], tuple[str, ...]]  # exact types, prefixes
+
+
+def type_filter(types: Iterable[EventType | str] | EventType | str | None) -> TypeFilter | None:
+    """Exact event types, or areas (``"task"`` or ``"task.*"``: every task event)."""
+    if types is None:
+        return None
+    if isinstance(types, str):  # EventType is a str too
+        types = [types]
+    known = {t.value for t in EventType}
+    areas = {v.split(".")[0] for v in known}
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for item in types:
+        value = item.value if isinstance(item, EventType) else item
+        if not isinstance(value, str):
+            raise ValidationError(f"event types must be strings, not {type(value).__name__}")
+        area = value[:-2] if value.endswith(".*") else value
+        if value in known:
+            exact.add(value)
+        elif area in areas:
+            prefixes.append(area + ".")
+        else:
+            raise ValidationError(
+                f"unknown event type {value!r}: use one of {', '.join(sorted(known))}, "
+                f"or an area such as 'task' or 'agent.*'"
+            )
+    return frozenset(exact), tuple(prefixes)
+
+
+def _wanted(kind: str, flt: TypeFilter | None) -> bool:
+    return flt is None or kind in flt[0] or kind.startswith(flt[1])
+
+
+def _event(entry_id: Any, fields: Any) -> Event | None:
+    data = decode_fields(fields)
+    kind = data.pop("type", "")
+    try:
+        etype = EventType(kind)
+    except ValueError:
+        return None  # written by a newer version of redis-swarm: not ours to interpret
+    eid = text(entry_id)
+    return Event(id=eid, type=etype, at=int(eid.split("-")[0]), fields=data)
+
+
+def _decode(entries: Any, flt: TypeFilter | None) -> list[Event]:
+    out = []
+    for entry_id, fields in entries or ():
+        event = _event(entry_id, fields)
+        if event is not None and _wanted(event.type.value, flt):
+            out.append(event)
+    return out
+
+
+def _check_since(since: object) -> Since:
+    if since is None:
+        return None
+    if isinstance(since, bool) or not isinstance(since, str | int):
+        raise ValidationError(f"since must be an event id or a time in ms, not {since!r}")
+    if isinstance(since, int):
+        if since < 0:
+            raise ValidationError(f"since must be a time in ms >= 0, not {since}")
+        return since
+    if not _STREAM_ID.fullmatch(since):
+        raise ValidationError(
+            f"since {since[:40]!r} is not an event id (like '1717000000000-0'): pass the id "
+            "of the last event you read, or a time in epoch ms"
+        )
+    return since
+
+
+def events(
+    ctx: OpContext,
+    since: str | int | None = None,
+    types: Iterable[EventType | str] | EventType | str | None = None,
+    limit: int = 1000,
+) -> Operation[list[Event]]:
+    """Events in order, oldest first: after the event id ``since`` (exclusive), or from the
+    time ``since`` in epoch ms (inclusive), or from the oldest kept; at most ``limit``."""
+    start = _check_since(since)
+    flt = type_filter(types)
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS:
+        raise ValidationError(f"limit must be between 1 and {MAX_EVENTS}, not {limit!r}")
+    cursor = "-" if start is None else f"({start}" if isinstance(start, str) else str(start)
+    out: list[Event] = []
+    while len(out) < limit:
+        count = PAGE if flt is not None else min(PAGE, limit - len(out))
+        entries = yield Cmd("XRANGE", ctx.keys.events, cursor, "+", "COUNT", count)
+        out.extend(_decode(entries, flt))
+        if len(entries) < count:
+            break
+        cursor = "(" + text(entries[-1][0])
+    return out[:limit]
+
+
+def follow_start(ctx: OpContext, since: str | int | None = None) -> Operation[str]:
+    """The stream id to follow from: the newest event when ``since`` is None (only new
+    events follow), else ``since`` as for ``events``."""
+    start = _check_since(since)
+    if isinstance(start, str):
+        return start
+    if isinstance(start, int):
+        return f"{start - 1}-{_LAST_SEQ}" if start > 0 else "0-0"
+    newest = yield Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1)
+    return text(newest[0][0]) if newest else "0-0"
+
+
+def follow_step(
+    ctx: OpContext, cursor: str, flt: TypeFilter | None, block_s: float
+) -> Operation[tuple[list[Event], str]]:
+    """Wait up to ``block_s`` for events after ``cursor``; returns them and the new cursor."""
+    # Stay under the socket timeout, or the wait would look like a dead connection.
+    block_ms = max(1, int(min(block_s, ctx.settings.socket_timeout - 1.0) * 1000))
+    reply = yield Cmd(
+        "XREAD", "COUNT", FOLLOW_COUNT, "BLOCK", block_ms, "STREAMS", ctx.keys.events, cursor
+    )
+    if not reply:
+        return [], cursor
+    # RESP2: [[stream, entries]]; RESP3: {stream: [entries]}
+    streams = [v[0] for v in reply.values()] if isinstance(reply, dict) else [r[1] for r in reply]
+    entries = [e for stream in streams for e in stream]
+    if not entries:
+        return [], cursor
+    return _decode(entries, flt), text(entries[-1][0])

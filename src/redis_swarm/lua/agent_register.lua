@@ -1,0 +1,26 @@
+-- agent_register: store an agent's record, mark it present, start its broadcast cursor at
+-- the newest broadcast (an agent receives the broadcasts sent after it joined).
+-- Registering an existing id again replaces its profile (a restarted agent keeps its name,
+-- its inbox and its broadcast cursor).
+-- KEYS[1]: agents (HASH id -> record JSON)   KEYS[2]: presence (ZSET id -> last heartbeat)
+-- KEYS[3]: cursors (HASH id -> last broadcast id read)   KEYS[4]: broadcast (STREAM)
+-- KEYS[5]: events (STREAM)
+-- ARGV[1]: agent id   ARGV[2]: record JSON without its tail (the script appends
+--          ',"registered_at":NOW,"current_task":null}')   ARGV[3]: now (0 = server time)
+-- ARGV[4]: events maxlen   ARGV[5]: role   ARGV[6]: parent ('' for none)
+-- returns {record, now}
+local id = ARGV[1]
+local now = now_ms(ARGV[3])
+local record = ARGV[2] .. ',"registered_at":' .. string.format('%d', now) .. ',"current_task":null}'
+redis.call('HSET', KEYS[1], id, record)
+redis.call('ZADD', KEYS[2], now, id)
+if redis.call('HEXISTS', KEYS[3], id) == 0 then
+  local newest = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
+  redis.call('HSET', KEYS[3], id, newest[1] and newest[1][1] or '0-0')
+end
+if ARGV[6] ~= '' then
+  emit(KEYS[5], ARGV[4], 'agent.joined', 'agent', id, 'role', ARGV[5], 'parent', ARGV[6])
+else
+  emit(KEYS[5], ARGV[4], 'agent.joined', 'agent', id, 'role', ARGV[5])
+end
+return {record, now}

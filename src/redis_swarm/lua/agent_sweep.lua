@@ -1,0 +1,28 @@
+-- agent_sweep: remove the candidates whose last heartbeat is still older than the cutoff
+-- (one that sent a heartbeat since it was listed is kept), with their inbox and cursor.
+-- KEYS[1]: agents   KEYS[2]: presence   KEYS[3]: cursors   KEYS[4]: events
+-- KEYS[5..]: inbox of each candidate, in the order of ARGV[4..]
+-- ARGV[1]: now (0 = server time)   ARGV[2]: stale after (ms)   ARGV[3]: events maxlen
+-- ARGV[4..]: candidate agent ids
+-- returns the ids removed
+local cutoff = now_ms(ARGV[1]) - tonumber(ARGV[2])
+local removed = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local seen = redis.call('ZSCORE', KEYS[2], id)
+  if seen and tonumber(seen) <= cutoff then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    local pending = redis.call('HGET', KEYS[3], id .. '|pending')
+    redis.call('HDEL', KEYS[3], id, id .. '|pending')
+    local inbox = KEYS[i + 1]
+    -- messages handed out by a read not yet committed (see inbox_read) were read
+    local unread = redis.call('XLEN', inbox)
+      - tonumber(pending and string.match(pending, '(%d+)$') or 0)
+    redis.call('DEL', inbox)
+    emit(KEYS[4], ARGV[3], 'agent.stale', 'agent', id, 'last_seen', seen,
+      'unread', tostring(unread))
+    removed[#removed + 1] = id
+  end
+end
+return removed

@@ -1,0 +1,13 @@
+-- chunk_acquire: add a holder to a stored chunk, so that the caller need not send it again.
+-- A chunk lists its holders (one token per publish whose version uses it) in its own hash
+-- slot, so that adding a holder and deleting the chunk when none is left are atomic with
+-- each other even on a Redis Cluster. Holders are a set, not a count: a request retried
+-- after a lost reply cannot count twice.
+-- KEYS[1]: the chunk (HASH: data = the stored bytes, h:TOKEN = 1 per holder)
+-- ARGV[1]: the holder token
+-- returns 1 when the chunk exists (holder added), 0 when it must be sent (chunk_put)
+if redis.call('HEXISTS', KEYS[1], 'data') == 1 then
+  redis.call('HSET', KEYS[1], 'h:' .. ARGV[1], 1)
+  return 1
+end
+return 0

@@ -1,0 +1,173 @@
+"""The event stream: contents, filters, paging, following (both shells)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import AsyncSwarm, Event, EventType, Limits, Swarm, ValidationError
+from redis_swarm._keys import Keys
+
+
+def _activity(swarm: Any) -> None:
+    swarm.register("shard", name="s1")
+    swarm.register("worker", name="w1", parent="s1")
+    swarm.publish_context("s1", "hello\n", source="notes.md")
+    swarm.send("s1", "done", sender="w1")
+    swarm.broadcast("all", sender="s1")
+    swarm.request_synthesis("s1", "Pass 1", "go")
+    swarm.deregister("w1")
+
+
+def test_every_change_is_recorded(swarm: Any) -> None:
+    _activity(swarm)
+    events = swarm.events()
+    assert all(isinstance(e, Event) for e in events)
+    assert [e.type for e in events] == [
+        EventType.AGENT_JOINED,
+        EventType.AGENT_JOINED,
+        EventType.CONTEXT_PUBLISHED,
+        EventType.MESSAGE_SENT,
+        EventType.MESSAGE_SENT,
+        EventType.MESSAGE_SENT,
+        EventType.SYNTHESIS_REQUESTED,
+        EventType.AGENT_LEFT,
+    ]
+    ids = [e.id for e in events]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    assert all(e.at == int(e.id.split("-")[0]) for e in events)
+    published = events[2].fields
+    assert published["owner"] == "s1" and published["size_bytes"] == "6"
+    assert published["version"] == swarm.context_info("s1").version
+    assert events[3].fields == {
+        "message": events[3].fields["message"],
+        "to": "s1",
+        "from": "w1",
+        "kind": "text",
+    }
+    assert events[4].fields["to"] == "*"
+    assert events[7].fields == {"agent": "w1", "unread": "0"}
+    # A republish of identical content changes nothing and records nothing.
+    swarm.publish_context("s1", "hello\n", source="notes.md")
+    assert len(swarm.events()) == len(events)
+
+
+def test_filters_and_paging(swarm: Any) -> None:
+    _activity(swarm)
+    everything = swarm.events()
+    agents = swarm.events(types=["agent"])
+    assert [e.type.value for e in agents] == ["agent.joined", "agent.joined", "agent.left"]
+    assert swarm.events(types="agent.*") == agents
+    assert swarm.events(types=EventType.AGENT_LEFT) == agents[-1:]
+    assert swarm.events(types=[EventType.CONTEXT_PUBLISHED, "synthesis.requested"]) == [
+        e for e in everything if e.type.value in ("context.published", "synthesis.requested")
+    ]
+    # Paging: pass the last id back as since (exclusive).
+    first = swarm.events(limit=3)
+    rest = swarm.events(since=first[-1].id)
+    assert first + rest == everything
+    assert swarm.events(since=everything[-1].id) == []
+    # since as a time in ms is inclusive.
+    assert swarm.events(since=everything[2].at)[0].at == everything[2].at
+    assert swarm.events(types="agent", limit=1) == agents[:1]
+    for bad in ["nope", "task.nope", "agent.joined.x"]:
+        with pytest.raises(ValidationError, match="unknown event type"):
+            swarm.events(types=[bad])
+    for since in ["yesterday", -1, 1.5, "1-2-3"]:
+        with pytest.raises(ValidationError, match="since"):
+            swarm.events(since=since)
+    for limit in [0, 100_000]:
+        with pytest.raises(ValidationError, match="limit"):
+            swarm.events(limit=limit)
+
+
+def test_filters_page_through_many_events(redis_url: str) -> None:
+    with Swarm(redis_url, swarm="test") as s:
+        s.register("shard", name="s1")
+        with redis.Redis.from_url(redis_url) as r, r.pipeline(transaction=False) as pipe:
+            for i in range(2500):  # other areas' events, as the work queue writes them
+                pipe.xadd(Keys("test").events, {"type": "task.posted", "task": f"t-{i}"})
+            pipe.execute()
+        s.register("shard", name="s2")
+        joined = s.events(types="agent.joined")
+        assert [e.fields["agent"] for e in joined] == ["s1", "s2"]
+        assert len(s.events(limit=10_000)) == 2502
+        assert len(s.events(types="task", limit=2000)) == 2000
+
+
+def test_the_stream_is_capped(redis_url: str) -> None:
+    with Swarm(redis_url, swarm="test", limits=Limits(events_maxlen=100)) as s:
+        s.register("shard", name="s1")
+        for i in range(400):
+            s.send("s1", str(i))
+        with redis.Redis.from_url(redis_url) as r:
+            assert 100 <= r.xlen(Keys("test").events) <= 250
+
+
+def test_follow_events_sync(redis_url: str) -> None:
+    with Swarm(redis_url, swarm="test") as s:
+        s.register("shard", name="old")  # before following: not yielded
+
+        def later() -> None:
+            time.sleep(0.2)
+            with Swarm(redis_url, swarm="test") as other:
+                other.register("worker", name="w1")
+                other.send("old", "hi")
+                other.register("worker", name="w2")
+
+        threading.Thread(target=later).start()
+        got: list[Event] = []
+        for event in s.follow_events(types=["agent.joined"], block_s=0.5):
+            got.append(event)
+            if len(got) == 2:
+                break
+        assert [e.fields["agent"] for e in got] == ["w1", "w2"]
+        # Following from a past id replays what came after it.
+        first = s.events()[0]
+        replay = s.follow_events(since=first.id, block_s=0.1)
+        assert next(replay).fields["agent"] == "w1"
+        # From a time in ms: inclusive.
+        assert next(s.follow_events(since=first.at, block_s=0.1)).id == first.id
+
+
+def test_follow_events_async(redis_url: str) -> None:
+    async def main() -> list[str]:
+        async with AsyncSwarm(redis_url, swarm="test") as s:
+            got: list[str] = []
+
+            async def produce() -> None:
+                await asyncio.sleep(0.2)
+                await s.register("worker", name="a1")
+                await s.broadcast("x")
+                await s.register("worker", name="a2")
+
+            task = asyncio.create_task(produce())
+            async for event in s.follow_events(types="agent", block_s=0.5):
+                got.append(event.fields["agent"])
+                if len(got) == 2:
+                    break
+            await task
+            return got
+
+    assert asyncio.run(main()) == ["a1", "a2"]
+
+
+def test_follow_events_waits_quietly(redis_url: str) -> None:
+    """With nothing happening, each wait returns after block_s and the loop goes on."""
+    with Swarm(redis_url, swarm="test") as s:
+        stream = s.follow_events(block_s=0.1)
+
+        def poke() -> None:
+            time.sleep(0.5)
+            with Swarm(redis_url, swarm="test") as other:
+                other.register("worker", name="late")
+
+        threading.Thread(target=poke).start()
+        start = time.monotonic()
+        assert next(stream).fields["agent"] == "late"
+        assert time.monotonic() - start >= 0.4

@@ -1,0 +1,152 @@
+"""Messages: inbox order and ack, broadcast, typed requests, refusals (both shells)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import Conflict, Message, NotFound, PayloadTooLarge, Swarm, ValidationError
+from redis_swarm._keys import Keys
+from redis_swarm._ops import messages as message_ops
+
+KEYS = Keys("test")
+
+
+def test_inbox_order_ack_and_peek(swarm: Any) -> None:
+    swarm.register("shard", name="s1")
+    sent = [swarm.send("s1", f"m{i}", sender="w1", data={"i": i}) for i in range(5)]
+    assert all(isinstance(m, Message) and m.id.startswith("m-") for m in sent)
+    assert sent[0].to == "s1" and sent[0].sender == "w1" and sent[0].kind == "text"
+    peek = swarm.inbox("s1", ack=False)
+    assert peek == sent
+    assert swarm.inbox("s1", ack=False) == sent  # peeking consumes nothing
+    assert swarm.inbox("s1", limit=2) == sent[:2]
+    assert swarm.inbox("s1") == sent[2:]
+    assert swarm.inbox("s1") == []
+    later = swarm.send("s1", "later", kind="status")
+    assert swarm.inbox("s1") == [later]
+    assert later.data is None and later.kind == "status"
+
+
+def test_broadcast_reaches_every_agent_once(swarm: Any) -> None:
+    swarm.register("coordinator", name="boss")
+    swarm.register("worker", name="w1")
+    swarm.register("worker", name="w2")
+    direct = swarm.send("w1", "direct before")
+    everyone = swarm.broadcast("all hands", sender="boss")
+    direct2 = swarm.send("w1", "direct after")
+    assert everyone.to == "*"
+    # Merged in the order sent; the sender does not get its own broadcast.
+    assert swarm.inbox("w1") == [direct, everyone, direct2]
+    assert swarm.inbox("w2", ack=False) == [everyone]
+    assert swarm.inbox("w2") == [everyone]
+    assert swarm.inbox("w2") == []
+    assert swarm.inbox("w1") == []
+    assert swarm.inbox("boss") == []
+    # An agent that joins later receives only the broadcasts sent after it joined.
+    swarm.register("worker", name="w3")
+    assert swarm.inbox("w3") == []
+    news = swarm.broadcast("news")
+    assert swarm.inbox("w3") == [news]
+    assert swarm.inbox("w1") == [news]
+
+
+def test_unknown_recipient_is_an_error_not_a_phantom_inbox(swarm: Any, redis_url: str) -> None:
+    with pytest.raises(NotFound, match="not registered"):
+        swarm.send("nobody", "hello")
+    with pytest.raises(NotFound, match="not registered"):
+        swarm.request_synthesis("nobody", "Pass 1", "go")
+    with pytest.raises(NotFound, match="not registered"):
+        swarm.inbox("nobody")
+    with redis.Redis.from_url(redis_url) as r:
+        assert not r.exists(KEYS.inbox("nobody"))
+        assert r.xlen(KEYS.events) == 0
+
+
+def test_request_synthesis(swarm: Any, redis_url: str) -> None:
+    swarm.register("shard", name="s1")
+    msg = swarm.request_synthesis("s1", "Pass 1: Signal Capture", "cite every finding", sender="c")
+    assert msg.kind == "synthesis_request" and msg.sender == "c"
+    assert msg.data == {"pass_name": "Pass 1: Signal Capture", "instructions": "cite every finding"}
+    assert swarm.inbox("s1") == [msg]
+    with redis.Redis.from_url(redis_url) as r:
+        kinds = [f[b"type"] for _, f in r.xrange(KEYS.events)]
+        (_, requested) = r.xrange(KEYS.events)[-1]
+    assert kinds[-2:] == [b"message.sent", b"synthesis.requested"]
+    assert requested[b"shard"] == b"s1" and requested[b"pass"] == b"Pass 1: Signal Capture"
+    assert requested[b"message"] == msg.id.encode()
+    with pytest.raises(ValidationError, match="pass_name"):
+        swarm.request_synthesis("s1", " ", "x")
+
+
+def test_message_size_and_shape_are_bounded(swarm: Any, redis_url: str) -> None:
+    swarm.register("shard", name="s1")
+    with pytest.raises(PayloadTooLarge, match="max_message_bytes"):
+        swarm.send("s1", "x" * (64 * 1024 + 1))
+    with pytest.raises(PayloadTooLarge):
+        swarm.send("s1", "x", data={"blob": "y" * 70_000})
+    with pytest.raises(ValidationError, match="mapping"):
+        swarm.send("s1", "x", data=[1, 2])
+    with pytest.raises(ValidationError, match="body"):
+        swarm.send("s1", b"bytes")
+    for bad in ["a:b", "a b", "", "é", "x" * 10_000]:
+        with pytest.raises(ValidationError):
+            swarm.send(bad, "x")
+        with pytest.raises(ValidationError):
+            swarm.send("s1", "x", sender=bad)
+        with pytest.raises(ValidationError):
+            swarm.send("s1", "x", kind=bad)
+        with pytest.raises(ValidationError):
+            swarm.inbox(bad)
+    for limit in [0, 5000, "10"]:
+        with pytest.raises(ValidationError, match="limit"):
+            swarm.inbox("s1", limit=limit)
+    assert swarm.inbox("s1") == []
+
+
+def test_full_inbox_refuses_rather_than_drops(swarm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(message_ops, "INBOX_LIMIT", 3)
+    swarm.register("shard", name="s1")
+    first = [swarm.send("s1", str(i)) for i in range(3)]
+    with pytest.raises(Conflict, match="full"):
+        swarm.send("s1", "one too many")
+    assert swarm.inbox("s1") == first
+    swarm.send("s1", "room again")
+
+
+def test_a_retried_send_is_stored_once(redis_url: str) -> None:
+    """A send whose reply was lost is retried with the same message id: one message."""
+    with Swarm(redis_url, swarm="test") as s:
+        s.register("shard", name="s1")
+        args = ("s1", "m-fixed", "", "text", "hi", "", 0, 10, 10, 100, "")
+        keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.events, KEYS.cursors)
+        first = s._script("message_send")(keys, args)
+        again = s._script("message_send")(keys, args)
+        assert first == again
+        assert [m.id for m in s.inbox("s1")] == ["m-fixed"]
+
+
+def test_a_retried_read_returns_the_same_batch(redis_url: str) -> None:
+    """A read whose reply was lost is sent again with the same read id: nothing is lost."""
+    with Swarm(redis_url, swarm="test") as s:
+        s.register("shard", name="s1")
+        s.register("worker", name="w1")
+        sent = [s.send("s1", f"m{i}") for i in range(3)]
+        everyone = s.broadcast("b", sender="w1")
+        keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.broadcast, KEYS.cursors)
+        read = s._script("inbox_read")
+        first = read(keys, ("s1", 3, "1", "r-lost"))
+        assert read(keys, ("s1", 3, "1", "r-lost")) == first  # the retry
+        assert [f[f.index(b"body") + 1] for _, f in first] == [b"m0", b"m1", b"m2"]
+        # The next read commits that batch and goes on.
+        assert s.inbox("s1") == [everyone]
+        assert s.inbox("s1") == []
+        assert s.inbox("s1", ack=False) == []
+        later = s.send("s1", "later")
+        assert s.inbox("s1", ack=False) == [later]
+        assert s.inbox("s1") == [later]
+        with redis.Redis.from_url(redis_url) as r:
+            assert r.xlen(KEYS.inbox("s1")) == 1  # committed by the next read
+        assert sent[0].body == "m0"
