@@ -13,6 +13,7 @@ Every reader is in this process, over loopback TCP to one private redis-server.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,10 +49,12 @@ class Row:
     method: str
     stats: Stats
     ratio: float  # p50 / the floor's p50
+    part: bool = False  # one ingredient of a cold fetch, timed alone (the breakdown)
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": self.size, "method": self.method, **self.stats.to_dict()} | {
-            "ratio_to_floor": self.ratio
+            "ratio_to_floor": self.ratio,
+            "part": self.part,
         }
 
 
@@ -70,11 +73,13 @@ def run(server: RedisProcess, cfg: Config) -> list[Row]:
     swarm = Swarm(server.url, swarm="bench")
     rows: list[Row] = []
     try:
-        for label, size in _sizes(cfg).items():
+        sizes = _sizes(cfg)
+        for label, size in sizes.items():
             found = _fetch_one(size, raw, seed, swarm, cfg)
             floor = found[FLOOR].p50
-            for method, stats in found.items():
-                row = Row(label, method, stats, stats.p50 / floor)
+            parts = _breakdown(size, swarm, cfg) if size == max(sizes.values()) else {}
+            for method, stats in [*found.items(), *parts.items()]:
+                row = Row(label, method, stats, stats.p50 / floor, part=method in parts)
                 rows.append(row)
                 print(
                     f"  context {label:22} {method:38} p50 {fmt(stats.p50):>7} ms  "
@@ -133,6 +138,30 @@ def _fetch_one(
                 Path(tmp) / f"bus-{messages}.jsonl", messages, owner, text, cfg
             )
     return found
+
+
+def _breakdown(size: int, swarm: Swarm, cfg: Config) -> dict[str, Stats]:
+    """The ingredients of a cold fetch, each timed alone (they add up to about its p50)."""
+    from redis_swarm import ContextCache, Swarm
+
+    data = context_text(size).encode()
+    chunk = swarm._ctx.limits.context_chunk_bytes
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    warm = Swarm(swarm.settings, cache=ContextCache(), client=swarm.redis)
+    warm.get_context_bytes(f"shard-{size}")
+    return interleaved(
+        {
+            "the pointer's round trip (a warm fetch, bytes)": (
+                lambda: warm.get_context_bytes(f"shard-{size}"),
+                None,
+            ),
+            f"SHA-256 of the {len(data) / 1e6:g} MB": (lambda: hashlib.sha256(data).digest(), None),
+            f"joining {len(chunks)} chunks": (lambda: b"".join(chunks), None),
+            "UTF-8 decode (str only)": (lambda: data.decode(), None),
+        },
+        samples=cfg.samples(100),
+        budget_s=cfg.budget(2.0),
+    )
 
 
 def _jsonl(path: Path, messages: int, owner: str, text: str, cfg: Config) -> Stats:
@@ -206,9 +235,20 @@ def report(rows: list[Row], publish: list[tuple[str, str, Stats]]) -> str:
     for size in dict.fromkeys(r.size for r in rows):
         out += [f"**{size}** (fetch; ratio = p50 / the raw GET's p50):", ""]
         table = [
-            [r.method, r.stats.p50, r.stats.p99, f"{fmt(r.ratio)}x"] for r in rows if r.size == size
+            [r.method, r.stats.p50, r.stats.p99, f"{fmt(r.ratio)}x"]
+            for r in rows
+            if r.size == size and not r.part
         ]
         out += [md_table(["reader", "p50 ms", "p99 ms", "vs floor"], table), ""]
+        parts = [[r.method, r.stats.p50, r.stats.p99] for r in rows if r.size == size and r.part]
+        if parts:
+            out += [
+                f"Where a cold fetch of {size} goes beyond the floor's one round trip (each "
+                "ingredient timed alone, in this process):",
+                "",
+                md_table(["ingredient", "p50 ms", "p99 ms"], parts),
+                "",
+            ]
     if publish:
         out += ["Publishing (a new version each time), p50 / p99 ms:", ""]
         sizes = list(dict.fromkeys(p[0] for p in publish))
@@ -227,6 +267,7 @@ def plot(rows: list[Row], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if not r.part]
     sizes = list(dict.fromkeys(r.size for r in rows))
     methods = list(dict.fromkeys(r.method for r in rows))
     by = {(r.size, r.method): r.stats.p50 for r in rows}

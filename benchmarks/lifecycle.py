@@ -50,6 +50,11 @@ class Result:
     post_rate: float = float("nan")  # posts per second of the one producer
     latency: Stats | None = None
     error: str | None = None
+    # Redis's view of the throughput phase, per task: commands run (those run inside Lua
+    # scripts included) and the server's CPU time in microseconds.
+    commands_per_task: float = float("nan")
+    server_cpu_us_per_task: float = float("nan")
+    scripts_per_task: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +63,9 @@ class Result:
             "tasks": self.tasks,
             "throughput_per_s": self.throughput,
             "post_per_s": self.post_rate,
+            "commands_per_task": self.commands_per_task,
+            "server_cpu_us_per_task": self.server_cpu_us_per_task,
+            "scripts_per_task": self.scripts_per_task,
             "latency": self.latency.to_dict() if self.latency else None,
             "error": self.error,
         }
@@ -161,6 +169,17 @@ class Workers:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def server_usage(server: RedisProcess) -> tuple[int, float, int]:
+    """Commands run so far (INFO and CONFIG left out), CPU seconds used, scripts run."""
+    with server.client() as client:
+        stats: dict[str, Any] = client.info("commandstats")
+        cpu: dict[str, Any] = client.info("cpu")
+    skip = ("cmdstat_info", "cmdstat_config", "cmdstat_evalsha", "cmdstat_eval")
+    commands = sum(int(v["calls"]) for k, v in stats.items() if k not in skip)
+    scripts = sum(int(stats.get(k, {}).get("calls", 0)) for k in skip[2:])
+    return commands, float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), scripts
+
+
 def load(name: str) -> ModuleType:
     return importlib.import_module(f"benchmarks.peers.{PEERS[name]}")
 
@@ -210,12 +229,17 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
             wait_idle(timeout_s=2)
             # Throughput.
             batch = range(warm.stop, warm.stop + tasks)
+            before = server_usage(server)
             start = time.time()
             producer.post_many(batch)
             posted = time.time()
             if not collector.wait_for(batch, 300):
                 raise RuntimeError(f"{tasks} tasks not run within 300 s: {_tail(log)}")
             last = max(collector.started[i][1] for i in batch)
+            after = server_usage(server)
+            result.commands_per_task = (after[0] - before[0]) / tasks
+            result.server_cpu_us_per_task = (after[1] - before[1]) * 1e6 / tasks
+            result.scripts_per_task = (after[2] - before[2]) / tasks
             result.tasks = tasks
             result.throughput = tasks / (last - start)
             result.post_rate = tasks / (posted - start)
@@ -310,6 +334,26 @@ def report(results: list[Result]) -> str:
                 row.append(f"{fmt(r.latency.p50)} / {fmt(r.latency.p99)}")
         rows.append(row)
     out += ["", "Enqueue-to-claim latency on an idle swarm, p50 / p99 in ms (lower is better):", ""]
+    out.append(md_table(["library", *[f"{n} worker{'s' * (n > 1)}" for n in workers]], rows))
+    rows = []
+    for name in names:
+        row = [f"**{name}**" if name == "redis-swarm" else name]
+        for n in workers:
+            r = by.get((name, n))
+            if r is None or r.error:
+                row.append("error")
+            else:
+                scripts = f" ({fmt(r.scripts_per_task)} scripts)" if r.scripts_per_task else ""
+                row.append(
+                    f"{fmt(r.commands_per_task)}{scripts} / {fmt(r.server_cpu_us_per_task)} us"
+                )
+        rows.append(row)
+    out += [
+        "",
+        "What each task cost Redis during the throughput run: commands per task (those run "
+        "inside Lua scripts included; scripts counted apart) / server CPU per task:",
+        "",
+    ]
     out.append(md_table(["library", *[f"{n} worker{'s' * (n > 1)}" for n in workers]], rows))
     errors = [r for r in results if r.error]
     if errors:

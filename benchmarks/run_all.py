@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         img_dir=args.doc.parent / "img",
     )
     started = time.time()
+    load_before = os.getloadavg()[0]
     results: dict[str, Any] = {}
     sections: dict[str, str] = {}
     with RedisProcess() as server:
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             sections[name] = body + "\n\n" + caption(machine, name, cfg)
     elapsed = time.time() - started
     print(f"done in {elapsed:.0f} s", flush=True)
-    sections = {"about": _about(machine, args, elapsed, cfg), **sections}
+    load = (load_before, os.getloadavg()[0])
+    sections = {"about": _about(machine, args, elapsed, cfg, load), **sections}
     if "contexts" in results or "lifecycle" in results or "scale" in results:
         sections["targets"] = targets(results)
     if args.no_doc:
@@ -164,7 +166,13 @@ def caption(machine: Machine, name: str, cfg: Config) -> str:
     )
 
 
-def _about(machine: Machine, args: argparse.Namespace, elapsed: float, cfg: Config) -> str:
+def _about(
+    machine: Machine,
+    args: argparse.Namespace,
+    elapsed: float,
+    cfg: Config,
+    load: tuple[float, float],
+) -> str:
     mode = " (--quick: fewer samples, noisier)" if cfg.quick else ""
     return "\n".join(
         [
@@ -176,6 +184,9 @@ def _about(machine: Machine, args: argparse.Namespace, elapsed: float, cfg: Conf
             f"- Machine: {machine.line()}.",
             f"- Reproduce: {command_line(args)} (took {elapsed:.0f} s). "
             "Peers are pinned in the `bench` extra of pyproject.toml.",
+            f"- Load average (1 min) when the run began: {load[0]:.2f}, when it ended: "
+            f"{load[1]:.2f} (the harness's own processes included; anything else running on "
+            "the machine slows every figure).",
             "- Latencies are wall-clock per call from a Python client (p50 / p99 in ms); "
             "tables and plots come from the same run. A 2-core machine is noisy: "
             "compare rows of one table, not figures across machines.",
