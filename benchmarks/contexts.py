@@ -151,6 +151,7 @@ def _breakdown(size: int, swarm: Swarm, cfg: Config) -> dict[str, Stats]:
     warm.get_context_bytes(f"shard-{size}")
     return interleaved(
         {
+            "PING (one round trip)": (swarm.ping, None),
             "the pointer's round trip (a warm fetch, bytes)": (
                 lambda: warm.get_context_bytes(f"shard-{size}"),
                 None,
