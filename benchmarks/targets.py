@@ -13,6 +13,18 @@ from benchmarks._common import fmt, md_table
 WARM_MS = 0.2
 COLD_RATIO = 1.3
 
+# What each peer keeps in Redis per task (from their Redis brokers), for the explanations.
+KEEPS = {
+    "huey": "a list push and a blocking pop: once popped, nothing records the task",
+    "taskiq": "a stream entry, read by a consumer group up to 100 at a time and acknowledged; "
+    "no task record or status",
+    "celery": "a list push and a pop into an unacked hash; no task record (results off)",
+    "dramatiq": "a list, a hash of messages and a per-worker ack set (one Lua dispatch)",
+    "arq": "a sorted set, a job key, an in-progress lock and a result key",
+    "rq": "a job hash, a list and a registry per state",
+    "rq-simple": "a job hash, a list and a registry per state",
+}
+
 
 def _by_method(results: dict[str, Any], size_mark: str = "3.2 MB") -> dict[str, dict[str, Any]]:
     fetch = results.get("contexts", {}).get("fetch", [])
@@ -51,13 +63,20 @@ def report(results: dict[str, Any]) -> str:
                 )
             if decode:
                 parts.append(f"decoding 3.2 MB to str {fmt(decode['p50_ms'])} ms")
+            if ping and ping["p50_ms"] >= 0.75 * WARM_MS:
+                why = (
+                    f" The round trip alone is close to or above the {WARM_MS} ms target on "
+                    "this machine and client (redis-py on 2 shared cores)"
+                )
+            else:
+                why = " The decode is what crosses the target"
             notes.append(
                 "- **Warm fetch.** An unchanged context costs one small round trip (an HGET of "
                 "the owner's pointer, to learn that the version is the one cached) and no "
-                "transfer. Here " + "; ".join(parts) + ". The round trip alone is at or "
-                f"above the {WARM_MS} ms target on this machine and client (redis-py, 2 "
-                "busy cores); skipping it would mean serving a context that may have changed. "
-                "`get_context_bytes` and `read_context` slices avoid the whole-text decode."
+                "transfer. Here " + "; ".join(parts) + "." + why + "; skipping the round "
+                "trip would mean serving a context that may have changed. "
+                "`get_context_bytes` (no decode) and `read_context` slices avoid decoding the "
+                "whole text."
             )
     cold = by.get("redis-swarm cold, bytes")
     if cold and floor:
@@ -82,16 +101,24 @@ def report(results: dict[str, Any]) -> str:
             if join:
                 extra.append(f"joining the 1 MB chunks ({fmt(join['p50_ms'])} ms)")
             total = sum(r["p50_ms"] for r in (pointer, sha, join) if r)
+            rest = cold["p50_ms"] - floor["p50_ms"] - total
             notes.append(
                 "- **Cold fetch.** The floor is one GET of one key. A cold fetch adds "
                 + ", ".join(extra)
-                + f": {fmt(total)} ms together, against a floor of {fmt(floor['p50_ms'])} ms. "
-                "These buy what the floor lacks: a version can never be read half-replaced "
+                + f": {fmt(total)} ms together, against a floor of {fmt(floor['p50_ms'])} ms"
+                + (
+                    f"; the remaining {fmt(rest)} ms is mostly memory: a cold fetch fills "
+                    "several fresh multi-megabyte buffers where a GET fills one, and fresh "
+                    "ones page-fault on this VM (the `## Contexts` section measures it with "
+                    "glibc's mmap threshold raised)"
+                    if rest > 0.1 * floor["p50_ms"]
+                    else ""
+                )
+                + ". These buy what the floor lacks: a version is never read half-replaced "
                 "(the pointer names a content hash), damaged data is refused, and chunks "
-                "spread over a cluster. The check is the largest part; 1.3x would need "
-                "dropping it (trusting chunk lengths) and storing contexts up to a few MB "
-                "as one chunk, which the contexts module could offer as an option. Fresh "
-                "multi-megabyte allocations also page-fault on this VM (see `## Contexts`)."
+                "spread over a cluster. Within 1.3x would need skipping the check (trusting "
+                "chunk lengths) and storing contexts of a few MB as one chunk: options the "
+                "contexts module could offer."
             )
     life = [r for r in results.get("lifecycle", []) if not r.get("error")]
     for n in sorted({r["workers"] for r in life}):
@@ -153,9 +180,9 @@ def _throughput_note(life: list[dict[str, Any]]) -> str:
             f" With one worker that is {fmt(one['commands_per_task'])} Redis commands and "
             f"{fmt(one['server_cpu_us_per_task'])} us of server CPU per task, against "
             f"{fmt(cheapest['commands_per_task'])} commands and "
-            f"{fmt(cheapest['server_cpu_us_per_task'])} us for {cheapest['peer']} (which pops "
-            "a message and keeps no record of it), on a machine whose 2 cores the server, "
-            "the producer and the workers share."
+            f"{fmt(cheapest['server_cpu_us_per_task'])} us for {cheapest['peer']} ("
+            f"{KEEPS.get(cheapest['peer'], 'its own layout')}), on a machine whose 2 cores the "
+            "server, the producer and the workers share."
         )
     if many and one and many["scripts_per_task"] > one["scripts_per_task"] * 1.5:
         text += (
