@@ -272,7 +272,7 @@ def plot(rows: list[Row], path: Path) -> None:
     sizes = list(dict.fromkeys(r.size for r in rows))
     methods = list(dict.fromkeys(r.method for r in rows))
     by = {(r.size, r.method): r.stats.p50 for r in rows}
-    fig, ax = plt.subplots(figsize=(12, 5))
+    fig, ax = plt.subplots(figsize=(12, 5.5))
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
         xs = [i + k * width for i in range(len(sizes))]
@@ -282,7 +282,7 @@ def plot(rows: list[Row], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("p50 fetch time, ms (log)")
     ax.set_title("Fetching a shared context (lower is better)")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

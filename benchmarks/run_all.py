@@ -241,7 +241,8 @@ def _lifecycle(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
             "redis-server in the same run. A no-op task appends one line to a file (when it "
             "started); nothing else. Workers are processes; each library keeps its default "
             "concurrency inside a process (noted below). On 2 cores, 16 worker processes "
-            "mostly measure contention.",
+            "mostly measure contention. The third table is Redis's side of the same runs "
+            "(`INFO commandstats` and `INFO cpu` deltas over the throughput run).",
             "",
             lifecycle.report(results),
             "",
@@ -266,7 +267,8 @@ def _scale(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
             f"up to {top:,} here; 10^6 is opt-in (`python benchmarks/run_all.py --only scale "
             "--scale-max 6`: about a minute more and ~1 GB of Redis memory). The seed's "
             "status reads each task's status with one round trip, so it is only run up "
-            "to 10^4 tasks.",
+            "to 10^4 tasks. *status* is what `swarm status` reads: `queue_stats()`, "
+            "`agents()` and `contexts()`, three round trips.",
             "",
             scale.report(result),
             "",
