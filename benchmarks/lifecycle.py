@@ -204,7 +204,7 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
                 log,
             )
             _debug(f"{name} x{n_workers}: starting")
-            wait_idle(timeout_s=2 + 0.4 * n_workers)
+            wait_idle(timeout_s=(1 + 0.2 * n_workers) if cfg.quick else (2 + 0.4 * n_workers))
             workers.check(log)
             _debug(f"{name} x{n_workers}: idle")
             producer = module.Producer(server.url)
@@ -212,7 +212,7 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
             # Warm-up, excluded: rounds of tasks until every worker process has run one (or
             # 20 s: a library may leave some idle), so none is still booting when timed.
             warm = range(0)
-            deadline = time.monotonic() + (3 if cfg.tiny else 8)
+            deadline = time.monotonic() + (3 if cfg.tiny or cfg.quick else 8)
             while True:
                 warm = range(warm.stop, warm.stop + (2 * n_workers + 4 if not cfg.tiny else 5))
                 producer.post_many(warm)
@@ -226,7 +226,7 @@ def run_one(name: str, n_workers: int, server: RedisProcess, cfg: Config) -> Res
                 ):
                     break
             _debug(f"{name} x{n_workers}: warm-up {warm.stop} tasks, {collector.processes()} procs")
-            wait_idle(timeout_s=2)
+            wait_idle(timeout_s=1 if cfg.quick else 2)
             # Throughput.
             batch = range(warm.stop, warm.stop + tasks)
             before = server_usage(server)

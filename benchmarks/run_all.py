@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
     parser.add_argument("--scale-max", type=int, default=5, help="status up to 10^N tasks")
     parser.add_argument("--peers", default="", help="comma list of task queues (default: all)")
-    parser.add_argument("--workers", default="1,4,16", help="worker counts (default 1,4,16)")
+    parser.add_argument(
+        "--workers", default="", help="worker counts (default 1,4,16; with --quick 1,4)"
+    )
     parser.add_argument("--doc", type=Path, default=DOC, help="the markdown file to update")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write files")
     args = parser.parse_args(argv)
@@ -103,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         tiny=args.tiny,
         scale_max_exp=args.scale_max,
         peers=tuple(p for p in args.peers.split(",") if p),
-        workers=tuple(int(w) for w in args.workers.split(",")),
+        workers=tuple(
+            int(w) for w in (args.workers or ("1,4" if args.quick else "1,4,16")).split(",")
+        ),
         img_dir=args.doc.parent / "img",
     )
     started = time.time()
