@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(ALL)
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}: pick from {ALL}")
+    default_workers = "1,4" if args.quick else "1,4,16"
     cfg = Config(
         quick=args.quick,
         tiny=args.tiny,
