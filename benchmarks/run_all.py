@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         tiny=args.tiny,
         scale_max_exp=args.scale_max,
         peers=tuple(p for p in args.peers.split(",") if p),
-        workers=tuple(
-            int(w) for w in (args.workers or ("1,4" if args.quick else "1,4,16")).split(",")
-        ),
+        workers=tuple(int(w) for w in (args.workers or default_workers).split(",")),
         img_dir=args.doc.parent / "img",
     )
     started = time.time()
