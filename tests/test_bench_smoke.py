@@ -144,3 +144,17 @@ def test_swarm_bench_quick_json(redis_url: str) -> None:
     assert "claim + report" in names
     floor = next(r for r in data["results"] if r["name"] == "raw GET 800K tokens (floor)")
     assert floor["vs_floor"] == 1.0
+
+
+def test_swarm_bench_prints_a_table_and_cleans_up(redis_url: str) -> None:
+    import redis
+
+    result = CliRunner().invoke(main, ["--url", redis_url, "bench", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert "claim + report" in result.output
+    assert "vs raw GET" in result.output
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.dbsize() == 0  # the scratch swarm is gone, chunks included
+    finally:
+        client.close()
