@@ -286,13 +286,19 @@ class Machine:
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table; columns of figures are right-aligned, text columns left."""
+
     def cell(value: object) -> str:
         if isinstance(value, float):
             return fmt(value)
         return str(value)
 
+    def numeric(col: int) -> bool:
+        cells = [str(row[col]).lstrip("*") for row in rows if col < len(row)]
+        return bool(cells) and all(c[:1].isdigit() or c in ("n/a", "-", "error") for c in cells)
+
     lines = ["| " + " | ".join(headers) + " |"]
-    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|")
+    lines.append("|" + "|".join("---:" if numeric(i) else "---" for i in range(len(headers))) + "|")
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
