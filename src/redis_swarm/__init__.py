@@ -20,7 +20,21 @@ from ._errors import (
     Timeout,
     ValidationError,
 )
-from ._models import Agent, ContextInfo, ContextSlice, Event, EventType, Message, SearchHit
+from ._models import (
+    Agent,
+    ContextInfo,
+    ContextSlice,
+    Event,
+    EventType,
+    Finding,
+    Message,
+    Page,
+    SearchHit,
+    Synthesis,
+    Task,
+    TaskSpec,
+    TaskStatus,
+)
 from ._protocol import Limits
 
 __version__ = "0.1.0"
@@ -38,17 +52,23 @@ __all__ = [
     "EmbeddedServerError",
     "Event",
     "EventType",
+    "Finding",
     "InvalidState",
     "LeaseLost",
     "Limits",
     "Message",
     "NotFound",
+    "Page",
     "PayloadTooLarge",
     "PermissionDenied",
     "SearchHit",
     "Settings",
     "Swarm",
     "SwarmError",
+    "Synthesis",
+    "Task",
+    "TaskSpec",
+    "TaskStatus",
     "Timeout",
     "ValidationError",
     "__version__",

@@ -22,8 +22,9 @@ from ._models import Event, EventType
 from ._ops import agents as agent_ops
 from ._ops import contexts as context_ops
 from ._ops import events as event_ops
+from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
-from ._ops import server
+from ._ops import server, tasks
 from ._protocol import Call, Cmd, Limits, OpContext, Operation, Request, async_op, sync_op
 from ._scripts import script_source
 from ._translate import translate
@@ -145,6 +146,26 @@ class Swarm(_Shell):
     server_info = sync_op(server.server_info)
 
     # --- tasks, findings, syntheses (work queue)
+    post_task = sync_op(tasks.post_task)
+    post_tasks = sync_op(tasks.post_tasks)
+    claim = sync_op(tasks.claim)
+    renew = sync_op(tasks.renew)
+    fail = sync_op(tasks.fail)
+    release = sync_op(tasks.release)
+    cancel = sync_op(tasks.cancel)
+    requeue_dead = sync_op(tasks.requeue_dead)
+    reap = sync_op(tasks.reap)
+    get_task = sync_op(tasks.get_task)
+    list_tasks = sync_op(tasks.list_tasks)
+    queue_stats = sync_op(tasks.queue_stats)
+    pass_stats = sync_op(tasks.pass_stats)
+    wait = sync_op(tasks.wait)
+    report = sync_op(finding_ops.report)
+    get_finding = sync_op(finding_ops.get_finding)
+    findings = sync_op(finding_ops.findings)
+    synthesize = sync_op(finding_ops.synthesize)
+    get_synthesis = sync_op(finding_ops.get_synthesis)
+    syntheses = sync_op(finding_ops.syntheses)
 
     # --- contexts
     publish_context = sync_op(context_ops.publish_context)
@@ -168,6 +189,7 @@ class Swarm(_Shell):
     inbox = sync_op(message_ops.inbox)
     request_synthesis = sync_op(message_ops.request_synthesis)
     events = sync_op(event_ops.events)
+    last_event_id = sync_op(event_ops.last_event_id)
 
     def follow_events(
         self,
@@ -260,6 +282,26 @@ class AsyncSwarm(_Shell):
     server_info = async_op(server.server_info)
 
     # --- tasks, findings, syntheses (work queue)
+    post_task = async_op(tasks.post_task)
+    post_tasks = async_op(tasks.post_tasks)
+    claim = async_op(tasks.claim)
+    renew = async_op(tasks.renew)
+    fail = async_op(tasks.fail)
+    release = async_op(tasks.release)
+    cancel = async_op(tasks.cancel)
+    requeue_dead = async_op(tasks.requeue_dead)
+    reap = async_op(tasks.reap)
+    get_task = async_op(tasks.get_task)
+    list_tasks = async_op(tasks.list_tasks)
+    queue_stats = async_op(tasks.queue_stats)
+    pass_stats = async_op(tasks.pass_stats)
+    wait = async_op(tasks.wait)
+    report = async_op(finding_ops.report)
+    get_finding = async_op(finding_ops.get_finding)
+    findings = async_op(finding_ops.findings)
+    synthesize = async_op(finding_ops.synthesize)
+    get_synthesis = async_op(finding_ops.get_synthesis)
+    syntheses = async_op(finding_ops.syntheses)
 
     # --- contexts
     publish_context = async_op(context_ops.publish_context)
@@ -283,6 +325,7 @@ class AsyncSwarm(_Shell):
     inbox = async_op(message_ops.inbox)
     request_synthesis = async_op(message_ops.request_synthesis)
     events = async_op(event_ops.events)
+    last_event_id = async_op(event_ops.last_event_id)
 
     async def follow_events(
         self,

@@ -70,18 +70,13 @@ class Keys:
         return self._k("task_index")
 
     @property
-    def leases(self) -> str:
-        """ZSET task id -> lease deadline (ms): expired leases are reclaimed from here."""
-        return self._k("leases")
-
-    @property
     def dedupe(self) -> str:
         """HASH queue|dedupe_key -> task id."""
         return self._k("dedupe")
 
     @property
     def counts(self) -> str:
-        """HASH queue|status -> count: queue_stats in O(queues)."""
+        """HASH queue|status -> count: queue_stats in O(queues); ``#seq`` the posting sequence."""
         return self._k("counts")
 
     def pending(self, queue: str) -> str:
@@ -91,6 +86,12 @@ class Keys:
     def delayed(self, queue: str) -> str:
         """ZSET task id -> not_before (ms) of tasks not yet eligible (delayed or backing off)."""
         return self._k("q", queue, "delayed")
+
+    def leases(self, queue: str) -> str:
+        """ZSET task id -> lease deadline (ms) of a queue's claimed tasks: a claim on the queue
+        reclaims the expired ones from here (per queue, so that a claim never has to skip the
+        expired leases of queues it was not given)."""
+        return self._k("q", queue, "leases")
 
     def dead(self, queue: str) -> str:
         """ZSET of dead-lettered task ids of a queue, by time of death."""

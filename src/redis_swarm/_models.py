@@ -18,7 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, TypeVar, Union
 
-__all__ = ["EventType", "Page", "Record", "dumps", "iso", "loads", "now_ms"]
+__all__ = [
+    "EventType",
+    "Finding",
+    "Page",
+    "Record",
+    "Synthesis",
+    "Task",
+    "TaskSpec",
+    "TaskStatus",
+    "dumps",
+    "iso",
+    "loads",
+    "now_ms",
+]
 
 R = TypeVar("R", bound="Record")
 
@@ -151,6 +164,105 @@ class Page(Generic[T]):
 
 
 # === work queue records: Task, Finding, Synthesis (and their statuses) ===
+
+
+class TaskStatus(str, enum.Enum):
+    """Where a task is in its life. ``pending``, ``delayed`` and ``claimed`` are open; the
+    others are settled (``dead`` can be reopened by ``requeue_dead`` or a late report)."""
+
+    PENDING = "pending"
+    DELAYED = "delayed"
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def settled(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.DEAD, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class TaskSpec(Record):
+    """One task to post (``post_tasks`` takes a list of these, or of dicts with these keys)."""
+
+    queue: str
+    description: str
+    data: Any = None
+    pass_name: str | None = None
+    priority: int = 0
+    max_attempts: int = 3
+    lease_s: float = 900.0
+    not_before: int | None = None
+    dedupe_key: str | None = None
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Task(Record):
+    """A unit of work in a queue. ``token`` (= ``attempts``, the number of claims so far) is
+    the fencing token of the current lease: renew, fail and release must present it."""
+
+    id: str
+    queue: str
+    description: str
+    data: Any = None
+    status: TaskStatus = TaskStatus.PENDING
+    pass_name: str | None = None
+    priority: int = 0
+    max_attempts: int = 3
+    attempts: int = 0
+    lease_s: float = 900.0
+    created_at: int = 0
+    not_before: int | None = None
+    dedupe_key: str | None = None
+    parent: str | None = None
+    worker: str | None = None
+    lease_deadline: int | None = None
+    claimed_at: int | None = None
+    completed_at: int | None = None
+    finding_id: str | None = None
+    last_error: str | None = None
+    dead_reason: str | None = None
+
+    @property
+    def token(self) -> int:
+        return self.attempts
+
+
+@dataclass(frozen=True)
+class Finding(Record):
+    """One worker's structured result for a task, with its lineage. ``superseded`` findings
+    arrived after the task was settled: kept, never dropped, but not the task's result."""
+
+    id: str
+    task_id: str
+    queue: str | None = None
+    pass_name: str | None = None
+    shard: str | None = None
+    worker: str | None = None
+    model: str | None = None
+    context_version: str | None = None
+    summary: str = ""
+    details: str | None = None
+    sources: tuple[str, ...] = ()
+    confidence: float | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: int = 0
+    superseded: bool = False
+    token: int | None = None
+
+
+@dataclass(frozen=True)
+class Synthesis(Record):
+    """A shard's synthesis of a pass, citing the findings it rests on (all of which exist)."""
+
+    id: str
+    shard: str
+    pass_name: str
+    text: str
+    sources: tuple[str, ...] = ()
+    created_at: int = 0
 
 
 # === context, agent, message and event records ===

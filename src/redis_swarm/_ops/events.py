@@ -133,6 +133,12 @@ def follow_start(ctx: OpContext, since: str | int | None = None) -> Operation[st
     return text(newest[0][0]) if newest else "0-0"
 
 
+def last_event_id(ctx: OpContext) -> Operation[str]:
+    """The id of the newest event ("0-0" when there is none): following from it yields only
+    what happens next, with nothing missed in between."""
+    return (yield from follow_start(ctx, None))
+
+
 def follow_step(
     ctx: OpContext, cursor: str, flt: TypeFilter | None, block_s: float
 ) -> Operation[tuple[list[Event], str]]:

@@ -1,0 +1,306 @@
+"""What the work-queue operations share: ids, task routes, validation, decoding, waiting."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .._errors import NotFound, PayloadTooLarge, ValidationError
+from .._models import Finding, Page, Task, TaskStatus, loads
+from .._protocol import Call, Cmd, OpContext, Operation
+from .._validate import check_id
+
+__all__ = [
+    "STATUSES",
+    "Route",
+    "await_events",
+    "block_chunk_s",
+    "check_label",
+    "check_number",
+    "encode_json",
+    "finding_from",
+    "new_id",
+    "page",
+    "remember_route",
+    "route",
+    "task_from",
+    "text",
+]
+
+T = TypeVar("T")
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in TaskStatus)
+
+# --- ids: time-ordered, random, generated here so that a retried request is idempotent
+
+_B32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
+
+
+_PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits -> 2 characters
+
+
+def _b32(value: int, width: int) -> str:
+    """``value`` in ``width`` (even) base32 digits, most significant first."""
+    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(5 * width - 10, -1, -10))
+
+
+class _IdSource:
+    """``PREFIX`` + 10 characters of milliseconds + 8 of randomness, monotonic within a
+    process: ids made in the same millisecond count up from a random start, so a batch keeps
+    its order when sorted by id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._rand = 0
+
+    def new(self, prefix: str) -> str:
+        ms = time.time_ns() // 1_000_000
+        with self._lock:
+            if ms <= self._ms:
+                ms, rand = self._ms, self._rand + 1
+                if rand >= 1 << 40:
+                    ms, rand = ms + 1, secrets.randbits(39)
+            else:
+                rand = secrets.randbits(39)
+            self._ms, self._rand = ms, rand
+        return prefix + _b32(ms, 10) + _b32(rand, 8)
+
+
+_IDS = _IdSource()
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id such as ``t-01j9z3k4m5abcdefgh``."""
+    return _IDS.new(prefix)
+
+
+# --- routes: the immutable facts about a task that its keys depend on
+
+
+@dataclass(frozen=True)
+class Route:
+    """A task's queue, pass and parent: they never change, and name the keys its scripts
+    need, so a process that posted or claimed a task knows them without asking Redis."""
+
+    queue: str
+    pass_name: str | None
+    parent: str | None
+
+
+class _Routes:
+    """A bounded LRU of ``(swarm, task id) -> Route``, shared by the threads of a process."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], Route] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, swarm: str, task_id: str) -> Route | None:
+        with self._lock:
+            found = self._items.get((swarm, task_id))
+            if found is not None:
+                self._items.move_to_end((swarm, task_id))
+            return found
+
+    def put(self, swarm: str, task_id: str, value: Route) -> None:
+        with self._lock:
+            self._items[(swarm, task_id)] = value
+            self._items.move_to_end((swarm, task_id))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_ROUTES = _Routes()
+
+
+def remember_route(ctx: OpContext, task: Task) -> None:
+    _ROUTES.put(ctx.settings.swarm, task.id, Route(task.queue, task.pass_name, task.parent))
+
+
+def route(ctx: OpContext, task_id: object) -> Operation[Route]:
+    """The task's route: from this process's memory, else one HGET."""
+    tid = check_id("task", task_id)
+    found = _ROUTES.get(ctx.settings.swarm, tid)
+    if found is not None:
+        return found
+    raw = yield Cmd("HGET", ctx.keys.tasks, tid)
+    if raw is None:
+        raise NotFound(f"task {tid} does not exist: check the id with swarm task list")
+    state = loads(raw)
+    found = Route(state["queue"], state.get("pass_name"), state.get("parent"))
+    _ROUTES.put(ctx.settings.swarm, tid, found)
+    return found
+
+
+# --- validation at the edge
+
+
+def encode_json(value: Any, what: str, max_bytes: int) -> str:
+    """``value`` as compact JSON, refused (nothing stored) if it is not JSON or too big."""
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(encoded.encode())
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"{what} is not JSON-serialisable ({exc}): use dicts, lists, strings, finite "
+            "numbers, booleans and None"
+        ) from None
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"{what} is {size:,} bytes encoded; the limit is {max_bytes:,}: store large "
+            "material in a context (publish_context) and pass a reference"
+        )
+    return encoded
+
+
+def check_label(kind: str, value: object, *, max_chars: int = 256) -> str:
+    """Free text used as a label (pass names, dedupe keys): any characters, bounded."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(f"{kind} is empty: give it a name")
+    if len(value) > max_chars:
+        raise ValidationError(
+            f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(f"{kind} is not valid Unicode text") from None
+    return value
+
+
+def check_number(kind: str, value: object, lo: float, hi: float, *, integer: bool = False) -> float:
+    """A finite number in ``[lo, hi]`` (an int when ``integer``), else a ValidationError."""
+    ok_type = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_type):
+        want = "an integer" if integer else "a number"
+        raise ValidationError(f"{kind} must be {want}, got {type(value).__name__}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValidationError(f"{kind} is {value}; it must be between {lo:g} and {hi:g}")
+    return value
+
+
+# --- decoding
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
+_FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
+
+
+def task_from(raw: Any, data: Any) -> Task:
+    """A Task from its stored JSON and its data JSON (None or '' for no data). A direct
+    constructor call: listings and batches decode thousands, and only ``status`` needs
+    converting."""
+    state: dict[str, Any] = loads(raw)
+    fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
+    return Task(**fields, status=TaskStatus(state["status"]), data=loads(data) if data else None)
+
+
+def finding_from(raw: Any) -> Finding:
+    state: dict[str, Any] = loads(raw)
+    fields = {k: v for k, v in state.items() if k in _FINDING_FIELDS}
+    return Finding(**fields, sources=tuple(state.get("sources") or ()))
+
+
+# --- listing
+
+MAX_PAGE = 1_000
+LIST_BUDGET = 5_000  # index entries one listing call may examine
+
+
+def page(
+    ctx: OpContext,
+    keys: tuple[str, ...],
+    cursor: str | None,
+    limit: int,
+    since: int | None,
+    with_data: bool,
+    filters: list[str],
+    decode: Callable[[Any, Any], T],
+) -> Operation[Page[T]]:
+    """One page of records through an index (script index_page)."""
+    size = int(check_number("limit", limit, 1, MAX_PAGE, integer=True))
+    if cursor is not None and not isinstance(cursor, str):
+        raise ValidationError(f"cursor must be a string, got {type(cursor).__name__}")
+    start = "" if since is None else str(int(check_number("since", since, 0, 2**53, integer=True)))
+    args = (cursor or "", size, start, LIST_BUDGET, "1" if with_data else "0", *filters)
+    reply = yield Call("index_page", keys, args)
+    items = tuple(decode(raw, data) for raw, data in zip(reply[1::2], reply[2::2], strict=True))
+    nxt = text(reply[0])
+    return Page(items, nxt or None)
+
+
+# --- waiting on the event stream (no busy polling)
+
+
+def block_chunk_s(ctx: OpContext) -> float:
+    """The longest single XREAD BLOCK: well under the socket timeout, so that a blocked read
+    is never mistaken for a dead connection."""
+    return max(0.05, min(5.0, ctx.settings.socket_timeout / 3))
+
+
+def _entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of an XREAD reply, whatever shape the client parsed it into."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, dict) else [item[1] for item in reply]
+    out: list[tuple[str, dict[str, str]]] = []
+    for entries in streams:
+        # RESP3 parsing wraps the entry list in one more list.
+        if (
+            entries
+            and isinstance(entries[0], list)
+            and entries[0]
+            and (isinstance(entries[0][0], tuple | list))
+        ):
+            entries = entries[0]
+        for entry_id, fields in entries:
+            if isinstance(fields, dict):
+                pairs = {text(k): text(v) for k, v in fields.items()}
+            else:
+                flat = list(fields or ())
+                pairs = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+            out.append((text(entry_id), pairs))
+    return out
+
+
+def await_events(
+    ctx: OpContext,
+    last_id: str,
+    block_s: float,
+    accept: Callable[[Mapping[str, str]], bool],
+) -> Operation[str]:
+    """Block on the event stream after ``last_id`` until an accepted event arrives or
+    ``block_s`` passes; returns the id of the last event read."""
+    end = time.monotonic() + block_s
+    while True:
+        ms = int((end - time.monotonic()) * 1000)
+        if ms < 1:  # BLOCK 0 would mean forever
+            return last_id
+        reply = yield Cmd("XREAD", "COUNT", 200, "BLOCK", ms, "STREAMS", ctx.keys.events, last_id)
+        entries = _entries(reply)
+        if not entries:
+            return last_id
+        for entry_id, fields in entries:
+            last_id = entry_id
+            if accept(fields):
+                return last_id

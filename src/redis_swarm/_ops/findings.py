@@ -1,0 +1,245 @@
+"""Findings (a worker's structured result for a task) and syntheses (a shard's summary of a
+pass, citing findings).
+
+A report stores the finding and completes its task in one script. The first report of an
+open task wins, whatever the age of its token (the work is real); a report after completion
+(or cancellation) is stored too, marked superseded, and raises AlreadyCompleted: no worker's
+output is ever dropped. Finding ids are made here, so a retried report never duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
+from .._models import Finding, Page, Synthesis, dumps, loads
+from .._protocol import Call, Cmd, OpContext, Operation
+from .._validate import check_id, check_name
+from ._work import (
+    check_label,
+    check_number,
+    encode_json,
+    finding_from,
+    new_id,
+    page,
+    route,
+)
+
+__all__ = [
+    "findings",
+    "get_finding",
+    "get_synthesis",
+    "report",
+    "syntheses",
+    "synthesize",
+]
+
+MAX_SUMMARY_CHARS = 2_000
+MAX_SOURCES = 10_000
+_CORE = ("summary", "details", "sources", "confidence")
+
+
+def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
+    """Validate a finding; return its summary, details, sources, confidence and extra."""
+    if not isinstance(finding, Mapping):
+        raise ValidationError(
+            f"a finding must be a JSON object (a dict), got {type(finding).__name__}"
+        )
+    for key in finding:
+        if not isinstance(key, str):
+            raise ValidationError(f"finding keys must be strings, got {key!r}")
+    encode_json(dict(finding), "the finding", ctx.limits.max_finding_bytes)
+    summary = finding.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        raise ValidationError(
+            'a finding needs a "summary": a non-empty string saying what was found'
+        )
+    if len(summary) > MAX_SUMMARY_CHARS:
+        raise ValidationError(
+            f"the summary is {len(summary):,} characters; the limit is {MAX_SUMMARY_CHARS:,}: "
+            'shorten it and put the rest in "details"'
+        )
+    body: dict[str, Any] = {"summary": summary}
+    details = finding.get("details")
+    if details is not None:
+        if not isinstance(details, str):
+            raise ValidationError(
+                f'"details" must be a string, got {type(details).__name__}: put structured '
+                "data under other keys (they are kept in extra)"
+            )
+        body["details"] = details
+    sources = finding.get("sources")
+    if sources is None:
+        sources = []
+    if isinstance(sources, str) or not isinstance(sources, Sequence):
+        raise ValidationError('"sources" must be a list of strings (urls, paths, line refs)')
+    for source in sources:
+        if not isinstance(source, str):
+            raise ValidationError(f"every source must be a string, got {type(source).__name__}")
+    body["sources"] = list(sources)
+    confidence = finding.get("confidence")
+    if confidence is not None:
+        body["confidence"] = check_number("confidence", confidence, 0, 1)
+    body["extra"] = {k: v for k, v in finding.items() if k not in _CORE}
+    return body
+
+
+def report(
+    ctx: OpContext,
+    task_id: str,
+    token: int,
+    finding: Mapping[str, Any],
+    *,
+    worker: str | None = None,
+    model: str | None = None,
+    context_version: str | None = None,
+    finding_id: str | None = None,
+) -> Operation[Finding]:
+    """Store ``finding`` and complete the task, atomically. Raises AlreadyCompleted (with the
+    finding's id) when the task was already completed or cancelled: the finding is then kept,
+    marked superseded. Pass the same ``finding_id`` to retry a report without duplicating."""
+    r = yield from route(ctx, task_id)
+    tok = int(check_number("token", token, 0, 2**31, integer=True))
+    body = {"id": "", "task_id": task_id, **_finding_body(ctx, finding)}
+    fid = new_id("f-") if finding_id is None else check_id("finding", finding_id)
+    body["id"] = fid
+    if worker is not None:
+        check_name("worker", worker)
+    if model is not None:
+        body["model"] = check_label("model", model, max_chars=128)
+    if context_version is not None:
+        body["context_version"] = check_label("context_version", context_version, max_chars=128)
+    k = ctx.keys
+    q = r.queue
+    keys = [k.tasks, k.counts, k.pass_counts, k.events]
+    keys += [k.pending(q), k.delayed(q), k.leases(q), k.dead(q)]
+    keys += [k.findings, k.finding_index, k.findings_by("queue", q)]
+    if r.pass_name is not None:
+        keys.append(k.findings_by("pass", r.pass_name))
+    if r.parent is not None:
+        keys.append(k.findings_by("shard", r.parent))
+    args = (
+        ctx.now_arg(), ctx.limits.events_maxlen, task_id, q, tok, fid, dumps(body),
+        worker or "", "1" if r.pass_name is not None else "0", "1" if r.parent is not None else "0",
+    )  # fmt: skip
+    _outcome, raw = yield Call("task_report", tuple(keys), args)
+    stored = finding_from(raw)
+    if stored.task_id != task_id:
+        raise Conflict(
+            f"finding id {fid} is already used by a report on task {stored.task_id}: "
+            "use a fresh finding id"
+        )
+    if stored.superseded:
+        raise AlreadyCompleted(
+            f"task {task_id} was already settled (completed or cancelled) when this report "
+            f"arrived; the finding was kept as {fid}, marked superseded. Move on to the next "
+            "task",
+            finding_id=fid,
+        )
+    return stored
+
+
+def get_finding(ctx: OpContext, finding_id: str) -> Operation[Finding]:
+    fid = check_id("finding", finding_id)
+    raw = yield Cmd("HGET", ctx.keys.findings, fid)
+    if raw is None:
+        raise NotFound(f"finding {fid} does not exist: list findings with swarm findings")
+    return finding_from(raw)
+
+
+def findings(
+    ctx: OpContext,
+    shard: str | None = None,
+    queue: str | None = None,
+    pass_name: str | None = None,
+    since: int | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> Operation[Page[Finding]]:
+    """Findings in report order (superseded ones included, flagged), filtered, a page per
+    round trip; pass ``page.cursor`` back for the next page (None: no more). ``since`` is an
+    epoch-ms lower bound, used with the first page."""
+    k = ctx.keys
+    wanted: list[tuple[str, str, str]] = []  # (dimension, record field, value)
+    if shard is not None:
+        wanted.append(("shard", "shard", check_name("shard", shard)))
+    if pass_name is not None:
+        wanted.append(("pass", "pass_name", check_label("pass_name", pass_name)))
+    if queue is not None:
+        wanted.append(("queue", "queue", check_name("queue", queue)))
+    if wanted:
+        dimension, _, value = wanted[0]
+        index = k.findings_by(dimension, value)
+    else:
+        index = k.finding_index
+    filters = [item for _, field, value in wanted[1:] for item in (field, value)]
+    return (
+        yield from page(
+            ctx, (index, k.findings), cursor, limit, since, False, filters,
+            lambda raw, _: finding_from(raw),
+        )
+    )  # fmt: skip
+
+
+def synthesize(
+    ctx: OpContext,
+    shard: str,
+    pass_name: str,
+    text: str,
+    sources: Sequence[str],
+    *,
+    synthesis_id: str | None = None,
+) -> Operation[Synthesis]:
+    """Store a synthesis citing ``sources`` (finding ids), all of which must exist: checked
+    atomically with the write, so a synthesis never cites a missing finding."""
+    check_name("shard", shard)
+    check_label("pass_name", pass_name)
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("a synthesis needs a non-empty text")
+    if isinstance(sources, str) or not isinstance(sources, Sequence):
+        raise ValidationError("sources must be a list of finding ids")
+    cited = list(dict.fromkeys(check_id("finding", s) for s in sources))
+    if len(cited) > MAX_SOURCES:
+        raise ValidationError(f"a synthesis may cite at most {MAX_SOURCES:,} findings")
+    sid = new_id("s-") if synthesis_id is None else check_id("synthesis", synthesis_id)
+    body = {"id": sid, "shard": shard, "pass_name": pass_name, "text": text, "sources": cited}
+    payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))
+    k = ctx.keys
+    keys = (k.findings, k.syntheses, k.synthesis_index, k.events)
+    raw = yield Call(
+        "synthesis_create",
+        keys,
+        (ctx.now_arg(), ctx.limits.events_maxlen, sid, payload, shard, pass_name, *cited),
+    )
+    return Synthesis.from_dict(loads(raw))
+
+
+def get_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis]:
+    sid = check_id("synthesis", synthesis_id)
+    raw = yield Cmd("HGET", ctx.keys.syntheses, sid)
+    if raw is None:
+        raise NotFound(f"synthesis {sid} does not exist: list them with swarm syntheses")
+    return Synthesis.from_dict(loads(raw))
+
+
+def syntheses(
+    ctx: OpContext,
+    shard: str | None = None,
+    pass_name: str | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> Operation[Page[Synthesis]]:
+    """Syntheses in creation order, filtered, with a cursor like ``findings``."""
+    filters: list[str] = []
+    if shard is not None:
+        filters += ["shard", check_name("shard", shard)]
+    if pass_name is not None:
+        filters += ["pass_name", check_label("pass_name", pass_name)]
+    k = ctx.keys
+    return (
+        yield from page(
+            ctx, (k.synthesis_index, k.syntheses), cursor, limit, None, False, filters,
+            lambda raw, _: Synthesis.from_dict(loads(raw)),
+        )
+    )  # fmt: skip

@@ -1,0 +1,515 @@
+"""The work queue: post, claim (with a wait), renew, fail, release, cancel, requeue, reap,
+and the views: get, list, queue and pass counts, and wait for a pass to settle.
+
+Tasks are leased, never popped: a claim gives a lease (a deadline and a fencing token, the
+attempt number); a lease that runs out is reclaimed by the next claim on its queue or by
+``reap``, so no daemon is needed. Every state change is one Lua script that also keeps the
+counters of ``Keys.counts`` and ``Keys.pass_counts`` exact and appends an event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
+from .._keys import label_id
+from .._models import Page, Task, TaskSpec, TaskStatus, loads
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._validate import check_id, check_name
+from ._work import (
+    STATUSES,
+    await_events,
+    block_chunk_s,
+    check_label,
+    check_number,
+    encode_json,
+    new_id,
+    page,
+    remember_route,
+    route,
+    task_from,
+    text,
+)
+
+__all__ = [
+    "cancel",
+    "claim",
+    "fail",
+    "get_task",
+    "list_tasks",
+    "pass_stats",
+    "post_task",
+    "post_tasks",
+    "queue_stats",
+    "reap",
+    "release",
+    "renew",
+    "requeue_dead",
+    "wait",
+]
+
+MAX_PRIORITY = 10_000  # the pending score keeps FIFO order exact within +-10,000
+MAX_ATTEMPTS = 1_000
+MAX_LEASE_S = 30 * 86_400.0
+MAX_DESCRIPTION_CHARS = 64 * 1024
+MAX_ERROR_CHARS = 8_000
+MAX_QUEUES_PER_CLAIM = 64
+POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
+EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
+PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim
+BACKOFF_BASE_MS = 1_000  # a failed task waits 1 s, 2 s, 4 s, ... before its next attempt
+BACKOFF_CAP_MS = 300_000
+
+_SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
+_TASK_FIELDS = frozenset(Task.__dataclass_fields__)
+# Events after which a waiting claim tries again: something may have become claimable.
+_CLAIMABLE = frozenset(
+    {"task.posted", "task.released", "task.retried", "task.expired", "task.requeued"}
+)
+_SETTLING = frozenset({"task.completed", "task.dead", "task.cancelled"})
+
+
+# --- posting
+
+
+def _spec(item: object) -> TaskSpec:
+    if isinstance(item, TaskSpec):
+        return item
+    if isinstance(item, Mapping):
+        unknown = set(item) - _SPEC_FIELDS
+        if unknown:
+            raise ValidationError(
+                f"unknown task field(s) {', '.join(sorted(map(str, unknown)))}: "
+                f"use {', '.join(sorted(_SPEC_FIELDS))}"
+            )
+        if "queue" not in item or "description" not in item:
+            raise ValidationError("a task needs a queue and a description")
+        return TaskSpec(**item)
+    raise ValidationError(f"a task spec must be a TaskSpec or a dict, got {type(item).__name__}")
+
+
+def _prepare(ctx: OpContext, spec: TaskSpec) -> tuple[dict[str, Any], str]:
+    """Validate one spec; return its fields for the script (no None) and its data JSON."""
+    queue = check_name("queue", spec.queue)
+    if not isinstance(spec.description, str) or not spec.description.strip():
+        raise ValidationError("description must be a non-empty string: say what to do")
+    if len(spec.description) > MAX_DESCRIPTION_CHARS:
+        raise PayloadTooLarge(
+            f"the description is {len(spec.description):,} characters; the limit is "
+            f"{MAX_DESCRIPTION_CHARS:,}: put the material in data or in a context"
+        )
+    fields: dict[str, Any] = {
+        "id": new_id("t-"),
+        "queue": queue,
+        "description": spec.description,
+        "priority": int(
+            check_number("priority", spec.priority, -MAX_PRIORITY, MAX_PRIORITY, integer=True)
+        ),
+        "max_attempts": int(
+            check_number("max_attempts", spec.max_attempts, 1, MAX_ATTEMPTS, integer=True)
+        ),
+        "lease_s": _lease_s(spec.lease_s),
+    }
+    if spec.pass_name is not None:
+        fields["pass_name"] = check_label("pass_name", spec.pass_name)
+        fields["pass_id"] = label_id(spec.pass_name)
+    if spec.not_before is not None:
+        fields["not_before"] = int(
+            check_number("not_before (epoch ms)", spec.not_before, 0, 2**48, integer=True)
+        )
+    if spec.dedupe_key is not None:
+        fields["dedupe_key"] = check_label("dedupe_key", spec.dedupe_key)
+    if spec.parent is not None:
+        fields["parent"] = check_name("parent", spec.parent)
+    data = (
+        ""
+        if spec.data is None
+        else encode_json(spec.data, "task data", ctx.limits.max_task_data_bytes)
+    )
+    return fields, data
+
+
+def _lease_s(value: object) -> float:
+    lease = check_number("lease_s", value, 0.001, MAX_LEASE_S)
+    return int(lease) if float(lease).is_integer() else lease
+
+
+def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
+    k = ctx.keys
+    queues: dict[str, int] = {}
+    passes: dict[str, int] = {}
+    specs = []
+    for fields, _ in chunk:
+        item = dict(fields)
+        item["qi"] = queues.setdefault(fields["queue"], len(queues) + 1)
+        if "pass_name" in fields:
+            item["pi"] = passes.setdefault(fields["pass_name"], len(passes) + 1)
+        specs.append(item)
+    keys = [k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.queues]
+    keys.append(k.events)
+    for queue in queues:
+        keys += [k.pending(queue), k.delayed(queue)]
+    keys += [k.pass_tasks(name) for name in passes]
+    args = [ctx.now_arg(), ctx.limits.events_maxlen, len(queues), encode_json(specs, "", 2**31)]
+    args += [data for _, data in chunk]
+    return Call("task_post", tuple(keys), tuple(args))
+
+
+def _posted(
+    ctx: OpContext, chunk: list[tuple[dict[str, Any], str]], reply: Sequence[Any]
+) -> list[Task]:
+    """The tasks of one posted chunk: built from what was sent, or as stored when the task
+    already existed (same id, or same queue and dedupe key)."""
+    now = int(reply[0])
+    tasks: list[Task] = []
+    for (fields, data), stored, stored_data in zip(chunk, reply[1::2], reply[2::2], strict=True):
+        if stored:
+            task = task_from(stored, stored_data)
+        else:
+            delayed = fields.get("not_before", 0) > now
+            task = Task(
+                **{k: v for k, v in fields.items() if k in _TASK_FIELDS},
+                data=loads(data) if data else None,
+                status=TaskStatus.DELAYED if delayed else TaskStatus.PENDING,
+                created_at=now,
+            )
+        remember_route(ctx, task)
+        tasks.append(task)
+    return tasks
+
+
+def post_tasks(
+    ctx: OpContext, specs: Iterable[TaskSpec | Mapping[str, Any]]
+) -> Operation[list[Task]]:
+    """Post many tasks: validated first (nothing is stored if one is refused), then stored
+    atomically per 1,000 tasks, every chunk pipelined in one round trip."""
+    prepared: list[tuple[dict[str, Any], str]] = []
+    for n, item in enumerate(list(specs)):
+        try:
+            prepared.append(_prepare(ctx, _spec(item)))
+        except ValidationError as exc:
+            raise type(exc)(f"task #{n}: {exc}") from None
+    if not prepared:
+        return []
+    chunks = [prepared[i : i + POST_CHUNK] for i in range(0, len(prepared), POST_CHUNK)]
+    calls = tuple(_post_call(ctx, chunk) for chunk in chunks)
+    replies = [(yield calls[0])] if len(calls) == 1 else (yield Batch(calls))
+    pairs = zip(chunks, replies, strict=True)
+    return [task for chunk, reply in pairs for task in _posted(ctx, chunk, reply)]
+
+
+def post_task(
+    ctx: OpContext,
+    queue: str,
+    description: str,
+    data: Any = None,
+    *,
+    pass_name: str | None = None,
+    priority: int = 0,
+    max_attempts: int = 3,
+    lease_s: float = 900.0,
+    not_before: int | None = None,
+    dedupe_key: str | None = None,
+    parent: str | None = None,
+) -> Operation[Task]:
+    """Post one task. With a ``dedupe_key`` already used in the queue, the existing task is
+    returned and nothing is posted."""
+    spec = TaskSpec(
+        queue, description, data, pass_name, priority, max_attempts, lease_s, not_before,
+        dedupe_key, parent,
+    )  # fmt: skip
+    chunk = [_prepare(ctx, spec)]
+    reply = yield _post_call(ctx, chunk)
+    return _posted(ctx, chunk, reply)[0]
+
+
+# --- claiming
+
+
+def _queue_names(queues: str | Sequence[str]) -> list[str]:
+    if isinstance(queues, str):
+        names = [queues]
+    elif isinstance(queues, Sequence):
+        names = list(queues)
+    else:
+        raise ValidationError("queues must be a queue name or a list of queue names")
+    if not names:
+        raise ValidationError("claim needs at least one queue")
+    if len(names) > MAX_QUEUES_PER_CLAIM:
+        raise ValidationError(f"claim got {len(names)} queues; the limit is {MAX_QUEUES_PER_CLAIM}")
+    return list(dict.fromkeys(check_name("queue", q) for q in names))
+
+
+def _claim_keys(ctx: OpContext, queues: Iterable[str]) -> tuple[str, ...]:
+    k = ctx.keys
+    keys = [k.tasks, k.task_data, k.counts, k.pass_counts, k.events, k.agents, k.presence]
+    for q in queues:
+        keys += [k.pending(q), k.delayed(q), k.leases(q), k.dead(q)]
+    return tuple(keys)
+
+
+def claim(
+    ctx: OpContext,
+    queues: str | Sequence[str],
+    *,
+    worker: str,
+    lease_s: float | None = None,
+    wait_s: float = 0.0,
+) -> Operation[Task | None]:
+    """Lease the highest-priority, oldest eligible task of ``queues`` to ``worker``; None when
+    there is none, after waiting up to ``wait_s`` (blocked on the event stream, no polling)."""
+    names = _queue_names(queues)
+    check_name("worker", worker)
+    lease_ms = 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
+    wait = check_number("wait_s", wait_s, 0, 86_400)
+    keys = _claim_keys(ctx, names)
+    wanted = set(names)
+    deadline = time.monotonic() + wait
+
+    def claimable(fields: Mapping[str, str]) -> bool:
+        return fields.get("type") in _CLAIMABLE and fields.get("queue") in wanted
+
+    while True:
+        args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
+        reply = yield Call("task_claim", keys, (*args, EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE))
+        if reply[0]:
+            task = task_from(reply[0], reply[1])
+            remember_route(ctx, task)
+            return task
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        due, now = int(reply[1]), int(reply[2])
+        block = min(remaining, block_chunk_s(ctx))
+        if due >= 0:
+            block = min(block, max(0, due - now) / 1000)
+        yield from await_events(ctx, text(reply[3]), block, claimable)
+
+
+def _reap_all(ctx: OpContext) -> Operation[tuple[int, float | None]]:
+    """Reclaim expired leases and promote due delayed tasks in every queue. Returns the
+    number of leases reclaimed and the seconds until the next thing falls due (or None)."""
+    members = yield Cmd("SMEMBERS", ctx.keys.queues)
+    queues = sorted(text(m) for m in members)
+    if not queues:
+        return 0, None
+    calls = []
+    for i in range(0, len(queues), MAX_QUEUES_PER_CLAIM):
+        keys = _claim_keys(ctx, queues[i : i + MAX_QUEUES_PER_CLAIM])
+        args = (ctx.now_arg(), ctx.limits.events_maxlen, "reap", "", 0)
+        calls.append(Call("task_claim", keys, (*args, 10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE)))
+    replies = [(yield calls[0])] if len(calls) == 1 else (yield Batch(tuple(calls)))
+    reclaimed = sum(int(r[0]) for r in replies)
+    dues = [int(r[1]) - int(r[2]) for r in replies if int(r[1]) >= 0]
+    return reclaimed, (max(0, min(dues)) / 1000 if dues else None)
+
+
+def reap(ctx: OpContext) -> Operation[int]:
+    """Reclaim every expired lease now (claims do it for their queues anyway); returns how
+    many. Also makes delayed tasks whose time has come pending."""
+    reclaimed, _ = yield from _reap_all(ctx)
+    return reclaimed
+
+
+# --- while working
+
+
+def _update(
+    ctx: OpContext, task_id: str, action: str, token: int = 0, *extra: Any
+) -> Operation[Task]:
+    r = yield from route(ctx, task_id)
+    k = ctx.keys
+    q = r.queue
+    keys: tuple[str, ...] = (k.tasks, k.counts, k.pass_counts, k.events)
+    keys += (k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.task_data)
+    args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
+    raw, data = yield Call("task_update", keys, (*args, *extra))
+    return task_from(raw, data)
+
+
+def _token(token: object) -> int:
+    return int(check_number("token", token, 0, 2**31, integer=True))
+
+
+def renew(
+    ctx: OpContext, task_id: str, token: int, lease_s: float | None = None
+) -> Operation[Task]:
+    """Extend the lease held with ``token`` to ``lease_s`` from now (default: the length
+    the claim asked for, else the task's ``lease_s``)."""
+    lease_ms = 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
+    return (yield from _update(ctx, task_id, "renew", _token(token), lease_ms))
+
+
+def fail(
+    ctx: OpContext, task_id: str, token: int, error: str, retry: bool = True
+) -> Operation[Task]:
+    """Give the task up with an error: back to its queue after a backoff (1 s, 2 s, 4 s, ...
+    up to 5 min) while attempts remain and ``retry``, else dead-lettered with the reason."""
+    if not isinstance(error, str):
+        raise ValidationError(f"error must be a string, got {type(error).__name__}")
+    if len(error) > MAX_ERROR_CHARS:
+        error = error[: MAX_ERROR_CHARS - 1] + "…"
+    return (
+        yield from _update(
+            ctx, task_id, "fail", _token(token), "1" if retry else "0", error or "(no message)",
+            BACKOFF_BASE_MS, BACKOFF_CAP_MS,
+        )
+    )  # fmt: skip
+
+
+def release(ctx: OpContext, task_id: str, token: int) -> Operation[Task]:
+    """Put the task back in its queue now, without using an attempt."""
+    return (yield from _update(ctx, task_id, "release", _token(token)))
+
+
+def cancel(ctx: OpContext, task_id: str) -> Operation[Task]:
+    """Cancel an open task (its worker's lease ends; a later report is kept superseded)."""
+    return (yield from _update(ctx, task_id, "cancel"))
+
+
+def requeue_dead(ctx: OpContext, task_id: str) -> Operation[Task]:
+    """Put a dead-lettered task back in its queue with a fresh budget of attempts."""
+    return (yield from _update(ctx, task_id, "requeue"))
+
+
+# --- views
+
+
+def get_task(ctx: OpContext, task_id: str) -> Operation[Task]:
+    """One task, with its data."""
+    check_id("task", task_id)
+    k = ctx.keys
+    raw, data = yield Batch((Cmd("HGET", k.tasks, task_id), Cmd("HGET", k.task_data, task_id)))
+    if raw is None:
+        raise NotFound(f"task {task_id} does not exist: check the id with swarm task list")
+    task = task_from(raw, data)
+    remember_route(ctx, task)
+    return task
+
+
+def list_tasks(
+    ctx: OpContext,
+    queue: str | None = None,
+    status: str | TaskStatus | None = None,
+    pass_name: str | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+    *,
+    with_data: bool = False,
+) -> Operation[Page[Task]]:
+    """Tasks in posting order, filtered; pass ``page.cursor`` back for the next page. A page
+    may be short (filters are applied to at most 5,000 tasks per call) and still have a
+    cursor: the listing ends when the cursor is None. ``data`` is included only when
+    ``with_data`` (``get_task`` always has it)."""
+    k = ctx.keys
+    filters: list[str] = []
+    if queue is not None:
+        filters += ["queue", check_name("queue", queue)]
+    if status is not None:
+        try:
+            filters += ["status", TaskStatus(status).value]
+        except ValueError:
+            raise ValidationError(
+                f"unknown status {status!r}: use one of {', '.join(STATUSES)}"
+            ) from None
+    index = k.task_index if pass_name is None else k.pass_tasks(check_label("pass_name", pass_name))
+    keys = (index, k.tasks, k.task_data) if with_data else (index, k.tasks)
+    return (yield from page(ctx, keys, cursor, limit, None, with_data, filters, task_from))
+
+
+def _counts(values: Sequence[Any]) -> dict[str, int]:
+    return {status: int(v or 0) for status, v in zip(STATUSES, values, strict=True)}
+
+
+def queue_stats(ctx: OpContext) -> Operation[dict[str, dict[str, int]]]:
+    """``{queue: {status: count}}`` for every queue ever posted to: one HGETALL of counters
+    kept exact by every script, so the cost does not depend on the number of tasks."""
+    raw = yield Cmd("HGETALL", ctx.keys.counts)
+    return _queue_counts(raw)
+
+
+def _queue_counts(raw: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for field, value in raw.items():
+        queue, sep, status = text(field).rpartition("|")
+        if sep and status in STATUSES:
+            out.setdefault(queue, dict.fromkeys(STATUSES, 0))[status] = int(value)
+    return dict(sorted(out.items()))
+
+
+def _pass_fields(pass_name: str) -> list[str]:
+    pid = label_id(check_label("pass_name", pass_name))
+    return [f"{pid}|{status}" for status in STATUSES]
+
+
+def pass_stats(ctx: OpContext, pass_name: str) -> Operation[dict[str, int]]:
+    """``{status: count}`` of the tasks of a pass, in one HMGET."""
+    values = yield Cmd("HMGET", ctx.keys.pass_counts, *_pass_fields(pass_name))
+    return _counts(values)
+
+
+def _open(stats: Mapping[str, int]) -> int:
+    return stats["pending"] + stats["delayed"] + stats["claimed"]
+
+
+def wait(
+    ctx: OpContext,
+    pass_name: str | None = None,
+    queue: str | None = None,
+    timeout_s: float = 60.0,
+) -> Operation[dict[str, int]]:
+    """Block until every task of the pass (or of the queue; or of the swarm, given neither)
+    is settled: completed, dead or cancelled. Returns the counts; raises Timeout. Expired
+    leases are reaped while waiting, so a dead worker cannot make it wait forever."""
+    if pass_name is not None and queue is not None:
+        raise ValidationError("wait for a pass_name or a queue, not both")
+    timeout = check_number("timeout_s", timeout_s, 0, 7 * 86_400)
+    k = ctx.keys
+    if pass_name is not None:
+        stats_cmd = Cmd("HMGET", k.pass_counts, *_pass_fields(pass_name))
+        scope = f"pass {pass_name!r}"
+    elif queue is not None:
+        stats_cmd = Cmd("HMGET", k.counts, *[f"{check_name('queue', queue)}|{s}" for s in STATUSES])
+        scope = f"queue {queue!r}"
+    else:
+        stats_cmd = Cmd("HGETALL", k.counts)
+        scope = "the swarm"
+
+    def settling(fields: Mapping[str, str]) -> bool:
+        if fields.get("type") not in _SETTLING:
+            return False
+        if pass_name is not None:
+            return fields.get("pass") == pass_name
+        return queue is None or fields.get("queue") == queue
+
+    deadline = time.monotonic() + timeout
+    chunk = block_chunk_s(ctx)
+    reap_at = 0.0
+    while True:
+        if time.monotonic() >= reap_at:
+            _, due_s = yield from _reap_all(ctx)
+            reap_at = time.monotonic() + (chunk if due_s is None else min(chunk, due_s))
+        # The last event id is read before the counts: a change after it is seen by XREAD.
+        last, reply = yield Batch((Cmd("XREVRANGE", k.events, "+", "-", "COUNT", 1), stats_cmd))
+        if isinstance(reply, dict):
+            totals = dict.fromkeys(STATUSES, 0)
+            for stats in _queue_counts(reply).values():
+                for status, n in stats.items():
+                    totals[status] += n
+            stats = totals
+        else:
+            stats = _counts(reply)
+        if _open(stats) == 0:
+            return stats
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Timeout(
+                f"{scope} is not settled after {timeout:g} s: {stats['pending']} pending, "
+                f"{stats['delayed']} delayed, {stats['claimed']} claimed; wait longer, or "
+                "check its workers (swarm task list)"
+            )
+        last_id = text(last[0][0]) if last else "0-0"
+        block = min(remaining, max(0.0, reap_at - time.monotonic()))
+        yield from await_events(ctx, last_id, block, settling)

@@ -1,0 +1,149 @@
+"""``swarm dashboard`` (the live web page) and ``swarm watch`` (the same view in a terminal)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.live import Live
+
+from .._client import AsyncSwarm
+from .._errors import ConfigError
+from .._models import dumps
+from ..dashboard import Snapshot, snapshot
+from ..dashboard._feed import EventFeed
+from ..dashboard._terminal import render
+from ._app import App, json_option, main, pass_app
+
+# swarm watch: redraw at most this often when events pour in, and at least this often when
+# nothing happens (agents go stale with time, not with an event).
+_MIN_REDRAW_S = 0.25
+_IDLE_REDRAW_S = 5.0
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--token",
+    envvar="SWARM_DASHBOARD_TOKEN",
+    help="Require this token (Authorization: Bearer, or ?token=); "
+    "mandatory off loopback (env SWARM_DASHBOARD_TOKEN).",
+)
+@pass_app
+def dashboard(app: App, host: str, port: int, token: str | None) -> None:
+    """Serve the live, read-only web dashboard of the swarm (Ctrl-C to stop)."""
+    try:
+        import uvicorn
+
+        from ..dashboard.app import create_app, is_loopback
+    except ImportError as exc:  # the web part is an extra
+        raise ConfigError(
+            f"the dashboard needs {exc.name}: pip install 'redis-swarm[dashboard]'"
+        ) from None
+    if token is not None and not token.strip():
+        raise ConfigError("--token is empty: pass a secret, e.g. $(openssl rand -hex 16)")
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"--host {host} is reachable from other machines: the dashboard shows everything "
+            "agents report, so it needs a token there: add --token $(openssl rand -hex 16) "
+            "(or set SWARM_DASHBOARD_TOKEN)"
+        )
+    swarm = AsyncSwarm(app.settings)
+    web = create_app(swarm, token=token, close_swarm=True)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    app.err.print(f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  (Ctrl-C to stop)")
+    config = uvicorn.Config(
+        web,
+        host=host,
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        # Open event streams would hold a shutdown forever: give them a second.
+        timeout_graceful_shutdown=1,
+    )
+    # uvicorn stops on Ctrl-C, then raises it again: that is the normal way out, not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Print one snapshot and exit.")
+@click.option(
+    "--findings",
+    "findings_n",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 500),
+    help="How many of the newest findings to show.",
+)
+@json_option
+@pass_app
+def watch(app: App, once: bool, findings_n: int) -> None:
+    """Show agents, queues, passes, findings and contexts live in the terminal.
+
+    Redraws on every change in the event stream. With --json, prints one snapshot per
+    change as a JSON line (with --once: one snapshot).
+    """
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live watch ends
+        asyncio.run(_watch(app, once=once, findings_n=findings_n))
+
+
+async def _watch(app: App, *, once: bool, findings_n: int) -> None:
+    async with AsyncSwarm(app.settings) as swarm:
+        snap = await snapshot(swarm, findings=findings_n)
+        if once or app.json:
+            _print(app, snap, findings_n)
+            if not once:  # JSON lines: one snapshot per change
+                await _follow(swarm, snap, lambda s: _print(app, s, findings_n), findings_n)
+            return
+        with Live(
+            _draw(app, snap, findings_n), console=app.out, auto_refresh=False, screen=False
+        ) as live:
+
+            def show(s: Snapshot) -> None:
+                live.update(_draw(app, s, findings_n), refresh=True)
+
+            await _follow(swarm, snap, show, findings_n, redraw_idle=True)
+
+
+async def _follow(
+    swarm: AsyncSwarm,
+    snap: Snapshot,
+    show: Callable[[Snapshot], None],
+    findings_n: int,
+    *,
+    redraw_idle: bool = False,
+) -> None:
+    """Re-read the snapshot after each burst of events (and when idle, if asked), show it."""
+    async with EventFeed(swarm, since=snap.last_event_id) as feed:
+        while True:
+            event = await feed.next(_IDLE_REDRAW_S)
+            if event is None and not redraw_idle:
+                continue
+            feed.drain()
+            started = time.monotonic()
+            show(await snapshot(swarm, findings=findings_n))
+            # A burst of events costs one read per _MIN_REDRAW_S, not one per event.
+            await asyncio.sleep(max(0.0, _MIN_REDRAW_S - (time.monotonic() - started)))
+
+
+def _draw(app: App, snap: Snapshot, findings_n: int) -> Any:
+    width = app.out.width or shutil.get_terminal_size().columns
+    return render(snap, width=width, findings=findings_n)
+
+
+def _print(app: App, snap: Snapshot, findings_n: int) -> None:
+    if app.json:
+        click.echo(dumps(snap.to_dict()))
+    else:
+        app.out.print(_draw(app, snap, findings_n))

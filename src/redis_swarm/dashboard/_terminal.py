@@ -1,0 +1,219 @@
+"""The snapshot drawn for a terminal with rich: what ``swarm watch`` shows."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ._snapshot import Snapshot
+
+__all__ = ["render"]
+
+# Drawn in this order, left to right, with these colours (the page uses the same ones).
+_STATUS_STYLE = {
+    "completed": "green",
+    "dead": "red",
+    "cancelled": "grey50",
+    "claimed": "blue",
+    "delayed": "yellow",
+    "pending": "grey70",
+}
+
+
+def render(snap: Snapshot, *, width: int = 100, findings: int = 8) -> RenderableType:
+    """Everything in the snapshot, newest first, fitted to ``width`` columns."""
+    queues, passes = _queues(snap), _passes(snap, 20 if width < 100 else 30)
+    if width >= 100:
+        top = Table.grid(padding=(0, 4))
+        top.add_row(queues, passes)
+        head: list[RenderableType] = [top]
+    else:
+        head = [queues, Text(), passes]
+    sections = [
+        _agents(snap),
+        _findings(snap, findings),
+        _syntheses(snap),
+        _dead(snap),
+        _contexts(snap),
+    ]
+    body: list[RenderableType] = []
+    for section in sections:
+        body += [Text(), section]
+    return Group(_header(snap), Text(), *head, *body)
+
+
+def _ago(snap: Snapshot, ms: int | None) -> str:
+    if not ms:
+        return "-"
+    s = max(0, (snap.at - ms) // 1000)
+    if s < 60:
+        return f"{s}s ago"
+    if s < 3600:
+        return f"{s // 60}m ago"
+    if s < 86400:
+        return f"{s // 3600}h ago"
+    return f"{s // 86400}d ago"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 10 else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _table(title: str, *columns: str, expand: bool = False) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=None,
+        header_style="dim",
+        expand=expand,
+        pad_edge=False,
+        padding=(0, 2, 0, 0),
+    )
+    for column in columns:
+        numeric = column in ("pending", "claimed", "done", "dead", "size", "tokens", "tries")
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            overflow="ellipsis",
+            no_wrap=True,
+            # free text takes what is left of the line, and is cut there
+            ratio=1 if column in ("summary", "text", "reason", "specialization") else None,
+        )
+    return table
+
+
+def _empty(title: str, text: str) -> RenderableType:
+    return Group(Text(title, style="bold"), Text(text, style="dim italic"))
+
+
+def _header(snap: Snapshot) -> RenderableType:
+    t = snap.totals
+    line = Text()
+    line.append("redis-swarm ", style="bold red")
+    line.append(snap.swarm, style="bold")
+    line.append(f"   agents {t.get('alive', 0)}/{t.get('agents', 0)} alive", style="dim")
+    for status in ("pending", "claimed", "completed", "dead"):
+        line.append("   ")
+        line.append(f"{t.get(status, 0)} {status}", style=_STATUS_STYLE[status])
+    return line
+
+
+def _bar(counts: dict[str, int], total: int, width: int) -> Text:
+    bar = Text()
+    used = 0
+    for status, style in _STATUS_STYLE.items():
+        n = counts.get(status, 0)
+        if not n or not total:
+            continue
+        cells = max(1, round(width * n / total))
+        cells = min(cells, width - used)
+        bar.append("█" * cells, style=style)
+        used += cells
+    bar.append("░" * (width - used), style="grey30")
+    return bar
+
+
+def _queues(snap: Snapshot) -> RenderableType:
+    if not snap.queues:
+        return _empty("Queues", "no queue yet")
+    table = _table("Queues", "queue", "pending", "claimed", "done", "dead")
+    for name, c in snap.queues.items():
+        pending = str(c.get("pending", 0)) + (f" +{c['delayed']}" if c.get("delayed") else "")
+        table.add_row(
+            name, pending, str(c.get("claimed", 0)), str(c.get("completed", 0)), _dead_n(c)
+        )
+    return table
+
+
+def _dead_n(counts: dict[str, int]) -> Text:
+    n = counts.get("dead", 0)
+    return Text(str(n), style="red" if n else "")
+
+
+def _passes(snap: Snapshot, bar_width: int) -> RenderableType:
+    if not snap.passes:
+        return _empty("Passes", "no pass yet")
+    table = _table("Passes", "pass", "progress", "settled")
+    for p in snap.passes:
+        table.add_row(
+            p.name,
+            _bar(p.counts, p.total, bar_width),
+            f"{p.settled}/{p.total} {round(100 * p.fraction)}%",
+        )
+    return table
+
+
+def _agents(snap: Snapshot) -> RenderableType:
+    if not snap.agents:
+        return _empty("Agents", "no agent yet")
+    columns = ("agent", "role", "specialization", "model", "state", "seen", "task")
+    table = _table("Agents", *columns, expand=True)
+    for a in snap.agents:
+        state = Text("alive", style="green") if a.alive else Text("stale", style="red")
+        table.add_row(
+            a.id,
+            a.role,
+            a.specialization or "-",
+            a.model or "-",
+            state,
+            _ago(snap, a.last_seen),
+            a.current_task or "-",
+        )
+    return table
+
+
+def _findings(snap: Snapshot, limit: int) -> RenderableType:
+    if not snap.findings:
+        return _empty("Findings", "no finding yet")
+    title = f"Findings (newest {min(limit, len(snap.findings))})"
+    table = _table(title, "summary", "worker", "sources", "when", expand=True)
+    for f in snap.findings[:limit]:
+        sources = (f.sources[0] if f.sources else "-") + (
+            f" +{len(f.sources) - 1}" if len(f.sources) > 1 else ""
+        )
+        table.add_row(f.summary, f.worker or "-", sources, _ago(snap, f.created_at))
+    return table
+
+
+def _syntheses(snap: Snapshot) -> RenderableType:
+    if not snap.syntheses:
+        return _empty("Syntheses", "no synthesis yet")
+    table = _table("Syntheses", "pass", "shard", "text", "cites", "when", expand=True)
+    for s in snap.syntheses[:5]:
+        text = " ".join(s.text.split())
+        table.add_row(s.pass_name, s.shard, text, str(len(s.sources)), _ago(snap, s.created_at))
+    return table
+
+
+def _dead(snap: Snapshot) -> RenderableType:
+    if not snap.dead:
+        return _empty("Dead letters", "none")
+    table = _table("Dead letters", "task", "queue", "tries", "reason", expand=True)
+    for t in snap.dead[:10]:
+        reason = t.dead_reason or t.last_error or "-"
+        table.add_row(t.id, t.queue, f"{t.attempts}/{t.max_attempts}", Text(reason, style="red"))
+    return table
+
+
+def _contexts(snap: Snapshot) -> RenderableType:
+    if not snap.contexts:
+        return _empty("Contexts", "no context yet")
+    table = _table("Contexts", "owner", "version", "size", "tokens", "published")
+    seen: set[str] = set()
+    for c in snap.contexts:
+        current = c.owner not in seen
+        seen.add(c.owner)
+        version = Text(c.version[:12])
+        if current:
+            version.append(" current", style="cyan")
+        table.add_row(
+            c.owner, version, _size(c.size_bytes), f"~{c.tokens_est:,}", _ago(snap, c.created_at)
+        )
+    return table

@@ -1,0 +1,332 @@
+"""The dashboard's web app: one page, a read-only JSON API, and the event stream over SSE.
+
+``create_app(swarm)`` returns a Starlette app; ``swarm dashboard`` serves it with uvicorn.
+
+Routes (every one read-only; documented in docs/dashboard.md)::
+
+    GET /                 the page (static HTML; it reads everything else from the API)
+    GET /static/...       its stylesheet and script, shipped in the package
+    GET /api/status       the snapshot: agents, queues, passes, findings, syntheses, dead, contexts
+    GET /api/tasks        tasks, filtered and paged (?queue= &status= &pass= &cursor= &limit=)
+    GET /api/findings     findings, filtered and paged (?shard= &queue= &pass= &cursor= &limit=)
+    GET /api/events       the event stream as Server-Sent Events, resumable (Last-Event-ID)
+
+With a token, every route but the static assets needs it: ``Authorization: Bearer T``, or
+``?token=T`` where a header cannot be set (opening the page, ``EventSource``). Without one,
+only loopback Host headers are served, so a web page elsewhere cannot read the swarm through
+the viewer's browser (DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .._client import AsyncSwarm
+from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
+from .._models import EventType, TaskStatus, dumps
+from ._feed import EventFeed
+from ._snapshot import snapshot
+
+__all__ = ["STATIC_DIR", "create_app", "is_loopback"]
+
+STATIC_DIR = Path(str(resources.files(__package__) / "static"))
+
+MAX_LIMIT = 500
+# A comment line on an idle stream: proxies keep the connection, and a gone client is noticed.
+KEEPALIVE_S = 15.0
+# How soon a browser reconnects after losing the stream (it then sends Last-Event-ID).
+RETRY_MS = 1000
+
+_LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host name or address that only this machine can reach."""
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(
+    swarm: AsyncSwarm,
+    *,
+    token: str | None = None,
+    close_swarm: bool = False,
+    keepalive_s: float = KEEPALIVE_S,
+    stale_after_s: float = 60.0,
+) -> Starlette:
+    """The dashboard for ``swarm``; with ``token``, every API call must carry it.
+
+    ``close_swarm`` closes the swarm's connections when the app shuts down (the CLI's case:
+    it owns the swarm; a caller that passes its own keeps it open).
+    """
+
+    api = _Api(swarm, keepalive_s=keepalive_s, stale_after_s=stale_after_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if close_swarm:
+            await swarm.aclose()
+
+    routes = [
+        Route("/", _page),
+        Route("/api/status", api.status),
+        Route("/api/tasks", api.tasks),
+        Route("/api/findings", api.findings),
+        Route("/api/events", api.events),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    middleware = [Middleware(_Guard, token=token)]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={SwarmError: _swarm_error, _BadRequest: _bad_request},
+    )
+
+
+# --- the page
+
+
+async def _page(_request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+# --- the API
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _Api:
+    def __init__(self, swarm: AsyncSwarm, *, keepalive_s: float, stale_after_s: float) -> None:
+        self.swarm = swarm
+        self.keepalive_s = keepalive_s
+        self.stale_after_s = stale_after_s
+
+    async def status(self, request: Request) -> Response:
+        params = request.query_params
+        snap = await snapshot(
+            self.swarm,
+            findings=_limit(params.get("findings"), 50),
+            syntheses=_limit(params.get("syntheses"), 20),
+            dead=_limit(params.get("dead"), 50),
+            stale_after_s=self.stale_after_s,
+        )
+        return _json(snap.to_dict())
+
+    async def tasks(self, request: Request) -> Response:
+        params = request.query_params
+        status = params.get("status")
+        if status is not None and status not in {s.value for s in TaskStatus}:
+            known = ", ".join(s.value for s in TaskStatus)
+            raise _BadRequest(f"unknown status {status!r}: use one of {known}")
+        page = await self.swarm.list_tasks(
+            queue=params.get("queue"),
+            status=TaskStatus(status) if status else None,
+            pass_name=params.get("pass"),
+            cursor=params.get("cursor"),
+            limit=_limit(params.get("limit"), 100),
+        )
+        return _json({"items": [t.to_dict() for t in page.items], "cursor": page.cursor})
+
+    async def findings(self, request: Request) -> Response:
+        params = request.query_params
+        page = await self.swarm.findings(
+            shard=params.get("shard"),
+            queue=params.get("queue"),
+            pass_name=params.get("pass"),
+            cursor=params.get("cursor"),
+            limit=_limit(params.get("limit"), 100),
+        )
+        return _json({"items": [f.to_dict() for f in page.items], "cursor": page.cursor})
+
+    async def events(self, request: Request) -> Response:
+        """Every event after ``Last-Event-ID`` (a reconnecting browser sends it), else after
+        ``?since=``, else from now on; ``?types=a,b`` keeps only those types."""
+        since = request.headers.get("last-event-id") or request.query_params.get("since") or None
+        types = _types(request.query_params.get("types"))
+        if since is not None:
+            # A bad id would only fail inside the stream, after the 200: check it up front.
+            await self.swarm.events(since=since, types=types, limit=1)
+        stream = _sse(self.swarm, since, types, self.keepalive_s)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+
+async def _sse(
+    swarm: AsyncSwarm, since: str | None, types: list[EventType] | None, keepalive_s: float
+) -> AsyncIterator[str]:
+    """The stream: a retry hint, then one message per event, and a comment when idle."""
+    async with EventFeed(swarm, since, types) as feed:
+        yield f"retry: {RETRY_MS}\n: connected\n\n"
+        while True:
+            try:
+                event = await feed.next(keepalive_s)
+            except Exception as exc:  # the stream's last message; the browser reconnects
+                yield _message("stream.error", {"error": type(exc).__name__, "message": str(exc)})
+                return
+            if event is None:
+                yield ": keepalive\n\n"
+            else:
+                yield _message(event.type.value, event.to_dict(), event_id=event.id)
+
+
+def _message(event: str, data: Any, *, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {dumps(data)}\n\n"
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(dumps(data), status_code=status, media_type="application/json")
+
+
+def _limit(raw: str | None, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadRequest(f"limit {raw!r} is not a number: use 1 to {MAX_LIMIT}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise _BadRequest(f"limit {value} is out of range: use 1 to {MAX_LIMIT}")
+    return value
+
+
+def _types(raw: str | None) -> list[EventType] | None:
+    if not raw:
+        return None
+    known = {t.value: t for t in EventType}
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise _BadRequest(
+            f"unknown event type {unknown[0]!r}: use one of {', '.join(sorted(known))}"
+        )
+    return [known[name] for name in names]
+
+
+async def _bad_request(_request: Request, exc: Exception) -> Response:
+    return _json({"error": "BadRequest", "message": str(exc)}, 400)
+
+
+async def _swarm_error(_request: Request, exc: Exception) -> Response:
+    status = 500
+    if isinstance(exc, ValidationError):
+        status = 400
+    elif isinstance(exc, NotFound):
+        status = 404
+    elif isinstance(exc, PermissionDenied):
+        status = 403
+    elif isinstance(exc, ConnectionFailed):
+        status = 503
+    return _json({"error": type(exc).__name__, "message": str(exc)}, status)
+
+
+# --- access
+
+
+class _Guard:
+    """Token check (when a token is set) or loopback-only Host check (when none is),
+    plus the headers every response carries."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, _with_headers(send))
+
+    def _refusal(self, request: Request) -> Response | None:
+        if self.token is None:
+            if not is_loopback(_host_name(request.headers.get("host", ""))):
+                return _json(
+                    {
+                        "error": "Forbidden",
+                        "message": "this dashboard has no token and answers only to "
+                        "localhost: open it as http://127.0.0.1, or start it with --token",
+                    },
+                    403,
+                )
+            return None
+        if request.url.path.startswith("/static/"):
+            return None  # the same files as in the public package: nothing to protect
+        if _token_matches(request, self.token):
+            return None
+        response = _json(
+            {
+                "error": "Unauthorized",
+                "message": "a token is required: send 'Authorization: Bearer TOKEN' "
+                "or add ?token=TOKEN to the URL",
+            },
+            401,
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="redis-swarm"'
+        return response
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header: ``[::1]:8765`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if ":" in header else header
+
+
+def _token_matches(request: Request, token: str) -> bool:
+    offered = request.query_params.get("token")
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        offered = value.strip()
+    if offered is None:
+        return False
+    return hmac.compare_digest(offered.encode(), token.encode())
+
+
+_SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    # The token may sit in the page's URL: never send it on to another site.
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def _with_headers(send: Send) -> Callable[[Any], Awaitable[None]]:
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+        await send(message)
+
+    return wrapped

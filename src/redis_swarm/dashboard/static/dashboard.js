@@ -1,0 +1,387 @@
+// redis-swarm dashboard: reads /api/status, then follows /api/events (Server-Sent Events) and
+// re-reads the status when something changed. Vanilla JS, no build step, no framework.
+// Everything shown comes from agents: it is always inserted as text, never as HTML.
+"use strict";
+
+(function () {
+  const EVENT_TYPES = [
+    "agent.joined", "agent.left", "agent.stale", "context.published",
+    "task.posted", "task.claimed", "task.renewed", "task.released", "task.completed",
+    "task.failed", "task.retried", "task.expired", "task.dead", "task.cancelled",
+    "task.requeued", "finding.reported", "finding.superseded", "synthesis.created",
+    "synthesis.requested", "message.sent",
+  ];
+  const STATUSES = ["completed", "dead", "cancelled", "claimed", "delayed", "pending"];
+  const REFRESH_GAP_MS = 150;     // coalesce bursts of events into one status read
+  const PERIODIC_MS = 15000;      // agents go stale with time, not with an event
+  const ACTIVITY_MAX = 60;
+
+  // --- the token: from ?token= once, then kept for this tab only, and out of the address bar
+  const params = new URLSearchParams(location.search);
+  let token = params.get("token") || sessionStorage.getItem("swarm-token") || "";
+  if (params.has("token")) {
+    sessionStorage.setItem("swarm-token", token);
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  }
+
+  const state = {
+    lastEventId: null,  // the newest event reflected on screen
+    skew: 0,            // server clock minus this clock, ms
+    seenFindings: null, // ids already shown (null before the first render: nothing flashes)
+    seenSyntheses: null,
+    source: null,
+    inFlight: false,
+    dirty: false,
+    timer: null,
+    snap: null,
+  };
+
+  // --- tiny DOM helpers
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") el.className = value;
+      else if (key === "text") el.textContent = value;
+      else el.setAttribute(key, value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  const $ = (id) => document.getElementById(id);
+
+  function setText(id, value) { $(id).textContent = value; }
+
+  function empty(text) { return h("div", { class: "empty", text }); }
+
+  // On a phone, a table with `cards` turns each row into a stacked card (see the CSS).
+  function table(columns, rows, key, cards = true) {
+    if (!rows.length) return null;
+    const head = h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null, text: c.label })));
+    const body = rows.map((row) => h("tr", { "data-id": key ? key(row) : null },
+      columns.map((c) => {
+        const value = c.cell(row);
+        const td = h("td", { class: [c.num ? "num" : "", c.cls || ""].join(" ").trim() || null, "data-label": c.label });
+        if (value instanceof Node) td.append(value); else td.textContent = value === null || value === undefined ? "–" : String(value);
+        if (c.title) td.title = c.title(row) || "";
+        return td;
+      })));
+    return h("table", { class: cards ? "cards" : null }, h("thead", {}, head), h("tbody", {}, body));
+  }
+
+  function fill(id, node, emptyText) {
+    $(id).replaceChildren(node || empty(emptyText));
+  }
+
+  // --- formatting
+
+  function now() { return Date.now() + state.skew; }
+
+  function ago(ms) {
+    if (!ms) return "–";
+    const s = Math.max(0, Math.round((now() - ms) / 1000));
+    if (s < 60) return s + "s ago";
+    if (s < 3600) return Math.floor(s / 60) + "m ago";
+    if (s < 86400) return Math.floor(s / 3600) + "h ago";
+    return Math.floor(s / 86400) + "d ago";
+  }
+
+  function clock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  }
+
+  function bytes(n) {
+    if (n < 1024) return n + " B";
+    const units = ["KB", "MB", "GB"];
+    let v = n / 1024;
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+    return v.toFixed(v < 10 ? 1 : 0) + " " + units[i];
+  }
+
+  function count(n) {
+    if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+    if (n >= 1e4) return (n / 1e3).toFixed(0) + "K";
+    return String(n);
+  }
+
+  function short(text, max) {
+    text = String(text || "");
+    return text.length > max ? text.slice(0, max - 1) + "…" : text;
+  }
+
+  function stamp(ms) { return h("span", { class: "when", "data-at": String(ms), title: new Date(ms).toISOString(), text: ago(ms) }); }
+
+  function bar(counts, total) {
+    const el = h("div", { class: "bar", role: "img" });
+    const label = [];
+    for (const status of STATUSES) {
+      const n = counts[status] || 0;
+      if (!n) continue;
+      label.push(n + " " + status);
+      const part = h("span", { class: status });
+      part.style.width = (100 * n / total).toFixed(2) + "%";  // CSSOM: allowed by the CSP
+      el.append(part);
+    }
+    el.setAttribute("aria-label", label.join(", ") || "empty");
+    el.title = label.join(" · ");
+    return el;
+  }
+
+  // --- rendering, one function per panel
+
+  function render(snap) {
+    state.snap = snap;
+    setText("swarm-name", snap.swarm);
+    document.title = "redis-swarm · " + snap.swarm;
+    const t = snap.totals || {};
+    setText("t-agents", (t.alive || 0) + " / " + (t.agents || 0));
+    for (const s of ["pending", "claimed", "completed", "dead"]) setText("t-" + s, count(t[s] || 0));
+    setText("t-passes", snap.passes.filter((p) => p.total && p.settled === p.total).length + " / " + snap.passes.length);
+    renderQueues(snap.queues);
+    renderPasses(snap.passes);
+    renderAgents(snap.agents);
+    renderFindings(snap.findings);
+    renderSyntheses(snap.syntheses);
+    renderContexts(snap.contexts);
+    renderDead(snap.dead);
+    setText("updated", "updated " + clock(snap.at));
+  }
+
+  function renderQueues(queues) {
+    const rows = Object.entries(queues).map(([name, c]) => ({ name, c }));
+    const total = (c) => Object.values(c).reduce((a, b) => a + b, 0);
+    fill("queues", table([
+      { label: "queue", cls: "qname", cell: (r) => h("div", { class: "q" },
+        h("span", { class: "mono", text: r.name }), bar(r.c, Math.max(1, total(r.c)))) },
+      { label: "pending", num: true, cell: (r) => (r.c.pending || 0) + (r.c.delayed ? " +" + r.c.delayed : ""),
+        title: (r) => r.c.delayed ? r.c.delayed + " delayed" : "" },
+      { label: "claimed", num: true, cell: (r) => r.c.claimed || 0 },
+      { label: "done", num: true, cell: (r) => r.c.completed || 0 },
+      { label: "dead", num: true, cell: (r) => r.c.dead || 0 },
+    ], rows, (r) => r.name, false), "no queue yet: post a task with swarm task post");
+  }
+
+  function renderPasses(passes) {
+    if (!passes.length) { fill("passes", null, "no pass yet: post tasks with --pass"); return; }
+    const list = passes.map((p) => {
+      const pct = Math.round(100 * (p.fraction || 0));
+      const legend = STATUSES.filter((s) => p.counts[s]).map((s) =>
+        h("span", {}, h("i", { class: s }), p.counts[s] + " " + s));
+      return h("div", { class: "pass", "data-pass": p.name },
+        h("div", { class: "head" },
+          h("span", { class: "name", text: p.name }),
+          h("span", { class: "pct", text: p.settled + " / " + p.total + " · " + pct + "%" })),
+        bar(p.counts, Math.max(1, p.total)),
+        h("div", { class: "legend" }, legend));
+    });
+    $("passes").replaceChildren(...list);
+  }
+
+  function renderAgents(agents) {
+    setText("c-agents", agents.length ? String(agents.length) : "");
+    fill("agents", table([
+      { label: "agent", cell: (r) => h("span", { class: "mono", text: r.id }), cls: "clip", title: (r) => r.id },
+      { label: "role", cell: (r) => h("span", { class: "pill role", text: r.role }) },
+      { label: "specialization", cell: (r) => r.specialization, cls: "clip", title: (r) => r.specialization },
+      { label: "model", cell: (r) => r.model, cls: "clip" },
+      { label: "heartbeat", cls: "nowrap", cell: (r) => h("span", {},
+        h("span", { class: "pill " + (r.alive ? "alive" : "stale"), text: r.alive ? "alive" : "stale" }),
+        " ", h("span", { class: "muted" }, stamp(r.last_seen))) },
+      { label: "task", cell: (r) => r.current_task ? h("span", { class: "mono", text: r.current_task }) : null, cls: "nowrap" },
+    ], agents, (r) => r.id), "no agent yet: agents appear when they register or claim");
+  }
+
+  function renderFindings(findings) {
+    setText("c-findings", findings.length ? "newest " + findings.length : "");
+    const seen = state.seenFindings;
+    const items = findings.map((f) => {
+      const sources = (f.sources || []).slice(0, 8).map((s) => h("span", { class: "chip", title: s, text: short(s, 48) }));
+      if ((f.sources || []).length > 8) sources.push(h("span", { class: "chip", text: "+" + (f.sources.length - 8) }));
+      return h("li", { class: seen && !seen.has(f.id) ? "new" : null, "data-id": f.id },
+        h("div", { class: "summary", text: f.summary }),
+        h("div", { class: "meta" },
+          h("span", { class: "mono", text: f.worker || "unknown worker" }),
+          f.model ? h("span", { text: f.model }) : null,
+          h("span", { class: "mono", text: f.queue }),
+          f.pass_name ? h("span", { text: f.pass_name }) : null,
+          f.confidence !== null && f.confidence !== undefined ? h("span", { text: "confidence " + f.confidence }) : null,
+          stamp(f.created_at)),
+        sources.length ? h("div", { class: "sources" }, sources) : null);
+    });
+    state.seenFindings = new Set(findings.map((f) => f.id));
+    if (!items.length) fill("findings", null, "no finding yet: workers report them with swarm report");
+    else $("findings").replaceChildren(...items);
+  }
+
+  function renderSyntheses(syntheses) {
+    setText("c-syntheses", syntheses.length ? String(syntheses.length) : "");
+    const seen = state.seenSyntheses;
+    const items = syntheses.map((s) => h("li", { class: seen && !seen.has(s.id) ? "new" : null, "data-id": s.id },
+      h("div", { class: "summary", text: s.pass_name }),
+      h("div", { class: "text", text: short(s.text, 600) }),
+      h("div", { class: "meta" },
+        h("span", { class: "mono", text: s.shard }),
+        h("span", { text: (s.sources || []).length + " findings cited" }),
+        stamp(s.created_at))));
+    state.seenSyntheses = new Set(syntheses.map((s) => s.id));
+    if (!items.length) fill("syntheses", null, "no synthesis yet");
+    else $("syntheses").replaceChildren(...items);
+  }
+
+  function renderContexts(contexts) {
+    // Versions come newest first per owner: the first of each owner is its current one,
+    // the older ones kept are shown muted.
+    const owners = new Set();
+    const rows = contexts.map((c) => {
+      const current = !owners.has(c.owner);
+      owners.add(c.owner);
+      return Object.assign({ current }, c);
+    });
+    const node = table([
+      { label: "owner", cell: (r) => h("span", { class: "mono", text: r.owner }), cls: "clip" },
+      { label: "version", cell: (r) => h("span", { class: "mono", text: r.version.slice(0, 8) }),
+        title: (r) => r.version + (r.current ? " (current)" : " (kept)") },
+      { label: "size", num: true, cell: (r) => bytes(r.size_bytes) },
+      { label: "tokens", num: true, cell: (r) => "~" + count(r.tokens_est) },
+      { label: "published", cell: (r) => stamp(r.created_at), cls: "nowrap" },
+    ], rows, (r) => r.owner + "@" + r.version);
+    if (node) {
+      node.querySelectorAll("tbody tr").forEach((tr, i) => { if (!rows[i].current) tr.classList.add("old"); });
+    }
+    fill("contexts", node, "no context yet: a shard publishes one with swarm context publish");
+  }
+
+  function renderDead(dead) {
+    setText("c-dead", dead.length ? String(dead.length) : "");
+    fill("dead", table([
+      { label: "task", cell: (r) => h("span", { class: "mono", text: r.id }), title: (r) => r.id },
+      { label: "queue", cell: (r) => h("span", { class: "mono", text: r.queue }) },
+      { label: "description", cell: (r) => short(r.description, 80), cls: "clip", title: (r) => r.description },
+      { label: "attempts", num: true, cell: (r) => r.attempts + "/" + r.max_attempts },
+      { label: "reason", cell: (r) => r.dead_reason || r.last_error, cls: "clip", title: (r) => r.dead_reason || r.last_error },
+    ], dead, (r) => r.id), "no dead letter");
+  }
+
+  function describe(event) {
+    const f = event.fields || {};
+    const parts = [];
+    for (const key of ["task", "queue", "agent", "worker", "owner", "version", "finding", "synthesis", "pass", "reason", "to"]) {
+      if (f[key]) parts.push(key === "pass" || key === "reason" ? f[key] : f[key]);
+    }
+    return parts.join(" · ");
+  }
+
+  function addActivity(event) {
+    const type = event.type;
+    const cls = /dead|failed|expired|stale|left/.test(type) ? "bad" : /completed|reported|created/.test(type) ? "good" : "";
+    const li = h("li", { "data-id": event.id },
+      h("span", { class: "when", text: clock(event.at) }),
+      h("span", { class: "type " + cls, text: type }),
+      h("span", { class: "what", text: describe(event), title: describe(event) }));
+    const list = $("activity");
+    if (list.firstElementChild && list.firstElementChild.classList.contains("empty")) list.replaceChildren();
+    list.prepend(li);
+    while (list.children.length > ACTIVITY_MAX) list.lastElementChild.remove();
+  }
+
+  function tick() {
+    for (const el of document.querySelectorAll("[data-at]")) el.textContent = ago(Number(el.getAttribute("data-at")));
+  }
+
+  // --- the API
+
+  function api(path) {
+    return fetch(path, { headers: token ? { Authorization: "Bearer " + token } : {}, cache: "no-store" });
+  }
+
+  function banner(text) {
+    const el = $("banner");
+    el.hidden = !text;
+    el.textContent = text || "";
+  }
+
+  function live(stateName, text) {
+    $("live").setAttribute("data-state", stateName);
+    setText("live-text", text);
+  }
+
+  async function refresh() {
+    if (state.inFlight) { state.dirty = true; return; }
+    state.inFlight = true;
+    try {
+      const response = await api("/api/status");
+      if (response.status === 401) {
+        banner("This dashboard needs its token: open it as /?token=YOUR_TOKEN.");
+        live("offline", "unauthorized");
+        return false;
+      }
+      const body = await response.json();
+      if (!response.ok) { banner(body.message || "the swarm could not be read"); return false; }
+      banner("");
+      state.skew = body.at - Date.now();
+      if (state.lastEventId === null) state.lastEventId = body.last_event_id;
+      render(body);
+      return true;
+    } catch (err) {
+      banner("The dashboard server cannot be reached; retrying.");
+      return false;
+    } finally {
+      state.inFlight = false;
+      if (state.dirty) { state.dirty = false; schedule(); }
+    }
+  }
+
+  function schedule() {
+    if (state.timer !== null) return;
+    state.timer = setTimeout(() => { state.timer = null; refresh(); }, REFRESH_GAP_MS);
+  }
+
+  function connect() {
+    if (state.source) state.source.close();
+    const query = new URLSearchParams();
+    if (state.lastEventId) query.set("since", state.lastEventId);
+    if (token) query.set("token", token);
+    const source = new EventSource("/api/events?" + query.toString());
+    state.source = source;
+    source.onopen = () => { live("live", "live"); banner(""); schedule(); };
+    const onEvent = (message) => {
+      if (message.lastEventId) state.lastEventId = message.lastEventId;
+      try { addActivity(JSON.parse(message.data)); } catch (err) { /* a malformed event: show the rest */ }
+      schedule();
+    };
+    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    source.addEventListener("stream.error", (message) => {
+      try { banner(JSON.parse(message.data).message); } catch (err) { banner("the event stream failed"); }
+    });
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        // The server refused the stream (or is gone): the browser will not retry by itself.
+        live("offline", "offline");
+        source.close();
+        setTimeout(start, 3000);
+      } else {
+        live("reconnecting", "reconnecting");
+      }
+    };
+  }
+
+  async function start() {
+    const ok = await refresh();
+    if (ok !== false) connect();
+    else setTimeout(start, 3000);
+  }
+
+  $("activity").replaceChildren(empty("waiting for events…"));
+  if (token) $("api-link").href = "/api/status?token=" + encodeURIComponent(token);
+  setInterval(tick, 1000);
+  setInterval(() => { if (document.visibilityState === "visible") schedule(); }, PERIODIC_MS);
+  start();
+})();

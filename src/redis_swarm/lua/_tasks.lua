@@ -1,0 +1,170 @@
+-- Helpers of the work-queue scripts (pulled in by "--#include _tasks").
+--
+-- A task's state is one JSON object in the tasks hash; it never holds an array or a null
+-- (absent means none), so cjson can decode and encode it without changing its shape. Besides
+-- the public fields it keeps: seq (posting order), charged (attempts counted against
+-- max_attempts), pass_id (hash of the pass name), claims (token -> worker), lease_ms (the
+-- lease length of the current claim) and op (the id of the last lifecycle request applied,
+-- so that a retried request is not applied twice).
+
+-- Pending tasks are ordered by priority (high first), then by posting order: the score is
+-- -priority * 2^39 + seq, exact in a double for |priority| <= 10,000 and seq < 2^39.
+local PRIO_SHIFT = 549755813888
+
+-- Integers as exact decimal strings (Lua's own tostring keeps only 14 digits).
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function load_task(tasks, id)
+  local raw = redis.call('HGET', tasks, id)
+  if not raw then return nil end
+  local t = cjson.decode(raw)
+  for k, v in pairs(t) do
+    if v == cjson.null then t[k] = nil end
+  end
+  return t
+end
+
+local function save_task(tasks, t)
+  local raw = cjson.encode(t)
+  redis.call('HSET', tasks, t.id, raw)
+  return raw
+end
+
+local function pending_score(t)
+  return fmt(-t.priority * PRIO_SHIFT + t.seq)
+end
+
+-- Move t to status, keeping the per-queue and per-pass counters exact.
+local function set_status(K, t, status)
+  redis.call('HINCRBY', K.counts, t.queue .. '|' .. t.status, -1)
+  redis.call('HINCRBY', K.counts, t.queue .. '|' .. status, 1)
+  if t.pass_id then
+    redis.call('HINCRBY', K.pass_counts, t.pass_id .. '|' .. t.status, -1)
+    redis.call('HINCRBY', K.pass_counts, t.pass_id .. '|' .. status, 1)
+  end
+  t.status = status
+end
+
+-- Append a task event: the task, its queue and pass, then the given field/value pairs
+-- (values converted to strings here, so that a number keeps all its digits).
+local function task_event(K, etype, t, ...)
+  local fields = {'task', t.id, 'queue', t.queue}
+  if t.pass_name then
+    fields[#fields + 1] = 'pass'
+    fields[#fields + 1] = t.pass_name
+  end
+  local extra = {...}
+  for i = 1, select('#', ...), 2 do
+    local value = extra[i + 1]
+    if value ~= nil and value ~= false then
+      if type(value) == 'number' then value = fmt(value) end
+      fields[#fields + 1] = extra[i]
+      fields[#fields + 1] = value
+    end
+  end
+  return emit(K.events, K.maxlen, etype, unpack(fields))
+end
+
+-- Put t back in its queue's pending set (it must already be out of every other set).
+local function make_pending(K, Q, t)
+  set_status(K, t, 'pending')
+  redis.call('ZADD', Q.pending, pending_score(t), t.id)
+end
+
+-- Dead-letter t with a reason.
+local function make_dead(K, Q, t, now, reason)
+  set_status(K, t, 'dead')
+  t.dead_reason = reason
+  redis.call('ZADD', Q.dead, fmt(now), t.id)
+  task_event(K, 'task.dead', t, 'reason', reason, 'attempt', t.attempts)
+end
+
+-- Take t out of whichever per-queue set holds it, according to its status.
+local function unlink(Q, t)
+  if t.status == 'pending' then
+    redis.call('ZREM', Q.pending, t.id)
+  elseif t.status == 'delayed' then
+    redis.call('ZREM', Q.delayed, t.id)
+  elseif t.status == 'claimed' then
+    redis.call('ZREM', Q.leases, t.id)
+  elseif t.status == 'dead' then
+    redis.call('ZREM', Q.dead, t.id)
+  end
+end
+
+-- Reclaim up to maxn expired leases of one queue: back to pending, or dead when every
+-- attempt is used. Returns how many were reclaimed.
+local function reclaim_expired(K, Q, now, maxn)
+  local ids = redis.call('ZRANGEBYSCORE', Q.leases, '-inf', fmt(now), 'LIMIT', 0, maxn)
+  local n = 0
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', Q.leases, id)
+    local t = load_task(K.tasks, id)
+    if t and t.status == 'claimed' then
+      local worker = t.worker
+      t.worker = nil
+      t.lease_deadline = nil
+      task_event(K, 'task.expired', t, 'attempt', t.attempts, 'worker', worker)
+      if t.charged >= t.max_attempts then
+        make_dead(K, Q, t, now, string.format(
+          'lease expired on attempt %d (worker %s): all %d attempts used',
+          t.attempts, worker or '?', t.max_attempts))
+      else
+        make_pending(K, Q, t)
+      end
+      save_task(K.tasks, t)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- Move up to maxn delayed tasks of one queue whose time has come to pending.
+local function promote_due(K, Q, now, maxn)
+  local ids = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', fmt(now), 'LIMIT', 0, maxn)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', Q.delayed, id)
+    local t = load_task(K.tasks, id)
+    if t and t.status == 'delayed' then
+      make_pending(K, Q, t)
+      save_task(K.tasks, t)
+    end
+  end
+end
+
+-- The earliest time (ms) something of this queue becomes due: a delayed task or a lease
+-- expiry; nil when none.
+local function next_due(Q, best)
+  for _, key in ipairs({Q.delayed, Q.leases}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local at = tonumber(first[2])
+      if not best or at < best then best = at end
+    end
+  end
+  return best
+end
+
+-- The per-queue keys of the group of four starting at KEYS[i].
+local function queue_keys(i)
+  return {pending = KEYS[i], delayed = KEYS[i + 1], leases = KEYS[i + 2], dead = KEYS[i + 3]}
+end
+
+-- Why the holder of token no longer holds t's lease (nil when it does).
+local function lease_refusal(t, token)
+  if t.status == 'claimed' and t.attempts == token then return nil end
+  if token < 1 or token > t.attempts then
+    return string.format(
+      'token %d was never issued for task %s (its latest token is %d): use the token '
+      .. 'returned by claim', token, t.id, t.attempts)
+  end
+  if t.status == 'claimed' then
+    return string.format(
+      'the lease of token %d on task %s expired and attempt %d holds it now: stop working '
+      .. 'on it (a finding you already have can still be reported)', token, t.id, t.attempts)
+  end
+  return string.format(
+    'task %s is %s, no longer held by token %d: stop working on it', t.id, t.status, token)
+end

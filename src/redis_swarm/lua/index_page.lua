@@ -1,0 +1,65 @@
+-- index_page: one page of records listed through an index, in index order, with a cursor.
+-- The cursor is the last id examined: the next page starts right after it (its rank). Index
+-- members are never removed, so a cursor stays valid while records are added. At most
+-- ARGV[4] entries are examined per call: a page may hold fewer than ARGV[2] records and still
+-- carry a cursor when the filters are selective; keep paging until the cursor is empty.
+-- KEYS[1] index ZSET (score: time)  KEYS[2] records HASH (id -> JSON)
+-- KEYS[3] data HASH (id -> JSON), only when ARGV[5] == '1'
+-- ARGV[1] cursor ('' = from the start)  ARGV[2] limit  ARGV[3] since: the minimum score
+-- ('' = none; used only without a cursor)  ARGV[4] max entries examined  ARGV[5] with data
+-- ARGV[6..] field, value pairs every record must match
+-- Returns {next cursor or '', record JSON, data JSON or false, record JSON, ...}
+local index, records = KEYS[1], KEYS[2]
+local limit, budget = tonumber(ARGV[2]), tonumber(ARGV[4])
+local with_data = ARGV[5] == '1'
+local filters = {}
+for i = 6, #ARGV, 2 do filters[#filters + 1] = {ARGV[i], ARGV[i + 1]} end
+
+local start = 0
+if ARGV[1] ~= '' then
+  local rank = redis.call('ZRANK', index, ARGV[1])
+  if not rank then
+    return swarm_error('SWARM_INVALID', 'cursor ' .. ARGV[1] .. ' does not belong to this '
+      .. 'listing: pass back the cursor of the previous page with the same filters')
+  end
+  start = rank + 1
+elseif ARGV[3] ~= '' then
+  start = redis.call('ZCOUNT', index, '-inf', '(' .. ARGV[3])
+end
+
+local out = {''}
+local found, examined, last = 0, 0, nil
+local total = redis.call('ZCARD', index)
+while found < limit and examined < budget and start < total do
+  local n = math.min(budget - examined, 256)
+  local ids = redis.call('ZRANGE', index, start, start + n - 1)
+  if #ids == 0 then break end
+  local values = redis.call('HMGET', records, unpack(ids))
+  for i, id in ipairs(ids) do
+    examined = examined + 1
+    start = start + 1
+    last = id
+    local raw = values[i]
+    if raw then
+      local keep = true
+      if #filters > 0 then
+        local rec = cjson.decode(raw)
+        for _, f in ipairs(filters) do
+          local v = rec[f[1]]
+          if v == nil or v == cjson.null or tostring(v) ~= f[2] then
+            keep = false
+            break
+          end
+        end
+      end
+      if keep then
+        out[#out + 1] = raw
+        out[#out + 1] = with_data and (redis.call('HGET', KEYS[3], id) or false) or false
+        found = found + 1
+        if found >= limit then break end
+      end
+    end
+  end
+end
+if last and start < total then out[1] = last end
+return out

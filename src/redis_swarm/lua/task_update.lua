@@ -1,0 +1,109 @@
+--#include _tasks
+-- task_update: one lifecycle change of one task: renew, release, fail, cancel or requeue.
+-- Each request carries an op id: a retried request (after a lost reply) finds its op id in
+-- the task and returns the task as it left it, instead of applying twice.
+-- KEYS[1] tasks  KEYS[2] counts  KEYS[3] pass_counts  KEYS[4] events
+-- KEYS[5] pending(q)  KEYS[6] delayed(q)  KEYS[7] leases(q)  KEYS[8] dead(q)  KEYS[9] task_data
+-- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
+--   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
+-- ARGV[6] op id  ARGV[7] token (renew, release, fail)
+-- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to
+-- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms  ARGV[11] fail: backoff cap ms
+-- Returns {task JSON after the change, data JSON or false}.
+local now = now_ms(ARGV[1])
+local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
+           maxlen = ARGV[2]}
+local Q = queue_keys(5)
+local action, id, op = ARGV[3], ARGV[4], ARGV[6]
+
+local function reply(raw)
+  return {raw, redis.call('HGET', KEYS[9], id) or false}
+end
+
+local t = load_task(K.tasks, id)
+if not t then
+  return swarm_error('SWARM_NOTFOUND',
+    'task ' .. id .. ' does not exist: check the id with swarm task list')
+end
+if t.queue ~= ARGV[5] then
+  return swarm_error('SWARM_CONFLICT', 'task ' .. id .. ' is not in queue ' .. ARGV[5])
+end
+if t.op == op then return reply(redis.call('HGET', K.tasks, id)) end
+
+if action == 'renew' or action == 'release' or action == 'fail' then
+  local refusal = lease_refusal(t, tonumber(ARGV[7]))
+  if refusal then return swarm_error('SWARM_LEASELOST', refusal) end
+end
+
+if action == 'renew' then
+  local lease_ms = tonumber(ARGV[8])
+  if lease_ms <= 0 then lease_ms = t.lease_ms or math.floor(t.lease_s * 1000) end
+  t.lease_deadline = now + lease_ms
+  redis.call('ZADD', Q.leases, fmt(t.lease_deadline), id)
+  task_event(K, 'task.renewed', t, 'worker', t.worker, 'attempt', t.attempts,
+             'lease_deadline', t.lease_deadline)
+
+elseif action == 'release' then
+  -- Back to the queue without using an attempt: the claim is not charged.
+  redis.call('ZREM', Q.leases, id)
+  local worker = t.worker
+  t.charged = t.charged - 1
+  t.worker = nil
+  t.lease_deadline = nil
+  make_pending(K, Q, t)
+  task_event(K, 'task.released', t, 'worker', worker, 'attempt', t.attempts)
+
+elseif action == 'fail' then
+  redis.call('ZREM', Q.leases, id)
+  local worker, err = t.worker, ARGV[9]
+  t.worker = nil
+  t.lease_deadline = nil
+  t.last_error = err
+  task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
+             'error', string.sub(err, 1, 500))
+  if ARGV[8] ~= '1' then
+    make_dead(K, Q, t, now, 'failed without retry: ' .. err)
+  elseif t.charged >= t.max_attempts then
+    make_dead(K, Q, t, now, string.format('failed on all %d attempts; last error: %s',
+                                          t.max_attempts, err))
+  else
+    -- Exponential backoff: base, 2 * base, 4 * base, ... capped.
+    local delay = math.min(tonumber(ARGV[10]) * 2 ^ (t.charged - 1), tonumber(ARGV[11]))
+    t.not_before = now + delay
+    set_status(K, t, 'delayed')
+    redis.call('ZADD', Q.delayed, fmt(t.not_before), id)
+    task_event(K, 'task.retried', t, 'attempt', t.attempts, 'not_before', t.not_before)
+  end
+
+elseif action == 'cancel' then
+  if t.status == 'cancelled' then return reply(redis.call('HGET', K.tasks, id)) end
+  if t.status == 'completed' or t.status == 'dead' then
+    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is already ' .. t.status
+      .. ' and cannot be cancelled' .. (t.status == 'dead' and
+        ' (requeue_dead would put it back in its queue)' or ''))
+  end
+  unlink(Q, t)
+  local worker = t.worker
+  t.worker = nil
+  t.lease_deadline = nil
+  set_status(K, t, 'cancelled')
+  task_event(K, 'task.cancelled', t, 'worker', worker)
+
+elseif action == 'requeue' then
+  if t.status ~= 'dead' then
+    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is ' .. t.status
+      .. ', not dead: only dead-lettered tasks can be requeued')
+  end
+  redis.call('ZREM', Q.dead, id)
+  -- A fresh budget of max_attempts; tokens keep counting up, so old leases stay invalid.
+  t.charged = 0
+  t.dead_reason = nil
+  make_pending(K, Q, t)
+  task_event(K, 'task.requeued', t, 'attempt', t.attempts)
+
+else
+  return swarm_error('SWARM_INVALID', 'unknown task action ' .. action)
+end
+
+t.op = op
+return reply(save_task(K.tasks, t))

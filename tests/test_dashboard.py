@@ -1,0 +1,461 @@
+"""The dashboard's routes, its event stream, its access rules, and ``swarm watch``, against a
+real Redis (the browser test is in test_dashboard_browser.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm.cli import main
+from redis_swarm.dashboard import snapshot
+from redis_swarm.dashboard.app import create_app, is_loopback
+
+from ._servers import free_port
+from ._sse import SSEClient
+
+SWARM = "test"
+
+
+def populate(swarm: Swarm) -> dict[str, Any]:
+    """A small swarm with one of everything the page shows; returns what was made."""
+    shard = swarm.register("shard", name="shard-1", model="opus", specialization="contracts")
+    ctx = swarm.publish_context("shard-1", "line one\nline two\n", source="notes.md")
+    tasks = [
+        swarm.post_task("q.scan", f"read part {i}", pass_name="Pass 1", parent="shard-1")
+        for i in range(3)
+    ]
+    doomed = swarm.post_task("q.scan", "never works", pass_name="Pass 1", max_attempts=1)
+    claimed = swarm.claim("q.scan", worker="w-1")
+    assert claimed is not None
+    finding = swarm.report(
+        claimed.id,
+        claimed.token,
+        {"summary": "clause 4 contradicts clause 9", "sources": ["notes.md#L1"]},
+        worker="w-1",
+        model="haiku",
+    )
+    # Claim the rest, fail the doomed one for good, give the others back.
+    held = []
+    while (task := swarm.claim("q.scan", worker="w-2")) is not None:
+        held.append(task)
+    for task in held:
+        if task.id == doomed.id:
+            swarm.fail(task.id, task.token, "parser crashed", retry=False)
+        else:
+            swarm.release(task.id, task.token)
+    synthesis = swarm.synthesize("shard-1", "Pass 1", "one contradiction", [finding.id])
+    return {
+        "shard": shard,
+        "context": ctx,
+        "tasks": tasks,
+        "doomed": doomed,
+        "finding": finding,
+        "synthesis": synthesis,
+    }
+
+
+@pytest.fixture
+def sync_swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm=SWARM) as swarm:
+        yield swarm
+
+
+def _client(redis_url: str, token: str | None = None) -> TestClient:
+    app = create_app(AsyncSwarm(redis_url, swarm=SWARM), token=token, close_swarm=True)
+    return TestClient(app, base_url="http://127.0.0.1:8765")
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[TestClient]:
+    with _client(redis_url) as client:
+        yield client
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+# --- the page and the JSON API
+
+
+def test_page_and_assets_are_served_with_a_strict_policy(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/dashboard.js"' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer"
+    for asset, kind in (("dashboard.js", "javascript"), ("dashboard.css", "text/css")):
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200
+        assert kind in response.headers["content-type"]
+    # Nothing from elsewhere: no CDN, no framework.
+    assert "http" not in client.get("/static/dashboard.js").text.replace("https://", "")
+    assert "//" not in page.text.replace("<!doctype", "")
+
+
+def test_status_shows_every_part_of_the_swarm(client: TestClient, sync_swarm: Swarm) -> None:
+    made = populate(sync_swarm)
+    newest = sync_swarm.events(limit=1000)[-1].id
+    status = client.get("/api/status").json()
+    assert status["swarm"] == SWARM
+    assert status["last_event_id"] == newest
+    counts = status["queues"]["q.scan"]
+    assert (counts["pending"], counts["completed"], counts["dead"]) == (2, 1, 1)
+    (progress,) = status["passes"]
+    assert progress["name"] == "Pass 1"
+    assert (progress["total"], progress["settled"]) == (4, 2)
+    assert progress["fraction"] == 0.5
+    (finding,) = status["findings"]
+    assert finding["summary"] == "clause 4 contradicts clause 9"
+    assert (finding["worker"], finding["sources"]) == ("w-1", ["notes.md#L1"])
+    (synthesis,) = status["syntheses"]
+    assert synthesis["sources"] == [made["finding"].id]
+    (dead,) = status["dead"]
+    assert dead["id"] == made["doomed"].id
+    assert "parser crashed" in (dead["dead_reason"] or dead["last_error"])
+    (ctx,) = status["contexts"]
+    assert (ctx["owner"], ctx["version"]) == ("shard-1", made["context"].version)
+    assert ctx["size_bytes"] == len(b"line one\nline two\n")
+    agents = {a["id"]: a for a in status["agents"]}
+    assert agents["shard-1"]["model"] == "opus"
+    assert agents["shard-1"]["specialization"] == "contracts"
+    assert agents["shard-1"]["alive"] is True
+    assert {"w-1", "w-2"} <= set(agents)
+    assert status["totals"]["dead"] == 1
+
+
+def test_status_lists_the_newest_first_within_its_limits(
+    client: TestClient, sync_swarm: Swarm
+) -> None:
+    reported = []
+    for i in range(3):
+        sync_swarm.post_task("q.n", f"t{i}", max_attempts=1)
+        task = sync_swarm.claim("q.n", worker="w-1")
+        assert task is not None
+        reported.append(sync_swarm.report(task.id, task.token, {"summary": f"s{i}"}).id)
+    dead = []
+    for i in range(3):
+        sync_swarm.post_task(f"q.d{i}", "doomed")
+        task = sync_swarm.claim(f"q.d{i}", worker="w-1")
+        assert task is not None
+        sync_swarm.fail(task.id, task.token, f"reason {i}", retry=False)
+        dead.append(task.id)
+    status = client.get("/api/status", params={"findings": "2", "dead": "2"}).json()
+    assert [f["id"] for f in status["findings"]] == reported[:0:-1]
+    assert [t["id"] for t in status["dead"]] == dead[:0:-1]  # across queues, newest first
+
+
+def test_status_of_an_empty_swarm(client: TestClient) -> None:
+    status = client.get("/api/status").json()
+    assert status["queues"] == {} and status["agents"] == [] and status["passes"] == []
+    assert status["last_event_id"] == "0-0"  # before the first event: follow from there
+
+
+def test_snapshot_lists_every_version_of_a_context(redis_url: str, sync_swarm: Swarm) -> None:
+    first = sync_swarm.publish_context("owner-a", "v1", source="a.md")
+    second = sync_swarm.publish_context("owner-a", "version two", source="a.md")
+
+    async def read() -> Any:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            return await snapshot(swarm)
+
+    snap = run(read())
+    assert [c.version for c in snap.contexts] == [second.version, first.version]
+    assert [c.size_bytes for c in snap.contexts] == [len("version two"), 2]
+
+
+def test_tasks_are_filtered_and_paged(client: TestClient, sync_swarm: Swarm) -> None:
+    made = populate(sync_swarm)
+    dead = client.get("/api/tasks", params={"status": "dead"}).json()
+    assert [t["id"] for t in dead["items"]] == [made["doomed"].id]
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"queue": "q.scan", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/tasks", params=params).json()
+        seen += [t["id"] for t in page["items"]]
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted([t.id for t in made["tasks"]] + [made["doomed"].id])
+    by_pass = client.get("/api/tasks", params={"pass": "Pass 1"}).json()
+    assert len(by_pass["items"]) == 4
+
+
+def test_findings_are_filtered(client: TestClient, sync_swarm: Swarm) -> None:
+    made = populate(sync_swarm)
+    page = client.get("/api/findings", params={"pass": "Pass 1"}).json()
+    assert [f["id"] for f in page["items"]] == [made["finding"].id]
+    assert client.get("/api/findings", params={"queue": "other"}).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "needle"),
+    [
+        ("/api/tasks", {"status": "sleeping"}, "unknown status"),
+        ("/api/tasks", {"limit": "lots"}, "not a number"),
+        ("/api/tasks", {"limit": "0"}, "out of range"),
+        ("/api/findings", {"limit": "100000"}, "out of range"),
+        ("/api/events", {"types": "task.exploded"}, "unknown event type"),
+    ],
+)
+def test_bad_parameters_are_400_with_a_hint(
+    client: TestClient, path: str, params: dict[str, str], needle: str
+) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 400
+    assert needle in response.json()["message"]
+
+
+def test_a_bad_queue_name_is_400(client: TestClient) -> None:
+    response = client.get("/api/tasks", params={"queue": "no spaces"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+
+
+def test_the_api_is_read_only(client: TestClient) -> None:
+    for path in ("/api/status", "/api/tasks", "/api/findings", "/api/events", "/"):
+        assert client.post(path).status_code == 405
+        assert client.delete(path).status_code == 405
+
+
+# --- access
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("app.localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.20", False),
+        ("example.org", False),
+        ("", False),
+    ],
+)
+def test_is_loopback(host: str, expected: bool) -> None:
+    assert is_loopback(host) is expected
+
+
+def test_a_token_is_required_when_set(redis_url: str) -> None:
+    with _client(redis_url, token="s3cret") as client:
+        for path in ("/", "/api/status", "/api/tasks", "/api/findings", "/api/events"):
+            refused = client.get(path)
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "token" in refused.json()["message"]
+            wrong = client.get(path, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            assert client.get(path, params={"token": "s3cret-not"}).status_code == 401
+        assert client.get("/api/status", headers={"Authorization": "Bearer s3cret"}).is_success
+        assert client.get("/api/status", params={"token": "s3cret"}).is_success
+        assert client.get("/", params={"token": "s3cret"}).is_success
+        # The header wins over the query: a wrong header is refused whatever the query says.
+        mixed = client.get(
+            "/api/status", params={"token": "s3cret"}, headers={"Authorization": "Bearer x"}
+        )
+        assert mixed.status_code == 401
+        # The assets are the public package's files: the page can load them before the token.
+        assert client.get("/static/dashboard.js").is_success
+
+
+def test_a_token_lets_the_event_stream_in(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            app = create_app(swarm, token="s3cret")
+            async with SSEClient(app, "/api/events?token=s3cret") as sse:
+                assert sse.status == 200
+            async with SSEClient(app, "/api/events?token=wrong") as sse:
+                assert sse.status == 401
+                assert "token" in await sse.body()
+
+    run(scenario())
+
+
+def test_without_a_token_only_loopback_hosts_are_served(redis_url: str) -> None:
+    with _client(redis_url) as client:
+        for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "localhost"):
+            assert client.get("/api/status", headers={"host": host}).is_success, host
+        for host in ("evil.example:8765", "192.168.1.4:8765", "evil.example"):
+            refused = client.get("/api/status", headers={"host": host})
+            assert refused.status_code == 403, host
+            assert "--token" in refused.json()["message"]
+
+
+# --- the event stream
+
+
+def test_events_stream_live_changes(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            app = create_app(swarm)
+            async with SSEClient(app, "/api/events") as sse:
+                assert sse.status == 200
+                assert sse.response_headers["content-type"].startswith("text/event-stream")
+                task = await swarm.post_task("q.live", "hello")
+                message = await sse.next()
+                assert message.event == "task.posted"
+                assert message.data["fields"]["task"] == task.id
+                assert message.id == message.data["id"]
+                assert sse.retry == 1000
+                claimed = await swarm.claim("q.live", worker="w-9")
+                assert claimed is not None
+                message = await sse.next()
+                assert (message.event, message.data["fields"]["task"]) == ("task.claimed", task.id)
+
+    run(scenario())
+
+
+def test_events_resume_from_last_event_id(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            app = create_app(swarm)
+            posted = [await swarm.post_task("q.resume", f"t{i}") for i in range(4)]
+            events = await swarm.events()
+            ids = [e.id for e in events]
+            assert len(ids) == 4
+            # A browser that saw the second event reconnects: it gets the third and fourth,
+            # in order, then what happens next. The header wins over ?since=.
+            headers = {"Last-Event-ID": ids[1]}
+            async with SSEClient(app, f"/api/events?since={ids[3]}", headers) as sse:
+                replayed = await sse.messages(2)
+                assert [m.id for m in replayed] == ids[2:]
+                assert [m.data["fields"]["task"] for m in replayed] == [t.id for t in posted[2:]]
+                later = await swarm.post_task("q.resume", "after the reconnect")
+                message = await sse.next()
+                assert message.data["fields"]["task"] == later.id
+            # ?since= alone works the same (the page's first connection uses it).
+            async with SSEClient(app, f"/api/events?since={ids[2]}") as sse:
+                message = await sse.next()
+                assert message.id == ids[3]
+
+    run(scenario())
+
+
+def test_events_filtered_by_type(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            app = create_app(swarm)
+            async with SSEClient(app, "/api/events?types=task.claimed") as sse:
+                task = await swarm.post_task("q.types", "x")
+                await swarm.claim("q.types", worker="w-1")
+                message = await sse.next()
+                assert (message.event, message.data["fields"]["task"]) == ("task.claimed", task.id)
+
+    run(scenario())
+
+
+def test_an_idle_stream_sends_keepalives(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            app = create_app(swarm, keepalive_s=0.05)
+            async with SSEClient(app, "/api/events") as sse:
+                await asyncio.sleep(0.3)
+                await swarm.post_task("q.idle", "x")
+                await sse.next()
+                assert "keepalive" in sse.comments
+
+    run(scenario())
+
+
+def test_a_bad_last_event_id_is_400(client: TestClient) -> None:
+    response = client.get("/api/events", headers={"Last-Event-ID": "not-an-id"})
+    assert response.status_code == 400
+
+
+# --- the commands
+
+
+def _cli(redis_url: str, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--url", redis_url, "--swarm", SWARM, *args])
+
+
+def test_dashboard_refuses_a_public_address_without_a_token(redis_url: str) -> None:
+    for host in ("0.0.0.0", "192.168.1.5", "::"):
+        result = _cli(redis_url, "dashboard", "--host", host, "--port", "1")
+        assert result.exit_code == 1
+        assert "--token" in result.output
+    result = _cli(redis_url, "dashboard", "--token", " ")
+    assert result.exit_code == 1
+    assert "empty" in result.output
+
+
+def test_watch_once_renders_the_swarm(redis_url: str, sync_swarm: Swarm) -> None:
+    populate(sync_swarm)
+    result = _cli(redis_url, "watch", "--once")
+    assert result.exit_code == 0, result.output
+    for text in ("q.scan", "Pass 1", "clause 4 contradicts", "shard-1", "parser crashed", "w-1"):
+        assert text in result.output
+    data = json.loads(_cli(redis_url, "--json", "watch", "--once").output)
+    assert data["queues"]["q.scan"]["completed"] == 1
+    assert data["findings"][0]["summary"] == "clause 4 contradicts clause 9"
+
+
+def _swarm_cmd(redis_url: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "redis_swarm", "--url", redis_url, "--swarm", SWARM, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_watch_follows_changes_as_json_lines(redis_url: str, sync_swarm: Swarm) -> None:
+    proc = _swarm_cmd(redis_url, "--json", "watch")
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["queues"] == {}
+        sync_swarm.post_task("q.watch", "x")
+        start = time.monotonic()
+        second = json.loads(proc.stdout.readline())
+        assert second["queues"]["q.watch"]["pending"] == 1
+        assert time.monotonic() - start < 2.0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+
+
+def test_dashboard_command_serves_the_api(redis_url: str, sync_swarm: Swarm) -> None:
+    sync_swarm.post_task("q.cmd", "x")
+    port = free_port()
+    proc = _swarm_cmd(redis_url, "dashboard", "--port", str(port), "--token", "tok")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                response = httpx.get(f"{url}/api/status", params={"token": "tok"}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert response.json()["queues"]["q.cmd"]["pending"] == 1
+        assert httpx.get(f"{url}/api/status", params={"token": "bad"}).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+    assert f"http://127.0.0.1:{port}/?token=tok" in err
+    assert proc.returncode == 0

@@ -1,0 +1,675 @@
+"""The work queue on a real Redis, through both shells: posting, claiming, the lifecycle of a
+task, reports and findings, syntheses, listings, counts and waiting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import (
+    AlreadyCompleted,
+    Finding,
+    InvalidState,
+    LeaseLost,
+    NotFound,
+    PayloadTooLarge,
+    Swarm,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    Timeout,
+    ValidationError,
+)
+from redis_swarm._keys import Keys
+
+KEYS = Keys("test")
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def events(raw: redis.Redis) -> list[dict[str, str]]:
+    entries: list[tuple[str, dict[str, str]]] = raw.xrange(KEYS.events)  # type: ignore[assignment]
+    return [fields for _, fields in entries]
+
+
+def event_types(raw: redis.Redis) -> list[str]:
+    return [fields["type"] for fields in events(raw)]
+
+
+def claimed(swarm: Any, queues: Any = "q", worker: str = "w1", **kw: Any) -> Task:
+    task = swarm.claim(queues, worker=worker, **kw)
+    assert task is not None
+    return task  # type: ignore[no-any-return]
+
+
+# --- posting
+
+
+def test_post_and_get_keep_every_field(swarm: Any) -> None:
+    data = {"path": "src/x.py", "lines": [1, 20], "nested": {"empty": [], "none": None}}
+    task = swarm.post_task(
+        "if.search_pass1", "find the auth bugs", data, pass_name="Pass 1: Signal Capture",
+        priority=5, max_attempts=4, lease_s=30, dedupe_key="src/x.py", parent="shard-1",
+    )  # fmt: skip
+    assert task.id.startswith("t-")
+    assert task.status is TaskStatus.PENDING
+    assert (task.queue, task.description, task.data) == (
+        "if.search_pass1",
+        "find the auth bugs",
+        data,
+    )
+    assert (task.pass_name, task.priority, task.max_attempts) == ("Pass 1: Signal Capture", 5, 4)
+    assert (task.lease_s, task.dedupe_key, task.parent) == (30, "src/x.py", "shard-1")
+    assert task.attempts == task.token == 0
+    assert task.created_at > 1_700_000_000_000
+    assert swarm.get_task(task.id) == task
+    assert Task.from_dict(task.to_dict()) == task
+
+
+def test_any_text_survives_the_round_trip(swarm: Any) -> None:
+    text = 'résumé — 日本語 😀 "quoted" \\ back/slash \n newline \t tab'
+    task = swarm.post_task(
+        "q", text, {"t": text, "n": [1.5, -2, 10**15]}, pass_name=text, dedupe_key=text
+    )
+    got = swarm.claim("q", worker="w")
+    assert got is not None
+    assert (got.description, got.pass_name, got.dedupe_key) == (text, text, text)
+    assert got.data == {"t": text, "n": [1.5, -2, 10**15]}
+    assert swarm.post_task("q", "other", dedupe_key=text).id == task.id
+    finding = swarm.report(got.id, got.token, {"summary": text, "sources": [text], "x": text})
+    assert (finding.summary, finding.sources, finding.extra) == (text, (text,), {"x": text})
+    assert finding.pass_name == text and swarm.findings(pass_name=text).items == (finding,)
+    assert swarm.pass_stats(text)["completed"] == 1
+    assert swarm.wait(pass_name=text, timeout_s=1)["completed"] == 1
+
+
+def test_post_tasks_is_one_batch(swarm: Any, raw: redis.Redis) -> None:
+    specs: list[TaskSpec | dict[str, Any]] = [
+        TaskSpec("a", f"task {i}", {"i": i}, pass_name="p") for i in range(1500)
+    ]
+    specs += [{"queue": "b", "description": "dict spec", "priority": 1}]
+    tasks = swarm.post_tasks(specs)
+    assert len(tasks) == 1501
+    assert len({t.id for t in tasks}) == 1501
+    assert [t.data for t in tasks[:3]] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert swarm.queue_stats()["a"]["pending"] == 1500
+    assert swarm.queue_stats()["b"]["pending"] == 1
+    assert swarm.pass_stats("p")["pending"] == 1500
+    assert swarm.post_tasks([]) == []
+    assert event_types(raw).count("task.posted") == 1501
+
+
+def test_dedupe_key_yields_one_task(swarm: Any) -> None:
+    first = swarm.post_task("q", "one", {"v": 1}, dedupe_key="k")
+    again = swarm.post_task("q", "two", {"v": 2}, dedupe_key="k")
+    assert again == first
+    assert again.data == {"v": 1}
+    other_queue = swarm.post_task("r", "one", dedupe_key="k")
+    assert other_queue.id != first.id
+    batch = swarm.post_tasks([
+        {"queue": "q", "description": "x", "dedupe_key": "n"},
+        {"queue": "q", "description": "y", "dedupe_key": "n"},
+        {"queue": "q", "description": "z", "dedupe_key": "k"},
+    ])  # fmt: skip
+    assert batch[0].id == batch[1].id
+    assert batch[2].id == first.id
+    assert swarm.queue_stats()["q"]["pending"] == 2
+    # Completed tasks still dedupe: the key names the work, not one attempt of it.
+    task = claimed(swarm)
+    swarm.report(task.id, task.token, {"summary": "done"})
+    assert swarm.post_task("q", "one", dedupe_key="k").status is TaskStatus.COMPLETED
+
+
+def test_priority_first_then_fifo_within_a_priority(swarm: Any) -> None:
+    names = ["a0", "b5", "c0", "d5", "e-1", "f5", "g0"]
+    for name in names:
+        swarm.post_task("q", name, priority=int(name[1:]))
+    order = [claimed(swarm).description for _ in names]
+    assert order == ["b5", "d5", "f5", "a0", "c0", "g0", "e-1"]
+    assert swarm.claim("q", worker="w1") is None
+
+
+def test_fifo_holds_inside_one_batch(swarm: Any) -> None:
+    swarm.post_tasks([TaskSpec("q", f"n{i}") for i in range(50)])
+    assert [claimed(swarm).description for _ in range(50)] == [f"n{i}" for i in range(50)]
+
+
+def test_claim_across_queues_takes_the_best(swarm: Any) -> None:
+    swarm.post_task("low", "old low", priority=0)
+    swarm.post_task("high", "new high", priority=3)
+    swarm.post_task("other", "not asked for", priority=9)
+    assert claimed(swarm, ["low", "high"]).description == "new high"
+    assert claimed(swarm, ["low", "high"]).description == "old low"
+    assert swarm.claim(["low", "high"], worker="w1") is None
+
+
+def test_claim_returns_data_and_a_lease(swarm: Any) -> None:
+    swarm.post_task("q", "d", {"x": 1}, lease_s=60)
+    task = claimed(swarm, lease_s=5)
+    assert task.status is TaskStatus.CLAIMED
+    assert task.data == {"x": 1}
+    assert (task.worker, task.attempts, task.token) == ("w1", 1, 1)
+    assert task.claimed_at is not None and task.lease_deadline == task.claimed_at + 5000
+    assert swarm.queue_stats()["q"]["claimed"] == 1
+
+
+def test_worker_is_registered_implicitly(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_task("q", "d")
+    claimed(swarm, worker="alice")
+    import json
+
+    agent = json.loads(raw.hget(KEYS.agents, "alice") or "{}")
+    assert agent["id"] == "alice" and agent["role"] == "worker" and agent["implicit"] is True
+    assert agent["registered_at"] > 0
+    assert raw.zscore(KEYS.presence, "alice") is not None
+
+
+def test_not_before_delays_a_task_and_claim_waits_for_it(swarm: Any) -> None:
+    at = int(time.time() * 1000) + 400
+    task = swarm.post_task("q", "later", not_before=at)
+    assert task.status is TaskStatus.DELAYED
+    assert swarm.queue_stats()["q"]["delayed"] == 1
+    assert swarm.claim("q", worker="w1") is None
+    start = time.monotonic()
+    got = swarm.claim("q", worker="w1", wait_s=5)
+    assert got is not None and got.id == task.id
+    assert time.monotonic() - start < 2.5
+
+
+def test_claim_wakes_up_when_a_task_is_posted(swarm: Any, redis_url: str) -> None:
+    poster = Swarm(redis_url, swarm="test")
+
+    def post_soon() -> None:
+        time.sleep(0.3)
+        poster.post_task("elsewhere", "not for us")
+        time.sleep(0.2)
+        poster.post_task("q", "for us")
+
+    thread = threading.Thread(target=post_soon)
+    thread.start()
+    start = time.monotonic()
+    task = swarm.claim(["q"], worker="w1", wait_s=10)
+    elapsed = time.monotonic() - start
+    thread.join()
+    poster.close()
+    assert task is not None and task.description == "for us"
+    assert 0.4 < elapsed < 3
+
+
+def test_claim_waits_for_a_lease_to_expire(swarm: Any) -> None:
+    swarm.post_task("q", "d", lease_s=0.4)
+    first = claimed(swarm, worker="dies")
+    start = time.monotonic()
+    second = claimed(swarm, worker="next", wait_s=5)
+    assert second.id == first.id and second.token == 2
+    assert 0.3 < time.monotonic() - start < 2.5
+
+
+def test_claim_wait_blocks_instead_of_polling(swarm: Any, raw: redis.Redis) -> None:
+    raw.config_resetstat()
+    start = time.monotonic()
+    assert swarm.claim("q", worker="w1", wait_s=0.6) is None
+    assert 0.55 < time.monotonic() - start < 3
+    stats = raw.info("commandstats")
+    scripts = sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_evalsha"))
+    reads = stats.get("cmdstat_xread", {}).get("calls", 0)
+    assert scripts <= 3 and reads <= 3
+
+
+# --- while working
+
+
+def test_renew_extends_the_lease(swarm: Any) -> None:
+    swarm.post_task("q", "d", lease_s=10)
+    task = claimed(swarm)
+    renewed = swarm.renew(task.id, task.token, 100)
+    assert renewed.lease_deadline is not None and task.lease_deadline is not None
+    assert renewed.lease_deadline >= task.lease_deadline + 89_000
+    assert renewed.data is None and renewed.status is TaskStatus.CLAIMED
+
+
+def test_release_puts_it_back_without_using_an_attempt(swarm: Any) -> None:
+    swarm.post_task("q", "d", {"k": "v"}, max_attempts=1)
+    first = claimed(swarm)
+    released = swarm.release(first.id, first.token)
+    assert released.status is TaskStatus.PENDING and released.worker is None
+    assert released.data == {"k": "v"}
+    second = claimed(swarm, worker="w2")
+    assert second.id == first.id and second.token == 2
+    with pytest.raises(LeaseLost):
+        swarm.renew(first.id, first.token)
+    # max_attempts is 1, yet the task is still retried once: the release gave its attempt back.
+    failed = swarm.fail(second.id, second.token, "boom")
+    assert failed.status is TaskStatus.DEAD
+
+
+def test_fail_with_retry_backs_off_then_dead_letters(swarm: Any) -> None:
+    swarm.post_task("q", "d", max_attempts=2)
+    task = claimed(swarm)
+    failed = swarm.fail(task.id, task.token, "flaky network")
+    assert failed.status is TaskStatus.DELAYED and failed.last_error == "flaky network"
+    assert failed.not_before is not None and task.claimed_at is not None
+    assert failed.not_before >= task.claimed_at + 1000
+    assert swarm.claim("q", worker="w1") is None  # backing off
+    again = claimed(swarm, wait_s=5)
+    assert again.token == 2
+    dead = swarm.fail(again.id, again.token, "still flaky")
+    assert dead.status is TaskStatus.DEAD
+    assert dead.dead_reason is not None and "still flaky" in dead.dead_reason
+    assert "2 attempts" in dead.dead_reason
+    assert swarm.queue_stats()["q"]["dead"] == 1
+
+
+def test_fail_without_retry_dead_letters_now(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_task("q", "d", max_attempts=5)
+    task = claimed(swarm)
+    dead = swarm.fail(task.id, task.token, "bad input", retry=False)
+    assert dead.status is TaskStatus.DEAD and dead.dead_reason == "failed without retry: bad input"
+    assert event_types(raw)[-2:] == ["task.failed", "task.dead"]
+    with pytest.raises(LeaseLost):
+        swarm.fail(task.id, task.token, "again")
+
+
+def test_requeue_dead_gives_a_fresh_budget(swarm: Any) -> None:
+    swarm.post_task("q", "d", max_attempts=2)
+    task = claimed(swarm)
+    swarm.fail(task.id, task.token, "x", retry=False)
+    requeued = swarm.requeue_dead(task.id)
+    assert requeued.status is TaskStatus.PENDING and requeued.dead_reason is None
+    with pytest.raises(InvalidState):
+        swarm.requeue_dead(task.id)
+    again = claimed(swarm)
+    assert again.token == 2
+    # One attempt used since the requeue, of a fresh budget of two: a failure is retried.
+    assert swarm.fail(again.id, again.token, "y").status is TaskStatus.DELAYED
+    assert swarm.queue_stats()["q"] == {
+        "pending": 0, "delayed": 1, "claimed": 0, "completed": 0, "dead": 0, "cancelled": 0,
+    }  # fmt: skip
+
+
+def test_cancel(swarm: Any) -> None:
+    pending = swarm.post_task("q", "p")
+    assert swarm.cancel(pending.id).status is TaskStatus.CANCELLED
+    assert swarm.cancel(pending.id).status is TaskStatus.CANCELLED  # idempotent
+    assert swarm.claim("q", worker="w1") is None
+
+    swarm.post_task("q", "c")
+    held = claimed(swarm)
+    assert swarm.cancel(held.id).status is TaskStatus.CANCELLED
+    with pytest.raises(LeaseLost):
+        swarm.renew(held.id, held.token)
+    with pytest.raises(AlreadyCompleted) as info:
+        swarm.report(held.id, held.token, {"summary": "too late"})
+    assert swarm.get_finding(info.value.finding_id).superseded
+
+    swarm.post_task("q", "done")
+    done = claimed(swarm)
+    swarm.report(done.id, done.token, {"summary": "ok"})
+    with pytest.raises(InvalidState):
+        swarm.cancel(done.id)
+    assert swarm.queue_stats()["q"]["cancelled"] == 2
+
+
+def test_retried_lifecycle_request_is_not_applied_twice(
+    swarm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    swarm.post_task("q", "d")
+    task = claimed(swarm)
+    # A lost reply makes redis-py send the same script call again: same op id, same effect.
+    monkeypatch.setattr("redis_swarm._ops.tasks.new_id", lambda prefix: "o-fixed")
+    first = swarm.fail(task.id, task.token, "x")
+    second = swarm.fail(task.id, task.token, "x")
+    assert first == second and first.status is TaskStatus.DELAYED
+
+
+# --- reports and findings
+
+
+def test_report_completes_and_links_the_finding(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_task("q", "d", pass_name="Pass 1", parent="shard-1")
+    task = claimed(swarm, worker="alice")
+    finding = swarm.report(
+        task.id, task.token,
+        {"summary": "found it", "details": "line 3", "sources": ["a.py:3"], "confidence": 0.8,
+         "severity": "high", "tags": ["x"]},
+        model="claude-x", context_version="c0ffee",
+    )  # fmt: skip
+    assert isinstance(finding, Finding) and not finding.superseded
+    assert (finding.task_id, finding.queue, finding.pass_name) == (task.id, "q", "Pass 1")
+    assert (finding.shard, finding.worker, finding.model) == ("shard-1", "alice", "claude-x")
+    assert finding.context_version == "c0ffee" and finding.token == 1
+    assert (finding.summary, finding.details, finding.sources) == (
+        "found it",
+        "line 3",
+        ("a.py:3",),
+    )
+    assert finding.confidence == 0.8
+    assert finding.extra == {"severity": "high", "tags": ["x"]}
+    done = swarm.get_task(task.id)
+    assert done.status is TaskStatus.COMPLETED and done.finding_id == finding.id
+    assert done.completed_at == finding.created_at
+    assert swarm.get_finding(finding.id) == finding
+    assert event_types(raw)[-2:] == ["task.completed", "finding.reported"]
+
+
+def test_report_after_completion_is_kept_superseded(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_task("q", "d")
+    task = claimed(swarm)
+    first = swarm.report(task.id, task.token, {"summary": "first"})
+    with pytest.raises(AlreadyCompleted) as info:
+        swarm.report(task.id, task.token, {"summary": "second"}, worker="bob")
+    late = swarm.get_finding(info.value.finding_id)
+    assert late.superseded and late.summary == "second" and late.worker == "bob"
+    assert swarm.get_task(task.id).finding_id == first.id
+    assert [f.id for f in swarm.findings()] == [first.id, late.id]
+    assert event_types(raw)[-1] == "finding.superseded"
+    assert swarm.queue_stats()["q"]["completed"] == 1
+
+
+def test_retried_report_with_the_same_finding_id_does_not_duplicate(swarm: Any) -> None:
+    swarm.post_task("q", "d")
+    task = claimed(swarm)
+    one = swarm.report(task.id, task.token, {"summary": "x"}, finding_id="f-retry1")
+    two = swarm.report(task.id, task.token, {"summary": "x"}, finding_id="f-retry1")
+    assert one == two and one.id == "f-retry1"
+    assert len(swarm.findings()) == 1
+    # The same id on another task is a conflict, not a silent overwrite.
+    swarm.post_task("q", "e")
+    other = claimed(swarm)
+    from redis_swarm import Conflict
+
+    with pytest.raises(Conflict):
+        swarm.report(other.id, other.token, {"summary": "y"}, finding_id="f-retry1")
+
+
+def test_report_revives_a_dead_task(swarm: Any) -> None:
+    swarm.post_task("q", "d", max_attempts=1)
+    task = claimed(swarm)
+    swarm.fail(task.id, task.token, "gave up")
+    finding = swarm.report(task.id, task.token, {"summary": "but here it is"})
+    assert not finding.superseded
+    assert swarm.get_task(task.id).status is TaskStatus.COMPLETED
+    assert swarm.queue_stats()["q"]["dead"] == 0
+
+
+def test_findings_are_paged_and_filtered(swarm: Any) -> None:
+    swarm.post_tasks(
+        [TaskSpec("qa", f"a{i}", pass_name="P1", parent="s1") for i in range(130)]
+        + [TaskSpec("qb", f"b{i}", pass_name="P2", parent="s2") for i in range(20)]
+    )
+    reported: list[Finding] = []
+    for queue in ["qa"] * 130 + ["qb"] * 20:
+        task = claimed(swarm, queue)
+        reported.append(swarm.report(task.id, task.token, {"summary": task.description}))
+    seen: list[Finding] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = swarm.findings(cursor=cursor, limit=40)
+        seen += page.items
+        pages += 1
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert [f.id for f in seen] == [f.id for f in reported] and pages == 4
+    assert len(swarm.findings(shard="s2", limit=1000)) == 20
+    assert len(swarm.findings(queue="qa", limit=1000)) == 130
+    assert len(swarm.findings(pass_name="P1", shard="s1", limit=1000)) == 130
+    assert len(swarm.findings(pass_name="P1", shard="s2", limit=1000)) == 0
+    later = swarm.findings(since=reported[140].created_at, limit=1000)
+    assert {f.id for f in later} >= {f.id for f in reported[141:]}
+    with pytest.raises(ValidationError):
+        swarm.findings(cursor="f-notinthere")
+
+
+def test_syntheses_cite_existing_findings(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_tasks([TaskSpec("q", "a", pass_name="P"), TaskSpec("q", "b", pass_name="P")])
+    ids = []
+    for _ in range(2):
+        task = claimed(swarm)
+        ids.append(swarm.report(task.id, task.token, {"summary": task.description}).id)
+    synthesis = swarm.synthesize("shard-1", "P", "both say hi", [*ids, ids[0]])
+    assert synthesis.sources == tuple(ids) and synthesis.created_at > 0
+    assert swarm.get_synthesis(synthesis.id) == synthesis
+    assert event_types(raw)[-1] == "synthesis.created"
+    with pytest.raises(NotFound) as info:
+        swarm.synthesize("shard-1", "P", "made up", [ids[0], "f-doesnotexist"])
+    assert "f-doesnotexist" in str(info.value)
+    other = swarm.synthesize("shard-2", "Q", "other", [])
+    assert list(swarm.syntheses()) == [synthesis, other]
+    assert list(swarm.syntheses(shard="shard-2")) == [other]
+    assert list(swarm.syntheses(pass_name="P")) == [synthesis]
+    with pytest.raises(NotFound):
+        swarm.get_synthesis("s-nothere")
+
+
+# --- views
+
+
+def test_list_tasks_filters_and_pages(swarm: Any) -> None:
+    swarm.post_tasks([TaskSpec("a", f"a{i}", {"i": i}, pass_name="P") for i in range(25)])
+    swarm.post_tasks([TaskSpec("b", f"b{i}") for i in range(10)])
+    claimed(swarm, "a")
+    page = swarm.list_tasks(limit=10)
+    assert len(page) == 10 and page.cursor is not None and page.items[0].data is None
+    everything: list[Task] = []
+    cursor = None
+    while True:
+        page = swarm.list_tasks(cursor=cursor, limit=10)
+        everything += page.items
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert len(everything) == 35 and len({t.id for t in everything}) == 35
+    assert len(swarm.list_tasks(queue="b")) == 10
+    assert [t.description for t in swarm.list_tasks(status="claimed")] == ["a0"]
+    assert len(swarm.list_tasks(status=TaskStatus.PENDING, queue="a")) == 24
+    by_pass = swarm.list_tasks(pass_name="P", with_data=True, limit=1000)
+    assert len(by_pass) == 25 and by_pass.items[3].data == {"i": 3}
+    with pytest.raises(ValidationError):
+        swarm.list_tasks(status="sleeping")
+    with pytest.raises(ValidationError):
+        swarm.list_tasks(limit=0)
+
+
+def test_queue_and_pass_stats(swarm: Any) -> None:
+    assert swarm.queue_stats() == {}
+    swarm.post_tasks([TaskSpec("a", "x", pass_name="P")] * 3 + [TaskSpec("b", "y")])
+    task = claimed(swarm, "a")
+    swarm.report(task.id, task.token, {"summary": "ok"})
+    stats = swarm.queue_stats()
+    assert stats["a"] == {
+        "pending": 2, "delayed": 0, "claimed": 0, "completed": 1, "dead": 0, "cancelled": 0,
+    }  # fmt: skip
+    assert stats["b"]["pending"] == 1
+    assert swarm.pass_stats("P")["completed"] == 1 and swarm.pass_stats("P")["pending"] == 2
+    assert sum(swarm.pass_stats("no such pass").values()) == 0
+
+
+def test_wait_returns_when_the_pass_is_settled(swarm: Any, redis_url: str) -> None:
+    swarm.post_tasks([TaskSpec("q", f"t{i}", pass_name="P") for i in range(12)])
+    swarm.post_task("q", "another pass", pass_name="Q")
+    worker = Swarm(redis_url, swarm="test")
+
+    def work() -> None:
+        for i in range(12):
+            time.sleep(0.01)
+            task = worker.claim("q", worker="w")
+            assert task is not None
+            if task.pass_name == "Q":
+                worker.release(task.id, task.token)
+                continue
+            if i % 4 == 0:
+                worker.fail(task.id, task.token, "nope", retry=False)
+            elif i % 4 == 1:
+                worker.cancel(task.id)
+            else:
+                worker.report(task.id, task.token, {"summary": "ok"})
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    stats = swarm.wait(pass_name="P", timeout_s=20)
+    thread.join()
+    worker.close()
+    assert stats["pending"] + stats["delayed"] + stats["claimed"] == 0
+    assert sum(stats.values()) == 12
+    with pytest.raises(Timeout) as info:
+        swarm.wait(pass_name="Q", timeout_s=0.3)
+    assert "1 pending" in str(info.value)
+    with pytest.raises(Timeout):
+        swarm.wait(timeout_s=0.2)
+    assert swarm.wait(queue="empty", timeout_s=0.1)["pending"] == 0
+
+
+# --- refusals
+
+
+BAD_NAMES: list[Any] = ["", "a b", "x:y", "q{1}", "ü", "a" * 129, None, 3]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_queue_names_are_refused(swarm: Any, raw: redis.Redis, name: Any) -> None:
+    with pytest.raises(ValidationError):
+        swarm.post_task(name, "d")
+    with pytest.raises(ValidationError):
+        swarm.claim(name, worker="w")
+    assert raw.dbsize() == 0
+
+
+def test_bad_tasks_are_refused_and_nothing_is_stored(swarm: Any, raw: redis.Redis) -> None:
+    assert swarm.post_task("q" * 128, "the longest name is fine").queue == "q" * 128
+    raw.flushall()
+    bad: list[dict[str, Any]] = [
+        {"description": ""},
+        {"description": 7},
+        {"data": {1, 2}},
+        {"data": float("nan")},
+        {"priority": 10_001},
+        {"priority": 1.5},
+        {"priority": True},
+        {"max_attempts": 0},
+        {"lease_s": 0},
+        {"lease_s": "10"},
+        {"not_before": -1},
+        {"dedupe_key": ""},
+        {"pass_name": 3},
+        {"parent": "a/b"},
+        {"wat": 1},
+    ]
+    for change in bad:
+        spec = {"queue": "q", "description": "d", **change}
+        with pytest.raises(ValidationError):
+            swarm.post_tasks([spec])
+        # one bad spec in a batch: the good ones are not stored either
+        with pytest.raises(ValidationError) as info:
+            swarm.post_tasks([{"queue": "q", "description": "fine"}, spec])
+        assert "task #1" in str(info.value)
+    with pytest.raises(PayloadTooLarge):
+        swarm.post_task("q", "d", "x" * (1024 * 1024 + 1))
+    with pytest.raises(ValidationError):
+        swarm.claim([], worker="w")
+    with pytest.raises(ValidationError):
+        swarm.claim("q", worker="bad worker")
+    assert raw.dbsize() == 0
+
+
+def test_bad_findings_are_refused_and_nothing_is_stored(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_task("q", "d")
+    task = claimed(swarm)
+    bad: list[Any] = [
+        "just text",
+        {},
+        {"summary": ""},
+        {"summary": "   "},
+        {"summary": 5},
+        {"summary": "x" * 2001},
+        {"summary": "s", "details": {"a": 1}},
+        {"summary": "s", "sources": "a.py"},
+        {"summary": "s", "sources": [1]},
+        {"summary": "s", "confidence": 1.5},
+        {"summary": "s", "confidence": "high"},
+        {"summary": "s", "confidence": float("nan")},
+        {"summary": "s", "blob": object()},
+        {1: "x", "summary": "s"},
+    ]
+    for finding in bad:
+        with pytest.raises(ValidationError):
+            swarm.report(task.id, task.token, finding)
+    with pytest.raises(PayloadTooLarge):
+        swarm.report(task.id, task.token, {"summary": "s", "details": "x" * 300_000})
+    assert not raw.exists(KEYS.findings)
+    assert swarm.get_task(task.id).status is TaskStatus.CLAIMED
+    ok = swarm.report(task.id, task.token, {"summary": "x" * 2000, "confidence": 1})
+    assert ok.confidence == 1
+
+
+def test_unknown_ids_are_not_found(swarm: Any) -> None:
+    missing = "t-0000000000nothere"
+    calls: list[Callable[[], Any]] = [
+        lambda: swarm.get_task(missing),
+        lambda: swarm.renew(missing, 1),
+        lambda: swarm.fail(missing, 1, "x"),
+        lambda: swarm.release(missing, 1),
+        lambda: swarm.cancel(missing),
+        lambda: swarm.requeue_dead(missing),
+        lambda: swarm.report(missing, 1, {"summary": "x"}),
+        lambda: swarm.get_finding("f-nothere"),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound):
+            call()
+    with pytest.raises(ValidationError):
+        swarm.get_task("t-has space")
+    with pytest.raises(ValidationError):
+        swarm.get_task("t-" + "x" * 100)
+
+
+def test_forged_tokens_are_refused(swarm: Any) -> None:
+    swarm.post_task("q", "d")
+    task = claimed(swarm)
+    for token in (0, 2, 99):
+        with pytest.raises(LeaseLost):
+            swarm.renew(task.id, token)
+        with pytest.raises(LeaseLost):
+            swarm.release(task.id, token)
+        with pytest.raises(LeaseLost):
+            swarm.fail(task.id, token, "x")
+        with pytest.raises(LeaseLost):
+            swarm.report(task.id, token, {"summary": "forged"})
+    with pytest.raises(ValidationError):
+        swarm.renew(task.id, "1")
+    assert len(swarm.findings()) == 0
+    assert swarm.get_task(task.id).status is TaskStatus.CLAIMED
+    unclaimed = swarm.post_task("q", "never claimed")
+    with pytest.raises(LeaseLost):
+        swarm.report(unclaimed.id, 1, {"summary": "forged"})
+
+
+def test_every_state_change_is_an_event(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_task("q", "d", pass_name="P")
+    task = claimed(swarm)
+    swarm.renew(task.id, task.token)
+    swarm.release(task.id, task.token)
+    task = claimed(swarm)
+    swarm.fail(task.id, task.token, "x", retry=False)
+    swarm.requeue_dead(task.id)
+    task = claimed(swarm)
+    swarm.report(task.id, task.token, {"summary": "ok"})
+    assert event_types(raw) == [
+        "task.posted", "task.claimed", "task.renewed", "task.released", "task.claimed",
+        "task.failed", "task.dead", "task.requeued", "task.claimed", "task.completed",
+        "finding.reported",
+    ]  # fmt: skip
+    fields = events(raw)[-2]
+    assert fields["task"] == task.id and fields["queue"] == "q" and fields["pass"] == "P"
+    assert fields["worker"] == "w1" and fields["attempt"] == "3"

@@ -1,0 +1,182 @@
+"""Leases, expiry, fencing tokens and dead letters, on a fake clock (no sleeping)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import AlreadyCompleted, LeaseLost, TaskStatus, Timeout
+from redis_swarm._keys import Keys
+
+from . import _clock
+from ._clock import FakeClock
+
+clock = _clock.clock
+clocked = _clock.clocked
+KEYS = Keys("test")
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def test_an_expired_lease_goes_to_another_worker_with_attempt_2(
+    clocked: Any, clock: FakeClock
+) -> None:
+    posted = clocked.post_task("q", "d", lease_s=60)
+    first = clocked.claim("q", worker="alice")
+    assert first.token == 1 and first.lease_deadline == clock.now + 60_000
+    clock.advance(59.999)
+    assert clocked.claim("q", worker="bob") is None  # the lease still holds
+    clock.advance(0.001)
+    second = clocked.claim("q", worker="bob")
+    assert second.id == posted.id and second.token == 2 and second.worker == "bob"
+    with pytest.raises(LeaseLost) as info:
+        clocked.renew(first.id, first.token)
+    assert "attempt 2" in str(info.value)
+    with pytest.raises(LeaseLost):
+        clocked.fail(first.id, first.token, "x")
+    with pytest.raises(LeaseLost):
+        clocked.release(first.id, first.token)
+    assert clocked.get_task(posted.id).worker == "bob"
+
+
+def test_renew_prevents_expiry(clocked: Any, clock: FakeClock) -> None:
+    clocked.post_task("q", "d", lease_s=60)
+    task = clocked.claim("q", worker="alice")
+    for _ in range(5):
+        clock.advance(50)
+        renewed = clocked.renew(task.id, task.token)
+        assert renewed.lease_deadline == clock.now + 60_000
+        assert clocked.claim("q", worker="bob") is None
+    assert clocked.reap() == 0
+    assert clocked.get_task(task.id).status is TaskStatus.CLAIMED
+    # a renewal may ask for a different length
+    assert clocked.renew(task.id, task.token, 5).lease_deadline == clock.now + 5_000
+
+
+def test_renewals_default_to_the_length_the_claim_asked_for(clocked: Any, clock: FakeClock) -> None:
+    clocked.post_task("q", "d", lease_s=600)
+    task = clocked.claim("q", worker="w", lease_s=20)
+    assert task.lease_deadline == clock.now + 20_000
+    clock.advance(15)
+    assert clocked.renew(task.id, task.token).lease_deadline == clock.now + 20_000
+
+
+def test_a_lease_is_lost_when_reclaimed_not_at_the_deadline(clocked: Any, clock: FakeClock) -> None:
+    # Past the deadline, the holder keeps its lease until a claim or reap reclaims it: no
+    # one else holds the task meanwhile, so a late renewal is safe and saves the work.
+    clocked.post_task("q", "d", lease_s=10)
+    task = clocked.claim("q", worker="alice")
+    clock.advance(11)
+    assert clocked.renew(task.id, task.token).lease_deadline == clock.now + 10_000
+    clock.advance(11)
+    assert clocked.reap() == 1
+    with pytest.raises(LeaseLost):
+        clocked.renew(task.id, task.token)
+    assert clocked.get_task(task.id).status is TaskStatus.PENDING
+
+
+def test_max_attempts_expiries_dead_letter_with_the_reason(
+    clocked: Any, clock: FakeClock, raw: redis.Redis
+) -> None:
+    posted = clocked.post_task("q", "d", lease_s=10, max_attempts=3)
+    for attempt in (1, 2, 3):
+        task = clocked.claim("q", worker=f"w{attempt}")
+        assert task.token == attempt
+        clock.advance(10)
+    assert clocked.claim("q", worker="w4") is None  # the third expiry dead-lettered it
+    dead = clocked.get_task(posted.id)
+    assert dead.status is TaskStatus.DEAD and dead.attempts == 3
+    assert dead.dead_reason == "lease expired on attempt 3 (worker w3): all 3 attempts used"
+    entries: list[tuple[str, dict[str, str]]] = raw.xrange(KEYS.events)  # type: ignore[assignment]
+    types = [fields["type"] for _, fields in entries]
+    assert types.count("task.expired") == 3 and types[-1] == "task.dead"
+    assert clocked.queue_stats()["q"]["dead"] == 1
+    assert raw.zscore(KEYS.dead("q"), posted.id) is not None
+
+
+def test_reap_reclaims_without_a_claim(clocked: Any, clock: FakeClock) -> None:
+    clocked.post_tasks([{"queue": q, "description": "d", "lease_s": 5} for q in "abc"])
+    for q in "abc":
+        clocked.claim(q, worker="w")
+    clock.advance(4)
+    assert clocked.reap() == 0
+    clock.advance(1)
+    assert clocked.reap() == 3
+    assert clocked.reap() == 0
+    stats = clocked.queue_stats()
+    assert all(stats[q]["pending"] == 1 and stats[q]["claimed"] == 0 for q in "abc")
+
+
+def test_wait_reaps_expired_leases(clocked: Any, clock: FakeClock) -> None:
+    clocked.post_task("q", "d", lease_s=5, max_attempts=1, pass_name="P")
+    clocked.claim("q", worker="w")
+    with pytest.raises(Timeout):
+        clocked.wait(pass_name="P", timeout_s=0.2)
+    clock.advance(5)
+    assert clocked.wait(pass_name="P", timeout_s=5)["dead"] == 1
+
+
+def test_stale_token_report_is_accepted_while_the_task_is_open(
+    clocked: Any, clock: FakeClock
+) -> None:
+    clocked.post_task("q", "d", lease_s=10, parent="shard")
+    slow = clocked.claim("q", worker="slow")
+    clock.advance(10)
+    fast = clocked.claim("q", worker="fast")
+    assert fast.token == 2
+    # The slow worker finishes first, with its stale token: the work is real, it wins.
+    finding = clocked.report(slow.id, slow.token, {"summary": "slow but first"})
+    assert not finding.superseded and finding.worker == "slow" and finding.token == 1
+    task = clocked.get_task(slow.id)
+    assert task.status is TaskStatus.COMPLETED and task.finding_id == finding.id
+    assert task.worker == "slow"
+    # The current holder learns it lost: its lease is gone and its report is kept, superseded.
+    with pytest.raises(LeaseLost):
+        clocked.renew(fast.id, fast.token)
+    with pytest.raises(AlreadyCompleted) as info:
+        clocked.report(fast.id, fast.token, {"summary": "fast but second"})
+    late = clocked.get_finding(info.value.finding_id)
+    assert late.superseded and late.worker == "fast" and late.summary == "fast but second"
+    assert [f.summary for f in clocked.findings(shard="shard")] == [
+        "slow but first",
+        "fast but second",
+    ]
+    assert clocked.queue_stats()["q"]["claimed"] == 0
+
+
+def test_stale_token_report_on_a_reclaimed_pending_task(clocked: Any, clock: FakeClock) -> None:
+    clocked.post_task("q", "d", lease_s=10)
+    task = clocked.claim("q", worker="w")
+    clock.advance(10)
+    assert clocked.reap() == 1
+    assert clocked.get_task(task.id).status is TaskStatus.PENDING
+    clocked.report(task.id, task.token, {"summary": "done anyway"})
+    assert clocked.get_task(task.id).status is TaskStatus.COMPLETED
+    assert clocked.claim("q", worker="w") is None
+    assert clocked.queue_stats()["q"]["pending"] == 0
+
+
+def test_not_before_and_backoff_follow_the_clock(clocked: Any, clock: FakeClock) -> None:
+    clocked.post_task("q", "d", not_before=clock.now + 30_000, max_attempts=4)
+    assert clocked.claim("q", worker="w") is None
+    clock.advance(30)
+    task = clocked.claim("q", worker="w")
+    # backoff: 1 s after the first failure, then 2 s, then 4 s
+    for delay in (1, 2):
+        failed = clocked.fail(task.id, task.token, "x")
+        assert failed.status is TaskStatus.DELAYED and failed.not_before == clock.now + delay * 1000
+        clock.advance(delay - 0.001)
+        assert clocked.claim("q", worker="w") is None
+        clock.advance(0.001)
+        task = clocked.claim("q", worker="w")
+        assert task is not None
+    failed = clocked.fail(task.id, task.token, "x")
+    assert failed.not_before == clock.now + 4000

@@ -1,0 +1,283 @@
+"""A model-based test: random posts, claims, renewals, reports, failures, releases, cancels,
+requeues, reaps and clock advances, run against Redis and against a plain-Python model of the
+rules; after every step the two must agree on every task and every counter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from redis_swarm import AlreadyCompleted, InvalidState, LeaseLost, TaskStatus
+from redis_swarm._ops.tasks import BACKOFF_BASE_MS, BACKOFF_CAP_MS
+
+from ._clock import FakeClock
+
+QUEUES = ("a", "b")
+PRIO_SHIFT = 2**39
+
+
+@dataclass
+class ModelTask:
+    id: str
+    queue: str
+    priority: int
+    seq: int
+    max_attempts: int
+    lease_ms: int
+    status: str
+    not_before: int | None = None
+    attempts: int = 0
+    charged: int = 0
+    worker: str | None = None
+    deadline: int | None = None
+    claims: dict[int, str] = field(default_factory=dict)
+    finding: str | None = None
+
+    @property
+    def rank(self) -> int:
+        return -self.priority * PRIO_SHIFT + self.seq
+
+
+class Model:
+    """The rules of the work queue, in plain Python."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, ModelTask] = {}
+        self.seq = 0
+
+    def _expire_and_promote(self, queues: tuple[str, ...], now: int) -> int:
+        reclaimed = 0
+        for q in queues:
+            expired = [t for t in self.tasks.values() if t.queue == q and t.status == "claimed"]
+            for t in sorted(expired, key=lambda t: (t.deadline or 0, t.id)):
+                if t.deadline is not None and t.deadline <= now:
+                    reclaimed += 1
+                    t.worker, t.deadline = None, None
+                    t.status = "dead" if t.charged >= t.max_attempts else "pending"
+            for t in self.tasks.values():
+                if t.queue == q and t.status == "delayed" and (t.not_before or 0) <= now:
+                    t.status = "pending"
+        return reclaimed
+
+    def claim(self, queues: tuple[str, ...], worker: str, now: int) -> ModelTask | None:
+        self._expire_and_promote(queues, now)
+        ready = [t for t in self.tasks.values() if t.queue in queues and t.status == "pending"]
+        if not ready:
+            return None
+        t = min(ready, key=lambda t: t.rank)
+        t.status = "claimed"
+        t.attempts += 1
+        t.charged += 1
+        t.worker = worker
+        t.claims[t.attempts] = worker
+        t.deadline = now + t.lease_ms
+        return t
+
+    def reap(self, now: int) -> int:
+        return self._expire_and_promote(QUEUES, now)
+
+    @staticmethod
+    def holds(t: ModelTask, token: int) -> bool:
+        return t.status == "claimed" and t.attempts == token
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for t in self.tasks.values():
+            per = out.setdefault(t.queue, {s.value: 0 for s in TaskStatus})
+            per[t.status] += 1
+        return out
+
+
+class QueueMachine(RuleBasedStateMachine):
+    tasks = Bundle("tasks")
+
+    def __init__(self, swarm: Any, raw: redis.Redis, clock: FakeClock) -> None:
+        super().__init__()
+        raw.flushall()
+        self.swarm = swarm
+        self.clock = clock
+        self.model = Model()
+
+    # --- actions
+
+    @rule(
+        target=tasks,
+        queue=st.sampled_from(QUEUES),
+        priority=st.integers(-1, 1),
+        max_attempts=st.integers(1, 2),
+        lease_s=st.sampled_from([5, 10]),
+        delay_s=st.sampled_from([None, 0, 5]),
+    )
+    def post(
+        self, queue: str, priority: int, max_attempts: int, lease_s: int, delay_s: int | None
+    ) -> str:
+        not_before = None if delay_s is None else self.clock.now + delay_s * 1000
+        task = self.swarm.post_task(
+            queue, "d", priority=priority, max_attempts=max_attempts, lease_s=lease_s,
+            not_before=not_before,
+        )  # fmt: skip
+        self.model.seq += 1
+        delayed = not_before is not None and not_before > self.clock.now
+        self.model.tasks[task.id] = ModelTask(
+            task.id, queue, priority, self.model.seq, max_attempts, lease_s * 1000,
+            "delayed" if delayed else "pending", not_before,
+        )  # fmt: skip
+        return str(task.id)
+
+    @rule(
+        queues=st.sampled_from([("a",), ("b",), ("a", "b"), ("b", "a")]),
+        worker=st.sampled_from(["w1", "w2"]),
+    )
+    def claim(self, queues: tuple[str, ...], worker: str) -> None:
+        got = self.swarm.claim(list(queues), worker=worker)
+        expected = self.model.claim(queues, worker, self.clock.now)
+        assert (got and got.id) == (expected and expected.id)
+        if got is not None and expected is not None:
+            assert got.token == expected.attempts
+            assert got.lease_deadline == expected.deadline
+
+    def _token(self, t: ModelTask, which: str) -> int:
+        return {"current": t.attempts, "stale": max(0, t.attempts - 1), "forged": t.attempts + 1}[
+            which
+        ]
+
+    @rule(task=tasks, which=st.sampled_from(["current", "current", "stale", "forged"]))
+    def renew(self, task: str, which: str) -> None:
+        t = self.model.tasks[task]
+        token = self._token(t, which)
+        if self.model.holds(t, token):
+            got = self.swarm.renew(task, token)
+            t.deadline = self.clock.now + t.lease_ms
+            assert got.lease_deadline == t.deadline
+        else:
+            self._refused(LeaseLost, lambda: self.swarm.renew(task, token))
+
+    @rule(task=tasks, which=st.sampled_from(["current", "current", "stale", "forged"]))
+    def report(self, task: str, which: str) -> None:
+        t = self.model.tasks[task]
+        token = self._token(t, which)
+        if token < 1 or token > t.attempts:
+            self._refused(LeaseLost, lambda: self.swarm.report(task, token, {"summary": "x"}))
+        elif t.status in ("completed", "cancelled"):
+            self._refused(
+                AlreadyCompleted, lambda: self.swarm.report(task, token, {"summary": "x"})
+            )
+        else:
+            finding = self.swarm.report(task, token, {"summary": "x"})
+            assert finding.worker == t.claims[token] and not finding.superseded
+            t.status, t.worker, t.deadline = "completed", t.claims[token], None
+            t.finding = finding.id
+
+    @rule(task=tasks, which=st.sampled_from(["current", "current", "stale"]), retry=st.booleans())
+    def fail(self, task: str, which: str, retry: bool) -> None:
+        t = self.model.tasks[task]
+        token = self._token(t, which)
+        if not self.model.holds(t, token):
+            self._refused(LeaseLost, lambda: self.swarm.fail(task, token, "e", retry=retry))
+            return
+        got = self.swarm.fail(task, token, "e", retry=retry)
+        t.worker, t.deadline = None, None
+        if not retry or t.charged >= t.max_attempts:
+            t.status = "dead"
+        else:
+            t.status = "delayed"
+            delay = min(BACKOFF_BASE_MS * 2 ** (t.charged - 1), BACKOFF_CAP_MS)
+            t.not_before = self.clock.now + delay
+            assert got.not_before == t.not_before
+
+    @rule(task=tasks, which=st.sampled_from(["current", "stale"]))
+    def release(self, task: str, which: str) -> None:
+        t = self.model.tasks[task]
+        token = self._token(t, which)
+        if not self.model.holds(t, token):
+            self._refused(LeaseLost, lambda: self.swarm.release(task, token))
+            return
+        self.swarm.release(task, token)
+        t.status, t.worker, t.deadline = "pending", None, None
+        t.charged -= 1
+
+    @rule(task=tasks)
+    def cancel(self, task: str) -> None:
+        t = self.model.tasks[task]
+        if t.status in ("completed", "dead"):
+            self._refused(InvalidState, lambda: self.swarm.cancel(task))
+            return
+        self.swarm.cancel(task)
+        t.status, t.worker, t.deadline = "cancelled", None, None
+
+    @rule(task=tasks)
+    def requeue_dead(self, task: str) -> None:
+        t = self.model.tasks[task]
+        if t.status != "dead":
+            self._refused(InvalidState, lambda: self.swarm.requeue_dead(task))
+            return
+        self.swarm.requeue_dead(task)
+        t.status, t.charged = "pending", 0
+
+    @rule(seconds=st.sampled_from([1, 5, 5, 10]))
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    @rule()
+    def reap(self) -> None:
+        assert self.swarm.reap() == self.model.reap(self.clock.now)
+
+    def _refused(self, error: type[Exception], call: Any) -> None:
+        try:
+            call()
+        except error:
+            return
+        raise AssertionError(f"expected {error.__name__}")
+
+    # --- agreement
+
+    @invariant()
+    def tasks_agree(self) -> None:
+        listed = {t.id: t for t in self.swarm.list_tasks(limit=1000)}
+        assert set(listed) == set(self.model.tasks)
+        for task_id, t in self.model.tasks.items():
+            got = listed[task_id]
+            assert (got.status.value, got.attempts, got.worker) == (t.status, t.attempts, t.worker)
+            if t.status == "claimed":
+                assert got.lease_deadline == t.deadline
+            if t.status == "completed":
+                assert got.finding_id == t.finding
+
+    @invariant()
+    def counters_agree(self) -> None:
+        assert self.swarm.queue_stats() == self.model.counts()
+
+
+def test_the_queue_follows_the_model(swarm: Any, redis_url: str) -> None:
+    clock = FakeClock()
+    swarm._ctx.clock = clock  # the swarm fixture, on a fake clock (both shells)
+    raw = redis.Redis.from_url(redis_url)
+
+    class Bound(QueueMachine):
+        def __init__(self) -> None:
+            super().__init__(swarm, raw, clock)
+
+    try:
+        run_state_machine_as_test(
+            Bound,
+            settings=settings(
+                max_examples=100,
+                stateful_step_count=40,
+                deadline=None,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+    finally:
+        raw.close()
