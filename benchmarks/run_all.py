@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +41,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 ALL = ("contexts", "lifecycle", "scale", "roundtrips")
 
 TITLE = "# Benchmarks"
+
+# glibc hands multi-megabyte blocks back to the OS when freed, so the next one page-faults
+# again; on some VMs that costs ~2 us per KB and varies from run to run, swamping what a
+# 3.2 MB read itself costs (see docs/benchmarks.md, ## Contexts). By default the run asks the
+# allocator to keep freed memory, so that ratios measure the work; --default-malloc opts out.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "134217728", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 
 
 def section(name: str, body: str) -> str:
@@ -95,7 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--doc", type=Path, default=DOC, help="the markdown file to update")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write files")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's default big-block handling (page faults on every multi-MB read)",
+    )
     args = parser.parse_args(argv)
+    if not args.default_malloc and any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
+        # The allocator reads these at start-up only: run again with them set.
+        env = {**os.environ, **MALLOC_ENV}
+        script = str(Path(__file__).resolve())
+        return subprocess.call([sys.executable, script, *(argv or sys.argv[1:])], env=env)
     only = [o.strip() for o in args.only.split(",") if o.strip()]
     unknown = set(only) - set(ALL)
     if unknown:
@@ -190,6 +207,16 @@ def _about(
             f"- Machine: {machine.line()}.",
             f"- Reproduce: {command_line(args)} (took {elapsed:.0f} s). "
             "Peers are pinned in the `bench` extra of pyproject.toml.",
+            "- Allocator: "
+            + (
+                "glibc's default."
+                if args.default_malloc
+                else "glibc told to keep freed memory (`MALLOC_MMAP_THRESHOLD_=134217728 "
+                "MALLOC_TRIM_THRESHOLD_=268435456`), so that multi-megabyte reads are not "
+                "dominated by this VM's page faults, which vary from run to run; "
+                "`--default-malloc` measures without it (the `## Contexts` section above "
+                "shows what the default costs)."
+            ),
             f"- Load average (1 min) when the run began: {load[0]:.2f}, when it ended: "
             f"{load[1]:.2f} (the harness's own processes included; anything else running on "
             "the machine slows every figure).",
