@@ -17,8 +17,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 demo: $(STAMP)
-	$(VENV)/bin/swarm up
-	$(VENV)/bin/swarm doctor
+	$(VENV)/bin/swarm demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -21,7 +21,12 @@ def test_public_exports_are_pinned() -> None:
     expected |= {
         "Agent", "ContextInfo", "ContextSlice", "Event", "EventType", "Message", "SearchHit",
     }  # fmt: skip
-    assert expected <= set(redis_swarm.__all__)
+    # the seed's classes and the modern roles
+    expected |= {
+        "Coordinator", "EphemeralWorker", "MemoryShard", "RedisSwarmCoordinator",
+        "SonnetCoordinator", "SwarmMemoryShard", "Worker",
+    }  # fmt: skip
+    assert expected == set(redis_swarm.__all__)
     for name in redis_swarm.__all__:
         assert hasattr(redis_swarm, name)
 

@@ -36,6 +36,15 @@ from ._models import (
     TaskStatus,
 )
 from ._protocol import Limits
+from .roles import (
+    Coordinator,
+    EphemeralWorker,
+    MemoryShard,
+    RedisSwarmCoordinator,
+    SonnetCoordinator,
+    SwarmMemoryShard,
+    Worker,
+)
 
 __version__ = "0.1.0"
 
@@ -49,27 +58,34 @@ __all__ = [
     "ContextCache",
     "ContextInfo",
     "ContextSlice",
+    "Coordinator",
     "EmbeddedServerError",
+    "EphemeralWorker",
     "Event",
     "EventType",
     "Finding",
     "InvalidState",
     "LeaseLost",
     "Limits",
+    "MemoryShard",
     "Message",
     "NotFound",
     "Page",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RedisSwarmCoordinator",
     "SearchHit",
     "Settings",
+    "SonnetCoordinator",
     "Swarm",
     "SwarmError",
+    "SwarmMemoryShard",
     "Synthesis",
     "Task",
     "TaskSpec",
     "TaskStatus",
     "Timeout",
     "ValidationError",
+    "Worker",
     "__version__",
 ]

@@ -1,0 +1,576 @@
+"""The seed's API, kept: ``SwarmMemoryShard``, ``EphemeralWorker``, ``SonnetCoordinator`` and
+V1's ``RedisSwarmCoordinator``, as thin wrappers over the core; plus the modern role classes
+``MemoryShard``, ``Worker`` and ``Coordinator`` that return typed records.
+
+The seed's examples and init prompts run with only their import line changed. Unlike the seed,
+a claim is a lease (a worker that dies gives its task back), contexts are published atomically
+and never expire under a reader, and findings are listed in one round trip.
+
+These classes are a face, so they read ``SWARM_URL`` and ``SWARM_NAME`` when given no server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ._client import Swarm
+from ._config import DEFAULT_HOME, Settings
+from ._errors import NotFound, ValidationError
+from ._models import iso
+
+__all__ = [
+    "Coordinator",
+    "EphemeralWorker",
+    "MemoryShard",
+    "RedisSwarmCoordinator",
+    "SonnetCoordinator",
+    "SwarmMemoryShard",
+    "Worker",
+]
+
+_QUEUE_PREFIX = "queue:"
+
+
+def _connect(
+    *,
+    url: str | None,
+    swarm: str | None,
+    redis_host: str | None,
+    redis_port: int | None,
+    redis_db: int = 0,
+    redis_password: str | None = None,
+    redis_ssl: bool = False,
+    redis_username: str | None = None,
+) -> Swarm:
+    """A Swarm from the seed's keyword arguments, a URL, or the environment."""
+    name = swarm or os.environ.get("SWARM_NAME") or "default"
+    if url is None and redis_host is None and redis_port is None:
+        home = os.environ.get("SWARM_HOME") or str(DEFAULT_HOME)
+        settings = Settings.from_url(
+            os.environ.get("SWARM_URL") or "embedded", swarm=name, home=home
+        )
+        return Swarm(settings)
+    if url is None:
+        auth = ""
+        if redis_password is not None or redis_username is not None:
+            auth = quote(redis_username or "", safe="")
+            if redis_password is not None:
+                auth += ":" + quote(redis_password, safe="")
+            auth += "@"
+        scheme = "rediss" if redis_ssl else "redis"
+        url = f"{scheme}://{auth}{redis_host or 'localhost'}:{redis_port or 6379}/{redis_db}"
+    return Swarm(Settings.from_url(url, swarm=name))
+
+
+def _agent_name(prefix: str, label: str | None = None) -> str:
+    """``memory_research_1a2b3c4d``: the seed's id shape, reduced to characters keys allow."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in (label or ""))
+    middle = f"_{cleaned[:40]}" if cleaned else ""
+    return f"{prefix}{middle}_{secrets.token_hex(4)}"
+
+
+def _queue(name: str) -> str:
+    """The seed named queues ``queue:X``; the queue here is ``X``."""
+    return name[len(_QUEUE_PREFIX) :] if name.startswith(_QUEUE_PREFIX) else name
+
+
+def _finding_dict(finding: Any) -> dict[str, Any]:
+    """A finding in the seed's shape: finding_id, task_id, worker_id, timestamp, content."""
+    content: dict[str, Any] = {"summary": finding.summary}
+    if finding.details is not None:
+        content["details"] = finding.details
+    content["sources"] = list(finding.sources)
+    if finding.confidence is not None:
+        content["confidence"] = finding.confidence
+    content.update(finding.extra or {})
+    return {
+        "finding_id": finding.id,
+        "task_id": finding.task_id,
+        "worker_id": finding.worker,
+        "timestamp": iso(finding.created_at),
+        "content": content,
+        "queue": finding.queue,
+        "pass_name": finding.pass_name,
+        "superseded": finding.superseded,
+    }
+
+
+def _task_dict(task: Any) -> dict[str, Any]:
+    """A task in the seed's shape (task_id, parent_shard, type, description, data, ...)."""
+    return {
+        "task_id": task.id,
+        "parent_shard": task.parent,
+        "type": task.queue,
+        "queue": task.queue,
+        "description": task.description,
+        "data": task.data if task.data is not None else {},
+        "pass_name": task.pass_name or "unknown",
+        "posted_at": iso(task.created_at),
+        "status": task.status.value,
+        "priority": task.priority,
+        "token": task.token,
+        "attempt": task.attempts,
+    }
+
+
+class _Role:
+    """Shared construction: the seed's keywords, or ``url=``, or nothing (environment)."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        *,
+        redis_password: str | None = None,
+        redis_ssl: bool = False,
+        redis_db: int = 0,
+        redis_username: str | None = None,
+        url: str | None = None,
+        swarm: str | Swarm | None = None,
+    ) -> None:
+        if isinstance(swarm, Swarm):
+            self.swarm = swarm
+        else:
+            self.swarm = _connect(
+                url=url,
+                swarm=swarm,
+                redis_host=redis_host,
+                redis_port=redis_port,
+                redis_db=redis_db,
+                redis_password=redis_password,
+                redis_ssl=redis_ssl,
+                redis_username=redis_username,
+            )
+
+    def close(self) -> None:
+        self.swarm.close()
+
+
+# --- modern role classes ------------------------------------------------------------------
+
+
+class MemoryShard(_Role):
+    """A long-lived agent that holds a big context, posts tasks and synthesises findings."""
+
+    role = "shard"
+
+    def __init__(
+        self,
+        specialization: str = "general",
+        *,
+        model: str | None = None,
+        capacity_tokens: int | None = 200_000,
+        agent_id: str | None = None,
+        **connect: Any,
+    ) -> None:
+        super().__init__(**connect)
+        self.specialization = specialization
+        self.agent_id = agent_id or _agent_name("memory", specialization)
+        self.agent = self.swarm.register(
+            self.role,
+            name=self.agent_id,
+            model=model,
+            specialization=specialization,
+            capacity_tokens=capacity_tokens,
+        )
+
+    def publish(self, content: str | bytes | os.PathLike[str], source: str) -> Any:
+        return self.swarm.publish_context(self.agent_id, content, source=source)
+
+    def post(self, queue: str, description: str, data: Any = None, **options: Any) -> Any:
+        return self.swarm.post_task(
+            _queue(queue), description, data, parent=self.agent_id, **options
+        )
+
+    def findings(self, *, queue: str | None = None, pass_name: str | None = None) -> list[Any]:
+        """Every finding reported to this shard (all pages), oldest first."""
+        out: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page = self.swarm.findings(
+                shard=self.agent_id,
+                queue=_queue(queue) if queue else None,
+                pass_name=pass_name,
+                cursor=cursor,
+                limit=500,
+            )
+            out.extend(page.items)
+            cursor = page.cursor
+            if cursor is None:
+                return out
+
+    def synthesize(self, pass_name: str, text: str, sources: Sequence[str]) -> Any:
+        return self.swarm.synthesize(self.agent_id, pass_name, text, list(sources))
+
+    def heartbeat(self) -> None:
+        self.swarm.heartbeat(self.agent_id)
+
+
+class Worker(_Role):
+    """An ephemeral worker: claim one task, read the shard's context, report, forget."""
+
+    def __init__(self, *, worker_id: str | None = None, model: str | None = None, **connect: Any):
+        super().__init__(**connect)
+        self.worker_id = worker_id or _agent_name("worker")
+        self.model = model
+        self.task: Any = None
+        self.context_version: str | None = None
+
+    def claim(
+        self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
+    ) -> Any:
+        queues = [_queue(queue)] if isinstance(queue, str) else [_queue(q) for q in queue]
+        self.task = self.swarm.claim(queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s)
+        self.context_version = None
+        return self.task
+
+    def _claimed(self) -> Any:
+        if self.task is None:
+            raise ValidationError("no task claimed yet: call claim_task('queue:NAME') first")
+        return self.task
+
+    def parent_context(self) -> str:
+        task = self._claimed()
+        if not task.parent:
+            raise NotFound(f"task {task.id} names no parent shard, so there is no context to read")
+        info = self.swarm.context_info(task.parent)
+        self.context_version = info.version
+        return self.swarm.get_context(task.parent, version=info.version)
+
+    def report(self, finding: Mapping[str, Any]) -> Any:
+        task = self._claimed()
+        return self.swarm.report(
+            task.id,
+            task.token,
+            finding,
+            worker=self.worker_id,
+            model=self.model,
+            context_version=self.context_version,
+        )
+
+
+class Coordinator(_Role):
+    """Watches the swarm, asks shards for syntheses, and messages agents."""
+
+    def __init__(self, *, agent_id: str | None = None, model: str | None = None, **connect: Any):
+        super().__init__(**connect)
+        self.agent_id = agent_id or _agent_name("coordinator")
+        self.agent = self.swarm.register("coordinator", name=self.agent_id, model=model)
+
+    def status(self) -> dict[str, Any]:
+        shards = self.swarm.agents(role="shard")
+        return {
+            "coordinator_id": self.agent_id,
+            "queues": self.swarm.queue_stats(),
+            "shards": [a.to_dict() for a in shards],
+        }
+
+    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str) -> Any:
+        return self.swarm.request_synthesis(shard_id, pass_name, instructions, sender=self.agent_id)
+
+
+# --- the seed's classes (swarm_architecture_v2.py) -----------------------------------------
+
+
+class SwarmMemoryShard(MemoryShard):
+    """The seed's memory shard: same constructor, methods and return shapes."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        specialization: str = "general",
+        *,
+        redis_password: str | None = None,
+        redis_ssl: bool = False,
+        url: str | None = None,
+        swarm: str | Swarm | None = None,
+    ) -> None:
+        super().__init__(
+            specialization,
+            redis_host=redis_host,
+            redis_port=redis_port,
+            redis_password=redis_password,
+            redis_ssl=redis_ssl,
+            url=url,
+            swarm=swarm,
+        )
+        self.context = ""
+
+    def load_context(self, context_text: str, context_source: str) -> Any:
+        """Publish the shard's context (any size up to the limit; chunked, atomic)."""
+        info = self.publish(context_text, context_source)
+        self.context = context_text
+        return info
+
+    def spawn_worker_task(
+        self,
+        task_type: str,
+        task_description: str,
+        task_data: Any = None,
+        pass_name: str | None = None,
+    ) -> str:
+        """Post a task to queue ``task_type`` for an ephemeral worker; returns its id."""
+        task = self.post(task_type, task_description, task_data, pass_name=pass_name)
+        return str(task.id)
+
+    def get_all_findings(self, task_type: str | None = None) -> list[dict[str, Any]]:
+        return [_finding_dict(f) for f in self.findings(queue=task_type)]
+
+    def synthesize_findings(self, pass_name: str, synthesis: str, sources: Sequence[str]) -> str:
+        return str(self.synthesize(pass_name, synthesis, sources).id)
+
+    def get_context_for_worker(self) -> dict[str, Any]:
+        try:
+            info = self.swarm.context_info(self.agent_id)
+        except NotFound:
+            info = None
+        return {
+            "parent_shard_id": self.agent_id,
+            "specialization": self.specialization,
+            "context_preview": self.context[:5000],
+            "context_version": info.version if info else None,
+            "context_size_bytes": info.size_bytes if info else 0,
+            "context_full_location": f"swarm context get {self.agent_id}",
+            "findings_count": len(self.findings()),
+        }
+
+
+class EphemeralWorker(Worker):
+    """The seed's ephemeral worker."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        *,
+        redis_password: str | None = None,
+        redis_ssl: bool = False,
+        url: str | None = None,
+        swarm: str | Swarm | None = None,
+    ) -> None:
+        super().__init__(
+            redis_host=redis_host,
+            redis_port=redis_port,
+            redis_password=redis_password,
+            redis_ssl=redis_ssl,
+            url=url,
+            swarm=swarm,
+        )
+        self.task_id: str | None = None
+        self.parent_shard_id: str | None = None
+
+    def claim_task(self, queue_name: str) -> dict[str, Any] | None:
+        """Claim the next task of ``queue:NAME`` (or ``NAME``); None when the queue is empty."""
+        task = self.claim(queue_name)
+        if task is None:
+            return None
+        self.task_id, self.parent_shard_id = task.id, task.parent
+        return _task_dict(task)
+
+    def get_parent_context(self) -> str:
+        return self.parent_context()
+
+    def report_finding(self, finding: Mapping[str, Any]) -> str:
+        return str(self.report(finding).id)
+
+
+class SonnetCoordinator(Coordinator):
+    """The seed's coordinator."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        *,
+        redis_password: str | None = None,
+        redis_ssl: bool = False,
+        url: str | None = None,
+        swarm: str | Swarm | None = None,
+    ) -> None:
+        super().__init__(
+            redis_host=redis_host,
+            redis_port=redis_port,
+            redis_password=redis_password,
+            redis_ssl=redis_ssl,
+            url=url,
+            swarm=swarm,
+        )
+
+    def get_swarm_status(self) -> dict[str, Any]:
+        """Shards with their findings and open tasks, from O(queues) counters."""
+        stats = self.swarm.queue_stats()
+        shards = []
+        for agent in self.swarm.agents(role="shard"):
+            shards.append(
+                {
+                    "shard_id": agent.id,
+                    "specialization": agent.specialization,
+                    "alive": agent.alive,
+                    "last_seen": iso(agent.last_seen),
+                }
+            )
+        return {
+            "total_shards": len(shards),
+            "shards": shards,
+            "queues": stats,
+            "pending_tasks": sum(q.get("pending", 0) + q.get("delayed", 0) for q in stats.values()),
+            "coordinator_id": self.agent_id,
+        }
+
+    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str = "") -> str:
+        return str(super().request_synthesis(shard_id, pass_name, instructions).id)
+
+
+# --- V1 (redis_swarm_coordinator.py) -------------------------------------------------------
+
+
+class RedisSwarmCoordinator(_Role):
+    """V1's all-in-one coordinator, over the core: claims are leases, contexts versioned."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        redis_db: int = 0,
+        *,
+        redis_password: str | None = None,
+        redis_ssl: bool = False,
+        url: str | None = None,
+        swarm: str | Swarm | None = None,
+    ) -> None:
+        super().__init__(
+            redis_host=redis_host,
+            redis_port=redis_port,
+            redis_db=redis_db,
+            redis_password=redis_password,
+            redis_ssl=redis_ssl,
+            url=url,
+            swarm=swarm,
+        )
+        self.agent_id: str | None = None
+        self.role: str | None = None
+        self.parent_id: str | None = None
+        self._tokens: dict[str, int] = {}
+
+    def _me(self, agent_id: str | None = None) -> str:
+        agent = agent_id or self.agent_id
+        if not agent:
+            raise ValidationError("no agent registered: call register_agent(role) first")
+        return agent
+
+    def register_agent(
+        self,
+        role: str,
+        context_capacity: int = 200_000,
+        parent_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        meta = dict(metadata or {})
+        agent = self.swarm.register(
+            role,
+            name=_agent_name(role),
+            model=meta.get("model"),
+            specialization=meta.get("specialization"),
+            capacity_tokens=context_capacity,
+            parent=parent_id,
+            metadata=meta,
+        )
+        self.agent_id, self.role, self.parent_id = agent.id, role, parent_id
+        return str(agent.id)
+
+    def heartbeat(self, agent_id: str | None = None) -> None:
+        self.swarm.heartbeat(self._me(agent_id))
+
+    def update_context(
+        self, context: str, agent_id: str | None = None, version: str | None = None
+    ) -> str:
+        """Publish a context; returns its version (a content hash: ``version`` is ignored,
+        since a caller-chosen tag could name two different texts)."""
+        info = self.swarm.publish_context(self._me(agent_id), context, source=version or "v1")
+        return str(info.version)
+
+    def get_context(self, agent_id: str) -> str | None:
+        try:
+            return self.swarm.get_context(agent_id)
+        except NotFound:
+            return None
+
+    def post_task(self, queue_name: str, task_type: str, task_data: Any, priority: int = 0) -> str:
+        task = self.swarm.post_task(
+            queue_name,
+            task_type,
+            task_data,
+            priority=priority,
+            parent=self.agent_id,
+        )
+        return str(task.id)
+
+    def claim_task(self, queue_name: str, timeout: int = 60) -> dict[str, Any] | None:
+        """Claim the highest-priority task; ``timeout`` is the lease in seconds."""
+        task = self.swarm.claim(_queue(queue_name), worker=self._me(), lease_s=timeout)
+        if task is None:
+            return None
+        self._tokens[task.id] = task.token
+        out = _task_dict(task)
+        out["type"] = task.description
+        return out
+
+    def complete_task(self, task_id: str, result: Any) -> str:
+        """Report ``result`` as the task's finding (a dict with a summary, or any value)."""
+        token = self._tokens.pop(task_id, None)
+        if token is None:
+            token = self.swarm.get_task(task_id).token
+        if isinstance(result, Mapping) and "summary" in result:
+            finding: Mapping[str, Any] = result
+        else:
+            finding = {"summary": str(result)[:2000], "result": result}
+        return str(self.swarm.report(task_id, token, finding, worker=self.agent_id).id)
+
+    def send_message(self, to_agent_id: str, message: Any) -> str:
+        body = message if isinstance(message, str) else None
+        data = None if isinstance(message, str) else message
+        sent = self.swarm.send(
+            to_agent_id,
+            body or str(message.get("type", "message")),
+            sender=self.agent_id,
+            data=data,
+        )
+        return str(sent.id)
+
+    def get_messages(self, agent_id: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        out = []
+        for msg in self.swarm.inbox(self._me(agent_id), ack=True, limit=limit):
+            out.append(
+                {
+                    "message_id": msg.id,
+                    "from": msg.sender,
+                    "to": msg.to,
+                    "timestamp": iso(msg.created_at),
+                    "content": msg.data if msg.data is not None else msg.body,
+                    "kind": msg.kind,
+                }
+            )
+        return out
+
+    def list_active_agents(self, include_subagents: bool = False) -> list[dict[str, Any]]:
+        agents = self.swarm.agents(alive=True)
+        return [a.to_dict() for a in agents if include_subagents or not a.parent]
+
+    def get_queue_status(self, queue_name: str) -> dict[str, Any]:
+        queue = _queue(queue_name)
+        counts = self.swarm.queue_stats().get(queue, {})
+        page = self.swarm.list_tasks(queue=queue, status="pending", limit=10)
+        return {
+            "queue": queue,
+            "pending_tasks": counts.get("pending", 0),
+            "counts": counts,
+            "tasks": [t.id for t in page.items],
+        }
+
+    def cleanup_stale_agents(self, max_age_seconds: int = 300) -> list[str]:
+        return list(self.swarm.sweep(max_age_seconds))
