@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+from ._acl import key_patterns
 from ._cache import ContextCache
 from ._client import Swarm
 from ._config import Settings
@@ -174,7 +175,8 @@ def _scan(swarm: Swarm, pattern: str) -> Iterator[bytes | str]:
 
 def _cleanup(swarm: Swarm) -> None:
     """Delete every key of the scratch swarm (its chunks included)."""
-    for pattern in swarm._ctx.keys.patterns():
+    patterns = (swarm._ctx.keys.prefix + "*", key_patterns(swarm.name, "chunk"))
+    for pattern in patterns:
         batch: list[bytes | str] = []
         for key in _scan(swarm, pattern):
             batch.append(key)

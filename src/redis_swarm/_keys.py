@@ -179,12 +179,7 @@ class Keys:
         """HASH agent id -> last broadcast id it read."""
         return self._k("cursors")
 
-    # --- scratch space and whole-swarm patterns (swarm bench)
+    # --- scratch space (swarm bench)
     def scratch(self, name: str) -> str:
         """A key ``swarm bench`` may write and delete (its floor measurement)."""
         return self._k("scratch", name)
-
-    def patterns(self) -> tuple[str, str]:
-        """SCAN patterns that match every key of this swarm: its tagged keys, its chunks."""
-        digest16 = "[0-9a-f]" * 16  # exact, so that swarm "a" never matches swarm "a.b"
-        return self.prefix + "*", f"{PREFIX}:chunk:{{{self.swarm}.{digest16}}}:*"
