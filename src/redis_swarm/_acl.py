@@ -62,6 +62,7 @@ WORKER_READ_ONLY = frozenset(
         "context_history",
         "chunk_refs",
         "chunk",
+        "scratch",  # swarm bench's floor measurement: not a worker's to write
     }
 )
 WORKER_READ_WRITE = frozenset(
