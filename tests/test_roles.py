@@ -84,8 +84,9 @@ def test_seed_shapes(redis_url: str) -> None:
     assert shard.specialization == "research"
     shard.load_context("line one\nline two\n" * 1000, "notes.md")
     task_id = shard.spawn_worker_task("analysis", "Read it", {"q": 1}, pass_name="P1")
-    worker = EphemeralWorker(url=redis_url)
+    worker = EphemeralWorker(host, int(port))  # the seed's positional form
     assert worker.worker_id.startswith("worker_")
+    assert worker.task is None
     assert worker.claim_task("queue:missing") is None
     task = worker.claim_task("analysis")
     assert task is not None
@@ -93,6 +94,7 @@ def test_seed_shapes(redis_url: str) -> None:
     assert task["parent_shard"] == shard.agent_id
     assert task["data"] == {"q": 1}
     assert task["description"] == "Read it"
+    assert (worker.task_id, worker.parent_shard_id) == (task_id, shard.agent_id)
     assert worker.get_parent_context() == "line one\nline two\n" * 1000
     finding_id = worker.report_finding({"summary": "two lines repeat", "sources": ["notes.md:1"]})
     findings = shard.get_all_findings()
@@ -108,7 +110,7 @@ def test_seed_shapes(redis_url: str) -> None:
     assert package["findings_count"] == 1
     shard.heartbeat()
 
-    coordinator = SonnetCoordinator(url=redis_url)
+    coordinator = SonnetCoordinator(host, int(port))
     status = coordinator.get_swarm_status()
     assert status["total_shards"] == 1
     assert status["shards"][0]["shard_id"] == shard.agent_id

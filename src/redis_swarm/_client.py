@@ -7,17 +7,27 @@ per shell because waiting is the one thing sync and async code cannot share.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 from redis.commands.core import AsyncScript, Script
 
 from ._cache import ContextCache
 from ._config import Settings
-from ._connect import AsyncClient, SyncClient, async_client, sync_client
+from ._connect import (
+    AsyncClient,
+    SyncClient,
+    async_client,
+    async_cluster_retry,
+    cluster_retry,
+    sync_client,
+)
 from ._durability import Plan, confirm, is_write, wrap
 from ._errors import SwarmError
 from ._models import Event, EventType
@@ -34,6 +44,38 @@ from ._translate import translate
 __all__ = ["AsyncSwarm", "Swarm"]
 
 T = TypeVar("T")
+
+
+def _ignore(error: Exception) -> None:
+    """The failure callback of a shell-level retry: redis-py already dropped the connection."""
+
+
+async def _aignore(error: Exception) -> None:
+    """The asyncio twin of ``_ignore``."""
+
+
+def _wire(item: Cmd | Call, script: Callable[[str], Script | AsyncScript]) -> tuple[Any, ...]:
+    """The raw command of one batch item (a script call becomes EVALSHA)."""
+    if isinstance(item, Cmd):
+        return item.args
+    return ("EVALSHA", script(item.script).sha, len(item.keys), *item.keys, *item.args)
+
+
+def _noscript(items: tuple[Cmd | Call, ...], replies: list[Any]) -> list[int]:
+    """Positions of script calls refused with NOSCRIPT (the node lacks the script)."""
+    return [
+        i
+        for i, (item, reply) in enumerate(zip(items, replies, strict=True))
+        if isinstance(item, Call) and isinstance(reply, redis.exceptions.NoScriptError)
+    ]
+
+
+def _raise_first(replies: list[Any]) -> list[Any]:
+    """Like a pipeline's execute(): raise the first error reply, else return them all."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
@@ -91,6 +133,11 @@ class Swarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
         self._scripts: dict[str, Script] = {}
+        # redis-py's cluster client retries a failed node at once, with no pause: requests
+        # are retried here too, with backoff, so that a failover (seconds) is ridden out.
+        self._cluster_retry = (
+            cluster_retry(self.settings) if isinstance(self._redis, RedisCluster) else None
+        )
         self._plan_lock = threading.Lock()
 
     def _connect(self) -> SyncClient:
@@ -142,11 +189,13 @@ class Swarm(_Shell):
             return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
         if isinstance(request, Call):
             return self._script(request.script)(request.keys, request.args)
+        if isinstance(self._redis, RedisCluster):
+            return self._cluster_batch(request.items)
         for attempt in (1, 2):
             pipe = self._redis.pipeline(transaction=False)
             for item in request.items:
                 if isinstance(item, Cmd):
-                    pipe.execute_command(*item.args)
+                    pipe.execute_command(*item.args)  # type: ignore[no-untyped-call]
                 else:
                     self._script(item.script)(item.keys, item.args, client=pipe)
             try:
@@ -159,13 +208,39 @@ class Swarm(_Shell):
                     raise
         raise AssertionError("unreachable")
 
+    def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
+        """A batch on a Redis Cluster: redis-py refuses scripts in cluster pipelines, so they
+        go as raw EVALSHA (routed by their keys); scripts a node does not know yet are loaded
+        and only those calls sent again (NOSCRIPT means they did not run)."""
+
+        def send(batch: list[Cmd | Call]) -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for item in batch:
+                pipe.execute_command(*_wire(item, self._script))
+            return pipe.execute(raise_on_error=False)
+
+        replies = send(list(items))
+        missing = _noscript(items, replies)
+        if missing:
+            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
+                self._redis.script_load(script_source(name))
+            for i, reply in zip(missing, send([items[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return _raise_first(replies)
+
     def _run(self, op: Operation[T]) -> T:
         """Drive an operation: send each request, feed back the reply or the error."""
         try:
             request = next(op)
             while True:
                 try:
-                    reply = self._send(request)
+                    reply = (
+                        self._send(request)
+                        if self._cluster_retry is None
+                        else self._cluster_retry.call_with_retry(
+                            functools.partial(self._send, request), _ignore
+                        )
+                    )
                 except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
@@ -255,6 +330,11 @@ class AsyncSwarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: AsyncClient = client if client is not None else self._connect()
         self._scripts: dict[str, AsyncScript] = {}
+        self._cluster_retry = (
+            async_cluster_retry(self.settings)
+            if isinstance(self._redis, AsyncRedisCluster)
+            else None
+        )
 
     def _connect(self) -> AsyncClient:
         try:
@@ -302,13 +382,15 @@ class AsyncSwarm(_Shell):
             return await self._redis.execute_command(*request.args)
         if isinstance(request, Call):
             return await self._script(request.script)(request.keys, request.args)
+        if isinstance(self._redis, AsyncRedisCluster):
+            return await self._cluster_batch(request.items)
         for attempt in (1, 2):
             pipe = self._redis.pipeline(transaction=False)
             for item in request.items:
                 if isinstance(item, Cmd):
                     pipe.execute_command(*item.args)
                 else:
-                    await self._script(item.script)(item.keys, item.args, client=pipe)  # type: ignore[arg-type]
+                    await self._script(item.script)(item.keys, item.args, client=pipe)
             try:
                 return await pipe.execute()
             except redis.exceptions.NoScriptError:
@@ -316,12 +398,36 @@ class AsyncSwarm(_Shell):
                     raise
         raise AssertionError("unreachable")
 
+    async def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
+        """The asyncio twin of ``Swarm._cluster_batch``."""
+
+        async def send(batch: list[Cmd | Call]) -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for item in batch:
+                pipe.execute_command(*_wire(item, self._script))
+            return await pipe.execute(raise_on_error=False)
+
+        replies = await send(list(items))
+        missing = _noscript(items, replies)
+        if missing:
+            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
+                await self._redis.script_load(script_source(name))
+            for i, reply in zip(missing, await send([items[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return _raise_first(replies)
+
     async def _run(self, op: Operation[T]) -> T:
         try:
             request = next(op)
             while True:
                 try:
-                    reply = await self._send(request)
+                    reply = await (
+                        self._send(request)
+                        if self._cluster_retry is None
+                        else self._cluster_retry.call_with_retry(
+                            functools.partial(self._send, request), _aignore
+                        )
+                    )
                 except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:

@@ -10,6 +10,7 @@ Accepted URLs::
     redis://[user:pass@]host[:port][/db]
     rediss://[user:pass@]host[:port][/db]?ssl_ca_certs=..&ssl_certfile=..&ssl_keyfile=..
                                              &ssl_cert_reqs=required|optional|none
+    (every network URL also takes ?retries=N&socket_timeout=S&connect_timeout=S)
     unix:///path/to.sock[?db=N]               (user:pass@ allowed, as in redis-py)
     redis+cluster://[user:pass@]h1:p1[,h2:p2]
     rediss+cluster://...                      the same over TLS
@@ -36,6 +37,12 @@ Compression = Literal["auto", "always", "never"]
 DEFAULT_HOME = Path("~/.local/share/redis-swarm").expanduser()
 
 _SSL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+# Connection options any network URL may carry (e.g. ?retries=40 to ride out a failover).
+_CLIENT_OPTIONS: dict[str, type] = {
+    "retries": int,
+    "socket_timeout": float,
+    "connect_timeout": float,
+}
 _CERT_REQS = ("required", "optional", "none")
 
 
@@ -216,14 +223,27 @@ def _db(text: str, url: str) -> int:
     return db
 
 
-def _query(url: str, query: str, allowed: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _query(url: str, query: str, allowed: tuple[str, ...]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if "db" not in allowed:
+        allowed = (*allowed, *_CLIENT_OPTIONS)
     for name, values in parse_qs(query, keep_blank_values=True).items():
         if name not in allowed:
             raise ConfigError(
                 f"unknown option {name!r} in {_mask(url)!r}: allowed are {', '.join(allowed)}"
             )
         out[name] = values[-1]
+        convert = _CLIENT_OPTIONS.get(name)
+        if convert is not None:
+            try:
+                number = convert(values[-1])
+            except ValueError:
+                raise ConfigError(
+                    f"option {name}={values[-1]!r} in {_mask(url)!r} is not a number"
+                ) from None
+            if number < 0:
+                raise ConfigError(f"option {name} in {_mask(url)!r} is negative")
+            out[name] = number
     return out
 
 
@@ -286,7 +306,7 @@ def _parse_unix(url: str) -> dict[str, object]:
     options = _query(url, parts.query, ("db",))
     out: dict[str, object] = {"kind": "unix", "path": parts.path, **auth}
     if "db" in options:
-        out["db"] = _db(options["db"], url)
+        out["db"] = _db(str(options["db"]), url)
     return out
 
 

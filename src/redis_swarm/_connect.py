@@ -4,12 +4,22 @@ Every client retries connection errors and socket timeouts with exponential back
 jitter, and checks idle connections before use. Operations are written to be safe to retry
 (client-generated ids, idempotent scripts), so a retried command after a lost reply never
 applies twice.
+
+Two things redis-py does not do on its own: errors that no retry can fix (a certificate that
+does not verify, a refused client certificate, a wrong password) fail at once instead of after
+the whole backoff; and redis-py nests its retries (a command retries, and so does the connect
+inside it), which would multiply the attempts: here only the outermost level retries.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import ssl as _ssl
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -23,7 +33,9 @@ from redis.sentinel import Sentinel
 
 from ._config import Settings
 
-__all__ = ["async_client", "sync_client"]
+__all__ = ["async_client", "async_cluster_retry", "cluster_retry", "is_permanent", "sync_client"]
+
+T = TypeVar("T")
 
 SyncClient = redis.Redis | RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
@@ -40,12 +52,136 @@ def _backoff() -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(base=0.05, cap=2.0)
 
 
+# Fragments of errors that a retry cannot fix (lower case; matched in the whole cause chain).
+_PERMANENT = (
+    "certificate verify failed",
+    "certificate required",
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert certificate unknown",
+    "wrong version number",
+    "wrong_version_number",
+    "unsupported protocol",
+    "no such file or directory",
+    "invalid username-password",
+    "wrongpass",
+    "noauth",
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out and len(out) < 8:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for a connection error that no retry can fix (certificates, authentication)."""
+    for item in _chain(exc):
+        if isinstance(
+            item,
+            redis.AuthenticationError
+            | redis.exceptions.AuthorizationError
+            | _ssl.SSLCertVerificationError,
+        ):
+            return True
+        text = str(item).lower()
+        if any(fragment in text for fragment in _PERMANENT):
+            return True
+    return False
+
+
+# How many retry loops of this context are running: an inner one makes a single attempt,
+# so that a command's retry and the connect's retry inside it do not multiply.
+_DEPTH: ContextVar[int] = ContextVar("redis_swarm_retry_depth", default=0)
+
+
+def _report(fail: Callable[..., Any], error: Exception, failures: int, with_count: bool) -> Any:
+    return fail(error, failures) if with_count else fail(error)
+
+
+class _Retry(Retry):
+    """redis-py's Retry, minus hopeless retries and nested retry loops."""
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        depth = _DEPTH.get()
+        token = _DEPTH.set(depth + 1)
+        try:
+            self._backoff.reset()  # type: ignore[no-untyped-call]
+            failures = 0
+            while True:
+                try:
+                    return do()
+                except self._supported_errors as error:
+                    if is_retryable is not None and not is_retryable(error):
+                        raise
+                    failures += 1
+                    _report(fail, error, failures, with_failure_count)
+                    if depth > 0 or is_permanent(error) or (0 <= self._retries < failures):
+                        raise
+                    time.sleep(self._backoff.compute(failures))
+        finally:
+            _DEPTH.reset(token)
+
+
+class _AsyncRetry(redis.asyncio.retry.Retry):
+    """The asyncio twin of ``_Retry``."""
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        depth = _DEPTH.get()
+        token = _DEPTH.set(depth + 1)
+        try:
+            self._backoff.reset()  # type: ignore[no-untyped-call]
+            failures = 0
+            while True:
+                try:
+                    return await do()
+                except self._supported_errors as error:
+                    if is_retryable is not None and not is_retryable(error):
+                        raise
+                    failures += 1
+                    pending = _report(fail, error, failures, with_failure_count)
+                    if pending is not None and hasattr(pending, "__await__"):
+                        await pending
+                    if depth > 0 or is_permanent(error) or (0 <= self._retries < failures):
+                        raise
+                    await asyncio.sleep(self._backoff.compute(failures))
+        finally:
+            _DEPTH.reset(token)
+
+
+# redis-py >= 7 identifies itself with two CLIENT SETINFO commands on every new connection:
+# two round trips that a worker process on a far-away link pays for nothing. Off, where the
+# installed redis-py has the switch.
+_QUIET: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis.Redis.__init__).parameters
+    else {}
+)
+
+
 def _common(settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.connect_timeout,
         "username": settings.username,
         "password": settings.password,
+        **_QUIET,
     }
     if settings.ssl:
         kwargs.update(
@@ -59,6 +195,48 @@ def _common(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+class _SentinelMaster(redis.Redis):
+    """The master behind a Sentinel; closing it also closes the connections to the sentinels."""
+
+    def close(self) -> None:
+        super().close()
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            sentinel.close()
+
+
+class _AsyncSentinelMaster(redis.asyncio.Redis):
+    """The asyncio twin of ``_SentinelMaster``."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
+
+# What a cluster request may meet while a master fails over: the dead node, then the whole
+# cluster refusing (CLUSTERDOWN, cluster-require-full-coverage) until its replica is promoted.
+_CLUSTER_RETRY_ON = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+)
+# redis-py's cluster client retries these at once, re-reading the topology each time: a few
+# are enough; the pauses come from the shell-level retry (cluster_retry).
+_CLUSTER_INSTANT_RETRIES = 2
+
+
+def cluster_retry(settings: Settings) -> _Retry:
+    """The retry a shell wraps around each request on a cluster (backoff, settings.retries)."""
+    return _Retry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)
+
+
+def async_cluster_retry(settings: Settings) -> _AsyncRetry:
+    return _AsyncRetry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)  # type: ignore[arg-type]
+
+
 def _socket_path(settings: Settings) -> str:
     if settings.kind == "embedded":
         from ._embedded import EmbeddedServer
@@ -70,7 +248,7 @@ def _socket_path(settings: Settings) -> str:
 
 def sync_client(settings: Settings) -> SyncClient:
     """A connected-on-demand synchronous client for ``settings``."""
-    retry = Retry(_backoff(), settings.retries, supported_errors=tuple(_RETRY_ON))
+    retry = _Retry(_backoff(), settings.retries, supported_errors=tuple(_RETRY_ON))
     common = _common(settings)
     if settings.kind in ("embedded", "unix"):
         return redis.Redis(
@@ -82,11 +260,16 @@ def sync_client(settings: Settings) -> SyncClient:
             socket_connect_timeout=settings.connect_timeout,
             username=settings.username,
             password=settings.password,
+            **_QUIET,
         )
     if settings.kind == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in settings.nodes],  # type: ignore[no-untyped-call]
-            retry=retry,
+            retry=_Retry(
+                _backoff(),
+                min(settings.retries, _CLUSTER_INSTANT_RETRIES),
+                supported_errors=tuple(_RETRY_ON),
+            ),
             health_check_interval=settings.health_check_interval,
             **common,
         )
@@ -99,7 +282,9 @@ def sync_client(settings: Settings) -> SyncClient:
             **common,
         )
         assert settings.service_name is not None
-        master: Any = sentinel.master_for(settings.service_name, db=settings.db)  # type: ignore[no-untyped-call]
+        master: Any = sentinel.master_for(  # type: ignore[no-untyped-call]
+            settings.service_name, db=settings.db, redis_class=_SentinelMaster
+        )
         return master  # type: ignore[no-any-return]
     return redis.Redis(
         host=settings.host,
@@ -113,9 +298,7 @@ def sync_client(settings: Settings) -> SyncClient:
 
 def async_client(settings: Settings) -> AsyncClient:
     """The asyncio twin of ``sync_client``."""
-    retry = redis.asyncio.retry.Retry(
-        _backoff(), settings.retries, supported_errors=tuple(_RETRY_ON)
-    )
+    retry = _AsyncRetry(_backoff(), settings.retries, supported_errors=tuple(_RETRY_ON))
     common = _common(settings)
     if settings.kind in ("embedded", "unix"):
         return redis.asyncio.Redis(
@@ -127,11 +310,16 @@ def async_client(settings: Settings) -> AsyncClient:
             socket_connect_timeout=settings.connect_timeout,
             username=settings.username,
             password=settings.password,
+            **_QUIET,
         )
     if settings.kind == "cluster":
         return redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in settings.nodes],
-            retry=retry,
+            retry=_AsyncRetry(
+                _backoff(),
+                min(settings.retries, _CLUSTER_INSTANT_RETRIES),
+                supported_errors=tuple(_RETRY_ON),
+            ),
             health_check_interval=settings.health_check_interval,
             **common,
         )
@@ -144,7 +332,9 @@ def async_client(settings: Settings) -> AsyncClient:
             **common,
         )
         assert settings.service_name is not None
-        master: Any = sentinel.master_for(settings.service_name, db=settings.db)
+        master: Any = sentinel.master_for(
+            settings.service_name, db=settings.db, redis_class=_AsyncSentinelMaster
+        )
         return master  # type: ignore[no-any-return]
     return redis.asyncio.Redis(
         host=settings.host,

@@ -178,3 +178,8 @@ class Keys:
     def cursors(self) -> str:
         """HASH agent id -> last broadcast id it read."""
         return self._k("cursors")
+
+    # --- scratch space (swarm bench)
+    def scratch(self, name: str) -> str:
+        """A key ``swarm bench`` may write and delete (its floor measurement)."""
+        return self._k("scratch", name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import redis.exceptions as rex
 
 from . import _errors as e
@@ -35,7 +37,11 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
             "e.g. with .encode('utf-8', 'replace').decode()"
         )
     text = str(exc).strip()
-    if isinstance(exc, rex.NoPermissionError) or text.startswith("NOPERM"):
+    if (
+        isinstance(exc, rex.NoPermissionError)
+        or text.startswith("NOPERM")
+        or "user executing the script can't" in text
+    ):
         return e.PermissionDenied(
             f"the Redis user may not do this on {where} ({text}): "
             "use a user with the right role (see 'swarm acl')"
@@ -46,7 +52,15 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
         return e.PermissionDenied(
             f"authentication failed on {where}: check the user name and password in the URL"
         )
-    if isinstance(exc, rex.ConnectionError | rex.TimeoutError):
+    if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
+        tls = _tls_problem(text, where)
+        if tls is not None:
+            return e.ConnectionFailed(tls)
+        if "reset by peer" in text and where.startswith("redis://"):
+            return e.ConnectionFailed(
+                f"the server at {where} closed the connection ({text}): if it only speaks TLS "
+                "(tls-port), use rediss:// with ssl_ca_certs"
+            )
         return e.ConnectionFailed(
             f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
             "check that the server runs and the URL is right ('swarm doctor' tells more)"
@@ -72,3 +86,52 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
                 f"Redis at {where} is a read-only replica: point the URL at the master"
             )
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+_SSL_DETAIL = re.compile(r"certificate verify failed: (.*?)\.? \(_ssl\.c")
+
+
+def _tls_problem(text: str, where: str) -> str | None:
+    """One line naming what to check, for a TLS failure; None when it is not one."""
+    low = text.lower()
+    if "certificate verify failed" in low:
+        match = _SSL_DETAIL.search(text)
+        detail = match[1] if match else "certificate verify failed"
+        if "mismatch" in low or "hostname" in low:
+            return (
+                f"TLS to {where} refused: the server's certificate does not name this host "
+                f"({detail}): connect by a name or IP the certificate lists (its subjectAltName), "
+                "or give the server a certificate for this name"
+            )
+        if "expired" in low or "not yet valid" in low:
+            return (
+                f"TLS to {where} refused: the server's certificate is out of date ({detail}): "
+                "renew the server certificate (tls-cert-file) or check this machine's clock"
+            )
+        return (
+            f"TLS to {where} refused: certificate verify failed ({detail}): check ssl_ca_certs "
+            "in the URL; it must be the CA that signed the server's certificate (tls-cert-file)"
+        )
+    if "certificate required" in low or (
+        "violation of protocol" in low and where.startswith("rediss")
+    ):
+        return (
+            f"TLS to {where} refused: the server requires a client certificate "
+            "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL"
+        )
+    if any(f in low for f in ("alert unknown ca", "alert bad certificate", "certificate unknown")):
+        return (
+            f"TLS to {where} refused: the server rejected the client certificate ({text}): check "
+            "ssl_certfile/ssl_keyfile, and that its CA is in the server's tls-ca-cert-file"
+        )
+    if "wrong version number" in low or "wrong_version_number" in low:
+        return (
+            f"TLS to {where} failed: the server does not speak TLS on this port ({text}): use "
+            "redis:// for a plain port, or the server's tls-port"
+        )
+    if ("no such file" in low or "errno 2" in low) and where.startswith("rediss"):
+        return (
+            f"TLS to {where} failed: a certificate or key file in the URL is missing ({text}): "
+            "check the ssl_ca_certs, ssl_certfile and ssl_keyfile paths"
+        )
+    return None

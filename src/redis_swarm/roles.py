@@ -213,8 +213,16 @@ class MemoryShard(_Role):
 class Worker(_Role):
     """An ephemeral worker: claim one task, read the shard's context, report, forget."""
 
-    def __init__(self, *, worker_id: str | None = None, model: str | None = None, **connect: Any):
-        super().__init__(**connect)
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        *,
+        worker_id: str | None = None,
+        model: str | None = None,
+        **connect: Any,
+    ) -> None:
+        super().__init__(redis_host, redis_port, **connect)
         self.worker_id = worker_id or _agent_name("worker")
         self.model = model
         self.task: Any = None
@@ -256,8 +264,16 @@ class Worker(_Role):
 class Coordinator(_Role):
     """Watches the swarm, asks shards for syntheses, and messages agents."""
 
-    def __init__(self, *, agent_id: str | None = None, model: str | None = None, **connect: Any):
-        super().__init__(**connect)
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        *,
+        agent_id: str | None = None,
+        model: str | None = None,
+        **connect: Any,
+    ) -> None:
+        super().__init__(redis_host, redis_port, **connect)
         self.agent_id = agent_id or _agent_name("coordinator")
         self.agent = self.swarm.register("coordinator", name=self.agent_id, model=model)
 
@@ -341,36 +357,20 @@ class SwarmMemoryShard(MemoryShard):
 
 
 class EphemeralWorker(Worker):
-    """The seed's ephemeral worker."""
+    """The seed's ephemeral worker (constructor: ``redis_host, redis_port`` or ``url=``)."""
 
-    def __init__(
-        self,
-        redis_host: str | None = None,
-        redis_port: int | None = None,
-        *,
-        redis_password: str | None = None,
-        redis_ssl: bool = False,
-        url: str | None = None,
-        swarm: str | Swarm | None = None,
-    ) -> None:
-        super().__init__(
-            redis_host=redis_host,
-            redis_port=redis_port,
-            redis_password=redis_password,
-            redis_ssl=redis_ssl,
-            url=url,
-            swarm=swarm,
-        )
-        self.task_id: str | None = None
-        self.parent_shard_id: str | None = None
+    @property
+    def task_id(self) -> str | None:
+        return self.task.id if self.task is not None else None
+
+    @property
+    def parent_shard_id(self) -> str | None:
+        return self.task.parent if self.task is not None else None
 
     def claim_task(self, queue_name: str) -> dict[str, Any] | None:
         """Claim the next task of ``queue:NAME`` (or ``NAME``); None when the queue is empty."""
         task = self.claim(queue_name)
-        if task is None:
-            return None
-        self.task_id, self.parent_shard_id = task.id, task.parent
-        return _task_dict(task)
+        return None if task is None else _task_dict(task)
 
     def get_parent_context(self) -> str:
         return self.parent_context()
@@ -380,26 +380,7 @@ class EphemeralWorker(Worker):
 
 
 class SonnetCoordinator(Coordinator):
-    """The seed's coordinator."""
-
-    def __init__(
-        self,
-        redis_host: str | None = None,
-        redis_port: int | None = None,
-        *,
-        redis_password: str | None = None,
-        redis_ssl: bool = False,
-        url: str | None = None,
-        swarm: str | Swarm | None = None,
-    ) -> None:
-        super().__init__(
-            redis_host=redis_host,
-            redis_port=redis_port,
-            redis_password=redis_password,
-            redis_ssl=redis_ssl,
-            url=url,
-            swarm=swarm,
-        )
+    """The seed's coordinator (constructor: ``redis_host, redis_port`` or ``url=``)."""
 
     def get_swarm_status(self) -> dict[str, Any]:
         """Shards with their findings and open tasks, from O(queues) counters."""

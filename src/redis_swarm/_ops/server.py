@@ -34,29 +34,42 @@ class ServerInfo:
 
 def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     """What the server is and how it keeps data (for ``swarm doctor``)."""
-    info: dict[str, Any] = yield Cmd("INFO")
+    reply: Any = yield Cmd("INFO")
+    nodes = _per_node(reply)
+    info = nodes[0] if nodes else {}
     server_time = yield Call("ping", (), (0,))
     fsync: str | None = None
     try:
-        reply = yield Cmd("CONFIG", "GET", "appendfsync")
-        fsync = _config_value(reply)
+        # "CONFIG GET" as one name: that is how redis-py routes it on a cluster too.
+        fsync = _config_value((yield Cmd("CONFIG GET", "appendfsync")))
     except PermissionDenied:  # CONFIG is refused to non-admin ACL users: it is optional
         fsync = None
     return ServerInfo(
         version=str(info.get("redis_version", "?")),
         mode=str(info.get("redis_mode", "standalone")),
         executable=info.get("executable"),
-        aof_enabled=bool(int(info.get("aof_enabled", 0))),
+        aof_enabled=all(int(node.get("aof_enabled", 0)) for node in nodes),
         appendfsync=fsync,
-        used_memory=int(info.get("used_memory", 0)),
-        maxmemory=int(info.get("maxmemory", 0)),
+        used_memory=sum(int(node.get("used_memory", 0)) for node in nodes),
+        maxmemory=sum(int(node.get("maxmemory", 0)) for node in nodes),
         server_time_ms=int(server_time),
     )
+
+
+def _per_node(reply: Any) -> list[dict[str, Any]]:
+    """INFO of one server, or of every node of a cluster ({"host:port": {...}}): the nodes."""
+    if not isinstance(reply, dict):
+        return []
+    if reply and all(isinstance(value, dict) for value in reply.values()):
+        return list(reply.values())
+    return [reply]
 
 
 def _config_value(reply: Any) -> str | None:
     if isinstance(reply, dict):
         value = next(iter(reply.values()), None)
+        if isinstance(value, dict):  # one reply per cluster node
+            return _config_value(value)
     elif isinstance(reply, list) and len(reply) >= 2:
         value = reply[1]
     else:

@@ -1,0 +1,51 @@
+"""redis-swarm: N worker processes, each a loop of claim (blocking) -> no-op -> report."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from benchmarks.peers._record import record, redis_url
+from redis_swarm import Swarm
+
+NAME = "redis-swarm"
+DISTS = ("redis-swarm",)
+SETUP = (
+    "N processes, each `claim(wait_s=...)` -> no-op -> `report(finding)` (a lease with a "
+    "fencing token, the finding stored and indexed), `post_task`"
+)
+QUEUE = "bench"
+
+
+def worker_commands(n: int, url: str) -> list[list[str]]:
+    return [[sys.executable, "-m", "benchmarks.peers.swarm_peer"] for _ in range(n)]
+
+
+class Producer:
+    def __init__(self, url: str) -> None:
+        self._swarm = Swarm(url, swarm="bench")
+
+    def post_many(self, indices: range) -> None:
+        post = self._swarm.post_task
+        for i in indices:
+            post(QUEUE, "noop", {"i": i, "t0": time.time()})
+
+    def close(self) -> None:
+        self._swarm.close()
+
+
+def work() -> None:
+    swarm = Swarm(redis_url(), swarm="bench")
+    worker = f"bench-{os.getpid()}"
+    while True:
+        task = swarm.claim(QUEUE, worker=worker, wait_s=5.0)
+        if task is None:
+            continue
+        data = task.data
+        record(data["i"], data["t0"])
+        swarm.report(task.id, task.token, {"summary": "ok"})
+
+
+if __name__ == "__main__":
+    work()

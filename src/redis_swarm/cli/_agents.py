@@ -1,0 +1,197 @@
+"""``swarm status`` and ``swarm agents ...``: who is in the swarm, and how the work stands."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ._app import App, json_option, main, pass_app
+from ._common import (
+    add_row,
+    agent_option_default,
+    ago,
+    complete_agents,
+    kv_table,
+    make_table,
+    print_table,
+    short,
+)
+
+STATUSES = ("pending", "delayed", "claimed", "completed", "dead", "cancelled")
+
+
+@main.command(short_help="The swarm at a glance: queues, agents, contexts.")
+@click.option("--pass", "pass_name", help="Also count the tasks of this pass.")
+@click.option("--stale-after", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
+@json_option
+@pass_app
+def status(app: App, pass_name: str | None, stale_after: float) -> None:
+    """The swarm at a glance: tasks per queue and status, agents, contexts."""
+    swarm = app.swarm
+    queues = swarm.queue_stats()
+    agents = swarm.agents(stale_after_s=stale_after)
+    contexts = swarm.contexts()
+    totals = {s: sum(counts.get(s, 0) for counts in queues.values()) for s in STATUSES}
+    roles: dict[str, int] = {}
+    for agent in agents:
+        if agent.alive:
+            roles[agent.role] = roles.get(agent.role, 0) + 1
+    report: dict[str, Any] = {
+        "swarm": swarm.name,
+        "url": swarm.settings.url,
+        "queues": queues,
+        "totals": totals,
+        "agents": {
+            "alive": sum(1 for a in agents if a.alive),
+            "stale": sum(1 for a in agents if not a.alive),
+            "roles": roles,
+        },
+        "contexts": contexts,
+    }
+    if pass_name is not None:
+        report["pass"] = {"name": pass_name, "counts": swarm.pass_stats(pass_name)}
+
+    def human() -> None:
+        click.echo(f"swarm {swarm.name} on {swarm.settings.url}")
+        table = make_table("queue", *STATUSES, title="tasks")
+        for queue in sorted(queues):
+            add_row(table, queue, *(queues[queue].get(s, 0) for s in STATUSES))
+        if len(queues) > 1:
+            add_row(table, "(all)", *(totals[s] for s in STATUSES))
+        if queues:
+            print_table(app, table)
+        else:
+            click.echo("no tasks yet")
+        if pass_name is not None:
+            counts = report["pass"]["counts"]
+            click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        alive = report["agents"]
+        by_role = ", ".join(f"{n} {r}" for r, n in sorted(roles.items())) or "none"
+        click.echo(f"agents: {alive['alive']} alive ({by_role}), {alive['stale']} stale")
+        if contexts:
+            ctable = make_table(
+                "owner", "version", "tokens", "source", "published", title="contexts"
+            )
+            for ci in contexts:
+                add_row(ctable, ci.owner, ci.version, ci.tokens_est, ci.source, ago(ci.created_at))
+            print_table(app, ctable)
+
+    app.emit(report, human)
+
+
+@main.group(invoke_without_command=True, short_help="List, register and heartbeat agents.")
+@click.option("--role", help="Only agents of this role.")
+@click.option("--alive/--stale", "alive", default=None, help="Only live (or stale) agents.")
+@click.option("--stale-after", type=click.FloatRange(0), default=60.0, show_default=True)
+@json_option
+@click.pass_context
+def agents(ctx: click.Context, role: str | None, alive: bool | None, stale_after: float) -> None:
+    """List the agents (or register, heartbeat, deregister, sweep them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.ensure_object(App)
+    items = app.swarm.agents(alive=alive, role=role, stale_after_s=stale_after)
+
+    def human() -> None:
+        table = make_table("id", "role", "alive", "last seen", "model", "task", "parent")
+        for a in items:
+            add_row(
+                table,
+                a.id,
+                a.role,
+                "yes" if a.alive else "stale",
+                ago(a.last_seen),
+                a.model,
+                a.current_task,
+                a.parent,
+            )
+        print_table(app, table)
+
+    app.emit({"items": items}, human)
+
+
+def _render_agent(app: App, a: Any, headline: str) -> None:
+    click.echo(headline)
+    pairs = [(k, v) for k, v in a.to_dict().items() if v not in (None, {}, "")]
+    print_table(app, kv_table(pairs))
+
+
+@agents.command()
+@click.argument("name", required=False)
+@click.option("--role", required=True, help="coordinator, shard, worker, or any name.")
+@click.option("--model")
+@click.option("--specialization")
+@click.option("--capacity-tokens", type=click.IntRange(0))
+@click.option("--parent", shell_complete=complete_agents)
+@click.option("--metadata", help="A JSON object.")
+@json_option
+@pass_app
+def register(
+    app: App,
+    name: str | None,
+    role: str,
+    model: str | None,
+    specialization: str | None,
+    capacity_tokens: int | None,
+    parent: str | None,
+    metadata: str | None,
+) -> None:
+    """Join the swarm as NAME (default: a generated id) with a role."""
+    meta = None
+    if metadata is not None:
+        try:
+            meta = json.loads(metadata)
+        except ValueError as exc:
+            raise click.BadParameter(f"is not JSON ({exc})", param_hint="--metadata") from None
+        if not isinstance(meta, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--metadata")
+    a = app.swarm.register(
+        role,
+        name=name,
+        model=model,
+        specialization=specialization,
+        capacity_tokens=capacity_tokens,
+        parent=parent,
+        metadata=meta,
+    )
+    app.emit(a, lambda: _render_agent(app, a, f"registered {a.id} as {a.role}"))
+
+
+@agents.command()
+@click.argument("agent_id", required=False, shell_complete=complete_agents)
+@click.option("--task", "current_task", help="The task you are working on.")
+@json_option
+@pass_app
+def heartbeat(app: App, agent_id: str | None, current_task: str | None) -> None:
+    """Say AGENT_ID (default: SWARM_AGENT) is alive."""
+    agent_id = agent_id or agent_option_default()
+    if not agent_id:
+        raise click.UsageError("name the agent (or set SWARM_AGENT)")
+    a = app.swarm.heartbeat(agent_id, current_task=current_task)
+    app.emit(a, lambda: click.echo(f"{a.id} alive"))
+
+
+@agents.command()
+@click.argument("agent_id", shell_complete=complete_agents)
+@json_option
+@pass_app
+def deregister(app: App, agent_id: str) -> None:
+    """Remove AGENT_ID from the swarm (its tasks and findings stay)."""
+    app.swarm.deregister(agent_id)
+    app.emit({"deregistered": agent_id}, lambda: click.echo(f"deregistered {agent_id}"))
+
+
+@agents.command()
+@click.option("--stale-after", type=click.FloatRange(0), default=300.0, show_default=True)
+@json_option
+@pass_app
+def sweep(app: App, stale_after: float) -> None:
+    """Remove agents silent for longer than --stale-after seconds."""
+    removed = app.swarm.sweep(stale_after)
+    app.emit(
+        {"items": removed},
+        lambda: click.echo(f"removed {len(removed)}: {short(', '.join(removed), 200)}"),
+    )

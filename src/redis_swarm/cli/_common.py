@@ -1,0 +1,316 @@
+"""What the command modules share: input from files or stdin, rendering, completion.
+
+Large inputs are accepted three ways wherever text or JSON is expected: the value itself,
+``@path`` (a file), or ``-`` (stdin). Rendering keeps untrusted text out of rich's markup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+from click.shell_completion import CompletionItem
+from rich import box
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from .._config import DEFAULT_HOME, Settings
+from .._models import iso, now_ms
+from ._app import App
+
+__all__ = [
+    "BIG",
+    "add_row",
+    "agent_option_default",
+    "ago",
+    "all_pages",
+    "cell",
+    "complete_agents",
+    "complete_owners",
+    "complete_queues",
+    "complete_tasks",
+    "kv_table",
+    "make_table",
+    "parse_json",
+    "print_table",
+    "progress",
+    "read_bytes",
+    "read_text",
+    "short",
+    "status",
+    "stdout_binary",
+    "task_json",
+    "when",
+]
+
+T = TypeVar("T")
+
+READ_CHUNK = 1024 * 1024
+BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
+
+
+# --- input
+
+
+def read_bytes(source: str, app: App | None = None, *, what: str = "input") -> bytes:
+    """The bytes of a file path, or of stdin for ``-``, with a progress bar when big."""
+    if source == "-":
+        stream: IO[bytes] = sys.stdin.buffer
+        return _read_stream(stream, None, app, f"reading {what} from stdin")
+    path = Path(source).expanduser()
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as stream:
+            return _read_stream(stream, size, app, f"reading {path.name}")
+    except FileNotFoundError:
+        raise click.BadParameter(f"no such file: {source}", param_hint=what) from None
+    except IsADirectoryError:
+        raise click.BadParameter(f"{source} is a directory, not a file", param_hint=what) from None
+    except PermissionError:
+        raise click.BadParameter(f"cannot read {source}: permission denied") from None
+
+
+def _read_stream(stream: IO[bytes], size: int | None, app: App | None, label: str) -> bytes:
+    chunks: list[bytes] = []
+    with progress(app, label, size, min_size=BIG) as advance:
+        while True:
+            chunk = stream.read(READ_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            advance(len(chunk))
+    return b"".join(chunks)
+
+
+def read_text(value: str, app: App | None = None, *, what: str = "text") -> str:
+    """``value`` itself, the content of the file ``@path``, or stdin for ``-``."""
+    if value == "-" or value.startswith("@"):
+        data = read_bytes(value if value == "-" else value[1:], app, what=what)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise click.BadParameter("is not UTF-8 text", param_hint=what) from None
+    return value
+
+
+def parse_json(value: str, app: App | None = None, *, what: str = "JSON") -> Any:
+    """Parse JSON given inline, as ``@path`` or as ``-`` (stdin); a usage error if malformed."""
+    text = read_text(value, app, what=what)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"is not valid JSON ({exc})", param_hint=what) from None
+
+
+def agent_option_default() -> str | None:
+    """The caller's agent name from SWARM_AGENT (read by the faces only)."""
+    return os.environ.get("SWARM_AGENT") or None
+
+
+# --- output
+
+
+def task_json(task: Any) -> dict[str, Any]:
+    """A task's JSON: its record plus ``token`` (the lease's fencing token)."""
+    data: dict[str, Any] = task.to_dict()
+    data["token"] = task.token
+    return data
+
+
+def print_table(app: App, renderable: Any) -> None:
+    """Print a table: fitted to a terminal; at its natural width into a pipe or file, so
+    that nothing is cut or folded for the program reading it."""
+    if not app.out.is_terminal:
+        app.out.width = 4096
+    app.out.print(renderable)
+
+
+def make_table(*columns: str, title: str | None = None) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for name in columns:
+        if name in ("id", "task", "finding", "agent", "owner", "version", "queue", "worker"):
+            table.add_column(name, no_wrap=True, overflow="fold")
+        else:
+            table.add_column(name, overflow="fold")
+    return table
+
+
+def cell(value: Any) -> Text:
+    """A table cell: plain text, never interpreted as rich markup."""
+    if value is None:
+        return Text("-", style="dim")
+    if isinstance(value, float):
+        return Text(f"{value:g}")
+    if not isinstance(value, str):
+        value = str(getattr(value, "value", value))
+    return Text(value)
+
+
+def add_row(table: Table, *values: Any) -> None:
+    table.add_row(*(cell(v) for v in values))
+
+
+def kv_table(pairs: Iterable[tuple[str, Any]]) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in pairs:
+        if isinstance(value, dict | list):
+            value = json.dumps(value, ensure_ascii=False)
+        table.add_row(Text(key), cell(value))
+    return table
+
+
+def when(ms: int | None) -> str | None:
+    """An epoch-ms timestamp for people: ISO-8601 UTC, and how long ago."""
+    if ms is None:
+        return None
+    return f"{iso(ms)} ({ago(ms)})"
+
+
+def ago(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    delta = (now_ms() - ms) / 1000
+    future = delta < 0
+    delta = abs(delta)
+    if delta < 60:
+        text = f"{delta:.0f}s"
+    elif delta < 3600:
+        text = f"{delta / 60:.0f}m"
+    elif delta < 86400:
+        text = f"{delta / 3600:.1f}h"
+    else:
+        text = f"{delta / 86400:.1f}d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def short(text: Any, limit: int = 80) -> str:
+    value = " ".join(str(text or "").split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def all_pages(fetch: Callable[[str | None], Any], limit: int | None) -> Iterator[Any]:
+    """Follow a paged listing's cursor until ``limit`` items (None: all)."""
+    cursor: str | None = None
+    count = 0
+    while True:
+        page = fetch(cursor)
+        for item in page.items:
+            yield item
+            count += 1
+            if limit is not None and count >= limit:
+                return
+        cursor = page.cursor
+        if not cursor:
+            return
+
+
+# --- progress (stderr, on a terminal only)
+
+
+@contextlib.contextmanager
+def progress(
+    app: App | None, label: str, total: int | None, *, min_size: int = BIG
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr while the block runs; yields ``advance(n_bytes)``.
+
+    Shown only when stderr is a terminal and the transfer is big (or of unknown size).
+    """
+    console = app.err if app is not None else None
+    if console is None or not console.is_terminal or (total is not None and total < min_size):
+        yield lambda _n: None
+        return
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@contextlib.contextmanager
+def status(app: App | None, label: str, size: int | None = None) -> Iterator[None]:
+    """A spinner on stderr during one long call (terminal only, big transfers only)."""
+    console = app.err if app is not None else None
+    if console is None or not console.is_terminal or (size is not None and size < BIG):
+        yield
+        return
+    with console.status(label):
+        yield
+
+
+# --- shell completion (cheap, silent: a failure completes nothing)
+
+
+def _completion_settings(ctx: click.Context) -> Settings | None:
+    root = ctx.find_root()
+    url = root.params.get("url") or os.environ.get("SWARM_URL") or "embedded"
+    name = root.params.get("swarm_name") or os.environ.get("SWARM_NAME") or "default"
+    home = Path(os.environ.get("SWARM_HOME") or DEFAULT_HOME).expanduser()
+    settings = Settings.from_url(url, swarm=name, home=home)
+    if settings.kind == "embedded":
+        from .._embedded import EmbeddedServer
+
+        if not EmbeddedServer(settings.home).is_running():
+            return None  # never start a server to complete a word
+    return settings.replace(retries=0, connect_timeout=0.5, socket_timeout=1.0)
+
+
+def _complete(
+    fetch: Callable[[Any], Sequence[tuple[str, str | None]]],
+) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+        try:
+            settings = _completion_settings(ctx)
+            if settings is None:
+                return []
+            from .._client import Swarm
+
+            with Swarm(settings) as swarm:
+                items = fetch(swarm)
+        except Exception:
+            return []
+        return [CompletionItem(v, help=h) for v, h in items if v.startswith(incomplete)]
+
+    return complete
+
+
+complete_queues = _complete(lambda s: [(q, None) for q in sorted(s.queue_stats())])
+complete_tasks = _complete(
+    lambda s: [(t.id, short(t.description, 40)) for t in s.list_tasks(limit=200).items]
+)
+complete_agents = _complete(lambda s: [(a.id, a.role) for a in s.agents()])
+complete_owners = _complete(lambda s: [(c.owner, c.source) for c in s.contexts()])
+
+
+def stdout_binary() -> IO[bytes]:
+    return sys.stdout.buffer

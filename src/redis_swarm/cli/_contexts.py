@@ -1,0 +1,337 @@
+"""``swarm context ...``: publish a shard's context, and read, search or fetch it."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import click
+
+from .._errors import PayloadTooLarge
+from ._app import App, json_option, main, pass_app
+from ._common import (
+    BIG,
+    add_row,
+    agent_option_default,
+    complete_owners,
+    kv_table,
+    make_table,
+    print_table,
+    progress,
+    status,
+    stdout_binary,
+    when,
+)
+
+_COMPRESSION: dict[str, Literal["zstd", "none"] | None] = {
+    "auto": None,
+    "zstd": "zstd",
+    "none": "none",
+}
+owner_arg = click.argument("owner", shell_complete=complete_owners)
+version_option = click.option("--version", "version", help="A kept version (default: current).")
+
+
+@main.group()
+def context() -> None:
+    """Contexts: the big texts memory shards publish and workers read."""
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _info_pairs(info: Any) -> list[tuple[str, Any]]:
+    return [
+        ("owner", info.owner),
+        ("version", info.version),
+        ("size", f"{_size(info.size_bytes)} ({info.size_bytes} bytes)"),
+        ("lines", f"{info.total_lines:,}"),
+        ("tokens (est.)", f"{info.tokens_est:,}"),
+        ("chunks", info.chunks),
+        ("compression", info.compression),
+        ("source", info.source),
+        ("media type", info.media_type),
+        ("published", when(info.created_at)),
+    ]
+
+
+def _limit(app: App) -> int:
+    return app.swarm._ctx.limits.max_context_bytes
+
+
+def _read_bounded(source: str, app: App, limit: int) -> bytes:
+    """The content to publish, refused before it all sits in memory when over the limit."""
+    if source == "-":
+        stream: IO[bytes] = sys.stdin.buffer
+        total = None
+    else:
+        path = Path(source).expanduser()
+        try:
+            total = path.stat().st_size
+        except FileNotFoundError:
+            raise click.BadParameter(f"no such file: {source}", param_hint="FILE") from None
+        if path.is_dir():
+            raise click.BadParameter(f"{source} is a directory", param_hint="FILE")
+        if total > limit:
+            raise _too_large(total, limit)
+        stream = path.open("rb")
+    chunks: list[bytes] = []
+    size = 0
+    label = "reading stdin" if source == "-" else f"reading {Path(source).name}"
+    try:
+        with progress(app, label, total) as advance:
+            while True:
+                chunk = stream.read(1024 * 1024)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(size, limit, more=True)
+                chunks.append(chunk)
+                advance(len(chunk))
+    finally:
+        if source != "-":
+            stream.close()
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int, *, more: bool = False) -> PayloadTooLarge:
+    what = f"more than {size:,}" if more else f"{size:,}"
+    return PayloadTooLarge(
+        f"the context is {what} bytes; the limit is {limit:,}: split it into several "
+        "contexts (one per shard) or publish a summary"
+    )
+
+
+@context.command()
+@click.argument("file", metavar="FILE|-")
+@click.option(
+    "--owner",
+    default=agent_option_default,
+    shell_complete=complete_owners,
+    help="The shard that owns it (default: SWARM_AGENT).",
+)
+@click.option("--source", help="Where it came from, e.g. notes.md (default: FILE's name).")
+@click.option("--media-type", default="text/markdown", show_default=True)
+@click.option(
+    "--compression",
+    type=click.Choice(["auto", "zstd", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: zstd when the server is not local.",
+)
+@json_option
+@pass_app
+def publish(
+    app: App, file: str, owner: str | None, source: str | None, media_type: str, compression: str
+) -> None:
+    """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically."""
+    if not owner:
+        raise click.UsageError("name the context's owner with --owner (or set SWARM_AGENT)")
+    data = _read_bounded(file, app, _limit(app))
+    label = source or ("stdin" if file == "-" else Path(file).name)
+    with status(app, f"publishing {_size(len(data))}", len(data)):
+        info = app.swarm.publish_context(
+            owner,
+            data,
+            source=label,
+            media_type=media_type,
+            compression=_COMPRESSION[compression],
+        )
+    app.emit(
+        info,
+        lambda: click.echo(
+            f"published {info.owner} version {info.version}: {_size(info.size_bytes)}, "
+            f"~{info.tokens_est:,} tokens"
+        ),
+    )
+
+
+@context.command()
+@owner_arg
+@version_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file.")
+@json_option
+@pass_app
+def get(app: App, owner: str, version: str | None, output: str | None) -> None:
+    """Print OWNER's whole context (or write it to --output)."""
+    info = app.swarm.context_info(owner, version)
+    with status(app, f"fetching {_size(info.size_bytes)}", info.size_bytes):
+        data = app.swarm.get_context_bytes(owner, info.version)
+    if app.json:
+        app.emit({"info": info, "text": data.decode("utf-8", "replace")})
+        return
+    if output:
+        Path(output).write_bytes(data)
+        click.echo(f"wrote {_size(len(data))} (version {info.version}) to {output}", err=True)
+        return
+    out = stdout_binary()
+    with progress(app, "writing", len(data), min_size=BIG) as advance:
+        for start in range(0, len(data), 1024 * 1024):
+            out.write(data[start : start + 1024 * 1024])
+            advance(min(1024 * 1024, len(data) - start))
+    out.flush()
+
+
+@context.command()
+@owner_arg
+@version_option
+@json_option
+@pass_app
+def info(app: App, owner: str, version: str | None) -> None:
+    """Size, tokens, version and source of OWNER's context."""
+    ci = app.swarm.context_info(owner, version)
+    app.emit(ci, lambda: print_table(app, kv_table(_info_pairs(ci))))
+
+
+_LINES = re.compile(r"^(\d+)(?::(\+?)(\d+))?$")
+
+
+def _parse_lines(value: str) -> tuple[int, int]:
+    match = _LINES.match(value.strip())
+    if not match:
+        raise click.BadParameter(
+            "use FIRST:LAST, FIRST:+COUNT or LINE (1-based)", param_hint="--lines"
+        )
+    first = int(match.group(1))
+    if match.group(3) is None:
+        last = first
+    elif match.group(2):
+        last = first + max(int(match.group(3)) - 1, 0)
+    else:
+        last = int(match.group(3))
+    if first < 1 or last < first:
+        raise click.BadParameter(f"{value!r} is not a range of lines", param_hint="--lines")
+    return first, last
+
+
+@context.command()
+@owner_arg
+@click.option("--lines", "lines", metavar="FIRST:LAST", help="Lines (1-based, inclusive).")
+@click.option("--offset", type=click.IntRange(0), help="Byte offset (with --length).")
+@click.option("--length", type=click.IntRange(1), help="Bytes to read (with --offset).")
+@version_option
+@json_option
+@pass_app
+def read(
+    app: App,
+    owner: str,
+    lines: str | None,
+    offset: int | None,
+    length: int | None,
+    version: str | None,
+) -> None:
+    """Print part of OWNER's context: --lines FIRST:LAST, or --offset N --length M.
+
+    Without either, the first lines (up to 256 KB). A long range is cut at a line end: the
+    header (on stderr) says where to continue.
+    """
+    if lines is not None and (offset is not None or length is not None):
+        raise click.UsageError("give --lines or --offset/--length, not both")
+    span = _parse_lines(lines) if lines is not None else None
+    part = app.swarm.read_context(owner, lines=span, offset=offset, length=length, version=version)
+
+    def human() -> None:
+        more = ""
+        if part.truncated:
+            more = f" (cut at the size limit: continue with --lines {part.end_line + 1}:...)"
+        click.echo(
+            f"# {part.owner} version {part.version}: lines {part.start_line}-{part.end_line} "
+            f"of {part.total_lines}{more}",
+            err=True,
+        )
+        if part.text:
+            click.echo(part.text, nl=not part.text.endswith("\n"))
+
+    app.emit(part, human)
+
+
+@context.command()
+@owner_arg
+@click.argument("pattern")
+@click.option("--regex", is_flag=True, help="PATTERN is a regular expression.")
+@click.option("--max-hits", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--around", type=click.IntRange(0), default=2, show_default=True,
+              help="Lines of context around each hit.")  # fmt: skip
+@version_option
+@json_option
+@pass_app
+def search(
+    app: App,
+    owner: str,
+    pattern: str,
+    regex: bool,
+    max_hits: int,
+    around: int,
+    version: str | None,
+) -> None:
+    """Find PATTERN in OWNER's context; prints hits like grep -n (LINE: text)."""
+    hits = app.swarm.search_context(
+        owner, pattern, regex=regex, max_hits=max_hits, around=around, version=version
+    )
+
+    def human() -> None:
+        if not hits:
+            click.echo(f"no match for {pattern!r}", err=True)
+        for index, hit in enumerate(hits):
+            if index and around:
+                click.echo("--")
+            first = hit.line - len(hit.before)
+            for offset, text in enumerate(hit.before):
+                click.echo(f"{first + offset}- {text}")
+            click.echo(f"{hit.line}: {hit.text}")
+            for offset, text in enumerate(hit.after, 1):
+                click.echo(f"{hit.line + offset}- {text}")
+
+    app.emit({"items": hits}, human)
+
+
+@context.command()
+@owner_arg
+@json_option
+@pass_app
+def versions(app: App, owner: str) -> None:
+    """The kept versions of OWNER's context, newest first."""
+    items = app.swarm.context_versions(owner)
+
+    def human() -> None:
+        table = make_table("version", "published", "size", "tokens", "source")
+        for ci in items:
+            add_row(
+                table,
+                ci.version,
+                when(ci.created_at),
+                _size(ci.size_bytes),
+                ci.tokens_est,
+                ci.source,
+            )
+        print_table(app, table)
+
+    app.emit({"items": items}, human)
+
+
+@context.command("list")
+@json_option
+@pass_app
+def list_(app: App) -> None:
+    """Every owner's current context."""
+    items = app.swarm.contexts()
+
+    def human() -> None:
+        table = make_table("owner", "version", "size", "tokens", "source", "published")
+        for ci in items:
+            add_row(
+                table, ci.owner, ci.version, _size(ci.size_bytes), ci.tokens_est, ci.source,
+                when(ci.created_at),
+            )  # fmt: skip
+        print_table(app, table)
+
+    app.emit({"items": items}, human)

@@ -1,0 +1,128 @@
+"""``swarm events``: the swarm's event stream (every state change), listed or followed."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import click
+
+from .._models import EventType, dumps, iso, now_ms
+from .._ops import events as event_ops
+from ._app import App, json_option, main, pass_app
+
+TYPES = [t.value for t in EventType]
+
+
+def _line(event: Any) -> str:
+    fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
+    kind = getattr(event.type, "value", event.type)
+    return f"{iso(event.at)}  {event.id}  {kind:<20} {fields}".rstrip()
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _since(value: str | None) -> str | int | None:
+    """An event id (``1700000000000-0``), epoch ms, or a duration back from now (``10m``)."""
+    if value is None:
+        return None
+    value = value.strip()
+    match = _DURATION.match(value)
+    if match:
+        return now_ms() - int(float(match.group(1)) * _UNITS[match.group(2)])
+    if value.isdigit():
+        return int(value)
+    if re.fullmatch(r"\d+-\d+", value):
+        return value
+    raise click.BadParameter(
+        "use an event id (1700000000000-0), epoch ms, or a duration (30s, 10m, 2h, 1d)",
+        param_hint="--since",
+    )
+
+
+@main.command(short_help="List or --follow the event stream.")
+@click.option(
+    "--since",
+    help="After this event id, from this epoch ms, or this long ago (30s, 10m, 2h, 1d). "
+    "Default: the oldest kept (listing), only new events (--follow).",
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="TYPE",
+    shell_complete=lambda _c, _p, inc: [t for t in TYPES if t.startswith(inc)],
+    help="Only this type (task.completed), or area (task, task.*); repeatable.",
+)
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they happen.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0),
+    help="With --follow: stop after this many seconds.",
+)
+@click.option("--count", type=click.IntRange(1), help="With --follow: stop after this many events.")
+@json_option
+@pass_app
+def events(
+    app: App,
+    since: str | None,
+    types: tuple[str, ...],
+    limit: int,
+    follow: bool,
+    timeout_s: float | None,
+    count: int | None,
+) -> None:
+    """List the swarm's events, oldest first, or --follow them (JSON lines with --json)."""
+    start = _since(since)
+    wanted = list(types) or None
+    if not follow:
+        items = app.swarm.events(since=start, types=wanted, limit=limit)
+
+        def human() -> None:
+            for event in items:
+                click.echo(_line(event))
+
+        app.emit({"items": items}, human)
+        return
+    _follow(app, start, wanted, timeout_s, count)
+
+
+def _follow(
+    app: App,
+    since: str | int | None,
+    types: list[str] | None,
+    timeout_s: float | None,
+    count: int | None,
+) -> None:
+    """Print events as they come until --timeout, --count or Ctrl-C.
+
+    It drives the core's follow steps itself (what ``Swarm.follow_events`` loops over), so
+    that a quiet stream still ends at the deadline.
+    """
+    swarm = app.swarm
+    flt = event_ops.type_filter(types)
+    cursor = swarm._run(event_ops.follow_start(swarm._ctx, since))
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    seen = 0
+    try:
+        while count is None or seen < count:
+            block = 5.0
+            if deadline is not None:
+                block = min(block, deadline - time.monotonic())
+                if block <= 0:
+                    return
+            batch, cursor = swarm._run(
+                event_ops.follow_step(swarm._ctx, cursor, flt, max(block, 0.001))
+            )
+            for event in batch:
+                click.echo(dumps(event) if app.json else _line(event))
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+    except KeyboardInterrupt:
+        return

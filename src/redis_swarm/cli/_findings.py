@@ -1,0 +1,218 @@
+"""``swarm findings`` and ``swarm synth ...``: what workers reported, and what shards made of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._app import App, json_option, main, pass_app
+from ._common import (
+    add_row,
+    agent_option_default,
+    all_pages,
+    complete_agents,
+    complete_queues,
+    kv_table,
+    make_table,
+    print_table,
+    read_text,
+    short,
+    when,
+)
+
+
+def _listing(
+    app: App, fetch: Any, limit: int, cursor: str | None, all_: bool
+) -> tuple[list[Any], str | None]:
+    if all_:
+        return list(all_pages(lambda cur: fetch(cur, 500), None)), None
+    page = fetch(cursor, limit)
+    return list(page.items), page.cursor
+
+
+def _more(cursor: str | None) -> None:
+    if cursor:
+        click.echo(f"more: --cursor {cursor}", err=True)
+
+
+def render_finding(app: App, f: Any) -> None:
+    pairs: list[tuple[str, Any]] = [
+        ("id", f.id),
+        ("task", f.task_id),
+        ("queue", f.queue),
+        ("pass", f.pass_name),
+        ("shard", f.shard),
+        ("worker", f.worker),
+        ("model", f.model),
+        ("context version", f.context_version),
+        ("confidence", f.confidence),
+        ("created", when(f.created_at)),
+    ]
+    if f.superseded:
+        pairs.append(("superseded", "yes: reported after the task was completed"))
+    pairs.append(("summary", f.summary))
+    if f.details:
+        pairs.append(("details", f.details))
+    if f.sources:
+        pairs.append(("sources", list(f.sources)))
+    if f.extra:
+        pairs.append(("extra", f.extra))
+    print_table(app, kv_table(pairs))
+
+
+@main.command(short_help="List findings, or show one.")
+@click.argument("finding_id", required=False)
+@click.option("--shard", shell_complete=complete_agents, help="Findings of this shard's tasks.")
+@click.option("--queue", shell_complete=complete_queues)
+@click.option("--pass", "pass_name")
+@click.option("--since", type=int, help="Only findings after this time (epoch ms).")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--cursor", help="Continue a previous listing (its `cursor`).")
+@click.option("--all", "all_", is_flag=True, help="Follow the cursor to the end.")
+@json_option
+@pass_app
+def findings(
+    app: App,
+    finding_id: str | None,
+    shard: str | None,
+    queue: str | None,
+    pass_name: str | None,
+    since: int | None,
+    limit: int,
+    cursor: str | None,
+    all_: bool,
+) -> None:
+    """List findings (oldest first), or show FINDING_ID."""
+    if finding_id is not None:
+        f = app.swarm.get_finding(finding_id)
+        app.emit(f, lambda: render_finding(app, f))
+        return
+
+    def fetch(cur: str | None, size: int) -> Any:
+        return app.swarm.findings(
+            shard=shard, queue=queue, pass_name=pass_name, since=since, cursor=cur, limit=size
+        )
+
+    items, next_cursor = _listing(app, fetch, limit, cursor, all_)
+
+    def human() -> None:
+        table = make_table("id", "task", "worker", "conf", "summary")
+        for f in items:
+            mark = " (superseded)" if f.superseded else ""
+            add_row(table, f.id, f.task_id, f.worker, f.confidence, short(f.summary, 90) + mark)
+        print_table(app, table)
+        _more(next_cursor)
+
+    app.emit({"items": items, "cursor": next_cursor}, human)
+
+
+@main.group()
+def synth() -> None:
+    """Syntheses: what a shard made of a pass's findings."""
+
+
+@synth.command("create")
+@click.option(
+    "--shard", required=True, default=agent_option_default, shell_complete=complete_agents
+)
+@click.option("--pass", "pass_name", required=True, help="The pass it synthesises.")
+@click.option("--text", "text", required=True, help="The synthesis: text, @file or - (stdin).")
+@click.option("--finding", "finding_ids", multiple=True, help="A finding it cites; repeatable.")
+@click.option(
+    "--all-findings", is_flag=True, help="Cite every finding of the pass (of this shard)."
+)
+@json_option
+@pass_app
+def synth_create(
+    app: App,
+    shard: str,
+    pass_name: str,
+    text: str,
+    finding_ids: tuple[str, ...],
+    all_findings: bool,
+) -> None:
+    """Store a synthesis of a pass, citing the findings it rests on."""
+    sources = list(finding_ids)
+    if all_findings:
+        for f in all_pages(
+            lambda cur: app.swarm.findings(shard=shard, pass_name=pass_name, cursor=cur, limit=500),
+            None,
+        ):
+            if f.id not in sources and not f.superseded:
+                sources.append(f.id)
+    body = read_text(text, app, what="--text")
+    s = app.swarm.synthesize(shard, pass_name, body, sources)
+    app.emit(s, lambda: click.echo(f"stored {s.id} citing {len(s.sources)} findings"))
+
+
+@synth.command("list")
+@click.option("--shard", shell_complete=complete_agents)
+@click.option("--pass", "pass_name")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--cursor")
+@click.option("--all", "all_", is_flag=True, help="Follow the cursor to the end.")
+@json_option
+@pass_app
+def synth_list(
+    app: App, shard: str | None, pass_name: str | None, limit: int, cursor: str | None, all_: bool
+) -> None:
+    """List syntheses, oldest first."""
+
+    def fetch(cur: str | None, size: int) -> Any:
+        return app.swarm.syntheses(shard=shard, pass_name=pass_name, cursor=cur, limit=size)
+
+    items, next_cursor = _listing(app, fetch, limit, cursor, all_)
+
+    def human() -> None:
+        table = make_table("id", "shard", "pass", "sources", "text")
+        for s in items:
+            add_row(table, s.id, s.shard, short(s.pass_name, 30), len(s.sources), short(s.text, 70))
+        print_table(app, table)
+        _more(next_cursor)
+
+    app.emit({"items": items, "cursor": next_cursor}, human)
+
+
+@synth.command("show")
+@click.argument("synthesis_id")
+@json_option
+@pass_app
+def synth_show(app: App, synthesis_id: str) -> None:
+    """Show one synthesis in full."""
+    s = app.swarm.get_synthesis(synthesis_id)
+
+    def human() -> None:
+        print_table(
+            app,
+            kv_table(
+                [
+                    ("id", s.id),
+                    ("shard", s.shard),
+                    ("pass", s.pass_name),
+                    ("created", when(s.created_at)),
+                    ("sources", list(s.sources)),
+                ]
+            ),
+        )
+        click.echo()
+        click.echo(s.text)
+
+    app.emit(s, human)
+
+
+@synth.command("request")
+@click.argument("shard", shell_complete=complete_agents)
+@click.option("--pass", "pass_name", required=True, help="The pass to synthesise.")
+@click.option("--instructions", required=True, help="What you want: text, @file or -.")
+@click.option("--from", "sender", default=agent_option_default, help="Default: SWARM_AGENT.")
+@json_option
+@pass_app
+def synth_request(
+    app: App, shard: str, pass_name: str, instructions: str, sender: str | None
+) -> None:
+    """Ask SHARD for a synthesis of a pass (a message in its inbox)."""
+    m = app.swarm.request_synthesis(
+        shard, pass_name, read_text(instructions, app, what="--instructions"), sender=sender
+    )
+    app.emit(m, lambda: click.echo(f"asked {shard} for a synthesis of {pass_name!r} ({m.id})"))

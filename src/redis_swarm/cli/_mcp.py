@@ -1,0 +1,200 @@
+"""``swarm mcp``: serve the swarm as MCP tools; ``swarm mcp install``: configure a client."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import click
+
+from .._config import DEFAULT_HOME
+from .._errors import SwarmError
+from .._models import dumps
+from ..mcp_server._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
+from ..mcp_server._install import (
+    CLIENTS,
+    Client,
+    claude_command,
+    codex_toml,
+    gemini_settings,
+    launch_spec,
+    mcp_json,
+    merge_json,
+    merge_toml,
+    shell_line,
+    target_path,
+)
+from ..mcp_server._roles import AGENT_ROLES
+from ._app import App, json_option, main, pass_app
+
+_role_option = click.option(
+    "--role",
+    type=click.Choice(AGENT_ROLES),
+    default="all",
+    show_default=True,
+    help="Offer only this role's tools and prompts; sessions register with this role.",
+)
+_budget_option = click.option(
+    "--budget",
+    type=click.IntRange(min=MIN_BUDGET_TOKENS),
+    default=None,
+    help=f"Most estimated tokens in one tool result (default {DEFAULT_BUDGET_TOKENS}; "
+    "Claude Code warns above 10,000).",
+)
+
+
+@main.group("mcp", invoke_without_command=True)
+@_role_option
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "http"]),
+    default="stdio",
+    show_default=True,
+    help="stdio for a client that starts the server; http (streamable HTTP) to share one.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: address to bind.")
+@click.option("--port", type=int, default=8765, show_default=True, help="HTTP: port.")
+@_budget_option
+@click.option(
+    "--name",
+    "agent_name",
+    default=None,
+    help="Fixed agent id of the session (a shard whose context must keep its owner).",
+)
+@click.option("--model", default=None, help="The model behind the client, kept with findings.")
+@click.pass_context
+def mcp_command(
+    ctx: click.Context,
+    role: str,
+    transport: str,
+    host: str,
+    port: int,
+    budget: int | None,
+    agent_name: str | None,
+    model: str | None,
+) -> None:
+    """Serve the swarm as Model Context Protocol tools (stdio unless --transport http).
+
+    Set it up in a client with `swarm mcp install --client claude|codex|gemini|json`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..mcp_server._server import build_server, serve  # the SDK: imported only to serve
+
+    app = ctx.ensure_object(App)
+    server = build_server(
+        app.swarm,
+        role=role,
+        budget_tokens=budget or DEFAULT_BUDGET_TOKENS,
+        name=agent_name,
+        model=model,
+        transport="http" if transport == "http" else "stdio",
+        log_level="DEBUG" if app.debug else "INFO",
+    )
+    if transport == "http":
+        click.echo(f"serving MCP on http://{host}:{port}/mcp", err=True)
+    serve(server, "http" if transport == "http" else "stdio", host=host, port=port)
+
+
+@mcp_command.command()
+@click.option("--client", "client", type=click.Choice(CLIENTS), required=True)
+@click.option("--write", is_flag=True, help="Apply it (run `claude mcp add`, or edit the file).")
+@_role_option
+@_budget_option
+@click.option("--server-name", default="swarm", show_default=True, help="Name in the client.")
+@click.option("--name", "agent_name", default=None, help="Fixed agent id (see `swarm mcp`).")
+@click.option(
+    "--scope",
+    type=click.Choice(["local", "user", "project"]),
+    default=None,
+    help="claude: local, user (default) or project; gemini: project (default) or user.",
+)
+@json_option
+@pass_app
+def install(
+    app: App,
+    client: Client,
+    write: bool,
+    role: str,
+    budget: int | None,
+    server_name: str,
+    agent_name: str | None,
+    scope: str | None,
+) -> None:
+    """Print (or --write) the configuration that makes CLIENT start this server.
+
+    claude: the `claude mcp add` command; codex: the ~/.codex/config.toml table; gemini:
+    .gemini/settings.json; json: .mcp.json (Claude Code's project file, and most clients').
+    """
+    spec = launch_spec(
+        url=app.url,
+        swarm=app.swarm_name,
+        role=role,
+        home=app.home if app.home != DEFAULT_HOME else None,
+        agent_name=agent_name,
+        budget=budget,
+        server_name=server_name,
+    )
+    target: Path | None = None
+    config: object
+    if client == "claude":
+        argv = claude_command(spec, scope=scope or "user")
+        config, text = argv, shell_line(argv)
+    elif client == "codex":
+        target = target_path("codex")
+        config = text = codex_toml(spec)
+    else:
+        data = gemini_settings(spec) if client == "gemini" else mcp_json(spec)
+        target = target_path(client, scope=scope or "project")
+        config, text = data, dumps(data) if app.json else _pretty(data)
+
+    if write:
+        if client == "claude":
+            _claude_add(argv, spec.name, scope or "user")
+        elif client == "codex":
+            assert target is not None
+            merge_toml(target, f"mcp_servers.{spec.name}", text)
+        else:
+            assert target is not None and isinstance(config, dict)
+            merge_json(target, config)
+    where = "run it in a shell" if target is None else f"goes in {target}"
+    done = "done" if write else where
+    if app.json:
+        click.echo(
+            dumps(
+                {
+                    "client": client,
+                    "written": write,
+                    "target": str(target) if target else None,
+                    "config": config,
+                }
+            )
+        )
+        return
+    click.echo(f"# {client}: {done}" + (f" ({target})" if write and target else ""), err=True)
+    click.echo(text.rstrip("\n"))
+
+
+def _pretty(data: object) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+def _claude_add(argv: list[str], name: str, scope: str) -> None:
+    claude = shutil.which("claude")
+    if claude is None:
+        raise SwarmError(
+            "`claude` is not on PATH: install Claude Code, run the printed command where it "
+            "is, or use --client json --write to write .mcp.json"
+        )
+    # `claude mcp add` refuses a name it already has: replace our own entry.
+    subprocess.run(
+        [claude, "mcp", "remove", name, "--scope", scope],
+        capture_output=True,
+        check=False,
+    )
+    result = subprocess.run([claude, *argv[1:]], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SwarmError(f"`claude mcp add` failed: {(result.stderr or result.stdout).strip()}")

@@ -1,0 +1,233 @@
+"""``swarm run``: the ephemeral worker pool (one agent process per claimed task)."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.live import Live
+from rich.text import Text
+
+from .._errors import SwarmError
+from .._runner import Runner, RunOptions, TaskOutcome
+from .._validate import check_name
+from ._app import EXIT_EMPTY, App, json_option, main, pass_app
+from ._common import complete_queues
+
+_MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
+
+
+@main.command(short_help="Run an agent command once per task: a worker pool.")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    required=True,
+    shell_complete=complete_queues,
+    help="A queue to claim from; repeatable (claims take the best task of all).",
+)
+@click.option(
+    "--exec",
+    "command",
+    required=True,
+    metavar="CMD",
+    help="The agent command (a shell command line), run once per task with the prompt on "
+    "stdin, or in {prompt} / {prompt_file}.",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(1, 512), default=1, show_default=True)
+@click.option("--max-tasks", type=click.IntRange(1), help="Stop after claiming this many.")
+@click.option(
+    "--idle-exit",
+    "idle_exit_s",
+    type=click.FloatRange(0),
+    help="Stop after this many seconds with nothing to claim (default: run until Ctrl-C).",
+)
+@click.option(
+    "--until-done",
+    is_flag=True,
+    help="Stop when every task of the queues is settled (none pending, delayed or claimed).",
+)
+@click.option(
+    "--lease",
+    "lease_s",
+    type=click.IntRange(1),
+    help="Lease seconds asked at claim and renewed while the agent runs (default: the task's).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0, min_open=True),
+    help="Kill an agent running longer than this (default: the task's lease_s).",
+)
+@click.option("--worker", help="Worker name prefix (default: run-HOST-PID); slot N is PREFIX-N.")
+@click.option("--model", help="The model the agent uses, recorded on its findings.")
+@click.option(
+    "--summary-limit",
+    type=click.IntRange(100, 2000),
+    default=2000,
+    show_default=True,
+    help="Longest summary taken from an answer that is not JSON.",
+)
+@click.option(
+    "--grace",
+    "grace_s",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Seconds between SIGTERM and SIGKILL when an agent is stopped.",
+)
+@json_option
+@pass_app
+def run(
+    app: App,
+    queues: tuple[str, ...],
+    command: str,
+    concurrency: int,
+    max_tasks: int | None,
+    idle_exit_s: float | None,
+    until_done: bool,
+    lease_s: int | None,
+    timeout_s: float | None,
+    worker: str | None,
+    model: str | None,
+    summary_limit: int,
+    grace_s: float,
+) -> None:
+    """Run an agent command once per claimed task, CONCURRENCY at a time.
+
+    Each process gets the task's prompt (the task, its data, how to read the shard's context,
+    the finding format) and SWARM_URL, SWARM_NAME, SWARM_TASK_ID, SWARM_TASK_TOKEN in its
+    environment. The lease is renewed while it runs; at --timeout, or if the task is
+    cancelled, its whole process group is killed. Its finding (the last JSON block of its
+    output, else its text) is reported; a non-zero exit fails the task, which is retried.
+
+    Ctrl-C once: claim nothing more, let running agents finish. Twice: kill them and release
+    their tasks. Exit 3 when nothing was claimed.
+    """
+    for name in queues:
+        check_name("queue", name)
+    if worker is not None:
+        check_name("worker", worker)
+    options = RunOptions(
+        queues=tuple(queues),
+        command=command,
+        concurrency=concurrency,
+        max_tasks=max_tasks,
+        idle_exit_s=idle_exit_s,
+        until_done=until_done,
+        lease_s=lease_s,
+        timeout_s=timeout_s,
+        worker=worker,
+        model=model,
+        summary_limit=summary_limit,
+        grace_s=grace_s,
+    )
+    lines: queue.Queue[TaskOutcome] = queue.Queue()
+    runner = Runner(app.swarm, options, on_outcome=lines.put)
+    started = time.monotonic()
+    live_console = app.err if app.err.is_terminal and not app.json else None
+
+    def status_line() -> Text:
+        c = runner.counts()
+        state = " · draining (Ctrl-C again to stop now)" if runner.draining else ""
+        return Text(
+            f"swarm run {','.join(queues)}: running {c['running']} · done {c['completed']} · "
+            f"failed {c['failed']} · released {c['released']} · lost {c['lost']}{state}"
+        )
+
+    with _signals(app, runner), _live(live_console, status_line) as live:
+
+        def tick() -> None:
+            while True:
+                try:
+                    outcome = lines.get_nowait()
+                except queue.Empty:
+                    break
+                if not app.json:
+                    _print_outcome(app, outcome, live)
+            if live is not None:
+                live.update(status_line())
+
+        runner.run(tick)
+
+    if runner.crash is not None:
+        raise runner.crash
+    counts = runner.counts()
+    summary: dict[str, Any] = {
+        **{k: v for k, v in counts.items() if k != "running"},
+        "duration_s": round(time.monotonic() - started, 3),
+        "tasks": [o.to_dict() for o in runner.outcomes],
+        "errors": runner.errors,
+    }
+    if runner.fatal:
+        summary["fatal"] = runner.fatal
+
+    def human() -> None:
+        click.echo(
+            f"done: claimed {counts['claimed']}, completed {counts['completed']}, "
+            f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
+            f"in {summary['duration_s']:.1f}s"
+        )
+
+    app.emit(summary, human)
+    if runner.fatal:
+        raise SwarmError(runner.fatal)
+    if counts["claimed"] == 0:
+        raise click.exceptions.Exit(EXIT_EMPTY)
+
+
+def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
+    finding = f" → {o.finding_id}" if o.finding_id else ""
+    line = (
+        f"{_MARKS.get(o.status, '?')} {o.status:<9} {o.task_id} "
+        f"({o.worker}, {o.duration_s:.1f}s){finding}: {o.detail}"
+    )
+    if live is not None:
+        live.console.print(Text(line))
+    else:
+        click.echo(line)
+
+
+@contextmanager
+def _live(console: Any, render: Any) -> Iterator[Live | None]:
+    if console is None:
+        yield None
+        return
+    with Live(render(), console=console, refresh_per_second=8, transient=True) as live:
+        yield live
+
+
+@contextmanager
+def _signals(app: App, runner: Runner) -> Iterator[None]:
+    """Ctrl-C: drain, then abort; SIGTERM: abort. Restored afterwards."""
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        if runner.draining:
+            runner.abort()
+            click.echo("stopping: killing the running agents and releasing their tasks", err=True)
+        else:
+            runner.drain()
+            running = runner.counts()["running"]
+            click.echo(
+                f"finishing {running} running task(s); Ctrl-C again to stop them now", err=True
+            )
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        runner.abort()
+
+    try:
+        old_int = signal.signal(signal.SIGINT, on_sigint)
+        old_term = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: no signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)

@@ -1,0 +1,440 @@
+"""``swarm task ...``: post, claim, renew, report, fail, release, cancel, show, list, wait,
+requeue."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import click
+
+from .._models import iso, now_ms
+from ._app import EXIT_EMPTY, App, json_option, main, pass_app
+from ._common import (
+    add_row,
+    agent_option_default,
+    all_pages,
+    complete_agents,
+    complete_queues,
+    complete_tasks,
+    kv_table,
+    make_table,
+    parse_json,
+    print_table,
+    read_bytes,
+    read_text,
+    short,
+    task_json,
+    when,
+)
+
+STATUSES = ("pending", "delayed", "claimed", "completed", "dead", "cancelled")
+
+
+def _default_worker() -> str:
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return agent_option_default() or f"worker-{host[:40] or 'host'}"
+
+
+task_id_arg = click.argument("task_id", metavar="TASK_ID", shell_complete=complete_tasks)
+token_option = click.option(
+    "--token",
+    required=True,
+    type=int,
+    help="The lease's token (the `token` printed by `task claim`).",
+)
+
+
+@main.group()
+def task() -> None:
+    """The work queue: post tasks, claim one, report its finding."""
+
+
+def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
+    if headline:
+        click.echo(headline)
+    pairs: list[tuple[str, Any]] = [
+        ("id", t.id),
+        ("queue", t.queue),
+        ("status", t.status),
+        ("pass", t.pass_name),
+        ("description", t.description),
+    ]
+    if t.data is not None:
+        pairs.append(("data", t.data))
+    pairs += [
+        ("attempts", f"{t.attempts} of {t.max_attempts}"),
+        ("token", t.token),
+        ("priority", t.priority),
+        ("lease_s", t.lease_s),
+        ("parent", t.parent),
+        ("worker", t.worker),
+    ]
+    if t.lease_deadline:
+        pairs.append(("lease until", when(t.lease_deadline)))
+    pairs.append(("created", when(t.created_at)))
+    for label, value in (
+        ("not before", t.not_before),
+        ("completed", t.completed_at),
+    ):
+        if value:
+            pairs.append((label, when(value)))
+    for label, value in (
+        ("dedupe key", t.dedupe_key),
+        ("finding", t.finding_id),
+        ("last error", t.last_error),
+        ("dead reason", t.dead_reason),
+    ):
+        if value:
+            pairs.append((label, value))
+    print_table(app, kv_table(pairs))
+
+
+def _emit_task(app: App, t: Any, headline: str) -> None:
+    app.emit(task_json(t), lambda: render_task(app, t, headline=headline))
+
+
+@task.command(short_help="Post a task (or many with --jsonl).")
+@click.argument("queue", shell_complete=complete_queues)
+@click.argument("description", required=False)
+@click.option("--data", "data_arg", help="The task's data: JSON, @file or - (stdin).")
+@click.option("--pass", "pass_name", help="The pass the task belongs to (any text).")
+@click.option("--priority", type=int, default=0, show_default=True, help="Higher first.")
+@click.option("--max-attempts", type=click.IntRange(1), default=3, show_default=True)
+@click.option(
+    "--lease",
+    "lease_s",
+    type=click.IntRange(1),
+    default=900,
+    show_default=True,
+    help="Seconds a claim lasts unless renewed.",
+)
+@click.option("--delay", type=click.FloatRange(0), help="Claimable only after this many seconds.")
+@click.option("--dedupe", "dedupe_key", help="Posting the same key twice yields one task.")
+@click.option(
+    "--parent",
+    default=agent_option_default,
+    shell_complete=complete_agents,
+    help="The shard that owns the context workers read (default: SWARM_AGENT).",
+)
+@click.option(
+    "--jsonl",
+    "jsonl",
+    metavar="FILE|-",
+    help="Post many tasks: one JSON object per line (description, data, priority, ...); "
+    "the options above are defaults.",
+)
+@json_option
+@pass_app
+def post(
+    app: App,
+    queue: str,
+    description: str | None,
+    data_arg: str | None,
+    pass_name: str | None,
+    priority: int,
+    max_attempts: int,
+    lease_s: int,
+    delay: float | None,
+    dedupe_key: str | None,
+    parent: str | None,
+    jsonl: str | None,
+) -> None:
+    """Post a task to QUEUE (DESCRIPTION may be - for stdin), or many with --jsonl."""
+    not_before = now_ms() + int(delay * 1000) if delay else None
+    data = parse_json(data_arg, app, what="--data") if data_arg is not None else None
+    defaults: dict[str, Any] = {
+        "queue": queue,
+        "pass_name": pass_name,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "lease_s": lease_s,
+        "not_before": not_before,
+        "parent": parent,
+    }
+    if jsonl is not None:
+        if description is not None:
+            raise click.UsageError("give either DESCRIPTION or --jsonl, not both")
+        specs = [{**defaults, **spec} for spec in _jsonl_specs(jsonl, app)]
+        if data is not None:
+            for spec in specs:
+                spec.setdefault("data", data)
+        tasks = app.swarm.post_tasks(specs)
+
+        def human() -> None:
+            for t in tasks:
+                click.echo(f"posted {t.id} to {t.queue}")
+
+        app.emit({"items": [task_json(t) for t in tasks]}, human)
+        return
+    if description is None:
+        raise click.UsageError("missing DESCRIPTION (or --jsonl FILE)")
+    description = read_text(description, app, what="DESCRIPTION")
+    t = app.swarm.post_task(
+        queue,
+        description,
+        data,
+        pass_name=pass_name,
+        priority=priority,
+        max_attempts=max_attempts,
+        lease_s=lease_s,
+        not_before=not_before,
+        dedupe_key=dedupe_key,
+        parent=parent,
+    )
+    app.emit(task_json(t), lambda: click.echo(f"posted {t.id} to {t.queue}"))
+
+
+def _jsonl_specs(source: str, app: App) -> list[dict[str, Any]]:
+    raw = read_bytes(source, app, what="--jsonl")
+    specs: list[dict[str, Any]] = []
+    for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            spec = json.loads(line)
+        except ValueError as exc:
+            message = f"line {number} is not JSON ({exc})"
+            raise click.BadParameter(message, param_hint="--jsonl") from None
+        if not isinstance(spec, dict):
+            raise click.BadParameter(f"line {number} is not a JSON object", param_hint="--jsonl")
+        specs.append(spec)
+    if not specs:
+        raise click.BadParameter("no task in the input", param_hint="--jsonl")
+    return specs
+
+
+@task.command(short_help="Claim the next task (exit 3 if none).")
+@click.argument("queues", nargs=-1, required=True, shell_complete=complete_queues)
+@click.option(
+    "--worker",
+    default=_default_worker,
+    help="Your worker name (default: SWARM_AGENT, else worker-HOSTNAME).",
+)
+@click.option(
+    "--lease", "lease_s", type=click.IntRange(1), help="Lease seconds (default: the task's)."
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for a task when the queues are empty.",
+)
+@json_option
+@pass_app
+def claim(
+    app: App, queues: tuple[str, ...], worker: str, lease_s: int | None, wait_s: float
+) -> None:
+    """Claim the next task of QUEUES (highest priority, oldest first). Exit 3 if none."""
+    t = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
+    if t is None:
+        message = f"nothing to claim in {', '.join(queues)}"
+        if app.json:
+            click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
+        else:
+            click.echo(message, err=True)
+        raise click.exceptions.Exit(EXIT_EMPTY)
+    headline = f"claimed {t.id} (token {t.token}); report it before {iso(t.lease_deadline)}"
+    _emit_task(app, t, headline)
+
+
+@task.command()
+@task_id_arg
+@token_option
+@click.option("--lease", "lease_s", type=click.IntRange(1), help="Lease seconds from now.")
+@json_option
+@pass_app
+def renew(app: App, task_id: str, token: int, lease_s: int | None) -> None:
+    """Extend your lease on TASK_ID (it restarts from now)."""
+    t = app.swarm.renew(task_id, token, lease_s)
+    app.emit(task_json(t), lambda: click.echo(f"renewed {t.id} until {iso(t.lease_deadline)}"))
+
+
+@task.command(short_help="Report a task's finding (completes it).")
+@task_id_arg
+@token_option
+@click.option("--finding", "finding_arg", metavar="JSON|@FILE|-", help="The finding (JSON).")
+@click.option("--summary", help="Report just a summary (instead of --finding).")
+@click.option("--confidence", type=click.FloatRange(0, 1), help="With --summary.")
+@click.option("--source", "sources", multiple=True, help="With --summary; repeatable.")
+@click.option("--worker", default=agent_option_default, help="Who did it (default: SWARM_AGENT).")
+@click.option("--model", help="The model that did it.")
+@click.option("--context-version", help="The context version you read.")
+@json_option
+@pass_app
+def report(
+    app: App,
+    task_id: str,
+    token: int,
+    finding_arg: str | None,
+    summary: str | None,
+    confidence: float | None,
+    sources: tuple[str, ...],
+    worker: str | None,
+    model: str | None,
+    context_version: str | None,
+) -> None:
+    """Report the finding of TASK_ID; the first report completes the task."""
+    if (finding_arg is None) == (summary is None):
+        raise click.UsageError("give the finding with --finding JSON|@FILE|- or --summary TEXT")
+    if finding_arg is not None:
+        finding = parse_json(finding_arg, app, what="--finding")
+        if not isinstance(finding, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--finding")
+    else:
+        assert summary is not None
+        finding = {"summary": read_text(summary, app, what="--summary")}
+        if confidence is not None:
+            finding["confidence"] = confidence
+        if sources:
+            finding["sources"] = list(sources)
+    f = app.swarm.report(
+        task_id, token, finding, worker=worker, model=model, context_version=context_version
+    )
+    app.emit(f, lambda: click.echo(f"reported {f.id} for {task_id}"))
+
+
+@task.command(short_help="Give a task up with the reason (it is retried).")
+@task_id_arg
+@token_option
+@click.option("--error", "error", required=True, help="What went wrong: text, @file or -.")
+@click.option(
+    "--retry/--no-retry",
+    default=True,
+    show_default=True,
+    help="Give the task back to its queue (until max attempts) or dead-letter it now.",
+)
+@json_option
+@pass_app
+def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
+    """Give up TASK_ID with the reason; it is retried until its attempts run out."""
+    t = app.swarm.fail(task_id, token, read_text(error, app, what="--error"), retry=retry)
+    app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
+
+
+@task.command(short_help="Give a task back to its queue untouched.")
+@task_id_arg
+@token_option
+@json_option
+@pass_app
+def release(app: App, task_id: str, token: int) -> None:
+    """Give TASK_ID back to its queue untouched (no attempt is counted against it)."""
+    t = app.swarm.release(task_id, token)
+    app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))
+
+
+@task.command(short_help="Cancel a task.")
+@task_id_arg
+@json_option
+@pass_app
+def cancel(app: App, task_id: str) -> None:
+    """Cancel TASK_ID: nobody will claim it; a running worker's lease ends."""
+    t = app.swarm.cancel(task_id)
+    app.emit(task_json(t), lambda: click.echo(f"cancelled {t.id}"))
+
+
+@task.command(short_help="Put a dead task back in its queue.")
+@task_id_arg
+@json_option
+@pass_app
+def requeue(app: App, task_id: str) -> None:
+    """Put a dead task back in its queue with a fresh budget of attempts."""
+    t = app.swarm.requeue_dead(task_id)
+    app.emit(task_json(t), lambda: click.echo(f"requeued {t.id} to {t.queue}"))
+
+
+@task.command()
+@task_id_arg
+@json_option
+@pass_app
+def show(app: App, task_id: str) -> None:
+    """Show everything about TASK_ID."""
+    t = app.swarm.get_task(task_id)
+    app.emit(task_json(t), lambda: render_task(app, t))
+
+
+@task.command("list")
+@click.option("--queue", shell_complete=complete_queues)
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--pass", "pass_name")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--cursor", help="Continue a previous listing (its `cursor`).")
+@click.option("--all", "all_", is_flag=True, help="Follow the cursor to the end.")
+@json_option
+@pass_app
+def list_(
+    app: App,
+    queue: str | None,
+    status: str | None,
+    pass_name: str | None,
+    limit: int,
+    cursor: str | None,
+    all_: bool,
+) -> None:
+    """List tasks, oldest first, with filters."""
+
+    def fetch(cur: str | None, size: int = limit) -> Any:
+        return app.swarm.list_tasks(
+            queue=queue, status=status, pass_name=pass_name, cursor=cur, limit=size
+        )
+
+    if all_:
+        items = list(all_pages(lambda cur: fetch(cur, 500), None))
+        next_cursor = None
+    else:
+        page = fetch(cursor)
+        items, next_cursor = list(page.items), page.cursor
+
+    def human() -> None:
+        table = make_table("id", "queue", "status", "try", "pass", "worker", "description")
+        for t in items:
+            add_row(
+                table,
+                t.id,
+                t.queue,
+                t.status,
+                f"{t.attempts}/{t.max_attempts}",
+                short(t.pass_name, 24) if t.pass_name else None,
+                t.worker,
+                short(t.description, 60),
+            )
+        print_table(app, table)
+        if next_cursor:
+            click.echo(f"more: --cursor {next_cursor}", err=True)
+
+    app.emit({"items": [task_json(t) for t in items], "cursor": next_cursor}, human)
+
+
+@task.command(short_help="Wait until a pass, queue or the swarm is settled.")
+@click.option("--pass", "pass_name", help="Wait for this pass.")
+@click.option("--queue", shell_complete=complete_queues, help="Wait for this queue.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0),
+    default=60,
+    show_default=True,
+    help="Seconds before giving up (exit 3).",
+)
+@json_option
+@pass_app
+def wait(app: App, pass_name: str | None, queue: str | None, timeout_s: float) -> None:
+    """Block until every task of a pass, a queue, or the swarm is settled (completed, dead or
+    cancelled); exit 3 on timeout."""
+    if pass_name is not None and queue is not None:
+        raise click.UsageError("wait for --pass or --queue, not both")
+    stats = app.swarm.wait(pass_name=pass_name, queue=queue, timeout_s=timeout_s)
+
+    def human() -> None:
+        what = (
+            f"pass {pass_name!r}"
+            if pass_name is not None
+            else (f"queue {queue}" if queue is not None else "the swarm")
+        )
+        counts = ", ".join(f"{k} {v}" for k, v in stats.items() if v)
+        click.echo(f"{what} settled: {counts or 'no tasks'}")
+
+    app.emit(stats, human)

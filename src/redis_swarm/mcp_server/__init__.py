@@ -1,0 +1,52 @@
+"""``swarm mcp``: the swarm as Model Context Protocol tools for Claude Code, Codex, Gemini CLI
+and any MCP client, built on the official ``mcp`` SDK (2.x, ``MCPServer``).
+
+The package is named ``mcp_server`` so that it never shadows the SDK's ``mcp``. Its names are
+imported on first use: the SDK takes most of a second to import, and the rest of the CLI
+should not pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._budget import CHARS_PER_TOKEN, DEFAULT_BUDGET_TOKENS, Budget, estimate_tokens
+from ._roles import AGENT_ROLES, PROMPT_ROLES, TOOL_ROLES, tool_names
+
+if TYPE_CHECKING:
+    from ._server import INSTRUCTIONS, Transport, build_server, serve
+    from ._session import AgentSession, SessionRegistry
+
+__all__ = [
+    "AGENT_ROLES",
+    "CHARS_PER_TOKEN",
+    "DEFAULT_BUDGET_TOKENS",
+    "INSTRUCTIONS",
+    "PROMPT_ROLES",
+    "TOOL_ROLES",
+    "AgentSession",
+    "Budget",
+    "SessionRegistry",
+    "Transport",
+    "build_server",
+    "estimate_tokens",
+    "serve",
+    "tool_names",
+]
+
+_LAZY = {
+    "INSTRUCTIONS": "._server",
+    "Transport": "._server",
+    "build_server": "._server",
+    "serve": "._server",
+    "AgentSession": "._session",
+    "SessionRegistry": "._session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

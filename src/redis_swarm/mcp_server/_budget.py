@@ -1,0 +1,218 @@
+"""Keeping every tool result inside what agent clients accept.
+
+Claude Code warns above 10,000 tokens per tool result and truncates near 25,000. Every result
+of this server is measured here against one budget (default 8,000 estimated tokens at ~4
+characters per token) and, when larger, split into pages that the agent fetches one by one:
+
+- results with a natural order (a context's text, findings, agents, search hits) carry a
+  stateless cursor of their own that says where the next page starts;
+- anything else that is still too large (a task with a megabyte of data, a long message) is
+  split by ``Spill``: the first page is returned, the rest are kept in memory for
+  ``next_page(cursor)``.
+
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import ConfigError, ValidationError
+from .._models import dumps
+
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "DEFAULT_BUDGET_TOKENS",
+    "MIN_BUDGET_TOKENS",
+    "Budget",
+    "Spill",
+    "clip",
+    "cut",
+    "decode_cursor",
+    "encode_cursor",
+    "estimate_tokens",
+]
+
+CHARS_PER_TOKEN = 4
+DEFAULT_BUDGET_TOKENS = 8_000
+MIN_BUDGET_TOKENS = 500
+# Room kept on every page for the JSON header that says what the page is and how to go on.
+_HEADER_CHARS = 1_200
+
+
+def estimate_tokens(text: str) -> int:
+    """The estimate agent clients are held to: about four characters per token."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The most one tool result may hold, in estimated tokens."""
+
+    tokens: int = DEFAULT_BUDGET_TOKENS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tokens, int) or self.tokens < MIN_BUDGET_TOKENS:
+            raise ConfigError(
+                f"the MCP result budget must be at least {MIN_BUDGET_TOKENS} tokens, "
+                f"not {self.tokens!r}: pass a larger --budget"
+            )
+
+    @property
+    def chars(self) -> int:
+        """The whole result, header included."""
+        return self.tokens * CHARS_PER_TOKEN
+
+    @property
+    def body_chars(self) -> int:
+        """The page body, leaving room for the header."""
+        return self.chars - _HEADER_CHARS
+
+    def fits(self, *parts: str) -> bool:
+        return sum(len(p) for p in parts) <= self.chars
+
+
+def cut(text: str, start: int, max_chars: int) -> int:
+    """Where a page of ``text`` that begins at ``start`` should end (exclusive).
+
+    Pages end after a newline when one falls in the second half of the page, so that a
+    page holds whole lines; a single line longer than a page is split where it must be.
+    """
+    end = start + max_chars
+    if end >= len(text):
+        return len(text)
+    newline = text.rfind("\n", start + max_chars // 2, end)
+    return newline + 1 if newline >= 0 else end
+
+
+def clip(text: str, max_chars: int, hint: str) -> str:
+    """``text`` shortened to ``max_chars`` with a note saying how much was left out and why."""
+    if len(text) <= max_chars:
+        return text
+    note = f" …[clipped {len(text) - max_chars:,} chars: {hint}]"
+    return text[: max(0, max_chars - len(note))] + note
+
+
+def encode_cursor(kind: str, state: dict[str, Any]) -> str:
+    """An opaque, stateless cursor: the tool it belongs to, then where the next page starts."""
+    raw = json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
+    return f"{kind}.{base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
+
+
+def decode_cursor(kind: str, cursor: str) -> dict[str, Any]:
+    """The state inside a cursor made by ``encode_cursor(kind, ...)``; refuses any other."""
+    prefix, _, body = cursor.partition(".")
+    if prefix != kind or not body:
+        raise ValidationError(
+            f"{cursor[:40]!r} is not a {kind} cursor: pass the next_cursor of the previous "
+            f"{kind} page unchanged, or omit the cursor to start at the first page"
+        )
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        state = json.loads(raw)
+    except (binascii.Error, ValueError):
+        state = None
+    if not isinstance(state, dict):
+        raise ValidationError(
+            f"the {kind} cursor {cursor[:40]!r} is damaged: pass the next_cursor of the "
+            "previous page unchanged, or omit the cursor to start again"
+        )
+    return state
+
+
+@dataclass
+class _Spilled:
+    pages: list[str]
+    touched: float
+
+
+class Spill:
+    """Pages of oversized results, kept in memory for ``next_page``.
+
+    Bounded by entry count, total size and age; a cursor that has been evicted gets an error
+    that tells the agent to repeat the original call.
+    """
+
+    def __init__(
+        self, *, max_entries: int = 64, max_chars: int = 64 * 1024 * 1024, ttl_s: float = 3600.0
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self.ttl_s = ttl_s
+        self._items: OrderedDict[str, _Spilled] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def paginate(self, document: str, budget: Budget) -> tuple[str, dict[str, Any]]:
+        """Split ``document`` into pages; return the first page and its header."""
+        pages: list[str] = []
+        start = 0
+        while start < len(document):
+            end = cut(document, start, budget.body_chars)
+            pages.append(document[start:end])
+            start = end
+        if len(pages) <= 1:
+            return document, {"page": 1, "pages": 1}
+        key = secrets.token_urlsafe(9)
+        with self._lock:
+            self._expire()
+            self._items[key] = _Spilled(pages, time.monotonic())
+            self._size += len(document)
+            while self._items and (
+                len(self._items) > self.max_entries or self._size > self.max_chars
+            ):
+                _, old = self._items.popitem(last=False)
+                self._size -= sum(len(p) for p in old.pages)
+        return pages[0], self._header(key, 0, len(pages))
+
+    def page(self, cursor: str) -> tuple[str, dict[str, Any]]:
+        """The page a ``next_page`` cursor points at, and its header."""
+        state = decode_cursor("page", cursor)
+        key, index = state.get("k"), state.get("i")
+        entry = None
+        if isinstance(key, str):
+            with self._lock:
+                self._expire()
+                entry = self._items.get(key)
+                if entry is not None:
+                    entry.touched = time.monotonic()
+                    self._items.move_to_end(key)
+        if entry is None or not isinstance(index, int) or not 0 < index < len(entry.pages):
+            raise ValidationError(
+                "this next_page cursor has expired or is unknown (pages are kept in this server "
+                "process for an hour after their last use): repeat the call that returned it"
+            )
+        assert isinstance(key, str)
+        return entry.pages[index], self._header(key, index, len(entry.pages))
+
+    @staticmethod
+    def _header(key: str, index: int, total: int) -> dict[str, Any]:
+        header: dict[str, Any] = {"page": index + 1, "pages": total}
+        if index + 1 < total:
+            cursor = encode_cursor("page", {"k": key, "i": index + 1})
+            header["next_cursor"] = cursor
+            header["next"] = (
+                f"this result is longer than one tool result may be: call "
+                f"next_page(cursor={dumps(cursor)}) for page {index + 2} of {total}"
+            )
+        return header
+
+    def _expire(self) -> None:
+        deadline = time.monotonic() - self.ttl_s
+        while self._items:
+            key, entry = next(iter(self._items.items()))
+            if entry.touched >= deadline:
+                break
+            del self._items[key]
+            self._size -= sum(len(p) for p in entry.pages)
+
+    def __len__(self) -> int:
+        return len(self._items)

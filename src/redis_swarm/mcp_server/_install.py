@@ -1,0 +1,201 @@
+"""``swarm mcp install``: the exact configuration each MCP client needs to start this server.
+
+Every client gets the same launch: the absolute path of the ``swarm`` executable of this
+install, ``mcp --role ROLE``, and ``SWARM_URL`` / ``SWARM_NAME`` (and ``SWARM_HOME`` when it is
+not the default) in the environment, so the client's agents reach this swarm whatever their
+working directory or PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import ConfigError
+
+__all__ = [
+    "CLIENTS",
+    "Client",
+    "LaunchSpec",
+    "claude_command",
+    "codex_toml",
+    "gemini_settings",
+    "launch_spec",
+    "mcp_json",
+    "merge_json",
+    "merge_toml",
+    "swarm_command",
+    "target_path",
+]
+
+Client = Literal["claude", "codex", "gemini", "json"]
+CLIENTS: tuple[Client, ...] = ("claude", "codex", "gemini", "json")
+
+# Seconds an agent client should allow one tool call: wait_for_pass may wait up to 300 s.
+TOOL_TIMEOUT_S = 360
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How a client starts the server: a name, a command line and its environment."""
+
+    name: str
+    command: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def argv(self) -> list[str]:
+        return [self.command, *self.args]
+
+
+def swarm_command() -> list[str]:
+    """The absolute command line of this install's ``swarm``.
+
+    The script beside the running interpreter (a venv's bin/) comes first, then ``swarm`` on
+    PATH, then ``python -m redis_swarm`` with this interpreter.
+    """
+    beside = Path(sys.executable).parent / "swarm"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside.absolute())]
+    found = shutil.which("swarm")
+    if found:
+        return [str(Path(found).absolute())]
+    return [str(Path(sys.executable).absolute()), "-m", "redis_swarm"]
+
+
+def launch_spec(
+    *,
+    url: str,
+    swarm: str,
+    role: str = "all",
+    home: Path | None = None,
+    agent_name: str | None = None,
+    budget: int | None = None,
+    server_name: str = "swarm",
+    command: list[str] | None = None,
+) -> LaunchSpec:
+    """The launch of ``swarm mcp`` for one client configuration."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", server_name):
+        raise ConfigError(
+            f"MCP server name {server_name!r} may hold only letters, digits, '_' and '-'"
+        )
+    base = command or swarm_command()
+    args = [*base[1:], "mcp", "--role", role]
+    if agent_name:
+        args += ["--name", agent_name]
+    if budget is not None:
+        args += ["--budget", str(budget)]
+    env = {"SWARM_URL": url, "SWARM_NAME": swarm}
+    if home is not None:
+        env["SWARM_HOME"] = str(home)
+    return LaunchSpec(server_name, base[0], args, env)
+
+
+def claude_command(spec: LaunchSpec, *, scope: str = "user") -> list[str]:
+    """``claude mcp add``: name first, then options, then ``--`` and the server's command."""
+    argv = ["claude", "mcp", "add", spec.name, "--scope", scope, "--transport", "stdio"]
+    for key, value in spec.env.items():
+        argv += ["-e", f"{key}={value}"]
+    return [*argv, "--", *spec.argv]
+
+
+def _toml_str(value: str) -> str:
+    # A JSON string (ASCII, with \\uXXXX escapes) is a valid TOML basic string.
+    return json.dumps(value)
+
+
+def codex_toml(spec: LaunchSpec) -> str:
+    """The ``[mcp_servers.NAME]`` table of ``~/.codex/config.toml``."""
+    env = ", ".join(f"{key} = {_toml_str(value)}" for key, value in spec.env.items())
+    return "\n".join(
+        [
+            f"[mcp_servers.{spec.name}]",
+            f"command = {_toml_str(spec.command)}",
+            f"args = [{', '.join(_toml_str(a) for a in spec.args)}]",
+            f"env = {{ {env} }}",
+            "startup_timeout_sec = 30",
+            f"tool_timeout_sec = {TOOL_TIMEOUT_S}",
+            "",
+        ]
+    )
+
+
+def gemini_settings(spec: LaunchSpec) -> dict[str, Any]:
+    """The ``mcpServers`` entry of ``.gemini/settings.json`` (timeout in milliseconds)."""
+    entry = {
+        "command": spec.command,
+        "args": spec.args,
+        "env": spec.env,
+        "timeout": TOOL_TIMEOUT_S * 1000,
+    }
+    return {"mcpServers": {spec.name: entry}}
+
+
+def mcp_json(spec: LaunchSpec) -> dict[str, Any]:
+    """``.mcp.json``: the project file of Claude Code, and the shape most clients accept."""
+    entry = {"type": "stdio", "command": spec.command, "args": spec.args, "env": spec.env}
+    return {"mcpServers": {spec.name: entry}}
+
+
+def target_path(client: Client, *, scope: str = "project", home: Path | None = None) -> Path:
+    """The file ``--write`` changes for ``client`` (claude is configured by its own CLI)."""
+    user_home = home or Path.home()
+    if client == "codex":
+        codex_home = os.environ.get("CODEX_HOME")
+        return (Path(codex_home) if codex_home else user_home / ".codex") / "config.toml"
+    if client == "gemini":
+        return (user_home if scope == "user" else Path.cwd()) / ".gemini" / "settings.json"
+    if client == "json":
+        return Path.cwd() / ".mcp.json"
+    raise ConfigError("claude is configured with `claude mcp add`, not by a file")
+
+
+def merge_json(path: Path, config: dict[str, Any]) -> None:
+    """Add (or replace) our ``mcpServers`` entry in a JSON settings file, keeping the rest."""
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_text() or "{}")
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc}): fix or move it first") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} does not hold a JSON object: fix or move it first")
+        data = loaded
+    servers = data.setdefault("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise ConfigError(f"mcpServers in {path} is not an object: fix it first")
+    servers.update(config["mcpServers"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def merge_toml(path: Path, table: str, block: str) -> None:
+    """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, or append it."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    out: list[str] = []
+    skipping = False
+    for line in lines:
+        match = header.match(line)
+        if match:
+            name = match.group(1).replace('"', "")
+            skipping = name == table or name.startswith(table + ".")
+        if not skipping:
+            out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    text = "\n".join(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((text + "\n\n" if text else "") + block)
+
+
+def shell_line(argv: list[str]) -> str:
+    return shlex.join(argv)

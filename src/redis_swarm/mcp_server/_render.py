@@ -1,0 +1,134 @@
+"""Rendering for the MCP tools: records as compact JSON, errors that say what to do next,
+search hits as grep prints them, and lists cut to what fits one result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, ContentBlock, TextContent
+
+from .._errors import (
+    AlreadyCompleted,
+    ConnectionFailed,
+    LeaseLost,
+    NotFound,
+    PermissionDenied,
+    SwarmError,
+    ValidationError,
+)
+from .._models import SearchHit, dumps, iso
+from ._budget import clip
+from ._roles import TOOL_ROLES
+
+__all__ = ["blocks", "cursor_offset", "fit", "plain", "render_hit", "tool_error"]
+
+_TIME_FIELDS = frozenset(
+    {
+        "created_at",
+        "claimed_at",
+        "completed_at",
+        "lease_deadline",
+        "not_before",
+        "registered_at",
+        "last_seen",
+        "at",
+    }
+)
+
+
+def plain(value: Any) -> Any:
+    """Records as dicts without empty fields, timestamps as ISO-8601: fewer tokens, clearer."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is None or item == [] or item == {}:
+                continue
+            if key in _TIME_FIELDS and isinstance(item, int):
+                out[key] = iso(item)
+            else:
+                out[key] = plain(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+_HINTS: tuple[tuple[type[SwarmError], str], ...] = (
+    (AlreadyCompleted, "do not report again; claim the next task with claim_task"),
+    (LeaseLost, "stop working on this task and claim another with claim_task"),
+    (NotFound, "check the id or name: swarm_status lists queues and contexts"),
+    (ValidationError, "fix that argument and call again"),
+    (PermissionDenied, "this MCP server's Redis user may not do this: ask the swarm's operator"),
+    (ConnectionFailed, "the swarm's Redis is unreachable: check SWARM_URL, run `swarm doctor`"),
+)
+
+
+def tool_error(exc: SwarmError) -> ToolError:
+    """A core error as a tool error that says what to do next (in tool terms, when the
+    message does not already)."""
+    message = f"{type(exc).__name__}: {exc or type(exc).__name__}"
+    if any(name in message for name in TOOL_ROLES):
+        return ToolError(message)
+    for kind, hint in _HINTS:
+        if isinstance(exc, kind):
+            return ToolError(f"{message} ({hint})")
+    return ToolError(message)
+
+
+def cursor_offset(state: dict[str, Any], key: str) -> int:
+    value = state.get(key, 0)
+    if not isinstance(value, int) or value < 0:
+        raise ToolError("this cursor is damaged: omit it to start at the first page")
+    return value
+
+
+def blocks(*texts: str) -> CallToolResult:
+    content: list[ContentBlock] = [TextContent(type="text", text=t) for t in texts]
+    return CallToolResult(content=content)
+
+
+def render_hit(hit: SearchHit) -> str:
+    """A search hit as grep prints it with -n and context: ``N:`` the hit, ``N-`` around.
+    (The core has cut long lines to a snippet around the match.)"""
+    first = hit.line - len(hit.before)
+    lines = [f"{first + i}-{text}" for i, text in enumerate(hit.before)]
+    lines.append(f"{hit.line}:{hit.text}")
+    lines += [f"{hit.line + 1 + i}-{text}" for i, text in enumerate(hit.after)]
+    return "\n".join(lines)
+
+
+def fit(items: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
+    """As many records as fit in ``max_chars``; a first record too big alone is clipped."""
+    shown: list[dict[str, Any]] = []
+    used = 400  # the rest of the payload: counts, cursor, next
+    for item in items:
+        size = len(dumps(item)) + 1
+        if used + size > max_chars:
+            if shown:
+                break
+            item = _clip_record(item, max_chars - used)
+            size = len(dumps(item)) + 1
+        shown.append(item)
+        used += size
+    return shown
+
+
+def _clip_record(item: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """Shorten the long text fields of one record until it fits ``max_chars``."""
+    if len(dumps(item)) <= max_chars:
+        return item
+    out = dict(item)
+    for key in sorted(out, key=lambda k: -len(dumps(out[k]))):
+        over = len(dumps(out)) - max_chars
+        if over <= 0:
+            break
+        value = out[key]
+        if isinstance(value, str):
+            out[key] = clip(value, max(80, len(value) - over - 80), "too long for one result")
+        elif isinstance(value, dict | list):
+            text = dumps(value)
+            out[key] = clip(text, max(80, len(text) - over - 80), "too long for one result")
+    return out

@@ -1,0 +1,202 @@
+"""Assembling the MCP server: the tools of a role, the init prompts, the session lifecycle, and
+the two transports (stdio; streamable HTTP on request).
+
+Nothing is written to stdout but the protocol: logs go to stderr, and on stdio the SDK points
+file descriptor 1 at stderr while it serves, so that a stray print or child process cannot
+corrupt the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.prompts.base import Prompt
+from mcp_types import ToolAnnotations
+
+from .._client import Swarm
+from ._budget import DEFAULT_BUDGET_TOKENS, Budget
+from ._roles import PROMPT_ROLES, tool_names
+from ._session import RegisterOnConnect, SessionRegistry
+from ._tools import SwarmTools
+
+__all__ = ["INSTRUCTIONS", "Transport", "build_server", "serve"]
+
+Transport = Literal["stdio", "http"]
+
+log = logging.getLogger("redis_swarm.mcp")
+
+# The session registry of each server built here, for a clean exit on a signal.
+_SESSIONS: weakref.WeakKeyDictionary[MCPServer[Any], SessionRegistry] = weakref.WeakKeyDictionary()
+
+_READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+_READ_ONLY_TOOLS = (
+    "swarm_status",
+    "get_context",
+    "read_context_lines",
+    "search_context",
+    "list_findings",
+    "list_agents",
+    "wait_for_pass",
+    "next_page",
+)
+_ANNOTATIONS = dict.fromkeys(_READ_ONLY_TOOLS, _READ_ONLY)
+
+_COMMON = (
+    "Results are compact JSON (and text, for contexts). A result never exceeds {budget} "
+    "tokens: when there is more, it says exactly which call returns the next page. Errors "
+    "say what to do next."
+)
+INSTRUCTIONS: dict[str, str] = {
+    "worker": (
+        "redis-swarm, worker. You are an ephemeral worker: Redis remembers, you do not. Loop: "
+        "claim_task(queue) -> read what the task needs from its shard's context "
+        "(search_context, read_context_lines, get_context; the task's parent owns it) -> "
+        "report_finding(task_id, summary, details, sources, confidence) once, or fail_task. "
+        "Renew long work with renew_task. Stop when claim_task says no task is ready."
+    ),
+    "shard": (
+        "redis-swarm, memory shard. You hold a big context and run passes over it: "
+        "publish_context(text or path) -> post_tasks([...], pass_name) -> "
+        "wait_for_pass(pass_name) -> list_findings(pass_name) -> synthesize(pass_name, text, "
+        "sources=finding ids) -> next pass. read_inbox for requests from the coordinator."
+    ),
+    "coordinator": (
+        "redis-swarm, coordinator. Watch the swarm (swarm_status, list_agents, "
+        "list_findings), post work (post_task, post_tasks), wait for passes (wait_for_pass), "
+        "ask shards for syntheses (request_synthesis) and message agents (send_message)."
+    ),
+}
+INSTRUCTIONS["all"] = " ".join(
+    [
+        "redis-swarm: a shared memory and work bus for agents.",
+        INSTRUCTIONS["shard"],
+        INSTRUCTIONS["worker"],
+        INSTRUCTIONS["coordinator"],
+    ]
+)
+
+
+def build_server(
+    swarm: Swarm,
+    *,
+    role: str = "all",
+    budget_tokens: int = DEFAULT_BUDGET_TOKENS,
+    name: str | None = None,
+    model: str | None = None,
+    transport: Transport = "stdio",
+    heartbeat_s: float = 15.0,
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING",
+) -> MCPServer[SessionRegistry]:
+    """An MCP server over ``swarm`` offering the tools and prompts of ``role``.
+
+    Each client session registers as an agent of that role (``name`` fixes its id, for a
+    shard whose context owner must stay the same across restarts).
+    """
+    budget = Budget(budget_tokens)
+    sessions = SessionRegistry(swarm, role=role, name=name, model=model, transport=transport)
+    tools = SwarmTools(swarm, sessions, budget)
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[SessionRegistry]) -> AsyncIterator[SessionRegistry]:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sessions.heartbeat_forever, heartbeat_s)
+                try:
+                    yield sessions
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            # Agents of sessions that never closed (2026-era clients, a killed transport).
+            with anyio.move_on_after(10, shield=True):
+                await sessions.close_all()
+
+    server: MCPServer[SessionRegistry] = MCPServer(
+        "redis-swarm",
+        title="redis-swarm",
+        description="A shared memory and work bus for fleets of AI agents, built on Redis.",
+        instructions=INSTRUCTIONS[role] + " " + _COMMON.format(budget=budget.tokens),
+        version=_version(),
+        lifespan=lifespan,
+        log_level=log_level,
+        middleware=[RegisterOnConnect(sessions)],
+    )
+    for tool in tool_names(role):
+        server.add_tool(
+            getattr(tools, tool),
+            name=tool,
+            annotations=_ANNOTATIONS.get(tool),
+            structured_output=False,
+        )
+    for prompt_role in PROMPT_ROLES if role == "all" else (role,):
+        server.add_prompt(_prompt(swarm, prompt_role))
+    _SESSIONS[server] = sessions
+    return server
+
+
+def _prompt(swarm: Swarm, role: str) -> Prompt:
+    def render(ctx: Context, queue: str | None = None, client: str | None = None) -> str:
+        from .._prompts import render_prompt
+
+        if client is None:  # the client that asks: its name came with its initialize request
+            params = ctx.request_context.session.client_params
+            name = params.client_info.name.lower() if params is not None else ""
+            client = next((c for c in ("claude", "codex") if c in name), "generic")
+        return render_prompt(role, settings=swarm.settings, queue=queue, via="mcp", client=client)
+
+    render.__doc__ = (
+        f"The init prompt of a {role}: how to work in this swarm through these MCP tools. "
+        "Arguments: queue (optional), client (claude, codex or generic; default: yours)."
+    )
+    return Prompt.from_function(render, name=f"{role}_init", title=f"redis-swarm {role}")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def serve(
+    server: MCPServer[Any],
+    transport: Transport = "stdio",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+) -> None:
+    """Run the server until its client leaves (stdio) or it is stopped (SIGINT, SIGTERM)."""
+    if transport == "stdio":
+        anyio.run(_serve_stdio, server)
+    elif transport == "http":
+        # uvicorn owns SIGINT/SIGTERM here and shuts the sessions down cleanly.
+        server.run("streamable-http", host=host, port=port)
+    else:
+        raise ValueError(f"transport must be stdio or http, not {transport!r}")
+
+
+async def _serve_stdio(server: MCPServer[Any]) -> None:
+    """Serve stdio until stdin closes; on SIGTERM or SIGINT deregister, then exit at once."""
+    sessions = _SESSIONS.get(server)
+    async with anyio.create_task_group() as tg:
+
+        async def on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    log.info("signal %s: leaving", signum)
+                    if sessions is not None:
+                        with anyio.move_on_after(5, shield=True):
+                            await sessions.close_all()
+                    # The SDK reads stdin on a thread blocked in read(), which no cancellation
+                    # reaches: the only way out before the client closes the pipe is to exit.
+                    os._exit(0)
+
+        tg.start_soon(on_signal)
+        await server.run_stdio_async()
+        tg.cancel_scope.cancel()

@@ -1,0 +1,244 @@
+"""Who is calling: one registered agent per MCP session, and the leases it holds.
+
+A session registers as an agent when its client connects (role from ``--role``, client name
+from the ``initialize`` request), heartbeats while it is connected, and deregisters on close.
+The lease token of each claimed task stays here, so a worker names only the task id and cannot
+lose its token.
+
+MCP has two protocol eras. On the handshake era (every client today: Claude Code, Codex,
+Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
+exit stack. On the 2026-07-28 era every request stands alone: there is no connection to hang
+a session on, so requests share one session per client name, closed when the server stops.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from .._client import Swarm
+from .._errors import LeaseLost, NotFound, SwarmError
+from ._roles import AGENT_ROLES
+
+__all__ = ["AgentSession", "Lease", "RegisterOnConnect", "SessionRegistry"]
+
+log = logging.getLogger("redis_swarm.mcp")
+
+T = TypeVar("T")
+
+_STATE_KEY = "redis_swarm.session"
+
+
+@dataclass
+class Lease:
+    """A task this session claimed and has not settled yet."""
+
+    token: int
+    queue: str
+    parent: str | None
+
+
+@dataclass
+class AgentSession:
+    """One connected agent: its id, and what it holds and has read."""
+
+    agent_id: str
+    role: str
+    client: str
+    model: str | None = None
+    leases: dict[str, Lease] = field(default_factory=dict)
+    # owner -> the context version this agent last read: the lineage a finding records.
+    read_versions: dict[str, str] = field(default_factory=dict)
+    closed: bool = False
+
+    def token(self, task_id: str, given: int | None = None) -> int:
+        """The lease token for ``task_id``: the session's own, else the one the agent passed."""
+        lease = self.leases.get(task_id)
+        if lease is not None:
+            return lease.token
+        if given is not None:
+            return given
+        raise LeaseLost(
+            f"this session holds no lease on task {task_id}: claim a task with claim_task and "
+            "use the task id it returns; if this MCP server restarted since your claim, pass "
+            "the token that claim_task returned"
+        )
+
+    def context_owner(self, owner: str | None) -> str:
+        """The context an agent means when it names none: its task's shard, else its own."""
+        if owner:
+            return owner
+        parents = {lease.parent for lease in self.leases.values() if lease.parent}
+        return parents.pop() if len(parents) == 1 else self.agent_id
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "client"
+
+
+def _client_name(rctx: ServerRequestContext[Any, Any]) -> str:
+    params = rctx.session.client_params
+    return params.client_info.name if params is not None else "unknown"
+
+
+def _connection(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
+    # The SDK keeps the per-client Connection on the request's ServerSession; it is the only
+    # object that lives exactly as long as the client's connection.
+    connection = getattr(rctx.session, "_connection", None)
+    return connection if isinstance(connection, Connection) else None
+
+
+class SessionRegistry:
+    """Every live session of one server process, and the agent each registered."""
+
+    def __init__(
+        self,
+        swarm: Swarm,
+        *,
+        role: str = "all",
+        name: str | None = None,
+        model: str | None = None,
+        transport: str = "stdio",
+    ) -> None:
+        if role not in AGENT_ROLES:
+            raise ValueError(f"role must be one of {', '.join(AGENT_ROLES)}, not {role!r}")
+        self.swarm = swarm
+        self.role = role
+        self.name = name
+        self.model = model
+        self.transport = transport
+        self._live: dict[str, AgentSession] = {}
+        self._shared: dict[str, AgentSession] = {}
+        self._lock = anyio.Lock()
+
+    @property
+    def agent_role(self) -> str:
+        return "agent" if self.role == "all" else self.role
+
+    @property
+    def live(self) -> list[AgentSession]:
+        return list(self._live.values())
+
+    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking core call on a worker thread."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    async def for_request(self, rctx: ServerRequestContext[Any, Any]) -> AgentSession:
+        """The session of the client that sent this request, registered on first use."""
+        client = _client_name(rctx)
+        connection = _connection(rctx)
+        async with self._lock:
+            if connection is not None and rctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                session = connection.state.get(_STATE_KEY)
+                if isinstance(session, AgentSession) and not session.closed:
+                    return session
+                session = await self._open(client)
+                connection.state[_STATE_KEY] = session
+                connection.exit_stack.push_async_callback(self.close, session)
+                return session
+            session = self._shared.get(client)
+            if session is None or session.closed:
+                session = self._shared[client] = await self._open(client)
+            return session
+
+    async def _open(self, client: str) -> AgentSession:
+        name = self.name
+        if name is not None and any(s.agent_id == name for s in self._live.values()):
+            name = None  # the fixed name is taken by another live session of this server
+        metadata = {
+            "client": client,
+            "via": "mcp",
+            "transport": self.transport,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        agent = await self.call(
+            self.swarm.register,
+            self.agent_role,
+            name=name or f"{_slug(client)}-{self.agent_role}-{os.urandom(3).hex()}",
+            model=self.model,
+            metadata=metadata,
+        )
+        session = AgentSession(agent.id, self.agent_role, client, self.model)
+        self._live[agent.id] = session
+        log.info("agent %s registered (role %s, client %s)", agent.id, session.role, client)
+        return session
+
+    async def close(self, session: AgentSession) -> None:
+        """Deregister the session's agent.
+
+        Tasks it still holds stay leased until their lease runs out, then go back to their
+        queue: a client that restarted its server can still report them with the token that
+        claim_task returned.
+        """
+        if session.closed:
+            return
+        session.closed = True
+        self._live.pop(session.agent_id, None)
+        try:
+            await self.call(self.swarm.deregister, session.agent_id)
+        except SwarmError as exc:
+            log.warning("agent %s not deregistered: %s", session.agent_id, exc)
+        else:
+            log.info("agent %s left", session.agent_id)
+
+    async def close_all(self) -> None:
+        for session in self.live:
+            await self.close(session)
+        self._shared.clear()
+
+    async def heartbeat_forever(self, interval_s: float) -> None:
+        """Keep every live agent's presence fresh while its client is connected."""
+        while True:
+            await anyio.sleep(interval_s)
+            for session in self.live:
+                current = next(iter(session.leases), "")  # "" clears it
+                try:
+                    await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
+                except NotFound:
+                    # Swept as stale (a suspended laptop): join again under the same id.
+                    await self._rejoin(session)
+                except SwarmError as exc:
+                    log.warning("heartbeat of %s failed: %s", session.agent_id, exc)
+
+    async def _rejoin(self, session: AgentSession) -> None:
+        try:
+            await self.call(
+                self.swarm.register,
+                session.role,
+                name=session.agent_id,
+                model=session.model,
+                metadata={"client": session.client, "via": "mcp", "rejoined": True},
+            )
+        except SwarmError as exc:
+            log.warning("agent %s could not rejoin: %s", session.agent_id, exc)
+
+
+class RegisterOnConnect:
+    """Server middleware: register the agent as soon as the client finishes the handshake."""
+
+    def __init__(self, registry: SessionRegistry) -> None:
+        self.registry = registry
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "notifications/initialized":
+            try:
+                await self.registry.for_request(ctx)
+            except SwarmError as exc:
+                # Not fatal: the first tool call tries again and reports the error to the agent.
+                log.warning("could not register the agent on connect: %s", exc)
+        return result

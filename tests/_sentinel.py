@@ -1,0 +1,126 @@
+"""A real Sentinel setup for tests: 1 master, 1 replica, 3 sentinels on loopback free ports.
+
+Short ``down-after-milliseconds`` and ``failover-timeout`` make a failover take seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import redis
+
+from ._servers import RedisServer, ServerFactory, _spawn, _wait_ready, free_port, system_redis
+
+SERVICE = "mymaster"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 5000
+
+
+@dataclass
+class LocalSentinel:
+    master: RedisServer
+    replica: RedisServer
+    sentinels: list[RedisServer]
+    service: str = SERVICE
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}"
+
+    def master_port(self) -> int:
+        """The master's port as the first sentinel that answers sees it now."""
+        for sentinel in self.sentinels:
+            with contextlib.suppress(redis.RedisError), _client(sentinel) as client:
+                address = client.execute_command(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+                )
+                return int(address[1])
+        raise RuntimeError("no sentinel answered")
+
+    def data_nodes(self) -> list[RedisServer]:
+        return [self.master, self.replica]
+
+    def node(self, port: int) -> RedisServer:
+        return next(n for n in self.data_nodes() if n.port == port)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until every sentinel knows the replica and the two other sentinels, and the
+        replica's link is up: only then can a failover be agreed on."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            last = self._not_ready()
+            if not last:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"sentinels not ready within {timeout:.0f}s: {last}")
+
+    def _not_ready(self) -> str:
+        try:
+            master = self.master_port()
+            for sentinel in self.sentinels:
+                with _client(sentinel) as client:
+                    replicas = client.execute_command("SENTINEL", "REPLICAS", self.service)
+                    others = client.execute_command("SENTINEL", "SENTINELS", self.service)
+                    if not any(_ok_replica(r) for r in replicas):
+                        return f"sentinel {sentinel.port} sees no healthy replica"
+                    if len(others) < len(self.sentinels) - 1:
+                        return f"sentinel {sentinel.port} knows {len(others)} other sentinels"
+            for node in self.data_nodes():
+                if node.port == master or node.proc.poll() is not None:
+                    continue
+                with _client(node) as client:
+                    link = client.info("replication").get("master_link_status")
+                    if link != "up":
+                        return f"replica {node.port} link {link}"
+        except redis.RedisError as exc:
+            return str(exc)
+        return ""
+
+
+def _ok_replica(entry: object) -> bool:
+    if isinstance(entry, dict):
+        fields = entry
+    else:
+        items = list(entry)  # type: ignore[call-overload]
+        fields = dict(zip(items[::2], items[1::2], strict=False))
+    flags = str(fields.get("flags", ""))
+    return "s_down" not in flags and "disconnected" not in flags
+
+
+def _client(server: RedisServer) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port or 0, decode_responses=True)
+
+
+def start_sentinel(factory: ServerFactory, *, sentinels: int = 3) -> LocalSentinel:
+    binary = system_redis()
+    fast_sync = ["--repl-diskless-sync-delay", "0"]
+    master = factory.start(binary=binary, extra=fast_sync)
+    replica = factory.start(
+        binary=binary, extra=[*fast_sync, "--replicaof", "127.0.0.1", str(master.port)]
+    )
+    watchers = []
+    for _ in range(sentinels):
+        workdir = factory.new_dir()
+        port = free_port()
+        config = workdir / "sentinel.conf"  # sentinels rewrite their config: one each
+        config.write_text(
+            f"port {port}\n"
+            "bind 127.0.0.1\n"
+            f"dir {workdir}\n"
+            f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 2\n"
+            f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {SERVICE} 1\n"
+        )
+        args = [binary, str(config), "--sentinel"]
+        server = RedisServer(_spawn(args, workdir), workdir, port=port, args=args)
+        factory.servers.append(server)
+        _wait_ready(server)
+        watchers.append(server)
+    setup = LocalSentinel(master, replica, watchers)
+    setup.wait_ready()
+    return setup

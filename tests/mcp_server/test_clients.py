@@ -1,0 +1,147 @@
+"""Real MCP clients against ``swarm mcp``: Claude Code (`claude mcp add`, `claude mcp list`) and
+the MCP Inspector's CLI driving a worker's claim and report.
+
+Both come from npm: `make test` installs them into .npm-tools/ (scripts/system-deps.sh). These
+tests skip, saying why, only where they could not be installed (no npm, or no network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from redis_swarm import Swarm
+from redis_swarm._models import EventType
+from redis_swarm.cli import main
+from redis_swarm.mcp_server import tool_names
+from redis_swarm.mcp_server._install import LaunchSpec, claude_command, launch_spec
+
+from ._helpers import REPO, SRC
+
+BIN = REPO / ".npm-tools" / "node_modules" / ".bin"
+CLAUDE = BIN / "claude"
+INSPECTOR = BIN / "mcp-inspector"
+_MISSING = "run `make system-deps` (it needs npm) to install it into .npm-tools/"
+
+
+def _needs(tool: Path, name: str) -> pytest.MarkDecorator:
+    reason = f"{name} is not installed: {_MISSING}"
+    if tool.exists() and shutil.which("node") is None:
+        reason = f"{name} is installed but node is not on PATH"
+    return pytest.mark.skipif(not tool.exists() or shutil.which("node") is None, reason=reason)
+
+
+def _quiet_env(home: Path) -> dict[str, str]:
+    """A private HOME (the user's own client config is never touched), nothing phoned home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "CLAUDE"))}
+    env.update(
+        HOME=str(home),
+        DISABLE_AUTOUPDATER="1",
+        DISABLE_TELEMETRY="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+    )
+    return env
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=90, check=False
+    )
+    assert done.returncode == 0, f"{argv[:3]} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
+def test_claude_code_adds_and_connects_to_the_server(
+    core: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    spec = launch_spec(
+        url=redis_url, swarm="test", role="worker", command=[sys.executable, "-m", "redis_swarm"]
+    )
+    spec = LaunchSpec(spec.name, spec.command, spec.args, {**spec.env, "PYTHONPATH": SRC})
+    argv = claude_command(spec, scope="user")
+    env = _quiet_env(home)
+    _run([str(CLAUDE), *argv[1:]], env, work)
+    assert "swarm" in json.loads((home / ".claude.json").read_text())["mcpServers"]
+
+    listed = _run([str(CLAUDE), "mcp", "list"], env, work)
+    line = next(line for line in listed.splitlines() if line.startswith("swarm:"))
+    assert "Connected" in line and "Failed" not in line, listed
+    # Claude Code's health check was a session: it joined as an agent, and left.
+    joined = [e.fields["agent"] for e in core.events(types=[EventType.AGENT_JOINED])]
+    assert joined and all(a.startswith("claude-code-worker-") for a in joined)
+    assert core.agents() == []
+
+
+def _inspect(config: Path, env: dict[str, str], *args: str) -> Any:
+    argv = [str(INSPECTOR), "--cli", "--config", str(config), "--server", "swarm"]
+    argv += ["-e", f"PYTHONPATH={SRC}", *args]
+    return json.loads(_run(argv, env, config.parent))
+
+
+def _tool(config: Path, env: dict[str, str], name: str, **args: object) -> dict[str, Any]:
+    pairs = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in args.items()]
+    extra = ["--tool-arg", *pairs] if pairs else []
+    result = _inspect(config, env, "--method", "tools/call", "--tool-name", name, *extra)
+    assert not result.get("isError"), result
+    head = json.loads(result["content"][0]["text"])
+    assert isinstance(head, dict)
+    if len(result["content"]) > 1:
+        head["_text"] = result["content"][1]["text"]
+    return head
+
+
+@_needs(INSPECTOR, "The MCP Inspector (@modelcontextprotocol/inspector)")
+def test_inspector_cli_drives_a_worker(
+    core: Swarm, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core.register("shard", name="shard-1")
+    core.publish_context("shard-1", "alpha\nthe answer is 42\nomega\n", source="notes.md")
+    task = core.post_task("work", "find the answer", parent="shard-1", pass_name="P")
+
+    # The .mcp.json that `swarm mcp install --client json --write` writes is what it runs.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main,
+        ["mcp", "install", "--client", "json", "--role", "worker", "--write"],
+        env={"SWARM_URL": redis_url, "SWARM_NAME": "test"},
+    )
+    assert result.exit_code == 0, result.output
+    config = tmp_path / ".mcp.json"
+    env = _quiet_env(tmp_path)
+
+    listed = _inspect(config, env, "--method", "tools/list")
+    assert [t["name"] for t in listed["tools"]] == tool_names("worker")
+
+    claimed = _tool(config, env, "claim_task", queue="work")
+    assert claimed["task"]["id"] == task.id and claimed["context"]["owner"] == "shard-1"
+    # Each Inspector call is a new server process and a new session: name what it knew.
+    hits = _tool(config, env, "search_context", pattern="answer", owner="shard-1")
+    assert hits["owner"] == "shard-1" and "2:the answer is 42" in hits["_text"]
+    # The claim's session is gone too: the worker passes the token claim_task returned.
+    reported = _tool(
+        config,
+        env,
+        "report_finding",
+        task_id=task.id,
+        summary="42",
+        token=claimed["token"],
+        sources=["context:L2"],
+        confidence=0.9,
+    )
+    finding = core.get_finding(reported["finding_id"])
+    assert finding.summary == "42" and finding.sources == ("context:L2",)
+    assert finding.worker is not None and finding.worker.startswith("inspector-cli-worker-")
+    assert core.get_task(task.id).status == "completed"
+    assert core.agents(role="worker") == []

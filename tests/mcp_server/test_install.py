@@ -1,0 +1,171 @@
+"""``swarm mcp install``: the configuration printed or written for each MCP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from redis_swarm import ConfigError
+from redis_swarm.cli import main
+from redis_swarm.mcp_server._install import (
+    claude_command,
+    codex_toml,
+    gemini_settings,
+    launch_spec,
+    mcp_json,
+    merge_json,
+    merge_toml,
+    swarm_command,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = pytest.importorskip("tomli")
+
+
+def test_swarm_command_is_absolute() -> None:
+    argv = swarm_command()
+    assert Path(argv[0]).is_absolute()
+    assert os.access(argv[0], os.X_OK)
+
+
+def test_launch_spec() -> None:
+    spec = launch_spec(
+        url="redis://h:1/0",
+        swarm="team",
+        role="worker",
+        agent_name="w1",
+        budget=6000,
+        home=Path("/tmp/h"),
+        command=["/abs/swarm"],
+    )
+    assert spec.command == "/abs/swarm"
+    assert spec.args == ["mcp", "--role", "worker", "--name", "w1", "--budget", "6000"]
+    assert spec.env == {"SWARM_URL": "redis://h:1/0", "SWARM_NAME": "team", "SWARM_HOME": "/tmp/h"}
+    python = launch_spec(url="embedded", swarm="s", command=["/py", "-m", "redis_swarm"])
+    assert python.argv == ["/py", "-m", "redis_swarm", "mcp", "--role", "all"]
+    with pytest.raises(ConfigError, match="server name"):
+        launch_spec(url="embedded", swarm="s", server_name="bad name")
+
+
+def test_claude_command_puts_the_name_before_the_variadic_env() -> None:
+    spec = launch_spec(url="embedded", swarm="s", role="shard", command=["/abs/swarm"])
+    argv = claude_command(spec, scope="project")
+    assert argv[:4] == ["claude", "mcp", "add", "swarm"]
+    assert argv[argv.index("--scope") + 1] == "project"
+    assert argv[argv.index("-e") : argv.index("-e") + 2] == ["-e", "SWARM_URL=embedded"]
+    assert argv[argv.index("--") + 1 :] == ["/abs/swarm", "mcp", "--role", "shard"]
+
+
+def test_codex_table_is_valid_toml() -> None:
+    spec = launch_spec(url='redis://u:p"w@h/0', swarm="s", command=["/abs/swarm"])
+    parsed = tomllib.loads(codex_toml(spec))
+    server = parsed["mcp_servers"]["swarm"]
+    assert server["command"] == "/abs/swarm"
+    assert server["args"] == ["mcp", "--role", "all"]
+    assert server["env"] == {"SWARM_URL": 'redis://u:p"w@h/0', "SWARM_NAME": "s"}
+    assert server["tool_timeout_sec"] >= 300
+
+
+def test_merge_toml_replaces_only_our_table(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'model = "o3"\n\n[mcp_servers.swarm]\ncommand = "old"\n\n[mcp_servers.swarm.env]\n'
+        'X = "1"\n\n[mcp_servers.other]\ncommand = "keep"\n'
+    )
+    spec = launch_spec(url="embedded", swarm="s", command=["/abs/swarm"])
+    merge_toml(path, "mcp_servers.swarm", codex_toml(spec))
+    merge_toml(path, "mcp_servers.swarm", codex_toml(spec))  # idempotent
+    parsed = tomllib.loads(path.read_text())
+    assert parsed["model"] == "o3"
+    assert parsed["mcp_servers"]["other"] == {"command": "keep"}
+    assert parsed["mcp_servers"]["swarm"]["command"] == "/abs/swarm"
+    assert parsed["mcp_servers"]["swarm"]["env"] == {"SWARM_URL": "embedded", "SWARM_NAME": "s"}
+
+
+def test_json_configs_and_merge(tmp_path: Path) -> None:
+    spec = launch_spec(url="embedded", swarm="s", command=["/abs/swarm"])
+    assert mcp_json(spec)["mcpServers"]["swarm"]["type"] == "stdio"
+    assert gemini_settings(spec)["mcpServers"]["swarm"]["timeout"] >= 300_000
+    path = tmp_path / ".gemini" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"theme": "dark", "mcpServers": {"other": {"command": "x"}}}))
+    merge_json(path, gemini_settings(spec))
+    data = json.loads(path.read_text())
+    assert data["theme"] == "dark"
+    assert set(data["mcpServers"]) == {"other", "swarm"}
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        merge_json(path, gemini_settings(spec))
+
+
+def _invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, args, env=env or {})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_prints_each_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"SWARM_URL": "redis://127.0.0.1:7777/0", "SWARM_NAME": "team"}
+    code, out, err = _invoke(["mcp", "install", "--client", "json", "--role", "worker"], env)
+    assert code == 0, err
+    server = json.loads(out)["mcpServers"]["swarm"]
+    assert Path(server["command"]).is_absolute()
+    assert server["args"][-3:] == ["mcp", "--role", "worker"]
+    assert server["env"] == {"SWARM_URL": "redis://127.0.0.1:7777/0", "SWARM_NAME": "team"}
+    assert ".mcp.json" in err
+    assert not (tmp_path / ".mcp.json").exists()  # printed, not written
+
+    code, out, _ = _invoke(["mcp", "install", "--client", "claude"], env)
+    assert code == 0 and out.startswith("claude mcp add swarm --scope user")
+    code, out, _ = _invoke(["mcp", "install", "--client", "codex"], env)
+    assert code == 0 and tomllib.loads(out)["mcp_servers"]["swarm"]["env"]["SWARM_NAME"] == "team"
+    code, out, _ = _invoke(["--json", "mcp", "install", "--client", "gemini"], env)
+    assert code == 0
+    report = json.loads(out)
+    assert report["written"] is False and report["target"].endswith(".gemini/settings.json")
+    assert report["config"]["mcpServers"]["swarm"]["env"]["SWARM_URL"].startswith("redis://")
+
+
+def test_cli_writes_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"CODEX_HOME": str(tmp_path / "codex"), "SWARM_NAME": "team"}
+    assert _invoke(["mcp", "install", "--client", "json", "--write"], env)[0] == 0
+    assert json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]["swarm"]
+    assert _invoke(["mcp", "install", "--client", "gemini", "--write"], env)[0] == 0
+    assert json.loads((tmp_path / ".gemini/settings.json").read_text())["mcpServers"]["swarm"]
+    assert _invoke(["mcp", "install", "--client", "codex", "--write"], env)[0] == 0
+    codex = tomllib.loads((tmp_path / "codex/config.toml").read_text())
+    assert codex["mcp_servers"]["swarm"]["env"]["SWARM_NAME"] == "team"
+
+
+def test_cli_write_claude_runs_claude_mcp_add(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--write with claude runs `claude mcp remove` then `claude mcp add` (a recording fake)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    fake = bin_dir / "claude"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    code, _, err = _invoke(["mcp", "install", "--client", "claude", "--write", "--scope", "local"])
+    assert code == 0, err
+    calls = log.read_text().splitlines()
+    assert calls[0] == "mcp remove swarm --scope local"
+    assert calls[1].startswith("mcp add swarm --scope local --transport stdio -e SWARM_URL=")
+
+
+def test_cli_write_claude_without_claude_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    code, _, err = _invoke(["mcp", "install", "--client", "claude", "--write"])
+    assert code == 1
+    assert "not on PATH" in err and "--client json" in err

@@ -1,0 +1,455 @@
+"""The MCP server through the SDK's in-memory client: every tool, paging, errors, roles,
+sessions as agents. A real redis-server (the fixtures') is behind every test."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from redis_swarm import Swarm
+from redis_swarm.mcp_server import AGENT_ROLES, build_server, tool_names
+
+from ._helpers import connect, eventually
+
+CONTEXT = "".join(
+    f"line {i}: the quick brown fox {'finds the needle' if i in (40, 41, 90) else 'runs'}\n"
+    for i in range(1, 201)
+)
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(body)
+
+
+def test_each_role_offers_its_tools_and_prompts(core: Swarm) -> None:
+    async def body() -> None:
+        for role in AGENT_ROLES:
+            async with connect(build_server(core, role=role)) as tools:
+                listed = (await tools.client.list_tools()).tools
+                assert [t.name for t in listed] == tool_names(role)
+                for tool in listed:
+                    assert tool.description and len(tool.description) > 60, tool.name
+                prompts = [p.name for p in (await tools.client.list_prompts()).prompts]
+                roles = ["worker", "shard", "coordinator"] if role == "all" else [role]
+                assert prompts == [f"{r}_init" for r in roles]
+
+    run(body)
+    assert "claim_task" in tool_names("worker") and "publish_context" not in tool_names("worker")
+    assert "publish_context" in tool_names("shard") and "claim_task" not in tool_names("shard")
+    assert "request_synthesis" in tool_names("coordinator")
+    assert set(tool_names("all")) >= set(tool_names("worker")) | set(tool_names("shard"))
+
+
+def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
+    """publish -> post -> claim -> search -> read -> report / fail -> wait -> findings ->
+    synthesize, by a shard session and a worker session over one swarm."""
+
+    async def body() -> None:
+        shard_server = build_server(core, role="shard")
+        worker_server = build_server(core, role="worker", model="test-model")
+        async with (
+            connect(shard_server, client_name="shard-cli") as shard,
+            connect(worker_server, client_name="worker-cli") as worker,
+        ):
+            status, _ = await shard("swarm_status")
+            me = status["you"]["agent"]
+            assert status["you"]["role"] == "shard" and me.startswith("shard-cli-shard-")
+
+            published, _ = await shard("publish_context", text=CONTEXT, source="notes.md")
+            assert published["owner"] == me and published["total_lines"] == 200
+            posted, _ = await shard(
+                "post_tasks",
+                tasks=[
+                    {
+                        "queue": "work",
+                        "description": f"find needles, part {i}",
+                        "pass_name": "Pass 1",
+                        "data": {"part": i},
+                    }
+                    for i in range(3)
+                ],
+            )
+            assert posted["posted"] == 3 and posted["queues"] == {"work": 3}
+            assert "wait_for_pass" in posted["next"]
+            extra = {"queue": "later", "description": "d", "dedupe_key": "k", "priority": 5}
+            one, _ = await shard("post_task", **extra, data=[1, 2])
+            again, _ = await shard("post_task", **extra)
+            assert one["task"]["id"] == again["task"]["id"]  # deduplicated
+            assert core.get_task(one["task"]["id"]).parent == me
+            status, _ = await shard("swarm_status")
+            assert status["queues"] == {"work": {"pending": 3}, "later": {"pending": 1}}
+            assert status["contexts"][0]["owner"] == me
+            assert status["agents"]["by_role"] == {"shard": 1, "worker": 1}
+
+            claimed, _ = await worker("claim_task", queue="work")
+            task = claimed["task"]
+            assert task["parent"] == me and task["data"] == {"part": 0}
+            assert claimed["context"]["owner"] == me
+            assert "report_finding" in claimed["next"]
+
+            head, hits = await worker("search_context", pattern="needle")
+            assert head["owner"] == me and head["hits"] == [1, 3]
+            assert hits is not None and "40:line 40: the quick brown fox finds the needle" in hits
+            assert "39-line 39" in hits
+            head, text = await worker("read_context_lines", start=40, end=41)
+            assert head["lines"] == [40, 41] and text == "".join(CONTEXT.splitlines(True)[39:41])
+
+            reported, _ = await worker(
+                "report_finding",
+                task_id=task["id"],
+                summary="needles at 40, 41, 90",
+                sources=["context:L40-L41", "context:L90"],
+                confidence=0.9,
+                extra={"count": 3},
+            )
+            finding = core.get_finding(reported["finding_id"])
+            worker_id = (await worker("swarm_status"))[0]["you"]["agent"]
+            assert finding.worker == worker_id and finding.model == "test-model"
+            assert finding.shard == me and finding.pass_name == "Pass 1"
+            assert finding.context_version == published["version"]
+            assert finding.confidence == 0.9 and finding.summary == "needles at 40, 41, 90"
+
+            second = (await worker("claim_task", queue=["other", "work"]))[0]["task"]
+            renewed, _ = await worker("renew_task", task_id=second["id"], lease_s=120)
+            assert renewed["renewed"] is True
+            failed, _ = await worker("fail_task", task_id=second["id"], error="no", retry=False)
+            assert failed["status"] == "dead"
+
+            third = (await worker("claim_task", queue="work"))[0]["task"]
+            await worker("report_finding", task_id=third["id"], summary="nothing more")
+            empty, _ = await worker("claim_task", queue="work")
+            assert empty["task"] is None and "stop" in empty["next"]
+
+            waited, _ = await shard("wait_for_pass", pass_name="Pass 1", timeout_s=5)
+            assert waited["settled"] is True
+            assert waited["counts"]["completed"] == 2 and waited["counts"]["dead"] == 1
+            listed, _ = await shard("list_findings", pass_name="Pass 1")
+            ids = [f["id"] for f in listed["findings"]]
+            assert len(ids) == 2 and "next_cursor" not in listed
+            synthesis, _ = await shard(
+                "synthesize", pass_name="Pass 1", text="Three needles.", sources=ids
+            )
+            assert core.get_synthesis(synthesis["synthesis_id"]).sources == tuple(ids)
+
+    run(body)
+
+
+def test_sessions_are_agents_that_leave_on_close(core: Swarm) -> None:
+    async def body() -> None:
+        server = build_server(core, role="worker")
+        core.post_task("work", "a task")
+        async with connect(server, client_name="claude-code") as worker:
+            # Registered on connect, before any tool call.
+            await eventually(lambda: len(core.agents(role="worker")) == 1)
+            agent = core.agents(role="worker")[0]
+            assert agent.metadata is not None and agent.metadata["client"] == "claude-code"
+            assert agent.metadata["via"] == "mcp" and agent.alive
+            claimed, _ = await worker("claim_task", queue="work")
+            assert claimed["task"]["worker"] == agent.id
+        # Gone on close; the task it holds stays leased (its token may still report it).
+        assert core.agents() == []
+        assert core.get_task(claimed["task"]["id"]).status == "claimed"
+
+    run(body)
+
+
+def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
+    async def body() -> None:
+        server = build_server(core, role="worker")
+        task = core.post_task("work", "a task")
+        async with connect(server) as worker:
+            claimed, _ = await worker("claim_task", queue="work")
+            token = claimed["token"]
+        # A new session (a restarted server) holds no lease: it says what to do...
+        async with connect(server) as worker:
+            message = await worker.error("report_finding", task_id=task.id, summary="x")
+            assert "holds no lease" in message and "claim_task" in message
+            # ...and the token claim_task returned still reports the task.
+            done, _ = await worker("report_finding", task_id=task.id, summary="x", token=token)
+            assert done["completed"] is True
+            message = await worker.error(
+                "report_finding", task_id=task.id, summary="late", token=token
+            )
+            assert "superseded" in message and "do not report it again" in message
+
+    run(body)
+
+
+def test_2026_clients_share_one_session_per_client(core: Swarm) -> None:
+    """The 2026-07-28 era has no connection: requests of one client share one agent."""
+
+    async def body() -> None:
+        server = build_server(core, role="worker")
+        task = core.post_task("work", "a task")
+        async with connect(server, mode="auto", client_name="new-client") as worker:
+            assert worker.client.protocol_version == "2026-07-28"
+            await worker("claim_task", queue="work")
+            done, _ = await worker("report_finding", task_id=task.id, summary="ok")
+            assert done["completed"] is True
+            assert [a.metadata["client"] for a in core.agents() if a.metadata] == ["new-client"]
+        assert core.agents() == []  # left when the server's lifespan ended
+
+    run(body)
+
+
+def test_heartbeats_keep_the_agent_present(core: Swarm) -> None:
+    async def body() -> None:
+        server = build_server(core, role="shard", name="shard-7", heartbeat_s=0.1)
+        async with connect(server) as shard:
+            await shard("swarm_status")
+            first = core.get_agent("shard-7").last_seen
+            assert first is not None
+            await eventually(lambda: (core.get_agent("shard-7").last_seen or 0) > first)
+            # Swept as stale (a suspended laptop): the session joins again, same id.
+            core.deregister("shard-7")
+            await eventually(lambda: any(a.id == "shard-7" for a in core.agents()))
+
+    run(body)
+
+
+def test_an_800k_token_context_pages_within_the_budget(core: Swarm) -> None:
+    line = "{:07d} " + "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 2 + "\n"
+    text = "".join(line.format(i) for i in range(1, 3_200_000 // len(line.format(0)) + 2))
+    assert len(text) // 4 >= 800_000
+    core.publish_context("big", text, source="big.md")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker")) as worker:
+            started = time.monotonic()
+            pages: list[str] = []
+            head, page = await worker("get_context", owner="big")
+            next_line = 1
+            while True:
+                assert page is not None and head["lines"][0] == next_line
+                pages.append(page)
+                next_line = head["lines"][1] + 1
+                if "next_cursor" not in head:
+                    break
+                head, page = await worker("get_context", cursor=head["next_cursor"])
+            elapsed = time.monotonic() - started
+            assert "".join(pages) == text
+            assert next_line - 1 == head["total_lines"] == text.count("\n")
+            assert all(p.endswith("\n") for p in pages)  # pages hold whole lines
+            assert len(pages) == pytest.approx(len(text) / 30_800, rel=0.1)
+            assert worker.largest <= 32_000
+            assert elapsed < 30, f"paging 800K tokens took {elapsed:.1f}s"
+
+            head, hits = await worker("search_context", owner="big", pattern="0020000 lorem")
+            assert head["hits"] == [1, 1] and hits is not None and hits.startswith("19998-")
+            head, part = await worker("read_context_lines", owner="big", start=20_000, end=20_001)
+            assert part == "".join(text.splitlines(True)[19_999:20_001])
+            head, part = await worker("read_context_lines", owner="big", start=10)
+            assert head["lines"][0] == 10 and "read_context_lines" in head["next"]
+            assert part is not None and part.startswith(line.format(10))
+
+    run(body)
+
+
+def test_search_hits_page_with_a_cursor(core: Swarm) -> None:
+    text = "".join(f"{'needle' if i % 7 == 0 else 'hay'} {i}\n" for i in range(1, 1_051))
+    core.publish_context("ctx", text, source="t")
+    expected = [i for i in range(1, 1_051) if i % 7 == 0]
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker", budget_tokens=600)) as worker:
+            worker.max_chars = 600 * 4
+            found: list[int] = []
+            head, hits = await worker("search_context", owner="ctx", pattern="needle", around=3)
+            while True:
+                assert hits is not None
+                found += [int(line.split(":")[0]) for line in hits.splitlines() if ":" in line]
+                if "next_cursor" not in head:
+                    break
+                head, hits = await worker("search_context", pattern="x", cursor=head["next_cursor"])
+            assert found == expected
+            head, hits = await worker("search_context", owner="ctx", pattern="nothing here")
+            assert head["hits"] == [] and "no match" in head["next"]
+
+    run(body)
+
+
+def test_contexts_page_exactly_whatever_their_text(core: Swarm) -> None:
+    """Multi-byte characters and a line longer than a page: the pages rebuild the text."""
+    long_line = "".join(f"{i % 10}" for i in range(20_000)) + "\n"
+    text = "".join(f"ligne {i}: café, naïve, 東京, 🙂\n" for i in range(300)) + long_line + "fin\n"
+    core.publish_context("u", text, source="t")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker", budget_tokens=1_000)) as worker:
+            worker.max_chars = 4_000
+            pages: list[str] = []
+            head, page = await worker("get_context", owner="u")
+            while True:
+                assert page is not None
+                pages.append(page)
+                if "next_cursor" not in head:
+                    break
+                head, page = await worker("get_context", cursor=head["next_cursor"])
+            assert "".join(pages) == text and len(pages) > 8
+
+            head, part = await worker("read_context_lines", owner="u", start=301)
+            assert head["lines"] == [301, 301] and part is not None and long_line.startswith(part)
+            assert "longer than one result" in head["next"]
+            cursor = head["next"].split("cursor=")[1].split(")")[0].strip('"')
+            rest: list[str] = []
+            while True:
+                head, page = await worker("get_context", cursor=cursor)
+                assert page is not None
+                rest.append(page)
+                if "".join(rest).endswith("\n") or "next_cursor" not in head:
+                    break
+                cursor = head["next_cursor"]
+            assert part + "".join(rest).split("\n")[0] + "\n" == long_line
+
+    run(body)
+
+
+def test_findings_and_agents_page_with_cursors(core: Swarm) -> None:
+    for i in range(40):
+        core.post_task("work", f"task {i}", pass_name="P")
+    for i in range(40):
+        task = core.claim("work", worker="w")
+        assert task is not None
+        core.report(task.id, task.token, {"summary": f"s{i}", "details": "d" * 3000})
+    for i in range(150):
+        core.register("worker", name=f"agent-{i:03d}", metadata={"note": "n" * 400})
+
+    async def body() -> None:
+        async with connect(build_server(core, role="coordinator")) as coordinator:
+            seen: list[str] = []
+            head, _ = await coordinator("list_findings", pass_name="P")
+            pages = 1
+            while True:
+                seen += [f["id"] for f in head["findings"]]
+                if "next_cursor" not in head:
+                    break
+                assert "list_findings(cursor=" in head["next"]
+                head, _ = await coordinator("list_findings", cursor=head["next_cursor"])
+                pages += 1
+            assert len(seen) == len(set(seen)) == 40 and pages >= 4
+
+            agents: list[str] = []
+            head, _ = await coordinator("list_agents", role="worker")
+            while True:
+                agents += [a["id"] for a in head["agents"]]
+                if "next_cursor" not in head:
+                    break
+                head, _ = await coordinator("list_agents", cursor=head["next_cursor"])
+            assert len(agents) == len(set(agents)) == 150 + 1  # and the implicit worker "w"
+
+    run(body)
+
+
+def test_an_oversized_result_is_split_into_pages(core: Swarm) -> None:
+    blob = "".join(f"{i:06d}," for i in range(30_000))  # 210 KB of task data
+    core.post_task("work", "big data", {"blob": blob})
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker", budget_tokens=2_000)) as worker:
+            worker.max_chars = 2_000 * 4
+            head, page = await worker("claim_task", queue="work")
+            assert head["page"] == 1 and head["pages"] > 20 and page is not None
+            document = [page]
+            while "next_cursor" in head:
+                assert "next_page(cursor=" in head["next"]
+                head, page = await worker("next_page", cursor=head["next_cursor"])
+                assert page is not None
+                document.append(page)
+            assert json.loads("".join(document))["task"]["data"]["blob"] == blob
+
+    run(body)
+
+
+def test_errors_say_what_to_do_next(core: Swarm) -> None:
+    async def body() -> None:
+        async with connect(build_server(core, role="all", name="me")) as agent:
+            checks: list[tuple[str, dict[str, Any], str]] = [
+                ("report_finding", {"task_id": "t-nope", "summary": "x"}, "claim_task"),
+                ("get_context", {"owner": "nobody"}, "swarm_status"),
+                ("claim_task", {"queue": "bad queue!"}, "letters, digits"),
+                ("claim_task", {"queue": "q", "wait_s": 1000}, "wait_s"),
+                ("publish_context", {}, "exactly one of text or path"),
+                ("publish_context", {"path": "/nonexistent/file.md"}, "no file at"),
+                ("get_context", {"cursor": "garbage"}, "not a context cursor"),
+                ("next_page", {"cursor": "page.eyJrIjoieCIsImkiOjF9"}, "repeat the call"),
+                ("wait_for_pass", {}, "pass_name=... or queue=..."),
+                ("renew_task", {"task_id": "t-nope", "token": 1}, "NotFound"),
+                ("synthesize", {"pass_name": "P", "text": "t", "sources": ["f-x"]}, "NotFound"),
+            ]
+            for tool, args, expected in checks:
+                message = await agent.error(tool, **args)
+                assert expected in message, (tool, message)
+            await agent("publish_context", text="one\ntwo\n")
+            message = await agent.error("read_context_lines", start=50)
+            assert "past the end" in message and "2 lines" in message
+            message = await agent.error("read_context_lines", start=5, end=2)
+            assert "start <= end" in message
+        async with connect(build_server(core, role="worker")) as worker:
+            message = await worker.error("publish_context", text="x")
+            assert "publish_context" in message  # unknown on a worker server
+
+    run(body)
+
+
+def test_wait_for_pass_is_bounded(core: Swarm) -> None:
+    task = core.post_task("work", "slow", pass_name="P")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="shard")) as shard:
+            started = time.monotonic()
+            head, _ = await shard("wait_for_pass", pass_name="P", timeout_s=0.3)
+            assert time.monotonic() - started < 5
+            assert head["settled"] is False and head["counts"] == {"pending": 1}
+            claimed = core.claim("work", worker="w")
+            assert claimed is not None and claimed.id == task.id
+            core.report(task.id, claimed.token, {"summary": "done"})
+            head, _ = await shard("wait_for_pass", queue="work", timeout_s=5)
+            assert head["settled"] is True and "list_findings" in head["next"]
+
+    run(body)
+
+
+def test_messages_between_sessions(core: Swarm) -> None:
+    async def body() -> None:
+        coordinator_server = build_server(core, role="coordinator", name="boss")
+        async with (
+            connect(coordinator_server) as boss,
+            connect(build_server(core, role="shard", name="shard-1")) as shard,
+        ):
+            await shard("swarm_status")
+            listed, _ = await boss("list_agents", alive=True)
+            assert {a["id"] for a in listed["agents"]} == {"boss", "shard-1"}
+            sent, _ = await boss("send_message", to="shard-1", body="status?")
+            assert sent["sent"] is True
+            await boss("request_synthesis", shard="shard-1", pass_name="P", instructions="brief")
+            await boss("send_message", to="*", body="all hands")
+            inbox, _ = await shard("read_inbox")
+            bodies = [m["body"] for m in inbox["messages"]]
+            assert "status?" in bodies and "all hands" in bodies
+            assert all(m["sender"] == "boss" for m in inbox["messages"])
+            assert any(m["kind"] != "text" for m in inbox["messages"])  # the synthesis request
+            assert (await shard("read_inbox"))[0]["messages"] == []
+
+    run(body)
+
+
+def test_init_prompts_are_served(core: Swarm) -> None:
+    prompts = pytest.importorskip("redis_swarm._prompts")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker"), client_name="claude-code") as worker:
+            result = await worker.client.get_prompt("worker_init", {"queue": "if.search"})
+            text = "".join(getattr(m.content, "text", "") for m in result.messages)
+            assert "claim_task" in text and "if.search" in text
+            assert "--client claude" in text  # the variant for the client that asked
+            result = await worker.client.get_prompt("worker_init", {"client": "generic"})
+            text = "".join(getattr(m.content, "text", "") for m in result.messages)
+            assert "--client claude" not in text
+
+    run(body)
+    assert set(prompts.MCP_TOOLS) <= set(tool_names("all"))

@@ -1,0 +1,241 @@
+"""``swarm mcp`` as a subprocess on stdio, the way agent clients start it: a worker loop, a
+shard loop, a clean exit on SIGTERM, and nothing on stdout but the protocol."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp_types import Implementation
+
+from redis_swarm import Swarm
+
+from ._helpers import SRC, Tools
+
+CONTEXT = "".join(
+    f"{i:04d} {'the treaty was signed in 1648' if i == 777 else 'nothing to see here'}\n"
+    for i in range(1, 2001)
+)
+
+
+def _env(redis_url: str) -> dict[str, str]:
+    return {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+
+
+@asynccontextmanager
+async def stdio(
+    redis_url: str, role: str, *args: str, errlog: IO[str], client: str = "stdio-test"
+) -> AsyncIterator[Tools]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "redis_swarm", "mcp", "--role", role, *args],
+        env=_env(redis_url),
+    )
+    info = Implementation(name=client, version="1.0")
+    async with Client(params, mode="legacy", client_info=info, read_timeout_seconds=60) as c:
+        yield Tools(c, 8_000)
+
+
+def test_worker_loop_over_stdio(core: Swarm, redis_url: str, tmp_path: Path) -> None:
+    core.register("shard", name="shard-1")
+    core.publish_context("shard-1", CONTEXT, source="history.md")
+    for part in ("1600-1700", "1700-1800"):
+        core.post_task("hist", f"find treaties signed in {part}", pass_name="P1", parent="shard-1")
+
+    async def body() -> None:
+        with open(tmp_path / "stderr.log", "w") as errlog:
+            async with stdio(redis_url, "worker", errlog=errlog, client="claude-code") as worker:
+                names = [t.name for t in (await worker.client.list_tools()).tools]
+                assert "claim_task" in names and "publish_context" not in names
+                while True:
+                    claimed, _ = await worker("claim_task", queue="hist")
+                    if claimed["task"] is None:
+                        break
+                    task = claimed["task"]
+                    head, hits = await worker("search_context", pattern="treaty")
+                    assert head["owner"] == "shard-1" and hits is not None
+                    line = int(hits.split("\n")[2].split(":")[0])
+                    _, text = await worker("read_context_lines", start=line, end=line)
+                    assert text == "0777 the treaty was signed in 1648\n"
+                    found = "1648" if task["description"].endswith("1600-1700") else "none"
+                    await worker(
+                        "report_finding",
+                        task_id=task["id"],
+                        summary=f"treaty: {found}",
+                        sources=[f"context:L{line}"],
+                        confidence=0.7,
+                    )
+                agents = core.agents(role="worker")
+                assert len(agents) == 1 and agents[0].metadata is not None
+                assert agents[0].metadata["client"] == "claude-code"
+                assert agents[0].metadata["transport"] == "stdio"
+
+    anyio.run(body)
+    findings = list(core.findings(pass_name="P1"))
+    assert sorted(f.summary for f in findings) == ["treaty: 1648", "treaty: none"]
+    version = core.context_info("shard-1").version
+    assert all(f.context_version == version and f.shard == "shard-1" for f in findings)
+    assert core.agents(role="worker") == []  # the session left when stdin closed
+
+
+def test_shard_loop_over_stdio(core: Swarm, redis_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "history.md"
+    source.write_text(CONTEXT)
+
+    async def work(redis_url: str, errlog: IO[str]) -> int:
+        done = 0
+        async with stdio(redis_url, "worker", errlog=errlog) as worker:
+            deadline = time.monotonic() + 60
+            while done < 3 and time.monotonic() < deadline:
+                claimed, _ = await worker("claim_task", queue="hist", wait_s=2)
+                if claimed["task"] is not None:
+                    task_id = claimed["task"]["id"]
+                    await worker("report_finding", task_id=task_id, summary=f"done {task_id}")
+                    done += 1
+        return done
+
+    async def body() -> None:
+        with open(tmp_path / "stderr.log", "w") as errlog:
+            async with stdio(redis_url, "shard", "--name", "shard-9", errlog=errlog) as shard:
+                published, _ = await shard("publish_context", path=str(source))
+                assert published["owner"] == "shard-9" and published["total_lines"] == 2000
+                assert published["source"] == str(source)
+                posted, _ = await shard(
+                    "post_tasks",
+                    tasks=[
+                        {"queue": "hist", "description": f"century {c}", "pass_name": "P1"}
+                        for c in (17, 18, 19)
+                    ],
+                )
+                assert posted["posted"] == 3
+                async with anyio.create_task_group() as tg:
+                    results: list[int] = []
+
+                    async def run_worker() -> None:
+                        results.append(await work(redis_url, errlog))
+
+                    tg.start_soon(run_worker)
+                    settled: dict[str, Any] = {"settled": False}
+                    while not settled["settled"]:
+                        settled, _ = await shard("wait_for_pass", pass_name="P1", timeout_s=10)
+                assert results == [3] and settled["counts"] == {"completed": 3}
+                listed, _ = await shard("list_findings", pass_name="P1")
+                ids = [f["id"] for f in listed["findings"]]
+                assert len(ids) == 3
+                synthesis, _ = await shard(
+                    "synthesize", pass_name="P1", text="Three centuries read.", sources=ids
+                )
+                assert synthesis["sources"] == 3
+
+    anyio.run(body)
+    (synthesis,) = list(core.syntheses(shard="shard-9"))
+    assert synthesis.text == "Three centuries read." and len(synthesis.sources) == 3
+    assert core.agents() == []
+
+
+def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(message) + "\n")
+    proc.stdin.flush()
+
+
+def _reply(proc: subprocess.Popen[str], request_id: int) -> dict[str, Any]:
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        assert line, "the server closed stdout"
+        message = json.loads(line)  # every stdout line is a JSON-RPC message
+        assert message.get("jsonrpc") == "2.0"
+        if message.get("id") == request_id:
+            return dict(message)
+
+
+def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
+    core: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    core.post_task("q", "a task")
+    env = {**os.environ, **_env(redis_url)}
+    with (
+        open(tmp_path / "stderr.log", "w+") as errlog,
+        subprocess.Popen(
+            [sys.executable, "-m", "redis_swarm", "--debug", "mcp", "--role", "worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errlog,
+            text=True,
+            env=env,
+        ) as proc,
+    ):
+        try:
+            _rpc(
+                proc,
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "raw-client", "version": "0"},
+                    },
+                },
+            )
+            assert _reply(proc, 1)["result"]["serverInfo"]["name"] == "redis-swarm"
+            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            _rpc(
+                proc,
+                {
+                    "jsonrpc": "2.0",
+                    "id": 2,
+                    "method": "tools/call",
+                    "params": {"name": "claim_task", "arguments": {"queue": "q"}},
+                },
+            )
+            result = _reply(proc, 2)["result"]
+            assert not result.get("isError")
+            assert json.loads(result["content"][0]["text"])["task"]["description"] == "a task"
+            assert [a.metadata and a.metadata["client"] for a in core.agents()] == ["raw-client"]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        errlog.seek(0)
+        log = errlog.read()
+    assert core.agents() == [], log  # deregistered on the way out
+    assert "left" in log  # the log went to stderr
+
+
+def test_2026_era_client_over_stdio(core: Swarm, redis_url: str, tmp_path: Path) -> None:
+    """A client that speaks the 2026-07-28 protocol (no handshake) is served too."""
+    task = core.post_task("q", "a task")
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "redis_swarm", "mcp", "--role", "worker"],
+        env=_env(redis_url),
+    )
+
+    async def body() -> None:
+        info = Implementation(name="future-client", version="1.0")
+        async with Client(params, mode="auto", client_info=info) as client:
+            assert client.protocol_version == "2026-07-28"
+            tools = Tools(client, 8_000)
+            claimed, _ = await tools("claim_task", queue="q")
+            assert claimed["task"]["id"] == task.id
+            done, _ = await tools("report_finding", task_id=task.id, summary="ok")
+            assert done["completed"] is True
+
+    anyio.run(body)
+    assert core.get_task(task.id).status == "completed"
+    assert core.agents() == []

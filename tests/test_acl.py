@@ -1,0 +1,474 @@
+"""ACL users per role (issue 8): the rules, and what each role can and cannot do on a real
+Redis >= 7, through the same error translation the operations use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from redis_swarm import NotFound, PermissionDenied, Settings, Swarm, ValidationError
+from redis_swarm._acl import (
+    ROLES,
+    WORKER_READ_ONLY,
+    WORKER_READ_WRITE,
+    AclUser,
+    acl_user,
+    key_patterns,
+    keys_members,
+    password_hash,
+)
+from redis_swarm._keys import Keys, chunk_key
+from redis_swarm._protocol import Call, Cmd, Operation
+from redis_swarm.cli import main
+from redis_swarm.cli._acl import apply_user
+
+from ._servers import RedisServer, ServerFactory, system_redis
+
+SWARM = "team-a"
+OTHER = "team-b"
+K = Keys(SWARM)
+KB = Keys(OTHER)
+DIGEST = "ab" * 32
+
+
+# --- the rules, without a server
+
+
+def test_every_key_of_the_layout_is_classified() -> None:
+    members = set(keys_members())
+    assert members == WORKER_READ_ONLY | WORKER_READ_WRITE, (
+        "a key was added to _keys.Keys: decide in _acl.py whether workers may write it"
+    )
+    assert not WORKER_READ_ONLY & WORKER_READ_WRITE
+
+
+def test_patterns_follow_the_key_layout() -> None:
+    assert key_patterns(SWARM, "tasks") == K.tasks
+    assert key_patterns(SWARM, "pending") == K.pending("*")
+    assert key_patterns(SWARM, "pass_tasks") == "rs:{team-a}:pass:*:tasks"
+    assert key_patterns(SWARM, "findings_by") == "rs:{team-a}:findings_by:*:*"
+    chunk = key_patterns(SWARM, "chunk")
+    assert chunk == "rs:chunk:{team-a.????????????????}:????????????????*"
+    assert chunk_key(SWARM, DIGEST).startswith(chunk.split("?")[0])
+
+
+def test_worker_reads_contexts_only_and_writes_the_queue() -> None:
+    rules = acl_user("worker", SWARM, "w").rules
+    assert f"%R~{K.contexts}" in rules and f"%R~{K.context_manifests}" in rules
+    assert f"~{K.contexts}" not in rules
+    assert f"~{K.tasks}" in rules and f"~{K.events}" in rules and f"~{K.agents}" in rules
+    assert "-del" in rules and "-unlink" in rules
+    assert not any(r.startswith("~") and "*}" in r for r in rules)  # no cross-swarm glob
+
+
+def test_rules_start_with_reset_and_hash_the_password() -> None:
+    spec = acl_user("shard", SWARM, "s", "a-password-of-20-chars")
+    assert spec.rules[:2] == ("reset", "on")
+    assert f"#{password_hash('a-password-of-20-chars')}" in spec.rules
+    assert "a-password-of-20-chars" not in spec.line
+    assert "a-password-of-20-chars" not in repr(spec)
+    assert not spec.generated
+
+
+def test_generated_passwords_are_strong_and_distinct() -> None:
+    a, b = acl_user("worker", SWARM, "w"), acl_user("worker", SWARM, "w")
+    assert a.generated and a.password and b.password
+    assert a.password != b.password and len(a.password) >= 40
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("boss", SWARM, "u"), "unknown role"),
+        (("worker", "a:b", "u"), "swarm name"),
+        (("worker", SWARM, "bad user"), "user name"),
+        (("worker", SWARM, "default"), "default"),
+        (("worker", SWARM, "u", "short"), "at least 16"),
+    ],
+)
+def test_bad_acl_requests_are_refused(args: tuple[str, ...], fragment: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        acl_user(*args)
+    assert fragment in str(info.value)
+
+
+# --- on a real server
+
+
+@pytest.fixture(scope="module")
+def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A private Redis >= 7 (ACL key selectors): its users do not leak into other tests."""
+    # DEBUG enabled, so that the ACL (not the server config) is what refuses it to non-admins.
+    server = servers.start(binary=system_redis(), extra=["--enable-debug-command", "yes"])
+    yield server
+    server.stop()
+
+
+def admin_settings(server: RedisServer) -> Settings:
+    return Settings.from_url(server.url, swarm=SWARM)
+
+
+@pytest.fixture(scope="module")
+def users(acl_server: RedisServer) -> dict[str, AclUser]:
+    made: dict[str, AclUser] = {role: acl_user(role, SWARM, f"{role}-a") for role in ROLES}
+    made["shard-b"] = acl_user("shard", OTHER, "shard-b")
+    for spec in made.values():
+        applied = apply_user(admin_settings(acl_server), spec)
+        assert len(applied) == 1 and "memory only" in applied[0]["persisted"]
+    return made
+
+
+@pytest.fixture
+def as_user(acl_server: RedisServer, users: dict[str, AclUser]) -> Iterator[Any]:
+    opened: list[Swarm] = []
+    admin = acl_server.client()
+    admin.flushall()
+    admin.close()
+
+    def connect(name: str) -> Swarm:
+        spec = users[name]
+        url = f"redis://{spec.user}:{spec.password}@127.0.0.1:{acl_server.port}"
+        swarm = Swarm(url, swarm=spec.swarm)
+        opened.append(swarm)
+        return swarm
+
+    yield connect
+    for swarm in opened:
+        swarm.close()
+
+
+def _one(request: Cmd | Call) -> Operation[Any]:
+    reply = yield request
+    return reply
+
+
+def run(swarm: Swarm, *args: Any) -> Any:
+    """One raw command through the shell: errors arrive translated, as in operations."""
+    return swarm._run(_one(Cmd(*args)))
+
+
+def script(swarm: Swarm, source: str, keys: tuple[str, ...] = ()) -> Any:
+    return run(swarm, "EVAL", source, len(keys), *keys)
+
+
+def denied(swarm: Swarm, *args: Any) -> str:
+    with pytest.raises(PermissionDenied) as info:
+        run(swarm, *args)
+    return str(info.value)
+
+
+def test_worker_can_work(as_user: Any) -> None:
+    w = as_user("worker")
+    run(w, "HSET", K.tasks, "t-1", "{}")
+    run(w, "ZADD", K.pending("q1"), 1, "t-1")
+    run(w, "ZADD", K.leases("q1"), 1, "t-1")
+    run(w, "HSET", K.findings, "f-1", "{}")
+    run(w, "ZADD", K.findings_by("shard", "s1"), 1, "f-1")
+    run(w, "HINCRBY", K.pass_counts, "x|claimed", 1)
+    run(w, "ZADD", K.pass_tasks("Pass 1: Signal Capture"), 1, "t-1")
+    run(w, "XADD", K.events, "*", "type", "task.claimed")
+    run(w, "HSETNX", K.agents, "w1", "{}")
+    run(w, "ZADD", K.presence, 1, "w1")
+    run(w, "XADD", K.inbox("w1"), "*", "body", "hi")
+    assert len(run(w, "XRANGE", K.inbox("w1"), "-", "+")) == 1
+    run(w, "XDEL", K.inbox("w1"), "0-1")
+    run(w, "ZREM", K.pending("q1"), "t-1")
+    run(w, "PUBLISH", K.prefix + "wake", "1")
+    # claim and report are scripts: writes inside EVAL/EVALSHA are allowed on these keys
+    assert script(w, "return redis.call('HSET', KEYS[1], 't-2', '{}')", (K.tasks,)) == 1
+    assert w.ping() >= 0
+    info = w.server_info()  # INFO allowed; CONFIG GET refused and skipped
+    assert info.appendfsync is None and info.server_time_ms > 0
+
+
+def test_worker_reads_contexts(as_user: Any) -> None:
+    shard = as_user("shard")
+    run(shard, "HSET", K.contexts, "shard-1", '{"version": "v1"}')
+    run(shard, "HSET", K.context_manifests, "shard-1|v1", "{}")
+    run(shard, "ZADD", K.context_history("shard-1"), 1, "v1")
+    run(shard, "SET", K.chunk(DIGEST), b"chunk bytes")
+    w = as_user("worker")
+    assert run(w, "HGET", K.contexts, "shard-1") == b'{"version": "v1"}'
+    assert run(w, "HGET", K.context_manifests, "shard-1|v1") == b"{}"
+    assert run(w, "ZRANGE", K.context_history("shard-1"), 0, -1) == [b"v1"]
+    assert run(w, "GET", K.chunk(DIGEST)) == b"chunk bytes"
+    assert run(w, "GETRANGE", K.chunk(DIGEST), 0, 4) == b"chunk"
+    # a read-only script may read them when run as EVAL_RO (EVAL declares its keys writable)
+    assert run(w, "EVAL_RO", "return redis.call('GET', KEYS[1])", 1, K.chunk(DIGEST))
+
+
+def test_worker_cannot_publish_a_context(as_user: Any) -> None:
+    w = as_user("worker")
+    message = denied(w, "HSET", K.contexts, "shard-1", "{}")
+    assert "no permissions" in message and "swarm acl" in message
+    denied(w, "HSET", K.context_manifests, "shard-1|v2", "{}")
+    denied(w, "ZADD", K.context_history("shard-1"), 2, "v2")
+    denied(w, "SET", K.chunk(DIGEST), b"x")
+    denied(w, "HINCRBY", K.chunk_refs, DIGEST, 1)
+    # nor through a script, declared key or not
+    denied(w, "EVAL", "return redis.call('HSET', KEYS[1], 'o', '{}')", 1, K.contexts)
+    denied(w, "EVAL", f"return redis.call('HSET', '{K.contexts}', 'o', '{{}}')", 0)
+
+
+def test_worker_cannot_delete_or_administer(as_user: Any) -> None:
+    w = as_user("worker")
+    run(w, "HSET", K.tasks, "t-1", "{}")
+    for args in (
+        ("DEL", K.tasks),
+        ("UNLINK", K.tasks),
+        ("RENAME", K.tasks, K.tasks + "x"),
+        ("EXPIRE", K.tasks, 1),
+        ("FLUSHALL",),
+        ("FLUSHDB",),
+        ("CONFIG", "GET", "*"),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("KEYS", "*"),
+        ("SCAN", 0),
+        ("RANDOMKEY",),
+        ("DEBUG", "SLEEP", 0),
+        ("SHUTDOWN", "NOSAVE"),
+        ("ACL", "SETUSER", "evil", "on", "+@all", "~*"),
+        ("ACL", "LIST"),
+        ("SCRIPT", "FLUSH"),
+        ("MONITOR",),
+        ("FUNCTION", "FLUSH"),
+    ):
+        denied(w, *args)
+    denied(w, "EVAL", f"return redis.call('DEL', '{K.tasks}')", 0)
+    denied(w, "EVAL", "return redis.call('FLUSHALL')", 0)
+    assert run(w, "HGET", K.tasks, "t-1") == b"{}"
+
+
+def test_worker_cannot_touch_another_swarm(as_user: Any) -> None:
+    shard_b = as_user("shard-b")
+    run(shard_b, "HSET", KB.tasks, "t-b", "{}")
+    run(shard_b, "SET", KB.chunk(DIGEST), b"b")
+    w = as_user("worker")
+    denied(w, "HGET", KB.tasks, "t-b")
+    denied(w, "HSET", KB.tasks, "t-x", "{}")
+    denied(w, "GET", KB.chunk(DIGEST))
+    denied(w, "HGET", KB.contexts, "o")
+    denied(w, "GET", "some-unrelated-key")
+    denied(w, "PUBLISH", KB.prefix + "wake", "1")
+    # the chunk glob is exact: swarm "team-a.x" is another swarm
+    denied(w, "GET", chunk_key("team-a.x", DIGEST))
+    denied(w, "GET", Keys("team-a.x").tasks)
+
+
+def test_shard_owns_its_swarm_only(as_user: Any) -> None:
+    s = as_user("shard")
+    run(s, "HSET", K.contexts, "o", "{}")
+    run(s, "SET", K.chunk(DIGEST), b"x")
+    run(s, "HINCRBY", K.chunk_refs, DIGEST, 1)
+    run(s, "EXPIRE", K.chunk(DIGEST), 100)
+    run(s, "DEL", K.contexts, K.chunk(DIGEST))
+    script(s, "return redis.call('HSET', KEYS[1], 'o', '{}')", (K.contexts,))
+    for args in (
+        ("HGET", KB.tasks, "t"),
+        ("SET", KB.chunk(DIGEST), b"x"),
+        ("FLUSHALL",),
+        ("KEYS", "*"),
+        ("SCAN", 0),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("SCRIPT", "KILL"),
+        ("ACL", "SETUSER", "evil", "on"),
+    ):
+        denied(s, *args)
+
+
+def test_coordinator_is_like_a_shard(as_user: Any) -> None:
+    c = as_user("coordinator")
+    run(c, "XADD", K.inbox("shard-1"), "*", "kind", "synthesis_request")
+    run(c, "HSET", K.contexts, "coord", "{}")
+    denied(c, "XADD", KB.inbox("shard-1"), "*", "k", "v")
+    denied(c, "FLUSHDB")
+
+
+def test_admin_can_do_everything(as_user: Any) -> None:
+    a = as_user("admin")
+    run(a, "SET", KB.tasks, "x")
+    assert run(a, "KEYS", "*")
+    assert run(a, "CONFIG", "GET", "maxmemory")
+    assert run(a, "ACL", "WHOAMI") == b"admin-a"
+    assert a.server_info().appendfsync is not None
+
+
+def test_wrong_password_is_refused_and_never_shown(acl_server: RedisServer) -> None:
+    url = f"redis://worker-a:not-the-password-123@127.0.0.1:{acl_server.port}"
+    with Swarm(url, swarm=SWARM) as swarm, pytest.raises(PermissionDenied) as info:
+        swarm.ping()
+    assert "not-the-password-123" not in str(info.value)
+    assert "password" in str(info.value)
+
+
+def test_reapplying_replaces_the_password(acl_server: RedisServer) -> None:
+    settings = admin_settings(acl_server)
+    first = acl_user("worker", SWARM, "rotated")
+    apply_user(settings, first)
+    second = acl_user("worker", SWARM, "rotated")
+    apply_user(settings, second)
+    base = f"127.0.0.1:{acl_server.port}"
+    with Swarm(f"redis://rotated:{second.password}@{base}", swarm=SWARM) as ok:
+        assert ok.ping() >= 0
+    old_url = f"redis://rotated:{first.password}@{base}"
+    with Swarm(old_url, swarm=SWARM) as old, pytest.raises(PermissionDenied):
+        old.ping()
+
+
+def test_cli_prints_lines_and_applies(acl_server: RedisServer) -> None:
+    runner = CliRunner()
+    printed = runner.invoke(main, ["acl", "--role", "worker", "--swarm", SWARM, "--user", "w9"])
+    assert printed.exit_code == 0, printed.output
+    lines = printed.stdout.splitlines()
+    assert lines[-1].startswith("ACL SETUSER w9 reset on #")
+    assert any(line.startswith("# password") for line in lines)
+
+    result = runner.invoke(
+        main,
+        [
+            *("--url", acl_server.url, "acl", "--role", "worker", "--swarm", SWARM),
+            *("--user", "w9", "--apply", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["role"] == "worker" and data["applied"][0]["persisted"]
+    password = data["password"]
+    assert password not in data["command"]
+    url = f"redis://w9:{password}@127.0.0.1:{acl_server.port}"
+    with Swarm(url, swarm=SWARM) as swarm:
+        run(swarm, "HSET", K.tasks, "t", "{}")
+        denied(swarm, "HSET", K.contexts, "o", "{}")
+    # a doctor as that worker works, and never prints the password
+    doctor = runner.invoke(main, ["--url", url, "--swarm", SWARM, "doctor", "--json"])
+    assert doctor.exit_code == 0, doctor.output
+    assert password not in doctor.output and json.loads(doctor.stdout)["ok"] is True
+
+
+def test_cli_given_password_is_never_printed(acl_server: RedisServer) -> None:
+    secret = "correct-horse-battery-staple"
+    result = CliRunner().invoke(
+        main,
+        [
+            *("--url", acl_server.url, "acl", "--role", "shard", "--user", "s9"),
+            *("--password-stdin", "--apply"),
+        ],
+        input=secret + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output
+    url = f"redis://s9:{secret}@127.0.0.1:{acl_server.port}"
+    with Swarm(url, swarm="default") as swarm:
+        assert swarm.ping() >= 0
+
+
+def test_cli_apply_without_admin_rights_is_one_line(
+    acl_server: RedisServer, users: dict[str, AclUser]
+) -> None:
+    spec = users["shard"]
+    url = f"redis://{spec.user}:{spec.password}@127.0.0.1:{acl_server.port}"
+    result = CliRunner().invoke(
+        main, ["--url", url, "acl", "--role", "worker", "--user", "x1", "--apply"]
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "swarm acl" in result.output and (spec.password or "?") not in result.output
+
+
+def test_raw_client_sees_noperm(acl_server: RedisServer, users: dict[str, AclUser]) -> None:
+    """Sanity check of the fixture itself with plain redis-py."""
+    spec = users["worker"]
+    client = redis.Redis(port=acl_server.port or 0, username=spec.user, password=spec.password)
+    try:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.hset(K.contexts, "o", "{}")
+    finally:
+        client.close()
+
+
+# --- the real operations, per role
+
+
+def test_worker_runs_the_real_operations(as_user: Any) -> None:
+    shard = as_user("shard")
+    text = "".join(f"line {i}: evidence {i * 7}\n" for i in range(2000))
+    info = shard.publish_context("shard-1", text, source="corpus.md")
+    shard.register("shard", name="shard-1")
+    worker = as_user("worker")
+    me = worker.register("worker", name="w-1", model="haiku")
+    worker.heartbeat(me.id, current_task="t-1")
+    assert worker.get_context("shard-1") == text
+    assert worker.context_info("shard-1").version == info.version
+    assert [c.owner for c in worker.contexts()] == ["shard-1"]
+    assert worker.read_context("shard-1", lines=(10, 11)).text.startswith("line 9:")
+    assert worker.search_context("shard-1", "evidence 70\n", max_hits=1)
+    shard.send(me.id, "look at lines 10-20", sender="shard-1")
+    assert [m.body for m in worker.inbox(me.id)] == ["look at lines 10-20"]
+    worker.send("shard-1", "done", sender=me.id)
+    worker.broadcast("hello all", sender=me.id)
+    assert any(e.type == "agent.joined" for e in worker.events())
+    assert {a.id for a in worker.agents()} >= {me.id, "shard-1"}
+    worker.deregister(me.id)  # drops its inbox: a DEL the worker selector allows
+
+
+def test_worker_cannot_publish_through_the_operation(as_user: Any) -> None:
+    worker = as_user("worker")
+    with pytest.raises(PermissionDenied) as info:
+        worker.publish_context("worker-notes", "some text", source="notes.md")
+    assert "swarm acl" in str(info.value)
+    shard = as_user("shard")
+    with pytest.raises(NotFound):
+        shard.context_info("worker-notes")  # nothing was half-published
+
+
+def test_shard_republishes_and_old_chunks_are_released(as_user: Any) -> None:
+    shard = as_user("shard")
+    for i in range(5):  # past the kept versions: chunk_release deletes chunks
+        shard.publish_context("shard-1", f"version {i}\n" * 1000, source="v.md")
+    assert len(shard.context_versions("shard-1")) == 3
+
+
+def test_other_swarm_shard_cannot_read_this_swarm(as_user: Any) -> None:
+    as_user("shard").publish_context("shard-1", "secret plan", source="plan.md")
+    other = as_user("shard-b")
+    outsider = Swarm(other.settings.with_swarm(SWARM))
+    try:
+        with pytest.raises(PermissionDenied):
+            outsider.get_context("shard-1")
+    finally:
+        outsider.close()
+
+
+def test_worker_claims_renews_and_reports(as_user: Any) -> None:
+    shard = as_user("shard")
+    shard.publish_context("shard-1", "fact one\nfact two\n", source="facts.md")
+    posted = shard.post_task("if.search_pass1", "find facts", {"lines": [1, 2]}, pass_name="P1")
+    shard.post_task("if.search_pass1", "and more", pass_name="P1")
+    worker = as_user("worker")
+    task = worker.claim("if.search_pass1", worker="w-1")
+    assert task is not None and task.id == posted.id
+    worker.renew(task.id, task.token, lease_s=60)
+    assert worker.read_context("shard-1", lines=(1, 1)).text == "fact one\n"
+    finding = worker.report(
+        task.id, task.token, {"summary": "two facts", "confidence": 0.9}, worker="w-1"
+    )
+    assert worker.get_finding(finding.id).summary == "two facts"
+    second = worker.claim(["if.search_pass1"], worker="w-1")
+    assert second is not None
+    worker.fail(second.id, second.token, "model timed out")
+    assert worker.queue_stats()["if.search_pass1"]["completed"] == 1
+    assert worker.pass_stats("P1")
+    assert [f.id for f in worker.findings(pass_name="P1").items] == [finding.id]
+    assert worker.get_task(task.id).status == "completed"
+    assert worker.list_tasks(queue="if.search_pass1").items
+    worker.reap()
+    # the shard synthesizes; the worker reads it (listing runs a script over the index)
+    synthesis = shard.synthesize("shard-1", "P1", "one synthesis", [finding.id])
+    assert [s.id for s in worker.syntheses(pass_name="P1").items] == [synthesis.id]
+    with pytest.raises(PermissionDenied):
+        worker.publish_context("shard-1", "overwritten", source="evil.md")

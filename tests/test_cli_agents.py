@@ -1,0 +1,127 @@
+"""``swarm status``, ``agents``, ``msg``, ``events`` against a real server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from redis_swarm import Swarm
+
+from ._cli import Cli
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Any:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+def test_status_human_and_json(cli: Cli, swarm: Any) -> None:
+    assert "no tasks yet" in cli("status").stdout
+    swarm.post_task("q1", "a", pass_name="P")
+    swarm.post_task("q1", "b", pass_name="P")
+    swarm.post_task("q2", "c")
+    swarm.claim("q1", worker="w1")
+    swarm.register("shard", name="shard-a")
+    swarm.publish_context("shard-a", "hello\n", source="notes.md")
+    report = cli.json("status", "--pass", "P")
+    assert report["swarm"] == "test" and report["url"].startswith("redis://127.0.0.1:")
+    assert report["queues"]["q1"]["pending"] == 1 and report["queues"]["q1"]["claimed"] == 1
+    assert report["totals"]["pending"] == 2
+    assert report["agents"]["alive"] == 2 and report["agents"]["roles"] == {"worker": 1, "shard": 1}
+    assert [c["owner"] for c in report["contexts"]] == ["shard-a"]
+    assert report["pass"] == {"name": "P", "counts": swarm.pass_stats("P")}
+    human = cli("status", "--pass", "P").stdout
+    assert "q1" in human and "q2" in human and "(all)" in human
+    assert "2 alive (1 shard, 1 worker)" in human and "shard-a" in human
+    assert "pass 'P': pending 1, delayed 0, claimed 1" in human
+
+
+def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Any) -> None:
+    out = cli("agents", "register", "shard-a", "--role", "shard", "--model", "haiku",
+              "--metadata", '{"team": "x"}')  # fmt: skip
+    assert out.stdout.startswith("registered shard-a as shard")
+    gen = cli.json("agents", "register", "--role", "coordinator")
+    assert gen["id"].startswith("coordinator") and gen["role"] == "coordinator"
+    listing = cli.json("agents")
+    assert {a["id"] for a in listing["items"]} == {"shard-a", gen["id"]}
+    assert cli.json("agents", "--role", "shard")["items"][0]["metadata"] == {"team": "x"}
+    human = cli("agents").stdout
+    assert "shard-a" in human and "haiku" in human
+    hb = cli.json("agents", "heartbeat", "shard-a", "--task", "t-1")
+    assert hb["current_task"] == "t-1" and hb["alive"] is True
+    assert cli("agents", "heartbeat", env={"SWARM_AGENT": "shard-a"}).stdout == "shard-a alive\n"
+    cli("agents", "heartbeat", expect=2)
+    out = cli("agents", "heartbeat", "nobody", expect=1)
+    assert "nobody" in out.stderr
+    assert cli.json("agents", "--stale")["items"] == []
+    cli("agents", "deregister", gen["id"])
+    assert [a["id"] for a in cli.json("agents")["items"]] == ["shard-a"]
+    assert cli.json("agents", "sweep", "--stale-after", "3600") == {"items": []}
+    cli("agents", "register", "x", "--role", "worker", "--metadata", "[1]", expect=2)
+    cli("agents", "register", "x", "--role", "worker", "--metadata", "{", expect=2)
+
+
+def test_messages_send_broadcast_inbox(cli: Cli, swarm: Any) -> None:
+    swarm.register("shard", name="shard-a")
+    swarm.register("coordinator", name="coord")
+    sent = cli.json("msg", "send", "shard-a", "hello", "--from", "coord", "--data", '{"n": 1}')
+    assert sent["to"] == "shard-a" and sent["sender"] == "coord" and sent["data"] == {"n": 1}
+    out = cli("msg", "send", "shard-a", "-", "--from", "coord", input="from stdin\n")
+    assert out.stdout.startswith("sent ")
+    cli("msg", "broadcast", "to all", env={"SWARM_AGENT": "coord"})
+    peek = cli.json("msg", "inbox", "shard-a", "--peek")
+    assert [m["body"] for m in peek["items"]] == ["hello", "from stdin\n", "to all"]
+    human = cli("msg", "inbox", env={"SWARM_AGENT": "shard-a"}).stdout
+    assert "hello" in human and "to all" in human and '{"n": 1}' in human
+    out = cli("msg", "inbox", "shard-a")
+    assert out.stdout == "" and "no new messages" in out.stderr
+    out = cli("msg", "send", "nobody", "hi", expect=1)
+    assert out.stderr.startswith("error: ") and "nobody" in out.stderr
+    cli("msg", "inbox", expect=2)
+    cli("msg", "send", "shard-a", "-", "--data", "-", input="{}", expect=2)
+
+
+def test_events_list_filter_since(cli: Cli, swarm: Any) -> None:
+    swarm.post_task("q", "a")
+    t = swarm.claim("q", worker="w")
+    swarm.report(t.id, t.token, {"summary": "s"})
+    items = cli.json("events")["items"]
+    types = [e["type"] for e in items]
+    assert types[:2] == ["task.posted", "task.claimed"] and "task.completed" in types
+    only = cli.json("events", "--type", "task.claimed")["items"]
+    assert [e["type"] for e in only] == ["task.claimed"]
+    after = cli.json("events", "--since", items[0]["id"])["items"]
+    assert after[0]["id"] == items[1]["id"]
+    assert len(cli.json("events", "--since", "10m")["items"]) == len(items)
+    assert cli.json("events", "--since", "0", "--limit", "1")["items"] == items[:1]
+    human = cli("events").stdout.splitlines()
+    assert "task.posted" in human[0] and "queue=q" in human[0]
+    cli("events", "--since", "yesterday", expect=2)
+
+
+def test_events_follow_until_count_and_timeout(cli: Cli, redis_url: str) -> None:
+    def later() -> None:
+        time.sleep(0.3)
+        with Swarm(redis_url, swarm="test") as other:
+            other.post_task("q", "a")
+            other.post_task("q", "b")
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    out = cli("--json", "events", "--follow", "--count", "2", "--timeout", "20")
+    thread.join()
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["type"] for e in lines] == ["task.posted", "task.posted"]
+    started = time.monotonic()
+    out = cli("events", "--follow", "--timeout", "0.5")
+    assert out.stdout == "" and time.monotonic() - started < 5

@@ -1,0 +1,139 @@
+"""``swarm context ...`` against a real server: human and JSON output, stdin, errors."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ._cli import Cli
+
+TEXT = "".join(f"line {i}: {'alpha' if i % 10 == 0 else 'beta'}\n" for i in range(1, 201))
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+def test_publish_from_file_then_info_get_versions(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_text(TEXT)
+    out = cli("context", "publish", str(path), "--owner", "shard-a")
+    version = hashlib.sha256(TEXT.encode()).hexdigest()
+    assert out.stdout.startswith(f"published shard-a version {version}")
+    info = cli.json("context", "info", "shard-a")
+    assert info["version"] == version
+    assert info["source"] == "notes.md"
+    assert info["size_bytes"] == len(TEXT)
+    assert info["total_lines"] == 200
+    human = cli("context", "info", "shard-a").stdout
+    assert version in human and "notes.md" in human
+    assert cli("context", "get", "shard-a").stdout == TEXT
+    data = cli.json("context", "get", "shard-a")
+    assert data["text"] == TEXT and data["info"]["version"] == version
+    out_file = tmp_path / "copy.md"
+    cli("context", "get", "shard-a", "-o", str(out_file))
+    assert out_file.read_text() == TEXT
+    versions = cli.json("context", "versions", "shard-a")
+    assert [v["version"] for v in versions["items"]] == [version]
+    assert "notes.md" in cli("context", "versions", "shard-a").stdout
+    listing = cli.json("context", "list")
+    assert [c["owner"] for c in listing["items"]] == ["shard-a"]
+    assert "shard-a" in cli("context", "list").stdout
+
+
+def test_publish_from_stdin_with_owner_from_env(cli: Cli) -> None:
+    out = cli.json(
+        "context", "publish", "-", "--source", "notes.md", input=TEXT,
+        env={"SWARM_AGENT": "shard-b"},
+    )  # fmt: skip
+    assert out["owner"] == "shard-b" and out["source"] == "notes.md"
+    assert cli("context", "get", "shard-b").stdout == TEXT
+
+
+def test_publish_needs_an_owner(cli: Cli) -> None:
+    out = cli("context", "publish", "-", input="x", expect=2)
+    assert "--owner" in out.stderr
+
+
+def test_read_lines_and_bytes(cli: Cli) -> None:
+    cli("context", "publish", "-", "--owner", "s", input=TEXT)
+    out = cli("context", "read", "s", "--lines", "10:12")
+    assert out.stdout == "line 10: alpha\nline 11: beta\nline 12: beta\n"
+    assert "lines 10-12 of 200" in out.stderr
+    part = cli.json("context", "read", "s", "--lines", "199:+5")
+    assert part["start_line"] == 199 and part["end_line"] == 200
+    assert part["text"] == "line 199: beta\nline 200: alpha\n"
+    assert cli("context", "read", "s", "--lines", "7").stdout == "line 7: beta\n"
+    part = cli.json("context", "read", "s", "--offset", "0", "--length", "6")
+    assert part["text"] == "line 1"
+    whole = cli("context", "read", "s")
+    assert whole.stdout == TEXT
+
+
+@pytest.mark.parametrize("lines", ["0:3", "5:2", "a:b", "3-4"])
+def test_read_bad_ranges_are_usage_errors(cli: Cli, lines: str) -> None:
+    cli("context", "publish", "-", "--owner", "s", input=TEXT)
+    out = cli("context", "read", "s", "--lines", lines, expect=2)
+    assert "--lines" in out.stderr
+
+
+def test_read_past_the_end_is_one_clear_error(cli: Cli) -> None:
+    cli("context", "publish", "-", "--owner", "s", input=TEXT)
+    out = cli("context", "read", "s", "--lines", "500:510", expect=1)
+    assert out.stderr.startswith("error: line 500 is past the end")
+    assert out.stderr.count("\n") == 1
+
+
+def test_search_plain_and_regex(cli: Cli) -> None:
+    cli("context", "publish", "-", "--owner", "s", input=TEXT)
+    out = cli("context", "search", "s", "alpha", "--max-hits", "2", "--around", "1")
+    assert out.stdout.splitlines() == [
+        "9- line 9: beta",
+        "10: line 10: alpha",
+        "11- line 11: beta",
+        "--",
+        "19- line 19: beta",
+        "20: line 20: alpha",
+        "21- line 21: beta",
+    ]
+    hits = cli.json("context", "search", "s", r"line 1\d0:", "--regex", "--around", "0")
+    assert [h["line"] for h in hits["items"]] == [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]
+    none = cli("context", "search", "s", "gamma")
+    assert none.stdout == "" and "no match" in none.stderr
+
+
+def test_unknown_owner_is_not_found(cli: Cli) -> None:
+    out = cli("context", "get", "nobody", expect=1)
+    assert out.stderr.startswith("error: ") and "nobody" in out.stderr
+    out = cli("--json", "context", "info", "nobody", expect=1)
+    assert '"error": "NotFound"' in out.stderr
+
+
+def test_oversized_context_is_refused_and_nothing_changes(cli: Cli, tmp_path: Path) -> None:
+    from redis_swarm import Limits
+
+    cli("context", "publish", "-", "--owner", "s", input=TEXT)
+    big = tmp_path / "big.txt"
+    with big.open("wb") as f:
+        f.truncate(Limits().max_context_bytes + 1)
+    out = cli("context", "publish", str(big), "--owner", "s", expect=1)
+    assert "limit" in out.stderr
+    out = cli(
+        "context", "publish", "-", "--owner", "s", input=b"x" * (64 * 1024 * 1024 + 10), expect=1
+    )
+    assert "limit" in out.stderr
+    assert cli("context", "get", "s").stdout == TEXT
+    assert len(cli.json("context", "versions", "s")["items"]) == 1
+
+
+def test_publish_missing_file_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    out = cli("context", "publish", str(tmp_path / "nope.md"), "--owner", "s", expect=2)
+    assert "no such file" in out.stderr
+
+
+def test_bad_owner_name_is_one_line(cli: Cli) -> None:
+    out = cli("context", "publish", "-", "--owner", "bad owner!", input="x", expect=1)
+    assert out.stderr.startswith("error: owner 'bad owner!' contains ' '")

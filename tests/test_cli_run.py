@@ -1,0 +1,378 @@
+"""``swarm run`` with scripted fake agents: good JSON, prose, crashes, hangs, floods, slow but
+renewed; 100 tasks through 8 agents; Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import Swarm
+
+from ._cli import Cli, alive, subprocess_env, swarm_bin
+
+PY = sys.executable
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Any:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+def agent(tmp_path: Path, name: str, body: str) -> str:
+    """A fake agent: a Python script reading its prompt on stdin; returns the command line."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        "import json, os, sys, time\nprompt = sys.stdin.read()\n" + textwrap.dedent(body)
+    )
+    return f"{PY} {path}"
+
+
+GOOD = """
+task = os.environ["SWARM_TASK_ID"]
+print("Thinking about it...")
+print("```json")
+print(json.dumps({"summary": "done " + task, "confidence": 0.9,
+                  "sources": ["prompt has " + str(len(prompt)) + " chars"],
+                  "env": {k: v for k, v in os.environ.items() if k.startswith("SWARM_")}}))
+print("```")
+"""
+
+
+def run_json(cli: Cli, *args: str, expect: int = 0) -> dict[str, Any]:
+    out = cli("--json", "run", *args, expect=expect)
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def test_good_agent_reports_its_json_finding(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    swarm.publish_context("shard-a", "line one\nline two\n", source="notes.md")
+    t = swarm.post_task("q", "Count the lines", {"hint": 2}, pass_name="P", parent="shard-a")
+    summary = run_json(
+        cli, "--queue", "q", "--exec", agent(tmp_path, "good", GOOD), "--idle-exit", "0.5",
+        "--model", "fake-1", "--worker", "pool",
+    )  # fmt: skip
+    assert summary["claimed"] == 1 and summary["completed"] == 1 and summary["failed"] == 0
+    (outcome,) = summary["tasks"]
+    assert outcome["task_id"] == t.id and outcome["status"] == "completed"
+    assert outcome["worker"] == "pool-1" and outcome["returncode"] == 0
+    finding = swarm.get_finding(outcome["finding_id"])
+    assert finding.summary == f"done {t.id}" and finding.confidence == 0.9
+    assert finding.worker == "pool-1" and finding.model == "fake-1"
+    info = swarm.context_info("shard-a")
+    assert finding.context_version == info.version
+    env = finding.extra["env"]
+    assert env["SWARM_TASK_ID"] == t.id and env["SWARM_TASK_TOKEN"] == "1"
+    assert env["SWARM_NAME"] == "test" and env["SWARM_URL"].startswith("redis://127.0.0.1:")
+    assert env["SWARM_CONTEXT_OWNER"] == "shard-a" and env["SWARM_CONTEXT_VERSION"] == info.version
+    assert swarm.get_task(t.id).status == "completed"
+
+
+def test_the_prompt_reaches_the_agent(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    swarm.publish_context("shard-a", "x\n", source="notes.md")
+    swarm.post_task("q", "Describe the weather", {"city": "Oslo"}, parent="shard-a")
+    swarm.post_task("q", "Second task")
+    body = "print(json.dumps({'summary': 'ok', 'prompt': prompt}))"
+    run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "echo", body), "--idle-exit", "0.3")
+    first, second = swarm.findings().items
+    prompt = first.extra["prompt"]
+    assert "Describe the weather" in prompt and '"city": "Oslo"' in prompt
+    assert "swarm context search shard-a" in prompt and "```json" in prompt
+    assert "Second task" in second.extra["prompt"]
+    # {prompt_file} and {prompt} placeholders instead of stdin
+    swarm.post_task("q2", "Via a file")
+    script = "import json,sys; print(json.dumps({'summary': open(sys.argv[1]).read()[:500]}))"
+    cmd = f'{PY} -c "{script}" {{prompt_file}}'
+    run_json(cli, "--queue", "q2", "--exec", cmd, "--idle-exit", "0.3")
+    swarm.post_task("q3", "Via an argument")
+    run_json(
+        cli, "--queue", "q3", "--exec", "printf '%s' {prompt} | head -c 300", "--idle-exit", "0.3"
+    )
+    summaries = [f.summary for f in swarm.findings().items[2:]]
+    assert "Via a file" in summaries[0] and "Via an argument" in summaries[1]
+
+
+def test_prose_becomes_the_summary(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    t = swarm.post_task("q", "d")
+    body = "print('The answer is plainly 42.')\nprint('x' * 5000)"
+    summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "prose", body),
+                       "--idle-exit", "0.3")  # fmt: skip
+    assert summary["completed"] == 1
+    finding = swarm.get_finding(swarm.get_task(t.id).finding_id)
+    assert finding.summary.startswith("The answer is plainly 42.")
+    assert len(finding.summary) <= 2000 and finding.summary.endswith("[...]")
+    assert finding.details is not None and finding.details.endswith("x" * 5000)
+
+
+def test_a_crash_fails_the_task_with_its_exit_code_and_stderr(
+    cli: Cli, swarm: Any, tmp_path: Path
+) -> None:
+    t = swarm.post_task("q", "d", max_attempts=2)
+    body = "print('partial'); print('Traceback: kaboom', file=sys.stderr); sys.exit(3)"
+    summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "crash", body),
+                       "--idle-exit", "0.3", "--max-tasks", "1")  # fmt: skip
+    assert summary["failed"] == 1 and summary["completed"] == 0
+    assert summary["tasks"][0]["returncode"] == 3
+    task = swarm.get_task(t.id)
+    assert task.status in ("pending", "delayed")  # back in the queue for another attempt
+    assert "exit code 3" in (task.last_error or "") and "kaboom" in (task.last_error or "")
+    assert len(swarm.findings()) == 0
+
+
+def test_empty_output_fails(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    t = swarm.post_task("q", "d", max_attempts=1)
+    summary = run_json(cli, "--queue", "q", "--exec", "cat >/dev/null", "--idle-exit", "0.3")
+    assert summary["failed"] == 1
+    assert "printed nothing" in (swarm.get_task(t.id).last_error or "")
+
+
+def test_a_hung_agent_is_killed_and_its_task_retried(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    t = swarm.post_task("q", "d", max_attempts=2)
+    pidfile = tmp_path / "child.pid"
+    cmd = f"sleep 300 & echo $! > {pidfile}; wait"
+    started = time.monotonic()
+    summary = run_json(cli, "--queue", "q", "--exec", cmd, "--lease", "1", "--timeout", "1.5",
+                       "--grace", "0.5", "--max-tasks", "1")  # fmt: skip
+    assert time.monotonic() - started < 15
+    assert summary["failed"] == 1
+    assert "timed out after 1.5s" in summary["tasks"][0]["detail"]
+    task = swarm.get_task(t.id)
+    assert task.status in ("pending", "delayed") and task.attempts == 1
+    assert "timed out" in (task.last_error or "")
+    assert not alive(int(pidfile.read_text()))
+    # The retry runs it again (here with an agent that answers).
+    summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "good", GOOD),
+                       "--idle-exit", "3")  # fmt: skip
+    assert summary["completed"] == 1
+    assert swarm.get_task(t.id).attempts == 2
+
+
+def test_a_slow_agent_keeps_its_lease_and_is_not_duplicated(
+    cli: Cli, swarm: Any, tmp_path: Path
+) -> None:
+    t = swarm.post_task("q", "d")
+    body = "time.sleep(3.5)\nprint(json.dumps({'summary': 'slow but sure'}))"
+    summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "slow", body),
+                       "--lease", "1", "--timeout", "30", "--concurrency", "3",
+                       "--idle-exit", "0.5")  # fmt: skip
+    assert summary["claimed"] == 1 and summary["completed"] == 1
+    task = swarm.get_task(t.id)
+    assert task.status == "completed" and task.attempts == 1
+    assert [f.summary for f in swarm.findings().items] == ["slow but sure"]
+
+
+def test_a_cancelled_task_stops_its_agent(cli: Cli, swarm: Any, redis_url: str) -> None:
+    t = swarm.post_task("q", "d")
+
+    def cancel_soon() -> None:
+        deadline = time.monotonic() + 10
+        with Swarm(redis_url, swarm="test") as other:
+            while other.get_task(t.id).status != "claimed" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            other.cancel(t.id)
+
+    import threading
+
+    thread = threading.Thread(target=cancel_soon)
+    thread.start()
+    summary = run_json(cli, "--queue", "q", "--exec", "sleep 60", "--lease", "1",
+                       "--grace", "0.5", "--max-tasks", "1")  # fmt: skip
+    thread.join()
+    assert summary["lost"] == 1 and "stopped the agent" in summary["tasks"][0]["detail"]
+    assert swarm.get_task(t.id).status == "cancelled"
+
+
+def test_a_flood_of_output_stays_bounded(swarm: Any, redis_url: str, tmp_path: Path) -> None:
+    t = swarm.post_task("q", "d")
+    body = (
+        "chunk = 'y' * 65535 + '\\n'\n"
+        "for _ in range(800): sys.stdout.write(chunk)\n"  # 50 MB
+        "print('```json'); print(json.dumps({'summary': 'after the flood'})); print('```')\n"
+    )
+    cmd = agent(tmp_path, "flood", body)
+    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin"))
+    # Run the pool in a process that reports its own peak memory when it exits (VmHWM: the
+    # high-water mark of this program only, not of the test process it was forked from).
+    measure = (
+        "import runpy, sys\n"
+        "sys.argv = ['swarm', *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('redis_swarm', run_name='__main__')\n"
+        "finally:\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    peak = int(status.split('VmHWM:')[1].split()[0])\n"
+        "    sys.stderr.write(f'MAXRSS_KB={peak}\\n')\n"
+    )
+    proc = subprocess.run(
+        [PY, "-c", measure, "--json", "run", "--queue", "q", "--exec", cmd, "--idle-exit", "0.5"],
+        env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["completed"] == 1
+    finding = swarm.get_finding(swarm.get_task(t.id).finding_id)
+    assert finding.summary == "after the flood"
+    peak_kb = int(proc.stderr.decode().rsplit("MAXRSS_KB=", 1)[1])
+    # About 45 MB for Python and its imports; keeping the 50 MB output would double that.
+    assert peak_kb < 100 * 1024, peak_kb
+
+
+def test_one_hundred_tasks_eight_agents_each_done_once(
+    cli: Cli, swarm: Any, tmp_path: Path
+) -> None:
+    posted = swarm.post_tasks([{"queue": "bulk", "description": f"task {i}"} for i in range(100)])
+    cmd = (
+        "cat > /dev/null; sleep 0.0$(( $$ % 5 )); "
+        'printf \'```json\\n{"summary": "done %s"}\\n```\\n\' "$SWARM_TASK_ID"'
+    )
+    summary = run_json(cli, "--queue", "bulk", "--exec", cmd, "--concurrency", "8",
+                       "--idle-exit", "1")  # fmt: skip
+    assert summary["claimed"] == 100 and summary["completed"] == 100
+    assert summary["failed"] == 0 and summary["lost"] == 0
+    workers = {o["worker"] for o in summary["tasks"]}
+    assert len(workers) == 8
+    findings = [f for page in [swarm.findings(limit=1000)] for f in page.items]
+    assert len(findings) == 100 and not any(f.superseded for f in findings)
+    assert sorted(f.summary for f in findings) == sorted(f"done {t.id}" for t in posted)
+    assert {f.task_id for f in findings} == {t.id for t in posted}
+    for t in posted:
+        task = swarm.get_task(t.id)
+        assert task.status == "completed" and task.attempts == 1
+
+
+def test_max_tasks_and_nothing_to_do(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    for i in range(3):
+        swarm.post_task("q", f"d{i}")
+    summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "good", GOOD),
+                       "--max-tasks", "2", "--concurrency", "2")  # fmt: skip
+    assert summary["claimed"] == 2
+    assert swarm.queue_stats()["q"]["pending"] == 1
+    out = cli("run", "--queue", "empty", "--exec", "true", "--idle-exit", "0.2", expect=3)
+    assert out.stdout.startswith("done: claimed 0")
+
+
+def test_human_output_and_bad_options(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    swarm.post_task("q", "d")
+    out = cli("run", "--queue", "q", "--exec", agent(tmp_path, "good", GOOD), "--idle-exit", "0.3")
+    assert out.stdout.splitlines()[0].startswith("✓ completed t-")
+    assert out.stdout.splitlines()[-1].startswith("done: claimed 1, completed 1")
+    cli("run", "--queue", "q", expect=2)
+    out = cli("run", "--queue", "bad queue", "--exec", "true", expect=1)
+    assert "queue" in out.stderr
+
+
+def _start_pool(redis_url: str, tmp_path: Path, cmd: str, *extra: str) -> subprocess.Popen[bytes]:
+    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin"))
+    return subprocess.Popen(
+        [PY, "-m", "redis_swarm", "--json", "run", "--queue", "q", "--exec", cmd, *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _wait_claimed(swarm: Any, n: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if swarm.queue_stats().get("q", {}).get("claimed", 0) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the pool did not claim in time")
+
+
+def test_ctrl_c_twice_kills_the_agents_and_releases_their_tasks(
+    swarm: Any, redis_url: str, tmp_path: Path
+) -> None:
+    for i in range(3):
+        swarm.post_task("q", f"d{i}")
+    proc = _start_pool(redis_url, tmp_path, "sleep 60", "--concurrency", "2", "--grace", "0.5")
+    _wait_claimed(swarm, 2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["released"] == 2 and summary["claimed"] == 2
+    assert b"finishing 2 running task(s)" in stderr
+    stats = swarm.queue_stats()["q"]
+    assert stats["pending"] == 3 and stats["claimed"] == 0
+    assert all(swarm.get_task(t.id).attempts == 1 for t in swarm.list_tasks().items[:0])
+
+
+def test_ctrl_c_once_lets_running_agents_finish(swarm: Any, redis_url: str, tmp_path: Path) -> None:
+    for i in range(3):
+        swarm.post_task("q", f"d{i}")
+    cmd = 'cat >/dev/null; sleep 1.5; echo \'{"summary": "finished"}\''
+    proc = _start_pool(redis_url, tmp_path, cmd)
+    _wait_claimed(swarm, 1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["claimed"] == 1 and summary["completed"] == 1
+    assert swarm.queue_stats()["q"]["pending"] == 2
+
+
+def test_on_a_terminal_a_live_line_and_progress_bars(redis_url: str, tmp_path: Path) -> None:
+    """stderr on a terminal: `run` shows a live status line, big transfers a progress bar."""
+    import io
+
+    from click.testing import CliRunner
+    from rich.console import Console
+
+    from redis_swarm.cli import main
+    from redis_swarm.cli._app import App
+
+    def invoke(*args: str, input: bytes | None = None) -> tuple[str, str]:
+        err = io.StringIO()
+        app = App(err=Console(file=err, force_terminal=True, width=100))
+        env = {"SWARM_URL": redis_url, "SWARM_NAME": "test"}
+        result = CliRunner().invoke(main, list(args), obj=app, env=env, input=input)
+        assert result.exit_code == 0, result.output
+        return result.stdout, err.getvalue()
+
+    big = b"".join(b"%08d some text to make it long enough\n" % i for i in range(200_000))
+    out, err = invoke("context", "publish", "-", "--owner", "s", input=big)
+    assert out.startswith("published s version ") and "reading stdin" in err
+    out, err = invoke("context", "get", "s")
+    assert out.encode() == big and "writing" in err
+    with Swarm(redis_url, swarm="test") as swarm:
+        swarm.post_task("q", "d")
+    out, err = invoke("run", "--queue", "q", "--exec", "echo '{\"summary\": \"ok\"}'",
+                      "--idle-exit", "0.5")  # fmt: skip
+    assert "completed" in out and "swarm run q: running" in err
+
+
+def test_the_pool_rides_out_a_server_restart(servers: Any, tmp_path: Path) -> None:
+    """The server restarts while an agent runs: its finding is still reported, once."""
+    import threading
+
+    from redis_swarm._runner import Runner, RunOptions
+
+    server = servers.start(appendonly=True)
+    with Swarm(server.url, swarm="test") as swarm:
+        t = swarm.post_task("q", "d")
+        cmd = 'cat >/dev/null; sleep 2; echo \'{"summary": "survived"}\''
+        pool = Runner(swarm, RunOptions(queues=("q",), command=cmd, max_tasks=1, lease_s=30))
+        thread = threading.Thread(target=pool.run)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while swarm.get_task(t.id).status != "claimed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.restart()
+        thread.join(60)
+        assert pool.counts()["completed"] == 1, pool.outcomes
+        task = swarm.get_task(t.id)
+        assert task.status == "completed" and task.attempts == 1
+        assert [f.summary for f in swarm.findings().items] == ["survived"]

@@ -1,0 +1,243 @@
+"""``swarm task ...``, ``swarm findings``, ``swarm synth ...`` against a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import Swarm
+
+from ._cli import Cli
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Any:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+def test_post_claim_report_lifecycle_human(cli: Cli, swarm: Any) -> None:
+    out = cli("task", "post", "q1", "Find the signals", "--pass", "Pass 1", "--parent", "shard-a")
+    assert out.stdout.startswith("posted t-") and out.stdout.strip().endswith("to q1")
+    task_id = out.stdout.split()[1]
+    claimed = cli("task", "claim", "q1", "--worker", "w1")
+    assert claimed.stdout.startswith(f"claimed {task_id} (token 1)")
+    assert "Find the signals" in claimed.stdout and "shard-a" in claimed.stdout
+    renewed = cli("task", "renew", task_id, "--token", "1", "--lease", "60")
+    assert renewed.stdout.startswith(f"renewed {task_id} until 20")
+    finding = '{"summary": "three signals", "confidence": 0.7, "sources": ["l. 1"]}'
+    reported = cli(
+        "task", "report", task_id, "--token", "1", "--finding", finding, "--worker", "w1"
+    )
+    assert reported.stdout.startswith("reported f-") and task_id in reported.stdout
+    shown = cli("task", "show", task_id).stdout
+    assert "completed" in shown and "Pass 1" in shown
+    listing = cli("task", "list", "--queue", "q1").stdout
+    assert task_id in listing and "completed" in listing
+    found = cli("findings", "--pass", "Pass 1").stdout
+    assert "three signals" in found and task_id in found
+    fid = reported.stdout.split()[1]
+    detail = cli("findings", fid).stdout
+    assert "three signals" in detail and "l. 1" in detail and "shard-a" in detail
+    assert swarm.get_task(task_id).status == "completed"
+
+
+def test_json_outputs_are_the_records(cli: Cli, swarm: Any) -> None:
+    posted = cli.json("task", "post", "q1", "d", "--data", '{"k": [1, 2]}', "--priority", "5")
+    assert posted["status"] == "pending" and posted["data"] == {"k": [1, 2]}
+    assert posted["priority"] == 5 and posted["token"] == 0
+    assert set(posted) >= {"id", "queue", "description", "attempts", "max_attempts", "lease_s"}
+    claimed = cli.json("task", "claim", "q1", "--worker", "w1")
+    assert claimed["id"] == posted["id"] and claimed["token"] == 1
+    assert claimed["status"] == "claimed" and claimed["worker"] == "w1"
+    assert claimed["data"] == {"k": [1, 2]}
+    finding = cli.json("task", "report", claimed["id"], "--token", "1", "--summary", "ok")
+    assert finding["task_id"] == claimed["id"] and finding["summary"] == "ok"
+    assert finding == swarm.get_finding(finding["id"]).to_dict()
+    page = cli.json("task", "list")
+    assert page["cursor"] is None and [t["id"] for t in page["items"]] == [posted["id"]]
+    assert cli.json("task", "show", posted["id"])["finding_id"] == finding["id"]
+    findings = cli.json("findings")
+    assert findings == {"items": [finding], "cursor": None}
+    assert cli.json("findings", finding["id"]) == finding
+
+
+def test_claim_nothing_exits_3(cli: Cli) -> None:
+    out = cli("task", "claim", "empty", "--worker", "w", expect=3)
+    assert out.stdout == "" and "nothing to claim in empty" in out.stderr
+    out = cli("--json", "task", "claim", "empty", "--wait", "0.2", expect=3)
+    assert json.loads(out.stderr)["error"] == "Empty"
+
+
+def test_claim_worker_defaults_to_swarm_agent(cli: Cli) -> None:
+    cli("task", "post", "q", "d")
+    claimed = cli.json("task", "claim", "q", env={"SWARM_AGENT": "agent-7"})
+    assert claimed["worker"] == "agent-7"
+
+
+def test_report_finding_from_stdin_and_file(cli: Cli, tmp_path: Path) -> None:
+    for _ in range(2):
+        cli("task", "post", "q", "d")
+    a = cli.json("task", "claim", "q", "--worker", "w")
+    big = {"summary": "from stdin", "details": "x" * 100_000, "extra_key": {"n": 1}}
+    out = cli.json(
+        "task", "report", a["id"], "--token", "1", "--finding", "-", input=json.dumps(big)
+    )
+    assert out["details"] == "x" * 100_000 and out["extra"] == {"extra_key": {"n": 1}}
+    b = cli.json("task", "claim", "q", "--worker", "w")
+    path = tmp_path / "f.json"
+    path.write_text('{"summary": "from a file"}')
+    out = cli.json("task", "report", b["id"], "--token", "1", "--finding", f"@{path}")
+    assert out["summary"] == "from a file"
+
+
+def test_bad_findings_change_nothing(cli: Cli, swarm: Any) -> None:
+    cli("task", "post", "q", "d")
+    t = cli.json("task", "claim", "q", "--worker", "w")
+    out = cli("task", "report", t["id"], "--token", "1", "--finding", "{not json", expect=2)
+    assert "--finding" in out.stderr and "not valid JSON" in out.stderr
+    out = cli("task", "report", t["id"], "--token", "1", "--finding", "[1, 2]", expect=2)
+    assert "JSON object" in out.stderr
+    out = cli("task", "report", t["id"], "--token", "1", "--finding", '{"details": "x"}', expect=1)
+    assert out.stderr.startswith("error: ") and "summary" in out.stderr
+    out = cli("task", "report", t["id"], "--token", "1", expect=2)
+    assert "--finding" in out.stderr
+    assert swarm.get_task(t["id"]).status == "claimed"
+    assert len(swarm.findings()) == 0
+
+
+def test_unknown_task_and_bad_token(cli: Cli, swarm: Any) -> None:
+    out = cli("task", "show", "t-nope", expect=1)
+    assert out.stderr.startswith("error: ") and "t-nope" in out.stderr
+    assert out.stderr.count("\n") == 1
+    out = cli("--json", "task", "renew", "t-nope", "--token", "1", expect=1)
+    assert json.loads(out.stderr)["error"] == "NotFound"
+    cli("task", "post", "q", "d")
+    t = cli.json("task", "claim", "q", "--worker", "w")
+    out = cli("task", "renew", t["id"], "--token", "7", expect=1)
+    assert "token" in out.stderr
+    out = cli("task", "fail", t["id"], "--token", "9", "--error", "x", expect=1)
+    assert swarm.get_task(t["id"]).status == "claimed"
+    out = cli("task", "show", "bad id!", expect=1)
+    assert "task id" in out.stderr
+
+
+def test_fail_release_cancel_requeue(cli: Cli, swarm: Any) -> None:
+    t = cli.json("task", "post", "q", "d", "--max-attempts", "1")
+    cli("task", "claim", "q", "--worker", "w")
+    released = cli.json("task", "release", t["id"], "--token", "1")
+    assert released["status"] == "pending"
+    cli("task", "claim", "q", "--worker", "w")
+    out = cli("task", "fail", t["id"], "--token", "2", "--error", "-", input="it broke\n")
+    assert out.stdout.startswith(f"failed {t['id']}: now dead")
+    assert swarm.get_task(t["id"]).last_error.strip() == "it broke"
+    dead = cli.json("task", "list", "--status", "dead")
+    assert [x["id"] for x in dead["items"]] == [t["id"]]
+    out = cli("task", "requeue", t["id"])
+    assert out.stdout.startswith(f"requeued {t['id']} to q")
+    cancelled = cli.json("task", "cancel", t["id"])
+    assert cancelled["status"] == "cancelled"
+
+
+def test_post_jsonl_from_stdin_with_defaults(cli: Cli) -> None:
+    lines = "\n".join(
+        [
+            json.dumps({"description": "a", "data": {"i": 1}}),
+            "",
+            json.dumps({"description": "b", "priority": 3, "queue": "other"}),
+        ]
+    )
+    out = cli.json("task", "post", "q", "--pass", "P", "--parent", "s", "--jsonl", "-", input=lines)
+    items = out["items"]
+    assert [t["description"] for t in items] == ["a", "b"]
+    assert [t["queue"] for t in items] == ["q", "other"]
+    assert all(t["pass_name"] == "P" and t["parent"] == "s" for t in items)
+    out = cli("task", "post", "q", "--jsonl", "-", input="{bad\n", expect=2)
+    assert "line 1" in out.stderr
+    out = cli("task", "post", "q", "--jsonl", "-", input="", expect=2)
+    assert "no task" in out.stderr
+
+
+def test_post_description_from_stdin_and_delay(cli: Cli) -> None:
+    t = cli.json("task", "post", "q", "-", "--delay", "60", input="a long description\n")
+    assert t["description"] == "a long description\n" and t["status"] == "delayed"
+    cli("task", "claim", "q", "--worker", "w", expect=3)
+
+
+def test_post_dedupe(cli: Cli) -> None:
+    a = cli.json("task", "post", "q", "d", "--dedupe", "k1")
+    b = cli.json("task", "post", "q", "d", "--dedupe", "k1")
+    assert a["id"] == b["id"]
+
+
+def test_list_paging_and_all(cli: Cli) -> None:
+    ids = [cli.json("task", "post", "q", f"d{i}")["id"] for i in range(5)]
+    first = cli.json("task", "list", "--limit", "2")
+    assert [t["id"] for t in first["items"]] == ids[:2] and first["cursor"]
+    second = cli.json("task", "list", "--limit", "2", "--cursor", first["cursor"])
+    assert [t["id"] for t in second["items"]] == ids[2:4]
+    every = cli.json("task", "list", "--all")
+    assert [t["id"] for t in every["items"]] == ids and every["cursor"] is None
+    out = cli("task", "list", "--limit", "2")
+    assert "more: --cursor" in out.stderr
+
+
+def test_wait_for_a_pass_and_timeout(cli: Cli) -> None:
+    t = cli.json("task", "post", "q", "d", "--pass", "P")
+    out = cli("task", "wait", "--pass", "P", "--timeout", "0.3", expect=3)
+    assert out.stderr.startswith("error: pass 'P' is not settled")
+    cli("task", "claim", "q", "--worker", "w")
+    cli("task", "report", t["id"], "--token", "1", "--summary", "done")
+    stats = cli.json("task", "wait", "--pass", "P", "--timeout", "5")
+    assert stats["completed"] == 1
+    assert cli("task", "wait", "--queue", "q").stdout.startswith("queue q settled: completed 1")
+    assert cli("task", "wait").stdout.startswith("the swarm settled")
+    cli("task", "wait", "--pass", "P", "--queue", "q", expect=2)
+
+
+def test_late_report_is_refused_and_kept_superseded(cli: Cli, swarm: Any) -> None:
+    t = cli.json("task", "post", "q", "d", "--lease", "1")
+    cli("task", "claim", "q", "--worker", "w")
+    cli("task", "report", t["id"], "--token", "1", "--summary", "first")
+    out = cli("task", "report", t["id"], "--token", "1", "--summary", "second", expect=1)
+    assert out.stderr.startswith("error: ")
+    every = cli.json("findings", "--all")["items"]
+    assert [(f["summary"], f["superseded"]) for f in every] == [("first", False), ("second", True)]
+
+
+def test_synth_create_list_show_request(cli: Cli, swarm: Any) -> None:
+    swarm.register("shard", name="shard-a")
+    fids = []
+    for i in range(2):
+        t = cli.json("task", "post", "q", f"d{i}", "--pass", "P", "--parent", "shard-a")
+        cli("task", "claim", "q", "--worker", "w")
+        fids.append(cli.json("task", "report", t["id"], "--token", "1", "--summary", f"s{i}")["id"])
+    s = cli.json(
+        "synth", "create", "--shard", "shard-a", "--pass", "P", "--all-findings", "--text", "-",
+        input="It adds up.",
+    )  # fmt: skip
+    assert s["sources"] == fids and s["text"] == "It adds up."
+    out = cli("synth", "create", "--pass", "P", "--text", "t", "--finding", fids[0],
+              env={"SWARM_AGENT": "shard-a"})  # fmt: skip
+    assert out.stdout.startswith("stored s") and "citing 1 findings" in out.stdout
+    out = cli("synth", "create", "--shard", "shard-a", "--pass", "P", "--text", "t",
+              "--finding", "f-missing", expect=1)  # fmt: skip
+    assert "f-missing" in out.stderr
+    listing = cli.json("synth", "list", "--pass", "P")
+    assert len(listing["items"]) == 2
+    assert "It adds up." in cli("synth", "show", s["id"]).stdout
+    assert cli.json("synth", "show", s["id"]) == s
+    assert "shard-a" in cli("synth", "list").stdout
+    msg = cli.json("synth", "request", "shard-a", "--pass", "P", "--instructions", "please",
+                   "--from", "coord")  # fmt: skip
+    assert msg["to"] == "shard-a"
+    inbox = swarm.inbox("shard-a")
+    assert [m.id for m in inbox] == [msg["id"]]

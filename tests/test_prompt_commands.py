@@ -1,0 +1,252 @@
+"""Every command the CLI prompts tell an agent to run, run as written against a real server.
+
+The ```bash blocks of each rendered prompt are extracted, their ``<PLACEHOLDERS>`` filled the
+way an agent would (from the outputs of earlier commands where the prompt says so), and run
+with bash through a ``swarm`` executable of this checkout. Fake ``claude`` and ``codex``
+executables stand in for the agent CLIs the prompts start with ``swarm run``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import Settings, Swarm
+from redis_swarm._prompts import render_prompt
+
+from ._cli import subprocess_env, swarm_bin
+
+CONTEXT = "".join(f"{i}: {'alpha signal' if i % 7 == 0 else 'noise'}\n" for i in range(1, 60))
+FAKE_AGENT = """#!/bin/sh
+cat > /dev/null
+printf 'Done.\\n```json\\n{"summary": "fake %s did %s", "confidence": 0.5}\\n```\\n' \
+  "$(basename "$0")" "$SWARM_TASK_ID"
+"""
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*>")
+
+
+def bash_blocks(text: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)\n```", text, re.S)
+
+
+class Agent:
+    """Runs a prompt's blocks in order, like an agent would, filling its placeholders."""
+
+    def __init__(self, prompt: str, env: dict[str, str], cwd: Path) -> None:
+        self.blocks = bash_blocks(prompt)
+        self.env = env
+        self.cwd = cwd
+        self.values: dict[str, str] = {}
+        self.ran: list[str] = []
+
+    def fill(self, block: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match.group(0)
+            assert name in self.values, f"no value for {name} in:\n{block}"
+            return self.values[name]
+
+        return PLACEHOLDER.sub(value, block)
+
+    def run(self, index: int, expect: int = 0) -> subprocess.CompletedProcess[str]:
+        script = self.fill(self.blocks[index])
+        proc = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            env=self.env, cwd=self.cwd, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == expect, (
+            f"{script}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+        self.ran.append(script)
+        return proc
+
+
+@pytest.fixture
+def setup(redis_url: str, tmp_path: Path) -> Iterator[tuple[Settings, dict[str, str], Any]]:
+    bindir = tmp_path / "bin"
+    swarm_bin(bindir)
+    for name in ("claude", "codex", "fake-agent"):
+        path = bindir / name
+        path.write_text(FAKE_AGENT)
+        path.chmod(0o755)
+    env = subprocess_env(redis_url, "test", bindir)
+    # The prompts carry the URL and swarm themselves: the commands must not need the env.
+    env.pop("SWARM_URL")
+    env.pop("SWARM_NAME")
+    (tmp_path / "context.md").write_text(CONTEXT)
+    settings = Settings.from_url(redis_url, swarm="test")
+    swarm = Swarm(settings)
+    yield settings, env, swarm
+    swarm.close()
+
+
+def test_worker_prompt_commands(setup: Any, tmp_path: Path) -> None:
+    settings, env, swarm = setup
+    swarm.publish_context("shard-a", CONTEXT, source="context.md")
+    for i in range(2):
+        swarm.post_task("q1", f"Find the signals, part {i}", parent="shard-a", max_attempts=1)
+    agent = Agent(render_prompt("worker", settings=settings, queue="q1"), env, tmp_path)
+    claim, read, renew, report, fail = range(5)
+    assert len(agent.blocks) == 5
+    agent.values["<WORKER_NAME>"] = "worker-7"
+    task = json.loads(agent.run(claim).stdout)
+    agent.values.update(
+        {"<TASK_ID>": task["id"], "<TOKEN>": str(task["token"]), "<SHARD>": task["parent"]}
+    )
+    agent.values.update(
+        {"<WORDS_TO_FIND>": "alpha signal", "<FIRST_LINE>": "6", "<LAST_LINE>": "8"}
+    )
+    out = agent.run(read).stdout
+    assert "7: alpha signal" in out and "6: noise" in out
+    agent.run(renew)
+    agent.values.update({"<YOUR_SUMMARY>": "8 signals", "<WHERE_IN_THE_CONTEXT>": "lines 7-56"})
+    agent.run(report)
+    done = swarm.get_task(task["id"])
+    assert done.status == "completed"
+    finding = swarm.get_finding(done.finding_id)
+    assert finding.summary == "8 signals" and finding.worker == "worker-7"
+    assert finding.sources == ("lines 7-56",)
+    # A second worker that cannot do its task gives it back.
+    second = json.loads(agent.run(claim).stdout)
+    agent.values.update({"<TASK_ID>": second["id"], "<TOKEN>": str(second["token"])})
+    agent.values["<WHY_YOU_COULD_NOT>"] = "the context says nothing about it"
+    agent.run(fail)
+    assert swarm.get_task(second["id"]).status == "dead"
+
+
+def shard_values(agent: Agent, command: str) -> None:
+    agent.values.update(
+        {
+            "<SHARD_NAME>": "shard-a",
+            "<YOUR_MODEL>": "claude-haiku",
+            "<CONTEXT_FILE>": "context.md",
+            "<TASK_DESCRIPTION>": "Find every alpha signal",
+            "<PASS_NAME>": "Pass 1: Signal Capture",
+            "<FOCUS>": "alpha",
+            "<ANOTHER_TASK_DESCRIPTION>": "Find the noise",
+            "<AGENT_COMMAND>": command,
+            "<YOUR_SYNTHESIS>": "Three workers agree: alpha every 7 lines.",
+        }
+    )
+
+
+def run_shard(settings: Settings, env: dict[str, str], cwd: Path, client: str) -> Agent:
+    agent = Agent(render_prompt("shard", settings=settings, queue="q1", client=client), env, cwd)
+    shard_values(agent, "fake-agent")
+    for index in range(len(agent.blocks)):
+        agent.run(index)
+    return agent
+
+
+def test_shard_prompt_commands(setup: Any, tmp_path: Path) -> None:
+    settings, env, swarm = setup
+    agent = run_shard(settings, env, tmp_path, "generic")
+    assert len(agent.blocks) == 7
+    assert swarm.get_agent("shard-a").role == "shard"
+    assert swarm.get_context("shard-a") == CONTEXT
+    tasks = swarm.list_tasks(pass_name="Pass 1: Signal Capture").items
+    assert len(tasks) == 3 and all(t.parent == "shard-a" for t in tasks)
+    assert all(t.status == "completed" for t in tasks)
+    findings = swarm.findings(pass_name="Pass 1: Signal Capture").items
+    assert len(findings) == 3 and all(f.summary.startswith("fake fake-agent did") for f in findings)
+    (synthesis,) = swarm.syntheses(shard="shard-a").items
+    assert synthesis.text.strip() == "Three workers agree: alpha every 7 lines."
+    assert sorted(synthesis.sources) == sorted(f.id for f in findings)
+
+
+@pytest.mark.parametrize("client", ["claude", "codex"])
+def test_shard_prompt_starts_the_clients_agent_cli(setup: Any, tmp_path: Path, client: str) -> None:
+    settings, env, swarm = setup
+    generic = bash_blocks(render_prompt("shard", settings=settings, queue="q1"))
+    agent = Agent(
+        render_prompt("shard", settings=settings, queue="q1", client=client), env, tmp_path
+    )
+    shard_values(agent, "unused")
+    different = [i for i, block in enumerate(agent.blocks) if block != generic[i]]
+    assert len(different) == 1  # only the block that starts workers depends on the client
+    spawn = different[0]
+    for index in range(spawn):  # join, publish, post: what the spawn block works on
+        agent.run(index)
+    out = agent.run(spawn)
+    assert "ephemeral worker" in out.stdout  # the worker prompt for the Task tool
+    findings = swarm.findings().items
+    assert len(findings) == 3 and all(f.summary.startswith(f"fake {client} did") for f in findings)
+
+
+def test_coordinator_prompt_commands(setup: Any, tmp_path: Path) -> None:
+    settings, env, swarm = setup
+    swarm.register("shard", name="shard-a")
+    pass_name = "Pass 1: Signal Capture"
+    for i in range(2):
+        swarm.post_task("q1", f"part {i}", pass_name=pass_name, parent="shard-a")
+        t = swarm.claim("q1", worker="w-1")
+        swarm.report(t.id, t.token, {"summary": f"worker found {i}"}, worker="w-1")
+    fids = [f.id for f in swarm.findings(pass_name=pass_name).items]
+    swarm.synthesize("shard-a", pass_name, "Both agree.", fids)
+    dead = swarm.post_task("q1", "impossible", max_attempts=1)
+    claimed = swarm.claim("q1", worker="w-x")
+    swarm.fail(claimed.id, claimed.token, "no way")
+    assert swarm.get_task(dead.id).status == "dead"
+    agent = Agent(render_prompt("coordinator", settings=settings, queue="q1"), env, tmp_path)
+    agent.values.update(
+        {
+            "<PASS_NAME>": "Pass 1: Signal Capture",
+            "<SHARD_NAME>": "shard-a",
+            "<WHAT_TO_SYNTHESISE>": "the signals, by line",
+            "<DEAD_TASK_ID>": dead.id,
+            "<AGENT_NAME>": "shard-a",
+            "<MESSAGE>": "Pass 2 next, please.",
+        }
+    )
+    watch, passes, steer = range(3)
+    assert len(agent.blocks) == 3
+    out = agent.run(watch).stdout
+    assert "q1" in out and dead.id in out and "shard-a" in out and "task.completed" in out
+    out = agent.run(passes).stdout
+    assert "worker found 1" in out and "Both agree." in out
+    agent.run(steer)
+    assert swarm.get_task(dead.id).status == "pending"
+    inbox = swarm.inbox("shard-a")
+    kinds = [m.kind for m in inbox]
+    assert "text" in kinds and len(inbox) == 3  # the synthesis request, the message, the broadcast
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)\n```", text, re.S)
+
+
+def test_python_prompts_run(setup: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The --via python prompts' code, run as written (a worker pool does the shard's tasks)."""
+    import threading
+
+    from redis_swarm._runner import Runner, RunOptions
+
+    settings, _env, swarm = setup
+    monkeypatch.chdir(tmp_path)
+    fake = str(tmp_path / "bin" / "fake-agent")
+    pool = Runner(swarm, RunOptions(queues=("work",), command=fake, idle_exit_s=2))
+    thread = threading.Thread(target=pool.run)
+    thread.start()
+    connect, shard_code = python_blocks(render_prompt("shard", settings=settings, via="python"))
+    namespace: dict[str, Any] = {}
+    exec(connect, namespace)
+    exec(shard_code, namespace)
+    thread.join()
+    assert pool.counts()["completed"] == 2
+    (synthesis,) = swarm.syntheses(shard="shard-research").items
+    assert len(synthesis.sources) == 2
+    swarm.post_task("work", "one more", parent="shard-research")
+    _, worker_code = python_blocks(render_prompt("worker", settings=settings, via="python"))
+    exec(worker_code, namespace)
+    assert [f.summary for f in swarm.findings(pass_name=None).items][-1].startswith("One para")
+    _, coordinator_code = python_blocks(
+        render_prompt("coordinator", settings=settings, via="python")
+    )
+    exec(coordinator_code, namespace)
+    assert any(m.kind != "text" for m in swarm.inbox("shard-research"))
+    namespace["swarm"].close()

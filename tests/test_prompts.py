@@ -1,0 +1,158 @@
+"""The init prompts' text: every role, interface and client; the URL; the finding format."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from redis_swarm import Settings
+from redis_swarm._prompts import (
+    CLIENTS,
+    MCP_TOOLS,
+    ROLES,
+    VIAS,
+    render_prompt,
+    render_task_prompt,
+    swarm_command,
+)
+from redis_swarm._runner import parse_finding
+
+from ._cli import Cli
+
+REMOTE = Settings.from_url("redis://alice:s3cret@10.1.2.3:6380/0", swarm="research")
+PREFIX = "swarm --url 'redis://alice:***@10.1.2.3:6380/0' --swarm research "
+
+
+def blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)\n```", text, re.S)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("via", VIAS)
+@pytest.mark.parametrize("role", ROLES)
+def test_every_prompt_renders_for_this_install(role: str, via: str, client: str) -> None:
+    text = render_prompt(role, settings=REMOTE, queue="if.search_pass1", via=via, client=client)
+    assert "s3cret" not in text
+    assert "`research`" in text
+    assert "redis://alice:***@10.1.2.3:6380/0" in text
+    assert "replace it with the real password" in text or via == "python"
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    for code in blocks(text, "python"):
+        ast.parse(code)
+    if via == "cli":
+        commands = "\n".join(blocks(text, "bash"))
+        assert commands
+        for line in commands.splitlines():
+            if line.startswith("swarm "):
+                assert line.startswith(
+                    "swarm --url 'redis://alice:***@10.1.2.3:6380/0' --swarm research "
+                )
+
+
+def test_show_password_writes_it() -> None:
+    text = render_prompt("worker", settings=REMOTE, show_password=True)
+    assert "redis://alice:s3cret@10.1.2.3:6380/0" in text
+    assert "***" not in text
+
+
+def test_default_install_commands_are_bare() -> None:
+    settings = Settings.from_url("embedded")
+    assert swarm_command(settings) == "swarm"
+    text = render_prompt("worker", settings=settings, queue="q1")
+    assert "swarm task claim q1 --worker <WORKER_NAME> --wait 10 --json" in text
+    assert swarm_command(Settings.from_url("embedded", swarm="s2")) == "swarm --swarm s2"
+
+
+def test_mcp_prompts_name_the_server_tools() -> None:
+    worker = render_prompt("worker", settings=REMOTE, via="mcp", client="claude")
+    for tool in ("claim_task", "search_context", "read_context_lines", "report_finding"):
+        assert f"`{tool}`" in worker
+    assert "mcp install --client claude --role worker --write" in worker
+    shard = render_prompt("shard", settings=REMOTE, via="mcp", client="codex")
+    for tool in ("publish_context", "post_tasks", "wait_for_pass", "list_findings", "synthesize"):
+        assert f"`{tool}`" in shard
+    assert "mcp install --client codex --role shard --name <SHARD_NAME> --write" in shard
+    generic = render_prompt("coordinator", settings=REMOTE, via="mcp")
+    assert "mcp install --client json --role coordinator\n" in generic
+    assert "`request_synthesis`" in generic
+    for role in ROLES:
+        text = render_prompt(role, settings=REMOTE, via="mcp")
+        named = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", text))
+        tools = {n for n in named if n in MCP_TOOLS or n.split("_")[-1] in ("task", "context")}
+        assert tools <= set(MCP_TOOLS), tools - set(MCP_TOOLS)
+
+
+def test_client_flavours() -> None:
+    claude = render_prompt("shard", settings=REMOTE, client="claude")
+    assert "Task-tool subagent" in claude and "claude -p" in claude
+    codex = render_prompt("shard", settings=REMOTE, client="codex")
+    assert "codex exec -" in codex
+    generic = render_prompt("shard", settings=REMOTE)
+    assert "<AGENT_COMMAND>" in generic
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="role"):
+        render_prompt("janitor", settings=REMOTE)
+    with pytest.raises(ValueError, match="interface"):
+        render_prompt("worker", settings=REMOTE, via="carrier-pigeon")
+    with pytest.raises(ValueError, match="client"):
+        render_prompt("worker", settings=REMOTE, client="emacs")
+
+
+class _Task:
+    id = "t-1"
+    queue = "q"
+    attempts = 1
+    max_attempts = 3
+    pass_name = "Pass 1: Signal Capture"
+    description = "Find the signals."
+    data: ClassVar[dict[str, str]] = {"focus": "pricing"}
+    parent = "shard-a"
+
+
+class _Info:
+    version = "ab" * 32
+    size_bytes = 123_456
+    tokens_est = 30_000
+    source = "notes.md"
+
+
+def test_task_prompt_has_everything_a_worker_needs() -> None:
+    text = render_task_prompt(_Task(), settings=REMOTE, context=_Info(), summary_limit=500)
+    assert "Find the signals." in text
+    assert '"focus": "pricing"' in text
+    assert "Pass 1: Signal Capture" in text
+    assert f"swarm context search shard-a 'words to find' --around 3 --version {'ab' * 32}" in text
+    assert "at most 500 characters" in text
+    assert "30,000 tokens" in text
+    # The example finding in the prompt is itself a valid finding.
+    example = blocks(text, "json")[-1]
+    assert parse_finding(f"```json\n{example}\n```") is not None
+    no_context = render_task_prompt(_Task(), settings=REMOTE)
+    assert "has not published a context" in no_context
+
+
+def test_prompt_command(redis_url: str) -> None:
+    cli = Cli(redis_url, swarm="research")
+    out = cli("prompt", "worker", "--queue", "q1", "--for", "claude")
+    assert "swarm --url" in out.stdout and "task claim q1" in out.stdout
+    data = cli.json("prompt", "shard", "--via", "python")
+    assert set(data) == {"role", "via", "client", "queue", "prompt"}
+    assert data["role"] == "shard" and data["queue"] == "work"
+    assert "from redis_swarm import Swarm" in data["prompt"]
+    out = cli("prompt", "janitor", expect=2)
+    assert "janitor" in out.stderr
+    out = cli("prompt", "worker", "--queue", "bad queue", expect=1)
+    assert out.stderr.startswith("error: queue 'bad queue'")
+
+
+def test_prompt_masks_the_password_of_the_url_in_use(tmp_path: Path) -> None:
+    cli = Cli("redis://bob:pw123@127.0.0.1:1/0")
+    out = cli("prompt", "coordinator")
+    assert "pw123" not in out.stdout and "bob:***@" in out.stdout
+    assert "pw123" in cli("prompt", "coordinator", "--show-password").stdout

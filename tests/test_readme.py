@@ -1,0 +1,55 @@
+"""The README's tour runs as written (against a test server instead of the embedded one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+# Long-running or client-specific lines: covered by their own tests.
+SKIP = ("source ", "swarm run ", "swarm mcp ", "swarm dashboard", "swarm up", "swarm doctor")
+
+
+def tour_commands() -> list[str]:
+    text = README.read_text()
+    tour = text.split("## A 2-minute tour", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", tour, re.S)
+    assert block is not None
+    lines = [line.split("  #", 1)[0].strip() for line in block.group(1).splitlines()]
+    return [line for line in lines if line and not line.startswith(SKIP)]
+
+
+def test_readme_tour_runs(redis_url: str, tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("intro\nthe retry policy: 3 retries, 2 s backoff\nend\n")
+    env = {**os.environ, "SWARM_URL": redis_url, "SWARM_NAME": "tour"}
+    task_id = ""
+    commands = tour_commands()
+    assert any(c.startswith("swarm task report") for c in commands)
+    for command in commands:
+        command = command.replace("TASK_ID", task_id)
+        args = shlex.split(command)
+        assert args[0] == "swarm"
+        result = subprocess.run(
+            [sys.executable, "-m", "redis_swarm", *args[1:]],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        if args[1:3] == ["task", "claim"]:
+            task_id = json.loads(result.stdout)["id"]
+    findings = subprocess.run(
+        [sys.executable, "-m", "redis_swarm", "findings", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert json.loads(findings.stdout)["items"][0]["summary"] == "3 retries, 2 s backoff"

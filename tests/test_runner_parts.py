@@ -1,0 +1,219 @@
+"""The pieces of ``swarm run`` that need no server: output capture, finding parser, processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from redis_swarm._runner import Capture, build_command, parse_finding, run_child
+
+from ._cli import alive
+
+PY = sys.executable
+
+
+def test_capture_keeps_head_and_tail_in_bounded_memory() -> None:
+    capture = Capture(head=10, tail=20)
+    for i in range(1000):
+        capture.feed(f"{i:05d}\n".encode())
+    assert capture.total == 6000
+    assert capture.truncated
+    text = capture.text()
+    assert text.startswith("00000\n0000")
+    assert text.endswith("00998\n00999\n")
+    assert "bytes of output omitted" in text
+    assert len(text) < 100
+
+
+def test_capture_small_output_is_whole() -> None:
+    capture = Capture(head=4, tail=100)
+    capture.feed(b"hello ")
+    capture.feed(b"world")
+    assert not capture.truncated
+    assert capture.text() == "hello world"
+
+
+def test_capture_one_huge_chunk() -> None:
+    capture = Capture(head=3, tail=5)
+    capture.feed(b"abcdefghijklmnop")
+    assert capture.text().endswith("lmnop")
+    assert capture.text().startswith("abc")
+
+
+def test_parse_last_fenced_block_wins() -> None:
+    text = textwrap.dedent(
+        """
+        First draft:
+        ```json
+        {"summary": "draft"}
+        ```
+        Final:
+        ```json
+        {"summary": "final", "confidence": 0.9, "sources": ["l. 3"]}
+        ```
+        done.
+        """
+    )
+    finding, how = parse_finding(text) or ({}, "")
+    assert how == "fenced"
+    assert finding == {"summary": "final", "confidence": 0.9, "sources": ["l. 3"]}
+
+
+def test_parse_skips_fences_that_are_not_findings() -> None:
+    text = (
+        '```json\n{"summary": "the one"}\n```\n'
+        "```python\nprint({'summary': 1})\n```\n"
+        '```json\n{"not": "a finding"}\n```\n'
+        "```json\nnot json at all\n```\n"
+    )
+    assert parse_finding(text) == ({"summary": "the one"}, "fenced")
+
+
+def test_parse_last_bare_object_outermost() -> None:
+    text = 'noise {"a": 1} more {"summary": "outer", "more": {"summary": "inner"}} end'
+    assert parse_finding(text) == ({"summary": "outer", "more": {"summary": "inner"}}, "object")
+
+
+def test_parse_unwraps_agent_cli_envelopes() -> None:
+    inner = 'Here it is:\n```json\n{"summary": "from claude", "confidence": 0.5}\n```'
+    claude = json.dumps({"type": "result", "subtype": "success", "result": inner})
+    assert parse_finding(claude) == ({"summary": "from claude", "confidence": 0.5}, "fenced")
+    gemini = json.dumps({"response": '{"summary": "from gemini"}', "stats": {}})
+    assert parse_finding(gemini) == ({"summary": "from gemini"}, "object")
+
+
+def test_parse_prose_becomes_a_truncated_summary() -> None:
+    assert parse_finding("  The answer is 42.\n") == ({"summary": "The answer is 42."}, "text")
+    long = "word " * 2000
+    finding, how = parse_finding(long, summary_limit=100) or ({}, "")
+    assert how == "text"
+    assert len(finding["summary"]) <= 100
+    assert finding["summary"].endswith("[...]")
+    assert finding["details"] == long.strip()
+
+
+def test_parse_fixes_what_agents_get_wrong() -> None:
+    text = json.dumps(
+        {
+            "summary": "s" * 50,
+            "details": {"a": 1},
+            "sources": "lines 1-3",
+            "confidence": "high",
+            "other": [1, 2],
+        }
+    )
+    finding, how = parse_finding(text, summary_limit=20) or ({}, "")
+    assert how == "object"
+    assert finding["summary"] == "s" * 14 + " [...]"
+    assert finding["details"].startswith("s" * 50 + "\n\n{")
+    assert json.loads(finding["details"][52:]) == {"a": 1}
+    assert finding["sources"] == ["lines 1-3"]
+    assert "confidence" not in finding and finding["confidence_raw"] == "high"
+    assert finding["other"] == [1, 2]
+    ok, _ = parse_finding('{"summary": "x", "confidence": "0.5", "sources": [1, "a"]}') or ({}, "")
+    assert ok == {"summary": "x", "confidence": 0.5, "sources": ["1", "a"]}
+    for bad in (True, 1.5, -0.1):
+        f, _ = parse_finding(json.dumps({"summary": "x", "confidence": bad})) or ({}, "")
+        assert f["confidence_raw"] == bad
+
+
+def test_parse_empty_output_is_none() -> None:
+    assert parse_finding("   \n") is None
+
+
+def test_parse_is_fast_on_pathological_output() -> None:
+    text = "{" * 300_000 + '{"summary": "x"}'
+    started = time.monotonic()
+    assert parse_finding(text) == ({"summary": "x"}, "object")
+    assert time.monotonic() - started < 5
+
+
+def test_build_command_stdin_or_placeholders(tmp_path: Path) -> None:
+    argv, stdin = build_command("cat", "hello 'world'", tmp_path)
+    assert argv == ["/bin/sh", "-c", "cat"]
+    assert stdin == b"hello 'world'"
+    argv, stdin = build_command("echo {prompt}", "it's $HOME", tmp_path)
+    assert stdin is None
+    result = run_child(argv)
+    assert result.stdout.text() == "it's $HOME\n"
+    argv, stdin = build_command("cat {prompt_file} && awk '{print}' /dev/null", "p", tmp_path)
+    assert stdin is None
+    assert (tmp_path / "prompt.md").read_text() == "p"
+    assert run_child(argv).stdout.text() == "p"
+
+
+def test_run_child_feeds_stdin_and_reads_both_streams() -> None:
+    code = (
+        "import sys; data = sys.stdin.read(); print(data.upper()); print('oops', file=sys.stderr)"
+    )
+    result = run_child([PY, "-c", code], stdin=b"prompt" * 100_000)
+    assert result.returncode == 0
+    assert result.stdout.total == 600_001
+    assert result.stderr.text() == "oops\n"
+    assert result.killed is None
+
+
+def test_run_child_kills_the_whole_group_at_the_deadline(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    script = (
+        f"sleep 300 & echo $! > {pidfile}; "
+        "trap '' TERM; "  # the shell ignores SIGTERM: SIGKILL must follow
+        "while true; do sleep 0.1; done"
+    )
+    started = time.monotonic()
+    result = run_child(["/bin/sh", "-c", script], timeout_s=1.0, grace_s=0.5)
+    assert result.killed == "timed out after 1s"
+    assert time.monotonic() - started < 10
+    grandchild = int(pidfile.read_text())
+    time.sleep(0.1)
+    assert not alive(grandchild)
+
+
+def test_run_child_kills_leftovers_after_a_normal_exit(tmp_path: Path) -> None:
+    pidfile = tmp_path / "bg.pid"
+    # The background child keeps stdout open: without the group kill this would hang.
+    result = run_child(["/bin/sh", "-c", f"sleep 300 & echo $! > {pidfile}; echo done"])
+    assert result.returncode == 0
+    assert result.stdout.text() == "done\n"
+    assert not alive(int(pidfile.read_text()))
+
+
+def test_run_child_tick_can_stop_it() -> None:
+    ticks: list[float] = []
+
+    def tick() -> str | None:
+        ticks.append(time.monotonic())
+        return "cancelled" if len(ticks) >= 3 else None
+
+    result = run_child(["sleep", "30"], tick_s=0.2, on_tick=tick, grace_s=1)
+    assert result.killed == "cancelled"
+    assert len(ticks) == 3
+    assert result.returncode != 0
+
+
+def test_run_child_stop_event() -> None:
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    result = run_child(["sleep", "30"], stop=stop, grace_s=1)
+    assert result.killed == "interrupted"
+
+
+def test_run_child_bounds_a_flood_of_output() -> None:
+    code = "import sys\nfor _ in range(800): sys.stdout.write('x' * 65535 + '\\n')\nprint('END')"
+    result = run_child([PY, "-c", code], timeout_s=60)
+    assert result.returncode == 0
+    assert result.stdout.total == 800 * 65536 + 4
+    text = result.stdout.text()
+    assert text.endswith("END\n")
+    assert len(text) < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("exit_code", [0, 3, 137])
+def test_run_child_exit_codes(exit_code: int) -> None:
+    assert run_child(["/bin/sh", "-c", f"exit {exit_code}"]).returncode == exit_code
