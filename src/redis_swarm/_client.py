@@ -8,6 +8,7 @@ per shell because waiting is the one thing sync and async code cannot share.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from ._connect import (
     cluster_retry,
     sync_client,
 )
+from ._durability import Plan, confirm, is_write, wrap
 from ._errors import SwarmError
 from ._models import Event, EventType
 from ._ops import agents as agent_ops
@@ -78,8 +80,9 @@ def _raise_first(replies: list[Any]) -> list[Any]:
 
 def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
     if isinstance(url, Settings):
-        return url.with_swarm(swarm) if swarm else url
-    return Settings.from_url(url or "embedded", swarm=swarm or "default")
+        return url if swarm is None else url.with_swarm(swarm)
+    # An empty name is refused (not silently the default swarm): only None means default.
+    return Settings.from_url(url or "embedded", swarm="default" if swarm is None else swarm)
 
 
 class _Shell:
@@ -101,6 +104,9 @@ class _Shell:
             clock=clock,
             cache=cache if cache is not None else ContextCache(),
         )
+        # durability="strict": how writes are made durable, probed at the first write.
+        self._strict = self.settings.durability == "strict"
+        self._plan: Plan | None = None
 
     @property
     def name(self) -> str:
@@ -132,6 +138,7 @@ class Swarm(_Shell):
         self._cluster_retry = (
             cluster_retry(self.settings) if isinstance(self._redis, RedisCluster) else None
         )
+        self._plan_lock = threading.Lock()
 
     def _connect(self) -> SyncClient:
         try:
@@ -162,19 +169,44 @@ class Swarm(_Shell):
         return script
 
     def _send(self, request: Request) -> Any:
+        if self._strict and is_write(request):
+            if self._plan is None:
+                with self._plan_lock:
+                    if self._plan is None:
+                        self._plan = self._run(server.durability_plan(self._ctx))
+            plan = self._plan
+            if plan.command is not None:
+                try:
+                    replies = self._send_now(wrap(request, plan))
+                except redis.ResponseError:
+                    self._plan = None  # the server changed (failover?): probe it again
+                    raise
+                return confirm(request, replies, plan, self.settings.url)
+        return self._send_now(request)
+
+    def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
         if isinstance(request, Call):
             return self._script(request.script)(request.keys, request.args)
         if isinstance(self._redis, RedisCluster):
             return self._cluster_batch(request.items)
-        pipe = self._redis.pipeline(transaction=False)
-        for item in request.items:
-            if isinstance(item, Cmd):
-                pipe.execute_command(*item.args)  # type: ignore[no-untyped-call]
-            else:
-                self._script(item.script)(item.keys, item.args, client=pipe)
-        return pipe.execute()
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            for item in request.items:
+                if isinstance(item, Cmd):
+                    pipe.execute_command(*item.args)  # type: ignore[no-untyped-call]
+                else:
+                    self._script(item.script)(item.keys, item.args, client=pipe)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                # The server lost its scripts (a restart, a failover) after the pipeline
+                # loaded them: it loads them again. Every request is idempotent (a claim
+                # that got NOSCRIPT did not run), so the batch is simply sent again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
         """A batch on a Redis Cluster: redis-py refuses scripts in cluster pipelines, so they
@@ -209,7 +241,7 @@ class Swarm(_Shell):
                             functools.partial(self._send, request), _ignore
                         )
                     )
-                except (redis.RedisError, OSError) as exc:
+                except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
                     request = op.send(reply)
@@ -332,19 +364,39 @@ class AsyncSwarm(_Shell):
         return script
 
     async def _send(self, request: Request) -> Any:
+        if self._strict and is_write(request):
+            if self._plan is None:
+                self._plan = await self._run(server.durability_plan(self._ctx))
+            plan = self._plan
+            if plan.command is not None:
+                try:
+                    replies = await self._send_now(wrap(request, plan))
+                except redis.ResponseError:
+                    self._plan = None  # the server changed (failover?): probe it again
+                    raise
+                return confirm(request, replies, plan, self.settings.url)
+        return await self._send_now(request)
+
+    async def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return await self._redis.execute_command(*request.args)
         if isinstance(request, Call):
             return await self._script(request.script)(request.keys, request.args)
         if isinstance(self._redis, AsyncRedisCluster):
             return await self._cluster_batch(request.items)
-        pipe = self._redis.pipeline(transaction=False)
-        for item in request.items:
-            if isinstance(item, Cmd):
-                pipe.execute_command(*item.args)
-            else:
-                await self._script(item.script)(item.keys, item.args, client=pipe)
-        return await pipe.execute()
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            for item in request.items:
+                if isinstance(item, Cmd):
+                    pipe.execute_command(*item.args)
+                else:
+                    await self._script(item.script)(item.keys, item.args, client=pipe)
+            try:
+                return await pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:  # see Swarm._send_now
+                    raise
+        raise AssertionError("unreachable")
 
     async def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
         """The asyncio twin of ``Swarm._cluster_batch``."""
@@ -376,7 +428,7 @@ class AsyncSwarm(_Shell):
                             functools.partial(self._send, request), _aignore
                         )
                     )
-                except (redis.RedisError, OSError) as exc:
+                except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
                     request = op.throw(translate(exc, self.settings.url))
                 else:
                     request = op.send(reply)

@@ -110,9 +110,10 @@ class Settings:
                 "rediss://, unix://, redis+cluster:// or redis+sentinel://"
             )
         values = {**base, **parser(url)}
+        known = sorted(f.name for f in dataclasses.fields(cls))
         for name, value in options.items():
-            if name not in {f.name for f in dataclasses.fields(cls)}:
-                raise ConfigError(f"unknown setting {name!r}")
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}: use one of {', '.join(known)}")
             values[name] = value
         settings = cls(**values)  # type: ignore[arg-type]
         settings._check()

@@ -25,6 +25,17 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
     """The SwarmError for a redis-py error raised while talking to ``where`` (a masked URL)."""
     if isinstance(exc, e.SwarmError):
         return exc
+    if isinstance(exc, UnicodeEncodeError):
+        # Raised while encoding a request, before anything is sent: nothing was stored.
+        bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else "?"
+        around = (
+            exc.object[max(0, exc.start - 20) : exc.start] if isinstance(exc.object, str) else ""
+        )
+        return e.ValidationError(
+            f"a text holds {bad!r} after {around!r}, which is not valid Unicode (a lone "
+            "surrogate, often from bytes decoded with errors='surrogateescape'): fix the text, "
+            "e.g. with .encode('utf-8', 'replace').decode()"
+        )
     text = str(exc).strip()
     if (
         isinstance(exc, rex.NoPermissionError)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .._errors import PayloadTooLarge, ValidationError
-from .._models import dumps
 from .._protocol import OpContext
+from .._validate import check_json_depth, too_deep
 
 __all__ = ["check_data", "decode_fields", "new_id", "now_from", "text"]
 
@@ -58,9 +59,19 @@ def check_data(kind: str, data: object, limit: int) -> str:
             f"{kind} must be a mapping (a JSON object), not {type(data).__name__}"
         )
     try:
-        encoded = dumps(dict(data))
+        # NaN and infinities are refused: they are not JSON, and readers in other languages
+        # (the dashboard's browser) could not parse them.
+        encoded = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False,
+                             allow_nan=False)  # fmt: skip
+        encoded.encode()
+    except RecursionError:
+        raise too_deep(kind) from None
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{kind} is not JSON-serialisable: {exc}") from None
+        raise ValidationError(
+            f"{kind} is not JSON-serialisable ({exc}): use dicts, lists, strings, finite "
+            "numbers, booleans and None"
+        ) from None
+    check_json_depth(kind, encoded)
     if len(encoded.encode()) > limit:
         raise PayloadTooLarge(
             f"{kind} is {len(encoded.encode()):,} bytes as JSON; the limit is {limit:,}: "

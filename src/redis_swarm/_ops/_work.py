@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .._errors import NotFound, PayloadTooLarge, ValidationError
 from .._models import Finding, Page, Task, TaskStatus, loads
 from .._protocol import Call, Cmd, OpContext, Operation
-from .._validate import check_id
+from .._validate import check_id, check_json_depth, too_deep
 
 __all__ = [
     "STATUSES",
@@ -154,6 +154,8 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
     try:
         encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         size = len(encoded.encode())
+    except RecursionError:
+        raise too_deep(what) from None
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"{what} is not JSON-serialisable ({exc}): use dicts, lists, strings, finite "
@@ -164,7 +166,7 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
             f"{what} is {size:,} bytes encoded; the limit is {max_bytes:,}: store large "
             "material in a context (publish_context) and pass a reference"
         )
-    return encoded
+    return check_json_depth(what, encoded)
 
 
 def check_label(kind: str, value: object, *, max_chars: int = 256) -> str:
@@ -180,7 +182,9 @@ def check_label(kind: str, value: object, *, max_chars: int = 256) -> str:
     try:
         value.encode()
     except UnicodeEncodeError:
-        raise ValidationError(f"{kind} is not valid Unicode text") from None
+        raise ValidationError(
+            f"{kind} is not valid Unicode text (it holds a lone surrogate): fix the text"
+        ) from None
     return value
 
 

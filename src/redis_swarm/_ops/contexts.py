@@ -275,8 +275,14 @@ def _read_content(ctx: OpContext, content: str | bytes | os.PathLike[str]) -> by
     limit = ctx.limits.max_context_bytes
     if isinstance(content, str):
         if len(content) > limit:  # at least one byte per character
-            raise _too_large(len(content.encode()), limit)
-        raw = content.encode()
+            raise _too_large(len(content.encode(errors="surrogatepass")), limit)
+        try:
+            raw = content.encode()
+        except UnicodeEncodeError as exc:
+            raise ValidationError(
+                f"the context text holds {content[exc.start]!r} at character {exc.start:,}, "
+                "which is not valid Unicode (a lone surrogate): publish bytes, or fix the text"
+            ) from None
     elif isinstance(content, bytes | bytearray | memoryview):
         raw = bytes(content)
     elif isinstance(content, os.PathLike):

@@ -46,7 +46,7 @@ def _send(
         raise ValidationError(f"the message body must be a string, not {type(body).__name__}")
     limit = ctx.limits.max_message_bytes
     encoded = check_data("message data", data, limit)
-    size = len(body.encode()) + len(encoded.encode())
+    size = len(body.encode(errors="surrogatepass")) + len(encoded.encode())
     if size > limit:
         raise PayloadTooLarge(
             f"the message is {size:,} bytes (body and data); the limit is {limit:,} "

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import PermissionDenied
+from .. import _durability
+from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._protocol import Call, Cmd, OpContext, Operation
 
-__all__ = ["ServerInfo", "ping", "server_info"]
+__all__ = ["ServerInfo", "durability_plan", "ping", "server_info"]
 
 
 def ping(ctx: OpContext) -> Operation[float]:
@@ -74,3 +75,28 @@ def _config_value(reply: Any) -> str | None:
     else:
         return None
     return value.decode() if isinstance(value, bytes) else value
+
+
+def durability_plan(ctx: OpContext) -> Operation[_durability.Plan]:
+    """How writes are made durable under ``durability="strict"`` on this server (see
+    ``_durability``); raises ConfigError when they cannot be."""
+    where = ctx.settings.url
+    if ctx.settings.kind == "cluster":
+        # WAIT and WAITAOF act per node and name no key: a cluster relies on its nodes'
+        # configuration (appendfsync always), which is the operator's to set.
+        return _durability.Plan(None, "cluster: the nodes' appendfsync setting")
+    try:
+        info: dict[str, Any] = yield Cmd("INFO")
+    except PermissionDenied:
+        raise ConfigError(
+            f"durability='strict' needs to read INFO on {where} to know how to wait for "
+            "writes to be durable: allow the user +info, or use durability='normal'"
+        ) from None
+    fsync: str | None = None
+    try:
+        fsync = _config_value((yield Cmd("CONFIG", "GET", "appendfsync")))
+    except ConnectionFailed:
+        raise
+    except SwarmError:  # refused to this user, or renamed by a managed service
+        fsync = None
+    return _durability.choose(info, fsync, where)

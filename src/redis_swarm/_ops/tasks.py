@@ -95,6 +95,13 @@ def _prepare(ctx: OpContext, spec: TaskSpec) -> tuple[dict[str, Any], str]:
     queue = check_name("queue", spec.queue)
     if not isinstance(spec.description, str) or not spec.description.strip():
         raise ValidationError("description must be a non-empty string: say what to do")
+    if not spec.description.isascii():
+        try:
+            spec.description.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                "description is not valid Unicode text (it holds a lone surrogate): fix it"
+            ) from None
     if len(spec.description) > MAX_DESCRIPTION_CHARS:
         raise PayloadTooLarge(
             f"the description is {len(spec.description):,} characters; the limit is "

@@ -13,11 +13,13 @@
 --          holds none (the version is expected to be kept already)
 -- ARGV[8]: size in bytes (for the event)   ARGV[9]: the caller's holder token
 -- returns {status, manifest, then per pruned version: holder token, n, n chunk digests}:
---   status 'new' (the caller's token now holds the version: also when this is a retry of
---   a call that did it), 'kept' (the version was kept already with another holder: the
---   caller releases its token), 'missing' (mode 'existing' but the version was pruned
---   meanwhile: nothing changed, publish with chunks). The caller releases each pruned
---   version's holder token from its chunks (chunk_release).
+--   status 'new' (the caller's token now holds the version; a retry of a call that did it
+--   changes nothing and returns the manifest alone: the versions that call pruned, if any,
+--   are not listed again, so their chunks stay stored: a leak, never a loss), 'kept' (the
+--   version was kept already with another holder: the caller releases its token),
+--   'missing' (mode 'existing' but the version was pruned meanwhile: nothing changed,
+--   publish with chunks). The caller releases each pruned version's holder token from its
+--   chunks (chunk_release).
 local owner, version, mode, token = ARGV[1], ARGV[2], ARGV[7], ARGV[9]
 local field = owner .. '|' .. version
 local existing = redis.call('HGET', KEYS[2], field)
@@ -27,7 +29,9 @@ end
 local holder, status = token, 'new'
 if existing then
   holder = string.match(existing, '"holder":"([%w%-]+)"')
-  if holder ~= token then status = 'kept' end
+  -- This very call, sent again after its reply was lost: it was applied, apply nothing.
+  if holder == token then return {'new', existing} end
+  status = 'kept'
 end
 local now = now_ms(ARGV[4])
 local manifest = ARGV[3] .. ',"holder":"' .. holder .. '","created_at":'

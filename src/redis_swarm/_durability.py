@@ -1,0 +1,120 @@
+"""``durability="strict"``: a write returns only once it is durable.
+
+How depends on the server, probed once per handle (``_ops.server.durability_plan``):
+
+- AOF on with ``appendfsync always``: Redis fsyncs every write before it replies, so nothing
+  more is needed (the embedded server runs this way under strict).
+- AOF on, Redis >= 7.2: each write is followed, in the same round trip and on the same
+  connection, by ``WAITAOF 1 0 T``, which returns once the write is fsynced to the local AOF.
+- Replicas connected (and no local AOF to wait for): ``WAIT 1 T``, which returns once a
+  replica has the write.
+- Otherwise strict cannot be honoured and the first write raises ConfigError saying how to
+  fix the server (or to use ``durability="normal"``). When the server refuses ``CONFIG GET``
+  (a managed service, an ACL user without it) but reports AOF on, the operator is trusted to
+  have set ``appendfsync always``.
+
+Reads are sent as they are. A write whose durability is not confirmed within ``WAIT_MS``
+raises ConnectionFailed, like a lost reply: the write was applied, its durability is unknown
+(retrying is safe: operations are idempotent, a claim aside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import ConfigError, ConnectionFailed
+from ._protocol import Batch, Call, Cmd, Request
+
+__all__ = ["WAIT_MS", "Plan", "choose", "confirm", "is_write", "wrap"]
+
+WAIT_MS = 5_000
+
+# Commands the operations send that never write (anything else is treated as a write).
+_READ_COMMANDS = frozenset(
+    {
+        "CONFIG", "GET", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
+        "LRANGE", "MGET", "PING", "SCAN", "SCARD", "SMEMBERS", "TIME", "XINFO", "XLEN",
+        "XRANGE", "XREAD", "XREVRANGE", "ZCARD", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE",
+        "ZREVRANGE", "ZSCORE",
+    }
+)  # fmt: skip
+# Scripts that never write (every other script may).
+_READ_SCRIPTS = frozenset({"index_page", "ping"})
+
+
+def _writes(item: Cmd | Call) -> bool:
+    if isinstance(item, Call):
+        return item.script not in _READ_SCRIPTS
+    return str(item.args[0]).upper() not in _READ_COMMANDS
+
+
+def is_write(request: Request) -> bool:
+    """True when the request may change data (unknown commands count as writes)."""
+    if isinstance(request, Batch):
+        return any(_writes(item) for item in request.items)
+    return _writes(request)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a strict handle makes a write durable on its server."""
+
+    command: tuple[Any, ...] | None  # sent after each write; None: the server fsyncs anyway
+    how: str  # what it relies on, for messages and ``swarm doctor``
+
+
+def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan:
+    """The plan for a server described by its INFO and ``CONFIG GET appendfsync`` (None
+    when CONFIG is refused); raises ConfigError when strict cannot be honoured."""
+    version_text = str(info.get("redis_version", "0.0"))
+    try:
+        version = tuple(int(part) for part in version_text.split(".")[:2])
+    except ValueError:
+        version = (0, 0)
+    aof = bool(int(info.get("aof_enabled", 0)))
+    replicas = int(info.get("connected_slaves", 0))
+    if aof and appendfsync == "always":
+        return Plan(None, "appendfsync always: the server fsyncs every write before replying")
+    if aof and version >= (7, 2) and appendfsync != "no":
+        return Plan(("WAITAOF", 1, 0, WAIT_MS), "WAITAOF: each write waits for the AOF fsync")
+    if replicas > 0:
+        return Plan(("WAIT", 1, WAIT_MS), "WAIT: each write waits for a replica to have it")
+    if aof and appendfsync is None:
+        return Plan(None, "appendonly yes (appendfsync unknown: CONFIG GET is refused)")
+    raise ConfigError(
+        f"durability='strict' cannot be honoured by Redis {version_text} at {where}: "
+        f"appendonly is {'yes' if aof else 'no'}, appendfsync is {appendfsync or 'unknown'}, "
+        f"{replicas} replica(s). Turn AOF on with fsync on every write (CONFIG SET appendonly "
+        "yes; CONFIG SET appendfsync always), or use Redis >= 7.2 with appendonly yes "
+        "(WAITAOF), or add a replica (WAIT); else use durability='normal'"
+    )
+
+
+def wrap(request: Request, plan: Plan) -> Batch:
+    """The request followed by the plan's wait command, in one round trip on one
+    connection (WAIT and WAITAOF wait for the writes of their own connection)."""
+    assert plan.command is not None
+    items = request.items if isinstance(request, Batch) else (request,)
+    return Batch((*items, Cmd(*plan.command)))
+
+
+def confirm(request: Request, replies: list[Any], plan: Plan, where: str) -> Any:
+    """The request's own reply (or replies, for a Batch), once the wait's reply confirms
+    durability; raises ConnectionFailed when it does not (the outcome of the write is then
+    as unknown to the caller as after a lost reply)."""
+    *own, waited = replies
+    if plan.command is not None and plan.command[0] == "WAITAOF":
+        done = int(waited[0]) >= 1 if isinstance(waited, list | tuple) and waited else False
+        what = "fsynced to the AOF"
+    else:
+        done = int(waited or 0) >= 1
+        what = "acknowledged by a replica"
+    if not done:
+        raise ConnectionFailed(
+            f"the write was applied but Redis at {where} did not confirm it {what} within "
+            f"{WAIT_MS / 1000:g} s (durability='strict'): it could be lost if the server fails "
+            "now. Check the server's disk and replicas, then retry"
+        )
+    return own if isinstance(request, Batch) else own[0]

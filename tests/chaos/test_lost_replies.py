@@ -1,0 +1,285 @@
+"""Idempotent retries: a request whose reply is lost is sent again, and is not applied twice.
+
+A proxy forwards the request to the server, lets the server run it, and then cuts the
+connection instead of passing the reply on. redis-py reconnects and sends the request
+again; the script recognises the client-made id (task, finding, op, message, read, publish
+token, synthesis) and answers with what it stored the first time. Every test then checks
+the swarm's invariants and that the change was applied once (one record, one event).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import AlreadyCompleted, NotFound, TaskStatus
+from redis_swarm._scripts import script_names, script_source
+
+from .._handles import make_swarm
+from .._invariants import Summary, check_swarm, event_entries
+from .._servers import RedisServer
+from ._proxy import DropProxy
+
+
+def sha(script: str) -> bytes:
+    """The marker of a script's calls: its SHA1, as EVALSHA sends it."""
+    return hashlib.sha1(script_source(script).encode()).hexdigest().encode()
+
+
+@pytest.fixture
+def proxy(redis_server: RedisServer, redis_url: str) -> Iterator[DropProxy]:
+    assert redis_server.port is not None
+    client = redis_server.client()
+    for name in script_names():  # so that the dropped reply is never a NOSCRIPT one
+        client.script_load(script_source(name))
+    client.close()
+    with DropProxy(redis_server.port) as p:
+        yield p
+
+
+@pytest.fixture(params=["sync", "async"])
+def lossy(request: pytest.FixtureRequest, proxy: DropProxy) -> Iterator[Any]:
+    """A swarm handle whose connection goes through the proxy."""
+    handle = make_swarm(request.param, proxy.url)
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis_server.client()
+    yield client
+    client.close()
+
+
+def events(raw: redis.Redis) -> Counter[str]:
+    return Counter(f["type"] for _, f in event_entries(raw, "test"))
+
+
+def lose_one(proxy: DropProxy, script: str) -> None:
+    proxy.drop_reply(sha(script))
+
+
+def check_retried(proxy: DropProxy, script: str, raw: redis.Redis) -> Summary:
+    """The reply was dropped, the request was sent again, and the data is consistent."""
+    assert proxy.dropped == 1
+    assert proxy.seen[sha(script)] >= 2
+    return check_swarm(raw, "test")
+
+
+def test_a_post_retried_after_a_lost_reply_posts_once(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lose_one(proxy, "task_post")
+    task = lossy.post_task("q", "only once", {"n": 1}, pass_name="p")
+    summary = check_retried(proxy, "task_post", raw)
+    assert summary.tasks == Counter({"pending": 1})
+    assert events(raw)["task.posted"] == 1
+    assert lossy.get_task(task.id) == task
+
+
+def test_a_batch_post_retried_after_a_lost_reply_posts_each_task_once(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lose_one(proxy, "task_post")
+    tasks = lossy.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(1500)])
+    summary = check_retried(proxy, "task_post", raw)
+    assert summary.tasks == Counter({"pending": 1500})
+    assert events(raw)["task.posted"] == 1500
+    assert len({t.id for t in tasks}) == 1500
+
+
+def test_a_report_retried_after_a_lost_reply_stores_one_finding(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lossy.post_task("q", "work")
+    task = lossy.claim("q", worker="w1")
+    lose_one(proxy, "task_report")
+    # The retry finds its finding id stored: the first report's result, not AlreadyCompleted.
+    finding = lossy.report(task.id, task.token, {"summary": "found it"})
+    summary = check_retried(proxy, "task_report", raw)
+    assert not finding.superseded
+    assert summary.findings == 1 and summary.superseded == 0
+    assert summary.tasks == Counter({"completed": 1})
+    assert events(raw)["task.completed"] == 1 and events(raw)["finding.reported"] == 1
+    # The same report sent again by the application (same finding id) is also recognised.
+    again = lossy.report(task.id, task.token, {"summary": "found it"}, finding_id=finding.id)
+    assert again == finding
+    assert check_swarm(raw, "test").findings == 1
+
+
+@pytest.mark.parametrize("action", ["renew", "release", "fail", "cancel"])
+def test_a_lifecycle_change_retried_after_a_lost_reply_applies_once(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis, action: str
+) -> None:
+    lossy.post_task("q", "work", max_attempts=2)
+    task = lossy.claim("q", worker="w1", lease_s=60)
+    lose_one(proxy, "task_update")
+    if action == "renew":
+        after = lossy.renew(task.id, task.token, lease_s=120)
+        assert after.status is TaskStatus.CLAIMED
+    elif action == "release":
+        after = lossy.release(task.id, task.token)
+        assert after.status is TaskStatus.PENDING
+    elif action == "fail":
+        after = lossy.fail(task.id, task.token, "boom", retry=True)
+        assert after.status is TaskStatus.DELAYED  # one attempt used, one left
+    else:
+        after = lossy.cancel(task.id)
+        assert after.status is TaskStatus.CANCELLED
+    check_retried(proxy, "task_update", raw)
+    counted = events(raw)
+    want = {"renew": "task.renewed", "release": "task.released", "fail": "task.failed",
+            "cancel": "task.cancelled"}[action]  # fmt: skip
+    assert counted[want] == 1
+    if action == "release":  # the release gave the attempt back once, not twice
+        again = lossy.claim("q", worker="w2")
+        lossy.fail(again.id, again.token, "x", retry=True)
+        assert lossy.get_task(task.id).status is TaskStatus.DELAYED
+    if action == "fail":
+        assert counted["task.retried"] == 1 and counted["task.dead"] == 0
+
+
+def test_a_requeue_retried_after_a_lost_reply_applies_once(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lossy.post_task("q", "work", max_attempts=1)
+    task = lossy.claim("q", worker="w1")
+    lossy.fail(task.id, task.token, "fatal", retry=False)
+    lose_one(proxy, "task_update")
+    assert lossy.requeue_dead(task.id).status is TaskStatus.PENDING
+    check_retried(proxy, "task_update", raw)
+    assert events(raw)["task.requeued"] == 1
+
+
+def test_a_claim_whose_reply_is_lost_comes_back_when_its_lease_ends(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    """The one operation that is not idempotent, by design: a claim is at least once. The
+    lost claim's lease holds the task for nobody until it expires; then it is claimable."""
+    posted = lossy.post_task("q", "work")
+    lose_one(proxy, "task_claim")
+    assert lossy.claim("q", worker="w1", lease_s=0.3) is None  # the retry found it leased
+    assert proxy.dropped == 1
+    assert lossy.get_task(posted.id).status is TaskStatus.CLAIMED
+    time.sleep(0.4)
+    again = lossy.claim("q", worker="w1", lease_s=5)
+    assert again is not None and again.id == posted.id and again.token == 2
+    lossy.report(again.id, again.token, {"summary": "done once"})
+    summary = check_swarm(raw, "test")
+    assert summary.tasks == Counter({"completed": 1}) and summary.findings == 1
+
+
+def test_a_message_retried_after_a_lost_reply_is_delivered_once(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lossy.register("shard", name="s1")
+    lose_one(proxy, "message_send")
+    sent = lossy.send("s1", "hello", sender="w1")
+    check_retried(proxy, "message_send", raw)
+    assert lossy.inbox("s1") == [sent]
+    assert events(raw)["message.sent"] == 1
+
+
+def test_an_inbox_read_retried_after_a_lost_reply_loses_no_message(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lossy.register("shard", name="s1")
+    sent = [lossy.send("s1", f"m{i}") for i in range(3)]
+    lose_one(proxy, "inbox_read")
+    assert lossy.inbox("s1") == sent  # the retry returns the same batch
+    check_retried(proxy, "inbox_read", raw)
+    later = lossy.send("s1", "later")
+    assert lossy.inbox("s1") == [later]  # the first batch was acknowledged once
+    assert lossy.inbox("s1") == []
+
+
+@pytest.mark.parametrize("script", ["chunk_put", "context_publish"])
+def test_a_publish_retried_after_a_lost_reply_keeps_one_version(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis, script: str
+) -> None:
+    first = lossy.publish_context("s1", "v1\n" * 1000, source="a")
+    lose_one(proxy, script)
+    second = lossy.publish_context("s1", "v2\n" * 1000, source="b")
+    check_retried(proxy, script, raw)
+    assert [v.version for v in lossy.context_versions("s1")] == [second.version, first.version]
+    assert lossy.get_context("s1") == "v2\n" * 1000
+    assert events(raw)["context.published"] == 2
+
+
+def test_a_synthesis_retried_after_a_lost_reply_is_stored_once(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lossy.post_task("q", "work", pass_name="p", parent="s1")
+    task = lossy.claim("q", worker="w1")
+    finding = lossy.report(task.id, task.token, {"summary": "x"})
+    lose_one(proxy, "synthesis_create")
+    synthesis = lossy.synthesize("s1", "p", "all of it", [finding.id])
+    check_retried(proxy, "synthesis_create", raw)
+    assert [s.id for s in lossy.syntheses()] == [synthesis.id]
+    assert events(raw)["synthesis.created"] == 1
+
+
+def test_a_late_report_retried_after_a_lost_reply_is_one_superseded_finding(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lossy.post_task("q", "work")
+    first = lossy.claim("q", worker="w1", lease_s=0.05)
+    time.sleep(0.1)
+    second = lossy.claim("q", worker="w2", lease_s=60)
+    lossy.report(second.id, second.token, {"summary": "second wins"})
+    lose_one(proxy, "task_report")
+    with pytest.raises(AlreadyCompleted) as info:
+        lossy.report(first.id, first.token, {"summary": "first, late"})
+    summary = check_retried(proxy, "task_report", raw)
+    assert summary.findings == 2 and summary.superseded == 1
+    assert lossy.get_finding(info.value.finding_id).superseded
+    assert events(raw)["finding.superseded"] == 1
+
+
+def test_a_publish_that_pruned_retried_after_a_lost_reply_leaks_never_loses(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    """The flip of a fourth version prunes the first; its reply (which lists the pruned
+    version's chunks for release) is lost, and the retry does not list them again: the first
+    version's chunks stay stored (a leak, bounded by one version), nothing kept is lost."""
+    texts = [f"version {n}\n" * 2000 for n in range(4)]
+    for text in texts[:3]:
+        lossy.publish_context("s1", text, source="a")
+    lose_one(proxy, "context_publish")
+    lossy.publish_context("s1", texts[3], source="a")
+    assert proxy.dropped == 1
+    kept = [lossy.get_context("s1", version=v.version) for v in lossy.context_versions("s1")]
+    assert kept == texts[:0:-1]
+    with pytest.raises(AssertionError, match="no kept version's token"):
+        check_swarm(raw, "test")
+    check_swarm(raw, "test", chunk_leaks_ok=True)
+    assert events(raw)["context.published"] == 4
+
+
+def test_agent_calls_retried_after_a_lost_reply(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    """Registering is a replace and a heartbeat an overwrite: retried, they leave one agent
+    (a retried register records agent.joined twice). A retried deregister finds the agent
+    gone and says so: NotFound, with the agent gone either way."""
+    lose_one(proxy, "agent_register")
+    agent = lossy.register("worker", name="w1", model="m")
+    assert proxy.dropped == 1
+    assert [a.id for a in lossy.agents()] == ["w1"] and agent.model == "m"
+    assert 1 <= events(raw)["agent.joined"] <= 2
+    lose_one(proxy, "agent_heartbeat")
+    assert lossy.heartbeat("w1", current_task="t-1").current_task == "t-1"
+    check_swarm(raw, "test")
+    lose_one(proxy, "agent_deregister")
+    with pytest.raises(NotFound, match="not registered"):
+        lossy.deregister("w1")
+    assert lossy.agents() == []
+    assert events(raw)["agent.left"] == 1
+    check_swarm(raw, "test")
