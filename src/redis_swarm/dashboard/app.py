@@ -169,6 +169,10 @@ class _Api:
         if since is not None:
             # A bad id would only fail inside the stream, after the 200: check it up front.
             await self.swarm.events(since=since, types=types, limit=1)
+        else:
+            # "From now" means from this request: pin it before the 200 goes out (the stream
+            # body starts later), or an event appended in between would be skipped.
+            since = await self.swarm.last_event_id()
         stream = _sse(self.swarm, since, types, self.keepalive_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
