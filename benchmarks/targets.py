@@ -195,9 +195,9 @@ def _throughput_note(life: list[dict[str, Any]]) -> str:
         text += (
             f" With {many['workers']} workers, {fmt(many['scripts_per_task'])} scripts run "
             f"per task (against {fmt(one['scripts_per_task'])} with one): a waiting claim "
-            "blocks on the shared event stream, so every event wakes every idle worker and "
-            "each retries its claim. Waking one waiter per posted task (a per-queue wake-up "
-            "list) would remove that, and a report that also claims the next task would save "
-            "a round trip per task; both belong to the work queue."
+            "blocks on its queues' wake lists, one token per task made claimable, so one task "
+            "wakes one waiter; but a token is a hint, and the task it announced may already be "
+            "taken by a worker that claimed without waiting, so the woken claim finds nothing. "
+            "A report that also claims the next task would save a round trip per task."
         )
     return text

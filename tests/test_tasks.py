@@ -222,7 +222,7 @@ def test_claim_wait_blocks_instead_of_polling(swarm: Any, raw: redis.Redis) -> N
     assert 0.55 < time.monotonic() - start < 3
     stats = raw.info("commandstats")
     scripts = sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_evalsha"))
-    reads = stats.get("cmdstat_xread", {}).get("calls", 0)
+    reads = stats.get("cmdstat_blpop", {}).get("calls", 0)
     assert scripts <= 3 and reads <= 3
 
 

@@ -77,6 +77,7 @@ WORKER_READ_WRITE = frozenset(
         "counts",
         "pending",
         "delayed",
+        "wake",  # BLPOP and the claim script's clearing are writes
         "dead",
         "pass_counts",
         "pass_tasks",

@@ -87,6 +87,11 @@ class Keys:
         """ZSET task id -> not_before (ms) of tasks not yet eligible (delayed or backing off)."""
         return self._k("q", queue, "delayed")
 
+    def wake(self, queue: str) -> str:
+        """LIST of wake-up tokens of a queue (a hint, capped): every script that makes a task
+        claimable pushes one, a waiting claim BLPOPs it, a claim that finds nothing clears it."""
+        return self._k("q", queue, "wake")
+
     def leases(self, queue: str) -> str:
         """ZSET task id -> lease deadline (ms) of a queue's claimed tasks: a claim on the queue
         reclaims the expired ones from here (per queue, so that a claim never has to skip the

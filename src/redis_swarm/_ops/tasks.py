@@ -64,10 +64,6 @@ BACKOFF_CAP_MS = 300_000
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
 _TASK_FIELDS = frozenset(Task.__dataclass_fields__)
-# Events after which a waiting claim tries again: something may have become claimable.
-_CLAIMABLE = frozenset(
-    {"task.posted", "task.released", "task.retried", "task.expired", "task.requeued"}
-)
 _SETTLING = frozenset({"task.completed", "task.dead", "task.cancelled"})
 
 
@@ -157,7 +153,7 @@ def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
     keys = [k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.queues]
     keys.append(k.events)
     for queue in queues:
-        keys += [k.pending(queue), k.delayed(queue)]
+        keys += [k.pending(queue), k.delayed(queue), k.wake(queue)]
     keys += [k.pass_tasks(name) for name in passes]
     args = [ctx.now_arg(), ctx.limits.events_maxlen, len(queues), encode_json(specs, "", 2**31)]
     args += [data for _, data in chunk]
@@ -253,7 +249,7 @@ def _claim_keys(ctx: OpContext, queues: Iterable[str]) -> tuple[str, ...]:
     k = ctx.keys
     keys = [k.tasks, k.task_data, k.counts, k.pass_counts, k.events, k.agents, k.presence]
     for q in queues:
-        keys += [k.pending(q), k.delayed(q), k.leases(q), k.dead(q)]
+        keys += [k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.wake(q)]
     return tuple(keys)
 
 
@@ -266,17 +262,19 @@ def claim(
     wait_s: float = 0.0,
 ) -> Operation[Task | None]:
     """Lease the highest-priority, oldest eligible task of ``queues`` to ``worker``; None when
-    there is none, after waiting up to ``wait_s`` (blocked on the event stream, no polling)."""
+    there is none, after waiting up to ``wait_s``.
+
+    A waiting claim blocks (no polling) with BLPOP on the wake lists of its queues: every
+    script that makes a task claimable pushes one token there, so one new task wakes one
+    waiter, not all of them. The token is only a hint: the claim script stays the truth, and
+    the wait is cut short when a delayed task or a lease expiry falls due."""
     names = _queue_names(queues)
     check_name("worker", worker)
     lease_ms = 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
     wait = check_number("wait_s", wait_s, 0, 86_400)
     keys = _claim_keys(ctx, names)
-    wanted = set(names)
+    wakes = tuple(ctx.keys.wake(q) for q in names)
     deadline = time.monotonic() + wait
-
-    def claimable(fields: Mapping[str, str]) -> bool:
-        return fields.get("type") in _CLAIMABLE and fields.get("queue") in wanted
 
     while True:
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
@@ -292,7 +290,8 @@ def claim(
         block = min(remaining, block_chunk_s(ctx))
         if due >= 0:
             block = min(block, max(0, due - now) / 1000)
-        yield from await_events(ctx, text(reply[3]), block, claimable)
+        # BLPOP's timeout 0 means forever: wait at least a millisecond.
+        yield Cmd("BLPOP", *wakes, max(0.001, round(block, 3)))
 
 
 def _reap_all(ctx: OpContext) -> Operation[tuple[int, float | None]]:
@@ -330,7 +329,7 @@ def _update(
     k = ctx.keys
     q = r.queue
     keys: tuple[str, ...] = (k.tasks, k.counts, k.pass_counts, k.events)
-    keys += (k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.task_data)
+    keys += (k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.task_data, k.wake(q))
     args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
     raw, data = yield Call("task_update", keys, (*args, *extra))
     return task_from(raw, data)

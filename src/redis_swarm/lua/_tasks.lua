@@ -67,10 +67,22 @@ local function task_event(K, etype, t, ...)
   return emit(K.events, K.maxlen, etype, unpack(fields))
 end
 
+-- Wake-up tokens kept per queue at most: a hint for waiting claims, never the truth.
+local WAKE_CAP = 64
+
+-- Push one wake-up token to a queue's wake list (when the script was given it), capped.
+local function wake(Q)
+  if Q.wake then
+    redis.call('RPUSH', Q.wake, '1')
+    redis.call('LTRIM', Q.wake, -WAKE_CAP, -1)
+  end
+end
+
 -- Put t back in its queue's pending set (it must already be out of every other set).
 local function make_pending(K, Q, t)
   set_status(K, t, 'pending')
   redis.call('ZADD', Q.pending, pending_score(t), t.id)
+  wake(Q)
 end
 
 -- Dead-letter t with a reason.
@@ -147,9 +159,11 @@ local function next_due(Q, best)
   return best
 end
 
--- The per-queue keys of the group of four starting at KEYS[i].
-local function queue_keys(i)
-  return {pending = KEYS[i], delayed = KEYS[i + 1], leases = KEYS[i + 2], dead = KEYS[i + 3]}
+-- The per-queue keys of the group of four starting at KEYS[i], and the queue's wake list
+-- at KEYS[w] when w is given (scripts that never make a task pending do without it).
+local function queue_keys(i, w)
+  return {pending = KEYS[i], delayed = KEYS[i + 1], leases = KEYS[i + 2], dead = KEYS[i + 3],
+          wake = w and KEYS[w] or nil}
 end
 
 -- Why the holder of token no longer holds t's lease (nil when it does).

@@ -5,21 +5,26 @@
 -- the highest-priority, oldest pending task across the queues and lease it to the worker.
 -- KEYS[1] tasks  KEYS[2] task_data  KEYS[3] counts  KEYS[4] pass_counts  KEYS[5] events
 -- KEYS[6] agents  KEYS[7] presence
--- KEYS[8..] four per queue: pending(q), delayed(q), leases(q), dead(q)
+-- KEYS[8..] five per queue: pending(q), delayed(q), leases(q), dead(q), wake(q)
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] mode: 'claim' or 'reap'
 -- ARGV[4] worker  ARGV[5] lease ms (0 = the task's lease_s)
 -- ARGV[6] max expired leases reclaimed per queue  ARGV[7] max delayed tasks promoted per queue
 -- Returns, claim: {task JSON, data JSON or false} or, when nothing is eligible,
 --   {false, next due ms or -1, now, last event id};  reap: {reclaimed, next due ms or -1, now}
+-- Wake lists: reclaiming or promoting a task pushes a token; a claim that finds nothing
+-- clears them (no task is claimable, so every token is stale); a claim that takes a task
+-- leaves a token on each queue that still has pending tasks, so that no waiter is stranded
+-- when the tokens were capped or a claim took another queue's task.
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[3], pass_counts = KEYS[4], events = KEYS[5],
            maxlen = ARGV[2]}
 local mode = ARGV[3]
-local nq = (#KEYS - 7) / 4
+local nq = (#KEYS - 7) / 5
 local reclaimed = 0
 local groups = {}
 for g = 1, nq do
-  local Q = queue_keys(8 + 4 * (g - 1))
+  local i = 8 + 5 * (g - 1)
+  local Q = queue_keys(i, i + 4)
   groups[g] = Q
   reclaimed = reclaimed + reclaim_expired(K, Q, now, tonumber(ARGV[6]))
   promote_due(K, Q, now, tonumber(ARGV[7]))
@@ -44,7 +49,10 @@ end
 
 if not best_id then
   local due = nil
-  for g = 1, nq do due = next_due(groups[g], due) end
+  for g = 1, nq do
+    due = next_due(groups[g], due)
+    redis.call('LTRIM', groups[g].wake, 1, 0)  -- empties it (workers may not DEL)
+  end
   local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
   return {false, fmt(due or -1), fmt(now), last[1] and last[1][1] or '0-0'}
 end
@@ -72,4 +80,8 @@ redis.call('HSETNX', KEYS[6], worker, '{"id":"' .. worker .. '","role":"worker",
 redis.call('ZADD', KEYS[7], fmt(now), worker)
 task_event(K, 'task.claimed', t, 'worker', worker, 'attempt', t.attempts,
            'lease_deadline', t.lease_deadline)
+for g = 1, nq do
+  local Q = groups[g]
+  if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then wake(Q) end
+end
 return {raw, redis.call('HGET', KEYS[2], t.id) or false}

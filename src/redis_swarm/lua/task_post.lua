@@ -3,7 +3,8 @@
 -- batch (after a lost reply) returns the stored tasks instead of posting them twice.
 -- KEYS[1] tasks  KEYS[2] task_data  KEYS[3] task_index  KEYS[4] dedupe  KEYS[5] counts
 -- KEYS[6] pass_counts  KEYS[7] queues  KEYS[8] events
--- KEYS[9..8+2n] pending(q), delayed(q) of each of the n queues; then pass_tasks(p) per pass
+-- KEYS[9..8+3n] pending(q), delayed(q), wake(q) of each of the n queues; then pass_tasks(p)
+-- per pass
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] n (number of queues)
 -- ARGV[4] JSON array of task specs: id, queue, qi (queue group 1..n), description, priority,
 --         max_attempts, lease_s, and when set: pi (pass key 1..m), pass_name, pass_id,
@@ -18,7 +19,7 @@ local specs = cjson.decode(ARGV[4])
 local out = {fmt(now)}
 local stamp = fmt(now)
 -- Counters and sets are updated once per batch, not once per task.
-local qbumps, pbumps, queues, passes = {}, {}, {}, {}
+local qbumps, pbumps, queues, passes, wakes = {}, {}, {}, {}, {}
 local seq = tonumber(redis.call('HGET', KEYS[5], '#seq') or '0')
 for i, t in ipairs(specs) do
   local existing = nil
@@ -31,8 +32,9 @@ for i, t in ipairs(specs) do
     out[#out + 1] = redis.call('HGET', KEYS[1], existing)
     out[#out + 1] = redis.call('HGET', KEYS[2], existing) or ''
   else
-    local pending, delayed = KEYS[7 + 2 * t.qi], KEYS[8 + 2 * t.qi]
-    local pass_key = t.pi and KEYS[8 + 2 * nq + t.pi]
+    local pending, delayed = KEYS[6 + 3 * t.qi], KEYS[7 + 3 * t.qi]
+    local wake_key = KEYS[8 + 3 * t.qi]
+    local pass_key = t.pi and KEYS[8 + 3 * nq + t.pi]
     t.qi = nil
     t.pi = nil
     seq = seq + 1
@@ -48,6 +50,8 @@ for i, t in ipairs(specs) do
       t.status = 'pending'
       redis.call('ZADD', pending, pending_score(t), t.id)
     end
+    -- A token for a delayed task too: the waiter it wakes learns when the task falls due.
+    wakes[wake_key] = (wakes[wake_key] or 0) + 1
     local field = t.queue .. '|' .. t.status
     qbumps[field] = (qbumps[field] or 0) + 1
     queues[t.queue] = true
@@ -77,4 +81,11 @@ for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, n) end
 for field, n in pairs(pbumps) do redis.call('HINCRBY', KEYS[6], field, n) end
 for pass_id, name in pairs(passes) do redis.call('HSETNX', KEYS[6], pass_id, name) end
 for queue in pairs(queues) do redis.call('SADD', KEYS[7], queue) end
+-- One wake-up token per task made pending or delayed, capped (a hint for waiting claims).
+for key, n in pairs(wakes) do
+  local tokens = {}
+  for j = 1, math.min(n, WAKE_CAP) do tokens[j] = '1' end
+  redis.call('RPUSH', key, unpack(tokens))
+  redis.call('LTRIM', key, -WAKE_CAP, -1)
+end
 return out

@@ -4,6 +4,7 @@
 -- the task and returns the task as it left it, instead of applying twice.
 -- KEYS[1] tasks  KEYS[2] counts  KEYS[3] pass_counts  KEYS[4] events
 -- KEYS[5] pending(q)  KEYS[6] delayed(q)  KEYS[7] leases(q)  KEYS[8] dead(q)  KEYS[9] task_data
+-- KEYS[10] wake(q)
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
 --   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
 -- ARGV[6] op id  ARGV[7] token (renew, release, fail)
@@ -13,7 +14,7 @@
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
-local Q = queue_keys(5)
+local Q = queue_keys(5, 10)
 local action, id, op = ARGV[3], ARGV[4], ARGV[6]
 
 local function reply(raw)
@@ -72,6 +73,7 @@ elseif action == 'fail' then
     t.not_before = now + delay
     set_status(K, t, 'delayed')
     redis.call('ZADD', Q.delayed, fmt(t.not_before), id)
+    wake(Q)  -- one waiter learns when the retry falls due
     task_event(K, 'task.retried', t, 'attempt', t.attempts, 'not_before', t.not_before)
   end
 

@@ -1,0 +1,124 @@
+"""Waiting claims wake through per-queue wake lists: one claimable task wakes one waiter (not
+every waiter of the swarm), the lists stay bounded, and a claim that finds nothing clears
+them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import Task, TaskSpec
+from redis_swarm._keys import Keys
+
+KEYS = Keys("test")
+WAKE_CAP = 64  # lua/_tasks.lua
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def _scripts_run(raw: redis.Redis) -> int:
+    stats = raw.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
+def _wait_blocked(raw: redis.Redis, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while int(raw.info("clients")["blocked_clients"]) < n:
+        assert time.monotonic() < deadline, "the waiters never blocked"
+        time.sleep(0.02)
+
+
+class _Waiter(threading.Thread):
+    def __init__(self, swarm: Any, worker: str, wait_s: float = 5) -> None:
+        super().__init__()
+        self.swarm, self.worker, self.wait_s = swarm, worker, wait_s
+        self.task: Task | None = None
+        self.elapsed = 0.0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        self.task = self.swarm.claim("q", worker=self.worker, wait_s=self.wait_s)
+        self.elapsed = time.monotonic() - start
+
+
+def test_one_task_wakes_one_waiter(swarm: Any, raw: redis.Redis) -> None:
+    n = 8
+    waiters = [_Waiter(swarm, f"w{i}") for i in range(n)]
+    for w in waiters:
+        w.start()
+    _wait_blocked(raw, n)
+    before = _scripts_run(raw)
+    posted = []
+    for i in range(n):
+        posted.append(swarm.post_task("q", f"t{i}").id)
+        time.sleep(0.05)
+    for w in waiters:
+        w.join(10)
+    claims = _scripts_run(raw) - before - n  # minus the n task_post scripts
+    got = [w.task.id for w in waiters if w.task is not None]
+    assert sorted(got) == sorted(posted)  # every waiter got exactly one task
+    assert all(w.elapsed < 4 for w in waiters)  # woken, not timed out
+    # Waking every waiter for every task would run 8 + 7 + ... + 1 = 36 claim scripts.
+    assert claims <= 2 * n
+
+
+def test_a_waiter_wakes_for_a_released_task(swarm: Any) -> None:
+    swarm.post_task("q", "d")
+    first = swarm.claim("q", worker="w0")
+    assert first is not None
+    waiter = _Waiter(swarm, "w1")
+    waiter.start()
+    time.sleep(0.3)
+    swarm.release(first.id, first.token)
+    waiter.join(10)
+    assert waiter.task is not None and waiter.task.id == first.id and waiter.task.token == 2
+    assert waiter.elapsed < 2.5
+
+
+def test_a_waiter_wakes_for_a_delayed_task_falling_due(swarm: Any) -> None:
+    waiter = _Waiter(swarm, "w1")
+    waiter.start()
+    time.sleep(0.3)  # blocked on an empty queue, with nothing due
+    task = swarm.post_task("q", "later", not_before=int(time.time() * 1000) + 400)
+    waiter.join(10)
+    assert waiter.task is not None and waiter.task.id == task.id
+    assert 0.6 < waiter.elapsed < 2.5
+
+
+def test_a_waiter_wakes_for_a_requeued_task(swarm: Any) -> None:
+    swarm.post_task("q", "d", max_attempts=1)
+    first = swarm.claim("q", worker="w0")
+    assert first is not None
+    swarm.fail(first.id, first.token, "boom", retry=False)
+    waiter = _Waiter(swarm, "w1")
+    waiter.start()
+    time.sleep(0.3)
+    swarm.requeue_dead(first.id)
+    waiter.join(10)
+    assert waiter.task is not None and waiter.task.id == first.id
+    assert waiter.elapsed < 2.5
+
+
+def test_wake_lists_stay_bounded_and_are_cleared(swarm: Any, raw: redis.Redis) -> None:
+    swarm.post_tasks([TaskSpec("q", f"t{i}") for i in range(1_000)])
+    assert raw.llen(KEYS.wake("q")) == WAKE_CAP
+    for i in range(200):
+        swarm.post_task("q", f"one by one {i}")
+    assert raw.llen(KEYS.wake("q")) == WAKE_CAP
+    for i in range(5):
+        swarm.post_task("r", f"r{i}")
+    assert raw.llen(KEYS.wake("r")) == 5
+    while swarm.claim(["r"], worker="w1") is not None:
+        assert raw.llen(KEYS.wake("r")) <= 5
+    assert not raw.exists(KEYS.wake("r"))  # the claim that found nothing cleared it
+    assert raw.llen(KEYS.wake("q")) == WAKE_CAP  # other queues keep theirs
