@@ -43,7 +43,7 @@ def scan_keys(client: Any, pattern: str) -> list[Any]:
 def reset_stats(client: Any) -> None:
     """CONFIG RESETSTAT (on every master of a cluster)."""
     if isinstance(client, RedisCluster):
-        client.config_resetstat(target_nodes=RedisCluster.PRIMARIES)  # type: ignore[no-untyped-call]
+        client.config_resetstat(target_nodes=RedisCluster.PRIMARIES)
     else:
         client.config_resetstat()
 

@@ -209,7 +209,7 @@ def test_a_multi_chunk_context_spreads_over_the_cluster(
         with redis_cluster.client() as admin:
             manifest = json.loads(admin.hget(Keys("big").contexts, "shard-1") or b"{}")
             where = {
-                admin.get_node_from_key(chunk_key("big", part[0])).port  # type: ignore[no-untyped-call]
+                admin.get_node_from_key(chunk_key("big", part[0])).port
                 for part in manifest["parts"]
             }
         assert len(where) > 1, where

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from redis_swarm import (
     ConfigError,
@@ -45,7 +44,7 @@ def small(request: pytest.FixtureRequest, redis_url: str) -> Any:
     handle.close()
 
 
-def _client(url: str) -> redis.Redis:
+def _client(url: str) -> Any:
     return raw_client(url)
 
 
