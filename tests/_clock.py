@@ -10,7 +10,7 @@ import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 
-from .conftest import AsyncAsSync
+from .conftest import SWARM_KINDS, AsyncAsSync
 
 START_MS = 1_800_000_000_000
 
@@ -32,10 +32,11 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=SWARM_KINDS)
 def clocked(request: pytest.FixtureRequest, redis_url: str, clock: FakeClock) -> Iterator[Any]:
-    """The ``swarm`` fixture's twin, on the fake clock: every test runs on both shells."""
-    if request.param == "sync":
+    """The ``swarm`` fixture's twin, on the fake clock: every test runs on both shells, on
+    the standalone server and on the cluster."""
+    if request.param.removeprefix("cluster-") == "sync":
         handle = Swarm(redis_url, swarm="test", clock=clock)
         yield handle
         handle.close()

@@ -11,7 +11,8 @@ from .conftest import AsyncAsSync
 
 
 def make_swarm(kind: str, url: str, **options: Any) -> Any:
-    if kind == "sync":
+    """``kind``: one of conftest.SWARM_KINDS (the cluster ones take the cluster's ``url``)."""
+    if kind.removeprefix("cluster-") == "sync":
         return Swarm(url, swarm="test", **options)
     return AsyncAsSync(lambda: AsyncSwarm(url, swarm="test", **options))
 

@@ -34,8 +34,25 @@ def redis_server(servers: ServerFactory) -> RedisServer:
     return servers.start()
 
 
+def on_cluster(request: pytest.FixtureRequest) -> bool:
+    """True for the cluster variant of a test: one of its parameters names the cluster
+    (``cluster``, ``cluster-sync``, ``cluster-async``), as those of ``swarm`` and
+    ``server_url`` do."""
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(
+        isinstance(value, str) and (value == "cluster" or value.startswith("cluster-"))
+        for value in params
+    )
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
+def redis_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
+    """The URL of the server the test runs on, emptied first: the session's standalone server,
+    or its Redis Cluster in the cluster variant of a test (inspect it with ``_raw``)."""
+    if on_cluster(request):
+        url: str = request.getfixturevalue("cluster_url")
+        return url
     client = redis_server.client()
     client.flushall()
     client.close()
@@ -106,24 +123,30 @@ class AsyncAsSync:
         self._loop.close()
 
 
-# SWARM_TEST_CLUSTER=1 runs every test of the ``swarm`` fixture on the session's Redis
-# Cluster as well (tests that also inspect the server through ``redis_url`` skip that variant).
+# Every test of the ``swarm`` fixture (and of the fixtures made like it: SWARM_KINDS) runs on
+# both shells and on both kinds of server: the session's standalone server and its Redis
+# Cluster (3 masters, 3 replicas). SWARM_TEST_CLUSTER=0 leaves the cluster variants out.
 SWARM_KINDS = ["sync", "async"]
-if os.environ.get("SWARM_TEST_CLUSTER") == "1":
+SERVERS = ["standalone"]
+if os.environ.get("SWARM_TEST_CLUSTER", "1") != "0":
     SWARM_KINDS += ["cluster-sync", "cluster-async"]
+    SERVERS += ["cluster"]
+
+
+@pytest.fixture(params=SERVERS)
+def server_url(request: pytest.FixtureRequest) -> str:
+    """``redis_url`` for a test that makes its own handles: it runs once on the standalone
+    server and once on the cluster."""
+    url: str = request.getfixturevalue("redis_url")
+    return url
 
 
 @pytest.fixture(params=SWARM_KINDS)
 def swarm(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A Swarm, or an AsyncSwarm driven through the same calls: every core test runs on both."""
-    kind: str = request.param
-    if kind.startswith("cluster-"):
-        if "redis_url" in request.fixturenames:
-            pytest.skip("inspects a standalone server through redis_url")
-        url: str = request.getfixturevalue("cluster_url")
-        kind = kind.removeprefix("cluster-")
-    else:
-        url = request.getfixturevalue("redis_url")
+    """A Swarm, or an AsyncSwarm driven through the same calls, on the standalone server or
+    on the cluster: every core test runs on the four. ``redis_url`` names the same server."""
+    kind: str = request.param.removeprefix("cluster-")
+    url: str = request.getfixturevalue("redis_url")
     if kind == "sync":
         handle = Swarm(url, swarm="test")
         yield handle

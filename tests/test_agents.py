@@ -7,18 +7,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from redis_swarm import Agent, NotFound, ValidationError
 from redis_swarm._keys import Keys
 
 from ._handles import FakeClock, make_swarm
+from ._raw import raw_client
+from .conftest import SWARM_KINDS
 
 BAD_NAMES = ["a:b", "a{b", "a}b", "a*b", "a b", "a\x00b", "a\tb", "é", "", "x" * 10_000]
 KEYS = Keys("test")
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=SWARM_KINDS)
 def clocked(request: pytest.FixtureRequest, redis_url: str) -> Iterator[tuple[Any, FakeClock]]:
     clock = FakeClock()
     handle = make_swarm(request.param, redis_url, clock=clock)
@@ -27,7 +28,7 @@ def clocked(request: pytest.FixtureRequest, redis_url: str) -> Iterator[tuple[An
 
 
 def _events(url: str, kind: str) -> list[dict[bytes, bytes]]:
-    with redis.Redis.from_url(url) as r:
+    with raw_client(url) as r:
         return [f for _, f in r.xrange(KEYS.events) if f[b"type"] == kind.encode()]
 
 
@@ -106,7 +107,7 @@ def test_presence_expiry_and_sweep(clocked: tuple[Any, FakeClock], redis_url: st
         swarm.heartbeat("w1")
     (stale,) = _events(redis_url, "agent.stale")
     assert stale[b"agent"] == b"w1" and stale[b"unread"] == b"1"
-    with redis.Redis.from_url(redis_url) as r:
+    with raw_client(redis_url) as r:
         assert not r.exists(KEYS.inbox("w1"))
         assert not r.hexists(KEYS.cursors, "w1")
     assert swarm.sweep(60) == []
@@ -128,7 +129,7 @@ def test_parents_and_children(swarm: Any) -> None:
 
 def test_implicit_workers_are_listed(swarm: Any, redis_url: str) -> None:
     """The work queue registers claiming workers with a minimal record."""
-    with redis.Redis.from_url(redis_url) as r:
+    with raw_client(redis_url) as r:
         t = r.time()
         now = t[0] * 1000 + t[1] // 1000
         record = {"id": "w-impl", "role": "worker", "implicit": True, "registered_at": now}
@@ -160,7 +161,7 @@ def test_deregister(swarm: Any, redis_url: str) -> None:
         swarm.send("w1", "late")
     (left,) = _events(redis_url, "agent.left")
     assert left == {b"type": b"agent.left", b"agent": b"w1", b"unread": b"2"}
-    with redis.Redis.from_url(redis_url) as r:
+    with raw_client(redis_url) as r:
         assert not r.exists(KEYS.inbox("w1"))
 
 
@@ -193,7 +194,7 @@ def test_bad_input(swarm: Any, redis_url: str) -> None:
     for stale in [-1, float("nan"), "60"]:
         with pytest.raises(ValidationError, match="stale_after_s"):
             swarm.agents(stale_after_s=stale)
-    with redis.Redis.from_url(redis_url) as r:
+    with raw_client(redis_url) as r:
         assert r.dbsize() == 0
     with pytest.raises(NotFound):
         swarm.get_agent("nobody")

@@ -164,8 +164,34 @@ def test_acl_users_are_applied_on_every_node(redis_cluster: LocalCluster, cluste
         assert worker.server_info().mode == "cluster"
 
 
-# --- the real operations on a cluster (tests that run through the swarm fixture also run
-# here when SWARM_TEST_CLUSTER=1)
+# --- the real operations on a cluster (every test of the swarm fixture runs here too)
+
+
+def test_fifty_swarms_land_on_every_master(redis_cluster: LocalCluster, cluster_url: str) -> None:
+    """Many swarms spread over the slots: each has its own hash tag, so 50 swarm names use
+    every master, and each swarm's keys stay together on one."""
+    names = [f"team-{i}" for i in range(50)]
+    homes: dict[str, set[int]] = {}
+    base = Swarm(cluster_url, swarm="team-0")
+    try:
+        for name in names:
+            swarm = Swarm(base.settings.with_swarm(name), client=base.redis)
+            task = swarm.post_task("q", f"work of {name}", pass_name="P1")
+            claimed = swarm.claim("q", worker="w-1")
+            assert claimed is not None and claimed.id == task.id
+            swarm.report(task.id, claimed.token, {"summary": name})
+            swarm.register("shard", name="s-1")
+    finally:
+        base.close()
+    for port in redis_cluster.masters():
+        with redis_cluster.node(port).client() as client:
+            for key in client.scan_iter("rs:{team-*"):
+                swarm_name = key.decode().split("{", 1)[1].split("}", 1)[0]
+                homes.setdefault(swarm_name, set()).add(port)
+    assert sorted(homes) == sorted(names)
+    assert all(len(ports) == 1 for ports in homes.values()), homes  # one node per swarm
+    used = {port for ports in homes.values() for port in ports}
+    assert used == set(redis_cluster.masters())
 
 
 def test_a_multi_chunk_context_spreads_over_the_cluster(
@@ -179,6 +205,14 @@ def test_a_multi_chunk_context_spreads_over_the_cluster(
     with Swarm(cluster_url, swarm="big", limits=limits) as shard:
         info = shard.publish_context("shard-1", text, source="big.md")
         assert info.chunks >= 20
+        # the chunks of this one version already live on more than one master
+        with redis_cluster.client() as admin:
+            manifest = json.loads(admin.hget(Keys("big").contexts, "shard-1") or b"{}")
+            where = {
+                admin.get_node_from_key(chunk_key("big", part[0])).port
+                for part in manifest["parts"]
+            }
+        assert len(where) > 1, where
         for i in range(4):  # past the kept versions: old chunks are released on their nodes
             shard.publish_context("shard-1", text + f"edit {i}\n", source="big.md")
     holders = {}

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from redis_swarm import (
     ConfigError,
@@ -31,11 +30,13 @@ from redis_swarm._ops.contexts import _use_zstd
 from redis_swarm._protocol import Cmd, OpContext
 
 from ._handles import make_swarm
+from ._raw import command_calls, net_output_bytes, raw_client, reset_stats
+from .conftest import SWARM_KINDS
 
 BAD_NAMES = ["a:b", "a{b", "a}b", "a*b", "a b", "a\x00b", "a\nb", "é", "", "x" * 10_000]
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=SWARM_KINDS)
 def small(request: pytest.FixtureRequest, redis_url: str) -> Any:
     """A swarm with 1 KB chunks, so that small texts span several chunks."""
     handle = make_swarm(request.param, redis_url, limits=Limits(context_chunk_bytes=1024))
@@ -43,22 +44,13 @@ def small(request: pytest.FixtureRequest, redis_url: str) -> Any:
     handle.close()
 
 
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+def _client(url: str) -> Any:
+    return raw_client(url)
 
 
 def _chunk_keys(url: str) -> list[bytes]:
     with _client(url) as r:
         return list(r.scan_iter("rs:chunk:*"))
-
-
-def _calls(stats: dict[str, Any]) -> dict[str, int]:
-    """Commands counted by INFO commandstats, minus the test's own INFO and CONFIG."""
-    return {
-        k.removeprefix("cmdstat_"): v["calls"]
-        for k, v in stats.items()
-        if not k.startswith(("cmdstat_info", "cmdstat_config"))
-    }
 
 
 def _text(n_lines: int, tag: str = "") -> str:
@@ -121,23 +113,23 @@ def test_republish_identical_is_cheap_and_idempotent(small: Any, redis_url: str)
     first = small.publish_context("shard", text, source="s")
     with _client(redis_url) as r:
         events = r.xlen("rs:{test}:events")
-        r.config_resetstat()
+        reset_stats(r)
         again = small.publish_context("shard", text, source="s")
-        stats = r.info("commandstats")
+        calls = command_calls(r)
     assert again == first
     # One pipelined read of the pointer; no chunk written, no script run, no event.
-    assert _calls(stats) == {"hget": 2}
+    assert calls == {"hget": 2}
     with _client(redis_url) as r:
         assert r.xlen("rs:{test}:events") == events
     # Back to an older kept version: no chunk is sent again, it becomes current.
     other = small.publish_context("shard", text + "more\n", source="s")
     with _client(redis_url) as r:
-        r.config_resetstat()
+        reset_stats(r)
         back = small.publish_context("shard", text, source="s")
-        stats = r.info("commandstats")
+        calls = command_calls(r)
     assert back.version == first.version
     assert small.context_info("shard").version == first.version
-    assert "hsetnx" not in _calls(stats)  # chunk_put never ran
+    assert "hsetnx" not in calls  # chunk_put never ran
     assert small.context_versions("shard")[1].version == other.version
 
 
@@ -146,13 +138,13 @@ def test_second_get_of_unchanged_context_is_one_small_command(swarm: Any, redis_
     swarm.publish_context("shard", text, source="s")
     assert swarm.get_context("shard") == text
     with _client(redis_url) as r:
-        r.config_resetstat()
+        reset_stats(r)
         assert swarm.get_context("shard") == text
-        stats = r.info("commandstats")
-        net = r.info("stats")
-    assert _calls(stats) == {"hget": 1}
+        calls = command_calls(r)
+        sent = net_output_bytes(r)
+    assert calls == {"hget": 1}
     # The reply is the pointer (a manifest of a few hundred bytes), not the text.
-    assert net["total_net_output_bytes"] < 20_000
+    assert sent < 20_000
 
 
 def test_cold_reader_fetches_and_verifies(swarm: Any, redis_url: str) -> None:
@@ -180,17 +172,17 @@ def test_disk_cache_is_shared_between_processes(swarm: Any, redis_url: str, tmp_
     with Swarm(redis_url, swarm="test", cache=ContextCache(directory=tmp_path)) as two:
         two.ping()  # connect first: only the read is counted
         with _client(redis_url) as r:
-            r.config_resetstat()
+            reset_stats(r)
             assert two.get_context("shard") == text
-            stats = r.info("commandstats")
-        assert _calls(stats) == {"hget": 1}
+            calls = command_calls(r)
+        assert calls == {"hget": 1}
     # A damaged file is ignored (and removed), not served.
     files[0].write_bytes(b"tampered")
     with Swarm(redis_url, swarm="test", cache=ContextCache(directory=tmp_path)) as three:
         assert three.get_context("shard") == text
 
 
-def test_compression(redis_url: str) -> None:
+def test_compression(server_url: str) -> None:
     text = _text(5000)
     for setting, asked, expected in [
         ("auto", None, None),  # a local server: not worth it
@@ -198,7 +190,7 @@ def test_compression(redis_url: str) -> None:
         ("auto", "zstd", "zstd"),
         ("always", "none", None),
     ]:
-        settings = Settings.from_url(redis_url, swarm="test", compression=setting)
+        settings = Settings.from_url(server_url, swarm="test", compression=setting)
         with Swarm(settings, cache=ContextCache(max_bytes=0)) as s:
             info = s.publish_context(
                 f"o-{setting}-{asked}",
@@ -213,7 +205,7 @@ def test_compression(redis_url: str) -> None:
     assert _use_zstd(OpContext(remote), None) is True
     assert _use_zstd(OpContext(Settings.from_url("redis://localhost:1", swarm="x")), None) is False
     # Data that zstd cannot shrink is stored raw.
-    with Swarm(Settings.from_url(redis_url, swarm="test", compression="always")) as s:
+    with Swarm(Settings.from_url(server_url, swarm="test", compression="always")) as s:
         noise = random.Random(1).randbytes(5000)
         assert s.publish_context("noise", noise, source="s").compression is None
         with pytest.raises(ValidationError, match="compression"):
@@ -388,7 +380,7 @@ def test_big_context_slices_and_search(swarm: Any, redis_url: str, big_text: str
     assert swarm.search_context("big", "no such text anywhere") == []
 
 
-def test_random_slices_match_a_reference(redis_url: str) -> None:
+def test_random_slices_match_a_reference(server_url: str) -> None:
     """Many random ranges over a text with tiny chunks (cold: partial fetches)."""
     rng = random.Random(3)
     text = (
@@ -401,7 +393,7 @@ def test_random_slices_match_a_reference(redis_url: str) -> None:
     raw = text.encode()
     lines = text.splitlines(keepends=True)
     limits = Limits(context_chunk_bytes=37)
-    with Swarm(redis_url, swarm="test", limits=limits, cache=ContextCache(max_bytes=0)) as s:
+    with Swarm(server_url, swarm="test", limits=limits, cache=ContextCache(max_bytes=0)) as s:
         info = s.publish_context("r", text, source="s")
         assert info.total_lines == len(lines)
         for _ in range(150):
@@ -472,9 +464,9 @@ def test_bad_input_is_refused_before_anything_is_stored(swarm: Any, redis_url: s
         assert r.dbsize() == 0
 
 
-def test_oversized_context_is_refused_and_nothing_stored(redis_url: str, tmp_path: Path) -> None:
+def test_oversized_context_is_refused_and_nothing_stored(server_url: str, tmp_path: Path) -> None:
     limits = Limits(max_context_bytes=10_000, context_chunk_bytes=1000)
-    with Swarm(redis_url, swarm="test", limits=limits) as s:
+    with Swarm(server_url, swarm="test", limits=limits) as s:
         with pytest.raises(PayloadTooLarge, match="10,000"):
             s.publish_context("o", "x" * 10_001, source="s")
         with pytest.raises(PayloadTooLarge):
@@ -485,7 +477,7 @@ def test_oversized_context_is_refused_and_nothing_stored(redis_url: str, tmp_pat
             s.publish_context("o", path, source="s")
         with pytest.raises(ValidationError, match="cannot read"):
             s.publish_context("o", tmp_path / "missing.txt", source="s")
-        with _client(redis_url) as r:
+        with _client(server_url) as r:
             assert r.dbsize() == 0
         assert s.publish_context("o", "x" * 10_000, source="s").chunks == 10
 
@@ -544,14 +536,14 @@ def test_chunk_holders_follow_the_kept_versions(small: Any, redis_url: str) -> N
     )
 
 
-def test_retried_requests_cannot_drop_a_kept_chunk(redis_url: str) -> None:
+def test_retried_requests_cannot_drop_a_kept_chunk(server_url: str) -> None:
     """redis-py resends a script whose reply was lost: the flip recognises its own token,
     and releasing a holder twice is harmless."""
     limits = Limits(context_chunk_bytes=1024)
-    with Swarm(redis_url, swarm="test", limits=limits) as s:
+    with Swarm(server_url, swarm="test", limits=limits) as s:
         keys = Keys("test")
         info = s.publish_context("o", _text(60), source="s")
-        with _client(redis_url) as r:
+        with _client(server_url) as r:
             manifest = json.loads(r.hget(keys.contexts, "o") or b"")
         token = manifest["holder"]
         prefix = json.dumps(
@@ -568,26 +560,26 @@ def test_retried_requests_cannot_drop_a_kept_chunk(redis_url: str) -> None:
             args = ("o", info.version, prefix[:-1], 0, 3, 100, "new", info.size_bytes, tok)
             return s._script("context_publish")(publish_keys, args)
 
-        before = _holders(redis_url)
+        before = _holders(server_url)
         assert flip(token)[0] == b"new"  # a replay of the call that published it
         assert flip("p-someone-else")[0] == b"kept"  # that caller must release its own token
-        assert _holders(redis_url) == before
+        assert _holders(server_url) == before
         chunk = keys.chunk(manifest["parts"][0][0])
         for _ in range(2):
             assert s._script("chunk_release")((chunk,), ("p-someone-else",)) == 0
         assert s.get_context("o") == _text(60)
 
 
-def test_publish_script_refuses_a_vanished_kept_version(redis_url: str) -> None:
+def test_publish_script_refuses_a_vanished_kept_version(server_url: str) -> None:
     """A publish that planned to reuse a kept version finds it pruned: nothing changes."""
-    with Swarm(redis_url, swarm="test") as s:
+    with Swarm(server_url, swarm="test") as s:
         keys = Keys("test")
         reply = s._script("context_publish")(
             (keys.contexts, keys.context_manifests, keys.context_history("o"), keys.events),
             ("o", "ab" * 32, '{"parts":[]', 0, 3, 100, "existing", 0),
         )
         assert reply[0] == b"missing"
-        with _client(redis_url) as r:
+        with _client(server_url) as r:
             assert r.dbsize() == 0
 
 

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import pytest
-import redis
 
 from redis_swarm import AsyncSwarm, Event, EventType, Limits, Swarm, ValidationError
 from redis_swarm._keys import Keys
+
+from ._raw import raw_client
 
 
 def _activity(swarm: Any) -> None:
@@ -86,10 +87,10 @@ def test_filters_and_paging(swarm: Any) -> None:
             swarm.events(limit=limit)
 
 
-def test_filters_page_through_many_events(redis_url: str) -> None:
-    with Swarm(redis_url, swarm="test") as s:
+def test_filters_page_through_many_events(server_url: str) -> None:
+    with Swarm(server_url, swarm="test") as s:
         s.register("shard", name="s1")
-        with redis.Redis.from_url(redis_url) as r, r.pipeline(transaction=False) as pipe:
+        with raw_client(server_url) as r, r.pipeline(transaction=False) as pipe:
             for i in range(2500):  # other areas' events, as the work queue writes them
                 pipe.xadd(Keys("test").events, {"type": "task.posted", "task": f"t-{i}"})
             pipe.execute()
@@ -100,22 +101,22 @@ def test_filters_page_through_many_events(redis_url: str) -> None:
         assert len(s.events(types="task", limit=2000)) == 2000
 
 
-def test_the_stream_is_capped(redis_url: str) -> None:
-    with Swarm(redis_url, swarm="test", limits=Limits(events_maxlen=100)) as s:
+def test_the_stream_is_capped(server_url: str) -> None:
+    with Swarm(server_url, swarm="test", limits=Limits(events_maxlen=100)) as s:
         s.register("shard", name="s1")
         for i in range(400):
             s.send("s1", str(i))
-        with redis.Redis.from_url(redis_url) as r:
+        with raw_client(server_url) as r:
             assert 100 <= r.xlen(Keys("test").events) <= 250
 
 
-def test_follow_events_sync(redis_url: str) -> None:
-    with Swarm(redis_url, swarm="test") as s:
+def test_follow_events_sync(server_url: str) -> None:
+    with Swarm(server_url, swarm="test") as s:
         s.register("shard", name="old")  # before following: not yielded
 
         def later() -> None:
             time.sleep(0.2)
-            with Swarm(redis_url, swarm="test") as other:
+            with Swarm(server_url, swarm="test") as other:
                 other.register("worker", name="w1")
                 other.send("old", "hi")
                 other.register("worker", name="w2")
@@ -135,9 +136,9 @@ def test_follow_events_sync(redis_url: str) -> None:
         assert next(s.follow_events(since=first.at, block_s=0.1)).id == first.id
 
 
-def test_follow_events_async(redis_url: str) -> None:
+def test_follow_events_async(server_url: str) -> None:
     async def main() -> list[str]:
-        async with AsyncSwarm(redis_url, swarm="test") as s:
+        async with AsyncSwarm(server_url, swarm="test") as s:
             got: list[str] = []
 
             async def produce() -> None:
@@ -157,14 +158,14 @@ def test_follow_events_async(redis_url: str) -> None:
     assert asyncio.run(main()) == ["a1", "a2"]
 
 
-def test_follow_events_waits_quietly(redis_url: str) -> None:
+def test_follow_events_waits_quietly(server_url: str) -> None:
     """With nothing happening, each wait returns after block_s and the loop goes on."""
-    with Swarm(redis_url, swarm="test") as s:
+    with Swarm(server_url, swarm="test") as s:
         stream = s.follow_events(block_s=0.1)
 
         def poke() -> None:
             time.sleep(0.5)
-            with Swarm(redis_url, swarm="test") as other:
+            with Swarm(server_url, swarm="test") as other:
                 other.register("worker", name="late")
 
         threading.Thread(target=poke).start()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis
 
 from redis_swarm import Conflict, Message, NotFound, PayloadTooLarge, Swarm, ValidationError
 from redis_swarm._keys import Keys
 from redis_swarm._ops import messages as message_ops
+
+from ._raw import raw_client
 
 KEYS = Keys("test")
 
@@ -60,7 +61,7 @@ def test_unknown_recipient_is_an_error_not_a_phantom_inbox(swarm: Any, redis_url
         swarm.request_synthesis("nobody", "Pass 1", "go")
     with pytest.raises(NotFound, match="not registered"):
         swarm.inbox("nobody")
-    with redis.Redis.from_url(redis_url) as r:
+    with raw_client(redis_url) as r:
         assert not r.exists(KEYS.inbox("nobody"))
         assert r.xlen(KEYS.events) == 0
 
@@ -71,7 +72,7 @@ def test_request_synthesis(swarm: Any, redis_url: str) -> None:
     assert msg.kind == "synthesis_request" and msg.sender == "c"
     assert msg.data == {"pass_name": "Pass 1: Signal Capture", "instructions": "cite every finding"}
     assert swarm.inbox("s1") == [msg]
-    with redis.Redis.from_url(redis_url) as r:
+    with raw_client(redis_url) as r:
         kinds = [f[b"type"] for _, f in r.xrange(KEYS.events)]
         (_, requested) = r.xrange(KEYS.events)[-1]
     assert kinds[-2:] == [b"message.sent", b"synthesis.requested"]
@@ -116,9 +117,9 @@ def test_full_inbox_refuses_rather_than_drops(swarm: Any, monkeypatch: pytest.Mo
     swarm.send("s1", "room again")
 
 
-def test_a_retried_send_is_stored_once(redis_url: str) -> None:
+def test_a_retried_send_is_stored_once(server_url: str) -> None:
     """A send whose reply was lost is retried with the same message id: one message."""
-    with Swarm(redis_url, swarm="test") as s:
+    with Swarm(server_url, swarm="test") as s:
         s.register("shard", name="s1")
         args = ("s1", "m-fixed", "", "text", "hi", "", 0, 10, 10, 100, "")
         keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.events, KEYS.cursors)
@@ -128,9 +129,9 @@ def test_a_retried_send_is_stored_once(redis_url: str) -> None:
         assert [m.id for m in s.inbox("s1")] == ["m-fixed"]
 
 
-def test_a_retried_read_returns_the_same_batch(redis_url: str) -> None:
+def test_a_retried_read_returns_the_same_batch(server_url: str) -> None:
     """A read whose reply was lost is sent again with the same read id: nothing is lost."""
-    with Swarm(redis_url, swarm="test") as s:
+    with Swarm(server_url, swarm="test") as s:
         s.register("shard", name="s1")
         s.register("worker", name="w1")
         sent = [s.send("s1", f"m{i}") for i in range(3)]
@@ -147,6 +148,6 @@ def test_a_retried_read_returns_the_same_batch(redis_url: str) -> None:
         later = s.send("s1", "later")
         assert s.inbox("s1", ack=False) == [later]
         assert s.inbox("s1") == [later]
-        with redis.Redis.from_url(redis_url) as r:
+        with raw_client(server_url) as r:
             assert r.xlen(KEYS.inbox("s1")) == 1  # committed by the next read
         assert sent[0].body == "m0"

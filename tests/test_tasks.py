@@ -27,12 +27,14 @@ from redis_swarm import (
 )
 from redis_swarm._keys import Keys
 
+from ._raw import command_calls, raw_client, reset_stats
+
 KEYS = Keys("test")
 
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = raw_client(redis_url, decode_responses=True)
     yield client
     client.close()
 
@@ -216,14 +218,13 @@ def test_claim_waits_for_a_lease_to_expire(swarm: Any) -> None:
 
 
 def test_claim_wait_blocks_instead_of_polling(swarm: Any, raw: redis.Redis) -> None:
-    raw.config_resetstat()
+    reset_stats(raw)
     start = time.monotonic()
     assert swarm.claim("q", worker="w1", wait_s=0.6) is None
     assert 0.55 < time.monotonic() - start < 3
-    stats = raw.info("commandstats")
-    scripts = sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_evalsha"))
-    reads = stats.get("cmdstat_blpop", {}).get("calls", 0)
-    assert scripts <= 3 and reads <= 3
+    calls = command_calls(raw)
+    scripts = sum(n for name, n in calls.items() if name.startswith("evalsha"))
+    assert scripts <= 3 and calls.get("blpop", 0) <= 3
 
 
 # --- while working

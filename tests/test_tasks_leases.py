@@ -13,6 +13,7 @@ from redis_swarm._keys import Keys
 
 from . import _clock
 from ._clock import FakeClock
+from ._raw import raw_client
 
 clock = _clock.clock
 clocked = _clock.clocked
@@ -21,7 +22,7 @@ KEYS = Keys("test")
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = raw_client(redis_url, decode_responses=True)
     yield client
     client.close()
 

@@ -22,6 +22,7 @@ from redis_swarm import AlreadyCompleted, InvalidState, LeaseLost, TaskStatus
 from redis_swarm._ops.tasks import BACKOFF_BASE_MS, BACKOFF_CAP_MS
 
 from ._clock import FakeClock
+from ._raw import raw_client
 
 QUEUES = ("a", "b")
 PRIO_SHIFT = 2**39
@@ -262,7 +263,7 @@ class QueueMachine(RuleBasedStateMachine):
 def test_the_queue_follows_the_model(swarm: Any, redis_url: str) -> None:
     clock = FakeClock()
     swarm._ctx.clock = clock  # the swarm fixture, on a fake clock (both shells)
-    raw = redis.Redis.from_url(redis_url)
+    raw = raw_client(redis_url)
 
     class Bound(QueueMachine):
         def __init__(self) -> None:

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from redis_swarm import AsyncSwarm, Swarm, TaskSpec
 from redis_swarm._keys import Keys
 
+from ._raw import raw_client
 from ._servers import RedisServer, ServerFactory
 from ._task_workers import claim_and_report
 from .conftest import AsyncAsSync
@@ -52,7 +52,7 @@ def test_eight_processes_share_5000_tasks(swarm: Any, redis_url: str) -> None:
     assert swarm.queue_stats()["bulk"] == {
         "pending": 0, "delayed": 0, "claimed": 0, "completed": total, "dead": 0, "cancelled": 0,
     }  # fmt: skip
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     states = [json.loads(raw) for raw in client.hvals(KEYS.tasks)]
     findings = [json.loads(raw) for raw in client.hvals(KEYS.findings)]
     client.close()

@@ -1,0 +1,126 @@
+"""Every Lua script touches only the keys it is given in KEYS (issue 9).
+
+That is what makes a script correct on a Redis Cluster: the client routes it by its KEYS, and
+all the keys of one swarm share one hash tag, so a script runs atomically on one node. Redis
+itself only refuses a key of *another* slot; a key built inside a script from the swarm's tag
+would pass unnoticed. So here every script runs with a checking prologue that shadows
+``redis.call`` and ``redis.pcall`` and refuses any key that is not in KEYS, while a workload
+drives every script through the real operations, on the standalone server and on the cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+import redis_swarm._client as client_module
+from redis_swarm import AlreadyCompleted, Limits, NotFound, Swarm, SwarmError
+from redis_swarm._keys import Keys
+from redis_swarm._protocol import Call, Operation
+from redis_swarm._scripts import script_names, script_source
+
+# Prepended to every script: a local ``redis`` that checks the key of each call (every key
+# of DEL), then forwards to the real one. The prelude's helpers see it too (they follow it).
+CHECK_KEYS = """
+local _declared = {}
+for _, k in ipairs(KEYS) do _declared[k] = true end
+local _real = redis
+local function _check(cmd, ...)
+  local name = string.upper(cmd)
+  if name == 'TIME' then return end
+  local last = (name == 'DEL' or name == 'EXISTS' or name == 'UNLINK') and select('#', ...) or 1
+  for i = 1, last do
+    local key = select(i, ...)
+    if not _declared[key] then
+      error('UNDECLARED_KEY ' .. name .. ' ' .. tostring(key) .. ' is not in KEYS')
+    end
+  end
+end
+local redis = setmetatable({
+  call = function(...) _check(...) return _real.call(...) end,
+  pcall = function(...) _check(...) return _real.pcall(...) end,
+}, {__index = _real})
+"""
+
+
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The names of the scripts loaded (with the key check) while the test runs."""
+    names: set[str] = set()
+
+    def checked(name: str) -> str:
+        if name == "builds_a_key":  # for the check's own test
+            return CHECK_KEYS + "return redis.call('GET', 'rs:{keys}:' .. ARGV[1])"
+        names.add(name)
+        return CHECK_KEYS + script_source(name)
+
+    monkeypatch.setattr(client_module, "script_source", checked)
+    return names
+
+
+def call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operation[Any]:
+    reply = yield Call(script, keys, args)
+    return reply
+
+
+def workload(swarm: Any) -> None:
+    """Every operation that runs a script, including the refusals and the cleanups."""
+    shard = swarm.register("shard", name="shard-1", model="m")
+    swarm.heartbeat(shard.id, current_task="t")
+    swarm.ping()
+    text = "".join(f"line {i}\n" for i in range(2000))
+    swarm.publish_context(shard.id, text, source="a.md")
+    for n in range(4):  # past the kept versions: pruned chunks are released
+        swarm.publish_context(shard.id, text + f"v{n}\n", source="a.md")
+    swarm.publish_context(shard.id, text + "v2\n", source="a.md")  # a kept one again
+    posted = swarm.post_tasks(
+        [
+            {"queue": "q", "description": f"d{i}", "pass_name": "P1", "parent": shard.id}
+            for i in range(4)
+        ]
+    )
+    swarm.post_task("q2", "later", not_before=2**40, dedupe_key="k")
+    task = swarm.claim(["q", "q2"], worker="w-1")
+    swarm.renew(task.id, task.token)
+    finding = swarm.report(task.id, task.token, {"summary": "s"}, worker="w-1")
+    with pytest.raises(AlreadyCompleted):
+        swarm.report(task.id, task.token, {"summary": "late"})
+    second = swarm.claim("q", worker="w-2")
+    swarm.fail(second.id, second.token, "boom", retry=False)
+    swarm.requeue_dead(second.id)
+    third = swarm.claim("q", worker="w-2")
+    swarm.release(third.id, third.token)
+    swarm.cancel(posted[3].id)
+    swarm.reap()
+    swarm.synthesize(shard.id, "P1", "all", [finding.id])
+    assert swarm.findings(pass_name="P1").items
+    assert swarm.list_tasks(queue="q").items
+    assert swarm.syntheses().items
+    worker = swarm.register("worker", name="w-9")
+    swarm.send(worker.id, "hi", sender=shard.id)
+    swarm.broadcast("all", sender=shard.id)
+    swarm.request_synthesis(shard.id, "P1", "please", sender=worker.id)
+    with pytest.raises(NotFound):
+        swarm.send("nobody", "hi")
+    assert swarm.inbox(worker.id)
+    swarm.deregister(worker.id)
+    swarm.sweep(0.0)
+
+
+def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> None:
+    limits = Limits(context_chunk_bytes=2048)  # many chunks, on several cluster nodes
+    with Swarm(server_url, swarm="keys", limits=limits) as swarm:
+        workload(swarm)
+        assert swarm._run(call("ping", (), (5,))) == 5
+    assert ran == set(script_names())
+
+
+def test_the_check_refuses_a_key_built_in_the_script(ran: set[str], redis_url: str) -> None:
+    """Same slot, so Redis would run it even on a cluster: the check does not."""
+    keys = Keys("keys")
+    with Swarm(redis_url, swarm="keys") as swarm:
+        assert swarm._run(call("builds_a_key", (keys.tasks,), ("tasks",))) is None  # declared
+        with pytest.raises(SwarmError, match=re.escape("UNDECLARED_KEY GET rs:{keys}:tasks")):
+            swarm._run(call("builds_a_key", (keys.events,), ("tasks",)))
