@@ -15,25 +15,26 @@ import redis
 from redis_swarm import Task, TaskSpec
 from redis_swarm._keys import Keys
 
+from ._raw import _per_master, command_calls, raw_client
+
 KEYS = Keys("test")
 WAKE_CAP = 64  # lua/_tasks.lua
 
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = raw_client(redis_url, decode_responses=True)
     yield client
     client.close()
 
 
 def _scripts_run(raw: redis.Redis) -> int:
-    stats = raw.info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+    return sum(n for name, n in command_calls(raw).items() if name in ("evalsha", "eval"))
 
 
 def _wait_blocked(raw: redis.Redis, n: int) -> None:
     deadline = time.monotonic() + 10
-    while int(raw.info("clients")["blocked_clients"]) < n:
+    while sum(int(info["blocked_clients"]) for info in _per_master(raw, "clients")) < n:
         assert time.monotonic() < deadline, "the waiters never blocked"
         time.sleep(0.02)
 
