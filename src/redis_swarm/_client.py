@@ -39,6 +39,7 @@ from ._ops import messages as message_ops
 from ._ops import server, tasks
 from ._protocol import Call, Cmd, Limits, OpContext, Operation, Request, async_op, sync_op
 from ._scripts import script_source
+from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
 
 __all__ = ["AsyncSwarm", "Swarm"]
@@ -139,6 +140,11 @@ class Swarm(_Shell):
             cluster_retry(self.settings) if isinstance(self._redis, RedisCluster) else None
         )
         self._plan_lock = threading.Lock()
+        self._strict_cluster = (
+            StrictClusterSender(self._redis, self.settings, self._script)
+            if self._strict and isinstance(self._redis, RedisCluster)
+            else None
+        )
 
     def _connect(self) -> SyncClient:
         try:
@@ -154,6 +160,8 @@ class Swarm(_Shell):
         return self._redis
 
     def close(self) -> None:
+        if self._strict_cluster is not None:
+            self._strict_cluster.close()
         self._redis.close()
 
     def __enter__(self) -> Swarm:
@@ -177,6 +185,8 @@ class Swarm(_Shell):
             plan = self._plan
             if plan.command is not None:
                 try:
+                    if self._strict_cluster is not None:
+                        return self._strict_cluster.send(request, plan)
                     replies = self._send_now(wrap(request, plan))
                 except redis.ResponseError:
                     self._plan = None  # the server changed (failover?): probe it again
@@ -335,6 +345,11 @@ class AsyncSwarm(_Shell):
             if isinstance(self._redis, AsyncRedisCluster)
             else None
         )
+        self._strict_cluster = (
+            AsyncStrictClusterSender(self._redis, self.settings, self._script)
+            if self._strict and isinstance(self._redis, AsyncRedisCluster)
+            else None
+        )
 
     def _connect(self) -> AsyncClient:
         try:
@@ -349,6 +364,8 @@ class AsyncSwarm(_Shell):
         return self._redis
 
     async def aclose(self) -> None:
+        if self._strict_cluster is not None:
+            await self._strict_cluster.aclose()
         await self._redis.aclose()
 
     async def __aenter__(self) -> AsyncSwarm:
@@ -370,6 +387,8 @@ class AsyncSwarm(_Shell):
             plan = self._plan
             if plan.command is not None:
                 try:
+                    if self._strict_cluster is not None:
+                        return await self._strict_cluster.send(request, plan)
                     replies = await self._send_now(wrap(request, plan))
                 except redis.ResponseError:
                     self._plan = None  # the server changed (failover?): probe it again

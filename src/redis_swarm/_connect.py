@@ -24,16 +24,26 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.connection
 import redis.asyncio.retry
 import redis.asyncio.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import SSLConnection
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from ._config import Settings
 
-__all__ = ["async_client", "async_cluster_retry", "cluster_retry", "is_permanent", "sync_client"]
+__all__ = [
+    "async_client",
+    "async_cluster_retry",
+    "async_node_client",
+    "cluster_retry",
+    "is_permanent",
+    "node_client",
+    "sync_client",
+]
 
 T = TypeVar("T")
 
@@ -215,6 +225,36 @@ class _AsyncSentinelMaster(redis.asyncio.Redis):
             await sentinel.aclose()
 
 
+class _SentinelConnection(SentinelManagedConnection):
+    """A connection to the master behind Sentinel that asks the sentinels where the master is
+    each time it reconnects. redis-py 8 reconnects a dropped connection from inside
+    ``send_packed_command`` to the address it last had, skipping the sentinel lookup of
+    ``connect()``: after a failover a retried command would knock at the old master for ever
+    (refused while it is down, READONLY once it is back as a replica)."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect()  # type: ignore[no-untyped-call]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
+    """``_SentinelConnection`` over TLS."""
+
+
+class _AsyncSentinelConnection(redis.asyncio.sentinel.SentinelManagedConnection):
+    """The asyncio twin of ``_SentinelConnection``."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self.is_connected:
+            await self.connect()  # type: ignore[no-untyped-call]
+        await super().send_packed_command(command, check_health)
+
+
+class _AsyncSentinelSSLConnection(_AsyncSentinelConnection, redis.asyncio.connection.SSLConnection):
+    """``_AsyncSentinelConnection`` over TLS."""
+
+
 # What a cluster request may meet while a master fails over: the dead node, then the whole
 # cluster refusing (CLUSTERDOWN, cluster-require-full-coverage) until its replica is promoted.
 _CLUSTER_RETRY_ON = (
@@ -235,6 +275,27 @@ def cluster_retry(settings: Settings) -> _Retry:
 
 def async_cluster_retry(settings: Settings) -> _AsyncRetry:
     return _AsyncRetry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)  # type: ignore[arg-type]
+
+
+def node_client(settings: Settings, host: str, port: int) -> redis.Redis:
+    """A client of one node of a cluster (the same credentials and TLS as the cluster
+    client) that makes a single attempt: the shell's cluster_retry is the one that retries."""
+    return redis.Redis(
+        host=host,
+        port=port,
+        retry=_Retry(_backoff(), 0, supported_errors=tuple(_RETRY_ON)),
+        **_common(settings),
+    )
+
+
+def async_node_client(settings: Settings, host: str, port: int) -> redis.asyncio.Redis:
+    """The asyncio twin of ``node_client``."""
+    return redis.asyncio.Redis(
+        host=host,
+        port=port,
+        retry=_AsyncRetry(_backoff(), 0, supported_errors=tuple(_RETRY_ON)),
+        **_common(settings),
+    )
 
 
 def _socket_path(settings: Settings) -> str:
@@ -279,11 +340,14 @@ def sync_client(settings: Settings) -> SyncClient:
             sentinel_kwargs={k: v for k, v in common.items() if k.startswith(("ssl", "socket"))},
             retry=retry,
             health_check_interval=settings.health_check_interval,
-            **common,
+            **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS
         )
         assert settings.service_name is not None
         master: Any = sentinel.master_for(  # type: ignore[no-untyped-call]
-            settings.service_name, db=settings.db, redis_class=_SentinelMaster
+            settings.service_name,
+            db=settings.db,
+            redis_class=_SentinelMaster,
+            connection_class=_SentinelSSLConnection if settings.ssl else _SentinelConnection,
         )
         return master  # type: ignore[no-any-return]
     return redis.Redis(
@@ -329,11 +393,16 @@ def async_client(settings: Settings) -> AsyncClient:
             sentinel_kwargs={k: v for k, v in common.items() if k.startswith(("ssl", "socket"))},
             retry=retry,
             health_check_interval=settings.health_check_interval,
-            **common,
+            **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS
         )
         assert settings.service_name is not None
         master: Any = sentinel.master_for(
-            settings.service_name, db=settings.db, redis_class=_AsyncSentinelMaster
+            settings.service_name,
+            db=settings.db,
+            redis_class=_AsyncSentinelMaster,
+            connection_class=(
+                _AsyncSentinelSSLConnection if settings.ssl else _AsyncSentinelConnection
+            ),
         )
         return master  # type: ignore[no-any-return]
     return redis.asyncio.Redis(

@@ -8,6 +8,8 @@ How depends on the server, probed once per handle (``_ops.server.durability_plan
   connection, by ``WAITAOF 1 0 T``, which returns once the write is fsynced to the local AOF.
 - Replicas connected (and no local AOF to wait for): ``WAIT 1 T``, which returns once a
   replica has the write.
+- A Redis Cluster: ``WAIT 1 T`` after the writes sent to each master, on the connection they
+  went down (see ``_strict_cluster``); every master serving slots must have a replica.
 - Otherwise strict cannot be honoured and the first write raises ConfigError saying how to
   fix the server (or to use ``durability="normal"``). When the server refuses ``CONFIG GET``
   (a managed service, an ACL user without it) but reports AOF on, the operator is trusted to
@@ -27,19 +29,32 @@ from typing import Any
 from ._errors import ConfigError, ConnectionFailed
 from ._protocol import Batch, Call, Cmd, Request
 
-__all__ = ["WAIT_MS", "Plan", "choose", "confirm", "is_write", "wrap"]
+__all__ = [
+    "WAIT_MS",
+    "Plan",
+    "choose",
+    "cluster_plan",
+    "confirm",
+    "is_write",
+    "not_durable",
+    "waited_ok",
+    "wrap",
+]
 
 WAIT_MS = 5_000
 
 # Commands the operations send that never write (anything else is treated as a write).
 _READ_COMMANDS = frozenset(
     {
-        "CONFIG", "GET", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
+        "CLUSTER", "CONFIG", "GET", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
         "LRANGE", "MGET", "PING", "SCAN", "SCARD", "SMEMBERS", "TIME", "XINFO", "XLEN",
         "XRANGE", "XREAD", "XREVRANGE", "ZCARD", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE",
         "ZREVRANGE", "ZSCORE",
     }
 )  # fmt: skip
+# A claim's wait pops a wake token (BLPOP): losing one to a crash costs a waiter one more
+# check, never data, so it is not worth a replica's round trip.
+_NO_DURABILITY_NEEDED = frozenset({"BLPOP"})
 # Scripts that never write (every other script may).
 _READ_SCRIPTS = frozenset({"index_page", "ping"})
 
@@ -47,7 +62,8 @@ _READ_SCRIPTS = frozenset({"index_page", "ping"})
 def _writes(item: Cmd | Call) -> bool:
     if isinstance(item, Call):
         return item.script not in _READ_SCRIPTS
-    return str(item.args[0]).upper() not in _READ_COMMANDS
+    name = str(item.args[0]).upper()
+    return name not in _READ_COMMANDS and name not in _NO_DURABILITY_NEEDED
 
 
 def is_write(request: Request) -> bool:
@@ -92,6 +108,78 @@ def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan
     )
 
 
+_WAIT_ON_EACH_MASTER = Plan(
+    ("WAIT", 1, WAIT_MS), "cluster: the writes sent to each master wait for one of its replicas"
+)
+
+
+def cluster_plan(nodes: Any, infos: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
+    """The plan on a Redis Cluster: WAIT on each master written, which needs every master
+    that serves slots to have a connected replica. ``nodes`` is CLUSTER NODES (text, or
+    redis-py's parsed dict: it says which masters serve slots), ``infos`` each node's
+    ``INFO replication`` by address (the master's own count of connected replicas: fresher
+    than the gossip of CLUSTER NODES). Raises ConfigError naming the masters that have none."""
+    alone = sorted(
+        address
+        for address in _serving_masters(nodes)
+        if address in infos and int(infos[address].get("connected_slaves", 0)) < 1
+    )
+    if alone:
+        raise ConfigError(
+            f"durability='strict' on the cluster at {where} waits for a replica of each master "
+            f"written, but {', '.join(alone)} has no connected replica: add one (redis-cli "
+            "--cluster add-node NEW EXISTING --cluster-slave), or use durability='normal'"
+        )
+    return _WAIT_ON_EACH_MASTER
+
+
+def _serving_masters(nodes: Any) -> list[str]:
+    """The addresses (host:port) of the live masters that serve slots."""
+    return [
+        address
+        for address, flags, slots in _cluster_nodes(nodes)
+        if "master" in flags and slots and "fail" not in flags
+    ]
+
+
+def _cluster_nodes(nodes: Any) -> list[tuple[str, set[str], bool]]:
+    """(address, flags, serves slots) of each node of CLUSTER NODES."""
+    if isinstance(nodes, dict):  # redis-py's parse_cluster_nodes: address -> fields
+        return [
+            (str(address), set(str(node.get("flags", "")).split(",")), bool(node.get("slots")))
+            for address, node in nodes.items()
+        ]
+    text = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
+    out: list[tuple[str, set[str], bool]] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 8:
+            address = fields[1].split("@", 1)[0]
+            out.append((address, set(fields[2].split(",")), len(fields) > 8))
+    return out
+
+
+def waited_ok(plan: Plan, waited: Any) -> bool:
+    """True when the reply of the plan's wait command confirms durability."""
+    if plan.command is not None and plan.command[0] == "WAITAOF":
+        return int(waited[0]) >= 1 if isinstance(waited, list | tuple) and waited else False
+    return int(waited or 0) >= 1
+
+
+def not_durable(plan: Plan, where: str) -> ConnectionFailed:
+    """The error of a write applied whose durability was not confirmed in time."""
+    what = (
+        "fsynced to the AOF"
+        if plan.command is not None and plan.command[0] == "WAITAOF"
+        else "acknowledged by a replica"
+    )
+    return ConnectionFailed(
+        f"the write was applied but Redis at {where} did not confirm it {what} within "
+        f"{WAIT_MS / 1000:g} s (durability='strict'): it could be lost if the server fails "
+        "now. Check the server's disk and replicas, then retry"
+    )
+
+
 def wrap(request: Request, plan: Plan) -> Batch:
     """The request followed by the plan's wait command, in one round trip on one
     connection (WAIT and WAITAOF wait for the writes of their own connection)."""
@@ -105,16 +193,6 @@ def confirm(request: Request, replies: list[Any], plan: Plan, where: str) -> Any
     durability; raises ConnectionFailed when it does not (the outcome of the write is then
     as unknown to the caller as after a lost reply)."""
     *own, waited = replies
-    if plan.command is not None and plan.command[0] == "WAITAOF":
-        done = int(waited[0]) >= 1 if isinstance(waited, list | tuple) and waited else False
-        what = "fsynced to the AOF"
-    else:
-        done = int(waited or 0) >= 1
-        what = "acknowledged by a replica"
-    if not done:
-        raise ConnectionFailed(
-            f"the write was applied but Redis at {where} did not confirm it {what} within "
-            f"{WAIT_MS / 1000:g} s (durability='strict'): it could be lost if the server fails "
-            "now. Check the server's disk and replicas, then retry"
-        )
+    if not waited_ok(plan, waited):
+        raise not_durable(plan, where)
     return own if isinstance(request, Batch) else own[0]

@@ -65,6 +65,13 @@ def _per_node(reply: Any) -> list[dict[str, Any]]:
     return [reply]
 
 
+def _by_address(reply: Any) -> dict[str, dict[str, Any]]:
+    """A cluster's per-node INFO keyed "host:port" (redis-py keys it so already)."""
+    if not isinstance(reply, dict):
+        return {}
+    return {str(k): v for k, v in reply.items() if isinstance(v, dict)}
+
+
 def _config_value(reply: Any) -> str | None:
     if isinstance(reply, dict):
         value = next(iter(reply.values()), None)
@@ -82,9 +89,11 @@ def durability_plan(ctx: OpContext) -> Operation[_durability.Plan]:
     ``_durability``); raises ConfigError when they cannot be."""
     where = ctx.settings.url
     if ctx.settings.kind == "cluster":
-        # WAIT and WAITAOF act per node and name no key: a cluster relies on its nodes'
-        # configuration (appendfsync always), which is the operator's to set.
-        return _durability.Plan(None, "cluster: the nodes' appendfsync setting")
+        # WAIT acts per connection and names no key: the cluster shell sends it to each
+        # master written, after the writes (see _strict_cluster); each needs a replica.
+        nodes = yield Cmd("CLUSTER", "NODES")
+        infos: dict[str, Any] = yield Cmd("INFO", "replication")  # every node's, by address
+        return _durability.cluster_plan(nodes, _by_address(infos), where)
     try:
         info: dict[str, Any] = yield Cmd("INFO")
     except PermissionDenied:

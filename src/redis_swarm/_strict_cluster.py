@@ -1,0 +1,284 @@
+"""``durability="strict"`` on a Redis Cluster: the writes to each master wait for its replica.
+
+WAIT counts the writes of the connection it arrives on and names no key. redis-py's cluster
+client cannot carry it: it would route WAIT to some node of its choosing, and it follows
+MOVED/ASK by resending a command on another connection, behind the WAIT's back. So here the
+items of a request are grouped by the master serving their slot (a request's keys share one
+hash tag, but a context's chunks spread over slots), each group goes down one connection to
+its master followed by ``WAIT 1 T``, and redirections are followed by hand:
+
+- MOVED: the slot has a new owner (a failover, a finished migration): the topology is read
+  again and the item sent to the owner, with its own WAIT;
+- ASK: the slot is being migrated and the item's keys are on the importing node: the item is
+  sent there after ASKING, and the WAIT follows it on that connection;
+- NOSCRIPT: the node lacks the script (new node, restart): it is loaded there, the item sent
+  again (NOSCRIPT means it did not run).
+
+Anything else (TRYAGAIN, a dead node, CLUSTERDOWN) is raised to the shell, whose cluster
+retry sends the request again after a pause; operations are idempotent, so items already
+applied and confirmed do no harm when they run again. A dead node also marks the topology
+stale, so the next attempt reads it again before routing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+from redis.cluster import RedisCluster
+from redis.commands.core import AsyncScript, Script
+
+from ._config import Settings
+from ._connect import async_node_client, node_client
+from ._durability import Plan, not_durable, waited_ok
+from ._protocol import Batch, Call, Cmd, Request
+from ._scripts import script_source
+
+__all__ = ["AsyncStrictClusterSender", "StrictClusterSender"]
+
+# Redirections followed for one request before giving up to the shell's retry (a slot moves
+# at most a hop or two at a time; more means the topology is changing under us: pause).
+MAX_HOPS = 5
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an item goes: a master, and whether it must be preceded by ASKING."""
+
+    host: str
+    port: int
+    asking: bool = False
+
+
+@dataclass
+class Round:
+    """What one round of sends left to do."""
+
+    redo: dict[int, Target | None] = field(default_factory=dict)  # None: its slot's owner
+    load: dict[Address, set[str]] = field(default_factory=dict)  # scripts to load, per node
+    refresh: bool = False  # a MOVED was seen: read the topology again
+
+
+def items_of(request: Request) -> tuple[Cmd | Call, ...]:
+    return request.items if isinstance(request, Batch) else (request,)
+
+
+def key_of(item: Cmd | Call) -> Any:
+    """The key that routes an item (a script's keys share one slot; a write command's key
+    comes first)."""
+    return item.keys[0] if isinstance(item, Call) else item.args[1]
+
+
+def wire(item: Cmd | Call, sha: Callable[[str], str]) -> tuple[Any, ...]:
+    """The raw command of an item (a script call becomes EVALSHA)."""
+    if isinstance(item, Cmd):
+        return item.args
+    return ("EVALSHA", sha(item.script), len(item.keys), *item.keys, *item.args)
+
+
+def commands(
+    items: list[Cmd | Call], target: Target, plan: Plan, sha: Callable[[str], str]
+) -> list[tuple[Any, ...]]:
+    """The pipeline of one group: each item (after ASKING when migrating), then the wait."""
+    assert plan.command is not None
+    out: list[tuple[Any, ...]] = []
+    for item in items:
+        if target.asking:
+            out.append(("ASKING",))
+        out.append(wire(item, sha))
+    out.append(plan.command)
+    return out
+
+
+def sort_replies(
+    positions: list[int],
+    items: tuple[Cmd | Call, ...],
+    raw: list[Any],
+    target: Target,
+    plan: Plan,
+    where: str,
+    replies: list[Any],
+    todo: Round,
+) -> None:
+    """File one group's replies: final ones into ``replies``, redirected items into ``todo``.
+    Raises ConnectionFailed when the wait did not confirm the writes that were applied."""
+    *own, waited = raw
+    if target.asking:
+        own = own[1::2]  # drop ASKING's OK
+    applied = False
+    for position, reply in zip(positions, own, strict=True):
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            item = items[position]
+            assert isinstance(item, Call)
+            todo.load.setdefault((target.host, target.port), set()).add(item.script)
+            todo.redo[position] = target
+        elif isinstance(reply, redis.exceptions.AskError):
+            todo.redo[position] = Target(str(reply.host), int(reply.port), asking=True)
+        elif isinstance(reply, redis.exceptions.MovedError):
+            todo.refresh = True
+            todo.redo[position] = None
+        else:
+            replies[position] = reply
+            applied = applied or not isinstance(reply, Exception)
+    if applied and not waited_ok(plan, waited):
+        raise not_durable(plan, where)
+
+
+def owner(node: Any) -> Target:
+    """The target of a slot's master, as the client's topology knows it."""
+    if node is None:  # no master serves the slot now (a failover in progress): pause
+        raise redis.exceptions.SlotNotCoveredError("no master serves this slot yet")
+    return Target(str(node.host), int(node.port))
+
+
+def group(targets: dict[int, Target]) -> dict[Target, list[int]]:
+    out: dict[Target, list[int]] = {}
+    for position, target in targets.items():
+        out.setdefault(target, []).append(position)
+    return out
+
+
+def too_many_hops(where: str) -> redis.exceptions.TryAgainError:
+    return redis.exceptions.TryAgainError(
+        f"the slots of this request kept moving at {where} ({MAX_HOPS} redirections): "
+        "it is sent again after a pause"
+    )
+
+
+def result(request: Request, replies: list[Any]) -> Any:
+    """Like a pipeline's execute(): raise the first error reply, else the reply (or all)."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies if isinstance(request, Batch) else replies[0]
+
+
+class StrictClusterSender:
+    """Sends a strict handle's writes on a cluster (see the module docstring)."""
+
+    def __init__(
+        self, cluster: RedisCluster, settings: Settings, script: Callable[[str], Script]
+    ) -> None:
+        self._cluster = cluster
+        self._settings = settings
+        self._script = script
+        self._nodes: dict[Address, redis.Redis] = {}
+        self._stale = False
+
+    def _sha(self, name: str) -> str:
+        return str(self._script(name).sha)
+
+    def _owner(self, item: Cmd | Call) -> Target:
+        return owner(self._cluster.get_node_from_key(key_of(item)))  # type: ignore[no-untyped-call]
+
+    def _node(self, address: Address) -> redis.Redis:
+        client = self._nodes.get(address)
+        if client is None:
+            client = self._nodes[address] = node_client(self._settings, *address)
+        return client
+
+    def send(self, request: Request, plan: Plan) -> Any:
+        if self._stale:
+            self._cluster.nodes_manager.initialize()
+            self._stale = False
+        items = items_of(request)
+        replies: list[Any] = [None] * len(items)
+        pending: dict[int, Target | None] = dict.fromkeys(range(len(items)))
+        for _ in range(MAX_HOPS):
+            targets = {i: t if t is not None else self._owner(items[i]) for i, t in pending.items()}
+            todo = Round()
+            for target, positions in group(targets).items():
+                batch = [items[i] for i in positions]
+                pipe = self._node((target.host, target.port)).pipeline(transaction=False)
+                for command in commands(batch, target, plan, self._sha):
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                try:
+                    raw = pipe.execute(raise_on_error=False)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    self._stale = True  # a master died: route by a fresh topology next time
+                    raise
+                sort_replies(positions, items, raw, target, plan, self._settings.url, replies, todo)
+            for (host, port), names in todo.load.items():
+                for name in names:
+                    self._node((host, port)).script_load(script_source(name))
+            if todo.refresh:
+                self._cluster.nodes_manager.initialize()
+            if not todo.redo:
+                return result(request, replies)
+            pending = todo.redo
+        raise too_many_hops(self._settings.url)
+
+    def close(self) -> None:
+        for client in self._nodes.values():
+            client.close()
+        self._nodes.clear()
+
+
+class AsyncStrictClusterSender:
+    """The asyncio twin of ``StrictClusterSender``."""
+
+    def __init__(
+        self,
+        cluster: redis.asyncio.cluster.RedisCluster,
+        settings: Settings,
+        script: Callable[[str], AsyncScript],
+    ) -> None:
+        self._cluster = cluster
+        self._settings = settings
+        self._script = script
+        self._nodes: dict[Address, redis.asyncio.Redis] = {}
+        self._stale = False
+
+    def _sha(self, name: str) -> str:
+        return str(self._script(name).sha)
+
+    def _owner(self, item: Cmd | Call) -> Target:
+        return owner(self._cluster.get_node_from_key(key_of(item)))
+
+    def _node(self, address: Address) -> redis.asyncio.Redis:
+        client = self._nodes.get(address)
+        if client is None:
+            client = self._nodes[address] = async_node_client(self._settings, *address)
+        return client
+
+    async def send(self, request: Request, plan: Plan) -> Any:
+        if self._stale:
+            await self._cluster.nodes_manager.initialize()
+            self._stale = False
+        items = items_of(request)
+        replies: list[Any] = [None] * len(items)
+        pending: dict[int, Target | None] = dict.fromkeys(range(len(items)))
+        for _ in range(MAX_HOPS):
+            targets = {i: t if t is not None else self._owner(items[i]) for i, t in pending.items()}
+            todo = Round()
+            for target, positions in group(targets).items():
+                batch = [items[i] for i in positions]
+                pipe = self._node((target.host, target.port)).pipeline(transaction=False)
+                for command in commands(batch, target, plan, self._sha):
+                    pipe.execute_command(*command)
+                try:
+                    raw = await pipe.execute(raise_on_error=False)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    self._stale = True
+                    raise
+                sort_replies(positions, items, raw, target, plan, self._settings.url, replies, todo)
+            for (host, port), names in todo.load.items():
+                for name in names:
+                    await self._node((host, port)).script_load(script_source(name))
+            if todo.refresh:
+                await self._cluster.nodes_manager.initialize()
+            if not todo.redo:
+                return result(request, replies)
+            pending = todo.redo
+        raise too_many_hops(self._settings.url)
+
+    async def aclose(self) -> None:
+        for client in self._nodes.values():
+            await client.aclose()
+        self._nodes.clear()
