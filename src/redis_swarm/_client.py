@@ -188,6 +188,8 @@ class Swarm(_Shell):
                     if self._strict_cluster is not None:
                         return self._strict_cluster.send(request, plan)
                     replies = self._send_now(wrap(request, plan))
+                except redis.exceptions.NoScriptError:
+                    raise  # a restarted or promoted server: its scripts, not its setup
                 except redis.ResponseError:
                     self._plan = None  # the server changed (failover?): probe it again
                     raise
@@ -390,6 +392,8 @@ class AsyncSwarm(_Shell):
                     if self._strict_cluster is not None:
                         return await self._strict_cluster.send(request, plan)
                     replies = await self._send_now(wrap(request, plan))
+                except redis.exceptions.NoScriptError:
+                    raise  # a restarted or promoted server: its scripts, not its setup
                 except redis.ResponseError:
                     self._plan = None  # the server changed (failover?): probe it again
                     raise

@@ -14,7 +14,6 @@ instant before the kill may be (Redis replicates asynchronously), and the count 
 
 from __future__ import annotations
 
-import statistics
 import sys
 import threading
 import time
@@ -71,8 +70,9 @@ def run_through_failover(
     ``recover`` (wait for the promotion, bring the dead node back as a replica); check that
     the workers finish the queue and what was lost."""
     name = settings.swarm
+    specs = [TaskSpec(QUEUE, f"t{i}", {"i": i}) for i in range(TASKS)]
     with Swarm(settings) as swarm:
-        swarm.post_tasks([TaskSpec(QUEUE, f"t{i}", {"i": i}) for i in range(TASKS)])
+        swarm.post_tasks(specs[:ACKS_BEFORE_KILL])
 
     log, stop = Log(), threading.Event()
     threads = [
@@ -84,9 +84,12 @@ def run_through_failover(
         thread.start()
     try:
         deadline = time.monotonic() + 90
-        while len(log.acked) < ACKS_BEFORE_KILL:
+        while len(log.acked) < ACKS_BEFORE_KILL // 2:
             assert time.monotonic() < deadline, "the workers did not get going"
             time.sleep(0.01)
+        # the rest now, so that the kill lands in the middle of the work, however fast it goes
+        with Swarm(settings) as swarm:
+            swarm.post_tasks(specs[ACKS_BEFORE_KILL:])
         acked_at_kill = len(log.acked)
         killed_at = time.monotonic()
         kill()
@@ -111,21 +114,20 @@ def run_through_failover(
         )
     lost = [fid for fid, _, at in log.acked if at <= killed_at and fid not in stored]
     lost_after = [fid for fid, _, at in log.acked if at > killed_at and fid not in stored]
-    gaps = [
-        next(t for t in times if t > killed_at) - killed_at
-        for times in log.successes.values()
-        if any(t > killed_at for t in times)
-    ]
+    # The outage the swarm saw: the longest stretch after the kill with no success at all.
+    moments = sorted(t for times in log.successes.values() for t in times if t >= killed_at)
+    outage = max(b - a for a, b in zip([killed_at, *moments], moments, strict=False))
     with capsys.disabled():
         print(
             f"\n{label}: {acked_at_kill} findings acknowledged before the kill, {len(lost)} "
             f"of them lost; promotion and rejoin took {recovered_at - killed_at:.1f} s; "
-            f"workers' gap from the kill to their next success {statistics.median(gaps):.2f} s "
-            f"(median) / {max(gaps):.2f} s (max); errors surfaced past the retries: "
-            f"{dict(log.surfaced) or 0}"
+            f"longest stretch with no worker succeeding {outage:.2f} s; errors surfaced past "
+            f"the retries: {dict(log.surfaced) or 0}"
         )
 
-    assert len(gaps) == len(threads), "a worker never succeeded after the failover"
+    # (a strict write blocked in WAIT while the promoted master had no replica yet may end
+    # its worker's run without another success: the others finished the queue meanwhile)
+    assert len(moments) >= TASKS - acked_at_kill, "the workers did not carry on"
     assert not lost_after, "a finding acknowledged after the failover is missing"
     if settings.durability == "strict":
         assert not lost, f"{len(lost)} acknowledged findings lost under durability='strict'"
@@ -154,6 +156,8 @@ def test_a_cluster_master_killed_under_load(
     )
     victim = masters[0]
     replica = cluster.replica_of(victim).port
+    with cluster.node(victim).client() as direct:  # its replica is in sync, not just linked
+        assert direct.execute_command("WAIT", 1, 5000) == 1
     settings = Settings.from_url(f"{cluster.url}?retries=60", swarm=name, durability=durability)
 
     def recover() -> None:
