@@ -39,10 +39,14 @@ class Scale:
     def describe(self) -> str:
         size = self.context_bytes
         shown = f"{size / 1e6:.1f} MB" if size >= 1_000_000 else f"{size // 1000} KB"
-        return (
-            f"{self.tasks} tasks, {self.queues + 1} queues, {self.agents} agents, "
-            f"{self.findings} findings, a {shown} context"
-        )
+        counts = [
+            (self.tasks, "task"),
+            (self.queues + 1, "queue"),
+            (self.agents + 1, "agent"),  # the shard registers too
+            (self.findings, "finding"),
+        ]
+        listed = ", ".join(f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counts)
+        return f"{listed}, a {shown} context"
 
 
 SMALL = Scale(tasks=10, queues=1, agents=1, findings=2, context_bytes=10_000)
