@@ -3,6 +3,7 @@
     python benchmarks/run_all.py                  # everything (a few minutes on 2 cores)
     python benchmarks/run_all.py --quick          # smaller, faster, noisier
     python benchmarks/run_all.py --only contexts,roundtrips
+    python benchmarks/run_all.py --only slowlinks  # through a 50 ms, 1-10 MB/s proxy
     python benchmarks/run_all.py --scale-max 6    # status with 10^6 tasks (opt-in: slower)
 
 Only the sections between this script's markers in docs/benchmarks.md are rewritten
@@ -39,7 +40,7 @@ from benchmarks._common import (
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
-ALL = ("contexts", "lifecycle", "scale", "roundtrips")
+ALL = ("contexts", "lifecycle", "scale", "roundtrips", "slowlinks")
 
 TITLE = "# Benchmarks"
 
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             "lifecycle": lambda: _lifecycle(server, cfg),
             "scale": lambda: _scale(server, cfg),
             "roundtrips": lambda: _roundtrips(server, cfg),
+            "slowlinks": lambda: _slowlinks(server, cfg),
         }
         for name in only:
             print(f"== {name}", flush=True)
@@ -340,6 +342,22 @@ def _roundtrips(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
         ]
     )
     return [s.to_dict() for s in steps], body
+
+
+def _slowlinks(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
+    from benchmarks import slow_links
+
+    result = slow_links.run(server, cfg)
+    body = "\n".join(
+        [
+            "## Slow links",
+            "",
+            "An agent far from its Redis, simulated by a TCP proxy in front of the server "
+            "(`tests/_proxy.py`) that delays every chunk 25 ms each way and can cap the "
+            "bandwidth. " + slow_links.report(result),
+        ]
+    )
+    return result.to_dict(), body
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from benchmarks import contexts, lifecycle, roundtrips, run_all, scale
+from benchmarks import contexts, lifecycle, roundtrips, run_all, scale, slow_links
 from benchmarks._common import Config, RedisProcess, Stats, context_text, percentile
 from benchmarks.jsonl_bus import JsonlBus
 from benchmarks.seed import SeedSwarm
@@ -83,6 +83,18 @@ def test_roundtrips_are_counted(server: RedisProcess) -> None:
     cold = by[("redis-swarm", "= first cycle (cold cache)")]
     assert 0 < warm.round_trips <= cold.round_trips
     assert "round trips" in roundtrips.report(steps)
+
+
+def test_slow_links_benchmark_runs(server: RedisProcess) -> None:
+    result = slow_links.run(server, TINY)
+    ops = {row.op: row for row in result.ops}
+    assert ops["claim (tasks pending)"].big_round_trips == 1
+    assert ops["get_context, cold"].big_round_trips == 2
+    links = {row.link for row in result.fetch}
+    assert "loopback, no proxy" in links and len(links) == 3
+    raw, packed = (r.bytes_down for r in result.fetch[:2])
+    assert raw is not None and packed is not None and 0 < packed < raw  # zstd pays on text
+    assert "bytes zstd / raw" in slow_links.report(result)
 
 
 def test_scale_benchmark_runs(server: RedisProcess) -> None:

@@ -203,40 +203,40 @@ class Swarm(_Shell):
             return self._script(request.script)(request.keys, request.args)
         if isinstance(self._redis, RedisCluster):
             return self._cluster_batch(request.items)
-        for attempt in (1, 2):
-            pipe = self._redis.pipeline(transaction=False)
-            for item in request.items:
-                if isinstance(item, Cmd):
-                    pipe.execute_command(*item.args)  # type: ignore[no-untyped-call]
-                else:
-                    self._script(item.script)(item.keys, item.args, client=pipe)
-            try:
-                return pipe.execute()
-            except redis.exceptions.NoScriptError:
-                # The server lost its scripts (a restart, a failover) after the pipeline
-                # loaded them: it loads them again. Every request is idempotent (a claim
-                # that got NOSCRIPT did not run), so the batch is simply sent again.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return self._batch(request.items)
+
+    def _pipelined(self, items: Iterable[Cmd | Call]) -> list[Any]:
+        """One pipeline, every reply (errors included) in order. Scripts go as raw EVALSHA:
+        a redis-py Script in a pipeline asks SCRIPT EXISTS first, a round trip more."""
+        pipe = self._redis.pipeline(transaction=False)
+        for item in items:
+            pipe.execute_command(*_wire(item, self._script))
+        return pipe.execute(raise_on_error=False)
+
+    def _batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
+        """A batch on one server, in one round trip once its scripts are loaded. A script
+        the server lacks (first use, or lost in a restart) is loaded and the whole batch sent
+        again: every request is idempotent, and a durability wait closing the batch must
+        follow the writes it confirms."""
+        replies = self._pipelined(items)
+        missing = _noscript(items, replies)
+        if missing:
+            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
+                self._redis.script_load(script_source(name))
+            replies = self._pipelined(items)
+        return _raise_first(replies)
 
     def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
         """A batch on a Redis Cluster: redis-py refuses scripts in cluster pipelines, so they
         go as raw EVALSHA (routed by their keys); scripts a node does not know yet are loaded
         and only those calls sent again (NOSCRIPT means they did not run)."""
-
-        def send(batch: list[Cmd | Call]) -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for item in batch:
-                pipe.execute_command(*_wire(item, self._script))
-            return pipe.execute(raise_on_error=False)
-
-        replies = send(list(items))
+        replies = self._pipelined(items)
         missing = _noscript(items, replies)
         if missing:
             for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
                 self._redis.script_load(script_source(name))
-            for i, reply in zip(missing, send([items[i] for i in missing]), strict=True):
+            again = self._pipelined([items[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         return _raise_first(replies)
 
@@ -407,35 +407,34 @@ class AsyncSwarm(_Shell):
             return await self._script(request.script)(request.keys, request.args)
         if isinstance(self._redis, AsyncRedisCluster):
             return await self._cluster_batch(request.items)
-        for attempt in (1, 2):
-            pipe = self._redis.pipeline(transaction=False)
-            for item in request.items:
-                if isinstance(item, Cmd):
-                    pipe.execute_command(*item.args)
-                else:
-                    await self._script(item.script)(item.keys, item.args, client=pipe)
-            try:
-                return await pipe.execute()
-            except redis.exceptions.NoScriptError:
-                if attempt == 2:  # see Swarm._send_now
-                    raise
-        raise AssertionError("unreachable")
+        return await self._batch(request.items)
 
-    async def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
-        """The asyncio twin of ``Swarm._cluster_batch``."""
+    async def _pipelined(self, items: Iterable[Cmd | Call]) -> list[Any]:
+        """The asyncio twin of ``Swarm._pipelined``."""
+        pipe = self._redis.pipeline(transaction=False)
+        for item in items:
+            pipe.execute_command(*_wire(item, self._script))
+        return await pipe.execute(raise_on_error=False)
 
-        async def send(batch: list[Cmd | Call]) -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for item in batch:
-                pipe.execute_command(*_wire(item, self._script))
-            return await pipe.execute(raise_on_error=False)
-
-        replies = await send(list(items))
+    async def _batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
+        """The asyncio twin of ``Swarm._batch``."""
+        replies = await self._pipelined(items)
         missing = _noscript(items, replies)
         if missing:
             for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
                 await self._redis.script_load(script_source(name))
-            for i, reply in zip(missing, await send([items[i] for i in missing]), strict=True):
+            replies = await self._pipelined(items)
+        return _raise_first(replies)
+
+    async def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
+        """The asyncio twin of ``Swarm._cluster_batch``."""
+        replies = await self._pipelined(items)
+        missing = _noscript(items, replies)
+        if missing:
+            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
+                await self._redis.script_load(script_source(name))
+            again = await self._pipelined([items[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         return _raise_first(replies)
 

@@ -1,0 +1,214 @@
+"""Every core operation of the Swarm API, run once on a prepared swarm through a LatencyProxy,
+with the round trips (proxy exchanges) and the wall time of each.
+
+Shared by tests/test_slow_links.py (which asserts the counts) and benchmarks/slow_links.py
+(which reports them). ``prepare`` fills the swarm through a direct handle (``near``), so that
+a big swarm costs no far round trips to build; ``every_operation`` then runs each operation
+once through the far handle, in an order where each finds what it needs (a claimed task to
+renew, a dead one to requeue, ...); set-up steps between them go through ``near``, uncounted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis_swarm import ContextCache
+
+from ._proxy import LatencyProxy
+
+T = TypeVar("T")
+
+QUEUE = "q"
+PASS = "p"
+SHARD = "shard"  # owner of the context, parent of the tasks, and the agent asked to synthesise
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much the swarm holds when the operations run."""
+
+    tasks: int  # pending in the claimed queue
+    queues: int  # other queues, one pending task each (reap visits every queue)
+    agents: int
+    findings: int
+    context_bytes: int
+
+    def describe(self) -> str:
+        size = self.context_bytes
+        shown = f"{size / 1e6:.1f} MB" if size >= 1_000_000 else f"{size // 1000} KB"
+        counts = [
+            (self.tasks, "task"),
+            (self.queues + 1, "queue"),
+            (self.agents + 1, "agent"),  # the shard registers too
+            (self.findings, "finding"),
+        ]
+        listed = ", ".join(f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counts)
+        return f"{listed}, a {shown} context"
+
+
+SMALL = Scale(tasks=10, queues=1, agents=1, findings=2, context_bytes=10_000)
+BIG = Scale(tasks=500, queues=100, agents=50, findings=100, context_bytes=3_200_000)
+
+# The most round trips each operation may take once the server has its scripts loaded (the
+# design: one script call or one pipelined batch each; a cold context read is the pointer,
+# then every chunk in one batch). The test asserts these, and that the count does not move
+# between SMALL and BIG.
+BOUNDS: dict[str, int] = {
+    "ping": 1,
+    "post_task": 1,
+    "post_tasks, 1 task": 1,
+    "post_tasks, 100 tasks": 1,
+    "claim (tasks pending)": 1,
+    "claim (queue empty)": 1,
+    "renew": 1,
+    "report": 1,
+    "fail": 1,
+    "release": 1,
+    "cancel": 1,
+    "requeue_dead": 1,
+    "reap": 2,  # the set of queues, then every queue's reaping in one batch
+    "get_task": 1,
+    "list_tasks (a page of 100)": 1,
+    "queue_stats": 1,
+    "pass_stats": 1,
+    "findings (a page)": 1,
+    "findings of a pass": 1,
+    "synthesize": 1,
+    "get_synthesis": 1,
+    # the pointer and the kept version, which chunks the server lacks, the chunks, the flip
+    "publish_context, new version": 4,
+    "publish_context, unchanged": 1,
+    "get_context, cold": 2,  # the pointer, then every chunk in one batch
+    "get_context, warm (unchanged)": 1,  # the pointer only
+    "read_context, cold (10 lines)": 2,
+    "search_context, cold": 2,
+    "search_context, warm": 1,
+    "context_info": 1,
+    "register": 1,
+    "heartbeat": 1,
+    "agents": 1,
+    "sweep (nothing stale)": 2,  # the server's TIME, then the stale agents (none)
+    "send": 1,
+    "broadcast": 1,
+    "inbox": 1,
+    "request_synthesis": 1,
+    "events (up to 1,000)": 1,
+    "last_event_id": 1,
+}
+
+
+@dataclass(frozen=True)
+class Cost:
+    op: str
+    round_trips: int
+    seconds: float
+
+
+class Meter:
+    """Runs a call through the proxy and records what it cost."""
+
+    def __init__(self, proxy: LatencyProxy) -> None:
+        self.proxy = proxy
+        self.costs: list[Cost] = []
+
+    def __call__(self, op: str, fn: Callable[[], T]) -> T:
+        self.proxy.reset_stats()
+        start = time.perf_counter()
+        result = fn()
+        elapsed = time.perf_counter() - start
+        self.costs.append(Cost(op, self.proxy.stats.exchanges, elapsed))
+        return result
+
+    def by_op(self) -> dict[str, int]:
+        return {c.op: c.round_trips for c in self.costs}
+
+
+def text_of(size: int, seed: int = 0) -> str:
+    """Deterministic markdown-like text of ``size`` bytes; ``seed`` makes another version."""
+    from benchmarks._common import context_text
+
+    return context_text(size, seed=7 + seed)
+
+
+def prepare(near: Any, scale: Scale) -> None:
+    """Fill the swarm (through the direct handle): tasks, queues, agents, findings, context."""
+    near.post_tasks([{"queue": QUEUE, "description": f"t{i}"} for i in range(scale.tasks)])
+    near.post_tasks(
+        [{"queue": f"other-{i}", "description": "elsewhere"} for i in range(scale.queues)]
+    )
+    for i in range(scale.agents):
+        near.register("worker", name=f"agent-{i}")
+    near.register("shard", name=SHARD)
+    work = [
+        {"queue": "reported", "description": f"f{i}", "pass_name": PASS, "parent": SHARD}
+        for i in range(scale.findings)
+    ]
+    near.post_tasks(work)
+    for _ in work:
+        task = near.claim("reported", worker="near")
+        near.report(task.id, task.token, {"summary": "found"})
+    near.publish_context(SHARD, text_of(scale.context_bytes), source="prepared.md")
+
+
+def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scale: Scale) -> None:
+    """Run each core operation once through ``far`` (whose context cache is ``cache``)."""
+    meter("ping", far.ping)
+    # --- the work queue
+    meter("post_task", lambda: far.post_task("posted", "one task"))
+    meter("post_tasks, 1 task", lambda: far.post_tasks([{"queue": "posted", "description": "a"}]))
+    many = [{"queue": "posted", "description": f"b{i}"} for i in range(100)]
+    meter("post_tasks, 100 tasks", lambda: far.post_tasks(many))
+    task = meter("claim (tasks pending)", lambda: far.claim(QUEUE, worker="far"))
+    assert task is not None
+    assert meter("claim (queue empty)", lambda: far.claim("empty", worker="far")) is None
+    meter("renew", lambda: far.renew(task.id, task.token))
+    meter("report", lambda: far.report(task.id, task.token, {"summary": "done far away"}))
+    failing = near.claim(QUEUE, worker="near")
+    meter("fail", lambda: far.fail(failing.id, failing.token, "broke"))
+    released = near.claim(QUEUE, worker="near")
+    meter("release", lambda: far.release(released.id, released.token))
+    unwanted = near.post_task("cancelled", "not needed")
+    meter("cancel", lambda: far.cancel(unwanted.id))
+    doomed = near.post_task("dead", "fails for good", max_attempts=1)
+    doomed = near.claim("dead", worker="near")
+    near.fail(doomed.id, doomed.token, "fatal", retry=False)
+    meter("requeue_dead", lambda: far.requeue_dead(doomed.id))
+    meter("reap", far.reap)
+    meter("get_task", lambda: far.get_task(task.id))
+    meter("list_tasks (a page of 100)", lambda: far.list_tasks(limit=100))
+    meter("queue_stats", far.queue_stats)
+    meter("pass_stats", lambda: far.pass_stats(PASS))
+    page = meter("findings (a page)", lambda: far.findings(limit=100))
+    meter("findings of a pass", lambda: far.findings(pass_name=PASS, limit=100))
+    cited = [f.id for f in page.items[:10]]
+    synthesis = meter(
+        "synthesize", lambda: far.synthesize(SHARD, PASS, "what the pass found", cited)
+    )
+    meter("get_synthesis", lambda: far.get_synthesis(synthesis.id))
+    # --- contexts: a new version of the scale's size, then reads by a reader that lacks it
+    content = text_of(scale.context_bytes, seed=1)
+    meter("publish_context, new version", lambda: far.publish_context(SHARD, content, source="b"))
+    meter("publish_context, unchanged", lambda: far.publish_context(SHARD, content, source="b"))
+    cache.clear()
+    meter("get_context, cold", lambda: far.get_context(SHARD))
+    meter("get_context, warm (unchanged)", lambda: far.get_context(SHARD))
+    cache.clear()
+    meter("read_context, cold (10 lines)", lambda: far.read_context(SHARD, lines=(1, 10)))
+    cache.clear()
+    meter("search_context, cold", lambda: far.search_context(SHARD, "evidence", max_hits=5))
+    meter("search_context, warm", lambda: far.search_context(SHARD, "evidence", max_hits=5))
+    meter("context_info", lambda: far.context_info(SHARD))
+    # --- agents, messages, events
+    meter("register", lambda: far.register("worker", name="far-agent"))
+    meter("heartbeat", lambda: far.heartbeat("far-agent", current_task=task.id))
+    meter("agents", far.agents)
+    meter("sweep (nothing stale)", far.sweep)
+    meter("send", lambda: far.send("agent-0", "hello", sender="far-agent"))
+    meter("broadcast", lambda: far.broadcast("hello all", sender="far-agent"))
+    meter("inbox", lambda: far.inbox("agent-0"))
+    meter("request_synthesis", lambda: far.request_synthesis(SHARD, PASS, "cite everything"))
+    meter("events (up to 1,000)", far.events)
+    meter("last_event_id", far.last_event_id)
