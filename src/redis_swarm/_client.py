@@ -37,7 +37,17 @@ from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
 from ._ops import server, tasks
-from ._protocol import Call, Cmd, Limits, OpContext, Operation, Request, async_op, sync_op
+from ._protocol import (
+    Call,
+    Cmd,
+    Limits,
+    OpContext,
+    Operation,
+    Request,
+    async_op,
+    sync_op,
+    wire,
+)
 from ._scripts import script_source
 from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
@@ -53,13 +63,6 @@ def _ignore(error: Exception) -> None:
 
 async def _aignore(error: Exception) -> None:
     """The asyncio twin of ``_ignore``."""
-
-
-def _wire(item: Cmd | Call, script: Callable[[str], Script | AsyncScript]) -> tuple[Any, ...]:
-    """The raw command of one batch item (a script call becomes EVALSHA)."""
-    if isinstance(item, Cmd):
-        return item.args
-    return ("EVALSHA", script(item.script).sha, len(item.keys), *item.keys, *item.args)
 
 
 def _noscript(items: tuple[Cmd | Call, ...], replies: list[Any]) -> list[int]:
@@ -181,7 +184,11 @@ class Swarm(_Shell):
             if self._plan is None:
                 with self._plan_lock:
                     if self._plan is None:
-                        self._plan = self._run(server.durability_plan(self._ctx))
+                        self._plan = (
+                            self._run(server.durability_plan(self._ctx))
+                            if self._strict_cluster is None
+                            else self._strict_cluster.plan()
+                        )
             plan = self._plan
             if plan.command is not None:
                 try:
@@ -210,7 +217,7 @@ class Swarm(_Shell):
         a redis-py Script in a pipeline asks SCRIPT EXISTS first, a round trip more."""
         pipe = self._redis.pipeline(transaction=False)
         for item in items:
-            pipe.execute_command(*_wire(item, self._script))
+            pipe.execute_command(*wire(item, self._script))
         return pipe.execute(raise_on_error=False)
 
     def _batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
@@ -385,7 +392,11 @@ class AsyncSwarm(_Shell):
     async def _send(self, request: Request) -> Any:
         if self._strict and is_write(request):
             if self._plan is None:
-                self._plan = await self._run(server.durability_plan(self._ctx))
+                self._plan = (
+                    await self._run(server.durability_plan(self._ctx))
+                    if self._strict_cluster is None
+                    else await self._strict_cluster.plan()
+                )
             plan = self._plan
             if plan.command is not None:
                 try:
@@ -413,7 +424,7 @@ class AsyncSwarm(_Shell):
         """The asyncio twin of ``Swarm._pipelined``."""
         pipe = self._redis.pipeline(transaction=False)
         for item in items:
-            pipe.execute_command(*_wire(item, self._script))
+            pipe.execute_command(*wire(item, self._script))
         return await pipe.execute(raise_on_error=False)
 
     async def _batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:

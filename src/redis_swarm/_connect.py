@@ -262,6 +262,9 @@ _CLUSTER_RETRY_ON = (
     redis.TimeoutError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.SlotNotCoveredError,
+    # a script whose keys are split between the two nodes of a slot being migrated: it runs
+    # once the migration of the slot's keys is over
+    redis.exceptions.TryAgainError,
 )
 # redis-py's cluster client retries these at once, re-reading the topology each time: a few
 # are enough; the pauses come from the shell-level retry (cluster_retry).

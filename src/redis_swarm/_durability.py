@@ -46,7 +46,7 @@ WAIT_MS = 5_000
 # Commands the operations send that never write (anything else is treated as a write).
 _READ_COMMANDS = frozenset(
     {
-        "CLUSTER", "CONFIG", "GET", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
+        "CONFIG", "GET", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
         "LRANGE", "MGET", "PING", "SCAN", "SCARD", "SMEMBERS", "TIME", "XINFO", "XLEN",
         "XRANGE", "XREAD", "XREVRANGE", "ZCARD", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE",
         "ZREVRANGE", "ZSCORE",
@@ -113,50 +113,19 @@ _WAIT_ON_EACH_MASTER = Plan(
 )
 
 
-def cluster_plan(nodes: Any, infos: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
-    """The plan on a Redis Cluster: WAIT on each master written, which needs every master
-    that serves slots to have a connected replica. ``nodes`` is CLUSTER NODES (text, or
-    redis-py's parsed dict: it says which masters serve slots), ``infos`` each node's
-    ``INFO replication`` by address (the master's own count of connected replicas: fresher
-    than the gossip of CLUSTER NODES). Raises ConfigError naming the masters that have none."""
-    alone = sorted(
-        address
-        for address in _serving_masters(nodes)
-        if address in infos and int(infos[address].get("connected_slaves", 0)) < 1
-    )
-    if alone:
+def cluster_plan(masters: Mapping[str, Mapping[str, Any]], where: str) -> Plan:
+    """The plan on a Redis Cluster, from each master's ``INFO replication`` by address:
+    WAIT on each master written, which needs every master to have a connected replica (its
+    own count: fresher than the cluster's gossip). Raises ConfigError naming those without."""
+    alone = sorted(a for a, info in masters.items() if int(info.get("connected_slaves", 0)) < 1)
+    if alone or not masters:
         raise ConfigError(
             f"durability='strict' on the cluster at {where} waits for a replica of each master "
-            f"written, but {', '.join(alone)} has no connected replica: add one (redis-cli "
-            "--cluster add-node NEW EXISTING --cluster-slave), or use durability='normal'"
+            f"written, but {', '.join(alone) or 'no master'} has no connected replica: add one "
+            "(redis-cli --cluster add-node NEW EXISTING --cluster-slave), or use "
+            "durability='normal'"
         )
     return _WAIT_ON_EACH_MASTER
-
-
-def _serving_masters(nodes: Any) -> list[str]:
-    """The addresses (host:port) of the live masters that serve slots."""
-    return [
-        address
-        for address, flags, slots in _cluster_nodes(nodes)
-        if "master" in flags and slots and "fail" not in flags
-    ]
-
-
-def _cluster_nodes(nodes: Any) -> list[tuple[str, set[str], bool]]:
-    """(address, flags, serves slots) of each node of CLUSTER NODES."""
-    if isinstance(nodes, dict):  # redis-py's parse_cluster_nodes: address -> fields
-        return [
-            (str(address), set(str(node.get("flags", "")).split(",")), bool(node.get("slots")))
-            for address, node in nodes.items()
-        ]
-    text = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
-    out: list[tuple[str, set[str], bool]] = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 8:
-            address = fields[1].split("@", 1)[0]
-            out.append((address, set(fields[2].split(",")), len(fields) > 8))
-    return out
 
 
 def waited_ok(plan: Plan, waited: Any) -> bool:

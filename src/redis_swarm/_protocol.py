@@ -29,6 +29,7 @@ __all__ = [
     "Request",
     "async_op",
     "sync_op",
+    "wire",
 ]
 
 T = TypeVar("T")
@@ -52,6 +53,19 @@ class Call:
     script: str
     keys: tuple[str, ...]
     args: tuple[Any, ...] = ()
+
+
+class _HasSha(Protocol):
+    @property
+    def sha(self) -> str: ...
+
+
+def wire(item: Cmd | Call, script: Callable[[str], _HasSha]) -> tuple[Any, ...]:
+    """The raw command of a request item: a command as it is, a script call as EVALSHA of
+    the script that ``script`` registered under the item's name."""
+    if isinstance(item, Cmd):
+        return item.args
+    return ("EVALSHA", script(item.script).sha, len(item.keys), *item.keys, *item.args)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,8 @@ from redis.commands.core import AsyncScript, Script
 
 from ._config import Settings
 from ._connect import async_node_client, node_client
-from ._durability import Plan, not_durable, waited_ok
-from ._protocol import Batch, Call, Cmd, Request
+from ._durability import Plan, cluster_plan, not_durable, waited_ok
+from ._protocol import Batch, Call, Cmd, Request, wire
 from ._scripts import script_source
 
 __all__ = ["AsyncStrictClusterSender", "StrictClusterSender"]
@@ -75,15 +75,11 @@ def key_of(item: Cmd | Call) -> Any:
     return item.keys[0] if isinstance(item, Call) else item.args[1]
 
 
-def wire(item: Cmd | Call, sha: Callable[[str], str]) -> tuple[Any, ...]:
-    """The raw command of an item (a script call becomes EVALSHA)."""
-    if isinstance(item, Cmd):
-        return item.args
-    return ("EVALSHA", sha(item.script), len(item.keys), *item.keys, *item.args)
-
-
 def commands(
-    items: list[Cmd | Call], target: Target, plan: Plan, sha: Callable[[str], str]
+    items: list[Cmd | Call],
+    target: Target,
+    plan: Plan,
+    script: Callable[[str], Script | AsyncScript],
 ) -> list[tuple[Any, ...]]:
     """The pipeline of one group: each item (after ASKING when migrating), then the wait."""
     assert plan.command is not None
@@ -91,7 +87,7 @@ def commands(
     for item in items:
         if target.asking:
             out.append(("ASKING",))
-        out.append(wire(item, sha))
+        out.append(wire(item, script))
     out.append(plan.command)
     return out
 
@@ -171,9 +167,6 @@ class StrictClusterSender:
         self._nodes: dict[Address, redis.Redis] = {}
         self._stale = False
 
-    def _sha(self, name: str) -> str:
-        return str(self._script(name).sha)
-
     def _owner(self, item: Cmd | Call) -> Target:
         return owner(self._cluster.get_node_from_key(key_of(item)))  # type: ignore[no-untyped-call]
 
@@ -182,6 +175,14 @@ class StrictClusterSender:
         if client is None:
             client = self._nodes[address] = node_client(self._settings, *address)
         return client
+
+    def plan(self) -> Plan:
+        """WAIT on each master written, once every master is seen to have a replica."""
+        masters = {}
+        for node in self._cluster.get_primaries():  # type: ignore[no-untyped-call]
+            address = (str(node.host), int(node.port))
+            masters[f"{address[0]}:{address[1]}"] = self._node(address).info("replication")
+        return cluster_plan(masters, self._settings.url)
 
     def send(self, request: Request, plan: Plan) -> Any:
         if self._stale:
@@ -196,7 +197,7 @@ class StrictClusterSender:
             for target, positions in group(targets).items():
                 batch = [items[i] for i in positions]
                 pipe = self._node((target.host, target.port)).pipeline(transaction=False)
-                for command in commands(batch, target, plan, self._sha):
+                for command in commands(batch, target, plan, self._script):
                     pipe.execute_command(*command)  # type: ignore[no-untyped-call]
                 try:
                     raw = pipe.execute(raise_on_error=False)
@@ -235,9 +236,6 @@ class AsyncStrictClusterSender:
         self._nodes: dict[Address, redis.asyncio.Redis] = {}
         self._stale = False
 
-    def _sha(self, name: str) -> str:
-        return str(self._script(name).sha)
-
     def _owner(self, item: Cmd | Call) -> Target:
         return owner(self._cluster.get_node_from_key(key_of(item)))
 
@@ -246,6 +244,15 @@ class AsyncStrictClusterSender:
         if client is None:
             client = self._nodes[address] = async_node_client(self._settings, *address)
         return client
+
+    async def plan(self) -> Plan:
+        """The asyncio twin of ``StrictClusterSender.plan``."""
+        await self._cluster.initialize()  # the asyncio client reads the topology lazily
+        masters = {}
+        for node in self._cluster.get_primaries():
+            address = (str(node.host), int(node.port))
+            masters[f"{address[0]}:{address[1]}"] = await self._node(address).info("replication")
+        return cluster_plan(masters, self._settings.url)
 
     async def send(self, request: Request, plan: Plan) -> Any:
         if self._stale:
@@ -260,7 +267,7 @@ class AsyncStrictClusterSender:
             for target, positions in group(targets).items():
                 batch = [items[i] for i in positions]
                 pipe = self._node((target.host, target.port)).pipeline(transaction=False)
-                for command in commands(batch, target, plan, self._sha):
+                for command in commands(batch, target, plan, self._script):
                     pipe.execute_command(*command)
                 try:
                     raw = await pipe.execute(raise_on_error=False)

@@ -65,13 +65,6 @@ def _per_node(reply: Any) -> list[dict[str, Any]]:
     return [reply]
 
 
-def _by_address(reply: Any) -> dict[str, dict[str, Any]]:
-    """A cluster's per-node INFO keyed "host:port" (redis-py keys it so already)."""
-    if not isinstance(reply, dict):
-        return {}
-    return {str(k): v for k, v in reply.items() if isinstance(v, dict)}
-
-
 def _config_value(reply: Any) -> str | None:
     if isinstance(reply, dict):
         value = next(iter(reply.values()), None)
@@ -88,12 +81,7 @@ def durability_plan(ctx: OpContext) -> Operation[_durability.Plan]:
     """How writes are made durable under ``durability="strict"`` on this server (see
     ``_durability``); raises ConfigError when they cannot be."""
     where = ctx.settings.url
-    if ctx.settings.kind == "cluster":
-        # WAIT acts per connection and names no key: the cluster shell sends it to each
-        # master written, after the writes (see _strict_cluster); each needs a replica.
-        nodes = yield Cmd("CLUSTER", "NODES")
-        infos: dict[str, Any] = yield Cmd("INFO", "replication")  # every node's, by address
-        return _durability.cluster_plan(nodes, _by_address(infos), where)
+    # (a cluster's plan is probed master by master by its shell: see _strict_cluster)
     try:
         info: dict[str, Any] = yield Cmd("INFO")
     except PermissionDenied:
