@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,41 @@ def test_bad_url_error_masks_password() -> None:
 def test_bad_swarm_names(name: str) -> None:
     with pytest.raises(ValidationError):
         Settings.from_url("embedded", swarm=name)
+
+
+@pytest.mark.parametrize(
+    ("url", "durability", "compression"),
+    [
+        ("embedded?durability=strict", "strict", "auto"),
+        ("embedded:///tmp/swarm-home?compression=never", "normal", "never"),
+        ("redis://h:1/2?durability=strict&retries=30", "strict", "auto"),
+        ("unix:///run/redis.sock?db=2&durability=strict&compression=always", "strict", "always"),
+        ("redis+cluster://a:1,b:2?durability=strict", "strict", "auto"),
+        (
+            "rediss+sentinel://a:1/mymaster?compression=always&ssl_cert_reqs=none",
+            "normal",
+            "always",
+        ),
+    ],
+)
+def test_every_url_sets_durability_and_compression(
+    url: str, durability: str, compression: str
+) -> None:
+    settings = Settings.from_url(url)
+    assert (settings.durability, settings.compression) == (durability, compression)
+    # an explicit setting wins over the URL's
+    assert Settings.from_url(url, durability="normal").durability == "normal"
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("redis://h?durability=maybe", "durability must be 'normal' or 'strict'"),
+        ("embedded?compression=zip", "compression must be 'auto', 'always' or 'never'"),
+        ("embedded?db=3", "unknown option 'db'"),
+        ("unix:///x.sock?retries=3", "unknown option 'retries'"),
+    ],
+)
+def test_bad_behaviour_options_name_the_problem(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        Settings.from_url(url)

@@ -11,6 +11,8 @@ Accepted URLs::
     rediss://[user:pass@]host[:port][/db]?ssl_ca_certs=..&ssl_certfile=..&ssl_keyfile=..
                                              &ssl_cert_reqs=required|optional|none
     (every network URL also takes ?retries=N&socket_timeout=S&connect_timeout=S)
+    (every URL, embedded and unix included, also takes ?durability=normal|strict and
+     ?compression=auto|always|never, so that the CLI, the MCP server and SWARM_URL can set them)
     unix:///path/to.sock[?db=N]               (user:pass@ allowed, as in redis-py)
     redis+cluster://[user:pass@]h1:p1[,h2:p2]
     rediss+cluster://...                      the same over TLS
@@ -44,6 +46,8 @@ _CLIENT_OPTIONS: dict[str, type] = {
     "connect_timeout": float,
 }
 _CERT_REQS = ("required", "optional", "none")
+# Settings of the swarm's behaviour, not of the connection: every kind of URL takes them.
+_BEHAVIOUR_OPTIONS = ("durability", "compression")
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class Settings:
         base: dict[str, object] = {"swarm": swarm}
         if home is not None:
             base["home"] = Path(home).expanduser()
-        scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
+        scheme = url.split("://", 1)[0].lower() if "://" in url else url.split("?")[0].lower()
         parsers = {
             "embedded": _parse_embedded,
             "redis": _parse_standalone,
@@ -223,10 +227,13 @@ def _db(text: str, url: str) -> int:
     return db
 
 
-def _query(url: str, query: str, allowed: tuple[str, ...]) -> dict[str, object]:
+def _query(
+    url: str, query: str, allowed: tuple[str, ...], *, network: bool = True
+) -> dict[str, object]:
+    """The ?options of a URL: ``allowed`` ones, the behaviour options, and for a network URL
+    the connection options (retries and timeouts)."""
     out: dict[str, object] = {}
-    if "db" not in allowed:
-        allowed = (*allowed, *_CLIENT_OPTIONS)
+    allowed = (*allowed, *(_CLIENT_OPTIONS if network else ()), *_BEHAVIOUR_OPTIONS)
     for name, values in parse_qs(query, keep_blank_values=True).items():
         if name not in allowed:
             raise ConfigError(
@@ -268,12 +275,14 @@ def _hostports(text: str, url: str) -> tuple[tuple[str, int], ...]:
 
 
 def _parse_embedded(url: str) -> dict[str, object]:
-    if url.lower() == "embedded":
-        return {"kind": "embedded"}
-    path = url.split("://", 1)[1]
+    base, _, query = url.partition("?")
+    options = _query(url, query, (), network=False)
+    if base.lower() == "embedded":
+        return {"kind": "embedded", **options}
+    path = base.split("://", 1)[1]
     if not path.startswith("/"):
         raise ConfigError(f"embedded URL {url!r} needs an absolute home: embedded:///abs/path")
-    return {"kind": "embedded", "home": Path(path)}
+    return {"kind": "embedded", "home": Path(path), **options}
 
 
 def _parse_standalone(url: str) -> dict[str, object]:
@@ -303,8 +312,8 @@ def _parse_unix(url: str) -> dict[str, object]:
     auth, _ = _auth(parts.netloc)
     if not parts.path:
         raise ConfigError(f"no socket path in {_mask(url)!r}: use unix:///path/to/redis.sock")
-    options = _query(url, parts.query, ("db",))
-    out: dict[str, object] = {"kind": "unix", "path": parts.path, **auth}
+    options = _query(url, parts.query, ("db",), network=False)
+    out: dict[str, object] = {"kind": "unix", "path": parts.path, **auth, **options}
     if "db" in options:
         out["db"] = _db(str(options["db"]), url)
     return out
