@@ -217,11 +217,20 @@ class _AsyncSentinelMaster(redis.asyncio.Redis):
 
 # What a cluster request may meet while a master fails over: the dead node, then the whole
 # cluster refusing (CLUSTERDOWN, cluster-require-full-coverage) until its replica is promoted.
+# And while a slot moves between masters (resharding): a script whose keys are not all on one
+# node is refused with TRYAGAIN until they are (until the move ends, for a script that names a
+# key that does not exist yet), and redis-py follows ASK, MOVED and TRYAGAIN only 16 times,
+# mostly without a pause, before it gives up with a bare ClusterError("TTL exhausted."). Each
+# of these replies means the command did not run, so retrying it with backoff is safe.
+# (ClusterError covers ClusterDownError too; TryAgainError and AskError, whose subclass is
+# MovedError, are listed in case a redis-py version lets one escape instead of following it.)
 _CLUSTER_RETRY_ON = (
     redis.ConnectionError,
     redis.TimeoutError,
-    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,
     redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
 )
 # redis-py's cluster client retries these at once, re-reading the topology each time: a few
 # are enough; the pauses come from the shell-level retry (cluster_retry).
