@@ -330,6 +330,13 @@ def async_client(settings: Settings) -> AsyncClient:
                 supported_errors=tuple(_RETRY_ON),
             ),
             health_check_interval=settings.health_check_interval,
+            # On every 5th MOVED (the default), redis-py's asyncio cluster client closes every
+            # connection it has, those other coroutines are using too: a command already sent
+            # loses its reply (or fails on a closed writer), and a lost reply retried can apply
+            # twice (a claim that took a task, retried, takes another; the first stays claimed
+            # by nobody). Resharding answers many MOVED. With 0 each MOVED only moves its slot
+            # to the node the reply names, as the sync client does between refreshes.
+            reinitialize_steps=0,
             **common,
         )
     if settings.kind == "sentinel":
