@@ -257,14 +257,20 @@ class _AsyncSentinelSSLConnection(_AsyncSentinelConnection, redis.asyncio.connec
 
 # What a cluster request may meet while a master fails over: the dead node, then the whole
 # cluster refusing (CLUSTERDOWN, cluster-require-full-coverage) until its replica is promoted.
+# And while a slot moves between masters (resharding): a script whose keys are not all on one
+# node is refused with TRYAGAIN until they are (until the move ends, for a script that names a
+# key that does not exist yet), and redis-py follows ASK, MOVED and TRYAGAIN only 16 times,
+# mostly without a pause, before it gives up with a bare ClusterError("TTL exhausted."). Each
+# of these replies means the command did not run, so retrying it with backoff is safe.
+# (ClusterError covers ClusterDownError too; TryAgainError and AskError, whose subclass is
+# MovedError, are listed in case a redis-py version lets one escape instead of following it.)
 _CLUSTER_RETRY_ON = (
     redis.ConnectionError,
     redis.TimeoutError,
-    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,
     redis.exceptions.SlotNotCoveredError,
-    # a script whose keys are split between the two nodes of a slot being migrated: it runs
-    # once the migration of the slot's keys is over
     redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
 )
 # redis-py's cluster client retries these at once, re-reading the topology each time: a few
 # are enough; the pauses come from the shell-level retry (cluster_retry).
@@ -388,6 +394,13 @@ def async_client(settings: Settings) -> AsyncClient:
                 supported_errors=tuple(_RETRY_ON),
             ),
             health_check_interval=settings.health_check_interval,
+            # On every 5th MOVED (the default), redis-py's asyncio cluster client closes every
+            # connection it has, those other coroutines are using too: a command already sent
+            # loses its reply (or fails on a closed writer), and a lost reply retried can apply
+            # twice (a claim that took a task, retried, takes another; the first stays claimed
+            # by nobody). Resharding answers many MOVED. With 0 each MOVED only moves its slot
+            # to the node the reply names, as the sync client does between refreshes.
+            reinitialize_steps=0,
             **common,
         )
     if settings.kind == "sentinel":
