@@ -31,7 +31,7 @@ from .._invariants import check_swarm, event_entries
 from .._raw import raw_client
 from .._sentinel import LocalSentinel, start_sentinel
 from .._servers import ServerFactory
-from .test_server_faults import QUEUE, Log, _settled, async_worker, sync_worker
+from .test_server_faults import QUEUE, Log, _settled, start_workers
 
 TASKS = 300
 ACKS_BEFORE_KILL = 80
@@ -80,13 +80,7 @@ def run_through_failover(
         swarm.post_tasks(specs[:ACKS_BEFORE_KILL])
 
     log, stop = Log(), threading.Event()
-    threads = [
-        threading.Thread(target=sync_worker, args=(settings, f"sync{n}", log, stop))
-        for n in range(4)
-    ]
-    threads.append(threading.Thread(target=async_worker, args=(settings, "async0", log, stop)))
-    for thread in threads:
-        thread.start()
+    threads = start_workers(settings, log, stop)
     try:
         deadline = time.monotonic() + 90
         while len(log.acked) < ACKS_BEFORE_KILL // 2:

@@ -139,6 +139,18 @@ def async_worker(settings: Settings, name: str, log: Log, stop: threading.Event)
     asyncio.run(main())
 
 
+def start_workers(settings: Settings, log: Log, stop: threading.Event) -> list[threading.Thread]:
+    """Four sync worker threads and one asyncio one, each with its own handle, started."""
+    threads = [
+        threading.Thread(target=sync_worker, args=(settings, f"sync{n}", log, stop))
+        for n in range(4)
+    ]
+    threads.append(threading.Thread(target=async_worker, args=(settings, "async0", log, stop)))
+    for thread in threads:
+        thread.start()
+    return threads
+
+
 CASES = {
     # name: (appendfsync, durability, binary, tasks, acks before the kill)
     "everysec": ("everysec", "normal", None, 600, 150),
@@ -162,13 +174,7 @@ def test_kill_9_mid_run_workers_reconnect_and_no_acknowledged_finding_is_lost(
         swarm.post_tasks([TaskSpec(QUEUE, f"t{i}", {"i": i}) for i in range(total)])
 
     log, stop = Log(), threading.Event()
-    threads = [
-        threading.Thread(target=sync_worker, args=(settings, f"sync{n}", log, stop))
-        for n in range(4)
-    ]
-    threads.append(threading.Thread(target=async_worker, args=(settings, "async0", log, stop)))
-    for thread in threads:
-        thread.start()
+    threads = start_workers(settings, log, stop)
     try:
         deadline = time.monotonic() + 60
         while len(log.acked) < before_kill:
