@@ -88,6 +88,13 @@ def test_url_connection_options() -> None:
     assert t.retries == 3 and t.ssl_ca_certs == "/ca.pem"
 
 
+def test_cluster_and_sentinel_urls_retry_through_a_failover_by_default() -> None:
+    assert Settings.from_url("redis://h").retries == 6
+    assert Settings.from_url("redis+cluster://a:1,b:2").retries == 30
+    assert Settings.from_url("rediss+sentinel://a:1/m").retries == 30
+    assert Settings.from_url("redis+cluster://a:1", retries=4).retries == 4
+
+
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [

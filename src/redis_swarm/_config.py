@@ -10,7 +10,8 @@ Accepted URLs::
     redis://[user:pass@]host[:port][/db]
     rediss://[user:pass@]host[:port][/db]?ssl_ca_certs=..&ssl_certfile=..&ssl_keyfile=..
                                              &ssl_cert_reqs=required|optional|none
-    (every network URL also takes ?retries=N&socket_timeout=S&connect_timeout=S)
+    (every network URL also takes ?retries=N&socket_timeout=S&connect_timeout=S; retries
+     defaults to 6, and to 30 for cluster and sentinel URLs: see FAILOVER_RETRIES)
     (every URL, embedded and unix included, also takes ?durability=normal|strict and
      ?compression=auto|always|never, so that the CLI, the MCP server and SWARM_URL can set them)
     unix:///path/to.sock[?db=N]               (user:pass@ allowed, as in redis-py)
@@ -46,6 +47,10 @@ _CLIENT_OPTIONS: dict[str, type] = {
     "connect_timeout": float,
 }
 _CERT_REQS = ("required", "optional", "none")
+# Cluster and Sentinel exist to survive a failover, which takes the servers' failure detection
+# (cluster-node-timeout 15 s, down-after-milliseconds 30 s by default) plus an election: their
+# clients keep retrying about 30 s by default, standalone ones about 2.5 s (Settings.retries).
+FAILOVER_RETRIES = 30
 # Settings of the swarm's behaviour, not of the connection: every kind of URL takes them.
 _BEHAVIOUR_OPTIONS = ("durability", "compression")
 
@@ -326,7 +331,14 @@ def _parse_cluster(url: str) -> dict[str, object]:
         raise ConfigError(f"a cluster URL has no database: drop {parts.path!r} from {_mask(url)!r}")
     tls = parts.scheme.lower().startswith("rediss")
     options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
-    return {"kind": "cluster", "nodes": _hostports(hosts, url), "ssl": tls, **auth, **options}
+    return {
+        "kind": "cluster",
+        "nodes": _hostports(hosts, url),
+        "ssl": tls,
+        "retries": FAILOVER_RETRIES,
+        **auth,
+        **options,
+    }
 
 
 def _parse_sentinel(url: str) -> dict[str, object]:
@@ -346,6 +358,7 @@ def _parse_sentinel(url: str) -> dict[str, object]:
         "nodes": _hostports(hosts, url),
         "service_name": segments[0],
         "ssl": tls,
+        "retries": FAILOVER_RETRIES,
         **auth,
         **options,
     }
