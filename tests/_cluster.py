@@ -80,6 +80,29 @@ class LocalCluster:
                     return node
         raise RuntimeError(f"no replica of {master}")
 
+    def wait_replicating(self, master: int, timeout: float = 30.0) -> None:
+        """Until a write to ``master`` shows on its replica. A replica can report its link up
+        while it does not follow its master's stream yet (seen for up to ~1 s after the
+        cluster is created): a failover to it then would lose every write of that second."""
+        client = self.client()
+        key = next(
+            f"replication-probe-{i}"
+            for i in range(100_000)
+            if client.get_node_from_key(f"replication-probe-{i}").port == master  # type: ignore[no-untyped-call]
+        )
+        replica = self.replica_of(master)
+        with _direct(self.node(master)) as writer, _direct(replica) as reader:
+            reader.execute_command("READONLY")
+            deadline = time.monotonic() + timeout
+            for n in range(10_000_000):
+                writer.set(key, n)
+                time.sleep(0.02)
+                if reader.get(key) == str(n):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{replica.port} does not replicate {master} yet")
+            writer.delete(key)
+
     def masters(self) -> list[int]:
         return sorted(p for p, role in self.roles().items() if role == "master")
 
@@ -181,4 +204,7 @@ def start_cluster(
     if result.returncode != 0:
         raise RuntimeError(f"redis-cli --cluster create failed: {result.stdout[-2000:]}")
     cluster.wait_ok()
+    if replicas:
+        for master in cluster.masters():
+            cluster.wait_replicating(master)
     return cluster

@@ -170,8 +170,7 @@ def test_a_cluster_master_killed_under_load(
     )
     victim = masters[0]
     replica = cluster.replica_of(victim).port
-    with cluster.node(victim).client() as direct:  # its replica is in sync, not just linked
-        assert direct.execute_command("WAIT", 1, 5000) == 1
+    cluster.wait_replicating(victim)
     settings = Settings.from_url(f"{cluster.url}?retries=60", swarm=name, durability=durability)
 
     def recover() -> None:
