@@ -148,3 +148,13 @@ def redirect_counts(cluster: LocalCluster) -> Counter[str]:
             if prefix in REDIRECTS:
                 out[prefix] += int(value["count"])
     return out
+
+
+def command_count(cluster: LocalCluster, command: str) -> int:
+    """How many times ``command`` ran since ``reset_error_stats``, summed over every node."""
+    total = 0
+    for port in cluster.ports:
+        with _direct(port) as client:
+            stats = client.info("commandstats").get(f"cmdstat_{command}")
+        total += int(stats["calls"]) if isinstance(stats, dict) else 0
+    return total

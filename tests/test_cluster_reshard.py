@@ -37,6 +37,7 @@ from ._servers import ServerFactory
 from ._slots import (
     Move,
     agree_on_layout,
+    command_count,
     lowest_slot,
     move_slot,
     owner,
@@ -67,14 +68,14 @@ def cluster(servers: ServerFactory) -> Iterator[LocalCluster]:
         node.stop()
 
 
-def _swarm_in_the_cli_range(cluster: LocalCluster) -> str:
+def _swarm_in_the_cli_range(cluster: LocalCluster, prefix: str) -> str:
     """A swarm name whose slot is among the lowest CLI_SLOTS / 2 of the master of slot 0: the
     slots that ``redis-cli --cluster reshard`` takes first from that master, and takes first
     again from the master it gave them to (whose own slots are all higher)."""
     name = next(
-        f"reshard-{i}"
+        f"{prefix}-{i}"
         for i in range(100_000)
-        if key_slot(Keys(f"reshard-{i}").tasks.encode()) < CLI_SLOTS // 2
+        if key_slot(Keys(f"{prefix}-{i}").tasks.encode()) < CLI_SLOTS // 2
     )
     assert lowest_slot(owner(cluster, key_slot(Keys(name).tasks.encode()))) == 0
     return name
@@ -146,9 +147,12 @@ def _report(tally: Tally, moves: list[Move], windows: list[Window], redirects: C
     return len(during)
 
 
-def test_a_swarm_keeps_working_while_its_slots_move(cluster: LocalCluster) -> None:
-    swarm = _swarm_in_the_cli_range(cluster)
-    load = Load(f"{cluster.url}?retries={RETRIES}", swarm)
+@pytest.mark.parametrize("durability", ["normal", "strict"])
+def test_a_swarm_keeps_working_while_its_slots_move(cluster: LocalCluster, durability: str) -> None:
+    """With durability=strict every write also waits for its master's replica, on the
+    connection that carried it, across ASK and MOVED (see _strict_cluster)."""
+    swarm = _swarm_in_the_cli_range(cluster, f"reshard-{durability}")
+    load = Load(f"{cluster.url}?retries={RETRIES}&durability={durability}", swarm)
     try:
         load.wait_ready()
         time.sleep(0.5)  # the load is up: the shard published, tasks flow
@@ -163,6 +167,8 @@ def test_a_swarm_keeps_working_while_its_slots_move(cluster: LocalCluster) -> No
     assert not tally.errors, f"{len(tally.errors)} operations failed (printed above)"
     assert redirects["CROSSSLOT"] == 0
     assert redirects["ASK"] > 0 and redirects["MOVED"] > 0 and redirects["TRYAGAIN"] > 0
+    # strict writes waited for replicas; normal ones never do
+    assert (command_count(cluster, "wait") > 1000) == (durability == "strict")
     assert during > 1000 and tally.fetched > 20 and tally.published > 5
     # Nothing lost, nothing twice: each task claimed once, completed, with one current finding.
     admin = cluster.client()
@@ -177,5 +183,5 @@ def test_a_swarm_keeps_working_while_its_slots_move(cluster: LocalCluster) -> No
     assert Counter(f["task_id"] for f in findings if not f["superseded"]) == claimed
     # (the checker reads keys one at a time, which the cluster client routes, and SCANs, which
     # it runs on every master)
-    summary = check_swarm(cast(redis.Redis, admin), swarm)
+    summary = check_swarm(cast(redis.Redis, admin), swarm, foreign_ok=True)
     assert summary.tasks == Counter({"completed": len(tally.posted)})
