@@ -10,6 +10,7 @@ before anything is stored.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +18,12 @@ from typing import Any
 
 import pytest
 import redis
+from click.testing import CliRunner
 
 from redis_swarm import AsyncSwarm, ConfigError, Settings, Swarm
 from redis_swarm import _durability as durability
 from redis_swarm._keys import Keys
+from redis_swarm.cli import main
 
 from ._cluster import LocalCluster, start_cluster
 from ._invariants import check_swarm
@@ -173,3 +176,21 @@ def test_strict_on_a_cluster_without_replicas_is_refused_and_stores_nothing(
         bare.close()
         for node in bare.nodes:
             node.stop()
+
+
+def test_doctor_says_how_writes_are_made_durable(cluster_url: str) -> None:
+    normal = CliRunner().invoke(main, ["--url", cluster_url, "doctor", "--json"])
+    assert normal.exit_code == 0, normal.output
+    assert json.loads(normal.stdout)["durability"].startswith("normal:")
+    url = f"{cluster_url}?durability=strict"
+    strict = CliRunner().invoke(main, ["--url", url, "doctor", "--json"])
+    assert strict.exit_code == 0, strict.output
+    assert "each master wait for one of its replicas" in json.loads(strict.stdout)["durability"]
+
+
+def test_doctor_refuses_strict_where_it_cannot_be_honoured(servers: ServerFactory) -> None:
+    bare = servers.start()  # no AOF, no replica
+    result = CliRunner().invoke(main, ["--url", f"{bare.url}?durability=strict", "doctor"])
+    assert result.exit_code != 0
+    assert "durability='strict' cannot be honoured" in result.output
+    assert "durability='normal'" in result.output

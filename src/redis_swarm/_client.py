@@ -56,6 +56,11 @@ __all__ = ["AsyncSwarm", "Swarm"]
 
 T = TypeVar("T")
 
+NORMAL_DURABILITY = (
+    "normal: a write is acknowledged once Redis applied it (durability=strict waits for "
+    "the disk or a replica)"
+)
+
 
 def _ignore(error: Exception) -> None:
     """The failure callback of a shell-level retry: redis-py already dropped the connection."""
@@ -179,17 +184,28 @@ class Swarm(_Shell):
             script = self._scripts[name] = self._redis.register_script(script_source(name))
         return script
 
+    def _strict_plan(self) -> Plan:
+        """How strict writes are made durable here, probed at the first need."""
+        with self._plan_lock:
+            if self._plan is None:
+                self._plan = (
+                    self._run(server.durability_plan(self._ctx))
+                    if self._strict_cluster is None
+                    else self._strict_cluster.plan()
+                )
+            return self._plan
+
+    def durability(self) -> str:
+        """How this handle's writes are made durable, in words (``swarm doctor`` prints it);
+        under ``durability="strict"`` the server is probed now, and ConfigError says what
+        to change when it cannot honour strict."""
+        if not self._strict:
+            return NORMAL_DURABILITY
+        return f"strict: {self._strict_plan().how}"
+
     def _send(self, request: Request) -> Any:
         if self._strict and is_write(request):
-            if self._plan is None:
-                with self._plan_lock:
-                    if self._plan is None:
-                        self._plan = (
-                            self._run(server.durability_plan(self._ctx))
-                            if self._strict_cluster is None
-                            else self._strict_cluster.plan()
-                        )
-            plan = self._plan
+            plan = self._plan or self._strict_plan()
             if plan.command is not None:
                 try:
                     if self._strict_cluster is not None:
@@ -389,15 +405,25 @@ class AsyncSwarm(_Shell):
             script = self._scripts[name] = self._redis.register_script(script_source(name))
         return script
 
+    async def _strict_plan(self) -> Plan:
+        """The asyncio twin of ``Swarm._strict_plan``."""
+        if self._plan is None:
+            self._plan = (
+                await self._run(server.durability_plan(self._ctx))
+                if self._strict_cluster is None
+                else await self._strict_cluster.plan()
+            )
+        return self._plan
+
+    async def durability(self) -> str:
+        """The asyncio twin of ``Swarm.durability``."""
+        if not self._strict:
+            return NORMAL_DURABILITY
+        return f"strict: {(await self._strict_plan()).how}"
+
     async def _send(self, request: Request) -> Any:
         if self._strict and is_write(request):
-            if self._plan is None:
-                self._plan = (
-                    await self._run(server.durability_plan(self._ctx))
-                    if self._strict_cluster is None
-                    else await self._strict_cluster.plan()
-                )
-            plan = self._plan
+            plan = self._plan or await self._strict_plan()
             if plan.command is not None:
                 try:
                     if self._strict_cluster is not None:

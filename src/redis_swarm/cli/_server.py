@@ -78,6 +78,7 @@ def doctor(app: App) -> None:
         persistence=("aof " + (info.appendfsync or "?")) if info.aof_enabled else "none (no AOF)",
         used_memory_bytes=info.used_memory,
         maxmemory_bytes=info.maxmemory,
+        durability=swarm.durability(),
         ping_ms=round(latency, 3),
         server_time=iso(info.server_time_ms),
     )
