@@ -18,11 +18,15 @@ Anything else (TRYAGAIN, a dead node, CLUSTERDOWN) is raised to the shell, whose
 retry sends the request again after a pause; operations are idempotent, so items already
 applied and confirmed do no harm when they run again. A dead node also marks the topology
 stale, so the next attempt reads it again before routing.
+
+The routing is written once, as an I/O-free generator (``exchange``) that yields the steps
+(send a pipeline to a node, load a script there, re-read the topology) and receives their
+results, driven by a sync and an asyncio sender, as the operations are by the two shells.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +58,10 @@ class Target:
     host: str
     port: int
     asking: bool = False
+
+    @property
+    def address(self) -> Address:
+        return (self.host, self.port)
 
 
 @dataclass
@@ -155,6 +163,60 @@ def result(request: Request, replies: list[Any]) -> Any:
     return replies if isinstance(request, Batch) else replies[0]
 
 
+@dataclass(frozen=True)
+class SendTo:
+    """Send these commands down one connection to this node; the replies come back."""
+
+    target: Target
+    commands: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class LoadScript:
+    """Load this script on this node."""
+
+    address: Address
+    script: str
+
+
+@dataclass(frozen=True)
+class ReadTopology:
+    """Read the cluster's slot map again (a MOVED was seen)."""
+
+
+Step = SendTo | LoadScript | ReadTopology
+
+
+def exchange(
+    request: Request,
+    plan: Plan,
+    route: Callable[[Cmd | Call], Target],
+    script: Callable[[str], Script | AsyncScript],
+    where: str,
+) -> Generator[Step, Any, Any]:
+    """The steps of one strict request on a cluster; returns what a pipeline would (the
+    reply, or every reply of a Batch) or raises its first error."""
+    items = items_of(request)
+    replies: list[Any] = [None] * len(items)
+    pending: dict[int, Target | None] = dict.fromkeys(range(len(items)))
+    for _ in range(MAX_HOPS):
+        targets = {i: t if t is not None else route(items[i]) for i, t in pending.items()}
+        todo = Round()
+        for target, positions in group(targets).items():
+            batch = [items[i] for i in positions]
+            raw = yield SendTo(target, commands(batch, target, plan, script))
+            sort_replies(positions, items, raw, target, plan, where, replies, todo)
+        for address, names in todo.load.items():
+            for name in sorted(names):
+                yield LoadScript(address, name)
+        if todo.refresh:
+            yield ReadTopology()
+        if not todo.redo:
+            return result(request, replies)
+        pending = todo.redo
+    raise too_many_hops(where)
+
+
 class StrictClusterSender:
     """Sends a strict handle's writes on a cluster (see the module docstring)."""
 
@@ -188,32 +250,27 @@ class StrictClusterSender:
         if self._stale:
             self._cluster.nodes_manager.initialize()
             self._stale = False
-        items = items_of(request)
-        replies: list[Any] = [None] * len(items)
-        pending: dict[int, Target | None] = dict.fromkeys(range(len(items)))
-        for _ in range(MAX_HOPS):
-            targets = {i: t if t is not None else self._owner(items[i]) for i, t in pending.items()}
-            todo = Round()
-            for target, positions in group(targets).items():
-                batch = [items[i] for i in positions]
-                pipe = self._node((target.host, target.port)).pipeline(transaction=False)
-                for command in commands(batch, target, plan, self._script):
-                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-                try:
-                    raw = pipe.execute(raise_on_error=False)
-                except (redis.ConnectionError, redis.TimeoutError):
-                    self._stale = True  # a master died: route by a fresh topology next time
-                    raise
-                sort_replies(positions, items, raw, target, plan, self._settings.url, replies, todo)
-            for (host, port), names in todo.load.items():
-                for name in names:
-                    self._node((host, port)).script_load(script_source(name))
-            if todo.refresh:
-                self._cluster.nodes_manager.initialize()
-            if not todo.redo:
-                return result(request, replies)
-            pending = todo.redo
-        raise too_many_hops(self._settings.url)
+        steps = exchange(request, plan, self._owner, self._script, self._settings.url)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(self._do(step))
+        except StopIteration as stop:
+            return stop.value
+
+    def _do(self, step: Step) -> Any:
+        if isinstance(step, SendTo):
+            pipe = self._node(step.target.address).pipeline(transaction=False)
+            for command in step.commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            try:
+                return pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._stale = True  # a master died: route by a fresh topology next time
+                raise
+        if isinstance(step, LoadScript):
+            return self._node(step.address).script_load(script_source(step.script))
+        return self._cluster.nodes_manager.initialize()
 
     def close(self) -> None:
         for client in self._nodes.values():
@@ -258,32 +315,27 @@ class AsyncStrictClusterSender:
         if self._stale:
             await self._cluster.nodes_manager.initialize()
             self._stale = False
-        items = items_of(request)
-        replies: list[Any] = [None] * len(items)
-        pending: dict[int, Target | None] = dict.fromkeys(range(len(items)))
-        for _ in range(MAX_HOPS):
-            targets = {i: t if t is not None else self._owner(items[i]) for i, t in pending.items()}
-            todo = Round()
-            for target, positions in group(targets).items():
-                batch = [items[i] for i in positions]
-                pipe = self._node((target.host, target.port)).pipeline(transaction=False)
-                for command in commands(batch, target, plan, self._script):
-                    pipe.execute_command(*command)
-                try:
-                    raw = await pipe.execute(raise_on_error=False)
-                except (redis.ConnectionError, redis.TimeoutError):
-                    self._stale = True
-                    raise
-                sort_replies(positions, items, raw, target, plan, self._settings.url, replies, todo)
-            for (host, port), names in todo.load.items():
-                for name in names:
-                    await self._node((host, port)).script_load(script_source(name))
-            if todo.refresh:
-                await self._cluster.nodes_manager.initialize()
-            if not todo.redo:
-                return result(request, replies)
-            pending = todo.redo
-        raise too_many_hops(self._settings.url)
+        steps = exchange(request, plan, self._owner, self._script, self._settings.url)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(await self._do(step))
+        except StopIteration as stop:
+            return stop.value
+
+    async def _do(self, step: Step) -> Any:
+        if isinstance(step, SendTo):
+            pipe = self._node(step.target.address).pipeline(transaction=False)
+            for command in step.commands:
+                pipe.execute_command(*command)
+            try:
+                return await pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._stale = True
+                raise
+        if isinstance(step, LoadScript):
+            return await self._node(step.address).script_load(script_source(step.script))
+        return await self._cluster.nodes_manager.initialize()
 
     async def aclose(self) -> None:
         for client in self._nodes.values():
