@@ -70,6 +70,16 @@ async def _aignore(error: Exception) -> None:
     """The asyncio twin of ``_ignore``."""
 
 
+def _server_changed(exc: redis.ResponseError) -> bool:
+    """True when an error says the server is not the one the strict plan was probed on: it
+    is a replica now (READONLY), or it refuses the plan's own wait ("WAITAOF cannot be used
+    when ... appendonly is disabled"). Any other error reply (a script's, NOSCRIPT, a cluster
+    redirection) says nothing about the plan."""
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return True
+    return str(exc).startswith(("WAIT ", "WAITAOF "))
+
+
 def _noscript(items: tuple[Cmd | Call, ...], replies: list[Any]) -> list[int]:
     """Positions of script calls refused with NOSCRIPT (the node lacks the script)."""
     return [
@@ -211,10 +221,9 @@ class Swarm(_Shell):
                     if self._strict_cluster is not None:
                         return self._strict_cluster.send(request, plan)
                     replies = self._send_now(wrap(request, plan))
-                except redis.exceptions.NoScriptError:
-                    raise  # a restarted or promoted server: its scripts, not its setup
-                except redis.ResponseError:
-                    self._plan = None  # the server changed (failover?): probe it again
+                except redis.ResponseError as exc:
+                    if _server_changed(exc):
+                        self._plan = None  # the server changed (failover?): probe it again
                     raise
                 return confirm(request, replies, plan, self.settings.url)
         return self._send_now(request)
@@ -429,10 +438,9 @@ class AsyncSwarm(_Shell):
                     if self._strict_cluster is not None:
                         return await self._strict_cluster.send(request, plan)
                     replies = await self._send_now(wrap(request, plan))
-                except redis.exceptions.NoScriptError:
-                    raise  # a restarted or promoted server: its scripts, not its setup
-                except redis.ResponseError:
-                    self._plan = None  # the server changed (failover?): probe it again
+                except redis.ResponseError as exc:
+                    if _server_changed(exc):
+                        self._plan = None  # the server changed (failover?): probe it again
                     raise
                 return confirm(request, replies, plan, self.settings.url)
         return await self._send_now(request)

