@@ -144,14 +144,25 @@ def test_a_slot_being_migrated_is_followed_through_ask_and_moved(
             finish.join()
             assert _calls(dst, "asking") > asking_before
             assert _calls(dst, "wait") > waits_before
+            # the MOVED made the handle read the topology again: the next writes go straight
+            # to the new owner (no more MOVED from the old one, no more ASKING)
+            moved, asking = _moved(src), _calls(dst, "asking")
             swarm.post_task("q", "after the migration")
+            swarm.post_task("q", "and again")
+            assert (_moved(src), _calls(dst, "asking")) == (moved, asking)
             stats = swarm.queue_stats()["q"]
-            assert stats["pending"] == 3
+            assert stats["pending"] == 4
         finally:
             src.close()
             dst.close()
     with raw_client(cluster_url) as client:
         check_swarm(client, name, foreign_ok=True)
+
+
+def _moved(client: redis.Redis) -> int:
+    """MOVED replies this node has sent."""
+    stats = client.info("errorstats").get("errorstat_MOVED", {})
+    return int(stats.get("count", 0)) if isinstance(stats, dict) else 0
 
 
 def _calls(client: redis.Redis, command: str) -> int:

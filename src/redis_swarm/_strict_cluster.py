@@ -122,11 +122,11 @@ def sort_replies(
             assert isinstance(item, Call)
             todo.load.setdefault((target.host, target.port), set()).add(item.script)
             todo.redo[position] = target
-        elif isinstance(reply, redis.exceptions.AskError):
-            todo.redo[position] = Target(str(reply.host), int(reply.port), asking=True)
-        elif isinstance(reply, redis.exceptions.MovedError):
+        elif isinstance(reply, redis.exceptions.MovedError):  # (a subclass of AskError)
             todo.refresh = True
             todo.redo[position] = None
+        elif isinstance(reply, redis.exceptions.AskError):
+            todo.redo[position] = Target(str(reply.host), int(reply.port), asking=True)
         else:
             replies[position] = reply
             applied = applied or not isinstance(reply, Exception)
