@@ -182,3 +182,29 @@ def test_last_event_id_pins_now(swarm: Any) -> None:
     later = swarm.post_task("q.pin", "two")
     after = swarm.events(since=pinned)
     assert [e.fields["task"] for e in after] == [later.id]
+
+
+def test_follow_events_ends_at_its_timeout_however_quiet(server_url: str) -> None:
+    with Swarm(server_url, swarm="test") as s:
+        s.register("worker", name="before")
+        start = time.monotonic()
+        assert list(s.follow_events(block_s=5.0, timeout_s=0.3)) == []
+        assert 0.25 <= time.monotonic() - start < 2.0  # not the 5 s of one wait
+        # what came before the deadline is yielded, then it ends
+        first = s.events()[0]
+        replayed = list(s.follow_events(since=first.at, timeout_s=0.2))  # inclusive
+        assert [e.fields["agent"] for e in replayed] == ["before"]
+
+    async def main() -> list[Event]:
+        async with AsyncSwarm(server_url, swarm="test") as a:
+            return [event async for event in a.follow_events(timeout_s=0.2)]
+
+    start = time.monotonic()
+    assert asyncio.run(main()) == []
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.parametrize(("block_s", "timeout_s"), [(0, None), (-1, None), (1.0, -1.0)])
+def test_follow_events_refuses_bad_waits(server_url: str, block_s: float, timeout_s: Any) -> None:
+    with Swarm(server_url, swarm="test") as s, pytest.raises(ValidationError):
+        next(s.follow_events(block_s=block_s, timeout_s=timeout_s))

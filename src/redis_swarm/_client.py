@@ -347,14 +347,16 @@ class Swarm(_Shell):
         since: str | int | None = None,
         types: Iterable[EventType | str] | EventType | str | None = None,
         block_s: float = 5.0,
+        timeout_s: float | None = None,
     ) -> Iterator[Event]:
-        """Yield events as they are appended (after ``since``; by default only new ones),
-        forever: each wait blocks the server-side read for up to ``block_s``. Break out of
-        the loop to stop."""
+        """Yield events as they are appended (after ``since``; by default only new ones):
+        each wait blocks the server-side read for up to ``block_s``. It goes on forever, or
+        until ``timeout_s`` has passed, however quiet the stream; break out to stop sooner."""
         flt = event_ops.type_filter(types)
+        deadline = event_ops.follow_deadline(timeout_s)
         cursor = self._run(event_ops.follow_start(self._ctx, since))
-        while True:
-            batch, cursor = self._run(event_ops.follow_step(self._ctx, cursor, flt, block_s))
+        while (block := event_ops.next_block(block_s, deadline)) is not None:
+            batch, cursor = self._run(event_ops.follow_step(self._ctx, cursor, flt, block))
             yield from batch
 
 
@@ -557,11 +559,13 @@ class AsyncSwarm(_Shell):
         since: str | int | None = None,
         types: Iterable[EventType | str] | EventType | str | None = None,
         block_s: float = 5.0,
+        timeout_s: float | None = None,
     ) -> AsyncIterator[Event]:
         """The async twin of ``Swarm.follow_events``: ``async for event in ...``."""
         flt = event_ops.type_filter(types)
+        deadline = event_ops.follow_deadline(timeout_s)
         cursor = await self._run(event_ops.follow_start(self._ctx, since))
-        while True:
-            batch, cursor = await self._run(event_ops.follow_step(self._ctx, cursor, flt, block_s))
+        while (block := event_ops.next_block(block_s, deadline)) is not None:
+            batch, cursor = await self._run(event_ops.follow_step(self._ctx, cursor, flt, block))
             for event in batch:
                 yield event

@@ -9,6 +9,7 @@ event's id is its stream id (``<ms>-<seq>``): pass the last one back as ``since`
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from .._errors import ValidationError
 from .._models import Event, EventType
 from .._protocol import Cmd, OpContext, Operation
 from ._bus import decode_fields, text
+from ._work import check_number
 
 __all__ = ["TypeFilter", "events", "follow_start", "follow_step", "type_filter"]
 
@@ -137,6 +139,23 @@ def last_event_id(ctx: OpContext) -> Operation[str]:
     """The id of the newest event ("0-0" when there is none): following from it yields only
     what happens next, with nothing missed in between."""
     return (yield from follow_start(ctx, None))
+
+
+def follow_deadline(timeout_s: float | None) -> float | None:
+    """The monotonic time a follow with ``timeout_s`` ends at (None: never)."""
+    if timeout_s is None:
+        return None
+    return time.monotonic() + check_number("timeout_s", timeout_s, 0, 10 * 365 * 86_400)
+
+
+def next_block(block_s: float, deadline: float | None) -> float | None:
+    """How long the next wait of a follow may block: ``block_s``, cut to what is left before
+    the deadline; None once it has passed (the follow ends)."""
+    check_number("block_s", block_s, 0.001, 86_400)
+    if deadline is None:
+        return block_s
+    left = deadline - time.monotonic()
+    return None if left <= 0 else min(block_s, max(left, 0.001))
 
 
 def follow_step(

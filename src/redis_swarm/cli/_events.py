@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import click
 
 from .._models import EventType, dumps, iso, now_ms
-from .._ops import events as event_ops
 from ._app import App, json_option, main, pass_app
 
 TYPES = [t.value for t in EventType]
@@ -99,30 +97,14 @@ def _follow(
     timeout_s: float | None,
     count: int | None,
 ) -> None:
-    """Print events as they come until --timeout, --count or Ctrl-C.
-
-    It drives the core's follow steps itself (what ``Swarm.follow_events`` loops over), so
-    that a quiet stream still ends at the deadline.
-    """
-    swarm = app.swarm
-    flt = event_ops.type_filter(types)
-    cursor = swarm._run(event_ops.follow_start(swarm._ctx, since))
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    """Print events as they come until --timeout (however quiet the stream), --count or
+    Ctrl-C."""
     seen = 0
     try:
-        while count is None or seen < count:
-            block = 5.0
-            if deadline is not None:
-                block = min(block, deadline - time.monotonic())
-                if block <= 0:
-                    return
-            batch, cursor = swarm._run(
-                event_ops.follow_step(swarm._ctx, cursor, flt, max(block, 0.001))
-            )
-            for event in batch:
-                click.echo(dumps(event) if app.json else _line(event))
-                seen += 1
-                if count is not None and seen >= count:
-                    return
+        for event in app.swarm.follow_events(since, types, timeout_s=timeout_s):
+            click.echo(dumps(event) if app.json else _line(event))
+            seen += 1
+            if count is not None and seen >= count:
+                return
     except KeyboardInterrupt:
         return
