@@ -45,6 +45,7 @@ from ._protocol import (
     Operation,
     Request,
     async_op,
+    raise_first,
     sync_op,
     wire,
 )
@@ -87,14 +88,6 @@ def _noscript(items: tuple[Cmd | Call, ...], replies: list[Any]) -> list[int]:
         for i, (item, reply) in enumerate(zip(items, replies, strict=True))
         if isinstance(item, Call) and isinstance(reply, redis.exceptions.NoScriptError)
     ]
-
-
-def _raise_first(replies: list[Any]) -> list[Any]:
-    """Like a pipeline's execute(): raise the first error reply, else return them all."""
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
 
 
 def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
@@ -256,7 +249,7 @@ class Swarm(_Shell):
             for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
                 self._redis.script_load(script_source(name))
             replies = self._pipelined(items)
-        return _raise_first(replies)
+        return raise_first(replies)
 
     def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
         """A batch on a Redis Cluster: redis-py refuses scripts in cluster pipelines, so they
@@ -270,7 +263,7 @@ class Swarm(_Shell):
             again = self._pipelined([items[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
-        return _raise_first(replies)
+        return raise_first(replies)
 
     def _run(self, op: Operation[T]) -> T:
         """Drive an operation: send each request, feed back the reply or the error."""
@@ -353,7 +346,7 @@ class Swarm(_Shell):
         each wait blocks the server-side read for up to ``block_s``. It goes on forever, or
         until ``timeout_s`` has passed, however quiet the stream; break out to stop sooner."""
         flt = event_ops.type_filter(types)
-        deadline = event_ops.follow_deadline(timeout_s)
+        deadline = event_ops.follow_deadline(block_s, timeout_s)
         cursor = self._run(event_ops.follow_start(self._ctx, since))
         while (block := event_ops.next_block(block_s, deadline)) is not None:
             batch, cursor = self._run(event_ops.follow_step(self._ctx, cursor, flt, block))
@@ -471,7 +464,7 @@ class AsyncSwarm(_Shell):
             for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
                 await self._redis.script_load(script_source(name))
             replies = await self._pipelined(items)
-        return _raise_first(replies)
+        return raise_first(replies)
 
     async def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
         """The asyncio twin of ``Swarm._cluster_batch``."""
@@ -483,7 +476,7 @@ class AsyncSwarm(_Shell):
             again = await self._pipelined([items[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
-        return _raise_first(replies)
+        return raise_first(replies)
 
     async def _run(self, op: Operation[T]) -> T:
         try:
@@ -563,7 +556,7 @@ class AsyncSwarm(_Shell):
     ) -> AsyncIterator[Event]:
         """The async twin of ``Swarm.follow_events``: ``async for event in ...``."""
         flt = event_ops.type_filter(types)
-        deadline = event_ops.follow_deadline(timeout_s)
+        deadline = event_ops.follow_deadline(block_s, timeout_s)
         cursor = await self._run(event_ops.follow_start(self._ctx, since))
         while (block := event_ops.next_block(block_s, deadline)) is not None:
             batch, cursor = await self._run(event_ops.follow_step(self._ctx, cursor, flt, block))

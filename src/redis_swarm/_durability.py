@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigError, ConnectionFailed
-from ._protocol import Batch, Call, Cmd, Request
+from ._protocol import Batch, Call, Cmd, Request, items_of
 
 __all__ = [
     "WAIT_MS",
@@ -68,9 +68,7 @@ def _writes(item: Cmd | Call) -> bool:
 
 def is_write(request: Request) -> bool:
     """True when the request may change data (unknown commands count as writes)."""
-    if isinstance(request, Batch):
-        return any(_writes(item) for item in request.items)
-    return _writes(request)
+    return any(_writes(item) for item in items_of(request))
 
 
 @dataclass(frozen=True)
@@ -153,8 +151,7 @@ def wrap(request: Request, plan: Plan) -> Batch:
     """The request followed by the plan's wait command, in one round trip on one
     connection (WAIT and WAITAOF wait for the writes of their own connection)."""
     assert plan.command is not None
-    items = request.items if isinstance(request, Batch) else (request,)
-    return Batch((*items, Cmd(*plan.command)))
+    return Batch((*items_of(request), Cmd(*plan.command)))
 
 
 def confirm(request: Request, replies: list[Any], plan: Plan, where: str) -> Any:

@@ -28,6 +28,8 @@ __all__ = [
     "Operation",
     "Request",
     "async_op",
+    "items_of",
+    "raise_first",
     "sync_op",
     "wire",
 ]
@@ -76,6 +78,21 @@ class Batch:
 
 
 Request = Cmd | Call | Batch
+
+
+def items_of(request: Request) -> tuple[Cmd | Call, ...]:
+    """The commands and script calls of a request (a single one, or a batch's)."""
+    return request.items if isinstance(request, Batch) else (request,)
+
+
+def raise_first(replies: list[Any]) -> list[Any]:
+    """Like a pipeline's execute(): raise the first error reply, else return them all."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
 Operation = Generator[Request, Any, T]
 
 

@@ -39,7 +39,7 @@ from redis.commands.core import AsyncScript, Script
 from ._config import Settings
 from ._connect import async_node_client, node_client
 from ._durability import Plan, cluster_plan, not_durable, waited_ok
-from ._protocol import Batch, Call, Cmd, Request, wire
+from ._protocol import Batch, Call, Cmd, Request, items_of, raise_first, wire
 from ._scripts import script_source
 
 __all__ = ["AsyncStrictClusterSender", "StrictClusterSender"]
@@ -71,10 +71,6 @@ class Round:
     redo: dict[int, Target | None] = field(default_factory=dict)  # None: its slot's owner
     load: dict[Address, set[str]] = field(default_factory=dict)  # scripts to load, per node
     refresh: bool = False  # a MOVED was seen: read the topology again
-
-
-def items_of(request: Request) -> tuple[Cmd | Call, ...]:
-    return request.items if isinstance(request, Batch) else (request,)
 
 
 def key_of(item: Cmd | Call) -> Any:
@@ -120,7 +116,7 @@ def sort_replies(
         if isinstance(reply, redis.exceptions.NoScriptError):
             item = items[position]
             assert isinstance(item, Call)
-            todo.load.setdefault((target.host, target.port), set()).add(item.script)
+            todo.load.setdefault(target.address, set()).add(item.script)
             todo.redo[position] = target
         elif isinstance(reply, redis.exceptions.MovedError):  # (a subclass of AskError)
             todo.refresh = True
@@ -153,14 +149,6 @@ def too_many_hops(where: str) -> redis.exceptions.TryAgainError:
         f"the slots of this request kept moving at {where} ({MAX_HOPS} redirections): "
         "it is sent again after a pause"
     )
-
-
-def result(request: Request, replies: list[Any]) -> Any:
-    """Like a pipeline's execute(): raise the first error reply, else the reply (or all)."""
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies if isinstance(request, Batch) else replies[0]
 
 
 @dataclass(frozen=True)
@@ -212,7 +200,8 @@ def exchange(
         if todo.refresh:
             yield ReadTopology()
         if not todo.redo:
-            return result(request, replies)
+            raise_first(replies)
+            return replies if isinstance(request, Batch) else replies[0]
         pending = todo.redo
     raise too_many_hops(where)
 

@@ -141,8 +141,10 @@ def last_event_id(ctx: OpContext) -> Operation[str]:
     return (yield from follow_start(ctx, None))
 
 
-def follow_deadline(timeout_s: float | None) -> float | None:
-    """The monotonic time a follow with ``timeout_s`` ends at (None: never)."""
+def follow_deadline(block_s: float, timeout_s: float | None) -> float | None:
+    """The monotonic time a follow with ``timeout_s`` ends at (None: never), once its waits
+    are checked."""
+    check_number("block_s", block_s, 0.001, 86_400)
     if timeout_s is None:
         return None
     return time.monotonic() + check_number("timeout_s", timeout_s, 0, 10 * 365 * 86_400)
@@ -151,7 +153,6 @@ def follow_deadline(timeout_s: float | None) -> float | None:
 def next_block(block_s: float, deadline: float | None) -> float | None:
     """How long the next wait of a follow may block: ``block_s``, cut to what is left before
     the deadline; None once it has passed (the follow ends)."""
-    check_number("block_s", block_s, 0.001, 86_400)
     if deadline is None:
         return block_s
     left = deadline - time.monotonic()
