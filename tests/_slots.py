@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -150,11 +151,22 @@ def redirect_counts(cluster: LocalCluster) -> Counter[str]:
     return out
 
 
+def calls(client: Any, command: str) -> int:
+    """How many times one node ran ``command`` (INFO commandstats; since its last reset)."""
+    stats = client.info("commandstats").get(f"cmdstat_{command}")
+    return int(stats["calls"]) if isinstance(stats, dict) else 0
+
+
+def errors_sent(client: Any, error: str) -> int:
+    """How many ``error`` replies (MOVED, ASK...) one node sent (INFO errorstats)."""
+    stats = client.info("errorstats").get(f"errorstat_{error}")
+    return int(stats["count"]) if isinstance(stats, dict) else 0
+
+
 def command_count(cluster: LocalCluster, command: str) -> int:
     """How many times ``command`` ran since ``reset_error_stats``, summed over every node."""
     total = 0
     for port in cluster.ports:
         with _direct(port) as client:
-            stats = client.info("commandstats").get(f"cmdstat_{command}")
-        total += int(stats["calls"]) if isinstance(stats, dict) else 0
+            total += calls(client, command)
     return total

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from click.testing import CliRunner
 
 from redis_swarm import AsyncSwarm, ConfigError, Settings, Swarm
@@ -29,6 +28,7 @@ from ._cluster import LocalCluster, start_cluster
 from ._invariants import check_swarm
 from ._raw import raw_client
 from ._servers import ServerFactory
+from ._slots import calls, errors_sent
 from .conftest import AsyncAsSync
 
 
@@ -63,13 +63,12 @@ def strict(request: pytest.FixtureRequest, cluster_url: str) -> Iterator[Any]:
     handle.close()
 
 
-def wait_calls(cluster: LocalCluster) -> dict[int, int]:
+def waitcalls(cluster: LocalCluster) -> dict[int, int]:
     """WAIT commands each master has run so far."""
     out: dict[int, int] = {}
     for port in cluster.masters():
         with cluster.node(port).client() as client:
-            stats = client.info("commandstats").get("cmdstat_wait", {})
-            out[port] = int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+            out[port] = calls(client, "wait")
     return out
 
 
@@ -79,9 +78,9 @@ def test_strict_writes_wait_on_every_master_they_touch(
     admin = redis_cluster.client()
     home = admin.get_node_from_key(Keys(strict.name).counts).port  # type: ignore[no-untyped-call]
     strict.post_task("q", "warm-up")  # a node's first script call also loads it (2 waits)
-    before = wait_calls(redis_cluster)
+    before = waitcalls(redis_cluster)
     task = strict.post_task("q", "a task")
-    after_post = wait_calls(redis_cluster)
+    after_post = waitcalls(redis_cluster)
     assert after_post[home] == before[home] + 1
     assert sum(after_post.values()) == sum(before.values()) + 1
 
@@ -91,7 +90,7 @@ def test_strict_writes_wait_on_every_master_they_touch(
     text = "".join(f"line {i}: {'x' * 60}\n" for i in range(60_000))
     info = strict.publish_context("shard", text, source="test")
     assert strict.get_context("shard") == text
-    after = wait_calls(redis_cluster)
+    after = waitcalls(redis_cluster)
     touched = [port for port in after if after[port] > after_post[port]]
     assert len(touched) >= 2, f"the chunks of {info.chunks} chunks landed on one master"
     assert strict.get_task(claimed.id).status.value == "completed"
@@ -126,8 +125,8 @@ def test_a_slot_being_migrated_is_followed_through_ask_and_moved(
             src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
             keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
             src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
-            asking_before = _calls(dst, "asking")
-            waits_before = _calls(dst, "wait")
+            asking_before = calls(dst, "asking")
+            waits_before = calls(dst, "wait")
 
             def hand_over() -> None:
                 time.sleep(0.5)
@@ -142,14 +141,14 @@ def test_a_slot_being_migrated_is_followed_through_ask_and_moved(
             # after which MOVED sends it to the new owner, where it waits for its replica.
             swarm.post_task("q", "during the migration")
             finish.join()
-            assert _calls(dst, "asking") > asking_before
-            assert _calls(dst, "wait") > waits_before
+            assert calls(dst, "asking") > asking_before
+            assert calls(dst, "wait") > waits_before
             # the MOVED made the handle read the topology again: the next writes go straight
             # to the new owner (no more MOVED from the old one, no more ASKING)
-            moved, asking = _moved(src), _calls(dst, "asking")
+            moved, asking = errors_sent(src, "MOVED"), calls(dst, "asking")
             swarm.post_task("q", "after the migration")
             swarm.post_task("q", "and again")
-            assert (_moved(src), _calls(dst, "asking")) == (moved, asking)
+            assert (errors_sent(src, "MOVED"), calls(dst, "asking")) == (moved, asking)
             stats = swarm.queue_stats()["q"]
             assert stats["pending"] == 4
         finally:
@@ -157,17 +156,6 @@ def test_a_slot_being_migrated_is_followed_through_ask_and_moved(
             dst.close()
     with raw_client(cluster_url) as client:
         check_swarm(client, name, foreign_ok=True)
-
-
-def _moved(client: redis.Redis) -> int:
-    """MOVED replies this node has sent."""
-    stats = client.info("errorstats").get("errorstat_MOVED", {})
-    return int(stats.get("count", 0)) if isinstance(stats, dict) else 0
-
-
-def _calls(client: redis.Redis, command: str) -> int:
-    stats = client.info("commandstats").get(f"cmdstat_{command}", {})
-    return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
 
 
 def test_strict_on_a_cluster_without_replicas_is_refused_and_stores_nothing(

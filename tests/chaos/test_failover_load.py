@@ -31,7 +31,7 @@ from .._invariants import check_swarm, event_entries
 from .._raw import raw_client
 from .._sentinel import LocalSentinel, start_sentinel
 from .._servers import RedisServer, ServerFactory
-from .test_server_faults import QUEUE, Log, _settled, start_workers
+from .test_server_faults import QUEUE, Log, start_workers, stop_workers, wait_settled
 
 TASKS = 300
 ACKS_BEFORE_KILL = 80
@@ -107,14 +107,9 @@ def run_through_failover(
         kill()
         recover()
         recovered_at = time.monotonic()
-        with Swarm(settings) as swarm:
-            while not _settled(swarm.queue_stats()):
-                assert time.monotonic() < deadline, f"not settled: {swarm.queue_stats()}"
-                time.sleep(0.05)
+        wait_settled(settings, deadline, log)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        stop_workers(threads, stop)
     stuck = [thread for thread in threads if thread.is_alive()]
     assert not stuck, f"a worker is stuck:\n{stacks(stuck)}"
 

@@ -151,6 +151,20 @@ def start_workers(settings: Settings, log: Log, stop: threading.Event) -> list[t
     return threads
 
 
+def wait_settled(settings: Settings, deadline: float, log: Log) -> None:
+    """Until the queue has nothing pending, delayed or claimed (or the deadline fails)."""
+    with Swarm(settings) as swarm:
+        while not _settled(swarm.queue_stats()):
+            assert time.monotonic() < deadline, f"not settled: {swarm.queue_stats()} {log}"
+            time.sleep(0.05)
+
+
+def stop_workers(threads: list[threading.Thread], stop: threading.Event) -> None:
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+
+
 CASES = {
     # name: (appendfsync, durability, binary, tasks, acks before the kill)
     "everysec": ("everysec", "normal", None, 600, 150),
@@ -185,14 +199,9 @@ def test_kill_9_mid_run_workers_reconnect_and_no_acknowledged_finding_is_lost(
         server.kill()  # SIGKILL: no shutdown, no final fsync
         server.restart()  # same port, same data directory: the AOF is loaded
         ready_at = time.monotonic()
-        with Swarm(settings) as swarm:
-            while not _settled(swarm.queue_stats()):
-                assert time.monotonic() < deadline, f"not settled: {swarm.queue_stats()} {log}"
-                time.sleep(0.05)
+        wait_settled(settings, deadline, log)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        stop_workers(threads, stop)
 
     client = server.client()
     stored = {fid.decode() for fid in client.hkeys(KEYS.findings)}  # type: ignore[union-attr]
