@@ -1,0 +1,78 @@
+"""The plumbing every tool group shares: sessions, core calls off the event loop, results
+within the budget, cursors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult
+
+from ..._client import Swarm
+from ..._errors import SwarmError
+from ..._models import dumps
+from .._budget import Budget, Spill, decode_cursor, encode_cursor
+from .._render import blocks, tool_error
+from .._session import AgentSession, SessionRegistry
+
+__all__ = ["MAX_CLAIM_WAIT_S", "MAX_PASS_WAIT_S", "ToolsBase"]
+
+T = TypeVar("T")
+
+# Bounds on what one call may ask for: waits stay under the tool timeouts of agent clients.
+MAX_CLAIM_WAIT_S = 60.0
+MAX_PASS_WAIT_S = 300.0
+
+
+class ToolsBase:
+    """What every tool group shares: the server's Swarm, sessions, budget and spill pages."""
+
+    def __init__(self, swarm: Swarm, sessions: SessionRegistry, budget: Budget) -> None:
+        self.swarm = swarm
+        self.sessions = sessions
+        self.budget = budget
+        self.spill = Spill()
+
+    # --- plumbing
+
+    async def _session(self, ctx: Context) -> AgentSession:
+        try:
+            return await self.sessions.for_request(ctx.request_context)
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+
+    async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await self.sessions.call(fn, *args, **kwargs)
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+
+    def _result(self, payload: dict[str, Any], text: str | None = None) -> CallToolResult:
+        """One JSON block (and the text, verbatim); split into pages if over the budget."""
+        head = dumps(payload)
+        if self.budget.fits(head, text or ""):
+            return blocks(head) if text is None else blocks(head, text)
+        document = json.dumps(payload, indent=1, ensure_ascii=False)
+        if text is not None:
+            document += "\n" + text
+        page, header = self.spill.paginate(document, self.budget)
+        return blocks(dumps(header), page)
+
+    @staticmethod
+    def _token(session: AgentSession, task_id: str, given: int | None) -> int:
+        try:
+            return session.token(task_id, given)
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+
+    @staticmethod
+    def _context_cursor(owner: str, version: str, offset: int) -> str:
+        return encode_cursor("context", {"o": owner, "v": version, "c": offset})
+
+    def _decode(self, kind: str, cursor: str) -> dict[str, Any]:
+        try:
+            return decode_cursor(kind, cursor)
+        except SwarmError as exc:
+            raise tool_error(exc) from exc

@@ -1,0 +1,269 @@
+"""The context tools: read a shared context by pages, lines or search; publish one (shards)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult
+from pydantic import Field
+
+from ..._models import dumps
+from ..._ops._textview import MAX_AROUND, MAX_HITS
+from ..._validate import check_name
+from .._budget import clip, encode_cursor
+from .._render import cursor_offset, plain, render_hit
+from ._base import ToolsBase
+
+__all__ = ["ContextTools"]
+
+_NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
+
+
+class ContextTools(ToolsBase):
+    """Reading (every role) and publishing (shards) contexts."""
+
+    async def get_context(
+        self,
+        ctx: Context,
+        owner: Annotated[
+            str | None,
+            Field(description="Whose context; default: your task's shard, else your own."),
+        ] = None,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor of the previous page; omit for page 1.")
+        ] = None,
+        version: Annotated[
+            str | None, Field(description="A past version (default: current).")
+        ] = None,
+    ) -> CallToolResult:
+        """Read a shared context page by page, in order (each page fits one tool result).
+        A context can be far larger than your window: prefer search_context and
+        read_context_lines for the parts you need; page through it only to read it all."""
+        session = await self._session(ctx)
+        offset = 0
+        if cursor:
+            state = self._decode("context", cursor)
+            owner, version, at = state.get("o"), state.get("v"), state.get("c")
+            if not (isinstance(owner, str) and isinstance(version, str) and isinstance(at, int)):
+                raise ToolError("the context cursor is damaged: omit it to start at page 1")
+            offset = at
+        owner = session.context_owner(owner)
+        size = self.budget.body_chars
+        part = await self._run(
+            self.swarm.read_context,
+            owner,
+            offset=offset,
+            length=size,
+            max_bytes=size,
+            version=version,
+        )
+        session.read_versions[owner] = part.version
+        page, consumed = part.text, part.length
+        at_end = part.offset + part.length >= part.size_bytes
+        newline = -1 if at_end else page.rfind("\n", len(page) // 2)
+        if newline >= 0:  # end the page on a whole line
+            page = page[: newline + 1]
+            consumed = len(page.encode())
+        last_line = part.start_line + page.count("\n") - (1 if page.endswith("\n") else 0)
+        header: dict[str, Any] = {
+            "owner": owner,
+            "version": part.version,
+            "lines": [part.start_line, max(part.start_line, last_line)],
+            "total_lines": part.total_lines,
+            "bytes": [part.offset, part.offset + consumed],
+            "total_bytes": part.size_bytes,
+        }
+        if at_end and newline < 0:
+            header["next"] = "this is the last page"
+        else:
+            next_cursor = self._context_cursor(owner, part.version, part.offset + consumed)
+            left = -(-(part.size_bytes - part.offset - consumed) // size)
+            header["next_cursor"] = next_cursor
+            header["next"] = (
+                f"about {left} more page(s): call get_context(cursor={dumps(next_cursor)})"
+            )
+        return self._result(header, page)
+
+    async def read_context_lines(
+        self,
+        start: Annotated[int, Field(ge=1, description="First line, 1-based.")],
+        ctx: Context,
+        end: Annotated[
+            int | None, Field(ge=1, description="Last line, inclusive; default: as many as fit.")
+        ] = None,
+        owner: Annotated[
+            str | None,
+            Field(description="Whose context; default: your task's shard, else your own."),
+        ] = None,
+        version: Annotated[
+            str | None, Field(description="A past version (default: current).")
+        ] = None,
+    ) -> CallToolResult:
+        """Read lines start..end of a shared context (e.g. around a search_context hit, or
+        the range your task names). Returns as many lines as fit one result and says where
+        to continue."""
+        session = await self._session(ctx)
+        owner = session.context_owner(owner)
+        if end is not None and end < start:
+            raise ToolError(f"end ({end}) is before start ({start}): pass start <= end")
+        part = await self._run(
+            self.swarm.read_context,
+            owner,
+            lines=(start, end if end is not None else _NO_END),
+            max_bytes=self.budget.body_chars,
+            version=version,
+        )
+        session.read_versions[owner] = part.version
+        header: dict[str, Any] = {
+            "owner": owner,
+            "version": part.version,
+            "lines": [part.start_line, part.end_line],
+            "total_lines": part.total_lines,
+        }
+        wanted = min(end or part.total_lines, part.total_lines)
+        if part.end_line == start and part.truncated and not part.text.endswith("\n"):
+            # One line longer than a whole result: its rest is on the next get_context page.
+            rest = self._context_cursor(owner, part.version, part.offset + part.length)
+            header["next"] = (
+                f"line {start} is longer than one result: read on with "
+                f"get_context(cursor={dumps(rest)}), or from line {start + 1} with "
+                f"read_context_lines(owner={dumps(owner)}, start={start + 1})"
+            )
+        elif part.end_line < wanted:
+            more = f", end={end}" if end is not None else ""
+            header["next"] = (
+                f"lines {part.end_line + 1}..{wanted} did not fit: call read_context_lines("
+                f"owner={dumps(owner)}, start={part.end_line + 1}{more})"
+            )
+        elif part.end_line >= part.total_lines:
+            header["next"] = "this is the end of the context"
+        return self._result(header, part.text)
+
+    async def search_context(
+        self,
+        pattern: Annotated[str, Field(description="Text to find (or a regex with regex=true).")],
+        ctx: Context,
+        owner: Annotated[
+            str | None,
+            Field(description="Whose context; default: your task's shard, else your own."),
+        ] = None,
+        regex: Annotated[bool, Field(description="Treat pattern as a Python regex.")] = False,
+        around: Annotated[
+            int, Field(ge=0, le=MAX_AROUND, description="Lines shown around each hit.")
+        ] = 2,
+        max_hits: Annotated[int, Field(ge=1, le=200, description="Hits per page.")] = 30,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor of the previous page of hits.")
+        ] = None,
+        version: Annotated[
+            str | None, Field(description="A past version (default: current).")
+        ] = None,
+    ) -> CallToolResult:
+        """Find lines of a shared context (grep-like, with line numbers and lines around
+        each hit). The cheap way to work from a context larger than your window: search,
+        then read_context_lines around the hits you need."""
+        session = await self._session(ctx)
+        skip = 0
+        if cursor:
+            state = self._decode("search", cursor)
+            skip = cursor_offset(state, "s")
+            owner, version = state.get("o", owner), state.get("v", version)
+            pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
+        owner = session.context_owner(owner)
+        if skip >= MAX_HITS:
+            raise ToolError(f"only the first {MAX_HITS} hits can be listed: narrow the pattern")
+        if version is None:
+            info = await self._run(self.swarm.context_info, owner)
+            version = info.version
+        hits = await self._run(
+            self.swarm.search_context,
+            owner,
+            pattern,
+            regex=regex,
+            max_hits=min(skip + max_hits + 1, MAX_HITS),
+            around=around,
+            version=version,
+        )
+        session.read_versions[owner] = version
+        blocks: list[str] = []
+        used = 0
+        for hit in hits[skip : skip + max_hits]:
+            block = clip(render_hit(hit), self.budget.body_chars, "narrow `around`")
+            if blocks and used + len(block) + 3 > self.budget.body_chars:
+                break
+            blocks.append(block)
+            used += len(block) + 3
+        end = skip + len(blocks)
+        header: dict[str, Any] = {
+            "owner": owner,
+            "version": version,
+            "pattern": pattern,
+            "hits": [skip + 1, end] if blocks else [],
+        }
+        if len(hits) > end:
+            next_cursor = encode_cursor(
+                "search", {"o": owner, "v": version, "p": pattern, "r": regex, "s": end}
+            )
+            header["next_cursor"] = next_cursor
+            header["next"] = (
+                f"more hits: call search_context(pattern={dumps(pattern)}, "
+                f"cursor={dumps(next_cursor)}), or narrow the pattern"
+            )
+        elif end == MAX_HITS:
+            header["next"] = f"only the first {MAX_HITS} hits can be listed: narrow the pattern"
+        elif not blocks:
+            header["next"] = "no match: try another pattern, or regex=true"
+        return self._result(header, "\n--\n".join(blocks))
+
+    async def publish_context(
+        self,
+        ctx: Context,
+        text: Annotated[str | None, Field(description="The context itself.")] = None,
+        path: Annotated[
+            str | None, Field(description="Or a file to publish (on this MCP server's machine).")
+        ] = None,
+        owner: Annotated[
+            str | None, Field(description="Whose context it is; default: your agent id.")
+        ] = None,
+        source: Annotated[str | None, Field(description="Where it comes from (a label).")] = None,
+        media_type: Annotated[str, Field(description="Its media type.")] = "text/markdown",
+    ) -> CallToolResult:
+        """Shard, step 1: publish the context your workers will read (give text, or a path
+        to a file: the better way for big contexts). Publishing again makes a new version;
+        readers see the old or the new one, never a mix. Step 2: post_task / post_tasks."""
+        session = await self._session(ctx)
+        if (text is None) == (path is None):
+            raise ToolError("pass exactly one of text or path (a file on this server's machine)")
+        content: str | os.PathLike[str]
+        if path is not None:
+            file = Path(path).expanduser()
+            if not file.is_file():
+                raise ToolError(
+                    f"no file at {file} (relative paths start at {Path.cwd()}): "
+                    "pass an absolute path, or the text itself"
+                )
+            content = file
+        else:
+            assert text is not None
+            content = text
+        owner = check_name("context owner", owner) if owner else session.agent_id
+        info = await self._run(
+            self.swarm.publish_context,
+            owner,
+            content,
+            source=source or (str(path) if path else f"mcp:{session.agent_id}"),
+            media_type=media_type,
+        )
+        payload = plain(info)
+        if owner == session.agent_id:
+            payload["next"] = (
+                "post the tasks that read it with post_task or post_tasks: they name you as "
+                "their parent, so their workers find this context"
+            )
+        else:
+            payload["next"] = f"post tasks that tell their workers to read owner={dumps(owner)}"
+        return self._result(payload)

@@ -1,0 +1,101 @@
+"""The tools of every role: the swarm at a glance, messages, and the pages of long results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult
+from pydantic import Field
+
+from ..._errors import SwarmError
+from ..._models import dumps
+from .._render import blocks, plain, tool_error
+from ._base import ToolsBase
+
+__all__ = ["EveryoneTools"]
+
+
+class EveryoneTools(ToolsBase):
+    """Every role's tools."""
+
+    async def swarm_status(self, ctx: Context) -> CallToolResult:
+        """See the swarm at a glance: queues (tasks per status), agents, published contexts,
+        and what this session holds. Call it first to learn queue names and context owners."""
+        session = await self._session(ctx)
+
+        def gather() -> dict[str, Any]:
+            queues = self.swarm.queue_stats()
+            agents = self.swarm.agents()
+            contexts = self.swarm.contexts()
+            roles: dict[str, int] = {}
+            for agent in agents:
+                if agent.alive:
+                    roles[agent.role] = roles.get(agent.role, 0) + 1
+            return {
+                "swarm": self.swarm.name,
+                "you": {"agent": session.agent_id, "role": session.role},
+                "holding": sorted(session.leases),
+                "queues": {q: {s: n for s, n in c.items() if n} for q, c in queues.items()},
+                "agents": {"alive": sum(roles.values()), "by_role": roles, "total": len(agents)},
+                "contexts": [
+                    {
+                        "owner": c.owner,
+                        "version": c.version,
+                        "tokens_est": c.tokens_est,
+                        "source": c.source,
+                    }
+                    for c in contexts
+                ],
+            }
+
+        return self._result(await self._run(gather))
+
+    async def next_page(
+        self,
+        cursor: Annotated[str, Field(description="The next_cursor of the previous page.")],
+        ctx: Context,
+    ) -> CallToolResult:
+        """Get the next page of a result that was too long for one tool result. Only for
+        cursors that say next_page; other tools (get_context, list_findings, ...) take
+        their own cursor back."""
+        try:
+            page, header = self.spill.page(cursor)
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+        return blocks(dumps(header), page)
+
+    async def send_message(
+        self,
+        to: Annotated[str, Field(description="Agent id (list_agents), or '*' for every agent.")],
+        body: Annotated[str, Field(description="The message text.")],
+        ctx: Context,
+        kind: Annotated[str, Field(description="A label the receiver can act on.")] = "text",
+        data: Annotated[
+            dict[str, Any] | None, Field(description="Optional JSON object sent along.")
+        ] = None,
+    ) -> CallToolResult:
+        """Send a message to one agent's inbox, or to every agent with to='*'. The receiver
+        reads it with read_inbox."""
+        session = await self._session(ctx)
+        if to == "*":
+            message = await self._run(self.swarm.broadcast, body, sender=session.agent_id)
+        else:
+            message = await self._run(
+                self.swarm.send, to, body, sender=session.agent_id, kind=kind, data=data
+            )
+        return self._result({"message_id": message.id, "to": message.to, "sent": True})
+
+    async def read_inbox(
+        self,
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many.")] = 20,
+    ) -> CallToolResult:
+        """Read (and remove) the messages sent to you, broadcasts included, oldest first.
+        Check it between tasks: a coordinator may ask you for something."""
+        session = await self._session(ctx)
+        messages = await self._run(self.swarm.inbox, session.agent_id, ack=True, limit=limit)
+        payload: dict[str, Any] = {"messages": plain(list(messages)), "count": len(messages)}
+        if len(messages) == limit:
+            payload["next"] = "there may be more: call read_inbox again"
+        return self._result(payload)

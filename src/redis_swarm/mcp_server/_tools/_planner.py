@@ -1,0 +1,232 @@
+"""The planners' tools (shards and coordinators): post tasks, wait for passes, read findings,
+synthesise, see the agents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult
+from pydantic import BaseModel, Field
+
+from ..._errors import SwarmError, Timeout
+from ..._models import dumps
+from .._budget import encode_cursor
+from .._render import cursor_offset, fit, plain, tool_error
+from ._base import MAX_PASS_WAIT_S, ToolsBase
+
+__all__ = ["PlannerTools", "TaskInput"]
+
+
+class TaskInput(BaseModel):
+    """One task of post_tasks."""
+
+    queue: str = Field(description="Queue name: letters, digits, '.', '_' or '-'.")
+    description: str = Field(description="What the worker must do, in plain words.")
+    data: Any = Field(None, description="Any JSON value the worker needs (ids, ranges, ...).")
+    pass_name: str | None = Field(None, description="The pass this task belongs to.")
+    priority: int = Field(0, description="Higher is claimed first.")
+    max_attempts: int = Field(3, description="Attempts before the task is dead-lettered.")
+    lease_s: int = Field(900, description="Seconds a worker holds the task per claim.")
+    dedupe_key: str | None = Field(None, description="Posting the same key twice makes one task.")
+
+
+class PlannerTools(ToolsBase):
+    """Shards' and coordinators' tools."""
+
+    async def post_task(
+        self,
+        queue: Annotated[str, Field(description="Queue name: letters, digits, '.', '_', '-'.")],
+        description: Annotated[str, Field(description="What the worker must do.")],
+        ctx: Context,
+        data: Annotated[Any, Field(description="Any JSON value the worker needs.")] = None,
+        pass_name: Annotated[
+            str | None, Field(description="The pass it belongs to, e.g. 'Pass 1: Signal Capture'.")
+        ] = None,
+        priority: Annotated[int, Field(description="Higher is claimed first.")] = 0,
+        max_attempts: Annotated[int, Field(ge=1, description="Attempts before dead-letter.")] = 3,
+        lease_s: Annotated[int, Field(ge=1, description="Seconds a worker holds it.")] = 900,
+        dedupe_key: Annotated[
+            str | None, Field(description="Posting the same key twice makes one task.")
+        ] = None,
+    ) -> CallToolResult:
+        """Post one task to a queue for a worker to claim. You are recorded as its parent, so
+        its worker reads your context. Many tasks? post_tasks does them in one call. Then
+        wait_for_pass(pass_name=...) and read the results with list_findings."""
+        session = await self._session(ctx)
+        task = await self._run(
+            self.swarm.post_task,
+            queue,
+            description,
+            data,
+            pass_name=pass_name,
+            priority=priority,
+            max_attempts=max_attempts,
+            lease_s=lease_s,
+            dedupe_key=dedupe_key,
+            parent=session.agent_id,
+        )
+        brief = {"id": task.id, "queue": task.queue, "status": task.status}
+        return self._result({"task": plain({**brief, "pass_name": task.pass_name})})
+
+    async def post_tasks(
+        self,
+        tasks: Annotated[list[TaskInput], Field(min_length=1, description="The tasks.")],
+        ctx: Context,
+    ) -> CallToolResult:
+        """Post many tasks in one round trip (all or nothing is validated first). You are
+        their parent. Then wait_for_pass(pass_name=...) and read list_findings."""
+        session = await self._session(ctx)
+        specs = [{**t.model_dump(), "parent": session.agent_id} for t in tasks]
+        posted = await self._run(self.swarm.post_tasks, specs)
+        queues: dict[str, int] = {}
+        for task in posted:
+            queues[task.queue] = queues.get(task.queue, 0) + 1
+        passes = sorted({t.pass_name for t in posted if t.pass_name})
+        ids = [t.id for t in posted]
+        payload: dict[str, Any] = {"posted": len(posted), "queues": queues, "ids": ids}
+        if passes:
+            payload["next"] = f"wait for them with wait_for_pass(pass_name={dumps(passes[0])})"
+        return self._result(payload)
+
+    async def wait_for_pass(
+        self,
+        ctx: Context,
+        pass_name: Annotated[str | None, Field(description="The pass to wait for.")] = None,
+        queue: Annotated[str | None, Field(description="Or a queue to wait for.")] = None,
+        timeout_s: Annotated[
+            float, Field(ge=0, le=MAX_PASS_WAIT_S, description="Give up after this long.")
+        ] = 60.0,
+    ) -> CallToolResult:
+        """Wait until every task of a pass (or queue) is settled: completed, dead or
+        cancelled. Bounded: on timeout it returns the counts so far (settled=false); call it
+        again to keep waiting. Then read the results with list_findings."""
+        await self._session(ctx)
+        if pass_name is None and queue is None:
+            raise ToolError("name what to wait for: pass_name=... or queue=...")
+        try:
+            counts = await self.sessions.call(
+                self.swarm.wait, pass_name=pass_name, queue=queue, timeout_s=timeout_s
+            )
+        except Timeout:
+            if pass_name is not None:
+                counts = await self._run(self.swarm.pass_stats, pass_name)
+            else:
+                counts = (await self._run(self.swarm.queue_stats)).get(queue or "", {})
+            return self._result(
+                {
+                    "settled": False,
+                    "counts": {k: v for k, v in counts.items() if v},
+                    "next": "not settled yet: call wait_for_pass again, or read what is there "
+                    "with list_findings",
+                }
+            )
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+        what = f"pass_name={dumps(pass_name)}" if pass_name else f"queue={dumps(queue)}"
+        return self._result(
+            {
+                "settled": True,
+                "counts": {k: v for k, v in counts.items() if v},
+                "next": f"read the findings with list_findings({what})",
+            }
+        )
+
+    async def list_findings(
+        self,
+        ctx: Context,
+        pass_name: Annotated[str | None, Field(description="Only this pass.")] = None,
+        queue: Annotated[str | None, Field(description="Only this queue.")] = None,
+        shard: Annotated[str | None, Field(description="Only tasks of this shard.")] = None,
+        cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
+        limit: Annotated[int, Field(ge=1, le=200, description="At most this many per page.")] = 50,
+    ) -> CallToolResult:
+        """List workers' findings, oldest first, as many as fit one result, with a cursor
+        for the next page. Each has its task, worker and the context version it read: cite
+        their ids in synthesize."""
+        await self._session(ctx)
+        core_cursor: str | None = None
+        skip = 0
+        if cursor:
+            state = self._decode("findings", cursor)
+            core_cursor, skip = state.get("c"), cursor_offset(state, "s")
+            pass_name, queue, shard = state.get("p"), state.get("q"), state.get("h")
+        page = await self._run(
+            self.swarm.findings,
+            shard=shard,
+            queue=queue,
+            pass_name=pass_name,
+            cursor=core_cursor,
+            limit=limit,
+        )
+        items = [plain(f) for f in list(page)[skip:]]
+        shown = fit(items, self.budget.body_chars)
+        payload: dict[str, Any] = {"findings": shown, "count": len(shown)}
+        filters = {"p": pass_name, "q": queue, "h": shard}
+        resume: dict[str, Any] | None = None
+        if len(shown) < len(items):
+            resume = {"c": core_cursor, "s": skip + len(shown), **filters}
+        elif page.cursor:
+            resume = {"c": page.cursor, "s": 0, **filters}
+        if resume is not None:
+            next_cursor = encode_cursor("findings", resume)
+            payload["next_cursor"] = next_cursor
+            payload["next"] = f"more findings: call list_findings(cursor={dumps(next_cursor)})"
+        return self._result(payload)
+
+    async def synthesize(
+        self,
+        pass_name: Annotated[str, Field(description="The pass you synthesise.")],
+        text: Annotated[str, Field(description="Your synthesis.")],
+        sources: Annotated[list[str], Field(description="The finding ids it rests on.")],
+        ctx: Context,
+        shard: Annotated[str | None, Field(description="Default: your agent id.")] = None,
+    ) -> CallToolResult:
+        """Shard, last step of a pass: record your synthesis of its findings, citing the
+        finding ids it rests on (they must exist). Then start the next pass."""
+        session = await self._session(ctx)
+        result = await self._run(
+            self.swarm.synthesize, shard or session.agent_id, pass_name, text, sources
+        )
+        return self._result(
+            {"synthesis_id": result.id, "pass_name": pass_name, "sources": len(result.sources)}
+        )
+
+    async def request_synthesis(
+        self,
+        shard: Annotated[str, Field(description="The shard's agent id (list_agents).")],
+        pass_name: Annotated[str, Field(description="The pass to synthesise.")],
+        instructions: Annotated[str, Field(description="What the synthesis should cover.")],
+        ctx: Context,
+    ) -> CallToolResult:
+        """Coordinator: ask a shard to synthesise a pass (it arrives in the shard's inbox)."""
+        session = await self._session(ctx)
+        message = await self._run(
+            self.swarm.request_synthesis, shard, pass_name, instructions, sender=session.agent_id
+        )
+        return self._result({"message_id": message.id, "to": shard, "sent": True})
+
+    async def list_agents(
+        self,
+        ctx: Context,
+        role: Annotated[str | None, Field(description="Only this role.")] = None,
+        alive: Annotated[bool | None, Field(description="Only live (true), stale (false).")] = None,
+        cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
+    ) -> CallToolResult:
+        """List the agents of the swarm: id, role, model, what they work on, alive or stale."""
+        await self._session(ctx)
+        offset = 0
+        if cursor:
+            state = self._decode("agents", cursor)
+            offset = cursor_offset(state, "o")
+            role, alive = state.get("r"), state.get("a")
+        agents = await self._run(self.swarm.agents, alive=alive, role=role)
+        items = [plain(a) for a in agents][offset:]
+        shown = fit(items, self.budget.body_chars)
+        payload: dict[str, Any] = {"agents": shown, "count": len(shown), "total": len(agents)}
+        if len(shown) < len(items):
+            next_cursor = encode_cursor("agents", {"o": offset + len(shown), "r": role, "a": alive})
+            payload["next_cursor"] = next_cursor
+            payload["next"] = f"more agents: call list_agents(cursor={dumps(next_cursor)})"
+        return self._result(payload)

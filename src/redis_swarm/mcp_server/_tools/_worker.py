@@ -1,0 +1,187 @@
+"""The worker's tools: claim a task, renew it, report its finding or fail it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult
+from pydantic import Field
+
+from ..._errors import AlreadyCompleted, SwarmError
+from ..._models import dumps, iso
+from .._render import plain, tool_error
+from .._session import Lease
+from ._base import MAX_CLAIM_WAIT_S, ToolsBase
+
+__all__ = ["WorkerTools"]
+
+
+class WorkerTools(ToolsBase):
+    """A worker's tools."""
+
+    async def claim_task(
+        self,
+        queue: Annotated[
+            str | list[str],
+            Field(description="A queue name, or a list of them (swarm_status lists queues)."),
+        ],
+        ctx: Context,
+        lease_s: Annotated[
+            int | None,
+            Field(ge=1, description="Seconds you hold the task; default: the task's own."),
+        ] = None,
+        wait_s: Annotated[
+            float,
+            Field(ge=0, le=MAX_CLAIM_WAIT_S, description="Wait this long for a task to appear."),
+        ] = 0.0,
+    ) -> CallToolResult:
+        """Worker, step 1: take the next task of a queue (highest priority, oldest first).
+
+        You hold it under a lease kept by this session: you name only the task id from now
+        on. Step 2: read what the task needs from its shard's context (the task's `parent`)
+        with search_context, read_context_lines or get_context. Step 3: call report_finding
+        once with your result, or fail_task if you cannot do it. Work longer than the lease?
+        call renew_task. No task: the result says so; stop, or claim again with wait_s."""
+        session = await self._session(ctx)
+        task = await self._run(
+            self.swarm.claim, queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
+        )
+        queues = [queue] if isinstance(queue, str) else list(queue)
+        if task is None:
+            return self._result(
+                {
+                    "task": None,
+                    "queues": queues,
+                    "next": "no task is ready in these queues: stop if your work is done, or "
+                    f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait",
+                }
+            )
+        session.leases[task.id] = Lease(task.token, task.queue, task.parent)
+        payload: dict[str, Any] = {"task": plain(task), "token": task.token}
+        if task.parent:
+            try:
+                info = await self.sessions.call(self.swarm.context_info, task.parent)
+            except SwarmError:  # no context (yet): the task itself is what matters here
+                payload["context"] = None
+            else:
+                payload["context"] = {
+                    "owner": info.owner,
+                    "version": info.version,
+                    "tokens_est": info.tokens_est,
+                }
+        owner = f"owner={dumps(task.parent)}, " if task.parent else ""
+        payload["next"] = (
+            f"do the task; read its shard's context with search_context({owner}pattern=...), "
+            f"read_context_lines({owner}start=..., end=...) or get_context({owner.rstrip(', ')}); "
+            f"then report_finding(task_id={dumps(task.id)}, summary=...) once"
+        )
+        return self._result(payload)
+
+    async def renew_task(
+        self,
+        task_id: Annotated[str, Field(description="The id claim_task returned.")],
+        ctx: Context,
+        lease_s: Annotated[int | None, Field(ge=1, description="New lease length.")] = None,
+        token: Annotated[
+            int | None, Field(description="Only if this server restarted since the claim.")
+        ] = None,
+    ) -> CallToolResult:
+        """Extend your lease on a task you are still working on, before it runs out (the
+        claim told you its lease_deadline); otherwise the task goes back to its queue."""
+        session = await self._session(ctx)
+        lease_token = self._token(session, task_id, token)
+        task = await self._run(self.swarm.renew, task_id, lease_token, lease_s)
+        return self._result(
+            {"task_id": task.id, "lease_deadline": iso(task.lease_deadline), "renewed": True}
+        )
+
+    async def report_finding(
+        self,
+        task_id: Annotated[str, Field(description="The id claim_task returned.")],
+        summary: Annotated[str, Field(description="The finding in one or a few sentences.")],
+        ctx: Context,
+        details: Annotated[str | None, Field(description="Longer explanation, evidence.")] = None,
+        sources: Annotated[
+            list[str] | None,
+            Field(description="Where it comes from, e.g. 'context:L120-L135', file paths, urls."),
+        ] = None,
+        confidence: Annotated[
+            float | None, Field(ge=0, le=1, description="How sure you are, 0..1.")
+        ] = None,
+        extra: Annotated[
+            dict[str, Any] | None, Field(description="Any other JSON fields the task asks for.")
+        ] = None,
+        token: Annotated[
+            int | None, Field(description="Only if this server restarted since the claim.")
+        ] = None,
+    ) -> CallToolResult:
+        """Worker, step 3: report the result of your task, once. This completes the task;
+        the finding records which context version you read. Then claim the next task."""
+        session = await self._session(ctx)
+        lease_token = self._token(session, task_id, token)
+        lease = session.leases.get(task_id)
+        finding: dict[str, Any] = dict(extra or {})
+        finding["summary"] = summary
+        for key, value in (("details", details), ("sources", sources), ("confidence", confidence)):
+            if value is not None:
+                finding[key] = value
+        version = session.read_versions.get(lease.parent) if lease and lease.parent else None
+        try:
+            result = await self.sessions.call(
+                self.swarm.report,
+                task_id,
+                lease_token,
+                finding,
+                worker=session.agent_id,
+                model=session.model,
+                context_version=version,
+            )
+        except AlreadyCompleted as exc:
+            session.leases.pop(task_id, None)
+            raise ToolError(
+                f"task {task_id} was already completed by another report; your finding was kept "
+                f"as superseded ({exc.finding_id}), nothing is lost: do not report it again, "
+                "claim the next task with claim_task"
+            ) from exc
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+        session.leases.pop(task_id, None)
+        queue = dumps(lease.queue) if lease else "..."
+        return self._result(
+            {
+                "finding_id": result.id,
+                "task_id": task_id,
+                "completed": True,
+                "next": f"claim the next task with claim_task(queue={queue}), "
+                "or stop if it says no task is ready",
+            }
+        )
+
+    async def fail_task(
+        self,
+        task_id: Annotated[str, Field(description="The id claim_task returned.")],
+        error: Annotated[str, Field(description="Why you could not do it.")],
+        ctx: Context,
+        retry: Annotated[
+            bool, Field(description="False if no other attempt can succeed (dead-letter it).")
+        ] = True,
+        token: Annotated[
+            int | None, Field(description="Only if this server restarted since the claim.")
+        ] = None,
+    ) -> CallToolResult:
+        """Give a task back when you cannot do it: it is retried by another worker (up to its
+        max_attempts), or dead-lettered with retry=false. Then claim the next task."""
+        session = await self._session(ctx)
+        lease_token = self._token(session, task_id, token)
+        task = await self._run(self.swarm.fail, task_id, lease_token, error, retry=retry)
+        session.leases.pop(task_id, None)
+        return self._result(
+            {
+                "task_id": task.id,
+                "status": task.status,
+                "attempts": task.attempts,
+                "max_attempts": task.max_attempts,
+            }
+        )
