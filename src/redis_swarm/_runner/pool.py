@@ -1,396 +1,34 @@
-"""The ephemeral worker pool behind ``swarm run``.
-
-For each task it claims, the pool starts the agent command once, in a process group of its
-own, with the task's prompt on its stdin (or in a ``{prompt}`` / ``{prompt_file}``
-placeholder). While the process runs the pool renews the task's lease; at the deadline, or
-when the task is cancelled or its lease lost, it kills the whole group (the agent and anything
-it started). When the process exits, the pool parses the finding from its output and reports
-it, or fails the task with the exit code and the tail of stderr so that the queue retries it.
-Only a bounded head and tail of the output is kept, so a process printing gigabytes costs
-about a megabyte. The process remembers nothing: that is the point.
-"""
+"""The pool behind ``swarm run``: slots that claim tasks, run one agent process per task
+(``child``), renew the lease meanwhile, and report the finding or fail the task."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import shlex
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
-from ._prompts import render_task_prompt
+from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
+from .._prompts import render_task_prompt
+from .child import ERROR_TAIL, build_command, run_child
+from .finding import SUMMARY_LIMIT, parse_finding
 
 if TYPE_CHECKING:
-    from ._client import Swarm
+    from .._client import Swarm
 
-__all__ = [
-    "Capture",
-    "ChildResult",
-    "RunOptions",
-    "Runner",
-    "TaskOutcome",
-    "build_command",
-    "default_worker_prefix",
-    "normalize_finding",
-    "parse_finding",
-    "run_child",
-    "task_env",
-]
+__all__ = ["RunOptions", "Runner", "TaskOutcome", "default_worker_prefix", "task_env"]
 
 T = TypeVar("T")
 
-OUTPUT_HEAD = 64 * 1024  # the first bytes of stdout kept
-OUTPUT_TAIL = 1024 * 1024  # the last bytes of stdout kept (the finding is usually at the end)
-STDERR_TAIL = 64 * 1024
-ERROR_TAIL = 2000  # characters of stderr quoted in a failure
-OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
-OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
-SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
-DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
 CLAIM_RETRY_S = 30.0  # the pool gives up when the server is unreachable for this long
 WRITE_RETRIES = 5  # a report, fail or release is tried this many times through an outage
-
-
-# --- bounded capture of a child's output
-
-
-class Capture:
-    """The head and the tail of a byte stream of any length, in bounded memory."""
-
-    def __init__(self, head: int = OUTPUT_HEAD, tail: int = OUTPUT_TAIL) -> None:
-        self._head_max = head
-        self._tail_max = tail
-        self._head = bytearray()
-        self._tail: deque[bytes] = deque()
-        self._tail_size = 0
-        self.total = 0
-
-    def feed(self, data: bytes) -> None:
-        self.total += len(data)
-        room = self._head_max - len(self._head)
-        if room > 0:
-            self._head += data[:room]
-            data = data[room:]
-        if not data or self._tail_max <= 0:
-            return
-        if len(data) >= self._tail_max:
-            self._tail.clear()
-            self._tail.append(bytes(data[-self._tail_max :]))
-            self._tail_size = self._tail_max
-            return
-        self._tail.append(bytes(data))
-        self._tail_size += len(data)
-        while self._tail_size - len(self._tail[0]) >= self._tail_max:
-            self._tail_size -= len(self._tail.popleft())
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self._head) + self._tail_size
-
-    def _tail_bytes(self) -> bytes:
-        tail = b"".join(self._tail)
-        kept = self._tail_max if self.truncated else len(tail)
-        return tail[-kept:] if kept else b""
-
-    def text(self) -> str:
-        """Everything kept, decoded; a marker stands where bytes were dropped."""
-        head = bytes(self._head).decode("utf-8", "replace")
-        tail = self._tail_bytes().decode("utf-8", "replace")
-        if not self.truncated:
-            return head + tail
-        dropped = self.total - len(self._head) - len(self._tail_bytes())
-        return f"{head}\n[... {dropped} bytes of output omitted ...]\n{tail}"
-
-    def tail_text(self, chars: int) -> str:
-        return self.text()[-chars:]
-
-
-def _pump(stream: IO[bytes], capture: Capture) -> None:
-    fd = stream.fileno()
-    try:
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            capture.feed(chunk)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            stream.close()
-
-
-def _feed(stream: IO[bytes], data: bytes) -> None:
-    try:
-        stream.write(data)
-    except (BrokenPipeError, OSError, ValueError):
-        pass  # the agent exited or closed stdin without reading it all: its choice
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            stream.close()
-
-
-# --- the finding in an agent's output
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)\n[ \t]*```", re.S)
-# Envelopes of agent CLIs' JSON output: claude -p --output-format json ("result"),
-# gemini -o json ("response"). The finding is inside the text they carry.
-_ENVELOPE_KEYS = ("result", "response")
-
-
-def _as_finding(value: Any, depth: int = 0) -> tuple[dict[str, Any], str | None] | None:
-    """``value`` if it is a finding; or the finding inside an agent CLI's JSON envelope (with
-    how it was found there)."""
-    if not isinstance(value, dict):
-        return None
-    summary = value.get("summary")
-    if isinstance(summary, str) and summary.strip():
-        return value, None
-    if depth < 2:
-        for key in _ENVELOPE_KEYS:
-            inner = value.get(key)
-            if isinstance(inner, str):
-                found = _search(inner, depth + 1)
-                if found is not None:
-                    return found
-    return None
-
-
-def _last_object(text: str, depth: int) -> tuple[dict[str, Any], str | None] | None:
-    """The JSON object with a summary that ends last in ``text`` (the outermost one)."""
-    text = text[-OBJECT_SEARCH:]
-    decoder = json.JSONDecoder()
-    starts = [m.start() for m in re.finditer(r"\{", text)][-OBJECT_TRIES:]
-    best: tuple[dict[str, Any], str | None] | None = None
-    best_end = -1
-    for start in reversed(starts):
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        found = _as_finding(value, depth)
-        if found is not None and end >= best_end:
-            best, best_end = found, end
-    return best
-
-
-def _search(text: str, depth: int = 0) -> tuple[dict[str, Any], str] | None:
-    for match in reversed(list(_FENCE.finditer(text))):
-        if match.group(1).lower() not in ("", "json", "jsonc", "json5"):
-            continue
-        try:
-            value = json.loads(match.group(2))
-        except ValueError:
-            continue
-        found = _as_finding(value, depth)
-        if found is not None:
-            return found[0], found[1] or "fenced"
-    found = _last_object(text, depth)
-    if found is not None:
-        return found[0], found[1] or "object"
-    return None
-
-
-def parse_finding(
-    text: str, *, summary_limit: int = SUMMARY_LIMIT
-) -> tuple[dict[str, Any], str] | None:
-    """The finding in an agent's output, and how it was found.
-
-    The last fenced JSON block holding an object with a ``summary``; else the last such JSON
-    object in the text; else the text itself becomes the summary (cut to ``summary_limit``
-    characters, the whole text kept in ``details``). Returns ``(finding, "fenced" | "object"
-    | "text")``, or None when the output is empty. A JSON finding is made acceptable where
-    that loses nothing (see ``normalize_finding``).
-    """
-    found = _search(text)
-    if found is not None:
-        return normalize_finding(found[0], summary_limit), found[1]
-    stripped = text.strip()
-    if not stripped:
-        return None
-    if len(stripped) <= summary_limit:
-        return {"summary": stripped}, "text"
-    return {"summary": _cut(stripped, summary_limit), "details": _cut(stripped, DETAILS_LIMIT)}, (
-        "text"
-    )
-
-
-def _cut(text: str, limit: int) -> str:
-    marker = " [...]"
-    return text if len(text) <= limit else text[: max(limit - len(marker), 0)].rstrip() + marker
-
-
-def normalize_finding(
-    finding: dict[str, Any], summary_limit: int = SUMMARY_LIMIT
-) -> dict[str, Any]:
-    """What agents get wrong in a finding, fixed without losing anything: a summary too long
-    (cut; the whole of it opens ``details``), ``details`` that is not a string (its JSON),
-    ``sources`` as one string or holding non-strings, a ``confidence`` that is not a number
-    from 0 to 1 (kept as ``confidence_raw``)."""
-    out = dict(finding)
-    summary = str(out["summary"]).strip()
-    details = out.get("details")
-    if details is not None and not isinstance(details, str):
-        details = json.dumps(details, ensure_ascii=False, indent=1)
-    if len(summary) > summary_limit:
-        details = summary + (f"\n\n{details}" if details else "")
-        summary = _cut(summary, summary_limit)
-    out["summary"] = summary
-    if details is not None:
-        out["details"] = details
-    sources = out.get("sources")
-    if isinstance(sources, str):
-        out["sources"] = [sources]
-    elif isinstance(sources, list | tuple):
-        out["sources"] = [s if isinstance(s, str) else json.dumps(s) for s in sources]
-    elif sources is not None:
-        out["sources_raw"] = out.pop("sources")
-    confidence = out.get("confidence")
-    if confidence is not None:
-        try:
-            value = float(confidence)
-        except (TypeError, ValueError):
-            value = -1.0
-        if isinstance(confidence, bool) or not 0 <= value <= 1:
-            out["confidence_raw"] = out.pop("confidence")
-        else:
-            out["confidence"] = value
-    return out
-
-
-# --- one agent process
-
-
-@dataclass
-class ChildResult:
-    """How an agent process ended."""
-
-    returncode: int
-    stdout: Capture
-    stderr: Capture
-    duration_s: float
-    killed: str | None = None  # why the pool killed it: timeout, cancelled, lease lost, ...
-
-
-def _exited(pid: int) -> bool:
-    """True once ``pid`` has exited; it stays a zombie (not reaped), so its group id is safe."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def _killpg(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def run_child(
-    argv: Sequence[str],
-    *,
-    stdin: bytes | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout_s: float = 900.0,
-    tick_s: float = 60.0,
-    on_tick: Callable[[], str | None] | None = None,
-    stop: threading.Event | None = None,
-    grace_s: float = 5.0,
-    head_bytes: int = OUTPUT_HEAD,
-    tail_bytes: int = OUTPUT_TAIL,
-) -> ChildResult:
-    """Run ``argv`` in a new session (its own process group) and wait for it.
-
-    ``on_tick`` is called every ``tick_s`` seconds while it runs (the pool renews the lease
-    there); if it returns a reason, the group is killed. The group is also killed at
-    ``timeout_s`` and when ``stop`` is set: SIGTERM, then SIGKILL after ``grace_s``. Whatever
-    the group left running when its leader exited is killed too.
-    """
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,
-    )
-    out = Capture(head_bytes, tail_bytes)
-    err = Capture(0, STDERR_TAIL)
-    assert proc.stdout is not None and proc.stderr is not None
-    threads = [
-        threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True),
-    ]
-    if stdin is not None:
-        assert proc.stdin is not None
-        threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True))
-    for thread in threads:
-        thread.start()
-    deadline = started + timeout_s
-    next_tick = started + tick_s
-    killed: str | None = None
-    try:
-        while not _exited(proc.pid):
-            now = time.monotonic()
-            if stop is not None and stop.is_set():
-                killed = "interrupted"
-            elif now >= deadline:
-                killed = f"timed out after {timeout_s:g}s"
-            elif on_tick is not None and now >= next_tick:
-                next_tick = now + tick_s
-                killed = on_tick()
-            if killed:
-                _terminate(proc.pid, grace_s)
-                break
-            time.sleep(min(0.05, max(deadline - now, 0.001)))
-    finally:
-        _killpg(proc.pid, signal.SIGKILL)  # the group's leftovers; the leader is not reaped yet
-        returncode = proc.wait()
-        for thread in threads:
-            thread.join(timeout=5)
-    return ChildResult(returncode, out, err, time.monotonic() - started, killed)
-
-
-def _terminate(pgid: int, grace_s: float) -> None:
-    _killpg(pgid, signal.SIGTERM)
-    limit = time.monotonic() + grace_s
-    while time.monotonic() < limit and not _exited(pgid):
-        time.sleep(0.02)
-    _killpg(pgid, signal.SIGKILL)
-
-
-def build_command(
-    command: str, prompt: str, workdir: Path, *, shell: str = "/bin/sh"
-) -> tuple[list[str], bytes | None]:
-    """The argv and stdin for one run of ``command`` (a shell command line).
-
-    ``{prompt_file}`` becomes the path of a file holding the prompt and ``{prompt}`` the
-    prompt itself (both shell-quoted); without either, the prompt goes to stdin.
-    """
-    text = command
-    uses_placeholder = False
-    if "{prompt_file}" in text:
-        path = workdir / "prompt.md"
-        path.write_text(prompt, encoding="utf-8")
-        text = text.replace("{prompt_file}", shlex.quote(str(path)))
-        uses_placeholder = True
-    if "{prompt}" in text:
-        text = text.replace("{prompt}", shlex.quote(prompt))
-        uses_placeholder = True
-    return [shell, "-c", text], (None if uses_placeholder else prompt.encode("utf-8"))
 
 
 def task_env(task: Any, settings: Any, context: Any = None) -> dict[str, str]:
@@ -755,7 +393,7 @@ class Runner:
         if parsed is None:
             return self._fail(task, outcome, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed
-        from ._ops._work import new_id  # the core's id scheme
+        from .._ops._work import new_id  # the core's id scheme
 
         finding_id = new_id("f-")  # the same id on every retry: the report is stored once
         try:

@@ -1,0 +1,34 @@
+"""The ephemeral worker pool behind ``swarm run``.
+
+For each task it claims, the pool starts the agent command once, in a process group of its
+own, with the task's prompt on its stdin (or in a ``{prompt}`` / ``{prompt_file}``
+placeholder). While the process runs the pool renews the task's lease; at the deadline, or
+when the task is cancelled or its lease lost, it kills the whole group (the agent and anything
+it started). When the process exits, the pool parses the finding from its output and reports
+it, or fails the task with the exit code and the tail of stderr so that the queue retries it.
+The process remembers nothing: that is the point.
+
+- ``child``: one process (spawn, deadline, kill, bounded output capture);
+- ``finding``: the finding in its output;
+- ``pool``: the slots, the claim loop, renewals and the report.
+"""
+
+from __future__ import annotations
+
+from .child import Capture, ChildResult, build_command, run_child
+from .finding import normalize_finding, parse_finding
+from .pool import Runner, RunOptions, TaskOutcome, default_worker_prefix, task_env
+
+__all__ = [
+    "Capture",
+    "ChildResult",
+    "RunOptions",
+    "Runner",
+    "TaskOutcome",
+    "build_command",
+    "default_worker_prefix",
+    "normalize_finding",
+    "parse_finding",
+    "run_child",
+    "task_env",
+]

@@ -1,0 +1,235 @@
+"""One agent process: started in a session of its own, fed its prompt, watched until its
+deadline, killed with everything it started, its output kept in bounded memory.
+
+Only a bounded head and tail of the output is kept, so a process printing gigabytes costs
+about a megabyte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+__all__ = [
+    "ERROR_TAIL",
+    "Capture",
+    "ChildResult",
+    "build_command",
+    "run_child",
+]
+
+OUTPUT_HEAD = 64 * 1024  # the first bytes of stdout kept
+OUTPUT_TAIL = 1024 * 1024  # the last bytes of stdout kept (the finding is usually at the end)
+STDERR_TAIL = 64 * 1024
+ERROR_TAIL = 2000  # characters of stderr quoted in a failure
+
+
+# --- bounded capture of a child's output
+
+
+class Capture:
+    """The head and the tail of a byte stream of any length, in bounded memory."""
+
+    def __init__(self, head: int = OUTPUT_HEAD, tail: int = OUTPUT_TAIL) -> None:
+        self._head_max = head
+        self._tail_max = tail
+        self._head = bytearray()
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self._head_max - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
+        if not data or self._tail_max <= 0:
+            return
+        if len(data) >= self._tail_max:
+            self._tail.clear()
+            self._tail.append(bytes(data[-self._tail_max :]))
+            self._tail_size = self._tail_max
+            return
+        self._tail.append(bytes(data))
+        self._tail_size += len(data)
+        while self._tail_size - len(self._tail[0]) >= self._tail_max:
+            self._tail_size -= len(self._tail.popleft())
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self._head) + self._tail_size
+
+    def _tail_bytes(self) -> bytes:
+        tail = b"".join(self._tail)
+        kept = self._tail_max if self.truncated else len(tail)
+        return tail[-kept:] if kept else b""
+
+    def text(self) -> str:
+        """Everything kept, decoded; a marker stands where bytes were dropped."""
+        head = bytes(self._head).decode("utf-8", "replace")
+        tail = self._tail_bytes().decode("utf-8", "replace")
+        if not self.truncated:
+            return head + tail
+        dropped = self.total - len(self._head) - len(self._tail_bytes())
+        return f"{head}\n[... {dropped} bytes of output omitted ...]\n{tail}"
+
+    def tail_text(self, chars: int) -> str:
+        return self.text()[-chars:]
+
+
+def _pump(stream: IO[bytes], capture: Capture) -> None:
+    fd = stream.fileno()
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            capture.feed(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    try:
+        stream.write(data)
+    except (BrokenPipeError, OSError, ValueError):
+        pass  # the agent exited or closed stdin without reading it all: its choice
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
+
+
+# --- one agent process
+
+
+@dataclass
+class ChildResult:
+    """How an agent process ended."""
+
+    returncode: int
+    stdout: Capture
+    stderr: Capture
+    duration_s: float
+    killed: str | None = None  # why the pool killed it: timeout, cancelled, lease lost, ...
+
+
+def _exited(pid: int) -> bool:
+    """True once ``pid`` has exited; it stays a zombie (not reaped), so its group id is safe."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def run_child(
+    argv: Sequence[str],
+    *,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 900.0,
+    tick_s: float = 60.0,
+    on_tick: Callable[[], str | None] | None = None,
+    stop: threading.Event | None = None,
+    grace_s: float = 5.0,
+    head_bytes: int = OUTPUT_HEAD,
+    tail_bytes: int = OUTPUT_TAIL,
+) -> ChildResult:
+    """Run ``argv`` in a new session (its own process group) and wait for it.
+
+    ``on_tick`` is called every ``tick_s`` seconds while it runs (the pool renews the lease
+    there); if it returns a reason, the group is killed. The group is also killed at
+    ``timeout_s`` and when ``stop`` is set: SIGTERM, then SIGKILL after ``grace_s``. Whatever
+    the group left running when its leader exited is killed too.
+    """
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
+    )
+    out = Capture(head_bytes, tail_bytes)
+    err = Capture(0, STDERR_TAIL)
+    assert proc.stdout is not None and proc.stderr is not None
+    threads = [
+        threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True),
+    ]
+    if stdin is not None:
+        assert proc.stdin is not None
+        threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True))
+    for thread in threads:
+        thread.start()
+    deadline = started + timeout_s
+    next_tick = started + tick_s
+    killed: str | None = None
+    try:
+        while not _exited(proc.pid):
+            now = time.monotonic()
+            if stop is not None and stop.is_set():
+                killed = "interrupted"
+            elif now >= deadline:
+                killed = f"timed out after {timeout_s:g}s"
+            elif on_tick is not None and now >= next_tick:
+                next_tick = now + tick_s
+                killed = on_tick()
+            if killed:
+                _terminate(proc.pid, grace_s)
+                break
+            time.sleep(min(0.05, max(deadline - now, 0.001)))
+    finally:
+        _killpg(proc.pid, signal.SIGKILL)  # the group's leftovers; the leader is not reaped yet
+        returncode = proc.wait()
+        for thread in threads:
+            thread.join(timeout=5)
+    return ChildResult(returncode, out, err, time.monotonic() - started, killed)
+
+
+def _terminate(pgid: int, grace_s: float) -> None:
+    _killpg(pgid, signal.SIGTERM)
+    limit = time.monotonic() + grace_s
+    while time.monotonic() < limit and not _exited(pgid):
+        time.sleep(0.02)
+    _killpg(pgid, signal.SIGKILL)
+
+
+def build_command(
+    command: str, prompt: str, workdir: Path, *, shell: str = "/bin/sh"
+) -> tuple[list[str], bytes | None]:
+    """The argv and stdin for one run of ``command`` (a shell command line).
+
+    ``{prompt_file}`` becomes the path of a file holding the prompt and ``{prompt}`` the
+    prompt itself (both shell-quoted); without either, the prompt goes to stdin.
+    """
+    text = command
+    uses_placeholder = False
+    if "{prompt_file}" in text:
+        path = workdir / "prompt.md"
+        path.write_text(prompt, encoding="utf-8")
+        text = text.replace("{prompt_file}", shlex.quote(str(path)))
+        uses_placeholder = True
+    if "{prompt}" in text:
+        text = text.replace("{prompt}", shlex.quote(prompt))
+        uses_placeholder = True
+    return [shell, "-c", text], (None if uses_placeholder else prompt.encode("utf-8"))

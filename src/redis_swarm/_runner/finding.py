@@ -1,0 +1,140 @@
+"""The finding in an agent's output: a fenced JSON block, a bare JSON object, or the text."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["SUMMARY_LIMIT", "normalize_finding", "parse_finding"]
+
+OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
+OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
+SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
+DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
+
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)\n[ \t]*```", re.S)
+# Envelopes of agent CLIs' JSON output: claude -p --output-format json ("result"),
+# gemini -o json ("response"). The finding is inside the text they carry.
+_ENVELOPE_KEYS = ("result", "response")
+
+
+def _as_finding(value: Any, depth: int = 0) -> tuple[dict[str, Any], str | None] | None:
+    """``value`` if it is a finding; or the finding inside an agent CLI's JSON envelope (with
+    how it was found there)."""
+    if not isinstance(value, dict):
+        return None
+    summary = value.get("summary")
+    if isinstance(summary, str) and summary.strip():
+        return value, None
+    if depth < 2:
+        for key in _ENVELOPE_KEYS:
+            inner = value.get(key)
+            if isinstance(inner, str):
+                found = _search(inner, depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def _last_object(text: str, depth: int) -> tuple[dict[str, Any], str | None] | None:
+    """The JSON object with a summary that ends last in ``text`` (the outermost one)."""
+    text = text[-OBJECT_SEARCH:]
+    decoder = json.JSONDecoder()
+    starts = [m.start() for m in re.finditer(r"\{", text)][-OBJECT_TRIES:]
+    best: tuple[dict[str, Any], str | None] | None = None
+    best_end = -1
+    for start in reversed(starts):
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        found = _as_finding(value, depth)
+        if found is not None and end >= best_end:
+            best, best_end = found, end
+    return best
+
+
+def _search(text: str, depth: int = 0) -> tuple[dict[str, Any], str] | None:
+    for match in reversed(list(_FENCE.finditer(text))):
+        if match.group(1).lower() not in ("", "json", "jsonc", "json5"):
+            continue
+        try:
+            value = json.loads(match.group(2))
+        except ValueError:
+            continue
+        found = _as_finding(value, depth)
+        if found is not None:
+            return found[0], found[1] or "fenced"
+    found = _last_object(text, depth)
+    if found is not None:
+        return found[0], found[1] or "object"
+    return None
+
+
+def parse_finding(
+    text: str, *, summary_limit: int = SUMMARY_LIMIT
+) -> tuple[dict[str, Any], str] | None:
+    """The finding in an agent's output, and how it was found.
+
+    The last fenced JSON block holding an object with a ``summary``; else the last such JSON
+    object in the text; else the text itself becomes the summary (cut to ``summary_limit``
+    characters, the whole text kept in ``details``). Returns ``(finding, "fenced" | "object"
+    | "text")``, or None when the output is empty. A JSON finding is made acceptable where
+    that loses nothing (see ``normalize_finding``).
+    """
+    found = _search(text)
+    if found is not None:
+        return normalize_finding(found[0], summary_limit), found[1]
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if len(stripped) <= summary_limit:
+        return {"summary": stripped}, "text"
+    return {"summary": _cut(stripped, summary_limit), "details": _cut(stripped, DETAILS_LIMIT)}, (
+        "text"
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    marker = " [...]"
+    return text if len(text) <= limit else text[: max(limit - len(marker), 0)].rstrip() + marker
+
+
+def normalize_finding(
+    finding: dict[str, Any], summary_limit: int = SUMMARY_LIMIT
+) -> dict[str, Any]:
+    """What agents get wrong in a finding, fixed without losing anything: a summary too long
+    (cut; the whole of it opens ``details``), ``details`` that is not a string (its JSON),
+    ``sources`` as one string or holding non-strings, a ``confidence`` that is not a number
+    from 0 to 1 (kept as ``confidence_raw``)."""
+    out = dict(finding)
+    summary = str(out["summary"]).strip()
+    details = out.get("details")
+    if details is not None and not isinstance(details, str):
+        details = json.dumps(details, ensure_ascii=False, indent=1)
+    if len(summary) > summary_limit:
+        details = summary + (f"\n\n{details}" if details else "")
+        summary = _cut(summary, summary_limit)
+    out["summary"] = summary
+    if details is not None:
+        out["details"] = details
+    sources = out.get("sources")
+    if isinstance(sources, str):
+        out["sources"] = [sources]
+    elif isinstance(sources, list | tuple):
+        out["sources"] = [s if isinstance(s, str) else json.dumps(s) for s in sources]
+    elif sources is not None:
+        out["sources_raw"] = out.pop("sources")
+    confidence = out.get("confidence")
+    if confidence is not None:
+        try:
+            value = float(confidence)
+        except (TypeError, ValueError):
+            value = -1.0
+        if isinstance(confidence, bool) or not 0 <= value <= 1:
+            out["confidence_raw"] = out.pop("confidence")
+        else:
+            out["confidence"] = value
+    return out
