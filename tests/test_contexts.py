@@ -25,7 +25,7 @@ from redis_swarm import (
     ValidationError,
 )
 from redis_swarm._keys import Keys
-from redis_swarm._ops import contexts as context_ops
+from redis_swarm._ops import _context_store as context_store
 from redis_swarm._ops.contexts import _use_zstd
 from redis_swarm._protocol import Cmd, OpContext
 
@@ -233,17 +233,17 @@ def test_readers_never_see_a_mixed_version(
     clear Conflict when the writer keeps outrunning them; never a mixed or truncated text."""
     limits = Limits(context_chunk_bytes=512, context_versions_kept=1)
     pruned_under_reader = 0
-    fetch = context_ops._fetch
+    fetch = context_store.fetch
 
     def counting_fetch(*args: Any, **kwargs: Any) -> Any:
         nonlocal pruned_under_reader
         try:
             return (yield from fetch(*args, **kwargs))
-        except context_ops._ChunkMissing:
+        except context_store.ChunkMissing:
             pruned_under_reader += 1
             raise
 
-    monkeypatch.setattr(context_ops, "_fetch", counting_fetch)
+    monkeypatch.setattr(context_store, "fetch", counting_fetch)
 
     def body(n: int) -> str:
         return "".join(f"{n:04d} line {i} of version {n}\n" for i in range(120))  # ~3.5 KB

@@ -1,0 +1,175 @@
+"""``read_context``: a bounded slice of a context, by lines or by bytes.
+
+The two paths are apart: each checks its range against the manifest, picks the chunks that
+hold it (all of them only when the version is cached, or is one chunk), and cuts the slice
+with ``_textview``. A reader of the current version whose chunks are pruned under it starts
+again on the new pointer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .._errors import ValidationError
+from .._models import ContextSlice
+from .._protocol import OpContext, Operation
+from .._validate import check_name
+from . import _context_store as store
+from . import _textview as tv
+
+__all__ = ["READ_MAX_BYTES", "read_context"]
+
+# A slice is cut to this size unless the caller asks for another bound: about 64K tokens.
+READ_MAX_BYTES = 256 * 1024
+
+
+def read_context(
+    ctx: OpContext,
+    owner: str,
+    *,
+    lines: tuple[int, int] | None = None,
+    offset: int | None = None,
+    length: int | None = None,
+    version: str | None = None,
+    max_bytes: int = READ_MAX_BYTES,
+) -> Operation[ContextSlice]:
+    """A bounded slice: ``lines=(a, b)`` (1-based, inclusive) or ``offset``/``length`` (bytes).
+
+    Without a range, the first lines up to ``max_bytes``. A slice longer than ``max_bytes``
+    is cut (at a line end in line mode) and marked ``truncated``. When the context is not
+    cached, only the chunks that hold the range are fetched.
+    """
+    owner = check_name("owner", owner)
+    if version is not None:
+        version = store.check_version(version)
+    if not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValidationError(f"max_bytes must be a positive number of bytes, not {max_bytes!r}")
+    by_bytes = offset is not None or length is not None
+    if lines is not None and by_bytes:
+        raise ValidationError("pass either lines=(first, last) or offset/length, not both")
+    if lines is not None:
+        _check_lines_arg(lines)
+    for name, value in (("offset", offset), ("length", length)):
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ValidationError(f"{name} must be a non-negative number of bytes, not {value!r}")
+    for _ in range(store.READ_ATTEMPTS):
+        m = yield from store.manifest(ctx, owner, version)
+        try:
+            if by_bytes:
+                cut = yield from _byte_slice(ctx, m, offset, length, max_bytes)
+            else:
+                cut = yield from _line_slice(ctx, m, lines, max_bytes)
+        except store.ChunkMissing:
+            if version is not None:
+                raise (yield from store.no_version(ctx, owner, m.version)) from None
+            continue
+        info = m.info
+        return ContextSlice(
+            owner=owner,
+            version=m.version,
+            text=cut.text,
+            start_line=cut.start_line,
+            end_line=cut.end_line,
+            total_lines=info.total_lines,
+            offset=cut.offset,
+            length=cut.length,
+            size_bytes=info.size_bytes,
+            truncated=cut.truncated,
+        )
+    raise store.republished(owner)
+
+
+def _byte_slice(
+    ctx: OpContext, m: store.Manifest, offset: int | None, length: int | None, max_bytes: int
+) -> Operation[tv.Cut]:
+    info = m.info
+    start = 0 if offset is None else offset
+    if start > info.size_bytes:
+        raise ValidationError(
+            f"offset {start} is past the end: the context of {info.owner!r} has "
+            f"{info.size_bytes} bytes"
+        )
+    size = (info.size_bytes - start) if length is None else length
+    win = yield from _whole_window(ctx, m)
+    if win is None:
+        # Three bytes either side: a UTF-8 character cut by the range is then whole.
+        lo = _chunk_of_byte(m, max(start - 3, 0))
+        hi = _chunk_of_byte(m, start + min(size, max_bytes) + 3)
+        win = yield from _window(ctx, m, lo, hi)
+    return tv.slice_bytes(win, start, size, max_bytes)
+
+
+def _line_slice(
+    ctx: OpContext, m: store.Manifest, lines: tuple[int, int] | None, max_bytes: int
+) -> Operation[tv.Cut]:
+    info = m.info
+    first, last = lines if lines is not None else (1, max(info.total_lines, 1))
+    if first > max(info.total_lines, 1):
+        raise ValidationError(
+            f"line {first} is past the end: the context of {info.owner!r} has "
+            f"{info.total_lines} lines"
+        )
+    if info.total_lines == 0:
+        return tv.Cut("", 1, 0, 0, 0, False)
+    win = yield from _whole_window(ctx, m)
+    if win is None:
+        lo = _chunk_of_newline(m, first - 1) if first > 1 else 0
+        hi = _chunk_of_newline(m, last)
+        # No further than max_bytes past the first chunk: the slice is cut there anyway.
+        hi = min(hi, _chunk_of_byte(m, sum(p.raw_len for p in m.parts[: lo + 1]) + max_bytes))
+        win = yield from _window(ctx, m, lo, hi)
+    return tv.slice_lines(win, first, last, info.total_lines, max_bytes)
+
+
+def _whole_window(ctx: OpContext, m: store.Manifest) -> Operation[tv.Window | None]:
+    """The whole version as a Window when it is cached or is one chunk; else None (the
+    caller fetches only the chunks it needs)."""
+    raw = store.cached(ctx, m.version)
+    if raw is None:
+        if len(m.parts) > 1:
+            return None
+        raw = yield from store.fetch_whole(ctx, m)
+    return tv.Window(raw, 0, 0, _starts(ctx, m.version, raw))
+
+
+def _window(ctx: OpContext, m: store.Manifest, first: int, last: int) -> Operation[tv.Window]:
+    """The bytes of chunks ``first..last`` (inclusive) of a manifest, as a Window."""
+    raw = b"".join((yield from store.fetch(ctx, m, range(first, last + 1), hash_each=True)))
+    start = sum(p.raw_len for p in m.parts[:first])
+    before = sum(p.newlines for p in m.parts[:first])
+    return tv.Window(raw, start, before, tv.line_starts(raw), last == len(m.parts) - 1)
+
+
+def _chunk_of_newline(m: store.Manifest, n: int) -> int:
+    """The index of the chunk that holds the n-th newline (1-based); the last if none does."""
+    seen = 0
+    for i, part in enumerate(m.parts):
+        seen += part.newlines
+        if seen >= n:
+            return i
+    return len(m.parts) - 1
+
+
+def _chunk_of_byte(m: store.Manifest, offset: int) -> int:
+    pos = 0
+    for i, part in enumerate(m.parts):
+        pos += part.raw_len
+        if offset < pos:
+            return i
+    return max(len(m.parts) - 1, 0)
+
+
+def _check_lines_arg(lines: object) -> None:
+    if not (
+        isinstance(lines, tuple | list)
+        and len(lines) == 2
+        and all(isinstance(n, int) for n in lines)
+        and 1 <= lines[0] <= lines[1]
+    ):
+        raise ValidationError(f"lines must be (first, last) with 1 <= first <= last, not {lines!r}")
+
+
+def _starts(ctx: OpContext, version: str, raw: bytes) -> Sequence[int]:
+    if ctx.cache is None:
+        return tv.line_starts(raw)
+    return ctx.cache.derived(version, "byte_starts", lambda: tv.line_starts(raw))

@@ -1,0 +1,230 @@
+"""How a context version is stored and fetched: its manifest, and its chunks checked
+against it. Shared by publishing (``contexts``) and by the readers (``contexts`` for whole
+versions and search, ``_context_slices`` for ranges). The layout is in ``contexts``' docstring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import zstandard
+
+from .._errors import Conflict, NotFound, SwarmError, ValidationError
+from .._models import ContextInfo, loads
+from .._protocol import Batch, Cmd, OpContext, Operation
+
+__all__ = [
+    "READ_ATTEMPTS",
+    "ChunkMissing",
+    "Manifest",
+    "Part",
+    "cache_put",
+    "cached",
+    "check_version",
+    "decoded",
+    "fetch",
+    "fetch_whole",
+    "load",
+    "manifest",
+    "no_version",
+    "parse_manifest",
+    "republished",
+    "text_of",
+]
+
+# A reader of the current version retries this often when publishes prune it under its feet.
+READ_ATTEMPTS = 5
+
+_HEX = re.compile(r"[0-9a-f]{8,64}")
+
+
+@dataclass(frozen=True)
+class Part:
+    digest: str
+    stored_len: int
+    raw_len: int
+    codec: str  # "zstd" or ""
+    newlines: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    info: ContextInfo
+    parts: tuple[Part, ...]
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+
+class ChunkMissing(Exception):
+    """A chunk of the manifest was deleted: its version was pruned while being read."""
+
+
+def text_of(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_manifest(raw: bytes | str) -> Manifest:
+    data = loads(raw)
+    parts = tuple(
+        Part(str(p[0]), int(p[1]), int(p[2]), str(p[3]), int(p[4])) for p in data["parts"]
+    )
+    return Manifest(ContextInfo.from_dict(data), parts)
+
+
+def check_version(version: object) -> str:
+    if not isinstance(version, str) or not _HEX.fullmatch(version):
+        raise ValidationError(
+            f"version {str(version)[:70]!r} is not a context version: pass the hex hash shown "
+            "by context_versions (at least 8 characters of it)"
+        )
+    return version
+
+
+def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manifest]:
+    """The manifest of the current version, or of a kept one (a unique hash prefix works)."""
+    keys = ctx.keys
+    if version is None:
+        raw = yield Cmd("HGET", keys.contexts, owner)
+        if raw is None:
+            raise no_context(owner)
+        return parse_manifest(raw)
+    if len(version) < 64:
+        kept = [text_of(v) for v in (yield Cmd("ZRANGE", keys.context_history(owner), 0, -1))]
+        matches = [v for v in kept if v.startswith(version)]
+        if len(matches) > 1:
+            raise ValidationError(
+                f"version prefix {version!r} of {owner!r} is ambiguous: give more characters"
+            )
+        if not matches:
+            raise (yield from no_version(ctx, owner, version))
+        version = matches[0]
+    raw = yield Cmd("HGET", keys.context_manifests, f"{owner}|{version}")
+    if raw is None:
+        raise (yield from no_version(ctx, owner, version))
+    return parse_manifest(raw)
+
+
+def no_context(owner: str) -> NotFound:
+    return NotFound(
+        f"no context was published by {owner!r}: check the owner name (contexts() lists them)"
+    )
+
+
+def no_version(ctx: OpContext, owner: str, version: str) -> Operation[NotFound]:
+    kept = yield Cmd("ZREVRANGE", ctx.keys.context_history(owner), 0, -1)
+    if not kept:
+        return no_context(owner)
+    listed = ", ".join(text_of(v)[:12] for v in kept)
+    return NotFound(
+        f"version {version[:16]} of {owner!r} is not kept (it was pruned, or never existed); "
+        f"kept versions, newest first: {listed}"
+    )
+
+
+def republished(owner: str) -> Conflict:
+    return Conflict(
+        f"the context of {owner!r} was republished {READ_ATTEMPTS} times while being read: "
+        "try again (or read a fixed version)"
+    )
+
+
+# --- chunks
+
+
+def fetch(
+    ctx: OpContext, m: Manifest, indices: Sequence[int], *, hash_each: bool
+) -> Operation[list[bytes]]:
+    """The raw bytes of the given chunks, checked against the manifest (each chunk's hash
+    too with ``hash_each``; else the caller checks the hash of the whole)."""
+    if not indices:
+        return []
+    keys = ctx.keys
+    replies = yield Batch(
+        tuple(Cmd("HGET", keys.chunk(m.parts[i].digest), "data") for i in indices)
+    )
+    out: list[bytes] = []
+    for i, stored in zip(indices, replies, strict=True):
+        part = m.parts[i]
+        if stored is None:
+            raise ChunkMissing(part.digest)
+        if len(stored) != part.stored_len or (
+            hash_each and hashlib.sha256(stored).hexdigest() != part.digest
+        ):
+            raise _corrupt(m, part.digest)
+        if part.codec == "zstd":
+            try:
+                stored = zstandard.ZstdDecompressor().decompress(
+                    stored, max_output_size=part.raw_len
+                )
+            except zstandard.ZstdError:
+                raise _corrupt(m, part.digest) from None
+        if len(stored) != part.raw_len:
+            raise _corrupt(m, part.digest)
+        out.append(stored)
+    return out
+
+
+def _corrupt(m: Manifest, digest: str) -> SwarmError:
+    return SwarmError(
+        f"chunk {digest[:16]} of context {m.info.owner!r} version {m.version[:16]} does not "
+        "match its manifest (damaged data): publish the context again"
+    )
+
+
+def fetch_whole(ctx: OpContext, m: Manifest) -> Operation[bytes]:
+    # Looked up on the module at call time, so that a test can wrap ``fetch``.
+    raw = b"".join((yield from fetch(ctx, m, range(len(m.parts)), hash_each=False)))
+    if hashlib.sha256(raw).hexdigest() != m.version:
+        raise _corrupt(m, m.version)
+    cache_put(ctx, m.version, raw)
+    return raw
+
+
+# --- the process's cache
+
+
+def cached(ctx: OpContext, version: str) -> bytes | None:
+    return ctx.cache.get(version) if ctx.cache is not None else None
+
+
+def cache_put(ctx: OpContext, version: str, raw: bytes) -> None:
+    if ctx.cache is not None:
+        ctx.cache.put(version, raw)
+
+
+def load(ctx: OpContext, owner: str, version: str | None) -> Operation[tuple[Manifest, bytes]]:
+    """The manifest and the whole bytes of a version: from the cache when it holds them (one
+    HGET of the pointer), else fetched and verified against the version's hash."""
+    for _ in range(READ_ATTEMPTS):
+        m = yield from manifest(ctx, owner, version)
+        raw = cached(ctx, m.version)
+        if raw is not None:
+            return m, raw
+        try:
+            return m, (yield from fetch_whole(ctx, m))
+        except ChunkMissing:
+            if version is not None:
+                raise (yield from no_version(ctx, owner, m.version)) from None
+    raise republished(owner)
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    """The text, and whether the bytes were valid UTF-8 (else undecodable bytes are
+    replaced: good enough to search and slice, not to hand out as the context)."""
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), False
+
+
+def decoded(ctx: OpContext, version: str, raw: bytes) -> tuple[str, bool]:
+    """``_decode``, kept with the cached bytes so that a warm read does not decode again."""
+    if ctx.cache is None:
+        return _decode(raw)
+    return ctx.cache.derived(version, "text", lambda: _decode(raw))
