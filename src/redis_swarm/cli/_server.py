@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .._embedded import EmbeddedServer, find_redis_server
+from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._errors import SwarmError
 from .._models import iso
 from ._app import App, json_option, main, pass_app
@@ -57,6 +57,14 @@ def down(app: App) -> None:
     )
 
 
+def _choice(chosen: Binary, running: str | None) -> str:
+    """Which redis-server the embedded default runs, and why (the running one may be older)."""
+    text = f"{chosen.path} ({chosen.version}): {chosen.reason}"
+    if running and not same_file(running, chosen.path):
+        text += f"; the running server is {running}: 'swarm down' then 'swarm up' to switch"
+    return text
+
+
 @main.command()
 @json_option
 @pass_app
@@ -64,9 +72,7 @@ def doctor(app: App) -> None:
     """Check the server: binary, version, URL, persistence, memory, PING latency."""
     settings = app.settings
     report: dict[str, Any] = {"url": settings.url, "swarm": settings.swarm, "kind": settings.kind}
-    if settings.kind == "embedded":
-        binary = find_redis_server()
-        report["binary"] = binary.path
+    chosen = find_redis_server() if settings.kind == "embedded" else None
     swarm = app.swarm
     latency = min(swarm.ping() for _ in range(5))
     info = swarm.server_info()
@@ -74,7 +80,7 @@ def doctor(app: App) -> None:
         ok=True,
         version=info.version,
         mode=info.mode,
-        binary=report.get("binary") or info.executable,
+        binary=info.executable or (chosen.path if chosen else None),
         persistence=("aof " + (info.appendfsync or "?")) if info.aof_enabled else "none (no AOF)",
         used_memory_bytes=info.used_memory,
         maxmemory_bytes=info.maxmemory,
@@ -82,8 +88,9 @@ def doctor(app: App) -> None:
         ping_ms=round(latency, 3),
         server_time=iso(info.server_time_ms),
     )
-    if settings.kind == "embedded":
+    if chosen is not None:
         report["pid"] = _embedded(app).pid()
+        report["binary_choice"] = _choice(chosen, info.executable)
 
     def human() -> None:
         table = Table(show_header=False, box=None)
