@@ -200,3 +200,47 @@ def test_bad_input(swarm: Any, redis_url: str) -> None:
         swarm.get_agent("nobody")
     with pytest.raises(NotFound):
         swarm.deregister("nobody")
+
+
+def test_a_retried_register_records_one_joined_event(
+    swarm: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lost reply makes redis-py send the same script call again: same registration token.
+    monkeypatch.setattr("redis_swarm._ops.agents.new_id", lambda prefix: f"{prefix}-fixed")
+    first = swarm.register("worker", name="w1", model="m")
+    again = swarm.register("worker", name="w1", model="m")
+    assert again.registered_at == first.registered_at and again.model == "m"
+    assert len(_events(redis_url, "agent.joined")) == 1
+    monkeypatch.undo()
+    swarm.register("worker", name="w1", model="n")  # a new call: a re-registration
+    assert swarm.get_agent("w1").model == "n"
+    assert len(_events(redis_url, "agent.joined")) == 2
+
+
+def test_a_retried_deregister_returns_as_if_it_succeeded(
+    swarm: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    swarm.register("worker", name="w1")
+    swarm.send("w1", "unread")
+    monkeypatch.setattr("redis_swarm._ops.agents.new_id", lambda prefix: f"{prefix}-fixed")
+    assert swarm.deregister("w1") is None
+    assert swarm.deregister("w1") is None  # the same call, sent again
+    assert [f[b"unread"] for f in _events(redis_url, "agent.left")] == [b"1"]
+    monkeypatch.undo()
+    with pytest.raises(NotFound, match="not registered"):
+        swarm.deregister("w1")  # a new call finds nobody
+    swarm.register("worker", name="w1")
+    assert swarm.deregister("w1") is None
+    assert len(_events(redis_url, "agent.left")) == 2
+
+
+def test_departures_are_bounded(
+    swarm: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("redis_swarm._ops.agents.DEPARTURES_KEPT", 3)
+    for i in range(5):
+        swarm.register("worker", name=f"w{i}")
+        swarm.deregister(f"w{i}")
+    with raw_client(redis_url) as r:
+        kept = [m.split(b"|")[0] for m in r.zrange(KEYS.departures, 0, -1)]
+    assert kept == [b"w2", b"w3", b"w4"]

@@ -89,6 +89,7 @@ WORKER_READ_WRITE = frozenset(
         "inbox",
         "broadcast",
         "cursors",
+        "departures",  # deregister records its call, to answer a retry
         # listed by the index_page script: keys a script receives must be writable (EVALSHA
         # declares its keys read-write), so a worker that may list syntheses may write them
         "syntheses",

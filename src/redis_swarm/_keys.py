@@ -170,6 +170,12 @@ class Keys:
         """ZSET agent id -> last heartbeat (ms)."""
         return self._k("presence")
 
+    @property
+    def departures(self) -> str:
+        """ZSET agent|token -> time (ms) of recent deregistrations, so that a deregister sent
+        again after its reply was lost is recognised (bounded in age and number)."""
+        return self._k("departures")
+
     def inbox(self, agent: str) -> str:
         """STREAM of messages to one agent."""
         return self._k("inbox", agent)

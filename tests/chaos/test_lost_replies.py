@@ -266,20 +266,23 @@ def test_a_publish_that_pruned_retried_after_a_lost_reply_leaks_never_loses(
 def test_agent_calls_retried_after_a_lost_reply(
     lossy: Any, proxy: DropProxy, raw: redis.Redis
 ) -> None:
-    """Registering is a replace and a heartbeat an overwrite: retried, they leave one agent
-    (a retried register records agent.joined twice). A retried deregister finds the agent
-    gone and says so: NotFound, with the agent gone either way."""
+    """A retried register finds its registration token and changes nothing (one
+    agent.joined); a heartbeat is an overwrite; a retried deregister finds its departure and
+    returns as the first call did (no NotFound, one agent.left)."""
     lose_one(proxy, "agent_register")
     agent = lossy.register("worker", name="w1", model="m")
-    assert proxy.dropped == 1
+    check_retried(proxy, "agent_register", raw)
     assert [a.id for a in lossy.agents()] == ["w1"] and agent.model == "m"
-    assert 1 <= events(raw)["agent.joined"] <= 2
+    assert events(raw)["agent.joined"] == 1
+    assert lossy.get_agent("w1").registered_at == agent.registered_at
     lose_one(proxy, "agent_heartbeat")
     assert lossy.heartbeat("w1", current_task="t-1").current_task == "t-1"
     check_swarm(raw, "test")
     lose_one(proxy, "agent_deregister")
-    with pytest.raises(NotFound, match="not registered"):
-        lossy.deregister("w1")
+    assert lossy.deregister("w1") is None
+    assert proxy.seen[sha("agent_deregister")] >= 2
     assert lossy.agents() == []
     assert events(raw)["agent.left"] == 1
     check_swarm(raw, "test")
+    with pytest.raises(NotFound, match="not registered"):
+        lossy.deregister("w1")  # a new call, not a retry

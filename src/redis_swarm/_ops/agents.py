@@ -23,6 +23,9 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_FIELD_CHARS = 200
 # Agents examined per sweep script call (each brings its inbox key along).
 SWEEP_BATCH = 500
+# A deregistration is remembered this long, and this many at most, to answer its retry.
+DEPARTURE_KEEP_MS = 3600 * 1000
+DEPARTURES_KEPT = 10_000
 
 
 def _check_label(kind: str, value: object) -> str | None:
@@ -73,7 +76,8 @@ def register(
 ) -> Operation[Agent]:
     """Register an agent (``name`` is its id; without one, an id ``ROLE-...`` is made).
 
-    Registering an id again replaces its profile and keeps its inbox."""
+    Registering an id again replaces its profile and keeps its inbox. The call is safe to
+    retry: sent again after a lost reply, it changes nothing and records one agent.joined."""
     role = check_name("role", role, max_len=40)
     agent_id = check_name("agent name", name, max_len=64) if name is not None else new_id(role)
     if parent is not None:
@@ -89,6 +93,7 @@ def register(
     meta = check_data("metadata", metadata, MAX_METADATA_BYTES)
     record = {
         "id": agent_id,
+        "registration": new_id("r"),  # second: agent_register finds it there
         "role": role,
         "model": _check_label("model", model),
         "specialization": _check_label("specialization", specialization),
@@ -101,7 +106,15 @@ def register(
     stored, now = yield Call(
         "agent_register",
         (keys.agents, keys.presence, keys.cursors, keys.broadcast, keys.events),
-        (agent_id, dumps(record)[:-1], ctx.now_arg(), ctx.limits.events_maxlen, role, parent or ""),
+        (
+            agent_id,
+            dumps(record)[:-1],
+            ctx.now_arg(),
+            ctx.limits.events_maxlen,
+            role,
+            parent or "",
+            record["registration"],
+        ),
     )
     return Agent.from_dict({**loads(stored), "last_seen": int(now), "alive": True})
 
@@ -127,13 +140,28 @@ def heartbeat(
 
 def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
     """Remove the agent, its presence and its inbox (unread messages are dropped with it and
-    counted in the ``agent.left`` event)."""
+    counted in the ``agent.left`` event). The call is safe to retry: sent again after a lost
+    reply, it returns as the first did (no NotFound) and records one agent.left."""
     agent_id = check_name("agent id", agent_id, max_len=64)
     keys = ctx.keys
     yield Call(
         "agent_deregister",
-        (keys.agents, keys.presence, keys.cursors, keys.inbox(agent_id), keys.events),
-        (agent_id, ctx.limits.events_maxlen),
+        (
+            keys.agents,
+            keys.presence,
+            keys.cursors,
+            keys.inbox(agent_id),
+            keys.events,
+            keys.departures,
+        ),
+        (
+            agent_id,
+            ctx.limits.events_maxlen,
+            new_id("d"),
+            DEPARTURE_KEEP_MS,
+            DEPARTURES_KEPT,
+            ctx.now_arg(),
+        ),
     )
 
 

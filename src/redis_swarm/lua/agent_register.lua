@@ -1,16 +1,24 @@
 -- agent_register: store an agent's record, mark it present, start its broadcast cursor at
 -- the newest broadcast (an agent receives the broadcasts sent after it joined).
 -- Registering an existing id again replaces its profile (a restarted agent keeps its name,
--- its inbox and its broadcast cursor).
+-- its inbox and its broadcast cursor). Each call carries a registration token of its own,
+-- stored in the record: a call sent again after its reply was lost finds its token there
+-- and changes nothing (one agent.joined event, the first registered_at).
 -- KEYS[1]: agents (HASH id -> record JSON)   KEYS[2]: presence (ZSET id -> last heartbeat)
 -- KEYS[3]: cursors (HASH id -> last broadcast id read)   KEYS[4]: broadcast (STREAM)
 -- KEYS[5]: events (STREAM)
 -- ARGV[1]: agent id   ARGV[2]: record JSON without its tail (the script appends
---          ',"registered_at":NOW,"current_task":null}')   ARGV[3]: now (0 = server time)
--- ARGV[4]: events maxlen   ARGV[5]: role   ARGV[6]: parent ('' for none)
+--          ',"registered_at":NOW,"current_task":null}'); its second key is "registration"
+-- ARGV[3]: now (0 = server time)   ARGV[4]: events maxlen   ARGV[5]: role
+-- ARGV[6]: parent ('' for none)   ARGV[7]: this call's registration token
 -- returns {record, now}
 local id = ARGV[1]
 local now = now_ms(ARGV[3])
+local stored = redis.call('HGET', KEYS[1], id)
+-- The id is a checked name (no quotes), so the first "registration" is the record's own.
+if stored and string.match(stored, '"registration":"([%w%-]+)"') == ARGV[7] then
+  return {stored, now}
+end
 local record = ARGV[2] .. ',"registered_at":' .. string.format('%d', now) .. ',"current_task":null}'
 redis.call('HSET', KEYS[1], id, record)
 redis.call('ZADD', KEYS[2], now, id)
