@@ -314,8 +314,8 @@ def _scale(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
             f"up to {top:,} here; 10^6 is opt-in (`python benchmarks/run_all.py --only scale "
             "--scale-max 6`: about a minute more and ~1 GB of Redis memory). The seed's "
             "status reads each task's status with one round trip, so it is only run up "
-            "to 10^4 tasks. *status* is what `swarm status` reads: `queue_stats()`, "
-            "`agents()` and `contexts()`, three round trips.",
+            "to 10^4 tasks. *status* is `status()`, what `swarm status` reads: queue and pass "
+            "counts, agents and contexts in one round trip.",
             "",
             scale.report(result),
             "",

@@ -70,11 +70,8 @@ def _used(client: Any) -> int:
 
 def status_of(swarm: Any) -> Any:
     """A coordinator's overview (the seed's get_swarm_status), what ``swarm status`` reads:
-    every queue's counts, every agent, every context (the core's ``status()`` if it has one)."""
-    status = getattr(swarm, "status", None)
-    if callable(status):
-        return status()
-    return swarm.queue_stats(), swarm.agents(), swarm.contexts()
+    every queue's and pass's counts, every agent, every context, in one round trip."""
+    return swarm.status()
 
 
 def run(server: RedisProcess, cfg: Config) -> ScaleResult:
@@ -200,7 +197,7 @@ def report(result: ScaleResult) -> str:
             [
                 "tasks",
                 "queue_stats p50 / p99 ms",
-                "status (queue_stats + agents + contexts) p50 / p99 ms",
+                "status() (one round trip) p50 / p99 ms",
                 "seed status p50 / p99 ms",
                 "Redis bytes per task",
                 "bulk post, tasks/s",

@@ -97,6 +97,8 @@ BOUNDS: dict[str, int] = {
     "request_synthesis": 1,
     "events (up to 1,000)": 1,
     "last_event_id": 1,
+    "status": 1,  # the event id, queue and pass counts, agents and contexts in one batch
+    "recent": 3,  # the newest ids, their records and the dead letters' ids, the dead tasks
 }
 
 
@@ -212,3 +214,5 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("request_synthesis", lambda: far.request_synthesis(SHARD, PASS, "cite everything"))
     meter("events (up to 1,000)", far.events)
     meter("last_event_id", far.last_event_id)
+    meter("status", far.status)
+    meter("recent", far.recent)

@@ -21,6 +21,8 @@ def test_public_exports_are_pinned() -> None:
     expected |= {
         "Agent", "ContextInfo", "ContextSlice", "Event", "EventType", "Message", "SearchHit",
     }  # fmt: skip
+    # what the faces show
+    expected |= {"AgentCounts", "PassProgress", "Recent", "SwarmStatus"}
     # the seed's classes and the modern roles
     expected |= {
         "Coordinator", "EphemeralWorker", "MemoryShard", "RedisSwarmCoordinator",

@@ -22,6 +22,7 @@ from ._errors import (
 )
 from ._models import (
     Agent,
+    AgentCounts,
     ContextInfo,
     ContextSlice,
     Event,
@@ -29,7 +30,10 @@ from ._models import (
     Finding,
     Message,
     Page,
+    PassProgress,
+    Recent,
     SearchHit,
+    SwarmStatus,
     Synthesis,
     Task,
     TaskSpec,
@@ -50,6 +54,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "AgentCounts",
     "AlreadyCompleted",
     "AsyncSwarm",
     "ConfigError",
@@ -71,8 +76,10 @@ __all__ = [
     "Message",
     "NotFound",
     "Page",
+    "PassProgress",
     "PayloadTooLarge",
     "PermissionDenied",
+    "Recent",
     "RedisSwarmCoordinator",
     "SearchHit",
     "Settings",
@@ -80,6 +87,7 @@ __all__ = [
     "Swarm",
     "SwarmError",
     "SwarmMemoryShard",
+    "SwarmStatus",
     "Synthesis",
     "Task",
     "TaskSpec",

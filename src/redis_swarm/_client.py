@@ -36,7 +36,7 @@ from ._ops import contexts as context_ops
 from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
-from ._ops import server, tasks
+from ._ops import server, tasks, views
 from ._protocol import (
     Call,
     Cmd,
@@ -335,6 +335,10 @@ class Swarm(_Shell):
     events = sync_op(event_ops.events)
     last_event_id = sync_op(event_ops.last_event_id)
 
+    # --- what the faces show
+    status = sync_op(views.status)
+    recent = sync_op(views.recent)
+
     def follow_events(
         self,
         since: str | int | None = None,
@@ -546,6 +550,10 @@ class AsyncSwarm(_Shell):
     request_synthesis = async_op(message_ops.request_synthesis)
     events = async_op(event_ops.events)
     last_event_id = async_op(event_ops.last_event_id)
+
+    # --- what the faces show
+    status = async_op(views.status)
+    recent = async_op(views.recent)
 
     async def follow_events(
         self,

@@ -366,3 +366,67 @@ class Event(Record):
     type: EventType
     at: int
     fields: dict[str, str]
+
+
+# === the swarm at a glance: what every face's status shows ===
+
+__all__ += ["AgentCounts", "PassProgress", "Recent", "SwarmStatus"]
+
+
+@dataclass(frozen=True)
+class PassProgress(Record):
+    """One pass: its task counts by status, and how many of them are settled."""
+
+    name: str
+    counts: dict[str, int]
+    total: int
+    settled: int
+
+    @property
+    def fraction(self) -> float:
+        return self.settled / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "fraction": round(self.fraction, 4)}
+
+
+@dataclass(frozen=True)
+class AgentCounts(Record):
+    """How many agents are registered, alive and stale; ``by_role`` counts the live ones."""
+
+    total: int
+    alive: int
+    stale: int
+    by_role: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SwarmStatus(Record):
+    """The swarm at a glance, read in one round trip whatever the number of tasks: what
+    ``swarm status``, the MCP ``swarm_status`` tool, the dashboard and the seed's
+    ``get_swarm_status`` show.
+
+    ``last_event_id`` is the newest event already reflected here (read first): follow the
+    event stream from it to stay current. ``queues`` maps each queue to its task counts by
+    status, ``totals`` adds them up across queues; ``roster`` lists the agents, live ones
+    first, then by role and id; ``contexts`` holds the current version of each owner's.
+    """
+
+    swarm: str
+    last_event_id: str
+    queues: dict[str, dict[str, int]]
+    totals: dict[str, int]
+    passes: tuple[PassProgress, ...]
+    agents: AgentCounts
+    roster: tuple[Agent, ...]
+    contexts: tuple[ContextInfo, ...]
+
+
+@dataclass(frozen=True)
+class Recent(Record):
+    """The newest findings, syntheses and dead-lettered tasks (newest first; the tasks
+    without their data): what the live views show below the status."""
+
+    findings: tuple[Finding, ...]
+    syntheses: tuple[Synthesis, ...]
+    dead: tuple[Task, ...]

@@ -31,6 +31,7 @@ __all__ = [
     "items_of",
     "raise_first",
     "sync_op",
+    "together",
     "wire",
 ]
 
@@ -94,6 +95,32 @@ def raise_first(replies: list[Any]) -> list[Any]:
 
 
 Operation = Generator[Request, Any, T]
+
+
+def together(*ops: Operation[Any]) -> Operation[list[Any]]:
+    """Run operations side by side: each step sends the next request of every one still
+    running in one batch (one round trip), and hands each its own replies; returns their
+    results in order. An error reply ends them all (it is raised to the caller, not thrown
+    into the one that asked), so combine reads whose only errors are the connection's."""
+    results: list[Any] = [None] * len(ops)
+    asking: dict[int, Request] = {}
+
+    def step(i: int, reply: Any = None, first: bool = False) -> None:
+        try:
+            asking[i] = next(ops[i]) if first else ops[i].send(reply)
+        except StopIteration as stop:
+            results[i] = stop.value
+
+    for i in range(len(ops)):
+        step(i, first=True)
+    while asking:
+        order = sorted(asking)
+        requests = [asking.pop(i) for i in order]
+        replies = iter((yield Batch(tuple(item for r in requests for item in items_of(r)))))
+        for i, request in zip(order, requests, strict=True):
+            mine = [next(replies) for _ in items_of(request)]
+            step(i, mine if isinstance(request, Batch) else mine[0])
+    return results
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,44 @@
-"""The reads behind the live views (dashboard, ``swarm watch``) that the listings lack.
+"""The reads every face shows: the swarm's status, and the newest records for the live views.
 
-The listings page forward, oldest first, which is right for processing everything; a view
-wants the opposite, the newest few, and the names of the passes. ``view`` reads them
-newest first straight from the indexes, in two or three round trips whatever the size of
-the swarm, and reads the newest event id first, so that a follower starting from it misses
-nothing that happened while the rest was read.
+``status`` is the swarm at a glance (queues, passes, agents, contexts, totals), assembled here
+and nowhere else so that ``swarm status``, the MCP tool, the dashboard and the seed's
+``get_swarm_status`` cannot disagree. It runs the listings it is made of side by side
+(``together``): one round trip whatever the size of the swarm, the newest event id first, so
+that a follower starting from it misses nothing that happened while the rest was read.
+
+The listings page forward, oldest first, which is right for processing everything; a live
+view wants the opposite, the newest few. ``recent`` reads them newest first straight from
+the indexes, in two or three round trips.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from .._models import Finding, Synthesis, Task, loads
-from .._protocol import Batch, Cmd, OpContext, Operation
+from .._models import (
+    Agent,
+    AgentCounts,
+    ContextInfo,
+    Finding,
+    PassProgress,
+    Recent,
+    SwarmStatus,
+    Synthesis,
+    Task,
+    TaskStatus,
+    loads,
+)
+from .._protocol import Batch, Cmd, OpContext, Operation, together
+from . import agents as agent_ops
+from . import contexts as context_ops
+from . import events as event_ops
+from . import tasks as task_ops
 
-__all__ = ["View", "view"]
+__all__ = ["passes", "recent", "status"]
 
 MAX_VIEW = 500
-
-
-@dataclass(frozen=True)
-class View:
-    last_event_id: str
-    passes: dict[str, dict[str, int]]
-    findings: tuple[Finding, ...]
-    syntheses: tuple[Synthesis, ...]
-    dead: tuple[Task, ...]
+# Statuses after which a task needs no more work: what a pass's progress counts as done.
+_SETTLED = frozenset(s.value for s in TaskStatus if s.settled)
 
 
 def _text(value: Any) -> str:
@@ -37,23 +49,91 @@ def _bounded(value: int) -> int:
     return max(1, min(int(value), MAX_VIEW))
 
 
-def view(
-    ctx: OpContext, *, findings: int = 50, syntheses: int = 20, dead: int = 50
-) -> Operation[View]:
-    """The newest event id, every pass with its counts, and the newest ``findings``,
-    ``syntheses`` and dead-lettered tasks (newest first; each count 1 to 500)."""
+# --- the status
+
+
+def status(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[SwarmStatus]:
+    """The swarm at a glance, in one round trip: the newest event id, the task counts of
+    every queue and pass, the agents (alive after a heartbeat within ``stale_after_s``) and
+    the current version of every context."""
+    results = yield from together(
+        event_ops.last_event_id(ctx),
+        task_ops.queue_stats(ctx),
+        passes(ctx),
+        agent_ops.agents(ctx, stale_after_s=stale_after_s),
+        context_ops.contexts(ctx),
+    )
+    newest: str = results[0]
+    queues: dict[str, dict[str, int]] = results[1]
+    agents: list[Agent] = results[3]
+    contexts: list[ContextInfo] = results[4]
+    by_role: dict[str, int] = {}
+    for agent in agents:
+        if agent.alive:
+            by_role[agent.role] = by_role.get(agent.role, 0) + 1
+    alive = sum(by_role.values())
+    return SwarmStatus(
+        swarm=ctx.settings.swarm,
+        last_event_id=newest,
+        queues=queues,
+        totals={s.value: sum(c.get(s.value, 0) for c in queues.values()) for s in TaskStatus},
+        passes=results[2],
+        agents=AgentCounts(
+            total=len(agents), alive=alive, stale=len(agents) - alive, by_role=by_role
+        ),
+        roster=tuple(sorted(agents, key=_agent_order)),
+        contexts=tuple(contexts),
+    )
+
+
+def _agent_order(agent: Agent) -> tuple[bool, str, str]:
+    # Live agents first, then by role and id: the list does not jump around between reads.
+    return (not agent.alive, agent.role, agent.id)
+
+
+def passes(ctx: OpContext) -> Operation[tuple[PassProgress, ...]]:
+    """Every pass with its task counts, by name (one HGETALL of the counters)."""
+    raw = yield Cmd("HGETALL", ctx.keys.pass_counts)
+    return tuple(_progress(name, counts) for name, counts in _passes(raw).items())
+
+
+def _passes(raw: Any) -> dict[str, dict[str, int]]:
+    """``pass-id -> name`` and ``pass-id|status -> count`` fields, as {name: {status: n}}."""
+    names: dict[str, str] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for field, value in dict(raw or {}).items():
+        key = _text(field)
+        pid, sep, state = key.partition("|")
+        if sep:
+            counts.setdefault(pid, {})[state] = int(value)
+        else:
+            names[pid] = _text(value)
+    return {names[pid]: counts.get(pid, {}) for pid in sorted(names, key=lambda p: names[p])}
+
+
+def _progress(name: str, counts: dict[str, int]) -> PassProgress:
+    counts = {state: int(n) for state, n in counts.items() if state != "total"}
+    settled = sum(n for state, n in counts.items() if state in _SETTLED)
+    return PassProgress(name=name, counts=counts, total=sum(counts.values()), settled=settled)
+
+
+# --- the newest records
+
+
+def recent(
+    ctx: OpContext, findings: int = 50, syntheses: int = 20, dead: int = 50
+) -> Operation[Recent]:
+    """The newest ``findings``, ``syntheses`` and dead-lettered tasks (newest first; each
+    count 1 to 500; the tasks without their data), in two or three round trips."""
     k = ctx.keys
     n_findings, n_syntheses, n_dead = _bounded(findings), _bounded(syntheses), _bounded(dead)
-    first = yield Batch(
+    finding_ids, synthesis_ids, queues = yield Batch(
         (
-            Cmd("XREVRANGE", k.events, "+", "-", "COUNT", 1),
-            Cmd("HGETALL", k.pass_counts),
             Cmd("ZREVRANGE", k.finding_index, 0, n_findings - 1),
             Cmd("ZREVRANGE", k.synthesis_index, 0, n_syntheses - 1),
             Cmd("SMEMBERS", k.queues),
         )
     )
-    newest, pass_counts, finding_ids, synthesis_ids, queues = first
     queue_names = sorted(_text(q) for q in queues)
     finding_ids = [_text(i) for i in finding_ids]
     synthesis_ids = [_text(i) for i in synthesis_ids]
@@ -78,10 +158,7 @@ def view(
     if dead_ids:
         dead_tasks = yield Cmd("HMGET", k.tasks, *dead_ids)
 
-    return View(
-        # "0-0" (before the first event) when there is none yet: always a cursor to follow.
-        last_event_id=_text(newest[0][0]) if newest else "0-0",
-        passes=_passes(pass_counts),
+    return Recent(
         findings=tuple(Finding.from_dict(loads(raw)) for raw in found if raw),
         syntheses=tuple(Synthesis.from_dict(loads(raw)) for raw in made if raw),
         dead=tuple(_task(raw) for raw in dead_tasks if raw),
@@ -99,17 +176,3 @@ def _task(raw: Any) -> Task:
     state: dict[str, Any] = loads(raw)
     state["data"] = None  # a view never shows payloads
     return Task.from_dict(state)
-
-
-def _passes(raw: Any) -> dict[str, dict[str, int]]:
-    """``pass-id -> name`` and ``pass-id|status -> count`` fields, as {name: {status: n}}."""
-    names: dict[str, str] = {}
-    counts: dict[str, dict[str, int]] = {}
-    for field, value in dict(raw or {}).items():
-        key = _text(field)
-        pid, sep, status = key.partition("|")
-        if sep:
-            counts.setdefault(pid, {})[status] = int(value)
-        else:
-            names[pid] = _text(value)
-    return {names[pid]: counts.get(pid, {}) for pid in sorted(names, key=lambda p: names[p])}

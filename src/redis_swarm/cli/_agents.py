@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .._models import TaskStatus
 from ._app import App, json_option, main, pass_app
 from ._common import (
     add_row,
@@ -19,7 +20,7 @@ from ._common import (
     short,
 )
 
-STATUSES = ("pending", "delayed", "claimed", "completed", "dead", "cancelled")
+STATUSES = tuple(s.value for s in TaskStatus)
 
 
 @main.command(short_help="The swarm at a glance: queues, agents, contexts.")
@@ -29,53 +30,34 @@ STATUSES = ("pending", "delayed", "claimed", "completed", "dead", "cancelled")
 @json_option
 @pass_app
 def status(app: App, pass_name: str | None, stale_after: float) -> None:
-    """The swarm at a glance: tasks per queue and status, agents, contexts."""
+    """The swarm at a glance: tasks per queue and status, passes, agents, contexts."""
     swarm = app.swarm
-    queues = swarm.queue_stats()
-    agents = swarm.agents(stale_after_s=stale_after)
-    contexts = swarm.contexts()
-    totals = {s: sum(counts.get(s, 0) for counts in queues.values()) for s in STATUSES}
-    roles: dict[str, int] = {}
-    for agent in agents:
-        if agent.alive:
-            roles[agent.role] = roles.get(agent.role, 0) + 1
-    report: dict[str, Any] = {
-        "swarm": swarm.name,
-        "url": swarm.settings.url,
-        "queues": queues,
-        "totals": totals,
-        "agents": {
-            "alive": sum(1 for a in agents if a.alive),
-            "stale": sum(1 for a in agents if not a.alive),
-            "roles": roles,
-        },
-        "contexts": contexts,
-    }
+    st = swarm.status(stale_after_s=stale_after)
+    report: dict[str, Any] = {**st.to_dict(), "url": swarm.settings.url}
     if pass_name is not None:
         report["pass"] = {"name": pass_name, "counts": swarm.pass_stats(pass_name)}
 
     def human() -> None:
-        click.echo(f"swarm {swarm.name} on {swarm.settings.url}")
+        click.echo(f"swarm {st.swarm} on {swarm.settings.url}")
         table = make_table("queue", *STATUSES, title="tasks")
-        for queue in sorted(queues):
-            add_row(table, queue, *(queues[queue].get(s, 0) for s in STATUSES))
-        if len(queues) > 1:
-            add_row(table, "(all)", *(totals[s] for s in STATUSES))
-        if queues:
+        for queue, counts in st.queues.items():
+            add_row(table, queue, *(counts.get(s, 0) for s in STATUSES))
+        if len(st.queues) > 1:
+            add_row(table, "(all)", *(st.totals[s] for s in STATUSES))
+        if st.queues:
             print_table(app, table)
         else:
             click.echo("no tasks yet")
         if pass_name is not None:
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        alive = report["agents"]
-        by_role = ", ".join(f"{n} {r}" for r, n in sorted(roles.items())) or "none"
-        click.echo(f"agents: {alive['alive']} alive ({by_role}), {alive['stale']} stale")
-        if contexts:
+        by_role = ", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())) or "none"
+        click.echo(f"agents: {st.agents.alive} alive ({by_role}), {st.agents.stale} stale")
+        if st.contexts:
             ctable = make_table(
                 "owner", "version", "tokens", "source", "published", title="contexts"
             )
-            for ci in contexts:
+            for ci in st.contexts:
                 add_row(ctable, ci.owner, ci.version, ci.tokens_est, ci.source, ago(ci.created_at))
             print_table(app, ctable)
 
