@@ -23,7 +23,6 @@ __all__ = [
     "CLIENTS",
     "DEFAULT_QUEUE",
     "FINDING_EXAMPLE",
-    "MCP_TOOLS",
     "ROLES",
     "VIAS",
     "finding_rules",
@@ -42,35 +41,22 @@ CLIENTS: tuple[str, ...] = ("claude", "codex", "generic")
 DEFAULT_QUEUE = "work"
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 
-# The tools the MCP server exposes (``swarm mcp``); prompts for --via mcp name only these.
-MCP_TOOLS: tuple[str, ...] = (
-    "swarm_status",
-    "post_task",
-    "post_tasks",
-    "claim_task",
-    "renew_task",
-    "report_finding",
-    "fail_task",
-    "get_context",
-    "read_context_lines",
-    "search_context",
-    "publish_context",
-    "list_findings",
-    "synthesize",
-    "send_message",
-    "read_inbox",
-    "list_agents",
-    "wait_for_pass",
-    "request_synthesis",
-    "next_page",
-)
-
 FINDING_EXAMPLE: dict[str, Any] = {
     "summary": "One paragraph: what you found, in plain words.",
     "details": "The facts behind the summary, quoted or paraphrased, with numbers.",
     "sources": ["context lines 120-134", "context lines 2210-2214"],
     "confidence": 0.8,
 }
+
+
+def __getattr__(name: str) -> Any:
+    # MCP_TOOLS: the tools the MCP server exposes (``swarm mcp``), read from their @tool
+    # markers on first use (it imports the MCP SDK); prompts for --via mcp name only these.
+    if name == "MCP_TOOLS":
+        from .mcp_server import TOOL_ROLES
+
+        return tuple(TOOL_ROLES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def swarm_command(settings: Settings, *, show_password: bool = False) -> str:

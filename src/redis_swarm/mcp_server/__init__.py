@@ -12,11 +12,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._budget import CHARS_PER_TOKEN, DEFAULT_BUDGET_TOKENS, Budget, estimate_tokens
-from ._roles import AGENT_ROLES, PROMPT_ROLES, TOOL_ROLES, tool_names
+from ._roles import AGENT_ROLES, PROMPT_ROLES
 
 if TYPE_CHECKING:
     from ._server import INSTRUCTIONS, Transport, build_server, serve
     from ._session import AgentSession, SessionRegistry
+    from ._tools import TOOL_ROLES, tool_names
 
 __all__ = [
     "AGENT_ROLES",
@@ -42,6 +43,8 @@ _LAZY = {
     "serve": "._server",
     "AgentSession": "._session",
     "SessionRegistry": "._session",
+    "TOOL_ROLES": "._tools",
+    "tool_names": "._tools",
 }
 
 

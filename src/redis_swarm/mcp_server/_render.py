@@ -19,7 +19,7 @@ from .._errors import (
 )
 from .._models import SearchHit, dumps, iso
 from ._budget import clip
-from ._roles import TOOL_ROLES
+from ._roles import declared_tool_names
 
 __all__ = ["blocks", "cursor_offset", "fit", "plain", "render_hit", "tool_error"]
 
@@ -70,7 +70,7 @@ def tool_error(exc: SwarmError) -> ToolError:
     """A core error as a tool error that says what to do next (in tool terms, when the
     message does not already)."""
     message = f"{type(exc).__name__}: {exc or type(exc).__name__}"
-    if any(name in message for name in TOOL_ROLES):
+    if any(name in message for name in declared_tool_names()):
         return ToolError(message)
     for kind, hint in _HINTS:
         if isinstance(exc, kind):

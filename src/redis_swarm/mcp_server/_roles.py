@@ -1,44 +1,96 @@
-"""Which role gets which tools: the one table ``--role`` filters by (pure data, no SDK import)."""
+"""Which role gets which tools: the ``@tool`` marker every tool method carries, and the table
+derived from it (pure data, no SDK import).
+
+A tool is described in one place, its method: ``@tool(roles=..., read_only=...)`` above it,
+its docstring and its annotated parameters. The role table (``--role`` filters by it), the
+read-only annotations, the prompts' tool list and the tools named by the server's instructions
+are all read from the markers (``tool_specs``); a public coroutine of a tool class without the
+marker is refused, so a new tool cannot be half-declared.
+"""
 
 from __future__ import annotations
 
-__all__ = ["AGENT_ROLES", "PROMPT_ROLES", "TOOL_ROLES", "tool_names"]
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+__all__ = [
+    "AGENT_ROLES",
+    "COORDINATOR",
+    "EVERYONE",
+    "PLANNERS",
+    "PROMPT_ROLES",
+    "SHARD",
+    "WORKER",
+    "ToolSpec",
+    "declared_tool_names",
+    "tool",
+    "tool_specs",
+]
 
 # The roles a server can be started for; "all" registers its sessions as role "agent".
 AGENT_ROLES = ("worker", "shard", "coordinator", "all")
-# The roles that have an init prompt.
+# The roles that have an init prompt (and that a tool can be given to).
 PROMPT_ROLES = ("worker", "shard", "coordinator")
 
-_ALL = frozenset(PROMPT_ROLES)
-_PLANNERS = frozenset({"shard", "coordinator"})
+EVERYONE = frozenset(PROMPT_ROLES)
+WORKER = frozenset({"worker"})
+SHARD = frozenset({"shard"})
+COORDINATOR = frozenset({"coordinator"})
+PLANNERS = SHARD | COORDINATOR
 
-# Tool name -> the roles given it (``--role all`` gets every tool). The order is the order
-# in which clients list them: the workflow's order.
-TOOL_ROLES: dict[str, frozenset[str]] = {
-    "swarm_status": _ALL,
-    "claim_task": frozenset({"worker"}),
-    "renew_task": frozenset({"worker"}),
-    "report_finding": frozenset({"worker"}),
-    "fail_task": frozenset({"worker"}),
-    "get_context": _ALL,
-    "read_context_lines": _ALL,
-    "search_context": _ALL,
-    "publish_context": frozenset({"shard"}),
-    "post_task": _PLANNERS,
-    "post_tasks": _PLANNERS,
-    "wait_for_pass": _PLANNERS,
-    "list_findings": _PLANNERS,
-    "synthesize": frozenset({"shard"}),
-    "request_synthesis": frozenset({"coordinator"}),
-    "list_agents": _PLANNERS,
-    "send_message": _ALL,
-    "read_inbox": _ALL,
-    "next_page": _ALL,
-}
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MARK = "__swarm_tool__"
+_DECLARED: set[str] = set()  # every name ever marked: what tool_error recognises as a tool
 
 
-def tool_names(role: str) -> list[str]:
-    """The tools a server started for ``role`` offers."""
-    if role not in AGENT_ROLES:
-        raise ValueError(f"role must be one of {', '.join(AGENT_ROLES)}, not {role!r}")
-    return [name for name, roles in TOOL_ROLES.items() if role == "all" or role in roles]
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool as its marker declares it: ``fn`` is the (unbound) method."""
+
+    name: str
+    roles: frozenset[str]
+    read_only: bool
+    fn: Callable[..., Any]
+
+    def offered_to(self, role: str) -> bool:
+        """Whether a server started for ``role`` offers it (``all`` offers every tool)."""
+        return role == "all" or role in self.roles
+
+
+def tool(*, roles: Iterable[str], read_only: bool = False) -> Callable[[F], F]:
+    """Mark a method as an MCP tool given to ``roles``; ``read_only`` if it changes nothing."""
+    given = frozenset(roles)
+    if not given or not given <= EVERYONE:
+        raise ValueError(f"roles must be some of {', '.join(PROMPT_ROLES)}, not {sorted(given)}")
+
+    def mark(fn: F) -> F:
+        setattr(fn, _MARK, ToolSpec(fn.__name__, given, read_only, fn))
+        _DECLARED.add(fn.__name__)
+        return fn
+
+    return mark
+
+
+def declared_tool_names() -> frozenset[str]:
+    """The names of every tool marked so far (all of them once the tools are imported)."""
+    return frozenset(_DECLARED)
+
+
+def tool_specs(cls: type) -> list[ToolSpec]:
+    """The tools of ``cls``, in the order clients list them: its groups in base order, each
+    group's tools in the order they are written (the workflow's order)."""
+    specs: dict[str, ToolSpec] = {}
+    for klass in cls.__mro__:
+        for name, attr in vars(klass).items():
+            spec = getattr(attr, _MARK, None)
+            if isinstance(spec, ToolSpec):
+                specs.setdefault(name, spec)
+            elif not name.startswith("_") and inspect.iscoroutinefunction(attr):
+                raise TypeError(
+                    f"{klass.__name__}.{name} is a public coroutine without @tool(roles=...): "
+                    "mark it as a tool, or name it with a leading underscore"
+                )
+    return list(specs.values())

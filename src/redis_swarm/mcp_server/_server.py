@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import MethodType
 from typing import Any, Literal
 
 import anyio
@@ -23,9 +25,9 @@ from mcp_types import ToolAnnotations
 
 from .._client import Swarm
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
-from ._roles import PROMPT_ROLES, tool_names
+from ._roles import AGENT_ROLES, PROMPT_ROLES
 from ._session import RegisterOnConnect, SessionRegistry
-from ._tools import SwarmTools
+from ._tools import SwarmTools, tool_names, tools_for
 
 __all__ = ["INSTRUCTIONS", "Transport", "build_server", "serve"]
 
@@ -37,24 +39,15 @@ log = logging.getLogger("redis_swarm.mcp")
 _SESSIONS: weakref.WeakKeyDictionary[MCPServer[Any], SessionRegistry] = weakref.WeakKeyDictionary()
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-_READ_ONLY_TOOLS = (
-    "swarm_status",
-    "get_context",
-    "read_context_lines",
-    "search_context",
-    "list_findings",
-    "list_agents",
-    "wait_for_pass",
-    "next_page",
-)
-_ANNOTATIONS = dict.fromkeys(_READ_ONLY_TOOLS, _READ_ONLY)
 
 _COMMON = (
     "Results are compact JSON (and text, for contexts). A result never exceeds {budget} "
     "tokens: when there is more, it says exactly which call returns the next page. Errors "
     "say what to do next."
 )
-INSTRUCTIONS: dict[str, str] = {
+# How each role works, in the words of its workflow; the role's other tools (from their markers)
+# are listed after it, so that the instructions name every tool the role is given.
+_WORKFLOWS: dict[str, str] = {
     "worker": (
         "redis-swarm, worker. You are an ephemeral worker: Redis remembers, you do not. Loop: "
         "claim_task(queue) -> read what the task needs from its shard's context "
@@ -74,14 +67,19 @@ INSTRUCTIONS: dict[str, str] = {
         "ask shards for syntheses (request_synthesis) and message agents (send_message)."
     ),
 }
-INSTRUCTIONS["all"] = " ".join(
-    [
-        "redis-swarm: a shared memory and work bus for agents.",
-        INSTRUCTIONS["shard"],
-        INSTRUCTIONS["worker"],
-        INSTRUCTIONS["coordinator"],
-    ]
+_WORKFLOWS["all"] = " ".join(
+    ["redis-swarm: a shared memory and work bus for agents."]
+    + [_WORKFLOWS[role] for role in ("shard", "worker", "coordinator")]
 )
+
+
+def _instructions(role: str) -> str:
+    workflow = _WORKFLOWS[role]
+    others = [name for name in tool_names(role) if not re.search(rf"\b{name}\b", workflow)]
+    return f"{workflow} Your other tools: {', '.join(others)}." if others else workflow
+
+
+INSTRUCTIONS: dict[str, str] = {role: _instructions(role) for role in AGENT_ROLES}
 
 
 def build_server(
@@ -128,11 +126,11 @@ def build_server(
         log_level=log_level,
         middleware=[RegisterOnConnect(sessions)],
     )
-    for tool in tool_names(role):
+    for spec in tools_for(role):
         server.add_tool(
-            getattr(tools, tool),
-            name=tool,
-            annotations=_ANNOTATIONS.get(tool),
+            MethodType(spec.fn, tools),
+            name=spec.name,
+            annotations=_READ_ONLY if spec.read_only else None,
             structured_output=False,
         )
     for prompt_role in PROMPT_ROLES if role == "all" else (role,):

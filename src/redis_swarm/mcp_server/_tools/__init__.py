@@ -1,22 +1,53 @@
 """The MCP tools: thin adapters over the core that parse, call, and render within the budget.
 
 One module per role group (every role, worker, contexts, planners), over the shared plumbing
-of ``_base``. Each tool's docstring is its description: it is what teaches an agent the
-workflow, so it says when to call the tool and what to call next. Each result is one compact
-JSON object; tools that return text (a context page, search hits) put the text in a second
-block, verbatim.
+of ``_base``. Each tool is described by its method alone: its ``@tool(roles=...,
+read_only=...)`` marker, its docstring (what teaches an agent the workflow, so it says when to
+call the tool and what to call next) and its annotated parameters. ``TOOLS`` and the tables
+below are derived from the markers. Each result is one compact JSON object; tools that return
+text (a context page, search hits) put the text in a second block, verbatim.
 """
 
 from __future__ import annotations
 
+from .._roles import AGENT_ROLES, ToolSpec, tool_specs
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S
 from ._contexts import ContextTools
 from ._everyone import EveryoneTools
 from ._planner import PlannerTools, TaskInput
 from ._worker import WorkerTools
 
-__all__ = ["MAX_CLAIM_WAIT_S", "MAX_PASS_WAIT_S", "SwarmTools", "TaskInput"]
+__all__ = [
+    "MAX_CLAIM_WAIT_S",
+    "MAX_PASS_WAIT_S",
+    "READ_ONLY_TOOLS",
+    "TOOLS",
+    "TOOL_ROLES",
+    "SwarmTools",
+    "TaskInput",
+    "tool_names",
+    "tools_for",
+]
 
 
 class SwarmTools(EveryoneTools, WorkerTools, ContextTools, PlannerTools):
     """The tools of one server process, sharing its Swarm, sessions, budget and spill pages."""
+
+
+# Every tool, in the order clients list them (the workflow's order).
+TOOLS: tuple[ToolSpec, ...] = tuple(tool_specs(SwarmTools))
+# Tool name -> the roles given it (``--role all`` gets every tool).
+TOOL_ROLES: dict[str, frozenset[str]] = {spec.name: spec.roles for spec in TOOLS}
+READ_ONLY_TOOLS = frozenset(spec.name for spec in TOOLS if spec.read_only)
+
+
+def tools_for(role: str) -> list[ToolSpec]:
+    """The tools a server started for ``role`` offers."""
+    if role not in AGENT_ROLES:
+        raise ValueError(f"role must be one of {', '.join(AGENT_ROLES)}, not {role!r}")
+    return [spec for spec in TOOLS if spec.offered_to(role)]
+
+
+def tool_names(role: str) -> list[str]:
+    """The names of the tools a server started for ``role`` offers."""
+    return [spec.name for spec in tools_for(role)]

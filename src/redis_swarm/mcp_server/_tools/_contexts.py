@@ -16,6 +16,7 @@ from ..._ops._textview import MAX_AROUND, MAX_HITS
 from ..._validate import check_name
 from .._budget import clip, encode_cursor
 from .._render import cursor_offset, plain, render_hit
+from .._roles import EVERYONE, SHARD, tool
 from ._base import ToolsBase
 
 __all__ = ["ContextTools"]
@@ -26,6 +27,7 @@ _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as muc
 class ContextTools(ToolsBase):
     """Reading (every role) and publishing (shards) contexts."""
 
+    @tool(roles=EVERYONE, read_only=True)
     async def get_context(
         self,
         ctx: Context,
@@ -88,6 +90,7 @@ class ContextTools(ToolsBase):
             )
         return self._result(header, page)
 
+    @tool(roles=EVERYONE, read_only=True)
     async def read_context_lines(
         self,
         start: Annotated[int, Field(ge=1, description="First line, 1-based.")],
@@ -143,6 +146,7 @@ class ContextTools(ToolsBase):
             header["next"] = "this is the end of the context"
         return self._result(header, part.text)
 
+    @tool(roles=EVERYONE, read_only=True)
     async def search_context(
         self,
         pattern: Annotated[str, Field(description="Text to find (or a regex with regex=true).")],
@@ -219,6 +223,7 @@ class ContextTools(ToolsBase):
             header["next"] = "no match: try another pattern, or regex=true"
         return self._result(header, "\n--\n".join(blocks))
 
+    @tool(roles=SHARD)
     async def publish_context(
         self,
         ctx: Context,

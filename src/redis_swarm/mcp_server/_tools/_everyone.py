@@ -11,6 +11,7 @@ from pydantic import Field
 from ..._errors import SwarmError
 from ..._models import dumps
 from .._render import blocks, plain, tool_error
+from .._roles import EVERYONE, tool
 from ._base import ToolsBase
 
 __all__ = ["EveryoneTools"]
@@ -19,6 +20,7 @@ __all__ = ["EveryoneTools"]
 class EveryoneTools(ToolsBase):
     """Every role's tools."""
 
+    @tool(roles=EVERYONE, read_only=True)
     async def swarm_status(self, ctx: Context) -> CallToolResult:
         """See the swarm at a glance: queues (tasks per status), agents, published contexts,
         and what this session holds. Call it first to learn queue names and context owners."""
@@ -51,20 +53,7 @@ class EveryoneTools(ToolsBase):
 
         return self._result(await self._run(gather))
 
-    async def next_page(
-        self,
-        cursor: Annotated[str, Field(description="The next_cursor of the previous page.")],
-        ctx: Context,
-    ) -> CallToolResult:
-        """Get the next page of a result that was too long for one tool result. Only for
-        cursors that say next_page; other tools (get_context, list_findings, ...) take
-        their own cursor back."""
-        try:
-            page, header = self.spill.page(cursor)
-        except SwarmError as exc:
-            raise tool_error(exc) from exc
-        return blocks(dumps(header), page)
-
+    @tool(roles=EVERYONE)
     async def send_message(
         self,
         to: Annotated[str, Field(description="Agent id (list_agents), or '*' for every agent.")],
@@ -86,6 +75,7 @@ class EveryoneTools(ToolsBase):
             )
         return self._result({"message_id": message.id, "to": message.to, "sent": True})
 
+    @tool(roles=EVERYONE)
     async def read_inbox(
         self,
         ctx: Context,
@@ -99,3 +89,18 @@ class EveryoneTools(ToolsBase):
         if len(messages) == limit:
             payload["next"] = "there may be more: call read_inbox again"
         return self._result(payload)
+
+    @tool(roles=EVERYONE, read_only=True)
+    async def next_page(
+        self,
+        cursor: Annotated[str, Field(description="The next_cursor of the previous page.")],
+        ctx: Context,
+    ) -> CallToolResult:
+        """Get the next page of a result that was too long for one tool result. Only for
+        cursors that say next_page; other tools (get_context, list_findings, ...) take
+        their own cursor back."""
+        try:
+            page, header = self.spill.page(cursor)
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+        return blocks(dumps(header), page)

@@ -14,6 +14,7 @@ from ..._errors import SwarmError, Timeout
 from ..._models import dumps
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error
+from .._roles import COORDINATOR, PLANNERS, SHARD, tool
 from ._base import MAX_PASS_WAIT_S, ToolsBase
 
 __all__ = ["PlannerTools", "TaskInput"]
@@ -35,6 +36,7 @@ class TaskInput(BaseModel):
 class PlannerTools(ToolsBase):
     """Shards' and coordinators' tools."""
 
+    @tool(roles=PLANNERS)
     async def post_task(
         self,
         queue: Annotated[str, Field(description="Queue name: letters, digits, '.', '_', '-'.")],
@@ -70,6 +72,7 @@ class PlannerTools(ToolsBase):
         brief = {"id": task.id, "queue": task.queue, "status": task.status}
         return self._result({"task": plain({**brief, "pass_name": task.pass_name})})
 
+    @tool(roles=PLANNERS)
     async def post_tasks(
         self,
         tasks: Annotated[list[TaskInput], Field(min_length=1, description="The tasks.")],
@@ -90,6 +93,7 @@ class PlannerTools(ToolsBase):
             payload["next"] = f"wait for them with wait_for_pass(pass_name={dumps(passes[0])})"
         return self._result(payload)
 
+    @tool(roles=PLANNERS, read_only=True)
     async def wait_for_pass(
         self,
         ctx: Context,
@@ -133,6 +137,7 @@ class PlannerTools(ToolsBase):
             }
         )
 
+    @tool(roles=PLANNERS, read_only=True)
     async def list_findings(
         self,
         ctx: Context,
@@ -175,6 +180,7 @@ class PlannerTools(ToolsBase):
             payload["next"] = f"more findings: call list_findings(cursor={dumps(next_cursor)})"
         return self._result(payload)
 
+    @tool(roles=SHARD)
     async def synthesize(
         self,
         pass_name: Annotated[str, Field(description="The pass you synthesise.")],
@@ -193,6 +199,7 @@ class PlannerTools(ToolsBase):
             {"synthesis_id": result.id, "pass_name": pass_name, "sources": len(result.sources)}
         )
 
+    @tool(roles=COORDINATOR)
     async def request_synthesis(
         self,
         shard: Annotated[str, Field(description="The shard's agent id (list_agents).")],
@@ -207,6 +214,7 @@ class PlannerTools(ToolsBase):
         )
         return self._result({"message_id": message.id, "to": shard, "sent": True})
 
+    @tool(roles=PLANNERS, read_only=True)
     async def list_agents(
         self,
         ctx: Context,

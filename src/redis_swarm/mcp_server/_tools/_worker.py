@@ -12,6 +12,7 @@ from pydantic import Field
 from ..._errors import AlreadyCompleted, SwarmError
 from ..._models import dumps, iso
 from .._render import plain, tool_error
+from .._roles import WORKER, tool
 from .._session import Lease
 from ._base import MAX_CLAIM_WAIT_S, ToolsBase
 
@@ -21,6 +22,7 @@ __all__ = ["WorkerTools"]
 class WorkerTools(ToolsBase):
     """A worker's tools."""
 
+    @tool(roles=WORKER)
     async def claim_task(
         self,
         queue: Annotated[
@@ -79,6 +81,7 @@ class WorkerTools(ToolsBase):
         )
         return self._result(payload)
 
+    @tool(roles=WORKER)
     async def renew_task(
         self,
         task_id: Annotated[str, Field(description="The id claim_task returned.")],
@@ -97,6 +100,7 @@ class WorkerTools(ToolsBase):
             {"task_id": task.id, "lease_deadline": iso(task.lease_deadline), "renewed": True}
         )
 
+    @tool(roles=WORKER)
     async def report_finding(
         self,
         task_id: Annotated[str, Field(description="The id claim_task returned.")],
@@ -159,6 +163,7 @@ class WorkerTools(ToolsBase):
             }
         )
 
+    @tool(roles=WORKER)
     async def fail_task(
         self,
         task_id: Annotated[str, Field(description="The id claim_task returned.")],
