@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm import AsyncSwarm, EventType, Swarm
 from redis_swarm.cli import main
 from redis_swarm.dashboard import snapshot
 from redis_swarm.dashboard.app import create_app, is_loopback
@@ -105,6 +105,15 @@ def test_page_and_assets_are_served_with_a_strict_policy(client: TestClient) -> 
     # Nothing from elsewhere: no CDN, no framework.
     assert "http" not in client.get("/static/dashboard.js").text.replace("https://", "")
     assert "//" not in page.text.replace("<!doctype", "")
+
+
+def test_the_page_learns_the_event_types_from_the_server(client: TestClient) -> None:
+    """EventType is the one list: the page gets it from the server, the script has no copy."""
+    page = client.get("/").text
+    names = ",".join(t.value for t in EventType)
+    assert f'<meta name="swarm-event-types" content="{names}">' in page
+    script = client.get("/static/dashboard.js").text
+    assert not [t.value for t in EventType if t.value in script]
 
 
 def test_status_shows_every_part_of_the_swarm(client: TestClient, sync_swarm: Swarm) -> None:

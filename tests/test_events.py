@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -23,6 +25,21 @@ def _activity(swarm: Any) -> None:
     swarm.broadcast("all", sender="s1")
     swarm.request_synthesis("s1", "Pass 1", "go")
     swarm.deregister("w1")
+
+
+def test_every_event_a_script_emits_is_an_event_type() -> None:
+    """EventType is the one list of event names: a script may append no other, and every
+    name in it is appended by some script."""
+    lua = resources.files("redis_swarm") / "lua"
+    sources = [f.read_text() for f in lua.iterdir() if f.name.endswith(".lua")]
+    # An event name is the only dotted word a script quotes ('task.claimed').
+    emitted = {name for text in sources for name in re.findall(r"'([a-z_]+\.[a-z_]+)'", text)}
+    assert emitted == {t.value for t in EventType}
+    # And every emit names its type with such a literal (task_event too, by the same rule).
+    for text in sources:
+        for call in re.findall(r"\b(?:emit|task_event)\(([^)]*)", text):
+            if "etype" not in call:  # the helpers' own definitions pass it through
+                assert re.search(r"'[a-z_]+\.[a-z_]+'", call), call
 
 
 def test_every_change_is_recorded(swarm: Any) -> None:

@@ -4,7 +4,8 @@
 
 Routes (every one read-only; documented in docs/dashboard.md)::
 
-    GET /                 the page (static HTML; it reads everything else from the API)
+    GET /                 the page (static HTML, with the event types in a meta tag; it reads
+                          everything else from the API)
     GET /static/...       its stylesheet and script, shipped in the package
     GET /api/status       the snapshot: agents, queues, passes, findings, syntheses, dead, contexts
     GET /api/tasks        tasks, filtered and paged (?queue= &status= &pass= &cursor= &limit=)
@@ -30,7 +31,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -87,8 +88,13 @@ def create_app(
         if close_swarm:
             await swarm.aclose()
 
+    page = _page_html()
+
+    async def index(_request: Request) -> Response:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
     routes = [
-        Route("/", _page),
+        Route("/", index),
         Route("/api/status", api.status),
         Route("/api/tasks", api.tasks),
         Route("/api/findings", api.findings),
@@ -106,9 +112,16 @@ def create_app(
 
 # --- the page
 
+# Where the page learns the event types (``EventType``, the one list) it listens for.
+_EVENT_TYPES_META = '<meta name="swarm-event-types" content="">'
 
-async def _page(_request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+def _page_html() -> str:
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    if _EVENT_TYPES_META not in html:
+        raise RuntimeError(f"index.html lacks {_EVENT_TYPES_META}: the page could not follow")
+    names = ",".join(t.value for t in EventType)
+    return html.replace(_EVENT_TYPES_META, _EVENT_TYPES_META.replace('""', f'"{names}"'))
 
 
 # --- the API

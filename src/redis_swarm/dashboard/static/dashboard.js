@@ -4,13 +4,9 @@
 "use strict";
 
 (function () {
-  const EVENT_TYPES = [
-    "agent.joined", "agent.left", "agent.stale", "context.published",
-    "task.posted", "task.claimed", "task.renewed", "task.released", "task.completed",
-    "task.failed", "task.retried", "task.expired", "task.dead", "task.cancelled",
-    "task.requeued", "finding.reported", "finding.superseded", "synthesis.created",
-    "synthesis.requested", "message.sent",
-  ];
+  // The event types to listen for: the server writes its list (EventType) into the page.
+  const EVENT_TYPES = (document.querySelector('meta[name="swarm-event-types"]')?.content || "")
+    .split(",").filter(Boolean);
   const STATUSES = ["completed", "dead", "cancelled", "claimed", "delayed", "pending"];
   const REFRESH_GAP_MS = 150;     // coalesce bursts of events into one status read
   const PERIODIC_MS = 15000;      // agents go stale with time, not with an event
