@@ -162,6 +162,8 @@ def check_swarm(
             continue
         summary.tasks[status] += 1
         by_queue[f"{t['queue']}|{status}"] += 1
+        if "parent" in t:
+            by_queue[f"shard:{t['parent']}|{status}"] += 1
         seqs[int(t.get("seq", -1))] += 1
         if t["queue"] not in queues:
             problems.append(f"task {tid}: queue {t['queue']!r} is not in the queues set")

@@ -74,6 +74,7 @@ BOUNDS: dict[str, int] = {
     "list_tasks (a page of 100)": 1,
     "queue_stats": 1,
     "pass_stats": 1,
+    "shard_stats": 1,
     "findings (a page)": 1,
     "findings of a pass": 1,
     "synthesize": 1,
@@ -183,6 +184,7 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("list_tasks (a page of 100)", lambda: far.list_tasks(limit=100))
     meter("queue_stats", far.queue_stats)
     meter("pass_stats", lambda: far.pass_stats(PASS))
+    meter("shard_stats", lambda: far.shard_stats([SHARD, "nobody"]))
     page = meter("findings (a page)", lambda: far.findings(limit=100))
     meter("findings of a pass", lambda: far.findings(pass_name=PASS, limit=100))
     cited = [f.id for f in page.items[:10]]

@@ -79,7 +79,12 @@ def work_one_task(worker: Worker, queue: str) -> dict[str, Any] | None:
     words: list[str] = list(task.data["keywords"])
     pattern = "|".join(re.escape(w) for w in words)
     hits = worker.swarm.search_context(
-        task.parent, pattern, regex=True, max_hits=1000, around=0, version=worker.context_version
+        str(task.parent),  # parent_context() refused a task without one
+        pattern,
+        regex=True,
+        max_hits=1000,
+        around=0,
+        version=worker.context_version,
     )
     lines = text.splitlines()
     # Rank lines by how many of the query's words their section and line share.

@@ -76,7 +76,8 @@ class Keys:
 
     @property
     def counts(self) -> str:
-        """HASH queue|status -> count: queue_stats in O(queues); ``#seq`` the posting sequence."""
+        """HASH queue|status -> count: queue_stats in O(queues); shard:NAME|status -> count of
+        the tasks a shard posted (its ``parent``); ``#seq`` the posting sequence."""
         return self._k("counts")
 
     def pending(self, queue: str) -> str:

@@ -6,6 +6,10 @@ The seed's examples and init prompts run with only their import line changed. Un
 a claim is a lease (a worker that dies gives its task back), contexts are published atomically
 and never expire under a reader, and findings are listed in one round trip.
 
+The seed's methods return the seed's shapes, typed below: every key the seed's dict had, with
+the seed's type (what it read back from a Redis hash is a string here too: V1's ``priority``,
+``context_capacity``, ``metadata`` as JSON, ``parent_id`` ``"none"``), plus a few extra keys.
+
 These classes are a face, so they read ``SWARM_URL`` and ``SWARM_NAME`` when given no server.
 """
 
@@ -14,13 +18,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from ._client import Swarm
 from ._config import DEFAULT_HOME, Settings
-from ._errors import NotFound, ValidationError
-from ._models import iso
+from ._errors import AlreadyCompleted, NotFound, ValidationError
+from ._models import Agent, ContextInfo, Finding, Message, Synthesis, Task, dumps, iso
 
 __all__ = [
     "Coordinator",
@@ -33,6 +37,140 @@ __all__ = [
 ]
 
 _QUEUE_PREFIX = "queue:"
+
+# --- the seed's return shapes ----------------------------------------------------------------
+
+
+class SeedFinding(TypedDict):
+    """``SwarmMemoryShard.get_all_findings`` items; ``content`` is the finding as reported."""
+
+    finding_id: str
+    task_id: str
+    worker_id: str
+    timestamp: str
+    content: dict[str, Any]
+    queue: str | None
+    pass_name: str | None
+    superseded: bool
+
+
+class WorkerContext(TypedDict):
+    """``SwarmMemoryShard.get_context_for_worker``."""
+
+    parent_shard_id: str
+    specialization: str
+    context_preview: str
+    context_full_location: str
+    findings_count: int
+    context_version: str | None
+    context_size_bytes: int
+
+
+class SeedTask(TypedDict):
+    """``EphemeralWorker.claim_task``: the seed's task record, ``data`` decoded."""
+
+    task_id: str
+    parent_shard: str | None
+    type: str
+    description: str
+    data: Any
+    pass_name: str
+    posted_at: str
+    status: str
+    queue: str
+    priority: int
+    token: int
+    attempt: int
+
+
+class ShardStatus(TypedDict):
+    """One entry of ``SonnetCoordinator.get_swarm_status()["shards"]``; ``tasks`` counts the
+    shard's posted tasks by status (``pending_tasks`` is pending plus delayed)."""
+
+    shard_id: str
+    specialization: str | None
+    findings_count: int
+    pending_tasks: int
+    alive: bool | None
+    last_seen: str | None
+    tasks: dict[str, int]
+
+
+class SwarmStatus(TypedDict):
+    """``SonnetCoordinator.get_swarm_status``."""
+
+    total_shards: int
+    shards: list[ShardStatus]
+    coordinator_id: str
+    queues: dict[str, dict[str, int]]
+    pending_tasks: int
+
+
+class CoordinatorStatus(TypedDict):
+    """``Coordinator.status``."""
+
+    coordinator_id: str
+    queues: dict[str, dict[str, int]]
+    shards: list[dict[str, Any]]
+
+
+class V1Task(TypedDict):
+    """``RedisSwarmCoordinator.claim_task``: V1's task hash (``priority`` a string, as V1
+    read it back), ``data`` decoded."""
+
+    task_id: str
+    queue: str
+    type: str
+    data: Any
+    posted_by: str
+    posted_at: str
+    priority: str
+    status: str
+    token: int
+    attempt: int
+
+
+V1Message = TypedDict(
+    "V1Message",
+    {
+        "message_id": str,
+        "from": str,
+        "to": str,
+        "timestamp": str,
+        "content": Any,
+        "kind": str,
+    },
+)
+V1Message.__doc__ = (
+    """``RedisSwarmCoordinator.get_messages`` items: ``content`` is what was sent."""
+)
+
+
+class V1Agent(TypedDict):
+    """``RedisSwarmCoordinator.list_active_agents`` items: V1's agent hash (every value a
+    string: ``parent_id`` is ``"none"`` without a parent, ``metadata`` JSON), and this
+    swarm's ``id``, ``model``, ``specialization``, ``alive`` and ``last_seen``."""
+
+    agent_id: str
+    role: str
+    context_capacity: str
+    parent_id: str
+    registered_at: str
+    metadata: str
+    id: str
+    model: str | None
+    specialization: str | None
+    alive: bool | None
+    last_seen: str | None
+
+
+class V1QueueStatus(TypedDict):
+    """``RedisSwarmCoordinator.get_queue_status``: ``tasks`` the first 10 pending ids."""
+
+    queue: str
+    pending_tasks: int
+    tasks: list[str]
+    counts: dict[str, int]
 
 
 def _connect(
@@ -78,7 +216,12 @@ def _queue(name: str) -> str:
     return name[len(_QUEUE_PREFIX) :] if name.startswith(_QUEUE_PREFIX) else name
 
 
-def _finding_dict(finding: Any) -> dict[str, Any]:
+def _stamp(ms: int | None) -> str:
+    """A time as the seed showed it (ISO-8601; empty when unknown)."""
+    return iso(ms) or ""
+
+
+def _finding_dict(finding: Finding) -> SeedFinding:
     """A finding in the seed's shape: finding_id, task_id, worker_id, timestamp, content."""
     content: dict[str, Any] = {"summary": finding.summary}
     if finding.details is not None:
@@ -90,8 +233,8 @@ def _finding_dict(finding: Any) -> dict[str, Any]:
     return {
         "finding_id": finding.id,
         "task_id": finding.task_id,
-        "worker_id": finding.worker,
-        "timestamp": iso(finding.created_at),
+        "worker_id": finding.worker or "unknown",
+        "timestamp": _stamp(finding.created_at),
         "content": content,
         "queue": finding.queue,
         "pass_name": finding.pass_name,
@@ -99,7 +242,7 @@ def _finding_dict(finding: Any) -> dict[str, Any]:
     }
 
 
-def _task_dict(task: Any) -> dict[str, Any]:
+def _task_dict(task: Task) -> SeedTask:
     """A task in the seed's shape (task_id, parent_shard, type, description, data, ...)."""
     return {
         "task_id": task.id,
@@ -109,7 +252,7 @@ def _task_dict(task: Any) -> dict[str, Any]:
         "description": task.description,
         "data": task.data if task.data is not None else {},
         "pass_name": task.pass_name or "unknown",
-        "posted_at": iso(task.created_at),
+        "posted_at": _stamp(task.created_at),
         "status": task.status.value,
         "priority": task.priority,
         "token": task.token,
@@ -178,17 +321,17 @@ class MemoryShard(_Role):
             capacity_tokens=capacity_tokens,
         )
 
-    def publish(self, content: str | bytes | os.PathLike[str], source: str) -> Any:
+    def publish(self, content: str | bytes | os.PathLike[str], source: str) -> ContextInfo:
         return self.swarm.publish_context(self.agent_id, content, source=source)
 
-    def post(self, queue: str, description: str, data: Any = None, **options: Any) -> Any:
+    def post(self, queue: str, description: str, data: Any = None, **options: Any) -> Task:
         return self.swarm.post_task(
             _queue(queue), description, data, parent=self.agent_id, **options
         )
 
-    def findings(self, *, queue: str | None = None, pass_name: str | None = None) -> list[Any]:
+    def findings(self, *, queue: str | None = None, pass_name: str | None = None) -> list[Finding]:
         """Every finding reported to this shard (all pages), oldest first."""
-        out: list[Any] = []
+        out: list[Finding] = []
         cursor: str | None = None
         while True:
             page = self.swarm.findings(
@@ -203,7 +346,7 @@ class MemoryShard(_Role):
             if cursor is None:
                 return out
 
-    def synthesize(self, pass_name: str, text: str, sources: Sequence[str]) -> Any:
+    def synthesize(self, pass_name: str, text: str, sources: Sequence[str]) -> Synthesis:
         return self.swarm.synthesize(self.agent_id, pass_name, text, list(sources))
 
     def heartbeat(self) -> None:
@@ -225,18 +368,18 @@ class Worker(_Role):
         super().__init__(redis_host, redis_port, **connect)
         self.worker_id = worker_id or _agent_name("worker")
         self.model = model
-        self.task: Any = None
+        self.task: Task | None = None
         self.context_version: str | None = None
 
     def claim(
         self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
-    ) -> Any:
+    ) -> Task | None:
         queues = [_queue(queue)] if isinstance(queue, str) else [_queue(q) for q in queue]
         self.task = self.swarm.claim(queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s)
         self.context_version = None
         return self.task
 
-    def _claimed(self) -> Any:
+    def _claimed(self) -> Task:
         if self.task is None:
             raise ValidationError("no task claimed yet: call claim_task('queue:NAME') first")
         return self.task
@@ -249,7 +392,7 @@ class Worker(_Role):
         self.context_version = info.version
         return self.swarm.get_context(task.parent, version=info.version)
 
-    def report(self, finding: Mapping[str, Any]) -> Any:
+    def report(self, finding: Mapping[str, Any]) -> Finding:
         task = self._claimed()
         return self.swarm.report(
             task.id,
@@ -277,7 +420,7 @@ class Coordinator(_Role):
         self.agent_id = agent_id or _agent_name("coordinator")
         self.agent = self.swarm.register("coordinator", name=self.agent_id, model=model)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> CoordinatorStatus:
         shards = self.swarm.agents(role="shard")
         return {
             "coordinator_id": self.agent_id,
@@ -285,7 +428,7 @@ class Coordinator(_Role):
             "shards": [a.to_dict() for a in shards],
         }
 
-    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str) -> Any:
+    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str) -> Message:
         return self.swarm.request_synthesis(shard_id, pass_name, instructions, sender=self.agent_id)
 
 
@@ -316,8 +459,9 @@ class SwarmMemoryShard(MemoryShard):
             swarm=swarm,
         )
         self.context = ""
+        self.worker_findings: list[dict[str, Any]] = []  # what collect_worker_finding got
 
-    def load_context(self, context_text: str, context_source: str) -> Any:
+    def load_context(self, context_text: str, context_source: str) -> ContextInfo:
         """Publish the shard's context (any size up to the limit; chunked, atomic)."""
         info = self.publish(context_text, context_source)
         self.context = context_text
@@ -334,25 +478,43 @@ class SwarmMemoryShard(MemoryShard):
         task = self.post(task_type, task_description, task_data, pass_name=pass_name)
         return str(task.id)
 
-    def get_all_findings(self, task_type: str | None = None) -> list[dict[str, Any]]:
+    def collect_worker_finding(
+        self, task_id: str, finding: Mapping[str, Any], worker_id: str | None = None
+    ) -> str:
+        """Record the finding of a worker this shard ran itself (not through a claim) and
+        complete the task; returns the finding's id. Refused while another worker's live
+        lease holds the task (that worker reports); on a task already settled the finding is
+        kept, marked superseded."""
+        try:
+            stored = self.swarm.report(task_id, None, finding, worker=worker_id)
+            fid = stored.id
+        except AlreadyCompleted as exc:
+            fid = str(exc.finding_id)
+        self.worker_findings.append(dict(finding))
+        return fid
+
+    def get_all_findings(self, task_type: str | None = None) -> list[SeedFinding]:
         return [_finding_dict(f) for f in self.findings(queue=task_type)]
 
     def synthesize_findings(self, pass_name: str, synthesis: str, sources: Sequence[str]) -> str:
         return str(self.synthesize(pass_name, synthesis, sources).id)
 
-    def get_context_for_worker(self) -> dict[str, Any]:
+    def get_context_for_worker(self) -> WorkerContext:
+        """The seed's package, with the context's version and size; ``findings_count`` is
+        every finding reported to this shard (one counter read)."""
         try:
-            info = self.swarm.context_info(self.agent_id)
+            info: ContextInfo | None = self.swarm.context_info(self.agent_id)
         except NotFound:
             info = None
+        stats = self.swarm.shard_stats([self.agent_id])[self.agent_id]
         return {
             "parent_shard_id": self.agent_id,
             "specialization": self.specialization,
             "context_preview": self.context[:5000],
+            "context_full_location": f"swarm context get {self.agent_id}",
+            "findings_count": stats["findings"],
             "context_version": info.version if info else None,
             "context_size_bytes": info.size_bytes if info else 0,
-            "context_full_location": f"swarm context get {self.agent_id}",
-            "findings_count": len(self.findings()),
         }
 
 
@@ -367,7 +529,7 @@ class EphemeralWorker(Worker):
     def parent_shard_id(self) -> str | None:
         return self.task.parent if self.task is not None else None
 
-    def claim_task(self, queue_name: str) -> dict[str, Any] | None:
+    def claim_task(self, queue_name: str) -> SeedTask | None:
         """Claim the next task of ``queue:NAME`` (or ``NAME``); None when the queue is empty."""
         task = self.claim(queue_name)
         return None if task is None else _task_dict(task)
@@ -376,23 +538,35 @@ class EphemeralWorker(Worker):
         return self.parent_context()
 
     def report_finding(self, finding: Mapping[str, Any]) -> str:
-        return str(self.report(finding).id)
+        """Report the claimed task's finding; returns its id. As in the seed, a task settled
+        meanwhile is no error: the finding is kept, marked superseded."""
+        try:
+            return str(self.report(finding).id)
+        except AlreadyCompleted as exc:
+            return str(exc.finding_id)
 
 
 class SonnetCoordinator(Coordinator):
     """The seed's coordinator (constructor: ``redis_host, redis_port`` or ``url=``)."""
 
-    def get_swarm_status(self) -> dict[str, Any]:
-        """Shards with their findings and open tasks, from O(queues) counters."""
+    def get_swarm_status(self) -> SwarmStatus:
+        """Every shard with its findings and pending tasks: two round trips whatever the
+        number of tasks (agents and queue counters, then per-shard counters)."""
         stats = self.swarm.queue_stats()
-        shards = []
-        for agent in self.swarm.agents(role="shard"):
+        agents = self.swarm.agents(role="shard")
+        counts = self.swarm.shard_stats([a.id for a in agents])
+        shards: list[ShardStatus] = []
+        for agent in agents:
+            mine = counts[agent.id]
             shards.append(
                 {
                     "shard_id": agent.id,
                     "specialization": agent.specialization,
+                    "findings_count": mine["findings"],
+                    "pending_tasks": mine["tasks"]["pending"] + mine["tasks"]["delayed"],
                     "alive": agent.alive,
                     "last_seen": iso(agent.last_seen),
+                    "tasks": mine["tasks"],
                 }
             )
         return {
@@ -403,11 +577,32 @@ class SonnetCoordinator(Coordinator):
             "coordinator_id": self.agent_id,
         }
 
-    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str = "") -> str:
+    def request_synthesis(  # type: ignore[override]
+        self, shard_id: str, pass_name: str, instructions: str = ""
+    ) -> str:
         return str(super().request_synthesis(shard_id, pass_name, instructions).id)
 
 
 # --- V1 (redis_swarm_coordinator.py) -------------------------------------------------------
+
+V1_STALE_S = 300  # V1 took an agent without a heartbeat for 5 minutes as gone
+
+
+def _v1_agent(agent: Agent) -> V1Agent:
+    capacity = agent.capacity_tokens
+    return {
+        "agent_id": agent.id,
+        "role": agent.role,
+        "context_capacity": "none" if capacity is None else str(capacity),
+        "parent_id": agent.parent or "none",
+        "registered_at": _stamp(agent.registered_at),
+        "metadata": dumps(agent.metadata or {}),
+        "id": agent.id,
+        "model": agent.model,
+        "specialization": agent.specialization,
+        "alive": agent.alive,
+        "last_seen": iso(agent.last_seen),
+    }
 
 
 class RedisSwarmCoordinator(_Role):
@@ -483,7 +678,7 @@ class RedisSwarmCoordinator(_Role):
 
     def post_task(self, queue_name: str, task_type: str, task_data: Any, priority: int = 0) -> str:
         task = self.swarm.post_task(
-            queue_name,
+            _queue(queue_name),
             task_type,
             task_data,
             priority=priority,
@@ -491,26 +686,38 @@ class RedisSwarmCoordinator(_Role):
         )
         return str(task.id)
 
-    def claim_task(self, queue_name: str, timeout: int = 60) -> dict[str, Any] | None:
+    def claim_task(self, queue_name: str, timeout: int = 60) -> V1Task | None:
         """Claim the highest-priority task; ``timeout`` is the lease in seconds."""
         task = self.swarm.claim(_queue(queue_name), worker=self._me(), lease_s=timeout)
         if task is None:
             return None
         self._tokens[task.id] = task.token
-        out = _task_dict(task)
-        out["type"] = task.description
-        return out
+        return {
+            "task_id": task.id,
+            "queue": task.queue,
+            "type": task.description,
+            "data": task.data if task.data is not None else {},
+            "posted_by": task.parent or "unknown",
+            "posted_at": _stamp(task.created_at),
+            "priority": str(task.priority),
+            "status": task.status.value,
+            "token": task.token,
+            "attempt": task.attempts,
+        }
 
     def complete_task(self, task_id: str, result: Any) -> str:
-        """Report ``result`` as the task's finding (a dict with a summary, or any value)."""
+        """Report ``result`` as the task's finding (a dict with a summary, or any value).
+        Without this coordinator's claim of the task, it is completed from outside any
+        lease: refused while another worker's live lease holds it."""
         token = self._tokens.pop(task_id, None)
-        if token is None:
-            token = self.swarm.get_task(task_id).token
         if isinstance(result, Mapping) and "summary" in result:
             finding: Mapping[str, Any] = result
         else:
             finding = {"summary": str(result)[:2000], "result": result}
-        return str(self.swarm.report(task_id, token, finding, worker=self.agent_id).id)
+        try:
+            return str(self.swarm.report(task_id, token, finding, worker=self.agent_id).id)
+        except AlreadyCompleted as exc:
+            return str(exc.finding_id)
 
     def send_message(self, to_agent_id: str, message: Any) -> str:
         body = message if isinstance(message, str) else None
@@ -523,26 +730,28 @@ class RedisSwarmCoordinator(_Role):
         )
         return str(sent.id)
 
-    def get_messages(self, agent_id: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
-        out = []
+    def get_messages(self, agent_id: str | None = None, limit: int = 10) -> list[V1Message]:
+        out: list[V1Message] = []
         for msg in self.swarm.inbox(self._me(agent_id), ack=True, limit=limit):
             out.append(
                 {
                     "message_id": msg.id,
-                    "from": msg.sender,
+                    "from": msg.sender or "unknown",
                     "to": msg.to,
-                    "timestamp": iso(msg.created_at),
+                    "timestamp": _stamp(msg.created_at),
                     "content": msg.data if msg.data is not None else msg.body,
                     "kind": msg.kind,
                 }
             )
         return out
 
-    def list_active_agents(self, include_subagents: bool = False) -> list[dict[str, Any]]:
-        agents = self.swarm.agents(alive=True)
-        return [a.to_dict() for a in agents if include_subagents or not a.parent]
+    def list_active_agents(self, include_subagents: bool = False) -> list[V1Agent]:
+        """Agents with a heartbeat in the last 5 minutes (V1's rule); sub-agents (those
+        registered with a parent) only with ``include_subagents``."""
+        agents = self.swarm.agents(alive=True, stale_after_s=V1_STALE_S)
+        return [_v1_agent(a) for a in agents if include_subagents or not a.parent]
 
-    def get_queue_status(self, queue_name: str) -> dict[str, Any]:
+    def get_queue_status(self, queue_name: str) -> V1QueueStatus:
         queue = _queue(queue_name)
         counts = self.swarm.queue_stats().get(queue, {})
         page = self.swarm.list_tasks(queue=queue, status="pending", limit=10)

@@ -88,7 +88,7 @@ def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
 def report(
     ctx: OpContext,
     task_id: str,
-    token: int,
+    token: int | None,
     finding: Mapping[str, Any],
     *,
     worker: str | None = None,
@@ -98,9 +98,12 @@ def report(
 ) -> Operation[Finding]:
     """Store ``finding`` and complete the task, atomically. Raises AlreadyCompleted (with the
     finding's id) when the task was already completed or cancelled: the finding is then kept,
-    marked superseded. Pass the same ``finding_id`` to retry a report without duplicating."""
+    marked superseded. Pass the same ``finding_id`` to retry a report without duplicating.
+
+    ``token`` None reports from outside any lease (a shard recording what a worker it ran
+    itself found): refused with LeaseLost while a live lease holds the task."""
     r = yield from route(ctx, task_id)
-    tok = int(check_number("token", token, 0, 2**31, integer=True))
+    tok = "" if token is None else int(check_number("token", token, 0, 2**31, integer=True))
     body = {"id": "", "task_id": task_id, **_finding_body(ctx, finding)}
     fid = new_id("f-") if finding_id is None else check_id("finding", finding_id)
     body["id"] = fid

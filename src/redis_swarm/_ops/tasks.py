@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
 from .._keys import label_id
@@ -34,6 +34,7 @@ from ._work import (
 )
 
 __all__ = [
+    "ShardStats",
     "cancel",
     "claim",
     "fail",
@@ -47,6 +48,7 @@ __all__ = [
     "release",
     "renew",
     "requeue_dead",
+    "shard_stats",
     "wait",
 ]
 
@@ -65,6 +67,14 @@ BACKOFF_CAP_MS = 300_000
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
 _TASK_FIELDS = frozenset(Task.__dataclass_fields__)
 _SETTLING = frozenset({"task.completed", "task.dead", "task.cancelled"})
+_SHARD_FIELD = "shard:"  # counts fields shard:NAME|status (a queue name holds no ':')
+
+
+class ShardStats(TypedDict):
+    """What ``shard_stats`` says of one shard: its findings, and its tasks by status."""
+
+    findings: int
+    tasks: dict[str, int]
 
 
 # --- posting
@@ -440,9 +450,28 @@ def _queue_counts(raw: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for field, value in raw.items():
         queue, sep, status = text(field).rpartition("|")
-        if sep and status in STATUSES:
+        if sep and status in STATUSES and not queue.startswith(_SHARD_FIELD):
             out.setdefault(queue, dict.fromkeys(STATUSES, 0))[status] = int(value)
     return dict(sorted(out.items()))
+
+
+def shard_stats(ctx: OpContext, shards: Sequence[str]) -> Operation[dict[str, ShardStats]]:
+    """``{shard: {"findings": n, status: count, ...}}``: the findings reported to each shard
+    and its posted tasks by status, in one round trip (a counter per shard and status, kept
+    exact by the task scripts, and one ZCARD per shard)."""
+    names = list(dict.fromkeys(check_name("shard", s, max_len=64) for s in shards))
+    if not names:
+        return {}
+    k = ctx.keys
+    fields = [f"{_SHARD_FIELD}{name}|{status}" for name in names for status in STATUSES]
+    zcards = tuple(Cmd("ZCARD", k.findings_by("shard", name)) for name in names)
+    values, *found = yield Batch((Cmd("HMGET", k.counts, *fields), *zcards))
+    per = len(STATUSES)
+    out: dict[str, ShardStats] = {}
+    for i, name in enumerate(names):
+        counts = _counts(values[i * per : (i + 1) * per])
+        out[name] = ShardStats(findings=int(found[i]), tasks=counts)
+    return out
 
 
 def _pass_fields(pass_name: str) -> list[str]:

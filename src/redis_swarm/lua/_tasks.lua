@@ -36,10 +36,20 @@ local function pending_score(t)
   return fmt(-t.priority * PRIO_SHIFT + t.seq)
 end
 
--- Move t to status, keeping the per-queue and per-pass counters exact.
+-- The counts field of a parent shard's tasks in a status: 'shard:NAME|status' (a queue name
+-- holds no ':', so it never collides with a queue's 'QUEUE|status').
+local function shard_field(parent, status)
+  return 'shard:' .. parent .. '|' .. status
+end
+
+-- Move t to status, keeping the per-queue, per-shard and per-pass counters exact.
 local function set_status(K, t, status)
   redis.call('HINCRBY', K.counts, t.queue .. '|' .. t.status, -1)
   redis.call('HINCRBY', K.counts, t.queue .. '|' .. status, 1)
+  if t.parent then
+    redis.call('HINCRBY', K.counts, shard_field(t.parent, t.status), -1)
+    redis.call('HINCRBY', K.counts, shard_field(t.parent, status), 1)
+  end
   if t.pass_id then
     redis.call('HINCRBY', K.pass_counts, t.pass_id .. '|' .. t.status, -1)
     redis.call('HINCRBY', K.pass_counts, t.pass_id .. '|' .. status, 1)

@@ -54,6 +54,10 @@ for i, t in ipairs(specs) do
     wakes[wake_key] = (wakes[wake_key] or 0) + 1
     local field = t.queue .. '|' .. t.status
     qbumps[field] = (qbumps[field] or 0) + 1
+    if t.parent then
+      field = shard_field(t.parent, t.status)
+      qbumps[field] = (qbumps[field] or 0) + 1
+    end
     queues[t.queue] = true
     if pass_key then
       passes[t.pass_id] = t.pass_name

@@ -9,7 +9,8 @@
 -- KEYS[9] findings  KEYS[10] finding_index  KEYS[11] findings_by(queue)
 -- KEYS[12] findings_by(pass) when ARGV[9] == '1', then findings_by(shard) when ARGV[10] == '1'
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] task id  ARGV[4] queue
--- ARGV[5] token  ARGV[6] finding id  ARGV[7] finding JSON from the client (an object without
+-- ARGV[5] token ('' = none: a report from outside any lease, refused while a live lease holds
+-- the task)  ARGV[6] finding id  ARGV[7] finding JSON from the client (an object without
 -- the fields added here: queue, pass_name, shard, worker, created_at, superseded, token)
 -- ARGV[8] worker ('' = the worker the token was issued to)  ARGV[9] has pass  ARGV[10] has shard
 -- Returns {'completed' | 'superseded' | 'existing', finding JSON}
@@ -17,7 +18,7 @@ local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
 local Q = queue_keys(5)
-local id, token, fid = ARGV[3], tonumber(ARGV[5]), ARGV[6]
+local id, token, fid = ARGV[3], tonumber(ARGV[5]), ARGV[6]  -- token nil: outside any lease
 
 local stored = redis.call('HGET', KEYS[9], fid)
 if stored then return {'existing', stored} end
@@ -30,14 +31,20 @@ end
 if t.queue ~= ARGV[4] then
   return swarm_error('SWARM_CONFLICT', 'task ' .. id .. ' is not in queue ' .. ARGV[4])
 end
-if token < 1 or token > t.attempts then
+if not token then
+  if t.status == 'claimed' and t.lease_deadline > now then
+    return swarm_error('SWARM_LEASELOST', string.format(
+      'task %s is held by worker %s (attempt %d) until its lease ends: let that worker '
+      .. 'report, or report with the token your claim returned', id, t.worker, t.attempts))
+  end
+elseif token < 1 or token > t.attempts then
   return swarm_error('SWARM_LEASELOST', string.format(
     'token %d was never issued for task %s (its latest token is %d): report with the token '
     .. 'returned by claim', token, id, t.attempts))
 end
 
 local worker = ARGV[8]
-if worker == '' then worker = t.claims[tostring(token)] end
+if worker == '' then worker = token and t.claims[tostring(token)] or nil end
 local superseded = t.status == 'completed' or t.status == 'cancelled'
 
 if not superseded then
