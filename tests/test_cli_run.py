@@ -105,6 +105,28 @@ def test_the_prompt_reaches_the_agent(cli: Cli, swarm: Any, tmp_path: Path) -> N
     assert "Via a file" in summaries[0] and "Via an argument" in summaries[1]
 
 
+def test_task_text_cannot_run_commands_on_the_runner(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    """A hostile task description reaches the agent as text; a quoted placeholder, which
+    would have let it run, is refused before anything is claimed."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    hostile = (
+        f"'; touch {marks}/single; ' \" ; touch {marks}/double; \" "
+        f"$(touch {marks}/dollar) `touch {marks}/tick`"
+    )
+    t = swarm.post_task("q", hostile)
+    for quoted in ("echo '{prompt}'", 'echo "{prompt}"', "cat '{prompt_file}'"):
+        out = cli("run", "--queue", "q", "--exec", quoted, "--idle-exit", "0.3", expect=1)
+        assert "quotes; write it bare" in out.stderr
+    assert swarm.get_task(t.id).status == "pending" and list(marks.iterdir()) == []
+    script = "import json,sys; print(json.dumps({'summary': 'ok', 'prompt': sys.argv[1]}))"
+    cmd = f'{PY} -c "{script}" {{prompt}}'
+    summary = run_json(cli, "--queue", "q", "--exec", cmd, "--idle-exit", "0.3")
+    assert summary["completed"] == 1
+    assert list(marks.iterdir()) == []
+    assert hostile in swarm.get_finding(swarm.get_task(t.id).finding_id).extra["prompt"]
+
+
 def test_prose_becomes_the_summary(cli: Cli, swarm: Any, tmp_path: Path) -> None:
     t = swarm.post_task("q", "d")
     body = "print('The answer is plainly 42.')\nprint('x' * 5000)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 import threading
@@ -11,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm._runner import Capture, build_command, parse_finding, run_child
+from redis_swarm import ValidationError
+from redis_swarm._runner import (
+    Capture,
+    build_command,
+    check_command,
+    parse_finding,
+    run_child,
+)
 
 from ._cli import alive
 
@@ -135,17 +143,86 @@ def test_parse_is_fast_on_pathological_output() -> None:
 
 
 def test_build_command_stdin_or_placeholders(tmp_path: Path) -> None:
-    argv, stdin = build_command("cat", "hello 'world'", tmp_path)
-    assert argv == ["/bin/sh", "-c", "cat"]
-    assert stdin == b"hello 'world'"
-    argv, stdin = build_command("echo {prompt}", "it's $HOME", tmp_path)
-    assert stdin is None
-    result = run_child(argv)
+    command = build_command("cat", "hello 'world'", tmp_path)
+    assert command.argv == ["/bin/sh", "-c", "cat"]
+    assert command.stdin == b"hello 'world'" and command.env == {}
+    command = build_command("echo {prompt}", "it's $HOME", tmp_path)
+    assert command.stdin is None
+    result = run_child(command.argv, env={**os.environ, **command.env})
     assert result.stdout.text() == "it's $HOME\n"
-    argv, stdin = build_command("cat {prompt_file} && awk '{print}' /dev/null", "p", tmp_path)
-    assert stdin is None
+    command = build_command("cat {prompt_file} && awk '{print}' /dev/null", "p", tmp_path)
+    assert command.stdin is None
     assert (tmp_path / "prompt.md").read_text() == "p"
-    assert run_child(argv).stdout.text() == "p"
+    assert run_child(command.argv, env={**os.environ, **command.env}).stdout.text() == "p"
+
+
+HOSTILE = (
+    "a'b\"c\\ $(touch {d}/dollar) `touch {d}/tick` ; touch {d}/semi #\n"
+    "'; touch {d}/single; '\" ; touch {d}/double; \" $(( $(touch {d}/arith) ))"
+)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "printf '%s' {prompt}",
+        "printf %s --text={prompt}",
+        'x={prompt}; printf %s "$x"',
+        "printf %s $(printf %s {prompt})",
+        'printf %s "$(printf %s {prompt})"',
+        "printf %s `printf %s {prompt}`",
+        "cat {prompt_file}",
+    ],
+)
+def test_task_text_never_runs_as_shell_code(tmp_path: Path, template: str) -> None:
+    """The prompt holds shell syntax of every kind; whatever the command does with its
+    placeholder, the text arrives as text and nothing in it runs."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    prompt = HOSTILE.format(d=marks)
+    work = tmp_path / "work"
+    work.mkdir()
+    command = build_command(template, prompt, work)
+    result = run_child(command.argv, env={**os.environ, **command.env})
+    assert list(marks.iterdir()) == []
+    assert result.returncode == 0, result.stderr.text()
+    out = result.stdout.text()
+    if "$(printf" in template or "`" in template:  # command substitution splits words
+        assert "touch" in out and "$(touch" in out
+    else:
+        assert out.removeprefix("--text=") == prompt
+
+
+@pytest.mark.parametrize(
+    ("command", "quotes"),
+    [
+        ("claude -p '{prompt}'", "single"),
+        ('claude -p "{prompt}"', "double"),
+        ('claude -p "Do this: {prompt}"', "double"),
+        ("sh -c 'cat {prompt_file}'", "single"),
+        ('echo "$(echo "{prompt}")"', "double"),
+        ("echo `echo '{prompt}'`", "single"),
+    ],
+)
+def test_a_quoted_placeholder_is_refused(command: str, quotes: str) -> None:
+    with pytest.raises(ValidationError, match=f"inside {quotes} quotes; write it bare"):
+        check_command(command)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "claude -p {prompt}",
+        "agent --prompt={prompt} --file {prompt_file}",
+        "echo 'a' {prompt} \"b\" '{'",
+        "echo \\'{prompt}",
+        'echo "$(cat {prompt_file})"',
+        "echo '(' {prompt} ')'",
+        'gemini -p "Do the task described above."',
+    ],
+)
+def test_a_bare_placeholder_is_accepted(command: str) -> None:
+    check_command(command)
 
 
 def test_run_child_feeds_stdin_and_reads_both_streams() -> None:

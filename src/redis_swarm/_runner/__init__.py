@@ -15,17 +15,19 @@ The process remembers nothing: that is the point.
 
 from __future__ import annotations
 
-from .child import Capture, ChildResult, build_command, run_child
+from .child import Capture, ChildResult, Command, build_command, check_command, run_child
 from .finding import normalize_finding, parse_finding
 from .pool import Runner, RunOptions, TaskOutcome, default_worker_prefix, task_env
 
 __all__ = [
     "Capture",
     "ChildResult",
+    "Command",
     "RunOptions",
     "Runner",
     "TaskOutcome",
     "build_command",
+    "check_command",
     "default_worker_prefix",
     "normalize_finding",
     "parse_finding",

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .._errors import ValidationError
+
 __all__ = [
     "ERROR_TAIL",
+    "PLACEHOLDERS",
     "Capture",
     "ChildResult",
+    "Command",
     "build_command",
+    "check_command",
     "run_child",
 ]
 
@@ -214,22 +218,87 @@ def _terminate(pgid: int, grace_s: float) -> None:
     _killpg(pgid, signal.SIGKILL)
 
 
-def build_command(
-    command: str, prompt: str, workdir: Path, *, shell: str = "/bin/sh"
-) -> tuple[list[str], bytes | None]:
-    """The argv and stdin for one run of ``command`` (a shell command line).
+PLACEHOLDERS = {"{prompt}": "SWARM_PROMPT", "{prompt_file}": "SWARM_PROMPT_FILE"}
 
-    ``{prompt_file}`` becomes the path of a file holding the prompt and ``{prompt}`` the
-    prompt itself (both shell-quoted); without either, the prompt goes to stdin.
+
+@dataclass(frozen=True)
+class Command:
+    """One run of the agent command: what to execute, its stdin, what its environment adds."""
+
+    argv: list[str]
+    stdin: bytes | None
+    env: dict[str, str]
+
+
+def check_command(command: str) -> None:
+    """Refuse a placeholder written inside quotes in ``command``.
+
+    A placeholder stands for one whole shell word; inside quotes it would not be one (in
+    single quotes the shell would pass its name, in double quotes split the prompt into
+    words), and a command built by pasting text into quotes is how task text ends up run as
+    shell code. The message shows how to write it instead.
     """
+    for placeholder, quotes in _quoted_placeholders(command):
+        raise ValidationError(
+            f"--exec has {placeholder} inside {quotes} quotes; write it bare, as in "
+            f"`agent --prompt {placeholder}`: it already stands for one shell word"
+        )
+
+
+def _quoted_placeholders(command: str) -> Iterator[tuple[str, str]]:
+    """Each placeholder written inside single or double quotes (a small shell lexer: quotes,
+    backslashes, backticks and ``$(...)``, which open a new quoting level inside quotes)."""
+    stack: list[str] = []  # the open constructs: ' " ` (
+    i = 0
+    while i < len(command):
+        top = stack[-1] if stack else ""
+        if top in ("'", '"'):
+            for placeholder in PLACEHOLDERS:
+                if command.startswith(placeholder, i):
+                    yield placeholder, "single" if top == "'" else "double"
+        c = command[i]
+        if top == "'":
+            if c == "'":
+                stack.pop()
+        elif c == "\\":
+            i += 1  # the next character is escaped
+        elif c == "`":
+            if top == "`":
+                stack.pop()
+            else:
+                stack.append("`")
+        elif command.startswith("$(", i):
+            stack.append("(")
+            i += 1
+        elif top == '"':
+            if c == '"':
+                stack.pop()
+        elif c in "'\"(":
+            stack.append(c)
+        elif c == ")" and top == "(":
+            stack.pop()
+        i += 1
+
+
+def build_command(command: str, prompt: str, workdir: Path, *, shell: str = "/bin/sh") -> Command:
+    """How to run ``command`` (a shell command line) for one ``prompt``.
+
+    ``{prompt}`` becomes ``"$SWARM_PROMPT"`` and ``{prompt_file}`` ``"$SWARM_PROMPT_FILE"``
+    (the path of a file holding the prompt), the values being in the environment: the prompt
+    never becomes part of the shell's code, so nothing in it can run. Without either
+    placeholder the prompt goes to stdin. A placeholder inside quotes is refused (see
+    ``check_command``).
+    """
+    check_command(command)
     text = command
-    uses_placeholder = False
+    env: dict[str, str] = {}
     if "{prompt_file}" in text:
         path = workdir / "prompt.md"
         path.write_text(prompt, encoding="utf-8")
-        text = text.replace("{prompt_file}", shlex.quote(str(path)))
-        uses_placeholder = True
+        env[PLACEHOLDERS["{prompt_file}"]] = str(path)
     if "{prompt}" in text:
-        text = text.replace("{prompt}", shlex.quote(prompt))
-        uses_placeholder = True
-    return [shell, "-c", text], (None if uses_placeholder else prompt.encode("utf-8"))
+        env[PLACEHOLDERS["{prompt}"]] = prompt
+    for placeholder, name in PLACEHOLDERS.items():
+        text = text.replace(placeholder, f'"${name}"')
+    stdin = None if env else prompt.encode("utf-8")
+    return Command([shell, "-c", text], stdin, env)

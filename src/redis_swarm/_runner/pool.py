@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
 from .._prompts import render_task_prompt
-from .child import ERROR_TAIL, build_command, run_child
+from .child import ERROR_TAIL, build_command, check_command, run_child
 from .finding import SUMMARY_LIMIT, parse_finding
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ class Runner:
             raise ValidationError("concurrency must be at least 1")
         if not options.command.strip():
             raise ValidationError("the agent command is empty: pass it with --exec")
+        check_command(options.command)
         self.swarm = swarm
         self.options = options
         self.prefix = options.worker or default_worker_prefix()
@@ -350,11 +351,11 @@ class Runner:
 
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:
-            argv, stdin = build_command(opts.command, prompt, workdir, shell=opts.shell)
-            env = {**os.environ, **task_env(task, self.swarm.settings, context)}
+            command = build_command(opts.command, prompt, workdir, shell=opts.shell)
+            env = {**os.environ, **task_env(task, self.swarm.settings, context), **command.env}
             result = run_child(
-                argv,
-                stdin=stdin,
+                command.argv,
+                stdin=command.stdin,
                 env=env,
                 timeout_s=timeout,
                 tick_s=max(0.2, lease / 3),

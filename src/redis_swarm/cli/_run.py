@@ -37,7 +37,7 @@ _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
     required=True,
     metavar="CMD",
     help="The agent command (a shell command line), run once per task with the prompt on "
-    "stdin, or in {prompt} / {prompt_file}.",
+    "stdin, or in {prompt} / {prompt_file} (written bare, not inside quotes).",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(1, 512), default=1, show_default=True)
 @click.option("--max-tasks", type=click.IntRange(1), help="Stop after claiming this many.")
