@@ -145,7 +145,7 @@ def _breakdown(size: int, swarm: Swarm, cfg: Config) -> dict[str, Stats]:
     from redis_swarm import ContextCache, Swarm
 
     data = context_text(size).encode()
-    chunk = swarm._ctx.limits.context_chunk_bytes
+    chunk = swarm.limits.context_chunk_bytes
     chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
     warm = Swarm(swarm.settings, cache=ContextCache(), client=swarm.redis)
     warm.get_context_bytes(f"shard-{size}")

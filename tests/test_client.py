@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 import redis_swarm
-from redis_swarm import ConnectionFailed, Swarm
+from redis_swarm import ConnectionFailed, Limits, Swarm
 
 
 def test_public_exports_are_pinned() -> None:
@@ -38,6 +38,11 @@ def test_ping_and_info_on_both_shells(swarm: Any) -> None:
     info = swarm.server_info()
     assert info.version.split(".")[0].isdigit()
     assert info.server_time_ms > 1_700_000_000_000
+
+
+def test_limits_and_keys_are_public(swarm: Any) -> None:
+    assert swarm.limits == Limits()
+    assert swarm.keys.prefix == "rs:{test}:" and swarm.name == "test"
 
 
 def test_unreachable_server_is_one_clear_error() -> None:

@@ -102,7 +102,7 @@ def run_bench(
     try:
         say("ping")
         results.append(_result("ping", None, _timed(swarm.ping, n * 2)))
-        raw_key = swarm._ctx.keys.scratch("raw")
+        raw_key = swarm.keys.scratch("raw")
         for label, size in SIZES.items():
             say(f"contexts of {label}")
             results += _contexts(swarm, raw_key, label, size, 3 if quick else 20)
@@ -175,7 +175,7 @@ def _scan(swarm: Swarm, pattern: str) -> Iterator[bytes | str]:
 
 def _cleanup(swarm: Swarm) -> None:
     """Delete every key of the scratch swarm (its chunks included)."""
-    patterns = (swarm._ctx.keys.prefix + "*", key_patterns(swarm.name, "chunk"))
+    patterns = (swarm.keys.prefix + "*", key_patterns(swarm.name, "chunk"))
     for pattern in patterns:
         batch: list[bytes | str] = []
         for key in _scan(swarm, pattern):

@@ -30,6 +30,7 @@ from ._connect import (
 )
 from ._durability import Plan, confirm, is_write, wrap
 from ._errors import SwarmError
+from ._keys import Keys
 from ._models import Event, EventType
 from ._ops import agents as agent_ops
 from ._ops import contexts as context_ops
@@ -124,6 +125,17 @@ class _Shell:
     def name(self) -> str:
         """The swarm's name."""
         return self.settings.swarm
+
+    @property
+    def limits(self) -> Limits:
+        """The size limits this handle enforces (what a face checks before reading input)."""
+        return self._ctx.limits
+
+    @property
+    def keys(self) -> Keys:
+        """The names of this swarm's Redis keys, for tools that work below the operations
+        (``swarm bench``'s raw baseline and clean-up); the operations need no help."""
+        return self._ctx.keys
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.settings.url!r}, swarm={self.name!r})"

@@ -64,7 +64,7 @@ def _info_pairs(info: Any) -> list[tuple[str, Any]]:
 
 
 def _limit(app: App) -> int:
-    return app.swarm._ctx.limits.max_context_bytes
+    return app.swarm.limits.max_context_bytes
 
 
 def _read_bounded(source: str, app: App, limit: int) -> bytes:

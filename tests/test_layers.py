@@ -1,0 +1,40 @@
+"""The layers hold: the faces (CLI, MCP server, dashboard, runner, seed API, bench, demo) use
+the public surface of ``Swarm`` / ``AsyncSwarm``, never their private parts."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import redis_swarm
+from redis_swarm import AsyncSwarm, Swarm
+
+PACKAGE = Path(redis_swarm.__file__).parent
+FACES = ["cli", "dashboard", "mcp_server", "runner", "_runner.py", "roles.py", "_bench.py",
+         "_demo.py"]  # fmt: skip
+
+
+def _face_files() -> list[Path]:
+    files: list[Path] = []
+    for name in FACES:
+        path = PACKAGE / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
+    return files
+
+
+def test_faces_never_reach_into_the_shells() -> None:
+    handle = Swarm("redis://127.0.0.1:1", swarm="layers")  # never connects
+    names = {*dir(Swarm), *dir(AsyncSwarm), *vars(handle)}
+    handle.close()
+    private = {n for n in names if n.startswith("_") and not n.startswith("__")}
+    assert {"_ctx", "_run", "_redis"} <= private
+    reach_ins = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}"
+        for path in _face_files()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and node.attr in private
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    ]
+    assert len(_face_files()) > 20
+    assert not reach_ins, "give Swarm a public property or operation instead"
