@@ -551,9 +551,13 @@ class SonnetCoordinator(Coordinator):
 
     def get_swarm_status(self) -> SwarmStatus:
         """Every shard with its findings and pending tasks: two round trips whatever the
-        number of tasks (agents and queue counters, then per-shard counters)."""
-        stats = self.swarm.queue_stats()
-        agents = self.swarm.agents(role="shard")
+        number of tasks (the swarm's status, then per-shard counters)."""
+        status = self.swarm.status()
+        # The seed listed shards in the order they joined.
+        agents = sorted(
+            (a for a in status.roster if a.role == "shard"),
+            key=lambda a: (a.registered_at or 0, a.id),
+        )
         counts = self.swarm.shard_stats([a.id for a in agents])
         shards: list[ShardStatus] = []
         for agent in agents:
@@ -572,8 +576,8 @@ class SonnetCoordinator(Coordinator):
         return {
             "total_shards": len(shards),
             "shards": shards,
-            "queues": stats,
-            "pending_tasks": sum(q.get("pending", 0) + q.get("delayed", 0) for q in stats.values()),
+            "queues": status.queues,
+            "pending_tasks": status.totals["pending"] + status.totals["delayed"],
             "coordinator_id": self.agent_id,
         }
 
