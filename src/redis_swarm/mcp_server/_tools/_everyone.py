@@ -22,24 +22,23 @@ class EveryoneTools(ToolsBase):
 
     @tool(roles=EVERYONE, read_only=True)
     async def swarm_status(self, ctx: Context) -> CallToolResult:
-        """See the swarm at a glance: queues (tasks per status), agents, published contexts,
-        and what this session holds. Call it first to learn queue names and context owners."""
+        """See the swarm at a glance: queues (tasks per status), passes, agents, published
+        contexts, and what this session holds. Call it first to learn queue names and context
+        owners."""
         session = await self._session(ctx)
 
         def gather() -> dict[str, Any]:
-            queues = self.swarm.queue_stats()
-            agents = self.swarm.agents()
-            contexts = self.swarm.contexts()
-            roles: dict[str, int] = {}
-            for agent in agents:
-                if agent.alive:
-                    roles[agent.role] = roles.get(agent.role, 0) + 1
+            status = self.swarm.status()
+            agents = status.agents
             return {
-                "swarm": self.swarm.name,
+                "swarm": status.swarm,
                 "you": {"agent": session.agent_id, "role": session.role},
                 "holding": sorted(session.leases),
-                "queues": {q: {s: n for s, n in c.items() if n} for q, c in queues.items()},
-                "agents": {"alive": sum(roles.values()), "by_role": roles, "total": len(agents)},
+                "queues": {q: {s: n for s, n in c.items() if n} for q, c in status.queues.items()},
+                "passes": [
+                    {"name": p.name, "settled": p.settled, "total": p.total} for p in status.passes
+                ],
+                "agents": {"alive": agents.alive, "by_role": agents.by_role, "total": agents.total},
                 "contexts": [
                     {
                         "owner": c.owner,
@@ -47,7 +46,7 @@ class EveryoneTools(ToolsBase):
                         "tokens_est": c.tokens_est,
                         "source": c.source,
                     }
-                    for c in contexts
+                    for c in status.contexts
                 ],
             }
 
