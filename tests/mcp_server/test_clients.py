@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,9 +23,16 @@ from redis_swarm import Swarm
 from redis_swarm._models import EventType
 from redis_swarm.cli import main
 from redis_swarm.mcp_server import tool_names
-from redis_swarm.mcp_server._install import LaunchSpec, claude_command, launch_spec
+from redis_swarm.mcp_server._install import (
+    LaunchSpec,
+    claude_command,
+    launch_spec,
+    remote_spec,
+    shell_line,
+)
 
-from ._helpers import REPO, SRC
+from .._servers import free_port
+from ._helpers import REPO, SRC, http_server
 
 BIN = REPO / ".npm-tools" / "node_modules" / ".bin"
 CLAUDE = BIN / "claude"
@@ -82,6 +90,35 @@ def test_claude_code_adds_and_connects_to_the_server(
     joined = [e.fields["agent"] for e in core.events(types=[EventType.AGENT_JOINED])]
     assert joined and all(a.startswith("claude-code-worker-") for a in joined)
     assert core.agents() == []
+
+
+@_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
+def test_claude_code_reaches_an_http_server_with_its_token(redis_url: str, tmp_path: Path) -> None:
+    """The printed `claude mcp add --transport http ... --header` line, run by a shell with
+    SWARM_MCP_TOKEN set, connects; the same line with a wrong token does not."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    server_env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    server_env["SWARM_MCP_TOKEN"] = "right-token-123"
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--transport"]
+    argv += ["http", "--port", str(port)]
+    line = shell_line(claude_command(remote_spec(url, token_env="SWARM_MCP_TOKEN")))
+    assert '--header "Authorization: Bearer ${SWARM_MCP_TOKEN}"' in line
+    env = _quiet_env(home)
+    with open(tmp_path / "server.log", "w+") as log, http_server(argv, server_env, log, url):
+        for token, connected in (("right-token-123", True), ("wrong-token", False)):
+            shell = {**env, "SWARM_MCP_TOKEN": token}
+            _run(["sh", "-c", f"{shlex.quote(str(CLAUDE))} mcp remove swarm -s user || true"],
+                 shell, work)  # fmt: skip
+            _run(["sh", "-c", line.replace("claude", shlex.quote(str(CLAUDE)), 1)], shell, work)
+            config = json.loads((home / ".claude.json").read_text())["mcpServers"]["swarm"]
+            assert config["headers"] == {"Authorization": f"Bearer {token}"}
+            listed = _run([str(CLAUDE), "mcp", "list"], env, work)
+            status = next(x for x in listed.splitlines() if x.startswith("swarm:"))
+            assert ("Connected" in status) is connected, listed
 
 
 def _inspect(config: Path, env: dict[str, str], *args: str) -> Any:

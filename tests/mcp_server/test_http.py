@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import httpx2 as httpx
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp_types import Implementation
 
 from redis_swarm import Swarm
 
 from .._servers import free_port
-from ._helpers import SRC, Tools
+from ._helpers import SRC, Tools, http_server
 
 
 def test_http_serves_a_session_per_client(core: Swarm, redis_url: str, tmp_path: Path) -> None:
@@ -26,48 +28,32 @@ def test_http_serves_a_session_per_client(core: Swarm, redis_url: str, tmp_path:
     argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker"]
     argv += ["--transport", "http", "--port", str(port)]
     task = core.post_task("q", "over http")
-    with (
-        open(tmp_path / "server.log", "w+") as log,
-        subprocess.Popen(argv, env=env, stdout=log, stderr=log) as proc,
-    ):
-        try:
-            url = f"http://127.0.0.1:{port}/mcp"
-            deadline = time.monotonic() + 30
-            while True:  # until uvicorn listens
-                try:
-                    httpx.get(url, timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert proc.poll() is None and time.monotonic() < deadline, "no server"
-                    time.sleep(0.1)
+    url = f"http://127.0.0.1:{port}/mcp"
+    with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url) as proc:
 
-            async def body() -> None:
-                one = Implementation(name="agent-one", version="1")
-                two = Implementation(name="agent-two", version="1")
-                async with (
-                    Client(url, mode="legacy", client_info=one) as a,
-                    Client(url, mode="legacy", client_info=two) as b,
-                ):
-                    first, second = Tools(a, 8_000), Tools(b, 8_000)
-                    claimed, _ = await first("claim_task", queue="q")
-                    assert claimed["task"]["id"] == task.id
-                    # The lease is the first session's: the second one holds none.
-                    message = await second.error("report_finding", task_id=task.id, summary="x")
-                    assert "holds no lease" in message
-                    done, _ = await first("report_finding", task_id=task.id, summary="ok")
-                    assert done["completed"] is True
-                    clients = sorted(a.metadata["client"] for a in core.agents() if a.metadata)
-                    assert clients == ["agent-one", "agent-two"]
+        async def body() -> None:
+            one = Implementation(name="agent-one", version="1")
+            two = Implementation(name="agent-two", version="1")
+            async with (
+                Client(url, mode="legacy", client_info=one) as a,
+                Client(url, mode="legacy", client_info=two) as b,
+            ):
+                first, second = Tools(a, 8_000), Tools(b, 8_000)
+                claimed, _ = await first("claim_task", queue="q")
+                assert claimed["task"]["id"] == task.id
+                # The lease is the first session's: the second one holds none.
+                message = await second.error("report_finding", task_id=task.id, summary="x")
+                assert "holds no lease" in message
+                done, _ = await first("report_finding", task_id=task.id, summary="ok")
+                assert done["completed"] is True
+                clients = sorted(a.metadata["client"] for a in core.agents() if a.metadata)
+                assert clients == ["agent-one", "agent-two"]
 
-            anyio.run(body)
-            assert core.get_finding(done_id(core, task.id)).summary == "ok"
-            proc.send_signal(signal.SIGTERM)
-            # uvicorn shuts down gracefully, then re-raises the signal it caught.
-            assert proc.wait(20) in (0, -signal.SIGTERM)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        anyio.run(body)
+        assert core.get_finding(done_id(core, task.id)).summary == "ok"
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert proc.wait(20) in (0, -signal.SIGTERM)
         log.seek(0)
         output = log.read()
     assert "shutdown complete" in output, output
@@ -78,3 +64,86 @@ def done_id(core: Swarm, task_id: str) -> str:
     finding_id = core.get_task(task_id).finding_id
     assert finding_id is not None
     return finding_id
+
+
+_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "curl-like", "version": "0"},
+    },
+}
+_ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
+def test_off_loopback_a_token_is_generated_and_required(
+    core: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    """--host 0.0.0.0 without --token: one is generated and printed; no token, a wrong one
+    -> 401; the right one -> the protocol, and a real client works with it."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    env.pop("SWARM_MCP_TOKEN", None)
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker"]
+    argv += ["--transport", "http", "--host", "0.0.0.0", "--port", str(port)]
+    task = core.post_task("q", "over http with a token")
+    url = f"http://127.0.0.1:{port}/mcp"
+    with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
+        log.seek(0)
+        printed = re.search(r"Authorization: Bearer ([A-Za-z0-9_-]{20,})", log.read())
+        assert printed, "the generated token was not printed"
+        token = printed.group(1)
+
+        refused = httpx.post(url, json=_INIT, headers=_ACCEPT, timeout=5)
+        assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"]
+        assert "token" in refused.json()["message"]
+        wrong = {**_ACCEPT, "Authorization": "Bearer " + token[:-1] + "x"}
+        assert httpx.post(url, json=_INIT, headers=wrong, timeout=5).status_code == 401
+        basic = {**_ACCEPT, "Authorization": "Basic " + token}
+        assert httpx.post(url, json=_INIT, headers=basic, timeout=5).status_code == 401
+        right = {**_ACCEPT, "Authorization": f"Bearer {token}"}
+        accepted = httpx.post(url, json=_INIT, headers=right, timeout=5)
+        assert accepted.status_code == 200, accepted.text
+
+        async def body() -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with (
+                httpx.AsyncClient(headers=headers, timeout=30) as http,
+                Client(streamable_http_client(url, http_client=http), mode="legacy") as c,
+            ):
+                tools = Tools(c, 8_000)
+                claimed, _ = await tools("claim_task", queue="q")
+                assert claimed["task"]["id"] == task.id
+                assert core.get_task(task.id).status == "claimed"
+            # The session closed (the client sent DELETE): its lease is released and
+            # its agent gone, at once rather than when the lease runs out.
+            await _eventually(lambda: core.get_task(task.id).status == "pending")
+            assert core.get_task(task.id).attempts == 1
+            await _eventually(lambda: core.agents() == [])
+
+        anyio.run(body)
+
+
+def test_a_token_given_on_loopback_is_required(redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    env["SWARM_MCP_TOKEN"] = "s3cret-token"
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--transport", "http"]
+    argv += ["--port", str(port)]
+    url = f"http://127.0.0.1:{port}/mcp"
+    with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
+        assert httpx.post(url, json=_INIT, headers=_ACCEPT, timeout=5).status_code == 401
+        right = {**_ACCEPT, "Authorization": "Bearer s3cret-token"}
+        assert httpx.post(url, json=_INIT, headers=right, timeout=5).status_code == 200
+        log.seek(0)
+        assert "s3cret-token" not in log.read()  # a token given is never echoed
+
+
+async def _eventually(check: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await anyio.sleep(0.05)

@@ -146,10 +146,8 @@ def test_cli_writes_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert codex["mcp_servers"]["swarm"]["env"]["SWARM_NAME"] == "team"
 
 
-def test_cli_write_claude_runs_claude_mcp_add(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """--write with claude runs `claude mcp remove` then `claude mcp add` (a recording fake)."""
+def _fake_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `claude` on PATH that records its arguments, one call a line, in the file returned."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "calls.log"
@@ -157,6 +155,14 @@ def test_cli_write_claude_runs_claude_mcp_add(
     fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+def test_cli_write_claude_runs_claude_mcp_add(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--write with claude runs `claude mcp remove` then `claude mcp add` (a recording fake)."""
+    log = _fake_claude(tmp_path, monkeypatch)
     code, _, err = _invoke(["mcp", "install", "--client", "claude", "--write", "--scope", "local"])
     assert code == 0, err
     calls = log.read_text().splitlines()
@@ -169,3 +175,47 @@ def test_cli_write_claude_without_claude_says_what_to_do(monkeypatch: pytest.Mon
     code, _, err = _invoke(["mcp", "install", "--client", "claude", "--write"])
     assert code == 1
     assert "not on PATH" in err and "--client json" in err
+
+
+def test_http_server_configs_carry_the_token_the_clients_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = "http://10.1.2.3:8765/mcp"
+    code, out, err = _invoke(["mcp", "install", "--client", "codex", "--http", url])
+    assert code == 0, err
+    codex = tomllib.loads(out)["mcp_servers"]["swarm"]
+    assert codex["url"] == url and codex["bearer_token_env_var"] == "SWARM_MCP_TOKEN"
+    assert "command" not in codex
+    code, out, _ = _invoke(["mcp", "install", "--client", "gemini", "--http", url])
+    gemini = json.loads(out)["mcpServers"]["swarm"]
+    assert gemini["httpUrl"] == url
+    assert gemini["headers"] == {"Authorization": "Bearer ${SWARM_MCP_TOKEN}"}
+    code, out, _ = _invoke(["mcp", "install", "--client", "json", "--http", url, "--no-token"])
+    assert json.loads(out)["mcpServers"]["swarm"] == {"type": "http", "url": url}
+    code, out, _ = _invoke(["mcp", "install", "--client", "claude", "--http", url])
+    assert out.strip() == (
+        f"claude mcp add swarm --scope user --transport http {url} "
+        '--header "Authorization: Bearer ${SWARM_MCP_TOKEN}"'
+    )
+    code, _, err = _invoke(["mcp", "install", "--client", "codex", "--http", "ftp://x"])
+    assert code != 0 and "not an http(s) URL" in err
+
+
+def test_cli_write_claude_http_expands_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _fake_claude(tmp_path, monkeypatch)
+    args = ["mcp", "install", "--client", "claude", "--write", "--http", "http://h:1/mcp"]
+    code, _, err = _invoke(args)
+    assert code == 1 and "SWARM_MCP_TOKEN is not set" in err
+    code, _, err = _invoke(args, {"SWARM_MCP_TOKEN": "tok"})
+    assert code == 0, err
+    assert log.read_text().splitlines()[-1].endswith("--header Authorization: Bearer tok")
+
+
+def test_token_options_are_checked_before_serving() -> None:
+    code, _, err = _invoke(["mcp", "--token", "x"])
+    assert code == 1 and "--token is for --transport http" in err
+    code, _, err = _invoke(["mcp", "--transport", "http", "--token", " "])
+    assert code == 1 and "is empty" in err

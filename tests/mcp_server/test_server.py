@@ -151,9 +151,14 @@ def test_sessions_are_agents_that_leave_on_close(core: Swarm) -> None:
             assert agent.metadata["via"] == "mcp" and agent.alive
             claimed, _ = await worker("claim_task", queue="work")
             assert claimed["task"]["worker"] == agent.id
-        # Gone on close; the task it holds stays leased (its token may still report it).
+            # A session per connection, even of the same client (the SDK's Connection is found).
+            async with connect(server, client_name="claude-code") as again:
+                await again("swarm_status")
+                assert len(core.agents(role="worker")) == 2
+        # Gone on close, and the task it held is back in its queue at once (no attempt used).
         assert core.agents() == []
-        assert core.get_task(claimed["task"]["id"]).status == "claimed"
+        task = core.get_task(claimed["task"]["id"])
+        assert task.status == "pending" and task.worker is None
 
     run(body)
 
@@ -162,20 +167,21 @@ def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
     async def body() -> None:
         server = build_server(core, role="worker")
         task = core.post_task("work", "a task")
-        async with connect(server) as worker:
-            claimed, _ = await worker("claim_task", queue="work")
+        async with connect(server) as crashed:
+            claimed, _ = await crashed("claim_task", queue="work")
             token = claimed["token"]
-        # A new session (a restarted server) holds no lease: it says what to do...
-        async with connect(server) as worker:
-            message = await worker.error("report_finding", task_id=task.id, summary="x")
-            assert "holds no lease" in message and "claim_task" in message
-            # ...and the token claim_task returned still reports the task.
-            done, _ = await worker("report_finding", task_id=task.id, summary="x", token=token)
-            assert done["completed"] is True
-            message = await worker.error(
-                "report_finding", task_id=task.id, summary="late", token=token
-            )
-            assert "superseded" in message and "do not report it again" in message
+            # A session of a restarted server, while the first one's lease still stands (its
+            # process died without closing it), holds no lease: it says what to do...
+            async with connect(build_server(core, role="worker")) as worker:
+                message = await worker.error("report_finding", task_id=task.id, summary="x")
+                assert "holds no lease" in message and "claim_task" in message
+                # ...and the token claim_task returned still reports the task.
+                done, _ = await worker("report_finding", task_id=task.id, summary="x", token=token)
+                assert done["completed"] is True
+                message = await worker.error(
+                    "report_finding", task_id=task.id, summary="late", token=token
+                )
+                assert "superseded" in message and "do not report it again" in message
 
     run(body)
 

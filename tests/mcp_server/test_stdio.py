@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
+import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import Implementation
 
@@ -160,10 +161,13 @@ def _reply(proc: subprocess.Popen[str], request_id: int) -> dict[str, Any]:
             return dict(message)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
 def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
-    core: Swarm, redis_url: str, tmp_path: Path
+    core: Swarm, redis_url: str, tmp_path: Path, signum: int
 ) -> None:
-    core.post_task("q", "a task")
+    """SIGTERM: the task held is released and the agent deregistered; SIGKILL (a crash):
+    both stay until the lease runs out and the agent goes stale, as before."""
+    task = core.post_task("q", "a task", lease_s=60)
     env = {**os.environ, **_env(redis_url)}
     with (
         open(tmp_path / "stderr.log", "w+") as errlog,
@@ -205,16 +209,21 @@ def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
             assert not result.get("isError")
             assert json.loads(result["content"][0]["text"])["task"]["description"] == "a task"
             assert [a.metadata and a.metadata["client"] for a in core.agents()] == ["raw-client"]
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(15) == 0
+            proc.send_signal(signum)
+            assert proc.wait(15) == (0 if signum == signal.SIGTERM else -signal.SIGKILL)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
         errlog.seek(0)
         log = errlog.read()
+    if signum == signal.SIGKILL:
+        assert core.get_task(task.id).status == "claimed"  # until the lease expires
+        assert len(core.agents()) == 1
+        return
     assert core.agents() == [], log  # deregistered on the way out
-    assert "left" in log  # the log went to stderr
+    assert core.get_task(task.id).status == "pending", log  # released, not left to expire
+    assert "left" in log and "released" in log  # the log went to stderr
 
 
 def test_2026_era_client_over_stdio(core: Swarm, redis_url: str, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,12 +11,15 @@ from pathlib import Path
 import click
 
 from .._config import DEFAULT_HOME
-from .._errors import SwarmError
+from .._errors import ConfigError, SwarmError
 from .._models import dumps
+from .._net import is_loopback
 from ..mcp_server._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from ..mcp_server._install import (
     CLIENTS,
     Client,
+    LaunchSpec,
+    RemoteSpec,
     claude_command,
     codex_toml,
     gemini_settings,
@@ -22,6 +27,7 @@ from ..mcp_server._install import (
     mcp_json,
     merge_json,
     merge_toml,
+    remote_spec,
     shell_line,
     target_path,
 )
@@ -63,6 +69,13 @@ _budget_option = click.option(
     help="Fixed agent id of the session (a shard whose context must keep its owner).",
 )
 @click.option("--model", default=None, help="The model behind the client, kept with findings.")
+@click.option(
+    "--token",
+    envvar="SWARM_MCP_TOKEN",
+    default=None,
+    help="HTTP: the bearer token every request must carry (env SWARM_MCP_TOKEN); required "
+    "off loopback, generated and printed once if not given.",
+)
 @click.pass_context
 def mcp_command(
     ctx: click.Context,
@@ -73,6 +86,7 @@ def mcp_command(
     budget: int | None,
     agent_name: str | None,
     model: str | None,
+    token: str | None,
 ) -> None:
     """Serve the swarm as Model Context Protocol tools (stdio unless --transport http).
 
@@ -83,6 +97,7 @@ def mcp_command(
     from ..mcp_server._server import build_server, serve  # the SDK: imported only to serve
 
     app = ctx.ensure_object(App)
+    token = _http_token(transport, host, token)
     server = build_server(
         app.swarm,
         role=role,
@@ -93,8 +108,34 @@ def mcp_command(
         log_level="DEBUG" if app.debug else "INFO",
     )
     if transport == "http":
-        click.echo(f"serving MCP on http://{host}:{port}/mcp", err=True)
-    serve(server, "http" if transport == "http" else "stdio", host=host, port=port)
+        shown = f"[{host}]" if ":" in host else host
+        guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
+        click.echo(f"serving MCP on http://{shown}:{port}/mcp{guard}", err=True)
+    serve(server, "http" if transport == "http" else "stdio", host=host, port=port, token=token)
+
+
+def _http_token(transport: str, host: str, token: str | None) -> str | None:
+    """The bearer token the HTTP server requires: the one given, or off loopback a new one
+    (printed once, to stderr); None serves loopback without one."""
+    if token is not None and not token.strip():
+        raise ConfigError(
+            "--token (or SWARM_MCP_TOKEN) is empty: pass a secret, or leave it out to have "
+            "one generated"
+        )
+    if transport != "http":
+        source = click.get_current_context().get_parameter_source("token")
+        if token is not None and source == click.core.ParameterSource.COMMANDLINE:
+            raise ConfigError("--token is for --transport http: stdio needs none")
+        return None
+    if token is None and not is_loopback(host):
+        token = secrets.token_urlsafe(24)  # 192 random bits
+        click.echo(
+            f"--host {host} is reachable from other machines: clients must send "
+            f"'Authorization: Bearer {token}' (set SWARM_MCP_TOKEN={token} for "
+            "`swarm mcp install --url ...`, or pass --token to choose it)",
+            err=True,
+        )
+    return token
 
 
 @mcp_command.command()
@@ -110,6 +151,21 @@ def mcp_command(
     default=None,
     help="claude: local, user (default) or project; gemini: project (default) or user.",
 )
+@click.option(
+    "--http",
+    "http_url",
+    default=None,
+    metavar="URL",
+    help="Reach a server already on --transport http at URL (e.g. http://host:8765/mcp) "
+    "instead of starting one.",
+)
+@click.option(
+    "--token-env",
+    default="SWARM_MCP_TOKEN",
+    show_default=True,
+    help="With --http: the environment variable that holds the server's bearer token.",
+)
+@click.option("--no-token", is_flag=True, help="With --http: the server needs no token.")
 @json_option
 @pass_app
 def install(
@@ -121,21 +177,31 @@ def install(
     server_name: str,
     agent_name: str | None,
     scope: str | None,
+    http_url: str | None,
+    token_env: str,
+    no_token: bool,
 ) -> None:
-    """Print (or --write) the configuration that makes CLIENT start this server.
+    """Print (or --write) the configuration that makes CLIENT start this server (or, with
+    --http, reach one serving HTTP).
 
     claude: the `claude mcp add` command; codex: the ~/.codex/config.toml table; gemini:
     .gemini/settings.json; json: .mcp.json (Claude Code's project file, and most clients').
     """
-    spec = launch_spec(
-        url=app.url,
-        swarm=app.swarm_name,
-        role=role,
-        home=app.home if app.home != DEFAULT_HOME else None,
-        agent_name=agent_name,
-        budget=budget,
-        server_name=server_name,
-    )
+    spec: LaunchSpec | RemoteSpec
+    if http_url is not None:
+        spec = remote_spec(
+            http_url, token_env=None if no_token else token_env, server_name=server_name
+        )
+    else:
+        spec = launch_spec(
+            url=app.url,
+            swarm=app.swarm_name,
+            role=role,
+            home=app.home if app.home != DEFAULT_HOME else None,
+            agent_name=agent_name,
+            budget=budget,
+            server_name=server_name,
+        )
     target: Path | None = None
     config: object
     if client == "claude":
@@ -151,7 +217,7 @@ def install(
 
     if write:
         if client == "claude":
-            _claude_add(argv, spec.name, scope or "user")
+            _claude_add(_with_token(argv, spec), spec.name, scope or "user")
         elif client == "codex":
             assert target is not None
             merge_toml(target, f"mcp_servers.{spec.name}", text)
@@ -180,6 +246,20 @@ def _pretty(data: object) -> str:
     import json
 
     return json.dumps(data, indent=2)
+
+
+def _with_token(argv: list[str], spec: LaunchSpec | RemoteSpec) -> list[str]:
+    """``claude mcp add`` as the shell would run the printed line: the token expanded."""
+    if not isinstance(spec, RemoteSpec) or spec.token_env is None:
+        return argv
+    token = os.environ.get(spec.token_env, "")
+    if not token.strip():
+        raise ConfigError(
+            f"{spec.token_env} is not set: set it to the token `swarm mcp --transport http` "
+            "printed (or its --token), or pass --no-token for a server without one"
+        )
+    header = f"Authorization: {spec.header}"
+    return [f"Authorization: Bearer {token}" if arg == header else arg for arg in argv]
 
 
 def _claude_add(argv: list[str], name: str, scope: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -39,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .._client import AsyncSwarm
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import EventType, TaskStatus, dumps
+from .._net import is_loopback
 from ._feed import EventFeed
 from ._snapshot import snapshot
 
@@ -51,19 +51,6 @@ MAX_LIMIT = 500
 KEEPALIVE_S = 15.0
 # How soon a browser reconnects after losing the stream (it then sends Last-Event-ID).
 RETRY_MS = 1000
-
-_LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    """True for a host name or address that only this machine can reach."""
-    host = host.strip("[]").lower()
-    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def create_app(

@@ -1,9 +1,13 @@
-"""``swarm mcp install``: the exact configuration each MCP client needs to start this server.
+"""``swarm mcp install``: the exact configuration each MCP client needs to start this server,
+or to reach one already serving HTTP.
 
 Every client gets the same launch: the absolute path of the ``swarm`` executable of this
 install, ``mcp --role ROLE``, and ``SWARM_URL`` / ``SWARM_NAME`` (and ``SWARM_HOME`` when it is
 not the default) in the environment, so the client's agents reach this swarm whatever their
-working directory or PATH.
+working directory or PATH. For a server on ``--transport http`` (``RemoteSpec``), each client
+gets the URL and the bearer token in the form it knows: Codex the name of the environment
+variable holding it (``bearer_token_env_var``), the others an ``Authorization`` header that
+refers to that variable.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ __all__ = [
     "CLIENTS",
     "Client",
     "LaunchSpec",
+    "RemoteSpec",
     "claude_command",
     "codex_toml",
     "gemini_settings",
@@ -31,6 +36,8 @@ __all__ = [
     "mcp_json",
     "merge_json",
     "merge_toml",
+    "remote_spec",
+    "shell_line",
     "swarm_command",
     "target_path",
 ]
@@ -54,6 +61,42 @@ class LaunchSpec:
     @property
     def argv(self) -> list[str]:
         return [self.command, *self.args]
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """How a client reaches a server already serving HTTP: a name, its URL, and the
+    environment variable holding its bearer token (None: it needs none)."""
+
+    name: str
+    url: str
+    token_env: str | None = "SWARM_MCP_TOKEN"
+
+    @property
+    def header(self) -> str | None:
+        """The Authorization header, referring to the token's variable."""
+        return None if self.token_env is None else f"Bearer ${{{self.token_env}}}"
+
+
+Spec = LaunchSpec | RemoteSpec
+
+
+def _check_server_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ConfigError(f"MCP server name {name!r} may hold only letters, digits, '_' and '-'")
+
+
+def remote_spec(url: str, *, token_env: str | None, server_name: str = "swarm") -> RemoteSpec:
+    """The configuration for a ``swarm mcp --transport http`` server at ``url``."""
+    _check_server_name(server_name)
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ConfigError(
+            f"{url!r} is not an http(s) URL: pass the address `swarm mcp --transport http` "
+            "printed, e.g. http://host:8765/mcp"
+        )
+    if token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
+        raise ConfigError(f"--token-env {token_env!r} is not an environment variable name")
+    return RemoteSpec(server_name, url, token_env)
 
 
 def swarm_command() -> list[str]:
@@ -83,10 +126,7 @@ def launch_spec(
     command: list[str] | None = None,
 ) -> LaunchSpec:
     """The launch of ``swarm mcp`` for one client configuration."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", server_name):
-        raise ConfigError(
-            f"MCP server name {server_name!r} may hold only letters, digits, '_' and '-'"
-        )
+    _check_server_name(server_name)
     base = command or swarm_command()
     args = [*base[1:], "mcp", "--role", role]
     if agent_name:
@@ -99,9 +139,16 @@ def launch_spec(
     return LaunchSpec(server_name, base[0], args, env)
 
 
-def claude_command(spec: LaunchSpec, *, scope: str = "user") -> list[str]:
-    """``claude mcp add``: name first, then options, then ``--`` and the server's command."""
-    argv = ["claude", "mcp", "add", spec.name, "--scope", scope, "--transport", "stdio"]
+def claude_command(spec: Spec, *, scope: str = "user") -> list[str]:
+    """``claude mcp add``: name first, then options, then ``--`` and the server's command
+    (or, for an HTTP server, its URL and the header; ``$VAR`` in it is the shell's to expand)."""
+    argv = ["claude", "mcp", "add", spec.name, "--scope", scope]
+    if isinstance(spec, RemoteSpec):
+        argv += ["--transport", "http", spec.url]
+        if spec.header is not None:
+            argv += ["--header", f"Authorization: {spec.header}"]
+        return argv
+    argv += ["--transport", "stdio"]
     for key, value in spec.env.items():
         argv += ["-e", f"{key}={value}"]
     return [*argv, "--", *spec.argv]
@@ -112,8 +159,14 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)
 
 
-def codex_toml(spec: LaunchSpec) -> str:
+def codex_toml(spec: Spec) -> str:
     """The ``[mcp_servers.NAME]`` table of ``~/.codex/config.toml``."""
+    timeouts = ["startup_timeout_sec = 30", f"tool_timeout_sec = {TOOL_TIMEOUT_S}", ""]
+    if isinstance(spec, RemoteSpec):
+        lines = [f"[mcp_servers.{spec.name}]", f"url = {_toml_str(spec.url)}"]
+        if spec.token_env is not None:
+            lines.append(f"bearer_token_env_var = {_toml_str(spec.token_env)}")
+        return "\n".join([*lines, *timeouts])
     env = ", ".join(f"{key} = {_toml_str(value)}" for key, value in spec.env.items())
     return "\n".join(
         [
@@ -121,27 +174,33 @@ def codex_toml(spec: LaunchSpec) -> str:
             f"command = {_toml_str(spec.command)}",
             f"args = [{', '.join(_toml_str(a) for a in spec.args)}]",
             f"env = {{ {env} }}",
-            "startup_timeout_sec = 30",
-            f"tool_timeout_sec = {TOOL_TIMEOUT_S}",
-            "",
+            *timeouts,
         ]
     )
 
 
-def gemini_settings(spec: LaunchSpec) -> dict[str, Any]:
-    """The ``mcpServers`` entry of ``.gemini/settings.json`` (timeout in milliseconds)."""
-    entry = {
-        "command": spec.command,
-        "args": spec.args,
-        "env": spec.env,
-        "timeout": TOOL_TIMEOUT_S * 1000,
-    }
-    return {"mcpServers": {spec.name: entry}}
+def _headers(spec: RemoteSpec) -> dict[str, Any]:
+    return {} if spec.header is None else {"headers": {"Authorization": spec.header}}
 
 
-def mcp_json(spec: LaunchSpec) -> dict[str, Any]:
+def gemini_settings(spec: Spec) -> dict[str, Any]:
+    """The ``mcpServers`` entry of ``.gemini/settings.json`` (timeout in milliseconds; Gemini
+    CLI expands ``${VAR}`` in it)."""
+    entry: dict[str, Any]
+    if isinstance(spec, RemoteSpec):
+        entry = {"httpUrl": spec.url, **_headers(spec)}
+    else:
+        entry = {"command": spec.command, "args": spec.args, "env": spec.env}
+    return {"mcpServers": {spec.name: {**entry, "timeout": TOOL_TIMEOUT_S * 1000}}}
+
+
+def mcp_json(spec: Spec) -> dict[str, Any]:
     """``.mcp.json``: the project file of Claude Code, and the shape most clients accept."""
-    entry = {"type": "stdio", "command": spec.command, "args": spec.args, "env": spec.env}
+    entry: dict[str, Any]
+    if isinstance(spec, RemoteSpec):
+        entry = {"type": "http", "url": spec.url, **_headers(spec)}
+    else:
+        entry = {"type": "stdio", "command": spec.command, "args": spec.args, "env": spec.env}
     return {"mcpServers": {spec.name: entry}}
 
 
@@ -198,4 +257,11 @@ def merge_toml(path: Path, table: str, block: str) -> None:
 
 
 def shell_line(argv: list[str]) -> str:
-    return shlex.join(argv)
+    """The command as one shell line; the token header's ``${VAR}`` stays for the shell to
+    expand (the value of ``claude mcp add --header`` is stored as given)."""
+    return " ".join(
+        f'"{arg}"' if _TOKEN_HEADER.fullmatch(arg) else shlex.quote(arg) for arg in argv
+    )
+
+
+_TOKEN_HEADER = re.compile(r"Authorization: Bearer \$\{[A-Za-z_][A-Za-z0-9_]*\}")

@@ -25,6 +25,7 @@ from mcp_types import ToolAnnotations
 
 from .._client import Swarm
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
+from ._http import serve_http
 from ._roles import AGENT_ROLES, PROMPT_ROLES
 from ._session import RegisterOnConnect, SessionRegistry
 from ._tools import SwarmTools, tool_names, tools_for
@@ -168,13 +169,16 @@ def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
+    token: str | None = None,
 ) -> None:
-    """Run the server until its client leaves (stdio) or it is stopped (SIGINT, SIGTERM)."""
+    """Run the server until its client leaves (stdio) or it is stopped (SIGINT, SIGTERM).
+
+    Over HTTP, ``token`` (when given) is the bearer token every request must carry.
+    """
     if transport == "stdio":
         anyio.run(_serve_stdio, server)
     elif transport == "http":
-        # uvicorn owns SIGINT/SIGTERM here and shuts the sessions down cleanly.
-        server.run("streamable-http", host=host, port=port)
+        serve_http(server, host=host, port=port, token=token)
     else:
         raise ValueError(f"transport must be stdio or http, not {transport!r}")
 

@@ -1,7 +1,8 @@
 """Who is calling: one registered agent per MCP session, and the leases it holds.
 
 A session registers as an agent when its client connects (role from ``--role``, client name
-from the ``initialize`` request), heartbeats while it is connected, and deregisters on close.
+from the ``initialize`` request), heartbeats while it is connected, and on close releases the
+tasks it still holds and deregisters.
 The lease token of each claimed task stays here, so a worker names only the task id and cannot
 lose its token.
 
@@ -93,8 +94,17 @@ def _client_name(rctx: ServerRequestContext[Any, Any]) -> str:
 
 
 def _connection(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
-    # The SDK keeps the per-client Connection on the request's ServerSession; it is the only
-    # object that lives exactly as long as the client's connection.
+    """The client's ``Connection``: the one object that lives exactly as long as the client's
+    connection, with the SDK's per-connection ``state`` and teardown ``exit_stack``.
+
+    The one reach-in into the SDK left here, because its public API has no way to it: the
+    SDK's own notes say per-connection cleanup "belongs on ``connection.exit_stack``", and its
+    ``mcp.server.context.Context`` has a public ``connection`` property, but ``MCPServer``
+    hands tools and middleware a ``ServerRequestContext`` whose per-request ``ServerSession``
+    keeps the connection private (mcp 2.x). ``test_sessions_are_agents_that_leave_on_close``
+    fails if this stops finding it; replace it with the public property once MCPServer builds
+    that Context.
+    """
     connection = getattr(rctx.session, "_connection", None)
     return connection if isinstance(connection, Connection) else None
 
@@ -176,16 +186,24 @@ class SessionRegistry:
         return session
 
     async def close(self, session: AgentSession) -> None:
-        """Deregister the session's agent.
+        """Release the tasks the session still holds (back to their queues at once, no attempt
+        used), then deregister its agent.
 
-        Tasks it still holds stay leased until their lease runs out, then go back to their
-        queue: a client that restarted its server can still report them with the token that
-        claim_task returned.
+        This runs when the client closes its session or the server stops cleanly; a client or
+        server that crashed leaves its leases to expire as before.
         """
         if session.closed:
             return
         session.closed = True
         self._live.pop(session.agent_id, None)
+        for task_id, lease in list(session.leases.items()):
+            try:
+                await self.call(self.swarm.release, task_id, lease.token)
+            except SwarmError as exc:  # settled meanwhile, or lost: nothing is held any more
+                log.info("task %s not released: %s", task_id, exc)
+            else:
+                log.info("task %s released by %s", task_id, session.agent_id)
+            session.leases.pop(task_id, None)
         try:
             await self.call(self.swarm.deregister, session.agent_id)
         except SwarmError as exc:
