@@ -182,6 +182,25 @@ def test_a_hung_agent_is_killed_and_its_task_retried(cli: Cli, swarm: Any, tmp_p
     assert swarm.get_task(t.id).attempts == 2
 
 
+def test_nothing_an_agent_started_outlives_it(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+    """Processes that left the agent's group (setsid) die with it, at exit and at timeout."""
+    swarm.post_task("q", "answers and leaves a daemon behind")
+    swarm.post_task("q", "leaves a daemon behind and hangs")
+    pids = tmp_path / "pids"
+    cmd = (
+        f"cat >/dev/null; setsid sleep 300 & echo $! >> {pids}; "
+        f'case "$SWARM_TASK_ID" in {swarm.list_tasks().items[0].id}) '
+        'echo \'{"summary": "x"}\';; *) sleep 300;; esac'
+    )
+    summary = run_json(cli, "--queue", "q", "--exec", cmd, "--timeout", "1.5", "--grace", "0.3",
+                       "--max-tasks", "2", "--concurrency", "2")  # fmt: skip
+    by_status = {o["status"]: o["detail"] for o in summary["tasks"]}
+    assert "killed 1 process(es) it left running" in by_status["completed"]
+    assert "timed out after 1.5s" in by_status["failed"]
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert len(started) == 2 and not any(alive(pid) for pid in started)
+
+
 def test_a_slow_agent_keeps_its_lease_and_is_not_duplicated(
     cli: Cli, swarm: Any, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ from redis_swarm._runner import (
     parse_finding,
     run_child,
 )
+from redis_swarm._runner.reaper import subreaper
 
 from ._cli import alive
 
@@ -259,6 +260,63 @@ def test_run_child_kills_leftovers_after_a_normal_exit(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stdout.text() == "done\n"
     assert not alive(int(pidfile.read_text()))
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state) of ``pid``, or None once it is gone (reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), fields[0]
+
+
+def _read_pids(path: Path) -> list[int]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if text.endswith("\n"):
+            return [int(line) for line in text.split()]
+        time.sleep(0.01)
+    raise AssertionError(f"no pids in {path}")
+
+
+@pytest.mark.parametrize("when", ["exit", "deadline"])
+def test_processes_that_left_the_group_are_killed_and_reaped(tmp_path: Path, when: str) -> None:
+    """``setsid`` and a double fork take processes out of the agent's group and session;
+    with the runner a subreaper they are adopted by it, and killed and reaped all the same."""
+    pidfile = tmp_path / "escaped.pids"
+    script = (
+        f"setsid sleep 300 & echo $! >> {pidfile}; "  # its own session, the shell's child
+        f"setsid sh -c 'sleep 301 & echo $! >> {pidfile}' & wait $!; "  # orphaned at once
+        f"echo >> {pidfile}; "
+        + ("sleep 1; echo done" if when == "exit" else "trap '' TERM; sleep 300")
+    )
+    adopted: list[int] = []
+
+    def tick() -> str | None:
+        pids = _read_pids(pidfile)
+        stat = _stat(pids[1])
+        if stat is not None and not adopted:
+            adopted.append(stat[0])
+        return None
+
+    with subreaper() as on:
+        assert on
+        result = run_child(
+            ["/bin/sh", "-c", script], timeout_s=1.5, grace_s=0.3, tick_s=0.5,
+            on_tick=tick,
+        )  # fmt: skip
+    pids = _read_pids(pidfile)
+    assert len(pids) == 2
+    assert adopted == [os.getpid()]  # the orphan's parent was the runner, not init
+    assert result.left_behind == 2
+    if when == "exit":
+        assert result.returncode == 0 and result.stdout.text() == "done\n"
+    else:
+        assert result.killed == "timed out after 1.5s"
+    for pid in pids:
+        assert _stat(pid) is None, pid  # neither running nor a zombie of this process
 
 
 def test_run_child_tick_can_stop_it() -> None:

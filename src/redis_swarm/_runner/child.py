@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from .._errors import ValidationError
+from .reaper import MARK, kill_marked, new_mark, reaped, spawning
 
 __all__ = [
     "ERROR_TAIL",
@@ -129,6 +130,7 @@ class ChildResult:
     stderr: Capture
     duration_s: float
     killed: str | None = None  # why the pool killed it: timeout, cancelled, lease lost, ...
+    left_behind: int = 0  # processes it started outside its group, killed when it ended
 
 
 def _exited(pid: int) -> bool:
@@ -162,17 +164,21 @@ def run_child(
     ``on_tick`` is called every ``tick_s`` seconds while it runs (the pool renews the lease
     there); if it returns a reason, the group is killed. The group is also killed at
     ``timeout_s`` and when ``stop`` is set: SIGTERM, then SIGKILL after ``grace_s``. Whatever
-    the group left running when its leader exited is killed too.
+    it left running when its leader exited is killed too: the rest of its group, and every
+    process that inherited its ``SWARM_RUN_ID`` mark outside the group (see ``reaper``).
     """
     started = time.monotonic()
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,
-    )
+    mark = new_mark()
+    with spawning() as leaders:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**(os.environ if env is None else env), MARK: mark},
+            start_new_session=True,
+        )
+        leaders.add(proc.pid)
     out = Capture(head_bytes, tail_bytes)
     err = Capture(0, STDERR_TAIL)
     assert proc.stdout is not None and proc.stderr is not None
@@ -205,9 +211,11 @@ def run_child(
     finally:
         _killpg(proc.pid, signal.SIGKILL)  # the group's leftovers; the leader is not reaped yet
         returncode = proc.wait()
+        reaped(proc.pid)
+        left = kill_marked(mark)  # what left the group (setsid, a double fork)
         for thread in threads:
             thread.join(timeout=5)
-    return ChildResult(returncode, out, err, time.monotonic() - started, killed)
+    return ChildResult(returncode, out, err, time.monotonic() - started, killed, left)
 
 
 def _terminate(pgid: int, grace_s: float) -> None:

@@ -19,6 +19,7 @@ from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, 
 from .._prompts import render_task_prompt
 from .child import ERROR_TAIL, build_command, check_command, run_child
 from .finding import SUMMARY_LIMIT, parse_finding
+from .reaper import subreaper
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -187,13 +188,14 @@ class Runner:
             threading.Thread(target=self._slot, args=(i + 1,), name=f"swarm-run-{i + 1}")
             for i in range(self.options.concurrency)
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)
-                if tick is not None:
-                    tick()
+        with subreaper():  # orphans of the agents' trees come to this process (see reaper)
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)
+                    if tick is not None:
+                        tick()
         if tick is not None:
             tick()
         return list(self.outcomes)
@@ -367,6 +369,8 @@ class Runner:
             shutil.rmtree(workdir, ignore_errors=True)
 
         def outcome(status: str, detail: str, finding_id: str | None = None) -> TaskOutcome:
+            if result.left_behind:
+                detail += f"; killed {result.left_behind} process(es) it left running"
             return TaskOutcome(
                 task.id,
                 worker,
