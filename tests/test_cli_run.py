@@ -417,3 +417,42 @@ def test_the_pool_rides_out_a_server_restart(servers: Any, tmp_path: Path) -> No
         task = swarm.get_task(t.id)
         assert task.status == "completed" and task.attempts == 1
         assert [f.summary for f in swarm.findings().items] == ["survived"]
+
+
+def test_a_finished_answer_survives_an_outage(servers: Any, tmp_path: Path) -> None:
+    """The server is down when the agent exits and stays down longer than the client's own
+    retries: the answer waits for it and is stored once, not thrown away and run again."""
+    import threading
+
+    from redis_swarm._runner import Runner, RunOptions
+
+    server = servers.start(appendonly=True)
+    started, go, exited = (tmp_path / name for name in ("started", "go", "exited"))
+    cmd = (
+        f"cat >/dev/null; touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; "
+        f'echo \'{{"summary": "kept"}}\'; touch {exited}'
+    )
+    with Swarm(server.url, swarm="test") as swarm:
+        t = swarm.post_task("q", "d")
+        pool = Runner(swarm, RunOptions(queues=("q",), command=cmd, max_tasks=1, lease_s=60))
+        thread = threading.Thread(target=pool.run)
+        thread.start()
+        _wait_for(started)
+        server.stop()
+        go.touch()
+        _wait_for(exited)
+        time.sleep(5)  # the client gives up after about 2.5 s
+        server.restart()
+        thread.join(60)
+        assert pool.counts()["completed"] == 1, (pool.outcomes, pool.errors)
+        assert any("retrying" in e for e in pool.errors)
+        task = swarm.get_task(t.id)
+        assert task.status == "completed" and task.attempts == 1
+        assert [f.summary for f in swarm.findings().items] == ["kept"]
+
+
+def _wait_for(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} did not appear"
+        time.sleep(0.02)

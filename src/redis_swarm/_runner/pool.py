@@ -266,7 +266,7 @@ class Runner:
             self._stop(f"{type(exc).__name__}: {exc}")
 
     def _persist(self, call: Callable[[], T]) -> T:
-        """Make a write the pool must not lose survive a short outage (the client already
+        """Make a call the pool must not lose survive a short outage (the client already
         retries for a few seconds; this adds about half a minute)."""
         for attempt in range(WRITE_RETRIES):
             try:
@@ -274,14 +274,18 @@ class Runner:
             except ConnectionFailed as exc:
                 if attempt == WRITE_RETRIES - 1:
                     raise
-                self._error(f"write failed (retrying): {exc}")
+                self._error(f"call failed (retrying): {exc}")
                 time.sleep(min(2**attempt, 8))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _settled(self) -> bool:
         """True when no task of the pool's queues is open (a running one may still fail and
         come back, so the pool waits for it)."""
-        stats = self.swarm.queue_stats()
+        try:
+            stats = self.swarm.queue_stats()
+        except ConnectionFailed as exc:  # an outage: not known to be settled, claim again
+            self._error(f"queue stats failed (retrying): {exc}")
+            return False
         return not any(
             stats.get(q, {}).get(status, 0)
             for q in self.options.queues
@@ -323,7 +327,7 @@ class Runner:
         if not getattr(task, "parent", None):
             return None
         try:
-            return self.swarm.context_info(task.parent)
+            return self._persist(lambda: self.swarm.context_info(task.parent))
         except NotFound:
             return None
 
@@ -391,7 +395,9 @@ class Runner:
             return self._fail(task, outcome, f"{result.killed}: killed", stderr_tail)
         if result.returncode != 0:
             return self._fail(task, outcome, f"exit code {result.returncode}", stderr_tail)
-        current = self.swarm.get_task(task.id)
+        # From here to the stored finding every read and write rides out an outage as the
+        # report does: the agent's work is done and must not be lost to a restart.
+        current = self._persist(lambda: self.swarm.get_task(task.id))
         if current.status == "completed" and current.finding_id:
             return outcome("completed", "the agent reported it itself", current.finding_id)
         parsed = parse_finding(result.stdout.text(), summary_limit=opts.summary_limit)
