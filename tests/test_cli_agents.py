@@ -38,7 +38,7 @@ def test_status_human_and_json(cli: Cli, swarm: Any) -> None:
     assert report["queues"]["q1"]["pending"] == 1 and report["queues"]["q1"]["claimed"] == 1
     assert report["totals"]["pending"] == 2
     assert report["agents"]["alive"] == 2
-    assert report["agents"]["by_role"] == {"worker": 1, "shard": 1}
+    assert report["agents"]["by_role"] == report["agents"]["roles"] == {"worker": 1, "shard": 1}
     assert report["passes"][0]["name"] == "P" and report["passes"][0]["total"] == 2
     assert [c["owner"] for c in report["contexts"]] == ["shard-a"]
     assert report["pass"] == {"name": "P", "counts": swarm.pass_stats("P")}

@@ -11,6 +11,7 @@ from redis_swarm import ConnectionFailed, Limits, Swarm
 def test_public_exports_are_pinned() -> None:
     expected = {
         "AlreadyCompleted", "AsyncSwarm", "ConfigError", "Conflict", "ConnectionFailed",
+        "CorruptRecord",
         "ContextCache", "EmbeddedServerError", "InvalidState", "LeaseLost", "Limits", "NotFound",
         "PayloadTooLarge", "PermissionDenied", "Settings", "Swarm", "SwarmError", "Timeout",
         "ValidationError", "__version__",

@@ -351,6 +351,7 @@ class Swarm(_Shell):
     # --- what the faces show
     status = sync_op(views.status)
     recent = sync_op(views.recent)
+    corrupt_records = sync_op(views.corrupt_records)
 
     def follow_events(
         self,
@@ -568,6 +569,7 @@ class AsyncSwarm(_Shell):
     # --- what the faces show
     status = async_op(views.status)
     recent = async_op(views.recent)
+    corrupt_records = async_op(views.corrupt_records)
 
     async def follow_events(
         self,

@@ -10,6 +10,7 @@
     ├── ValidationError             a name, size or payload refused at the edge
     │   └── PayloadTooLarge         an input above its size limit
     ├── NotFound                    an unknown task, finding, synthesis, context or agent
+    ├── CorruptRecord               a record stored unreadable (written around the operations)
     ├── Conflict                    the request contradicts the current state
     │   ├── AlreadyCompleted        a report on a completed task (its finding is kept, superseded)
     │   ├── LeaseLost               the caller no longer holds the task's lease
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
+    "CorruptRecord",
     "EmbeddedServerError",
     "InvalidState",
     "LeaseLost",
@@ -69,6 +71,16 @@ class PayloadTooLarge(ValidationError):
 
 class NotFound(SwarmError):
     """The named task, finding, synthesis, context or agent does not exist."""
+
+
+class CorruptRecord(SwarmError):
+    """A record in Redis cannot be read (not JSON, or a value out of range): something wrote
+    it around the operations. Listings leave such records out and name them; ``swarm
+    doctor`` counts them."""
+
+    def __init__(self, message: str, *, record_id: str | None = None) -> None:
+        super().__init__(message)
+        self.record_id = record_id
 
 
 class Conflict(SwarmError):

@@ -151,10 +151,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of a listing; pass ``cursor`` back to get the next (None: no more)."""
+    """One page of a listing; pass ``cursor`` back to get the next (None: no more).
+    ``corrupt`` names the records of the page that are stored unreadable (not JSON, or a
+    value out of range): they are left out of ``items``; ``swarm doctor`` counts them."""
 
     items: tuple[T, ...]
     cursor: str | None = None
+    corrupt: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)
@@ -425,8 +428,10 @@ class SwarmStatus(Record):
 @dataclass(frozen=True)
 class Recent(Record):
     """The newest findings, syntheses and dead-lettered tasks (newest first; the tasks
-    without their data): what the live views show below the status."""
+    without their data): what the live views show below the status. ``corrupt`` names the
+    records among them stored unreadable (left out)."""
 
     findings: tuple[Finding, ...]
     syntheses: tuple[Synthesis, ...]
     dead: tuple[Task, ...]
+    corrupt: tuple[str, ...] = ()

@@ -13,18 +13,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._errors import NotFound, PayloadTooLarge, ValidationError
+from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._models import Finding, Page, Task, TaskStatus, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_json_depth, too_deep
 
 __all__ = [
     "STATUSES",
+    "UNREADABLE",
     "Route",
     "await_events",
     "block_chunk_s",
     "check_label",
     "check_number",
+    "decoded",
     "encode_json",
     "finding_from",
     "new_id",
@@ -210,6 +212,24 @@ _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
 
 
+# What decoding a record written around the operations raises: not JSON (ValueError), not an
+# object (AttributeError), a field missing (KeyError, TypeError) or out of range (ValueError).
+UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T:
+    """``decode(*raw)``, or CorruptRecord naming the record when it cannot be read."""
+    try:
+        return decode(*raw)
+    except UNREADABLE as exc:
+        raise CorruptRecord(
+            f"{kind} {record_id} is stored corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+            "something wrote it around redis-swarm. Listings skip it and swarm doctor counts "
+            "such records: rewrite it, or delete it from Redis",
+            record_id=record_id,
+        ) from None
+
+
 def task_from(raw: Any, data: Any) -> Task:
     """A Task from its stored JSON and its data JSON (None or '' for no data). A direct
     constructor call: listings and batches decode thousands, and only ``status`` needs
@@ -241,16 +261,23 @@ def page(
     filters: list[str],
     decode: Callable[[Any, Any], T],
 ) -> Operation[Page[T]]:
-    """One page of records through an index (script index_page)."""
+    """One page of records through an index (script index_page); a record that cannot be
+    decoded is left out and named in ``Page.corrupt``."""
     size = int(check_number("limit", limit, 1, MAX_PAGE, integer=True))
     if cursor is not None and not isinstance(cursor, str):
         raise ValidationError(f"cursor must be a string, got {type(cursor).__name__}")
     start = "" if since is None else str(int(check_number("since", since, 0, 2**53, integer=True)))
     args = (cursor or "", size, start, LIST_BUDGET, "1" if with_data else "0", *filters)
     reply = yield Call("index_page", keys, args)
-    items = tuple(decode(raw, data) for raw, data in zip(reply[1::2], reply[2::2], strict=True))
+    items: list[T] = []
+    corrupt: list[str] = []
+    for record_id, raw, data in zip(reply[1::3], reply[2::3], reply[3::3], strict=True):
+        try:
+            items.append(decode(raw, data))
+        except UNREADABLE:  # written around the operations: named, not fatal
+            corrupt.append(text(record_id))
     nxt = text(reply[0])
-    return Page(items, nxt or None)
+    return Page(tuple(items), nxt or None, tuple(corrupt))
 
 
 # --- waiting on the event stream (no busy polling)

@@ -19,6 +19,7 @@ from .._validate import check_id, check_name
 from ._work import (
     check_label,
     check_number,
+    decoded,
     encode_json,
     finding_from,
     new_id,
@@ -32,6 +33,7 @@ __all__ = [
     "get_synthesis",
     "report",
     "syntheses",
+    "synthesis_from",
     "synthesize",
 ]
 
@@ -148,7 +150,7 @@ def get_finding(ctx: OpContext, finding_id: str) -> Operation[Finding]:
     raw = yield Cmd("HGET", ctx.keys.findings, fid)
     if raw is None:
         raise NotFound(f"finding {fid} does not exist: list findings with swarm findings")
-    return finding_from(raw)
+    return decoded("finding", fid, finding_from, raw)
 
 
 def findings(
@@ -215,6 +217,10 @@ def synthesize(
         keys,
         (ctx.now_arg(), ctx.limits.events_maxlen, sid, payload, shard, pass_name, *cited),
     )
+    return synthesis_from(raw)
+
+
+def synthesis_from(raw: Any) -> Synthesis:
     return Synthesis.from_dict(loads(raw))
 
 
@@ -223,7 +229,7 @@ def get_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis]:
     raw = yield Cmd("HGET", ctx.keys.syntheses, sid)
     if raw is None:
         raise NotFound(f"synthesis {sid} does not exist: list them with swarm syntheses")
-    return Synthesis.from_dict(loads(raw))
+    return decoded("synthesis", sid, synthesis_from, raw)
 
 
 def syntheses(
@@ -243,6 +249,6 @@ def syntheses(
     return (
         yield from page(
             ctx, (k.synthesis_index, k.syntheses), cursor, limit, None, False, filters,
-            lambda raw, _: Synthesis.from_dict(loads(raw)),
+            lambda raw, _: synthesis_from(raw),
         )
     )  # fmt: skip

@@ -24,6 +24,7 @@ from ._work import (
     block_chunk_s,
     check_label,
     check_number,
+    decoded,
     encode_json,
     new_id,
     page,
@@ -400,7 +401,7 @@ def get_task(ctx: OpContext, task_id: str) -> Operation[Task]:
     raw, data = yield Batch((Cmd("HGET", k.tasks, task_id), Cmd("HGET", k.task_data, task_id)))
     if raw is None:
         raise NotFound(f"task {task_id} does not exist: check the id with swarm task list")
-    task = task_from(raw, data)
+    task = decoded("task", task_id, task_from, raw, data)
     remember_route(ctx, task)
     return task
 

@@ -13,28 +13,21 @@ the indexes, in two or three round trips.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from .._models import (
-    Agent,
-    AgentCounts,
-    ContextInfo,
-    Finding,
-    PassProgress,
-    Recent,
-    SwarmStatus,
-    Synthesis,
-    Task,
-    TaskStatus,
-    loads,
-)
+from .._models import Agent, AgentCounts, ContextInfo, PassProgress, Recent, SwarmStatus, TaskStatus
 from .._protocol import Batch, Cmd, OpContext, Operation, together
 from . import agents as agent_ops
 from . import contexts as context_ops
 from . import events as event_ops
 from . import tasks as task_ops
+from ._work import UNREADABLE, finding_from, task_from
+from .findings import synthesis_from
 
-__all__ = ["passes", "recent", "status"]
+__all__ = ["corrupt_records", "passes", "recent", "status"]
+
+R = TypeVar("R")
 
 MAX_VIEW = 500
 # Statuses after which a task needs no more work: what a pass's progress counts as done.
@@ -158,10 +151,24 @@ def recent(
     if dead_ids:
         dead_tasks = yield Cmd("HMGET", k.tasks, *dead_ids)
 
+    corrupt: list[str] = []
+
+    def readable(ids: list[str], raws: list[Any], decode: Callable[[Any], R]) -> tuple[R, ...]:
+        out: list[R] = []
+        for record_id, raw in zip(ids, raws, strict=True):
+            if raw:  # None: deleted since it was indexed
+                try:
+                    out.append(decode(raw))
+                except UNREADABLE:  # written around the operations: named, not fatal
+                    corrupt.append(record_id)
+        return tuple(out)
+
     return Recent(
-        findings=tuple(Finding.from_dict(loads(raw)) for raw in found if raw),
-        syntheses=tuple(Synthesis.from_dict(loads(raw)) for raw in made if raw),
-        dead=tuple(_task(raw) for raw in dead_tasks if raw),
+        findings=readable(finding_ids, found, finding_from),
+        syntheses=readable(synthesis_ids, made, synthesis_from),
+        # a view never shows payloads
+        dead=readable(dead_ids, dead_tasks, lambda raw: task_from(raw, None)),
+        corrupt=tuple(corrupt),
     )
 
 
@@ -172,7 +179,46 @@ def _pairs(reply: Any) -> list[tuple[Any, Any]]:
     return list(zip(reply[::2], reply[1::2], strict=True))
 
 
-def _task(raw: Any) -> Task:
-    state: dict[str, Any] = loads(raw)
-    state["data"] = None  # a view never shows payloads
-    return Task.from_dict(state)
+# --- health
+
+SCAN_COUNT = 1_000
+
+
+def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
+    """The ids of the tasks, findings and syntheses stored unreadable (written around the
+    operations: not JSON, a status out of range, ...), by kind: what ``swarm doctor`` counts.
+    It reads every record, a thousand of each kind per round trip."""
+    k = ctx.keys
+    kinds: dict[str, tuple[str, Callable[[Any], object]]] = {
+        "task": (k.tasks, lambda raw: task_from(raw, None)),
+        "finding": (k.findings, finding_from),
+        "synthesis": (k.syntheses, synthesis_from),
+    }
+    found: dict[str, list[str]] = {kind: [] for kind in kinds}
+    cursors = dict.fromkeys(kinds, "0")
+    while cursors:
+        scanning = list(cursors)
+        replies = yield Batch(
+            tuple(
+                Cmd("HSCAN", kinds[kind][0], cursors[kind], "COUNT", SCAN_COUNT)
+                for kind in scanning
+            )
+        )
+        for kind, (cursor, entries) in zip(scanning, replies, strict=True):
+            decode = kinds[kind][1]
+            for record_id, raw in _hash_items(entries):
+                try:
+                    decode(raw)
+                except UNREADABLE:
+                    found[kind].append(_text(record_id))
+            cursors[kind] = _text(cursor)
+            if cursors[kind] == "0":
+                del cursors[kind]
+    return {kind: sorted(ids) for kind, ids in found.items()}
+
+
+def _hash_items(entries: Any) -> list[tuple[Any, Any]]:
+    """HSCAN's field-value pairs, as a dict (redis-py parsed it) or a flat list."""
+    if isinstance(entries, dict):
+        return list(entries.items())
+    return list(zip(entries[::2], entries[1::2], strict=True))

@@ -34,6 +34,8 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
     swarm = app.swarm
     st = swarm.status(stale_after_s=stale_after)
     report: dict[str, Any] = {**st.to_dict(), "url": swarm.settings.url}
+    # "roles": what this command printed before by_role (fields are never renamed).
+    report["agents"]["roles"] = st.agents.by_role
     if pass_name is not None:
         report["pass"] = {"name": pass_name, "counts": swarm.pass_stats(pass_name)}
 

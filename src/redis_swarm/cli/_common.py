@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -35,6 +36,7 @@ from ._app import App
 
 __all__ = [
     "BIG",
+    "Listing",
     "add_row",
     "agent_option_default",
     "ago",
@@ -45,6 +47,7 @@ __all__ = [
     "complete_queues",
     "complete_tasks",
     "kv_table",
+    "listing",
     "make_table",
     "parse_json",
     "print_table",
@@ -209,6 +212,51 @@ def ago(ms: int | None) -> str:
 def short(text: Any, limit: int = 80) -> str:
     value = " ".join(str(text or "").split())
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a listing command shows: the records, the cursor to go on from, and the ids of
+    the records stored unreadable (left out, named)."""
+
+    items: list[Any]
+    cursor: str | None
+    corrupt: list[str]
+
+    def to_json(self, items: list[Any] | None = None) -> dict[str, Any]:
+        return {"items": self.items if items is None else items, "cursor": self.cursor,
+                "corrupt": self.corrupt}  # fmt: skip
+
+    def footer(self) -> None:
+        """The notes after the table, on stderr: more to list, records left out."""
+        if self.cursor:
+            click.echo(f"more: --cursor {self.cursor}", err=True)
+        if self.corrupt:
+            ids = ", ".join(self.corrupt[:10]) + (" ..." if len(self.corrupt) > 10 else "")
+            click.echo(
+                f"left out {len(self.corrupt)} corrupt record(s): {ids} (swarm doctor counts "
+                "them; rewrite or delete each from Redis)",
+                err=True,
+            )
+
+
+def listing(
+    fetch: Callable[[str | None, int], Any], limit: int, cursor: str | None, all_: bool
+) -> Listing:
+    """One page of ``limit`` from ``cursor``, or (``all_``) every page to the end."""
+    if not all_:
+        page = fetch(cursor, limit)
+        return Listing(list(page.items), page.cursor, list(page.corrupt))
+    items: list[Any] = []
+    corrupt: list[str] = []
+    cursor = None
+    while True:
+        page = fetch(cursor, 500)
+        items += page.items
+        corrupt += page.corrupt
+        cursor = page.cursor
+        if not cursor:
+            return Listing(items, None, corrupt)
 
 
 def all_pages(fetch: Callable[[str | None], Any], limit: int | None) -> Iterator[Any]:

@@ -14,26 +14,13 @@ from ._common import (
     complete_agents,
     complete_queues,
     kv_table,
+    listing,
     make_table,
     print_table,
     read_text,
     short,
     when,
 )
-
-
-def _listing(
-    app: App, fetch: Any, limit: int, cursor: str | None, all_: bool
-) -> tuple[list[Any], str | None]:
-    if all_:
-        return list(all_pages(lambda cur: fetch(cur, 500), None)), None
-    page = fetch(cursor, limit)
-    return list(page.items), page.cursor
-
-
-def _more(cursor: str | None) -> None:
-    if cursor:
-        click.echo(f"more: --cursor {cursor}", err=True)
 
 
 def render_finding(app: App, f: Any) -> None:
@@ -94,17 +81,17 @@ def findings(
             shard=shard, queue=queue, pass_name=pass_name, since=since, cursor=cur, limit=size
         )
 
-    items, next_cursor = _listing(app, fetch, limit, cursor, all_)
+    found = listing(fetch, limit, cursor, all_)
 
     def human() -> None:
         table = make_table("id", "task", "worker", "conf", "summary")
-        for f in items:
+        for f in found.items:
             mark = " (superseded)" if f.superseded else ""
             add_row(table, f.id, f.task_id, f.worker, f.confidence, short(f.summary, 90) + mark)
         print_table(app, table)
-        _more(next_cursor)
+        found.footer()
 
-    app.emit({"items": items, "cursor": next_cursor}, human)
+    app.emit(found.to_json(), human)
 
 
 @main.group()
@@ -162,16 +149,16 @@ def synth_list(
     def fetch(cur: str | None, size: int) -> Any:
         return app.swarm.syntheses(shard=shard, pass_name=pass_name, cursor=cur, limit=size)
 
-    items, next_cursor = _listing(app, fetch, limit, cursor, all_)
+    found = listing(fetch, limit, cursor, all_)
 
     def human() -> None:
         table = make_table("id", "shard", "pass", "sources", "text")
-        for s in items:
+        for s in found.items:
             add_row(table, s.id, s.shard, short(s.pass_name, 30), len(s.sources), short(s.text, 70))
         print_table(app, table)
-        _more(next_cursor)
+        found.footer()
 
-    app.emit({"items": items, "cursor": next_cursor}, human)
+    app.emit(found.to_json(), human)
 
 
 @synth.command("show")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
-from .._errors import SwarmError
+from .._errors import PermissionDenied, SwarmError
 from .._models import iso
 from ._app import App, json_option, main, pass_app
 
@@ -65,11 +66,25 @@ def _choice(chosen: Binary, running: str | None) -> str:
     return text
 
 
+def _corrupt(found: dict[str, list[str]] | str) -> str:
+    if isinstance(found, str):
+        return found
+    named = [f"{kind} {record_id}" for kind, ids in found.items() for record_id in ids]
+    if not named:
+        return "none"
+    shown = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
+    return (
+        f"{len(named)}: {shown} (written around redis-swarm; listings skip them: rewrite "
+        "or delete each from Redis)"
+    )
+
+
 @main.command()
 @json_option
 @pass_app
 def doctor(app: App) -> None:
-    """Check the server: binary, version, URL, persistence, memory, PING latency."""
+    """Check the server: binary, version, URL, persistence, memory, PING latency, and the
+    swarm's records: how many are stored unreadable (listings skip them)."""
     settings = app.settings
     report: dict[str, Any] = {"url": settings.url, "swarm": settings.swarm, "kind": settings.kind}
     chosen = find_redis_server() if settings.kind == "embedded" else None
@@ -91,11 +106,16 @@ def doctor(app: App) -> None:
     if chosen is not None:
         report["pid"] = _embedded(app).pid()
         report["binary_choice"] = _choice(chosen, info.executable)
+    try:
+        report["corrupt_records"] = swarm.corrupt_records()
+    except PermissionDenied as exc:  # a role without HSCAN: the rest of the check stands
+        report["corrupt_records"] = f"not checked: {exc}"
 
     def human() -> None:
         table = Table(show_header=False, box=None)
         for key, value in report.items():
-            table.add_row(f"[bold]{key}[/]", str(value))
+            shown = _corrupt(value) if key == "corrupt_records" else str(value)
+            table.add_row(f"[bold]{key}[/]", escape(shown))
         app.out.print(table)
 
     app.emit(report, human)

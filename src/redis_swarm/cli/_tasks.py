@@ -14,11 +14,11 @@ from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
     add_row,
     agent_option_default,
-    all_pages,
     complete_agents,
     complete_queues,
     complete_tasks,
     kv_table,
+    listing,
     make_table,
     parse_json,
     print_table,
@@ -376,21 +376,16 @@ def list_(
 ) -> None:
     """List tasks, oldest first, with filters."""
 
-    def fetch(cur: str | None, size: int = limit) -> Any:
+    def fetch(cur: str | None, size: int) -> Any:
         return app.swarm.list_tasks(
             queue=queue, status=status, pass_name=pass_name, cursor=cur, limit=size
         )
 
-    if all_:
-        items = list(all_pages(lambda cur: fetch(cur, 500), None))
-        next_cursor = None
-    else:
-        page = fetch(cursor)
-        items, next_cursor = list(page.items), page.cursor
+    found = listing(fetch, limit, cursor, all_)
 
     def human() -> None:
         table = make_table("id", "queue", "status", "try", "pass", "worker", "description")
-        for t in items:
+        for t in found.items:
             add_row(
                 table,
                 t.id,
@@ -402,10 +397,9 @@ def list_(
                 short(t.description, 60),
             )
         print_table(app, table)
-        if next_cursor:
-            click.echo(f"more: --cursor {next_cursor}", err=True)
+        found.footer()
 
-    app.emit({"items": [task_json(t) for t in items], "cursor": next_cursor}, human)
+    app.emit(found.to_json([task_json(t) for t in found.items]), human)
 
 
 @task.command(short_help="Wait until a pass, queue or the swarm is settled.")

@@ -34,6 +34,8 @@ class Snapshot(Record):
     dead: tuple[Task, ...]
     contexts: tuple[ContextInfo, ...]
     totals: dict[str, int]
+    # The ids of the records among the newest that are stored unreadable (left out above).
+    corrupt: tuple[str, ...] = ()
 
 
 async def snapshot(
@@ -63,6 +65,7 @@ async def snapshot(
         dead=recent.dead,
         contexts=tuple(info for owner in versions for info in owner),
         totals={"agents": status.agents.total, "alive": status.agents.alive, **status.totals},
+        corrupt=recent.corrupt,
     )
 
 

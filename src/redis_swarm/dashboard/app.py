@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
-from .._models import EventType, TaskStatus, dumps
+from .._models import EventType, Page, TaskStatus, dumps
 from .._net import is_loopback
 from ._feed import EventFeed
 from ._snapshot import snapshot
@@ -148,7 +148,7 @@ class _Api:
             cursor=params.get("cursor"),
             limit=_limit(params.get("limit"), 100),
         )
-        return _json({"items": [t.to_dict() for t in page.items], "cursor": page.cursor})
+        return _page_json([t.to_dict() for t in page.items], page)
 
     async def findings(self, request: Request) -> Response:
         params = request.query_params
@@ -159,7 +159,7 @@ class _Api:
             cursor=params.get("cursor"),
             limit=_limit(params.get("limit"), 100),
         )
-        return _json({"items": [f.to_dict() for f in page.items], "cursor": page.cursor})
+        return _page_json([f.to_dict() for f in page.items], page)
 
     async def events(self, request: Request) -> Response:
         """Every event after ``Last-Event-ID`` (a reconnecting browser sends it), else after
@@ -199,6 +199,11 @@ async def _sse(
 def _message(event: str, data: Any, *, event_id: str | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {dumps(data)}\n\n"
+
+
+def _page_json(items: list[dict[str, Any]], page: Page[Any]) -> Response:
+    # corrupt: the ids of records stored unreadable, left out of items
+    return _json({"items": items, "cursor": page.cursor, "corrupt": list(page.corrupt)})
 
 
 def _json(data: Any, status: int = 200) -> Response:

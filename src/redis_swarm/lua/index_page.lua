@@ -8,7 +8,8 @@
 -- ARGV[1] cursor ('' = from the start)  ARGV[2] limit  ARGV[3] since: the minimum score
 -- ('' = none; used only without a cursor)  ARGV[4] max entries examined  ARGV[5] with data
 -- ARGV[6..] field, value pairs every record must match
--- Returns {next cursor or '', record JSON, data JSON or false, record JSON, ...}
+-- Returns {next cursor or '', id, record JSON, data JSON or false, id, record JSON, ...}; a
+-- record that is not JSON matches every filter, so that the reader can count it as corrupt.
 local index, records = KEYS[1], KEYS[2]
 local limit, budget = tonumber(ARGV[2]), tonumber(ARGV[4])
 local with_data = ARGV[5] == '1'
@@ -43,8 +44,9 @@ while found < limit and examined < budget and start < total do
     if raw then
       local keep = true
       if #filters > 0 then
-        local rec = cjson.decode(raw)
+        local ok, rec = pcall(cjson.decode, raw)
         for _, f in ipairs(filters) do
+          if not ok or type(rec) ~= 'table' then break end
           local v = rec[f[1]]
           if v == nil or v == cjson.null or tostring(v) ~= f[2] then
             keep = false
@@ -53,6 +55,7 @@ while found < limit and examined < budget and start < total do
         end
       end
       if keep then
+        out[#out + 1] = id
         out[#out + 1] = raw
         out[#out + 1] = with_data and (redis.call('HGET', KEYS[3], id) or false) or false
         found = found + 1
