@@ -135,9 +135,11 @@ def run(url: str, tasks: int, workers: int) -> Result:
 
 
 def _script_usec(client: Any) -> float:
-    """Microseconds the server has spent running scripts (INFO commandstats)."""
+    """Microseconds the server has spent running scripts (INFO commandstats): FCALL of the
+    library, or EVALSHA where Functions do not exist."""
     stats = client.info("commandstats")
-    return float(sum(v["usec"] for k, v in stats.items() if k.startswith("cmdstat_evalsha")))
+    scripts = ("cmdstat_evalsha", "cmdstat_fcall")
+    return float(sum(v["usec"] for k, v in stats.items() if k.startswith(scripts)))
 
 
 def _flush_swarm(client: Any, swarm: str) -> None:

@@ -174,7 +174,9 @@ def server_usage(server: RedisProcess) -> tuple[int, float, int]:
     with server.client() as client:
         stats: dict[str, Any] = client.info("commandstats")
         cpu: dict[str, Any] = client.info("cpu")
-    skip = ("cmdstat_info", "cmdstat_config", "cmdstat_evalsha", "cmdstat_eval")
+    # the probes, then the scripts (EVALSHA, or FCALL of the library on Redis >= 7.0)
+    skip: tuple[str, ...] = ("cmdstat_info", "cmdstat_config", "cmdstat_evalsha", "cmdstat_eval")
+    skip += ("cmdstat_fcall", "cmdstat_fcall_ro")
     commands = sum(int(v["calls"]) for k, v in stats.items() if k not in skip)
     scripts = sum(int(stats.get(k, {}).get("calls", 0)) for k in skip[2:])
     return commands, float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), scripts

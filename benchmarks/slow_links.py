@@ -72,12 +72,12 @@ def _sizes(cfg: Config) -> tuple[float, int, int]:
 
 
 def _load_scripts(server: RedisProcess) -> None:
-    """As in a live swarm after its first worker: every script is on the server already."""
-    from redis_swarm._scripts import script_names, script_source
+    """As in a live swarm after 'swarm up': the function library (or, before Redis 7, every
+    script) is on the server already."""
+    from redis_swarm import Swarm
 
-    with server.client() as client:
-        for name in script_names():
-            client.script_load(script_source(name))
+    with Swarm(server.url) as swarm:
+        swarm.load_functions()
 
 
 def op_costs(server: RedisProcess, cfg: Config, delay: float) -> tuple[list[OpRow], str, str]:
@@ -230,8 +230,8 @@ def report(result: SlowLinks) -> str:
     return "\n".join(
         [
             f"Round trips are the proxy's exchanges (a request after a reply; a pipelined batch "
-            f"is one), counted on a connected handle, the scripts already on the server. Small "
-            f"swarm: {result.small}; big swarm: {result.big}.",
+            f"is one), counted on a connected handle, the function library already on the server. "
+            f"Small swarm: {result.small}; big swarm: {result.big}.",
             "",
             ops,
             "",

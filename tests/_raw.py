@@ -13,7 +13,17 @@ from typing import Any
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-__all__ = ["command_calls", "net_output_bytes", "raw_client", "reset_stats", "scan_keys"]
+from redis_swarm._protocol import Call, Operation
+
+__all__ = [
+    "command_calls",
+    "net_output_bytes",
+    "raw_client",
+    "reset_stats",
+    "run_script",
+    "scan_keys",
+    "script_calls",
+]
 
 
 # Not the operation's: the test's own probes, a connection's handshake, and replication
@@ -67,6 +77,26 @@ def command_calls(client: Any) -> dict[str, int]:
     return out
 
 
+# The commands that run a script: FCALL of the library (Redis >= 7), EVALSHA elsewhere.
+SCRIPT_COMMANDS = frozenset({"eval", "evalsha", "evalsha_ro", "fcall", "fcall_ro"})
+
+
+def script_calls(calls: dict[str, int]) -> int:
+    """How many script calls a ``command_calls`` count holds."""
+    return sum(n for name, n in calls.items() if name in SCRIPT_COMMANDS)
+
+
 def net_output_bytes(client: Any) -> int:
     """Bytes the server(s) sent to clients since ``reset_stats``."""
     return sum(int(stats["total_net_output_bytes"]) for stats in _per_master(client, "stats"))
+
+
+def _call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operation[Any]:
+    reply = yield Call(script, keys, args)
+    return reply
+
+
+def run_script(swarm: Any, script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+    """One call of a script, as the operations make it (FCALL of the library, or EVALSHA
+    where Functions do not exist): its raw reply."""
+    return swarm._run(_call(script, keys, args))

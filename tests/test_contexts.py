@@ -30,7 +30,7 @@ from redis_swarm._ops.contexts import _use_zstd
 from redis_swarm._protocol import Cmd, OpContext
 
 from ._handles import make_swarm
-from ._raw import command_calls, net_output_bytes, raw_client, reset_stats
+from ._raw import command_calls, net_output_bytes, raw_client, reset_stats, run_script
 from .conftest import SWARM_KINDS
 
 BAD_NAMES = ["a:b", "a{b", "a}b", "a*b", "a b", "a\x00b", "a\nb", "é", "", "x" * 10_000]
@@ -558,7 +558,7 @@ def test_retried_requests_cannot_drop_a_kept_chunk(server_url: str) -> None:
 
         def flip(tok: str) -> Any:
             args = ("o", info.version, prefix[:-1], 0, 3, 100, "new", info.size_bytes, tok)
-            return s._script("context_publish")(publish_keys, args)
+            return run_script(s, "context_publish", publish_keys, args)
 
         before = _holders(server_url)
         assert flip(token)[0] == b"new"  # a replay of the call that published it
@@ -566,7 +566,7 @@ def test_retried_requests_cannot_drop_a_kept_chunk(server_url: str) -> None:
         assert _holders(server_url) == before
         chunk = keys.chunk(manifest["parts"][0][0])
         for _ in range(2):
-            assert s._script("chunk_release")((chunk,), ("p-someone-else",)) == 0
+            assert run_script(s, "chunk_release", (chunk,), ("p-someone-else",)) == 0
         assert s.get_context("o") == _text(60)
 
 
@@ -574,7 +574,9 @@ def test_publish_script_refuses_a_vanished_kept_version(server_url: str) -> None
     """A publish that planned to reuse a kept version finds it pruned: nothing changes."""
     with Swarm(server_url, swarm="test") as s:
         keys = Keys("test")
-        reply = s._script("context_publish")(
+        reply = run_script(
+            s,
+            "context_publish",
             (keys.contexts, keys.context_manifests, keys.context_history("o"), keys.events),
             ("o", "ab" * 32, '{"parts":[]', 0, 3, 100, "existing", 0),
         )

@@ -11,15 +11,16 @@ drives every script through the real operations, on the standalone server and on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import redis_swarm._client as client_module
 from redis_swarm import AlreadyCompleted, Limits, NotFound, Swarm, SwarmError
+from redis_swarm import _scripts as scripts
 from redis_swarm._keys import Keys
-from redis_swarm._protocol import Call, Operation
-from redis_swarm._scripts import script_names, script_source
+from redis_swarm._protocol import Call, Cmd, Operation
+from redis_swarm._transport import Scripting
 
 # Prepended to every script: a local ``redis`` that checks the key of each call (every key
 # of DEL), then forwards to the real one. The prelude's helpers see it too (they follow it).
@@ -46,18 +47,32 @@ local redis = setmetatable({
 
 
 @pytest.fixture
-def ran(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """The names of the scripts loaded (with the key check) while the test runs."""
+def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """The names of the scripts called while the test runs; every script (in the library, or
+    by EVALSHA) runs with the key check."""
     names: set[str] = set()
+    real_source, real_names, real_wire = scripts.script_source, scripts.script_names, Scripting.wire
 
     def checked(name: str) -> str:
         if name == "builds_a_key":  # for the check's own test
             return CHECK_KEYS + "return redis.call('GET', 'rs:{keys}:' .. ARGV[1])"
-        names.add(name)
-        return CHECK_KEYS + script_source(name)
+        return CHECK_KEYS + real_source(name)
 
-    monkeypatch.setattr(client_module, "script_source", checked)
-    return names
+    def recorded(self: Scripting, item: Cmd | Call) -> tuple[Any, ...]:
+        if isinstance(item, Call):
+            names.add(item.script)
+        return real_wire(self, item)
+
+    monkeypatch.setattr(scripts, "script_source", checked)
+    monkeypatch.setattr(scripts, "script_names", lambda: [*real_names(), "builds_a_key"])
+    monkeypatch.setattr(Scripting, "wire", recorded)
+    scripts.library.cache_clear()
+    scripts.script_sha.cache_clear()
+    yield names
+    # The next handle meets the checked library, of another version, and loads the real one.
+    monkeypatch.undo()
+    scripts.library.cache_clear()
+    scripts.script_sha.cache_clear()
 
 
 def call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operation[Any]:
@@ -114,7 +129,7 @@ def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> N
     with Swarm(server_url, swarm="keys", limits=limits) as swarm:
         workload(swarm)
         assert swarm._run(call("ping", (), (5,))) == 5
-    assert ran == set(script_names())
+    assert ran == set(scripts.script_names()) - {"builds_a_key"}
 
 
 def test_the_check_refuses_a_key_built_in_the_script(ran: set[str], redis_url: str) -> None:

@@ -4,7 +4,7 @@ Each test talks to a real server through a LatencyProxy that delays every chunk 
 way (a 50 ms round trip: another continent), and counts round trips as the proxy's
 *exchanges* (a request sent after a reply; a pipelined batch is one). Counts are taken on a
 connected handle and a server that holds the scripts already: connecting and the first use
-of a script (NOSCRIPT, SCRIPT LOAD) happen once per process and once per server, and
+of the function library (Function not found, FUNCTION LOAD) happen once per server, and
 ``test_a_new_handle_pays_a_bounded_start`` bounds them separately.
 
 Standalone only: a cluster client is sent by the cluster to the nodes' own addresses, which
@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from redis_swarm import ContextCache
+from redis_swarm import ContextCache, Swarm
 from redis_swarm._ops import _work
-from redis_swarm._scripts import script_names, script_source
 
 from ._handles import make_swarm
 from ._op_costs import BIG, BOUNDS, SMALL, Meter, Scale, every_operation, prepare, text_of
@@ -36,11 +35,9 @@ SHARD_AGENT = "shard-agent"
 
 
 def load_scripts(server: RedisServer) -> None:
-    """What any live swarm has after its first worker: every script loaded on the server."""
-    client = server.client()
-    for name in script_names():
-        client.script_load(script_source(name))
-    client.close()
+    """What any live swarm has after 'swarm up': the function library on the server."""
+    with Swarm(server.url) as swarm:
+        swarm.load_functions()
 
 
 @pytest.fixture
@@ -95,9 +92,11 @@ def test_a_new_handle_pays_a_bounded_start(redis_server: RedisServer, redis_url:
     """A fresh worker process on a far link. Connecting costs up to 3 round trips (redis-py
     8: HELLO, CLIENT MAINT_NOTIFICATIONS, and the health-check PING it sends before a new
     connection's first command; CLIENT SETINFO is switched off); the first claim on a server
-    that never ran its script 2 more (NOSCRIPT, then SCRIPT LOAD and the call again)."""
+    without the function library 2 more ("Function not found", then FUNCTION LOAD and the
+    call again; on Redis 6.2, NOSCRIPT, then SCRIPT LOAD and the call again)."""
     client = redis_server.client()
     client.script_flush()
+    client.function_flush()
     client.close()
     with LatencyProxy(redis_server.port or 0, delay_s=DELAY) as link:
         for state, bound in (("scripts not loaded", 3 + 3), ("scripts loaded", 3 + 1)):

@@ -27,7 +27,7 @@ from redis_swarm import (
 )
 from redis_swarm._keys import Keys
 
-from ._raw import command_calls, raw_client, reset_stats
+from ._raw import command_calls, raw_client, reset_stats, script_calls
 
 KEYS = Keys("test")
 
@@ -223,7 +223,7 @@ def test_claim_wait_blocks_instead_of_polling(swarm: Any, raw: redis.Redis) -> N
     assert swarm.claim("q", worker="w1", wait_s=0.6) is None
     assert 0.55 < time.monotonic() - start < 3
     calls = command_calls(raw)
-    scripts = sum(n for name, n in calls.items() if name.startswith("evalsha"))
+    scripts = script_calls(calls)
     assert scripts <= 3 and calls.get("blpop", 0) <= 3
 
 

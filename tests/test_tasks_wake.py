@@ -15,7 +15,7 @@ import redis
 from redis_swarm import Task, TaskSpec
 from redis_swarm._keys import Keys
 
-from ._raw import _per_master, command_calls, raw_client
+from ._raw import _per_master, command_calls, raw_client, script_calls
 
 KEYS = Keys("test")
 WAKE_CAP = 64  # lua/_tasks.lua
@@ -29,7 +29,7 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def _scripts_run(raw: redis.Redis) -> int:
-    return sum(n for name, n in command_calls(raw).items() if name in ("evalsha", "eval"))
+    return script_calls(command_calls(raw))
 
 
 def _wait_blocked(raw: redis.Redis, n: int) -> None:

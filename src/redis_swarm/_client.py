@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
-from redis.commands.core import AsyncScript, Script
 
 from ._cache import ContextCache
 from ._config import Settings
@@ -39,6 +38,7 @@ from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
 from ._ops import server, tasks, views
 from ._protocol import (
+    Batch,
     Call,
     Cmd,
     Limits,
@@ -46,13 +46,12 @@ from ._protocol import (
     Operation,
     Request,
     async_op,
-    raise_first,
+    items_of,
     sync_op,
-    wire,
 )
-from ._scripts import script_source
 from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
+from ._transport import Load, Scripting, Step, adrive, drive, exchange, load_everything
 
 __all__ = ["AsyncSwarm", "Swarm"]
 
@@ -80,15 +79,6 @@ def _server_changed(exc: redis.ResponseError) -> bool:
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return True
     return str(exc).startswith(("WAIT ", "WAITAOF "))
-
-
-def _noscript(items: tuple[Cmd | Call, ...], replies: list[Any]) -> list[int]:
-    """Positions of script calls refused with NOSCRIPT (the node lacks the script)."""
-    return [
-        i
-        for i, (item, reply) in enumerate(zip(items, replies, strict=True))
-        if isinstance(item, Call) and isinstance(reply, redis.exceptions.NoScriptError)
-    ]
 
 
 def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
@@ -120,6 +110,9 @@ class _Shell:
         # durability="strict": how writes are made durable, probed at the first write.
         self._strict = self.settings.durability == "strict"
         self._plan: Plan | None = None
+        # FCALL of the library, or EVALSHA once a server showed it has no Functions.
+        self._scripting = Scripting()
+        self._cluster = False  # set by each shell once it has its client
 
     @property
     def name(self) -> str:
@@ -140,6 +133,15 @@ class _Shell:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.settings.url!r}, swarm={self.name!r})"
 
+    def _exchange(self, request: Batch | Call) -> Generator[Step, Any, list[Any]]:
+        """The plan of a request with script calls (see ``_transport``)."""
+        return exchange(
+            items_of(request),
+            self._scripting,
+            self.settings.url,
+            resend_all=not self._cluster,
+        )
+
 
 class Swarm(_Shell):
     """A synchronous handle on one swarm. Thread-safe; share one per process."""
@@ -156,15 +158,13 @@ class Swarm(_Shell):
     ) -> None:
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
-        self._scripts: dict[str, Script] = {}
+        self._cluster = isinstance(self._redis, RedisCluster)
         # redis-py's cluster client retries a failed node at once, with no pause: requests
         # are retried here too, with backoff, so that a failover (seconds) is ridden out.
-        self._cluster_retry = (
-            cluster_retry(self.settings) if isinstance(self._redis, RedisCluster) else None
-        )
+        self._cluster_retry = cluster_retry(self.settings) if self._cluster else None
         self._plan_lock = threading.Lock()
         self._strict_cluster = (
-            StrictClusterSender(self._redis, self.settings, self._script)
+            StrictClusterSender(self._redis, self.settings, self._scripting)
             if self._strict and isinstance(self._redis, RedisCluster)
             else None
         )
@@ -192,12 +192,6 @@ class Swarm(_Shell):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _script(self, name: str) -> Script:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = self._redis.register_script(script_source(name))
-        return script
 
     def _strict_plan(self) -> Plan:
         """How strict writes are made durable here, probed at the first need."""
@@ -236,46 +230,35 @@ class Swarm(_Shell):
     def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        if isinstance(request, Call):
-            return self._script(request.script)(request.keys, request.args)
-        if isinstance(self._redis, RedisCluster):
-            return self._cluster_batch(request.items)
-        return self._batch(request.items)
+        replies = drive(self._exchange(request), self._step)
+        return replies if isinstance(request, Batch) else replies[0]
 
-    def _pipelined(self, items: Iterable[Cmd | Call]) -> list[Any]:
-        """One pipeline, every reply (errors included) in order. Scripts go as raw EVALSHA:
-        a redis-py Script in a pipeline asks SCRIPT EXISTS first, a round trip more."""
+    def _step(self, step: Step) -> Any:
+        """Do one step of a request's plan: load on every master, or send commands (one
+        alone, several in a pipeline) and return every reply, errors included."""
+        if isinstance(step, Load):
+            for command in step.commands:
+                self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            return None
+        if len(step.commands) == 1:
+            try:
+                return [self._redis.execute_command(*step.commands[0])]  # type: ignore[no-untyped-call]
+            except redis.ResponseError as exc:
+                return [exc]
         pipe = self._redis.pipeline(transaction=False)
-        for item in items:
-            pipe.execute_command(*wire(item, self._script))
+        for command in step.commands:
+            pipe.execute_command(*command)
         return pipe.execute(raise_on_error=False)
 
-    def _batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
-        """A batch on one server, in one round trip once its scripts are loaded. A script
-        the server lacks (first use, or lost in a restart) is loaded and the whole batch sent
-        again: every request is idempotent, and a durability wait closing the batch must
-        follow the writes it confirms."""
-        replies = self._pipelined(items)
-        missing = _noscript(items, replies)
-        if missing:
-            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
-                self._redis.script_load(script_source(name))
-            replies = self._pipelined(items)
-        return raise_first(replies)
-
-    def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
-        """A batch on a Redis Cluster: redis-py refuses scripts in cluster pipelines, so they
-        go as raw EVALSHA (routed by their keys); scripts a node does not know yet are loaded
-        and only those calls sent again (NOSCRIPT means they did not run)."""
-        replies = self._pipelined(items)
-        missing = _noscript(items, replies)
-        if missing:
-            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
-                self._redis.script_load(script_source(name))
-            again = self._pipelined([items[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        return raise_first(replies)
+    def load_functions(self) -> bool:
+        """Load (or replace) the swarm's Redis Functions library on the server (every master
+        of a cluster): what ``swarm up`` does, as an admin user, so that workers, which may
+        not load it, find it. True when it is loaded; False when the server has no Functions
+        (before Redis 7.0): the scripts are then loaded for EVALSHA instead."""
+        try:
+            return bool(drive(load_everything(self._scripting, self.settings.url), self._step))
+        except (redis.RedisError, OSError) as exc:
+            raise translate(exc, self.settings.url) from None
 
     def _run(self, op: Operation[T]) -> T:
         """Drive an operation: send each request, feed back the reply or the error."""
@@ -386,14 +369,10 @@ class AsyncSwarm(_Shell):
     ) -> None:
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: AsyncClient = client if client is not None else self._connect()
-        self._scripts: dict[str, AsyncScript] = {}
-        self._cluster_retry = (
-            async_cluster_retry(self.settings)
-            if isinstance(self._redis, AsyncRedisCluster)
-            else None
-        )
+        self._cluster = isinstance(self._redis, AsyncRedisCluster)
+        self._cluster_retry = async_cluster_retry(self.settings) if self._cluster else None
         self._strict_cluster = (
-            AsyncStrictClusterSender(self._redis, self.settings, self._script)
+            AsyncStrictClusterSender(self._redis, self.settings, self._scripting)
             if self._strict and isinstance(self._redis, AsyncRedisCluster)
             else None
         )
@@ -420,12 +399,6 @@ class AsyncSwarm(_Shell):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    def _script(self, name: str) -> AsyncScript:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = self._redis.register_script(script_source(name))
-        return script
 
     async def _strict_plan(self) -> Plan:
         """The asyncio twin of ``Swarm._strict_plan``."""
@@ -461,40 +434,32 @@ class AsyncSwarm(_Shell):
     async def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return await self._redis.execute_command(*request.args)
-        if isinstance(request, Call):
-            return await self._script(request.script)(request.keys, request.args)
-        if isinstance(self._redis, AsyncRedisCluster):
-            return await self._cluster_batch(request.items)
-        return await self._batch(request.items)
+        replies = await adrive(self._exchange(request), self._step)
+        return replies if isinstance(request, Batch) else replies[0]
 
-    async def _pipelined(self, items: Iterable[Cmd | Call]) -> list[Any]:
-        """The asyncio twin of ``Swarm._pipelined``."""
+    async def _step(self, step: Step) -> Any:
+        """The asyncio twin of ``Swarm._step``."""
+        if isinstance(step, Load):
+            for command in step.commands:
+                await self._redis.execute_command(*command)
+            return None
+        if len(step.commands) == 1:
+            try:
+                return [await self._redis.execute_command(*step.commands[0])]
+            except redis.ResponseError as exc:
+                return [exc]
         pipe = self._redis.pipeline(transaction=False)
-        for item in items:
-            pipe.execute_command(*wire(item, self._script))
+        for command in step.commands:
+            pipe.execute_command(*command)
         return await pipe.execute(raise_on_error=False)
 
-    async def _batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
-        """The asyncio twin of ``Swarm._batch``."""
-        replies = await self._pipelined(items)
-        missing = _noscript(items, replies)
-        if missing:
-            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
-                await self._redis.script_load(script_source(name))
-            replies = await self._pipelined(items)
-        return raise_first(replies)
-
-    async def _cluster_batch(self, items: tuple[Cmd | Call, ...]) -> list[Any]:
-        """The asyncio twin of ``Swarm._cluster_batch``."""
-        replies = await self._pipelined(items)
-        missing = _noscript(items, replies)
-        if missing:
-            for name in {items[i].script for i in missing}:  # type: ignore[union-attr]
-                await self._redis.script_load(script_source(name))
-            again = await self._pipelined([items[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        return raise_first(replies)
+    async def load_functions(self) -> bool:
+        """The asyncio twin of ``Swarm.load_functions``."""
+        try:
+            steps = load_everything(self._scripting, self.settings.url)
+            return bool(await adrive(steps, self._step))
+        except (redis.RedisError, OSError) as exc:
+            raise translate(exc, self.settings.url) from None
 
     async def _run(self, op: Operation[T]) -> T:
         try:

@@ -27,6 +27,7 @@ import redis.asyncio.cluster
 import redis.asyncio.connection
 import redis.asyncio.retry
 import redis.asyncio.sentinel
+from redis._parsers.commands import AsyncCommandsParser, CommandsParser
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import SSLConnection
@@ -277,6 +278,32 @@ _CLUSTER_RETRY_ON = (
 _CLUSTER_INSTANT_RETRIES = 2
 
 
+def _function_keys(args: tuple[Any, ...]) -> list[Any] | None:
+    """The keys of an FCALL / FCALL_RO (after the function name and the number of keys);
+    None for any other command."""
+    if len(args) > 2 and str(args[0]).upper() in ("FCALL", "FCALL_RO"):
+        return list(args[3 : 3 + int(args[2])])
+    return None
+
+
+class _CommandsParser(CommandsParser):
+    """redis-py's cluster client asks the server (COMMAND GETKEYS, a round trip) for the
+    keys of any command whose keys move, FCALL included; it knows where EVALSHA's are, and
+    FCALL's are in the same place. This reads them from the command, as for EVALSHA."""
+
+    def get_keys(self, redis_conn: Any, *args: Any) -> Any:
+        keys = _function_keys(args)
+        return keys if keys is not None else super().get_keys(redis_conn, *args)  # type: ignore[no-untyped-call]
+
+
+class _AsyncCommandsParser(AsyncCommandsParser):
+    """The asyncio twin of ``_CommandsParser``."""
+
+    async def get_keys(self, *args: Any) -> Any:
+        keys = _function_keys(args)
+        return keys if keys is not None else await super().get_keys(*args)
+
+
 def cluster_retry(settings: Settings) -> _Retry:
     """The retry a shell wraps around each request on a cluster (backoff, settings.retries)."""
     return _Retry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)
@@ -333,7 +360,7 @@ def sync_client(settings: Settings) -> SyncClient:
             **_QUIET,
         )
     if settings.kind == "cluster":
-        return RedisCluster(
+        cluster = RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in settings.nodes],  # type: ignore[no-untyped-call]
             retry=_Retry(
                 _backoff(),
@@ -343,6 +370,9 @@ def sync_client(settings: Settings) -> SyncClient:
             health_check_interval=settings.health_check_interval,
             **common,
         )
+        # The parser the client (and its pipelines) already read the command table into.
+        cluster.commands_parser.__class__ = _CommandsParser
+        return cluster
     if settings.kind == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(settings.nodes),
@@ -386,7 +416,7 @@ def async_client(settings: Settings) -> AsyncClient:
             **_QUIET,
         )
     if settings.kind == "cluster":
-        return redis.asyncio.cluster.RedisCluster(
+        acluster = redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in settings.nodes],
             retry=_AsyncRetry(
                 _backoff(),
@@ -403,6 +433,8 @@ def async_client(settings: Settings) -> AsyncClient:
             reinitialize_steps=0,
             **common,
         )
+        acluster.commands_parser.__class__ = _AsyncCommandsParser
+        return acluster
     if settings.kind == "sentinel":
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(settings.nodes),

@@ -28,6 +28,7 @@ from typing import Any
 
 from ._errors import ConfigError, ConnectionFailed
 from ._protocol import Batch, Call, Cmd, Request, items_of
+from ._scripts import READ_ONLY_SCRIPTS
 
 __all__ = [
     "WAIT_MS",
@@ -55,13 +56,11 @@ _READ_COMMANDS = frozenset(
 # A claim's wait pops a wake token (BLPOP): losing one to a crash costs a waiter one more
 # check, never data, so it is not worth a replica's round trip.
 _NO_DURABILITY_NEEDED = frozenset({"BLPOP"})
-# Scripts that never write (every other script may).
-_READ_SCRIPTS = frozenset({"index_page", "ping"})
 
 
 def _writes(item: Cmd | Call) -> bool:
     if isinstance(item, Call):
-        return item.script not in _READ_SCRIPTS
+        return item.script not in READ_ONLY_SCRIPTS
     name = str(item.args[0]).upper()
     return name not in _READ_COMMANDS and name not in _NO_DURABILITY_NEEDED
 

@@ -32,7 +32,6 @@ __all__ = [
     "raise_first",
     "sync_op",
     "together",
-    "wire",
 ]
 
 T = TypeVar("T")
@@ -56,19 +55,6 @@ class Call:
     script: str
     keys: tuple[str, ...]
     args: tuple[Any, ...] = ()
-
-
-class _HasSha(Protocol):
-    @property
-    def sha(self) -> str: ...
-
-
-def wire(item: Cmd | Call, script: Callable[[str], _HasSha]) -> tuple[Any, ...]:
-    """The raw command of a request item: a command as it is, a script call as EVALSHA of
-    the script that ``script`` registered under the item's name."""
-    if isinstance(item, Cmd):
-        return item.args
-    return ("EVALSHA", script(item.script).sha, len(item.keys), *item.keys, *item.args)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,68 @@
-"""Every Lua script, loaded from ``lua/`` and prefixed with ``lua/_prelude.lua``.
+"""Every Lua script, loaded from ``lua/`` and prefixed with ``lua/_prelude.lua``; and how a
+handle calls them: as functions of one Redis Functions library (Redis >= 7.0), or by EVALSHA.
 
 Each script file starts with a KEYS/ARGV header comment. Scripts receive every key through
-KEYS and never build one, so they are correct on a Redis Cluster; they run by EVALSHA
-(redis-py ``register_script``), loaded once per connection pool. A line ``--#include _NAME``
-pulls in ``lua/_NAME.lua`` (helpers shared by the scripts of one area) after the prelude.
+KEYS and never build one, so they are correct on a Redis Cluster. A line ``--#include _NAME``
+pulls in ``lua/_NAME.lua`` (helpers shared by the scripts of one area) after the prelude. A
+header line ``-- flags: no-writes`` marks a script that never writes (it runs as FCALL_RO,
+and ``durability="strict"`` does not wait after it).
+
+**The library** (``LIBRARY``, built here from the same files: one place per script). Each
+script becomes the function ``rs_<script>`` of the library ``redis_swarm``: a generated
+wrapper whose body is the script's full source, ``KEYS`` and ``ARGV`` its parameters. The
+library's version is a hash of its sources. Every call passes the version its caller expects
+as its first argument; a library of another version answers ``RS_STALE_LIBRARY`` (and a
+missing one ``Function not found``) without running anything, so a stale or missing library
+costs no round trip until it is met. Whoever may (``swarm up``, ``swarm acl --apply``,
+``Swarm.load_functions()``, any handle whose user has ``FUNCTION LOAD``) then loads it with
+``FUNCTION LOAD REPLACE`` and sends the calls again; a user without that right (a worker) gets
+PermissionDenied saying to run ``swarm up`` as an admin. On a cluster FUNCTION LOAD goes to
+every master (replicas get it by replication; a new master that lacks it is met the same way).
+
+Why Functions: a user allowed EVAL can run any Lua, including a script that never ends and
+cannot be killed once it wrote; a user allowed only FCALL runs the swarm's own code and no
+other. Where Functions do not exist (Redis 6.2, some managed services), a handle falls back
+to EVALSHA at the first ``unknown command`` reply, and loads scripts with SCRIPT LOAD on
+NOSCRIPT, as before.
+
+**For the ACL roles**: ``FUNCTIONS`` (every function name) and ``READ_ONLY_FUNCTIONS`` (those
+called with FCALL_RO) are the one list of what the library holds (``_acl`` builds the
+worker role's allowlist from them).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
+from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
-__all__ = ["script_names", "script_source"]
+__all__ = [
+    "FUNCTIONS",
+    "LIBRARY",
+    "READ_ONLY_FUNCTIONS",
+    "READ_ONLY_SCRIPTS",
+    "STALE_LIBRARY",
+    "Library",
+    "function_name",
+    "library",
+    "script_names",
+    "script_sha",
+    "script_source",
+]
+
+LIBRARY = "redis_swarm"
+# The error code of a call that reached a library of another version (see the docstring).
+STALE_LIBRARY = "RS_STALE_LIBRARY"
 
 _INCLUDE = re.compile(r"^--#include (_\w+)\s*$", re.MULTILINE)
+_FLAGS = re.compile(r"^-- flags: ([\w, -]+)$", re.MULTILINE)
 
 
-@functools.cache
-def _prelude() -> str:
-    return (resources.files(__package__) / "lua" / "_prelude.lua").read_text()
+def _read(name: str) -> str:
+    return (resources.files(__package__) / "lua" / f"{name}.lua").read_text()
 
 
 @functools.cache
@@ -29,12 +72,12 @@ def script_source(name: str) -> str:
     if not path.is_file():
         raise KeyError(f"no Lua script named {name!r}")
     body = path.read_text()
-    parts = [_prelude()]
-    for include in _INCLUDE.findall(body):
-        parts.append((resources.files(__package__) / "lua" / f"{include}.lua").read_text())
+    parts = [_read("_prelude")]
+    parts += [_read(include) for include in _INCLUDE.findall(body)]
     return "\n".join([*parts, body])
 
 
+@functools.cache
 def script_names() -> list[str]:
     folder = resources.files(__package__) / "lua"
     return sorted(
@@ -42,3 +85,81 @@ def script_names() -> list[str]:
         for p in folder.iterdir()
         if p.name.endswith(".lua") and not p.name.startswith("_")
     )
+
+
+def _flags(name: str) -> list[str]:
+    found = _FLAGS.search(script_source(name))
+    return [f.strip() for f in found[1].split(",")] if found else []
+
+
+def function_name(script: str) -> str:
+    """The library function that runs ``script``."""
+    return f"rs_{script}"
+
+
+# Scripts that never write, and the library's functions: computed once from lua/.
+READ_ONLY_SCRIPTS = frozenset(n for n in script_names() if "no-writes" in _flags(n))
+FUNCTIONS = tuple(function_name(n) for n in script_names())
+READ_ONLY_FUNCTIONS = frozenset(function_name(n) for n in READ_ONLY_SCRIPTS)
+
+
+@functools.cache
+def script_sha(name: str) -> str:
+    """The SHA1 EVALSHA names script ``name`` by."""
+    return hashlib.sha1(script_source(name).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Library:
+    """The Redis Functions library of every script, and its version."""
+
+    source: str
+    version: str
+
+
+# The wrapper of each script: a stale caller is refused before anything runs; the version
+# argument is removed, so the script sees the ARGV it always saw.
+_FUNCTION = """\
+local function {fn}(KEYS, ARGV)
+  if ARGV[1] ~= VERSION then return stale(ARGV[1]) end
+  table.remove(ARGV, 1)
+{source}
+end
+redis.register_function{{function_name='{fn}', callback={fn}, flags={{{flags}}}}}
+"""
+_HEAD = """\
+#!lua name={library}
+local VERSION = '{version}'
+local function stale(wanted)
+  return redis.error_reply('{stale} the {library} library on this server is version ' ..
+    VERSION .. ', the caller expects ' .. tostring(wanted))
+end
+"""
+
+
+@functools.cache
+def library() -> Library:
+    """The library of every script in ``lua/``, versioned by a hash of what it holds."""
+    functions = "".join(
+        _FUNCTION.format(
+            fn=function_name(name),
+            source=script_source(name),
+            flags=", ".join(f"'{flag}'" for flag in _flags(name)),
+        )
+        for name in script_names()
+    )
+    version = hashlib.sha1(functions.encode()).hexdigest()[:16]
+    head = _HEAD.format(library=LIBRARY, version=version, stale=STALE_LIBRARY)
+    return Library(head + functions, version)
+
+
+def fcall(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The FCALL (FCALL_RO for a read-only script) of a script of the current library."""
+    command = "FCALL_RO" if script in READ_ONLY_SCRIPTS else "FCALL"
+    fn = function_name(script)
+    return (command, fn, len(keys), *keys, library().version, *args)
+
+
+def evalsha(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The EVALSHA of a script (where Functions do not exist)."""
+    return ("EVALSHA", script_sha(script), len(keys), *keys, *args)

@@ -11,8 +11,8 @@ its master followed by ``WAIT 1 T``, and redirections are followed by hand:
   again and the item sent to the owner, with its own WAIT;
 - ASK: the slot is being migrated and the item's keys are on the importing node: the item is
   sent there after ASKING, and the WAIT follows it on that connection;
-- NOSCRIPT: the node lacks the script (new node, restart): it is loaded there, the item sent
-  again (NOSCRIPT means it did not run).
+- the node lacks the function library or the script (a new master, a restart; see
+  ``_transport``): it is loaded there, the item sent again (it did not run).
 
 Anything else (TRYAGAIN, a dead node, CLUSTERDOWN) is raised to the shell, whose cluster
 retry sends the request again after a pause; operations are idempotent, so items already
@@ -21,7 +21,8 @@ stale, so the next attempt reads it again before routing.
 
 The routing is written once, as an I/O-free generator (``exchange``) that yields the steps
 (send a pipeline to a node, load a script there, re-read the topology) and receives their
-results, driven by a sync and an asyncio sender, as the operations are by the two shells.
+results, driven by a sync and an asyncio sender (``_transport.drive``), as the operations
+are by the two shells.
 """
 
 from __future__ import annotations
@@ -34,13 +35,12 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 from redis.cluster import RedisCluster
-from redis.commands.core import AsyncScript, Script
 
 from ._config import Settings
 from ._connect import async_node_client, node_client
 from ._durability import Plan, cluster_plan, not_durable, waited_ok
-from ._protocol import Batch, Call, Cmd, Request, items_of, raise_first, wire
-from ._scripts import script_source
+from ._protocol import Batch, Call, Cmd, Request, items_of, raise_first
+from ._transport import Load, Scripting, adrive, drive, load
 
 __all__ = ["AsyncStrictClusterSender", "StrictClusterSender"]
 
@@ -69,7 +69,7 @@ class Round:
     """What one round of sends left to do."""
 
     redo: dict[int, Target | None] = field(default_factory=dict)  # None: its slot's owner
-    load: dict[Address, set[str]] = field(default_factory=dict)  # scripts to load, per node
+    load: dict[Address, dict[Any, Load]] = field(default_factory=dict)  # loads, per node
     refresh: bool = False  # a MOVED was seen: read the topology again
 
 
@@ -83,7 +83,7 @@ def commands(
     items: list[Cmd | Call],
     target: Target,
     plan: Plan,
-    script: Callable[[str], Script | AsyncScript],
+    scripting: Scripting,
 ) -> list[tuple[Any, ...]]:
     """The pipeline of one group: each item (after ASKING when migrating), then the wait."""
     assert plan.command is not None
@@ -91,7 +91,7 @@ def commands(
     for item in items:
         if target.asking:
             out.append(("ASKING",))
-        out.append(wire(item, script))
+        out.append(scripting.wire(item))
     out.append(plan.command)
     return out
 
@@ -105,6 +105,7 @@ def sort_replies(
     where: str,
     replies: list[Any],
     todo: Round,
+    scripting: Scripting,
 ) -> None:
     """File one group's replies: final ones into ``replies``, redirected items into ``todo``.
     Raises ConnectionFailed when the wait did not confirm the writes that were applied."""
@@ -113,10 +114,10 @@ def sort_replies(
         own = own[1::2]  # drop ASKING's OK
     applied = False
     for position, reply in zip(positions, own, strict=True):
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            item = items[position]
-            assert isinstance(item, Call)
-            todo.load.setdefault(target.address, set()).add(item.script)
+        verdict = scripting.retry(items[position], reply)
+        if verdict != "done":
+            if isinstance(verdict, Load):
+                todo.load.setdefault(target.address, {})[verdict.commands] = verdict
             todo.redo[position] = target
         elif isinstance(reply, redis.exceptions.MovedError):  # (a subclass of AskError)
             todo.refresh = True
@@ -160,11 +161,11 @@ class SendTo:
 
 
 @dataclass(frozen=True)
-class LoadScript:
-    """Load this script on this node."""
+class LoadAt:
+    """Load the library (or scripts) on this node."""
 
     address: Address
-    script: str
+    load: Load
 
 
 @dataclass(frozen=True)
@@ -172,14 +173,14 @@ class ReadTopology:
     """Read the cluster's slot map again (a MOVED was seen)."""
 
 
-Step = SendTo | LoadScript | ReadTopology
+Step = SendTo | LoadAt | ReadTopology
 
 
 def exchange(
     request: Request,
     plan: Plan,
     route: Callable[[Cmd | Call], Target],
-    script: Callable[[str], Script | AsyncScript],
+    scripting: Scripting,
     where: str,
 ) -> Generator[Step, Any, Any]:
     """The steps of one strict request on a cluster; returns what a pipeline would (the
@@ -192,11 +193,11 @@ def exchange(
         todo = Round()
         for target, positions in group(targets).items():
             batch = [items[i] for i in positions]
-            raw = yield SendTo(target, commands(batch, target, plan, script))
-            sort_replies(positions, items, raw, target, plan, where, replies, todo)
-        for address, names in todo.load.items():
-            for name in sorted(names):
-                yield LoadScript(address, name)
+            raw = yield SendTo(target, commands(batch, target, plan, scripting))
+            sort_replies(positions, items, raw, target, plan, where, replies, todo, scripting)
+        for address, loads in todo.load.items():
+            for what in loads.values():
+                yield from load(LoadAt(address, what), what, where)
         if todo.refresh:
             yield ReadTopology()
         if not todo.redo:
@@ -209,12 +210,10 @@ def exchange(
 class StrictClusterSender:
     """Sends a strict handle's writes on a cluster (see the module docstring)."""
 
-    def __init__(
-        self, cluster: RedisCluster, settings: Settings, script: Callable[[str], Script]
-    ) -> None:
+    def __init__(self, cluster: RedisCluster, settings: Settings, scripting: Scripting) -> None:
         self._cluster = cluster
         self._settings = settings
-        self._script = script
+        self._scripting = scripting
         self._nodes: dict[Address, redis.Redis] = {}
         self._stale = False
 
@@ -239,13 +238,8 @@ class StrictClusterSender:
         if self._stale:
             self._cluster.nodes_manager.initialize()
             self._stale = False
-        steps = exchange(request, plan, self._owner, self._script, self._settings.url)
-        try:
-            step = next(steps)
-            while True:
-                step = steps.send(self._do(step))
-        except StopIteration as stop:
-            return stop.value
+        steps = exchange(request, plan, self._owner, self._scripting, self._settings.url)
+        return drive(steps, self._do)
 
     def _do(self, step: Step) -> Any:
         if isinstance(step, SendTo):
@@ -257,8 +251,10 @@ class StrictClusterSender:
             except (redis.ConnectionError, redis.TimeoutError):
                 self._stale = True  # a master died: route by a fresh topology next time
                 raise
-        if isinstance(step, LoadScript):
-            return self._node(step.address).script_load(script_source(step.script))
+        if isinstance(step, LoadAt):
+            for command in step.load.commands:
+                self._node(step.address).execute_command(*command)  # type: ignore[no-untyped-call]
+            return None
         return self._cluster.nodes_manager.initialize()
 
     def close(self) -> None:
@@ -274,11 +270,11 @@ class AsyncStrictClusterSender:
         self,
         cluster: redis.asyncio.cluster.RedisCluster,
         settings: Settings,
-        script: Callable[[str], AsyncScript],
+        scripting: Scripting,
     ) -> None:
         self._cluster = cluster
         self._settings = settings
-        self._script = script
+        self._scripting = scripting
         self._nodes: dict[Address, redis.asyncio.Redis] = {}
         self._stale = False
 
@@ -304,13 +300,8 @@ class AsyncStrictClusterSender:
         if self._stale:
             await self._cluster.nodes_manager.initialize()
             self._stale = False
-        steps = exchange(request, plan, self._owner, self._script, self._settings.url)
-        try:
-            step = next(steps)
-            while True:
-                step = steps.send(await self._do(step))
-        except StopIteration as stop:
-            return stop.value
+        steps = exchange(request, plan, self._owner, self._scripting, self._settings.url)
+        return await adrive(steps, self._do)
 
     async def _do(self, step: Step) -> Any:
         if isinstance(step, SendTo):
@@ -322,8 +313,10 @@ class AsyncStrictClusterSender:
             except (redis.ConnectionError, redis.TimeoutError):
                 self._stale = True
                 raise
-        if isinstance(step, LoadScript):
-            return await self._node(step.address).script_load(script_source(step.script))
+        if isinstance(step, LoadAt):
+            for command in step.load.commands:
+                await self._node(step.address).execute_command(*command)  # type: ignore[no-untyped-call]
+            return None
         return await self._cluster.nodes_manager.initialize()
 
     async def aclose(self) -> None:

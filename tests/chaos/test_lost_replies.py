@@ -9,7 +9,6 @@ the swarm's invariants and that the change was applied once (one record, one eve
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 import redis
 
 from redis_swarm import AlreadyCompleted, NotFound, TaskStatus
-from redis_swarm._scripts import script_names, script_source
+from redis_swarm._scripts import function_name, library
 
 from .._handles import make_swarm
 from .._invariants import Summary, check_swarm, event_entries
@@ -28,16 +27,17 @@ from ._proxy import DropProxy
 
 
 def sha(script: str) -> bytes:
-    """The marker of a script's calls: its SHA1, as EVALSHA sends it."""
-    return hashlib.sha1(script_source(script).encode()).hexdigest().encode()
+    """The marker of a script's calls: its function's name, as FCALL sends it (a bulk
+    string, framed by its CRLFs so that no other name matches)."""
+    return b"\r\n" + function_name(script).encode() + b"\r\n"
 
 
 @pytest.fixture
 def proxy(redis_server: RedisServer, redis_url: str) -> Iterator[DropProxy]:
     assert redis_server.port is not None
     client = redis_server.client()
-    for name in script_names():  # so that the dropped reply is never a NOSCRIPT one
-        client.script_load(script_source(name))
+    # so that the dropped reply is never a "Function not found" one
+    client.function_load(library().source, replace=True)
     client.close()
     with DropProxy(redis_server.port) as p:
         yield p

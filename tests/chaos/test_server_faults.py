@@ -248,15 +248,15 @@ def test_kill_9_mid_run_workers_reconnect_and_no_acknowledged_finding_is_lost(
 def test_a_batch_whose_scripts_the_server_lost_is_sent_again(
     servers: ServerFactory, kind: str
 ) -> None:
-    """A batch sends its scripts as EVALSHA: when the server lost them (a restart empties
-    its script cache), the batch gets NOSCRIPT. The shell loads them and sends it again,
-    and nothing is applied twice."""
+    """A batch calls the library's functions: when the server lost it (a restart without
+    persistence, a FUNCTION FLUSH), the batch gets "Function not found". The shell loads it
+    and sends the batch again, and nothing is applied twice."""
     server = servers.start()
     flusher = server.client()
     swarm = make_swarm(kind, server.url)
     try:
         swarm.post_tasks([{"queue": QUEUE, "description": "loads the script"}] * 1001)
-        assert flusher.script_flush()
+        assert flusher.function_flush()
         tasks = swarm.post_tasks([{"queue": QUEUE, "description": f"t{i}"} for i in range(1500)])
     finally:
         swarm.close()

@@ -11,6 +11,7 @@ import click
 import redis
 
 from .._acl import ROLES, AclUser, acl_user
+from .._client import Swarm
 from .._config import Settings
 from .._connect import sync_client
 from .._errors import ConfigError, SwarmError
@@ -164,6 +165,10 @@ def apply_user(settings: Settings, spec: AclUser) -> list[dict[str, str]]:
         raise
     except (redis.RedisError, OSError) as exc:
         raise translate(exc, settings.url) from None
+    # The user runs the swarm's scripts as the functions of its library: load it (or
+    # replace an older one) now, as 'swarm up' does, since a worker may not load it.
+    with Swarm(settings) as swarm:
+        swarm.load_functions()
     return done
 
 

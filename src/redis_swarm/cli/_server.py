@@ -23,11 +23,13 @@ def _embedded(app: App) -> EmbeddedServer:
 @json_option
 @pass_app
 def up(app: App) -> None:
-    """Start the embedded server (idempotent) and print the URL other processes use."""
+    """Start the embedded server (idempotent), load the swarm's function library on it (run
+    it as an admin user: workers may not load it), and print the URL other processes use."""
     settings = app.settings
     if settings.kind != "embedded":
         latency = app.swarm.ping()
         data = {"url": settings.url, "started": False, "ping_ms": round(latency, 3)}
+        data["functions"] = app.swarm.load_functions()
         app.emit(data, lambda: click.echo(settings.url))
         return
     server = _embedded(app)
@@ -38,6 +40,8 @@ def up(app: App) -> None:
         "started": not was_running,
         "pid": server.pid(),
         "home": str(server.home),
+        # False: the server has no Functions (Redis 6.2): scripts run by EVALSHA
+        "functions": app.swarm.load_functions(),
     }
     app.emit(data, lambda: click.echo(server.url))
 

@@ -3,6 +3,7 @@
 -- members are never removed, so a cursor stays valid while records are added. At most
 -- ARGV[4] entries are examined per call: a page may hold fewer than ARGV[2] records and still
 -- carry a cursor when the filters are selective; keep paging until the cursor is empty.
+-- flags: no-writes
 -- KEYS[1] index ZSET (score: time)  KEYS[2] records HASH (id -> JSON)
 -- KEYS[3] data HASH (id -> JSON), only when ARGV[5] == '1'
 -- ARGV[1] cursor ('' = from the start)  ARGV[2] limit  ARGV[3] since: the minimum score

@@ -1,0 +1,214 @@
+"""How a request reaches the server, written once for both shells and the strict cluster
+sender: script calls on the wire (FCALL of the library, or EVALSHA), and the I/O-free plan
+of a batch (send it, load what the server lacked, send again).
+
+A shell only knows how to do the two steps the plan yields: ``Send`` (commands down one
+connection, every reply or error in order) and ``Load`` (commands that load the library or
+scripts, on every master). ``exchange`` decides the rest, as the operations do for the data:
+
+- a call met by ``Function not found`` or ``RS_STALE_LIBRARY`` (the library is missing or of
+  another version; see ``_scripts``) loads the library with FUNCTION LOAD REPLACE; one met
+  by NOSCRIPT loads its script; either did not run, so it is sent again;
+- a call met by ``unknown command 'FCALL'`` (Redis 6.2, a managed service without Functions)
+  switches the handle to EVALSHA for good, and is sent again that way;
+- a user that may not load the library gets PermissionDenied saying to run ``swarm up`` as
+  an admin.
+
+On one server the whole batch is sent again (a durability wait closing it must follow the
+writes it confirms; every request is idempotent); on a cluster only the calls that did not
+run (redis-py routes each by its keys, and a strict handle's waits go through
+``_strict_cluster``, which uses ``Scripting`` for its own redirections).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import redis
+
+from . import _scripts
+from ._errors import PermissionDenied, SwarmError
+from ._protocol import Call, Cmd, raise_first
+from ._scripts import LIBRARY, STALE_LIBRARY, evalsha, fcall, library
+
+__all__ = [
+    "Load",
+    "Scripting",
+    "Send",
+    "Step",
+    "adrive",
+    "cannot_load",
+    "drive",
+    "exchange",
+    "load",
+    "load_everything",
+]
+
+# Rounds of a batch: the first send, then a reload after a fallback to EVALSHA, then a load
+# after NOSCRIPT. Another process replacing the library without end would go on for ever.
+MAX_ROUNDS = 3
+
+_NO_FUNCTIONS = re.compile(r"unknown command .FCALL(_RO)?.", re.IGNORECASE)
+_NO_FUNCTION = "Function not found"
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send these commands down one connection; every reply (an error as a value) returns."""
+
+    commands: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class Load:
+    """Run these commands (FUNCTION LOAD or SCRIPT LOAD) on every master; the library is
+    ``library`` True."""
+
+    commands: tuple[tuple[Any, ...], ...]
+    library: bool
+
+
+Step = Send | Load
+
+
+class Scripting:
+    """How one handle calls scripts: FCALL of the library, until a server says it has no
+    Functions; then EVALSHA for the rest of the handle's life."""
+
+    def __init__(self) -> None:
+        self.functions = True
+
+    def wire(self, item: Cmd | Call) -> tuple[Any, ...]:
+        """The raw command of a request item."""
+        if isinstance(item, Cmd):
+            return item.args
+        call = fcall if self.functions else evalsha
+        return call(item.script, item.keys, item.args)
+
+    def retry(self, item: Cmd | Call, reply: Any) -> Load | Literal["done", "again"]:
+        """What a reply says about its item: "done" when it is final; a Load when the server
+        lacked the library (or the script) and the item is sent again once it is loaded;
+        "again" when it is sent again as it is (the handle has just switched to EVALSHA)."""
+        if not isinstance(item, Call) or not isinstance(reply, redis.ResponseError):
+            return "done"
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            return Load((("SCRIPT LOAD", _scripts.script_source(item.script)),), library=False)
+        text = str(reply)
+        if text.startswith((_NO_FUNCTION, STALE_LIBRARY)):
+            return self.load()
+        if _NO_FUNCTIONS.search(text):
+            self.functions = False
+            return "again"
+        return "done"
+
+    def load(self) -> Load:
+        """The load of the library (or, without Functions, of every script)."""
+        if self.functions:
+            return Load((("FUNCTION LOAD", "REPLACE", library().source),), library=True)
+        names = _scripts.script_names()
+        return Load(tuple(("SCRIPT LOAD", _scripts.script_source(n)) for n in names), False)
+
+
+def cannot_load(exc: Exception, where: str) -> SwarmError:
+    """The error of a handle that met a missing or stale library and may not load it."""
+    hint = (
+        f"the {LIBRARY} function library on {where} is missing or of another version (this "
+        f"redis-swarm expects version {library().version}) and this user cannot load it "
+        f"({exc}): run 'swarm up' (or 'swarm acl --apply') with an admin user, which loads it"
+    )
+    text = str(exc)
+    if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
+        return PermissionDenied(hint)
+    return SwarmError(hint)
+
+
+S = TypeVar("S")
+
+
+def load(step: S, what: Load, where: str) -> Generator[S, Any, None]:
+    """Yield the step that does ``what``; a refused library load becomes the error saying
+    who may load it."""
+    try:
+        yield step
+    except redis.ResponseError as exc:
+        if what.library:
+            raise cannot_load(exc, where) from None
+        raise
+
+
+def exchange(
+    items: tuple[Cmd | Call, ...],
+    scripting: Scripting,
+    where: str,
+    *,
+    resend_all: bool,
+) -> Generator[Step, Any, list[Any]]:
+    """The steps of one batch; returns every reply in order, or raises the first error."""
+    replies: list[Any] = [None] * len(items)
+    pending = list(range(len(items)))
+    for _ in range(MAX_ROUNDS):
+        raw = yield Send(tuple(scripting.wire(items[i]) for i in pending))
+        loads: dict[tuple[Any, ...], Load] = {}
+        again: list[int] = []
+        for i, reply in zip(pending, raw, strict=True):
+            replies[i] = reply
+            verdict = scripting.retry(items[i], reply)
+            if verdict == "done":
+                continue
+            again.append(i)
+            if isinstance(verdict, Load):
+                loads[verdict.commands] = verdict
+        if not again:
+            break
+        for step in loads.values():
+            yield from load(step, step, where)
+        pending = list(range(len(items))) if resend_all else again
+    return raise_first(replies)
+
+
+def load_everything(scripting: Scripting, where: str) -> Generator[Step, Any, bool]:
+    """Load the library on every master (``Swarm.load_functions``); without Functions, every
+    script for EVALSHA instead. True when the library is loaded."""
+    if scripting.functions:
+        try:
+            yield Load(scripting.load().commands, library=True)
+            return True
+        except redis.ResponseError as exc:
+            if not re.search(r"unknown command .FUNCTION.", str(exc), re.IGNORECASE):
+                raise cannot_load(exc, where) from None
+            scripting.functions = False
+    yield scripting.load()
+    return False
+
+
+def drive(steps: Generator[S, Any, Any], do: Callable[[S], Any]) -> Any:
+    """Run a plan's steps with ``do`` (the sync shells' driver; a load's error goes back in)."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                result = do(step)
+            except redis.ResponseError as exc:
+                step = steps.throw(exc)
+            else:
+                step = steps.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def adrive(steps: Generator[S, Any, Any], do: Callable[[S], Awaitable[Any]]) -> Any:
+    """The asyncio twin of ``drive``."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                result = await do(step)
+            except redis.ResponseError as exc:
+                step = steps.throw(exc)
+            else:
+                step = steps.send(result)
+    except StopIteration as stop:
+        return stop.value

