@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
+from types import MethodType
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import redis
 import redis.asyncio
@@ -56,6 +57,7 @@ from ._transport import Load, Scripting, Step, adrive, drive, exchange, load_eve
 __all__ = ["AsyncSwarm", "Swarm"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 NORMAL_DURABILITY = (
     "normal: a write is acknowledged once Redis applied it (durability=strict waits for "
@@ -86,6 +88,28 @@ def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
         return url if swarm is None else url.with_swarm(swarm)
     # An empty name is refused (not silently the default swarm): only None means default.
     return Settings.from_url(url or "embedded", swarm="default" if swarm is None else swarm)
+
+
+class _Op(Generic[P, T]):
+    """An operation as a method of both shells: on a ``Swarm`` it returns the result, on an
+    ``AsyncSwarm`` a coroutine; so the operations are listed once, in ``_Shell``."""
+
+    def __init__(self, fn: Callable[Concatenate[OpContext, P], Operation[T]]) -> None:
+        self._sync = sync_op(fn)
+        self._async = async_op(fn)
+        self.__doc__ = fn.__doc__  # for help()
+        self.__wrapped__ = fn
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> _Op[P, T]: ...
+    @overload
+    def __get__(self, obj: Swarm, owner: type[Any]) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, obj: AsyncSwarm, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(self, obj: _Shell | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        return MethodType(self._async if isinstance(obj, AsyncSwarm) else self._sync, obj)
 
 
 class _Shell:
@@ -141,6 +165,63 @@ class _Shell:
             self.settings.url,
             resend_all=not self._cluster,
         )
+
+    # The operations, one table for both shells (see ``_Op``).
+    # --- server
+    ping = _Op(server.ping)
+    server_info = _Op(server.server_info)
+
+    # --- tasks, findings, syntheses (work queue)
+    post_task = _Op(tasks.post_task)
+    post_tasks = _Op(tasks.post_tasks)
+    claim = _Op(tasks.claim)
+    renew = _Op(tasks.renew)
+    fail = _Op(tasks.fail)
+    release = _Op(tasks.release)
+    cancel = _Op(tasks.cancel)
+    requeue_dead = _Op(tasks.requeue_dead)
+    reap = _Op(tasks.reap)
+    get_task = _Op(tasks.get_task)
+    list_tasks = _Op(tasks.list_tasks)
+    queue_stats = _Op(tasks.queue_stats)
+    pass_stats = _Op(tasks.pass_stats)
+    shard_stats = _Op(tasks.shard_stats)
+    wait = _Op(tasks.wait)
+    report = _Op(finding_ops.report)
+    get_finding = _Op(finding_ops.get_finding)
+    findings = _Op(finding_ops.findings)
+    synthesize = _Op(finding_ops.synthesize)
+    get_synthesis = _Op(finding_ops.get_synthesis)
+    syntheses = _Op(finding_ops.syntheses)
+
+    # --- contexts
+    publish_context = _Op(context_ops.publish_context)
+    get_context = _Op(context_ops.get_context)
+    get_context_bytes = _Op(context_ops.get_context_bytes)
+    context_info = _Op(context_ops.context_info)
+    context_versions = _Op(context_ops.context_versions)
+    contexts = _Op(context_ops.contexts)
+    read_context = _Op(context_ops.read_context)
+    search_context = _Op(context_ops.search_context)
+
+    # --- agents, messages, events
+    register = _Op(agent_ops.register)
+    heartbeat = _Op(agent_ops.heartbeat)
+    deregister = _Op(agent_ops.deregister)
+    agents = _Op(agent_ops.agents)
+    get_agent = _Op(agent_ops.get_agent)
+    sweep = _Op(agent_ops.sweep)
+    send = _Op(message_ops.send)
+    broadcast = _Op(message_ops.broadcast)
+    inbox = _Op(message_ops.inbox)
+    request_synthesis = _Op(message_ops.request_synthesis)
+    events = _Op(event_ops.events)
+    last_event_id = _Op(event_ops.last_event_id)
+
+    # --- what the faces show
+    status = _Op(views.status)
+    recent = _Op(views.recent)
+    corrupt_records = _Op(views.corrupt_records)
 
 
 class Swarm(_Shell):
@@ -279,62 +360,6 @@ class Swarm(_Shell):
                     request = op.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-
-    # --- server
-    ping = sync_op(server.ping)
-    server_info = sync_op(server.server_info)
-
-    # --- tasks, findings, syntheses (work queue)
-    post_task = sync_op(tasks.post_task)
-    post_tasks = sync_op(tasks.post_tasks)
-    claim = sync_op(tasks.claim)
-    renew = sync_op(tasks.renew)
-    fail = sync_op(tasks.fail)
-    release = sync_op(tasks.release)
-    cancel = sync_op(tasks.cancel)
-    requeue_dead = sync_op(tasks.requeue_dead)
-    reap = sync_op(tasks.reap)
-    get_task = sync_op(tasks.get_task)
-    list_tasks = sync_op(tasks.list_tasks)
-    queue_stats = sync_op(tasks.queue_stats)
-    pass_stats = sync_op(tasks.pass_stats)
-    shard_stats = sync_op(tasks.shard_stats)
-    wait = sync_op(tasks.wait)
-    report = sync_op(finding_ops.report)
-    get_finding = sync_op(finding_ops.get_finding)
-    findings = sync_op(finding_ops.findings)
-    synthesize = sync_op(finding_ops.synthesize)
-    get_synthesis = sync_op(finding_ops.get_synthesis)
-    syntheses = sync_op(finding_ops.syntheses)
-
-    # --- contexts
-    publish_context = sync_op(context_ops.publish_context)
-    get_context = sync_op(context_ops.get_context)
-    get_context_bytes = sync_op(context_ops.get_context_bytes)
-    context_info = sync_op(context_ops.context_info)
-    context_versions = sync_op(context_ops.context_versions)
-    contexts = sync_op(context_ops.contexts)
-    read_context = sync_op(context_ops.read_context)
-    search_context = sync_op(context_ops.search_context)
-
-    # --- agents, messages, events
-    register = sync_op(agent_ops.register)
-    heartbeat = sync_op(agent_ops.heartbeat)
-    deregister = sync_op(agent_ops.deregister)
-    agents = sync_op(agent_ops.agents)
-    get_agent = sync_op(agent_ops.get_agent)
-    sweep = sync_op(agent_ops.sweep)
-    send = sync_op(message_ops.send)
-    broadcast = sync_op(message_ops.broadcast)
-    inbox = sync_op(message_ops.inbox)
-    request_synthesis = sync_op(message_ops.request_synthesis)
-    events = sync_op(event_ops.events)
-    last_event_id = sync_op(event_ops.last_event_id)
-
-    # --- what the faces show
-    status = sync_op(views.status)
-    recent = sync_op(views.recent)
-    corrupt_records = sync_op(views.corrupt_records)
 
     def follow_events(
         self,
@@ -479,62 +504,6 @@ class AsyncSwarm(_Shell):
                     request = op.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-
-    # --- server
-    ping = async_op(server.ping)
-    server_info = async_op(server.server_info)
-
-    # --- tasks, findings, syntheses (work queue)
-    post_task = async_op(tasks.post_task)
-    post_tasks = async_op(tasks.post_tasks)
-    claim = async_op(tasks.claim)
-    renew = async_op(tasks.renew)
-    fail = async_op(tasks.fail)
-    release = async_op(tasks.release)
-    cancel = async_op(tasks.cancel)
-    requeue_dead = async_op(tasks.requeue_dead)
-    reap = async_op(tasks.reap)
-    get_task = async_op(tasks.get_task)
-    list_tasks = async_op(tasks.list_tasks)
-    queue_stats = async_op(tasks.queue_stats)
-    pass_stats = async_op(tasks.pass_stats)
-    shard_stats = async_op(tasks.shard_stats)
-    wait = async_op(tasks.wait)
-    report = async_op(finding_ops.report)
-    get_finding = async_op(finding_ops.get_finding)
-    findings = async_op(finding_ops.findings)
-    synthesize = async_op(finding_ops.synthesize)
-    get_synthesis = async_op(finding_ops.get_synthesis)
-    syntheses = async_op(finding_ops.syntheses)
-
-    # --- contexts
-    publish_context = async_op(context_ops.publish_context)
-    get_context = async_op(context_ops.get_context)
-    get_context_bytes = async_op(context_ops.get_context_bytes)
-    context_info = async_op(context_ops.context_info)
-    context_versions = async_op(context_ops.context_versions)
-    contexts = async_op(context_ops.contexts)
-    read_context = async_op(context_ops.read_context)
-    search_context = async_op(context_ops.search_context)
-
-    # --- agents, messages, events
-    register = async_op(agent_ops.register)
-    heartbeat = async_op(agent_ops.heartbeat)
-    deregister = async_op(agent_ops.deregister)
-    agents = async_op(agent_ops.agents)
-    get_agent = async_op(agent_ops.get_agent)
-    sweep = async_op(agent_ops.sweep)
-    send = async_op(message_ops.send)
-    broadcast = async_op(message_ops.broadcast)
-    inbox = async_op(message_ops.inbox)
-    request_synthesis = async_op(message_ops.request_synthesis)
-    events = async_op(event_ops.events)
-    last_event_id = async_op(event_ops.last_event_id)
-
-    # --- what the faces show
-    status = async_op(views.status)
-    recent = async_op(views.recent)
-    corrupt_records = async_op(views.corrupt_records)
 
     async def follow_events(
         self,
