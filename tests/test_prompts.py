@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -19,7 +20,7 @@ from redis_swarm._prompts import (
     render_task_prompt,
     swarm_command,
 )
-from redis_swarm._runner import parse_finding
+from redis_swarm._runner import finding_tags, parse_finding
 
 from ._cli import Cli
 
@@ -135,6 +136,15 @@ def test_task_prompt_has_everything_a_worker_needs() -> None:
     assert parse_finding(f"```json\n{example}\n```") is not None
     no_context = render_task_prompt(_Task(), settings=REMOTE)
     assert "has not published a context" in no_context
+    # With the run's tags: the agent is told to put its finding between them.
+    tags = finding_tags("0123abcd")
+    marked = render_task_prompt(_Task(), settings=REMOTE, finding_tags=tags)
+    assert f"between a line `{tags[0]}` and a line `{tags[1]}`" in marked
+    example = blocks(marked, "json")[-1]
+    answer = f"{tags[0]}\n{example}\n{tags[1]}"
+    assert parse_finding(marked + answer, mark="0123abcd") == (json.loads(example), "marked")
+    # The prompt alone (an agent echoing it) holds no marked finding.
+    assert (parse_finding(marked, mark="0123abcd") or ({}, ""))[1] != "marked"
 
 
 def test_prompt_command(redis_url: str) -> None:

@@ -685,11 +685,14 @@ def render_task_prompt(
     settings: Settings,
     context: Any = None,
     summary_limit: int = SUMMARY_LIMIT,
+    finding_tags: tuple[str, str] | None = None,
 ) -> str:
     """The prompt ``swarm run`` gives the agent process it starts for one claimed ``task``.
 
     ``context`` is the ContextInfo of the shard's context (``task.parent``), when there is one.
     The process's environment holds SWARM_URL and SWARM_NAME, so commands are plain ``swarm``.
+    ``finding_tags`` are the lines the agent is asked to put its finding between (made for
+    this run, see ``_runner.finding``); without them it is asked for a fenced JSON block.
     """
     data = getattr(task, "data", None)
     lines = [
@@ -737,7 +740,13 @@ def render_task_prompt(
         "",
         finding_rules(summary_limit),
         "",
-        "End your answer with the finding as ONE fenced JSON block, like this:",
+        (
+            "End your answer with the finding as ONE fenced JSON block, like this:"
+            if finding_tags is None
+            else "End your answer with the finding: ONE JSON object like the one below, "
+            f"between a line `{finding_tags[0]}` and a line `{finding_tags[1]}`. What is "
+            "between those two lines is your finding, wherever else JSON appears in your answer."
+        ),
         "",
         _json_block(FINDING_EXAMPLE),
         "",

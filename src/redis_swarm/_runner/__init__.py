@@ -16,7 +16,7 @@ The process remembers nothing: that is the point.
 from __future__ import annotations
 
 from .child import Capture, ChildResult, Command, build_command, check_command, run_child
-from .finding import normalize_finding, parse_finding
+from .finding import finding_tags, normalize_finding, parse_finding
 from .pool import Runner, RunOptions, TaskOutcome, default_worker_prefix, task_env
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "build_command",
     "check_command",
     "default_worker_prefix",
+    "finding_tags",
     "normalize_finding",
     "parse_finding",
     "run_child",

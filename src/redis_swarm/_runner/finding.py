@@ -1,12 +1,20 @@
-"""The finding in an agent's output: a fenced JSON block, a bare JSON object, or the text."""
+"""The finding in an agent's output: the block between the run's finding tags, a fenced JSON
+block, a bare JSON object, or the text.
+
+Each run's prompt asks the agent to put its finding between two tags holding a mark made for
+that run (``finding_tags``). Text the agent quotes after its answer (a context, a file) cannot
+hold the mark, so it cannot take the finding's place; the older rules apply only to an output
+without a marked block.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from typing import Any
 
-__all__ = ["SUMMARY_LIMIT", "normalize_finding", "parse_finding"]
+__all__ = ["SUMMARY_LIMIT", "finding_tags", "new_mark", "normalize_finding", "parse_finding"]
 
 OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
@@ -20,7 +28,19 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)\n[ \t]*```", re.S)
 _ENVELOPE_KEYS = ("result", "response")
 
 
-def _as_finding(value: Any, depth: int = 0) -> tuple[dict[str, Any], str | None] | None:
+def new_mark() -> str:
+    """A mark for one run's finding tags: not guessable by whoever wrote the task's context."""
+    return secrets.token_hex(6)
+
+
+def finding_tags(mark: str) -> tuple[str, str]:
+    """The lines an agent writes before and after its finding."""
+    return f"<finding-{mark}>", f"</finding-{mark}>"
+
+
+def _as_finding(
+    value: Any, depth: int = 0, mark: str | None = None
+) -> tuple[dict[str, Any], str | None] | None:
     """``value`` if it is a finding; or the finding inside an agent CLI's JSON envelope (with
     how it was found there)."""
     if not isinstance(value, dict):
@@ -32,13 +52,15 @@ def _as_finding(value: Any, depth: int = 0) -> tuple[dict[str, Any], str | None]
         for key in _ENVELOPE_KEYS:
             inner = value.get(key)
             if isinstance(inner, str):
-                found = _search(inner, depth + 1)
+                found = _search(inner, depth + 1, mark)
                 if found is not None:
                     return found
     return None
 
 
-def _last_object(text: str, depth: int) -> tuple[dict[str, Any], str | None] | None:
+def _last_object(
+    text: str, depth: int, mark: str | None
+) -> tuple[dict[str, Any], str | None] | None:
     """The JSON object with a summary that ends last in ``text`` (the outermost one)."""
     text = text[-OBJECT_SEARCH:]
     decoder = json.JSONDecoder()
@@ -50,13 +72,29 @@ def _last_object(text: str, depth: int) -> tuple[dict[str, Any], str | None] | N
             value, end = decoder.raw_decode(text, start)
         except ValueError:
             continue
-        found = _as_finding(value, depth)
+        found = _as_finding(value, depth, mark)
         if found is not None and end >= best_end:
             best, best_end = found, end
     return best
 
 
-def _search(text: str, depth: int = 0) -> tuple[dict[str, Any], str] | None:
+def _marked(text: str, depth: int, mark: str) -> tuple[dict[str, Any], str] | None:
+    """The finding in the last block between the run's tags that holds one."""
+    start, end = (re.escape(tag) for tag in finding_tags(mark))
+    for match in reversed(list(re.finditer(f"{start}(.*?){end}", text, re.S))):
+        found = _search(match.group(1), depth)
+        if found is not None:
+            return found[0], "marked"
+    return None
+
+
+def _search(
+    text: str, depth: int = 0, mark: str | None = None
+) -> tuple[dict[str, Any], str] | None:
+    if mark is not None:
+        marked = _marked(text, depth, mark)
+        if marked is not None:
+            return marked
     for match in reversed(list(_FENCE.finditer(text))):
         if match.group(1).lower() not in ("", "json", "jsonc", "json5"):
             continue
@@ -64,27 +102,29 @@ def _search(text: str, depth: int = 0) -> tuple[dict[str, Any], str] | None:
             value = json.loads(match.group(2))
         except ValueError:
             continue
-        found = _as_finding(value, depth)
+        found = _as_finding(value, depth, mark)
         if found is not None:
             return found[0], found[1] or "fenced"
-    found = _last_object(text, depth)
+    found = _last_object(text, depth, mark)
     if found is not None:
         return found[0], found[1] or "object"
     return None
 
 
 def parse_finding(
-    text: str, *, summary_limit: int = SUMMARY_LIMIT
+    text: str, *, summary_limit: int = SUMMARY_LIMIT, mark: str | None = None
 ) -> tuple[dict[str, Any], str] | None:
     """The finding in an agent's output, and how it was found.
 
-    The last fenced JSON block holding an object with a ``summary``; else the last such JSON
-    object in the text; else the text itself becomes the summary (cut to ``summary_limit``
-    characters, the whole text kept in ``details``). Returns ``(finding, "fenced" | "object"
+    The last block between the tags of ``mark`` (``finding_tags``) holding a JSON object with
+    a ``summary`` (fenced or not); else the last fenced JSON block holding one; else the last
+    such JSON object in the text; else the text itself becomes the summary (cut to
+    ``summary_limit`` characters, the whole text kept in ``details``). An agent CLI's JSON
+    envelope is looked into the same way. Returns ``(finding, "marked" | "fenced" | "object"
     | "text")``, or None when the output is empty. A JSON finding is made acceptable where
     that loses nothing (see ``normalize_finding``).
     """
-    found = _search(text)
+    found = _search(text, 0, mark)
     if found is not None:
         return normalize_finding(found[0], summary_limit), found[1]
     stripped = text.strip()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
 from .._prompts import render_task_prompt
 from .child import ERROR_TAIL, build_command, check_command, run_child
-from .finding import SUMMARY_LIMIT, parse_finding
+from .finding import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
 from .reaper import subreaper
 
 if TYPE_CHECKING:
@@ -334,8 +334,13 @@ class Runner:
     def _work(self, task: Any, worker: str, started: float) -> TaskOutcome:
         opts = self.options
         context = self._context(task)
+        mark = new_mark()
         prompt = render_task_prompt(
-            task, settings=self.swarm.settings, context=context, summary_limit=opts.summary_limit
+            task,
+            settings=self.swarm.settings,
+            context=context,
+            summary_limit=opts.summary_limit,
+            finding_tags=finding_tags(mark),
         )
         lease = opts.lease_s or task.lease_s
         timeout = opts.timeout_s or float(task.lease_s)
@@ -400,7 +405,7 @@ class Runner:
         current = self._persist(lambda: self.swarm.get_task(task.id))
         if current.status == "completed" and current.finding_id:
             return outcome("completed", "the agent reported it itself", current.finding_id)
-        parsed = parse_finding(result.stdout.text(), summary_limit=opts.summary_limit)
+        parsed = parse_finding(result.stdout.text(), summary_limit=opts.summary_limit, mark=mark)
         if parsed is None:
             return self._fail(task, outcome, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed

@@ -103,8 +103,9 @@ def run(
     Each process gets the task's prompt (the task, its data, how to read the shard's context,
     the finding format) and SWARM_URL, SWARM_NAME, SWARM_TASK_ID, SWARM_TASK_TOKEN in its
     environment. The lease is renewed while it runs; at --timeout, or if the task is
-    cancelled, its whole process group is killed. Its finding (the last JSON block of its
-    output, else its text) is reported; a non-zero exit fails the task, which is retried.
+    cancelled, it is killed with everything it started. Its finding (the block between the
+    tags its prompt names, else the last JSON block of its output, else its text) is
+    reported; a non-zero exit fails the task, which is retried.
 
     Ctrl-C once: claim nothing more, let running agents finish. Twice: kill them and release
     their tasks. Exit 3 when nothing was claimed.
