@@ -1,20 +1,20 @@
-"""Redis ACL users per role, built from the key layout of ``_keys`` (pure functions, no I/O).
+"""Redis ACL users per role, built from the key layout of ``_keys`` and the command table of
+``_ops._commands`` (pure functions, no I/O).
 
-A role is a set of key selectors and command rules for ``ACL SETUSER`` (Redis >= 7)::
+Every role but admin is an allowlist: ``-@all`` then exactly the commands its operations send
+(and the scripts they call run), on its own swarm's keys and pub/sub channels::
 
-    worker       read-write on the work queue, findings, agents, presence, messages, events;
-                 read-only (%R~) on contexts and context chunks; no DEL/UNLINK/RENAME
-                 (but a selector lets it DEL an inbox: deregister and sweep need that)
-    shard        read-write on every key of its swarm
+    worker       the operations marked ``worker`` in the table; on Redis >= 7 it reads every
+                 key of its swarm, and writes only with the commands ``WORKER_WRITES`` gives
+                 each key (one ACL selector per group of keys), so contexts stay read-only
+                 and findings or the event log cannot be deleted or trimmed
+    shard        every operation, on every key of its swarm
     coordinator  the same as shard (a separate user, so that it can be revoked alone)
     admin        everything (~* &* +@all)
 
-Non-admin roles never get another swarm's keys, and never the server's admin or dangerous
-commands (FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, SHUTDOWN, ACL, MONITOR...), SCAN and
-RANDOMKEY (they would list other swarms' key names), SCRIPT FLUSH/KILL or FUNCTION. EVAL and
-EVALSHA stay allowed: since Redis 7 every command a script runs is checked against the same
-ACL, so a script can do no more than its caller, and keys passed to EVAL/EVALSHA must be
-writable (a script that only reads read-only keys must run as EVALSHA_RO).
+Redis checks every command a script runs against its caller's rights, so a script can do no
+more than its caller. Redis 6.2 has no selectors and no read-only key patterns: there a
+worker's write commands reach every key of its swarm (``downgrade_warning`` says so).
 
 Passwords go to Redis as their SHA-256 (``#<hex>``): the clear password is never sent in the
 command, so it cannot show up in the server's slowlog, MONITOR or ACL LOG.
@@ -25,102 +25,61 @@ from __future__ import annotations
 import hashlib
 import inspect
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from ._errors import ValidationError
 from ._keys import Keys, label_id
+from ._ops._commands import (
+    OPERATIONS,
+    SINCE,
+    TRANSPORT,
+    WORKER_READ_ONLY,
+    WORKER_WRITES,
+    script_commands,
+)
 from ._validate import check_name, check_swarm_name
 
 __all__ = [
+    "MIN_VERSION",
     "ROLES",
+    "SELECTORS_SINCE",
+    "WITHHELD",
     "WORKER_READ_ONLY",
-    "WORKER_READ_WRITE",
+    "WORKER_WRITES",
     "AclUser",
     "Role",
     "acl_user",
     "command_rules",
+    "downgrade_warning",
     "generate_password",
     "key_patterns",
     "key_selectors",
     "keys_members",
     "password_hash",
+    "role_commands",
     "selectors",
 ]
 
 Role = Literal["worker", "shard", "coordinator", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
+Version = tuple[int, int]
 
 MIN_PASSWORD_LEN = 16
+MIN_VERSION: Version = (6, 2)  # ACL pub/sub channel rules
+SELECTORS_SINCE: Version = (7, 0)  # ACL selectors, %R~ read-only keys, Functions
 
-# Every member of ``Keys`` is listed in exactly one of these two sets (a test checks it), so a
-# key added to the layout forces a decision here. An unlisted member is read-only for workers.
-WORKER_READ_ONLY = frozenset(
-    {
-        "contexts",
-        "context_manifests",
-        "context_history",
-        "chunk_refs",
-        "chunk",
-        "scratch",  # swarm bench's floor measurement: not a worker's to write
-    }
-)
-WORKER_READ_WRITE = frozenset(
-    {
-        "events",
-        "queues",
-        "tasks",
-        "task_data",
-        "task_index",
-        "leases",
-        "dedupe",
-        "counts",
-        "pending",
-        "delayed",
-        "wake",  # BLPOP and the claim script's clearing are writes
-        "dead",
-        "pass_counts",
-        "pass_tasks",
-        "findings",
-        "finding_index",
-        "findings_by",
-        "agents",
-        "presence",
-        "inbox",
-        "broadcast",
-        "cursors",
-        "departures",  # deregister records its call, to answer a retry
-        # listed by the index_page script: keys a script receives must be writable (EVALSHA
-        # declares its keys read-write), so a worker that may list syntheses may write them
-        "syntheses",
-        "synthesis_index",
-    }
-)
-
-# Commands no role but admin gets, on top of @admin and @dangerous (FLUSHALL, FLUSHDB, KEYS,
-# CONFIG, DEBUG, SHUTDOWN, ACL SETUSER, MONITOR, MIGRATE, SORT, ...).
-_NON_ADMIN_DENIED = (
-    "-scan",
-    "-randomkey",
-    "-script|flush",
-    "-script|kill",
-    "-function",
-)
-# What @dangerous takes away that clients need: INFO for server_info / swarm doctor.
-_NON_ADMIN_ALLOWED = ("+info",)
-# Workers do not destroy keys (their scripts remove members, never whole keys).
-_WORKER_DENIED = (
-    "-del",
-    "-unlink",
-    "-rename",
-    "-renamenx",
-    "-move",
-    "-copy",
-    "-expire",
-    "-pexpire",
-    "-expireat",
-    "-pexpireat",
-)
+# Commands an operation sends that a role is not given: the operation copes with the refusal.
+# CONFIG GET (doctor's fsync policy) would show the server's whole configuration; INFO (doctor,
+# a strict handle's plan) lists every swarm's key counts (keyspace) and clients, and no ACL
+# rule can allow only some of its sections (INFO server keyspace passes +info|server).
+WITHHELD: dict[Role, frozenset[str]] = {
+    "worker": frozenset({"config|get", "info"}),
+    "shard": frozenset({"config|get"}),
+    "coordinator": frozenset({"config|get"}),
+    "admin": frozenset(),
+}
 
 _GLOB = "ACLGLOB"
 _DIGEST_GLOB = "?" * 16 + "*"
@@ -154,40 +113,64 @@ def _swarm_patterns(swarm: str) -> tuple[str, str]:
     return Keys(swarm).prefix + "*", key_patterns(swarm, "chunk")
 
 
+def _known(command: str, version: Version | None) -> bool:
+    """Whether a server of ``version`` knows ``command`` (unknown version: 7.0's commands)."""
+    return SINCE.get(command, MIN_VERSION) <= (version or SELECTORS_SINCE)
+
+
+def role_commands(role: Role, version: Version | None = None) -> frozenset[str]:
+    """Every command ``role`` (not admin: it runs them all) may run, on a server of
+    ``version`` (None: unknown, 7.0 or later)."""
+    if role == "admin":
+        raise ValueError("admin may run every command")
+    commands = set(TRANSPORT)
+    for uses in OPERATIONS.values():
+        if role != "worker" or uses.worker:
+            commands |= uses.commands
+            for script in uses.scripts:
+                commands |= script_commands(script)
+    return frozenset(c for c in commands - WITHHELD[role] if _known(c, version))
+
+
+def _worker_writes() -> frozenset[str]:
+    return frozenset().union(*WORKER_WRITES.values())
+
+
+def _selectors_on(version: Version | None) -> bool:
+    return version is None or version >= SELECTORS_SINCE
+
+
 def key_selectors(role: Role, swarm: str) -> list[str]:
-    """The ``resetkeys``, ``%R~`` and ``~`` rules of ``role`` in ``swarm``."""
+    """The ``resetkeys`` and ``~`` rules of ``role`` in ``swarm`` (a worker's writes are
+    limited by its selectors, not by these)."""
     if role == "admin":
         return ["resetkeys", "~*"]
-    if role in ("shard", "coordinator"):
-        return ["resetkeys", *(f"~{p}" for p in _swarm_patterns(swarm))]
-    read_only: list[str] = []
-    read_write: list[str] = []
-    for member in keys_members():
-        pattern = key_patterns(swarm, member)
-        (read_write if member in WORKER_READ_WRITE else read_only).append(pattern)
+    return ["resetkeys", *(f"~{p}" for p in _swarm_patterns(swarm))]
+
+
+def selectors(role: Role, swarm: str, version: Version | None = None) -> list[str]:
+    """A worker's Redis >= 7 selectors: per group of keys, the write commands it may run on
+    them (``WORKER_WRITES``). One argument each, such as ``(~rs:{a}:events +xadd)``."""
+    if role != "worker" or not _selectors_on(version):
+        return []
+    groups: dict[frozenset[str], list[str]] = defaultdict(list)
+    for member, commands in sorted(WORKER_WRITES.items()):
+        groups[commands].append(key_patterns(swarm, member))
     return [
-        "resetkeys",
-        *(f"%R~{p}" for p in dict.fromkeys(read_only)),
-        *(f"~{p}" for p in dict.fromkeys(read_write)),
+        "(" + " ".join([*(f"~{p}" for p in patterns), *(f"+{c}" for c in sorted(cmds))]) + ")"
+        for cmds, patterns in groups.items()
     ]
 
 
-def selectors(role: Role, swarm: str) -> list[str]:
-    """Extra Redis 7 selectors: a worker may delete inboxes (deregister and sweep drop the
-    inbox of the agent they remove), and no other key."""
-    if role != "worker":
-        return []
-    return [f"(~{key_patterns(swarm, 'inbox')} +del +unlink)"]
-
-
-def command_rules(role: Role) -> list[str]:
-    """The command rules of ``role`` (applied in order after ``-@all``)."""
+def command_rules(role: Role, version: Version | None = None) -> list[str]:
+    """The command rules of ``role`` (the root permissions; a worker's writes on Redis >= 7
+    come from its selectors)."""
     if role == "admin":
         return ["+@all"]
-    rules = ["+@all", "-@admin", "-@dangerous", *_NON_ADMIN_ALLOWED, *_NON_ADMIN_DENIED]
-    if role == "worker":
-        rules += _WORKER_DENIED
-    return rules
+    commands = role_commands(role, version)
+    if role == "worker" and _selectors_on(version):
+        commands -= _worker_writes()
+    return ["-@all", *(f"+{c}" for c in sorted(commands))]
 
 
 def channel_rules(role: Role, swarm: str) -> list[str]:
@@ -195,6 +178,23 @@ def channel_rules(role: Role, swarm: str) -> list[str]:
     if role == "admin":
         return ["resetchannels", "&*"]
     return ["resetchannels", f"&{Keys(swarm).prefix}*"]
+
+
+def downgrade_warning(role: Role, version: Version) -> str | None:
+    """What ``role`` can do on a server of ``version`` that it could not on Redis >= 7, or
+    None when nothing."""
+    if role != "worker" or _selectors_on(version):
+        return None
+    writes = ", ".join(sorted(c for c in _worker_writes() if _known(c, version)))
+    read_only = ", ".join(sorted(WORKER_READ_ONLY))
+    return (
+        f"Redis {version[0]}.{version[1]} has no ACL selectors nor read-only key patterns "
+        f"(both need 7.0): this worker may run its write commands ({writes}) on every key "
+        f"of its swarm, where on 7.x each is limited to the keys its operations write: so it "
+        f"can overwrite contexts and delete or rewrite findings, tasks, inboxes and the event "
+        f"log, and write the keys that are read-only on 7.x ({read_only}). Give workers you do "
+        f"not trust a Redis >= 7.0"
+    )
 
 
 def generate_password() -> str:
@@ -226,6 +226,8 @@ class AclUser:
     rules: tuple[str, ...]
     password: str | None = field(default=None, repr=False)
     generated: bool = False
+    version: Version | None = None  # the server version the rules are for (None: any >= 7.0)
+    warning: str | None = None  # what the role can do there that it could not on 7.x
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -234,8 +236,9 @@ class AclUser:
 
     @property
     def line(self) -> str:
-        """The command as one line for redis-cli (it holds the hash, not the password)."""
-        return " ".join(self.command)
+        """The command as one line for redis-cli (it holds the hash, not the password); a
+        selector, which holds spaces, is quoted."""
+        return " ".join(f'"{arg}"' if " " in arg else arg for arg in self.command)
 
 
 def acl_user(
@@ -243,12 +246,21 @@ def acl_user(
     swarm: str,
     user: str,
     password: str | None = None,
+    version: Version | None = None,
 ) -> AclUser:
     """The ACL SETUSER rules that make ``user`` a ``role`` of ``swarm``.
 
     With no password, a strong one is generated. The rules start with ``reset``, so applying
-    them again replaces the user's rights and password instead of adding to them.
+    them again replaces the user's rights and password instead of adding to them. The rules
+    are the ones a server of ``version`` (major, minor) accepts: commands it does not know are
+    left out, and before 7.0 a worker gets no selectors (``warning`` says what that allows).
+    Without a version, they are for any server >= 7.0.
     """
+    if version is not None and version < MIN_VERSION:
+        raise ValidationError(
+            f"Redis {version[0]}.{version[1]} is too old for per-role users (ACL pub/sub "
+            "channel rules arrived in 6.2): use Redis >= 7.0"
+        )
     if role not in ROLES:
         raise ValidationError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     check_swarm_name(swarm)
@@ -267,7 +279,11 @@ def acl_user(
         f"#{password_hash(secret)}",
         *channel_rules(typed, swarm),
         *key_selectors(typed, swarm),
-        *command_rules(typed),
-        *selectors(typed, swarm),
+        *command_rules(typed, version),
+        *selectors(typed, swarm, version),
     )
-    return AclUser(user, typed, swarm, rules, password=secret, generated=generated)
+    warning = downgrade_warning(typed, version) if version is not None else None
+    return AclUser(
+        user, typed, swarm, rules, password=secret, generated=generated, version=version,
+        warning=warning,
+    )  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 from .. import _durability
 from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._protocol import Call, Cmd, OpContext, Operation
+from ._bus import text
 
 __all__ = ["ServerInfo", "durability_plan", "ping", "server_info"]
 
@@ -22,19 +23,39 @@ def ping(ctx: OpContext) -> Operation[float]:
 
 @dataclass(frozen=True)
 class ServerInfo:
+    """What ``swarm doctor`` shows. ``None``: the user may not read it (a worker may not run
+    INFO, which lists every swarm's key counts; nobody but an admin may run CONFIG GET)."""
+
     version: str
     mode: str
     executable: str | None
-    aof_enabled: bool
+    aof_enabled: bool | None
     appendfsync: str | None
-    used_memory: int
-    maxmemory: int
+    used_memory: int | None
+    maxmemory: int | None
     server_time_ms: int
 
 
 def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     """What the server is and how it keeps data (for ``swarm doctor``)."""
-    reply: Any = yield Cmd("INFO")
+    try:
+        reply: Any = yield Cmd("INFO")
+    except PermissionDenied:  # HELLO still says the version and mode
+        if ctx.settings.kind == "cluster":  # (no node to route HELLO to: the mode is known)
+            hello: dict[str, Any] = {"mode": "cluster"}
+        else:
+            hello = _pairs((yield Cmd("HELLO")))
+        server_time = yield Call("ping", (), (0,))
+        return ServerInfo(
+            version=str(hello.get("version", "?")),
+            mode=str(hello.get("mode", "standalone")),
+            executable=None,
+            aof_enabled=None,
+            appendfsync=None,
+            used_memory=None,
+            maxmemory=None,
+            server_time_ms=int(server_time),
+        )
     nodes = _per_node(reply)
     info = nodes[0] if nodes else {}
     server_time = yield Call("ping", (), (0,))
@@ -54,6 +75,15 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         maxmemory=sum(int(node.get("maxmemory", 0)) for node in nodes),
         server_time_ms=int(server_time),
     )
+
+
+def _pairs(reply: Any) -> dict[str, Any]:
+    """HELLO's reply (a map, or a flat list in RESP2) with str keys and values."""
+    if isinstance(reply, list):
+        reply = dict(zip(reply[::2], reply[1::2], strict=False))
+    if not isinstance(reply, dict):
+        return {}
+    return {text(k): text(v) if isinstance(v, bytes) else v for k, v in reply.items()}
 
 
 def _per_node(reply: Any) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ the master and replicas behind a Sentinel)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import redis
@@ -14,9 +15,12 @@ from .._acl import ROLES, AclUser, acl_user
 from .._client import Swarm
 from .._config import Settings
 from .._connect import sync_client
+from .._embedded import find_redis_server
 from .._errors import ConfigError, SwarmError
 from .._translate import translate
 from ._app import App, json_option, main, pass_app
+
+T = TypeVar("T")
 
 
 @main.command()
@@ -44,6 +48,14 @@ from ._app import App, json_option, main, pass_app
     is_flag=True,
     help="Run the lines on the server of --url / SWARM_URL (needs an admin user there).",
 )
+@click.option(
+    "--redis-version",
+    "redis_version",
+    default=None,
+    metavar="X.Y",
+    help="Print the rules for this Redis version (default: ask the server of --url / "
+    "SWARM_URL; for the embedded default, the version of the binary it runs).",
+)
 @json_option
 @pass_app
 def acl(
@@ -54,6 +66,7 @@ def acl(
     password: str | None,
     password_stdin: bool,
     apply_: bool,
+    redis_version: str | None,
 ) -> None:
     """Print (or --apply) the ACL SETUSER lines for a user of one role in one swarm.
 
@@ -64,6 +77,10 @@ def acl(
     coordinator  the same as shard
     admin        everything
 
+    Each role but admin is an allowlist of the commands its operations use. The rules
+    follow the server's version (asked with --apply or a --url, else --redis-version):
+    before Redis 7.0 a worker's writes cannot be limited per key, and a warning says so.
+
     The password is sent to Redis as its SHA-256 only. Agents then connect with
     redis://USER:PASSWORD@HOST:PORT (rediss:// over the internet).
     """
@@ -71,7 +88,13 @@ def acl(
         if password is not None:
             raise ConfigError("give --password or --password-stdin, not both")
         password = sys.stdin.readline().rstrip("\r\n")
-    spec = acl_user(role, swarm_option or app.swarm_name, user, password)
+    if redis_version is not None:
+        version = parse_version(redis_version)
+    elif apply_ or app.settings.kind != "embedded":
+        version = server_version(app.settings)
+    else:  # do not start the embedded server only to print a line
+        version = parse_version(find_redis_server().version)
+    spec = acl_user(role, swarm_option or app.swarm_name, user, password, version)
     applied: list[dict[str, str]] = []
     if apply_:
         applied = apply_user(app.settings, spec)
@@ -79,16 +102,21 @@ def acl(
         "user": spec.user,
         "role": spec.role,
         "swarm": spec.swarm,
+        "redis_version": f"{version[0]}.{version[1]}",
         "rules": list(spec.rules),
         "command": spec.line,
         "applied": applied,
+        "warning": spec.warning,
     }
     if spec.generated:
         data["password"] = spec.password
 
     def human() -> None:
         scope = "every swarm" if spec.role == "admin" else f"swarm {spec.swarm!r}"
-        click.echo(f"# user {spec.user!r}: {spec.role} of {scope}")
+        for_version = f"for Redis {version[0]}.{version[1]}"
+        click.echo(f"# user {spec.user!r}: {spec.role} of {scope}, {for_version}")
+        if spec.warning:
+            click.echo(f"warning: {spec.warning}", err=True)
         if spec.generated:
             click.echo(f"# password (generated, shown once; store it now): {spec.password}")
             click.echo(f"# agents connect with: redis://{spec.user}:<password>@HOST:PORT")
@@ -97,6 +125,52 @@ def acl(
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
 
     app.emit(data, human)
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``7.2`` or ``7.2.4`` as (7, 2)."""
+    parts = text.strip().split(".")
+    if len(parts) < 2 or not all(part.isdigit() for part in parts[:3]):
+        raise click.BadParameter(
+            f"{text!r} is not a Redis version: give it as MAJOR.MINOR, such as 7.2",
+            param_hint="--redis-version",
+        )
+    return int(parts[0]), int(parts[1])
+
+
+def server_version(settings: Settings) -> tuple[int, int]:
+    """The oldest Redis version among the servers that must hold the user."""
+    return min(parse_version(text) for text in _on_every_node(settings, _version_text).values())
+
+
+def _on_every_node(settings: Settings, fn: Callable[[Any], T]) -> dict[str, T]:
+    """``fn(client)`` on every server that must hold the user, by node name; redis-py errors
+    arrive translated (one line saying what to do)."""
+    done: dict[str, T] = {}
+    try:
+        for name, target in _targets(settings):
+            client: Any = sync_client(target)
+            try:
+                done[name] = fn(client)
+            finally:
+                client.close()
+    except SwarmError:
+        raise
+    except (redis.RedisError, OSError) as exc:
+        raise translate(exc, settings.url) from None
+    return done
+
+
+def _version_text(client: Any) -> str:
+    """INFO server's redis_version; HELLO's version for a user that may not read INFO."""
+    try:
+        return str(client.execute_command("INFO", "server")["redis_version"])
+    except redis.exceptions.NoPermissionError:
+        reply = client.execute_command("HELLO")
+    if isinstance(reply, list):
+        reply = dict(zip(reply[::2], reply[1::2], strict=False))
+    version = reply.get(b"version", reply.get("version", b""))
+    return version.decode() if isinstance(version, bytes) else str(version)
 
 
 def _targets(settings: Settings) -> list[tuple[str, Settings]]:
@@ -152,24 +226,17 @@ def _direct(settings: Settings, host: str, port: int) -> Settings:
 def apply_user(settings: Settings, spec: AclUser) -> list[dict[str, str]]:
     """Run the ACL SETUSER on every node; persist it where the server allows. Returns, per
     node, how it was persisted."""
-    done: list[dict[str, str]] = []
-    try:
-        for name, target in _targets(settings):
-            client: Any = sync_client(target)
-            try:
-                client.execute_command(*spec.command)
-                done.append({"node": name, "persisted": _persist(client)})
-            finally:
-                client.close()
-    except SwarmError:
-        raise
-    except (redis.RedisError, OSError) as exc:
-        raise translate(exc, settings.url) from None
+
+    def apply(client: Any) -> str:
+        client.execute_command(*spec.command)
+        return _persist(client)
+
+    done = _on_every_node(settings, apply)
     # The user runs the swarm's scripts as the functions of its library: load it (or
     # replace an older one) now, as 'swarm up' does, since a worker may not load it.
     with Swarm(settings) as swarm:
         swarm.load_functions()
-    return done
+    return [{"node": name, "persisted": persisted} for name, persisted in done.items()]
 
 
 def _persist(client: Any) -> str:

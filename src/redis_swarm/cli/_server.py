@@ -62,6 +62,12 @@ def down(app: App) -> None:
     )
 
 
+def _persistence(aof_enabled: bool | None, fsync: str | None) -> str:
+    if aof_enabled is None:
+        return "unknown (this user may not read INFO)"
+    return ("aof " + (fsync or "?")) if aof_enabled else "none (no AOF)"
+
+
 def _choice(chosen: Binary, running: str | None) -> str:
     """Which redis-server the embedded default runs, and why (the running one may be older)."""
     text = f"{chosen.path} ({chosen.version}): {chosen.reason}"
@@ -100,7 +106,7 @@ def doctor(app: App) -> None:
         version=info.version,
         mode=info.mode,
         binary=info.executable or (chosen.path if chosen else None),
-        persistence=("aof " + (info.appendfsync or "?")) if info.aof_enabled else "none (no AOF)",
+        persistence=_persistence(info.aof_enabled, info.appendfsync),
         used_memory_bytes=info.used_memory,
         maxmemory_bytes=info.maxmemory,
         durability=swarm.durability(),

@@ -1,0 +1,207 @@
+"""The Redis commands each operation and each script sends: the one table the ACL roles are
+built from (``_acl``), so that a role is an allowlist and a new operation cannot silently
+widen one.
+
+- ``OPERATIONS``: every operation (a public generator of ``_ops``), by name: the commands it
+  sends itself, the scripts it calls, and whether a worker may run it. Shards and
+  coordinators may run them all.
+- ``SCRIPTS``: every file of ``lua/``: the commands it runs (``redis.call``). A script also
+  runs what the files it includes run (``_prelude`` always, ``--#include _NAME``).
+- ``TRANSPORT``: what the client shells and redis-py send around the operations.
+- ``WORKER_WRITES``: the only writes a worker may do, per key of the layout (``_keys.Keys``);
+  a key not listed is read-only for workers (``WORKER_READ_ONLY`` lists them, so that a new
+  key forces a decision). Redis checks every command a script runs against its caller's
+  rights, so these are the writes the worker's scripts do.
+
+Commands are lower case, a subcommand as ``container|sub`` (the ACL's spelling). The tests
+check every row against what the operations really send and the scripts really run, and
+prove with ``ACL DRYRUN`` over every command the server knows that a role allows nothing
+else (tests/test_acl.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "OPERATIONS",
+    "SCRIPTS",
+    "SINCE",
+    "TRANSPORT",
+    "WORKER_READ_ONLY",
+    "WORKER_WRITES",
+    "Uses",
+    "script_commands",
+]
+
+
+@dataclass(frozen=True)
+class Uses:
+    """What one operation sends."""
+
+    commands: frozenset[str]
+    scripts: frozenset[str]
+    worker: bool
+
+
+def _uses(commands: str = "", scripts: str = "", *, worker: bool = False) -> Uses:
+    return Uses(frozenset(commands.split()), frozenset(scripts.split()), worker)
+
+
+OPERATIONS: dict[str, Uses] = {
+    # server (info and config|get are optional: see _acl.WITHHELD)
+    "ping": _uses("ping", worker=True),
+    "server_info": _uses("info config|get hello", "ping", worker=True),
+    "durability_plan": _uses("info config|get", worker=True),
+    # tasks
+    "post_task": _uses("", "task_post"),
+    "post_tasks": _uses("", "task_post"),
+    "claim": _uses("blpop smembers", "task_claim", worker=True),
+    "renew": _uses("hget", "task_update", worker=True),
+    "fail": _uses("hget", "task_update", worker=True),
+    "release": _uses("hget", "task_update", worker=True),
+    "cancel": _uses("hget", "task_update"),
+    "requeue_dead": _uses("hget", "task_update"),
+    "reap": _uses("smembers", "task_claim", worker=True),
+    "get_task": _uses("hget", worker=True),
+    "list_tasks": _uses("", "index_page", worker=True),
+    "queue_stats": _uses("hgetall hmget", worker=True),
+    "pass_stats": _uses("hmget", worker=True),
+    "shard_stats": _uses("hmget zcard", worker=True),
+    "wait": _uses("hgetall hmget smembers xread xrevrange", "task_claim", worker=True),
+    # findings and syntheses
+    "report": _uses("hget", "task_report", worker=True),
+    "get_finding": _uses("hget", worker=True),
+    "findings": _uses("", "index_page", worker=True),
+    "synthesize": _uses("", "synthesis_create"),
+    "get_synthesis": _uses("hget", worker=True),
+    "syntheses": _uses("", "index_page", worker=True),
+    # contexts: workers read them, shards publish
+    "publish_context": _uses("hget", "chunk_acquire chunk_put chunk_release context_publish"),
+    "get_context": _uses("hget hmget zrange zrevrange", worker=True),
+    "get_context_bytes": _uses("hget hmget zrange zrevrange", worker=True),
+    "context_info": _uses("hget zrange zrevrange", worker=True),
+    "context_versions": _uses("hmget zrevrange", worker=True),
+    "contexts": _uses("hgetall", worker=True),
+    "read_context": _uses("hget hmget zrange zrevrange", worker=True),
+    "search_context": _uses("hget hmget zrange zrevrange", worker=True),
+    # agents
+    "register": _uses("", "agent_register", worker=True),
+    "heartbeat": _uses("", "agent_heartbeat", worker=True),
+    "deregister": _uses("", "agent_deregister", worker=True),
+    "agents": _uses("hgetall time zrange", worker=True),
+    "get_agent": _uses("hget time zscore", worker=True),
+    "sweep": _uses("time zrangebyscore", "agent_sweep", worker=True),
+    # messages
+    "send": _uses("", "message_send", worker=True),
+    "broadcast": _uses("", "message_send", worker=True),
+    "inbox": _uses("", "inbox_read", worker=True),
+    "request_synthesis": _uses("", "message_send"),
+    # events
+    "events": _uses("xrange", worker=True),
+    "last_event_id": _uses("xrevrange", worker=True),
+    "follow_start": _uses("xrevrange", worker=True),
+    "follow_step": _uses("xread", worker=True),
+    # views
+    "status": _uses("hgetall hmget time xrevrange zrange", worker=True),
+    "passes": _uses("hgetall", worker=True),
+    "recent": _uses("hmget smembers zrevrange", worker=True),
+    "corrupt_records": _uses("hscan", worker=True),
+}
+
+SCRIPTS: dict[str, frozenset[str]] = {
+    name: frozenset(commands.split())
+    for name, commands in {
+        "_prelude": "time xadd",
+        "_tasks": "hget hincrby hset ltrim rpush zadd zrange zrangebyscore zrem",
+        "agent_deregister": "del hdel hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore",
+        "agent_heartbeat": "hget hset zadd",
+        "agent_register": "hexists hget hset xrevrange zadd",
+        "agent_sweep": "del hdel hget xlen zrem zscore",
+        "chunk_acquire": "hexists hset",
+        "chunk_put": "hset hsetnx",
+        "chunk_release": "del hdel hlen",
+        "context_publish": "hdel hget hset zadd zcard zrange zrem zrevrange",
+        "inbox_read": "hdel hget hset xrange xtrim",
+        "index_page": "hget hmget zcard zcount zrange zrank",
+        "message_send": "hexists hget xadd xlen xrevrange",
+        "ping": "",
+        "synthesis_create": "hexists hget hset zadd",
+        "task_claim": "exists hget hsetnx llen ltrim xrevrange zadd zrange zrem",
+        "task_post": "hexists hget hincrby hset hsetnx ltrim rpush sadd zadd",
+        "task_report": "hget hset zadd",
+        "task_update": "hget zadd zrem",
+    }.items()
+}
+
+# Which file each script includes besides the prelude (its ``--#include`` lines).
+_INCLUDES: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("task_claim", "task_post", "task_report", "task_update"), ("_tasks",)
+)
+
+# Around the operations: connecting (AUTH/HELLO, redis-py's CLIENT SETINFO, health-check
+# PING), running scripts (EVALSHA, SCRIPT LOAD after NOSCRIPT), strict durability (WAIT,
+# WAITAOF), and a cluster client's topology and redirections.
+_TRANSPORT = """auth hello ping select client|setinfo client|setname evalsha script|load
+    wait waitaof readonly asking cluster|slots cluster|shards command"""
+TRANSPORT = frozenset(_TRANSPORT.split())
+
+# Commands a server older than their version does not know (ACL SETUSER refuses them).
+SINCE: dict[str, tuple[int, int]] = {
+    "client|setinfo": (7, 2),
+    "waitaof": (7, 2),
+    "cluster|shards": (7, 0),
+}
+
+WORKER_WRITES: dict[str, frozenset[str]] = {
+    member: frozenset(commands.split())
+    for member, commands in {
+        # the work queue: claim, renew, fail, release, reap and report move tasks
+        "tasks": "hset hsetnx",
+        "pending": "zadd zrem",
+        "leases": "zadd zrem",
+        "delayed": "zadd zrem",
+        "dead": "zadd",
+        "counts": "hincrby",
+        "pass_counts": "hincrby",
+        "wake": "blpop rpush ltrim",
+        # findings: report adds one (it never deletes or rewrites the index)
+        "findings": "hset",
+        "finding_index": "zadd",
+        "findings_by": "zadd",
+        # agents: register, heartbeat, deregister and sweep
+        "agents": "hset hsetnx hdel",
+        "presence": "zadd zrem",
+        "departures": "zadd zremrangebyscore zremrangebyrank",  # deregister answers a retry
+        # messages: send, broadcast, and the two-step acknowledged read
+        "inbox": "xadd xtrim del",
+        "broadcast": "xadd",
+        "cursors": "hset hdel",
+        # every script records what it did in the event log (XADD ... MAXLEN ~)
+        "events": "xadd",
+    }.items()
+}
+
+WORKER_READ_ONLY = frozenset(
+    {
+        "contexts",
+        "context_manifests",
+        "context_history",
+        "chunk_refs",
+        "chunk",
+        "scratch",  # swarm bench's floor measurement
+        "queues",  # post_task (shards) adds queues
+        "task_data",
+        "task_index",
+        "dedupe",
+        "pass_tasks",
+        "syntheses",  # synthesize is a shard's
+        "synthesis_index",
+    }
+)
+
+
+def script_commands(name: str) -> frozenset[str]:
+    """Every command script ``name`` may run: its own, and those of the files it includes."""
+    parts = ("_prelude", *_INCLUDES.get(name, ()), name)
+    return frozenset().union(*(SCRIPTS[part] for part in parts))

