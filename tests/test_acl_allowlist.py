@@ -153,7 +153,7 @@ def test_a_worker_writes_nothing_outside_its_selectors(server7: RedisServer) -> 
     """Its root permissions hold only commands that do not write (COMMAND's flags)."""
     table = _command_table(server7)
     rules = acl_user("worker", SWARM, "w", version=(7, 0)).rules
-    root = {r[1:] for r in rules if r.startswith("+")}
+    root = {r[1:] for r in rules if r.startswith("+") and not r.startswith("+fcall")}
     writing = sorted(c for c in root if "write" in table[c]["flags"])
     assert not writing, (
         f"the worker may run {writing} on every key of its swarm: list each in WORKER_WRITES "
@@ -453,7 +453,21 @@ def _raw(swarm: Swarm, *args: Any) -> Any:
         ("PUBLISH", K.prefix + "wake", "1"),
         ("EVAL", "redis.call('XADD', KEYS[1], '*', 't', 'x'); while true do end", 1, K.events),
         ("EVAL_RO", "while true do end", 0),
-        ("FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', function() end)"),
+        ("SCRIPT", "LOAD", "while true do end"),
+        ("EVALSHA", "0" * 40, 0),
+        (
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            "#!lua name=redis_swarm\nredis.register_function("
+            "'rs_ping', function() while true do end end)",
+        ),
+        ("FUNCTION", "DELETE", "redis_swarm"),
+        ("FUNCTION", "LIST"),
+        ("FCALL", "evil", 0),
+        ("FCALL", "rs_task_post", 0),  # a shard's function
+        ("FCALL", "rs_context_publish", 0),
+        ("FCALL_RO", "rs_task_claim", 0),
         ("SCRIPT", "KILL"),
         ("KEYS", "*"),
         ("SCAN", 0),
@@ -463,6 +477,26 @@ def _raw(swarm: Swarm, *args: Any) -> Any:
 def test_a_worker_is_refused(worker7: Swarm, args: tuple[Any, ...]) -> None:
     with pytest.raises(PermissionDenied):
         _raw(worker7, *args)
+
+
+def test_an_endless_script_is_refused_to_shards_too(server7: RedisServer) -> None:
+    """Issue 15.1's attack: on Redis >= 7 no role but admin may run code of its own."""
+    users = _users(server7)
+    shard = _connect(server7, users["shard"])
+    try:
+        for args in (
+            ("EVAL", "redis.call('XADD', KEYS[1], '*', 't', 'x'); while true do end", 1, K.events),
+            ("SCRIPT", "LOAD", "while true do end"),
+            ("FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', function() end)"),
+            ("FUNCTION", "FLUSH"),
+            ("FCALL", "f", 0),
+        ):
+            with pytest.raises(PermissionDenied):
+                _raw(shard, *args)
+        assert shard.ping() >= 0
+        assert _raw(shard, "HSET", K.contexts, "o", "{}") == 1
+    finally:
+        shard.close()
 
 
 def test_what_a_worker_can_still_write(worker7: Swarm) -> None:
@@ -482,7 +516,10 @@ def test_62_rules_and_warning() -> None:
     assert not any(r.startswith(("(", "%")) for r in spec.rules)
     assert "+hset" in spec.rules and "+client|setinfo" not in spec.rules
     assert spec.warning and "Redis 6.2" in spec.warning and "contexts" in spec.warning
-    assert acl_user("shard", SWARM, "s", version=(6, 2)).warning is None
+    assert "SCRIPT LOAD, then EVALSHA" in spec.warning and "+evalsha" in spec.rules
+    shard = acl_user("shard", SWARM, "s", version=(6, 2))
+    assert shard.warning and "any Lua" in shard.warning and "contexts" not in shard.warning
+    assert acl_user("admin", SWARM, "a", version=(6, 2)).warning is None
     assert acl_user("worker", SWARM, "w", version=(7, 0)).warning is None
     assert "+waitaof" in acl_user("shard", SWARM, "s", version=(7, 2)).rules
     assert "+waitaof" not in acl_user("shard", SWARM, "s", version=(7, 0)).rules

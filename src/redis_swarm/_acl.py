@@ -12,9 +12,12 @@ Every role but admin is an allowlist: ``-@all`` then exactly the commands its op
     coordinator  the same as shard (a separate user, so that it can be revoked alone)
     admin        everything (~* &* +@all)
 
-Redis checks every command a script runs against its caller's rights, so a script can do no
-more than its caller. Redis 6.2 has no selectors and no read-only key patterns: there a
-worker's write commands reach every key of its swarm (``downgrade_warning`` says so).
+Scripts run as Redis Functions (Redis >= 7.0): a role may FCALL the functions of the scripts its
+operations call and no other, and may not EVAL, load scripts or functions (an admin loads the
+library). Redis checks every command a function runs against its caller's rights, so a
+function can do no more than its caller. Redis 6.2 has no selectors, read-only key patterns
+or Functions: there a worker's write commands reach every key of its swarm, and every role
+but admin runs scripts by EVALSHA, so it can load and run any Lua (``downgrade_warning``).
 
 Passwords go to Redis as their SHA-256 (``#<hex>``): the clear password is never sent in the
 command, so it cannot show up in the server's slowlog, MONITOR or ACL LOG.
@@ -33,12 +36,14 @@ from ._errors import ValidationError
 from ._keys import Keys, label_id
 from ._ops._commands import (
     OPERATIONS,
+    SCRIPTS_BEFORE_FUNCTIONS,
     SINCE,
     TRANSPORT,
     WORKER_READ_ONLY,
     WORKER_WRITES,
     script_commands,
 )
+from ._scripts import READ_ONLY_SCRIPTS, function_name
 from ._validate import check_name, check_swarm_name
 
 __all__ = [
@@ -53,12 +58,14 @@ __all__ = [
     "acl_user",
     "command_rules",
     "downgrade_warning",
+    "function_rules",
     "generate_password",
     "key_patterns",
     "key_selectors",
     "keys_members",
     "password_hash",
     "role_commands",
+    "role_scripts",
     "selectors",
 ]
 
@@ -118,18 +125,44 @@ def _known(command: str, version: Version | None) -> bool:
     return SINCE.get(command, MIN_VERSION) <= (version or SELECTORS_SINCE)
 
 
-def role_commands(role: Role, version: Version | None = None) -> frozenset[str]:
-    """Every command ``role`` (not admin: it runs them all) may run, on a server of
-    ``version`` (None: unknown, 7.0 or later)."""
+def _operations(role: Role) -> list[str]:
     if role == "admin":
         raise ValueError("admin may run every command")
+    return [name for name, uses in OPERATIONS.items() if role != "worker" or uses.worker]
+
+
+def role_scripts(role: Role) -> frozenset[str]:
+    """The scripts (``lua/`` names) the operations of ``role`` call."""
+    return frozenset().union(*(OPERATIONS[name].scripts for name in _operations(role)))
+
+
+def role_commands(role: Role, version: Version | None = None) -> frozenset[str]:
+    """Every command ``role`` (not admin: it runs them all) may run, on a server of
+    ``version`` (None: unknown, 7.0 or later): its operations' commands, what their scripts
+    run, the transport's, and FCALL/FCALL_RO (of the role's functions only, see
+    ``function_rules``) or, before Functions, EVALSHA and SCRIPT LOAD."""
     commands = set(TRANSPORT)
-    for uses in OPERATIONS.values():
-        if role != "worker" or uses.worker:
-            commands |= uses.commands
-            for script in uses.scripts:
-                commands |= script_commands(script)
+    for name in _operations(role):
+        commands |= OPERATIONS[name].commands
+    scripts = role_scripts(role)
+    for script in scripts:
+        commands |= script_commands(script)
+    if _functions_on(version):
+        commands |= {"fcall_ro" if s in READ_ONLY_SCRIPTS else "fcall" for s in scripts}
+    else:
+        commands |= SCRIPTS_BEFORE_FUNCTIONS
     return frozenset(c for c in commands - WITHHELD[role] if _known(c, version))
+
+
+def function_rules(role: Role, version: Version | None = None) -> list[str]:
+    """``+fcall|rs_<script>`` (``+fcall_ro|`` for a read-only one) for each script the
+    operations of ``role`` call: it may call its own functions and no other."""
+    if role == "admin" or not _functions_on(version):
+        return []
+    return [
+        f"+{'fcall_ro' if s in READ_ONLY_SCRIPTS else 'fcall'}|{function_name(s)}"
+        for s in sorted(role_scripts(role))
+    ]
 
 
 def _worker_writes() -> frozenset[str]:
@@ -138,6 +171,9 @@ def _worker_writes() -> frozenset[str]:
 
 def _selectors_on(version: Version | None) -> bool:
     return version is None or version >= SELECTORS_SINCE
+
+
+_functions_on = _selectors_on  # Functions arrived in 7.0 too
 
 
 def key_selectors(role: Role, swarm: str) -> list[str]:
@@ -167,10 +203,10 @@ def command_rules(role: Role, version: Version | None = None) -> list[str]:
     come from its selectors)."""
     if role == "admin":
         return ["+@all"]
-    commands = role_commands(role, version)
+    commands = role_commands(role, version) - {"fcall", "fcall_ro"}
     if role == "worker" and _selectors_on(version):
         commands -= _worker_writes()
-    return ["-@all", *(f"+{c}" for c in sorted(commands))]
+    return ["-@all", *(f"+{c}" for c in sorted(commands)), *function_rules(role, version)]
 
 
 def channel_rules(role: Role, swarm: str) -> list[str]:
@@ -183,17 +219,25 @@ def channel_rules(role: Role, swarm: str) -> list[str]:
 def downgrade_warning(role: Role, version: Version) -> str | None:
     """What ``role`` can do on a server of ``version`` that it could not on Redis >= 7, or
     None when nothing."""
-    if role != "worker" or _selectors_on(version):
+    if role == "admin" or _selectors_on(version):
         return None
+    named = f"Redis {version[0]}.{version[1]}"
+    lua = (
+        "it can run any Lua code of its own (SCRIPT LOAD, then EVALSHA: there are no Redis "
+        "Functions before 7.0), such as a script that never ends and, once it wrote, makes "
+        "every swarm on the server answer BUSY until the server is restarted"
+    )
+    if role != "worker":
+        return f"{named}: {lua}. Use Redis >= 7.0 where that matters"
     writes = ", ".join(sorted(c for c in _worker_writes() if _known(c, version)))
     read_only = ", ".join(sorted(WORKER_READ_ONLY))
     return (
-        f"Redis {version[0]}.{version[1]} has no ACL selectors nor read-only key patterns "
-        f"(both need 7.0): this worker may run its write commands ({writes}) on every key "
-        f"of its swarm, where on 7.x each is limited to the keys its operations write: so it "
-        f"can overwrite contexts and delete or rewrite findings, tasks, inboxes and the event "
-        f"log, and write the keys that are read-only on 7.x ({read_only}). Give workers you do "
-        f"not trust a Redis >= 7.0"
+        f"{named} has no ACL selectors, read-only key patterns or Functions (all 7.0): this "
+        f"worker may run its write commands ({writes}) on every key of its swarm, where on "
+        f"7.x each is limited to the keys its operations write: so it can overwrite contexts "
+        f"and delete or rewrite findings, tasks, inboxes and the event log, and write the "
+        f"keys that are read-only on 7.x ({read_only}); and {lua}. Give workers you do not "
+        f"trust a Redis >= 7.0"
     )
 
 

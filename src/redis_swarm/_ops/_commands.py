@@ -7,7 +7,8 @@ widen one.
   coordinators may run them all.
 - ``SCRIPTS``: every file of ``lua/``: the commands it runs (``redis.call``). A script also
   runs what the files it includes run (``_prelude`` always, ``--#include _NAME``).
-- ``TRANSPORT``: what the client shells and redis-py send around the operations.
+- ``TRANSPORT``: what the client shells and redis-py send around the operations (scripts run
+  as FCALL/FCALL_RO of their own function, or by EVALSHA where Functions do not exist).
 - ``WORKER_WRITES``: the only writes a worker may do, per key of the layout (``_keys.Keys``);
   a key not listed is read-only for workers (``WORKER_READ_ONLY`` lists them, so that a new
   key forces a decision). Redis checks every command a script runs against its caller's
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 __all__ = [
     "OPERATIONS",
     "SCRIPTS",
+    "SCRIPTS_BEFORE_FUNCTIONS",
     "SINCE",
     "TRANSPORT",
     "WORKER_READ_ONLY",
@@ -140,11 +142,14 @@ _INCLUDES: dict[str, tuple[str, ...]] = dict.fromkeys(
 )
 
 # Around the operations: connecting (AUTH/HELLO, redis-py's CLIENT SETINFO, health-check
-# PING), running scripts (EVALSHA, SCRIPT LOAD after NOSCRIPT), strict durability (WAIT,
-# WAITAOF), and a cluster client's topology and redirections.
-_TRANSPORT = """auth hello ping select client|setinfo client|setname evalsha script|load
+# PING), strict durability (WAIT, WAITAOF), and a cluster client's topology and redirections.
+# Scripts run as FCALL / FCALL_RO of their function (rs_<script>, see _scripts), allowed one
+# function at a time; FUNCTION LOAD is an admin's ('swarm up', 'swarm acl --apply').
+_TRANSPORT = """auth hello ping select client|setinfo client|setname
     wait waitaof readonly asking cluster|slots cluster|shards command"""
 TRANSPORT = frozenset(_TRANSPORT.split())
+# Where Functions do not exist (Redis 6.2), scripts run by EVALSHA, loaded after NOSCRIPT.
+SCRIPTS_BEFORE_FUNCTIONS = frozenset({"evalsha", "script|load"})
 
 # Commands a server older than their version does not know (ACL SETUSER refuses them).
 SINCE: dict[str, tuple[int, int]] = {
