@@ -478,3 +478,25 @@ def _wait_for(path: Path, timeout: float = 20) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path.name} did not appear"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "-1", "soon"])
+def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Any, value: str) -> None:
+    """Every option taking seconds refuses what is not a finite number in range, before
+    doing anything (a NaN idle limit never ended the pool; inf overflowed a delay)."""
+    swarm.post_task("q", "d")
+    for args in (
+        ["run", "--queue", "q", "--exec", "true", "--idle-exit", value],
+        ["run", "--queue", "q", "--exec", "true", "--timeout", value],
+        ["run", "--queue", "q", "--exec", "true", "--grace", value],
+        ["task", "post", "q", "later", "--delay", value],
+        ["task", "claim", "q", "--wait", value],
+        ["task", "wait", "--queue", "q", "--timeout", value],
+        ["events", "--follow", "--timeout", value],
+        ["status", "--stale-after", value],
+    ):
+        out = cli(*args, expect=2)
+        assert f"{value!r} is not a number of seconds" in out.stderr, args
+    out = cli("run", "--queue", "q", "--exec", "true", "--timeout", "0", expect=2)
+    assert "'0' is not a number of seconds above 0 to 1e+09: give one like 30" in out.stderr
+    assert swarm.queue_stats()["q"]["pending"] == 1  # nothing was claimed or posted

@@ -10,6 +10,7 @@ import click
 from .._models import TaskStatus
 from ._app import App, json_option, main, pass_app
 from ._common import (
+    Seconds,
     add_row,
     agent_option_default,
     ago,
@@ -25,7 +26,7 @@ STATUSES = tuple(s.value for s in TaskStatus)
 
 @main.command(short_help="The swarm at a glance: queues, agents, contexts.")
 @click.option("--pass", "pass_name", help="Also count the tasks of this pass.")
-@click.option("--stale-after", type=click.FloatRange(0), default=60.0, show_default=True,
+@click.option("--stale-after", type=Seconds(), default=60.0, show_default=True,
               help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
 @json_option
 @pass_app
@@ -69,7 +70,7 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
 @main.group(invoke_without_command=True, short_help="List, register and heartbeat agents.")
 @click.option("--role", help="Only agents of this role.")
 @click.option("--alive/--stale", "alive", default=None, help="Only live (or stale) agents.")
-@click.option("--stale-after", type=click.FloatRange(0), default=60.0, show_default=True)
+@click.option("--stale-after", type=Seconds(), default=60.0, show_default=True)
 @json_option
 @click.pass_context
 def agents(ctx: click.Context, role: str | None, alive: bool | None, stale_after: float) -> None:
@@ -169,7 +170,7 @@ def deregister(app: App, agent_id: str) -> None:
 
 
 @agents.command()
-@click.option("--stale-after", type=click.FloatRange(0), default=300.0, show_default=True)
+@click.option("--stale-after", type=Seconds(), default=300.0, show_default=True)
 @json_option
 @pass_app
 def sweep(app: App, stale_after: float) -> None:

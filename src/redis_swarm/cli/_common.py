@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,6 +38,7 @@ from ._app import App
 __all__ = [
     "BIG",
     "Listing",
+    "Seconds",
     "add_row",
     "agent_option_default",
     "ago",
@@ -68,6 +70,38 @@ BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
 
 
 # --- input
+
+
+class Seconds(click.types.FloatParamType):
+    """A number of seconds: finite, from 0 (above 0 with ``above_zero``) to ``MAX_S``.
+
+    ``nan`` would compare false with every deadline (a pool that never stops idling),
+    ``inf`` and ``1e300`` overflow the millisecond timestamps built from them.
+    """
+
+    name = "seconds"
+    MAX_S = 1e9  # about 31 years
+
+    def __init__(self, *, above_zero: bool = False) -> None:
+        self.above_zero = above_zero
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        low_ok = number > 0 if self.above_zero else number >= 0
+        if not (math.isfinite(number) and low_ok and number <= self.MAX_S):
+            bounds = "above 0" if self.above_zero else "from 0"
+            self.fail(
+                f"{value!r} is not a number of seconds {bounds} to {self.MAX_S:.0e}: "
+                "give one like 30 or 2.5",
+                param,
+                ctx,
+            )
+        return number
 
 
 def read_bytes(source: str, app: App | None = None, *, what: str = "input") -> bytes:

@@ -9,6 +9,7 @@ import click
 
 from .._models import EventType, dumps, iso, now_ms
 from ._app import App, json_option, main, pass_app
+from ._common import Seconds
 
 TYPES = [t.value for t in EventType]
 
@@ -60,7 +61,7 @@ def _since(value: str | None) -> str | int | None:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=click.FloatRange(0),
+    type=Seconds(),
     help="With --follow: stop after this many seconds.",
 )
 @click.option("--count", type=click.IntRange(1), help="With --follow: stop after this many events.")

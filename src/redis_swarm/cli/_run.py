@@ -17,7 +17,7 @@ from .._errors import SwarmError
 from .._runner import Runner, RunOptions, TaskOutcome
 from .._validate import check_name
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
-from ._common import complete_queues
+from ._common import Seconds, complete_queues
 
 _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
 
@@ -44,7 +44,7 @@ _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
 @click.option(
     "--idle-exit",
     "idle_exit_s",
-    type=click.FloatRange(0),
+    type=Seconds(),
     help="Stop after this many seconds with nothing to claim (default: run until Ctrl-C).",
 )
 @click.option(
@@ -61,7 +61,7 @@ _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
 @click.option(
     "--timeout",
     "timeout_s",
-    type=click.FloatRange(0, min_open=True),
+    type=Seconds(above_zero=True),
     help="Kill an agent running longer than this (default: the task's lease_s).",
 )
 @click.option("--worker", help="Worker name prefix (default: run-HOST-PID); slot N is PREFIX-N.")
@@ -76,7 +76,7 @@ _MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
 @click.option(
     "--grace",
     "grace_s",
-    type=click.FloatRange(0),
+    type=Seconds(),
     default=5.0,
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL when an agent is stopped.",

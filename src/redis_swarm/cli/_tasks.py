@@ -12,6 +12,7 @@ import click
 from .._models import iso, now_ms
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
+    Seconds,
     add_row,
     agent_option_default,
     complete_agents,
@@ -110,7 +111,7 @@ def _emit_task(app: App, t: Any, headline: str) -> None:
     show_default=True,
     help="Seconds a claim lasts unless renewed.",
 )
-@click.option("--delay", type=click.FloatRange(0), help="Claimable only after this many seconds.")
+@click.option("--delay", type=Seconds(), help="Claimable only after this many seconds.")
 @click.option("--dedupe", "dedupe_key", help="Posting the same key twice yields one task.")
 @click.option(
     "--parent",
@@ -218,7 +219,7 @@ def _jsonl_specs(source: str, app: App) -> list[dict[str, Any]]:
 @click.option(
     "--wait",
     "wait_s",
-    type=click.FloatRange(0),
+    type=Seconds(),
     default=0,
     show_default=True,
     help="Seconds to wait for a task when the queues are empty.",
@@ -408,7 +409,7 @@ def list_(
 @click.option(
     "--timeout",
     "timeout_s",
-    type=click.FloatRange(0),
+    type=Seconds(),
     default=60,
     show_default=True,
     help="Seconds before giving up (exit 3).",
