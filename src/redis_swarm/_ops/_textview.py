@@ -16,6 +16,8 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import re2
+
 from .._errors import ValidationError
 from .._models import SearchHit
 
@@ -163,6 +165,67 @@ def _snippet(line: str, at: int = 0, width: int = 0) -> str:
     return ("…" if lo > 0 else "") + line[lo:hi] + ("…" if hi < len(line) else "")
 
 
+def compile_regex(pattern: str) -> re2._Regexp[bytes]:
+    """``pattern`` compiled by RE2, a linear-time engine: no pattern can make a search hang
+    (``(a+)+$`` is as fast as ``a+$``). ``^`` and ``$`` match at line ends, as in grep.
+
+    RE2 has no backreferences or lookaround; a pattern that uses them is refused with a
+    message that says so, and one that no engine accepts is refused as invalid.
+    """
+    try:
+        return re2.compile(("(?m)" + pattern).encode(), _RE2_OPTIONS)
+    except re2.error as exc:
+        try:
+            re.compile(pattern)
+        except re.error as invalid:
+            raise ValidationError(
+                f"the search pattern is not a valid regular expression ({invalid}): "
+                "fix it, or search for plain text with regex=False"
+            ) from None
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise ValidationError(
+            f"the search pattern uses what the linear-time regex engine (RE2) does not have "
+            f"({reason}): no backreferences (\\1), lookahead or lookbehind ((?=, (?!, (?<=, (?<!), "
+            "possessive or atomic groups; write \\z for the end of the text. Rewrite it, or "
+            "search for plain text with regex=False"
+        ) from None
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # the error goes back to the caller, not to stderr
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+class _Utf8Finder:
+    """Successive RE2 searches over the UTF-8 of ``text`` from character positions that only
+    grow (line starts): the text is encoded once and every offset converted incrementally,
+    so a whole search stays linear in the text."""
+
+    def __init__(self, compiled: re2._Regexp[bytes], text: str) -> None:
+        self.compiled = compiled
+        self.text = text
+        self.data = text.encode()
+        self.char = self.byte = 0  # one position known both as a character and a byte offset
+
+    def __call__(self, pos: int) -> tuple[int, int] | None:
+        if pos < self.char:
+            self.char = self.byte = 0
+        self.byte += len(self.text[self.char : pos].encode())
+        self.char = pos
+        match = self.compiled.search(self.data, self.byte)
+        if match is None:
+            return None
+        begin, end = match.span()
+        at = self.char + len(self.data[self.byte : begin].decode())
+        return at, at + len(self.data[begin:end].decode())
+
+
 def search_text(
     text: str,
     starts: Sequence[int],
@@ -186,17 +249,7 @@ def search_text(
         raise ValidationError(f"around must be between 0 and {MAX_AROUND}, not {around}")
     find: Callable[[int], tuple[int, int] | None]
     if regex:
-        try:
-            compiled = re.compile(pattern, re.MULTILINE)
-        except re.error as exc:
-            raise ValidationError(
-                f"the search pattern is not a valid regular expression ({exc}): "
-                "fix it, or search for plain text with regex=False"
-            ) from None
-
-        def find(pos: int) -> tuple[int, int] | None:
-            match = compiled.search(text, pos)
-            return (match.start(), match.end()) if match else None
+        find = _Utf8Finder(compile_regex(pattern), text)
     else:
 
         def find(pos: int) -> tuple[int, int] | None:

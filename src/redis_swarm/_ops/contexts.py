@@ -375,8 +375,9 @@ def search_context(
     around: int = 2,
     version: str | None = None,
 ) -> Operation[list[SearchHit]]:
-    """Lines matching ``pattern`` (plain text, or a Python regex with ``regex=True``), at
-    most ``max_hits``, each with ``around`` lines of context; long lines are cut."""
+    """Lines matching ``pattern`` (plain text, or with ``regex=True`` an RE2 regex: linear
+    time, no lookaround or backreferences), at most ``max_hits``, each with ``around`` lines
+    of context; long lines are cut."""
     owner = check_name("owner", owner)
     if version is not None:
         version = store.check_version(version)

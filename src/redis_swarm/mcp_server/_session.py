@@ -141,8 +141,15 @@ class SessionRegistry:
         return list(self._live.values())
 
     async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run a blocking core call on a worker thread."""
+        """Run a blocking core call on a worker thread (the event loop keeps serving). A
+        cancelled request still waits for it: a write must not happen unseen."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking core call that changes nothing on a worker thread; a cancelled
+        request (``notifications/cancelled``) stops waiting for it at once."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
     async def for_request(self, rctx: ServerRequestContext[Any, Any]) -> AgentSession:
         """The session of the client that sent this request, registered on first use."""

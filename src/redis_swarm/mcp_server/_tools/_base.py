@@ -49,6 +49,14 @@ class ToolsBase:
         except SwarmError as exc:
             raise tool_error(exc) from exc
 
+    async def _read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """A read-only core call: the same as ``_run``, but a cancelled request stops
+        waiting for it (a long search, a big context)."""
+        try:
+            return await self.sessions.read(fn, *args, **kwargs)
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+
     def _result(self, payload: dict[str, Any], text: str | None = None) -> CallToolResult:
         """One JSON block (and the text, verbatim); split into pages if over the budget."""
         head = dumps(payload)

@@ -55,7 +55,7 @@ class ContextTools(ToolsBase):
             offset = at
         owner = session.context_owner(owner)
         size = self.budget.body_chars
-        part = await self._run(
+        part = await self._read(
             self.swarm.read_context,
             owner,
             offset=offset,
@@ -113,7 +113,7 @@ class ContextTools(ToolsBase):
         owner = session.context_owner(owner)
         if end is not None and end < start:
             raise ToolError(f"end ({end}) is before start ({start}): pass start <= end")
-        part = await self._run(
+        part = await self._read(
             self.swarm.read_context,
             owner,
             lines=(start, end if end is not None else _NO_END),
@@ -155,7 +155,10 @@ class ContextTools(ToolsBase):
             str | None,
             Field(description="Whose context; default: your task's shard, else your own."),
         ] = None,
-        regex: Annotated[bool, Field(description="Treat pattern as a Python regex.")] = False,
+        regex: Annotated[
+            bool,
+            Field(description="Pattern is a regex (RE2: no lookaround or backreferences)."),
+        ] = False,
         around: Annotated[
             int, Field(ge=0, le=MAX_AROUND, description="Lines shown around each hit.")
         ] = 2,
@@ -181,9 +184,9 @@ class ContextTools(ToolsBase):
         if skip >= MAX_HITS:
             raise ToolError(f"only the first {MAX_HITS} hits can be listed: narrow the pattern")
         if version is None:
-            info = await self._run(self.swarm.context_info, owner)
+            info = await self._read(self.swarm.context_info, owner)
             version = info.version
-        hits = await self._run(
+        hits = await self._read(
             self.swarm.search_context,
             owner,
             pattern,

@@ -1,0 +1,72 @@
+"""Regex search runs on RE2, a linear-time engine: a catastrophic pattern cannot hang a reader
+(issue 15.4), constructs RE2 lacks are refused with a clear error, and hits match the plain
+text search's line numbers and offsets, multi-byte text included."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from redis_swarm import Swarm, ValidationError
+from redis_swarm._ops._textview import line_starts, search_text
+
+from ._cli import SRC
+
+# Python's re takes about 2**41 steps on one of these lines; RE2 one pass.
+EVIL = "(a+)+$"
+LINES = "".join(f"{'a' * 40}! line {i}\n" for i in range(2000)) + "the end: aaaa\n"
+
+
+@pytest.fixture
+def core(redis_url: str) -> Iterator[Swarm]:
+    swarm = Swarm(redis_url, swarm="test")
+    yield swarm
+    swarm.close()
+
+
+def test_a_catastrophic_pattern_is_linear(core: Swarm) -> None:
+    core.publish_context("evil", LINES, source="test")
+    started = time.monotonic()
+    hits = core.search_context("evil", EVIL, regex=True)
+    assert time.monotonic() - started < 2
+    assert [h.line for h in hits] == [2001] and hits[0].text == "the end: aaaa"
+
+
+def test_what_re2_lacks_is_refused_with_what_to_do(core: Swarm) -> None:
+    core.publish_context("o", "one\ntwo\n", source="test")
+    for pattern in (r"(?<=o)ne", r"t(?=w)", r"(o)\1", r"(?>one)"):
+        with pytest.raises(ValidationError, match=r"RE2.*lookahead or lookbehind.*regex=False"):
+            core.search_context("o", pattern, regex=True)
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        core.search_context("o", "(", regex=True)
+
+
+def test_hits_and_offsets_match_plain_search_on_multibyte_text() -> None:
+    text = "".join(f"{'é' * (i % 7)}ça {i} — naïve {'✓' * (i % 3)}\n" for i in range(300))
+    starts = line_starts(text)
+    plain = search_text(text, starts, "naïve", regex=False, max_hits=200, around=1)
+    regex = search_text(text, starts, r"na.ve", regex=True, max_hits=200, around=1)
+    assert regex == plain and len(plain) == 200
+    anchored = search_text(text, starts, r"^é{6}ça", regex=True, max_hits=200, around=0)
+    assert [h.line for h in anchored] == [i + 1 for i in range(300) if i % 7 == 6]
+    ends = search_text(text, starts, r"✓✓$", regex=True, max_hits=5, around=0)
+    assert [h.line for h in ends] == [3, 6, 9, 12, 15]
+    insensitive = search_text(text, starts, r"(?i)ÇA 29\b", regex=True, max_hits=5, around=0)
+    assert [h.line for h in insensitive] == [30]
+
+
+def test_the_cli_answers_a_catastrophic_pattern(core: Swarm, redis_url: str) -> None:
+    core.publish_context("evil", LINES, source="test")
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    argv = [sys.executable, "-m", "redis_swarm", "context", "search", "evil", EVIL, "--regex"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "2001: the end: aaaa"
+    argv[-2:] = [r"(?<=a)!", "--regex"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode != 0 and "RE2" in done.stderr and "Traceback" not in done.stderr
