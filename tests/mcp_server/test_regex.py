@@ -65,7 +65,7 @@ def test_a_slow_search_leaves_the_server_answering_and_can_be_cancelled(core: Sw
         release.wait(30)  # a search that takes as long as the test wants
         return search(*args, **kwargs)
 
-    core.search_context = slow_search  # type: ignore[method-assign]
+    core.search_context = slow_search
 
     async def body() -> None:
         # The session ends while the search still runs: it ends at once only if the cancelled
