@@ -265,12 +265,20 @@ def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
 
 
+def _assert_security_headers(response: httpx.Response) -> None:
+    """A refusal carries the headers of every other response."""
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
 def test_a_token_is_required_when_set(redis_url: str) -> None:
     with _client(redis_url, token="s3cret") as client:
         for path in ("/", "/api/status", "/api/tasks", "/api/findings", "/api/events"):
             refused = client.get(path)
             assert refused.status_code == 401, path
             assert refused.headers["www-authenticate"].startswith("Bearer")
+            _assert_security_headers(refused)
             assert "token" in refused.json()["message"]
             wrong = client.get(path, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
@@ -308,6 +316,7 @@ def test_without_a_token_only_loopback_hosts_are_served(redis_url: str) -> None:
             refused = client.get("/api/status", headers={"host": host})
             assert refused.status_code == 403, host
             assert "--token" in refused.json()["message"]
+            _assert_security_headers(refused)
 
 
 # --- the event stream
@@ -389,6 +398,21 @@ def test_an_idle_stream_sends_keepalives(redis_url: str) -> None:
 def test_a_bad_last_event_id_is_400(client: TestClient) -> None:
     response = client.get("/api/events", headers={"Last-Event-ID": "not-an-id"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "18446744073709551615-18446744073709551615",  # the last id: nothing can follow it
+        "18446744073709551616-0",  # past 2^64 - 1
+        f"{int(time.time() * 1000) + 86_400_000 * 365 * 100}-0",  # a century from now
+    ],
+)
+def test_an_event_id_no_stream_sent_is_400(client: TestClient, since: str) -> None:
+    for request in ({"headers": {"Last-Event-ID": since}}, {"params": {"since": since}}):
+        response = client.get("/api/events", **request)  # type: ignore[arg-type]
+        assert response.status_code == 400, (since, response.text)
+        assert "event id" in response.json()["message"]
 
 
 # --- the commands

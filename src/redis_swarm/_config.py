@@ -33,13 +33,28 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ._errors import ConfigError
 from ._validate import check_swarm_name
 
-__all__ = ["DEFAULT_HOME", "Durability", "Kind", "Settings"]
+__all__ = ["DEFAULT_HOME", "DEFAULT_SWARM", "Durability", "Kind", "Settings", "swarm_from_env"]
 
 Kind = Literal["embedded", "standalone", "unix", "cluster", "sentinel"]
 Durability = Literal["normal", "strict"]
 Compression = Literal["auto", "always", "never"]
 
 DEFAULT_HOME = Path("~/.local/share/redis-swarm").expanduser()
+DEFAULT_SWARM = "default"
+
+
+def swarm_from_env(value: str | None) -> str:
+    """The swarm a face works on, from the ``SWARM_NAME`` it read (None: not set): unset
+    means the default swarm; set but empty is refused, since it is a mistake, not a choice."""
+    if value is None:
+        return DEFAULT_SWARM
+    if not value.strip():
+        raise ConfigError(
+            "SWARM_NAME is set but empty: set it to the swarm's name, or unset it to use "
+            f"the default swarm {DEFAULT_SWARM!r}"
+        )
+    return value
+
 
 _SSL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
 # Connection options any network URL may carry (e.g. ?retries=40 to ride out a failover).

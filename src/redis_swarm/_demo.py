@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from ._client import Swarm
-from ._config import Settings
+from ._config import Settings, swarm_from_env
 from .roles import MemoryShard, Worker
 
 __all__ = ["CORPUS_NAME", "DemoResult", "corpus_text", "run_demo", "work_one_task"]
@@ -236,7 +236,7 @@ def _worker_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_url(
         os.environ.get("SWARM_URL", "embedded"),
-        swarm=os.environ.get("SWARM_NAME", "default"),
+        swarm=swarm_from_env(os.environ.get("SWARM_NAME")),
         home=os.environ.get("SWARM_HOME") or None,
     )
     worker = Worker(swarm=Swarm(settings), model="demo-worker")

@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 from urllib.parse import quote
 
 from ._client import Swarm
-from ._config import DEFAULT_HOME, Settings
+from ._config import DEFAULT_HOME, Settings, swarm_from_env
 from ._errors import AlreadyCompleted, NotFound, ValidationError
 from ._models import Agent, ContextInfo, Finding, Message, Synthesis, Task, dumps, iso
 
@@ -185,7 +185,7 @@ def _connect(
     redis_username: str | None = None,
 ) -> Swarm:
     """A Swarm from the seed's keyword arguments, a URL, or the environment."""
-    name = swarm or os.environ.get("SWARM_NAME") or "default"
+    name = swarm or swarm_from_env(os.environ.get("SWARM_NAME"))
     if url is None and redis_host is None and redis_port is None:
         home = os.environ.get("SWARM_HOME") or str(DEFAULT_HOME)
         settings = Settings.from_url(

@@ -91,12 +91,19 @@ def _check_since(since: object) -> Since:
         if since < 0:
             raise ValidationError(f"since must be a time in ms >= 0, not {since}")
         return since
-    if not _STREAM_ID.fullmatch(since):
+    if not _STREAM_ID.fullmatch(since) or _past_the_last(since):
         raise ValidationError(
-            f"since {since[:40]!r} is not an event id (like '1717000000000-0'): pass the id "
+            f"since {since[:45]!r} is not an event id (like '1717000000000-0'): pass the id "
             "of the last event you read, or a time in epoch ms"
         )
     return since
+
+
+def _past_the_last(stream_id: str) -> bool:
+    """True for an id no stream can follow: a part over 2^64 - 1, or the last id itself
+    (reading "after" it is an error in Redis)."""
+    ms, _, seq = stream_id.partition("-")
+    return max(int(ms), int(seq)) > _LAST_SEQ or int(ms) == int(seq) == _LAST_SEQ
 
 
 def events(

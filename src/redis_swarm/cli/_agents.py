@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from .._models import TaskStatus
+from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -16,6 +16,7 @@ from ._common import (
     ago,
     complete_agents,
     kv_table,
+    loads_json,
     make_table,
     print_table,
     short,
@@ -54,8 +55,10 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
         if pass_name is not None:
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        by_role = ", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())) or "none"
-        click.echo(f"agents: {st.agents.alive} alive ({by_role}), {st.agents.stale} stale")
+        by_role = printable(", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())))
+        click.echo(
+            f"agents: {st.agents.alive} alive ({by_role or 'none'}), {st.agents.stale} stale"
+        )
         if st.contexts:
             ctable = make_table(
                 "owner", "version", "tokens", "source", "published", title="contexts"
@@ -99,7 +102,7 @@ def agents(ctx: click.Context, role: str | None, alive: bool | None, stale_after
 
 
 def _render_agent(app: App, a: Any, headline: str) -> None:
-    click.echo(headline)
+    click.echo(printable(headline))
     pairs = [(k, v) for k, v in a.to_dict().items() if v not in (None, {}, "")]
     print_table(app, kv_table(pairs))
 
@@ -127,10 +130,7 @@ def register(
     """Join the swarm as NAME (default: a generated id) with a role."""
     meta = None
     if metadata is not None:
-        try:
-            meta = json.loads(metadata)
-        except ValueError as exc:
-            raise click.BadParameter(f"is not JSON ({exc})", param_hint="--metadata") from None
+        meta = loads_json(metadata, what="--metadata")
         if not isinstance(meta, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--metadata")
     a = app.swarm.register(

@@ -16,9 +16,10 @@ import click
 from rich.console import Console
 
 from .._client import Swarm
-from .._config import DEFAULT_HOME, Settings
+from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
 from .._errors import SwarmError, Timeout
 from .._models import dumps
+from .._printable import printable
 
 __all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app"]
 
@@ -33,7 +34,7 @@ class App:
     """What every command needs: where the swarm is, and how to print."""
 
     url: str = "embedded"
-    swarm_name: str = "default"
+    swarm_name: str = DEFAULT_SWARM
     home: Path = DEFAULT_HOME
     json: bool = False
     debug: bool = False
@@ -103,7 +104,7 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
     if app is not None and app.json:
         click.echo(json.dumps({"error": type(exc).__name__, "message": message}), err=True)
     else:
-        click.echo(f"error: {message}", err=True)
+        click.echo(f"error: {printable(message)}", err=True)
     sys.exit(code)
 
 
@@ -119,21 +120,24 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
 @click.option(
     "--swarm",
     "swarm_name",
-    envvar="SWARM_NAME",
-    default="default",
-    show_default=True,
-    help="Swarm name (env SWARM_NAME).",
+    help="Swarm name (env SWARM_NAME; default: default).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(package_name="redis-swarm")
 @click.pass_context
-def main(ctx: click.Context, url: str, swarm_name: str, as_json: bool, debug: bool) -> None:
+def main(ctx: click.Context, url: str, swarm_name: str | None, as_json: bool, debug: bool) -> None:
     """redis-swarm: a shared memory and work bus for fleets of AI agents."""
     home = Path(os.environ.get("SWARM_HOME") or DEFAULT_HOME).expanduser()
     app = ctx.ensure_object(App)
-    app.url, app.swarm_name, app.home, app.debug = url, swarm_name, home, debug
+    app.url, app.home, app.debug = url, home, debug
     app.json = app.json or as_json
+    # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
+    try:
+        env_name = os.environ.get("SWARM_NAME")
+        app.swarm_name = swarm_name if swarm_name is not None else swarm_from_env(env_name)
+    except SwarmError as exc:
+        _fail(ctx, exc, EXIT_ERROR)
     # Validate the URL now, so a bad one is one clear line whatever the subcommand.
     if ctx.invoked_subcommand not in (None, "prompt"):
         try:

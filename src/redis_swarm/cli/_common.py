@@ -31,8 +31,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._config import DEFAULT_HOME, Settings
+from .._config import DEFAULT_HOME, Settings, swarm_from_env
+from .._errors import ValidationError
 from .._models import iso, now_ms
+from .._printable import printable
+from .._validate import MAX_JSON_DEPTH, check_json_depth
 from ._app import App
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "complete_tasks",
     "kv_table",
     "listing",
+    "loads_json",
     "make_table",
     "parse_json",
     "print_table",
@@ -147,11 +151,23 @@ def read_text(value: str, app: App | None = None, *, what: str = "text") -> str:
 
 def parse_json(value: str, app: App | None = None, *, what: str = "JSON") -> Any:
     """Parse JSON given inline, as ``@path`` or as ``-`` (stdin); a usage error if malformed."""
-    text = read_text(value, app, what=what)
+    return loads_json(read_text(value, app, what=what), what=what)
+
+
+def loads_json(text: str, *, what: str = "JSON", where: str = "") -> Any:
+    """The one JSON parser of the CLI's inputs: a one-line usage error when ``text`` is not
+    JSON or is nested deeper than payloads may be (never a RecursionError); ``where`` (like
+    "line 3 ") says which part of the input it was."""
     try:
+        check_json_depth(where.strip() or "the value", text)
         return json.loads(text)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
+    except RecursionError:  # the depth check counts brackets; this is its backstop
+        message = f"{where}is nested too deeply ({MAX_JSON_DEPTH} levels at most)"
+        raise click.BadParameter(message, param_hint=what) from None
     except ValueError as exc:
-        raise click.BadParameter(f"is not valid JSON ({exc})", param_hint=what) from None
+        raise click.BadParameter(f"{where}is not valid JSON ({exc})", param_hint=what) from None
 
 
 def agent_option_default() -> str | None:
@@ -194,14 +210,15 @@ def make_table(*columns: str, title: str | None = None) -> Table:
 
 
 def cell(value: Any) -> Text:
-    """A table cell: plain text, never interpreted as rich markup."""
+    """A table cell: plain text, never interpreted as rich markup, its control characters
+    shown as escapes."""
     if value is None:
         return Text("-", style="dim")
     if isinstance(value, float):
         return Text(f"{value:g}")
     if not isinstance(value, str):
         value = str(getattr(value, "value", value))
-    return Text(value)
+    return Text(printable(value))
 
 
 def add_row(table: Table, *values: Any) -> None:
@@ -215,7 +232,7 @@ def kv_table(pairs: Iterable[tuple[str, Any]]) -> Table:
     for key, value in pairs:
         if isinstance(value, dict | list):
             value = json.dumps(value, ensure_ascii=False)
-        table.add_row(Text(key), cell(value))
+        table.add_row(Text(printable(key)), cell(value))
     return table
 
 
@@ -244,7 +261,8 @@ def ago(ms: int | None) -> str:
 
 
 def short(text: Any, limit: int = 80) -> str:
-    value = " ".join(str(text or "").split())
+    """``text`` on one line, cut at ``limit`` characters, safe to print."""
+    value = printable(" ".join(str(text or "").split()))
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
@@ -266,7 +284,9 @@ class Listing:
         if self.cursor:
             click.echo(f"more: --cursor {self.cursor}", err=True)
         if self.corrupt:
-            ids = ", ".join(self.corrupt[:10]) + (" ..." if len(self.corrupt) > 10 else "")
+            ids = printable(", ".join(self.corrupt[:10])) + (
+                " ..." if len(self.corrupt) > 10 else ""
+            )
             click.echo(
                 f"left out {len(self.corrupt)} corrupt record(s): {ids} (swarm doctor counts "
                 "them; rewrite or delete each from Redis)",
@@ -356,7 +376,7 @@ def status(app: App | None, label: str, size: int | None = None) -> Iterator[Non
 def _completion_settings(ctx: click.Context) -> Settings | None:
     root = ctx.find_root()
     url = root.params.get("url") or os.environ.get("SWARM_URL") or "embedded"
-    name = root.params.get("swarm_name") or os.environ.get("SWARM_NAME") or "default"
+    name = root.params.get("swarm_name") or swarm_from_env(os.environ.get("SWARM_NAME"))
     home = Path(os.environ.get("SWARM_HOME") or DEFAULT_HOME).expanduser()
     settings = Settings.from_url(url, swarm=name, home=home)
     if settings.kind == "embedded":

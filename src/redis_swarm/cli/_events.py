@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .._models import EventType, dumps, iso, now_ms
+from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds
 
@@ -17,7 +18,7 @@ TYPES = [t.value for t in EventType]
 def _line(event: Any) -> str:
     fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
     kind = getattr(event.type, "value", event.type)
-    return f"{iso(event.at)}  {event.id}  {kind:<20} {fields}".rstrip()
+    return printable(f"{iso(event.at)}  {event.id}  {kind:<20} {fields}".rstrip())
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
     add_row,
@@ -183,7 +184,7 @@ def synth_show(app: App, synthesis_id: str) -> None:
             ),
         )
         click.echo()
-        click.echo(s.text)
+        click.echo(printable(s.text))
 
     app.emit(s, human)
 

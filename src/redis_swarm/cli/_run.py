@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .._errors import SwarmError
+from .._printable import printable
 from .._runner import Runner, RunOptions, TaskOutcome
 from .._validate import check_name
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -184,7 +185,7 @@ def run(
 
 def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
     finding = f" → {o.finding_id}" if o.finding_id else ""
-    line = (
+    line = printable(
         f"{_MARKS.get(o.status, '?')} {o.status:<9} {o.task_id} "
         f"({o.worker}, {o.duration_s:.1f}s){finding}: {o.detail}"
     )

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .._models import iso, now_ms
+from .._printable import printable
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -20,6 +21,7 @@ from ._common import (
     complete_tasks,
     kv_table,
     listing,
+    loads_json,
     make_table,
     parse_json,
     print_table,
@@ -54,7 +56,7 @@ def task() -> None:
 
 def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
     if headline:
-        click.echo(headline)
+        click.echo(printable(headline))
     pairs: list[tuple[str, Any]] = [
         ("id", t.id),
         ("queue", t.queue),
@@ -193,11 +195,7 @@ def _jsonl_specs(source: str, app: App) -> list[dict[str, Any]]:
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            spec = json.loads(line)
-        except ValueError as exc:
-            message = f"line {number} is not JSON ({exc})"
-            raise click.BadParameter(message, param_hint="--jsonl") from None
+        spec = loads_json(line, what="--jsonl", where=f"line {number} ")
         if not isinstance(spec, dict):
             raise click.BadParameter(f"line {number} is not a JSON object", param_hint="--jsonl")
         specs.append(spec)

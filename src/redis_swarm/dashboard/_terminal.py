@@ -6,6 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from .._printable import printable
 from ._snapshot import Snapshot
 
 __all__ = ["render"]
@@ -63,6 +64,11 @@ def _size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" or value >= 10 else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+def _row(table: Table, *cells: RenderableType) -> None:
+    """A row of stored text: plain (never rich markup), its control characters escaped."""
+    table.add_row(*(Text(printable(c)) if isinstance(c, str) else c for c in cells))
 
 
 def _table(title: str, *columns: str, expand: bool = False) -> Table:
@@ -126,9 +132,7 @@ def _queues(snap: Snapshot) -> RenderableType:
     table = _table("Queues", "queue", "pending", "claimed", "done", "dead")
     for name, c in snap.queues.items():
         pending = str(c.get("pending", 0)) + (f" +{c['delayed']}" if c.get("delayed") else "")
-        table.add_row(
-            name, pending, str(c.get("claimed", 0)), str(c.get("completed", 0)), _dead_n(c)
-        )
+        _row(table, name, pending, str(c.get("claimed", 0)), str(c.get("completed", 0)), _dead_n(c))
     return table
 
 
@@ -142,7 +146,8 @@ def _passes(snap: Snapshot, bar_width: int) -> RenderableType:
         return _empty("Passes", "no pass yet")
     table = _table("Passes", "pass", "progress", "settled")
     for p in snap.passes:
-        table.add_row(
+        _row(
+            table,
             p.name,
             _bar(p.counts, p.total, bar_width),
             f"{p.settled}/{p.total} {round(100 * p.fraction)}%",
@@ -157,7 +162,8 @@ def _agents(snap: Snapshot) -> RenderableType:
     table = _table("Agents", *columns, expand=True)
     for a in snap.agents:
         state = Text("alive", style="green") if a.alive else Text("stale", style="red")
-        table.add_row(
+        _row(
+            table,
             a.id,
             a.role,
             a.specialization or "-",
@@ -178,7 +184,7 @@ def _findings(snap: Snapshot, limit: int) -> RenderableType:
         sources = (f.sources[0] if f.sources else "-") + (
             f" +{len(f.sources) - 1}" if len(f.sources) > 1 else ""
         )
-        table.add_row(f.summary, f.worker or "-", sources, _ago(snap, f.created_at))
+        _row(table, f.summary, f.worker or "-", sources, _ago(snap, f.created_at))
     return table
 
 
@@ -188,7 +194,7 @@ def _syntheses(snap: Snapshot) -> RenderableType:
     table = _table("Syntheses", "pass", "shard", "text", "cites", "when", expand=True)
     for s in snap.syntheses[:5]:
         text = " ".join(s.text.split())
-        table.add_row(s.pass_name, s.shard, text, str(len(s.sources)), _ago(snap, s.created_at))
+        _row(table, s.pass_name, s.shard, text, str(len(s.sources)), _ago(snap, s.created_at))
     return table
 
 
@@ -198,7 +204,13 @@ def _dead(snap: Snapshot) -> RenderableType:
     table = _table("Dead letters", "task", "queue", "tries", "reason", expand=True)
     for t in snap.dead[:10]:
         reason = t.dead_reason or t.last_error or "-"
-        table.add_row(t.id, t.queue, f"{t.attempts}/{t.max_attempts}", Text(reason, style="red"))
+        _row(
+            table,
+            t.id,
+            t.queue,
+            f"{t.attempts}/{t.max_attempts}",
+            Text(printable(reason), style="red"),
+        )
     return table
 
 
@@ -213,7 +225,12 @@ def _contexts(snap: Snapshot) -> RenderableType:
         version = Text(c.version[:12])
         if current:
             version.append(" current", style="cyan")
-        table.add_row(
-            c.owner, version, _size(c.size_bytes), f"~{c.tokens_est:,}", _ago(snap, c.created_at)
+        _row(
+            table,
+            c.owner,
+            version,
+            _size(c.size_bytes),
+            f"~{c.tokens_est:,}",
+            _ago(snap, c.created_at),
         )
     return table

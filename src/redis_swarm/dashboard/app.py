@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
-from .._models import EventType, Page, TaskStatus, dumps
+from .._models import EventType, Page, TaskStatus, dumps, now_ms
 from .._net import is_loopback
 from ._feed import EventFeed
 from ._snapshot import snapshot
@@ -51,6 +51,8 @@ MAX_LIMIT = 500
 KEEPALIVE_S = 15.0
 # How soon a browser reconnects after losing the stream (it then sends Last-Event-ID).
 RETRY_MS = 1000
+# How far ahead of this machine's clock a resume point may be (the server's clock may lead).
+CLOCK_SLACK_MS = 60_000
 
 
 def create_app(
@@ -168,6 +170,7 @@ class _Api:
         types = _types(request.query_params.get("types"))
         if since is not None:
             # A bad id would only fail inside the stream, after the 200: check it up front.
+            await self._refuse_the_future(since)
             await self.swarm.events(since=since, types=types, limit=1)
         else:
             # "From now" means from this request: pin it before the 200 goes out (the stream
@@ -176,6 +179,19 @@ class _Api:
         stream = _sse(self.swarm, since, types, self.keepalive_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    async def _refuse_the_future(self, since: str) -> None:
+        """An id after both this clock and the newest event was never sent by this stream:
+        following from it would stay silent until that time comes, so it is refused."""
+        head = since.partition("-")[0]
+        if not head.isdigit() or len(head) > 20 or int(head) <= now_ms() + CLOCK_SLACK_MS:
+            return  # the core checks the form; a past or present id is fine
+        newest = await self.swarm.last_event_id()
+        if int(head) > int(newest.partition("-")[0]):
+            raise _BadRequest(
+                f"event id {since[:45]!r} is in the future (the newest event is {newest}): "
+                "resume from an id this stream sent, or leave Last-Event-ID and since out"
+            )
 
 
 async def _sse(
@@ -270,7 +286,7 @@ class _Guard:
         request = Request(scope)
         refusal = self._refusal(request)
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await refusal(scope, receive, _with_headers(send))
             return
         await self.app(scope, receive, _with_headers(send))
 
