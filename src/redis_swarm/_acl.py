@@ -2,7 +2,7 @@
 ``_ops._commands`` (pure functions, no I/O).
 
 Every role but admin is an allowlist: ``-@all`` then exactly the commands its operations send
-(and the scripts they call run), on its own swarm's keys and pub/sub channels::
+(and the scripts they call run), on its own swarm's keys, and no pub/sub channel::
 
     worker       the operations marked ``worker`` in the table; on Redis >= 7 it reads every
                  key of its swarm, and writes only with the commands ``WORKER_WRITES`` gives
@@ -209,11 +209,9 @@ def command_rules(role: Role, version: Version | None = None) -> list[str]:
     return ["-@all", *(f"+{c}" for c in sorted(commands)), *function_rules(role, version)]
 
 
-def channel_rules(role: Role, swarm: str) -> list[str]:
-    """Pub/sub channels: the swarm's own (wake-up hints), every one for admin."""
-    if role == "admin":
-        return ["resetchannels", "&*"]
-    return ["resetchannels", f"&{Keys(swarm).prefix}*"]
+def channel_rules(role: Role) -> list[str]:
+    """Pub/sub channels: none (no operation uses pub/sub), every one for admin."""
+    return ["resetchannels", "&*"] if role == "admin" else ["resetchannels"]
 
 
 def downgrade_warning(role: Role, version: Version) -> str | None:
@@ -321,7 +319,7 @@ def acl_user(
         "reset",
         "on",
         f"#{password_hash(secret)}",
-        *channel_rules(typed, swarm),
+        *channel_rules(typed),
         *key_selectors(typed, swarm),
         *command_rules(typed, version),
         *selectors(typed, swarm, version),
