@@ -387,3 +387,14 @@ def test_run_child_bounds_a_flood_of_output() -> None:
 @pytest.mark.parametrize("exit_code", [0, 3, 137])
 def test_run_child_exit_codes(exit_code: int) -> None:
     assert run_child(["/bin/sh", "-c", f"exit {exit_code}"]).returncode == exit_code
+
+
+def test_a_finding_id_comes_from_the_swarm_handle() -> None:
+    """The runner names its finding before reporting (so a retried report is stored once)
+    through the handle's public operation, for both shells, without I/O."""
+    from redis_swarm import AsyncSwarm, Swarm
+    from redis_swarm._validate import check_id
+
+    ids = {Swarm.new_finding_id() for _ in range(1000)} | {AsyncSwarm.new_finding_id()}
+    assert len(ids) == 1001
+    assert all(i.startswith("f-") and check_id("finding", i) == i for i in ids)

@@ -38,6 +38,7 @@ from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
 from ._ops import server, tasks, views
+from ._ops._work import new_id
 from ._protocol import (
     Batch,
     Call,
@@ -153,6 +154,12 @@ class _Shell:
         """The names of this swarm's Redis keys, for tools that work below the operations
         (``swarm bench``'s raw baseline and clean-up); the operations need no help."""
         return self._ctx.keys
+
+    @staticmethod
+    def new_finding_id() -> str:
+        """A fresh finding id (no I/O): pass it to every try of one ``report`` through an
+        outage (``report(..., finding_id=fid)``) and the finding is stored once."""
+        return new_id("f-")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.settings.url!r}, swarm={self.name!r})"

@@ -409,9 +409,7 @@ class Runner:
         if parsed is None:
             return self._fail(task, outcome, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed
-        from .._ops._work import new_id  # the core's id scheme
-
-        finding_id = new_id("f-")  # the same id on every retry: the report is stored once
+        finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
         try:
             stored = self._persist(
                 lambda: self.swarm.report(
