@@ -397,12 +397,21 @@ def _sample_key(member: str) -> str:
     return key_patterns(SWARM, member).replace("?", "a").replace("*", "x")
 
 
+@pytest.fixture(scope="module", params=["7", "8"])
+def server7_8(request: pytest.FixtureRequest, servers: ServerFactory) -> Iterator[RedisServer]:
+    server = servers.start(binary=SERVERS[request.param]())
+    yield server
+    server.stop()
+
+
 @pytest.mark.parametrize("role", ["worker", "shard", "coordinator"])
-def test_dryrun_allows_nothing_outside_the_table(server7: RedisServer, role: str) -> None:
+def test_dryrun_allows_nothing_outside_the_table(server7_8: RedisServer, role: str) -> None:
+    server7 = server7_8
     settings = Settings.from_url(server7.url, swarm=SWARM)
-    spec = acl_user(role, SWARM, f"dry-{role}", version=(7, 0))
+    version = server_version(settings)
+    spec = acl_user(role, SWARM, f"dry-{role}", version=version)
     apply_user(settings, spec)
-    allowed_anywhere = role_commands(role, (7, 0))  # type: ignore[arg-type]
+    allowed_anywhere = role_commands(role, version)  # type: ignore[arg-type]
     root = {r[1:] for r in spec.rules if r.startswith("+")}
     for member in keys_members():
         allowed, _ = _dryrun_allowed(server7, spec.user, _sample_key(member))
