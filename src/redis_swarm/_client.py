@@ -7,6 +7,7 @@ per shell because waiting is the one thing sync and async code cannot share.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
@@ -47,13 +48,15 @@ from ._protocol import (
     OpContext,
     Operation,
     Request,
+    adrive,
     async_op,
+    drive,
     items_of,
     sync_op,
 )
 from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
-from ._transport import Load, Scripting, Step, adrive, drive, exchange, load_everything
+from ._transport import Load, Scripting, Step, exchange, load_everything
 
 __all__ = ["AsyncSwarm", "Swarm"]
 
@@ -82,6 +85,23 @@ def _server_changed(exc: redis.ResponseError) -> bool:
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return True
     return str(exc).startswith(("WAIT ", "WAITAOF "))
+
+
+# What an operation may be told about a request that failed (translated into a SwarmError).
+_OP_ERRORS = (SwarmError, redis.RedisError, OSError, UnicodeEncodeError)
+# What a send plan is told of a step that failed (a load refused): see ``_transport``.
+_PLAN_ERRORS = (redis.ResponseError,)
+C = TypeVar("C")
+
+
+def _connected(make: Callable[[Settings], C], settings: Settings) -> C:
+    """A shell's client, a failure to make it translated."""
+    try:
+        return make(settings)
+    except SwarmError:
+        raise
+    except redis.RedisError as exc:
+        raise translate(exc, settings.url) from None
 
 
 def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
@@ -163,6 +183,20 @@ class _Shell:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.settings.url!r}, swarm={self.name!r})"
+
+    @contextlib.contextmanager
+    def _probing_again(self) -> Iterator[None]:
+        """Around a strict write: an error saying the server changed (a failover?) makes the
+        next write probe it again."""
+        try:
+            yield
+        except redis.ResponseError as exc:
+            if _server_changed(exc):
+                self._plan = None
+            raise
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.settings.url)
 
     def _exchange(self, request: Batch | Call) -> Generator[Step, Any, list[Any]]:
         """The plan of a request with script calls (see ``_transport``)."""
@@ -258,12 +292,7 @@ class Swarm(_Shell):
         )
 
     def _connect(self) -> SyncClient:
-        try:
-            return sync_client(self.settings)
-        except SwarmError:
-            raise
-        except redis.RedisError as exc:
-            raise translate(exc, self.settings.url) from None
+        return _connected(sync_client, self.settings)
 
     @property
     def redis(self) -> SyncClient:
@@ -304,21 +333,17 @@ class Swarm(_Shell):
         if self._strict and is_write(request):
             plan = self._plan or self._strict_plan()
             if plan.command is not None:
-                try:
+                with self._probing_again():
                     if self._strict_cluster is not None:
                         return self._strict_cluster.send(request, plan)
                     replies = self._send_now(wrap(request, plan))
-                except redis.ResponseError as exc:
-                    if _server_changed(exc):
-                        self._plan = None  # the server changed (failover?): probe it again
-                    raise
                 return confirm(request, replies, plan, self.settings.url)
         return self._send_now(request)
 
     def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        replies = drive(self._exchange(request), self._step)
+        replies = drive(self._exchange(request), self._step, _PLAN_ERRORS)
         return replies if isinstance(request, Batch) else replies[0]
 
     def _step(self, step: Step) -> Any:
@@ -344,29 +369,20 @@ class Swarm(_Shell):
         not load it, find it. True when it is loaded; False when the server has no Functions
         (before Redis 7.0): the scripts are then loaded for EVALSHA instead."""
         try:
-            return bool(drive(load_everything(self._scripting, self.settings.url), self._step))
+            return bool(
+                drive(load_everything(self._scripting, self.settings.url), self._step, _PLAN_ERRORS)
+            )
         except (redis.RedisError, OSError) as exc:
             raise translate(exc, self.settings.url) from None
 
     def _run(self, op: Operation[T]) -> T:
         """Drive an operation: send each request, feed back the reply or the error."""
-        try:
-            request = next(op)
-            while True:
-                try:
-                    reply = (
-                        self._send(request)
-                        if self._cluster_retry is None
-                        else self._cluster_retry.call_with_retry(
-                            functools.partial(self._send, request), _ignore
-                        )
-                    )
-                except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
-                    request = op.throw(translate(exc, self.settings.url))
-                else:
-                    request = op.send(reply)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        return drive(op, self._attempt, _OP_ERRORS, self._translate)
+
+    def _attempt(self, request: Request) -> Any:
+        if self._cluster_retry is None:
+            return self._send(request)
+        return self._cluster_retry.call_with_retry(functools.partial(self._send, request), _ignore)
 
     def follow_events(
         self,
@@ -410,12 +426,7 @@ class AsyncSwarm(_Shell):
         )
 
     def _connect(self) -> AsyncClient:
-        try:
-            return async_client(self.settings)
-        except SwarmError:
-            raise
-        except redis.RedisError as exc:
-            raise translate(exc, self.settings.url) from None
+        return _connected(async_client, self.settings)
 
     @property
     def redis(self) -> AsyncClient:
@@ -452,21 +463,17 @@ class AsyncSwarm(_Shell):
         if self._strict and is_write(request):
             plan = self._plan or await self._strict_plan()
             if plan.command is not None:
-                try:
+                with self._probing_again():
                     if self._strict_cluster is not None:
                         return await self._strict_cluster.send(request, plan)
                     replies = await self._send_now(wrap(request, plan))
-                except redis.ResponseError as exc:
-                    if _server_changed(exc):
-                        self._plan = None  # the server changed (failover?): probe it again
-                    raise
                 return confirm(request, replies, plan, self.settings.url)
         return await self._send_now(request)
 
     async def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return await self._redis.execute_command(*request.args)
-        replies = await adrive(self._exchange(request), self._step)
+        replies = await adrive(self._exchange(request), self._step, _PLAN_ERRORS)
         return replies if isinstance(request, Batch) else replies[0]
 
     async def _step(self, step: Step) -> Any:
@@ -489,28 +496,18 @@ class AsyncSwarm(_Shell):
         """The asyncio twin of ``Swarm.load_functions``."""
         try:
             steps = load_everything(self._scripting, self.settings.url)
-            return bool(await adrive(steps, self._step))
+            return bool(await adrive(steps, self._step, _PLAN_ERRORS))
         except (redis.RedisError, OSError) as exc:
             raise translate(exc, self.settings.url) from None
 
     async def _run(self, op: Operation[T]) -> T:
-        try:
-            request = next(op)
-            while True:
-                try:
-                    reply = await (
-                        self._send(request)
-                        if self._cluster_retry is None
-                        else self._cluster_retry.call_with_retry(
-                            functools.partial(self._send, request), _aignore
-                        )
-                    )
-                except (SwarmError, redis.RedisError, OSError, UnicodeEncodeError) as exc:
-                    request = op.throw(translate(exc, self.settings.url))
-                else:
-                    request = op.send(reply)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        return await adrive(op, self._attempt, _OP_ERRORS, self._translate)
+
+    async def _attempt(self, request: Request) -> Any:
+        if self._cluster_retry is None:
+            return await self._send(request)
+        retried = functools.partial(self._send, request)
+        return await self._cluster_retry.call_with_retry(retried, _aignore)
 
     async def follow_events(
         self,

@@ -14,10 +14,11 @@ inside it), which would multiply the attempts: here only the outermost level ret
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ssl as _ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -110,8 +111,44 @@ def is_permanent(exc: BaseException) -> bool:
 _DEPTH: ContextVar[int] = ContextVar("redis_swarm_retry_depth", default=0)
 
 
-def _report(fail: Callable[..., Any], error: Exception, failures: int, with_count: bool) -> Any:
-    return fail(error, failures) if with_count else fail(error)
+@contextlib.contextmanager
+def _nested() -> Iterator[int]:
+    """Count a retry loop in as running; yields how many were already running."""
+    depth = _DEPTH.get()
+    token = _DEPTH.set(depth + 1)
+    try:
+        yield depth
+    finally:
+        _DEPTH.reset(token)
+
+
+class _Attempts:
+    """What both retry loops decide after a failure, I/O-free: report it (redis-py's ``fail``
+    drops the connection; its result is returned for the asyncio loop to await), and how long
+    to pause before the next attempt, or None to give up and raise."""
+
+    def __init__(
+        self,
+        retry: Retry | redis.asyncio.retry.Retry,
+        depth: int,
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None,
+        with_failure_count: bool,
+    ) -> None:
+        self._retry, self._depth, self._fail = retry, depth, fail
+        self._is_retryable, self._with_count = is_retryable, with_failure_count
+        self.failures = 0
+        retry._backoff.reset()  # type: ignore[no-untyped-call]
+
+    def failed(self, error: Exception) -> tuple[float | None, Any]:
+        if self._is_retryable is not None and not self._is_retryable(error):
+            return None, None
+        self.failures += 1
+        reported = self._fail(error, self.failures) if self._with_count else self._fail(error)
+        retries = self._retry._retries
+        if self._depth > 0 or is_permanent(error) or (0 <= retries < self.failures):
+            return None, reported
+        return self._retry._backoff.compute(self.failures), reported
 
 
 class _Retry(Retry):
@@ -124,24 +161,16 @@ class _Retry(Retry):
         is_retryable: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> T:
-        depth = _DEPTH.get()
-        token = _DEPTH.set(depth + 1)
-        try:
-            self._backoff.reset()  # type: ignore[no-untyped-call]
-            failures = 0
+        with _nested() as depth:
+            attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
             while True:
                 try:
                     return do()
                 except self._supported_errors as error:
-                    if is_retryable is not None and not is_retryable(error):
+                    pause, _ = attempts.failed(error)
+                    if pause is None:
                         raise
-                    failures += 1
-                    _report(fail, error, failures, with_failure_count)
-                    if depth > 0 or is_permanent(error) or (0 <= self._retries < failures):
-                        raise
-                    time.sleep(self._backoff.compute(failures))
-        finally:
-            _DEPTH.reset(token)
+                    time.sleep(pause)
 
 
 class _AsyncRetry(redis.asyncio.retry.Retry):
@@ -154,26 +183,18 @@ class _AsyncRetry(redis.asyncio.retry.Retry):
         is_retryable: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> T:
-        depth = _DEPTH.get()
-        token = _DEPTH.set(depth + 1)
-        try:
-            self._backoff.reset()  # type: ignore[no-untyped-call]
-            failures = 0
+        with _nested() as depth:
+            attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
             while True:
                 try:
                     return await do()
                 except self._supported_errors as error:
-                    if is_retryable is not None and not is_retryable(error):
+                    pause, reported = attempts.failed(error)
+                    if inspect.isawaitable(reported):
+                        await reported
+                    if pause is None:
                         raise
-                    failures += 1
-                    pending = _report(fail, error, failures, with_failure_count)
-                    if pending is not None and hasattr(pending, "__await__"):
-                        await pending
-                    if depth > 0 or is_permanent(error) or (0 <= self._retries < failures):
-                        raise
-                    await asyncio.sleep(self._backoff.compute(failures))
-        finally:
-            _DEPTH.reset(token)
+                    await asyncio.sleep(pause)
 
 
 # redis-py >= 7 identifies itself with two CLIENT SETINFO commands on every new connection:

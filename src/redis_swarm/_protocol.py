@@ -9,7 +9,7 @@ touches a socket, so it is written once and driven by both the sync ``Swarm`` an
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -27,7 +27,9 @@ __all__ = [
     "OpContext",
     "Operation",
     "Request",
+    "adrive",
     "async_op",
+    "drive",
     "items_of",
     "raise_first",
     "sync_op",
@@ -176,3 +178,48 @@ def async_op(
         return await self._run(fn(self._ctx, *args, **kwargs))
 
     return method
+
+
+S = TypeVar("S")
+
+
+def drive(
+    steps: Generator[S, Any, T],
+    do: Callable[[S], Any],
+    errors: tuple[type[BaseException], ...],
+    convert: Callable[[BaseException], BaseException] = lambda exc: exc,
+) -> T:
+    """Run an I/O-free generator (an operation, a send plan): ``do`` each step it yields and
+    send back the result, or throw back the error (one of ``errors``, after ``convert``);
+    return what it returns. The one driver of the sync side: ``adrive`` is the asyncio one."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                result = do(step)
+            except errors as exc:
+                step = steps.throw(convert(exc))
+            else:
+                step = steps.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def adrive(
+    steps: Generator[S, Any, T],
+    do: Callable[[S], Awaitable[Any]],
+    errors: tuple[type[BaseException], ...],
+    convert: Callable[[BaseException], BaseException] = lambda exc: exc,
+) -> T:
+    """The asyncio twin of ``drive``."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                result = await do(step)
+            except errors as exc:
+                step = steps.throw(convert(exc))
+            else:
+                step = steps.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

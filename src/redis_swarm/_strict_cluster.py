@@ -21,7 +21,7 @@ stale, so the next attempt reads it again before routing.
 
 The routing is written once, as an I/O-free generator (``exchange``) that yields the steps
 (send a pipeline to a node, load a script there, re-read the topology) and receives their
-results, driven by a sync and an asyncio sender (``_transport.drive``), as the operations
+results, driven by a sync and an asyncio sender (``_protocol.drive``), as the operations
 are by the two shells.
 """
 
@@ -39,8 +39,8 @@ from redis.cluster import RedisCluster
 from ._config import Settings
 from ._connect import async_node_client, node_client
 from ._durability import Plan, cluster_plan, not_durable, waited_ok
-from ._protocol import Batch, Call, Cmd, Request, items_of, raise_first
-from ._transport import Load, Scripting, adrive, drive, load
+from ._protocol import Batch, Call, Cmd, Request, adrive, drive, items_of, raise_first
+from ._transport import Load, Scripting, load
 
 __all__ = ["AsyncStrictClusterSender", "StrictClusterSender"]
 
@@ -239,7 +239,7 @@ class StrictClusterSender:
             self._cluster.nodes_manager.initialize()
             self._stale = False
         steps = exchange(request, plan, self._owner, self._scripting, self._settings.url)
-        return drive(steps, self._do)
+        return drive(steps, self._do, (redis.ResponseError,))
 
     def _do(self, step: Step) -> Any:
         if isinstance(step, SendTo):
@@ -301,7 +301,7 @@ class AsyncStrictClusterSender:
             await self._cluster.nodes_manager.initialize()
             self._stale = False
         steps = exchange(request, plan, self._owner, self._scripting, self._settings.url)
-        return await adrive(steps, self._do)
+        return await adrive(steps, self._do, (redis.ResponseError,))
 
     async def _do(self, step: Step) -> Any:
         if isinstance(step, SendTo):

@@ -23,7 +23,7 @@ run (redis-py routes each by its keys, and a strict handle's waits go through
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -39,9 +39,7 @@ __all__ = [
     "Scripting",
     "Send",
     "Step",
-    "adrive",
     "cannot_load",
-    "drive",
     "exchange",
     "load",
     "load_everything",
@@ -182,33 +180,3 @@ def load_everything(scripting: Scripting, where: str) -> Generator[Step, Any, bo
             scripting.functions = False
     yield scripting.load()
     return False
-
-
-def drive(steps: Generator[S, Any, Any], do: Callable[[S], Any]) -> Any:
-    """Run a plan's steps with ``do`` (the sync shells' driver; a load's error goes back in)."""
-    try:
-        step = next(steps)
-        while True:
-            try:
-                result = do(step)
-            except redis.ResponseError as exc:
-                step = steps.throw(exc)
-            else:
-                step = steps.send(result)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def adrive(steps: Generator[S, Any, Any], do: Callable[[S], Awaitable[Any]]) -> Any:
-    """The asyncio twin of ``drive``."""
-    try:
-        step = next(steps)
-        while True:
-            try:
-                result = await do(step)
-            except redis.ResponseError as exc:
-                step = steps.throw(exc)
-            else:
-                step = steps.send(result)
-    except StopIteration as stop:
-        return stop.value
