@@ -4,6 +4,7 @@ the public surface of ``Swarm`` / ``AsyncSwarm``, never their private parts."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import redis_swarm
@@ -38,3 +39,21 @@ def test_faces_never_reach_into_the_shells() -> None:
     ]
     assert len(_face_files()) > 20
     assert not reach_ins, "give Swarm a public property or operation instead"
+
+
+def test_the_layer_map_names_every_module() -> None:
+    """docs/architecture.md draws every module of the package, and only real ones."""
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawing = doc.split("```")[1]
+    modules = {
+        path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem not in ("__init__", "__main__"))
+        or (path / "__init__.py").exists()
+        or path.name == "lua"
+    }
+    missing = [m for m in sorted(modules) if m.removesuffix(".py") not in drawing]
+    assert not missing, "add them to the map in docs/architecture.md"
+    named = set(re.findall(r"\b(_?[a-z_]+)(?:\.py|/)", drawing))
+    real = {m.removesuffix(".py") for m in modules} | {p.stem for p in PACKAGE.glob("*/*.py")}
+    assert named <= real | {"static"}, named - real

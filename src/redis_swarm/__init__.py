@@ -1,4 +1,14 @@
-"""redis-swarm: a shared memory and work bus for fleets of AI agents, built on Redis."""
+"""redis-swarm: a shared memory and work bus for fleets of AI agents, built on Redis.
+
+The layers, bottom up (docs/architecture.md draws them and says where each change goes)::
+
+    records, errors   _models, _errors, _config, _validate
+    keys, scripts     _keys, lua/ + _scripts, _ops/_commands (what each operation sends)
+    operations        _ops/: I/O-free generators (_protocol), one per call of the API
+    shells            _client: Swarm and AsyncSwarm drive the same operations
+    transport         _transport, _connect, _durability, _strict_cluster, _embedded
+    faces             cli/, mcp_server/, dashboard/, _runner/, roles.py (the seed's API)
+"""
 
 from __future__ import annotations
 
