@@ -20,6 +20,7 @@ import ssl as _ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -364,12 +365,59 @@ def _socket_path(settings: Settings) -> str:
     return settings.path
 
 
-def sync_client(settings: Settings) -> SyncClient:
-    """A connected-on-demand synchronous client for ``settings``."""
-    retry = _Retry(_backoff(), settings.retries, supported_errors=tuple(_RETRY_ON))
+@dataclass(frozen=True)
+class _Kit:
+    """The redis-py classes of one side, sync or asyncio: a client is built once, from a kit."""
+
+    redis: Any
+    cluster: Any
+    cluster_node: Any
+    sentinel: Any
+    retry: Any
+    parser: Any
+    master: Any
+    connection: Any
+    ssl_connection: Any
+    cluster_options: dict[str, Any]
+
+
+_SYNC = _Kit(
+    redis.Redis,
+    RedisCluster,
+    ClusterNode,
+    Sentinel,
+    _Retry,
+    _CommandsParser,
+    _SentinelMaster,
+    _SentinelConnection,
+    _SentinelSSLConnection,
+    {},
+)
+_ASYNC = _Kit(
+    redis.asyncio.Redis,
+    redis.asyncio.cluster.RedisCluster,
+    redis.asyncio.cluster.ClusterNode,
+    redis.asyncio.sentinel.Sentinel,
+    _AsyncRetry,
+    _AsyncCommandsParser,
+    _AsyncSentinelMaster,
+    _AsyncSentinelConnection,
+    _AsyncSentinelSSLConnection,
+    # On every 5th MOVED (the default), redis-py's asyncio cluster client closes every
+    # connection it has, those other coroutines are using too: a command already sent
+    # loses its reply (or fails on a closed writer), and a lost reply retried can apply
+    # twice (a claim that took a task, retried, takes another; the first stays claimed
+    # by nobody). Resharding answers many MOVED. With 0 each MOVED only moves its slot
+    # to the node the reply names, as the sync client does between refreshes.
+    {"reinitialize_steps": 0},
+)
+
+
+def _client(settings: Settings, kit: _Kit) -> Any:
+    retry = kit.retry(_backoff(), settings.retries, supported_errors=tuple(_RETRY_ON))
     common = _common(settings)
     if settings.kind in ("embedded", "unix"):
-        return redis.Redis(
+        return kit.redis(
             unix_socket_path=_socket_path(settings),
             db=settings.db,
             retry=retry,
@@ -381,21 +429,22 @@ def sync_client(settings: Settings) -> SyncClient:
             **_QUIET,
         )
     if settings.kind == "cluster":
-        cluster = RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in settings.nodes],  # type: ignore[no-untyped-call]
-            retry=_Retry(
+        cluster = kit.cluster(
+            startup_nodes=[kit.cluster_node(h, p) for h, p in settings.nodes],
+            retry=kit.retry(
                 _backoff(),
                 min(settings.retries, _CLUSTER_INSTANT_RETRIES),
                 supported_errors=tuple(_RETRY_ON),
             ),
             health_check_interval=settings.health_check_interval,
+            **kit.cluster_options,
             **common,
         )
         # The parser the client (and its pipelines) already read the command table into.
-        cluster.commands_parser.__class__ = _CommandsParser
+        cluster.commands_parser.__class__ = kit.parser
         return cluster
     if settings.kind == "sentinel":
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = kit.sentinel(
             list(settings.nodes),
             sentinel_kwargs={k: v for k, v in common.items() if k.startswith(("ssl", "socket"))},
             retry=retry,
@@ -403,14 +452,13 @@ def sync_client(settings: Settings) -> SyncClient:
             **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS
         )
         assert settings.service_name is not None
-        master: Any = sentinel.master_for(  # type: ignore[no-untyped-call]
+        return sentinel.master_for(
             settings.service_name,
             db=settings.db,
-            redis_class=_SentinelMaster,
-            connection_class=_SentinelSSLConnection if settings.ssl else _SentinelConnection,
+            redis_class=kit.master,
+            connection_class=kit.ssl_connection if settings.ssl else kit.connection,
         )
-        return master  # type: ignore[no-any-return]
-    return redis.Redis(
+    return kit.redis(
         host=settings.host,
         port=settings.port,
         db=settings.db,
@@ -418,67 +466,15 @@ def sync_client(settings: Settings) -> SyncClient:
         health_check_interval=settings.health_check_interval,
         **common,
     )
+
+
+def sync_client(settings: Settings) -> SyncClient:
+    """A connected-on-demand synchronous client for ``settings``."""
+    client: SyncClient = _client(settings, _SYNC)
+    return client
 
 
 def async_client(settings: Settings) -> AsyncClient:
     """The asyncio twin of ``sync_client``."""
-    retry = _AsyncRetry(_backoff(), settings.retries, supported_errors=tuple(_RETRY_ON))
-    common = _common(settings)
-    if settings.kind in ("embedded", "unix"):
-        return redis.asyncio.Redis(
-            unix_socket_path=_socket_path(settings),
-            db=settings.db,
-            retry=retry,
-            health_check_interval=settings.health_check_interval,
-            socket_timeout=settings.socket_timeout,
-            socket_connect_timeout=settings.connect_timeout,
-            username=settings.username,
-            password=settings.password,
-            **_QUIET,
-        )
-    if settings.kind == "cluster":
-        acluster = redis.asyncio.cluster.RedisCluster(
-            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in settings.nodes],
-            retry=_AsyncRetry(
-                _backoff(),
-                min(settings.retries, _CLUSTER_INSTANT_RETRIES),
-                supported_errors=tuple(_RETRY_ON),
-            ),
-            health_check_interval=settings.health_check_interval,
-            # On every 5th MOVED (the default), redis-py's asyncio cluster client closes every
-            # connection it has, those other coroutines are using too: a command already sent
-            # loses its reply (or fails on a closed writer), and a lost reply retried can apply
-            # twice (a claim that took a task, retried, takes another; the first stays claimed
-            # by nobody). Resharding answers many MOVED. With 0 each MOVED only moves its slot
-            # to the node the reply names, as the sync client does between refreshes.
-            reinitialize_steps=0,
-            **common,
-        )
-        acluster.commands_parser.__class__ = _AsyncCommandsParser
-        return acluster
-    if settings.kind == "sentinel":
-        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(settings.nodes),
-            sentinel_kwargs={k: v for k, v in common.items() if k.startswith(("ssl", "socket"))},
-            retry=retry,
-            health_check_interval=settings.health_check_interval,
-            **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS
-        )
-        assert settings.service_name is not None
-        master: Any = sentinel.master_for(
-            settings.service_name,
-            db=settings.db,
-            redis_class=_AsyncSentinelMaster,
-            connection_class=(
-                _AsyncSentinelSSLConnection if settings.ssl else _AsyncSentinelConnection
-            ),
-        )
-        return master  # type: ignore[no-any-return]
-    return redis.asyncio.Redis(
-        host=settings.host,
-        port=settings.port,
-        db=settings.db,
-        retry=retry,
-        health_check_interval=settings.health_check_interval,
-        **common,
-    )
+    client: AsyncClient = _client(settings, _ASYNC)
+    return client
