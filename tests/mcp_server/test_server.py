@@ -380,7 +380,7 @@ def test_errors_say_what_to_do_next(core: Swarm) -> None:
                 ("claim_task", {"queue": "bad queue!"}, "letters, digits"),
                 ("claim_task", {"queue": "q", "wait_s": 1000}, "wait_s"),
                 ("publish_context", {}, "exactly one of text or path"),
-                ("publish_context", {"path": "/nonexistent/file.md"}, "no file at"),
+                ("publish_context", {"path": "nonexistent/file.md"}, "No such file"),
                 ("get_context", {"cursor": "garbage"}, "not a context cursor"),
                 ("next_page", {"cursor": "page.eyJrIjoieCIsImkiOjF9"}, "repeat the call"),
                 ("wait_for_pass", {}, "pass_name=... or queue=..."),

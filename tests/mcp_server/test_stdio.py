@@ -107,7 +107,9 @@ def test_shard_loop_over_stdio(core: Swarm, redis_url: str, tmp_path: Path) -> N
 
     async def body() -> None:
         with open(tmp_path / "stderr.log", "w") as errlog:
-            async with stdio(redis_url, "shard", "--name", "shard-9", errlog=errlog) as shard:
+            async with stdio(
+                redis_url, "shard", "--name", "shard-9", "--root", str(tmp_path), errlog=errlog
+            ) as shard:
                 published, _ = await shard("publish_context", path=str(source))
                 assert published["owner"] == "shard-9" and published["total_lines"] == 2000
                 assert published["source"] == str(source)

@@ -70,6 +70,18 @@ _budget_option = click.option(
 )
 @click.option("--model", default=None, help="The model behind the client, kept with findings.")
 @click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The directory publish_context(path=...) may read files under (default: the "
+    "current directory).",
+)
+@click.option(
+    "--allow-paths/--no-paths",
+    default=None,
+    help="Let publish_context read files (default: yes on stdio, no on http).",
+)
+@click.option(
     "--token",
     envvar="SWARM_MCP_TOKEN",
     default=None,
@@ -86,6 +98,8 @@ def mcp_command(
     budget: int | None,
     agent_name: str | None,
     model: str | None,
+    root: Path | None,
+    allow_paths: bool | None,
     token: str | None,
 ) -> None:
     """Serve the swarm as Model Context Protocol tools (stdio unless --transport http).
@@ -105,6 +119,8 @@ def mcp_command(
         name=agent_name,
         model=model,
         transport="http" if transport == "http" else "stdio",
+        root=root,
+        allow_paths=allow_paths,
         log_level="DEBUG" if app.debug else "INFO",
     )
     if transport == "http":

@@ -15,6 +15,7 @@ import signal
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import MethodType
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from mcp_types import ToolAnnotations
 
 from .._client import Swarm
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
+from ._files import FileAccess
 from ._http import serve_http
 from ._roles import AGENT_ROLES, PROMPT_ROLES
 from ._session import RegisterOnConnect, SessionRegistry
@@ -92,16 +94,27 @@ def build_server(
     model: str | None = None,
     transport: Transport = "stdio",
     heartbeat_s: float = 15.0,
+    root: Path | None = None,
+    allow_paths: bool | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING",
 ) -> MCPServer[SessionRegistry]:
     """An MCP server over ``swarm`` offering the tools and prompts of ``role``.
 
     Each client session registers as an agent of that role (``name`` fixes its id, for a
-    shard whose context owner must stay the same across restarts).
+    shard whose context owner must stay the same across restarts). ``publish_context(path=)``
+    reads regular files under ``root`` (default: the working directory); ``allow_paths``
+    turns that on or off (default: on for stdio, off for HTTP, whose agents are elsewhere).
     """
     budget = Budget(budget_tokens)
     sessions = SessionRegistry(swarm, role=role, name=name, model=model, transport=transport)
-    tools = SwarmTools(swarm, sessions, budget)
+    if allow_paths is None:
+        allow_paths = transport == "stdio"
+    files = (
+        FileAccess(root or Path.cwd())
+        if allow_paths
+        else FileAccess(None, off_reason=f" over {transport.upper()}")
+    )
+    tools = SwarmTools(swarm, sessions, budget, files)
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[SessionRegistry]) -> AsyncIterator[SessionRegistry]:

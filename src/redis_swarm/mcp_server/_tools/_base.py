@@ -14,6 +14,7 @@ from ..._client import Swarm
 from ..._errors import SwarmError
 from ..._models import dumps
 from .._budget import Budget, Spill, decode_cursor, encode_cursor
+from .._files import FileAccess
 from .._render import blocks, tool_error
 from .._session import AgentSession, SessionRegistry
 
@@ -29,10 +30,13 @@ MAX_PASS_WAIT_S = 300.0
 class ToolsBase:
     """What every tool group shares: the server's Swarm, sessions, budget and spill pages."""
 
-    def __init__(self, swarm: Swarm, sessions: SessionRegistry, budget: Budget) -> None:
+    def __init__(
+        self, swarm: Swarm, sessions: SessionRegistry, budget: Budget, files: FileAccess
+    ) -> None:
         self.swarm = swarm
         self.sessions = sessions
         self.budget = budget
+        self.files = files
         self.spill = Spill()
 
     # --- plumbing

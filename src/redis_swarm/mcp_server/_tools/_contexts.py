@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -232,7 +230,11 @@ class ContextTools(ToolsBase):
         ctx: Context,
         text: Annotated[str | None, Field(description="The context itself.")] = None,
         path: Annotated[
-            str | None, Field(description="Or a file to publish (on this MCP server's machine).")
+            str | None,
+            Field(
+                description="Or a file to publish, on this MCP server's machine, under the "
+                "directory it may read (relative paths start there)."
+            ),
         ] = None,
         owner: Annotated[
             str | None, Field(description="Whose context it is; default: your agent id.")
@@ -246,15 +248,10 @@ class ContextTools(ToolsBase):
         session = await self._session(ctx)
         if (text is None) == (path is None):
             raise ToolError("pass exactly one of text or path (a file on this server's machine)")
-        content: str | os.PathLike[str]
+        content: str | bytes
         if path is not None:
-            file = Path(path).expanduser()
-            if not file.is_file():
-                raise ToolError(
-                    f"no file at {file} (relative paths start at {Path.cwd()}): "
-                    "pass an absolute path, or the text itself"
-                )
-            content = file
+            limit = self.swarm.limits.max_context_bytes
+            content = await self._run(self.files.read, path, limit)
         else:
             assert text is not None
             content = text
