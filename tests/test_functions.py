@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 import redis
 
-from redis_swarm import PermissionDenied, Swarm
+from redis_swarm import PermissionDenied, Swarm, SwarmError
 from redis_swarm import _scripts as scripts
 from redis_swarm._embedded import _version_of
+from redis_swarm._protocol import Call, Cmd
+from redis_swarm._transport import Scripting, Send, exchange
 
 from ._cli import Cli
 from ._cluster import LocalCluster
@@ -256,3 +258,42 @@ def test_redis_6_2_falls_back_to_evalsha(kind: str, old_server: RedisServer) -> 
 
 def test_swarm_up_on_redis_6_2_says_no_functions(old_server: RedisServer) -> None:
     assert Cli(old_server.url)("up", "--json").json()["functions"] is False
+
+
+# --- the send plan itself (I/O-free): what it asks for, reply by reply
+
+
+def steps_of(replies: list[Any], items: tuple[Any, ...]) -> tuple[list[Any], Any]:
+    """Drive ``exchange`` with canned replies; the steps it took, and its result (or error)."""
+    plan = exchange(items, Scripting(), "redis://x", resend_all=True)
+    taken: list[Any] = []
+    canned = iter(replies)
+    try:
+        step = next(plan)
+        while True:
+            taken.append(step)
+            step = plan.send(next(canned) if isinstance(step, Send) else None)
+    except StopIteration as stop:
+        return taken, stop.value
+    except SwarmError as exc:
+        return taken, exc
+
+
+CLAIM = (Cmd("HGET", "k", "f"), Call("task_claim", ("rs:{t}:tasks",), ("a",)))
+
+
+def test_plan_on_redis_6_2_falls_back_then_loads() -> None:
+    unknown = redis.ResponseError("unknown command `FCALL`, with args beginning with: ")
+    noscript = redis.exceptions.NoScriptError("No matching script.")
+    steps, result = steps_of([[b"v", unknown], [b"v", noscript], [b"v", 7]], CLAIM)
+    kinds = [(type(s).__name__, s.commands[-1][0]) for s in steps]
+    fallback, load, again = ("Send", "EVALSHA"), ("Load", "SCRIPT LOAD"), ("Send", "EVALSHA")
+    assert kinds == [("Send", "FCALL"), fallback, load, again]
+    assert result == [b"v", 7]
+
+
+def test_plan_gives_up_when_two_versions_keep_replacing_the_library() -> None:
+    stale = redis.ResponseError(f"{scripts.STALE_LIBRARY} the library is version x")
+    steps, result = steps_of([[b"v", stale]] * 3, CLAIM)
+    assert [type(s).__name__ for s in steps] == ["Send", "Load", "Send", "Load", "Send"]
+    assert isinstance(result, SwarmError) and "run the same version everywhere" in str(result)

@@ -147,7 +147,7 @@ def exchange(
     """The steps of one batch; returns every reply in order, or raises the first error."""
     replies: list[Any] = [None] * len(items)
     pending = list(range(len(items)))
-    for _ in range(MAX_ROUNDS):
+    for round_ in range(MAX_ROUNDS):
         raw = yield Send(tuple(scripting.wire(items[i]) for i in pending))
         loads: dict[tuple[Any, ...], Load] = {}
         again: list[int] = []
@@ -159,11 +159,17 @@ def exchange(
             again.append(i)
             if isinstance(verdict, Load):
                 loads[verdict.commands] = verdict
-        if not again:
+        if not again or round_ == MAX_ROUNDS - 1:
             break
         for step in loads.values():
             yield from load(step, step, where)
         pending = list(range(len(items))) if resend_all else again
+    if any(str(r).startswith(STALE_LIBRARY) for r in replies if isinstance(r, Exception)):
+        raise SwarmError(
+            f"the {LIBRARY} function library on {where} was replaced again while this call "
+            f"reloaded it: another redis-swarm, of another version (this one expects "
+            f"{library().version}), loads it too: run the same version everywhere"
+        )
     return raise_first(replies)
 
 
