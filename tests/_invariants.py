@@ -14,7 +14,8 @@ listing every broken invariant:
 - every finding index points to stored findings of the right queue, pass and shard;
   syntheses cite stored findings;
 - a context's pointer, kept manifests and history agree; every chunk a kept version uses is
-  stored and held by it; no chunk is held by nobody (no leak) unless ``chunk_leaks_ok``;
+  stored and held by it; no chunk is held by nobody (no leak) unless ``chunk_leaks_ok``,
+  and every token on a chunk that is not a kept version's is in gc's journal;
 - agents, presence, cursors and inboxes agree;
 - every event is of a known type;
 - no key exists outside the key families of ``_keys.py`` (no orphan keys), and no key of
@@ -361,11 +362,29 @@ def check_swarm(
                 problems.append(f"context {fieldname!r}: chunk {digest[:12]} has a bad length")
             elif not client.hexists(ckey, f"h:{m['holder']}"):
                 problems.append(f"context {fieldname!r}: chunk {digest[:12]} is not held by it")
+    # the gc journal: every token that is not a kept version's, in flight or to release
+    kept_tokens = {json.loads(raw)["holder"] for raw in manifests.values()}
+    journal = {_s(t): json.loads(d) for t, d in _hash(client, k.chunk_holds).items()}
+    publishing = set(_zset(client, k.holds_publishing))
+    releasing = set(_zset(client, k.holds_releasing))
+    if set(journal) != publishing | releasing or publishing & releasing:
+        problems.append(
+            f"gc journal: holds {sorted(journal)[:5]} are not exactly the publishing "
+            f"{sorted(publishing)[:5]} and releasing {sorted(releasing)[:5]} tokens"
+        )
+    if kept_tokens & set(journal):
+        problems.append(
+            f"gc journal lists kept versions' tokens {sorted(kept_tokens & set(journal))}"
+        )
     for ckey in chunk_keys:
         tokens = {_s(f)[2:] for f in client.hkeys(ckey) if _s(f).startswith("h:")}
         extra = tokens - holders.get(ckey, set())
+        digest = ckey.rsplit(":", 1)[1]
+        lost = {t for t in extra if digest not in journal.get(t, ())}
         if not tokens:
             problems.append(f"chunk {ckey} has no holder")
+        elif lost:
+            problems.append(f"chunk {ckey} is held by {sorted(lost)}, which gc cannot find")
         elif extra and not chunk_leaks_ok:
             problems.append(f"chunk {ckey} is held by {sorted(extra)}, no kept version's token")
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -554,19 +555,28 @@ def test_retried_requests_cannot_drop_a_kept_chunk(server_url: str) -> None:
             keys.context_manifests,
             keys.context_history("o"),
             keys.events,
+            keys.chunk_holds,
+            keys.holds_publishing,
+            keys.holds_releasing,
         )
 
         def flip(tok: str) -> Any:
             args = ("o", info.version, prefix[:-1], 0, 3, 100, "new", info.size_bytes, tok)
-            return run_script(s, "context_publish", publish_keys, args)
+            return run_script(s, "context_publish", publish_keys, (*args, 600_000, 256, 60_000))
 
         before = _holders(server_url)
         assert flip(token)[0] == b"new"  # a replay of the call that published it
-        assert flip("p-someone-else")[0] == b"kept"  # that caller must release its own token
+        digests = json.dumps([p[0] for p in manifest["parts"]])
+        run_script(
+            s, "context_hold", (keys.chunk_holds, keys.holds_publishing), ("p-else", digests, 0)
+        )
+        # That caller is handed its own token to release.
+        assert flip("p-else")[:3] == [b"kept", ANY, b"p-else"]
         assert _holders(server_url) == before
+        assert flip("p-else")[0] == b"kept"  # sent again: the version is kept, nothing to do
         chunk = keys.chunk(manifest["parts"][0][0])
         for _ in range(2):
-            assert run_script(s, "chunk_release", (chunk,), ("p-someone-else",)) == 0
+            assert run_script(s, "chunk_release", (chunk,), ("p-else",)) == 0
         assert s.get_context("o") == _text(60)
 
 

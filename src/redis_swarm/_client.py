@@ -244,6 +244,7 @@ class _Shell:
     contexts = _Op(context_ops.contexts)
     read_context = _Op(context_ops.read_context)
     search_context = _Op(context_ops.search_context)
+    gc = _Op(context_ops.gc)
 
     # --- agents, messages, events
     register = _Op(agent_ops.register)

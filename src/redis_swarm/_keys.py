@@ -160,6 +160,22 @@ class Keys:
     def chunk(self, digest: str) -> str:
         return chunk_key(self.swarm, digest)
 
+    @property
+    def chunk_holds(self) -> str:
+        """HASH holder token -> JSON list of the chunk digests it holds, for every token that
+        is not a kept version's: a publish in flight, or a hold to release (the gc journal)."""
+        return self._k("chunk_holds")
+
+    @property
+    def holds_publishing(self) -> str:
+        """ZSET holder token -> start (ms) of the publishes in flight."""
+        return self._k("holds_publishing")
+
+    @property
+    def holds_releasing(self) -> str:
+        """ZSET holder token -> time (ms) from which its chunks are to be released."""
+        return self._k("holds_releasing")
+
     # --- agents and messages
     @property
     def agents(self) -> str:

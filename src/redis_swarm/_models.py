@@ -270,7 +270,7 @@ class Synthesis(Record):
 
 # === context, agent, message and event records ===
 
-__all__ += ["Agent", "ContextInfo", "ContextSlice", "Event", "Message", "SearchHit"]
+__all__ += ["Agent", "ContextInfo", "ContextSlice", "Event", "GcReport", "Message", "SearchHit"]
 
 
 @dataclass(frozen=True)
@@ -291,6 +291,23 @@ class ContextInfo(Record):
     media_type: str = "text/markdown"
     created_at: int = 0
     total_lines: int = 0
+
+
+@dataclass(frozen=True)
+class GcReport(Record):
+    """What a gc of context chunks did (or, with ``dry_run``, would do).
+
+    ``publishes_given_up``: publishes in flight for longer than the grace period, whose
+    chunks were released (their flip fails); ``holds_released``: holder tokens removed from
+    their chunks (pruned versions', dead publishes'); ``chunks_deleted`` / ``bytes_freed``:
+    the chunks whose last holder went, and their stored bytes.
+    """
+
+    dry_run: bool
+    publishes_given_up: int
+    holds_released: int
+    chunks_deleted: int
+    bytes_freed: int
 
 
 @dataclass(frozen=True)

@@ -246,9 +246,10 @@ def test_a_late_report_retried_after_a_lost_reply_is_one_superseded_finding(
 def test_a_publish_that_pruned_retried_after_a_lost_reply_leaks_never_loses(
     lossy: Any, proxy: DropProxy, raw: redis.Redis
 ) -> None:
-    """The flip of a fourth version prunes the first; its reply (which lists the pruned
-    version's chunks for release) is lost, and the retry does not list them again: the first
-    version's chunks stay stored (a leak, bounded by one version), nothing kept is lost."""
+    """The flip of a fourth version prunes the first; its reply (which hands out the pruned
+    version's chunks for release) is lost, and the retry does not hand them out again: the
+    first version's chunks stay stored (a leak, bounded by one version, journaled), nothing
+    kept is lost; gc frees them."""
     texts = [f"version {n}\n" * 2000 for n in range(4)]
     for text in texts[:3]:
         lossy.publish_context("s1", text, source="a")
@@ -261,6 +262,9 @@ def test_a_publish_that_pruned_retried_after_a_lost_reply_leaks_never_loses(
         check_swarm(raw, "test")
     check_swarm(raw, "test", chunk_leaks_ok=True)
     assert events(raw)["context.published"] == 4
+    report = lossy.gc(grace_s=0)
+    assert report.holds_released == 1 and report.bytes_freed >= len(texts[0])
+    check_swarm(raw, "test")
 
 
 def test_agent_calls_retried_after_a_lost_reply(

@@ -79,7 +79,10 @@ OPERATIONS: dict[str, Uses] = {
     "get_synthesis": _uses("hget", worker=True),
     "syntheses": _uses("", "index_page", worker=True),
     # contexts: workers read them, shards publish
-    "publish_context": _uses("hget", "chunk_acquire chunk_put chunk_release context_publish"),
+    "publish_context": _uses(
+        "hget", "chunk_acquire chunk_put chunk_release context_gc context_hold context_publish"
+    ),
+    "gc": _uses("hkeys hstrlen", "chunk_release context_gc"),
     "get_context": _uses("hget hmget zrange zrevrange", worker=True),
     "get_context_bytes": _uses("hget hmget zrange zrevrange", worker=True),
     "context_info": _uses("hget zrange zrevrange", worker=True),
@@ -122,8 +125,11 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "agent_sweep": "del hdel hget xlen zrem zscore",
         "chunk_acquire": "hexists hset",
         "chunk_put": "hset hsetnx",
-        "chunk_release": "del hdel hlen",
-        "context_publish": "hdel hget hset zadd zcard zrange zrem zrevrange",
+        "chunk_release": "del hdel hlen hstrlen",
+        "_holds": "hget hset zadd zrangebyscore zrem",
+        "context_gc": "hdel hget zrangebyscore zrem",
+        "context_hold": "hset zadd",
+        "context_publish": "hdel hget hset zadd zcard zrange zrem zrevrange zscore",
         "inbox_read": "hdel hget hset xrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
         "message_send": "hexists hget xadd xlen xrevrange",
@@ -137,9 +143,10 @@ SCRIPTS: dict[str, frozenset[str]] = {
 }
 
 # Which file each script includes besides the prelude (its ``--#include`` lines).
-_INCLUDES: dict[str, tuple[str, ...]] = dict.fromkeys(
-    ("task_claim", "task_post", "task_report", "task_update"), ("_tasks",)
-)
+_INCLUDES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("task_claim", "task_post", "task_report", "task_update"), ("_tasks",)),
+    **dict.fromkeys(("context_gc", "context_hold", "context_publish"), ("_holds",)),
+}
 
 # Around the operations: connecting (AUTH/HELLO, redis-py's CLIENT SETINFO, health-check
 # PING), strict durability (WAIT, WAITAOF), and a cluster client's topology and redirections.
@@ -194,6 +201,9 @@ WORKER_READ_ONLY = frozenset(
         "context_history",
         "chunk_refs",
         "chunk",
+        "chunk_holds",  # the gc journal: publish and gc are a shard's
+        "holds_publishing",
+        "holds_releasing",
         "scratch",  # swarm bench's floor measurement
         "queues",  # post_task (shards) adds queues
         "task_data",

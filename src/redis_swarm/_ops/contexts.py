@@ -7,6 +7,7 @@ Layout (keys from ``_keys.py``)::
     context_manifests   HASH owner|version -> manifest JSON of every kept version
     ctx:OWNER:history   ZSET version -> publish order (the newest N are kept)
     chunk:{tag}:DIGEST  HASH data = stored bytes (zstd or raw), h:TOKEN = 1 per holder
+    chunk_holds, holds_publishing, holds_releasing: the gc journal (lua/_holds.lua)
 
 A manifest is ContextInfo plus ``parts``: ``[digest, stored_len, raw_len, codec, newlines]``
 per chunk, in order, and ``holder``: the token of the publish whose hold keeps its chunks.
@@ -19,7 +20,9 @@ the holder tokens and chunks of the versions it pruned, which are then released.
 a set, not a count, so a request that redis-py retries after a lost reply cannot count twice,
 and the flip recognises its own retry by the token. A chunk that a kept version uses is never
 deleted, and chunks never carry a TTL. A publisher that dies between its steps leaves its
-holders behind: a leak of chunks, never a loss.
+holders behind: a leak of chunks, never a loss, and journaled so that gc frees them
+(``_context_gc``: every token that is not a kept version's is journaled in the swarm's slot,
+and each flip hands its publisher a bounded share of the journal to release).
 
 Here: publishing, whole-version reads, listings and search. ``_context_store`` holds the
 manifest and the checked chunk fetch that every reader shares; ``_context_slices`` holds
@@ -38,18 +41,20 @@ import zstandard
 
 from .._errors import (
     ConfigError,
+    Conflict,
     ConnectionFailed,
     PayloadTooLarge,
     SwarmError,
     ValidationError,
 )
-from .._keys import Keys
 from .._models import ContextInfo, SearchHit, dumps
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_name
+from . import _context_gc as gcops
 from . import _context_store as store
 from . import _textview as tv
 from ._bus import new_id
+from ._context_gc import gc
 from ._context_slices import READ_MAX_BYTES, read_context
 
 __all__ = [
@@ -57,6 +62,7 @@ __all__ = [
     "context_info",
     "context_versions",
     "contexts",
+    "gc",
     "get_context",
     "get_context_bytes",
     "publish_context",
@@ -124,12 +130,20 @@ def publish_context(
     parts, stored = _split(raw, ctx.limits.context_chunk_bytes, use_zstd)
     token = new_id("p")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
+    # Journaled before any chunk gets the token, so gc can release them if this process dies.
+    hold = Call(
+        "context_hold",
+        (keys.chunk_holds, keys.holds_publishing),
+        (token, dumps(digests), ctx.now_arg()),
+    )
+    acquire = tuple(Call("chunk_acquire", (keys.chunk(d),), (token,)) for d in digests)
     try:
-        found = (
-            (yield Batch(tuple(Call("chunk_acquire", (keys.chunk(d),), (token,)) for d in digests)))
-            if digests
-            else []
-        )
+        if ctx.settings.kind == "cluster":
+            # A pipeline runs on several nodes there, in no set order: the journal first.
+            yield hold
+            found = (yield Batch(acquire)) if acquire else []
+        else:
+            found = (yield Batch((hold, *acquire)))[1:]
         missing = [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
         if missing:
             yield Batch(
@@ -140,14 +154,24 @@ def publish_context(
         )
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
-        # chunks, dropping them could delete a kept version's chunks.
+        # chunks (journaled: gc releases them), dropping them could delete a kept version's.
         raise
     except SwarmError:
-        yield from _release(keys, {token: digests})
+        yield from gcops.release(keys, {token: digests})
         raise
+    except _Expired:
+        raise Conflict(
+            f"publishing the context of {owner!r} took longer than the gc grace period "
+            f"({gcops.GC_GRACE_S:.0f} s), so gc gave it up and released its chunks: publish "
+            "again (from closer to the server, or in smaller contexts)"
+        ) from None
     assert published is not None  # mode "new" always publishes
     store.cache_put(ctx, version, raw)
     return published
+
+
+class _Expired(Exception):
+    """The flip found that gc gave up on this publish (it ran longer than the grace)."""
 
 
 def _flip(
@@ -161,7 +185,8 @@ def _flip(
     mode: Literal["new", "existing"],
     token: str,
 ) -> Operation[ContextInfo | None]:
-    """Run context_publish; release what it hands back. None: the kept version vanished."""
+    """Run context_publish; release the holds it hands out (a bounded gc step, the pruned
+    versions' among them). None: the kept version vanished."""
     keys = ctx.keys
     manifest: dict[str, Any] = {
         "owner": owner,
@@ -178,7 +203,13 @@ def _flip(
     prefix = dumps(manifest)[:-1]
     reply = yield Call(
         "context_publish",
-        (keys.contexts, keys.context_manifests, keys.context_history(owner), keys.events),
+        (
+            keys.contexts,
+            keys.context_manifests,
+            keys.context_history(owner),
+            keys.events,
+            *gcops.holds_keys(keys),
+        ),
         (
             owner,
             version,
@@ -189,32 +220,20 @@ def _flip(
             mode,
             len(raw),
             token,
+            int(gcops.GC_GRACE_S * 1000),
+            gcops.GC_BUDGET,
+            gcops.TAKER_MS,
         ),
     )
     status = store.text_of(reply[0])
     if status == "missing":
         return None
-    release: dict[str, list[str]] = {}
-    rest = reply[2:]
-    while rest:  # per pruned version: holder, n, n digests
-        holder, n = store.text_of(rest[0]), int(rest[1])
-        release.setdefault(holder, []).extend(store.text_of(d) for d in rest[2 : 2 + n])
-        rest = rest[2 + n :]
-    if status == "kept" and mode == "new":
-        release.setdefault(token, []).extend(dict.fromkeys(p.digest for p in parts))
-    yield from _release(keys, release)
+    holds = gcops.took(reply[2:])
+    if holds:
+        yield from gcops.release_and_forget(ctx, holds)
+    if status == "expired":
+        raise _Expired
     return store.parse_manifest(reply[1]).info
-
-
-def _release(keys: Keys, holders: dict[str, list[str]]) -> Operation[None]:
-    """Remove holder tokens from chunks (idempotent: safe to retry)."""
-    calls = tuple(
-        Call("chunk_release", (keys.chunk(d),), (holder,))
-        for holder, digests in holders.items()
-        for d in digests
-    )
-    if calls:
-        yield Batch(calls)
 
 
 def _split(raw: bytes, size: int, use_zstd: bool) -> tuple[list[store.Part], dict[str, bytes]]:

@@ -335,3 +335,31 @@ def list_(app: App) -> None:
         print_table(app, table)
 
     app.emit({"items": items}, human)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be freed; change nothing.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(0),
+    metavar="S",
+    help="Give up on publishes in flight for longer than S seconds (default: 10 minutes).",
+)
+@json_option
+@pass_app
+def gc(app: App, dry_run: bool, grace: float | None) -> None:
+    """Free the context chunks no kept version uses (pruned versions', dead publishers').
+
+    Every publish does a bounded step of this; run it to reclaim everything at once.
+    """
+    report = app.swarm.gc(grace_s=grace, dry_run=dry_run)
+
+    def human() -> None:
+        verb = "would free" if report.dry_run else "freed"
+        click.echo(
+            f"{verb} {report.chunks_deleted} chunks, {_size(report.bytes_freed)} "
+            f"({report.holds_released} holds released, "
+            f"{report.publishes_given_up} publishes in flight given up on)"
+        )
+
+    app.emit(report, human)

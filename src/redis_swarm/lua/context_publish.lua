@@ -1,25 +1,35 @@
+--#include _holds
 -- context_publish: make a version the owner's current one (the pointer flips last, in one
 -- step), keep the newest N versions and drop the rest. The version's chunks were stored and
 -- given a holder token before (chunk_acquire / chunk_put), so a reader sees the old version
 -- or the new one, never a mix. A manifest records the token that holds its chunks.
+-- Every token that stops being held by a kept version (the pruned versions', the caller's
+-- when the version was kept already) is journaled for release (see _holds.lua), then the
+-- holds due are handed out to the caller: a bounded step of gc with every publish.
 -- KEYS[1]: contexts (HASH owner -> manifest of the current version: the pointer)
 -- KEYS[2]: context_manifests (HASH owner|version -> manifest of every kept version)
 -- KEYS[3]: context_history(owner) (ZSET version -> publish order)
 -- KEYS[4]: events (STREAM)
+-- KEYS[5]: chunk_holds (HASH)   KEYS[6]: holds_publishing (ZSET)
+-- KEYS[7]: holds_releasing (ZSET)
 -- ARGV[1]: owner   ARGV[2]: version   ARGV[3]: manifest JSON without its tail (the script
 --          appends ',"holder":TOKEN,"created_at":NOW}')
 -- ARGV[4]: now (0 = server time)   ARGV[5]: versions to keep   ARGV[6]: events maxlen
--- ARGV[7]: 'new' when the caller's token holds the version's chunks, 'existing' when it
---          holds none (the version is expected to be kept already)
+-- ARGV[7]: 'new' when the caller's token holds the version's chunks (it must still be
+--          publishing: context_hold), 'existing' when it holds none (the version is
+--          expected to be kept already)
 -- ARGV[8]: size in bytes (for the event)   ARGV[9]: the caller's holder token
--- returns {status, manifest, then per pruned version: holder token, n, n chunk digests}:
+-- ARGV[10]: gc grace (ms)   ARGV[11]: gc budget (digests handed out at most)
+-- ARGV[12]: how long the caller has to release what it is handed (ms)
+-- returns {status, manifest, then per hold handed out: token, n, n digests}:
 --   status 'new' (the caller's token now holds the version; a retry of a call that did it
---   changes nothing and returns the manifest alone: the versions that call pruned, if any,
---   are not listed again, so their chunks stay stored: a leak, never a loss), 'kept' (the
---   version was kept already with another holder: the caller releases its token),
---   'missing' (mode 'existing' but the version was pruned meanwhile: nothing changed,
---   publish with chunks). The caller releases each pruned version's holder token from its
---   chunks (chunk_release).
+--   changes nothing and returns the manifest alone), 'kept' (the version was kept already
+--   with another holder: the caller's token is journaled for release), 'missing' (mode
+--   'existing' but the version was pruned meanwhile: nothing changed, publish with
+--   chunks), 'expired' (mode 'new' but gc gave up on the publish, older than the grace
+--   period and no other holder keeps the version: its token is journaled for release,
+--   nothing is published). The caller releases each hold handed out (chunk_release),
+--   then tells context_gc it did.
 local owner, version, mode, token = ARGV[1], ARGV[2], ARGV[7], ARGV[9]
 local field = owner .. '|' .. version
 local existing = redis.call('HGET', KEYS[2], field)
@@ -34,6 +44,26 @@ if existing then
   status = 'kept'
 end
 local now = now_ms(ARGV[4])
+local grace, budget, again = tonumber(ARGV[10]), tonumber(ARGV[11]), now + tonumber(ARGV[12])
+if mode == 'new' then
+  local in_flight = redis.call('ZREM', KEYS[6], token) == 1
+  if status == 'new' and in_flight then
+    redis.call('HDEL', KEYS[5], token)  -- the manifest lists its chunks from now on
+  elseif in_flight then
+    redis.call('ZADD', KEYS[7], now, token)  -- kept with another holder: release this one
+  elseif not redis.call('ZSCORE', KEYS[7], token) then
+    -- Not in flight, not journaled: gc gave up on this publish and released its chunks
+    -- already (or this call is a retry of a 'kept' one). Journal it again: a release twice
+    -- is harmless.
+    local digests = {}
+    for i, part in ipairs(cjson.decode(ARGV[3] .. '}')['parts']) do digests[i] = part[1] end
+    holds_release(KEYS[5], KEYS[7], token, cjson.encode(digests), now)
+  end
+  if status == 'new' and not in_flight then
+    -- Its chunks may be gone: a version is published only on chunks held in flight.
+    return holds_take(KEYS[5], KEYS[7], now, budget, again, {'expired', ''})
+  end
+end
 local manifest = ARGV[3] .. ',"holder":"' .. holder .. '","created_at":'
   .. string.format('%d', now) .. '}'
 redis.call('HSET', KEYS[2], field, manifest)
@@ -61,15 +91,13 @@ if count > keep then
     pruned = pruned + 1
     if m then
       local decoded = cjson.decode(m)
-      local parts = decoded['parts']
-      out[#out + 1] = decoded['holder']
-      out[#out + 1] = #parts
-      for _, part in ipairs(parts) do
-        out[#out + 1] = part[1]
-      end
+      local digests = {}
+      for i, part in ipairs(decoded['parts']) do digests[i] = part[1] end
+      holds_release(KEYS[5], KEYS[7], decoded['holder'], cjson.encode(digests), now)
     end
   end
 end
 emit(KEYS[4], ARGV[6], 'context.published', 'owner', owner, 'version', version,
   'size_bytes', ARGV[8], 'pruned', tostring(pruned))
-return out
+holds_reap(KEYS[6], KEYS[7], now - grace, now, 100)
+return holds_take(KEYS[5], KEYS[7], now, budget, again, out)
