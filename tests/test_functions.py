@@ -297,3 +297,29 @@ def test_plan_gives_up_when_two_versions_keep_replacing_the_library() -> None:
     steps, result = steps_of([[b"v", stale]] * 3, CLAIM)
     assert [type(s).__name__ for s in steps] == ["Send", "Load", "Send", "Load", "Send"]
     assert isinstance(result, SwarmError) and "run the same version everywhere" in str(result)
+
+
+def getkeys_calls(nodes: list[redis.Redis]) -> int:
+    """COMMAND GETKEYS calls (how redis-py finds the keys of a command it cannot parse)."""
+    stats = [node.info("commandstats") for node in nodes]
+    return sum(int(s.get("cmdstat_command|getkeys", {}).get("calls", 0)) for s in stats)
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_cluster_routes_fcall_without_asking_the_server(
+    given: bool, redis_cluster: LocalCluster, cluster_url: str
+) -> None:
+    """redis-py asks a node for the keys of an FCALL (COMMAND GETKEYS: a round trip per
+    call); the shells read them from the command, on a client they made or were given."""
+    nodes = masters(redis_cluster)
+    client = redis_cluster.client() if given else None
+    try:
+        with Swarm(cluster_url, swarm="test", client=client) as swarm:
+            work(swarm)
+            for node in nodes:
+                node.config_resetstat()
+            work(swarm)
+        assert getkeys_calls(nodes) == 0
+    finally:
+        for node in nodes:
+            node.close()

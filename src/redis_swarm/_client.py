@@ -27,6 +27,7 @@ from ._connect import (
     async_client,
     async_cluster_retry,
     cluster_retry,
+    fcall_routed,
     sync_client,
 )
 from ._durability import Plan, confirm, is_write, wrap
@@ -282,6 +283,8 @@ class Swarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
         self._cluster = isinstance(self._redis, RedisCluster)
+        if self._cluster:
+            fcall_routed(self._redis)
         # redis-py's cluster client retries a failed node at once, with no pause: requests
         # are retried here too, with backoff, so that a failover (seconds) is ridden out.
         self._cluster_retry = cluster_retry(self.settings) if self._cluster else None
@@ -419,6 +422,8 @@ class AsyncSwarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: AsyncClient = client if client is not None else self._connect()
         self._cluster = isinstance(self._redis, AsyncRedisCluster)
+        if self._cluster:
+            fcall_routed(self._redis)
         self._cluster_retry = async_cluster_retry(self.settings) if self._cluster else None
         self._strict_cluster = (
             AsyncStrictClusterSender(self._redis, self.settings, self._scripting)

@@ -43,6 +43,7 @@ __all__ = [
     "async_cluster_retry",
     "async_node_client",
     "cluster_retry",
+    "fcall_routed",
     "is_permanent",
     "node_client",
     "sync_client",
@@ -326,6 +327,16 @@ class _AsyncCommandsParser(AsyncCommandsParser):
         return keys if keys is not None else await super().get_keys(*args)
 
 
+def fcall_routed(cluster: Any) -> Any:
+    """``cluster`` (a redis-py cluster client, sync or asyncio), made to read FCALL's keys
+    from the command (see ``_CommandsParser``); a shell applies it to a client it is given."""
+    parser = cluster.commands_parser  # the one its pipelines share, command table read
+    if not isinstance(parser, _CommandsParser | _AsyncCommandsParser):
+        sync = isinstance(parser, CommandsParser)
+        parser.__class__ = _CommandsParser if sync else _AsyncCommandsParser
+    return cluster
+
+
 def cluster_retry(settings: Settings) -> _Retry:
     """The retry a shell wraps around each request on a cluster (backoff, settings.retries)."""
     return _Retry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)
@@ -374,7 +385,6 @@ class _Kit:
     cluster_node: Any
     sentinel: Any
     retry: Any
-    parser: Any
     master: Any
     connection: Any
     ssl_connection: Any
@@ -387,7 +397,6 @@ _SYNC = _Kit(
     ClusterNode,
     Sentinel,
     _Retry,
-    _CommandsParser,
     _SentinelMaster,
     _SentinelConnection,
     _SentinelSSLConnection,
@@ -399,7 +408,6 @@ _ASYNC = _Kit(
     redis.asyncio.cluster.ClusterNode,
     redis.asyncio.sentinel.Sentinel,
     _AsyncRetry,
-    _AsyncCommandsParser,
     _AsyncSentinelMaster,
     _AsyncSentinelConnection,
     _AsyncSentinelSSLConnection,
@@ -440,9 +448,7 @@ def _client(settings: Settings, kit: _Kit) -> Any:
             **kit.cluster_options,
             **common,
         )
-        # The parser the client (and its pipelines) already read the command table into.
-        cluster.commands_parser.__class__ = kit.parser
-        return cluster
+        return fcall_routed(cluster)
     if settings.kind == "sentinel":
         sentinel = kit.sentinel(
             list(settings.nodes),
