@@ -175,12 +175,14 @@ def check_swarm(
             by_pass[f"{pid}|{status}"] += 1
             if pass_counts.get(str(pid)) != t["pass_name"]:
                 problems.append(f"task {tid}: pass_counts does not name pass {pid}")
-        attempts, charged = int(t.get("attempts", 0)), int(t.get("charged", 0))
-        if not 0 <= charged <= attempts or charged > int(t["max_attempts"]):
-            problems.append(
-                f"task {tid}: charged {charged} outside 0..min(attempts {attempts}, "
-                f"max_attempts {t['max_attempts']})"
-            )
+        attempts = int(t.get("attempts", 0))
+        for spent, limit in (("failures", "max_attempts"), ("abandons", "max_abandons")):
+            n = int(t.get(spent, 0))
+            if not 0 <= n <= attempts or n > int(t[limit]):
+                problems.append(
+                    f"task {tid}: {spent} {n} outside 0..min(attempts {attempts}, "
+                    f"{limit} {t[limit]})"
+                )
         if status == "claimed":
             if not t.get("worker") or t.get("lease_deadline") is None or attempts < 1:
                 problems.append(f"task {tid}: claimed without worker, deadline or attempt")

@@ -500,3 +500,37 @@ def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Any, value: s
     out = cli("run", "--queue", "q", "--exec", "true", "--timeout", "0", expect=2)
     assert "'0' is not a number of seconds above 0 to 1e+09: give one like 30" in out.stderr
     assert swarm.queue_stats()["q"]["pending"] == 1  # nothing was claimed or posted
+
+
+def test_an_agent_that_always_crashes_is_dead_after_max_attempts(
+    cli: Cli, swarm: Any, tmp_path: Path
+) -> None:
+    t = swarm.post_task("q", "d", max_attempts=3)
+    crash = agent(tmp_path, "crash", "sys.exit(7)")
+    # Retries back off 1 s then 2 s: --until-done waits for them.
+    summary = run_json(cli, "--queue", "q", "--exec", crash, "--until-done")
+    assert summary["failed"] == 3 and summary["completed"] == 0
+    task = swarm.get_task(t.id)
+    assert task.status == "dead" and (task.failures, task.abandons) == (3, 0)
+    assert (task.dead_reason or "").startswith("max_attempts reached: failed on all 3 attempts")
+
+
+def test_a_runner_always_sigkilled_is_dead_after_max_abandons(
+    swarm: Any, redis_url: str, tmp_path: Path
+) -> None:
+    t = swarm.post_task("q", "d", max_attempts=1, max_abandons=3)
+    for attempt in (1, 2, 3):
+        # Each pool reclaims the lease its killed predecessor left (an abandon), then claims.
+        # (The orphaned agent outlives the lease, then ends by itself.)
+        proc = _start_pool(redis_url, tmp_path, "sleep 5", "--lease", "1")
+        deadline = time.monotonic() + 20
+        while swarm.get_task(t.id).attempts < attempt:
+            assert time.monotonic() < deadline, "the pool did not claim in time"
+            time.sleep(0.05)
+        proc.kill()
+        proc.communicate(timeout=10)
+        time.sleep(1.1)  # the lease runs out: nobody renews it now
+    swarm.reap()
+    task = swarm.get_task(t.id)
+    assert task.status == "dead" and (task.abandons, task.failures) == (3, 0)
+    assert (task.dead_reason or "").startswith("max_abandons reached: abandoned 3 times")

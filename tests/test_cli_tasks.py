@@ -241,3 +241,18 @@ def test_synth_create_list_show_request(cli: Cli, swarm: Any) -> None:
     assert msg["to"] == "shard-a"
     inbox = swarm.inbox("shard-a")
     assert [m.id for m in inbox] == [msg["id"]]
+
+
+def test_configure_max_abandons_and_show_both_budgets(cli: Cli, swarm: Any) -> None:
+    assert cli.json("task", "configure", "q1") == {"queue": "q1", "max_abandons": 10}
+    assert cli("task", "configure", "q1", "--max-abandons", "4").stdout == "q1: max_abandons 4\n"
+    from_queue = cli.json("task", "post", "q1", "d", "--max-attempts", "2")
+    own = cli.json("task", "post", "q1", "d", "--max-abandons", "7")
+    assert (from_queue["max_abandons"], own["max_abandons"]) == (4, 7)
+    claimed = cli.json("task", "claim", "q1", "--worker", "w1")
+    token = str(claimed["token"])
+    cli("task", "fail", claimed["id"], "--token", token, "--error", "agent crashed")
+    shown = cli("task", "show", from_queue["id"]).stdout
+    assert "failures" in shown and "1 of 2" in shown
+    assert "abandons" in shown and "0 of 4" in shown
+    assert "1/2" in cli("task", "list", "--queue", "q1").stdout

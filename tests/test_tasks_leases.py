@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from redis_swarm import AlreadyCompleted, LeaseLost, TaskStatus, Timeout
+from redis_swarm import AlreadyCompleted, LeaseLost, TaskStatus, Timeout, ValidationError
 from redis_swarm._keys import Keys
 
 from . import _clock
@@ -84,10 +84,10 @@ def test_a_lease_is_lost_when_reclaimed_not_at_the_deadline(clocked: Any, clock:
     assert clocked.get_task(task.id).status is TaskStatus.PENDING
 
 
-def test_max_attempts_expiries_dead_letter_with_the_reason(
+def test_max_abandons_expiries_dead_letter_with_the_reason(
     clocked: Any, clock: FakeClock, raw: redis.Redis
 ) -> None:
-    posted = clocked.post_task("q", "d", lease_s=10, max_attempts=3)
+    posted = clocked.post_task("q", "d", lease_s=10, max_attempts=1, max_abandons=3)
     for attempt in (1, 2, 3):
         task = clocked.claim("q", worker=f"w{attempt}")
         assert task.token == attempt
@@ -95,7 +95,11 @@ def test_max_attempts_expiries_dead_letter_with_the_reason(
     assert clocked.claim("q", worker="w4") is None  # the third expiry dead-lettered it
     dead = clocked.get_task(posted.id)
     assert dead.status is TaskStatus.DEAD and dead.attempts == 3
-    assert dead.dead_reason == "lease expired on attempt 3 (worker w3): all 3 attempts used"
+    assert (dead.abandons, dead.failures) == (3, 0)  # max_attempts 1 was never at stake
+    assert dead.dead_reason == (
+        "max_abandons reached: abandoned 3 times (the lease of attempt 3, worker w3, expired "
+        "with no report)"
+    )
     entries: list[tuple[str, dict[str, str]]] = raw.xrange(KEYS.events)  # type: ignore[assignment]
     types = [fields["type"] for _, fields in entries]
     assert types.count("task.expired") == 3 and types[-1] == "task.dead"
@@ -117,7 +121,7 @@ def test_reap_reclaims_without_a_claim(clocked: Any, clock: FakeClock) -> None:
 
 
 def test_wait_reaps_expired_leases(clocked: Any, clock: FakeClock) -> None:
-    clocked.post_task("q", "d", lease_s=5, max_attempts=1, pass_name="P")
+    clocked.post_task("q", "d", lease_s=5, max_abandons=1, pass_name="P")
     clocked.claim("q", worker="w")
     with pytest.raises(Timeout):
         clocked.wait(pass_name="P", timeout_s=0.2)
@@ -181,3 +185,40 @@ def test_not_before_and_backoff_follow_the_clock(clocked: Any, clock: FakeClock)
         assert task is not None
     failed = clocked.fail(task.id, task.token, "x")
     assert failed.not_before == clock.now + 4000
+
+
+def test_abandons_and_failures_are_counted_apart(clocked: Any, clock: FakeClock) -> None:
+    posted = clocked.post_task("q", "d", lease_s=10, max_attempts=2)
+    assert (posted.max_abandons, posted.failures, posted.abandons) == (10, 0, 0)
+    for _ in range(5):  # five vanished workers use none of the two attempts
+        clocked.claim("q", worker="gone")
+        clock.advance(10)
+    task = clocked.claim("q", worker="w")
+    assert (task.abandons, task.failures, task.token) == (5, 0, 6)
+    clocked.release(task.id, task.token)  # neither a failure nor an abandon
+    task = clocked.claim("q", worker="w")
+    failed = clocked.fail(task.id, task.token, "boom")
+    assert (failed.status, failed.failures, failed.abandons) == (TaskStatus.DELAYED, 1, 5)
+    clock.advance(1)
+    task = clocked.claim("q", worker="w")
+    dead = clocked.fail(task.id, task.token, "boom again")
+    assert dead.status is TaskStatus.DEAD and dead.failures == 2
+    reason = "max_attempts reached: failed on all 2 attempts; last error: boom again"
+    assert dead.dead_reason == reason
+    again = clocked.requeue_dead(dead.id)
+    assert (again.failures, again.abandons) == (0, 0)
+
+
+def test_a_queue_sets_max_abandons_for_the_tasks_posted_to_it(clocked: Any) -> None:
+    assert clocked.configure_queue("q") == {"max_abandons": 10}
+    before = clocked.post_task("q", "posted before")
+    assert clocked.configure_queue("q", max_abandons=2) == {"max_abandons": 2}
+    assert clocked.configure_queue("q") == {"max_abandons": 2}
+    after = clocked.post_tasks(
+        [{"queue": "q", "description": "after"}, {"queue": "r", "description": "other queue"}]
+    )
+    own = clocked.post_task("q", "its own", max_abandons=4)
+    assert [t.max_abandons for t in (before, *after, own)] == [10, 2, 10, 4]
+    assert [clocked.get_task(t.id).max_abandons for t in (before, *after, own)] == [10, 2, 10, 4]
+    with pytest.raises(ValidationError, match="max_abandons"):
+        clocked.configure_queue("q", max_abandons=0)

@@ -35,11 +35,13 @@ class ModelTask:
     priority: int
     seq: int
     max_attempts: int
+    max_abandons: int
     lease_ms: int
     status: str
     not_before: int | None = None
     attempts: int = 0
-    charged: int = 0
+    failures: int = 0
+    abandons: int = 0
     worker: str | None = None
     deadline: int | None = None
     claims: dict[int, str] = field(default_factory=dict)
@@ -65,7 +67,8 @@ class Model:
                 if t.deadline is not None and t.deadline <= now:
                     reclaimed += 1
                     t.worker, t.deadline = None, None
-                    t.status = "dead" if t.charged >= t.max_attempts else "pending"
+                    t.abandons += 1
+                    t.status = "dead" if t.abandons >= t.max_abandons else "pending"
             for t in self.tasks.values():
                 if t.queue == q and t.status == "delayed" and (t.not_before or 0) <= now:
                     t.status = "pending"
@@ -79,7 +82,6 @@ class Model:
         t = min(ready, key=lambda t: t.rank)
         t.status = "claimed"
         t.attempts += 1
-        t.charged += 1
         t.worker = worker
         t.claims[t.attempts] = worker
         t.deadline = now + t.lease_ms
@@ -117,21 +119,28 @@ class QueueMachine(RuleBasedStateMachine):
         queue=st.sampled_from(QUEUES),
         priority=st.integers(-1, 1),
         max_attempts=st.integers(1, 2),
+        max_abandons=st.integers(1, 2),
         lease_s=st.sampled_from([5, 10]),
         delay_s=st.sampled_from([None, 0, 5]),
     )
     def post(
-        self, queue: str, priority: int, max_attempts: int, lease_s: int, delay_s: int | None
+        self,
+        queue: str,
+        priority: int,
+        max_attempts: int,
+        max_abandons: int,
+        lease_s: int,
+        delay_s: int | None,
     ) -> str:
         not_before = None if delay_s is None else self.clock.now + delay_s * 1000
         task = self.swarm.post_task(
             queue, "d", priority=priority, max_attempts=max_attempts, lease_s=lease_s,
-            not_before=not_before,
+            not_before=not_before, max_abandons=max_abandons,
         )  # fmt: skip
         self.model.seq += 1
         delayed = not_before is not None and not_before > self.clock.now
         self.model.tasks[task.id] = ModelTask(
-            task.id, queue, priority, self.model.seq, max_attempts, lease_s * 1000,
+            task.id, queue, priority, self.model.seq, max_attempts, max_abandons, lease_s * 1000,
             "delayed" if delayed else "pending", not_before,
         )  # fmt: skip
         return str(task.id)
@@ -189,11 +198,13 @@ class QueueMachine(RuleBasedStateMachine):
             return
         got = self.swarm.fail(task, token, "e", retry=retry)
         t.worker, t.deadline = None, None
-        if not retry or t.charged >= t.max_attempts:
+        t.failures += 1
+        assert got.failures == t.failures
+        if not retry or t.failures >= t.max_attempts:
             t.status = "dead"
         else:
             t.status = "delayed"
-            delay = min(BACKOFF_BASE_MS * 2 ** (t.charged - 1), BACKOFF_CAP_MS)
+            delay = min(BACKOFF_BASE_MS * 2 ** (t.failures - 1), BACKOFF_CAP_MS)
             t.not_before = self.clock.now + delay
             assert got.not_before == t.not_before
 
@@ -206,7 +217,6 @@ class QueueMachine(RuleBasedStateMachine):
             return
         self.swarm.release(task, token)
         t.status, t.worker, t.deadline = "pending", None, None
-        t.charged -= 1
 
     @rule(task=tasks)
     def cancel(self, task: str) -> None:
@@ -224,7 +234,7 @@ class QueueMachine(RuleBasedStateMachine):
             self._refused(InvalidState, lambda: self.swarm.requeue_dead(task))
             return
         self.swarm.requeue_dead(task)
-        t.status, t.charged = "pending", 0
+        t.status, t.failures, t.abandons = "pending", 0, 0
 
     @rule(seconds=st.sampled_from([1, 5, 5, 10]))
     def advance(self, seconds: int) -> None:

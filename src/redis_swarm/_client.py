@@ -225,6 +225,7 @@ class _Shell:
     reap = _Op(tasks.reap)
     get_task = _Op(tasks.get_task)
     list_tasks = _Op(tasks.list_tasks)
+    configure_queue = _Op(tasks.configure_queue)
     queue_stats = _Op(tasks.queue_stats)
     pass_stats = _Op(tasks.pass_stats)
     shard_stats = _Op(tasks.shard_stats)

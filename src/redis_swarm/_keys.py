@@ -80,6 +80,12 @@ class Keys:
         the tasks a shard posted (its ``parent``); ``#seq`` the posting sequence."""
         return self._k("counts")
 
+    @property
+    def queue_settings(self) -> str:
+        """HASH queue|setting -> value: a queue's defaults for the tasks posted to it
+        (``max_abandons``)."""
+        return self._k("queue_settings")
+
     def pending(self, queue: str) -> str:
         """ZSET of claimable task ids of a queue, ordered by priority then age."""
         return self._k("q", queue, "pending")

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, TypeVar, Union
 
 __all__ = [
+    "DEFAULT_MAX_ABANDONS",
     "EventType",
     "Finding",
     "Page",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 R = TypeVar("R", bound="Record")
+
+# Abandoned leases (expired with no report: the worker vanished) a task survives by default.
+DEFAULT_MAX_ABANDONS = 10
 
 
 def now_ms() -> int:
@@ -199,12 +203,18 @@ class TaskSpec(Record):
     not_before: int | None = None
     dedupe_key: str | None = None
     parent: str | None = None
+    max_abandons: int | None = None  # None: the queue's setting, else DEFAULT_MAX_ABANDONS
 
 
 @dataclass(frozen=True)
 class Task(Record):
     """A unit of work in a queue. ``token`` (= ``attempts``, the number of claims so far) is
-    the fencing token of the current lease: renew, fail and release must present it."""
+    the fencing token of the current lease: renew, fail and release must present it.
+
+    Two budgets are counted apart: ``failures`` (``fail``: the work was tried and failed)
+    against ``max_attempts``, and ``abandons`` (a lease expired with no report, fail or
+    release: its worker vanished) against ``max_abandons``. Either reaching its limit
+    dead-letters the task, with a ``dead_reason`` naming the limit."""
 
     id: str
     queue: str
@@ -215,6 +225,9 @@ class Task(Record):
     priority: int = 0
     max_attempts: int = 3
     attempts: int = 0
+    failures: int = 0
+    abandons: int = 0
+    max_abandons: int = DEFAULT_MAX_ABANDONS
     lease_s: float = 900.0
     created_at: int = 0
     not_before: int | None = None

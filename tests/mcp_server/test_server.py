@@ -89,6 +89,8 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             claimed, _ = await worker("claim_task", queue="work")
             task = claimed["task"]
             assert task["parent"] == me and task["data"] == {"part": 0}
+            assert (task["failures"], task["max_attempts"]) == (0, 3)
+            assert (task["abandons"], task["max_abandons"]) == (0, 10)
             assert claimed["context"]["owner"] == me
             assert "report_finding" in claimed["next"]
 
@@ -118,7 +120,7 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             renewed, _ = await worker("renew_task", task_id=second["id"], lease_s=120)
             assert renewed["renewed"] is True
             failed, _ = await worker("fail_task", task_id=second["id"], error="no", retry=False)
-            assert failed["status"] == "dead"
+            assert failed["status"] == "dead" and (failed["failures"], failed["abandons"]) == (1, 0)
 
             third = (await worker("claim_task", queue="work"))[0]["task"]
             await worker("report_finding", task_id=third["id"], summary="nothing more")

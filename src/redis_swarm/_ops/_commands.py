@@ -67,6 +67,7 @@ OPERATIONS: dict[str, Uses] = {
     "reap": _uses("smembers", "task_claim", worker=True),
     "get_task": _uses("hget", worker=True),
     "list_tasks": _uses("", "index_page", worker=True),
+    "configure_queue": _uses("hget hset"),
     "queue_stats": _uses("hgetall hmget", worker=True),
     "pass_stats": _uses("hmget", worker=True),
     "shard_stats": _uses("hmget zcard", worker=True),
@@ -206,6 +207,7 @@ WORKER_READ_ONLY = frozenset(
         "holds_releasing",
         "scratch",  # swarm bench's floor measurement
         "queues",  # post_task (shards) adds queues
+        "queue_settings",  # configure_queue is a shard's
         "task_data",
         "task_index",
         "dedupe",

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
 from .._keys import label_id
-from .._models import Page, Task, TaskSpec, TaskStatus, loads
+from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from ._work import (
@@ -38,6 +38,7 @@ __all__ = [
     "ShardStats",
     "cancel",
     "claim",
+    "configure_queue",
     "fail",
     "get_task",
     "list_tasks",
@@ -126,6 +127,8 @@ def _prepare(ctx: OpContext, spec: TaskSpec) -> tuple[dict[str, Any], str]:
         ),
         "lease_s": _lease_s(spec.lease_s),
     }
+    if spec.max_abandons is not None:
+        fields["max_abandons"] = _max_abandons(spec.max_abandons)
     if spec.pass_name is not None:
         fields["pass_name"] = check_label("pass_name", spec.pass_name)
         fields["pass_id"] = label_id(spec.pass_name)
@@ -145,6 +148,10 @@ def _prepare(ctx: OpContext, spec: TaskSpec) -> tuple[dict[str, Any], str]:
     return fields, data
 
 
+def _max_abandons(value: object) -> int:
+    return int(check_number("max_abandons", value, 1, MAX_ATTEMPTS, integer=True))
+
+
 def _lease_s(value: object) -> float:
     lease = check_number("lease_s", value, 0.001, MAX_LEASE_S)
     return int(lease) if float(lease).is_integer() else lease
@@ -162,12 +169,12 @@ def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
             item["pi"] = passes.setdefault(fields["pass_name"], len(passes) + 1)
         specs.append(item)
     keys = [k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.queues]
-    keys.append(k.events)
+    keys += [k.events, k.queue_settings]
     for queue in queues:
         keys += [k.pending(queue), k.delayed(queue), k.wake(queue)]
     keys += [k.pass_tasks(name) for name in passes]
     args = [ctx.now_arg(), ctx.limits.events_maxlen, len(queues), encode_json(specs, "", 2**31)]
-    args += [data for _, data in chunk]
+    args += [DEFAULT_MAX_ABANDONS, *(data for _, data in chunk)]
     return Call("task_post", tuple(keys), tuple(args))
 
 
@@ -175,16 +182,18 @@ def _posted(
     ctx: OpContext, chunk: list[tuple[dict[str, Any], str]], reply: Sequence[Any]
 ) -> list[Task]:
     """The tasks of one posted chunk: built from what was sent, or as stored when the task
-    already existed (same id, or same queue and dedupe key)."""
+    already existed (same id, or same queue and dedupe key); a new task's max_abandons is the
+    script's (its queue may set it)."""
     now = int(reply[0])
     tasks: list[Task] = []
-    for (fields, data), stored, stored_data in zip(chunk, reply[1::2], reply[2::2], strict=True):
+    for (fields, data), stored, second in zip(chunk, reply[1::2], reply[2::2], strict=True):
         if stored:
-            task = task_from(stored, stored_data)
+            task = task_from(stored, second)
         else:
             delayed = fields.get("not_before", 0) > now
             task = Task(
-                **{k: v for k, v in fields.items() if k in _TASK_FIELDS},
+                **{k: v for k, v in fields.items() if k in _TASK_FIELDS and k != "max_abandons"},
+                max_abandons=int(second),
                 data=loads(data) if data else None,
                 status=TaskStatus.DELAYED if delayed else TaskStatus.PENDING,
                 created_at=now,
@@ -227,16 +236,35 @@ def post_task(
     not_before: int | None = None,
     dedupe_key: str | None = None,
     parent: str | None = None,
+    max_abandons: int | None = None,
 ) -> Operation[Task]:
     """Post one task. With a ``dedupe_key`` already used in the queue, the existing task is
-    returned and nothing is posted."""
+    returned and nothing is posted. ``max_attempts`` bounds its failures, ``max_abandons``
+    its abandoned leases (None: the queue's setting, else 10)."""
     spec = TaskSpec(
         queue, description, data, pass_name, priority, max_attempts, lease_s, not_before,
-        dedupe_key, parent,
+        dedupe_key, parent, max_abandons,
     )  # fmt: skip
     chunk = [_prepare(ctx, spec)]
     reply = yield _post_call(ctx, chunk)
     return _posted(ctx, chunk, reply)[0]
+
+
+def configure_queue(
+    ctx: OpContext, queue: str, *, max_abandons: int | None = None
+) -> Operation[dict[str, int]]:
+    """Set a queue's defaults for the tasks posted to it from now on (a task's own value
+    wins); returns the queue's settings. ``max_abandons``: abandoned leases a task survives."""
+    name = check_name("queue", queue)
+    key = ctx.keys.queue_settings
+    read = Cmd("HGET", key, f"{name}|max_abandons")
+    if max_abandons is None:
+        value = yield read
+    else:
+        _, value = yield Batch(
+            (Cmd("HSET", key, f"{name}|max_abandons", _max_abandons(max_abandons)), read)
+        )
+    return {"max_abandons": DEFAULT_MAX_ABANDONS if value is None else int(value)}
 
 
 # --- claiming
@@ -289,7 +317,8 @@ def claim(
 
     while True:
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
-        reply = yield Call("task_claim", keys, (*args, EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE))
+        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+        reply = yield Call("task_claim", keys, (*args, *limits))
         if reply[0]:
             task = task_from(reply[0], reply[1])
             remember_route(ctx, task)
@@ -316,7 +345,8 @@ def _reap_all(ctx: OpContext) -> Operation[tuple[int, float | None]]:
     for i in range(0, len(queues), MAX_QUEUES_PER_CLAIM):
         keys = _claim_keys(ctx, queues[i : i + MAX_QUEUES_PER_CLAIM])
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "reap", "", 0)
-        calls.append(Call("task_claim", keys, (*args, 10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE)))
+        limits = (10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+        calls.append(Call("task_claim", keys, (*args, *limits)))
     replies = [(yield calls[0])] if len(calls) == 1 else (yield Batch(tuple(calls)))
     reclaimed = sum(int(r[0]) for r in replies)
     dues = [int(r[1]) - int(r[2]) for r in replies if int(r[1]) >= 0]
@@ -362,8 +392,9 @@ def renew(
 def fail(
     ctx: OpContext, task_id: str, token: int, error: str, retry: bool = True
 ) -> Operation[Task]:
-    """Give the task up with an error: back to its queue after a backoff (1 s, 2 s, 4 s, ...
-    up to 5 min) while attempts remain and ``retry``, else dead-lettered with the reason."""
+    """Give the task up with an error (one failure): back to its queue after a backoff (1 s,
+    2 s, 4 s, ... up to 5 min) while failures stay under ``max_attempts`` and ``retry``, else
+    dead-lettered with the reason."""
     if not isinstance(error, str):
         raise ValidationError(f"error must be a string, got {type(error).__name__}")
     if len(error) > MAX_ERROR_CHARS:
@@ -377,7 +408,7 @@ def fail(
 
 
 def release(ctx: OpContext, task_id: str, token: int) -> Operation[Task]:
-    """Put the task back in its queue now, without using an attempt."""
+    """Put the task back in its queue now: neither a failure nor an abandon."""
     return (yield from _update(ctx, task_id, "release", _token(token)))
 
 
@@ -387,7 +418,8 @@ def cancel(ctx: OpContext, task_id: str) -> Operation[Task]:
 
 
 def requeue_dead(ctx: OpContext, task_id: str) -> Operation[Task]:
-    """Put a dead-lettered task back in its queue with a fresh budget of attempts."""
+    """Put a dead-lettered task back in its queue with fresh budgets of failures and
+    abandons."""
     return (yield from _update(ctx, task_id, "requeue"))
 
 

@@ -1,5 +1,5 @@
-"""``swarm task ...``: post, claim, renew, report, fail, release, cancel, show, list, wait,
-requeue."""
+"""``swarm task ...``: post, claim, renew, report, fail, release, cancel, configure, show,
+list, wait, requeue."""
 
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
     if t.data is not None:
         pairs.append(("data", t.data))
     pairs += [
-        ("attempts", f"{t.attempts} of {t.max_attempts}"),
+        ("attempts", t.attempts),
+        ("failures", f"{t.failures} of {t.max_attempts}"),
+        ("abandons", f"{t.abandons} of {t.max_abandons}"),
         ("token", t.token),
         ("priority", t.priority),
         ("lease_s", t.lease_s),
@@ -104,7 +106,19 @@ def _emit_task(app: App, t: Any, headline: str) -> None:
 @click.option("--data", "data_arg", help="The task's data: JSON, @file or - (stdin).")
 @click.option("--pass", "pass_name", help="The pass the task belongs to (any text).")
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher first.")
-@click.option("--max-attempts", type=click.IntRange(1), default=3, show_default=True)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Failures (fail, a crashed agent) before the task is dead-lettered.",
+)
+@click.option(
+    "--max-abandons",
+    type=click.IntRange(1),
+    help="Expired leases (the worker vanished) before the task is dead-lettered "
+    "[default: the queue's, see task configure, else 10].",
+)
 @click.option(
     "--lease",
     "lease_s",
@@ -138,6 +152,7 @@ def post(
     pass_name: str | None,
     priority: int,
     max_attempts: int,
+    max_abandons: int | None,
     lease_s: int,
     delay: float | None,
     dedupe_key: str | None,
@@ -152,6 +167,7 @@ def post(
         "pass_name": pass_name,
         "priority": priority,
         "max_attempts": max_attempts,
+        "max_abandons": max_abandons,
         "lease_s": lease_s,
         "not_before": not_before,
         "parent": parent,
@@ -185,6 +201,7 @@ def post(
         not_before=not_before,
         dedupe_key=dedupe_key,
         parent=parent,
+        max_abandons=max_abandons,
     )
     app.emit(task_json(t), lambda: click.echo(f"posted {t.id} to {t.queue}"))
 
@@ -304,12 +321,13 @@ def report(
     "--retry/--no-retry",
     default=True,
     show_default=True,
-    help="Give the task back to its queue (until max attempts) or dead-letter it now.",
+    help="Give the task back to its queue (until max attempts failures) or dead-letter it now.",
 )
 @json_option
 @pass_app
 def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
-    """Give up TASK_ID with the reason; it is retried until its attempts run out."""
+    """Give up TASK_ID with the reason (a failure); it is retried until it has failed
+    max_attempts times."""
     t = app.swarm.fail(task_id, token, read_text(error, app, what="--error"), retry=retry)
     app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
 
@@ -320,7 +338,8 @@ def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
 @json_option
 @pass_app
 def release(app: App, task_id: str, token: int) -> None:
-    """Give TASK_ID back to its queue untouched (no attempt is counted against it)."""
+    """Give TASK_ID back to its queue untouched (counted neither as a failure nor as an
+    abandon)."""
     t = app.swarm.release(task_id, token)
     app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))
 
@@ -340,9 +359,28 @@ def cancel(app: App, task_id: str) -> None:
 @json_option
 @pass_app
 def requeue(app: App, task_id: str) -> None:
-    """Put a dead task back in its queue with a fresh budget of attempts."""
+    """Put a dead task back in its queue with fresh budgets of failures and abandons."""
     t = app.swarm.requeue_dead(task_id)
     app.emit(task_json(t), lambda: click.echo(f"requeued {t.id} to {t.queue}"))
+
+
+@task.command(short_help="Set a queue's defaults for the tasks posted to it.")
+@click.argument("queue", shell_complete=complete_queues)
+@click.option(
+    "--max-abandons",
+    type=click.IntRange(1),
+    help="Expired leases (the worker vanished) a task survives before it is dead-lettered.",
+)
+@json_option
+@pass_app
+def configure(app: App, queue: str, max_abandons: int | None) -> None:
+    """Set QUEUE's defaults for the tasks posted to it from now on (a task's own value wins);
+    without an option, show them."""
+    settings = app.swarm.configure_queue(queue, max_abandons=max_abandons)
+    app.emit(
+        {"queue": queue, **settings},
+        lambda: click.echo(f"{queue}: max_abandons {settings['max_abandons']}"),
+    )
 
 
 @task.command()
@@ -383,14 +421,17 @@ def list_(
     found = listing(fetch, limit, cursor, all_)
 
     def human() -> None:
-        table = make_table("id", "queue", "status", "try", "pass", "worker", "description")
+        table = make_table(
+            "id", "queue", "status", "failed", "abandoned", "pass", "worker", "description"
+        )
         for t in found.items:
             add_row(
                 table,
                 t.id,
                 t.queue,
                 t.status,
-                f"{t.attempts}/{t.max_attempts}",
+                f"{t.failures}/{t.max_attempts}",
+                f"{t.abandons}/{t.max_abandons}",
                 short(t.pass_name, 24) if t.pass_name else None,
                 t.worker,
                 short(t.description, 60),

@@ -201,16 +201,12 @@ def _syntheses(snap: Snapshot) -> RenderableType:
 def _dead(snap: Snapshot) -> RenderableType:
     if not snap.dead:
         return _empty("Dead letters", "none")
-    table = _table("Dead letters", "task", "queue", "tries", "reason", expand=True)
+    # "failed/abandoned": failures of max_attempts, abandoned leases of max_abandons
+    table = _table("Dead letters", "task", "queue", "fail/aband", "reason", expand=True)
     for t in snap.dead[:10]:
         reason = t.dead_reason or t.last_error or "-"
-        _row(
-            table,
-            t.id,
-            t.queue,
-            f"{t.attempts}/{t.max_attempts}",
-            Text(printable(reason), style="red"),
-        )
+        spent = f"{t.failures}/{t.max_attempts} {t.abandons}/{t.max_abandons}"
+        _row(table, t.id, t.queue, spent, Text(printable(reason), style="red"))
     return table
 
 

@@ -2,10 +2,15 @@
 --
 -- A task's state is one JSON object in the tasks hash; it never holds an array or a null
 -- (absent means none), so cjson can decode and encode it without changing its shape. Besides
--- the public fields it keeps: seq (posting order), charged (attempts counted against
--- max_attempts), pass_id (hash of the pass name), claims (token -> worker), lease_ms (the
--- lease length of the current claim) and op (the id of the last lifecycle request applied,
--- so that a retried request is not applied twice).
+-- the public fields it keeps: seq (posting order), pass_id (hash of the pass name), claims
+-- (token -> worker), lease_ms (the lease length of the current claim) and op (the id of the
+-- last lifecycle request applied, so that a retried request is not applied twice).
+--
+-- Two budgets, counted apart: failures (fail, the worker saw the work fail) against
+-- max_attempts, and abandons (a lease expired with no report, fail or release: its holder
+-- vanished) against max_abandons. A worker that dies is not a failed task. Tasks stored before
+-- these fields existed have neither: failures and abandons count from 0, and max_abandons is
+-- the default the client passes.
 
 -- Pending tasks are ordered by priority (high first), then by posting order: the score is
 -- -priority * 2^39 + seq, exact in a double for |priority| <= 10,000 and seq < 2^39.
@@ -116,9 +121,10 @@ local function unlink(Q, t)
   end
 end
 
--- Reclaim up to maxn expired leases of one queue: back to pending, or dead when every
--- attempt is used. Returns how many were reclaimed.
-local function reclaim_expired(K, Q, now, maxn)
+-- Reclaim up to maxn expired leases of one queue: back to pending (an abandon), or dead when
+-- the task has been abandoned max_abandons times (default_max for tasks stored without one).
+-- Returns how many were reclaimed.
+local function reclaim_expired(K, Q, now, maxn, default_max)
   local ids = redis.call('ZRANGEBYSCORE', Q.leases, '-inf', fmt(now), 'LIMIT', 0, maxn)
   local n = 0
   for _, id in ipairs(ids) do
@@ -128,11 +134,14 @@ local function reclaim_expired(K, Q, now, maxn)
       local worker = t.worker
       t.worker = nil
       t.lease_deadline = nil
-      task_event(K, 'task.expired', t, 'attempt', t.attempts, 'worker', worker)
-      if t.charged >= t.max_attempts then
+      t.abandons = (t.abandons or 0) + 1
+      t.max_abandons = t.max_abandons or default_max
+      task_event(K, 'task.expired', t, 'attempt', t.attempts, 'worker', worker,
+                 'abandons', t.abandons)
+      if t.abandons >= t.max_abandons then
         make_dead(K, Q, t, now, string.format(
-          'lease expired on attempt %d (worker %s): all %d attempts used',
-          t.attempts, worker or '?', t.max_attempts))
+          'max_abandons reached: abandoned %d times (the lease of attempt %d, worker %s, '
+          .. 'expired with no report)', t.abandons, t.attempts, worker or '?'))
       else
         make_pending(K, Q, t)
       end

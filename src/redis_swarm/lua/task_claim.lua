@@ -9,6 +9,7 @@
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] mode: 'claim' or 'reap'
 -- ARGV[4] worker  ARGV[5] lease ms (0 = the task's lease_s)
 -- ARGV[6] max expired leases reclaimed per queue  ARGV[7] max delayed tasks promoted per queue
+-- ARGV[8] max_abandons of a task stored without one
 -- Returns, claim: {task JSON, data JSON or false} or, when nothing is eligible,
 --   {false, next due ms or -1, now, last event id};  reap: {reclaimed, next due ms or -1, now}
 -- Wake lists: reclaiming or promoting a task pushes a token; a claim that finds nothing
@@ -26,7 +27,7 @@ for g = 1, nq do
   local i = 8 + 5 * (g - 1)
   local Q = queue_keys(i, i + 4)
   groups[g] = Q
-  reclaimed = reclaimed + reclaim_expired(K, Q, now, tonumber(ARGV[6]))
+  reclaimed = reclaimed + reclaim_expired(K, Q, now, tonumber(ARGV[6]), tonumber(ARGV[8]))
   promote_due(K, Q, now, tonumber(ARGV[7]))
 end
 
@@ -62,7 +63,6 @@ local t = load_task(K.tasks, best_id)
 redis.call('ZREM', best_q.pending, best_id)
 set_status(K, t, 'claimed')
 t.attempts = t.attempts + 1
-t.charged = t.charged + 1
 t.worker = worker
 t.claims[tostring(t.attempts)] = worker
 t.claimed_at = now

@@ -45,10 +45,9 @@ if action == 'renew' then
              'lease_deadline', t.lease_deadline)
 
 elseif action == 'release' then
-  -- Back to the queue without using an attempt: the claim is not charged.
+  -- Back to the queue: neither a failure nor an abandon.
   redis.call('ZREM', Q.leases, id)
   local worker = t.worker
-  t.charged = t.charged - 1
   t.worker = nil
   t.lease_deadline = nil
   make_pending(K, Q, t)
@@ -60,16 +59,17 @@ elseif action == 'fail' then
   t.worker = nil
   t.lease_deadline = nil
   t.last_error = err
+  t.failures = (t.failures or 0) + 1
   task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
              'error', string.sub(err, 1, 500))
   if ARGV[8] ~= '1' then
     make_dead(K, Q, t, now, 'failed without retry: ' .. err)
-  elseif t.charged >= t.max_attempts then
-    make_dead(K, Q, t, now, string.format('failed on all %d attempts; last error: %s',
-                                          t.max_attempts, err))
+  elseif t.failures >= t.max_attempts then
+    make_dead(K, Q, t, now, string.format(
+      'max_attempts reached: failed on all %d attempts; last error: %s', t.failures, err))
   else
     -- Exponential backoff: base, 2 * base, 4 * base, ... capped.
-    local delay = math.min(tonumber(ARGV[10]) * 2 ^ (t.charged - 1), tonumber(ARGV[11]))
+    local delay = math.min(tonumber(ARGV[10]) * 2 ^ (t.failures - 1), tonumber(ARGV[11]))
     t.not_before = now + delay
     set_status(K, t, 'delayed')
     redis.call('ZADD', Q.delayed, fmt(t.not_before), id)
@@ -97,8 +97,10 @@ elseif action == 'requeue' then
       .. ', not dead: only dead-lettered tasks can be requeued')
   end
   redis.call('ZREM', Q.dead, id)
-  -- A fresh budget of max_attempts; tokens keep counting up, so old leases stay invalid.
-  t.charged = 0
+  -- Fresh budgets of failures and abandons; tokens keep counting up, so old leases stay
+  -- invalid.
+  t.failures = 0
+  t.abandons = 0
   t.dead_reason = nil
   make_pending(K, Q, t)
   task_event(K, 'task.requeued', t, 'attempt', t.attempts)

@@ -261,7 +261,8 @@
       { label: "task", cell: (r) => h("span", { class: "mono", text: r.id }), title: (r) => r.id },
       { label: "queue", cell: (r) => h("span", { class: "mono", text: r.queue }) },
       { label: "description", cell: (r) => short(r.description, 80), cls: "clip", title: (r) => r.description },
-      { label: "attempts", num: true, cell: (r) => r.attempts + "/" + r.max_attempts },
+      { label: "failed", num: true, cell: (r) => (r.failures || 0) + "/" + r.max_attempts },
+      { label: "abandoned", num: true, cell: (r) => (r.abandons || 0) + "/" + (r.max_abandons || 10) },
       { label: "reason", cell: (r) => r.dead_reason || r.last_error, cls: "clip", title: (r) => r.dead_reason || r.last_error },
     ], dead, (r) => r.id), "no dead letter");
   }

@@ -176,8 +176,9 @@ class WorkerTools(ToolsBase):
             int | None, Field(description="Only if this server restarted since the claim.")
         ] = None,
     ) -> CallToolResult:
-        """Give a task back when you cannot do it: it is retried by another worker (up to its
-        max_attempts), or dead-lettered with retry=false. Then claim the next task."""
+        """Give a task back when you cannot do it: it is retried by another worker (until it
+        has failed max_attempts times), or dead-lettered with retry=false. Then claim the next
+        task."""
         session = await self._session(ctx)
         lease_token = self._token(session, task_id, token)
         task = await self._run(self.swarm.fail, task_id, lease_token, error, retry=retry)
@@ -187,6 +188,9 @@ class WorkerTools(ToolsBase):
                 "task_id": task.id,
                 "status": task.status,
                 "attempts": task.attempts,
+                "failures": task.failures,
                 "max_attempts": task.max_attempts,
+                "abandons": task.abandons,
+                "max_abandons": task.max_abandons,
             }
         )
