@@ -264,6 +264,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     shard.register("shard", name="shard-1")
     me = worker.register("worker", name="w-1", model="m")
     worker.heartbeat(me.id, current_task="t")
+    shard.configure_queue("q", max_abandons=5)
     first = shard.post_task("q", "one", {"n": 1}, pass_name="P1", parent="shard-1")
     shard.post_tasks([{"queue": "q", "description": d, "pass_name": "P1"} for d in "abcd"])
     task = worker.claim("q", worker=me.id)
