@@ -108,8 +108,8 @@ def run(server: RedisProcess, cfg: Config) -> list[Step]:
     shard.publish_context("shard-1", text, source="context.md")
     for n in range(3):
         shard.post_task("q", "read and report", {"n": n}, parent="shard-1")
-    # Another worker has run before (as in any live swarm): the server has every script
-    # loaded, so a new worker's first calls are not NOSCRIPT retries.
+    # Another worker has run before (as in any live swarm): the server has the function
+    # library loaded, so a new worker's first calls do not meet "Function not found".
     other = Swarm(server.url, swarm="bench", cache=ContextCache())
     _swarm_cycle(other, "warm-up", admin, [])
     other.close()

@@ -167,6 +167,18 @@ def test_a_user_without_function_rights_runs_a_loaded_library(
         runner.eval("return 1", 0)  # and no other Lua
 
 
+def test_swarm_up_as_a_worker_passes_only_when_the_library_is_in_place(
+    locked: RedisServer,
+) -> None:
+    with Swarm(locked.url, swarm="test") as admin:
+        admin.redis.function_flush()
+        with Swarm(runner_url(locked), swarm="test") as worker:
+            with pytest.raises(PermissionDenied, match=r"run 'swarm up'"):
+                worker.load_functions()
+            admin.load_functions()
+            assert worker.load_functions() is True  # nothing to load: it is in place
+
+
 @pytest.mark.parametrize("library", ["missing", "stale"])
 def test_a_user_who_cannot_load_it_is_told_who_can(library: str, locked: RedisServer) -> None:
     with contextlib.closing(locked.client()) as admin:

@@ -81,8 +81,8 @@ async def _aignore(error: Exception) -> None:
 def _server_changed(exc: redis.ResponseError) -> bool:
     """True when an error says the server is not the one the strict plan was probed on: it
     is a replica now (READONLY), or it refuses the plan's own wait ("WAITAOF cannot be used
-    when ... appendonly is disabled"). Any other error reply (a script's, NOSCRIPT, a cluster
-    redirection) says nothing about the plan."""
+    when ... appendonly is disabled"). Any other error reply (a script's, a missing library,
+    a cluster redirection) says nothing about the plan."""
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return True
     return str(exc).startswith(("WAIT ", "WAITAOF "))
@@ -135,7 +135,8 @@ class _Op(Generic[P, T]):
 
 
 class _Shell:
-    """What both shells share: settings, the operation context, the script cache."""
+    """What both shells share: settings, the operation context, how scripts are called, and
+    the operations (one table, ``_Op``)."""
 
     def __init__(
         self,
