@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
+from redis_swarm import Swarm
 from redis_swarm._protocol import Call, Operation
 
 __all__ = [
@@ -96,7 +97,7 @@ def _call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operatio
     return reply
 
 
-def run_script(swarm: Any, script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+def run_script(swarm: Swarm, script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
     """One call of a script, as the operations make it (FCALL of the library, or EVALSHA
     where Functions do not exist): its raw reply."""
     return swarm._run(_call(script, keys, args))

@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -123,6 +123,12 @@ class AsyncAsSync:
         self._loop.close()
 
 
+def as_swarm(adapter: AsyncAsSync) -> Swarm:
+    """The adapter, typed as the Swarm whose calls it takes: it forwards each to an
+    AsyncSwarm and waits for the result, so the tests type-check as sync code."""
+    return cast(Swarm, adapter)
+
+
 # Every test of the ``swarm`` fixture (and of the fixtures made like it: SWARM_KINDS) runs on
 # both shells and on both kinds of server: the session's standalone server and its Redis
 # Cluster (3 masters, 3 replicas). SWARM_TEST_CLUSTER=0 leaves the cluster variants out.
@@ -142,7 +148,7 @@ def server_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=SWARM_KINDS)
-def swarm(request: pytest.FixtureRequest) -> Iterator[Any]:
+def swarm(request: pytest.FixtureRequest) -> Iterator[Swarm]:
     """A Swarm, or an AsyncSwarm driven through the same calls, on the standalone server or
     on the cluster: every core test runs on the four. ``redis_url`` names the same server."""
     kind: str = request.param.removeprefix("cluster-")
@@ -153,5 +159,5 @@ def swarm(request: pytest.FixtureRequest) -> Iterator[Any]:
         handle.close()
     else:
         adapter = AsyncAsSync(lambda: AsyncSwarm(url, swarm="test"))
-        yield adapter
+        yield as_swarm(adapter)
         adapter.close()

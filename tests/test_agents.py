@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from redis_swarm import Agent, NotFound, ValidationError
+from redis_swarm import Agent, NotFound, Swarm, ValidationError
 from redis_swarm._keys import Keys
 
-from ._handles import FakeClock, make_swarm
+from ._handles import FakeClock, make_swarm, untyped
 from ._raw import raw_client
 from .conftest import SWARM_KINDS
 
@@ -32,7 +32,7 @@ def _events(url: str, kind: str) -> list[dict[bytes, bytes]]:
         return [f for _, f in r.xrange(KEYS.events) if f[b"type"] == kind.encode()]
 
 
-def test_register_and_get(swarm: Any, redis_url: str) -> None:
+def test_register_and_get(swarm: Swarm, redis_url: str) -> None:
     shard = swarm.register(
         "shard",
         name="shard-1",
@@ -60,7 +60,7 @@ def test_register_and_get(swarm: Any, redis_url: str) -> None:
     assert joined[1][b"parent"] == b"shard-1"
 
 
-def test_heartbeat_and_current_task_keep_the_record_intact(swarm: Any) -> None:
+def test_heartbeat_and_current_task_keep_the_record_intact(swarm: Swarm) -> None:
     meta = {"tags": [], "big": 2**60, "text": 'has ,"current_task": inside', "current_task": 1}
     agent = swarm.register("shard", name="s1", metadata=meta)
     beat = swarm.heartbeat("s1", current_task="t-123")
@@ -74,7 +74,7 @@ def test_heartbeat_and_current_task_keep_the_record_intact(swarm: Any) -> None:
         swarm.heartbeat("ghost")
 
 
-def test_reregistering_replaces_the_profile(swarm: Any) -> None:
+def test_reregistering_replaces_the_profile(swarm: Swarm) -> None:
     swarm.register("shard", name="s1", model="a")
     swarm.send("s1", "keep me")
     swarm.register("shard", name="s1", model="b")
@@ -116,7 +116,7 @@ def test_presence_expiry_and_sweep(clocked: tuple[Any, FakeClock], redis_url: st
     assert swarm.agents() == []
 
 
-def test_parents_and_children(swarm: Any) -> None:
+def test_parents_and_children(swarm: Swarm) -> None:
     swarm.register("coordinator", name="boss")
     swarm.register("shard", name="s1", parent="boss")
     swarm.register("shard", name="s2", parent="boss")
@@ -127,7 +127,7 @@ def test_parents_and_children(swarm: Any) -> None:
     assert swarm.agents(parent="nobody") == []
 
 
-def test_implicit_workers_are_listed(swarm: Any, redis_url: str) -> None:
+def test_implicit_workers_are_listed(swarm: Swarm, redis_url: str) -> None:
     """The work queue registers claiming workers with a minimal record."""
     with raw_client(redis_url) as r:
         t = r.time()
@@ -147,7 +147,7 @@ def test_implicit_workers_are_listed(swarm: Any, redis_url: str) -> None:
     assert swarm.agents() == []
 
 
-def test_deregister(swarm: Any, redis_url: str) -> None:
+def test_deregister(swarm: Swarm, redis_url: str) -> None:
     swarm.register("worker", name="w1")
     for body in "abc":
         swarm.send("w1", body)
@@ -165,7 +165,7 @@ def test_deregister(swarm: Any, redis_url: str) -> None:
         assert not r.exists(KEYS.inbox("w1"))
 
 
-def test_bad_input(swarm: Any, redis_url: str) -> None:
+def test_bad_input(swarm: Swarm, redis_url: str) -> None:
     for name in BAD_NAMES:
         with pytest.raises(ValidationError):
             swarm.register("worker", name=name)
@@ -193,7 +193,7 @@ def test_bad_input(swarm: Any, redis_url: str) -> None:
             swarm.register("worker", **kwargs)
     for stale in [-1, float("nan"), "60"]:
         with pytest.raises(ValidationError, match="stale_after_s"):
-            swarm.agents(stale_after_s=stale)
+            untyped(swarm).agents(stale_after_s=stale)
     with raw_client(redis_url) as r:
         assert r.dbsize() == 0
     with pytest.raises(NotFound):
@@ -203,7 +203,7 @@ def test_bad_input(swarm: Any, redis_url: str) -> None:
 
 
 def test_a_retried_register_records_one_joined_event(
-    swarm: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    swarm: Swarm, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A lost reply makes redis-py send the same script call again: same registration token.
     monkeypatch.setattr("redis_swarm._ops.agents.new_id", lambda prefix: f"{prefix}-fixed")
@@ -218,7 +218,7 @@ def test_a_retried_register_records_one_joined_event(
 
 
 def test_a_retried_deregister_returns_as_if_it_succeeded(
-    swarm: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    swarm: Swarm, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     swarm.register("worker", name="w1")
     swarm.send("w1", "unread")
@@ -235,7 +235,7 @@ def test_a_retried_deregister_returns_as_if_it_succeeded(
 
 
 def test_departures_are_bounded(
-    swarm: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    swarm: Swarm, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("redis_swarm._ops.agents.DEPARTURES_KEPT", 3)
     for i in range(5):

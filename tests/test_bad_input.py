@@ -43,6 +43,7 @@ from redis_swarm import (
 from redis_swarm._keys import Keys
 from redis_swarm._validate import MAX_JSON_DEPTH
 
+from ._handles import must, untyped
 from ._invariants import check_swarm
 from ._servers import RedisServer
 
@@ -94,19 +95,24 @@ def raw(redis_server: RedisServer, redis_url: str) -> Iterator[redis.Redis]:
 class World:
     """A swarm with an agent, a pending task, a claimed task and a context."""
 
-    swarm: Any
+    swarm: Swarm
     raw: redis.Redis
     pending: Task
     claimed: Task
     adds_keys: bool = False  # a test that stores something on purpose says so
 
+    @property
+    def loose(self) -> Any:
+        """The handle with its types off, for the calls that pass wrong types on purpose."""
+        return untyped(self.swarm)
+
 
 @pytest.fixture
-def world(swarm: Any, raw: redis.Redis) -> Iterator[World]:
+def world(swarm: Swarm, raw: redis.Redis) -> Iterator[World]:
     swarm.register("worker", name="w1")
     swarm.publish_context("s1", "line one\nline two\n", source="test")
     swarm.post_task("q", "claimed one", {"n": 1}, pass_name="p", parent="s1")
-    claimed = swarm.claim("q", worker="w1", lease_s=60)
+    claimed = must(swarm.claim("q", worker="w1", lease_s=60))
     pending = swarm.post_task("q", "pending one", {"n": 2}, pass_name="p", parent="s1")
     before = raw.dbsize()
     world = World(swarm, raw, pending, claimed)
@@ -198,7 +204,7 @@ def test_free_text_labels_are_bounded(world: World) -> None:
     s = world.swarm
     for label in ("pass_name", "dedupe_key"):
         for value in ("x" * 10_240, "", "a\ud800"):
-            refused(functools.partial(s.post_task, "q", "work", **{label: value}))
+            refused(functools.partial(world.loose.post_task, "q", "work", **{label: value}))
     refused(lambda: s.post_task("q", "a\ud800"))
     refused(lambda: s.post_task("q", "   "))
     refused(lambda: s.post_task("q", "x" * 70_000), PayloadTooLarge)
@@ -299,84 +305,84 @@ def test_a_100_mb_payload_is_refused_with_its_size_and_limit(world: World, where
 # --- wrong types and out-of-range values
 
 WRONG: dict[str, Callable[[World], Any]] = {
-    "queue int": lambda w: w.swarm.post_task(123, "work"),
-    "queue None": lambda w: w.swarm.post_task(None, "work"),
-    "description None": lambda w: w.swarm.post_task("q", None),
-    "description int": lambda w: w.swarm.post_task("q", 5),
-    "priority str": lambda w: w.swarm.post_task("q", "w", priority="high"),
-    "priority bool": lambda w: w.swarm.post_task("q", "w", priority=True),
-    "priority float": lambda w: w.swarm.post_task("q", "w", priority=1.5),
-    "priority huge": lambda w: w.swarm.post_task("q", "w", priority=10**6),
-    "max_attempts 0": lambda w: w.swarm.post_task("q", "w", max_attempts=0),
-    "lease 0": lambda w: w.swarm.post_task("q", "w", lease_s=0),
-    "lease negative": lambda w: w.swarm.post_task("q", "w", lease_s=-5),
-    "lease infinite": lambda w: w.swarm.post_task("q", "w", lease_s=math.inf),
-    "not_before str": lambda w: w.swarm.post_task("q", "w", not_before="tomorrow"),
-    "spec int": lambda w: w.swarm.post_tasks([5]),
-    "spec unknown field": lambda w: w.swarm.post_tasks([{"queue": "q", "bogus": 1}]),
-    "spec no description": lambda w: w.swarm.post_tasks([{"queue": "q"}]),
-    "claim no queues": lambda w: w.swarm.claim([], worker="w1"),
-    "claim queues int": lambda w: w.swarm.claim(5, worker="w1"),
-    "claim 65 queues": lambda w: w.swarm.claim([f"q{i}" for i in range(65)], worker="w1"),
-    "claim wait negative": lambda w: w.swarm.claim("q", worker="w1", wait_s=-1),
-    "claim lease nan": lambda w: w.swarm.claim("q", worker="w1", lease_s=math.nan),
-    "token str": lambda w: w.swarm.renew(w.claimed.id, "1"),
-    "token negative": lambda w: w.swarm.renew(w.claimed.id, -1),
-    "token huge": lambda w: w.swarm.renew(w.claimed.id, 2**40),
-    "fail error int": lambda w: w.swarm.fail(w.claimed.id, w.claimed.token, 42),
-    "finding list": lambda w: w.swarm.report(w.claimed.id, w.claimed.token, ["x"]),
-    "finding str": lambda w: w.swarm.report(w.claimed.id, w.claimed.token, "found it"),
-    "finding None": lambda w: w.swarm.report(w.claimed.id, w.claimed.token, None),
-    "finding no summary": lambda w: w.swarm.report(w.claimed.id, w.claimed.token, {}),
-    "summary int": lambda w: w.swarm.report(w.claimed.id, w.claimed.token, {"summary": 1}),
-    "summary empty": lambda w: w.swarm.report(w.claimed.id, w.claimed.token, {"summary": " "}),
-    "confidence 2": lambda w: w.swarm.report(
+    "queue int": lambda w: w.loose.post_task(123, "work"),
+    "queue None": lambda w: w.loose.post_task(None, "work"),
+    "description None": lambda w: w.loose.post_task("q", None),
+    "description int": lambda w: w.loose.post_task("q", 5),
+    "priority str": lambda w: w.loose.post_task("q", "w", priority="high"),
+    "priority bool": lambda w: w.loose.post_task("q", "w", priority=True),
+    "priority float": lambda w: w.loose.post_task("q", "w", priority=1.5),
+    "priority huge": lambda w: w.loose.post_task("q", "w", priority=10**6),
+    "max_attempts 0": lambda w: w.loose.post_task("q", "w", max_attempts=0),
+    "lease 0": lambda w: w.loose.post_task("q", "w", lease_s=0),
+    "lease negative": lambda w: w.loose.post_task("q", "w", lease_s=-5),
+    "lease infinite": lambda w: w.loose.post_task("q", "w", lease_s=math.inf),
+    "not_before str": lambda w: w.loose.post_task("q", "w", not_before="tomorrow"),
+    "spec int": lambda w: w.loose.post_tasks([5]),
+    "spec unknown field": lambda w: w.loose.post_tasks([{"queue": "q", "bogus": 1}]),
+    "spec no description": lambda w: w.loose.post_tasks([{"queue": "q"}]),
+    "claim no queues": lambda w: w.loose.claim([], worker="w1"),
+    "claim queues int": lambda w: w.loose.claim(5, worker="w1"),
+    "claim 65 queues": lambda w: w.loose.claim([f"q{i}" for i in range(65)], worker="w1"),
+    "claim wait negative": lambda w: w.loose.claim("q", worker="w1", wait_s=-1),
+    "claim lease nan": lambda w: w.loose.claim("q", worker="w1", lease_s=math.nan),
+    "token str": lambda w: w.loose.renew(w.claimed.id, "1"),
+    "token negative": lambda w: w.loose.renew(w.claimed.id, -1),
+    "token huge": lambda w: w.loose.renew(w.claimed.id, 2**40),
+    "fail error int": lambda w: w.loose.fail(w.claimed.id, w.claimed.token, 42),
+    "finding list": lambda w: w.loose.report(w.claimed.id, w.claimed.token, ["x"]),
+    "finding str": lambda w: w.loose.report(w.claimed.id, w.claimed.token, "found it"),
+    "finding None": lambda w: w.loose.report(w.claimed.id, w.claimed.token, None),
+    "finding no summary": lambda w: w.loose.report(w.claimed.id, w.claimed.token, {}),
+    "summary int": lambda w: w.loose.report(w.claimed.id, w.claimed.token, {"summary": 1}),
+    "summary empty": lambda w: w.loose.report(w.claimed.id, w.claimed.token, {"summary": " "}),
+    "confidence 2": lambda w: w.loose.report(
         w.claimed.id, w.claimed.token, {"summary": "x", "confidence": 2}
     ),
-    "sources str": lambda w: w.swarm.report(
+    "sources str": lambda w: w.loose.report(
         w.claimed.id, w.claimed.token, {"summary": "x", "sources": "a.py"}
     ),
-    "sources ints": lambda w: w.swarm.report(
+    "sources ints": lambda w: w.loose.report(
         w.claimed.id, w.claimed.token, {"summary": "x", "sources": [1]}
     ),
-    "details int": lambda w: w.swarm.report(
+    "details int": lambda w: w.loose.report(
         w.claimed.id, w.claimed.token, {"summary": "x", "details": 5}
     ),
-    "finding int key": lambda w: w.swarm.report(
+    "finding int key": lambda w: w.loose.report(
         w.claimed.id, w.claimed.token, {"summary": "x", 1: "y"}
     ),
-    "wait timeout str": lambda w: w.swarm.wait(timeout_s="1"),
-    "wait both": lambda w: w.swarm.wait(pass_name="p", queue="q"),
-    "list limit 0": lambda w: w.swarm.list_tasks(limit=0),
-    "list status": lambda w: w.swarm.list_tasks(status="bogus"),
-    "list cursor int": lambda w: w.swarm.list_tasks(cursor=5),
-    "list cursor forged": lambda w: w.swarm.list_tasks(cursor="zz:{}*"),
-    "findings since negative": lambda w: w.swarm.findings(since=-1),
-    "events type": lambda w: w.swarm.events(types="bogus"),
-    "events since": lambda w: w.swarm.events(since="abc"),
-    "events limit": lambda w: w.swarm.events(limit=0),
-    "read lines reversed": lambda w: w.swarm.read_context("s1", lines=(5, 1)),
-    "read lines zero": lambda w: w.swarm.read_context("s1", lines=(0, 1)),
-    "read past the end": lambda w: w.swarm.read_context("s1", lines=(100, 200)),
-    "read both": lambda w: w.swarm.read_context("s1", lines=(1, 1), offset=0),
-    "search regex": lambda w: w.swarm.search_context("s1", "(", regex=True),
-    "search hits": lambda w: w.swarm.search_context("s1", "x", max_hits=10**6),
-    "version garbage": lambda w: w.swarm.get_context("s1", version="zz"),
-    "context int": lambda w: w.swarm.publish_context("s1", 123, source="s"),
-    "source None": lambda w: w.swarm.publish_context("s1", "text", source=None),
-    "source control": lambda w: w.swarm.publish_context("s1", "text", source="a\nb"),
-    "media type": lambda w: w.swarm.publish_context("s1", "t", source="s", media_type="bad"),
-    "compression": lambda w: w.swarm.publish_context("s1", "t", source="s", compression="lz"),
-    "capacity negative": lambda w: w.swarm.register("worker", capacity_tokens=-1),
-    "model control": lambda w: w.swarm.register("worker", model="a\nb"),
-    "metadata list": lambda w: w.swarm.register("worker", metadata=[1]),
-    "body None": lambda w: w.swarm.send("w1", None),
-    "message data list": lambda w: w.swarm.send("w1", "x", data=[1]),
-    "inbox limit": lambda w: w.swarm.inbox("w1", limit=0),
-    "stale negative": lambda w: w.swarm.agents(stale_after_s=-1),
-    "synthesis sources str": lambda w: w.swarm.synthesize("s1", "p", "t", "f-1"),
-    "synthesis text empty": lambda w: w.swarm.synthesize("s1", "p", "", []),
-    "request synthesis pass": lambda w: w.swarm.request_synthesis("w1", "", "go"),
+    "wait timeout str": lambda w: w.loose.wait(timeout_s="1"),
+    "wait both": lambda w: w.loose.wait(pass_name="p", queue="q"),
+    "list limit 0": lambda w: w.loose.list_tasks(limit=0),
+    "list status": lambda w: w.loose.list_tasks(status="bogus"),
+    "list cursor int": lambda w: w.loose.list_tasks(cursor=5),
+    "list cursor forged": lambda w: w.loose.list_tasks(cursor="zz:{}*"),
+    "findings since negative": lambda w: w.loose.findings(since=-1),
+    "events type": lambda w: w.loose.events(types="bogus"),
+    "events since": lambda w: w.loose.events(since="abc"),
+    "events limit": lambda w: w.loose.events(limit=0),
+    "read lines reversed": lambda w: w.loose.read_context("s1", lines=(5, 1)),
+    "read lines zero": lambda w: w.loose.read_context("s1", lines=(0, 1)),
+    "read past the end": lambda w: w.loose.read_context("s1", lines=(100, 200)),
+    "read both": lambda w: w.loose.read_context("s1", lines=(1, 1), offset=0),
+    "search regex": lambda w: w.loose.search_context("s1", "(", regex=True),
+    "search hits": lambda w: w.loose.search_context("s1", "x", max_hits=10**6),
+    "version garbage": lambda w: w.loose.get_context("s1", version="zz"),
+    "context int": lambda w: w.loose.publish_context("s1", 123, source="s"),
+    "source None": lambda w: w.loose.publish_context("s1", "text", source=None),
+    "source control": lambda w: w.loose.publish_context("s1", "text", source="a\nb"),
+    "media type": lambda w: w.loose.publish_context("s1", "t", source="s", media_type="bad"),
+    "compression": lambda w: w.loose.publish_context("s1", "t", source="s", compression="lz"),
+    "capacity negative": lambda w: w.loose.register("worker", capacity_tokens=-1),
+    "model control": lambda w: w.loose.register("worker", model="a\nb"),
+    "metadata list": lambda w: w.loose.register("worker", metadata=[1]),
+    "body None": lambda w: w.loose.send("w1", None),
+    "message data list": lambda w: w.loose.send("w1", "x", data=[1]),
+    "inbox limit": lambda w: w.loose.inbox("w1", limit=0),
+    "stale negative": lambda w: w.loose.agents(stale_after_s=-1),
+    "synthesis sources str": lambda w: w.loose.synthesize("s1", "p", "t", "f-1"),
+    "synthesis text empty": lambda w: w.loose.synthesize("s1", "p", "", []),
+    "request synthesis pass": lambda w: w.loose.request_synthesis("w1", "", "go"),
 }
 
 
@@ -427,7 +433,7 @@ def test_an_unknown_id_is_not_found(world: World, case: str) -> None:
 def test_invalid_state_changes_are_refused(world: World) -> None:
     s = world.swarm
     refused(lambda: s.requeue_dead(world.pending.id), Conflict)
-    done = s.claim("q", worker="w1")
+    done = must(s.claim("q", worker="w1"))
     s.report(done.id, done.token, {"summary": "done"})
     refused(lambda: s.cancel(done.id), Conflict)
     world.adds_keys = True
@@ -451,9 +457,9 @@ def test_forged_tokens_are_refused_and_store_nothing(world: World) -> None:
 def test_stale_tokens_lose_the_lease_but_a_late_finding_is_kept(world: World) -> None:
     s = world.swarm
     task = s.post_task("stale", "work")
-    first = s.claim("stale", worker="w1", lease_s=0.05)
+    first = must(s.claim("stale", worker="w1", lease_s=0.05))
     time.sleep(0.1)
-    second = s.claim("stale", worker="w2", lease_s=60)
+    second = must(s.claim("stale", worker="w2", lease_s=60))
     assert (first.id, first.token, second.token) == (task.id, 1, 2)
     error = refused(lambda: s.renew(task.id, first.token), LeaseLost)
     assert "attempt 2 holds it" in str(error)
@@ -472,7 +478,7 @@ def test_stale_tokens_lose_the_lease_but_a_late_finding_is_kept(world: World) ->
 
 def test_a_finding_id_of_another_task_is_a_conflict(world: World) -> None:
     s = world.swarm
-    other = s.claim("q", worker="w1")
+    other = must(s.claim("q", worker="w1"))
     finding = s.report(other.id, other.token, {"summary": "mine"})
     refused(
         lambda: s.report(
@@ -630,7 +636,7 @@ def _reset(raw: redis.Redis) -> None:
 @PROPERTY
 @given(name=st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True) | any_text)
 def test_any_text_as_a_name_is_accepted_exactly_or_refused(
-    swarm: Any, raw: redis.Redis, name: str
+    swarm: Swarm, raw: redis.Redis, name: str
 ) -> None:
     _reset(raw)
     valid = bool(re.fullmatch(r"[A-Za-z0-9._-]{1,128}", name))
@@ -648,7 +654,7 @@ def test_any_text_as_a_name_is_accepted_exactly_or_refused(
 
 @PROPERTY
 @given(value=payloads)
-def test_any_payload_round_trips_or_is_refused(swarm: Any, raw: redis.Redis, value: Any) -> None:
+def test_any_payload_round_trips_or_is_refused(swarm: Swarm, raw: redis.Redis, value: Any) -> None:
     _reset(raw)
     try:
         expected = json.loads(json.dumps(value, allow_nan=False, ensure_ascii=False).encode())
@@ -661,7 +667,7 @@ def test_any_payload_round_trips_or_is_refused(swarm: Any, raw: redis.Redis, val
     else:
         assert expected is not ValidationError, "stored a value that is not JSON"
         assert task.data == expected and swarm.get_task(task.id).data == expected
-        claimed = swarm.claim("q", worker="w")
+        claimed = must(swarm.claim("q", worker="w"))
         finding = swarm.report(claimed.id, claimed.token, {"summary": "s", "value": value})
         assert finding.extra == {"value": expected}
         assert swarm.get_finding(finding.id).extra == {"value": expected}
@@ -671,7 +677,7 @@ def test_any_payload_round_trips_or_is_refused(swarm: Any, raw: redis.Redis, val
 @PROPERTY
 @given(body=any_text, pass_name=any_text, description=any_text)
 def test_any_text_round_trips_or_is_refused(
-    swarm: Any, raw: redis.Redis, body: str, pass_name: str, description: str
+    swarm: Swarm, raw: redis.Redis, body: str, pass_name: str, description: str
 ) -> None:
     _reset(raw)
     swarm.register("worker", name="w1")

@@ -12,6 +12,7 @@ import pytest
 from redis_swarm import Swarm
 
 from ._cli import Cli
+from ._handles import must
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def swarm(redis_url: str) -> Any:
         yield handle
 
 
-def test_status_human_and_json(cli: Cli, swarm: Any) -> None:
+def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
     assert "no tasks yet" in cli("status").stdout
     swarm.post_task("q1", "a", pass_name="P")
     swarm.post_task("q1", "b", pass_name="P")
@@ -48,7 +49,7 @@ def test_status_human_and_json(cli: Cli, swarm: Any) -> None:
     assert "pass 'P': pending 1, delayed 0, claimed 1" in human
 
 
-def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Any) -> None:
+def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Swarm) -> None:
     out = cli("agents", "register", "shard-a", "--role", "shard", "--model", "haiku",
               "--metadata", '{"team": "x"}')  # fmt: skip
     assert out.stdout.startswith("registered shard-a as shard")
@@ -73,7 +74,7 @@ def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Any) -
     cli("agents", "register", "x", "--role", "worker", "--metadata", "{", expect=2)
 
 
-def test_messages_send_broadcast_inbox(cli: Cli, swarm: Any) -> None:
+def test_messages_send_broadcast_inbox(cli: Cli, swarm: Swarm) -> None:
     swarm.register("shard", name="shard-a")
     swarm.register("coordinator", name="coord")
     sent = cli.json("msg", "send", "shard-a", "hello", "--from", "coord", "--data", '{"n": 1}')
@@ -93,9 +94,9 @@ def test_messages_send_broadcast_inbox(cli: Cli, swarm: Any) -> None:
     cli("msg", "send", "shard-a", "-", "--data", "-", input="{}", expect=2)
 
 
-def test_events_list_filter_since(cli: Cli, swarm: Any) -> None:
+def test_events_list_filter_since(cli: Cli, swarm: Swarm) -> None:
     swarm.post_task("q", "a")
-    t = swarm.claim("q", worker="w")
+    t = must(swarm.claim("q", worker="w"))
     swarm.report(t.id, t.token, {"summary": "s"})
     items = cli.json("events")["items"]
     types = [e["type"] for e in items]

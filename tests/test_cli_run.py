@@ -17,6 +17,7 @@ import pytest
 from redis_swarm import Swarm
 
 from ._cli import Cli, alive, subprocess_env, swarm_bin
+from ._handles import must
 
 PY = sys.executable
 
@@ -58,7 +59,7 @@ def run_json(cli: Cli, *args: str, expect: int = 0) -> dict[str, Any]:
     return data
 
 
-def test_good_agent_reports_its_json_finding(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_good_agent_reports_its_json_finding(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     swarm.publish_context("shard-a", "line one\nline two\n", source="notes.md")
     t = swarm.post_task("q", "Count the lines", {"hint": 2}, pass_name="P", parent="shard-a")
     summary = run_json(
@@ -81,7 +82,7 @@ def test_good_agent_reports_its_json_finding(cli: Cli, swarm: Any, tmp_path: Pat
     assert swarm.get_task(t.id).status == "completed"
 
 
-def test_the_prompt_reaches_the_agent(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_the_prompt_reaches_the_agent(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     swarm.publish_context("shard-a", "x\n", source="notes.md")
     swarm.post_task("q", "Describe the weather", {"city": "Oslo"}, parent="shard-a")
     swarm.post_task("q", "Second task")
@@ -105,7 +106,9 @@ def test_the_prompt_reaches_the_agent(cli: Cli, swarm: Any, tmp_path: Path) -> N
     assert "Via a file" in summaries[0] and "Via an argument" in summaries[1]
 
 
-def test_task_text_cannot_run_commands_on_the_runner(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_task_text_cannot_run_commands_on_the_runner(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
     """A hostile task description reaches the agent as text; a quoted placeholder, which
     would have let it run, is refused before anything is claimed."""
     marks = tmp_path / "marks"
@@ -124,10 +127,12 @@ def test_task_text_cannot_run_commands_on_the_runner(cli: Cli, swarm: Any, tmp_p
     summary = run_json(cli, "--queue", "q", "--exec", cmd, "--idle-exit", "0.3")
     assert summary["completed"] == 1
     assert list(marks.iterdir()) == []
-    assert hostile in swarm.get_finding(swarm.get_task(t.id).finding_id).extra["prompt"]
+    assert hostile in swarm.get_finding(must(swarm.get_task(t.id).finding_id)).extra["prompt"]
 
 
-def test_the_marked_finding_wins_over_quoted_context(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_the_marked_finding_wins_over_quoted_context(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
     """The agent wraps its finding in its run's tags, then quotes a context that holds a
     finding-shaped block: the quoted block does not replace the answer."""
     swarm.publish_context("shard-a", '```json\n{"summary": "planted"}\n```\n', source="x.md")
@@ -146,23 +151,23 @@ def test_the_marked_finding_wins_over_quoted_context(cli: Cli, swarm: Any, tmp_p
                        "--idle-exit", "0.3")  # fmt: skip
     assert summary["completed"] == 1, summary["tasks"]
     assert summary["tasks"][0]["detail"].startswith("finding from marked output")
-    assert swarm.get_finding(swarm.get_task(t.id).finding_id).summary == "the answer"
+    assert swarm.get_finding(must(swarm.get_task(t.id).finding_id)).summary == "the answer"
 
 
-def test_prose_becomes_the_summary(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_prose_becomes_the_summary(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     t = swarm.post_task("q", "d")
     body = "print('The answer is plainly 42.')\nprint('x' * 5000)"
     summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "prose", body),
                        "--idle-exit", "0.3")  # fmt: skip
     assert summary["completed"] == 1
-    finding = swarm.get_finding(swarm.get_task(t.id).finding_id)
+    finding = swarm.get_finding(must(swarm.get_task(t.id).finding_id))
     assert finding.summary.startswith("The answer is plainly 42.")
     assert len(finding.summary) <= 2000 and finding.summary.endswith("[...]")
     assert finding.details is not None and finding.details.endswith("x" * 5000)
 
 
 def test_a_crash_fails_the_task_with_its_exit_code_and_stderr(
-    cli: Cli, swarm: Any, tmp_path: Path
+    cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     t = swarm.post_task("q", "d", max_attempts=2)
     body = "print('partial'); print('Traceback: kaboom', file=sys.stderr); sys.exit(3)"
@@ -176,14 +181,16 @@ def test_a_crash_fails_the_task_with_its_exit_code_and_stderr(
     assert len(swarm.findings()) == 0
 
 
-def test_empty_output_fails(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_empty_output_fails(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     t = swarm.post_task("q", "d", max_attempts=1)
     summary = run_json(cli, "--queue", "q", "--exec", "cat >/dev/null", "--idle-exit", "0.3")
     assert summary["failed"] == 1
     assert "printed nothing" in (swarm.get_task(t.id).last_error or "")
 
 
-def test_a_hung_agent_is_killed_and_its_task_retried(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_a_hung_agent_is_killed_and_its_task_retried(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
     t = swarm.post_task("q", "d", max_attempts=2)
     pidfile = tmp_path / "child.pid"
     cmd = f"sleep 300 & echo $! > {pidfile}; wait"
@@ -204,7 +211,7 @@ def test_a_hung_agent_is_killed_and_its_task_retried(cli: Cli, swarm: Any, tmp_p
     assert swarm.get_task(t.id).attempts == 2
 
 
-def test_nothing_an_agent_started_outlives_it(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_nothing_an_agent_started_outlives_it(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     """Processes that left the agent's group (setsid) die with it, at exit and at timeout."""
     swarm.post_task("q", "answers and leaves a daemon behind")
     swarm.post_task("q", "leaves a daemon behind and hangs")
@@ -224,7 +231,7 @@ def test_nothing_an_agent_started_outlives_it(cli: Cli, swarm: Any, tmp_path: Pa
 
 
 def test_a_slow_agent_keeps_its_lease_and_is_not_duplicated(
-    cli: Cli, swarm: Any, tmp_path: Path
+    cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     t = swarm.post_task("q", "d")
     body = "time.sleep(3.5)\nprint(json.dumps({'summary': 'slow but sure'}))"
@@ -237,7 +244,7 @@ def test_a_slow_agent_keeps_its_lease_and_is_not_duplicated(
     assert [f.summary for f in swarm.findings().items] == ["slow but sure"]
 
 
-def test_a_cancelled_task_stops_its_agent(cli: Cli, swarm: Any, redis_url: str) -> None:
+def test_a_cancelled_task_stops_its_agent(cli: Cli, swarm: Swarm, redis_url: str) -> None:
     t = swarm.post_task("q", "d")
 
     def cancel_soon() -> None:
@@ -258,7 +265,7 @@ def test_a_cancelled_task_stops_its_agent(cli: Cli, swarm: Any, redis_url: str) 
     assert swarm.get_task(t.id).status == "cancelled"
 
 
-def test_a_flood_of_output_stays_bounded(swarm: Any, redis_url: str, tmp_path: Path) -> None:
+def test_a_flood_of_output_stays_bounded(swarm: Swarm, redis_url: str, tmp_path: Path) -> None:
     t = swarm.post_task("q", "d")
     body = (
         "chunk = 'y' * 65535 + '\\n'\n"
@@ -285,7 +292,7 @@ def test_a_flood_of_output_stays_bounded(swarm: Any, redis_url: str, tmp_path: P
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["completed"] == 1
-    finding = swarm.get_finding(swarm.get_task(t.id).finding_id)
+    finding = swarm.get_finding(must(swarm.get_task(t.id).finding_id))
     assert finding.summary == "after the flood"
     peak_kb = int(proc.stderr.decode().rsplit("MAXRSS_KB=", 1)[1])
     # About 45 MB for Python and its imports; keeping the 50 MB output would double that.
@@ -293,7 +300,7 @@ def test_a_flood_of_output_stays_bounded(swarm: Any, redis_url: str, tmp_path: P
 
 
 def test_one_hundred_tasks_eight_agents_each_done_once(
-    cli: Cli, swarm: Any, tmp_path: Path
+    cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     posted = swarm.post_tasks([{"queue": "bulk", "description": f"task {i}"} for i in range(100)])
     cmd = (
@@ -315,7 +322,7 @@ def test_one_hundred_tasks_eight_agents_each_done_once(
         assert task.status == "completed" and task.attempts == 1
 
 
-def test_max_tasks_and_nothing_to_do(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_max_tasks_and_nothing_to_do(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     for i in range(3):
         swarm.post_task("q", f"d{i}")
     summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "good", GOOD),
@@ -326,7 +333,7 @@ def test_max_tasks_and_nothing_to_do(cli: Cli, swarm: Any, tmp_path: Path) -> No
     assert out.stdout.startswith("done: claimed 0")
 
 
-def test_human_output_and_bad_options(cli: Cli, swarm: Any, tmp_path: Path) -> None:
+def test_human_output_and_bad_options(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     swarm.post_task("q", "d")
     out = cli("run", "--queue", "q", "--exec", agent(tmp_path, "good", GOOD), "--idle-exit", "0.3")
     assert out.stdout.splitlines()[0].startswith("✓ completed t-")
@@ -344,7 +351,7 @@ def _start_pool(redis_url: str, tmp_path: Path, cmd: str, *extra: str) -> subpro
     )  # fmt: skip
 
 
-def _wait_claimed(swarm: Any, n: int, timeout: float = 20) -> None:
+def _wait_claimed(swarm: Swarm, n: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if swarm.queue_stats().get("q", {}).get("claimed", 0) >= n:
@@ -354,7 +361,7 @@ def _wait_claimed(swarm: Any, n: int, timeout: float = 20) -> None:
 
 
 def test_ctrl_c_twice_kills_the_agents_and_releases_their_tasks(
-    swarm: Any, redis_url: str, tmp_path: Path
+    swarm: Swarm, redis_url: str, tmp_path: Path
 ) -> None:
     for i in range(3):
         swarm.post_task("q", f"d{i}")
@@ -373,7 +380,9 @@ def test_ctrl_c_twice_kills_the_agents_and_releases_their_tasks(
     assert all(swarm.get_task(t.id).attempts == 1 for t in swarm.list_tasks().items[:0])
 
 
-def test_ctrl_c_once_lets_running_agents_finish(swarm: Any, redis_url: str, tmp_path: Path) -> None:
+def test_ctrl_c_once_lets_running_agents_finish(
+    swarm: Swarm, redis_url: str, tmp_path: Path
+) -> None:
     for i in range(3):
         swarm.post_task("q", f"d{i}")
     cmd = 'cat >/dev/null; sleep 1.5; echo \'{"summary": "finished"}\''
@@ -481,7 +490,7 @@ def _wait_for(path: Path, timeout: float = 20) -> None:
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "-1", "soon"])
-def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Any, value: str) -> None:
+def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Swarm, value: str) -> None:
     """Every option taking seconds refuses what is not a finite number in range, before
     doing anything (a NaN idle limit never ended the pool; inf overflowed a delay)."""
     swarm.post_task("q", "d")

@@ -11,6 +11,7 @@ import pytest
 from redis_swarm import Swarm
 
 from ._cli import Cli
+from ._handles import must
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def swarm(redis_url: str) -> Any:
         yield handle
 
 
-def test_post_claim_report_lifecycle_human(cli: Cli, swarm: Any) -> None:
+def test_post_claim_report_lifecycle_human(cli: Cli, swarm: Swarm) -> None:
     out = cli("task", "post", "q1", "Find the signals", "--pass", "Pass 1", "--parent", "shard-a")
     assert out.stdout.startswith("posted t-") and out.stdout.strip().endswith("to q1")
     task_id = out.stdout.split()[1]
@@ -50,7 +51,7 @@ def test_post_claim_report_lifecycle_human(cli: Cli, swarm: Any) -> None:
     assert swarm.get_task(task_id).status == "completed"
 
 
-def test_json_outputs_are_the_records(cli: Cli, swarm: Any) -> None:
+def test_json_outputs_are_the_records(cli: Cli, swarm: Swarm) -> None:
     posted = cli.json("task", "post", "q1", "d", "--data", '{"k": [1, 2]}', "--priority", "5")
     assert posted["status"] == "pending" and posted["data"] == {"k": [1, 2]}
     assert posted["priority"] == 5 and posted["token"] == 0
@@ -99,7 +100,7 @@ def test_report_finding_from_stdin_and_file(cli: Cli, tmp_path: Path) -> None:
     assert out["summary"] == "from a file"
 
 
-def test_bad_findings_change_nothing(cli: Cli, swarm: Any) -> None:
+def test_bad_findings_change_nothing(cli: Cli, swarm: Swarm) -> None:
     cli("task", "post", "q", "d")
     t = cli.json("task", "claim", "q", "--worker", "w")
     out = cli("task", "report", t["id"], "--token", "1", "--finding", "{not json", expect=2)
@@ -114,7 +115,7 @@ def test_bad_findings_change_nothing(cli: Cli, swarm: Any) -> None:
     assert len(swarm.findings()) == 0
 
 
-def test_unknown_task_and_bad_token(cli: Cli, swarm: Any) -> None:
+def test_unknown_task_and_bad_token(cli: Cli, swarm: Swarm) -> None:
     out = cli("task", "show", "t-nope", expect=1)
     assert out.stderr.startswith("error: ") and "t-nope" in out.stderr
     assert out.stderr.count("\n") == 1
@@ -130,7 +131,7 @@ def test_unknown_task_and_bad_token(cli: Cli, swarm: Any) -> None:
     assert "task id" in out.stderr
 
 
-def test_fail_release_cancel_requeue(cli: Cli, swarm: Any) -> None:
+def test_fail_release_cancel_requeue(cli: Cli, swarm: Swarm) -> None:
     t = cli.json("task", "post", "q", "d", "--max-attempts", "1")
     cli("task", "claim", "q", "--worker", "w")
     released = cli.json("task", "release", t["id"], "--token", "1")
@@ -138,7 +139,7 @@ def test_fail_release_cancel_requeue(cli: Cli, swarm: Any) -> None:
     cli("task", "claim", "q", "--worker", "w")
     out = cli("task", "fail", t["id"], "--token", "2", "--error", "-", input="it broke\n")
     assert out.stdout.startswith(f"failed {t['id']}: now dead")
-    assert swarm.get_task(t["id"]).last_error.strip() == "it broke"
+    assert must(swarm.get_task(t["id"]).last_error).strip() == "it broke"
     dead = cli.json("task", "list", "--status", "dead")
     assert [x["id"] for x in dead["items"]] == [t["id"]]
     out = cli("task", "requeue", t["id"])
@@ -203,7 +204,7 @@ def test_wait_for_a_pass_and_timeout(cli: Cli) -> None:
     cli("task", "wait", "--pass", "P", "--queue", "q", expect=2)
 
 
-def test_late_report_is_refused_and_kept_superseded(cli: Cli, swarm: Any) -> None:
+def test_late_report_is_refused_and_kept_superseded(cli: Cli, swarm: Swarm) -> None:
     t = cli.json("task", "post", "q", "d", "--lease", "1")
     cli("task", "claim", "q", "--worker", "w")
     cli("task", "report", t["id"], "--token", "1", "--summary", "first")
@@ -213,7 +214,7 @@ def test_late_report_is_refused_and_kept_superseded(cli: Cli, swarm: Any) -> Non
     assert [(f["summary"], f["superseded"]) for f in every] == [("first", False), ("second", True)]
 
 
-def test_synth_create_list_show_request(cli: Cli, swarm: Any) -> None:
+def test_synth_create_list_show_request(cli: Cli, swarm: Swarm) -> None:
     swarm.register("shard", name="shard-a")
     fids = []
     for i in range(2):

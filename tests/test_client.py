@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
 
 import pytest
 
@@ -25,14 +24,14 @@ def test_public_exports_are_pinned() -> None:
     assert bound | {"__version__"} == expected, "bind exactly what __all__ lists"
 
 
-def test_ping_and_info_on_both_shells(swarm: Any) -> None:
+def test_ping_and_info_on_both_shells(swarm: Swarm) -> None:
     assert swarm.ping() >= 0
     info = swarm.server_info()
     assert info.version.split(".")[0].isdigit()
     assert info.server_time_ms > 1_700_000_000_000
 
 
-def test_limits_and_keys_are_public(swarm: Any) -> None:
+def test_limits_and_keys_are_public(swarm: Swarm) -> None:
     assert swarm.limits == Limits()
     assert swarm.keys.prefix == "rs:{test}:" and swarm.name == "test"
 

@@ -40,7 +40,7 @@ def _one(request: Cmd | Call | Batch) -> Operation[Any]:
     return reply
 
 
-def run(swarm: Any, request: Cmd | Call | Batch) -> Any:
+def run(swarm: Swarm, request: Cmd | Call | Batch) -> Any:
     """Drive one request through the shell (sync, or the async one via its adapter)."""
     if isinstance(swarm, AsyncAsSync):
         inner: AsyncSwarm = swarm._swarm

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import pytest
@@ -19,6 +18,7 @@ from redis_swarm.dashboard.app import create_app
 from redis_swarm.mcp_server import build_server
 
 from ._cli import Cli
+from ._handles import must
 from ._raw import raw_client
 from .mcp_server._helpers import connect
 
@@ -34,12 +34,12 @@ class Spoiled:
     bad_synthesis: str  # JSON, but not an object
 
 
-def spoil(swarm: Any, url: str) -> Spoiled:
+def spoil(swarm: Swarm, url: str) -> Spoiled:
     """Two tasks of pass P with a finding each and a synthesis, then three records spoiled."""
     tasks = [swarm.post_task("q", f"t{i}", pass_name="P", parent="shard") for i in range(2)]
     findings = []
     for _ in tasks:
-        claimed = swarm.claim("q", worker="w")
+        claimed = must(swarm.claim("q", worker="w"))
         findings.append(swarm.report(claimed.id, claimed.token, {"summary": "found"}).id)
     synthesis = swarm.synthesize("shard", "P", "so", [findings[1]])
     with raw_client(url) as r:
@@ -50,12 +50,12 @@ def spoil(swarm: Any, url: str) -> Spoiled:
     return Spoiled(findings[1], findings[0], tasks[0].id, tasks[1].id, synthesis.id)
 
 
-def test_listings_leave_corrupt_records_out_and_name_them(swarm: Any, redis_url: str) -> None:
+def test_listings_leave_corrupt_records_out_and_name_them(swarm: Swarm, redis_url: str) -> None:
     bad = spoil(swarm, redis_url)
-    for page in (swarm.findings(), swarm.findings(pass_name="P"), swarm.findings(shard="shard")):
-        assert [f.id for f in page] == [bad.good_finding] and page.corrupt == (bad.bad_finding,)
-    for page in (swarm.list_tasks(), swarm.list_tasks(queue="q")):
-        assert [t.id for t in page] == [bad.good_task] and page.corrupt == (bad.bad_task,)
+    for found in (swarm.findings(), swarm.findings(pass_name="P"), swarm.findings(shard="shard")):
+        assert [f.id for f in found] == [bad.good_finding] and found.corrupt == (bad.bad_finding,)
+    for listed in (swarm.list_tasks(), swarm.list_tasks(queue="q")):
+        assert [t.id for t in listed] == [bad.good_task] and listed.corrupt == (bad.bad_task,)
     assert swarm.syntheses().corrupt == (bad.bad_synthesis,)
 
     recent = swarm.recent()

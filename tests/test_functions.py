@@ -25,7 +25,7 @@ from redis_swarm._transport import Scripting, Send, exchange
 
 from ._cli import Cli
 from ._cluster import LocalCluster
-from ._handles import make_swarm
+from ._handles import make_swarm, must
 from ._raw import command_calls, raw_client, reset_stats
 from ._servers import RedisServer, ServerFactory, system_redis
 
@@ -46,10 +46,10 @@ def library_versions(*nodes: Any) -> list[str | None]:
     return out
 
 
-def work(swarm: Any) -> None:
+def work(swarm: Swarm) -> None:
     """A little of everything: writes (FCALL) and reads (FCALL_RO)."""
     swarm.post_task("q", "d")
-    task = swarm.claim("q", worker="w")
+    task = must(swarm.claim("q", worker="w"))
     swarm.report(task.id, task.token, {"summary": "s"})
     assert swarm.list_tasks().items
     assert swarm.ping() >= 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import pytest
 
@@ -11,12 +10,13 @@ from redis_swarm import Conflict, Message, NotFound, PayloadTooLarge, Swarm, Val
 from redis_swarm._keys import Keys
 from redis_swarm._ops import messages as message_ops
 
+from ._handles import untyped
 from ._raw import raw_client, run_script
 
 KEYS = Keys("test")
 
 
-def test_inbox_order_ack_and_peek(swarm: Any) -> None:
+def test_inbox_order_ack_and_peek(swarm: Swarm) -> None:
     swarm.register("shard", name="s1")
     sent = [swarm.send("s1", f"m{i}", sender="w1", data={"i": i}) for i in range(5)]
     assert all(isinstance(m, Message) and m.id.startswith("m-") for m in sent)
@@ -32,7 +32,7 @@ def test_inbox_order_ack_and_peek(swarm: Any) -> None:
     assert later.data is None and later.kind == "status"
 
 
-def test_broadcast_reaches_every_agent_once(swarm: Any) -> None:
+def test_broadcast_reaches_every_agent_once(swarm: Swarm) -> None:
     swarm.register("coordinator", name="boss")
     swarm.register("worker", name="w1")
     swarm.register("worker", name="w2")
@@ -55,7 +55,7 @@ def test_broadcast_reaches_every_agent_once(swarm: Any) -> None:
     assert swarm.inbox("w1") == [news]
 
 
-def test_unknown_recipient_is_an_error_not_a_phantom_inbox(swarm: Any, redis_url: str) -> None:
+def test_unknown_recipient_is_an_error_not_a_phantom_inbox(swarm: Swarm, redis_url: str) -> None:
     with pytest.raises(NotFound, match="not registered"):
         swarm.send("nobody", "hello")
     with pytest.raises(NotFound, match="not registered"):
@@ -67,7 +67,7 @@ def test_unknown_recipient_is_an_error_not_a_phantom_inbox(swarm: Any, redis_url
         assert r.xlen(KEYS.events) == 0
 
 
-def test_request_synthesis(swarm: Any, redis_url: str) -> None:
+def test_request_synthesis(swarm: Swarm, redis_url: str) -> None:
     swarm.register("shard", name="s1")
     msg = swarm.request_synthesis("s1", "Pass 1: Signal Capture", "cite every finding", sender="c")
     assert msg.kind == "synthesis_request" and msg.sender == "c"
@@ -83,16 +83,16 @@ def test_request_synthesis(swarm: Any, redis_url: str) -> None:
         swarm.request_synthesis("s1", " ", "x")
 
 
-def test_message_size_and_shape_are_bounded(swarm: Any, redis_url: str) -> None:
+def test_message_size_and_shape_are_bounded(swarm: Swarm, redis_url: str) -> None:
     swarm.register("shard", name="s1")
     with pytest.raises(PayloadTooLarge, match="max_message_bytes"):
         swarm.send("s1", "x" * (64 * 1024 + 1))
     with pytest.raises(PayloadTooLarge):
         swarm.send("s1", "x", data={"blob": "y" * 70_000})
     with pytest.raises(ValidationError, match="mapping"):
-        swarm.send("s1", "x", data=[1, 2])
+        untyped(swarm).send("s1", "x", data=[1, 2])
     with pytest.raises(ValidationError, match="body"):
-        swarm.send("s1", b"bytes")
+        untyped(swarm).send("s1", b"bytes")
     for bad in ["a:b", "a b", "", "é", "x" * 10_000]:
         with pytest.raises(ValidationError):
             swarm.send(bad, "x")
@@ -104,11 +104,13 @@ def test_message_size_and_shape_are_bounded(swarm: Any, redis_url: str) -> None:
             swarm.inbox(bad)
     for limit in [0, 5000, "10"]:
         with pytest.raises(ValidationError, match="limit"):
-            swarm.inbox("s1", limit=limit)
+            untyped(swarm).inbox("s1", limit=limit)
     assert swarm.inbox("s1") == []
 
 
-def test_full_inbox_refuses_rather_than_drops(swarm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_inbox_refuses_rather_than_drops(
+    swarm: Swarm, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(message_ops, "INBOX_LIMIT", 3)
     swarm.register("shard", name="s1")
     first = [swarm.send("s1", str(i)) for i in range(3)]

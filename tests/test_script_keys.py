@@ -22,6 +22,8 @@ from redis_swarm._keys import Keys
 from redis_swarm._protocol import Call, Cmd, Operation
 from redis_swarm._transport import Scripting
 
+from ._handles import must
+
 # Prepended to every script: a local ``redis`` that checks the key of each call (every key
 # of DEL), then forwards to the real one. The prelude's helpers see it too (they follow it).
 CHECK_KEYS = """
@@ -80,7 +82,7 @@ def call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operation
     return reply
 
 
-def workload(swarm: Any) -> None:
+def workload(swarm: Swarm) -> None:
     """Every operation that runs a script, including the refusals and the cleanups."""
     shard = swarm.register("shard", name="shard-1", model="m")
     swarm.heartbeat(shard.id, current_task="t")
@@ -97,15 +99,15 @@ def workload(swarm: Any) -> None:
         ]
     )
     swarm.post_task("q2", "later", not_before=2**40, dedupe_key="k")
-    task = swarm.claim(["q", "q2"], worker="w-1")
+    task = must(swarm.claim(["q", "q2"], worker="w-1"))
     swarm.renew(task.id, task.token)
     finding = swarm.report(task.id, task.token, {"summary": "s"}, worker="w-1")
     with pytest.raises(AlreadyCompleted):
         swarm.report(task.id, task.token, {"summary": "late"})
-    second = swarm.claim("q", worker="w-2")
+    second = must(swarm.claim("q", worker="w-2"))
     swarm.fail(second.id, second.token, "boom", retry=False)
     swarm.requeue_dead(second.id)
-    third = swarm.claim("q", worker="w-2")
+    third = must(swarm.claim("q", worker="w-2"))
     swarm.release(third.id, third.token)
     swarm.cancel(posted[3].id)
     swarm.reap()

@@ -15,7 +15,7 @@ from redis_swarm._protocol import Call, Cmd, Operation
 
 from ._sentinel import LocalSentinel, start_sentinel
 from ._servers import ServerFactory
-from .conftest import AsyncAsSync
+from .conftest import AsyncAsSync, as_swarm
 
 COUNTER = Keys("fo").counts
 
@@ -33,19 +33,19 @@ def _one(request: Cmd | Call) -> Operation[Any]:
     return reply
 
 
-def run(swarm: Any, request: Cmd | Call) -> Any:
+def run(swarm: Swarm, request: Cmd | Call) -> Any:
     if isinstance(swarm, AsyncAsSync):
         inner: AsyncSwarm = swarm._swarm
         return swarm.call(inner._run(_one(request)))
     return swarm._run(_one(request))
 
 
-def bump(swarm: Any, times: int) -> None:
+def bump(swarm: Swarm, times: int) -> None:
     for _ in range(times):
         run(swarm, Cmd("HINCRBY", COUNTER, "n", 1))
 
 
-def count(swarm: Any) -> int:
+def count(swarm: Swarm) -> int:
     return int(run(swarm, Cmd("HGET", COUNTER, "n")) or 0)
 
 
@@ -106,7 +106,7 @@ def test_a_retrying_client_survives_the_master_dying(sentinel: LocalSentinel) ->
 def test_a_retrying_async_client_survives_a_switchover(sentinel: LocalSentinel) -> None:
     sentinel.wait_ready()
     settings = Settings.from_url(sentinel.url, swarm="fo", retries=40)
-    swarm = AsyncAsSync(lambda: AsyncSwarm(settings))
+    swarm = as_swarm(AsyncAsSync(lambda: AsyncSwarm(settings)))
     try:
         run(swarm, Cmd("DEL", COUNTER))
         bump(swarm, 10)

@@ -4,12 +4,13 @@ both shells and both kinds of server."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from redis_swarm import AgentCounts, SwarmStatus
+from redis_swarm import AgentCounts, Swarm, SwarmStatus
+
+from ._handles import must
 
 
-def test_an_empty_swarm(swarm: Any) -> None:
+def test_an_empty_swarm(swarm: Swarm) -> None:
     st = swarm.status()
     assert isinstance(st, SwarmStatus)
     assert st.swarm == "test" and st.last_event_id == "0-0"
@@ -21,14 +22,14 @@ def test_an_empty_swarm(swarm: Any) -> None:
     assert recent.findings == () and recent.syntheses == () and recent.dead == ()
 
 
-def test_status_counts_queues_passes_agents_and_contexts(swarm: Any) -> None:
+def test_status_counts_queues_passes_agents_and_contexts(swarm: Swarm) -> None:
     swarm.register("shard", name="shard-a")
     swarm.post_task("q1", "a", pass_name="P")
     swarm.post_task("q1", "b", pass_name="P")
     swarm.post_task("q2", "c", data={"big": "x" * 100})
-    claimed = swarm.claim("q1", worker="w1")
+    claimed = must(swarm.claim("q1", worker="w1"))
     swarm.report(claimed.id, claimed.token, {"summary": "one"})
-    doomed = swarm.claim("q2", worker="w1")
+    doomed = must(swarm.claim("q2", worker="w1"))
     swarm.fail(doomed.id, doomed.token, "broken", retry=False)
     swarm.publish_context("shard-a", "hello\n", source="notes.md")
 
@@ -50,7 +51,7 @@ def test_status_counts_queues_passes_agents_and_contexts(swarm: Any) -> None:
     assert [t.id for t in recent.dead] == [doomed.id] and recent.dead[0].data is None
 
 
-def test_stale_agents_are_counted_apart(swarm: Any) -> None:
+def test_stale_agents_are_counted_apart(swarm: Swarm) -> None:
     swarm.register("worker", name="w1")
     time.sleep(0.01)
     st = swarm.status(stale_after_s=0.001)

@@ -18,7 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from redis_swarm import AlreadyCompleted, InvalidState, LeaseLost, TaskStatus
+from redis_swarm import AlreadyCompleted, InvalidState, LeaseLost, Swarm, TaskStatus
 from redis_swarm._ops.tasks import BACKOFF_BASE_MS, BACKOFF_CAP_MS
 
 from ._clock import FakeClock
@@ -105,7 +105,7 @@ class Model:
 class QueueMachine(RuleBasedStateMachine):
     tasks = Bundle("tasks")
 
-    def __init__(self, swarm: Any, raw: redis.Redis, clock: FakeClock) -> None:
+    def __init__(self, swarm: Swarm, raw: redis.Redis, clock: FakeClock) -> None:
         super().__init__()
         raw.flushall()
         self.swarm = swarm
@@ -270,7 +270,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.swarm.queue_stats() == self.model.counts()
 
 
-def test_the_queue_follows_the_model(swarm: Any, redis_url: str) -> None:
+def test_the_queue_follows_the_model(swarm: Swarm, redis_url: str) -> None:
     clock = FakeClock()
     swarm._ctx.clock = clock  # the swarm fixture, on a fake clock (both shells)
     raw = raw_client(redis_url)

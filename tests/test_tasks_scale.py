@@ -21,7 +21,7 @@ from .conftest import AsyncAsSync
 KEYS = Keys("test")
 
 
-def test_eight_processes_share_5000_tasks(swarm: Any, redis_url: str) -> None:
+def test_eight_processes_share_5000_tasks(swarm: Swarm, redis_url: str) -> None:
     total, processes = 5000, 8
     mode = "sync" if isinstance(swarm, Swarm) else "async"
     posted = swarm.post_tasks([TaskSpec("bulk", f"task {i}", {"i": i}) for i in range(total)])

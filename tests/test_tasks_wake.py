@@ -7,12 +7,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 
-from redis_swarm import Task, TaskSpec
+from redis_swarm import Swarm, Task, TaskSpec
 from redis_swarm._keys import Keys
 
 from ._raw import _per_master, command_calls, raw_client, script_calls
@@ -40,7 +39,7 @@ def _wait_blocked(raw: redis.Redis, n: int) -> None:
 
 
 class _Waiter(threading.Thread):
-    def __init__(self, swarm: Any, worker: str, wait_s: float = 5) -> None:
+    def __init__(self, swarm: Swarm, worker: str, wait_s: float = 5) -> None:
         super().__init__()
         self.swarm, self.worker, self.wait_s = swarm, worker, wait_s
         self.task: Task | None = None
@@ -52,7 +51,7 @@ class _Waiter(threading.Thread):
         self.elapsed = time.monotonic() - start
 
 
-def test_one_task_wakes_one_waiter(swarm: Any, raw: redis.Redis) -> None:
+def test_one_task_wakes_one_waiter(swarm: Swarm, raw: redis.Redis) -> None:
     n = 8
     waiters = [_Waiter(swarm, f"w{i}") for i in range(n)]
     for w in waiters:
@@ -73,7 +72,7 @@ def test_one_task_wakes_one_waiter(swarm: Any, raw: redis.Redis) -> None:
     assert claims <= 2 * n
 
 
-def test_a_waiter_wakes_for_a_released_task(swarm: Any) -> None:
+def test_a_waiter_wakes_for_a_released_task(swarm: Swarm) -> None:
     swarm.post_task("q", "d")
     first = swarm.claim("q", worker="w0")
     assert first is not None
@@ -86,7 +85,7 @@ def test_a_waiter_wakes_for_a_released_task(swarm: Any) -> None:
     assert waiter.elapsed < 2.5
 
 
-def test_a_waiter_wakes_for_a_delayed_task_falling_due(swarm: Any) -> None:
+def test_a_waiter_wakes_for_a_delayed_task_falling_due(swarm: Swarm) -> None:
     waiter = _Waiter(swarm, "w1")
     waiter.start()
     time.sleep(0.3)  # blocked on an empty queue, with nothing due
@@ -96,7 +95,7 @@ def test_a_waiter_wakes_for_a_delayed_task_falling_due(swarm: Any) -> None:
     assert 0.6 < waiter.elapsed < 2.5
 
 
-def test_a_waiter_wakes_for_a_requeued_task(swarm: Any) -> None:
+def test_a_waiter_wakes_for_a_requeued_task(swarm: Swarm) -> None:
     swarm.post_task("q", "d", max_attempts=1)
     first = swarm.claim("q", worker="w0")
     assert first is not None
@@ -110,7 +109,7 @@ def test_a_waiter_wakes_for_a_requeued_task(swarm: Any) -> None:
     assert waiter.elapsed < 2.5
 
 
-def test_wake_lists_stay_bounded_and_are_cleared(swarm: Any, raw: redis.Redis) -> None:
+def test_wake_lists_stay_bounded_and_are_cleared(swarm: Swarm, raw: redis.Redis) -> None:
     swarm.post_tasks([TaskSpec("q", f"t{i}") for i in range(1_000)])
     assert raw.llen(KEYS.wake("q")) == WAKE_CAP
     for i in range(200):
