@@ -25,9 +25,10 @@ other. Where Functions do not exist (Redis 6.2, some managed services), a handle
 to EVALSHA at the first ``unknown command`` reply, and loads scripts with SCRIPT LOAD on
 NOSCRIPT, as before.
 
-**For the ACL roles**: ``FUNCTIONS`` (every function name) and ``READ_ONLY_FUNCTIONS`` (those
-called with FCALL_RO) are the one list of what the library holds (``_acl`` builds the
-worker role's allowlist from them).
+**For the ACL roles**: ``function_name``, ``FUNCTIONS`` (every function name) and
+``READ_ONLY_SCRIPTS`` / ``READ_ONLY_FUNCTIONS`` (those called with FCALL_RO) are the one
+place that says what the library holds; ``_acl`` builds the roles' ``+fcall|rs_...`` rules
+from them.
 """
 
 from __future__ import annotations
