@@ -47,6 +47,8 @@ __all__ = [
     "READ_ONLY_SCRIPTS",
     "STALE_LIBRARY",
     "Library",
+    "evalsha",
+    "fcall",
     "function_name",
     "library",
     "script_names",
