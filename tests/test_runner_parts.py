@@ -310,7 +310,7 @@ def _read_pids(path: Path) -> list[int]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         text = path.read_text() if path.exists() else ""
-        if text.endswith("\n"):
+        if text.endswith("\n\n"):  # the blank line written after the pids
             return [int(line) for line in text.split()]
         time.sleep(0.01)
     raise AssertionError(f"no pids in {path}")
@@ -325,7 +325,7 @@ def test_processes_that_left_the_group_are_killed_and_reaped(tmp_path: Path, whe
         f"setsid sleep 300 & echo $! >> {pidfile}; "  # its own session, the shell's child
         f"setsid sh -c 'sleep 301 & echo $! >> {pidfile}' & wait $!; "  # orphaned at once
         f"echo >> {pidfile}; "
-        + ("sleep 1; echo done" if when == "exit" else "trap '' TERM; sleep 300")
+        + ("sleep 2; echo done" if when == "exit" else "trap '' TERM; sleep 300")
     )
     adopted: list[int] = []
 
@@ -339,8 +339,8 @@ def test_processes_that_left_the_group_are_killed_and_reaped(tmp_path: Path, whe
     with subreaper() as on:
         assert on
         result = run_child(
-            ["/bin/sh", "-c", script], timeout_s=1.5, grace_s=0.3, tick_s=0.5,
-            on_tick=tick,
+            ["/bin/sh", "-c", script], timeout_s=1.5 if when == "deadline" else 20,
+            grace_s=0.3, tick_s=0.5, on_tick=tick,
         )  # fmt: skip
     pids = _read_pids(pidfile)
     assert len(pids) == 2
