@@ -6,11 +6,10 @@ import ast
 import json
 import re
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
-from redis_swarm import Settings
+from redis_swarm import ContextInfo, Settings, Task
 from redis_swarm._prompts import (
     CLIENTS,
     MCP_TOOLS,
@@ -105,26 +104,28 @@ def test_bad_arguments() -> None:
         render_prompt("worker", settings=REMOTE, client="emacs")
 
 
-class _Task:
-    id = "t-1"
-    queue = "q"
-    attempts = 1
-    max_attempts = 3
-    pass_name = "Pass 1: Signal Capture"
-    description = "Find the signals."
-    data: ClassVar[dict[str, str]] = {"focus": "pricing"}
-    parent = "shard-a"
-
-
-class _Info:
-    version = "ab" * 32
-    size_bytes = 123_456
-    tokens_est = 30_000
-    source = "notes.md"
+TASK = Task(
+    id="t-1",
+    queue="q",
+    description="Find the signals.",
+    data={"focus": "pricing"},
+    pass_name="Pass 1: Signal Capture",
+    attempts=1,
+    max_attempts=3,
+    parent="shard-a",
+)
+INFO = ContextInfo(
+    owner="shard-a",
+    version="ab" * 32,
+    size_bytes=123_456,
+    tokens_est=30_000,
+    chunks=1,
+    source="notes.md",
+)
 
 
 def test_task_prompt_has_everything_a_worker_needs() -> None:
-    text = render_task_prompt(_Task(), settings=REMOTE, context=_Info(), summary_limit=500)
+    text = render_task_prompt(TASK, settings=REMOTE, context=INFO, summary_limit=500)
     assert "Find the signals." in text
     assert '"focus": "pricing"' in text
     assert "Pass 1: Signal Capture" in text
@@ -134,11 +135,11 @@ def test_task_prompt_has_everything_a_worker_needs() -> None:
     # The example finding in the prompt is itself a valid finding.
     example = blocks(text, "json")[-1]
     assert parse_finding(f"```json\n{example}\n```") is not None
-    no_context = render_task_prompt(_Task(), settings=REMOTE)
+    no_context = render_task_prompt(TASK, settings=REMOTE)
     assert "has not published a context" in no_context
     # With the run's tags: the agent is told to put its finding between them.
     tags = finding_tags("0123abcd")
-    marked = render_task_prompt(_Task(), settings=REMOTE, finding_tags=tags)
+    marked = render_task_prompt(TASK, settings=REMOTE, finding_tags=tags)
     assert f"between a line `{tags[0]}` and a line `{tags[1]}`" in marked
     example = blocks(marked, "json")[-1]
     answer = f"{tags[0]}\n{example}\n{tags[1]}"

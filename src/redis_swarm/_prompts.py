@@ -18,6 +18,7 @@ import shlex
 from typing import Any, Literal
 
 from ._config import DEFAULT_HOME, Settings
+from ._models import ContextInfo, Task
 
 __all__ = [
     "CLIENTS",
@@ -680,10 +681,10 @@ for event in swarm.events(limit=50):
 
 
 def render_task_prompt(
-    task: Any,
+    task: Task,
     *,
     settings: Settings,
-    context: Any = None,
+    context: ContextInfo | None = None,
     summary_limit: int = SUMMARY_LIMIT,
     finding_tags: tuple[str, str] | None = None,
 ) -> str:
@@ -694,7 +695,7 @@ def render_task_prompt(
     ``finding_tags`` are the lines the agent is asked to put its finding between (made for
     this run, see ``_runner.finding``); without them it is asked for a fenced JSON block.
     """
-    data = getattr(task, "data", None)
+    data = task.data
     lines = [
         f"You are an ephemeral worker of the swarm `{settings.swarm}`. Do this ONE task, then "
         "answer with ONE finding and stop. You will remember nothing afterwards: whatever is "
@@ -704,12 +705,12 @@ def render_task_prompt(
         "",
         f"- id: `{task.id}` (queue `{task.queue}`, attempt {task.attempts} of {task.max_attempts})",
     ]
-    if getattr(task, "pass_name", None):
+    if task.pass_name:
         lines.append(f"- pass: {task.pass_name}")
-    lines += ["", str(task.description).strip(), ""]
+    lines += ["", task.description.strip(), ""]
     if data not in (None, {}, [], ""):
         lines += ["Its data:", "", _json_block(data), ""]
-    owner = getattr(task, "parent", None)
+    owner = task.parent
     if owner and context is not None:
         version = context.version
         lines += [

@@ -17,12 +17,20 @@ from __future__ import annotations
 
 from .child import Capture, ChildResult, Command, build_command, check_command, run_child
 from .finding import finding_tags, normalize_finding, parse_finding
-from .pool import Runner, RunOptions, TaskOutcome, default_worker_prefix, task_env
+from .pool import (
+    OutcomeStatus,
+    Runner,
+    RunOptions,
+    TaskOutcome,
+    default_worker_prefix,
+    task_env,
+)
 
 __all__ = [
     "Capture",
     "ChildResult",
     "Command",
+    "OutcomeStatus",
     "RunOptions",
     "Runner",
     "TaskOutcome",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import shutil
@@ -15,16 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._config import Settings
 from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
+from .._models import ContextInfo, Task, TaskStatus
 from .._prompts import render_task_prompt
-from .child import ERROR_TAIL, build_command, check_command, run_child
+from .child import ERROR_TAIL, ChildResult, build_command, check_command, run_child
 from .finding import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
 from .reaper import subreaper
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["RunOptions", "Runner", "TaskOutcome", "default_worker_prefix", "task_env"]
+__all__ = [
+    "OutcomeStatus",
+    "RunOptions",
+    "Runner",
+    "TaskOutcome",
+    "default_worker_prefix",
+    "task_env",
+]
 
 T = TypeVar("T")
 
@@ -32,19 +42,19 @@ CLAIM_RETRY_S = 30.0  # the pool gives up when the server is unreachable for thi
 WRITE_RETRIES = 5  # a report, fail or release is tried this many times through an outage
 
 
-def task_env(task: Any, settings: Any, context: Any = None) -> dict[str, str]:
+def task_env(task: Task, settings: Settings, context: ContextInfo | None = None) -> dict[str, str]:
     """What an agent process learns from its environment (besides the runner's own)."""
     env = {
         "SWARM_URL": settings.render_url(mask=False),
         "SWARM_NAME": settings.swarm,
-        "SWARM_TASK_ID": str(task.id),
+        "SWARM_TASK_ID": task.id,
         "SWARM_TASK_TOKEN": str(task.token),
-        "SWARM_TASK_QUEUE": str(task.queue),
+        "SWARM_TASK_QUEUE": task.queue,
     }
-    if getattr(task, "parent", None):
-        env["SWARM_CONTEXT_OWNER"] = str(task.parent)
+    if task.parent:
+        env["SWARM_CONTEXT_OWNER"] = task.parent
     if context is not None:
-        env["SWARM_CONTEXT_VERSION"] = str(context.version)
+        env["SWARM_CONTEXT_VERSION"] = context.version
     return env
 
 
@@ -76,13 +86,22 @@ class RunOptions:
     shell: str = "/bin/sh"
 
 
+class OutcomeStatus(str, enum.Enum):
+    """What became of one claimed task."""
+
+    COMPLETED = "completed"  # its finding is stored (or the agent reported it itself)
+    FAILED = "failed"  # crashed, timed out, printed nothing: failed, so the queue retries it
+    RELEASED = "released"  # interrupted: back to its queue without using an attempt
+    LOST = "lost"  # cancelled, completed elsewhere, its lease taken over, or refused
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
-    """What became of one claimed task."""
+    """What became of one claimed task, and why."""
 
     task_id: str
     worker: str
-    status: str  # completed, failed, released, lost
+    status: OutcomeStatus
     detail: str
     duration_s: float
     finding_id: str | None = None
@@ -92,7 +111,7 @@ class TaskOutcome:
         return {
             "task_id": self.task_id,
             "worker": self.worker,
-            "status": self.status,
+            "status": self.status.value,
             "detail": self.detail,
             "duration_s": round(self.duration_s, 3),
             "finding_id": self.finding_id,
@@ -104,11 +123,33 @@ class TaskOutcome:
 class _Counts:
     claimed: int = 0
     running: int = 0
-    completed: int = 0
-    failed: int = 0
-    released: int = 0
-    lost: int = 0
+    ended: dict[OutcomeStatus, int] = field(default_factory=lambda: dict.fromkeys(OutcomeStatus, 0))
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """Makes the outcome of one agent run."""
+
+    task_id: str
+    worker: str
+    started: float
+    result: ChildResult
+
+    def __call__(
+        self, status: OutcomeStatus, detail: str, finding_id: str | None = None
+    ) -> TaskOutcome:
+        if self.result.left_behind:
+            detail += f"; killed {self.result.left_behind} process(es) it left running"
+        return TaskOutcome(
+            self.task_id,
+            self.worker,
+            status,
+            detail,
+            time.monotonic() - self.started,
+            finding_id,
+            self.result.returncode,
+        )
 
 
 class Runner:
@@ -168,10 +209,7 @@ class Runner:
             return {
                 "claimed": c.claimed,
                 "running": c.running,
-                "completed": c.completed,
-                "failed": c.failed,
-                "released": c.released,
-                "lost": c.lost,
+                **{status.value: n for status, n in c.ended.items()},
             }
 
     @property
@@ -305,12 +343,12 @@ class Runner:
     def _finish(self, outcome: TaskOutcome) -> None:
         with self._lock:
             self._counts.running -= 1
-            setattr(self._counts, outcome.status, getattr(self._counts, outcome.status) + 1)
+            self._counts.ended[outcome.status] += 1
             self.outcomes.append(outcome)
         if self._on_outcome is not None:
             self._on_outcome(outcome)
 
-    def _handle(self, task: Any, worker: str) -> None:
+    def _handle(self, task: Task, worker: str) -> None:
         with self._lock:
             self._counts.claimed += 1
             self._counts.running += 1
@@ -319,32 +357,54 @@ class Runner:
             outcome = self._work(task, worker, started)
         except SwarmError as exc:
             outcome = TaskOutcome(
-                task.id, worker, "lost", f"the swarm refused: {exc}", time.monotonic() - started
+                task.id,
+                worker,
+                OutcomeStatus.LOST,
+                f"the swarm refused: {exc}",
+                time.monotonic() - started,
             )
         self._finish(outcome)
 
-    def _context(self, task: Any) -> Any:
-        if not getattr(task, "parent", None):
+    def _context(self, task: Task) -> ContextInfo | None:
+        parent = task.parent
+        if not parent:
             return None
         try:
-            return self._persist(lambda: self.swarm.context_info(task.parent))
+            return self._persist(lambda: self.swarm.context_info(parent))
         except NotFound:
             return None
 
-    def _work(self, task: Any, worker: str, started: float) -> TaskOutcome:
-        opts = self.options
+    def _work(self, task: Task, worker: str, started: float) -> TaskOutcome:
         context = self._context(task)
         mark = new_mark()
         prompt = render_task_prompt(
             task,
             settings=self.swarm.settings,
             context=context,
-            summary_limit=opts.summary_limit,
+            summary_limit=self.options.summary_limit,
             finding_tags=finding_tags(mark),
         )
-        lease = opts.lease_s or task.lease_s
-        timeout = opts.timeout_s or float(task.lease_s)
-        lost: list[str] = []
+        lost: list[str] = []  # why the pool stopped the agent, if it did
+        result = self._run_agent(task, context, prompt, lost)
+        end = _Ending(task.id, worker, started, result)
+        if result.killed == "interrupted":
+            self._persist(lambda: self.swarm.release(task.id, task.token))
+            return end(OutcomeStatus.RELEASED, "interrupted: the task went back to its queue")
+        if lost:
+            return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
+        stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
+        if result.killed:
+            return self._fail(task, end, f"{result.killed}: killed", stderr_tail)
+        if result.returncode != 0:
+            return self._fail(task, end, f"exit code {result.returncode}", stderr_tail)
+        return self._report(task, worker, context, mark, end, stderr_tail)
+
+    def _run_agent(
+        self, task: Task, context: ContextInfo | None, prompt: str, lost: list[str]
+    ) -> ChildResult:
+        """Run the agent for ``task``, renewing its lease meanwhile; a renewal that finds the
+        task gone (cancelled, completed elsewhere, taken over) adds to ``lost`` and stops it."""
+        opts = self.options
 
         def renew() -> str | None:
             try:
@@ -356,19 +416,19 @@ class Runner:
             except SwarmError as exc:
                 if isinstance(exc, ValidationError):
                     raise
-                # Cancelled, completed elsewhere, or the lease was taken over: stop the agent.
                 lost.append(str(exc))
             return lost[-1] if lost else None
 
+        lease = opts.lease_s or task.lease_s
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:
             command = build_command(opts.command, prompt, workdir, shell=opts.shell)
             env = {**os.environ, **task_env(task, self.swarm.settings, context), **command.env}
-            result = run_child(
+            return run_child(
                 command.argv,
                 stdin=command.stdin,
                 env=env,
-                timeout_s=timeout,
+                timeout_s=opts.timeout_s or float(task.lease_s),
                 tick_s=max(0.2, lease / 3),
                 on_tick=renew,
                 stop=self._aborting,
@@ -377,37 +437,25 @@ class Runner:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-        def outcome(status: str, detail: str, finding_id: str | None = None) -> TaskOutcome:
-            if result.left_behind:
-                detail += f"; killed {result.left_behind} process(es) it left running"
-            return TaskOutcome(
-                task.id,
-                worker,
-                status,
-                detail,
-                time.monotonic() - started,
-                finding_id,
-                result.returncode,
-            )
-
-        if result.killed == "interrupted":
-            self._persist(lambda: self.swarm.release(task.id, task.token))
-            return outcome("released", "interrupted: the task went back to its queue")
-        if lost:
-            return outcome("lost", f"stopped the agent: {lost[-1]}")
-        stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
-        if result.killed:
-            return self._fail(task, outcome, f"{result.killed}: killed", stderr_tail)
-        if result.returncode != 0:
-            return self._fail(task, outcome, f"exit code {result.returncode}", stderr_tail)
-        # From here to the stored finding every read and write rides out an outage as the
-        # report does: the agent's work is done and must not be lost to a restart.
+    def _report(
+        self,
+        task: Task,
+        worker: str,
+        context: ContextInfo | None,
+        mark: str,
+        end: _Ending,
+        stderr_tail: str,
+    ) -> TaskOutcome:
+        """Store the finding of an agent that exited 0. From here to the stored finding every
+        read and write rides out an outage as the report does: the agent's work is done and
+        must not be lost to a restart."""
         current = self._persist(lambda: self.swarm.get_task(task.id))
-        if current.status == "completed" and current.finding_id:
-            return outcome("completed", "the agent reported it itself", current.finding_id)
-        parsed = parse_finding(result.stdout.text(), summary_limit=opts.summary_limit, mark=mark)
+        if current.status is TaskStatus.COMPLETED and current.finding_id:
+            return end(OutcomeStatus.COMPLETED, "the agent reported it itself", current.finding_id)
+        text = end.result.stdout.text()
+        parsed = parse_finding(text, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
-            return self._fail(task, outcome, "the agent printed nothing (exit code 0)", stderr_tail)
+            return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
         try:
@@ -417,24 +465,22 @@ class Runner:
                     task.token,
                     finding,
                     worker=worker,
-                    model=opts.model,
+                    model=self.options.model,
                     context_version=context.version if context is not None else None,
                     finding_id=finding_id,
                 )
             )
         except AlreadyCompleted as exc:
-            return outcome("lost", f"completed elsewhere first: {exc}", exc.finding_id)
+            return end(OutcomeStatus.LOST, f"completed elsewhere first: {exc}", exc.finding_id)
         except ValidationError as exc:
-            return self._fail(task, outcome, f"the finding was refused: {exc}", "")
-        return outcome("completed", f"finding from {how} output", stored.id)
+            return self._fail(task, end, f"the finding was refused: {exc}", "")
+        return end(OutcomeStatus.COMPLETED, f"finding from {how} output", stored.id)
 
-    def _fail(
-        self, task: Any, outcome: Callable[..., TaskOutcome], reason: str, stderr_tail: str
-    ) -> TaskOutcome:
+    def _fail(self, task: Task, end: _Ending, reason: str, stderr_tail: str) -> TaskOutcome:
         error = reason + (f"; stderr: {stderr_tail}" if stderr_tail else "")
         try:
             self._persist(lambda: self.swarm.fail(task.id, task.token, error, retry=True))
         except SwarmError as exc:
-            return outcome("lost", f"{reason}; and the failure was refused: {exc}")
+            return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
         last = stderr_tail.strip().splitlines()[-1:] if stderr_tail else []
-        return outcome("failed", reason + (f" ({last[0][:160]})" if last else ""))
+        return end(OutcomeStatus.FAILED, reason + (f" ({last[0][:160]})" if last else ""))

@@ -15,12 +15,17 @@ from rich.text import Text
 
 from .._errors import SwarmError
 from .._printable import printable
-from .._runner import Runner, RunOptions, TaskOutcome
+from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .._validate import check_name
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues
 
-_MARKS = {"completed": "✓", "failed": "✗", "released": "↩", "lost": "!"}
+_MARKS = {
+    OutcomeStatus.COMPLETED: "✓",
+    OutcomeStatus.FAILED: "✗",
+    OutcomeStatus.RELEASED: "↩",
+    OutcomeStatus.LOST: "!",
+}
 
 
 @main.command(short_help="Run an agent command once per task: a worker pool.")
@@ -186,7 +191,7 @@ def run(
 def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
     finding = f" → {o.finding_id}" if o.finding_id else ""
     line = printable(
-        f"{_MARKS.get(o.status, '?')} {o.status:<9} {o.task_id} "
+        f"{_MARKS[o.status]} {o.status.value:<9} {o.task_id} "
         f"({o.worker}, {o.duration_s:.1f}s){finding}: {o.detail}"
     )
     if live is not None:
