@@ -562,3 +562,17 @@ def test_swarm_acl_asks_the_server_its_version_and_warns_on_62(servers: ServerFa
     old = runner.invoke(main, ["acl", "--role", "shard", "--user", "s", "--redis-version", "6.0"])
     assert old.exit_code == 1 and "use Redis >= 7.0" in old.output
     server.stop()
+
+
+def test_a_strict_worker_learns_the_durability_plan_without_info(servers: ServerFactory) -> None:
+    """INFO is withheld from workers: HELLO, WAITAOF and WAIT tell the plan instead."""
+    server = servers.start(binary=_falkordb(), appendonly=True)
+    try:
+        spec = _users(server)["worker"]
+        url = f"redis://{spec.user}:{spec.password}@127.0.0.1:{server.port}?durability=strict"
+        with Swarm(url, swarm=SWARM) as worker:
+            assert worker.durability().startswith("strict: WAITAOF")
+            agent = worker.register("worker", name="w-strict")
+            assert worker.get_agent(agent.id).id == agent.id
+    finally:
+        server.stop()

@@ -47,15 +47,16 @@ WAIT_MS = 5_000
 # Commands the operations send that never write (anything else is treated as a write).
 _READ_COMMANDS = frozenset(
     {
-        "CONFIG", "GET", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
+        "CONFIG", "GET", "HELLO", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
         "LRANGE", "MGET", "PING", "SCAN", "SCARD", "SMEMBERS", "TIME", "XINFO", "XLEN",
         "XRANGE", "XREAD", "XREVRANGE", "ZCARD", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE",
         "ZREVRANGE", "ZSCORE",
     }
 )  # fmt: skip
 # A claim's wait pops a wake token (BLPOP): losing one to a crash costs a waiter one more
-# check, never data, so it is not worth a replica's round trip.
-_NO_DURABILITY_NEEDED = frozenset({"BLPOP"})
+# check, never data, so it is not worth a replica's round trip. The waits themselves are
+# sent alone when the plan is probed without INFO (a worker user may not read it).
+_NO_DURABILITY_NEEDED = frozenset({"BLPOP", "WAIT", "WAITAOF"})
 
 
 def _writes(item: Cmd | Call) -> bool:

@@ -54,7 +54,7 @@ OPERATIONS: dict[str, Uses] = {
     # server (info and config|get are optional: see _acl.WITHHELD)
     "ping": _uses("ping", worker=True),
     "server_info": _uses("info config|get hello", "ping", worker=True),
-    "durability_plan": _uses("info config|get", worker=True),
+    "durability_plan": _uses("info config|get hello wait waitaof", worker=True),
     # tasks
     "post_task": _uses("", "task_post"),
     "post_tasks": _uses("", "task_post"),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _durability
-from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
+from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._protocol import Call, Cmd, OpContext, Operation
 from ._bus import text
 
@@ -114,11 +114,8 @@ def durability_plan(ctx: OpContext) -> Operation[_durability.Plan]:
     # (a cluster's plan is probed master by master by its shell: see _strict_cluster)
     try:
         info: dict[str, Any] = yield Cmd("INFO")
-    except PermissionDenied:
-        raise ConfigError(
-            f"durability='strict' needs to read INFO on {where} to know how to wait for "
-            "writes to be durable: allow the user +info, or use durability='normal'"
-        ) from None
+    except PermissionDenied:  # a worker (INFO lists every swarm's keys): ask around it
+        info = yield from _probe()
     fsync: str | None = None
     try:
         fsync = _config_value((yield Cmd("CONFIG", "GET", "appendfsync")))
@@ -127,3 +124,21 @@ def durability_plan(ctx: OpContext) -> Operation[_durability.Plan]:
     except SwarmError:  # refused to this user, or renamed by a managed service
         fsync = None
     return _durability.choose(info, fsync, where)
+
+
+def _probe() -> Operation[dict[str, Any]]:
+    """What ``_durability.choose`` reads from INFO, for a user that may not run it: the
+    version (HELLO), whether AOF is on (WAITAOF refuses to wait for a local fsync without it;
+    Redis >= 7.2), and the replicas (WAIT 0 answers at once with how many acknowledge)."""
+    version = str(_pairs((yield Cmd("HELLO"))).get("version", "0.0"))
+    aof = 0
+    if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) >= (7, 2):
+        try:
+            yield Cmd("WAITAOF", 1, 0, 1)
+            aof = 1
+        except ConnectionFailed:
+            raise
+        except SwarmError:  # "WAITAOF cannot be used when ... appendonly is disabled"
+            aof = 0
+    replicas = yield Cmd("WAIT", 0, 1)
+    return {"redis_version": version, "aof_enabled": aof, "connected_slaves": int(replicas)}
