@@ -261,6 +261,10 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     with pytest.raises(ConfigError):  # INFO is withheld from workers
         worker._run(server_ops.durability_plan(worker._ctx))
     info = shard.publish_context("shard-1", "line one\nline two\n" * 50, source="a.md")
+    for n in range(4):  # past the kept versions: each flip hands out what it pruned
+        shard.publish_context("shard-old", f"version {n}\n" * 50, source="v.md")
+    shard.gc(grace_s=0, dry_run=True)
+    shard.gc(grace_s=0)
     shard.register("shard", name="shard-1")
     me = worker.register("worker", name="w-1", model="m")
     worker.heartbeat(me.id, current_task="t")
