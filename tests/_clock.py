@@ -4,13 +4,12 @@ sleep. Both shells take it (``Swarm(clock=...)``); scripts then use it instead o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 
-from .conftest import SWARM_KINDS, AsyncAsSync
+from .conftest import SWARM_KINDS, AsyncAsSync, as_swarm
 
 START_MS = 1_800_000_000_000
 
@@ -33,7 +32,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=SWARM_KINDS)
-def clocked(request: pytest.FixtureRequest, redis_url: str, clock: FakeClock) -> Iterator[Any]:
+def clocked(request: pytest.FixtureRequest, redis_url: str, clock: FakeClock) -> Iterator[Swarm]:
     """The ``swarm`` fixture's twin, on the fake clock: every test runs on both shells, on
     the standalone server and on the cluster."""
     if request.param.removeprefix("cluster-") == "sync":
@@ -42,5 +41,5 @@ def clocked(request: pytest.FixtureRequest, redis_url: str, clock: FakeClock) ->
         handle.close()
     else:
         adapter = AsyncAsSync(lambda: AsyncSwarm(redis_url, swarm="test", clock=clock))
-        yield adapter
+        yield as_swarm(adapter)
         adapter.close()

@@ -20,7 +20,7 @@ KEYS = Keys("test")
 
 
 @pytest.fixture(params=SWARM_KINDS)
-def clocked(request: pytest.FixtureRequest, redis_url: str) -> Iterator[tuple[Any, FakeClock]]:
+def clocked(request: pytest.FixtureRequest, redis_url: str) -> Iterator[tuple[Swarm, FakeClock]]:
     clock = FakeClock()
     handle = make_swarm(request.param, redis_url, clock=clock)
     yield handle, clock
@@ -83,7 +83,7 @@ def test_reregistering_replaces_the_profile(swarm: Swarm) -> None:
     assert len(swarm.agents()) == 1
 
 
-def test_presence_expiry_and_sweep(clocked: tuple[Any, FakeClock], redis_url: str) -> None:
+def test_presence_expiry_and_sweep(clocked: tuple[Swarm, FakeClock], redis_url: str) -> None:
     swarm, clock = clocked
     swarm.register("coordinator", name="boss")
     swarm.register("worker", name="w1", parent="boss")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +21,7 @@ def cli(redis_url: str) -> Cli:
 
 
 @pytest.fixture
-def swarm(redis_url: str) -> Any:
+def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle
 

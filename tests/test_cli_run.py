@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def cli(redis_url: str) -> Cli:
 
 
 @pytest.fixture
-def swarm(redis_url: str) -> Any:
+def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle
 
@@ -512,7 +513,7 @@ def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Swarm, value:
 
 
 def test_an_agent_that_always_crashes_is_dead_after_max_attempts(
-    cli: Cli, swarm: Any, tmp_path: Path
+    cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     t = swarm.post_task("q", "d", max_attempts=3)
     crash = agent(tmp_path, "crash", "sys.exit(7)")
@@ -525,7 +526,7 @@ def test_an_agent_that_always_crashes_is_dead_after_max_attempts(
 
 
 def test_a_runner_always_sigkilled_is_dead_after_max_abandons(
-    swarm: Any, redis_url: str, tmp_path: Path
+    swarm: Swarm, redis_url: str, tmp_path: Path
 ) -> None:
     t = swarm.post_task("q", "d", max_attempts=1, max_abandons=3)
     for attempt in (1, 2, 3):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,7 +20,7 @@ def cli(redis_url: str) -> Cli:
 
 
 @pytest.fixture
-def swarm(redis_url: str) -> Any:
+def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle
 
@@ -244,7 +244,7 @@ def test_synth_create_list_show_request(cli: Cli, swarm: Swarm) -> None:
     assert [m.id for m in inbox] == [msg["id"]]
 
 
-def test_configure_max_abandons_and_show_both_budgets(cli: Cli, swarm: Any) -> None:
+def test_configure_max_abandons_and_show_both_budgets(cli: Cli, swarm: Swarm) -> None:
     assert cli.json("task", "configure", "q1") == {"queue": "q1", "max_abandons": 10}
     assert cli("task", "configure", "q1", "--max-abandons", "4").stdout == "q1: max_abandons 4\n"
     from_queue = cli.json("task", "post", "q1", "d", "--max-attempts", "2")

@@ -21,16 +21,16 @@ from redis_swarm.cli import main
 from redis_swarm.cli._acl import apply_user
 
 from ._cluster import LocalCluster
-from .conftest import AsyncAsSync
+from .conftest import AsyncAsSync, as_swarm
 
 
 @pytest.fixture(params=["sync", "async"])
-def cswarm(request: pytest.FixtureRequest, cluster_url: str) -> Iterator[Any]:
+def cswarm(request: pytest.FixtureRequest, cluster_url: str) -> Iterator[Swarm]:
     """A Swarm or an AsyncSwarm (driven through the same calls) on the cluster."""
     if request.param == "sync":
-        handle: Any = Swarm(cluster_url, swarm="test")
+        handle = Swarm(cluster_url, swarm="test")
     else:
-        handle = AsyncAsSync(lambda: AsyncSwarm(cluster_url, swarm="test"))
+        handle = as_swarm(AsyncAsSync(lambda: AsyncSwarm(cluster_url, swarm="test")))
     yield handle
     handle.close()
 
@@ -54,21 +54,21 @@ def test_url_and_settings(cluster_url: str) -> None:
         assert swarm.settings.url.startswith("redis+cluster://")
 
 
-def test_ping_and_server_info(cswarm: Any) -> None:
+def test_ping_and_server_info(cswarm: Swarm) -> None:
     assert cswarm.ping() >= 0
     info = cswarm.server_info()
     assert info.mode == "cluster" and info.version.startswith("7")
     assert info.appendfsync is not None and info.server_time_ms > 1_700_000_000_000
 
 
-def test_a_script_with_keys_runs_on_the_right_node(cswarm: Any) -> None:
+def test_a_script_with_keys_runs_on_the_right_node(cswarm: Swarm) -> None:
     keys = Keys("test")
     now = run(cswarm, Call("ping", (keys.tasks, keys.events), (0,)))
     assert now > 1_700_000_000_000
     assert run(cswarm, Call("ping", (), (1234,))) == 1234
 
 
-def test_a_batch_mixes_commands_and_scripts_across_slots(cswarm: Any) -> None:
+def test_a_batch_mixes_commands_and_scripts_across_slots(cswarm: Swarm) -> None:
     a, b = Keys("alpha"), Keys("beta")
     replies = run(
         cswarm,
@@ -85,7 +85,9 @@ def test_a_batch_mixes_commands_and_scripts_across_slots(cswarm: Any) -> None:
     assert replies == [1, 7, 1, 8, b"{}"]
 
 
-def test_a_batch_survives_a_flushed_script_cache(cswarm: Any, redis_cluster: LocalCluster) -> None:
+def test_a_batch_survives_a_flushed_script_cache(
+    cswarm: Swarm, redis_cluster: LocalCluster
+) -> None:
     admin = redis_cluster.client()
     admin.execute_command("SCRIPT FLUSH", target_nodes=admin.ALL_NODES)  # type: ignore[no-untyped-call]
     k = Keys("gamma")
@@ -97,7 +99,7 @@ def test_a_batch_survives_a_flushed_script_cache(cswarm: Any, redis_cluster: Loc
     assert run(cswarm, Call("ping", (k.events,), (9,))) == 9
 
 
-def test_errors_in_a_cluster_batch_are_raised(cswarm: Any) -> None:
+def test_errors_in_a_cluster_batch_are_raised(cswarm: Swarm) -> None:
     from redis_swarm import SwarmError
 
     k = Keys("delta")
@@ -229,7 +231,7 @@ def test_a_multi_chunk_context_spreads_over_the_cluster(
         assert len(reader.context_versions("shard-1")) == 3
 
 
-def test_agents_messages_and_events_on_a_cluster(cswarm: Any) -> None:
+def test_agents_messages_and_events_on_a_cluster(cswarm: Swarm) -> None:
     shard = cswarm.register("shard", name="shard-1")
     worker = cswarm.register("worker", name="w-1")
     cswarm.send(worker.id, "hello", sender=shard.id)

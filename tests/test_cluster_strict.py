@@ -25,11 +25,12 @@ from redis_swarm._keys import Keys
 from redis_swarm.cli import main
 
 from ._cluster import LocalCluster, start_cluster
+from ._handles import must
 from ._invariants import check_swarm
 from ._raw import raw_client
 from ._servers import ServerFactory
 from ._slots import calls, errors_sent
-from .conftest import AsyncAsSync
+from .conftest import AsyncAsSync, as_swarm
 
 
 def masters(*counts: int) -> dict[str, dict[str, Any]]:
@@ -54,10 +55,12 @@ def test_the_cluster_plan_names_the_masters_without_a_replica() -> None:
 
 
 @pytest.fixture(params=["sync", "async"])
-def strict(request: pytest.FixtureRequest, cluster_url: str) -> Iterator[Any]:
+def strict(request: pytest.FixtureRequest, cluster_url: str) -> Iterator[Swarm]:
     settings = Settings.from_url(cluster_url, swarm=f"strict-{request.param}", durability="strict")
-    handle: Any = (
-        Swarm(settings) if request.param == "sync" else AsyncAsSync(lambda: AsyncSwarm(settings))
+    handle = (
+        Swarm(settings)
+        if request.param == "sync"
+        else as_swarm(AsyncAsSync(lambda: AsyncSwarm(settings)))
     )
     yield handle
     handle.close()
@@ -73,7 +76,7 @@ def waitcalls(cluster: LocalCluster) -> dict[int, int]:
 
 
 def test_strict_writes_wait_on_every_master_they_touch(
-    strict: Any, redis_cluster: LocalCluster, cluster_url: str
+    strict: Swarm, redis_cluster: LocalCluster, cluster_url: str
 ) -> None:
     admin = redis_cluster.client()
     home = admin.get_node_from_key(Keys(strict.name).counts).port  # type: ignore[no-untyped-call]
@@ -84,7 +87,7 @@ def test_strict_writes_wait_on_every_master_they_touch(
     assert after_post[home] == before[home] + 1
     assert sum(after_post.values()) == sum(before.values()) + 1
 
-    claimed = strict.claim("q", worker="w")
+    claimed = must(strict.claim("q", worker="w"))
     strict.report(claimed.id, claimed.token, {"summary": "done"})
     # a context of many chunks: they spread over the masters, each master waits once
     text = "".join(f"line {i}: {'x' * 60}\n" for i in range(60_000))

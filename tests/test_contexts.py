@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -38,7 +38,7 @@ BAD_NAMES = ["a:b", "a{b", "a}b", "a*b", "a b", "a\x00b", "a\nb", "é", "", "x" 
 
 
 @pytest.fixture(params=SWARM_KINDS)
-def small(request: pytest.FixtureRequest, redis_url: str) -> Any:
+def small(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Swarm]:
     """A swarm with 1 KB chunks, so that small texts span several chunks."""
     handle = make_swarm(request.param, redis_url, limits=Limits(context_chunk_bytes=1024))
     yield handle
@@ -90,7 +90,7 @@ def test_publish_and_get_round_trip(swarm: Swarm, tmp_path: Path) -> None:
     assert [c.owner for c in swarm.contexts()] == ["blob", "filer", "shard-1"]
 
 
-def test_multi_chunk_publish_and_versions(small: Any, redis_url: str) -> None:
+def test_multi_chunk_publish_and_versions(small: Swarm, redis_url: str) -> None:
     texts = [_text(100, tag=f"v{n} ") for n in range(5)]
     infos = [small.publish_context("shard", t, source="s") for t in texts]
     assert infos[0].chunks == -(-len(texts[0].encode()) // 1024)
@@ -109,7 +109,7 @@ def test_multi_chunk_publish_and_versions(small: Any, redis_url: str) -> None:
         assert all(r.ttl(k) == -1 for k in keys)
 
 
-def test_republish_identical_is_cheap_and_idempotent(small: Any, redis_url: str) -> None:
+def test_republish_identical_is_cheap_and_idempotent(small: Swarm, redis_url: str) -> None:
     text = _text(100)
     first = small.publish_context("shard", text, source="s")
     with _client(redis_url) as r:
@@ -505,7 +505,7 @@ def test_unknown_owner_or_version_is_not_found(swarm: Swarm) -> None:
     assert swarm.contexts()[0].owner == "o"
 
 
-def test_chunks_are_keyed_by_content_in_their_own_slot(small: Any, redis_url: str) -> None:
+def test_chunks_are_keyed_by_content_in_their_own_slot(small: Swarm, redis_url: str) -> None:
     # Two owners publishing the same text share its chunks; dropping one keeps the other's.
     text = _text(100)
     small.publish_context("a", text, source="s")
@@ -524,7 +524,7 @@ def _holders(url: str) -> dict[bytes, set[bytes]]:
         return {k: {f for f in r.hkeys(k) if f.startswith(b"h:")} for k in _chunk_keys(url)}
 
 
-def test_chunk_holders_follow_the_kept_versions(small: Any, redis_url: str) -> None:
+def test_chunk_holders_follow_the_kept_versions(small: Swarm, redis_url: str) -> None:
     base = _text(60)  # 3+ chunks of 1 KB; versions below share all but the last chunk
     infos = [small.publish_context("o", base + f"tail {i}\n", source="s") for i in range(4)]
     holders = _holders(redis_url)

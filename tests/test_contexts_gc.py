@@ -146,7 +146,7 @@ def test_publishes_collect_old_leaks_without_gc(
 
 
 @pytest.mark.parametrize("grace", [-1, math.nan, math.inf, "600", True])
-def test_gc_refuses_a_bad_grace(swarm: Any, grace: Any) -> None:
+def test_gc_refuses_a_bad_grace(swarm: Swarm, grace: Any) -> None:
     with pytest.raises(ValidationError, match="grace_s"):
         swarm.gc(grace_s=grace)
 

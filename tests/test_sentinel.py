@@ -50,19 +50,19 @@ def count(swarm: Swarm) -> int:
 
 
 @pytest.fixture(params=["sync", "async"])
-def sswarm(request: pytest.FixtureRequest, sentinel: LocalSentinel) -> Iterator[Any]:
+def sswarm(request: pytest.FixtureRequest, sentinel: LocalSentinel) -> Iterator[Swarm]:
     sentinel.wait_ready()
     # Enough retries to ride out a failover (down-after 1 s + election + promotion).
     settings = Settings.from_url(sentinel.url, swarm="fo", retries=40)
     if request.param == "sync":
-        handle: Any = Swarm(settings)
+        handle = Swarm(settings)
     else:
-        handle = AsyncAsSync(lambda: AsyncSwarm(settings))
+        handle = as_swarm(AsyncAsSync(lambda: AsyncSwarm(settings)))
     yield handle
     handle.close()
 
 
-def test_sentinel_url_finds_the_master(sswarm: Any, sentinel: LocalSentinel) -> None:
+def test_sentinel_url_finds_the_master(sswarm: Swarm, sentinel: LocalSentinel) -> None:
     assert sswarm.settings.kind == "sentinel"
     assert sswarm.ping() >= 0
     before = count(sswarm)

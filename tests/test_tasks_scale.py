@@ -16,7 +16,7 @@ from redis_swarm._keys import Keys
 from ._raw import raw_client
 from ._servers import RedisServer, ServerFactory
 from ._task_workers import claim_and_report
-from .conftest import AsyncAsSync
+from .conftest import AsyncAsSync, as_swarm
 
 KEYS = Keys("test")
 
@@ -79,13 +79,13 @@ def crowded(servers: ServerFactory) -> RedisServer:
 
 
 @pytest.fixture(params=["sync", "async"])
-def crowded_swarm(request: pytest.FixtureRequest, crowded: RedisServer) -> Iterator[Any]:
+def crowded_swarm(request: pytest.FixtureRequest, crowded: RedisServer) -> Iterator[Swarm]:
     if request.param == "sync":
         with Swarm(crowded.url, swarm="test") as handle:
             yield handle
     else:
         adapter = AsyncAsSync(lambda: AsyncSwarm(crowded.url, swarm="test"))
-        yield adapter
+        yield as_swarm(adapter)
         adapter.close()
 
 
@@ -102,7 +102,7 @@ def _commands_during(server: RedisServer, call: Any) -> tuple[Any, dict[str, int
 
 
 def test_queue_stats_of_100000_tasks_is_one_round_trip(
-    crowded: RedisServer, crowded_swarm: Any
+    crowded: RedisServer, crowded_swarm: Swarm
 ) -> None:
     crowded_swarm.ping()  # connect first: the handshake is not part of the call
     stats, ran = _commands_during(crowded, crowded_swarm.queue_stats)
