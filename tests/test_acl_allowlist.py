@@ -58,7 +58,7 @@ def _operations() -> dict[str, str]:
     for shell in (Swarm, AsyncSwarm):
         for _, attr in inspect.getmembers(shell):
             fn = getattr(attr, "__wrapped__", None)
-            if fn is not None and inspect.isgeneratorfunction(fn):
+            if inspect.isgeneratorfunction(fn) and fn.__module__.startswith(ops_package.__name__):
                 found[fn.__name__] = fn.__module__
     for info in pkgutil.iter_modules(ops_package.__path__):
         if info.name.startswith("_"):
@@ -325,6 +325,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(views.recent(worker._ctx))
     worker.corrupt_records()
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
+    shard.gc(grace_s=0)
+    shard.gc(dry_run=True)
     worker.deregister(me.id)
     worker.register("worker", name="w-2")
     time.sleep(0.01)
