@@ -325,8 +325,6 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(views.recent(worker._ctx))
     worker.corrupt_records()
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
-    shard.gc(grace_s=0)
-    shard.gc(dry_run=True)
     worker.deregister(me.id)
     worker.register("worker", name="w-2")
     time.sleep(0.01)
