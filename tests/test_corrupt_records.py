@@ -32,6 +32,8 @@ class Spoiled:
     good_task: str
     bad_task: str  # status "bogus"
     bad_synthesis: str  # JSON, but not an object
+    bad_agent: str = "a-bad"  # not JSON
+    bad_context: str = "o-bad"  # a manifest without its parts
 
 
 def spoil(swarm: Swarm, url: str) -> Spoiled:
@@ -47,6 +49,8 @@ def spoil(swarm: Swarm, url: str) -> Spoiled:
         state = json.loads(r.hget(KEYS.tasks, tasks[1].id))
         r.hset(KEYS.tasks, tasks[1].id, json.dumps({**state, "status": "bogus"}))
         r.hset(KEYS.syntheses, synthesis.id, "[1, 2]")
+        r.hset(KEYS.agents, "a-bad", "not json {")
+        r.hset(KEYS.contexts, "o-bad", '{"owner": "o-bad"}')
     return Spoiled(findings[1], findings[0], tasks[0].id, tasks[1].id, synthesis.id)
 
 
@@ -61,7 +65,10 @@ def test_listings_leave_corrupt_records_out_and_name_them(swarm: Swarm, redis_ur
     recent = swarm.recent()
     assert [f.id for f in recent.findings] == [bad.good_finding]
     assert set(recent.corrupt) == {bad.bad_finding, bad.bad_synthesis}
-    assert swarm.status().queues["q"]["completed"] == 2
+    status = swarm.status()
+    assert status.queues["q"]["completed"] == 2 and status.contexts == ()
+    assert bad.bad_agent not in [a.id for a in status.roster] and status.agents.total == 1
+    assert [a.id for a in swarm.agents()] == ["w"] and swarm.contexts() == []
 
     with pytest.raises(CorruptRecord, match=f"finding {bad.bad_finding} is stored corrupt"):
         swarm.get_finding(bad.bad_finding)
@@ -75,6 +82,8 @@ def test_listings_leave_corrupt_records_out_and_name_them(swarm: Swarm, redis_ur
         "task": [bad.bad_task],
         "finding": [bad.bad_finding],
         "synthesis": [bad.bad_synthesis],
+        "agent": [bad.bad_agent],
+        "context": [bad.bad_context],
     }
 
 
@@ -93,7 +102,8 @@ def test_the_cli_keeps_serving(redis_url: str) -> None:
     assert out.code != 0 and "stored corrupt" in out.stderr and "Traceback" not in out.stderr
     doctor = cli.json("doctor")
     assert doctor["corrupt_records"]["task"] == [bad.bad_task]
-    assert "3: task " in cli("doctor").stdout
+    assert "5: task " in cli("doctor").stdout
+    assert "w" in cli("agents").stdout and cli("status").code == 0
 
 
 def test_the_dashboard_keeps_serving(redis_url: str) -> None:

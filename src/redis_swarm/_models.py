@@ -61,6 +61,12 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+# What decoding a record written around the operations raises: not JSON (ValueError), not an
+# object (AttributeError), a field missing (KeyError, TypeError) or out of range (ValueError).
+# Readers of many records leave such a record out (and name it where they can).
+UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Record):
         return value.to_dict()

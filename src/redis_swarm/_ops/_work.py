@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
-from .._models import Finding, Page, Task, TaskStatus, loads
+from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_json_depth, too_deep
 
@@ -210,11 +210,6 @@ def text(value: Any) -> str:
 
 _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
-
-
-# What decoding a record written around the operations raises: not JSON (ValueError), not an
-# object (AttributeError), a field missing (KeyError, TypeError) or out of range (ValueError).
-UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 
 
 def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import NotFound, ValidationError
-from .._models import Agent, dumps, loads
+from .._models import UNREADABLE, Agent, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_name
 from ._bus import check_data, new_id, now_from, text
@@ -203,7 +203,12 @@ def agents(
         if isinstance(records, dict)
         else zip(records[::2], records[1::2], strict=True)
     )
-    out = [_agent(rec, seen.get(text(aid)), now, stale_ms) for aid, rec in items]
+    out: list[Agent] = []
+    for aid, rec in items:
+        try:
+            out.append(_agent(rec, seen.get(text(aid)), now, stale_ms))
+        except UNREADABLE:  # written around the operations: left out, swarm doctor names it
+            continue
     out = [
         a
         for a in out

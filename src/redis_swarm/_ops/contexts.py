@@ -47,7 +47,7 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._models import ContextInfo, SearchHit, dumps
+from .._models import UNREADABLE, ContextInfo, SearchHit, dumps
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_name
 from . import _context_gc as gcops
@@ -378,7 +378,13 @@ def contexts(ctx: OpContext) -> Operation[list[ContextInfo]]:
     """The current version of every owner's context, by owner."""
     reply = yield Cmd("HGETALL", ctx.keys.contexts)
     items = reply.values() if isinstance(reply, dict) else reply[1::2]
-    return sorted((store.parse_manifest(m).info for m in items), key=lambda i: i.owner)
+    infos: list[ContextInfo] = []
+    for manifest in items:
+        try:
+            infos.append(store.parse_manifest(manifest).info)
+        except UNREADABLE:  # written around the operations: left out, swarm doctor names it
+            continue
+    return sorted(infos, key=lambda i: i.owner)
 
 
 # --- search

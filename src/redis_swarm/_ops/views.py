@@ -16,13 +16,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._models import Agent, AgentCounts, ContextInfo, PassProgress, Recent, SwarmStatus, TaskStatus
+from .._models import (
+    UNREADABLE,
+    Agent,
+    AgentCounts,
+    ContextInfo,
+    PassProgress,
+    Recent,
+    SwarmStatus,
+    TaskStatus,
+    loads,
+)
 from .._protocol import Batch, Cmd, OpContext, Operation, together
 from . import agents as agent_ops
 from . import contexts as context_ops
 from . import events as event_ops
 from . import tasks as task_ops
-from ._work import UNREADABLE, finding_from, task_from
+from ._context_store import parse_manifest
+from ._work import finding_from, task_from
 from .findings import synthesis_from
 
 __all__ = ["corrupt_records", "passes", "recent", "status"]
@@ -185,14 +196,17 @@ SCAN_COUNT = 1_000
 
 
 def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
-    """The ids of the tasks, findings and syntheses stored unreadable (written around the
-    operations: not JSON, a status out of range, ...), by kind: what ``swarm doctor`` counts.
+    """The ids of the tasks, findings, syntheses, agents and context pointers (by owner)
+    stored unreadable (written around the operations: not JSON, a status out of range, ...),
+    by kind: what ``swarm doctor`` counts.
     It reads every record, a thousand of each kind per round trip."""
     k = ctx.keys
     kinds: dict[str, tuple[str, Callable[[Any], object]]] = {
         "task": (k.tasks, lambda raw: task_from(raw, None)),
         "finding": (k.findings, finding_from),
         "synthesis": (k.syntheses, synthesis_from),
+        "agent": (k.agents, lambda raw: Agent.from_dict(loads(raw))),
+        "context": (k.contexts, parse_manifest),
     }
     found: dict[str, list[str]] = {kind: [] for kind in kinds}
     cursors = dict.fromkeys(kinds, "0")
