@@ -137,7 +137,17 @@ def test_a_token_given_on_loopback_is_required(redis_url: str, tmp_path: Path) -
     with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
         assert httpx.post(url, json=_INIT, headers=_ACCEPT, timeout=5).status_code == 401
         right = {**_ACCEPT, "Authorization": "Bearer s3cret-token"}
-        assert httpx.post(url, json=_INIT, headers=right, timeout=5).status_code == 200
+        accepted = httpx.post(url, json=_INIT, headers=right, timeout=5)
+        assert accepted.status_code == 200
+        session = {**right, "mcp-session-id": accepted.headers["mcp-session-id"]}
+        session["Content-Type"] = "application/json"
+        # Arguments 5,000 levels deep: a JSON-RPC error reply, not silence.
+        deep = "[" * 5000 + "]" * 5000
+        body = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x",'
+        body += '"arguments":{"queue":' + deep + "}}}"
+        refused = httpx.post(url, content=body, headers=session, timeout=10)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == -32700
         log.seek(0)
         assert "s3cret-token" not in log.read()  # a token given is never echoed
 

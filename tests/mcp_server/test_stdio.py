@@ -152,7 +152,13 @@ def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
     proc.stdin.flush()
 
 
-def _reply(proc: subprocess.Popen[str], request_id: int) -> dict[str, Any]:
+def _initialize(request_id: int) -> dict[str, Any]:
+    info = {"name": "raw-client", "version": "0"}
+    params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": info}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "initialize", "params": params}
+
+
+def _reply(proc: subprocess.Popen[str], request_id: int | str) -> dict[str, Any]:
     assert proc.stdout is not None
     while True:
         line = proc.stdout.readline()
@@ -183,19 +189,7 @@ def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
         ) as proc,
     ):
         try:
-            _rpc(
-                proc,
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-06-18",
-                        "capabilities": {},
-                        "clientInfo": {"name": "raw-client", "version": "0"},
-                    },
-                },
-            )
+            _rpc(proc, _initialize(1))
             assert _reply(proc, 1)["result"]["serverInfo"]["name"] == "redis-swarm"
             _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
             _rpc(
@@ -250,3 +244,45 @@ def test_2026_era_client_over_stdio(core: Swarm, redis_url: str, tmp_path: Path)
     anyio.run(body)
     assert core.get_task(task.id).status == "completed"
     assert core.agents() == []
+
+
+def test_arguments_too_deep_get_an_error_reply(redis_url: str, tmp_path: Path) -> None:
+    """5,000 levels of nesting: a JSON-RPC error with the request's id (wherever the id sits
+    in the object), and the server goes on serving; a deep line without an id is dropped."""
+    env = {**os.environ, **_env(redis_url)}
+    deep = "[" * 5000 + "]" * 5000
+    call = '"method":"tools/call","params":{"name":"claim_task","arguments":{"queue":' + deep
+    call += "}}"
+    with (
+        open(tmp_path / "stderr.log", "w+") as errlog,
+        subprocess.Popen(
+            [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errlog,
+            text=True,
+            env=env,
+        ) as proc,
+    ):
+        assert proc.stdin is not None
+        try:
+            _rpc(proc, _initialize(1))
+            _reply(proc, 1)
+            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            # As a JavaScript client writes it (id last), as Python writes it, and no id.
+            proc.stdin.write('{"jsonrpc":"2.0",' + call + ',"id":2}\n')
+            proc.stdin.write('{"jsonrpc":"2.0","id":"three",' + call + "}\n")
+            proc.stdin.write('{"jsonrpc":"2.0",' + call.replace("tools/call", "x/y") + "}\n")
+            proc.stdin.flush()
+            for request_id in (2, "three"):
+                error = _reply(proc, request_id)["error"]
+                assert error["code"] == -32700, error
+                assert "nested" in error["message"] and "flatter" in error["message"]
+            _rpc(proc, {"jsonrpc": "2.0", "id": 4, "method": "ping"})
+            assert _reply(proc, 4)["result"] == {}
+            proc.stdin.close()
+            assert proc.wait(15) == 0  # the end of input still ends the server
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)

@@ -30,6 +30,7 @@ from ._files import FileAccess
 from ._http import serve_http
 from ._roles import AGENT_ROLES, PROMPT_ROLES
 from ._session import RegisterOnConnect, SessionRegistry
+from ._stdin import RefuseMarked, StdinScreen
 from ._tools import SwarmTools, tool_names, tools_for
 
 __all__ = ["INSTRUCTIONS", "Transport", "build_server", "serve"]
@@ -138,7 +139,7 @@ def build_server(
         version=_version(),
         lifespan=lifespan,
         log_level=log_level,
-        middleware=[RegisterOnConnect(sessions)],
+        middleware=[RefuseMarked(), RegisterOnConnect(sessions)],
     )
     for spec in tools_for(role):
         server.add_tool(
@@ -213,5 +214,6 @@ async def _serve_stdio(server: MCPServer[Any]) -> None:
                     os._exit(0)
 
         tg.start_soon(on_signal)
+        StdinScreen().start()  # lines the SDK would drop unanswered get an error reply
         await server.run_stdio_async()
         tg.cancel_scope.cancel()
