@@ -152,6 +152,19 @@ def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
     proc.stdin.flush()
 
 
+def _raw_server(redis_url: str, errlog: IO[str], *options: str) -> subprocess.Popen[str]:
+    """``swarm mcp --role worker`` on pipes, for tests that speak the protocol by hand."""
+    argv = [sys.executable, "-m", "redis_swarm", *options, "mcp", "--role", "worker"]
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errlog,
+        text=True,
+        env={**os.environ, **_env(redis_url)},
+    )
+
+
 def _initialize(request_id: int) -> dict[str, Any]:
     info = {"name": "raw-client", "version": "0"}
     params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": info}
@@ -176,17 +189,9 @@ def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
     """SIGTERM: the task held is released and the agent deregistered; SIGKILL (a crash):
     both stay until the lease runs out and the agent goes stale, as before."""
     task = core.post_task("q", "a task", lease_s=60)
-    env = {**os.environ, **_env(redis_url)}
     with (
         open(tmp_path / "stderr.log", "w+") as errlog,
-        subprocess.Popen(
-            [sys.executable, "-m", "redis_swarm", "--debug", "mcp", "--role", "worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errlog,
-            text=True,
-            env=env,
-        ) as proc,
+        _raw_server(redis_url, errlog, "--debug") as proc,
     ):
         try:
             _rpc(proc, _initialize(1))
@@ -249,20 +254,12 @@ def test_2026_era_client_over_stdio(core: Swarm, redis_url: str, tmp_path: Path)
 def test_arguments_too_deep_get_an_error_reply(redis_url: str, tmp_path: Path) -> None:
     """5,000 levels of nesting: a JSON-RPC error with the request's id (wherever the id sits
     in the object), and the server goes on serving; a deep line without an id is dropped."""
-    env = {**os.environ, **_env(redis_url)}
     deep = "[" * 5000 + "]" * 5000
     call = '"method":"tools/call","params":{"name":"claim_task","arguments":{"queue":' + deep
     call += "}}"
     with (
         open(tmp_path / "stderr.log", "w+") as errlog,
-        subprocess.Popen(
-            [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errlog,
-            text=True,
-            env=env,
-        ) as proc,
+        _raw_server(redis_url, errlog) as proc,
     ):
         assert proc.stdin is not None
         try:
