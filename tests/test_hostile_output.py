@@ -13,6 +13,7 @@ import pytest
 
 from redis_swarm import ConfigError, Swarm, SwarmMemoryShard, TaskStatus
 from redis_swarm._printable import printable
+from redis_swarm._runner import OutcomeStatus
 from redis_swarm.cli._run import _print_outcome
 
 from ._cli import Cli
@@ -74,9 +75,27 @@ def test_stored_escapes_are_shown_escaped(cli: Cli, redis_url: str) -> None:
     assert "fine" in outputs["task list"].stdout and "\\x9b31m" in outputs["task show"].stdout
 
 
+def test_context_text_is_escaped_on_a_terminal_and_exact_in_a_pipe(
+    cli: Cli, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Swarm(redis_url, swarm="test") as swarm:
+        swarm.publish_context("s1", f"one\n{HOSTILE}\nthree\n", source="notes.md")
+    piped = cli("context", "search", "s1", "fine").stdout
+    assert CLIPBOARD in piped and CLIPBOARD in cli("context", "read", "s1").stdout
+    monkeypatch.setattr("redis_swarm.cli._common.on_terminal", lambda: True)
+    for args in (("context", "search", "s1", "fine"), ("context", "read", "s1")):
+        shown = cli(*args).stdout
+        assert "fine\\x1b]52;c;" in shown and not CONTROL.search(shown), args
+
+
 def test_run_output_is_shown_escaped(capsys: pytest.CaptureFixture[str]) -> None:
     outcome = SimpleNamespace(
-        status="failed", task_id="t-1", worker="w", duration_s=1.0, finding_id=None, detail=HOSTILE
+        status=OutcomeStatus.FAILED,
+        task_id="t-1",
+        worker="w",
+        duration_s=1.0,
+        finding_id=None,
+        detail=HOSTILE,
     )
     _print_outcome(Any, outcome, None)  # type: ignore[arg-type]
     out = capsys.readouterr().out

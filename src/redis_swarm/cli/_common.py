@@ -51,10 +51,12 @@ __all__ = [
     "complete_owners",
     "complete_queues",
     "complete_tasks",
+    "content",
     "kv_table",
     "listing",
     "loads_json",
     "make_table",
+    "on_terminal",
     "parse_json",
     "print_table",
     "progress",
@@ -412,6 +414,17 @@ complete_tasks = _complete(
 )
 complete_agents = _complete(lambda s: [(a.id, a.role) for a in s.agents()])
 complete_owners = _complete(lambda s: [(c.owner, c.source) for c in s.contexts()])
+
+
+def on_terminal() -> bool:
+    """True when stdout is a terminal (a person reads it), not a pipe or a file."""
+    return sys.stdout.isatty()
+
+
+def content(text: str) -> str:
+    """Stored content as printed by read and search: exact into a pipe or a file (what agents
+    and scripts get), its control characters escaped on a terminal (see ``printable``)."""
+    return printable(text) if on_terminal() else text
 
 
 def stdout_binary() -> IO[bytes]:

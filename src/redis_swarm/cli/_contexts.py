@@ -16,6 +16,7 @@ from ._common import (
     add_row,
     agent_option_default,
     complete_owners,
+    content,
     kv_table,
     make_table,
     print_table,
@@ -249,7 +250,7 @@ def read(
             err=True,
         )
         if part.text:
-            click.echo(part.text, nl=not part.text.endswith("\n"))
+            click.echo(content(part.text), nl=not part.text.endswith("\n"))
 
     app.emit(part, human)
 
@@ -286,10 +287,10 @@ def search(
                 click.echo("--")
             first = hit.line - len(hit.before)
             for offset, text in enumerate(hit.before):
-                click.echo(f"{first + offset}- {text}")
-            click.echo(f"{hit.line}: {hit.text}")
+                click.echo(content(f"{first + offset}- {text}"))
+            click.echo(content(f"{hit.line}: {hit.text}"))
             for offset, text in enumerate(hit.after, 1):
-                click.echo(f"{hit.line + offset}- {text}")
+                click.echo(content(f"{hit.line + offset}- {text}"))
 
     app.emit({"items": hits}, human)
 
