@@ -37,7 +37,7 @@ from redis_swarm._ops import server as server_ops
 from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
 from redis_swarm._ops._commands import _INCLUDES, OPERATIONS, SCRIPTS
-from redis_swarm._protocol import Call, Cmd, Operation, items_of
+from redis_swarm._protocol import Call, Cmd, Compute, Operation, items_of
 from redis_swarm.cli import main
 from redis_swarm.cli._acl import apply_user, server_version
 
@@ -182,7 +182,7 @@ class Recording(Swarm):
             except StopIteration as stop:
                 return stop.value
             error = None
-            for item in items_of(request):
+            for item in () if isinstance(request, Compute) else items_of(request):
                 if isinstance(item, Call):
                     self.sent[name].add("@" + item.script)
                 else:

@@ -170,3 +170,11 @@ def test_swarm_bench_prints_a_table_and_cleans_up(redis_url: str) -> None:
         assert client.dbsize() == 0  # the scratch swarm is gone, chunks included
     finally:
         client.close()
+
+
+def test_async_stall_runs(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import async_stall
+
+    assert async_stall.main(["--url", redis_url, "--quick", "--size", "50000"]) == 0
+    out = capsys.readouterr().out
+    assert "| publish, zstd |" in out and "| cold get_context, none |" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -15,6 +16,7 @@ from unittest.mock import ANY
 import pytest
 
 from redis_swarm import (
+    AsyncSwarm,
     ConfigError,
     Conflict,
     ContextCache,
@@ -27,6 +29,7 @@ from redis_swarm import (
 )
 from redis_swarm._keys import Keys
 from redis_swarm._ops import _context_store as context_store
+from redis_swarm._ops import contexts as context_ops
 from redis_swarm._ops.contexts import _use_zstd
 from redis_swarm._protocol import Cmd, OpContext
 
@@ -604,3 +607,42 @@ def test_limits_must_keep_a_version(redis_url: str) -> None:
         pytest.raises(ConfigError, match="context_versions_kept"),
     ):
         s.publish_context("o", "x", source="s")
+
+
+def test_the_async_shell_hashes_and_compresses_off_its_event_loop(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big context's CPU work (read and hash, split and compress, check and decode) runs
+    in a worker thread of AsyncSwarm, so its event loop keeps serving other coroutines; a
+    small one's stays on the loop (a thread hop would cost more). docs/benchmarks.md has the
+    longest stall measured."""
+    ran_in: dict[tuple[str, int], threading.Thread] = {}
+    split, unpack = context_ops._split, context_store._unpack
+
+    def recording_split(raw: bytes, *args: Any) -> Any:
+        ran_in["split", len(raw)] = threading.current_thread()
+        return split(raw, *args)
+
+    def recording_unpack(m: Any, *args: Any) -> Any:
+        ran_in["unpack", m.info.size_bytes] = threading.current_thread()
+        return unpack(m, *args)
+
+    monkeypatch.setattr(context_ops, "_split", recording_split)
+    monkeypatch.setattr(context_store, "_unpack", recording_unpack)
+    big, small = "x" * 400_000 + "\n", "y" * 1000 + "\n"
+
+    async def main() -> threading.Thread:
+        async with AsyncSwarm(redis_url, swarm="test", cache=ContextCache(max_bytes=0)) as s:
+            for owner, text in (("big", big), ("small", small)):
+                await s.publish_context(owner, text, source="a", compression="zstd")
+                assert await s.get_context(owner) == text
+        return threading.current_thread()
+
+    loop_thread = asyncio.run(main())
+    assert ran_in["split", len(big)] is not loop_thread
+    assert ran_in["unpack", len(big)] is not loop_thread
+    assert ran_in["split", len(small)] is loop_thread
+    assert ran_in["unpack", len(small)] is loop_thread
+    with Swarm(redis_url, swarm="test") as s:  # the sync shell does it all in place
+        s.publish_context("big2", big + "z", source="a")
+    assert ran_in["split", len(big) + 1] is threading.current_thread()

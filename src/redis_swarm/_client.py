@@ -7,6 +7,7 @@ per shell because waiting is the one thing sync and async code cannot share.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import threading
@@ -45,6 +46,7 @@ from ._protocol import (
     Batch,
     Call,
     Cmd,
+    Compute,
     Limits,
     OpContext,
     Operation,
@@ -385,7 +387,9 @@ class Swarm(_Shell):
         """Drive an operation: send each request, feed back the reply or the error."""
         return drive(op, self._attempt, _OP_ERRORS, self._translate)
 
-    def _attempt(self, request: Request) -> Any:
+    def _attempt(self, request: Request | Compute) -> Any:
+        if isinstance(request, Compute):
+            return request.run()
         if self._cluster_retry is None:
             return self._send(request)
         return self._cluster_retry.call_with_retry(functools.partial(self._send, request), _ignore)
@@ -511,7 +515,10 @@ class AsyncSwarm(_Shell):
     async def _run(self, op: Operation[T]) -> T:
         return await adrive(op, self._attempt, _OP_ERRORS, self._translate)
 
-    async def _attempt(self, request: Request) -> Any:
+    async def _attempt(self, request: Request | Compute) -> Any:
+        if isinstance(request, Compute):
+            # Off the event loop: hashing or compressing a big context takes milliseconds.
+            return await asyncio.to_thread(request.run) if request.offload else request.run()
         if self._cluster_retry is None:
             return await self._send(request)
         retried = functools.partial(self._send, request)

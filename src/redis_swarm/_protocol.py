@@ -1,9 +1,11 @@
 """The I/O-free protocol between operations and the two client shells.
 
 An operation is a generator: it yields requests (a command, a script call, or a batch of
-them sent in one round trip), receives each reply, and returns its decoded result. It never
-touches a socket, so it is written once and driven by both the sync ``Swarm`` and the async
-``AsyncSwarm`` (``sync_op`` / ``async_op`` turn one into a method of each).
+them sent in one round trip) and, for a big context, its CPU work (``Compute``, which the
+async shell runs off its event loop), receives each reply or result, and returns its decoded
+result. It never touches a socket, so it is written once and driven by both the sync
+``Swarm`` and the async ``AsyncSwarm`` (``sync_op`` / ``async_op`` turn one into a method
+of each).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "Batch",
     "Call",
     "Cmd",
+    "Compute",
     "Limits",
     "OpContext",
     "Operation",
@@ -68,6 +71,29 @@ class Batch:
 
 Request = Cmd | Call | Batch
 
+# Work below this size is done in place by both shells: a thread hop would cost more.
+OFFLOAD_MIN_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """CPU work an operation hands its shell rather than doing it between two requests
+    (hashing, compressing, decoding, caching a big context): the sync shell runs it in place,
+    the async shell in a worker thread when it is big (``size`` bytes of work; None: unknown,
+    such as a file to read), so that its event loop never stalls on it. Its result is sent
+    back to the operation like a reply, its exception thrown back like an error reply."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    size: int | None = None
+
+    def run(self) -> Any:
+        return self.fn(*self.args)
+
+    @property
+    def offload(self) -> bool:
+        return self.size is None or self.size >= OFFLOAD_MIN_BYTES
+
 
 def items_of(request: Request) -> tuple[Cmd | Call, ...]:
     """The commands and script calls of a request (a single one, or a batch's)."""
@@ -82,7 +108,7 @@ def raise_first(replies: list[Any]) -> list[Any]:
     return replies
 
 
-Operation = Generator[Request, Any, T]
+Operation = Generator[Request | Compute, Any, T]
 
 
 def together(*ops: Operation[Any]) -> Operation[list[Any]]:
@@ -95,7 +121,10 @@ def together(*ops: Operation[Any]) -> Operation[list[Any]]:
 
     def step(i: int, reply: Any = None, first: bool = False) -> None:
         try:
-            asking[i] = next(ops[i]) if first else ops[i].send(reply)
+            asked = next(ops[i]) if first else ops[i].send(reply)
+            while isinstance(asked, Compute):  # small reads: their work is done in place
+                asked = ops[i].send(asked.run())
+            asking[i] = asked
         except StopIteration as stop:
             results[i] = stop.value
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from .._errors import ValidationError
 from .._models import ContextSlice
-from .._protocol import OpContext, Operation
+from .._protocol import Compute, OpContext, Operation
 from .._validate import check_name
 from . import _context_store as store
 from . import _textview as tv
@@ -124,20 +124,23 @@ def _line_slice(
 def _whole_window(ctx: OpContext, m: store.Manifest) -> Operation[tv.Window | None]:
     """The whole version as a Window when it is cached or is one chunk; else None (the
     caller fetches only the chunks it needs)."""
-    raw = store.cached(ctx, m.version)
+    raw = yield from store.cached(ctx, m.version)
     if raw is None:
         if len(m.parts) > 1:
             return None
         raw = yield from store.fetch_whole(ctx, m)
-    return tv.Window(raw, 0, 0, _starts(ctx, m.version, raw))
+    starts: Sequence[int] = yield Compute(_starts, (ctx, m.version, raw), len(raw))
+    return tv.Window(raw, 0, 0, starts)
 
 
 def _window(ctx: OpContext, m: store.Manifest, first: int, last: int) -> Operation[tv.Window]:
     """The bytes of chunks ``first..last`` (inclusive) of a manifest, as a Window."""
-    raw = b"".join((yield from store.fetch(ctx, m, range(first, last + 1), hash_each=True)))
+    chunks = yield from store.fetch(ctx, m, range(first, last + 1), hash_each=True)
+    raw = b"".join(chunks)
     start = sum(p.raw_len for p in m.parts[:first])
     before = sum(p.newlines for p in m.parts[:first])
-    return tv.Window(raw, start, before, tv.line_starts(raw), last == len(m.parts) - 1)
+    starts: Sequence[int] = yield Compute(tv.line_starts, (raw,), len(raw))
+    return tv.Window(raw, start, before, starts, last == len(m.parts) - 1)
 
 
 def _chunk_of_newline(m: store.Manifest, n: int) -> int:

@@ -15,7 +15,7 @@ import zstandard
 
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._models import ContextInfo, loads
-from .._protocol import Batch, Cmd, OpContext, Operation
+from .._protocol import Batch, Cmd, Compute, OpContext, Operation
 
 __all__ = [
     "READ_ATTEMPTS",
@@ -28,6 +28,7 @@ __all__ = [
     "decoded",
     "fetch",
     "fetch_whole",
+    "keep",
     "load",
     "manifest",
     "no_version",
@@ -148,11 +149,22 @@ def fetch(
     replies = yield Batch(
         tuple(Cmd("HGET", keys.chunk(m.parts[i].digest), "data") for i in indices)
     )
+    size = sum(m.parts[i].raw_len for i in indices)  # what the checks and zstd go through
+    out = yield Compute(_unpack, (m, indices, replies, hash_each), size)
+    if isinstance(out, str):
+        raise ChunkMissing(out)
+    return out  # type: ignore[no-any-return]
+
+
+def _unpack(
+    m: Manifest, indices: Sequence[int], replies: Sequence[bytes | None], hash_each: bool
+) -> list[bytes] | str:
+    """The chunks checked and decompressed, or the digest of the first one missing."""
     out: list[bytes] = []
     for i, stored in zip(indices, replies, strict=True):
         part = m.parts[i]
         if stored is None:
-            raise ChunkMissing(part.digest)
+            return part.digest
         if len(stored) != part.stored_len or (
             hash_each and hashlib.sha256(stored).hexdigest() != part.digest
         ):
@@ -178,19 +190,29 @@ def _corrupt(m: Manifest, digest: str) -> SwarmError:
 
 
 def fetch_whole(ctx: OpContext, m: Manifest) -> Operation[bytes]:
-    # Looked up on the module at call time, so that a test can wrap ``fetch``.
-    raw = b"".join((yield from fetch(ctx, m, range(len(m.parts)), hash_each=False)))
+    # ``fetch`` is looked up on the module at call time, so that a test can wrap it.
+    chunks = yield from fetch(ctx, m, range(len(m.parts)), hash_each=False)
+    raw: bytes = yield Compute(_joined, (ctx, m, chunks), m.info.size_bytes)
+    return raw
+
+
+def _joined(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> bytes:
+    raw = b"".join(chunks)
     if hashlib.sha256(raw).hexdigest() != m.version:
         raise _corrupt(m, m.version)
     cache_put(ctx, m.version, raw)
     return raw
 
 
-# --- the process's cache
+# --- the process's cache (its disk layer reads and writes files: work for Compute)
 
 
-def cached(ctx: OpContext, version: str) -> bytes | None:
-    return ctx.cache.get(version) if ctx.cache is not None else None
+def cached(ctx: OpContext, version: str) -> Operation[bytes | None]:
+    if ctx.cache is None:
+        return None
+    disk = ctx.cache.directory is not None
+    found: bytes | None = yield Compute(ctx.cache.get, (version,), None if disk else 0)
+    return found
 
 
 def cache_put(ctx: OpContext, version: str, raw: bytes) -> None:
@@ -198,12 +220,18 @@ def cache_put(ctx: OpContext, version: str, raw: bytes) -> None:
         ctx.cache.put(version, raw)
 
 
+def keep(ctx: OpContext, version: str, raw: bytes) -> Compute:
+    """``cache_put`` as the work of a step (a file written when the cache has a disk)."""
+    disk = ctx.cache is not None and ctx.cache.directory is not None
+    return Compute(cache_put, (ctx, version, raw), len(raw) if disk else 0)
+
+
 def load(ctx: OpContext, owner: str, version: str | None) -> Operation[tuple[Manifest, bytes]]:
     """The manifest and the whole bytes of a version: from the cache when it holds them (one
     HGET of the pointer), else fetched and verified against the version's hash."""
     for _ in range(READ_ATTEMPTS):
         m = yield from manifest(ctx, owner, version)
-        raw = cached(ctx, m.version)
+        raw = yield from cached(ctx, m.version)
         if raw is not None:
             return m, raw
         try:

@@ -48,7 +48,7 @@ from .._errors import (
     ValidationError,
 )
 from .._models import UNREADABLE, ContextInfo, SearchHit, dumps
-from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._protocol import Batch, Call, Cmd, Compute, OpContext, Operation
 from .._validate import check_name
 from . import _context_gc as gcops
 from . import _context_store as store
@@ -104,8 +104,9 @@ def publish_context(
             "Limits.context_versions_kept and Limits.context_chunk_bytes must be at least 1"
         )
     use_zstd = _use_zstd(ctx, compression)
-    raw = _read_content(ctx, content)
-    version = hashlib.sha256(raw).hexdigest()
+    limit = ctx.limits.max_context_bytes
+    size = len(content) if isinstance(content, str | bytes | bytearray | memoryview) else None
+    raw, version = yield Compute(_read_content, (limit, content), size)
     keys = ctx.keys
     current, kept = yield Batch(
         (
@@ -116,18 +117,22 @@ def publish_context(
     if current is not None:
         info = store.parse_manifest(current).info
         if (info.version, info.source, info.media_type) == (version, source, media_type):
-            store.cache_put(ctx, version, raw)
+            yield store.keep(ctx, version, raw)
             return info
     if kept is not None:
         # The version is kept already: reuse its chunks, send nothing but the manifest.
-        kept_parts = store.parse_manifest(kept).parts
+        old = store.parse_manifest(kept)
         flip = yield from _flip(
-            ctx, owner, version, raw, kept_parts, source, media_type, "existing", new_id("p")
+            ctx, owner, old.info, old.parts, source, media_type, "existing", new_id("p")
         )
         if flip is not None:
-            store.cache_put(ctx, version, raw)
+            yield store.keep(ctx, version, raw)
             return flip
-    parts, stored = _split(raw, ctx.limits.context_chunk_bytes, use_zstd)
+    split = Compute(_split, (raw, ctx.limits.context_chunk_bytes, use_zstd), len(raw))
+    parts, stored, total_lines = yield split
+    shape = ContextInfo(
+        owner, version, len(raw), (len(raw) + 3) // 4, len(parts), total_lines=total_lines
+    )
     token = new_id("p")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
     # Journaled before any chunk gets the token, so gc can release them if this process dies.
@@ -149,9 +154,7 @@ def publish_context(
             yield Batch(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
             )
-        published = yield from _flip(
-            ctx, owner, version, raw, parts, source, media_type, "new", token
-        )
+        published = yield from _flip(ctx, owner, shape, parts, source, media_type, "new", token)
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
         # chunks (journaled: gc releases them), dropping them could delete a kept version's.
@@ -166,7 +169,7 @@ def publish_context(
             "again (from closer to the server, or in smaller contexts)"
         ) from None
     assert published is not None  # mode "new" always publishes
-    store.cache_put(ctx, version, raw)
+    yield store.keep(ctx, version, raw)
     return published
 
 
@@ -177,27 +180,28 @@ class _Expired(Exception):
 def _flip(
     ctx: OpContext,
     owner: str,
-    version: str,
-    raw: bytes,
+    shape: ContextInfo,
     parts: Sequence[store.Part],
     source: str,
     media_type: str,
     mode: Literal["new", "existing"],
     token: str,
 ) -> Operation[ContextInfo | None]:
-    """Run context_publish; release the holds it hands out (a bounded gc step, the pruned
-    versions' among them). None: the kept version vanished."""
+    """Run context_publish for a version of this ``shape`` (its hash, sizes and lines); release
+    the holds it hands out (a bounded gc step, the pruned versions' among them). None: the
+    kept version vanished."""
     keys = ctx.keys
+    version = shape.version
     manifest: dict[str, Any] = {
         "owner": owner,
         "version": version,
-        "size_bytes": len(raw),
-        "tokens_est": (len(raw) + 3) // 4,
+        "size_bytes": shape.size_bytes,
+        "tokens_est": shape.tokens_est,
         "chunks": len(parts),
         "compression": "zstd" if any(p.codec for p in parts) else None,
         "source": source,
         "media_type": media_type,
-        "total_lines": tv.count_lines(raw),
+        "total_lines": shape.total_lines,
         "parts": [[p.digest, p.stored_len, p.raw_len, p.codec, p.newlines] for p in parts],
     }
     prefix = dumps(manifest)[:-1]
@@ -218,7 +222,7 @@ def _flip(
             ctx.limits.context_versions_kept,
             ctx.limits.events_maxlen,
             mode,
-            len(raw),
+            shape.size_bytes,
             token,
             int(gcops.GC_GRACE_S * 1000),
             gcops.GC_BUDGET,
@@ -236,7 +240,9 @@ def _flip(
     return store.parse_manifest(reply[1]).info
 
 
-def _split(raw: bytes, size: int, use_zstd: bool) -> tuple[list[store.Part], dict[str, bytes]]:
+def _split(raw: bytes, size: int, use_zstd: bool) -> tuple[list[store.Part], dict[str, bytes], int]:
+    """The chunks of ``raw`` (compressed where zstd pays), their stored bytes by digest, and
+    the number of lines: the CPU work of a publish, done off an async shell's event loop."""
     parts: list[store.Part] = []
     stored: dict[str, bytes] = {}
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL) if use_zstd else None
@@ -250,7 +256,7 @@ def _split(raw: bytes, size: int, use_zstd: bool) -> tuple[list[store.Part], dic
         digest = hashlib.sha256(data).hexdigest()
         stored[digest] = data
         parts.append(store.Part(digest, len(data), len(piece), codec, piece.count(b"\n")))
-    return parts, stored
+    return parts, stored, tv.count_lines(raw)
 
 
 def _use_zstd(ctx: OpContext, compression: Compression) -> bool:
@@ -264,8 +270,8 @@ def _use_zstd(ctx: OpContext, compression: Compression) -> bool:
     return setting == "always" or (setting == "auto" and not ctx.settings.is_local)
 
 
-def _read_content(ctx: OpContext, content: str | bytes | os.PathLike[str]) -> bytes:
-    limit = ctx.limits.max_context_bytes
+def _read_content(limit: int, content: str | bytes | os.PathLike[str]) -> tuple[bytes, str]:
+    """The bytes to publish, and their SHA-256 (the version)."""
     if isinstance(content, str):
         if len(content) > limit:  # at least one byte per character
             raise _too_large(len(content.encode(errors="surrogatepass")), limit)
@@ -296,7 +302,7 @@ def _read_content(ctx: OpContext, content: str | bytes | os.PathLike[str]) -> by
         )
     if len(raw) > limit:
         raise _too_large(len(raw), limit)
-    return raw
+    return raw, hashlib.sha256(raw).hexdigest()
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:
@@ -348,7 +354,8 @@ def get_context(ctx: OpContext, owner: str, version: str | None = None) -> Opera
     if version is not None:
         version = store.check_version(version)
     m, raw = yield from store.load(ctx, owner, version)
-    text, valid = store.decoded(ctx, m.version, raw)
+    decoded: tuple[str, bool] = yield Compute(store.decoded, (ctx, m.version, raw), len(raw))
+    text, valid = decoded
     if not valid:
         raise ValidationError(f"the context of {owner!r} is not UTF-8 text: use get_context_bytes")
     return text
@@ -407,9 +414,23 @@ def search_context(
     if version is not None:
         version = store.check_version(version)
     m, raw = yield from store.load(ctx, owner, version)
-    text, _ = store.decoded(ctx, m.version, raw)
+    search = (ctx, m.version, raw, pattern, regex, max_hits, around)
+    hits: list[SearchHit] = yield Compute(_search, search, len(raw))
+    return hits
+
+
+def _search(
+    ctx: OpContext,
+    version: str,
+    raw: bytes,
+    pattern: str,
+    regex: bool,
+    max_hits: int,
+    around: int,
+) -> list[SearchHit]:
+    text, _ = store.decoded(ctx, version, raw)
     if ctx.cache is None:
         starts = tv.line_starts(text)
     else:
-        starts = ctx.cache.derived(m.version, "text_starts", lambda: tv.line_starts(text))
+        starts = ctx.cache.derived(version, "text_starts", lambda: tv.line_starts(text))
     return tv.search_text(text, starts, pattern, regex=regex, max_hits=max_hits, around=around)
