@@ -167,3 +167,33 @@ def test_prompt_masks_the_password_of_the_url_in_use(tmp_path: Path) -> None:
     out = cli("prompt", "coordinator")
     assert "pw123" not in out.stdout and "bob:***@" in out.stdout
     assert "pw123" in cli("prompt", "coordinator", "--show-password").stdout
+
+
+def test_every_template_section_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prose lives in prompts/*.md (package data): each section of each file is rendered
+    by some prompt, and rendering fills every placeholder (string.Template is strict)."""
+    from importlib import resources
+
+    from redis_swarm import _prompts
+
+    used: set[tuple[str, str]] = set()
+    fill = _prompts._fill
+
+    def spy(file: str, section: str, /, **values: object) -> str:
+        used.add((file, section))
+        return fill(file, section, **values)
+
+    monkeypatch.setattr(_prompts, "_fill", spy)
+    for role in ROLES:
+        for via in VIAS:
+            for client in CLIENTS:
+                render_prompt(role, settings=REMOTE, via=via, client=client)
+    orphan = Task(id="t-2", queue="q", description="d", parent="shard-b")
+    for task, info in ((TASK, INFO), (orphan, None)):
+        for tags in (None, finding_tags("ab12")):
+            render_task_prompt(task, settings=REMOTE, context=info, finding_tags=tags)
+    folder = resources.files("redis_swarm") / "prompts"
+    files = sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".md"))
+    assert files == ["clients", "common", "coordinator", "shard", "task", "worker"]
+    defined = {(f, s) for f in files for s in _prompts._sections(f)}
+    assert defined == used
