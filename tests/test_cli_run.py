@@ -155,6 +155,23 @@ def test_the_marked_finding_wins_over_quoted_context(
     assert swarm.get_finding(must(swarm.get_task(t.id).finding_id)).summary == "the answer"
 
 
+def test_an_agent_that_cannot_start_fails_its_task_not_the_pool(
+    cli: Cli, swarm: Any, tmp_path: Path
+) -> None:
+    """A prompt too long for {prompt} (one argument or variable holds at most 128 KB on
+    Linux): that task fails saying what to do, and the pool goes on."""
+    big = swarm.post_task("q", "big", {"blob": "x" * 200_000}, max_attempts=1)
+    small = swarm.post_task("q", "small")
+    summary = run_json(cli, "--queue", "q", "--exec", "printf 'got %s' {prompt} | head -c 50",
+                       "--idle-exit", "0.5")  # fmt: skip
+    by_task = {o["task_id"]: o for o in summary["tasks"]}
+    assert by_task[small.id]["status"] == "completed"
+    assert by_task[big.id]["status"] == "failed" and by_task[big.id]["returncode"] is None
+    error = swarm.get_task(big.id).last_error or ""
+    assert error.startswith("cannot start the agent: Argument list too long")
+    assert "give it on stdin or in {prompt_file}" in error
+
+
 def test_prose_becomes_the_summary(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     t = swarm.post_task("q", "d")
     body = "print('The answer is plainly 42.')\nprint('x' * 5000)"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+import errno
 import os
 import re
 import shutil
@@ -134,13 +135,14 @@ class _Ending:
     task_id: str
     worker: str
     started: float
-    result: ChildResult
+    result: ChildResult | None  # None when the agent could not be started
 
     def __call__(
         self, status: OutcomeStatus, detail: str, finding_id: str | None = None
     ) -> TaskOutcome:
-        if self.result.left_behind:
-            detail += f"; killed {self.result.left_behind} process(es) it left running"
+        result = self.result
+        if result is not None and result.left_behind:
+            detail += f"; killed {result.left_behind} process(es) it left running"
         return TaskOutcome(
             self.task_id,
             self.worker,
@@ -148,7 +150,7 @@ class _Ending:
             detail,
             time.monotonic() - self.started,
             finding_id,
-            self.result.returncode,
+            result.returncode if result is not None else None,
         )
 
 
@@ -385,7 +387,12 @@ class Runner:
             finding_tags=finding_tags(mark),
         )
         lost: list[str] = []  # why the pool stopped the agent, if it did
-        result = self._run_agent(task, context, prompt, lost)
+        try:
+            result = self._run_agent(task, context, prompt, lost)
+        except OSError as exc:  # the agent could not be started: this task's failure
+            return self._fail(
+                task, _Ending(task.id, worker, started, None), _not_started(exc, prompt), ""
+            )
         end = _Ending(task.id, worker, started, result)
         if result.killed == "interrupted":
             self._persist(lambda: self.swarm.release(task.id, task.token))
@@ -397,7 +404,7 @@ class Runner:
             return self._fail(task, end, f"{result.killed}: killed", stderr_tail)
         if result.returncode != 0:
             return self._fail(task, end, f"exit code {result.returncode}", stderr_tail)
-        return self._report(task, worker, context, mark, end, stderr_tail)
+        return self._report(task, worker, context, mark, end, result, stderr_tail)
 
     def _run_agent(
         self, task: Task, context: ContextInfo | None, prompt: str, lost: list[str]
@@ -444,6 +451,7 @@ class Runner:
         context: ContextInfo | None,
         mark: str,
         end: _Ending,
+        result: ChildResult,
         stderr_tail: str,
     ) -> TaskOutcome:
         """Store the finding of an agent that exited 0. From here to the stored finding every
@@ -452,7 +460,7 @@ class Runner:
         current = self._persist(lambda: self.swarm.get_task(task.id))
         if current.status is TaskStatus.COMPLETED and current.finding_id:
             return end(OutcomeStatus.COMPLETED, "the agent reported it itself", current.finding_id)
-        text = end.result.stdout.text()
+        text = result.stdout.text()
         parsed = parse_finding(text, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
             return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
@@ -484,3 +492,14 @@ class Runner:
             return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
         last = stderr_tail.strip().splitlines()[-1:] if stderr_tail else []
         return end(OutcomeStatus.FAILED, reason + (f" ({last[0][:160]})" if last else ""))
+
+
+def _not_started(exc: OSError, prompt: str) -> str:
+    reason = f"cannot start the agent: {exc.strerror or exc}"
+    if exc.errno == errno.E2BIG:
+        size = len(prompt.encode("utf-8"))
+        reason += (
+            f" (the prompt is {size:,} bytes, more than one argument or environment variable "
+            "may hold: give it on stdin or in {prompt_file} rather than {prompt})"
+        )
+    return reason
