@@ -156,7 +156,7 @@ def test_the_marked_finding_wins_over_quoted_context(
 
 
 def test_an_agent_that_cannot_start_fails_its_task_not_the_pool(
-    cli: Cli, swarm: Any, tmp_path: Path
+    cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     """A prompt too long for {prompt} (one argument or variable holds at most 128 KB on
     Linux): that task fails saying what to do, and the pool goes on."""
