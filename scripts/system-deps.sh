@@ -56,18 +56,20 @@ else
   echo "warning: no redis-server >= 7 with TLS; the tests that need one are skipped" >&2
 fi
 
-# Real MCP clients for the MCP tests (Claude Code, the MCP Inspector), from npm into .npm-tools/
-# (git-ignored). Without npm, those tests skip and say why.
+# Real MCP clients for the MCP tests (Claude Code, the MCP Inspector, Gemini CLI, Codex), from
+# npm into .npm-tools/ (git-ignored). Without npm, those tests skip and say why.
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 npm_tools="$repo/.npm-tools"
+npm_bin="$npm_tools/node_modules/.bin"
 if command -v npm >/dev/null 2>&1; then
-  if [ ! -x "$npm_tools/node_modules/.bin/claude" ] \
+  if [ ! -x "$npm_bin/claude" ] || [ ! -x "$npm_bin/gemini" ] || [ ! -x "$npm_bin/codex" ] \
     || [ ! -f "$npm_tools/node_modules/@modelcontextprotocol/inspector/package.json" ]; then
-    echo "installing the MCP test clients (@anthropic-ai/claude-code, @modelcontextprotocol/inspector) into .npm-tools"
+    echo "installing the MCP test clients (Claude Code, MCP Inspector, Gemini CLI, Codex) into .npm-tools"
     npm install --prefix "$npm_tools" --no-audit --no-fund --loglevel=error \
-      @anthropic-ai/claude-code @modelcontextprotocol/inspector >/dev/null \
+      @anthropic-ai/claude-code @modelcontextprotocol/inspector @google/gemini-cli @openai/codex \
+      >/dev/null \
       || echo "warning: npm install of the MCP test clients failed; their tests will be skipped" >&2
   fi
 else
-  echo "warning: npm not found; the MCP tests with real clients (Claude Code, MCP Inspector) will be skipped" >&2
+  echo "warning: npm not found; the MCP tests with real clients (Claude Code, MCP Inspector, Gemini CLI, Codex) will be skipped" >&2
 fi

@@ -37,6 +37,8 @@ from ._helpers import REPO, SRC, http_server
 BIN = REPO / ".npm-tools" / "node_modules" / ".bin"
 CLAUDE = BIN / "claude"
 INSPECTOR = BIN / "mcp-inspector"
+GEMINI = BIN / "gemini"
+CODEX = BIN / "codex"
 _MISSING = "run `make system-deps` (it needs npm) to install it into .npm-tools/"
 
 
@@ -59,12 +61,13 @@ def _quiet_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+def _run(argv: list[str], env: dict[str, str], cwd: Path, *, both: bool = False) -> str:
+    """The output of a command that must succeed (stdout, or with ``both`` stderr too)."""
     done = subprocess.run(
         argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=90, check=False
     )
     assert done.returncode == 0, f"{argv[:3]} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+    return done.stdout + done.stderr if both else done.stdout
 
 
 @_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
@@ -101,10 +104,7 @@ def test_claude_code_reaches_an_http_server_with_its_token(redis_url: str, tmp_p
     work.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
-    server_env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
-    server_env["SWARM_MCP_TOKEN"] = "right-token-123"
-    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--transport"]
-    argv += ["http", "--port", str(port)]
+    argv, server_env = _token_server(redis_url, port)
     line = shell_line(claude_command(remote_spec(url, token_env="SWARM_MCP_TOKEN")))
     assert '--header "Authorization: Bearer ${SWARM_MCP_TOKEN}"' in line
     env = _quiet_env(home)
@@ -119,6 +119,64 @@ def test_claude_code_reaches_an_http_server_with_its_token(redis_url: str, tmp_p
             listed = _run([str(CLAUDE), "mcp", "list"], env, work)
             status = next(x for x in listed.splitlines() if x.startswith("swarm:"))
             assert ("Connected" in status) is connected, listed
+
+
+def _token_server(redis_url: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """``swarm mcp --transport http`` on loopback, with the token ``right-token-123``."""
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    env["SWARM_MCP_TOKEN"] = "right-token-123"
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "--role", "worker", "--transport"]
+    return [*argv, "http", "--port", str(port)], env
+
+
+def _install(client: str, url: str, env: dict[str, str], cwd: Path, *more: str) -> None:
+    argv = [sys.executable, "-m", "redis_swarm", "mcp", "install", "--client", client]
+    _run([*argv, "--http", url, "--write", *more], {**env, "PYTHONPATH": SRC}, cwd)
+
+
+@_needs(GEMINI, "Gemini CLI (@google/gemini-cli)")
+def test_gemini_cli_reaches_an_http_server_with_its_token(redis_url: str, tmp_path: Path) -> None:
+    """The settings `swarm mcp install --client gemini --http` writes: Gemini CLI expands
+    ${SWARM_MCP_TOKEN} in the header and connects; with a wrong token it does not."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".gemini").mkdir(parents=True)
+    work.mkdir()
+    # Gemini CLI starts no MCP server of an untrusted folder.
+    (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(work): "TRUST_FOLDER"}))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    argv, server_env = _token_server(redis_url, port)
+    env = _quiet_env(home)
+    _install("gemini", url, env, work, "--scope", "user")
+    entry = json.loads((home / ".gemini" / "settings.json").read_text())["mcpServers"]["swarm"]
+    assert entry["headers"] == {"Authorization": "Bearer ${SWARM_MCP_TOKEN}"}
+    with open(tmp_path / "server.log", "w+") as log, http_server(argv, server_env, log, url):
+        for token, state in (("right-token-123", "Connected"), ("wrong-token", "Disconnected")):
+            shell = {**env, "SWARM_MCP_TOKEN": token}
+            listed = _run([str(GEMINI), "mcp", "list"], shell, work, both=True)
+            status = next(x for x in listed.splitlines() if "swarm:" in x)
+            assert status.endswith(f"- {state}"), listed
+
+
+@_needs(CODEX, "Codex (@openai/codex)")
+def test_codex_reads_the_http_server_table(tmp_path: Path) -> None:
+    """The table `swarm mcp install --client codex --http` writes is a streamable HTTP server
+    whose bearer token Codex reads from SWARM_MCP_TOKEN."""
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    env = {**_quiet_env(home), "CODEX_HOME": str(home / ".codex")}
+    _install("codex", "http://127.0.0.1:8765/mcp", env, tmp_path)
+    got = json.loads(_run([str(CODEX), "mcp", "get", "swarm", "--json"], env, tmp_path))
+    assert got["enabled"] is True
+    assert got["transport"] == {
+        "type": "streamable_http",
+        "url": "http://127.0.0.1:8765/mcp",
+        "bearer_token_env_var": "SWARM_MCP_TOKEN",
+        "http_headers": None,
+        "env_http_headers": None,
+        "http_headers_helper": None,
+    }
+    assert got["tool_timeout_sec"] >= 300
 
 
 def _inspect(config: Path, env: dict[str, str], *args: str) -> Any:
