@@ -137,14 +137,27 @@ def run(
     lines: queue.Queue[TaskOutcome] = queue.Queue()
     runner = Runner(app.swarm, options, on_outcome=lines.put)
     started = time.monotonic()
+    _drive(app, runner, lines)
+    if runner.crash is not None:
+        raise runner.crash
+    counts = _emit_summary(app, runner, time.monotonic() - started)
+    if runner.fatal:
+        raise SwarmError(runner.fatal)
+    if counts["claimed"] == 0:
+        raise click.exceptions.Exit(EXIT_EMPTY)
+
+
+def _drive(app: App, runner: Runner, lines: queue.Queue[TaskOutcome]) -> None:
+    """Run the pool, printing each outcome as it comes and, on a terminal, a live line."""
     live_console = app.err if app.err.is_terminal and not app.json else None
 
     def status_line() -> Text:
         c = runner.counts()
         state = " · draining (Ctrl-C again to stop now)" if runner.draining else ""
         return Text(
-            f"swarm run {','.join(queues)}: running {c['running']} · done {c['completed']} · "
-            f"failed {c['failed']} · released {c['released']} · lost {c['lost']}{state}"
+            f"swarm run {','.join(runner.options.queues)}: running {c['running']} · "
+            f"done {c['completed']} · failed {c['failed']} · released {c['released']} · "
+            f"lost {c['lost']}{state}"
         )
 
     with _signals(app, runner), _live(live_console, status_line) as live:
@@ -162,12 +175,12 @@ def run(
 
         runner.run(tick)
 
-    if runner.crash is not None:
-        raise runner.crash
+
+def _emit_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
     counts = runner.counts()
     summary: dict[str, Any] = {
         **{k: v for k, v in counts.items() if k != "running"},
-        "duration_s": round(time.monotonic() - started, 3),
+        "duration_s": round(duration_s, 3),
         "tasks": [o.to_dict() for o in runner.outcomes],
         "errors": runner.errors,
     }
@@ -178,14 +191,11 @@ def run(
         click.echo(
             f"done: claimed {counts['claimed']}, completed {counts['completed']}, "
             f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
-            f"in {summary['duration_s']:.1f}s"
+            f"in {duration_s:.1f}s"
         )
 
     app.emit(summary, human)
-    if runner.fatal:
-        raise SwarmError(runner.fatal)
-    if counts["claimed"] == 0:
-        raise click.exceptions.Exit(EXIT_EMPTY)
+    return counts
 
 
 def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
