@@ -299,6 +299,13 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     synthesis = shard.synthesize("shard-1", "P1", "all of it", [finding.id])
     worker.get_synthesis(synthesis.id)
     worker.syntheses(pass_name="P1")
+    with pytest.raises(Timeout):  # unanswered: cancelled
+        shard.ask("shard-1", "where?", timeout_s=0.05)
+    with pytest.raises(Timeout):
+        shard.ask("shard-1", "and now?", timeout_s=0.05, keep=True)
+    question = worker.claim("ask.shard-1", worker=me.id)
+    assert question is not None
+    worker.answer(question.id, question.token, "here", worker=me.id)
     for read in (worker, Recording(worker.settings)):  # cached, then cold
         read.get_context("shard-1")
         read.get_context_bytes("shard-1")

@@ -34,6 +34,7 @@ from ._errors import (
 from ._models import (
     Agent,
     AgentCounts,
+    Answer,
     ContextInfo,
     ContextSlice,
     Event,
@@ -68,6 +69,7 @@ __all__ = [
     "Agent",
     "AgentCounts",
     "AlreadyCompleted",
+    "Answer",
     "AsyncSwarm",
     "ConfigError",
     "Conflict",

@@ -36,6 +36,7 @@ from ._errors import SwarmError
 from ._keys import Keys
 from ._models import Event, EventType
 from ._ops import agents as agent_ops
+from ._ops import ask as ask_ops
 from ._ops import contexts as context_ops
 from ._ops import events as event_ops
 from ._ops import findings as finding_ops
@@ -239,6 +240,8 @@ class _Shell:
     synthesize = _Op(finding_ops.synthesize)
     get_synthesis = _Op(finding_ops.get_synthesis)
     syntheses = _Op(finding_ops.syntheses)
+    ask = _Op(ask_ops.ask)
+    answer = _Op(ask_ops.answer)
 
     # --- contexts
     publish_context = _Op(context_ops.publish_context)

@@ -104,4 +104,12 @@ class InvalidState(Conflict):
 
 
 class Timeout(SwarmError):
-    """A bounded wait ended before its condition held."""
+    """A bounded wait ended before its condition held. An ask that timed out names its
+    question (``task_id``) and says whether an answerer had ``claimed`` it."""
+
+    def __init__(
+        self, message: str, *, task_id: str | None = None, claimed: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.claimed = claimed

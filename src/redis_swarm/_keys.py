@@ -16,9 +16,18 @@ import hashlib
 
 from ._validate import check_swarm_name
 
-__all__ = ["PREFIX", "Keys", "chunk_key", "label_id"]
+__all__ = ["ASK_PREFIX", "PREFIX", "Keys", "ask_queue", "chunk_key", "label_id"]
 
 PREFIX = "rs"
+
+
+# The queue of the questions asked of an owner (a shard's context, an agent): ``ask.OWNER``.
+ASK_PREFIX = "ask."
+
+
+def ask_queue(owner: str) -> str:
+    """The queue name of the questions asked of ``owner`` (``swarm ask`` / ``swarm serve``)."""
+    return ASK_PREFIX + owner
 
 
 def label_id(label: str) -> str:

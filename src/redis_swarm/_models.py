@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar, Union
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
+    "Answer",
     "EventType",
     "Finding",
     "Page",
@@ -284,6 +285,24 @@ class Synthesis(Record):
     pass_name: str
     text: str
     sources: tuple[str, ...] = ()
+    created_at: int = 0
+
+
+@dataclass(frozen=True)
+class Answer(Record):
+    """The answer to a question (``Swarm.ask``): the first finding reported for the question
+    task. ``text`` is the finding's details when it has them, else its summary."""
+
+    text: str
+    finding_id: str
+    question_id: str
+    queue: str
+    answerer: str | None = None
+    model: str | None = None
+    cost_usd: float | None = None
+    summary: str = ""
+    sources: tuple[str, ...] = ()
+    asker_task: str | None = None
     created_at: int = 0
 
 

@@ -79,6 +79,9 @@ OPERATIONS: dict[str, Uses] = {
     "synthesize": _uses("", "synthesis_create"),
     "get_synthesis": _uses("hget", worker=True),
     "syntheses": _uses("", "index_page", worker=True),
+    # ask and answer (questions are tasks: posting one is a shard's, answering a worker's)
+    "ask": _uses("hexists sismember hget xrevrange xread", "task_post task_update"),
+    "answer": _uses("hget", "task_report", worker=True),
     # contexts: workers read them, shards publish
     "publish_context": _uses(
         "hget", "chunk_acquire chunk_put chunk_release context_gc context_hold context_publish"

@@ -1,0 +1,303 @@
+"""Ask and answer: request/response over the work queue.
+
+A question is a task: ``ask`` posts it to its target's queue (a context owner or a registered
+agent: the owner's ask queue, ``ask.OWNER``; else any queue posted to before) and blocks on
+the event stream (no polling) until the task is completed; the finding that completed it is
+the ``Answer``. So a question inherits leases, retries, fencing and the event log: an
+answerer that dies mid-answer loses its lease and the question goes to the next one.
+
+``answer`` is how an answerer reports: a finding with ``kind = "answer"`` that names the
+asker's task (when the asker was working on one), so lineage can follow it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._errors import InvalidState, NotFound, PayloadTooLarge, Timeout, ValidationError
+from .._keys import ask_queue
+from .._models import Answer, Finding, Task, TaskStatus
+from .._protocol import Batch, Cmd, OpContext, Operation
+from .._validate import check_name
+from . import findings as finding_ops
+from . import tasks as task_ops
+from ._work import (
+    await_events,
+    block_chunk_s,
+    check_label,
+    check_number,
+    decoded,
+    finding_from,
+    task_from,
+)
+from ._work import text as as_text
+
+__all__ = ["answer", "ask"]
+
+MAX_QUESTION_CHARS = 32 * 1024  # the rest goes in data or a context
+MAX_TIMEOUT_S = 86_400.0
+# The lease a question asks for: an answerer that vanishes gives it back this soon (an
+# answerer renews while it works; ``swarm serve`` and ``swarm run`` do).
+MIN_LEASE_S, MAX_LEASE_S = 5.0, 300.0
+_SETTLING = frozenset({"task.completed", "task.cancelled", "task.dead"})
+
+
+def _resolve_target(ctx: OpContext, target: str) -> Operation[str]:
+    """The queue a question to ``target`` goes to: the ask queue of a context owner or a
+    registered agent, else ``target`` itself when it is a queue posted to before."""
+    name = check_name("target", target)
+    k = ctx.keys
+    owner, agent, queue = yield Batch(
+        (
+            Cmd("HEXISTS", k.contexts, name),
+            Cmd("HEXISTS", k.agents, name),
+            Cmd("SISMEMBER", k.queues, name),
+        )
+    )
+    if int(owner) or int(agent):
+        return check_name("ask queue", ask_queue(name))
+    if int(queue):
+        return name
+    raise NotFound(
+        f"unknown target {name!r}: it is no context owner, registered agent or queue of swarm "
+        f"{ctx.settings.swarm!r}. Ask a shard by the owner of its context (swarm context "
+        "list), or a queue that has answerers (swarm serve OWNER, swarm run --queue NAME)"
+    )
+
+
+def _question_data(data: object, asker: str | Task | None, target: str) -> dict[str, Any]:
+    """The question task's data: who asks, for which task, and the asker's own data."""
+    body: dict[str, Any] = {"kind": "question", "target": target}
+    if isinstance(asker, Task):
+        body["asker_task"] = asker.id
+        if asker.worker:
+            body["asker"] = asker.worker
+    elif asker is not None:
+        body["asker"] = check_name("asker", asker)
+    if data is not None:
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                f"data must be a mapping (a JSON object), not {type(data).__name__}"
+            )
+        body["data"] = dict(data)
+    return body
+
+
+def _check_question(question: object) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise ValidationError("the question must be a non-empty string: say what you need")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise PayloadTooLarge(
+            f"the question is {len(question):,} characters; the limit is "
+            f"{MAX_QUESTION_CHARS:,}: ask briefly and pass the material in data (or publish "
+            "it as a context and name it)"
+        )
+    return question
+
+
+def _answer_of(finding: Finding, task: Task) -> Answer:
+    cost = finding.extra.get("cost_usd")
+    data = task.data if isinstance(task.data, Mapping) else {}
+    asker_task = data.get("asker_task")
+    return Answer(
+        text=finding.details or finding.summary,
+        finding_id=finding.id,
+        question_id=task.id,
+        queue=task.queue,
+        answerer=finding.worker,
+        model=finding.model,
+        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        summary=finding.summary,
+        sources=finding.sources,
+        asker_task=asker_task if isinstance(asker_task, str) else None,
+        created_at=finding.created_at,
+    )
+
+
+def _state(ctx: OpContext, qid: str) -> Operation[tuple[str, Task]]:
+    """The last event id (read first: a change after it is seen by XREAD) and the task."""
+    k = ctx.keys
+    last, raw, data = yield Batch(
+        (
+            Cmd("XREVRANGE", k.events, "+", "-", "COUNT", 1),
+            Cmd("HGET", k.tasks, qid),
+            Cmd("HGET", k.task_data, qid),
+        )
+    )
+    if raw is None:
+        raise NotFound(f"question {qid} was deleted while it was asked: ask again")
+    return (as_text(last[0][0]) if last else "0-0"), decoded("task", qid, task_from, raw, data)
+
+
+def _finding(ctx: OpContext, fid: str) -> Operation[Finding]:
+    raw = yield Cmd("HGET", ctx.keys.findings, fid)
+    if raw is None:
+        raise NotFound(f"the answer {fid} was deleted before it could be read: ask again")
+    return decoded("finding", fid, finding_from, raw)
+
+
+def _settled(ctx: OpContext, task: Task, target: str) -> Operation[Answer | None]:
+    """The answer of a settled question; None while it is open; an error when it died or
+    was cancelled unanswered."""
+    if task.status is TaskStatus.COMPLETED and task.finding_id:
+        found = yield from _finding(ctx, task.finding_id)
+        return _answer_of(found, task)
+    if task.status is TaskStatus.DEAD:
+        raise InvalidState(
+            f"question {task.id} to {target!r} died unanswered ({task.dead_reason}; last "
+            f"error: {task.last_error}): check its answerers (swarm task show {task.id}), "
+            "then ask again"
+        )
+    if task.status is TaskStatus.CANCELLED:
+        raise InvalidState(
+            f"question {task.id} to {target!r} was cancelled before it was answered (an "
+            "earlier ask with the same dedupe_key timed out?): ask again with another "
+            "dedupe_key"
+        )
+    return None
+
+
+def _lease_for(timeout: float) -> float:
+    return round(min(MAX_LEASE_S, max(MIN_LEASE_S, timeout / 3)), 3)
+
+
+def ask(
+    ctx: OpContext,
+    target: str,
+    question: str,
+    *,
+    data: Mapping[str, Any] | None = None,
+    timeout_s: float = 60.0,
+    asker: str | Task | None = None,
+    keep: bool = False,
+    dedupe_key: str | None = None,
+) -> Operation[Answer]:
+    """Ask ``target`` (a context owner or agent: its ask queue; else a queue) a question and
+    block until the first answer, which is returned.
+
+    The question is a task; its answer the finding that completes it. ``asker`` is who asks
+    (a name), or the ``Task`` the asker is working on: the answer is then linked to it, and
+    its lease is renewed while the asker waits. With a ``dedupe_key`` used before in that
+    queue, the earlier question is waited for (its answer returned at once when it has
+    one). Raises Timeout after ``timeout_s`` (saying whether an answerer claimed it); the
+    question is then cancelled, unless ``keep``, and an answer that arrives later is kept as
+    a superseded finding."""
+    body_question = _check_question(question)
+    timeout = check_number("timeout_s", timeout_s, 0, MAX_TIMEOUT_S)
+    if dedupe_key is not None:
+        check_label("dedupe_key", dedupe_key)
+    queue = yield from _resolve_target(ctx, target)
+    qdata = _question_data(data, asker, target)
+    deadline = time.monotonic() + timeout
+    posted = yield from task_ops.post_task(
+        ctx, queue, body_question, qdata, lease_s=_lease_for(timeout), dedupe_key=dedupe_key
+    )
+    renewal = _Renewal(asker)
+    chunk = block_chunk_s(ctx)
+    qid = posted.id
+    while True:
+        last, task = yield from _state(ctx, qid)
+        answered = yield from _settled(ctx, task, target)
+        if answered is not None:
+            return answered
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            late = yield from _give_up(ctx, task, target, queue, timeout, keep)
+            return late
+        yield from renewal.renew(ctx)
+
+        def ours(fields: Mapping[str, str]) -> bool:
+            return fields.get("task") == qid and fields.get("type") in _SETTLING
+
+        yield from await_events(ctx, last, min(remaining, chunk, renewal.every_s), ours)
+
+
+class _Renewal:
+    """Renews the lease of the task the asker works on, while it waits for an answer."""
+
+    def __init__(self, asker: str | Task | None) -> None:
+        held = isinstance(asker, Task) and asker.status is TaskStatus.CLAIMED
+        self.task = asker if isinstance(asker, Task) and held else None
+        lease_s = MAX_LEASE_S
+        if self.task is not None:
+            lease_s = float(self.task.lease_s)
+            if self.task.lease_deadline and self.task.claimed_at:  # what the claim asked for
+                lease_s = (self.task.lease_deadline - self.task.claimed_at) / 1000
+        self.every_s = max(0.05, lease_s / 3)
+        self.next_at = time.monotonic() + self.every_s
+
+    def renew(self, ctx: OpContext) -> Operation[None]:
+        if self.task is None or time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + self.every_s
+        yield from task_ops.renew(ctx, self.task.id, self.task.token)
+
+
+def _give_up(
+    ctx: OpContext, task: Task, target: str, queue: str, timeout: float, keep: bool
+) -> Operation[Answer]:
+    """Cancel the question (unless ``keep``) and raise Timeout; an answer that won the race
+    with the cancel is returned instead."""
+    claimed = task.attempts > 0
+    if claimed:
+        who = (
+            f"answerer {task.worker or '?'} claimed it (attempt {task.attempts}) but did not answer"
+        )
+    else:
+        who = (
+            f"no answerer claimed it: is anyone serving queue {queue!r}? (swarm serve OWNER "
+            f"--exec CMD, or swarm run --queue {queue})"
+        )
+    if keep:
+        then = f"it stays queued as {task.id}; its answer will be the finding of that task"
+    else:
+        try:
+            yield from task_ops.cancel(ctx, task.id)
+        except InvalidState:  # answered (or died) meanwhile
+            _, task = yield from _state(ctx, task.id)
+            answered = yield from _settled(ctx, task, target)
+            if answered is not None:
+                return answered
+        then = f"it was cancelled ({task.id}); an answer that still arrives is kept, superseded"
+    raise Timeout(
+        f"no answer from {target!r} after {timeout:g} s: {who}; {then}. Ask again with a "
+        "longer timeout",
+        task_id=task.id,
+        claimed=claimed,
+    )
+
+
+def answer(
+    ctx: OpContext,
+    question_id: str,
+    token: int | None,
+    text: str,
+    *,
+    worker: str | None = None,
+    model: str | None = None,
+    sources: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+    finding_id: str | None = None,
+) -> Operation[Finding]:
+    """Report the answer to a question (a task claimed with ``token``): a finding with
+    ``kind = "answer"``, its first line (up to 2,000 characters) the summary and the whole
+    text the details, linked to the asker's task when the question names one."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("an answer must be a non-empty text: say what you found")
+    question = yield from task_ops.get_task(ctx, question_id)
+    first = text.strip().splitlines()[0]
+    summary = first if len(first) <= finding_ops.MAX_SUMMARY_CHARS else first[:1999] + "…"
+    finding: dict[str, Any] = {**(extra or {}), "summary": summary, "kind": "answer"}
+    if summary != text.strip():
+        finding["details"] = text
+    finding["sources"] = list(sources)
+    qdata = question.data if isinstance(question.data, Mapping) else {}
+    if isinstance(qdata.get("asker_task"), str):
+        finding["asker_task"] = qdata["asker_task"]
+    return (
+        yield from finding_ops.report(
+            ctx, question_id, token, finding, worker=worker, model=model, finding_id=finding_id
+        )
+    )

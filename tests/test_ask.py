@@ -1,0 +1,202 @@
+"""Ask and answer (issue 18): a question is a task on its target's queue, its answer the finding
+that completes it; ``ask`` blocks on the event stream until then. Real servers, both shells."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from redis_swarm import (
+    AlreadyCompleted,
+    Answer,
+    InvalidState,
+    NotFound,
+    PayloadTooLarge,
+    Swarm,
+    Task,
+    Timeout,
+    ValidationError,
+)
+from redis_swarm._keys import ask_queue
+
+
+def _answerer(
+    swarm: Swarm,
+    queue: str,
+    reply: Callable[[Task], str],
+    *,
+    n: int = 1,
+    name: str = "librarian",
+    delay_s: float = 0.0,
+) -> threading.Thread:
+    """A thread that claims ``n`` questions of ``queue`` and answers each with ``reply``."""
+
+    def run() -> None:
+        for _ in range(n):
+            task = swarm.claim(queue, worker=name, wait_s=20)
+            assert task is not None
+            time.sleep(delay_s)
+            swarm.answer(task.id, task.token, reply(task), worker=name, model="m-1")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def owned(swarm: Swarm) -> Swarm:
+    """A swarm where the shard "lib" has published its context."""
+    swarm.publish_context("lib", "the answer is in chapter 42\n", source="book.md")
+    return swarm
+
+
+def test_a_question_to_an_owner_is_answered_by_whoever_serves_its_ask_queue(owned: Swarm) -> None:
+    thread = _answerer(owned, ask_queue("lib"), lambda t: f"chapter 42 ({t.description})")
+    got = owned.ask("lib", "where is the answer?", data={"hint": 1}, asker="w-7", timeout_s=20)
+    thread.join(5)
+    assert isinstance(got, Answer)
+    assert got.text == "chapter 42 (where is the answer?)"
+    assert (got.answerer, got.model, got.queue) == ("librarian", "m-1", "ask.lib")
+    finding = owned.get_finding(got.finding_id)
+    assert finding.task_id == got.question_id and finding.extra["kind"] == "answer"
+    question = owned.get_task(got.question_id)
+    assert question.status == "completed"
+    assert question.data == {
+        "kind": "question", "target": "lib", "asker": "w-7", "data": {"hint": 1}
+    }  # fmt: skip
+
+
+def test_a_long_answer_keeps_its_first_line_as_summary(owned: Swarm) -> None:
+    body = "Short first line.\n" + "more detail " * 400
+    thread = _answerer(owned, ask_queue("lib"), lambda _t: body)
+    got = owned.ask("lib", "tell me everything", timeout_s=20)
+    thread.join(5)
+    assert got.text == body and got.summary == "Short first line."
+
+
+def test_any_queue_posted_to_before_is_a_target(swarm: Swarm) -> None:
+    swarm.post_task("assist", "warm-up")
+    first = swarm.claim("assist", worker="helper")
+    assert first is not None
+    swarm.report(first.id, first.token, {"summary": "done"})
+    thread = _answerer(swarm, "assist", lambda _t: "use a lock", name="peer")
+    got = swarm.ask("assist", "how do I avoid the race?", timeout_s=20)
+    thread.join(5)
+    assert got.text == "use a lock" and got.answerer == "peer"
+
+
+def test_timeout_unclaimed_cancels_the_question(owned: Swarm) -> None:
+    with pytest.raises(Timeout, match="no answerer claimed it") as caught:
+        owned.ask("lib", "anyone?", timeout_s=0.3)
+    assert caught.value.claimed is False and caught.value.task_id
+    assert owned.get_task(caught.value.task_id).status == "cancelled"
+    assert "swarm serve" in str(caught.value)
+
+
+def test_a_late_answer_is_kept_superseded(owned: Swarm) -> None:
+    claimed = threading.Event()
+
+    def slow() -> None:
+        task = owned.claim(ask_queue("lib"), worker="slowpoke", wait_s=10)
+        assert task is not None
+        claimed.set()
+        time.sleep(0.8)
+        with pytest.raises(AlreadyCompleted) as late:
+            owned.answer(task.id, task.token, "too late", worker="slowpoke")
+        found = owned.get_finding(str(late.value.finding_id))
+        assert found.superseded and found.summary == "too late"
+        done.append(True)
+
+    done: list[bool] = []
+    thread = threading.Thread(target=slow, daemon=True)
+    thread.start()
+    with pytest.raises(Timeout, match="slowpoke claimed it") as caught:
+        owned.ask("lib", "slow one?", timeout_s=0.5)
+    assert claimed.is_set() and caught.value.claimed is True
+    thread.join(5)
+    assert done == [True]
+
+
+def test_keep_leaves_the_question_and_its_dedupe_key_returns_the_answer(owned: Swarm) -> None:
+    with pytest.raises(Timeout, match="stays queued"):
+        owned.ask("lib", "kept?", timeout_s=0.1, keep=True, dedupe_key="k1")
+    thread = _answerer(owned, ask_queue("lib"), lambda _t: "yes, kept")
+    thread.join(10)
+    start = time.monotonic()
+    got = owned.ask("lib", "kept?", timeout_s=0.01, dedupe_key="k1")
+    assert got.text == "yes, kept" and time.monotonic() - start < 1
+    again = owned.ask("lib", "kept?", timeout_s=0.01, dedupe_key="k1")
+    assert again.finding_id == got.finding_id
+
+
+def test_a_question_whose_answerers_all_fail_is_an_error_at_once(owned: Swarm) -> None:
+    def failing() -> None:
+        task = owned.claim(ask_queue("lib"), worker="broken", wait_s=10)
+        assert task is not None
+        owned.fail(task.id, task.token, "the agent printed nothing", retry=False)
+
+    threading.Thread(target=failing, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(InvalidState, match=r"died unanswered.*printed nothing"):
+        owned.ask("lib", "will it break?", timeout_s=20)
+    assert time.monotonic() - start < 10
+
+
+def test_bad_questions_are_refused_and_nothing_is_stored(owned: Swarm) -> None:
+    with pytest.raises(NotFound, match=r"unknown target 'nobody'.*swarm serve"):
+        owned.ask("nobody", "hello?")
+    with pytest.raises(PayloadTooLarge, match="question is 40,000 characters"):
+        owned.ask("lib", "x" * 40_000)
+    with pytest.raises(ValidationError, match="non-empty"):
+        owned.ask("lib", "  ")
+    with pytest.raises(ValidationError, match="target"):
+        owned.ask("a:b", "hello?")
+    with pytest.raises(ValidationError, match="data must be a mapping"):
+        owned.ask("lib", "q", data=[1])  # type: ignore[arg-type]
+    assert owned.queue_stats() == {}
+
+
+def test_the_asker_s_task_is_linked_and_its_lease_renewed_while_it_waits(owned: Swarm) -> None:
+    owned.post_task("main", "write the report")
+    mine = owned.claim("main", worker="w-1", lease_s=0.6)
+    assert mine is not None
+    thread = _answerer(owned, ask_queue("lib"), lambda _t: "chapter 42", delay_s=1.5)
+    got = owned.ask("lib", "where?", asker=mine, timeout_s=20)
+    thread.join(5)
+    assert got.asker_task == mine.id
+    assert owned.get_finding(got.finding_id).extra["asker_task"] == mine.id
+    held = owned.get_task(mine.id)
+    assert held.status == "claimed" and held.attempts == 1  # never expired meanwhile
+    assert owned.get_task(got.question_id).data["asker"] == "w-1"
+
+
+def test_twenty_askers_three_answerers_each_gets_its_own_answer(server_url: str) -> None:
+    with Swarm(server_url, swarm="test") as swarm:
+        swarm.publish_context("lib", "context\n", source="c.md")
+        stop = threading.Event()
+
+        def serve(name: str) -> None:
+            while not stop.is_set():
+                task = swarm.claim(ask_queue("lib"), worker=name, wait_s=0.2)
+                if task is not None:
+                    swarm.answer(task.id, task.token, f"re: {task.description}", worker=name)
+
+        answerers = [threading.Thread(target=serve, args=(f"a{i}",)) for i in range(3)]
+        for thread in answerers:
+            thread.start()
+        try:
+            with ThreadPoolExecutor(20) as pool:
+                got = list(
+                    pool.map(lambda i: swarm.ask("lib", f"question {i}", timeout_s=30), range(20))
+                )
+        finally:
+            stop.set()
+            for thread in answerers:
+                thread.join(5)
+        assert [a.text for a in got] == [f"re: question {i}" for i in range(20)]
+        assert len({a.finding_id for a in got}) == 20
+        assert {a.answerer for a in got} <= {"a0", "a1", "a2"}
