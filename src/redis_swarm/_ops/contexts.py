@@ -133,6 +133,22 @@ def publish_context(
     shape = ContextInfo(
         owner, version, len(raw), (len(raw) + 3) // 4, len(parts), total_lines=total_lines
     )
+    published = yield from _publish_chunks(ctx, shape, parts, stored, source, media_type)
+    yield store.keep(ctx, version, raw)
+    return published
+
+
+def _publish_chunks(
+    ctx: OpContext,
+    shape: ContextInfo,
+    parts: Sequence[store.Part],
+    stored: dict[str, bytes],
+    source: str,
+    media_type: str,
+) -> Operation[ContextInfo]:
+    """Journal a new holder token, add it to the chunks the server has, send the others,
+    then flip: a new version of ``shape`` made of ``parts``."""
+    keys = ctx.keys
     token = new_id("p")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
     # Journaled before any chunk gets the token, so gc can release them if this process dies.
@@ -154,7 +170,9 @@ def publish_context(
             yield Batch(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
             )
-        published = yield from _flip(ctx, owner, shape, parts, source, media_type, "new", token)
+        published = yield from _flip(
+            ctx, shape.owner, shape, parts, source, media_type, "new", token
+        )
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
         # chunks (journaled: gc releases them), dropping them could delete a kept version's.
@@ -164,12 +182,11 @@ def publish_context(
         raise
     except _Expired:
         raise Conflict(
-            f"publishing the context of {owner!r} took longer than the gc grace period "
+            f"publishing the context of {shape.owner!r} took longer than the gc grace period "
             f"({gcops.GC_GRACE_S:.0f} s), so gc gave it up and released its chunks: publish "
             "again (from closer to the server, or in smaller contexts)"
         ) from None
     assert published is not None  # mode "new" always publishes
-    yield store.keep(ctx, version, raw)
     return published
 
 
