@@ -212,7 +212,7 @@ def run_child(
         _killpg(proc.pid, signal.SIGKILL)  # the group's leftovers; the leader is not reaped yet
         returncode = proc.wait()
         reaped(proc.pid)
-        left = kill_marked(mark)  # what left the group (setsid, a double fork)
+        left = kill_marked(mark, proc.pid)  # what left the group (setsid, a double fork)
         for thread in threads:
             thread.join(timeout=5)
     return ChildResult(returncode, out, err, time.monotonic() - started, killed, left)

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 
 __all__ = ["MARK", "kill_marked", "new_mark", "reaped", "spawning", "subreaper"]
 
@@ -39,6 +40,7 @@ SWEEP_S = 2.0  # the longest kill_marked keeps killing and reaping
 # exits at once is registered before a sweep can see its zombie.
 _leaders: set[int] = set()
 _leaders_lock = threading.Lock()
+_adopting = 0  # pools running with this process a subreaper: only then are strays reaped
 
 
 def new_mark() -> str:
@@ -77,29 +79,41 @@ def _prctl(option: int, value: int) -> int | None:
 def subreaper() -> Iterator[bool]:
     """Make this process a child subreaper for the duration (as it was afterwards); yields
     whether it is one."""
+    global _adopting
     before = _prctl(PR_GET_CHILD_SUBREAPER, 0)
     on = before is not None and _prctl(PR_SET_CHILD_SUBREAPER, 1) == 0
+    with _leaders_lock:
+        _adopting += on
     try:
         yield on
     finally:
+        with _leaders_lock:
+            _adopting -= on
         if on and not before:
             _prctl(PR_SET_CHILD_SUBREAPER, 0)
 
 
-def _stat(pid: int) -> tuple[int, str, int] | None:
-    """(parent pid, state, start time) of a process, or None when it is gone."""
+class _Proc(NamedTuple):
+    ppid: int
+    state: str
+    pgrp: int
+    start: int  # clock ticks after boot: tells a process from a later one with its pid
+
+
+def _stat(pid: int) -> _Proc | None:
+    """What /proc says of a process, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        return int(fields[1]), fields[0].decode(), int(fields[19])
+        return _Proc(int(fields[1]), fields[0].decode(), int(fields[2]), int(fields[19]))
     except (OSError, IndexError, ValueError):
         return None
 
 
-def _scan(needle: bytes) -> tuple[dict[int, int], list[int]]:
-    """The live processes whose environment holds ``needle`` (with their start times), and
-    this process's zombie children (a zombie's environment cannot be read any more)."""
-    marked: dict[int, int] = {}
+def _scan(needle: bytes) -> tuple[dict[int, _Proc], list[int]]:
+    """The live processes whose environment holds ``needle``, and this process's zombie
+    children (a zombie's environment cannot be read any more)."""
+    marked: dict[int, _Proc] = {}
     zombies: list[int] = []
     me = os.getpid()
     try:
@@ -110,12 +124,11 @@ def _scan(needle: bytes) -> tuple[dict[int, int], list[int]]:
         if not name.isdigit():
             continue
         pid = int(name)
-        stat = _stat(pid)
-        if stat is None:
+        proc = _stat(pid)
+        if proc is None:
             continue
-        ppid, state, start = stat
-        if state == "Z":
-            if ppid == me:
+        if proc.state == "Z":
+            if proc.ppid == me:
                 zombies.append(pid)
             continue
         try:
@@ -124,14 +137,17 @@ def _scan(needle: bytes) -> tuple[dict[int, int], list[int]]:
         except OSError:
             continue  # another user's process, or gone
         if needle in b"\0" + environ:
-            marked[pid] = start
+            marked[pid] = proc
     return marked, zombies
 
 
 def _reap(zombies: list[int]) -> None:
     """Collect the exit status of zombie children that no Popen of ours waits for: orphans
-    this subreaper adopted."""
+    this subreaper adopted. Not a subreaper, this process adopts nothing, and a zombie child
+    is some other code's to reap."""
     with _leaders_lock:
+        if not _adopting:
+            return
         for pid in zombies:
             if pid in _leaders:
                 continue
@@ -139,29 +155,30 @@ def _reap(zombies: list[int]) -> None:
                 os.waitpid(pid, os.WNOHANG)
 
 
-def _dying(pid: int, start: int) -> bool:
+def _dying(pid: int, proc: _Proc) -> bool:
     """True while a killed process has not finished exiting (its environment is gone before
     it becomes a zombie)."""
-    stat = _stat(pid)
-    return stat is not None and stat[2] == start and stat[1] != "Z"
+    now = _stat(pid)
+    return now is not None and now.start == proc.start and now.state != "Z"
 
 
-def kill_marked(mark: str, timeout_s: float = SWEEP_S) -> int:
+def kill_marked(mark: str, group: int | None = None, timeout_s: float = SWEEP_S) -> int:
     """Kill every process carrying ``mark`` (SIGKILL) until none is left, wait until they
-    are dead, and reap the ones this process adopted; returns how many were killed."""
+    are dead, and reap the ones this process adopted; returns how many were killed outside
+    process group ``group`` (the agent's own, whose members are being killed anyway)."""
     if not os.path.isdir("/proc"):
         return 0
     needle = f"\0{MARK}={mark}\0".encode()
-    killed: dict[int, int] = {}
+    killed: dict[int, _Proc] = {}
     deadline = time.monotonic() + timeout_s
     while True:
         marked, zombies = _scan(needle)
         _reap(zombies)
-        done = not marked and not any(_dying(pid, start) for pid, start in killed.items())
+        done = not marked and not any(_dying(pid, proc) for pid, proc in killed.items())
         if done or time.monotonic() > deadline:
-            return len(killed)
-        for pid, start in marked.items():
+            return sum(proc.pgrp != group for proc in killed.values())
+        for pid, proc in marked.items():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            killed[pid] = start
+            killed.setdefault(pid, proc)
         time.sleep(0.01)
