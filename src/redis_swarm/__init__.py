@@ -51,6 +51,7 @@ from ._models import (
     Task,
     TaskSpec,
     TaskStatus,
+    Usage,
 )
 from ._protocol import Limits
 from .roles import (
@@ -109,6 +110,7 @@ __all__ = [
     "TaskSpec",
     "TaskStatus",
     "Timeout",
+    "Usage",
     "ValidationError",
     "Worker",
     "__version__",

@@ -29,6 +29,7 @@ __all__ = [
     "Task",
     "TaskSpec",
     "TaskStatus",
+    "Usage",
     "dumps",
     "iso",
     "loads",
@@ -254,6 +255,23 @@ class Task(Record):
 
 
 @dataclass(frozen=True)
+class Usage(Record):
+    """What one agent run cost, as its CLI reported it (Claude Code's ``--output-format json``
+    result, Codex's ``exec --json`` events): the cost in USD (Claude only), every input token
+    (``tokens_in``, cached ones included; ``cached_in`` of them read from a prompt cache),
+    the output tokens, and per model (``models``: model -> cost_usd, tokens_in, tokens_out)
+    where the CLI breaks it down. ``source`` names the format it was read from."""
+
+    source: str
+    cost_usd: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached_in: int | None = None
+    session_id: str | None = None
+    models: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Finding(Record):
     """One worker's structured result for a task, with its lineage. ``superseded`` findings
     arrived after the task was settled: kept, never dropped, but not the task's result."""
@@ -274,6 +292,7 @@ class Finding(Record):
     created_at: int = 0
     superseded: bool = False
     token: int | None = None
+    usage: Usage | None = None  # what the agent run behind it cost, when its CLI said
 
 
 @dataclass(frozen=True)
@@ -286,6 +305,7 @@ class Synthesis(Record):
     text: str
     sources: tuple[str, ...] = ()
     created_at: int = 0
+    usage: Usage | None = None  # what the agent that wrote it cost, when its CLI said
 
 
 @dataclass(frozen=True)

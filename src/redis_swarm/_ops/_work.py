@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
-from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, loads
+from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, Usage, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_json_depth, too_deep
 
@@ -237,6 +237,8 @@ def task_from(raw: Any, data: Any) -> Task:
 def finding_from(raw: Any) -> Finding:
     state: dict[str, Any] = loads(raw)
     fields = {k: v for k, v in state.items() if k in _FINDING_FIELDS}
+    if isinstance(fields.get("usage"), dict):
+        fields["usage"] = Usage.from_dict(fields["usage"])
     return Finding(**fields, sources=tuple(state.get("sources") or ()))
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
-from .._models import Finding, Page, Synthesis, dumps, loads
+from .._models import Finding, Page, Synthesis, Usage, dumps, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from ._work import (
@@ -97,6 +97,7 @@ def report(
     model: str | None = None,
     context_version: str | None = None,
     finding_id: str | None = None,
+    usage: Usage | None = None,
 ) -> Operation[Finding]:
     """Store ``finding`` and complete the task, atomically. Raises AlreadyCompleted (with the
     finding's id) when the task was already completed or cancelled: the finding is then kept,
@@ -115,6 +116,8 @@ def report(
         body["model"] = check_label("model", model, max_chars=128)
     if context_version is not None:
         body["context_version"] = check_label("context_version", context_version, max_chars=128)
+    if usage is not None:
+        body["usage"] = _usage_body(usage)
     k = ctx.keys
     q = r.queue
     keys = [k.tasks, k.counts, k.pass_counts, k.events]
@@ -195,9 +198,11 @@ def synthesize(
     sources: Sequence[str],
     *,
     synthesis_id: str | None = None,
+    usage: Usage | None = None,
 ) -> Operation[Synthesis]:
     """Store a synthesis citing ``sources`` (finding ids), all of which must exist: checked
-    atomically with the write, so a synthesis never cites a missing finding."""
+    atomically with the write, so a synthesis never cites a missing finding. ``usage``: what
+    the agent that wrote it cost, when one did."""
     check_name("shard", shard)
     check_label("pass_name", pass_name)
     if not isinstance(text, str) or not text.strip():
@@ -208,7 +213,11 @@ def synthesize(
     if len(cited) > MAX_SOURCES:
         raise ValidationError(f"a synthesis may cite at most {MAX_SOURCES:,} findings")
     sid = new_id("s-") if synthesis_id is None else check_id("synthesis", synthesis_id)
-    body = {"id": sid, "shard": shard, "pass_name": pass_name, "text": text, "sources": cited}
+    body: dict[str, Any] = {
+        "id": sid, "shard": shard, "pass_name": pass_name, "text": text, "sources": cited
+    }  # fmt: skip
+    if usage is not None:
+        body["usage"] = _usage_body(usage)
     payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))
     k = ctx.keys
     keys = (k.findings, k.syntheses, k.synthesis_index, k.events)
@@ -218,6 +227,26 @@ def synthesize(
         (ctx.now_arg(), ctx.limits.events_maxlen, sid, payload, shard, pass_name, *cited),
     )
     return synthesis_from(raw)
+
+
+def _usage_body(usage: object) -> dict[str, Any]:
+    """A Usage as stored: its numbers finite and not negative."""
+    if not isinstance(usage, Usage):
+        raise ValidationError(f"usage must be a Usage record, got {type(usage).__name__}")
+    check_label("usage source", usage.source, max_chars=64)
+    for name in ("cost_usd", "tokens_in", "tokens_out", "cached_in"):
+        value = getattr(usage, name)
+        if value is not None:
+            check_number(f"usage {name}", value, 0, 1e15)
+    if usage.session_id is not None:
+        check_label("usage session_id", usage.session_id, max_chars=128)
+    if len(usage.models) > 64:
+        raise ValidationError("usage names at most 64 models")
+    for model, figures in usage.models.items():
+        check_label("usage model", model, max_chars=128)
+        for key, value in figures.items():
+            check_number(f"usage of {model}: {key}", value, 0, 1e15)
+    return usage.to_dict()
 
 
 def synthesis_from(raw: Any) -> Synthesis:

@@ -9,7 +9,8 @@ it, or fails the task with the exit code and the tail of stderr so that the queu
 The process remembers nothing: that is the point.
 
 - ``child``: one process (spawn, deadline, kill, bounded output capture);
-- ``finding``: the finding in its output;
+- ``output``: its answer, cost and tokens in the agent CLI's format (text, Claude, Codex);
+- ``finding``: the finding in its answer;
 - ``pool``: the slots, the claim loop, renewals and the report.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from .child import Capture, ChildResult, Command, build_command, check_command, run_child
 from .finding import finding_tags, normalize_finding, parse_finding
+from .output import AgentOutput, read_output
 from .pool import (
     OutcomeStatus,
     Runner,
@@ -27,6 +29,7 @@ from .pool import (
 )
 
 __all__ = [
+    "AgentOutput",
     "Capture",
     "ChildResult",
     "Command",
@@ -40,6 +43,7 @@ __all__ = [
     "finding_tags",
     "normalize_finding",
     "parse_finding",
+    "read_output",
     "run_child",
     "task_env",
 ]

@@ -23,6 +23,7 @@ from .._models import ContextInfo, Task, TaskStatus
 from .._prompts import render_task_prompt
 from .child import ERROR_TAIL, ChildResult, build_command, check_command, run_child
 from .finding import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
+from .output import read_output
 from .reaper import subreaper
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class RunOptions:
     lease_s: int | None = None  # the lease asked at claim and renewal (default: the task's)
     timeout_s: float | None = None  # the most a process may run (default: the task's lease_s)
     worker: str | None = None  # worker name prefix; slot i is PREFIX-i
-    model: str | None = None  # recorded on findings
+    model: str | None = None  # recorded on findings (default: the one the agent's output names)
     summary_limit: int = SUMMARY_LIMIT
     grace_s: float = 5.0
     poll_s: float = 1.0  # the longest a claim waits, so that Ctrl-C is prompt
@@ -460,8 +461,10 @@ class Runner:
         current = self._persist(lambda: self.swarm.get_task(task.id))
         if current.status is TaskStatus.COMPLETED and current.finding_id:
             return end(OutcomeStatus.COMPLETED, "the agent reported it itself", current.finding_id)
-        text = result.stdout.text()
-        parsed = parse_finding(text, summary_limit=self.options.summary_limit, mark=mark)
+        output = read_output(result.stdout.text())
+        if output.error is not None:  # the CLI says the run failed: a failed attempt
+            return self._fail(task, end, output.error, stderr_tail)
+        parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
             return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed
@@ -473,9 +476,10 @@ class Runner:
                     task.token,
                     finding,
                     worker=worker,
-                    model=self.options.model,
+                    model=self.options.model or output.model,
                     context_version=context.version if context is not None else None,
                     finding_id=finding_id,
+                    usage=output.usage,
                 )
             )
         except AlreadyCompleted as exc:

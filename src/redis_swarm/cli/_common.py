@@ -66,6 +66,7 @@ __all__ = [
     "status",
     "stdout_binary",
     "task_json",
+    "usage_text",
     "when",
 ]
 
@@ -266,6 +267,18 @@ def short(text: Any, limit: int = 80) -> str:
     """``text`` on one line, cut at ``limit`` characters, safe to print."""
     value = printable(" ".join(str(text or "").split()))
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def usage_text(usage: Any) -> str | None:
+    """What an agent run cost, on one line (``$0.0123 · 12,345 in / 678 out``), or None."""
+    if usage is None:
+        return None
+    parts = []
+    if usage.cost_usd is not None:
+        parts.append(f"${usage.cost_usd:.4f}")
+    if usage.tokens_in is not None or usage.tokens_out is not None:
+        parts.append(f"{usage.tokens_in or 0:,} in / {usage.tokens_out or 0:,} out")
+    return " · ".join(parts) or None
 
 
 @dataclass(frozen=True)

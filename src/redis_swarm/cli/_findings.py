@@ -20,6 +20,7 @@ from ._common import (
     print_table,
     read_text,
     short,
+    usage_text,
     when,
 )
 
@@ -33,6 +34,7 @@ def render_finding(app: App, f: Any) -> None:
         ("shard", f.shard),
         ("worker", f.worker),
         ("model", f.model),
+        ("cost", usage_text(f.usage)),
         ("context version", f.context_version),
         ("confidence", f.confidence),
         ("created", when(f.created_at)),
@@ -85,10 +87,14 @@ def findings(
     found = listing(fetch, limit, cursor, all_)
 
     def human() -> None:
-        table = make_table("id", "task", "worker", "conf", "summary")
+        table = make_table("id", "task", "worker", "model", "cost", "conf", "summary")
         for f in found.items:
             mark = " (superseded)" if f.superseded else ""
-            add_row(table, f.id, f.task_id, f.worker, f.confidence, short(f.summary, 90) + mark)
+            cost = None if f.usage is None else f.usage.cost_usd
+            add_row(
+                table, f.id, f.task_id, f.worker, f.model, None if cost is None else f"${cost:.4f}",
+                f.confidence, short(f.summary, 80) + mark,
+            )  # fmt: skip
         print_table(app, table)
         found.footer()
 
@@ -179,6 +185,7 @@ def synth_show(app: App, synthesis_id: str) -> None:
                     ("shard", s.shard),
                     ("pass", s.pass_name),
                     ("created", when(s.created_at)),
+                    ("cost", usage_text(s.usage)),
                     ("sources", list(s.sources)),
                 ]
             ),

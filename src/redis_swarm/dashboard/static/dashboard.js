@@ -113,6 +113,16 @@
     return text.length > max ? text.slice(0, max - 1) + "…" : text;
   }
 
+  // What an agent run cost (a finding's or synthesis's usage), on one line; null if unknown.
+  function usageText(u) {
+    if (!u) return null;
+    const parts = [];
+    if (typeof u.cost_usd === "number") parts.push("$" + u.cost_usd.toFixed(4));
+    if (typeof u.tokens_in === "number" || typeof u.tokens_out === "number")
+      parts.push((u.tokens_in || 0).toLocaleString("en") + " in / " + (u.tokens_out || 0).toLocaleString("en") + " out");
+    return parts.length ? h("span", { class: "cost", text: parts.join(" · ") }) : null;
+  }
+
   function stamp(ms) { return h("span", { class: "when", "data-at": String(ms), title: new Date(ms).toISOString(), text: ago(ms) }); }
 
   function bar(counts, total) {
@@ -206,6 +216,7 @@
         h("div", { class: "meta" },
           h("span", { class: "mono", text: f.worker || "unknown worker" }),
           f.model ? h("span", { text: f.model }) : null,
+          usageText(f.usage),
           h("span", { class: "mono", text: f.queue }),
           f.pass_name ? h("span", { text: f.pass_name }) : null,
           f.confidence !== null && f.confidence !== undefined ? h("span", { text: "confidence " + f.confidence }) : null,
@@ -226,6 +237,7 @@
       h("div", { class: "meta" },
         h("span", { class: "mono", text: s.shard }),
         h("span", { text: (s.sources || []).length + " findings cited" }),
+        usageText(s.usage),
         stamp(s.created_at))));
     state.seenSyntheses = new Set(syntheses.map((s) => s.id));
     if (!items.length) fill("syntheses", null, "no synthesis yet");

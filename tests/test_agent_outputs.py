@@ -1,0 +1,224 @@
+"""Agent CLIs' output formats: Claude Code's ``--output-format json`` result object and Codex's
+``exec --json`` events, read for the answer, the cost and the tokens; scripted fake agents
+printing those shapes through ``swarm run``; the usage on findings and syntheses."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import Swarm, Usage, ValidationError
+from redis_swarm._runner import read_output
+
+from ._cli import Cli
+
+PY = sys.executable
+
+FINDING = {"summary": "three retries", "sources": ["notes.md:4"], "confidence": 0.7}
+ANSWER = "Looked.\n```json\n" + json.dumps(FINDING) + "\n```\n"
+
+# The result object of `claude -p --output-format json` (its documented fields).
+CLAUDE: dict[str, Any] = {
+    "type": "result",
+    "subtype": "success",
+    "is_error": False,
+    "duration_ms": 4200,
+    "num_turns": 3,
+    "result": ANSWER,
+    "session_id": "9ab5afaa-ca36-4b1c-ad62-29ae7f887865",
+    "total_cost_usd": 0.0421,
+    "usage": {
+        "input_tokens": 18,
+        "cache_creation_input_tokens": 1000,
+        "cache_read_input_tokens": 20000,
+        "output_tokens": 512,
+        "server_tool_use": {"web_search_requests": 0},
+        "service_tier": "standard",
+    },
+    "modelUsage": {
+        "claude-haiku-4-5": {
+            "inputTokens": 300, "outputTokens": 12, "cacheReadInputTokens": 0,
+            "cacheCreationInputTokens": 0, "webSearchRequests": 0, "costUSD": 0.0011,
+            "contextWindow": 200000,
+        },
+        "claude-sonnet-4-5": {
+            "inputTokens": 18, "outputTokens": 500, "cacheReadInputTokens": 20000,
+            "cacheCreationInputTokens": 1000, "webSearchRequests": 0, "costUSD": 0.041,
+            "contextWindow": 200000,
+        },
+    },
+    "permission_denials": [],
+    "uuid": "aa74be35-3fd4-4164-8d6e-39deef9a634e",
+}  # fmt: skip
+
+# The events of `codex exec --json`, one per line.
+CODEX: list[dict[str, Any]] = [
+    {"type": "thread.started", "thread_id": "0199a213-81c0-7800-8aa1-bbab2a035a53"},
+    {"type": "turn.started"},
+    {"type": "item.completed", "item": {"id": "item_0", "type": "reasoning", "text": "hmm"}},
+    {"type": "item.completed", "item": {"id": "item_1", "type": "command_execution",
+                                        "command": "swarm context search shard-a retry"}},
+    {"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": "draft"}},
+    {"type": "item.completed", "item": {"id": "item_3", "type": "agent_message", "text": ANSWER}},
+    {"type": "turn.completed",
+     "usage": {"input_tokens": 26549, "cached_input_tokens": 22272, "output_tokens": 1590}},
+]  # fmt: skip
+
+
+def jsonl(events: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+# --- the parser
+
+
+def test_claude_result_object() -> None:
+    out = read_output(json.dumps(CLAUDE))
+    assert out.answer == ANSWER and out.error is None
+    assert out.model == "claude-sonnet-4-5"  # the one that cost the most
+    u = out.usage
+    assert u is not None and u.source == "claude-json"
+    assert u.cost_usd == 0.0421 and u.tokens_in == 21018 and u.cached_in == 20000
+    assert u.tokens_out == 512 and u.session_id == CLAUDE["session_id"]
+    assert u.models["claude-haiku-4-5"] == {"cost_usd": 0.0011, "tokens_in": 300, "tokens_out": 12}
+    assert u.models["claude-sonnet-4-5"]["tokens_in"] == 21018
+
+
+def test_claude_error_and_stream_json() -> None:
+    failed = {**CLAUDE, "is_error": True, "subtype": "error_max_turns", "result": ""}
+    out = read_output(json.dumps(failed))
+    assert out.error is not None and "error_max_turns" in out.error
+    assert out.usage is not None and out.usage.cost_usd == 0.0421  # a failed run costs too
+    # stream-json: events, then the same result object on the last line
+    stream = jsonl([{"type": "system", "subtype": "init", "session_id": "s1"}, CLAUDE])
+    assert read_output(stream).answer == ANSWER
+
+
+def test_codex_events() -> None:
+    out = read_output(jsonl(CODEX))
+    assert out.answer == ANSWER and out.error is None and out.model is None
+    u = out.usage
+    assert u is not None and u.source == "codex-jsonl" and u.cost_usd is None
+    assert (u.tokens_in, u.cached_in, u.tokens_out) == (26549, 22272, 1590)
+    assert u.session_id == CODEX[0]["thread_id"]
+    # two turns add up
+    two = read_output(jsonl(CODEX + CODEX[-1:]))
+    assert two.usage is not None and two.usage.tokens_out == 3180
+
+
+def test_codex_failures() -> None:
+    failed = [
+        *CODEX[:2],
+        {"type": "error", "message": "You've hit your usage limit"},
+        {"type": "turn.failed", "error": {"message": "You've hit your usage limit"}},
+    ]
+    out = read_output(jsonl(failed))
+    assert out.error is not None and "usage limit" in out.error
+    silent = read_output(jsonl(CODEX[:2] + CODEX[-1:]))
+    assert silent.error is not None and "agent_message" in silent.error
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "just prose",
+        json.dumps(FINDING),  # a bare JSON finding
+        '{"type": "result"} is how I would start',  # not JSON after all
+        '{"a": 1}\n{"b": 2}\n',  # JSON lines of no known format
+        "",
+    ],
+)
+def test_other_output_is_the_answer_as_it_is(text: str) -> None:
+    out = read_output(text)
+    assert out.answer == text and out.usage is None and out.error is None
+
+
+# --- through swarm run
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+def printer(tmp_path: Path, name: str, text: str, code: int = 0) -> str:
+    """A fake agent CLI that reads its prompt and prints ``text``."""
+    data = tmp_path / f"{name}.out"
+    data.write_text(text)
+    script = tmp_path / f"{name}.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.stdin.read()
+        sys.stdout.write(open({str(data)!r}).read())
+        sys.exit({code})
+        """)
+    )
+    return f"{PY} {script}"
+
+
+def run(cli: Cli, command: str, *args: str) -> dict[str, Any]:
+    out = cli("--json", "run", "--queue", "q", "--exec", command, "--idle-exit", "0.5", *args)
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def test_claude_and_codex_agents_put_cost_tokens_and_model_on_findings(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    swarm.publish_context("shard-a", "retry 3 times\n", source="notes.md")
+    t1 = swarm.post_task("q", "Find the retries", parent="shard-a", pass_name="P")
+    run(cli, printer(tmp_path, "claude", json.dumps(CLAUDE)))
+    t2 = swarm.post_task("q", "Find them again", parent="shard-a", pass_name="P")
+    run(cli, printer(tmp_path, "codex", jsonl(CODEX)), "--model", "gpt-5-codex")
+    f1 = swarm.get_finding(swarm.get_task(t1.id).finding_id or "")
+    f2 = swarm.get_finding(swarm.get_task(t2.id).finding_id or "")
+    version = swarm.context_info("shard-a").version
+    for f in (f1, f2):
+        assert f.summary == "three retries" and f.sources == ("notes.md:4",)
+        assert f.context_version == version
+    assert f1.model == "claude-sonnet-4-5" and f2.model == "gpt-5-codex"
+    assert f1.usage is not None and f1.usage.cost_usd == 0.0421 and f1.usage.tokens_out == 512
+    assert f2.usage is not None and f2.usage.tokens_in == 26549 and f2.usage.cost_usd is None
+    listed = json.loads(cli("--json", "findings").stdout)["items"]
+    assert listed[0]["usage"]["cost_usd"] == 0.0421
+    assert listed[1]["usage"]["source"] == "codex-jsonl"
+    human = cli("findings", f1.id).stdout
+    assert "$0.0421" in human and "21,018 in / 512 out" in human
+    assert "$0.0421" in cli("findings").stdout
+
+
+def test_a_cli_reported_error_is_a_failed_attempt(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    t = swarm.post_task("q", "Try", max_attempts=1)
+    failed = {**CLAUDE, "is_error": True, "subtype": "error_during_execution", "result": "boom"}
+    summary = run(cli, printer(tmp_path, "claude-err", json.dumps(failed)))
+    assert summary["failed"] == 1 and summary["completed"] == 0
+    task = swarm.get_task(t.id)
+    assert task.status == "dead" and "boom" in (task.last_error or "")
+    t2 = swarm.post_task("q", "Try codex", max_attempts=1)
+    limit = [*CODEX[:2], {"type": "turn.failed", "error": {"message": "usage limit reached"}}]
+    run(cli, printer(tmp_path, "codex-err", jsonl(limit)))
+    assert "usage limit reached" in (swarm.get_task(t2.id).last_error or "")
+
+
+def test_usage_on_a_synthesis_and_old_records_without_it(swarm: Swarm) -> None:
+    t = swarm.post_task("q", "x", pass_name="P")
+    plain = swarm.report(t.id, None, {"summary": "no usage"})
+    assert swarm.get_finding(plain.id).usage is None
+    usage = Usage("claude-json", cost_usd=0.5, tokens_in=10, tokens_out=2)
+    s = swarm.synthesize("shard", "P", f"Done [{plain.id}]", [plain.id], usage=usage)
+    assert swarm.get_synthesis(s.id).usage == usage
+    with pytest.raises(ValidationError, match="cost_usd"):
+        swarm.synthesize("shard", "P", "x", [plain.id], usage=Usage("x", cost_usd=-1.0))
