@@ -11,7 +11,7 @@ import redis_swarm
 from redis_swarm import AsyncSwarm, Swarm
 
 PACKAGE = Path(redis_swarm.__file__).parent
-FACES = ["cli", "dashboard", "mcp_server", "_runner", "roles.py", "_bench.py",
+FACES = ["cli", "dashboard", "mcp_server", "_runner", "_pipeline", "roles.py", "_bench.py",
          "_demo.py"]  # fmt: skip
 
 

@@ -1,0 +1,413 @@
+"""The plan file of ``swarm pipeline run``: TOML, read with ``tomllib``, checked whole before
+anything runs. Every problem is reported at once, each with the key and the line at fault
+(``tomllib`` gives lines for syntax errors only: the others are located in the text).
+
+See docs/pipeline.md for the reference; ``Plan`` is what the rest of the pipeline reads.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .._errors import ValidationError
+from .._runner import check_command
+from .._validate import check_name
+
+__all__ = ["AgentSpec", "ContextSpec", "PassSpec", "Plan", "TaskItem", "load_plan", "parse_plan"]
+
+MAX_PASSES = 100
+MAX_TASKS_PER_PASS = 10_000
+DEFAULT_PLANNED_TASKS = 10
+MAX_LABEL = 200  # a pass name, inside the task's pass label with the pipeline's name
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to run one kind of agent (``[workers]``, ``[planner]``, ``[synthesizer]``)."""
+
+    exec: str
+    model: str | None = None  # recorded on what it writes (default: what its output names)
+    concurrency: int = 1
+    lease_s: int = 600
+    timeout_s: float | None = None  # the most one run may take (default: lease_s)
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    """A context published before pass 1: the files matched by ``paths``, in order."""
+
+    owner: str
+    paths: tuple[str, ...]
+    files: tuple[Path, ...]  # what the paths matched, resolved, each once
+
+
+@dataclass(frozen=True)
+class TaskItem:
+    description: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """A pass: static ``tasks``, or a ``plan`` instruction for the planner (at most
+    ``max_tasks`` of its tasks are kept)."""
+
+    name: str
+    context: str | None
+    tasks: tuple[TaskItem, ...] = ()
+    plan: str | None = None
+    max_tasks: int | None = None
+
+    @property
+    def planned(self) -> bool:
+        return self.plan is not None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked plan file."""
+
+    name: str
+    path: Path
+    workers: AgentSpec
+    synthesizer: AgentSpec
+    passes: tuple[PassSpec, ...]
+    question: str | None = None
+    planner: AgentSpec | None = None
+    contexts: tuple[ContextSpec, ...] = ()
+    max_cost_usd: float | None = None
+    max_tasks: int | None = None  # tasks claimed over the whole pipeline
+    max_attempts: int = 3  # per task
+
+
+# --- locating a key in the text
+
+
+_HEADER = re.compile(r"\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _key_pattern(key: str) -> re.Pattern[str]:
+    quoted = re.escape(key)
+    return re.compile(rf"\s*(?:{quoted}|\"{quoted}\"|'{quoted}')\s*=")
+
+
+def _line_of(text: str, where: tuple[str | int, ...], *, table_at: bool = False) -> int | None:
+    """The line (1-based) of the key at ``where`` (``("passes", 1, "tasks")``, the index
+    counting the ``[[passes]]`` tables), else of its table's header, else None. With
+    ``table_at``, ``where`` is a table: its header's line."""
+    table, key = where[:-1], where[-1]
+    if table_at or isinstance(key, int):
+        table, key = where, ""
+    counts: dict[str, int] = {}
+    current: tuple[str | int, ...] = ()
+    header_line: int | None = 1 if not table else None
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _HEADER.match(line)
+        if match:
+            name = match.group(2).strip().strip("\"'")
+            if match.group(1) == "[[":
+                counts[name] = counts.get(name, 0) + 1
+                current = (name, counts[name] - 1)
+            else:
+                current = (name,)
+            if current == table:
+                header_line = number
+            continue
+        if current == table and key and isinstance(key, str) and _key_pattern(key).match(line):
+            return number
+    return header_line
+
+
+def _label(where: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in where:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+# --- checking
+
+
+class _Checker:
+    """Reads values out of the parsed plan, collecting every problem with its line."""
+
+    def __init__(self, text: str, path: Path) -> None:
+        self.text = text
+        self.path = path
+        self.problems: list[str] = []
+
+    def problem(self, where: tuple[str | int, ...], message: str, *, table: bool = False) -> None:
+        """Record ``message`` about the key at ``where`` (with ``table``: the table there)."""
+        line = _line_of(self.text, where, table_at=table) if where else None
+        at = f"{self.path}:{line}" if line else str(self.path)
+        self.problems.append(f"{at}: {_label(where) or 'the plan'}: {message}")
+
+    def known(self, table: dict[str, Any], where: tuple[str | int, ...], keys: set[str]) -> None:
+        for key in table:
+            if key not in keys:
+                self.problem(
+                    (*where, key), f"unknown key; the keys here are {', '.join(sorted(keys))}"
+                )
+
+    def get(
+        self,
+        table: dict[str, Any],
+        where: tuple[str | int, ...],
+        key: str,
+        check: Callable[[Any], Any],
+        default: Any = None,
+        *,
+        required: bool = False,
+    ) -> Any:
+        if key not in table:
+            if required:
+                self.problem(where, f'"{key}" is missing: add it', table=True)
+            return default
+        try:
+            return check(table[key])
+        except ValidationError as exc:
+            self.problem((*where, key), str(exc))
+            return default
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("must be a non-empty string")
+    return value
+
+
+def _command(value: Any) -> str:
+    check_command(_text(value))
+    return str(value)
+
+
+def _integer(lo: int, hi: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValidationError(f"must be a whole number from {lo:,} to {hi:,}")
+        return value
+
+    return check
+
+
+def _number(lo: float, hi: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not lo <= value <= hi:
+            raise ValidationError(f"must be a number from {lo:g} to {hi:g}")
+        return float(value)
+
+    return check
+
+
+def _name(kind: str, max_len: int = 64) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        return check_name(kind, value, max_len=max_len)
+
+    return check
+
+
+def _agent(c: _Checker, table: Any, section: str, *, pool: bool) -> AgentSpec | None:
+    where: tuple[str | int, ...] = (section,)
+    if not isinstance(table, dict):
+        c.problem(where, f"must be a table ([{section}])", table=True)
+        return None
+    keys = {"exec", "model", "lease_s", "timeout_s"} | ({"concurrency"} if pool else set())
+    c.known(table, where, keys)
+    command = c.get(table, where, "exec", _command, required=True)
+    model = c.get(table, where, "model", _text)
+    concurrency = c.get(table, where, "concurrency", _integer(1, 1000), 4 if pool else 1)
+    lease_s = c.get(table, where, "lease_s", _integer(1, 7 * 86400), 600)
+    timeout_s = c.get(table, where, "timeout_s", _number(0.1, 7 * 86400))
+    if command is None:
+        return None
+    return AgentSpec(command, model, concurrency, lease_s, timeout_s)
+
+
+def _task_item(value: Any) -> TaskItem:
+    if isinstance(value, str) and value.strip():
+        return TaskItem(value)
+    if isinstance(value, dict) and isinstance(value.get("description"), str):
+        extra = set(value) - {"description", "data"}
+        if value["description"].strip() and not extra:
+            return TaskItem(value["description"], value.get("data"))
+    raise ValidationError(
+        'each task is a non-empty string or a table {description = "...", data = ...}'
+    )
+
+
+def _tasks(value: Any) -> tuple[TaskItem, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("must be a non-empty list of task descriptions")
+    if len(value) > MAX_TASKS_PER_PASS:
+        raise ValidationError(f"has {len(value):,} tasks; a pass may have {MAX_TASKS_PER_PASS:,}")
+    return tuple(_task_item(item) for item in value)
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(p, str) for p in value):
+        raise ValidationError('must be a non-empty list of files and globs, e.g. ["docs/*.md"]')
+    return tuple(value)
+
+
+def _match(base: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The files ``patterns`` match under ``base`` (in order, each once), and the patterns
+    that match no file."""
+    files: dict[Path, None] = {}
+    empty: list[str] = []
+    for pattern in patterns:
+        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+        found = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+        if not found:
+            empty.append(pattern)
+        for path in found:
+            files.setdefault(path.resolve(), None)
+    return list(files), empty
+
+
+def _contexts(c: _Checker, value: Any, base: Path) -> tuple[ContextSpec, ...]:
+    if not isinstance(value, list):
+        c.problem(("contexts",), "must be an array of tables ([[contexts]])")
+        return ()
+    out: list[ContextSpec] = []
+    owners: set[str] = set()
+    for i, table in enumerate(value):
+        where = ("contexts", i)
+        if not isinstance(table, dict):
+            c.problem(where, "must be a table")
+            continue
+        c.known(table, where, {"owner", "paths"})
+        owner = c.get(table, where, "owner", _name("context owner", 128), required=True)
+        paths = c.get(table, where, "paths", _paths, required=True)
+        if owner in owners:
+            c.problem((*where, "owner"), f"context {owner!r} is declared twice")
+        if owner is None or paths is None:
+            continue
+        owners.add(owner)
+        files, empty = _match(base, paths)
+        for pattern in empty:
+            c.problem((*where, "paths"), f"{pattern!r} matches no file under {base}")
+        out.append(ContextSpec(owner, paths, tuple(files)))
+    return tuple(out)
+
+
+def _passes(c: _Checker, value: Any, owners: set[str]) -> tuple[PassSpec, ...]:
+    if not isinstance(value, list) or not value:
+        c.problem(("passes",) if value is not None else (), "add at least one [[passes]] table")
+        return ()
+    if len(value) > MAX_PASSES:
+        c.problem(("passes",), f"{len(value)} passes; a plan may have {MAX_PASSES}")
+    out: list[PassSpec] = []
+    names: set[str] = set()
+    for i, table in enumerate(value):
+        where = ("passes", i)
+        if not isinstance(table, dict):
+            c.problem(where, "must be a table")
+            continue
+        c.known(table, where, {"name", "context", "tasks", "plan", "max_tasks"})
+        name = c.get(table, where, "name", _bounded_text, required=True)
+        context = c.get(table, where, "context", _name("context owner", 128))
+        tasks = c.get(table, where, "tasks", _tasks, ())
+        plan = c.get(table, where, "plan", _text)
+        max_tasks = c.get(table, where, "max_tasks", _integer(1, MAX_TASKS_PER_PASS))
+        if name in names:
+            c.problem((*where, "name"), f"pass {name!r} is named twice: pass names are unique")
+        if context is not None and context not in owners:
+            known = ", ".join(sorted(owners)) or "none is declared"
+            c.problem((*where, "context"), f"no [[contexts]] has owner {context!r} ({known})")
+        if ("tasks" in table) == ("plan" in table):
+            c.problem(where, 'give the pass either "tasks" (a list) or "plan" (an instruction)')
+        if max_tasks is not None and "plan" not in table:
+            c.problem((*where, "max_tasks"), 'max_tasks bounds a planned pass: add "plan"')
+        if name is None:
+            continue
+        names.add(name)
+        if plan is not None:
+            max_tasks = max_tasks or DEFAULT_PLANNED_TASKS
+        out.append(PassSpec(name, context, tasks, plan, max_tasks))
+    return tuple(out)
+
+
+def _bounded_text(value: Any) -> str:
+    text = _text(value)
+    if len(text) > MAX_LABEL:
+        raise ValidationError(f"is {len(text)} characters; the limit is {MAX_LABEL}")
+    return text
+
+
+_TOP = {
+    "name", "question", "workers", "planner", "synthesizer", "contexts", "passes",
+    "max_cost_usd", "max_tasks", "max_attempts",
+}  # fmt: skip
+
+
+def parse_plan(text: str, path: Path) -> Plan:
+    """Check the plan ``text`` (read from ``path``, against which its paths are resolved)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{path}: not valid TOML: {exc}; fix it and run again") from None
+    c = _Checker(text, path)
+    c.known(data, (), _TOP)
+    name = c.get(data, (), "name", _name("pipeline name"), required=True)
+    question = c.get(data, (), "question", _text)
+    max_cost = c.get(data, (), "max_cost_usd", _number(0, 1e9))
+    max_tasks = c.get(data, (), "max_tasks", _integer(1, 10_000_000))
+    max_attempts = c.get(data, (), "max_attempts", _integer(1, 100), 3)
+    workers = synthesizer = planner = None
+    for section in ("workers", "synthesizer"):
+        if section not in data:
+            c.problem((), f"[{section}] is missing: add it with its exec command")
+    if "workers" in data:
+        workers = _agent(c, data["workers"], "workers", pool=True)
+    if "synthesizer" in data:
+        synthesizer = _agent(c, data["synthesizer"], "synthesizer", pool=False)
+    if "planner" in data:
+        planner = _agent(c, data["planner"], "planner", pool=False)
+    contexts = _contexts(c, data.get("contexts", []), path.parent)
+    passes = _passes(c, data.get("passes"), {ctx.owner for ctx in contexts})
+    if any(p.planned for p in passes) and "planner" not in data:
+        c.problem((), 'a pass has "plan": add a [planner] with its exec command')
+    if c.problems:
+        raise ValidationError(
+            f"the plan {path} has {len(c.problems)} problem(s); fix them and run again:\n"
+            + "\n".join(c.problems)
+        )
+    assert name is not None and workers is not None and synthesizer is not None
+    return Plan(
+        name=name,
+        path=path,
+        workers=workers,
+        synthesizer=synthesizer,
+        passes=passes,
+        question=question,
+        planner=planner,
+        contexts=contexts,
+        max_cost_usd=max_cost,
+        max_tasks=max_tasks,
+        max_attempts=max_attempts,
+    )
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and check the plan file at ``path``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"cannot read the plan {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"the plan {file} is not UTF-8 text") from None
+    return parse_plan(text, file.resolve())
