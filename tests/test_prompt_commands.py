@@ -20,6 +20,7 @@ import pytest
 from redis_swarm import Settings, Swarm
 from redis_swarm._prompts import render_prompt
 
+from ._answers import answer_one
 from ._cli import subprocess_env, swarm_bin
 
 CONTEXT = "".join(f"{i}: {'alpha signal' if i % 7 == 0 else 'noise'}\n" for i in range(1, 60))
@@ -91,8 +92,8 @@ def test_worker_prompt_commands(setup: Any, tmp_path: Path) -> None:
     for i in range(2):
         swarm.post_task("q1", f"Find the signals, part {i}", parent="shard-a", max_attempts=1)
     agent = Agent(render_prompt("worker", settings=settings, queue="q1"), env, tmp_path)
-    claim, read, renew, report, fail = range(5)
-    assert len(agent.blocks) == 5
+    claim, read, ask, renew, report, fail = range(6)
+    assert len(agent.blocks) == 6
     agent.values["<WORKER_NAME>"] = "worker-7"
     task = json.loads(agent.run(claim).stdout)
     agent.values.update(
@@ -103,6 +104,10 @@ def test_worker_prompt_commands(setup: Any, tmp_path: Path) -> None:
     )
     out = agent.run(read).stdout
     assert "7: alpha signal" in out and "6: noise" in out
+    answerer = answer_one(swarm, "ask.shard-a", "every 7 lines")
+    agent.values["<ONE_PRECISE_QUESTION>"] = "How often is the signal?"
+    assert agent.run(ask).stdout == "every 7 lines\n"
+    answerer.join(10)
     agent.run(renew)
     agent.values.update({"<YOUR_SUMMARY>": "8 signals", "<WHERE_IN_THE_CONTEXT>": "lines 7-56"})
     agent.run(report)
@@ -242,7 +247,10 @@ def test_python_prompts_run(setup: Any, tmp_path: Path, monkeypatch: pytest.Monk
     assert len(synthesis.sources) == 2
     swarm.post_task("work", "one more", parent="shard-research")
     _, worker_code = python_blocks(render_prompt("worker", settings=settings, via="python"))
+    answerer = answer_one(swarm, "ask.shard-research", "yes")
     exec(worker_code, namespace)
+    answerer.join(10)
+    assert namespace["answer"].text == "yes"
     assert [f.summary for f in swarm.findings(pass_name=None).items][-1].startswith("One para")
     _, coordinator_code = python_blocks(
         render_prompt("coordinator", settings=settings, via="python")

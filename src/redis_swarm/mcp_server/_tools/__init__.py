@@ -11,6 +11,7 @@ text (a context page, search hits) put the text in a second block, verbatim.
 from __future__ import annotations
 
 from .._roles import AGENT_ROLES, ToolSpec, tool_specs
+from ._ask import AskTools
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S
 from ._contexts import ContextTools
 from ._everyone import EveryoneTools
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class SwarmTools(EveryoneTools, WorkerTools, ContextTools, PlannerTools):
+class SwarmTools(EveryoneTools, WorkerTools, ContextTools, AskTools, PlannerTools):
     """The tools of one server process, sharing its Swarm, sessions, budget and spill pages."""
 
 

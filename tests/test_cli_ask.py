@@ -1,0 +1,63 @@
+"""``swarm ask`` against a real server: the answer from another process, exit 3 on timeout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redis_swarm import Swarm
+
+from ._answers import answer_one
+from ._cli import Cli, run_swarm, subprocess_env
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        handle.publish_context("lib", "a big book\n", source="book.md")
+        yield handle
+
+
+def test_ask_from_another_process(swarm: Swarm, redis_url: str, tmp_path: Path) -> None:
+    answerer = answer_one(swarm, "ask.lib", "In chapter 9.\nThe butler did it.", model="m-3")
+    env = subprocess_env(redis_url, "test", tmp_path)
+    args = ["ask", "lib", "Where is the twist?", "--data", '{"page": 3}', "--json"]
+    proc = run_swarm(args, env, timeout=60)
+    answerer.join(5)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["text"] == "In chapter 9.\nThe butler did it." and got["model"] == "m-3"
+    question = swarm.get_task(got["question_id"])
+    assert question.data["data"] == {"page": 3} and question.description == "Where is the twist?"
+
+
+def test_human_output_and_the_task_from_swarm_run(cli: Cli, swarm: Swarm) -> None:
+    swarm.post_task("main", "write it up")
+    mine = swarm.claim("main", worker="w-1")
+    assert mine is not None
+    answerer = answer_one(swarm, "ask.lib", "chapter 9", model="m-3")
+    out = cli("ask", "lib", "-", input="where?\n", env={"SWARM_TASK_ID": mine.id})
+    answerer.join(5)
+    assert out.stdout == "chapter 9\n"
+    assert "answered by librarian, model m-3" in out.stderr
+    finding = swarm.findings(queue="ask.lib").items[0]
+    assert finding.extra["asker_task"] == mine.id
+
+
+def test_timeout_exits_3_and_bad_targets_exit_1(cli: Cli, swarm: Swarm) -> None:
+    out = cli("ask", "lib", "anyone?", "--timeout", "0.2", expect=3)
+    assert "no answerer claimed it" in out.stderr and "cancelled" in out.stderr
+    out = cli("ask", "lib", "anyone?", "--timeout", "0.1", "--keep", "--json", expect=3)
+    assert json.loads(out.stderr)["error"] == "Timeout" and "stays queued" in out.stderr
+    out = cli("ask", "nobody", "hello?", expect=1)
+    assert "unknown target 'nobody'" in out.stderr
+    out = cli("ask", "lib", "q", "--data", "[1", expect=2)
+    assert "--data" in out.stderr
