@@ -19,6 +19,7 @@ from redis_swarm import (
     Swarm,
     Task,
     Timeout,
+    Usage,
     ValidationError,
 )
 from redis_swarm._keys import ask_queue
@@ -68,6 +69,22 @@ def test_a_question_to_an_owner_is_answered_by_whoever_serves_its_ask_queue(owne
     assert question.data == {
         "kind": "question", "target": "lib", "asker": "w-7", "data": {"hint": 1}
     }  # fmt: skip
+
+
+def test_the_answer_carries_what_the_answering_run_cost(owned: Swarm) -> None:
+    def run() -> None:
+        task = owned.claim(ask_queue("lib"), worker="librarian", wait_s=20)
+        assert task is not None
+        usage = Usage("claude-json", cost_usd=0.0123, tokens_in=900, tokens_out=40,
+                      session_id="sess-1")  # fmt: skip
+        owned.answer(task.id, task.token, "42", worker="librarian", usage=usage)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    got = owned.ask("lib", "how much?", timeout_s=20)
+    thread.join(5)
+    assert got.cost_usd == 0.0123 and got.usage is not None
+    assert (got.usage.tokens_in, got.usage.session_id) == (900, "sess-1")
 
 
 def test_a_long_answer_keeps_its_first_line_as_summary(owned: Swarm) -> None:

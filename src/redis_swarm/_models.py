@@ -311,7 +311,8 @@ class Synthesis(Record):
 @dataclass(frozen=True)
 class Answer(Record):
     """The answer to a question (``Swarm.ask``): the first finding reported for the question
-    task. ``text`` is the finding's details when it has them, else its summary."""
+    task. ``text`` is the finding's details when it has them, else its summary; ``cost_usd``
+    and ``usage`` are what the answering agent's run cost, when its CLI said."""
 
     text: str
     finding_id: str
@@ -324,6 +325,7 @@ class Answer(Record):
     sources: tuple[str, ...] = ()
     asker_task: str | None = None
     created_at: int = 0
+    usage: Usage | None = None
 
 
 # === context, agent, message and event records ===

@@ -18,7 +18,7 @@ from typing import Any
 
 from .._errors import InvalidState, NotFound, PayloadTooLarge, Timeout, ValidationError
 from .._keys import ask_queue
-from .._models import Answer, Finding, Task, TaskStatus
+from .._models import Answer, Finding, Task, TaskStatus, Usage
 from .._protocol import Batch, Cmd, OpContext, Operation
 from .._validate import check_name
 from . import findings as finding_ops
@@ -98,7 +98,6 @@ def _check_question(question: object) -> str:
 
 
 def _answer_of(finding: Finding, task: Task) -> Answer:
-    cost = finding.extra.get("cost_usd")
     data = task.data if isinstance(task.data, Mapping) else {}
     asker_task = data.get("asker_task")
     return Answer(
@@ -108,11 +107,12 @@ def _answer_of(finding: Finding, task: Task) -> Answer:
         queue=task.queue,
         answerer=finding.worker,
         model=finding.model,
-        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        cost_usd=finding.usage.cost_usd if finding.usage is not None else None,
         summary=finding.summary,
         sources=finding.sources,
         asker_task=asker_task if isinstance(asker_task, str) else None,
         created_at=finding.created_at,
+        usage=finding.usage,
     )
 
 
@@ -280,10 +280,12 @@ def answer(
     sources: Sequence[str] = (),
     extra: Mapping[str, Any] | None = None,
     finding_id: str | None = None,
+    usage: Usage | None = None,
 ) -> Operation[Finding]:
     """Report the answer to a question (a task claimed with ``token``): a finding with
     ``kind = "answer"``, its first line (up to 2,000 characters) the summary and the whole
-    text the details, linked to the asker's task when the question names one."""
+    text the details, linked to the asker's task when the question names one; ``usage`` is
+    what the answering agent's run cost."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("an answer must be a non-empty text: say what you found")
     question = yield from task_ops.get_task(ctx, question_id)
@@ -296,8 +298,8 @@ def answer(
     qdata = question.data if isinstance(question.data, Mapping) else {}
     if isinstance(qdata.get("asker_task"), str):
         finding["asker_task"] = qdata["asker_task"]
-    return (
-        yield from finding_ops.report(
-            ctx, question_id, token, finding, worker=worker, model=model, finding_id=finding_id
-        )
-    )
+    stored = yield from finding_ops.report(
+        ctx, question_id, token, finding, worker=worker, model=model, finding_id=finding_id,
+        usage=usage,
+    )  # fmt: skip
+    return stored
