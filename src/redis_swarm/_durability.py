@@ -87,7 +87,9 @@ def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan
         version = tuple(int(part) for part in version_text.split(".")[:2])
     except ValueError:
         version = (0, 0)
-    aof = bool(int(info.get("aof_enabled", 0)))
+    # None: the user may not read INFO and the server (< 7.2) has no other way to tell.
+    aof_reply = info.get("aof_enabled", 0)
+    aof = bool(int(aof_reply)) if aof_reply is not None else False
     replicas = int(info.get("connected_slaves", 0))
     if aof and appendfsync == "always":
         return Plan(None, "appendfsync always: the server fsyncs every write before replying")
@@ -97,6 +99,14 @@ def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan
         return Plan(("WAIT", 1, WAIT_MS), "WAIT: each write waits for a replica to have it")
     if aof and appendfsync is None:
         return Plan(None, "appendonly yes (appendfsync unknown: CONFIG GET is refused)")
+    if aof_reply is None:
+        raise ConfigError(
+            f"durability='strict' cannot be honoured at {where}: Redis {version_text} does not "
+            "tell a user without INFO whether appendonly is on, and it has no connected "
+            "replica. Allow the user +info (a worker of `swarm acl` is not: INFO lists every "
+            "swarm's keys), add a replica (WAIT), or use Redis >= 7.2 (WAITAOF); else use "
+            "durability='normal'"
+        )
     raise ConfigError(
         f"durability='strict' cannot be honoured by Redis {version_text} at {where}: "
         f"appendonly is {'yes' if aof else 'no'}, appendfsync is {appendfsync or 'unknown'}, "

@@ -221,7 +221,7 @@ def test_strict_when_config_is_refused_trusts_the_operator_but_info_is_needed(
         assert s._plan is not None and "unknown" in s._plan.how
     with (
         Swarm(Settings.from_url(f"redis://blind:pw@127.0.0.1:{port}", durability="strict")) as s,
-        pytest.raises(ConfigError, match=r"allow the user \+info"),
+        pytest.raises(ConfigError, match=r"whether appendonly is on.*Allow the user \+info"),
     ):
         s.post_task("q", "work")
 

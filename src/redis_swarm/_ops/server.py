@@ -131,7 +131,7 @@ def _probe() -> Operation[dict[str, Any]]:
     version (HELLO), whether AOF is on (WAITAOF refuses to wait for a local fsync without it;
     Redis >= 7.2), and the replicas (WAIT 0 answers at once with how many acknowledge)."""
     version = str(_pairs((yield Cmd("HELLO"))).get("version", "0.0"))
-    aof = 0
+    aof: int | None = None  # before 7.2 nothing but INFO tells
     if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) >= (7, 2):
         try:
             yield Cmd("WAITAOF", 1, 0, 1)
