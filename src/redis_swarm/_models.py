@@ -305,6 +305,7 @@ class Synthesis(Record):
     text: str
     sources: tuple[str, ...] = ()
     created_at: int = 0
+    model: str | None = None  # the model of the agent that wrote it, where known
     usage: Usage | None = None  # what the agent that wrote it cost, when its CLI said
 
 

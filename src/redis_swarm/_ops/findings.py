@@ -198,11 +198,13 @@ def synthesize(
     sources: Sequence[str],
     *,
     synthesis_id: str | None = None,
+    model: str | None = None,
     usage: Usage | None = None,
 ) -> Operation[Synthesis]:
     """Store a synthesis citing ``sources`` (finding ids), all of which must exist: checked
-    atomically with the write, so a synthesis never cites a missing finding. ``usage``: what
-    the agent that wrote it cost, when one did."""
+    atomically with the write, so a synthesis never cites a missing finding. ``model`` and
+    ``usage``: the model of the agent that wrote it and what it cost, when one did. A
+    ``synthesis_id`` already stored returns the stored synthesis (nothing is rewritten)."""
     check_name("shard", shard)
     check_label("pass_name", pass_name)
     if not isinstance(text, str) or not text.strip():
@@ -216,6 +218,8 @@ def synthesize(
     body: dict[str, Any] = {
         "id": sid, "shard": shard, "pass_name": pass_name, "text": text, "sources": cited
     }  # fmt: skip
+    if model is not None:
+        body["model"] = check_label("model", model, max_chars=128)
     if usage is not None:
         body["usage"] = _usage_body(usage)
     payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))

@@ -1,10 +1,27 @@
 """``swarm pipeline``: the seed's multi-pass method run headless from a plan file.
 
-- ``plan``: the plan file (TOML), checked whole before anything runs.
+- ``plan``: the plan file (TOML), checked whole before anything runs;
+- ``run``: a run of a plan (contexts, then each pass: tasks, the worker pool, the
+  synthesis), resumable after being killed anywhere.
 """
 
 from __future__ import annotations
 
 from .plan import AgentSpec, ContextSpec, PassSpec, Plan, TaskItem, load_plan, parse_plan
+from .run import PassResult, Pipeline, pass_label, pipeline_queue, synthesis_id, total_usage
 
-__all__ = ["AgentSpec", "ContextSpec", "PassSpec", "Plan", "TaskItem", "load_plan", "parse_plan"]
+__all__ = [
+    "AgentSpec",
+    "ContextSpec",
+    "PassResult",
+    "PassSpec",
+    "Pipeline",
+    "Plan",
+    "TaskItem",
+    "load_plan",
+    "parse_plan",
+    "pass_label",
+    "pipeline_queue",
+    "synthesis_id",
+    "total_usage",
+]

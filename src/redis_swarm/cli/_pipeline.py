@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .._pipeline import Plan, load_plan
+from .._pipeline import PassResult, Pipeline, Plan, load_plan, total_usage
 from ._app import App, json_option, main, pass_app
 from ._common import add_row, make_table, print_table, short
 
@@ -53,3 +57,104 @@ def pipeline_check(app: App, plan_file: Path) -> None:
             click.echo(f"context {ctx.owner}: {len(ctx.files)} file(s)")
 
     app.emit(plan_json(plan), human)
+
+
+@pipeline.command("run")
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--worker", help="Worker name prefix of the pool (slot N claims as PREFIX-N).")
+@json_option
+@pass_app
+def pipeline_run(app: App, plan_file: Path, worker: str | None) -> None:
+    """Run PLAN_FILE: publish its contexts, then each pass (tasks, workers, synthesis).
+
+    Run it again after it was stopped or killed: it resumes where it stopped (no task is
+    posted twice, a pass already synthesised is not rerun). Ctrl-C once: let the running
+    agents finish, then stop; twice: kill them (their tasks go back to the queue).
+    """
+    plan = load_plan(plan_file)
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        if not app.json:
+            click.echo(line, err=True)
+
+    run = Pipeline(app.swarm, plan, say=say, worker_prefix=worker)
+    with _signals(run):
+        results = run.run()
+    summary = run_json(plan, results, time.monotonic() - started)
+    done = len(results) == len(plan.passes) and all(r.synthesis for r in results)
+
+    def human() -> None:
+        table = make_table("pass", "tasks", "completed", "dead", "findings", "synthesis", "cost")
+        for entry in summary["passes"]:
+            counts = entry["counts"]
+            add_row(
+                table, short(entry["name"], 40), entry["tasks"], counts.get("completed", 0),
+                counts.get("dead", 0), entry["findings"], entry["synthesis"],
+                f"${entry['usage']['cost_usd']:.4f}",
+            )  # fmt: skip
+        print_table(app, table)
+        click.echo(
+            f"pipeline {plan.name}: " + ("done" if done else "stopped; run it again to resume")
+        )
+
+    app.emit(summary, human)
+    if not done:
+        raise click.exceptions.Exit(1)
+
+
+def run_json(plan: Plan, results: list[PassResult], duration_s: float) -> dict[str, Any]:
+    passes = []
+    for r in results:
+        usages = [f.usage for f in r.findings]
+        if r.synthesis is not None:
+            usages.append(r.synthesis.usage)
+        passes.append(
+            {
+                "name": r.name,
+                "label": r.label,
+                "tasks": len(r.tasks),
+                "counts": r.counts(),
+                "findings": len(r.findings),
+                "synthesis": r.synthesis.id if r.synthesis else None,
+                "cited": list(r.synthesis.sources) if r.synthesis else [],
+                "resumed": r.resumed,
+                "usage": total_usage(usages),
+            }
+        )
+    return {
+        "pipeline": plan.name,
+        "done": len(results) == len(plan.passes) and all(r.synthesis for r in results),
+        "passes": passes,
+        "duration_s": round(duration_s, 3),
+    }
+
+
+@contextmanager
+def _signals(run: Pipeline) -> Iterator[None]:
+    """Ctrl-C: finish the running agents, then stop; again (or SIGTERM): stop them now."""
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        hard = run.stopped
+        run.stop(hard=hard)
+        click.echo(
+            "stopping now: killing the running agents"
+            if hard
+            else "stopping after the running agents finish; Ctrl-C again to stop them now",
+            err=True,
+        )
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        run.stop(hard=True)
+
+    try:
+        old_int = signal.signal(signal.SIGINT, on_sigint)
+        old_term = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: no signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)

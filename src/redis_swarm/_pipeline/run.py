@@ -1,0 +1,410 @@
+"""Running a plan: publish its contexts, then for each pass post its tasks, run the worker
+pool until the pass settles, and have the synthesizer write the pass's synthesis.
+
+Everything a run decides is derived from what the swarm holds, so a run killed anywhere
+(SIGKILL, power loss) is resumed by running the plan again:
+
+- a context whose files did not change publishes no new version;
+- a pass's tasks carry deterministic dedupe keys (posting them again returns the same
+  tasks); a planned pass whose tasks exist is not planned again;
+- a pass's synthesis has a deterministic id: once written, the pass is done and is neither
+  rerun nor rewritten;
+- the tasks the dead run's workers held come back when their leases end, as any task does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InvalidState, NotFound
+from .._models import Finding, Synthesis, Task, TaskSpec, Usage
+from .._runner import AgentOutput, Runner, RunOptions, build_command, read_output, run_child
+from .plan import AgentSpec, PassSpec, Plan
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = [
+    "PassResult",
+    "Pipeline",
+    "pass_label",
+    "pipeline_queue",
+    "synthesis_id",
+    "synthesis_prompt",
+    "total_usage",
+]
+
+AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
+TAIL = 2000  # characters of an agent's output quoted when it fails
+CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, is no id
+
+
+def pipeline_queue(plan: Plan) -> str:
+    """The queue of the pipeline's tasks (one pass at a time is open in it)."""
+    return f"pipeline.{plan.name}"
+
+
+def pass_label(plan: Plan, index: int) -> str:
+    """The pass name its tasks, findings and synthesis carry in the swarm."""
+    return f"{plan.name}: {plan.passes[index].name}"
+
+
+def _digest(*parts: str, size: int = 24) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:size]
+
+
+def synthesis_id(plan: Plan, index: int) -> str:
+    """The id of a pass's synthesis: the same on every run of the plan."""
+    return "s-pl-" + _digest(plan.name, str(index), plan.passes[index].name)
+
+
+def _dedupe_key(index: int, position: int, description: str) -> str:
+    return f"pass{index + 1}.task{position + 1}.{_digest(description, size=16)}"
+
+
+@dataclass
+class PassResult:
+    """What became of one pass in this run."""
+
+    name: str
+    label: str
+    tasks: list[Task] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    synthesis: Synthesis | None = None
+    resumed: bool = False  # its synthesis was already written: nothing was run
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for task in self.tasks:
+            out[task.status.value] = out.get(task.status.value, 0) + 1
+        return out
+
+
+class Pipeline:
+    """One run of a plan against a swarm. ``say`` hears what happens, one line at a time;
+    ``stop`` (from a signal handler) ends the run after the running agents finish, or at
+    once with ``hard``."""
+
+    def __init__(
+        self,
+        swarm: Swarm,
+        plan: Plan,
+        *,
+        say: Callable[[str], None] | None = None,
+        worker_prefix: str | None = None,
+    ) -> None:
+        self.swarm = swarm
+        self.plan = plan
+        self._say = say or (lambda _line: None)
+        self._worker_prefix = worker_prefix
+        self._runner: Runner | None = None
+        self._stopping = threading.Event()
+        self._killing = threading.Event()
+        self.results: list[PassResult] = []
+
+    # --- control
+
+    def stop(self, *, hard: bool = False) -> None:
+        self._stopping.set()
+        if hard:
+            self._killing.set()
+        runner = self._runner
+        if runner is not None:
+            runner.abort() if hard else runner.drain()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def runner(self) -> Runner | None:
+        """The worker pool of the pass running now, if one runs."""
+        return self._runner
+
+    # --- the run
+
+    def run(self) -> list[PassResult]:
+        """Run (or resume) the plan; returns the passes it went through. A stopped run
+        returns the passes so far, the last one unfinished."""
+        planned = [p.name for p in self.plan.passes if p.planned]
+        if planned:
+            raise InvalidState(
+                f"pass {planned[0]!r} is planned: this version runs static passes only "
+                '(give it "tasks")'
+            )
+        self.publish_contexts()
+        previous: list[Synthesis] = []
+        for index in range(len(self.plan.passes)):
+            result = self.run_pass(index, previous)
+            self.results.append(result)
+            if result.synthesis is None:
+                break  # stopped
+            previous.append(result.synthesis)
+        return self.results
+
+    def publish_contexts(self) -> None:
+        for ctx in self.plan.contexts:
+            base = self.plan.path.parent
+            names = [_relative(f, base) for f in ctx.files]
+            if len(ctx.files) == 1:
+                text = ctx.files[0].read_text(encoding="utf-8")
+            else:
+                text = "".join(
+                    f"==> {name} <==\n{f.read_text(encoding='utf-8')}\n"
+                    for name, f in zip(names, ctx.files, strict=True)
+                )
+            source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+            info = self.swarm.publish_context(ctx.owner, text, source=source[:200])
+            self._say(f"context {ctx.owner}: version {info.version[:12]} ({len(names)} file(s))")
+
+    def run_pass(self, index: int, previous: list[Synthesis]) -> PassResult:
+        spec = self.plan.passes[index]
+        label = pass_label(self.plan, index)
+        result = PassResult(spec.name, label)
+        head = f"pass {index + 1}/{len(self.plan.passes)} {spec.name!r}"
+        with contextlib.suppress(NotFound):
+            result.synthesis = self.swarm.get_synthesis(synthesis_id(self.plan, index))
+        if result.synthesis is not None:
+            result.resumed = True
+            result.tasks = self._tasks_of(label)
+            result.findings = self._findings_of(label)
+            self._say(f"{head}: done before ({result.synthesis.id})")
+            return result
+        result.tasks = self._post(index, spec, previous)
+        self._say(f"{head}: {len(result.tasks)} task(s)")
+        if any(not t.status.settled for t in result.tasks):
+            self._pool()
+            result.tasks = self._tasks_of(label)
+        if self.stopped or any(not t.status.settled for t in result.tasks):
+            self._say(f"{head}: stopped before it settled")
+            return result
+        result.findings = self._findings_of(label)
+        counts = result.counts()
+        self._say(
+            f"{head}: settled, {counts.get('completed', 0)} completed, "
+            f"{counts.get('dead', 0)} dead, {len(result.findings)} finding(s)"
+        )
+        result.synthesis = self._synthesize(index, result.findings, previous)
+        if result.synthesis is not None:
+            cited = len(result.synthesis.sources)
+            self._say(f"{head}: synthesis {result.synthesis.id} citing {cited} finding(s)")
+        return result
+
+    # --- tasks
+
+    def _task_data(self, data: Any, previous: list[Synthesis]) -> Any:
+        extra: dict[str, Any] = {}
+        if self.plan.question:
+            extra["question"] = self.plan.question
+        if previous:
+            extra["previous_syntheses"] = [
+                {"pass": s.pass_name, "id": s.id, "text": s.text} for s in previous
+            ]
+        if not extra:
+            return data
+        return {**extra, "data": data} if data is not None else extra
+
+    def _post(self, index: int, spec: PassSpec, previous: list[Synthesis]) -> list[Task]:
+        label = pass_label(self.plan, index)
+        items = spec.tasks
+        workers = self.plan.workers
+        specs = [
+            TaskSpec(
+                queue=pipeline_queue(self.plan),
+                description=item.description,
+                data=self._task_data(item.data, previous),
+                pass_name=label,
+                max_attempts=self.plan.max_attempts,
+                lease_s=float(workers.lease_s),
+                dedupe_key=_dedupe_key(index, position, item.description),
+                parent=spec.context,
+            )
+            for position, item in enumerate(items)
+        ]
+        return self.swarm.post_tasks(specs)
+
+    def _tasks_of(self, label: str) -> list[Task]:
+        tasks: list[Task] = []
+        cursor: str | None = None
+        while True:
+            page = self.swarm.list_tasks(pass_name=label, cursor=cursor, limit=1000)
+            tasks += page.items
+            cursor = page.cursor
+            if cursor is None:
+                return tasks
+
+    def _findings_of(self, label: str) -> list[Finding]:
+        found: list[Finding] = []
+        cursor: str | None = None
+        while True:
+            page = self.swarm.findings(pass_name=label, cursor=cursor, limit=1000)
+            found += [f for f in page.items if not f.superseded]
+            cursor = page.cursor
+            if cursor is None:
+                return found
+
+    def _pool(self) -> None:
+        workers = self.plan.workers
+        options = RunOptions(
+            queues=(pipeline_queue(self.plan),),
+            command=workers.exec,
+            concurrency=workers.concurrency,
+            until_done=True,
+            lease_s=workers.lease_s,
+            timeout_s=workers.timeout_s,
+            worker=self._worker_prefix,
+            model=workers.model,
+            poll_s=0.5,
+        )
+        runner = Runner(self.swarm, options)
+        self._runner = runner
+        if self.stopped:
+            runner.drain()
+        try:
+            runner.run()
+        finally:
+            self._runner = None
+        if runner.crash is not None:
+            raise runner.crash
+        if runner.fatal:
+            raise InvalidState(f"the worker pool stopped: {runner.fatal}")
+
+    # --- one-shot agents: the synthesizer (and the planner)
+
+    def _run_agent(self, spec: AgentSpec, prompt: str) -> tuple[AgentOutput | None, str]:
+        """Run ``spec`` once on ``prompt``: its output read, or None and why it failed."""
+        workdir = Path(tempfile.mkdtemp(prefix="swarm-pipeline-"))
+        try:
+            command = build_command(spec.exec, prompt, workdir)
+            env = {
+                **os.environ,
+                "SWARM_URL": self.swarm.settings.render_url(mask=False),
+                "SWARM_NAME": self.swarm.name,
+                **command.env,
+            }
+            result = run_child(
+                command.argv,
+                stdin=command.stdin,
+                env=env,
+                timeout_s=spec.timeout_s or float(spec.lease_s),
+                stop=self._killing,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        text = result.stdout.text()
+        if result.killed or result.returncode != 0:
+            why = result.killed or f"exit code {result.returncode}"
+            err = result.stderr.tail_text(TAIL).strip()
+            return None, f"{why}; stderr: {err}" if err else why
+        output = read_output(text)
+        if output.error is not None:
+            return None, output.error
+        if not output.answer.strip():
+            return None, "it printed nothing"
+        return output, ""
+
+    def _synthesize(
+        self, index: int, findings: list[Finding], previous: list[Synthesis]
+    ) -> Synthesis | None:
+        spec = self.plan.synthesizer
+        ids = {f.id for f in findings}
+        prompt = synthesis_prompt(self.plan, index, findings, previous)
+        complaint = ""
+        last = ""
+        for _try in range(AGENT_TRIES):
+            if self.stopped:
+                return None
+            output, why = self._run_agent(spec, prompt + complaint)
+            if output is None:
+                last = why
+                complaint = ""
+                continue
+            text = output.answer.strip()
+            cited = list(dict.fromkeys(CITATION.findall(text)))
+            unknown = [c for c in cited if c not in ids]
+            if unknown or (ids and not cited):
+                last = text[-TAIL:]
+                complaint = _citation_complaint(unknown)
+                continue
+            return self.swarm.synthesize(
+                self.plan.name,
+                pass_label(self.plan, index),
+                text,
+                cited,
+                synthesis_id=synthesis_id(self.plan, index),
+                model=spec.model or output.model,
+                usage=output.usage,
+            )
+        raise InvalidState(
+            f"the synthesizer of pass {self.plan.passes[index].name!r} gave no usable "
+            f"synthesis in {AGENT_TRIES} tries; its last output ends: {last[-TAIL:]!r}. Fix "
+            "the synthesizer command, then run the pipeline again: it resumes at this pass"
+        )
+
+
+def _citation_complaint(unknown: list[str]) -> str:
+    if unknown:
+        listed = ", ".join(f"[{c}]" for c in unknown[:20])
+        return (
+            f"\n\nYour previous answer cited {listed}, which is not a finding of this pass. "
+            "Cite only the ids listed above, in square brackets."
+        )
+    return "\n\nYour previous answer cited no finding. Cite the findings you rely on as [f-...]."
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def synthesis_prompt(
+    plan: Plan, index: int, findings: list[Finding], previous: list[Synthesis]
+) -> str:
+    """What the synthesizer of pass ``index`` is asked: the findings with their ids."""
+    spec = plan.passes[index]
+    lines = [
+        f"You are the synthesizer of the research pipeline {plan.name!r}, pass "
+        f"{index + 1} of {len(plan.passes)}: {spec.name!r}.",
+    ]
+    if plan.question:
+        lines += ["", f"The question: {plan.question}"]
+    for s in previous:
+        lines += ["", f"The synthesis of {s.pass_name!r} ({s.id}):", s.text]
+    lines += ["", f"The findings of this pass ({len(findings)}):"]
+    for f in findings:
+        sources = f" (sources: {'; '.join(f.sources[:10])})" if f.sources else ""
+        lines.append(f"- [{f.id}] {f.summary}{sources}")
+    if not findings:
+        lines.append("(none: every task of the pass failed)")
+    lines += [
+        "",
+        "Write the synthesis of this pass: what its findings establish together about the "
+        "question, what they contradict, what is still open. Cite each finding you rely on by "
+        "its id in square brackets, as [f-...], citing only the ids listed above. Answer with "
+        "the synthesis text only (Markdown).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def total_usage(usages: list[Usage | None]) -> dict[str, float]:
+    """Cost and tokens added up (what is unknown counts as nothing)."""
+    out = {"cost_usd": 0.0, "tokens_in": 0.0, "tokens_out": 0.0}
+    for u in usages:
+        if u is None:
+            continue
+        out["cost_usd"] += u.cost_usd or 0.0
+        out["tokens_in"] += u.tokens_in or 0
+        out["tokens_out"] += u.tokens_out or 0
+    return out

@@ -1,0 +1,239 @@
+"""``swarm pipeline run`` with scripted fake agents printing Claude Code's JSON result: static
+passes end to end, a synthesizer citing unknown ids, a worker that always crashes, resuming
+a finished run, and SIGKILL at random points then a rerun reaching the same state."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import Swarm
+from redis_swarm._pipeline import load_plan, pass_label, synthesis_id
+
+from ._cli import Cli, subprocess_env
+
+PY = sys.executable
+
+# A worker: a finding in Claude's result object, with a cost. WORKER_SLEEP slows it down.
+WORKER = r"""
+import json, os, sys, time
+prompt = sys.stdin.read()
+time.sleep(float(os.environ.get("WORKER_SLEEP", "0")))
+task = os.environ["SWARM_TASK_ID"]
+finding = {"summary": "found for " + task, "sources": ["notes.md:1"]}
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                  "result": "```json\n" + json.dumps(finding) + "\n```",
+                  "session_id": "s-" + task, "total_cost_usd": 0.01,
+                  "usage": {"input_tokens": 100, "output_tokens": 10},
+                  "modelUsage": {"claude-haiku-4-5": {"inputTokens": 100, "outputTokens": 10,
+                                                      "costUSD": 0.01}}}))
+"""
+
+# A synthesizer: cites every finding listed in its prompt. With BAD_FIRST set, its first
+# answer cites an id that is no finding (a counter file remembers the tries).
+SYNTH = r"""
+import json, os, re, sys
+prompt = sys.stdin.read()
+ids = re.findall(r"^- \[(f-[a-z0-9]+)\]", prompt, re.M)
+counter = os.environ.get("BAD_FIRST")
+bad = False
+if counter:
+    tries = int(open(counter).read()) if os.path.exists(counter) else 0
+    open(counter, "w").write(str(tries + 1))
+    bad = tries == 0
+cites = " ".join("[" + i + "]" for i in ids) if not bad else "[f-doesnotexist]"
+previous = len(re.findall(r"^The synthesis of ", prompt, re.M))
+text = "Synthesis after %d earlier pass(es): %s" % (previous, cites)
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": text,
+                  "total_cost_usd": 0.05, "usage": {"input_tokens": 1000, "output_tokens": 50},
+                  "modelUsage": {"claude-sonnet-4-5": {"costUSD": 0.05}}}))
+"""
+
+
+def plan_text(tmp_path: Path, *, worker: str | None = None, lease_s: int = 30) -> Path:
+    (tmp_path / "notes.md").write_text("timeouts are 30 s\nretries: 3\n")
+    (tmp_path / "worker.py").write_text(WORKER)
+    (tmp_path / "synth.py").write_text(SYNTH)
+    path = tmp_path / "plan.toml"
+    path.write_text(
+        f"""
+name = "audit"
+question = "Where are timeouts inconsistent?"
+max_attempts = 2
+
+[workers]
+exec = "{worker or f"{PY} {tmp_path}/worker.py"}"
+concurrency = 3
+lease_s = {lease_s}
+
+[synthesizer]
+exec = "{PY} {tmp_path}/synth.py"
+
+[[contexts]]
+owner = "notes"
+paths = ["notes.md"]
+
+[[passes]]
+name = "Pass 1"
+context = "notes"
+tasks = [
+    "Find the timeouts",
+    "Find the retries",
+    {{description = "Find the backoff", data = {{term = "backoff"}}}},
+]
+
+[[passes]]
+name = "Pass 2"
+context = "notes"
+tasks = ["Check the timeouts again", "Check the retries again"]
+"""
+    )
+    return path
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+def run_plan(cli: Cli, path: Path, expect: int = 0, **env: str) -> dict[str, Any]:
+    out = cli("--json", "pipeline", "run", str(path), expect=expect, env=env)
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def final_state(swarm: Swarm, path: Path) -> dict[str, Any]:
+    """Per pass: its tasks (descriptions), their statuses, its syntheses and what they cite."""
+    plan = load_plan(path)
+    state: dict[str, Any] = {}
+    for index in range(len(plan.passes)):
+        label = pass_label(plan, index)
+        tasks = swarm.list_tasks(pass_name=label, limit=1000).items
+        found = [f for f in swarm.findings(pass_name=label, limit=1000).items if not f.superseded]
+        syntheses = swarm.syntheses(pass_name=label, limit=1000).items
+        state[label] = {
+            "tasks": sorted(t.description for t in tasks),
+            "statuses": sorted(t.status.value for t in tasks),
+            "syntheses": [s.id for s in syntheses],
+            "cited_ok": all(set(s.sources) == {f.id for f in found} for s in syntheses),
+        }
+    return state
+
+
+def test_two_static_passes_end_to_end(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    path = plan_text(tmp_path)
+    summary = run_plan(cli, path, WORKER_SLEEP="0")
+    assert summary["done"] and [p["name"] for p in summary["passes"]] == ["Pass 1", "Pass 2"]
+    first, second = summary["passes"]
+    assert first["tasks"] == 3 and first["counts"] == {"completed": 3} and first["findings"] == 3
+    assert second["tasks"] == 2 and len(second["cited"]) == 2
+    assert first["usage"]["cost_usd"] == pytest.approx(0.08)  # 3 workers and the synthesis
+    plan = load_plan(path)
+    s1 = swarm.get_synthesis(synthesis_id(plan, 0))
+    s2 = swarm.get_synthesis(synthesis_id(plan, 1))
+    assert s1.pass_name == "audit: Pass 1" and s1.shard == "audit"
+    assert s1.text.startswith("Synthesis after 0 earlier") and "after 1 earlier" in s2.text
+    assert set(s1.sources) == {f.id for f in swarm.findings(pass_name="audit: Pass 1").items}
+    assert s1.model == "claude-sonnet-4-5" and s1.usage is not None
+    assert s1.usage.cost_usd == 0.05
+    # the workers of pass 2 were given the question and pass 1's synthesis
+    task = swarm.list_tasks(pass_name="audit: Pass 2", with_data=True).items[0]
+    assert task.data["question"] == "Where are timeouts inconsistent?"
+    assert task.data["previous_syntheses"][0]["id"] == s1.id
+    pass1 = swarm.list_tasks(pass_name="audit: Pass 1", with_data=True).items
+    backoff = next(t for t in pass1 if t.description == "Find the backoff")
+    assert backoff.data["data"] == {"term": "backoff"}
+    info = swarm.context_info("notes")
+    for f in swarm.findings(pass_name="audit: Pass 1").items:
+        assert f.context_version == info.version and f.model == "claude-haiku-4-5"
+        assert f.usage is not None and f.usage.cost_usd == 0.01
+    # run again: nothing is rerun, nothing posted twice, no new context version
+    before = final_state(swarm, path)
+    again = run_plan(cli, path)
+    assert again["done"] and all(p["resumed"] for p in again["passes"])
+    assert final_state(swarm, path) == before
+    assert len(swarm.context_versions("notes")) == 1
+
+
+def test_a_synthesizer_citing_unknown_ids_is_retried(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    path = plan_text(tmp_path)
+    counter = tmp_path / "tries"
+    summary = run_plan(cli, path, BAD_FIRST=str(counter))
+    assert summary["done"]
+    state = final_state(swarm, path)
+    assert all(p["cited_ok"] and len(p["syntheses"]) == 1 for p in state.values())
+    assert counter.read_text() == "3"  # pass 1: a refused answer and a good one; pass 2: one
+
+
+def test_a_synthesizer_that_never_cites_right_fails_the_pass(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    path = plan_text(tmp_path)
+    path.write_text(
+        path.read_text().replace(f'exec = "{PY} {tmp_path}/synth.py"', 'exec = "echo see [f-nope]"')
+    )
+    out = cli("pipeline", "run", str(path), expect=1)
+    assert "gave no usable synthesis in 3 tries" in out.stderr and "[f-nope]" in out.stderr
+    assert swarm.syntheses().items == ()
+
+
+def test_a_worker_that_always_crashes(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    path = plan_text(tmp_path, worker="sh -c 'echo boom >&2; exit 3'")
+    summary = run_plan(cli, path)
+    assert summary["done"]
+    first = summary["passes"][0]
+    assert first["counts"] == {"dead": 3} and first["findings"] == 0 and first["cited"] == []
+    dead = swarm.list_tasks(pass_name="audit: Pass 1").items
+    assert all("boom" in (t.last_error or "") for t in dead)
+
+
+def test_sigkill_at_random_points_then_rerun(redis_url: str, tmp_path: Path) -> None:
+    """Killed while posting, mid-pass or while synthesising: a rerun reaches the state of an
+    uninterrupted run (every task once, one synthesis per pass citing its findings)."""
+    path = plan_text(tmp_path, lease_s=2)
+    env = subprocess_env(redis_url, "test", tmp_path / "bin")
+    env["WORKER_SLEEP"] = "0.4"
+    cmd = [PY, "-m", "redis_swarm", "pipeline", "run", str(path)]
+    rng = random.Random(17)
+    for delay in [0.3, 1.0, 1.8, 2.6, *(rng.uniform(0.2, 3.0) for _ in range(2))]:
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with Swarm(redis_url, swarm="test") as swarm:
+        state = final_state(swarm, path)
+    assert state["audit: Pass 1"]["tasks"] == [
+        "Find the backoff", "Find the retries", "Find the timeouts",
+    ]  # fmt: skip
+    assert state["audit: Pass 2"]["tasks"] == [
+        "Check the retries again",
+        "Check the timeouts again",
+    ]
+    for entry in state.values():
+        assert set(entry["statuses"]) == {"completed"}
+        assert len(entry["syntheses"]) == 1 and entry["cited_ok"]
+    assert (
+        re.search(r"pass 2/2 'Pass 2': synthesis s-pl-", done.stderr)
+        or "done before" in done.stderr
+    )
