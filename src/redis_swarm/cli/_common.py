@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "short",
+    "signals",
     "status",
     "stdout_binary",
     "task_json",
@@ -267,6 +269,25 @@ def short(text: Any, limit: int = 80) -> str:
     """``text`` on one line, cut at ``limit`` characters, safe to print."""
     value = printable(" ".join(str(text or "").split()))
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+@contextlib.contextmanager
+def signals(
+    on_sigint: Callable[[int, Any], None], on_sigterm: Callable[[int, Any], None]
+) -> Iterator[None]:
+    """SIGINT and SIGTERM handled by these while the block runs, restored afterwards (none
+    outside the main thread, where Python cannot install them)."""
+    try:
+        old_int = signal.signal(signal.SIGINT, on_sigint)
+        old_term = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: no signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
 
 
 def usage_text(usage: Any) -> str | None:

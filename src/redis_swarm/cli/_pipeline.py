@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ import click
 
 from .._pipeline import PassResult, Pipeline, Plan, load_plan, total_usage
 from ._app import App, json_option, main, pass_app
-from ._common import add_row, make_table, print_table, short
+from ._common import add_row, make_table, print_table, short, signals
 
 
 @main.group()
@@ -147,14 +146,5 @@ def _signals(run: Pipeline) -> Iterator[None]:
     def on_sigterm(_signum: int, _frame: Any) -> None:
         run.stop(hard=True)
 
-    try:
-        old_int = signal.signal(signal.SIGINT, on_sigint)
-        old_term = signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # not the main thread: no signal handling
+    with signals(on_sigint, on_sigterm):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)

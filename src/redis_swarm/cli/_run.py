@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from .._printable import printable
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .._validate import check_name
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
-from ._common import Seconds, complete_queues
+from ._common import Seconds, complete_queues, signals
 
 _MARKS = {
     OutcomeStatus.COMPLETED: "✓",
@@ -237,14 +236,5 @@ def _signals(app: App, runner: Runner) -> Iterator[None]:
     def on_sigterm(_signum: int, _frame: Any) -> None:
         runner.abort()
 
-    try:
-        old_int = signal.signal(signal.SIGINT, on_sigint)
-        old_term = signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # not the main thread: no signal handling
+    with signals(on_sigint, on_sigterm):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
