@@ -18,6 +18,7 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._pipeline import load_plan, pass_label, synthesis_id
+from redis_swarm._pipeline.run import parse_task_list
 
 from ._cli import Cli, subprocess_env
 
@@ -237,3 +238,94 @@ def test_sigkill_at_random_points_then_rerun(redis_url: str, tmp_path: Path) -> 
         re.search(r"pass 2/2 'Pass 2': synthesis s-pl-", done.stderr)
         or "done before" in done.stderr
     )
+
+
+# A planner: as many tasks as PLAN_COUNT says (default 4), in a fenced JSON array inside
+# Claude's result; with GARBAGE_FIRST set, its first answer is no JSON array.
+PLANNER = r"""
+import json, os, re, sys
+prompt = sys.stdin.read()
+counter = os.environ.get("GARBAGE_FIRST")
+if counter:
+    tries = int(open(counter).read()) if os.path.exists(counter) else 0
+    open(counter, "w").write(str(tries + 1))
+    if tries == 0:
+        print(json.dumps({"type": "result", "is_error": False, "result": "I think [maybe"}))
+        sys.exit(0)
+previous = re.findall(r"^The synthesis of '([^']*)'", prompt, re.M)
+n = int(os.environ.get("PLAN_COUNT", "4"))
+tasks = ["Deeper look %d after %s" % (i, previous[-1]) for i in range(n - 1)]
+tasks.append({"description": "Deeper look with data after " + previous[-1], "data": {"k": n}})
+text = "Here are the tasks:\n```json\n" + json.dumps(tasks) + "\n```\n"
+print(json.dumps({"type": "result", "is_error": False, "result": text, "total_cost_usd": 0.02}))
+"""
+
+
+def three_passes(tmp_path: Path, planner: str | None = None) -> Path:
+    path = plan_text(tmp_path)
+    (tmp_path / "planner.py").write_text(PLANNER)
+    text = path.read_text().replace(
+        'tasks = ["Check the timeouts again", "Check the retries again"]',
+        'plan = "List what deserves a deeper look"\nmax_tasks = 3',
+    )
+    text += f"""
+[[passes]]
+name = "Pass 3"
+context = "notes"
+plan = "Check what pass 2 left open"
+
+[planner]
+exec = "{planner or f"{PY} {tmp_path}/planner.py"}"
+"""
+    path.write_text(text)
+    return path
+
+
+def test_three_passes_static_then_planned(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    path = three_passes(tmp_path)
+    summary = run_plan(cli, path)
+    assert summary["done"] and [p["tasks"] for p in summary["passes"]] == [3, 3, 4]
+    state = final_state(swarm, path)
+    assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in state.values())
+    # the planner wrote 4 tasks, max_tasks = 3 kept the first 3
+    assert state["audit: Pass 2"]["tasks"] == [
+        f"Deeper look {i} after audit: Pass 1" for i in range(3)
+    ]
+    assert all("after audit: Pass 2" in t for t in state["audit: Pass 3"]["tasks"])
+    # resumed: the planner is not asked again, nothing is posted twice
+    (tmp_path / "planner.py").write_text("raise SystemExit(9)")
+    again = run_plan(cli, path)
+    assert again["done"] and final_state(swarm, path) == state
+
+
+def test_a_planner_answering_garbage(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    counter = tmp_path / "tries"
+    path = three_passes(tmp_path)
+    assert run_plan(cli, path, GARBAGE_FIRST=str(counter))["done"]
+    assert counter.read_text() == "3"  # pass 2: garbage, then a list; pass 3: a list
+    (tmp_path / "b").mkdir()
+    path = three_passes(tmp_path / "b", planner="echo 'no tasks today [1, 2'")
+    path.write_text(path.read_text().replace('name = "audit"', 'name = "audit2"'))
+    out = cli("pipeline", "run", str(path), expect=1)
+    assert "planner of pass 'Pass 2' gave no usable task list in 3 tries" in out.stderr
+    assert "no tasks today" in out.stderr
+    assert swarm.list_tasks(pass_name="audit2: Pass 2").items == ()
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ('["a", {"description": "b", "data": {"x": [1]}}]', ["a", "b"]),
+        ('Sure.\n```json\n["a"]\n```\nand see [1]', ["a"]),
+        ('Tasks: ["a", "b"] (the list [c] is prose)', ["a", "b"]),
+        ('First ["old"] then ["new", {"description": "n2"}]', ["new", "n2"]),
+    ],
+)
+def test_parse_task_list(answer: str, expected: list[str]) -> None:
+    assert [t.description for t in parse_task_list(answer)] == expected
+
+
+@pytest.mark.parametrize("answer", ["nothing", "[]", '[""]', '[{"summary": "x"}]', "[1, 2]"])
+def test_parse_task_list_refuses(answer: str) -> None:
+    with pytest.raises(ValueError):
+        parse_task_list(answer)

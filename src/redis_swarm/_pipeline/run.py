@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import InvalidState, NotFound
 from .._models import Finding, Synthesis, Task, TaskSpec, Usage
 from .._runner import AgentOutput, Runner, RunOptions, build_command, read_output, run_child
-from .plan import AgentSpec, PassSpec, Plan
+from .plan import AgentSpec, PassSpec, Plan, TaskItem
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -37,8 +38,10 @@ if TYPE_CHECKING:
 __all__ = [
     "PassResult",
     "Pipeline",
+    "parse_task_list",
     "pass_label",
     "pipeline_queue",
+    "planner_prompt",
     "synthesis_id",
     "synthesis_prompt",
     "total_usage",
@@ -46,6 +49,8 @@ __all__ = [
 
 AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
 TAIL = 2000  # characters of an agent's output quoted when it fails
+ARRAY_SEARCH = 256 * 1024  # the last characters of a planner's answer searched for its array
+ARRAY_TRIES = 2000  # '[' positions tried at most
 CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, is no id
 
 
@@ -136,12 +141,6 @@ class Pipeline:
     def run(self) -> list[PassResult]:
         """Run (or resume) the plan; returns the passes it went through. A stopped run
         returns the passes so far, the last one unfinished."""
-        planned = [p.name for p in self.plan.passes if p.planned]
-        if planned:
-            raise InvalidState(
-                f"pass {planned[0]!r} is planned: this version runs static passes only "
-                '(give it "tasks")'
-            )
         self.publish_contexts()
         previous: list[Synthesis] = []
         for index in range(len(self.plan.passes)):
@@ -217,6 +216,11 @@ class Pipeline:
     def _post(self, index: int, spec: PassSpec, previous: list[Synthesis]) -> list[Task]:
         label = pass_label(self.plan, index)
         items = spec.tasks
+        if spec.planned:
+            posted = self._tasks_of(label)
+            if posted:  # planned and posted by an earlier run: not planned again
+                return posted
+            items = self._plan_tasks(index, previous)
         workers = self.plan.workers
         specs = [
             TaskSpec(
@@ -313,6 +317,37 @@ class Pipeline:
             return None, "it printed nothing"
         return output, ""
 
+    def _plan_tasks(self, index: int, previous: list[Synthesis]) -> tuple[TaskItem, ...]:
+        """The planner's tasks for pass ``index`` (at most its ``max_tasks``)."""
+        spec = self.plan.passes[index]
+        assert self.plan.planner is not None and spec.max_tasks is not None
+        prompt = planner_prompt(self.plan, index, previous)
+        complaint = ""
+        last = ""
+        for _try in range(AGENT_TRIES):
+            if self.stopped:
+                break
+            output, why = self._run_agent(self.plan.planner, prompt + complaint)
+            if output is None:
+                last = why
+                continue
+            try:
+                items = parse_task_list(output.answer)
+            except ValueError as exc:
+                last = output.answer.strip()[-TAIL:]
+                complaint = f"\n\nYour previous answer was refused: {exc}. {_PLAN_FORMAT}"
+                continue
+            if len(items) > spec.max_tasks:
+                self._say(f"planner: {len(items)} tasks, the first {spec.max_tasks} kept")
+            return tuple(items[: spec.max_tasks])
+        if self.stopped:
+            return ()
+        raise InvalidState(
+            f"the planner of pass {spec.name!r} gave no usable task list in {AGENT_TRIES} "
+            f"tries; its last output ends: {last[-TAIL:]!r}. Fix the planner command, then run "
+            "the pipeline again: it resumes at this pass"
+        )
+
     def _synthesize(
         self, index: int, findings: list[Finding], previous: list[Synthesis]
     ) -> Synthesis | None:
@@ -396,6 +431,87 @@ def synthesis_prompt(
         "the synthesis text only (Markdown).",
     ]
     return "\n".join(lines) + "\n"
+
+
+_PLAN_FORMAT = (
+    "Answer with a JSON array of task descriptions only: strings, or objects "
+    '{"description": "...", "data": {...}}, e.g. ["Find X", {"description": "Check Y", '
+    '"data": {"file": "a.md"}}].'
+)
+
+
+def planner_prompt(plan: Plan, index: int, previous: list[Synthesis]) -> str:
+    """What the planner of pass ``index`` is asked: its instruction, the question and the
+    syntheses so far."""
+    spec = plan.passes[index]
+    lines = [
+        f"You are the planner of the research pipeline {plan.name!r}, pass {index + 1} of "
+        f"{len(plan.passes)}: {spec.name!r}. Each task you write is given to one worker, "
+        "which reads the context and reports one finding.",
+    ]
+    if plan.question:
+        lines += ["", f"The question: {plan.question}"]
+    for s in previous:
+        lines += ["", f"The synthesis of {s.pass_name!r} ({s.id}):", s.text]
+    lines += ["", f"Your instruction: {spec.plan}", "", f"Write at most {spec.max_tasks} tasks."]
+    lines += [_PLAN_FORMAT]
+    return "\n".join(lines) + "\n"
+
+
+def parse_task_list(text: str) -> list[TaskItem]:
+    """The tasks in a planner's answer: a JSON array (the whole answer, a fenced block, or
+    the last array in it) of strings or ``{"description", "data"}`` objects. Raises
+    ValueError saying what is wrong."""
+    value = _last_array(text)
+    if value is None:
+        raise ValueError("it holds no JSON array")
+    if not value:
+        raise ValueError("the array is empty")
+    items: list[TaskItem] = []
+    for n, item in enumerate(value, 1):
+        if isinstance(item, str) and item.strip():
+            items.append(TaskItem(item.strip()))
+        elif (
+            isinstance(item, dict)
+            and isinstance(item.get("description"), str)
+            and item["description"].strip()
+            and set(item) <= {"description", "data"}
+        ):
+            items.append(TaskItem(item["description"].strip(), item.get("data")))
+        else:
+            raise ValueError(
+                f'item {n} is neither a non-empty string nor a {{"description", "data"}} object'
+            )
+    return items
+
+
+def _last_array(text: str) -> list[Any] | None:
+    stripped = text.strip()
+    for candidate in (stripped, *reversed(re.findall(r"```(?:json)?\s*\n(.*?)```", text, re.S))):
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, list):
+            return value
+    decoder = json.JSONDecoder()
+    found: list[Any] | None = None
+    text = text[-ARRAY_SEARCH:]
+    position = text.find("[")
+    tries = 0
+    while position != -1 and tries < ARRAY_TRIES:  # the last outermost array of strings, objects
+        tries += 1
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except ValueError:
+            position = text.find("[", position + 1)
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, str | dict) for v in value):
+            found = value
+            position = text.find("[", end)
+        else:
+            position = text.find("[", position + 1)
+    return found
 
 
 def total_usage(usages: list[Usage | None]) -> dict[str, float]:
