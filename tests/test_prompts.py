@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from redis_swarm._prompts import (
     ROLES,
     VIAS,
     render_prompt,
+    render_question_prompt,
     render_task_prompt,
     swarm_command,
 )
@@ -192,8 +194,20 @@ def test_every_template_section_is_used(monkeypatch: pytest.MonkeyPatch) -> None
     for task, info in ((TASK, INFO), (orphan, None)):
         for tags in (None, finding_tags("ab12")):
             render_task_prompt(task, settings=REMOTE, context=info, finding_tags=tags)
+    asker = Task(id="t-3", queue="main", description="audit", worker="w-1")
+    question = Task(id="t-4", queue="ask.shard-a", description="where?", data={"data": {"a": 1}})
+    for info, text, in_session, by in (
+        (INFO, "the text\n", False, asker), (INFO, None, False, None), (INFO, None, True, None),
+        (None, None, False, None),
+    ):  # fmt: skip
+        asked = question if by is None else replace(question, data={"asker": "w-1"})
+        render_question_prompt(
+            asked, settings=REMOTE, owner="shard-a", context=info, text=text, asker_task=by,
+            in_session=in_session,
+        )  # fmt: skip
+    render_question_prompt(replace(question, data={"asker": "w-2"}), settings=REMOTE, owner="o")
     folder = resources.files("redis_swarm") / "prompts"
     files = sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".md"))
-    assert files == ["clients", "common", "coordinator", "shard", "task", "worker"]
+    assert files == ["clients", "common", "coordinator", "question", "shard", "task", "worker"]
     defined = {(f, s) for f in files for s in _prompts._sections(f)}
     assert defined == used

@@ -12,7 +12,16 @@ from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # Long-running or client-specific lines: covered by their own tests.
-SKIP = ("source ", "swarm run ", "swarm mcp ", "swarm dashboard", "swarm up", "swarm doctor")
+SKIP = (
+    "source ",
+    "swarm run ",
+    "swarm serve ",
+    "swarm ask ",
+    "swarm mcp ",
+    "swarm dashboard",
+    "swarm up",
+    "swarm doctor",
+)
 
 
 def tour_commands() -> list[str]:

@@ -46,6 +46,7 @@ __all__ = [
     "VIAS",
     "finding_rules",
     "render_prompt",
+    "render_question_prompt",
     "render_task_prompt",
     "swarm_command",
 ]
@@ -267,6 +268,68 @@ def render_task_prompt(
             finding_rules=finding_rules(summary_limit),
             how_to_answer=how_to_answer,
             finding_example=_json_block(FINDING_EXAMPLE),
+        )
+        + "\n"
+    )
+
+
+def render_question_prompt(
+    question: Task,
+    *,
+    settings: Settings,
+    owner: str,
+    context: ContextInfo | None = None,
+    text: str | None = None,
+    asker_task: Task | None = None,
+    in_session: bool = False,
+) -> str:
+    """The prompt ``swarm serve`` gives the agent for one ``question`` asked of ``owner``:
+    the question, who asks (and for which task), and the context: ``text`` (the context
+    itself, when it fits the agent), how to read it, or, ``in_session``, a reminder that
+    the conversation has read it already."""
+    qdata = question.data if isinstance(question.data, dict) else {}
+    asker = qdata.get("asker")
+    if asker_task is not None:
+        who = _fill(
+            "question", "asker-task", asker=asker or asker_task.worker or "a worker",
+            task_id=asker_task.id, task_description=asker_task.description.strip(),
+        )  # fmt: skip
+    else:
+        who = _fill("question", "asker", asker=asker) if asker else ""
+    if context is None:
+        about = _fill("question", "no-context", owner=owner)
+    else:
+        facts = {
+            "owner": owner,
+            "version": context.version,
+            "tokens": f"{context.tokens_est:,}",
+            "size": f"{context.size_bytes:,}",
+            "source": context.source,
+        }
+        if in_session:
+            about = _fill("question", "context-session", owner=owner, version=context.version)
+        elif text is not None:
+            mark = context.version[:12]
+            about = _fill(
+                "question", "context-inline", **facts, text=text.rstrip("\n"),
+                begin=f"=== BEGIN CONTEXT {mark} ===", end=f"=== END CONTEXT {mark} ===",
+            )  # fmt: skip
+        else:
+            about = _fill("question", "context-read", **facts)
+    data = qdata.get("data")
+    return (
+        _fill(
+            "question",
+            "prompt",
+            owner=owner,
+            swarm=settings.swarm,
+            question_id=question.id,
+            attempts=question.attempts,
+            max_attempts=question.max_attempts,
+            asker=who,
+            question=question.description.strip(),
+            data=_fill("question", "data", data_json=_json_block(data)) if data else "",
+            context=about,
         )
         + "\n"
     )

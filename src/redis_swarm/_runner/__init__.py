@@ -11,7 +11,8 @@ The process remembers nothing: that is the point.
 - ``child``: one process (spawn, deadline, kill, bounded output capture);
 - ``output``: its answer, cost and tokens in the agent CLI's format (text, Claude, Codex);
 - ``finding``: the finding in its answer;
-- ``pool``: the slots, the claim loop, renewals and the report.
+- ``pool``: the slots, the claim loop, renewals and the report;
+- ``serve``: the same pool answering the questions of a shard's ask queue (``swarm serve``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .pool import (
     default_worker_prefix,
     task_env,
 )
+from .serve import ServeOptions, Server, session_command
 
 __all__ = [
     "AgentOutput",
@@ -36,6 +38,8 @@ __all__ = [
     "OutcomeStatus",
     "RunOptions",
     "Runner",
+    "ServeOptions",
+    "Server",
     "TaskOutcome",
     "build_command",
     "check_command",
@@ -45,5 +49,6 @@ __all__ = [
     "parse_finding",
     "read_output",
     "run_child",
+    "session_command",
     "task_env",
 ]

@@ -408,10 +408,18 @@ class Runner:
         return self._report(task, worker, context, mark, end, result, stderr_tail)
 
     def _run_agent(
-        self, task: Task, context: ContextInfo | None, prompt: str, lost: list[str]
+        self,
+        task: Task,
+        context: ContextInfo | None,
+        prompt: str,
+        lost: list[str],
+        *,
+        command: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> ChildResult:
-        """Run the agent for ``task``, renewing its lease meanwhile; a renewal that finds the
-        task gone (cancelled, completed elsewhere, taken over) adds to ``lost`` and stops it."""
+        """Run the agent for ``task`` (``command``, default the pool's, with ``env`` added),
+        renewing its lease meanwhile; a renewal that finds the task gone (cancelled,
+        completed elsewhere, taken over) adds to ``lost`` and stops it."""
         opts = self.options
 
         def renew() -> str | None:
@@ -430,12 +438,12 @@ class Runner:
         lease = opts.lease_s or task.lease_s
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:
-            command = build_command(opts.command, prompt, workdir, shell=opts.shell)
-            env = {**os.environ, **task_env(task, self.swarm.settings, context), **command.env}
+            built = build_command(command or opts.command, prompt, workdir, shell=opts.shell)
+            extra = {**task_env(task, self.swarm.settings, context), **(env or {})}
             return run_child(
-                command.argv,
-                stdin=command.stdin,
-                env=env,
+                built.argv,
+                stdin=built.stdin,
+                env={**os.environ, **extra, **built.env},
                 timeout_s=opts.timeout_s or float(task.lease_s),
                 tick_s=max(0.2, lease / 3),
                 on_tick=renew,

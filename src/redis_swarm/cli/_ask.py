@@ -1,13 +1,19 @@
-"""``swarm ask``: ask a shard (or a queue of helpers) a question and print the answer."""
+"""``swarm ask``: ask a shard (or a queue of helpers) a question and print the answer;
+``swarm serve``: answer the questions asked of a shard with an agent command."""
 
 from __future__ import annotations
 
 import os
+import queue
+import time
 
 import click
 
+from .._errors import SwarmError
 from .._models import Answer, Task
 from .._printable import printable
+from .._runner import ServeOptions, Server, TaskOutcome
+from .._validate import check_name
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -17,6 +23,7 @@ from ._common import (
     parse_json,
     read_text,
 )
+from ._run import drive_pool, pool_summary
 
 
 def _footer(answer: Answer) -> str:
@@ -88,3 +95,90 @@ def ask(
         click.echo(printable(_footer(answer)), err=True)
 
     app.emit(answer.to_dict(), human)
+
+
+@main.command(short_help="Answer the questions asked of a shard with an agent command.")
+@click.argument("owner", shell_complete=complete_owners)
+@click.option(
+    "--exec",
+    "command",
+    required=True,
+    metavar="CMD",
+    help="The agent command, run once per question with the prompt on stdin (or in {prompt} "
+    "/ {prompt_file}); its whole output is the answer. With --session, {session} is the "
+    "conversation to resume.",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--session",
+    is_flag=True,
+    help="Keep one agent conversation per slot across questions: {session} in CMD gets the "
+    "session id the previous answer reported (left out, with its option, when none is known).",
+)
+@click.option(
+    "--lease",
+    "lease_s",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="Lease seconds, renewed while the agent answers: a dead server gives questions back "
+    "this soon.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=Seconds(above_zero=True),
+    default=600,
+    show_default=True,
+    help="Kill an agent answering longer than this (the question is retried).",
+)
+@click.option(
+    "--inline-max-tokens",
+    type=click.IntRange(0),
+    default=20_000,
+    show_default=True,
+    help="A context up to this size is put in the prompt itself; a bigger one is read with "
+    "swarm context search/read.",
+)
+@click.option("--worker", help="Worker name prefix (default: serve-OWNER); slot N is PREFIX-N.")
+@click.option("--model", help="The model the agent uses, recorded on its answers.")
+@json_option
+@pass_app
+def serve(
+    app: App,
+    owner: str,
+    command: str,
+    concurrency: int,
+    session: bool,
+    lease_s: int,
+    timeout_s: float,
+    inline_max_tokens: int,
+    worker: str | None,
+    model: str | None,
+) -> None:
+    """Answer the questions asked of OWNER (swarm ask OWNER ...) until Ctrl-C.
+
+    Each question is a task of the queue ask.OWNER: CMD gets a prompt with the question, who
+    asks (and for which task) and OWNER's context (inline when small, else how to read it);
+    its whole output (or the result of Claude's / Codex's JSON output) is the answer. A failed
+    run is retried like any task. Ctrl-C once: finish the running answers; twice: stop now.
+    """
+    check_name("owner", owner)
+    if worker is not None:
+        check_name("worker", worker)
+    options = ServeOptions(
+        owner=owner, command=command, concurrency=concurrency, session=session,
+        lease_s=lease_s, timeout_s=timeout_s, inline_max_tokens=inline_max_tokens,
+        worker=worker, model=model,
+    )  # fmt: skip
+    lines: queue.Queue[TaskOutcome] = queue.Queue()
+    server = Server(app.swarm, options, on_outcome=lines.put)
+    if not app.json:
+        click.echo(f"serving the questions of {owner} (queue {server.options.queues[0]})", err=True)
+    started = time.monotonic()
+    drive_pool(app, server, lines, label="swarm serve")
+    if server.crash is not None:
+        raise server.crash
+    pool_summary(app, server, time.monotonic() - started)
+    if server.fatal:
+        raise SwarmError(server.fatal)

@@ -136,17 +136,19 @@ def run(
     lines: queue.Queue[TaskOutcome] = queue.Queue()
     runner = Runner(app.swarm, options, on_outcome=lines.put)
     started = time.monotonic()
-    _drive(app, runner, lines)
+    drive_pool(app, runner, lines)
     if runner.crash is not None:
         raise runner.crash
-    counts = _emit_summary(app, runner, time.monotonic() - started)
+    counts = pool_summary(app, runner, time.monotonic() - started)
     if runner.fatal:
         raise SwarmError(runner.fatal)
     if counts["claimed"] == 0:
         raise click.exceptions.Exit(EXIT_EMPTY)
 
 
-def _drive(app: App, runner: Runner, lines: queue.Queue[TaskOutcome]) -> None:
+def drive_pool(
+    app: App, runner: Runner, lines: queue.Queue[TaskOutcome], label: str = "swarm run"
+) -> None:
     """Run the pool, printing each outcome as it comes and, on a terminal, a live line."""
     live_console = app.err if app.err.is_terminal and not app.json else None
 
@@ -154,7 +156,7 @@ def _drive(app: App, runner: Runner, lines: queue.Queue[TaskOutcome]) -> None:
         c = runner.counts()
         state = " · draining (Ctrl-C again to stop now)" if runner.draining else ""
         return Text(
-            f"swarm run {','.join(runner.options.queues)}: running {c['running']} · "
+            f"{label} {','.join(runner.options.queues)}: running {c['running']} · "
             f"done {c['completed']} · failed {c['failed']} · released {c['released']} · "
             f"lost {c['lost']}{state}"
         )
@@ -175,7 +177,7 @@ def _drive(app: App, runner: Runner, lines: queue.Queue[TaskOutcome]) -> None:
         runner.run(tick)
 
 
-def _emit_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
+def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
     counts = runner.counts()
     summary: dict[str, Any] = {
         **{k: v for k, v in counts.items() if k != "running"},

@@ -1,0 +1,232 @@
+"""The answering loop behind ``swarm serve OWNER``: the pool of ``swarm run``, claiming from
+the owner's ask queue, giving the agent a question prompt, and reporting its whole output
+as the answer.
+
+With ``session``, each slot keeps one agent conversation across questions: the command's
+``{session}`` is filled with the session id the previous answer reported (Claude Code's
+``--output-format json`` has ``session_id``; ``claude -p --resume {session}``), so the
+context read in the first question stays in the conversation (and its prompt cache). With no
+session known, ``{session}`` and the option before it are left out (a new conversation
+starts); a run that fails with a session is run again at once in a new one. A new context
+version also starts a new conversation.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
+from .._keys import ask_queue
+from .._models import ContextInfo, Finding, Task
+from .._prompts import render_question_prompt
+from .._validate import check_name
+from .child import ERROR_TAIL, ChildResult
+from .output import AgentOutput, read_output
+from .pool import OutcomeStatus, Runner, RunOptions, TaskOutcome, _Ending, _not_started
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = ["SESSION", "ServeOptions", "Server", "session_command"]
+
+SESSION = "{session}"
+SESSION_ENV = "SWARM_SESSION"
+# The option that takes the session (``--resume {session}``, ``--resume={session}``), or the
+# placeholder alone: what is left out when no session is known.
+_SESSION_WORDS = re.compile(r"(?:\s+-{1,2}[A-Za-z][\w-]*(?:\s+|=))?\{session\}")
+_SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def session_command(command: str, session: str | None) -> tuple[str, dict[str, str]]:
+    """``command`` with ``{session}`` filled (as ``"$SWARM_SESSION"``, the id in the
+    environment: it never becomes shell code), or, without a session, left out with the
+    option before it."""
+    if session is None:
+        return _SESSION_WORDS.sub("", command), {}
+    return command.replace(SESSION, f'"${SESSION_ENV}"'), {SESSION_ENV: session}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``swarm serve`` works; see docs/ask.md."""
+
+    owner: str
+    command: str
+    concurrency: int = 1
+    session: bool = False
+    lease_s: int = 60  # renewed while the agent runs: a dead server gives questions back soon
+    timeout_s: float = 600.0  # the most one answer may take
+    inline_max_tokens: int = 20_000  # a context this small is put in the prompt itself
+    worker: str | None = None
+    model: str | None = None
+    poll_s: float = 1.0
+
+
+@dataclass
+class _Session:
+    id: str
+    version: str | None  # the context version the conversation read
+
+
+class Server(Runner):
+    """Answers the questions of one owner's ask queue until drained or aborted."""
+
+    def __init__(
+        self,
+        swarm: Swarm,
+        options: ServeOptions,
+        *,
+        on_outcome: Callable[[TaskOutcome], None] | None = None,
+    ) -> None:
+        owner = check_name("owner", options.owner)
+        if options.session and SESSION not in options.command:
+            raise ValidationError(
+                "--session needs {session} in the command, where the agent takes the session "
+                "to resume: e.g. claude -p --output-format json --resume {session}"
+            )
+        run = RunOptions(
+            queues=(ask_queue(owner),),
+            command=options.command,
+            concurrency=options.concurrency,
+            lease_s=options.lease_s,
+            timeout_s=options.timeout_s,
+            worker=options.worker or f"serve-{owner}",
+            model=options.model,
+            poll_s=options.poll_s,
+        )
+        super().__init__(swarm, run, on_outcome=on_outcome)
+        self.serve = options
+        self._sessions: dict[str, _Session] = {}  # slot (worker name) -> its conversation
+        self._session_lock = threading.Lock()
+
+    def session_of(self, worker: str) -> str | None:
+        """The session id a slot resumes next (None: a new conversation)."""
+        with self._session_lock:
+            found = self._sessions.get(worker)
+            return found.id if found is not None else None
+
+    def _session(self, worker: str, context: ContextInfo | None) -> _Session | None:
+        if not self.serve.session:
+            return None
+        with self._session_lock:
+            found = self._sessions.get(worker)
+            version = context.version if context is not None else None
+            if found is not None and found.version != version:  # a new context: start over
+                del self._sessions[worker]
+                return None
+            return found
+
+    def _remember(self, worker: str, output: AgentOutput, context: ContextInfo | None) -> None:
+        sid = output.usage.session_id if output.usage is not None else None
+        if not self.serve.session or sid is None or not _SESSION_ID.fullmatch(sid):
+            return
+        with self._session_lock:
+            self._sessions[worker] = _Session(sid, context.version if context else None)
+
+    def _forget(self, worker: str) -> None:
+        with self._session_lock:
+            self._sessions.pop(worker, None)
+
+    def _owner_context(self) -> tuple[ContextInfo | None, str | None]:
+        """The owner's context, and its text when it fits in a prompt."""
+        owner = self.serve.owner
+        try:
+            info = self._persist(lambda: self.swarm.context_info(owner))
+        except NotFound:
+            return None, None
+        if info.tokens_est > self.serve.inline_max_tokens:
+            return info, None
+        try:
+            text = self._persist(lambda: self.swarm.get_context(owner, version=info.version))
+        except ValidationError:  # not UTF-8 text: the agent reads it with the CLI
+            return info, None
+        return info, text
+
+    def _asker_task(self, task: Task) -> Task | None:
+        tid = task.data.get("asker_task") if isinstance(task.data, dict) else None
+        if not isinstance(tid, str):
+            return None
+        try:
+            return self._persist(lambda: self.swarm.get_task(tid))
+        except SwarmError:
+            return None
+
+    def _work(self, task: Task, worker: str, started: float) -> TaskOutcome:
+        context, text = self._owner_context()
+        asker_task = self._asker_task(task)
+        session = self._session(worker, context)
+        while True:
+            prompt = render_question_prompt(
+                task, settings=self.swarm.settings, owner=self.serve.owner, context=context,
+                text=text, asker_task=asker_task, in_session=session is not None,
+            )  # fmt: skip
+            command, env = session_command(
+                self.options.command, session.id if session is not None else None
+            )
+            env["SWARM_CONTEXT_OWNER"] = self.serve.owner
+            lost: list[str] = []
+            try:
+                result = self._run_agent(task, context, prompt, lost, command=command, env=env)
+            except OSError as exc:
+                end = _Ending(task.id, worker, started, None)
+                return self._fail(task, end, _not_started(exc, prompt), "")
+            end = _Ending(task.id, worker, started, result)
+            if result.killed == "interrupted":
+                self._persist(lambda: self.swarm.release(task.id, task.token))
+                return end(OutcomeStatus.RELEASED, "interrupted: the question went back")
+            if lost:
+                return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
+            output = read_output(result.stdout.text())
+            failure = _failure(result, output)
+            if failure is not None and session is not None:
+                self._forget(worker)  # the old conversation failed: a new one, at once
+                session = None
+                continue
+            stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
+            if failure is not None:
+                return self._fail(task, end, failure, stderr_tail)
+            return self._answer(task, worker, context, output, end, stderr_tail)
+
+    def _answer(
+        self,
+        task: Task,
+        worker: str,
+        context: ContextInfo | None,
+        output: AgentOutput,
+        end: _Ending,
+        stderr_tail: str,
+    ) -> TaskOutcome:
+        text = output.answer.strip()
+        if not text:
+            return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
+        self._remember(worker, output, context)
+        finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
+        model = self.options.model or output.model
+
+        def report() -> Finding:
+            return self.swarm.answer(
+                task.id, task.token, text, worker=worker, model=model, usage=output.usage,
+                finding_id=finding_id,
+            )  # fmt: skip
+
+        try:
+            stored = self._persist(report)
+        except AlreadyCompleted as exc:
+            detail = f"answered too late (kept superseded): {exc}"
+            return end(OutcomeStatus.LOST, detail, exc.finding_id)
+        except ValidationError as exc:
+            return self._fail(task, end, f"the answer was refused: {exc}", "")
+        return end(OutcomeStatus.COMPLETED, "answered", stored.id)
+
+
+def _failure(result: ChildResult, output: AgentOutput) -> str | None:
+    """Why an agent run failed, or None."""
+    if result.killed:
+        return f"{result.killed}: killed"
+    if result.returncode != 0:
+        return f"exit code {result.returncode}"
+    return output.error

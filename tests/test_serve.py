@@ -1,0 +1,207 @@
+"""``swarm serve``: the answering loop of a shard's ask queue, with scripted agents that print
+what ``claude -p --output-format json`` prints (tests/_fake_claude.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import Answer, InvalidState, Swarm
+from redis_swarm._runner import ServeOptions, Server, session_command
+
+from . import _fake_claude
+from ._cli import SRC, alive
+
+BOOK = "".join(f"line {i}: {'the butler' if i == 42 else 'tea'}\n" for i in range(1, 200))
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        handle.publish_context("lib", BOOK, source="book.md")
+        yield handle
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    monkeypatch.setenv("FAKE_STATE", str(folder))
+    return folder
+
+
+def claude(extra: str = "") -> str:
+    return f"{sys.executable} {_fake_claude.SOURCE} -p --output-format json {extra}".strip()
+
+
+def calls(state: Path) -> list[dict[str, Any]]:
+    path = state / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+class Serving:
+    """A Server running in a thread, drained and joined at the end."""
+
+    def __init__(self, swarm: Swarm, **options: Any) -> None:
+        self.server = Server(swarm, ServeOptions(owner="lib", poll_s=0.2, **options))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.drain()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        assert self.server.crash is None and self.server.fatal is None
+
+
+def test_session_command_fills_or_leaves_out_the_session() -> None:
+    cmd = "claude -p --output-format json --resume {session}"
+    assert session_command(cmd, None) == ("claude -p --output-format json", {})
+    assert session_command("agent --resume={session} -x", None)[0] == "agent -x"
+    filled, env = session_command(cmd, "abc-1")
+    assert filled == 'claude -p --output-format json --resume "$SWARM_SESSION"'
+    assert env == {"SWARM_SESSION": "abc-1"}
+
+
+def test_serve_answers_with_the_agent_s_result_and_cost(swarm: Swarm, state: Path) -> None:
+    serving = Serving(swarm, command=claude())
+    try:
+        got = swarm.ask("lib", "Q7: who did it?", asker="w-1", timeout_s=30)
+    finally:
+        serving.stop()
+    assert isinstance(got, Answer)
+    assert got.text == "A7: from the context." and got.answerer == "serve-lib-1"
+    assert got.model == "claude-fake-1" and got.cost_usd is not None and got.cost_usd > 0
+    assert got.usage is not None and got.usage.tokens_in and got.usage.session_id
+    (call,) = calls(state)
+    assert call["resume"] is None and call["prompt_chars"] > len(BOOK)  # small: inline
+
+
+def test_the_prompt_has_the_question_the_asker_s_task_and_the_context(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    dump = tmp_path / "prompt.md"
+    swarm.post_task("main", "audit the tea supply")
+    mine = swarm.claim("main", worker="w-9")
+    assert mine is not None
+    serving = Serving(swarm, command=f"cat > {dump}; echo 'line 42'", inline_max_tokens=10)
+    try:
+        got = swarm.ask("lib", "Q1: where is the butler?", data={"hint": "tea"}, asker=mine)
+    finally:
+        serving.stop()
+    assert got.text == "line 42"
+    prompt = dump.read_text()
+    assert "Q1: where is the butler?" in prompt and '"hint": "tea"' in prompt
+    assert f"`w-9` while working on the task `{mine.id}`: audit the tea supply" in prompt
+    assert "swarm context search lib" in prompt and "line 42: the butler" not in prompt
+
+
+def test_session_resumes_the_conversation_and_replaces_a_failing_one(
+    swarm: Swarm, state: Path
+) -> None:
+    serving = Serving(swarm, command=claude("--resume {session}"), session=True)
+    try:
+        first = swarm.ask("lib", "Q1: first?", timeout_s=30)
+        second = swarm.ask("lib", "Q2: second?", timeout_s=30)
+        assert first.usage is not None and second.usage is not None
+        sid = first.usage.session_id
+        assert sid and second.usage.session_id == sid
+        assert second.usage.cached_in and second.usage.cached_in > len(BOOK) // 4
+        (state / "broken").write_text(str(sid))
+        third = swarm.ask("lib", "Q3: third?", timeout_s=30)
+        assert third.text == "A3: from the context."
+        assert third.usage is not None and third.usage.session_id not in (None, sid)
+        assert serving.server.session_of("serve-lib-1") == third.usage.session_id
+    finally:
+        serving.stop()
+    made = calls(state)
+    assert [c["resume"] for c in made] == [None, sid, sid, None]
+    assert "--resume" not in made[0]["argv"] and made[1]["argv"][-2:] == ["--resume", sid]
+    assert made[1]["prompt_chars"] < len(BOOK)  # the context is not sent again
+
+
+def test_session_needs_the_placeholder(swarm: Swarm) -> None:
+    with pytest.raises(Exception, match=r"--session needs \{session\}"):
+        Server(swarm, ServeOptions(owner="lib", command="claude -p", session=True))
+
+
+def test_an_answerer_that_prints_nothing_is_a_clear_error(swarm: Swarm) -> None:
+    serving = Serving(swarm, command="cat > /dev/null")
+    try:
+        with pytest.raises(InvalidState, match=r"died unanswered.*printed nothing"):
+            swarm.ask("lib", "Q1: anything?", timeout_s=30)
+    finally:
+        serving.stop()
+
+
+def test_a_late_answer_is_kept_superseded(swarm: Swarm) -> None:
+    serving = Serving(swarm, command="cat > /dev/null; sleep 1.5; echo late")
+    try:
+        with pytest.raises(Exception, match="claimed it"):
+            swarm.ask("lib", "Q1: slow?", timeout_s=0.5)
+        deadline = time.monotonic() + 20
+        while not serving.server.outcomes and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        serving.stop()
+    (outcome,) = serving.server.outcomes
+    assert outcome.status == "lost" and "kept superseded" in outcome.detail
+    late = swarm.get_finding(str(outcome.finding_id))
+    assert late.superseded and late.summary == "late"
+
+
+def _serve_process(redis_url: str, state: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SWARM_URL": redis_url, "SWARM_NAME": "test", "PYTHONPATH": SRC,
+           "FAKE_STATE": str(state)}  # fmt: skip
+    args = ["serve", "lib", "--exec", claude(), "--lease", "2", "--json"]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "redis_swarm", *args], env=env, stdout=out, stderr=out
+        )
+
+
+def test_serve_killed_mid_answer_then_restarted_answers_within_the_timeout(
+    swarm: Swarm, state: Path, redis_url: str, tmp_path: Path
+) -> None:
+    (state / "slow-once").write_text("")
+    first = _serve_process(redis_url, state, tmp_path / "serve.log")
+    result: dict[str, Any] = {}
+
+    def asker() -> None:
+        try:
+            result["answer"] = swarm.ask("lib", "Q5: survive?", timeout_s=40)
+        except Exception as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=asker)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not calls(state):  # the agent runs: the question is claimed and being answered
+        assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    second = _serve_process(redis_url, state, tmp_path / "serve.log")
+    try:
+        thread.join(45)
+        assert "error" not in result, result
+        answer = result["answer"]
+        assert answer.text == "A5: from the context."
+        question = swarm.get_task(answer.question_id)
+        assert question.attempts == 2 and question.abandons == 1
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(20)
+        orphan = calls(state)[0]["pid"]  # the killed server's agent, still asleep
+        if alive(orphan):
+            os.kill(orphan, signal.SIGKILL)
