@@ -112,8 +112,8 @@ def swarm(redis_url: str) -> Iterator[Swarm]:
         yield handle
 
 
-def run_plan(cli: Cli, path: Path, expect: int = 0, **env: str) -> dict[str, Any]:
-    out = cli("--json", "pipeline", "run", str(path), expect=expect, env=env)
+def run_plan(cli: Cli, path: Path, *args: str, expect: int = 0, **env: str) -> dict[str, Any]:
+    out = cli("--json", "pipeline", "run", str(path), *args, expect=expect, env=env)
     data: dict[str, Any] = json.loads(out.stdout)
     return data
 
@@ -329,3 +329,24 @@ def test_parse_task_list(answer: str, expected: list[str]) -> None:
 def test_parse_task_list_refuses(answer: str) -> None:
     with pytest.raises(ValueError):
         parse_task_list(answer)
+
+
+def test_budget_reached_mid_pass_then_raised(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    path = plan_text(tmp_path)
+    path.write_text(path.read_text().replace("concurrency = 3", "concurrency = 1"))
+    path.write_text("max_cost_usd = 0.015\n" + path.read_text())
+    out = cli("--json", "pipeline", "run", str(path), expect=1)
+    summary = json.loads(out.stdout)
+    assert not summary["done"] and "max_cost_usd $0.015" in summary["stopped_by"]
+    statuses = sorted(t.status.value for t in swarm.list_tasks(pass_name="audit: Pass 1").items)
+    assert statuses == ["completed", "completed", "pending"]  # the second one's cost stopped it
+    # the limit raised by a flag: it resumes and finishes
+    assert run_plan(cli, path, "--max-cost-usd", "10")["done"]
+    # a task budget: claims over the whole pipeline
+    (tmp_path / "t").mkdir()
+    other = plan_text(tmp_path / "t")
+    other.write_text(other.read_text().replace('name = "audit"', 'name = "audit3"'))
+    out = cli("pipeline", "run", str(other), "--max-tasks", "4", expect=1)
+    assert "claims of max_tasks 4" in out.stdout + out.stderr
+    claimed = [t for t in swarm.list_tasks(queue="pipeline.audit3").items if t.attempts]
+    assert len(claimed) == 4

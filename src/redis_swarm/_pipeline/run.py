@@ -27,9 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidState, NotFound
+from .._errors import InvalidState, NotFound, SwarmError
 from .._models import Finding, Synthesis, Task, TaskSpec, Usage
-from .._runner import AgentOutput, Runner, RunOptions, build_command, read_output, run_child
+from .._runner import (
+    AgentOutput,
+    Runner,
+    RunOptions,
+    TaskOutcome,
+    build_command,
+    read_output,
+    run_child,
+)
 from .plan import AgentSpec, PassSpec, Plan, TaskItem
 
 if TYPE_CHECKING:
@@ -116,6 +124,7 @@ class Pipeline:
         self._stopping = threading.Event()
         self._killing = threading.Event()
         self.results: list[PassResult] = []
+        self.budget_reason: str | None = None  # why a budget stopped the run, if one did
 
     # --- control
 
@@ -188,6 +197,8 @@ class Pipeline:
             self._say(f"{head}: stopped before it settled")
             return result
         result.findings = self._findings_of(label)
+        if not self._check_budget():
+            return result
         counts = result.counts()
         self._say(
             f"{head}: settled, {counts.get('completed', 0)} completed, "
@@ -247,18 +258,65 @@ class Pipeline:
             if cursor is None:
                 return tasks
 
-    def _findings_of(self, label: str) -> list[Finding]:
+    def _findings_of(self, label: str, *, superseded: bool = False) -> list[Finding]:
         found: list[Finding] = []
         cursor: str | None = None
         while True:
             page = self.swarm.findings(pass_name=label, cursor=cursor, limit=1000)
-            found += [f for f in page.items if not f.superseded]
+            found += [f for f in page.items if superseded or not f.superseded]
             cursor = page.cursor
             if cursor is None:
                 return found
 
+    # --- the budget
+
+    def spent(self) -> tuple[float, int]:
+        """What the pipeline cost so far (USD, as its agents' CLIs reported it: every
+        finding, superseded ones too, and every synthesis) and the claims of its tasks."""
+        cost = 0.0
+        claims = 0
+        for index in range(len(self.plan.passes)):
+            label = pass_label(self.plan, index)
+            claims += sum(t.attempts for t in self._tasks_of(label))
+            cost += sum(_cost(f.usage) for f in self._findings_of(label, superseded=True))
+            with contextlib.suppress(NotFound):
+                cost += _cost(self.swarm.get_synthesis(synthesis_id(self.plan, index)).usage)
+        return cost, claims
+
+    def _over_budget(self, cost: float, claims: int) -> str | None:
+        plan = self.plan
+        if plan.max_cost_usd is not None and cost >= plan.max_cost_usd:
+            return (
+                f"the budget is spent: ${cost:.4f} of max_cost_usd ${plan.max_cost_usd:g}; "
+                "raise it (in the plan or with --max-cost-usd) and run again to resume"
+            )
+        if plan.max_tasks is not None and claims >= plan.max_tasks:
+            return (
+                f"the task budget is spent: {claims} claims of max_tasks {plan.max_tasks}; "
+                "raise it (in the plan or with --max-tasks) and run again to resume"
+            )
+        return None
+
+    def _check_budget(self) -> bool:
+        """False (and the run stops, saying why) when a budget of the plan is spent."""
+        if self.plan.max_cost_usd is None and self.plan.max_tasks is None:
+            return True
+        reason = self._over_budget(*self.spent())
+        if reason is not None:
+            self.budget_reason = reason
+            self._stopping.set()
+            self._say(f"stopping: {reason}")
+            return False
+        return True
+
+    # --- the worker pool
+
     def _pool(self) -> None:
-        workers = self.plan.workers
+        if not self._check_budget():
+            return
+        cost, claims = self.spent()
+        plan = self.plan
+        workers = plan.workers
         options = RunOptions(
             queues=(pipeline_queue(self.plan),),
             command=workers.exec,
@@ -269,8 +327,19 @@ class Pipeline:
             worker=self._worker_prefix,
             model=workers.model,
             poll_s=0.5,
+            max_tasks=None if plan.max_tasks is None else plan.max_tasks - claims,
         )
-        runner = Runner(self.swarm, options)
+        spent = [cost]
+
+        def on_outcome(outcome: TaskOutcome) -> None:
+            if outcome.finding_id is None or plan.max_cost_usd is None:
+                return
+            with contextlib.suppress(SwarmError):
+                spent[0] += _cost(self.swarm.get_finding(outcome.finding_id).usage)
+            if spent[0] >= plan.max_cost_usd:
+                runner.drain()  # claim nothing more; the running agents finish
+
+        runner = Runner(self.swarm, options, on_outcome=on_outcome)
         self._runner = runner
         if self.stopped:
             runner.drain()
@@ -282,6 +351,7 @@ class Pipeline:
             raise runner.crash
         if runner.fatal:
             raise InvalidState(f"the worker pool stopped: {runner.fatal}")
+        self._check_budget()
 
     # --- one-shot agents: the synthesizer (and the planner)
 
@@ -512,6 +582,10 @@ def _last_array(text: str) -> list[Any] | None:
         else:
             position = text.find("[", position + 1)
     return found
+
+
+def _cost(usage: Usage | None) -> float:
+    return 0.0 if usage is None or usage.cost_usd is None else usage.cost_usd
 
 
 def total_usage(usages: list[Usage | None]) -> dict[str, float]:

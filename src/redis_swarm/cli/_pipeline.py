@@ -61,16 +61,34 @@ def pipeline_check(app: App, plan_file: Path) -> None:
 @pipeline.command("run")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--worker", help="Worker name prefix of the pool (slot N claims as PREFIX-N).")
+@click.option(
+    "--max-cost-usd", type=click.FloatRange(0), help="The budget in USD (overrides the plan's)."
+)
+@click.option(
+    "--max-tasks", type=click.IntRange(1), help="Task claims allowed (overrides the plan's)."
+)
 @json_option
 @pass_app
-def pipeline_run(app: App, plan_file: Path, worker: str | None) -> None:
+def pipeline_run(
+    app: App,
+    plan_file: Path,
+    worker: str | None,
+    max_cost_usd: float | None,
+    max_tasks: int | None,
+) -> None:
     """Run PLAN_FILE: publish its contexts, then each pass (tasks, workers, synthesis).
 
     Run it again after it was stopped or killed: it resumes where it stopped (no task is
     posted twice, a pass already synthesised is not rerun). Ctrl-C once: let the running
-    agents finish, then stop; twice: kill them (their tasks go back to the queue).
+    agents finish, then stop; twice: kill them (their tasks go back to the queue). When a
+    budget (max_cost_usd, max_tasks) is spent, no task is claimed, the running ones finish
+    and the run stops: raise the budget and run it again.
     """
     plan = load_plan(plan_file)
+    if max_cost_usd is not None:
+        plan = dataclasses.replace(plan, max_cost_usd=max_cost_usd)
+    if max_tasks is not None:
+        plan = dataclasses.replace(plan, max_tasks=max_tasks)
     started = time.monotonic()
 
     def say(line: str) -> None:
@@ -81,6 +99,7 @@ def pipeline_run(app: App, plan_file: Path, worker: str | None) -> None:
     with _signals(run):
         results = run.run()
     summary = run_json(plan, results, time.monotonic() - started)
+    summary["stopped_by"] = run.budget_reason
     done = len(results) == len(plan.passes) and all(r.synthesis for r in results)
 
     def human() -> None:
@@ -93,9 +112,10 @@ def pipeline_run(app: App, plan_file: Path, worker: str | None) -> None:
                 f"${entry['usage']['cost_usd']:.4f}",
             )  # fmt: skip
         print_table(app, table)
-        click.echo(
-            f"pipeline {plan.name}: " + ("done" if done else "stopped; run it again to resume")
-        )
+        state = "done" if done else "stopped; run it again to resume"
+        if run.budget_reason:
+            state = f"stopped: {run.budget_reason}"
+        click.echo(f"pipeline {plan.name}: {state}")
 
     app.emit(summary, human)
     if not done:
