@@ -9,8 +9,8 @@ output is ever dropped. Finding ids are made here, so a retried report never dup
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
 from .._models import Finding, Page, Synthesis, Usage, dumps, loads
@@ -36,6 +36,8 @@ __all__ = [
     "synthesis_from",
     "synthesize",
 ]
+
+T = TypeVar("T")
 
 MAX_SUMMARY_CHARS = 2_000
 MAX_SOURCES = 10_000
@@ -148,12 +150,21 @@ def report(
     return stored
 
 
+def _stored(
+    key: str, kind: str, record_id: str, decode: Callable[[Any], T], missing: str
+) -> Operation[T]:
+    """One record of the hash ``key`` by id: NotFound saying ``missing`` when it is not
+    there, CorruptRecord when it cannot be read."""
+    raw = yield Cmd("HGET", key, record_id)
+    if raw is None:
+        raise NotFound(missing)
+    return decoded(kind, record_id, decode, raw)
+
+
 def get_finding(ctx: OpContext, finding_id: str) -> Operation[Finding]:
     fid = check_id("finding", finding_id)
-    raw = yield Cmd("HGET", ctx.keys.findings, fid)
-    if raw is None:
-        raise NotFound(f"finding {fid} does not exist: list findings with swarm findings")
-    return decoded("finding", fid, finding_from, raw)
+    missing = f"finding {fid} does not exist: list findings with swarm findings"
+    return (yield from _stored(ctx.keys.findings, "finding", fid, finding_from, missing))
 
 
 def findings(
@@ -259,10 +270,8 @@ def synthesis_from(raw: Any) -> Synthesis:
 
 def get_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis]:
     sid = check_id("synthesis", synthesis_id)
-    raw = yield Cmd("HGET", ctx.keys.syntheses, sid)
-    if raw is None:
-        raise NotFound(f"synthesis {sid} does not exist: list them with swarm syntheses")
-    return decoded("synthesis", sid, synthesis_from, raw)
+    missing = f"synthesis {sid} does not exist: list them with swarm syntheses"
+    return (yield from _stored(ctx.keys.syntheses, "synthesis", sid, synthesis_from, missing))
 
 
 def syntheses(
