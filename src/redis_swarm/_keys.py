@@ -16,13 +16,16 @@ import hashlib
 
 from ._validate import check_swarm_name
 
-__all__ = ["ASK_PREFIX", "PREFIX", "Keys", "ask_queue", "chunk_key", "label_id"]
+__all__ = ["ASK_PREFIX", "ASSIST_QUEUE", "PREFIX", "Keys", "ask_queue", "chunk_key", "label_id"]
 
 PREFIX = "rs"
 
 
 # The queue of the questions asked of an owner (a shard's context, an agent): ``ask.OWNER``.
 ASK_PREFIX = "ask."
+# The queue of peer assist: workers ask it when blocked, idle workers answer (swarm run
+# --queue main --queue assist). A target of ``ask`` even before anything was posted to it.
+ASSIST_QUEUE = "assist"
 
 
 def ask_queue(owner: str) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "TaskSpec",
     "TaskStatus",
     "Usage",
+    "answer_fields",
     "dumps",
     "iso",
     "loads",
@@ -327,6 +328,19 @@ class Answer(Record):
     asker_task: str | None = None
     created_at: int = 0
     usage: Usage | None = None
+
+
+def answer_fields(question: Task) -> dict[str, Any]:
+    """What makes a finding the answer to ``question`` (``kind``, and the asker's task when
+    the question names one); {} when the task is no question (``Swarm.ask`` posts questions
+    with data ``{"kind": "question", ...}``)."""
+    data = question.data if isinstance(question.data, dict) else {}
+    if data.get("kind") != "question":
+        return {}
+    fields: dict[str, Any] = {"kind": "answer"}
+    if isinstance(data.get("asker_task"), str):
+        fields["asker_task"] = data["asker_task"]
+    return fields
 
 
 # === context, agent, message and event records ===

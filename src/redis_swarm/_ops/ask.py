@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import InvalidState, NotFound, PayloadTooLarge, Timeout, ValidationError
-from .._keys import ask_queue
-from .._models import Answer, Finding, Task, TaskStatus, Usage
+from .._keys import ASSIST_QUEUE, ask_queue
+from .._models import Answer, Finding, Task, TaskStatus, Usage, answer_fields
 from .._protocol import Batch, Cmd, OpContext, Operation
 from .._validate import check_name
 from . import findings as finding_ops
@@ -58,12 +58,13 @@ def _resolve_target(ctx: OpContext, target: str) -> Operation[str]:
     )
     if int(owner) or int(agent):
         return check_name("ask queue", ask_queue(name))
-    if int(queue):
+    if int(queue) or name == ASSIST_QUEUE:
         return name
     raise NotFound(
         f"unknown target {name!r}: it is no context owner, registered agent or queue of swarm "
         f"{ctx.settings.swarm!r}. Ask a shard by the owner of its context (swarm context "
-        "list), or a queue that has answerers (swarm serve OWNER, swarm run --queue NAME)"
+        f"list; swarm serve OWNER answers), the peer-assist queue {ASSIST_QUEUE!r}, or a "
+        "queue posted to before"
     )
 
 
@@ -292,12 +293,10 @@ def answer(
     first = text.strip().splitlines()[0]
     summary = first if len(first) <= finding_ops.MAX_SUMMARY_CHARS else first[:1999] + "…"
     finding: dict[str, Any] = {**(extra or {}), "summary": summary, "kind": "answer"}
+    finding.update(answer_fields(question))
     if summary != text.strip():
         finding["details"] = text
     finding["sources"] = list(sources)
-    qdata = question.data if isinstance(question.data, Mapping) else {}
-    if isinstance(qdata.get("asker_task"), str):
-        finding["asker_task"] = qdata["asker_task"]
     stored = yield from finding_ops.report(
         ctx, question_id, token, finding, worker=worker, model=model, finding_id=finding_id,
         usage=usage,

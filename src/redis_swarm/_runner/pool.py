@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._config import Settings
 from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
-from .._models import ContextInfo, Task, TaskStatus
+from .._models import ContextInfo, Task, TaskStatus, answer_fields
 from .._prompts import render_task_prompt
 from .child import ERROR_TAIL, ChildResult, build_command, check_command, run_child
 from .finding import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
@@ -476,6 +476,7 @@ class Runner:
         if parsed is None:
             return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
         finding, how = parsed
+        finding.update(answer_fields(task))  # a question (peer assist): its answer
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
         try:
             stored = self._persist(
