@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from .._errors import ValidationError
 from .._models import ContextSlice
 from .._protocol import Compute, OpContext, Operation
-from .._validate import check_name
 from . import _context_store as store
 from . import _textview as tv
 
@@ -39,9 +38,7 @@ def read_context(
     is cut (at a line end in line mode) and marked ``truncated``. When the context is not
     cached, only the chunks that hold the range are fetched.
     """
-    owner = check_name("owner", owner)
-    if version is not None:
-        version = store.check_version(version)
+    owner, version = store.check_ref(owner, version)
     if not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValidationError(f"max_bytes must be a positive number of bytes, not {max_bytes!r}")
     by_bytes = offset is not None or length is not None

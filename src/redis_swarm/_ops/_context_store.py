@@ -16,6 +16,7 @@ import zstandard
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._models import ContextInfo, loads
 from .._protocol import Batch, Cmd, Compute, OpContext, Operation
+from .._validate import check_name
 
 __all__ = [
     "READ_ATTEMPTS",
@@ -24,6 +25,7 @@ __all__ = [
     "Part",
     "cache_put",
     "cached",
+    "check_ref",
     "check_version",
     "decoded",
     "fetch",
@@ -85,6 +87,11 @@ def check_version(version: object) -> str:
             "by context_versions (at least 8 characters of it)"
         )
     return version
+
+
+def check_ref(owner: object, version: object) -> tuple[str, str | None]:
+    """A reader's owner and optional version, checked: the owner's name first."""
+    return check_name("owner", owner), None if version is None else check_version(version)
 
 
 def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manifest]:

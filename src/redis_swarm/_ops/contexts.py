@@ -358,18 +358,14 @@ def _check_media_type(media_type: object) -> str:
 
 def get_context_bytes(ctx: OpContext, owner: str, version: str | None = None) -> Operation[bytes]:
     """The bytes of the owner's current context (or of a kept version)."""
-    owner = check_name("owner", owner)
-    if version is not None:
-        version = store.check_version(version)
+    owner, version = store.check_ref(owner, version)
     _, raw = yield from store.load(ctx, owner, version)
     return raw
 
 
 def get_context(ctx: OpContext, owner: str, version: str | None = None) -> Operation[str]:
     """The text of the owner's current context (or of a kept version), as UTF-8."""
-    owner = check_name("owner", owner)
-    if version is not None:
-        version = store.check_version(version)
+    owner, version = store.check_ref(owner, version)
     m, raw = yield from store.load(ctx, owner, version)
     decoded: tuple[str, bool] = yield Compute(store.decoded, (ctx, m.version, raw), len(raw))
     text, valid = decoded
@@ -379,9 +375,7 @@ def get_context(ctx: OpContext, owner: str, version: str | None = None) -> Opera
 
 
 def context_info(ctx: OpContext, owner: str, version: str | None = None) -> Operation[ContextInfo]:
-    owner = check_name("owner", owner)
-    if version is not None:
-        version = store.check_version(version)
+    owner, version = store.check_ref(owner, version)
     m = yield from store.manifest(ctx, owner, version)
     return m.info
 
@@ -427,9 +421,7 @@ def search_context(
     """Lines matching ``pattern`` (plain text, or with ``regex=True`` an RE2 regex: linear
     time, no lookaround or backreferences), at most ``max_hits``, each with ``around`` lines
     of context; long lines are cut."""
-    owner = check_name("owner", owner)
-    if version is not None:
-        version = store.check_version(version)
+    owner, version = store.check_ref(owner, version)
     m, raw = yield from store.load(ctx, owner, version)
     search = (ctx, m.version, raw, pattern, regex, max_hits, around)
     hits: list[SearchHit] = yield Compute(_search, search, len(raw))
