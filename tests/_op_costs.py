@@ -95,6 +95,8 @@ BOUNDS: dict[str, int] = {
     "send": 1,
     "broadcast": 1,
     "inbox": 1,
+    "mark_read": 1,
+    "message_status": 1,
     "request_synthesis": 1,
     "events (up to 1,000)": 1,
     "last_event_id": 1,
@@ -212,7 +214,10 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("sweep (nothing stale)", far.sweep)
     meter("send", lambda: far.send("agent-0", "hello", sender="far-agent"))
     meter("broadcast", lambda: far.broadcast("hello all", sender="far-agent"))
+    sent = far.send("agent-0", "shown", sender="far-agent")
     meter("inbox", lambda: far.inbox("agent-0"))
+    meter("mark_read", lambda: far.mark_read("agent-0", sent.seq))
+    meter("message_status", lambda: far.message_status(sent.id))
     meter("request_synthesis", lambda: far.request_synthesis(SHARD, PASS, "cite everything"))
     meter("events (up to 1,000)", far.events)
     meter("last_event_id", far.last_event_id)

@@ -320,9 +320,12 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.send("shard-1", "hi", sender=me.id)
     worker.broadcast("all", sender=me.id)
     shard.request_synthesis("shard-1", "P1", "please", sender="coordinator")
-    shard.send(me.id, "yo", sender="shard-1")
+    yo = shard.send(me.id, "yo", sender="shard-1")
     worker.inbox(me.id)
     worker.inbox(me.id)
+    worker.inbox(me.id, wait_s=0.05)  # nothing new: blocks on the event stream
+    worker.mark_read(me.id, yo.seq)
+    worker.message_status(yo.id)
     worker.events()
     worker.last_event_id()
     list(worker.follow_events(since=0, block_s=0.05, timeout_s=0.1))

@@ -124,8 +124,9 @@ def test_a_retried_send_is_stored_once(server_url: str) -> None:
     """A send whose reply was lost is retried with the same message id: one message."""
     with Swarm(server_url, swarm="test") as s:
         s.register("shard", name="s1")
-        args = ("s1", "m-fixed", "", "text", "hi", "", 0, 10, 10, 100, "")
-        keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.events, KEYS.cursors)
+        args = ("s1", "m-fixed", "", "text", "hi", "", 0, 10, 10, 100, "", 100)
+        keys: tuple[str, ...] = (KEYS.agents, KEYS.inbox("s1"), KEYS.events, KEYS.cursors)
+        keys += (KEYS.messages, KEYS.message_order)
         first = run_script(s, "message_send", keys, args)
         again = run_script(s, "message_send", keys, args)
         assert first == again

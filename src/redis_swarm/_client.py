@@ -264,6 +264,8 @@ class _Shell:
     send = _Op(message_ops.send)
     broadcast = _Op(message_ops.broadcast)
     inbox = _Op(message_ops.inbox)
+    mark_read = _Op(message_ops.mark_read)
+    message_status = _Op(message_ops.message_status)
     request_synthesis = _Op(message_ops.request_synthesis)
     events = _Op(event_ops.events)
     last_event_id = _Op(event_ops.last_event_id)

@@ -222,8 +222,19 @@ class Keys:
 
     @property
     def cursors(self) -> str:
-        """HASH agent id -> last broadcast id it read."""
+        """HASH agent id -> last broadcast id it read; agent|inbox -> last inbox id it read;
+        agent|pending -> its acknowledged read not yet committed (see lua/inbox_read.lua)."""
         return self._k("cursors")
+
+    @property
+    def messages(self) -> str:
+        """HASH message id -> 'TO STREAM_ID' of the newest messages sent (message_status)."""
+        return self._k("messages")
+
+    @property
+    def message_order(self) -> str:
+        """LIST of the ids in ``messages``, oldest first, so that the index stays bounded."""
+        return self._k("message_order")
 
     # --- scratch space (swarm bench)
     def scratch(self, name: str) -> str:

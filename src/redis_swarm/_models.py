@@ -345,7 +345,16 @@ def answer_fields(question: Task) -> dict[str, Any]:
 
 # === context, agent, message and event records ===
 
-__all__ += ["Agent", "ContextInfo", "ContextSlice", "Event", "GcReport", "Message", "SearchHit"]
+__all__ += [
+    "Agent",
+    "ContextInfo",
+    "ContextSlice",
+    "Event",
+    "GcReport",
+    "Message",
+    "MessageStatus",
+    "SearchHit",
+]
 
 
 @dataclass(frozen=True)
@@ -441,7 +450,8 @@ class Agent(Record):
 
 @dataclass(frozen=True)
 class Message(Record):
-    """A message in an agent's inbox; ``to`` is ``"*"`` for a broadcast."""
+    """A message in an agent's inbox; ``to`` is ``"*"`` for a broadcast. ``seq`` is its place
+    in the swarm's one message order (a stream id): pass the last one shown to ``mark_read``."""
 
     id: str
     sender: str | None
@@ -450,6 +460,21 @@ class Message(Record):
     body: str
     data: dict[str, Any] | None = None
     created_at: int = 0
+    seq: str = ""
+
+
+@dataclass(frozen=True)
+class MessageStatus(Record):
+    """Whether a message was read (shown to its reader). ``read_by`` and ``unread_by`` name
+    its readers: the recipient of a direct message; for a broadcast, every agent registered
+    when it was sent, its sender aside. ``read`` is true when nobody is left to read it."""
+
+    id: str
+    to: str
+    seq: str
+    read: bool
+    read_by: tuple[str, ...] = ()
+    unread_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

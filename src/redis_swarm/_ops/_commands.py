@@ -104,7 +104,9 @@ OPERATIONS: dict[str, Uses] = {
     # messages
     "send": _uses("", "message_send", worker=True),
     "broadcast": _uses("", "message_send", worker=True),
-    "inbox": _uses("", "inbox_read", worker=True),
+    "inbox": _uses("xrevrange xread", "inbox_read", worker=True),
+    "mark_read": _uses("", "inbox_read", worker=True),
+    "message_status": _uses("hget hgetall", worker=True),
     "request_synthesis": _uses("", "message_send"),
     # events
     "events": _uses("xrange", worker=True),
@@ -136,7 +138,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "context_publish": "hdel hget hset zadd zcard zrange zrem zrevrange zscore",
         "inbox_read": "hdel hget hset xrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
-        "message_send": "hexists hget xadd xlen xrevrange",
+        "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
         "task_claim": "exists hget hsetnx llen ltrim xrevrange zadd zrange zrem",
@@ -193,6 +195,8 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         "inbox": "xadd xtrim del",
         "broadcast": "xadd",
         "cursors": "hset hdel",
+        "messages": "hset hdel",  # the index of who read what (message_status)
+        "message_order": "rpush lpop",
         # every script records what it did in the event log (XADD ... MAXLEN ~)
         "events": "xadd",
     }.items()

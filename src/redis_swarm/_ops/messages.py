@@ -3,29 +3,52 @@
 An inbox is a stream per agent; a broadcast goes to one capped stream that every agent reads
 from its own cursor. Reading with ``ack`` consumes what was read, atomically, so the next
 read returns only newer messages; a read whose reply is lost (and is retried) returns the
-same batch again rather than losing it (see ``lua/inbox_read.lua``). Sending to an agent
-that is not registered is an error, never a phantom inbox; a full inbox (an agent that never
-reads) refuses new messages rather than dropping old ones.
+same batch again rather than losing it (see ``lua/inbox_read.lua``). A reader that must
+never lose what it did not show (a hook, a session that may restart) peeks, shows, and then
+``mark_read`` through the last message shown: its durable cursor (in Redis) moves only then,
+so a restarted reader sees exactly what it had not been shown. ``inbox(wait_s=...)`` blocks
+on the event stream until a message arrives. ``message_status`` tells a sender whether its
+message was read. Sending to an agent that is not registered is an error, never a phantom
+inbox; a full inbox (an agent that never reads) refuses new messages rather than dropping
+old ones.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import PayloadTooLarge, ValidationError
-from .._models import Message, loads
-from .._protocol import Call, OpContext, Operation
+from .._errors import NotFound, PayloadTooLarge, ValidationError
+from .._models import Message, MessageStatus, loads
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_name
-from ._bus import check_data, decode_fields, new_id
+from ._bus import check_data, decode_fields, new_id, text
+from ._work import await_events, block_chunk_s, check_number
 
-__all__ = ["BROADCAST_MAXLEN", "INBOX_LIMIT", "broadcast", "inbox", "request_synthesis", "send"]
+__all__ = [
+    "BROADCAST_MAXLEN",
+    "INBOX_LIMIT",
+    "MESSAGE_INDEX_MAX",
+    "broadcast",
+    "inbox",
+    "mark_read",
+    "message_status",
+    "request_synthesis",
+    "send",
+]
 
 # Unread messages an inbox may hold before sends to it are refused.
 INBOX_LIMIT = 10_000
 # Broadcasts kept (approximately); an agent that falls further behind misses the oldest.
 BROADCAST_MAXLEN = 10_000
 MAX_READ = 1000
+# Messages whose read status a sender can ask for (the newest; older ones are forgotten).
+MESSAGE_INDEX_MAX = 100_000
+# The longest inbox(wait_s=...): a day.
+MAX_WAIT_S = 86_400.0
+_SEQ = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MAX_PASS_NAME_CHARS = 200
 
 
@@ -55,9 +78,9 @@ def _send(
     keys = ctx.keys
     message_id = new_id("m")
     stream = keys.broadcast if to == "*" else keys.inbox(to)
-    _, created = yield Call(
+    seq, created = yield Call(
         "message_send",
-        (keys.agents, stream, keys.events, keys.cursors),
+        (keys.agents, stream, keys.events, keys.cursors, keys.messages, keys.message_order),
         (
             to,
             message_id,
@@ -70,6 +93,7 @@ def _send(
             BROADCAST_MAXLEN,
             ctx.limits.events_maxlen,
             pass_name,
+            MESSAGE_INDEX_MAX,
         ),
     )
     return Message(
@@ -80,6 +104,7 @@ def _send(
         body=body,
         data=loads(encoded) if encoded else None,
         created_at=int(created),
+        seq=text(seq),
     )
 
 
@@ -143,7 +168,7 @@ def request_synthesis(
     )
 
 
-def _message(fields: dict[str, str]) -> Message:
+def _message(seq: str, fields: dict[str, str]) -> Message:
     return Message(
         id=fields.get("id", ""),
         sender=fields.get("from") or None,
@@ -152,22 +177,123 @@ def _message(fields: dict[str, str]) -> Message:
         body=fields.get("body", ""),
         data=loads(fields["data"]) if fields.get("data") else None,
         created_at=int(fields.get("at", "0")),
+        seq=seq,
+    )
+
+
+def _read_call(ctx: OpContext, agent: str, mode: str, arg: str, limit: int = 1) -> Call:
+    keys = ctx.keys
+    return Call(
+        "inbox_read",
+        (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors),
+        (agent, limit, mode, arg),
     )
 
 
 def inbox(
-    ctx: OpContext, agent: str, ack: bool = True, limit: int = 100
+    ctx: OpContext, agent: str, ack: bool = True, limit: int = 100, wait_s: float = 0.0
 ) -> Operation[list[Message]]:
     """The agent's oldest unread messages (its own and broadcasts), in the order sent.
 
-    ``ack=True`` consumes them (the next call returns only newer ones); ``ack=False`` peeks."""
+    ``ack=True`` consumes them (the next call returns only newer ones); ``ack=False`` peeks
+    (then ``mark_read`` through the last one shown). With ``wait_s``, an empty inbox is
+    waited on, blocking on the event stream, until a message arrives or ``wait_s`` passes
+    (then the result is empty)."""
     agent = check_name("agent id", agent, max_len=64)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_READ:
         raise ValidationError(f"limit must be between 1 and {MAX_READ}, not {limit!r}")
+    wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
+    deadline = time.monotonic() + wait
+    mode = "1" if ack else "0"
+
+    def for_me(fields: Mapping[str, str]) -> bool:
+        if fields.get("type") != "message.sent":
+            return False
+        to = fields.get("to")
+        return to == agent or (to == "*" and fields.get("from") != agent)
+
+    while True:
+        read = _read_call(ctx, agent, mode, new_id("r"), limit)
+        if wait <= 0:
+            entries = yield read
+            return [_message(text(seq), decode_fields(fields)) for seq, fields in entries]
+        # The last event id is read with the inbox: a message sent after it is seen by XREAD.
+        last, entries = yield Batch((Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1), read))
+        remaining = deadline - time.monotonic()
+        if entries or remaining <= 0:
+            return [_message(text(seq), decode_fields(fields)) for seq, fields in entries]
+        last_id = text(last[0][0]) if last else "0-0"
+        yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), for_me)
+
+
+def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:
+    """Move the agent's read cursors through ``through`` (the ``seq`` of the last message
+    shown to it): its inbox up to there is consumed, its broadcasts up to there passed.
+    Cursors never move back, so marking again, or an older seq, changes nothing."""
+    agent = check_name("agent id", agent, max_len=64)
+    if not isinstance(through, str) or not _SEQ.fullmatch(through):
+        raise ValidationError(
+            f"cannot mark read through {through!r}: pass the seq of the last message shown "
+            "(a stream id such as 1700000000000-0, the message's seq)"
+        )
+    yield _read_call(ctx, agent, "2", through)
+
+
+def _before(a: str, b: str) -> bool:
+    """Whether stream id ``a`` comes before ``b``."""
+    am, _, aseq = a.partition("-")
+    bm, _, bseq = b.partition("-")
+    return (int(am), int(aseq or 0)) < (int(bm), int(bseq or 0))
+
+
+def _has_read(cursors: Mapping[str, str], agent: str, seq: str, field: str) -> bool:
+    """Whether ``agent`` was shown the message at ``seq``: its cursor (``field``) is at or
+    past it, or an acknowledged read not yet committed took it."""
+    cursor = cursors.get(field)
+    if cursor is not None and not _before(cursor, seq):
+        return True
+    pending = cursors.get(f"{agent}|pending", "").split()
+    if len(pending) == 4:
+        last = pending[1] if field.endswith("|inbox") else pending[2]
+        return last != "-" and not _before(last, seq)
+    return False
+
+
+def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
+    """Whether a message was read, and by whom (for a broadcast: which agents registered
+    when it was sent have been shown it). NotFound for an id never sent or older than the
+    newest ``MESSAGE_INDEX_MAX`` messages."""
+    message_id = check_name("message id", message_id, max_len=64)
     keys = ctx.keys
-    entries = yield Call(
-        "inbox_read",
-        (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors),
-        (agent, limit, "1" if ack else "0", new_id("r")),
+    entry, cursor_fields, agent_records = yield Batch(
+        (
+            Cmd("HGET", keys.messages, message_id),
+            Cmd("HGETALL", keys.cursors),
+            Cmd("HGETALL", keys.agents),
+        )
     )
-    return [_message(decode_fields(fields)) for _, fields in entries]
+    if entry is None:
+        raise NotFound(
+            f"message {message_id} is unknown: it was never sent, or is older than the "
+            f"newest {MESSAGE_INDEX_MAX:,} messages; check the id (swarm msg send prints it)"
+        )
+    to, seq, at, sender = [*text(entry).split(" "), "", "", ""][:4]
+    cursors = decode_fields(cursor_fields)
+    if to != "*":
+        readers = [to]
+        fields = {to: f"{to}|inbox"}
+    else:
+        readers = []
+        for agent_id, record in sorted(decode_fields(agent_records).items()):
+            try:
+                registered = int(loads(record).get("registered_at") or 0)
+            except (ValueError, AttributeError):
+                registered = 0
+            if agent_id != sender and registered <= int(at or 0):
+                readers.append(agent_id)
+        fields = {agent_id: agent_id for agent_id in readers}
+    read_by = tuple(a for a in readers if _has_read(cursors, a, seq, fields[a]))
+    unread_by = tuple(a for a in readers if a not in read_by)
+    return MessageStatus(
+        id=message_id, to=to, seq=seq, read=not unread_by, read_by=read_by, unread_by=unread_by
+    )

@@ -1,4 +1,4 @@
-"""``swarm msg send|broadcast|inbox``: messages between agents."""
+"""``swarm msg send|broadcast|inbox|status``: messages between agents."""
 
 from __future__ import annotations
 
@@ -59,15 +59,24 @@ def broadcast(app: App, body: str, sender: str | None) -> None:
 @msg.command()
 @click.argument("agent", required=False, shell_complete=complete_agents)
 @click.option("--peek", is_flag=True, help="Leave the messages unread.")
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0, 86_400),
+    default=0,
+    help="With no unread message, wait up to S seconds for one (blocking, no polling).",
+)
 @json_option
 @pass_app
-def inbox(app: App, agent: str | None, peek: bool, limit: int) -> None:
-    """Read (and mark read) the messages to AGENT (default: SWARM_AGENT), broadcasts included."""
+def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) -> None:
+    """Read (and mark read) the messages to AGENT (default: SWARM_AGENT), broadcasts included.
+
+    They are marked read once printed: an interrupted read shows them again next time."""
     agent = agent or agent_option_default()
     if not agent:
         raise click.UsageError("name the agent whose inbox to read (or set SWARM_AGENT)")
-    items = app.swarm.inbox(agent, ack=not peek, limit=limit)
+    items = app.swarm.inbox(agent, ack=False, limit=limit, wait_s=wait_s)
 
     def human() -> None:
         if not items:
@@ -79,6 +88,27 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int) -> None:
         print_table(app, table)
 
     app.emit({"items": items}, human)
+    if items and not peek:
+        app.swarm.mark_read(agent, items[-1].seq)
+
+
+@msg.command()
+@click.argument("message_id")
+@json_option
+@pass_app
+def status(app: App, message_id: str) -> None:
+    """Whether message MESSAGE_ID was read, and by whom (exit 0 either way)."""
+    st = app.swarm.message_status(message_id)
+
+    def human() -> None:
+        where = "broadcast" if st.to == "*" else f"to {st.to}"
+        click.echo(f"{st.id} ({where}): {'read' if st.read else 'unread'}")
+        if st.read_by:
+            click.echo(f"  read by: {', '.join(st.read_by)}")
+        if st.unread_by:
+            click.echo(f"  not yet read by: {', '.join(st.unread_by)}")
+
+    app.emit(st, human)
 
 
 def _body(m: Any) -> str:

@@ -21,7 +21,7 @@ if redis.call('HDEL', KEYS[1], id) == 0 then
 end
 redis.call('ZREM', KEYS[2], id)
 local pending = redis.call('HGET', KEYS[3], id .. '|pending')
-redis.call('HDEL', KEYS[3], id, id .. '|pending')
+redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox')
 -- messages handed out by a read not yet committed (see inbox_read) were read
 local unread = redis.call('XLEN', KEYS[4])
   - tonumber(pending and string.match(pending, '(%d+)$') or 0)

@@ -14,7 +14,7 @@ for i = 4, #ARGV do
     redis.call('HDEL', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     local pending = redis.call('HGET', KEYS[3], id .. '|pending')
-    redis.call('HDEL', KEYS[3], id, id .. '|pending')
+    redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox')
     local inbox = KEYS[i + 1]
     -- messages handed out by a read not yet committed (see inbox_read) were read
     local unread = redis.call('XLEN', inbox)

@@ -7,13 +7,20 @@
 -- same batch; the next read with another id first commits the pending batch (trims it from
 -- the inbox, moves the broadcast cursor) and then reads on. So the next read returns only
 -- newer messages, and two readers of one inbox never get the same message.
+-- A reader that must not lose what it never showed (a hook, a restarted session) peeks,
+-- shows, then commits through the last message it showed (mode '2'): inbox and broadcast
+-- ids come from one sequence (the message.sent events), so one position covers both.
 -- KEYS[1]: agents   KEYS[2]: inbox(agent)   KEYS[3]: broadcast
--- KEYS[4]: cursors (HASH agent -> last broadcast id read; agent|pending -> the pending
---          batch: 'READID LAST_INBOX_ID LAST_BROADCAST_ID N_INBOX', '-' for none)
--- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek
--- ARGV[4]: the read id (unique per call, repeated by a retry)
--- returns a list of {stream id, fields}
+-- KEYS[4]: cursors (HASH agent -> last broadcast id read; agent|inbox -> last inbox id read;
+--          agent|pending -> the pending batch: 'READID LAST_INBOX_ID LAST_BROADCAST_ID
+--          N_INBOX', '-' for none)
+-- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek,
+--          '2' to commit through ARGV[4]
+-- ARGV[4]: the read id (unique per call, repeated by a retry); in mode '2' the stream id
+--          of the last message shown
+-- returns a list of {stream id, fields} (mode '2': an empty list)
 local id, limit, ack, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
+local commit_through = ARGV[3] == '2' and ARGV[4] or nil
 local record = redis.call('HGET', KEYS[1], id)
 if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
@@ -56,6 +63,19 @@ local function merge(mine, all)
   return out, taken, newest
 end
 
+-- Move the cursors through last_i (inbox) and last_b (broadcast), never back.
+local function advance(last_i, last_b)
+  if last_i ~= '-' then
+    local ms, seq = string.match(last_i, '(%d+)-(%d+)')
+    redis.call('XTRIM', KEYS[2], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+    local was = redis.call('HGET', KEYS[4], id .. '|inbox')
+    if not was or before(was, last_i) then redis.call('HSET', KEYS[4], id .. '|inbox', last_i) end
+  end
+  if last_b ~= '-' and before(cursor_of(), last_b) then
+    redis.call('HSET', KEYS[4], id, last_b)
+  end
+end
+
 local pending = redis.call('HGET', KEYS[4], pkey)
 if pending then
   local prid, last_i, last_b = string.match(pending, '^(%S+) (%S+) (%S+) %d+$')
@@ -68,12 +88,12 @@ if pending then
     end
     return (merge(mine, all))
   end
-  if last_i ~= '-' then
-    local ms, seq = string.match(last_i, '(%d+)-(%d+)')
-    redis.call('XTRIM', KEYS[2], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-  end
-  if last_b ~= '-' then redis.call('HSET', KEYS[4], id, last_b) end
+  advance(last_i, last_b)
   redis.call('HDEL', KEYS[4], pkey)
+end
+if commit_through then
+  advance(commit_through, commit_through)
+  return {}
 end
 
 local mine = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', limit)
