@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import PayloadTooLarge, ValidationError
+from .._errors import ValidationError
 from .._protocol import OpContext
-from .._validate import check_json_depth, too_deep
+from ._work import encode_json, text
 
 __all__ = ["check_data", "decode_fields", "new_id", "now_from", "text"]
 
@@ -29,10 +28,6 @@ def new_id(prefix: str) -> str:
     """A time-ordered, collision-safe id made on the client (so a retried request that
     carries it is recognised, not applied twice): prefix-TTTTTTTTTT-RRRRRRRRRR."""
     return f"{prefix}-{_b32(time.time_ns() // 1_000_000, 10)}{_b32(secrets.randbits(50), 10)}"
-
-
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def now_from(ctx: OpContext, server_time: Any) -> int:
@@ -58,23 +53,4 @@ def check_data(kind: str, data: object, limit: int) -> str:
         raise ValidationError(
             f"{kind} must be a mapping (a JSON object), not {type(data).__name__}"
         )
-    try:
-        # NaN and infinities are refused: they are not JSON, and readers in other languages
-        # (the dashboard's browser) could not parse them.
-        encoded = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False,
-                             allow_nan=False)  # fmt: skip
-        encoded.encode()
-    except RecursionError:
-        raise too_deep(kind) from None
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"{kind} is not JSON-serialisable ({exc}): use dicts, lists, strings, finite "
-            "numbers, booleans and None"
-        ) from None
-    check_json_depth(kind, encoded)
-    if len(encoded.encode()) > limit:
-        raise PayloadTooLarge(
-            f"{kind} is {len(encoded.encode()):,} bytes as JSON; the limit is {limit:,}: "
-            "store big payloads in a context and pass its owner and version"
-        )
-    return encoded
+    return encode_json(dict(data), kind, limit)
