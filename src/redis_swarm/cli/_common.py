@@ -58,6 +58,7 @@ __all__ = [
     "loads_json",
     "make_table",
     "on_terminal",
+    "paging_options",
     "parse_json",
     "print_table",
     "progress",
@@ -328,6 +329,18 @@ class Listing:
                 "them; rewrite or delete each from Redis)",
                 err=True,
             )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def paging_options(command: F) -> F:
+    """A paged listing's ``--limit``, ``--cursor`` and ``--all`` (handed to ``listing``)."""
+    command = click.option("--all", "all_", is_flag=True, help="Follow the cursor to the end.")(
+        command
+    )
+    command = click.option("--cursor", help="Continue a previous listing (its `cursor`).")(command)
+    return click.option("--limit", type=click.IntRange(1), default=50, show_default=True)(command)
 
 
 def listing(

@@ -17,6 +17,7 @@ from ._common import (
     kv_table,
     listing,
     make_table,
+    paging_options,
     print_table,
     read_text,
     short,
@@ -57,9 +58,7 @@ def render_finding(app: App, f: Any) -> None:
 @click.option("--queue", shell_complete=complete_queues)
 @click.option("--pass", "pass_name")
 @click.option("--since", type=int, help="Only findings after this time (epoch ms).")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--cursor", help="Continue a previous listing (its `cursor`).")
-@click.option("--all", "all_", is_flag=True, help="Follow the cursor to the end.")
+@paging_options
 @json_option
 @pass_app
 def findings(
@@ -143,9 +142,7 @@ def synth_create(
 @synth.command("list")
 @click.option("--shard", shell_complete=complete_agents)
 @click.option("--pass", "pass_name")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--cursor")
-@click.option("--all", "all_", is_flag=True, help="Follow the cursor to the end.")
+@paging_options
 @json_option
 @pass_app
 def synth_list(

@@ -23,6 +23,7 @@ from ._common import (
     listing,
     loads_json,
     make_table,
+    paging_options,
     parse_json,
     print_table,
     read_bytes,
@@ -397,9 +398,7 @@ def show(app: App, task_id: str) -> None:
 @click.option("--queue", shell_complete=complete_queues)
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--pass", "pass_name")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--cursor", help="Continue a previous listing (its `cursor`).")
-@click.option("--all", "all_", is_flag=True, help="Follow the cursor to the end.")
+@paging_options
 @json_option
 @pass_app
 def list_(
