@@ -141,9 +141,12 @@ def test_two_static_passes_end_to_end(cli: Cli, swarm: Swarm, tmp_path: Path) ->
     summary = run_plan(cli, path, WORKER_SLEEP="0")
     assert summary["done"] and [p["name"] for p in summary["passes"]] == ["Pass 1", "Pass 2"]
     first, second = summary["passes"]
-    assert first["tasks"] == 3 and first["counts"] == {"completed": 3} and first["findings"] == 3
-    assert second["tasks"] == 2 and len(second["cited"]) == 2
-    assert first["usage"]["cost_usd"] == pytest.approx(0.08)  # 3 workers and the synthesis
+    assert (first["posted"], first["completed"], first["dead"], first["findings"]) == (3, 3, 0, 3)
+    assert second["posted"] == 2 and summary["resumed"] == [] and summary["stopped_by"] is None
+    assert first["cost_usd"] == pytest.approx(0.08)  # 3 workers and the synthesis
+    assert first["tokens_in"] == 3 * 100 + 1000 and summary["cost_usd"] == pytest.approx(0.15)
+    assert summary["by_model"]["claude-haiku-4-5"]["cost_usd"] == pytest.approx(0.05)
+    assert summary["by_model"]["claude-sonnet-4-5"]["cost_usd"] == pytest.approx(0.1)
     plan = load_plan(path)
     s1 = swarm.get_synthesis(synthesis_id(plan, 0))
     s2 = swarm.get_synthesis(synthesis_id(plan, 1))
@@ -166,7 +169,7 @@ def test_two_static_passes_end_to_end(cli: Cli, swarm: Swarm, tmp_path: Path) ->
     # run again: nothing is rerun, nothing posted twice, no new context version
     before = final_state(swarm, path)
     again = run_plan(cli, path)
-    assert again["done"] and all(p["resumed"] for p in again["passes"])
+    assert again["done"] and again["resumed"] == ["Pass 1", "Pass 2"]
     assert final_state(swarm, path) == before
     assert len(swarm.context_versions("notes")) == 1
 
@@ -200,7 +203,8 @@ def test_a_worker_that_always_crashes(cli: Cli, swarm: Swarm, tmp_path: Path) ->
     summary = run_plan(cli, path)
     assert summary["done"]
     first = summary["passes"][0]
-    assert first["counts"] == {"dead": 3} and first["findings"] == 0 and first["cited"] == []
+    assert (first["dead"], first["completed"], first["findings"]) == (3, 0, 0)
+    assert swarm.get_synthesis(first["synthesis"]).sources == ()
     dead = swarm.list_tasks(pass_name="audit: Pass 1").items
     assert all("boom" in (t.last_error or "") for t in dead)
 
@@ -284,7 +288,7 @@ exec = "{planner or f"{PY} {tmp_path}/planner.py"}"
 def test_three_passes_static_then_planned(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     path = three_passes(tmp_path)
     summary = run_plan(cli, path)
-    assert summary["done"] and [p["tasks"] for p in summary["passes"]] == [3, 3, 4]
+    assert summary["done"] and [p["posted"] for p in summary["passes"]] == [3, 3, 4]
     state = final_state(swarm, path)
     assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in state.values())
     # the planner wrote 4 tasks, max_tasks = 3 kept the first 3
@@ -350,3 +354,48 @@ def test_budget_reached_mid_pass_then_raised(cli: Cli, swarm: Swarm, tmp_path: P
     assert "claims of max_tasks 4" in out.stdout + out.stderr
     claimed = [t for t in swarm.list_tasks(queue="pipeline.audit3").items if t.attempts]
     assert len(claimed) == 4
+
+
+def test_status_report_and_lineage(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    path = three_passes(tmp_path)
+    run_plan(cli, path)
+    status = cli.json("pipeline", "status", "audit")
+    assert status["done"] and [p["posted"] for p in status["passes"]] == [3, 3, 4]
+    assert status["cost_usd"] == pytest.approx(sum(p["cost_usd"] for p in status["passes"]))
+    assert all(p["wall_s"] is not None and p["synthesis"] for p in status["passes"])
+    human = cli("pipeline", "status", "audit").stdout
+    assert "Pass 3" in human and "done" in human and "question: Where" in human
+    out = tmp_path / "report.md"
+    cli("pipeline", "report", "audit", "--out", str(out))
+    report = out.read_text()
+    plan = load_plan(path)
+    info = swarm.context_info("notes")
+    assert report.startswith("# Pipeline audit") and "**Question:** Where" in report
+    for index in range(3):
+        s = swarm.get_synthesis(synthesis_id(plan, index))
+        assert s.id in report and s.text in report
+        for fid in s.sources:
+            assert f"**[{fid}]**" in report
+    assert "| claude-haiku-4-5 | $0.1000 |" in report  # 10 workers at $0.01
+    assert "| claude-sonnet-4-5 | $0.1500 |" in report  # 3 syntheses at $0.05
+    assert f"| **total** | | | | | ${status['cost_usd']:.4f} |" in report
+    assert cli("pipeline", "report", "audit").stdout == report
+    # lineage of a synthesis reaches every worker and context version behind it
+    s3 = swarm.get_synthesis(synthesis_id(plan, 2))
+    tree = cli.json("lineage", s3.id)
+    assert tree["kind"] == "synthesis" and len(tree["findings"]) == 4
+    for node in tree["findings"]:
+        f = swarm.get_finding(node["id"])
+        assert node["worker"] == f.worker and node["worker"]
+        assert node["context_version"] == info.version and node["context_owner"] == "notes"
+        assert node["task"]["id"] == f.task_id and node["attempt"] == 1
+        assert node["cost_usd"] == 0.01 and node["model"] == "claude-haiku-4-5"
+    text = cli("lineage", s3.id).stdout
+    assert f"context notes@{info.version[:12]}" in text and "attempt 1" in text
+    task_tree = cli.json("lineage", tree["findings"][0]["task"]["id"])
+    assert task_tree["finding"]["id"] == tree["findings"][0]["id"]
+    whole = cli.json("lineage", "audit")
+    assert [p["id"] for p in whole["passes"]] == [synthesis_id(plan, i) for i in range(3)]
+    assert "audit: Pass 1" in cli("lineage", "audit").stdout
+    missing = cli("pipeline", "status", "nope", expect=1)
+    assert "no pipeline 'nope'" in missing.stderr and "swarm pipeline run" in missing.stderr

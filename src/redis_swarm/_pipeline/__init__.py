@@ -2,13 +2,14 @@
 
 - ``plan``: the plan file (TOML), checked whole before anything runs;
 - ``run``: a run of a plan (contexts, then each pass: tasks, the worker pool, the
-  synthesis), resumable after being killed anywhere.
+  synthesis), resumable after being killed anywhere;
+- ``report``: what a pipeline did, read back: status, the Markdown report, lineage.
 """
 
 from __future__ import annotations
 
 from .plan import AgentSpec, ContextSpec, PassSpec, Plan, TaskItem, load_plan, parse_plan
-from .run import PassResult, Pipeline, pass_label, pipeline_queue, synthesis_id, total_usage
+from .run import PassResult, Pipeline, pass_label, pipeline_queue, synthesis_id
 
 __all__ = [
     "AgentSpec",
@@ -23,5 +24,4 @@ __all__ = [
     "pass_label",
     "pipeline_queue",
     "synthesis_id",
-    "total_usage",
 ]

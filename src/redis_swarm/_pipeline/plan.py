@@ -90,6 +90,7 @@ class Plan:
     max_cost_usd: float | None = None
     max_tasks: int | None = None  # tasks claimed over the whole pipeline
     max_attempts: int = 3  # per task
+    text: str = ""  # the plan file as written (stored in the swarm by a run)
 
 
 # --- locating a key in the text
@@ -277,7 +278,7 @@ def _match(base: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     return list(files), empty
 
 
-def _contexts(c: _Checker, value: Any, base: Path) -> tuple[ContextSpec, ...]:
+def _contexts(c: _Checker, value: Any, base: Path | None) -> tuple[ContextSpec, ...]:
     if not isinstance(value, list):
         c.problem(("contexts",), "must be an array of tables ([[contexts]])")
         return ()
@@ -296,7 +297,7 @@ def _contexts(c: _Checker, value: Any, base: Path) -> tuple[ContextSpec, ...]:
         if owner is None or paths is None:
             continue
         owners.add(owner)
-        files, empty = _match(base, paths)
+        files, empty = _match(base, paths) if base is not None else ([], [])
         for pattern in empty:
             c.problem((*where, "paths"), f"{pattern!r} matches no file under {base}")
         out.append(ContextSpec(owner, paths, tuple(files)))
@@ -353,8 +354,10 @@ _TOP = {
 }  # fmt: skip
 
 
-def parse_plan(text: str, path: Path) -> Plan:
-    """Check the plan ``text`` (read from ``path``, against which its paths are resolved)."""
+def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
+    """Check the plan ``text`` (read from ``path``, against which its paths are resolved;
+    without ``match_files`` they are not: a stored plan read back, its contexts' files
+    left empty)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -376,7 +379,7 @@ def parse_plan(text: str, path: Path) -> Plan:
         synthesizer = _agent(c, data["synthesizer"], "synthesizer", pool=False)
     if "planner" in data:
         planner = _agent(c, data["planner"], "planner", pool=False)
-    contexts = _contexts(c, data.get("contexts", []), path.parent)
+    contexts = _contexts(c, data.get("contexts", []), path.parent if match_files else None)
     passes = _passes(c, data.get("passes"), {ctx.owner for ctx in contexts})
     if any(p.planned for p in passes) and "planner" not in data:
         c.problem((), 'a pass has "plan": add a [planner] with its exec command')
@@ -398,6 +401,7 @@ def parse_plan(text: str, path: Path) -> Plan:
         max_cost_usd=max_cost,
         max_tasks=max_tasks,
         max_attempts=max_attempts,
+        text=text,
     )
 
 

@@ -46,13 +46,15 @@ if TYPE_CHECKING:
 __all__ = [
     "PassResult",
     "Pipeline",
+    "findings_of",
     "parse_task_list",
     "pass_label",
     "pipeline_queue",
+    "plan_owner",
     "planner_prompt",
     "synthesis_id",
     "synthesis_prompt",
-    "total_usage",
+    "tasks_of",
 ]
 
 AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
@@ -65,6 +67,11 @@ CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, i
 def pipeline_queue(plan: Plan) -> str:
     """The queue of the pipeline's tasks (one pass at a time is open in it)."""
     return f"pipeline.{plan.name}"
+
+
+def plan_owner(name: str) -> str:
+    """The context owner under which a run stores its plan file (what ``status`` reads)."""
+    return f"pipeline.{name}"
 
 
 def pass_label(plan: Plan, index: int) -> str:
@@ -101,6 +108,30 @@ class PassResult:
         for task in self.tasks:
             out[task.status.value] = out.get(task.status.value, 0) + 1
         return out
+
+
+def tasks_of(swarm: Swarm, label: str) -> list[Task]:
+    """Every task of the pass ``label``."""
+    tasks: list[Task] = []
+    cursor: str | None = None
+    while True:
+        page = swarm.list_tasks(pass_name=label, cursor=cursor, limit=1000)
+        tasks += page.items
+        cursor = page.cursor
+        if cursor is None:
+            return tasks
+
+
+def findings_of(swarm: Swarm, label: str, *, superseded: bool = False) -> list[Finding]:
+    """The findings of the pass ``label`` (with ``superseded``: the late ones too)."""
+    found: list[Finding] = []
+    cursor: str | None = None
+    while True:
+        page = swarm.findings(pass_name=label, cursor=cursor, limit=1000)
+        found += [f for f in page.items if superseded or not f.superseded]
+        cursor = page.cursor
+        if cursor is None:
+            return found
 
 
 class Pipeline:
@@ -161,6 +192,13 @@ class Pipeline:
         return self.results
 
     def publish_contexts(self) -> None:
+        """The plan itself (for ``swarm pipeline status``), then its contexts."""
+        self.swarm.publish_context(
+            plan_owner(self.plan.name),
+            self.plan.text,
+            source=str(self.plan.path)[-200:],
+            media_type="application/toml",
+        )
         for ctx in self.plan.contexts:
             base = self.plan.path.parent
             names = [_relative(f, base) for f in ctx.files]
@@ -249,24 +287,10 @@ class Pipeline:
         return self.swarm.post_tasks(specs)
 
     def _tasks_of(self, label: str) -> list[Task]:
-        tasks: list[Task] = []
-        cursor: str | None = None
-        while True:
-            page = self.swarm.list_tasks(pass_name=label, cursor=cursor, limit=1000)
-            tasks += page.items
-            cursor = page.cursor
-            if cursor is None:
-                return tasks
+        return tasks_of(self.swarm, label)
 
     def _findings_of(self, label: str, *, superseded: bool = False) -> list[Finding]:
-        found: list[Finding] = []
-        cursor: str | None = None
-        while True:
-            page = self.swarm.findings(pass_name=label, cursor=cursor, limit=1000)
-            found += [f for f in page.items if superseded or not f.superseded]
-            cursor = page.cursor
-            if cursor is None:
-                return found
+        return findings_of(self.swarm, label, superseded=superseded)
 
     # --- the budget
 
@@ -586,15 +610,3 @@ def _last_array(text: str) -> list[Any] | None:
 
 def _cost(usage: Usage | None) -> float:
     return 0.0 if usage is None or usage.cost_usd is None else usage.cost_usd
-
-
-def total_usage(usages: list[Usage | None]) -> dict[str, float]:
-    """Cost and tokens added up (what is unknown counts as nothing)."""
-    out = {"cost_usd": 0.0, "tokens_in": 0.0, "tokens_out": 0.0}
-    for u in usages:
-        if u is None:
-            continue
-        out["cost_usd"] += u.cost_usd or 0.0
-        out["tokens_in"] += u.tokens_in or 0
-        out["tokens_out"] += u.tokens_out or 0
-    return out

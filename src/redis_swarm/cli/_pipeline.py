@@ -11,7 +11,10 @@ from typing import Any
 
 import click
 
-from .._pipeline import PassResult, Pipeline, Plan, load_plan, total_usage
+from .._pipeline import Pipeline, Plan, load_plan
+from .._pipeline.report import lineage as lineage_tree
+from .._pipeline.report import lineage_text, read_passes, report_markdown, status_json, stored_plan
+from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import add_row, make_table, print_table, short, signals
 
@@ -98,55 +101,85 @@ def pipeline_run(
     run = Pipeline(app.swarm, plan, say=say, worker_prefix=worker)
     with _signals(run):
         results = run.run()
-    summary = run_json(plan, results, time.monotonic() - started)
+    summary = status_json(plan, read_passes(app.swarm, plan))
+    summary["resumed"] = [r.name for r in results if r.resumed]
     summary["stopped_by"] = run.budget_reason
-    done = len(results) == len(plan.passes) and all(r.synthesis for r in results)
+    summary["duration_s"] = round(time.monotonic() - started, 3)
 
     def human() -> None:
-        table = make_table("pass", "tasks", "completed", "dead", "findings", "synthesis", "cost")
-        for entry in summary["passes"]:
-            counts = entry["counts"]
-            add_row(
-                table, short(entry["name"], 40), entry["tasks"], counts.get("completed", 0),
-                counts.get("dead", 0), entry["findings"], entry["synthesis"],
-                f"${entry['usage']['cost_usd']:.4f}",
-            )  # fmt: skip
-        print_table(app, table)
-        state = "done" if done else "stopped; run it again to resume"
+        _status_table(app, summary)
+        state = "done" if summary["done"] else "stopped; run it again to resume"
         if run.budget_reason:
             state = f"stopped: {run.budget_reason}"
         click.echo(f"pipeline {plan.name}: {state}")
 
     app.emit(summary, human)
-    if not done:
+    if not summary["done"]:
         raise click.exceptions.Exit(1)
 
 
-def run_json(plan: Plan, results: list[PassResult], duration_s: float) -> dict[str, Any]:
-    passes = []
-    for r in results:
-        usages = [f.usage for f in r.findings]
-        if r.synthesis is not None:
-            usages.append(r.synthesis.usage)
-        passes.append(
-            {
-                "name": r.name,
-                "label": r.label,
-                "tasks": len(r.tasks),
-                "counts": r.counts(),
-                "findings": len(r.findings),
-                "synthesis": r.synthesis.id if r.synthesis else None,
-                "cited": list(r.synthesis.sources) if r.synthesis else [],
-                "resumed": r.resumed,
-                "usage": total_usage(usages),
-            }
-        )
-    return {
-        "pipeline": plan.name,
-        "done": len(results) == len(plan.passes) and all(r.synthesis for r in results),
-        "passes": passes,
-        "duration_s": round(duration_s, 3),
-    }
+def _status_table(app: App, status: dict[str, Any]) -> None:
+    table = make_table(
+        "pass", "posted", "completed", "dead", "findings", "synthesis", "cost", "tokens in/out",
+        "wall",
+    )  # fmt: skip
+    for p in status["passes"]:
+        wall = f"{p['wall_s']:.1f}s" if p["wall_s"] is not None else None
+        add_row(
+            table, short(p["name"], 40), p["posted"], p["completed"], p["dead"], p["findings"],
+            p["synthesis"], f"${p['cost_usd']:.4f}", f"{p['tokens_in']:,}/{p['tokens_out']:,}",
+            wall,
+        )  # fmt: skip
+    print_table(app, table)
+
+
+@pipeline.command("status")
+@click.argument("name")
+@json_option
+@pass_app
+def pipeline_status(app: App, name: str) -> None:
+    """Per pass of pipeline NAME: tasks posted, completed, dead; findings; the synthesis;
+    cost, tokens in and out, wall time."""
+    plan = stored_plan(app.swarm, name)
+    status = status_json(plan, read_passes(app.swarm, plan))
+
+    def human() -> None:
+        if plan.question:
+            click.echo(f"question: {plan.question}")
+        _status_table(app, status)
+        state = "done" if status["done"] else "not finished"
+        click.echo(f"pipeline {name}: {state}, ${status['cost_usd']:.4f} so far")
+
+    app.emit(status, human)
+
+
+@pipeline.command("report")
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here.")
+@pass_app
+def pipeline_report(app: App, name: str, out: Path | None) -> None:
+    """The Markdown report of pipeline NAME: each pass's synthesis with its citations
+    resolved to findings (summary, worker, model, sources), dead tasks, cost per pass and
+    per model."""
+    plan = stored_plan(app.swarm, name)
+    text = report_markdown(plan, read_passes(app.swarm, plan))
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
+@main.command(short_help="The lineage of a synthesis, finding, task or pipeline.")
+@click.argument("ident", metavar="ID")
+@json_option
+@pass_app
+def lineage(app: App, ident: str) -> None:
+    """The tree behind ID: a synthesis (s-...) -> its cited findings -> each one's task,
+    worker, model, attempt, context owner and version, cost; a finding (f-...) or task
+    (t-...) the same from there; a pipeline's name: its passes' syntheses."""
+    tree = lineage_tree(app.swarm, ident)
+    app.emit(tree, lambda: click.echo("\n".join(printable(line) for line in lineage_text(tree))))
 
 
 @contextmanager

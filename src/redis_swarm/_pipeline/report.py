@@ -1,0 +1,308 @@
+"""What a pipeline did, read back from the swarm: per pass status, the Markdown report, and
+the lineage of a synthesis, finding or task (which worker, model, attempt, context version
+and cost stand behind each claim)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import NotFound
+from .._models import Finding, Synthesis, Task, TaskStatus, Usage, iso, now_ms
+from .plan import Plan, parse_plan
+from .run import (
+    PassResult,
+    findings_of,
+    pass_label,
+    plan_owner,
+    synthesis_id,
+    tasks_of,
+)
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = ["lineage", "read_passes", "report_markdown", "status_json", "stored_plan"]
+
+
+def stored_plan(swarm: Swarm, name: str) -> Plan:
+    """The plan the last run of pipeline ``name`` stored in the swarm."""
+    owner = plan_owner(name)
+    try:
+        info = swarm.context_info(owner)
+    except NotFound:
+        raise NotFound(
+            f"no pipeline {name!r} in swarm {swarm.name!r}: start it with "
+            "swarm pipeline run PLAN.toml"
+        ) from None
+    text = swarm.get_context(owner, info.version)
+    return parse_plan(text, Path(info.source or f"{name}.toml"), match_files=False)
+
+
+def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
+    """Every pass of ``plan`` as the swarm holds it (tasks, findings, synthesis)."""
+    out = []
+    for index, spec in enumerate(plan.passes):
+        label = pass_label(plan, index)
+        result = PassResult(spec.name, label, tasks_of(swarm, label), findings_of(swarm, label))
+        with contextlib.suppress(NotFound):
+            result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
+        out.append(result)
+    return out
+
+
+def _add(total: dict[str, float], usage: Usage | None) -> None:
+    if usage is None:
+        return
+    total["cost_usd"] += usage.cost_usd or 0.0
+    total["tokens_in"] += usage.tokens_in or 0
+    total["tokens_out"] += usage.tokens_out or 0
+
+
+def _zero() -> dict[str, float]:
+    return {"cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0}
+
+
+def _records(result: PassResult) -> list[Finding | Synthesis]:
+    records: list[Finding | Synthesis] = list(result.findings)
+    if result.synthesis is not None:
+        records.append(result.synthesis)
+    return records
+
+
+def pass_status(result: PassResult) -> dict[str, Any]:
+    """One pass at a glance: tasks posted / completed / dead, findings, the synthesis, cost,
+    tokens in and out, wall time (first task posted to synthesis, or to now)."""
+    usage = _zero()
+    for record in _records(result):
+        _add(usage, record.usage)
+    started = min((t.created_at for t in result.tasks), default=None)
+    ended = result.synthesis.created_at if result.synthesis else (now_ms() if started else None)
+    counts = result.counts()
+    return {
+        "name": result.name,
+        "label": result.label,
+        "posted": len(result.tasks),
+        "completed": counts.get("completed", 0),
+        "dead": counts.get("dead", 0),
+        "open": sum(n for s, n in counts.items() if not TaskStatus(s).settled),
+        "findings": len(result.findings),
+        "synthesis": result.synthesis.id if result.synthesis else None,
+        "cost_usd": round(usage["cost_usd"], 6),
+        "tokens_in": int(usage["tokens_in"]),
+        "tokens_out": int(usage["tokens_out"]),
+        "wall_s": round((ended - started) / 1000, 3) if started and ended else None,
+    }
+
+
+def by_model(results: list[PassResult]) -> dict[str, dict[str, float]]:
+    """Cost and tokens per model, over findings and syntheses: Claude's per-model figures
+    where the CLI gave them, else the record's model (``unknown`` when none is known)."""
+    out: dict[str, dict[str, float]] = {}
+    for result in results:
+        for record in _records(result):
+            usage = record.usage
+            if usage is not None and usage.models:
+                for model, figures in usage.models.items():
+                    entry = out.setdefault(model, _zero())
+                    for key in entry:
+                        entry[key] += figures.get(key, 0.0)
+            elif usage is not None:
+                _add(out.setdefault(record.model or "unknown", _zero()), usage)
+    return out
+
+
+def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
+    passes = [pass_status(r) for r in results]
+    total = _zero()
+    for p in passes:
+        for key in total:
+            total[key] += p[key]
+    done = all(p["synthesis"] for p in passes)
+    return {
+        "pipeline": plan.name,
+        "question": plan.question,
+        "done": done,
+        "passes": passes,
+        "cost_usd": round(total["cost_usd"], 6),
+        "tokens_in": int(total["tokens_in"]),
+        "tokens_out": int(total["tokens_out"]),
+        "by_model": by_model(results),
+    }
+
+
+# --- the report
+
+
+def _money(value: float) -> str:
+    return f"${value:.4f}"
+
+
+def _finding_line(f: Finding, task: Task | None) -> str:
+    parts = [f"worker {f.worker or '?'}", f"model {f.model or '?'}"]
+    if task is not None:
+        parts.append(f"task {task.id} ({task.description[:80]})")
+    if f.usage is not None and f.usage.cost_usd is not None:
+        parts.append(_money(f.usage.cost_usd))
+    sources = f"; sources: {', '.join(f.sources[:10])}" if f.sources else ""
+    return f"- **[{f.id}]** {f.summary}  \n  {', '.join(parts)}{sources}"
+
+
+def report_markdown(plan: Plan, results: list[PassResult]) -> str:
+    """The pipeline as Markdown: the question, each pass's synthesis with its citations
+    resolved to findings, dead tasks with their reasons, cost per pass and per model."""
+    status = status_json(plan, results)
+    lines = [f"# Pipeline {plan.name}", ""]
+    if plan.question:
+        lines += [f"**Question:** {plan.question}", ""]
+    for result, row in zip(results, status["passes"], strict=True):
+        lines += [f"## {result.name}", ""]
+        tasks = {t.id: t for t in result.tasks}
+        findings = {f.id: f for f in result.findings}
+        s = result.synthesis
+        if s is None:
+            lines += [
+                f"Not synthesised yet ({row['completed']} of {row['posted']} tasks done).",
+                "",
+            ]
+        else:
+            cost = f", {_money(s.usage.cost_usd)}" if s.usage and s.usage.cost_usd else ""
+            lines += [f"Synthesis `{s.id}` (model {s.model or '?'}{cost}):", "", s.text, ""]
+            if s.sources:
+                lines += ["### Cited findings", ""]
+                for fid in s.sources:
+                    f = findings.get(fid)
+                    if f is not None:
+                        lines.append(_finding_line(f, tasks.get(f.task_id)))
+                lines.append("")
+        dead = [t for t in result.tasks if t.status is TaskStatus.DEAD]
+        if dead:
+            lines += ["### Dead tasks", ""]
+            for t in dead:
+                why = t.dead_reason or t.last_error or "no reason recorded"
+                lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}")
+            lines.append("")
+    lines += ["## Cost", "", "| pass | tasks | completed | dead | findings | cost | tokens in | "
+              "tokens out | wall time |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in status["passes"]:
+        wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else ""
+        lines.append(
+            f"| {row['name']} | {row['posted']} | {row['completed']} | {row['dead']} | "
+            f"{row['findings']} | {_money(row['cost_usd'])} | {row['tokens_in']:,} | "
+            f"{row['tokens_out']:,} | {wall} |"
+        )
+    lines.append(
+        f"| **total** | | | | | {_money(status['cost_usd'])} | {status['tokens_in']:,} | "
+        f"{status['tokens_out']:,} | |"
+    )
+    lines += ["", "| model | cost | tokens in | tokens out |", "|---|---|---|---|"]
+    for model, entry in sorted(status["by_model"].items()):
+        lines.append(
+            f"| {model} | {_money(entry['cost_usd'])} | {int(entry['tokens_in']):,} | "
+            f"{int(entry['tokens_out']):,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- lineage
+
+
+def _finding_node(swarm: Swarm, f: Finding) -> dict[str, Any]:
+    node: dict[str, Any] = {
+        "kind": "finding",
+        "id": f.id,
+        "summary": f.summary,
+        "worker": f.worker,
+        "model": f.model,
+        "attempt": f.token,
+        "context_owner": f.shard,
+        "context_version": f.context_version,
+        "cost_usd": f.usage.cost_usd if f.usage else None,
+        "sources": list(f.sources),
+    }
+    with contextlib.suppress(NotFound):
+        t = swarm.get_task(f.task_id)
+        node["task"] = {
+            "id": t.id, "description": t.description, "pass": t.pass_name, "queue": t.queue,
+            "attempts": t.attempts, "status": t.status.value,
+        }  # fmt: skip
+    return node
+
+
+def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
+    """The tree behind a synthesis (``s-``), finding (``f-``) or task (``t-``) id, or a
+    pipeline's name: synthesis -> cited findings -> task, worker, model, attempt, context
+    owner and version, cost."""
+    if ident.startswith("s-"):
+        s = swarm.get_synthesis(ident)
+        cited = []
+        for fid in s.sources:
+            try:
+                cited.append(_finding_node(swarm, swarm.get_finding(fid)))
+            except NotFound:
+                cited.append({"kind": "finding", "id": fid, "missing": True})
+        return {
+            "kind": "synthesis", "id": s.id, "pass": s.pass_name, "shard": s.shard,
+            "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
+            "created": iso(s.created_at), "findings": cited,
+        }  # fmt: skip
+    if ident.startswith("f-"):
+        return _finding_node(swarm, swarm.get_finding(ident))
+    if ident.startswith("t-"):
+        t = swarm.get_task(ident)
+        node: dict[str, Any] = {
+            "kind": "task", "id": t.id, "description": t.description, "pass": t.pass_name,
+            "status": t.status.value, "attempts": t.attempts, "worker": t.worker,
+            "context_owner": t.parent, "dead_reason": t.dead_reason,
+        }  # fmt: skip
+        if t.finding_id:
+            node["finding"] = _finding_node(swarm, swarm.get_finding(t.finding_id))
+        return node
+    plan = stored_plan(swarm, ident)
+    return {
+        "kind": "pipeline",
+        "id": plan.name,
+        "passes": [
+            lineage(swarm, r.synthesis.id) if r.synthesis else {"kind": "pass", "id": r.label}
+            for r in read_passes(swarm, plan)
+        ],
+    }
+
+
+def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
+    """The lineage tree as indented lines."""
+    pad = "  " * depth
+    kind = node.get("kind")
+    if kind == "pipeline":
+        lines = [f"{pad}pipeline {node['id']}"]
+    elif kind == "synthesis":
+        cost = f", ${node['cost_usd']:.4f}" if node.get("cost_usd") is not None else ""
+        lines = [
+            f"{pad}synthesis {node['id']} ({node['pass']}, model {node['model'] or '?'}{cost})"
+        ]
+    elif kind == "finding":
+        if node.get("missing"):
+            return [f"{pad}finding {node['id']} (missing)"]
+        cost = f", ${node['cost_usd']:.4f}" if node.get("cost_usd") is not None else ""
+        version = (node.get("context_version") or "?")[:12]
+        lines = [
+            f"{pad}finding {node['id']}: {node['summary'][:80]}",
+            f"{pad}  worker {node['worker'] or '?'}, model {node['model'] or '?'}, attempt "
+            f"{node['attempt'] or '?'}, context {node['context_owner'] or '-'}@{version}{cost}",
+        ]
+        task = node.get("task")
+        if task:
+            lines.append(f"{pad}  task {task['id']} ({task['status']}): {task['description'][:80]}")
+    elif kind == "task":
+        lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "
+                 f"{node['description'][:80]}"]  # fmt: skip
+        if node.get("dead_reason"):
+            lines.append(f"{pad}  dead: {node['dead_reason'][:160]}")
+    else:
+        lines = [f"{pad}pass {node['id']}: not synthesised yet"]
+    for child in (*node.get("passes", ()), *node.get("findings", ())):
+        lines += lineage_text(child, depth + 1)
+    if kind == "task" and node.get("finding"):
+        lines += lineage_text(node["finding"], depth + 1)
+    return lines
