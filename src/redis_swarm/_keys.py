@@ -16,7 +16,16 @@ import hashlib
 
 from ._validate import check_swarm_name
 
-__all__ = ["ASK_PREFIX", "ASSIST_QUEUE", "PREFIX", "Keys", "ask_queue", "chunk_key", "label_id"]
+__all__ = [
+    "ASK_PREFIX",
+    "ASSIST_QUEUE",
+    "PREFIX",
+    "Keys",
+    "ask_queue",
+    "chunk_key",
+    "is_ask_queue",
+    "label_id",
+]
 
 PREFIX = "rs"
 
@@ -31,6 +40,11 @@ ASSIST_QUEUE = "assist"
 def ask_queue(owner: str) -> str:
     """The queue name of the questions asked of ``owner`` (``swarm ask`` / ``swarm serve``)."""
     return ASK_PREFIX + owner
+
+
+def is_ask_queue(queue: str) -> bool:
+    """True for a queue of questions: an owner's ask queue, or the peer-assist queue."""
+    return queue.startswith(ASK_PREFIX) or queue == ASSIST_QUEUE
 
 
 def label_id(label: str) -> str:

@@ -330,14 +330,18 @@ class Answer(Record):
     usage: Usage | None = None
 
 
+QUESTION_KIND = "question"  # the data of a question task: {"kind": "question", ...}
+ANSWER_KIND = "answer"  # an answer is a finding whose extra has {"kind": "answer", ...}
+
+
 def answer_fields(question: Task) -> dict[str, Any]:
     """What makes a finding the answer to ``question`` (``kind``, and the asker's task when
     the question names one); {} when the task is no question (``Swarm.ask`` posts questions
     with data ``{"kind": "question", ...}``)."""
     data = question.data if isinstance(question.data, dict) else {}
-    if data.get("kind") != "question":
+    if data.get("kind") != QUESTION_KIND:
         return {}
-    fields: dict[str, Any] = {"kind": "answer"}
+    fields: dict[str, Any] = {"kind": ANSWER_KIND}
     if isinstance(data.get("asker_task"), str):
         fields["asker_task"] = data["asker_task"]
     return fields

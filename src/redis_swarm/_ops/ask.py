@@ -18,7 +18,16 @@ from typing import Any
 
 from .._errors import InvalidState, NotFound, PayloadTooLarge, Timeout, ValidationError
 from .._keys import ASSIST_QUEUE, ask_queue
-from .._models import Answer, Finding, Task, TaskStatus, Usage, answer_fields
+from .._models import (
+    ANSWER_KIND,
+    QUESTION_KIND,
+    Answer,
+    Finding,
+    Task,
+    TaskStatus,
+    Usage,
+    answer_fields,
+)
 from .._protocol import Batch, Cmd, OpContext, Operation
 from .._validate import check_name
 from . import findings as finding_ops
@@ -70,7 +79,7 @@ def _resolve_target(ctx: OpContext, target: str) -> Operation[str]:
 
 def _question_data(data: object, asker: str | Task | None, target: str) -> dict[str, Any]:
     """The question task's data: who asks, for which task, and the asker's own data."""
-    body: dict[str, Any] = {"kind": "question", "target": target}
+    body: dict[str, Any] = {"kind": QUESTION_KIND, "target": target}
     if isinstance(asker, Task):
         body["asker_task"] = asker.id
         if asker.worker:
@@ -292,7 +301,7 @@ def answer(
     question = yield from task_ops.get_task(ctx, question_id)
     first = text.strip().splitlines()[0]
     summary = first if len(first) <= finding_ops.MAX_SUMMARY_CHARS else first[:1999] + "…"
-    finding: dict[str, Any] = {**(extra or {}), "summary": summary, "kind": "answer"}
+    finding: dict[str, Any] = {**(extra or {}), "summary": summary, "kind": ANSWER_KIND}
     finding.update(answer_fields(question))
     if summary != text.strip():
         finding["details"] = text

@@ -9,11 +9,22 @@ Every part is bounded, so a snapshot costs a few round trips whatever the number
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._client import AsyncSwarm
 from .._errors import NotFound
-from .._models import Agent, ContextInfo, Finding, PassProgress, Record, Synthesis, Task, now_ms
+from .._keys import is_ask_queue
+from .._models import (
+    ANSWER_KIND,
+    Agent,
+    ContextInfo,
+    Finding,
+    PassProgress,
+    Record,
+    Synthesis,
+    Task,
+    now_ms,
+)
 
 __all__ = ["PassProgress", "Snapshot", "snapshot"]
 
@@ -36,6 +47,9 @@ class Snapshot(Record):
     totals: dict[str, int]
     # The ids of the records among the newest that are stored unreadable (left out above).
     corrupt: tuple[str, ...] = ()
+    # Ask and answer: the queues of questions (ask.OWNER, assist) and the newest answers.
+    questions: dict[str, dict[str, int]] = field(default_factory=dict)
+    answers: tuple[Finding, ...] = ()
 
 
 async def snapshot(
@@ -66,6 +80,8 @@ async def snapshot(
         contexts=tuple(info for owner in versions for info in owner),
         totals={"agents": status.agents.total, "alive": status.agents.alive, **status.totals},
         corrupt=recent.corrupt,
+        questions={q: c for q, c in status.queues.items() if is_ask_queue(q)},
+        answers=tuple(f for f in recent.findings if f.extra.get("kind") == ANSWER_KIND),
     )
 
 

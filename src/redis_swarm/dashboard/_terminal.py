@@ -33,6 +33,7 @@ def render(snap: Snapshot, *, width: int = 100, findings: int = 8) -> Renderable
         head = [queues, Text(), passes]
     sections = [
         _agents(snap),
+        *_questions(snap),
         _findings(snap, findings),
         _syntheses(snap),
         _dead(snap),
@@ -83,7 +84,17 @@ def _table(title: str, *columns: str, expand: bool = False) -> Table:
         padding=(0, 2, 0, 0),
     )
     for column in columns:
-        numeric = column in ("pending", "claimed", "done", "dead", "size", "tokens", "tries")
+        numeric = column in (
+            "pending",
+            "claimed",
+            "done",
+            "dead",
+            "size",
+            "tokens",
+            "tries",
+            "open",
+            "answered",
+        )
         table.add_column(
             column,
             justify="right" if numeric else "left",
@@ -186,6 +197,22 @@ def _findings(snap: Snapshot, limit: int) -> RenderableType:
         )
         _row(table, f.summary, f.worker or "-", sources, _ago(snap, f.created_at))
     return table
+
+
+def _questions(snap: Snapshot) -> list[RenderableType]:
+    """Questions asked (swarm ask) and who answered: shown once a question was asked."""
+    if not snap.questions:
+        return []
+    table = _table("Questions", "asked of", "open", "answered", "dead")
+    for queue, c in snap.questions.items():
+        waiting = c.get("pending", 0) + c.get("delayed", 0) + c.get("claimed", 0)
+        _row(table, queue, str(waiting), str(c.get("completed", 0)), _dead_n(c))
+    if not snap.answers:
+        return [table]
+    answers = _table("Answers (newest)", "summary", "answered by", "queue", "when", expand=True)
+    for f in snap.answers[:5]:
+        _row(answers, f.summary, f.worker or "-", f.queue or "-", _ago(snap, f.created_at))
+    return [table, Text(), answers]
 
 
 def _syntheses(snap: Snapshot) -> RenderableType:

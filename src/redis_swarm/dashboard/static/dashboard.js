@@ -158,6 +158,7 @@
     renderSyntheses(snap.syntheses);
     renderContexts(snap.contexts);
     renderDead(snap.dead);
+    renderQuestions(snap.questions || {}, snap.answers || []);
     setText("updated", "updated " + clock(snap.at));
   }
 
@@ -173,6 +174,26 @@
       { label: "done", num: true, cell: (r) => r.c.completed || 0 },
       { label: "dead", num: true, cell: (r) => r.c.dead || 0 },
     ], rows, (r) => r.name, false), "no queue yet: post a task with swarm task post");
+  }
+
+  // Questions asked with swarm ask (queues ask.OWNER and assist), and who answered the newest.
+  function renderQuestions(questions, answers) {
+    const rows = Object.entries(questions).map(([name, c]) => ({ name, c }));
+    const open = (c) => (c.pending || 0) + (c.delayed || 0) + (c.claimed || 0);
+    setText("c-questions", rows.length ? rows.reduce((n, r) => n + open(r.c), 0) + " open" : "");
+    const asked = table([
+      { label: "asked of", cls: "mono", cell: (r) => r.name },
+      { label: "open", num: true, cell: (r) => open(r.c) },
+      { label: "answered", num: true, cell: (r) => r.c.completed || 0 },
+      { label: "dead", num: true, cell: (r) => r.c.dead || 0 },
+    ], rows, (r) => r.name, false);
+    const answered = table([
+      { label: "answer", cls: "clip", cell: (f) => short(f.summary, 120), title: (f) => f.summary },
+      { label: "by", cls: "mono", cell: (f) => f.worker },
+      { label: "when", cell: (f) => stamp(f.created_at) },
+    ], answers.slice(0, 5), (f) => f.id);
+    if (!asked) { fill("questions", null, "no question yet: swarm ask OWNER \"...\""); return; }
+    $("questions").replaceChildren(...[asked, answered].filter(Boolean));
   }
 
   function renderPasses(passes) {
