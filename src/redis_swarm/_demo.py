@@ -22,6 +22,7 @@ from typing import Any
 
 from ._client import Swarm
 from ._config import Settings, swarm_from_env
+from ._models import Finding
 from .roles import MemoryShard, Worker
 
 __all__ = ["CORPUS_NAME", "DemoResult", "corpus_text", "run_demo", "work_one_task"]
@@ -164,6 +165,39 @@ def run_demo(
     say(f"tasks      posted {len(result.tasks)} research tasks to '{queue}' in {_ms(t):.1f} ms")
 
     t = time.perf_counter()
+    result.workers = _run_workers(settings, queue, workers, env, say)
+    result.timings_ms["workers"] = _ms(t)
+
+    t = time.perf_counter()
+    stats = swarm.wait(pass_name=pass_name, timeout_s=60)
+    findings = shard.findings(pass_name=pass_name)
+    result.findings = [f.to_dict() for f in findings]
+    settled = ", ".join(f"{n} {status}" for status, n in stats.items() if n)
+    say(f"collect    {len(findings)} findings for '{pass_name}' ({settled}) in {_ms(t):.1f} ms")
+    for f in findings:
+        say(f"  finding  {f.id}: {f.summary[:110]}")
+
+    t = time.perf_counter()
+    text = _synthesis_text(pass_name, findings)
+    synthesis = shard.synthesize(pass_name, text, [f.id for f in findings])
+    result.synthesis_id, result.synthesis = synthesis.id, text
+    result.timings_ms["synthesize"] = _ms(t)
+    say(f"synthesis  {synthesis.id} cites {len(findings)} findings ({_ms(t):.1f} ms)")
+    result.timings_ms["total"] = _ms(t0)
+    say(f"done       Pass 1 in {_ms(t0) / 1000:.2f} s: workers forgot everything, Redis kept it")
+    swarm.deregister(shard.agent_id)
+    swarm.close()
+    return result
+
+
+def _run_workers(
+    settings: Settings,
+    queue: str,
+    workers: int,
+    env: dict[str, str] | None,
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Start ``workers`` separate worker processes on ``queue`` and collect their reports."""
     child_env = {**os.environ, **(env or {})}
     child_env["SWARM_URL"] = settings.render_url(mask=False)
     child_env["SWARM_NAME"] = settings.swarm
@@ -178,6 +212,7 @@ def run_demo(
         for _ in range(workers)
     ]
     say(f"workers    started {workers} separate worker processes")
+    reports: list[dict[str, Any]] = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         if proc.returncode != 0:
@@ -186,25 +221,18 @@ def run_demo(
         report = json.loads(line)
         if report is None:
             continue
-        result.workers.append(report)
+        reports.append(report)
         say(
             f"  worker   pid {report['pid']} claimed {report['task']} in {report['claim_ms']} ms, "
             f"read the context in {report['context_ms']} ms, found {report['matches']} lines, "
             f"reported {report['finding']} and exited"
         )
-    result.timings_ms["workers"] = _ms(t)
+    return reports
 
-    t = time.perf_counter()
-    stats = swarm.wait(pass_name=pass_name, timeout_s=60)
-    findings = shard.findings(pass_name=pass_name)
-    result.findings = [f.to_dict() for f in findings]
-    settled = ", ".join(f"{n} {status}" for status, n in stats.items() if n)
-    say(f"collect    {len(findings)} findings for '{pass_name}' ({settled}) in {_ms(t):.1f} ms")
-    for f in findings:
-        say(f"  finding  {f.id}: {f.summary[:110]}")
 
-    t = time.perf_counter()
-    text = "\n".join(
+def _synthesis_text(pass_name: str, findings: list[Finding]) -> str:
+    """The shard's synthesis: one line per finding, citing it."""
+    return "\n".join(
         [f"Synthesis of {pass_name}: {len(findings)} workers searched {CORPUS_NAME}."]
         + [
             f"- {(f.extra or {}).get('query', f.task_id)} -> {f.summary[:160]} "
@@ -212,15 +240,6 @@ def run_demo(
             for f in findings
         ]
     )
-    synthesis = shard.synthesize(pass_name, text, [f.id for f in findings])
-    result.synthesis_id, result.synthesis = synthesis.id, text
-    result.timings_ms["synthesize"] = _ms(t)
-    say(f"synthesis  {synthesis.id} cites {len(findings)} findings ({_ms(t):.1f} ms)")
-    result.timings_ms["total"] = _ms(t0)
-    say(f"done       Pass 1 in {_ms(t0) / 1000:.2f} s: workers forgot everything, Redis kept it")
-    swarm.deregister(shard.agent_id)
-    swarm.close()
-    return result
 
 
 def _ms(start: float) -> float:
