@@ -173,3 +173,16 @@ def test_swarm_pipeline_check(tmp_path: Path) -> None:
     path.write_text(EXAMPLE.replace("concurrency = 4", "concurrency = 0"))
     out = cli("pipeline", "check", str(path), expect=1)
     assert "plan.toml:6: workers.concurrency: must be a whole number from 1" in out.stderr
+
+
+def test_the_plans_of_the_docs_are_valid(tmp_path: Path) -> None:
+    import re
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "pipeline.md"
+    blocks = re.findall(r"```toml\n(.*?)```", docs.read_text(), re.S)
+    assert len(blocks) == 3  # the reference, Claude Code, Codex
+    for n, block in enumerate(blocks):
+        base = tmp_path / str(n)
+        base.mkdir()
+        plan = load_plan(write(base, block))
+        assert plan.passes and plan.workers.exec
