@@ -26,16 +26,7 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
     if isinstance(exc, e.SwarmError):
         return exc
     if isinstance(exc, UnicodeEncodeError):
-        # Raised while encoding a request, before anything is sent: nothing was stored.
-        bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else "?"
-        around = (
-            exc.object[max(0, exc.start - 20) : exc.start] if isinstance(exc.object, str) else ""
-        )
-        return e.ValidationError(
-            f"a text holds {bad!r} after {around!r}, which is not valid Unicode (a lone "
-            "surrogate, often from bytes decoded with errors='surrogateescape'): fix the text, "
-            "e.g. with .encode('utf-8', 'replace').decode()"
-        )
+        return _not_unicode(exc)
     text = str(exc).strip()
     if (
         isinstance(exc, rex.NoPermissionError)
@@ -53,18 +44,7 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
             f"authentication failed on {where}: check the user name and password in the URL"
         )
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
-        tls = _tls_problem(text, where)
-        if tls is not None:
-            return e.ConnectionFailed(tls)
-        if "reset by peer" in text and where.startswith("redis://"):
-            return e.ConnectionFailed(
-                f"the server at {where} closed the connection ({text}): if it only speaks TLS "
-                "(tls-port), use rediss:// with ssl_ca_certs"
-            )
-        return e.ConnectionFailed(
-            f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
-            "check that the server runs and the URL is right ('swarm doctor' tells more)"
-        )
+        return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
         return e.ConnectionFailed(
             f"the server at {where} does not speak Redis ({text}): check the host and port"
@@ -86,6 +66,33 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
                 f"Redis at {where} is a read-only replica: point the URL at the master"
             )
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+def _not_unicode(exc: UnicodeEncodeError) -> e.ValidationError:
+    """Raised while encoding a request, before anything is sent: nothing was stored."""
+    bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else "?"
+    around = exc.object[max(0, exc.start - 20) : exc.start] if isinstance(exc.object, str) else ""
+    return e.ValidationError(
+        f"a text holds {bad!r} after {around!r}, which is not valid Unicode (a lone "
+        "surrogate, often from bytes decoded with errors='surrogateescape'): fix the text, "
+        "e.g. with .encode('utf-8', 'replace').decode()"
+    )
+
+
+def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFailed:
+    """A connection that failed or timed out: TLS trouble named, else what to check."""
+    tls = _tls_problem(text, where)
+    if tls is not None:
+        return e.ConnectionFailed(tls)
+    if "reset by peer" in text and where.startswith("redis://"):
+        return e.ConnectionFailed(
+            f"the server at {where} closed the connection ({text}): if it only speaks TLS "
+            "(tls-port), use rediss:// with ssl_ca_certs"
+        )
+    return e.ConnectionFailed(
+        f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
+        "check that the server runs and the URL is right ('swarm doctor' tells more)"
+    )
 
 
 _SSL_DETAIL = re.compile(r"certificate verify failed: (.*?)\.? \(_ssl\.c")
