@@ -218,28 +218,9 @@ def install(
             budget=budget,
             server_name=server_name,
         )
-    target: Path | None = None
-    config: object
-    if client == "claude":
-        argv = claude_command(spec, scope=scope or "user")
-        config, text = argv, shell_line(argv)
-    elif client == "codex":
-        target = target_path("codex")
-        config = text = codex_toml(spec)
-    else:
-        data = gemini_settings(spec) if client == "gemini" else mcp_json(spec)
-        target = target_path(client, scope=scope or "project")
-        config, text = data, dumps(data) if app.json else _pretty(data)
-
+    config, text, target = _client_config(client, spec, scope, as_json=app.json)
     if write:
-        if client == "claude":
-            _claude_add(_with_token(argv, spec), spec.name, scope or "user")
-        elif client == "codex":
-            assert target is not None
-            merge_toml(target, f"mcp_servers.{spec.name}", text)
-        else:
-            assert target is not None and isinstance(config, dict)
-            merge_json(target, config)
+        _write_config(client, spec, scope, config, text, target)
     where = "run it in a shell" if target is None else f"goes in {target}"
     done = "done" if write else where
     if app.json:
@@ -256,6 +237,43 @@ def install(
         return
     click.echo(f"# {client}: {done}" + (f" ({target})" if write and target else ""), err=True)
     click.echo(text.rstrip("\n"))
+
+
+def _client_config(
+    client: Client, spec: LaunchSpec | RemoteSpec, scope: str | None, *, as_json: bool
+) -> tuple[object, str, Path | None]:
+    """What makes CLIENT use ``spec``: the config (claude: the command's argv), its text, and
+    the file it goes in (None: a command to run)."""
+    if client == "claude":
+        argv = claude_command(spec, scope=scope or "user")
+        return argv, shell_line(argv), None
+    if client == "codex":
+        target = target_path("codex")
+        toml = codex_toml(spec)
+        return toml, toml, target
+    data = gemini_settings(spec) if client == "gemini" else mcp_json(spec)
+    target = target_path(client, scope=scope or "project")
+    return data, dumps(data) if as_json else _pretty(data), target
+
+
+def _write_config(
+    client: Client,
+    spec: LaunchSpec | RemoteSpec,
+    scope: str | None,
+    config: object,
+    text: str,
+    target: Path | None,
+) -> None:
+    """Install what ``_client_config`` made: run ``claude mcp add``, or merge the file."""
+    if client == "claude":
+        assert isinstance(config, list)
+        _claude_add(_with_token(config, spec), spec.name, scope or "user")
+    elif client == "codex":
+        assert target is not None
+        merge_toml(target, f"mcp_servers.{spec.name}", text)
+    else:
+        assert target is not None and isinstance(config, dict)
+        merge_json(target, config)
 
 
 def _pretty(data: object) -> str:
