@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -9,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from ..._models import dumps
+from ..._models import SearchHit, dumps
 from ..._ops._textview import MAX_AROUND, MAX_HITS
 from ..._validate import check_name
 from .._budget import clip, encode_cursor
@@ -144,6 +145,7 @@ class ContextTools(ToolsBase):
             header["next"] = "this is the end of the context"
         return self._result(header, part.text)
 
+    # Long for its signature: one annotated parameter is one field of the tool's schema.
     @tool(roles=EVERYONE, read_only=True)
     async def search_context(
         self,
@@ -194,14 +196,7 @@ class ContextTools(ToolsBase):
             version=version,
         )
         session.read_versions[owner] = version
-        blocks: list[str] = []
-        used = 0
-        for hit in hits[skip : skip + max_hits]:
-            block = clip(render_hit(hit), self.budget.body_chars, "narrow `around`")
-            if blocks and used + len(block) + 3 > self.budget.body_chars:
-                break
-            blocks.append(block)
-            used += len(block) + 3
+        blocks = self._hit_blocks(hits[skip : skip + max_hits])
         end = skip + len(blocks)
         header: dict[str, Any] = {
             "owner": owner,
@@ -223,6 +218,18 @@ class ContextTools(ToolsBase):
         elif not blocks:
             header["next"] = "no match: try another pattern, or regex=true"
         return self._result(header, "\n--\n".join(blocks))
+
+    def _hit_blocks(self, hits: Sequence[SearchHit]) -> list[str]:
+        """The first of ``hits``, rendered, that fit one result (each cut to fit alone)."""
+        blocks: list[str] = []
+        used = 0
+        for hit in hits:
+            block = clip(render_hit(hit), self.budget.body_chars, "narrow `around`")
+            if blocks and used + len(block) + 3 > self.budget.body_chars:  # 3: the "--" line
+                break
+            blocks.append(block)
+            used += len(block) + 3
+        return blocks
 
     @tool(roles=SHARD)
     async def publish_context(
