@@ -4,6 +4,7 @@ refused whole, each problem with its key and line."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -176,8 +177,6 @@ def test_swarm_pipeline_check(tmp_path: Path) -> None:
 
 
 def test_the_plans_of_the_docs_are_valid(tmp_path: Path) -> None:
-    import re
-
     docs = Path(__file__).resolve().parent.parent / "docs" / "pipeline.md"
     blocks = re.findall(r"```toml\n(.*?)```", docs.read_text(), re.S)
     assert len(blocks) == 3  # the reference, Claude Code, Codex

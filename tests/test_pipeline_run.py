@@ -399,3 +399,24 @@ def test_status_report_and_lineage(cli: Cli, swarm: Swarm, tmp_path: Path) -> No
     assert "audit: Pass 1" in cli("lineage", "audit").stdout
     missing = cli("pipeline", "status", "nope", expect=1)
     assert "no pipeline 'nope'" in missing.stderr and "swarm pipeline run" in missing.stderr
+
+
+def test_on_a_terminal_a_live_line(redis_url: str, tmp_path: Path) -> None:
+    """stderr on a terminal: the pass, its tasks done/failed/running and the cost so far."""
+    import io
+
+    from click.testing import CliRunner
+    from rich.console import Console
+
+    from redis_swarm.cli import main
+    from redis_swarm.cli._app import App
+
+    path = plan_text(tmp_path)
+    err = io.StringIO()
+    app = App(err=Console(file=err, force_terminal=True, width=160))
+    env = {"SWARM_URL": redis_url, "SWARM_NAME": "test", "WORKER_SLEEP": "0.5"}
+    result = CliRunner().invoke(main, ["pipeline", "run", str(path)], obj=app, env=env)
+    assert result.exit_code == 0, result.output
+    shown = err.getvalue()
+    assert "pass 1/2 'Pass 1': running" in shown and "so far" in shown
+    assert "synthesis s-pl-" in shown and "pipeline audit: done" in result.stdout

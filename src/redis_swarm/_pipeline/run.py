@@ -146,6 +146,7 @@ class Pipeline:
         *,
         say: Callable[[str], None] | None = None,
         worker_prefix: str | None = None,
+        tick: Callable[[], None] | None = None,
     ) -> None:
         self.swarm = swarm
         self.plan = plan
@@ -156,6 +157,9 @@ class Pipeline:
         self._killing = threading.Event()
         self.results: list[PassResult] = []
         self.budget_reason: str | None = None  # why a budget stopped the run, if one did
+        self._tick = tick  # called about 10 times a second while a worker pool runs
+        self.current = ""  # the pass running now ("pass 2/3 'Deep Dive'")
+        self.cost = 0.0  # the pipeline's cost so far (USD), kept while a pool runs
 
     # --- control
 
@@ -218,6 +222,7 @@ class Pipeline:
         label = pass_label(self.plan, index)
         result = PassResult(spec.name, label)
         head = f"pass {index + 1}/{len(self.plan.passes)} {spec.name!r}"
+        self.current = head
         with contextlib.suppress(NotFound):
             result.synthesis = self.swarm.get_synthesis(synthesis_id(self.plan, index))
         if result.synthesis is not None:
@@ -292,6 +297,18 @@ class Pipeline:
     def _findings_of(self, label: str, *, superseded: bool = False) -> list[Finding]:
         return findings_of(self.swarm, label, superseded=superseded)
 
+    def progress(self) -> str:
+        """One line: the pass running, its pool's counts, the cost so far."""
+        runner = self._runner
+        if runner is None:
+            return f"{self.current} · ${self.cost:.4f}"
+        c = runner.counts()
+        state = " · finishing (Ctrl-C again to stop now)" if runner.draining else ""
+        return (
+            f"{self.current}: running {c['running']} · done {c['completed']} · failed "
+            f"{c['failed']} · ${self.cost:.4f} so far{state}"
+        )
+
     # --- the budget
 
     def spent(self) -> tuple[float, int]:
@@ -353,14 +370,14 @@ class Pipeline:
             poll_s=0.5,
             max_tasks=None if plan.max_tasks is None else plan.max_tasks - claims,
         )
-        spent = [cost]
+        self.cost = cost
 
         def on_outcome(outcome: TaskOutcome) -> None:
-            if outcome.finding_id is None or plan.max_cost_usd is None:
+            if outcome.finding_id is None:
                 return
             with contextlib.suppress(SwarmError):
-                spent[0] += _cost(self.swarm.get_finding(outcome.finding_id).usage)
-            if spent[0] >= plan.max_cost_usd:
+                self.cost += _cost(self.swarm.get_finding(outcome.finding_id).usage)
+            if plan.max_cost_usd is not None and self.cost >= plan.max_cost_usd:
                 runner.drain()  # claim nothing more; the running agents finish
 
         runner = Runner(self.swarm, options, on_outcome=on_outcome)
@@ -368,7 +385,7 @@ class Pipeline:
         if self.stopped:
             runner.drain()
         try:
-            runner.run()
+            runner.run(self._tick)
         finally:
             self._runner = None
         if runner.crash is not None:

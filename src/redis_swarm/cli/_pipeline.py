@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.live import Live
+from rich.text import Text
 
 from .._pipeline import Pipeline, Plan, load_plan
 from .._pipeline.report import lineage as lineage_tree
@@ -94,12 +96,27 @@ def pipeline_run(
         plan = dataclasses.replace(plan, max_tasks=max_tasks)
     started = time.monotonic()
 
+    live_console = app.err if app.err.is_terminal and not app.json else None
+    live: Live | None = None
+
     def say(line: str) -> None:
-        if not app.json:
+        if app.json:
+            return
+        if live is not None:
+            live.console.print(printable(line), markup=False, highlight=False)
+        else:
             click.echo(line, err=True)
 
-    run = Pipeline(app.swarm, plan, say=say, worker_prefix=worker)
-    with _signals(run):
+    def tick() -> None:
+        if live is not None:
+            live.update(Text(run.progress()))
+
+    run = Pipeline(app.swarm, plan, say=say, worker_prefix=worker, tick=tick)
+    with _signals(run), ExitStack() as stack:
+        if live_console is not None:  # a live line: the pass, its tasks, the cost so far
+            live = stack.enter_context(
+                Live(Text(""), console=live_console, refresh_per_second=8, transient=True)
+            )
         results = run.run()
     summary = status_json(plan, read_passes(app.swarm, plan))
     summary["resumed"] = [r.name for r in results if r.resumed]
