@@ -302,10 +302,11 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     with pytest.raises(Timeout):  # unanswered: cancelled
         shard.ask("shard-1", "where?", timeout_s=0.05)
     with pytest.raises(Timeout):
-        shard.ask("shard-1", "and now?", timeout_s=0.05, keep=True)
+        shard.ask("shard-1", "and now?", timeout_s=0.05, keep=True, asker=task)
     question = worker.claim("ask.shard-1", worker=me.id)
     assert question is not None
     worker.answer(question.id, question.token, "here", worker=me.id)
+    assert [a.text for a in worker.answers_for(task.id)] == ["here"]
     for read in (worker, Recording(worker.settings)):  # cached, then cold
         read.get_context("shard-1")
         read.get_context_bytes("shard-1")

@@ -189,6 +189,9 @@ def test_the_asker_s_task_is_linked_and_its_lease_renewed_while_it_waits(owned: 
     held = owned.get_task(mine.id)
     assert held.status == "claimed" and held.attempts == 1  # never expired meanwhile
     assert owned.get_task(got.question_id).data["asker"] == "w-1"
+    (listed,) = owned.answers_for(mine.id)
+    assert listed.finding_id == got.finding_id and listed.question == "where?"
+    assert owned.answers_for("t-none") == []
 
 
 def test_twenty_askers_three_answerers_each_gets_its_own_answer(server_url: str) -> None:

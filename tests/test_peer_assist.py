@@ -12,7 +12,7 @@ import pytest
 
 from redis_swarm import NotFound, Swarm
 
-from ._cli import run_swarm, subprocess_env, swarm_bin
+from ._cli import Cli, run_swarm, subprocess_env, swarm_bin
 
 AGENT = """
 import json, os, subprocess, sys, time
@@ -51,6 +51,13 @@ def test_an_idle_worker_answers_a_blocked_one(redis_url: str, tmp_path: Path) ->
         assert answer.extra == {"kind": "answer", "asker_task": main.id}
         question = swarm.get_task(answer.task_id)
         assert question.data["asker_task"] == main.id
+        # the lineage of the worker's finding shows the answer it used
+        tree = Cli(redis_url).json("lineage", str(done.finding_id))
+        (used,) = tree["answers"]
+        assert (used["id"], used["queue"], used["text"]) == (answer.id, "assist", "port 6380")
+        assert used["question"] == "Q9: which port does staging use?"
+        text = Cli(redis_url)("lineage", str(done.finding_id)).stdout
+        assert f"asked assist: Q9: which port does staging use? -> answer {answer.id}" in text
 
 
 def test_assist_is_a_target_before_anyone_posted_to_it(redis_url: str) -> None:

@@ -242,6 +242,7 @@ class _Shell:
     syntheses = _Op(finding_ops.syntheses)
     ask = _Op(ask_ops.ask)
     answer = _Op(ask_ops.answer)
+    answers_for = _Op(ask_ops.answers_for)
 
     # --- contexts
     publish_context = _Op(context_ops.publish_context)

@@ -144,6 +144,11 @@ class Keys:
         """ZSET of the task ids of a pass."""
         return self._k("pass", label_id(pass_name), "tasks")
 
+    def asked(self, task_id: str) -> str:
+        """ZSET question id -> time (ms): the questions asked by whoever works on a task
+        (``ask`` with the asker's task), so that its lineage shows the answers it used."""
+        return self._k("asked", task_id)
+
     # --- findings and syntheses
     @property
     def findings(self) -> str:

@@ -328,6 +328,7 @@ class Answer(Record):
     asker_task: str | None = None
     created_at: int = 0
     usage: Usage | None = None
+    question: str = ""  # the question's text
 
 
 QUESTION_KIND = "question"  # the data of a question task: {"kind": "question", ...}

@@ -80,8 +80,9 @@ OPERATIONS: dict[str, Uses] = {
     "get_synthesis": _uses("hget", worker=True),
     "syntheses": _uses("", "index_page", worker=True),
     # ask and answer (questions are tasks: posting one is a shard's, answering a worker's)
-    "ask": _uses("hexists sismember hget xrevrange xread", "task_post task_update"),
+    "ask": _uses("hexists sismember hget xrevrange xread zadd", "task_post task_update"),
     "answer": _uses("hget", "task_report", worker=True),
+    "answers_for": _uses("zrange hget", worker=True),
     # contexts: workers read them, shards publish
     "publish_context": _uses(
         "hget", "chunk_acquire chunk_put chunk_release context_gc context_hold context_publish"
@@ -221,6 +222,7 @@ WORKER_READ_ONLY = frozenset(
         "pass_tasks",
         "syntheses",  # synthesize is a shard's
         "synthesis_index",
+        "asked",  # ask (a shard's) records the questions asked for a task
     }
 )
 

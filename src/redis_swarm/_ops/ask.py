@@ -12,6 +12,7 @@ asker's task (when the asker was working on one), so lineage can follow it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from .._models import (
     answer_fields,
 )
 from .._protocol import Batch, Cmd, OpContext, Operation
-from .._validate import check_name
+from .._validate import check_id, check_name
 from . import findings as finding_ops
 from . import tasks as task_ops
 from ._work import (
@@ -43,7 +44,7 @@ from ._work import (
 )
 from ._work import text as as_text
 
-__all__ = ["answer", "ask"]
+__all__ = ["answer", "answers_for", "ask"]
 
 MAX_QUESTION_CHARS = 32 * 1024  # the rest goes in data or a context
 MAX_TIMEOUT_S = 86_400.0
@@ -123,6 +124,7 @@ def _answer_of(finding: Finding, task: Task) -> Answer:
         asker_task=asker_task if isinstance(asker_task, str) else None,
         created_at=finding.created_at,
         usage=finding.usage,
+        question=task.description,
     )
 
 
@@ -207,6 +209,8 @@ def ask(
     renewal = _Renewal(asker)
     chunk = block_chunk_s(ctx)
     qid = posted.id
+    if isinstance(asker, Task):  # the asker's task lists its questions (lineage)
+        yield Cmd("ZADD", ctx.keys.asked(asker.id), posted.created_at, qid)
     while True:
         last, task = yield from _state(ctx, qid)
         answered = yield from _settled(ctx, task, target)
@@ -311,3 +315,25 @@ def answer(
         usage=usage,
     )  # fmt: skip
     return stored
+
+
+MAX_ANSWERS_LISTED = 100
+
+
+def answers_for(ctx: OpContext, task_id: str) -> Operation[list[Answer]]:
+    """The answers to the questions asked while working on ``task_id`` (``ask`` with the
+    task as asker), oldest first, at most 100: what its lineage shows."""
+    tid = check_id("task", task_id)
+    k = ctx.keys
+    members = yield Cmd("ZRANGE", k.asked(tid), 0, MAX_ANSWERS_LISTED - 1)
+    answers: list[Answer] = []
+    for qid in (as_text(m) for m in members):
+        raw, data = yield Batch((Cmd("HGET", k.tasks, qid), Cmd("HGET", k.task_data, qid)))
+        if raw is None:
+            continue
+        question = decoded("task", qid, task_from, raw, data)
+        if question.status is TaskStatus.COMPLETED and question.finding_id:
+            with contextlib.suppress(NotFound):
+                found = yield from _finding(ctx, question.finding_id)
+                answers.append(_answer_of(found, question))
+    return answers

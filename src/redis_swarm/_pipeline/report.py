@@ -227,6 +227,14 @@ def _finding_node(swarm: Swarm, f: Finding) -> dict[str, Any]:
             "id": t.id, "description": t.description, "pass": t.pass_name, "queue": t.queue,
             "attempts": t.attempts, "status": t.status.value,
         }  # fmt: skip
+    # The answers its worker got by asking while on the task (swarm ask, peer assist).
+    asked = swarm.answers_for(f.task_id)
+    if asked:
+        node["answers"] = [
+            {"kind": "answer", "id": a.finding_id, "question": a.question, "text": a.summary,
+             "answerer": a.answerer, "model": a.model, "queue": a.queue, "cost_usd": a.cost_usd}
+            for a in asked
+        ]  # fmt: skip
     return node
 
 
@@ -294,6 +302,11 @@ def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
         task = node.get("task")
         if task:
             lines.append(f"{pad}  task {task['id']} ({task['status']}): {task['description'][:80]}")
+        for a in node.get("answers", ()):
+            lines.append(
+                f"{pad}  asked {a['queue']}: {a['question'][:60]} -> answer {a['id']} by "
+                f"{a['answerer'] or '?'}: {a['text'][:60]}"
+            )
     elif kind == "task":
         lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "
                  f"{node['description'][:80]}"]  # fmt: skip
