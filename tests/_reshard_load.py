@@ -56,7 +56,7 @@ class Tally:
     ops: list[tuple[float, float, str]] = field(default_factory=list)  # start, end, name
     errors: list[str] = field(default_factory=list)
     posted: list[str] = field(default_factory=list)  # task ids
-    claims: list[tuple[str, int]] = field(default_factory=list)  # task id, token
+    claims: list[tuple[str, int]] = field(default_factory=list)  # task id, attempt
     fetched: int = 0  # whole contexts fetched and found byte-identical to an edition
     published: int = 0
 
@@ -121,7 +121,7 @@ def work(handle: Any, tally: Tally, name: str, all_posted: Any, wait_s: float = 
         done = all_posted.is_set()
         task = timed("claim", handle.claim, SWARM_QUEUE, worker=name, wait_s=wait_s)
         if task is not None:
-            tally.claims.append((task.id, task.token))
+            tally.claims.append((task.id, task.attempts))
             timed("renew", handle.renew, task.id, task.token)
             timed("report", handle.report, task.id, task.token, {"summary": f"{task.id} by {name}"})
         elif done:

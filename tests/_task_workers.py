@@ -18,7 +18,7 @@ def claim_and_report(
             handle.ping()
             start.wait()
             while (task := handle.claim(queue, worker=worker)) is not None:
-                claims.append((task.id, task.token))
+                claims.append((task.id, task.attempts))
                 handle.report(task.id, task.token, {"summary": f"done by {worker}"})
     else:
 
@@ -27,7 +27,7 @@ def claim_and_report(
                 await handle.ping()
                 start.wait()
                 while (task := await handle.claim(queue, worker=worker)) is not None:
-                    claims.append((task.id, task.token))
+                    claims.append((task.id, task.attempts))
                     await handle.report(task.id, task.token, {"summary": f"done by {worker}"})
 
         asyncio.run(run())

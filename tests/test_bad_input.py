@@ -56,6 +56,9 @@ _ADVICE = re.compile(
     re.IGNORECASE,
 )
 
+# A token of the right shape that no claim issued: the call fails for another reason.
+WELL_FORMED_TOKEN = "1.aaaaaaaaaaaaaaaaaaaaaa"
+
 
 def assert_clear(exc: BaseException) -> None:
     """A SwarmError whose message says what went wrong and what to do next."""
@@ -159,8 +162,8 @@ NAME_CALLS: dict[str, Callable[[World, str], Any]] = {
     "shard": lambda w, n: w.swarm.findings(shard=n),
     "synthesis shard": lambda w, n: w.swarm.synthesize(n, "p", "text", []),
     "task id": lambda w, n: w.swarm.get_task(n),
-    "renew id": lambda w, n: w.swarm.renew(n, 1),
-    "report id": lambda w, n: w.swarm.report(n, 1, {"summary": "x"}),
+    "renew id": lambda w, n: w.swarm.renew(n, WELL_FORMED_TOKEN),
+    "report id": lambda w, n: w.swarm.report(n, WELL_FORMED_TOKEN, {"summary": "x"}),
     "finding id": lambda w, n: w.swarm.get_finding(n),
     "report finding id": lambda w, n: w.swarm.report(
         w.claimed.id, w.claimed.token, {"summary": "x"}, finding_id=n
@@ -327,6 +330,9 @@ WRONG: dict[str, Callable[[World], Any]] = {
     "claim wait negative": lambda w: w.loose.claim("q", worker="w1", wait_s=-1),
     "claim lease nan": lambda w: w.loose.claim("q", worker="w1", lease_s=math.nan),
     "token str": lambda w: w.loose.renew(w.claimed.id, "1"),
+    "token int": lambda w: w.loose.renew(w.claimed.id, 1),
+    "token None": lambda w: w.loose.renew(w.claimed.id, None),
+    "token no secret": lambda w: w.loose.renew(w.claimed.id, "1."),
     "token negative": lambda w: w.loose.renew(w.claimed.id, -1),
     "token huge": lambda w: w.loose.renew(w.claimed.id, 2**40),
     "fail error int": lambda w: w.loose.fail(w.claimed.id, w.claimed.token, 42),
@@ -402,12 +408,12 @@ def test_a_bad_url_or_setting_is_a_config_error() -> None:
 
 UNKNOWN: dict[str, Callable[[Any], Any]] = {
     "get task": lambda s: s.get_task("t-0000000000nothing"),
-    "renew": lambda s: s.renew("t-0000000000nothing", 1),
-    "fail": lambda s: s.fail("t-0000000000nothing", 1, "x"),
-    "release": lambda s: s.release("t-0000000000nothing", 1),
+    "renew": lambda s: s.renew("t-0000000000nothing", WELL_FORMED_TOKEN),
+    "fail": lambda s: s.fail("t-0000000000nothing", WELL_FORMED_TOKEN, "x"),
+    "release": lambda s: s.release("t-0000000000nothing", WELL_FORMED_TOKEN),
     "cancel": lambda s: s.cancel("t-0000000000nothing"),
     "requeue": lambda s: s.requeue_dead("t-0000000000nothing"),
-    "report": lambda s: s.report("t-0000000000nothing", 1, {"summary": "x"}),
+    "report": lambda s: s.report("t-0000000000nothing", WELL_FORMED_TOKEN, {"summary": "x"}),
     "get finding": lambda s: s.get_finding("f-0000000000nothing"),
     "get synthesis": lambda s: s.get_synthesis("s-0000000000nothing"),
     "synthesis cites": lambda s: s.synthesize("s1", "p", "t", ["f-0000000000nothing"]),
@@ -444,7 +450,10 @@ def test_invalid_state_changes_are_refused(world: World) -> None:
 
 def test_forged_tokens_are_refused_and_store_nothing(world: World) -> None:
     s, task = world.swarm, world.claimed
-    for token in (0, 2, 99):
+    assert task.token is not None
+    secret = task.token.split(".", 1)[1]
+    # a guessed secret; the right secret on another attempt; an attempt never made
+    for token in (f"1.{'A' * 22}", f"2.{secret}", f"99.{secret}"):
         error = refused(functools.partial(s.report, task.id, token, {"summary": "x"}), LeaseLost)
         assert "never issued" in str(error)
         refused(functools.partial(s.renew, task.id, token), LeaseLost)
@@ -460,7 +469,7 @@ def test_stale_tokens_lose_the_lease_but_a_late_finding_is_kept(world: World) ->
     first = must(s.claim("stale", worker="w1", lease_s=0.05))
     time.sleep(0.1)
     second = must(s.claim("stale", worker="w2", lease_s=60))
-    assert (first.id, first.token, second.token) == (task.id, 1, 2)
+    assert (first.id, first.attempts, second.attempts) == (task.id, 1, 2)
     error = refused(lambda: s.renew(task.id, first.token), LeaseLost)
     assert "attempt 2 holds it" in str(error)
     refused(lambda: s.release(task.id, first.token), LeaseLost)

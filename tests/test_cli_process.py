@@ -33,11 +33,10 @@ def test_a_pipeline_of_real_processes(env: dict[str, str], redis_url: str) -> No
     task = json.loads(out.stdout)
     out = run_swarm(["--json", "task", "claim", "q", "--worker", "w"], env)
     claimed = json.loads(out.stdout)
-    assert claimed["id"] == task["id"] and claimed["token"] == 1
+    assert claimed["id"] == task["id"] and claimed["token"].startswith("1.")
     finding = json.dumps({"summary": "10000 lines", "sources": ["line 10000"]}).encode()
-    out = run_swarm(
-        ["task", "report", claimed["id"], "--token", "1", "--finding", "-"], env, input=finding
-    )
+    lease = ["--token", claimed["token"]]
+    out = run_swarm(["task", "report", claimed["id"], *lease, "--finding", "-"], env, input=finding)
     assert out.returncode == 0 and out.stdout.startswith(b"reported f-")
     with Swarm(redis_url, swarm="test") as swarm:
         assert swarm.get_task(task["id"]).status == "completed"

@@ -77,7 +77,7 @@ def test_good_agent_reports_its_json_finding(cli: Cli, swarm: Swarm, tmp_path: P
     info = swarm.context_info("shard-a")
     assert finding.context_version == info.version
     env = finding.extra["env"]
-    assert env["SWARM_TASK_ID"] == t.id and env["SWARM_TASK_TOKEN"] == "1"
+    assert env["SWARM_TASK_ID"] == t.id and env["SWARM_TASK_TOKEN"].startswith("1.")
     assert env["SWARM_NAME"] == "test" and env["SWARM_URL"].startswith("redis://127.0.0.1:")
     assert env["SWARM_CONTEXT_OWNER"] == "shard-a" and env["SWARM_CONTEXT_VERSION"] == info.version
     assert swarm.get_task(t.id).status == "completed"

@@ -30,13 +30,14 @@ def test_post_claim_report_lifecycle_human(cli: Cli, swarm: Swarm) -> None:
     assert out.stdout.startswith("posted t-") and out.stdout.strip().endswith("to q1")
     task_id = out.stdout.split()[1]
     claimed = cli("task", "claim", "q1", "--worker", "w1")
-    assert claimed.stdout.startswith(f"claimed {task_id} (token 1)")
+    assert claimed.stdout.startswith(f"claimed {task_id} (token 1.")
+    token = claimed.stdout.split("(token ", 1)[1].split(")", 1)[0]
     assert "Find the signals" in claimed.stdout and "shard-a" in claimed.stdout
-    renewed = cli("task", "renew", task_id, "--token", "1", "--lease", "60")
+    renewed = cli("task", "renew", task_id, "--token", token, "--lease", "60")
     assert renewed.stdout.startswith(f"renewed {task_id} until 20")
     finding = '{"summary": "three signals", "confidence": 0.7, "sources": ["l. 1"]}'
     reported = cli(
-        "task", "report", task_id, "--token", "1", "--finding", finding, "--worker", "w1"
+        "task", "report", task_id, "--token", token, "--finding", finding, "--worker", "w1"
     )
     assert reported.stdout.startswith("reported f-") and task_id in reported.stdout
     shown = cli("task", "show", task_id).stdout
@@ -54,13 +55,15 @@ def test_post_claim_report_lifecycle_human(cli: Cli, swarm: Swarm) -> None:
 def test_json_outputs_are_the_records(cli: Cli, swarm: Swarm) -> None:
     posted = cli.json("task", "post", "q1", "d", "--data", '{"k": [1, 2]}', "--priority", "5")
     assert posted["status"] == "pending" and posted["data"] == {"k": [1, 2]}
-    assert posted["priority"] == 5 and posted["token"] == 0
+    assert posted["priority"] == 5 and posted["token"] is None
     assert set(posted) >= {"id", "queue", "description", "attempts", "max_attempts", "lease_s"}
     claimed = cli.json("task", "claim", "q1", "--worker", "w1")
-    assert claimed["id"] == posted["id"] and claimed["token"] == 1
+    assert claimed["id"] == posted["id"] and claimed["token"].startswith("1.")
     assert claimed["status"] == "claimed" and claimed["worker"] == "w1"
     assert claimed["data"] == {"k": [1, 2]}
-    finding = cli.json("task", "report", claimed["id"], "--token", "1", "--summary", "ok")
+    finding = cli.json(
+        "task", "report", claimed["id"], "--token", claimed["token"], "--summary", "ok"
+    )
     assert finding["task_id"] == claimed["id"] and finding["summary"] == "ok"
     assert finding == swarm.get_finding(finding["id"]).to_dict()
     page = cli.json("task", "list")
@@ -90,26 +93,27 @@ def test_report_finding_from_stdin_and_file(cli: Cli, tmp_path: Path) -> None:
     a = cli.json("task", "claim", "q", "--worker", "w")
     big = {"summary": "from stdin", "details": "x" * 100_000, "extra_key": {"n": 1}}
     out = cli.json(
-        "task", "report", a["id"], "--token", "1", "--finding", "-", input=json.dumps(big)
+        "task", "report", a["id"], "--token", a["token"], "--finding", "-", input=json.dumps(big)
     )
     assert out["details"] == "x" * 100_000 and out["extra"] == {"extra_key": {"n": 1}}
     b = cli.json("task", "claim", "q", "--worker", "w")
     path = tmp_path / "f.json"
     path.write_text('{"summary": "from a file"}')
-    out = cli.json("task", "report", b["id"], "--token", "1", "--finding", f"@{path}")
+    out = cli.json("task", "report", b["id"], "--token", b["token"], "--finding", f"@{path}")
     assert out["summary"] == "from a file"
 
 
 def test_bad_findings_change_nothing(cli: Cli, swarm: Swarm) -> None:
     cli("task", "post", "q", "d")
     t = cli.json("task", "claim", "q", "--worker", "w")
-    out = cli("task", "report", t["id"], "--token", "1", "--finding", "{not json", expect=2)
+    lease = ("task", "report", t["id"], "--token", t["token"])
+    out = cli(*lease, "--finding", "{not json", expect=2)
     assert "--finding" in out.stderr and "not valid JSON" in out.stderr
-    out = cli("task", "report", t["id"], "--token", "1", "--finding", "[1, 2]", expect=2)
+    out = cli(*lease, "--finding", "[1, 2]", expect=2)
     assert "JSON object" in out.stderr
-    out = cli("task", "report", t["id"], "--token", "1", "--finding", '{"details": "x"}', expect=1)
+    out = cli(*lease, "--finding", '{"details": "x"}', expect=1)
     assert out.stderr.startswith("error: ") and "summary" in out.stderr
-    out = cli("task", "report", t["id"], "--token", "1", expect=2)
+    out = cli(*lease, expect=2)
     assert "--finding" in out.stderr
     assert swarm.get_task(t["id"]).status == "claimed"
     assert len(swarm.findings()) == 0
@@ -119,13 +123,15 @@ def test_unknown_task_and_bad_token(cli: Cli, swarm: Swarm) -> None:
     out = cli("task", "show", "t-nope", expect=1)
     assert out.stderr.startswith("error: ") and "t-nope" in out.stderr
     assert out.stderr.count("\n") == 1
-    out = cli("--json", "task", "renew", "t-nope", "--token", "1", expect=1)
+    guessed = "1." + "A" * 22
+    out = cli("--json", "task", "renew", "t-nope", "--token", guessed, expect=1)
     assert json.loads(out.stderr)["error"] == "NotFound"
     cli("task", "post", "q", "d")
     t = cli.json("task", "claim", "q", "--worker", "w")
-    out = cli("task", "renew", t["id"], "--token", "7", expect=1)
-    assert "token" in out.stderr
-    out = cli("task", "fail", t["id"], "--token", "9", "--error", "x", expect=1)
+    out = cli("task", "renew", t["id"], "--token", "1", expect=1)
+    assert "token" in out.stderr and "ATTEMPT.SECRET" in out.stderr
+    out = cli("task", "fail", t["id"], "--token", guessed, "--error", "x", expect=1)
+    assert "never issued" in out.stderr
     assert swarm.get_task(t["id"]).status == "claimed"
     out = cli("task", "show", "bad id!", expect=1)
     assert "task id" in out.stderr
@@ -133,11 +139,12 @@ def test_unknown_task_and_bad_token(cli: Cli, swarm: Swarm) -> None:
 
 def test_fail_release_cancel_requeue(cli: Cli, swarm: Swarm) -> None:
     t = cli.json("task", "post", "q", "d", "--max-attempts", "1")
-    cli("task", "claim", "q", "--worker", "w")
-    released = cli.json("task", "release", t["id"], "--token", "1")
+    first = cli.json("task", "claim", "q", "--worker", "w")
+    released = cli.json("task", "release", t["id"], "--token", first["token"])
     assert released["status"] == "pending"
-    cli("task", "claim", "q", "--worker", "w")
-    out = cli("task", "fail", t["id"], "--token", "2", "--error", "-", input="it broke\n")
+    second = cli.json("task", "claim", "q", "--worker", "w")
+    lease = ("--token", second["token"])
+    out = cli("task", "fail", t["id"], *lease, "--error", "-", input="it broke\n")
     assert out.stdout.startswith(f"failed {t['id']}: now dead")
     assert must(swarm.get_task(t["id"]).last_error).strip() == "it broke"
     dead = cli.json("task", "list", "--status", "dead")
@@ -195,8 +202,8 @@ def test_wait_for_a_pass_and_timeout(cli: Cli) -> None:
     t = cli.json("task", "post", "q", "d", "--pass", "P")
     out = cli("task", "wait", "--pass", "P", "--timeout", "0.3", expect=3)
     assert out.stderr.startswith("error: pass 'P' is not settled")
-    cli("task", "claim", "q", "--worker", "w")
-    cli("task", "report", t["id"], "--token", "1", "--summary", "done")
+    token = cli.json("task", "claim", "q", "--worker", "w")["token"]
+    cli("task", "report", t["id"], "--token", token, "--summary", "done")
     stats = cli.json("task", "wait", "--pass", "P", "--timeout", "5")
     assert stats["completed"] == 1
     assert cli("task", "wait", "--queue", "q").stdout.startswith("queue q settled: completed 1")
@@ -206,9 +213,9 @@ def test_wait_for_a_pass_and_timeout(cli: Cli) -> None:
 
 def test_late_report_is_refused_and_kept_superseded(cli: Cli, swarm: Swarm) -> None:
     t = cli.json("task", "post", "q", "d", "--lease", "1")
-    cli("task", "claim", "q", "--worker", "w")
-    cli("task", "report", t["id"], "--token", "1", "--summary", "first")
-    out = cli("task", "report", t["id"], "--token", "1", "--summary", "second", expect=1)
+    token = cli.json("task", "claim", "q", "--worker", "w")["token"]
+    cli("task", "report", t["id"], "--token", token, "--summary", "first")
+    out = cli("task", "report", t["id"], "--token", token, "--summary", "second", expect=1)
     assert out.stderr.startswith("error: ")
     every = cli.json("findings", "--all")["items"]
     assert [(f["summary"], f["superseded"]) for f in every] == [("first", False), ("second", True)]
@@ -219,8 +226,10 @@ def test_synth_create_list_show_request(cli: Cli, swarm: Swarm) -> None:
     fids = []
     for i in range(2):
         t = cli.json("task", "post", "q", f"d{i}", "--pass", "P", "--parent", "shard-a")
-        cli("task", "claim", "q", "--worker", "w")
-        fids.append(cli.json("task", "report", t["id"], "--token", "1", "--summary", f"s{i}")["id"])
+        token = cli.json("task", "claim", "q", "--worker", "w")["token"]
+        fids.append(
+            cli.json("task", "report", t["id"], "--token", token, "--summary", f"s{i}")["id"]
+        )
     s = cli.json(
         "synth", "create", "--shard", "shard-a", "--pass", "P", "--all-findings", "--text", "-",
         input="It adds up.",

@@ -36,11 +36,11 @@ def tour_commands() -> list[str]:
 def test_readme_tour_runs(redis_url: str, tmp_path: Path) -> None:
     (tmp_path / "notes.md").write_text("intro\nthe retry policy: 3 retries, 2 s backoff\nend\n")
     env = {**os.environ, "SWARM_URL": redis_url, "SWARM_NAME": "tour"}
-    task_id = ""
+    task_id = token = ""
     commands = tour_commands()
     assert any(c.startswith("swarm task report") for c in commands)
     for command in commands:
-        command = command.replace("TASK_ID", task_id)
+        command = command.replace("TASK_ID", task_id).replace("TOKEN", token)
         args = shlex.split(command)
         assert args[0] == "swarm"
         result = subprocess.run(
@@ -53,7 +53,8 @@ def test_readme_tour_runs(redis_url: str, tmp_path: Path) -> None:
         )
         assert result.returncode == 0, f"{command}: {result.stderr}"
         if args[1:3] == ["task", "claim"]:
-            task_id = json.loads(result.stdout)["id"]
+            claimed = json.loads(result.stdout)
+            task_id, token = claimed["id"], claimed["token"]
     findings = subprocess.run(
         [sys.executable, "-m", "redis_swarm", "findings", "--json"],
         capture_output=True,

@@ -73,7 +73,7 @@ def test_post_and_get_keep_every_field(swarm: Swarm) -> None:
     )
     assert (task.pass_name, task.priority, task.max_attempts) == ("Pass 1: Signal Capture", 5, 4)
     assert (task.lease_s, task.dedupe_key, task.parent) == (30, "src/x.py", "shard-1")
-    assert task.attempts == task.token == 0
+    assert task.attempts == task.attempts == 0
     assert task.created_at > 1_700_000_000_000
     assert swarm.get_task(task.id) == task
     assert Task.from_dict(task.to_dict()) == task
@@ -161,7 +161,8 @@ def test_claim_returns_data_and_a_lease(swarm: Swarm) -> None:
     task = claimed(swarm, lease_s=5)
     assert task.status is TaskStatus.CLAIMED
     assert task.data == {"x": 1}
-    assert (task.worker, task.attempts, task.token) == ("w1", 1, 1)
+    assert (task.worker, task.attempts) == ("w1", 1)
+    assert task.token is not None and task.token.startswith("1.")
     assert task.claimed_at is not None and task.lease_deadline == task.claimed_at + 5000
     assert swarm.queue_stats()["q"]["claimed"] == 1
 
@@ -214,7 +215,7 @@ def test_claim_waits_for_a_lease_to_expire(swarm: Swarm) -> None:
     first = claimed(swarm, worker="dies")
     start = time.monotonic()
     second = claimed(swarm, worker="next", wait_s=5)
-    assert second.id == first.id and second.token == 2
+    assert second.id == first.id and second.attempts == 2
     assert 0.3 < time.monotonic() - start < 2.5
 
 
@@ -247,7 +248,7 @@ def test_release_puts_it_back_without_using_an_attempt(swarm: Swarm) -> None:
     assert released.status is TaskStatus.PENDING and released.worker is None
     assert released.data == {"k": "v"}
     second = claimed(swarm, worker="w2")
-    assert second.id == first.id and second.token == 2
+    assert second.id == first.id and second.attempts == 2
     with pytest.raises(LeaseLost):
         swarm.renew(first.id, first.token)
     # max_attempts is 1, yet the task is still retried once: the release gave its attempt back.
@@ -264,7 +265,7 @@ def test_fail_with_retry_backs_off_then_dead_letters(swarm: Swarm) -> None:
     assert failed.not_before >= task.claimed_at + 1000
     assert swarm.claim("q", worker="w1") is None  # backing off
     again = claimed(swarm, wait_s=5)
-    assert again.token == 2
+    assert again.attempts == 2
     dead = swarm.fail(again.id, again.token, "still flaky")
     assert dead.status is TaskStatus.DEAD
     assert dead.dead_reason is not None and "still flaky" in dead.dead_reason
@@ -291,7 +292,7 @@ def test_requeue_dead_gives_a_fresh_budget(swarm: Swarm) -> None:
     with pytest.raises(InvalidState):
         swarm.requeue_dead(task.id)
     again = claimed(swarm)
-    assert again.token == 2
+    assert again.attempts == 2
     # One attempt used since the requeue, of a fresh budget of two: a failure is retried.
     assert swarm.fail(again.id, again.token, "y").status is TaskStatus.DELAYED
     assert swarm.queue_stats()["q"] == {
@@ -349,7 +350,7 @@ def test_report_completes_and_links_the_finding(swarm: Swarm, raw: redis.Redis) 
     assert isinstance(finding, Finding) and not finding.superseded
     assert (finding.task_id, finding.queue, finding.pass_name) == (task.id, "q", "Pass 1")
     assert (finding.shard, finding.worker, finding.model) == ("shard-1", "alice", "claude-x")
-    assert finding.context_version == "c0ffee" and finding.token == 1
+    assert finding.context_version == "c0ffee" and finding.attempt == 1
     assert (finding.summary, finding.details, finding.sources) == (
         "found it",
         "line 3",
@@ -617,14 +618,15 @@ def test_bad_findings_are_refused_and_nothing_is_stored(swarm: Swarm, raw: redis
 
 def test_unknown_ids_are_not_found(swarm: Swarm) -> None:
     missing = "t-0000000000nothere"
+    token = "1." + "a" * 22
     calls: list[Callable[[], Any]] = [
         lambda: swarm.get_task(missing),
-        lambda: swarm.renew(missing, 1),
-        lambda: swarm.fail(missing, 1, "x"),
-        lambda: swarm.release(missing, 1),
+        lambda: swarm.renew(missing, token),
+        lambda: swarm.fail(missing, token, "x"),
+        lambda: swarm.release(missing, token),
         lambda: swarm.cancel(missing),
         lambda: swarm.requeue_dead(missing),
-        lambda: swarm.report(missing, 1, {"summary": "x"}),
+        lambda: swarm.report(missing, token, {"summary": "x"}),
         lambda: swarm.get_finding("f-nothere"),
     ]
     for call in calls:
@@ -636,11 +638,25 @@ def test_unknown_ids_are_not_found(swarm: Swarm) -> None:
         swarm.get_task("t-" + "x" * 100)
 
 
-def test_forged_tokens_are_refused(swarm: Swarm) -> None:
+def test_forged_tokens_are_refused(swarm: Swarm, raw: redis.Redis) -> None:
     swarm.post_task("q", "d")
     task = claimed(swarm)
-    for token in (0, 2, 99):
-        with pytest.raises(LeaseLost):
+    assert task.token is not None
+    attempt, secret = task.token.split(".")
+    assert attempt == "1" and len(secret) >= 22
+    # Reading the task, through the library or raw, does not reveal the secret.
+    assert swarm.get_task(task.id).token is None
+    assert secret not in str(raw.hgetall(Keys("test").tasks))
+    other = swarm.post_task("q", "another")
+    other_token = claimed(swarm).token
+    assert other_token is not None
+    guesses = [
+        "1." + "A" * 22,  # the right attempt, a guessed secret
+        f"2.{secret}",  # the right secret on an attempt never made
+        f"1.{other_token.split('.')[1]}",  # another task's lease
+    ]
+    for token in guesses:
+        with pytest.raises(LeaseLost, match="never issued"):
             swarm.renew(task.id, token)
         with pytest.raises(LeaseLost):
             swarm.release(task.id, token)
@@ -648,13 +664,15 @@ def test_forged_tokens_are_refused(swarm: Swarm) -> None:
             swarm.fail(task.id, token, "x")
         with pytest.raises(LeaseLost):
             swarm.report(task.id, token, {"summary": "forged"})
-    with pytest.raises(ValidationError):
-        untyped(swarm).renew(task.id, "1")
+    for bad in ("1", 1, 0, None):  # the attempt number alone is not a token
+        with pytest.raises(ValidationError):
+            untyped(swarm).renew(task.id, bad)
     assert len(swarm.findings()) == 0
     assert swarm.get_task(task.id).status is TaskStatus.CLAIMED
     unclaimed = swarm.post_task("q", "never claimed")
     with pytest.raises(LeaseLost):
-        swarm.report(unclaimed.id, 1, {"summary": "forged"})
+        swarm.report(unclaimed.id, guesses[0], {"summary": "forged"})
+    swarm.report(other.id, other_token, {"summary": "its own lease"})
 
 
 def test_every_state_change_is_an_event(swarm: Swarm, raw: redis.Redis) -> None:

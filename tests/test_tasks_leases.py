@@ -32,12 +32,12 @@ def test_an_expired_lease_goes_to_another_worker_with_attempt_2(
 ) -> None:
     posted = clocked.post_task("q", "d", lease_s=60)
     first = clocked.claim("q", worker="alice")
-    assert first.token == 1 and first.lease_deadline == clock.now + 60_000
+    assert first.attempts == 1 and first.lease_deadline == clock.now + 60_000
     clock.advance(59.999)
     assert clocked.claim("q", worker="bob") is None  # the lease still holds
     clock.advance(0.001)
     second = clocked.claim("q", worker="bob")
-    assert second.id == posted.id and second.token == 2 and second.worker == "bob"
+    assert second.id == posted.id and second.attempts == 2 and second.worker == "bob"
     with pytest.raises(LeaseLost) as info:
         clocked.renew(first.id, first.token)
     assert "attempt 2" in str(info.value)
@@ -90,7 +90,7 @@ def test_max_abandons_expiries_dead_letter_with_the_reason(
     posted = clocked.post_task("q", "d", lease_s=10, max_attempts=1, max_abandons=3)
     for attempt in (1, 2, 3):
         task = clocked.claim("q", worker=f"w{attempt}")
-        assert task.token == attempt
+        assert task.attempts == attempt
         clock.advance(10)
     assert clocked.claim("q", worker="w4") is None  # the third expiry dead-lettered it
     dead = clocked.get_task(posted.id)
@@ -136,10 +136,10 @@ def test_stale_token_report_is_accepted_while_the_task_is_open(
     slow = clocked.claim("q", worker="slow")
     clock.advance(10)
     fast = clocked.claim("q", worker="fast")
-    assert fast.token == 2
+    assert fast.attempts == 2
     # The slow worker finishes first, with its stale token: the work is real, it wins.
     finding = clocked.report(slow.id, slow.token, {"summary": "slow but first"})
-    assert not finding.superseded and finding.worker == "slow" and finding.token == 1
+    assert not finding.superseded and finding.worker == "slow" and finding.attempt == 1
     task = clocked.get_task(slow.id)
     assert task.status is TaskStatus.COMPLETED and task.finding_id == finding.id
     assert task.worker == "slow"
@@ -194,7 +194,7 @@ def test_abandons_and_failures_are_counted_apart(clocked: Any, clock: FakeClock)
         clocked.claim("q", worker="gone")
         clock.advance(10)
     task = clocked.claim("q", worker="w")
-    assert (task.abandons, task.failures, task.token) == (5, 0, 6)
+    assert (task.abandons, task.failures, task.attempts) == (5, 0, 6)
     clocked.release(task.id, task.token)  # neither a failure nor an abandon
     task = clocked.claim("q", worker="w")
     failed = clocked.fail(task.id, task.token, "boom")

@@ -111,6 +111,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.swarm = swarm
         self.clock = clock
         self.model = Model()
+        self.tokens: dict[tuple[str, int], str] = {}  # (task, attempt) -> the token claim gave
 
     # --- actions
 
@@ -154,7 +155,8 @@ class QueueMachine(RuleBasedStateMachine):
         expected = self.model.claim(queues, worker, self.clock.now)
         assert (got and got.id) == (expected and expected.id)
         if got is not None and expected is not None:
-            assert got.token == expected.attempts
+            assert got.attempts == expected.attempts and got.token is not None
+            self.tokens[(got.id, got.attempts)] = got.token
             assert got.lease_deadline == expected.deadline
 
     def _token(self, t: ModelTask, which: str) -> int:
@@ -162,29 +164,32 @@ class QueueMachine(RuleBasedStateMachine):
             which
         ]
 
+    def _real(self, task: str, attempt: int) -> str:
+        """The token claim returned for that attempt; for one never made, a guessed one."""
+        return self.tokens.get((task, attempt), f"{max(1, attempt)}.{'A' * 22}")
+
     @rule(task=tasks, which=st.sampled_from(["current", "current", "stale", "forged"]))
     def renew(self, task: str, which: str) -> None:
         t = self.model.tasks[task]
         token = self._token(t, which)
         if self.model.holds(t, token):
-            got = self.swarm.renew(task, token)
+            got = self.swarm.renew(task, self._real(task, token))
             t.deadline = self.clock.now + t.lease_ms
             assert got.lease_deadline == t.deadline
         else:
-            self._refused(LeaseLost, lambda: self.swarm.renew(task, token))
+            self._refused(LeaseLost, lambda: self.swarm.renew(task, self._real(task, token)))
 
     @rule(task=tasks, which=st.sampled_from(["current", "current", "stale", "forged"]))
     def report(self, task: str, which: str) -> None:
         t = self.model.tasks[task]
         token = self._token(t, which)
+        real = self._real(task, token)
         if token < 1 or token > t.attempts:
-            self._refused(LeaseLost, lambda: self.swarm.report(task, token, {"summary": "x"}))
+            self._refused(LeaseLost, lambda: self.swarm.report(task, real, {"summary": "x"}))
         elif t.status in ("completed", "cancelled"):
-            self._refused(
-                AlreadyCompleted, lambda: self.swarm.report(task, token, {"summary": "x"})
-            )
+            self._refused(AlreadyCompleted, lambda: self.swarm.report(task, real, {"summary": "x"}))
         else:
-            finding = self.swarm.report(task, token, {"summary": "x"})
+            finding = self.swarm.report(task, real, {"summary": "x"})
             assert finding.worker == t.claims[token] and not finding.superseded
             t.status, t.worker, t.deadline = "completed", t.claims[token], None
             t.finding = finding.id
@@ -193,10 +198,11 @@ class QueueMachine(RuleBasedStateMachine):
     def fail(self, task: str, which: str, retry: bool) -> None:
         t = self.model.tasks[task]
         token = self._token(t, which)
+        real = self._real(task, token)
         if not self.model.holds(t, token):
-            self._refused(LeaseLost, lambda: self.swarm.fail(task, token, "e", retry=retry))
+            self._refused(LeaseLost, lambda: self.swarm.fail(task, real, "e", retry=retry))
             return
-        got = self.swarm.fail(task, token, "e", retry=retry)
+        got = self.swarm.fail(task, real, "e", retry=retry)
         t.worker, t.deadline = None, None
         t.failures += 1
         assert got.failures == t.failures
@@ -213,9 +219,9 @@ class QueueMachine(RuleBasedStateMachine):
         t = self.model.tasks[task]
         token = self._token(t, which)
         if not self.model.holds(t, token):
-            self._refused(LeaseLost, lambda: self.swarm.release(task, token))
+            self._refused(LeaseLost, lambda: self.swarm.release(task, self._real(task, token)))
             return
-        self.swarm.release(task, token)
+        self.swarm.release(task, self._real(task, token))
         t.status, t.worker, t.deadline = "pending", None, None
 
     @rule(task=tasks)

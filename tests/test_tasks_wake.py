@@ -81,7 +81,7 @@ def test_a_waiter_wakes_for_a_released_task(swarm: Swarm) -> None:
     time.sleep(0.3)
     swarm.release(first.id, first.token)
     waiter.join(10)
-    assert waiter.task is not None and waiter.task.id == first.id and waiter.task.token == 2
+    assert waiter.task is not None and waiter.task.id == first.id and waiter.task.attempts == 2
     assert waiter.elapsed < 2.5
 
 

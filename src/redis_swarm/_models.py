@@ -217,8 +217,10 @@ class TaskSpec(Record):
 
 @dataclass(frozen=True)
 class Task(Record):
-    """A unit of work in a queue. ``token`` (= ``attempts``, the number of claims so far) is
-    the fencing token of the current lease: renew, fail and release must present it.
+    """A unit of work in a queue. ``attempts`` counts its claims. ``token`` is set only on the
+    task ``claim`` returned: the lease's fencing token ``ATTEMPT.SECRET``, which renew, fail,
+    release and report must present. Only a hash of the secret is stored, so a task read any
+    other way has no token, and no one but the lease's holder can act on the lease.
 
     Two budgets are counted apart: ``failures`` (``fail``: the work was tried and failed)
     against ``max_attempts``, and ``abandons`` (a lease expired with no report, fail or
@@ -249,10 +251,7 @@ class Task(Record):
     finding_id: str | None = None
     last_error: str | None = None
     dead_reason: str | None = None
-
-    @property
-    def token(self) -> int:
-        return self.attempts
+    token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -292,7 +291,7 @@ class Finding(Record):
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     created_at: int = 0
     superseded: bool = False
-    token: int | None = None
+    attempt: int | None = None  # the attempt of the lease that reported (None: no lease)
     usage: Usage | None = None  # what the agent run behind it cost, when its CLI said
 
 

@@ -79,7 +79,7 @@ class SeedTask(TypedDict):
     status: str
     queue: str
     priority: int
-    token: int
+    token: str | None
     attempt: int
 
 
@@ -126,7 +126,7 @@ class V1Task(TypedDict):
     posted_at: str
     priority: str
     status: str
-    token: int
+    token: str | None
     attempt: int
 
 
@@ -635,7 +635,7 @@ class RedisSwarmCoordinator(_Role):
         self.agent_id: str | None = None
         self.role: str | None = None
         self.parent_id: str | None = None
-        self._tokens: dict[str, int] = {}
+        self._tokens: dict[str, str | None] = {}
 
     def _me(self, agent_id: str | None = None) -> str:
         agent = agent_id or self.agent_id

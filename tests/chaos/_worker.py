@@ -48,11 +48,11 @@ def _work(swarm: Swarm, task: Task, worker: str, lease_s: float, rng: random.Ran
             swarm.fail(task.id, task.token, "poison pill", retry=False)
             _log(fd, "failed", task.id, task.token)
             return
-        if kind == "flaky" and task.token == 1:
+        if kind == "flaky" and task.attempts == 1:
             swarm.fail(task.id, task.token, "flaky on its first attempt", retry=True)
             _log(fd, "failed", task.id, task.token)
             return
-        if kind == "slow" and task.token == 1:
+        if kind == "slow" and task.attempts == 1:
             time.sleep(lease_s * 1.6)
         elif kind == "long":
             for _ in range(4):

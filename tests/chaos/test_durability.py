@@ -251,7 +251,9 @@ def test_only_a_changed_server_makes_a_strict_handle_probe_again(servers: Server
         plan = plan_of(swarm)
         assert plan is not None and plan.command is not None and plan.command[0] == "WAITAOF"
         with pytest.raises(NotFound):
-            swarm.report("t-0000000000000000000000", 1, {"summary": "no such task"})
+            swarm.report(
+                "t-0000000000000000000000", "1.aaaaaaaaaaaaaaaaaaaaaa", {"summary": "no such task"}
+            )
         assert plan_of(swarm) is plan
         with server.client() as client:
             client.config_set("appendonly", "no")

@@ -177,6 +177,14 @@ def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
             async with connect(build_server(core, role="worker")) as worker:
                 message = await worker.error("report_finding", task_id=task.id, summary="x")
                 assert "holds no lease" in message and "claim_task" in message
+                # Another member guessing the token is refused: the attempt alone, or a
+                # made-up secret (only a hash of the real one is stored).
+                for guess in ("1", "1." + "A" * 22):
+                    message = await worker.error(
+                        "report_finding", task_id=task.id, summary="forged", token=guess
+                    )
+                    assert "token" in message
+                assert token.startswith("1.") and core.get_task(task.id).status == "claimed"
                 # ...and the token claim_task returned still reports the task.
                 done, _ = await worker("report_finding", task_id=task.id, summary="x", token=token)
                 assert done["completed"] is True
@@ -386,7 +394,7 @@ def test_errors_say_what_to_do_next(core: Swarm) -> None:
                 ("get_context", {"cursor": "garbage"}, "not a context cursor"),
                 ("next_page", {"cursor": "page.eyJrIjoieCIsImkiOjF9"}, "repeat the call"),
                 ("wait_for_pass", {}, "pass_name=... or queue=..."),
-                ("renew_task", {"task_id": "t-nope", "token": 1}, "NotFound"),
+                ("renew_task", {"task_id": "t-nope", "token": "1." + "a" * 22}, "NotFound"),
                 ("synthesize", {"pass_name": "P", "text": "t", "sources": ["f-x"]}, "NotFound"),
             ]
             for tool, args, expected in checks:

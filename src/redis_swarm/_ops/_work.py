@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import threading
 import time
@@ -26,10 +27,12 @@ __all__ = [
     "block_chunk_s",
     "check_label",
     "check_number",
+    "check_token",
     "decoded",
     "encode_json",
     "finding_from",
     "new_id",
+    "new_secret",
     "page",
     "remember_route",
     "route",
@@ -88,6 +91,32 @@ _IDS = _IdSource()
 def new_id(prefix: str) -> str:
     """A fresh id such as ``t-01j9z3k4m5abcdefgh``."""
     return _IDS.new(prefix)
+
+
+# --- lease tokens: ATTEMPT.SECRET, the secret chosen here (a script's randomness is not)
+
+_TOKEN = re.compile(r"[1-9][0-9]{0,9}\.[A-Za-z0-9_-]{16,64}")
+
+
+def new_secret() -> str:
+    """The secret of a new lease: 128 random bits, URL-safe (the task stores its SHA-1)."""
+    return secrets.token_urlsafe(16)
+
+
+def check_token(token: object) -> str:
+    """A lease token as ``claim`` returned it (``ATTEMPT.SECRET``), else a ValidationError."""
+    if isinstance(token, str) and _TOKEN.fullmatch(token):
+        return token
+    if token is None:
+        raise ValidationError(
+            "no token: only the task claim returned carries one (a task read with get_task "
+            "has none); pass the token of your claim"
+        )
+    shown = "an integer" if isinstance(token, int) else f"{type(token).__name__} {token!r:.20}"
+    raise ValidationError(
+        f"token is {shown}, not a lease token: pass the token claim returned, a string "
+        "ATTEMPT.SECRET such as '2.k3JvQ0aZ...' (the attempt number alone is not a token)"
+    )
 
 
 # --- routes: the immutable facts about a task that its keys depend on

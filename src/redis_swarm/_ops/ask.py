@@ -232,8 +232,9 @@ class _Renewal:
     """Renews the lease of the task the asker works on, while it waits for an answer."""
 
     def __init__(self, asker: str | Task | None) -> None:
+        # Only a task carrying its lease's token (claim's) can be renewed.
         held = isinstance(asker, Task) and asker.status is TaskStatus.CLAIMED
-        self.task = asker if isinstance(asker, Task) and held else None
+        self.task = asker if isinstance(asker, Task) and held and asker.token else None
         lease_s = MAX_LEASE_S
         if self.task is not None:
             lease_s = float(self.task.lease_s)
@@ -286,7 +287,7 @@ def _give_up(
 def answer(
     ctx: OpContext,
     question_id: str,
-    token: int | None,
+    token: str | None,
     text: str,
     *,
     worker: str | None = None,

@@ -19,6 +19,7 @@ from .._validate import check_id, check_name
 from ._work import (
     check_label,
     check_number,
+    check_token,
     decoded,
     encode_json,
     finding_from,
@@ -92,7 +93,7 @@ def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
 def report(
     ctx: OpContext,
     task_id: str,
-    token: int | None,
+    token: str | None,
     finding: Mapping[str, Any],
     *,
     worker: str | None = None,
@@ -108,7 +109,7 @@ def report(
     ``token`` None reports from outside any lease (a shard recording what a worker it ran
     itself found): refused with LeaseLost while a live lease holds the task."""
     r = yield from route(ctx, task_id)
-    tok = "" if token is None else int(check_number("token", token, 0, 2**31, integer=True))
+    tok = "" if token is None else check_token(token)
     body = {"id": "", "task_id": task_id, **_finding_body(ctx, finding)}
     fid = new_id("f-") if finding_id is None else check_id("finding", finding_id)
     body["id"] = fid

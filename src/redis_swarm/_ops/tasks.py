@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
@@ -24,9 +25,11 @@ from ._work import (
     block_chunk_s,
     check_label,
     check_number,
+    check_token,
     decoded,
     encode_json,
     new_id,
+    new_secret,
     page,
     remember_route,
     route,
@@ -316,13 +319,14 @@ def claim(
     deadline = time.monotonic() + wait
 
     while True:
+        secret = new_secret()  # the task keeps its hash: the token is only in this reply
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
-        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS, secret)
         reply = yield Call("task_claim", keys, (*args, *limits))
         if reply[0]:
             task = task_from(reply[0], reply[1])
             remember_route(ctx, task)
-            return task
+            return replace(task, token=f"{task.attempts}.{secret}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
@@ -364,7 +368,7 @@ def reap(ctx: OpContext) -> Operation[int]:
 
 
 def _update(
-    ctx: OpContext, task_id: str, action: str, token: int = 0, *extra: Any
+    ctx: OpContext, task_id: str, action: str, token: str = "", *extra: Any
 ) -> Operation[Task]:
     r = yield from route(ctx, task_id)
     k = ctx.keys
@@ -376,21 +380,17 @@ def _update(
     return task_from(raw, data)
 
 
-def _token(token: object) -> int:
-    return int(check_number("token", token, 0, 2**31, integer=True))
-
-
 def renew(
-    ctx: OpContext, task_id: str, token: int, lease_s: float | None = None
+    ctx: OpContext, task_id: str, token: str | None, lease_s: float | None = None
 ) -> Operation[Task]:
     """Extend the lease held with ``token`` to ``lease_s`` from now (default: the length
     the claim asked for, else the task's ``lease_s``)."""
     lease_ms = 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
-    return (yield from _update(ctx, task_id, "renew", _token(token), lease_ms))
+    return (yield from _update(ctx, task_id, "renew", check_token(token), lease_ms))
 
 
 def fail(
-    ctx: OpContext, task_id: str, token: int, error: str, retry: bool = True
+    ctx: OpContext, task_id: str, token: str | None, error: str, retry: bool = True
 ) -> Operation[Task]:
     """Give the task up with an error (one failure): back to its queue after a backoff (1 s,
     2 s, 4 s, ... up to 5 min) while failures stay under ``max_attempts`` and ``retry``, else
@@ -401,15 +401,16 @@ def fail(
         error = error[: MAX_ERROR_CHARS - 1] + "…"
     return (
         yield from _update(
-            ctx, task_id, "fail", _token(token), "1" if retry else "0", error or "(no message)",
+            ctx, task_id, "fail", check_token(token), "1" if retry else "0",
+            error or "(no message)",
             BACKOFF_BASE_MS, BACKOFF_CAP_MS,
         )
     )  # fmt: skip
 
 
-def release(ctx: OpContext, task_id: str, token: int) -> Operation[Task]:
+def release(ctx: OpContext, task_id: str, token: str | None) -> Operation[Task]:
     """Put the task back in its queue now: neither a failure nor an abandon."""
-    return (yield from _update(ctx, task_id, "release", _token(token)))
+    return (yield from _update(ctx, task_id, "release", check_token(token)))
 
 
 def cancel(ctx: OpContext, task_id: str) -> Operation[Task]:

@@ -50,7 +50,7 @@ def task_env(task: Task, settings: Settings, context: ContextInfo | None = None)
         "SWARM_URL": settings.render_url(mask=False),
         "SWARM_NAME": settings.swarm,
         "SWARM_TASK_ID": task.id,
-        "SWARM_TASK_TOKEN": str(task.token),
+        "SWARM_TASK_TOKEN": task.token or "",
         "SWARM_TASK_QUEUE": task.queue,
     }
     if task.parent:

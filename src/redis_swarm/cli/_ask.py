@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import time
+from dataclasses import replace
 
 import click
 
@@ -85,6 +86,9 @@ def ask(
     who: str | Task | None = asker
     if task_id is not None:
         who = app.swarm.get_task(task_id)
+        if task_id == os.environ.get("SWARM_TASK_ID") and os.environ.get("SWARM_TASK_TOKEN"):
+            # swarm run's agent: its lease's token lets the ask renew the lease while it waits
+            who = replace(who, token=os.environ["SWARM_TASK_TOKEN"])
     answer = app.swarm.ask(
         target, text, data=data, timeout_s=timeout_s, asker=who, keep=keep,
         dedupe_key=dedupe_key,

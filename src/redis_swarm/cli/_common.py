@@ -185,9 +185,8 @@ def agent_option_default() -> str | None:
 
 
 def task_json(task: Any) -> dict[str, Any]:
-    """A task's JSON: its record plus ``token`` (the lease's fencing token)."""
+    """A task's JSON: its record (with ``token`` only when claim returned it)."""
     data: dict[str, Any] = task.to_dict()
-    data["token"] = task.token
     return data
 
 

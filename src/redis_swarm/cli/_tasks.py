@@ -45,8 +45,7 @@ task_id_arg = click.argument("task_id", metavar="TASK_ID", shell_complete=comple
 token_option = click.option(
     "--token",
     required=True,
-    type=int,
-    help="The lease's token (the `token` printed by `task claim`).",
+    help="The lease's token (the `token` printed by `task claim`: ATTEMPT.SECRET).",
 )
 
 
@@ -264,7 +263,7 @@ def claim(
 @click.option("--lease", "lease_s", type=click.IntRange(1), help="Lease seconds from now.")
 @json_option
 @pass_app
-def renew(app: App, task_id: str, token: int, lease_s: int | None) -> None:
+def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
     """Extend your lease on TASK_ID (it restarts from now)."""
     t = app.swarm.renew(task_id, token, lease_s)
     app.emit(task_json(t), lambda: click.echo(f"renewed {t.id} until {iso(t.lease_deadline)}"))
@@ -285,7 +284,7 @@ def renew(app: App, task_id: str, token: int, lease_s: int | None) -> None:
 def report(
     app: App,
     task_id: str,
-    token: int,
+    token: str,
     finding_arg: str | None,
     summary: str | None,
     confidence: float | None,
@@ -326,7 +325,7 @@ def report(
 )
 @json_option
 @pass_app
-def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
+def fail(app: App, task_id: str, token: str, error: str, retry: bool) -> None:
     """Give up TASK_ID with the reason (a failure); it is retried until it has failed
     max_attempts times."""
     t = app.swarm.fail(task_id, token, read_text(error, app, what="--error"), retry=retry)
@@ -338,7 +337,7 @@ def fail(app: App, task_id: str, token: int, error: str, retry: bool) -> None:
 @token_option
 @json_option
 @pass_app
-def release(app: App, task_id: str, token: int) -> None:
+def release(app: App, task_id: str, token: str) -> None:
     """Give TASK_ID back to its queue untouched (counted neither as a failure nor as an
     abandon)."""
     t = app.swarm.release(task_id, token)

@@ -3,7 +3,7 @@
 -- A task's state is one JSON object in the tasks hash; it never holds an array or a null
 -- (absent means none), so cjson can decode and encode it without changing its shape. Besides
 -- the public fields it keeps: seq (posting order), pass_id (hash of the pass name), claims
--- (token -> worker), lease_ms (the lease length of the current claim) and op (the id of the
+-- (attempt -> worker), seals (attempt -> SHA-1 of the lease's secret), lease_ms (the lease length of the current claim) and op (the id of the
 -- last lifecycle request applied, so that a retried request is not applied twice).
 --
 -- Two budgets, counted apart: failures (fail, the worker saw the work fail) against
@@ -185,19 +185,36 @@ local function queue_keys(i, w)
           wake = w and KEYS[w] or nil}
 end
 
--- Why the holder of token no longer holds t's lease (nil when it does).
-local function lease_refusal(t, token)
-  if t.status == 'claimed' and t.attempts == token then return nil end
-  if token < 1 or token > t.attempts then
-    return string.format(
-      'token %d was never issued for task %s (its latest token is %d): use the token '
-      .. 'returned by claim', token, t.id, t.attempts)
-  end
-  if t.status == 'claimed' then
-    return string.format(
-      'the lease of token %d on task %s expired and attempt %d holds it now: stop working '
-      .. 'on it (a finding you already have can still be reported)', token, t.id, t.attempts)
-  end
+-- A lease's token is 'ATTEMPT.SECRET'. The claiming client chooses the secret (a script's
+-- randomness is not), and the task keeps only its SHA-1 (seals), so that reading a task does
+-- not reveal a token: only the holder of a lease can act on it.
+local function seal(secret)
+  return redis.sha1hex(secret)
+end
+
+-- The attempt of token when t really issued it, else nil.
+local function issued(t, token)
+  local attempt, secret = string.match(token, '^(%d+)%.([%w_%-]+)$')
+  if not attempt or not t.seals or t.seals[attempt] ~= seal(secret) then return nil end
+  return tonumber(attempt)
+end
+
+-- The refusal of a token t never issued (the message never repeats the token).
+local function never_issued(t)
   return string.format(
-    'task %s is %s, no longer held by token %d: stop working on it', t.id, t.status, token)
+    'this token was never issued for task %s: use the token its claim returned', t.id)
+end
+
+-- The token's attempt, and why its holder no longer holds t's lease (nil when it does).
+local function lease_refusal(t, token)
+  local attempt = issued(t, token)
+  if not attempt then return nil, never_issued(t) end
+  if t.status == 'claimed' and t.attempts == attempt then return attempt, nil end
+  if t.status == 'claimed' then
+    return attempt, string.format(
+      'the lease of attempt %d on task %s expired and attempt %d holds it now: stop working '
+      .. 'on it (a finding you already have can still be reported)', attempt, t.id, t.attempts)
+  end
+  return attempt, string.format(
+    'task %s is %s, no longer held by attempt %d: stop working on it', t.id, t.status, attempt)
 end

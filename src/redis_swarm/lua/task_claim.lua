@@ -9,7 +9,8 @@
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] mode: 'claim' or 'reap'
 -- ARGV[4] worker  ARGV[5] lease ms (0 = the task's lease_s)
 -- ARGV[6] max expired leases reclaimed per queue  ARGV[7] max delayed tasks promoted per queue
--- ARGV[8] max_abandons of a task stored without one
+-- ARGV[8] max_abandons of a task stored without one  ARGV[9] claim: the lease's secret (the
+-- task keeps its SHA-1; the client makes the token 'ATTEMPT.SECRET')
 -- Returns, claim: {task JSON, data JSON or false} or, when nothing is eligible,
 --   {false, next due ms or -1, now, last event id};  reap: {reclaimed, next due ms or -1, now}
 -- Wake lists: reclaiming or promoting a task pushes a token; a claim that finds nothing
@@ -65,6 +66,8 @@ set_status(K, t, 'claimed')
 t.attempts = t.attempts + 1
 t.worker = worker
 t.claims[tostring(t.attempts)] = worker
+t.seals = t.seals or {}  -- a task stored before seals existed has none
+t.seals[tostring(t.attempts)] = seal(ARGV[9])
 t.claimed_at = now
 local lease_ms = tonumber(ARGV[5])
 if lease_ms <= 0 then lease_ms = math.floor(t.lease_s * 1000) end

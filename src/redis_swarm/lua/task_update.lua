@@ -7,7 +7,7 @@
 -- KEYS[10] wake(q)
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
 --   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
--- ARGV[6] op id  ARGV[7] token (renew, release, fail)
+-- ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release, fail)
 -- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to
 -- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms  ARGV[11] fail: backoff cap ms
 -- Returns {task JSON after the change, data JSON or false}.
@@ -32,7 +32,7 @@ end
 if t.op == op then return reply(redis.call('HGET', K.tasks, id)) end
 
 if action == 'renew' or action == 'release' or action == 'fail' then
-  local refusal = lease_refusal(t, tonumber(ARGV[7]))
+  local _, refusal = lease_refusal(t, ARGV[7])
   if refusal then return swarm_error('SWARM_LEASELOST', refusal) end
 end
 

@@ -45,7 +45,7 @@ _STATE_KEY = "redis_swarm.session"
 class Lease:
     """A task this session claimed and has not settled yet."""
 
-    token: int
+    token: str
     queue: str
     parent: str | None
 
@@ -63,7 +63,7 @@ class AgentSession:
     read_versions: dict[str, str] = field(default_factory=dict)
     closed: bool = False
 
-    def token(self, task_id: str, given: int | None = None) -> int:
+    def token(self, task_id: str, given: str | None = None) -> str:
         """The lease token for ``task_id``: the session's own, else the one the agent passed."""
         lease = self.leases.get(task_id)
         if lease is not None:

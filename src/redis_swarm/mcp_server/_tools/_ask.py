@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
@@ -52,7 +53,9 @@ class AskTools(ToolsBase):
             held = next(iter(session.leases))
         asker: str | Task = session.agent_id
         if held is not None:
-            asker = await self._run(self.swarm.get_task, held)
+            task = await self._run(self.swarm.get_task, held)
+            lease = session.leases.get(held)  # its token lets the ask renew the lease
+            asker = replace(task, token=lease.token) if lease is not None else task
         answer = await self._run(self.swarm.ask, target, question, timeout_s=timeout_s, asker=asker)
         payload = answer.to_dict()
         payload.pop("summary", None)

@@ -73,7 +73,7 @@ class ToolsBase:
         return blocks(dumps(header), page)
 
     @staticmethod
-    def _token(session: AgentSession, task_id: str, given: int | None) -> int:
+    def _token(session: AgentSession, task_id: str, given: str | None) -> str:
         try:
             return session.token(task_id, given)
         except SwarmError as exc:

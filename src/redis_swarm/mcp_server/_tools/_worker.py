@@ -60,6 +60,7 @@ class WorkerTools(ToolsBase):
                     f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait",
                 }
             )
+        assert task.token is not None  # a claimed task carries its lease's token
         session.leases[task.id] = Lease(task.token, task.queue, task.parent)
         payload: dict[str, Any] = {"task": plain(task), "token": task.token}
         if task.parent:
@@ -88,7 +89,11 @@ class WorkerTools(ToolsBase):
         ctx: Context,
         lease_s: Annotated[int | None, Field(ge=1, description="New lease length.")] = None,
         token: Annotated[
-            int | None, Field(description="Only if this server restarted since the claim.")
+            str | None,
+            Field(
+                description="Only if this server restarted since the claim: the token "
+                "claim_task returned."
+            ),
         ] = None,
     ) -> CallToolResult:
         """Extend your lease on a task you are still working on, before it runs out (the
@@ -118,7 +123,11 @@ class WorkerTools(ToolsBase):
             dict[str, Any] | None, Field(description="Any other JSON fields the task asks for.")
         ] = None,
         token: Annotated[
-            int | None, Field(description="Only if this server restarted since the claim.")
+            str | None,
+            Field(
+                description="Only if this server restarted since the claim: the token "
+                "claim_task returned."
+            ),
         ] = None,
     ) -> CallToolResult:
         """Worker, step 3: report the result of your task, once. This completes the task;
@@ -173,7 +182,11 @@ class WorkerTools(ToolsBase):
             bool, Field(description="False if no other attempt can succeed (dead-letter it).")
         ] = True,
         token: Annotated[
-            int | None, Field(description="Only if this server restarted since the claim.")
+            str | None,
+            Field(
+                description="Only if this server restarted since the claim: the token "
+                "claim_task returned."
+            ),
         ] = None,
     ) -> CallToolResult:
         """Give a task back when you cannot do it: it is retried by another worker (until it
