@@ -46,11 +46,11 @@ def _work(swarm: Swarm, task: Task, worker: str, lease_s: float, rng: random.Ran
     try:
         if kind == "poison":
             swarm.fail(task.id, task.token, "poison pill", retry=False)
-            _log(fd, "failed", task.id, task.token)
+            _log(fd, "failed", task.id, task.attempts)
             return
         if kind == "flaky" and task.attempts == 1:
             swarm.fail(task.id, task.token, "flaky on its first attempt", retry=True)
-            _log(fd, "failed", task.id, task.token)
+            _log(fd, "failed", task.id, task.attempts)
             return
         if kind == "slow" and task.attempts == 1:
             time.sleep(lease_s * 1.6)
@@ -58,7 +58,7 @@ def _work(swarm: Swarm, task: Task, worker: str, lease_s: float, rng: random.Ran
             for _ in range(4):
                 time.sleep(lease_s * 0.35)
                 swarm.renew(task.id, task.token)
-                _log(fd, "renewed", task.id, task.token)
+                _log(fd, "renewed", task.id, task.attempts)
         else:
             time.sleep(rng.uniform(0.0, 0.02))
         finding = swarm.report(
@@ -67,11 +67,11 @@ def _work(swarm: Swarm, task: Task, worker: str, lease_s: float, rng: random.Ran
             {"summary": f"{kind} task {task.data['i']} done", "confidence": 0.5},
             worker=worker,
         )
-        _log(fd, "completed", task.id, task.token, finding.id)
+        _log(fd, "completed", task.id, task.attempts, finding.id)
     except AlreadyCompleted as exc:
-        _log(fd, "superseded", task.id, task.token, exc.finding_id)
+        _log(fd, "superseded", task.id, task.attempts, exc.finding_id)
     except LeaseLost:
-        _log(fd, "leaselost", task.id, task.token)
+        _log(fd, "leaselost", task.id, task.attempts)
 
 
 def run(url: str, swarm_name: str, queue: str, pass_name: str, worker: str, log_path: str,
@@ -88,7 +88,7 @@ def run(url: str, swarm_name: str, queue: str, pass_name: str, worker: str, log_
                     if _settled(swarm, pass_name):
                         break
                     continue
-                _log(fd, "claim", task.id, task.token)
+                _log(fd, "claim", task.id, task.attempts)
                 _work(swarm, task, worker, lease_s, rng, fd)
             except SwarmError as exc:  # anything else is a failure of the test
                 _log(fd, "error", type(exc).__name__, str(exc).replace("\n", " "))
