@@ -160,7 +160,7 @@ def test_2000_tasks_survive_8_workers_sigkilled_every_200ms(
     held = [
         t for t in tasks.values()
         if kind_of[t.id] == "long" and t.status.value == "completed"
-        and renewals[(t.id, str(t.token))] >= 4 and (t.id, str(t.token)) not in expiries
+        and renewals[(t.id, str(t.attempts))] >= 4 and (t.id, str(t.attempts)) not in expiries
     ]  # fmt: skip
     assert held, "no long task was completed on a renewed lease"
     assert summary.events["finding.reported"] == stats["completed"]
