@@ -215,7 +215,7 @@ def _finding_node(swarm: Swarm, f: Finding) -> dict[str, Any]:
         "summary": f.summary,
         "worker": f.worker,
         "model": f.model,
-        "attempt": f.token,
+        "attempt": f.attempt,
         "context_owner": f.shard,
         "context_version": f.context_version,
         "cost_usd": f.usage.cost_usd if f.usage else None,
