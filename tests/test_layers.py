@@ -11,8 +11,8 @@ import redis_swarm
 from redis_swarm import AsyncSwarm, Swarm
 
 PACKAGE = Path(redis_swarm.__file__).parent
-FACES = ["cli", "dashboard", "mcp_server", "_runner", "_pipeline", "roles.py", "_bench.py",
-         "_demo.py"]  # fmt: skip
+FACES = ["cli", "dashboard", "mcp_server", "_runner", "_pipeline", "_hooks", "roles.py",
+         "_bench.py", "_demo.py"]  # fmt: skip
 
 
 def _face_files() -> list[Path]:

@@ -1,0 +1,264 @@
+"""What each hook event does with the swarm.
+
+- SessionStart: register the session's agent; context: who it is, its role and queues, the
+  leases it holds (a resumed or compacted session picks its task back up), unread messages,
+  what is claimable.
+- UserPromptSubmit: the messages that arrived since the agent last looked.
+- Stop: refuse to stop while the session holds a lease it has not reported; a loop-mode
+  worker is handed its next task (claimed here, in the hook); unread direct messages are
+  handed over. ``stop_hook_active`` (the session already continues because of a refused
+  stop) never makes it nag about a lease again, so a session is never trapped.
+- SubagentStart: tells the subagent its own worker id.
+- SubagentStop: a subagent's unreported task is reported with the finding parsed from its
+  last message (like ``swarm run`` parses an agent's output), or failed with that text.
+- PreCompact: renew every held lease, so compaction never costs a task.
+
+Messages are marked read only for what the answer shows (``mark_read`` through the last one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._client import Swarm
+from .._errors import NotFound, SwarmError
+from .._models import Message, Task
+from .._runner.finding import parse_finding
+from .formats import MAX_CHARS, Answer, clip
+
+__all__ = ["HookOptions", "agent_for", "handle", "held_tasks", "subagent_for"]
+
+# The part of an answer messages may fill, and the most of one message body shown.
+MESSAGES_BUDGET = 5_000
+BODY_CHARS = 1_500
+TASK_DATA_CHARS = 2_000
+HELD_PAGES = 20  # pages of claimed tasks looked through for the agent's leases
+
+
+@dataclass(frozen=True)
+class HookOptions:
+    """What ``swarm hook`` was installed with."""
+
+    client: str = "claude"
+    role: str = "worker"
+    queues: tuple[str, ...] = ()
+    loop: bool = False
+    max_tasks: int = 0  # loop mode: tasks one session takes at most (0: no limit)
+    agent: str | None = None  # SWARM_AGENT
+
+
+def _digest(text: str, size: int) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
+
+
+def agent_for(payload: Mapping[str, Any], options: HookOptions) -> str:
+    """The session's agent id: SWARM_AGENT, else one derived from the hook's ``session_id``
+    (the same for every event of the session, and after resume or compaction)."""
+    if options.agent:
+        return options.agent
+    session = payload.get("session_id")
+    if not isinstance(session, str) or not session:
+        raise ValueError(
+            "the hook input has no session_id, so the session has no agent id: set SWARM_AGENT"
+        )
+    return f"{options.client}-{_digest(session, 6)}"
+
+
+def subagent_for(agent: str, agent_id: str) -> str:
+    """The worker id of a session's subagent (its ``agent_id``)."""
+    return f"{agent[:40]}.sub-{_digest(agent_id, 5)}"
+
+
+def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
+    """The tasks ``worker`` holds a lease on."""
+    held: list[Task] = []
+    cursor: str | None = None
+    for _ in range(HELD_PAGES):
+        page = swarm.list_tasks(status="claimed", cursor=cursor, limit=100, with_data=True)
+        held += [t for t in page.items if t.worker == worker]
+        cursor = page.cursor
+        if cursor is None:
+            break
+    return held
+
+
+def _task_text(task: Task, worker: str) -> str:
+    where = f"queue {task.queue}" + (f", pass {task.pass_name}" if task.pass_name else "")
+    data = ""
+    if task.data is not None:
+        data = "\nData: " + clip(json.dumps(task.data, ensure_ascii=False), TASK_DATA_CHARS)
+    return (
+        f"Task {task.id} ({where}) is yours: lease token {task.token}.\n"
+        f"{clip(task.description, 3_000)}{data}\n"
+        f"When done, report it: swarm task report {task.id} --token {task.token} "
+        f"--worker {worker} --summary 'what you found' (or --finding JSON). If you cannot do "
+        f"it: swarm task fail {task.id} --token {task.token} --error 'why'."
+    )
+
+
+def _message_line(m: Message) -> str:
+    where = "broadcast" if m.to == "*" else "to you"
+    body = clip(m.body, BODY_CHARS)
+    if m.data:
+        body += "\n  data: " + clip(json.dumps(m.data, ensure_ascii=False), BODY_CHARS)
+    return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}"
+
+
+def _show_messages(
+    swarm: Swarm, agent: str, *, direct_only: bool = False, budget: int = MESSAGES_BUDGET
+) -> str:
+    """The unread messages that fit ``budget``, marked read through the last one shown.
+    With ``direct_only``, nothing is shown (or marked) unless a direct message is unread."""
+    unread = swarm.inbox(agent, ack=False, limit=50)
+    if direct_only and not any(m.to != "*" for m in unread):
+        return ""
+    lines: list[str] = []
+    used = 0
+    for m in unread:
+        line = _message_line(m)
+        if lines and used + len(line) > budget:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    if not lines:
+        return ""
+    swarm.mark_read(agent, unread[len(lines) - 1].seq)
+    more = " (more: swarm msg inbox)" if len(lines) < len(unread) else ""
+    return f"Messages for {agent}{more}:\n" + "\n".join(lines)
+
+
+def _ensure_registered(swarm: Swarm, agent: str, options: HookOptions, count: int = 0) -> None:
+    metadata: dict[str, Any] = {"hook": options.client, "queues": list(options.queues)}
+    if options.loop:
+        metadata["loop_claims"] = count
+    swarm.register(options.role, name=agent, metadata=metadata)
+
+
+def _registered(swarm: Swarm, agent: str, options: HookOptions) -> dict[str, Any]:
+    """The agent's metadata, registering it first when it is not (hooks installed mid-session)."""
+    try:
+        return swarm.get_agent(agent).metadata or {}
+    except NotFound:
+        _ensure_registered(swarm, agent, options)
+        return {}
+
+
+def _claimable(swarm: Swarm, queues: Sequence[str]) -> str:
+    if not queues:
+        return ""
+    stats = swarm.queue_stats()
+    parts = [f"{q}: {stats.get(q, {}).get('pending', 0)} pending" for q in queues]
+    return "Claimable: " + "; ".join(parts) + f" (swarm task claim {' '.join(queues)})."
+
+
+def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
+    _ensure_registered(swarm, agent, options)
+    queues = ", ".join(options.queues) or "none given"
+    parts = [
+        f"You are agent {agent} in the swarm {swarm.settings.swarm} (role {options.role}; "
+        f"queues: {queues}). Use this id as --worker / --from / SWARM_AGENT with swarm commands."
+    ]
+    held = held_tasks(swarm, agent)
+    if held:
+        parts.append("You hold these tasks; carry on with them:")
+        parts += [_task_text(t, agent) for t in held[:3]]
+    budget = MAX_CHARS - sum(len(p) for p in parts) - 1_000
+    messages = _show_messages(swarm, agent, budget=max(500, min(MESSAGES_BUDGET, budget)))
+    if messages:
+        parts.append(messages)
+    claimable = _claimable(swarm, options.queues)
+    if claimable:
+        parts.append(claimable)
+    return Answer(context="\n\n".join(parts))
+
+
+def prompt_submit(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
+    _registered(swarm, agent, options)
+    return Answer(context=_show_messages(swarm, agent))
+
+
+def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
+    active = payload.get("stop_hook_active") is True
+    metadata = _registered(swarm, agent, options)
+    held = held_tasks(swarm, agent)
+    if held and not active:
+        return Answer(
+            block="You still hold a task you have not reported. Report it (or fail it) "
+            "before you stop.\n\n" + "\n\n".join(_task_text(t, agent) for t in held[:3])
+        )
+    messages = _show_messages(swarm, agent, direct_only=True)
+    if messages:
+        return Answer(block=messages)
+    if options.loop and options.queues and not held:
+        done = int(metadata.get("loop_claims") or 0)
+        if options.max_tasks and done >= options.max_tasks:
+            return Answer(message=f"{agent} took its {done} tasks (--max-tasks); stopping.")
+        task = swarm.claim(list(options.queues), worker=agent)
+        if task is not None:
+            _ensure_registered(swarm, agent, options, done + 1)
+            return Answer(block="Next task for you.\n\n" + _task_text(task, agent))
+    return Answer()
+
+
+def subagent_start(agent: str, payload: Mapping[str, Any]) -> Answer:
+    agent_id = payload.get("agent_id")
+    if not isinstance(agent_id, str) or not agent_id:
+        return Answer()
+    worker = subagent_for(agent, agent_id)
+    return Answer(
+        context=f"Your worker id in the swarm is {worker}: claim, report and fail tasks with "
+        f"--worker {worker}. If you stop without reporting a task you claimed, your last "
+        "message is reported as its finding."
+    )
+
+
+def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
+    agent_id = payload.get("agent_id")
+    if not isinstance(agent_id, str) or not agent_id:
+        return Answer()
+    worker = subagent_for(agent, agent_id)
+    last = payload.get("last_assistant_message")
+    text = last if isinstance(last, str) else ""
+    done: list[str] = []
+    for task in held_tasks(swarm, worker):
+        parsed = parse_finding(text)
+        if parsed is None:
+            swarm.fail(task.id, task.token, "the subagent stopped without a finding")
+            done.append(f"{task.id} failed (no finding)")
+        else:
+            swarm.report(task.id, task.token, parsed[0], worker=worker)
+            done.append(f"{task.id} reported ({parsed[1]})")
+    return Answer(message=f"subagent {worker}: " + "; ".join(done) if done else "")
+
+
+def pre_compact(swarm: Swarm, agent: str) -> Answer:
+    renewed = []
+    for task in held_tasks(swarm, agent):
+        try:
+            swarm.renew(task.id, task.token)
+            renewed.append(task.id)
+        except SwarmError:
+            continue
+    return Answer(message=f"renewed the leases of {', '.join(renewed)}" if renewed else "")
+
+
+def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:
+    """The answer to canonical ``event`` (see ``formats.canonical_event``)."""
+    agent = agent_for(payload, options)
+    if event == "SessionStart":
+        return session_start(swarm, agent, options)
+    if event == "UserPromptSubmit":
+        return prompt_submit(swarm, agent, options)
+    if event == "Stop":
+        return stop(swarm, agent, options, payload)
+    if event == "SubagentStart":
+        return subagent_start(agent, payload)
+    if event == "SubagentStop":
+        return subagent_stop(swarm, agent, payload)
+    if event == "PreCompact":
+        return pre_compact(swarm, agent)
+    raise ValueError(f"unknown hook event {event!r}")

@@ -1,0 +1,95 @@
+"""Each client's hook JSON: event names in, answers out.
+
+Documented shapes (docs/live.md cites them):
+- Claude Code: input ``session_id``, ``hook_event_name``, ``source`` (SessionStart),
+  ``prompt`` (UserPromptSubmit), ``stop_hook_active`` and ``last_assistant_message`` (Stop,
+  SubagentStop), ``agent_id`` (SubagentStart/Stop). Output: context as
+  ``hookSpecificOutput: {hookEventName, additionalContext}``; a refused stop as
+  ``{"decision": "block", "reason": ...}``; ``systemMessage`` for the user.
+- Codex: the same names and shapes (its JSON schemas, codex-rs/hooks/schema/generated, allow
+  no other top-level keys than continue, decision, reason, hookSpecificOutput, stopReason,
+  suppressOutput, systemMessage).
+- Gemini CLI: BeforeAgent (the prompt), AfterAgent (the stop: ``prompt_response``,
+  ``stop_hook_active``; ``"decision": "deny"`` with a ``reason`` sends the reason as a new
+  prompt), PreCompress; context as ``hookSpecificOutput.additionalContext``.
+Every answer is JSON on stdout with exit 0; each string in it is kept under the clients'
+10,000-character cap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CLIENTS", "MAX_CHARS", "Answer", "canonical_event", "clip", "render"]
+
+CLIENTS = ("claude", "codex", "gemini")
+# Output strings stay under the clients' 10,000-character cap.
+MAX_CHARS = 9_500
+
+# Canonical event -> its name in each client (None: the client has no such event).
+_NAMES: dict[str, dict[str, str | None]] = {
+    "SessionStart": {"claude": "SessionStart", "codex": "SessionStart", "gemini": "SessionStart"},
+    "UserPromptSubmit": {
+        "claude": "UserPromptSubmit",
+        "codex": "UserPromptSubmit",
+        "gemini": "BeforeAgent",
+    },
+    "Stop": {"claude": "Stop", "codex": "Stop", "gemini": "AfterAgent"},
+    "SubagentStart": {"claude": "SubagentStart", "codex": "SubagentStart", "gemini": None},
+    "SubagentStop": {"claude": "SubagentStop", "codex": "SubagentStop", "gemini": None},
+    "PreCompact": {"claude": "PreCompact", "codex": "PreCompact", "gemini": "PreCompress"},
+}
+EVENTS = tuple(_NAMES)
+
+
+def client_event(event: str, client: str) -> str | None:
+    """The name ``client`` gives the canonical ``event`` (None: it has no such event)."""
+    return _NAMES[event][client]
+
+
+def canonical_event(name: str, client: str) -> str:
+    """The canonical event for a name given on the command line or in the hook's input
+    (either spelling, any case); ValueError saying which names exist."""
+    wanted = name.strip().lower()
+    for event, names in _NAMES.items():
+        if wanted == event.lower() or wanted == (names[client] or "").lower():
+            return event
+    known = ", ".join(n for n in (names[client] for names in _NAMES.values()) if n)
+    raise ValueError(f"unknown hook event {name!r} for {client}: use one of {known}")
+
+
+def clip(text: str, limit: int = MAX_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    if len(text) <= limit:
+        return text
+    marker = "\n[... cut: more with `swarm msg inbox` / `swarm task list`]"
+    return text[: limit - len(marker)] + marker
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a hook answers, whatever the client: context for the model, a refused stop (with
+    the reason the agent continues with), and a message for the user."""
+
+    context: str = ""
+    block: str = ""
+    message: str = ""
+
+
+def render(answer: Answer, event: str, client: str) -> str:
+    """The JSON ``client`` expects from its hook for ``event``."""
+    out: dict[str, Any] = {}
+    if answer.block:
+        out["decision"] = "deny" if client == "gemini" else "block"
+        out["reason"] = clip(answer.block)
+    if answer.context:
+        specific: dict[str, Any] = {"additionalContext": clip(answer.context)}
+        name = client_event(event, client)
+        if client != "gemini" and name is not None:
+            specific = {"hookEventName": name, **specific}
+        out["hookSpecificOutput"] = specific
+    if answer.message:
+        out["systemMessage"] = clip(answer.message, 1000)
+    return json.dumps(out, ensure_ascii=False)

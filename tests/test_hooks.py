@@ -1,0 +1,307 @@
+"""``swarm hook EVENT`` (issue 19.2): each event fed the JSON the clients document, in each
+state (lease held or not, work or none, messages or none, stop_hook_active or not), answered
+in each client's format; a loop-mode worker driven only by Stop events completes 20 tasks."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]  # (the MCP SDK depends on it)
+import pytest
+
+from redis_swarm import Swarm, TaskStatus
+from redis_swarm._hooks import HookOptions, agent_for
+from redis_swarm._hooks.events import subagent_for
+
+from ._cli import Cli
+
+SESSION = "3f2a9c1e-0d4b-4e8a-9a51-5b7c2d1e6f00"
+
+# The Codex hook output schemas (codex-rs/hooks/schema/generated/*.command.output.schema.json),
+# restated: no other top-level keys, "block" the only decision, a reason when blocking, the
+# event's own name in hookSpecificOutput.
+_COMMON = {
+    "continue": {"type": "boolean"},
+    "stopReason": {"type": ["string", "null"]},
+    "suppressOutput": {"type": "boolean"},
+    "systemMessage": {"type": ["string", "null"]},
+}
+_DECISION = {
+    "decision": {"enum": ["block", None]},
+    "reason": {"type": ["string", "null"]},
+}
+_BLOCK_NEEDS_REASON = {
+    "if": {"properties": {"decision": {"const": "block"}}, "required": ["decision"]},
+    "then": {
+        "properties": {"reason": {"type": "string", "pattern": r".*\S.*"}},
+        "required": ["reason"],
+    },
+}
+
+
+def _specific(event: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "hookEventName": {"const": event},
+            "additionalContext": {"type": ["string", "null"]},
+        },
+        "required": ["hookEventName"],
+    }
+
+
+CODEX_OUTPUT: dict[str, dict[str, Any]] = {
+    "SessionStart": {"properties": {**_COMMON, "hookSpecificOutput": _specific("SessionStart")}},
+    "UserPromptSubmit": {
+        "properties": {**_COMMON, **_DECISION, "hookSpecificOutput": _specific("UserPromptSubmit")},
+        "allOf": [_BLOCK_NEEDS_REASON],
+    },
+    "Stop": {"properties": {**_COMMON, **_DECISION}, "allOf": [_BLOCK_NEEDS_REASON]},
+    "SubagentStart": {"properties": {**_COMMON, "hookSpecificOutput": _specific("SubagentStart")}},
+    "SubagentStop": {"properties": {**_COMMON, **_DECISION}, "allOf": [_BLOCK_NEEDS_REASON]},
+    "PreCompact": {"properties": _COMMON},
+}
+
+
+def _payload(event: str, client: str = "claude", **extra: Any) -> dict[str, Any]:
+    """The input the client documents for ``event``."""
+    base: dict[str, Any] = {
+        "session_id": SESSION,
+        "transcript_path": "/tmp/transcript.jsonl",
+        "cwd": "/work",
+        "hook_event_name": event,
+    }
+    if client == "gemini":
+        base["timestamp"] = "2026-12-02T22:00:00Z"
+    else:
+        base["permission_mode"] = "default"
+    if client == "codex":
+        base["model"] = "gpt-5-codex"
+        base["turn_id"] = "turn-1"
+    if event == "SessionStart":
+        base["source"] = "startup"
+    if event in ("UserPromptSubmit", "BeforeAgent"):
+        base["prompt"] = "carry on"
+    if event in ("Stop", "SubagentStop"):
+        base |= {"stop_hook_active": False, "last_assistant_message": "done"}
+    if event == "AfterAgent":
+        base |= {"prompt": "carry on", "prompt_response": "done", "stop_hook_active": False}
+    if event == "PreCompact":
+        base |= {"trigger": "auto", "custom_instructions": ""}
+    if event == "PreCompress":
+        base["trigger"] = "auto"
+    return base | extra
+
+
+class Hooks:
+    """``swarm hook`` run in process, its answer parsed (and checked against the schema)."""
+
+    def __init__(self, cli: Cli) -> None:
+        self.cli = cli
+
+    def __call__(
+        self, event: str, *options: str, client: str = "claude", env: Any = None, **extra: Any
+    ) -> dict[str, Any]:
+        payload = _payload(event, client, **extra)
+        out = self.cli(
+            "hook", event, "--client", client, *options, input=json.dumps(payload), env=env
+        )
+        answer: dict[str, Any] = json.loads(out.stdout)
+        for value in _strings(answer):
+            assert len(value) < 10_000
+        if client == "codex":
+            jsonschema.validate(
+                answer, {"type": "object", "additionalProperties": False} | CODEX_OUTPUT[event]
+            )
+        return answer
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+
+
+def _context(answer: dict[str, Any]) -> str:
+    return str(answer.get("hookSpecificOutput", {}).get("additionalContext", ""))
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+@pytest.fixture
+def hooks(redis_url: str) -> Hooks:
+    return Hooks(Cli(redis_url, env={"SWARM_AGENT": ""}))
+
+
+ME = agent_for({"session_id": SESSION}, HookOptions(client="claude"))
+
+
+def test_identity_is_stable_and_swarm_agent_wins(hooks: Hooks, swarm: Swarm) -> None:
+    assert agent_for({"session_id": SESSION, "source": "resume"}, HookOptions()) == ME
+    assert agent_for({"session_id": "other"}, HookOptions()) != ME
+    answer = hooks("SessionStart", "--queue", "q")
+    assert answer["hookSpecificOutput"]["hookEventName"] == "SessionStart"
+    assert f"You are agent {ME}" in _context(answer)
+    assert swarm.get_agent(ME).role == "worker"
+    named = hooks("SessionStart", "--role", "shard", env={"SWARM_AGENT": "shard-1"})
+    assert "You are agent shard-1" in _context(named) and "role shard" in _context(named)
+    with pytest.raises(ValueError, match="SWARM_AGENT"):
+        agent_for({}, HookOptions())
+
+
+@pytest.mark.parametrize("client", ["claude", "codex", "gemini"])
+def test_session_start_shows_leases_messages_and_claimable_work(
+    hooks: Hooks, swarm: Swarm, client: str
+) -> None:
+    me = agent_for({"session_id": SESSION}, HookOptions(client=client))
+    hooks("SessionStart", client=client)
+    assert _context(hooks("SessionStart", "--queue", "q", client=client)).count("0 pending") == 1
+    swarm.post_task("q", "first job", data={"file": "a.py"})
+    swarm.post_task("q", "second job")
+    held = swarm.claim("q", worker=me)
+    assert held is not None
+    swarm.send(me, "please hurry", sender="boss")
+    context = _context(hooks("SessionStart", "--queue", "q", client=client, source="compact"))
+    assert f"Task {held.id}" in context and "first job" in context and "a.py" in context
+    assert f"--token {held.token}" in context
+    assert "please hurry" in context and "q: 1 pending" in context
+    # the message was shown: not again
+    assert "please hurry" not in _context(hooks("SessionStart", client=client))
+
+
+@pytest.mark.parametrize(
+    ("client", "event"), [("claude", "UserPromptSubmit"), ("codex", "UserPromptSubmit"),
+                          ("gemini", "BeforeAgent")],
+)  # fmt: skip
+def test_user_prompt_submit_shows_new_messages_once(
+    hooks: Hooks, swarm: Swarm, client: str, event: str
+) -> None:
+    me = agent_for({"session_id": SESSION}, HookOptions(client=client))
+    assert hooks(event, client=client) == {}  # registers the agent
+    swarm.register("coordinator", name="boss")
+    m = swarm.send(me, "new plan", sender="boss")
+    b = swarm.broadcast("all stop", sender="boss")
+    context = _context(hooks(event, client=client))
+    assert "new plan" in context and "all stop" in context and m.id in context
+    assert swarm.message_status(m.id).read and me in swarm.message_status(b.id).read_by
+    assert hooks(event, client=client) == {}
+
+
+@pytest.mark.parametrize(("client", "event"), [("claude", "Stop"), ("codex", "Stop"),
+                                               ("gemini", "AfterAgent")])  # fmt: skip
+def test_stop_in_each_state(hooks: Hooks, swarm: Swarm, client: str, event: str) -> None:
+    me = agent_for({"session_id": SESSION}, HookOptions(client=client))
+    block = "deny" if client == "gemini" else "block"
+    assert hooks(event, client=client) == {}  # nothing held, no messages, no loop
+    # a lease not reported: refused, unless the session already continues for a stop hook
+    swarm.post_task("q", "job")
+    task = swarm.claim("q", worker=me)
+    assert task is not None
+    answer = hooks(event, client=client)
+    assert answer["decision"] == block and task.id in answer["reason"]
+    assert hooks(event, client=client, stop_hook_active=True) == {}
+    swarm.report(task.id, task.token, {"summary": "done"}, worker=me)
+    assert hooks(event, client=client) == {}
+    # a broadcast does not keep it; a direct message does (shown once)
+    swarm.broadcast("fyi", sender="boss")
+    assert hooks(event, client=client) == {}
+    swarm.send(me, "one more thing", sender="boss")
+    answer = hooks(event, client=client, stop_hook_active=True)
+    assert answer["decision"] == block and "one more thing" in answer["reason"]
+    assert hooks(event, client=client) == {}
+    # loop mode: work -> claimed here and handed over; none -> let it stop
+    loop = ("--loop", "--queue", "q")
+    assert hooks(event, *loop, client=client) == {}
+    swarm.post_task("q", "loop job")
+    answer = hooks(event, *loop, client=client, stop_hook_active=True)
+    assert answer["decision"] == block and "loop job" in answer["reason"]
+    (claimed,) = swarm.list_tasks(status="claimed").items
+    assert claimed.worker == me
+
+
+def test_a_loop_worker_driven_only_by_stop_completes_20_tasks(hooks: Hooks, swarm: Swarm) -> None:
+    for i in range(20):
+        swarm.post_task("work", f"job {i}")
+    swarm.post_task("work", "over the limit")
+    loop = ("--loop", "--queue", "work", "--max-tasks", "20")
+    answer = hooks("Stop", *loop)
+    done = []
+    while answer.get("decision") == "block":
+        reason = answer["reason"]
+        match = re.search(r"swarm task report (\S+) --token (\d+) --worker (\S+)", reason)
+        assert match, reason
+        task_id, token, worker = match.group(1), int(match.group(2)), match.group(3)
+        swarm.report(task_id, token, {"summary": f"did {task_id}"}, worker=worker)
+        done.append(task_id)
+        answer = hooks("Stop", *loop, stop_hook_active=True)
+    assert len(done) == 20 and len(set(done)) == 20
+    assert "20 tasks" in answer.get("systemMessage", "")
+    stats = swarm.queue_stats()["work"]
+    assert stats["completed"] == 20 and stats["pending"] == 1
+
+
+@pytest.mark.parametrize(
+    ("last", "outcome"),
+    [
+        ('Done.\n```json\n{"summary": "found the bug", "confidence": 0.9}\n```', "found the bug"),
+        ("I looked everywhere and the config is fine.", "the config is fine"),
+        ("", None),
+    ],
+)
+def test_subagent_stop_reports_or_fails_its_task(
+    hooks: Hooks, swarm: Swarm, last: str, outcome: str | None
+) -> None:
+    start = hooks("SubagentStart", agent_id="a1b2c3", agent_type="general-purpose")
+    worker = subagent_for(ME, "a1b2c3")
+    assert f"--worker {worker}" in _context(start)
+    swarm.post_task("q", "investigate")
+    task = swarm.claim("q", worker=worker)
+    assert task is not None
+    answer = hooks("SubagentStop", agent_id="a1b2c3", last_assistant_message=last)
+    assert "decision" not in answer and task.id in answer["systemMessage"]
+    after = swarm.get_task(task.id)
+    if outcome is None:
+        assert after.status != TaskStatus.CLAIMED and "without a finding" in str(after.last_error)
+    else:
+        assert after.status == TaskStatus.COMPLETED
+        assert after.finding_id is not None
+        assert outcome in swarm.get_finding(after.finding_id).summary
+    # a subagent holding nothing: nothing to do
+    assert hooks("SubagentStop", agent_id="zzz") == {}
+
+
+@pytest.mark.parametrize(("client", "event"), [("claude", "PreCompact"), ("codex", "PreCompact"),
+                                               ("gemini", "PreCompress")])  # fmt: skip
+def test_pre_compact_renews_held_leases(
+    hooks: Hooks, swarm: Swarm, client: str, event: str
+) -> None:
+    me = agent_for({"session_id": SESSION}, HookOptions(client=client))
+    assert hooks(event, client=client) == {}
+    swarm.post_task("q", "long job", lease_s=30)
+    task = swarm.claim("q", worker=me, lease_s=5)
+    assert task is not None and task.lease_deadline is not None
+    answer = hooks(event, client=client)
+    assert task.id in answer["systemMessage"]
+    renewed = swarm.get_task(task.id)
+    assert renewed.lease_deadline is not None and renewed.lease_deadline > task.lease_deadline
+
+
+def test_bad_input_exits_1_never_2(redis_url: str) -> None:
+    cli = Cli(redis_url)
+    out = cli("hook", "Stop", input="not json", expect=1)
+    assert "swarm hook Stop" in out.stderr
+    assert "use one of" in cli("hook", "Bogus", input="{}", expect=1).stderr
+    assert "unknown client" in cli("hook", "Stop", "--client", "x", input="{}", expect=1).stderr
+    assert (
+        "SWARM_AGENT" in cli("hook", "Stop", input="{}", env={"SWARM_AGENT": ""}, expect=1).stderr
+    )
