@@ -13,8 +13,8 @@ import os
 import re
 import signal
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import MethodType
 from typing import Any, Literal
@@ -117,27 +117,13 @@ def build_server(
     )
     tools = SwarmTools(swarm, sessions, budget, files)
 
-    @asynccontextmanager
-    async def lifespan(_server: MCPServer[SessionRegistry]) -> AsyncIterator[SessionRegistry]:
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(sessions.heartbeat_forever, heartbeat_s)
-                try:
-                    yield sessions
-                finally:
-                    tg.cancel_scope.cancel()
-        finally:
-            # Agents of sessions that never closed (2026-era clients, a killed transport).
-            with anyio.move_on_after(10, shield=True):
-                await sessions.close_all()
-
     server: MCPServer[SessionRegistry] = MCPServer(
         "redis-swarm",
         title="redis-swarm",
         description="A shared memory and work bus for fleets of AI agents, built on Redis.",
         instructions=INSTRUCTIONS[role] + " " + _COMMON.format(budget=budget.tokens),
         version=_version(),
-        lifespan=lifespan,
+        lifespan=_lifespan(sessions, heartbeat_s),
         log_level=log_level,
         middleware=[RefuseMarked(), RegisterOnConnect(sessions)],
     )
@@ -152,6 +138,29 @@ def build_server(
         server.add_prompt(_prompt(swarm, prompt_role))
     _SESSIONS[server] = sessions
     return server
+
+
+def _lifespan(
+    sessions: SessionRegistry, heartbeat_s: float
+) -> Callable[[MCPServer[SessionRegistry]], AbstractAsyncContextManager[SessionRegistry]]:
+    """The server's lifespan: heartbeats for its sessions' agents while it runs, and every
+    agent deregistered when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[SessionRegistry]) -> AsyncIterator[SessionRegistry]:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sessions.heartbeat_forever, heartbeat_s)
+                try:
+                    yield sessions
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            # Agents of sessions that never closed (2026-era clients, a killed transport).
+            with anyio.move_on_after(10, shield=True):
+                await sessions.close_all()
+
+    return lifespan
 
 
 def _prompt(swarm: Swarm, role: str) -> Prompt:
