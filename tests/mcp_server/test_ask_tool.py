@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import anyio
 
 from redis_swarm import Swarm
@@ -31,3 +34,34 @@ def test_a_worker_asks_the_shard_of_its_task(core: Swarm) -> None:
             assert "no answerer claimed it" in error
 
     anyio.run(body)
+
+
+def test_a_shard_session_answers_the_questions_about_its_context(core: Swarm) -> None:
+    assert {"next_question", "answer_question"} <= set(tool_names("shard"))
+    assert "next_question" not in tool_names("worker")
+    core.publish_context("shard-x", "a big book\n", source="book.md")
+    asked: dict[str, Any] = {}
+
+    def asker() -> None:
+        asked["answer"] = core.ask("shard-x", "Who did it?", data={"page": 3}, timeout_s=30)
+
+    async def body() -> None:
+        async with connect(build_server(core, role="shard", name="shard-x")) as shard:
+            none, _ = await shard("next_question")
+            assert none["question"] is None and "wait_s" in none["next"]
+            thread = threading.Thread(target=asker)
+            thread.start()
+            got, _ = await shard("next_question", wait_s=20)
+            assert got["question"] == "Who did it?" and got["data"] == {"page": 3}
+            done, _ = await shard(
+                "answer_question", question_id=got["question_id"], text="The butler.",
+                sources=["context:L1"],
+            )  # fmt: skip
+            assert done["answered"] is True
+            await anyio.to_thread.run_sync(thread.join, 10)
+            error = await shard.error("answer_question", question_id=got["question_id"], text="x")
+            assert "no lease" in error
+
+    anyio.run(body)
+    assert asked["answer"].text == "The butler." and asked["answer"].answerer == "shard-x"
+    assert asked["answer"].sources == ("context:L1",)

@@ -9,9 +9,12 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from ..._keys import ask_queue
 from ..._models import Task
-from .._roles import EVERYONE, tool
-from ._base import MAX_PASS_WAIT_S, ToolsBase
+from .._render import plain
+from .._roles import EVERYONE, SHARD, tool
+from .._session import Lease
+from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
 
 __all__ = ["AskTools"]
 
@@ -60,3 +63,65 @@ class AskTools(ToolsBase):
         payload = answer.to_dict()
         payload.pop("summary", None)
         return self._result(payload)
+
+    @tool(roles=SHARD)
+    async def next_question(
+        self,
+        ctx: Context,
+        owner: Annotated[
+            str | None, Field(description="Whose questions: default your own context's.")
+        ] = None,
+        wait_s: Annotated[
+            float,
+            Field(ge=0, le=MAX_CLAIM_WAIT_S, description="Wait this long for a question."),
+        ] = 0.0,
+    ) -> CallToolResult:
+        """Shard: take the next question workers asked about your context (swarm ask), to
+        answer it from what you hold. Answer it with answer_question, then take the next;
+        none: the result says so (call again with wait_s to wait)."""
+        session = await self._session(ctx)
+        queue = ask_queue(session.context_owner(owner))
+        task = await self._run(self.swarm.claim, queue, worker=session.agent_id, wait_s=wait_s)
+        if task is None:
+            return self._result(
+                {"question": None, "queue": queue, "next": "no question is waiting: go on with "
+                 f"your work, or call next_question again with wait_s up to {MAX_CLAIM_WAIT_S:g}"}
+            )  # fmt: skip
+        session.leases[task.id] = Lease(task.token, task.queue, task.parent)
+        data = task.data if isinstance(task.data, dict) else {}
+        payload = {
+            "question_id": task.id,
+            "question": task.description,
+            "asker": data.get("asker"),
+            "asker_task": data.get("asker_task"),
+            "data": plain(data.get("data")),
+            "lease_deadline": task.lease_deadline,
+            "next": f"answer_question(question_id={task.id!r}, text=...) from your context, "
+            "with the line numbers you rely on; say plainly if it does not say",
+        }
+        return self._result(payload)
+
+    @tool(roles=SHARD)
+    async def answer_question(
+        self,
+        question_id: Annotated[str, Field(description="The id next_question returned.")],
+        text: Annotated[
+            str, Field(description="The answer: its first line a one-sentence summary.")
+        ],
+        ctx: Context,
+        sources: Annotated[
+            list[str] | None, Field(description="Where it comes from: 'context:L120-L135'.")
+        ] = None,
+    ) -> CallToolResult:
+        """Shard: answer a question you took with next_question; the asker gets it at once."""
+        session = await self._session(ctx)
+        token = self._token(session, question_id, None)
+        try:  # a late answer is kept superseded (the error says so): the lease is done either way
+            found = await self._run(
+                self.swarm.answer, question_id, token, text, worker=session.agent_id,
+                model=session.model, sources=sources or (),
+            )  # fmt: skip
+        finally:
+            session.leases.pop(question_id, None)
+        return self._result({"finding_id": found.id, "question_id": question_id, "answered": True,
+                             "next": "take the next question with next_question"})  # fmt: skip
