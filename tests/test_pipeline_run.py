@@ -420,3 +420,21 @@ def test_on_a_terminal_a_live_line(redis_url: str, tmp_path: Path) -> None:
     shown = err.getvalue()
     assert "pass 1/2 'Pass 1': running" in shown and "so far" in shown
     assert "synthesis s-pl-" in shown and "pipeline audit: done" in result.stdout
+
+
+def test_restart_starts_over_keeping_the_old_run(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    path = plan_text(tmp_path)
+    first = run_plan(cli, path)
+    assert first["run"] == 1 and first["done"]
+    second = run_plan(cli, path, "--restart")
+    assert second["run"] == 2 and second["done"] and second["resumed"] == []
+    assert [p["label"] for p in second["passes"]] == ["audit run2: Pass 1", "audit run2: Pass 2"]
+    assert len(swarm.list_tasks(pass_name="audit run2: Pass 1").items) == 3
+    assert len(swarm.list_tasks(pass_name="audit: Pass 1").items) == 3  # the old run's, kept
+    old = [p["synthesis"] for p in first["passes"]]
+    assert all(swarm.get_synthesis(sid) for sid in old)
+    assert {p["synthesis"] for p in second["passes"]}.isdisjoint(old)
+    again = run_plan(cli, path)  # resumes run 2: nothing new
+    assert again["run"] == 2 and again["resumed"] == ["Pass 1", "Pass 2"]
+    status = cli.json("pipeline", "status", "audit")
+    assert status["run"] == 2 and status["passes"][0]["label"] == "audit run2: Pass 1"

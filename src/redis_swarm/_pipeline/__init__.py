@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from .plan import AgentSpec, ContextSpec, PassSpec, Plan, TaskItem, load_plan, parse_plan
-from .run import PassResult, Pipeline, pass_label, pipeline_queue, synthesis_id
+from .run import PassResult, Pipeline, pass_label, pipeline_queue, synthesis_id, which_run
 
 __all__ = [
     "AgentSpec",
@@ -24,4 +24,5 @@ __all__ = [
     "pass_label",
     "pipeline_queue",
     "synthesis_id",
+    "which_run",
 ]

@@ -91,6 +91,7 @@ class Plan:
     max_tasks: int | None = None  # tasks claimed over the whole pipeline
     max_attempts: int = 3  # per task
     text: str = ""  # the plan file as written (stored in the swarm by a run)
+    run: int = 1  # which run of the pipeline: --restart starts the next, under the same name
 
 
 # --- locating a key in the text

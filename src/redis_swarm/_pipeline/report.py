@@ -5,6 +5,7 @@ and cost stand behind each claim)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from .run import (
     findings_of,
     pass_label,
     plan_owner,
+    stored_run,
     synthesis_id,
     tasks_of,
 )
@@ -37,7 +39,8 @@ def stored_plan(swarm: Swarm, name: str) -> Plan:
             "swarm pipeline run PLAN.toml"
         ) from None
     text = swarm.get_context(owner, info.version)
-    return parse_plan(text, Path(info.source or f"{name}.toml"), match_files=False)
+    plan = parse_plan(text, Path(info.source or f"{name}.toml"), match_files=False)
+    return dataclasses.replace(plan, run=stored_run(text))
 
 
 def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
@@ -122,6 +125,7 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
     done = all(p["synthesis"] for p in passes)
     return {
         "pipeline": plan.name,
+        "run": plan.run,
         "question": plan.question,
         "done": done,
         "passes": passes,

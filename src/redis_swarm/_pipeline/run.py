@@ -15,6 +15,7 @@ Everything a run decides is derived from what the swarm holds, so a run killed a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -52,9 +53,12 @@ __all__ = [
     "pipeline_queue",
     "plan_owner",
     "planner_prompt",
+    "stored_run",
+    "stored_text",
     "synthesis_id",
     "synthesis_prompt",
     "tasks_of",
+    "which_run",
 ]
 
 AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
@@ -64,9 +68,13 @@ ARRAY_TRIES = 2000  # '[' positions tried at most
 CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, is no id
 
 
+def _run_suffix(plan: Plan, separator: str) -> str:
+    return "" if plan.run == 1 else f"{separator}run{plan.run}"
+
+
 def pipeline_queue(plan: Plan) -> str:
     """The queue of the pipeline's tasks (one pass at a time is open in it)."""
-    return f"pipeline.{plan.name}"
+    return f"pipeline.{plan.name}{_run_suffix(plan, '--')}"
 
 
 def plan_owner(name: str) -> str:
@@ -74,9 +82,35 @@ def plan_owner(name: str) -> str:
     return f"pipeline.{name}"
 
 
+RUN_MARK = re.compile(r"\A# swarm pipeline run (\d+)\n")
+
+
+def stored_text(plan: Plan) -> str:
+    """The plan as a run stores it: its text after a line naming the run."""
+    return f"# swarm pipeline run {plan.run}\n{plan.text}"
+
+
+def stored_run(text: str) -> int:
+    """The run a stored plan names (1 when it names none)."""
+    match = RUN_MARK.match(text)
+    return int(match.group(1)) if match else 1
+
+
+def which_run(swarm: Swarm, plan: Plan, *, restart: bool = False) -> Plan:
+    """``plan`` as the run to do now: the pipeline's last run (to resume it), or with
+    ``restart`` the next one (a fresh start under the same name; the old run's records
+    stay)."""
+    try:
+        last: int | None = stored_run(swarm.get_context(plan_owner(plan.name)))
+    except NotFound:
+        last = None
+    number = (last or 0) + 1 if restart else (last or 1)
+    return dataclasses.replace(plan, run=number)
+
+
 def pass_label(plan: Plan, index: int) -> str:
     """The pass name its tasks, findings and synthesis carry in the swarm."""
-    return f"{plan.name}: {plan.passes[index].name}"
+    return f"{plan.name}{_run_suffix(plan, ' ')}: {plan.passes[index].name}"
 
 
 def _digest(*parts: str, size: int = 24) -> str:
@@ -85,7 +119,8 @@ def _digest(*parts: str, size: int = 24) -> str:
 
 def synthesis_id(plan: Plan, index: int) -> str:
     """The id of a pass's synthesis: the same on every run of the plan."""
-    return "s-pl-" + _digest(plan.name, str(index), plan.passes[index].name)
+    run = () if plan.run == 1 else (str(plan.run),)
+    return "s-pl-" + _digest(plan.name, str(index), plan.passes[index].name, *run)
 
 
 def _dedupe_key(index: int, position: int, description: str) -> str:
@@ -199,7 +234,7 @@ class Pipeline:
         """The plan itself (for ``swarm pipeline status``), then its contexts."""
         self.swarm.publish_context(
             plan_owner(self.plan.name),
-            self.plan.text,
+            stored_text(self.plan),
             source=str(self.plan.path)[-200:],
             media_type="application/toml",
         )

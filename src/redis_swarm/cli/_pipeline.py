@@ -13,7 +13,7 @@ import click
 from rich.live import Live
 from rich.text import Text
 
-from .._pipeline import Pipeline, Plan, load_plan
+from .._pipeline import Pipeline, Plan, load_plan, which_run
 from .._pipeline.report import lineage as lineage_tree
 from .._pipeline.report import lineage_text, read_passes, report_markdown, status_json, stored_plan
 from .._printable import printable
@@ -72,6 +72,11 @@ def pipeline_check(app: App, plan_file: Path) -> None:
 @click.option(
     "--max-tasks", type=click.IntRange(1), help="Task claims allowed (overrides the plan's)."
 )
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Start over under the same name (a new run; the old run's records are kept).",
+)
 @json_option
 @pass_app
 def pipeline_run(
@@ -80,6 +85,7 @@ def pipeline_run(
     worker: str | None,
     max_cost_usd: float | None,
     max_tasks: int | None,
+    restart: bool,
 ) -> None:
     """Run PLAN_FILE: publish its contexts, then each pass (tasks, workers, synthesis).
 
@@ -94,6 +100,7 @@ def pipeline_run(
         plan = dataclasses.replace(plan, max_cost_usd=max_cost_usd)
     if max_tasks is not None:
         plan = dataclasses.replace(plan, max_tasks=max_tasks)
+    plan = which_run(app.swarm, plan, restart=restart)
     started = time.monotonic()
 
     live_console = app.err if app.err.is_terminal and not app.json else None
