@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # (the MCP SDK depends on it)
 import pytest
 
-from redis_swarm import Swarm, TaskStatus
+from redis_swarm import Settings, Swarm, Task, TaskStatus
 from redis_swarm._hooks import HookOptions, agent_for
 from redis_swarm._hooks.events import subagent_for
+from redis_swarm._hooks.tokens import remember
 
 from ._cli import Cli
 
@@ -133,14 +135,22 @@ def _context(answer: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def swarm(redis_url: str) -> Iterator[Swarm]:
-    with Swarm(redis_url, swarm="test") as handle:
+def swarm(redis_url: str, swarm_home: Path) -> Iterator[Swarm]:
+    with Swarm(Settings.from_url(redis_url, swarm="test", home=swarm_home)) as handle:
         yield handle
 
 
 @pytest.fixture
-def hooks(redis_url: str) -> Hooks:
-    return Hooks(Cli(redis_url, env={"SWARM_AGENT": ""}))
+def hooks(redis_url: str, swarm_home: Path) -> Hooks:
+    return Hooks(Cli(redis_url, env={"SWARM_AGENT": "", "SWARM_HOME": str(swarm_home)}))
+
+
+def _claim(swarm: Swarm, queue: str, worker: str, **kw: Any) -> Task:
+    """Claim as a session's ``swarm task claim`` would: its token kept on this machine."""
+    task = swarm.claim(queue, worker=worker, **kw)
+    assert task is not None and task.token is not None
+    remember(swarm.settings, worker, task.id, task.token)
+    return task
 
 
 ME = agent_for({"session_id": SESSION}, HookOptions(client="claude"))
@@ -168,8 +178,7 @@ def test_session_start_shows_leases_messages_and_claimable_work(
     assert _context(hooks("SessionStart", "--queue", "q", client=client)).count("0 pending") == 1
     swarm.post_task("q", "first job", data={"file": "a.py"})
     swarm.post_task("q", "second job")
-    held = swarm.claim("q", worker=me)
-    assert held is not None
+    held = _claim(swarm, "q", me)
     swarm.send(me, "please hurry", sender="boss")
     context = _context(hooks("SessionStart", "--queue", "q", client=client, source="compact"))
     assert f"Task {held.id}" in context and "first job" in context and "a.py" in context
@@ -205,8 +214,7 @@ def test_stop_in_each_state(hooks: Hooks, swarm: Swarm, client: str, event: str)
     assert hooks(event, client=client) == {}  # nothing held, no messages, no loop
     # a lease not reported: refused, unless the session already continues for a stop hook
     swarm.post_task("q", "job")
-    task = swarm.claim("q", worker=me)
-    assert task is not None
+    task = _claim(swarm, "q", me)
     answer = hooks(event, client=client)
     assert answer["decision"] == block and task.id in answer["reason"]
     assert hooks(event, client=client, stop_hook_active=True) == {}
@@ -238,9 +246,9 @@ def test_a_loop_worker_driven_only_by_stop_completes_20_tasks(hooks: Hooks, swar
     done = []
     while answer.get("decision") == "block":
         reason = answer["reason"]
-        match = re.search(r"swarm task report (\S+) --token (\d+) --worker (\S+)", reason)
+        match = re.search(r"swarm task report (\S+) --token (\S+) --worker (\S+)", reason)
         assert match, reason
-        task_id, token, worker = match.group(1), int(match.group(2)), match.group(3)
+        task_id, token, worker = match.groups()
         swarm.report(task_id, token, {"summary": f"did {task_id}"}, worker=worker)
         done.append(task_id)
         answer = hooks("Stop", *loop, stop_hook_active=True)
@@ -265,8 +273,7 @@ def test_subagent_stop_reports_or_fails_its_task(
     worker = subagent_for(ME, "a1b2c3")
     assert f"--worker {worker}" in _context(start)
     swarm.post_task("q", "investigate")
-    task = swarm.claim("q", worker=worker)
-    assert task is not None
+    task = _claim(swarm, "q", worker)
     answer = hooks("SubagentStop", agent_id="a1b2c3", last_assistant_message=last)
     assert "decision" not in answer and task.id in answer["systemMessage"]
     after = swarm.get_task(task.id)
@@ -288,8 +295,8 @@ def test_pre_compact_renews_held_leases(
     me = agent_for({"session_id": SESSION}, HookOptions(client=client))
     assert hooks(event, client=client) == {}
     swarm.post_task("q", "long job", lease_s=30)
-    task = swarm.claim("q", worker=me, lease_s=5)
-    assert task is not None and task.lease_deadline is not None
+    task = _claim(swarm, "q", me, lease_s=5)
+    assert task.lease_deadline is not None
     answer = hooks(event, client=client)
     assert task.id in answer["systemMessage"]
     renewed = swarm.get_task(task.id)
@@ -305,3 +312,21 @@ def test_bad_input_exits_1_never_2(redis_url: str) -> None:
     assert (
         "SWARM_AGENT" in cli("hook", "Stop", input="{}", env={"SWARM_AGENT": ""}, expect=1).stderr
     )
+
+
+def test_a_lease_claimed_with_the_cli_is_renewed_and_one_claimed_elsewhere_is_named(
+    hooks: Hooks, swarm: Swarm
+) -> None:
+    """``swarm task claim`` keeps the token for the session's hooks; a lease whose token this
+    machine never saw is named, not renewed."""
+    swarm.post_task("q", "by the cli")
+    swarm.post_task("q", "elsewhere")
+    claimed = hooks.cli.json("task", "claim", "q", "--worker", ME)
+    other = swarm.claim("q", worker=ME)
+    assert other is not None
+    message = hooks("PreCompact")["systemMessage"]
+    assert f"renewed the leases of {claimed['id']}" in message
+    assert f"cannot renew {other.id}" in message
+    context = _context(hooks("SessionStart"))
+    assert f"--token {claimed['token']}" in context
+    assert "use the lease token your claim printed" in context

@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._client import Swarm
 from .._errors import NotFound, SwarmError
 from .._models import Message, Task
 from .._runner.finding import parse_finding
+from . import tokens
 from .formats import MAX_CHARS, Answer, clip
 
 __all__ = ["HookOptions", "agent_for", "handle", "held_tasks", "subagent_for"]
@@ -74,7 +75,8 @@ def subagent_for(agent: str, agent_id: str) -> str:
 
 
 def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
-    """The tasks ``worker`` holds a lease on."""
+    """The tasks ``worker`` holds a lease on, each with its token when this machine knows it
+    (``tokens``: claimed here by ``swarm task claim`` or a hook); forgets the others' tokens."""
     held: list[Task] = []
     cursor: str | None = None
     for _ in range(HELD_PAGES):
@@ -83,7 +85,9 @@ def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
         cursor = page.cursor
         if cursor is None:
             break
-    return held
+    known = tokens.known(swarm.settings, worker)
+    tokens.forget(swarm.settings, worker, {t.id for t in held})
+    return [replace(t, token=known.get(t.id)) for t in held]
 
 
 def _task_text(task: Task, worker: str) -> str:
@@ -91,12 +95,14 @@ def _task_text(task: Task, worker: str) -> str:
     data = ""
     if task.data is not None:
         data = "\nData: " + clip(json.dumps(task.data, ensure_ascii=False), TASK_DATA_CHARS)
+    token = task.token or "TOKEN"
+    known = f"lease token {token}" if task.token else "use the lease token your claim printed"
     return (
-        f"Task {task.id} ({where}) is yours: lease token {task.token}.\n"
+        f"Task {task.id} ({where}) is yours: {known}.\n"
         f"{clip(task.description, 3_000)}{data}\n"
-        f"When done, report it: swarm task report {task.id} --token {task.token} "
+        f"When done, report it: swarm task report {task.id} --token {token} "
         f"--worker {worker} --summary 'what you found' (or --finding JSON). If you cannot do "
-        f"it: swarm task fail {task.id} --token {task.token} --error 'why'."
+        f"it: swarm task fail {task.id} --token {token} --error 'why'."
     )
 
 
@@ -198,7 +204,8 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
         if options.max_tasks and done >= options.max_tasks:
             return Answer(message=f"{agent} took its {done} tasks (--max-tasks); stopping.")
         task = swarm.claim(list(options.queues), worker=agent)
-        if task is not None:
+        if task is not None and task.token:
+            tokens.remember(swarm.settings, agent, task.id, task.token)
             _ensure_registered(swarm, agent, options, done + 1)
             return Answer(block="Next task for you.\n\n" + _task_text(task, agent))
     return Answer()
@@ -226,7 +233,9 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     done: list[str] = []
     for task in held_tasks(swarm, worker):
         parsed = parse_finding(text)
-        if parsed is None:
+        if task.token is None:
+            done.append(f"{task.id} left to its lease (its token is not known on this machine)")
+        elif parsed is None:
             swarm.fail(task.id, task.token, "the subagent stopped without a finding")
             done.append(f"{task.id} failed (no finding)")
         else:
@@ -236,14 +245,20 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
 
 
 def pre_compact(swarm: Swarm, agent: str) -> Answer:
-    renewed = []
+    renewed, unknown = [], []
     for task in held_tasks(swarm, agent):
+        if task.token is None:
+            unknown.append(task.id)
+            continue
         try:
             swarm.renew(task.id, task.token)
             renewed.append(task.id)
         except SwarmError:
             continue
-    return Answer(message=f"renewed the leases of {', '.join(renewed)}" if renewed else "")
+    notes = [f"renewed the leases of {', '.join(renewed)}"] if renewed else []
+    if unknown:
+        notes.append(f"cannot renew {', '.join(unknown)}: their tokens are not known here")
+    return Answer(message="; ".join(notes))
 
 
 def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .._hooks.tokens import remember as remember_token
 from .._models import iso, now_ms
 from .._printable import printable
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -253,6 +254,8 @@ def claim(
         else:
             click.echo(message, err=True)
         raise click.exceptions.Exit(EXIT_EMPTY)
+    if t.token:  # for the session's hooks (docs/live.md)
+        remember_token(app.swarm.settings, worker, t.id, t.token)
     headline = f"claimed {t.id} (token {t.token}); report it before {iso(t.lease_deadline)}"
     _emit_task(app, t, headline)
 
