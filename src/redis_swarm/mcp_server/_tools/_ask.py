@@ -87,6 +87,7 @@ class AskTools(ToolsBase):
                 {"question": None, "queue": queue, "next": "no question is waiting: go on with "
                  f"your work, or call next_question again with wait_s up to {MAX_CLAIM_WAIT_S:g}"}
             )  # fmt: skip
+        assert task.token is not None  # a claimed task carries its lease's token
         session.leases[task.id] = Lease(task.token, task.queue, task.parent)
         data = task.data if isinstance(task.data, dict) else {}
         payload = {
