@@ -8,12 +8,15 @@ an input it cannot read gives exit 1, which every client reports and goes on fro
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 
 import click
 
 from .._errors import SwarmError
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
+from .._hooks import install as install_ops
+from ..mcp_server._install import swarm_command
 from ._app import App, main, pass_app
 from ._common import agent_option_default
 
@@ -55,3 +58,54 @@ def hook(
         click.echo(f"swarm hook {event}: {exc}", err=True)
         sys.exit(1)
     click.echo(render(answer, name, client))
+
+
+@main.group()
+def hooks() -> None:
+    """Install `swarm hook` into Claude Code, Codex or Gemini CLI (docs/live.md)."""
+
+
+@hooks.command()
+@click.option("--client", type=click.Choice(CLIENTS), required=True)
+@click.option("--role", default="worker", show_default=True, help="The sessions' swarm role.")
+@click.option("--queue", "queues", multiple=True, help="A queue the sessions work (repeatable).")
+@click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
+@click.option("--max-tasks", type=click.IntRange(0), default=0, help="With --loop: at most N.")
+@click.option(
+    "--scope",
+    type=click.Choice(["project", "user"]),
+    default="project",
+    show_default=True,
+    help="The project's settings file, or the user's (~/).",
+)
+@click.option("--write", is_flag=True, help="Merge the entries into the settings file.")
+@click.option("--remove", is_flag=True, help="Take out what an install added.")
+@pass_app
+def install(
+    app: App, client: str, role: str, queues: tuple[str, ...], loop: bool, max_tasks: int,
+    scope: str, write: bool, remove: bool,
+) -> None:  # fmt: skip
+    """Print (or --write, or --remove) the hook entries that make CLIENT run `swarm hook` at
+    each event: .claude/settings.json, .codex/hooks.json or .gemini/settings.json (with
+    --scope user, the ones in your home). Other hooks in the file are kept; installing twice
+    changes nothing."""
+    if write and remove:
+        raise click.UsageError("--write and --remove: choose one")
+    base = swarm_command()
+    command = [*base, "--url", app.url]
+    if app.swarm_name:
+        command += ["--swarm", app.swarm_name]
+    options = ["--role", role, *[a for q in queues for a in ("--queue", q)]]
+    if loop:
+        options += ["--loop", *(["--max-tasks", str(max_tasks)] if max_tasks else [])]
+    ours = install_ops.entries(client, command, options)
+    path = install_ops.settings_path(client, scope)
+    prefix = shlex.join(base)
+    if write or remove:
+        changed = install_ops.apply(path, ours, prefix, remove=remove)
+        verb = "removed from" if remove else "written to"
+        click.echo(f"{verb} {path}" if changed else f"{path}: nothing to change", err=True)
+        return
+    merged = install_ops.merge(install_ops.load(path), ours, prefix)
+    click.echo(f"# {client}: goes in {path} (--write merges it)", err=True)
+    click.echo(json.dumps(merged, indent=2))

@@ -1,0 +1,111 @@
+"""``swarm hooks install`` (issue 19.3): print or merge the hook entries into each client's
+settings file; other hooks kept, a second install changes nothing, --remove takes back
+exactly what it added."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from redis_swarm.mcp_server._install import swarm_command
+
+from ._cli import Cli
+
+FILES = {
+    "claude": ".claude/settings.json",
+    "codex": ".codex/hooks.json",
+    "gemini": ".gemini/settings.json",
+}
+EVENTS = {
+    "claude": {"SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop",
+               "PreCompact"},
+    "codex": {"SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop",
+              "PreCompact"},
+    "gemini": {"SessionStart", "BeforeAgent", "AfterAgent", "PreCompress"},
+}  # fmt: skip
+THEIRS = {
+    "model": "keep-me",
+    "hooks": {
+        "Stop": [{"matcher": "", "hooks": [{"type": "command", "command": "notify-send done"}]}],
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "lint"}]}],
+    },
+}
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    return Cli("redis://127.0.0.1:1/0", swarm="team")
+
+
+def _commands(data: dict[str, object]) -> list[str]:
+    hooks = data.get("hooks", {})
+    assert isinstance(hooks, dict)
+    return [h["command"] for groups in hooks.values() for g in groups for h in g["hooks"]]
+
+
+@pytest.mark.parametrize("client", ["claude", "codex", "gemini"])
+def test_print_write_again_and_remove(cli: Cli, tmp_path: Path, client: str) -> None:
+    path = tmp_path / FILES[client]
+    path.parent.mkdir()
+    original = json.dumps(THEIRS, indent=4) + "\n"
+    if client != "codex":  # Codex's hooks.json holds hooks only
+        path.write_text(original)
+    args = ("hooks", "install", "--client", client, "--queue", "q", "--loop", "--max-tasks", "5")
+    printed = cli(*args)
+    assert FILES[client] in printed.stderr
+    shown = json.loads(printed.stdout)
+    ours = [c for c in _commands(shown) if " hook " in c]
+    assert len(ours) == len(EVENTS[client])
+    assert set(shown["hooks"]) >= EVENTS[client]
+    line = shlex.split(ours[0])
+    assert line[: len(swarm_command())] == swarm_command()
+    assert line[len(swarm_command()) :][:4] == ["--url", "redis://127.0.0.1:1/0", "--swarm", "team"]
+    assert {"--client", client, "--loop", "--max-tasks", "5", "--queue", "q"} <= set(line)
+    assert (path.read_text() if path.exists() else None) == (
+        original if client != "codex" else None
+    )  # printing writes nothing
+
+    cli(*args, "--write")
+    written = path.read_text()
+    data = json.loads(written)
+    assert data == shown
+    if client != "codex":
+        assert data["model"] == "keep-me" and "notify-send done" in _commands(data)
+    group = data["hooks"][next(iter(EVENTS[client]))][-1]
+    hook = group["hooks"][0]
+    assert hook["timeout"] == (30_000 if client == "gemini" else 30)
+    assert ("matcher" in group) == (client != "codex")
+    assert cli(*args, "--write").stderr.endswith("nothing to change\n")
+    assert path.read_text() == written
+    # other options replace ours, never add a second set
+    cli("hooks", "install", "--client", client, "--queue", "other", "--write")
+    again = [c for c in _commands(json.loads(path.read_text())) if " hook " in c]
+    assert len(again) == len(EVENTS[client]) and all("other" in c for c in again)
+
+    cli("hooks", "install", "--client", client, "--remove")
+    if client == "codex":
+        assert not path.exists()
+    else:
+        assert json.loads(path.read_text()) == THEIRS
+    assert cli("hooks", "install", "--client", client, "--remove").stderr.endswith(
+        "nothing to change\n"
+    )
+
+
+def test_user_scope_and_bad_files(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    cli("hooks", "install", "--client", "claude", "--scope", "user", "--write")
+    assert "Stop" in json.loads((home / ".claude/settings.json").read_text())["hooks"]
+    bad = tmp_path / ".gemini/settings.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    out = cli("hooks", "install", "--client", "gemini", "--write", expect=1)
+    assert "not valid JSON" in out.stderr and bad.read_text() == "{not json"
+    cli("hooks", "install", "--client", "gemini", "--write", "--remove", expect=2)
