@@ -205,3 +205,20 @@ def test_serve_killed_mid_answer_then_restarted_answers_within_the_timeout(
         orphan = calls(state)[0]["pid"]  # the killed server's agent, still asleep
         if alive(orphan):
             os.kill(orphan, signal.SIGKILL)
+
+
+def test_serve_warns_when_the_owner_has_no_context(redis_url: str) -> None:
+    env = {**os.environ, "SWARM_URL": redis_url, "SWARM_NAME": "test", "PYTHONPATH": SRC}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redis_swarm", "serve", "nobody", "--exec", "cat"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert "nobody has published no context" in err
+    bad = subprocess.run(
+        [sys.executable, "-m", "redis_swarm", "serve", "lib", "--exec", "claude -p", "--session"],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "--session needs {session}" in bad.stderr

@@ -179,6 +179,12 @@ def serve(
     server = Server(app.swarm, options, on_outcome=lines.put)
     if not app.json:
         click.echo(f"serving the questions of {owner} (queue {server.options.queues[0]})", err=True)
+    if not any(c.owner == owner for c in app.swarm.contexts()):
+        click.echo(
+            f"warning: {owner} has published no context: swarm ask {owner} is refused until it "
+            f"does (or until an agent named {owner} registers); answers have no context",
+            err=True,
+        )
     started = time.monotonic()
     drive_pool(app, server, lines, label="swarm serve")
     if server.crash is not None:
