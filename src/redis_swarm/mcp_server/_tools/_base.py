@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
+from pydantic import Field
 
 from ..._client import Swarm
 from ..._errors import SwarmError
@@ -18,13 +19,36 @@ from .._files import FileAccess
 from .._render import blocks, tool_error
 from .._session import AgentSession, SessionRegistry
 
-__all__ = ["MAX_CLAIM_WAIT_S", "MAX_PASS_WAIT_S", "ToolsBase"]
+__all__ = [
+    "MAX_CLAIM_WAIT_S",
+    "MAX_PASS_WAIT_S",
+    "ClaimedTaskId",
+    "ContextOwner",
+    "ContextVersion",
+    "LeaseToken",
+    "PageCursor",
+    "ToolsBase",
+]
 
 T = TypeVar("T")
 
 # Bounds on what one call may ask for: waits stay under the tool timeouts of agent clients.
 MAX_CLAIM_WAIT_S = 60.0
 MAX_PASS_WAIT_S = 300.0
+
+# Parameters several tools take, described once (an alias is the parameter's schema).
+ClaimedTaskId = Annotated[str, Field(description="The id claim_task returned.")]
+LeaseToken = Annotated[
+    str | None,
+    Field(
+        description="Only if this server restarted since the claim: the token claim_task returned."
+    ),
+]
+ContextOwner = Annotated[
+    str | None, Field(description="Whose context; default: your task's shard, else your own.")
+]
+ContextVersion = Annotated[str | None, Field(description="A past version (default: current).")]
+PageCursor = Annotated[str | None, Field(description="The previous page's next_cursor.")]
 
 
 class ToolsBase:

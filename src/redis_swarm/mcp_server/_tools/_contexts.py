@@ -16,7 +16,7 @@ from ..._validate import check_name
 from .._budget import clip, encode_cursor
 from .._render import cursor_offset, plain, render_hit
 from .._roles import EVERYONE, SHARD, tool
-from ._base import ToolsBase
+from ._base import ContextOwner, ContextVersion, ToolsBase
 
 __all__ = ["ContextTools"]
 
@@ -30,16 +30,11 @@ class ContextTools(ToolsBase):
     async def get_context(
         self,
         ctx: Context,
-        owner: Annotated[
-            str | None,
-            Field(description="Whose context; default: your task's shard, else your own."),
-        ] = None,
+        owner: ContextOwner = None,
         cursor: Annotated[
             str | None, Field(description="next_cursor of the previous page; omit for page 1.")
         ] = None,
-        version: Annotated[
-            str | None, Field(description="A past version (default: current).")
-        ] = None,
+        version: ContextVersion = None,
     ) -> CallToolResult:
         """Read a shared context page by page, in order (each page fits one tool result).
         A context can be far larger than your window: prefer search_context and
@@ -97,13 +92,8 @@ class ContextTools(ToolsBase):
         end: Annotated[
             int | None, Field(ge=1, description="Last line, inclusive; default: as many as fit.")
         ] = None,
-        owner: Annotated[
-            str | None,
-            Field(description="Whose context; default: your task's shard, else your own."),
-        ] = None,
-        version: Annotated[
-            str | None, Field(description="A past version (default: current).")
-        ] = None,
+        owner: ContextOwner = None,
+        version: ContextVersion = None,
     ) -> CallToolResult:
         """Read lines start..end of a shared context (e.g. around a search_context hit, or
         the range your task names). Returns as many lines as fit one result and says where
@@ -151,10 +141,7 @@ class ContextTools(ToolsBase):
         self,
         pattern: Annotated[str, Field(description="Text to find (or a regex with regex=true).")],
         ctx: Context,
-        owner: Annotated[
-            str | None,
-            Field(description="Whose context; default: your task's shard, else your own."),
-        ] = None,
+        owner: ContextOwner = None,
         regex: Annotated[
             bool,
             Field(description="Pattern is a regex (RE2: no lookaround or backreferences)."),
@@ -166,9 +153,7 @@ class ContextTools(ToolsBase):
         cursor: Annotated[
             str | None, Field(description="next_cursor of the previous page of hits.")
         ] = None,
-        version: Annotated[
-            str | None, Field(description="A past version (default: current).")
-        ] = None,
+        version: ContextVersion = None,
     ) -> CallToolResult:
         """Find lines of a shared context (grep-like, with line numbers and lines around
         each hit). The cheap way to work from a context larger than your window: search,

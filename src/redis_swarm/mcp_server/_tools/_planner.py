@@ -15,7 +15,7 @@ from ..._models import dumps
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error
 from .._roles import COORDINATOR, PLANNERS, SHARD, tool
-from ._base import MAX_PASS_WAIT_S, ToolsBase
+from ._base import MAX_PASS_WAIT_S, PageCursor, ToolsBase
 
 __all__ = ["PlannerTools", "TaskInput"]
 
@@ -144,7 +144,7 @@ class PlannerTools(ToolsBase):
         pass_name: Annotated[str | None, Field(description="Only this pass.")] = None,
         queue: Annotated[str | None, Field(description="Only this queue.")] = None,
         shard: Annotated[str | None, Field(description="Only tasks of this shard.")] = None,
-        cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
+        cursor: PageCursor = None,
         limit: Annotated[int, Field(ge=1, le=200, description="At most this many per page.")] = 50,
     ) -> CallToolResult:
         """List workers' findings, oldest first, as many as fit one result, with a cursor
@@ -220,7 +220,7 @@ class PlannerTools(ToolsBase):
         ctx: Context,
         role: Annotated[str | None, Field(description="Only this role.")] = None,
         alive: Annotated[bool | None, Field(description="Only live (true), stale (false).")] = None,
-        cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
+        cursor: PageCursor = None,
     ) -> CallToolResult:
         """List the agents of the swarm: id, role, model, what they work on, alive or stale."""
         await self._session(ctx)

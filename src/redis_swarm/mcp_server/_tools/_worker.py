@@ -14,7 +14,7 @@ from ..._models import dumps, iso
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
 from .._session import Lease
-from ._base import MAX_CLAIM_WAIT_S, ToolsBase
+from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
 
 __all__ = ["WorkerTools"]
 
@@ -85,16 +85,10 @@ class WorkerTools(ToolsBase):
     @tool(roles=WORKER)
     async def renew_task(
         self,
-        task_id: Annotated[str, Field(description="The id claim_task returned.")],
+        task_id: ClaimedTaskId,
         ctx: Context,
         lease_s: Annotated[int | None, Field(ge=1, description="New lease length.")] = None,
-        token: Annotated[
-            str | None,
-            Field(
-                description="Only if this server restarted since the claim: the token "
-                "claim_task returned."
-            ),
-        ] = None,
+        token: LeaseToken = None,
     ) -> CallToolResult:
         """Extend your lease on a task you are still working on, before it runs out (the
         claim told you its lease_deadline); otherwise the task goes back to its queue."""
@@ -108,7 +102,7 @@ class WorkerTools(ToolsBase):
     @tool(roles=WORKER)
     async def report_finding(
         self,
-        task_id: Annotated[str, Field(description="The id claim_task returned.")],
+        task_id: ClaimedTaskId,
         summary: Annotated[str, Field(description="The finding in one or a few sentences.")],
         ctx: Context,
         details: Annotated[str | None, Field(description="Longer explanation, evidence.")] = None,
@@ -122,13 +116,7 @@ class WorkerTools(ToolsBase):
         extra: Annotated[
             dict[str, Any] | None, Field(description="Any other JSON fields the task asks for.")
         ] = None,
-        token: Annotated[
-            str | None,
-            Field(
-                description="Only if this server restarted since the claim: the token "
-                "claim_task returned."
-            ),
-        ] = None,
+        token: LeaseToken = None,
     ) -> CallToolResult:
         """Worker, step 3: report the result of your task, once. This completes the task;
         the finding records which context version you read. Then claim the next task."""
@@ -175,19 +163,13 @@ class WorkerTools(ToolsBase):
     @tool(roles=WORKER)
     async def fail_task(
         self,
-        task_id: Annotated[str, Field(description="The id claim_task returned.")],
+        task_id: ClaimedTaskId,
         error: Annotated[str, Field(description="Why you could not do it.")],
         ctx: Context,
         retry: Annotated[
             bool, Field(description="False if no other attempt can succeed (dead-letter it).")
         ] = True,
-        token: Annotated[
-            str | None,
-            Field(
-                description="Only if this server restarted since the claim: the token "
-                "claim_task returned."
-            ),
-        ] = None,
+        token: LeaseToken = None,
     ) -> CallToolResult:
         """Give a task back when you cannot do it: it is retried by another worker (until it
         has failed max_attempts times), or dead-lettered with retry=false. Then claim the next
