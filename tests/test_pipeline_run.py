@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._pipeline import load_plan, pass_label, synthesis_id
+from redis_swarm._pipeline import load_plan, pass_label, pipeline_queue, synthesis_id
 from redis_swarm._pipeline.run import parse_task_list
 
 from ._cli import Cli, subprocess_env
@@ -124,8 +124,10 @@ def final_state(swarm: Swarm, path: Path) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for index in range(len(plan.passes)):
         label = pass_label(plan, index)
-        tasks = swarm.list_tasks(pass_name=label, limit=1000).items
-        found = [f for f in swarm.findings(pass_name=label, limit=1000).items if not f.superseded]
+        queue = pipeline_queue(plan)  # the workers' (not the planning tasks')
+        tasks = swarm.list_tasks(queue=queue, pass_name=label, limit=1000).items
+        found = swarm.findings(queue=queue, pass_name=label, limit=1000).items
+        found = tuple(f for f in found if not f.superseded)
         syntheses = swarm.syntheses(pass_name=label, limit=1000).items
         state[label] = {
             "tasks": sorted(t.description for t in tasks),
@@ -313,7 +315,16 @@ def test_a_planner_answering_garbage(cli: Cli, swarm: Swarm, tmp_path: Path) -> 
     out = cli("pipeline", "run", str(path), expect=1)
     assert "planner of pass 'Pass 2' gave no usable task list in 3 tries" in out.stderr
     assert "no tasks today" in out.stderr
-    assert swarm.list_tasks(pass_name="audit2: Pass 2").items == ()
+    assert swarm.list_tasks(queue="pipeline.audit2", pass_name="audit2: Pass 2").items == ()
+    (planning,) = swarm.list_tasks(pass_name="audit2: Pass 2").items  # released: no attempt used
+    assert planning.queue == "pipeline.audit2.plan" and planning.status == "pending"
+    # the planner fixed, the run resumes at pass 2
+    path.write_text(
+        path.read_text().replace("echo 'no tasks today [1, 2'", f"{PY} {tmp_path}/planner.py")
+    )
+    assert run_plan(cli, path)["done"]
+    status = cli.json("pipeline", "status", "audit2")
+    assert status["passes"][1]["cost_usd"] == pytest.approx(0.02 + 3 * 0.01 + 0.05)  # planner too
 
 
 @pytest.mark.parametrize(

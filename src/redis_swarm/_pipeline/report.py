@@ -16,7 +16,9 @@ from .run import (
     PassResult,
     findings_of,
     pass_label,
+    pipeline_queue,
     plan_owner,
+    planning_queue,
     stored_run,
     synthesis_id,
     tasks_of,
@@ -48,7 +50,12 @@ def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
     out = []
     for index, spec in enumerate(plan.passes):
         label = pass_label(plan, index)
-        result = PassResult(spec.name, label, tasks_of(swarm, label), findings_of(swarm, label))
+        queue = pipeline_queue(plan)
+        result = PassResult(
+            spec.name, label, tasks_of(swarm, label, queue), findings_of(swarm, label, queue)
+        )
+        planned = findings_of(swarm, label, planning_queue(plan))
+        result.planning = planned[0] if planned else None
         with contextlib.suppress(NotFound):
             result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
         out.append(result)
@@ -69,6 +76,8 @@ def _zero() -> dict[str, float]:
 
 def _records(result: PassResult) -> list[Finding | Synthesis]:
     records: list[Finding | Synthesis] = list(result.findings)
+    if result.planning is not None:
+        records.append(result.planning)
     if result.synthesis is not None:
         records.append(result.synthesis)
     return records

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError
-from .._models import Finding, Synthesis, Task, TaskSpec, Usage
+from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, Usage
 from .._runner import (
     AgentOutput,
     Runner,
     RunOptions,
     TaskOutcome,
     build_command,
+    default_worker_prefix,
     read_output,
     run_child,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "pipeline_queue",
     "plan_owner",
     "planner_prompt",
+    "planning_queue",
     "stored_run",
     "stored_text",
     "synthesis_id",
@@ -75,6 +77,12 @@ def _run_suffix(plan: Plan, separator: str) -> str:
 def pipeline_queue(plan: Plan) -> str:
     """The queue of the pipeline's tasks (one pass at a time is open in it)."""
     return f"pipeline.{plan.name}{_run_suffix(plan, '--')}"
+
+
+def planning_queue(plan: Plan) -> str:
+    """The queue of the planning tasks: one per planned pass, run by the pipeline itself;
+    its finding holds the planned tasks and what the planner cost."""
+    return f"{pipeline_queue(plan)}.plan"
 
 
 def plan_owner(name: str) -> str:
@@ -137,6 +145,7 @@ class PassResult:
     findings: list[Finding] = field(default_factory=list)
     synthesis: Synthesis | None = None
     resumed: bool = False  # its synthesis was already written: nothing was run
+    planning: Finding | None = None  # a planned pass: its planner's tasks and cost
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -145,24 +154,27 @@ class PassResult:
         return out
 
 
-def tasks_of(swarm: Swarm, label: str) -> list[Task]:
-    """Every task of the pass ``label``."""
+def tasks_of(swarm: Swarm, label: str, queue: str | None = None) -> list[Task]:
+    """Every task of the pass ``label`` (in ``queue``)."""
     tasks: list[Task] = []
     cursor: str | None = None
     while True:
-        page = swarm.list_tasks(pass_name=label, cursor=cursor, limit=1000)
+        page = swarm.list_tasks(queue=queue, pass_name=label, cursor=cursor, limit=1000)
         tasks += page.items
         cursor = page.cursor
         if cursor is None:
             return tasks
 
 
-def findings_of(swarm: Swarm, label: str, *, superseded: bool = False) -> list[Finding]:
-    """The findings of the pass ``label`` (with ``superseded``: the late ones too)."""
+def findings_of(
+    swarm: Swarm, label: str, queue: str | None = None, *, superseded: bool = False
+) -> list[Finding]:
+    """The findings of the pass ``label`` (of ``queue``'s tasks; with ``superseded``: the
+    late ones too)."""
     found: list[Finding] = []
     cursor: str | None = None
     while True:
-        page = swarm.findings(pass_name=label, cursor=cursor, limit=1000)
+        page = swarm.findings(queue=queue, pass_name=label, cursor=cursor, limit=1000)
         found += [f for f in page.items if superseded or not f.superseded]
         cursor = page.cursor
         if cursor is None:
@@ -309,7 +321,7 @@ class Pipeline:
             posted = self._tasks_of(label)
             if posted:  # planned and posted by an earlier run: not planned again
                 return posted
-            items = self._plan_tasks(index, previous)
+            items = self._planning(index, previous)
         workers = self.plan.workers
         specs = [
             TaskSpec(
@@ -327,10 +339,12 @@ class Pipeline:
         return self.swarm.post_tasks(specs)
 
     def _tasks_of(self, label: str) -> list[Task]:
-        return tasks_of(self.swarm, label)
+        """The workers' tasks of the pass (not its planning task)."""
+        return tasks_of(self.swarm, label, pipeline_queue(self.plan))
 
-    def _findings_of(self, label: str, *, superseded: bool = False) -> list[Finding]:
-        return findings_of(self.swarm, label, superseded=superseded)
+    def _findings_of(self, label: str) -> list[Finding]:
+        """The workers' findings of the pass (not its planner's)."""
+        return findings_of(self.swarm, label, pipeline_queue(self.plan))
 
     def progress(self) -> str:
         """One line: the pass running, its pool's counts, the cost so far."""
@@ -354,7 +368,8 @@ class Pipeline:
         for index in range(len(self.plan.passes)):
             label = pass_label(self.plan, index)
             claims += sum(t.attempts for t in self._tasks_of(label))
-            cost += sum(_cost(f.usage) for f in self._findings_of(label, superseded=True))
+            found = findings_of(self.swarm, label, superseded=True)  # the planner's too
+            cost += sum(_cost(f.usage) for f in found)
             with contextlib.suppress(NotFound):
                 cost += _cost(self.swarm.get_synthesis(synthesis_id(self.plan, index)).usage)
         return cost, claims
@@ -431,7 +446,9 @@ class Pipeline:
 
     # --- one-shot agents: the synthesizer (and the planner)
 
-    def _run_agent(self, spec: AgentSpec, prompt: str) -> tuple[AgentOutput | None, str]:
+    def _run_agent(
+        self, spec: AgentSpec, prompt: str, renew: Callable[[], str | None] | None = None
+    ) -> tuple[AgentOutput | None, str]:
         """Run ``spec`` once on ``prompt``: its output read, or None and why it failed."""
         workdir = Path(tempfile.mkdtemp(prefix="swarm-pipeline-"))
         try:
@@ -447,6 +464,8 @@ class Pipeline:
                 stdin=command.stdin,
                 env=env,
                 timeout_s=spec.timeout_s or float(spec.lease_s),
+                tick_s=max(0.2, spec.lease_s / 3),
+                on_tick=renew,
                 stop=self._killing,
             )
         finally:
@@ -463,17 +482,59 @@ class Pipeline:
             return None, "it printed nothing"
         return output, ""
 
-    def _plan_tasks(self, index: int, previous: list[Synthesis]) -> tuple[TaskItem, ...]:
-        """The planner's tasks for pass ``index`` (at most its ``max_tasks``)."""
+    def _planning(self, index: int, previous: list[Synthesis]) -> tuple[TaskItem, ...]:
+        """The tasks of planned pass ``index``: those its planning task's finding holds, or
+        the planner is run now (holding the planning task's lease) and its answer stored as
+        that finding, with what it cost."""
         spec = self.plan.passes[index]
-        assert self.plan.planner is not None and spec.max_tasks is not None
+        planner = self.plan.planner
+        assert planner is not None
+        queue = planning_queue(self.plan)
+        task = self.swarm.post_task(
+            queue, f"Plan the tasks of {spec.name}", pass_name=pass_label(self.plan, index),
+            dedupe_key=f"plan.pass{index + 1}", parent=spec.context,
+            lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
+        )  # fmt: skip
+        while task.status is not TaskStatus.COMPLETED:
+            if self.stopped:
+                return ()
+            claimed = self.swarm.claim([queue], worker=self._planner_name(), wait_s=1.0)
+            if claimed is None:  # held by a dead run's planner until its lease ends
+                task = self.swarm.get_task(task.id)
+                if task.status is TaskStatus.DEAD:
+                    raise InvalidState(
+                        f"the planning task {task.id} of pass {spec.name!r} is dead "
+                        f"({task.dead_reason}): requeue it with swarm task requeue {task.id}"
+                    )
+                continue
+            return self._plan_tasks(index, previous, claimed)
+        finding = self.swarm.get_finding(task.finding_id or "")
+        return tuple(TaskItem(t["description"], t.get("data")) for t in finding.extra["tasks"])
+
+    def _planner_name(self) -> str:
+        return f"{self._worker_prefix or default_worker_prefix()}-planner"
+
+    def _plan_tasks(
+        self, index: int, previous: list[Synthesis], task: Task
+    ) -> tuple[TaskItem, ...]:
+        """Run the planner for pass ``index`` holding ``task`` (its planning task); store
+        its tasks (at most ``max_tasks``) as the task's finding."""
+        spec = self.plan.passes[index]
+        planner = self.plan.planner
+        assert planner is not None and spec.max_tasks is not None
         prompt = planner_prompt(self.plan, index, previous)
         complaint = ""
         last = ""
+
+        def renew() -> str | None:
+            with contextlib.suppress(SwarmError):
+                self.swarm.renew(task.id, task.token, lease_s=planner.lease_s)
+            return None
+
         for _try in range(AGENT_TRIES):
             if self.stopped:
                 break
-            output, why = self._run_agent(self.plan.planner, prompt + complaint)
+            output, why = self._run_agent(planner, prompt + complaint, renew)
             if output is None:
                 last = why
                 continue
@@ -485,7 +546,17 @@ class Pipeline:
                 continue
             if len(items) > spec.max_tasks:
                 self._say(f"planner: {len(items)} tasks, the first {spec.max_tasks} kept")
-            return tuple(items[: spec.max_tasks])
+            kept = tuple(items[: spec.max_tasks])
+            tasks = [{"description": t.description, "data": t.data} for t in kept]
+            self.swarm.report(
+                task.id, task.token,
+                {"summary": f"{len(kept)} task(s) planned for {spec.name}", "tasks": tasks},
+                worker=self._planner_name(), model=planner.model or output.model,
+                usage=output.usage,
+            )  # fmt: skip
+            return kept
+        with contextlib.suppress(SwarmError):  # the next run tries again, no attempt used
+            self.swarm.release(task.id, task.token)
         if self.stopped:
             return ()
         raise InvalidState(
