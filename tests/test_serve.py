@@ -222,3 +222,26 @@ def test_serve_warns_when_the_owner_has_no_context(redis_url: str) -> None:
         env=env, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert bad.returncode == 1 and "--session needs {session}" in bad.stderr
+
+
+def test_a_restarted_server_resumes_the_slot_s_conversation(swarm: Swarm, state: Path) -> None:
+    command = claude("--resume {session}")
+    first = Serving(swarm, command=command, session=True)
+    try:
+        one = swarm.ask("lib", "Q1: first?", timeout_s=30)
+    finally:
+        first.stop()
+    assert one.usage is not None and one.usage.session_id
+    assert swarm.get_agent("serve-lib-1").metadata == {
+        "session": one.usage.session_id, "context_version": swarm.context_info("lib").version
+    }  # fmt: skip
+    second = Serving(swarm, command=command, session=True)
+    try:
+        two = swarm.ask("lib", "Q2: second?", timeout_s=30)
+        swarm.publish_context("lib", BOOK + "line 200: more tea\n", source="book.md")
+        three = swarm.ask("lib", "Q3: third?", timeout_s=30)
+    finally:
+        second.stop()
+    assert two.usage is not None and two.usage.session_id == one.usage.session_id
+    assert three.usage is not None and three.usage.session_id != one.usage.session_id
+    assert [c["resume"] for c in calls(state)] == [None, one.usage.session_id, None]

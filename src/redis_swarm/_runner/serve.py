@@ -8,11 +8,13 @@ With ``session``, each slot keeps one agent conversation across questions: the c
 context read in the first question stays in the conversation (and its prompt cache). With no
 session known, ``{session}`` and the option before it are left out (a new conversation
 starts); a run that fails with a session is run again at once in a new one. A new context
-version also starts a new conversation.
+version also starts a new conversation. Each slot records its conversation on its agent
+(role ``answerer``, metadata ``session``), so a restarted server resumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable
@@ -35,6 +37,7 @@ __all__ = ["SESSION", "ServeOptions", "Server", "session_command"]
 
 SESSION = "{session}"
 SESSION_ENV = "SWARM_SESSION"
+SESSION_META = "session"  # the agent metadata key of a slot's conversation (for a restart)
 # The option that takes the session (``--resume {session}``, ``--resume={session}``), or the
 # placeholder alone: what is left out when no session is known.
 _SESSION_WORDS = re.compile(r"(?:\s+-{1,2}[A-Za-z][\w-]*(?:\s+|=))?\{session\}")
@@ -66,7 +69,7 @@ class ServeOptions:
     poll_s: float = 1.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Session:
     id: str
     version: str | None  # the context version the conversation read
@@ -101,6 +104,7 @@ class Server(Runner):
         super().__init__(swarm, run, on_outcome=on_outcome)
         self.serve = options
         self._sessions: dict[str, _Session] = {}  # slot (worker name) -> its conversation
+        self._looked_up: set[str] = set()  # slots whose recorded session was read
         self._session_lock = threading.Lock()
 
     def session_of(self, worker: str) -> str | None:
@@ -110,22 +114,55 @@ class Server(Runner):
             return found.id if found is not None else None
 
     def _session(self, worker: str, context: ContextInfo | None) -> _Session | None:
+        """The conversation a slot resumes: its own, else the one a previous server of the
+        same slot recorded (a restart keeps the conversation); None when the context changed
+        since it started."""
         if not self.serve.session:
             return None
         with self._session_lock:
             found = self._sessions.get(worker)
-            version = context.version if context is not None else None
-            if found is not None and found.version != version:  # a new context: start over
-                del self._sessions[worker]
-                return None
-            return found
+            known = worker in self._sessions or worker in self._looked_up
+            self._looked_up.add(worker)
+        if found is None and not known:
+            found = self._recorded(worker)
+        version = context.version if context is not None else None
+        if found is None or found.version != version:  # none, or a new context: start over
+            self._forget(worker)
+            return None
+        with self._session_lock:
+            self._sessions[worker] = found
+        return found
+
+    def _recorded(self, worker: str) -> _Session | None:
+        """The session a slot's agent record holds (``_remember`` writes it)."""
+        try:
+            agent = self._persist(lambda: self.swarm.get_agent(worker))
+        except SwarmError:
+            return None
+        meta = agent.metadata or {}
+        sid, version = meta.get(SESSION_META), meta.get("context_version")
+        if not isinstance(sid, str) or not _SESSION_ID.fullmatch(sid):
+            return None
+        return _Session(sid, version if isinstance(version, str) else None)
 
     def _remember(self, worker: str, output: AgentOutput, context: ContextInfo | None) -> None:
+        """Keep the session the answer reported for the slot's next question, and record a
+        new one on the slot's agent, for a restarted server."""
         sid = output.usage.session_id if output.usage is not None else None
         if not self.serve.session or sid is None or not _SESSION_ID.fullmatch(sid):
             return
+        session = _Session(sid, context.version if context else None)
         with self._session_lock:
-            self._sessions[worker] = _Session(sid, context.version if context else None)
+            changed = self._sessions.get(worker) != session
+            self._sessions[worker] = session
+        if changed:
+            meta = {SESSION_META: sid, "context_version": session.version}
+            with contextlib.suppress(SwarmError):  # a hint for a restart, not the answer
+                self._persist(
+                    lambda: self.swarm.register(
+                        "answerer", name=worker, parent=self.serve.owner, metadata=meta
+                    )
+                )
 
     def _forget(self, worker: str) -> None:
         with self._session_lock:
