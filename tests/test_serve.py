@@ -68,6 +68,9 @@ def test_session_command_fills_or_leaves_out_the_session() -> None:
     cmd = "claude -p --output-format json --resume {session}"
     assert session_command(cmd, None) == ("claude -p --output-format json", {})
     assert session_command("agent --resume={session} -x", None)[0] == "agent -x"
+    codex = "codex exec --json resume {session} -"
+    assert session_command(codex, None)[0] == "codex exec --json -"
+    assert session_command(codex, "th-1")[0] == 'codex exec --json resume "$SWARM_SESSION" -'
     filled, env = session_command(cmd, "abc-1")
     assert filled == 'claude -p --output-format json --resume "$SWARM_SESSION"'
     assert env == {"SWARM_SESSION": "abc-1"}

@@ -38,9 +38,10 @@ __all__ = ["SESSION", "ServeOptions", "Server", "session_command"]
 SESSION = "{session}"
 SESSION_ENV = "SWARM_SESSION"
 SESSION_META = "session"  # the agent metadata key of a slot's conversation (for a restart)
-# The option that takes the session (``--resume {session}``, ``--resume={session}``), or the
-# placeholder alone: what is left out when no session is known.
-_SESSION_WORDS = re.compile(r"(?:\s+-{1,2}[A-Za-z][\w-]*(?:\s+|=))?\{session\}")
+# The option or subcommand that takes the session (Claude's ``--resume {session}``, also
+# ``--resume={session}``; Codex's ``resume {session}``), or the placeholder alone: what is
+# left out when no session is known.
+_SESSION_WORDS = re.compile(r"(?:\s+(?:-{1,2}[A-Za-z][\w-]*|resume)(?:\s+|=))?\{session\}")
 _SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
