@@ -4,9 +4,12 @@ a finished run, and SIGKILL at random points then a rerun reaching the same stat
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -449,3 +452,40 @@ def test_restart_starts_over_keeping_the_old_run(cli: Cli, swarm: Swarm, tmp_pat
     assert again["run"] == 2 and again["resumed"] == ["Pass 1", "Pass 2"]
     status = cli.json("pipeline", "status", "audit")
     assert status["run"] == 2 and status["passes"][0]["label"] == "audit run2: Pass 1"
+
+
+def test_sigkill_during_synthesis(redis_url: str, tmp_path: Path) -> None:
+    """Killed while its synthesizer runs: the rerun runs the synthesizer again and writes one
+    synthesis; the tasks are not run again."""
+    path = plan_text(tmp_path)
+    marker = tmp_path / "synthesizing"
+    slow = tmp_path / "slow_synth.py"
+    slow.write_text(
+        f"import os, pathlib, time\npathlib.Path({str(marker)!r}).write_text(str(os.getpid()))"
+        "\ntime.sleep(30)\n"
+    )
+    good = f"{PY} {tmp_path}/synth.py"
+    path.write_text(path.read_text().replace(good, f"{PY} {slow}"))
+    env = subprocess_env(redis_url, "test", tmp_path / "bin")
+    cmd = [PY, "-m", "redis_swarm", "pipeline", "run", str(path)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    assert marker.exists()
+    proc.kill()
+    proc.wait()
+    with contextlib.suppress(ProcessLookupError, ValueError):  # the orphaned synthesizer
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+    with Swarm(redis_url, swarm="test") as swarm:
+        before = final_state(swarm, path)
+        assert before["audit: Pass 1"]["statuses"] == ["completed"] * 3
+        assert before["audit: Pass 1"]["syntheses"] == []
+        path.write_text(path.read_text().replace(f"{PY} {slow}", good))
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                              check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        after = final_state(swarm, path)
+    assert after["audit: Pass 1"]["tasks"] == before["audit: Pass 1"]["tasks"]
+    assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in after.values())
