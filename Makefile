@@ -18,6 +18,7 @@ system-deps:
 
 demo: $(STAMP)
 	$(VENV)/bin/swarm demo
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/swarm pipeline run examples/pipeline/plan.toml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

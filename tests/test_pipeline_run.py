@@ -23,7 +23,7 @@ from redis_swarm import Swarm
 from redis_swarm._pipeline import load_plan, pass_label, pipeline_queue, synthesis_id
 from redis_swarm._pipeline.run import parse_task_list
 
-from ._cli import Cli, subprocess_env
+from ._cli import Cli, subprocess_env, swarm_bin
 
 PY = sys.executable
 
@@ -489,3 +489,32 @@ def test_sigkill_during_synthesis(redis_url: str, tmp_path: Path) -> None:
         after = final_state(swarm, path)
     assert after["audit: Pass 1"]["tasks"] == before["audit: Pass 1"]["tasks"]
     assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in after.values())
+
+
+def test_the_example_pipeline_of_make_demo(redis_url: str, tmp_path: Path) -> None:
+    """examples/pipeline (what `make demo` runs after `swarm demo`): its scripted agents
+    search the field guide, plan a second pass and cite every finding, in a few seconds."""
+    root = Path(__file__).resolve().parent.parent
+    bindir = tmp_path / "bin"
+    swarm_bin(bindir)
+    (bindir / "python").symlink_to(sys.executable)
+    env = subprocess_env(redis_url, "test", bindir)
+    started = time.monotonic()
+    done = subprocess.run(
+        ["swarm", "pipeline", "run", "examples/pipeline/plan.toml"], cwd=root, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 30
+    with Swarm(redis_url, swarm="test") as swarm:
+        status = json.loads(
+            subprocess.run(
+                ["swarm", "--json", "pipeline", "status", "demo-pipeline"], cwd=root, env=env,
+                capture_output=True, text=True, timeout=60, check=True,
+            ).stdout
+        )  # fmt: skip
+        assert status["done"] and [p["completed"] for p in status["passes"]] == [3, 2]
+        label = "demo-pipeline: Pass 2: Deep Dive"
+        findings = swarm.findings(queue="pipeline.demo-pipeline", pass_name=label).items
+        assert {f.summary.split(" lines")[0].isdigit() for f in findings} == {True}
+        assert any("'socket' with 'timeout'" in f.summary for f in findings)
