@@ -253,6 +253,8 @@ def test_a_loop_worker_driven_only_by_stop_completes_20_tasks(hooks: Hooks, swar
         done.append(task_id)
         answer = hooks("Stop", *loop, stop_hook_active=True)
     assert len(done) == 20 and len(set(done)) == 20
+    hooks("SessionStart", *loop, source="compact")  # a compaction keeps the count
+    assert hooks("Stop", *loop).get("decision") is None
     assert "20 tasks" in answer.get("systemMessage", "")
     stats = swarm.queue_stats()["work"]
     assert stats["completed"] == 20 and stats["pending"] == 1

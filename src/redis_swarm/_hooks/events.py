@@ -162,7 +162,9 @@ def _claimable(swarm: Swarm, queues: Sequence[str]) -> str:
 
 
 def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
-    _ensure_registered(swarm, agent, options)
+    # a resumed or compacted session keeps its loop count (--max-tasks is per session)
+    done = int(_registered(swarm, agent, options).get("loop_claims") or 0)
+    _ensure_registered(swarm, agent, options, done)
     queues = ", ".join(options.queues) or "none given"
     parts = [
         f"You are agent {agent} in the swarm {swarm.settings.swarm} (role {options.role}; "
