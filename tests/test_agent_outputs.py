@@ -94,6 +94,7 @@ def test_claude_error_and_stream_json() -> None:
     failed = {**CLAUDE, "is_error": True, "subtype": "error_max_turns", "result": ""}
     out = read_output(json.dumps(failed))
     assert out.error is not None and "error_max_turns" in out.error
+    assert "(the run cost $0.0421)" in out.error
     assert out.usage is not None and out.usage.cost_usd == 0.0421  # a failed run costs too
     # stream-json: events, then the same result object on the last line
     stream = jsonl([{"type": "system", "subtype": "init", "session_id": "s1"}, CLAUDE])

@@ -141,6 +141,8 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
         subtype = result.get("subtype")
         why = answer.strip() or (subtype if isinstance(subtype, str) else "") or "no reason given"
         error = f"the agent CLI reported an error: {why[:500]}"
+        if record.cost_usd is not None:  # not counted anywhere else: say it here
+            error += f" (the run cost ${record.cost_usd:.4f})"
     main = max(models, key=lambda m: models[m].get("cost_usd", 0.0), default=None)
     return AgentOutput(answer, record, error, main)
 
