@@ -43,6 +43,16 @@ class LocalSentinel:
     def data_nodes(self) -> list[RedisServer]:
         return [self.master, self.replica]
 
+    def roles(self) -> dict[int, str]:
+        """port -> 'master' or 'slave' for each data node that answers, as it sees itself."""
+        out: dict[int, str] = {}
+        for node in self.data_nodes():
+            if node.proc.poll() is not None:
+                continue
+            with contextlib.suppress(redis.RedisError), _client(node) as client:
+                out[node.port or 0] = str(client.info("replication")["role"])
+        return out
+
     def node(self, port: int) -> RedisServer:
         return next(n for n in self.data_nodes() if n.port == port)
 

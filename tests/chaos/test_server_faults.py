@@ -61,6 +61,13 @@ class Log:
     acked: list[tuple[str, str, float]] = field(default_factory=list)  # finding, task, when
     successes: dict[str, list[float]] = field(default_factory=dict)  # worker -> times
     surfaced: Counter[str] = field(default_factory=Counter)  # errors the retries gave up on
+    # finding -> when its first attempt began: a reply read after a kill may be for a write
+    # the dead server applied before it (the worker's thread was not scheduled in between)
+    began: dict[str, float] = field(default_factory=dict)
+
+    def begin(self, finding_id: str) -> None:
+        with self.lock:
+            self.began.setdefault(finding_id, time.monotonic())
 
     def ok(self, worker: str) -> None:
         with self.lock:
@@ -93,6 +100,7 @@ def sync_worker(settings: Settings, name: str, log: Log, stop: threading.Event) 
             finding_id = new_id("f-")  # chosen here: the application's own retry reuses it
             while not stop.is_set():
                 try:
+                    log.begin(finding_id)
                     swarm.report(task.id, task.token, {"summary": "x"}, finding_id=finding_id)
                     log.ok(name)
                     log.ack(finding_id, task.id)
@@ -123,6 +131,7 @@ def async_worker(settings: Settings, name: str, log: Log, stop: threading.Event)
                 finding_id = new_id("f-")
                 while not stop.is_set():
                     try:
+                        log.begin(finding_id)
                         await swarm.report(
                             task.id, task.token, {"summary": "x"}, finding_id=finding_id
                         )
