@@ -165,8 +165,11 @@ def test_a_report_from_a_process_that_never_saw_the_task(
 def test_wall_time_is_round_trips_times_the_round_trip(
     kind: str, proxy: LatencyProxy, near: Any
 ) -> None:
-    """At 50 ms per round trip the link is the cost: an operation takes about its round
-    trips times 50 ms (loosely: the local work on a 3.2 MB context is milliseconds)."""
+    """At 50 ms per round trip the link is the cost: each round trip counted is one paid on
+    the link (an operation takes at least its round trips times 50 ms), and the counts are
+    fixed. How little it takes beyond that (the local work on a 3.2 MB context) is a speed
+    figure, measured by ``benchmarks/slow_links.py`` (each operation's wall time beside its
+    round trips), not asserted here: a loaded machine stretches it without bound."""
     near.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(20)])
     content = text_of(3_200_000, seed=2)
     cache = ContextCache()
@@ -181,5 +184,5 @@ def test_wall_time_is_round_trips_times_the_round_trip(
     far.close()
     for cost in meter.costs:
         floor = cost.round_trips * RTT
-        assert floor * 0.95 <= cost.seconds <= floor + 0.25, cost
+        assert cost.seconds >= floor * 0.95, cost
     assert [c.round_trips for c in meter.costs] == [1, 1, 4, 2, 1]
