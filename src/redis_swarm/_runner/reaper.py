@@ -110,16 +110,25 @@ def _stat(pid: int) -> _Proc | None:
         return None
 
 
-def _scan(needle: bytes) -> tuple[dict[int, _Proc], list[int]]:
-    """The live processes whose environment holds ``needle``, and this process's zombie
-    children (a zombie's environment cannot be read any more)."""
+class _Scan(NamedTuple):
+    marked: dict[int, _Proc]  # live processes whose environment holds the mark
+    zombies: list[int]  # this process's zombie children (their environment is gone)
+    # A process that may be one of the marked ones' (a child of this process or of a marked
+    # one) in the middle of an exec: until the new program's arguments and environment are
+    # set up, the kernel shows both empty (a process started with ``env -i`` has arguments).
+    unsure: bool
+
+
+def _scan(needle: bytes) -> _Scan:
+    """What /proc shows of the processes carrying ``needle`` now."""
     marked: dict[int, _Proc] = {}
     zombies: list[int] = []
+    unread: list[int] = []
     me = os.getpid()
     try:
         names = os.listdir("/proc")
     except OSError:
-        return marked, zombies
+        return _Scan(marked, zombies, False)
     for name in names:
         if not name.isdigit():
             continue
@@ -134,11 +143,25 @@ def _scan(needle: bytes) -> tuple[dict[int, _Proc], list[int]]:
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 environ = f.read()
+        except PermissionError:
+            continue  # another user's process
         except OSError:
-            continue  # another user's process, or gone
+            environ = b""
         if needle in b"\0" + environ:
             marked[pid] = proc
-    return marked, zombies
+        elif not environ and (proc.ppid == me or proc.ppid in marked):
+            unread.append(pid)
+    return _Scan(marked, zombies, any(_execing(pid) for pid in unread))
+
+
+def _execing(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return not f.read()
+    except PermissionError:
+        return False
+    except OSError:
+        return _stat(pid) is not None
 
 
 def _reap(zombies: list[int]) -> None:
@@ -172,9 +195,10 @@ def kill_marked(mark: str, group: int | None = None, timeout_s: float = SWEEP_S)
     killed: dict[int, _Proc] = {}
     deadline = time.monotonic() + timeout_s
     while True:
-        marked, zombies = _scan(needle)
+        marked, zombies, unsure = _scan(needle)
         _reap(zombies)
-        done = not marked and not any(_dying(pid, proc) for pid, proc in killed.items())
+        done = not marked and not unsure
+        done = done and not any(_dying(pid, proc) for pid, proc in killed.items())
         if done or time.monotonic() > deadline:
             return sum(proc.pgrp != group for proc in killed.values())
         for pid, proc in marked.items():
