@@ -454,6 +454,56 @@ def test_messages_between_sessions(core: Swarm) -> None:
     run(body)
 
 
+def test_read_inbox_shows_each_message_once_across_sessions(core: Swarm) -> None:
+    """A message is marked read only once a result showing it is returned: one left out by
+    the limit or the budget comes in the next call, even from a restarted session."""
+    core.register("shard", name="shard-1")
+    for i in range(3):
+        core.send("shard-1", f"small {i}", sender="boss")
+    core.send("shard-1", "w" * 1200, sender="boss")  # with the next one, over a 500-token result
+    core.send("shard-1", "x" * 1200, sender="boss")
+    core.send("shard-1", "big " + "y" * 5000, sender="boss")  # over the budget alone
+
+    def server() -> Any:
+        return build_server(core, role="shard", name="shard-1", budget_tokens=500)
+
+    async def body() -> None:
+        seen: list[str] = []
+        # The first server is left open, as one that crashed would be (a clean close
+        # deregisters the agent, and its inbox with it).
+        async with connect(server(), budget_tokens=500) as first:
+            head, _ = await first("read_inbox", limit=2)
+            assert [m["body"] for m in head["messages"]] == ["small 0", "small 1"]
+            assert "read_inbox" in head["next"]
+            seen += [m["body"] for m in head["messages"]]
+            head, _ = await first("read_inbox")  # cut by the budget: the rest is not marked
+            assert [m["body"] for m in head["messages"]] == ["small 2", "w" * 1200]
+            seen += [m["body"] for m in head["messages"]]
+            await read_the_rest(seen)
+        big = "big " + "y" * 5000
+        assert seen == ["small 0", "small 1", "small 2", "w" * 1200, "x" * 1200, big]
+
+    async def read_the_rest(seen: list[str]) -> None:
+        async with connect(server(), budget_tokens=500) as shard:  # the restarted server
+            while True:
+                result = await shard.raw("read_inbox")
+                head = json.loads(result.content[0].text)  # type: ignore[union-attr]
+                if "next_cursor" in head:  # the big message, in pages
+                    text = result.content[1].text  # type: ignore[union-attr]
+                    cursor = head["next_cursor"]
+                    while cursor:
+                        header, page = await shard("next_page", cursor=cursor)
+                        text += page or ""
+                        cursor = header.get("next_cursor")
+                    seen += [m["body"] for m in json.loads(text)["messages"]]
+                    continue
+                if not head["messages"]:
+                    break
+                seen += [m["body"] for m in head["messages"]]
+
+    run(body)
+
+
 def test_init_prompts_are_served(core: Swarm) -> None:
     prompts = pytest.importorskip("redis_swarm._prompts")
 

@@ -80,14 +80,24 @@ class EveryoneTools(ToolsBase):
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many.")] = 20,
     ) -> CallToolResult:
-        """Read (and remove) the messages sent to you, broadcasts included, oldest first.
-        Check it between tasks: a coordinator may ask you for something."""
+        """Read the messages sent to you that you have not been shown, broadcasts included,
+        oldest first; each is shown once. Check it between tasks: a coordinator may ask you
+        for something."""
         session = await self._session(ctx)
-        messages = await self._run(self.swarm.inbox, session.agent_id, ack=True, limit=limit)
-        payload: dict[str, Any] = {"messages": plain(list(messages)), "count": len(messages)}
-        if len(messages) == limit:
+        messages = await self._run(self.swarm.inbox, session.agent_id, ack=False, limit=limit)
+        # Only what this result shows is marked read, after it is built: a message left out
+        # (over the limit or the budget) comes in the next call, even from a new session.
+        items = [plain(m) for m in messages]
+        shown = len(items)
+        while shown > 1 and not self.budget.fits(dumps({"messages": items[:shown]}), " " * 200):
+            shown -= 1
+        payload: dict[str, Any] = {"messages": items[:shown], "count": shown}
+        if shown < len(items) or len(messages) == limit:
             payload["next"] = "there may be more: call read_inbox again"
-        return self._result(payload)
+        result = self._result(payload)  # a message too big alone is split into pages
+        if shown:
+            await self._run(self.swarm.mark_read, session.agent_id, messages[shown - 1].seq)
+        return result
 
     @tool(roles=EVERYONE, read_only=True)
     async def next_page(
