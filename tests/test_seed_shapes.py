@@ -249,3 +249,16 @@ def test_v1_get_queue_status(v1: RedisSwarmCoordinator) -> None:
 
 def test_v1_cleanup_stale_agents(v1: RedisSwarmCoordinator) -> None:
     assert v1.cleanup_stale_agents(max_age_seconds=3600) == []
+
+
+def test_the_seed_shapes_share_no_name_with_the_core() -> None:
+    """A seed shape (a TypedDict in roles) is never named like a public core name."""
+    import redis_swarm
+    from redis_swarm import roles
+
+    def in_roles(value: object) -> bool:
+        return str(getattr(value, "__module__", "")).startswith(roles.__name__)
+
+    shapes = {n for n, v in vars(roles).items() if isinstance(v, type) and in_roles(v)}
+    core = {n for n in redis_swarm.__all__ if not in_roles(getattr(redis_swarm, n))}
+    assert shapes & core == set()

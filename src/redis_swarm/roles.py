@@ -96,7 +96,7 @@ class ShardStatus(TypedDict):
     tasks: dict[str, int]
 
 
-class SwarmStatus(TypedDict):
+class SeedSwarmStatus(TypedDict):
     """``SonnetCoordinator.get_swarm_status``."""
 
     total_shards: int
@@ -549,7 +549,7 @@ class EphemeralWorker(Worker):
 class SonnetCoordinator(Coordinator):
     """The seed's coordinator (constructor: ``redis_host, redis_port`` or ``url=``)."""
 
-    def get_swarm_status(self) -> SwarmStatus:
+    def get_swarm_status(self) -> SeedSwarmStatus:
         """Every shard with its findings and pending tasks: two round trips whatever the
         number of tasks (the swarm's status, then per-shard counters)."""
         status = self.swarm.status()
