@@ -36,7 +36,7 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
     swarm = app.swarm
     st = swarm.status(stale_after_s=stale_after)
     report: dict[str, Any] = {**st.to_dict(), "url": swarm.settings.url}
-    # "roles": what this command printed before by_role (fields are never renamed).
+    # "roles": a deprecated alias of by_role, what this command printed before (docs/cli.md).
     report["agents"]["roles"] = st.agents.by_role
     if pass_name is not None:
         report["pass"] = {"name": pass_name, "counts": swarm.pass_stats(pass_name)}
