@@ -127,6 +127,18 @@ def test_completion_script_is_documented() -> None:
     assert 'eval "$(_SWARM_COMPLETE=bash_source swarm)"' in docs.read_text()
 
 
+def test_swarm_help_lists_every_command_on_one_line() -> None:
+    """`swarm --help` at 80 columns: every command, each with one whole line of help (a
+    first sentence too long is cut with "..."; give the command a short_help)."""
+    result = CliRunner().invoke(main, ["--help"], prog_name="swarm", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    listing = result.stdout.split("Commands:\n", 1)[1].splitlines()
+    names = [line.split()[0] for line in listing if line.strip()]
+    assert names == sorted(main.commands), "one line per command (a help that wraps breaks it)"
+    for line in listing:
+        assert not line.endswith("...") and len(line.split(None, 1)) == 2, line
+
+
 def test_help_of_every_command() -> None:
     runner = CliRunner()
     for args in (

@@ -23,7 +23,7 @@ from ._app import App, json_option, main, pass_app
 T = TypeVar("T")
 
 
-@main.command()
+@main.command(short_help="Print or --apply the ACL rules of a user of one role.")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do.")
 @click.option(
     "--swarm",

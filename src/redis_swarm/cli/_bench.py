@@ -15,7 +15,7 @@ def _size(n: int | None) -> str:
     return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n / 1000:g} KB"
 
 
-@main.command()
+@main.command(short_help="Measure the configured server: PING, contexts, tasks.")
 @click.option("--quick", is_flag=True, help="Fewer samples: a few seconds, noisier figures.")
 @json_option
 @pass_app

@@ -338,7 +338,7 @@ def list_(app: App) -> None:
     app.emit({"items": items}, human)
 
 
-@main.command()
+@main.command(short_help="Free the context chunks that no kept version uses.")
 @click.option("--dry-run", is_flag=True, help="Say what would be freed; change nothing.")
 @click.option(
     "--grace",

@@ -26,7 +26,7 @@ _MIN_REDRAW_S = 0.25
 _IDLE_REDRAW_S = 5.0
 
 
-@main.command()
+@main.command(short_help="Serve the live, read-only web dashboard (Ctrl-C stops).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
@@ -76,7 +76,7 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         uvicorn.Server(config).run()
 
 
-@main.command()
+@main.command(short_help="Show the swarm live in the terminal.")
 @click.option("--once", is_flag=True, help="Print one snapshot and exit.")
 @click.option(
     "--findings",

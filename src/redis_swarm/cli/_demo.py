@@ -8,7 +8,7 @@ from .._demo import run_demo
 from ._app import App, json_option, main, pass_app
 
 
-@main.command()
+@main.command(short_help="Run Pass 1: a shard's 530 KB context searched by workers.")
 @click.option("--workers", default=5, show_default=True, help="Worker processes to start.")
 @json_option
 @pass_app

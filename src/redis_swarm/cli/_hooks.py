@@ -23,7 +23,7 @@ from ._common import agent_option_default
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 
 
-@main.command(short_help="Answer a Claude Code / Codex / Gemini CLI hook event (stdin JSON).")
+@main.command(short_help="Answer a Claude Code / Codex / Gemini CLI hook event.")
 @click.argument("event")
 @click.option("--client", default="claude", show_default=True, help="claude, codex or gemini.")
 @click.option("--role", default="worker", show_default=True, help="The session's swarm role.")
@@ -60,7 +60,7 @@ def hook(
     click.echo(render(answer, name, client))
 
 
-@main.group()
+@main.group(short_help="Install `swarm hook` into Claude Code, Codex or Gemini CLI.")
 def hooks() -> None:
     """Install `swarm hook` into Claude Code, Codex or Gemini CLI (docs/live.md)."""
 

@@ -50,7 +50,7 @@ _budget_option = click.option(
 )
 
 
-@main.group("mcp", invoke_without_command=True)
+@main.group("mcp", invoke_without_command=True, short_help="Serve the swarm as MCP tools.")
 @_role_option
 @click.option(
     "--transport",

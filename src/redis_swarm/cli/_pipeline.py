@@ -21,7 +21,7 @@ from ._app import App, json_option, main, pass_app
 from ._common import add_row, make_table, print_table, short, signals
 
 
-@main.group()
+@main.group(short_help="Run the passes of a plan file: workers, planner, synthesizer.")
 def pipeline() -> None:
     """Passes of tasks, a worker pool, a planner and a synthesizer, from a plan file."""
 

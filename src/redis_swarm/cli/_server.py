@@ -19,7 +19,7 @@ def _embedded(app: App) -> EmbeddedServer:
     return EmbeddedServer(settings.home, durability=settings.durability)
 
 
-@main.command()
+@main.command(short_help="Start the embedded server (idempotent) and print its URL.")
 @json_option
 @pass_app
 def up(app: App) -> None:
@@ -46,7 +46,7 @@ def up(app: App) -> None:
     app.emit(data, lambda: click.echo(server.url))
 
 
-@main.command()
+@main.command(short_help="Stop the embedded server cleanly (its data is kept).")
 @json_option
 @pass_app
 def down(app: App) -> None:
@@ -89,7 +89,7 @@ def _corrupt(found: dict[str, list[str]] | str) -> str:
     )
 
 
-@main.command()
+@main.command(short_help="Check the server, its settings and the swarm's records.")
 @json_option
 @pass_app
 def doctor(app: App) -> None:
