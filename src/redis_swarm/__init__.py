@@ -7,7 +7,7 @@ The layers, bottom up (docs/architecture.md draws them and says where each chang
     operations        _ops/: I/O-free generators (_protocol), one per call of the API
     shells            _client: Swarm and AsyncSwarm drive the same operations
     transport         _transport, _connect, _durability, _strict_cluster, _embedded
-    faces             cli/, mcp_server/, dashboard/, _runner/, roles.py (the seed's API)
+    faces             cli/, mcp_server/, dashboard/, _runner/, roles/ (the seed's API)
 """
 
 from __future__ import annotations

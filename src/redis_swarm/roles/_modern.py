@@ -1,0 +1,155 @@
+"""The role classes that return typed records: ``MemoryShard``, ``Worker``, ``Coordinator``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+from .._errors import NotFound, ValidationError
+from .._models import ContextInfo, Finding, Message, Synthesis, Task
+from ._base import _agent_name, _queue, _Role
+
+
+class CoordinatorStatus(TypedDict):
+    """``Coordinator.status``."""
+
+    coordinator_id: str
+    queues: dict[str, dict[str, int]]
+    shards: list[dict[str, Any]]
+
+
+class MemoryShard(_Role):
+    """A long-lived agent that holds a big context, posts tasks and synthesises findings."""
+
+    role = "shard"
+
+    def __init__(
+        self,
+        specialization: str = "general",
+        *,
+        model: str | None = None,
+        capacity_tokens: int | None = 200_000,
+        agent_id: str | None = None,
+        **connect: Any,
+    ) -> None:
+        super().__init__(**connect)
+        self.specialization = specialization
+        self.agent_id = agent_id or _agent_name("memory", specialization)
+        self.agent = self.swarm.register(
+            self.role,
+            name=self.agent_id,
+            model=model,
+            specialization=specialization,
+            capacity_tokens=capacity_tokens,
+        )
+
+    def publish(self, content: str | bytes | os.PathLike[str], source: str) -> ContextInfo:
+        return self.swarm.publish_context(self.agent_id, content, source=source)
+
+    def post(self, queue: str, description: str, data: Any = None, **options: Any) -> Task:
+        return self.swarm.post_task(
+            _queue(queue), description, data, parent=self.agent_id, **options
+        )
+
+    def findings(self, *, queue: str | None = None, pass_name: str | None = None) -> list[Finding]:
+        """Every finding reported to this shard (all pages), oldest first."""
+        out: list[Finding] = []
+        cursor: str | None = None
+        while True:
+            page = self.swarm.findings(
+                shard=self.agent_id,
+                queue=_queue(queue) if queue else None,
+                pass_name=pass_name,
+                cursor=cursor,
+                limit=500,
+            )
+            out.extend(page.items)
+            cursor = page.cursor
+            if cursor is None:
+                return out
+
+    def synthesize(self, pass_name: str, text: str, sources: Sequence[str]) -> Synthesis:
+        return self.swarm.synthesize(self.agent_id, pass_name, text, list(sources))
+
+    def heartbeat(self) -> None:
+        self.swarm.heartbeat(self.agent_id)
+
+
+class Worker(_Role):
+    """An ephemeral worker: claim one task, read the shard's context, report, forget."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        *,
+        worker_id: str | None = None,
+        model: str | None = None,
+        **connect: Any,
+    ) -> None:
+        super().__init__(redis_host, redis_port, **connect)
+        self.worker_id = worker_id or _agent_name("worker")
+        self.model = model
+        self.task: Task | None = None
+        self.context_version: str | None = None
+
+    def claim(
+        self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
+    ) -> Task | None:
+        queues = [_queue(queue)] if isinstance(queue, str) else [_queue(q) for q in queue]
+        self.task = self.swarm.claim(queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s)
+        self.context_version = None
+        return self.task
+
+    def _claimed(self) -> Task:
+        if self.task is None:
+            raise ValidationError("no task claimed yet: call claim_task('queue:NAME') first")
+        return self.task
+
+    def parent_context(self) -> str:
+        task = self._claimed()
+        if not task.parent:
+            raise NotFound(f"task {task.id} names no parent shard, so there is no context to read")
+        info = self.swarm.context_info(task.parent)
+        self.context_version = info.version
+        return self.swarm.get_context(task.parent, version=info.version)
+
+    def report(self, finding: Mapping[str, Any]) -> Finding:
+        task = self._claimed()
+        return self.swarm.report(
+            task.id,
+            task.token,
+            finding,
+            worker=self.worker_id,
+            model=self.model,
+            context_version=self.context_version,
+        )
+
+
+class Coordinator(_Role):
+    """Watches the swarm, asks shards for syntheses, and messages agents."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        *,
+        agent_id: str | None = None,
+        model: str | None = None,
+        **connect: Any,
+    ) -> None:
+        super().__init__(redis_host, redis_port, **connect)
+        self.agent_id = agent_id or _agent_name("coordinator")
+        self.agent = self.swarm.register("coordinator", name=self.agent_id, model=model)
+
+    def status(self) -> CoordinatorStatus:
+        shards = self.swarm.agents(role="shard")
+        return {
+            "coordinator_id": self.agent_id,
+            "queues": self.swarm.queue_stats(),
+            "shards": [a.to_dict() for a in shards],
+        }
+
+    def request_synthesis(self, shard_id: str, pass_name: str, instructions: str) -> Message:
+        return self.swarm.request_synthesis(shard_id, pass_name, instructions, sender=self.agent_id)

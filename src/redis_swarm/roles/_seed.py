@@ -1,0 +1,269 @@
+"""The seed's classes (swarm_architecture_v2.py): ``SwarmMemoryShard``, ``EphemeralWorker``
+and ``SonnetCoordinator``, over the modern ones, returning the seed's shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+from .._client import Swarm
+from .._errors import AlreadyCompleted, NotFound
+from .._models import ContextInfo, Finding, Task, iso
+from ._base import _stamp
+from ._modern import Coordinator, MemoryShard, Worker
+
+
+class SeedFinding(TypedDict):
+    """``SwarmMemoryShard.get_all_findings`` items; ``content`` is the finding as reported."""
+
+    finding_id: str
+    task_id: str
+    worker_id: str
+    timestamp: str
+    content: dict[str, Any]
+    queue: str | None
+    pass_name: str | None
+    superseded: bool
+
+
+class WorkerContext(TypedDict):
+    """``SwarmMemoryShard.get_context_for_worker``."""
+
+    parent_shard_id: str
+    specialization: str
+    context_preview: str
+    context_full_location: str
+    findings_count: int
+    context_version: str | None
+    context_size_bytes: int
+
+
+class SeedTask(TypedDict):
+    """``EphemeralWorker.claim_task``: the seed's task record, ``data`` decoded."""
+
+    task_id: str
+    parent_shard: str | None
+    type: str
+    description: str
+    data: Any
+    pass_name: str
+    posted_at: str
+    status: str
+    queue: str
+    priority: int
+    token: str | None
+    attempt: int
+
+
+class ShardStatus(TypedDict):
+    """One entry of ``SonnetCoordinator.get_swarm_status()["shards"]``; ``tasks`` counts the
+    shard's posted tasks by status (``pending_tasks`` is pending plus delayed)."""
+
+    shard_id: str
+    specialization: str | None
+    findings_count: int
+    pending_tasks: int
+    alive: bool | None
+    last_seen: str | None
+    tasks: dict[str, int]
+
+
+class SeedSwarmStatus(TypedDict):
+    """``SonnetCoordinator.get_swarm_status``."""
+
+    total_shards: int
+    shards: list[ShardStatus]
+    coordinator_id: str
+    queues: dict[str, dict[str, int]]
+    pending_tasks: int
+
+
+def _finding_dict(finding: Finding) -> SeedFinding:
+    """A finding in the seed's shape: finding_id, task_id, worker_id, timestamp, content."""
+    content: dict[str, Any] = {"summary": finding.summary}
+    if finding.details is not None:
+        content["details"] = finding.details
+    content["sources"] = list(finding.sources)
+    if finding.confidence is not None:
+        content["confidence"] = finding.confidence
+    content.update(finding.extra or {})
+    return {
+        "finding_id": finding.id,
+        "task_id": finding.task_id,
+        "worker_id": finding.worker or "unknown",
+        "timestamp": _stamp(finding.created_at),
+        "content": content,
+        "queue": finding.queue,
+        "pass_name": finding.pass_name,
+        "superseded": finding.superseded,
+    }
+
+
+def _task_dict(task: Task) -> SeedTask:
+    """A task in the seed's shape (task_id, parent_shard, type, description, data, ...)."""
+    return {
+        "task_id": task.id,
+        "parent_shard": task.parent,
+        "type": task.queue,
+        "queue": task.queue,
+        "description": task.description,
+        "data": task.data if task.data is not None else {},
+        "pass_name": task.pass_name or "unknown",
+        "posted_at": _stamp(task.created_at),
+        "status": task.status.value,
+        "priority": task.priority,
+        "token": task.token,
+        "attempt": task.attempts,
+    }
+
+
+class SwarmMemoryShard(MemoryShard):
+    """The seed's memory shard: same constructor, methods and return shapes."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        specialization: str = "general",
+        *,
+        redis_password: str | None = None,
+        redis_ssl: bool = False,
+        url: str | None = None,
+        swarm: str | Swarm | None = None,
+    ) -> None:
+        super().__init__(
+            specialization,
+            redis_host=redis_host,
+            redis_port=redis_port,
+            redis_password=redis_password,
+            redis_ssl=redis_ssl,
+            url=url,
+            swarm=swarm,
+        )
+        self.context = ""
+        self.worker_findings: list[dict[str, Any]] = []  # what collect_worker_finding got
+
+    def load_context(self, context_text: str, context_source: str) -> ContextInfo:
+        """Publish the shard's context (any size up to the limit; chunked, atomic)."""
+        info = self.publish(context_text, context_source)
+        self.context = context_text
+        return info
+
+    def spawn_worker_task(
+        self,
+        task_type: str,
+        task_description: str,
+        task_data: Any = None,
+        pass_name: str | None = None,
+    ) -> str:
+        """Post a task to queue ``task_type`` for an ephemeral worker; returns its id."""
+        task = self.post(task_type, task_description, task_data, pass_name=pass_name)
+        return str(task.id)
+
+    def collect_worker_finding(
+        self, task_id: str, finding: Mapping[str, Any], worker_id: str | None = None
+    ) -> str:
+        """Record the finding of a worker this shard ran itself (not through a claim) and
+        complete the task; returns the finding's id. Refused while another worker's live
+        lease holds the task (that worker reports); on a task already settled the finding is
+        kept, marked superseded."""
+        try:
+            stored = self.swarm.report(task_id, None, finding, worker=worker_id)
+            fid = stored.id
+        except AlreadyCompleted as exc:
+            fid = str(exc.finding_id)
+        self.worker_findings.append(dict(finding))
+        return fid
+
+    def get_all_findings(self, task_type: str | None = None) -> list[SeedFinding]:
+        return [_finding_dict(f) for f in self.findings(queue=task_type)]
+
+    def synthesize_findings(self, pass_name: str, synthesis: str, sources: Sequence[str]) -> str:
+        return str(self.synthesize(pass_name, synthesis, sources).id)
+
+    def get_context_for_worker(self) -> WorkerContext:
+        """The seed's package, with the context's version and size; ``findings_count`` is
+        every finding reported to this shard (one counter read)."""
+        try:
+            info: ContextInfo | None = self.swarm.context_info(self.agent_id)
+        except NotFound:
+            info = None
+        stats = self.swarm.shard_stats([self.agent_id])[self.agent_id]
+        return {
+            "parent_shard_id": self.agent_id,
+            "specialization": self.specialization,
+            "context_preview": self.context[:5000],
+            "context_full_location": f"swarm context get {self.agent_id}",
+            "findings_count": stats["findings"],
+            "context_version": info.version if info else None,
+            "context_size_bytes": info.size_bytes if info else 0,
+        }
+
+
+class EphemeralWorker(Worker):
+    """The seed's ephemeral worker (constructor: ``redis_host, redis_port`` or ``url=``)."""
+
+    @property
+    def task_id(self) -> str | None:
+        return self.task.id if self.task is not None else None
+
+    @property
+    def parent_shard_id(self) -> str | None:
+        return self.task.parent if self.task is not None else None
+
+    def claim_task(self, queue_name: str) -> SeedTask | None:
+        """Claim the next task of ``queue:NAME`` (or ``NAME``); None when the queue is empty."""
+        task = self.claim(queue_name)
+        return None if task is None else _task_dict(task)
+
+    def get_parent_context(self) -> str:
+        return self.parent_context()
+
+    def report_finding(self, finding: Mapping[str, Any]) -> str:
+        """Report the claimed task's finding; returns its id. As in the seed, a task settled
+        meanwhile is no error: the finding is kept, marked superseded."""
+        try:
+            return str(self.report(finding).id)
+        except AlreadyCompleted as exc:
+            return str(exc.finding_id)
+
+
+class SonnetCoordinator(Coordinator):
+    """The seed's coordinator (constructor: ``redis_host, redis_port`` or ``url=``)."""
+
+    def get_swarm_status(self) -> SeedSwarmStatus:
+        """Every shard with its findings and pending tasks: two round trips whatever the
+        number of tasks (the swarm's status, then per-shard counters)."""
+        status = self.swarm.status()
+        # The seed listed shards in the order they joined.
+        agents = sorted(
+            (a for a in status.roster if a.role == "shard"),
+            key=lambda a: (a.registered_at or 0, a.id),
+        )
+        counts = self.swarm.shard_stats([a.id for a in agents])
+        shards: list[ShardStatus] = []
+        for agent in agents:
+            mine = counts[agent.id]
+            shards.append(
+                {
+                    "shard_id": agent.id,
+                    "specialization": agent.specialization,
+                    "findings_count": mine["findings"],
+                    "pending_tasks": mine["tasks"]["pending"] + mine["tasks"]["delayed"],
+                    "alive": agent.alive,
+                    "last_seen": iso(agent.last_seen),
+                    "tasks": mine["tasks"],
+                }
+            )
+        return {
+            "total_shards": len(shards),
+            "shards": shards,
+            "queues": status.queues,
+            "pending_tasks": status.totals["pending"] + status.totals["delayed"],
+            "coordinator_id": self.agent_id,
+        }
+
+    def request_synthesis(  # type: ignore[override]
+        self, shard_id: str, pass_name: str, instructions: str = ""
+    ) -> str:
+        return str(super().request_synthesis(shard_id, pass_name, instructions).id)

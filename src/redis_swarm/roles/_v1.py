@@ -1,0 +1,254 @@
+"""V1's all-in-one ``RedisSwarmCoordinator`` (redis_swarm_coordinator.py), over the core,
+returning V1's shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+from .._client import Swarm
+from .._errors import AlreadyCompleted, NotFound, ValidationError
+from .._models import Agent, dumps, iso
+from ._base import _agent_name, _queue, _Role, _stamp
+
+
+class V1Task(TypedDict):
+    """``RedisSwarmCoordinator.claim_task``: V1's task hash (``priority`` a string, as V1
+    read it back), ``data`` decoded."""
+
+    task_id: str
+    queue: str
+    type: str
+    data: Any
+    posted_by: str
+    posted_at: str
+    priority: str
+    status: str
+    token: str | None
+    attempt: int
+
+
+V1Message = TypedDict(
+    "V1Message",
+    {
+        "message_id": str,
+        "from": str,
+        "to": str,
+        "timestamp": str,
+        "content": Any,
+        "kind": str,
+    },
+)
+
+
+V1Message.__doc__ = (
+    """``RedisSwarmCoordinator.get_messages`` items: ``content`` is what was sent."""
+)
+
+
+class V1Agent(TypedDict):
+    """``RedisSwarmCoordinator.list_active_agents`` items: V1's agent hash (every value a
+    string: ``parent_id`` is ``"none"`` without a parent, ``metadata`` JSON), and this
+    swarm's ``id``, ``model``, ``specialization``, ``alive`` and ``last_seen``."""
+
+    agent_id: str
+    role: str
+    context_capacity: str
+    parent_id: str
+    registered_at: str
+    metadata: str
+    id: str
+    model: str | None
+    specialization: str | None
+    alive: bool | None
+    last_seen: str | None
+
+
+class V1QueueStatus(TypedDict):
+    """``RedisSwarmCoordinator.get_queue_status``: ``tasks`` the first 10 pending ids."""
+
+    queue: str
+    pending_tasks: int
+    tasks: list[str]
+    counts: dict[str, int]
+
+
+V1_STALE_S = 300  # V1 took an agent without a heartbeat for 5 minutes as gone
+
+
+def _v1_agent(agent: Agent) -> V1Agent:
+    capacity = agent.capacity_tokens
+    return {
+        "agent_id": agent.id,
+        "role": agent.role,
+        "context_capacity": "none" if capacity is None else str(capacity),
+        "parent_id": agent.parent or "none",
+        "registered_at": _stamp(agent.registered_at),
+        "metadata": dumps(agent.metadata or {}),
+        "id": agent.id,
+        "model": agent.model,
+        "specialization": agent.specialization,
+        "alive": agent.alive,
+        "last_seen": iso(agent.last_seen),
+    }
+
+
+class RedisSwarmCoordinator(_Role):
+    """V1's all-in-one coordinator, over the core: claims are leases, contexts versioned."""
+
+    def __init__(
+        self,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        redis_db: int = 0,
+        *,
+        redis_password: str | None = None,
+        redis_ssl: bool = False,
+        url: str | None = None,
+        swarm: str | Swarm | None = None,
+    ) -> None:
+        super().__init__(
+            redis_host=redis_host,
+            redis_port=redis_port,
+            redis_db=redis_db,
+            redis_password=redis_password,
+            redis_ssl=redis_ssl,
+            url=url,
+            swarm=swarm,
+        )
+        self.agent_id: str | None = None
+        self.role: str | None = None
+        self.parent_id: str | None = None
+        self._tokens: dict[str, str | None] = {}
+
+    def _me(self, agent_id: str | None = None) -> str:
+        agent = agent_id or self.agent_id
+        if not agent:
+            raise ValidationError("no agent registered: call register_agent(role) first")
+        return agent
+
+    def register_agent(
+        self,
+        role: str,
+        context_capacity: int = 200_000,
+        parent_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        meta = dict(metadata or {})
+        agent = self.swarm.register(
+            role,
+            name=_agent_name(role),
+            model=meta.get("model"),
+            specialization=meta.get("specialization"),
+            capacity_tokens=context_capacity,
+            parent=parent_id,
+            metadata=meta,
+        )
+        self.agent_id, self.role, self.parent_id = agent.id, role, parent_id
+        return str(agent.id)
+
+    def heartbeat(self, agent_id: str | None = None) -> None:
+        self.swarm.heartbeat(self._me(agent_id))
+
+    def update_context(
+        self, context: str, agent_id: str | None = None, version: str | None = None
+    ) -> str:
+        """Publish a context; returns its version (a content hash: ``version`` is ignored,
+        since a caller-chosen tag could name two different texts)."""
+        info = self.swarm.publish_context(self._me(agent_id), context, source=version or "v1")
+        return str(info.version)
+
+    def get_context(self, agent_id: str) -> str | None:
+        try:
+            return self.swarm.get_context(agent_id)
+        except NotFound:
+            return None
+
+    def post_task(self, queue_name: str, task_type: str, task_data: Any, priority: int = 0) -> str:
+        task = self.swarm.post_task(
+            _queue(queue_name),
+            task_type,
+            task_data,
+            priority=priority,
+            parent=self.agent_id,
+        )
+        return str(task.id)
+
+    def claim_task(self, queue_name: str, timeout: int = 60) -> V1Task | None:
+        """Claim the highest-priority task; ``timeout`` is the lease in seconds."""
+        task = self.swarm.claim(_queue(queue_name), worker=self._me(), lease_s=timeout)
+        if task is None:
+            return None
+        self._tokens[task.id] = task.token
+        return {
+            "task_id": task.id,
+            "queue": task.queue,
+            "type": task.description,
+            "data": task.data if task.data is not None else {},
+            "posted_by": task.parent or "unknown",
+            "posted_at": _stamp(task.created_at),
+            "priority": str(task.priority),
+            "status": task.status.value,
+            "token": task.token,
+            "attempt": task.attempts,
+        }
+
+    def complete_task(self, task_id: str, result: Any) -> str:
+        """Report ``result`` as the task's finding (a dict with a summary, or any value).
+        Without this coordinator's claim of the task, it is completed from outside any
+        lease: refused while another worker's live lease holds it."""
+        token = self._tokens.pop(task_id, None)
+        if isinstance(result, Mapping) and "summary" in result:
+            finding: Mapping[str, Any] = result
+        else:
+            finding = {"summary": str(result)[:2000], "result": result}
+        try:
+            return str(self.swarm.report(task_id, token, finding, worker=self.agent_id).id)
+        except AlreadyCompleted as exc:
+            return str(exc.finding_id)
+
+    def send_message(self, to_agent_id: str, message: Any) -> str:
+        body = message if isinstance(message, str) else None
+        data = None if isinstance(message, str) else message
+        sent = self.swarm.send(
+            to_agent_id,
+            body or str(message.get("type", "message")),
+            sender=self.agent_id,
+            data=data,
+        )
+        return str(sent.id)
+
+    def get_messages(self, agent_id: str | None = None, limit: int = 10) -> list[V1Message]:
+        out: list[V1Message] = []
+        for msg in self.swarm.inbox(self._me(agent_id), ack=True, limit=limit):
+            out.append(
+                {
+                    "message_id": msg.id,
+                    "from": msg.sender or "unknown",
+                    "to": msg.to,
+                    "timestamp": _stamp(msg.created_at),
+                    "content": msg.data if msg.data is not None else msg.body,
+                    "kind": msg.kind,
+                }
+            )
+        return out
+
+    def list_active_agents(self, include_subagents: bool = False) -> list[V1Agent]:
+        """Agents with a heartbeat in the last 5 minutes (V1's rule); sub-agents (those
+        registered with a parent) only with ``include_subagents``."""
+        agents = self.swarm.agents(alive=True, stale_after_s=V1_STALE_S)
+        return [_v1_agent(a) for a in agents if include_subagents or not a.parent]
+
+    def get_queue_status(self, queue_name: str) -> V1QueueStatus:
+        queue = _queue(queue_name)
+        counts = self.swarm.queue_stats().get(queue, {})
+        page = self.swarm.list_tasks(queue=queue, status="pending", limit=10)
+        return {
+            "queue": queue,
+            "pending_tasks": counts.get("pending", 0),
+            "counts": counts,
+            "tasks": [t.id for t in page.items],
+        }
+
+    def cleanup_stale_agents(self, max_age_seconds: int = 300) -> list[str]:
+        return list(self.swarm.sweep(max_age_seconds))
