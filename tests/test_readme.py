@@ -24,13 +24,28 @@ SKIP = (
 )
 
 
-def tour_commands() -> list[str]:
+def tour_commands(skipped: bool = False) -> list[str]:
+    """The tour's commands that run here (``skipped``: the others)."""
     text = README.read_text()
     tour = text.split("## A 2-minute tour", 1)[1]
     block = re.search(r"```bash\n(.*?)```", tour, re.S)
     assert block is not None
     lines = [line.split("  #", 1)[0].strip() for line in block.group(1).splitlines()]
-    return [line for line in lines if line and not line.startswith(SKIP)]
+    return [line for line in lines if line and line.startswith(SKIP) == skipped]
+
+
+def test_readme_skipped_commands_name_real_options() -> None:
+    """The tour lines not run here still parse: their commands and options exist (--help
+    answers only once every option given is known)."""
+    from click.testing import CliRunner
+
+    from redis_swarm.cli import main
+
+    commands = [c for c in tour_commands(skipped=True) if c.startswith("swarm ")]
+    assert any(c.startswith("swarm serve ") for c in commands)
+    for command in commands:
+        result = CliRunner().invoke(main, [*shlex.split(command)[1:], "--help"])
+        assert result.exit_code == 0, f"{command}: {result.output}"
 
 
 def test_readme_tour_runs(redis_url: str, tmp_path: Path) -> None:
