@@ -387,8 +387,16 @@ def test_ctrl_c_twice_kills_the_agents_and_releases_their_tasks(
 ) -> None:
     for i in range(3):
         swarm.post_task("q", f"d{i}")
-    proc = _start_pool(redis_url, tmp_path, "sleep 60", "--concurrency", "2", "--grace", "0.5")
-    _wait_claimed(swarm, 2)
+    started = tmp_path / "started"
+    started.mkdir()
+    cmd = f"touch {started}/$$; sleep 60"
+    proc = _start_pool(redis_url, tmp_path, cmd, "--concurrency", "2", "--grace", "0.5")
+    # both agents run (a claim seen in Redis may not be back in the pool yet on a busy
+    # machine, and the pool counts what it is running)
+    deadline = time.monotonic() + 20
+    while len(list(started.iterdir())) < 2:
+        assert time.monotonic() < deadline, "the pool did not start two agents in time"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
