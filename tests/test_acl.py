@@ -4,6 +4,7 @@ Redis >= 7, through the same error translation the operations use."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -466,3 +467,32 @@ def test_worker_claims_renews_and_reports(as_user: Any) -> None:
     assert [s.id for s in worker.syntheses(pass_name="P1").items] == [synthesis.id]
     with pytest.raises(PermissionDenied):
         worker.publish_context("shard-1", "overwritten", source="evil.md")
+
+
+def test_worker_asks_for_peer_assist_and_another_worker_answers(as_user: Any) -> None:
+    """Peer assist under the worker role: asking posts a question (task_post) into 'assist';
+    another worker claims it and answers; the asker's own task lists the answer."""
+    shard = as_user("shard")
+    shard.post_task("main", "the blocked work")
+    asker, helper = as_user("worker"), as_user("worker")
+    task = asker.claim("main", worker="w-1")
+    assert task is not None
+
+    def answer_one() -> None:
+        question = helper.claim("assist", worker="w-2", wait_s=10)
+        assert question is not None and question.description == "which line says X?"
+        helper.answer(question.id, question.token, "line 42", worker="w-2")
+
+    thread = threading.Thread(target=answer_one)
+    thread.start()
+    got = asker.ask("assist", "which line says X?", asker=task, timeout_s=20)
+    thread.join()
+    assert (got.text, got.answerer, got.asker_task) == ("line 42", "w-2", task.id)
+    assert [a.text for a in asker.answers_for(task.id)] == ["line 42"]
+    asker.report(task.id, task.token, {"summary": "done with help"}, worker="w-1")
+    # what asking gives the role is the question's writes; deleting and the shard's keys
+    # stay refused
+    denied(asker, "DEL", K.task_data)
+    denied(asker, "HDEL", K.dedupe, f"assist|{got.question_id}")
+    denied(asker, "HSET", K.queue_settings, "assist|max_abandons", "1")
+    denied(asker, "HSET", K.syntheses, "s-1", "{}")

@@ -300,9 +300,9 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.get_synthesis(synthesis.id)
     worker.syntheses(pass_name="P1")
     with pytest.raises(Timeout):  # unanswered: cancelled
-        shard.ask("shard-1", "where?", timeout_s=0.05)
+        worker.ask("shard-1", "where?", timeout_s=0.05)
     with pytest.raises(Timeout):
-        shard.ask("shard-1", "and now?", timeout_s=0.05, keep=True, asker=task)
+        worker.ask("shard-1", "and now?", timeout_s=0.05, keep=True, asker=task)
     question = worker.claim("ask.shard-1", worker=me.id)
     assert question is not None
     worker.answer(question.id, question.token, "here", worker=me.id)
@@ -497,7 +497,7 @@ def _raw(swarm: Swarm, *args: Any) -> Any:
         ("FUNCTION", "DELETE", "redis_swarm"),
         ("FUNCTION", "LIST"),
         ("FCALL", "evil", 0),
-        ("FCALL", "rs_task_post", 0),  # a shard's function
+        ("FCALL", "rs_synthesis_create", 0),  # a shard's function
         ("FCALL", "rs_context_publish", 0),
         ("FCALL_RO", "rs_task_claim", 0),
         ("SCRIPT", "KILL"),
@@ -538,6 +538,12 @@ def test_what_a_worker_can_still_write(worker7: Swarm) -> None:
     assert _raw(worker7, "HSET", K.findings, "f-bad", "not json {") == 1
     assert _raw(worker7, "HSET", K.tasks, "t-bad", '{"status": "bogus"}') == 1
     assert _raw(worker7, "XADD", K.events, "*", "type", "made.up")
+    # what asking (peer assist) adds: the writes task_post does to post a question
+    assert _raw(worker7, "HSET", K.task_data, "t-bad", "[1") == 1
+    assert _raw(worker7, "HSET", K.dedupe, "q|k", "t-bad") == 1
+    assert _raw(worker7, "ZADD", K.task_index, 1, "t-bad") == 1
+    assert _raw(worker7, "SADD", K.queues, "made-up") == 1
+    assert _raw(worker7, "ZADD", K.asked("t-1"), 1, "t-bad") == 1
 
 
 # --- Redis 6.2: the closest rules, and a warning that says what they allow

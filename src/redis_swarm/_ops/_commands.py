@@ -79,8 +79,10 @@ OPERATIONS: dict[str, Uses] = {
     "synthesize": _uses("", "synthesis_create"),
     "get_synthesis": _uses("hget", worker=True),
     "syntheses": _uses("", "index_page", worker=True),
-    # ask and answer (questions are tasks: posting one is a shard's, answering a worker's)
-    "ask": _uses("hexists sismember hget xrevrange xread zadd", "task_post task_update"),
+    # ask and answer (questions are tasks; a worker asks for peer assist, see WORKER_WRITES)
+    "ask": _uses(
+        "hexists sismember hget xrevrange xread zadd", "task_post task_update", worker=True
+    ),
     "answer": _uses("hget", "task_report", worker=True),
     "answers_for": _uses("zrange hget", worker=True),
     # contexts: workers read them, shards publish
@@ -181,13 +183,19 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         "leases": "zadd zrem",
         "delayed": "zadd zrem",
         "dead": "zadd",
-        "counts": "hincrby",
+        "counts": "hincrby hset",  # task_post (ask) stores the '#seq' counter
         "pass_counts": "hincrby",
         "wake": "blpop rpush ltrim",
         # findings: report adds one (it never deletes or rewrites the index)
         "findings": "hset",
         "finding_index": "zadd",
         "findings_by": "zadd",
+        # ask posts its question with task_post: a question is a task (docs/security.md)
+        "task_data": "hset",
+        "task_index": "zadd",
+        "dedupe": "hset",
+        "queues": "sadd",
+        "asked": "zadd",  # the questions asked while working on a task (lineage)
         # agents: register, heartbeat, deregister and sweep
         "agents": "hset hsetnx hdel",
         "presence": "zadd zrem",
@@ -214,15 +222,10 @@ WORKER_READ_ONLY = frozenset(
         "holds_publishing",
         "holds_releasing",
         "scratch",  # swarm bench's floor measurement
-        "queues",  # post_task (shards) adds queues
         "queue_settings",  # configure_queue is a shard's
-        "task_data",
-        "task_index",
-        "dedupe",
         "pass_tasks",
         "syntheses",  # synthesize is a shard's
         "synthesis_index",
-        "asked",  # ask (a shard's) records the questions asked for a task
     }
 )
 
