@@ -173,7 +173,8 @@ def run_through_failover(
     with capsys.disabled():
         print(
             f"\n{label}: {acked_at_kill} findings acknowledged before the kill, {len(lost)} "
-            f"of them lost; promotion and rejoin took {recovered_at - killed_at:.1f} s; "
+            f"of them lost ({len(watch.windows)} ends of a master seen); promotion and rejoin "
+            f"took {recovered_at - killed_at:.1f} s; "
             f"longest stretch with no worker succeeding {outage:.2f} s; errors surfaced past "
             f"the retries: {dict(log.surfaced) or 0}"
         )
