@@ -300,7 +300,9 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.get_synthesis(synthesis.id)
     worker.syntheses(pass_name="P1")
     with pytest.raises(Timeout):  # unanswered: cancelled
-        worker.ask("shard-1", "where?", timeout_s=0.05)
+        worker.ask("shard-1", "where?", timeout_s=0.05, dedupe_key="d1")
+    with pytest.raises(Timeout):  # the key's question was cancelled: no late answer, anew
+        worker.ask("shard-1", "where?", timeout_s=0.05, dedupe_key="d1")
     with pytest.raises(Timeout):
         worker.ask("shard-1", "and now?", timeout_s=0.05, keep=True, asker=task)
     question = worker.claim("ask.shard-1", worker=me.id)

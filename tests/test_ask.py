@@ -220,3 +220,27 @@ def test_twenty_askers_three_answerers_each_gets_its_own_answer(server_url: str)
         assert [a.text for a in got] == [f"re: question {i}" for i in range(20)]
         assert len({a.finding_id for a in got}) == 20
         assert {a.answerer for a in got} <= {"a0", "a1", "a2"}
+
+
+def test_reasking_a_cancelled_question_returns_its_late_answer(owned: Swarm) -> None:
+    with pytest.raises(Timeout) as caught:
+        owned.ask("lib", "late?", timeout_s=0.05, dedupe_key="late")
+    first = caught.value.task_id
+    assert first is not None
+    with pytest.raises(AlreadyCompleted):  # cancelled: the late answer is kept superseded
+        owned.answer(first, None, "late but right", worker="slow")
+    got = owned.ask("lib", "late?", timeout_s=0.01, dedupe_key="late")
+    assert (got.text, got.question_id, got.answerer) == ("late but right", first, "slow")
+
+
+def test_reasking_a_cancelled_unanswered_question_posts_it_anew(owned: Swarm) -> None:
+    with pytest.raises(Timeout) as caught:
+        owned.ask("lib", "anyone?", timeout_s=0.05, dedupe_key="anew")
+    first = caught.value.task_id
+    assert first is not None and owned.get_task(first).status == "cancelled"
+    thread = _answerer(owned, ask_queue("lib"), lambda _t: "now answered")
+    got = owned.ask("lib", "anyone?", timeout_s=10, dedupe_key="anew")
+    thread.join(10)
+    assert got.text == "now answered" and got.question_id != first
+    again = owned.ask("lib", "anyone?", timeout_s=0.01, dedupe_key="anew")  # the new one's
+    assert again.finding_id == got.finding_id

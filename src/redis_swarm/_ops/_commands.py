@@ -81,7 +81,9 @@ OPERATIONS: dict[str, Uses] = {
     "syntheses": _uses("", "index_page", worker=True),
     # ask and answer (questions are tasks; a worker asks for peer assist, see WORKER_WRITES)
     "ask": _uses(
-        "hexists sismember hget xrevrange xread zadd", "task_post task_update", worker=True
+        "hexists sismember hget hset xrevrange xread zadd",
+        "index_page task_post task_update",
+        worker=True,
     ),
     "answer": _uses("hget", "task_report", worker=True),
     "answers_for": _uses("zrange hget", worker=True),

@@ -164,10 +164,31 @@ def _settled(ctx: OpContext, task: Task, target: str) -> Operation[Answer | None
         )
     if task.status is TaskStatus.CANCELLED:
         raise InvalidState(
-            f"question {task.id} to {target!r} was cancelled before it was answered (an "
-            "earlier ask with the same dedupe_key timed out?): ask again with another "
-            "dedupe_key"
+            f"question {task.id} to {target!r} was cancelled before it was answered (swarm "
+            f"task show {task.id} says by whom): ask again (the same dedupe_key posts it anew)"
         )
+    return None
+
+
+# How far a re-ask looks for the late answer of its cancelled question: the findings of its
+# queue reported since the question was posted, in pages of 100.
+_LATE_PAGES = 10
+
+
+def _late_answer(ctx: OpContext, task: Task) -> Operation[Answer | None]:
+    """The first answer reported after ``task`` (a question) was cancelled (kept superseded),
+    or None."""
+    cursor: str | None = None
+    for _ in range(_LATE_PAGES):
+        page = yield from finding_ops.findings(
+            ctx, queue=task.queue, since=task.created_at, cursor=cursor
+        )
+        for found in page.items:
+            if found.task_id == task.id:
+                return _answer_of(found, task)
+        cursor = page.cursor
+        if cursor is None:
+            break
     return None
 
 
@@ -193,9 +214,10 @@ def ask(
     (a name), or the ``Task`` the asker is working on: the answer is then linked to it, and
     its lease is renewed while the asker waits. With a ``dedupe_key`` used before in that
     queue, the earlier question is waited for (its answer returned at once when it has
-    one). Raises Timeout after ``timeout_s`` (saying whether an answerer claimed it); the
-    question is then cancelled, unless ``keep``, and an answer that arrives later is kept as
-    a superseded finding."""
+    one; when it was cancelled, the answer that arrived late, else a fresh question that
+    takes over the key). Raises Timeout after ``timeout_s`` (saying whether an answerer
+    claimed it); the question is then cancelled, unless ``keep``, and an answer that
+    arrives later is kept as a superseded finding."""
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_TIMEOUT_S)
     if dedupe_key is not None:
@@ -203,9 +225,16 @@ def ask(
     queue = yield from _resolve_target(ctx, target)
     qdata = _question_data(data, asker, target)
     deadline = time.monotonic() + timeout
+    lease_s = _lease_for(timeout)
     posted = yield from task_ops.post_task(
-        ctx, queue, body_question, qdata, lease_s=_lease_for(timeout), dedupe_key=dedupe_key
+        ctx, queue, body_question, qdata, lease_s=lease_s, dedupe_key=dedupe_key
     )
+    if dedupe_key is not None and posted.status is TaskStatus.CANCELLED:
+        late = yield from _late_answer(ctx, posted)
+        if late is not None:
+            return late
+        posted = yield from task_ops.post_task(ctx, queue, body_question, qdata, lease_s=lease_s)
+        yield Cmd("HSET", ctx.keys.dedupe, f"{queue}|{dedupe_key}", posted.id)
     renewal = _Renewal(asker)
     chunk = block_chunk_s(ctx)
     qid = posted.id
