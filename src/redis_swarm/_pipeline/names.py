@@ -1,0 +1,123 @@
+"""What a pipeline run is called in the swarm (its queues, pass labels, synthesis ids,
+the stored plan) and its tasks and findings read back: the same on every run of a plan, which
+is what makes a killed run resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from typing import TYPE_CHECKING
+
+from .._errors import NotFound
+from .._models import Finding, Task
+from .plan import Plan
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = [
+    "dedupe_key",
+    "findings_of",
+    "pass_label",
+    "pipeline_queue",
+    "plan_owner",
+    "planning_queue",
+    "stored_run",
+    "stored_text",
+    "synthesis_id",
+    "tasks_of",
+    "which_run",
+]
+
+
+def _run_suffix(plan: Plan, separator: str) -> str:
+    return "" if plan.run == 1 else f"{separator}run{plan.run}"
+
+
+def pipeline_queue(plan: Plan) -> str:
+    """The queue of the pipeline's tasks (one pass at a time is open in it)."""
+    return f"pipeline.{plan.name}{_run_suffix(plan, '--')}"
+
+
+def planning_queue(plan: Plan) -> str:
+    """The queue of the planning tasks: one per planned pass, run by the pipeline itself;
+    its finding holds the planned tasks and what the planner cost."""
+    return f"{pipeline_queue(plan)}.plan"
+
+
+def plan_owner(name: str) -> str:
+    """The context owner under which a run stores its plan file (what ``status`` reads)."""
+    return f"pipeline.{name}"
+
+
+RUN_MARK = re.compile(r"\A# swarm pipeline run (\d+)\n")
+
+
+def stored_text(plan: Plan) -> str:
+    """The plan as a run stores it: its text after a line naming the run."""
+    return f"# swarm pipeline run {plan.run}\n{plan.text}"
+
+
+def stored_run(text: str) -> int:
+    """The run a stored plan names (1 when it names none)."""
+    match = RUN_MARK.match(text)
+    return int(match.group(1)) if match else 1
+
+
+def which_run(swarm: Swarm, plan: Plan, *, restart: bool = False) -> Plan:
+    """``plan`` as the run to do now: the pipeline's last run (to resume it), or with
+    ``restart`` the next one (a fresh start under the same name; the old run's records
+    stay)."""
+    try:
+        last: int | None = stored_run(swarm.get_context(plan_owner(plan.name)))
+    except NotFound:
+        last = None
+    number = (last or 0) + 1 if restart else (last or 1)
+    return dataclasses.replace(plan, run=number)
+
+
+def pass_label(plan: Plan, index: int) -> str:
+    """The pass name its tasks, findings and synthesis carry in the swarm."""
+    return f"{plan.name}{_run_suffix(plan, ' ')}: {plan.passes[index].name}"
+
+
+def _digest(*parts: str, size: int = 24) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:size]
+
+
+def synthesis_id(plan: Plan, index: int) -> str:
+    """The id of a pass's synthesis: the same on every run of the plan."""
+    run = () if plan.run == 1 else (str(plan.run),)
+    return "s-pl-" + _digest(plan.name, str(index), plan.passes[index].name, *run)
+
+
+def dedupe_key(index: int, position: int, description: str) -> str:
+    return f"pass{index + 1}.task{position + 1}.{_digest(description, size=16)}"
+
+
+def tasks_of(swarm: Swarm, label: str, queue: str | None = None) -> list[Task]:
+    """Every task of the pass ``label`` (in ``queue``)."""
+    tasks: list[Task] = []
+    cursor: str | None = None
+    while True:
+        page = swarm.list_tasks(queue=queue, pass_name=label, cursor=cursor, limit=1000)
+        tasks += page.items
+        cursor = page.cursor
+        if cursor is None:
+            return tasks
+
+
+def findings_of(
+    swarm: Swarm, label: str, queue: str | None = None, *, superseded: bool = False
+) -> list[Finding]:
+    """The findings of the pass ``label`` (of ``queue``'s tasks; with ``superseded``: the
+    late ones too)."""
+    found: list[Finding] = []
+    cursor: str | None = None
+    while True:
+        page = swarm.findings(queue=queue, pass_name=label, cursor=cursor, limit=1000)
+        found += [f for f in page.items if superseded or not f.superseded]
+        cursor = page.cursor
+        if cursor is None:
+            return found

@@ -1,0 +1,145 @@
+"""What the pipeline's one-shot agents are asked, and the planner's answer read: the
+synthesizer's and the planner's prompts, the complaint sent back after a refused answer, and
+the task list parsed out of a planner's answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .._models import Finding, Synthesis
+from .plan import Plan, TaskItem
+
+__all__ = [
+    "CITATION",
+    "PLAN_FORMAT",
+    "citation_complaint",
+    "parse_task_list",
+    "planner_prompt",
+    "synthesis_prompt",
+]
+
+ARRAY_SEARCH = 256 * 1024  # the last characters of a planner's answer searched for its array
+ARRAY_TRIES = 2000  # '[' positions tried at most
+CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, is no id
+
+
+def citation_complaint(unknown: list[str]) -> str:
+    if unknown:
+        listed = ", ".join(f"[{c}]" for c in unknown[:20])
+        return (
+            f"\n\nYour previous answer cited {listed}, which is not a finding of this pass. "
+            "Cite only the ids listed above, in square brackets."
+        )
+    return "\n\nYour previous answer cited no finding. Cite the findings you rely on as [f-...]."
+
+
+def synthesis_prompt(
+    plan: Plan, index: int, findings: list[Finding], previous: list[Synthesis]
+) -> str:
+    """What the synthesizer of pass ``index`` is asked: the findings with their ids."""
+    spec = plan.passes[index]
+    lines = [
+        f"You are the synthesizer of the research pipeline {plan.name!r}, pass "
+        f"{index + 1} of {len(plan.passes)}: {spec.name!r}.",
+    ]
+    if plan.question:
+        lines += ["", f"The question: {plan.question}"]
+    for s in previous:
+        lines += ["", f"The synthesis of {s.pass_name!r} ({s.id}):", s.text]
+    lines += ["", f"The findings of this pass ({len(findings)}):"]
+    for f in findings:
+        sources = f" (sources: {'; '.join(f.sources[:10])})" if f.sources else ""
+        lines.append(f"- [{f.id}] {f.summary}{sources}")
+    if not findings:
+        lines.append("(none: every task of the pass failed)")
+    lines += [
+        "",
+        "Write the synthesis of this pass: what its findings establish together about the "
+        "question, what they contradict, what is still open. Cite each finding you rely on by "
+        "its id in square brackets, as [f-...], citing only the ids listed above. Answer with "
+        "the synthesis text only (Markdown).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+PLAN_FORMAT = (
+    "Answer with a JSON array of task descriptions only: strings, or objects "
+    '{"description": "...", "data": {...}}, e.g. ["Find X", {"description": "Check Y", '
+    '"data": {"file": "a.md"}}].'
+)
+
+
+def planner_prompt(plan: Plan, index: int, previous: list[Synthesis]) -> str:
+    """What the planner of pass ``index`` is asked: its instruction, the question and the
+    syntheses so far."""
+    spec = plan.passes[index]
+    lines = [
+        f"You are the planner of the research pipeline {plan.name!r}, pass {index + 1} of "
+        f"{len(plan.passes)}: {spec.name!r}. Each task you write is given to one worker, "
+        "which reads the context and reports one finding.",
+    ]
+    if plan.question:
+        lines += ["", f"The question: {plan.question}"]
+    for s in previous:
+        lines += ["", f"The synthesis of {s.pass_name!r} ({s.id}):", s.text]
+    lines += ["", f"Your instruction: {spec.plan}", "", f"Write at most {spec.max_tasks} tasks."]
+    lines += [PLAN_FORMAT]
+    return "\n".join(lines) + "\n"
+
+
+def parse_task_list(text: str) -> list[TaskItem]:
+    """The tasks in a planner's answer: a JSON array (the whole answer, a fenced block, or
+    the last array in it) of strings or ``{"description", "data"}`` objects. Raises
+    ValueError saying what is wrong."""
+    value = _last_array(text)
+    if value is None:
+        raise ValueError("it holds no JSON array")
+    if not value:
+        raise ValueError("the array is empty")
+    items: list[TaskItem] = []
+    for n, item in enumerate(value, 1):
+        if isinstance(item, str) and item.strip():
+            items.append(TaskItem(item.strip()))
+        elif (
+            isinstance(item, dict)
+            and isinstance(item.get("description"), str)
+            and item["description"].strip()
+            and set(item) <= {"description", "data"}
+        ):
+            items.append(TaskItem(item["description"].strip(), item.get("data")))
+        else:
+            raise ValueError(
+                f'item {n} is neither a non-empty string nor a {{"description", "data"}} object'
+            )
+    return items
+
+
+def _last_array(text: str) -> list[Any] | None:
+    stripped = text.strip()
+    for candidate in (stripped, *reversed(re.findall(r"```(?:json)?\s*\n(.*?)```", text, re.S))):
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, list):
+            return value
+    decoder = json.JSONDecoder()
+    found: list[Any] | None = None
+    text = text[-ARRAY_SEARCH:]
+    position = text.find("[")
+    tries = 0
+    while position != -1 and tries < ARRAY_TRIES:  # the last outermost array of strings, objects
+        tries += 1
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except ValueError:
+            position = text.find("[", position + 1)
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, str | dict) for v in value):
+            found = value
+            position = text.find("[", end)
+        else:
+            position = text.find("[", position + 1)
+    return found
