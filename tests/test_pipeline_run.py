@@ -518,3 +518,40 @@ def test_the_example_pipeline_of_make_demo(redis_url: str, tmp_path: Path) -> No
         findings = swarm.findings(queue="pipeline.demo-pipeline", pass_name=label).items
         assert {f.summary.split(" lines")[0].isdigit() for f in findings} == {True}
         assert any("'socket' with 'timeout'" in f.summary for f in findings)
+
+
+# A worker whose CLI reports the run failed, after spending: Claude's is_error result.
+FAILING = r"""
+import json, sys
+sys.stdin.read()
+print(json.dumps({"type": "result", "subtype": "error_max_turns", "is_error": True,
+                  "result": "ran out of turns", "total_cost_usd": 0.02,
+                  "usage": {"input_tokens": 500, "output_tokens": 40},
+                  "modelUsage": {"claude-haiku-4-5": {"inputTokens": 500, "outputTokens": 40,
+                                                      "costUSD": 0.02}}}))
+"""
+
+
+def test_failed_runs_count_against_the_budget(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    (tmp_path / "failing.py").write_text(FAILING)
+    path = plan_text(tmp_path, worker=f"{PY} {tmp_path}/failing.py")
+    path.write_text(path.read_text().replace("concurrency = 3", "concurrency = 1"))
+    path.write_text("max_cost_usd = 0.05\n" + path.read_text())
+    out = cli("--json", "pipeline", "run", str(path), expect=1)
+    summary = json.loads(out.stdout)
+    # no finding cost a cent: the failed runs alone spent the budget
+    assert not summary["done"] and "max_cost_usd $0.05" in summary["stopped_by"]
+    tasks = swarm.list_tasks(pass_name="audit: Pass 1").items
+    spent = [t.failed_usage for t in tasks if t.failed_usage is not None]
+    assert sum(u.cost_usd or 0 for u in spent) == pytest.approx(0.06)  # 3 runs at $0.02
+    assert all(u.tokens_in == 500 * t.failures for u, t in zip(spent, tasks, strict=True))
+    assert sum(t.attempts for t in tasks) == 3  # nothing claimed past the budget
+    status = cli.json("pipeline", "status", "audit")
+    first = status["passes"][0]
+    assert first["failed_cost_usd"] == pytest.approx(0.06) == first["cost_usd"]
+    assert first["tokens_in"] == 1500 and status["failed_cost_usd"] == pytest.approx(0.06)
+    report = cli("pipeline", "report", "audit").stdout
+    assert "| **total** | | | | | $0.0600 | $0.0600 |" in report
+    assert "| claude-haiku-4-5 | $0.0600 |" in report
+    shown = cli("task", "show", tasks[0].id).stdout
+    assert "failed runs cost" in shown and "$0.0200" in shown

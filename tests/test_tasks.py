@@ -23,6 +23,7 @@ from redis_swarm import (
     TaskSpec,
     TaskStatus,
     Timeout,
+    Usage,
     ValidationError,
 )
 from redis_swarm._keys import Keys
@@ -281,6 +282,29 @@ def test_fail_without_retry_dead_letters_now(swarm: Swarm, raw: redis.Redis) -> 
     assert event_types(raw)[-2:] == ["task.failed", "task.dead"]
     with pytest.raises(LeaseLost):
         swarm.fail(task.id, task.token, "again")
+
+
+def test_fail_keeps_what_the_failed_runs_cost(swarm: Swarm) -> None:
+    swarm.post_task("q", "d", max_attempts=5)
+    models = {"claude-haiku-4-5": {"cost_usd": 0.02, "tokens_in": 500.0}}
+    spent = Usage("claude-json", cost_usd=0.02, tokens_in=500, tokens_out=40, models=models)
+    task = claimed(swarm)
+    assert task.failed_usage is None
+    first = swarm.fail(task.id, task.token, "error_max_turns", usage=spent)
+    assert first.failed_usage == Usage("claude-json", 0.02, 500, 40, models=models)
+    again = claimed(swarm, wait_s=5)
+    swarm.fail(again.id, again.token, "crashed")  # no usage: nothing added
+    third = claimed(swarm, wait_s=5)
+    dead = swarm.fail(third.id, third.token, "error_max_turns", retry=False, usage=spent)
+    total = swarm.get_task(task.id).failed_usage
+    assert total is not None and total == dead.failed_usage
+    assert total.cost_usd == pytest.approx(0.04)
+    assert (total.tokens_in, total.tokens_out, total.cached_in) == (1000, 80, None)
+    assert total.models["claude-haiku-4-5"] == {"cost_usd": pytest.approx(0.04), "tokens_in": 1000}
+    # money spent stays spent: a requeue keeps it
+    assert swarm.requeue_dead(task.id).failed_usage == total
+    with pytest.raises(ValidationError, match="usage cost_usd"):
+        swarm.fail(task.id, "1.x", "e", usage=Usage("claude-json", cost_usd=-1))
 
 
 def test_requeue_dead_gives_a_fresh_budget(swarm: Swarm) -> None:

@@ -225,7 +225,9 @@ class Task(Record):
     Two budgets are counted apart: ``failures`` (``fail``: the work was tried and failed)
     against ``max_attempts``, and ``abandons`` (a lease expired with no report, fail or
     release: its worker vanished) against ``max_abandons``. Either reaching its limit
-    dead-letters the task, with a ``dead_reason`` naming the limit."""
+    dead-letters the task, with a ``dead_reason`` naming the limit. ``failed_usage`` sums
+    what the failed attempts cost (their ``fail`` carried the agent CLI's usage): money
+    spent that no finding records."""
 
     id: str
     queue: str
@@ -251,6 +253,7 @@ class Task(Record):
     finding_id: str | None = None
     last_error: str | None = None
     dead_reason: str | None = None
+    failed_usage: Usage | None = None
     token: str | None = None
 
 

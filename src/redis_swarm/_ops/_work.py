@@ -38,6 +38,7 @@ __all__ = [
     "route",
     "task_from",
     "text",
+    "usage_body",
 ]
 
 T = TypeVar("T")
@@ -260,6 +261,8 @@ def task_from(raw: Any, data: Any) -> Task:
     converting."""
     state: dict[str, Any] = loads(raw)
     fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
+    if isinstance(fields.get("failed_usage"), dict):
+        fields["failed_usage"] = Usage.from_dict(fields["failed_usage"])
     return Task(**fields, status=TaskStatus(state["status"]), data=loads(data) if data else None)
 
 
@@ -361,3 +364,24 @@ def await_events(
             last_id = entry_id
             if accept(fields):
                 return last_id
+
+
+def usage_body(usage: object) -> dict[str, Any]:
+    """A Usage as stored (on a finding, a synthesis, a failed task): its numbers finite
+    and not negative."""
+    if not isinstance(usage, Usage):
+        raise ValidationError(f"usage must be a Usage record, got {type(usage).__name__}")
+    check_label("usage source", usage.source, max_chars=64)
+    for name in ("cost_usd", "tokens_in", "tokens_out", "cached_in"):
+        value = getattr(usage, name)
+        if value is not None:
+            check_number(f"usage {name}", value, 0, 1e15)
+    if usage.session_id is not None:
+        check_label("usage session_id", usage.session_id, max_chars=128)
+    if len(usage.models) > 64:
+        raise ValidationError("usage names at most 64 models")
+    for model, figures in usage.models.items():
+        check_label("usage model", model, max_chars=128)
+        for key, value in figures.items():
+            check_number(f"usage of {model}: {key}", value, 0, 1e15)
+    return usage.to_dict()

@@ -26,6 +26,7 @@ from ._work import (
     new_id,
     page,
     route,
+    usage_body,
 )
 
 __all__ = [
@@ -120,7 +121,7 @@ def report(
     if context_version is not None:
         body["context_version"] = check_label("context_version", context_version, max_chars=128)
     if usage is not None:
-        body["usage"] = _usage_body(usage)
+        body["usage"] = usage_body(usage)
     k = ctx.keys
     q = r.queue
     keys = [k.tasks, k.counts, k.pass_counts, k.events]
@@ -233,7 +234,7 @@ def synthesize(
     if model is not None:
         body["model"] = check_label("model", model, max_chars=128)
     if usage is not None:
-        body["usage"] = _usage_body(usage)
+        body["usage"] = usage_body(usage)
     payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))
     k = ctx.keys
     keys = (k.findings, k.syntheses, k.synthesis_index, k.events)
@@ -243,26 +244,6 @@ def synthesize(
         (ctx.now_arg(), ctx.limits.events_maxlen, sid, payload, shard, pass_name, *cited),
     )
     return synthesis_from(raw)
-
-
-def _usage_body(usage: object) -> dict[str, Any]:
-    """A Usage as stored: its numbers finite and not negative."""
-    if not isinstance(usage, Usage):
-        raise ValidationError(f"usage must be a Usage record, got {type(usage).__name__}")
-    check_label("usage source", usage.source, max_chars=64)
-    for name in ("cost_usd", "tokens_in", "tokens_out", "cached_in"):
-        value = getattr(usage, name)
-        if value is not None:
-            check_number(f"usage {name}", value, 0, 1e15)
-    if usage.session_id is not None:
-        check_label("usage session_id", usage.session_id, max_chars=128)
-    if len(usage.models) > 64:
-        raise ValidationError("usage names at most 64 models")
-    for model, figures in usage.models.items():
-        check_label("usage model", model, max_chars=128)
-        for key, value in figures.items():
-            check_number(f"usage of {model}: {key}", value, 0, 1e15)
-    return usage.to_dict()
 
 
 def synthesis_from(raw: Any) -> Synthesis:

@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
 from .._keys import label_id
-from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, loads
+from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, Usage, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from ._work import (
@@ -35,6 +35,7 @@ from ._work import (
     route,
     task_from,
     text,
+    usage_body,
 )
 
 __all__ = [
@@ -390,11 +391,18 @@ def renew(
 
 
 def fail(
-    ctx: OpContext, task_id: str, token: str | None, error: str, retry: bool = True
+    ctx: OpContext,
+    task_id: str,
+    token: str | None,
+    error: str,
+    retry: bool = True,
+    usage: Usage | None = None,
 ) -> Operation[Task]:
     """Give the task up with an error (one failure): back to its queue after a backoff (1 s,
     2 s, 4 s, ... up to 5 min) while failures stay under ``max_attempts`` and ``retry``, else
-    dead-lettered with the reason."""
+    dead-lettered with the reason. ``usage``: what the failed agent run cost, when its CLI
+    said; it adds to the task's ``failed_usage``."""
+    spent = dumps(usage_body(usage)) if usage is not None else ""
     if not isinstance(error, str):
         raise ValidationError(f"error must be a string, got {type(error).__name__}")
     if len(error) > MAX_ERROR_CHARS:
@@ -403,7 +411,7 @@ def fail(
         yield from _update(
             ctx, task_id, "fail", check_token(token), "1" if retry else "0",
             error or "(no message)",
-            BACKOFF_BASE_MS, BACKOFF_CAP_MS,
+            BACKOFF_BASE_MS, BACKOFF_CAP_MS, spent,
         )
     )  # fmt: skip
 

@@ -83,12 +83,24 @@ def _records(result: PassResult) -> list[Finding | Synthesis]:
     return records
 
 
+def _usages(result: PassResult) -> list[tuple[Usage | None, str | None]]:
+    """Every usage of the pass with its model: findings, the planner's, the synthesis, and
+    the failed attempts of its tasks (their model unknown unless the CLI named it)."""
+    out: list[tuple[Usage | None, str | None]] = [(r.usage, r.model) for r in _records(result)]
+    out += [(t.failed_usage, None) for t in result.tasks if t.failed_usage is not None]
+    return out
+
+
 def pass_status(result: PassResult) -> dict[str, Any]:
     """One pass at a glance: tasks posted / completed / dead, findings, the synthesis, cost,
-    tokens in and out, wall time (first task posted to synthesis, or to now)."""
+    tokens in and out (failed attempts included; ``failed_cost_usd`` is their part), wall
+    time (first task posted to synthesis, or to now)."""
     usage = _zero()
-    for record in _records(result):
-        _add(usage, record.usage)
+    for spent, _model in _usages(result):
+        _add(usage, spent)
+    failed = _zero()
+    for t in result.tasks:
+        _add(failed, t.failed_usage)
     started = min((t.created_at for t in result.tasks), default=None)
     ended = result.synthesis.created_at if result.synthesis else (now_ms() if started else None)
     counts = result.counts()
@@ -102,6 +114,7 @@ def pass_status(result: PassResult) -> dict[str, Any]:
         "findings": len(result.findings),
         "synthesis": result.synthesis.id if result.synthesis else None,
         "cost_usd": round(usage["cost_usd"], 6),
+        "failed_cost_usd": round(failed["cost_usd"], 6),
         "tokens_in": int(usage["tokens_in"]),
         "tokens_out": int(usage["tokens_out"]),
         "wall_s": round((ended - started) / 1000, 3) if started and ended else None,
@@ -109,25 +122,25 @@ def pass_status(result: PassResult) -> dict[str, Any]:
 
 
 def by_model(results: list[PassResult]) -> dict[str, dict[str, float]]:
-    """Cost and tokens per model, over findings and syntheses: Claude's per-model figures
-    where the CLI gave them, else the record's model (``unknown`` when none is known)."""
+    """Cost and tokens per model, over findings, syntheses and failed attempts: Claude's
+    per-model figures where the CLI gave them, else the record's model (``unknown`` when
+    none is known)."""
     out: dict[str, dict[str, float]] = {}
     for result in results:
-        for record in _records(result):
-            usage = record.usage
+        for usage, model in _usages(result):
             if usage is not None and usage.models:
                 for model, figures in usage.models.items():
                     entry = out.setdefault(model, _zero())
                     for key in entry:
                         entry[key] += figures.get(key, 0.0)
             elif usage is not None:
-                _add(out.setdefault(record.model or "unknown", _zero()), usage)
+                _add(out.setdefault(model or "unknown", _zero()), usage)
     return out
 
 
 def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
     passes = [pass_status(r) for r in results]
-    total = _zero()
+    total = {**_zero(), "failed_cost_usd": 0.0}
     for p in passes:
         for key in total:
             total[key] += p[key]
@@ -139,6 +152,7 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
         "done": done,
         "passes": passes,
         "cost_usd": round(total["cost_usd"], 6),
+        "failed_cost_usd": round(total["failed_cost_usd"], 6),
         "tokens_in": int(total["tokens_in"]),
         "tokens_out": int(total["tokens_out"]),
         "by_model": by_model(results),
@@ -196,17 +210,21 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 why = t.dead_reason or t.last_error or "no reason recorded"
                 lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}")
             lines.append("")
-    lines += ["## Cost", "", "| pass | tasks | completed | dead | findings | cost | tokens in | "
-              "tokens out | wall time |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["## Cost", "", "Cost includes the failed attempts (their part in its own column).",
+              "", "| pass | tasks | completed | dead | findings | cost | failed runs | "
+              "tokens in | tokens out | wall time |",
+              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in status["passes"]:
         wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else ""
         lines.append(
             f"| {row['name']} | {row['posted']} | {row['completed']} | {row['dead']} | "
-            f"{row['findings']} | {_money(row['cost_usd'])} | {row['tokens_in']:,} | "
+            f"{row['findings']} | {_money(row['cost_usd'])} | "
+            f"{_money(row['failed_cost_usd'])} | {row['tokens_in']:,} | "
             f"{row['tokens_out']:,} | {wall} |"
         )
     lines.append(
-        f"| **total** | | | | | {_money(status['cost_usd'])} | {status['tokens_in']:,} | "
+        f"| **total** | | | | | {_money(status['cost_usd'])} | "
+        f"{_money(status['failed_cost_usd'])} | {status['tokens_in']:,} | "
         f"{status['tokens_out']:,} | |"
     )
     lines += ["", "| model | cost | tokens in | tokens out |", "|---|---|---|---|"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError
 from .._models import Finding, Synthesis, Task, TaskSpec, Usage
-from .._runner import Runner, RunOptions, TaskOutcome
+from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .agents import OneShotAgents
 from .names import (
     dedupe_key,
@@ -262,12 +262,15 @@ class Pipeline(OneShotAgents):
 
     def spent(self) -> tuple[float, int]:
         """What the pipeline cost so far (USD, as its agents' CLIs reported it: every
-        finding, superseded ones too, and every synthesis) and the claims of its tasks."""
+        finding, superseded ones too, every synthesis, and the failed attempts of its tasks)
+        and the claims of its tasks."""
         cost = 0.0
         claims = 0
         for index in range(len(self.plan.passes)):
             label = pass_label(self.plan, index)
-            claims += sum(t.attempts for t in self._tasks_of(label))
+            tasks = self._tasks_of(label)
+            claims += sum(t.attempts for t in tasks)
+            cost += sum(_cost(t.failed_usage) for t in tasks)
             found = findings_of(self.swarm, label, superseded=True)  # the planner's too
             cost += sum(_cost(f.usage) for f in found)
             with contextlib.suppress(NotFound):
@@ -323,10 +326,13 @@ class Pipeline(OneShotAgents):
         self.cost = cost
 
         def on_outcome(outcome: TaskOutcome) -> None:
-            if outcome.finding_id is None:
+            if outcome.finding_id is None and outcome.status is not OutcomeStatus.FAILED:
                 return
             with contextlib.suppress(SwarmError):
-                self.cost += _cost(self.swarm.get_finding(outcome.finding_id).usage)
+                if outcome.finding_id is None:  # a failed run may have cost too: recount
+                    self.cost = self.spent()[0]
+                else:
+                    self.cost += _cost(self.swarm.get_finding(outcome.finding_id).usage)
             if plan.max_cost_usd is not None and self.cost >= plan.max_cost_usd:
                 runner.drain()  # claim nothing more; the running agents finish
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._config import Settings
 from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
-from .._models import ContextInfo, Task, TaskStatus, answer_fields
+from .._models import ContextInfo, Task, TaskStatus, Usage, answer_fields
 from .._prompts import render_task_prompt
 from .child import ERROR_TAIL, ChildResult, build_command, check_command, run_child
 from .finding import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
@@ -471,7 +471,7 @@ class Runner:
             return end(OutcomeStatus.COMPLETED, "the agent reported it itself", current.finding_id)
         output = read_output(result.stdout.text())
         if output.error is not None:  # the CLI says the run failed: a failed attempt
-            return self._fail(task, end, output.error, stderr_tail)
+            return self._fail(task, end, output.error, stderr_tail, output.usage)
         parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
             return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
@@ -497,10 +497,21 @@ class Runner:
             return self._fail(task, end, f"the finding was refused: {exc}", "")
         return end(OutcomeStatus.COMPLETED, f"finding from {how} output", stored.id)
 
-    def _fail(self, task: Task, end: _Ending, reason: str, stderr_tail: str) -> TaskOutcome:
+    def _fail(
+        self,
+        task: Task,
+        end: _Ending,
+        reason: str,
+        stderr_tail: str,
+        usage: Usage | None = None,
+    ) -> TaskOutcome:
+        """Fail the task; ``usage``, what the failed run cost when its CLI said, is kept on
+        the task (its ``failed_usage``)."""
         error = reason + (f"; stderr: {stderr_tail}" if stderr_tail else "")
         try:
-            self._persist(lambda: self.swarm.fail(task.id, task.token, error, retry=True))
+            self._persist(
+                lambda: self.swarm.fail(task.id, task.token, error, retry=True, usage=usage)
+            )
         except SwarmError as exc:
             return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
         last = stderr_tail.strip().splitlines()[-1:] if stderr_tail else []

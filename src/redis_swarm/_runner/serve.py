@@ -226,7 +226,7 @@ class Server(Runner):
                 continue
             stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
             if failure is not None:
-                return self._fail(task, end, failure, stderr_tail)
+                return self._fail(task, end, failure, stderr_tail, output.usage)
             return self._answer(task, worker, context, output, end, stderr_tail)
 
     def _answer(

@@ -144,15 +144,15 @@ def pipeline_run(
 
 def _status_table(app: App, status: dict[str, Any]) -> None:
     table = make_table(
-        "pass", "posted", "completed", "dead", "findings", "synthesis", "cost", "tokens in/out",
-        "wall",
+        "pass", "posted", "completed", "dead", "findings", "synthesis", "cost", "failed runs",
+        "tokens in/out", "wall",
     )  # fmt: skip
     for p in status["passes"]:
         wall = f"{p['wall_s']:.1f}s" if p["wall_s"] is not None else None
         add_row(
             table, short(p["name"], 40), p["posted"], p["completed"], p["dead"], p["findings"],
-            p["synthesis"], f"${p['cost_usd']:.4f}", f"{p['tokens_in']:,}/{p['tokens_out']:,}",
-            wall,
+            p["synthesis"], f"${p['cost_usd']:.4f}", f"${p['failed_cost_usd']:.4f}",
+            f"{p['tokens_in']:,}/{p['tokens_out']:,}", wall,
         )  # fmt: skip
     print_table(app, table)
 

@@ -71,6 +71,15 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
         ("attempts", t.attempts),
         ("failures", f"{t.failures} of {t.max_attempts}"),
         ("abandons", f"{t.abandons} of {t.max_abandons}"),
+    ]
+    spent = t.failed_usage
+    if spent is not None:  # what the failed attempts cost, as their agents' CLIs said
+        cost = f"${spent.cost_usd:.4f}" if spent.cost_usd is not None else "cost unknown"
+        pairs.append(
+            ("failed runs cost", f"{cost}, tokens {spent.tokens_in or 0:,} in / "
+             f"{spent.tokens_out or 0:,} out")
+        )  # fmt: skip
+    pairs += [
         ("token", t.token),
         ("priority", t.priority),
         ("lease_s", t.lease_s),

@@ -10,12 +10,33 @@
 -- ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release, fail)
 -- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to
 -- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms  ARGV[11] fail: backoff cap ms
+-- ARGV[12] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
 -- Returns {task JSON after the change, data JSON or false}.
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
 local Q = queue_keys(5, 10)
 local action, id, op = ARGV[3], ARGV[4], ARGV[6]
+
+-- Sums a failed run's usage into the task's failed_usage: money spent no finding records.
+local function add_usage(total, u)
+  total = total or {}
+  total.source = u.source
+  for _, k in ipairs({'cost_usd', 'tokens_in', 'tokens_out', 'cached_in'}) do
+    if type(u[k]) == 'number' then total[k] = (total[k] or 0) + u[k] end
+  end
+  if type(u.models) == 'table' and next(u.models) ~= nil then
+    total.models = total.models or {}
+    for model, figures in pairs(u.models) do
+      local acc = total.models[model] or {}
+      for k, v in pairs(figures) do
+        if type(v) == 'number' then acc[k] = (acc[k] or 0) + v end
+      end
+      total.models[model] = acc
+    end
+  end
+  return total
+end
 
 local function reply(raw)
   return {raw, redis.call('HGET', KEYS[9], id) or false}
@@ -60,6 +81,9 @@ elseif action == 'fail' then
   t.lease_deadline = nil
   t.last_error = err
   t.failures = (t.failures or 0) + 1
+  if ARGV[12] and ARGV[12] ~= '' then
+    t.failed_usage = add_usage(t.failed_usage, cjson.decode(ARGV[12]))
+  end
   task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
              'error', string.sub(err, 1, 500))
   if ARGV[8] ~= '1' then
