@@ -13,6 +13,7 @@ import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 
+from ._cli import Cli
 from ._cluster import LocalCluster, start_cluster
 from ._servers import RedisServer, ServerFactory, server_factory
 
@@ -57,6 +58,12 @@ def redis_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    """``swarm`` run in process against the test's server, on the swarm "test"."""
+    return Cli(redis_url)
 
 
 @pytest.fixture(scope="session")

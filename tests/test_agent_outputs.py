@@ -144,11 +144,6 @@ def test_other_output_is_the_answer_as_it_is(text: str) -> None:
 
 
 @pytest.fixture
-def cli(redis_url: str) -> Cli:
-    return Cli(redis_url)
-
-
-@pytest.fixture
 def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle

@@ -16,11 +16,6 @@ from ._handles import must
 
 
 @pytest.fixture
-def cli(redis_url: str) -> Cli:
-    return Cli(redis_url)
-
-
-@pytest.fixture
 def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle

@@ -15,11 +15,6 @@ from ._cli import Cli, run_swarm, subprocess_env
 
 
 @pytest.fixture
-def cli(redis_url: str) -> Cli:
-    return Cli(redis_url)
-
-
-@pytest.fixture
 def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         handle.publish_context("lib", "a big book\n", source="book.md")

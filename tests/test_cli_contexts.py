@@ -12,11 +12,6 @@ from ._cli import Cli
 TEXT = "".join(f"line {i}: {'alpha' if i % 10 == 0 else 'beta'}\n" for i in range(1, 201))
 
 
-@pytest.fixture
-def cli(redis_url: str) -> Cli:
-    return Cli(redis_url)
-
-
 def test_publish_from_file_then_info_get_versions(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "notes.md"
     path.write_text(TEXT)

@@ -24,11 +24,6 @@ PY = sys.executable
 
 
 @pytest.fixture
-def cli(redis_url: str) -> Cli:
-    return Cli(redis_url)
-
-
-@pytest.fixture
 def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle

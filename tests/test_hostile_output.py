@@ -34,11 +34,6 @@ def test_printable_escapes_c0_c1_and_overrides_and_keeps_layout() -> None:
     assert "\\x0d" in shown and "\\u202eevil" in shown
 
 
-@pytest.fixture
-def cli(redis_url: str) -> Cli:
-    return Cli(redis_url)
-
-
 def test_stored_escapes_are_shown_escaped(cli: Cli, redis_url: str) -> None:
     with Swarm(redis_url, swarm="test") as swarm:
         swarm.register("shard", name="s1", metadata={"note": HOSTILE})

@@ -105,11 +105,6 @@ tasks = ["Check the timeouts again", "Check the retries again"]
 
 
 @pytest.fixture
-def cli(redis_url: str) -> Cli:
-    return Cli(redis_url)
-
-
-@pytest.fixture
 def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle
