@@ -219,3 +219,26 @@ def test_token_options_are_checked_before_serving() -> None:
     assert code == 1 and "--token is for --transport http" in err
     code, _, err = _invoke(["mcp", "--transport", "http", "--token", " "])
     assert code == 1 and "is empty" in err
+
+
+def test_channel_launch_and_its_options() -> None:
+    """`swarm mcp install --channel --watch-queue Q` launches `swarm mcp --channel ...`; the
+    channel options are refused where they mean nothing, before anything is served."""
+    spec = launch_spec(url="embedded", swarm="s", command=["/abs/swarm"], channel=("a", "b"))
+    assert spec.args == ["mcp", "--role", "all", "--channel", "--watch-queue", "a",
+                         "--watch-queue", "b"]  # fmt: skip
+    assert (
+        launch_spec(url="embedded", swarm="s", command=["/x"], channel=()).args[-1] == "--channel"
+    )
+    code, out, err = _invoke(["mcp", "install", "--client", "json", "--channel", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["config"]["mcpServers"]["swarm"]["args"][-1] == "--channel"
+    for args, says in (
+        (["mcp", "--watch-queue", "q"], "--watch-queue is for --channel"),
+        (["mcp", "--channel", "--transport", "http"], "--channel is for stdio"),
+        (["mcp", "install", "--client", "json", "--watch-queue", "q"], "is for --channel"),
+        (["mcp", "install", "--client", "json", "--channel", "--http", "http://h:1/mcp"],
+         "not --http"),
+    ):  # fmt: skip
+        code, _, err = _invoke(args)
+        assert code == 2 and says in err, err

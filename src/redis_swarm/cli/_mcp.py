@@ -88,6 +88,19 @@ _budget_option = click.option(
     help="HTTP: the bearer token every request must carry (env SWARM_MCP_TOKEN); required "
     "off loopback, generated and printed once if not given.",
 )
+@click.option(
+    "--channel",
+    is_flag=True,
+    help="Be a Claude Code channel: push messages, broadcasts, synthesis requests (and, with "
+    "--watch-queue, claimable tasks) into the session (stdio; docs/live.md).",
+)
+@click.option(
+    "--watch-queue",
+    "watch_queues",
+    multiple=True,
+    metavar="QUEUE",
+    help="With --channel: also push the claimable tasks of this queue (repeatable).",
+)
 @click.pass_context
 def mcp_command(
     ctx: click.Context,
@@ -101,6 +114,8 @@ def mcp_command(
     root: Path | None,
     allow_paths: bool | None,
     token: str | None,
+    channel: bool,
+    watch_queues: tuple[str, ...],
 ) -> None:
     """Serve the swarm as Model Context Protocol tools (stdio unless --transport http).
 
@@ -111,6 +126,10 @@ def mcp_command(
     from ..mcp_server._server import build_server, serve  # the SDK: imported only to serve
 
     app = ctx.ensure_object(App)
+    if watch_queues and not channel:
+        raise click.UsageError("--watch-queue is for --channel")
+    if channel and transport != "stdio":
+        raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
     token = _http_token(transport, host, token)
     server = build_server(
         app.swarm,
@@ -122,6 +141,7 @@ def mcp_command(
         root=root,
         allow_paths=allow_paths,
         log_level="DEBUG" if app.debug else "INFO",
+        channel=watch_queues if channel else None,
     )
     if transport == "http":
         shown = f"[{host}]" if ":" in host else host
@@ -182,6 +202,11 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
     help="With --http: the environment variable that holds the server's bearer token.",
 )
 @click.option("--no-token", is_flag=True, help="With --http: the server needs no token.")
+@click.option(
+    "--channel", is_flag=True, help="Launch it as a Claude Code channel (see `swarm mcp`)."
+)
+@click.option("--watch-queue", "watch_queues", multiple=True, metavar="QUEUE",
+              help="With --channel: push this queue's claimable tasks too.")  # fmt: skip
 @json_option
 @pass_app
 def install(
@@ -196,6 +221,8 @@ def install(
     http_url: str | None,
     token_env: str,
     no_token: bool,
+    channel: bool,
+    watch_queues: tuple[str, ...],
 ) -> None:
     """Print (or --write) the configuration that makes CLIENT start this server (or, with
     --http, reach one serving HTTP).
@@ -204,6 +231,10 @@ def install(
     .gemini/settings.json; json: .mcp.json (Claude Code's project file, and most clients').
     """
     spec: LaunchSpec | RemoteSpec
+    if watch_queues and not channel:
+        raise click.UsageError("--watch-queue is for --channel")
+    if channel and http_url is not None:
+        raise click.UsageError("--channel is for a server the client starts (stdio), not --http")
     if http_url is not None:
         spec = remote_spec(
             http_url, token_env=None if no_token else token_env, server_name=server_name
@@ -217,6 +248,7 @@ def install(
             agent_name=agent_name,
             budget=budget,
             server_name=server_name,
+            channel=watch_queues if channel else None,
         )
     config, text, target = _client_config(client, spec, scope, as_json=app.json)
     if write:

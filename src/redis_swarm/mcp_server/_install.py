@@ -124,8 +124,10 @@ def launch_spec(
     budget: int | None = None,
     server_name: str = "swarm",
     command: list[str] | None = None,
+    channel: tuple[str, ...] | None = None,
 ) -> LaunchSpec:
-    """The launch of ``swarm mcp`` for one client configuration."""
+    """The launch of ``swarm mcp`` for one client configuration; ``channel`` (the queues to
+    watch, maybe none) launches it as a Claude Code channel."""
     _check_server_name(server_name)
     base = command or swarm_command()
     args = [*base[1:], "mcp", "--role", role]
@@ -133,6 +135,8 @@ def launch_spec(
         args += ["--name", agent_name]
     if budget is not None:
         args += ["--budget", str(budget)]
+    if channel is not None:
+        args += ["--channel", *[a for q in channel for a in ("--watch-queue", q)]]
     env = {"SWARM_URL": url, "SWARM_NAME": swarm}
     if home is not None:
         env["SWARM_HOME"] = str(home)

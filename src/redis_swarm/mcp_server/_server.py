@@ -13,7 +13,7 @@ import os
 import re
 import signal
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import MethodType
@@ -25,7 +25,10 @@ from mcp.server.mcpserver.prompts.base import Prompt
 from mcp_types import ToolAnnotations
 
 from .._client import Swarm
+from .._errors import ConfigError
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
+from ._channel import Channel, ChannelOnConnect
+from ._channel import instructions as channel_instructions
 from ._files import FileAccess
 from ._http import serve_http
 from ._roles import AGENT_ROLES, PROMPT_ROLES
@@ -98,6 +101,7 @@ def build_server(
     root: Path | None = None,
     allow_paths: bool | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING",
+    channel: Sequence[str] | None = None,
 ) -> MCPServer[SessionRegistry]:
     """An MCP server over ``swarm`` offering the tools and prompts of ``role``.
 
@@ -105,7 +109,14 @@ def build_server(
     shard whose context owner must stay the same across restarts). ``publish_context(path=)``
     reads regular files under ``root`` (default: the working directory); ``allow_paths``
     turns that on or off (default: on for stdio, off for HTTP, whose agents are elsewhere).
+    ``channel`` (stdio only; the queues to watch, maybe none) makes it a Claude Code channel:
+    what concerns each session's agent is pushed into the session (``_channel``).
     """
+    if channel is not None and transport != "stdio":
+        raise ConfigError(
+            "channels are for stdio: Claude Code starts a channel server itself; drop "
+            "--channel or --transport http"
+        )
     budget = Budget(budget_tokens)
     sessions = SessionRegistry(swarm, role=role, name=name, model=model, transport=transport)
     if allow_paths is None:
@@ -116,16 +127,23 @@ def build_server(
         else FileAccess(None, off_reason=f" over {transport.upper()}")
     )
     tools = SwarmTools(swarm, sessions, budget, files)
+    pushes = None if channel is None else Channel(swarm.settings, channel)
+    middleware: list[Any] = [RefuseMarked(), RegisterOnConnect(sessions)]
+    if pushes is not None:  # outside RegisterOnConnect: it starts once the agent is registered
+        middleware.insert(1, ChannelOnConnect(pushes, sessions))
+    told = INSTRUCTIONS[role] + " " + _COMMON.format(budget=budget.tokens)
+    if channel is not None:
+        told += " " + channel_instructions(channel)
 
     server: MCPServer[SessionRegistry] = MCPServer(
         "redis-swarm",
         title="redis-swarm",
         description="A shared memory and work bus for fleets of AI agents, built on Redis.",
-        instructions=INSTRUCTIONS[role] + " " + _COMMON.format(budget=budget.tokens),
+        instructions=told,
         version=_version(),
-        lifespan=_lifespan(sessions, heartbeat_s),
+        lifespan=_lifespan(sessions, heartbeat_s, pushes),
         log_level=log_level,
-        middleware=[RefuseMarked(), RegisterOnConnect(sessions)],
+        middleware=middleware,
     )
     for spec in tools_for(role):
         server.add_tool(
@@ -141,16 +159,18 @@ def build_server(
 
 
 def _lifespan(
-    sessions: SessionRegistry, heartbeat_s: float
+    sessions: SessionRegistry, heartbeat_s: float, channel: Channel | None = None
 ) -> Callable[[MCPServer[SessionRegistry]], AbstractAsyncContextManager[SessionRegistry]]:
-    """The server's lifespan: heartbeats for its sessions' agents while it runs, and every
-    agent deregistered when it stops."""
+    """The server's lifespan: heartbeats for its sessions' agents (and the channel's
+    watchers) while it runs, and every agent deregistered when it stops."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[SessionRegistry]) -> AsyncIterator[SessionRegistry]:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(sessions.heartbeat_forever, heartbeat_s)
+                if channel is not None:
+                    channel.attach(tg)
                 try:
                     yield sessions
                 finally:
@@ -159,6 +179,8 @@ def _lifespan(
             # Agents of sessions that never closed (2026-era clients, a killed transport).
             with anyio.move_on_after(10, shield=True):
                 await sessions.close_all()
+                if channel is not None:
+                    await channel.aclose()
 
     return lifespan
 

@@ -32,7 +32,7 @@ from .._client import Swarm
 from .._errors import LeaseLost, NotFound, SwarmError
 from ._roles import AGENT_ROLES
 
-__all__ = ["AgentSession", "Lease", "RegisterOnConnect", "SessionRegistry"]
+__all__ = ["AgentSession", "Lease", "RegisterOnConnect", "SessionRegistry", "connection_of"]
 
 log = logging.getLogger("redis_swarm.mcp")
 
@@ -93,7 +93,7 @@ def _client_name(rctx: ServerRequestContext[Any, Any]) -> str:
     return params.client_info.name if params is not None else "unknown"
 
 
-def _connection(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
+def connection_of(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
     """The client's ``Connection``: the one object that lives exactly as long as the client's
     connection, with the SDK's per-connection ``state`` and teardown ``exit_stack``.
 
@@ -154,7 +154,7 @@ class SessionRegistry:
     async def for_request(self, rctx: ServerRequestContext[Any, Any]) -> AgentSession:
         """The session of the client that sent this request, registered on first use."""
         client = _client_name(rctx)
-        connection = _connection(rctx)
+        connection = connection_of(rctx)
         async with self._lock:
             if connection is not None and rctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
                 session = connection.state.get(_STATE_KEY)

@@ -1,0 +1,339 @@
+"""``swarm mcp --channel``: push what concerns a session's agent into a running Claude Code
+session, as Claude Code channel events (its "Channels reference": an MCP server declares the
+``claude/channel`` experimental capability and sends ``notifications/claude/channel`` with
+``content`` and a ``meta`` of string attributes; each ``meta`` key becomes an attribute of the
+``<channel>`` tag the model sees, and keys that are not letters, digits and underscores are
+dropped by Claude Code).
+
+What is pushed: a direct message to the agent, a broadcast from someone else, a synthesis
+requested of it, and a claimable task in a watched queue (``--watch-queue``). The watcher of
+each connection follows the swarm's event stream with the core's blocking read
+(``AsyncSwarm.follow_events``: one ``XREAD BLOCK`` at a time, never a poll), so an event
+reaches the session within milliseconds. Events that arrive together (a burst of tasks, a
+flood of messages) are coalesced: one notification per kind and queue saying how many.
+
+Only handshake-era connections get events: Claude Code registers channel servers over stdio on
+the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
+the capability and is never sent an event. A notification shows a message but does not mark
+it read: delivery is best effort (the SDK drops a notification it cannot write), so the
+agent's durable cursor moves only when ``read_inbox`` shows the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from .._client import AsyncSwarm
+from .._config import Settings
+from .._errors import SwarmError
+from .._models import Event, EventType, Message
+from ._budget import clip
+from ._session import SessionRegistry, connection_of
+
+__all__ = [
+    "CAPABILITY",
+    "METHOD",
+    "Channel",
+    "ChannelOnConnect",
+    "Notice",
+    "instructions",
+    "notices",
+]
+
+log = logging.getLogger("redis_swarm.mcp")
+
+CAPABILITY = "claude/channel"
+METHOD = "notifications/claude/channel"
+# Events that may concern a session; everything else in the stream is not read at all.
+WATCHED = (
+    EventType.MESSAGE_SENT,
+    EventType.SYNTHESIS_REQUESTED,
+    EventType.TASK_POSTED,
+    EventType.TASK_RELEASED,
+    EventType.TASK_REQUEUED,
+)
+# Tasks these events put in a queue can be claimed at once (a delayed post cannot).
+_CLAIMABLE = {EventType.TASK_POSTED, EventType.TASK_RELEASED, EventType.TASK_REQUEUED}
+# How long a watcher waits after an event for the rest of its burst, before it notifies.
+COALESCE_S = 0.05
+BODY_CHARS = 2_000
+_META_KEY = re.compile(r"[A-Za-z0-9_]+")
+_STATE_SINCE = "redis_swarm.channel_since"
+
+
+def instructions(queues: Sequence[str]) -> str:
+    """What the server's instructions add for a channel session (Claude Code puts them in
+    the model's system prompt)."""
+    watched = f" and of claimable tasks in {', '.join(queues)}" if queues else ""
+    return (
+        'Swarm events arrive as <channel source="swarm" kind="..."> tags: kind message or '
+        "broadcast (read_inbox shows it and marks it read), synthesis_request (the pass to "
+        f"synthesize), task (claim_task claims it). You are told of messages to you{watched}."
+    )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One ``notifications/claude/channel``: what the model reads, and the tag's attributes."""
+
+    content: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.meta if not _META_KEY.fullmatch(k)]
+        if bad:
+            raise ValueError(f"channel meta keys must be letters, digits and '_': {bad}")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"content": self.content, "meta": dict(self.meta)}
+
+
+@dataclass
+class _Group:
+    kind: str
+    events: list[Event]
+    queue: str = ""
+
+
+def _group_of(event: Event, agent: str, queues: Sequence[str]) -> tuple[str, str] | None:
+    """(kind, queue) of an event that concerns ``agent``, else None."""
+    f = event.fields
+    if event.type == EventType.MESSAGE_SENT:
+        if f.get("kind") == "synthesis_request":
+            return None  # its synthesis.requested event says it, once
+        if f.get("to") == agent:
+            return ("message", "")
+        if f.get("to") == "*" and f.get("from") != agent:
+            return ("broadcast", "")
+        return None
+    if event.type == EventType.SYNTHESIS_REQUESTED:
+        return ("synthesis_request", "") if f.get("shard") == agent else None
+    if event.type in _CLAIMABLE and f.get("queue") in queues:
+        if event.type == EventType.TASK_POSTED and f.get("status", "pending") != "pending":
+            return None  # delayed: not claimable yet
+        return ("task", f["queue"])
+    return None
+
+
+def _groups(events: Iterable[Event], agent: str, queues: Sequence[str]) -> list[_Group]:
+    groups: dict[tuple[str, str], _Group] = {}
+    for event in events:
+        key = _group_of(event, agent, queues)
+        if key is not None:
+            groups.setdefault(key, _Group(key[0], [], key[1])).events.append(event)
+    return list(groups.values())
+
+
+def _senders(events: Sequence[Event]) -> str:
+    names = list(dict.fromkeys(e.fields.get("from") or "someone" for e in events))
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _message_notice(group: _Group, bodies: dict[str, Message]) -> Notice:
+    events = group.events
+    what = "broadcast" if group.kind == "broadcast" else "message"
+    if len(events) > 1:
+        return Notice(
+            f"{len(events)} new {what}s from {_senders(events)}: read_inbox shows them.",
+            {"kind": group.kind, "count": str(len(events))},
+        )
+    f = events[0].fields
+    sender = f.get("from") or "someone"
+    meta = {"kind": group.kind, "message_id": f.get("message", ""), "from": sender}
+    message = bodies.get(f.get("message", ""))
+    body = f":\n{clip(message.body, BODY_CHARS, 'read_inbox shows all of it')}" if message else ""
+    return Notice(
+        f"New {what} {meta['message_id']} from {sender} ({f.get('kind', 'text')}){body}\n"
+        "read_inbox shows it and marks it read.",
+        {k: v for k, v in meta.items() if v},
+    )
+
+
+def _synthesis_notice(group: _Group) -> list[Notice]:
+    out = []
+    for event in group.events:
+        f = event.fields
+        sender = f.get("from") or "someone"
+        meta = {"kind": group.kind, "message_id": f.get("message", ""), "from": sender,
+                "pass_name": f.get("pass", "")}  # fmt: skip
+        out.append(
+            Notice(
+                f"{sender} asks you to synthesize the findings of {f.get('pass', '?')}: "
+                "list_findings(pass_name), then synthesize(pass_name, text, sources); "
+                "read_inbox shows the instructions.",
+                {k: v for k, v in meta.items() if v},
+            )
+        )
+    return out
+
+
+def _task_notice(group: _Group) -> Notice:
+    events, queue = group.events, group.queue
+    if len(events) > 1:
+        return Notice(
+            f"{len(events)} tasks are claimable in queue {queue}: claim_task(queue={queue!r}).",
+            {"kind": "task", "queue": queue, "count": str(len(events))},
+        )
+    task = events[0].fields.get("task", "")
+    return Notice(
+        f"Task {task} is claimable in queue {queue}: claim_task(queue={queue!r}).",
+        {"kind": "task", "task_id": task, "queue": queue},
+    )
+
+
+def notices(
+    events: Iterable[Event],
+    agent: str,
+    queues: Sequence[str],
+    bodies: dict[str, Message] | None = None,
+) -> list[Notice]:
+    """The notifications a batch of events makes for ``agent``: one per kind (and queue),
+    saying how many when there are several; a synthesis request each. ``bodies`` (message id
+    -> message) lets a single message's notice show its text."""
+    out: list[Notice] = []
+    for group in _groups(events, agent, queues):
+        if group.kind == "task":
+            out.append(_task_notice(group))
+        elif group.kind == "synthesis_request":
+            out += _synthesis_notice(group)
+        else:
+            out.append(_message_notice(group, bodies or {}))
+    return out
+
+
+class Channel:
+    """The channel watchers of one server process: one per handshake-era connection, each
+    following the event stream for its session's agent, in the server's task group."""
+
+    def __init__(self, settings: Settings, queues: Sequence[str] = ()) -> None:
+        self.settings = settings
+        self.queues = tuple(queues)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._swarm: AsyncSwarm | None = None
+
+    @property
+    def swarm(self) -> AsyncSwarm:
+        # Made in the serving event loop (an asyncio client belongs to the loop it runs in).
+        if self._swarm is None:
+            self._swarm = AsyncSwarm(self.settings)
+        return self._swarm
+
+    def attach(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Where the watchers run: the server lifespan's task group."""
+        self._task_group = task_group
+
+    async def aclose(self) -> None:
+        if self._swarm is not None:
+            await self._swarm.aclose()
+            self._swarm = None
+
+    async def mark_start(self, connection: Connection) -> None:
+        """At ``initialize``: the newest event, so that the watcher (started once the agent
+        is registered) misses nothing sent after the client's handshake."""
+        try:
+            connection.state[_STATE_SINCE] = await self.swarm.last_event_id()
+        except SwarmError as exc:  # the watcher follows from its own start instead
+            log.warning("channel: could not read the event stream: %s", exc)
+
+    def start(self, connection: Connection, agent: str) -> None:
+        """Watch for ``agent`` until the connection closes."""
+        if self._task_group is None:
+            log.warning("channel: no task group to watch in; no events will be pushed")
+            return
+        scope = anyio.CancelScope()
+        since = connection.state.get(_STATE_SINCE)
+        connection.exit_stack.callback(scope.cancel)
+        self._task_group.start_soon(self._watch, scope, connection, agent, since)
+
+    async def _watch(
+        self, scope: anyio.CancelScope, connection: Connection, agent: str, since: str | None
+    ) -> None:
+        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
+        with scope:
+            log.info("channel: pushing events for %s", agent)
+            async with anyio.create_task_group() as tg, receive:
+                tg.start_soon(self._follow, send, since)
+                async for first in receive:
+                    await anyio.sleep(COALESCE_S)  # the rest of a burst arrives meanwhile
+                    batch = [first]
+                    while True:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except anyio.WouldBlock:
+                            break
+                    await self._push(connection, agent, batch)
+
+    async def _follow(self, send: anyio.abc.ObjectSendStream[Event], since: str | None) -> None:
+        """Feed the events the channel may push, from ``since``, riding out outages."""
+        async with send:
+            while True:
+                try:
+                    async for event in self.swarm.follow_events(since, WATCHED, block_s=30):
+                        since = event.id
+                        await send.send(event)
+                except SwarmError as exc:
+                    log.warning("channel: the event stream failed (%s); following again", exc)
+                    await anyio.sleep(1)
+                    since = since or await self._newest()
+
+    async def _newest(self) -> str | None:
+        try:
+            return await self.swarm.last_event_id()
+        except SwarmError:
+            return None
+
+    async def _push(self, connection: Connection, agent: str, batch: list[Event]) -> None:
+        groups = _groups(batch, agent, self.queues)
+        bodies: dict[str, Message] = {}
+        if any(g.kind in ("message", "broadcast") and len(g.events) == 1 for g in groups):
+            try:
+                unread = await self.swarm.inbox(agent, ack=False, limit=100)
+                bodies = {m.id: m for m in unread}
+            except SwarmError as exc:  # the notice goes out without the text
+                log.info("channel: could not read the inbox of %s: %s", agent, exc)
+        for notice in notices(batch, agent, self.queues, bodies):
+            await connection.notify(METHOD, notice.params)
+
+
+class ChannelOnConnect:
+    """Server middleware: declare ``claude/channel`` in the handshake's reply, and start the
+    session's watcher once its agent is registered (after ``RegisterOnConnect``)."""
+
+    def __init__(self, channel: Channel, registry: SessionRegistry) -> None:
+        self.channel = channel
+        self.registry = registry
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        connection = connection_of(ctx)
+        if ctx.method == "initialize" and connection is not None:
+            await self.channel.mark_start(connection)
+        result = await call_next(ctx)
+        if ctx.method == "initialize" and isinstance(result, dict):
+            capabilities = result.setdefault("capabilities", {})
+            capabilities.setdefault("experimental", {})[CAPABILITY] = {}
+        elif (
+            ctx.method == "notifications/initialized"
+            and connection is not None
+            and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        ):
+            try:
+                session = await self.registry.for_request(ctx)
+            except SwarmError as exc:
+                log.warning("channel: no agent for this session, no events: %s", exc)
+            else:
+                self.channel.start(connection, session.agent_id)
+        return result

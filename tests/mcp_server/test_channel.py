@@ -1,0 +1,216 @@
+"""``swarm mcp --channel``: the MCP SDK's own client, over stdio, sees Claude Code channel
+events (``notifications/claude/channel``) for what concerns its session's agent: one per
+direct message, broadcast, synthesis request and watched-queue task, each within a second,
+and one saying N for a burst; a client on the 2026-07-28 protocol is never sent one."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.client import ClientExtension, NotificationBinding
+from mcp_types import Implementation
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import BaseModel
+
+from redis_swarm import Swarm
+from redis_swarm._models import Event, EventType
+from redis_swarm.mcp_server import tool_names
+from redis_swarm.mcp_server._channel import CAPABILITY, METHOD, notices
+
+from ._helpers import SRC
+
+AGENT = "chan-1"
+_TAG_ATTR = re.compile(r"[A-Za-z0-9_]+")  # what Claude Code keeps of a meta key
+
+
+class ChannelEvent(BaseModel):
+    content: str
+    meta: dict[str, str] = {}
+
+
+class Heard(ClientExtension):
+    """The test client's ear for channel events, each stamped with when it arrived."""
+
+    identifier = "io.redis-swarm/channel-test"
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, ChannelEvent]] = []
+
+    def notifications(self) -> Sequence[NotificationBinding[Any]]:
+        return [NotificationBinding(method=METHOD, params_type=ChannelEvent, handler=self._on)]
+
+    async def _on(self, event: ChannelEvent) -> None:
+        self.events.append((time.monotonic(), event))
+
+
+def _params(redis_url: str, *args: str) -> StdioServerParameters:
+    argv = ["-m", "redis_swarm", "mcp", "--name", AGENT, "--channel", *args]
+    env = {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    return StdioServerParameters(command=sys.executable, args=argv, env=env)
+
+
+@asynccontextmanager
+async def _client(redis_url: str, mode: str, heard: Heard) -> AsyncIterator[Client]:
+    info = Implementation(name="claude-code", version="2.1.80")
+    params = _params(redis_url, "--watch-queue", "work")
+    async with Client(
+        params, mode=mode, client_info=info, extensions=[heard], read_timeout_seconds=60
+    ) as client:
+        yield client
+
+
+async def _registered(core: Swarm) -> None:
+    with anyio.fail_after(10):
+        while AGENT not in {a.id for a in core.agents()}:
+            await anyio.sleep(0.02)
+
+
+async def _next(heard: Heard, count: int, since: float) -> ChannelEvent:
+    """The ``count``-th event, which must arrive within a second of ``since``."""
+    with anyio.fail_after(5):
+        while len(heard.events) < count:
+            await anyio.sleep(0.005)
+    at, event = heard.events[count - 1]
+    assert at - since < 1.0, f"{event} took {at - since:.2f} s"
+    assert all(_TAG_ATTR.fullmatch(k) for k in event.meta), event.meta
+    return event
+
+
+def test_one_channel_event_per_message_broadcast_request_and_task(
+    core: Swarm, redis_url: str
+) -> None:
+    core.register("coordinator", name="lead")
+    heard = Heard()
+
+    async def body() -> None:
+        async with _client(redis_url, "legacy", heard) as client:
+            assert client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
+            assert CAPABILITY in (client.server_capabilities.experimental or {})
+            await _registered(core)
+
+            t = time.monotonic()
+            sent = core.send(AGENT, "please look at auth.py", sender="lead")
+            event = await _next(heard, 1, t)
+            assert event.meta == {"kind": "message", "message_id": sent.id, "from": "lead"}
+            assert "please look at auth.py" in event.content and "read_inbox" in event.content
+
+            t = time.monotonic()
+            cast = core.broadcast("freeze at noon", sender="lead")
+            core.broadcast("my own words", sender=AGENT)  # not told of its own broadcast
+            event = await _next(heard, 2, t)
+            assert event.meta == {"kind": "broadcast", "message_id": cast.id, "from": "lead"}
+            assert "freeze at noon" in event.content
+
+            t = time.monotonic()
+            core.post_task("elsewhere", "not watched")
+            core.post_task("work", "later", not_before=int(time.time() * 1000) + 3_600_000)
+            task = core.post_task("work", "review auth.py")
+            event = await _next(heard, 3, t)
+            assert event.meta == {"kind": "task", "task_id": task.id, "queue": "work"}
+            assert "claim_task" in event.content
+
+            t = time.monotonic()
+            asked = core.request_synthesis(AGENT, "P1", "cite everything", sender="lead")
+            event = await _next(heard, 4, t)
+            assert event.meta == {"kind": "synthesis_request", "message_id": asked.id,
+                                  "from": "lead", "pass_name": "P1"}  # fmt: skip
+
+            t = time.monotonic()
+            core.post_tasks([{"queue": "work", "description": f"t{i}"} for i in range(50)])
+            event = await _next(heard, 5, t)
+            assert event.meta == {"kind": "task", "queue": "work", "count": "50"}
+            assert event.content.startswith("50 tasks are claimable in queue work")
+
+            await anyio.sleep(0.3)  # nothing more comes: one event each
+            assert len(heard.events) == 5, [e for _, e in heard.events]
+            # Nothing was marked read: the agent's inbox still shows both messages.
+            assert {m.id for m in core.inbox(AGENT, ack=False)} >= {sent.id, cast.id}
+
+    anyio.run(body)
+
+
+def test_no_channel_events_on_the_2026_protocol(core: Swarm, redis_url: str) -> None:
+    """A 2026-07-28 client has no connection to push on: it is not told of the capability,
+    and gets no event for its agent's messages or its watched queue."""
+    core.register("coordinator", name="lead")
+    heard = Heard()
+
+    async def body() -> None:
+        async with _client(redis_url, "2026-07-28", heard) as client:
+            assert client.protocol_version == "2026-07-28"
+            assert (await client.call_tool("read_inbox", {})).is_error is False  # registers
+            await _registered(core)
+            core.send(AGENT, "hello", sender="lead")
+            core.broadcast("all", sender="lead")
+            core.post_task("work", "a task")
+            await anyio.sleep(0.5)
+            assert heard.events == []
+            assert CAPABILITY not in (client.server_capabilities.experimental or {})
+
+    anyio.run(body)
+
+
+def test_a_client_asking_for_2026_in_initialize_gets_a_handshake_version(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Claude Code registers channels on the handshake: an initialize that names the newest
+    version is answered with the newest handshake version, and the capability."""
+    env = {**os.environ, "PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
+    params = _params(redis_url)
+    with (
+        open(tmp_path / "stderr.log", "w") as errlog,
+        subprocess.Popen(
+            [params.command, *params.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=errlog, text=True, env=env,
+        ) as proc,
+    ):  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        info = {"name": "claude-code", "version": "2.1.80"}
+        init = {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": info}
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                     "params": init}) + "\n")  # fmt: skip
+        proc.stdin.flush()
+        reply = json.loads(proc.stdout.readline())["result"]
+        proc.stdin.close()
+        assert proc.wait(15) == 0
+    assert reply["protocolVersion"] == HANDSHAKE_PROTOCOL_VERSIONS[-1]
+    assert reply["capabilities"]["experimental"] == {CAPABILITY: {}}
+    assert "<channel" in reply["instructions"]
+
+
+def _event(type_: EventType, n: int, **fields: str) -> Event:
+    return Event(id=f"1-{n}", type=type_, at=0, fields=fields)
+
+
+def test_notices_coalesce_a_batch_per_kind_and_queue() -> None:
+    batch = [
+        _event(EventType.MESSAGE_SENT, 1, message="m1", to="a", **{"from": "x"}, kind="text"),
+        _event(EventType.MESSAGE_SENT, 2, message="m2", to="a", **{"from": "y"}, kind="text"),
+        _event(EventType.MESSAGE_SENT, 3, message="m3", to="b", **{"from": "x"}, kind="text"),
+        _event(EventType.TASK_POSTED, 4, task="t1", queue="q1", status="pending"),
+        _event(EventType.TASK_RELEASED, 5, task="t2", queue="q1"),
+        _event(EventType.TASK_POSTED, 6, task="t3", queue="q2", status="pending"),
+        _event(EventType.TASK_POSTED, 7, task="t4", queue="q3", status="pending"),
+    ]
+    got = notices(batch, "a", ["q1", "q2"])
+    assert [n.meta for n in got] == [
+        {"kind": "message", "count": "2"},
+        {"kind": "task", "queue": "q1", "count": "2"},
+        {"kind": "task", "task_id": "t3", "queue": "q2"},
+    ]
+    assert got[0].content.startswith("2 new messages from x, y")
+    # every tool a notice names is a real tool
+    named = {w for n in got for w in re.findall(r"\b([a-z]+_[a-z_]+)\(", n.content)}
+    named |= {"read_inbox"}
+    assert named <= set(tool_names("all"))
