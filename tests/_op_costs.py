@@ -63,6 +63,7 @@ BOUNDS: dict[str, int] = {
     "post_tasks, 100 tasks": 1,
     "claim (tasks pending)": 1,
     "claim (queue empty)": 1,
+    "claim, a batch of 3": 1,
     "renew": 1,
     "report": 1,
     "fail": 1,
@@ -169,6 +170,8 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     task = meter("claim (tasks pending)", lambda: far.claim(QUEUE, worker="far"))
     assert task is not None
     assert meter("claim (queue empty)", lambda: far.claim("empty", worker="far")) is None
+    batch = meter("claim, a batch of 3", lambda: far.claim(QUEUE, worker="far", n=3))
+    assert len(batch) == 3
     meter("renew", lambda: far.renew(task.id, task.token))
     meter("report", lambda: far.report(task.id, task.token, {"summary": "done far away"}))
     failing = near.claim(QUEUE, worker="near")

@@ -288,6 +288,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     time.sleep(0.3)
     worker.reap()
     assert worker.claim("none", worker=me.id, wait_s=0.05) is None  # BLPOP on its wake key
+    assert worker.claim("q", worker=me.id, n=2)  # a batch
     worker.get_task(task.id)
     worker.list_tasks(queue="q")
     worker.queue_stats()

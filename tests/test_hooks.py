@@ -147,7 +147,7 @@ def hooks(redis_url: str, swarm_home: Path) -> Hooks:
 
 def _claim(swarm: Swarm, queue: str, worker: str, **kw: Any) -> Task:
     """Claim as a session's ``swarm task claim`` would: its token kept on this machine."""
-    task = swarm.claim(queue, worker=worker, **kw)
+    task: Task | None = swarm.claim(queue, worker=worker, **kw)
     assert task is not None and task.token is not None
     remember(swarm.settings, worker, task.id, task.token)
     return task

@@ -51,7 +51,7 @@ def event_types(raw: redis.Redis) -> list[str]:
 
 
 def claimed(swarm: Swarm, queues: Any = "q", worker: str = "w1", **kw: Any) -> Task:
-    task = swarm.claim(queues, worker=worker, **kw)
+    task: Task | None = swarm.claim(queues, worker=worker, **kw)
     assert task is not None
     return task
 

@@ -13,7 +13,7 @@ import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
 from types import MethodType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 import redis
 import redis.asyncio
@@ -43,6 +43,7 @@ from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
 from ._ops import server, tasks, views
 from ._ops._work import new_id
+from ._overloads import AsyncClaim, SyncClaim
 from ._protocol import (
     Batch,
     Call,
@@ -137,6 +138,29 @@ class _Op(Generic[P, T]):
         return MethodType(self._async if isinstance(obj, AsyncSwarm) else self._sync, obj)
 
 
+S = TypeVar("S")
+A = TypeVar("A")
+
+
+class _Overloaded(Generic[S, A]):
+    """An operation whose result type depends on an argument: ``S`` and ``A`` are the
+    Protocols of its sync and async methods (``_overloads``); it runs as an ``_Op``."""
+
+    def __init__(self, fn: Callable[Concatenate[OpContext, ...], Operation[Any]]) -> None:
+        self._op: _Op[..., Any] = _Op(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> _Overloaded[S, A]: ...
+    @overload
+    def __get__(self, obj: Swarm, owner: type[Any]) -> S: ...
+    @overload
+    def __get__(self, obj: AsyncSwarm, owner: type[Any]) -> A: ...
+    def __get__(self, obj: _Shell | None, owner: type[Any]) -> Any:
+        return self if obj is None else self._op.__get__(cast(Any, obj), owner)
+
+
 class _Shell:
     """What both shells share: settings, the operation context, how scripts are called, and
     the operations (one table, ``_Op``)."""
@@ -220,7 +244,7 @@ class _Shell:
     # --- tasks, findings, syntheses (work queue)
     post_task = _Op(tasks.post_task)
     post_tasks = _Op(tasks.post_tasks)
-    claim = _Op(tasks.claim)
+    claim: _Overloaded[SyncClaim, AsyncClaim] = _Overloaded(tasks.claim)
     renew = _Op(tasks.renew)
     fail = _Op(tasks.fail)
     release = _Op(tasks.release)

@@ -129,7 +129,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
     name: frozenset(commands.split())
     for name, commands in {
         "_prelude": "time xadd",
-        "_tasks": "hget hincrby hset ltrim rpush zadd zrange zrangebyscore zrem",
+        "_tasks": "exists hget hincrby hset hsetnx llen ltrim rpush zadd zrange zrangebyscore zrem",
         "agent_deregister": "del hdel hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore",
         "agent_heartbeat": "hget hset zadd",
         "agent_register": "hexists hget hset xrevrange zadd",
@@ -146,7 +146,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
-        "task_claim": "exists hget hsetnx llen ltrim xrevrange zadd zrange zrem",
+        "task_claim": "xrevrange",
         "task_post": "hexists hget hincrby hset hsetnx ltrim rpush sadd zadd",
         "task_report": "hget hset zadd",
         "task_update": "hget zadd zrem",

@@ -10,8 +10,8 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
@@ -31,6 +31,7 @@ __all__ = [
     "decoded",
     "encode_json",
     "finding_from",
+    "leased",
     "new_id",
     "new_secret",
     "page",
@@ -179,6 +180,17 @@ def route(ctx: OpContext, task_id: object) -> Operation[Route]:
 
 
 # --- validation at the edge
+
+
+def leased(ctx: OpContext, pairs: Sequence[Any], lease_secrets: Sequence[str]) -> list[Task]:
+    """The tasks a claim leased, from the script's (task JSON, data JSON) pairs and the
+    secrets sent, one per task in order: each with its token."""
+    tasks = []
+    for raw, data, secret in zip(pairs[0::2], pairs[1::2], lease_secrets, strict=False):
+        task = task_from(raw, data)
+        remember_route(ctx, task)
+        tasks.append(replace(task, token=f"{task.attempts}.{secret}"))
+    return tasks
 
 
 def encode_json(value: Any, what: str, max_bytes: int) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
@@ -28,6 +27,7 @@ from ._work import (
     check_token,
     decoded,
     encode_json,
+    leased,
     new_id,
     new_secret,
     page,
@@ -64,6 +64,7 @@ MAX_LEASE_S = 30 * 86_400.0
 MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUES_PER_CLAIM = 64
+MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
 PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim
@@ -303,9 +304,15 @@ def claim(
     worker: str,
     lease_s: float | None = None,
     wait_s: float = 0.0,
-) -> Operation[Task | None]:
+    n: int | None = None,
+) -> Operation[Task | list[Task] | None]:
     """Lease the highest-priority, oldest eligible task of ``queues`` to ``worker``; None when
     there is none, after waiting up to ``wait_s``.
+
+    ``n``: lease up to ``n`` tasks at once (the best, then the next best, ...; each its own
+    lease and token) in one script and one round trip, for a pool with ``n`` free slots; the
+    result is then a list, best first, empty when there is none after the wait (which ends
+    as soon as one task is eligible).
 
     A waiting claim blocks (no polling) with BLPOP on the wake lists of its queues: every
     script that makes a task claimable pushes one token there, so one new task wakes one
@@ -313,30 +320,36 @@ def claim(
     the wait is cut short when a delayed task or a lease expiry falls due."""
     names = _queue_names(queues)
     check_name("worker", worker)
-    lease_ms = 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
+    count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
+    lease_ms = _lease_ms(lease_s)
     wait = check_number("wait_s", wait_s, 0, 86_400)
     keys = _claim_keys(ctx, names)
     wakes = tuple(ctx.keys.wake(q) for q in names)
     deadline = time.monotonic() + wait
 
     while True:
-        secret = new_secret()  # the task keeps its hash: the token is only in this reply
+        # Each task keeps its secret's hash: the tokens are only in this reply.
+        lease_secrets = [new_secret() for _ in range(count)]
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
-        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS, secret)
-        reply = yield Call("task_claim", keys, (*args, *limits))
+        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+        reply = yield Call("task_claim", keys, (*args, *limits, *lease_secrets))
         if reply[0]:
-            task = task_from(reply[0], reply[1])
-            remember_route(ctx, task)
-            return replace(task, token=f"{task.attempts}.{secret}")
+            tasks = leased(ctx, reply, lease_secrets)
+            return tasks if n is not None else tasks[0]
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return None
+            return [] if n is not None else None
         due, now = int(reply[1]), int(reply[2])
         block = min(remaining, block_chunk_s(ctx))
         if due >= 0:
             block = min(block, max(0, due - now) / 1000)
         # BLPOP's timeout 0 means forever: wait at least a millisecond.
         yield Cmd("BLPOP", *wakes, max(0.001, round(block, 3)))
+
+
+def _lease_ms(lease_s: float | None) -> int:
+    """The lease a claim asks for, in ms (0: each task's own ``lease_s``)."""
+    return 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
 
 
 def _reap_all(ctx: OpContext) -> Operation[tuple[int, float | None]]:
@@ -386,8 +399,7 @@ def renew(
 ) -> Operation[Task]:
     """Extend the lease held with ``token`` to ``lease_s`` from now (default: the length
     the claim asked for, else the task's ``lease_s``)."""
-    lease_ms = 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
-    return (yield from _update(ctx, task_id, "renew", check_token(token), lease_ms))
+    return (yield from _update(ctx, task_id, "renew", check_token(token), _lease_ms(lease_s)))
 
 
 def fail(

@@ -218,3 +218,98 @@ local function lease_refusal(t, token)
   return attempt, string.format(
     'task %s is %s, no longer held by attempt %d: stop working on it', t.id, t.status, attempt)
 end
+
+-- --- claiming (task_claim, and task_report's claim_next)
+
+-- The per-queue groups of keys of the queues a claim names: five per queue from KEYS[first].
+local function claim_groups(first, nq)
+  local groups = {}
+  for g = 1, nq do
+    local i = first + 5 * (g - 1)
+    groups[g] = queue_keys(i, i + 4)
+  end
+  return groups
+end
+
+-- Make each group's queue current before picking from it: reclaim its expired leases and
+-- promote its delayed tasks whose time has come. L: expire and promote (the most per queue),
+-- default_max (max_abandons of a task stored without one). Returns how many were reclaimed.
+local function refresh_groups(K, groups, now, L)
+  local reclaimed = 0
+  for _, Q in ipairs(groups) do
+    reclaimed = reclaimed + reclaim_expired(K, Q, now, L.expire, L.default_max)
+    promote_due(K, Q, now, L.promote)
+  end
+  return reclaimed
+end
+
+-- The highest-priority, oldest pending task across the groups: its id and group, or nil.
+local function best_pending(groups)
+  local best_id, best_score, best_q = nil, nil, nil
+  for _, Q in ipairs(groups) do
+    local first = redis.call('ZRANGE', Q.pending, 0, 0, 'WITHSCORES')
+    if first[1] then
+      local score = tonumber(first[2])
+      if not best_score or score < best_score then
+        best_id, best_score, best_q = first[1], score, Q
+      end
+    end
+  end
+  return best_id, best_q
+end
+
+-- Lease the pending task id of group Q to C.worker: a new attempt, sealed with the SHA-1 of
+-- secret, for C.lease_ms (0: the task's lease_s). Returns the task's JSON.
+local function lease_one(K, Q, id, now, C, secret)
+  local t = load_task(K.tasks, id)
+  redis.call('ZREM', Q.pending, id)
+  set_status(K, t, 'claimed')
+  t.attempts = t.attempts + 1
+  t.worker = C.worker
+  t.claims[tostring(t.attempts)] = C.worker
+  t.seals = t.seals or {}  -- a task stored before seals existed has none
+  t.seals[tostring(t.attempts)] = seal(secret)
+  t.claimed_at = now
+  local lease_ms = C.lease_ms
+  if lease_ms <= 0 then lease_ms = math.floor(t.lease_s * 1000) end
+  t.lease_ms = lease_ms  -- the length renewals default to
+  t.lease_deadline = now + lease_ms
+  redis.call('ZADD', Q.leases, fmt(t.lease_deadline), t.id)
+  local raw = save_task(K.tasks, t)
+  task_event(K, 'task.claimed', t, 'worker', C.worker, 'attempt', t.attempts,
+             'lease_deadline', t.lease_deadline)
+  return raw
+end
+
+-- Claim up to #C.secrets of the best pending tasks of the groups (refreshed first) for
+-- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data.
+-- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none).
+-- Wake lists: a claim that finds nothing clears them (no task is claimable, so every token
+-- is stale); a claim that takes tasks leaves a token on each queue that still has pending
+-- tasks, so that no waiter is stranded when the tokens were capped or a claim took another
+-- queue's task.
+local function claim_best(K, groups, now, C)
+  local out = {}
+  for _, secret in ipairs(C.secrets) do
+    local id, Q = best_pending(groups)
+    if not id then break end
+    local raw = lease_one(K, Q, id, now, C, secret)
+    out[#out + 1] = raw
+    out[#out + 1] = redis.call('HGET', C.task_data, id) or false
+  end
+  if #out == 0 then
+    for _, Q in ipairs(groups) do
+      redis.call('LTRIM', Q.wake, 1, 0)  -- empties it (workers may not DEL)
+    end
+    return out
+  end
+  -- Workers that only claim and report are registered implicitly. (The JSON is written by
+  -- hand: worker names are checked names, nothing in them needs escaping.)
+  redis.call('HSETNX', C.agents, C.worker, '{"id":"' .. C.worker .. '","role":"worker",'
+    .. '"implicit":true,"registered_at":' .. fmt(now) .. '}')
+  redis.call('ZADD', C.presence, fmt(now), C.worker)
+  for _, Q in ipairs(groups) do
+    if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then wake(Q) end
+  end
+  return out
+end

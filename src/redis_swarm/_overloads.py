@@ -1,0 +1,51 @@
+"""The shell methods whose result type depends on an argument, for the type checker only:
+``claim`` gives a task (or None), or with ``n`` a list of tasks.
+
+The shells make every other method from its operation's own signature (``_Op``); these
+Protocols spell out the overloads instead, once for both shells: ``One`` and ``Many`` are the
+two results, as they are (``Swarm``) or awaited (``AsyncSwarm``). The operation in ``_ops``
+stays the one implementation: tests/test_overloads.py checks that each Protocol names its
+parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, TypeVar, overload
+
+from ._models import Task
+
+__all__ = ["AsyncClaim", "Claim", "SyncClaim"]
+
+One = TypeVar("One", covariant=True)
+Many = TypeVar("Many", covariant=True)
+
+
+class Claim(Protocol[One, Many]):
+    """``claim``: one task (or None), or with ``n`` a list of tasks."""
+
+    @overload
+    def __call__(
+        self,
+        queues: str | Sequence[str],
+        *,
+        worker: str,
+        lease_s: float | None = None,
+        wait_s: float = 0.0,
+        n: None = None,
+    ) -> One: ...
+    @overload
+    def __call__(
+        self,
+        queues: str | Sequence[str],
+        *,
+        worker: str,
+        lease_s: float | None = None,
+        wait_s: float = 0.0,
+        n: int,
+    ) -> Many: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads' anchor)
+
+
+SyncClaim = Claim[Task | None, list[Task]]
+AsyncClaim = Claim[Coroutine[Any, Any, Task | None], Coroutine[Any, Any, list[Task]]]

@@ -1,0 +1,113 @@
+"""Batch claims (``claim(..., n=K)``): up to K leases in one script and one round trip, each
+task with its own lease and token, in priority and posting order; on a fake clock, on both
+shells, on the standalone server and on the cluster."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from redis_swarm import AlreadyCompleted, LeaseLost, Swarm, Task, TaskStatus, ValidationError
+from redis_swarm._ops.tasks import MAX_CLAIM_BATCH
+
+from . import _clock
+from ._clock import FakeClock
+from ._handles import make_swarm
+
+clock = _clock.clock
+clocked = _clock.clocked
+
+
+def test_a_batch_takes_the_best_tasks_in_priority_then_posting_order(clocked: Swarm) -> None:
+    low = clocked.post_task("a", "low", priority=-1)
+    first = clocked.post_task("a", "first")
+    urgent = clocked.post_task("b", "urgent", priority=5)
+    second = clocked.post_task("b", "second")
+    third = clocked.post_task("a", "third")
+    batch = clocked.claim(["a", "b"], worker="w", n=4)
+    assert [t.id for t in batch] == [urgent.id, first.id, second.id, third.id]
+    assert [t.description for t in batch] == ["urgent", "first", "second", "third"]
+    assert {t.status for t in batch} == {TaskStatus.CLAIMED}
+    assert {(t.attempts, t.worker) for t in batch} == {(1, "w")}
+    assert len({t.token for t in batch}) == 4  # a secret of its own for each lease
+    rest = clocked.claim(["a", "b"], worker="w", n=4)
+    assert [t.id for t in rest] == [low.id]
+    assert clocked.claim(["a", "b"], worker="w", n=4) == []
+    assert clocked.queue_stats()["a"]["claimed"] == 3
+    assert clocked.queue_stats()["b"]["claimed"] == 2
+
+
+def test_each_lease_of_a_batch_is_fenced_by_its_own_token(clocked: Swarm) -> None:
+    clocked.post_tasks([{"queue": "q", "description": f"t{i}", "data": {"i": i}} for i in range(3)])
+    one, two, three = clocked.claim("q", worker="w", n=3, lease_s=30)
+    assert [t.data for t in (one, two, three)] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    # the same attempt number on each task: only the secret tells the leases apart
+    with pytest.raises(LeaseLost):
+        clocked.renew(two.id, one.token)
+    with pytest.raises(LeaseLost):
+        clocked.report(two.id, one.token, {"summary": "not mine"})
+    clocked.renew(two.id, two.token, lease_s=60)
+    clocked.release(three.id, three.token)
+    assert clocked.get_task(three.id).status is TaskStatus.PENDING
+    found = clocked.report(one.id, one.token, {"summary": "done"})
+    assert clocked.get_task(one.id).finding_id == found.id
+    with pytest.raises(AlreadyCompleted):  # exactly once: the second report is superseded
+        clocked.report(one.id, one.token, {"summary": "again"})
+
+
+def test_a_crash_after_a_batch_claim_gives_every_task_back(
+    clocked: Swarm, clock: FakeClock
+) -> None:
+    posted = clocked.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(3)])
+    batch = clocked.claim("q", worker="crashed", n=3, lease_s=10)
+    assert len(batch) == 3
+    clock.advance(9.999)
+    assert clocked.claim("q", worker="next", n=3) == []  # the leases still hold
+    clock.advance(0.001)
+    again = clocked.claim("q", worker="next", n=5)
+    assert [t.id for t in again] == [t.id for t in posted]  # FIFO kept after the reclaim
+    assert {(t.attempts, t.abandons, t.failures, t.worker) for t in again} == {(2, 1, 0, "next")}
+    with pytest.raises(LeaseLost):
+        clocked.report(batch[0].id, batch[1].token, {"summary": "a forged report"})
+
+
+def test_a_batch_claim_waits_for_the_first_task(clocked: Swarm, redis_url: str) -> None:
+    poster = Swarm(redis_url, swarm="test")
+    timer = threading.Timer(0.2, lambda: poster.post_task("q", "late"))
+    timer.start()
+    try:
+        got = clocked.claim("q", worker="w", n=3, wait_s=5)
+    finally:
+        timer.join()
+        poster.close()
+    assert [t.description for t in got] == ["late"]
+    assert clocked.claim("q", worker="w", n=3, wait_s=0.05) == []
+
+
+@pytest.mark.parametrize("n", [0, -1, MAX_CLAIM_BATCH + 1, 1.5])
+def test_a_batch_size_out_of_range_is_refused(clocked: Swarm, n: Any) -> None:
+    with pytest.raises(ValidationError, match=r"^n "):
+        clocked.claim("q", worker="w", n=n)
+
+
+def test_concurrent_batch_claims_never_share_a_task(server_url: str) -> None:
+    handles = [make_swarm("sync", server_url) for _ in range(4)]
+    handles[0].post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(60)])
+    got: list[list[Task]] = [[] for _ in handles]
+
+    def drain(i: int) -> None:
+        while batch := handles[i].claim("q", worker=f"w{i}", n=4):
+            got[i].extend(batch)
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(len(handles))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [t.id for tasks in got for t in tasks]
+    assert len(ids) == 60 and len(set(ids)) == 60
+    assert handles[0].queue_stats()["q"]["claimed"] == 60
+    for handle in handles:
+        handle.close()
