@@ -14,8 +14,9 @@ import jsonschema  # type: ignore[import-untyped]  # (the MCP SDK depends on it)
 import pytest
 
 from redis_swarm import Settings, Swarm, Task, TaskStatus
+from redis_swarm._budget import estimate_tokens
 from redis_swarm._hooks import HookOptions, agent_for
-from redis_swarm._hooks.events import subagent_for
+from redis_swarm._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, subagent_for
 from redis_swarm._hooks.tokens import remember
 
 from ._cli import Cli
@@ -186,6 +187,30 @@ def test_session_start_shows_leases_messages_and_claimable_work(
     assert "please hurry" in context and "q: 1 pending" in context
     # the message was shown: not again
     assert "please hurry" not in _context(hooks("SessionStart", client=client))
+
+
+def test_session_start_is_held_to_a_token_budget(hooks: Hooks, swarm: Swarm) -> None:
+    """The core's token Budget, as for MCP results: held tasks, then messages as long as
+    they fit (the rest stay unread for a later turn), the claimable line always there."""
+    hooks("SessionStart")
+    swarm.register("coordinator", name="boss")
+    swarm.post_task("q", "long job " + "x" * 20_000, data={"blob": "y" * 20_000})
+    swarm.post_task("q", "next job")
+    held = _claim(swarm, "q", ME)
+    sent = [swarm.send(ME, f"note {i} " + "z" * 900, sender="boss") for i in range(30)]
+    seen = ""
+    for tokens, most in ((None, DEFAULT_HOOK_BUDGET_TOKENS), ("600", 600)):
+        context = _context(hooks("SessionStart", "--queue", "q",
+                                 *(["--budget", tokens] if tokens else [])))  # fmt: skip
+        assert estimate_tokens(context) <= most, len(context)
+        assert f"You are agent {ME}" in context and f"Task {held.id}" in context
+        assert context.rstrip().endswith("(swarm task claim q).")
+        seen += context
+    shown = {m.id for m in sent if m.id in seen}
+    unread = {m.id for m in swarm.inbox(ME, ack=False, limit=100)}
+    assert shown and unread and shown | unread == {m.id for m in sent} and not shown & unread
+    assert "--budget" in hooks.cli("hook", "--help").stdout
+    hooks.cli("hook", "SessionStart", "--budget", "99999", input="{}", expect=2)
 
 
 @pytest.mark.parametrize(

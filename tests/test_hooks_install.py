@@ -54,7 +54,8 @@ def test_print_write_again_and_remove(cli: Cli, tmp_path: Path, client: str) -> 
     original = json.dumps(THEIRS, indent=4) + "\n"
     if client != "codex":  # Codex's hooks.json holds hooks only
         path.write_text(original)
-    args = ("hooks", "install", "--client", client, "--queue", "q", "--loop", "--max-tasks", "5")
+    args = ("hooks", "install", "--client", client, "--queue", "q", "--loop", "--max-tasks", "5",
+            "--budget", "1500")  # fmt: skip
     printed = cli(*args)
     assert FILES[client] in printed.stderr
     shown = json.loads(printed.stdout)
@@ -65,6 +66,7 @@ def test_print_write_again_and_remove(cli: Cli, tmp_path: Path, client: str) -> 
     assert line[: len(swarm_command())] == swarm_command()
     assert line[len(swarm_command()) :][:4] == ["--url", "redis://127.0.0.1:1/0", "--swarm", "team"]
     assert {"--client", client, "--loop", "--max-tasks", "5", "--queue", "q"} <= set(line)
+    assert line[line.index("--budget") + 1] == "1500"
     assert (path.read_text() if path.exists() else None) == (
         original if client != "codex" else None
     )  # printing writes nothing

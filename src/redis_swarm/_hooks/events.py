@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .._budget import CHARS_PER_TOKEN, Budget
 from .._client import Swarm
 from .._errors import NotFound, SwarmError
 from .._models import Message, Task
@@ -31,11 +32,26 @@ from .._runner.finding import parse_finding
 from . import tokens
 from .formats import MAX_CHARS, Answer, clip
 
-__all__ = ["HookOptions", "agent_for", "handle", "held_tasks", "subagent_for"]
+__all__ = [
+    "DEFAULT_HOOK_BUDGET_TOKENS",
+    "MAX_HOOK_BUDGET_TOKENS",
+    "HookOptions",
+    "agent_for",
+    "handle",
+    "held_tasks",
+    "subagent_for",
+]
 
+# A hook's context is held to a token budget like an MCP tool result (the core's ``Budget``),
+# and the clients cap each output string at 10,000 characters: the budget may not exceed that.
+DEFAULT_HOOK_BUDGET_TOKENS = 2_000
+MAX_HOOK_BUDGET_TOKENS = MAX_CHARS // CHARS_PER_TOKEN
+_DEFAULT_BUDGET = Budget(DEFAULT_HOOK_BUDGET_TOKENS)
 # The part of an answer messages may fill, and the most of one message body shown.
 MESSAGES_BUDGET = 5_000
 BODY_CHARS = 1_500
+# Messages are shown only when at least this much of the budget is left for them.
+MIN_MESSAGES_ROOM = 300
 TASK_DATA_CHARS = 2_000
 HELD_PAGES = 20  # pages of claimed tasks looked through for the agent's leases
 
@@ -50,6 +66,12 @@ class HookOptions:
     loop: bool = False
     max_tasks: int = 0  # loop mode: tasks one session takes at most (0: no limit)
     agent: str | None = None  # SWARM_AGENT
+    budget: Budget = _DEFAULT_BUDGET  # what one answer's context may hold
+
+    @property
+    def limit(self) -> int:
+        """The most characters one context or reason may hold."""
+        return min(self.budget.chars, MAX_CHARS)
 
 
 def _digest(text: str, size: int) -> str:
@@ -123,11 +145,15 @@ def _show_messages(
     if direct_only and not any(m.to != "*" for m in unread):
         return ""
     lines: list[str] = []
-    used = 0
+    header = f"Messages for {agent} (more: swarm msg inbox):"
+    used = len(header) + 1
     for m in unread:
-        line = _message_line(m)
-        if lines and used + len(line) > budget:
-            break
+        line, room = _message_line(m), budget - used
+        if len(line) > room:
+            # only the first message is cut to fit; the others wait, unread, for a later turn
+            if lines or room < MIN_MESSAGES_ROOM:
+                break
+            line = clip(line, room)
         lines.append(line)
         used += len(line) + 1
     if not lines:
@@ -162,31 +188,39 @@ def _claimable(swarm: Swarm, queues: Sequence[str]) -> str:
 
 
 def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
+    """Who the agent is, the tasks it holds, its unread messages and the claimable work, held
+    to the options' token budget: the identity and the claimable line first, then the held
+    tasks (cut to what is left), then as many messages as still fit (marked read)."""
     # a resumed or compacted session keeps its loop count (--max-tasks is per session)
     done = int(_registered(swarm, agent, options).get("loop_claims") or 0)
     _ensure_registered(swarm, agent, options, done)
     queues = ", ".join(options.queues) or "none given"
-    parts = [
+    head = (
         f"You are agent {agent} in the swarm {swarm.settings.swarm} (role {options.role}; "
         f"queues: {queues}). Use this id as --worker / --from / SWARM_AGENT with swarm commands."
-    ]
+    )
+    claimable = _claimable(swarm, options.queues)
+    room = options.limit - len(head) - len(claimable) - 6  # the blank lines between parts
+    parts = [head]
     held = held_tasks(swarm, agent)
     if held:
-        parts.append("You hold these tasks; carry on with them:")
-        parts += [_task_text(t, agent) for t in held[:3]]
-    budget = MAX_CHARS - sum(len(p) for p in parts) - 1_000
-    messages = _show_messages(swarm, agent, budget=max(500, min(MESSAGES_BUDGET, budget)))
-    if messages:
-        parts.append(messages)
-    claimable = _claimable(swarm, options.queues)
+        tasks = "You hold these tasks; carry on with them:\n\n" + "\n\n".join(
+            _task_text(t, agent) for t in held[:3]
+        )
+        parts.append(clip(tasks, max(0, room)))
+        room -= len(parts[-1]) + 2
+    if room >= MIN_MESSAGES_ROOM:
+        messages = _show_messages(swarm, agent, budget=min(MESSAGES_BUDGET, room))
+        if messages:
+            parts.append(messages)
     if claimable:
         parts.append(claimable)
-    return Answer(context="\n\n".join(parts))
+    return Answer(context=clip("\n\n".join(parts), options.limit))
 
 
 def prompt_submit(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
     _registered(swarm, agent, options)
-    return Answer(context=_show_messages(swarm, agent))
+    return Answer(context=_show_messages(swarm, agent, budget=options.limit - 100))
 
 
 def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
@@ -198,7 +232,7 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
             block="You still hold a task you have not reported. Report it (or fail it) "
             "before you stop.\n\n" + "\n\n".join(_task_text(t, agent) for t in held[:3])
         )
-    messages = _show_messages(swarm, agent, direct_only=True)
+    messages = _show_messages(swarm, agent, direct_only=True, budget=options.limit - 100)
     if messages:
         return Answer(block=messages)
     if options.loop and options.queues and not held:

@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .._budget import clip as clip_to
+
 __all__ = ["CLIENTS", "MAX_CHARS", "Answer", "canonical_event", "clip", "render"]
 
 CLIENTS = ("claude", "codex", "gemini")
@@ -61,11 +63,8 @@ def canonical_event(name: str, client: str) -> str:
 
 
 def clip(text: str, limit: int = MAX_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying so."""
-    if len(text) <= limit:
-        return text
-    marker = "\n[... cut: more with `swarm msg inbox` / `swarm task list`]"
-    return text[: limit - len(marker)] + marker
+    """``text`` cut to ``limit`` characters, saying so (the core's ``clip``)."""
+    return clip_to(text, limit, "more with `swarm msg inbox` / `swarm task list`")
 
 
 @dataclass(frozen=True)

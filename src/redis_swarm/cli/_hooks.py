@@ -13,14 +13,24 @@ import sys
 
 import click
 
+from .._budget import MIN_BUDGET_TOKENS, Budget
 from .._errors import SwarmError
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
+from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from ..mcp_server._install import swarm_command
 from ._app import App, main, pass_app
 from ._common import agent_option_default
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
+
+_budget_option = click.option(
+    "--budget",
+    type=click.IntRange(MIN_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS),
+    default=None,
+    help=f"Most estimated tokens in the context an event adds (default "
+    f"{DEFAULT_HOOK_BUDGET_TOKENS}; the clients cut a hook's output at 10,000 characters).",
+)
 
 
 @main.command(short_help="Answer a Claude Code / Codex / Gemini CLI hook event.")
@@ -30,10 +40,11 @@ MAX_INPUT_BYTES = 4 * 1024 * 1024
 @click.option("--queue", "queues", multiple=True, help="A queue the session works (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
 @click.option("--max-tasks", type=int, default=0, help="With --loop: at most N tasks (0: any).")
+@_budget_option
 @pass_app
 def hook(
     app: App, event: str, client: str, role: str, queues: tuple[str, ...], loop: bool,
-    max_tasks: int,
+    max_tasks: int, budget: int | None,
 ) -> None:  # fmt: skip
     """Read the hook input of EVENT (SessionStart, UserPromptSubmit, Stop, SubagentStart,
     SubagentStop, PreCompact; Gemini: BeforeAgent, AfterAgent, PreCompress) on stdin and
@@ -50,7 +61,7 @@ def hook(
             raise ValueError("the hook input is not a JSON object")
         options = HookOptions(
             client=client, role=role, queues=queues, loop=loop, max_tasks=max(0, max_tasks),
-            agent=agent_option_default(),
+            agent=agent_option_default(), budget=Budget(budget or DEFAULT_HOOK_BUDGET_TOKENS),
         )  # fmt: skip
         answer = handle(app.swarm, name, payload, options)
     except (ValueError, SwarmError) as exc:
@@ -80,10 +91,11 @@ def hooks() -> None:
 )
 @click.option("--write", is_flag=True, help="Merge the entries into the settings file.")
 @click.option("--remove", is_flag=True, help="Take out what an install added.")
+@_budget_option
 @pass_app
 def install(
     app: App, client: str, role: str, queues: tuple[str, ...], loop: bool, max_tasks: int,
-    scope: str, write: bool, remove: bool,
+    scope: str, write: bool, remove: bool, budget: int | None,
 ) -> None:  # fmt: skip
     """Print (or --write, or --remove) the hook entries that make CLIENT run `swarm hook` at
     each event: .claude/settings.json, .codex/hooks.json or .gemini/settings.json (with
@@ -98,6 +110,8 @@ def install(
     options = ["--role", role, *[a for q in queues for a in ("--queue", q)]]
     if loop:
         options += ["--loop", *(["--max-tasks", str(max_tasks)] if max_tasks else [])]
+    if budget is not None:
+        options += ["--budget", str(budget)]
     ours = install_ops.entries(client, command, options)
     path = install_ops.settings_path(client, scope)
     prefix = shlex.join(base)

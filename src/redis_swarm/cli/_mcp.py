@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
+from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from .._config import DEFAULT_HOME
 from .._errors import ConfigError, SwarmError
 from .._models import dumps
 from .._net import is_loopback
-from ..mcp_server._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from ..mcp_server._install import (
     CLIENTS,
     Client,

@@ -1,8 +1,9 @@
 """Keeping every tool result inside what agent clients accept.
 
-Claude Code warns above 10,000 tokens per tool result and truncates near 25,000. Every result
-of this server is measured here against one budget (default 8,000 estimated tokens at ~4
-characters per token) and, when larger, split into pages that the agent fetches one by one:
+Every result of this server is measured against the core's token ``Budget`` (``redis_swarm.
+_budget``: default 8,000 estimated tokens at ~4 characters per token, the same budget the
+hooks' context is held to) and, when larger, split into pages that the agent fetches one by
+one:
 
 - results with a natural order (a context's text, findings, agents, search hits) carry a
   stateless cursor of their own that says where the next page starts;
@@ -25,7 +26,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import ConfigError, ValidationError
+from .._budget import (
+    CHARS_PER_TOKEN,
+    DEFAULT_BUDGET_TOKENS,
+    MIN_BUDGET_TOKENS,
+    Budget,
+    clip,
+    estimate_tokens,
+)
+from .._errors import ValidationError
 from .._models import dumps
 
 __all__ = [
@@ -41,44 +50,6 @@ __all__ = [
     "estimate_tokens",
 ]
 
-CHARS_PER_TOKEN = 4
-DEFAULT_BUDGET_TOKENS = 8_000
-MIN_BUDGET_TOKENS = 500
-# Room kept on every page for the JSON header that says what the page is and how to go on.
-_HEADER_CHARS = 1_200
-
-
-def estimate_tokens(text: str) -> int:
-    """The estimate agent clients are held to: about four characters per token."""
-    return -(-len(text) // CHARS_PER_TOKEN)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The most one tool result may hold, in estimated tokens."""
-
-    tokens: int = DEFAULT_BUDGET_TOKENS
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.tokens, int) or self.tokens < MIN_BUDGET_TOKENS:
-            raise ConfigError(
-                f"the MCP result budget must be at least {MIN_BUDGET_TOKENS} tokens, "
-                f"not {self.tokens!r}: pass a larger --budget"
-            )
-
-    @property
-    def chars(self) -> int:
-        """The whole result, header included."""
-        return self.tokens * CHARS_PER_TOKEN
-
-    @property
-    def body_chars(self) -> int:
-        """The page body, leaving room for the header."""
-        return self.chars - _HEADER_CHARS
-
-    def fits(self, *parts: str) -> bool:
-        return sum(len(p) for p in parts) <= self.chars
-
 
 def cut(text: str, start: int, max_chars: int) -> int:
     """Where a page of ``text`` that begins at ``start`` should end (exclusive).
@@ -91,14 +62,6 @@ def cut(text: str, start: int, max_chars: int) -> int:
         return len(text)
     newline = text.rfind("\n", start + max_chars // 2, end)
     return newline + 1 if newline >= 0 else end
-
-
-def clip(text: str, max_chars: int, hint: str) -> str:
-    """``text`` shortened to ``max_chars`` with a note saying how much was left out and why."""
-    if len(text) <= max_chars:
-        return text
-    note = f" …[clipped {len(text) - max_chars:,} chars: {hint}]"
-    return text[: max(0, max_chars - len(note))] + note
 
 
 def encode_cursor(kind: str, state: dict[str, Any]) -> str:
