@@ -4,7 +4,7 @@ For each size (40 KB, 400 KB, 3.2 MB ~ 800K tokens) it measures, in one run agai
 server:
 
 - raw GET        redis-py ``GET`` of the same bytes stored under one key (the floor)
-- cold           ``get_context`` with no cache: pointer + chunks + SHA-256 check + decode
+- cold           ``get_context`` with no cache: pointer + chunks + BLAKE3 check + decode
 - cold, zstd     the same for a version stored zstd-compressed (what a remote server gets)
 - warm           ``get_context`` of an unchanged context: one HGET of the pointer
 
@@ -257,7 +257,8 @@ def run(url: str, quick: bool) -> str:
         "",
         "Fetching a whole context by owner, against a redis-py `GET` of the same bytes in the "
         "same run (the floor: one round trip, no checks). *Cold* = no cache: read the pointer, "
-        "fetch the chunks in one pipeline, check the SHA-256, decode UTF-8. *Warm* = the "
+        "fetch the chunks in one pipeline, check the BLAKE3 content hash, decode UTF-8. "
+        "*Warm* = the "
         "context did not change: one `HGET` of the pointer, the text comes from the "
         "in-process cache. Milliseconds; ratio = p50 / raw GET p50.",
         "",
@@ -280,7 +281,7 @@ def run(url: str, quick: bool) -> str:
         "some VMs. Measured again in a child process under `MALLOC_MMAP_THRESHOLD_=134217728 "
         f"MALLOC_TRIM_THRESHOLD_=268435456` it was {tuned['cold']:.2f} ms against "
         f"{tuned['raw']:.2f} ms for the raw GET ({tuned['cold'] / tuned['raw']:.2f}×), "
-        "which is the cost of the work itself (a second round trip, SHA-256 of 3.2 MB, "
+        "which is the cost of the work itself (a second round trip, BLAKE3 of 3.2 MB, "
         "decoding).",
         f"- Command: `python benchmarks/bench_contexts.py{' --quick' if quick else ''}` "
         f"({', '.join(f'{rounds[s]} rounds at {lbl}' for lbl, s in SIZES)}).",

@@ -1,6 +1,7 @@
 """Context sharing: fetching a shard's 10K / 100K / 800K-token context, every way there is.
 
-- the floor: one raw redis-py GET of the same bytes (hiredis parser), nothing decoded;
+- the floor: one raw redis-py GET of the same bytes (hiredis parser), nothing decoded; and
+  the same GET decoded to str (what a cold ``get_context`` is held against: it returns str);
 - redis-swarm cold (a reader that has never seen this version: a fresh cache) and warm
   (the same reader again, context unchanged: the content hash matches its cache);
 - the seed's way (``seed.py``): a hash holding the first MB, then one GET per 1 MB chunk,
@@ -13,7 +14,6 @@ Every reader is in this process, over loopback TCP to one private redis-server.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ SIZES = {"10K tokens (40 KB)": 40_000, "100K tokens (400 KB)": 400_000}
 SIZES["800K tokens (3.2 MB)"] = 3_200_000
 BUS_MESSAGES = (10, 1_000, 10_000)
 FLOOR = "raw GET (the floor)"
+FLOOR_STR = "raw GET + UTF-8 decode"
 
 
 @dataclass
@@ -124,6 +125,7 @@ def _fetch_one(
     found = interleaved(
         {
             FLOOR: (lambda: raw.get(f"raw:{owner}"), None),
+            FLOOR_STR: (lambda: _get_text(raw, f"raw:{owner}"), None),
             "redis-swarm cold, bytes": (lambda: readers[0].get_context_bytes(owner), fresh),
             "redis-swarm cold, str": (lambda: readers[0].get_context(owner), fresh),
             "redis-swarm warm (unchanged), str": (lambda: warm.get_context(owner), None),
@@ -140,9 +142,16 @@ def _fetch_one(
     return found
 
 
+def _get_text(raw: redis.Redis, key: str) -> str:
+    data = raw.get(key)
+    assert isinstance(data, bytes)
+    return data.decode()
+
+
 def _breakdown(size: int, swarm: Swarm, cfg: Config) -> dict[str, Stats]:
     """The ingredients of a cold fetch, each timed alone (they add up to about its p50)."""
     from redis_swarm import ContextCache, Swarm
+    from redis_swarm._digest import digest
 
     data = context_text(size).encode()
     chunk = swarm.limits.context_chunk_bytes
@@ -156,7 +165,14 @@ def _breakdown(size: int, swarm: Swarm, cfg: Config) -> dict[str, Stats]:
                 lambda: warm.get_context_bytes(f"shard-{size}"),
                 None,
             ),
-            f"SHA-256 of the {len(data) / 1e6:g} MB": (lambda: hashlib.sha256(data).digest(), None),
+            f"BLAKE3 of the {len(data) / 1e6:g} MB (the check)": (
+                lambda: digest(data, "blake3"),
+                None,
+            ),
+            f"SHA-256 of the {len(data) / 1e6:g} MB (the check before BLAKE3)": (
+                lambda: digest(data, "sha256"),
+                None,
+            ),
             f"joining {len(chunks)} chunks": (lambda: b"".join(chunks), None),
             "UTF-8 decode (str only)": (lambda: data.decode(), None),
         },

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 from ._cli import Cli
 
@@ -16,7 +16,7 @@ def test_publish_from_file_then_info_get_versions(cli: Cli, tmp_path: Path) -> N
     path = tmp_path / "notes.md"
     path.write_text(TEXT)
     out = cli("context", "publish", str(path), "--owner", "shard-a")
-    version = hashlib.sha256(TEXT.encode()).hexdigest()
+    version = blake3(TEXT.encode()).hexdigest()
     assert out.stdout.startswith(f"published shard-a version {version}")
     info = cli.json("context", "info", "shard-a")
     assert info["version"] == version

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from blake3 import blake3
 
 from redis_swarm import (
     AsyncSwarm,
@@ -65,7 +65,7 @@ def test_publish_and_get_round_trip(swarm: Swarm, tmp_path: Path) -> None:
     text = _text(50)
     info = swarm.publish_context("shard-1", text, source="notes.md")
     assert info.owner == "shard-1"
-    assert info.version == hashlib.sha256(text.encode()).hexdigest()
+    assert info.version == blake3(text.encode()).hexdigest()
     assert info.size_bytes == len(text.encode())
     assert info.tokens_est == (info.size_bytes + 3) // 4
     assert info.chunks == 1
@@ -89,7 +89,7 @@ def test_publish_and_get_round_trip(swarm: Swarm, tmp_path: Path) -> None:
     path.write_text("from a file\n")
     info3 = swarm.publish_context("filer", path, source=str(path))
     assert swarm.get_context("filer") == "from a file\n"
-    assert info3.version == hashlib.sha256(b"from a file\n").hexdigest()
+    assert info3.version == blake3(b"from a file\n").hexdigest()
     assert [c.owner for c in swarm.contexts()] == ["blob", "filer", "shard-1"]
 
 
@@ -174,7 +174,7 @@ def test_disk_cache_is_shared_between_processes(
     with Swarm(redis_url, swarm="test", cache=ContextCache(directory=tmp_path)) as one:
         assert one.get_context("shard") == text
     files = list(tmp_path.iterdir())
-    assert [f.name for f in files] == [hashlib.sha256(text.encode()).hexdigest()]
+    assert [f.name for f in files] == [blake3(text.encode()).hexdigest()]
     with Swarm(redis_url, swarm="test", cache=ContextCache(directory=tmp_path)) as two:
         two.ping()  # connect first: only the read is counted
         with _client(redis_url) as r:

@@ -2,7 +2,8 @@
 
 Everything runs in a scratch swarm (``bench-<random>``) on the configured server, removed at
 the end, so a live swarm is never touched. Figures are wall-clock per call from this process:
-PING; a raw GET of the same bytes as a context (the floor); publishing and fetching contexts
+PING; a raw GET of the same bytes as a context (the floor), and the same GET decoded to str
+(what a cold fetch, which returns str, is held against); publishing and fetching contexts
 of 10K, 100K and 800K tokens (~40 KB, 400 KB, 3.2 MB) cold (an empty cache, as a new worker
 process has) and warm (unchanged since the last read); a task's post, and its claim + report.
 """
@@ -136,6 +137,7 @@ def _contexts(swarm: Swarm, raw_key: str, label: str, size: int, n: int) -> list
     # In turn, sample by sample, so that background noise weighs on each alike.
     cases: dict[str, tuple[Callable[[], object], Callable[[], object] | None]] = {
         f"raw GET {label} (floor)": (lambda: swarm.redis.get(raw_key), None),
+        f"raw GET {label} + decode": (lambda: _text(swarm.redis.get(raw_key)), None),
         f"fetch {label} cold": (lambda: readers[0].get_context(owner), cold),
         f"fetch {label} warm": (lambda: warm.get_context(owner), None),
     }
@@ -151,6 +153,11 @@ def _contexts(swarm: Swarm, raw_key: str, label: str, size: int, n: int) -> list
     floor = percentile(times[f"raw GET {label} (floor)"], 50)
     out += [_result(name, size, ms, floor) for name, ms in times.items()]
     return out
+
+
+def _text(data: object) -> str:
+    assert isinstance(data, bytes)
+    return data.decode()
 
 
 def _tasks(swarm: Swarm, n: int) -> list[BenchResult]:

@@ -1,6 +1,7 @@
 """The cache of context texts, keyed by content hash: in the process, and optionally on disk.
 
-A context version is immutable and named by the SHA-256 of its bytes, so a cached copy never
+A context version is immutable and named by the hash of its bytes (BLAKE3; SHA-256 for
+versions published before it: ``_digest``), so a cached copy never
 goes stale: an unchanged context costs one small round trip (read the pointer) and no
 transfer. The on-disk layer (opt-in: ``ContextCache(directory=...)``) lets short-lived agent
 processes (a ``claude -p`` per task) share what an earlier one fetched; files are checked
@@ -10,7 +11,6 @@ against their hash when read, so a damaged or tampered file is ignored, never se
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import tempfile
@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from . import _digest
 
 __all__ = ["ContextCache"]
 
@@ -132,7 +134,7 @@ class ContextCache:
             data = path.read_bytes()
         except OSError:
             return None
-        if hashlib.sha256(data).hexdigest() != version:
+        if not _digest.names(data, version):
             with contextlib.suppress(OSError):
                 path.unlink()
             return None

@@ -368,7 +368,8 @@ __all__ += [
 class ContextInfo(Record):
     """One published version of an owner's context (its manifest, without the chunk list).
 
-    ``version`` is the SHA-256 of the raw bytes (what ``sha256sum`` prints for the file);
+    ``version`` is the BLAKE3 hash of the raw bytes (what ``b3sum`` prints for the file;
+    SHA-256, as ``sha256sum`` prints, for versions published before BLAKE3);
     ``compression`` is ``"zstd"`` when at least one chunk is stored compressed.
     """
 

@@ -5,7 +5,6 @@ versions and search, ``_context_slices`` for ranges). The layout is in ``context
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 
 import zstandard
 
+from .. import _digest
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._models import ContextInfo, loads
 from .._protocol import Batch, Cmd, Compute, OpContext, Operation
@@ -58,6 +58,8 @@ class Part:
 class Manifest:
     info: ContextInfo
     parts: tuple[Part, ...]
+    # What the version and the chunk digests are hashes by (``_digest``).
+    algorithm: _digest.Algorithm = _digest.CURRENT
 
     @property
     def version(self) -> str:
@@ -77,7 +79,7 @@ def parse_manifest(raw: bytes | str) -> Manifest:
     parts = tuple(
         Part(str(p[0]), int(p[1]), int(p[2]), str(p[3]), int(p[4])) for p in data["parts"]
     )
-    return Manifest(ContextInfo.from_dict(data), parts)
+    return Manifest(ContextInfo.from_dict(data), parts, _digest.algorithm_of(data.get("hash")))
 
 
 def check_version(version: object) -> str:
@@ -173,7 +175,7 @@ def _unpack(
         if stored is None:
             return part.digest
         if len(stored) != part.stored_len or (
-            hash_each and hashlib.sha256(stored).hexdigest() != part.digest
+            hash_each and _digest.digest(stored, m.algorithm) != part.digest
         ):
             raise _corrupt(m, part.digest)
         if part.codec == "zstd":
@@ -205,7 +207,7 @@ def fetch_whole(ctx: OpContext, m: Manifest) -> Operation[bytes]:
 
 def _joined(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> bytes:
     raw = b"".join(chunks)
-    if hashlib.sha256(raw).hexdigest() != m.version:
+    if _digest.digest(raw, m.algorithm) != m.version:
         raise _corrupt(m, m.version)
     cache_put(ctx, m.version, raw)
     return raw

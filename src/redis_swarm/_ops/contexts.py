@@ -11,7 +11,9 @@ Layout (keys from ``_keys.py``)::
 
 A manifest is ContextInfo plus ``parts``: ``[digest, stored_len, raw_len, codec, newlines]``
 per chunk, in order, and ``holder``: the token of the publish whose hold keeps its chunks.
-``version`` is the SHA-256 of the raw bytes, ``digest`` the SHA-256 of the stored bytes.
+``version`` is the content hash of the raw bytes, ``digest`` that of the stored bytes, both by
+the manifest's ``hash`` (``_digest``: BLAKE3; SHA-256 when the field is absent, as in
+manifests written before it).
 
 A chunk lists its holders in its own hash slot, so that adding a holder and deleting the
 chunk when none is left are atomic together on a Redis Cluster too. A publish adds its token
@@ -31,7 +33,6 @@ manifest and the checked chunk fetch that every reader shares; ``_context_slices
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from typing import Any, Literal
 
 import zstandard
 
+from .. import _digest
 from .._errors import (
     ConfigError,
     Conflict,
@@ -122,9 +124,7 @@ def publish_context(
     if kept is not None:
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         old = store.parse_manifest(kept)
-        flip = yield from _flip(
-            ctx, owner, old.info, old.parts, source, media_type, "existing", new_id("p")
-        )
+        flip = yield from _flip(ctx, owner, old, source, media_type, "existing", new_id("p"))
         if flip is not None:
             yield store.keep(ctx, version, raw)
             return flip
@@ -170,9 +170,8 @@ def _publish_chunks(
             yield Batch(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
             )
-        published = yield from _flip(
-            ctx, shape.owner, shape, parts, source, media_type, "new", token
-        )
+        new = store.Manifest(shape, tuple(parts), _digest.CURRENT)
+        published = yield from _flip(ctx, shape.owner, new, source, media_type, "new", token)
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
         # chunks (journaled: gc releases them), dropping them could delete a kept version's.
@@ -197,17 +196,17 @@ class _Expired(Exception):
 def _flip(
     ctx: OpContext,
     owner: str,
-    shape: ContextInfo,
-    parts: Sequence[store.Part],
+    m: store.Manifest,
     source: str,
     media_type: str,
     mode: Literal["new", "existing"],
     token: str,
 ) -> Operation[ContextInfo | None]:
-    """Run context_publish for a version of this ``shape`` (its hash, sizes and lines); release
+    """Run context_publish for the version ``m`` (its hash, sizes, lines and parts); release
     the holds it hands out (a bounded gc step, the pruned versions' among them). None: the
     kept version vanished."""
     keys = ctx.keys
+    shape, parts = m.info, m.parts
     version = shape.version
     manifest: dict[str, Any] = {
         "owner": owner,
@@ -220,6 +219,7 @@ def _flip(
         "media_type": media_type,
         "total_lines": shape.total_lines,
         "parts": [[p.digest, p.stored_len, p.raw_len, p.codec, p.newlines] for p in parts],
+        "hash": m.algorithm,
     }
     prefix = dumps(manifest)[:-1]
     reply = yield Call(
@@ -270,7 +270,7 @@ def _split(raw: bytes, size: int, use_zstd: bool) -> tuple[list[store.Part], dic
             packed = compressor.compress(piece)
             if len(packed) <= len(piece) * (1 - ZSTD_MIN_SAVING):
                 data, codec = packed, "zstd"
-        digest = hashlib.sha256(data).hexdigest()
+        digest = _digest.digest(data)
         stored[digest] = data
         parts.append(store.Part(digest, len(data), len(piece), codec, piece.count(b"\n")))
     return parts, stored, tv.count_lines(raw)
@@ -288,7 +288,7 @@ def _use_zstd(ctx: OpContext, compression: Compression) -> bool:
 
 
 def _read_content(limit: int, content: str | bytes | os.PathLike[str]) -> tuple[bytes, str]:
-    """The bytes to publish, and their SHA-256 (the version)."""
+    """The bytes to publish, and their content hash (the version)."""
     if isinstance(content, str):
         if len(content) > limit:  # at least one byte per character
             raise _too_large(len(content.encode(errors="surrogatepass")), limit)
@@ -319,7 +319,7 @@ def _read_content(limit: int, content: str | bytes | os.PathLike[str]) -> tuple[
         )
     if len(raw) > limit:
         raise _too_large(len(raw), limit)
-    return raw, hashlib.sha256(raw).hexdigest()
+    return raw, _digest.digest(raw)
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:
