@@ -66,6 +66,7 @@ BOUNDS: dict[str, int] = {
     "claim, a batch of 3": 1,
     "renew": 1,
     "report": 1,
+    "report, claim_next": 1,  # the report and the next claim in one script
     "fail": 1,
     "release": 1,
     "cancel": 1,
@@ -174,6 +175,11 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     assert len(batch) == 3
     meter("renew", lambda: far.renew(task.id, task.token))
     meter("report", lambda: far.report(task.id, task.token, {"summary": "done far away"}))
+    found, following = meter(
+        "report, claim_next",
+        lambda: far.report(batch[0].id, batch[0].token, {"summary": "next"}, claim_next=QUEUE),
+    )
+    assert following is not None and not found.superseded
     failing = near.claim(QUEUE, worker="near")
     meter("fail", lambda: far.fail(failing.id, failing.token, "broke"))
     released = near.claim(QUEUE, worker="near")

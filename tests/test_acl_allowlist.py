@@ -289,6 +289,10 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.reap()
     assert worker.claim("none", worker=me.id, wait_s=0.05) is None  # BLPOP on its wake key
     assert worker.claim("q", worker=me.id, n=2)  # a batch
+    shard.post_tasks([{"queue": "q", "description": d} for d in "ef"])
+    batch = worker.claim("q", worker=me.id, n=1)
+    _, following = worker.report(batch[0].id, batch[0].token, {"summary": "s"}, claim_next="q")
+    assert following is not None
     worker.get_task(task.id)
     worker.list_tasks(queue="q")
     worker.queue_stats()

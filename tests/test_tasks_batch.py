@@ -1,6 +1,7 @@
 """Batch claims (``claim(..., n=K)``): up to K leases in one script and one round trip, each
 task with its own lease and token, in priority and posting order; on a fake clock, on both
-shells, on the standalone server and on the cluster."""
+shells, on the standalone server and on the cluster. And reports that lease the next task
+(``report(..., claim_next=QUEUES)``) in the same script and round trip."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ from typing import Any
 
 import pytest
 
-from redis_swarm import AlreadyCompleted, LeaseLost, Swarm, Task, TaskStatus, ValidationError
+from redis_swarm import (
+    AlreadyCompleted,
+    Finding,
+    LeaseLost,
+    Swarm,
+    Task,
+    TaskStatus,
+    ValidationError,
+)
 from redis_swarm._ops.tasks import MAX_CLAIM_BATCH
 
 from . import _clock
 from ._clock import FakeClock
-from ._handles import make_swarm
+from ._handles import make_swarm, must
 
 clock = _clock.clock
 clocked = _clock.clocked
@@ -111,3 +120,88 @@ def test_concurrent_batch_claims_never_share_a_task(server_url: str) -> None:
     assert handles[0].queue_stats()["q"]["claimed"] == 60
     for handle in handles:
         handle.close()
+
+
+# --- report(..., claim_next=QUEUES): complete one task and lease the next in one script
+
+
+def test_a_report_leases_the_best_next_task_of_its_queues(clocked: Swarm, clock: FakeClock) -> None:
+    clocked.post_task("a", "first")
+    later = clocked.post_task("a", "later")
+    urgent = clocked.post_task("b", "urgent", priority=3, data={"k": 1})
+    task = must(clocked.claim("a", worker="w"))
+    found, nxt = clocked.report(
+        task.id, task.token, {"summary": "done"}, claim_next=["a", "b"], next_lease_s=20
+    )
+    assert found.task_id == task.id and not found.superseded
+    assert clocked.get_task(task.id).status is TaskStatus.COMPLETED
+    assert nxt is not None and nxt.id == urgent.id and nxt.data == {"k": 1}
+    assert (nxt.status, nxt.worker, nxt.attempts) == (TaskStatus.CLAIMED, "w", 1)
+    assert nxt.lease_deadline == clock.now + 20_000
+    found, after = clocked.report(nxt.id, nxt.token, {"summary": "2"}, claim_next=["a", "b"])
+    assert after is not None and after.id == later.id
+    found, last = clocked.report(after.id, after.token, {"summary": "3"}, claim_next="a")
+    assert last is None  # the queues are empty: the report stands, nothing is leased
+    assert clocked.get_task(after.id).finding_id == found.id
+    assert clocked.queue_stats()["a"]["completed"] == 2
+
+
+def test_a_refused_or_superseded_report_claims_nothing(clocked: Swarm) -> None:
+    clocked.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(3)])
+    one, two = clocked.claim("q", worker="w", n=2)
+    with pytest.raises(LeaseLost):  # another task's token: refused, nothing stored
+        clocked.report(one.id, two.token, {"summary": "x"}, claim_next="q")
+    with pytest.raises(LeaseLost):  # no token while a live lease holds the task
+        clocked.report(one.id, None, {"summary": "x"}, worker="shard", claim_next="q")
+    assert clocked.queue_stats()["q"]["pending"] == 1
+    clocked.report(one.id, one.token, {"summary": "first"})
+    with pytest.raises(AlreadyCompleted):  # kept superseded; the pending task stays pending
+        clocked.report(one.id, one.token, {"summary": "late"}, claim_next="q")
+    assert clocked.queue_stats()["q"]["pending"] == 1
+    with pytest.raises(ValidationError, match="worker"):
+        clocked.report(two.id, None, {"summary": "x"}, claim_next="q")
+
+
+def test_a_report_on_a_lost_lease_still_completes_and_claims(
+    clocked: Swarm, clock: FakeClock
+) -> None:
+    clocked.post_tasks([{"queue": "q", "description": f"t{i}", "lease_s": 5} for i in range(2)])
+    slow = must(clocked.claim("q", worker="slow"))
+    clock.advance(5)
+    taken = must(clocked.claim("q", worker="fast"))  # the expired lease is reclaimed: attempt 2
+    assert taken.id == slow.id and taken.attempts == 2
+    found, nxt = clocked.report(slow.id, slow.token, {"summary": "real work"}, claim_next="q")
+    assert found.attempt == 1 and found.worker == "slow"
+    assert nxt is not None and nxt.worker == "slow" and nxt.id != slow.id
+    with pytest.raises(LeaseLost):
+        clocked.renew(taken.id, taken.token)
+
+
+def test_a_retried_report_gets_the_same_next_lease(clocked: Swarm) -> None:
+    clocked.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(3)])
+    task = must(clocked.claim("q", worker="w"))
+    fid = clocked.new_finding_id()
+
+    def report() -> tuple[Finding, Task | None]:
+        return clocked.report(task.id, task.token, {"summary": "s"}, finding_id=fid, claim_next="q")
+
+    first, nxt = report()
+    again, same = report()
+    assert again.id == first.id and nxt is not None and same is not None
+    assert (same.id, same.token, same.attempts) == (nxt.id, nxt.token, 1)
+    assert clocked.queue_stats()["q"]["claimed"] == 1  # one lease, not two
+    clocked.release(same.id, same.token)
+    _, gone = report()
+    assert gone is None  # that lease no longer holds: nothing is given back, nothing leased
+
+
+def test_a_crash_after_report_and_claim_gives_the_next_task_back(
+    clocked: Swarm, clock: FakeClock
+) -> None:
+    clocked.post_tasks([{"queue": "q", "description": f"t{i}", "lease_s": 10} for i in range(2)])
+    task = must(clocked.claim("q", worker="crashing"))
+    _, nxt = clocked.report(task.id, task.token, {"summary": "s"}, claim_next="q")
+    assert nxt is not None
+    clock.advance(10)
+    back = must(clocked.claim("q", worker="next"))
+    assert (back.id, back.attempts, back.abandons, back.failures) == (nxt.id, 2, 1, 0)

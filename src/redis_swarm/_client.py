@@ -43,7 +43,7 @@ from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
 from ._ops import server, tasks, views
 from ._ops._work import new_id
-from ._overloads import AsyncClaim, SyncClaim
+from ._overloads import AsyncClaim, AsyncReport, SyncClaim, SyncReport
 from ._protocol import (
     Batch,
     Call,
@@ -258,7 +258,7 @@ class _Shell:
     pass_stats = _Op(tasks.pass_stats)
     shard_stats = _Op(tasks.shard_stats)
     wait = _Op(tasks.wait)
-    report = _Op(finding_ops.report)
+    report: _Overloaded[SyncReport, AsyncReport] = _Overloaded(finding_ops.report)
     get_finding = _Op(finding_ops.get_finding)
     findings = _Op(finding_ops.findings)
     synthesize = _Op(finding_ops.synthesize)

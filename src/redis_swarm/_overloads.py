@@ -1,5 +1,6 @@
 """The shell methods whose result type depends on an argument, for the type checker only:
-``claim`` gives a task (or None), or with ``n`` a list of tasks.
+``claim`` gives a task (or None), or with ``n`` a list of tasks; ``report`` gives a finding,
+or with ``claim_next`` the finding and the next task (or None).
 
 The shells make every other method from its operation's own signature (``_Op``); these
 Protocols spell out the overloads instead, once for both shells: ``One`` and ``Many`` are the
@@ -10,12 +11,12 @@ parameters.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, overload
 
-from ._models import Task
+from ._models import Finding, Task, Usage
 
-__all__ = ["AsyncClaim", "Claim", "SyncClaim"]
+__all__ = ["AsyncClaim", "AsyncReport", "Claim", "Report", "SyncClaim", "SyncReport"]
 
 One = TypeVar("One", covariant=True)
 Many = TypeVar("Many", covariant=True)
@@ -49,3 +50,43 @@ class Claim(Protocol[One, Many]):
 
 SyncClaim = Claim[Task | None, list[Task]]
 AsyncClaim = Claim[Coroutine[Any, Any, Task | None], Coroutine[Any, Any, list[Task]]]
+
+
+class Report(Protocol[One, Many]):
+    """``report``: the finding, or with ``claim_next`` the finding and the next task."""
+
+    @overload
+    def __call__(
+        self,
+        task_id: str,
+        token: str | None,
+        finding: Mapping[str, Any],
+        *,
+        worker: str | None = None,
+        model: str | None = None,
+        context_version: str | None = None,
+        finding_id: str | None = None,
+        usage: Usage | None = None,
+        claim_next: None = None,
+        next_lease_s: float | None = None,
+    ) -> One: ...
+    @overload
+    def __call__(
+        self,
+        task_id: str,
+        token: str | None,
+        finding: Mapping[str, Any],
+        *,
+        worker: str | None = None,
+        model: str | None = None,
+        context_version: str | None = None,
+        finding_id: str | None = None,
+        usage: Usage | None = None,
+        claim_next: str | Sequence[str],
+        next_lease_s: float | None = None,
+    ) -> Many: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads' anchor)
+
+
+SyncReport = Report[Finding, tuple[Finding, Task | None]]
+AsyncReport = Report[Coroutine[Any, Any, Finding], Coroutine[Any, Any, tuple[Finding, Task | None]]]

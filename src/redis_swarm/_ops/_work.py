@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -36,6 +39,7 @@ __all__ = [
     "new_secret",
     "page",
     "remember_route",
+    "report_secret",
     "route",
     "task_from",
     "text",
@@ -103,6 +107,18 @@ _TOKEN = re.compile(r"[1-9][0-9]{0,9}\.[A-Za-z0-9_-]{16,64}")
 def new_secret() -> str:
     """The secret of a new lease: 128 random bits, URL-safe (the task stores its SHA-1)."""
     return secrets.token_urlsafe(16)
+
+
+# The key of this process's report secrets (see ``report_secret``).
+_REPORT_KEY = secrets.token_bytes(32)
+
+
+def report_secret(finding_id: str) -> str:
+    """The secret of the lease a report's ``claim_next`` takes: the same for every try of one
+    report (its finding id) from this process, so that a retry whose first reply was lost
+    gets that lease back; as unguessable as ``new_secret`` without this process's key."""
+    digest = hmac.new(_REPORT_KEY, finding_id.encode(), hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def check_token(token: object) -> str:

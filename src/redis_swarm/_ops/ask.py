@@ -344,6 +344,7 @@ def answer(
         ctx, question_id, token, finding, worker=worker, model=model, finding_id=finding_id,
         usage=usage,
     )  # fmt: skip
+    assert isinstance(stored, Finding)  # a report without claim_next: the finding alone
     return stored
 
 

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
-from .._models import Finding, Page, Synthesis, Usage, dumps, loads
+from .._models import Finding, Page, Synthesis, Task, Usage, dumps, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
+from . import tasks as task_ops
 from ._work import (
     check_label,
     check_number,
@@ -23,8 +24,10 @@ from ._work import (
     decoded,
     encode_json,
     finding_from,
+    leased,
     new_id,
     page,
+    report_secret,
     route,
     usage_body,
 )
@@ -102,18 +105,34 @@ def report(
     context_version: str | None = None,
     finding_id: str | None = None,
     usage: Usage | None = None,
-) -> Operation[Finding]:
+    claim_next: str | Sequence[str] | None = None,
+    next_lease_s: float | None = None,
+) -> Operation[Finding | tuple[Finding, Task | None]]:
     """Store ``finding`` and complete the task, atomically. Raises AlreadyCompleted (with the
     finding's id) when the task was already completed or cancelled: the finding is then kept,
     marked superseded. Pass the same ``finding_id`` to retry a report without duplicating.
 
     ``token`` None reports from outside any lease (a shard recording what a worker it ran
-    itself found): refused with LeaseLost while a live lease holds the task."""
+    itself found): refused with LeaseLost while a live lease holds the task.
+
+    ``claim_next`` (a queue or a list of queues): in the same script and round trip, lease the
+    next task of those queues to the reporting worker as ``claim`` would (for
+    ``next_lease_s``), and return ``(finding, next task or None)``. Nothing is claimed when
+    the report is refused or superseded. A retry of the report with the same
+    ``finding_id`` from the same process gets back the lease its first try took."""
     r = yield from route(ctx, task_id)
     tok = "" if token is None else check_token(token)
+    claiming: tuple[list[str], list[Any]] = ([], [])
+    if claim_next is not None and worker is None and token is None:
+        raise ValidationError(
+            "claim_next leases the next task to the reporting worker: pass worker= "
+            "(a report without a token names no worker)"
+        )
     body = {"id": "", "task_id": task_id, **_finding_body(ctx, finding)}
     fid = new_id("f-") if finding_id is None else check_id("finding", finding_id)
     body["id"] = fid
+    if claim_next is not None:
+        claiming = task_ops.claim_part(ctx, claim_next, next_lease_s, report_secret(fid))
     if worker is not None:
         check_name("worker", worker)
     if model is not None:
@@ -131,11 +150,13 @@ def report(
         keys.append(k.findings_by("pass", r.pass_name))
     if r.parent is not None:
         keys.append(k.findings_by("shard", r.parent))
+    keys += claiming[0]
     args = (
         ctx.now_arg(), ctx.limits.events_maxlen, task_id, q, tok, fid, dumps(body),
         worker or "", "1" if r.pass_name is not None else "0", "1" if r.parent is not None else "0",
+        *claiming[1],
     )  # fmt: skip
-    _outcome, raw = yield Call("task_report", tuple(keys), args)
+    _outcome, raw, *next_pair = yield Call("task_report", tuple(keys), args)
     stored = finding_from(raw)
     if stored.task_id != task_id:
         raise Conflict(
@@ -149,7 +170,10 @@ def report(
             "task",
             finding_id=fid,
         )
-    return stored
+    if claim_next is None:
+        return stored
+    leased_next = leased(ctx, next_pair, [claiming[1][-1]]) if next_pair[0] else []
+    return stored, leased_next[0] if leased_next else None
 
 
 def _stored(

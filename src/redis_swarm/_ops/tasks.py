@@ -42,6 +42,7 @@ __all__ = [
     "ShardStats",
     "cancel",
     "claim",
+    "claim_part",
     "configure_queue",
     "fail",
     "get_task",
@@ -289,12 +290,29 @@ def _queue_names(queues: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(check_name("queue", q) for q in names))
 
 
+def _queue_groups(ctx: OpContext, queues: Iterable[str]) -> list[str]:
+    """The five keys per queue a claim takes tasks from (the scripts' queue groups)."""
+    k = ctx.keys
+    per_queue = (k.pending, k.delayed, k.leases, k.dead, k.wake)
+    return [key_of(q) for q in queues for key_of in per_queue]
+
+
 def _claim_keys(ctx: OpContext, queues: Iterable[str]) -> tuple[str, ...]:
     k = ctx.keys
     keys = [k.tasks, k.task_data, k.counts, k.pass_counts, k.events, k.agents, k.presence]
-    for q in queues:
-        keys += [k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.wake(q)]
-    return tuple(keys)
+    return tuple(keys + _queue_groups(ctx, queues))
+
+
+def claim_part(
+    ctx: OpContext, queues: str | Sequence[str], lease_s: float | None, secret: str
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments another script takes to claim one task as ``claim`` does
+    (report's ``claim_next``): the same checks, the same limits."""
+    names = _queue_names(queues)
+    k = ctx.keys
+    keys = [k.agents, k.presence, k.task_data, *_queue_groups(ctx, names)]
+    args = [len(names), _lease_ms(lease_s), EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE]
+    return keys, [*args, DEFAULT_MAX_ABANDONS, secret]
 
 
 def claim(

@@ -3,8 +3,9 @@
 -- A task's state is one JSON object in the tasks hash; it never holds an array or a null
 -- (absent means none), so cjson can decode and encode it without changing its shape. Besides
 -- the public fields it keeps: seq (posting order), pass_id (hash of the pass name), claims
--- (attempt -> worker), seals (attempt -> SHA-1 of the lease's secret), lease_ms (the lease length of the current claim) and op (the id of the
--- last lifecycle request applied, so that a retried request is not applied twice).
+-- (attempt -> worker), seals (attempt -> SHA-1 of the lease's secret), lease_ms (the lease length of the current claim), op (the id of the
+-- last lifecycle request applied, so that a retried request is not applied twice) and
+-- next_task (the task its report leased with claim_next, for a retry of that report).
 --
 -- Two budgets, counted apart: failures (fail, the worker saw the work fail) against
 -- max_attempts, and abandons (a lease expired with no report, fail or release: its holder
@@ -278,30 +279,31 @@ local function lease_one(K, Q, id, now, C, secret)
   local raw = save_task(K.tasks, t)
   task_event(K, 'task.claimed', t, 'worker', C.worker, 'attempt', t.attempts,
              'lease_deadline', t.lease_deadline)
-  return raw
+  return raw, t.id
 end
 
 -- Claim up to #C.secrets of the best pending tasks of the groups (refreshed first) for
 -- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data.
--- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none).
+-- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none)
+-- and the list of their ids.
 -- Wake lists: a claim that finds nothing clears them (no task is claimable, so every token
 -- is stale); a claim that takes tasks leaves a token on each queue that still has pending
 -- tasks, so that no waiter is stranded when the tokens were capped or a claim took another
 -- queue's task.
 local function claim_best(K, groups, now, C)
-  local out = {}
+  local out, ids = {}, {}
   for _, secret in ipairs(C.secrets) do
     local id, Q = best_pending(groups)
     if not id then break end
-    local raw = lease_one(K, Q, id, now, C, secret)
-    out[#out + 1] = raw
+    out[#out + 1] = lease_one(K, Q, id, now, C, secret)
     out[#out + 1] = redis.call('HGET', C.task_data, id) or false
+    ids[#ids + 1] = id
   end
   if #out == 0 then
     for _, Q in ipairs(groups) do
       redis.call('LTRIM', Q.wake, 1, 0)  -- empties it (workers may not DEL)
     end
-    return out
+    return out, ids
   end
   -- Workers that only claim and report are registered implicitly. (The JSON is written by
   -- hand: worker names are checked names, nothing in them needs escaping.)
@@ -311,5 +313,5 @@ local function claim_best(K, groups, now, C)
   for _, Q in ipairs(groups) do
     if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then wake(Q) end
   end
-  return out
+  return out, ids
 end

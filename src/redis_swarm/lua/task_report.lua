@@ -15,7 +15,16 @@
 -- the task)  ARGV[6] finding id  ARGV[7] finding JSON from the client (an object without
 -- the fields added here: queue, pass_name, shard, worker, created_at, superseded, attempt)
 -- ARGV[8] worker ('' = the worker the token was issued to)  ARGV[9] has pass  ARGV[10] has shard
--- Returns {'completed' | 'superseded' | 'existing', finding JSON}
+-- claim_next: then KEYS agents, presence, task_data and five keys per queue to claim from
+-- (as task_claim's); ARGV[11] the number of those queues (0: claim nothing)  ARGV[12] lease ms
+-- (0 = the task's lease_s)  ARGV[13] max expired leases reclaimed per queue  ARGV[14] max
+-- delayed tasks promoted per queue  ARGV[15] max_abandons of a task stored without one
+-- ARGV[16] the lease's secret. The next task is claimed for the report's worker, and only when
+-- this report completed its task (a refused or superseded report claims nothing); the
+-- reported task remembers it (next_task), so that the same report retried with the same
+-- secret (its reply lost) gets the same lease back instead of leasing another task.
+-- Returns {'completed' | 'superseded' | 'existing', finding JSON}, and with claim_next the
+-- next task's JSON and data JSON (false, false: none).
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
@@ -23,8 +32,27 @@ local Q = queue_keys(5)
 local id, fid = ARGV[3], ARGV[6]
 local attempt = nil  -- the reporting lease's attempt; nil: outside any lease
 
+-- Where the keys of the queues to claim from begin.
+local claim_at = 12 + (ARGV[9] == '1' and 1 or 0) + (ARGV[10] == '1' and 1 or 0)
+local claim_queues = tonumber(ARGV[11] or '0')
+
+-- The lease this report's first try took (see next_task above), when it still holds.
+local function claimed_before(t)
+  if claim_queues == 0 or not t or t.finding_id ~= fid or not t.next_task then return nil end
+  local n = load_task(K.tasks, t.next_task)
+  if not n or n.status ~= 'claimed' or not n.seals
+      or n.seals[tostring(n.attempts)] ~= seal(ARGV[16]) then
+    return nil
+  end
+  return {redis.call('HGET', K.tasks, n.id), redis.call('HGET', KEYS[claim_at + 2], n.id) or false}
+end
+
 local stored = redis.call('HGET', KEYS[9], fid)
-if stored then return {'existing', stored} end
+if stored then
+  if claim_queues == 0 then return {'existing', stored} end
+  local again = claimed_before(load_task(K.tasks, id))
+  return {'existing', stored, again and again[1] or false, again and again[2] or false}
+end
 
 local t = load_task(K.tasks, id)
 if not t then
@@ -49,6 +77,7 @@ local worker = ARGV[8]
 if worker == '' then worker = attempt and t.claims[tostring(attempt)] or nil end
 local superseded = t.status == 'completed' or t.status == 'cancelled'
 
+local next_task = {}
 if not superseded then
   unlink(Q, t)
   set_status(K, t, 'completed')
@@ -57,8 +86,18 @@ if not superseded then
   t.worker = worker
   t.lease_deadline = nil
   t.dead_reason = nil
-  save_task(K.tasks, t)
   task_event(K, 'task.completed', t, 'worker', worker, 'attempt', attempt, 'finding', fid)
+  if claim_queues > 0 and worker then
+    local groups = claim_groups(claim_at + 3, claim_queues)
+    refresh_groups(K, groups, now, {expire = tonumber(ARGV[13]), promote = tonumber(ARGV[14]),
+                                    default_max = tonumber(ARGV[15])})
+    local ids
+    next_task, ids = claim_best(K, groups, now, {
+      worker = worker, lease_ms = tonumber(ARGV[12]), secrets = {ARGV[16]},
+      agents = KEYS[claim_at], presence = KEYS[claim_at + 1], task_data = KEYS[claim_at + 2]})
+    t.next_task = ids[1]
+  end
+  save_task(K.tasks, t)
 end
 
 -- The client's JSON object, closed with the fields only the server knows.
@@ -79,4 +118,6 @@ end
 if ARGV[10] == '1' then redis.call('ZADD', KEYS[k], score, fid) end
 task_event(K, superseded and 'finding.superseded' or 'finding.reported', t,
            'finding', fid, 'worker', worker, 'shard', t.parent)
-return {superseded and 'superseded' or 'completed', finding}
+local outcome = superseded and 'superseded' or 'completed'
+if claim_queues == 0 then return {outcome, finding} end
+return {outcome, finding, next_task[1] or false, next_task[2] or false}
