@@ -41,6 +41,7 @@ from redis_swarm._protocol import Call, Cmd, Compute, Operation, items_of
 from redis_swarm.cli import main
 from redis_swarm.cli._acl import apply_user, server_version
 
+from ._a2a_ops import a2a_workload
 from ._servers import RedisServer, ServerFactory, system_redis
 
 SWARM = "team-a"
@@ -303,6 +304,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.findings(pass_name="P1")
     synthesis = shard.synthesize("shard-1", "P1", "all of it", [finding.id])
     worker.get_synthesis(synthesis.id)
+    a2a_workload(shard)  # an A2A server's store runs as a shard's (or coordinator's) user
     worker.syntheses(pass_name="P1")
     with pytest.raises(Timeout):  # unanswered: cancelled
         worker.ask("shard-1", "where?", timeout_s=0.05, dedupe_key="d1")

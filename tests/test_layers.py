@@ -11,7 +11,7 @@ import redis_swarm
 from redis_swarm import AsyncSwarm, Swarm
 
 PACKAGE = Path(redis_swarm.__file__).parent
-FACES = ["cli", "dashboard", "mcp_server", "_runner", "_pipeline", "_hooks", "roles",
+FACES = ["cli", "dashboard", "mcp_server", "_runner", "_pipeline", "_hooks", "roles", "a2a",
          "_bench.py", "_demo.py"]  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from redis_swarm._keys import Keys
 from redis_swarm._protocol import Call, Cmd, Operation
 from redis_swarm._transport import Scripting
 
+from ._a2a_ops import a2a_workload
 from ._handles import must
 
 # Prepended to every script: a local ``redis`` that checks the key of each call (every key
@@ -124,6 +125,7 @@ def workload(swarm: Swarm) -> None:
     assert swarm.inbox(worker.id)
     swarm.deregister(worker.id)
     swarm.sweep(0.0)
+    a2a_workload(swarm)
 
 
 def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> None:

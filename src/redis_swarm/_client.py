@@ -35,13 +35,13 @@ from ._durability import Plan, confirm, is_write, wrap
 from ._errors import SwarmError
 from ._keys import Keys
 from ._models import Event, EventType
+from ._ops import a2a_store, server, tasks, views
 from ._ops import agents as agent_ops
 from ._ops import ask as ask_ops
 from ._ops import contexts as context_ops
 from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
-from ._ops import server, tasks, views
 from ._ops._work import new_id
 from ._overloads import AsyncClaim, AsyncReport, SyncClaim, SyncReport
 from ._protocol import (
@@ -294,6 +294,15 @@ class _Shell:
     request_synthesis = _Op(message_ops.request_synthesis)
     events = _Op(event_ops.events)
     last_event_id = _Op(event_ops.last_event_id)
+
+    # --- the task and event stores of a2a-sdk servers (redis_swarm.a2a)
+    a2a_save = _Op(a2a_store.a2a_save)
+    a2a_get = _Op(a2a_store.a2a_get)
+    a2a_list = _Op(a2a_store.a2a_list)
+    a2a_delete = _Op(a2a_store.a2a_delete)
+    a2a_publish = _Op(a2a_store.a2a_publish)
+    a2a_events = _Op(a2a_store.a2a_events)
+    a2a_destroy = _Op(a2a_store.a2a_destroy)
 
     # --- what the faces show
     status = _Op(views.status)

@@ -255,6 +255,23 @@ class Keys:
         """LIST of the ids in ``messages``, oldest first, so that the index stays bounded."""
         return self._k("message_order")
 
+    # --- a2a-sdk task stores (redis_swarm.a2a): an A2A server's tasks, per owner (the SDK's
+    # owner scope: the caller's user name, hashed, so that any name fits a key)
+    def a2a_records(self, owner: str) -> str:
+        """HASH ``t|TASK-ID`` -> the task (protobuf bytes), ``m|TASK-ID`` -> its meta (JSON:
+        version, state, context digest, sort key, last write id), of one owner."""
+        return self._k("a2a", label_id(owner), "records")
+
+    def a2a_index(self, owner: str) -> str:
+        """ZSET (lexicographic, scores 0) of one owner's tasks: each task once per listing it
+        belongs to (all, its context, its state, both), in ListTasks order (lua/_a2a_store)."""
+        return self._k("a2a", label_id(owner), "index")
+
+    def a2a_events(self, task_id: str) -> str:
+        """STREAM of one task's events, entry id = the task version the event produced, so
+        that a replica reads on after any version (the SDK's TaskEventStream has no owner)."""
+        return self._k("a2a", "events", label_id(task_id))
+
     # --- scratch space (swarm bench)
     def scratch(self, name: str) -> str:
         """A key ``swarm bench`` may write and delete (its floor measurement)."""

@@ -118,6 +118,15 @@ OPERATIONS: dict[str, Uses] = {
     "last_event_id": _uses("xrevrange", worker=True),
     "follow_start": _uses("xrevrange", worker=True),
     "follow_step": _uses("xread", worker=True),
+    # the task and event stores of a2a-sdk servers (redis_swarm.a2a): an A2A server's user
+    # is a shard or coordinator of its swarm (workers neither read nor write them)
+    "a2a_save": _uses("", "a2a_task_save"),
+    "a2a_get": _uses("hmget"),
+    "a2a_list": _uses("", "a2a_task_list"),
+    "a2a_delete": _uses("", "a2a_task_delete"),
+    "a2a_publish": _uses("", "a2a_event_publish"),
+    "a2a_events": _uses("xread"),
+    "a2a_destroy": _uses("del"),
     # views
     "status": _uses("hgetall hmget time xrevrange zrange", worker=True),
     "passes": _uses("hgetall", worker=True),
@@ -129,6 +138,11 @@ SCRIPTS: dict[str, frozenset[str]] = {
     name: frozenset(commands.split())
     for name, commands in {
         "_prelude": "time xadd",
+        "_a2a_store": "xadd xrevrange",
+        "a2a_event_publish": "xadd",
+        "a2a_task_delete": "del hdel hget zrem",
+        "a2a_task_list": "hget hmget zlexcount zrevrangebylex",
+        "a2a_task_save": "hget hset pexpire zadd zrem",
         "_tasks": "exists hget hincrby hset hsetnx llen ltrim rpush zadd zrange zrangebyscore zrem",
         "agent_deregister": "del hdel hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore",
         "agent_heartbeat": "hget hset zadd",
@@ -157,6 +171,10 @@ SCRIPTS: dict[str, frozenset[str]] = {
 _INCLUDES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("task_claim", "task_post", "task_report", "task_update"), ("_tasks",)),
     **dict.fromkeys(("context_gc", "context_hold", "context_publish"), ("_holds",)),
+    **dict.fromkeys(
+        ("a2a_event_publish", "a2a_task_delete", "a2a_task_list", "a2a_task_save"),
+        ("_a2a_store",),
+    ),
 }
 
 # Around the operations: connecting (AUTH/HELLO, redis-py's CLIENT SETINFO, health-check
@@ -228,6 +246,10 @@ WORKER_READ_ONLY = frozenset(
         "pass_tasks",
         "syntheses",  # synthesize is a shard's
         "synthesis_index",
+        # the a2a-sdk stores are an A2A server's (a shard's or coordinator's user)
+        "a2a_records",
+        "a2a_index",
+        "a2a_events",
     }
 )
 
