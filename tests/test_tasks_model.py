@@ -1,6 +1,7 @@
-"""A model-based test: random posts, claims, renewals, reports, failures, releases, cancels,
-requeues, reaps and clock advances, run against Redis and against a plain-Python model of the
-rules; after every step the two must agree on every task and every counter."""
+"""A model-based test: random posts, claims (one, or a batch), renewals, reports (alone, or
+leasing the next task), failures, releases, cancels, requeues, reaps and clock advances, run
+against Redis and against a plain-Python model of the rules; after every step the two must
+agree on every task and every counter."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from redis_swarm import AlreadyCompleted, InvalidState, LeaseLost, Swarm, TaskStatus
+from redis_swarm import AlreadyCompleted, InvalidState, LeaseLost, Swarm, Task, TaskStatus
 from redis_swarm._ops.tasks import BACKOFF_BASE_MS, BACKOFF_CAP_MS
 
 from ._clock import FakeClock
 from ._raw import raw_client
 
 QUEUES = ("a", "b")
+CLAIMED_QUEUES = st.sampled_from([("a",), ("b",), ("a", "b"), ("b", "a")])
 PRIO_SHIFT = 2**39
 
 
@@ -146,18 +148,27 @@ class QueueMachine(RuleBasedStateMachine):
         )  # fmt: skip
         return str(task.id)
 
-    @rule(
-        queues=st.sampled_from([("a",), ("b",), ("a", "b"), ("b", "a")]),
-        worker=st.sampled_from(["w1", "w2"]),
-    )
+    @rule(queues=CLAIMED_QUEUES, worker=st.sampled_from(["w1", "w2"]))
     def claim(self, queues: tuple[str, ...], worker: str) -> None:
         got = self.swarm.claim(list(queues), worker=worker)
-        expected = self.model.claim(queues, worker, self.clock.now)
+        self._claimed(got, self.model.claim(queues, worker, self.clock.now))
+
+    def _claimed(self, got: Task | None, expected: ModelTask | None) -> None:
         assert (got and got.id) == (expected and expected.id)
         if got is not None and expected is not None:
             assert got.attempts == expected.attempts and got.token is not None
+            assert got.worker == expected.worker
             self.tokens[(got.id, got.attempts)] = got.token
             assert got.lease_deadline == expected.deadline
+
+    @rule(queues=CLAIMED_QUEUES, worker=st.sampled_from(["w1", "w2"]), n=st.integers(1, 4))
+    def claim_batch(self, queues: tuple[str, ...], worker: str, n: int) -> None:
+        got = self.swarm.claim(list(queues), worker=worker, n=n)
+        expected = [self.model.claim(queues, worker, self.clock.now) for _ in range(n)]
+        leased = [t for t in expected if t is not None]
+        assert len(got) == len(leased)
+        for task, model_task in zip(got, leased, strict=True):
+            self._claimed(task, model_task)
 
     def _token(self, t: ModelTask, which: str) -> int:
         return {"current": t.attempts, "stale": max(0, t.attempts - 1), "forged": t.attempts + 1}[
@@ -181,18 +192,39 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(task=tasks, which=st.sampled_from(["current", "current", "stale", "forged"]))
     def report(self, task: str, which: str) -> None:
+        self._report(task, which, None)
+
+    @rule(
+        task=tasks,
+        which=st.sampled_from(["current", "current", "stale", "forged"]),
+        queues=CLAIMED_QUEUES,
+    )
+    def report_and_claim_next(self, task: str, which: str, queues: tuple[str, ...]) -> None:
+        self._report(task, which, queues)
+
+    def _report(self, task: str, which: str, claim_next: tuple[str, ...] | None) -> None:
+        """A report, and with ``claim_next`` the next claim in the same call: made only when
+        the report completes its task."""
         t = self.model.tasks[task]
         token = self._token(t, which)
         real = self._real(task, token)
+
+        def call() -> Any:
+            if claim_next is None:
+                return self.swarm.report(task, real, {"summary": "x"})
+            return self.swarm.report(task, real, {"summary": "x"}, claim_next=list(claim_next))
+
         if token < 1 or token > t.attempts:
-            self._refused(LeaseLost, lambda: self.swarm.report(task, real, {"summary": "x"}))
+            self._refused(LeaseLost, call)
         elif t.status in ("completed", "cancelled"):
-            self._refused(AlreadyCompleted, lambda: self.swarm.report(task, real, {"summary": "x"}))
+            self._refused(AlreadyCompleted, call)
         else:
-            finding = self.swarm.report(task, real, {"summary": "x"})
+            finding, nxt = (call(), None) if claim_next is None else call()
             assert finding.worker == t.claims[token] and not finding.superseded
             t.status, t.worker, t.deadline = "completed", t.claims[token], None
             t.finding = finding.id
+            if claim_next is not None:
+                self._claimed(nxt, self.model.claim(claim_next, t.claims[token], self.clock.now))
 
     @rule(task=tasks, which=st.sampled_from(["current", "current", "stale"]), retry=st.booleans())
     def fail(self, task: str, which: str, retry: bool) -> None:
