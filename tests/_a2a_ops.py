@@ -25,7 +25,7 @@ def a2a_workload(swarm: Swarm) -> None:
     assert swarm.a2a_list(owner, page_size=1).next is not None
     assert swarm.a2a_list(owner, page_size=5, context_id="c", state=5).total == 1
     assert swarm.a2a_list(owner, page_size=5, start_id=task).tasks == [b"t3", b"p"]
-    assert swarm.a2a_publish(task, 3, b"e3")
+    assert swarm.a2a_publish(task, 3, b"e3", expire_ms=60_000)
     assert not swarm.a2a_publish(task, 3, b"again")
     assert [e.version for e in swarm.a2a_events(task, 1, 0.05)] == [2, 3]
     swarm.a2a_destroy(task)

@@ -10,6 +10,7 @@ renew, a dead one to requeue, ...); set-up steps between them go through ``near`
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ T = TypeVar("T")
 
 QUEUE = "q"
 PASS = "p"
+A2A_OWNER = "a2a-owner"
 SHARD = "shard"  # owner of the context, parent of the tasks, and the agent asked to synthesise
 
 
@@ -103,6 +105,15 @@ BOUNDS: dict[str, int] = {
     "events (up to 1,000)": 1,
     "last_event_id": 1,
     "status": 1,  # the event id, queue and pass counts, agents and contexts in one batch
+    # the a2a-sdk stores (redis_swarm.a2a): one script or one command each, a page included
+    "a2a_save (version check, event)": 1,
+    "a2a_get": 1,
+    "a2a_list (a filtered page)": 1,
+    "a2a_list (the next page)": 1,
+    "a2a_publish": 1,
+    "a2a_events": 1,
+    "a2a_delete": 1,
+    "a2a_destroy": 1,
     "recent": 3,  # the newest ids, their records and the dead letters' ids, the dead tasks
 }
 
@@ -158,6 +169,10 @@ def prepare(near: Any, scale: Scale) -> None:
         task = near.claim("reported", worker="near")
         near.report(task.id, task.token, {"summary": "found"})
     near.publish_context(SHARD, text_of(scale.context_bytes), source="prepared.md")
+    for i in range(scale.tasks):  # an A2A server's tasks, in two contexts
+        near.a2a_save(
+            A2A_OWNER, f"a2a-{i}", b"task", context_id=f"ctx-{i % 2}", state=2, timestamp_ns=i
+        )
 
 
 def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scale: Scale) -> None:
@@ -232,3 +247,18 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("last_event_id", far.last_event_id)
     meter("status", far.status)
     meter("recent", far.recent)
+    # --- the a2a-sdk stores
+    save = functools.partial(
+        far.a2a_save, A2A_OWNER, "a2a-far", b"t", context_id="ctx-0", state=2, timestamp_ns=1
+    )
+    version = meter("a2a_save (version check, event)", lambda: save(event=b"e", write_id="w"))
+    assert version == 1
+    meter("a2a_get", lambda: far.a2a_get(A2A_OWNER, "a2a-far"))
+    listing = functools.partial(far.a2a_list, A2A_OWNER, page_size=5, context_id="ctx-0", state=2)
+    first = meter("a2a_list (a filtered page)", listing)
+    assert first.total == 1 + (scale.tasks + 1) // 2 and first.next is not None
+    meter("a2a_list (the next page)", lambda: listing(after=first.next))
+    meter("a2a_publish", lambda: far.a2a_publish("a2a-far", 2, b"e2"))
+    assert len(meter("a2a_events", lambda: far.a2a_events("a2a-far", 0, 0))) == 2
+    meter("a2a_delete", lambda: far.a2a_delete(A2A_OWNER, "a2a-far"))
+    meter("a2a_destroy", lambda: far.a2a_destroy("a2a-far"))

@@ -315,22 +315,33 @@ def test_a_subscriber_after_a_version_misses_nothing(server_url: str) -> None:
 
 
 def test_publish_alone_and_delete_frees_every_key(server_url: str) -> None:
-    """The stream works with a store that does not append (publish adds each version once);
-    deleting a task leaves no key, index entry or stream of it behind."""
+    """The stream works with a store that does not append (publish adds each version once,
+    and a finished task's stream expires); deleting a task leaves no key, index entry or
+    stream of it behind."""
 
     async def body(swarm: AsyncSwarm) -> None:
         stream = RedisTaskEventStream(swarm, block_s=0.1)
+        states = {1: S.TASK_STATE_SUBMITTED, 2: S.TASK_STATE_WORKING, 3: S.TASK_STATE_AUTH_REQUIRED}
         for version in (1, 2, 2, 1, 3):
-            await stream.publish("x", VersionedEvent(status("x", version), TaskVersion(version)))
+            event = status("x", states[version])
+            await stream.publish("x", VersionedEvent(event, TaskVersion(version)))
         got = []
         async for item in stream.subscribe("x", after=TaskVersion(1)):
             got.append(item)
             if len(got) == 2:
                 break
         assert [(e.version, e.event) for e in got] == [
-            (TaskVersion(2), status("x", 2)),
-            (TaskVersion(3), status("x", 3)),
+            (TaskVersion(2), status("x", states[2])),
+            (TaskVersion(3), status("x", states[3])),
         ]
+        events_key = swarm.keys.a2a_events("x")
+        assert await swarm.redis.pttl(events_key) == -1  # not finished: kept
+        done = status("x", S.TASK_STATE_COMPLETED)
+        await stream.publish("x", VersionedEvent(done, TaskVersion(4)))
+        assert 0 < await swarm.redis.pttl(events_key) <= 3_600_000  # finished: expires
+        # An event without a version (a message-only reply) opens no stream.
+        await stream.publish("y", VersionedEvent(status("y", 1), TaskVersion.MISSING))
+        assert not await swarm.redis.exists(swarm.keys.a2a_events("y"))
         store = RedisVersionedTaskStore(swarm)
         await _save(store, task("x"), TaskVersion.MISSING, status("x", 1))
         await store.delete("x", ALICE)

@@ -139,7 +139,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
     for name, commands in {
         "_prelude": "time xadd",
         "_a2a_store": "xadd xrevrange",
-        "a2a_event_publish": "xadd",
+        "a2a_event_publish": "pexpire",
         "a2a_task_delete": "del hdel hget zrem",
         "a2a_task_list": "hget hmget zlexcount zrevrangebylex",
         "a2a_task_save": "hget hset pexpire zadd zrem",

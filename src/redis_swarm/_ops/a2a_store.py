@@ -238,11 +238,18 @@ def a2a_delete(ctx: OpContext, owner: str, task_id: str) -> Operation[bool]:
     return bool(deleted)
 
 
-def a2a_publish(ctx: OpContext, task_id: str, version: int, event: bytes) -> Operation[bool]:
-    """Append an event to a task's stream at ``version`` (0: a store without versions),
-    unless the stream already holds that version or a later one; True when appended."""
+def a2a_publish(
+    ctx: OpContext, task_id: str, version: int, event: bytes, expire_ms: int = 0
+) -> Operation[bool]:
+    """Append an event to a task's stream at ``version`` (>= 1), unless the stream already
+    holds that version or a later one; True when appended. ``expire_ms`` > 0 (the task's
+    last event): the stream expires that long after."""
+    if _version(version) < 1:
+        raise ValidationError("an event's version is >= 1: events of unversioned tasks stay local")
     appended = yield Call(
-        "a2a_event_publish", (ctx.keys.a2a_events(_check_id(task_id)),), (_version(version), event)
+        "a2a_event_publish",
+        (ctx.keys.a2a_events(_check_id(task_id)),),
+        (version, event, max(0, int(expire_ms))),
     )
     return bool(appended)
 

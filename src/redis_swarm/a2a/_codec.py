@@ -6,11 +6,25 @@ from __future__ import annotations
 from a2a.server.agent_execution.active_task import TERMINAL_TASK_STATES
 from a2a.server.cluster import TaskVersion
 from a2a.server.events.event_queue import Event
-from a2a.types.a2a_pb2 import StreamResponse, Task
+from a2a.types.a2a_pb2 import StreamResponse, Task, TaskStatusUpdateEvent
 from a2a.utils.proto_utils import to_stream_response
 
 # The states a task ends in (the CANCELED rule of VersionedTaskStore.save refuses them).
 TERMINAL = tuple(sorted(int(state) for state in TERMINAL_TASK_STATES))
+
+# How long a finished task's event stream is kept: long enough for the replicas tailing it to
+# read its last events (the SDK refuses new subscriptions to a finished task).
+EVENTS_KEPT_S = 3600.0
+
+
+def kept_ms(events_kept_s: float | None) -> int:
+    """``events_kept_s`` as the scripts take it: ms, 0 for None (kept until deleted)."""
+    return 0 if events_kept_s is None else max(1, int(events_kept_s * 1000))
+
+
+def is_last(event: Event) -> bool:
+    """Whether ``event`` finishes its task (a status or task in a terminal state)."""
+    return isinstance(event, Task | TaskStatusUpdateEvent) and event.status.state in TERMINAL
 
 
 def status_time_ns(task: Task) -> int | None:

@@ -33,14 +33,10 @@ from a2a.utils.task import (
 )
 
 from .. import NotFound
-from ._codec import TERMINAL, as_int, event_bytes, status_time_ns
+from ._codec import EVENTS_KEPT_S, TERMINAL, as_int, event_bytes, kept_ms, status_time_ns
 from ._handle import SwarmBacked, Target
 
 __all__ = ["RedisTaskStore", "RedisVersionedTaskStore"]
-
-# How long a finished task's event stream is kept: long enough for the replicas tailing it to
-# read its last events (the SDK refuses new subscriptions to a finished task).
-EVENTS_KEPT_S = 3600.0
 
 
 class _Tasks(SwarmBacked):
@@ -162,7 +158,7 @@ class RedisVersionedTaskStore(_Tasks, VersionedTaskStore):
         events_kept_s: float | None = EVENTS_KEPT_S,
     ) -> None:
         super().__init__(target, swarm, owner_resolver)
-        self._events_ttl_ms = 0 if events_kept_s is None else max(1, int(events_kept_s * 1000))
+        self._events_ttl_ms = kept_ms(events_kept_s)
 
     @property
     def as_task_store(self) -> TaskStore:
