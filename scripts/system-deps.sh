@@ -56,17 +56,20 @@ else
   echo "warning: no redis-server >= 7 with TLS; the tests that need one are skipped" >&2
 fi
 
-# Real MCP clients for the MCP tests (Claude Code, the MCP Inspector, Gemini CLI, Codex), from
-# npm into .npm-tools/ (git-ignored). Without npm, those tests skip and say why.
+# Real MCP clients for the MCP tests (Claude Code, the MCP Inspector, Gemini CLI, Codex), and
+# the A2A JavaScript SDK for the A2A tests, from npm into .npm-tools/ (git-ignored). Without
+# npm, those tests skip and say why.
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 npm_tools="$repo/.npm-tools"
 npm_bin="$npm_tools/node_modules/.bin"
 if command -v npm >/dev/null 2>&1; then
   if [ ! -x "$npm_bin/claude" ] || [ ! -x "$npm_bin/gemini" ] || [ ! -x "$npm_bin/codex" ] \
-    || [ ! -f "$npm_tools/node_modules/@modelcontextprotocol/inspector/package.json" ]; then
-    echo "installing the MCP test clients (Claude Code, MCP Inspector, Gemini CLI, Codex) into .npm-tools"
+    || [ ! -f "$npm_tools/node_modules/@modelcontextprotocol/inspector/package.json" ] \
+    || [ ! -f "$npm_tools/node_modules/@a2a-js/sdk/package.json" ]; then
+    echo "installing the MCP and A2A test clients (Claude Code, MCP Inspector, Gemini CLI, Codex, @a2a-js/sdk) into .npm-tools"
     npm install --prefix "$npm_tools" --no-audit --no-fund --loglevel=error \
       @anthropic-ai/claude-code @modelcontextprotocol/inspector @google/gemini-cli @openai/codex \
+      @a2a-js/sdk \
       >/dev/null \
       || echo "warning: npm install of the MCP test clients failed; their tests will be skipped" >&2
   fi

@@ -104,6 +104,10 @@ BOUNDS: dict[str, int] = {
     "request_synthesis": 1,
     "events (up to 1,000)": 1,
     "last_event_id": 1,
+    "set_webhook": 2,  # the task and newest event, then the webhook and its cursor
+    "webhooks": 1,
+    "claim_webhook_event": 1,
+    "delete_webhook": 1,
     "status": 1,  # the event id, queue and pass counts, agents and contexts in one batch
     # the a2a-sdk stores (redis_swarm.a2a): one script or one command each, a page included
     "a2a_save (version check, event)": 1,
@@ -245,6 +249,10 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("request_synthesis", lambda: far.request_synthesis(SHARD, PASS, "cite everything"))
     meter("events (up to 1,000)", far.events)
     meter("last_event_id", far.last_event_id)
+    hook = meter("set_webhook", lambda: far.set_webhook(task.id, "https://example.com/h"))
+    meter("webhooks", lambda: far.webhooks(task.id))
+    meter("claim_webhook_event", lambda: far.claim_webhook_event(task.id, hook.id, "9-0"))
+    meter("delete_webhook", lambda: far.delete_webhook(task.id, hook.id))
     meter("status", far.status)
     meter("recent", far.recent)
     # --- the a2a-sdk stores

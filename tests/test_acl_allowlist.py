@@ -338,6 +338,10 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.message_status(yo.id)
     worker.events()
     worker.last_event_id()
+    hook = shard.set_webhook(task.id, "http://127.0.0.1:9/hook", token="t")
+    assert [w.id for w in shard.webhooks(task.id)] == [hook.id]
+    assert shard.claim_webhook_event(task.id, hook.id, "9999999999999-0")
+    assert shard.delete_webhook(task.id, hook.id)
     list(worker.follow_events(since=0, block_s=0.05, timeout_s=0.1))
     list(worker.follow_events(block_s=0.05, timeout_s=0.1))  # from the newest: XREVRANGE
     worker.status()

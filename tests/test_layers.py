@@ -11,8 +11,8 @@ import redis_swarm
 from redis_swarm import AsyncSwarm, Swarm
 
 PACKAGE = Path(redis_swarm.__file__).parent
-FACES = ["cli", "dashboard", "mcp_server", "_runner", "_pipeline", "_hooks", "roles", "a2a",
-         "_bench.py", "_demo.py"]  # fmt: skip
+FACES = ["cli", "dashboard", "mcp_server", "a2a_server", "_runner", "_pipeline", "_hooks",
+         "roles", "a2a", "_bench.py", "_demo.py", "_web.py"]  # fmt: skip
 
 
 def _face_files() -> list[Path]:

@@ -53,6 +53,7 @@ from ._models import (
     TaskSpec,
     TaskStatus,
     Usage,
+    Webhook,
 )
 from ._protocol import Limits
 from .roles import (
@@ -114,6 +115,7 @@ __all__ = [
     "Timeout",
     "Usage",
     "ValidationError",
+    "Webhook",
     "Worker",
     "__version__",
 ]

@@ -42,6 +42,7 @@ from ._ops import contexts as context_ops
 from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
+from ._ops import webhooks as webhook_ops
 from ._ops._work import new_id
 from ._overloads import AsyncClaim, AsyncReport, SyncClaim, SyncReport
 from ._protocol import (
@@ -294,6 +295,10 @@ class _Shell:
     request_synthesis = _Op(message_ops.request_synthesis)
     events = _Op(event_ops.events)
     last_event_id = _Op(event_ops.last_event_id)
+    set_webhook = _Op(webhook_ops.set_webhook)
+    webhooks = _Op(webhook_ops.webhooks)
+    delete_webhook = _Op(webhook_ops.delete_webhook)
+    claim_webhook_event = _Op(webhook_ops.claim_webhook_event)
 
     # --- the task and event stores of a2a-sdk servers (redis_swarm.a2a)
     a2a_save = _Op(a2a_store.a2a_save)

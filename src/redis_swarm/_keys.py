@@ -149,6 +149,11 @@ class Keys:
         (``ask`` with the asker's task), so that its lineage shows the answers it used."""
         return self._k("asked", task_id)
 
+    def webhooks(self, task_id: str) -> str:
+        """HASH of a task's webhooks (push notifications, ``swarm a2a``): webhook id -> its
+        record, and ``id|sent`` -> the id of the last event claimed for delivery to it."""
+        return self._k("webhooks", task_id)
+
     # --- findings and syntheses
     @property
     def findings(self) -> str:

@@ -361,6 +361,7 @@ __all__ += [
     "Message",
     "MessageStatus",
     "SearchHit",
+    "Webhook",
 ]
 
 
@@ -483,6 +484,21 @@ class MessageStatus(Record):
     read: bool
     read_by: tuple[str, ...] = ()
     unread_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Webhook(Record):
+    """Where to push a task's updates (an A2A push notification config): POST to ``url``,
+    with ``token`` as the client's own check and ``auth_scheme`` / ``auth_credentials`` as
+    its Authorization header."""
+
+    id: str
+    task_id: str
+    url: str
+    token: str | None = None
+    auth_scheme: str | None = None
+    auth_credentials: str | None = None
+    created_at: int = 0
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,11 @@ OPERATIONS: dict[str, Uses] = {
     "a2a_publish": _uses("", "a2a_event_publish"),
     "a2a_events": _uses("xread"),
     "a2a_destroy": _uses("del"),
+    # webhooks (swarm a2a's push notifications)
+    "set_webhook": _uses("hexists xrevrange hset hsetnx"),
+    "webhooks": _uses("hgetall"),
+    "delete_webhook": _uses("hdel"),
+    "claim_webhook_event": _uses("", "webhook_claim"),
     # views
     "status": _uses("hgetall hmget time xrevrange zrange", worker=True),
     "passes": _uses("hgetall", worker=True),
@@ -164,6 +169,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "task_post": "hexists hget hincrby hset hsetnx ltrim rpush sadd zadd",
         "task_report": "hget hset zadd",
         "task_update": "hget zadd zrem",
+        "webhook_claim": "hexists hget hset",
     }.items()
 }
 
@@ -250,6 +256,7 @@ WORKER_READ_ONLY = frozenset(
         "a2a_records",
         "a2a_index",
         "a2a_events",
+        "webhooks",  # swarm a2a's push notifications are a shard's or coordinator's
     }
 )
 

@@ -41,39 +41,24 @@ _IDLE_REDRAW_S = 5.0
 def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     """Serve the live, read-only web dashboard of the swarm (Ctrl-C to stop)."""
     try:
-        import uvicorn
-
-        from ..dashboard.app import create_app, is_loopback
+        from .._web import require_token_off_loopback, serve
+        from ..dashboard.app import create_app
     except ImportError as exc:  # the web part is an extra
         raise ConfigError(
             f"the dashboard needs {exc.name}: pip install 'redis-swarm[dashboard]'"
         ) from None
-    if token is not None and not token.strip():
-        raise ConfigError("--token is empty: pass a secret, e.g. $(openssl rand -hex 16)")
-    if not is_loopback(host) and not token:
-        raise ConfigError(
-            f"--host {host} is reachable from other machines: the dashboard shows everything "
-            "agents report, so it needs a token there: add --token $(openssl rand -hex 16) "
-            "(or set SWARM_DASHBOARD_TOKEN)"
-        )
+    require_token_off_loopback(
+        host,
+        token,
+        what="the dashboard shows everything agents report",
+        env="SWARM_DASHBOARD_TOKEN",
+    )
     swarm = AsyncSwarm(app.settings)
     web = create_app(swarm, token=token, close_swarm=True)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     app.err.print(f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  (Ctrl-C to stop)")
-    config = uvicorn.Config(
-        web,
-        host=host,
-        port=port,
-        log_level="warning",
-        ws="none",
-        lifespan="on",
-        # Open event streams would hold a shutdown forever: give them a second.
-        timeout_graceful_shutdown=1,
-    )
-    # uvicorn stops on Ctrl-C, then raises it again: that is the normal way out, not an error.
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run()
+    serve(web, host, port)
 
 
 @main.command(short_help="Show the swarm live in the terminal.")

@@ -21,8 +21,7 @@ the viewer's browser (DNS rebinding).
 from __future__ import annotations
 
 import contextlib
-import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import EventType, Page, TaskStatus, dumps, now_ms
 from .._net import is_loopback
+from .._web import AccessGuard
 from ._feed import EventFeed
 from ._snapshot import snapshot
 
@@ -90,7 +89,7 @@ def create_app(
         Route("/api/events", api.events),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    middleware = [Middleware(_Guard, token=token)]
+    middleware = [Middleware(AccessGuard, token=token, what="this dashboard", public=("/static/",))]
     return Starlette(
         routes=routes,
         middleware=middleware,
@@ -266,92 +265,3 @@ async def _swarm_error(_request: Request, exc: Exception) -> Response:
     elif isinstance(exc, ConnectionFailed):
         status = 503
     return _json({"error": type(exc).__name__, "message": str(exc)}, status)
-
-
-# --- access
-
-
-class _Guard:
-    """Token check (when a token is set) or loopback-only Host check (when none is),
-    plus the headers every response carries."""
-
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        refusal = self._refusal(request)
-        if refusal is not None:
-            await refusal(scope, receive, _with_headers(send))
-            return
-        await self.app(scope, receive, _with_headers(send))
-
-    def _refusal(self, request: Request) -> Response | None:
-        if self.token is None:
-            if not is_loopback(_host_name(request.headers.get("host", ""))):
-                return _json(
-                    {
-                        "error": "Forbidden",
-                        "message": "this dashboard has no token and answers only to "
-                        "localhost: open it as http://127.0.0.1, or start it with --token",
-                    },
-                    403,
-                )
-            return None
-        if request.url.path.startswith("/static/"):
-            return None  # the same files as in the public package: nothing to protect
-        if _token_matches(request, self.token):
-            return None
-        response = _json(
-            {
-                "error": "Unauthorized",
-                "message": "a token is required: send 'Authorization: Bearer TOKEN' "
-                "or add ?token=TOKEN to the URL",
-            },
-            401,
-        )
-        response.headers["WWW-Authenticate"] = 'Bearer realm="redis-swarm"'
-        return response
-
-
-def _host_name(header: str) -> str:
-    """The name in a Host header: ``[::1]:8765`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0] if ":" in header else header
-
-
-def _token_matches(request: Request, token: str) -> bool:
-    offered = request.query_params.get("token")
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        offered = value.strip()
-    if offered is None:
-        return False
-    return hmac.compare_digest(offered.encode(), token.encode())
-
-
-_SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    # The token may sit in the page's URL: never send it on to another site.
-    (b"referrer-policy", b"no-referrer"),
-]
-
-
-def _with_headers(send: Send) -> Callable[[Any], Awaitable[None]]:
-    async def wrapped(message: Any) -> None:
-        if message["type"] == "http.response.start":
-            message = dict(message)
-            message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
-        await send(message)
-
-    return wrapped

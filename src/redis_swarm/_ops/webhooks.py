@@ -1,0 +1,131 @@
+"""Webhooks: where to push a task's updates (the push notifications of ``swarm a2a``).
+
+A task's webhooks live in one hash (``Keys.webhooks``), with, for each, a cursor: the id of
+the last event claimed for delivery to it. ``claim_webhook_event`` moves that cursor forward
+atomically (a script), so every server that follows the event stream may try every event and
+exactly one delivers it, once; a restart that replays part of the stream sends nothing twice.
+Nothing expires (no operation of a role sets a TTL: tests/test_acl.py): whoever delivers a
+task's final state removes the webhook (``swarm a2a`` does), so webhooks do not pile up.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .._errors import NotFound, ValidationError
+from .._models import Webhook, dumps, loads
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._validate import check_id
+from ._bus import decode_fields
+from ._work import check_label, new_id, text
+
+__all__ = [
+    "claim_webhook_event",
+    "delete_webhook",
+    "set_webhook",
+    "webhooks",
+]
+
+MAX_URL_CHARS = 2048
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_SENT = "|sent"
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
+        raise ValidationError(f"webhook url {str(url)[:80]!r} is not an http(s) URL")
+    if len(url) > MAX_URL_CHARS:
+        raise ValidationError(f"webhook url is longer than {MAX_URL_CHARS} characters")
+    return url
+
+
+def _check_event_id(event_id: object) -> str:
+    if not isinstance(event_id, str) or not _STREAM_ID.fullmatch(event_id):
+        raise ValidationError(f"{str(event_id)[:45]!r} is not an event id (like '1717000000000-0')")
+    return event_id
+
+
+def _optional(kind: str, value: str | None) -> str | None:
+    return None if value is None else check_label(kind, value, max_chars=4096)
+
+
+def set_webhook(
+    ctx: OpContext,
+    task_id: str,
+    url: str,
+    *,
+    webhook_id: str | None = None,
+    token: str | None = None,
+    auth_scheme: str | None = None,
+    auth_credentials: str | None = None,
+    since: str | None = None,
+) -> Operation[Webhook]:
+    """Add (or replace: same ``webhook_id``) a webhook of a task. It gets the task's events
+    after ``since`` (an event id; None: from now on); replacing one keeps its cursor, so an
+    event already delivered is not delivered again."""
+    check_id("task", task_id)
+    record = Webhook(
+        id=check_id("webhook", webhook_id) if webhook_id is not None else new_id("w-"),
+        task_id=task_id,
+        url=_check_url(url),
+        token=_optional("token", token),
+        auth_scheme=_optional("auth_scheme", auth_scheme),
+        auth_credentials=_optional("auth_credentials", auth_credentials),
+        created_at=0,
+    )
+    k = ctx.keys
+    exists, newest = yield Batch(
+        (Cmd("HEXISTS", k.tasks, task_id), Cmd("XREVRANGE", k.events, "+", "-", "COUNT", 1))
+    )
+    if not exists:
+        raise NotFound(f"task {task_id} does not exist: check the id with swarm task list")
+    start = _check_event_id(since) if since is not None else None
+    if start is None:
+        start = text(newest[0][0]) if newest else "0-0"
+    created = int(start.partition("-")[0])
+    record = Webhook(**{**record.to_dict(), "created_at": created})
+    key = k.webhooks(task_id)
+    yield Batch(
+        (
+            Cmd("HSET", key, record.id, dumps(record.to_dict())),
+            Cmd("HSETNX", key, record.id + _SENT, start),
+        )
+    )
+    return record
+
+
+def _webhook(raw: Any) -> Webhook | None:
+    try:
+        return Webhook.from_dict(loads(raw))
+    except (ValueError, TypeError, KeyError):
+        return None  # unreadable: written around the operations; never delivered to
+
+
+def webhooks(ctx: OpContext, task_id: str) -> Operation[list[Webhook]]:
+    """A task's webhooks, oldest first."""
+    check_id("task", task_id)
+    fields = decode_fields((yield Cmd("HGETALL", ctx.keys.webhooks(task_id))))
+    found = [_webhook(value) for field, value in fields.items() if not field.endswith(_SENT)]
+    return sorted((w for w in found if w is not None), key=lambda w: (w.created_at, w.id))
+
+
+def delete_webhook(ctx: OpContext, task_id: str, webhook_id: str) -> Operation[bool]:
+    """Remove a webhook of a task; False if it did not exist."""
+    check_id("task", task_id)
+    check_id("webhook", webhook_id)
+    removed = yield Cmd("HDEL", ctx.keys.webhooks(task_id), webhook_id, webhook_id + _SENT)
+    return bool(removed)
+
+
+def claim_webhook_event(
+    ctx: OpContext, task_id: str, webhook_id: str, event_id: str
+) -> Operation[bool]:
+    """True if the caller is the one to deliver event ``event_id`` to this webhook: no one
+    claimed it (or a later event) before, and the webhook still exists."""
+    check_id("task", task_id)
+    check_id("webhook", webhook_id)
+    reply = yield Call(
+        "webhook_claim", (ctx.keys.webhooks(task_id),), (webhook_id, _check_event_id(event_id))
+    )
+    return int(reply) == 1

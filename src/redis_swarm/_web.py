@@ -1,0 +1,149 @@
+"""The access rule of the faces that serve HTTP (the dashboard, ``swarm a2a``).
+
+With a token, every route but the public ones needs it: ``Authorization: Bearer T``, or
+``?token=T`` where a header cannot be set (opening a page, ``EventSource``). Without one,
+only loopback Host headers are served, so a web page elsewhere cannot read the swarm through
+the viewer's browser (DNS rebinding). The faces refuse to listen off loopback without a token
+(``require_token_off_loopback``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._errors import ConfigError
+from ._models import dumps
+from ._net import is_loopback
+
+__all__ = ["AccessGuard", "require_token_off_loopback", "serve"]
+
+
+def require_token_off_loopback(host: str, token: str | None, *, what: str, env: str) -> None:
+    """Refuse an empty token, and no token on an address other machines can reach."""
+    if token is not None and not token.strip():
+        raise ConfigError("--token is empty: pass a secret, e.g. $(openssl rand -hex 16)")
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"--host {host} is reachable from other machines: {what}, so it needs a token "
+            f"there: add --token $(openssl rand -hex 16) (or set {env})"
+        )
+
+
+def serve(app: ASGIApp, host: str, port: int) -> None:
+    """Serve ``app`` with uvicorn until Ctrl-C (which is the normal way out, not an error)."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        # Open event streams would hold a shutdown forever: give them a second.
+        timeout_graceful_shutdown=1,
+    )
+    # uvicorn stops on Ctrl-C, then raises it again.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
+
+
+class AccessGuard:
+    """Token check (when a token is set) or loopback-only Host check (when none is),
+    plus the headers every response carries. ``public``: path prefixes served to anyone
+    when a token is set (files of the public package, a discovery document)."""
+
+    def __init__(
+        self, app: ASGIApp, token: str | None, what: str, public: Sequence[str] = ()
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.what = what
+        self.public = tuple(public)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, _with_headers(send))
+            return
+        await self.app(scope, receive, _with_headers(send))
+
+    def _refusal(self, request: Request) -> Response | None:
+        if self.token is None:
+            if not is_loopback(_host_name(request.headers.get("host", ""))):
+                return _json(
+                    {
+                        "error": "Forbidden",
+                        "message": f"{self.what} has no token and answers only to "
+                        "localhost: open it as http://127.0.0.1, or start it with --token",
+                    },
+                    403,
+                )
+            return None
+        if self.public and request.url.path.startswith(self.public):
+            return None
+        if _token_matches(request, self.token):
+            return None
+        response = _json(
+            {
+                "error": "Unauthorized",
+                "message": "a token is required: send 'Authorization: Bearer TOKEN' "
+                "or add ?token=TOKEN to the URL",
+            },
+            401,
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="redis-swarm"'
+        return response
+
+
+def _json(data: Any, status: int) -> Response:
+    return Response(dumps(data), status_code=status, media_type="application/json")
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header: ``[::1]:8765`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if ":" in header else header
+
+
+def _token_matches(request: Request, token: str) -> bool:
+    offered = request.query_params.get("token")
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        offered = value.strip()
+    if offered is None:
+        return False
+    return hmac.compare_digest(offered.encode(), token.encode())
+
+
+_SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    # The token may sit in a page's URL: never send it on to another site.
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def _with_headers(send: Send) -> Callable[[Any], Awaitable[None]]:
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+        await send(message)
+
+    return wrapped

@@ -1,0 +1,220 @@
+"""Between A2A's messages, tasks and events and the swarm's records.
+
+- A message becomes a task to post (``posting``): its text parts the description, its data
+  parts the data, small inline files (``raw`` bytes) the data too, base64-encoded; a file by
+  URL, or too big to inline, is refused with a message that says what to send instead.
+- A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id,
+  the state from ``_states``, its request as the history, and once completed its finding as
+  the artifact (a text part with the summary, a data part with the whole finding).
+- A task event becomes the A2A updates a stream or a webhook gets (``updates``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from a2a.types import (
+    Artifact,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    Task,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+)
+from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.struct_pb2 import Value
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from .._models import Event, Finding, dumps, loads
+from .._models import Task as SwarmTask
+from .._models import TaskStatus as SwarmStatus
+from ._states import STATE_OF, STATUS_AFTER
+
+__all__ = [
+    "INLINE_FILE_BYTES",
+    "SKILL_KEY",
+    "Posting",
+    "a2a_task",
+    "artifact_of",
+    "posting",
+    "status_of",
+    "updates",
+]
+
+# The largest file part inlined into a task's data (base64 makes it a third bigger).
+INLINE_FILE_BYTES = 256 * 1024
+# The message (or request) metadata key that names the skill, i.e. the queue.
+SKILL_KEY = "skill"
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What ``SendMessage`` posts: one task of ``queue``."""
+
+    queue: str
+    description: str
+    data: Any
+    context_id: str
+
+
+def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str) -> Posting:
+    message = request.message
+    queue = _skill(request, queues)
+    texts: list[str] = []
+    data: list[Any] = []
+    for n, part in enumerate(message.parts):
+        kind = part.WhichOneof("content")
+        if kind == "text":
+            texts.append(part.text)
+        elif kind == "data":
+            data.append(MessageToDict(part.data))
+        elif kind == "raw":
+            data.append(_inline_file(n, part))
+        elif kind == "url":
+            raise ContentTypeNotSupportedError(
+                f"part {n} is a file by URL ({part.url[:80]}): the swarm's workers may not "
+                "reach it; send its content as a text or data part, or as raw bytes up to "
+                f"{INLINE_FILE_BYTES} bytes"
+            )
+    description = "\n\n".join(t for t in texts if t.strip())
+    if not description:
+        raise InvalidParamsError(
+            "the message has no text: its text parts become the task's description, "
+            "so send at least one that says what to do"
+        )
+    payload: Any = None if not data else data[0] if len(data) == 1 else data
+    return Posting(queue, description, payload, message.context_id or new_context)
+
+
+def _skill(request: SendMessageRequest, queues: Sequence[str]) -> str:
+    for metadata in (request.message.metadata, request.metadata):
+        if SKILL_KEY in metadata.fields:
+            skill = metadata.fields[SKILL_KEY].string_value
+            if skill not in queues:
+                raise InvalidParamsError(
+                    f"unknown skill {skill!r}: this agent's skills are {', '.join(queues)}"
+                )
+            return skill
+    return queues[0]
+
+
+def _inline_file(n: int, part: Part) -> dict[str, Any]:
+    if len(part.raw) > INLINE_FILE_BYTES:
+        raise ContentTypeNotSupportedError(
+            f"part {n} is a file of {len(part.raw)} bytes: files are inlined into the task "
+            f"up to {INLINE_FILE_BYTES} bytes; publish bigger ones as a swarm context "
+            "(swarm context publish) and name it in the text"
+        )
+    return {
+        "file": part.filename or None,
+        "media_type": part.media_type or None,
+        "base64": base64.b64encode(part.raw).decode(),
+    }
+
+
+def _timestamp(ms: int | None) -> Timestamp:
+    stamp = Timestamp()
+    if ms:
+        stamp.FromMilliseconds(ms)
+    return stamp
+
+
+def _agent_text(task_id: str, context_id: str, text: str) -> Message:
+    return Message(
+        message_id=f"{task_id}-status",
+        task_id=task_id,
+        context_id=context_id,
+        role=Role.ROLE_AGENT,
+        parts=[Part(text=text)],
+    )
+
+
+def status_of(
+    task: SwarmTask, status: SwarmStatus | None = None, at: int | None = None
+) -> TaskStatus:
+    """The A2A status of ``task`` (or of ``status``, at ``at``, for an event): failed
+    carries the reason the task was dead-lettered."""
+    status = status or task.status
+    when = at or task.completed_at or task.claimed_at or task.created_at
+    state = STATE_OF[status]
+    out = TaskStatus(state=state, timestamp=_timestamp(when))
+    if state == TaskState.TASK_STATE_FAILED:
+        reason = task.dead_reason or task.last_error or "the task was dead-lettered"
+        out.message.CopyFrom(_agent_text(task.id, task.pass_name or "", reason))
+    return out
+
+
+def artifact_of(finding: Finding) -> Artifact:
+    whole = ParseDict(loads(dumps(finding.to_dict())), Value())
+    return Artifact(
+        artifact_id=finding.id,
+        name="finding",
+        description="the worker's finding: its summary, and the whole finding as data",
+        parts=[Part(text=finding.summary), Part(data=whole, media_type="application/json")],
+    )
+
+
+def _request_of(task: SwarmTask) -> Message:
+    parts = [Part(text=task.description)]
+    if task.data is not None:
+        parts.append(Part(data=ParseDict(loads(dumps(task.data)), Value())))
+    return Message(
+        message_id=f"{task.id}-request",
+        task_id=task.id,
+        context_id=task.pass_name or "",
+        role=Role.ROLE_USER,
+        parts=parts,
+    )
+
+
+def a2a_task(task: SwarmTask, finding: Finding | None) -> Task:
+    """The A2A view of a swarm task (its finding: the artifact of a completed one)."""
+    out = Task(
+        id=task.id,
+        context_id=task.pass_name or "",
+        status=status_of(task),
+        history=[_request_of(task)],
+        metadata={SKILL_KEY: task.queue, "attempts": task.attempts},
+    )
+    if finding is not None:
+        out.artifacts.append(artifact_of(finding))
+    return out
+
+
+def updates(
+    event: Event, task: SwarmTask, finding: Finding | None
+) -> list[TaskStatusUpdateEvent | TaskArtifactUpdateEvent]:
+    """What an A2A client hears of one task event: nothing (a renewal, say), a status
+    update, or, for the completion, the finding as an artifact and then the status."""
+    status = STATUS_AFTER.get(event.type)
+    if status is None:
+        return []
+    if status == SwarmStatus.PENDING and task.status == SwarmStatus.DELAYED:
+        status = SwarmStatus.DELAYED
+    context_id = task.pass_name or ""
+    out: list[TaskStatusUpdateEvent | TaskArtifactUpdateEvent] = []
+    if status == SwarmStatus.COMPLETED and finding is not None:
+        out.append(
+            TaskArtifactUpdateEvent(
+                task_id=task.id,
+                context_id=context_id,
+                artifact=artifact_of(finding),
+                last_chunk=True,
+            )
+        )
+    out.append(
+        TaskStatusUpdateEvent(
+            task_id=task.id,
+            context_id=context_id,
+            status=status_of(task, status, event.at),
+        )
+    )
+    return out

@@ -1,0 +1,355 @@
+"""The A2A request handler of ``swarm a2a``: each method calls the swarm's public operations.
+
+The SDK's routes (JSON-RPC and HTTP+JSON) parse the requests and serialise the answers, so
+the wire formats are the SDK's; this class only says what each A2A method means for a swarm:
+
+- ``SendMessage`` posts a task to the skill's queue (``_convert.posting``); the task's id is
+  the A2A task id, the message's context id its pass. Unless the client asked to return
+  immediately, it waits (up to ``wait_s``) for the task to settle and returns it as it is.
+- ``SendStreamingMessage`` and ``SubscribeToTask`` send the task, then its status and
+  artifact updates as the event stream records them, until it settles. The stream position
+  is pinned before the task is read, so nothing between the two is missed; a client whose
+  stream broke subscribes again and gets the task as it is now, then what follows.
+- ``GetTask``, ``ListTasks``, ``CancelTask`` are ``get_task``, ``list_tasks``, ``cancel``.
+- The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
+  ``_push`` delivers to them.
+
+Only tasks of the exposed queues are visible: another queue's task is "not found".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+
+from a2a.server.context import ServerCallContext
+from a2a.server.events.event_queue import Event as A2AEvent
+from a2a.server.request_handlers.request_handler import RequestHandler
+from a2a.types import (
+    AgentCard,
+    AuthenticationInfo,
+    CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetExtendedAgentCardRequest,
+    GetTaskPushNotificationConfigRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTaskPushNotificationConfigsResponse,
+    ListTasksRequest,
+    ListTasksResponse,
+    Message,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+    Task,
+    TaskPushNotificationConfig,
+    TaskState,
+    TaskStatusUpdateEvent,
+)
+from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE, MAX_LIST_TASKS_PAGE_SIZE
+from a2a.utils.errors import (
+    ExtendedAgentCardNotConfiguredError,
+    InternalError,
+    InvalidParamsError,
+    TaskNotCancelableError,
+    TaskNotFoundError,
+    UnsupportedOperationError,
+)
+from a2a.utils.task import apply_history_length
+
+from .._client import AsyncSwarm
+from .._errors import InvalidState, NotFound, SwarmError, ValidationError
+from .._models import EventType, Finding, Webhook
+from .._models import Task as SwarmTask
+from .._models import TaskStatus as SwarmStatus
+from ._convert import a2a_task, posting, updates
+from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
+
+__all__ = ["SwarmRequestHandler", "swarm_errors"]
+
+# How long a blocking SendMessage waits for the task to settle before it answers with the
+# task as it is (a client then polls GetTask, subscribes, or gets a push notification).
+DEFAULT_WAIT_S = 30.0
+# How long one wait on the event stream blocks on the server before it is sent again.
+FOLLOW_BLOCK_S = 5.0
+# The prefix of the dedupe key made of a message id: a client that retries a SendMessage
+# (same message id) gets the task it already posted, not a second one.
+DEDUPE_PREFIX = "a2a-message:"
+
+Update = A2AEvent
+UrlCheck = Callable[[str], Awaitable[bool]]
+# Told of a webhook set with a message: its task, and the event id its events follow.
+WebhookSet = Callable[[str, str], None]
+
+
+@contextlib.contextmanager
+def swarm_errors() -> Iterator[None]:
+    """The swarm's errors as the A2A errors the SDK turns into its wire errors."""
+    try:
+        yield
+    except NotFound as exc:
+        raise TaskNotFoundError(str(exc)) from None
+    except InvalidState as exc:
+        raise TaskNotCancelableError(str(exc)) from None
+    except ValidationError as exc:
+        raise InvalidParamsError(str(exc)) from None
+    except SwarmError as exc:
+        raise InternalError(f"{type(exc).__name__}: {exc}") from None
+
+
+class SwarmRequestHandler(RequestHandler):
+    """A2A methods over one swarm, for the tasks of ``queues`` (the first is the default
+    skill: a message that names none goes there)."""
+
+    def __init__(
+        self,
+        swarm: AsyncSwarm,
+        queues: Sequence[str],
+        *,
+        wait_s: float = DEFAULT_WAIT_S,
+        url_check: UrlCheck | None = None,
+        on_webhook: WebhookSet | None = None,
+    ) -> None:
+        if not queues:
+            raise ValueError("expose at least one queue")
+        self.swarm = swarm
+        self.queues = list(dict.fromkeys(queues))
+        self.wait_s = wait_s
+        self.url_check = url_check
+        self.on_webhook = on_webhook
+
+    # --- reading
+
+    async def _task(self, task_id: str) -> SwarmTask:
+        with swarm_errors():
+            task = await self.swarm.get_task(task_id)
+        if task.queue not in self.queues:
+            raise TaskNotFoundError(f"task {task_id} is not one of this agent's tasks")
+        return task
+
+    async def _finding(self, finding_id: str | None) -> Finding | None:
+        if not finding_id:
+            return None
+        with swarm_errors():
+            return await self.swarm.get_finding(finding_id)
+
+    async def _a2a(self, task: SwarmTask, *, artifacts: bool = True) -> Task:
+        done = task.status == SwarmStatus.COMPLETED and artifacts
+        return a2a_task(task, await self._finding(task.finding_id) if done else None)
+
+    async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task:
+        task = await self._a2a(await self._task(params.id))
+        return apply_history_length(task, params)
+
+    async def on_list_tasks(
+        self, params: ListTasksRequest, context: ServerCallContext
+    ) -> ListTasksResponse:
+        wanted = statuses_in(params.status) if params.status else list(SwarmStatus)
+        size = params.page_size or DEFAULT_LIST_TASKS_PAGE_SIZE
+        if not 1 <= size <= MAX_LIST_TASKS_PAGE_SIZE:
+            raise InvalidParamsError(f"page size must be 1 to {MAX_LIST_TASKS_PAGE_SIZE}")
+        if not wanted:
+            return ListTasksResponse(page_size=size)
+        after_ms = (
+            params.status_timestamp_after.ToMilliseconds()
+            if params.HasField("status_timestamp_after")
+            else 0
+        )
+        with swarm_errors():
+            page = await self.swarm.list_tasks(
+                queue=self.queues[0] if len(self.queues) == 1 else None,
+                status=wanted[0] if len(wanted) == 1 else None,
+                pass_name=params.context_id or None,
+                cursor=params.page_token or None,
+                limit=size,
+                with_data=True,
+            )
+        # Several queues, or a state that is two statuses (submitted): the page is filtered
+        # here, so it may hold fewer than page_size tasks; the token still goes on.
+        tasks = [
+            apply_history_length(await self._a2a(t, artifacts=params.include_artifacts), params)
+            for t in page.items
+            if t.queue in self.queues and t.status in wanted
+        ]
+        tasks = [t for t in tasks if t.status.timestamp.ToMilliseconds() >= after_ms]
+        return ListTasksResponse(
+            tasks=tasks,
+            next_page_token=page.cursor or "",
+            page_size=size,
+            total_size=len(tasks),
+        )
+
+    # --- changing
+
+    async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task:
+        await self._task(params.id)
+        with swarm_errors():
+            task = await self.swarm.cancel(params.id)
+        return await self._a2a(task)
+
+    async def _post(self, params: SendMessageRequest) -> tuple[SwarmTask, str]:
+        """Post the message's task; returns it and the event id its updates follow."""
+        if params.message.task_id:
+            task = await self._task(params.message.task_id)
+            state = TaskState.Name(STATE_OF[task.status])
+            raise UnsupportedOperationError(
+                f"task {task.id} is {state}: this agent takes no follow-up input on a task; "
+                "send a new message without a task id (the same context id groups them)"
+            )
+        post = posting(params, self.queues, new_context=str(uuid.uuid4()))
+        push = params.configuration.task_push_notification_config
+        if params.configuration.HasField("task_push_notification_config"):
+            await self._check_url(push.url)
+        with swarm_errors():
+            since = await self.swarm.last_event_id()
+            task = await self.swarm.post_task(
+                post.queue,
+                post.description,
+                post.data,
+                pass_name=post.context_id,
+                dedupe_key=(DEDUPE_PREFIX + params.message.message_id)
+                if params.message.message_id
+                else None,
+            )
+            if params.configuration.HasField("task_push_notification_config"):
+                await self.swarm.set_webhook(task.id, push.url, since=since, **_auth(push))
+                if self.on_webhook is not None:
+                    self.on_webhook(task.id, since)
+        return task, since
+
+    async def on_message_send(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> Task | Message:
+        task, since = await self._post(params)
+        if not params.configuration.return_immediately and not task.status.settled:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._settled(task.id, since), self.wait_s)
+            task = await self._task(task.id)
+        out = await self._a2a(task)
+        return apply_history_length(out, params.configuration)
+
+    async def _settled(self, task_id: str, since: str) -> None:
+        async for _ in self._follow(task_id, since, None):
+            pass
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Update]:
+        task, since = await self._post(params)
+        first = await self._a2a(task)
+        yield first
+        if first.status.state not in TERMINAL:
+            async for update in self._follow(task.id, since, first.status.state):
+                yield update
+
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Update]:
+        with swarm_errors():
+            since = await self.swarm.last_event_id()  # pinned before the read: see above
+        first = await self._a2a(await self._task(params.id))
+        if first.status.state in TERMINAL:
+            raise UnsupportedOperationError(
+                f"task {params.id} is {TaskState.Name(first.status.state)}: there is nothing "
+                "to subscribe to; GetTask returns it"
+            )
+        yield first
+        async for update in self._follow(params.id, since, first.status.state):
+            yield update
+
+    async def _follow(
+        self, task_id: str, since: str, state: TaskState | None
+    ) -> AsyncIterator[Update]:
+        """The updates of one task after ``since``, until it settles. A status the client
+        was already told (``state``, then each one sent) is not sent again."""
+        with swarm_errors():
+            events = self.swarm.follow_events(since=since, types="task", block_s=FOLLOW_BLOCK_S)
+            async for event in events:
+                if event.fields.get("task") != task_id or event.type not in STATUS_AFTER:
+                    continue
+                task = await self.swarm.get_task(task_id)
+                finding = None
+                if event.type == EventType.TASK_COMPLETED:
+                    finding = await self._finding(event.fields.get("finding"))
+                for update in updates(event, task, finding):
+                    if isinstance(update, TaskStatusUpdateEvent):
+                        if update.status.state == state:
+                            continue
+                        state = update.status.state
+                    yield update
+                if state in TERMINAL:
+                    return
+
+    # --- push notifications
+
+    async def _check_url(self, url: str) -> None:
+        if self.url_check is not None and not await self.url_check(url):
+            raise InvalidParamsError(
+                f"push notification url {url[:80]!r} is refused: this server does not post "
+                "to loopback, private or link-local addresses"
+            )
+
+    async def on_create_task_push_notification_config(
+        self, params: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        await self._task(params.task_id)
+        await self._check_url(params.url)
+        with swarm_errors():
+            hook = await self.swarm.set_webhook(
+                params.task_id, params.url, webhook_id=params.id or None, **_auth(params)
+            )
+        return _config(hook)
+
+    async def _hooks(self, task_id: str) -> list[Webhook]:
+        await self._task(task_id)
+        with swarm_errors():
+            return await self.swarm.webhooks(task_id)
+
+    async def on_get_task_push_notification_config(
+        self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        for hook in await self._hooks(params.task_id):
+            if hook.id == params.id:
+                return _config(hook)
+        raise InvalidParamsError(
+            f"task {params.task_id} has no push notification config {params.id!r}"
+        )
+
+    async def on_list_task_push_notification_configs(
+        self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
+        hooks = await self._hooks(params.task_id)
+        return ListTaskPushNotificationConfigsResponse(configs=[_config(h) for h in hooks])
+
+    async def on_delete_task_push_notification_config(
+        self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> None:
+        await self._task(params.task_id)
+        with swarm_errors():
+            await self.swarm.delete_webhook(params.task_id, params.id)
+
+    async def on_get_extended_agent_card(
+        self, params: GetExtendedAgentCardRequest, context: ServerCallContext
+    ) -> AgentCard:
+        raise ExtendedAgentCardNotConfiguredError("this agent has no extended card")
+
+
+def _auth(config: TaskPushNotificationConfig) -> dict[str, str | None]:
+    auth = config.authentication
+    return {
+        "token": config.token or None,
+        "auth_scheme": auth.scheme or None,
+        "auth_credentials": auth.credentials or None,
+    }
+
+
+def _config(hook: Webhook) -> TaskPushNotificationConfig:
+    out = TaskPushNotificationConfig(
+        id=hook.id, task_id=hook.task_id, url=hook.url, token=hook.token or ""
+    )
+    if hook.auth_scheme:
+        out.authentication.CopyFrom(
+            AuthenticationInfo(scheme=hook.auth_scheme, credentials=hook.auth_credentials or "")
+        )
+    return out

@@ -1,0 +1,158 @@
+"""Push notifications: every task event, posted to the webhooks of its task, once.
+
+One ``PushDispatcher`` runs in each ``swarm a2a`` server. It follows the swarm's event
+stream; for a task event that changes what a client sees, it reads the task's webhooks and,
+for each, claims the event (``claim_webhook_event``: an atomic cursor in Redis) before it
+posts. So however many servers follow the stream, and however often one restarts and
+replays the last minutes (``replay_s``), each event reaches each webhook at most once, in
+order. A webhook given with a message is stored just after its task is posted: the
+dispatcher reads each event ``LAG_S`` after it happened, so that the webhook is there by
+then, and the handler asks for a catch-up (``catch_up``) in case it was not. A post is
+retried (``RETRY_DELAYS_S``) on a network error, a 5xx, 408 or 429; an event still
+undelivered after the last retry is logged and dropped (the task's state stays readable with
+GetTask). After a task's final state is delivered, its webhook is removed.
+
+The body is what the SDK's own sender posts: the update as a ``StreamResponse`` in JSON;
+the config's token goes in ``X-A2A-Notification-Token``, its authentication in
+``Authorization``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import httpx
+from a2a.types import TaskArtifactUpdateEvent, TaskStatusUpdateEvent
+from a2a.utils.proto_utils import to_stream_response
+from google.protobuf.json_format import MessageToDict
+
+from .._client import AsyncSwarm
+from .._errors import NotFound, SwarmError
+from .._models import Event, EventType, Webhook, now_ms
+from ._convert import updates
+from ._states import STATUS_AFTER, TERMINAL
+
+__all__ = ["RETRY_DELAYS_S", "PushDispatcher"]
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (0.2, 1.0, 3.0)
+# How far back a starting dispatcher reads: what happened while no server ran is delivered
+# (claims make sure that what was delivered before is not delivered again).
+REPLAY_S = 600.0
+# After losing Redis: wait this long, then follow again from the last event handled.
+RECONNECT_S = 1.0
+TOKEN_HEADER = "X-A2A-Notification-Token"
+# How long after an event the dispatcher handles it (see above): a bound on its wait, so a
+# server clock ahead of this one delays nothing longer.
+LAG_S = 0.2
+
+Update = TaskStatusUpdateEvent | TaskArtifactUpdateEvent
+
+
+def _retryable(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
+class PushDispatcher:
+    """Follows the event stream and posts each task update to its webhooks, once."""
+
+    def __init__(
+        self,
+        swarm: AsyncSwarm,
+        queues: Sequence[str],
+        http: httpx.AsyncClient,
+        *,
+        replay_s: float = REPLAY_S,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+    ) -> None:
+        self.swarm = swarm
+        self.queues = frozenset(queues)
+        self.http = http
+        self.replay_s = replay_s
+        self.retry_delays_s = tuple(retry_delays_s)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Forever (cancel the task to stop)."""
+        since: str | int = max(0, now_ms() - int(self.replay_s * 1000))
+        while True:
+            try:
+                async for event in self.swarm.follow_events(since=since, types="task"):
+                    age_s = (now_ms() - event.at) / 1000
+                    if age_s < LAG_S:
+                        await asyncio.sleep(min(LAG_S, LAG_S - age_s))
+                    await self.handle(event)
+                    since = event.id
+            except SwarmError as exc:  # Redis went away: the claims make a replay safe
+                log.warning("push notifications paused (%s); following again", exc)
+                await asyncio.sleep(RECONNECT_S)
+
+    def catch_up(self, task_id: str, since: str) -> None:
+        """In the background: deliver the events of a task after ``since`` that the stream's
+        follower passed before the task's new webhook was stored (claims skip the rest)."""
+
+        async def run() -> None:
+            try:
+                for event in await self.swarm.events(since=since, types="task"):
+                    if event.fields.get("task") == task_id:
+                        await self.handle(event)
+            except SwarmError as exc:
+                log.warning("push notifications of task %s: %s", task_id, exc)
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def handle(self, event: Event) -> None:
+        task_id = event.fields.get("task")
+        if task_id is None or event.type not in STATUS_AFTER:
+            return
+        hooks = await self.swarm.webhooks(task_id)
+        if not hooks:
+            return
+        try:
+            task = await self.swarm.get_task(task_id)
+        except NotFound:
+            return
+        if task.queue not in self.queues:
+            return
+        finding = None
+        if event.type == EventType.TASK_COMPLETED and event.fields.get("finding"):
+            finding = await self.swarm.get_finding(event.fields["finding"])
+        sent = updates(event, task, finding)
+        final = any(
+            isinstance(u, TaskStatusUpdateEvent) and u.status.state in TERMINAL for u in sent
+        )
+        await asyncio.gather(*(self._deliver(hook, event, sent, final) for hook in hooks))
+
+    async def _deliver(self, hook: Webhook, event: Event, sent: list[Update], final: bool) -> None:
+        if not await self.swarm.claim_webhook_event(hook.task_id, hook.id, event.id):
+            return  # another server has it, or had it before a restart
+        for update in sent:
+            await self._post(hook, update)
+        if final:
+            await self.swarm.delete_webhook(hook.task_id, hook.id)
+
+    async def _post(self, hook: Webhook, update: Update) -> None:
+        headers = {}
+        if hook.token:
+            headers[TOKEN_HEADER] = hook.token
+        if hook.auth_scheme and hook.auth_credentials:
+            headers["Authorization"] = f"{hook.auth_scheme} {hook.auth_credentials}"
+        body = MessageToDict(to_stream_response(update))
+        for delay in (*self.retry_delays_s, None):
+            try:
+                response = await self.http.post(hook.url, json=body, headers=headers)
+                if response.is_success or not _retryable(response.status_code):
+                    if not response.is_success:
+                        log.warning("webhook %s refused an update: %s", hook.url, response)
+                    return
+            except httpx.HTTPError as exc:
+                log.info("webhook %s: %s", hook.url, exc)
+            if delay is None:
+                log.warning("webhook %s: giving up on an update of task %s", hook.url, hook.task_id)
+                return
+            await asyncio.sleep(delay)

@@ -1,0 +1,108 @@
+"""The A2A server's web app: the agent card, and the SDK's JSON-RPC and HTTP+JSON routes over
+``SwarmRequestHandler``, behind the same access rule as the dashboard (``_web.AccessGuard``:
+a bearer token, or loopback only when there is none; the card is public, so that clients can
+read how to authenticate). Its lifespan runs the push notification dispatcher.
+
+Routes::
+
+    GET  /.well-known/agent-card.json   the agent card
+    POST /                              JSON-RPC 2.0 (SendMessage, GetTask, ...)
+    POST /message:send, GET /tasks ...  HTTP+JSON (the SDK's REST routes)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import httpx
+from a2a.server.routes.agent_card_routes import create_agent_card_routes
+from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
+from a2a.server.routes.rest_routes import create_rest_routes
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, DEFAULT_RPC_URL
+from a2a.utils.push_url_validator import validate_push_notification_url
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from .._client import AsyncSwarm
+from .._web import AccessGuard
+from ._card import agent_card
+from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
+from ._push import PushDispatcher
+
+__all__ = ["create_app"]
+
+# Seconds a webhook has to answer one post.
+PUSH_TIMEOUT_S = 10.0
+
+
+def create_app(
+    swarm: AsyncSwarm,
+    *,
+    queues: Sequence[str],
+    base_url: str,
+    descriptions: Mapping[str, str] | None = None,
+    name: str | None = None,
+    token: str | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
+    private_webhooks: bool = True,
+    push: bool = True,
+    close_swarm: bool = False,
+) -> Starlette:
+    """The A2A server of ``swarm`` for ``queues`` (the skills), reachable at ``base_url``.
+
+    ``private_webhooks``: allow push notifications to loopback and private addresses (a
+    server reachable from other machines should not: a client could make it post inside
+    the network). ``push``: run the dispatcher here (at least one server must). ``close_swarm``
+    closes the swarm when the app stops (the CLI's case: it owns it).
+    """
+    dispatcher: PushDispatcher | None = None
+
+    def catch_up(task_id: str, since: str) -> None:
+        if dispatcher is not None:
+            dispatcher.catch_up(task_id, since)
+
+    handler = SwarmRequestHandler(
+        swarm,
+        queues,
+        wait_s=wait_s,
+        url_check=None if private_webhooks else validate_push_notification_url,
+        on_webhook=catch_up,
+    )
+    card = agent_card(
+        name=name or f"redis-swarm {swarm.name}",
+        base_url=base_url.rstrip("/") + "/",
+        queues=handler.queues,
+        descriptions=descriptions or {},
+        token=token is not None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        nonlocal dispatcher
+        async with httpx.AsyncClient(timeout=PUSH_TIMEOUT_S) as http:
+            running = None
+            if push:
+                dispatcher = PushDispatcher(swarm, handler.queues, http)
+                running = asyncio.create_task(dispatcher.run())
+            try:
+                yield
+            finally:
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
+                if close_swarm:
+                    await swarm.aclose()
+
+    routes: list[BaseRoute] = [
+        *create_agent_card_routes(card),
+        *create_jsonrpc_routes(handler, DEFAULT_RPC_URL),
+        *create_rest_routes(handler),
+    ]
+    guard = Middleware(
+        AccessGuard, token=token, what="this A2A server", public=(AGENT_CARD_WELL_KNOWN_PATH,)
+    )
+    return Starlette(routes=routes, middleware=[guard], lifespan=lifespan)

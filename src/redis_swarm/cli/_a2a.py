@@ -1,0 +1,109 @@
+"""``swarm a2a``: serve the swarm as an Agent2Agent server (the face: parse, build, serve)."""
+
+from __future__ import annotations
+
+import click
+
+from .._client import AsyncSwarm
+from .._errors import ConfigError
+from .._net import is_loopback
+from ._app import App, main, pass_app
+
+
+def _descriptions(pairs: tuple[str, ...], queues: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        queue, sep, text = pair.partition("=")
+        if not sep or not text.strip():
+            raise click.BadParameter(f"{pair!r}: use QUEUE=DESCRIPTION", param_hint="--describe")
+        if queue not in queues:
+            raise click.BadParameter(
+                f"{queue!r} is not an exposed queue (--queue): {', '.join(queues)}",
+                param_hint="--describe",
+            )
+        out[queue] = text.strip()
+    return out
+
+
+@main.command(short_help="Serve the swarm as an A2A (Agent2Agent) server (Ctrl-C stops).")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    required=True,
+    help="A queue to expose as a skill (repeat for more; the first is the default skill).",
+)
+@click.option(
+    "--describe",
+    "describe",
+    multiple=True,
+    metavar="QUEUE=TEXT",
+    help="The skill description of a queue, shown on the agent card (repeatable).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8766, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--token",
+    envvar="SWARM_A2A_TOKEN",
+    help="Require this bearer token (the card declares it); mandatory off loopback "
+    "(env SWARM_A2A_TOKEN).",
+)
+@click.option(
+    "--url",
+    "public_url",
+    help="The URL clients reach this server at, written on the card "
+    "(default: http://HOST:PORT/; set it behind a proxy).",
+)
+@click.option("--name", help="The agent's name on the card (default: redis-swarm SWARM).")
+@click.option(
+    "--wait",
+    "wait_s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds a blocking SendMessage waits for the task to settle before answering.",
+)
+@pass_app
+def a2a(
+    app: App,
+    queues: tuple[str, ...],
+    describe: tuple[str, ...],
+    host: str,
+    port: int,
+    token: str | None,
+    public_url: str | None,
+    name: str | None,
+    wait_s: float,
+) -> None:
+    """Serve the swarm as an A2A 1.0 server: each message becomes a task of a queue (a
+    skill), and its finding the task's artifact; JSON-RPC and HTTP+JSON, streaming and push
+    notifications. The agent card is at /.well-known/agent-card.json (see docs/a2a.md)."""
+    try:
+        from .._web import require_token_off_loopback, serve
+        from ..a2a_server import create_app
+    except ImportError as exc:  # the A2A part is an extra
+        raise ConfigError(f"swarm a2a needs {exc.name}: pip install 'redis-swarm[a2a]'") from None
+    require_token_off_loopback(
+        host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
+    )
+    descriptions = _descriptions(describe, queues)
+    shown = f"[{host}]" if ":" in host else host
+    base_url = public_url or f"http://{shown}:{port}/"
+    web = create_app(
+        AsyncSwarm(app.settings),
+        queues=queues,
+        base_url=base_url,
+        descriptions=descriptions,
+        name=name,
+        token=token,
+        wait_s=wait_s,
+        private_webhooks=is_loopback(host),
+        close_swarm=True,
+    )
+    card = base_url.rstrip("/") + "/.well-known/agent-card.json"
+    app.err.print(
+        f"A2A server of swarm [bold]{app.swarm_name}[/]: card at {card}  (Ctrl-C to stop)"
+    )
+    serve(web, host, port)

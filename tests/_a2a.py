@@ -1,0 +1,106 @@
+"""Helpers of the A2A tests: ``swarm a2a`` as a real process, a webhook receiver on loopback,
+and a worker of ours that claims and reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+from redis_swarm import Swarm
+
+from ._servers import free_port
+
+
+@dataclass
+class A2AServer:
+    url: str
+    token: str
+    proc: subprocess.Popen[str]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def start_a2a(redis_url: str, swarm: str, token: str, *args: str) -> A2AServer:
+    """``swarm a2a`` on a free loopback port, ready (its card answers) before it returns."""
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "redis_swarm", "--url", redis_url, "--swarm", swarm]
+    command += ["a2a", "--port", str(port), "--token", token, *args]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{url}/.well-known/agent-card.json", timeout=2).raise_for_status()
+            return A2AServer(url, token, proc)
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"swarm a2a did not start: {proc.communicate()}") from None
+            time.sleep(0.05)
+
+
+def stop(server: A2AServer) -> str:
+    server.proc.terminate()
+    _out, err = server.proc.communicate(timeout=10)
+    return err
+
+
+@dataclass
+class Receiver:
+    """A webhook on loopback: every POST (its headers and JSON body), in order."""
+
+    url: str
+    posts: list[tuple[dict[str, str], Any]] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, n: int, timeout_s: float = 15.0) -> list[tuple[dict[str, str], Any]]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.posts) >= n, timeout_s)
+            return list(self.posts)
+
+
+def receiver() -> Iterator[Receiver]:
+    port = free_port()
+    box = Receiver(f"http://127.0.0.1:{port}/hook")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with box.arrived:
+                box.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                box.arrived.notify_all()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield box
+    server.shutdown()
+    server.server_close()
+
+
+def work_one(swarm: Swarm, queue: str, summary: str, wait_s: float = 10.0) -> str:
+    """Claim one task of ``queue`` and report a finding for it; returns the task id."""
+    task = swarm.claim(queue, worker="a2a-test-worker", wait_s=wait_s)
+    assert task is not None, f"no task came to {queue}"
+    swarm.report(task.id, task.token, {"summary": summary, "details": f"did: {task.description}"})
+    return task.id

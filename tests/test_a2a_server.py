@@ -1,0 +1,333 @@
+"""``swarm a2a`` driven by a client nobody here wrote: the official Python SDK's (its
+``create_client``, over both bindings). A worker of ours claims and reports; the client sees
+the task go submitted -> working -> completed with the finding as its artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from a2a.client import ClientConfig, create_client
+from a2a.client.client import Client
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    StreamResponse,
+    TaskPushNotificationConfig,
+    TaskState,
+)
+from a2a.utils.constants import TransportProtocol
+from a2a.utils.errors import A2AError
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.struct_pb2 import Value
+
+from redis_swarm import Swarm
+from redis_swarm.a2a_server._push import PushDispatcher
+from redis_swarm.cli import main
+
+from ._a2a import A2AServer, Receiver, receiver, start_a2a, stop, work_one
+from ._servers import RedisServer, ServerFactory
+
+SWARM = "a2a"
+TOKEN = "a2a-test-token-0123456789"
+QUEUE, OTHER = "research", "review"
+BINDINGS = [TransportProtocol.JSONRPC.value, TransportProtocol.HTTP_JSON.value]
+S = TaskState
+
+
+@pytest.fixture(scope="module")
+def a2a_redis(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A server of this module's own: the session's is flushed by other tests."""
+    server = servers.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def a2a(a2a_redis: RedisServer) -> Iterator[A2AServer]:
+    server = start_a2a(
+        a2a_redis.url, SWARM, TOKEN, "--queue", QUEUE, "--queue", OTHER,
+        "--describe", f"{QUEUE}=Looks things up and reports what it found.", "--wait", "0.5",
+    )  # fmt: skip
+    yield server
+    stop(server)
+
+
+@pytest.fixture
+def worker(a2a_redis: RedisServer) -> Iterator[Swarm]:
+    swarm = Swarm(a2a_redis.url, swarm=SWARM)
+    yield swarm
+    swarm.close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    yield from receiver()
+
+
+def _message(text: str, **metadata: Any) -> Message:
+    return Message(
+        message_id=str(uuid.uuid4()),
+        role=Role.ROLE_USER,
+        parts=[Part(text=text), Part(data=ParseDict({"n": 1}, Value()))],
+        metadata=metadata or None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _client(a2a: A2AServer, binding: str, **config: Any) -> AsyncIterator[Client]:
+    async with httpx.AsyncClient(headers=a2a.headers, timeout=20) as http:
+        made = ClientConfig(httpx_client=http, supported_protocol_bindings=[binding], **config)
+        client = await create_client(a2a.url, client_config=made)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def _kind(event: StreamResponse) -> tuple[str, Any]:
+    which = event.WhichOneof("payload")
+    if which == "task":
+        return "task", S.Name(event.task.status.state)
+    if which == "status_update":
+        return "status", S.Name(event.status_update.status.state)
+    if which == "artifact_update":
+        return "artifact", event.artifact_update.artifact.parts[0].text
+    return str(which), None
+
+
+def test_the_card_lists_the_queues_as_skills_and_the_token(a2a: A2AServer) -> None:
+    card = httpx.get(f"{a2a.url}/.well-known/agent-card.json").json()  # public: no token
+    skills = {s["id"]: s for s in card["skills"]}
+    assert list(skills) == [QUEUE, OTHER]
+    assert skills[QUEUE]["description"] == "Looks things up and reports what it found."
+    assert "review" in skills[OTHER]["description"]
+    assert card["capabilities"] == {"streaming": True, "pushNotifications": True}
+    bindings = {i["protocolBinding"] for i in card["supportedInterfaces"]}
+    assert bindings == {"JSONRPC", "HTTP+JSON"}
+    assert card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
+    assert card["securityRequirements"] == [{"schemes": {"bearer": {}}}]
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_a_streamed_message_goes_submitted_working_completed(
+    a2a: A2AServer, worker: Swarm, binding: str
+) -> None:
+    async def send() -> list[StreamResponse]:
+        async with _client(a2a, binding) as client:
+            seen: list[StreamResponse] = []
+            request = SendMessageRequest(message=_message("find the answer"))
+            async for event in client.send_message(request):
+                seen.append(event)
+                if len(seen) == 1:  # the task is posted: a worker of ours takes it
+                    threading.Thread(target=work_one, args=(worker, QUEUE, "42")).start()
+        return seen
+
+    seen = _run(send())
+    kinds = [_kind(e) for e in seen]
+    assert kinds == [
+        ("task", "TASK_STATE_SUBMITTED"),
+        ("status", "TASK_STATE_WORKING"),
+        ("artifact", "42"),
+        ("status", "TASK_STATE_COMPLETED"),
+    ]
+    first = seen[0].task
+    ours = worker.get_task(first.id)  # the A2A task id is ours; the context id its pass
+    assert ours.queue == QUEUE and ours.pass_name == first.context_id
+    assert ours.description == "find the answer" and ours.data == {"n": 1}
+    finding = MessageToDict(seen[2].artifact_update.artifact.parts[1].data)
+    assert finding["summary"] == "42" and finding["details"] == "did: find the answer"
+    assert finding["task_id"] == first.id
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_get_list_and_cancel(a2a: A2AServer, worker: Swarm, binding: str) -> None:
+    context = str(uuid.uuid4())
+
+    async def scenario() -> dict[str, Any]:
+        async with _client(a2a, binding, streaming=False, polling=True) as client:
+            out: dict[str, Any] = {}
+            tasks = []
+            for text in ("one", "two"):
+                message = _message(text, skill=OTHER)
+                message.context_id = context
+                [event] = [
+                    e async for e in client.send_message(SendMessageRequest(message=message))
+                ]
+                tasks.append(event.task)
+            out["posted"] = [S.Name(t.status.state) for t in tasks]
+            await asyncio.to_thread(work_one, worker, OTHER, "done")
+            done = await client.get_task(GetTaskRequest(id=tasks[0].id))
+            out["done"] = (S.Name(done.status.state), [p.text for p in done.artifacts[0].parts])
+            cancelled = await client.cancel_task(CancelTaskRequest(id=tasks[1].id))
+            out["cancelled"] = S.Name(cancelled.status.state)
+            listed = await client.list_tasks(ListTasksRequest(context_id=context))
+            out["listed"] = sorted((t.id, S.Name(t.status.state)) for t in listed.tasks)
+            working = await client.list_tasks(
+                ListTasksRequest(context_id=context, status=S.TASK_STATE_CANCELED)
+            )
+            out["by_state"] = [t.id for t in working.tasks]
+            with pytest.raises(A2AError, match="cannot be cancelled"):
+                await client.cancel_task(CancelTaskRequest(id=tasks[0].id))
+            with pytest.raises(A2AError, match="does not exist"):
+                await client.get_task(GetTaskRequest(id="t-nosuchtask"))
+            out["ids"] = [t.id for t in tasks]
+        return out
+
+    out = _run(scenario())
+    one, two = out["ids"]
+    assert out["posted"] == ["TASK_STATE_SUBMITTED", "TASK_STATE_SUBMITTED"]
+    assert out["done"] == ("TASK_STATE_COMPLETED", ["done", ""])
+    assert out["cancelled"] == "TASK_STATE_CANCELED"
+    assert out["listed"] == sorted([(one, "TASK_STATE_COMPLETED"), (two, "TASK_STATE_CANCELED")])
+    assert out["by_state"] == [two]
+
+
+def test_a_retried_message_posts_one_task(a2a: A2AServer, worker: Swarm) -> None:
+    async def twice() -> list[str]:
+        async with _client(a2a, BINDINGS[1], streaming=False, polling=True) as client:
+            message = _message("only once")
+            ids = []
+            for _ in range(2):
+                request = SendMessageRequest(message=message)
+                [event] = [e async for e in client.send_message(request)]
+                ids.append(event.task.id)
+            return ids
+
+    first, again = _run(twice())
+    assert first == again
+    worker.cancel(first)  # the queue is the next tests' too
+
+
+def test_a_blocking_send_answers_once_the_task_settled(a2a: A2AServer, worker: Swarm) -> None:
+    threading.Timer(0.1, work_one, args=(worker, QUEUE, "quick")).start()
+
+    async def send() -> list[StreamResponse]:
+        async with _client(a2a, BINDINGS[0], streaming=False) as client:
+            request = SendMessageRequest(message=_message("be quick"))
+            return [e async for e in client.send_message(request)]
+
+    [event] = _run(send())
+    assert S.Name(event.task.status.state) == "TASK_STATE_COMPLETED"
+    assert event.task.artifacts[0].parts[0].text == "quick"
+
+
+def test_a_dead_task_fails_with_its_reason(a2a: A2AServer, worker: Swarm) -> None:
+    async def send() -> str:
+        async with _client(a2a, BINDINGS[1], streaming=False, polling=True) as client:
+            [e] = [e async for e in client.send_message(SendMessageRequest(message=_message("x")))]
+        return e.task.id
+
+    async def get(task_id: str) -> Any:
+        async with _client(a2a, BINDINGS[1]) as client:
+            return await client.get_task(GetTaskRequest(id=task_id))
+
+    task_id = _run(send())
+    task = worker.claim(QUEUE, worker="w", wait_s=5)
+    assert task is not None and task.id == task_id
+    worker.fail(task.id, task.token, "the source is gone", retry=False)
+    failed = _run(get(task_id))
+    assert S.Name(failed.status.state) == "TASK_STATE_FAILED"
+    assert "the source is gone" in failed.status.message.parts[0].text
+
+
+def test_push_notifications_arrive_once_each(
+    a2a: A2AServer, a2a_redis: RedisServer, worker: Swarm, hook: Receiver
+) -> None:
+    push = TaskPushNotificationConfig(url=hook.url, token="client-secret")
+
+    async def send() -> str:
+        async with _client(a2a, BINDINGS[0], streaming=False, polling=True) as client:
+            request = SendMessageRequest(message=_message("notify me"))
+            request.configuration.task_push_notification_config.CopyFrom(push)
+            [e] = [e async for e in client.send_message(request)]
+        return e.task.id
+
+    task_id = _run(send())
+    work_one(worker, QUEUE, "pushed")
+    posts = hook.wait_for(4)
+    assert all(h["x-a2a-notification-token"] == "client-secret" for h, _ in posts)
+    kinds = [next(iter(body)) for _, body in posts]
+    assert kinds == ["statusUpdate", "statusUpdate", "artifactUpdate", "statusUpdate"]
+    states = [b["statusUpdate"]["status"]["state"] for _, b in posts if "statusUpdate" in b]
+    assert states == ["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+    assert {b[next(iter(b))]["taskId"] for _, b in posts} == {task_id}
+
+    # A second server (or this one restarted) replays every event of the task: nothing is
+    # sent again, the claims in Redis say it was delivered.
+    async def replay() -> None:
+        from redis_swarm import AsyncSwarm
+
+        async with AsyncSwarm(a2a_redis.url, swarm=SWARM) as swarm, httpx.AsyncClient() as http:
+            dispatcher = PushDispatcher(swarm, [QUEUE], http)
+            for event in await swarm.events(types="task"):
+                await dispatcher.handle(event)
+
+    _run(replay())
+    assert len(hook.wait_for(5, timeout_s=0.5)) == 4
+
+
+def test_the_token_is_required(a2a: A2AServer) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "t-x"}}
+    assert httpx.post(a2a.url + "/", json=body).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert httpx.post(a2a.url + "/", json=body, headers=wrong).status_code == 401
+    assert httpx.get(a2a.url + "/tasks", headers=wrong).status_code == 401
+    ok = httpx.post(a2a.url + "/", json=body, headers={**a2a.headers, "A2A-Version": "1.0"})
+    assert ok.status_code == 200 and "error" in ok.json()  # in, and told the task is unknown
+
+
+def test_bad_messages_are_refused_with_what_to_send(a2a: A2AServer) -> None:
+    async def send(message: Message) -> None:
+        async with _client(a2a, BINDINGS[0], streaming=False, polling=True) as client:
+            [_ async for _ in client.send_message(SendMessageRequest(message=message))]
+
+    by_url = Message(
+        message_id="m1",
+        role=Role.ROLE_USER,
+        parts=[
+            Part(
+                text="read",
+            ),
+            Part(url="https://x.example/f.pdf"),
+        ],
+    )
+    with pytest.raises(A2AError, match="file by URL"):
+        _run(send(by_url))
+    with pytest.raises(A2AError, match="unknown skill 'nope'"):
+        _run(send(_message("x", skill="nope")))
+    with pytest.raises(A2AError, match="no text"):
+        _run(
+            send(
+                Message(
+                    message_id="m2",
+                    role=Role.ROLE_USER,
+                    parts=[Part(data=ParseDict({"a": 1}, Value()))],
+                )
+            )
+        )
+
+
+def test_off_loopback_needs_a_token(a2a_redis: RedisServer) -> None:
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(
+        main, ["--url", a2a_redis.url, "a2a", "--queue", "q", "--host", "0.0.0.0"]
+    )
+    assert result.exit_code != 0
+    assert "needs a token" in result.output
