@@ -25,10 +25,15 @@ from a2a.types.a2a_pb2 import (
 )
 from a2a.utils.errors import InvalidParamsError
 
-from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm
+from redis_swarm._acl import acl_user
 from redis_swarm.a2a import RedisTaskEventStream, RedisTaskStore, RedisVersionedTaskStore
+from redis_swarm.cli._acl import apply_user, server_version
+
+from ._servers import ServerFactory
 
 SWARM = "a2a"
+ROLES = ("shard", "worker")
 S = TaskState
 
 
@@ -368,3 +373,49 @@ def test_the_stores_take_a_url_and_close_their_handle(redis_url: str) -> None:
             RedisTaskStore(sync)  # type: ignore[arg-type]
 
     asyncio.run(main())
+
+
+def test_an_a2a_server_runs_as_a_shard_user_and_workers_are_refused(
+    servers: ServerFactory,
+) -> None:
+    """The stores through ACL users of the swarm (Redis >= 7: Functions, selectors): a shard's
+    user runs them; a worker's may read an A2A server's tasks (as every key of its swarm)
+    but not write them."""
+    server = servers.start()
+    try:
+        settings = Settings.from_url(server.url, swarm=SWARM)
+        version = server_version(settings)
+        users = {role: acl_user(role, SWARM, f"a2a-{role}", version=version) for role in ROLES}
+        for spec in users.values():
+            apply_user(settings, spec)
+
+        def url(role: str) -> str:
+            spec = users[role]
+            return f"redis://{spec.user}:{spec.password}@127.0.0.1:{server.port}"
+
+        async def main() -> None:
+            admin = AsyncSwarm(server.url, swarm=SWARM)
+            await admin.load_functions()  # swarm up's part: workers and shards may not load
+            await admin.aclose()
+            shard = RedisVersionedTaskStore(url("shard"), swarm=SWARM)
+            stream = RedisTaskEventStream(url("shard"), swarm=SWARM, block_s=0.1)
+            worker = RedisVersionedTaskStore(url("worker"), swarm=SWARM)
+            try:
+                v1 = await _save(shard, task("acl"), TaskVersion.MISSING, status("acl", 1))
+                assert (await shard.list(ListTasksRequest(), ALICE)).total_size == 1
+                async for item in stream.subscribe("acl", after=TaskVersion.MISSING):
+                    assert item.version == v1
+                    break
+                # A worker reads every key of its swarm, these too, but writes none of them.
+                assert await worker.get("acl", ALICE) is not None
+                with pytest.raises(PermissionDenied):
+                    await _save(worker, task("acl", S.TASK_STATE_WORKING), v1)
+                with pytest.raises(PermissionDenied):
+                    await worker.delete("acl", ALICE)
+            finally:
+                for made in (shard, stream, worker):
+                    await made.aclose()
+
+        asyncio.run(main())
+    finally:
+        server.stop()
