@@ -38,6 +38,7 @@ import redis
 
 from redis_swarm._keys import Keys, label_id
 from redis_swarm._models import EventType
+from redis_swarm._ops.tasks import queue_names
 
 __all__ = ["Summary", "check_swarm", "event_entries", "key_families"]
 
@@ -148,7 +149,7 @@ def check_swarm(
     tasks: dict[str, dict[str, Any]] = {
         tid: json.loads(raw) for tid, raw in _hash(client, k.tasks).items()
     }
-    queues = {_s(q) for q in client.smembers(k.queues)}
+    queues = set(queue_names(client.hkeys(k.counts)))
     counts = {f: int(v) for f, v in _hash(client, k.counts).items()}
     pass_counts = {f: _s(v) for f, v in _hash(client, k.pass_counts).items()}
     by_queue: Counter[str] = Counter()
@@ -167,7 +168,7 @@ def check_swarm(
             by_queue[f"shard:{t['parent']}|{status}"] += 1
         seqs[int(t.get("seq", -1))] += 1
         if t["queue"] not in queues:
-            problems.append(f"task {tid}: queue {t['queue']!r} is not in the queues set")
+            problems.append(f"task {tid}: queue {t['queue']!r} is not among the counts' queues")
         if "pass_name" in t:
             pid = t.get("pass_id")
             if pid != label_id(t["pass_name"]):

@@ -194,7 +194,7 @@ def probe(handle: Any, tally: Tally, name: str, swarm: str, stop: Any) -> None:
             (
                 Call("ping", (keys.tasks, keys.counts, keys.wake("never")), (n,)),
                 Cmd("HLEN", keys.tasks),
-                Call("ping", (keys.queues, keys.events), (n + 1,)),
+                Call("ping", (keys.task_index, keys.events), (n + 1,)),
             )
         )
         replies = timed("batch", _run_batch, handle, batch)

@@ -167,7 +167,7 @@ def test_worker_can_work(as_user: Any) -> None:
     run(w, "HSET", K.tasks, "t-1", "{}")
     run(w, "ZADD", K.pending("q1"), 1, "t-1")
     run(w, "ZADD", K.leases("q1"), 1, "t-1")
-    run(w, "HSET", K.findings, "f-1", "{}")
+    run(w, "HSETNX", K.findings, "f-1", "{}")
     run(w, "ZADD", K.findings_by("shard", "s1"), 1, "f-1")
     run(w, "HINCRBY", K.pass_counts, "x|claimed", 1)
     run(w, "XADD", K.events, "*", "type", "task.claimed")

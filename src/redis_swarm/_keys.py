@@ -76,11 +76,6 @@ class Keys:
 
     # --- tasks
     @property
-    def queues(self) -> str:
-        """SET of queue names ever posted to."""
-        return self._k("queues")
-
-    @property
     def tasks(self) -> str:
         """HASH task id -> task state (JSON)."""
         return self._k("tasks")
@@ -103,7 +98,8 @@ class Keys:
     @property
     def counts(self) -> str:
         """HASH queue|status -> count: queue_stats in O(queues); shard:NAME|status -> count of
-        the tasks a shard posted (its ``parent``); ``#seq`` the posting sequence."""
+        the tasks a shard posted (its ``parent``); ``#seq`` the posting sequence. Its fields
+        also name every queue ever posted to (a post creates QUEUE|pending or |delayed)."""
         return self._k("counts")
 
     @property

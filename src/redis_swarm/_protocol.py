@@ -163,6 +163,9 @@ class OpContext:
     # which keeps leases right when agents on several machines disagree about the time.
     clock: Callable[[], int] | None = None
     cache: ContextCache | None = None
+    # worker -> when (time.monotonic()) this handle's claims last registered it and marked it
+    # present (see _ops._work.presence_due)
+    presence_sent: dict[str, float] = field(default_factory=dict)
 
     @property
     def keys(self) -> Keys:

@@ -58,20 +58,20 @@ OPERATIONS: dict[str, Uses] = {
     # tasks
     "post_task": _uses("", "task_post"),
     "post_tasks": _uses("", "task_post"),
-    "claim": _uses("blpop smembers", "task_claim", worker=True),
+    "claim": _uses("blpop", "task_claim", worker=True),
     "renew": _uses("hget", "task_update", worker=True),
     "fail": _uses("hget", "task_update", worker=True),
     "release": _uses("hget", "task_update", worker=True),
     "cancel": _uses("hget", "task_update"),
     "requeue_dead": _uses("hget", "task_update"),
-    "reap": _uses("smembers", "task_claim", worker=True),
+    "reap": _uses("hkeys", "task_claim", worker=True),
     "get_task": _uses("hget", worker=True),
     "list_tasks": _uses("", "index_page", worker=True),
     "configure_queue": _uses("hget hset"),
     "queue_stats": _uses("hgetall hmget", worker=True),
     "pass_stats": _uses("hmget", worker=True),
     "shard_stats": _uses("hmget zcard", worker=True),
-    "wait": _uses("hgetall hmget smembers xread xrevrange", "task_claim", worker=True),
+    "wait": _uses("hgetall hkeys hmget xread xrevrange", "task_claim", worker=True),
     # findings and syntheses
     "report": _uses("hget", "task_report", worker=True),
     "get_finding": _uses("hget", worker=True),
@@ -81,7 +81,7 @@ OPERATIONS: dict[str, Uses] = {
     "syntheses": _uses("", "index_page", worker=True),
     # ask and answer (questions are tasks; a worker asks for peer assist, see WORKER_WRITES)
     "ask": _uses(
-        "hexists sismember hget hset xrevrange xread zadd",
+        "hexists hget hmget hset xrevrange xread zadd",
         "index_page task_post task_update",
         worker=True,
     ),
@@ -135,7 +135,7 @@ OPERATIONS: dict[str, Uses] = {
     # views
     "status": _uses("hgetall hmget time xrevrange zrange", worker=True),
     "passes": _uses("hgetall", worker=True),
-    "recent": _uses("hmget smembers zrevrange", worker=True),
+    "recent": _uses("hkeys hmget zrevrange", worker=True),
     "corrupt_records": _uses("hscan", worker=True),
 }
 
@@ -148,7 +148,10 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "a2a_task_delete": "del hdel hget zrem",
         "a2a_task_list": "hget hmget zlexcount zrevrangebylex",
         "a2a_task_save": "hget hset pexpire zadd zrem",
-        "_tasks": "exists hget hincrby hset hsetnx llen ltrim rpush zadd zrange zrangebyscore zrem",
+        "_tasks": (
+            "exists hget hincrby hset hsetnx llen lpop ltrim rpush zadd zpopmin zrange "
+            "zrangebyscore zrem"
+        ),
         "agent_deregister": "del hdel hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore",
         "agent_heartbeat": "hget hset zadd",
         "agent_register": "hexists hget hset xrevrange zadd",
@@ -165,9 +168,9 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
-        "task_claim": "xrevrange",
-        "task_post": "hexists hget hincrby hset hsetnx ltrim rpush sadd zadd",
-        "task_report": "hget hset zadd",
+        "task_claim": "",
+        "task_post": "hget hincrby hset hsetnx zadd",
+        "task_report": "hget hsetnx zadd",
         "task_update": "hget zadd zrem",
         "webhook_claim": "hexists hget hset",
     }.items()
@@ -205,22 +208,21 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
     for member, commands in {
         # the work queue: claim, renew, fail, release, reap and report move tasks
         "tasks": "hset hsetnx",
-        "pending": "zadd zrem",
+        "pending": "zadd zrem zpopmin",
         "leases": "zadd zrem",
         "delayed": "zadd zrem",
         "dead": "zadd",
-        "counts": "hincrby hset",  # task_post (ask) stores the '#seq' counter
+        "counts": "hincrby",
         "pass_counts": "hincrby",
-        "wake": "blpop rpush ltrim",
+        "wake": "blpop lpop rpush ltrim",
         # findings: report adds one (it never deletes or rewrites the index)
-        "findings": "hset",
+        "findings": "hsetnx",
         "finding_index": "zadd",
         "findings_by": "zadd",
         # ask posts its question with task_post: a question is a task (docs/security.md)
         "task_data": "hset",
         "task_index": "zadd",
         "dedupe": "hset",
-        "queues": "sadd",
         "asked": "zadd",  # the questions asked while working on a task (lineage)
         # agents: register, heartbeat, deregister and sweep
         "agents": "hset hsetnx hdel",

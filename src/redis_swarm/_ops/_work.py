@@ -34,10 +34,12 @@ __all__ = [
     "decoded",
     "encode_json",
     "finding_from",
+    "forget_presence",
     "leased",
     "new_id",
     "new_secret",
     "page",
+    "presence_due",
     "remember_route",
     "report_secret",
     "route",
@@ -193,6 +195,33 @@ def route(ctx: OpContext, task_id: object) -> Operation[Route]:
     found = Route(state["queue"], state.get("pass_name"), state.get("parent"))
     _ROUTES.put(ctx.settings.swarm, tid, found)
     return found
+
+
+# --- implicit workers: a worker that only claims is registered, and its presence kept, by
+# its claims: on the first claim of a worker in this process, then at most once per
+# PRESENCE_EVERY_S (presence is read in seconds; doing it on every claim cost two commands).
+
+PRESENCE_EVERY_S = 1.0
+
+
+def presence_due(ctx: OpContext, worker: str) -> bool:
+    """Whether this claim should register ``worker`` and mark it present (remembered per
+    handle, so that a new handle, as after a server was replaced, registers at once)."""
+    if ctx.clock is not None:  # a test's clock: every claim marks presence, as the clock says
+        return True
+    now = time.monotonic()
+    if now - ctx.presence_sent.get(worker, -math.inf) < PRESENCE_EVERY_S:
+        return False
+    if len(ctx.presence_sent) >= 10_000:  # bounded: a handle naming many workers forgets
+        ctx.presence_sent.clear()
+    ctx.presence_sent[worker] = now
+    return True
+
+
+def forget_presence(ctx: OpContext, worker: str) -> None:
+    """The next claim of ``worker`` through this handle registers it again (after
+    deregister)."""
+    ctx.presence_sent.pop(worker, None)
 
 
 # --- validation at the edge

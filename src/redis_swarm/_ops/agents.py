@@ -16,6 +16,7 @@ from .._models import UNREADABLE, Agent, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_name
 from ._bus import check_data, new_id, now_from, text
+from ._work import forget_presence
 
 __all__ = ["agents", "deregister", "get_agent", "heartbeat", "register", "sweep"]
 
@@ -144,6 +145,7 @@ def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
     reply, it returns as the first did (no NotFound) and records one agent.left."""
     agent_id = check_name("agent id", agent_id, max_len=64)
     keys = ctx.keys
+    forget_presence(ctx, agent_id)
     yield Call(
         "agent_deregister",
         (

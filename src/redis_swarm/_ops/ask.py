@@ -63,12 +63,12 @@ def _resolve_target(ctx: OpContext, target: str) -> Operation[str]:
         (
             Cmd("HEXISTS", k.contexts, name),
             Cmd("HEXISTS", k.agents, name),
-            Cmd("SISMEMBER", k.queues, name),
+            Cmd("HMGET", k.counts, f"{name}|pending", f"{name}|delayed"),
         )
     )
     if int(owner) or int(agent):
         return check_name("ask queue", ask_queue(name))
-    if int(queue) or name == ASSIST_QUEUE:
+    if any(v is not None for v in queue) or name == ASSIST_QUEUE:
         return name
     raise NotFound(
         f"unknown target {name!r}: it is no context owner, registered agent or queue of swarm "

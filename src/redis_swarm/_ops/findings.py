@@ -131,10 +131,11 @@ def report(
     body = {"id": "", "task_id": task_id, **_finding_body(ctx, finding)}
     fid = new_id("f-") if finding_id is None else check_id("finding", finding_id)
     body["id"] = fid
-    if claim_next is not None:
-        claiming = task_ops.claim_part(ctx, claim_next, next_lease_s, report_secret(fid))
+    next_secret = report_secret(fid) if claim_next is not None else ""
     if worker is not None:
         check_name("worker", worker)
+    if claim_next is not None:
+        claiming = task_ops.claim_part(ctx, claim_next, next_lease_s, next_secret, worker)
     if model is not None:
         body["model"] = check_label("model", model, max_chars=128)
     if context_version is not None:
@@ -172,7 +173,7 @@ def report(
         )
     if claim_next is None:
         return stored
-    leased_next = leased(ctx, next_pair, [claiming[1][-1]]) if next_pair[0] else []
+    leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
     return stored, leased_next[0] if leased_next else None
 
 

@@ -31,6 +31,7 @@ from ._work import (
     new_id,
     new_secret,
     page,
+    presence_due,
     remember_route,
     route,
     task_from,
@@ -50,6 +51,7 @@ __all__ = [
     "pass_stats",
     "post_task",
     "post_tasks",
+    "queue_names",
     "queue_stats",
     "reap",
     "release",
@@ -174,8 +176,8 @@ def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
         if "pass_name" in fields:
             item["pi"] = passes.setdefault(fields["pass_name"], len(passes) + 1)
         specs.append(item)
-    keys = [k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.queues]
-    keys += [k.events, k.queue_settings]
+    keys = [k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.events]
+    keys += [k.queue_settings]
     for queue in queues:
         keys += [k.pending(queue), k.delayed(queue), k.wake(queue)]
     keys += [k.pass_tasks(name) for name in passes]
@@ -304,15 +306,21 @@ def _claim_keys(ctx: OpContext, queues: Iterable[str]) -> tuple[str, ...]:
 
 
 def claim_part(
-    ctx: OpContext, queues: str | Sequence[str], lease_s: float | None, secret: str
+    ctx: OpContext,
+    queues: str | Sequence[str],
+    lease_s: float | None,
+    secret: str,
+    worker: str | None,
 ) -> tuple[list[str], list[Any]]:
     """The keys and arguments another script takes to claim one task as ``claim`` does
-    (report's ``claim_next``): the same checks, the same limits."""
+    (report's ``claim_next``): the same checks, the same limits. ``worker`` None: the
+    script knows it (the token's), and registers it every time."""
     names = _queue_names(queues)
     k = ctx.keys
     keys = [k.agents, k.presence, k.task_data, *_queue_groups(ctx, names)]
     args = [len(names), _lease_ms(lease_s), EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE]
-    return keys, [*args, DEFAULT_MAX_ABANDONS, secret]
+    register = worker is None or presence_due(ctx, worker)
+    return keys, [*args, DEFAULT_MAX_ABANDONS, secret, "1" if register else "0"]
 
 
 def claim(
@@ -344,13 +352,15 @@ def claim(
     keys = _claim_keys(ctx, names)
     wakes = tuple(ctx.keys.wake(q) for q in names)
     deadline = time.monotonic() + wait
+    woken = "0"  # '1' once a wait popped a wake-up token (the script then pops none)
 
     while True:
         # Each task keeps its secret's hash: the tokens are only in this reply.
         lease_secrets = [new_secret() for _ in range(count)]
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
         limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-        reply = yield Call("task_claim", keys, (*args, *limits, *lease_secrets))
+        flags = ("1" if presence_due(ctx, worker) else "0", woken)
+        reply = yield Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
         if reply[0]:
             tasks = leased(ctx, reply, lease_secrets)
             return tasks if n is not None else tasks[0]
@@ -362,7 +372,8 @@ def claim(
         if due >= 0:
             block = min(block, max(0, due - now) / 1000)
         # BLPOP's timeout 0 means forever: wait at least a millisecond.
-        yield Cmd("BLPOP", *wakes, max(0.001, round(block, 3)))
+        popped = yield Cmd("BLPOP", *wakes, max(0.001, round(block, 3)))
+        woken = "1" if popped else "0"
 
 
 def _lease_ms(lease_s: float | None) -> int:
@@ -373,8 +384,8 @@ def _lease_ms(lease_s: float | None) -> int:
 def _reap_all(ctx: OpContext) -> Operation[tuple[int, float | None]]:
     """Reclaim expired leases and promote due delayed tasks in every queue. Returns the
     number of leases reclaimed and the seconds until the next thing falls due (or None)."""
-    members = yield Cmd("SMEMBERS", ctx.keys.queues)
-    queues = sorted(text(m) for m in members)
+    fields = yield Cmd("HKEYS", ctx.keys.counts)
+    queues = queue_names(fields)
     if not queues:
         return 0, None
     calls = []
@@ -516,6 +527,17 @@ def queue_stats(ctx: OpContext) -> Operation[dict[str, dict[str, int]]]:
     kept exact by every script, so the cost does not depend on the number of tasks."""
     raw = yield Cmd("HGETALL", ctx.keys.counts)
     return _queue_counts(raw)
+
+
+def queue_names(fields: Iterable[Any]) -> list[str]:
+    """Every queue ever posted to, sorted, from the fields of ``Keys.counts`` (a post
+    creates the queue's ``QUEUE|pending`` or ``QUEUE|delayed``; no set of names is kept)."""
+    names = set()
+    for field in fields:
+        queue, sep, status = text(field).rpartition("|")
+        if sep and status in STATUSES and not queue.startswith(_SHARD_FIELD):
+            names.add(queue)
+    return sorted(names)
 
 
 def _queue_counts(raw: Mapping[Any, Any]) -> dict[str, dict[str, int]]:

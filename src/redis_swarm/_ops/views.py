@@ -135,10 +135,10 @@ def recent(
         (
             Cmd("ZREVRANGE", k.finding_index, 0, n_findings - 1),
             Cmd("ZREVRANGE", k.synthesis_index, 0, n_syntheses - 1),
-            Cmd("SMEMBERS", k.queues),
+            Cmd("HKEYS", k.counts),
         )
     )
-    queue_names = sorted(_text(q) for q in queues)
+    queue_names = task_ops.queue_names(queues)
     finding_ids = [_text(i) for i in finding_ids]
     synthesis_ids = [_text(i) for i in synthesis_ids]
 

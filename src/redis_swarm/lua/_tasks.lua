@@ -48,9 +48,11 @@ local function shard_field(parent, status)
   return 'shard:' .. parent .. '|' .. status
 end
 
--- Move t to status, keeping the per-queue, per-shard and per-pass counters exact.
+-- Move t to status, keeping the per-queue, per-shard and per-pass counters exact. Returns
+-- how many tasks of t's queue are left in the status it leaves (claim's wake-up bookkeeping
+-- reads it, so that it needs no command of its own).
 local function set_status(K, t, status)
-  redis.call('HINCRBY', K.counts, t.queue .. '|' .. t.status, -1)
+  local left = redis.call('HINCRBY', K.counts, t.queue .. '|' .. t.status, -1)
   redis.call('HINCRBY', K.counts, t.queue .. '|' .. status, 1)
   if t.parent then
     redis.call('HINCRBY', K.counts, shard_field(t.parent, t.status), -1)
@@ -61,6 +63,7 @@ local function set_status(K, t, status)
     redis.call('HINCRBY', K.pass_counts, t.pass_id .. '|' .. status, 1)
   end
   t.status = status
+  return left
 end
 
 -- Append a task event: the task, its queue and pass, then the given field/value pairs
@@ -86,11 +89,15 @@ end
 -- Wake-up tokens kept per queue at most: a hint for waiting claims, never the truth.
 local WAKE_CAP = 64
 
--- Push one wake-up token to a queue's wake list (when the script was given it), capped.
-local function wake(Q)
+-- Push n wake-up tokens (default 1) to a queue's wake list (when the script was given it),
+-- capped: trimmed only when the push took it over the cap (one command, not two).
+local function wake(Q, n)
   if Q.wake then
-    redis.call('RPUSH', Q.wake, '1')
-    redis.call('LTRIM', Q.wake, -WAKE_CAP, -1)
+    local tokens = {}
+    for j = 1, math.min(n or 1, WAKE_CAP) do tokens[j] = '1' end
+    if redis.call('RPUSH', Q.wake, unpack(tokens)) > WAKE_CAP then
+      redis.call('LTRIM', Q.wake, -WAKE_CAP, -1)
+    end
   end
 end
 
@@ -259,12 +266,13 @@ local function best_pending(groups)
   return best_id, best_q
 end
 
--- Lease the pending task id of group Q to C.worker: a new attempt, sealed with the SHA-1 of
--- secret, for C.lease_ms (0: the task's lease_s). Returns the task's JSON.
-local function lease_one(K, Q, id, now, C, secret)
+-- Lease the pending task id of group Q (already out of its pending set when popped) to
+-- C.worker: a new attempt, sealed with the SHA-1 of secret, for C.lease_ms (0: the task's
+-- lease_s). Returns the task's JSON and how many pending tasks its queue has left.
+local function lease_one(K, Q, id, now, C, secret, popped)
   local t = load_task(K.tasks, id)
-  redis.call('ZREM', Q.pending, id)
-  set_status(K, t, 'claimed')
+  if not popped then redis.call('ZREM', Q.pending, id) end
+  local left = set_status(K, t, 'claimed')
   t.attempts = t.attempts + 1
   t.worker = C.worker
   t.claims[tostring(t.attempts)] = C.worker
@@ -279,25 +287,61 @@ local function lease_one(K, Q, id, now, C, secret)
   local raw = save_task(K.tasks, t)
   task_event(K, 'task.claimed', t, 'worker', C.worker, 'attempt', t.attempts,
              'lease_deadline', t.lease_deadline)
-  return raw, t.id
+  return raw, left
+end
+
+-- Wake lists hold about one token per claimable task (capped): whatever makes a task
+-- claimable pushes one; a waiting claim pops one (BLPOP) before its script runs; a claim pops
+-- the tokens of the other tasks it takes, so that no waiter wakes for a task already gone.
+-- A claim that finds nothing clears them (no task is claimable, so every token is stale);
+-- a claim that takes tasks leaves a token on each queue that still has pending tasks, so
+-- that no waiter is stranded when the tokens were capped or a claim took another queue's
+-- task. One queue costs one command: the pending count left comes from the counter the
+-- claim moved (left), the tokens to take from m tasks taken and C.woken.
+local function settle_wake(groups, m, left, C)
+  if #groups > 1 then
+    for _, Q in ipairs(groups) do
+      if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then
+        wake(Q)
+      end
+    end
+    return
+  end
+  local Q = groups[1]
+  local take = m - (C.woken and 1 or 0)
+  if left <= 0 then
+    redis.call('LTRIM', Q.wake, 1, 0)  -- nothing left to claim: every token is stale
+  elseif take <= 0 then
+    if redis.call('LLEN', Q.wake) == 0 then wake(Q) end
+  else
+    local got = redis.call('LPOP', Q.wake, take)
+    if not got or #got < take then wake(Q) end  -- the list ran dry: leave one token
+  end
 end
 
 -- Claim up to #C.secrets of the best pending tasks of the groups (refreshed first) for
--- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data.
+-- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data,
+-- register (register the worker and mark it present), woken (a wake-up token was popped).
 -- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none)
--- and the list of their ids.
--- Wake lists: a claim that finds nothing clears them (no task is claimable, so every token
--- is stale); a claim that takes tasks leaves a token on each queue that still has pending
--- tasks, so that no waiter is stranded when the tokens were capped or a claim took another
--- queue's task.
+-- and the list of their ids. One queue: the tasks are popped in one command (ZPOPMIN).
 local function claim_best(K, groups, now, C)
   local out, ids = {}, {}
-  for _, secret in ipairs(C.secrets) do
-    local id, Q = best_pending(groups)
-    if not id then break end
-    out[#out + 1] = lease_one(K, Q, id, now, C, secret)
-    out[#out + 1] = redis.call('HGET', C.task_data, id) or false
-    ids[#ids + 1] = id
+  local picks = {}  -- {id, group, popped}
+  if #groups == 1 then
+    local popped = redis.call('ZPOPMIN', groups[1].pending, #C.secrets)
+    for i = 1, #popped, 2 do picks[#picks + 1] = {popped[i], groups[1], true} end
+  end
+  local left = 0
+  for n, secret in ipairs(C.secrets) do
+    local pick = picks[n]
+    if #groups > 1 then
+      local id, Q = best_pending(groups)
+      pick = id and {id, Q, false}
+    end
+    if not pick then break end
+    out[#out + 1], left = lease_one(K, pick[2], pick[1], now, C, secret, pick[3])
+    out[#out + 1] = redis.call('HGET', C.task_data, pick[1]) or false
+    ids[#ids + 1] = pick[1]
   end
   if #out == 0 then
     for _, Q in ipairs(groups) do
@@ -307,11 +351,11 @@ local function claim_best(K, groups, now, C)
   end
   -- Workers that only claim and report are registered implicitly. (The JSON is written by
   -- hand: worker names are checked names, nothing in them needs escaping.)
-  redis.call('HSETNX', C.agents, C.worker, '{"id":"' .. C.worker .. '","role":"worker",'
-    .. '"implicit":true,"registered_at":' .. fmt(now) .. '}')
-  redis.call('ZADD', C.presence, fmt(now), C.worker)
-  for _, Q in ipairs(groups) do
-    if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then wake(Q) end
+  if C.register then
+    redis.call('HSETNX', C.agents, C.worker, '{"id":"' .. C.worker .. '","role":"worker",'
+      .. '"implicit":true,"registered_at":' .. fmt(now) .. '}')
+    redis.call('ZADD', C.presence, fmt(now), C.worker)
   end
+  settle_wake(groups, #ids, left, C)
   return out, ids
 end

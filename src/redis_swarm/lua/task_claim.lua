@@ -10,11 +10,14 @@
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] mode: 'claim' or 'reap'
 -- ARGV[4] worker  ARGV[5] lease ms (0 = the task's lease_s)
 -- ARGV[6] max expired leases reclaimed per queue  ARGV[7] max delayed tasks promoted per queue
--- ARGV[8] max_abandons of a task stored without one  ARGV[9..] claim: the leases' secrets,
--- one per task wanted (each task keeps its secret's SHA-1; the client makes each token
--- 'ATTEMPT.SECRET')
+-- ARGV[8] max_abandons of a task stored without one
+-- ARGV[9] claim: '1' to register the worker (implicitly) and mark it present; the client asks
+-- for it on a worker's first claim through a handle, then at most once a second
+-- ARGV[10] claim: '1' when the claim follows a wait that popped a wake-up token
+-- ARGV[11..] claim: the leases' secrets, one per task wanted (each task keeps its secret's
+-- SHA-1; the client makes each token 'ATTEMPT.SECRET')
 -- Returns, claim: {task JSON, data JSON or false, ...} a pair per task claimed, best first,
---   or, when nothing is eligible, {false, next due ms or -1, now, last event id};
+--   or, when nothing is eligible, {false, next due ms or -1, now};
 --   reap: {reclaimed, next due ms or -1, now}
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[3], pass_counts = KEYS[4], events = KEYS[5],
@@ -33,9 +36,9 @@ end
 if ARGV[3] == 'reap' then return {reclaimed, due_of(), fmt(now)} end
 
 local claimer = {worker = ARGV[4], lease_ms = tonumber(ARGV[5]), secrets = {},
-                 agents = KEYS[6], presence = KEYS[7], task_data = KEYS[2]}
-for i = 9, #ARGV do claimer.secrets[#claimer.secrets + 1] = ARGV[i] end
+                 agents = KEYS[6], presence = KEYS[7], task_data = KEYS[2],
+                 register = ARGV[9] == '1', woken = ARGV[10] == '1'}
+for i = 11, #ARGV do claimer.secrets[#claimer.secrets + 1] = ARGV[i] end
 local claimed = claim_best(K, groups, now, claimer)
 if #claimed > 0 then return claimed end
-local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
-return {false, due_of(), fmt(now), last[1] and last[1][1] or '0-0'}
+return {false, due_of(), fmt(now)}

@@ -19,7 +19,8 @@
 -- (as task_claim's); ARGV[11] the number of those queues (0: claim nothing)  ARGV[12] lease ms
 -- (0 = the task's lease_s)  ARGV[13] max expired leases reclaimed per queue  ARGV[14] max
 -- delayed tasks promoted per queue  ARGV[15] max_abandons of a task stored without one
--- ARGV[16] the lease's secret. The next task is claimed for the report's worker, and only when
+-- ARGV[16] the lease's secret  ARGV[17] '1' to register the worker and mark it present (as
+-- task_claim's ARGV[9]). The next task is claimed for the report's worker, and only when
 -- this report completed its task (a refused or superseded report claims nothing); the
 -- reported task remembers it (next_task), so that the same report retried with the same
 -- secret (its reply lost) gets the same lease back instead of leasing another task.
@@ -47,13 +48,6 @@ local function claimed_before(t)
   return {redis.call('HGET', K.tasks, n.id), redis.call('HGET', KEYS[claim_at + 2], n.id) or false}
 end
 
-local stored = redis.call('HGET', KEYS[9], fid)
-if stored then
-  if claim_queues == 0 then return {'existing', stored} end
-  local again = claimed_before(load_task(K.tasks, id))
-  return {'existing', stored, again and again[1] or false, again and again[2] or false}
-end
-
 local t = load_task(K.tasks, id)
 if not t then
   return swarm_error('SWARM_NOTFOUND',
@@ -77,6 +71,21 @@ local worker = ARGV[8]
 if worker == '' then worker = attempt and t.claims[tostring(attempt)] or nil end
 local superseded = t.status == 'completed' or t.status == 'cancelled'
 
+-- The client's JSON object, closed with the fields only the server knows.
+local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
+                           worker = worker, created_at = now, superseded = superseded,
+                           attempt = attempt})
+local body = ARGV[7]
+local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
+-- Stored first, and only when the id is new: a retried report (after a lost reply) finds
+-- its finding and changes nothing (one command where a look-up and a write were two).
+if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
+  local stored = redis.call('HGET', KEYS[9], fid)
+  if claim_queues == 0 then return {'existing', stored} end
+  local again = claimed_before(t)
+  return {'existing', stored, again and again[1] or false, again and again[2] or false}
+end
+
 local next_task = {}
 if not superseded then
   unlink(Q, t)
@@ -94,19 +103,13 @@ if not superseded then
     local ids
     next_task, ids = claim_best(K, groups, now, {
       worker = worker, lease_ms = tonumber(ARGV[12]), secrets = {ARGV[16]},
+      register = ARGV[17] ~= '0', woken = false,
       agents = KEYS[claim_at], presence = KEYS[claim_at + 1], task_data = KEYS[claim_at + 2]})
     t.next_task = ids[1]
   end
   save_task(K.tasks, t)
 end
 
--- The client's JSON object, closed with the fields only the server knows.
-local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
-                           worker = worker, created_at = now, superseded = superseded,
-                           attempt = attempt})
-local body = ARGV[7]
-local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
-redis.call('HSET', KEYS[9], fid, finding)
 local score = fmt(now)
 redis.call('ZADD', KEYS[10], score, fid)
 redis.call('ZADD', KEYS[11], score, fid)
