@@ -4,11 +4,11 @@ versions published before BLAKE3 (read and checked as they were written).
 Why BLAKE3: a cold read checks every byte it returns against the version's hash, so the hash
 is on the read path of every fetch. SHA-256 costs ~1.8 ms per 3.2 MB here (no SHA extensions
 on this CPU) and was most of what a cold fetch paid beyond a raw GET; BLAKE3 (SIMD, a tree)
-costs ~0.35 ms on one core, ~0.22 ms on two. A faster non-cryptographic hash (xxh3-128,
-~0.04 ms) would not do: a version id and a chunk key are content addresses shared by every
-publisher of a swarm (a chunk that exists is not sent again, a cache file is trusted by its
-name), so anyone who can publish could craft a collision and have other owners' readers
-served their bytes. BLAKE3 keeps that infeasible, as SHA-256 did.
+costs ~0.35 ms. A faster non-cryptographic hash (xxh3-128, ~0.04 ms) would not do: a
+version id and a chunk key are content addresses shared by every publisher of a swarm (a
+chunk that exists is not sent again, a cache file is trusted by its name), so anyone who
+can publish could craft a collision and have other owners' readers served their bytes.
+BLAKE3 keeps that infeasible, as SHA-256 did.
 
 A manifest records its algorithm (``hash``; absent in manifests written before it: SHA-256).
 A cache file is named by its version alone, so it is valid when its name is either hash of
@@ -32,14 +32,12 @@ CURRENT: Algorithm = "blake3"
 # What a manifest without a ``hash`` field was named by.
 LEGACY: Algorithm = "sha256"
 
-# From this size on, BLAKE3 hashes the tree's subtrees on every core (its own thread pool):
-# ~0.22 ms instead of ~0.35 ms per 3.2 MB on 2 cores; below it, threads cost more than they save.
-THREADED_MIN_BYTES = 1024 * 1024
-
 
 def _blake3(data: bytes) -> str:
-    threads = blake3.blake3.AUTO if len(data) >= THREADED_MIN_BYTES else 1
-    return blake3.blake3(data, max_threads=threads).hexdigest()
+    # One thread: BLAKE3's own pool (max_threads=AUTO) hashes 3.2 MB in ~0.22 ms instead of
+    # ~0.35 ms when a core is idle, but a cold fetch took ~1.5 ms longer with it on a busy
+    # 2-core machine (its threads wait for a core): a worker's machine is rarely idle.
+    return blake3.blake3(data).hexdigest()
 
 
 _HASHES: dict[str, Callable[[bytes], str]] = {
