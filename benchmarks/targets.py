@@ -161,7 +161,8 @@ def _cold_fetch(by: dict[str, dict[str, Any]]) -> tuple[list[str], str, bool] | 
         extra.append(f"a second round trip for the pointer ({fmt(pointer['p50_ms'])} ms)")
     if b3:
         extra.append(
-            f"the BLAKE3 check of the whole text against its version ({fmt(b3['p50_ms'])} ms)"
+            f"the BLAKE3 check of the whole text against its version ({fmt(b3['p50_ms'])} ms "
+            "alone; fed each chunk as its reply is read, so part of it overlaps the transfer)"
         )
     if join:
         extra.append(f"joining the 1 MB chunks ({fmt(join['p50_ms'])} ms)")
@@ -183,9 +184,10 @@ def _cold_fetch(by: dict[str, dict[str, Any]]) -> tuple[list[str], str, bool] | 
         )
     if not ok:
         note += (
-            " The rest would need the check to overlap the transfer (hashing each chunk as "
-            "its reply arrives) or the chunks to land in one buffer (no join): options the "
-            "contexts module could offer."
+            " What is left is work the floor does not do: one more round trip, one pass of a "
+            "cryptographic hash over every byte, one copy to join the chunks. Contexts of a few "
+            "MB stored as one chunk (a larger `Limits.context_chunk_bytes`) would drop the join "
+            "and the pipeline, at the cost of coarser range reads and republishes."
         )
     return row, note, ok
 

@@ -617,18 +617,19 @@ def test_the_async_shell_hashes_and_compresses_off_its_event_loop(
     small one's stays on the loop (a thread hop would cost more). docs/benchmarks.md has the
     longest stall measured."""
     ran_in: dict[tuple[str, int], threading.Thread] = {}
-    split, unpack = context_ops._split, context_store._unpack
+    split = context_ops._split
 
     def recording_split(raw: bytes, *args: Any) -> Any:
         ran_in["split", len(raw)] = threading.current_thread()
         return split(raw, *args)
 
-    def recording_unpack(m: Any, *args: Any) -> Any:
-        ran_in["unpack", m.info.size_bytes] = threading.current_thread()
-        return unpack(m, *args)
+    class RecordingChunks(context_store._Chunks):  # checks and decompresses each chunk
+        def take(self, index: int, stored: Any) -> None:
+            ran_in["unpack", self.m.info.size_bytes] = threading.current_thread()
+            super().take(index, stored)
 
     monkeypatch.setattr(context_ops, "_split", recording_split)
-    monkeypatch.setattr(context_store, "_unpack", recording_unpack)
+    monkeypatch.setattr(context_store, "_Chunks", RecordingChunks)
     big, small = "x" * 400_000 + "\n", "y" * 1000 + "\n"
 
     async def main() -> threading.Thread:

@@ -50,6 +50,7 @@ from ._protocol import (
     Call,
     Cmd,
     Compute,
+    Fetch,
     Limits,
     OpContext,
     Operation,
@@ -431,12 +432,38 @@ class Swarm(_Shell):
         """Drive an operation: send each request, feed back the reply or the error."""
         return drive(op, self._attempt, _OP_ERRORS, self._translate)
 
-    def _attempt(self, request: Request | Compute) -> Any:
+    def _attempt(self, request: Request | Fetch | Compute) -> Any:
         if isinstance(request, Compute):
             return request.run()
+        if isinstance(request, Fetch):
+            return self._fetch(request)
         if self._cluster_retry is None:
             return self._send(request)
         return self._cluster_retry.call_with_retry(functools.partial(self._send, request), _ignore)
+
+    def _fetch(self, fetch: Fetch) -> Any:
+        """A Fetch on one server: its reader takes each reply as redis-py reads it (a
+        callback of this pipeline alone), so that checking a chunk overlaps the transfer of
+        the next. A retried pipeline hands index 0 again: the reader starts over."""
+        if self._cluster:
+            return self._attempt(fetch.after(self._attempt(Batch(fetch.items))))
+        reader = fetch.reader()
+        failed: list[Exception] = []
+
+        def take(reply: Any, *, index: int) -> None:
+            try:
+                reader.take(index, reply)
+            except Exception as exc:  # raised once every reply is read: the socket stays in step
+                failed.append(exc)
+
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.response_callbacks = {str(c.args[0]): take for c in fetch.items}
+        for index, command in enumerate(fetch.items):
+            pipe.execute_command(*command.args, index=index)
+        pipe.execute()
+        if failed:
+            raise failed[0]
+        return reader.result()
 
     def follow_events(
         self,
@@ -559,10 +586,13 @@ class AsyncSwarm(_Shell):
     async def _run(self, op: Operation[T]) -> T:
         return await adrive(op, self._attempt, _OP_ERRORS, self._translate)
 
-    async def _attempt(self, request: Request | Compute) -> Any:
+    async def _attempt(self, request: Request | Fetch | Compute) -> Any:
         if isinstance(request, Compute):
             # Off the event loop: hashing or compressing a big context takes milliseconds.
             return await asyncio.to_thread(request.run) if request.offload else request.run()
+        if isinstance(request, Fetch):
+            # The replies first, then their checks off the loop (see Fetch).
+            return await self._attempt(request.after(await self._attempt(Batch(request.items))))
         if self._cluster_retry is None:
             return await self._send(request)
         retried = functools.partial(self._send, request)

@@ -26,9 +26,11 @@ __all__ = [
     "Call",
     "Cmd",
     "Compute",
+    "Fetch",
     "Limits",
     "OpContext",
     "Operation",
+    "Reader",
     "Request",
     "adrive",
     "async_op",
@@ -95,9 +97,43 @@ class Compute:
         return self.size is None or self.size >= OFFLOAD_MIN_BYTES
 
 
-def items_of(request: Request) -> tuple[Cmd | Call, ...]:
+class Reader(Protocol):
+    """What takes the replies of a ``Fetch``, one by one and in order, and makes its result.
+    ``take`` never raises (a shell may be mid-way through reading a connection): it keeps
+    what is wrong for ``result``, which raises it. Index 0 again means the fetch was sent
+    again (a retry after a dropped connection): start over."""
+
+    def take(self, index: int, reply: Any) -> None: ...
+
+    def result(self) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Read commands pipelined in one round trip whose replies a ``Reader`` (made by
+    ``reader``) takes as they arrive, so that checking one overlaps the transfer of the
+    next: the sync shell on one server hands each over as it is read. The async shell (whose
+    event loop must not hash megabytes) and a cluster send a plain Batch and hand the replies
+    over after, as a ``Compute`` of ``size`` bytes. The reader's ``result()`` comes back."""
+
+    items: tuple[Cmd, ...]
+    reader: Callable[[], Reader]
+    size: int
+
+    def after(self, replies: list[Any]) -> Compute:
+        """The reading of replies already received, as the work of a step."""
+        return Compute(_read_all, (self.reader(), replies), self.size)
+
+
+def _read_all(reader: Reader, replies: list[Any]) -> Any:
+    for index, reply in enumerate(replies):
+        reader.take(index, reply)
+    return reader.result()
+
+
+def items_of(request: Request | Fetch) -> tuple[Cmd | Call, ...]:
     """The commands and script calls of a request (a single one, or a batch's)."""
-    return request.items if isinstance(request, Batch) else (request,)
+    return request.items if isinstance(request, Batch | Fetch) else (request,)
 
 
 def raise_first(replies: list[Any]) -> list[Any]:
@@ -108,7 +144,7 @@ def raise_first(replies: list[Any]) -> list[Any]:
     return replies
 
 
-Operation = Generator[Request | Compute, Any, T]
+Operation = Generator[Request | Fetch | Compute, Any, T]
 
 
 def together(*ops: Operation[Any]) -> Operation[list[Any]]:
@@ -117,7 +153,7 @@ def together(*ops: Operation[Any]) -> Operation[list[Any]]:
     results in order. An error reply ends them all (it is raised to the caller, not thrown
     into the one that asked), so combine reads whose only errors are the connection's."""
     results: list[Any] = [None] * len(ops)
-    asking: dict[int, Request] = {}
+    asking: dict[int, Request | Fetch] = {}
 
     def step(i: int, reply: Any = None, first: bool = False) -> None:
         try:
@@ -136,7 +172,10 @@ def together(*ops: Operation[Any]) -> Operation[list[Any]]:
         replies = iter((yield Batch(tuple(item for r in requests for item in items_of(r)))))
         for i, request in zip(order, requests, strict=True):
             mine = [next(replies) for _ in items_of(request)]
-            step(i, mine if isinstance(request, Batch) else mine[0])
+            if isinstance(request, Fetch):
+                step(i, request.after(mine).run())
+            else:
+                step(i, mine if isinstance(request, Batch) else mine[0])
     return results
 
 

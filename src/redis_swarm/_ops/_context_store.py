@@ -5,6 +5,7 @@ versions and search, ``_context_slices`` for ranges). The layout is in ``context
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import zstandard
 from .. import _digest
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._models import ContextInfo, loads
-from .._protocol import Batch, Cmd, Compute, OpContext, Operation
+from .._protocol import Cmd, Compute, Fetch, OpContext, Operation
 from .._validate import check_name
 
 __all__ = [
@@ -148,47 +149,82 @@ def republished(owner: str) -> Conflict:
 
 
 def fetch(
-    ctx: OpContext, m: Manifest, indices: Sequence[int], *, hash_each: bool
+    ctx: OpContext,
+    m: Manifest,
+    indices: Sequence[int],
+    *,
+    hash_each: bool,
+    whole: bool = False,
 ) -> Operation[list[bytes]]:
-    """The raw bytes of the given chunks, checked against the manifest (each chunk's hash
-    too with ``hash_each``; else the caller checks the hash of the whole)."""
+    """The raw bytes of the given chunks, checked against the manifest: each chunk's hash
+    too with ``hash_each``; with ``whole`` (every chunk, in order) the hash of them all
+    against the version, taken as the replies arrive."""
     if not indices:
         return []
     keys = ctx.keys
-    replies = yield Batch(
-        tuple(Cmd("HGET", keys.chunk(m.parts[i].digest), "data") for i in indices)
-    )
+    cmds = tuple(Cmd("HGET", keys.chunk(m.parts[i].digest), "data") for i in indices)
     size = sum(m.parts[i].raw_len for i in indices)  # what the checks and zstd go through
-    out = yield Compute(_unpack, (m, indices, replies, hash_each), size)
+    out = yield Fetch(cmds, functools.partial(_Chunks, m, indices, hash_each, whole), size)
     if isinstance(out, str):
         raise ChunkMissing(out)
     return out  # type: ignore[no-any-return]
 
 
-def _unpack(
-    m: Manifest, indices: Sequence[int], replies: Sequence[bytes | None], hash_each: bool
-) -> list[bytes] | str:
-    """The chunks checked and decompressed, or the digest of the first one missing."""
-    out: list[bytes] = []
-    for i, stored in zip(indices, replies, strict=True):
-        part = m.parts[i]
+class _Chunks:
+    """Takes the chunk replies of ``fetch`` one by one: checks, decompresses and hashes each
+    (the whole version's hash is fed chunk by chunk, so it overlaps the transfer). Its result
+    is the chunks, or the digest of the first one missing; damaged data raises."""
+
+    def __init__(self, m: Manifest, indices: Sequence[int], hash_each: bool, whole: bool) -> None:
+        self.m, self.indices, self.hash_each, self.whole = m, indices, hash_each, whole
+        self._start()
+
+    def _start(self) -> None:
+        self.out: list[bytes] = []
+        self.missing: str | None = None
+        self.damaged: str | None = None
+        self.hasher = _digest.hasher(self.m.algorithm) if self.whole else None
+
+    def take(self, index: int, stored: Any) -> None:
+        if index == 0:
+            self._start()
+        if self.missing is not None or self.damaged is not None:
+            return
+        part = self.m.parts[self.indices[index]]
         if stored is None:
-            return part.digest
-        if len(stored) != part.stored_len or (
-            hash_each and _digest.digest(stored, m.algorithm) != part.digest
-        ):
-            raise _corrupt(m, part.digest)
+            self.missing = part.digest
+            return
+        raw = self._raw(part, stored)
+        if raw is None:
+            self.damaged = part.digest
+            return
+        if self.hasher is not None:
+            self.hasher.update(raw)
+        self.out.append(raw)
+
+    def _raw(self, part: Part, stored: Any) -> bytes | None:
+        """The chunk's raw bytes, or None when it does not match its manifest."""
+        if not isinstance(stored, bytes) or len(stored) != part.stored_len:
+            return None
+        if self.hash_each and _digest.digest(stored, self.m.algorithm) != part.digest:
+            return None
         if part.codec == "zstd":
             try:
                 stored = zstandard.ZstdDecompressor().decompress(
                     stored, max_output_size=part.raw_len
                 )
             except zstandard.ZstdError:
-                raise _corrupt(m, part.digest) from None
-        if len(stored) != part.raw_len:
-            raise _corrupt(m, part.digest)
-        out.append(stored)
-    return out
+                return None
+        return stored if len(stored) == part.raw_len else None
+
+    def result(self) -> list[bytes] | str:
+        if self.missing is not None:
+            return self.missing
+        if self.damaged is not None:
+            raise _corrupt(self.m, self.damaged)
+        if self.hasher is not None and self.hasher.hexdigest() != self.m.version:
+            raise _corrupt(self.m, self.m.version)
+        return self.out
 
 
 def _corrupt(m: Manifest, digest: str) -> SwarmError:
@@ -199,16 +235,16 @@ def _corrupt(m: Manifest, digest: str) -> SwarmError:
 
 
 def fetch_whole(ctx: OpContext, m: Manifest) -> Operation[bytes]:
+    """Every chunk of a version, checked against its hash as they arrive, joined (and
+    cached)."""
     # ``fetch`` is looked up on the module at call time, so that a test can wrap it.
-    chunks = yield from fetch(ctx, m, range(len(m.parts)), hash_each=False)
+    chunks = yield from fetch(ctx, m, range(len(m.parts)), hash_each=False, whole=True)
     raw: bytes = yield Compute(_joined, (ctx, m, chunks), m.info.size_bytes)
     return raw
 
 
 def _joined(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> bytes:
-    raw = b"".join(chunks)
-    if _digest.digest(raw, m.algorithm) != m.version:
-        raise _corrupt(m, m.version)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     cache_put(ctx, m.version, raw)
     return raw
 
