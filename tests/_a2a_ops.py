@@ -3,15 +3,19 @@ too: run by the ACL allowlist test (as a shard) and the script-keys test."""
 
 from __future__ import annotations
 
+import functools
+
 from redis_swarm import Swarm
 
 
 def a2a_workload(swarm: Swarm) -> None:
     owner, task = "owner-1", "a2a-task-1"
-    first = swarm.a2a_save(
-        owner, task, b"t1", context_id="c", state=1, timestamp_ns=None, write_id="w1", event=b"e1"
+    save_first = functools.partial(
+        swarm.a2a_save, owner, task, b"t1", context_id="c", state=1, timestamp_ns=None, event=b"e1"
     )
-    assert first == 1
+    assert save_first(write_id="w1") == 1
+    assert save_first(write_id="w1") == 1  # resent after a lost reply: recognised, not stale
+    assert save_first(write_id="w2") is None  # another writer's first write: stale
     stale = swarm.a2a_save(owner, task, b"t2", context_id="c", state=2, timestamp_ns=5)
     assert stale is None
     cancelled = swarm.a2a_save(

@@ -126,6 +126,8 @@ def workload(swarm: Swarm) -> None:
     swarm.deregister(worker.id)
     swarm.sweep(0.0)
     a2a_workload(swarm)
+    hook = swarm.set_webhook(task.id, "http://127.0.0.1:9/hook", token="t")
+    assert swarm.claim_webhook_event(task.id, hook.id, "9999999999999-0")  # webhook_claim
 
 
 def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> None:
