@@ -114,6 +114,21 @@ def test_a_report_retried_after_a_lost_reply_stores_one_finding(
     assert check_swarm(raw, "test").findings == 1
 
 
+def test_a_report_and_claim_retried_after_a_lost_reply_leases_one_next_task(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis
+) -> None:
+    lossy.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(3)])
+    task = lossy.claim("q", worker="w1")
+    lose_one(proxy, "task_report")
+    # The retry finds its finding stored, and gets back the lease the first try took.
+    finding, following = lossy.report(task.id, task.token, {"summary": "s"}, claim_next="q")
+    summary = check_retried(proxy, "task_report", raw)
+    assert not finding.superseded and following is not None
+    assert summary.tasks == Counter({"completed": 1, "claimed": 1, "pending": 1})
+    assert events(raw)["task.claimed"] == 2  # the first claim, and one by the report
+    lossy.renew(following.id, following.token)  # the token the retry returned holds it
+
+
 @pytest.mark.parametrize("action", ["renew", "release", "fail", "cancel"])
 def test_a_lifecycle_change_retried_after_a_lost_reply_applies_once(
     lossy: Any, proxy: DropProxy, raw: redis.Redis, action: str

@@ -1,5 +1,11 @@
 """The pool behind ``swarm run``: slots that claim tasks, run one agent process per task
-(``child``), renew the lease meanwhile, and report the finding or fail the task."""
+(``child``), renew the lease meanwhile, and report the finding or fail the task.
+
+Round trips: a slot whose agent succeeded reports and leases its next task in one call
+(``report(..., claim_next=)``); idle slots claim together, one of them for all (``claim(...,
+n=)``), handing the other tasks of the batch over, so that a pool with free slots pays one
+claim, not one per slot, and its slots do not all wake on one task.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._config import Settings
 from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
-from .._models import ContextInfo, Task, TaskStatus, Usage, answer_fields
+from .._models import ContextInfo, Finding, Task, TaskStatus, Usage, answer_fields
 from .._prompts import render_task_prompt
 from .child import ERROR_TAIL, ChildResult, build_command, check_command, run_child
 from .finding import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
@@ -190,6 +197,12 @@ class Runner:
         self._aborting = threading.Event()
         self._fatal: str | None = None
         self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
+        # Claims shared by the idle slots (see _claim): one slot claims for all that wait.
+        self._claims = threading.Condition()
+        self._claiming = False  # an idle slot is claiming for every idle slot
+        self._live = 0  # slots not stopped
+        self._handed: deque[Task] = deque()  # tasks of a batch, not yet taken by a slot
+        self._next: dict[str, Task] = {}  # slot -> the task its last report leased
 
     # --- control
 
@@ -237,6 +250,8 @@ class Runner:
                     thread.join(0.1)
                     if tick is not None:
                         tick()
+        while self._handed:  # leased for a slot that stopped first: back to the queue
+            self._give_back(self._handed.popleft())
         if tick is not None:
             tick()
         return list(self.outcomes)
@@ -247,37 +262,48 @@ class Runner:
         return self._fatal
 
     def _take_ticket(self) -> bool:
-        with self._lock:
-            if self.options.max_tasks is not None and self._tickets >= self.options.max_tasks:
-                return False
-            self._tickets += 1
-            return True
+        return self._take_tickets(1) == 1
 
-    def _return_ticket(self) -> None:
+    def _tickets_left(self) -> bool:
         with self._lock:
-            self._tickets -= 1
+            return self.options.max_tasks is None or self._tickets < self.options.max_tasks
+
+    def _take_tickets(self, n: int) -> int:
+        """Take up to ``n`` tickets (one per task claimed, ``max_tasks`` in all); how many."""
+        with self._lock:
+            if self.options.max_tasks is not None:
+                n = min(n, self.options.max_tasks - self._tickets)
+            n = max(0, n)
+            self._tickets += n
+            return n
+
+    def _return_ticket(self, n: int = 1) -> None:
+        with self._lock:
+            self._tickets -= n
 
     def _slot(self, index: int) -> None:
         worker = f"{self.prefix}-{index}"
         idle_exit = self.options.idle_exit_s
         idle_since = time.monotonic()
         failing_since: float | None = None
+        with self._lock:
+            self._live += 1
         try:
             while not self._draining.is_set():
-                if not self._take_ticket():
+                # leased by this slot's last report, or by another slot's batch claim
+                following = self._next.pop(worker, None) or self._handed_over()
+                if following is not None:
+                    self._handle(following, worker)
+                    idle_since = time.monotonic()
+                    continue
+                if not self._tickets_left():
                     return
                 wait = self.options.poll_s
                 if idle_exit is not None:
                     wait = max(0.0, min(wait, idle_since + idle_exit - time.monotonic()))
                 try:
-                    task = self.swarm.claim(
-                        list(self.options.queues),
-                        worker=worker,
-                        lease_s=self.options.lease_s,
-                        wait_s=wait,
-                    )
+                    task = self._claim(worker, wait)
                 except ConnectionFailed as exc:
-                    self._return_ticket()
                     now = time.monotonic()
                     failing_since = failing_since or now
                     if now - failing_since > CLAIM_RETRY_S:
@@ -287,12 +313,10 @@ class Runner:
                     self._draining.wait(1.0)
                     continue
                 except SwarmError as exc:
-                    self._return_ticket()
                     self._stop(f"cannot claim: {exc}")
                     return
                 failing_since = None
                 if task is None:
-                    self._return_ticket()
                     if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                         return
                     if self.options.until_done and self._settled():
@@ -305,6 +329,58 @@ class Runner:
         except BaseException as exc:  # a bug must stop the pool, not vanish with a thread
             self.crash = exc
             self._stop(f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._live -= 1
+            held = self._next.pop(worker, None)
+            if held is not None:  # stopped before running it: back to its queue
+                self._return_ticket()
+                self._give_back(held)
+
+    def _handed_over(self) -> Task | None:
+        """A task another slot's batch claim leased for an idle slot (its ticket taken)."""
+        with self._claims:
+            return self._handed.popleft() if self._handed else None
+
+    def _claim(self, worker: str, wait: float) -> Task | None:
+        """A task for an idle slot. One idle slot at a time claims, for itself and every
+        other idle slot (one round trip, ``n`` = the idle slots, a ticket taken for each), and
+        hands the other tasks over; the others wait for its batch, and one that finds no task
+        left claims in turn. None: nothing to claim, or no ticket left."""
+        with self._claims:
+            self._claims.wait_for(lambda: bool(self._handed) or not self._claiming)
+            if self._handed:
+                return self._handed.popleft()
+            if self.draining:
+                return None
+            self._claiming = True
+        with self._lock:
+            idle = self._live - self._counts.running - len(self._next)
+        n = self._take_tickets(max(1, idle))
+        batch: list[Task] = []
+        try:
+            if n > 0:
+                batch = self.swarm.claim(
+                    list(self.options.queues),
+                    worker=worker,
+                    lease_s=self.options.lease_s,
+                    wait_s=wait,
+                    n=n,
+                )
+        finally:
+            with self._claims:
+                self._claiming = False
+                self._handed.extend(batch[1:])
+                self._claims.notify_all()
+            self._return_ticket(n - len(batch))
+        return batch[0] if batch else None
+
+    def _give_back(self, task: Task) -> None:
+        """Release a task leased for this pool that no slot will run."""
+        try:
+            self._persist(lambda: self.swarm.release(task.id, task.token))
+        except SwarmError as exc:  # its lease will expire and give it back anyway
+            self._error(f"release of {task.id} failed: {exc}")
 
     def _persist(self, call: Callable[[], T]) -> T:
         """Make a call the pool must not lose survive a short outage (the client already
@@ -478,23 +554,36 @@ class Runner:
         finding, how = parsed
         finding.update(answer_fields(task))  # a question (peer assist): its answer
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
+        # The report leases this slot's next task too, when the pool takes more.
+        going_on = not self.draining and self._take_ticket()
+        following: Task | None = None
+        context_version = context.version if context is not None else None
+        model = self.options.model or output.model
+
+        def report() -> tuple[Finding, Task | None]:
+            if not going_on:
+                alone = self.swarm.report(
+                    task.id, task.token, finding, worker=worker, model=model,
+                    context_version=context_version, finding_id=finding_id, usage=output.usage,
+                )  # fmt: skip
+                return alone, None
+            return self.swarm.report(
+                task.id, task.token, finding, worker=worker, model=model,
+                context_version=context_version, finding_id=finding_id, usage=output.usage,
+                claim_next=list(self.options.queues), next_lease_s=self.options.lease_s,
+            )  # fmt: skip
+
         try:
-            stored = self._persist(
-                lambda: self.swarm.report(
-                    task.id,
-                    task.token,
-                    finding,
-                    worker=worker,
-                    model=self.options.model or output.model,
-                    context_version=context.version if context is not None else None,
-                    finding_id=finding_id,
-                    usage=output.usage,
-                )
-            )
+            stored, following = self._persist(report)
         except AlreadyCompleted as exc:
             return end(OutcomeStatus.LOST, f"completed elsewhere first: {exc}", exc.finding_id)
         except ValidationError as exc:
             return self._fail(task, end, f"the finding was refused: {exc}", "")
+        finally:
+            if going_on and following is None:
+                self._return_ticket()
+        if following is not None:
+            self._next[worker] = following
         return end(OutcomeStatus.COMPLETED, f"finding from {how} output", stored.id)
 
     def _fail(

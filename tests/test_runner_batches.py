@@ -1,0 +1,60 @@
+"""The pool of ``swarm run`` saves round trips: a slot's report leases its next task
+(``claim_next``), and idle slots claim together, one for all (``claim(..., n=)``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from redis_swarm import EventType, Swarm
+from redis_swarm._runner import Runner, RunOptions
+
+from ._raw import command_calls, raw_client, reset_stats, script_calls
+
+AGENT = 'cat >/dev/null; echo \'{"summary": "done"}\''
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = raw_client(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def test_a_slot_reports_and_claims_its_next_task_in_one_call(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    swarm.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(6)])
+    options = RunOptions(queues=("q",), command=AGENT, until_done=True, poll_s=0.05)
+    reset_stats(raw)
+    outcomes = Runner(swarm, options).run()
+    assert [o.status.value for o in outcomes] == ["completed"] * 6
+    # six reports, each leasing the next task; the first claim and the last, empty one
+    # (one claim per task, and a report, would be twelve or more)
+    assert script_calls(command_calls(raw)) <= 6 + 3
+    assert swarm.queue_stats()["q"]["completed"] == 6
+
+
+def test_idle_slots_take_a_batch_in_one_claim(swarm: Swarm) -> None:
+    options = RunOptions(queues=("q",), command=AGENT, concurrency=3, max_tasks=3, poll_s=0.1)
+    pool = Runner(swarm, options)
+    timer = threading.Timer(0.4, lambda: swarm.post_tasks(
+        [{"queue": "q", "description": f"t{i}"} for i in range(3)]
+    ))  # fmt: skip
+    timer.start()
+    outcomes = pool.run()
+    timer.join()
+    assert sorted(o.status.value for o in outcomes) == ["completed"] * 3
+    assert len({o.worker for o in outcomes}) == 3  # each slot ran one
+    claims = [e for e in swarm.events() if e.type is EventType.TASK_CLAIMED]
+    # one slot leased the three for the idle three (the claim names it), in one claim
+    assert len(claims) == 3 and len({e.fields["worker"] for e in claims}) == 1
