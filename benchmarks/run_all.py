@@ -183,13 +183,23 @@ def caption(machine: Machine, name: str, cfg: Config) -> str:
         base += [d for d in machine.versions if d not in base and d != "matplotlib"]
     libs = ", ".join(f"{d} {machine.versions.get(d, '?')}" for d in base)
     flags = " --quick" if cfg.quick else ""
+    realtime = (
+        ", run under `chrt -f 10` (a real-time priority: other jobs on the machine do not "
+        "weigh on it)"
+    )
     if name == "scale" and cfg.scale_max_exp != 5:
         flags += f" --scale-max {cfg.scale_max_exp}"
     return (
         f"_Measured on {machine.cpu} ({machine.cores} cores, {machine.memory_gib} GiB), "
         f"{machine.os}, Python {machine.python}, redis-server {machine.redis_server}; {libs}. "
-        f"Reproduce: `python benchmarks/run_all.py --only {name}{flags}`._"
+        f"Reproduce: `python benchmarks/run_all.py --only {name}{flags}`"
+        f"{realtime if _realtime() else ''}._"
     )
+
+
+def _realtime() -> bool:
+    """Whether this run has a real-time scheduling priority (``chrt -f``), said in captions."""
+    return sys.platform == "linux" and os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
 
 
 def _about(
@@ -243,9 +253,11 @@ def _contexts(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
             "",
             "A worker fetching its shard's whole context, cold (a reader that never saw this "
             "version) and warm (unchanged since its last read), against a raw GET of the "
-            "same bytes (the physical floor), the seed's hash-plus-chunks layout, and a JSONL "
-            "bus. The seed's claim was 5-8 ms for an 800K-token context against 2-3 s for "
-            "JSONL." + _seed_claim(rows),
+            "same bytes (the physical floor; decoded to str, the floor of a cold str fetch), the "
+            "seed's hash-plus-chunks layout, and a JSONL bus. A cold fetch reads the pointer, "
+            "then the chunks in one pipeline, checking each against the version's BLAKE3 hash "
+            "as its reply is read. The seed's claim was 5-8 ms for an 800K-token context "
+            "against 2-3 s for JSONL." + _seed_claim(rows),
             "",
             contexts.report(rows, publish),
             "![context fetch latency](img/bench-contexts.png)",

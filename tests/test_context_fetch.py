@@ -9,6 +9,7 @@ import pytest
 
 from redis_swarm import ContextCache, Limits, Swarm
 from redis_swarm._ops import _context_store as store
+from redis_swarm._protocol import Batch, Cmd, Fetch, Operation, together
 
 from ._raw import raw_client
 
@@ -54,3 +55,37 @@ def test_a_fetch_sent_again_is_checked_from_its_start(server_url: str) -> None:
         wrong.take(index, chunk[::-1] if index == 1 else chunk)  # same length, other bytes
     with pytest.raises(Exception, match="damaged"):
         wrong.result()
+
+
+class _Sum:
+    """A reader that adds up integer replies (``take`` after a restart starts over)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def take(self, index: int, reply: int) -> None:
+        self.total = reply if index == 0 else self.total + reply
+
+    def result(self) -> int:
+        return self.total
+
+
+def test_together_hands_a_fetch_its_reader_s_result() -> None:
+    def summing() -> Operation[int]:
+        total: int = yield Fetch((Cmd("GET", "a"), Cmd("GET", "b")), _Sum, 0)
+        return total
+
+    def plain() -> Operation[bytes]:
+        reply: bytes = yield Cmd("GET", "c")
+        return reply
+
+    op = together(summing(), plain())
+    batch = next(op)
+    assert isinstance(batch, Batch) and [c.args for c in batch.items] == [
+        ("GET", "a"),
+        ("GET", "b"),
+        ("GET", "c"),
+    ]
+    with pytest.raises(StopIteration) as done:
+        op.send([2, 3, b"c"])
+    assert done.value.value == [5, b"c"]
