@@ -1,11 +1,11 @@
 """The I/O-free protocol between operations and the two client shells.
 
 An operation is a generator: it yields requests (a command, a script call, or a batch of
-them sent in one round trip) and, for a big context, its CPU work (``Compute``, which the
-async shell runs off its event loop), receives each reply or result, and returns its decoded
-result. It never touches a socket, so it is written once and driven by both the sync
-``Swarm`` and the async ``AsyncSwarm`` (``sync_op`` / ``async_op`` turn one into a method
-of each).
+them sent in one round trip; a ``Fetch``, a batch of reads whose replies a reader checks as
+they arrive) and, for a big context, its CPU work (``Compute``, which the async shell runs
+off its event loop), receives each reply or result, and returns its decoded result. It
+never touches a socket, so it is written once and driven by both the sync ``Swarm`` and the
+async ``AsyncSwarm`` (``sync_op`` / ``async_op`` turn one into a method of each).
 """
 
 from __future__ import annotations
