@@ -1,4 +1,5 @@
-"""redis-swarm: N worker processes, each a loop of claim (blocking) -> no-op -> report."""
+"""redis-swarm: N worker processes, each a loop of claim (blocking) -> no-op -> report, the
+report leasing the next task in the same round trip (``claim_next``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from redis_swarm import Swarm
 NAME = "redis-swarm"
 DISTS = ("redis-swarm",)
 SETUP = (
-    "N processes, each `claim(wait_s=...)` -> no-op -> `report(finding)` (a lease with a "
-    "fencing token, the finding stored and indexed), `post_task`"
+    "N processes, each `claim(wait_s=...)` -> no-op -> `report(finding, claim_next=queue)` "
+    "(a lease with a fencing token, the finding stored and indexed, the next task leased in "
+    "the same script; a blocking `claim` when there was none), `post_task`"
 )
 QUEUE = "bench"
 
@@ -38,13 +40,17 @@ class Producer:
 def work() -> None:
     swarm = Swarm(redis_url(), swarm="bench")
     worker = f"bench-{os.getpid()}"
+    task = None
     while True:
-        task = swarm.claim(QUEUE, worker=worker, wait_s=5.0)
         if task is None:
-            continue
+            task = swarm.claim(QUEUE, worker=worker, wait_s=5.0)
+            if task is None:
+                continue
         data = task.data
         record(data["i"], data["t0"])
-        swarm.report(task.id, task.token, {"summary": "ok"})
+        _, task = swarm.report(
+            task.id, task.token, {"summary": "ok"}, worker=worker, claim_next=QUEUE
+        )
 
 
 if __name__ == "__main__":

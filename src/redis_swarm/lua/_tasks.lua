@@ -293,11 +293,15 @@ end
 -- Wake lists hold about one token per claimable task (capped): whatever makes a task
 -- claimable pushes one; a waiting claim pops one (BLPOP) before its script runs; a claim pops
 -- the tokens of the other tasks it takes, so that no waiter wakes for a task already gone.
--- A claim that finds nothing clears them (no task is claimable, so every token is stale);
--- a claim that takes tasks leaves a token on each queue that still has pending tasks, so
--- that no waiter is stranded when the tokens were capped or a claim took another queue's
--- task. One queue costs one command: the pending count left comes from the counter the
--- claim moved (left), the tokens to take from m tasks taken and C.woken.
+-- A claim that finds nothing clears them (no task is claimable, so every token is stale).
+-- A claim of several queues leaves a token on each that still has pending tasks and none,
+-- as it may have taken another queue's task than its token's. A claim of one queue costs one
+-- command or none: the pending count left comes from the counter the claim moved (left),
+-- the tokens to take from the m tasks taken and C.woken. It adds a token only when the list
+-- ran dry while at least WAKE_CAP tasks are left (the cap may have dropped theirs): below
+-- the cap every pending task has its token, in the list or held by a waiter on its way, and
+-- one more would only wake a worker for a task already taken (at 16 workers, the wake-ups
+-- that found nothing were more than one per task).
 local function settle_wake(groups, m, left, C)
   if #groups > 1 then
     for _, Q in ipairs(groups) do
@@ -312,10 +316,10 @@ local function settle_wake(groups, m, left, C)
   if left <= 0 then
     redis.call('LTRIM', Q.wake, 1, 0)  -- nothing left to claim: every token is stale
   elseif take <= 0 then
-    if redis.call('LLEN', Q.wake) == 0 then wake(Q) end
+    if left >= WAKE_CAP and redis.call('LLEN', Q.wake) == 0 then wake(Q) end
   else
     local got = redis.call('LPOP', Q.wake, take)
-    if not got or #got < take then wake(Q) end  -- the list ran dry: leave one token
+    if left >= WAKE_CAP and (not got or #got < take) then wake(Q) end
   end
 end
 
