@@ -67,6 +67,7 @@ class Receiver:
     url: str
     posts: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    refuse: int = 0  # answer this many of the next posts with 503 (and do not keep them)
 
     def wait_for(self, n: int, timeout_s: float = 15.0) -> list[tuple[dict[str, str], Any]]:
         with self.arrived:
@@ -81,6 +82,11 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if box.refuse > 0:
+                box.refuse -= 1
+                self.send_response(503)
+                self.end_headers()
+                return
             with box.arrived:
                 box.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 box.arrived.notify_all()

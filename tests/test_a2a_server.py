@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,14 +17,19 @@ import pytest
 from a2a.client import ClientConfig, create_client
 from a2a.client.client import Client
 from a2a.types import (
+    AuthenticationInfo,
     CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
     Message,
     Part,
     Role,
     SendMessageRequest,
     StreamResponse,
+    SubscribeToTaskRequest,
     TaskPushNotificationConfig,
     TaskState,
 )
@@ -111,12 +117,16 @@ def _kind(event: StreamResponse) -> tuple[str, Any]:
     return str(which), None
 
 
-def test_the_card_lists_the_queues_as_skills_and_the_token(a2a: A2AServer) -> None:
+def test_the_card_lists_the_queues_as_skills_and_the_token(a2a: A2AServer, worker: Swarm) -> None:
+    card = httpx.get(f"{a2a.url}/.well-known/agent-card.json").json()
+    assert "review" in card["skills"][1]["description"]  # a generic one: the queue has none
+    worker.configure_queue(OTHER, description="Reviews what it is given.")
+    worker.configure_queue(QUEUE, description="not shown: --describe wins")
     card = httpx.get(f"{a2a.url}/.well-known/agent-card.json").json()  # public: no token
     skills = {s["id"]: s for s in card["skills"]}
     assert list(skills) == [QUEUE, OTHER]
     assert skills[QUEUE]["description"] == "Looks things up and reports what it found."
-    assert "review" in skills[OTHER]["description"]
+    assert skills[OTHER]["description"] == "Reviews what it is given."
     assert card["capabilities"] == {"streaming": True, "pushNotifications": True}
     bindings = {i["protocolBinding"] for i in card["supportedInterfaces"]}
     assert bindings == {"JSONRPC", "HTTP+JSON"}
@@ -178,6 +188,7 @@ def test_get_list_and_cancel(a2a: A2AServer, worker: Swarm, binding: str) -> Non
             out["cancelled"] = S.Name(cancelled.status.state)
             listed = await client.list_tasks(ListTasksRequest(context_id=context))
             out["listed"] = sorted((t.id, S.Name(t.status.state)) for t in listed.tasks)
+            out["total"] = listed.total_size
             working = await client.list_tasks(
                 ListTasksRequest(context_id=context, status=S.TASK_STATE_CANCELED)
             )
@@ -196,6 +207,7 @@ def test_get_list_and_cancel(a2a: A2AServer, worker: Swarm, binding: str) -> Non
     assert out["cancelled"] == "TASK_STATE_CANCELED"
     assert out["listed"] == sorted([(one, "TASK_STATE_COMPLETED"), (two, "TASK_STATE_CANCELED")])
     assert out["by_state"] == [two]
+    assert out["total"] == 2
 
 
 def test_a_retried_message_posts_one_task(a2a: A2AServer, worker: Swarm) -> None:
@@ -280,6 +292,84 @@ def test_push_notifications_arrive_once_each(
 
     _run(replay())
     assert len(hook.wait_for(5, timeout_s=0.5)) == 4
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_a_client_subscribes_to_a_task_it_sent(a2a: A2AServer, worker: Swarm, binding: str) -> None:
+    async def scenario() -> tuple[list[tuple[str, Any]], str]:
+        async with _client(a2a, binding, streaming=False, polling=True) as client:
+            request = SendMessageRequest(message=_message("watch me"))
+            [sent] = [e async for e in client.send_message(request)]
+        seen = []
+        async with _client(a2a, binding) as client:
+            async for event in client.subscribe(SubscribeToTaskRequest(id=sent.task.id)):
+                seen.append(_kind(event))
+                if len(seen) == 1:
+                    threading.Thread(target=work_one, args=(worker, QUEUE, "seen")).start()
+        return seen, sent.task.id
+
+    seen, task_id = _run(scenario())
+    assert seen == [
+        ("task", "TASK_STATE_SUBMITTED"),
+        ("status", "TASK_STATE_WORKING"),
+        ("artifact", "seen"),
+        ("status", "TASK_STATE_COMPLETED"),
+    ]
+    # Settled: nothing to subscribe to (the SDK's client waits for a stream that never
+    # comes over JSON-RPC, so the answer is read here as it is sent).
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SubscribeToTask", "params": {"id": task_id}}
+    headers = {**a2a.headers, "A2A-Version": "1.0"}
+    answer = httpx.post(a2a.url + "/", json=body, headers=headers).json()
+    assert "nothing to subscribe to" in answer["error"]["message"]
+
+
+def test_push_configs_are_kept_and_a_refused_post_is_retried(
+    a2a: A2AServer, worker: Swarm, hook: Receiver
+) -> None:
+    auth = AuthenticationInfo(scheme="Bearer", credentials="for-the-hook")
+
+    async def configure() -> tuple[str, list[str], list[str]]:
+        async with _client(a2a, BINDINGS[1], streaming=False, polling=True) as client:
+            request = SendMessageRequest(message=_message("configure me"))
+            [sent] = [e async for e in client.send_message(request)]
+            task_id = sent.task.id
+            made = await client.create_task_push_notification_config(
+                TaskPushNotificationConfig(task_id=task_id, url=hook.url, authentication=auth)
+            )
+            spare = await client.create_task_push_notification_config(
+                TaskPushNotificationConfig(task_id=task_id, url=hook.url + "/spare", id="spare")
+            )
+            got = await client.get_task_push_notification_config(
+                GetTaskPushNotificationConfigRequest(task_id=task_id, id=made.id)
+            )
+            assert got.url == hook.url and got.authentication.credentials == "for-the-hook"
+            listed = await client.list_task_push_notification_configs(
+                ListTaskPushNotificationConfigsRequest(task_id=task_id)
+            )
+            await client.delete_task_push_notification_config(
+                DeleteTaskPushNotificationConfigRequest(task_id=task_id, id=spare.id)
+            )
+            left = await client.list_task_push_notification_configs(
+                ListTaskPushNotificationConfigsRequest(task_id=task_id)
+            )
+            return task_id, [c.id for c in listed.configs], [c.id for c in left.configs]
+
+    task_id, listed, left = _run(configure())
+    assert sorted(listed) == sorted([left[0], "spare"]) and "spare" not in left
+    hook.refuse = 1  # the first post gets a 503: it is sent again
+    work_one(worker, QUEUE, "retried")
+    posts = hook.wait_for(3)
+    assert [next(iter(body)) for _, body in posts] == [
+        "statusUpdate",
+        "artifactUpdate",
+        "statusUpdate",
+    ]
+    assert {h["authorization"] for h, _ in posts} == {"Bearer for-the-hook"}
+    assert "x-a2a-notification-token" not in posts[0][0]
+    deadline = time.monotonic() + 5  # the final state went out: the webhook is removed
+    while worker.webhooks(task_id) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.webhooks(task_id) == []
 
 
 def test_the_token_is_required(a2a: A2AServer) -> None:

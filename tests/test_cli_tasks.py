@@ -251,6 +251,9 @@ def test_synth_create_list_show_request(cli: Cli, swarm: Swarm) -> None:
 def test_configure_max_abandons_and_show_both_budgets(cli: Cli, swarm: Swarm) -> None:
     assert cli.json("task", "configure", "q1") == {"queue": "q1", "max_abandons": 10}
     assert cli("task", "configure", "q1", "--max-abandons", "4").stdout == "q1: max_abandons 4\n"
+    shown = cli("task", "configure", "q1", "--description", "Reads\x1b[2J papers").stdout
+    assert shown == "q1: max_abandons 4\nq1: description Reads\\x1b[2J papers\n"
+    assert cli.json("task", "configure", "q1")["description"] == "Reads\x1b[2J papers"
     from_queue = cli.json("task", "post", "q1", "d", "--max-attempts", "2")
     own = cli.json("task", "post", "q1", "d", "--max-abandons", "7")
     assert (from_queue["max_abandons"], own["max_abandons"]) == (4, 7)

@@ -214,6 +214,9 @@ def test_a_queue_sets_max_abandons_for_the_tasks_posted_to_it(clocked: Any) -> N
     before = clocked.post_task("q", "posted before")
     assert clocked.configure_queue("q", max_abandons=2) == {"max_abandons": 2}
     assert clocked.configure_queue("q") == {"max_abandons": 2}
+    described = clocked.configure_queue("q", description="what q's tasks are for")
+    assert described == {"max_abandons": 2, "description": "what q's tasks are for"}
+    assert clocked.configure_queue("q") == described
     after = clocked.post_tasks(
         [{"queue": "q", "description": "after"}, {"queue": "r", "description": "other queue"}]
     )

@@ -66,6 +66,7 @@ MAX_ATTEMPTS = 1_000
 MAX_LEASE_S = 30 * 86_400.0
 MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
+MAX_QUEUE_DESCRIPTION = 2_000
 MAX_QUEUES_PER_CLAIM = 64
 MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
@@ -259,20 +260,31 @@ def post_task(
 
 
 def configure_queue(
-    ctx: OpContext, queue: str, *, max_abandons: int | None = None
-) -> Operation[dict[str, int]]:
-    """Set a queue's defaults for the tasks posted to it from now on (a task's own value
-    wins); returns the queue's settings. ``max_abandons``: abandoned leases a task survives."""
+    ctx: OpContext,
+    queue: str,
+    *,
+    max_abandons: int | None = None,
+    description: str | None = None,
+) -> Operation[dict[str, Any]]:
+    """Set a queue's settings (None: leave as is); returns them. ``max_abandons``: abandoned
+    leases a task posted from now on survives (a task's own value wins); ``description``:
+    what the queue's tasks are for, shown to those who send work (``swarm a2a``'s skills)."""
     name = check_name("queue", queue)
     key = ctx.keys.queue_settings
-    read = Cmd("HGET", key, f"{name}|max_abandons")
-    if max_abandons is None:
-        value = yield read
-    else:
-        _, value = yield Batch(
-            (Cmd("HSET", key, f"{name}|max_abandons", _max_abandons(max_abandons)), read)
-        )
-    return {"max_abandons": DEFAULT_MAX_ABANDONS if value is None else int(value)}
+    fields = (f"{name}|max_abandons", f"{name}|description")
+    writes: list[Cmd] = []
+    if max_abandons is not None:
+        writes.append(Cmd("HSET", key, fields[0], _max_abandons(max_abandons)))
+    if description is not None:
+        about = check_label("description", description, max_chars=MAX_QUEUE_DESCRIPTION)
+        writes.append(Cmd("HSET", key, fields[1], about))
+    reads = (Cmd("HGET", key, fields[0]), Cmd("HGET", key, fields[1]))
+    replies = yield Batch((*writes, *reads))
+    value, described = replies[-2:]
+    out: dict[str, Any] = {"max_abandons": DEFAULT_MAX_ABANDONS if value is None else int(value)}
+    if described is not None:
+        out["description"] = text(described)
+    return out
 
 
 # --- claiming

@@ -1,8 +1,13 @@
-"""The agent card: who this agent is, its skills (one per exposed queue), how to reach it."""
+"""The agent card: who this agent is, its skills (one per exposed queue), how to reach it.
+
+A skill's description is the one given to ``swarm a2a --describe``, else the queue's own
+(``configure_queue(q, description=...)``, read at each request so a change shows at once),
+else a generic one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from a2a.types import (
     AgentCapabilities,
@@ -17,9 +22,11 @@ from a2a.types import (
 from a2a.utils.constants import PROTOCOL_VERSION_CURRENT, TransportProtocol
 
 from .. import __version__
+from .._client import AsyncSwarm
+from .._errors import SwarmError
 from ._convert import SKILL_KEY
 
-__all__ = ["BEARER", "MODES", "agent_card", "default_description"]
+__all__ = ["BEARER", "MODES", "agent_card", "default_description", "queue_descriptions"]
 
 BEARER = "bearer"
 MODES = ["text/plain", "application/json"]
@@ -83,3 +90,26 @@ def agent_card(
         )
         card.security_requirements.append(SecurityRequirement(schemes={BEARER: StringList()}))
     return card
+
+
+def queue_descriptions(
+    swarm: AsyncSwarm, given: Mapping[str, str]
+) -> Callable[[AgentCard], Awaitable[AgentCard]]:
+    """A card modifier: the card with each skill not ``given`` a description described by
+    its queue's settings, where they have one."""
+
+    async def described(card: AgentCard) -> AgentCard:
+        out = AgentCard()
+        out.CopyFrom(card)
+        for skill in out.skills:
+            if skill.id in given:
+                continue
+            try:
+                settings = await swarm.configure_queue(skill.id)
+            except SwarmError:
+                continue  # the card still answers, with the description it had
+            if "description" in settings:
+                skill.description = settings["description"]
+        return out
+
+    return described

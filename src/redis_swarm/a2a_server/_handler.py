@@ -177,8 +177,18 @@ class SwarmRequestHandler(RequestHandler):
             tasks=tasks,
             next_page_token=page.cursor or "",
             page_size=size,
-            total_size=len(tasks),
+            total_size=await self._total(params.context_id, wanted),
         )
+
+    async def _total(self, context_id: str, wanted: list[SwarmStatus]) -> int:
+        """How many tasks the filter matches (before statusTimestampAfter), from the
+        counters the swarm keeps exact: one round trip, whatever the number of tasks."""
+        with swarm_errors():
+            if context_id:
+                by_status = await self.swarm.pass_stats(context_id)
+                return sum(by_status.get(s.value, 0) for s in wanted)
+            stats = await self.swarm.queue_stats()
+        return sum(stats.get(q, {}).get(s.value, 0) for q in self.queues for s in wanted)
 
     # --- changing
 

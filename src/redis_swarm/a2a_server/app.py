@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute
 
 from .._client import AsyncSwarm
 from .._web import AccessGuard
-from ._card import agent_card
+from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
 from ._push import PushDispatcher
 
@@ -98,7 +98,9 @@ def create_app(
                     await swarm.aclose()
 
     routes: list[BaseRoute] = [
-        *create_agent_card_routes(card),
+        *create_agent_card_routes(
+            card, card_modifier=queue_descriptions(swarm, descriptions or {})
+        ),
         *create_jsonrpc_routes(handler, DEFAULT_RPC_URL),
         *create_rest_routes(handler),
     ]

@@ -383,16 +383,23 @@ def requeue(app: App, task_id: str) -> None:
     type=click.IntRange(1),
     help="Expired leases (the worker vanished) a task survives before it is dead-lettered.",
 )
+@click.option(
+    "--description",
+    help="What the queue's tasks are for (swarm a2a shows it as the queue's skill).",
+)
 @json_option
 @pass_app
-def configure(app: App, queue: str, max_abandons: int | None) -> None:
-    """Set QUEUE's defaults for the tasks posted to it from now on (a task's own value wins);
-    without an option, show them."""
-    settings = app.swarm.configure_queue(queue, max_abandons=max_abandons)
-    app.emit(
-        {"queue": queue, **settings},
-        lambda: click.echo(f"{queue}: max_abandons {settings['max_abandons']}"),
-    )
+def configure(app: App, queue: str, max_abandons: int | None, description: str | None) -> None:
+    """Set QUEUE's defaults for the tasks posted to it from now on (a task's own value wins)
+    and its description; without an option, show them."""
+    settings = app.swarm.configure_queue(queue, max_abandons=max_abandons, description=description)
+
+    def human() -> None:
+        click.echo(f"{queue}: max_abandons {settings['max_abandons']}")
+        if "description" in settings:
+            click.echo(f"{queue}: description {printable(settings['description'])}")
+
+    app.emit({"queue": queue, **settings}, human)
 
 
 @task.command()
