@@ -19,6 +19,8 @@ from redis_swarm import (
     ValidationError,
 )
 
+from ._raw import command_calls, raw_client, reset_stats, script_calls
+
 SEED_PASS_1 = textwrap.dedent(
     """
     from redis_swarm import SwarmMemoryShard, EphemeralWorker
@@ -119,6 +121,42 @@ def test_seed_shapes(redis_url: str) -> None:
     with Swarm(redis_url) as swarm:
         inbox = swarm.inbox(shard.agent_id)
     assert inbox[0].kind == "synthesis_request"
+
+
+def test_the_seed_worker_loop_pays_one_round_trip_per_task(redis_url: str) -> None:
+    shard = SwarmMemoryShard(url=redis_url, specialization="loop")
+    posted = [shard.spawn_worker_task("loop", f"t{i}", {"i": i}) for i in range(4)]
+    worker = EphemeralWorker(url=redis_url)
+    raw = raw_client(redis_url)
+    reset_stats(raw)
+    seen = []
+    for task in worker.claim_tasks("queue:loop"):
+        seen.append(task["task_id"])
+        assert worker.task_id == task["task_id"]
+        worker.report_finding({"summary": f"did {task['description']}"})
+    # four reports, each leasing the next task, and the first claim and the last, empty one
+    assert script_calls(command_calls(raw)) == 4 + 2
+    raw.close()
+    assert seen == posted
+    assert [f["content"]["summary"] for f in shard.get_all_findings()] == [
+        f"did t{i}" for i in range(4)
+    ]
+
+
+def test_leaving_the_worker_loop_gives_the_next_task_back(redis_url: str) -> None:
+    shard = SwarmMemoryShard(url=redis_url, specialization="loop")
+    first, second = (shard.spawn_worker_task("loop", f"t{i}", None) for i in range(2))
+    worker = EphemeralWorker(url=redis_url)
+    for task in worker.claim_tasks("loop"):
+        worker.report_finding({"summary": "one is enough"})  # leases the second task
+        assert task["task_id"] == first
+        break
+    with Swarm(redis_url) as swarm:
+        back = swarm.get_task(second)
+    assert (back.status.value, back.attempts, back.abandons) == ("pending", 1, 0)
+    skipped = worker.claim_tasks("loop")  # a task not reported: the loop claims the next
+    assert next(skipped)["task_id"] == second
+    assert next(skipped, None) is None  # never reported, still held: nothing else to claim
 
 
 def test_worker_without_claim_is_a_clear_error(redis_url: str) -> None:

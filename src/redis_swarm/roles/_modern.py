@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from .._errors import NotFound, ValidationError
@@ -76,6 +77,20 @@ class MemoryShard(_Role):
         self.swarm.heartbeat(self.agent_id)
 
 
+def _queues(queue: str | Sequence[str]) -> list[str]:
+    return [_queue(queue)] if isinstance(queue, str) else [_queue(q) for q in queue]
+
+
+@dataclass
+class _Loop:
+    """A worker's ``tasks()`` loop: the queues and lease its reports claim the next task
+    with, and the task the last report leased."""
+
+    queues: list[str]
+    lease_s: int | None
+    following: Task | None = None
+
+
 class Worker(_Role):
     """An ephemeral worker: claim one task, read the shard's context, report, forget."""
 
@@ -93,14 +108,38 @@ class Worker(_Role):
         self.model = model
         self.task: Task | None = None
         self.context_version: str | None = None
+        self._loop: _Loop | None = None  # inside ``tasks()``: what a report claims next
 
     def claim(
         self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
     ) -> Task | None:
-        queues = [_queue(queue)] if isinstance(queue, str) else [_queue(q) for q in queue]
+        queues = _queues(queue)
         self.task = self.swarm.claim(queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s)
         self.context_version = None
         return self.task
+
+    def tasks(
+        self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
+    ) -> Generator[Task, None, None]:
+        """Claim and yield tasks of ``queue`` until none is left (after waiting ``wait_s``).
+        Each ``report`` in the loop also leases the next task, in the same round trip: one
+        round trip per task, not two. Leaving the loop early gives back a task leased and not
+        yet yielded (released: it counts as neither a failure nor an abandon)."""
+        loop = _Loop(_queues(queue), lease_s)
+        self._loop = loop
+        try:
+            task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
+            while task is not None:
+                yield task
+                task, loop.following = loop.following, None
+                if task is not None:
+                    self.task, self.context_version = task, None
+                else:  # not reported, or nothing left when it was: claim (and wait) anew
+                    task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
+        finally:
+            self._loop = None
+            if loop.following is not None:
+                self.swarm.release(loop.following.id, loop.following.token)
 
     def _claimed(self) -> Task:
         if self.task is None:
@@ -116,15 +155,20 @@ class Worker(_Role):
         return self.swarm.get_context(task.parent, version=info.version)
 
     def report(self, finding: Mapping[str, Any]) -> Finding:
+        """Report the claimed task's finding (inside ``tasks()``, leasing the next task)."""
         task = self._claimed()
-        return self.swarm.report(
-            task.id,
-            task.token,
-            finding,
-            worker=self.worker_id,
-            model=self.model,
-            context_version=self.context_version,
-        )
+        loop = self._loop
+        if loop is None:
+            return self.swarm.report(
+                task.id, task.token, finding, worker=self.worker_id, model=self.model,
+                context_version=self.context_version,
+            )  # fmt: skip
+        found, loop.following = self.swarm.report(
+            task.id, task.token, finding, worker=self.worker_id, model=self.model,
+            context_version=self.context_version, claim_next=loop.queues,
+            next_lease_s=loop.lease_s,
+        )  # fmt: skip
+        return found
 
 
 class Coordinator(_Role):

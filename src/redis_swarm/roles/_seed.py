@@ -3,7 +3,8 @@ and ``SonnetCoordinator``, over the modern ones, returning the seed's shapes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
 from .._client import Swarm
@@ -215,6 +216,14 @@ class EphemeralWorker(Worker):
         """Claim the next task of ``queue:NAME`` (or ``NAME``); None when the queue is empty."""
         task = self.claim(queue_name)
         return None if task is None else _task_dict(task)
+
+    def claim_tasks(self, queue_name: str, wait_s: float = 0) -> Iterator[SeedTask]:
+        """The seed's worker loop in one round trip per task: yields each claimed task (as
+        ``claim_task`` returns it) until none is left; ``report_finding`` inside the loop
+        also leases the next one. Leaving the loop early gives back a task leased for it."""
+        with contextlib.closing(self.tasks(queue_name, wait_s=wait_s)) as tasks:
+            for task in tasks:
+                yield _task_dict(task)
 
     def get_parent_context(self) -> str:
         return self.parent_context()
