@@ -76,6 +76,34 @@ def test_claim_nothing_exits_3(cli: Cli) -> None:
     assert json.loads(out.stderr)["error"] == "Empty"
 
 
+def test_claim_a_batch_and_report_claiming_the_next(cli: Cli, swarm: Swarm) -> None:
+    posted = swarm.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(4)])
+    batch = cli.json("task", "claim", "q", "--worker", "w1", "--count", "2")
+    assert [t["id"] for t in batch] == [t.id for t in posted[:2]]
+    assert len({t["token"] for t in batch}) == 2
+    first = batch[0]
+    out = cli.json(
+        "task", "report", first["id"], "--token", first["token"], "--summary", "one",
+        "--claim-next", "q", "--next-lease", "30",
+    )  # fmt: skip
+    assert out["finding"]["task_id"] == first["id"] and out["finding"]["summary"] == "one"
+    following = out["next"]
+    assert following["id"] == posted[2].id and following["worker"] == "w1"
+    assert following["token"].startswith("1.")
+    human = cli(
+        "task", "report", following["id"], "--token", following["token"], "--summary", "two",
+        "--claim-next", "q",
+    ).stdout  # fmt: skip
+    assert human.startswith("reported f-") and f"claimed {posted[3].id} (token 1." in human
+    token = human.split("(token ", 1)[1].split(")", 1)[0]
+    out = cli.json(
+        "task", "report", posted[3].id, "--token", token, "--summary", "3", "--claim-next", "q"
+    )
+    assert out["next"] is None  # nothing left: the report stands
+    assert cli("task", "claim", "q", "--count", "3", expect=3).stdout == ""
+    assert swarm.queue_stats()["q"] == {**swarm.queue_stats()["q"], "completed": 3, "claimed": 1}
+
+
 def test_claim_worker_defaults_to_swarm_agent(cli: Cli) -> None:
     cli("task", "post", "q", "d")
     claimed = cli.json("task", "claim", "q", env={"SWARM_AGENT": "agent-7"})

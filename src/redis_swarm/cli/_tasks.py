@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 
 from .._hooks.tokens import remember as remember_token
-from .._models import iso, now_ms
+from .._models import Task, iso, now_ms
+from .._ops.tasks import MAX_CLAIM_BATCH
 from .._printable import printable
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
@@ -249,24 +251,61 @@ def _jsonl_specs(source: str, app: App) -> list[dict[str, Any]]:
     show_default=True,
     help="Seconds to wait for a task when the queues are empty.",
 )
+@click.option(
+    "--count",
+    type=click.IntRange(1, MAX_CLAIM_BATCH),
+    help="Claim up to this many tasks at once (one round trip); prints a list.",
+)
 @json_option
 @pass_app
 def claim(
-    app: App, queues: tuple[str, ...], worker: str, lease_s: int | None, wait_s: float
+    app: App,
+    queues: tuple[str, ...],
+    worker: str,
+    lease_s: int | None,
+    wait_s: float,
+    count: int | None,
 ) -> None:
     """Claim the next task of QUEUES (highest priority, oldest first). Exit 3 if none."""
-    t = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
-    if t is None:
-        message = f"nothing to claim in {', '.join(queues)}"
-        if app.json:
-            click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
-        else:
-            click.echo(message, err=True)
-        raise click.exceptions.Exit(EXIT_EMPTY)
-    if t.token:  # for the session's hooks (docs/live.md)
+    if count is None:
+        one = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
+        claimed = [] if one is None else [one]
+    else:
+        claimed = app.swarm.claim(
+            list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s, n=count
+        )
+    if not claimed:
+        _nothing_to_claim(app, queues)
+    for t in claimed:
+        _remember(app, worker, t)
+    if count is not None:
+        app.emit([task_json(t) for t in claimed], lambda: _render_claimed(app, claimed))
+    else:
+        _emit_task(app, claimed[0], _claimed_line(claimed[0]))
+
+
+def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
+    message = f"nothing to claim in {', '.join(queues)}"
+    if app.json:
+        click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
+    else:
+        click.echo(message, err=True)
+    raise click.exceptions.Exit(EXIT_EMPTY)
+
+
+def _remember(app: App, worker: str, t: Task) -> None:
+    """Keep a claimed task's token for the session's hooks (docs/live.md)."""
+    if t.token:
         remember_token(app.swarm.settings, worker, t.id, t.token)
-    headline = f"claimed {t.id} (token {t.token}); report it before {iso(t.lease_deadline)}"
-    _emit_task(app, t, headline)
+
+
+def _claimed_line(t: Task) -> str:
+    return f"claimed {t.id} (token {t.token}); report it before {iso(t.lease_deadline)}"
+
+
+def _render_claimed(app: App, claimed: Sequence[Task]) -> None:
+    for t in claimed:
+        render_task(app, t, headline=_claimed_line(t))
 
 
 @task.command()
@@ -291,6 +330,17 @@ def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
 @click.option("--worker", default=agent_option_default, help="Who did it (default: SWARM_AGENT).")
 @click.option("--model", help="The model that did it.")
 @click.option("--context-version", help="The context version you read.")
+@click.option(
+    "--claim-next",
+    "claim_next",
+    multiple=True,
+    metavar="QUEUE",
+    shell_complete=complete_queues,
+    help="Also claim the next task of QUEUE (repeatable), in the same round trip.",
+)
+@click.option(
+    "--next-lease", "next_lease_s", type=click.IntRange(1), help="With --claim-next: its lease."
+)
 @json_option
 @pass_app
 def report(
@@ -304,8 +354,12 @@ def report(
     worker: str | None,
     model: str | None,
     context_version: str | None,
+    claim_next: tuple[str, ...],
+    next_lease_s: int | None,
 ) -> None:
-    """Report the finding of TASK_ID; the first report completes the task."""
+    """Report the finding of TASK_ID; the first report completes the task. With
+    --claim-next, also lease the next task (printed as `task claim` prints it; JSON:
+    {"finding": ..., "next": task or null})."""
     if (finding_arg is None) == (summary is None):
         raise click.UsageError("give the finding with --finding JSON|@FILE|- or --summary TEXT")
     if finding_arg is not None:
@@ -319,10 +373,27 @@ def report(
             finding["confidence"] = confidence
         if sources:
             finding["sources"] = list(sources)
-    f = app.swarm.report(
-        task_id, token, finding, worker=worker, model=model, context_version=context_version
-    )
-    app.emit(f, lambda: click.echo(f"reported {f.id} for {task_id}"))
+    if not claim_next:
+        f = app.swarm.report(
+            task_id, token, finding, worker=worker, model=model, context_version=context_version
+        )
+        app.emit(f, lambda: click.echo(f"reported {f.id} for {task_id}"))
+        return
+    f, following = app.swarm.report(
+        task_id, token, finding, worker=worker, model=model, context_version=context_version,
+        claim_next=list(claim_next), next_lease_s=next_lease_s,
+    )  # fmt: skip
+    if following is not None and following.worker:
+        _remember(app, following.worker, following)
+
+    def human() -> None:
+        click.echo(f"reported {f.id} for {task_id}")
+        if following is None:
+            click.echo(f"nothing to claim in {', '.join(claim_next)}")
+        else:
+            render_task(app, following, headline=_claimed_line(following))
+
+    app.emit({"finding": f, "next": None if following is None else task_json(following)}, human)
 
 
 @task.command(short_help="Give a task up with the reason (it is retried).")
