@@ -217,12 +217,15 @@ def test_a_retried_message_posts_one_task(a2a: A2AServer, worker: Swarm) -> None
             ids = []
             for _ in range(2):
                 request = SendMessageRequest(message=message)
+                push = TaskPushNotificationConfig(url="http://127.0.0.1:9/never-answers")
+                request.configuration.task_push_notification_config.CopyFrom(push)
                 [event] = [e async for e in client.send_message(request)]
                 ids.append(event.task.id)
             return ids
 
     first, again = _run(twice())
     assert first == again
+    assert len(worker.webhooks(first)) == 1  # and one webhook, not one per attempt
     worker.cancel(first)  # the queue is the next tests' too
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
@@ -223,7 +224,13 @@ class SwarmRequestHandler(RequestHandler):
                 else None,
             )
             if params.configuration.HasField("task_push_notification_config"):
-                await self.swarm.set_webhook(task.id, push.url, since=since, **_auth(push))
+                await self.swarm.set_webhook(
+                    task.id,
+                    push.url,
+                    webhook_id=push.id or _webhook_id(params.message.message_id),
+                    since=since,
+                    **_auth(push),
+                )
                 if self.on_webhook is not None:
                     self.on_webhook(task.id, since)
         return task, since
@@ -343,6 +350,14 @@ class SwarmRequestHandler(RequestHandler):
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> AgentCard:
         raise ExtendedAgentCardNotConfiguredError("this agent has no extended card")
+
+
+def _webhook_id(message_id: str) -> str | None:
+    """The id of a webhook given with a message without one: the same for a retry of the
+    message (which gets the same task), so a retry does not add a second webhook."""
+    if not message_id:
+        return None
+    return "msg-" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
 
 
 def _auth(config: TaskPushNotificationConfig) -> dict[str, str | None]:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import httpx
 from a2a.types import TaskArtifactUpdateEvent, TaskStatusUpdateEvent
@@ -50,6 +51,9 @@ TOKEN_HEADER = "X-A2A-Notification-Token"
 LAG_S = 0.2
 
 Update = TaskStatusUpdateEvent | TaskArtifactUpdateEvent
+# What one claimed event sends to one webhook: the webhook, its updates, and whether the
+# task is settled (then the webhook is removed once they are sent).
+Delivery = tuple[Webhook, list[Update], bool]
 
 
 def _retryable(status: int) -> bool:
@@ -74,21 +78,28 @@ class PushDispatcher:
         self.replay_s = replay_s
         self.retry_delays_s = tuple(retry_delays_s)
         self._background: set[asyncio.Task[None]] = set()
+        # One outbox per webhook, drained by its own task: a slow or dead webhook delays only
+        # its own updates (in order), never the stream's follower or the other webhooks.
+        self._outboxes: dict[tuple[str, str], asyncio.Queue[Delivery]] = {}
 
     async def run(self) -> None:
         """Forever (cancel the task to stop)."""
         since: str | int = max(0, now_ms() - int(self.replay_s * 1000))
-        while True:
-            try:
-                async for event in self.swarm.follow_events(since=since, types="task"):
-                    age_s = (now_ms() - event.at) / 1000
-                    if age_s < LAG_S:
-                        await asyncio.sleep(min(LAG_S, LAG_S - age_s))
-                    await self.handle(event)
-                    since = event.id
-            except SwarmError as exc:  # Redis went away: the claims make a replay safe
-                log.warning("push notifications paused (%s); following again", exc)
-                await asyncio.sleep(RECONNECT_S)
+        try:
+            while True:
+                try:
+                    async for event in self.swarm.follow_events(since=since, types="task"):
+                        age_s = (now_ms() - event.at) / 1000
+                        if age_s < LAG_S:
+                            await asyncio.sleep(min(LAG_S, LAG_S - age_s))
+                        await self.handle(event)
+                        since = event.id
+                except SwarmError as exc:  # Redis went away: the claims make a replay safe
+                    log.warning("push notifications paused (%s); following again", exc)
+                    await asyncio.sleep(RECONNECT_S)
+        finally:  # stopping: what is still queued is dropped (at most once, never twice)
+            for task in list(self._background):
+                task.cancel()
 
     def catch_up(self, task_id: str, since: str) -> None:
         """In the background: deliver the events of a task after ``since`` that the stream's
@@ -102,14 +113,14 @@ class PushDispatcher:
             except SwarmError as exc:
                 log.warning("push notifications of task %s: %s", task_id, exc)
 
-        task = asyncio.create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._start(run())
 
     async def handle(self, event: Event) -> None:
         task_id = event.fields.get("task")
         if task_id is None or event.type not in STATUS_AFTER:
             return
+        if event.fields.get("queue") not in self.queues:
+            return  # not one of this server's tasks: no read at all
         hooks = await self.swarm.webhooks(task_id)
         if not hooks:
             return
@@ -131,10 +142,32 @@ class PushDispatcher:
     async def _deliver(self, hook: Webhook, event: Event, sent: list[Update], final: bool) -> None:
         if not await self.swarm.claim_webhook_event(hook.task_id, hook.id, event.id):
             return  # another server has it, or had it before a restart
-        for update in sent:
-            await self._post(hook, update)
-        if final:
-            await self.swarm.delete_webhook(hook.task_id, hook.id)
+        key = (hook.task_id, hook.id)
+        outbox = self._outboxes.get(key)
+        if outbox is None:
+            outbox = self._outboxes[key] = asyncio.Queue()
+            self._start(self._drain(key, outbox))
+        outbox.put_nowait((hook, sent, final))
+
+    async def _drain(self, key: tuple[str, str], outbox: asyncio.Queue[Delivery]) -> None:
+        """Post a webhook's updates in the order they were claimed, until its task settles."""
+        try:
+            while True:
+                hook, sent, final = await outbox.get()
+                for update in sent:
+                    await self._post(hook, update)
+                if final:
+                    await self.swarm.delete_webhook(hook.task_id, hook.id)
+                    return
+        except SwarmError as exc:
+            log.warning("webhook %s of task %s: %s", key[1], key[0], exc)
+        finally:
+            self._outboxes.pop(key, None)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _post(self, hook: Webhook, update: Update) -> None:
         headers = {}
