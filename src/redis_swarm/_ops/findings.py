@@ -173,6 +173,7 @@ def report(
         )
     if claim_next is None:
         return stored
+    task_ops.note_idle(ctx, claim_next, next_pair)
     leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
     return stored, leased_next[0] if leased_next else None
 

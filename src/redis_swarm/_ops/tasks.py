@@ -335,6 +335,26 @@ def claim_part(
     return keys, [*args, DEFAULT_MAX_ABANDONS, secret, "1" if register else "0"]
 
 
+IDLE_FRESH_S = 1.0  # how long a report's "nothing to claim" spares the next claim's script
+
+
+def note_idle(ctx: OpContext, queues: str | Sequence[str], tail: Sequence[Any]) -> None:
+    """Remember what a report's claim_next found when it leased nothing: ``tail`` is the end
+    of its reply (false, next due ms, now), or (false, false) when it did not try."""
+    if len(tail) == 3 and not tail[0]:
+        names = tuple(_queue_names(queues))
+        ctx.idle = (names, time.monotonic(), int(tail[1]), int(tail[2]))
+
+
+def _idle_hint(ctx: OpContext, names: list[str]) -> tuple[int, int] | None:
+    """(next due ms, now ms) when a report through this handle just found ``names`` empty:
+    the claim that follows need not run its script to find it again. Used once."""
+    idle, ctx.idle = ctx.idle, None
+    if idle is None or idle[0] != tuple(names) or time.monotonic() - idle[1] > IDLE_FRESH_S:
+        return None
+    return idle[2], idle[3]
+
+
 def claim(
     ctx: OpContext,
     queues: str | Sequence[str],
@@ -355,7 +375,10 @@ def claim(
     A waiting claim blocks (no polling) with BLPOP on the wake lists of its queues: every
     script that makes a task claimable pushes one token there, so one new task wakes one
     waiter, not all of them. The token is only a hint: the claim script stays the truth, and
-    the wait is cut short when a delayed task or a lease expiry falls due."""
+    the wait is cut short when a delayed task or a lease expiry falls due. A waiting claim
+    right after a report whose ``claim_next`` found these queues empty starts with the wait
+    (that script's answer stands for its own: every task made claimable since pushed a
+    token, so the wait ends at once)."""
     names = _queue_names(queues)
     check_name("worker", worker)
     count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
@@ -365,21 +388,25 @@ def claim(
     wakes = tuple(ctx.keys.wake(q) for q in names)
     deadline = time.monotonic() + wait
     woken = "0"  # '1' once a wait popped a wake-up token (the script then pops none)
+    hint = _idle_hint(ctx, names) if wait > 0 else None
 
     while True:
-        # Each task keeps its secret's hash: the tokens are only in this reply.
-        lease_secrets = [new_secret() for _ in range(count)]
-        args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
-        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-        flags = ("1" if presence_due(ctx, worker) else "0", woken)
-        reply = yield Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
-        if reply[0]:
-            tasks = leased(ctx, reply, lease_secrets)
-            return tasks if n is not None else tasks[0]
+        if hint is not None:
+            (due, now), hint = hint, None
+        else:
+            # Each task keeps its secret's hash: the tokens are only in this reply.
+            lease_secrets = [new_secret() for _ in range(count)]
+            args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
+            limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+            flags = ("1" if presence_due(ctx, worker) else "0", woken)
+            reply = yield Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
+            if reply[0]:
+                tasks = leased(ctx, reply, lease_secrets)
+                return tasks if n is not None else tasks[0]
+            due, now = int(reply[1]), int(reply[2])
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return [] if n is not None else None
-        due, now = int(reply[1]), int(reply[2])
         block = min(remaining, block_chunk_s(ctx))
         if due >= 0:
             block = min(block, max(0, due - now) / 1000)

@@ -25,7 +25,8 @@
 -- reported task remembers it (next_task), so that the same report retried with the same
 -- secret (its reply lost) gets the same lease back instead of leasing another task.
 -- Returns {'completed' | 'superseded' | 'existing', finding JSON}, and with claim_next the
--- next task's JSON and data JSON (false, false: none).
+-- next task's JSON and data JSON (false, false: none claimed), or, when the claim ran and
+-- found nothing, false, the next due ms (-1: none) and now, as an empty task_claim answers.
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
@@ -87,6 +88,7 @@ if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
 end
 
 local next_task = {}
+local idle = nil  -- claim_next found nothing: when its queues have something due next
 if not superseded then
   unlink(Q, t)
   set_status(K, t, 'completed')
@@ -106,6 +108,11 @@ if not superseded then
       register = ARGV[17] ~= '0', woken = false,
       agents = KEYS[claim_at], presence = KEYS[claim_at + 1], task_data = KEYS[claim_at + 2]})
     t.next_task = ids[1]
+    if not ids[1] then
+      local due = nil
+      for _, G in ipairs(groups) do due = next_due(G, due) end
+      idle = {false, fmt(due or -1), fmt(now)}
+    end
   end
   save_task(K.tasks, t)
 end
@@ -123,4 +130,5 @@ task_event(K, superseded and 'finding.superseded' or 'finding.reported', t,
            'finding', fid, 'worker', worker, 'shard', t.parent)
 local outcome = superseded and 'superseded' or 'completed'
 if claim_queues == 0 then return {outcome, finding} end
+if idle then return {outcome, finding, unpack(idle)} end
 return {outcome, finding, next_task[1] or false, next_task[2] or false}
