@@ -127,6 +127,21 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             empty, _ = await worker("claim_task", queue="work")
             assert empty["task"] is None and "stop" in empty["next"]
 
+            await shard("post_task", queue="work", description="one more")
+            fourth = (await worker("claim_task", queue="work"))[0]["task"]
+            await shard("post_task", queue="work", description="and the last")
+            both, _ = await worker(
+                "report_finding", task_id=fourth["id"], summary="4", claim_next="work"
+            )
+            assert both["completed"] is True and both["next_task"]["task"]["parent"] == me
+            last = both["next_task"]["task"]
+            assert last["description"] == "and the last"
+            assert "report_finding" in both["next_task"]["next"]
+            ended, _ = await worker(
+                "report_finding", task_id=last["id"], summary="5", claim_next=["work"]
+            )
+            assert ended["next_task"] is None and "stop" in ended["next"]
+
             waited, _ = await shard("wait_for_pass", pass_name="Pass 1", timeout_s=5)
             assert waited["settled"] is True
             assert waited["counts"]["completed"] == 2 and waited["counts"]["dead"] == 1

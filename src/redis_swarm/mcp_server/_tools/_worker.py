@@ -10,13 +10,23 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._errors import AlreadyCompleted, SwarmError
-from ..._models import dumps, iso
+from ..._models import Finding, Task, dumps, iso
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
-from .._session import Lease
+from .._session import AgentSession, Lease
 from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
 
 __all__ = ["WorkerTools"]
+
+
+def _none_ready(queue: str | list[str]) -> dict[str, Any]:
+    """What a worker is told when its queues hold no task ready."""
+    return {
+        "task": None,
+        "queues": [queue] if isinstance(queue, str) else list(queue),
+        "next": "no task is ready in these queues: stop if your work is done, or "
+        f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait",
+    }
 
 
 class WorkerTools(ToolsBase):
@@ -50,16 +60,13 @@ class WorkerTools(ToolsBase):
         task = await self._run(
             self.swarm.claim, queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
         )
-        queues = [queue] if isinstance(queue, str) else list(queue)
         if task is None:
-            return self._result(
-                {
-                    "task": None,
-                    "queues": queues,
-                    "next": "no task is ready in these queues: stop if your work is done, or "
-                    f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait",
-                }
-            )
+            return self._result(_none_ready(queue))
+        return self._result(await self._claimed(session, task))
+
+    async def _claimed(self, session: AgentSession, task: Task) -> dict[str, Any]:
+        """What a worker is told of a task it now holds (claim_task, or report_finding's
+        claim_next): the task, its token, its shard's context, and what to do next."""
         assert task.token is not None  # a claimed task carries its lease's token
         session.leases[task.id] = Lease(task.token, task.queue, task.parent)
         payload: dict[str, Any] = {"task": plain(task), "token": task.token}
@@ -80,7 +87,7 @@ class WorkerTools(ToolsBase):
             f"read_context_lines({owner}start=..., end=...) or get_context({owner.rstrip(', ')}); "
             f"then report_finding(task_id={dumps(task.id)}, summary=...) once"
         )
-        return self._result(payload)
+        return payload
 
     @tool(roles=WORKER)
     async def renew_task(
@@ -117,9 +124,17 @@ class WorkerTools(ToolsBase):
             dict[str, Any] | None, Field(description="Any other JSON fields the task asks for.")
         ] = None,
         token: LeaseToken = None,
+        claim_next: Annotated[
+            str | list[str] | None,
+            Field(
+                description="Also take the next task of this queue (or these queues) in the "
+                "same call: the result holds it as claim_task's would (next_task)."
+            ),
+        ] = None,
     ) -> CallToolResult:
         """Worker, step 3: report the result of your task, once. This completes the task;
-        the finding records which context version you read. Then claim the next task."""
+        the finding records which context version you read. Then claim the next task (or
+        pass claim_next to get it in this call)."""
         session = await self._session(ctx)
         lease_token = self._token(session, task_id, token)
         lease = session.leases.get(task_id)
@@ -129,16 +144,21 @@ class WorkerTools(ToolsBase):
             if value is not None:
                 finding[key] = value
         version = session.read_versions.get(lease.parent) if lease and lease.parent else None
+
+        def report() -> tuple[Finding, Task | None]:
+            if claim_next is None:
+                alone = self.swarm.report(
+                    task_id, lease_token, finding, worker=session.agent_id,
+                    model=session.model, context_version=version,
+                )  # fmt: skip
+                return alone, None
+            return self.swarm.report(
+                task_id, lease_token, finding, worker=session.agent_id, model=session.model,
+                context_version=version, claim_next=claim_next,
+            )  # fmt: skip
+
         try:
-            result = await self.sessions.call(
-                self.swarm.report,
-                task_id,
-                lease_token,
-                finding,
-                worker=session.agent_id,
-                model=session.model,
-                context_version=version,
-            )
+            result, following = await self.sessions.call(report)
         except AlreadyCompleted as exc:
             session.leases.pop(task_id, None)
             raise ToolError(
@@ -149,12 +169,16 @@ class WorkerTools(ToolsBase):
         except SwarmError as exc:
             raise tool_error(exc) from exc
         session.leases.pop(task_id, None)
+        done = {"finding_id": result.id, "task_id": task_id, "completed": True}
+        if claim_next is not None:
+            if following is None:
+                none = {k: v for k, v in _none_ready(claim_next).items() if k != "task"}
+                return self._result({**done, "next_task": None, **none})
+            return self._result({**done, "next_task": await self._claimed(session, following)})
         queue = dumps(lease.queue) if lease else "..."
         return self._result(
             {
-                "finding_id": result.id,
-                "task_id": task_id,
-                "completed": True,
+                **done,
                 "next": f"claim the next task with claim_task(queue={queue}), "
                 "or stop if it says no task is ready",
             }
