@@ -4,6 +4,7 @@ in each client's format; a loop-mode worker driven only by Stop events completes
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -260,6 +261,42 @@ def test_stop_in_each_state(hooks: Hooks, swarm: Swarm, client: str, event: str)
     assert answer["decision"] == block and "loop job" in answer["reason"]
     (claimed,) = swarm.list_tasks(status="claimed").items
     assert claimed.worker == me
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["first-stop", "stop_hook_active"])
+def test_stop_in_every_combination_of_lease_work_and_messages(
+    hooks: Hooks, swarm: Swarm, active: bool
+) -> None:
+    """Every state at once: an unreported lease refuses the stop unless stop_hook_active; else a
+    direct message does; else, in loop mode, work does (claimed for it, never a second task
+    while it holds one); else it stops."""
+    swarm.register("coordinator", name="boss")
+    for n, (lease, work, message) in enumerate(itertools.product([False, True], repeat=3)):
+        session, queue = f"session-{active}-{n}", f"q{n}"
+        me = agent_for({"session_id": session}, HookOptions(client="claude"))
+        hooks("SessionStart", session_id=session)  # registers the agent
+        held = None
+        if lease:
+            swarm.post_task(queue, "held job")
+            held = _claim(swarm, queue, me)
+        if work:
+            swarm.post_task(queue, "waiting job")
+        if message:
+            swarm.send(me, "a word from boss", sender="boss")
+        answer = hooks("Stop", "--loop", "--queue", queue, session_id=session,
+                       stop_hook_active=active)  # fmt: skip
+        reason = answer.get("reason", "")
+        state = f"lease={lease} work={work} message={message} active={active}: {answer}"
+        if lease and not active:
+            assert held is not None and held.id in reason and "not reported" in reason, state
+        elif message:
+            assert "a word from boss" in reason, state
+        elif work and not lease:
+            assert "Next task for you" in reason and "waiting job" in reason, state
+        else:
+            assert answer == {}, state
+        claimed = [t for t in swarm.list_tasks(status="claimed").items if t.worker == me]
+        assert len(claimed) == (1 if lease or (work and not message) else 0), state
 
 
 def test_a_loop_worker_driven_only_by_stop_completes_20_tasks(hooks: Hooks, swarm: Swarm) -> None:
