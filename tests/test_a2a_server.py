@@ -424,3 +424,25 @@ def test_off_loopback_needs_a_token(a2a_redis: RedisServer) -> None:
     )
     assert result.exit_code != 0
     assert "needs a token" in result.output
+
+
+def test_off_loopback_webhooks_inside_the_network_are_refused(a2a_redis: RedisServer) -> None:
+    """Served off loopback (``private_webhooks=False``), a client cannot make the server post
+    to loopback or private addresses."""
+    from a2a.server.context import ServerCallContext
+    from a2a.utils.errors import InvalidParamsError
+    from a2a.utils.push_url_validator import validate_push_notification_url
+
+    from redis_swarm import AsyncSwarm
+    from redis_swarm.a2a_server import SwarmRequestHandler
+
+    async def attempt(url: str) -> None:
+        async with AsyncSwarm(a2a_redis.url, swarm="a2a-private") as swarm:
+            task = await swarm.post_task(QUEUE, "x")
+            handler = SwarmRequestHandler(swarm, [QUEUE], url_check=validate_push_notification_url)
+            config = TaskPushNotificationConfig(task_id=task.id, url=url)
+            await handler.on_create_task_push_notification_config(config, ServerCallContext())
+
+    for url in ("http://127.0.0.1:8080/hook", "http://10.1.2.3/hook", "http://169.254.169.254/"):
+        with pytest.raises(InvalidParamsError, match="refused"):
+            _run(attempt(url))
