@@ -48,22 +48,50 @@ local function shard_field(parent, status)
   return 'shard:' .. parent .. '|' .. status
 end
 
--- Move t to status, keeping the per-queue, per-shard and per-pass counters exact. Returns
--- how many tasks of t's queue are left in the status it leaves (claim's wake-up bookkeeping
--- reads it, so that it needs no command of its own).
+-- Add n to a counter field: at once, or, while K.defer is set (a claim's batch, a report
+-- that claims the next task), summed until flush_counts, so that changes that cancel out
+-- (claimed -1 by a report, +1 by its next claim) cost no command and a batch of k claims
+-- costs two, not 2k.
+local function bump(K, key, field, n)
+  if not K.defer then
+    redis.call('HINCRBY', key, field, n)
+    return
+  end
+  local fields = K.defer[key]
+  if not fields then
+    fields = {}
+    K.defer[key] = fields
+  end
+  fields[field] = (fields[field] or 0) + n
+end
+
+-- Write the summed counter changes and stop deferring. Returns key -> field -> new value
+-- of the fields written (those whose changes cancelled out are not there).
+local function flush_counts(K)
+  local written = {}
+  for key, fields in pairs(K.defer or {}) do
+    written[key] = {}
+    for field, n in pairs(fields) do
+      if n ~= 0 then written[key][field] = redis.call('HINCRBY', key, field, n) end
+    end
+  end
+  K.defer = nil
+  return written
+end
+
+-- Move t to status, keeping the per-queue, per-shard and per-pass counters exact.
 local function set_status(K, t, status)
-  local left = redis.call('HINCRBY', K.counts, t.queue .. '|' .. t.status, -1)
-  redis.call('HINCRBY', K.counts, t.queue .. '|' .. status, 1)
+  bump(K, K.counts, t.queue .. '|' .. t.status, -1)
+  bump(K, K.counts, t.queue .. '|' .. status, 1)
   if t.parent then
-    redis.call('HINCRBY', K.counts, shard_field(t.parent, t.status), -1)
-    redis.call('HINCRBY', K.counts, shard_field(t.parent, status), 1)
+    bump(K, K.counts, shard_field(t.parent, t.status), -1)
+    bump(K, K.counts, shard_field(t.parent, status), 1)
   end
   if t.pass_id then
-    redis.call('HINCRBY', K.pass_counts, t.pass_id .. '|' .. t.status, -1)
-    redis.call('HINCRBY', K.pass_counts, t.pass_id .. '|' .. status, 1)
+    bump(K, K.pass_counts, t.pass_id .. '|' .. t.status, -1)
+    bump(K, K.pass_counts, t.pass_id .. '|' .. status, 1)
   end
   t.status = status
-  return left
 end
 
 -- Append a task event: the task, its queue and pass, then the given field/value pairs
@@ -268,11 +296,11 @@ end
 
 -- Lease the pending task id of group Q (already out of its pending set when popped) to
 -- C.worker: a new attempt, sealed with the SHA-1 of secret, for C.lease_ms (0: the task's
--- lease_s). Returns the task's JSON and how many pending tasks its queue has left.
+-- lease_s). Returns the task's JSON and its queue.
 local function lease_one(K, Q, id, now, C, secret, popped)
   local t = load_task(K.tasks, id)
   if not popped then redis.call('ZREM', Q.pending, id) end
-  local left = set_status(K, t, 'claimed')
+  set_status(K, t, 'claimed')
   t.attempts = t.attempts + 1
   t.worker = C.worker
   t.claims[tostring(t.attempts)] = C.worker
@@ -287,7 +315,7 @@ local function lease_one(K, Q, id, now, C, secret, popped)
   local raw = save_task(K.tasks, t)
   task_event(K, 'task.claimed', t, 'worker', C.worker, 'attempt', t.attempts,
              'lease_deadline', t.lease_deadline)
-  return raw, left
+  return raw, t.queue
 end
 
 -- Wake lists hold about one token per claimable task (capped): whatever makes a task
@@ -327,15 +355,17 @@ end
 -- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data,
 -- register (register the worker and mark it present), woken (a wake-up token was popped).
 -- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none)
--- and the list of their ids. One queue: the tasks are popped in one command (ZPOPMIN).
+-- and the list of their ids. One queue: the tasks are popped in one command (ZPOPMIN). The
+-- counters are written once at the end (with what the caller deferred before: K.defer).
 local function claim_best(K, groups, now, C)
   local out, ids = {}, {}
+  K.defer = K.defer or {}
   local picks = {}  -- {id, group, popped}
   if #groups == 1 then
     local popped = redis.call('ZPOPMIN', groups[1].pending, #C.secrets)
     for i = 1, #popped, 2 do picks[#picks + 1] = {popped[i], groups[1], true} end
   end
-  local left = 0
+  local queue = nil
   for n, secret in ipairs(C.secrets) do
     local pick = picks[n]
     if #groups > 1 then
@@ -343,10 +373,11 @@ local function claim_best(K, groups, now, C)
       pick = id and {id, Q, false}
     end
     if not pick then break end
-    out[#out + 1], left = lease_one(K, pick[2], pick[1], now, C, secret, pick[3])
+    out[#out + 1], queue = lease_one(K, pick[2], pick[1], now, C, secret, pick[3])
     out[#out + 1] = redis.call('HGET', C.task_data, pick[1]) or false
     ids[#ids + 1] = pick[1]
   end
+  local written = flush_counts(K)
   if #out == 0 then
     for _, Q in ipairs(groups) do
       redis.call('LTRIM', Q.wake, 1, 0)  -- empties it (workers may not DEL)
@@ -360,6 +391,10 @@ local function claim_best(K, groups, now, C)
       .. '"implicit":true,"registered_at":' .. fmt(now) .. '}')
     redis.call('ZADD', C.presence, fmt(now), C.worker)
   end
-  settle_wake(groups, #ids, left, C)
+  -- The pending tasks left in the (one) queue: from the counter just written, else read.
+  local field = queue .. '|pending'
+  local left = written[K.counts] and written[K.counts][field]
+  if #groups == 1 and not left then left = tonumber(redis.call('HGET', K.counts, field) or '0') end
+  settle_wake(groups, #ids, left or 0, C)
   return out, ids
 end

@@ -90,6 +90,9 @@ end
 local next_task = {}
 local idle = nil  -- claim_next found nothing: when its queues have something due next
 if not superseded then
+  -- The counters move once at the end of the next claim (completed +1, and claimed -1 +1
+  -- cancel out when the next task comes from the same queue).
+  if claim_queues > 0 and worker then K.defer = {} end
   unlink(Q, t)
   set_status(K, t, 'completed')
   t.completed_at = now
