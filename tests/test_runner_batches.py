@@ -58,3 +58,14 @@ def test_idle_slots_take_a_batch_in_one_claim(swarm: Swarm) -> None:
     claims = [e for e in swarm.events() if e.type is EventType.TASK_CLAIMED]
     # one slot leased the three for the idle three (the claim names it), in one claim
     assert len(claims) == 3 and len({e.fields["worker"] for e in claims}) == 1
+
+
+def test_a_task_leased_for_a_stopping_slot_goes_back(swarm: Swarm) -> None:
+    posted = swarm.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(2)])
+    options = RunOptions(queues=("q",), command=AGENT, poll_s=0.05)
+    # Drained once the first task is done: its report leased the second for the slot.
+    pool = Runner(swarm, options, on_outcome=lambda _: pool.drain())
+    done = pool.run()
+    assert [o.task_id for o in done] == [posted[0].id]
+    back = swarm.get_task(posted[1].id)
+    assert (back.status.value, back.attempts, back.abandons, back.failures) == ("pending", 1, 0, 0)

@@ -66,6 +66,18 @@ def test_each_lease_of_a_batch_is_fenced_by_its_own_token(clocked: Swarm) -> Non
         clocked.report(one.id, one.token, {"summary": "again"})
 
 
+def test_dedupe_holds_for_every_task_of_a_batch(clocked: Swarm) -> None:
+    specs = [{"queue": "q", "description": f"t{i}", "dedupe_key": f"k{i}"} for i in range(3)]
+    posted = clocked.post_tasks(specs + specs)  # each key twice: three tasks
+    assert len({t.id for t in posted}) == 3
+    batch = clocked.claim("q", worker="w", n=10)
+    assert sorted(t.id for t in batch) == sorted({t.id for t in posted})
+    again = clocked.post_tasks(specs)  # the keys name the claimed tasks: nothing new
+    assert [t.id for t in again] == [t.id for t in batch]
+    assert {t.status for t in again} == {TaskStatus.CLAIMED}
+    assert clocked.claim("q", worker="w", n=10) == []
+
+
 def test_a_crash_after_a_batch_claim_gives_every_task_back(
     clocked: Swarm, clock: FakeClock
 ) -> None:
