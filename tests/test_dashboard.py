@@ -407,6 +407,7 @@ def test_a_bad_last_event_id_is_400(client: TestClient) -> None:
         "18446744073709551616-0",  # past 2^64 - 1
         f"{int(time.time() * 1000) + 86_400_000 * 365 * 100}-0",  # a century from now
     ],
+    ids=["the-last-id", "past-2-64", "a-century-on"],  # stable ids: the third is time-based
 )
 def test_an_event_id_no_stream_sent_is_400(client: TestClient, since: str) -> None:
     for request in ({"headers": {"Last-Event-ID": since}}, {"params": {"since": since}}):
