@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: $(STAMP) system-deps lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 # The peers' figures need them installed (the `bench` extra; arq without its redis<6 cap).
 bench: $(STAMP)
