@@ -179,6 +179,31 @@ def test_worker_is_registered_implicitly(swarm: Swarm, raw: redis.Redis) -> None
     assert raw.zscore(KEYS.presence, "alice") is not None
 
 
+def test_claims_mark_presence_at_most_once_a_second(
+    swarm: Swarm, raw: redis.Redis, redis_url: str
+) -> None:
+    """The first claim of a worker through a handle registers it and marks it present; the
+    next within a second do not write it again; a new handle, or a deregister, starts over."""
+    swarm.post_tasks([TaskSpec("q", f"t{i}") for i in range(4)])
+    start = time.monotonic()
+    claimed(swarm, worker="alice")
+    first = raw.zscore(KEYS.presence, "alice")
+    time.sleep(0.01)  # the server's clock moves: a second mark would change the score
+    claimed(swarm, worker="alice")
+    if time.monotonic() - start < 1.0:
+        assert raw.zscore(KEYS.presence, "alice") == first
+    other = Swarm(redis_url, swarm="test")
+    try:
+        claimed(other, worker="alice")
+        assert must(raw.zscore(KEYS.presence, "alice")) > must(first)
+    finally:
+        other.close()
+    swarm.deregister("alice")
+    assert raw.hget(KEYS.agents, "alice") is None
+    claimed(swarm, worker="alice")
+    assert raw.hget(KEYS.agents, "alice") is not None
+
+
 def test_not_before_delays_a_task_and_claim_waits_for_it(swarm: Swarm) -> None:
     at = int(time.time() * 1000) + 400
     task = swarm.post_task("q", "later", not_before=at)

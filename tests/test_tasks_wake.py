@@ -14,7 +14,8 @@ import redis
 from redis_swarm import Swarm, Task, TaskSpec
 from redis_swarm._keys import Keys
 
-from ._raw import _per_master, command_calls, raw_client, script_calls
+from ._handles import must
+from ._raw import _per_master, command_calls, raw_client, reset_stats, script_calls
 
 KEYS = Keys("test")
 WAKE_CAP = 64  # lua/_tasks.lua
@@ -122,3 +123,38 @@ def test_wake_lists_stay_bounded_and_are_cleared(swarm: Swarm, raw: redis.Redis)
         assert raw.llen(KEYS.wake("r")) <= 5
     assert not raw.exists(KEYS.wake("r"))  # the claim that found nothing cleared it
     assert raw.llen(KEYS.wake("q")) == WAKE_CAP  # other queues keep theirs
+
+
+def test_a_claim_takes_the_token_of_the_task_it_takes(swarm: Swarm, raw: redis.Redis) -> None:
+    """One token per claimable task: a claim that did not wait pops the token of the task it
+    takes, so that no waiter wakes later for a task already gone; the last clears the list."""
+    swarm.post_tasks([TaskSpec("q", f"t{i}") for i in range(3)])
+    assert raw.llen(KEYS.wake("q")) == 3
+    for left in (2, 1):
+        assert swarm.claim("q", worker="w1") is not None
+        assert raw.llen(KEYS.wake("q")) == left
+    assert swarm.claim("q", worker="w1") is not None
+    assert not raw.exists(KEYS.wake("q"))
+
+
+def test_a_claim_after_a_report_that_found_nothing_starts_with_the_wait(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """report(claim_next=q) that finds q empty answers as an empty claim does, so a waiting
+    claim of q right after it blocks at once: one script (when its wait ends), not two."""
+    swarm.post_task("q", "only")
+    task = must(swarm.claim("q", worker="w1"))
+    reset_stats(raw)
+    _, nxt = swarm.report(task.id, task.token, {"summary": "ok"}, worker="w1", claim_next="q")
+    assert nxt is None
+    assert swarm.claim("q", worker="w1", wait_s=0.05) is None
+    calls = command_calls(raw)
+    assert script_calls(calls) == 2 and calls.get("blpop") == 1
+    # the report's counters: completed +1 and claimed -1, written once
+    assert calls.get("hincrby") == 2
+    waiter = _Waiter(swarm, "w2", wait_s=5)  # and a task posted now still wakes a waiter
+    waiter.start()
+    _wait_blocked(raw, 1)
+    posted = swarm.post_task("q", "next")
+    waiter.join(10)
+    assert waiter.task is not None and waiter.task.id == posted.id
