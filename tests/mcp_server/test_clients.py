@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +72,19 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path, *, both: bool = False)
 
 
 @_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
+@pytest.mark.parametrize("channel", [None, ("q",)], ids=["tools", "channel"])
 def test_claude_code_adds_and_connects_to_the_server(
-    core: Swarm, redis_url: str, tmp_path: Path
+    core: Swarm, redis_url: str, tmp_path: Path, channel: tuple[str, ...] | None
 ) -> None:
+    """`claude mcp add` as `swarm mcp install` prints it connects, as a channel server too
+    (its handshake reply declares claude/channel)."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
     spec = launch_spec(
-        url=redis_url, swarm="test", role="worker", command=[sys.executable, "-m", "redis_swarm"]
-    )
+        url=redis_url, swarm="test", role="worker", command=[sys.executable, "-m", "redis_swarm"],
+        channel=channel,
+    )  # fmt: skip
     spec = LaunchSpec(spec.name, spec.command, spec.args, {**spec.env, "PYTHONPATH": SRC})
     argv = claude_command(spec, scope="user")
     env = _quiet_env(home)
@@ -89,7 +94,12 @@ def test_claude_code_adds_and_connects_to_the_server(
     listed = _run([str(CLAUDE), "mcp", "list"], env, work)
     line = next(line for line in listed.splitlines() if line.startswith("swarm:"))
     assert "Connected" in line and "Failed" not in line, listed
-    # Claude Code's health check was a session: it joined as an agent, and left.
+    assert ("--channel --watch-queue q" in line) == (channel is not None), line
+    # Claude Code's health check was a session: it joined as an agent, and left (the server
+    # leaves once Claude Code closes its stdin, maybe after `claude mcp list` returned).
+    deadline = time.monotonic() + 10
+    while core.agents() and time.monotonic() < deadline:
+        time.sleep(0.05)
     joined = [e.fields["agent"] for e in core.events(types=[EventType.AGENT_JOINED])]
     assert joined and all(a.startswith("claude-code-worker-") for a in joined)
     assert core.agents() == []
