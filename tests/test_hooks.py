@@ -26,7 +26,9 @@ SESSION = "3f2a9c1e-0d4b-4e8a-9a51-5b7c2d1e6f00"
 
 # The Codex hook output schemas (codex-rs/hooks/schema/generated/*.command.output.schema.json),
 # restated: no other top-level keys, "block" the only decision, a reason when blocking, the
-# event's own name in hookSpecificOutput.
+# event's own name in hookSpecificOutput. (Compared with the published session-start, stop,
+# user-prompt-submit and pre-compact files, openai/codex 6fff509; the real Codex also takes
+# our SessionStart answer: tests/mcp_server/test_hooks_clients.py.)
 _COMMON = {
     "continue": {"type": "boolean"},
     "stopReason": {"type": ["string", "null"]},
