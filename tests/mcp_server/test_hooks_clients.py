@@ -265,8 +265,12 @@ def test_gemini_cli_loads_and_runs_what_both_installs_write(
     assert status.endswith("- Connected"), listed
 
     with _model_stand_in() as (url, bodies):
-        run = env | {"GEMINI_API_KEY": "test", "GOOGLE_GEMINI_BASE_URL": url,
-                     "SWARM_AGENT": agent}  # fmt: skip
+        run = env | {
+            "GEMINI_API_KEY": "test",
+            "GOOGLE_GEMINI_BASE_URL": url,
+            "SWARM_AGENT": agent,
+            "TMPDIR": str(tmp_path),
+        }  # its error reports go there
 
         def has_context() -> bool:  # SessionStart's and BeforeAgent's may go in two requests
             return "hello from lead" in "".join(bodies)
