@@ -280,9 +280,9 @@ def _server_cost(life: list[dict[str, Any]]) -> tuple[list[list[str]], str] | No
         "`finding.reported` event). Each command run from Lua costs the server about 1 us "
         "beyond its own work, and decoding and encoding a task record in Lua a few more, so "
         f"{COMMANDS_PER_TASK} commands and {SERVER_US_PER_TASK:g} us would mean dropping "
-        "parts the guarantees rest on: the event log (three events per task, which the "
+        "parts the guarantees rest on: the event log (four events per task, which the "
         "chaos suite counts), the O(1) counters, the task and finding indexes, the lease "
         "index with its reclaim scan. What the scripts wrote that no reader needed is gone "
-        "(docs/benchmarks.md, Work queue, says what each change bought)."
+        "(the Work queue section says what each change bought)."
     )
     return rows, note
