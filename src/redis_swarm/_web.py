@@ -1,4 +1,5 @@
-"""The access rule of the faces that serve HTTP (the dashboard, ``swarm a2a``).
+"""The access rule of the faces that serve HTTP (the dashboard, ``swarm a2a``, ``swarm mcp
+--transport http``).
 
 With a token, every route but the public ones needs it: ``Authorization: Bearer T``, or
 ``?token=T`` where a header cannot be set (opening a page, ``EventSource``). Without one,
@@ -57,15 +58,24 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
 class AccessGuard:
     """Token check (when a token is set) or loopback-only Host check (when none is),
     plus the headers every response carries. ``public``: path prefixes served to anyone
-    when a token is set (files of the public package, a discovery document)."""
+    when a token is set (files of the public package, a discovery document). ``query_token``:
+    also take ``?token=``, for pages and ``EventSource``; a server whose clients all set
+    headers leaves it off, so the token never reaches an access log."""
 
     def __init__(
-        self, app: ASGIApp, token: str | None, what: str, public: Sequence[str] = ()
+        self,
+        app: ASGIApp,
+        token: str | None,
+        what: str,
+        public: Sequence[str] = (),
+        *,
+        query_token: bool = True,
     ) -> None:
         self.app = app
         self.token = token
         self.what = what
         self.public = tuple(public)
+        self.query_token = query_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,13 +102,14 @@ class AccessGuard:
             return None
         if self.public and request.url.path.startswith(self.public):
             return None
-        if _token_matches(request, self.token):
+        if _token_matches(request, self.token, query=self.query_token):
             return None
+        or_query = " or add ?token=TOKEN to the URL" if self.query_token else ""
         response = _json(
             {
                 "error": "Unauthorized",
-                "message": "a token is required: send 'Authorization: Bearer TOKEN' "
-                "or add ?token=TOKEN to the URL",
+                "message": f"{self.what} needs its token: send 'Authorization: Bearer "
+                f"TOKEN'{or_query}",
             },
             401,
         )
@@ -117,8 +128,8 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0] if ":" in header else header
 
 
-def _token_matches(request: Request, token: str) -> bool:
-    offered = request.query_params.get("token")
+def _token_matches(request: Request, token: str, *, query: bool) -> bool:
+    offered = request.query_params.get("token") if query else None
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

@@ -150,6 +150,9 @@ def test_a_token_given_on_loopback_is_required(redis_url: str, tmp_path: Path) -
         assert refused.json()["error"]["code"] == -32700
         log.seek(0)
         assert "s3cret-token" not in log.read()  # a token given is never echoed
+        # Unlike the dashboard's pages, no ?token=: the access log prints every URL.
+        query = httpx.post(url + "?token=s3cret-token", json=_INIT, headers=_ACCEPT, timeout=5)
+        assert query.status_code == 401 and "?token" not in query.json()["message"]
 
 
 async def _eventually(check: Callable[[], bool], timeout_s: float = 10) -> None:
