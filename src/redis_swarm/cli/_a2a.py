@@ -6,8 +6,9 @@ import click
 
 from .._client import AsyncSwarm
 from .._errors import ConfigError
-from .._net import is_loopback
+from .._net import http_url, is_loopback
 from ._app import App, main, pass_app
+from ._common import listen_options
 
 
 def _descriptions(pairs: tuple[str, ...], queues: tuple[str, ...]) -> dict[str, str]:
@@ -40,15 +41,10 @@ def _descriptions(pairs: tuple[str, ...], queues: tuple[str, ...]) -> dict[str, 
     metavar="QUEUE=TEXT",
     help="The skill description of a queue, shown on the agent card (repeatable).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8766, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
-)
-@click.option(
-    "--token",
-    envvar="SWARM_A2A_TOKEN",
-    help="Require this bearer token (the card declares it); mandatory off loopback "
-    "(env SWARM_A2A_TOKEN).",
+@listen_options(
+    port=8766,
+    token_env="SWARM_A2A_TOKEN",
+    token_help="Require this bearer token (the card declares it); mandatory off loopback",
 )
 @click.option(
     "--url",
@@ -89,8 +85,7 @@ def a2a(
         host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
     )
     descriptions = _descriptions(describe, queues)
-    shown = f"[{host}]" if ":" in host else host
-    base_url = public_url or f"http://{shown}:{port}/"
+    base_url = public_url or http_url(host, port)
     web = create_app(
         AsyncSwarm(app.settings),
         queues=queues,

@@ -54,6 +54,7 @@ __all__ = [
     "complete_tasks",
     "content",
     "kv_table",
+    "listen_options",
     "listing",
     "loads_json",
     "make_table",
@@ -340,6 +341,34 @@ def paging_options(command: F) -> F:
     )
     command = click.option("--cursor", help="Continue a previous listing (its `cursor`).")(command)
     return click.option("--limit", type=click.IntRange(1), default=50, show_default=True)(command)
+
+
+def listen_options(
+    *, port: int, token_env: str, token_help: str, only: str = ""
+) -> Callable[[F], F]:
+    """``--host``, ``--port`` and ``--token`` of a face that serves HTTP (``only``: a prefix
+    such as ``"HTTP: "`` where the command serves HTTP only on request). The token is checked
+    by ``_web.require_token_off_loopback`` (or made, by ``swarm mcp``)."""
+
+    def text(help_: str) -> str:
+        return only + help_[0].lower() + help_[1:] if only else help_
+
+    def add(command: F) -> F:
+        command = click.option(
+            "--token", envvar=token_env, help=text(f"{token_help} (env {token_env}).")
+        )(command)
+        command = click.option(
+            "--port",
+            default=port,
+            show_default=True,
+            type=click.IntRange(0, 65535),
+            help=text("Port to listen on (TCP)."),
+        )(command)
+        return click.option(
+            "--host", default="127.0.0.1", show_default=True, help=text("Address to listen on.")
+        )(command)
+
+    return add
 
 
 def listing(

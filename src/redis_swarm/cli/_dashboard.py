@@ -15,10 +15,12 @@ from rich.live import Live
 from .._client import AsyncSwarm
 from .._errors import ConfigError
 from .._models import dumps
+from .._net import http_url
 from ..dashboard import Snapshot, snapshot
 from ..dashboard._feed import EventFeed
 from ..dashboard._terminal import render
 from ._app import App, json_option, main, pass_app
+from ._common import listen_options
 
 # swarm watch: redraw at most this often when events pour in, and at least this often when
 # nothing happens (agents go stale with time, not with an event).
@@ -27,15 +29,10 @@ _IDLE_REDRAW_S = 5.0
 
 
 @main.command(short_help="Serve the live, read-only web dashboard (Ctrl-C stops).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
-)
-@click.option(
-    "--token",
-    envvar="SWARM_DASHBOARD_TOKEN",
-    help="Require this token (Authorization: Bearer, or ?token=); "
-    "mandatory off loopback (env SWARM_DASHBOARD_TOKEN).",
+@listen_options(
+    port=8765,
+    token_env="SWARM_DASHBOARD_TOKEN",
+    token_help="Require this token (Authorization: Bearer, or ?token=); mandatory off loopback",
 )
 @pass_app
 def dashboard(app: App, host: str, port: int, token: str | None) -> None:
@@ -55,8 +52,7 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     )
     swarm = AsyncSwarm(app.settings)
     web = create_app(swarm, token=token, close_swarm=True)
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    url = http_url(host, port) + (f"?token={token}" if token else "")
     app.err.print(f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  (Ctrl-C to stop)")
     serve(web, host, port)
 

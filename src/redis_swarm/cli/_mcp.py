@@ -14,7 +14,7 @@ from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from .._config import DEFAULT_HOME
 from .._errors import ConfigError, SwarmError
 from .._models import dumps
-from .._net import is_loopback
+from .._net import http_url, is_loopback
 from ..mcp_server._install import (
     CLIENTS,
     Client,
@@ -33,6 +33,7 @@ from ..mcp_server._install import (
 )
 from ..mcp_server._roles import AGENT_ROLES
 from ._app import App, json_option, main, pass_app
+from ._common import listen_options
 
 _role_option = click.option(
     "--role",
@@ -59,8 +60,13 @@ _budget_option = click.option(
     show_default=True,
     help="stdio for a client that starts the server; http (streamable HTTP) to share one.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP: address to bind.")
-@click.option("--port", type=int, default=8765, show_default=True, help="HTTP: port.")
+@listen_options(
+    port=8765,
+    token_env="SWARM_MCP_TOKEN",
+    token_help="The bearer token every request must carry; required off loopback, generated "
+    "and printed once if not given",
+    only="HTTP: ",
+)
 @_budget_option
 @click.option(
     "--name",
@@ -80,13 +86,6 @@ _budget_option = click.option(
     "--allow-paths/--no-paths",
     default=None,
     help="Let publish_context read files (default: yes on stdio, no on http).",
-)
-@click.option(
-    "--token",
-    envvar="SWARM_MCP_TOKEN",
-    default=None,
-    help="HTTP: the bearer token every request must carry (env SWARM_MCP_TOKEN); required "
-    "off loopback, generated and printed once if not given.",
 )
 @click.option(
     "--channel",
@@ -144,9 +143,8 @@ def mcp_command(
         channel=watch_queues if channel else None,
     )
     if transport == "http":
-        shown = f"[{host}]" if ":" in host else host
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
-        click.echo(f"serving MCP on http://{shown}:{port}/mcp{guard}", err=True)
+        click.echo(f"serving MCP on {http_url(host, port, '/mcp')}{guard}", err=True)
     serve(server, "http" if transport == "http" else "stdio", host=host, port=port, token=token)
 
 
