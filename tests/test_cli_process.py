@@ -4,9 +4,11 @@ codes, one-line errors, shell completion."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -129,7 +131,7 @@ def test_completion_script_is_documented() -> None:
 
 def test_swarm_help_lists_every_command_on_one_line() -> None:
     """`swarm --help` at 80 columns: every command, each with one whole line of help (a
-    first sentence too long is cut with "..."; give the command a short_help)."""
+    first sentence too long wraps: give the command a short_help)."""
     result = CliRunner().invoke(main, ["--help"], prog_name="swarm", env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     listing = result.stdout.split("Commands:\n", 1)[1].splitlines()
@@ -137,6 +139,29 @@ def test_swarm_help_lists_every_command_on_one_line() -> None:
     assert names == sorted(main.commands), "one line per command (a help that wraps breaks it)"
     for line in listing:
         assert not line.endswith("...") and len(line.split(None, 1)) == 2, line
+
+
+def _groups(group: click.Group, path: list[str]) -> Iterator[list[str]]:
+    yield path
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _groups(command, [*path, name])
+
+
+def test_no_help_listing_cuts_a_command_short() -> None:
+    """Every group's --help lists each subcommand with the first sentence of its help whole,
+    wrapped, never cut with "..." (at 60 columns, narrower than any terminal it meets)."""
+    runner = CliRunner()
+    groups = list(_groups(main, []))
+    assert ["pipeline"] in groups and ["task"] in groups and ["msg"] in groups
+    for path in groups:
+        result = runner.invoke(main, [*path, "--help"], env={"COLUMNS": "60"})
+        assert result.exit_code == 0, (path, result.output)
+        listing = result.stdout.split("Commands:\n", 1)[1]
+        assert "..." not in listing, (path, listing)
+    # One that click cut before: its first sentence is there whole.
+    result = runner.invoke(main, ["pipeline", "--help"], env={"COLUMNS": "60"})
+    assert "citations resolved to findings" in " ".join(result.stdout.split())
 
 
 def test_help_of_every_command() -> None:

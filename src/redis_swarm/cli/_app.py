@@ -81,7 +81,22 @@ def json_option(fn: F) -> F:
 
 
 class _Group(click.Group):
-    """Turns SwarmErrors into one clear line and exit code; a traceback only with --debug."""
+    """Turns SwarmErrors into one clear line and exit code; a traceback only with --debug.
+    Lists each subcommand with the first sentence of its help whole (click cuts it to the
+    line with "..."). Its subgroups are of this class too."""
+
+    group_class = type
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                # No limit: the first sentence whole; the formatter wraps it.
+                rows.append((name, command.get_short_help_str(limit=sys.maxsize)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
