@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ValidationError
 from .._protocol import OpContext
-from ._work import encode_json, text
+from ._work import encode_json, new_id, text
 
 __all__ = ["check_data", "decode_fields", "new_id", "now_from", "text"]
-
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
-
-
-def _b32(number: int, width: int) -> str:
-    out = []
-    for _ in range(width):
-        number, digit = divmod(number, 32)
-        out.append(_ALPHABET[digit])
-    return "".join(reversed(out))
-
-
-def new_id(prefix: str) -> str:
-    """A time-ordered, collision-safe id made on the client (so a retried request that
-    carries it is recognised, not applied twice): prefix-TTTTTTTTTT-RRRRRRRRRR."""
-    return f"{prefix}-{_b32(time.time_ns() // 1_000_000, 10)}{_b32(secrets.randbits(50), 10)}"
 
 
 def now_from(ctx: OpContext, server_time: Any) -> int:

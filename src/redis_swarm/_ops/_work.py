@@ -97,7 +97,9 @@ _IDS = _IdSource()
 
 
 def new_id(prefix: str) -> str:
-    """A fresh id such as ``t-01j9z3k4m5abcdefgh``."""
+    """A fresh id such as ``t-01j9z3k4m5abcdefgh``, the one id maker of every record (tasks,
+    findings, messages, agents, publishes): made on the client, so a retried request that
+    carries it is recognised, not applied twice."""
     return _IDS.new(prefix)
 
 

@@ -80,7 +80,7 @@ def register(
     Registering an id again replaces its profile and keeps its inbox. The call is safe to
     retry: sent again after a lost reply, it changes nothing and records one agent.joined."""
     role = check_name("role", role, max_len=40)
-    agent_id = check_name("agent name", name, max_len=64) if name is not None else new_id(role)
+    agent_id = new_id(f"{role}-") if name is None else check_name("agent name", name, max_len=64)
     if parent is not None:
         check_name("parent agent", parent, max_len=64)
     if capacity_tokens is not None and (
@@ -94,7 +94,7 @@ def register(
     meta = check_data("metadata", metadata, MAX_METADATA_BYTES)
     record = {
         "id": agent_id,
-        "registration": new_id("r"),  # second: agent_register finds it there
+        "registration": new_id("r-"),  # second: agent_register finds it there
         "role": role,
         "model": _check_label("model", model),
         "specialization": _check_label("specialization", specialization),
@@ -159,7 +159,7 @@ def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
         (
             agent_id,
             ctx.limits.events_maxlen,
-            new_id("d"),
+            new_id("d-"),
             DEPARTURE_KEEP_MS,
             DEPARTURES_KEPT,
             ctx.now_arg(),

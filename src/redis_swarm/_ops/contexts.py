@@ -124,7 +124,7 @@ def publish_context(
     if kept is not None:
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         old = store.parse_manifest(kept)
-        flip = yield from _flip(ctx, owner, old, source, media_type, "existing", new_id("p"))
+        flip = yield from _flip(ctx, owner, old, source, media_type, "existing", new_id("p-"))
         if flip is not None:
             yield store.keep(ctx, version, raw)
             return flip
@@ -149,7 +149,7 @@ def _publish_chunks(
     """Journal a new holder token, add it to the chunks the server has, send the others,
     then flip: a new version of ``shape`` made of ``parts``."""
     keys = ctx.keys
-    token = new_id("p")  # this publish's holder token on its chunks
+    token = new_id("p-")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
     # Journaled before any chunk gets the token, so gc can release them if this process dies.
     hold = Call(

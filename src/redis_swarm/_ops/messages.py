@@ -76,7 +76,7 @@ def _send(
             "(Limits.max_message_bytes): publish big content as a context and send its owner"
         )
     keys = ctx.keys
-    message_id = new_id("m")
+    message_id = new_id("m-")
     stream = keys.broadcast if to == "*" else keys.inbox(to)
     seq, created = yield Call(
         "message_send",
@@ -213,7 +213,7 @@ def inbox(
         return to == agent or (to == "*" and fields.get("from") != agent)
 
     while True:
-        read = _read_call(ctx, agent, mode, new_id("r"), limit)
+        read = _read_call(ctx, agent, mode, new_id("r-"), limit)
         if wait <= 0:
             entries = yield read
             return [_message(text(seq), decode_fields(fields)) for seq, fields in entries]
