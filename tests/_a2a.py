@@ -20,6 +20,11 @@ from redis_swarm import Swarm
 
 from ._servers import free_port
 
+# The swarm, token and queues of the ``a2a`` fixture (tests/conftest.py).
+SWARM = "a2a"
+TOKEN = "a2a-test-token-0123456789"
+QUEUE, OTHER = "research", "review"
+
 
 @dataclass
 class A2AServer:

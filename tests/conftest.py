@@ -13,6 +13,7 @@ import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 
+from ._a2a import OTHER, QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
 from ._cli import Cli
 from ._cluster import LocalCluster, start_cluster
 from ._servers import RedisServer, ServerFactory, server_factory
@@ -93,6 +94,35 @@ def swarm_home(tmp_path: Path) -> Iterator[Path]:
         yield home
     finally:
         EmbeddedServer(home).stop()
+
+
+@pytest.fixture(scope="module")
+def a2a_redis(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A server of the module's own for its ``swarm a2a``: the session's is flushed by other
+    tests."""
+    server = servers.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def a2a(a2a_redis: RedisServer) -> Iterator[A2AServer]:
+    """``swarm a2a`` as a real process for the module's tests, exposing ``QUEUE`` (the default
+    skill, described by a flag) and ``OTHER``; a blocking SendMessage waits 0.5 s."""
+    server = start_a2a(
+        a2a_redis.url, SWARM, TOKEN, "--queue", QUEUE, "--queue", OTHER,
+        "--describe", f"{QUEUE}=Looks things up and reports what it found.", "--wait", "0.5",
+    )  # fmt: skip
+    yield server
+    stop(server)
+
+
+@pytest.fixture
+def a2a_worker(a2a_redis: RedisServer) -> Iterator[Swarm]:
+    """A worker of ours on the ``a2a`` fixture's swarm (``_a2a.work_one`` claims and reports)."""
+    swarm = Swarm(a2a_redis.url, swarm=SWARM)
+    yield swarm
+    swarm.close()
 
 
 class AsyncAsSync:

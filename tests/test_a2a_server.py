@@ -42,39 +42,11 @@ from redis_swarm import Swarm
 from redis_swarm.a2a_server._push import PushDispatcher
 from redis_swarm.cli import main
 
-from ._a2a import A2AServer, Receiver, receiver, start_a2a, stop, work_one
-from ._servers import RedisServer, ServerFactory
+from ._a2a import OTHER, QUEUE, SWARM, A2AServer, Receiver, receiver, work_one
+from ._servers import RedisServer
 
-SWARM = "a2a"
-TOKEN = "a2a-test-token-0123456789"
-QUEUE, OTHER = "research", "review"
 BINDINGS = [TransportProtocol.JSONRPC.value, TransportProtocol.HTTP_JSON.value]
 S = TaskState
-
-
-@pytest.fixture(scope="module")
-def a2a_redis(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A server of this module's own: the session's is flushed by other tests."""
-    server = servers.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def a2a(a2a_redis: RedisServer) -> Iterator[A2AServer]:
-    server = start_a2a(
-        a2a_redis.url, SWARM, TOKEN, "--queue", QUEUE, "--queue", OTHER,
-        "--describe", f"{QUEUE}=Looks things up and reports what it found.", "--wait", "0.5",
-    )  # fmt: skip
-    yield server
-    stop(server)
-
-
-@pytest.fixture
-def worker(a2a_redis: RedisServer) -> Iterator[Swarm]:
-    swarm = Swarm(a2a_redis.url, swarm=SWARM)
-    yield swarm
-    swarm.close()
 
 
 @pytest.fixture
@@ -117,11 +89,13 @@ def _kind(event: StreamResponse) -> tuple[str, Any]:
     return str(which), None
 
 
-def test_the_card_lists_the_queues_as_skills_and_the_token(a2a: A2AServer, worker: Swarm) -> None:
+def test_the_card_lists_the_queues_as_skills_and_the_token(
+    a2a: A2AServer, a2a_worker: Swarm
+) -> None:
     card = httpx.get(f"{a2a.url}/.well-known/agent-card.json").json()
     assert "review" in card["skills"][1]["description"]  # a generic one: the queue has none
-    worker.configure_queue(OTHER, description="Reviews what it is given.")
-    worker.configure_queue(QUEUE, description="not shown: --describe wins")
+    a2a_worker.configure_queue(OTHER, description="Reviews what it is given.")
+    a2a_worker.configure_queue(QUEUE, description="not shown: --describe wins")
     card = httpx.get(f"{a2a.url}/.well-known/agent-card.json").json()  # public: no token
     skills = {s["id"]: s for s in card["skills"]}
     assert list(skills) == [QUEUE, OTHER]
@@ -136,7 +110,7 @@ def test_the_card_lists_the_queues_as_skills_and_the_token(a2a: A2AServer, worke
 
 @pytest.mark.parametrize("binding", BINDINGS)
 def test_a_streamed_message_goes_submitted_working_completed(
-    a2a: A2AServer, worker: Swarm, binding: str
+    a2a: A2AServer, a2a_worker: Swarm, binding: str
 ) -> None:
     async def send() -> list[StreamResponse]:
         async with _client(a2a, binding) as client:
@@ -145,7 +119,7 @@ def test_a_streamed_message_goes_submitted_working_completed(
             async for event in client.send_message(request):
                 seen.append(event)
                 if len(seen) == 1:  # the task is posted: a worker of ours takes it
-                    threading.Thread(target=work_one, args=(worker, QUEUE, "42")).start()
+                    threading.Thread(target=work_one, args=(a2a_worker, QUEUE, "42")).start()
         return seen
 
     seen = _run(send())
@@ -157,7 +131,7 @@ def test_a_streamed_message_goes_submitted_working_completed(
         ("status", "TASK_STATE_COMPLETED"),
     ]
     first = seen[0].task
-    ours = worker.get_task(first.id)  # the A2A task id is ours; the context id its pass
+    ours = a2a_worker.get_task(first.id)  # the A2A task id is ours; the context id its pass
     assert ours.queue == QUEUE and ours.pass_name == first.context_id
     assert ours.description == "find the answer" and ours.data == {"n": 1}
     finding = MessageToDict(seen[2].artifact_update.artifact.parts[1].data)
@@ -166,7 +140,7 @@ def test_a_streamed_message_goes_submitted_working_completed(
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-def test_get_list_and_cancel(a2a: A2AServer, worker: Swarm, binding: str) -> None:
+def test_get_list_and_cancel(a2a: A2AServer, a2a_worker: Swarm, binding: str) -> None:
     context = str(uuid.uuid4())
 
     async def scenario() -> dict[str, Any]:
@@ -181,7 +155,7 @@ def test_get_list_and_cancel(a2a: A2AServer, worker: Swarm, binding: str) -> Non
                 ]
                 tasks.append(event.task)
             out["posted"] = [S.Name(t.status.state) for t in tasks]
-            await asyncio.to_thread(work_one, worker, OTHER, "done")
+            await asyncio.to_thread(work_one, a2a_worker, OTHER, "done")
             done = await client.get_task(GetTaskRequest(id=tasks[0].id))
             out["done"] = (S.Name(done.status.state), [p.text for p in done.artifacts[0].parts])
             cancelled = await client.cancel_task(CancelTaskRequest(id=tasks[1].id))
@@ -210,7 +184,7 @@ def test_get_list_and_cancel(a2a: A2AServer, worker: Swarm, binding: str) -> Non
     assert out["total"] == 2
 
 
-def test_a_retried_message_posts_one_task(a2a: A2AServer, worker: Swarm) -> None:
+def test_a_retried_message_posts_one_task(a2a: A2AServer, a2a_worker: Swarm) -> None:
     async def twice() -> list[str]:
         async with _client(a2a, BINDINGS[1], streaming=False, polling=True) as client:
             message = _message("only once")
@@ -225,12 +199,12 @@ def test_a_retried_message_posts_one_task(a2a: A2AServer, worker: Swarm) -> None
 
     first, again = _run(twice())
     assert first == again
-    assert len(worker.webhooks(first)) == 1  # and one webhook, not one per attempt
-    worker.cancel(first)  # the queue is the next tests' too
+    assert len(a2a_worker.webhooks(first)) == 1  # and one webhook, not one per attempt
+    a2a_worker.cancel(first)  # the queue is the next tests' too
 
 
-def test_a_blocking_send_answers_once_the_task_settled(a2a: A2AServer, worker: Swarm) -> None:
-    threading.Timer(0.1, work_one, args=(worker, QUEUE, "quick")).start()
+def test_a_blocking_send_answers_once_the_task_settled(a2a: A2AServer, a2a_worker: Swarm) -> None:
+    threading.Timer(0.1, work_one, args=(a2a_worker, QUEUE, "quick")).start()
 
     async def send() -> list[StreamResponse]:
         async with _client(a2a, BINDINGS[0], streaming=False) as client:
@@ -242,7 +216,7 @@ def test_a_blocking_send_answers_once_the_task_settled(a2a: A2AServer, worker: S
     assert event.task.artifacts[0].parts[0].text == "quick"
 
 
-def test_a_dead_task_fails_with_its_reason(a2a: A2AServer, worker: Swarm) -> None:
+def test_a_dead_task_fails_with_its_reason(a2a: A2AServer, a2a_worker: Swarm) -> None:
     async def send() -> str:
         async with _client(a2a, BINDINGS[1], streaming=False, polling=True) as client:
             [e] = [e async for e in client.send_message(SendMessageRequest(message=_message("x")))]
@@ -253,16 +227,16 @@ def test_a_dead_task_fails_with_its_reason(a2a: A2AServer, worker: Swarm) -> Non
             return await client.get_task(GetTaskRequest(id=task_id))
 
     task_id = _run(send())
-    task = worker.claim(QUEUE, worker="w", wait_s=5)
+    task = a2a_worker.claim(QUEUE, worker="w", wait_s=5)
     assert task is not None and task.id == task_id
-    worker.fail(task.id, task.token, "the source is gone", retry=False)
+    a2a_worker.fail(task.id, task.token, "the source is gone", retry=False)
     failed = _run(get(task_id))
     assert S.Name(failed.status.state) == "TASK_STATE_FAILED"
     assert "the source is gone" in failed.status.message.parts[0].text
 
 
 def test_push_notifications_arrive_once_each(
-    a2a: A2AServer, a2a_redis: RedisServer, worker: Swarm, hook: Receiver
+    a2a: A2AServer, a2a_redis: RedisServer, a2a_worker: Swarm, hook: Receiver
 ) -> None:
     push = TaskPushNotificationConfig(url=hook.url, token="client-secret")
 
@@ -274,7 +248,7 @@ def test_push_notifications_arrive_once_each(
         return e.task.id
 
     task_id = _run(send())
-    work_one(worker, QUEUE, "pushed")
+    work_one(a2a_worker, QUEUE, "pushed")
     posts = hook.wait_for(4)
     assert all(h["x-a2a-notification-token"] == "client-secret" for h, _ in posts)
     kinds = [next(iter(body)) for _, body in posts]
@@ -298,7 +272,9 @@ def test_push_notifications_arrive_once_each(
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-def test_a_client_subscribes_to_a_task_it_sent(a2a: A2AServer, worker: Swarm, binding: str) -> None:
+def test_a_client_subscribes_to_a_task_it_sent(
+    a2a: A2AServer, a2a_worker: Swarm, binding: str
+) -> None:
     async def scenario() -> tuple[list[tuple[str, Any]], str]:
         async with _client(a2a, binding, streaming=False, polling=True) as client:
             request = SendMessageRequest(message=_message("watch me"))
@@ -308,7 +284,7 @@ def test_a_client_subscribes_to_a_task_it_sent(a2a: A2AServer, worker: Swarm, bi
             async for event in client.subscribe(SubscribeToTaskRequest(id=sent.task.id)):
                 seen.append(_kind(event))
                 if len(seen) == 1:
-                    threading.Thread(target=work_one, args=(worker, QUEUE, "seen")).start()
+                    threading.Thread(target=work_one, args=(a2a_worker, QUEUE, "seen")).start()
         return seen, sent.task.id
 
     seen, task_id = _run(scenario())
@@ -327,7 +303,7 @@ def test_a_client_subscribes_to_a_task_it_sent(a2a: A2AServer, worker: Swarm, bi
 
 
 def test_push_configs_are_kept_and_a_refused_post_is_retried(
-    a2a: A2AServer, worker: Swarm, hook: Receiver
+    a2a: A2AServer, a2a_worker: Swarm, hook: Receiver
 ) -> None:
     auth = AuthenticationInfo(scheme="Bearer", credentials="for-the-hook")
 
@@ -360,7 +336,7 @@ def test_push_configs_are_kept_and_a_refused_post_is_retried(
     task_id, listed, left = _run(configure())
     assert sorted(listed) == sorted([left[0], "spare"]) and "spare" not in left
     hook.refuse = 1  # the first post gets a 503: it is sent again
-    work_one(worker, QUEUE, "retried")
+    work_one(a2a_worker, QUEUE, "retried")
     posts = hook.wait_for(3)
     assert [next(iter(body)) for _, body in posts] == [
         "statusUpdate",
@@ -370,9 +346,9 @@ def test_push_configs_are_kept_and_a_refused_post_is_retried(
     assert {h["authorization"] for h, _ in posts} == {"Bearer for-the-hook"}
     assert "x-a2a-notification-token" not in posts[0][0]
     deadline = time.monotonic() + 5  # the final state went out: the webhook is removed
-    while worker.webhooks(task_id) and time.monotonic() < deadline:
+    while a2a_worker.webhooks(task_id) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert worker.webhooks(task_id) == []
+    assert a2a_worker.webhooks(task_id) == []
 
 
 def test_the_token_is_required(a2a: A2AServer) -> None:
