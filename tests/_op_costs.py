@@ -69,6 +69,8 @@ BOUNDS: dict[str, int] = {
     "renew": 1,
     "report": 1,
     "report, claim_next": 1,  # the report and the next claim in one script
+    "answer (the claimed question)": 1,  # its data read from the claimed task, not again
+    "answer, claim_next": 1,  # swarm serve's: the answer and the next question in one script
     "fail": 1,
     "release": 1,
     "cancel": 1,
@@ -199,6 +201,14 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
         lambda: far.report(batch[0].id, batch[0].token, {"summary": "next"}, claim_next=QUEUE),
     )
     assert following is not None and not found.superseded
+    question = far.claim(QUEUE, worker="far")
+    meter("answer (the claimed question)", lambda: far.answer(question, question.token, "a"))
+    asked = far.claim(QUEUE, worker="far")
+    answered, following = meter(
+        "answer, claim_next",
+        lambda: far.answer(asked, asked.token, "b", worker="far", claim_next=QUEUE),
+    )
+    assert following is not None and not answered.superseded
     failing = near.claim(QUEUE, worker="near")
     meter("fail", lambda: far.fail(failing.id, failing.token, "broke"))
     released = near.claim(QUEUE, worker="near")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
-from redis_swarm._overloads import Claim, Report
+from redis_swarm._overloads import AnswerReport, Claim, Report
 
-OVERLOADED: dict[str, type[Any]] = {"claim": Claim, "report": Report}
+OVERLOADED: dict[str, type[Any]] = {"answer": AnswerReport, "claim": Claim, "report": Report}
 
 
 def _parameters(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from redis_swarm import Answer, InvalidState, Swarm
-from redis_swarm._runner import ServeOptions, Server, session_command
+from redis_swarm._runner import ServeOptions, Server, TaskOutcome, session_command
 
 from . import _fake_claude
 from ._cli import SRC, alive
+from ._raw import command_calls, raw_client, reset_stats, script_calls
 
 BOOK = "".join(f"line {i}: {'the butler' if i == 42 else 'tea'}\n" for i in range(1, 200))
 
@@ -136,6 +137,34 @@ def test_session_resumes_the_conversation_and_replaces_a_failing_one(
 def test_session_needs_the_placeholder(swarm: Swarm) -> None:
     with pytest.raises(Exception, match=r"--session needs \{session\}"):
         Server(swarm, ServeOptions(owner="lib", command="claude -p", session=True))
+
+
+def test_an_answer_leases_the_next_question_in_the_same_call(swarm: Swarm, redis_url: str) -> None:
+    """Three questions waiting: one claim, then each answer leases the next question (the
+    pool's claim_next), so no claim of its own between answers."""
+    questions = swarm.post_tasks(
+        [{"queue": "ask.lib", "description": f"Q{i}", "data": {"kind": "question"}}
+         for i in range(3)]
+    )  # fmt: skip
+    raw = raw_client(redis_url, decode_responses=True)
+
+    def drain_after_three(_: TaskOutcome) -> None:
+        if len(server.outcomes) >= 3:
+            server.drain()
+
+    try:
+        reset_stats(raw)
+        options = ServeOptions(owner="lib", command="cat > /dev/null; echo A", poll_s=0.2)
+        server = Server(swarm, options, on_outcome=drain_after_three)
+        outcomes = server.run()
+        scripts = script_calls(command_calls(raw))
+    finally:
+        raw.close()
+    assert [o.status.value for o in outcomes] == ["completed"] * 3
+    assert {swarm.get_task(q.id).status.value for q in questions} == {"completed"}
+    # the first claim, then three answers, each asking for the next question;
+    # a claim of its own per question would make it six
+    assert scripts == 4, scripts
 
 
 def test_an_answerer_that_prints_nothing_is_a_clear_error(swarm: Swarm) -> None:

@@ -44,7 +44,7 @@ from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
 from ._ops import webhooks as webhook_ops
 from ._ops._work import new_id
-from ._overloads import AsyncClaim, AsyncReport, SyncClaim, SyncReport
+from ._overloads import AsyncAnswer, AsyncClaim, AsyncReport, SyncAnswer, SyncClaim, SyncReport
 from ._protocol import (
     Batch,
     Call,
@@ -267,7 +267,7 @@ class _Shell:
     get_synthesis = _Op(finding_ops.get_synthesis)
     syntheses = _Op(finding_ops.syntheses)
     ask = _Op(ask_ops.ask)
-    answer = _Op(ask_ops.answer)
+    answer: _Overloaded[SyncAnswer, AsyncAnswer] = _Overloaded(ask_ops.answer)
     answers_for = _Op(ask_ops.answers_for)
 
     # --- contexts

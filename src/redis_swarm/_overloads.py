@@ -1,6 +1,6 @@
 """The shell methods whose result type depends on an argument, for the type checker only:
-``claim`` gives a task (or None), or with ``n`` a list of tasks; ``report`` gives a finding,
-or with ``claim_next`` the finding and the next task (or None).
+``claim`` gives a task (or None), or with ``n`` a list of tasks; ``report`` and ``answer``
+give a finding, or with ``claim_next`` the finding and the next task (or None).
 
 The shells make every other method from its operation's own signature (``_Op``); these
 Protocols spell out the overloads instead, once for both shells: ``One`` and ``Many`` are the
@@ -16,7 +16,17 @@ from typing import Any, Protocol, TypeVar, overload
 
 from ._models import Finding, Task, Usage
 
-__all__ = ["AsyncClaim", "AsyncReport", "Claim", "Report", "SyncClaim", "SyncReport"]
+__all__ = [
+    "AnswerReport",
+    "AsyncAnswer",
+    "AsyncClaim",
+    "AsyncReport",
+    "Claim",
+    "Report",
+    "SyncAnswer",
+    "SyncClaim",
+    "SyncReport",
+]
 
 One = TypeVar("One", covariant=True)
 Many = TypeVar("Many", covariant=True)
@@ -90,3 +100,47 @@ class Report(Protocol[One, Many]):
 
 SyncReport = Report[Finding, tuple[Finding, Task | None]]
 AsyncReport = Report[Coroutine[Any, Any, Finding], Coroutine[Any, Any, tuple[Finding, Task | None]]]
+
+
+class AnswerReport(Protocol[One, Many]):
+    """``answer``: the finding, or with ``claim_next`` the finding and the next question."""
+
+    @overload
+    def __call__(
+        self,
+        question: str | Task,
+        token: str | None,
+        text: str,
+        *,
+        worker: str | None = None,
+        model: str | None = None,
+        sources: Sequence[str] = (),
+        extra: Mapping[str, Any] | None = None,
+        finding_id: str | None = None,
+        usage: Usage | None = None,
+        claim_next: None = None,
+        next_lease_s: float | None = None,
+    ) -> One: ...
+    @overload
+    def __call__(
+        self,
+        question: str | Task,
+        token: str | None,
+        text: str,
+        *,
+        worker: str | None = None,
+        model: str | None = None,
+        sources: Sequence[str] = (),
+        extra: Mapping[str, Any] | None = None,
+        finding_id: str | None = None,
+        usage: Usage | None = None,
+        claim_next: str | Sequence[str],
+        next_lease_s: float | None = None,
+    ) -> Many: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads' anchor)
+
+
+SyncAnswer = AnswerReport[Finding, tuple[Finding, Task | None]]
+AsyncAnswer = AnswerReport[
+    Coroutine[Any, Any, Finding], Coroutine[Any, Any, tuple[Finding, Task | None]]
+]

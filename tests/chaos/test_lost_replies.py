@@ -114,14 +114,18 @@ def test_a_report_retried_after_a_lost_reply_stores_one_finding(
     assert check_swarm(raw, "test").findings == 1
 
 
+@pytest.mark.parametrize("how", ["report", "answer"])
 def test_a_report_and_claim_retried_after_a_lost_reply_leases_one_next_task(
-    lossy: Any, proxy: DropProxy, raw: redis.Redis
+    lossy: Any, proxy: DropProxy, raw: redis.Redis, how: str
 ) -> None:
     lossy.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(3)])
     task = lossy.claim("q", worker="w1")
     lose_one(proxy, "task_report")
     # The retry finds its finding stored, and gets back the lease the first try took.
-    finding, following = lossy.report(task.id, task.token, {"summary": "s"}, claim_next="q")
+    if how == "answer":  # swarm serve's: the claimed question, answered and the next leased
+        finding, following = lossy.answer(task, task.token, "s", worker="w1", claim_next="q")
+    else:
+        finding, following = lossy.report(task.id, task.token, {"summary": "s"}, claim_next="q")
     summary = check_retried(proxy, "task_report", raw)
     assert not finding.superseded and following is not None
     assert summary.tasks == Counter({"completed": 1, "claimed": 1, "pending": 1})

@@ -315,7 +315,7 @@ def _give_up(
 
 def answer(
     ctx: OpContext,
-    question_id: str,
+    question: str | Task,
     token: str | None,
     text: str,
     *,
@@ -325,14 +325,22 @@ def answer(
     extra: Mapping[str, Any] | None = None,
     finding_id: str | None = None,
     usage: Usage | None = None,
-) -> Operation[Finding]:
+    claim_next: str | Sequence[str] | None = None,
+    next_lease_s: float | None = None,
+) -> Operation[Finding | tuple[Finding, Task | None]]:
     """Report the answer to a question (a task claimed with ``token``): a finding with
     ``kind = "answer"``, its first line (up to 2,000 characters) the summary and the whole
     text the details, linked to the asker's task when the question names one; ``usage`` is
-    what the answering agent's run cost."""
+    what the answering agent's run cost.
+
+    ``question`` is the question's id, or the ``Task`` its claim returned: its data is then
+    not read again, and the answer is one script call. ``claim_next`` and ``next_lease_s``
+    are ``report``'s: in the same script, lease the next task of those queues (the next
+    question) and return ``(finding, next task or None)``."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("an answer must be a non-empty text: say what you found")
-    question = yield from task_ops.get_task(ctx, question_id)
+    if not isinstance(question, Task):
+        question = yield from task_ops.get_task(ctx, question)
     first = text.strip().splitlines()[0]
     summary = first if len(first) <= finding_ops.MAX_SUMMARY_CHARS else first[:1999] + "…"
     finding: dict[str, Any] = {**(extra or {}), "summary": summary, "kind": ANSWER_KIND}
@@ -341,10 +349,9 @@ def answer(
         finding["details"] = text
     finding["sources"] = list(sources)
     stored = yield from finding_ops.report(
-        ctx, question_id, token, finding, worker=worker, model=model, finding_id=finding_id,
-        usage=usage,
+        ctx, question.id, token, finding, worker=worker, model=model, finding_id=finding_id,
+        usage=usage, claim_next=claim_next, next_lease_s=next_lease_s,
     )  # fmt: skip
-    assert isinstance(stored, Finding)  # a report without claim_next: the finding alone
     return stored
 
 

@@ -554,37 +554,42 @@ class Runner:
         finding, how = parsed
         finding.update(answer_fields(task))  # a question (peer assist): its answer
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
-        # The report leases this slot's next task too, when the pool takes more.
-        going_on = not self.draining and self._take_ticket()
-        following: Task | None = None
         context_version = context.version if context is not None else None
         model = self.options.model or output.model
-
-        def report() -> tuple[Finding, Task | None]:
-            if not going_on:
-                alone = self.swarm.report(
+        try:
+            stored = self._report_leasing_next(
+                worker,
+                lambda more: self.swarm.report(
                     task.id, task.token, finding, worker=worker, model=model,
                     context_version=context_version, finding_id=finding_id, usage=output.usage,
-                )  # fmt: skip
-                return alone, None
-            return self.swarm.report(
-                task.id, task.token, finding, worker=worker, model=model,
-                context_version=context_version, finding_id=finding_id, usage=output.usage,
-                claim_next=list(self.options.queues), next_lease_s=self.options.lease_s,
+                    **more,
+                ),
             )  # fmt: skip
-
-        try:
-            stored, following = self._persist(report)
         except AlreadyCompleted as exc:
             return end(OutcomeStatus.LOST, f"completed elsewhere first: {exc}", exc.finding_id)
         except ValidationError as exc:
             return self._fail(task, end, f"the finding was refused: {exc}", "")
+        return end(OutcomeStatus.COMPLETED, f"finding from {how} output", stored.id)
+
+    def _report_leasing_next(self, worker: str, send: Callable[[dict[str, Any]], Any]) -> Finding:
+        """Send a report (``report`` or ``answer``, riding out an outage) that, when the pool
+        takes more, leases this slot's next task in the same call: ``send`` gets the keywords
+        that ask for it (``claim_next``, ``next_lease_s``), or none."""
+        going_on = not self.draining and self._take_ticket()
+        following: Task | None = None
+        try:
+            if not going_on:
+                alone: Finding = self._persist(lambda: send({}))
+                return alone
+            more = {"claim_next": list(self.options.queues), "next_lease_s": self.options.lease_s}
+            stored: Finding
+            stored, following = self._persist(lambda: send(more))
         finally:
             if going_on and following is None:
                 self._return_ticket()
         if following is not None:
             self._next[worker] = following
-        return end(OutcomeStatus.COMPLETED, f"finding from {how} output", stored.id)
+        return stored
 
     def _fail(
         self,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
 from .._keys import ask_queue
-from .._models import ContextInfo, Finding, Task
+from .._models import ContextInfo, Task
 from .._prompts import render_question_prompt
 from .._validate import check_name
 from .child import ERROR_TAIL, ChildResult
@@ -244,15 +244,14 @@ class Server(Runner):
         self._remember(worker, output, context)
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
         model = self.options.model or output.model
-
-        def report() -> Finding:
-            return self.swarm.answer(
-                task.id, task.token, text, worker=worker, model=model, usage=output.usage,
-                finding_id=finding_id,
+        try:  # the claimed question itself: its data is not read again (one script call)
+            stored = self._report_leasing_next(
+                worker,
+                lambda more: self.swarm.answer(
+                    task, task.token, text, worker=worker, model=model, usage=output.usage,
+                    finding_id=finding_id, **more,
+                ),
             )  # fmt: skip
-
-        try:
-            stored = self._persist(report)
         except AlreadyCompleted as exc:
             detail = f"answered too late (kept superseded): {exc}"
             return end(OutcomeStatus.LOST, detail, exc.finding_id)
