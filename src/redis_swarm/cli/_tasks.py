@@ -373,16 +373,17 @@ def report(
             finding["confidence"] = confidence
         if sources:
             finding["sources"] = list(sources)
-    if not claim_next:
-        f = app.swarm.report(
-            task_id, token, finding, worker=worker, model=model, context_version=context_version
-        )
-        app.emit(f, lambda: click.echo(f"reported {f.id} for {task_id}"))
-        return
-    f, following = app.swarm.report(
+    leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
+    if claim_next:
+        leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s}
+    reported = app.swarm.report(
         task_id, token, finding, worker=worker, model=model, context_version=context_version,
-        claim_next=list(claim_next), next_lease_s=next_lease_s,
+        **leasing,
     )  # fmt: skip
+    if not claim_next:
+        app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
+        return
+    f, following = reported
     if following is not None and following.worker:
         _remember(app, following.worker, following)
 

@@ -144,18 +144,14 @@ class WorkerTools(ToolsBase):
             if value is not None:
                 finding[key] = value
         version = session.read_versions.get(lease.parent) if lease and lease.parent else None
+        leasing: dict[str, Any] = {} if claim_next is None else {"claim_next": claim_next}
 
         def report() -> tuple[Finding, Task | None]:
-            if claim_next is None:
-                alone = self.swarm.report(
-                    task_id, lease_token, finding, worker=session.agent_id,
-                    model=session.model, context_version=version,
-                )  # fmt: skip
-                return alone, None
-            return self.swarm.report(
+            reported = self.swarm.report(
                 task_id, lease_token, finding, worker=session.agent_id, model=session.model,
-                context_version=version, claim_next=claim_next,
+                context_version=version, **leasing,
             )  # fmt: skip
+            return reported if claim_next is not None else (reported, None)
 
         try:
             result, following = await self.sessions.call(report)
