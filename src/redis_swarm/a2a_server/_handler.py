@@ -8,8 +8,9 @@ the wire formats are the SDK's; this class only says what each A2A method means 
   immediately, it waits (up to ``wait_s``) for the task to settle and returns it as it is.
 - ``SendStreamingMessage`` and ``SubscribeToTask`` send the task, then its status and
   artifact updates as the event stream records them, until it settles. The stream position
-  is pinned before the task is read, so nothing between the two is missed; a client whose
-  stream broke subscribes again and gets the task as it is now, then what follows.
+  is pinned before the task is read, so nothing between the two is missed. Each update
+  carries its position (``_resume``: the SSE id); a ``SubscribeToTask`` with a
+  ``Last-Event-ID`` sends what followed it, and only that.
 - ``GetTask``, ``ListTasks``, ``CancelTask`` are ``get_task``, ``list_tasks``, ``cancel``.
 - The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
   ``_push`` delivers to them.
@@ -65,6 +66,7 @@ from .._models import EventType, Finding, Webhook
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._convert import a2a_task, posting, updates
+from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
 
 __all__ = ["SwarmRequestHandler", "swarm_errors"]
@@ -247,7 +249,7 @@ class SwarmRequestHandler(RequestHandler):
         return apply_history_length(out, params.configuration)
 
     async def _settled(self, task_id: str, since: str) -> None:
-        async for _ in self._follow(task_id, since, None):
+        async for _ in self._follow(task_id, Position(since, 0, 0)):
             pass
 
     async def on_message_send_stream(
@@ -255,33 +257,41 @@ class SwarmRequestHandler(RequestHandler):
     ) -> AsyncGenerator[Update]:
         task, since = await self._post(params)
         first = await self._a2a(task)
-        yield first
+        yield _at(first, Position(since, 0, first.status.state))
         if first.status.state not in TERMINAL:
-            async for update in self._follow(task.id, since, first.status.state):
+            async for update in self._follow(task.id, Position(since, 0, first.status.state)):
                 yield update
 
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Update]:
+        resume = Position.in_headers(context.state.get("headers") or {})
+        if resume is not None and resume.state not in TERMINAL:
+            await self._task(params.id)  # one of ours
+            async for update in self._follow(params.id, resume):
+                yield update
+            return
         with swarm_errors():
             since = await self.swarm.last_event_id()  # pinned before the read: see above
         first = await self._a2a(await self._task(params.id))
-        if first.status.state in TERMINAL:
+        if first.status.state in TERMINAL or resume is not None:
+            state = TaskState.Name(resume.state if resume else first.status.state)
             raise UnsupportedOperationError(
-                f"task {params.id} is {TaskState.Name(first.status.state)}: there is nothing "
-                "to subscribe to; GetTask returns it"
+                f"task {params.id} is {state}: there is nothing to subscribe to; GetTask returns it"
             )
-        yield first
-        async for update in self._follow(params.id, since, first.status.state):
+        yield _at(first, Position(since, 0, first.status.state))
+        async for update in self._follow(params.id, Position(since, 0, first.status.state)):
             yield update
 
-    async def _follow(
-        self, task_id: str, since: str, state: TaskState | None
-    ) -> AsyncIterator[Update]:
-        """The updates of one task after ``since``, until it settles. A status the client
-        was already told (``state``, then each one sent) is not sent again."""
+    async def _follow(self, task_id: str, start: Position) -> AsyncIterator[Update]:
+        """The updates of one task after ``start``, until it settles, each marked with its
+        own position (``_resume``). A status the client was already told (``start.state``,
+        then each one sent) is not sent again."""
+        state, skip = start.state, start.skip
         with swarm_errors():
-            events = self.swarm.follow_events(since=since, types="task", block_s=FOLLOW_BLOCK_S)
+            events = self.swarm.follow_events(
+                since=start.after, types="task", block_s=FOLLOW_BLOCK_S
+            )
             async for event in events:
                 if event.fields.get("task") != task_id or event.type not in STATUS_AFTER:
                     continue
@@ -289,12 +299,22 @@ class SwarmRequestHandler(RequestHandler):
                 finding = None
                 if event.type == EventType.TASK_COMPLETED:
                     finding = await self._finding(event.fields.get("finding"))
-                for update in updates(event, task, finding):
+                made = updates(event, task, finding)
+                for index, update in enumerate(made):
+                    if index < skip:  # the client has it: it resumed in this event
+                        continue
                     if isinstance(update, TaskStatusUpdateEvent):
                         if update.status.state == state:
                             continue
                         state = update.status.state
-                    yield update
+                    last = index == len(made) - 1
+                    yield _at(
+                        update,
+                        Position(event.id, 0, state)
+                        if last
+                        else Position(before(event.id), index + 1, state),
+                    )
+                skip = 0
                 if state in TERMINAL:
                     return
 
@@ -350,6 +370,13 @@ class SwarmRequestHandler(RequestHandler):
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> AgentCard:
         raise ExtendedAgentCardNotConfiguredError("this agent has no extended card")
+
+
+def _at(update: Update, position: Position) -> Update:
+    """``update`` marked with its position in the stream (``_resume.SSEIds`` makes it the SSE
+    event's id)."""
+    update.metadata[POSITION_KEY] = str(position)
+    return update
 
 
 def _webhook_id(message_id: str) -> str | None:

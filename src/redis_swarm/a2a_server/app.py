@@ -31,6 +31,7 @@ from .._web import AccessGuard
 from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
 from ._push import PushDispatcher
+from ._resume import SSEIds
 
 __all__ = ["create_app"]
 
@@ -107,4 +108,5 @@ def create_app(
     guard = Middleware(
         AccessGuard, token=token, what="this A2A server", public=(AGENT_CARD_WELL_KNOWN_PATH,)
     )
-    return Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
+    # SSEIds: the SDK's routes write no SSE ids; it adds each update's position (resuming).
+    return Starlette(routes=routes, middleware=[guard, Middleware(SSEIds)], lifespan=lifespan)
