@@ -51,6 +51,10 @@ def test_http_serves_a_session_per_client(core: Swarm, redis_url: str, tmp_path:
 
         anyio.run(body)
         assert core.get_finding(done_id(core, task.id)).summary == "ok"
+        # No token: the dashboard's rule, only loopback Host headers (DNS rebinding).
+        rebound = {**_ACCEPT, "Host": "swarm.attacker.example"}
+        refused = httpx.post(url, json=_INIT, headers=rebound, timeout=5)
+        assert refused.status_code == 403 and refused.json()["error"] == "Forbidden"
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(20) in (0, -signal.SIGTERM)
