@@ -195,13 +195,23 @@ def _cold_fetch(by: dict[str, dict[str, Any]]) -> tuple[list[str], str, bool] | 
             "published with SHA-256 are still read and checked with SHA-256."
         )
     if not ok:
+        # Measured side by side in one process (chrt -f 10, run_all.py's allocator settings),
+        # against plain redis-py doing the same reads; not figures of this run.
         note += (
             " What is left is work the floor does not do: one more round trip, one pass of a "
-            "cryptographic hash over every byte, one copy to join the chunks; across runs on "
-            "this machine the ratio lands between about 1.2x and 1.45x. Storing 3.2 MB as one "
-            "4 MiB chunk (no join) was measured no faster: the hash can then no longer overlap "
-            "the transfer. Hashing on both cores (BLAKE3's own threads) saves ~0.13 ms on an "
-            "idle machine and costs ~1.5 ms on a busy one, so the client hashes on one."
+            "cryptographic hash over every byte, one copy to join the chunks. BLAKE3 goes at "
+            "~8.6 GB/s on this CPU (~0.37 ms for 3.2 MB), about all that 1.3x leaves. Plain "
+            "redis-py doing exactly that work (the pointer's HGET, the chunks' HGETs hashed as "
+            "each is read, a join, a decode) was 1.26-1.50x the floor beside it, a cold "
+            "`get_context` 0.1-0.3 ms above that, and the floor itself moves between ~1.0 and "
+            "~1.45 ms from process to process: across runs the ratio lands between about 1.2x "
+            "and 1.6x. Tried and not kept: a Redis function that returns the manifest with the "
+            "chunks (one round trip, but Lua copies each chunk twice more: 4.2-4.7x); one 4 MiB "
+            "chunk (no join, but hiredis then grows its buffer for one 3.2 MB reply: the same "
+            "p50); a helper thread fed each chunk as it is read (0.05-0.2 ms faster on an idle "
+            "machine, 0.5-1.3 ms slower at p50 beside two busy processes: the server, the "
+            "reader and the hash want three cores of two); BLAKE3's own threads (~0.13 ms "
+            "faster idle, ~1.5 ms slower busy). So the client hashes on one thread."
         )
     return row, note, ok
 
