@@ -213,7 +213,9 @@ def test_session_start_is_held_to_a_token_budget(hooks: Hooks, swarm: Swarm) -> 
     unread = {m.id for m in swarm.inbox(ME, ack=False, limit=100)}
     assert shown and unread and shown | unread == {m.id for m in sent} and not shown & unread
     assert "--budget" in hooks.cli("hook", "--help").stdout
-    hooks.cli("hook", "SessionStart", "--budget", "99999", input="{}", expect=2)
+    # A budget out of range is exit 1 with the range (exit 2 would block the session).
+    out = hooks.cli("hook", "SessionStart", "--budget", "99999", input="{}", expect=1)
+    assert "out of range" in out.stderr and "2375" in out.stderr
 
 
 @pytest.mark.parametrize(

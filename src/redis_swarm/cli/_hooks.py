@@ -24,13 +24,24 @@ from ._common import agent_option_default
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 
-_budget_option = click.option(
-    "--budget",
-    type=click.IntRange(MIN_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS),
-    default=None,
-    help=f"Most estimated tokens in the context an event adds (default "
-    f"{DEFAULT_HOOK_BUDGET_TOKENS}; the clients cut a hook's output at 10,000 characters).",
+BUDGET_HELP = (
+    f"Most estimated tokens in the context an event adds ({MIN_BUDGET_TOKENS} to "
+    f"{MAX_HOOK_BUDGET_TOKENS}, default {DEFAULT_HOOK_BUDGET_TOKENS}; the clients cut a hook's "
+    "output at 10,000 characters)."
 )
+
+
+def _budget_of(tokens: int | None) -> Budget:
+    """The hook's budget; out of range is a ValueError (``swarm hook`` turns it into exit 1,
+    never click's usage exit 2, which a client would read as "block")."""
+    if tokens is None:
+        return Budget(DEFAULT_HOOK_BUDGET_TOKENS)
+    if not MIN_BUDGET_TOKENS <= tokens <= MAX_HOOK_BUDGET_TOKENS:
+        raise ValueError(
+            f"--budget {tokens} is out of range: use {MIN_BUDGET_TOKENS} to "
+            f"{MAX_HOOK_BUDGET_TOKENS} tokens"
+        )
+    return Budget(tokens)
 
 
 @main.command(short_help="Answer a Claude Code / Codex / Gemini CLI hook event.")
@@ -40,7 +51,7 @@ _budget_option = click.option(
 @click.option("--queue", "queues", multiple=True, help="A queue the session works (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
 @click.option("--max-tasks", type=int, default=0, help="With --loop: at most N tasks (0: any).")
-@_budget_option
+@click.option("--budget", type=int, default=None, help=BUDGET_HELP)
 @pass_app
 def hook(
     app: App, event: str, client: str, role: str, queues: tuple[str, ...], loop: bool,
@@ -61,7 +72,7 @@ def hook(
             raise ValueError("the hook input is not a JSON object")
         options = HookOptions(
             client=client, role=role, queues=queues, loop=loop, max_tasks=max(0, max_tasks),
-            agent=agent_option_default(), budget=Budget(budget or DEFAULT_HOOK_BUDGET_TOKENS),
+            agent=agent_option_default(), budget=_budget_of(budget),
         )  # fmt: skip
         answer = handle(app.swarm, name, payload, options)
     except (ValueError, SwarmError) as exc:
@@ -91,7 +102,9 @@ def hooks() -> None:
 )
 @click.option("--write", is_flag=True, help="Merge the entries into the settings file.")
 @click.option("--remove", is_flag=True, help="Take out what an install added.")
-@_budget_option
+@click.option(
+    "--budget", type=click.IntRange(MIN_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS), help=BUDGET_HELP
+)
 @pass_app
 def install(
     app: App, client: str, role: str, queues: tuple[str, ...], loop: bool, max_tasks: int,
