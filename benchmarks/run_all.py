@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", default="", help="worker counts (default 1,4,16; with --quick 1,4)"
     )
     parser.add_argument("--doc", type=Path, default=DOC, help="the markdown file to update")
-    parser.add_argument("--no-doc", action="store_true", help="print, do not write files")
+    parser.add_argument(
+        "--no-doc",
+        action="store_true",
+        help="print; write no file of the repository (plots go to a scratch folder)",
+    )
     parser.add_argument(
         "--default-malloc",
         action="store_true",
@@ -126,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         scale_max_exp=args.scale_max,
         peers=tuple(p for p in args.peers.split(",") if p),
         workers=tuple(int(w) for w in (args.workers or default_workers).split(",")),
-        img_dir=args.doc.parent / "img",
+        # --no-doc writes nothing of the repository's: the plots go to a scratch folder.
+        img_dir=Path(tempfile.mkdtemp(prefix="bench-img-"))
+        if args.no_doc
+        else args.doc.parent / "img",
     )
     started = time.time()
     load_before = os.getloadavg()[0]
