@@ -5,6 +5,7 @@ the task go submitted -> working -> completed with the finding as its artifact."
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import threading
 import time
@@ -39,6 +40,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 
 from redis_swarm import Swarm
+from redis_swarm.a2a_server._convert import INLINE_FILE_BYTES
 from redis_swarm.a2a_server._push import PushDispatcher
 from redis_swarm.cli import main
 
@@ -390,6 +392,41 @@ def test_bad_messages_are_refused_with_what_to_send(a2a: A2AServer) -> None:
                 )
             )
         )
+
+
+def test_a_small_file_is_inlined_into_the_task_a_big_one_refused(
+    a2a: A2AServer, a2a_worker: Swarm
+) -> None:
+    """A raw file part up to the inline limit reaches the worker in the task's data (base64,
+    with its name and media type); a bigger one is refused with what to do instead."""
+
+    def message(raw: bytes) -> Message:
+        return Message(
+            message_id=str(uuid.uuid4()),
+            role=Role.ROLE_USER,
+            parts=[
+                Part(text="summarise the attached notes"),
+                Part(raw=raw, filename="notes.txt", media_type="text/plain"),
+            ],
+        )
+
+    async def send(raw: bytes) -> list[Any]:
+        async with _client(a2a, BINDINGS[0], streaming=False, polling=True) as client:
+            return [r async for r in client.send_message(SendMessageRequest(message=message(raw)))]
+
+    body = b"line one\nline two: \xe2\x9c\x93\n"
+    [reply] = _run(send(body))
+    task = a2a_worker.get_task(reply.task.id)
+    assert task.description == "summarise the attached notes"
+    assert task.data == {
+        "file": "notes.txt",
+        "media_type": "text/plain",
+        "base64": base64.b64encode(body).decode(),
+    }
+    before = a2a_worker.queue_stats()
+    with pytest.raises(A2AError, match="files are inlined into the task up to"):
+        _run(send(b"x" * (INLINE_FILE_BYTES + 1)))
+    assert a2a_worker.queue_stats() == before  # nothing posted
 
 
 def test_off_loopback_needs_a_token(a2a_redis: RedisServer) -> None:
