@@ -13,7 +13,7 @@ import json
 import time
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, TypeVar, Union
@@ -81,7 +81,9 @@ def _default(value: Any) -> Any:
 class Record:
     """Base of the frozen dataclass records: a generic, type-driven codec."""
 
-    _hints: ClassVar[dict[str, Any]]
+    # Per class, built at its first from_dict: how each field's JSON value becomes the field's
+    # (None: as it is). Worked out from the type hints once, not at every record read.
+    _coercers: ClassVar[dict[str, Callable[[Any], Any] | None]]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -92,12 +94,17 @@ class Record:
 
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
-        hints = cls.__dict__.get("_hints")
-        if hints is None:
+        coercers = cls.__dict__.get("_coercers")
+        if coercers is None:
             hints = typing.get_type_hints(cls)
-            cls._hints = hints
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        values = {k: _coerce(hints[k], v) for k, v in data.items() if k in names}
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            coercers = {f.name: _coercer(hints[f.name]) for f in fields}
+            cls._coercers = coercers
+        values = {}
+        for k, v in data.items():
+            if k in coercers:
+                coerce = coercers[k]
+                values[k] = v if coerce is None or v is None else coerce(v)
         return cls(**values)
 
     def to_json(self) -> str:
@@ -116,22 +123,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _coerce(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _coercer(hint: Any) -> Callable[[Any], Any] | None:
+    """How a JSON value (never None: that stays None) becomes a field of type ``hint``: an
+    enum from its value, a record from its dict, a tuple from its list (items coerced too);
+    None when it is taken as it is."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         members = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(members[0], value) if len(members) == 1 else value
+        return _coercer(members[0]) if len(members) == 1 else None
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(value)
-    if isinstance(hint, type) and issubclass(hint, Record) and isinstance(value, dict):
-        return hint.from_dict(value)
-    if origin is tuple and isinstance(value, list):
+        return hint
+    if isinstance(hint, type) and issubclass(hint, Record):
+        record = hint
+        return lambda value: record.from_dict(value) if isinstance(value, dict) else value
+    if origin is tuple:
         args = typing.get_args(hint)
-        inner = args[0] if args else Any
-        return tuple(_coerce(inner, v) for v in value)
-    return value
+        inner = _coercer(args[0]) if args else None
+
+        def to_tuple(value: Any) -> Any:
+            if not isinstance(value, list):
+                return value
+            if inner is None:
+                return tuple(value)
+            return tuple(None if item is None else inner(item) for item in value)
+
+        return to_tuple
+    return None
 
 
 class EventType(str, enum.Enum):
