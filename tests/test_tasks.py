@@ -3,6 +3,7 @@ task, reports and findings, syntheses, listings, counts and waiting."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from redis_swarm import (
     ValidationError,
 )
 from redis_swarm._keys import Keys
+from redis_swarm._models import built
 
 from ._handles import must, untyped
 from ._raw import command_calls, raw_client, reset_stats, script_calls
@@ -78,6 +80,29 @@ def test_post_and_get_keep_every_field(swarm: Swarm) -> None:
     assert task.created_at > 1_700_000_000_000
     assert swarm.get_task(task.id) == task
     assert Task.from_dict(task.to_dict()) == task
+
+
+def test_records_decoded_from_replies_are_what_their_constructor_makes(swarm: Swarm) -> None:
+    """Tasks and findings are decoded without the frozen dataclass __init__ (``built``): the
+    same fields, in the same order, equal and immutable; a missing or unknown field is the
+    constructor's own TypeError; a default factory still makes a fresh value."""
+    posted = swarm.post_task("q", "d", {"k": [1]}, pass_name="p", lease_s=2.5)
+    task = claimed(swarm)
+    finding, nxt = swarm.report(task.id, task.token, {"summary": "s"}, worker="w1", claim_next="q")
+    assert nxt is None
+    for record in (posted, task, swarm.get_task(task.id), finding):
+        again = type(record)(**vars(record))
+        assert record == again and list(vars(record).items()) == list(vars(again).items())
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.id = "other"  # type: ignore[misc]
+    assert task.token is not None and task.token.startswith(f"{task.attempts}.")
+    with pytest.raises(TypeError, match="queue"):
+        built(Task, {"id": "t-1", "description": "d"})
+    with pytest.raises(TypeError, match="colour"):
+        built(Task, {"id": "t-1", "queue": "q", "description": "d", "colour": "red"})
+    ids = {"id": "f-1", "task_id": "t-1"}
+    one, two = built(Finding, ids), built(Finding, ids)
+    assert one == two == Finding("f-1", "t-1") and one.extra == {} and one.extra is not two.extra
 
 
 def test_any_text_survives_the_round_trip(swarm: Swarm) -> None:

@@ -229,13 +229,17 @@ class _Shell:
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.settings.url)
 
-    def _exchange(self, request: Batch | Call) -> Generator[Step, Any, list[Any]]:
-        """The plan of a request with script calls (see ``_transport``)."""
+    def _exchange(
+        self, request: Batch | Call, sent: list[Any] | None = None
+    ) -> Generator[Step, Any, list[Any]]:
+        """The plan of a request with script calls (see ``_transport``); ``sent``: the
+        replies of its first send, already made."""
         return exchange(
             items_of(request),
             self._scripting,
             self.settings.url,
             resend_all=not self._cluster,
+            sent=sent,
         )
 
     # The operations, one table for both shells (see ``_Op``).
@@ -396,8 +400,13 @@ class Swarm(_Shell):
     def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        replies = drive(self._exchange(request), self._step, _PLAN_ERRORS)
-        return replies if isinstance(request, Batch) else replies[0]
+        if isinstance(request, Batch):
+            return drive(self._exchange(request), self._step, _PLAN_ERRORS)
+        # One call (most operations): sent straight away; only an error reply needs the plan.
+        try:
+            return self._redis.execute_command(*self._scripting.wire(request))  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            return drive(self._exchange(request, [exc]), self._step, _PLAN_ERRORS)[0]
 
     def _step(self, step: Step) -> Any:
         """Do one step of a request's plan: load on every master, or send commands (one
@@ -556,8 +565,12 @@ class AsyncSwarm(_Shell):
     async def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
             return await self._redis.execute_command(*request.args)
-        replies = await adrive(self._exchange(request), self._step, _PLAN_ERRORS)
-        return replies if isinstance(request, Batch) else replies[0]
+        if isinstance(request, Batch):
+            return await adrive(self._exchange(request), self._step, _PLAN_ERRORS)
+        try:  # one call: see Swarm._send_now
+            return await self._redis.execute_command(*self._scripting.wire(request))
+        except redis.ResponseError as exc:
+            return (await adrive(self._exchange(request, [exc]), self._step, _PLAN_ERRORS))[0]
 
     async def _step(self, step: Step) -> Any:
         """The asyncio twin of ``Swarm._step``."""

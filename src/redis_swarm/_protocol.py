@@ -209,10 +209,15 @@ class OpContext:
     # ms or -1, server now ms); the next waiting claim of those queues blocks at once
     # (see _ops.tasks.claim).
     idle: tuple[tuple[str, ...], float, int, int] | None = None
+    # The key builder of ``settings.swarm``, made once: every operation asks for it.
+    _keys: Keys | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def keys(self) -> Keys:
-        return Keys(self.settings.swarm)
+        keys = self._keys
+        if keys is None or keys.swarm != self.settings.swarm:
+            keys = self._keys = Keys(self.settings.swarm)
+        return keys
 
     def now_arg(self) -> int:
         """The ``now`` argument for scripts: 0 lets the script read the server's TIME."""

@@ -143,12 +143,19 @@ def exchange(
     where: str,
     *,
     resend_all: bool,
+    sent: list[Any] | None = None,
 ) -> Generator[Step, Any, list[Any]]:
-    """The steps of one batch; returns every reply in order, or raises the first error."""
+    """The steps of one batch; returns every reply in order, or raises the first error.
+    ``sent``: the replies of the first send, when the shell already made it (a lone call is
+    sent straight away, and only an error reply, which may ask for a load or a switch to
+    EVALSHA, goes through the plan)."""
     replies: list[Any] = [None] * len(items)
     pending = list(range(len(items)))
     for round_ in range(MAX_ROUNDS):
-        raw = yield Send(tuple(scripting.wire(items[i]) for i in pending))
+        if round_ == 0 and sent is not None:
+            raw = sent
+        else:
+            raw = yield Send(tuple(scripting.wire(items[i]) for i in pending))
         loads: dict[tuple[Any, ...], Load] = {}
         again: list[int] = []
         for i, reply in zip(pending, raw, strict=True):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import math
@@ -14,11 +13,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
-from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, Usage, loads
+from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, Usage, built, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_json_depth, too_deep
 
@@ -121,7 +120,7 @@ def report_secret(finding_id: str) -> str:
     """The secret of the lease a report's ``claim_next`` takes: the same for every try of one
     report (its finding id) from this process, so that a retry whose first reply was lost
     gets that lease back; as unguessable as ``new_secret`` without this process's key."""
-    digest = hmac.new(_REPORT_KEY, finding_id.encode(), hashlib.sha256).digest()[:16]
+    digest = hmac.digest(_REPORT_KEY, finding_id.encode(), "sha256")[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -234,17 +233,21 @@ def leased(ctx: OpContext, pairs: Sequence[Any], lease_secrets: Sequence[str]) -
     secrets sent, one per task in order: each with its token."""
     tasks = []
     for raw, data, secret in zip(pairs[0::2], pairs[1::2], lease_secrets, strict=False):
-        task = task_from(raw, data)
+        task = task_from(raw, data, secret)
         remember_route(ctx, task)
-        tasks.append(replace(task, token=f"{task.attempts}.{secret}"))
+        tasks.append(task)
     return tasks
+
+
+# Made once (json.dumps with options builds an encoder at every call): no NaN, compact.
+_STRICT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def encode_json(value: Any, what: str, max_bytes: int) -> str:
     """``value`` as compact JSON, refused (nothing stored) if it is not JSON or too big."""
     try:
-        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        size = len(encoded.encode())
+        encoded = _STRICT_JSON.encode(value)
+        size = len(encoded) if encoded.isascii() else len(encoded.encode())
     except RecursionError:
         raise too_deep(what) from None
     except (TypeError, ValueError) as exc:
@@ -314,15 +317,20 @@ def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T
         ) from None
 
 
-def task_from(raw: Any, data: Any) -> Task:
+def task_from(raw: Any, data: Any, lease_secret: str | None = None) -> Task:
     """A Task from its stored JSON and its data JSON (None or '' for no data). A direct
     constructor call: listings and batches decode thousands, and only ``status`` needs
-    converting."""
+    converting. ``lease_secret``: the task was just leased with it; its token is
+    ``ATTEMPT.SECRET`` (made here, not by a second construction)."""
     state: dict[str, Any] = loads(raw)
     fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
     if isinstance(fields.get("failed_usage"), dict):
         fields["failed_usage"] = Usage.from_dict(fields["failed_usage"])
-    return Task(**fields, status=TaskStatus(state["status"]), data=loads(data) if data else None)
+    if lease_secret is not None:
+        fields["token"] = f"{fields.get('attempts', 0)}.{lease_secret}"
+    fields["status"] = TaskStatus(state["status"])
+    fields["data"] = loads(data) if data else None
+    return built(Task, fields)
 
 
 def finding_from(raw: Any) -> Finding:
@@ -330,7 +338,8 @@ def finding_from(raw: Any) -> Finding:
     fields = {k: v for k, v in state.items() if k in _FINDING_FIELDS}
     if isinstance(fields.get("usage"), dict):
         fields["usage"] = Usage.from_dict(fields["usage"])
-    return Finding(**fields, sources=tuple(state.get("sources") or ()))
+    fields["sources"] = tuple(state.get("sources") or ())
+    return built(Finding, fields)
 
 
 # --- listing

@@ -9,13 +9,24 @@ counters of ``Keys.counts`` and ``Keys.pass_counts`` exact and appends an event.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
-from .._keys import label_id
-from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, Usage, dumps, loads
+from .._keys import Keys, label_id
+from .._models import (
+    DEFAULT_MAX_ABANDONS,
+    Page,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    Usage,
+    built,
+    dumps,
+    loads,
+)
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from ._work import (
@@ -200,13 +211,12 @@ def _posted(
             task = task_from(stored, second)
         else:
             delayed = fields.get("not_before", 0) > now
-            task = Task(
-                **{k: v for k, v in fields.items() if k in _TASK_FIELDS and k != "max_abandons"},
-                max_abandons=int(second),
-                data=loads(data) if data else None,
-                status=TaskStatus.DELAYED if delayed else TaskStatus.PENDING,
-                created_at=now,
-            )
+            values = {k: v for k, v in fields.items() if k in _TASK_FIELDS}
+            values["max_abandons"] = int(second)
+            values["data"] = loads(data) if data else None
+            values["status"] = TaskStatus.DELAYED if delayed else TaskStatus.PENDING
+            values["created_at"] = now
+            task = built(Task, values)
         remember_route(ctx, task)
         tasks.append(task)
     return tasks
@@ -307,8 +317,14 @@ def _queue_names(queues: str | Sequence[str]) -> list[str]:
 def _queue_groups(ctx: OpContext, queues: Iterable[str]) -> list[str]:
     """The five keys per queue a claim takes tasks from (the scripts' queue groups)."""
     k = ctx.keys
-    per_queue = (k.pending, k.delayed, k.leases, k.dead, k.wake)
-    return [key_of(q) for q in queues for key_of in per_queue]
+    return [key for q in queues for key in _queue_group(k, q)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _queue_group(k: Keys, queue: str) -> tuple[str, ...]:
+    """One queue's group, made once per handle (``OpContext.keys`` is made once): every
+    claim and every report that claims next sends it."""
+    return (k.pending(queue), k.delayed(queue), k.leases(queue), k.dead(queue), k.wake(queue))
 
 
 def _claim_keys(ctx: OpContext, queues: Iterable[str]) -> tuple[str, ...]:
