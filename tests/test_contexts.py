@@ -166,6 +166,31 @@ def test_cold_reader_fetches_and_verifies(swarm: Swarm, redis_url: str) -> None:
             cold.get_context("shard")
 
 
+def test_a_cold_text_read_keeps_the_text_alone(swarm: Swarm, redis_url: str) -> None:
+    """A version read as text is cached as that text (not its bytes too): a later read of
+    its bytes makes them from it, without a fetch. A version that is not UTF-8 is refused
+    as text and its bytes are kept."""
+    text, blob = _text(3000), bytes(range(256)) * 40
+    version = swarm.publish_context("shard", text, source="s").version
+    blob_version = swarm.publish_context("blob", blob, source="b").version
+    cache = ContextCache()
+    with Swarm(redis_url, swarm="test", cache=cache) as cold:
+        assert cold.get_context("shard") == text
+        assert [type(v).__name__ for v in cache._items.values()] == ["_Text"]
+        assert cache._size == len(text.encode())
+        with pytest.raises(ValidationError, match="get_context_bytes"):
+            cold.get_context("blob")
+        assert cache._items[blob_version] == blob
+        with _client(redis_url) as r:
+            reset_stats(r)
+            assert cold.get_context_bytes("shard") == text.encode()
+            assert cold.get_context_bytes("blob") == blob
+            assert cold.get_context("shard") == text
+            assert command_calls(r) == {"hget": 3}
+        assert cache._items[version] == text.encode()
+        assert (cache.hits, cache.misses) == (3, 2)
+
+
 def test_disk_cache_is_shared_between_processes(
     swarm: Swarm, redis_url: str, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,8 +32,20 @@ _DERIVED_KEPT = 6
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A version kept as its text; ``len`` is the size of its bytes (what the bound counts)."""
+
+    text: str
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class ContextCache:
-    """A byte-bounded LRU of ``version -> bytes``; safe to share between threads.
+    """A byte-bounded LRU of ``version -> bytes``; safe to share between threads. A version
+    read as text is kept as its text alone (``put_text``), its bytes made from it on demand.
 
     ``directory``: also keep versions as files there (created if missing), up to
     ``max_disk_bytes`` (the least recently used files are removed beyond that).
@@ -48,7 +61,9 @@ class ContextCache:
         self.max_bytes = max_bytes
         self.directory = Path(directory).expanduser() if directory is not None else None
         self.max_disk_bytes = max_disk_bytes
-        self._items: OrderedDict[str, bytes] = OrderedDict()
+        # A version read as text is kept as that text alone (``put_text``): its bytes are
+        # made again from it if they are asked for.
+        self._items: OrderedDict[str, bytes | _Text] = OrderedDict()
         self._size = 0
         self._derived: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -57,11 +72,13 @@ class ContextCache:
 
     def get(self, version: str) -> bytes | None:
         with self._lock:
-            data = self._items.get(version)
-            if data is not None:
+            kept = self._items.get(version)
+            if kept is not None:
                 self._items.move_to_end(version)
                 self.hits += 1
-                return data
+                if isinstance(kept, _Text):
+                    kept = self._items[version] = kept.text.encode()
+                return kept
         data = self._disk_get(version)
         with self._lock:
             if data is None:
@@ -75,6 +92,23 @@ class ContextCache:
     def put(self, version: str, data: bytes) -> None:
         self._memory_put(version, data)
         self._disk_put(version, data)
+
+    def put_text(self, version: str, text: str, data: bytes) -> None:
+        """``put`` of ``data``, whose UTF-8 text is ``text``: memory keeps the text alone
+        (half the memory, and the bytes are not kept alive), the disk the bytes."""
+        self._memory_put(version, _Text(text, len(data)))
+        self._disk_put(version, data)
+
+    def known(self, version: str, kind: str) -> Any:
+        """The ``derived`` value of that kind when it is kept (a hit on the version), else
+        None: nothing is made."""
+        with self._lock:
+            value = self._derived.get((version, kind))
+            if value is not None and version in self._items:
+                self._derived.move_to_end((version, kind))
+                self._items.move_to_end(version)
+                self.hits += 1
+            return value
 
     def derived(self, version: str, kind: str, make: Callable[[], T]) -> T:
         """A value computed from a version (decoded text, line index), kept for reuse while
@@ -107,7 +141,7 @@ class ContextCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def _memory_put(self, version: str, data: bytes) -> None:
+    def _memory_put(self, version: str, data: bytes | _Text) -> None:
         if len(data) > self.max_bytes:
             return
         with self._lock:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import zstandard
 
@@ -33,6 +33,7 @@ __all__ = [
     "fetch_whole",
     "keep",
     "load",
+    "load_text",
     "manifest",
     "no_version",
     "parse_manifest",
@@ -42,6 +43,11 @@ __all__ = [
 
 # A reader of the current version retries this often when publishes prune it under its feet.
 READ_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+# What a version's decoded text is kept under in the cache (``ContextCache.derived``).
+_TEXT = "text"
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 
@@ -237,14 +243,16 @@ def _corrupt(m: Manifest, digest: str) -> SwarmError:
 def fetch_whole(ctx: OpContext, m: Manifest) -> Operation[bytes]:
     """Every chunk of a version, checked against its hash as they arrive, joined (and
     cached)."""
-    # ``fetch`` is looked up on the module at call time, so that a test can wrap it.
     chunks = yield from fetch(ctx, m, range(len(m.parts)), hash_each=False, whole=True)
-    raw: bytes = yield Compute(_joined, (ctx, m, chunks), m.info.size_bytes)
-    return raw
+    return (yield from _whole_bytes(ctx, m, chunks))
+
+
+def _join(chunks: list[bytes]) -> bytes:
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _joined(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> bytes:
-    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    raw = _join(chunks)
     cache_put(ctx, m.version, raw)
     return raw
 
@@ -274,17 +282,73 @@ def keep(ctx: OpContext, version: str, raw: bytes) -> Compute:
 def load(ctx: OpContext, owner: str, version: str | None) -> Operation[tuple[Manifest, bytes]]:
     """The manifest and the whole bytes of a version: from the cache when it holds them (one
     HGET of the pointer), else fetched and verified against the version's hash."""
+    return (yield from _loaded(ctx, owner, version, cached, _whole_bytes))
+
+
+def load_text(
+    ctx: OpContext, owner: str, version: str | None
+) -> Operation[tuple[Manifest, tuple[str, bool]]]:
+    """``load`` as text (and whether it was valid UTF-8: ``decoded``). The cache keeps a
+    version read this way as its text alone (``ContextCache.put_text``)."""
+    return (yield from _loaded(ctx, owner, version, _cached_text, _whole_text))
+
+
+def _loaded(
+    ctx: OpContext,
+    owner: str,
+    version: str | None,
+    from_cache: Callable[[OpContext, str], Operation[T | None]],
+    from_chunks: Callable[[OpContext, Manifest, list[bytes]], Operation[T]],
+) -> Operation[tuple[Manifest, T]]:
     for _ in range(READ_ATTEMPTS):
         m = yield from manifest(ctx, owner, version)
-        raw = yield from cached(ctx, m.version)
-        if raw is not None:
-            return m, raw
+        found = yield from from_cache(ctx, m.version)
+        if found is not None:
+            return m, found
         try:
-            return m, (yield from fetch_whole(ctx, m))
+            # ``fetch`` is looked up on the module at call time, so that a test can wrap it.
+            chunks = yield from fetch(ctx, m, range(len(m.parts)), hash_each=False, whole=True)
         except ChunkMissing:
             if version is not None:
                 raise (yield from no_version(ctx, owner, m.version)) from None
+            continue
+        return m, (yield from from_chunks(ctx, m, chunks))
     raise republished(owner)
+
+
+def _whole_bytes(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> Operation[bytes]:
+    raw: bytes = yield Compute(_joined, (ctx, m, chunks), m.info.size_bytes)
+    return raw
+
+
+def _whole_text(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> Operation[tuple[str, bool]]:
+    text: tuple[str, bool] = yield Compute(_kept_text, (ctx, m, chunks), m.info.size_bytes)
+    return text
+
+
+def _cached_text(ctx: OpContext, version: str) -> Operation[tuple[str, bool] | None]:
+    if ctx.cache is None:
+        return None
+    text: tuple[str, bool] | None = ctx.cache.known(version, _TEXT)
+    if text is not None:
+        return text
+    raw = yield from cached(ctx, version)
+    if raw is None:
+        return None
+    found: tuple[str, bool] = yield Compute(decoded, (ctx, version, raw), len(raw))
+    return found
+
+
+def _kept_text(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> tuple[str, bool]:
+    raw = _join(chunks)
+    text, valid = _decode(raw)
+    if ctx.cache is None:
+        return text, valid
+    if valid:
+        ctx.cache.put_text(m.version, text, raw)
+    else:  # not UTF-8: the bytes are kept, not a lossy text
+        ctx.cache.put(m.version, raw)
+    return ctx.cache.derived(m.version, _TEXT, lambda: (text, valid))
 
 
 def _decode(raw: bytes) -> tuple[str, bool]:
@@ -300,4 +364,4 @@ def decoded(ctx: OpContext, version: str, raw: bytes) -> tuple[str, bool]:
     """``_decode``, kept with the cached bytes so that a warm read does not decode again."""
     if ctx.cache is None:
         return _decode(raw)
-    return ctx.cache.derived(version, "text", lambda: _decode(raw))
+    return ctx.cache.derived(version, _TEXT, lambda: _decode(raw))

@@ -366,9 +366,7 @@ def get_context_bytes(ctx: OpContext, owner: str, version: str | None = None) ->
 def get_context(ctx: OpContext, owner: str, version: str | None = None) -> Operation[str]:
     """The text of the owner's current context (or of a kept version), as UTF-8."""
     owner, version = store.check_ref(owner, version)
-    m, raw = yield from store.load(ctx, owner, version)
-    decoded: tuple[str, bool] = yield Compute(store.decoded, (ctx, m.version, raw), len(raw))
-    text, valid = decoded
+    _, (text, valid) = yield from store.load_text(ctx, owner, version)
     if not valid:
         raise ValidationError(f"the context of {owner!r} is not UTF-8 text: use get_context_bytes")
     return text
