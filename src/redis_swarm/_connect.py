@@ -14,11 +14,10 @@ inside it), which would multiply the attempts: here only the outermost level ret
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import ssl as _ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -113,15 +112,19 @@ def is_permanent(exc: BaseException) -> bool:
 _DEPTH: ContextVar[int] = ContextVar("redis_swarm_retry_depth", default=0)
 
 
-@contextlib.contextmanager
-def _nested() -> Iterator[int]:
-    """Count a retry loop in as running; yields how many were already running."""
-    depth = _DEPTH.get()
-    token = _DEPTH.set(depth + 1)
-    try:
-        yield depth
-    finally:
-        _DEPTH.reset(token)
+class _Nested:
+    """Counts a retry loop in as running; ``as`` gives how many were already running. (A
+    class, not a generator: every command enters two of these.)"""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> int:
+        depth = _DEPTH.get()
+        self._token = _DEPTH.set(depth + 1)
+        return depth
+
+    def __exit__(self, *exc: object) -> None:
+        _DEPTH.reset(self._token)
 
 
 class _Attempts:
@@ -163,12 +166,14 @@ class _Retry(Retry):
         is_retryable: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> T:
-        with _nested() as depth:
-            attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
+        with _Nested() as depth:
+            attempts = None  # made at the first failure: most calls have none
             while True:
                 try:
                     return do()
                 except self._supported_errors as error:
+                    if attempts is None:
+                        attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
                     pause, _ = attempts.failed(error)
                     if pause is None:
                         raise
@@ -185,12 +190,14 @@ class _AsyncRetry(redis.asyncio.retry.Retry):
         is_retryable: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> T:
-        with _nested() as depth:
-            attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
+        with _Nested() as depth:
+            attempts = None  # made at the first failure: most calls have none
             while True:
                 try:
                     return await do()
                 except self._supported_errors as error:
+                    if attempts is None:
+                        attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
                     pause, reported = attempts.failed(error)
                     if inspect.isawaitable(reported):
                         await reported

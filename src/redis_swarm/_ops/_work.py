@@ -59,9 +59,13 @@ _B32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
 _PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits -> 2 characters
 
 
+# The shifts of each width's pairs, most significant first (every id makes two).
+_SHIFTS = {width: tuple(range(5 * width - 10, -1, -10)) for width in (8, 10)}
+
+
 def _b32(value: int, width: int) -> str:
-    """``value`` in ``width`` (even) base32 digits, most significant first."""
-    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(5 * width - 10, -1, -10))
+    """``value`` in ``width`` (8 or 10) base32 digits, most significant first."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS[width]])
 
 
 class _IdSource:

@@ -9,10 +9,12 @@ output is ever dropped. Finding ids are made here, so a retried report never dup
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
+from .._keys import Keys
 from .._models import Finding, Page, Synthesis, Task, Usage, dumps, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
@@ -94,6 +96,20 @@ def _finding_body(ctx: OpContext, finding: object) -> dict[str, Any]:
     return body
 
 
+@functools.lru_cache(maxsize=1024)
+def _report_keys(k: Keys, queue: str, pass_name: str | None, parent: str | None) -> tuple[str, ...]:
+    """The keys of a report on a task of ``queue`` (of a pass, posted by a shard), made once
+    per handle (``OpContext.keys`` is made once) and route."""
+    keys = [k.tasks, k.counts, k.pass_counts, k.events]
+    keys += [k.pending(queue), k.delayed(queue), k.leases(queue), k.dead(queue)]
+    keys += [k.findings, k.finding_index, k.findings_by("queue", queue)]
+    if pass_name is not None:
+        keys.append(k.findings_by("pass", pass_name))
+    if parent is not None:
+        keys.append(k.findings_by("shard", parent))
+    return tuple(keys)
+
+
 def report(
     ctx: OpContext,
     task_id: str,
@@ -142,22 +158,14 @@ def report(
         body["context_version"] = check_label("context_version", context_version, max_chars=128)
     if usage is not None:
         body["usage"] = usage_body(usage)
-    k = ctx.keys
     q = r.queue
-    keys = [k.tasks, k.counts, k.pass_counts, k.events]
-    keys += [k.pending(q), k.delayed(q), k.leases(q), k.dead(q)]
-    keys += [k.findings, k.finding_index, k.findings_by("queue", q)]
-    if r.pass_name is not None:
-        keys.append(k.findings_by("pass", r.pass_name))
-    if r.parent is not None:
-        keys.append(k.findings_by("shard", r.parent))
-    keys += claiming[0]
+    keys = (*_report_keys(ctx.keys, q, r.pass_name, r.parent), *claiming[0])
     args = (
         ctx.now_arg(), ctx.limits.events_maxlen, task_id, q, tok, fid, dumps(body),
         worker or "", "1" if r.pass_name is not None else "0", "1" if r.parent is not None else "0",
         *claiming[1],
     )  # fmt: skip
-    _outcome, raw, *next_pair = yield Call("task_report", tuple(keys), args)
+    _outcome, raw, *next_pair = yield Call("task_report", keys, args)
     stored = finding_from(raw)
     if stored.task_id != task_id:
         raise Conflict(
