@@ -28,7 +28,7 @@ from redis_swarm import (
     ValidationError,
 )
 from redis_swarm._keys import Keys
-from redis_swarm._models import built
+from redis_swarm._models import Record, built
 
 from ._handles import must, untyped
 from ._raw import command_calls, raw_client, reset_stats, script_calls
@@ -103,6 +103,17 @@ def test_records_decoded_from_replies_are_what_their_constructor_makes(swarm: Sw
     ids = {"id": "f-1", "task_id": "t-1"}
     one, two = built(Finding, ids), built(Finding, ids)
     assert one == two == Finding("f-1", "t-1") and one.extra == {} and one.extra is not two.extra
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked(Record):
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("n must not be negative")
+
+    with pytest.raises(ValueError, match="negative"):  # its own check runs
+        built(Checked, {"n": -1})
 
 
 def test_any_text_survives_the_round_trip(swarm: Swarm) -> None:
