@@ -17,17 +17,26 @@
 -- -priority * 2^39 + seq, exact in a double for |priority| <= 10,000 and seq < 2^39.
 local PRIO_SHIFT = 549755813888
 
--- Integers as exact decimal strings (Lua's own tostring keeps only 14 digits).
+-- Integers as exact decimal strings (Lua's own tostring keeps only 14 digits). '%d' formats
+-- the number as a C long: exact for every integer here (< 2^53) where a long has 64 bits, and a
+-- fraction of the cost of '%.0f' (glibc formats a double with multi-precision arithmetic);
+-- '%.0f' where a long is narrower. A number given to redis.call is formatted too ('%.14g'),
+-- so the scripts give it strings.
+local INT_FMT = string.format('%d', 2^53) == '9007199254740992' and '%d' or '%.0f'
 local function fmt(n)
-  return string.format('%.0f', n)
+  return string.format(INT_FMT, n)
 end
 
 local function load_task(tasks, id)
   local raw = redis.call('HGET', tasks, id)
   if not raw then return nil end
   local t = cjson.decode(raw)
-  for k, v in pairs(t) do
-    if v == cjson.null then t[k] = nil end
+  -- A record written by an older version may hold a null (none); the scan of every field
+  -- runs only when the text has one.
+  if string.find(raw, 'null', 1, true) then
+    for k, v in pairs(t) do
+      if v == cjson.null then t[k] = nil end
+    end
   end
   return t
 end
@@ -54,7 +63,7 @@ end
 -- costs two, not 2k.
 local function bump(K, key, field, n)
   if not K.defer then
-    redis.call('HINCRBY', key, field, n)
+    redis.call('HINCRBY', key, field, fmt(n))
     return
   end
   local fields = K.defer[key]
@@ -72,7 +81,7 @@ local function flush_counts(K)
   for key, fields in pairs(K.defer or {}) do
     written[key] = {}
     for field, n in pairs(fields) do
-      if n ~= 0 then written[key][field] = redis.call('HINCRBY', key, field, n) end
+      if n ~= 0 then written[key][field] = redis.call('HINCRBY', key, field, fmt(n)) end
     end
   end
   K.defer = nil
@@ -94,28 +103,31 @@ local function set_status(K, t, status)
   t.status = status
 end
 
--- Append a task event: the task, its queue and pass, then the given field/value pairs
--- (values converted to strings here, so that a number keeps all its digits).
-local function task_event(K, etype, t, ...)
-  local fields = {'task', t.id, 'queue', t.queue}
-  if t.pass_name then
-    fields[#fields + 1] = 'pass'
-    fields[#fields + 1] = t.pass_name
-  end
-  local extra = {...}
-  for i = 1, select('#', ...), 2 do
-    local value = extra[i + 1]
-    if value ~= nil and value ~= false then
-      if type(value) == 'number' then value = fmt(value) end
-      fields[#fields + 1] = extra[i]
-      fields[#fields + 1] = value
-    end
-  end
-  return emit(K.events, K.maxlen, etype, unpack(fields))
+-- Put the field/value pair k, v at args[n + 1], args[n + 2] unless v is nil or false (a number
+-- as a string, with all its digits); returns the new length.
+local function put_field(args, n, k, v)
+  if v == nil or v == false then return n end
+  if type(v) == 'number' then v = fmt(v) end
+  args[n + 1] = k
+  args[n + 2] = v
+  return n + 2
+end
+
+-- Append a task event: the task, its queue and pass, then up to three field/value pairs
+-- (left out when nil or false). One table, built in place (no varargs copied).
+local function task_event(K, etype, t, k1, v1, k2, v2, k3, v3)
+  local args = {'XADD', K.events, 'MAXLEN', '~', K.maxlen, '*', 'type', etype, 'task', t.id,
+                'queue', t.queue}
+  local n = put_field(args, 12, 'pass', t.pass_name)
+  n = put_field(args, n, k1, v1)
+  n = put_field(args, n, k2, v2)
+  put_field(args, n, k3, v3)
+  return redis.call(unpack(args))
 end
 
 -- Wake-up tokens kept per queue at most: a hint for waiting claims, never the truth.
 local WAKE_CAP = 64
+local WAKE_KEEP = '-64'  -- LTRIM's start: the last WAKE_CAP
 
 -- Push n wake-up tokens (default 1) to a queue's wake list (when the script was given it),
 -- capped: trimmed only when the push took it over the cap (one command, not two).
@@ -124,7 +136,7 @@ local function wake(Q, n)
     local tokens = {}
     for j = 1, math.min(n or 1, WAKE_CAP) do tokens[j] = '1' end
     if redis.call('RPUSH', Q.wake, unpack(tokens)) > WAKE_CAP then
-      redis.call('LTRIM', Q.wake, -WAKE_CAP, -1)
+      redis.call('LTRIM', Q.wake, WAKE_KEEP, '-1')
     end
   end
 end
@@ -157,11 +169,11 @@ local function unlink(Q, t)
   end
 end
 
--- Reclaim up to maxn expired leases of one queue: back to pending (an abandon), or dead when
+-- Reclaim up to maxn expired leases (due by upto, now as a string) of one queue: back to pending (an abandon), or dead when
 -- the task has been abandoned max_abandons times (default_max for tasks stored without one).
 -- Returns how many were reclaimed.
-local function reclaim_expired(K, Q, now, maxn, default_max)
-  local ids = redis.call('ZRANGEBYSCORE', Q.leases, '-inf', fmt(now), 'LIMIT', 0, maxn)
+local function reclaim_expired(K, Q, now, upto, maxn, default_max)
+  local ids = redis.call('ZRANGEBYSCORE', Q.leases, '-inf', upto, 'LIMIT', '0', maxn)
   local n = 0
   for _, id in ipairs(ids) do
     redis.call('ZREM', Q.leases, id)
@@ -189,8 +201,8 @@ local function reclaim_expired(K, Q, now, maxn, default_max)
 end
 
 -- Move up to maxn delayed tasks of one queue whose time has come to pending.
-local function promote_due(K, Q, now, maxn)
-  local ids = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', fmt(now), 'LIMIT', 0, maxn)
+local function promote_due(K, Q, now, upto, maxn)
+  local ids = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', upto, 'LIMIT', '0', maxn)
   for _, id in ipairs(ids) do
     redis.call('ZREM', Q.delayed, id)
     local t = load_task(K.tasks, id)
@@ -205,7 +217,7 @@ end
 -- expiry; nil when none.
 local function next_due(Q, best)
   for _, key in ipairs({Q.delayed, Q.leases}) do
-    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
     if first[2] then
       local at = tonumber(first[2])
       if not best or at < best then best = at end
@@ -268,13 +280,15 @@ local function claim_groups(first, nq)
 end
 
 -- Make each group's queue current before picking from it: reclaim its expired leases and
--- promote its delayed tasks whose time has come. L: expire and promote (the most per queue),
--- default_max (max_abandons of a task stored without one). Returns how many were reclaimed.
+-- promote its delayed tasks whose time has come. L: expire and promote (the most per queue, as
+-- the strings ARGV gave), default_max (max_abandons of a task stored without one). Returns how
+-- many were reclaimed.
 local function refresh_groups(K, groups, now, L)
   local reclaimed = 0
+  local upto = fmt(now)
   for _, Q in ipairs(groups) do
-    reclaimed = reclaimed + reclaim_expired(K, Q, now, L.expire, L.default_max)
-    promote_due(K, Q, now, L.promote)
+    reclaimed = reclaimed + reclaim_expired(K, Q, now, upto, L.expire, L.default_max)
+    promote_due(K, Q, now, upto, L.promote)
   end
   return reclaimed
 end
@@ -283,7 +297,7 @@ end
 local function best_pending(groups)
   local best_id, best_score, best_q = nil, nil, nil
   for _, Q in ipairs(groups) do
-    local first = redis.call('ZRANGE', Q.pending, 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', Q.pending, '0', '0', 'WITHSCORES')
     if first[1] then
       local score = tonumber(first[2])
       if not best_score or score < best_score then
@@ -303,9 +317,9 @@ local function lease_one(K, Q, id, now, C, secret, popped)
   set_status(K, t, 'claimed')
   t.attempts = t.attempts + 1
   t.worker = C.worker
-  t.claims[tostring(t.attempts)] = C.worker
+  t.claims[fmt(t.attempts)] = C.worker
   t.seals = t.seals or {}  -- a task stored before seals existed has none
-  t.seals[tostring(t.attempts)] = seal(secret)
+  t.seals[fmt(t.attempts)] = seal(secret)
   t.claimed_at = now
   local lease_ms = C.lease_ms
   if lease_ms <= 0 then lease_ms = math.floor(t.lease_s * 1000) end
@@ -313,8 +327,8 @@ local function lease_one(K, Q, id, now, C, secret, popped)
   t.lease_deadline = now + lease_ms
   redis.call('ZADD', Q.leases, fmt(t.lease_deadline), t.id)
   local raw = save_task(K.tasks, t)
-  task_event(K, 'task.claimed', t, 'worker', C.worker, 'attempt', t.attempts,
-             'lease_deadline', t.lease_deadline)
+  -- (No lease_deadline: no reader of the event needs it; the task record has it.)
+  task_event(K, 'task.claimed', t, 'worker', C.worker, 'attempt', t.attempts)
   return raw, t.queue
 end
 
@@ -342,11 +356,11 @@ local function settle_wake(groups, m, left, C)
   local Q = groups[1]
   local take = m - (C.woken and 1 or 0)
   if left <= 0 then
-    redis.call('LTRIM', Q.wake, 1, 0)  -- nothing left to claim: every token is stale
+    redis.call('LTRIM', Q.wake, '1', '0')  -- nothing left to claim: every token is stale
   elseif take <= 0 then
     if left >= WAKE_CAP and redis.call('LLEN', Q.wake) == 0 then wake(Q) end
   else
-    local got = redis.call('LPOP', Q.wake, take)
+    local got = redis.call('LPOP', Q.wake, fmt(take))
     if left >= WAKE_CAP and (not got or #got < take) then wake(Q) end
   end
 end
@@ -362,7 +376,7 @@ local function claim_best(K, groups, now, C)
   K.defer = K.defer or {}
   local picks = {}  -- {id, group, popped}
   if #groups == 1 then
-    local popped = redis.call('ZPOPMIN', groups[1].pending, #C.secrets)
+    local popped = redis.call('ZPOPMIN', groups[1].pending, fmt(#C.secrets))
     for i = 1, #popped, 2 do picks[#picks + 1] = {popped[i], groups[1], true} end
   end
   local queue = nil
@@ -380,7 +394,7 @@ local function claim_best(K, groups, now, C)
   local written = flush_counts(K)
   if #out == 0 then
     for _, Q in ipairs(groups) do
-      redis.call('LTRIM', Q.wake, 1, 0)  -- empties it (workers may not DEL)
+      redis.call('LTRIM', Q.wake, '1', '0')  -- empties it (workers may not DEL)
     end
     return out, ids
   end

@@ -19,13 +19,14 @@
 local now = now_ms(ARGV[1])
 local nq = tonumber(ARGV[3])
 local specs = cjson.decode(ARGV[4])
-local out = {fmt(now)}
 local stamp = fmt(now)
+local K = {events = KEYS[7], maxlen = ARGV[2]}
+local out = {stamp}
 -- Counters and sets are updated once per batch, not once per task.
 local qbumps, pbumps, passes, wakes = {}, {}, {}, {}
 -- One increment reserves a posting number for every task of the batch (a task that already
 -- existed leaves a gap: only the order matters).
-local seq = redis.call('HINCRBY', KEYS[5], '#seq', #specs) - #specs
+local seq = redis.call('HINCRBY', KEYS[5], '#seq', fmt(#specs)) - #specs
 local queue_abandons = {}  -- queue -> its max_abandons (the queue's setting, else ARGV[5])
 local function max_abandons_of(queue)
   if not queue_abandons[queue] then
@@ -81,17 +82,12 @@ for i, t in ipairs(specs) do
     if t.dedupe_key then redis.call('HSET', KEYS[4], t.queue .. '|' .. t.dedupe_key, t.id) end
     out[#out + 1] = false
     out[#out + 1] = t.max_abandons
-    if t.pass_name then
-      emit(KEYS[7], ARGV[2], 'task.posted', 'task', t.id, 'queue', t.queue, 'pass', t.pass_name,
-           'status', t.status, 'priority', fmt(t.priority))
-    else
-      emit(KEYS[7], ARGV[2], 'task.posted', 'task', t.id, 'queue', t.queue,
-           'status', t.status, 'priority', fmt(t.priority))
-    end
+    -- (No priority: no reader of the event needs it; the task record has it.)
+    task_event(K, 'task.posted', t, 'status', t.status)
   end
 end
-for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, n) end
-for field, n in pairs(pbumps) do redis.call('HINCRBY', KEYS[6], field, n) end
+for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, fmt(n)) end
+for field, n in pairs(pbumps) do redis.call('HINCRBY', KEYS[6], field, fmt(n)) end
 for pass_id, name in pairs(passes) do redis.call('HSETNX', KEYS[6], pass_id, name) end
 -- One wake-up token per task made pending or delayed, capped (a hint for waiting claims).
 for key, n in pairs(wakes) do wake({wake = key}, n) end

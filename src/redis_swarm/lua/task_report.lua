@@ -103,7 +103,7 @@ if not superseded then
   task_event(K, 'task.completed', t, 'worker', worker, 'attempt', attempt, 'finding', fid)
   if claim_queues > 0 and worker then
     local groups = claim_groups(claim_at + 3, claim_queues)
-    refresh_groups(K, groups, now, {expire = tonumber(ARGV[13]), promote = tonumber(ARGV[14]),
+    refresh_groups(K, groups, now, {expire = ARGV[13], promote = ARGV[14],
                                     default_max = tonumber(ARGV[15])})
     local ids
     next_task, ids = claim_best(K, groups, now, {
