@@ -778,3 +778,25 @@ def test_every_state_change_is_an_event(swarm: Swarm, raw: redis.Redis) -> None:
     fields = events(raw)[-2]
     assert fields["task"] == task.id and fields["queue"] == "q" and fields["pass"] == "P"
     assert fields["worker"] == "w1" and fields["attempt"] == "3"
+
+
+def test_lifecycle_events_keep_what_their_readers_read(swarm: Swarm, raw: redis.Redis) -> None:
+    """task.posted keeps its status (the MCP channel wakes only for a pending task), task.claimed
+    its worker and attempt (the chaos suite matches claims to renewals and expiries); the
+    fields no reader used (priority, lease_deadline: both are in the task) are gone."""
+    swarm.post_task("q", "now", priority=3)
+    swarm.post_task("q", "later", not_before=2**47)
+    task = claimed(swarm)
+    swarm.report(task.id, task.token, {"summary": "ok"}, worker="w1", claim_next="q")
+    tasks = [f for f in events(raw) if f["type"].startswith(("task.", "finding."))]
+    posted, later, claim, completed, reported = tasks
+    assert (posted["type"], posted["status"]) == ("task.posted", "pending")
+    assert later["status"] == "delayed"
+    assert "priority" not in posted
+    assert (claim["type"], claim["worker"], claim["attempt"]) == ("task.claimed", "w1", "1")
+    assert "lease_deadline" not in claim
+    assert (completed["type"], completed["finding"], reported["type"]) == (
+        "task.completed",
+        reported["finding"],
+        "finding.reported",
+    )
