@@ -11,6 +11,7 @@ renew, a dead one to requeue, ...); set-up steps between them go through ``near`
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ._proxy import LatencyProxy
 T = TypeVar("T")
 
 QUEUE = "q"
+WAITED = "waited"  # empty until a waiting claim blocks on it
 PASS = "p"
 A2A_OWNER = "a2a-owner"
 SHARD = "shard"  # owner of the context, parent of the tasks, and the agent asked to synthesise
@@ -66,6 +68,9 @@ BOUNDS: dict[str, int] = {
     "claim (tasks pending)": 1,
     "claim (queue empty)": 1,
     "claim, a batch of 3": 1,
+    # the script finds nothing; the wait and the claim it wakes for go in one pipeline
+    "claim, waiting until a task is posted": 2,
+    "claim, waiting, right after a claim found none": 1,  # it starts with that pipeline
     "renew": 1,
     "report": 1,
     "report, claim_next": 1,  # the report and the next claim in one script
@@ -181,6 +186,15 @@ def prepare(near: Any, scale: Scale) -> None:
         )
 
 
+def post_once_waited_for(near: Any) -> None:
+    """Post a task to WAITED once a client is blocked waiting for one (the far claim)."""
+    deadline = time.monotonic() + 30
+    while int(near.redis.info("clients")["blocked_clients"]) < 1:
+        assert time.monotonic() < deadline, "the waiting claim never blocked"
+        time.sleep(0.005)
+    near.post_task(WAITED, "posted while a claim waits")
+
+
 def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scale: Scale) -> None:
     """Run each core operation once through ``far`` (whose context cache is ``cache``)."""
     meter("ping", far.ping)
@@ -194,6 +208,17 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     assert meter("claim (queue empty)", lambda: far.claim("empty", worker="far")) is None
     batch = meter("claim, a batch of 3", lambda: far.claim(QUEUE, worker="far", n=3))
     assert len(batch) == 3
+    for op in (
+        "claim, waiting until a task is posted",
+        "claim, waiting, right after a claim found none",
+    ):
+        if "after" in op:
+            assert far.claim(WAITED, worker="far") is None
+        poster = threading.Thread(target=post_once_waited_for, args=(near,))
+        poster.start()
+        woken = meter(op, lambda: far.claim(WAITED, worker="far", wait_s=30))
+        poster.join()
+        assert woken is not None and woken.queue == WAITED
     meter("renew", lambda: far.renew(task.id, task.token))
     meter("report", lambda: far.report(task.id, task.token, {"summary": "done far away"}))
     found, following = meter(

@@ -13,6 +13,8 @@ import redis
 
 from redis_swarm import Swarm, Task, TaskSpec
 from redis_swarm._keys import Keys
+from redis_swarm._ops import tasks
+from redis_swarm._protocol import Batch, Call, Cmd
 
 from ._handles import must
 from ._raw import _per_master, command_calls, raw_client, reset_stats, script_calls
@@ -158,3 +160,88 @@ def test_a_claim_after_a_report_that_found_nothing_starts_with_the_wait(
     posted = swarm.post_task("q", "next")
     waiter.join(10)
     assert waiter.task is not None and waiter.task.id == posted.id
+
+
+# --- the wait and the claim it wakes for, in one round trip
+
+
+def test_a_woken_claim_runs_one_script_behind_its_wait(swarm: Swarm, raw: redis.Redis) -> None:
+    """A waiting claim right after a claim that found the queue empty starts with the wait,
+    its script queued behind the BLPOP in the same pipeline: woken, it runs that one script
+    (round trips: tests/_op_costs.py counts them through a proxy)."""
+    assert swarm.claim("q", worker="w1") is None
+    waiter = _Waiter(swarm, "w1")
+    reset_stats(raw)
+    waiter.start()
+    _wait_blocked(raw, 1)
+    posted = swarm.post_task("q", "for the waiter")
+    waiter.join(10)
+    assert waiter.task is not None and waiter.task.id == posted.id
+    calls = command_calls(raw)
+    assert script_calls(calls) == 2 and calls.get("blpop") == 1  # the post and the claim
+    assert not raw.exists(KEYS.wake("q"))  # its token taken by the wait, none left over
+
+
+def test_a_wait_that_times_out_leases_nothing(swarm: Swarm, raw: redis.Redis) -> None:
+    swarm.post_task("other", "not for this waiter")
+    for n in (None, 3):
+        start = time.monotonic()
+        got = swarm.claim("q", worker="w1", wait_s=0.3, n=n)
+        assert got == ([] if n else None)
+        assert 0.25 < time.monotonic() - start < 3
+    assert swarm.queue_stats()["other"]["pending"] == 1
+    assert "q" not in swarm.queue_stats()
+    assert not [e for e in swarm.events() if e.type.value == "task.claimed"]
+    assert raw.llen(KEYS.wake("other")) == 1
+
+
+def test_a_waiting_batch_claim_takes_what_woke_it_and_the_tokens_of_what_it_took(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """n=3 behind a wait: the BLPOP took one token, the script the tokens of the two other
+    tasks it leased; the two tasks left keep theirs."""
+    assert swarm.claim("q", worker="w1", n=3) == []
+    got: list[Task] = []
+    waiter = threading.Thread(
+        target=lambda: got.extend(swarm.claim("q", worker="w1", wait_s=5, n=3))
+    )
+    waiter.start()
+    _wait_blocked(raw, 1)
+    posted = swarm.post_tasks([TaskSpec("q", f"t{i}") for i in range(5)])
+    waiter.join(10)
+    assert [t.id for t in got] == [t.id for t in posted[:3]]
+    assert raw.llen(KEYS.wake("q")) == 2
+    assert swarm.queue_stats()["q"]["pending"] == 2
+
+
+def test_one_task_for_several_waiters_the_others_keep_waiting(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    waiters = [_Waiter(swarm, f"w{i}", wait_s=1.5) for i in range(4)]
+    for w in waiters:
+        w.start()
+    _wait_blocked(raw, 4)
+    posted = swarm.post_task("q", "only one")
+    for w in waiters:
+        w.join(10)
+    winners = [w for w in waiters if w.task is not None]
+    assert len(winners) == 1 and must(winners[0].task).id == posted.id
+    assert winners[0].elapsed < 1.2
+    assert all(w.elapsed >= 1.4 for w in waiters if w.task is None)  # waited to the end
+
+
+def test_a_task_posted_between_two_waits_is_not_missed(swarm: Swarm) -> None:
+    """The claim script that found nothing cleared the wake list, and a task posted before
+    the next wait pushed its token: that wait ends at once, its script takes the task."""
+    op = tasks.claim(swarm._ctx, "q", worker="w1", wait_s=10)
+    first = next(op)
+    assert isinstance(first, Call)  # no hint: the script alone
+    again = op.send(swarm._attempt(first))
+    assert isinstance(again, Batch) and isinstance(again.items[0], Cmd)  # BLPOP, then the script
+    posted = swarm.post_task("q", "between the waits")
+    start = time.monotonic()
+    reply = swarm._attempt(again)
+    with pytest.raises(StopIteration) as done:
+        op.send(reply)
+    assert done.value.value.id == posted.id
+    assert time.monotonic() - start < 2

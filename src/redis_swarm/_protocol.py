@@ -205,9 +205,9 @@ class OpContext:
     # worker -> when (time.monotonic()) this handle's claims last registered it and marked it
     # present (see _ops._work.presence_due)
     presence_sent: dict[str, float] = field(default_factory=dict)
-    # The queues a report's claim_next just found empty: (queues, time.monotonic(), next due
-    # ms or -1, server now ms); the next waiting claim of those queues blocks at once
-    # (see _ops.tasks.claim).
+    # The queues a claim or a report's claim_next just found empty: (queues,
+    # time.monotonic(), next due ms or -1, server now ms); the next waiting claim of those
+    # queues blocks at once (see _ops.tasks.claim).
     idle: tuple[tuple[str, ...], float, int, int] | None = None
     # The key builder of ``settings.swarm``, made once: every operation asks for it.
     _keys: Keys | None = field(default=None, init=False, repr=False, compare=False)

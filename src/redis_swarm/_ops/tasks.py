@@ -351,7 +351,7 @@ def claim_part(
     return keys, [*args, DEFAULT_MAX_ABANDONS, secret, "1" if register else "0"]
 
 
-IDLE_FRESH_S = 1.0  # how long a report's "nothing to claim" spares the next claim's script
+IDLE_FRESH_S = 1.0  # how long a "nothing to claim" spares the next waiting claim's script
 
 
 def note_idle(ctx: OpContext, queues: str | Sequence[str], tail: Sequence[Any]) -> None:
@@ -363,12 +363,16 @@ def note_idle(ctx: OpContext, queues: str | Sequence[str], tail: Sequence[Any]) 
 
 
 def _idle_hint(ctx: OpContext, names: list[str]) -> tuple[int, int] | None:
-    """(next due ms, now ms) when a report through this handle just found ``names`` empty:
-    the claim that follows need not run its script to find it again. Used once."""
+    """(next due ms, now ms) when a claim or a report through this handle just found
+    ``names`` empty: the waiting claim that follows need not run its script alone to find it
+    again. Used once."""
     idle, ctx.idle = ctx.idle, None
-    if idle is None or idle[0] != tuple(names) or time.monotonic() - idle[1] > IDLE_FRESH_S:
+    if idle is None or idle[0] != tuple(names):
         return None
-    return idle[2], idle[3]
+    elapsed = time.monotonic() - idle[1]
+    if elapsed > IDLE_FRESH_S:
+        return None
+    return idle[2], idle[3] + int(elapsed * 1000)  # the server's now moved on since
 
 
 def claim(
@@ -391,10 +395,13 @@ def claim(
     A waiting claim blocks (no polling) with BLPOP on the wake lists of its queues: every
     script that makes a task claimable pushes one token there, so one new task wakes one
     waiter, not all of them. The token is only a hint: the claim script stays the truth, and
-    the wait is cut short when a delayed task or a lease expiry falls due. A waiting claim
-    right after a report whose ``claim_next`` found these queues empty starts with the wait
-    (that script's answer stands for its own: every task made claimable since pushed a
-    token, so the wait ends at once)."""
+    the wait is cut short when a delayed task or a lease expiry falls due. The wait and the
+    claim that follows it go in one pipeline (one round trip): Redis runs the script queued
+    behind the BLPOP as soon as the BLPOP returns, token or timeout. A waiting claim right
+    after a claim or a report (``claim_next``) through this handle found these queues empty
+    starts with that pipeline (that script's answer stands for its own: it cleared their
+    tokens, and every task made claimable since pushed one, so the wait ends at once); a
+    woken claim then costs one round trip, as a worker's BRPOP does."""
     names = _queue_names(queues)
     check_name("worker", worker)
     count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
@@ -403,32 +410,42 @@ def claim(
     keys = _claim_keys(ctx, names)
     wakes = tuple(ctx.keys.wake(q) for q in names)
     deadline = time.monotonic() + wait
-    woken = "0"  # '1' once a wait popped a wake-up token (the script then pops none)
     hint = _idle_hint(ctx, names) if wait > 0 else None
+    # The BLPOP the script follows, in the same round trip (None: the script alone).
+    waiting = None if hint is None else _wait_cmd(ctx, wakes, deadline, *hint)
 
     while True:
-        if hint is not None:
-            (due, now), hint = hint, None
-        else:
-            # Each task keeps its secret's hash: the tokens are only in this reply.
-            lease_secrets = [new_secret() for _ in range(count)]
-            args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
-            limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-            flags = ("1" if presence_due(ctx, worker) else "0", woken)
-            reply = yield Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
-            if reply[0]:
-                tasks = leased(ctx, reply, lease_secrets)
-                return tasks if n is not None else tasks[0]
-            due, now = int(reply[1]), int(reply[2])
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        # Each task keeps its secret's hash: the tokens are only in this reply.
+        lease_secrets = [new_secret() for _ in range(count)]
+        args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
+        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+        # woken: '1' behind a wait, the script being sent before the BLPOP's answer is
+        # known. Right when it popped a token; after a timeout, the script pops one token
+        # fewer than the tasks it takes (when it takes any and leaves some): one spare
+        # token, a wake-up for another waiter that finds the queue as it is. '0' after a
+        # popped token would take another task's token: a waiter asleep with a task pending.
+        flags = ("1" if presence_due(ctx, worker) else "0", "0" if waiting is None else "1")
+        call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
+        reply = (yield call) if waiting is None else (yield Batch((waiting, call)))[1]
+        if reply[0]:
+            tasks = leased(ctx, reply, lease_secrets)
+            return tasks if n is not None else tasks[0]
+        due, now = int(reply[1]), int(reply[2])
+        if deadline - time.monotonic() <= 0:
+            # The next waiting claim of these queues through this handle starts waiting.
+            ctx.idle = (tuple(names), time.monotonic(), due, now)
             return [] if n is not None else None
-        block = min(remaining, block_chunk_s(ctx))
-        if due >= 0:
-            block = min(block, max(0, due - now) / 1000)
-        # BLPOP's timeout 0 means forever: wait at least a millisecond.
-        popped = yield Cmd("BLPOP", *wakes, max(0.001, round(block, 3)))
-        woken = "1" if popped else "0"
+        waiting = _wait_cmd(ctx, wakes, deadline, due, now)
+
+
+def _wait_cmd(ctx: OpContext, wakes: tuple[str, ...], deadline: float, due: int, now: int) -> Cmd:
+    """The BLPOP of a waiting claim: until its deadline, a chunk at most, cut short when
+    something falls due (``due`` ms, -1 for nothing, against the server's ``now``)."""
+    block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
+    if due >= 0:
+        block = min(block, max(0, due - now) / 1000)
+    # BLPOP's timeout 0 means forever: wait at least a millisecond.
+    return Cmd("BLPOP", *wakes, max(0.001, round(block, 3)))
 
 
 def _lease_ms(lease_s: float | None) -> int:
