@@ -15,7 +15,8 @@ DISTS = ("redis-swarm",)
 SETUP = (
     "N processes, each `claim(wait_s=...)` -> no-op -> `report(finding, claim_next=queue)` "
     "(a lease with a fencing token, the finding stored and indexed, the next task leased in "
-    "the same script; a blocking `claim` when there was none), `post_task`"
+    "the same script; a blocking `claim` when there was none, its BLPOP and its script in "
+    "one round trip), `post_task`"
 )
 QUEUE = "bench"
 

@@ -9,6 +9,7 @@ the swarm's invariants and that the change was applied once (one record, one eve
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from redis_swarm import AlreadyCompleted, NotFound, TaskStatus
+from redis_swarm import AlreadyCompleted, NotFound, Swarm, TaskStatus
 from redis_swarm._scripts import function_name, library
 
 from .._handles import make_swarm
@@ -188,6 +189,31 @@ def test_a_claim_whose_reply_is_lost_comes_back_when_its_lease_ends(
     assert proxy.dropped == 1
     assert lossy.get_task(posted.id).status is TaskStatus.CLAIMED
     time.sleep(0.4)
+    again = lossy.claim("q", worker="w1", lease_s=5)
+    assert again is not None and again.id == posted.id and again.attempts == 2
+    lossy.report(again.id, again.token, {"summary": "done once"})
+    summary = check_swarm(raw, "test")
+    assert summary.tasks == Counter({"completed": 1}) and summary.findings == 1
+
+
+def test_a_woken_claim_whose_reply_is_lost_comes_back_when_its_lease_ends(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis, redis_url: str
+) -> None:
+    """A waiting claim sends its wait and its script in one pipeline: a lost reply is the
+    claim's, as above. The pipeline is sent again: its wait times out (the token is gone)
+    and its script finds the task leased; once that lease ends the task is claimable."""
+    assert lossy.claim("q", worker="w1") is None  # so the waiting claim starts with the wait
+    lose_one(proxy, "task_claim")
+    with Swarm(redis_url, swarm="test") as poster:
+        timer = threading.Timer(0.2, lambda: poster.post_task("q", "work"))
+        timer.start()
+        assert lossy.claim("q", worker="w1", lease_s=2, wait_s=0.6) is None
+        timer.join()
+    assert proxy.dropped == 1 and proxy.seen[sha("task_claim")] >= 2
+    (posted,) = lossy.list_tasks(queue="q").items
+    assert posted.status is TaskStatus.CLAIMED and posted.attempts == 1  # the lost lease
+    assert posted.lease_deadline is not None
+    time.sleep(max(0.0, posted.lease_deadline / 1000 - time.time()) + 0.1)
     again = lossy.claim("q", worker="w1", lease_s=5)
     assert again is not None and again.id == posted.id and again.attempts == 2
     lossy.report(again.id, again.token, {"summary": "done once"})
