@@ -800,3 +800,27 @@ def test_lifecycle_events_keep_what_their_readers_read(swarm: Swarm, raw: redis.
         reported["finding"],
         "finding.reported",
     )
+
+
+def test_a_task_stored_by_an_older_version_is_claimed_and_completed(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """A record as older versions wrote it (cjson's shape, a null for a field it had none of,
+    no seals, failures, abandons or max_abandons) is leased and completed by a report that
+    leases the next task, and the one posted now is next."""
+    old = (
+        '{"id":"t-old","queue":"q","description":"from before","priority":0,"max_attempts":3,'
+        '"lease_s":60,"seq":1,"created_at":1000,"attempts":0,"claims":{},"status":"pending",'
+        '"worker":null,"parent":null}'
+    )
+    raw.hset(KEYS.tasks, "t-old", old)
+    raw.zadd(KEYS.pending("q"), {"t-old": 1})
+    raw.hincrby(KEYS.counts, "q|pending", 1)
+    raw.hset(KEYS.counts, "#seq", 1)
+    new = swarm.post_task("q", "from now")
+    task = claimed(swarm)
+    assert (task.id, task.worker, task.failures, task.abandons) == ("t-old", "w1", 0, 0)
+    _, following = swarm.report(task.id, task.token, {"summary": "ok"}, worker="w1", claim_next="q")
+    assert following is not None and following.id == new.id
+    assert swarm.get_task("t-old").status is TaskStatus.COMPLETED
+    assert swarm.queue_stats()["q"]["completed"] == 1

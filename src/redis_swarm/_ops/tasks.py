@@ -178,24 +178,33 @@ def _lease_s(value: object) -> float:
 
 
 def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
+    """The task_post call of a chunk: what the script routes by, and each task's record as JSON
+    without its closing brace (the script closes it with the fields only the server knows, so
+    it decodes and encodes no JSON)."""
     k = ctx.keys
     queues: dict[str, int] = {}
-    passes: dict[str, int] = {}
-    specs = []
-    for fields, _ in chunk:
-        item = dict(fields)
-        item["qi"] = queues.setdefault(fields["queue"], len(queues) + 1)
+    passes: dict[str, tuple[int, str]] = {}  # name -> (its number, its id)
+    per_task: list[Any] = []
+    for fields, data in chunk:
+        qi = queues.setdefault(fields["queue"], len(queues) + 1)
+        get = fields.get
+        pi: int | str = ""
         if "pass_name" in fields:
-            item["pi"] = passes.setdefault(fields["pass_name"], len(passes) + 1)
-        specs.append(item)
+            pi = passes.setdefault(fields["pass_name"], (len(passes) + 1, fields["pass_id"]))[0]
+        per_task += (
+            fields["id"], qi, fields["priority"], get("not_before", ""), get("dedupe_key", ""),
+            get("parent", ""), pi, get("max_abandons", ""), dumps(fields)[:-1], data,
+        )  # fmt: skip
     keys = [k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.events]
     keys += [k.queue_settings]
     for queue in queues:
         keys += [k.pending(queue), k.delayed(queue), k.wake(queue)]
     keys += [k.pass_tasks(name) for name in passes]
-    args = [ctx.now_arg(), ctx.limits.events_maxlen, len(queues), encode_json(specs, "", 2**31)]
-    args += [DEFAULT_MAX_ABANDONS, *(data for _, data in chunk)]
-    return Call("task_post", tuple(keys), tuple(args))
+    args: list[Any] = [ctx.now_arg(), ctx.limits.events_maxlen, len(queues), len(passes)]
+    args += [DEFAULT_MAX_ABANDONS, *queues]
+    for name, (_, pass_id) in passes.items():
+        args += (pass_id, name)
+    return Call("task_post", tuple(keys), (*args, *per_task))
 
 
 def _posted(

@@ -7,83 +7,97 @@
 -- per pass
 -- (No set of queue names: the fields of counts name every queue ever posted to.)
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] n (number of queues)
--- ARGV[4] JSON array of task specs: id, queue, qi (queue group 1..n), description, priority,
---         max_attempts, lease_s, and when set: pi (pass key 1..m), pass_name, pass_id,
---         not_before, dedupe_key, parent, max_abandons
--- ARGV[5] max_abandons of a task that sets none, in a queue that sets none
--- ARGV[6..] each task's data as JSON ('' for none), in the same order
+-- ARGV[4] m (number of passes)  ARGV[5] max_abandons of a task that sets none, in a queue
+-- that sets none  ARGV[6..5+n] the queues' names  then pass_id, pass_name of each pass
+-- then ten per task (STRIDE): id, queue (1..n), priority, not_before ('' none), dedupe_key
+-- ('' none), parent ('' none), pass (1..m, '' none), max_abandons ('' none), the task as a
+-- JSON object of the client's fields (id, queue, description, priority, max_attempts,
+-- lease_s, and those set of pass_name, pass_id, not_before, dedupe_key, parent, max_abandons)
+-- without its closing brace, and its data as JSON ('' for none).
+-- The record stored is the client's object closed with the fields only the server knows (no
+-- JSON decoded or encoded here: a record's numbers cost the most to format).
 -- Returns {now, then per task: false, its max_abandons for a task created now (it is what the
 -- client sent, created at now, with the max_abandons its queue gave it), or its task JSON and
 -- data JSON ('' for none) as stored, when it already existed under the same id, or the same
 -- queue and dedupe key}.
+local STRIDE = 10
 local now = now_ms(ARGV[1])
-local nq = tonumber(ARGV[3])
-local specs = cjson.decode(ARGV[4])
+local nq, np = tonumber(ARGV[3]), tonumber(ARGV[4])
+local first = 6 + nq + 2 * np  -- the first task's arguments
+local count = (#ARGV - first + 1) / STRIDE
 local stamp = fmt(now)
 local K = {events = KEYS[7], maxlen = ARGV[2]}
+local posted = {}  -- the task an event is about: id, queue, pass_name
 local out = {stamp}
 -- Counters and sets are updated once per batch, not once per task.
 local qbumps, pbumps, passes, wakes = {}, {}, {}, {}
 -- One increment reserves a posting number for every task of the batch (a task that already
 -- existed leaves a gap: only the order matters).
-local seq = redis.call('HINCRBY', KEYS[5], '#seq', fmt(#specs)) - #specs
+local seq = redis.call('HINCRBY', KEYS[5], '#seq', fmt(count)) - count
 local queue_abandons = {}  -- queue -> its max_abandons (the queue's setting, else ARGV[5])
 local function max_abandons_of(queue)
   if not queue_abandons[queue] then
-    local set = redis.call('HGET', KEYS[8], queue .. '|max_abandons')
-    queue_abandons[queue] = tonumber(set) or tonumber(ARGV[5])
+    local set = tonumber(redis.call('HGET', KEYS[8], queue .. '|max_abandons'))
+    queue_abandons[queue] = set and fmt(set) or ARGV[5]
   end
   return queue_abandons[queue]
 end
-for i, t in ipairs(specs) do
-  local existing = t.dedupe_key and redis.call('HGET', KEYS[4], t.queue .. '|' .. t.dedupe_key)
-  local pending, delayed = KEYS[6 + 3 * t.qi], KEYS[7 + 3 * t.qi]
-  local wake_key = KEYS[8 + 3 * t.qi]
-  local pass_key = t.pi and KEYS[8 + 3 * nq + t.pi]
-  t.qi = nil
-  t.pi = nil
-  t.seq = seq + i
-  t.created_at = now
-  t.attempts = 0
-  t.failures = 0
-  t.abandons = 0
-  t.claims = {}
-  t.status = (t.not_before and t.not_before > now) and 'delayed' or 'pending'
+for i = 1, count do
+  local b = first + STRIDE * (i - 1)
+  local id, qi = ARGV[b], tonumber(ARGV[b + 1])
+  local queue, dedupe_key, parent, pi = ARGV[5 + qi], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+  local not_before = tonumber(ARGV[b + 3])
+  local status = (not_before and not_before > now) and 'delayed' or 'pending'
+  local existing = dedupe_key ~= '' and redis.call('HGET', KEYS[4], queue .. '|' .. dedupe_key)
+  local max_abandons = ARGV[b + 7]
   if not existing then
-    t.max_abandons = t.max_abandons or max_abandons_of(t.queue)
+    local set_here = ''
+    if max_abandons == '' then
+      max_abandons = max_abandons_of(queue)
+      set_here = ',"max_abandons":' .. max_abandons
+    end
+    local raw = ARGV[b + 8] .. set_here .. ',"seq":' .. fmt(seq + i) .. ',"created_at":' .. stamp
+      .. ',"attempts":0,"failures":0,"abandons":0,"claims":{},"status":"' .. status .. '"}'
     -- Stored only when the id is new: a retried batch finds its tasks (one command, not two).
-    if redis.call('HSETNX', KEYS[1], t.id, cjson.encode(t)) == 0 then existing = t.id end
+    if redis.call('HSETNX', KEYS[1], id, raw) == 0 then existing = id end
   end
   if existing then
     out[#out + 1] = redis.call('HGET', KEYS[1], existing)
     out[#out + 1] = redis.call('HGET', KEYS[2], existing) or ''
   else
-    if t.status == 'delayed' then
-      redis.call('ZADD', delayed, fmt(t.not_before), t.id)
+    local wake_key = KEYS[8 + 3 * qi]
+    if status == 'delayed' then
+      redis.call('ZADD', KEYS[7 + 3 * qi], ARGV[b + 3], id)
     else
-      redis.call('ZADD', pending, pending_score(t), t.id)
+      local score = fmt(-tonumber(ARGV[b + 2]) * PRIO_SHIFT + seq + i)
+      redis.call('ZADD', KEYS[6 + 3 * qi], score, id)
     end
     -- A token for a delayed task too: the waiter it wakes learns when the task falls due.
     wakes[wake_key] = (wakes[wake_key] or 0) + 1
-    local field = t.queue .. '|' .. t.status
+    local field = queue .. '|' .. status
     qbumps[field] = (qbumps[field] or 0) + 1
-    if t.parent then
-      field = shard_field(t.parent, t.status)
+    if parent ~= '' then
+      field = shard_field(parent, status)
       qbumps[field] = (qbumps[field] or 0) + 1
     end
-    if pass_key then
-      passes[t.pass_id] = t.pass_name
-      local pfield = t.pass_id .. '|' .. t.status
+    local pass_name = nil
+    if pi ~= '' then
+      local p = tonumber(pi)
+      local pass_id = ARGV[4 + nq + 2 * p]
+      pass_name = ARGV[5 + nq + 2 * p]
+      passes[pass_id] = pass_name
+      local pfield = pass_id .. '|' .. status
       pbumps[pfield] = (pbumps[pfield] or 0) + 1
-      redis.call('ZADD', pass_key, stamp, t.id)
+      redis.call('ZADD', KEYS[8 + 3 * nq + p], stamp, id)
     end
-    if ARGV[5 + i] ~= '' then redis.call('HSET', KEYS[2], t.id, ARGV[5 + i]) end
-    redis.call('ZADD', KEYS[3], stamp, t.id)
-    if t.dedupe_key then redis.call('HSET', KEYS[4], t.queue .. '|' .. t.dedupe_key, t.id) end
+    if ARGV[b + 9] ~= '' then redis.call('HSET', KEYS[2], id, ARGV[b + 9]) end
+    redis.call('ZADD', KEYS[3], stamp, id)
+    if dedupe_key ~= '' then redis.call('HSET', KEYS[4], queue .. '|' .. dedupe_key, id) end
     out[#out + 1] = false
-    out[#out + 1] = t.max_abandons
+    out[#out + 1] = max_abandons
+    posted.id, posted.queue, posted.pass_name = id, queue, pass_name
     -- (No priority: no reader of the event needs it; the task record has it.)
-    task_event(K, 'task.posted', t, 'status', t.status)
+    task_event(K, 'task.posted', posted, 'status', status)
   end
 end
 for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, fmt(n)) end
