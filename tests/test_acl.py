@@ -190,11 +190,13 @@ def test_worker_reads_contexts(as_user: Any) -> None:
     run(shard, "HSET", K.context_manifests, "shard-1|v1", "{}")
     run(shard, "ZADD", K.context_history("shard-1"), 1, "v1")
     run(shard, "HSET", K.chunk(DIGEST), "data", b"chunk bytes")
+    run(shard, "SET", K.context_copy("shard-1"), b"the current bytes")
     w = as_user("worker")
     assert run(w, "HGET", K.contexts, "shard-1") == b'{"version": "v1"}'
     assert run(w, "HGET", K.context_manifests, "shard-1|v1") == b"{}"
     assert run(w, "ZRANGE", K.context_history("shard-1"), 0, -1) == [b"v1"]
     assert run(w, "HGET", K.chunk(DIGEST), "data") == b"chunk bytes"
+    assert run(w, "GETRANGE", K.context_copy("shard-1"), 4, 10) == b"current"
 
 
 def test_worker_cannot_publish_a_context(as_user: Any) -> None:
@@ -205,6 +207,8 @@ def test_worker_cannot_publish_a_context(as_user: Any) -> None:
     denied(w, "ZADD", K.context_history("shard-1"), 2, "v2")
     denied(w, "HSET", K.chunk(DIGEST), "data", b"x")
     denied(w, "HINCRBY", K.chunk_refs, DIGEST, 1)
+    denied(w, "SET", K.context_copy("shard-1"), b"x")
+    denied(w, "DEL", K.context_copy("shard-1"))
     # nor through a script, declared key or not
     denied(w, "EVAL", "return redis.call('HSET', KEYS[1], 'o', '{}')", 1, K.contexts)
     denied(w, "EVAL", f"return redis.call('HSET', '{K.contexts}', 'o', '{{}}')", 0)
@@ -397,7 +401,8 @@ def test_worker_runs_the_real_operations(as_user: Any) -> None:
     worker = as_user("worker")
     me = worker.register("worker", name="w-1", model="haiku")
     worker.heartbeat(me.id, current_task="t-1")
-    assert worker.get_context("shard-1") == text
+    assert worker.get_context("shard-1") == text  # the pointer and the copy together
+    assert worker.get_context_bytes("shard-1", version=info.version) == text.encode()
     assert worker.context_info("shard-1").version == info.version
     assert [c.owner for c in worker.contexts()] == ["shard-1"]
     assert worker.read_context("shard-1", lines=(10, 11)).text.startswith("line 9:")

@@ -17,7 +17,7 @@ TEXT = "".join(f"{i:05d} a line of a context of several chunks\n" for i in range
 
 
 def test_damage_is_refused_and_the_connection_stays_in_step(server_url: str) -> None:
-    limits = Limits(context_chunk_bytes=1024)
+    limits = Limits(context_chunk_bytes=1024, context_copy_bytes=0)  # the chunks' path
     with Swarm(server_url, swarm="test", limits=limits, cache=ContextCache(max_bytes=0)) as s:
         s.publish_context("damaged", TEXT, source="s")
         s.publish_context("intact", TEXT.upper(), source="s")

@@ -154,7 +154,11 @@ def test_second_get_of_unchanged_context_is_one_small_command(swarm: Swarm, redi
 def test_cold_reader_fetches_and_verifies(swarm: Swarm, redis_url: str) -> None:
     text = _text(3000)
     swarm.publish_context("shard", text, source="s")
-    with Swarm(redis_url, swarm="test", cache=ContextCache(max_bytes=0)) as cold:
+    # A reader that does not look for the copy of the current version: the chunks' path.
+    chunks_only = Limits(context_copy_bytes=0)
+    with Swarm(
+        redis_url, swarm="test", limits=chunks_only, cache=ContextCache(max_bytes=0)
+    ) as cold:
         assert cold.get_context("shard") == text
         # A damaged chunk is detected, never returned.
         with _client(redis_url) as r:
@@ -254,17 +258,33 @@ class _SlowReader(Swarm):
         return reply
 
 
+@pytest.mark.parametrize("copy", [False, True], ids=["chunks", "copy"])
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_readers_never_see_a_mixed_version(
-    kind: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    kind: str, copy: bool, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer republishes 200 different multi-chunk contexts, keeping only the newest,
     while cold readers fetch in a loop: each text read is one whole version. Readers whose
     version is pruned under them retry on the new pointer (counted), or give up with a
-    clear Conflict when the writer keeps outrunning them; never a mixed or truncated text."""
-    limits = Limits(context_chunk_bytes=512, context_versions_kept=1)
-    pruned_under_reader = 0
+    clear Conflict when the writer keeps outrunning them; never a mixed or truncated text.
+    With the copy of the current version kept (``copy``), readers take the pointer and the
+    copy together, and fall back to the chunks when a publish came between them."""
+    limits = Limits(
+        context_chunk_bytes=512,
+        context_versions_kept=1,
+        context_copy_bytes=8 * 1024 if copy else 0,
+    )
+    pruned_under_reader = copied = 0
     fetch = context_store.fetch
+    current = context_store.current
+
+    def counting_current(*args: Any, **kwargs: Any) -> Any:
+        nonlocal copied
+        m, pieces = yield from current(*args, **kwargs)
+        copied += pieces is not None
+        return m, pieces
+
+    monkeypatch.setattr(context_store, "current", counting_current)
 
     def counting_fetch(*args: Any, **kwargs: Any) -> Any:
         nonlocal pruned_under_reader
@@ -320,7 +340,10 @@ def test_readers_never_see_a_mixed_version(
         writer.close()
     assert not errors, errors[0]
     assert len(seen) > 10
-    assert pruned_under_reader > 0
+    if copy:
+        assert copied > 10
+    else:
+        assert pruned_under_reader > 0 and copied == 0
     assert all("republished" in str(e) for e in gave_up)
     assert len(_chunk_keys(redis_url)) <= 8  # only the kept version's chunks remain
     with Swarm(redis_url, swarm="test", limits=limits) as check:
@@ -588,11 +611,13 @@ def test_retried_requests_cannot_drop_a_kept_chunk(server_url: str) -> None:
             keys.chunk_holds,
             keys.holds_publishing,
             keys.holds_releasing,
+            keys.context_copy("o"),
         )
 
         def flip(tok: str) -> Any:
             args = ("o", info.version, prefix[:-1], 0, 3, 100, "new", info.size_bytes, tok)
-            return run_script(s, "context_publish", publish_keys, (*args, 600_000, 256, 60_000))
+            gc_args = (600_000, 256, 60_000)
+            return run_script(s, "context_publish", publish_keys, (*args, *gc_args, "", b""))
 
         before = _holders(server_url)
         assert flip(token)[0] == b"new"  # a replay of the call that published it

@@ -185,4 +185,5 @@ def test_wall_time_is_round_trips_times_the_round_trip(
     for cost in meter.costs:
         floor = cost.round_trips * RTT
         assert cost.seconds >= floor * 0.95, cost
-    assert [c.round_trips for c in meter.costs] == [1, 1, 4, 2, 1]
+    # a cold read: the pointer and the copy of the current version in one round trip
+    assert [c.round_trips for c in meter.costs] == [1, 1, 4, 1, 1]

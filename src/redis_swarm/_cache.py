@@ -28,6 +28,8 @@ __all__ = ["ContextCache"]
 _VERSION = re.compile(r"[0-9a-f]{64}")
 # Values derived from a version (its decoded text, its line index) for the few versions in use.
 _DERIVED_KEPT = 6
+# Owners whose last read version is remembered (``may_hold``).
+_OWNERS_KEPT = 1024
 
 T = TypeVar("T")
 
@@ -66,6 +68,8 @@ class ContextCache:
         self._items: OrderedDict[str, bytes | _Text] = OrderedDict()
         self._size = 0
         self._derived: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        # owner (any string naming one: the swarm's key of it) -> the version last read
+        self._owners: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -127,11 +131,31 @@ class ContextCache:
                 self._derived.popitem(last=False)
         return value
 
+    def read(self, owner: str, version: str) -> None:
+        """Note that ``version`` was read as the current one of ``owner``."""
+        with self._lock:
+            self._owners[owner] = version
+            self._owners.move_to_end(owner)
+            while len(self._owners) > _OWNERS_KEPT:
+                self._owners.popitem(last=False)
+
+    def may_hold(self, owner: str) -> bool:
+        """Whether this cache may hold the current version of ``owner``: the version last
+        read of it is still in memory, or files on disk may hold it. A reader asks for the
+        pointer first only then (the version unchanged, that is all it transfers); else it
+        asks for the pointer and the bytes together."""
+        if self.directory is not None:
+            return True
+        with self._lock:
+            version = self._owners.get(owner)
+            return version is not None and version in self._items
+
     def clear(self) -> None:
         """Forget the in-memory copies (files on disk stay)."""
         with self._lock:
             self._items.clear()
             self._derived.clear()
+            self._owners.clear()
             self._size = 0
 
     def __contains__(self, version: object) -> bool:

@@ -190,6 +190,12 @@ class Keys:
         """ZSET version -> publish time of an owner's kept versions."""
         return self._k("ctx", owner, "history")
 
+    def context_copy(self, owner: str) -> str:
+        """STRING: the bytes of an owner's current version, kept whole beside its chunks when
+        it is small enough (``Limits.context_copy_bytes``), so that a reader can fetch the
+        pointer and them in one round trip; in the swarm's slot, as the pointer."""
+        return self._k("ctx", owner, "current")
+
     @property
     def chunk_refs(self) -> str:
         """HASH chunk digest -> number of kept versions that use it."""

@@ -188,6 +188,10 @@ class Limits:
     max_context_bytes: int = 64 * 1024 * 1024
     max_message_bytes: int = 64 * 1024
     context_chunk_bytes: int = 1024 * 1024
+    # The current version of a context up to this size is also kept whole beside its chunks
+    # (docs/contexts.md: the memory it costs), which lets a reader that lacks it fetch the
+    # pointer and its bytes in one round trip; 0: never (nor does a reader look for it).
+    context_copy_bytes: int = 8 * 1024 * 1024
     context_versions_kept: int = 3
     events_maxlen: int = 100_000
 

@@ -92,13 +92,13 @@ OPERATIONS: dict[str, Uses] = {
         "hget", "chunk_acquire chunk_put chunk_release context_gc context_hold context_publish"
     ),
     "gc": _uses("hkeys hstrlen", "chunk_release context_gc"),
-    "get_context": _uses("hget hmget zrange zrevrange", worker=True),
-    "get_context_bytes": _uses("hget hmget zrange zrevrange", worker=True),
+    "get_context": _uses("getrange hget hmget zrange zrevrange", worker=True),
+    "get_context_bytes": _uses("getrange hget hmget zrange zrevrange", worker=True),
     "context_info": _uses("hget zrange zrevrange", worker=True),
     "context_versions": _uses("hmget zrevrange", worker=True),
     "contexts": _uses("hgetall", worker=True),
     "read_context": _uses("hget hmget zrange zrevrange", worker=True),
-    "search_context": _uses("hget hmget zrange zrevrange", worker=True),
+    "search_context": _uses("getrange hget hmget zrange zrevrange", worker=True),
     # agents
     "register": _uses("", "agent_register", worker=True),
     "heartbeat": _uses("", "agent_heartbeat", worker=True),
@@ -162,7 +162,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "_holds": "hget hset zadd zrangebyscore zrem",
         "context_gc": "hdel hget zrangebyscore zrem",
         "context_hold": "hset zadd",
-        "context_publish": "hdel hget hset zadd zcard zrange zrem zrevrange zscore",
+        "context_publish": "del hdel hget hset set zadd zcard zrange zrem zrevrange zscore",
         "inbox_read": "hdel hget hset xrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
@@ -244,6 +244,7 @@ WORKER_READ_ONLY = frozenset(
         "contexts",
         "context_manifests",
         "context_history",
+        "context_copy",
         "chunk_refs",
         "chunk",
         "chunk_holds",  # the gc journal: publish and gc are a shard's

@@ -28,6 +28,7 @@ __all__ = [
     "cached",
     "check_ref",
     "check_version",
+    "current",
     "decoded",
     "fetch",
     "fetch_whole",
@@ -43,6 +44,10 @@ __all__ = [
 
 # A reader of the current version retries this often when publishes prune it under its feet.
 READ_ATTEMPTS = 5
+# The first piece a reader asks for the copy of the current version in (GETRANGE); each next
+# one is as long as all before it (1, 1, 2, 4 MiB...): hashing one overlaps the transfer of
+# the next, as with chunks, and a copy of up to 8 MiB takes four commands.
+COPY_PIECE = 1024 * 1024
 
 T = TypeVar("T")
 
@@ -240,6 +245,77 @@ def _corrupt(m: Manifest, digest: str) -> SwarmError:
     )
 
 
+# --- the copy of the current version (kept whole beside its chunks: context_publish)
+
+
+def current(ctx: OpContext, owner: str) -> Operation[tuple[Manifest, list[bytes] | None]]:
+    """The current version's manifest and, in the same round trip, its bytes from the copy
+    (in pieces, hashed as they arrive): None when there is no copy, or when it is not the
+    bytes the pointer names (damaged, or a publish came between the reads): then the caller
+    reads the chunks, never these."""
+    keys, limit = ctx.keys, ctx.limits.context_copy_bytes
+    copy = keys.context_copy(owner)
+    cmds = [Cmd("HGET", keys.contexts, owner)]
+    start = 0
+    while start < limit:
+        end = min(limit, max(2 * start, COPY_PIECE))
+        cmds.append(Cmd("GETRANGE", copy, start, end - 1))
+        start = end
+    found = yield Fetch(tuple(cmds), _Copy, limit)
+    if found is None:
+        raise no_context(owner)
+    return found  # type: ignore[no-any-return]
+
+
+class _Copy:
+    """Takes the replies of ``current``: the pointer's manifest, then the copy's pieces,
+    each hashed as it arrives. Its result is the manifest and the pieces when their hash is
+    the version's (None in their place otherwise), or None when there is no context."""
+
+    def __init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        self.m: Manifest | None = None
+        self.error: Exception | None = None
+        self.hasher: _digest.Hasher | None = None
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def take(self, index: int, reply: Any) -> None:
+        if index == 0:
+            self._start()
+            try:
+                self.m = None if reply is None else parse_manifest(reply)
+            except Exception as exc:  # raised by result(): take never raises
+                self.error = exc
+                return
+            if self.m is not None:
+                self.hasher = _digest.hasher(self.m.algorithm)
+            return
+        if self.hasher is None or not isinstance(reply, bytes) or not reply:
+            return
+        assert self.m is not None
+        self.size += len(reply)
+        if self.size > self.m.info.size_bytes:  # not this version's copy: stop hashing
+            self.hasher = None
+            return
+        self.hasher.update(reply)
+        self.pieces.append(reply)
+
+    def result(self) -> tuple[Manifest, list[bytes] | None] | None:
+        if self.error is not None:
+            raise self.error
+        if self.m is None:
+            return None
+        whole = (
+            self.hasher is not None
+            and self.size == self.m.info.size_bytes
+            and self.hasher.hexdigest() == self.m.version
+        )
+        return self.m, self.pieces if whole else None
+
+
 def fetch_whole(ctx: OpContext, m: Manifest) -> Operation[bytes]:
     """Every chunk of a version, checked against its hash as they arrive, joined (and
     cached)."""
@@ -300,20 +376,41 @@ def _loaded(
     from_cache: Callable[[OpContext, str], Operation[T | None]],
     from_chunks: Callable[[OpContext, Manifest, list[bytes]], Operation[T]],
 ) -> Operation[tuple[Manifest, T]]:
+    # A reader that cannot hold the current version asks for its copy with the pointer.
+    together = version is None and _lacks(ctx, owner)
     for _ in range(READ_ATTEMPTS):
-        m = yield from manifest(ctx, owner, version)
+        copy: list[bytes] | None = None
+        if together:
+            together = False  # once: a retry reads the pointer alone
+            m, copy = yield from current(ctx, owner)
+        else:
+            m = yield from manifest(ctx, owner, version)
         found = yield from from_cache(ctx, m.version)
-        if found is not None:
-            return m, found
-        try:
-            # ``fetch`` is looked up on the module at call time, so that a test can wrap it.
-            chunks = yield from fetch(ctx, m, range(len(m.parts)), hash_each=False, whole=True)
-        except ChunkMissing:
-            if version is not None:
-                raise (yield from no_version(ctx, owner, m.version)) from None
-            continue
-        return m, (yield from from_chunks(ctx, m, chunks))
+        if found is None:
+            try:
+                chunks = copy if copy is not None else (yield from _fetch_all(ctx, m))
+            except ChunkMissing:
+                if version is not None:
+                    raise (yield from no_version(ctx, owner, m.version)) from None
+                continue
+            found = yield from from_chunks(ctx, m, chunks)
+        if version is None and ctx.cache is not None:
+            ctx.cache.read(ctx.keys.context_copy(owner), m.version)
+        return m, found
     raise republished(owner)
+
+
+def _fetch_all(ctx: OpContext, m: Manifest) -> Operation[list[bytes]]:
+    # ``fetch`` is looked up on the module at call time, so that a test can wrap it.
+    return (yield from fetch(ctx, m, range(len(m.parts)), hash_each=False, whole=True))
+
+
+def _lacks(ctx: OpContext, owner: str) -> bool:
+    """Whether a reader cannot hold the owner's current version (``ContextCache.may_hold``),
+    so that it looks for the copy with the pointer."""
+    if ctx.limits.context_copy_bytes <= 0:
+        return False
+    return ctx.cache is None or not ctx.cache.may_hold(ctx.keys.context_copy(owner))
 
 
 def _whole_bytes(ctx: OpContext, m: Manifest, chunks: list[bytes]) -> Operation[bytes]:

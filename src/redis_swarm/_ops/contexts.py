@@ -124,7 +124,7 @@ def publish_context(
     if kept is not None:
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         old = store.parse_manifest(kept)
-        flip = yield from _flip(ctx, owner, old, source, media_type, "existing", new_id("p-"))
+        flip = yield from _flip(ctx, owner, old, raw, source, media_type, "existing", new_id("p-"))
         if flip is not None:
             yield store.keep(ctx, version, raw)
             return flip
@@ -133,7 +133,7 @@ def publish_context(
     shape = ContextInfo(
         owner, version, len(raw), (len(raw) + 3) // 4, len(parts), total_lines=total_lines
     )
-    published = yield from _publish_chunks(ctx, shape, parts, stored, source, media_type)
+    published = yield from _publish_chunks(ctx, shape, parts, stored, raw, source, media_type)
     yield store.keep(ctx, version, raw)
     return published
 
@@ -143,11 +143,12 @@ def _publish_chunks(
     shape: ContextInfo,
     parts: Sequence[store.Part],
     stored: dict[str, bytes],
+    raw: bytes,
     source: str,
     media_type: str,
 ) -> Operation[ContextInfo]:
     """Journal a new holder token, add it to the chunks the server has, send the others,
-    then flip: a new version of ``shape`` made of ``parts``."""
+    then flip: a new version of ``shape`` made of ``parts`` (whose bytes are ``raw``)."""
     keys = ctx.keys
     token = new_id("p-")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
@@ -171,7 +172,7 @@ def _publish_chunks(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
             )
         new = store.Manifest(shape, tuple(parts), _digest.CURRENT)
-        published = yield from _flip(ctx, shape.owner, new, source, media_type, "new", token)
+        published = yield from _flip(ctx, shape.owner, new, raw, source, media_type, "new", token)
     except ConnectionFailed:
         # The flip may have happened (its reply lost): keeping the holders can only leak
         # chunks (journaled: gc releases them), dropping them could delete a kept version's.
@@ -197,24 +198,29 @@ def _flip(
     ctx: OpContext,
     owner: str,
     m: store.Manifest,
+    raw: bytes,
     source: str,
     media_type: str,
     mode: Literal["new", "existing"],
     token: str,
 ) -> Operation[ContextInfo | None]:
-    """Run context_publish for the version ``m`` (its hash, sizes, lines and parts); release
-    the holds it hands out (a bounded gc step, the pruned versions' among them). None: the
-    kept version vanished."""
+    """Run context_publish for the version ``m`` (its hash, sizes, lines and parts; its
+    bytes ``raw``); release the holds it hands out (a bounded gc step, the pruned versions'
+    among them). None: the kept version vanished."""
     keys = ctx.keys
     shape, parts = m.info, m.parts
     version = shape.version
+    compressed = any(p.codec for p in parts)
+    # Kept whole when small enough; not when compressed: zstd is used where the link is
+    # slow, and there a copy of the raw bytes would cost a reader more than the chunks.
+    copy = len(raw) <= ctx.limits.context_copy_bytes and not compressed
     manifest: dict[str, Any] = {
         "owner": owner,
         "version": version,
         "size_bytes": shape.size_bytes,
         "tokens_est": shape.tokens_est,
         "chunks": len(parts),
-        "compression": "zstd" if any(p.codec for p in parts) else None,
+        "compression": "zstd" if compressed else None,
         "source": source,
         "media_type": media_type,
         "total_lines": shape.total_lines,
@@ -230,6 +236,7 @@ def _flip(
             keys.context_history(owner),
             keys.events,
             *gcops.holds_keys(keys),
+            keys.context_copy(owner),
         ),
         (
             owner,
@@ -244,6 +251,8 @@ def _flip(
             int(gcops.GC_GRACE_S * 1000),
             gcops.GC_BUDGET,
             gcops.TAKER_MS,
+            "copy" if copy else "",
+            raw if copy else b"",
         ),
     )
     status = store.text_of(reply[0])

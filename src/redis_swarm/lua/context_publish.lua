@@ -12,6 +12,7 @@
 -- KEYS[4]: events (STREAM)
 -- KEYS[5]: chunk_holds (HASH)   KEYS[6]: holds_publishing (ZSET)
 -- KEYS[7]: holds_releasing (ZSET)
+-- KEYS[8]: context_copy(owner) (STRING: the current version's bytes, when kept whole)
 -- ARGV[1]: owner   ARGV[2]: version   ARGV[3]: manifest JSON without its tail (the script
 --          appends ',"holder":TOKEN,"created_at":NOW}')
 -- ARGV[4]: now (0 = server time)   ARGV[5]: versions to keep   ARGV[6]: events maxlen
@@ -21,6 +22,9 @@
 -- ARGV[8]: size in bytes (for the event)   ARGV[9]: the caller's holder token
 -- ARGV[10]: gc grace (ms)   ARGV[11]: gc budget (digests handed out at most)
 -- ARGV[12]: how long the caller has to release what it is handed (ms)
+-- ARGV[13]: 'copy' when ARGV[14] holds the version's bytes, to keep whole beside its chunks
+--           (a reader fetches them with the pointer, in one round trip, and checks them
+--           against the version); '' when none is kept (the old one goes)
 -- returns {status, manifest, then per hold handed out: token, n, n digests}:
 --   status 'new' (the caller's token now holds the version; a retry of a call that did it
 --   changes nothing and returns the manifest alone), 'kept' (the version was kept already
@@ -68,6 +72,12 @@ local manifest = ARGV[3] .. ',"holder":"' .. holder .. '","created_at":'
   .. string.format('%d', now) .. '}'
 redis.call('HSET', KEYS[2], field, manifest)
 redis.call('HSET', KEYS[1], owner, manifest)
+-- The copy changes with the pointer, in this one step: never the bytes of another version.
+if ARGV[13] == 'copy' then
+  redis.call('SET', KEYS[8], ARGV[14])
+else
+  redis.call('DEL', KEYS[8])
+end
 
 -- Publish order: strictly increasing, even for several publishes within one millisecond.
 local order = now
