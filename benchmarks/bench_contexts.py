@@ -4,7 +4,8 @@ For each size (40 KB, 400 KB, 3.2 MB ~ 800K tokens) it measures, in one run agai
 server:
 
 - raw GET        redis-py ``GET`` of the same bytes stored under one key (the floor)
-- cold           ``get_context`` with no cache: pointer + chunks + BLAKE3 check + decode
+- cold           ``get_context`` with no cache: pointer + copy of the current version (one
+                 round trip) + BLAKE3 check + decode
 - cold, zstd     the same for a version stored zstd-compressed (what a remote server gets)
 - warm           ``get_context`` of an unchanged context: one HGET of the pointer
 
@@ -256,8 +257,9 @@ def run(url: str, quick: bool) -> str:
         "## Contexts",
         "",
         "Fetching a whole context by owner, against a redis-py `GET` of the same bytes in the "
-        "same run (the floor: one round trip, no checks). *Cold* = no cache: read the pointer, "
-        "fetch the chunks in one pipeline, check the BLAKE3 content hash, decode UTF-8. "
+        "same run (the floor: one round trip, no checks). *Cold* = no cache: read the pointer "
+        "and the copy of the current version in one pipeline (zstd: the pointer, then the "
+        "chunks in one pipeline), check the BLAKE3 content hash, decode UTF-8. "
         "*Warm* = the "
         "context did not change: one `HGET` of the pointer, the text comes from the "
         "in-process cache. Milliseconds; ratio = p50 / raw GET p50.",
@@ -281,7 +283,7 @@ def run(url: str, quick: bool) -> str:
         "some VMs. Measured again in a child process under `MALLOC_MMAP_THRESHOLD_=134217728 "
         f"MALLOC_TRIM_THRESHOLD_=268435456` it was {tuned['cold']:.2f} ms against "
         f"{tuned['raw']:.2f} ms for the raw GET ({tuned['cold'] / tuned['raw']:.2f}×), "
-        "which is the cost of the work itself (a second round trip, BLAKE3 of 3.2 MB, "
+        "which is the cost of the work itself (BLAKE3 of 3.2 MB, joining the pieces, "
         "decoding).",
         f"- Command: `python benchmarks/bench_contexts.py{' --quick' if quick else ''}` "
         f"({', '.join(f'{rounds[s]} rounds at {lbl}' for lbl, s in SIZES)}).",

@@ -236,11 +236,12 @@ def report(result: SlowLinks) -> str:
             ops,
             "",
             f"A cold fetch of a {mb:.1f} MB context (`get_context` by a reader that lacks the "
-            f"version: the pointer, then every chunk in one batch), published raw and with "
-            f"zstd, through the proxy at {rtt} RTT with the bandwidth capped each way, and on "
-            f"loopback; median of {reps} fetches each, raw and zstd interleaved. Bytes on the "
-            "wire: server to client, as the proxy counted them. zstd (level 3, per 1 MB "
-            f"chunk) stores this text at {result.zstd_share:.0%} of its size (the demo "
+            f"version: raw, the pointer and the copy of the current version in one batch; "
+            f"zstd, which keeps no copy: the pointer, then every chunk in one batch), published "
+            f"raw and with zstd, through the proxy at {rtt} RTT with the bandwidth capped each "
+            f"way, and on loopback; median of {reps} fetches each, raw and zstd interleaved. "
+            "Bytes on the wire: server to client, as the proxy counted them. zstd (level 3, "
+            f"per 1 MB chunk) stores this text at {result.zstd_share:.0%} of its size (the demo "
             f"corpus, real prose: {result.zstd_share_demo:.0%}). "
             'Raw is `compression="never"` '
             '(`publish_context(..., compression="none")`), zstd `compression="always"` '
