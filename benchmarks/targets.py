@@ -166,25 +166,26 @@ def _cold_fetch(by: dict[str, dict[str, Any]]) -> tuple[list[str], str, bool] | 
     def part(prefix: str) -> dict[str, Any] | None:
         return next((r for m, r in by.items() if m.startswith(prefix)), None)
 
-    pointer, b3 = part("the pointer's round trip"), part("BLAKE3")
-    sha, join = part("SHA-256"), part("joining")
+    b3, sha, join = part("BLAKE3"), part("SHA-256"), part("joining")
     extra = []
-    if pointer:
-        extra.append(f"a second round trip for the pointer ({fmt(pointer['p50_ms'])} ms)")
     if b3:
         extra.append(
             f"the BLAKE3 check of the whole text against its version ({fmt(b3['p50_ms'])} ms "
-            "alone; fed each chunk as its reply is read, so part of it overlaps the transfer)"
+            "alone; fed each piece as its reply is read, so part of it overlaps the transfer)"
         )
     if join:
-        extra.append(f"joining the 1 MB chunks ({fmt(join['p50_ms'])} ms)")
-    total = sum(r["p50_ms"] for r in (pointer, b3, join) if r)
+        extra.append(f"joining the pieces ({fmt(join['p50_ms'])} ms for 1 MB ones)")
+    total = sum(r["p50_ms"] for r in (b3, join) if r)
     note = (
-        "- **Cold fetch.** The floor is one GET of one key, decoded. A cold fetch adds "
+        "- **Cold fetch.** The floor is one GET of one key, decoded. A cold fetch is one "
+        "round trip too: the owner's pointer and the copy of its current version, kept whole "
+        "beside the chunks, come in one pipeline (docs/contexts.md), the copy in pieces of "
+        "1, 1, 2 and 4 MiB. It adds "
         + ", ".join(extra)
         + f": {fmt(total)} ms together, against a floor of {fmt(floor['p50_ms'])} ms. "
-        "These buy what the floor lacks: a version is never read half-replaced (the pointer "
-        "names a content hash), damaged data is refused, and chunks spread over a cluster."
+        "These buy what the floor lacks: a version is never read half-replaced (the copy is "
+        "served only when its hash is the version the pointer names, else the chunks are "
+        "read), damaged data is refused."
     )
     if sha and b3:
         note += (
@@ -194,36 +195,38 @@ def _cold_fetch(by: dict[str, dict[str, Any]]) -> tuple[list[str], str, bool] | 
             "faster xxh3-128 would not be (docs/contexts.md says why that matters); versions "
             "published with SHA-256 are still read and checked with SHA-256."
         )
+    # Measured side by side in one process (chrt -f 10, run_all.py's allocator settings),
+    # the copy's read and the chunks' read alternated; not figures of this run.
+    note += (
+        " Reading the pointer and the copy together, instead of the pointer and then the "
+        "chunks, took the round trip out: side by side in one process, each sample of one "
+        "alternated with the other and the floor, medians of 6-10 rounds of 100 samples, load "
+        "4-7: a cold `get_context` of 3.2 MB went from 1.48x to 1.38x the floor beside it and "
+        "from 1.61x to 1.53x in a run where the floor was faster (0.13-0.24 ms less); at 400 KB "
+        "from 1.60x to 1.38x."
+    )
     if not ok:
-        # Measured side by side in one process (chrt -f 10, run_all.py's allocator settings),
-        # against plain redis-py doing the same reads; not figures of this run.
         note += (
-            " What is left is work the floor does not do: one more round trip, one pass of a "
-            "cryptographic hash over every byte, one copy to join the chunks. BLAKE3 goes at "
-            "~8.6 GB/s on this CPU (~0.37 ms for 3.2 MB), about all that 1.3x leaves. Plain "
-            "redis-py doing exactly that work (the pointer's HGET, the chunks' HGETs hashed as "
-            "each is read, a join, a decode) was 1.26-1.50x the floor beside it, a cold "
-            "`get_context` 0.1-0.3 ms above that, and the floor itself moves between ~1.0 and "
-            "~1.45 ms from process to process: across runs the ratio lands between about 1.2x "
-            "and 1.6x. That gap is not in the transfer or the copies: timed inside one run, the "
-            "chunks' pipeline with its hashing took 0.97-1.01 ms in both and the join and decode "
-            "0.20 ms in both; what is left (0.08-0.13 ms) is the Python around them (the "
-            "pointer, the manifest, the operation's steps), ~36 us with warm CPU caches, about "
-            "three times that right after 6 MB of copying. Parsing a manifest went from 14 to "
-            "9.7 us, and the cache keeps a text read as its text alone (it kept the bytes too): "
-            "half the memory, 0-0.1 ms faster, within the noise. Side by side with the code "
-            "before those two, in this benchmark's mix of cases: 1.12-1.44x against 1.22-1.55x "
-            "(nine runs each, load 3-9). Also tried: decoding each chunk as its reply arrives "
-            "(no join of the bytes; joining the str pieces costs the same and the decode did not "
-            "overlap the transfer: 0-0.1 ms slower), copying each chunk into one buffer as it "
-            "arrives (no gain beyond the noise). Tried and not kept before: a Redis function "
-            "that returns the manifest with the "
-            "chunks (one round trip, but Lua copies each chunk twice more: 4.2-4.7x); one 4 MiB "
-            "chunk (no join, but hiredis then grows its buffer for one 3.2 MB reply: the same "
-            "p50); a helper thread fed each chunk as it is read (0.05-0.2 ms faster on an idle "
-            "machine, 0.5-1.3 ms slower at p50 beside two busy processes: the server, the "
-            "reader and the hash want three cores of two); BLAKE3's own threads (~0.13 ms "
-            "faster idle, ~1.5 ms slower busy). So the client hashes on one thread."
+            " What is left is work the floor does not do: one pass of a cryptographic hash "
+            "over every byte (~0.35 ms idle, 0.45-0.55 ms on this loaded machine) and one copy "
+            "to join the pieces (~0.2 ms), less what the pieces save on the transfer (hiredis "
+            "grows its buffer for the floor's one 3.2 MB reply: plain redis-py reading the "
+            "pointer and four pieces took 0.1-0.25 ms less than the one GET), plus ~0.1 ms of "
+            "Python around them (the operation's steps, the manifest, the cache). Plain "
+            "redis-py doing exactly that work (the pipeline, the hash fed as each piece is "
+            "read, the join, the decode) was 1.14-1.31x the floor beside it. Tried and not "
+            "kept: the copy in one reply (no join, but the transfer of one 3.2 MB reply costs "
+            "more: 1.32-1.42x against 1.14-1.31x in plain redis-py), or in 1 MiB pieces up to "
+            "the limit (eight commands, 0.07 ms more for the empty ones); a faster check of "
+            "the copy only (an xxh3-128 in the manifest): a publisher could then name any "
+            "version's hash for bytes of its own and have readers cache them under it, which "
+            "content addressing exists to prevent. Before the copy: decoding each chunk as its "
+            "reply arrives (0-0.1 ms slower), copying each chunk into one buffer as it arrives "
+            "(no gain); a Redis function returning the manifest with the chunks (Lua copies "
+            "each chunk twice more: 4.2-4.7x); a helper thread for the hash (0.5-1.3 ms slower "
+            "at p50 beside two busy processes: the server, the reader and the hash want three "
+            "cores of two); BLAKE3's own threads (~1.5 ms slower busy). So the client hashes "
+            "on one thread."
         )
     return row, note, ok
 
