@@ -114,15 +114,19 @@ class Fetch:
     ``reader``) takes as they arrive, so that checking one overlaps the transfer of the
     next: the sync shell on one server hands each over as it is read. The async shell (whose
     event loop must not hash megabytes) and a cluster send a plain Batch and hand the replies
-    over after, as a ``Compute`` of ``size`` bytes. The reader's ``result()`` comes back."""
+    over after, as a ``Compute`` of ``size`` bytes (None: as many as the replies hold, for
+    reads whose size is not known before). The reader's ``result()`` comes back."""
 
     items: tuple[Cmd, ...]
     reader: Callable[[], Reader]
-    size: int
+    size: int | None
 
     def after(self, replies: list[Any]) -> Compute:
         """The reading of replies already received, as the work of a step."""
-        return Compute(_read_all, (self.reader(), replies), self.size)
+        size = self.size
+        if size is None:
+            size = sum(len(r) for r in replies if isinstance(r, bytes))
+        return Compute(_read_all, (self.reader(), replies), size)
 
 
 def _read_all(reader: Reader, replies: list[Any]) -> Any:

@@ -261,7 +261,8 @@ def current(ctx: OpContext, owner: str) -> Operation[tuple[Manifest, list[bytes]
         end = min(limit, max(2 * start, COPY_PIECE))
         cmds.append(Cmd("GETRANGE", copy, start, end - 1))
         start = end
-    found = yield Fetch(tuple(cmds), _Copy, limit)
+    # Its size is known once it is read: a small one is checked in place by the async shell.
+    found = yield Fetch(tuple(cmds), _Copy, None)
     if found is None:
         raise no_context(owner)
     return found  # type: ignore[no-any-return]
