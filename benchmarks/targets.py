@@ -200,10 +200,13 @@ def _cold_fetch(by: dict[str, dict[str, Any]]) -> tuple[list[str], str, bool] | 
     note += (
         " Reading the pointer and the copy together, instead of the pointer and then the "
         "chunks, took the round trip out: side by side in one process, each sample of one "
-        "alternated with the other and the floor, medians of 6-10 rounds of 100 samples, load "
-        "4-7: a cold `get_context` of 3.2 MB went from 1.48x to 1.38x the floor beside it and "
-        "from 1.61x to 1.53x in a run where the floor was faster (0.13-0.24 ms less); at 400 KB "
-        "from 1.60-1.84x to 1.38-1.56x, at 40 KB from 2.44x to 1.82x (0.11-0.12 ms less)."
+        "alternated with the other (and the floor), medians of rounds of 100 samples, load "
+        "4-7. The two cold `get_context_bytes` of 3.2 MB alone beside a PING: 0.23-0.31 ms "
+        "less per read (five rounds; the PING 0.22-0.25 ms), 0.09 ms less at 40 KB (the PING "
+        "0.11 ms). Against the floor, `get_context` of 3.2 MB went from 1.48x to 1.38x, from "
+        "1.61x to 1.53x and from 1.30x to 1.23x in three runs of 6-10 rounds (the floor moves "
+        "between runs, and the ratio with it); at 400 KB from 1.60-1.84x to 1.38-1.56x, at "
+        "40 KB from 2.44x to 1.82x."
     )
     if not ok:
         note += (
