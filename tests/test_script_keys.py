@@ -48,6 +48,37 @@ local redis = setmetatable({
 }, {__index = _real})
 """
 
+# The library defines its helpers once, at its top (see _scripts): there a ``redis`` local that
+# each call's prologue (CHECK_CALL) replaces with one checking that call's KEYS, so that the
+# helpers and the script follow it. (The real one is the global, read at call time: a library
+# is loaded without ``redis.call``, ``setmetatable`` or ``string``, and registers its
+# functions with the ``redis`` it has then.)
+CHECK_LIBRARY = """
+local function _real_redis() return redis end
+local redis = _real_redis()  -- while loading: the API that registers the functions
+local function _check_keys(keys)
+  local declared = {}
+  for _, k in ipairs(keys) do declared[k] = true end
+  local real = _real_redis()
+  local function check(cmd, ...)
+    local name = string.upper(cmd)
+    if name == 'TIME' then return end
+    local last = (name == 'DEL' or name == 'EXISTS' or name == 'UNLINK') and select('#', ...) or 1
+    for i = 1, last do
+      local key = select(i, ...)
+      if not declared[key] then
+        error('UNDECLARED_KEY ' .. name .. ' ' .. tostring(key) .. ' is not in KEYS')
+      end
+    end
+  end
+  redis = setmetatable({
+    call = function(...) check(...) return real.call(...) end,
+    pcall = function(...) check(...) return real.pcall(...) end,
+  }, {__index = real})
+end
+"""
+CHECK_CALL = "_check_keys(KEYS)\n"
+
 
 @pytest.fixture
 def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
@@ -55,11 +86,14 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     by EVALSHA) runs with the key check."""
     names: set[str] = set()
     real_source, real_names, real_wire = scripts.script_source, scripts.script_names, Scripting.wire
+    real_body, real_helpers = scripts.script_body, scripts.helpers_source
+    builds_a_key = "return redis.call('GET', 'rs:{keys}:' .. ARGV[1])"  # for the check's own test
 
     def checked(name: str) -> str:
-        if name == "builds_a_key":  # for the check's own test
-            return CHECK_KEYS + "return redis.call('GET', 'rs:{keys}:' .. ARGV[1])"
-        return CHECK_KEYS + real_source(name)
+        return CHECK_KEYS + (builds_a_key if name == "builds_a_key" else real_source(name))
+
+    def checked_body(name: str) -> str:
+        return CHECK_CALL + (builds_a_key if name == "builds_a_key" else real_body(name))
 
     def recorded(self: Scripting, item: Cmd | Call) -> tuple[Any, ...]:
         if isinstance(item, Call):
@@ -67,6 +101,8 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
         return real_wire(self, item)
 
     monkeypatch.setattr(scripts, "script_source", checked)
+    monkeypatch.setattr(scripts, "script_body", checked_body)
+    monkeypatch.setattr(scripts, "helpers_source", lambda: CHECK_LIBRARY + real_helpers())
     monkeypatch.setattr(scripts, "script_names", lambda: [*real_names(), "builds_a_key"])
     monkeypatch.setattr(Scripting, "wire", recorded)
     scripts.library.cache_clear()

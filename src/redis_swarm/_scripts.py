@@ -9,7 +9,11 @@ and ``durability="strict"`` does not wait after it).
 
 **The library** (``LIBRARY``, built here from the same files: one place per script). Each
 script becomes the function ``rs_<script>`` of the library ``redis_swarm``: a generated
-wrapper whose body is the script's full source, ``KEYS`` and ``ARGV`` its parameters. The
+wrapper whose body is the script's own file, ``KEYS`` and ``ARGV`` its parameters. The
+prelude and the included helpers are defined once, at the top of the library, when it is
+loaded: inside the wrapper they would be made again by every call (some 40 closures for a
+task script, about as much server work as the rest of the call outside its commands).
+Helpers therefore never read ``KEYS`` or ``ARGV``: a script passes them what they need. The
 library's version is a hash of its sources. Every call passes the version its caller expects
 as its first argument; a library of another version answers ``RS_STALE_LIBRARY`` (and a
 missing one ``Function not found``) without running anything, so a stale or missing library
@@ -50,7 +54,9 @@ __all__ = [
     "evalsha",
     "fcall",
     "function_name",
+    "helpers_source",
     "library",
+    "script_body",
     "script_names",
     "script_sha",
     "script_source",
@@ -69,12 +75,18 @@ def _read(name: str) -> str:
 
 
 @functools.cache
-def script_source(name: str) -> str:
-    """The full source of script ``name`` (prelude included)."""
+def script_body(name: str) -> str:
+    """The script's own file (its helpers, the prelude and its includes, left out)."""
     path = resources.files(__package__) / "lua" / f"{name}.lua"
     if not path.is_file():
         raise KeyError(f"no Lua script named {name!r}")
-    body = path.read_text()
+    return path.read_text()
+
+
+@functools.cache
+def script_source(name: str) -> str:
+    """The full source of script ``name`` (prelude and includes first): what EVALSHA runs."""
+    body = script_body(name)
     parts = [_read("_prelude")]
     parts += [_read(include) for include in _INCLUDE.findall(body)]
     return "\n".join([*parts, body])
@@ -140,17 +152,30 @@ end
 """
 
 
+def helpers_source() -> str:
+    """The library's helpers: the prelude, then every file a script includes (each once, in
+    the order first met)."""
+    names = ["_prelude"]
+    for name in script_names():
+        for include in _INCLUDE.findall(script_body(name)):
+            if include not in names:
+                names.append(include)
+    return "\n".join(_read(name) for name in names)
+
+
 @functools.cache
 def library() -> Library:
     """The library of every script in ``lua/``, versioned by a hash of what it holds."""
+    helpers = helpers_source()
     functions = "".join(
         _FUNCTION.format(
             fn=function_name(name),
-            source=script_source(name),
+            source=script_body(name),
             flags=", ".join(f"'{flag}'" for flag in _flags(name)),
         )
         for name in script_names()
     )
+    functions = helpers + "\n" + functions
     version = hashlib.sha1(functions.encode()).hexdigest()[:16]
     head = _HEAD.format(library=LIBRARY, version=version, stale=STALE_LIBRARY)
     return Library(head + functions, version)

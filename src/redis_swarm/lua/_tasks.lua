@@ -21,9 +21,13 @@ local PRIO_SHIFT = 549755813888
 -- the number as a C long: exact for every integer here (< 2^53) where a long has 64 bits, and a
 -- fraction of the cost of '%.0f' (glibc formats a double with multi-precision arithmetic);
 -- '%.0f' where a long is narrower. A number given to redis.call is formatted too ('%.14g'),
--- so the scripts give it strings.
-local INT_FMT = string.format('%d', 2^53) == '9007199254740992' and '%d' or '%.0f'
+-- so the scripts give it strings. (Chosen at the first call: a library is loaded without the
+-- string library.)
+local INT_FMT = nil
 local function fmt(n)
+  if not INT_FMT then
+    INT_FMT = string.format('%d', 2^53) == '9007199254740992' and '%d' or '%.0f'
+  end
   return string.format(INT_FMT, n)
 end
 
@@ -226,11 +230,12 @@ local function next_due(Q, best)
   return best
 end
 
--- The per-queue keys of the group of four starting at KEYS[i], and the queue's wake list
--- at KEYS[w] when w is given (scripts that never make a task pending do without it).
-local function queue_keys(i, w)
-  return {pending = KEYS[i], delayed = KEYS[i + 1], leases = KEYS[i + 2], dead = KEYS[i + 3],
-          wake = w and KEYS[w] or nil}
+-- The per-queue keys of the group of four starting at keys[i], and the queue's wake list
+-- at keys[w] when w is given (scripts that never make a task pending do without it). keys:
+-- the script's KEYS (a helper is defined once for the library, outside any call's KEYS).
+local function queue_keys(keys, i, w)
+  return {pending = keys[i], delayed = keys[i + 1], leases = keys[i + 2], dead = keys[i + 3],
+          wake = w and keys[w] or nil}
 end
 
 -- A lease's token is 'ATTEMPT.SECRET'. The claiming client chooses the secret (a script's
@@ -269,12 +274,12 @@ end
 
 -- --- claiming (task_claim, and task_report's claim_next)
 
--- The per-queue groups of keys of the queues a claim names: five per queue from KEYS[first].
-local function claim_groups(first, nq)
+-- The per-queue groups of keys of the queues a claim names: five per queue from keys[first].
+local function claim_groups(keys, first, nq)
   local groups = {}
   for g = 1, nq do
     local i = first + 5 * (g - 1)
-    groups[g] = queue_keys(i, i + 4)
+    groups[g] = queue_keys(keys, i, i + 4)
   end
   return groups
 end

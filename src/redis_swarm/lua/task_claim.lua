@@ -22,7 +22,7 @@
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[3], pass_counts = KEYS[4], events = KEYS[5],
            maxlen = ARGV[2]}
-local groups = claim_groups(8, (#KEYS - 7) / 5)
+local groups = claim_groups(KEYS, 8, (#KEYS - 7) / 5)
 local limits = {expire = ARGV[6], promote = ARGV[7],
                 default_max = tonumber(ARGV[8])}
 local reclaimed = refresh_groups(K, groups, now, limits)

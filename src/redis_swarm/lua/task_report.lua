@@ -30,7 +30,7 @@
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
-local Q = queue_keys(5)
+local Q = queue_keys(KEYS, 5)
 local id, fid = ARGV[3], ARGV[6]
 local attempt = nil  -- the reporting lease's attempt; nil: outside any lease
 
@@ -102,7 +102,7 @@ if not superseded then
   t.dead_reason = nil
   task_event(K, 'task.completed', t, 'worker', worker, 'attempt', attempt, 'finding', fid)
   if claim_queues > 0 and worker then
-    local groups = claim_groups(claim_at + 3, claim_queues)
+    local groups = claim_groups(KEYS, claim_at + 3, claim_queues)
     refresh_groups(K, groups, now, {expire = ARGV[13], promote = ARGV[14],
                                     default_max = tonumber(ARGV[15])})
     local ids

@@ -15,7 +15,7 @@
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
-local Q = queue_keys(5, 10)
+local Q = queue_keys(KEYS, 5, 10)
 local action, id, op = ARGV[3], ARGV[4], ARGV[6]
 
 -- Sums a failed run's usage into the task's failed_usage: money spent no finding records.
