@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from benchmarks import contexts, lifecycle, roundtrips, run_all, scale, slow_links
+from benchmarks import contexts, lifecycle, roundtrips, run_all, scale, server_cost, slow_links
 from benchmarks._common import Config, RedisProcess, Stats, context_text, percentile
 from benchmarks.jsonl_bus import JsonlBus
 from benchmarks.seed import SeedSwarm
@@ -83,6 +83,16 @@ def test_roundtrips_are_counted(server: RedisProcess) -> None:
     cold = by[("redis-swarm", "= first cycle (cold cache)")]
     assert 0 < warm.round_trips <= cold.round_trips
     assert "round trips" in roundtrips.report(steps)
+
+
+def test_server_cost_counts_the_commands_of_each_operation(server: RedisProcess) -> None:
+    result = server_cost.child(server.url, 5)
+    assert set(result) == set(server_cost.PHASES)
+    for phase in server_cost.PHASES:
+        assert result[phase]["scripts"] == 1  # one script call per operation
+        assert result[phase]["commands"] > 5  # those it runs, counted
+    table = server_cost.report([Path("tree")], [{Path("tree"): result}], detail=True)
+    assert "report_next | commands" in table and "fcall 1" in table
 
 
 def test_slow_links_benchmark_runs(server: RedisProcess) -> None:
