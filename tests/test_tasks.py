@@ -17,6 +17,7 @@ from redis_swarm import (
     Finding,
     InvalidState,
     LeaseLost,
+    Limits,
     NotFound,
     PayloadTooLarge,
     Swarm,
@@ -669,6 +670,22 @@ def test_bad_tasks_are_refused_and_nothing_is_stored(swarm: Swarm, raw: redis.Re
     with pytest.raises(ValidationError):
         swarm.claim("q", worker="bad worker")
     assert raw.dbsize() == 0
+
+
+def test_a_finding_is_measured_as_encoded(redis_url: str) -> None:
+    """Plain short text skips the trial encoding (it cannot pass the limit); text whose
+    escapes take it past the limit is refused, text just under it is kept."""
+    with Swarm(redis_url, swarm="test", limits=Limits(max_finding_bytes=1_000)) as small:
+        small.post_task("q", "d")
+        small.post_task("q", "e")
+        task = claimed(small)
+        with pytest.raises(PayloadTooLarge):
+            small.report(task.id, task.token, {"summary": "s", "details": '"' * 600})
+        with pytest.raises(PayloadTooLarge):
+            small.report(task.id, task.token, {"summary": "s", "details": "\x01" * 200})
+        assert small.report(task.id, task.token, {"summary": "s", "details": '"' * 480})
+        other = claimed(small)
+        assert small.report(other.id, other.token, {"summary": "ok"}).summary == "ok"
 
 
 def test_bad_findings_are_refused_and_nothing_is_stored(swarm: Swarm, raw: redis.Redis) -> None:
