@@ -16,8 +16,10 @@ from redis_swarm._keys import Keys
 from redis_swarm._ops import tasks
 from redis_swarm._protocol import Batch, Call, Cmd
 
-from ._handles import must
+from ._handles import make_swarm, must
+from ._proxy import LatencyProxy
 from ._raw import _per_master, command_calls, raw_client, reset_stats, script_calls
+from ._servers import RedisServer
 
 KEYS = Keys("test")
 WAKE_CAP = 64  # lua/_tasks.lua
@@ -28,6 +30,12 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     client = raw_client(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def swarm_direct(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
 
 
 def _scripts_run(raw: redis.Redis) -> int:
@@ -245,3 +253,25 @@ def test_a_task_posted_between_two_waits_is_not_missed(swarm: Swarm) -> None:
         op.send(reply)
     assert done.value.value.id == posted.id
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_wait_cut_mid_way_is_sent_again(
+    kind: str, redis_server: RedisServer, swarm_direct: Swarm, raw: redis.Redis
+) -> None:
+    """The connection of a blocked wait drops (a network failure): the client sends the wait
+    and its claim again on a new connection, and a task posted then still wakes it."""
+    with LatencyProxy(redis_server.port or 0) as link:
+        far = make_swarm(kind, link.url)
+        assert far.claim("q", worker="w1") is None  # the waiting claim starts with the wait
+        waiter = _Waiter(far, "w1", wait_s=10)
+        waiter.start()
+        _wait_blocked(raw, 1)
+        link.cut()
+        time.sleep(0.3)  # the server drops its end; the client reconnects and waits again
+        _wait_blocked(raw, 1)
+        posted = swarm_direct.post_task("q", "after the cut")
+        waiter.join(15)
+        far.close()
+    assert waiter.task is not None and waiter.task.id == posted.id
+    assert waiter.elapsed < 8
