@@ -7,7 +7,8 @@ listing every broken invariant:
 - the counters (``Keys.counts``, ``Keys.pass_counts``) agree with the statuses in the tasks
   hash; every pending, delayed, claimed (lease) and dead index entry points to a task in that
   state and queue, with the right score; every task in such a state is in its index, and no
-  task is in two indexes; leases exist only for claimed tasks;
+  task is in two indexes; leases exist only for claimed tasks; a queue's due hint (a field
+  ``due:...`` of ``Keys.counts``) is never after its first lease deadline or delayed task;
 - the task index, task data, dedupe and pass indexes point to stored tasks;
 - a completed task has exactly one current (not superseded) finding, the one it names; an
   open or dead task has none;
@@ -201,9 +202,20 @@ def check_swarm(
     if tasks and int(counts.get("#seq", 0)) < max(seqs):
         problems.append(f"#seq {counts.get('#seq')} is below the highest task seq {max(seqs)}")
 
+    # a queue's due hint (not a counter) is never after its earliest lease deadline or due
+    # delayed task: claims skip the scans until it comes
+    for fieldname, value in counts.items():
+        if not fieldname.startswith("due:"):
+            continue
+        delayed = fieldname.removeprefix("due:")
+        for key in (delayed, delayed.removesuffix(":delayed") + ":leases"):
+            first = client.zrange(key, 0, 0, withscores=True)
+            if first and value > float(first[0][1]):
+                problems.append(f"{fieldname} is {value}, after {key}'s first at {first[0][1]}")
+
     # counters agree with the statuses
     for fieldname, value in counts.items():
-        if fieldname == "#seq":
+        if fieldname == "#seq" or fieldname.startswith("due:"):
             continue
         if value != by_queue.get(fieldname, 0):
             problems.append(

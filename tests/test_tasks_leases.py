@@ -13,7 +13,7 @@ from redis_swarm._keys import Keys
 
 from . import _clock
 from ._clock import FakeClock
-from ._raw import raw_client
+from ._raw import command_calls, raw_client, reset_stats
 
 clock = _clock.clock
 clocked = _clock.clocked
@@ -225,3 +225,61 @@ def test_a_queue_sets_max_abandons_for_the_tasks_posted_to_it(clocked: Any) -> N
     assert [clocked.get_task(t.id).max_abandons for t in (before, *after, own)] == [10, 2, 10, 4]
     with pytest.raises(ValidationError, match="max_abandons"):
         clocked.configure_queue("q", max_abandons=0)
+
+
+def _due(raw: redis.Redis, queue: str = "q") -> int | None:
+    value = raw.hget(KEYS.counts, f"due:{KEYS.delayed(queue)}")
+    return None if value is None else int(value)
+
+
+def test_claims_scan_only_when_a_lease_or_a_delayed_task_can_be_due(
+    clocked: Any, clock: FakeClock, raw: redis.Redis
+) -> None:
+    """The queue's due hint spares a claim its two scans until the first lease can end; then
+    the expired lease is reclaimed as before, and the hint moves to the next one."""
+    for i in range(3):
+        clocked.post_task("q", f"d{i}", lease_s=60)
+    first = clocked.claim("q", worker="alice")  # no hint yet: scans, then sets it
+    assert _due(raw) == first.lease_deadline
+    reset_stats(raw)
+    second = clocked.claim("q", worker="bob")
+    assert command_calls(raw).get("zrangebyscore", 0) == 0  # no scan
+    assert _due(raw) == first.lease_deadline  # bob's lease ends later: the hint stays
+    clocked.report(second.id, second.token, {"summary": "done"})
+    clock.advance(60)
+    again = clocked.claim("q", worker="carol")  # alice's lease has come: scanned, reclaimed
+    assert (again.id, again.attempts) == (first.id, 2)
+    assert command_calls(raw).get("zrangebyscore", 0) == 2  # the leases and the delayed
+    assert _due(raw) == again.lease_deadline
+
+
+def test_what_falls_due_earlier_lowers_the_hint(
+    clocked: Any, clock: FakeClock, raw: redis.Redis
+) -> None:
+    """A shorter renewal, a failure's backoff and a delayed post each lower the hint, so that
+    no claim skips what they made due."""
+    for i in range(3):
+        clocked.post_task("q", f"d{i}", lease_s=60)
+    task = clocked.claim("q", worker="alice")
+    renewed = clocked.renew(task.id, task.token, lease_s=5)
+    assert _due(raw) == renewed.lease_deadline
+    clock.advance(5)
+    back = clocked.claim("q", worker="bob")
+    assert (back.id, back.attempts) == (task.id, 2)  # reclaimed at the shorter deadline
+    failed = clocked.fail(back.id, back.token, "x")  # back in 1 s
+    assert _due(raw) == failed.not_before
+    later = clocked.post_task("q", "soon", not_before=clock.now + 500, priority=5)
+    assert _due(raw) == later.not_before
+    clock.advance(0.5)
+    assert clocked.claim("q", worker="carol").id == later.id  # promoted, the highest priority
+    clock.advance(0.5)
+    assert clocked.claim("q", worker="dave").id == failed.id
+
+
+def test_without_a_hint_a_claim_scans(clocked: Any, clock: FakeClock, raw: redis.Redis) -> None:
+    """A swarm written before the hint existed (or a hint lost) is scanned as before."""
+    clocked.post_task("q", "d", lease_s=10)
+    task = clocked.claim("q", worker="alice")
+    raw.hdel(KEYS.counts, f"due:{KEYS.delayed('q')}")
+    clock.advance(10)
+    assert clocked.claim("q", worker="bob").attempts == task.attempts + 1

@@ -230,6 +230,32 @@ local function next_due(Q, best)
   return best
 end
 
+-- The due hint of a queue (a field of counts): a time before which none of the queue's leases
+-- ends and none of its delayed tasks falls due. A claim reads it (one HGET) and scans the
+-- queue's leases and delayed tasks only once that time has come (two ZRANGEBYSCORE, then two
+-- ZRANGE to set it again), instead of scanning on every claim. It is a lower bound: a lease
+-- that ends early (a report, a release) leaves it earlier than need be, which costs one scan;
+-- whatever adds a lease or a delayed task earlier than it lowers it (lower_due), and it is
+-- set at most DUE_HORIZON after a scan, so that a lease added without lowering it (by a script
+-- of an older version, while an upgrade replaces the library) waits that long at most. No
+-- hint (a swarm written before it existed): scan. Written with HINCRBY (a worker's ACL allows
+-- no other write to counts), from the value read: Q.due_stored (false: none).
+local DUE_HORIZON = 60000
+local function due_field(Q)
+  return 'due:' .. Q.delayed  -- the queue's delayed key: every task script has it
+end
+
+-- Lower the due hint of Q's queue to at (ms) if it is later.
+local function lower_due(K, Q, at)
+  if Q.due_stored == nil then
+    Q.due_stored = tonumber(redis.call('HGET', K.counts, due_field(Q))) or false
+  end
+  if Q.due_stored and at < Q.due_stored then
+    redis.call('HINCRBY', K.counts, due_field(Q), fmt(at - Q.due_stored))
+    Q.due_stored = at
+  end
+end
+
 -- The per-queue keys of the group of four starting at keys[i], and the queue's wake list
 -- at keys[w] when w is given (scripts that never make a task pending do without it). keys:
 -- the script's KEYS (a helper is defined once for the library, outside any call's KEYS).
@@ -290,10 +316,19 @@ end
 -- many were reclaimed.
 local function refresh_groups(K, groups, now, L)
   local reclaimed = 0
-  local upto = fmt(now)
+  local upto = nil
   for _, Q in ipairs(groups) do
-    reclaimed = reclaimed + reclaim_expired(K, Q, now, upto, L.expire, L.default_max)
-    promote_due(K, Q, now, upto, L.promote)
+    local field = due_field(Q)
+    local due = tonumber(redis.call('HGET', K.counts, field))
+    Q.due_stored = due or false
+    if not due or due <= now then  -- something may be due: scan, then set the hint again
+      upto = upto or fmt(now)
+      reclaimed = reclaimed + reclaim_expired(K, Q, now, upto, L.expire, L.default_max)
+      promote_due(K, Q, now, upto, L.promote)
+      local at = math.min(next_due(Q, nil) or math.huge, now + DUE_HORIZON)
+      redis.call('HINCRBY', K.counts, field, fmt(at - (due or 0)))
+      Q.due_stored = at
+    end
   end
   return reclaimed
 end
@@ -331,6 +366,7 @@ local function lease_one(K, Q, id, now, C, secret, popped)
   t.lease_ms = lease_ms  -- the length renewals default to
   t.lease_deadline = now + lease_ms
   redis.call('ZADD', Q.leases, fmt(t.lease_deadline), t.id)
+  lower_due(K, Q, t.lease_deadline)
   local raw = save_task(K.tasks, t)
   -- (No lease_deadline: no reader of the event needs it; the task record has it.)
   task_event(K, 'task.claimed', t, 'worker', C.worker, 'attempt', t.attempts)

@@ -26,7 +26,8 @@ local nq, np = tonumber(ARGV[3]), tonumber(ARGV[4])
 local first = 6 + nq + 2 * np  -- the first task's arguments
 local count = (#ARGV - first + 1) / STRIDE
 local stamp = fmt(now)
-local K = {events = KEYS[7], maxlen = ARGV[2]}
+local K = {events = KEYS[7], maxlen = ARGV[2], counts = KEYS[5]}
+local groups = {}  -- queue number -> its delayed key, as lower_due takes it
 local posted = {}  -- the task an event is about: id, queue, pass_name
 local out = {stamp}
 -- Counters and sets are updated once per batch, not once per task.
@@ -68,6 +69,8 @@ for i = 1, count do
     local wake_key = KEYS[8 + 3 * qi]
     if status == 'delayed' then
       redis.call('ZADD', KEYS[7 + 3 * qi], ARGV[b + 3], id)
+      groups[qi] = groups[qi] or {delayed = KEYS[7 + 3 * qi]}
+      lower_due(K, groups[qi], not_before)
     else
       local score = fmt(-tonumber(ARGV[b + 2]) * PRIO_SHIFT + seq + i)
       redis.call('ZADD', KEYS[6 + 3 * qi], score, id)

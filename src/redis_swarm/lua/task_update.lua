@@ -60,8 +60,10 @@ end
 if action == 'renew' then
   local lease_ms = tonumber(ARGV[8])
   if lease_ms <= 0 then lease_ms = t.lease_ms or math.floor(t.lease_s * 1000) end
+  local before = t.lease_deadline
   t.lease_deadline = now + lease_ms
   redis.call('ZADD', Q.leases, fmt(t.lease_deadline), id)
+  if not before or t.lease_deadline < before then lower_due(K, Q, t.lease_deadline) end
   task_event(K, 'task.renewed', t, 'worker', t.worker, 'attempt', t.attempts,
              'lease_deadline', t.lease_deadline)
 
@@ -97,6 +99,7 @@ elseif action == 'fail' then
     t.not_before = now + delay
     set_status(K, t, 'delayed')
     redis.call('ZADD', Q.delayed, fmt(t.not_before), id)
+    lower_due(K, Q, t.not_before)
     wake(Q)  -- one waiter learns when the retry falls due
     task_event(K, 'task.retried', t, 'attempt', t.attempts, 'not_before', t.not_before)
   end
