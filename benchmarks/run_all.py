@@ -303,13 +303,15 @@ def _lifecycle(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
         [
             "## Peers: the task lifecycle",
             "",
-            f"Post -> claim -> complete of {tasks:,} no-op tasks per run (after a warm-up that "
-            "is not counted), by each library's own worker processes, all on the same "
+            f"Post -> claim -> complete of {tasks:,} no-op tasks per round (after a warm-up "
+            "that is not counted), by each library's own worker processes, all on the same "
             "redis-server in the same run. A no-op task appends one line to a file (when it "
             "started); nothing else. Workers are processes; each library keeps its default "
             "concurrency inside a process (noted below). On 2 cores, 16 worker processes "
-            "mostly measure contention. The third table is Redis's side of the same runs "
-            "(`INFO commandstats` and `INFO cpu` deltas over the throughput run).",
+            f"mostly measure contention. Throughput is the median of up to {lifecycle.ROUNDS} "
+            f"rounds (fewer when a library's rounds have taken {lifecycle.ROUNDS_BUDGET_S:.0f} s; "
+            "every round is in `benchmarks/results/latest.json`). The third table is Redis's "
+            "side of the median round (`INFO commandstats` and `INFO cpu` deltas).",
             "",
             lifecycle.report(results),
             "",
