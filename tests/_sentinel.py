@@ -68,6 +68,22 @@ class LocalSentinel:
             time.sleep(0.1)
         raise RuntimeError(f"sentinels not ready within {timeout:.0f}s: {last}")
 
+    def switch_over(self, timeout: float = 20.0) -> None:
+        """Ask the first sentinel for a switchover (SENTINEL FAILOVER). A sentinel answers
+        NOGOODSLAVE until its own view of the replica (its periodic PING and INFO of it) is
+        fresh, which on a loaded machine can lag what wait_ready saw on the replica itself:
+        asked again until it accepts."""
+        deadline = time.monotonic() + timeout
+        with _client(self.sentinels[0]) as client:
+            while True:
+                try:
+                    client.execute_command("SENTINEL", "FAILOVER", self.service)
+                    return
+                except redis.ResponseError as exc:
+                    if "NOGOODSLAVE" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.2)
+
     def _not_ready(self) -> str:
         try:
             master = self.master_port()

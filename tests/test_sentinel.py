@@ -111,8 +111,7 @@ def test_a_retrying_async_client_survives_a_switchover(sentinel: LocalSentinel) 
         run(swarm, Cmd("DEL", COUNTER))
         bump(swarm, 10)
         old = sentinel.master_port()
-        with sentinel.sentinels[0].client() as client:
-            client.execute_command("SENTINEL", "FAILOVER", "mymaster")
+        sentinel.switch_over()
         deadline = time.monotonic() + 30
         done = 10
         while sentinel.master_port() == old or done < 40:
