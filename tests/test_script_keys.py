@@ -25,29 +25,8 @@ from redis_swarm._transport import Scripting
 from ._a2a_ops import a2a_workload
 from ._handles import must
 
-# Prepended to every script: a local ``redis`` that checks the key of each call (every key
-# of DEL), then forwards to the real one. The prelude's helpers see it too (they follow it).
-CHECK_KEYS = """
-local _declared = {}
-for _, k in ipairs(KEYS) do _declared[k] = true end
-local _real = redis
-local function _check(cmd, ...)
-  local name = string.upper(cmd)
-  if name == 'TIME' then return end
-  local last = (name == 'DEL' or name == 'EXISTS' or name == 'UNLINK') and select('#', ...) or 1
-  for i = 1, last do
-    local key = select(i, ...)
-    if not _declared[key] then
-      error('UNDECLARED_KEY ' .. name .. ' ' .. tostring(key) .. ' is not in KEYS')
-    end
-  end
-end
-local redis = setmetatable({
-  call = function(...) _check(...) return _real.call(...) end,
-  pcall = function(...) _check(...) return _real.pcall(...) end,
-}, {__index = _real})
-"""
-
+# Every script runs with a local ``redis`` that checks the key of each call (every key of
+# DEL) against its KEYS, then forwards to the real one; the prelude's helpers follow it.
 # The library defines its helpers once, at its top (see _scripts): there a ``redis`` local that
 # each call's prologue (CHECK_CALL) replaces with one checking that call's KEYS, so that the
 # helpers and the script follow it. (The real one is the global, read at call time: a library
@@ -78,6 +57,8 @@ local function _check_keys(keys)
 end
 """
 CHECK_CALL = "_check_keys(KEYS)\n"
+# A script run by EVALSHA is self-contained: the same check, made and applied at its top.
+CHECK_KEYS = CHECK_LIBRARY + CHECK_CALL
 
 
 @pytest.fixture
