@@ -16,6 +16,7 @@ from redis_swarm import AsyncSwarm, Swarm
 from ._a2a import OTHER, QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
 from ._cli import Cli
 from ._cluster import LocalCluster, start_cluster
+from ._raw import raw_client
 from ._servers import RedisServer, ServerFactory, server_factory
 
 # The library never reads these, but the faces do: keep the developer's own swarm out of tests.
@@ -59,6 +60,15 @@ def redis_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[Any]:
+    """A plain redis-py client (Redis, or RedisCluster in the cluster variant) on the test's
+    server, replies decoded: to look at the keys the swarm wrote."""
+    client = raw_client(redis_url, decode_responses=True)
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import redis
 from redis_swarm import EventType, Swarm
 from redis_swarm._runner import Runner, RunOptions
 
-from ._raw import command_calls, raw_client, reset_stats, script_calls
+from ._raw import command_calls, reset_stats, script_calls
 
 AGENT = 'cat >/dev/null; echo \'{"summary": "done"}\''
 
@@ -21,13 +21,6 @@ AGENT = 'cat >/dev/null; echo \'{"summary": "done"}\''
 def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
         yield handle
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = raw_client(redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def test_a_slot_reports_and_claims_its_next_task_in_one_call(

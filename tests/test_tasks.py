@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,16 +32,9 @@ from redis_swarm._keys import Keys
 from redis_swarm._models import Record, built
 
 from ._handles import must, untyped
-from ._raw import command_calls, raw_client, reset_stats, script_calls
+from ._raw import command_calls, reset_stats, script_calls
 
 KEYS = Keys("test")
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = raw_client(redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def events(raw: redis.Redis) -> list[dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,18 +12,11 @@ from redis_swarm._keys import Keys
 
 from . import _clock
 from ._clock import FakeClock
-from ._raw import command_calls, raw_client, reset_stats
+from ._raw import command_calls, reset_stats
 
 clock = _clock.clock
 clocked = _clock.clocked
 KEYS = Keys("test")
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = raw_client(redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def test_an_expired_lease_goes_to_another_worker_with_attempt_2(

@@ -18,18 +18,11 @@ from redis_swarm._protocol import Batch, Call, Cmd
 
 from ._handles import make_swarm, must
 from ._proxy import LatencyProxy
-from ._raw import _per_master, command_calls, raw_client, reset_stats, script_calls
+from ._raw import _per_master, command_calls, reset_stats, script_calls
 from ._servers import RedisServer
 
 KEYS = Keys("test")
 WAKE_CAP = 64  # lua/_tasks.lua
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = raw_client(redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 @pytest.fixture
