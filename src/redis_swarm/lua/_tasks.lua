@@ -131,7 +131,7 @@ end
 
 -- Wake-up tokens kept per queue at most: a hint for waiting claims, never the truth.
 local WAKE_CAP = 64
-local WAKE_KEEP = '-64'  -- LTRIM's start: the last WAKE_CAP
+local WAKE_KEEP = '-' .. WAKE_CAP  -- LTRIM's start: the last WAKE_CAP (a string: see fmt)
 
 -- Push n wake-up tokens (default 1) to a queue's wake list (when the script was given it),
 -- capped: trimmed only when the push took it over the cap (one command, not two).
