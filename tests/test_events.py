@@ -165,15 +165,18 @@ def test_follow_events_async(server_url: str) -> None:
                 await s.broadcast("x")
                 await s.register("worker", name="a2")
 
+            # Followed from before the first registration (a time in ms is inclusive): a
+            # cursor taken at the first read could come after it on a loaded machine.
+            since = int(time.time() * 1000)
             task = asyncio.create_task(produce())
-            async for event in s.follow_events(types="agent", block_s=0.5):
+            async for event in s.follow_events(types="agent", since=since, block_s=0.5):
                 got.append(event.fields["agent"])
                 if len(got) == 2:
                     break
             await task
             return got
 
-    assert asyncio.run(main()) == ["a1", "a2"]
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == ["a1", "a2"]
 
 
 def test_follow_events_waits_quietly(server_url: str) -> None:
