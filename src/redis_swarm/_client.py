@@ -28,6 +28,7 @@ from ._connect import (
     async_client,
     async_cluster_retry,
     cluster_retry,
+    direct_sender,
     fcall_routed,
     sync_client,
 )
@@ -335,6 +336,9 @@ class Swarm(_Shell):
     ) -> None:
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
+        # One command at a time goes this way (most operations send one script call); a
+        # pipeline first hands back the connection it keeps (``_give_back``).
+        self._execute, self._give_back = direct_sender(self._redis)
         self._cluster = isinstance(self._redis, RedisCluster)
         if self._cluster:
             fcall_routed(self._redis)
@@ -359,6 +363,7 @@ class Swarm(_Shell):
     def close(self) -> None:
         if self._strict_cluster is not None:
             self._strict_cluster.close()
+        self._give_back()
         self._redis.close()
 
     def __enter__(self) -> Swarm:
@@ -399,12 +404,12 @@ class Swarm(_Shell):
 
     def _send_now(self, request: Request) -> Any:
         if isinstance(request, Cmd):
-            return self._redis.execute_command(*request.args)  # type: ignore[no-untyped-call]
+            return self._execute(*request.args)
         if isinstance(request, Batch):
             return drive(self._exchange(request), self._step, _PLAN_ERRORS)
         # One call (most operations): sent straight away; only an error reply needs the plan.
         try:
-            return self._redis.execute_command(*self._scripting.wire(request))  # type: ignore[no-untyped-call]
+            return self._execute(*self._scripting.wire(request))
         except redis.ResponseError as exc:
             return drive(self._exchange(request, [exc]), self._step, _PLAN_ERRORS)[0]
 
@@ -413,13 +418,14 @@ class Swarm(_Shell):
         alone, several in a pipeline) and return every reply, errors included."""
         if isinstance(step, Load):
             for command in step.commands:
-                self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+                self._execute(*command)
             return None
         if len(step.commands) == 1:
             try:
-                return [self._redis.execute_command(*step.commands[0])]  # type: ignore[no-untyped-call]
+                return [self._execute(*step.commands[0])]
             except redis.ResponseError as exc:
                 return [exc]
+        self._give_back()
         pipe = self._redis.pipeline(transaction=False)
         for command in step.commands:
             pipe.execute_command(*command)
@@ -458,6 +464,7 @@ class Swarm(_Shell):
             return self._attempt(fetch.after(self._attempt(Batch(fetch.items))))
         reader = fetch.reader()
         failed: list[Exception] = []
+        self._give_back()
 
         def take(reply: Any, *, index: int) -> None:
             try:

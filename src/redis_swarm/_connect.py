@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import ssl as _ssl
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import redis.asyncio.cluster
 import redis.asyncio.connection
 import redis.asyncio.retry
 import redis.asyncio.sentinel
+import redis.sentinel
 from redis._parsers.commands import AsyncCommandsParser, CommandsParser
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
@@ -42,6 +45,7 @@ __all__ = [
     "async_cluster_retry",
     "async_node_client",
     "cluster_retry",
+    "direct_sender",
     "fcall_routed",
     "is_permanent",
     "node_client",
@@ -372,6 +376,164 @@ def async_node_client(settings: Settings, host: str, port: int) -> redis.asyncio
         retry=_AsyncRetry(_backoff(), 0, supported_errors=tuple(_RETRY_ON)),
         **_common(settings),
     )
+
+
+# --- single commands, sent without redis-py's per-command machinery
+
+_observability: Callable[[], Any] | None
+try:  # redis-py >= 7 may export metrics (OpenTelemetry) of every command it runs
+    from redis.observability.providers import get_observability_instance as _observability
+except ImportError:  # pragma: no cover - older redis-py: nothing to export
+    _observability = None
+
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+_hiredis_packer: type | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+    from redis.connection import HiredisRespSerializer as _hiredis_packer
+except ImportError:  # pragma: no cover - without hiredis, redis-py packs in Python
+    _hiredis_pack = _hiredis_packer = None
+
+# redis-py < 5.3 wants the command's name (unused) to hand out a connection.
+_POOL_WANTS_NAME = (
+    inspect.signature(redis.ConnectionPool.get_connection).parameters["command_name"].default
+    is inspect.Parameter.empty
+)
+_DIRECT_POOLS = (redis.ConnectionPool, redis.sentinel.SentinelConnectionPool)
+
+
+class _Direct:
+    """What ``Redis.execute_command`` does for one command, minus what costs most of its
+    CPU (three quarters of the instructions of a PING with redis-py 8): the pool's
+    bookkeeping and socket poll at every checkout, the metrics hooks, the closures, the
+    packer's pass over every argument (see ``_packed``).
+
+    A connection taken from the pool is kept for the next command (one per thread sending
+    at once: a free list, whose pop and append are atomic) until a pipeline needs one
+    (``give_back``). What stays as redis-py does it: the client's retry (its backoff; a
+    failed attempt drops the connection, the next reconnects), the health check of a
+    connection idle for ``health_check_interval`` (in ``send_packed_command``), the drop of
+    a connection whose send or read was interrupted (so a kept one never holds a stray
+    reply), the command's response callback, and (redis-py >= 8) the reconnect a server's
+    maintenance notice asks for. A connection idle longer than ``POLL_AFTER_S`` is polled
+    first, as the pool polls at every checkout: one the server closed meanwhile is replaced
+    before the command is sent, not after a failed attempt. A forked child keeps none of its
+    parent's connections. With redis-py's metrics on, commands take ``execute_command``."""
+
+    POLL_AFTER_S = 1.0
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._pool = client.connection_pool
+        self._free: list[tuple[Any, float]] = []  # (connection, when it was last used)
+        _DIRECTS.add(self)
+
+    def forget(self) -> None:
+        """Drop the kept connections without closing them (a forked child's: its parent's)."""
+        self._free = []
+
+    def give_back(self) -> None:
+        """Hand the kept connections back to the pool: before a pipeline, which then takes
+        one of them instead of opening another, and at close (the client's close then
+        closes them). One by one: a command of another thread may meanwhile put its
+        connection in the same list."""
+        while True:
+            try:
+                conn, _ = self._free.pop()
+            except IndexError:
+                return
+            self._pool.release(conn)
+
+    def _checkout(self) -> Any:
+        try:
+            conn, used = self._free.pop()
+        except IndexError:
+            pool = self._pool
+            return pool.get_connection("_") if _POOL_WANTS_NAME else pool.get_connection()
+        if time.monotonic() - used > self.POLL_AFTER_S:
+            try:
+                if conn.can_read():  # a reply nobody asked for, or closed by the server
+                    conn.disconnect()
+            except (redis.ConnectionError, OSError):
+                conn.disconnect()  # the command's own attempts reconnect it
+        return conn
+
+    def execute(self, *args: Any) -> Any:
+        if _observability is not None and _observability().is_enabled():
+            return self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+        conn = self._checkout()
+        try:
+            response = conn.retry.call_with_retry(
+                lambda: _exchange(conn, args), lambda error, *_: conn.disconnect()
+            )
+        finally:
+            if getattr(conn, "should_reconnect", _never)():
+                conn.disconnect()
+                conn.connect()
+            self._free.append((conn, time.monotonic()))
+        callback = self._client.response_callbacks.get(args[0])  # type: ignore[no-untyped-call]
+        return response if callback is None else callback(response)
+
+
+def _exchange(conn: Any, args: tuple[Any, ...]) -> Any:
+    conn.send_packed_command(_packed(conn, args))
+    return conn.read_response()
+
+
+def _packed(conn: Any, args: tuple[Any, ...]) -> Any:
+    """``conn.pack_command(*args)``; where that is hiredis's, hiredis called straight,
+    without the wrapper's Python pass over every argument (a third of a task post's client
+    instructions, with its 31 arguments). That pass splits a first argument holding spaces
+    (such a command takes the wrapper) and turns a bytearray (hiredis refuses it: the
+    wrapper then takes it) or a memoryview (hiredis packs its bytes) into bytes."""
+    if (
+        _hiredis_pack is not None
+        and type(getattr(conn, "_command_packer", None)) is _hiredis_packer
+        and isinstance(args[0], str)
+        and args[0].isidentifier()
+    ):
+        try:
+            return (_hiredis_pack(args),)
+        except TypeError:
+            pass
+    return conn.pack_command(*args)
+
+
+def _never() -> bool:
+    return False
+
+
+def _forget_all() -> None:
+    for direct in list(_DIRECTS):
+        direct.forget()
+
+
+_DIRECTS: weakref.WeakSet[_Direct] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_forget_all)
+
+
+def direct_sender(client: SyncClient) -> tuple[Callable[..., Any], Callable[[], None]]:
+    """How a shell sends one command with ``client``, and how it hands back to the pool the
+    connections that keeps (before a pipeline, and at close): ``_Direct`` for a client of
+    one server as ``sync_client`` builds them (a plain or Sentinel pool, no client-side
+    cache, not a single-connection client, redis-py's own ``execute_command``);
+    ``execute_command`` itself for any other (a cluster, a client given with other
+    choices)."""
+    pool = getattr(client, "connection_pool", None)
+    if (
+        isinstance(client, redis.Redis)
+        and type(client).execute_command is redis.Redis.execute_command
+        and getattr(client, "connection", None) is None
+        and type(pool) in _DIRECT_POOLS
+        and getattr(pool, "cache", None) is None
+    ):
+        direct = _Direct(client)
+        return direct.execute, direct.give_back
+    return client.execute_command, _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 def _socket_path(settings: Settings) -> str:
