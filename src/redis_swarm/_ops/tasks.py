@@ -10,9 +10,10 @@ counters of ``Keys.counts`` and ``Keys.pass_counts`` exact and appends an event.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
 from .._keys import Keys, label_id
@@ -25,7 +26,6 @@ from .._models import (
     Usage,
     built,
     dumps,
-    loads,
 )
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
@@ -87,7 +87,6 @@ BACKOFF_BASE_MS = 1_000  # a failed task waits 1 s, 2 s, 4 s, ... before its nex
 BACKOFF_CAP_MS = 300_000
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
-_TASK_FIELDS = frozenset(Task.__dataclass_fields__)
 _SETTLING = frozenset({"task.completed", "task.dead", "task.cancelled"})
 _SHARD_FIELD = "shard:"  # counts fields shard:NAME|status (a queue name holds no ':')
 
@@ -118,54 +117,118 @@ def _spec(item: object) -> TaskSpec:
     raise ValidationError(f"a task spec must be a TaskSpec or a dict, got {type(item).__name__}")
 
 
-def _prepare(ctx: OpContext, spec: TaskSpec) -> tuple[dict[str, Any], str]:
-    """Validate one spec; return its fields for the script (no None) and its data JSON."""
-    queue = check_name("queue", spec.queue)
-    if not isinstance(spec.description, str) or not spec.description.strip():
+class _Post(NamedTuple):
+    """One task checked and ready to send: what the script is told, and what the Task it
+    returns is made of (None: not set)."""
+
+    id: str
+    queue: str
+    description: str
+    priority: int
+    max_attempts: int
+    lease_s: float
+    pass_name: str | None
+    pass_id: str | None
+    not_before: int | None
+    dedupe_key: str | None
+    parent: str | None
+    # What task_post is told of it after its queue and pass (see task_post.lua): id,
+    # priority, not_before, dedupe_key, parent, max_abandons ('' for none), the stored
+    # record's JSON as the client knows it without its closing brace, its data's JSON.
+    args: tuple[Any, ...]
+
+
+def _prepare(ctx: OpContext, spec: TaskSpec) -> _Post:
+    """Validate one spec (see ``_checked``)."""
+    return _checked(
+        ctx, spec.queue, spec.description, spec.data, spec.pass_name, spec.priority,
+        spec.max_attempts, spec.lease_s, spec.not_before, spec.dedupe_key, spec.parent,
+        spec.max_abandons,
+    )  # fmt: skip
+
+
+def _int_in(kind: str, value: object, lo: int, hi: int) -> int:
+    """``check_number(..., integer=True)`` as a plain int, the common case (a plain int in
+    range) first."""
+    if type(value) is int and lo <= value <= hi:
+        return value
+    return int(check_number(kind, value, lo, hi, integer=True))
+
+
+def _checked(
+    ctx: OpContext,
+    queue: object,
+    description: object,
+    data: Any,
+    pass_name: object,
+    priority: object,
+    max_attempts: object,
+    lease_s: object,
+    not_before: object,
+    dedupe_key: object,
+    parent: object,
+    max_abandons: object,
+) -> _Post:
+    """Validate one task; return what posting it sends and returns. The record is written
+    here as ``dumps`` of its fields (in this order) would write it, without the dict and
+    the encoder's walk: names and ids need no escaping, numbers are plain ints or floats."""
+    queue = check_name("queue", queue)
+    if not isinstance(description, str) or not description.strip():
         raise ValidationError("description must be a non-empty string: say what to do")
-    if not spec.description.isascii():
+    if not description.isascii():
         try:
-            spec.description.encode()
+            description.encode()
         except UnicodeEncodeError:
             raise ValidationError(
                 "description is not valid Unicode text (it holds a lone surrogate): fix it"
             ) from None
-    if len(spec.description) > MAX_DESCRIPTION_CHARS:
+    if len(description) > MAX_DESCRIPTION_CHARS:
         raise PayloadTooLarge(
-            f"the description is {len(spec.description):,} characters; the limit is "
+            f"the description is {len(description):,} characters; the limit is "
             f"{MAX_DESCRIPTION_CHARS:,}: put the material in data or in a context"
         )
-    fields: dict[str, Any] = {
-        "id": new_id("t-"),
-        "queue": queue,
-        "description": spec.description,
-        "priority": int(
-            check_number("priority", spec.priority, -MAX_PRIORITY, MAX_PRIORITY, integer=True)
-        ),
-        "max_attempts": int(
-            check_number("max_attempts", spec.max_attempts, 1, MAX_ATTEMPTS, integer=True)
-        ),
-        "lease_s": _lease_s(spec.lease_s),
-    }
-    if spec.max_abandons is not None:
-        fields["max_abandons"] = _max_abandons(spec.max_abandons)
-    if spec.pass_name is not None:
-        fields["pass_name"] = check_label("pass_name", spec.pass_name)
-        fields["pass_id"] = label_id(spec.pass_name)
-    if spec.not_before is not None:
-        fields["not_before"] = int(
-            check_number("not_before (epoch ms)", spec.not_before, 0, 2**48, integer=True)
-        )
-    if spec.dedupe_key is not None:
-        fields["dedupe_key"] = check_label("dedupe_key", spec.dedupe_key)
-    if spec.parent is not None:
-        fields["parent"] = check_name("parent", spec.parent)
-    data = (
-        ""
-        if spec.data is None
-        else encode_json(spec.data, "task data", ctx.limits.max_task_data_bytes)
-    )
-    return fields, data
+    priority = _int_in("priority", priority, -MAX_PRIORITY, MAX_PRIORITY)
+    max_attempts = _int_in("max_attempts", max_attempts, 1, MAX_ATTEMPTS)
+    lease = _lease_s(lease_s)
+    tid = new_id("t-")
+    parts = [
+        f'{{"id":"{tid}","queue":"{queue}","description":{_json_str(description)},'
+        f'"priority":{priority},"max_attempts":{max_attempts},"lease_s":{_json_num(lease)}'
+    ]
+    abandons = pass_id = None
+    if max_abandons is not None:
+        abandons = _max_abandons(max_abandons)
+        parts.append(f',"max_abandons":{abandons}')
+    if pass_name is not None:
+        pass_name = check_label("pass_name", pass_name)
+        pass_id = label_id(pass_name)
+        parts.append(f',"pass_name":{_json_str(pass_name)},"pass_id":"{pass_id}"')
+    if not_before is not None:
+        not_before = _int_in("not_before (epoch ms)", not_before, 0, 2**48)
+        parts.append(f',"not_before":{not_before}')
+    if dedupe_key is not None:
+        dedupe_key = check_label("dedupe_key", dedupe_key)
+        parts.append(f',"dedupe_key":{_json_str(dedupe_key)}')
+    if parent is not None:
+        parent = check_name("parent", parent)
+        parts.append(f',"parent":"{parent}"')
+    encoded = "" if data is None else encode_json(data, "task data", ctx.limits.max_task_data_bytes)
+    args = (
+        tid, priority, _or_empty(not_before), _or_empty(dedupe_key), _or_empty(parent),
+        _or_empty(abandons), "".join(parts), encoded,
+    )  # fmt: skip
+    return _Post(
+        tid, queue, description, priority, max_attempts, lease, pass_name, pass_id, not_before,
+        dedupe_key, parent, args,
+    )  # fmt: skip
+
+
+# JSON of a string and of a number, as ``dumps`` writes them (its encoder's own functions).
+_json_str = json.encoder.encode_basestring
+
+
+def _json_num(value: float) -> str:
+    return int.__repr__(value) if isinstance(value, int) else float.__repr__(value)
 
 
 def _max_abandons(value: object) -> int:
@@ -177,7 +240,15 @@ def _lease_s(value: object) -> float:
     return int(lease) if float(lease).is_integer() else lease
 
 
-def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
+@functools.lru_cache(maxsize=1024)
+def _post_keys(k: Keys, queue: str) -> tuple[str, ...]:
+    """The keys of a task_post call of one queue and no pass (made once per handle and
+    queue, as ``_queue_group``): every lone post_task sends them."""
+    head = (k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.events)
+    return (*head, k.queue_settings, k.pending(queue), k.delayed(queue), k.wake(queue))
+
+
+def _post_call(ctx: OpContext, chunk: Sequence[_Post]) -> Call:
     """The task_post call of a chunk: what the script routes by, and each task's record as JSON
     without its closing brace (the script closes it with the fields only the server knows, so
     it decodes and encodes no JSON)."""
@@ -185,50 +256,60 @@ def _post_call(ctx: OpContext, chunk: list[tuple[dict[str, Any], str]]) -> Call:
     queues: dict[str, int] = {}
     passes: dict[str, tuple[int, str]] = {}  # name -> (its number, its id)
     per_task: list[Any] = []
-    for fields, data in chunk:
-        qi = queues.setdefault(fields["queue"], len(queues) + 1)
-        get = fields.get
+    for post in chunk:
+        qi = queues.get(post.queue) or queues.setdefault(post.queue, len(queues) + 1)
         pi: int | str = ""
-        if "pass_name" in fields:
-            pi = passes.setdefault(fields["pass_name"], (len(passes) + 1, fields["pass_id"]))[0]
-        per_task += (
-            fields["id"], qi, fields["priority"], get("not_before", ""), get("dedupe_key", ""),
-            get("parent", ""), pi, get("max_abandons", ""), dumps(fields)[:-1], data,
-        )  # fmt: skip
-    keys = [k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.events]
-    keys += [k.queue_settings]
-    for queue in queues:
-        keys += [k.pending(queue), k.delayed(queue), k.wake(queue)]
-    keys += [k.pass_tasks(name) for name in passes]
-    args: list[Any] = [ctx.now_arg(), ctx.limits.events_maxlen, len(queues), len(passes)]
-    args += [DEFAULT_MAX_ABANDONS, *queues]
+        if post.pass_name is not None:
+            pi = passes.setdefault(post.pass_name, (len(passes) + 1, post.pass_id or ""))[0]
+        per_task.append(qi)
+        per_task.append(pi)
+        per_task += post.args
+    names = list(queues)
+    keys = _post_keys(k, names[0])
+    if len(names) > 1 or passes:
+        extra = [key for queue in names[1:] for key in _post_keys(k, queue)[-3:]]
+        keys = (*keys, *extra, *(k.pass_tasks(name) for name in passes))
+    args: list[Any] = [ctx.now_arg(), ctx.limits.events_maxlen, len(names), len(passes)]
+    args += [DEFAULT_MAX_ABANDONS, *names]
     for name, (_, pass_id) in passes.items():
         args += (pass_id, name)
-    return Call("task_post", tuple(keys), (*args, *per_task))
+    return Call("task_post", keys, (*args, *per_task))
 
 
-def _posted(
-    ctx: OpContext, chunk: list[tuple[dict[str, Any], str]], reply: Sequence[Any]
-) -> list[Task]:
+def _or_empty(value: object) -> object:
+    return "" if value is None else value
+
+
+def _posted(ctx: OpContext, chunk: Sequence[_Post], reply: Sequence[Any]) -> list[Task]:
     """The tasks of one posted chunk: built from what was sent, or as stored when the task
     already existed (same id, or same queue and dedupe key); a new task's max_abandons is the
     script's (its queue may set it)."""
     now = int(reply[0])
     tasks: list[Task] = []
-    for (fields, data), stored, second in zip(chunk, reply[1::2], reply[2::2], strict=True):
+    for post, stored, second in zip(chunk, reply[1::2], reply[2::2], strict=True):
         if stored:
             task = task_from(stored, second)
         else:
-            delayed = fields.get("not_before", 0) > now
-            values = {k: v for k, v in fields.items() if k in _TASK_FIELDS}
-            values["max_abandons"] = int(second)
-            values["data"] = loads(data) if data else None
-            values["status"] = TaskStatus.DELAYED if delayed else TaskStatus.PENDING
-            values["created_at"] = now
-            task = built(Task, values)
+            nb = post.not_before
+            task = built(
+                Task,
+                {
+                    "id": post.id, "queue": post.queue, "description": post.description,
+                    "data": _decode(post.args[-1]) if post.args[-1] else None,
+                    "status": TaskStatus.DELAYED if nb is not None and nb > now
+                    else TaskStatus.PENDING,
+                    "pass_name": post.pass_name, "priority": post.priority,
+                    "max_attempts": post.max_attempts, "max_abandons": int(second),
+                    "lease_s": post.lease_s, "created_at": now, "not_before": nb,
+                    "dedupe_key": post.dedupe_key, "parent": post.parent,
+                },
+            )  # fmt: skip
         remember_route(ctx, task)
         tasks.append(task)
     return tasks
+
+
+_decode = json.JSONDecoder().decode
 
 
 def post_tasks(
@@ -236,7 +317,7 @@ def post_tasks(
 ) -> Operation[list[Task]]:
     """Post many tasks: validated first (nothing is stored if one is refused), then stored
     atomically per 1,000 tasks, every chunk pipelined in one round trip."""
-    prepared: list[tuple[dict[str, Any], str]] = []
+    prepared: list[_Post] = []
     for n, item in enumerate(list(specs)):
         try:
             prepared.append(_prepare(ctx, _spec(item)))
@@ -269,11 +350,12 @@ def post_task(
     """Post one task. With a ``dedupe_key`` already used in the queue, the existing task is
     returned and nothing is posted. ``max_attempts`` bounds its failures, ``max_abandons``
     its abandoned leases (None: the queue's setting, else 10)."""
-    spec = TaskSpec(
-        queue, description, data, pass_name, priority, max_attempts, lease_s, not_before,
-        dedupe_key, parent, max_abandons,
+    chunk = (
+        _checked(
+            ctx, queue, description, data, pass_name, priority, max_attempts, lease_s,
+            not_before, dedupe_key, parent, max_abandons,
+        ),
     )  # fmt: skip
-    chunk = [_prepare(ctx, spec)]
     reply = yield _post_call(ctx, chunk)
     return _posted(ctx, chunk, reply)[0]
 

@@ -9,10 +9,10 @@
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] n (number of queues)
 -- ARGV[4] m (number of passes)  ARGV[5] max_abandons of a task that sets none, in a queue
 -- that sets none  ARGV[6..5+n] the queues' names  then pass_id, pass_name of each pass
--- then ten per task (STRIDE): id, queue (1..n), priority, not_before ('' none), dedupe_key
--- ('' none), parent ('' none), pass (1..m, '' none), max_abandons ('' none), the task as a
+-- then ten per task (STRIDE): queue (1..n), pass (1..m, '' none), id, priority, not_before
+-- ('' none), dedupe_key ('' none), parent ('' none), max_abandons ('' none), the task as a
 -- JSON object of the client's fields (id, queue, description, priority, max_attempts,
--- lease_s, and those set of pass_name, pass_id, not_before, dedupe_key, parent, max_abandons)
+-- lease_s, and those set of max_abandons, pass_name, pass_id, not_before, dedupe_key, parent)
 -- without its closing brace, and its data as JSON ('' for none).
 -- The record stored is the client's object closed with the fields only the server knows (no
 -- JSON decoded or encoded here: a record's numbers cost the most to format).
@@ -34,27 +34,25 @@ local out = {stamp}
 local qbumps, pbumps, passes, wakes = {}, {}, {}, {}
 -- One increment reserves a posting number for every task of the batch (a task that already
 -- existed leaves a gap: only the order matters).
-local seq = redis.call('HINCRBY', KEYS[5], '#seq', fmt(count)) - count
+local seq = redis.call('HINCRBY', KEYS[5], '#seq', count == 1 and '1' or fmt(count)) - count
 local queue_abandons = {}  -- queue -> its max_abandons (the queue's setting, else ARGV[5])
-local function max_abandons_of(queue)
-  if not queue_abandons[queue] then
-    local set = tonumber(redis.call('HGET', KEYS[8], queue .. '|max_abandons'))
-    queue_abandons[queue] = set and fmt(set) or ARGV[5]
-  end
-  return queue_abandons[queue]
-end
 for i = 1, count do
   local b = first + STRIDE * (i - 1)
-  local id, qi = ARGV[b], tonumber(ARGV[b + 1])
-  local queue, dedupe_key, parent, pi = ARGV[5 + qi], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
-  local not_before = tonumber(ARGV[b + 3])
+  local qi, pi, id = tonumber(ARGV[b]), ARGV[b + 1], ARGV[b + 2]
+  local queue, dedupe_key, parent = ARGV[5 + qi], ARGV[b + 5], ARGV[b + 6]
+  local not_before = tonumber(ARGV[b + 4])
   local status = (not_before and not_before > now) and 'delayed' or 'pending'
   local existing = dedupe_key ~= '' and redis.call('HGET', KEYS[4], queue .. '|' .. dedupe_key)
   local max_abandons = ARGV[b + 7]
   if not existing then
     local set_here = ''
     if max_abandons == '' then
-      max_abandons = max_abandons_of(queue)
+      max_abandons = queue_abandons[queue]
+      if not max_abandons then
+        local set = tonumber(redis.call('HGET', KEYS[8], queue .. '|max_abandons'))
+        max_abandons = set and fmt(set) or ARGV[5]
+        queue_abandons[queue] = max_abandons
+      end
       set_here = ',"max_abandons":' .. max_abandons
     end
     local raw = ARGV[b + 8] .. set_here .. ',"seq":' .. fmt(seq + i) .. ',"created_at":' .. stamp
@@ -68,11 +66,11 @@ for i = 1, count do
   else
     local wake_key = KEYS[8 + 3 * qi]
     if status == 'delayed' then
-      redis.call('ZADD', KEYS[7 + 3 * qi], ARGV[b + 3], id)
+      redis.call('ZADD', KEYS[7 + 3 * qi], ARGV[b + 4], id)
       groups[qi] = groups[qi] or {delayed = KEYS[7 + 3 * qi]}
       lower_due(K, groups[qi], not_before)
     else
-      local score = fmt(-tonumber(ARGV[b + 2]) * PRIO_SHIFT + seq + i)
+      local score = fmt(-tonumber(ARGV[b + 3]) * PRIO_SHIFT + seq + i)
       redis.call('ZADD', KEYS[6 + 3 * qi], score, id)
     end
     -- A token for a delayed task too: the waiter it wakes learns when the task falls due.
@@ -103,7 +101,8 @@ for i = 1, count do
     task_event(K, 'task.posted', posted, 'status', status)
   end
 end
-for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, fmt(n)) end
+-- (A count of 1, the most common, needs no formatting.)
+for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, n == 1 and '1' or fmt(n)) end
 for field, n in pairs(pbumps) do redis.call('HINCRBY', KEYS[6], field, fmt(n)) end
 for pass_id, name in pairs(passes) do redis.call('HSETNX', KEYS[6], pass_id, name) end
 -- One wake-up token per task made pending or delayed, capped (a hint for waiting claims).
