@@ -128,13 +128,14 @@ class Record:
 _UNSET: Any = object()  # a field with no default, in the templates of ``built``
 
 
-_Template = tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...]]
+_Template = tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...], bool]
 _TEMPLATES: dict[type[Record], _Template] = {}
 
 
 def _template(cls: type[Record]) -> _Template:
     """Every field of ``cls`` in order with its default (``_UNSET``: none), the fields with
-    no default, and (name, factory) for the fields made by a default factory."""
+    no default, (name, factory) for the fields made by a default factory, and whether the
+    class has a ``__post_init__``."""
     found = _TEMPLATES.get(cls)
     if found is not None:
         return found
@@ -146,7 +147,8 @@ def _template(cls: type[Record]) -> _Template:
             factories.append((f.name, f.default_factory))
         elif f.default is dataclasses.MISSING:
             required.append(f.name)
-    found = _TEMPLATES[cls] = (template, tuple(required), tuple(factories))
+    post_init = hasattr(cls, "__post_init__")
+    found = _TEMPLATES[cls] = (template, tuple(required), tuple(factories), post_init)
     return found
 
 
@@ -156,13 +158,16 @@ def built(cls: type[R], values: dict[str, Any]) -> R:
     dearest step of decoding one); this fills the instance's dict at once, in field order.
     A record with a ``__post_init__`` (none yet) and an unknown or missing field take
     ``cls(**values)``, whose checks and TypeError then run as written."""
-    if hasattr(cls, "__post_init__"):
+    template, required, factories, post_init = _TEMPLATES.get(cls) or _template(cls)
+    if post_init:
         return cls(**values)
-    template, required, factories = _template(cls)
     state = template.copy()
     state.update(values)
-    if len(state) != len(template) or any(state[name] is _UNSET for name in required):
+    if len(state) != len(template):
         return cls(**values)
+    for name in required:
+        if state[name] is _UNSET:
+            return cls(**values)
     for name, factory in factories:
         if name not in values:
             state[name] = factory()

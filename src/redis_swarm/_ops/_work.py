@@ -59,13 +59,13 @@ _B32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
 _PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits -> 2 characters
 
 
-# The shifts of each width's pairs, most significant first (every id makes two).
-_SHIFTS = {width: tuple(range(5 * width - 10, -1, -10)) for width in (8, 10)}
+# The shifts of the pairs of 10 digits, most significant first.
+_SHIFTS = tuple(range(40, -1, -10))
 
 
-def _b32(value: int, width: int) -> str:
-    """``value`` in ``width`` (8 or 10) base32 digits, most significant first."""
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS[width]])
+def _b32(value: int) -> str:
+    """``value`` (< 2**50) in 10 base32 digits, most significant first."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 class _IdSource:
@@ -82,6 +82,7 @@ class _IdSource:
         self._lock = threading.Lock()
         self._ms = 0
         self._rand = 0
+        self._ms_text = (-1, "")  # the last millisecond written, and as written
 
     def new(self, prefix: str) -> str:
         ms = time.time_ns() // 1_000_000
@@ -93,7 +94,15 @@ class _IdSource:
             else:
                 rand = secrets.randbits(39)
             self._ms, self._rand = ms, rand
-        return prefix + _b32(ms, 10) + _b32(rand, 8)
+            # The ids of one millisecond share their first ten characters: written once.
+            if self._ms_text[0] != ms:
+                self._ms_text = (ms, _b32(ms))
+            head = self._ms_text[1]
+        pairs = _PAIRS  # the 8 digits of rand (< 2**40)
+        return (
+            prefix + head + pairs[rand >> 30 & 1023] + pairs[rand >> 20 & 1023]
+            + pairs[rand >> 10 & 1023] + pairs[rand & 1023]
+        )  # fmt: skip
 
 
 _IDS = _IdSource()
