@@ -86,3 +86,15 @@ def test_a_client_given_with_a_single_connection_is_used_as_it_is(redis_url: str
     with Swarm(redis_url, swarm="direct", client=client) as swarm:
         assert swarm._execute == client.execute_command
         assert _client_id(swarm) == client.client_id()
+
+
+def test_handles_dropped_without_close_give_their_connection_back(redis_url: str) -> None:
+    # A client shared by handles made per use (swarm bench makes one per cold fetch).
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for _ in range(20):
+            _client_id(Swarm(redis_url, swarm="direct", client=client))
+        assert len(client.connection_pool._in_use_connections) == 0
+        assert client.connection_pool._created_connections == 1
+    finally:
+        client.close()

@@ -427,22 +427,19 @@ class _Direct:
         self._pool = client.connection_pool
         self._free: list[tuple[Any, float]] = []  # (connection, when it was last used)
         _DIRECTS.add(self)
+        # A handle dropped without close (a client shared by many handles, one made per
+        # use) gives its connection back to the pool, not keep it out of it for good.
+        weakref.finalize(self, _hand_back, self._pool, self._free).atexit = False
 
     def forget(self) -> None:
         """Drop the kept connections without closing them (a forked child's: its parent's)."""
-        self._free = []
+        self._free.clear()
 
     def give_back(self) -> None:
         """Hand the kept connections back to the pool: before a pipeline, which then takes
         one of them instead of opening another, and at close (the client's close then
-        closes them). One by one: a command of another thread may meanwhile put its
-        connection in the same list."""
-        while True:
-            try:
-                conn, _ = self._free.pop()
-            except IndexError:
-                return
-            self._pool.release(conn)
+        closes them)."""
+        _hand_back(self._pool, self._free)
 
     def _checkout(self) -> Any:
         try:
@@ -473,6 +470,17 @@ class _Direct:
             self._free.append((conn, time.monotonic()))
         callback = self._client.response_callbacks.get(args[0])  # type: ignore[no-untyped-call]
         return response if callback is None else callback(response)
+
+
+def _hand_back(pool: Any, free: list[tuple[Any, float]]) -> None:
+    """Release the connections of ``free`` to ``pool``, one by one: a command of another
+    thread may meanwhile put its connection in the same list."""
+    while True:
+        try:
+            conn, _ = free.pop()
+        except IndexError:
+            return
+        pool.release(conn)
 
 
 def _exchange(conn: Any, args: tuple[Any, ...]) -> Any:
