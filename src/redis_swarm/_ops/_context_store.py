@@ -46,7 +46,9 @@ __all__ = [
 READ_ATTEMPTS = 5
 # The first piece a reader asks for the copy of the current version in (GETRANGE); each next
 # one is as long as all before it (1, 1, 2, 4 MiB...): hashing one overlaps the transfer of
-# the next, as with chunks, and a copy of up to 8 MiB takes four commands.
+# the next, as with chunks, and a copy of up to 8 MiB takes four commands. One reply would
+# need no join but was no faster: hiredis copies its buffer as it grows for one big reply
+# (benchmarks/targets.py, the cold note).
 COPY_PIECE = 1024 * 1024
 
 T = TypeVar("T")
