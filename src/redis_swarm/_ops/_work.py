@@ -33,6 +33,7 @@ __all__ = [
     "decoded",
     "encode_json",
     "finding_from",
+    "finding_record",
     "forget_presence",
     "leased",
     "new_id",
@@ -346,8 +347,16 @@ def task_from(raw: Any, data: Any, lease_secret: str | None = None) -> Task:
     return built(Task, fields)
 
 
-def finding_from(raw: Any) -> Finding:
+def finding_from(raw: Any, meta: Mapping[str, Any] | None = None) -> Finding:
+    """A Finding from its stored JSON (``meta``: fields to set over what it holds)."""
     state: dict[str, Any] = loads(raw)
+    if meta is not None:
+        state.update(meta)
+    return finding_record(state)
+
+
+def finding_record(state: dict[str, Any]) -> Finding:
+    """A Finding from its decoded record."""
     fields = {k: v for k, v in state.items() if k in _FINDING_FIELDS}
     if isinstance(fields.get("usage"), dict):
         fields["usage"] = Usage.from_dict(fields["usage"])

@@ -26,11 +26,13 @@ from ._work import (
     decoded,
     encode_json,
     finding_from,
+    finding_record,
     leased,
     new_id,
     page,
     report_secret,
     route,
+    text,
     usage_body,
 )
 
@@ -152,7 +154,7 @@ def report(
     ``finding_id`` from the same process gets back the lease its first try took."""
     r = yield from route(ctx, task_id)
     tok = "" if token is None else check_token(token)
-    claiming: tuple[list[str], list[Any]] = ([], [])
+    claiming: tuple[tuple[str, ...], tuple[Any, ...]] = ((), ())
     if claim_next is not None and worker is None and token is None:
         raise ValidationError(
             "claim_next leases the next task to the reporting worker: pass worker= "
@@ -174,13 +176,21 @@ def report(
         body["usage"] = usage_body(usage)
     q = r.queue
     keys = (*_report_keys(ctx.keys, q, r.pass_name, r.parent), *claiming[0])
+    encoded = dumps(body)
     args = (
-        ctx.now_arg(), ctx.limits.events_maxlen, task_id, q, tok, fid, dumps(body),
+        ctx.now_arg(), ctx.limits.events_maxlen, task_id, q, tok, fid, encoded,
         worker or "", "1" if r.pass_name is not None else "0", "1" if r.parent is not None else "0",
         *claiming[1],
     )  # fmt: skip
-    _outcome, raw, *next_pair = yield Call("task_report", keys, args)
-    stored = finding_from(raw)
+    outcome, raw, named, *next_pair = yield Call("task_report", keys, args)
+    if text(outcome) == "existing":
+        stored = finding_from(raw)
+    else:  # stored now: what was sent, closed as the script closed it
+        meta = {"queue": q, "pass_name": r.pass_name, "shard": r.parent, "created_at": int(raw)}
+        meta["worker"] = text(named) if named else None
+        meta["superseded"] = text(outcome) == "superseded"
+        meta["attempt"] = int(tok.partition(".")[0]) if tok else None
+        stored = _sent(body, encoded, meta)
     if stored.task_id != task_id:
         raise Conflict(
             f"finding id {fid} is already used by a report on task {stored.task_id}: "
@@ -198,6 +208,17 @@ def report(
     task_ops.note_idle(ctx, claim_next, next_pair)
     leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
     return stored, leased_next[0] if leased_next else None
+
+
+def _sent(body: dict[str, Any], encoded: str, meta: dict[str, Any]) -> Finding:
+    """The finding a report just stored: ``body`` as sent (``encoded``), with the fields the
+    script added (``meta``). Built from ``body`` itself when it holds nothing that its JSON
+    would read back differently (most: a summary, details, text sources); else decoded from
+    what was sent, as a read of the stored record would."""
+    confidence = body.get("confidence")
+    if body["extra"] or "usage" in body or type(confidence) not in (int, float, type(None)):
+        return finding_from(encoded, meta)
+    return finding_record({**body, **meta})
 
 
 def _stored(

@@ -24,9 +24,11 @@
 -- this report completed its task (a refused or superseded report claims nothing); the
 -- reported task remembers it (next_task), so that the same report retried with the same
 -- secret (its reply lost) gets the same lease back instead of leasing another task.
--- Returns {'completed' | 'superseded' | 'existing', finding JSON}, and with claim_next the
--- next task's JSON and data JSON (false, false: none claimed), or, when the claim ran and
--- found nothing, false, the next due ms (-1: none) and now, as an empty task_claim answers.
+-- Returns {'completed' | 'superseded', created_at, worker or false} for a finding stored now
+-- (the client has the rest: what it sent), {'existing', stored finding JSON} for a finding id
+-- already stored, and with claim_next then the next task's JSON and data JSON (false, false:
+-- none claimed), or, when the claim ran and found nothing, false, the next due ms (-1: none)
+-- and now, as an empty task_claim answers.
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
@@ -82,9 +84,9 @@ local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
 -- its finding and changes nothing (one command where a look-up and a write were two).
 if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
   local stored = redis.call('HGET', KEYS[9], fid)
-  if claim_queues == 0 then return {'existing', stored} end
+  if claim_queues == 0 then return {'existing', stored, false} end
   local again = claimed_before(t)
-  return {'existing', stored, again and again[1] or false, again and again[2] or false}
+  return {'existing', stored, false, again and again[1] or false, again and again[2] or false}
 end
 
 local next_task = {}
@@ -132,6 +134,7 @@ if ARGV[10] == '1' then redis.call('ZADD', KEYS[k], score, fid) end
 task_event(K, superseded and 'finding.superseded' or 'finding.reported', t,
            'finding', fid, 'worker', worker, 'shard', t.parent)
 local outcome = superseded and 'superseded' or 'completed'
-if claim_queues == 0 then return {outcome, finding} end
-if idle then return {outcome, finding, unpack(idle)} end
-return {outcome, finding, next_task[1] or false, next_task[2] or false}
+-- (now as a number: an integer reply, exact below 2^53, and no formatting)
+if claim_queues == 0 then return {outcome, now, worker or false} end
+if idle then return {outcome, now, worker or false, unpack(idle)} end
+return {outcome, now, worker or false, next_task[1] or false, next_task[2] or false}
