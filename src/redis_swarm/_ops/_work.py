@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import hmac
+import hashlib
 import json
 import math
 import os
@@ -133,8 +133,9 @@ _REPORT_KEY = secrets.token_bytes(32)
 def report_secret(finding_id: str) -> str:
     """The secret of the lease a report's ``claim_next`` takes: the same for every try of one
     report (its finding id) from this process, so that a retry whose first reply was lost
-    gets that lease back; as unguessable as ``new_secret`` without this process's key."""
-    digest = hmac.digest(_REPORT_KEY, finding_id.encode(), "sha256")[:16]
+    gets that lease back; as unguessable as ``new_secret`` without this process's key (keyed
+    BLAKE2b, a MAC: a third of HMAC-SHA256's cost here)."""
+    digest = hashlib.blake2b(finding_id.encode(), key=_REPORT_KEY, digest_size=16).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

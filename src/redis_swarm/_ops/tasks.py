@@ -391,7 +391,9 @@ def configure_queue(
 # --- claiming
 
 
-def _queue_names(queues: str | Sequence[str]) -> list[str]:
+def _queue_names(queues: str | Sequence[str]) -> tuple[str, ...]:
+    if type(queues) is str:
+        return _one_queue(queues)
     if isinstance(queues, str):
         names = [queues]
     elif isinstance(queues, Sequence):
@@ -402,13 +404,13 @@ def _queue_names(queues: str | Sequence[str]) -> list[str]:
         raise ValidationError("claim needs at least one queue")
     if len(names) > MAX_QUEUES_PER_CLAIM:
         raise ValidationError(f"claim got {len(names)} queues; the limit is {MAX_QUEUES_PER_CLAIM}")
-    return list(dict.fromkeys(check_name("queue", q) for q in names))
+    return tuple(dict.fromkeys(check_name("queue", q) for q in names))
 
 
-def _queue_groups(ctx: OpContext, queues: Iterable[str]) -> list[str]:
-    """The five keys per queue a claim takes tasks from (the scripts' queue groups)."""
-    k = ctx.keys
-    return [key for q in queues for key in _queue_group(k, q)]
+@functools.lru_cache(maxsize=1024)
+def _one_queue(queue: str) -> tuple[str]:
+    """A claim of one queue (most): its name checked once per process."""
+    return (check_name("queue", queue),)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -418,10 +420,24 @@ def _queue_group(k: Keys, queue: str) -> tuple[str, ...]:
     return (k.pending(queue), k.delayed(queue), k.leases(queue), k.dead(queue), k.wake(queue))
 
 
-def _claim_keys(ctx: OpContext, queues: Iterable[str]) -> tuple[str, ...]:
-    k = ctx.keys
-    keys = [k.tasks, k.task_data, k.counts, k.pass_counts, k.events, k.agents, k.presence]
-    return tuple(keys + _queue_groups(ctx, queues))
+@functools.lru_cache(maxsize=1024)
+def _claim_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
+    """task_claim's keys for these queues (and the queues' wake lists): made once per handle
+    and queues, as every waiting claim sends them."""
+    keys = (k.tasks, k.task_data, k.counts, k.pass_counts, k.events, k.agents, k.presence)
+    return keys + tuple(key for q in queues for key in _queue_group(k, q))
+
+
+@functools.lru_cache(maxsize=1024)
+def _wake_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k.wake(q) for q in queues)
+
+
+@functools.lru_cache(maxsize=1024)
+def _claim_part_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys ``claim_part`` adds to another script's (made once per handle and queues)."""
+    keys = (k.agents, k.presence, k.task_data)
+    return keys + tuple(key for q in queues for key in _queue_group(k, q))
 
 
 def claim_part(
@@ -430,16 +446,16 @@ def claim_part(
     lease_s: float | None,
     secret: str,
     worker: str | None,
-) -> tuple[list[str], list[Any]]:
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """The keys and arguments another script takes to claim one task as ``claim`` does
     (report's ``claim_next``): the same checks, the same limits. ``worker`` None: the
     script knows it (the token's), and registers it every time."""
     names = _queue_names(queues)
-    k = ctx.keys
-    keys = [k.agents, k.presence, k.task_data, *_queue_groups(ctx, names)]
-    args = [len(names), _lease_ms(lease_s), EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE]
-    register = worker is None or presence_due(ctx, worker)
-    return keys, [*args, DEFAULT_MAX_ABANDONS, secret, "1" if register else "0"]
+    keys = _claim_part_keys(ctx.keys, names)
+    register = "1" if worker is None or presence_due(ctx, worker) else "0"
+    lease_ms = _lease_ms(lease_s)
+    limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+    return keys, (len(names), lease_ms, *limits, secret, register)
 
 
 IDLE_FRESH_S = 1.0  # how long a "nothing to claim" spares the next waiting claim's script
@@ -449,16 +465,15 @@ def note_idle(ctx: OpContext, queues: str | Sequence[str], tail: Sequence[Any]) 
     """Remember what a report's claim_next found when it leased nothing: ``tail`` is the end
     of its reply (false, next due ms, now), or (false, false) when it did not try."""
     if len(tail) == 3 and not tail[0]:
-        names = tuple(_queue_names(queues))
-        ctx.idle = (names, time.monotonic(), int(tail[1]), int(tail[2]))
+        ctx.idle = (_queue_names(queues), time.monotonic(), int(tail[1]), int(tail[2]))
 
 
-def _idle_hint(ctx: OpContext, names: list[str]) -> tuple[int, int] | None:
+def _idle_hint(ctx: OpContext, names: tuple[str, ...]) -> tuple[int, int] | None:
     """(next due ms, now ms) when a claim or a report through this handle just found
     ``names`` empty: the waiting claim that follows need not run its script alone to find it
     again. Used once."""
     idle, ctx.idle = ctx.idle, None
-    if idle is None or idle[0] != tuple(names):
+    if idle is None or idle[0] != names:
         return None
     elapsed = time.monotonic() - idle[1]
     if elapsed > IDLE_FRESH_S:
@@ -498,8 +513,8 @@ def claim(
     count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
     lease_ms = _lease_ms(lease_s)
     wait = check_number("wait_s", wait_s, 0, 86_400)
-    keys = _claim_keys(ctx, names)
-    wakes = tuple(ctx.keys.wake(q) for q in names)
+    keys = _claim_keys(ctx.keys, names)
+    wakes = _wake_keys(ctx.keys, names)
     deadline = time.monotonic() + wait
     hint = _idle_hint(ctx, names) if wait > 0 else None
     # The BLPOP the script follows, in the same round trip (None: the script alone).
@@ -524,7 +539,7 @@ def claim(
         due, now = int(reply[1]), int(reply[2])
         if deadline - time.monotonic() <= 0:
             # The next waiting claim of these queues through this handle starts waiting.
-            ctx.idle = (tuple(names), time.monotonic(), due, now)
+            ctx.idle = (names, time.monotonic(), due, now)
             return [] if n is not None else None
         waiting = _wait_cmd(ctx, wakes, deadline, due, now)
 
@@ -553,7 +568,7 @@ def _reap_all(ctx: OpContext) -> Operation[tuple[int, float | None]]:
         return 0, None
     calls = []
     for i in range(0, len(queues), MAX_QUEUES_PER_CLAIM):
-        keys = _claim_keys(ctx, queues[i : i + MAX_QUEUES_PER_CLAIM])
+        keys = _claim_keys(ctx.keys, tuple(queues[i : i + MAX_QUEUES_PER_CLAIM]))
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "reap", "", 0)
         limits = (10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
         calls.append(Call("task_claim", keys, (*args, *limits)))
