@@ -17,7 +17,8 @@
 -- ARGV[11..] claim: the leases' secrets, one per task wanted (each task keeps its secret's
 -- SHA-1; the client makes each token 'ATTEMPT.SECRET')
 -- Returns, claim: {task JSON, data JSON or false, ...} a pair per task claimed, best first,
---   or, when nothing is eligible, {false, next due ms or -1, now};
+--   or, when nothing is eligible, {false, the queues' due hint (ms: nothing falls due
+--   before it; see hinted_due) or -1, now};
 --   reap: {reclaimed, next due ms or -1, now}
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[3], pass_counts = KEYS[4], events = KEYS[5],
@@ -41,4 +42,4 @@ local claimer = {worker = ARGV[4], lease_ms = tonumber(ARGV[5]), secrets = {},
 for i = 11, #ARGV do claimer.secrets[#claimer.secrets + 1] = ARGV[i] end
 local claimed = claim_best(K, groups, now, claimer)
 if #claimed > 0 then return claimed end
-return {false, due_of(), fmt(now)}
+return {false, fmt(hinted_due(groups) or -1), fmt(now)}

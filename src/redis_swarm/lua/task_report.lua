@@ -27,8 +27,8 @@
 -- Returns {'completed' | 'superseded', created_at, worker or false} for a finding stored now
 -- (the client has the rest: what it sent), {'existing', stored finding JSON} for a finding id
 -- already stored, and with claim_next then the next task's JSON and data JSON (false, false:
--- none claimed), or, when the claim ran and found nothing, false, the next due ms (-1: none)
--- and now, as an empty task_claim answers.
+-- none claimed), or, when the claim ran and found nothing, false, the queues' due hint (-1:
+-- none) and now, as an empty task_claim answers.
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
@@ -114,9 +114,7 @@ if not superseded then
       agents = KEYS[claim_at], presence = KEYS[claim_at + 1], task_data = KEYS[claim_at + 2]})
     t.next_task = ids[1]
     if not ids[1] then
-      local due = nil
-      for _, G in ipairs(groups) do due = next_due(G, due) end
-      idle = {false, fmt(due or -1), fmt(now)}
+      idle = {false, fmt(hinted_due(groups) or -1), fmt(now)}
     end
   end
   save_task(K.tasks, t)
