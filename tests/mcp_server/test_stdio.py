@@ -20,6 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp_types import Implementation
 
 from redis_swarm import Swarm
+from redis_swarm._models import EventType
 
 from ._helpers import SRC, Tools
 
@@ -225,6 +226,44 @@ def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
     assert core.agents() == [], log  # deregistered on the way out
     assert core.get_task(task.id).status == "pending", log  # released, not left to expire
     assert "left" in log and "released" in log  # the log went to stderr
+
+
+def test_a_signal_during_the_registration_waits_for_it_and_deregisters(
+    core: Swarm, raw: Any, redis_url: str, tmp_path: Path
+) -> None:
+    """Claude Code's `claude mcp list` sends SIGINT tens of milliseconds after
+    `initialized`, maybe while the session's agent is still on its way to Redis: the server
+    waits for that registration, deregisters the agent and exits. (Before, it found no agent
+    to close and exited at once: the registration was cut off, or, if Redis had it, the agent
+    stayed registered until it went stale.)"""
+    with (
+        open(tmp_path / "stderr.log", "w+") as errlog,
+        _raw_server(redis_url, errlog) as proc,
+    ):
+        try:
+            _rpc(proc, _initialize(1))
+            _reply(proc, 1)
+            raw.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")  # writes wait in Redis
+            try:
+                _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+                deadline = time.monotonic() + 15
+                while not int(raw.info("clients")["blocked_clients"]):  # the registration
+                    assert time.monotonic() < deadline, "the server did not register"
+                    time.sleep(0.01)
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.5)  # time enough for a server that does not wait to be gone
+            finally:
+                raw.execute_command("CLIENT", "UNPAUSE")
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        errlog.seek(0)
+        log = errlog.read()
+    joined = [e.fields["agent"] for e in core.events(types=[EventType.AGENT_JOINED])]
+    assert [a.split("-")[0] for a in joined] == ["raw"], log  # it registered,
+    assert core.agents() == [], log  # and left
 
 
 def test_2026_era_client_over_stdio(core: Swarm, redis_url: str, tmp_path: Path) -> None:

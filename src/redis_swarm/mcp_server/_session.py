@@ -219,9 +219,15 @@ class SessionRegistry:
             log.info("agent %s left", session.agent_id)
 
     async def close_all(self) -> None:
-        for session in self.live:
-            await self.close(session)
-        self._shared.clear()
+        # Under the registration lock: an agent whose registration is still on its way to
+        # Redis is closed too, once registered. Without it a client that signals right after
+        # its handshake (Claude Code's `claude mcp list` sends SIGINT tens of milliseconds
+        # after `initialized`) found nothing to close, and the exit that follows either cut
+        # the registration off or left its agent registered until it went stale.
+        async with self._lock:
+            for session in self.live:
+                await self.close(session)
+            self._shared.clear()
 
     async def heartbeat_forever(self, interval_s: float) -> None:
         """Keep every live agent's presence fresh while its client is connected."""
