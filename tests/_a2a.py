@@ -47,22 +47,41 @@ def start_a2a(redis_url: str, swarm: str, token: str, *args: str) -> A2AServer:
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{url}/.well-known/agent-card.json", timeout=2).raise_for_status()
-            return A2AServer(url, token, proc)
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"swarm a2a did not start: {proc.communicate()}") from None
-            time.sleep(0.05)
+    # A start that failed is seen at once (the process ended): the deadline is for one that
+    # hangs. Starting costs some 1.3 s of CPU (imports); at a load average of 20 to 30 on two
+    # cores that took over 20 s, which failed whole modules of tests.
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                httpx.get(f"{url}/.well-known/agent-card.json", timeout=2).raise_for_status()
+                return A2AServer(url, token, proc)
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("swarm a2a did not start") from None
+                time.sleep(0.05)
+    except Exception as exc:  # never left running: a later test would fail on it
+        _kill(proc)
+        raise AssertionError(f"{exc}: {proc.communicate()}") from exc
 
 
 def stop(server: A2AServer) -> str:
+    """Stop ``swarm a2a`` as a service manager does (SIGTERM); its stderr. A server that
+    does not exit within 10 s fails the test that stops it, and is killed, not left running."""
     server.proc.terminate()
-    _out, err = server.proc.communicate(timeout=10)
+    try:
+        _out, err = server.proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        _kill(server.proc)
+        _out, err = server.proc.communicate()
+        raise AssertionError(f"swarm a2a did not exit within 10 s of SIGTERM:\n{err}") from None
     return err
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
 
 
 @dataclass
