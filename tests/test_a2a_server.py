@@ -42,6 +42,7 @@ from google.protobuf.struct_pb2 import Value
 from redis_swarm import Swarm
 from redis_swarm.a2a_server._convert import INLINE_FILE_BYTES
 from redis_swarm.a2a_server._push import PushDispatcher
+from redis_swarm.a2a_server.app import stop_task
 from redis_swarm.cli import main
 
 from ._a2a import OTHER, QUEUE, SWARM, A2AServer, Receiver, receiver, work_one
@@ -459,3 +460,31 @@ def test_off_loopback_webhooks_inside_the_network_are_refused(a2a_redis: RedisSe
     for url in ("http://127.0.0.1:8080/hook", "http://10.1.2.3/hook", "http://169.254.169.254/"):
         with pytest.raises(InvalidParamsError, match="refused"):
             _run(attempt(url))
+
+
+def test_a_follower_that_loses_a_cancellation_is_still_stopped() -> None:
+    """On Python 3.11 ``asyncio.wait_for`` (around every command redis-py sends) returns
+    instead of raising when a cancellation comes just as its send completes: the push
+    dispatcher then followed the stream on, and ``swarm a2a`` hung after SIGTERM. The lifespan
+    stops it with ``stop_task``, which cancels again while the task runs on."""
+    lost: list[bool] = []
+
+    async def follower() -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if lost:
+                    raise
+                lost.append(True)  # as wait_for does when its future is already done
+
+    async def body() -> None:
+        task = asyncio.create_task(follower())
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(stop_task(task))
+        done, _ = await asyncio.wait({stopping}, timeout=5)
+        assert done, "one cancellation was lost and the follower ran on"
+        assert task.cancelled()
+
+    asyncio.run(body())  # (its end cancels the tasks left, again)
+    assert lost == [True]

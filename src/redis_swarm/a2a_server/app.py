@@ -39,6 +39,26 @@ __all__ = ["create_app"]
 PUSH_TIMEOUT_S = 10.0
 
 
+# How often a task being stopped is cancelled again while it runs on.
+RECANCEL_S = 0.1
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling it again while it runs on.
+
+    One cancellation can be lost: on Python 3.11 ``asyncio.wait_for``, which redis-py puts
+    around every command it sends, returns the result instead of raising when the
+    cancellation comes just as the send completes. The dispatcher then followed the event
+    stream on for good, the lifespan waited for it, and ``swarm a2a`` never exited after
+    SIGTERM (about one stop in 20 under load).
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_S)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()  # an error it ended with is raised here
+
+
 def create_app(
     swarm: AsyncSwarm,
     *,
@@ -92,9 +112,7 @@ def create_app(
                 yield
             finally:
                 if running is not None:
-                    running.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await running
+                    await stop_task(running)
                 if close_swarm:
                     await swarm.aclose()
 
