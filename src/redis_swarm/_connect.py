@@ -31,6 +31,7 @@ import redis.asyncio.connection
 import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.sentinel
+import redis.utils
 from redis._parsers.commands import AsyncCommandsParser, CommandsParser
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
@@ -387,12 +388,22 @@ except ImportError:  # pragma: no cover - older redis-py: nothing to export
     _observability = None
 
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
-_hiredis_packer: type | None
 try:
     from hiredis import pack_command as _hiredis_pack
-    from redis.connection import HiredisRespSerializer as _hiredis_packer
 except ImportError:  # pragma: no cover - without hiredis, redis-py packs in Python
-    _hiredis_pack = _hiredis_packer = None
+    _hiredis_pack = None
+
+
+def _packs_with_hiredis(pool: Any) -> bool:
+    """Whether the pool's connections pack commands with hiredis: redis-py's rule (hiredis
+    importable, no packer given to the connections), read from public attributes once per
+    handle rather than from a connection's private packer at every command."""
+    return (
+        _hiredis_pack is not None
+        and bool(redis.utils.HIREDIS_AVAILABLE)
+        and pool.connection_kwargs.get("command_packer") is None
+    )
+
 
 # redis-py < 5.3 wants the command's name (unused) to hand out a connection.
 _POOL_WANTS_NAME = (
@@ -426,6 +437,7 @@ class _Direct:
         self._client = client
         self._pool = client.connection_pool
         self._free: list[tuple[Any, float]] = []  # (connection, when it was last used)
+        self._hiredis = _packs_with_hiredis(self._pool)
         _DIRECTS.add(self)
         # A handle dropped without close (a client shared by many handles, one made per
         # use) gives its connection back to the pool, not keep it out of it for good.
@@ -461,7 +473,8 @@ class _Direct:
         conn = self._checkout()
         try:
             response = conn.retry.call_with_retry(
-                lambda: _exchange(conn, args), lambda error, *_: conn.disconnect()
+                lambda: _exchange(conn, args, self._hiredis),
+                lambda error, *_: conn.disconnect(),
             )
         finally:
             if getattr(conn, "should_reconnect", _never)():
@@ -483,20 +496,20 @@ def _hand_back(pool: Any, free: list[tuple[Any, float]]) -> None:
         pool.release(conn)
 
 
-def _exchange(conn: Any, args: tuple[Any, ...]) -> Any:
-    conn.send_packed_command(_packed(conn, args))
+def _exchange(conn: Any, args: tuple[Any, ...], hiredis: bool) -> Any:
+    conn.send_packed_command(_packed(conn, args, hiredis))
     return conn.read_response()
 
 
-def _packed(conn: Any, args: tuple[Any, ...]) -> Any:
-    """``conn.pack_command(*args)``; where that is hiredis's, hiredis called straight,
+def _packed(conn: Any, args: tuple[Any, ...], hiredis: bool) -> Any:
+    """``conn.pack_command(*args)``; where that is hiredis's (``hiredis``), hiredis called straight,
     without the wrapper's Python pass over every argument (a third of a task post's client
     instructions, with its 31 arguments). That pass splits a first argument holding spaces
     (such a command takes the wrapper) and turns a bytearray (hiredis refuses it: the
     wrapper then takes it) or a memoryview (hiredis packs its bytes) into bytes."""
     if (
-        _hiredis_pack is not None
-        and type(getattr(conn, "_command_packer", None)) is _hiredis_packer
+        hiredis
+        and _hiredis_pack is not None
         and isinstance(args[0], str)
         and args[0].isidentifier()
     ):
