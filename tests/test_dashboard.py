@@ -455,6 +455,18 @@ def _swarm_cmd(redis_url: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C the command and wait for it; one still running 10 s later is killed (never left
+    to a later test) and fails the test with what it printed."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate()
+        pytest.fail(f"swarm did not exit within 10 s of SIGINT: {err[-2000:]}")
+
+
 def test_watch_follows_changes_as_json_lines(redis_url: str, sync_swarm: Swarm) -> None:
     proc = _swarm_cmd(redis_url, "--json", "watch")
     try:
@@ -467,8 +479,7 @@ def test_watch_follows_changes_as_json_lines(redis_url: str, sync_swarm: Swarm) 
         assert second["queues"]["q.watch"]["pending"] == 1
         assert time.monotonic() - start < 2.0
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
+        _interrupt(proc)
 
 
 def test_dashboard_command_serves_the_api(redis_url: str, sync_swarm: Swarm) -> None:
@@ -489,7 +500,6 @@ def test_dashboard_command_serves_the_api(redis_url: str, sync_swarm: Swarm) -> 
         assert response.json()["queues"]["q.cmd"]["pending"] == 1
         assert httpx.get(f"{url}/api/status", params={"token": "bad"}).status_code == 401
     finally:
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=10)
+        _out, err = _interrupt(proc)
     assert f"http://127.0.0.1:{port}/?token=tok" in err
     assert proc.returncode == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -177,6 +178,36 @@ def test_follow_events_async(server_url: str) -> None:
             return got
 
     assert asyncio.run(asyncio.wait_for(main(), 30)) == ["a1", "a2"]
+
+
+def test_follow_events_async_stops_after_a_lost_cancellation(server_url: str) -> None:
+    """A cancellation whose CancelledError was swallowed (as Python 3.11's wait_for can do
+    inside redis-py) still stops the follower at its next step, instead of following on."""
+
+    async def main() -> list[str]:
+        async with AsyncSwarm(server_url, swarm="test") as s:
+            since = int(time.time() * 1000)
+            for name in ("a1", "a2", "a3"):
+                await s.register("worker", name=name)
+            got: list[str] = []
+
+            async def follow() -> None:
+                async for event in s.follow_events(
+                    types="agent", since=since, block_s=0.2, timeout_s=5
+                ):
+                    got.append(event.fields["agent"])
+                    me = asyncio.current_task()
+                    assert me is not None
+                    me.cancel()
+                    # delivered and lost: caught with no uncancel(), as that wait_for does
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.sleep(0)
+
+            with pytest.raises(asyncio.CancelledError):
+                await follow()
+            return got
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == ["a1"]
 
 
 def test_follow_events_waits_quietly(server_url: str) -> None:

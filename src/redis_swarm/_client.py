@@ -85,6 +85,19 @@ async def _aignore(error: Exception) -> None:
     """The asyncio twin of ``_ignore``."""
 
 
+def _raise_if_cancelled() -> None:
+    """Raise CancelledError when the current task has been asked to stop. A follower checks
+    at each step: on Python 3.11 ``asyncio.wait_for``, which redis-py puts around every
+    command, can return its result and lose a cancellation that came as the command ended,
+    and a follower would then follow on for good (``swarm watch`` not exiting on Ctrl-C, a
+    server's lifespan waiting on its follower). The request stays counted
+    (``Task.cancelling``, Python 3.11; on 3.10 there is no count to read) when its
+    CancelledError is lost."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError
+
+
 def _server_changed(exc: redis.ResponseError) -> bool:
     """True when an error says the server is not the one the strict plan was probed on: it
     is a replica now (READONLY), or it refuses the plan's own wait ("WAITAOF cannot be used
@@ -632,4 +645,6 @@ class AsyncSwarm(_Shell):
         while (block := event_ops.next_block(block_s, deadline)) is not None:
             batch, cursor = await self._run(event_ops.follow_step(self._ctx, cursor, flt, block))
             for event in batch:
+                _raise_if_cancelled()
                 yield event
+            _raise_if_cancelled()
