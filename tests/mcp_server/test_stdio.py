@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -153,17 +153,22 @@ def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
     proc.stdin.flush()
 
 
-def _raw_server(redis_url: str, errlog: IO[str], *options: str) -> subprocess.Popen[str]:
-    """``swarm mcp --role worker`` on pipes, for tests that speak the protocol by hand."""
+@contextmanager
+def _raw_server(redis_url: str, errlog: IO[str], *options: str) -> Iterator[subprocess.Popen[str]]:
+    """``swarm mcp --role worker`` on pipes, for tests that speak the protocol by hand; killed
+    on the way out if it is still running (never left to a later test)."""
     argv = [sys.executable, "-m", "redis_swarm", *options, "mcp", "--role", "worker"]
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=errlog,
-        text=True,
-        env={**os.environ, **_env(redis_url)},
+    env = {**os.environ, **_env(redis_url)}
+    popen = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, text=True, env=env
     )
+    with popen as proc:
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
 
 
 def _initialize(request_id: int) -> dict[str, Any]:
@@ -194,29 +199,24 @@ def test_sigterm_leaves_cleanly_and_stdout_holds_only_the_protocol(
         open(tmp_path / "stderr.log", "w+") as errlog,
         _raw_server(redis_url, errlog, "--debug") as proc,
     ):
-        try:
-            _rpc(proc, _initialize(1))
-            assert _reply(proc, 1)["result"]["serverInfo"]["name"] == "redis-swarm"
-            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-            _rpc(
-                proc,
-                {
-                    "jsonrpc": "2.0",
-                    "id": 2,
-                    "method": "tools/call",
-                    "params": {"name": "claim_task", "arguments": {"queue": "q"}},
-                },
-            )
-            result = _reply(proc, 2)["result"]
-            assert not result.get("isError")
-            assert json.loads(result["content"][0]["text"])["task"]["description"] == "a task"
-            assert [a.metadata and a.metadata["client"] for a in core.agents()] == ["raw-client"]
-            proc.send_signal(signum)
-            assert proc.wait(15) == (0 if signum == signal.SIGTERM else -signal.SIGKILL)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        _rpc(proc, _initialize(1))
+        assert _reply(proc, 1)["result"]["serverInfo"]["name"] == "redis-swarm"
+        _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        _rpc(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "claim_task", "arguments": {"queue": "q"}},
+            },
+        )
+        result = _reply(proc, 2)["result"]
+        assert not result.get("isError")
+        assert json.loads(result["content"][0]["text"])["task"]["description"] == "a task"
+        assert [a.metadata and a.metadata["client"] for a in core.agents()] == ["raw-client"]
+        proc.send_signal(signum)
+        assert proc.wait(15) == (0 if signum == signal.SIGTERM else -signal.SIGKILL)
         errlog.seek(0)
         log = errlog.read()
     if signum == signal.SIGKILL:
@@ -240,25 +240,20 @@ def test_a_signal_during_the_registration_waits_for_it_and_deregisters(
         open(tmp_path / "stderr.log", "w+") as errlog,
         _raw_server(redis_url, errlog) as proc,
     ):
+        _rpc(proc, _initialize(1))
+        _reply(proc, 1)
+        raw.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")  # writes wait in Redis
         try:
-            _rpc(proc, _initialize(1))
-            _reply(proc, 1)
-            raw.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")  # writes wait in Redis
-            try:
-                _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-                deadline = time.monotonic() + 15
-                while not int(raw.info("clients")["blocked_clients"]):  # the registration
-                    assert time.monotonic() < deadline, "the server did not register"
-                    time.sleep(0.01)
-                proc.send_signal(signal.SIGINT)
-                time.sleep(0.5)  # time enough for a server that does not wait to be gone
-            finally:
-                raw.execute_command("CLIENT", "UNPAUSE")
-            assert proc.wait(15) == 0
+            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            deadline = time.monotonic() + 15
+            while not int(raw.info("clients")["blocked_clients"]):  # the registration
+                assert time.monotonic() < deadline, "the server did not register"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)  # time enough for a server that does not wait to be gone
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+            raw.execute_command("CLIENT", "UNPAUSE")
+        assert proc.wait(15) == 0
         errlog.seek(0)
         log = errlog.read()
     joined = [e.fields["agent"] for e in core.events(types=[EventType.AGENT_JOINED])]
@@ -301,24 +296,19 @@ def test_arguments_too_deep_get_an_error_reply(redis_url: str, tmp_path: Path) -
         _raw_server(redis_url, errlog) as proc,
     ):
         assert proc.stdin is not None
-        try:
-            _rpc(proc, _initialize(1))
-            _reply(proc, 1)
-            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-            # As a JavaScript client writes it (id last), as Python writes it, and no id.
-            proc.stdin.write('{"jsonrpc":"2.0",' + call + ',"id":2}\n')
-            proc.stdin.write('{"jsonrpc":"2.0","id":"three",' + call + "}\n")
-            proc.stdin.write('{"jsonrpc":"2.0",' + call.replace("tools/call", "x/y") + "}\n")
-            proc.stdin.flush()
-            for request_id in (2, "three"):
-                error = _reply(proc, request_id)["error"]
-                assert error["code"] == -32700, error
-                assert "nested" in error["message"] and "flatter" in error["message"]
-            _rpc(proc, {"jsonrpc": "2.0", "id": 4, "method": "ping"})
-            assert _reply(proc, 4)["result"] == {}
-            proc.stdin.close()
-            assert proc.wait(15) == 0  # the end of input still ends the server
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        _rpc(proc, _initialize(1))
+        _reply(proc, 1)
+        _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        # As a JavaScript client writes it (id last), as Python writes it, and no id.
+        proc.stdin.write('{"jsonrpc":"2.0",' + call + ',"id":2}\n')
+        proc.stdin.write('{"jsonrpc":"2.0","id":"three",' + call + "}\n")
+        proc.stdin.write('{"jsonrpc":"2.0",' + call.replace("tools/call", "x/y") + "}\n")
+        proc.stdin.flush()
+        for request_id in (2, "three"):
+            error = _reply(proc, request_id)["error"]
+            assert error["code"] == -32700, error
+            assert "nested" in error["message"] and "flatter" in error["message"]
+        _rpc(proc, {"jsonrpc": "2.0", "id": 4, "method": "ping"})
+        assert _reply(proc, 4)["result"] == {}
+        proc.stdin.close()
+        assert proc.wait(15) == 0  # the end of input still ends the server
