@@ -425,7 +425,7 @@ def _claim_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
     """task_claim's keys for these queues (and the queues' wake lists): made once per handle
     and queues, as every waiting claim sends them."""
     keys = (k.tasks, k.task_data, k.counts, k.pass_counts, k.events, k.agents, k.presence)
-    return keys + tuple(key for q in queues for key in _queue_group(k, q))
+    return keys + _queue_groups(k, queues)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -437,7 +437,12 @@ def _wake_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
 def _claim_part_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
     """The keys ``claim_part`` adds to another script's (made once per handle and queues)."""
     keys = (k.agents, k.presence, k.task_data)
-    return keys + tuple(key for q in queues for key in _queue_group(k, q))
+    return keys + _queue_groups(k, queues)
+
+
+def _queue_groups(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
+    """The five keys per queue a claim takes tasks from (the scripts' queue groups)."""
+    return tuple(key for q in queues for key in _queue_group(k, q))
 
 
 def claim_part(
