@@ -34,7 +34,7 @@ local out = {stamp}
 local qbumps, pbumps, passes, wakes = {}, {}, {}, {}
 -- One increment reserves a posting number for every task of the batch (a task that already
 -- existed leaves a gap: only the order matters).
-local seq = redis.call('HINCRBY', KEYS[5], '#seq', count == 1 and '1' or fmt(count)) - count
+local seq = redis.call('HINCRBY', KEYS[5], '#seq', fmt(count)) - count
 local queue_abandons = {}  -- queue -> its max_abandons (the queue's setting, else ARGV[5])
 for i = 1, count do
   local b = first + STRIDE * (i - 1)
@@ -101,8 +101,7 @@ for i = 1, count do
     task_event(K, 'task.posted', posted, 'status', status)
   end
 end
--- (A count of 1, the most common, needs no formatting.)
-for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, n == 1 and '1' or fmt(n)) end
+for field, n in pairs(qbumps) do redis.call('HINCRBY', KEYS[5], field, fmt(n)) end
 for field, n in pairs(pbumps) do redis.call('HINCRBY', KEYS[6], field, fmt(n)) end
 for pass_id, name in pairs(passes) do redis.call('HSETNX', KEYS[6], pass_id, name) end
 -- One wake-up token per task made pending or delayed, capped (a hint for waiting claims).
