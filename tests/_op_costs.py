@@ -75,6 +75,9 @@ BOUNDS: dict[str, int] = {
     "renew": 1,
     "report": 1,
     "report, claim_next": 1,  # the report and the next claim in one script
+    # an idle swarm's worker loop: woken for its task, it reports and waits for the next
+    # task, the wait and the claim pipelined behind the report
+    "report, waiting for the next task after a woken claim": 1,
     "answer (the claimed question)": 1,  # its data read from the claimed task, not again
     "answer, claim_next": 1,  # swarm serve's: the answer and the next question in one script
     "fail": 1,
@@ -220,6 +223,17 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
         woken = meter(op, lambda: far.claim(WAITED, worker="far", wait_s=30))
         poster.join()
         assert woken is not None and woken.queue == WAITED
+    poster = threading.Thread(target=post_once_waited_for, args=(near,))
+    poster.start()
+    reported, following = meter(
+        "report, waiting for the next task after a woken claim",
+        lambda: far.report(
+            woken.id, woken.token, {"summary": "woken"}, worker="far", claim_next=WAITED,
+            wait_s=30,
+        ),
+    )  # fmt: skip
+    poster.join()
+    assert following is not None and following.queue == WAITED and not reported.superseded
     meter("renew", lambda: far.renew(task.id, task.token))
     meter("report", lambda: far.report(task.id, task.token, {"summary": "done far away"}))
     found, following = meter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,3 +293,24 @@ def test_configure_max_abandons_and_show_both_budgets(cli: Cli, swarm: Swarm) ->
     assert "failures" in shown and "1 of 2" in shown
     assert "abandons" in shown and "0 of 4" in shown
     assert "1/2" in cli("task", "list", "--queue", "q1").stdout
+
+
+def test_report_waits_for_the_next_task(cli: Cli, swarm: Swarm) -> None:
+    """`task report --claim-next Q --wait S`: a shell worker loop that blocks for its next
+    task instead of polling."""
+    swarm.post_task("q", "first")
+    first = cli.json("task", "claim", "q", "--worker", "w1")
+    timer = threading.Timer(0.3, lambda: swarm.post_task("q", "posted while it waits"))
+    timer.start()
+    out = cli.json(
+        "task", "report", first["id"], "--token", first["token"], "--summary", "one",
+        "--claim-next", "q", "--wait", "20",
+    )  # fmt: skip
+    timer.join()
+    assert out["next"]["description"] == "posted while it waits" and out["next"]["worker"] == "w1"
+    err = cli(
+        "task", "report", out["next"]["id"], "--token", out["next"]["token"], "--summary", "x",
+        "--wait", "5", expect=2,
+    ).stderr  # fmt: skip
+    assert "--claim-next" in err
+    assert swarm.get_task(out["next"]["id"]).status.value == "claimed"  # nothing reported

@@ -11,7 +11,15 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from redis_swarm import Swarm, Task, TaskSpec
+from redis_swarm import (
+    AlreadyCompleted,
+    LeaseLost,
+    Swarm,
+    Task,
+    TaskSpec,
+    TaskStatus,
+    ValidationError,
+)
 from redis_swarm._keys import Keys
 from redis_swarm._ops import tasks
 from redis_swarm._protocol import Batch, Call, Cmd
@@ -23,6 +31,7 @@ from ._servers import RedisServer
 
 KEYS = Keys("test")
 WAKE_CAP = 64  # lua/_tasks.lua
+ZERO = {status.value: 0 for status in TaskStatus}
 
 
 @pytest.fixture
@@ -268,3 +277,181 @@ def test_a_wait_cut_mid_way_is_sent_again(
         far.close()
     assert waiter.task is not None and waiter.task.id == posted.id
     assert waiter.elapsed < 8
+
+
+# --- a report that waits for the next task (report's wait_s)
+
+
+def _woken(swarm: Swarm, raw: redis.Redis, worker: str = "w1") -> Task:
+    """A task ``worker`` claimed after waiting for it: the handle now takes the queue as dry."""
+    assert swarm.claim("q", worker=worker) is None
+    waiter = _Waiter(swarm, worker)
+    waiter.start()
+    _wait_blocked(raw, 1)
+    swarm.post_task("q", "woken for")
+    waiter.join(10)
+    return must(waiter.task)
+
+
+class _Reporter(threading.Thread):
+    """report(..., claim_next="q", wait_s=) on a thread: its finding, next task, error, time."""
+
+    def __init__(self, swarm: Swarm, task: Task, token: str, wait_s: float = 10) -> None:
+        super().__init__()
+        self.swarm, self.task, self.token, self.wait_s = swarm, task, token, wait_s
+        self.next: Task | None = None
+        self.error: Exception | None = None
+        self.elapsed = 0.0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        try:
+            _, self.next = self.swarm.report(
+                self.task.id, self.token, {"summary": "done"}, worker="w1", claim_next="q",
+                wait_s=self.wait_s,
+            )  # fmt: skip
+        except Exception as exc:  # the test asserts it
+            self.error = exc
+        self.elapsed = time.monotonic() - start
+
+
+def test_a_report_after_a_woken_claim_waits_for_the_next_task_behind_it(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """Woken for its task, a worker's report sends the wait and the claim behind it: one
+    BLPOP, the report and the claim, and no claim inside the report (round trips:
+    tests/_op_costs.py)."""
+    task = _woken(swarm, raw)
+    reset_stats(raw)
+    reporter = _Reporter(swarm, task, must(task.token))
+    reporter.start()
+    _wait_blocked(raw, 1)  # the report is stored while the wait blocks
+    assert swarm.get_task(task.id).status.value == "completed"
+    posted = swarm.post_task("q", "the next")
+    reporter.join(10)
+    assert reporter.error is None and must(reporter.next).id == posted.id
+    assert must(reporter.next).worker == "w1" and reporter.elapsed < 5
+    calls = command_calls(raw)
+    assert script_calls(calls) == 3 and calls.get("blpop") == 1 and calls.get("llen") == 1
+    assert not raw.exists(KEYS.wake("q")) and not raw.exists(KEYS.worker_wake("w1"))
+    # the lease is a lease: renewed and reported with its token, refused with another
+    following = must(reporter.next)
+    swarm.renew(following.id, following.token)
+    with pytest.raises(LeaseLost):
+        swarm.report(following.id, task.token, {"summary": "a stale token"})
+    assert swarm.queue_stats()["q"] == {**ZERO, "claimed": 1, "completed": 1}
+
+
+def _report_in_thread(swarm: Swarm, task: Task, token: str) -> _Reporter:
+    reporter = _Reporter(swarm, task, token, wait_s=30)
+    reporter.start()
+    reporter.join(60)
+    return reporter
+
+
+def test_a_refused_report_ends_its_wait_and_claims_nothing(swarm: Swarm, raw: redis.Redis) -> None:
+    """The wait behind a report that does not complete its task ends at once (the refusal
+    is heard now, not when a task comes), and its claim takes nothing."""
+    task = _woken(swarm, raw)
+    forged = f"{must(task.token).partition('.')[0]}.{'x' * 22}"
+    reporter = _report_in_thread(swarm, task, forged)
+    assert isinstance(reporter.error, LeaseLost) and reporter.elapsed < 5
+    assert swarm.get_task(task.id).status.value == "claimed"
+    assert not raw.exists(KEYS.worker_wake("w1"))
+    posted = swarm.post_task("q", "for another worker")  # nothing waits for it here
+    assert raw.llen(KEYS.wake("q")) == 1
+    assert swarm.get_task(posted.id).status.value == "pending"
+
+
+def test_a_superseded_report_ends_its_wait_and_claims_nothing(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """A late report (its task completed already) is kept superseded and raises at once;
+    a task pending meanwhile stays pending with its token, for another worker."""
+    task = _woken(swarm, raw)
+    swarm.report(task.id, task.token, {"summary": "first"})
+    pending = swarm.post_task("q", "stays pending")
+    reporter = _report_in_thread(swarm, task, must(task.token))
+    assert isinstance(reporter.error, AlreadyCompleted) and reporter.elapsed < 5
+    assert swarm.get_task(pending.id).status.value == "pending"
+    assert raw.llen(KEYS.wake("q")) == 1 and not raw.exists(KEYS.worker_wake("w1"))
+
+
+def test_a_report_waiting_behind_itself_switches_back_when_tasks_wait(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """Woken, then tasks pile up: the claim behind the report sees tokens left, and the
+    next report claims next inside its own script (no wait, no second script)."""
+    task = _woken(swarm, raw)
+    swarm.post_tasks([TaskSpec("q", f"t{i}") for i in range(3)])
+    reset_stats(raw)
+    _, nxt = swarm.report(
+        task.id, task.token, {"summary": "1"}, worker="w1", claim_next="q", wait_s=5
+    )
+    calls = command_calls(raw)
+    assert calls.get("blpop") == 1 and calls.get("llen") == 1 and script_calls(calls) == 2
+    reset_stats(raw)
+    nxt = must(nxt)
+    _, after = swarm.report(
+        nxt.id, nxt.token, {"summary": "2"}, worker="w1", claim_next="q", wait_s=5
+    )
+    calls = command_calls(raw)
+    assert after is not None and "blpop" not in calls and script_calls(calls) == 1
+
+
+def test_a_report_waiting_behind_itself_times_out_with_nothing_leased(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    task = _woken(swarm, raw)
+    start = time.monotonic()
+    _, nxt = swarm.report(
+        task.id, task.token, {"summary": "1"}, worker="w1", claim_next="q", wait_s=0.4
+    )
+    assert nxt is None and 0.35 < time.monotonic() - start < 5
+    assert swarm.queue_stats()["q"] == {**ZERO, "completed": 1}
+    assert not raw.exists(KEYS.worker_wake("w1"))
+
+
+def test_report_wait_s_needs_claim_next_and_a_sane_number(swarm: Swarm) -> None:
+    task = swarm.post_task("q", "t")
+    claimed = must(swarm.claim("q", worker="w1"))
+    with pytest.raises(ValidationError, match="claim_next"):
+        swarm.report(claimed.id, claimed.token, {"summary": "x"}, wait_s=1)
+    with pytest.raises(ValidationError, match="wait_s"):
+        swarm.report(claimed.id, claimed.token, {"summary": "x"}, claim_next="q", wait_s=-1)
+    assert swarm.get_task(task.id).status.value == "claimed"  # nothing stored
+
+
+@pytest.mark.parametrize("others", [0, 1])
+def test_a_retried_report_that_waited_behind_itself_gets_the_same_lease_back(
+    swarm: Swarm, raw: redis.Redis, others: int
+) -> None:
+    """The reply of a report whose wait took the next task is lost; the same report sent
+    again (same finding id) answers that lease at once, token included, never a second
+    task, as a report with claim_next does (docs/reliability.md). ``others``: tasks left
+    pending besides (0: the retry waits behind itself too; 1: it claims next in its script)."""
+    task = _woken(swarm, raw)
+    swarm.post_tasks([TaskSpec("q", f"t{i}") for i in range(1 + others)])
+    fid = swarm.new_finding_id()
+
+    def send() -> tuple[object, Task | None]:
+        return swarm.report(
+            task.id, task.token, {"summary": "s"}, worker="w1", finding_id=fid,
+            claim_next="q", wait_s=30,
+        )  # fmt: skip
+
+    _, first = send()
+    reset_stats(raw)
+    start = time.monotonic()
+    _, again = send()
+    assert time.monotonic() - start < 5
+    assert command_calls(raw).get("blpop", 0) == (1 if others == 0 else 0)
+    first, again = must(first), must(again)
+    assert (again.id, again.token) == (first.id, first.token)
+    stats = {**ZERO, "pending": others, "claimed": 1, "completed": 1}
+    assert swarm.queue_stats()["q"] == stats
+    # once that lease no longer holds, a retry claims anew, as its wait_s asks: one lease
+    swarm.release(first.id, first.token)
+    _, after = send()
+    assert must(after).token != first.token
+    assert swarm.queue_stats()["q"] == stats

@@ -1,5 +1,6 @@
 """redis-swarm: N worker processes, each a loop of claim (blocking) -> no-op -> report, the
-report leasing the next task in the same round trip (``claim_next``)."""
+report leasing the next task in the same round trip (``claim_next``), or waiting for it in
+that round trip when the worker was woken for its task (``wait_s``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ DISTS = ("redis-swarm",)
 SETUP = (
     "N processes, each `claim(wait_s=...)` -> no-op -> `report(finding, claim_next=queue)` "
     "(a lease with a fencing token, the finding stored and indexed, the next task leased in "
-    "the same script; a blocking `claim` when there was none, its BLPOP and its script in "
-    "one round trip), `post_task`"
+    "the same script; woken for its task, the report's wait for the next and its claim in "
+    "the same round trip), `post_task`"
 )
 QUEUE = "bench"
 
@@ -50,7 +51,7 @@ def work() -> None:
         data = task.data
         record(data["i"], data["t0"])
         _, task = swarm.report(
-            task.id, task.token, {"summary": "ok"}, worker=worker, claim_next=QUEUE
+            task.id, task.token, {"summary": "ok"}, worker=worker, claim_next=QUEUE, wait_s=5.0
         )
 
 

@@ -121,6 +121,12 @@ class Keys:
         claimable pushes one, a waiting claim BLPOPs it, a claim that finds nothing clears it."""
         return self._k("q", queue, "wake")
 
+    def worker_wake(self, worker: str) -> str:
+        """LIST, short-lived: the token a report that will not complete its task pushes for
+        its own worker, whose wait is pipelined behind the report (``report``'s ``wait_s``),
+        so that the wait ends at once; popped by that wait, else expiring within a minute."""
+        return self._k("worker", worker, "wake")
+
     def leases(self, queue: str) -> str:
         """ZSET task id -> lease deadline (ms) of a queue's claimed tasks: a claim on the queue
         reclaims the expired ones from here (per queue, so that a claim never has to skip the

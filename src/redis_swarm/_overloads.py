@@ -79,6 +79,7 @@ class Report(Protocol[One, Many]):
         usage: Usage | None = None,
         claim_next: None = None,
         next_lease_s: float | None = None,
+        wait_s: float = 0.0,
     ) -> One: ...
     @overload
     def __call__(
@@ -94,6 +95,7 @@ class Report(Protocol[One, Many]):
         usage: Usage | None = None,
         claim_next: str | Sequence[str],
         next_lease_s: float | None = None,
+        wait_s: float = 0.0,
     ) -> Many: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads' anchor)
 

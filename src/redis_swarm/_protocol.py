@@ -217,6 +217,11 @@ class OpContext:
     # time.monotonic(), next due ms or -1, server now ms); the next waiting claim of those
     # queues blocks at once (see _ops.tasks.claim).
     idle: tuple[tuple[str, ...], float, int, int] | None = None
+    # The queues this handle's last claim of them had to wait for (a task came while it
+    # blocked), and left no other task's token: nothing pending, so the next report that
+    # waits for the next task of those queues sends its wait and claim behind it, in one
+    # round trip (see _ops.findings.report).
+    dry: tuple[str, ...] | None = None
     # The key builder of ``settings.swarm``, made once: every operation asks for it.
     _keys: Keys | None = field(default=None, init=False, repr=False, compare=False)
 

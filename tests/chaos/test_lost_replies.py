@@ -178,6 +178,32 @@ def test_a_requeue_retried_after_a_lost_reply_applies_once(
     assert events(raw)["task.requeued"] == 1
 
 
+def test_a_report_that_waited_behind_itself_retried_after_a_lost_reply_leases_one_next_task(
+    lossy: Any, proxy: DropProxy, raw: redis.Redis, redis_url: str
+) -> None:
+    """Woken for its task, a worker's report sends its wait and claim behind it; the reply
+    of that pipeline is lost. Sent again, the report finds its finding stored and the claim
+    answers the lease its first try took, at once: one next task, its token valid."""
+    assert lossy.claim("q", worker="w1") is None  # so the waiting claim starts with the wait
+    with Swarm(redis_url, swarm="test") as poster:
+        timer = threading.Timer(0.2, lambda: poster.post_task("q", "woken for"))
+        timer.start()
+        task = lossy.claim("q", worker="w1", wait_s=10)
+        timer.join()
+        poster.post_task("q", "the next")
+    lose_one(proxy, "task_claim")
+    start = time.monotonic()
+    finding, following = lossy.report(
+        task.id, task.token, {"summary": "s"}, worker="w1", claim_next="q", wait_s=10
+    )
+    assert time.monotonic() - start < 5
+    summary = check_retried(proxy, "task_claim", raw)
+    assert not finding.superseded and following is not None
+    assert summary.tasks == Counter({"completed": 1, "claimed": 1}) and summary.findings == 1
+    assert events(raw)["task.claimed"] == 2  # the woken claim, and one behind the report
+    lossy.renew(following.id, following.token)  # the token the retry returned holds it
+
+
 def test_a_claim_whose_reply_is_lost_comes_back_when_its_lease_ends(
     lossy: Any, proxy: DropProxy, raw: redis.Redis
 ) -> None:

@@ -73,7 +73,7 @@ OPERATIONS: dict[str, Uses] = {
     "shard_stats": _uses("hmget zcard", worker=True),
     "wait": _uses("hgetall hkeys hmget xread xrevrange", "task_claim", worker=True),
     # findings and syntheses
-    "report": _uses("hget", "task_report", worker=True),
+    "report": _uses("hget blpop llen", "task_report task_claim", worker=True),
     "get_finding": _uses("hget", worker=True),
     "findings": _uses("", "index_page", worker=True),
     "synthesize": _uses("", "synthesis_create"),
@@ -168,9 +168,9 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
-        "task_claim": "",
+        "task_claim": "exists hget llen",
         "task_post": "hget hincrby hset hsetnx zadd",
-        "task_report": "hget hsetnx zadd",
+        "task_report": "hget hsetnx pexpire rpush zadd",
         "task_update": "hget zadd zrem",
         "webhook_claim": "hexists hget hset",
     }.items()
@@ -215,6 +215,7 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         "counts": "hincrby",
         "pass_counts": "hincrby",
         "wake": "blpop lpop rpush ltrim",
+        "worker_wake": "blpop rpush pexpire",  # report's wait_s: a refusal ends the wait
         # findings: report adds one (it never deletes or rewrites the index)
         "findings": "hsetnx",
         "finding_index": "zadd",

@@ -10,13 +10,14 @@ output is ever dropped. Finding ids are made here, so a retried report never dup
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
 from .._keys import Keys
 from .._models import Finding, Page, Synthesis, Task, Usage, dumps, loads
-from .._protocol import Call, Cmd, OpContext, Operation
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from . import tasks as task_ops
 from ._work import (
@@ -139,6 +140,7 @@ def report(
     usage: Usage | None = None,
     claim_next: str | Sequence[str] | None = None,
     next_lease_s: float | None = None,
+    wait_s: float = 0.0,
 ) -> Operation[Finding | tuple[Finding, Task | None]]:
     """Store ``finding`` and complete the task, atomically. Raises AlreadyCompleted (with the
     finding's id) when the task was already completed or cancelled: the finding is then kept,
@@ -151,7 +153,19 @@ def report(
     next task of those queues to the reporting worker as ``claim`` would (for
     ``next_lease_s``), and return ``(finding, next task or None)``. Nothing is claimed when
     the report is refused or superseded. A retry of the report with the same
-    ``finding_id`` from the same process gets back the lease its first try took."""
+    ``finding_id`` from the same process gets back the lease its first try took.
+
+    ``wait_s`` (with ``claim_next``): when no task is claimable, wait up to ``wait_s`` for
+    one, as ``claim(..., wait_s=)`` does. When this handle's last claim of those queues had
+    to wait for its task (an idle swarm: every task wakes a worker), the wait and the claim
+    go in the same round trip as the report (a worker's loop then costs one round trip per
+    task, as a BRPOP worker's does); a refused or superseded report ends that wait at once,
+    claims nothing and raises as without it. A connection lost while waiting can leave the
+    next task leased to nobody until its lease ends, as any claim whose reply is lost."""
+    wait = check_number("wait_s", wait_s, 0, 86_400)
+    if wait and claim_next is None:
+        raise ValidationError("wait_s is how long to wait for the next task: pass claim_next")
+    deadline = time.monotonic() + wait
     r = yield from route(ctx, task_id)
     tok = "" if token is None else check_token(token)
     claiming: tuple[tuple[str, ...], tuple[Any, ...]] = ((), ())
@@ -166,7 +180,14 @@ def report(
     next_secret = report_secret(fid) if claim_next is not None else ""
     if worker is not None:
         check_name("worker", worker)
-    if claim_next is not None:
+    behind = None
+    if claim_next is not None and wait and worker is not None:
+        behind = task_ops.claim_behind_report(
+            ctx, claim_next, worker, next_lease_s, deadline, task_id, fid
+        )
+    if behind is not None:  # the wait's own list ends it when the report does not complete
+        claiming = ((ctx.keys.worker_wake(worker or ""),), ("0", "1"))
+    elif claim_next is not None:
         claiming = task_ops.claim_part(ctx, claim_next, next_lease_s, next_secret, worker)
     if model is not None:
         body["model"] = check_label("model", model, max_chars=128)
@@ -182,7 +203,12 @@ def report(
         worker or "", "1" if r.pass_name is not None else "0", "1" if r.parent is not None else "0",
         *claiming[1],
     )  # fmt: skip
-    outcome, raw, named, *next_pair = yield Call("task_report", keys, args)
+    call = Call("task_report", keys, args)
+    if behind is None:
+        outcome, raw, named, *next_pair = yield call
+    else:
+        replies = yield Batch((call, *behind.requests))
+        (outcome, raw, named), next_pair = replies[0], []
     if text(outcome) == "existing":
         stored = finding_from(raw)
     else:  # stored now: what was sent, closed as the script closed it
@@ -205,9 +231,20 @@ def report(
         )
     if claim_next is None:
         return stored
-    task_ops.note_idle(ctx, claim_next, next_pair)
-    leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
-    return stored, leased_next[0] if leased_next else None
+    if behind is not None:
+        nxt = task_ops.taken_behind(ctx, behind, replies[1:])
+    else:
+        task_ops.note_idle(ctx, claim_next, next_pair)
+        leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
+        nxt = leased_next[0] if leased_next else None
+        ctx.dry = None if nxt is not None else ctx.dry
+    left = deadline - time.monotonic()
+    if nxt is None and wait and left > 0 and stored.worker is not None:
+        got = yield from task_ops.claim(
+            ctx, claim_next, worker=stored.worker, lease_s=next_lease_s, wait_s=left
+        )
+        nxt = got if isinstance(got, Task) else None
+    return stored, nxt
 
 
 def _sent(body: dict[str, Any], encoded: str, meta: dict[str, Any]) -> Finding:

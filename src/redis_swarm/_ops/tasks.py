@@ -44,6 +44,7 @@ from ._work import (
     page,
     presence_due,
     remember_route,
+    report_secret,
     route,
     task_from,
     text,
@@ -51,9 +52,11 @@ from ._work import (
 )
 
 __all__ = [
+    "ClaimBehind",
     "ShardStats",
     "cancel",
     "claim",
+    "claim_behind_report",
     "claim_part",
     "configure_queue",
     "fail",
@@ -69,6 +72,7 @@ __all__ = [
     "renew",
     "requeue_dead",
     "shard_stats",
+    "taken_behind",
     "wait",
 ]
 
@@ -539,6 +543,9 @@ def claim(
         call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
         reply = (yield call) if waiting is None else (yield Batch((waiting, call)))[1]
         if reply[0]:
+            # Woken for it: the queues are likely dry, and the next report that waits for
+            # the next task sends its wait behind it (see claim_behind_report).
+            ctx.dry = names if waiting is not None else None
             tasks = leased(ctx, reply, lease_secrets)
             return tasks if n is not None else tasks[0]
         due, now = int(reply[1]), int(reply[2])
@@ -547,6 +554,60 @@ def claim(
             ctx.idle = (names, time.monotonic(), due, now)
             return [] if n is not None else None
         waiting = _wait_cmd(ctx, wakes, deadline, due, now)
+
+
+class ClaimBehind(NamedTuple):
+    """The wait and the claim a report sends behind itself, in the same round trip
+    (``report``'s ``wait_s``), and what reading their replies needs."""
+
+    names: tuple[str, ...]
+    secret: str
+    requests: tuple[Cmd | Call, ...]
+
+
+def claim_behind_report(
+    ctx: OpContext,
+    queues: str | Sequence[str],
+    worker: str,
+    lease_s: float | None,
+    deadline: float,
+    task_id: str,
+    finding_id: str,
+) -> ClaimBehind | None:
+    """A waiting claim of ``queues`` to pipeline behind the report of ``task_id`` with
+    ``finding_id``, when this handle's last claim of them found them dry (else None: the
+    report claims next in its own script, which costs less where tasks are waiting).
+
+    Sent behind the report: the BLPOP (the worker's own wake list first, where a report that
+    does not complete its task pushes a token, then the queues'), the claim (which takes a
+    task only when that report completed its task), and each queue's LLEN (tokens left:
+    tasks left, so that the next report claims next in its own script instead). The wait is
+    capped by the block chunk: a report knows no due hint of the queues (a token wakes it
+    for a delayed task posted meanwhile, as any waiter)."""
+    names = _queue_names(queues)
+    if ctx.dry != names:
+        return None
+    block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
+    wakes = _wake_keys(ctx.keys, names)
+    wait = Cmd("BLPOP", ctx.keys.worker_wake(worker), *wakes, max(0.001, round(block, 3)))
+    secret = report_secret(finding_id)  # a retry of the report gets the same lease back
+    args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, _lease_ms(lease_s))
+    limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
+    after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)
+    call = Call("task_claim", _claim_keys(ctx.keys, names), (*args, *limits, *after, secret))
+    return ClaimBehind(names, secret, (wait, call, *(Cmd("LLEN", w) for w in wakes)))
+
+
+def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) -> Task | None:
+    """The task the claim behind a report leased, or None (the wait ended with none, or the
+    report did not complete its task), from the replies of ``behind.requests``; remembers
+    what the next wait needs."""
+    reply, lengths = replies[1], replies[2:]
+    if not reply[0]:
+        ctx.idle = (behind.names, time.monotonic(), int(reply[1]), int(reply[2]))
+        return None
+    ctx.dry = None if any(int(n) for n in lengths) else behind.names
+    return leased(ctx, reply, [behind.secret])[0]
 
 
 def _wait_cmd(ctx: OpContext, wakes: tuple[str, ...], deadline: float, due: int, now: int) -> Cmd:

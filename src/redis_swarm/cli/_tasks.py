@@ -341,6 +341,14 @@ def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
 @click.option(
     "--next-lease", "next_lease_s", type=click.IntRange(1), help="With --claim-next: its lease."
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0, 86_400),
+    default=0.0,
+    show_default=True,
+    help="With --claim-next: seconds to wait for the next task when there is none.",
+)
 @json_option
 @pass_app
 def report(
@@ -356,12 +364,15 @@ def report(
     context_version: str | None,
     claim_next: tuple[str, ...],
     next_lease_s: int | None,
+    wait_s: float,
 ) -> None:
     """Report the finding of TASK_ID; the first report completes the task. With
     --claim-next, also lease the next task (printed as `task claim` prints it; JSON:
-    {"finding": ..., "next": task or null})."""
+    {"finding": ..., "next": task or null}), waiting up to --wait seconds for one."""
     if (finding_arg is None) == (summary is None):
         raise click.UsageError("give the finding with --finding JSON|@FILE|- or --summary TEXT")
+    if wait_s and not claim_next:
+        raise click.UsageError("--wait is how long to wait for the next task: add --claim-next")
     if finding_arg is not None:
         finding = parse_json(finding_arg, app, what="--finding")
         if not isinstance(finding, dict):
@@ -375,7 +386,7 @@ def report(
             finding["sources"] = list(sources)
     leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
     if claim_next:
-        leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s}
+        leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
     reported = app.swarm.report(
         task_id, token, finding, worker=worker, model=model, context_version=context_version,
         **leasing,

@@ -13,9 +13,12 @@
 -- ARGV[8] max_abandons of a task stored without one
 -- ARGV[9] claim: '1' to register the worker (implicitly) and mark it present; the client asks
 -- for it on a worker's first claim through a handle, then at most once a second
--- ARGV[10] claim: '1' when the claim follows a wait that popped a wake-up token
--- ARGV[11..] claim: the leases' secrets, one per task wanted (each task keeps its secret's
--- SHA-1; the client makes each token 'ATTEMPT.SECRET')
+-- ARGV[10] claim: '1' when the claim follows a wait that popped a wake-up token; '2' when
+-- it also follows a report (report's wait_s: the report, the wait and this claim pipelined):
+-- ARGV[11] the reported task's id, ARGV[12] the report's finding id, and the claim takes a
+-- task only when that report completed that task (not when it was refused or superseded)
+-- ARGV[11..] claim (ARGV[13..] after a report): the leases' secrets, one per task wanted
+-- (each task keeps its secret's SHA-1; the client makes each token 'ATTEMPT.SECRET')
 -- Returns, claim: {task JSON, data JSON or false, ...} a pair per task claimed, best first,
 --   or, when nothing is eligible, {false, the queues' due hint (ms: nothing falls due
 --   before it; see hinted_due) or -1, now};
@@ -36,10 +39,48 @@ end
 
 if ARGV[3] == 'reap' then return {reclaimed, due_of(), fmt(now)} end
 
+-- After a report (ARGV[10] '2'): nil when the claim may go on, else its answer. The report
+-- must have completed its task; the lease its first try's claim took, when the same report
+-- is retried (a lost reply), is answered again, never a second task (the reported task keeps
+-- its id as next_task, as a report with claim_next does).
+local function after_report(reported, secret)
+  -- (ids hold no character JSON escapes, and a record holds no unescaped quote in a value)
+  if not (reported and string.find(reported, '"status":"completed"', 1, true)
+          and string.find(reported, '"finding_id":"' .. ARGV[12] .. '"', 1, true)) then
+    -- The report did not complete its task: claim nothing. Its refusal woke the wait at
+    -- once (lua/task_report: own_wake); should the wait have popped a queue's token all the
+    -- same, that token goes back to whichever queue now lacks one.
+    for _, Q in ipairs(groups) do
+      if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then
+        wake(Q)
+      end
+    end
+    return {false, due_of(), fmt(now)}
+  end
+  local before = string.match(reported, '"next_task":"([^"]+)"')
+  if not before then return nil end
+  local n = load_task(K.tasks, before)
+  if n and n.status == 'claimed' and n.seals and n.seals[fmt(n.attempts)] == seal(secret) then
+    return {redis.call('HGET', K.tasks, before), redis.call('HGET', KEYS[2], before) or false}
+  end
+  return {false, due_of(), fmt(now)}
+end
+
+local first_secret, reported = 11, nil
+if ARGV[10] == '2' then
+  first_secret = 13
+  reported = redis.call('HGET', K.tasks, ARGV[11])
+  local answer = after_report(reported, ARGV[13])
+  if answer then return answer end
+end
 local claimer = {worker = ARGV[4], lease_ms = tonumber(ARGV[5]), secrets = {},
                  agents = KEYS[6], presence = KEYS[7], task_data = KEYS[2],
-                 register = ARGV[9] == '1', woken = ARGV[10] == '1'}
-for i = 11, #ARGV do claimer.secrets[#claimer.secrets + 1] = ARGV[i] end
-local claimed = claim_best(K, groups, now, claimer)
+                 register = ARGV[9] == '1', woken = ARGV[10] ~= '0'}
+for i = first_secret, #ARGV do claimer.secrets[#claimer.secrets + 1] = ARGV[i] end
+local claimed, ids = claim_best(K, groups, now, claimer)
+if reported and ids[1] then  -- (the record's closing brace reopened: no JSON decoded)
+  redis.call('HSET', K.tasks, ARGV[11],
+             string.sub(reported, 1, -2) .. ',"next_task":"' .. ids[1] .. '"}')
+end
 if #claimed > 0 then return claimed end
 return {false, fmt(hinted_due(groups) or -1), fmt(now)}

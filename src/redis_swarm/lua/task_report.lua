@@ -24,6 +24,11 @@
 -- this report completed its task (a refused or superseded report claims nothing); the
 -- reported task remembers it (next_task), so that the same report retried with the same
 -- secret (its reply lost) gets the same lease back instead of leasing another task.
+-- Without claim_next (ARGV[11] '0'), ARGV[12] '1' says a wait and a claim are pipelined behind
+-- this report (report's wait_s) and KEYS[claim_at] is the reporting worker's own wake list
+-- (worker_wake): a report that does not complete its task (refused, superseded) pushes one
+-- token there, so that the wait, which watches it first, ends at once (the claim behind it
+-- then finds the task not completed by this finding and claims nothing).
 -- Returns {'completed' | 'superseded', created_at, worker or false} for a finding stored now
 -- (the client has the rest: what it sent), {'existing', stored finding JSON} for a finding id
 -- already stored, and with claim_next then the next task's JSON and data JSON (false, false:
@@ -39,6 +44,22 @@ local attempt = nil  -- the reporting lease's attempt; nil: outside any lease
 -- Where the keys of the queues to claim from begin.
 local claim_at = 12 + (ARGV[9] == '1' and 1 or 0) + (ARGV[10] == '1' and 1 or 0)
 local claim_queues = tonumber(ARGV[11] or '0')
+local own_wake = claim_queues == 0 and ARGV[12] == '1' and KEYS[claim_at] or nil
+
+-- End the wait pipelined behind this report at once (see own_wake above): it will claim
+-- nothing, and the caller hears why now rather than when a task comes. The token expires,
+-- should the wait never come (its client gone).
+local function end_wait()
+  if own_wake then
+    redis.call('RPUSH', own_wake, '1')
+    redis.call('PEXPIRE', own_wake, '60000')
+  end
+end
+
+local function refuse(code, message)
+  end_wait()
+  return swarm_error(code, message)
+end
 
 -- The lease this report's first try took (see next_task above), when it still holds.
 local function claimed_before(t)
@@ -53,26 +74,27 @@ end
 
 local t = load_task(K.tasks, id)
 if not t then
-  return swarm_error('SWARM_NOTFOUND',
+  return refuse('SWARM_NOTFOUND',
     'task ' .. id .. ' does not exist: check the id with swarm task list')
 end
 if t.queue ~= ARGV[4] then
-  return swarm_error('SWARM_CONFLICT', 'task ' .. id .. ' is not in queue ' .. ARGV[4])
+  return refuse('SWARM_CONFLICT', 'task ' .. id .. ' is not in queue ' .. ARGV[4])
 end
 if ARGV[5] == '' then
   if t.status == 'claimed' and t.lease_deadline > now then
-    return swarm_error('SWARM_LEASELOST', string.format(
+    return refuse('SWARM_LEASELOST', string.format(
       'task %s is held by worker %s (attempt %d) until its lease ends: let that worker '
       .. 'report, or report with the token your claim returned', id, t.worker, t.attempts))
   end
 else
   attempt = issued(t, ARGV[5])
-  if not attempt then return swarm_error('SWARM_LEASELOST', never_issued(t)) end
+  if not attempt then return refuse('SWARM_LEASELOST', never_issued(t)) end
 end
 
 local worker = ARGV[8]
 if worker == '' then worker = attempt and t.claims[tostring(attempt)] or nil end
 local superseded = t.status == 'completed' or t.status == 'cancelled'
+if superseded then end_wait() end
 
 -- The client's JSON object, closed with the fields only the server knows.
 local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
@@ -84,7 +106,17 @@ local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
 -- its finding and changes nothing (one command where a look-up and a write were two).
 if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
   local stored = redis.call('HGET', KEYS[9], fid)
-  if claim_queues == 0 then return {'existing', stored, false} end
+  if claim_queues == 0 then
+    -- (a retry of a superseded report raises again, and a finding id of another task's
+    -- report is refused: the wait must not hold that back; nor when the first try's claim
+    -- behind it took a task: the claim answers that task again at once)
+    if string.find(stored, '"superseded":true', 1, true)
+        or not string.find(stored, '"task_id":"' .. id .. '"', 1, true)
+        or (t and t.next_task) then
+      end_wait()
+    end
+    return {'existing', stored, false}
+  end
   local again = claimed_before(t)
   return {'existing', stored, false, again and again[1] or false, again and again[2] or false}
 end

@@ -83,12 +83,15 @@ def _queues(queue: str | Sequence[str]) -> list[str]:
 
 @dataclass
 class _Loop:
-    """A worker's ``tasks()`` loop: the queues and lease its reports claim the next task
-    with, and the task the last report leased."""
+    """A worker's ``tasks()`` loop: the queues, lease and wait its reports claim the next
+    task with, the task the last report leased, and whether the task yielded was reported
+    (its report waited for the next already)."""
 
     queues: list[str]
     lease_s: int | None
+    wait_s: float
     following: Task | None = None
+    reported: bool = False
 
 
 class Worker(_Role):
@@ -123,19 +126,23 @@ class Worker(_Role):
     ) -> Generator[Task, None, None]:
         """Claim and yield tasks of ``queue`` until none is left (after waiting ``wait_s``).
         Each ``report`` in the loop also leases the next task, in the same round trip: one
-        round trip per task, not two. Leaving the loop early gives back a task leased and not
-        yet yielded (released: it counts as neither a failure nor an abandon)."""
-        loop = _Loop(_queues(queue), lease_s)
+        round trip per task, not two, and waits for it (``wait_s``) in that round trip too
+        when the worker was woken for its task. Leaving the loop early gives back a task
+        leased and not yet yielded (released: it counts as neither a failure nor an
+        abandon)."""
+        loop = _Loop(_queues(queue), lease_s, wait_s)
         self._loop = loop
         try:
             task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
             while task is not None:
+                loop.reported = False
                 yield task
                 task, loop.following = loop.following, None
                 if task is not None:
                     self.task, self.context_version = task, None
-                else:  # not reported, or nothing left when it was: claim (and wait) anew
+                elif not loop.reported:  # not reported: claim (and wait) anew
                     task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
+                # (reported with nothing next: the report waited wait_s already)
         finally:
             self._loop = None
             if loop.following is not None:
@@ -166,8 +173,9 @@ class Worker(_Role):
         found, loop.following = self.swarm.report(
             task.id, task.token, finding, worker=self.worker_id, model=self.model,
             context_version=self.context_version, claim_next=loop.queues,
-            next_lease_s=loop.lease_s,
+            next_lease_s=loop.lease_s, wait_s=loop.wait_s,
         )  # fmt: skip
+        loop.reported = True
         return found
 
 
