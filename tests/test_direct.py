@@ -1,5 +1,6 @@
-"""A handle's single commands (``_connect._Direct``): the connection it keeps between them,
-handed back to a pipeline, replaced when the server closed it, never shared with a fork."""
+"""A handle's commands (``_connect._Direct``), one or several in one round trip: the
+connection it keeps between them, handed back to a pipeline, replaced when the server closed
+it, never shared with a fork."""
 
 from __future__ import annotations
 
@@ -98,3 +99,46 @@ def test_handles_dropped_without_close_give_their_connection_back(redis_url: str
         assert client.connection_pool._created_connections == 1
     finally:
         client.close()
+
+
+def test_several_commands_go_down_the_kept_connection_with_every_reply_in_order(
+    redis_url: str,
+) -> None:
+    """An error reply is a value in its place (the connection stays in step), and each
+    command's response callback applies, as in a pipeline."""
+    with Swarm(redis_url, swarm="direct") as swarm:
+        first = _client_id(swarm)
+        replies = swarm._execute_many(
+            [
+                ("DEL", "direct:k", "direct:h"),
+                ("SET", "direct:k", "v"),
+                ("LPUSH", "direct:k", "x"),  # WRONGTYPE
+                ("HSET", "direct:h", "f", "1"),
+                ("HGETALL", "direct:h"),
+                ("CLIENT", "ID"),
+            ]
+        )
+        assert replies[1] is True  # SET's callback
+        assert isinstance(replies[2], redis.ResponseError) and "WRONGTYPE" in str(replies[2])
+        assert replies[4] == {"f": "1"} or replies[4] == {b"f": b"1"}  # HGETALL's callback
+        assert replies[5] == first  # the kept connection, no other opened
+        assert _client_id(swarm) == first  # and still in step
+        assert len(swarm.redis.connection_pool._in_use_connections) == 1
+
+
+def test_several_commands_are_sent_again_on_a_new_connection_after_a_failed_attempt(
+    redis_url: str, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_Direct, "POLL_AFTER_S", 3600.0)  # no poll: the attempt itself fails
+    with Swarm(redis_url, swarm="direct") as swarm:
+        first = _client_id(swarm)
+        raw.client_kill_filter(_id=first)
+        replies = swarm._execute_many([("CLIENT", "ID"), ("PING",)])
+        assert replies[0] != first and replies[1] is True
+    settings = Settings.from_url(redis_url, swarm="direct", retries=0)
+    with Swarm(settings) as swarm:  # without retries the failure is the caller's
+        first = _client_id(swarm)
+        raw.client_kill_filter(_id=first)
+        with pytest.raises(ConnectionFailed):
+            swarm._run(_one(Batch((Cmd("CLIENT", "ID"), Cmd("PING")))))
+        assert _client_id(swarm) != first

@@ -349,9 +349,10 @@ class Swarm(_Shell):
     ) -> None:
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: SyncClient = client if client is not None else self._connect()
-        # One command at a time goes this way (most operations send one script call); a
-        # pipeline first hands back the connection it keeps (``_give_back``).
-        self._execute, self._give_back = direct_sender(self._redis)
+        # Commands go this way, one (most operations send one script call) or several in one
+        # round trip; a pipeline of the shell's own (a Fetch) first hands back the
+        # connection the sender keeps (``_give_back``).
+        self._execute, self._execute_many, self._give_back = direct_sender(self._redis)
         self._cluster = isinstance(self._redis, RedisCluster)
         if self._cluster:
             fcall_routed(self._redis)
@@ -438,11 +439,7 @@ class Swarm(_Shell):
                 return [self._execute(*step.commands[0])]
             except redis.ResponseError as exc:
                 return [exc]
-        self._give_back()
-        pipe = self._redis.pipeline(transaction=False)
-        for command in step.commands:
-            pipe.execute_command(*command)
-        return pipe.execute(raise_on_error=False)
+        return self._execute_many(step.commands)
 
     def load_functions(self) -> bool:
         """Load (or replace) the swarm's Redis Functions library on the server (every master
