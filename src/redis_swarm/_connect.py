@@ -521,8 +521,17 @@ def _pipelined(client: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     return replies
 
 
+# Commands packed smaller than this together are sent as one buffer: redis-py writes each
+# chunk of a list with its own sendall (a system call, and a partial batch the server may
+# wake up for), as redis-py's own pipelines join their small commands.
+JOIN_BELOW = 64 * 1024
+
+
 def _exchange_many(conn: Any, commands: Sequence[tuple[Any, ...]], hiredis: bool) -> list[Any]:
-    conn.send_packed_command([chunk for args in commands for chunk in _packed(conn, args, hiredis)])
+    chunks = [chunk for args in commands for chunk in _packed(conn, args, hiredis)]
+    if sum(len(chunk) for chunk in chunks) < JOIN_BELOW:
+        chunks = [b"".join(chunks)]
+    conn.send_packed_command(chunks)
     replies: list[Any] = []
     for _ in commands:  # every reply read, errors too, so the connection stays in step
         try:
