@@ -284,9 +284,10 @@ def _throughput_note(life: list[dict[str, Any]]) -> str:
             "report leases its next task): the producer posts one task at a time, so most "
             "workers wait; a waiting claim blocks on its queue's wake list, where every task "
             "made claimable has one token, and a woken claim is a script of its own (post, "
-            "woken claim, report: 3). A claim that did not wait takes the token of the task "
-            "it takes, and a claim right after a report that found nothing starts with the "
-            "wait, "
+            "woken claim, report: 3), though a woken worker's report sends its wait and its "
+            "claim behind it, in the same round trip (`report(..., wait_s=)`). A claim that "
+            "did not wait takes the token of the task it takes, and a claim right after a "
+            "report that found nothing starts with the wait, "
             + (
                 "so a woken worker rarely finds nothing"
                 if wasted <= 0.2
