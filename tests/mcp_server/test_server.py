@@ -4,6 +4,7 @@ sessions as agents. A real redis-server (the fixtures') is behind every test."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -207,6 +208,33 @@ def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
                     "report_finding", task_id=task.id, summary="late", token=token
                 )
                 assert "superseded" in message and "do not report it again" in message
+
+    run(body)
+
+
+def test_a_report_waits_for_the_next_task(core: Swarm) -> None:
+    """report_finding(claim_next=..., wait_s=...): an agent's worker loop is woken with its
+    next task instead of polling claim_task."""
+
+    async def body() -> None:
+        core.post_task("work", "first")
+        async with connect(build_server(core, role="worker")) as worker:
+            first = (await worker("claim_task", queue="work"))[0]["task"]
+            timer = threading.Timer(0.3, lambda: core.post_task("work", "posted meanwhile"))
+            timer.start()
+            started = time.monotonic()
+            both, _ = await worker(
+                "report_finding", task_id=first["id"], summary="1", claim_next="work", wait_s=20
+            )
+            timer.join()
+            assert both["next_task"]["task"]["description"] == "posted meanwhile"
+            assert 0.25 < time.monotonic() - started < 15
+            following = both["next_task"]["task"]
+            message = await worker.error(
+                "report_finding", task_id=following["id"], summary="2", wait_s=5
+            )
+            assert "claim_next" in message
+            assert core.get_task(following["id"]).status == "claimed"  # nothing stored
 
     run(body)
 

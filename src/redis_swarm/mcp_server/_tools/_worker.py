@@ -131,6 +131,14 @@ class WorkerTools(ToolsBase):
                 "same call: the result holds it as claim_task's would (next_task)."
             ),
         ] = None,
+        wait_s: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=MAX_CLAIM_WAIT_S,
+                description="With claim_next: wait this long for the next task to appear.",
+            ),
+        ] = 0.0,
     ) -> CallToolResult:
         """Worker, step 3: report the result of your task, once. This completes the task;
         the finding records which context version you read. Then claim the next task (or
@@ -144,7 +152,10 @@ class WorkerTools(ToolsBase):
             if value is not None:
                 finding[key] = value
         version = session.read_versions.get(lease.parent) if lease and lease.parent else None
-        leasing: dict[str, Any] = {} if claim_next is None else {"claim_next": claim_next}
+        # (wait_s without claim_next: the core's ValidationError says what to pass)
+        leasing: dict[str, Any] = {"wait_s": wait_s}
+        if claim_next is not None:
+            leasing["claim_next"] = claim_next
 
         def report() -> tuple[Finding, Task | None]:
             reported = self.swarm.report(
