@@ -160,8 +160,9 @@ def report(
     to wait for its task (an idle swarm: every task wakes a worker), the wait and the claim
     go in the same round trip as the report (a worker's loop then costs one round trip per
     task, as a BRPOP worker's does); a refused or superseded report ends that wait at once,
-    claims nothing and raises as without it. A connection lost while waiting can leave the
-    next task leased to nobody until its lease ends, as any claim whose reply is lost."""
+    claims nothing and raises as without it. A retry with the same ``finding_id`` (the
+    client's own, after a connection lost while waiting, included) gets back the lease its
+    first try took, as with ``claim_next`` alone."""
     wait = check_number("wait_s", wait_s, 0, 86_400)
     if wait and claim_next is None:
         raise ValidationError("wait_s is how long to wait for the next task: pass claim_next")
@@ -186,7 +187,7 @@ def report(
             ctx, claim_next, worker, next_lease_s, deadline, task_id, fid
         )
     if behind is not None:  # the wait's own list ends it when the report does not complete
-        claiming = ((ctx.keys.worker_wake(worker or ""),), ("0", "1"))
+        claiming = ((behind.own_wake,), ("0", "1"))
     elif claim_next is not None:
         claiming = task_ops.claim_part(ctx, claim_next, next_lease_s, next_secret, worker)
     if model is not None:

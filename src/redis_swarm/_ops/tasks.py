@@ -561,6 +561,7 @@ class ClaimBehind(NamedTuple):
     (``report``'s ``wait_s``), and what reading their replies needs."""
 
     names: tuple[str, ...]
+    own_wake: str  # the worker's own wake list, which the report's script also gets
     secret: str
     requests: tuple[Cmd | Call, ...]
 
@@ -589,13 +590,14 @@ def claim_behind_report(
         return None
     block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
     wakes = _wake_keys(ctx.keys, names)
-    wait = Cmd("BLPOP", ctx.keys.worker_wake(worker), *wakes, max(0.001, round(block, 3)))
+    own_wake = ctx.keys.worker_wake(worker)
+    wait = Cmd("BLPOP", own_wake, *wakes, max(0.001, round(block, 3)))
     secret = report_secret(finding_id)  # a retry of the report gets the same lease back
     args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, _lease_ms(lease_s))
     limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
     after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)
     call = Call("task_claim", _claim_keys(ctx.keys, names), (*args, *limits, *after, secret))
-    return ClaimBehind(names, secret, (wait, call, *(Cmd("LLEN", w) for w in wakes)))
+    return ClaimBehind(names, own_wake, secret, (wait, call, *(Cmd("LLEN", w) for w in wakes)))
 
 
 def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) -> Task | None:

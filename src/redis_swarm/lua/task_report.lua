@@ -94,7 +94,6 @@ end
 local worker = ARGV[8]
 if worker == '' then worker = attempt and t.claims[tostring(attempt)] or nil end
 local superseded = t.status == 'completed' or t.status == 'cancelled'
-if superseded then end_wait() end
 
 -- The client's JSON object, closed with the fields only the server knows.
 local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
@@ -112,7 +111,7 @@ if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
     -- behind it took a task: the claim answers that task again at once)
     if string.find(stored, '"superseded":true', 1, true)
         or not string.find(stored, '"task_id":"' .. id .. '"', 1, true)
-        or (t and t.next_task) then
+        or t.next_task then
       end_wait()
     end
     return {'existing', stored, false}
@@ -120,6 +119,7 @@ if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
   local again = claimed_before(t)
   return {'existing', stored, false, again and again[1] or false, again and again[2] or false}
 end
+if superseded then end_wait() end  -- (stored now: a retry of it ends its wait above)
 
 local next_task = {}
 local idle = nil  -- claim_next found nothing: when its queues have something due next
