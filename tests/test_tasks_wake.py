@@ -375,6 +375,17 @@ def test_a_superseded_report_ends_its_wait_and_claims_nothing(
     assert isinstance(reporter.error, AlreadyCompleted) and reporter.elapsed < 5
     assert swarm.get_task(pending.id).status.value == "pending"
     assert raw.llen(KEYS.wake("q")) == 1 and not raw.exists(KEYS.worker_wake("w1"))
+    # the same late report again (its finding id): raised again at once, no token left over
+    fid = reporter.error.finding_id
+    for _ in range(2):
+        start = time.monotonic()
+        with pytest.raises(AlreadyCompleted):
+            swarm.report(
+                task.id, task.token, {"summary": "done"}, worker="w1", finding_id=fid,
+                claim_next="q", wait_s=30,
+            )  # fmt: skip
+        assert time.monotonic() - start < 5 and not raw.exists(KEYS.worker_wake("w1"))
+    assert swarm.get_task(pending.id).status.value == "pending"
 
 
 def test_a_report_waiting_behind_itself_switches_back_when_tasks_wait(
