@@ -12,7 +12,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from redis_swarm import NotFound, PermissionDenied, Settings, Swarm, ValidationError
+from redis_swarm import LeaseLost, NotFound, PermissionDenied, Settings, Swarm, ValidationError
 from redis_swarm._acl import (
     ROLES,
     WORKER_READ_ONLY,
@@ -472,6 +472,35 @@ def test_worker_claims_renews_and_reports(as_user: Any) -> None:
     assert [s.id for s in worker.syntheses(pass_name="P1").items] == [synthesis.id]
     with pytest.raises(PermissionDenied):
         worker.publish_context("shard-1", "overwritten", source="evil.md")
+
+
+def test_worker_waits_for_its_next_task_behind_its_report(as_user: Any) -> None:
+    """Under the worker role: woken for its task, a report that waits for the next sends
+    the wait and the claim behind it (its own wake list: BLPOP, and RPUSH/PEXPIRE when a
+    refused report ends that wait); nothing of it is refused."""
+    shard, worker = as_user("shard"), as_user("worker")
+    assert worker.claim("q", worker="w-1") is None
+    timer = threading.Timer(0.3, lambda: shard.post_task("q", "first"))
+    timer.start()
+    task = worker.claim("q", worker="w-1", wait_s=10)
+    timer.join()
+    assert task is not None
+    timer = threading.Timer(0.3, lambda: shard.post_task("q", "second"))
+    timer.start()
+    _, following = worker.report(
+        task.id, task.token, {"summary": "1"}, worker="w-1", claim_next="q", wait_s=10
+    )
+    timer.join()
+    assert following is not None and following.description == "second"
+    forged = f"{task.token.partition('.')[0]}.{'x' * 22}"
+    with pytest.raises(LeaseLost):  # refused: its push to the worker's own list is allowed
+        worker.report(
+            following.id, forged, {"summary": "x"}, worker="w-1", claim_next="q", wait_s=10
+        )
+    _, after = worker.report(
+        following.id, following.token, {"summary": "2"}, worker="w-1", claim_next="q", wait_s=0.3
+    )
+    assert after is None and worker.queue_stats()["q"]["completed"] == 2
 
 
 def test_worker_asks_for_peer_assist_and_another_worker_answers(as_user: Any) -> None:

@@ -124,8 +124,11 @@ class Keys:
     def worker_wake(self, worker: str) -> str:
         """LIST, short-lived: the token a report that will not complete its task pushes for
         its own worker, whose wait is pipelined behind the report (``report``'s ``wait_s``),
-        so that the wait ends at once; popped by that wait, else expiring within a minute."""
-        return self._k("worker", worker, "wake")
+        so that the wait ends at once; popped by that wait, else expiring within a minute.
+        Laid out as a queue's wake list (a queue name holds no ':', so none is named
+        ``worker:NAME``): one BLPOP waits on both, and an ACL selector must allow a command
+        on all its keys at once (the worker's selector of wake lists does)."""
+        return self._k("q", f"worker:{worker}", "wake")
 
     def leases(self, queue: str) -> str:
         """ZSET task id -> lease deadline (ms) of a queue's claimed tasks: a claim on the queue

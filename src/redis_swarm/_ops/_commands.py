@@ -215,7 +215,9 @@ WORKER_WRITES: dict[str, frozenset[str]] = {
         "counts": "hincrby",
         "pass_counts": "hincrby",
         "wake": "blpop lpop rpush ltrim",
-        "worker_wake": "blpop rpush pexpire",  # report's wait_s: a refusal ends the wait
+        # report's wait_s: a refusal ends the wait (pexpire); laid out as a queue's wake
+        # list, so the wake lists' selector reaches it too (lpop, ltrim)
+        "worker_wake": "blpop lpop ltrim pexpire rpush",
         # findings: report adds one (it never deletes or rewrites the index)
         "findings": "hsetnx",
         "finding_index": "zadd",
