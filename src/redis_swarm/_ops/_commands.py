@@ -168,7 +168,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
-        "task_claim": "exists hget hset llen",
+        "task_claim": "hget hset",
         "task_post": "hget hincrby hset hsetnx zadd",
         "task_report": "hget hsetnx pexpire rpush zadd",
         "task_update": "hget zadd zrem",

@@ -292,6 +292,17 @@ local function seal(secret)
   return redis.sha1hex(secret)
 end
 
+-- {task JSON, data JSON or false} of task id while the lease its current attempt holds was
+-- sealed with secret (a retried request's first lease, given back), else nil.
+local function still_leased(K, task_data, id, secret)
+  local n = load_task(K.tasks, id)
+  if not n or n.status ~= 'claimed' or not n.seals
+      or n.seals[fmt(n.attempts)] ~= seal(secret) then
+    return nil
+  end
+  return {redis.call('HGET', K.tasks, id), redis.call('HGET', task_data, id) or false}
+end
+
 -- The attempt of token when t really issued it, else nil.
 local function issued(t, token)
   local attempt, secret = string.match(token, '^(%d+)%.([%w_%-]+)$')
@@ -406,13 +417,18 @@ end
 -- the cap every pending task has its token, in the list or held by a waiter on its way, and
 -- one more would only wake a worker for a task already taken (at 16 workers, the wake-ups
 -- that found nothing were more than one per task).
+-- A token on each queue of the groups that has pending tasks and none.
+local function wake_tokenless(groups)
+  for _, Q in ipairs(groups) do
+    if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then
+      wake(Q)
+    end
+  end
+end
+
 local function settle_wake(groups, m, left, C)
   if #groups > 1 then
-    for _, Q in ipairs(groups) do
-      if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then
-        wake(Q)
-      end
-    end
+    wake_tokenless(groups)
     return
   end
   local Q = groups[1]

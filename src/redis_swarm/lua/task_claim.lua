@@ -50,20 +50,12 @@ local function after_report(reported, secret)
     -- The report did not complete its task: claim nothing. Its refusal woke the wait at
     -- once (lua/task_report: own_wake); should the wait have popped a queue's token all the
     -- same, that token goes back to whichever queue now lacks one.
-    for _, Q in ipairs(groups) do
-      if redis.call('LLEN', Q.wake) == 0 and redis.call('EXISTS', Q.pending) == 1 then
-        wake(Q)
-      end
-    end
+    wake_tokenless(groups)
     return {false, due_of(), fmt(now)}
   end
   local before = string.match(reported, '"next_task":"([^"]+)"')
   if not before then return nil end
-  local n = load_task(K.tasks, before)
-  if n and n.status == 'claimed' and n.seals and n.seals[fmt(n.attempts)] == seal(secret) then
-    return {redis.call('HGET', K.tasks, before), redis.call('HGET', KEYS[2], before) or false}
-  end
-  return {false, due_of(), fmt(now)}
+  return still_leased(K, KEYS[2], before, secret) or {false, due_of(), fmt(now)}
 end
 
 local first_secret, reported = 11, nil

@@ -64,12 +64,7 @@ end
 -- The lease this report's first try took (see next_task above), when it still holds.
 local function claimed_before(t)
   if claim_queues == 0 or not t or t.finding_id ~= fid or not t.next_task then return nil end
-  local n = load_task(K.tasks, t.next_task)
-  if not n or n.status ~= 'claimed' or not n.seals
-      or n.seals[tostring(n.attempts)] ~= seal(ARGV[16]) then
-    return nil
-  end
-  return {redis.call('HGET', K.tasks, n.id), redis.call('HGET', KEYS[claim_at + 2], n.id) or false}
+  return still_leased(K, KEYS[claim_at + 2], t.next_task, ARGV[16])
 end
 
 local t = load_task(K.tasks, id)
