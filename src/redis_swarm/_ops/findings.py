@@ -238,7 +238,8 @@ def report(
         task_ops.note_idle(ctx, claim_next, next_pair)
         leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
         nxt = leased_next[0] if leased_next else None
-        ctx.dry = None if nxt is not None else ctx.dry
+        if nxt is not None:  # tasks were waiting: the next report claims in its script too
+            ctx.dry = None
     left = deadline - time.monotonic()
     if nxt is None and wait and left > 0 and stored.worker is not None:
         got = yield from task_ops.claim(
