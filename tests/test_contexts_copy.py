@@ -195,3 +195,49 @@ def test_gc_keeps_the_current_copy(publisher: Swarm, redis_url: str) -> None:
     with raw_client(redis_url) as r:
         copies = list(r.scan_iter(K.context_copy("*")))
     assert copies == [K.context_copy("shard").encode()]
+
+
+BIG = "".join(f"{i:07d} a line of a big version, hashed while read\n" for i in range(60000))
+BIG_LIMITS = Limits(context_chunk_bytes=512 * 1024)  # chunks big enough for the hash lane
+
+
+@pytest.mark.parametrize("where", ["copy", "chunks"])
+def test_a_big_version_is_hashed_while_read_and_damage_is_still_refused(
+    where: str, kind: str, redis_url: str
+) -> None:
+    """Pieces of 1 MiB (the copy) and chunks of 512 KiB are hashed on the hash lane while the
+    next is read: the reader gets the version whole, and a byte flipped in the last piece (the
+    one hashed when the transfer has ended) is refused all the same."""
+    data = BIG.encode()
+    assert len(data) > 2 * 1024 * 1024
+    publisher = make_swarm(kind, redis_url, limits=BIG_LIMITS)
+    publisher.publish_context("big", BIG, source="s")
+    publisher.close()
+    if where == "chunks":
+        with raw_client(redis_url) as r:
+            r.delete(K.context_copy("big"))
+
+    def cold() -> Swarm:
+        reader = make_swarm(kind, redis_url, limits=BIG_LIMITS, cache=ContextCache())
+        reader.ping()
+        return reader
+
+    reader = cold()
+    assert reader.get_context("big") == BIG
+    reader.close()
+    with raw_client(redis_url) as r:
+        if where == "copy":  # the copy's last byte: its chunks still serve the version
+            r.setrange(K.context_copy("big"), len(data) - 1, b"X")
+        else:  # the last chunk's last byte: nothing can serve the version
+            size = BIG_LIMITS.context_chunk_bytes
+            tail = data[(len(data) - 1) // size * size :]
+            (last,) = [key for key in r.scan_iter("rs:chunk:*") if r.hget(key, "data") == tail]
+            r.hset(last, "data", tail[:-1] + b"X")
+    reader = cold()
+    if where == "copy":
+        text, calls = _reads(redis_url, lambda: reader.get_context_bytes("big"))
+        assert text == data and calls["getrange"] == 4 and calls["hget"] > 1
+    else:
+        with pytest.raises(Exception, match="damaged"):
+            reader.get_context_bytes("big")
+    reader.close()

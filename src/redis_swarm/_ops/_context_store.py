@@ -15,6 +15,7 @@ import zstandard
 
 from .. import _digest
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
+from .._hash_lane import lane_hasher
 from .._models import ContextInfo, loads
 from .._protocol import Cmd, Compute, Fetch, OpContext, Operation
 from .._validate import check_name
@@ -45,10 +46,11 @@ __all__ = [
 # A reader of the current version retries this often when publishes prune it under its feet.
 READ_ATTEMPTS = 5
 # The first piece a reader asks for the copy of the current version in (GETRANGE); each next
-# one is as long as all before it (1, 1, 2, 4 MiB...): hashing one overlaps the transfer of
-# the next, as with chunks, and a copy of up to 8 MiB takes four commands. One reply would
-# need no join but was no faster: hiredis copies its buffer as it grows for one big reply
-# (benchmarks/targets.py, the cold note).
+# one is as long as all before it (1, 1, 2, 4 MiB...): hashing one (on the hash lane,
+# ``_hash_lane``) overlaps the transfer of the next, as with chunks, and a copy of up to 8 MiB
+# takes four commands. Equal pieces of 512 KiB were slower (more hand-overs to the lane). One
+# reply would need no join but was no faster: hiredis copies its buffer as it grows for one
+# big reply (benchmarks/targets.py, the cold note).
 COPY_PIECE = 1024 * 1024
 
 T = TypeVar("T")
@@ -196,7 +198,7 @@ class _Chunks:
         self.out: list[bytes] = []
         self.missing: str | None = None
         self.damaged: str | None = None
-        self.hasher = _digest.hasher(self.m.algorithm) if self.whole else None
+        self.hasher = lane_hasher(self.m.algorithm) if self.whole else None
 
     def take(self, index: int, stored: Any) -> None:
         if index == 0:
@@ -272,8 +274,9 @@ def current(ctx: OpContext, owner: str) -> Operation[tuple[Manifest, list[bytes]
 
 class _Copy:
     """Takes the replies of ``current``: the pointer's manifest, then the copy's pieces,
-    each hashed as it arrives. Its result is the manifest and the pieces when their hash is
-    the version's (None in their place otherwise), or None when there is no context."""
+    each hashed as it arrives (big ones on the hash lane, while the next is read). Its result
+    is the manifest and the pieces when their hash is the version's (None in their place
+    otherwise), or None when there is no context."""
 
     def __init__(self) -> None:
         self._start()
@@ -294,7 +297,7 @@ class _Copy:
                 self.error = exc
                 return
             if self.m is not None:
-                self.hasher = _digest.hasher(self.m.algorithm)
+                self.hasher = lane_hasher(self.m.algorithm)
             return
         if self.hasher is None or not isinstance(reply, bytes) or not reply:
             return
