@@ -201,13 +201,15 @@ BIG = "".join(f"{i:07d} a line of a big version, hashed while read\n" for i in r
 BIG_LIMITS = Limits(context_chunk_bytes=512 * 1024)  # chunks big enough for the hash lane
 
 
-@pytest.mark.parametrize("where", ["copy", "chunks"])
+@pytest.mark.parametrize("where", ["copy flipped", "copy longer", "copy shorter", "chunks"])
 def test_a_big_version_is_hashed_while_read_and_damage_is_still_refused(
     where: str, kind: str, redis_url: str
 ) -> None:
     """Pieces of 1 MiB (the copy) and chunks of 512 KiB are hashed on the hash lane while the
-    next is read: the reader gets the version whole, and a byte flipped in the last piece (the
-    one hashed when the transfer has ended) is refused all the same."""
+    next is read: the reader gets the version whole, and a copy that is not the version (a
+    byte flipped in the last piece, the one hashed when the transfer has ended; more bytes
+    than the version holds; fewer) is never served: the chunks are; a chunk damaged the same
+    way is refused."""
     data = BIG.encode()
     assert len(data) > 2 * 1024 * 1024
     publisher = make_swarm(kind, redis_url, limits=BIG_LIMITS)
@@ -226,15 +228,20 @@ def test_a_big_version_is_hashed_while_read_and_damage_is_still_refused(
     assert reader.get_context("big") == BIG
     reader.close()
     with raw_client(redis_url) as r:
-        if where == "copy":  # the copy's last byte: its chunks still serve the version
-            r.setrange(K.context_copy("big"), len(data) - 1, b"X")
+        copy = K.context_copy("big")
+        if where == "copy flipped":
+            r.setrange(copy, len(data) - 1, b"X")
+        elif where == "copy longer":
+            r.append(copy, b"more than the version holds\n" * 40_000)
+        elif where == "copy shorter":
+            r.set(copy, data[:-300_000])
         else:  # the last chunk's last byte: nothing can serve the version
             size = BIG_LIMITS.context_chunk_bytes
             tail = data[(len(data) - 1) // size * size :]
             (last,) = [key for key in r.scan_iter("rs:chunk:*") if r.hget(key, "data") == tail]
             r.hset(last, "data", tail[:-1] + b"X")
     reader = cold()
-    if where == "copy":
+    if where.startswith("copy"):
         text, calls = _reads(redis_url, lambda: reader.get_context_bytes("big"))
         assert text == data and calls["getrange"] == 4 and calls["hget"] > 1
     else:
