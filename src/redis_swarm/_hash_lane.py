@@ -7,8 +7,9 @@ while the reading thread goes on receiving, so that only the last piece's hash i
 the transfer ends. BLAKE3 (and hashlib) let go of the GIL while they hash big inputs, so the
 two threads run at once when a core is free, and no slower than in turn when none is (the
 lane waits on a lock, it never spins: BLAKE3's own thread pool did, and cost a busy machine
-more than it saved). Measured side by side (docs/benchmarks.md): a cold 3.2 MB fetch from
-1.72x to 1.50x a raw GET where BLAKE3 takes half as long as the GET.
+more than it saved). Measured side by side (docs/benchmarks.md, session 28): a cold 3.2 MB
+``get_context`` from 1.65x to 1.49x a raw GET + decode where BLAKE3 takes half as long as the
+GET.
 """
 
 from __future__ import annotations
