@@ -81,13 +81,13 @@ class _LaneHasher:
         _LANE.submit(self._hash_queued)
 
     def hexdigest(self) -> str:
-        while self._hash_next():
-            pass
+        self._hash_queued()
         if self._failed is not None:
             raise self._failed
         return self._hasher.hexdigest()
 
     def _hash_queued(self) -> None:
+        """Hash every piece still queued (the lane's job, and the reader's at the end)."""
         while self._hash_next():
             pass
 
