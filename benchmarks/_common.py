@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
@@ -89,24 +89,36 @@ def redis_server_binary() -> str:
     return find_redis_server().path
 
 
+_Server = TypeVar("_Server", bound="RedisProcess")
+
+
 class RedisProcess:
     """A private redis-server on a free TCP port (never 6379), no persistence."""
+
+    # How long the server may take to answer (and to exit): a subclass's launcher is slower.
+    START_S = 15.0
 
     def __init__(self, extra: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rs-bench-"))
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(self.dir), *extra]
+        args = [*self.launcher(), redis_server_binary(), "--port", str(self.port)]
+        args += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.dir)]
         self._log = open(self.dir / "redis.log", "wb")  # noqa: SIM115  closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
+        self.proc = subprocess.Popen([*args, *extra], stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.START_S
         while True:
-            with contextlib.suppress(redis.RedisError, OSError):
-                if self.client().ping():
+            with contextlib.suppress(redis.RedisError, OSError), self.client() as client:
+                if client.ping():
                     break
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((self.dir / "redis.log").read_text(errors="replace"))
+                log = (self.dir / "redis.log").read_text(errors="replace")
+                self.stop()
+                raise RuntimeError(f"redis-server did not start ({' '.join(args)}):\n{log}")
             time.sleep(0.02)
+
+    def launcher(self) -> list[str]:
+        """The command the server runs under (none: redis-server itself)."""
+        return []
 
     @property
     def url(self) -> str:
@@ -128,14 +140,14 @@ class RedisProcess:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(self.START_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> RedisProcess:
+    def __enter__(self: _Server) -> _Server:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,6 +23,15 @@ with the machine's load, so compare trees only within one run::
     python -m benchmarks.server_cost /work/main /work/wt-x -n 5000 --rounds 5
     python -m benchmarks.server_cost --detail             # commands by name, per operation
 
+``--instructions``: each server runs under Valgrind's callgrind (``_callgrind``), and the
+instructions it executes per operation are counted too, in thousands, with their named parts
+(the script, the commands it runs, the event appends, request parsing, cjson's number
+formatting, strtod): exact from run to run, where the CPU time moves by a third, so that a
+change worth a few percent shows. The server runs ~50 times slower: use a small ``-n`` and
+one round::
+
+    python -m benchmarks.server_cost --instructions /tmp/before /work/main -n 300 --rounds 1
+
 A benchmark, not a test; not part of ``run_all``.
 """
 
@@ -57,9 +66,15 @@ def _snapshot(r: Any) -> tuple[dict[str, int], float, float]:
     return calls, user, sys_
 
 
-def _measured(r: Any, n: int, run: Callable[[], None]) -> dict[str, Any]:
+def _measured(r: Any, n: int, run: Callable[[], None], callgrind: str | None) -> dict[str, Any]:
     calls0, user0, sys0 = _snapshot(r)
-    run()
+    instructions = None
+    if callgrind is None:
+        run()
+    else:
+        from benchmarks._callgrind import measure_target
+
+        instructions = measure_target(callgrind, run).per(n)
     calls1, user1, sys1 = _snapshot(r)
     delta = {
         name: (calls1.get(name, 0) - calls0.get(name, 0)) / n
@@ -72,11 +87,14 @@ def _measured(r: Any, n: int, run: Callable[[], None]) -> dict[str, Any]:
         "user_us": (user1 - user0) / n * 1e6,
         "sys_us": (sys1 - sys0) / n * 1e6,
         "by_command": delta,
+        "instructions": instructions,  # thousands per operation, with its parts (callgrind)
     }
 
 
-def child(url: str, n: int) -> dict[str, Any]:
-    """One round against ``url``: every phase measured, with the redis_swarm on the path."""
+def child(url: str, n: int, callgrind: str | None = None) -> dict[str, Any]:
+    """One round against ``url``: every phase measured, with the redis_swarm on the path;
+    ``callgrind``: the server runs under callgrind (``_callgrind.CallgrindServer.target``),
+    whose instructions are counted too."""
     import redis
 
     from redis_swarm import Swarm
@@ -114,12 +132,12 @@ def child(url: str, n: int) -> dict[str, Any]:
     report_next()
     r.flushall()
 
-    out = {"post": _measured(r, n, post)}
-    out["claim"] = _measured(r, n, claim)
-    out["report"] = _measured(r, n, report)
+    out = {"post": _measured(r, n, post, callgrind)}
+    out["claim"] = _measured(r, n, claim, callgrind)
+    out["report"] = _measured(r, n, report, callgrind)
     post()
     first[0] = swarm.claim(QUEUE, worker=WORKER)
-    out["report_next"] = _measured(r, n, report_next)
+    out["report_next"] = _measured(r, n, report_next, callgrind)
     swarm.close()
     return out
 
@@ -127,14 +145,17 @@ def child(url: str, n: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the parent
 
 
-def _run_child(tree: Path, url: str, n: int) -> dict[str, Any]:
+def _run_child(tree: Path, url: str, n: int, callgrind: str | None) -> dict[str, Any]:
     env = dict(os.environ)
     tool_root = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), str(tool_root)])
     for name in ("SWARM_URL", "SWARM_NAME", "SWARM_HOME"):
         env.pop(name, None)
+    command = [sys.executable, "-m", "benchmarks.server_cost", "--child", url, "-n", str(n)]
+    if callgrind is not None:
+        command += ["--callgrind-target", callgrind]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.server_cost", "--child", url, "-n", str(n)],
+        command,
         env=env,
         cwd=tool_root,
         capture_output=True,
@@ -164,6 +185,12 @@ def report(trees: list[Path], rounds: list[dict[Path, dict[str, Any]]], detail: 
         for metric, spread in metrics:
             cells = [_cell([r[t][phase][metric] for r in rounds], spread) for t in trees]
             lines.append(" | ".join([phase, metric, *cells]))
+        # Exact: the first round's counts stand for all (they do not move from round to round).
+        counted = [rounds[0][t][phase].get("instructions") for t in trees]
+        if all(counted):
+            for part in counted[0]:
+                cells = [f"{c[part]:.1f}" for c in counted if c is not None]
+                lines.append(" | ".join([phase, f"kIr {part}", *cells]))
         if detail:
             for tree in trees:
                 by = rounds[-1][tree][phase]["by_command"]
@@ -178,20 +205,34 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=2_000, help="tasks per phase")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--detail", action="store_true", help="commands by name (last round)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="run each server under callgrind and count the instructions it executes per "
+        "operation, exactly, with their parts (needs valgrind; use a small -n: ~50x slower)",
+    )
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--callgrind-target", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.n)))
+        print(json.dumps(child(args.child, args.n, args.callgrind_target)))
         return
+    from benchmarks._callgrind import CallgrindServer
     from benchmarks._common import RedisProcess
 
     trees = [t.resolve() for t in args.trees] or [Path(__file__).resolve().parent.parent]
-    servers = {tree: RedisProcess() for tree in trees}
+    servers = {tree: CallgrindServer() if args.instructions else RedisProcess() for tree in trees}
+
+    def run(tree: Path) -> dict[str, Any]:
+        server = servers[tree]
+        target = server.target if isinstance(server, CallgrindServer) else None
+        return _run_child(tree, server.url, args.n, target)
+
     try:
         rounds = []
         for k in range(args.rounds):
             order = trees if k % 2 == 0 else trees[::-1]
-            rounds.append({tree: _run_child(tree, servers[tree].url, args.n) for tree in order})
+            rounds.append({tree: run(tree) for tree in order})
         print(report(trees, rounds, args.detail))
     finally:
         for server in servers.values():

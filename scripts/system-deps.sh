@@ -2,6 +2,7 @@
 # Installs what the test suite needs from the system, only where it is missing:
 #   redis-server >= 7 built with TLS (ACL key selectors, TLS, Cluster and Sentinel tests)
 #   redis-cli (joins the test cluster: redis-cli --cluster create)
+#   valgrind (benchmarks/server_cost.py --instructions counts the server's instructions)
 # Debian's redis-server is TLS-enabled and runs as a sentinel with --sentinel.
 set -euo pipefail
 
@@ -25,6 +26,10 @@ if ! server_ok; then
 fi
 if ! command -v redis-cli >/dev/null 2>&1; then
   need_apt+=(redis-tools)
+fi
+
+if ! command -v callgrind_control >/dev/null 2>&1; then
+  need_apt+=(valgrind)
 fi
 
 # The dashboard's browser test drives Debian's headless chromium (Playwright's own browser

@@ -95,6 +95,25 @@ def test_server_cost_counts_the_commands_of_each_operation(server: RedisProcess)
     assert "report_next | commands" in table and "fcall 1" in table
 
 
+def test_server_cost_counts_instructions_under_callgrind() -> None:
+    from benchmarks import _callgrind
+
+    if reason := _callgrind.missing():
+        pytest.skip(reason)
+    with _callgrind.CallgrindServer() as cg:
+        result = server_cost.child(cg.url, 3, cg.target)
+        with cg.client() as client:
+            ping = cg.measure(lambda: [client.ping() for _ in range(10)]).per(10)
+    post = result["post"]["instructions"]
+    assert set(post) == {"total", *_callgrind.PARTS}
+    # A script is many PINGs' work, and the commands it runs are inside it.
+    assert post["total"] > 10 * ping["total"] > 0
+    assert post["scripts"] > post["commands run by scripts"] > 0
+    assert result["report"]["instructions"]["numbers formatted (cjson)"] > 0  # the record
+    table = server_cost.report([Path("tree")], [{Path("tree"): result}], detail=False)
+    assert "report_next | kIr scripts" in table
+
+
 def test_slow_links_benchmark_runs(server: RedisProcess) -> None:
     result = slow_links.run(server, TINY)
     ops = {row.op: row for row in result.ops}
