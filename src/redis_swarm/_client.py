@@ -66,7 +66,7 @@ from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
 from ._transport import Load, Scripting, Step, exchange, load_everything
 
-__all__ = ["AsyncSwarm", "Swarm"]
+__all__ = ["AsyncSwarm", "Swarm", "raise_if_cancelled"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -85,12 +85,13 @@ async def _aignore(error: Exception) -> None:
     """The asyncio twin of ``_ignore``."""
 
 
-def _raise_if_cancelled() -> None:
+def raise_if_cancelled() -> None:
     """Raise CancelledError when the current task has been asked to stop. A follower checks
-    at each step: on Python 3.11 ``asyncio.wait_for``, which redis-py puts around every
-    command, can return its result and lose a cancellation that came as the command ended,
-    and a follower would then follow on for good (``swarm watch`` not exiting on Ctrl-C, a
-    server's lifespan waiting on its follower). The request stays counted
+    at each step, and so does a view's ``EventFeed.next``: on Python 3.11
+    ``asyncio.wait_for``, which redis-py puts around every command, can return its result and
+    lose a cancellation that came as the command ended, and a follower or a view would then
+    go on for good (``swarm watch`` not exiting on Ctrl-C, a server's lifespan waiting on its
+    follower). The request stays counted
     (``Task.cancelling``, Python 3.11; on 3.10 there is no count to read) when its
     CancelledError is lost."""
     cancelling = getattr(asyncio.current_task(), "cancelling", None)
@@ -642,6 +643,6 @@ class AsyncSwarm(_Shell):
         while (block := event_ops.next_block(block_s, deadline)) is not None:
             batch, cursor = await self._run(event_ops.follow_step(self._ctx, cursor, flt, block))
             for event in batch:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 yield event
-            _raise_if_cancelled()
+            raise_if_cancelled()

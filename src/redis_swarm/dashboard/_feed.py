@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Sequence
 from types import TracebackType
 
-from .._client import AsyncSwarm
+from .._client import AsyncSwarm, raise_if_cancelled
 from .._models import Event, EventType
 
 __all__ = ["EventFeed"]
@@ -67,12 +67,18 @@ class EventFeed:
         """The next event, or None if none came within ``timeout`` seconds.
 
         Raises what the follower raised (a lost connection, say) once the events that came
-        before it were read.
+        before it were read; and CancelledError when the calling task was asked to stop,
+        even where that request was lost (``raise_if_cancelled``: a ``wait_for`` of Python
+        3.11, this one or one of redis-py's in the caller's turn, that finished as the
+        request came), so that a view that loops on ``next`` stops on Ctrl-C.
         """
+        raise_if_cancelled()
         try:
             item = await asyncio.wait_for(self._queue.get(), timeout)
         except asyncio.TimeoutError:
             return None
+        finally:
+            raise_if_cancelled()
         if isinstance(item, BaseException):
             raise item
         return item
