@@ -4,12 +4,13 @@ A cold read of a big context is a transfer and a hash of every byte (the check a
 version's name). Done in turn they add up. ``lane_hasher`` gives a ``_digest.Hasher`` whose
 big updates run on the check lane (one background thread per process), in the order given,
 while the reading thread goes on receiving, so that only the last piece's hash is left when
-the transfer ends. BLAKE3 (and hashlib) let go of the GIL while they hash big inputs, so the
-two threads run at once when a core is free, and no slower than in turn when none is (the
-lane waits on a lock, it never spins: BLAKE3's own thread pool did, and cost a busy machine
-more than it saved). Measured side by side (docs/benchmarks.md, session 28): a cold 3.2 MB
-``get_context`` from 1.65x to 1.49x a raw GET + decode where BLAKE3 takes half as long as the
-GET.
+the transfer ends (and the copy's reader joins its pieces meanwhile: ``CopyRead.joined``).
+BLAKE3 (and hashlib) let go of the GIL while they hash big inputs, so the two threads run at
+once when a core is free, and no slower than in turn when none is (the lane waits on a lock,
+it never spins: BLAKE3's own thread pool did, and cost a busy machine more than it saved).
+Measured side by side (docs/benchmarks.md, session 28): a cold 3.2 MB ``get_context`` from
+1.65x to 1.49x a raw GET + decode where BLAKE3 takes half as long as the GET; with the join
+overlapping the last piece (session 29), 1.42x to 1.27x.
 """
 
 from __future__ import annotations

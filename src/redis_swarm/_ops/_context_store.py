@@ -23,6 +23,7 @@ from .._validate import check_name
 __all__ = [
     "READ_ATTEMPTS",
     "ChunkMissing",
+    "CopyRead",
     "Manifest",
     "Part",
     "cache_put",
@@ -252,11 +253,12 @@ def _corrupt(m: Manifest, digest: str) -> SwarmError:
 # --- the copy of the current version (kept whole beside its chunks: context_publish)
 
 
-def current(ctx: OpContext, owner: str) -> Operation[tuple[Manifest, list[bytes] | None]]:
+def current(ctx: OpContext, owner: str) -> Operation[tuple[Manifest, CopyRead | None]]:
     """The current version's manifest and, in the same round trip, its bytes from the copy
-    (in pieces, hashed as they arrive): None when there is no copy, or when it is not the
-    bytes the pointer names (damaged, or a publish came between the reads): then the caller
-    reads the chunks, never these."""
+    (in pieces, hashed as they arrive): None when there is no copy or it is not the version's
+    size; else their check is still to come (``CopyRead.joined``), and when they are not the
+    bytes the pointer names (damaged, or a publish came between the reads) the caller reads
+    the chunks, never these."""
     keys, limit = ctx.keys, ctx.limits.context_copy_bytes
     copy = keys.context_copy(owner)
     cmds = [Cmd("HGET", keys.contexts, owner)]
@@ -272,11 +274,27 @@ def current(ctx: OpContext, owner: str) -> Operation[tuple[Manifest, list[bytes]
     return found  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class CopyRead:
+    """The pieces of the copy of a version, as many bytes as it holds, their hash begun."""
+
+    pieces: list[bytes]
+    hasher: _digest.Hasher
+    version: str
+
+    def joined(self) -> bytes | None:
+        """The bytes, joined, when their hash is the version's; else None. Joined first: the
+        hash lane hashes the last piece meanwhile (BLAKE3 lets go of the GIL), where checking
+        first made the join wait for it."""
+        raw = _join(self.pieces)
+        return raw if self.hasher.hexdigest() == self.version else None
+
+
 class _Copy:
     """Takes the replies of ``current``: the pointer's manifest, then the copy's pieces,
     each hashed as it arrives (big ones on the hash lane, while the next is read). Its result
-    is the manifest and the pieces when their hash is the version's (None in their place
-    otherwise), or None when there is no context."""
+    is the manifest and the pieces (a ``CopyRead``) when they are as many bytes as the
+    version (None in their place otherwise), or None when there is no context."""
 
     def __init__(self) -> None:
         self._start()
@@ -309,17 +327,14 @@ class _Copy:
         self.hasher.update(reply)
         self.pieces.append(reply)
 
-    def result(self) -> tuple[Manifest, list[bytes] | None] | None:
+    def result(self) -> tuple[Manifest, CopyRead | None] | None:
         if self.error is not None:
             raise self.error
         if self.m is None:
             return None
-        whole = (
-            self.hasher is not None
-            and self.size == self.m.info.size_bytes
-            and self.hasher.hexdigest() == self.m.version
-        )
-        return self.m, self.pieces if whole else None
+        if self.hasher is None or self.size != self.m.info.size_bytes:
+            return self.m, None
+        return self.m, CopyRead(self.pieces, self.hasher, self.m.version)
 
 
 def fetch_whole(ctx: OpContext, m: Manifest) -> Operation[bytes]:
@@ -385,7 +400,7 @@ def _loaded(
     # A reader that cannot hold the current version asks for its copy with the pointer.
     together = version is None and _lacks(ctx, owner)
     for _ in range(READ_ATTEMPTS):
-        copy: list[bytes] | None = None
+        copy: CopyRead | None = None
         if together:
             together = False  # once: a retry reads the pointer alone
             m, copy = yield from current(ctx, owner)
@@ -394,7 +409,8 @@ def _loaded(
         found = yield from from_cache(ctx, m.version)
         if found is None:
             try:
-                chunks = copy if copy is not None else (yield from _fetch_all(ctx, m))
+                raw = None if copy is None else (yield Compute(copy.joined, (), m.info.size_bytes))
+                chunks = [raw] if raw is not None else (yield from _fetch_all(ctx, m))
             except ChunkMissing:
                 if version is not None:
                     raise (yield from no_version(ctx, owner, m.version)) from None
