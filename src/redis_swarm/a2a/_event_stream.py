@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator
 
 from a2a.server.cluster import TaskEventStream, TaskVersion, VersionedEvent
 
+from .._client import raise_if_cancelled
 from ._codec import EVENTS_KEPT_S, as_int, event_bytes, event_of, is_last, kept_ms
 from ._handle import SwarmBacked, Target
 
@@ -65,6 +66,9 @@ class RedisTaskEventStream(SwarmBacked, TaskEventStream):
         it never ends by itself (close it, as the SDK does, when the task is done)."""
         cursor: int | str = as_int(after)
         while True:
+            # A subscriber whose task was cancelled stops even when the cancellation was lost
+            # in a read that ended as it came (Python 3.11's wait_for, inside redis-py).
+            raise_if_cancelled()
             for item in await self.swarm.a2a_events(task_id, cursor, self._block_s):
                 cursor = item.cursor
                 version = TaskVersion(item.version)
