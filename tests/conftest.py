@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -22,6 +23,13 @@ from ._servers import RedisServer, ServerFactory, server_factory
 # The library never reads these, but the faces do: keep the developer's own swarm out of tests.
 for _name in ("SWARM_URL", "SWARM_NAME", "SWARM_HOME"):
     os.environ.pop(_name, None)
+
+# Tests press Ctrl-C (SIGINT) on the commands they start, as a user does in a terminal. A suite
+# started in the background by a non-interactive shell (`pytest &`) inherits SIGINT ignored,
+# and so would every command it starts (asyncio.run then takes no Ctrl-C): give them the
+# terminal's default, as a handler (not SIG_IGN) is reset to the default in a started program.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

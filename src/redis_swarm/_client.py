@@ -66,7 +66,7 @@ from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
 from ._transport import Load, Scripting, Step, exchange, load_everything
 
-__all__ = ["AsyncSwarm", "Swarm", "raise_if_cancelled"]
+__all__ = ["AsyncSwarm", "Swarm"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
