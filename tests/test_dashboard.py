@@ -4,7 +4,6 @@ real Redis (the browser test is in test_dashboard_browser.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ from redis_swarm.dashboard import snapshot
 from redis_swarm.dashboard._feed import EventFeed
 from redis_swarm.dashboard.app import create_app, is_loopback
 
+from ._cancel import lose_a_cancellation, needs_cancelling
 from ._servers import free_port
 from ._sse import SSEClient
 
@@ -475,25 +475,19 @@ async def _loop_on(feed: EventFeed) -> None:
         await feed.next(0.5)
 
 
+@needs_cancelling
 def test_a_view_looping_on_the_feed_stops_after_a_lost_cancellation(redis_url: str) -> None:
     """Ctrl-C cancels ``swarm watch``'s task; on Python 3.11 a ``wait_for`` that finishes as
     the request comes (redis-py's, in the view's turn, or the feed's own) can swallow it, and
     the view then looped on for good (it happened: watch did not exit within 10 s of SIGINT,
     twice in 30 tries beside two busy processes). The feed's next raises it instead of
     waiting for the next event."""
-    if not hasattr(asyncio.Task, "cancelling"):
-        pytest.skip("a request lost this way leaves no trace before Python 3.11")
 
     async def scenario() -> None:
         async with AsyncSwarm(redis_url, swarm=SWARM) as swarm, EventFeed(swarm) as feed:
             await swarm.post_task("q.lost", "x")
             assert await feed.next(5.0) is not None
-            me = asyncio.current_task()
-            assert me is not None
-            me.cancel()
-            # delivered and lost: caught with no uncancel(), as that wait_for does
-            with contextlib.suppress(asyncio.CancelledError):
-                await swarm.status()
+            await lose_a_cancellation(swarm.status())
             started = time.monotonic()
             with pytest.raises(asyncio.CancelledError):
                 await _loop_on(feed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import threading
 import time
@@ -15,6 +14,7 @@ import pytest
 from redis_swarm import AsyncSwarm, Event, EventType, Limits, Swarm, ValidationError
 from redis_swarm._keys import Keys
 
+from ._cancel import lose_a_cancellation
 from ._handles import untyped
 from ._raw import raw_client
 
@@ -196,12 +196,7 @@ def test_follow_events_async_stops_after_a_lost_cancellation(server_url: str) ->
                     types="agent", since=since, block_s=0.2, timeout_s=5
                 ):
                     got.append(event.fields["agent"])
-                    me = asyncio.current_task()
-                    assert me is not None
-                    me.cancel()
-                    # delivered and lost: caught with no uncancel(), as that wait_for does
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.sleep(0)
+                    await lose_a_cancellation(asyncio.sleep(0))
 
             with pytest.raises(asyncio.CancelledError):
                 await follow()
