@@ -7,13 +7,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from redis_swarm import (
     AlreadyCompleted,
     LeaseLost,
+    PermissionDenied,
     Swarm,
     Task,
     TaskSpec,
@@ -190,6 +193,53 @@ def test_a_woken_claim_runs_one_script_behind_its_wait(swarm: Swarm, raw: redis.
     calls = command_calls(raw)
     assert script_calls(calls) == 2 and calls.get("blpop") == 1  # the post and the claim
     assert not raw.exists(KEYS.wake("q"))  # its token taken by the wait, none left over
+
+
+NO_WAIT_USER = "no-wait"
+
+
+def _on_every_node(raw: Any, *command: str) -> None:
+    """Run ``command`` on the server, or on every node of a cluster (ACL is per node)."""
+    if isinstance(raw, RedisCluster):
+        raw.execute_command(*command, target_nodes=RedisCluster.ALL_NODES)  # type: ignore[no-untyped-call]
+    else:
+        raw.execute_command(*command)
+
+
+@pytest.fixture
+def no_wait_url(redis_url: str, raw: redis.Redis) -> Iterator[str]:
+    """``redis_url`` as a user who may do anything but wait for a wake token (BLPOP): every
+    wait fails, and the claim behind it in the same round trip runs."""
+    rule = ("ACL", "SETUSER", NO_WAIT_USER, "reset", "on", ">pw", "~*", "&*", "+@all", "-blpop")
+    _on_every_node(raw, *rule)
+    scheme, rest = redis_url.split("://", 1)
+    yield f"{scheme}://{NO_WAIT_USER}:pw@{rest}"
+    _on_every_node(raw, "ACL", "DELUSER", NO_WAIT_USER)
+
+
+def test_a_claim_behind_a_failed_wait_keeps_its_task(
+    request: pytest.FixtureRequest, swarm: Swarm, no_wait_url: str
+) -> None:
+    """A wait fails (here the user may not BLPOP; on a cluster, its slot moving under it)
+    while the claim behind it in the same round trip leases a task: the claim returns that
+    task. Raising the wait's error threw the lease away (the request was sent again whole,
+    and the task stayed leased to a worker that never knew it until the lease ended)."""
+    waiter = make_swarm(request.node.callspec.params["swarm"], no_wait_url)
+    try:
+        assert waiter.claim("q", worker="w1") is None  # the next waiting claim starts waiting
+        posted = swarm.post_task("q", "behind the wait")
+        got = must(waiter.claim("q", worker="w1", wait_s=5))
+        assert got.id == posted.id
+        waiter.report(got.id, got.token, {"summary": "done"})
+        assert swarm.get_task(posted.id).status == TaskStatus.COMPLETED
+        # With nothing to claim, the wait is sent again alone and its error raised: not a
+        # claim after a claim until wait_s has passed.
+        start = time.monotonic()
+        with pytest.raises(PermissionDenied):
+            waiter.claim("q", worker="w1", wait_s=5)
+        assert time.monotonic() - start < 2.5
+    finally:
+        waiter.close()
 
 
 def test_a_wait_that_times_out_leases_nothing(swarm: Swarm, raw: redis.Redis) -> None:

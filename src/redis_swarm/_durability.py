@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigError, ConnectionFailed
-from ._protocol import Batch, Call, Cmd, Request, items_of
+from ._protocol import WAKE_WAIT, Batch, Call, Cmd, Request, items_of
 from ._scripts import READ_ONLY_SCRIPTS
 
 __all__ = [
@@ -56,7 +56,7 @@ _READ_COMMANDS = frozenset(
 # A claim's wait pops a wake token (BLPOP): losing one to a crash costs a waiter one more
 # check, never data, so it is not worth a replica's round trip. The waits themselves are
 # sent alone when the plan is probed without INFO (a worker user may not read it).
-_NO_DURABILITY_NEEDED = frozenset({"BLPOP", "WAIT", "WAITAOF"})
+_NO_DURABILITY_NEEDED = frozenset({WAKE_WAIT, "WAIT", "WAITAOF"})
 
 
 def _writes(item: Cmd | Call) -> bool:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._cache import ContextCache
 
 __all__ = [
+    "WAKE_WAIT",
     "Batch",
     "Call",
     "Cmd",
@@ -35,6 +36,7 @@ __all__ = [
     "adrive",
     "async_op",
     "drive",
+    "is_wake_wait",
     "items_of",
     "raise_first",
     "sync_op",
@@ -140,10 +142,25 @@ def items_of(request: Request | Fetch) -> tuple[Cmd | Call, ...]:
     return request.items if isinstance(request, Batch | Fetch) else (request,)
 
 
-def raise_first(replies: list[Any]) -> list[Any]:
-    """Like a pipeline's execute(): raise the first error reply, else return them all."""
-    for reply in replies:
-        if isinstance(reply, Exception):
+# The command of a wait for a wake token (lua/_tasks.lua pushes them).
+WAKE_WAIT = "BLPOP"
+
+
+def is_wake_wait(item: Cmd | Call) -> bool:
+    """Whether ``item`` is a wait for a wake token: a hint, sent before the claim script
+    that stays the truth, in the same round trip."""
+    return isinstance(item, Cmd) and str(item.args[0]).upper() == WAKE_WAIT
+
+
+def raise_first(replies: list[Any], items: tuple[Cmd | Call, ...] = ()) -> list[Any]:
+    """Like a pipeline's execute(): raise the first error reply, else return them all.
+
+    The error of a wake wait among ``items`` is returned as its reply instead: the claim
+    behind it may have run (a slot moving under the wait, say, fails the wait and not the
+    claim), and raising would throw its lease away, the request being sent again whole by a
+    retry. The operation that sent the wait judges its error (see ``tasks.claim``)."""
+    for i, reply in enumerate(replies):
+        if isinstance(reply, Exception) and not (i < len(items) and is_wake_wait(items[i])):
             raise reply
     return replies
 

@@ -201,7 +201,7 @@ def exchange(
         if todo.refresh:
             yield ReadTopology()
         if not todo.redo:
-            raise_first(replies)
+            raise_first(replies, items)
             return replies if isinstance(request, Batch) else replies[0]
         pending = todo.redo
     raise too_many_hops(where)

@@ -32,7 +32,7 @@ import redis
 
 from . import _scripts
 from ._errors import PermissionDenied, SwarmError
-from ._protocol import Call, Cmd, raise_first
+from ._protocol import Call, Cmd, is_wake_wait, raise_first
 from ._scripts import LIBRARY, STALE_LIBRARY, evalsha, fcall, library
 
 __all__ = [
@@ -182,7 +182,7 @@ def exchange(
             f"reloaded it: another redis-swarm, of another version (this one expects "
             f"{library().version}), loads it too: run the same version everywhere"
         )
-    return raise_first(replies)
+    return raise_first(replies, items)
 
 
 def _waited(item: Cmd | Call, reply: Any) -> bool:
@@ -190,11 +190,7 @@ def _waited(item: Cmd | Call, reply: Any) -> bool:
     waited): a batch sent again after a load leaves it out, else it would take a second
     token (a waiter asleep with a task pending) or wait its time again before the claim
     behind it runs. Its first answer stands; none of its callers reads it."""
-    return (
-        isinstance(item, Cmd)
-        and str(item.args[0]).upper() == "BLPOP"
-        and not isinstance(reply, Exception)
-    )
+    return is_wake_wait(item) and not isinstance(reply, Exception)
 
 
 def load_everything(scripting: Scripting, where: str) -> Generator[Step, Any, bool]:

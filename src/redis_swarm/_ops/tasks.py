@@ -27,7 +27,7 @@ from .._models import (
     built,
     dumps,
 )
-from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from ._work import (
     STATUSES,
@@ -528,6 +528,7 @@ def claim(
     hint = _idle_hint(ctx, names) if wait > 0 else None
     # The BLPOP the script follows, in the same round trip (None: the script alone).
     waiting = None if hint is None else _wait_cmd(ctx, wakes, deadline, *hint)
+    popped = False  # the wait sent alone before this claim took a token
 
     while True:
         # Each task keeps its secret's hash: the tokens are only in this reply.
@@ -539,13 +540,18 @@ def claim(
         # fewer than the tasks it takes (when it takes any and leaves some): one spare
         # token, a wake-up for another waiter that finds the queue as it is. '0' after a
         # popped token would take another task's token: a waiter asleep with a task pending.
-        flags = ("1" if presence_due(ctx, worker) else "0", "0" if waiting is None else "1")
+        woken = waiting is not None or popped
+        flags = ("1" if presence_due(ctx, worker) else "0", "1" if woken else "0")
         call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
-        reply = (yield call) if waiting is None else (yield Batch((waiting, call)))[1]
+        if waiting is None:
+            woke, reply = None, (yield call)
+        else:
+            woke, reply = yield Batch((waiting, call))
         if reply[0]:
+            # The claim ran: its leases stand whatever the wait before it met.
             # Woken for it: the queues are likely dry, and the next report that waits for
             # the next task sends its wait behind it (see claim_behind_report).
-            ctx.dry = names if waiting is not None else None
+            ctx.dry = names if woken else None
             tasks = leased(ctx, reply, lease_secrets)
             return tasks if n is not None else tasks[0]
         due, now = int(reply[1]), int(reply[2])
@@ -553,7 +559,12 @@ def claim(
             # The next waiting claim of these queues through this handle starts waiting.
             ctx.idle = (names, time.monotonic(), due, now)
             return [] if n is not None else None
-        waiting = _wait_cmd(ctx, wakes, deadline, due, now)
+        waiting, popped = _wait_cmd(ctx, wakes, deadline, due, now), False
+        if isinstance(woke, Exception):
+            # The wait met an error (its slot moving, say; see raise_first) and the claim
+            # behind it found nothing: wait again alone, which the shell retries as any
+            # request, or raises what the wait keeps meeting; the claim follows it.
+            popped, waiting = (yield waiting) is not None, None
 
 
 class ClaimBehind(NamedTuple):
@@ -591,7 +602,7 @@ def claim_behind_report(
     block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
     wakes = _wake_keys(ctx.keys, names)
     own_wake = ctx.keys.worker_wake(worker)
-    wait = Cmd("BLPOP", own_wake, *wakes, max(0.001, round(block, 3)))
+    wait = Cmd(WAKE_WAIT, own_wake, *wakes, max(0.001, round(block, 3)))
     secret = report_secret(finding_id)  # a retry of the report gets the same lease back
     args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, _lease_ms(lease_s))
     limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
@@ -619,7 +630,7 @@ def _wait_cmd(ctx: OpContext, wakes: tuple[str, ...], deadline: float, due: int,
     if due >= 0:
         block = min(block, max(0, due - now) / 1000)
     # BLPOP's timeout 0 means forever: wait at least a millisecond.
-    return Cmd("BLPOP", *wakes, max(0.001, round(block, 3)))
+    return Cmd(WAKE_WAIT, *wakes, max(0.001, round(block, 3)))
 
 
 def _lease_ms(lease_s: float | None) -> int:
