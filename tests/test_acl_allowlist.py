@@ -288,6 +288,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert short is not None
     time.sleep(0.3)
     worker.reap()
+    worker.reap_due("q")
     assert worker.claim("none", worker=me.id, wait_s=0.05) is None  # BLPOP on its wake key
     assert worker.claim("q", worker=me.id, n=2)  # a batch
     shard.post_tasks([{"queue": "q", "description": d} for d in "ef"])

@@ -275,3 +275,37 @@ def test_without_a_hint_a_claim_scans(clocked: Any, clock: FakeClock, raw: redis
     raw.hdel(KEYS.counts, f"due:{KEYS.delayed('q')}")
     clock.advance(10)
     assert clocked.claim("q", worker="bob").attempts == task.attempts + 1
+
+
+def test_reap_due_makes_what_fell_due_claimable_and_says_when_next(
+    clocked: Any, clock: FakeClock, raw: redis.Redis
+) -> None:
+    """reap_due(queues): with nobody claiming, a delayed task whose time came is made pending
+    (task.due) and a lease that ended unreported is reclaimed (task.expired, saying where the
+    task went); it returns the seconds until the next thing of those queues falls due."""
+    later = clocked.post_task("q", "later", not_before=clock.now + 5_000)
+    again = clocked.post_task("q", "claimable again", lease_s=2)
+    dies = clocked.post_task("q", "dead letter", lease_s=2, max_abandons=1)
+    clocked.post_task("other", "elsewhere", not_before=clock.now + 1_000)
+    assert {clocked.claim("q", worker=w).id for w in ("w1", "w2")} == {again.id, dies.id}
+    assert clocked.reap_due("q") == 2.0  # the leases end first; "other" is not looked at
+    clock.advance(2)
+    assert clocked.reap_due(["q"]) == 3.0
+    clock.advance(3)
+    assert clocked.reap_due("q") is None  # nothing left to fall due
+    statuses = {t: clocked.get_task(t).status for t in (later.id, again.id, dies.id)}
+    assert statuses == {
+        later.id: TaskStatus.PENDING,
+        again.id: TaskStatus.PENDING,
+        dies.id: TaskStatus.DEAD,
+    }
+    entries: list[tuple[str, dict[str, str]]] = raw.xrange(KEYS.events)  # type: ignore[assignment]
+    seen = [f for _, f in entries if f["type"] in ("task.expired", "task.due")]
+    assert sorted((f["type"], f["task"], f.get("status")) for f in seen) == sorted([
+        ("task.expired", again.id, "pending"),
+        ("task.expired", dies.id, "dead"),
+        ("task.due", later.id, None),
+    ])  # fmt: skip
+    assert clocked.queue_stats()["other"]["delayed"] == 1  # its queue was not asked
+    with pytest.raises(ValidationError):
+        clocked.reap_due([])

@@ -272,6 +272,7 @@ class _Shell:
     cancel = _Op(tasks.cancel)
     requeue_dead = _Op(tasks.requeue_dead)
     reap = _Op(tasks.reap)
+    reap_due = _Op(tasks.reap_due)
     get_task = _Op(tasks.get_task)
     list_tasks = _Op(tasks.list_tasks)
     configure_queue = _Op(tasks.configure_queue)

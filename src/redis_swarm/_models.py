@@ -231,6 +231,7 @@ class EventType(str, enum.Enum):
     TASK_FAILED = "task.failed"
     TASK_RETRIED = "task.retried"
     TASK_EXPIRED = "task.expired"
+    TASK_DUE = "task.due"
     TASK_DEAD = "task.dead"
     TASK_CANCELLED = "task.cancelled"
     TASK_REQUEUED = "task.requeued"

@@ -23,11 +23,12 @@ from mcp_types import Implementation
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
-from redis_swarm import Swarm
+from redis_swarm import Swarm, TaskStatus
 from redis_swarm._models import Event, EventType
 from redis_swarm.mcp_server import tool_names
-from redis_swarm.mcp_server._channel import CAPABILITY, METHOD, notices
+from redis_swarm.mcp_server._channel import CAPABILITY, METHOD, RECHECK_S, notices
 
+from .._handles import must
 from ._helpers import SRC
 
 AGENT = "chan-1"
@@ -140,6 +141,36 @@ def test_one_channel_event_per_message_broadcast_request_and_task(
     anyio.run(body)
 
 
+def test_tasks_that_become_claimable_by_time_are_told_with_nobody_claiming(
+    core: Swarm, redis_url: str
+) -> None:
+    """A delayed task falling due, and a lease that ends unreported, make a task claimable
+    when no script looks: the server checks its watched queues when their time comes, and
+    the session hears of each within a second of it."""
+    heard = Heard()
+
+    async def body() -> None:
+        async with _client(redis_url, "legacy", heard):
+            await _registered(core)
+            due_at = time.monotonic() + 1.5
+            later = core.post_task("work", "later", not_before=int(time.time() * 1000) + 1500)
+            await anyio.sleep(1.2)
+            assert heard.events == []  # not yet claimable
+            event = await _next(heard, 1, due_at)
+            assert event.meta == {"kind": "task", "task_id": later.id, "queue": "work"}
+
+            leased = must(core.claim("work", worker="gone", lease_s=1))
+            ends_at = time.monotonic() + 1
+            event = await _next(heard, 2, ends_at)
+            assert event.meta == {"kind": "task", "task_id": leased.id, "queue": "work"}
+            assert core.get_task(leased.id).status is TaskStatus.PENDING
+            await anyio.sleep(0.3)
+            assert len(heard.events) == 2, [e for _, e in heard.events]
+        assert RECHECK_S > 5  # what was heard came from the due moments, not from a poll
+
+    anyio.run(body)
+
+
 def test_no_channel_events_on_the_2026_protocol(core: Swarm, redis_url: str) -> None:
     """A 2026-07-28 client has no connection to push on: it is not told of the capability,
     and gets no event for its agent's messages or its watched queue."""
@@ -202,11 +233,17 @@ def test_notices_coalesce_a_batch_per_kind_and_queue() -> None:
         _event(EventType.TASK_RELEASED, 5, task="t2", queue="q1"),
         _event(EventType.TASK_POSTED, 6, task="t3", queue="q2", status="pending"),
         _event(EventType.TASK_POSTED, 7, task="t4", queue="q3", status="pending"),
+        _event(EventType.TASK_DUE, 8, task="t5", queue="q1"),
+        _event(EventType.TASK_EXPIRED, 9, task="t6", queue="q1", status="pending"),
+        _event(EventType.TASK_EXPIRED, 10, task="t7", queue="q2", status="dead"),
+        _event(EventType.TASK_POSTED, 11, task="t8", queue="q2", status="delayed"),
+        _event(EventType.TASK_RETRIED, 12, task="t9", queue="q2"),
+        _event(EventType.TASK_CLAIMED, 13, task="t1", queue="q1"),
     ]
     got = notices(batch, "a", ["q1", "q2"])
     assert [n.meta for n in got] == [
         {"kind": "message", "count": "2"},
-        {"kind": "task", "queue": "q1", "count": "2"},
+        {"kind": "task", "queue": "q1", "count": "4"},
         {"kind": "task", "task_id": "t3", "queue": "q2"},
     ]
     assert got[0].content.startswith("2 new messages from x, y")

@@ -65,6 +65,7 @@ OPERATIONS: dict[str, Uses] = {
     "cancel": _uses("hget", "task_update"),
     "requeue_dead": _uses("hget", "task_update"),
     "reap": _uses("hkeys", "task_claim", worker=True),
+    "reap_due": _uses("", "task_claim", worker=True),
     "get_task": _uses("hget", worker=True),
     "list_tasks": _uses("", "index_page", worker=True),
     "configure_queue": _uses("hget hset"),

@@ -68,6 +68,7 @@ __all__ = [
     "queue_names",
     "queue_stats",
     "reap",
+    "reap_due",
     "release",
     "renew",
     "requeue_dead",
@@ -638,11 +639,14 @@ def _lease_ms(lease_s: float | None) -> int:
     return 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
 
 
-def _reap_all(ctx: OpContext) -> Operation[tuple[int, float | None]]:
-    """Reclaim expired leases and promote due delayed tasks in every queue. Returns the
-    number of leases reclaimed and the seconds until the next thing falls due (or None)."""
-    fields = yield Cmd("HKEYS", ctx.keys.counts)
-    queues = queue_names(fields)
+def _reap_all(
+    ctx: OpContext, names: tuple[str, ...] | None = None
+) -> Operation[tuple[int, float | None]]:
+    """Reclaim expired leases and promote due delayed tasks in the queues ``names`` (every
+    queue when None). Returns the number of leases reclaimed and the seconds until the next
+    thing falls due (or None)."""
+    every = names is None
+    queues = queue_names((yield Cmd("HKEYS", ctx.keys.counts))) if every else list(names or ())
     if not queues:
         return 0, None
     calls = []
@@ -662,6 +666,17 @@ def reap(ctx: OpContext) -> Operation[int]:
     many. Also makes delayed tasks whose time has come pending."""
     reclaimed, _ = yield from _reap_all(ctx)
     return reclaimed
+
+
+def reap_due(ctx: OpContext, queues: str | Sequence[str]) -> Operation[float | None]:
+    """Make what has fallen due in ``queues`` claimable now: leases that ended unreported
+    reclaimed (``task.expired``), delayed tasks whose time has come made pending
+    (``task.due``). Returns the seconds until the next thing of theirs falls due, None when
+    nothing will. Claims do the same for their queues; a watcher that tells agents of
+    claimable tasks (``swarm mcp --channel``) calls this when that time comes, since nobody
+    may be claiming then."""
+    _, due_s = yield from _reap_all(ctx, _queue_names(queues))
+    return due_s
 
 
 # --- while working

@@ -19,7 +19,7 @@ STATE_OF: dict[TaskStatus, TaskState] = {
 }
 
 # The events that change what an A2A client sees; the others (renewed, failed before a retry
-# or the dead letter, findings) leave the state as it was.
+# or the dead letter, a delayed task falling due, findings) leave the state as it was.
 STATUS_AFTER: dict[EventType, TaskStatus] = {
     EventType.TASK_POSTED: TaskStatus.PENDING,
     EventType.TASK_CLAIMED: TaskStatus.CLAIMED,

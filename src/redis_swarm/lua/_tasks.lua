@@ -124,15 +124,16 @@ local function put_field(args, n, k, v)
   return n + 2
 end
 
--- Append a task event: the task, its queue and pass, then up to three field/value pairs
+-- Append a task event: the task, its queue and pass, then up to four field/value pairs
 -- (left out when nil or false). One table, built in place (no varargs copied).
-local function task_event(K, etype, t, k1, v1, k2, v2, k3, v3)
+local function task_event(K, etype, t, k1, v1, k2, v2, k3, v3, k4, v4)
   local args = {'XADD', K.events, 'MAXLEN', '~', K.maxlen, '*', 'type', etype, 'task', t.id,
                 'queue', t.queue}
   local n = put_field(args, 12, 'pass', t.pass_name)
   n = put_field(args, n, k1, v1)
   n = put_field(args, n, k2, v2)
-  put_field(args, n, k3, v3)
+  n = put_field(args, n, k3, v3)
+  put_field(args, n, k4, v4)
   return redis.call(unpack(args))
 end
 
@@ -195,9 +196,11 @@ local function reclaim_expired(K, Q, now, upto, maxn, default_max)
       t.lease_deadline = nil
       t.abandons = (t.abandons or 0) + 1
       t.max_abandons = t.max_abandons or default_max
+      local dies = t.abandons >= t.max_abandons
+      -- status: where the task goes now (pending: claimable again; dead: task.dead follows)
       task_event(K, 'task.expired', t, 'attempt', t.attempts, 'worker', worker,
-                 'abandons', t.abandons)
-      if t.abandons >= t.max_abandons then
+                 'abandons', t.abandons, 'status', dies and 'dead' or 'pending')
+      if dies then
         make_dead(K, Q, t, now, string.format(
           'max_abandons reached: abandoned %d times (the lease of attempt %d, worker %s, '
           .. 'expired with no report)', t.abandons, t.attempts, worker or '?'))
@@ -211,7 +214,8 @@ local function reclaim_expired(K, Q, now, upto, maxn, default_max)
   return n
 end
 
--- Move up to maxn delayed tasks of one queue whose time has come to pending.
+-- Move up to maxn delayed tasks of one queue whose time has come to pending (task.due each:
+-- what watches for claimable tasks learns of it as of a post).
 local function promote_due(K, Q, now, upto, maxn)
   local ids = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', upto, 'LIMIT', '0', maxn)
   for _, id in ipairs(ids) do
@@ -220,6 +224,7 @@ local function promote_due(K, Q, now, upto, maxn)
     if t and t.status == 'delayed' then
       make_pending(K, Q, t)
       save_task(K.tasks, t)
+      task_event(K, 'task.due', t, 'attempt', (t.attempts or 0) > 0 and t.attempts or nil)
     end
   end
 end

@@ -6,11 +6,17 @@ session, as Claude Code channel events (its "Channels reference": an MCP server 
 dropped by Claude Code).
 
 What is pushed: a direct message to the agent, a broadcast from someone else, a synthesis
-requested of it, and a claimable task in a watched queue (``--watch-queue``). The watcher of
+requested of it, and a claimable task in a watched queue (``--watch-queue``): posted,
+released, requeued, a delayed task falling due or a lease ending unreported. The watcher of
 each connection follows the swarm's event stream with the core's blocking read
 (``AsyncSwarm.follow_events``: one ``XREAD BLOCK`` at a time, never a poll), so an event
 reaches the session within milliseconds. Events that arrive together (a burst of tasks, a
 flood of messages) are coalesced: one notification per kind and queue saying how many.
+
+A task becomes claimable by time only when a script looks (claims do, for their queues); with
+nobody claiming, the server process makes its watched queues' tasks claimable when their time
+comes (``reap_due``: at the next due moment it returned, at once after a delayed post or a
+retry, every RECHECK_S at the least), and the events that makes are pushed as any other.
 
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
@@ -62,9 +68,30 @@ WATCHED = (
     EventType.TASK_POSTED,
     EventType.TASK_RELEASED,
     EventType.TASK_REQUEUED,
+    EventType.TASK_DUE,
+    EventType.TASK_EXPIRED,
+    EventType.TASK_RETRIED,
+    EventType.TASK_CLAIMED,
 )
-# Tasks these events put in a queue can be claimed at once (a delayed post cannot).
-_CLAIMABLE = {EventType.TASK_POSTED, EventType.TASK_RELEASED, EventType.TASK_REQUEUED}
+# Tasks these events put in a queue can be claimed at once (a delayed post cannot, nor a lease
+# that expired into the dead letter: their status field says).
+_CLAIMABLE = {
+    EventType.TASK_POSTED,
+    EventType.TASK_RELEASED,
+    EventType.TASK_REQUEUED,
+    EventType.TASK_DUE,
+    EventType.TASK_EXPIRED,
+}
+# Events after which something of a queue falls due later (a delayed post, a retry after its
+# backoff, a new lease): the due check runs again, to learn when.
+_FALLS_DUE_LATER = {EventType.TASK_POSTED, EventType.TASK_RETRIED, EventType.TASK_CLAIMED}
+# The longest pause between two due checks of the watched queues (what an older client or a
+# missed event left to fall due is found within it); the shortest after events asked for one
+# (a busy queue's claims ask all the time); and after a check that left something due
+# already (more than one script promotes).
+RECHECK_S = 30.0
+MIN_RECHECK_S = 0.2
+AGAIN_S = 0.05
 # How long a watcher waits after an event for the rest of its burst, before it notifies.
 COALESCE_S = 0.05
 BODY_CHARS = 2_000
@@ -121,10 +148,20 @@ def _group_of(event: Event, agent: str, queues: Sequence[str]) -> tuple[str, str
     if event.type == EventType.SYNTHESIS_REQUESTED:
         return ("synthesis_request", "") if f.get("shard") == agent else None
     if event.type in _CLAIMABLE and f.get("queue") in queues:
-        if event.type == EventType.TASK_POSTED and f.get("status", "pending") != "pending":
-            return None  # delayed: not claimable yet
+        if f.get("status", "pending") != "pending":
+            return None  # posted delayed, or expired into the dead letter
         return ("task", f["queue"])
     return None
+
+
+def _falls_due_later(event: Event, queues: Sequence[str]) -> bool:
+    """Whether ``event`` leaves a task of ``queues`` to fall due later (a delayed post, a
+    retry after its backoff, a lease that may end unreported): the due check must learn of
+    it."""
+    f = event.fields
+    if event.type not in _FALLS_DUE_LATER or f.get("queue") not in queues:
+        return False
+    return event.type != EventType.TASK_POSTED or f.get("status", "pending") != "pending"
 
 
 def _groups(events: Iterable[Event], agent: str, queues: Sequence[str]) -> list[_Group]:
@@ -222,6 +259,7 @@ class Channel:
         self.queues = tuple(queues)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._swarm: AsyncSwarm | None = None
+        self._recheck: anyio.Event | None = None  # set: run the due check now
 
     @property
     def swarm(self) -> AsyncSwarm:
@@ -256,6 +294,24 @@ class Channel:
         since = connection.state.get(_STATE_SINCE)
         connection.exit_stack.callback(scope.cancel)
         self._task_group.start_soon(self._watch, scope, connection, agent, since)
+        if self.queues and self._recheck is None:  # one due check per server process
+            self._recheck = anyio.Event()
+            self._task_group.start_soon(self._check_due)
+
+    async def _check_due(self) -> None:
+        """Make the watched queues' tasks claimable when their time comes, with nobody
+        claiming; the events that makes (``task.due``, ``task.expired``) are pushed."""
+        while True:
+            recheck = self._recheck = anyio.Event()  # events from now on ask for the next
+            try:
+                due_s = await self.swarm.reap_due(self.queues)
+            except SwarmError as exc:
+                log.warning("channel: could not check the watched queues: %s", exc)
+                due_s = None
+            with anyio.move_on_after(RECHECK_S if due_s is None else min(RECHECK_S, due_s)):
+                await recheck.wait()
+                await anyio.sleep(MIN_RECHECK_S)
+            await anyio.sleep(AGAIN_S)
 
     async def _watch(
         self, scope: anyio.CancelScope, connection: Connection, agent: str, since: str | None
@@ -282,6 +338,8 @@ class Channel:
                 try:
                     async for event in self.swarm.follow_events(since, WATCHED, block_s=30):
                         since = event.id
+                        if self._recheck is not None and _falls_due_later(event, self.queues):
+                            self._recheck.set()
                         await send.send(event)
                 except SwarmError as exc:
                     log.warning("channel: the event stream failed (%s); following again", exc)
