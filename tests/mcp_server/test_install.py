@@ -242,3 +242,13 @@ def test_channel_launch_and_its_options() -> None:
     ):  # fmt: skip
         code, _, err = _invoke(args)
         assert code == 2 and says in err, err
+    # the watched queues are checked before anything starts or is written
+    many = [arg for i in range(65) for arg in ("--watch-queue", f"q{i}")]
+    for args, says, exit_code in (
+        (["mcp", "--channel", "--watch-queue", "bad name"], "queue 'bad name' contains ' '", 1),
+        (["mcp", "install", "--client", "json", "--channel", "--watch-queue", "a/b"],
+         "queue 'a/b' contains '/'", 1),
+        (["mcp", "--channel", *many], "64 queues at most", 2),
+    ):  # fmt: skip
+        code, _, err = _invoke(args)
+        assert code == exit_code and says in err, err

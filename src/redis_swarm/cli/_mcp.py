@@ -15,6 +15,8 @@ from .._config import DEFAULT_HOME
 from .._errors import ConfigError, SwarmError
 from .._models import dumps
 from .._net import http_url, is_loopback
+from .._ops.tasks import MAX_QUEUES_PER_CLAIM
+from .._validate import check_name
 from ..mcp_server._install import (
     CLIENTS,
     Client,
@@ -125,8 +127,7 @@ def mcp_command(
     from ..mcp_server._server import build_server, serve  # the SDK: imported only to serve
 
     app = ctx.ensure_object(App)
-    if watch_queues and not channel:
-        raise click.UsageError("--watch-queue is for --channel")
+    _check_watched(watch_queues, channel)
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
     token = _http_token(transport, host, token)
@@ -146,6 +147,17 @@ def mcp_command(
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
         click.echo(f"serving MCP on {http_url(host, port, '/mcp')}{guard}", err=True)
     serve(server, "http" if transport == "http" else "stdio", host=host, port=port, token=token)
+
+
+def _check_watched(watch_queues: tuple[str, ...], channel: bool) -> None:
+    """--watch-queue: for --channel, queue names the core takes, as many as one check
+    reads (the channel checks its queues for tasks falling due)."""
+    if watch_queues and not channel:
+        raise click.UsageError("--watch-queue is for --channel")
+    for name in watch_queues:
+        check_name("queue", name)
+    if len(watch_queues) > MAX_QUEUES_PER_CLAIM:
+        raise click.UsageError(f"--watch-queue: {MAX_QUEUES_PER_CLAIM} queues at most")
 
 
 def _http_token(transport: str, host: str, token: str | None) -> str | None:
@@ -229,8 +241,7 @@ def install(
     .gemini/settings.json; json: .mcp.json (Claude Code's project file, and most clients').
     """
     spec: LaunchSpec | RemoteSpec
-    if watch_queues and not channel:
-        raise click.UsageError("--watch-queue is for --channel")
+    _check_watched(watch_queues, channel)
     if channel and http_url is not None:
         raise click.UsageError("--channel is for a server the client starts (stdio), not --http")
     if http_url is not None:
