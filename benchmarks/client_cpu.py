@@ -1,6 +1,7 @@
 """The client's CPU per task of the lifecycle benchmark's loop: ``post_task``, and a worker's
 ``report(..., claim_next=)``; measured in process CPU time (the syscalls included) against a
-private redis-server, and for the operations alone, fed replies recorded once (no I/O).
+private redis-server, and for the operations alone, fed replies recorded once (no I/O). For
+scale, a round trip alone: a ``PING`` over a bare socket and through redis-py.
 
 Not part of ``run_all``: a tool to compare two trees side by side, run in turn on a machine
 as quiet as can be (the figures move by tens of percent with the load of a shared one)::
@@ -12,6 +13,7 @@ as quiet as can be (the figures move by tens of percent with the load of a share
 from __future__ import annotations
 
 import argparse
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -94,6 +96,19 @@ def operations_alone(swarm: Swarm, n: int) -> tuple[float, float]:
     return cpu_per_call(replayed(post, post_reply), n), report_us
 
 
+def round_trips(server: RedisProcess, n: int) -> tuple[float, float]:
+    """CPU per PING round trip (us): over a bare TCP socket, and through redis-py."""
+    with socket.create_connection(("127.0.0.1", server.port)) as bare, server.client() as rpy:
+        bare.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def raw() -> None:
+            bare.sendall(b"*1\r\n$4\r\nPING\r\n")
+            if not bare.recv(64).startswith(b"+PONG"):
+                raise RuntimeError("the server did not answer PONG")
+
+        return cpu_per_call(raw, n), cpu_per_call(lambda: rpy.execute_command("PING"), n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=3_000, help="tasks per run")
@@ -105,10 +120,13 @@ def main() -> None:
         runs = [lifecycle(swarm, args.n) for _ in range(3)]
         post_us, report_us = min(r[0] for r in runs), min(r[1] for r in runs)
         op_post, op_report = operations_alone(swarm, 10 * args.n)
+        bare_us, redis_py_us = round_trips(server, args.n)
         swarm.close()
     both = "post {:.1f} us, report with claim_next {:.1f} us"
     print("client CPU per task, with I/O:", both.format(post_us, report_us))
     print("the operations alone (no I/O):", both.format(op_post, op_report))
+    print(f"a PING round trip: {bare_us:.1f} us over a bare socket, {redis_py_us:.1f} us", end="")
+    print(" through redis-py")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ benchmarks are never timed tests; they run from benchmarks/run_all.py (make benc
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,6 +114,22 @@ def test_server_cost_counts_instructions_under_callgrind() -> None:
     assert result["report"]["instructions"]["numbers formatted (cjson)"] > 0  # the record
     table = server_cost.report([Path("tree")], [{Path("tree"): result}], detail=False)
     assert "report_next | kIr scripts" in table
+
+
+def test_record_layout_counts_both_layouts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import _callgrind, record_layout
+
+    if reason := _callgrind.missing():
+        pytest.skip(reason)
+    monkeypatch.setattr(sys, "argv", ["record_layout", "-n", "5"])
+    record_layout.main()
+    out = capsys.readouterr().out
+    counts = re.findall(r"^(JSON blob|hash per task): ([\d.]+) thousand", out, re.MULTILINE)
+    assert [name for name, _ in counts] == ["JSON blob", "hash per task"], out
+    assert all(float(n) > 0 for _, n in counts)
+    assert "memory per record" in out
 
 
 def test_slow_links_benchmark_runs(server: RedisProcess) -> None:
