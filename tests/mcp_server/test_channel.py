@@ -55,25 +55,27 @@ class Heard(ClientExtension):
         self.events.append((time.monotonic(), event))
 
 
-def _params(redis_url: str, *args: str) -> StdioServerParameters:
-    argv = ["-m", "redis_swarm", "mcp", "--name", AGENT, "--channel", *args]
+def _params(redis_url: str, *args: str, name: str = AGENT) -> StdioServerParameters:
+    argv = ["-m", "redis_swarm", "mcp", "--name", name, "--channel", *args]
     env = {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test"}
     return StdioServerParameters(command=sys.executable, args=argv, env=env)
 
 
 @asynccontextmanager
-async def _client(redis_url: str, mode: str, heard: Heard) -> AsyncIterator[Client]:
+async def _client(
+    redis_url: str, mode: str, heard: Heard, name: str = AGENT
+) -> AsyncIterator[Client]:
     info = Implementation(name="claude-code", version="2.1.80")
-    params = _params(redis_url, "--watch-queue", "work")
+    params = _params(redis_url, "--watch-queue", "work", name=name)
     async with Client(
         params, mode=mode, client_info=info, extensions=[heard], read_timeout_seconds=60
     ) as client:
         yield client
 
 
-async def _registered(core: Swarm) -> None:
+async def _registered(core: Swarm, *names: str) -> None:
     with anyio.fail_after(10):
-        while AGENT not in {a.id for a in core.agents()}:
+        while not {*(names or (AGENT,))} <= {a.id for a in core.agents()}:
             await anyio.sleep(0.02)
 
 
@@ -167,6 +169,34 @@ def test_tasks_that_become_claimable_by_time_are_told_with_nobody_claiming(
             await anyio.sleep(0.3)
             assert len(heard.events) == 2, [e for _, e in heard.events]
         assert RECHECK_S > 5  # what was heard came from the due moments, not from a poll
+
+    anyio.run(body)
+
+
+def test_every_session_watching_a_queue_hears_a_task_fall_due(core: Swarm, redis_url: str) -> None:
+    """Two sessions watch the same queue: both hear of a delayed task falling due (and of a
+    retry's backoff ending), as both hear of a post; whichever server's check made it
+    claimable, its event reaches every watcher."""
+    first, second = Heard(), Heard()
+
+    async def body() -> None:
+        async with (
+            _client(redis_url, "legacy", first),
+            _client(redis_url, "legacy", second, name="chan-2"),
+        ):
+            await _registered(core, AGENT, "chan-2")
+            due_at = time.monotonic() + 1
+            later = core.post_task("work", "later", not_before=int(time.time() * 1000) + 1000)
+            for heard in (first, second):
+                event = await _next(heard, 1, due_at)
+                assert event.meta == {"kind": "task", "task_id": later.id, "queue": "work"}
+            task = must(core.claim("work", worker="w"))
+            failed = core.fail(task.id, task.token, "flaky")  # retried after a 1 s backoff
+            assert failed.status is TaskStatus.DELAYED and failed.not_before is not None
+            due_at = time.monotonic() + (failed.not_before - int(time.time() * 1000)) / 1000
+            for heard in (first, second):
+                event = await _next(heard, 2, due_at)
+                assert event.meta == {"kind": "task", "task_id": later.id, "queue": "work"}
 
     anyio.run(body)
 
