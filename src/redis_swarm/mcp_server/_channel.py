@@ -15,8 +15,9 @@ flood of messages) are coalesced: one notification per kind and queue saying how
 
 A task becomes claimable by time only when a script looks (claims do, for their queues); with
 nobody claiming, the server process makes its watched queues' tasks claimable when their time
-comes (``reap_due``: at the next due moment it returned, at once after a delayed post or a
-retry, every RECHECK_S at the least), and the events that makes are pushed as any other.
+comes (``reap_due``: at the next due moment it returned, again after a delayed post, a retry
+or a claim in them, every RECHECK_S at the least), and the events that makes are pushed as
+any other.
 
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
@@ -87,8 +88,8 @@ _CLAIMABLE = {
 _FALLS_DUE_LATER = {EventType.TASK_POSTED, EventType.TASK_RETRIED, EventType.TASK_CLAIMED}
 # The longest pause between two due checks of the watched queues (what an older client or a
 # missed event left to fall due is found within it); the shortest after events asked for one
-# (a busy queue's claims ask all the time); and after a check that left something due
-# already (more than one script promotes).
+# (a busy queue's claims ask all the time); and the shortest of all, for a check that left
+# something due already (more than one script promotes).
 RECHECK_S = 30.0
 MIN_RECHECK_S = 0.2
 AGAIN_S = 0.05
