@@ -645,13 +645,13 @@ def _reap_all(
     """Reclaim expired leases and promote due delayed tasks in the queues ``names`` (every
     queue when None). Returns the number of leases reclaimed and the seconds until the next
     thing falls due (or None)."""
-    every = names is None
-    queues = queue_names((yield Cmd("HKEYS", ctx.keys.counts))) if every else list(names or ())
-    if not queues:
+    if names is None:
+        names = tuple(queue_names((yield Cmd("HKEYS", ctx.keys.counts))))
+    if not names:
         return 0, None
     calls = []
-    for i in range(0, len(queues), MAX_QUEUES_PER_CLAIM):
-        keys = _claim_keys(ctx.keys, tuple(queues[i : i + MAX_QUEUES_PER_CLAIM]))
+    for i in range(0, len(names), MAX_QUEUES_PER_CLAIM):
+        keys = _claim_keys(ctx.keys, names[i : i + MAX_QUEUES_PER_CLAIM])
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "reap", "", 0)
         limits = (10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
         calls.append(Call("task_claim", keys, (*args, *limits)))
