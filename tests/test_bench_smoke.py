@@ -116,7 +116,7 @@ def test_server_cost_counts_instructions_under_callgrind() -> None:
     assert "report_next | kIr scripts" in table
 
 
-def test_record_layout_counts_both_layouts(
+def test_record_layout_counts_three_layouts(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from benchmarks import _callgrind, record_layout
@@ -126,10 +126,33 @@ def test_record_layout_counts_both_layouts(
     monkeypatch.setattr(sys, "argv", ["record_layout", "-n", "5"])
     record_layout.main()
     out = capsys.readouterr().out
-    counts = re.findall(r"^(JSON blob|hash per task): ([\d.]+) thousand", out, re.MULTILINE)
-    assert [name for name, _ in counts] == ["JSON blob", "hash per task"], out
+    names = r"JSON blob|JSON edited as text|hash per task"
+    counts = re.findall(rf"^({names}): ([\d.]+) thousand", out, re.MULTILINE)
+    assert [name for name, _ in counts] == ["JSON blob", "JSON edited as text", "hash per task"]
     assert all(float(n) > 0 for _, n in counts)
     assert "memory per record" in out
+
+
+def test_lua_costs_prices_every_call_and_operation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import _callgrind, lua_costs
+
+    if reason := _callgrind.missing():
+        pytest.skip(reason)
+    monkeypatch.setattr(sys, "argv", ["lua_costs", "-n", "3"])
+    lua_costs.main()
+    out = capsys.readouterr().out
+    priced = {
+        name: int(n.replace(",", ""))
+        for n, name in re.findall(r"^\s*(-?[\d,]+)  (.+)$", out, re.MULTILINE)
+    }
+    assert set(priced) == set(lua_costs.CALLS) | set(lua_costs.OPERATIONS), out
+    # (orders the counts, exact, cannot invert: more bytes, more work)
+    long, short = (f"the same with 26 arguments of {n} bytes" for n in (480, 8))
+    assert priced[long] > priced[short]
+    decoded = priced["cjson.decode of the record"]
+    assert priced["cjson.decode and cjson.encode of the record"] > decoded > 0
 
 
 def test_slow_links_benchmark_runs(server: RedisProcess) -> None:
