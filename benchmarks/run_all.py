@@ -155,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name in only:
             print(f"== {name}", flush=True)
+            began = os.getloadavg()[0]
             data, body = runners[name]()
             results[name] = data
-            sections[name] = body + "\n\n" + caption(machine, name, cfg)
+            beside = (began, os.getloadavg()[0])
+            sections[name] = body + "\n\n" + caption(machine, name, cfg, beside)
     elapsed = time.time() - started
     print(f"done in {elapsed:.0f} s", flush=True)
     load = (load_before, os.getloadavg()[0])
@@ -184,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def caption(machine: Machine, name: str, cfg: Config) -> str:
-    """The line under every section: where and with what it was measured, how to redo it."""
+def caption(machine: Machine, name: str, cfg: Config, load: tuple[float, float]) -> str:
+    """The line under every section: where, with what and beside how much load it was
+    measured (a section may be regenerated alone, in another run than the others), how to
+    redo it."""
     base = ["redis-swarm", "redis", "hiredis"]
     if name == "lifecycle":
         base += [d for d in machine.versions if d not in base and d != "matplotlib"]
@@ -199,7 +203,8 @@ def caption(machine: Machine, name: str, cfg: Config) -> str:
         flags += f" --scale-max {cfg.scale_max_exp}"
     return (
         f"_Measured on {machine.cpu} ({machine.cores} cores, {machine.memory_gib} GiB), "
-        f"{machine.os}, Python {machine.python}, redis-server {machine.redis_server}; {libs}. "
+        f"{machine.os}, Python {machine.python}, redis-server {machine.redis_server}; {libs}; "
+        f"load average (1 min) {load[0]:.2f} when it began, {load[1]:.2f} when it ended. "
         f"Reproduce: `python benchmarks/run_all.py --only {name}{flags}`"
         f"{realtime if _realtime() else ''}._"
     )

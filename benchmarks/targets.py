@@ -304,31 +304,59 @@ def _throughput_note(life: list[dict[str, Any]]) -> str:
             "server, the producer and the workers share."
         )
     if many and one and many["workers"] > one["workers"]:
-        # post, a woken claim, a report whose claim finds nothing: 3 when no claim is wasted
-        wasted = many["scripts_per_task"] - 3
-        text += (
-            f" With {many['workers']} workers, {fmt(many['scripts_per_task'])} scripts run "
-            f"per task (against {fmt(one['scripts_per_task'])} with one, where each worker's "
-            "report leases its next task): the producer posts one task at a time, so most "
-            "workers wait; a waiting claim blocks on its queue's wake list, where every task "
-            "made claimable has one token, and a woken claim is a script of its own (post, "
-            "woken claim, report: 3), though a woken worker's report sends its wait and its "
-            "claim behind it, in the same round trip (`report(..., wait_s=)`). A claim that "
-            "did not wait takes the token of the task it takes, and a claim right after a "
-            "report that found nothing starts with the wait, "
-            + (
-                "so a woken worker rarely finds nothing"
-                if wasted <= 0.2
-                else f"yet {fmt(wasted)} claims per task still find nothing (a woken worker "
-                "beaten to its task by one that did not wait)"
-            )
-            + f"; the rest is 2 cores shared by the server, the producer and "
-            f"{many['workers']} Python processes (throughput {many['throughput_per_s']:,.0f}/s "
-            f"against {one['throughput_per_s']:,.0f}/s with one worker, server CPU "
-            f"{fmt(many['server_cpu_us_per_task'])} us per task against "
-            f"{fmt(one['server_cpu_us_per_task'])} us)."
-        )
+        text += " " + _producer_paced(life, ours, one, many)
     return text
+
+
+def _producer_paced(
+    life: list[dict[str, Any]],
+    ours: dict[int, dict[str, Any]],
+    one: dict[str, Any],
+    many: dict[str, Any],
+) -> str:
+    """Why more workers do not help: the one producer's post rate, against the throughput."""
+    paced = [r for _, r in sorted(ours.items()) if r["throughput_per_s"] >= 0.95 * r["post_per_s"]]
+    if paced:
+        counts = " and ".join(str(r["workers"]) for r in paced)
+        rates = ", ".join(
+            f"{r['throughput_per_s']:,.0f}/s against {r['post_per_s']:,.0f} posts/s" for r in paced
+        )
+        peers = [r for r in life if r["peer"] != "redis-swarm" and r["workers"] == many["workers"]]
+        fastest = max(peers, key=lambda r: r["post_per_s"], default=None)
+        lead = (
+            f"With {counts} workers the throughput is the one producer's post rate ({rates}): "
+            "it posts one task at a time, each a script of about 10 commands"
+        )
+        if fastest is not None:
+            lead += (
+                f", where {fastest['peer']}'s producer posted {fastest['post_per_s']:,.0f}/s "
+                f"beside {many['workers']} workers"
+            )
+        lead += ". "
+    else:
+        lead = ""
+    # post, a woken claim, a report whose claim finds nothing: 3 when no claim is wasted
+    wasted = many["scripts_per_task"] - 3
+    return (
+        lead + f"While the workers outrun the producer, each task finds them asleep: with "
+        f"{many['workers']} workers {fmt(many['scripts_per_task'])} scripts run per task "
+        f"(against {fmt(one['scripts_per_task'])} with one, where each worker's report leases "
+        "its next task), since a woken worker's claim is a script of its own, sent behind its "
+        "wait in the same round trip; Redis runs it before it sends the post's reply (what a "
+        "woken client queued behind its BLPOP runs before the replies of that turn are "
+        "written), so a post that wakes a worker also waits for its claim; the producer "
+        f"shares 2 cores with the server and {many['workers']} Python processes (throughput "
+        f"{many['throughput_per_s']:,.0f}/s against {one['throughput_per_s']:,.0f}/s with one "
+        f"worker, server CPU {fmt(many['server_cpu_us_per_task'])} us per task against "
+        f"{fmt(one['server_cpu_us_per_task'])} us). "
+        + (
+            "A claim that did not wait takes the token of the task it takes, so a woken "
+            "worker rarely finds nothing."
+            if wasted <= 0.2
+            else f"{fmt(wasted)} claims per task still find nothing (a woken worker beaten to "
+            "its task by one that did not wait)."
+        )
+    )
 
 
 def _scaling_row(life: list[dict[str, Any]]) -> list[str] | None:
