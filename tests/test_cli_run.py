@@ -357,7 +357,10 @@ def test_human_output_and_bad_options(cli: Cli, swarm: Swarm, tmp_path: Path) ->
     assert out.stdout.splitlines()[-1].startswith("done: claimed 1, completed 1")
     cli("run", "--queue", "q", expect=2)
     out = cli("run", "--queue", "bad queue", "--exec", "true", expect=1)
-    assert "queue" in out.stderr
+    assert "queue 'bad queue' contains ' '" in out.stderr
+    many = [arg for i in range(65) for arg in ("--queue", f"q{i}")]
+    out = cli("run", *many, "--exec", "true", expect=1)
+    assert "swarm run got 65 queues; the limit is 64" in out.stderr
 
 
 def _start_pool(redis_url: str, tmp_path: Path, cmd: str, *extra: str) -> subprocess.Popen[bytes]:

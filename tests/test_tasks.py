@@ -4,6 +4,7 @@ task, reports and findings, syntheses, listings, counts and waiting."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from redis_swarm import (
 )
 from redis_swarm._keys import Keys
 from redis_swarm._models import Record, built
+from redis_swarm._validate import MAX_QUEUES, check_queues
 
 from ._handles import must, untyped
 from ._raw import command_calls, reset_stats, script_calls
@@ -626,6 +628,24 @@ def test_bad_queue_names_are_refused(swarm: Swarm, raw: redis.Redis, name: Any) 
     with pytest.raises(ValidationError):
         swarm.claim(name, worker="w")
     assert raw.dbsize() == 0
+
+
+def test_a_claims_queue_list_is_checked_whole(swarm: Swarm, raw: redis.Redis) -> None:
+    """One check of a queue list (``check_queues``), which the faces call too: at least one
+    queue, at most MAX_QUEUES, each a name; duplicates count once."""
+    for queues, says in (
+        ([], "claim needs at least one queue"),
+        ([f"q{i}" for i in range(MAX_QUEUES + 1)], f"claim got {MAX_QUEUES + 1} queues"),
+        (["ok", "a b"], "queue 'a b' contains ' '"),
+        ({"q": 1}, "claim takes a queue name or a list of queue names"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(says)):
+            swarm.claim(queues, worker="w")  # type: ignore[arg-type]
+    assert raw.dbsize() == 0
+    assert check_queues(["b", "a", "b"]) == ("b", "a")
+    assert check_queues([f"q{i}" for i in range(MAX_QUEUES)], what="x")[-1] == f"q{MAX_QUEUES - 1}"
+    swarm.post_task("b", "d")
+    assert swarm.claim(["a", "b", "a"], worker="w") is not None
 
 
 def test_bad_tasks_are_refused_and_nothing_is_stored(swarm: Swarm, raw: redis.Redis) -> None:

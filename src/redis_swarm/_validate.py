@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from ._errors import ValidationError
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "MAX_QUEUES",
     "check_id",
     "check_json_depth",
     "check_name",
+    "check_queues",
     "check_swarm_name",
     "too_deep",
 ]
@@ -42,6 +45,30 @@ def check_name(kind: str, value: object, *, max_len: int = 128) -> str:
             f"{kind} {value[:40]!r} contains {bad!r}: use only letters, digits, '.', '_' or '-'"
         )
     return value
+
+
+# Queues one claim names at most (one script gets every queue's keys), and so what any face
+# that claims from, runs workers on or watches a list of queues takes.
+MAX_QUEUES = 64
+
+
+def check_queues(queues: str | Sequence[str], *, what: str = "claim") -> tuple[str, ...]:
+    """The distinct names of ``queues`` (one queue name or a list of them), in order, each
+    checked, at least one and at most ``MAX_QUEUES``; else a ValidationError naming
+    ``what`` took them."""
+    if isinstance(queues, str):
+        names = [queues]
+    elif isinstance(queues, Sequence):
+        names = list(queues)
+    else:
+        raise ValidationError(f"{what} takes a queue name or a list of queue names")
+    if not names:
+        raise ValidationError(f"{what} needs at least one queue")
+    if len(names) > MAX_QUEUES:
+        raise ValidationError(
+            f"{what} got {len(names)} queues; the limit is {MAX_QUEUES}: split them"
+        )
+    return tuple(dict.fromkeys(check_name("queue", q) for q in names))
 
 
 def check_swarm_name(value: object) -> str:

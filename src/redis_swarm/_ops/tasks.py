@@ -28,7 +28,7 @@ from .._models import (
     dumps,
 )
 from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_id, check_name
+from .._validate import MAX_QUEUES, check_id, check_name, check_queues
 from ._work import (
     STATUSES,
     await_events,
@@ -83,7 +83,6 @@ MAX_LEASE_S = 30 * 86_400.0
 MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
-MAX_QUEUES_PER_CLAIM = 64
 MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
@@ -399,17 +398,7 @@ def configure_queue(
 def _queue_names(queues: str | Sequence[str]) -> tuple[str, ...]:
     if type(queues) is str:
         return _one_queue(queues)
-    if isinstance(queues, str):
-        names = [queues]
-    elif isinstance(queues, Sequence):
-        names = list(queues)
-    else:
-        raise ValidationError("queues must be a queue name or a list of queue names")
-    if not names:
-        raise ValidationError("claim needs at least one queue")
-    if len(names) > MAX_QUEUES_PER_CLAIM:
-        raise ValidationError(f"claim got {len(names)} queues; the limit is {MAX_QUEUES_PER_CLAIM}")
-    return tuple(dict.fromkeys(check_name("queue", q) for q in names))
+    return check_queues(queues)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -650,8 +639,8 @@ def _reap_all(
     if not names:
         return 0, None
     calls = []
-    for i in range(0, len(names), MAX_QUEUES_PER_CLAIM):
-        keys = _claim_keys(ctx.keys, names[i : i + MAX_QUEUES_PER_CLAIM])
+    for i in range(0, len(names), MAX_QUEUES):
+        keys = _claim_keys(ctx.keys, names[i : i + MAX_QUEUES])
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "reap", "", 0)
         limits = (10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
         calls.append(Call("task_claim", keys, (*args, *limits)))

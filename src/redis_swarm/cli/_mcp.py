@@ -15,8 +15,7 @@ from .._config import DEFAULT_HOME
 from .._errors import ConfigError, SwarmError
 from .._models import dumps
 from .._net import http_url, is_loopback
-from .._ops.tasks import MAX_QUEUES_PER_CLAIM
-from .._validate import check_name
+from .._validate import check_queues
 from ..mcp_server._install import (
     CLIENTS,
     Client,
@@ -154,10 +153,8 @@ def _check_watched(watch_queues: tuple[str, ...], channel: bool) -> None:
     reads (the channel checks its queues for tasks falling due)."""
     if watch_queues and not channel:
         raise click.UsageError("--watch-queue is for --channel")
-    for name in watch_queues:
-        check_name("queue", name)
-    if len(watch_queues) > MAX_QUEUES_PER_CLAIM:
-        raise click.UsageError(f"--watch-queue: {MAX_QUEUES_PER_CLAIM} queues at most")
+    if watch_queues:
+        check_queues(watch_queues, what="--watch-queue")
 
 
 def _http_token(transport: str, host: str, token: str | None) -> str | None:

@@ -15,7 +15,7 @@ from rich.text import Text
 from .._errors import SwarmError
 from .._printable import printable
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .._validate import check_name
+from .._validate import check_name, check_queues
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals
 
@@ -115,8 +115,7 @@ def run(
     Ctrl-C once: claim nothing more, let running agents finish. Twice: kill them and release
     their tasks. Exit 3 when nothing was claimed.
     """
-    for name in queues:
-        check_name("queue", name)
+    check_queues(queues, what="swarm run")
     if worker is not None:
         check_name("worker", worker)
     options = RunOptions(
