@@ -100,6 +100,29 @@ def test_search_plain_and_regex(cli: Cli) -> None:
     assert none.stdout == "" and "no match" in none.stderr
 
 
+def test_search_shows_each_line_once_as_grep_does(cli: Cli) -> None:
+    """Hits whose context windows touch or overlap share one group: no line twice, and a
+    line that matched is shown as a hit even where it is another hit's context."""
+    text = "a\nretry one\nretry two\nb\nc\nd\ne\nretry three\nf\n"
+    cli("context", "publish", "-", "--owner", "g", input=text)
+    out = cli("context", "search", "g", "retry", "--around", "2")
+    assert out.stdout.splitlines() == [
+        "1- a",
+        "2: retry one",
+        "3: retry two",
+        "4- b",
+        "5- c",
+        "6- d",
+        "7- e",
+        "8: retry three",
+        "9- f",
+    ]
+    out = cli("context", "search", "g", "retry", "--around", "1")
+    assert out.stdout.splitlines() == [
+        "1- a", "2: retry one", "3: retry two", "4- b", "--", "7- e", "8: retry three", "9- f",
+    ]  # fmt: skip
+
+
 def test_unknown_owner_is_not_found(cli: Cli) -> None:
     out = cli("context", "get", "nobody", expect=1)
     assert out.stderr.startswith("error: ") and "nobody" in out.stderr

@@ -13,16 +13,17 @@ import json
 import time
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Generic, TypeVar, Union
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, Union
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
     "Answer",
     "EventType",
     "Finding",
+    "GrepLine",
     "Page",
     "Record",
     "Synthesis",
@@ -33,6 +34,7 @@ __all__ = [
     "answer_fields",
     "built",
     "dumps",
+    "grep_groups",
     "iso",
     "loads",
     "now_ms",
@@ -515,6 +517,36 @@ class SearchHit(Record):
     text: str
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+
+
+class GrepLine(NamedTuple):
+    """One line of search output: its number, whether it matched, its text."""
+
+    number: int
+    hit: bool
+    text: str
+
+
+def grep_groups(hits: Sequence[SearchHit]) -> list[list[GrepLine]]:
+    """The lines of ``hits`` (in line order) as ``grep -n -C`` shows them: each line once,
+    a matching line as the hit even where it is also another hit's context, and hits whose
+    lines touch or overlap in one group (groups are printed apart, with ``--`` between)."""
+    groups: list[list[GrepLine]] = []
+    for h in hits:
+        first = h.line - len(h.before)
+        lines = [GrepLine(first + i, False, text) for i, text in enumerate(h.before)]
+        lines.append(GrepLine(h.line, True, h.text))
+        lines += [GrepLine(h.line + 1 + i, False, text) for i, text in enumerate(h.after)]
+        group = groups[-1] if groups and groups[-1][-1].number + 1 >= first else None
+        if group is None:
+            groups.append(lines)
+            continue
+        for line in lines:
+            if line.number > group[-1].number:
+                group.append(line)
+            elif line.hit:  # (context of the hit before, and a hit itself)
+                group[line.number - group[0].number] = line
+    return groups
 
 
 @dataclass(frozen=True)

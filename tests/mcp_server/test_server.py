@@ -99,6 +99,7 @@ def test_a_pass_from_shard_to_workers_and_back(core: Swarm) -> None:
             assert head["owner"] == me and head["hits"] == [1, 3]
             assert hits is not None and "40:line 40: the quick brown fox finds the needle" in hits
             assert "39-line 39" in hits
+            assert "41:" in hits and "41-" not in hits and hits.count("\n--\n") == 1  # 40, 41
             head, text = await worker("read_context_lines", start=40, end=41)
             assert head["lines"] == [40, 41] and text == "".join(CONTEXT.splitlines(True)[39:41])
 

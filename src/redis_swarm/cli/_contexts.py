@@ -10,6 +10,7 @@ from typing import IO, Any, Literal
 import click
 
 from .._errors import PayloadTooLarge
+from .._models import grep_groups
 from ._app import App, json_option, main, pass_app
 from ._common import (
     BIG,
@@ -282,15 +283,11 @@ def search(
     def human() -> None:
         if not hits:
             click.echo(f"no match for {pattern!r}", err=True)
-        for index, hit in enumerate(hits):
+        for index, group in enumerate(grep_groups(hits)):
             if index and around:
                 click.echo("--")
-            first = hit.line - len(hit.before)
-            for offset, text in enumerate(hit.before):
-                click.echo(content(f"{first + offset}- {text}"))
-            click.echo(content(f"{hit.line}: {hit.text}"))
-            for offset, text in enumerate(hit.after, 1):
-                click.echo(content(f"{hit.line + offset}- {text}"))
+            for line in group:
+                click.echo(content(f"{line.number}{':' if line.hit else '-'} {line.text}"))
 
     app.emit({"items": hits}, human)
 

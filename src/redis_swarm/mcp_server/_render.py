@@ -3,6 +3,7 @@ search hits as grep prints them, and lists cut to what fits one result."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -17,11 +18,11 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._models import SearchHit, dumps, iso
+from .._models import GrepLine, dumps, iso
 from ._budget import clip
 from ._roles import declared_tool_names
 
-__all__ = ["blocks", "cursor_offset", "fit", "plain", "render_hit", "tool_error"]
+__all__ = ["blocks", "cursor_offset", "fit", "plain", "render_group", "tool_error"]
 
 _TIME_FIELDS = frozenset(
     {
@@ -90,14 +91,10 @@ def blocks(*texts: str) -> CallToolResult:
     return CallToolResult(content=content)
 
 
-def render_hit(hit: SearchHit) -> str:
-    """A search hit as grep prints it with -n and context: ``N:`` the hit, ``N-`` around.
-    (The core has cut long lines to a snippet around the match.)"""
-    first = hit.line - len(hit.before)
-    lines = [f"{first + i}-{text}" for i, text in enumerate(hit.before)]
-    lines.append(f"{hit.line}:{hit.text}")
-    lines += [f"{hit.line + 1 + i}-{text}" for i, text in enumerate(hit.after)]
-    return "\n".join(lines)
+def render_group(group: Sequence[GrepLine]) -> str:
+    """Search output as grep prints it with -n and context: ``N:`` a hit, ``N-`` around it
+    (``grep_groups`` shows each line once). The core has cut long lines to a snippet."""
+    return "\n".join(f"{line.number}{':' if line.hit else '-'}{line.text}" for line in group)
 
 
 def fit(items: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:

@@ -10,11 +10,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from ..._models import SearchHit, dumps
+from ..._models import SearchHit, dumps, grep_groups
 from ..._ops._textview import MAX_AROUND, MAX_HITS
 from ..._validate import check_name
 from .._budget import clip, encode_cursor
-from .._render import cursor_offset, plain, render_hit
+from .._render import cursor_offset, plain, render_group
 from .._roles import EVERYONE, SHARD, tool
 from ._base import ContextOwner, ContextVersion, ToolsBase
 
@@ -181,8 +181,8 @@ class ContextTools(ToolsBase):
             version=version,
         )
         session.read_versions[owner] = version
-        blocks = self._hit_blocks(hits[skip : skip + max_hits])
-        end = skip + len(blocks)
+        blocks, shown = self._hit_blocks(hits[skip : skip + max_hits])
+        end = skip + shown
         header: dict[str, Any] = {
             "owner": owner,
             "version": version,
@@ -204,17 +204,25 @@ class ContextTools(ToolsBase):
             header["next"] = "no match: try another pattern, or regex=true"
         return self._result(header, "\n--\n".join(blocks))
 
-    def _hit_blocks(self, hits: Sequence[SearchHit]) -> list[str]:
-        """The first of ``hits``, rendered, that fit one result (each cut to fit alone)."""
-        blocks: list[str] = []
-        used = 0
-        for hit in hits:
-            block = clip(render_hit(hit), self.budget.body_chars, "narrow `around`")
-            if blocks and used + len(block) + 3 > self.budget.body_chars:  # 3: the "--" line
-                break
-            blocks.append(block)
-            used += len(block) + 3
-        return blocks
+    def _hit_blocks(self, hits: Sequence[SearchHit]) -> tuple[list[str], int]:
+        """As many of ``hits`` as fit one result, as grep shows them (hits whose lines touch
+        share a block, each line once; a first hit too big alone is cut to fit), and how
+        many hits the blocks hold."""
+
+        def rendered(n: int) -> list[str]:
+            return [render_group(group) for group in grep_groups(hits[:n])]
+
+        def fits(n: int) -> bool:  # 3: the "--" line between blocks
+            return sum(len(block) + 3 for block in rendered(n)) <= self.budget.body_chars
+
+        # The most hits that fit (a hit more never shortens the text): a binary search.
+        shown, most = 0, len(hits)
+        while shown < most:
+            middle = (shown + most + 1) // 2
+            shown, most = (middle, most) if fits(middle) else (shown, middle - 1)
+        if not shown and hits:
+            return [clip(rendered(1)[0], self.budget.body_chars, "narrow `around`")], 1
+        return rendered(shown), shown
 
     @tool(roles=SHARD)
     async def publish_context(
