@@ -237,15 +237,17 @@ def test_claims_mark_presence_at_most_once_a_second(
 
 
 def test_not_before_delays_a_task_and_claim_waits_for_it(swarm: Swarm) -> None:
-    at = int(time.time() * 1000) + 400
+    # (room for the post, the stats and the first claim on a loaded machine: a cluster
+    # handle's first requests also learn the slots)
+    at = int(time.time() * 1000) + 1500
     task = swarm.post_task("q", "later", not_before=at)
     assert task.status is TaskStatus.DELAYED
     assert swarm.queue_stats()["q"]["delayed"] == 1
     assert swarm.claim("q", worker="w1") is None
-    start = time.monotonic()
     got = swarm.claim("q", worker="w1", wait_s=5)
     assert got is not None and got.id == task.id
-    assert time.monotonic() - start < 2.5
+    # claimed once due, and not a wait chunk later (the claim waits until the due time)
+    assert at <= time.time() * 1000 < at + 1500
 
 
 def test_claim_wakes_up_when_a_task_is_posted(swarm: Swarm, redis_url: str) -> None:

@@ -136,7 +136,8 @@ def synth_create(
                 sources.append(f.id)
     body = read_text(text, app, what="--text")
     s = app.swarm.synthesize(shard, pass_name, body, sources)
-    app.emit(s, lambda: click.echo(f"stored {s.id} citing {len(s.sources)} findings"))
+    cited = f"{len(s.sources)} finding{'s' * (len(s.sources) != 1)}"
+    app.emit(s, lambda: click.echo(f"stored {s.id} citing {cited}"))
 
 
 @synth.command("list")
