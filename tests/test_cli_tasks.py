@@ -261,7 +261,7 @@ def test_synth_create_list_show_request(cli: Cli, swarm: Swarm) -> None:
     assert s["sources"] == fids and s["text"] == "It adds up."
     out = cli("synth", "create", "--pass", "P", "--text", "t", "--finding", fids[0],
               env={"SWARM_AGENT": "shard-a"})  # fmt: skip
-    assert out.stdout.startswith("stored s") and "citing 1 findings" in out.stdout
+    assert out.stdout.startswith("stored s") and "citing 1 finding\n" in out.stdout
     out = cli("synth", "create", "--shard", "shard-a", "--pass", "P", "--text", "t",
               "--finding", "f-missing", expect=1)  # fmt: skip
     assert "f-missing" in out.stderr
