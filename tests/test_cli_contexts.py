@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
+from redis_swarm import SearchHit
+from redis_swarm._models import grep_groups
+
 from ._cli import Cli
 
 TEXT = "".join(f"line {i}: {'alpha' if i % 10 == 0 else 'beta'}\n" for i in range(1, 201))
@@ -155,3 +158,18 @@ def test_publish_missing_file_is_a_usage_error(cli: Cli, tmp_path: Path) -> None
 def test_bad_owner_name_is_one_line(cli: Cli) -> None:
     out = cli("context", "publish", "-", "--owner", "bad owner!", input="x", expect=1)
     assert out.stderr.startswith("error: owner 'bad owner!' contains ' '")
+
+
+def test_grep_groups_takes_hits_in_any_order() -> None:
+    """The grouping a face renders search hits with: line order whatever the order given."""
+    hits = [
+        SearchHit(line=5, text="hit five", before=("four",), after=("six",)),
+        SearchHit(line=2, text="hit two", before=("one",), after=("three",)),
+        SearchHit(line=9, text="hit nine", before=("eight",), after=()),
+    ]
+    shown = [[(n, hit, text) for n, hit, text in group] for group in grep_groups(hits)]
+    assert shown == [
+        [(1, False, "one"), (2, True, "hit two"), (3, False, "three"), (4, False, "four"),
+         (5, True, "hit five"), (6, False, "six")],
+        [(8, False, "eight"), (9, True, "hit nine")],
+    ]  # fmt: skip

@@ -528,11 +528,11 @@ class GrepLine(NamedTuple):
 
 
 def grep_groups(hits: Sequence[SearchHit]) -> list[list[GrepLine]]:
-    """The lines of ``hits`` (in line order) as ``grep -n -C`` shows them: each line once,
+    """The lines of ``hits`` as ``grep -n -C`` shows them, in line order: each line once,
     a matching line as the hit even where it is also another hit's context, and hits whose
     lines touch or overlap in one group (groups are printed apart, with ``--`` between)."""
     groups: list[list[GrepLine]] = []
-    for h in hits:
+    for h in sorted(hits, key=lambda hit: hit.line):
         first = h.line - len(h.before)
         lines = [GrepLine(first + i, False, text) for i, text in enumerate(h.before)]
         lines.append(GrepLine(h.line, True, h.text))
@@ -544,7 +544,7 @@ def grep_groups(hits: Sequence[SearchHit]) -> list[list[GrepLine]]:
         for line in lines:
             if line.number > group[-1].number:
                 group.append(line)
-            elif line.hit:  # (context of the hit before, and a hit itself)
+            elif line.hit and line.number >= group[0].number:  # (another hit's context)
                 group[line.number - group[0].number] = line
     return groups
 
