@@ -355,6 +355,14 @@ def dists() -> list[str]:
     return out
 
 
+def _median_and_range(r: Result) -> str:
+    """The throughput, and the range of its rounds when there were several (a host shared
+    with other guests moves a round by tens of percent: overlapping ranges are a tie)."""
+    if len(r.rounds) < 2:
+        return f"{r.throughput:,.0f}"
+    return f"{r.throughput:,.0f} ({min(r.rounds):,.0f}-{max(r.rounds):,.0f})"
+
+
 def report(results: list[Result]) -> str:
     """The markdown tables of this comparison."""
     workers = sorted({r.workers for r in results})
@@ -365,9 +373,13 @@ def report(results: list[Result]) -> str:
         row: list[object] = [f"**{name}**" if name == "redis-swarm" else name]
         for n in workers:
             r = by.get((name, n))
-            row.append("error" if r is None or r.error else f"{r.throughput:,.0f}")
+            row.append("error" if r is None or r.error else _median_and_range(r))
         rows.append(row)
-    out = ["Throughput (tasks per second, posting included; higher is better):", ""]
+    out = [
+        "Throughput (tasks per second, posting included; higher is better), the median round "
+        "and in brackets the slowest and fastest:",
+        "",
+    ]
     out.append(md_table(["library", *[f"{n} worker{'s' * (n > 1)}" for n in workers]], rows))
     rows = []
     for name in names:

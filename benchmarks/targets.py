@@ -103,7 +103,7 @@ def report(results: dict[str, Any]) -> str:
             [
                 f"task throughput ahead of every peer, {n} worker{'s' * (n > 1)}",
                 f"{ours['throughput_per_s']:,.0f}/s vs best peer {best['peer']} "
-                f"{best['throughput_per_s']:,.0f}/s",
+                f"{best['throughput_per_s']:,.0f}/s{_overlap(ours, best)}",
                 "yes" if ok else "no",
             ]
         )
@@ -277,6 +277,14 @@ def _cold_fetch(by: dict[str, dict[str, Any]]) -> tuple[list[str], str, bool] | 
             "of the new tree below every round of the old)."
         )
     return row, note, ok
+
+
+def _overlap(ours: dict[str, Any], peer: dict[str, Any]) -> str:
+    """When the two medians' rounds overlap, say so: on a shared host that is a tie."""
+    a, b = ours.get("throughput_rounds") or [], peer.get("throughput_rounds") or []
+    if len(a) < 2 or len(b) < 2 or max(a) < min(b) or max(b) < min(a):
+        return ""
+    return f" (their rounds overlap: {min(a):,.0f}-{max(a):,.0f} vs {min(b):,.0f}-{max(b):,.0f})"
 
 
 def _throughput_note(life: list[dict[str, Any]]) -> str:

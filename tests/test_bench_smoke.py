@@ -3,6 +3,7 @@ benchmarks are never timed tests; they run from benchmarks/run_all.py (make benc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -186,6 +187,8 @@ def test_lifecycle_runs_real_workers(server: RedisProcess, peer: str) -> None:
     assert result.throughput > 0
     assert result.latency is not None and result.latency.n >= 3
     assert peer in lifecycle.report([result])
+    ranged = dataclasses.replace(result, throughput=2000.0, rounds=[1500.0, 2000.0, 2600.0])
+    assert "| 2,000 (1,500-2,600) |" in lifecycle.report([ranged])
 
 
 def test_run_all_keeps_other_sections(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from benchmarks import targets
 
 
 def row(peer: str, workers: int, throughput: float, posts: float, **more: float) -> dict[str, Any]:
+    spread = more.get("spread", 0.1)
     return {
         "peer": peer,
         "workers": workers,
@@ -16,6 +17,7 @@ def row(peer: str, workers: int, throughput: float, posts: float, **more: float)
         "commands_per_task": more.get("commands", 4.0),
         "server_cpu_us_per_task": more.get("cpu", 60.0),
         "scripts_per_task": more.get("scripts", 0.0),
+        "throughput_rounds": [throughput * (1 - spread), throughput, throughput * (1 + spread)],
     }
 
 
@@ -43,3 +45,13 @@ def test_a_producer_that_kept_ahead_is_not_blamed() -> None:
     text = targets.report(lifecycle(swarm_16_posts=6000))
     assert "producer's post rate" not in text
     assert "3.00 scripts run per task" in text  # what the workers cost is still said
+
+
+def test_rounds_that_overlap_are_called_a_tie() -> None:
+    text = targets.report(lifecycle(swarm_16_posts=2420))
+    # 1 worker: 4,500-5,500 against huey's 3,510-4,290: apart; 16: 2,160-2,640 vs 7,110-8,690
+    assert "overlap" not in text
+    close = lifecycle(swarm_16_posts=2420)
+    close["lifecycle"][2] = row("huey", 1, 4800, 12000)
+    text = targets.report(close)
+    assert "5,000/s vs best peer huey 4,800/s (their rounds overlap: 4,500-5,500 vs " in text
