@@ -6,6 +6,7 @@ doc never says something the figures beside it do not show.
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from typing import Any
 
@@ -323,14 +324,22 @@ def _producer_paced(
     many: dict[str, Any],
 ) -> str:
     """Why more workers do not help: the one producer's post rate, against the throughput."""
-    paced = [r for _, r in sorted(ours.items()) if r["throughput_per_s"] >= 0.95 * r["post_per_s"]]
+    # (a result without a post rate, or a failed one's NaN, compares False: never paced)
+    posts = {id(r): float(r.get("post_per_s", math.nan)) for r in life}
+    paced = [r for _, r in sorted(ours.items()) if r["throughput_per_s"] >= 0.95 * posts[id(r)]]
     if paced:
         counts = " and ".join(str(r["workers"]) for r in paced)
         rates = ", ".join(
             f"{r['throughput_per_s']:,.0f}/s against {r['post_per_s']:,.0f} posts/s" for r in paced
         )
-        peers = [r for r in life if r["peer"] != "redis-swarm" and r["workers"] == many["workers"]]
-        fastest = max(peers, key=lambda r: r["post_per_s"], default=None)
+        peers = [
+            r
+            for r in life
+            if r["peer"] != "redis-swarm"
+            and r["workers"] == many["workers"]
+            and math.isfinite(posts[id(r)])
+        ]
+        fastest = max(peers, key=lambda r: posts[id(r)], default=None)
         lead = (
             f"With {counts} workers the throughput is the one producer's post rate ({rates}): "
             "it posts one task at a time, each a script of about 10 commands"
