@@ -338,6 +338,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.mark_read(me.id, yo.seq)
     worker.message_status(yo.id)
     worker.events()
+    worker.events(limit=5, newest=True)  # back from the end: XREVRANGE
     worker.last_event_id()
     hook = shard.set_webhook(task.id, "http://127.0.0.1:9/hook", token="t")
     assert [w.id for w in shard.webhooks(task.id)] == [hook.id]

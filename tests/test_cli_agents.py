@@ -105,6 +105,10 @@ def test_events_list_filter_since(cli: Cli, swarm: Swarm) -> None:
     human = cli("events").stdout.splitlines()
     assert "task.posted" in human[0] and "queue=q" in human[0]
     cli("events", "--since", "yesterday", expect=2)
+    assert cli.json("events", "--last", "2")["items"] == items[-2:]
+    assert cli.json("events", "--last", "1", "--type", "task.posted")["items"] == items[:1]
+    out = cli("events", "--last", "2", "--limit", "5", expect=2)
+    assert "pick one" in out.stderr
 
 
 def test_events_follow_until_count_and_timeout(cli: Cli, redis_url: str) -> None:
@@ -123,3 +127,14 @@ def test_events_follow_until_count_and_timeout(cli: Cli, redis_url: str) -> None
     started = time.monotonic()
     out = cli("events", "--follow", "--timeout", "0.5")
     assert out.stdout == "" and time.monotonic() - started < 5
+    # as tail -n 1 -f: the newest event, then the new ones after it (--count counts those)
+    with Swarm(redis_url, swarm="test") as other:
+        (newest,) = other.events(limit=1, newest=True)
+    thread = threading.Thread(target=later)
+    thread.start()
+    out = cli("--json", "events", "--last", "1", "--follow", "--count", "2", "--timeout", "20")
+    thread.join()
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines[0]["id"] == newest.id and len(lines) == 3
+    assert [e["type"] for e in lines[1:]] == ["task.posted", "task.posted"]
+    assert newest.id not in {e["id"] for e in lines[1:]}

@@ -104,6 +104,14 @@ def test_filters_and_paging(swarm: Swarm) -> None:
     for limit in [0, 100_000]:
         with pytest.raises(ValidationError, match="limit"):
             swarm.events(limit=limit)
+    # The newest: the last ones, still oldest first, within since and the type filter.
+    assert swarm.events(limit=3, newest=True) == everything[-3:]
+    assert swarm.events(newest=True) == everything
+    assert swarm.events(types="agent", limit=2, newest=True) == agents[-2:]
+    assert swarm.events(since=everything[-3].id, limit=10, newest=True) == everything[-2:]
+    assert swarm.events(since=everything[-1].id, newest=True) == []
+    with pytest.raises(ValidationError, match="newest"):
+        untyped(swarm).events(newest="yes")
 
 
 def test_filters_page_through_many_events(server_url: str) -> None:
@@ -118,6 +126,10 @@ def test_filters_page_through_many_events(server_url: str) -> None:
         assert [e.fields["agent"] for e in joined] == ["s1", "s2"]
         assert len(s.events(limit=10_000)) == 2502
         assert len(s.events(types="task", limit=2000)) == 2000
+        # back through the pages to the first match
+        assert [e.fields["agent"] for e in s.events(types="agent", newest=True)] == ["s1", "s2"]
+        newest = s.events(types="task", limit=1500, newest=True)
+        assert [e.fields["task"] for e in newest] == [f"t-{i}" for i in range(1000, 2500)]
 
 
 def test_the_stream_is_capped(server_url: str) -> None:

@@ -115,7 +115,7 @@ OPERATIONS: dict[str, Uses] = {
     "message_status": _uses("hget hgetall", worker=True),
     "request_synthesis": _uses("", "message_send"),
     # events
-    "events": _uses("xrange", worker=True),
+    "events": _uses("xrange xrevrange", worker=True),
     "last_event_id": _uses("xrevrange", worker=True),
     "follow_start": _uses("xrevrange", worker=True),
     "follow_step": _uses("xread", worker=True),

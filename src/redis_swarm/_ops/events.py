@@ -111,23 +111,30 @@ def events(
     since: str | int | None = None,
     types: Iterable[EventType | str] | EventType | str | None = None,
     limit: int = 1000,
+    newest: bool = False,
 ) -> Operation[list[Event]]:
     """Events in order, oldest first: after the event id ``since`` (exclusive), or from the
-    time ``since`` in epoch ms (inclusive), or from the oldest kept; at most ``limit``."""
+    time ``since`` in epoch ms (inclusive), or from the oldest kept; at most ``limit``, the
+    first ones, or with ``newest`` the last ones (what just happened, as ``tail`` shows)."""
     start = _check_since(since)
     flt = type_filter(types)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS:
         raise ValidationError(f"limit must be between 1 and {MAX_EVENTS}, not {limit!r}")
-    cursor = "-" if start is None else f"({start}" if isinstance(start, str) else str(start)
+    if not isinstance(newest, bool):
+        raise ValidationError(f"newest must be true or false, not {newest!r}")
+    bound = "-" if start is None else f"({start}" if isinstance(start, str) else str(start)
+    # Oldest first reads forward from the bound; newest reads back from the end to it.
+    cursor, end = ("+", bound) if newest else (bound, "+")
+    command = "XREVRANGE" if newest else "XRANGE"
     out: list[Event] = []
     while len(out) < limit:
         count = PAGE if flt is not None else min(PAGE, limit - len(out))
-        entries = yield Cmd("XRANGE", ctx.keys.events, cursor, "+", "COUNT", count)
+        entries = yield Cmd(command, ctx.keys.events, cursor, end, "COUNT", count)
         out.extend(_decode(entries, flt))
         if len(entries) < count:
             break
         cursor = "(" + text(entries[-1][0])
-    return out[:limit]
+    return out[:limit][::-1] if newest else out[:limit]
 
 
 def follow_start(ctx: OpContext, since: str | int | None = None) -> Operation[str]:

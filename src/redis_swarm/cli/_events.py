@@ -58,6 +58,13 @@ def _since(value: str | None) -> str | int | None:
     help="Only this type (task.completed), or area (task, task.*); repeatable.",
 )
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option(
+    "--last",
+    type=click.IntRange(1),
+    metavar="N",
+    help="The newest N events instead (after --since when given), still oldest first; "
+    "with --follow, shown before the new ones (as tail -n N -f).",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they happen.")
 @click.option(
     "--timeout",
@@ -73,6 +80,7 @@ def events(
     since: str | None,
     types: tuple[str, ...],
     limit: int,
+    last: int | None,
     follow: bool,
     timeout_s: float | None,
     count: int | None,
@@ -80,8 +88,16 @@ def events(
     """List the swarm's events, oldest first, or --follow them (JSON lines with --json)."""
     start = _since(since)
     wanted = list(types) or None
-    if not follow:
+    source = click.get_current_context().get_parameter_source("limit")
+    if last is not None and source is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--limit takes the first events and --last the newest: pick one")
+    if last is not None:
+        items = app.swarm.events(since=start, types=wanted, limit=last, newest=True)
+    elif not follow:
         items = app.swarm.events(since=start, types=wanted, limit=limit)
+    else:
+        items = []
+    if not follow:
 
         def human() -> None:
             for event in items:
@@ -89,7 +105,9 @@ def events(
 
         app.emit({"items": items}, human)
         return
-    _follow(app, start, wanted, timeout_s, count)
+    for event in items:  # (--last with --follow: what just happened, then what happens)
+        click.echo(dumps(event) if app.json else _line(event))
+    _follow(app, items[-1].id if items else start, wanted, timeout_s, count)
 
 
 def _follow(
