@@ -4,6 +4,7 @@ benchmarks are never timed tests; they run from benchmarks/run_all.py (make benc
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import re
 import sys
@@ -117,16 +118,23 @@ def test_server_cost_counts_instructions_under_callgrind() -> None:
     assert "report_next | kIr scripts" in table
 
 
-def test_record_layout_counts_three_layouts(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from benchmarks import _callgrind, record_layout
+def _callgrind_tool(
+    name: str, n: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """What ``python -m benchmarks.NAME -n N`` prints (skipped where valgrind is missing)."""
+    from benchmarks import _callgrind
 
     if reason := _callgrind.missing():
         pytest.skip(reason)
-    monkeypatch.setattr(sys, "argv", ["record_layout", "-n", "5"])
-    record_layout.main()
-    out = capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", [name, "-n", str(n)])
+    importlib.import_module(f"benchmarks.{name}").main()
+    return capsys.readouterr().out
+
+
+def test_record_layout_counts_three_layouts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _callgrind_tool("record_layout", 5, monkeypatch, capsys)
     names = r"JSON blob|JSON edited as text|hash per task"
     counts = re.findall(rf"^({names}): ([\d.]+) thousand", out, re.MULTILINE)
     assert [name for name, _ in counts] == ["JSON blob", "JSON edited as text", "hash per task"]
@@ -137,13 +145,9 @@ def test_record_layout_counts_three_layouts(
 def test_lua_costs_prices_every_call_and_operation(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from benchmarks import _callgrind, lua_costs
+    from benchmarks import lua_costs
 
-    if reason := _callgrind.missing():
-        pytest.skip(reason)
-    monkeypatch.setattr(sys, "argv", ["lua_costs", "-n", "3"])
-    lua_costs.main()
-    out = capsys.readouterr().out
+    out = _callgrind_tool("lua_costs", 3, monkeypatch, capsys)
     priced = {
         name: int(n.replace(",", ""))
         for n, name in re.findall(r"^\s*(-?[\d,]+)  (.+)$", out, re.MULTILINE)

@@ -402,9 +402,9 @@ def _queue_names(queues: str | Sequence[str]) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _one_queue(queue: str) -> tuple[str]:
+def _one_queue(queue: str) -> tuple[str, ...]:
     """A claim of one queue (most): its name checked once per process."""
-    return (check_name("queue", queue),)
+    return check_queues(queue)
 
 
 @functools.lru_cache(maxsize=1024)
