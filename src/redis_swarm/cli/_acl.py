@@ -5,7 +5,7 @@ the master and replicas behind a Sentinel)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -206,13 +206,16 @@ def _replicas(settings: Settings) -> list[tuple[str, int]]:
     from redis.sentinel import Sentinel
 
     assert settings.service_name is not None
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    # redis-py types Sentinel from 8.2 on; before, its calls were untyped (unused-ignore keeps
+    # the ignore silent where it is not needed).
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
         list(settings.nodes),
         sentinel_kwargs={"socket_timeout": settings.connect_timeout},
         socket_timeout=settings.connect_timeout,
     )
     try:
-        replicas: list[tuple[str, int]] = sentinel.discover_slaves(settings.service_name)  # type: ignore[no-untyped-call]
+        found: Sequence[Any] = sentinel.discover_slaves(settings.service_name)  # type: ignore[no-untyped-call, unused-ignore]
+        replicas = [(str(host), int(port)) for host, port in found]
     finally:
         for node in sentinel.sentinels:
             node.close()
