@@ -1,14 +1,17 @@
 # Two commands for a fresh machine: `make demo` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Installed at the versions pins/python.txt names (the suite's last green run); `make pins`
+# moves them to the newest releases.
+PINS := pins/python.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(PINS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench system-deps pins clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(PINS)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --upgrade pip -c $(PINS)
+	$(PY) -m pip install -q -e '.[test]' -c $(PINS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -33,6 +36,10 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m pip install -q --no-deps 'arq==0.28.0'
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+# The pins (Python and the npm test clients) moved to the newest releases: then `make test`.
+pins:
+	bash scripts/update-pins.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

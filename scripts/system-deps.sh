@@ -62,20 +62,28 @@ else
 fi
 
 # Real MCP clients for the MCP tests (Claude Code, the MCP Inspector, Gemini CLI, Codex), and
-# the A2A JavaScript SDK for the A2A tests, from npm into .npm-tools/ (git-ignored). Without
-# npm, those tests skip and say why.
+# the A2A JavaScript SDK for the A2A tests, from npm into .npm-tools/ (git-ignored), at the
+# versions pins/npm-tools.txt names (installed again when one differs). Without npm, those
+# tests skip and say why.
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 npm_tools="$repo/.npm-tools"
-npm_bin="$npm_tools/node_modules/.bin"
+mapfile -t npm_pins < <(grep -v -E '^\s*(#|$)' "$repo/pins/npm-tools.txt")
+
+installed_version() {  # the version of an installed package, or nothing
+  local manifest="$npm_tools/node_modules/$1/package.json"
+  [ -f "$manifest" ] && node -p 'require(process.argv[1]).version' "$manifest"
+}
+
 if command -v npm >/dev/null 2>&1; then
-  if [ ! -x "$npm_bin/claude" ] || [ ! -x "$npm_bin/gemini" ] || [ ! -x "$npm_bin/codex" ] \
-    || [ ! -f "$npm_tools/node_modules/@modelcontextprotocol/inspector/package.json" ] \
-    || [ ! -f "$npm_tools/node_modules/@a2a-js/sdk/package.json" ]; then
-    echo "installing the MCP and A2A test clients (Claude Code, MCP Inspector, Gemini CLI, Codex, @a2a-js/sdk) into .npm-tools"
-    npm install --prefix "$npm_tools" --no-audit --no-fund --loglevel=error \
-      @anthropic-ai/claude-code @modelcontextprotocol/inspector @google/gemini-cli @openai/codex \
-      @a2a-js/sdk \
-      >/dev/null \
+  stale=()
+  for pin in "${npm_pins[@]}"; do
+    name="${pin%@*}"  # a scoped name starts with @: the version follows the last one
+    if [ "$(installed_version "$name")" != "${pin##*@}" ]; then stale+=("$pin"); fi
+  done
+  if ((${#stale[@]})); then
+    echo "installing the MCP and A2A test clients into .npm-tools: ${stale[*]}"
+    npm install --prefix "$npm_tools" --no-audit --no-fund --loglevel=error --save-exact \
+      "${npm_pins[@]}" >/dev/null \
       || echo "warning: npm install of the MCP test clients failed; their tests will be skipped" >&2
   fi
 else
