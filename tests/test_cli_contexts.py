@@ -173,3 +173,15 @@ def test_grep_groups_takes_hits_in_any_order() -> None:
          (5, True, "hit five"), (6, False, "six")],
         [(8, False, "eight"), (9, True, "hit nine")],
     ]  # fmt: skip
+
+
+def test_grep_groups_leave_out_context_an_earlier_page_showed() -> None:
+    """``after_line``: the context lines through it are not shown again; a hit always is,
+    and a gap left by a line taken out splits the group, as grep prints a gap."""
+    hits = [
+        SearchHit(line=3, text="hit three", before=("two",), after=("four",)),
+        SearchHit(line=6, text="hit six", before=("five",), after=("seven",)),
+    ]
+    shown = [[(n, hit) for n, hit, _ in group] for group in grep_groups(hits, after_line=5)]
+    assert shown == [[(3, True)], [(6, True), (7, False)]]
+    assert grep_groups(hits, after_line=7) == [[(3, True, "hit three")], [(6, True, "hit six")]]

@@ -527,25 +527,29 @@ class GrepLine(NamedTuple):
     text: str
 
 
-def grep_groups(hits: Sequence[SearchHit]) -> list[list[GrepLine]]:
+def grep_groups(hits: Sequence[SearchHit], after_line: int = 0) -> list[list[GrepLine]]:
     """The lines of ``hits`` as ``grep -n -C`` shows them, in line order: each line once,
-    a matching line as the hit even where it is also another hit's context, and hits whose
-    lines touch or overlap in one group (groups are printed apart, with ``--`` between)."""
-    groups: list[list[GrepLine]] = []
-    for h in sorted(hits, key=lambda hit: hit.line):
+    a matching line as the hit even where it is also another hit's context, and runs of
+    touching lines in one group (groups are printed apart, with ``--`` between).
+    ``after_line``: the last line an earlier page showed; context lines up to it are not
+    shown again (a hit always is)."""
+    lines: dict[int, GrepLine] = {}
+    for h in hits:
         first = h.line - len(h.before)
-        lines = [GrepLine(first + i, False, text) for i, text in enumerate(h.before)]
-        lines.append(GrepLine(h.line, True, h.text))
-        lines += [GrepLine(h.line + 1 + i, False, text) for i, text in enumerate(h.after)]
-        group = groups[-1] if groups and groups[-1][-1].number + 1 >= first else None
-        if group is None:
-            groups.append(lines)
+        for i, text in enumerate(h.before):
+            lines.setdefault(first + i, GrepLine(first + i, False, text))
+        lines[h.line] = GrepLine(h.line, True, h.text)
+        for i, text in enumerate(h.after, start=h.line + 1):
+            lines.setdefault(i, GrepLine(i, False, text))
+    groups: list[list[GrepLine]] = []
+    for number in sorted(lines):
+        line = lines[number]
+        if number <= after_line and not line.hit:
             continue
-        for line in lines:
-            if line.number > group[-1].number:
-                group.append(line)
-            elif line.hit and line.number >= group[0].number:  # (another hit's context)
-                group[line.number - group[0].number] = line
+        if groups and groups[-1][-1].number + 1 == number:
+            groups[-1].append(line)
+        else:
+            groups.append([line])
     return groups
 
 

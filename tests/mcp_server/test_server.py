@@ -4,6 +4,7 @@ sessions as agents. A real redis-server (the fixtures') is behind every test."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -319,14 +320,24 @@ def test_search_hits_page_with_a_cursor(core: Swarm) -> None:
         async with connect(build_server(core, role="worker", budget_tokens=600)) as worker:
             worker.max_chars = 600 * 4
             found: list[int] = []
-            head, hits = await worker("search_context", owner="ctx", pattern="needle", around=3)
+            shown: list[int] = []  # every line number, hit or context, page after page
+            head, hits = await worker("search_context", owner="ctx", pattern="needle", around=4)
+            pages = 1
             while True:
                 assert hits is not None
                 found += [int(line.split(":")[0]) for line in hits.splitlines() if ":" in line]
+                lines = [line for line in hits.splitlines() if line != "--"]
+                shown += [int(re.split("[:-]", line)[0]) for line in lines]
                 if "next_cursor" not in head:
                     break
                 head, hits = await worker("search_context", pattern="x", cursor=head["next_cursor"])
+                pages += 1
             assert found == expected
+            # One merged group (hits 7 apart, 4 lines around: neighbours share 2) over many
+            # pages: no page shows again a line an earlier one showed, none is left out, and
+            # every page shows 4 lines around (the cursor keeps them).
+            assert pages > 3
+            assert shown == list(range(3, 1_051))
             head, hits = await worker("search_context", owner="ctx", pattern="nothing here")
             assert head["hits"] == [] and "no match" in head["next"]
 

@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from ..._models import SearchHit, dumps, grep_groups
+from ..._models import GrepLine, SearchHit, dumps, grep_groups
 from ..._ops._textview import MAX_AROUND, MAX_HITS
 from ..._validate import check_name
 from .._budget import clip, encode_cursor
@@ -159,12 +159,14 @@ class ContextTools(ToolsBase):
         each hit). The cheap way to work from a context larger than your window: search,
         then read_context_lines around the hits you need."""
         session = await self._session(ctx)
-        skip = 0
+        skip = shown_through = 0
         if cursor:
             state = self._decode("search", cursor)
             skip = cursor_offset(state, "s")
+            shown_through = cursor_offset(state, "l")
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
+            around = cursor_offset(state, "a") if "a" in state else around
         owner = session.context_owner(owner)
         if skip >= MAX_HITS:
             raise ToolError(f"only the first {MAX_HITS} hits can be listed: narrow the pattern")
@@ -181,7 +183,7 @@ class ContextTools(ToolsBase):
             version=version,
         )
         session.read_versions[owner] = version
-        blocks, shown = self._hit_blocks(hits[skip : skip + max_hits])
+        blocks, shown, last_line = self._hit_blocks(hits[skip : skip + max_hits], shown_through)
         end = skip + shown
         header: dict[str, Any] = {
             "owner": owner,
@@ -191,7 +193,16 @@ class ContextTools(ToolsBase):
         }
         if len(hits) > end:
             next_cursor = encode_cursor(
-                "search", {"o": owner, "v": version, "p": pattern, "r": regex, "s": end}
+                "search",
+                {
+                    "o": owner,
+                    "v": version,
+                    "p": pattern,
+                    "r": regex,
+                    "a": around,
+                    "s": end,
+                    "l": last_line,
+                },
             )
             header["next_cursor"] = next_cursor
             header["next"] = (
@@ -204,13 +215,19 @@ class ContextTools(ToolsBase):
             header["next"] = "no match: try another pattern, or regex=true"
         return self._result(header, "\n--\n".join(blocks))
 
-    def _hit_blocks(self, hits: Sequence[SearchHit]) -> tuple[list[str], int]:
+    def _hit_blocks(
+        self, hits: Sequence[SearchHit], shown_through: int
+    ) -> tuple[list[str], int, int]:
         """As many of ``hits`` as fit one result, as grep shows them (hits whose lines touch
-        share a block, each line once; a first hit too big alone is cut to fit), and how
-        many hits the blocks hold."""
+        share a block, each line once, none of the context lines through ``shown_through``
+        that an earlier page showed; a first hit too big alone is cut to fit), how many hits
+        the blocks hold and the last line they show."""
+
+        def groups(n: int) -> list[list[GrepLine]]:
+            return grep_groups(hits[:n], after_line=shown_through)
 
         def rendered(n: int) -> list[str]:
-            return [render_group(group) for group in grep_groups(hits[:n])]
+            return [render_group(group) for group in groups(n)]
 
         def fits(n: int) -> bool:  # 3: the "--" line between blocks
             return sum(len(block) + 3 for block in rendered(n)) <= self.budget.body_chars
@@ -220,9 +237,14 @@ class ContextTools(ToolsBase):
         while shown < most:
             middle = (shown + most + 1) // 2
             shown, most = (middle, most) if fits(middle) else (shown, middle - 1)
-        if not shown and hits:
-            return [clip(rendered(1)[0], self.budget.body_chars, "narrow `around`")], 1
-        return rendered(shown), shown
+        cut = not shown and bool(hits)
+        shown = 1 if cut else shown
+        made = groups(shown)
+        blocks = [render_group(group) for group in made]
+        if cut:  # (its lines after the cut were not seen: the next page may show them)
+            blocks = [clip("\n--\n".join(blocks), self.budget.body_chars, "narrow `around`")]
+            return blocks, 1, max(shown_through, hits[0].line)
+        return blocks, shown, max([shown_through] + [group[-1].number for group in made])
 
     @tool(roles=SHARD)
     async def publish_context(
