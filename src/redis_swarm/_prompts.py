@@ -230,7 +230,7 @@ def render_task_prompt(
     ``context`` is the ContextInfo of the shard's context (``task.parent``), when there is one.
     The process's environment holds SWARM_URL and SWARM_NAME, so commands are plain ``swarm``.
     ``finding_tags`` are the lines the agent is asked to put its finding between (made for
-    this run, see ``_runner.finding``); without them it is asked for a fenced JSON block.
+    this run, see ``_finding_text``); without them it is asked for a fenced JSON block.
     """
     owner = task.parent
     if owner and context is not None:

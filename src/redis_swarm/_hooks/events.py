@@ -27,8 +27,8 @@ from typing import Any
 from .._budget import CHARS_PER_TOKEN, Budget
 from .._client import Swarm
 from .._errors import NotFound, SwarmError
+from .._finding_text import parse_finding
 from .._models import Message, Task
-from .._runner.finding import parse_finding
 from . import tokens
 from .formats import MAX_CHARS, Answer, clip
 

@@ -10,15 +10,15 @@ The process remembers nothing: that is the point.
 
 - ``child``: one process (spawn, deadline, kill, bounded output capture);
 - ``output``: its answer, cost and tokens in the agent CLI's format (text, Claude, Codex);
-- ``finding``: the finding in its answer;
+- ``.._finding_text``: the finding in its answer (the hooks read it there too);
 - ``pool``: the slots, the claim loop, renewals and the report;
 - ``serve``: the same pool answering the questions of a shard's ask queue (``swarm serve``).
 """
 
 from __future__ import annotations
 
+from .._finding_text import finding_tags, normalize_finding, parse_finding
 from .child import Capture, ChildResult, Command, build_command, check_command, run_child
-from .finding import finding_tags, normalize_finding, parse_finding
 from .output import AgentOutput, read_output
 from .pool import (
     OutcomeStatus,

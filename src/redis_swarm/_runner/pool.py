@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._config import Settings
 from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, ValidationError
+from .._finding_text import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
 from .._models import ContextInfo, Finding, Task, TaskStatus, Usage, answer_fields
 from .._prompts import render_task_prompt
 from .child import ERROR_TAIL, ChildResult, build_command, check_command, run_child
-from .finding import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
 from .output import read_output
 from .reaper import subreaper
 

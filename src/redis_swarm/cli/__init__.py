@@ -5,14 +5,34 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 nothing to claim or timed out.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from ._app import main
 
-# Every private module of this package adds its commands to ``main`` when imported.
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name.startswith("_") and _module.name != "_app":
-        importlib.import_module(f"{__name__}.{_module.name}")
+# Which private module of this package adds which commands to ``main``. A command's module is
+# imported when the command runs, and only it: `swarm hook`, which a client runs at every
+# turn, and the commands agents run do not load the dashboard, the runner or A2A (the imports
+# were most of their time). tests/test_cli_lazy.py checks this against what each module adds.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "_a2a": ("a2a",),
+    "_acl": ("acl",),
+    "_agents": ("agents", "status"),
+    "_ask": ("ask", "serve"),
+    "_bench": ("bench",),
+    "_contexts": ("context", "gc"),
+    "_dashboard": ("dashboard", "watch"),
+    "_demo": ("demo",),
+    "_events": ("events",),
+    "_findings": ("findings", "synth"),
+    "_hooks": ("hook", "hooks"),
+    "_mcp": ("mcp",),
+    "_messages": ("msg",),
+    "_pipeline": ("lineage", "pipeline"),
+    "_prompt": ("prompt",),
+    "_run": ("run",),
+    "_server": ("doctor", "down", "up"),
+    "_tasks": ("task",),
+}
+main.lazy = {
+    name: f"{__name__}.{module}" for module, names in COMMAND_MODULES.items() for name in names
+}
 
-__all__ = ["main"]
+__all__ = ["COMMAND_MODULES", "main"]

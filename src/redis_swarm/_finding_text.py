@@ -5,6 +5,9 @@ Each run's prompt asks the agent to put its finding between two tags holding a m
 that run (``finding_tags``). Text the agent quotes after its answer (a context, a file) cannot
 hold the mark, so it cannot take the finding's place; the older rules apply only to an output
 without a marked block.
+
+The runner (``_runner``) reads a finding from an agent's output with it, and the hooks
+(``_hooks``) from a session's last answer: it imports nothing of either.
 """
 
 from __future__ import annotations
