@@ -3,6 +3,7 @@ that completes it; ``ask`` blocks on the event stream until then. Real servers, 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -13,11 +14,13 @@ import pytest
 from redis_swarm import (
     AlreadyCompleted,
     Answer,
+    AsyncSwarm,
     InvalidState,
     NotFound,
     PayloadTooLarge,
     Swarm,
     Task,
+    TaskStatus,
     Timeout,
     Usage,
     ValidationError,
@@ -161,9 +164,10 @@ def test_a_question_whose_answerers_all_fail_is_an_error_at_once(owned: Swarm) -
     answerer = threading.Thread(target=failing, daemon=True)
     answerer.start()
     start = time.monotonic()
-    with pytest.raises(InvalidState, match=r"died unanswered.*printed nothing"):
+    with pytest.raises(InvalidState, match=r"died unanswered.*printed nothing") as raised:
         owned.ask("lib", "will it break?", timeout_s=20)
     assert time.monotonic() - start < 10
+    assert str(raised.value).count("printed nothing") == 1, "the error said twice"
     answerer.join(10)
     assert not answerer.is_alive()
 
@@ -249,3 +253,26 @@ def test_reasking_a_cancelled_unanswered_question_posts_it_anew(owned: Swarm) ->
     assert got.text == "now answered" and got.question_id != first
     again = owned.ask("lib", "anyone?", timeout_s=0.01, dedupe_key="anew")  # the new one's
     assert again.finding_id == got.finding_id
+
+
+def test_a_cancelled_async_asker_withdraws_its_question(redis_url: str) -> None:
+    """An asyncio task cancelled while its ask waits (a client gone, a timeout around it)
+    cancels the question, as a timeout does: nobody answers it for nobody."""
+
+    async def body() -> None:
+        async with AsyncSwarm(redis_url, swarm="test") as handle:
+            await handle.publish_context("lib", "chapter 42\n", source="book.md")
+            asking = asyncio.create_task(handle.ask("lib", "still there?", timeout_s=60))
+            for _ in range(200):
+                page = await handle.list_tasks(queue=ask_queue("lib"))
+                if page.items:
+                    break
+                await asyncio.sleep(0.02)
+            (question,) = page.items
+            await asyncio.sleep(0.2)
+            asking.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asking
+            assert (await handle.get_task(question.id)).status is TaskStatus.CANCELLED
+
+    asyncio.run(body())

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from redis_swarm import Swarm
+from redis_swarm import Swarm, TaskStatus
 
 from ._answers import answer_one
 from ._cli import Cli, run_swarm, subprocess_env
@@ -56,3 +60,32 @@ def test_timeout_exits_3_and_bad_targets_exit_1(cli: Cli, swarm: Swarm) -> None:
     assert "unknown target 'nobody'" in out.stderr
     out = cli("ask", "lib", "q", "--data", "[1", expect=2)
     assert "--data" in out.stderr
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_ctrl_c_withdraws_the_question_unless_kept(
+    swarm: Swarm, redis_url: str, tmp_path: Path, keep: bool
+) -> None:
+    """An asker that gives up with Ctrl-C is a timeout come early: its question is cancelled
+    (nobody answers, or pays for, it later), or left queued with --keep."""
+    env = subprocess_env(redis_url, "test", tmp_path)
+    args = ["ask", "lib", "anyone there?", "--timeout", "60", *(["--keep"] if keep else [])]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redis_swarm", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not swarm.list_tasks(queue="ask.lib").items and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (question,) = swarm.list_tasks(queue="ask.lib").items
+        time.sleep(0.3)  # (waiting for the answer, not posting)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    expected = TaskStatus.PENDING if keep else TaskStatus.CANCELLED
+    assert swarm.get_task(question.id).status is expected

@@ -270,6 +270,8 @@ def test_synth_create_list_show_request(cli: Cli, swarm: Swarm) -> None:
     assert "It adds up." in cli("synth", "show", s["id"]).stdout
     assert cli.json("synth", "show", s["id"]) == s
     assert "shard-a" in cli("synth", "list").stdout
+    missing = cli("synth", "show", "s-nope", expect=1).stderr
+    assert "swarm synth list" in missing  # (it named a command that does not exist)
     msg = cli.json("synth", "request", "shard-a", "--pass", "P", "--instructions", "please",
                    "--from", "coord")  # fmt: skip
     assert msg["to"] == "shard-a"

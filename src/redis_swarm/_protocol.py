@@ -10,6 +10,7 @@ async ``AsyncSwarm`` (``sync_op`` / ``async_op`` turn one into a method of each)
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ._cache import ContextCache
 
 __all__ = [
+    "INTERRUPTS",
     "WAKE_WAIT",
     "Batch",
     "Call",
@@ -293,6 +295,12 @@ def async_op(
 S = TypeVar("S")
 
 
+# What stops a caller while an operation waits (Ctrl-C; an asyncio task's cancel): thrown into
+# the operation, so that it can take back what it started (``ask`` withdraws its question),
+# and out again once it has. An operation that does not catch it ends there, as before.
+INTERRUPTS: tuple[type[BaseException], ...] = (KeyboardInterrupt, asyncio.CancelledError)
+
+
 def drive(
     steps: Generator[S, Any, T],
     do: Callable[[S], Any],
@@ -301,7 +309,8 @@ def drive(
 ) -> T:
     """Run an I/O-free generator (an operation, a send plan): ``do`` each step it yields and
     send back the result, or throw back the error (one of ``errors``, after ``convert``);
-    return what it returns. The one driver of the sync side: ``adrive`` is the asyncio one."""
+    return what it returns; an interrupt (``INTERRUPTS``) is thrown into it too. The one
+    driver of the sync side: ``adrive`` is the asyncio one."""
     try:
         step = next(steps)
         while True:
@@ -309,6 +318,8 @@ def drive(
                 result = do(step)
             except errors as exc:
                 step = steps.throw(convert(exc))
+            except INTERRUPTS as exc:
+                step = steps.throw(exc)
             else:
                 step = steps.send(result)
     except StopIteration as stop:
@@ -329,6 +340,8 @@ async def adrive(
                 result = await do(step)
             except errors as exc:
                 step = steps.throw(convert(exc))
+            except INTERRUPTS as exc:
+                step = steps.throw(exc)
             else:
                 step = steps.send(result)
     except StopIteration as stop:

@@ -17,7 +17,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._errors import InvalidState, NotFound, PayloadTooLarge, Timeout, ValidationError
+from .._errors import (
+    InvalidState,
+    NotFound,
+    PayloadTooLarge,
+    SwarmError,
+    Timeout,
+    ValidationError,
+)
 from .._keys import ASSIST_QUEUE, ask_queue
 from .._models import (
     ANSWER_KIND,
@@ -29,7 +36,7 @@ from .._models import (
     Usage,
     answer_fields,
 )
-from .._protocol import Batch, Cmd, OpContext, Operation
+from .._protocol import INTERRUPTS, Batch, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from . import findings as finding_ops
 from . import tasks as task_ops
@@ -157,10 +164,12 @@ def _settled(ctx: OpContext, task: Task, target: str) -> Operation[Answer | None
         found = yield from _finding(ctx, task.finding_id)
         return _answer_of(found, task)
     if task.status is TaskStatus.DEAD:
+        why = task.dead_reason or "dead"
+        if task.last_error and task.last_error not in why:  # (a failure's reason holds it)
+            why += f"; last error: {task.last_error}"
         raise InvalidState(
-            f"question {task.id} to {target!r} died unanswered ({task.dead_reason}; last "
-            f"error: {task.last_error}): check its answerers (swarm task show {task.id}), "
-            "then ask again"
+            f"question {task.id} to {target!r} died unanswered ({why}): check its answerers "
+            f"(swarm task show {task.id}), then ask again"
         )
     if task.status is TaskStatus.CANCELLED:
         raise InvalidState(
@@ -217,7 +226,8 @@ def ask(
     one; when it was cancelled, the answer that arrived late, else a fresh question that
     takes over the key). Raises Timeout after ``timeout_s`` (saying whether an answerer
     claimed it); the question is then cancelled, unless ``keep``, and an answer that
-    arrives later is kept as a superseded finding."""
+    arrives later is kept as a superseded finding. An interrupt while it waits (Ctrl-C, a
+    cancelled asyncio task) cancels it the same way, then goes on."""
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_TIMEOUT_S)
     if dedupe_key is not None:
@@ -240,21 +250,35 @@ def ask(
     qid = posted.id
     if isinstance(asker, Task):  # the asker's task lists its questions (lineage)
         yield Cmd("ZADD", ctx.keys.asked(asker.id), posted.created_at, qid)
-    while True:
-        last, task = yield from _state(ctx, qid)
-        answered = yield from _settled(ctx, task, target)
-        if answered is not None:
-            return answered
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            late = yield from _give_up(ctx, task, target, queue, timeout, keep)
-            return late
-        yield from renewal.renew(ctx)
 
-        def ours(fields: Mapping[str, str]) -> bool:
-            return fields.get("task") == qid and fields.get("type") in _SETTLING
+    def ours(fields: Mapping[str, str]) -> bool:
+        return fields.get("task") == qid and fields.get("type") in _SETTLING
 
-        yield from await_events(ctx, last, min(remaining, chunk, renewal.every_s), ours)
+    try:
+        while True:
+            last, task = yield from _state(ctx, qid)
+            answered = yield from _settled(ctx, task, target)
+            if answered is not None:
+                return answered
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                late = yield from _give_up(ctx, task, target, queue, timeout, keep)
+                return late
+            yield from renewal.renew(ctx)
+            yield from await_events(ctx, last, min(remaining, chunk, renewal.every_s), ours)
+    except INTERRUPTS:
+        # The asker gave up (Ctrl-C, a cancelled task): as at a timeout, nobody should answer
+        # (and pay for) the question now, unless ``keep``.
+        if not keep:
+            yield from _withdraw(ctx, qid)
+        raise
+
+
+def _withdraw(ctx: OpContext, qid: str) -> Operation[None]:
+    """Cancel an open question whose asker was interrupted; whatever stops it (answered
+    meanwhile, Redis gone) leaves the interrupt to go on as it is."""
+    with contextlib.suppress(SwarmError):
+        yield from task_ops.cancel(ctx, qid)
 
 
 class _Renewal:

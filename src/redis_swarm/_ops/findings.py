@@ -360,7 +360,7 @@ def synthesis_from(raw: Any) -> Synthesis:
 
 def get_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis]:
     sid = check_id("synthesis", synthesis_id)
-    missing = f"synthesis {sid} does not exist: list them with swarm syntheses"
+    missing = f"synthesis {sid} does not exist: list them with swarm synth list"
     return (yield from _stored(ctx.keys.syntheses, "synthesis", sid, synthesis_from, missing))
 
 

@@ -49,7 +49,7 @@ def _footer(answer: Answer) -> str:
     show_default=True,
     help="Seconds to wait for the answer; then exit 3 (the question is cancelled).",
 )
-@click.option("--keep", is_flag=True, help="On timeout, leave the question queued.")
+@click.option("--keep", is_flag=True, help="On timeout or Ctrl-C, leave the question queued.")
 @click.option("--dedupe", "dedupe_key", help="Asking with the same key again returns its answer.")
 @click.option(
     "--asker",
