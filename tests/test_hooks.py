@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import shlex
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,7 +210,7 @@ def test_session_start_is_held_to_a_token_budget(hooks: Hooks, swarm: Swarm) -> 
                                  *(["--budget", tokens] if tokens else [])))  # fmt: skip
         assert estimate_tokens(context) <= most, len(context)
         assert f"You are agent {ME}" in context and f"Task {held.id}" in context
-        assert context.rstrip().endswith("(swarm task claim q).")
+        assert context.rstrip().endswith(f" task claim q --worker {ME}).")
         seen += context
     shown = {m.id for m in sent if m.id in seen}
     unread = {m.id for m in swarm.inbox(ME, ack=False, limit=100)}
@@ -312,7 +315,7 @@ def test_a_loop_worker_driven_only_by_stop_completes_20_tasks(hooks: Hooks, swar
     done = []
     while answer.get("decision") == "block":
         reason = answer["reason"]
-        match = re.search(r"swarm task report (\S+) --token (\S+) --worker (\S+)", reason)
+        match = re.search(r" task report (\S+) --token (\S+) --worker (\S+)", reason)
         assert match, reason
         task_id, token, worker = match.groups()
         swarm.report(task_id, token, {"summary": f"did {task_id}"}, worker=worker)
@@ -398,3 +401,30 @@ def test_a_lease_claimed_with_the_cli_is_renewed_and_one_claimed_elsewhere_is_na
     context = _context(hooks("SessionStart"))
     assert f"--token {claimed['token']}" in context
     assert "use the lease token your claim printed" in context
+
+
+def test_the_commands_a_hook_hands_the_agent_reach_its_swarm(
+    hooks: Hooks, swarm: Swarm, redis_url: str, swarm_home: Path
+) -> None:
+    """The session's shell may name another swarm, or none: the commands a hook prints carry
+    what reaches the hook's own (its URL, swarm and home), and the claim the session's
+    identity, so that Stop then knows the lease is the session's."""
+    swarm.post_task("review", "look at it")
+    context = _context(hooks("SessionStart", "--queue", "review"))
+    claim = context.rstrip().rsplit("(", 1)[1].removesuffix(").")  # the Claimable line's
+    assert " task claim review --worker " in claim, context
+    argv = shlex.split(claim)
+    assert argv[argv.index("--swarm") + 1] == "test" and argv[argv.index("--url") + 1] == redis_url
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    bare["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "src")
+    done = subprocess.run(argv, env=bare, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = hooks("Stop", "--queue", "review")
+    assert answer.get("decision") == "block", answer
+    report = re.search(r"report it: (.+ task report .+ --worker \S+) --summary", answer["reason"])
+    assert report, answer["reason"]
+    argv = [*shlex.split(report.group(1)), "--summary", "done"]
+    done = subprocess.run(argv, env=bare, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert swarm.queue_stats()["review"]["completed"] == 1
+    assert hooks("Stop", "--queue", "review").get("decision") is None

@@ -111,3 +111,23 @@ def test_user_scope_and_bad_files(
     out = cli("hooks", "install", "--client", "gemini", "--write", expect=1)
     assert "not valid JSON" in out.stderr and bad.read_text() == "{not json"
     cli("hooks", "install", "--client", "gemini", "--write", "--remove", expect=2)
+
+
+def test_entries_keep_a_password_out_and_carry_the_home(cli: Cli, tmp_path: Path) -> None:
+    """A settings file is often shared: a URL's password stays out of it (each hook reads
+    SWARM_URL from the session's environment), and the home is written, or the hooks would
+    reach another embedded server and another store of lease tokens."""
+    home = tmp_path / "swarm-home"
+    env = {"SWARM_URL": "redis://:s3cret@127.0.0.1:1/0", "SWARM_HOME": str(home)}
+    out = cli("hooks", "install", "--client", "claude", env=env)
+    assert "s3cret" not in out.stdout and "SWARM_URL" in out.stderr
+    line = _hook_line(out.stdout)
+    assert "--url" not in line and line[line.index("--home") + 1] == str(home)
+    embedded = cli("hooks", "install", "--client", "claude", env={**env, "SWARM_URL": "embedded"})
+    line = _hook_line(embedded.stdout)
+    assert line[line.index("--url") + 1] == "embedded"
+    assert line[line.index("--home") + 1] == str(home)
+
+
+def _hook_line(printed: str) -> list[str]:
+    return shlex.split(next(c for c in _commands(json.loads(printed)) if " hook " in c))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,6 +67,9 @@ class HookOptions:
     max_tasks: int = 0  # loop mode: tasks one session takes at most (0: no limit)
     agent: str | None = None  # SWARM_AGENT
     budget: Budget = _DEFAULT_BUDGET  # what one answer's context may hold
+    # How the agent runs swarm commands that reach this swarm (the hook's own command line:
+    # the session's environment may name another swarm, or none).
+    command: str = "swarm"
 
     @property
     def limit(self) -> int:
@@ -112,7 +115,7 @@ def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
     return [replace(t, token=known.get(t.id)) for t in held]
 
 
-def _task_text(task: Task, worker: str) -> str:
+def _task_text(task: Task, worker: str, swarm_cmd: str) -> str:
     where = f"queue {task.queue}" + (f", pass {task.pass_name}" if task.pass_name else "")
     data = ""
     if task.data is not None:
@@ -122,9 +125,9 @@ def _task_text(task: Task, worker: str) -> str:
     return (
         f"Task {task.id} ({where}) is yours: {known}.\n"
         f"{clip(task.description, 3_000)}{data}\n"
-        f"When done, report it: swarm task report {task.id} --token {token} "
+        f"When done, report it: {swarm_cmd} task report {task.id} --token {token} "
         f"--worker {worker} --summary 'what you found' (or --finding JSON). If you cannot do "
-        f"it: swarm task fail {task.id} --token {token} --error 'why'."
+        f"it: {swarm_cmd} task fail {task.id} --token {token} --error 'why'."
     )
 
 
@@ -137,7 +140,12 @@ def _message_line(m: Message) -> str:
 
 
 def _show_messages(
-    swarm: Swarm, agent: str, *, direct_only: bool = False, budget: int = MESSAGES_BUDGET
+    swarm: Swarm,
+    agent: str,
+    options: HookOptions,
+    *,
+    direct_only: bool = False,
+    budget: int = MESSAGES_BUDGET,
 ) -> str:
     """The unread messages that fit ``budget``, marked read through the last one shown.
     With ``direct_only``, nothing is shown (or marked) unless a direct message is unread."""
@@ -145,7 +153,8 @@ def _show_messages(
     if direct_only and not any(m.to != "*" for m in unread):
         return ""
     lines: list[str] = []
-    header = f"Messages for {agent} (more: swarm msg inbox):"
+    more = f" (more: {options.command} msg inbox {agent})"
+    header = f"Messages for {agent}{more}:"
     used = len(header) + 1
     for m in unread:
         line, room = _message_line(m), budget - used
@@ -159,7 +168,8 @@ def _show_messages(
     if not lines:
         return ""
     swarm.mark_read(agent, unread[len(lines) - 1].seq)
-    more = " (more: swarm msg inbox)" if len(lines) < len(unread) else ""
+    if len(lines) == len(unread):
+        more = ""
     return f"Messages for {agent}{more}:\n" + "\n".join(lines)
 
 
@@ -179,12 +189,13 @@ def _registered(swarm: Swarm, agent: str, options: HookOptions) -> dict[str, Any
         return {}
 
 
-def _claimable(swarm: Swarm, queues: Sequence[str]) -> str:
-    if not queues:
+def _claimable(swarm: Swarm, agent: str, options: HookOptions) -> str:
+    if not options.queues:
         return ""
     stats = swarm.queue_stats()
-    parts = [f"{q}: {stats.get(q, {}).get('pending', 0)} pending" for q in queues]
-    return "Claimable: " + "; ".join(parts) + f" (swarm task claim {' '.join(queues)})."
+    parts = [f"{q}: {stats.get(q, {}).get('pending', 0)} pending" for q in options.queues]
+    claim = f"{options.command} task claim {' '.join(options.queues)} --worker {agent}"
+    return "Claimable: " + "; ".join(parts) + f" ({claim})."
 
 
 def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
@@ -197,20 +208,21 @@ def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
     queues = ", ".join(options.queues) or "none given"
     head = (
         f"You are agent {agent} in the swarm {swarm.settings.swarm} (role {options.role}; "
-        f"queues: {queues}). Use this id as --worker / --from / SWARM_AGENT with swarm commands."
+        f"queues: {queues}). Run swarm commands as `{options.command} ...`, with this id as "
+        "--worker / --from (or SWARM_AGENT)."
     )
-    claimable = _claimable(swarm, options.queues)
+    claimable = _claimable(swarm, agent, options)
     room = options.limit - len(head) - len(claimable) - 6  # the blank lines between parts
     parts = [head]
     held = held_tasks(swarm, agent)
     if held:
         tasks = "You hold these tasks; carry on with them:\n\n" + "\n\n".join(
-            _task_text(t, agent) for t in held[:3]
+            _task_text(t, agent, options.command) for t in held[:3]
         )
         parts.append(clip(tasks, max(0, room)))
         room -= len(parts[-1]) + 2
     if room >= MIN_MESSAGES_ROOM:
-        messages = _show_messages(swarm, agent, budget=min(MESSAGES_BUDGET, room))
+        messages = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
         if messages:
             parts.append(messages)
     if claimable:
@@ -220,7 +232,7 @@ def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
 
 def prompt_submit(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
     _registered(swarm, agent, options)
-    return Answer(context=_show_messages(swarm, agent, budget=options.limit - 100))
+    return Answer(context=_show_messages(swarm, agent, options, budget=options.limit - 100))
 
 
 def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
@@ -230,9 +242,10 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
     if held and not active:
         return Answer(
             block="You still hold a task you have not reported. Report it (or fail it) "
-            "before you stop.\n\n" + "\n\n".join(_task_text(t, agent) for t in held[:3])
+            "before you stop.\n\n"
+            + "\n\n".join(_task_text(t, agent, options.command) for t in held[:3])
         )
-    messages = _show_messages(swarm, agent, direct_only=True, budget=options.limit - 100)
+    messages = _show_messages(swarm, agent, options, direct_only=True, budget=options.limit - 100)
     if messages:
         return Answer(block=messages)
     if options.loop and options.queues and not held:
@@ -243,19 +256,19 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
         if task is not None and task.token:
             tokens.remember(swarm.settings, agent, task.id, task.token)
             _ensure_registered(swarm, agent, options, done + 1)
-            return Answer(block="Next task for you.\n\n" + _task_text(task, agent))
+            return Answer(block="Next task for you.\n\n" + _task_text(task, agent, options.command))
     return Answer()
 
 
-def subagent_start(agent: str, payload: Mapping[str, Any]) -> Answer:
+def subagent_start(agent: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:
     agent_id = payload.get("agent_id")
     if not isinstance(agent_id, str) or not agent_id:
         return Answer()
     worker = subagent_for(agent, agent_id)
     return Answer(
         context=f"Your worker id in the swarm is {worker}: claim, report and fail tasks with "
-        f"--worker {worker}. If you stop without reporting a task you claimed, your last "
-        "message is reported as its finding."
+        f"`{options.command} task ... --worker {worker}`. If you stop without reporting a "
+        "task you claimed, your last message is reported as its finding."
     )
 
 
@@ -307,7 +320,7 @@ def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOp
     if event == "Stop":
         return stop(swarm, agent, options, payload)
     if event == "SubagentStart":
-        return subagent_start(agent, payload)
+        return subagent_start(agent, payload, options)
     if event == "SubagentStop":
         return subagent_stop(swarm, agent, payload)
     if event == "PreCompact":

@@ -47,6 +47,19 @@ class App:
     def settings(self) -> Settings:
         return Settings.from_url(self.url, swarm=self.swarm_name, home=self.home)
 
+    def reach(self) -> list[str]:
+        """The global options that reach this swarm from another process: a hook entry an
+        installer writes, a command a hook hands an agent. The URL, unless it holds a password
+        (kept out of settings files and agents' context: that process reads SWARM_URL from
+        its environment), the swarm's name, and the home (the embedded server's, and where
+        this machine keeps the lease tokens its claims took)."""
+        out = [] if self.settings.password else ["--url", self.url]
+        if self.swarm_name != DEFAULT_SWARM:
+            out += ["--swarm", self.swarm_name]
+        if self.home != DEFAULT_HOME:
+            out += ["--home", str(self.home)]
+        return out
+
     @property
     def swarm(self) -> Swarm:
         if self._swarm is None:
@@ -148,15 +161,27 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
     "swarm_name",
     help="Swarm name (env SWARM_NAME; default: default).",
 )
+@click.option(
+    "--home",
+    envvar="SWARM_HOME",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the embedded server lives (env SWARM_HOME; default: ~/.local/share/redis-swarm).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(package_name="redis-swarm")
 @click.pass_context
-def main(ctx: click.Context, url: str, swarm_name: str | None, as_json: bool, debug: bool) -> None:
+def main(
+    ctx: click.Context,
+    url: str,
+    swarm_name: str | None,
+    home: Path | None,
+    as_json: bool,
+    debug: bool,
+) -> None:
     """redis-swarm: a shared memory and work bus for fleets of AI agents."""
-    home = Path(os.environ.get("SWARM_HOME") or DEFAULT_HOME).expanduser()
     app = ctx.ensure_object(App)
-    app.url, app.home, app.debug = url, home, debug
+    app.url, app.home, app.debug = url, (home or DEFAULT_HOME).expanduser(), debug
     app.json = app.json or as_json
     # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
     try:

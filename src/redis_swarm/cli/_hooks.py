@@ -73,6 +73,7 @@ def hook(
         options = HookOptions(
             client=client, role=role, queues=queues, loop=loop, max_tasks=max(0, max_tasks),
             agent=agent_option_default(), budget=_budget_of(budget),
+            command=shlex.join([*swarm_command(), *app.reach()]),
         )  # fmt: skip
         answer = handle(app.swarm, name, payload, options)
     except (ValueError, SwarmError) as exc:
@@ -117,9 +118,13 @@ def install(
     if write and remove:
         raise click.UsageError("--write and --remove: choose one")
     base = swarm_command()
-    command = [*base, "--url", app.url]
-    if app.swarm_name:
-        command += ["--swarm", app.swarm_name]
+    command = [*base, *app.reach()]
+    if app.settings.password:
+        click.echo(
+            "the URL holds a password, which the entries leave out (settings files are often "
+            "shared): each hook reads SWARM_URL from the session's environment, so set it there",
+            err=True,
+        )
     options = ["--role", role, *[a for q in queues for a in ("--queue", q)]]
     if loop:
         options += ["--loop", *(["--max-tasks", str(max_tasks)] if max_tasks else [])]
