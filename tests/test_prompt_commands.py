@@ -2,8 +2,8 @@
 
 The ```bash blocks of each rendered prompt are extracted, their ``<PLACEHOLDERS>`` filled the
 way an agent would (from the outputs of earlier commands where the prompt says so), and run
-with bash through a ``swarm`` executable of this checkout. Fake ``claude`` and ``codex``
-executables stand in for the agent CLIs the prompts start with ``swarm run``.
+with bash through a ``swarm`` executable of this checkout. Fake ``claude``, ``codex`` and
+``gemini`` executables stand in for the agent CLIs the prompts start with ``swarm run``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Agent:
 def setup(redis_url: str, tmp_path: Path) -> Iterator[tuple[Settings, dict[str, str], Any]]:
     bindir = tmp_path / "bin"
     swarm_bin(bindir)
-    for name in ("claude", "codex", "fake-agent"):
+    for name in ("claude", "codex", "gemini", "fake-agent"):
         path = bindir / name
         path.write_text(FAKE_AGENT)
         path.chmod(0o755)
@@ -164,7 +164,7 @@ def test_shard_prompt_commands(setup: Any, tmp_path: Path) -> None:
     assert sorted(synthesis.sources) == sorted(f.id for f in findings)
 
 
-@pytest.mark.parametrize("client", ["claude", "codex"])
+@pytest.mark.parametrize("client", ["claude", "codex", "gemini"])
 def test_shard_prompt_starts_the_clients_agent_cli(setup: Any, tmp_path: Path, client: str) -> None:
     settings, env, swarm = setup
     generic = bash_blocks(render_prompt("shard", settings=settings, queue="q1"))

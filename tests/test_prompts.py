@@ -78,6 +78,9 @@ def test_mcp_prompts_name_the_server_tools() -> None:
     for tool in ("publish_context", "post_tasks", "wait_for_pass", "list_findings", "synthesize"):
         assert f"`{tool}`" in shard
     assert "mcp install --client codex --role shard --name <SHARD_NAME> --write" in shard
+    gemini = render_prompt("worker", settings=REMOTE, via="mcp", client="gemini")
+    assert "mcp install --client gemini --role worker --write" in gemini
+    assert "edits `.gemini/settings.json`" in gemini
     generic = render_prompt("coordinator", settings=REMOTE, via="mcp")
     assert "mcp install --client json --role coordinator\n" in generic
     assert "`request_synthesis`" in generic
@@ -93,8 +96,18 @@ def test_client_flavours() -> None:
     assert "Task-tool subagent" in claude and "claude -p" in claude
     codex = render_prompt("shard", settings=REMOTE, client="codex")
     assert "codex exec -" in codex
+    gemini = render_prompt("shard", settings=REMOTE, client="gemini")
+    assert "gemini --allowed-tools" in gemini and "`gemini -p`" in gemini
     generic = render_prompt("shard", settings=REMOTE)
     assert "<AGENT_COMMAND>" in generic
+
+
+def test_every_client_an_install_configures_has_its_prompts() -> None:
+    """`swarm mcp install --client X` and the prompts for X go together (Gemini CLI's were
+    missing, so its MCP prompt failed)."""
+    from redis_swarm.mcp_server._install import CLIENTS as INSTALLABLE
+
+    assert set(INSTALLABLE) - {"json"} <= set(CLIENTS)
 
 
 def test_bad_arguments() -> None:

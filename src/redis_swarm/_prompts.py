@@ -2,8 +2,8 @@
 
 ``render_prompt`` writes the prompt of a role (``worker``, ``shard``, ``coordinator``) for an
 agent that talks to the swarm through the CLI, the MCP server or the Python API, tailored to
-its client (Claude Code, Codex, or any other). ``render_task_prompt`` writes the prompt that
-``swarm run`` gives an agent process for one claimed task.
+its client (Claude Code, Codex, Gemini CLI, or any other). ``render_task_prompt`` writes the
+prompt that ``swarm run`` gives an agent process for one claimed task.
 
 The prose lives in template files shipped with the package, ``prompts/*.md``: one file per
 role (its title, introduction, and a section per interface), ``common.md`` (what every prompt
@@ -53,11 +53,11 @@ __all__ = [
 
 Role = Literal["worker", "shard", "coordinator"]
 Via = Literal["cli", "mcp", "python"]
-Client = Literal["claude", "codex", "generic"]
+Client = Literal["claude", "codex", "gemini", "generic"]
 
 ROLES: tuple[str, ...] = ("worker", "shard", "coordinator")
 VIAS: tuple[str, ...] = ("cli", "mcp", "python")
-CLIENTS: tuple[str, ...] = ("claude", "codex", "generic")
+CLIENTS: tuple[str, ...] = ("claude", "codex", "gemini", "generic")
 DEFAULT_QUEUE = "work"
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 
@@ -205,7 +205,10 @@ def render_prompt(
 
 
 def _mcp_setup(role: str, sw: str, client: str, name: str | None) -> str:
-    target = {"claude": "claude", "codex": "codex"}.get(client, "json")
+    from .mcp_server._install import CLIENTS as INSTALLABLE
+
+    # A client `swarm mcp install` knows gets its own set-up; any other, the .mcp.json entry.
+    target = client if client in INSTALLABLE else "json"
     named = f" --name {name}" if name else ""
     install = f"{sw} mcp install --client {target} --role {role}{named}"
     if target == "json":

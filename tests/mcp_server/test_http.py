@@ -12,11 +12,13 @@ from pathlib import Path
 
 import anyio
 import httpx2 as httpx
+from click.testing import CliRunner
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import Implementation
 
 from redis_swarm import Swarm
+from redis_swarm.cli import main
 
 from .._servers import free_port
 from ._helpers import SRC, Tools, http_server
@@ -97,9 +99,16 @@ def test_off_loopback_a_token_is_generated_and_required(
     url = f"http://127.0.0.1:{port}/mcp"
     with open(tmp_path / "server.log", "w+") as log, http_server(argv, env, log, url):
         log.seek(0)
-        printed = re.search(r"Authorization: Bearer ([A-Za-z0-9_-]{20,})", log.read())
+        said = log.read()
+        printed = re.search(r"Authorization: Bearer ([A-Za-z0-9_-]{20,})", said)
         assert printed, "the generated token was not printed"
         token = printed.group(1)
+        # The install command it advises for clients works as printed, the URL filled in.
+        advised = re.search(r"set SWARM_MCP_TOKEN=\S+ for `swarm (mcp install [^`]*)`", said)
+        assert advised, said
+        args = [*advised.group(1).replace("URL", url).split(), "--client", "json"]
+        installed = CliRunner().invoke(main, args, env={"SWARM_MCP_TOKEN": token})
+        assert installed.exit_code == 0 and url in installed.output, installed.output
 
         refused = httpx.post(url, json=_INIT, headers=_ACCEPT, timeout=5)
         assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"]

@@ -12,9 +12,13 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from redis_swarm import Swarm
-from redis_swarm.mcp_server import AGENT_ROLES, build_server, tool_names
+from redis_swarm.mcp_server import AGENT_ROLES, AgentSession, build_server, tool_names
+from redis_swarm.mcp_server._render import TOOL_WORDS
+from redis_swarm.mcp_server._session import REMEMBERED_REPORTS
 
 from ._helpers import connect, eventually
 
@@ -206,12 +210,42 @@ def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
                 # ...and the token claim_task returned still reports the task.
                 done, _ = await worker("report_finding", task_id=task.id, summary="x", token=token)
                 assert done["completed"] is True
-                message = await worker.error(
-                    "report_finding", task_id=task.id, summary="late", token=token
-                )
-                assert "superseded" in message and "do not report it again" in message
+            # The first session's report, late, is kept superseded, and says so.
+            message = await crashed.error("report_finding", task_id=task.id, summary="late")
+            assert message.startswith("Error executing tool report_finding: AlreadyCompleted: ")
+            assert "superseded" in message and "do not report it again" in message
 
     run(body)
+
+
+def test_a_session_remembers_the_tasks_it_reported(core: Swarm) -> None:
+    """Reporting, renewing or failing a task this session already reported says so, with the
+    finding's id, and stores nothing (before, it said to pass the token, which stored a
+    superseded duplicate)."""
+
+    async def body() -> None:
+        task = core.post_task("work", "a task")
+        async with connect(build_server(core, role="worker")) as worker:
+            claimed, _ = await worker("claim_task", queue="work")
+            done, _ = await worker("report_finding", task_id=task.id, summary="found")
+            calls: list[tuple[str, dict[str, Any]]] = [
+                ("report_finding", {"summary": "again"}),
+                ("report_finding", {"summary": "again", "token": claimed["token"]}),
+                ("renew_task", {}),
+                ("fail_task", {"error": "oops"}),
+            ]
+            for name, args in calls:
+                message = await worker.error(name, task_id=task.id, **args)
+                assert "AlreadyCompleted: " in message, message
+                assert "this session reported it" in message and done["finding_id"] in message
+                assert "claim_task" in message and "holds no lease" not in message
+        assert [f.id for f in core.findings().items] == [done["finding_id"]]
+
+    run(body)
+    session = AgentSession("a", "worker", "c")
+    for i in range(REMEMBERED_REPORTS + 1):
+        session.report_done(f"t-{i}", f"f-{i}")
+    assert len(session.reported) == REMEMBERED_REPORTS and "t-0" not in session.reported
 
 
 def test_a_report_waits_for_the_next_task(core: Swarm) -> None:
@@ -467,6 +501,82 @@ def test_errors_say_what_to_do_next(core: Swarm) -> None:
     run(body)
 
 
+def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
+    """The core's hints for the CLI and Python (`contexts()`, `swarm findings`, `regex=False`)
+    reach an MCP agent as the tools it can call (the core's messages are unchanged)."""
+
+    async def body() -> None:
+        async with connect(build_server(core, role="all", name="me")) as agent:
+            await agent("publish_context", text="one\ntwo\n")
+            checks: list[tuple[str, dict[str, Any], str]] = [
+                ("get_context", {"owner": "nobody"}, "(swarm_status lists them)"),
+                ("search_context", {"pattern": "(", "regex": True}, "with regex=false"),
+                ("synthesize", {"pass_name": "P", "text": "t", "sources": ["f-"]}, "list_findings"),
+                ("send_message", {"to": "nobody", "body": "hi"}, "check the id with list_agents"),
+                ("ask", {"target": "nobody", "question": "?"}, "(swarm_status lists them)"),
+                ("report_finding", {"task_id": "t-nope", "summary": "x", "token": "1." + "a" * 22},
+                 "check the id claim_task or post_task returned"),
+            ]  # fmt: skip
+            said = []
+            for tool, args, expected in checks:
+                message = await agent.error(tool, **args)
+                assert expected in message, (tool, message)
+                said.append(message)
+            # Every translation is met (a core message reworded fails here), and no core hint
+            # is left untranslated.
+            for core_words, tool_words in TOOL_WORDS:
+                assert any(tool_words in message for message in said), tool_words
+                assert not any(core_words in message for message in said), core_words
+
+    run(body)
+
+
+def test_arguments_are_checked_strictly_and_said_plainly(core: Swarm) -> None:
+    """An argument a tool does not have is refused, naming the ones it has (before, it was
+    ignored: a misspelt lease_s claimed with the default lease); a bad value is one plain line
+    per problem, not pydantic's dump."""
+    task = core.post_task("work", "a task")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="all", name="me")) as agent:
+            for tool in (await agent.client.list_tools()).tools:
+                assert tool.input_schema["additionalProperties"] is False, tool.name
+            for args in ({"leas_s": 10}, {"bogus": 1}):
+                message = await agent.error("claim_task", queue="work", **args)
+                (name,) = args
+                assert (
+                    f"{name}: unknown argument; claim_task takes queue, lease_s, wait_s" in message
+                )
+            assert core.get_task(task.id).status == "pending"  # nothing claimed
+            message = await agent.error("claim_task", queue="work", wait_s=100000)
+            assert message == (
+                "Error executing tool claim_task: ValidationError: wait_s: must be at most 60 "
+                "(got 100000) (fix that argument and call again)"
+            )
+            message = await agent.error("claim_task", queue=5)
+            assert "queue: must be a string or a list of strings (got 5)" in message
+            message = await agent.error(
+                "report_finding", task_id=task.id, summary="s", confidence=2, sources="abc"
+            )
+            assert message.splitlines()[1:] == [
+                "confidence: must be at most 1 (got 2) (fix that argument and call again)"
+            ]
+            assert message.splitlines()[0].endswith(
+                'sources: must be a list of strings (got "abc")'
+            )
+            message = await agent.error("post_tasks", tasks=[{"queue": "q", "desc": "d"}])
+            assert "tasks[0].description: required, not given" in message
+            assert "tasks[0].desc: unknown field; it has queue, description," in message
+            message = await agent.error("swarm_status", verbose=True)
+            assert "verbose: unknown argument; swarm_status takes no arguments" in message
+            for message in (await agent.error("post_tasks", tasks=[]),):
+                assert "tasks: must hold at least 1 item (got [])" in message
+                assert "pydantic" not in message and "validation error" not in message
+        assert core.get_task(task.id).status == "pending"
+
+    run(body)
+
+
 def test_wait_for_pass_is_bounded(core: Swarm) -> None:
     task = core.post_task("work", "slow", pass_name="P")
 
@@ -571,6 +681,22 @@ def test_init_prompts_are_served(core: Swarm) -> None:
             result = await worker.client.get_prompt("worker_init", {"client": "generic"})
             text = "".join(getattr(m.content, "text", "") for m in result.messages)
             assert "--client claude" not in text
+            # Every client `swarm mcp install` sets up has its prompt (Gemini CLI's included);
+            # an unknown one is told to the client, as invalid params, with the choices.
+            result = await worker.client.get_prompt("worker_init", {"client": "gemini"})
+            text = "".join(getattr(m.content, "text", "") for m in result.messages)
+            assert "mcp install --client gemini --role worker --write" in text
+            with pytest.raises(MCPError) as refused:
+                await worker.client.get_prompt("worker_init", {"client": "emacs"})
+            assert refused.value.code == INVALID_PARAMS
+            assert "unknown client 'emacs'" in refused.value.message
+            assert all(c in refused.value.message for c in prompts.CLIENTS)
+        async with connect(
+            build_server(core, role="shard"), client_name="gemini-cli-mcp-client"
+        ) as gemini:
+            result = await gemini.client.get_prompt("shard_init", {})
+            text = "".join(getattr(m.content, "text", "") for m in result.messages)
+            assert "`/worker_init`" in text and "edits `.gemini/settings.json`" in text
 
     run(body)
     assert set(prompts.MCP_TOOLS) <= set(tool_names("all"))

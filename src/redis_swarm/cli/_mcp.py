@@ -36,6 +36,10 @@ from ..mcp_server._roles import AGENT_ROLES
 from ._app import App, json_option, main, pass_app
 from ._common import listen_options
 
+# The variable the serving face reads its token from, and that clients configured with
+# `swarm mcp install --http` read it from by default.
+_TOKEN_ENV = "SWARM_MCP_TOKEN"
+
 _role_option = click.option(
     "--role",
     type=click.Choice(AGENT_ROLES),
@@ -63,7 +67,7 @@ _budget_option = click.option(
 )
 @listen_options(
     port=8765,
-    token_env="SWARM_MCP_TOKEN",
+    token_env=_TOKEN_ENV,
     token_help="The bearer token every request must carry; required off loopback, generated "
     "and printed once if not given",
     only="HTTP: ",
@@ -174,11 +178,18 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
         token = secrets.token_urlsafe(24)  # 192 random bits
         click.echo(
             f"--host {host} is reachable from other machines: clients must send "
-            f"'Authorization: Bearer {token}' (set SWARM_MCP_TOKEN={token} for "
-            "`swarm mcp install --url ...`, or pass --token to choose it)",
+            f"'Authorization: Bearer {token}' (set {_TOKEN_ENV}={token} for "
+            f"`{_install_remote_usage()}`, or pass --token to choose it)",
             err=True,
         )
     return token
+
+
+def _install_remote_usage() -> str:
+    """How `swarm mcp install` is pointed at a running server, spelled from the install
+    command's own option so that the advice cannot name an option it does not have."""
+    option = next(p for p in install.params if p.name == "http_url")
+    return f"swarm {mcp_command.name} {install.name} {option.opts[0]} {option.metavar}"
 
 
 @mcp_command.command()
@@ -204,7 +215,7 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
 )
 @click.option(
     "--token-env",
-    default="SWARM_MCP_TOKEN",
+    default=_TOKEN_ENV,
     show_default=True,
     help="With --http: the environment variable that holds the server's bearer token.",
 )

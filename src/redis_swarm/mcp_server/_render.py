@@ -3,6 +3,7 @@ search hits as grep prints them, and lists cut to what fits one result."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from .._models import GrepLine, dumps, iso
 from ._budget import clip
 from ._roles import declared_tool_names
 
-__all__ = ["blocks", "cursor_offset", "fit", "plain", "render_group", "tool_error"]
+__all__ = ["TOOL_WORDS", "blocks", "cursor_offset", "fit", "plain", "render_group", "tool_error"]
 
 _TIME_FIELDS = frozenset(
     {
@@ -67,11 +68,29 @@ _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
 )
 
 
+# The core's messages name what the CLI and the Python API call things (`swarm findings`,
+# `contexts()`, `regex=False`), which an MCP agent cannot call: each such phrase, as this
+# server's tools say it. The core keeps its words for the CLI; a test checks that the core
+# still says every phrase here.
+TOOL_WORDS: tuple[tuple[str, str], ...] = (
+    ("(contexts() lists them)", "(swarm_status lists them)"),
+    ("(swarm context list; swarm serve OWNER answers)", "(swarm_status lists them)"),
+    ("check the id with agents()", "check the id with list_agents"),
+    ("with swarm findings", "with list_findings"),
+    ("check the id with swarm task list", "check the id claim_task or post_task returned"),
+    ("regex=False", "regex=false"),
+)
+
+
 def tool_error(exc: SwarmError) -> ToolError:
-    """A core error as a tool error that says what to do next (in tool terms, when the
-    message does not already)."""
-    message = f"{type(exc).__name__}: {exc or type(exc).__name__}"
-    if any(name in message for name in declared_tool_names()):
+    """A core error as a tool error that says what to do next, in tool terms (its hints
+    translated by ``TOOL_WORDS``, or one added when it names no tool)."""
+    said = str(exc) or type(exc).__name__
+    for core_words, tool_words in TOOL_WORDS:
+        said = said.replace(core_words, tool_words)
+    message = f"{type(exc).__name__}: {said}"
+    # Whole words: "task" holds the tool name "ask", and named no tool.
+    if any(re.search(rf"\b{name}\b", message) for name in declared_tool_names()):
         return ToolError(message)
     for kind, hint in _HINTS:
         if isinstance(exc, kind):

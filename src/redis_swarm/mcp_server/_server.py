@@ -22,10 +22,12 @@ from typing import Any, Literal
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt
-from mcp_types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, ToolAnnotations
 
 from .._client import Swarm
 from .._errors import ConfigError
+from ._arguments import StrictTool
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
 from ._channel import Channel, ChannelOnConnect
 from ._channel import instructions as channel_instructions
@@ -144,14 +146,15 @@ def build_server(
         lifespan=_lifespan(sessions, heartbeat_s, pushes),
         log_level=log_level,
         middleware=middleware,
+        tools=[
+            StrictTool.of(
+                MethodType(spec.fn, tools),
+                name=spec.name,
+                annotations=_READ_ONLY if spec.read_only else None,
+            )
+            for spec in tools_for(role)
+        ],
     )
-    for spec in tools_for(role):
-        server.add_tool(
-            MethodType(spec.fn, tools),
-            name=spec.name,
-            annotations=_READ_ONLY if spec.read_only else None,
-            structured_output=False,
-        )
     for prompt_role in PROMPT_ROLES if role == "all" else (role,):
         server.add_prompt(_prompt(swarm, prompt_role))
     _SESSIONS[server] = sessions
@@ -186,18 +189,23 @@ def _lifespan(
 
 
 def _prompt(swarm: Swarm, role: str) -> Prompt:
-    def render(ctx: Context, queue: str | None = None, client: str | None = None) -> str:
-        from .._prompts import render_prompt
+    from .._prompts import CLIENTS, render_prompt
 
+    def render(ctx: Context, queue: str | None = None, client: str | None = None) -> str:
         if client is None:  # the client that asks: its name came with its initialize request
             params = ctx.request_context.session.client_params
             name = params.client_info.name.lower() if params is not None else ""
-            client = next((c for c in ("claude", "codex") if c in name), "generic")
-        return render_prompt(role, settings=swarm.settings, queue=queue, via="mcp", client=client)
+            client = next((c for c in CLIENTS if c != "generic" and c in name), "generic")
+        try:
+            return render_prompt(
+                role, settings=swarm.settings, queue=queue, via="mcp", client=client
+            )
+        except ValueError as exc:  # a bad argument: said to the client, not only to our stderr
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
 
     render.__doc__ = (
         f"The init prompt of a {role}: how to work in this swarm through these MCP tools. "
-        "Arguments: queue (optional), client (claude, codex or generic; default: yours)."
+        f"Arguments: queue (optional), client ({', '.join(CLIENTS)}; default: yours)."
     )
     return Prompt.from_function(render, name=f"{role}_init", title=f"redis-swarm {role}")
 

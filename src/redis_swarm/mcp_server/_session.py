@@ -4,7 +4,8 @@ A session registers as an agent when its client connects (role from ``--role``, 
 from the ``initialize`` request), heartbeats while it is connected, and on close releases the
 tasks it still holds and deregisters.
 The lease token of each claimed task stays here, so a worker names only the task id and cannot
-lose its token.
+lose its token; so do the findings of the last tasks it reported, so that a second report of
+one is told what happened to the first.
 
 MCP has two protocol eras. On the handshake era (every client today: Claude Code, Codex,
 Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
@@ -19,6 +20,7 @@ import logging
 import os
 import re
 import socket
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,16 +31,27 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._client import Swarm
-from .._errors import LeaseLost, NotFound, SwarmError
+from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError
 from ._roles import AGENT_ROLES
 
-__all__ = ["AgentSession", "Lease", "RegisterOnConnect", "SessionRegistry", "connection_of"]
+__all__ = [
+    "REMEMBERED_REPORTS",
+    "AgentSession",
+    "Lease",
+    "RegisterOnConnect",
+    "SessionRegistry",
+    "connection_of",
+]
 
 log = logging.getLogger("redis_swarm.mcp")
 
 T = TypeVar("T")
 
 _STATE_KEY = "redis_swarm.session"
+
+# How many reported tasks a session remembers (oldest forgotten first): a worker reports again
+# the task it just did, not one of a thousand ago, and a session that lives for days stays small.
+REMEMBERED_REPORTS = 1000
 
 
 @dataclass
@@ -61,10 +74,31 @@ class AgentSession:
     leases: dict[str, Lease] = field(default_factory=dict)
     # owner -> the context version this agent last read: the lineage a finding records.
     read_versions: dict[str, str] = field(default_factory=dict)
+    # task id -> the finding this session reported for it (kept, or kept superseded), oldest
+    # first: a task reported twice is refused here, before a duplicate finding is stored.
+    reported: OrderedDict[str, str] = field(default_factory=OrderedDict)
     closed: bool = False
 
+    def report_done(self, task_id: str, finding_id: str) -> None:
+        """The session reported ``task_id`` as ``finding_id``: its lease is over."""
+        self.leases.pop(task_id, None)
+        self.reported[task_id] = finding_id
+        self.reported.move_to_end(task_id)
+        while len(self.reported) > REMEMBERED_REPORTS:
+            self.reported.popitem(last=False)
+
     def token(self, task_id: str, given: str | None = None) -> str:
-        """The lease token for ``task_id``: the session's own, else the one the agent passed."""
+        """The lease token for ``task_id``: the session's own, else the one the agent passed.
+
+        A task this session has reported is refused even with a token: its lease is over, and
+        reporting it again would only store a superseded duplicate."""
+        finding_id = self.reported.get(task_id)
+        if finding_id is not None:
+            raise AlreadyCompleted(
+                f"task {task_id} was already completed: this session reported it ({finding_id}); "
+                "do not report, renew or fail it again, claim the next task with claim_task",
+                finding_id=finding_id,
+            )
         lease = self.leases.get(task_id)
         if lease is not None:
             return lease.token

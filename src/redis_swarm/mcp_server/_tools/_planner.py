@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..._errors import SwarmError, Timeout
 from ..._models import dumps
@@ -22,6 +22,9 @@ __all__ = ["PlannerTools", "TaskInput"]
 
 class TaskInput(BaseModel):
     """One task of post_tasks."""
+
+    # A misspelt field is refused, not dropped: the task would be posted without it.
+    model_config = ConfigDict(extra="forbid")
 
     queue: str = Field(description="Queue name: letters, digits, '.', '_' or '-'.")
     description: str = Field(description="What the worker must do, in plain words.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
@@ -168,14 +167,18 @@ class WorkerTools(ToolsBase):
             result, following = await self.sessions.call(report)
         except AlreadyCompleted as exc:
             session.leases.pop(task_id, None)
-            raise ToolError(
+            if exc.finding_id is not None:  # (the core always names it)
+                session.report_done(task_id, exc.finding_id)
+            late = AlreadyCompleted(
                 f"task {task_id} was already completed by another report; your finding was kept "
                 f"as superseded ({exc.finding_id}), nothing is lost: do not report it again, "
-                "claim the next task with claim_task"
-            ) from exc
+                "claim the next task with claim_task",
+                finding_id=exc.finding_id,
+            )
+            raise tool_error(late) from exc
         except SwarmError as exc:
             raise tool_error(exc) from exc
-        session.leases.pop(task_id, None)
+        session.report_done(task_id, result.id)
         done = {"finding_id": result.id, "task_id": task_id, "completed": True}
         if claim_next is not None:
             if following is None:

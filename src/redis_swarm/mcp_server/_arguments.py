@@ -1,0 +1,194 @@
+"""Tool arguments checked strictly, and their problems said in one plain line each.
+
+The SDK builds each tool's argument model from its signature and checks a call against it
+(``Tool.run`` -> ``FuncMetadata.validate_arguments``), but that model ignores arguments it does
+not know, so ``claim_task(queue="q", leas_s=10)`` claimed with the default lease, silently; and
+it reports a bad value as pydantic's dump (model name, error type, a link). Every tool is
+registered as a ``StrictTool``: its model forbids unknown arguments (its input schema says so
+too, ``additionalProperties: false``), and a call's problems come back as the server's other
+errors do, one line per problem: ``wait_s: must be at most 60 (got 100000)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as ArgumentsRefused
+from pydantic_core import ErrorDetails
+
+from .._errors import ValidationError
+from .._models import dumps
+from ._budget import clip
+from ._render import tool_error
+
+__all__ = ["StrictTool", "argument_problems"]
+
+
+class StrictTool(Tool):
+    """A tool whose arguments must all be its own, and whose argument errors read plainly."""
+
+    @classmethod
+    def of(
+        cls, fn: Callable[..., Any], *, name: str, annotations: ToolAnnotations | None
+    ) -> StrictTool:
+        tool = cls.from_function(fn, name=name, annotations=annotations, structured_output=False)
+        assert isinstance(tool, StrictTool)  # (from_function builds a cls)
+        # The SDK gives no per-tool model config: the model it derived, subclassed to forbid
+        # extra keys (pydantic merges the config), and the schema clients see derived again.
+        loose = tool.fn_metadata.arg_model
+        config = {"model_config": ConfigDict(extra="forbid"), "__module__": loose.__module__}
+        strict = cast("type[BaseModel]", type(loose.__name__, (loose,), config))
+        tool.fn_metadata = tool.fn_metadata.model_copy(update={"arg_model": strict})
+        tool.parameters = strict.model_json_schema(by_alias=True)
+        return tool
+
+    async def run(
+        self, arguments: dict[str, Any], context: Context[Any, Any], convert_result: bool = False
+    ) -> Any:
+        # Checked here first (the SDK checks again, cheaply) because the SDK's own check turns
+        # a refusal into pydantic's text before a tool could say it better.
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ArgumentsRefused as exc:
+            problems = argument_problems(self.name, self.parameters, arguments, exc.errors())
+            # The SDK's prefix of every tool error, so that this one reads like the others.
+            refused = tool_error(ValidationError("\n".join(problems)))
+            raise ToolError(f"Error executing tool {self.name}: {refused}") from exc
+        return await super().run(arguments, context, convert_result)
+
+
+# What a value must be, by pydantic's error type (with its context's bounds).
+_MUST: dict[str, str] = {
+    "less_than_equal": "must be at most {le}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "greater_than": "must be more than {gt}",
+    "too_short": "must hold at least {min_length}",
+    "too_long": "must hold at most {max_length}",
+    "string_too_short": "must be at least {min_length} characters long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "literal_error": "must be {expected}",
+}
+_KINDS = {
+    "string": ("a string", "strings"),
+    "integer": ("an integer", "integers"),
+    "number": ("a number", "numbers"),
+    "boolean": ("true or false", "booleans"),
+    "array": ("a list", "lists"),
+    "object": ("an object", "objects"),
+}
+
+
+def argument_problems(
+    tool: str, schema: dict[str, Any], arguments: dict[str, Any], errors: Sequence[ErrorDetails]
+) -> list[str]:
+    """One line per problem of a call's ``arguments``: the argument (or the field in it), what
+    it must be, and what it got; an unknown one with the names the tool takes."""
+    lines: list[str] = []
+    union_args: set[str] = set()
+    for error in errors:
+        loc = error["loc"]
+        arg = str(loc[0]) if loc else ""
+        top = schema.get("properties", {}).get(arg, {})
+        if "anyOf" in top and _is_type_error(error):
+            # A value of none of the union's types: one error per member, said once.
+            if arg not in union_args:
+                union_args.add(arg)
+                lines.append(f"{arg}: must be {_kind(top, schema)} (got {_shown(arguments[arg])})")
+            continue
+        if "anyOf" in top and len(loc) > 1 and isinstance(loc[1], str):
+            loc = (loc[0], *loc[2:])  # pydantic names the union member it tried: not a field
+        lines.append(_problem(tool, schema, loc, error))
+    return lines
+
+
+def _problem(
+    tool: str, schema: dict[str, Any], loc: tuple[int | str, ...], error: ErrorDetails
+) -> str:
+    where = _path(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = list(_node(schema, loc[:-1], schema).get("properties", {}))
+        if len(loc) == 1:
+            return f"{where}: unknown argument; {tool} takes {', '.join(known) or 'no arguments'}"
+        return f"{where}: unknown field; it has {', '.join(known)}"
+    if kind == "missing":
+        return f"{where}: required, not given"
+    if _is_type_error(error):
+        node = _node(schema, loc, schema)
+        must = f"must be {_kind(node, schema)}" if node else _pydantic_words(error)
+    elif kind in _MUST:
+        bounds = {k: _number(v) for k, v in (error.get("ctx") or {}).items()}
+        must = _MUST[kind].format(**bounds)
+        if kind in ("too_short", "too_long"):
+            must += (
+                " item" if bounds.get("min_length", bounds.get("max_length")) == "1" else " items"
+            )
+    else:
+        must = _pydantic_words(error)
+    return f"{where}: {must} (got {_shown(error['input'])})"
+
+
+def _is_type_error(error: ErrorDetails) -> bool:
+    return error["type"].endswith(("_type", "_parsing")) or error["type"] == "int_from_float"
+
+
+def _pydantic_words(error: ErrorDetails) -> str:
+    """Pydantic's message, in the words of the others ("Input should be" -> "must be")."""
+    return error["msg"].replace("Input should be", "must be").replace("Value error, ", "")
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """``tasks[0].queue``: where in the arguments a problem is."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _node(node: dict[str, Any], loc: Sequence[int | str], root: dict[str, Any]) -> dict[str, Any]:
+    """The schema of what sits at ``loc`` ({} if the schema does not say)."""
+    for part in loc:
+        node = _deref(node, root)
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+    return _deref(node, root)
+
+
+def _deref(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        found = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
+        return found if isinstance(found, dict) else {}
+    return node
+
+
+def _kind(node: dict[str, Any], root: dict[str, Any], *, plural: bool = False) -> str:
+    """What a schema accepts, in words: ``a string or a list of strings``."""
+    node = _deref(node, root)
+    if "anyOf" in node:
+        kinds = [_kind(member, root, plural=plural) for member in node["anyOf"]]
+        return " or ".join(dict.fromkeys(k for k in kinds if k != "null"))
+    name = node.get("type")
+    if name == "null":
+        return "null"
+    one, many = _KINDS.get(str(name), ("a JSON value", "JSON values"))
+    if name == "array" and "items" in node:
+        one, many = f"a list of {_kind(node['items'], root, plural=True)}", "lists"
+    return many if plural else one
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _shown(value: Any) -> str:
+    return clip(dumps(value), 80, "too long to show")
