@@ -32,7 +32,7 @@ from redis_swarm.mcp_server._install import (
     shell_line,
 )
 
-from .._servers import free_port
+from .._servers import ServerFactory, free_port
 from ._helpers import REPO, SRC, http_server
 
 BIN = REPO / ".npm-tools" / "node_modules" / ".bin"
@@ -250,3 +250,30 @@ def test_inspector_cli_drives_a_worker(
     assert finding.worker is not None and finding.worker.startswith("inspector-cli-worker-")
     assert core.get_task(task.id).status == "completed"
     assert core.agents(role="worker") == []
+
+
+@_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
+def test_claude_code_fills_the_password_of_a_projects_file_from_its_environment(
+    servers: ServerFactory, tmp_path: Path
+) -> None:
+    """`swarm mcp install --client json --write` keeps a URL's password out of .mcp.json
+    (``${SWARM_URL}``): Claude Code fills it from its environment and connects; with a wrong
+    password the server refuses to start, and Claude Code says it failed."""
+    server = servers.start()
+    server.client().config_set("requirepass", "s3cret")
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".claude").mkdir(parents=True)
+    work.mkdir()
+    # Claude Code starts a project's servers once they are approved: all of them, here.
+    (home / ".claude" / "settings.json").write_text('{"enableAllProjectMcpServers": true}')
+    url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
+    install = [sys.executable, "-m", "redis_swarm", "mcp", "install", "--client", "json"]
+    env = {**_quiet_env(home), "SWARM_URL": url, "PYTHONPATH": SRC}
+    _run([*install, "--role", "worker", "--write"], env, work)
+    written = (work / ".mcp.json").read_text()
+    assert "s3cret" not in written and "${SWARM_URL}" in written
+    listed = _run([str(CLAUDE), "mcp", "list"], env, work)
+    assert "Connected" in next(line for line in listed.splitlines() if "swarm" in line), listed
+    wrong = {**env, "SWARM_URL": url.replace("s3cret", "wrong")}
+    listed = _run([str(CLAUDE), "mcp", "list"], wrong, work)
+    assert "Failed" in next(line for line in listed.splitlines() if "swarm" in line), listed

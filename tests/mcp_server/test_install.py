@@ -252,3 +252,34 @@ def test_channel_launch_and_its_options() -> None:
     ):  # fmt: skip
         code, _, err = _invoke(args)
         assert code == exit_code and says in err, err
+
+
+def test_the_server_refuses_to_start_without_redis(tmp_path: Path) -> None:
+    """An unreachable Redis stops `swarm mcp` at once (exit 1, the reason on stderr), so the
+    client that starts it (claude mcp list) says it failed, instead of connected tools that
+    all fail."""
+    dead = tmp_path / "no-server.sock"
+    result = CliRunner().invoke(
+        main, ["--url", f"unix://{dead}", "mcp", "--role", "worker"], input=""
+    )
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.stderr and str(dead) in result.stderr
+
+
+def test_a_password_stays_out_of_a_projects_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """.mcp.json and a project's .gemini/settings.json are often committed: a URL's password
+    stays out of them (``${SWARM_URL}``, which Claude Code and Gemini CLI fill from their
+    environment); a file of the user's own keeps the URL."""
+    monkeypatch.chdir(tmp_path)
+    env = {"SWARM_URL": "redis://:s3cret@127.0.0.1:7777/0"}
+    for client in ("json", "gemini"):
+        code, out, err = _invoke(["mcp", "install", "--client", client], env)
+        assert code == 0, err
+        assert "s3cret" not in out and "SWARM_URL there" in err
+        assert json.loads(out)["mcpServers"]["swarm"]["env"]["SWARM_URL"] == "${SWARM_URL}"
+    code, out, _ = _invoke(["mcp", "install", "--client", "claude", "--scope", "project"], env)
+    assert code == 0 and "'SWARM_URL=${SWARM_URL}'" in out and "s3cret" not in out
+    code, out, _ = _invoke(["mcp", "install", "--client", "claude"], env)  # ~/.claude.json
+    assert code == 0 and "s3cret" in out

@@ -134,6 +134,10 @@ def mcp_command(
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
     token = _http_token(transport, host, token)
+    # Reach Redis before serving: a client that starts this server (claude mcp list, an
+    # agent's start) then shows it failed, with this error, instead of connected tools that
+    # all fail.
+    app.swarm.ping()
     server = build_server(
         app.swarm,
         role=role,
@@ -258,7 +262,7 @@ def install(
         )
     else:
         spec = launch_spec(
-            url=app.url,
+            url=_url_for(client, scope, app),
             swarm=app.swarm_name,
             role=role,
             home=app.home if app.home != DEFAULT_HOME else None,
@@ -286,6 +290,27 @@ def install(
         return
     click.echo(f"# {client}: {done}" + (f" ({target})" if write and target else ""), err=True)
     click.echo(text.rstrip("\n"))
+
+
+def _shared(client: Client, scope: str | None) -> bool:
+    """Whether the configuration goes in a project's file, which is often committed."""
+    if client == "claude":
+        return scope == "project"
+    return client == "json" or (client == "gemini" and (scope or "project") == "project")
+
+
+def _url_for(client: Client, scope: str | None, app: App) -> str:
+    """SWARM_URL as the configuration holds it: the URL, but a reference to the client's
+    environment (Claude Code and Gemini CLI expand ``${VAR}`` in these files) where the URL
+    holds a password and the file is shared."""
+    if not (app.settings.password and _shared(client, scope)):
+        return app.url
+    click.echo(
+        "the URL holds a password, which stays out of the project's file: it says "
+        "${SWARM_URL}, which the client fills from its environment (set SWARM_URL there)",
+        err=True,
+    )
+    return "${SWARM_URL}"
 
 
 def _client_config(

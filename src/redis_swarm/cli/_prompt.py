@@ -30,7 +30,7 @@ from ._common import complete_queues
     type=click.Choice(CLIENTS),
     default="generic",
     show_default=True,
-    help="The agent's client: Claude Code, Codex, or any other.",
+    help="The agent's client: Claude Code, Codex, Gemini CLI, or any other.",
 )
 @click.option("--show-password", is_flag=True, help="Write the URL's password in clear.")
 @json_option
