@@ -142,13 +142,48 @@ def test_every_problem_is_named_with_its_key_and_line(tmp_path: Path) -> None:
             "inside single quotes",
         ),
         (('[[contexts]]\nowner = "stdlib"', '[[contexts]]\nowner = "std lib"'), "owner"),
-        (('tasks = ["Find', 'tasks = [1, "Find'), "each task is a non-empty string"),
+        (('tasks = ["Find', 'tasks = [1, "Find'), "passes[1].tasks[1]: must be a non-empty"),
         (('question = "Where', 'question = 3\nx = "Where'), "question: must be a non-empty"),
     ],
 )
 def test_bad_plans_are_refused(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
     assert change[0] in EXAMPLE
     assert expected in problems(tmp_path, EXAMPLE.replace(*change))
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        (
+            'tasks = [{description = "x", dat = {term = "a"}}]',
+            [(0, "passes[1].tasks[1].dat: unknown key; the keys here are data, description")],
+        ),
+        (
+            'tasks = [{description = "x", extra = 1}]',
+            [(0, "passes[1].tasks[1].extra: unknown key; the keys here are data, description")],
+        ),
+        (  # one item per line: each problem at its own line
+            'tasks = [\n  "a",\n  {description = "b", dat = 1},\n  {data = 2},\n'
+            '  {description = "", dat = 3},\n]',
+            [
+                (2, "passes[1].tasks[2].dat: unknown key"),
+                (3, 'passes[1].tasks[3]: "description" is missing: add it'),
+                (4, "passes[1].tasks[4].description: must be a non-empty string"),
+                (4, "passes[1].tasks[4].dat: unknown key"),
+            ],
+        ),
+    ],
+)
+def test_a_task_table_names_its_item_key_and_line(
+    tmp_path: Path, tasks: str, expected: list[tuple[int, str]]
+) -> None:
+    original = 'tasks = ["Find every timeout default", "Find retry loops and their bounds"]'
+    text = EXAMPLE.replace(original, tasks)
+    start = text.splitlines().index(tasks.splitlines()[0]) + 1
+    message = problems(tmp_path, text)
+    for offset, fragment in expected:
+        assert f"plan.toml:{start + offset}: {fragment}" in message, message
+    assert f"{len(expected)} problem(s)" in message
 
 
 def test_a_plan_needs_its_agents_and_passes(tmp_path: Path) -> None:

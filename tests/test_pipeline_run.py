@@ -1,6 +1,7 @@
 """``swarm pipeline run`` with scripted fake agents printing Claude Code's JSON result: static
-passes end to end, a synthesizer citing unknown ids, a worker that always crashes, resuming
-a finished run, and SIGKILL at random points then a rerun reaching the same state."""
+passes end to end, a synthesizer citing unknown ids, a pass whose every task (or some) died,
+resuming a finished run, a rerun saying which leases of a killed run it waits for, and
+SIGKILL at random points then a rerun reaching the same state."""
 
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ from ._cli import Cli, subprocess_env, swarm_bin
 
 PY = sys.executable
 
-# A worker: a finding in Claude's result object, with a cost. WORKER_SLEEP slows it down.
+# A worker: a finding in Claude's result object, with a cost. WORKER_SLEEP slows it down;
+# FAIL_ON makes it fail (exit 3) the tasks whose prompt holds that text.
 WORKER = r"""
 import json, os, sys, time
 prompt = sys.stdin.read()
+fail = os.environ.get("FAIL_ON")
+if fail and fail in prompt:
+    sys.exit("cannot do " + fail)
 time.sleep(float(os.environ.get("WORKER_SLEEP", "0")))
 task = os.environ["SWARM_TASK_ID"]
 finding = {"summary": "found for " + task, "sources": ["notes.md:1"]}
@@ -198,15 +203,83 @@ def test_a_synthesizer_that_never_cites_right_fails_the_pass(
     assert swarm.syntheses().items == ()
 
 
-def test_a_worker_that_always_crashes(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
-    path = plan_text(tmp_path, worker="sh -c 'echo boom >&2; exit 3'")
-    summary = run_plan(cli, path)
-    assert summary["done"]
-    first = summary["passes"][0]
-    assert (first["dead"], first["completed"], first["findings"]) == (3, 0, 0)
-    assert swarm.get_synthesis(first["synthesis"]).sources == ()
-    dead = swarm.list_tasks(pass_name="audit: Pass 1").items
-    assert all("boom" in (t.last_error or "") for t in dead)
+@pytest.mark.parametrize(
+    ("broken", "fixed", "error"),
+    [
+        ('exec = "claud -p --output-format json"', None, "claud: not found"),  # a typo
+        ("lease_s = 30", "lease_s = 30\ntimeout_s = 0.5", "timed out"),  # too slow
+    ],
+)
+def test_a_pass_where_every_task_died_stops_then_resumes(
+    cli: Cli, swarm: Swarm, tmp_path: Path, broken: str, fixed: str | None, error: str
+) -> None:
+    """No finding: no synthesis, exit 1 with the tasks' last error; run again after the fix,
+    the pass's dead tasks go back to the queue and the pipeline finishes."""
+    path = plan_text(tmp_path)
+    good = path.read_text()
+    worker = f'exec = "{PY} {tmp_path}/worker.py"'
+    if fixed is None:  # the exec command itself is broken
+        path.write_text(good.replace(worker, broken))
+    else:  # a worker slower than its timeout_s
+        path.write_text(good.replace(broken, fixed))
+    counter = tmp_path / "synth-runs"
+    out = cli("pipeline", "run", str(path), expect=1, env={"WORKER_SLEEP": "5",
+              "BAD_FIRST": str(counter)})  # fmt: skip
+    assert "pass 1/2 'Pass 1': every task died (3 dead of 3, no finding)" in out.stderr
+    assert "the last error (3 of 3 dead task(s))" in out.stderr and error in out.stderr
+    assert "run the pipeline again" in out.stderr and "pipeline audit: done" not in out.stdout
+    assert not counter.exists() and swarm.syntheses().items == ()  # no synthesizer was run
+    first = {t.id for t in swarm.list_tasks(pass_name="audit: Pass 1").items}
+    assert not cli.json("pipeline", "status", "audit")["done"]
+    path.write_text(good)
+    out = cli("pipeline", "run", str(path), env={"WORKER_SLEEP": "0"})
+    assert "pass 1/2 'Pass 1': 3 dead task(s) given back to the queue" in out.stderr
+    assert "pipeline audit: done" in out.stdout
+    tasks = swarm.list_tasks(pass_name="audit: Pass 1").items
+    assert {t.id for t in tasks} == first and {t.status.value for t in tasks} == {"completed"}
+    state = final_state(swarm, path)
+    assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in state.values())
+
+
+def test_a_later_pass_where_every_task_died(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    """Pass 2's every task died: the rerun retries them, and nothing of pass 1 is run again
+    or lost."""
+    path = plan_text(tmp_path)
+    out = cli("pipeline", "run", str(path), expect=1, env={"FAIL_ON": "again"})
+    assert "pass 2/2 'Pass 2': every task died (2 dead of 2" in out.stderr
+    assert "cannot do again" in out.stderr
+    before = final_state(swarm, path)
+    assert before["audit: Pass 2"]["syntheses"] == [] and before["audit: Pass 2"]["tasks"]
+    pass1 = {t.id: t.attempts for t in swarm.list_tasks(pass_name="audit: Pass 1").items}
+    out = cli("pipeline", "run", str(path))
+    assert "pass 1/2 'Pass 1': done before" in out.stderr
+    assert "pass 2/2 'Pass 2': 2 dead task(s) given back" in out.stderr
+    after = final_state(swarm, path)
+    assert after["audit: Pass 1"] == before["audit: Pass 1"]
+    assert after["audit: Pass 2"]["statuses"] == ["completed", "completed"]
+    assert {t.id: t.attempts for t in swarm.list_tasks(pass_name="audit: Pass 1").items} == pass1
+
+
+def test_a_pass_where_some_tasks_died_goes_on(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    """With a finding, a pass goes on: its progress line says how many died and the last
+    error; the synthesis cites the findings. A rerun (here after its synthesizer failed)
+    does not retry the dead task: the first run decided what the pass rests on."""
+    path = plan_text(tmp_path)
+    good = path.read_text()
+    path.write_text(good.replace(f'exec = "{PY} {tmp_path}/synth.py"', 'exec = "echo [f-no]"'))
+    out = cli("pipeline", "run", str(path), expect=1, env={"FAIL_ON": "Find the backoff"})
+    assert (
+        "pass 1/2 'Pass 1': settled, 2 completed, 1 dead, 2 finding(s); the last error "
+        "(1 of 1 dead task(s)): exit code 1; stderr: cannot do Find the backoff; the pass goes "
+        "on with its findings"
+    ) in out.stderr
+    assert "gave no usable synthesis" in out.stderr
+    path.write_text(good)
+    out = cli("pipeline", "run", str(path))
+    assert "given back" not in out.stderr and "pipeline audit: done" in out.stdout
+    state = final_state(swarm, path)
+    assert state["audit: Pass 1"]["statuses"] == ["completed", "completed", "dead"]
+    assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in state.values())
 
 
 def test_sigkill_at_random_points_then_rerun(redis_url: str, tmp_path: Path) -> None:
@@ -486,6 +559,74 @@ def test_sigkill_during_synthesis(redis_url: str, tmp_path: Path) -> None:
     assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in after.values())
 
 
+# An agent that hangs, its pid written in the directory given as its argument.
+HANG = r"""
+import os, sys, time
+sys.stdin.read()
+open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+time.sleep(60)
+"""
+
+
+def killed_while_held(redis_url: str, tmp_path: Path, path: Path, agents: int) -> None:
+    """Run ``path`` until ``agents`` hanging agents hold their leases, then SIGKILL the run
+    and its agents: their leases are left to expire."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    env = subprocess_env(redis_url, "test", tmp_path / "bin")
+    cmd = [PY, "-m", "redis_swarm", "pipeline", "run", str(path)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < agents and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    for pid in pids.iterdir():  # each agent leads its own process group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid.name), signal.SIGKILL)
+    assert len(list(pids.iterdir())) == agents
+
+
+def test_resuming_says_which_tasks_it_waits_for(
+    redis_url: str, cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """Killed while its workers held leases: the rerun says it waits for them, and when."""
+    (tmp_path / "hang.py").write_text(HANG)
+    path = plan_text(tmp_path, worker=f"{PY} {tmp_path}/hang.py {tmp_path}/pids", lease_s=3)
+    good = path.read_text().replace(f"{tmp_path}/hang.py {tmp_path}/pids", f"{tmp_path}/worker.py")
+    path.write_text(path.read_text().replace("lease_s = 3", "lease_s = 3\ntimeout_s = 60"))
+    killed_while_held(redis_url, tmp_path, path, 3)
+    path.write_text(good)
+    out = cli("pipeline", "run", str(path))
+    assert re.search(
+        r"pass 1/2 'Pass 1': waiting for 3 task\(s\) held by an earlier run \(their leases "
+        r"end in [0-3]( to [0-3])? s\)",
+        out.stderr,
+    ), out.stderr
+    assert "pipeline audit: done" in out.stdout
+    assert final_state(swarm, path)["audit: Pass 1"]["statuses"] == ["completed"] * 3
+
+
+def test_resuming_says_it_waits_for_the_planner(
+    redis_url: str, cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """Killed while its planner held the planning task: the rerun says it waits for it."""
+    path = three_passes(tmp_path)
+    (tmp_path / "hang.py").write_text(HANG)
+    planner = f"{PY} {tmp_path}/planner.py"
+    good = path.read_text().replace(f'exec = "{planner}"', f'exec = "{planner}"\nlease_s = 3')
+    path.write_text(good.replace(planner, f"{PY} {tmp_path}/hang.py {tmp_path}/pids"))
+    killed_while_held(redis_url, tmp_path, path, 1)
+    path.write_text(good)
+    out = cli("pipeline", "run", str(path))
+    assert re.search(
+        r"pass 2/3 'Pass 2': waiting for its planning task t-\S+, held by an earlier run's "
+        r"planner \(its lease ends in [0-3] s\)",
+        out.stderr,
+    ), out.stderr
+    assert "pipeline audit: done" in out.stdout
+
+
 def test_the_example_pipeline_of_make_demo(redis_url: str, tmp_path: Path) -> None:
     """examples/pipeline (what `make demo` runs after `swarm demo`): its scripted agents
     search the field guide, plan a second pass and cite every finding, in a few seconds."""
@@ -513,6 +654,12 @@ def test_the_example_pipeline_of_make_demo(redis_url: str, tmp_path: Path) -> No
         findings = swarm.findings(queue="pipeline.demo-pipeline", pass_name=label).items
         assert {f.summary.split(" lines")[0].isdigit() for f in findings} == {True}
         assert any("'socket' with 'timeout'" in f.summary for f in findings)
+    # scripted agents report no usage: no empty table per model, a sentence instead
+    report = subprocess.run(
+        ["swarm", "pipeline", "report", "demo-pipeline"], cwd=root, env=env,
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "| model |" not in report and "No agent reported its usage" in report
 
 
 # A worker whose CLI reports the run failed, after spending: Claude's is_error result.

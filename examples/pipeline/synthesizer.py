@@ -8,5 +8,3 @@ findings = re.findall(r"^- \[(f-[A-Za-z0-9_-]+)\] (.*?)(?: \(sources: .*\))?$", 
 print("What the workers found:")
 for fid, summary in findings:
     print(f"- {summary} [{fid}]")
-if not findings:
-    print("- nothing: every task of the pass failed")

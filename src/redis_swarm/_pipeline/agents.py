@@ -9,12 +9,12 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import InvalidState, SwarmError
-from .._models import Finding, Synthesis, Task, TaskStatus
+from .._models import Finding, Synthesis, Task, TaskStatus, now_ms
 from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
 from .names import pass_label, planning_queue, synthesis_id
 from .plan import AgentSpec, Plan, TaskItem
@@ -30,10 +30,19 @@ from .prompts import (
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["AGENT_TRIES", "TAIL", "OneShotAgents"]
+__all__ = ["AGENT_TRIES", "TAIL", "OneShotAgents", "leases_end"]
 
 AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
 TAIL = 2000  # characters of an agent's output quoted when it fails
+
+
+def leases_end(tasks: Sequence[Task]) -> str:
+    """When the leases of ``tasks`` end, as a run waiting for them says it: "its lease ends
+    in 25 s", "their leases end in 3 to 25 s" (by this machine's clock)."""
+    now = now_ms()
+    left = sorted(max(0, round(((t.lease_deadline or now) - now) / 1000)) for t in tasks)
+    span = f"{left[0]} s" if left[0] == left[-1] else f"{left[0]} to {left[-1]} s"
+    return f"its lease ends in {span}" if len(tasks) == 1 else f"their leases end in {span}"
 
 
 class OneShotAgents:
@@ -45,6 +54,7 @@ class OneShotAgents:
     _worker_prefix: str | None
     _stopping: threading.Event
     _killing: threading.Event
+    current: str  # the pass running now, as its progress lines name it
 
     @property
     def stopped(self) -> bool:
@@ -99,6 +109,7 @@ class OneShotAgents:
             dedupe_key=f"plan.pass{index + 1}", parent=spec.context,
             lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
         )  # fmt: skip
+        shown: int | None = None  # the lease end last said
         while task.status is not TaskStatus.COMPLETED:
             if self.stopped:
                 return ()
@@ -110,6 +121,14 @@ class OneShotAgents:
                         f"the planning task {task.id} of pass {spec.name!r} is dead "
                         f"({task.dead_reason}): requeue it with swarm task requeue {task.id}"
                     )
+                if task.status is TaskStatus.CLAIMED and task.lease_deadline != shown:
+                    # said again only when the lease moves: renewed, so its holder lives
+                    again = "still " if shown is not None else ""
+                    self._say(
+                        f"{self.current}: waiting for its planning task {task.id}, {again}held "
+                        f"by an earlier run's planner ({leases_end([task])})"
+                    )
+                    shown = task.lease_deadline
                 continue
             return self._plan_tasks(index, previous, claimed)
         finding = self.swarm.get_finding(task.finding_id or "")
@@ -172,6 +191,9 @@ class OneShotAgents:
     def _synthesize(
         self, index: int, findings: list[Finding], previous: list[Synthesis]
     ) -> Synthesis | None:
+        """The synthesis of pass ``index``, citing at least one of its ``findings`` (never
+        empty: a pass with no finding stops the run before, see ``Pipeline.run_pass``)."""
+        assert findings, "a pass with no finding is not synthesized"
         spec = self.plan.synthesizer
         ids = {f.id for f in findings}
         prompt = synthesis_prompt(self.plan, index, findings, previous)
@@ -188,7 +210,7 @@ class OneShotAgents:
             text = output.answer.strip()
             cited = list(dict.fromkeys(CITATION.findall(text)))
             unknown = [c for c in cited if c not in ids]
-            if unknown or (ids and not cited):
+            if unknown or not cited:
                 last = text[-TAIL:]
                 complaint = citation_complaint(unknown)
                 continue

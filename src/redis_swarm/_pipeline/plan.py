@@ -132,6 +132,25 @@ def _line_of(text: str, where: tuple[str | int, ...], *, table_at: bool = False)
     return header_line
 
 
+def _inline_key_line(text: str, start: int | None, key: str, nth: int) -> int | None:
+    """The line of the ``nth`` (from 0) ``key = ...`` from line ``start`` (an array's key,
+    such as a pass's ``tasks``) to the next table header: a key of the inline tables in that
+    array. Else ``start``."""
+    if start is None:
+        return None
+    quoted = re.escape(key)
+    pattern = re.compile(rf"(?:^|[{{,\s])(?:{quoted}|\"{quoted}\"|'{quoted}')\s*=")
+    seen = 0
+    for number, line in enumerate(text.splitlines()[start - 1 :], start):
+        if number > start and _HEADER.match(line):
+            break
+        for _match in pattern.finditer(line):
+            if seen == nth:
+                return number
+            seen += 1
+    return start
+
+
 def _label(where: tuple[str | int, ...]) -> str:
     out = ""
     for part in where:
@@ -149,10 +168,15 @@ class _Checker:
         self.text = text
         self.path = path
         self.problems: list[str] = []
+        # The lines of keys inside inline values (a task's table in a pass's "tasks"), which
+        # _line_of cannot find from the path alone: set by the check that reads them.
+        self.lines: dict[tuple[str | int, ...], int] = {}
 
     def problem(self, where: tuple[str | int, ...], message: str, *, table: bool = False) -> None:
         """Record ``message`` about the key at ``where`` (with ``table``: the table there)."""
-        line = _line_of(self.text, where, table_at=table) if where else None
+        line = self.lines.get(where) or (
+            _line_of(self.text, where, table_at=table) if where else None
+        )
         at = f"{self.path}:{line}" if line else str(self.path)
         self.problems.append(f"{at}: {_label(where) or 'the plan'}: {message}")
 
@@ -238,24 +262,52 @@ def _agent(c: _Checker, table: Any, section: str, *, pool: bool) -> AgentSpec | 
     return AgentSpec(command, model, concurrency, lease_s, timeout_s)
 
 
-def _task_item(value: Any) -> TaskItem:
-    if isinstance(value, str) and value.strip():
-        return TaskItem(value)
-    if isinstance(value, dict) and isinstance(value.get("description"), str):
-        extra = set(value) - {"description", "data"}
-        if value["description"].strip() and not extra:
-            return TaskItem(value["description"], value.get("data"))
-    raise ValidationError(
-        'each task is a non-empty string or a table {description = "...", data = ...}'
-    )
+TASK_KEYS = {"description", "data"}
 
 
-def _tasks(value: Any) -> tuple[TaskItem, ...]:
+def _task_list(value: Any) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise ValidationError("must be a non-empty list of task descriptions")
     if len(value) > MAX_TASKS_PER_PASS:
         raise ValidationError(f"has {len(value):,} tasks; a pass may have {MAX_TASKS_PER_PASS:,}")
-    return tuple(_task_item(item) for item in value)
+    return value
+
+
+def _tasks(
+    c: _Checker, table: dict[str, Any], where: tuple[str | int, ...]
+) -> tuple[TaskItem, ...]:
+    """A pass's ``tasks``, each item checked on its own: a problem names the item and its
+    key (``passes[1].tasks[2].dat``) at its line, as a problem of a table does."""
+    value = c.get(table, where, "tasks", _task_list, [])
+    at = (*where, "tasks")
+    start = _line_of(c.text, at)
+    seen: dict[str, int] = {}  # key -> the items before this one that have it
+    items: list[TaskItem] = []
+    for i, item in enumerate(value):
+        here = (*at, i)
+        if isinstance(item, str) and item.strip():
+            items.append(TaskItem(item))
+            continue
+        if start is not None:  # the item's own problems: at its first key, else at "tasks"
+            c.lines[here] = start
+        if not isinstance(item, dict):
+            c.problem(
+                here, 'must be a non-empty string or a table {description = "...", data = ...}'
+            )
+            continue
+        for n, key in enumerate(item):
+            line = _inline_key_line(c.text, start, key, seen.get(key, 0))
+            seen[key] = seen.get(key, 0) + 1
+            if line is not None:
+                key_at = (*here, key)
+                c.lines[key_at] = line
+                if n == 0:
+                    c.lines[here] = line
+        c.known(item, here, TASK_KEYS)
+        description = c.get(item, here, "description", _text, required=True)
+        if description is not None:
+            items.append(TaskItem(description, item.get("data")))
+    return tuple(items)
 
 
 def _paths(value: Any) -> tuple[str, ...]:
@@ -321,7 +373,7 @@ def _passes(c: _Checker, value: Any, owners: set[str]) -> tuple[PassSpec, ...]:
         c.known(table, where, {"name", "context", "tasks", "plan", "max_tasks"})
         name = c.get(table, where, "name", _bounded_text, required=True)
         context = c.get(table, where, "context", _name("context owner", 128))
-        tasks = c.get(table, where, "tasks", _tasks, ())
+        tasks = _tasks(c, table, where)
         plan = c.get(table, where, "plan", _text)
         max_tasks = c.get(table, where, "max_tasks", _integer(1, MAX_TASKS_PER_PASS))
         if name in names:

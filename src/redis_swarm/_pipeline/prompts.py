@@ -52,8 +52,6 @@ def synthesis_prompt(
     for f in findings:
         sources = f" (sources: {'; '.join(f.sources[:10])})" if f.sources else ""
         lines.append(f"- [{f.id}] {f.summary}{sources}")
-    if not findings:
-        lines.append("(none: every task of the pass failed)")
     lines += [
         "",
         "Write the synthesis of this pass: what its findings establish together about the "

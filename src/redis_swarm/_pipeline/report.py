@@ -227,6 +227,9 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
         f"{_money(status['failed_cost_usd'])} | {status['tokens_in']:,} | "
         f"{status['tokens_out']:,} | |"
     )
+    if not status["by_model"]:  # agents whose output names no cost nor tokens (scripts)
+        lines += ["", "No agent reported its usage (cost, tokens): no cost per model."]
+        return "\n".join(lines) + "\n"
     lines += ["", "| model | cost | tokens in | tokens out |", "|---|---|---|---|"]
     for model, entry in sorted(status["by_model"].items()):
         lines.append(

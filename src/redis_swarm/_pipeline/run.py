@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError
-from .._models import Finding, Synthesis, Task, TaskSpec, Usage
+from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, Usage
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .agents import OneShotAgents
+from .agents import OneShotAgents, leases_end
 from .names import (
     dedupe_key,
     findings_of,
@@ -64,6 +64,10 @@ __all__ = [  # the names, prompts and task-list parsing too, as before the split
     "tasks_of",
     "which_run",
 ]
+
+ERROR_SHOWN = 300  # characters of a dead task's error in a progress line
+# A pass with a task in one of these has (or may still get) a finding: its dead stay dead.
+_NOT_RETRIED = {TaskStatus.COMPLETED, TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.CLAIMED}
 
 
 @dataclass
@@ -180,6 +184,13 @@ class Pipeline(OneShotAgents):
             return result
         result.tasks = self._post(index, spec, previous)
         self._say(f"{head}: {len(result.tasks)} task(s)")
+        result.tasks = self._retry_dead(head, label, result.tasks)
+        held = [t for t in result.tasks if t.status is TaskStatus.CLAIMED]
+        if held:  # nobody in this run holds a lease yet: a killed run's workers did
+            self._say(
+                f"{head}: waiting for {len(held)} task(s) held by an earlier run "
+                f"({leases_end(held)})"
+            )
         if any(not t.status.settled for t in result.tasks):
             self._pool()
             result.tasks = self._tasks_of(label)
@@ -187,13 +198,19 @@ class Pipeline(OneShotAgents):
             self._say(f"{head}: stopped before it settled")
             return result
         result.findings = self._findings_of(label)
+        counts = result.counts()
+        dead = [t for t in result.tasks if t.status is TaskStatus.DEAD]
+        if not result.findings:
+            raise InvalidState(_no_finding(head, self.plan, result.tasks, dead))
+        line = (
+            f"{head}: settled, {counts.get('completed', 0)} completed, {len(dead)} dead, "
+            f"{len(result.findings)} finding(s)"
+        )
+        if dead:  # a pass with a finding goes on: its dead tasks are in the report
+            line += f"; {_last_error(dead)}; the pass goes on with its findings"
+        self._say(line)
         if not self._check_budget():
             return result
-        counts = result.counts()
-        self._say(
-            f"{head}: settled, {counts.get('completed', 0)} completed, "
-            f"{counts.get('dead', 0)} dead, {len(result.findings)} finding(s)"
-        )
         result.synthesis = self._synthesize(index, result.findings, previous)
         if result.synthesis is not None:
             cited = len(result.synthesis.sources)
@@ -237,6 +254,21 @@ class Pipeline(OneShotAgents):
             for position, item in enumerate(items)
         ]
         return self.swarm.post_tasks(specs)
+
+    def _retry_dead(self, head: str, label: str, tasks: list[Task]) -> list[Task]:
+        """A pass settled with no finding gets its dead tasks back in the queue (fresh
+        budgets): a run stops there, and the next one, once their cause is fixed, retries
+        them. Only then: a pass with a finding goes on without its dead tasks, and one with
+        open tasks settles first, so that which tasks a pass rests on does not depend on
+        when a run was killed."""
+        dead = [t for t in tasks if t.status is TaskStatus.DEAD]
+        if not dead or any(t.status in _NOT_RETRIED for t in tasks):
+            return tasks
+        for task in dead:
+            with contextlib.suppress(InvalidState):  # completed meanwhile by a late report
+                self.swarm.requeue_dead(task.id)
+        self._say(f"{head}: {len(dead)} dead task(s) given back to the queue (no finding)")
+        return self._tasks_of(label)
 
     def _tasks_of(self, label: str) -> list[Task]:
         """The workers' tasks of the pass (not its planning task)."""
@@ -349,6 +381,40 @@ class Pipeline(OneShotAgents):
         if runner.fatal:
             raise InvalidState(f"the worker pool stopped: {runner.fatal}")
         self._check_budget()
+
+
+def _last_error(dead: list[Task]) -> str:
+    """The last error of the task that died last, and how many dead tasks share it."""
+    last = max(dead, key=lambda t: t.claimed_at or 0)
+    error = _why(last)
+    same = sum(1 for t in dead if _why(t) == error)
+    return f"the last error ({same} of {len(dead)} dead task(s)): {error[:ERROR_SHOWN]}"
+
+
+def _why(task: Task) -> str:
+    """Why a dead task died, on one line: its last error, unless it died of something else
+    (its leases expired ``max_abandons`` times: then its dead reason)."""
+    reason = task.dead_reason or ""
+    error = task.last_error
+    text = error if error and reason.endswith(error) else reason or error
+    return " ".join((text or "no reason recorded").split())
+
+
+def _no_finding(head: str, plan: Plan, tasks: list[Task], dead: list[Task]) -> str:
+    """Why a settled pass with no finding stops the run, and what to do."""
+    if not dead:  # every task was cancelled by hand: nothing a run would retry
+        return (
+            f"{head}: its {len(tasks)} task(s) were cancelled, so it has no finding to "
+            f"synthesize; start the pipeline over with swarm pipeline run {plan.path} --restart"
+        )
+    what = "every task died" if len(dead) == len(tasks) else "no task completed"
+    return (
+        f"{head}: {what} ({len(dead)} dead of {len(tasks)}, no finding), so there is nothing "
+        f"to synthesize; {_last_error(dead)}. Fix what made them fail (often the [workers] "
+        "exec command or its timeout_s), then run the pipeline again: it gives this pass's "
+        f"dead tasks back to the queue and resumes here (swarm pipeline report {plan.name} "
+        "lists every task's error)"
+    )
 
 
 def _relative(path: Path, base: Path) -> str:
