@@ -44,6 +44,23 @@ def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
     assert "pass 'P': pending 1, delayed 0, claimed 1" in human
 
 
+def test_status_shows_the_passes_with_every_status(cli: Cli, swarm: Swarm) -> None:
+    swarm.post_task("q", "a", pass_name="Pass 1")
+    swarm.post_task("q", "b", pass_name="Pass 1")
+    t = must(swarm.claim("q", worker="w"))
+    swarm.report(t.id, t.token, {"summary": "s"})
+    report = cli.json("status")
+    statuses = list(report["totals"])
+    assert len(statuses) == 6
+    (progress,) = report["passes"]
+    assert progress["counts"] == {**dict.fromkeys(statuses, 0), "pending": 1, "completed": 1}
+    assert list(progress["counts"]) == statuses  # in the order of queues and totals
+    human = cli("status").stdout
+    assert "passes" in human
+    row = next(line for line in human.splitlines() if line.strip().startswith("Pass 1"))
+    assert row.split()[2:] == ["1", "0", "0", "1", "0", "0", "1/2"]
+
+
 def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Swarm) -> None:
     out = cli("agents", "register", "shard-a", "--role", "shard", "--model", "haiku",
               "--metadata", '{"team": "x"}')  # fmt: skip
@@ -65,6 +82,8 @@ def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Swarm)
     cli("agents", "deregister", gen["id"])
     assert [a["id"] for a in cli.json("agents")["items"]] == ["shard-a"]
     assert cli.json("agents", "sweep", "--stale-after", "3600") == {"items": []}
+    swept = cli("agents", "sweep", "--stale-after", "3600").stdout
+    assert swept == "removed none: no agent silent for more than 3600 s\n"
     cli("agents", "register", "x", "--role", "worker", "--metadata", "[1]", expect=2)
     cli("agents", "register", "x", "--role", "worker", "--metadata", "{", expect=2)
 
@@ -109,6 +128,8 @@ def test_events_list_filter_since(cli: Cli, swarm: Swarm) -> None:
     assert cli.json("events", "--last", "1", "--type", "task.posted")["items"] == items[:1]
     out = cli("events", "--last", "2", "--limit", "5", expect=2)
     assert "pick one" in out.stderr
+    out = cli("events", "--type", "task.bogus", expect=2)
+    assert "--type" in out.stderr and "unknown event type 'task.bogus'" in out.stderr
 
 
 def test_events_follow_until_count_and_timeout(cli: Cli, redis_url: str) -> None:

@@ -76,6 +76,9 @@ def test_read_bad_ranges_are_usage_errors(cli: Cli, lines: str) -> None:
     cli("context", "publish", "-", "--owner", "s", input=TEXT)
     out = cli("context", "read", "s", "--lines", lines, expect=2)
     assert "--lines" in out.stderr
+    # every bad range says how to write a good one
+    assert f"{lines!r} is not a range of lines" in out.stderr
+    assert "use FIRST:LAST, FIRST:+COUNT or LINE (1-based)" in out.stderr
 
 
 def test_read_past_the_end_is_one_clear_error(cli: Cli) -> None:

@@ -210,6 +210,85 @@ def test_post_dedupe(cli: Cli) -> None:
     assert a["id"] == b["id"]
 
 
+def test_a_post_that_meets_its_dedupe_key_says_nothing_was_posted(cli: Cli, swarm: Swarm) -> None:
+    first = cli("task", "post", "dq", "first", "--dedupe", "k1").stdout
+    assert first.startswith("posted t-") and first.endswith(" to dq\n")
+    task_id = first.split()[1]
+    out = cli("task", "post", "dq", "second", "--dedupe", "k1", "--priority", "5")
+    assert out.stdout == f"already posted as {task_id} (dedupe key k1): nothing posted\n"
+    again = cli.json("task", "post", "dq", "third", "--dedupe", "k1")
+    # JSON: the task posted before, as stored (its description, priority and created_at)
+    stored = swarm.get_task(task_id)
+    assert again["id"] == task_id and again["created_at"] == stored.created_at
+    assert (stored.description, stored.priority) == ("first", 0)
+    assert swarm.queue_stats()["dq"]["pending"] == 1
+
+
+def test_post_jsonl_refuses_dedupe(cli: Cli, swarm: Swarm) -> None:
+    lines = '{"description": "a"}\n{"description": "b"}\n'
+    out = cli("task", "post", "q", "--jsonl", "-", "--dedupe", "k", input=lines, expect=2)
+    assert '"dedupe_key" in each line' in out.stderr
+    assert swarm.queue_stats() == {}
+    # a key per line is the way: a line meeting one says so
+    keyed = '{"description": "a", "dedupe_key": "ka"}\n{"description": "b", "dedupe_key": "ka"}\n'
+    out = cli("task", "post", "q", "--jsonl", "-", input=keyed)
+    posted, met = out.stdout.splitlines()
+    task_id = posted.split()[1]
+    assert posted == f"posted {task_id} to q"
+    assert met == f"already posted as {task_id} (dedupe key ka): nothing posted"
+
+
+def test_post_jsonl_takes_every_other_option_as_a_default(cli: Cli, swarm: Swarm) -> None:
+    lines = '{"description": "a"}\n{"description": "b", "priority": 7, "data": 2}\n'
+    options = ["--data", "1", "--pass", "P", "--priority", "3", "--max-attempts", "4",
+               "--max-abandons", "5", "--lease", "60", "--delay", "600",
+               "--parent", "s"]  # fmt: skip
+    a, b = cli.json("task", "post", "q", "--jsonl", "-", *options, input=lines)["items"]
+    assert (a["data"], a["priority"], b["data"], b["priority"]) == (1, 3, 2, 7)
+    for t in (a, b):
+        assert (t["pass_name"], t["max_attempts"], t["max_abandons"], t["lease_s"]) == (
+            "P",
+            4,
+            5,
+            60,
+        )
+        assert t["parent"] == "s" and t["status"] == "delayed" and t["not_before"]
+
+
+def test_post_jsonl_errors_name_the_line_of_the_file(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    path = tmp_path / "tasks.jsonl"
+    path.write_text('{"description": "a"}\n\n{"description": "b", "priority": "high"}\n')
+    out = cli("task", "post", "q", "--jsonl", str(path), expect=1)
+    assert out.stderr.startswith("error: line 3: priority must be")
+    path.write_text('{"description": "a"}\n\n{"description": "b"\n')
+    assert "line 3" in cli("task", "post", "q", "--jsonl", str(path), expect=2).stderr
+    assert swarm.queue_stats() == {}
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity", '{"x": 1e999}'])
+def test_data_that_is_not_json_is_a_usage_error(cli: Cli, swarm: Swarm, value: str) -> None:
+    out = cli("task", "post", "q", "d", "--data", value, expect=2)
+    assert "--data" in out.stderr and "finite number" in out.stderr
+    assert swarm.queue_stats() == {}
+
+
+def test_report_takes_a_finding_or_a_summary(cli: Cli, swarm: Swarm) -> None:
+    t = swarm.post_task("q", "d")
+    token = must(swarm.claim("q", worker="w")).token
+    assert token is not None
+    both = ["--finding", '{"summary": "x"}', "--summary", "y"]
+    out = cli("task", "report", t.id, "--token", token, *both, expect=2)
+    assert "give --finding or --summary, not both" in out.stderr
+    out = cli("task", "report", t.id, "--token", token, expect=2)
+    assert "--finding JSON|@FILE|- or --summary TEXT" in out.stderr
+    extra = ["--finding", '{"summary": "x"}', "--confidence", "0.5"]
+    out = cli("task", "report", t.id, "--token", token, *extra, expect=2)
+    assert '"confidence"' in out.stderr
+    assert swarm.get_task(t.id).status.value == "claimed"
+
+
 def test_list_paging_and_all(cli: Cli) -> None:
     ids = [cli.json("task", "post", "q", f"d{i}")["id"] for i in range(5)]
     first = cli.json("task", "list", "--limit", "2")
@@ -316,3 +395,16 @@ def test_report_waits_for_the_next_task(cli: Cli, swarm: Swarm) -> None:
     ).stderr  # fmt: skip
     assert "--claim-next" in err
     assert swarm.get_task(out["next"]["id"]).status.value == "claimed"  # nothing reported
+
+
+def test_synth_create_needs_a_shard_and_its_findings(cli: Cli, swarm: Swarm) -> None:
+    base = ["synth", "create", "--pass", "P", "--text", "t"]
+    out = cli(*base, "--all-findings", env={"SWARM_AGENT": None}, expect=2)
+    assert "--shard (or set SWARM_AGENT)" in out.stderr and "NoneType" not in out.stderr
+    out = cli(*base, "--shard", "shard-a", expect=2)
+    assert "--finding ID (repeatable) or --all-findings" in out.stderr
+    # --all-findings of a pass with no finding (a mistyped name): an error naming it
+    out = cli(*base, "--shard", "shard-a", "--all-findings", expect=1)
+    assert "pass 'P' has no finding for shard 'shard-a'" in out.stderr
+    assert "swarm findings --pass P --json" in out.stderr
+    assert cli.json("synth", "list")["items"] == []

@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from redis_swarm import (
 )
 from redis_swarm._keys import Keys
 from redis_swarm._models import Record, built
+from redis_swarm._ops.tasks import MAX_DESCRIPTION_CHARS
 from redis_swarm._validate import MAX_QUEUES, check_queues
 
 from ._handles import must, untyped
@@ -701,6 +703,51 @@ def test_a_finding_is_measured_as_encoded(redis_url: str) -> None:
         assert small.report(task.id, task.token, {"summary": "s", "details": '"' * 480})
         other = claimed(small)
         assert small.report(other.id, other.token, {"summary": "ok"}).summary == "ok"
+
+
+def test_a_post_under_its_own_id_tells_a_new_task_from_a_dedupe_hit(swarm: Swarm) -> None:
+    mine = Swarm.new_task_id()
+    first = swarm.post_task("q", "first", dedupe_key="k", task_id=mine)
+    assert first.id == mine
+    assert swarm.post_task("q", "retried", task_id=mine) == first  # posted once
+    other = Swarm.new_task_id()
+    hit = swarm.post_task("q", "second", dedupe_key="k", priority=5, task_id=other)
+    assert hit.id == mine and hit.description == "first" and hit.priority == 0
+    with pytest.raises(NotFound):
+        swarm.get_task(other)
+    ids = [Swarm.new_task_id(), Swarm.new_task_id()]
+    specs = [{"queue": "q", "description": "a", "dedupe_key": "k"},
+             {"queue": "q", "description": "b"}]  # fmt: skip
+    posted = swarm.post_tasks(specs, task_ids=ids)
+    assert [t.id for t in posted] == [mine, ids[1]]
+    with pytest.raises(ValidationError, match="task_ids must be a list of one string per task"):
+        swarm.post_tasks(specs, task_ids=ids[:1])
+    with pytest.raises(ValidationError, match="task id"):
+        swarm.post_task("q", "d", task_id="not an id")
+
+
+def test_a_batch_error_names_the_spec_as_the_caller_labels_it(swarm: Swarm) -> None:
+    specs = [
+        {"queue": "q", "description": "a"},
+        {"queue": "q", "description": "b", "priority": "x"},
+    ]
+    with pytest.raises(ValidationError, match=r"^task #1: priority"):
+        swarm.post_tasks(specs)
+    with pytest.raises(ValidationError, match=r"^line 7: priority"):
+        swarm.post_tasks(specs, labels=["line 3", "line 7"])
+    with pytest.raises(ValidationError, match="labels must be a list"):
+        swarm.post_tasks(specs, labels="line 1")
+    assert swarm.queue_stats() == {}
+
+
+def test_the_description_limit_is_in_characters_as_documented(swarm: Swarm) -> None:
+    # Text limits count characters (summary, question, pass name), payloads encoded bytes.
+    wide = "\U0001f600" * MAX_DESCRIPTION_CHARS  # four bytes each in UTF-8
+    assert swarm.post_task("q", wide).description == wide
+    with pytest.raises(PayloadTooLarge, match=f"the limit is {MAX_DESCRIPTION_CHARS:,}"):
+        swarm.post_task("q", "x" * (MAX_DESCRIPTION_CHARS + 1))
+    doc = (Path(__file__).parent.parent / "docs" / "tasks.md").read_text(encoding="utf-8")
+    assert f"at most {MAX_DESCRIPTION_CHARS:,} characters" in doc
 
 
 def test_bad_findings_are_refused_and_nothing_is_stored(swarm: Swarm, raw: redis.Redis) -> None:

@@ -227,6 +227,13 @@ class _Shell:
         outage (``report(..., finding_id=fid)``) and the finding is stored once."""
         return new_id("f-")
 
+    @staticmethod
+    def new_task_id() -> str:
+        """A fresh task id (no I/O): post under it (``post_task(..., task_id=tid)``) to tell
+        the task posted from one its dedupe key found, and to retry a post through an outage
+        without posting twice."""
+        return new_id("t-")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.settings.url!r}, swarm={self.name!r})"
 

@@ -142,13 +142,22 @@ class _Post(NamedTuple):
     args: tuple[Any, ...]
 
 
-def _prepare(ctx: OpContext, spec: TaskSpec) -> _Post:
+def _prepare(ctx: OpContext, spec: TaskSpec, task_id: str | None) -> _Post:
     """Validate one spec (see ``_checked``)."""
     return _checked(
         ctx, spec.queue, spec.description, spec.data, spec.pass_name, spec.priority,
         spec.max_attempts, spec.lease_s, spec.not_before, spec.dedupe_key, spec.parent,
-        spec.max_abandons,
+        spec.max_abandons, task_id,
     )  # fmt: skip
+
+
+def _one_each(kind: str, values: Sequence[str] | None, count: int) -> Sequence[str] | None:
+    """``task_ids`` or ``labels`` of post_tasks: None, or one string per spec."""
+    if values is None:
+        return None
+    if isinstance(values, str) or len(values) != count:
+        raise ValidationError(f"{kind} must be a list of one string per task ({count})")
+    return values
 
 
 def _int_in(kind: str, value: object, lo: int, hi: int) -> int:
@@ -172,6 +181,7 @@ def _checked(
     dedupe_key: object,
     parent: object,
     max_abandons: object,
+    task_id: object = None,
 ) -> _Post:
     """Validate one task; return what posting it sends and returns. The record is written
     here as ``dumps`` of its fields (in this order) would write it, without the dict and
@@ -194,7 +204,7 @@ def _checked(
     priority = _int_in("priority", priority, -MAX_PRIORITY, MAX_PRIORITY)
     max_attempts = _int_in("max_attempts", max_attempts, 1, MAX_ATTEMPTS)
     lease = _lease_s(lease_s)
-    tid = new_id("t-")
+    tid = new_id("t-") if task_id is None else check_id("task", task_id)
     parts = [
         f'{{"id":"{tid}","queue":"{queue}","description":{_json_str(description)},'
         f'"priority":{priority},"max_attempts":{max_attempts},"lease_s":{_json_num(lease)}'
@@ -317,16 +327,27 @@ _decode = json.JSONDecoder().decode
 
 
 def post_tasks(
-    ctx: OpContext, specs: Iterable[TaskSpec | Mapping[str, Any]]
+    ctx: OpContext,
+    specs: Iterable[TaskSpec | Mapping[str, Any]],
+    *,
+    task_ids: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Operation[list[Task]]:
     """Post many tasks: validated first (nothing is stored if one is refused), then stored
-    atomically per 1,000 tasks, every chunk pipelined in one round trip."""
+    atomically per 1,000 tasks, every chunk pipelined in one round trip. ``task_ids``: the
+    id of each (default: fresh ones; see ``Swarm.new_task_id``). ``labels``: what an error calls
+    each spec (default ``task #INDEX``, its index in ``specs``; a file's reader passes
+    ``line N``)."""
+    items = list(specs)
+    ids = _one_each("task_ids", task_ids, len(items))
+    names = _one_each("labels", labels, len(items))
     prepared: list[_Post] = []
-    for n, item in enumerate(list(specs)):
+    for n, item in enumerate(items):
         try:
-            prepared.append(_prepare(ctx, _spec(item)))
+            prepared.append(_prepare(ctx, _spec(item), None if ids is None else ids[n]))
         except ValidationError as exc:
-            raise type(exc)(f"task #{n}: {exc}") from None
+            label = f"task #{n}" if names is None else names[n]
+            raise type(exc)(f"{label}: {exc}") from None
     if not prepared:
         return []
     chunks = [prepared[i : i + POST_CHUNK] for i in range(0, len(prepared), POST_CHUNK)]
@@ -350,14 +371,17 @@ def post_task(
     dedupe_key: str | None = None,
     parent: str | None = None,
     max_abandons: int | None = None,
+    task_id: str | None = None,
 ) -> Operation[Task]:
     """Post one task. With a ``dedupe_key`` already used in the queue, the existing task is
-    returned and nothing is posted. ``max_attempts`` bounds its failures, ``max_abandons``
-    its abandoned leases (None: the queue's setting, else 10)."""
+    returned and nothing is posted: its id is not ``task_id`` (give one, from
+    ``Swarm.new_task_id``, to tell). ``max_attempts`` bounds its failures, ``max_abandons`` its
+    abandoned leases (None: the queue's setting, else 10). A ``task_id`` already stored
+    returns the stored task (a retried post is not posted twice)."""
     chunk = (
         _checked(
             ctx, queue, description, data, pass_name, priority, max_attempts, lease_s,
-            not_before, dedupe_key, parent, max_abandons,
+            not_before, dedupe_key, parent, max_abandons, task_id,
         ),
     )  # fmt: skip
     reply = yield _post_call(ctx, chunk)

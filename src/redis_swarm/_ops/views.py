@@ -33,7 +33,7 @@ from . import contexts as context_ops
 from . import events as event_ops
 from . import tasks as task_ops
 from ._context_store import parse_manifest
-from ._work import finding_from, task_from
+from ._work import STATUSES, finding_from, task_from
 from .findings import synthesis_from
 
 __all__ = ["corrupt_records", "passes", "recent", "status"]
@@ -116,7 +116,9 @@ def _passes(raw: Any) -> dict[str, dict[str, int]]:
 
 
 def _progress(name: str, counts: dict[str, int]) -> PassProgress:
-    counts = {state: int(n) for state, n in counts.items() if state != "total"}
+    # Every status, zeros too, as queue_stats and pass_stats give them: a reader need not
+    # know which statuses exist to read a count.
+    counts = {state: int(counts.get(state, 0)) for state in STATUSES}
     settled = sum(n for state, n in counts.items() if state in _SETTLED)
     return PassProgress(name=name, counts=counts, total=sum(counts.values()), settled=settled)
 

@@ -25,7 +25,7 @@ from ._common import (
 STATUSES = tuple(s.value for s in TaskStatus)
 
 
-@main.command(short_help="The swarm at a glance: queues, agents, contexts.")
+@main.command(short_help="The swarm at a glance: queues, passes, agents, contexts.")
 @click.option("--pass", "pass_name", help="Also count the tasks of this pass.")
 @click.option("--stale-after", type=Seconds(), default=60.0, show_default=True,
               help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
@@ -52,6 +52,14 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
             print_table(app, table)
         else:
             click.echo("no tasks yet")
+        if st.passes:
+            ptable = make_table("pass", *STATUSES, "settled", title="passes")
+            for progress in st.passes:
+                add_row(
+                    ptable, short(progress.name, 40), *(progress.counts[s] for s in STATUSES),
+                    f"{progress.settled}/{progress.total}",
+                )  # fmt: skip
+            print_table(app, ptable)
         if pass_name is not None:
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -176,7 +184,11 @@ def deregister(app: App, agent_id: str) -> None:
 def sweep(app: App, stale_after: float) -> None:
     """Remove agents silent for longer than --stale-after seconds."""
     removed = app.swarm.sweep(stale_after)
-    app.emit(
-        {"items": removed},
-        lambda: click.echo(f"removed {len(removed)}: {short(', '.join(removed), 200)}"),
-    )
+
+    def human() -> None:
+        if not removed:
+            click.echo(f"removed none: no agent silent for more than {stale_after:g} s")
+        else:
+            click.echo(f"removed {len(removed)}: {short(', '.join(removed), 200)}")
+
+    app.emit({"items": removed}, human)

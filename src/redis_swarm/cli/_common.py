@@ -45,6 +45,7 @@ __all__ = [
     "Seconds",
     "add_row",
     "agent_option_default",
+    "agent_required",
     "ago",
     "all_pages",
     "cell",
@@ -167,7 +168,7 @@ def loads_json(text: str, *, what: str = "JSON", where: str = "") -> Any:
     "line 3 ") says which part of the input it was."""
     try:
         check_json_depth(where.strip() or "the value", text)
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint=what) from None
     except RecursionError:  # the depth check counts brackets; this is its backstop
@@ -177,9 +178,36 @@ def loads_json(text: str, *, what: str = "JSON", where: str = "") -> Any:
         raise click.BadParameter(f"{where}is not valid JSON ({exc})", param_hint=what) from None
 
 
+def _not_json(name: str) -> Any:
+    # Python's parser takes NaN and Infinity, which JSON has no words for: refused here, at
+    # the edge, as any other malformed input (the core would refuse them later, as an error).
+    raise ValueError(f"{name} is not a JSON value; use a finite number or null")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: as far from a number as Infinity
+        raise ValueError(f"{text} is too large for a number; use a finite number or null")
+    return number
+
+
 def agent_option_default() -> str | None:
     """The caller's agent name from SWARM_AGENT (read by the faces only)."""
     return os.environ.get("SWARM_AGENT") or None
+
+
+def agent_required(what: str) -> Callable[[click.Context, click.Parameter, Any], str]:
+    """The callback of a required option that defaults to SWARM_AGENT: a usage error naming
+    it when neither is given. (``required=True`` never fires there: click checks only for a
+    missing default, and this default is a function that may return None.)"""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> str:
+        if not value:
+            option = param.opts[0] if param.opts else param.name
+            raise click.UsageError(f"name {what} with {option} (or set SWARM_AGENT)", ctx)
+        return str(value)
+
+    return check
 
 
 # --- output

@@ -16,6 +16,7 @@ from ._common import (
     BIG,
     add_row,
     agent_option_default,
+    agent_required,
     complete_owners,
     content,
     kv_table,
@@ -118,6 +119,7 @@ def _too_large(size: int, limit: int, *, more: bool = False) -> PayloadTooLarge:
 @click.option(
     "--owner",
     default=agent_option_default,
+    callback=agent_required("the context's owner"),
     shell_complete=complete_owners,
     help="The shard that owns it (default: SWARM_AGENT).",
 )
@@ -133,11 +135,9 @@ def _too_large(size: int, limit: int, *, more: bool = False) -> PayloadTooLarge:
 @json_option
 @pass_app
 def publish(
-    app: App, file: str, owner: str | None, source: str | None, media_type: str, compression: str
+    app: App, file: str, owner: str, source: str | None, media_type: str, compression: str
 ) -> None:
     """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically."""
-    if not owner:
-        raise click.UsageError("name the context's owner with --owner (or set SWARM_AGENT)")
     data = _read_bounded(file, app, _limit(app))
     label = source or ("stdin" if file == "-" else Path(file).name)
     with status(app, f"publishing {_size(len(data))}", len(data)):
@@ -195,13 +195,14 @@ def info(app: App, owner: str, version: str | None) -> None:
 
 
 _LINES = re.compile(r"^(\d+)(?::(\+?)(\d+))?$")
+_LINES_HINT = "use FIRST:LAST, FIRST:+COUNT or LINE (1-based)"
 
 
 def _parse_lines(value: str) -> tuple[int, int]:
     match = _LINES.match(value.strip())
     if not match:
         raise click.BadParameter(
-            "use FIRST:LAST, FIRST:+COUNT or LINE (1-based)", param_hint="--lines"
+            f"{value!r} is not a range of lines: {_LINES_HINT}", param_hint="--lines"
         )
     first = int(match.group(1))
     if match.group(3) is None:
@@ -210,8 +211,11 @@ def _parse_lines(value: str) -> tuple[int, int]:
         last = first + max(int(match.group(3)) - 1, 0)
     else:
         last = int(match.group(3))
-    if first < 1 or last < first:
-        raise click.BadParameter(f"{value!r} is not a range of lines", param_hint="--lines")
+    why = "lines count from 1" if first < 1 else "it ends before it starts" if last < first else ""
+    if why:
+        raise click.BadParameter(
+            f"{value!r} is not a range of lines ({why}): {_LINES_HINT}", param_hint="--lines"
+        )
     return first, last
 
 

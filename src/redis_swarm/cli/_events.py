@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from .._errors import ValidationError
 from .._models import EventType, dumps, iso, now_ms
+from .._ops.events import type_filter
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds
@@ -41,6 +43,16 @@ def _since(value: str | None) -> str | int | None:
         "use an event id (1700000000000-0), epoch ms, or a duration (30s, 10m, 2h, 1d)",
         param_hint="--since",
     )
+
+
+def _types(types: tuple[str, ...]) -> list[str] | None:
+    """The --type values, checked now by the core's rule (a mistyped type is a usage error,
+    not one found after connecting)."""
+    try:
+        type_filter(types or None)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--type") from None
+    return list(types) or None
 
 
 @main.command(short_help="List or --follow the event stream.")
@@ -87,7 +99,7 @@ def events(
 ) -> None:
     """List the swarm's events, oldest first, or --follow them (JSON lines with --json)."""
     start = _since(since)
-    wanted = list(types) or None
+    wanted = _types(types)
     source = click.get_current_context().get_parameter_source("limit")
     if last is not None and source is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--limit takes the first events and --last the newest: pick one")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import click
 
+from .._errors import NotFound
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
     add_row,
     agent_option_default,
+    agent_required,
     all_pages,
     complete_agents,
     complete_queues,
@@ -107,7 +110,11 @@ def synth() -> None:
 
 @synth.command("create")
 @click.option(
-    "--shard", required=True, default=agent_option_default, shell_complete=complete_agents
+    "--shard",
+    default=agent_option_default,
+    callback=agent_required("the shard whose pass it synthesises"),
+    shell_complete=complete_agents,
+    help="The shard whose pass it synthesises (default: SWARM_AGENT).",
 )
 @click.option("--pass", "pass_name", required=True, help="The pass it synthesises.")
 @click.option("--text", "text", required=True, help="The synthesis: text, @file or - (stdin).")
@@ -126,14 +133,32 @@ def synth_create(
     all_findings: bool,
 ) -> None:
     """Store a synthesis of a pass, citing the findings it rests on."""
+    if not finding_ids and not all_findings:
+        raise click.UsageError(
+            "cite the findings it rests on: --finding ID (repeatable) or --all-findings"
+        )
     sources = list(finding_ids)
     if all_findings:
-        for f in all_pages(
-            lambda cur: app.swarm.findings(shard=shard, pass_name=pass_name, cursor=cur, limit=500),
-            None,
-        ):
-            if f.id not in sources and not f.superseded:
-                sources.append(f.id)
+        found = [
+            f.id
+            for f in all_pages(
+                lambda cur: app.swarm.findings(
+                    shard=shard, pass_name=pass_name, cursor=cur, limit=500
+                ),
+                None,
+            )
+            if not f.superseded
+        ]
+        if not found:
+            # A synthesis of nothing is almost always a mistyped pass or shard.
+            raise NotFound(
+                f"pass {pass_name!r} has no finding for shard {shard!r} (superseded ones "
+                "aside), so --all-findings would cite nothing and nothing was stored: check "
+                "the names (swarm status lists the passes; swarm findings --pass "
+                f"{shlex.quote(pass_name)} --json lists the pass's findings with their "
+                "shards), or cite findings with --finding ID"
+            )
+        sources += [fid for fid in found if fid not in sources]
     body = read_text(text, app, what="--text")
     s = app.swarm.synthesize(shard, pass_name, body, sources)
     cited = f"{len(s.sources)} finding{'s' * (len(s.sources) != 1)}"

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from .._hooks.tokens import remember as remember_token
-from .._models import Task, iso, now_ms
+from .._models import Task, TaskStatus, iso, now_ms
 from .._ops.tasks import MAX_CLAIM_BATCH
 from .._printable import printable
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -36,7 +36,7 @@ from ._common import (
     when,
 )
 
-STATUSES = ("pending", "delayed", "claimed", "completed", "dead", "cancelled")
+STATUSES = tuple(s.value for s in TaskStatus)
 
 
 def _default_worker() -> str:
@@ -172,6 +172,7 @@ def post(
     jsonl: str | None,
 ) -> None:
     """Post a task to QUEUE (DESCRIPTION may be - for stdin), or many with --jsonl."""
+    # The client's clock: the core takes an absolute not_before (docs/cli.md says so).
     not_before = now_ms() + int(delay * 1000) if delay else None
     data = parse_json(data_arg, app, what="--data") if data_arg is not None else None
     defaults: dict[str, Any] = {
@@ -187,21 +188,32 @@ def post(
     if jsonl is not None:
         if description is not None:
             raise click.UsageError("give either DESCRIPTION or --jsonl, not both")
-        specs = [{**defaults, **spec} for spec in _jsonl_specs(jsonl, app)]
+        if dedupe_key is not None:
+            # One key names one task: as a default it would fold the whole file into its
+            # first task.
+            raise click.UsageError(
+                '--dedupe names one task: with --jsonl, put "dedupe_key" in each line that '
+                "needs one"
+            )
+        lines = _jsonl_specs(jsonl, app)
+        specs = [{**defaults, **spec} for _, spec in lines]
         if data is not None:
             for spec in specs:
                 spec.setdefault("data", data)
-        tasks = app.swarm.post_tasks(specs)
+        ids = [app.swarm.new_task_id() for _ in specs]
+        labels = [f"line {number}" for number, _ in lines]
+        tasks = app.swarm.post_tasks(specs, task_ids=ids, labels=labels)
 
         def human() -> None:
-            for t in tasks:
-                click.echo(f"posted {t.id} to {t.queue}")
+            for task_id, t in zip(ids, tasks, strict=True):
+                click.echo(_posted_line(t, task_id))
 
         app.emit({"items": [task_json(t) for t in tasks]}, human)
         return
     if description is None:
         raise click.UsageError("missing DESCRIPTION (or --jsonl FILE)")
     description = read_text(description, app, what="DESCRIPTION")
+    task_id = app.swarm.new_task_id()
     t = app.swarm.post_task(
         queue,
         description,
@@ -214,20 +226,30 @@ def post(
         dedupe_key=dedupe_key,
         parent=parent,
         max_abandons=max_abandons,
+        task_id=task_id,
     )
-    app.emit(task_json(t), lambda: click.echo(f"posted {t.id} to {t.queue}"))
+    app.emit(task_json(t), lambda: click.echo(_posted_line(t, task_id)))
 
 
-def _jsonl_specs(source: str, app: App) -> list[dict[str, Any]]:
+def _posted_line(t: Task, task_id: str) -> str:
+    """What a post did: a task posted under the id it was given is new; any other is the
+    task its dedupe key found, posted before, and this post's values were not applied."""
+    if t.id == task_id:
+        return f"posted {t.id} to {t.queue}"
+    return printable(f"already posted as {t.id} (dedupe key {t.dedupe_key}): nothing posted")
+
+
+def _jsonl_specs(source: str, app: App) -> list[tuple[int, dict[str, Any]]]:
+    """The tasks of a --jsonl input, each with its line number (blank lines skipped)."""
     raw = read_bytes(source, app, what="--jsonl")
-    specs: list[dict[str, Any]] = []
+    specs: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():
             continue
         spec = loads_json(line, what="--jsonl", where=f"line {number} ")
         if not isinstance(spec, dict):
             raise click.BadParameter(f"line {number} is not a JSON object", param_hint="--jsonl")
-        specs.append(spec)
+        specs.append((number, spec))
     if not specs:
         raise click.BadParameter("no task in the input", param_hint="--jsonl")
     return specs
@@ -369,8 +391,15 @@ def report(
     """Report the finding of TASK_ID; the first report completes the task. With
     --claim-next, also lease the next task (printed as `task claim` prints it; JSON:
     {"finding": ..., "next": task or null}), waiting up to --wait seconds for one."""
-    if (finding_arg is None) == (summary is None):
+    if finding_arg is not None and summary is not None:
+        raise click.UsageError("give --finding or --summary, not both")
+    if finding_arg is None and summary is None:
         raise click.UsageError("give the finding with --finding JSON|@FILE|- or --summary TEXT")
+    if finding_arg is not None and (confidence is not None or sources):
+        raise click.UsageError(
+            '--confidence and --source go with --summary: with --finding, put "confidence" '
+            'and "sources" in its JSON'
+        )
     if wait_s and not claim_next:
         raise click.UsageError("--wait is how long to wait for the next task: add --claim-next")
     if finding_arg is not None:
