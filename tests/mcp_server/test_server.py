@@ -40,6 +40,10 @@ def test_each_role_offers_its_tools_and_prompts(core: Swarm) -> None:
                 assert [t.name for t in listed] == tool_names(role)
                 for tool in listed:
                     assert tool.description and len(tool.description) > 60, tool.name
+                    # sent to the model every session: no source indentation, no wrapping
+                    assert "  " not in tool.description and "\n" not in tool.description.replace(
+                        "\n\n", ""
+                    ), tool.name
                 prompts = [p.name for p in (await tools.client.list_prompts()).prompts]
                 roles = ["worker", "shard", "coordinator"] if role == "all" else [role]
                 assert prompts == [f"{r}_init" for r in roles]

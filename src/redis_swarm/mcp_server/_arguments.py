@@ -11,6 +11,7 @@ errors do, one line per problem: ``wait_s: must be at most 60 (got 100000)``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -27,7 +28,7 @@ from .._models import dumps
 from ._budget import clip
 from ._render import tool_error
 
-__all__ = ["StrictTool", "argument_problems"]
+__all__ = ["StrictTool", "argument_problems", "description_of"]
 
 
 class StrictTool(Tool):
@@ -37,7 +38,13 @@ class StrictTool(Tool):
     def of(
         cls, fn: Callable[..., Any], *, name: str, annotations: ToolAnnotations | None
     ) -> StrictTool:
-        tool = cls.from_function(fn, name=name, annotations=annotations, structured_output=False)
+        tool = cls.from_function(
+            fn,
+            name=name,
+            description=description_of(fn),
+            annotations=annotations,
+            structured_output=False,
+        )
         assert isinstance(tool, StrictTool)  # (from_function builds a cls)
         # The SDK gives no per-tool model config: the model it derived, subclassed to forbid
         # extra keys (pydantic merges the config), and the schema clients see derived again.
@@ -61,6 +68,14 @@ class StrictTool(Tool):
             refused = tool_error(ValidationError("\n".join(problems)))
             raise ToolError(f"Error executing tool {self.name}: {refused}") from exc
         return await super().run(arguments, context, convert_result)
+
+
+def description_of(fn: Callable[..., Any]) -> str:
+    """A tool's docstring as its description: without the source's indentation and line
+    breaks (a client sends every tool's description to the model on every session, and the
+    SDK sends the docstring as written), paragraphs kept."""
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
 # What a value must be, by pydantic's error type (with its context's bounds).
