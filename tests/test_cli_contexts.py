@@ -86,6 +86,9 @@ def test_read_past_the_end_is_one_clear_error(cli: Cli) -> None:
     out = cli("context", "read", "s", "--lines", "500:510", expect=1)
     assert out.stderr.startswith("error: line 500 is past the end")
     assert out.stderr.count("\n") == 1
+    cli("context", "publish", "-", "--owner", "one", input="a single line\n")
+    out = cli("context", "read", "one", "--lines", "3:4", expect=1)
+    assert out.stderr.rstrip().endswith("has 1 line")
 
 
 def test_search_plain_and_regex(cli: Cli) -> None:

@@ -104,7 +104,7 @@ def _line_slice(
     if first > max(info.total_lines, 1):
         raise ValidationError(
             f"line {first} is past the end: the context of {info.owner!r} has "
-            f"{info.total_lines} lines"
+            f"{info.total_lines} line{'s' * (info.total_lines != 1)}"
         )
     if info.total_lines == 0:
         return tv.Cut("", 1, 0, 0, 0, False)
