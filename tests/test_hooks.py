@@ -377,7 +377,9 @@ def test_pre_compact_renews_held_leases(
 def test_bad_input_exits_1_never_2(redis_url: str) -> None:
     cli = Cli(redis_url)
     out = cli("hook", "Stop", input="not json", expect=1)
-    assert "swarm hook Stop" in out.stderr
+    assert "swarm hook Stop: the hook input is not JSON" in out.stderr
+    out = cli("hook", "Stop", "--loop", "--max-tasks", "-3", input="{}", expect=1)
+    assert "--max-tasks -3" in out.stderr
     assert "use one of" in cli("hook", "Bogus", input="{}", expect=1).stderr
     assert "unknown client" in cli("hook", "Stop", "--client", "x", input="{}", expect=1).stderr
     assert (

@@ -34,6 +34,7 @@ from typing import Literal, get_args
 
 from ._errors import ValidationError
 from ._keys import Keys, label_id
+from ._models import SwarmRole
 from ._ops._commands import (
     OPERATIONS,
     SCRIPTS_BEFORE_FUNCTIONS,
@@ -69,7 +70,7 @@ __all__ = [
     "selectors",
 ]
 
-Role = Literal["worker", "shard", "coordinator", "admin"]
+Role = Literal[SwarmRole, "admin"]  # (Literal flattens: the agents' roles, then admin)
 ROLES: tuple[Role, ...] = get_args(Role)
 Version = tuple[int, int]
 

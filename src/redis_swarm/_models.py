@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, Union
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, Union
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
@@ -262,6 +262,12 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+# The roles an agent joins a swarm in: its Redis user's rights (_acl, which adds the
+# operator's admin), its MCP tools, its init prompt, its hooks' registration.
+SwarmRole = Literal["worker", "shard", "coordinator"]
+SWARM_ROLES: tuple[SwarmRole, ...] = typing.get_args(SwarmRole)
 
 
 # === work queue records: Task, Finding, Synthesis (and their statuses) ===

@@ -36,7 +36,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from ._config import DEFAULT_HOME, Settings
-from ._models import ContextInfo, Task
+from ._models import SWARM_ROLES, ContextInfo, SwarmRole, Task
 
 __all__ = [
     "CLIENTS",
@@ -51,11 +51,11 @@ __all__ = [
     "swarm_command",
 ]
 
-Role = Literal["worker", "shard", "coordinator"]
+Role = SwarmRole
 Via = Literal["cli", "mcp", "python"]
 Client = Literal["claude", "codex", "gemini", "generic"]
 
-ROLES: tuple[str, ...] = ("worker", "shard", "coordinator")
+ROLES: tuple[str, ...] = SWARM_ROLES
 VIAS: tuple[str, ...] = ("cli", "mcp", "python")
 CLIENTS: tuple[str, ...] = ("claude", "codex", "gemini", "generic")
 DEFAULT_QUEUE = "work"

@@ -133,7 +133,8 @@ def test_one_channel_event_per_message_broadcast_request_and_task(
             core.post_tasks([{"queue": "work", "description": f"t{i}"} for i in range(50)])
             event = await _next(heard, 5, t)
             assert event.meta == {"kind": "task", "queue": "work", "count": "50"}
-            assert event.content.startswith("50 tasks are claimable in queue work")
+            claim = 'claim_task(queue="work")'  # JSON arguments, as the tool takes them
+            assert event.content == f"50 tasks are claimable in queue work: {claim}."
 
             await anyio.sleep(0.3)  # nothing more comes: one event each
             assert len(heard.events) == 5, [e for _, e in heard.events]

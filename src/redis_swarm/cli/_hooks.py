@@ -64,14 +64,22 @@ def hook(
         if client not in CLIENTS:
             raise ValueError(f"unknown client {client!r}: use one of {', '.join(CLIENTS)}")
         name = canonical_event(event, client)
+        if max_tasks < 0:  # (checked here, not by click: a usage error exits 2, see below)
+            raise ValueError(f"--max-tasks {max_tasks}: give 0 (no limit) or more")
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
         if len(raw) > MAX_INPUT_BYTES:
             raise ValueError("the hook input is over 4 MiB")
-        payload = json.loads(raw or b"{}")
+        try:
+            payload = json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"the hook input is not JSON ({exc}): the client sends each event as a JSON "
+                "object on stdin"
+            ) from None
         if not isinstance(payload, dict):
             raise ValueError("the hook input is not a JSON object")
         options = HookOptions(
-            client=client, role=role, queues=queues, loop=loop, max_tasks=max(0, max_tasks),
+            client=client, role=role, queues=queues, loop=loop, max_tasks=max_tasks,
             agent=agent_option_default(), budget=_budget_of(budget),
             command=shlex.join([*swarm_command(), *app.reach()]),
         )  # fmt: skip

@@ -44,7 +44,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from .._client import AsyncSwarm
 from .._config import Settings
 from .._errors import SwarmError
-from .._models import Event, EventType, Message
+from .._models import Event, EventType, Message, dumps
 from ._budget import clip
 from ._session import SessionRegistry, connection_of
 
@@ -219,14 +219,15 @@ def _synthesis_notice(group: _Group) -> list[Notice]:
 
 def _task_notice(group: _Group) -> Notice:
     events, queue = group.events, group.queue
+    claim = f"claim_task(queue={dumps(queue)})"  # the call as JSON arguments read
     if len(events) > 1:
         return Notice(
-            f"{len(events)} tasks are claimable in queue {queue}: claim_task(queue={queue!r}).",
+            f"{len(events)} tasks are claimable in queue {queue}: {claim}.",
             {"kind": "task", "queue": queue, "count": str(len(events))},
         )
     task = events[0].fields.get("task", "")
     return Notice(
-        f"Task {task} is claimable in queue {queue}: claim_task(queue={queue!r}).",
+        f"Task {task} is claimable in queue {queue}: {claim}.",
         {"kind": "task", "task_id": task, "queue": queue},
     )
 

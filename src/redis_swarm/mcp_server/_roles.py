@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .._models import SWARM_ROLES
+
 __all__ = [
     "AGENT_ROLES",
     "COORDINATOR",
@@ -30,9 +32,9 @@ __all__ = [
 ]
 
 # The roles a server can be started for; "all" registers its sessions as role "agent".
-AGENT_ROLES = ("worker", "shard", "coordinator", "all")
+AGENT_ROLES = (*SWARM_ROLES, "all")
 # The roles that have an init prompt (and that a tool can be given to).
-PROMPT_ROLES = ("worker", "shard", "coordinator")
+PROMPT_ROLES = SWARM_ROLES
 
 EVERYONE = frozenset(PROMPT_ROLES)
 WORKER = frozenset({"worker"})
