@@ -165,8 +165,11 @@ def printer(tmp_path: Path, name: str, text: str, code: int = 0) -> str:
     return f"{PY} {script}"
 
 
-def run(cli: Cli, command: str, *args: str) -> dict[str, Any]:
-    out = cli("--json", "run", "--queue", "q", "--exec", command, "--idle-exit", "0.5", *args)
+def run(cli: Cli, command: str, *args: str, expect: int = 0) -> dict[str, Any]:
+    out = cli(
+        "--json", "run", "--queue", "q", "--exec", command, "--idle-exit", "0.5", *args,
+        expect=expect,
+    )  # fmt: skip
     data: dict[str, Any] = json.loads(out.stdout)
     return data
 
@@ -199,13 +202,13 @@ def test_claude_and_codex_agents_put_cost_tokens_and_model_on_findings(
 def test_a_cli_reported_error_is_a_failed_attempt(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     t = swarm.post_task("q", "Try", max_attempts=1)
     failed = {**CLAUDE, "is_error": True, "subtype": "error_during_execution", "result": "boom"}
-    summary = run(cli, printer(tmp_path, "claude-err", json.dumps(failed)))
+    summary = run(cli, printer(tmp_path, "claude-err", json.dumps(failed)), expect=1)
     assert summary["failed"] == 1 and summary["completed"] == 0
     task = swarm.get_task(t.id)
     assert task.status == "dead" and "boom" in (task.last_error or "")
     t2 = swarm.post_task("q", "Try codex", max_attempts=1)
     limit = [*CODEX[:2], {"type": "turn.failed", "error": {"message": "usage limit reached"}}]
-    run(cli, printer(tmp_path, "codex-err", jsonl(limit)))
+    run(cli, printer(tmp_path, "codex-err", jsonl(limit)), expect=1)
     assert "usage limit reached" in (swarm.get_task(t2.id).last_error or "")
 
 

@@ -185,7 +185,7 @@ def test_a_crash_fails_the_task_with_its_exit_code_and_stderr(
     t = swarm.post_task("q", "d", max_attempts=2)
     body = "print('partial'); print('Traceback: kaboom', file=sys.stderr); sys.exit(3)"
     summary = run_json(cli, "--queue", "q", "--exec", agent(tmp_path, "crash", body),
-                       "--idle-exit", "0.3", "--max-tasks", "1")  # fmt: skip
+                       "--idle-exit", "0.3", "--max-tasks", "1", expect=1)  # fmt: skip
     assert summary["failed"] == 1 and summary["completed"] == 0
     assert summary["tasks"][0]["returncode"] == 3
     task = swarm.get_task(t.id)
@@ -196,7 +196,9 @@ def test_a_crash_fails_the_task_with_its_exit_code_and_stderr(
 
 def test_empty_output_fails(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     t = swarm.post_task("q", "d", max_attempts=1)
-    summary = run_json(cli, "--queue", "q", "--exec", "cat >/dev/null", "--idle-exit", "0.3")
+    summary = run_json(
+        cli, "--queue", "q", "--exec", "cat >/dev/null", "--idle-exit", "0.3", expect=1
+    )
     assert summary["failed"] == 1
     assert "printed nothing" in (swarm.get_task(t.id).last_error or "")
 
@@ -209,7 +211,7 @@ def test_a_hung_agent_is_killed_and_its_task_retried(
     cmd = f"sleep 300 & echo $! > {pidfile}; wait"
     started = time.monotonic()
     summary = run_json(cli, "--queue", "q", "--exec", cmd, "--lease", "1", "--timeout", "1.5",
-                       "--grace", "0.5", "--max-tasks", "1")  # fmt: skip
+                       "--grace", "0.5", "--max-tasks", "1", expect=1)  # fmt: skip
     assert time.monotonic() - started < 15
     assert summary["failed"] == 1
     assert "timed out after 1.5s" in summary["tasks"][0]["detail"]
@@ -545,8 +547,13 @@ def test_an_agent_that_always_crashes_is_dead_after_max_attempts(
     t = swarm.post_task("q", "d", max_attempts=3)
     crash = agent(tmp_path, "crash", "sys.exit(7)")
     # Retries back off 1 s then 2 s: --until-done waits for them.
-    summary = run_json(cli, "--queue", "q", "--exec", crash, "--until-done")
+    out = cli("--json", "run", "--queue", "q", "--exec", crash, "--until-done", expect=1)
+    summary = json.loads(out.stdout)
     assert summary["failed"] == 3 and summary["completed"] == 0
+    # a script's `swarm run && ...` stops: every task the run worked on failed, and why
+    error = json.loads(out.stderr)
+    assert "every task this run's agents worked on failed (3)" in error["message"]
+    assert "exit code 7" in error["message"]
     task = swarm.get_task(t.id)
     assert task.status == "dead" and (task.failures, task.abandons) == (3, 0)
     assert (task.dead_reason or "").startswith("max_attempts reached: failed on all 3 attempts")

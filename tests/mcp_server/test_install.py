@@ -283,3 +283,44 @@ def test_a_password_stays_out_of_a_projects_file(
     assert code == 0 and "'SWARM_URL=${SWARM_URL}'" in out and "s3cret" not in out
     code, out, _ = _invoke(["mcp", "install", "--client", "claude"], env)  # ~/.claude.json
     assert code == 0 and "s3cret" in out
+
+
+def test_remove_takes_back_exactly_what_install_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`swarm mcp install --remove`: our entry out of each client's file (the rest kept, a
+    file holding nothing else deleted), `claude mcp remove` for Claude Code; twice changes
+    nothing."""
+    monkeypatch.chdir(tmp_path)
+    env = {"CODEX_HOME": str(tmp_path / "codex")}
+    theirs = {"mcpServers": {"other": {"command": "x"}}, "theme": "dark"}
+    gemini = tmp_path / ".gemini" / "settings.json"
+    gemini.parent.mkdir()
+    gemini.write_text(json.dumps(theirs))
+    codex = tmp_path / "codex" / "config.toml"
+    codex.parent.mkdir()
+    codex.write_text('model = "o3"\n\n[mcp_servers.other]\ncommand = "x"\n')
+    for client in ("json", "gemini", "codex"):
+        assert _invoke(["mcp", "install", "--client", client, "--write"], env)[0] == 0
+    for client in ("json", "gemini", "codex"):
+        code, _, err = _invoke(["mcp", "install", "--client", client, "--remove"], env)
+        assert code == 0 and "removed swarm from" in err, err
+        again = _invoke(["mcp", "install", "--client", client, "--remove"], env)[2]
+        assert again.endswith("nothing to change\n"), again
+    assert not (tmp_path / ".mcp.json").exists()
+    assert json.loads(gemini.read_text()) == theirs
+    assert tomllib.loads(codex.read_text()) == {"model": "o3", "mcp_servers": {"other": {
+        "command": "x"}}}  # fmt: skip
+
+    log = _fake_claude(tmp_path, monkeypatch)
+    code, _, err = _invoke(["mcp", "install", "--client", "claude", "--remove"])
+    assert code == 0 and log.read_text() == "mcp remove swarm --scope user\n"
+    code, _, err = _invoke(["mcp", "install", "--client", "json", "--write", "--remove"])
+    assert code == 2 and "choose one" in err
+
+
+def test_a_scope_a_client_does_not_have_is_refused() -> None:
+    code, _, err = _invoke(["mcp", "install", "--client", "codex", "--scope", "user"])
+    assert code == 2 and "codex has one file" in err
+    code, _, err = _invoke(["mcp", "install", "--client", "gemini", "--scope", "local"])
+    assert code == 2 and "gemini has project or user" in err

@@ -199,6 +199,9 @@ def _install_remote_usage() -> str:
 @mcp_command.command()
 @click.option("--client", "client", type=click.Choice(CLIENTS), required=True)
 @click.option("--write", is_flag=True, help="Apply it (run `claude mcp add`, or edit the file).")
+@click.option(
+    "--remove", is_flag=True, help="Take the server back out (`claude mcp remove`, or the file)."
+)
 @_role_option
 @_budget_option
 @click.option("--server-name", default="swarm", show_default=True, help="Name in the client.")
@@ -235,6 +238,7 @@ def install(
     app: App,
     client: Client,
     write: bool,
+    remove: bool,
     role: str,
     budget: int | None,
     server_name: str,
@@ -253,6 +257,12 @@ def install(
     .gemini/settings.json; json: .mcp.json (Claude Code's project file, and most clients').
     """
     spec: LaunchSpec | RemoteSpec
+    _check_scope(client, scope)
+    if write and remove:
+        raise click.UsageError("--write and --remove: choose one")
+    if remove:
+        _remove(client, server_name, scope)
+        return
     _check_watched(watch_queues, channel)
     if channel and http_url is not None:
         raise click.UsageError("--channel is for a server the client starts (stdio), not --http")
@@ -290,6 +300,34 @@ def install(
         return
     click.echo(f"# {client}: {done}" + (f" ({target})" if write and target else ""), err=True)
     click.echo(text.rstrip("\n"))
+
+
+# The scopes each client has (codex and json: one file each, no choice).
+_SCOPES: dict[str, tuple[str, ...]] = {"claude": ("local", "user", "project"),
+                                       "gemini": ("project", "user")}  # fmt: skip
+
+
+def _check_scope(client: Client, scope: str | None) -> None:
+    if scope is not None and scope not in _SCOPES.get(client, ()):
+        has = f"has {' or '.join(_SCOPES[client])}" if client in _SCOPES else "has one file"
+        raise click.UsageError(f"--scope {scope}: {client} {has}")
+
+
+def _remove(client: Client, name: str, scope: str | None) -> None:
+    """Take out what an install of server ``name`` added: `claude mcp remove`, or its entry
+    in the client's file (nothing else in it)."""
+    if client == "claude":
+        where = f"Claude Code's {scope or 'user'} scope"
+        changed = _claude_remove(name, scope or "user")
+    else:
+        target = target_path(client, scope=scope or "project")
+        where = str(target)
+        if client == "codex":
+            changed = merge_toml(target, f"mcp_servers.{name}", "")
+        else:
+            changed = merge_json(target, {"mcpServers": {name: {}}}, remove=True)
+    click.echo(f"removed {name} from {where}" if changed else f"{where}: nothing to change",
+               err=True)  # fmt: skip
 
 
 def _shared(client: Client, scope: str | None) -> bool:
@@ -370,19 +408,24 @@ def _with_token(argv: list[str], spec: LaunchSpec | RemoteSpec) -> list[str]:
     return [f"Authorization: Bearer {token}" if arg == header else arg for arg in argv]
 
 
-def _claude_add(argv: list[str], name: str, scope: str) -> None:
+def _claude() -> str:
     claude = shutil.which("claude")
     if claude is None:
         raise SwarmError(
             "`claude` is not on PATH: install Claude Code, run the printed command where it "
             "is, or use --client json --write to write .mcp.json"
         )
-    # `claude mcp add` refuses a name it already has: replace our own entry.
-    subprocess.run(
-        [claude, "mcp", "remove", name, "--scope", scope],
-        capture_output=True,
-        check=False,
-    )
-    result = subprocess.run([claude, *argv[1:]], capture_output=True, text=True, check=False)
+    return claude
+
+
+def _claude_remove(name: str, scope: str) -> bool:
+    """`claude mcp remove`: whether it had the server (it fails when it has none)."""
+    argv = [_claude(), "mcp", "remove", name, "--scope", scope]
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def _claude_add(argv: list[str], name: str, scope: str) -> None:
+    _claude_remove(name, scope)  # `claude mcp add` refuses a name it already has: ours, replaced
+    result = subprocess.run([_claude(), *argv[1:]], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SwarmError(f"`claude mcp add` failed: {(result.stderr or result.stdout).strip()}")

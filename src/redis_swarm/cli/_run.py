@@ -143,6 +143,15 @@ def run(
         raise SwarmError(runner.fatal)
     if counts["claimed"] == 0:
         raise click.exceptions.Exit(EXIT_EMPTY)
+    failed = [o for o in runner.outcomes if o.status is OutcomeStatus.FAILED]
+    if failed and counts["completed"] == 0:
+        # A script's `swarm run && ...` must not go on as if the work were done.
+        raise SwarmError(
+            f"every task this run's agents worked on failed ({len(failed)}); the last: "
+            f"{failed[-1].detail}. Fix the agent command (--exec) or its --timeout: the "
+            "tasks are retried by the next run (those out of attempts are dead: swarm task "
+            "requeue)"
+        )
 
 
 def drive_pool(

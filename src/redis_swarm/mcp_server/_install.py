@@ -221,8 +221,9 @@ def target_path(client: Client, *, scope: str = "project", home: Path | None = N
     raise ConfigError("claude is configured with `claude mcp add`, not by a file")
 
 
-def merge_json(path: Path, config: dict[str, Any]) -> None:
-    """Add (or replace) our ``mcpServers`` entry in a JSON settings file, keeping the rest."""
+def merge_json(path: Path, config: dict[str, Any], *, remove: bool = False) -> bool:
+    """Add (or replace) our ``mcpServers`` entry in a JSON settings file, keeping the rest;
+    with ``remove``, take it out (a file left empty is deleted). Whether the file changed."""
     data: dict[str, Any] = {}
     if path.exists():
         try:
@@ -232,32 +233,58 @@ def merge_json(path: Path, config: dict[str, Any]) -> None:
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} does not hold a JSON object: fix or move it first")
         data = loaded
+    before = json.dumps(data)
     servers = data.setdefault("mcpServers", {})
     if not isinstance(servers, dict):
         raise ConfigError(f"mcpServers in {path} is not an object: fix it first")
-    servers.update(config["mcpServers"])
+    if remove:
+        for name in config["mcpServers"]:
+            servers.pop(name, None)
+        if not servers:
+            del data["mcpServers"]
+    else:
+        servers.update(config["mcpServers"])
+    if json.dumps(data) == before:
+        return False
+    if not data:
+        path.unlink()
+        return True
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
+    return True
 
 
-def merge_toml(path: Path, table: str, block: str) -> None:
-    """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, or append it."""
+def merge_toml(path: Path, table: str, block: str) -> bool:
+    """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, or append it;
+    an empty ``block`` takes the table out (a file left empty is deleted). Whether it changed."""
+    if not block and not path.exists():
+        return False
     lines = path.read_text().splitlines() if path.exists() else []
     header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     out: list[str] = []
-    skipping = False
+    skipping = found = False
     for line in lines:
         match = header.match(line)
         if match:
             name = match.group(1).replace('"', "")
             skipping = name == table or name.startswith(table + ".")
+            found = found or skipping
         if not skipping:
             out.append(line)
     while out and not out[-1].strip():
         out.pop()
     text = "\n".join(out)
+    if not block:
+        if not found:
+            return False
+        if text:
+            path.write_text(text + "\n")
+        else:
+            path.unlink()
+        return True
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text((text + "\n\n" if text else "") + block)
+    return True
 
 
 def shell_line(argv: list[str]) -> str:
