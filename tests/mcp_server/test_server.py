@@ -368,7 +368,11 @@ def test_search_hits_page_with_a_cursor(core: Swarm) -> None:
                 shown += [int(re.split("[:-]", line)[0]) for line in lines]
                 if "next_cursor" not in head:
                     break
-                head, hits = await worker("search_context", pattern="x", cursor=head["next_cursor"])
+                cursor = head["next_cursor"]
+                if pages == 1:  # a cursor pages its own search: another pattern is refused
+                    refused = await worker.raw("search_context", pattern="x", cursor=cursor)
+                    assert refused.is_error and "leave pattern out" in str(refused.content)
+                head, hits = await worker("search_context", cursor=cursor)
                 pages += 1
             assert found == expected
             # One merged group (hits 7 apart, 4 lines around: neighbours share 2) over many
@@ -378,6 +382,8 @@ def test_search_hits_page_with_a_cursor(core: Swarm) -> None:
             assert shown == list(range(3, 1_051))
             head, hits = await worker("search_context", owner="ctx", pattern="nothing here")
             assert head["hits"] == [] and "no match" in head["next"]
+            refused = await worker.raw("search_context", owner="ctx")
+            assert refused.is_error and "give pattern" in str(refused.content)
 
     run(body)
 

@@ -139,8 +139,11 @@ class ContextTools(ToolsBase):
     @tool(roles=EVERYONE, read_only=True)
     async def search_context(
         self,
-        pattern: Annotated[str, Field(description="Text to find (or a regex with regex=true).")],
         ctx: Context,
+        pattern: Annotated[
+            str | None,
+            Field(description="Text to find (or a regex with regex=true); not with a cursor."),
+        ] = None,
         owner: ContextOwner = None,
         regex: Annotated[
             bool,
@@ -164,9 +167,16 @@ class ContextTools(ToolsBase):
             state = self._decode("search", cursor)
             skip = cursor_offset(state, "s")
             shown_through = cursor_offset(state, "l")
+            if pattern is not None and pattern != state.get("p"):
+                raise ToolError(
+                    f"this cursor pages the search for {dumps(state.get('p'))}: leave pattern "
+                    "out to go on, or search anew without the cursor"
+                )
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
             around = cursor_offset(state, "a") if "a" in state else around
+        if not isinstance(pattern, str):
+            raise ToolError("give pattern: the text (or regex=true: the RE2 regex) to find")
         owner = session.context_owner(owner)
         if skip >= MAX_HITS:
             raise ToolError(f"only the first {MAX_HITS} hits can be listed: narrow the pattern")
@@ -206,8 +216,8 @@ class ContextTools(ToolsBase):
             )
             header["next_cursor"] = next_cursor
             header["next"] = (
-                f"more hits: call search_context(pattern={dumps(pattern)}, "
-                f"cursor={dumps(next_cursor)}), or narrow the pattern"
+                f"more hits: call search_context(cursor={dumps(next_cursor)}), or narrow the "
+                "pattern"
             )
         elif end == MAX_HITS:
             header["next"] = f"only the first {MAX_HITS} hits can be listed: narrow the pattern"
