@@ -410,6 +410,30 @@ def test_ctrl_c_twice_kills_the_agents_and_releases_their_tasks(
     assert all(swarm.get_task(t.id).attempts == 1 for t in swarm.list_tasks().items[:0])
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["term", "hangup"])
+def test_sigterm_or_a_closed_terminal_kills_the_agents_and_releases_their_tasks(
+    swarm: Swarm, redis_url: str, tmp_path: Path, signum: int
+) -> None:
+    """SIGHUP (the terminal or SSH session closed) stops the pool as SIGTERM does: before, it
+    ended the pool at once, and its agents ran on without it, spending, their leases left to
+    expire."""
+    swarm.post_task("q", "d")
+    started = tmp_path / "started"
+    started.mkdir()
+    proc = _start_pool(redis_url, tmp_path, f"touch {started}/$$; sleep 60", "--grace", "0.5")
+    deadline = time.monotonic() + 20
+    while not list(started.iterdir()):
+        assert time.monotonic() < deadline, "the pool did not start its agent in time"
+        time.sleep(0.05)
+    (agent_pid,) = (int(p.name) for p in started.iterdir())
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert json.loads(stdout)["released"] == 1
+    assert not alive(agent_pid)
+    assert swarm.queue_stats()["q"]["pending"] == 1
+
+
 def test_ctrl_c_once_lets_running_agents_finish(
     swarm: Swarm, redis_url: str, tmp_path: Path
 ) -> None:

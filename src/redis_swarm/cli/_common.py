@@ -305,10 +305,14 @@ def signals(
     on_sigint: Callable[[int, Any], None], on_sigterm: Callable[[int, Any], None]
 ) -> Iterator[None]:
     """SIGINT and SIGTERM handled by these while the block runs, restored afterwards (none
-    outside the main thread, where Python cannot install them)."""
+    outside the main thread, where Python cannot install them). SIGHUP (the terminal or the
+    SSH session closed) is a SIGTERM: by default it ended the process at once, and the agents
+    it had started, in process groups of their own, ran on (and spent) without it."""
+    hangup = getattr(signal, "SIGHUP", None)  # (not on Windows)
     try:
         old_int = signal.signal(signal.SIGINT, on_sigint)
         old_term = signal.signal(signal.SIGTERM, on_sigterm)
+        old_hup = signal.signal(hangup, on_sigterm) if hangup is not None else None
     except ValueError:  # not the main thread: no signal handling
         yield
         return
@@ -317,6 +321,8 @@ def signals(
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+        if hangup is not None:
+            signal.signal(hangup, old_hup)
 
 
 def usage_text(usage: Any) -> str | None:
