@@ -309,3 +309,22 @@ def test_reap_due_makes_what_fell_due_claimable_and_says_when_next(
     assert clocked.queue_stats()["other"]["delayed"] == 1  # its queue was not asked
     with pytest.raises(ValidationError):
         clocked.reap_due([])
+
+
+def test_a_delay_counts_on_the_servers_clock(clocked: Any, clock: FakeClock) -> None:
+    """``delay_s`` is added by the script to its own now (the clock every lease and due time
+    uses), not to the poster's: here the fake clock the handle gives the scripts, which no
+    client-side time.time() would match."""
+    task = clocked.post_task("q", "later", delay_s=5)
+    assert task.status is TaskStatus.DELAYED and task.not_before == clock.now + 5_000
+    assert clocked.get_task(task.id).not_before == clock.now + 5_000
+    (batched,) = clocked.post_tasks([{"queue": "q", "description": "too", "delay_s": 0.25}])
+    assert clocked.get_task(batched.id).not_before == clock.now + 250
+    assert clocked.claim("q", worker="w") is None
+    clock.advance(5)
+    claimed = {t.id for t in clocked.claim("q", worker="w", n=2)}
+    assert claimed == {task.id, batched.id}
+    with pytest.raises(ValidationError, match="not both"):
+        clocked.post_task("q", "x", delay_s=1, not_before=clock.now)
+    with pytest.raises(ValidationError, match="delay_s"):
+        clocked.post_task("q", "x", delay_s=-1)

@@ -304,6 +304,7 @@ class TaskSpec(Record):
     dedupe_key: str | None = None
     parent: str | None = None
     max_abandons: int | None = None  # None: the queue's setting, else DEFAULT_MAX_ABANDONS
+    delay_s: float | None = None  # instead of not_before: seconds from now, the server's clock
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
 MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
+MAX_DELAY_S = 100 * 365 * 86_400.0  # delay_s: a century
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
 PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim
@@ -133,7 +134,8 @@ class _Post(NamedTuple):
     lease_s: float
     pass_name: str | None
     pass_id: str | None
-    not_before: int | None
+    not_before: int | None  # epoch ms, as given (None with delay_ms: the server's now + it)
+    delay_ms: int | None
     dedupe_key: str | None
     parent: str | None
     # What task_post is told of it after its queue and pass (see task_post.lua): id,
@@ -147,7 +149,7 @@ def _prepare(ctx: OpContext, spec: TaskSpec, task_id: str | None) -> _Post:
     return _checked(
         ctx, spec.queue, spec.description, spec.data, spec.pass_name, spec.priority,
         spec.max_attempts, spec.lease_s, spec.not_before, spec.dedupe_key, spec.parent,
-        spec.max_abandons, task_id,
+        spec.max_abandons, task_id, spec.delay_s,
     )  # fmt: skip
 
 
@@ -182,6 +184,7 @@ def _checked(
     parent: object,
     max_abandons: object,
     task_id: object = None,
+    delay_s: object = None,
 ) -> _Post:
     """Validate one task; return what posting it sends and returns. The record is written
     here as ``dumps`` of its fields (in this order) would write it, without the dict and
@@ -217,9 +220,18 @@ def _checked(
         pass_name = check_label("pass_name", pass_name)
         pass_id = label_id(pass_name)
         parts.append(f',"pass_name":{_json_str(pass_name)},"pass_id":"{pass_id}"')
+    due: object = ""  # task_post's not_before argument
+    delay_ms = None
     if not_before is not None:
-        not_before = _int_in("not_before (epoch ms)", not_before, 0, 2**48)
+        if delay_s is not None:
+            raise ValidationError("give not_before (epoch ms) or delay_s (seconds), not both")
+        due = not_before = _int_in("not_before (epoch ms)", not_before, 0, 2**48)
         parts.append(f',"not_before":{not_before}')
+    elif delay_s is not None:
+        # Counted by the script from its now, the server's clock (an agent's may be off):
+        # the record's not_before is written there.
+        delay_ms = round(check_number("delay_s", delay_s, 0, MAX_DELAY_S) * 1000)
+        due = f"+{delay_ms}"
     if dedupe_key is not None:
         dedupe_key = check_label("dedupe_key", dedupe_key)
         parts.append(f',"dedupe_key":{_json_str(dedupe_key)}')
@@ -228,12 +240,12 @@ def _checked(
         parts.append(f',"parent":"{parent}"')
     encoded = "" if data is None else encode_json(data, "task data", ctx.limits.max_task_data_bytes)
     args = (
-        tid, priority, _or_empty(not_before), _or_empty(dedupe_key), _or_empty(parent),
+        tid, priority, due, _or_empty(dedupe_key), _or_empty(parent),
         _or_empty(abandons), "".join(parts), encoded,
     )  # fmt: skip
     return _Post(
         tid, queue, description, priority, max_attempts, lease, pass_name, pass_id, not_before,
-        dedupe_key, parent, args,
+        delay_ms, dedupe_key, parent, args,
     )  # fmt: skip
 
 
@@ -304,7 +316,7 @@ def _posted(ctx: OpContext, chunk: Sequence[_Post], reply: Sequence[Any]) -> lis
         if stored:
             task = task_from(stored, second)
         else:
-            nb = post.not_before
+            nb = post.not_before if post.delay_ms is None else now + post.delay_ms
             task = built(
                 Task,
                 {
@@ -372,16 +384,18 @@ def post_task(
     parent: str | None = None,
     max_abandons: int | None = None,
     task_id: str | None = None,
+    delay_s: float | None = None,
 ) -> Operation[Task]:
     """Post one task. With a ``dedupe_key`` already used in the queue, the existing task is
     returned and nothing is posted: its id is not ``task_id`` (give one, from
     ``Swarm.new_task_id``, to tell). ``max_attempts`` bounds its failures, ``max_abandons`` its
     abandoned leases (None: the queue's setting, else 10). A ``task_id`` already stored
-    returns the stored task (a retried post is not posted twice)."""
+    returns the stored task (a retried post is not posted twice). ``not_before`` (epoch ms)
+    or ``delay_s`` (seconds from now on the server's clock) delays it."""
     chunk = (
         _checked(
             ctx, queue, description, data, pass_name, priority, max_attempts, lease_s,
-            not_before, dedupe_key, parent, max_abandons, task_id,
+            not_before, dedupe_key, parent, max_abandons, task_id, delay_s,
         ),
     )  # fmt: skip
     reply = yield _post_call(ctx, chunk)

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from .._hooks.tokens import remember as remember_token
-from .._models import Task, TaskStatus, iso, now_ms
+from .._models import Task, TaskStatus, iso
 from .._ops.tasks import MAX_CLAIM_BATCH
 from .._printable import printable
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -172,8 +172,6 @@ def post(
     jsonl: str | None,
 ) -> None:
     """Post a task to QUEUE (DESCRIPTION may be - for stdin), or many with --jsonl."""
-    # The client's clock: the core takes an absolute not_before (docs/cli.md says so).
-    not_before = now_ms() + int(delay * 1000) if delay else None
     data = parse_json(data_arg, app, what="--data") if data_arg is not None else None
     defaults: dict[str, Any] = {
         "queue": queue,
@@ -182,7 +180,7 @@ def post(
         "max_attempts": max_attempts,
         "max_abandons": max_abandons,
         "lease_s": lease_s,
-        "not_before": not_before,
+        "delay_s": delay or None,  # counted on the server's clock
         "parent": parent,
     }
     if jsonl is not None:
@@ -196,7 +194,11 @@ def post(
                 "needs one"
             )
         lines = _jsonl_specs(jsonl, app)
-        specs = [{**defaults, **spec} for _, spec in lines]
+        # A line's own not_before wins over the default delay (the core takes one of them).
+        specs = [
+            {**defaults, **({"delay_s": None} if "not_before" in spec else {}), **spec}
+            for _, spec in lines
+        ]
         if data is not None:
             for spec in specs:
                 spec.setdefault("data", data)
@@ -222,7 +224,7 @@ def post(
         priority=priority,
         max_attempts=max_attempts,
         lease_s=lease_s,
-        not_before=not_before,
+        delay_s=defaults["delay_s"],
         dedupe_key=dedupe_key,
         parent=parent,
         max_abandons=max_abandons,

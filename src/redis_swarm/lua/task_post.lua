@@ -10,7 +10,9 @@
 -- ARGV[4] m (number of passes)  ARGV[5] max_abandons of a task that sets none, in a queue
 -- that sets none  ARGV[6..5+n] the queues' names  then pass_id, pass_name of each pass
 -- then ten per task (STRIDE): queue (1..n), pass (1..m, '' none), id, priority, not_before
--- ('' none), dedupe_key ('' none), parent ('' none), max_abandons ('' none), the task as a
+-- (epoch ms; '+MS' a delay from this script's now, the server's clock, which the record
+-- then gets here; '' none), dedupe_key ('' none), parent ('' none), max_abandons ('' none),
+-- the task as a
 -- JSON object of the client's fields (id, queue, description, priority, max_attempts,
 -- lease_s, and those set of max_abandons, pass_name, pass_id, not_before, dedupe_key, parent)
 -- without its closing brace, and its data as JSON ('' for none).
@@ -40,7 +42,15 @@ for i = 1, count do
   local b = first + STRIDE * (i - 1)
   local qi, pi, id = tonumber(ARGV[b]), ARGV[b + 1], ARGV[b + 2]
   local queue, dedupe_key, parent = ARGV[5 + qi], ARGV[b + 5], ARGV[b + 6]
-  local not_before = tonumber(ARGV[b + 4])
+  local not_before, due_set = ARGV[b + 4], ''
+  if not_before == '' then  -- (most tasks: no call at all)
+    not_before = nil
+  elseif string.byte(not_before) == 43 then  -- '+': due that long after now, on this clock
+    not_before = now + tonumber(string.sub(not_before, 2))
+    due_set = ',"not_before":' .. fmt(not_before)
+  else
+    not_before = tonumber(not_before)
+  end
   local status = (not_before and not_before > now) and 'delayed' or 'pending'
   local existing = dedupe_key ~= '' and redis.call('HGET', KEYS[4], queue .. '|' .. dedupe_key)
   local max_abandons = ARGV[b + 7]
@@ -55,7 +65,8 @@ for i = 1, count do
       end
       set_here = ',"max_abandons":' .. max_abandons
     end
-    local raw = ARGV[b + 8] .. set_here .. ',"seq":' .. fmt(seq + i) .. ',"created_at":' .. stamp
+    local raw = ARGV[b + 8] .. set_here .. due_set .. ',"seq":' .. fmt(seq + i)
+      .. ',"created_at":' .. stamp
       .. ',"attempts":0,"failures":0,"abandons":0,"claims":{},"status":"' .. status .. '"}'
     -- Stored only when the id is new: a retried batch finds its tasks (one command, not two).
     if redis.call('HSETNX', KEYS[1], id, raw) == 0 then existing = id end
@@ -66,7 +77,7 @@ for i = 1, count do
   else
     local wake_key = KEYS[8 + 3 * qi]
     if status == 'delayed' then
-      redis.call('ZADD', KEYS[7 + 3 * qi], ARGV[b + 4], id)
+      redis.call('ZADD', KEYS[7 + 3 * qi], fmt(not_before), id)
       groups[qi] = groups[qi] or {delayed = KEYS[7 + 3 * qi]}
       lower_due(K, groups[qi], not_before)
     else
