@@ -41,6 +41,20 @@ def test_faces_never_reach_into_the_shells() -> None:
     assert not reach_ins, "give Swarm a public property or operation instead"
 
 
+def test_faces_never_import_the_operations() -> None:
+    """A face calls ``Swarm``; what it checks before a call comes from the records layer
+    (``_models``, ``_validate``), never from an operation's module."""
+    imports = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in _face_files()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and (node.module == "_ops" or node.module.startswith(("_ops.", "redis_swarm._ops")))
+    ]
+    assert not imports, "give the face what it needs in _models, _validate or on Swarm"
+
+
 def test_the_layer_map_names_every_module() -> None:
     """docs/architecture.md draws every module of the package, and only real ones."""
     doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")

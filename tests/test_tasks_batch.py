@@ -19,7 +19,7 @@ from redis_swarm import (
     TaskStatus,
     ValidationError,
 )
-from redis_swarm._ops.tasks import MAX_CLAIM_BATCH
+from redis_swarm._validate import MAX_CLAIM_BATCH
 
 from . import _clock
 from ._clock import FakeClock

@@ -35,7 +35,7 @@ from ._connect import (
 from ._durability import Plan, confirm, is_write, wrap
 from ._errors import SwarmError
 from ._keys import Keys
-from ._models import Event, EventType
+from ._models import Event, EventType, type_filter
 from ._ops import a2a_store, server, tasks, views
 from ._ops import agents as agent_ops
 from ._ops import ask as ask_ops
@@ -510,7 +510,7 @@ class Swarm(_Shell):
         """Yield events as they are appended (after ``since``; by default only new ones):
         each wait blocks the server-side read for up to ``block_s``. It goes on forever, or
         until ``timeout_s`` has passed, however quiet the stream; break out to stop sooner."""
-        flt = event_ops.type_filter(types)
+        flt = type_filter(types)
         deadline = event_ops.follow_deadline(block_s, timeout_s)
         cursor = self._run(event_ops.follow_start(self._ctx, since))
         while (block := event_ops.next_block(block_s, deadline)) is not None:
@@ -645,7 +645,7 @@ class AsyncSwarm(_Shell):
         timeout_s: float | None = None,
     ) -> AsyncIterator[Event]:
         """The async twin of ``Swarm.follow_events``: ``async for event in ...``."""
-        flt = event_ops.type_filter(types)
+        flt = type_filter(types)
         deadline = event_ops.follow_deadline(block_s, timeout_s)
         cursor = await self._run(event_ops.follow_start(self._ctx, since))
         while (block := event_ops.next_block(block_s, deadline)) is not None:

@@ -13,10 +13,12 @@ import json
 import time
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, Union
+
+from ._errors import ValidationError
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
@@ -30,6 +32,7 @@ __all__ = [
     "Task",
     "TaskSpec",
     "TaskStatus",
+    "TypeFilter",
     "Usage",
     "answer_fields",
     "built",
@@ -38,6 +41,7 @@ __all__ = [
     "iso",
     "loads",
     "now_ms",
+    "type_filter",
 ]
 
 R = TypeVar("R", bound="Record")
@@ -242,6 +246,37 @@ class EventType(str, enum.Enum):
     SYNTHESIS_CREATED = "synthesis.created"
     SYNTHESIS_REQUESTED = "synthesis.requested"
     MESSAGE_SENT = "message.sent"
+
+
+# What a reader asks of the event stream by type: exact types, and areas (prefixes).
+TypeFilter = tuple[frozenset[str], tuple[str, ...]]
+
+
+def type_filter(types: Iterable[EventType | str] | EventType | str | None) -> TypeFilter | None:
+    """Exact event types, or areas (``"task"`` or ``"task.*"``: every task event)."""
+    if types is None:
+        return None
+    if isinstance(types, str):  # EventType is a str too
+        types = [types]
+    known = {t.value for t in EventType}
+    areas = {v.split(".")[0] for v in known}
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for item in types:
+        value = item.value if isinstance(item, EventType) else item
+        if not isinstance(value, str):
+            raise ValidationError(f"event types must be strings, not {type(value).__name__}")
+        area = value[:-2] if value.endswith(".*") else value
+        if value in known:
+            exact.add(value)
+        elif area in areas:
+            prefixes.append(area + ".")
+        else:
+            raise ValidationError(
+                f"unknown event type {value!r}: use one of {', '.join(sorted(known))}, "
+                f"or an area such as 'task' or 'agent.*'"
+            )
+    return frozenset(exact), tuple(prefixes)
 
 
 T = TypeVar("T")

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from ._errors import ValidationError
 
 __all__ = [
+    "MAX_AROUND",
+    "MAX_CLAIM_BATCH",
+    "MAX_HITS",
     "MAX_JSON_DEPTH",
     "MAX_QUEUES",
     "check_id",
@@ -17,6 +20,12 @@ __all__ = [
     "check_swarm_name",
     "too_deep",
 ]
+
+# Bounds the operations check, which the faces show in their own checks (click ranges, tool
+# schemas) before a call: here, so that a face need not import an operation's module.
+MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
+MAX_HITS = 1000  # hits one context search may list
+MAX_AROUND = 20  # lines shown around a hit
 
 # JSON payloads (task data, findings, messages, metadata) nest at most this deep: deeper
 # values are refused at the edge rather than stored for readers that might not decode them.

@@ -20,6 +20,7 @@ import re2
 
 from .._errors import ValidationError
 from .._models import SearchHit
+from .._validate import MAX_AROUND, MAX_HITS
 
 __all__ = [
     "SNIPPET_CHARS",
@@ -34,8 +35,6 @@ __all__ = [
 # A hit's line is cut to this many characters around the match (context lines: from their
 # start), so that one minified 1 MB line cannot flood an agent's window.
 SNIPPET_CHARS = 240
-MAX_HITS = 1000
-MAX_AROUND = 20
 MAX_PATTERN_CHARS = 1000
 
 

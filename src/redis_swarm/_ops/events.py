@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._errors import ValidationError
-from .._models import Event, EventType
+from .._models import Event, EventType, TypeFilter, type_filter
 from .._protocol import Cmd, OpContext, Operation
 from ._bus import decode_fields, text
 from ._work import check_number
 
-__all__ = ["TypeFilter", "events", "follow_start", "follow_step", "type_filter"]
+__all__ = ["events", "follow_start", "follow_step"]
 
 MAX_EVENTS = 10_000
 PAGE = 1000
@@ -28,34 +28,6 @@ _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _LAST_SEQ = 2**64 - 1
 
 Since = str | int | None
-TypeFilter = tuple[frozenset[str], tuple[str, ...]]  # exact types, prefixes
-
-
-def type_filter(types: Iterable[EventType | str] | EventType | str | None) -> TypeFilter | None:
-    """Exact event types, or areas (``"task"`` or ``"task.*"``: every task event)."""
-    if types is None:
-        return None
-    if isinstance(types, str):  # EventType is a str too
-        types = [types]
-    known = {t.value for t in EventType}
-    areas = {v.split(".")[0] for v in known}
-    exact: set[str] = set()
-    prefixes: list[str] = []
-    for item in types:
-        value = item.value if isinstance(item, EventType) else item
-        if not isinstance(value, str):
-            raise ValidationError(f"event types must be strings, not {type(value).__name__}")
-        area = value[:-2] if value.endswith(".*") else value
-        if value in known:
-            exact.add(value)
-        elif area in areas:
-            prefixes.append(area + ".")
-        else:
-            raise ValidationError(
-                f"unknown event type {value!r}: use one of {', '.join(sorted(known))}, "
-                f"or an area such as 'task' or 'agent.*'"
-            )
-    return frozenset(exact), tuple(prefixes)
 
 
 def _wanted(kind: str, flt: TypeFilter | None) -> bool:

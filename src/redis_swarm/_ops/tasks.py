@@ -28,7 +28,7 @@ from .._models import (
     dumps,
 )
 from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation
-from .._validate import MAX_QUEUES, check_id, check_name, check_queues
+from .._validate import MAX_CLAIM_BATCH, MAX_QUEUES, check_id, check_name, check_queues
 from ._work import (
     STATUSES,
     await_events,
@@ -83,7 +83,6 @@ MAX_LEASE_S = 30 * 86_400.0
 MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
-MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
 MAX_DELAY_S = 100 * 365 * 86_400.0  # delay_s: a century
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)

@@ -8,8 +8,7 @@ from typing import Any
 import click
 
 from .._errors import ValidationError
-from .._models import EventType, dumps, iso, now_ms
-from .._ops.events import type_filter
+from .._models import EventType, dumps, iso, now_ms, type_filter
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds

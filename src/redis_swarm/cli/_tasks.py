@@ -12,8 +12,8 @@ import click
 
 from .._hooks.tokens import remember as remember_token
 from .._models import Task, TaskStatus, iso
-from .._ops.tasks import MAX_CLAIM_BATCH
 from .._printable import printable
+from .._validate import MAX_CLAIM_BATCH
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
     Seconds,

@@ -11,8 +11,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._models import GrepLine, SearchHit, dumps, grep_groups
-from ..._ops._textview import MAX_AROUND, MAX_HITS
-from ..._validate import check_name
+from ..._validate import MAX_AROUND, MAX_HITS, check_name
 from .._budget import clip, encode_cursor
 from .._render import cursor_offset, plain, render_group
 from .._roles import EVERYONE, SHARD, tool
