@@ -24,7 +24,7 @@ from redis_swarm import Swarm
 from redis_swarm._pipeline import load_plan, pass_label, pipeline_queue, synthesis_id
 from redis_swarm._pipeline.run import parse_task_list
 
-from ._cli import Cli, subprocess_env, swarm_bin
+from ._cli import Cli, Out, subprocess_env, swarm_bin
 
 PY = sys.executable
 
@@ -568,9 +568,24 @@ time.sleep(60)
 """
 
 
+def hang_command(tmp_path: Path) -> str:
+    """The command of an agent that hangs (HANG), as ``killed_while_held`` waits for it."""
+    (tmp_path / "hang.py").write_text(HANG)
+    return f"{PY} {tmp_path}/hang.py {tmp_path}/pids"
+
+
+def rerun_after_kill(
+    redis_url: str, cli: Cli, tmp_path: Path, path: Path, agents: int, good: str
+) -> Out:
+    """``killed_while_held``, then the plan made ``good`` and run again: that run's output."""
+    killed_while_held(redis_url, tmp_path, path, agents)
+    path.write_text(good)
+    return cli("pipeline", "run", str(path))
+
+
 def killed_while_held(redis_url: str, tmp_path: Path, path: Path, agents: int) -> None:
-    """Run ``path`` until ``agents`` hanging agents hold their leases, then SIGKILL the run
-    and its agents: their leases are left to expire."""
+    """Run ``path`` until ``agents`` hanging agents (``hang_command``) hold their leases,
+    then SIGKILL the run and its agents: their leases are left to expire."""
     pids = tmp_path / "pids"
     pids.mkdir()
     env = subprocess_env(redis_url, "test", tmp_path / "bin")
@@ -591,13 +606,11 @@ def test_resuming_says_which_tasks_it_waits_for(
     redis_url: str, cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     """Killed while its workers held leases: the rerun says it waits for them, and when."""
-    (tmp_path / "hang.py").write_text(HANG)
-    path = plan_text(tmp_path, worker=f"{PY} {tmp_path}/hang.py {tmp_path}/pids", lease_s=3)
-    good = path.read_text().replace(f"{tmp_path}/hang.py {tmp_path}/pids", f"{tmp_path}/worker.py")
+    hang = hang_command(tmp_path)
+    path = plan_text(tmp_path, worker=hang, lease_s=3)
+    good = path.read_text().replace(hang, f"{PY} {tmp_path}/worker.py")
     path.write_text(path.read_text().replace("lease_s = 3", "lease_s = 3\ntimeout_s = 60"))
-    killed_while_held(redis_url, tmp_path, path, 3)
-    path.write_text(good)
-    out = cli("pipeline", "run", str(path))
+    out = rerun_after_kill(redis_url, cli, tmp_path, path, 3, good)
     assert re.search(
         r"pass 1/2 'Pass 1': waiting for 3 task\(s\) held by an earlier run \(their leases "
         r"end in [0-3]( to [0-3])? s\)",
@@ -612,13 +625,10 @@ def test_resuming_says_it_waits_for_the_planner(
 ) -> None:
     """Killed while its planner held the planning task: the rerun says it waits for it."""
     path = three_passes(tmp_path)
-    (tmp_path / "hang.py").write_text(HANG)
     planner = f"{PY} {tmp_path}/planner.py"
     good = path.read_text().replace(f'exec = "{planner}"', f'exec = "{planner}"\nlease_s = 3')
-    path.write_text(good.replace(planner, f"{PY} {tmp_path}/hang.py {tmp_path}/pids"))
-    killed_while_held(redis_url, tmp_path, path, 1)
-    path.write_text(good)
-    out = cli("pipeline", "run", str(path))
+    path.write_text(good.replace(planner, hang_command(tmp_path)))
+    out = rerun_after_kill(redis_url, cli, tmp_path, path, 1, good)
     assert re.search(
         r"pass 2/3 'Pass 2': waiting for its planning task t-\S+, held by an earlier run's "
         r"planner \(its lease ends in [0-3] s\)",
