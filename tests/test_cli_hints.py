@@ -1,15 +1,18 @@
 """The core's hints, said in commands: an error a command prints names the command that
-helps (``COMMAND_WORDS``), never the Python call behind it."""
+helps (``redis_swarm._hints``), never the Python call behind it."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from redis_swarm import Swarm
-from redis_swarm.cli._app import COMMAND_WORDS
+from redis_swarm import Swarm, _hints
 
 from ._cli import Cli
+
+# What a hint naming the Python API looked like: a call (`agents()`) or a keyword (`regex=False`).
+_PYTHON_WORDS = re.compile(r"\b[a-z_]+\(\)|\b[a-z_]+=(False|True|None)\b")
 
 
 def test_every_hint_a_command_prints_names_a_command(
@@ -18,14 +21,39 @@ def test_every_hint_a_command_prints_names_a_command(
     swarm.publish_context("shard-1", "one line\n", source="t")
     big = tmp_path / "big.json"
     big.write_text(json.dumps({"blob": "x" * 1_100_000}))
-    errors = [
-        cli("context", "get", "nobody", expect=1).stderr,
-        cli("context", "get", "shard-1", "--version", "zz", expect=None).stderr,
-        cli("agents", "deregister", "ghost", expect=1).stderr,
-        cli("context", "search", "shard-1", "(", "--regex", expect=None).stderr,
-        cli("task", "post", "q", "big", "--data", f"@{big}", expect=1).stderr,
+    said = {
+        _hints.LIST_CONTEXTS: cli("context", "get", "nobody", expect=1).stderr,
+        _hints.CONTEXT_VERSIONS: cli(
+            "context", "get", "shard-1", "--version", "zz", expect=None
+        ).stderr,
+        _hints.CHECK_AGENT_ID: cli("agents", "deregister", "ghost", expect=1).stderr
+        + cli("msg", "send", "ghost", "hello", expect=1).stderr,  # (said by a Lua script)
+        _hints.PUBLISH_CONTEXT: cli("task", "post", "q", "x", "--data", f"@{big}", expect=1).stderr,
+        _hints.CHECK_TASK_ID: cli("task", "show", "t-nope", expect=1).stderr,
+        _hints.LIST_FINDINGS: cli("findings", "f-nope", expect=1).stderr,
+        _hints.ASK_TARGETS: cli("ask", "nobody", "why?", "--timeout", "1", expect=1).stderr,
+    }
+    regex = cli("context", "search", "shard-1", "(", "--regex", expect=None).stderr
+    assert "search for plain text instead of a regex" in regex
+    for hint, stderr in said.items():
+        assert stderr.count(hint) == stderr.count("error:"), (hint, stderr)
+    assert set(said) == {getattr(_hints, name) for name in _hints.__all__}  # (every hint met)
+    for stderr in [*said.values(), regex]:
+        assert not _PYTHON_WORDS.search(stderr), stderr
+
+
+def test_the_scripts_say_the_hints_in_the_same_words() -> None:
+    """A Lua script cannot import ``_hints``: what its messages say is held to it here."""
+    lua = Path(_hints.__file__).parent / "lua"
+    texts = [
+        text
+        for path in sorted(lua.glob("*.lua"))
+        for text in re.findall(r"'([^'\n]*)'", path.read_text(encoding="utf-8"))
     ]
-    said = "\n".join(errors)
-    for core_words, command_words in COMMAND_WORDS:
-        assert command_words in said, (command_words, said)  # (a reworded core hint fails)
-        assert core_words not in said, said
+    said = " ".join(texts)
+    checks = re.findall(r"check the id with [a-z ]+", said)
+    assert len(checks) >= 4  # (task_report, task_update, agent_deregister, message_send)
+    for check in checks:
+        assert check.strip() in (_hints.CHECK_TASK_ID, _hints.CHECK_AGENT_ID), check
+    assert said.count("swarm findings") == said.count(_hints.LIST_FINDINGS) >= 1
+    assert not [text for text in texts if _PYTHON_WORDS.search(text)]

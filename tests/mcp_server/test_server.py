@@ -512,15 +512,18 @@ def test_errors_say_what_to_do_next(core: Swarm) -> None:
 
 
 def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
-    """The core's hints for the CLI and Python (`contexts()`, `swarm findings`, `regex=False`)
-    reach an MCP agent as the tools it can call (the core's messages are unchanged)."""
+    """The core's hints, which name commands (`swarm context list`, `swarm findings`), reach
+    an MCP agent as the tools it can call (the core's messages are unchanged)."""
 
     async def body() -> None:
         async with connect(build_server(core, role="all", name="me")) as agent:
             await agent("publish_context", text="one\ntwo\n")
             checks: list[tuple[str, dict[str, Any], str]] = [
                 ("get_context", {"owner": "nobody"}, "(swarm_status lists them)"),
-                ("search_context", {"pattern": "(", "regex": True}, "with regex=false"),
+                ("search_context", {"pattern": "(", "regex": True}, "plain text instead of a"),
+                ("get_context", {"owner": "me", "version": "zz"}, "returned by get_context"),
+                ("post_task", {"queue": "q", "description": "big", "data": "x" * 1_100_000},
+                 "in a context (publish_context)"),
                 ("synthesize", {"pass_name": "P", "text": "t", "sources": ["f-"]}, "list_findings"),
                 ("send_message", {"to": "nobody", "body": "hi"}, "check the id with list_agents"),
                 ("ask", {"target": "nobody", "question": "?"}, "(swarm_status lists them)"),
@@ -534,7 +537,7 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                 said.append(message)
             # Every translation is met (a core message reworded fails here), and no core hint
             # is left untranslated.
-            for core_words, tool_words in TOOL_WORDS:
+            for core_words, tool_words in TOOL_WORDS.items():
                 assert any(tool_words in message for message in said), tool_words
                 assert not any(core_words in message for message in said), core_words
 

@@ -16,6 +16,7 @@ import zstandard
 from .. import _digest
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hash_lane import lane_hasher
+from .._hints import CONTEXT_VERSIONS, LIST_CONTEXTS
 from .._models import ContextInfo, loads
 from .._protocol import Cmd, Compute, Fetch, OpContext, Operation
 from .._validate import check_name
@@ -103,7 +104,7 @@ def check_version(version: object) -> str:
     if not isinstance(version, str) or not _HEX.fullmatch(version):
         raise ValidationError(
             f"version {str(version)[:70]!r} is not a context version: pass the hex hash shown "
-            "by context_versions (at least 8 characters of it)"
+            f"{CONTEXT_VERSIONS} (at least 8 characters of it)"
         )
     return version
 
@@ -138,9 +139,7 @@ def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manif
 
 
 def no_context(owner: str) -> NotFound:
-    return NotFound(
-        f"no context was published by {owner!r}: check the owner name (contexts() lists them)"
-    )
+    return NotFound(f"no context was published by {owner!r}: check the owner name {LIST_CONTEXTS}")
 
 
 def no_version(ctx: OpContext, owner: str, version: str) -> Operation[NotFound]:

@@ -179,7 +179,7 @@ def compile_regex(pattern: str) -> re2._Regexp[bytes]:
         except re.error as invalid:
             raise ValidationError(
                 f"the search pattern is not a valid regular expression ({invalid}): "
-                "fix it, or search for plain text with regex=False"
+                "fix it, or search for plain text instead of a regex"
             ) from None
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
@@ -188,7 +188,7 @@ def compile_regex(pattern: str) -> re2._Regexp[bytes]:
             f"the search pattern uses what the linear-time regex engine (RE2) does not have "
             f"({reason}): no backreferences (\\1), lookahead or lookbehind ((?=, (?!, (?<=, (?<!), "
             "possessive or atomic groups; write \\z for the end of the text. Rewrite it, or "
-            "search for plain text with regex=False"
+            "search for plain text instead of a regex"
         ) from None
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
+from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
 from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, Usage, built, loads
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_json_depth, too_deep
@@ -206,7 +207,7 @@ def route(ctx: OpContext, task_id: object) -> Operation[Route]:
         return found
     raw = yield Cmd("HGET", ctx.keys.tasks, tid)
     if raw is None:
-        raise NotFound(f"task {tid} does not exist: check the id with swarm task list")
+        raise NotFound(f"task {tid} does not exist: {CHECK_TASK_ID}")
     state = loads(raw)
     found = Route(state["queue"], state.get("pass_name"), state.get("parent"))
     _ROUTES.put(ctx.settings.swarm, tid, found)
@@ -273,7 +274,7 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
     if size > max_bytes:
         raise PayloadTooLarge(
             f"{what} is {size:,} bytes encoded; the limit is {max_bytes:,}: store large "
-            "material in a context (publish_context) and pass a reference"
+            f"material in a context {PUBLISH_CONTEXT} and pass a reference"
         )
     return check_json_depth(what, encoded)
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import NotFound, ValidationError
+from .._hints import CHECK_AGENT_ID
 from .._models import UNREADABLE, Agent, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_name
@@ -229,7 +230,7 @@ def get_agent(ctx: OpContext, agent_id: str, stale_after_s: float = 60.0) -> Ope
         (Cmd("HGET", keys.agents, agent_id), Cmd("ZSCORE", keys.presence, agent_id), Cmd("TIME"))
     )
     if record is None:
-        raise NotFound(f"agent {agent_id!r} is not registered: check the id with agents()")
+        raise NotFound(f"agent {agent_id!r} is not registered: {CHECK_AGENT_ID}")
     return _agent(record, seen, now_from(ctx, server_time), stale_ms)
 
 

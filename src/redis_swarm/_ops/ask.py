@@ -25,6 +25,7 @@ from .._errors import (
     Timeout,
     ValidationError,
 )
+from .._hints import ASK_TARGETS
 from .._keys import ASSIST_QUEUE, ask_queue
 from .._models import (
     ANSWER_KIND,
@@ -79,9 +80,8 @@ def _resolve_target(ctx: OpContext, target: str) -> Operation[str]:
         return name
     raise NotFound(
         f"unknown target {name!r}: it is no context owner, registered agent or queue of swarm "
-        f"{ctx.settings.swarm!r}. Ask a shard by the owner of its context (swarm context "
-        f"list; swarm serve OWNER answers), the peer-assist queue {ASSIST_QUEUE!r}, or a "
-        "queue posted to before"
+        f"{ctx.settings.swarm!r}. Ask a shard by the owner of its context {ASK_TARGETS}, "
+        f"the peer-assist queue {ASSIST_QUEUE!r}, or a queue posted to before"
     )
 
 

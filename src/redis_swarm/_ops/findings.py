@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
+from .._hints import LIST_FINDINGS
 from .._keys import Keys
 from .._models import Finding, Page, Synthesis, Task, Usage, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
@@ -273,7 +274,7 @@ def _stored(
 
 def get_finding(ctx: OpContext, finding_id: str) -> Operation[Finding]:
     fid = check_id("finding", finding_id)
-    missing = f"finding {fid} does not exist: list findings with swarm findings"
+    missing = f"finding {fid} does not exist: list findings {LIST_FINDINGS}"
     return (yield from _stored(ctx.keys.findings, "finding", fid, finding_from, missing))
 
 

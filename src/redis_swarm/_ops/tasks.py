@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
+from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
 from .._models import (
     DEFAULT_MAX_ABANDONS,
@@ -780,7 +781,7 @@ def get_task(ctx: OpContext, task_id: str) -> Operation[Task]:
     k = ctx.keys
     raw, data = yield Batch((Cmd("HGET", k.tasks, task_id), Cmd("HGET", k.task_data, task_id)))
     if raw is None:
-        raise NotFound(f"task {task_id} does not exist: check the id with swarm task list")
+        raise NotFound(f"task {task_id} does not exist: {CHECK_TASK_ID}")
     task = decoded("task", task_id, task_from, raw, data)
     remember_route(ctx, task)
     return task

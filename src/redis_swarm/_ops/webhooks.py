@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .._errors import NotFound, ValidationError
+from .._hints import CHECK_TASK_ID
 from .._models import Webhook, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id
@@ -79,7 +80,7 @@ def set_webhook(
         (Cmd("HEXISTS", k.tasks, task_id), Cmd("XREVRANGE", k.events, "+", "-", "COUNT", 1))
     )
     if not exists:
-        raise NotFound(f"task {task_id} does not exist: check the id with swarm task list")
+        raise NotFound(f"task {task_id} does not exist: {CHECK_TASK_ID}")
     start = _check_event_id(since) if since is not None else None
     if start is None:
         start = text(newest[0][0]) if newest else "0-0"

@@ -135,24 +135,11 @@ class _Group(click.Group):
             _fail(ctx, exc, EXIT_ERROR)
 
 
-# The core's hints that name its Python API, in the commands that do the same (the MCP face
-# has its own: mcp_server._render.TOOL_WORDS).
-COMMAND_WORDS: tuple[tuple[str, str], ...] = (
-    ("(contexts() lists them)", "(swarm context list lists them)"),
-    ("shown by context_versions", "shown by swarm context versions OWNER"),
-    ("check the id with agents()", "check the id with swarm agents"),
-    ("search for plain text with regex=False", "search for plain text without --regex"),
-    ("in a context (publish_context)", "in a context (swarm context publish)"),
-)
-
-
 def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
     app = ctx.find_object(App)
     if app is not None and app.debug:
         traceback.print_exc()
-    message = str(exc) or type(exc).__name__
-    for core_words, command_words in COMMAND_WORDS:
-        message = message.replace(core_words, command_words)
+    message = str(exc) or type(exc).__name__  # (the core's hints are commands: _hints)
     if app is not None and app.json:
         click.echo(json.dumps({"error": type(exc).__name__, "message": message}), err=True)
     else:

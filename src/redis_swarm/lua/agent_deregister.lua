@@ -17,7 +17,7 @@ if redis.call('ZSCORE', KEYS[6], departure) then
 end
 if redis.call('HDEL', KEYS[1], id) == 0 then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: '
-    .. 'check the id with agents()')
+    .. 'check the id with swarm agents')
 end
 redis.call('ZREM', KEYS[2], id)
 local pending = redis.call('HGET', KEYS[3], id .. '|pending')

@@ -26,7 +26,7 @@ local trim = {}
 if to ~= '*' then
   if redis.call('HEXISTS', KEYS[1], to) == 0 then
     return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
-      .. 'would read the message: check the id with agents(), or broadcast')
+      .. 'would read the message: check the id with swarm agents, or broadcast')
   end
   -- read but not yet committed messages (see inbox_read) do not count as unread
   local pending = redis.call('HGET', KEYS[4], to .. '|pending')

@@ -10,6 +10,7 @@ from typing import Any
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock, TextContent
 
+from .. import _hints as hints
 from .._errors import (
     AlreadyCompleted,
     ConnectionFailed,
@@ -68,25 +69,25 @@ _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
 )
 
 
-# The core's messages name what the CLI and the Python API call things (`swarm findings`,
-# `contexts()`, `regex=False`), which an MCP agent cannot call: each such phrase, as this
-# server's tools say it. The core keeps its words for the CLI; a test checks that the core
-# still says every phrase here.
-TOOL_WORDS: tuple[tuple[str, str], ...] = (
-    ("(contexts() lists them)", "(swarm_status lists them)"),
-    ("(swarm context list; swarm serve OWNER answers)", "(swarm_status lists them)"),
-    ("check the id with agents()", "check the id with list_agents"),
-    ("with swarm findings", "with list_findings"),
-    ("check the id with swarm task list", "check the id claim_task or post_task returned"),
-    ("regex=False", "regex=false"),
-)
+# The core's hints name commands (redis_swarm._hints), which an MCP agent cannot run: each,
+# as this server's tools say it. Keyed by the core's names, so a hint reworded there is
+# reworded here too.
+TOOL_WORDS: dict[str, str] = {
+    hints.LIST_CONTEXTS: "(swarm_status lists them)",
+    hints.ASK_TARGETS: "(swarm_status lists them)",
+    hints.CHECK_AGENT_ID: "check the id with list_agents",
+    hints.LIST_FINDINGS: "with list_findings",
+    hints.CHECK_TASK_ID: "check the id claim_task or post_task returned",
+    hints.PUBLISH_CONTEXT: "(publish_context)",
+    hints.CONTEXT_VERSIONS: "returned by get_context",
+}
 
 
 def tool_error(exc: SwarmError) -> ToolError:
     """A core error as a tool error that says what to do next, in tool terms (its hints
     translated by ``TOOL_WORDS``, or one added when it names no tool)."""
     said = str(exc) or type(exc).__name__
-    for core_words, tool_words in TOOL_WORDS:
+    for core_words, tool_words in TOOL_WORDS.items():
         said = said.replace(core_words, tool_words)
     message = f"{type(exc).__name__}: {said}"
     # Whole words: "task" holds the tool name "ask", and named no tool.

@@ -1,0 +1,31 @@
+"""What to do next, said once: the hints the core's messages end with.
+
+The core says each hint in the words of the CLI, a command anyone who has redis-swarm can run
+(from a shell, beside the Python API); its Lua scripts carry the same words, which
+tests/test_hints.py holds to these. A face that cannot run commands says each hint its own
+way, keyed by these names (the MCP server's ``TOOL_WORDS``), so that rewording a hint here
+reaches every face, and a face can never translate a phrase the core no longer says.
+
+A hint that no face needs to reword is said plainly where it is raised ("search for plain
+text instead of a regex"): every face has that choice, so no command is named.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ASK_TARGETS",
+    "CHECK_AGENT_ID",
+    "CHECK_TASK_ID",
+    "CONTEXT_VERSIONS",
+    "LIST_CONTEXTS",
+    "LIST_FINDINGS",
+    "PUBLISH_CONTEXT",
+]
+
+CHECK_TASK_ID = "check the id with swarm task list"
+CHECK_AGENT_ID = "check the id with swarm agents"
+LIST_CONTEXTS = "(swarm context list lists them)"
+ASK_TARGETS = "(swarm context list; swarm serve OWNER answers)"
+CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
+LIST_FINDINGS = "with swarm findings"
+PUBLISH_CONTEXT = "(swarm context publish)"
