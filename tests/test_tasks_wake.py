@@ -392,6 +392,25 @@ def test_a_report_after_a_woken_claim_waits_for_the_next_task_behind_it(
     assert swarm.queue_stats()["q"] == {**ZERO, "claimed": 1, "completed": 1}
 
 
+def test_what_a_handle_learns_of_a_queue_is_each_workers_own(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """Agents sharing one handle (as the MCP server's sessions do) each keep what their own
+    claims learnt: one woken for its task does not make another's report wait behind itself
+    (a BLPOP and a second script) where its claim_next takes a pending task in one script."""
+    swarm.post_task("q", "w2's")
+    held = must(swarm.claim("q", worker="w2"))  # no wait: w2 has not found q dry
+    _woken(swarm, raw, worker="w1")  # w1 has
+    pending = swarm.post_task("q", "pending")
+    reset_stats(raw)
+    _, nxt = swarm.report(
+        held.id, must(held.token), {"summary": "done"}, worker="w2", claim_next="q", wait_s=10
+    )
+    assert must(nxt).id == pending.id
+    calls = command_calls(raw)
+    assert script_calls(calls) == 1 and "blpop" not in calls, calls
+
+
 def _report_in_thread(swarm: Swarm, task: Task, token: str) -> _Reporter:
     reporter = _Reporter(swarm, task, token, wait_s=30)
     reporter.start()

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INTERRUPTS",
     "WAKE_WAIT",
+    "WORKERS_REMEMBERED",
     "Batch",
     "Call",
     "Cmd",
@@ -41,6 +42,7 @@ __all__ = [
     "is_wake_wait",
     "items_of",
     "raise_first",
+    "remember",
     "sync_op",
     "together",
 ]
@@ -219,6 +221,20 @@ class Limits:
     events_maxlen: int = 100_000
 
 
+# What a handle remembers per worker is bounded: one naming more workers forgets them all
+# (each then costs its next operation what a first one costs).
+WORKERS_REMEMBERED = 10_000
+
+V = TypeVar("V")
+
+
+def remember(table: dict[str, V], worker: str, value: V) -> None:
+    """``table[worker] = value``, in a table of an OpContext, within WORKERS_REMEMBERED."""
+    if len(table) >= WORKERS_REMEMBERED and worker not in table:
+        table.clear()
+    table[worker] = value
+
+
 @dataclass
 class OpContext:
     """What an operation may know about its swarm, besides the replies it asks for."""
@@ -232,15 +248,17 @@ class OpContext:
     # worker -> when (time.monotonic()) this handle's claims last registered it and marked it
     # present (see _ops._work.presence_due)
     presence_sent: dict[str, float] = field(default_factory=dict)
-    # The queues a claim or a report's claim_next just found empty: (queues,
-    # time.monotonic(), next due ms or -1, server now ms); the next waiting claim of those
+    # Per worker (a handle many agents share, as the MCP server's, keeps each agent's own),
+    # at most WORKERS_REMEMBERED of them:
+    # the queues its claim or its report's claim_next just found empty: worker -> (queues,
+    # time.monotonic(), next due ms or -1, server now ms); its next waiting claim of those
     # queues blocks at once (see _ops.tasks.claim).
-    idle: tuple[tuple[str, ...], float, int, int] | None = None
-    # The queues this handle's last claim of them had to wait for (a task came while it
-    # blocked), and left no other task's token: nothing pending, so the next report that
-    # waits for the next task of those queues sends its wait and claim behind it, in one
-    # round trip (see _ops.findings.report).
-    dry: tuple[str, ...] | None = None
+    idle: dict[str, tuple[tuple[str, ...], float, int, int]] = field(default_factory=dict)
+    # The queues its last claim of them had to wait for (a task came while it blocked), and
+    # left no other task's token: nothing pending, so its next report that waits for the
+    # next task of those queues sends its wait and claim behind it, in one round trip (see
+    # _ops.findings.report).
+    dry: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The key builder of ``settings.swarm``, made once: every operation asks for it.
     _keys: Keys | None = field(default=None, init=False, repr=False, compare=False)
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
 from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, Usage, built, loads
-from .._protocol import Call, Cmd, OpContext, Operation
+from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._validate import check_id, check_json_depth, too_deep
 
 __all__ = [
@@ -229,9 +229,7 @@ def presence_due(ctx: OpContext, worker: str) -> bool:
     now = time.monotonic()
     if now - ctx.presence_sent.get(worker, -math.inf) < PRESENCE_EVERY_S:
         return False
-    if len(ctx.presence_sent) >= 10_000:  # bounded: a handle naming many workers forgets
-        ctx.presence_sent.clear()
-    ctx.presence_sent[worker] = now
+    remember(ctx.presence_sent, worker, now)
     return True
 
 

@@ -236,11 +236,11 @@ def report(
     if behind is not None:
         nxt = task_ops.taken_behind(ctx, behind, replies[1:])
     else:
-        task_ops.note_idle(ctx, claim_next, next_pair)
+        task_ops.note_idle(ctx, stored.worker, claim_next, next_pair)
         leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
         nxt = leased_next[0] if leased_next else None
-        if nxt is not None:  # tasks were waiting: the next report claims in its script too
-            ctx.dry = None
+        if nxt is not None and stored.worker is not None:
+            ctx.dry.pop(stored.worker, None)  # tasks were waiting: its next report claims so too
     left = deadline - time.monotonic()
     if nxt is None and wait and left > 0 and stored.worker is not None:
         got = yield from task_ops.claim(

@@ -28,7 +28,7 @@ from .._models import (
     built,
     dumps,
 )
-from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation
+from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remember
 from .._validate import MAX_CLAIM_BATCH, MAX_QUEUES, check_id, check_name, check_queues
 from ._work import (
     STATUSES,
@@ -498,18 +498,22 @@ def claim_part(
 IDLE_FRESH_S = 1.0  # how long a "nothing to claim" spares the next waiting claim's script
 
 
-def note_idle(ctx: OpContext, queues: str | Sequence[str], tail: Sequence[Any]) -> None:
-    """Remember what a report's claim_next found when it leased nothing: ``tail`` is the end
-    of its reply (false, next due ms, now), or (false, false) when it did not try."""
-    if len(tail) == 3 and not tail[0]:
-        ctx.idle = (_queue_names(queues), time.monotonic(), int(tail[1]), int(tail[2]))
+def note_idle(
+    ctx: OpContext, worker: str | None, queues: str | Sequence[str], tail: Sequence[Any]
+) -> None:
+    """Remember what ``worker``'s report's claim_next found when it leased nothing: ``tail``
+    is the end of its reply (false, next due ms, now), or (false, false) when it did not
+    try."""
+    if worker is not None and len(tail) == 3 and not tail[0]:
+        idle = (_queue_names(queues), time.monotonic(), int(tail[1]), int(tail[2]))
+        remember(ctx.idle, worker, idle)
 
 
-def _idle_hint(ctx: OpContext, names: tuple[str, ...]) -> tuple[int, int] | None:
-    """(next due ms, now ms) when a claim or a report through this handle just found
-    ``names`` empty: the waiting claim that follows need not run its script alone to find it
-    again. Used once."""
-    idle, ctx.idle = ctx.idle, None
+def _idle_hint(ctx: OpContext, worker: str, names: tuple[str, ...]) -> tuple[int, int] | None:
+    """(next due ms, now ms) when a claim or a report of ``worker`` through this handle just
+    found ``names`` empty: the waiting claim that follows need not run its script alone to
+    find it again. Used once."""
+    idle = ctx.idle.pop(worker, None)
     if idle is None or idle[0] != names:
         return None
     elapsed = time.monotonic() - idle[1]
@@ -553,7 +557,7 @@ def claim(
     keys = _claim_keys(ctx.keys, names)
     wakes = _wake_keys(ctx.keys, names)
     deadline = time.monotonic() + wait
-    hint = _idle_hint(ctx, names) if wait > 0 else None
+    hint = _idle_hint(ctx, worker, names) if wait > 0 else None
     # The BLPOP the script follows, in the same round trip (None: the script alone).
     waiting = None if hint is None else _wait_cmd(ctx, wakes, deadline, *hint)
     popped = False  # the wait sent alone before this claim took a token
@@ -579,13 +583,16 @@ def claim(
             # The claim ran: its leases stand whatever the wait before it met.
             # Woken for it: the queues are likely dry, and the next report that waits for
             # the next task sends its wait behind it (see claim_behind_report).
-            ctx.dry = names if woken else None
+            if woken:
+                remember(ctx.dry, worker, names)
+            else:
+                ctx.dry.pop(worker, None)
             tasks = leased(ctx, reply, lease_secrets)
             return tasks if n is not None else tasks[0]
         due, now = int(reply[1]), int(reply[2])
         if deadline - time.monotonic() <= 0:
             # The next waiting claim of these queues through this handle starts waiting.
-            ctx.idle = (names, time.monotonic(), due, now)
+            remember(ctx.idle, worker, (names, time.monotonic(), due, now))
             return [] if n is not None else None
         waiting, popped = _wait_cmd(ctx, wakes, deadline, due, now), False
         if isinstance(woke, Exception):
@@ -600,6 +607,7 @@ class ClaimBehind(NamedTuple):
     (``report``'s ``wait_s``), and what reading their replies needs."""
 
     names: tuple[str, ...]
+    worker: str
     own_wake: str  # the worker's own wake list, which the report's script also gets
     secret: str
     requests: tuple[Cmd | Call, ...]
@@ -625,7 +633,7 @@ def claim_behind_report(
     capped by the block chunk: a report knows no due hint of the queues (a token wakes it
     for a delayed task posted meanwhile, as any waiter)."""
     names = _queue_names(queues)
-    if ctx.dry != names:
+    if ctx.dry.get(worker) != names:
         return None
     block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
     wakes = _wake_keys(ctx.keys, names)
@@ -636,7 +644,8 @@ def claim_behind_report(
     limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
     after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)
     call = Call("task_claim", _claim_keys(ctx.keys, names), (*args, *limits, *after, secret))
-    return ClaimBehind(names, own_wake, secret, (wait, call, *(Cmd("LLEN", w) for w in wakes)))
+    lengths = tuple(Cmd("LLEN", w) for w in wakes)
+    return ClaimBehind(names, worker, own_wake, secret, (wait, call, *lengths))
 
 
 def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) -> Task | None:
@@ -645,9 +654,13 @@ def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) ->
     what the next wait needs."""
     reply, lengths = replies[1], replies[2:]
     if not reply[0]:
-        ctx.idle = (behind.names, time.monotonic(), int(reply[1]), int(reply[2]))
+        idle = (behind.names, time.monotonic(), int(reply[1]), int(reply[2]))
+        remember(ctx.idle, behind.worker, idle)
         return None
-    ctx.dry = None if any(int(n) for n in lengths) else behind.names
+    if any(int(n) for n in lengths):
+        ctx.dry.pop(behind.worker, None)
+    else:
+        remember(ctx.dry, behind.worker, behind.names)
     return leased(ctx, reply, [behind.secret])[0]
 
 
