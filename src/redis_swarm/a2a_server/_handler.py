@@ -66,6 +66,7 @@ from .._models import EventType, Finding, Webhook
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._convert import a2a_task, posting, updates
+from ._feed import TaskFeed
 from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
 
@@ -121,6 +122,7 @@ class SwarmRequestHandler(RequestHandler):
         self.wait_s = wait_s
         self.url_check = url_check
         self.on_webhook = on_webhook
+        self.feed = TaskFeed(swarm, FOLLOW_BLOCK_S)  # one stream reader for every waiter
 
     # --- reading
 
@@ -289,34 +291,32 @@ class SwarmRequestHandler(RequestHandler):
         then each one sent) is not sent again."""
         state, skip = start.state, start.skip
         with swarm_errors():
-            events = self.swarm.follow_events(
-                since=start.after, types="task", block_s=FOLLOW_BLOCK_S
-            )
-            async for event in events:
-                if event.fields.get("task") != task_id or event.type not in STATUS_AFTER:
-                    continue
-                task = await self.swarm.get_task(task_id)
-                finding = None
-                if event.type == EventType.TASK_COMPLETED:
-                    finding = await self._finding(event.fields.get("finding"))
-                made = updates(event, task, finding)
-                for index, update in enumerate(made):
-                    if index < skip:  # the client has it: it resumed in this event
+            async with contextlib.aclosing(self.feed.events(task_id, start.after)) as events:
+                async for event in events:
+                    if event.type not in STATUS_AFTER:
                         continue
-                    if isinstance(update, TaskStatusUpdateEvent):
-                        if update.status.state == state:
+                    task = await self.swarm.get_task(task_id)
+                    finding = None
+                    if event.type == EventType.TASK_COMPLETED:
+                        finding = await self._finding(event.fields.get("finding"))
+                    made = updates(event, task, finding)
+                    for index, update in enumerate(made):
+                        if index < skip:  # the client has it: it resumed in this event
                             continue
-                        state = update.status.state
-                    last = index == len(made) - 1
-                    yield _at(
-                        update,
-                        Position(event.id, 0, state)
-                        if last
-                        else Position(before(event.id), index + 1, state),
-                    )
-                skip = 0
-                if state in TERMINAL:
-                    return
+                        if isinstance(update, TaskStatusUpdateEvent):
+                            if update.status.state == state:
+                                continue
+                            state = update.status.state
+                        last = index == len(made) - 1
+                        yield _at(
+                            update,
+                            Position(event.id, 0, state)
+                            if last
+                            else Position(before(event.id), index + 1, state),
+                        )
+                    skip = 0
+                    if state in TERMINAL:
+                        return
 
     # --- push notifications
 
