@@ -34,6 +34,29 @@ class ServerInfo:
     used_memory: int | None
     maxmemory: int | None
     server_time_ms: int
+    # maxmemory-policy (of the node whose policy risks most, on a cluster)
+    maxmemory_policy: str | None = None
+
+    @property
+    def eviction_risk(self) -> str | None:
+        """What Redis may do to the swarm's records when its memory is full, and what to
+        change; None when it never drops one (noeviction, or a policy that only evicts keys
+        with a time to live: the swarm's records have none)."""
+        policy = self.maxmemory_policy
+        if policy is None or not policy.startswith("allkeys-"):
+            return None
+        if not self.maxmemory:
+            return (
+                f"maxmemory-policy is {policy}: harmless while maxmemory is 0, but once a "
+                "limit is set Redis drops any key at it, the swarm's tasks, leases and "
+                "findings included; set maxmemory-policy noeviction"
+            )
+        return (
+            f"maxmemory-policy is {policy}: when Redis reaches maxmemory it drops any key, "
+            "the swarm's tasks, leases and findings included, without a word; set "
+            "maxmemory-policy noeviction (writes are then refused with an error instead) "
+            "or give the swarm a Redis of its own"
+        )
 
 
 def server_info(ctx: OpContext) -> Operation[ServerInfo]:
@@ -74,7 +97,17 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         used_memory=sum(int(node.get("used_memory", 0)) for node in nodes),
         maxmemory=sum(int(node.get("maxmemory", 0)) for node in nodes),
         server_time_ms=int(server_time),
+        maxmemory_policy=_riskiest_policy(nodes),
     )
+
+
+def _riskiest_policy(nodes: list[dict[str, Any]]) -> str | None:
+    """The maxmemory-policy of the nodes: the first that evicts any key, else the first."""
+    policies = [str(node["maxmemory_policy"]) for node in nodes if "maxmemory_policy" in node]
+    risky = [p for p in policies if p.startswith("allkeys-")]
+    if risky:
+        return risky[0]
+    return policies[0] if policies else None
 
 
 def _pairs(reply: Any) -> dict[str, Any]:

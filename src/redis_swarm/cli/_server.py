@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ from rich.table import Table
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._errors import PermissionDenied, SwarmError
 from .._models import iso
-from ._app import App, json_option, main, pass_app
+from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 
 def _embedded(app: App) -> EmbeddedServer:
@@ -109,6 +110,7 @@ def doctor(app: App) -> None:
         persistence=_persistence(info.aof_enabled, info.appendfsync),
         used_memory_bytes=info.used_memory,
         maxmemory_bytes=info.maxmemory,
+        maxmemory_policy=info.maxmemory_policy,
         durability=swarm.durability(),
         ping_ms=round(latency, 3),
         server_time=iso(info.server_time_ms),
@@ -116,6 +118,9 @@ def doctor(app: App) -> None:
     if chosen is not None:
         report["pid"] = _embedded(app).pid()
         report["binary_choice"] = _choice(chosen, info.executable)
+    if info.eviction_risk is not None:
+        report["warnings"] = [info.eviction_risk]
+        report["ok"] = not info.maxmemory  # (a limit set: records can go now)
     try:
         report["corrupt_records"] = swarm.corrupt_records()
     except PermissionDenied as exc:  # a role without HSCAN: the rest of the check stands
@@ -124,8 +129,14 @@ def doctor(app: App) -> None:
     def human() -> None:
         table = Table(show_header=False, box=None)
         for key, value in report.items():
+            if key == "warnings":
+                continue
             shown = _corrupt(value) if key == "corrupt_records" else str(value)
             table.add_row(f"[bold]{key}[/]", escape(shown))
         app.out.print(table)
+        for warning in report.get("warnings", ()):
+            app.out.print(f"[yellow]warning:[/] {escape(warning)}")
 
     app.emit(report, human)
+    if not report["ok"]:
+        sys.exit(EXIT_ERROR)
