@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +107,28 @@ def test_messages_send_broadcast_inbox(cli: Cli, swarm: Swarm) -> None:
     assert out.stderr.startswith("error: ") and "nobody" in out.stderr
     cli("msg", "inbox", expect=2)
     cli("msg", "send", "shard-a", "-", "--data", "-", input="{}", expect=2)
+
+
+def test_an_empty_message_is_refused_and_nothing_is_sent(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    swarm.register("shard", name="shard-a")
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" \n")
+    for args, stdin in (
+        (["msg", "send", "shard-a", ""], None),
+        (["msg", "send", "shard-a", " \t\n"], None),
+        (["msg", "send", "shard-a", "", "--data", '{"n": 1}'], None),
+        (["msg", "send", "shard-a", "-"], "\n\n"),
+        (["msg", "send", "shard-a", f"@{blank}"], None),
+        (["msg", "broadcast", ""], None),
+        (["msg", "broadcast", "-"], "  "),
+    ):
+        out = cli(*args, "--from", "coord", input=stdin, expect=None)
+        said = "error: the message is empty: give its text" in out.stderr and out.code == 1
+        assert said or ("BODY: stdin was empty" in out.stderr and out.code == 2), (args, out)
+    assert swarm.inbox("shard-a", limit=10) == []
+    assert cli.json("msg", "send", "shard-a", " . ")["body"] == " . "  # blank only all through
 
 
 def test_events_list_filter_since(cli: Cli, swarm: Swarm) -> None:

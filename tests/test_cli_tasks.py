@@ -12,6 +12,7 @@ import pytest
 from redis_swarm import Swarm
 
 from ._cli import Cli
+from ._clock import FakeClock
 from ._handles import must
 
 
@@ -79,7 +80,9 @@ def test_claim_nothing_exits_3(cli: Cli) -> None:
 
 def test_claim_a_batch_and_report_claiming_the_next(cli: Cli, swarm: Swarm) -> None:
     posted = swarm.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(4)])
-    batch = cli.json("task", "claim", "q", "--worker", "w1", "--count", "2")
+    out = cli.json("task", "claim", "q", "--worker", "w1", "--count", "2")
+    assert list(out) == ["items"]  # as every command that returns several records
+    batch = out["items"]
     assert [t["id"] for t in batch] == [t.id for t in posted[:2]]
     assert len({t["token"] for t in batch}) == 2
     first = batch[0]
@@ -195,6 +198,8 @@ def test_post_jsonl_from_stdin_with_defaults(cli: Cli) -> None:
     out = cli("task", "post", "q", "--jsonl", "-", input="{bad\n", expect=2)
     assert "line 1" in out.stderr
     out = cli("task", "post", "q", "--jsonl", "-", input="", expect=2)
+    assert "stdin was empty" in out.stderr and "or give it as a file path" in out.stderr
+    out = cli("task", "post", "q", "--jsonl", "-", input="\n \n", expect=2)
     assert "no task" in out.stderr
 
 
@@ -371,8 +376,8 @@ def test_configure_max_abandons_and_show_both_budgets(cli: Cli, swarm: Swarm) ->
     token = str(claimed["token"])
     cli("task", "fail", claimed["id"], "--token", token, "--error", "agent crashed")
     shown = cli("task", "show", from_queue["id"]).stdout
-    assert "failures" in shown and "1 of 2" in shown
-    assert "abandons" in shown and "0 of 4" in shown
+    assert "1 (dead-lettered at 2: max_attempts)" in shown
+    assert "0 (dead-lettered at 4: max_abandons)" in shown
     assert "1/2" in cli("task", "list", "--queue", "q1").stdout
 
 
@@ -408,3 +413,30 @@ def test_synth_create_needs_a_shard_and_its_findings(cli: Cli, swarm: Swarm) -> 
     assert "pass 'P' has no finding for shard 'shard-a'" in out.stderr
     assert "swarm findings --pass P --json" in out.stderr
     assert cli.json("synth", "list")["items"] == []
+
+
+def test_show_says_what_each_count_counts(cli: Cli, redis_url: str) -> None:
+    """Claims (the record's `attempts`), failures against max_attempts and abandons against
+    max_abandons are three counts: `task show` names each, so that "3" beside "0 of 2" is
+    not read as a contradiction; --json keeps the record's names."""
+    clock = FakeClock()
+    with Swarm(redis_url, swarm="test", clock=clock) as swarm:
+        t = swarm.post_task("q", "d", max_attempts=2, max_abandons=3, lease_s=10)
+        first = must(swarm.claim("q", worker="w"))
+        swarm.release(first.id, must(first.token))  # a claim, neither failure nor abandon
+        second = must(swarm.claim("q", worker="w"))
+        swarm.fail(second.id, must(second.token), "broke")
+        clock.advance(3600)  # past the retry's backoff
+        must(swarm.claim("q", worker="w"))
+        clock.advance(11)  # the third lease expires: an abandon
+        assert swarm.reap() == 1
+    shown = cli("task", "show", t.id).stdout
+    rows = {k: v.strip() for k, v in (line.split(None, 1) for line in shown.splitlines())}
+    assert rows["claims"] == "3"
+    assert rows["failures"] == "1 (dead-lettered at 2: max_attempts)"
+    assert rows["abandons"] == "1 (dead-lettered at 3: max_abandons)"
+    assert "attempts" not in rows
+    record = cli.json("task", "show", t.id)
+    assert (record["attempts"], record["failures"], record["abandons"]) == (3, 1, 1)
+    assert (record["max_attempts"], record["max_abandons"]) == (2, 3)
+    assert "claims" not in record

@@ -155,3 +155,14 @@ def test_a_retried_read_returns_the_same_batch(server_url: str) -> None:
         with raw_client(server_url) as r:
             assert r.xlen(KEYS.inbox("s1")) == 1  # committed by the next read
         assert sent[0].body == "m0"
+
+
+def test_a_blank_message_is_refused_and_nothing_is_sent(swarm: Swarm) -> None:
+    """Every face's send meets it: an unset variable or a producer that printed nothing."""
+    swarm.register("shard", name="shard-a")
+    for body in ("", " \n\t"):
+        with pytest.raises(ValidationError, match="the message is empty"):
+            swarm.send("shard-a", body, data={"n": 1})
+        with pytest.raises(ValidationError, match="the message is empty"):
+            swarm.broadcast(body)
+    assert swarm.inbox("shard-a", limit=10) == []

@@ -48,7 +48,7 @@ def test_a_catastrophic_pattern_with_a_concurrent_ping(core: Swarm) -> None:
             message = await worker.error(
                 "search_context", owner="evil", pattern=r"(?<=a)!", regex=True
             )
-            assert "RE2" in message and "regex=false" in message  # JSON, as the agent writes it
+            assert "RE2" in message and "plain text instead of a regex" in message
 
     anyio.run(body)
     assert pings and max(pings) < 0.5, pings

@@ -67,6 +67,10 @@ def _send(
     kind = check_name("message kind", kind, max_len=64)
     if not isinstance(body, str):
         raise ValidationError(f"the message body must be a string, not {type(body).__name__}")
+    if not body.strip():  # (an unset variable, a producer that printed nothing)
+        raise ValidationError(
+            "the message is empty: give its text (with data attached, say what it is)"
+        )
     limit = ctx.limits.max_message_bytes
     encoded = check_data("message data", data, limit)
     size = len(body.encode(errors="surrogatepass")) + len(encoded.encode())

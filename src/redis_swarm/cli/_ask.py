@@ -81,8 +81,12 @@ def ask(
     TARGET is a shard (a context owner: its questions go to the queue ask.OWNER, which
     `swarm serve OWNER` answers) or a queue of helpers such as `assist`. Exit 3 when no
     answer came within --timeout."""
-    text = read_text(question, app, what="QUESTION")
-    data = parse_json(data_arg, app, what="--data") if data_arg is not None else None
+    text = read_text(question, app, what="QUESTION", thing="the question")
+    data = (
+        parse_json(data_arg, app, what="--data", thing="the question's data as JSON")
+        if data_arg is not None
+        else None
+    )
     who: str | Task | None = asker
     if task_id is not None:
         who = app.swarm.get_task(task_id)

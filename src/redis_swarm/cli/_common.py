@@ -1,7 +1,8 @@
-"""What the command modules share: input from files or stdin, rendering, completion.
+"""What the command modules share: input from files or stdin, times, rendering, completion.
 
 Large inputs are accepted three ways wherever text or JSON is expected: the value itself,
-``@path`` (a file), or ``-`` (stdin). Rendering keeps untrusted text out of rich's markup.
+``@path`` (a file), or ``-`` (stdin). Every option that takes a point in time parses it with
+``Instant``. Rendering keeps untrusted text out of rich's markup.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -41,6 +44,7 @@ from ._app import App
 
 __all__ = [
     "BIG",
+    "Instant",
     "Listing",
     "Seconds",
     "add_row",
@@ -54,6 +58,7 @@ __all__ = [
     "complete_queues",
     "complete_tasks",
     "content",
+    "empty_stdin",
     "kv_table",
     "listen_options",
     "listing",
@@ -116,11 +121,127 @@ class Seconds(click.types.FloatParamType):
         return number
 
 
-def read_bytes(source: str, app: App | None = None, *, what: str = "input") -> bytes:
-    """The bytes of a file path, or of stdin for ``-``, with a progress bar when big."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# ASCII digits only: str.isdigit and a bare \d take "٣" and "²" too.
+_EPOCH_MS = re.compile(r"\d+", re.ASCII)
+_EVENT_ID = re.compile(r"\d+-\d+", re.ASCII)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])", re.ASCII)
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+# The forms are spelled out rather than left to datetime.fromisoformat, which takes more of
+# them on newer Pythons: a value the CLI takes on one machine is taken on every other.
+_ISO = re.compile(
+    r"(\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](\d{2}:\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?([Zz]|[+-]\d{2}:?\d{2})?)?",
+    re.ASCII,
+)
+
+
+if TYPE_CHECKING:  # newer clicks type ParamType as a generic; 8.1 (still taken) cannot be
+    # subscripted at run time
+    _TimeType = click.ParamType[int | str, Any]
+else:
+    _TimeType = click.ParamType
+
+
+class Instant(_TimeType):
+    """A point in time, as epoch ms, in each of the ``FORMS`` that every time option takes
+    (``swarm findings --since``, ``swarm events --since``); with ``event_ids``, an event's
+    stream id (``1700000000000-0``) too, passed on as it is.
+
+    A duration is counted back from this machine's clock; a time before 1970 is 1970."""
+
+    name = "time"
+    FORMS = (
+        "epoch ms (1796364000000), a duration back from now (90s, 10m, 2h, 1d), or an "
+        "ISO-8601 time (2026-12-04T06:00:00Z, 2026-12-04T08:00+02:00; without a zone, as "
+        "2026-12-04T06:00 or 2026-12-04, it is this machine's local time)"
+    )
+    MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last one ISO-8601 names
+    # Epoch seconds of 2001-09-09 to 5138 read as ms fall in 1970's first three years, when no
+    # swarm existed: such a number is refused as the seconds it surely is.
+    SECONDS_LIKE = (1_000_000_000, 100_000_000_000)
+
+    def __init__(self, *, event_ids: bool = False) -> None:
+        self.event_ids = event_ids
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "ID|TIME" if self.event_ids else "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # (a default given as epoch ms)
+        text = str(value).strip()
+        if self.event_ids and _EVENT_ID.fullmatch(text):
+            return text
+        if _EPOCH_MS.fullmatch(text):
+            if self.SECONDS_LIKE[0] <= int(text) < self.SECONDS_LIKE[1]:
+                self.fail(f"{value!r} looks like epoch seconds (as date +%s prints), which as "
+                          f"ms would be January 1970: give ms ({text}000); {self._forms()}",
+                          param, ctx)  # fmt: skip
+            if int(text) > self.MAX_MS:
+                self.fail(f"{value!r} is past the year 9999 as epoch ms; {self._forms()}",
+                          param, ctx)  # fmt: skip
+            return int(text)
+        duration = _DURATION.fullmatch(text)
+        if duration:
+            back = float(duration[1]) * _UNIT_MS[duration[2]]
+            return max(0, now_ms() - int(min(back, self.MAX_MS)))
+        stamp = _ISO.fullmatch(text)
+        if stamp is None:
+            self.fail(f"{value!r} is not a time: {self._forms()}", param, ctx)
+        return self._iso_ms(stamp, param, ctx)
+
+    def _forms(self) -> str:
+        prefix = "give an event id (1700000000000-0), " if self.event_ids else "give "
+        return prefix + self.FORMS
+
+    def _iso_ms(
+        self, stamp: re.Match[str], param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        day, clock, seconds, fraction, zone = stamp.groups()
+        text = f"{day}T{clock or '00:00'}:{seconds or '00'}.{(fraction or '').ljust(6, '0')}"
+        if zone:
+            zone = "+00:00" if zone.upper() == "Z" else zone
+            text += zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+        try:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.astimezone()  # a naive time is this machine's local time
+        except (ValueError, OverflowError, OSError):
+            self.fail(f"{stamp[0]!r} names no real date and time (a month 1-12, a day of "
+                      f"it, hours 0-23, minutes and seconds 0-59); {self._forms()}",
+                      param, ctx)  # fmt: skip
+        return max(0, min((moment - _EPOCH) // timedelta(milliseconds=1), self.MAX_MS))
+
+
+def empty_stdin(what: str, thing: str, *, otherwise: str) -> click.BadParameter:
+    """The usage error of an option or argument given as ``-`` when stdin had nothing: the
+    program feeding it failed, or nothing was piped at all (a terminal's Ctrl-D)."""
+    return click.BadParameter(
+        f"stdin was empty: pipe {thing} into it (PRODUCER | swarm ..., or swarm ... < FILE), "
+        f"or give it {otherwise}",
+        param_hint=what,
+    )
+
+
+def read_bytes(
+    source: str,
+    app: App | None = None,
+    *,
+    what: str = "input",
+    thing: str = "the input",
+    otherwise: str = "as a file path",
+) -> bytes:
+    """The bytes of a file path, or of stdin for ``-`` (empty stdin: a usage error saying
+    to pipe ``thing``, or to give it ``otherwise``), with a progress bar when big."""
     if source == "-":
         stream: IO[bytes] = sys.stdin.buffer
-        return _read_stream(stream, None, app, f"reading {what} from stdin")
+        data = _read_stream(stream, None, app, f"reading {what} from stdin")
+        if not data:
+            raise empty_stdin(what, thing, otherwise=otherwise)
+        return data
     path = Path(source).expanduser()
     try:
         size = path.stat().st_size
@@ -146,10 +267,18 @@ def _read_stream(stream: IO[bytes], size: int | None, app: App | None, label: st
     return b"".join(chunks)
 
 
-def read_text(value: str, app: App | None = None, *, what: str = "text") -> str:
-    """``value`` itself, the content of the file ``@path``, or stdin for ``-``."""
+_INLINE = "inline or as @FILE"
+
+
+def read_text(
+    value: str, app: App | None = None, *, what: str = "text", thing: str = "the text"
+) -> str:
+    """``value`` itself, the content of the file ``@path``, or stdin for ``-`` (``thing``:
+    what to pipe, named when stdin is empty)."""
     if value == "-" or value.startswith("@"):
-        data = read_bytes(value if value == "-" else value[1:], app, what=what)
+        data = read_bytes(
+            value if value == "-" else value[1:], app, what=what, thing=thing, otherwise=_INLINE
+        )
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -157,9 +286,17 @@ def read_text(value: str, app: App | None = None, *, what: str = "text") -> str:
     return value
 
 
-def parse_json(value: str, app: App | None = None, *, what: str = "JSON") -> Any:
-    """Parse JSON given inline, as ``@path`` or as ``-`` (stdin); a usage error if malformed."""
-    return loads_json(read_text(value, app, what=what), what=what)
+def parse_json(
+    value: str, app: App | None = None, *, what: str = "JSON", thing: str = "the JSON"
+) -> Any:
+    """Parse JSON given inline, as ``@path`` or as ``-`` (stdin); a usage error if malformed,
+    or if stdin or the file held nothing but blanks (said so, not as malformed JSON)."""
+    text = read_text(value, app, what=what, thing=thing)
+    if not text.strip() and value == "-":
+        raise empty_stdin(what, thing, otherwise=_INLINE)
+    if not text.strip() and value.startswith("@"):
+        raise click.BadParameter(f"{value[1:]} is empty: put {thing} in it", param_hint=what)
+    return loads_json(text, what=what)
 
 
 def loads_json(text: str, *, what: str = "JSON", where: str = "") -> Any:

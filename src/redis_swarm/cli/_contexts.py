@@ -19,6 +19,7 @@ from ._common import (
     agent_required,
     complete_owners,
     content,
+    empty_stdin,
     kv_table,
     make_table,
     print_table,
@@ -103,6 +104,8 @@ def _read_bounded(source: str, app: App, limit: int) -> bytes:
     finally:
         if source != "-":
             stream.close()
+    if source == "-" and not chunks:
+        raise empty_stdin("FILE", "the context's text", otherwise="as a file path")
     return b"".join(chunks)
 
 

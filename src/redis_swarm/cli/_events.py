@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import click
 
 from .._errors import ValidationError
-from .._models import EventType, dumps, iso, now_ms, type_filter
+from .._models import EventType, dumps, iso, type_filter
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
-from ._common import Seconds
+from ._common import Instant, Seconds
 
 TYPES = [t.value for t in EventType]
 
@@ -20,28 +19,6 @@ def _line(event: Any) -> str:
     fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
     kind = getattr(event.type, "value", event.type)
     return printable(f"{iso(event.at)}  {event.id}  {kind:<20} {fields}".rstrip())
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def _since(value: str | None) -> str | int | None:
-    """An event id (``1700000000000-0``), epoch ms, or a duration back from now (``10m``)."""
-    if value is None:
-        return None
-    value = value.strip()
-    match = _DURATION.match(value)
-    if match:
-        return now_ms() - int(float(match.group(1)) * _UNITS[match.group(2)])
-    if value.isdigit():
-        return int(value)
-    if re.fullmatch(r"\d+-\d+", value):
-        return value
-    raise click.BadParameter(
-        "use an event id (1700000000000-0), epoch ms, or a duration (30s, 10m, 2h, 1d)",
-        param_hint="--since",
-    )
 
 
 def _types(types: tuple[str, ...]) -> list[str] | None:
@@ -57,8 +34,9 @@ def _types(types: tuple[str, ...]) -> list[str] | None:
 @main.command(short_help="List or --follow the event stream.")
 @click.option(
     "--since",
-    help="After this event id, from this epoch ms, or this long ago (30s, 10m, 2h, 1d). "
-    "Default: the oldest kept (listing), only new events (--follow).",
+    type=Instant(event_ids=True),
+    help="After this event id (1700000000000-0), or from this time on: "
+    f"{Instant.FORMS}. Default: the oldest kept (listing), only new events (--follow).",
 )
 @click.option(
     "--type",
@@ -88,7 +66,7 @@ def _types(types: tuple[str, ...]) -> list[str] | None:
 @pass_app
 def events(
     app: App,
-    since: str | None,
+    since: str | int | None,
     types: tuple[str, ...],
     limit: int,
     last: int | None,
@@ -97,15 +75,14 @@ def events(
     count: int | None,
 ) -> None:
     """List the swarm's events, oldest first, or --follow them (JSON lines with --json)."""
-    start = _since(since)
     wanted = _types(types)
     source = click.get_current_context().get_parameter_source("limit")
     if last is not None and source is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--limit takes the first events and --last the newest: pick one")
     if last is not None:
-        items = app.swarm.events(since=start, types=wanted, limit=last, newest=True)
+        items = app.swarm.events(since=since, types=wanted, limit=last, newest=True)
     elif not follow:
-        items = app.swarm.events(since=start, types=wanted, limit=limit)
+        items = app.swarm.events(since=since, types=wanted, limit=limit)
     else:
         items = []
     if not follow:
@@ -118,7 +95,7 @@ def events(
         return
     for event in items:  # (--last with --follow: what just happened, then what happens)
         click.echo(dumps(event) if app.json else _line(event))
-    _follow(app, items[-1].id if items else start, wanted, timeout_s, count)
+    _follow(app, items[-1].id if items else since, wanted, timeout_s, count)
 
 
 def _follow(

@@ -11,6 +11,7 @@ from .._errors import NotFound
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
+    Instant,
     add_row,
     agent_option_default,
     agent_required,
@@ -60,7 +61,7 @@ def render_finding(app: App, f: Any) -> None:
 @click.option("--shard", shell_complete=complete_agents, help="Findings of this shard's tasks.")
 @click.option("--queue", shell_complete=complete_queues)
 @click.option("--pass", "pass_name")
-@click.option("--since", type=int, help="Only findings after this time (epoch ms).")
+@click.option("--since", type=Instant(), help=f"Only findings from this time on: {Instant.FORMS}.")
 @paging_options
 @json_option
 @pass_app
@@ -159,7 +160,7 @@ def synth_create(
                 "shards), or cite findings with --finding ID"
             )
         sources += [fid for fid in found if fid not in sources]
-    body = read_text(text, app, what="--text")
+    body = read_text(text, app, what="--text", thing="the synthesis")
     s = app.swarm.synthesize(shard, pass_name, body, sources)
     cited = f"{len(s.sources)} finding{'s' * (len(s.sources) != 1)}"
     app.emit(s, lambda: click.echo(f"stored {s.id} citing {cited}"))
@@ -231,6 +232,9 @@ def synth_request(
 ) -> None:
     """Ask SHARD for a synthesis of a pass (a message in its inbox)."""
     m = app.swarm.request_synthesis(
-        shard, pass_name, read_text(instructions, app, what="--instructions"), sender=sender
+        shard,
+        pass_name,
+        read_text(instructions, app, what="--instructions", thing="the instructions"),
+        sender=sender,
     )
     app.emit(m, lambda: click.echo(f"asked {shard} for a synthesis of {pass_name!r} ({m.id})"))

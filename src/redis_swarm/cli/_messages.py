@@ -40,8 +40,13 @@ def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: 
     """Send BODY (text, @file or -) to the inbox of agent TO."""
     if body == "-" and data_arg == "-":
         raise click.UsageError("only one of BODY and --data can come from stdin")
-    data = parse_json(data_arg, app, what="--data") if data_arg is not None else None
-    m = app.swarm.send(to, read_text(body, app, what="BODY"), sender=sender, kind=kind, data=data)
+    text = _read_body(body, app)
+    data = (
+        parse_json(data_arg, app, what="--data", thing="the message's data as JSON")
+        if data_arg is not None
+        else None
+    )
+    m = app.swarm.send(to, text, sender=sender, kind=kind, data=data)
     app.emit(m, lambda: click.echo(f"sent {m.id} to {to}"))
 
 
@@ -52,8 +57,13 @@ def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: 
 @pass_app
 def broadcast(app: App, body: str, sender: str | None) -> None:
     """Send BODY (text, @file or -) to every agent."""
-    m = app.swarm.broadcast(read_text(body, app, what="BODY"), sender=sender)
+    m = app.swarm.broadcast(_read_body(body, app), sender=sender)
     app.emit(m, lambda: click.echo(f"broadcast {m.id}"))
+
+
+def _read_body(body: str, app: App) -> str:
+    """BODY's text (the core refuses a blank one)."""
+    return read_text(body, app, what="BODY", thing="the message text")
 
 
 @msg.command()

@@ -69,10 +69,12 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
     ]
     if t.data is not None:
         pairs.append(("data", t.data))
+    # Three counts that people read as one: claims (the record's `attempts`) counts every
+    # lease taken; failures and abandons each count against their own limit (docs/tasks.md).
     pairs += [
-        ("attempts", t.attempts),
-        ("failures", f"{t.failures} of {t.max_attempts}"),
-        ("abandons", f"{t.abandons} of {t.max_abandons}"),
+        ("claims", t.attempts),
+        ("failures", f"{t.failures} (dead-lettered at {t.max_attempts}: max_attempts)"),
+        ("abandons", f"{t.abandons} (dead-lettered at {t.max_abandons}: max_abandons)"),
     ]
     spent = t.failed_usage
     if spent is not None:  # what the failed attempts cost, as their agents' CLIs said
@@ -172,7 +174,11 @@ def post(
     jsonl: str | None,
 ) -> None:
     """Post a task to QUEUE (DESCRIPTION may be - for stdin), or many with --jsonl."""
-    data = parse_json(data_arg, app, what="--data") if data_arg is not None else None
+    data = (
+        parse_json(data_arg, app, what="--data", thing="the task's data as JSON")
+        if data_arg is not None
+        else None
+    )
     defaults: dict[str, Any] = {
         "queue": queue,
         "pass_name": pass_name,
@@ -214,7 +220,7 @@ def post(
         return
     if description is None:
         raise click.UsageError("missing DESCRIPTION (or --jsonl FILE)")
-    description = read_text(description, app, what="DESCRIPTION")
+    description = read_text(description, app, what="DESCRIPTION", thing="the task's description")
     task_id = app.swarm.new_task_id()
     t = app.swarm.post_task(
         queue,
@@ -243,7 +249,7 @@ def _posted_line(t: Task, task_id: str) -> str:
 
 def _jsonl_specs(source: str, app: App) -> list[tuple[int, dict[str, Any]]]:
     """The tasks of a --jsonl input, each with its line number (blank lines skipped)."""
-    raw = read_bytes(source, app, what="--jsonl")
+    raw = read_bytes(source, app, what="--jsonl", thing="the tasks (one JSON object per line)")
     specs: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():
@@ -278,7 +284,7 @@ def _jsonl_specs(source: str, app: App) -> list[tuple[int, dict[str, Any]]]:
 @click.option(
     "--count",
     type=click.IntRange(1, MAX_CLAIM_BATCH),
-    help="Claim up to this many tasks at once (one round trip); prints a list.",
+    help='Claim up to this many tasks at once (one round trip); JSON: {"items": [Task]}.',
 )
 @json_option
 @pass_app
@@ -303,7 +309,7 @@ def claim(
     for t in claimed:
         _remember(app, worker, t)
     if count is not None:
-        app.emit([task_json(t) for t in claimed], lambda: _render_claimed(app, claimed))
+        app.emit({"items": [task_json(t) for t in claimed]}, lambda: _render_claimed(app, claimed))
     else:
         _emit_task(app, claimed[0], _claimed_line(claimed[0]))
 
@@ -405,12 +411,14 @@ def report(
     if wait_s and not claim_next:
         raise click.UsageError("--wait is how long to wait for the next task: add --claim-next")
     if finding_arg is not None:
-        finding = parse_json(finding_arg, app, what="--finding")
+        finding = parse_json(
+            finding_arg, app, what="--finding", thing='the finding\'s JSON ({"summary": ...})'
+        )
         if not isinstance(finding, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--finding")
     else:
         assert summary is not None
-        finding = {"summary": read_text(summary, app, what="--summary")}
+        finding = {"summary": read_text(summary, app, what="--summary", thing="the summary")}
         if confidence is not None:
             finding["confidence"] = confidence
         if sources:
@@ -454,7 +462,8 @@ def report(
 def fail(app: App, task_id: str, token: str, error: str, retry: bool) -> None:
     """Give up TASK_ID with the reason (a failure); it is retried until it has failed
     max_attempts times."""
-    t = app.swarm.fail(task_id, token, read_text(error, app, what="--error"), retry=retry)
+    error = read_text(error, app, what="--error", thing="what went wrong")
+    t = app.swarm.fail(task_id, token, error, retry=retry)
     app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
 
 
