@@ -589,7 +589,7 @@ def test_a_runner_always_sigkilled_is_dead_after_max_abandons(
     t = swarm.post_task("q", "d", max_attempts=1, max_abandons=3)
     for attempt in (1, 2, 3):
         # Each pool reclaims the lease its killed predecessor left (an abandon), then claims.
-        # (The orphaned agent outlives the lease, then ends by itself.)
+        # (The killed pool's guardian kills its agent: nothing renews the lease.)
         proc = _start_pool(redis_url, tmp_path, "sleep 5", "--lease", "1")
         deadline = time.monotonic() + 20
         while swarm.get_task(t.id).attempts < attempt:

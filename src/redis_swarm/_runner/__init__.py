@@ -9,6 +9,8 @@ it, or fails the task with the exit code and the tail of stderr so that the queu
 The process remembers nothing: that is the point.
 
 - ``child``: one process (spawn, deadline, kill, bounded output capture);
+- ``reaper``: what an agent left running outside its process group;
+- ``guardian``: the process that kills the agents of a runner killed with SIGKILL;
 - ``output``: its answer, cost and tokens in the agent CLI's format (text, Claude, Codex);
 - ``.._finding_text``: the finding in its answer (the hooks read it there too);
 - ``pool``: the slots, the claim loop, renewals and the report;

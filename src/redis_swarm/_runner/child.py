@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from .._errors import ValidationError
+from .guardian import GUARDIAN
 from .reaper import MARK, kill_marked, new_mark, reaped, spawning
 
 __all__ = [
@@ -166,19 +167,27 @@ def run_child(
     ``timeout_s`` and when ``stop`` is set: SIGTERM, then SIGKILL after ``grace_s``. Whatever
     it left running when its leader exited is killed too: the rest of its group, and every
     process that inherited its ``SWARM_RUN_ID`` mark outside the group (see ``reaper``).
+    Should this process die without the chance to do so (SIGKILL), its guardian does (see
+    ``guardian``).
     """
     started = time.monotonic()
     mark = new_mark()
-    with spawning() as leaders:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**(os.environ if env is None else env), MARK: mark},
-            start_new_session=True,
-        )
-        leaders.add(proc.pid)
+    GUARDIAN.mark(mark)  # before it exists: should this process die now, the mark finds it
+    try:
+        with spawning() as leaders:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**(os.environ if env is None else env), MARK: mark},
+                start_new_session=True,
+            )
+            leaders.add(proc.pid)
+    except BaseException:
+        GUARDIAN.forget(mark)
+        raise
+    GUARDIAN.group(mark, proc.pid)
     out = Capture(head_bytes, tail_bytes)
     err = Capture(0, STDERR_TAIL)
     assert proc.stdout is not None and proc.stderr is not None
@@ -210,9 +219,11 @@ def run_child(
             time.sleep(min(0.05, max(deadline - now, 0.001)))
     finally:
         _killpg(proc.pid, signal.SIGKILL)  # the group's leftovers; the leader is not reaped yet
+        GUARDIAN.ungroup(mark)  # dead: its number is free for reuse once the leader is reaped
         returncode = proc.wait()
         reaped(proc.pid)
         left = kill_marked(mark, proc.pid)  # what left the group (setsid, a double fork)
+        GUARDIAN.forget(mark)
         for thread in threads:
             thread.join(timeout=5)
     return ChildResult(returncode, out, err, time.monotonic() - started, killed, left)
