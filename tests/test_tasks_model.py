@@ -330,3 +330,12 @@ def test_the_queue_follows_the_model(swarm: Swarm, redis_url: str) -> None:
         )
     finally:
         raw.close()
+
+
+def test_a_cost_is_shown_one_way_and_never_reads_as_free() -> None:
+    from redis_swarm._models import usd
+
+    assert usd(None) == "-" and usd(None, unknown="cost unknown") == "cost unknown"
+    assert usd(0.0) == "$0.0000" and usd(0.0123) == "$0.0123" and usd(1234.5) == "$1,234.5000"
+    assert usd(0.00004) == "$0.000040" and usd(0.0000012) == "$0.0000012"
+    assert usd(0.24000000000000002) == "$0.2400"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import time
 import types
 import typing
@@ -42,6 +43,7 @@ __all__ = [
     "loads",
     "now_ms",
     "type_filter",
+    "usd",
 ]
 
 R = TypeVar("R", bound="Record")
@@ -60,6 +62,18 @@ def iso(ms: int | None) -> str | None:
         return None
     stamp = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def usd(cost: float | None, unknown: str = "-") -> str:
+    """A cost in US dollars as every face shows it: four decimals, or as many more as a cost
+    under half a hundredth of a cent needs not to read as zero; ``unknown`` when no agent
+    said what it cost (never "$0.0000", which would claim it was free)."""
+    if cost is None:
+        return unknown
+    places = 4
+    if 0 < abs(cost) < 0.00005:
+        places = min(12, 1 - math.floor(math.log10(abs(cost))))
+    return f"${cost:,.{places}f}"
 
 
 def dumps(value: Any) -> str:

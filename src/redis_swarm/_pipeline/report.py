@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFound
-from .._models import Finding, Synthesis, Task, TaskStatus, Usage, iso, now_ms
+from .._models import Finding, Synthesis, Task, TaskStatus, Usage, iso, now_ms, usd
 from .plan import Plan, parse_plan
 from .run import (
     PassResult,
@@ -162,16 +162,12 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
 # --- the report
 
 
-def _money(value: float) -> str:
-    return f"${value:.4f}"
-
-
 def _finding_line(f: Finding, task: Task | None) -> str:
     parts = [f"worker {f.worker or '?'}", f"model {f.model or '?'}"]
     if task is not None:
         parts.append(f"task {task.id} ({task.description[:80]})")
     if f.usage is not None and f.usage.cost_usd is not None:
-        parts.append(_money(f.usage.cost_usd))
+        parts.append(usd(f.usage.cost_usd))
     sources = f"; sources: {', '.join(f.sources[:10])}" if f.sources else ""
     return f"- **[{f.id}]** {f.summary}  \n  {', '.join(parts)}{sources}"
 
@@ -194,7 +190,7 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 "",
             ]
         else:
-            cost = f", {_money(s.usage.cost_usd)}" if s.usage and s.usage.cost_usd else ""
+            cost = f", {usd(s.usage.cost_usd)}" if s.usage and s.usage.cost_usd else ""
             lines += [f"Synthesis `{s.id}` (model {s.model or '?'}{cost}):", "", s.text, ""]
             if s.sources:
                 lines += ["### Cited findings", ""]
@@ -218,13 +214,13 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
         wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else ""
         lines.append(
             f"| {row['name']} | {row['posted']} | {row['completed']} | {row['dead']} | "
-            f"{row['findings']} | {_money(row['cost_usd'])} | "
-            f"{_money(row['failed_cost_usd'])} | {row['tokens_in']:,} | "
+            f"{row['findings']} | {usd(row['cost_usd'])} | "
+            f"{usd(row['failed_cost_usd'])} | {row['tokens_in']:,} | "
             f"{row['tokens_out']:,} | {wall} |"
         )
     lines.append(
-        f"| **total** | | | | | {_money(status['cost_usd'])} | "
-        f"{_money(status['failed_cost_usd'])} | {status['tokens_in']:,} | "
+        f"| **total** | | | | | {usd(status['cost_usd'])} | "
+        f"{usd(status['failed_cost_usd'])} | {status['tokens_in']:,} | "
         f"{status['tokens_out']:,} | |"
     )
     if not status["by_model"]:  # agents whose output names no cost nor tokens (scripts)
@@ -233,7 +229,7 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     lines += ["", "| model | cost | tokens in | tokens out |", "|---|---|---|---|"]
     for model, entry in sorted(status["by_model"].items()):
         lines.append(
-            f"| {model} | {_money(entry['cost_usd'])} | {int(entry['tokens_in']):,} | "
+            f"| {model} | {usd(entry['cost_usd'])} | {int(entry['tokens_in']):,} | "
             f"{int(entry['tokens_out']):,} |"
         )
     return "\n".join(lines) + "\n"
@@ -319,14 +315,14 @@ def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
     if kind == "pipeline":
         lines = [f"{pad}pipeline {node['id']}"]
     elif kind == "synthesis":
-        cost = f", ${node['cost_usd']:.4f}" if node.get("cost_usd") is not None else ""
+        cost = f", {usd(node['cost_usd'])}" if node.get("cost_usd") is not None else ""
         lines = [
             f"{pad}synthesis {node['id']} ({node['pass']}, model {node['model'] or '?'}{cost})"
         ]
     elif kind == "finding":
         if node.get("missing"):
             return [f"{pad}finding {node['id']} (missing)"]
-        cost = f", ${node['cost_usd']:.4f}" if node.get("cost_usd") is not None else ""
+        cost = f", {usd(node['cost_usd'])}" if node.get("cost_usd") is not None else ""
         version = (node.get("context_version") or "?")[:12]
         lines = [
             f"{pad}finding {node['id']}: {node['summary'][:80]}",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError
-from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, Usage
+from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, Usage, usd
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .agents import OneShotAgents, leases_end
 from .names import (
@@ -282,12 +282,12 @@ class Pipeline(OneShotAgents):
         """One line: the pass running, its pool's counts, the cost so far."""
         runner = self._runner
         if runner is None:
-            return f"{self.current} · ${self.cost:.4f}"
+            return f"{self.current} · {usd(self.cost)}"
         c = runner.counts()
         state = " · finishing (Ctrl-C again to stop now)" if runner.draining else ""
         return (
             f"{self.current}: running {c['running']} · done {c['completed']} · failed "
-            f"{c['failed']} · ${self.cost:.4f} so far{state}"
+            f"{c['failed']} · {usd(self.cost)} so far{state}"
         )
 
     # --- the budget
@@ -313,7 +313,7 @@ class Pipeline(OneShotAgents):
         plan = self.plan
         if plan.max_cost_usd is not None and cost >= plan.max_cost_usd:
             return (
-                f"the budget is spent: ${cost:.4f} of max_cost_usd ${plan.max_cost_usd:g}; "
+                f"the budget is spent: {usd(cost)} of max_cost_usd ${plan.max_cost_usd:g}; "
                 "raise it (in the plan or with --max-cost-usd) and run again to resume"
             )
         if plan.max_tasks is not None and claims >= plan.max_tasks:

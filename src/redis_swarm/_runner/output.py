@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .._models import Usage
+from .._models import Usage, usd
 
 __all__ = ["AgentOutput", "read_output"]
 
@@ -142,7 +142,7 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
         why = answer.strip() or (subtype if isinstance(subtype, str) else "") or "no reason given"
         error = f"the agent CLI reported an error: {why[:500]}"
         if record.cost_usd is not None:  # not counted anywhere else: say it here
-            error += f" (the run cost ${record.cost_usd:.4f})"
+            error += f" (the run cost {usd(record.cost_usd)})"
     main = max(models, key=lambda m: models[m].get("cost_usd", 0.0), default=None)
     return AgentOutput(answer, record, error, main)
 

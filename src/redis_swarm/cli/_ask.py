@@ -11,7 +11,7 @@ from dataclasses import replace
 import click
 
 from .._errors import SwarmError
-from .._models import Answer, Task
+from .._models import Answer, Task, usd
 from .._printable import printable
 from .._runner import ServeOptions, Server, TaskOutcome
 from .._validate import check_name
@@ -32,7 +32,7 @@ def _footer(answer: Answer) -> str:
     if answer.model:
         parts.append(f"model {answer.model}")
     if answer.cost_usd is not None:
-        parts.append(f"${answer.cost_usd:.4f}")
+        parts.append(usd(answer.cost_usd))
     parts.append(f"finding {answer.finding_id}, question {answer.question_id}")
     return "-- " + ", ".join(parts)
 

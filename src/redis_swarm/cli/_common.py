@@ -37,7 +37,7 @@ from rich.text import Text
 
 from .._config import DEFAULT_HOME, Settings, swarm_from_env
 from .._errors import ValidationError
-from .._models import iso, now_ms
+from .._models import iso, now_ms, usd
 from .._printable import printable
 from .._validate import MAX_JSON_DEPTH, check_json_depth
 from ._app import App
@@ -468,7 +468,7 @@ def usage_text(usage: Any) -> str | None:
         return None
     parts = []
     if usage.cost_usd is not None:
-        parts.append(f"${usage.cost_usd:.4f}")
+        parts.append(usd(usage.cost_usd))
     if usage.tokens_in is not None or usage.tokens_out is not None:
         parts.append(f"{usage.tokens_in or 0:,} in / {usage.tokens_out or 0:,} out")
     return " · ".join(parts) or None

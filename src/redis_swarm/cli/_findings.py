@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .._errors import NotFound
+from .._models import usd
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -95,7 +96,7 @@ def findings(
             mark = " (superseded)" if f.superseded else ""
             cost = None if f.usage is None else f.usage.cost_usd
             add_row(
-                table, f.id, f.task_id, f.worker, f.model, None if cost is None else f"${cost:.4f}",
+                table, f.id, f.task_id, f.worker, f.model, None if cost is None else usd(cost),
                 f.confidence, short(f.summary, 80) + mark,
             )  # fmt: skip
         print_table(app, table)

@@ -13,6 +13,7 @@ import click
 from rich.live import Live
 from rich.text import Text
 
+from .._models import usd
 from .._pipeline import Pipeline, Plan, load_plan, which_run
 from .._pipeline.report import lineage as lineage_tree
 from .._pipeline.report import lineage_text, read_passes, report_markdown, status_json, stored_plan
@@ -151,7 +152,7 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
         wall = f"{p['wall_s']:.1f}s" if p["wall_s"] is not None else None
         add_row(
             table, short(p["name"], 40), p["posted"], p["completed"], p["dead"], p["findings"],
-            p["synthesis"], f"${p['cost_usd']:.4f}", f"${p['failed_cost_usd']:.4f}",
+            p["synthesis"], usd(p["cost_usd"]), usd(p["failed_cost_usd"]),
             f"{p['tokens_in']:,}/{p['tokens_out']:,}", wall,
         )  # fmt: skip
     print_table(app, table)
@@ -172,7 +173,7 @@ def pipeline_status(app: App, name: str) -> None:
             click.echo(f"question: {plan.question}")
         _status_table(app, status)
         state = "done" if status["done"] else "not finished"
-        click.echo(f"pipeline {name}: {state}, ${status['cost_usd']:.4f} so far")
+        click.echo(f"pipeline {name}: {state}, {usd(status['cost_usd'])} so far")
 
     app.emit(status, human)
 

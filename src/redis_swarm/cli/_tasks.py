@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from .._hooks.tokens import remember as remember_token
-from .._models import Task, TaskStatus, iso
+from .._models import Task, TaskStatus, iso, usd
 from .._printable import printable
 from .._validate import MAX_CLAIM_BATCH
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -78,7 +78,7 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
     ]
     spent = t.failed_usage
     if spent is not None:  # what the failed attempts cost, as their agents' CLIs said
-        cost = f"${spent.cost_usd:.4f}" if spent.cost_usd is not None else "cost unknown"
+        cost = usd(spent.cost_usd, unknown="cost unknown")
         pairs.append(
             ("failed runs cost", f"{cost}, tokens {spent.tokens_in or 0:,} in / "
              f"{spent.tokens_out or 0:,} out")
