@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from redis_swarm._prompts import render_prompt
 
 from ._answers import answer_one
 from ._cli import subprocess_env, swarm_bin
+from ._model_stub import ModelHandler, serving
+from .mcp_server.test_clients import GEMINI, _needs, _quiet_env
 
 CONTEXT = "".join(f"{i}: {'alpha signal' if i % 7 == 0 else 'noise'}\n" for i in range(1, 60))
 FAKE_AGENT = """#!/bin/sh
@@ -172,15 +176,107 @@ def test_shard_prompt_starts_the_clients_agent_cli(setup: Any, tmp_path: Path, c
         render_prompt("shard", settings=settings, queue="q1", client=client), env, tmp_path
     )
     shard_values(agent, "unused")
-    different = [i for i, block in enumerate(agent.blocks) if block != generic[i]]
-    assert len(different) == 1  # only the block that starts workers depends on the client
-    spawn = different[0]
+    # Only the block that starts workers depends on the client (and, for Gemini CLI, the one
+    # before it that writes the policy its workers load): the others are the generic ones.
+    own = [i for i, block in enumerate(agent.blocks) if block not in generic]
+    assert len(own) == (2 if client == "gemini" else 1)
+    first, spawn = own[0], own[-1]
+    assert own == list(range(first, spawn + 1))
+    others = agent.blocks[:first] + agent.blocks[spawn + 1 :]
+    assert others == generic[:first] + generic[first + 1 :]
     for index in range(spawn):  # join, publish, post: what the spawn block works on
         agent.run(index)
     out = agent.run(spawn)
     assert "ephemeral worker" in out.stdout  # the worker prompt for the Task tool
     findings = swarm.findings().items
     assert len(findings) == 3 and all(f.summary.startswith(f"fake {client} did") for f in findings)
+
+
+@contextmanager
+def gemini_model_stand_in() -> Iterator[str]:
+    """An HTTP server in place of Gemini's model API, as a model that runs one shell command:
+    its first reply asks to run ``swarm --version``, its second (the command's outcome in the
+    request) answers with a finding that quotes what the shell said."""
+
+    class Model(ModelHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+            said = [
+                part["functionResponse"]["response"]
+                for content in body.get("contents", [])
+                for part in content.get("parts", [])
+                if "functionResponse" in part
+            ]
+            if said:
+                finding = {"summary": f"the shell said: {json.dumps(said[-1])}"}
+                part: dict[str, Any] = {"text": f"Done.\n```json\n{json.dumps(finding)}\n```\n"}
+            else:
+                command = {"command": "swarm --version", "description": "which swarm"}
+                part = {"functionCall": {"name": "run_shell_command", "args": command}}
+            reply = {
+                "candidates": [{"content": {"role": "model", "parts": [part]},
+                                "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5,
+                                  "totalTokenCount": 15},
+            }  # fmt: skip
+            self.send(200, "text/event-stream", f"data: {json.dumps(reply)}\n\n".encode())
+
+    with serving(Model) as url:
+        yield url
+
+
+@_needs(GEMINI, "Gemini CLI (@google/gemini-cli)")
+def test_the_gemini_workers_a_shard_starts_may_run_swarm(setup: Any, tmp_path: Path) -> None:
+    """The Gemini CLI (0.61) workers the shard prompt starts run the `swarm` commands their
+    model asks for, headless and without asking, by the policy the prompt writes (the
+    `--allowed-tools` it passed before is deprecated); without that policy, the shell is not
+    offered to the model at all (the control)."""
+    settings, env, swarm = setup
+    bindir = tmp_path / "bin"
+    (bindir / "gemini").unlink()
+    (bindir / "gemini").symlink_to(GEMINI)
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "settings.json").write_text(
+        json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
+    )
+    # Headless Gemini CLI refuses to run in a folder its user has not trusted.
+    trusted = {str(tmp_path): "TRUST_FOLDER"}
+    (home / ".gemini" / "trustedFolders.json").write_text(json.dumps(trusted))
+    agent = Agent(
+        render_prompt("shard", settings=settings, queue="q1", client="gemini"), env, tmp_path
+    )
+    shard_values(agent, "unused")
+    spawn = next(i for i, block in enumerate(agent.blocks) if "--exec 'gemini" in block)
+    with gemini_model_stand_in() as url:
+        # A fixed model: "auto" would first ask a router model, which this stand-in is not.
+        agent.env = _quiet_env(home) | {
+            "PATH": env["PATH"],
+            "PYTHONPATH": env["PYTHONPATH"],
+            "GEMINI_API_KEY": "test",
+            "GOOGLE_GEMINI_BASE_URL": url,
+            "GEMINI_MODEL": "gemini-2.5-flash",
+        }
+        for index in range(spawn + 1):
+            agent.run(index)
+        findings = swarm.findings().items
+        assert len(findings) == 3
+        assert all("swarm, version" in f.summary for f in findings), findings[0].summary
+        command = re.search(r"--exec '([^']*)'", agent.blocks[spawn])
+        assert command is not None
+
+        def gemini(line: str) -> str:
+            done = subprocess.run(
+                ["sh", "-c", line], input="Do the task.", env=agent.env, cwd=tmp_path,
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert "the shell said" in done.stdout, done.stdout + done.stderr
+            return done.stdout + done.stderr
+
+        said = gemini(command[1])  # as swarm run starts it, with no warning
+        assert "swarm, version" in said and "deprecated" not in said, said
+        control = gemini(re.sub(r"--policy \S+ ", "", command[1]))
+    assert "swarm, version" not in control and "not found" in control, control
 
 
 def test_coordinator_prompt_commands(setup: Any, tmp_path: Path) -> None:
@@ -227,7 +323,6 @@ def python_blocks(text: str) -> list[str]:
 
 def test_python_prompts_run(setup: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The --via python prompts' code, run as written (a worker pool does the shard's tasks)."""
-    import threading
 
     from redis_swarm._runner import Runner, RunOptions
 

@@ -97,7 +97,9 @@ def test_client_flavours() -> None:
     codex = render_prompt("shard", settings=REMOTE, client="codex")
     assert "codex exec -" in codex
     gemini = render_prompt("shard", settings=REMOTE, client="gemini")
-    assert "gemini --allowed-tools" in gemini and "`gemini -p`" in gemini
+    # --allowed-tools is deprecated in Gemini CLI 0.61: its workers load a policy instead.
+    assert "gemini --policy .gemini/swarm-workers.toml -p" in gemini and "`gemini -p`" in gemini
+    assert 'commandPrefix = "swarm"' in gemini and "allowed-tools" not in gemini
     generic = render_prompt("shard", settings=REMOTE)
     assert "<AGENT_COMMAND>" in generic
 

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 
 from redis_swarm import Swarm
+from redis_swarm._keys import ask_queue
 from redis_swarm.mcp_server import build_server, tool_names
 
 from .._answers import answer_one
@@ -59,9 +60,37 @@ def test_a_shard_session_answers_the_questions_about_its_context(core: Swarm) ->
             )  # fmt: skip
             assert done["answered"] is True
             await anyio.to_thread.run_sync(thread.join, 10)
+            # A retried answer is told it was answered, with the answer's id, and stores
+            # nothing (before, it was told it held no lease, and to pass a token: a duplicate).
             error = await shard.error("answer_question", question_id=got["question_id"], text="x")
-            assert "no lease" in error
+            assert "AlreadyCompleted: " in error and "this session answered it" in error, error
+            assert done["finding_id"] in error and "next_question" in error
+            assert "no lease" not in error and "claim_task" not in error
 
     anyio.run(body)
     assert asked["answer"].text == "The butler." and asked["answer"].answerer == "shard-x"
     assert asked["answer"].sources == ("context:L1",)
+    assert len(core.findings().items) == 1
+
+
+def test_a_late_answer_is_kept_and_told_once(core: Swarm) -> None:
+    """The asker stopped waiting (its question cancelled) before the shard answered: the answer
+    is kept superseded, the shard is told so in its own tools' words, and a retry stores no
+    second copy."""
+    core.publish_context("shard-y", "a big book\n", source="book.md")
+    question = core.post_task(ask_queue("shard-y"), "Who did it?")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="shard", name="shard-y")) as shard:
+            got, _ = await shard("next_question")
+            assert got["question_id"] == question.id
+            core.cancel(question.id)
+            late = await shard.error("answer_question", question_id=question.id, text="The cook.")
+            assert "AlreadyCompleted: " in late and "superseded" in late, late
+            assert "next_question" in late and "claim_task" not in late
+            again = await shard.error("answer_question", question_id=question.id, text="The cook.")
+            assert "this session answered it" in again, again
+
+    anyio.run(body)
+    (kept,) = core.findings().items
+    assert kept.superseded and kept.task_id == question.id

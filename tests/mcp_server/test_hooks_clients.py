@@ -20,11 +20,9 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from redis_swarm import Swarm
 from redis_swarm.mcp_server import tool_names
 
 from .._cli import Cli, swarm_bin
+from .._model_stub import ModelHandler, serving
 from .test_clients import CLAUDE, CODEX, GEMINI, _needs, _quiet_env
 
 # One agent per client: a hook a client started may outlive it, and must not touch the next test.
@@ -81,27 +80,14 @@ def _model_stand_in() -> Iterator[tuple[str, list[str]]]:
     it (400), so the client stops there."""
     bodies: list[str] = []
 
-    class Refuse(BaseHTTPRequestHandler):
+    class Refuse(ModelHandler):
         def do_POST(self) -> None:
             bodies.append(self.rfile.read(int(self.headers.get("content-length", 0))).decode())
             error = {"error": {"code": 400, "message": "no model here", "type": "test"}}
-            payload = json.dumps(error).encode()
-            self.send_response(400)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send(400, "application/json", json.dumps(error).encode())
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Refuse) as url:
+        yield url, bodies
 
 
 def _run_until(argv: list[str], env: dict[str, str], cwd: Path, done: Callable[[], bool]) -> str:

@@ -18,7 +18,7 @@ from mcp_types import INVALID_PARAMS
 from redis_swarm import Swarm
 from redis_swarm.mcp_server import AGENT_ROLES, AgentSession, build_server, tool_names
 from redis_swarm.mcp_server._render import TOOL_WORDS
-from redis_swarm.mcp_server._session import REMEMBERED_REPORTS
+from redis_swarm.mcp_server._session import REMEMBERED_REPORTS, REPORT
 
 from ._helpers import connect, eventually
 
@@ -217,7 +217,13 @@ def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
             # The first session's report, late, is kept superseded, and says so.
             message = await crashed.error("report_finding", task_id=task.id, summary="late")
             assert message.startswith("Error executing tool report_finding: AlreadyCompleted: ")
-            assert "superseded" in message and "do not report it again" in message
+            assert "superseded" in message and "do not report, renew or fail it again" in message
+            assert "claim_task" in message
+            # Told once: the session remembers it, and a retry stores nothing more.
+            again = await crashed.error("report_finding", task_id=task.id, summary="late")
+            kept = re.search(r"superseded \((f-\w+)\)", message)
+            assert kept is not None and f"this session reported it ({kept[1]})" in again
+        assert len(core.findings().items) == 2  # the report, and the late one kept superseded
 
     run(body)
 
@@ -248,7 +254,7 @@ def test_a_session_remembers_the_tasks_it_reported(core: Swarm) -> None:
     run(body)
     session = AgentSession("a", "worker", "c")
     for i in range(REMEMBERED_REPORTS + 1):
-        session.report_done(f"t-{i}", f"f-{i}")
+        session.report_done(f"t-{i}", f"f-{i}", REPORT)
     assert len(session.reported) == REMEMBERED_REPORTS and "t-0" not in session.reported
 
 

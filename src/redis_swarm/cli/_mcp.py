@@ -418,14 +418,17 @@ def _claude() -> str:
     return claude
 
 
-def _claude_remove(name: str, scope: str) -> bool:
-    """`claude mcp remove`: whether it had the server (it fails when it has none)."""
-    argv = [_claude(), "mcp", "remove", name, "--scope", scope]
+def _claude_remove(name: str, scope: str, claude: str | None = None) -> bool:
+    """`claude mcp remove` (``claude``: the executable, when the caller has found it): whether
+    it had the server (it fails when it has none)."""
+    argv = [claude or _claude(), "mcp", "remove", name, "--scope", scope]
     return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
 def _claude_add(argv: list[str], name: str, scope: str) -> None:
-    _claude_remove(name, scope)  # `claude mcp add` refuses a name it already has: ours, replaced
-    result = subprocess.run([_claude(), *argv[1:]], capture_output=True, text=True, check=False)
+    claude = _claude()
+    # `claude mcp add` refuses a name it already has: ours, replaced
+    _claude_remove(name, scope, claude)
+    result = subprocess.run([claude, *argv[1:]], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SwarmError(f"`claude mcp add` failed: {(result.stderr or result.stdout).strip()}")

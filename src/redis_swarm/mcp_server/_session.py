@@ -4,8 +4,8 @@ A session registers as an agent when its client connects (role from ``--role``, 
 from the ``initialize`` request), heartbeats while it is connected, and on close releases the
 tasks it still holds and deregisters.
 The lease token of each claimed task stays here, so a worker names only the task id and cannot
-lose its token; so do the findings of the last tasks it reported, so that a second report of
-one is told what happened to the first.
+lose its token; so do the findings of the last tasks it reported (a worker's task, a shard's
+question), so that a second report or answer of one is told what happened to the first.
 
 MCP has two protocol eras. On the handshake era (every client today: Claude Code, Codex,
 Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
@@ -35,11 +35,14 @@ from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError
 from ._roles import AGENT_ROLES
 
 __all__ = [
+    "ANSWER",
     "REMEMBERED_REPORTS",
+    "REPORT",
     "AgentSession",
     "Lease",
     "RegisterOnConnect",
     "SessionRegistry",
+    "Settling",
     "connection_of",
 ]
 
@@ -49,9 +52,50 @@ T = TypeVar("T")
 
 _STATE_KEY = "redis_swarm.session"
 
-# How many reported tasks a session remembers (oldest forgotten first): a worker reports again
-# the task it just did, not one of a thousand ago, and a session that lives for days stays small.
+# How many reported tasks (and answered questions) a session remembers, oldest forgotten first:
+# an agent reports again the task it just did, not one of a thousand ago, and a session that
+# lives for days stays small.
 REMEMBERED_REPORTS = 1000
+
+
+@dataclass(frozen=True)
+class Settling:
+    """How a session settles a task it holds with a finding (a worker reports its task, a
+    shard answers its question), in the words an agent is told when it tries again."""
+
+    noun: str  # what is settled: "task"
+    done: str  # what it became: "completed"
+    act: str  # the finding that settles it: "report"
+    acted: str  # "reported": this session reported it
+    then: str  # what to do instead of settling it again
+
+    def again(self, task_id: str, finding_id: str) -> AlreadyCompleted:
+        """This session settled ``task_id`` (as ``finding_id``) already: nothing is stored."""
+        return AlreadyCompleted(
+            f"{self.noun} {task_id} was already {self.done}: this session {self.acted} it "
+            f"({finding_id}); {self.then}",
+            finding_id=finding_id,
+        )
+
+    def late(self, task_id: str, finding_id: str) -> AlreadyCompleted:
+        """``task_id`` was settled before this session's finding arrived, which the core kept
+        as superseded (``finding_id``)."""
+        return AlreadyCompleted(
+            f"{self.noun} {task_id} was already settled (another {self.act} came first, or it "
+            f"was cancelled); your {self.act} was kept as superseded ({finding_id}), nothing "
+            f"is lost: {self.then}",
+            finding_id=finding_id,
+        )
+
+
+REPORT = Settling(
+    "task", "completed", "report", "reported",
+    "do not report, renew or fail it again, claim the next task with claim_task",
+)  # fmt: skip
+ANSWER = Settling(
+    "question", "answered", "answer", "answered",
+    "do not answer it again, take the next question with next_question",
+)  # fmt: skip
 
 
 @dataclass
@@ -74,15 +118,16 @@ class AgentSession:
     leases: dict[str, Lease] = field(default_factory=dict)
     # owner -> the context version this agent last read: the lineage a finding records.
     read_versions: dict[str, str] = field(default_factory=dict)
-    # task id -> the finding this session reported for it (kept, or kept superseded), oldest
-    # first: a task reported twice is refused here, before a duplicate finding is stored.
-    reported: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    # task id -> how this session settled it and the finding it stored (kept, or kept
+    # superseded), oldest first: a task reported (or a question answered) twice is refused
+    # here, before a duplicate finding is stored.
+    reported: OrderedDict[str, tuple[Settling, str]] = field(default_factory=OrderedDict)
     closed: bool = False
 
-    def report_done(self, task_id: str, finding_id: str) -> None:
-        """The session reported ``task_id`` as ``finding_id``: its lease is over."""
+    def report_done(self, task_id: str, finding_id: str, how: Settling) -> None:
+        """The session settled ``task_id`` (``how``) as ``finding_id``: its lease is over."""
         self.leases.pop(task_id, None)
-        self.reported[task_id] = finding_id
+        self.reported[task_id] = (how, finding_id)
         self.reported.move_to_end(task_id)
         while len(self.reported) > REMEMBERED_REPORTS:
             self.reported.popitem(last=False)
@@ -90,15 +135,12 @@ class AgentSession:
     def token(self, task_id: str, given: str | None = None) -> str:
         """The lease token for ``task_id``: the session's own, else the one the agent passed.
 
-        A task this session has reported is refused even with a token: its lease is over, and
-        reporting it again would only store a superseded duplicate."""
-        finding_id = self.reported.get(task_id)
-        if finding_id is not None:
-            raise AlreadyCompleted(
-                f"task {task_id} was already completed: this session reported it ({finding_id}); "
-                "do not report, renew or fail it again, claim the next task with claim_task",
-                finding_id=finding_id,
-            )
+        A task this session has settled is refused even with a token: its lease is over, and
+        settling it again would only store a superseded duplicate."""
+        settled = self.reported.get(task_id)
+        if settled is not None:
+            how, finding_id = settled
+            raise how.again(task_id, finding_id)
         lease = self.leases.get(task_id)
         if lease is not None:
             return lease.token

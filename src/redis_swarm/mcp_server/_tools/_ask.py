@@ -9,11 +9,12 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from ..._errors import AlreadyCompleted, SwarmError
 from ..._keys import ask_queue
 from ..._models import Task
-from .._render import plain
+from .._render import plain, tool_error
 from .._roles import EVERYONE, SHARD, tool
-from .._session import Lease
+from .._session import ANSWER, Lease
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
 
 __all__ = ["AskTools"]
@@ -114,15 +115,21 @@ class AskTools(ToolsBase):
             list[str] | None, Field(description="Where it comes from: 'context:L120-L135'.")
         ] = None,
     ) -> CallToolResult:
-        """Shard: answer a question you took with next_question; the asker gets it at once."""
+        """Shard: answer, once, a question you took with next_question; the asker gets it
+        at once. Then take the next one."""
         session = await self._session(ctx)
         token = self._token(session, question_id, None)
-        try:  # a late answer is kept superseded (the error says so): the lease is done either way
-            found = await self._run(
+        try:
+            found = await self.sessions.call(
                 self.swarm.answer, question_id, token, text, worker=session.agent_id,
                 model=session.model, sources=sources or (),
             )  # fmt: skip
-        finally:
+        except AlreadyCompleted as exc:  # a late answer, kept superseded
+            raise tool_error(self._late(session, question_id, exc, ANSWER)) from exc
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
+        finally:  # the lease is done either way
             session.leases.pop(question_id, None)
+        session.report_done(question_id, found.id, ANSWER)
         return self._result({"finding_id": found.id, "question_id": question_id, "answered": True,
                              "next": "take the next question with next_question"})  # fmt: skip

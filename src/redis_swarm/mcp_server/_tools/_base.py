@@ -12,12 +12,12 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._client import Swarm
-from ..._errors import SwarmError
+from ..._errors import AlreadyCompleted, SwarmError
 from ..._models import dumps
 from .._budget import Budget, Spill, decode_cursor, encode_cursor
 from .._files import FileAccess
 from .._render import blocks, tool_error
-from .._session import AgentSession, SessionRegistry
+from .._session import AgentSession, SessionRegistry, Settling
 
 __all__ = [
     "MAX_CLAIM_WAIT_S",
@@ -102,6 +102,19 @@ class ToolsBase:
             return session.token(task_id, given)
         except SwarmError as exc:
             raise tool_error(exc) from exc
+
+    @staticmethod
+    def _late(
+        session: AgentSession, task_id: str, exc: AlreadyCompleted, how: Settling
+    ) -> AlreadyCompleted:
+        """A report or answer the core kept superseded (its task was settled first): the
+        session remembers it, so that trying again stores nothing more, and the agent is told
+        in its tools' words."""
+        session.leases.pop(task_id, None)
+        if exc.finding_id is None:  # (the core always names it)
+            return exc
+        session.report_done(task_id, exc.finding_id, how)
+        return how.late(task_id, exc.finding_id)
 
     @staticmethod
     def _context_cursor(owner: str, version: str, offset: int) -> str:

@@ -20,20 +20,47 @@ from ._base import MAX_PASS_WAIT_S, PageCursor, ToolsBase
 __all__ = ["PlannerTools", "TaskInput"]
 
 
+# A task's parameters, described (and bounded) once: post_task's, and each of post_tasks'.
+QueueName = Annotated[str, Field(description="Queue name: letters, digits, '.', '_' or '-'.")]
+TaskDescription = Annotated[str, Field(description="What the worker must do, in plain words.")]
+TaskData = Annotated[Any, Field(description="Any JSON value the worker needs (ids, ranges, ...).")]
+PassName = Annotated[
+    str | None, Field(description="The pass it belongs to, e.g. 'Pass 1: Signal Capture'.")
+]
+Priority = Annotated[int, Field(description="Higher is claimed first.")]
+MaxAttempts = Annotated[int, Field(ge=1, description="Attempts before it is dead-lettered.")]
+LeaseSeconds = Annotated[int, Field(ge=1, description="Seconds a worker holds it per claim.")]
+DedupeKey = Annotated[str | None, Field(description="Posting the same key twice makes one task.")]
+DelaySeconds = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        allow_inf_nan=False,
+        description="Claimable only after this many seconds (counted on the swarm's clock).",
+    ),
+]
+
+
 class TaskInput(BaseModel):
     """One task of post_tasks."""
 
     # A misspelt field is refused, not dropped: the task would be posted without it.
     model_config = ConfigDict(extra="forbid")
 
-    queue: str = Field(description="Queue name: letters, digits, '.', '_' or '-'.")
-    description: str = Field(description="What the worker must do, in plain words.")
-    data: Any = Field(None, description="Any JSON value the worker needs (ids, ranges, ...).")
-    pass_name: str | None = Field(None, description="The pass this task belongs to.")
-    priority: int = Field(0, description="Higher is claimed first.")
-    max_attempts: int = Field(3, description="Attempts before the task is dead-lettered.")
-    lease_s: int = Field(900, description="Seconds a worker holds the task per claim.")
-    dedupe_key: str | None = Field(None, description="Posting the same key twice makes one task.")
+    queue: QueueName
+    description: TaskDescription
+    data: TaskData = None
+    pass_name: PassName = None
+    priority: Priority = 0
+    max_attempts: MaxAttempts = 3
+    lease_s: LeaseSeconds = 900
+    dedupe_key: DedupeKey = None
+    delay_s: DelaySeconds = None
+
+
+def _wait_for(pass_name: str) -> str:
+    """What a planner is told to do once it has posted tasks of a pass."""
+    return f"wait for the pass with wait_for_pass(pass_name={dumps(pass_name)})"
 
 
 class PlannerTools(ToolsBase):
@@ -42,19 +69,16 @@ class PlannerTools(ToolsBase):
     @tool(roles=PLANNERS)
     async def post_task(
         self,
-        queue: Annotated[str, Field(description="Queue name: letters, digits, '.', '_', '-'.")],
-        description: Annotated[str, Field(description="What the worker must do.")],
+        queue: QueueName,
+        description: TaskDescription,
         ctx: Context,
-        data: Annotated[Any, Field(description="Any JSON value the worker needs.")] = None,
-        pass_name: Annotated[
-            str | None, Field(description="The pass it belongs to, e.g. 'Pass 1: Signal Capture'.")
-        ] = None,
-        priority: Annotated[int, Field(description="Higher is claimed first.")] = 0,
-        max_attempts: Annotated[int, Field(ge=1, description="Attempts before dead-letter.")] = 3,
-        lease_s: Annotated[int, Field(ge=1, description="Seconds a worker holds it.")] = 900,
-        dedupe_key: Annotated[
-            str | None, Field(description="Posting the same key twice makes one task.")
-        ] = None,
+        data: TaskData = None,
+        pass_name: PassName = None,
+        priority: Priority = 0,
+        max_attempts: MaxAttempts = 3,
+        lease_s: LeaseSeconds = 900,
+        dedupe_key: DedupeKey = None,
+        delay_s: DelaySeconds = None,
     ) -> CallToolResult:
         """Post one task to a queue for a worker to claim. You are recorded as its parent, so
         its worker reads your context. Many tasks? post_tasks does them in one call. Then
@@ -70,10 +94,16 @@ class PlannerTools(ToolsBase):
             max_attempts=max_attempts,
             lease_s=lease_s,
             dedupe_key=dedupe_key,
+            delay_s=delay_s,
             parent=session.agent_id,
         )
         brief = {"id": task.id, "queue": task.queue, "status": task.status}
-        return self._result({"task": plain({**brief, "pass_name": task.pass_name})})
+        payload: dict[str, Any] = {
+            "task": plain({**brief, "pass_name": task.pass_name, "not_before": task.not_before})
+        }
+        if task.pass_name:
+            payload["next"] = _wait_for(task.pass_name)
+        return self._result(payload)
 
     @tool(roles=PLANNERS)
     async def post_tasks(
@@ -93,7 +123,7 @@ class PlannerTools(ToolsBase):
         ids = [t.id for t in posted]
         payload: dict[str, Any] = {"posted": len(posted), "queues": queues, "ids": ids}
         if passes:
-            payload["next"] = f"wait for them with wait_for_pass(pass_name={dumps(passes[0])})"
+            payload["next"] = _wait_for(passes[0])
         return self._result(payload)
 
     @tool(roles=PLANNERS, read_only=True)

@@ -12,7 +12,7 @@ from ..._errors import AlreadyCompleted, SwarmError
 from ..._models import Finding, Task, dumps, iso
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
-from .._session import AgentSession, Lease
+from .._session import REPORT, AgentSession, Lease
 from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
 
 __all__ = ["WorkerTools"]
@@ -166,19 +166,10 @@ class WorkerTools(ToolsBase):
         try:
             result, following = await self.sessions.call(report)
         except AlreadyCompleted as exc:
-            session.leases.pop(task_id, None)
-            if exc.finding_id is not None:  # (the core always names it)
-                session.report_done(task_id, exc.finding_id)
-            late = AlreadyCompleted(
-                f"task {task_id} was already completed by another report; your finding was kept "
-                f"as superseded ({exc.finding_id}), nothing is lost: do not report it again, "
-                "claim the next task with claim_task",
-                finding_id=exc.finding_id,
-            )
-            raise tool_error(late) from exc
+            raise tool_error(self._late(session, task_id, exc, REPORT)) from exc
         except SwarmError as exc:
             raise tool_error(exc) from exc
-        session.report_done(task_id, result.id)
+        session.report_done(task_id, result.id, REPORT)
         done = {"finding_id": result.id, "task_id": task_id, "completed": True}
         if claim_next is not None:
             if following is None:
