@@ -125,6 +125,87 @@ def test_codex_failures() -> None:
     assert silent.error is not None and "agent_message" in silent.error
 
 
+def claude_with(usage: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """The Claude result object with some usage figures (``usage``) or fields replaced."""
+    return {**CLAUDE, "usage": {**CLAUDE["usage"], **(usage or {})}, **fields}
+
+
+@pytest.mark.parametrize(
+    ("cost", "shown"),
+    [(1e30, "1e+30"), (float("inf"), "Infinity"), (-1.0, "-1.0"), (float("nan"), "NaN"),
+     ("0.5", '"0.5"'), (True, "true")],
+)  # fmt: skip
+def test_an_implausible_cost_is_unknown_and_named(cost: Any, shown: str) -> None:
+    out = read_output(json.dumps(claude_with(total_cost_usd=cost)))
+    assert out.answer == ANSWER and out.error is None
+    u = out.usage
+    assert u is not None and u.cost_usd is None and u.faults() == []
+    assert (u.tokens_in, u.tokens_out) == (21018, 512)  # the rest is kept
+    assert out.dropped == (f"total_cost_usd {shown}",)
+    assert out.warning == f"usage figures no run reports, kept as unknown: total_cost_usd {shown}"
+
+
+@pytest.mark.parametrize("tokens", [-500, "many", 1.5, 10**30, None])
+def test_a_total_with_an_unusable_part_is_unknown(tokens: Any) -> None:
+    """Claude's input tokens are three counts added: with one unusable, the total is
+    unknown, never the sum of the others (a wrong number read as right)."""
+    out = read_output(json.dumps(claude_with({"input_tokens": tokens})))
+    u = out.usage
+    assert u is not None and u.tokens_in is None and u.faults() == []
+    assert u.cached_in == 20000 and u.cost_usd == 0.0421  # what is plausible is kept
+    dropped = () if tokens is None else (f"usage.input_tokens {json.dumps(tokens)}",)
+    assert out.dropped == dropped  # a count not given is unknown, and no error
+    cached = read_output(json.dumps(claude_with({"cache_read_input_tokens": -1})))
+    assert cached.usage is not None and (cached.usage.tokens_in, cached.usage.cached_in) == (
+        None, None
+    )  # fmt: skip
+    assert cached.dropped == ("usage.cache_read_input_tokens -1",)  # said once
+    # each part plausible, their sum too big for a run
+    huge = read_output(
+        json.dumps(claude_with({"input_tokens": 6e14, "cache_read_input_tokens": 6e14}))
+    )
+    assert huge.usage is not None and huge.usage.tokens_in is None
+    assert huge.usage.faults() == [] and len(huge.dropped) == 1
+
+
+def test_implausible_figures_per_model_and_model_names() -> None:
+    models = {
+        "claude-sonnet-4-5": {"inputTokens": -3, "outputTokens": 1.5, "costUSD": 1e99},
+        "claude-haiku-4-5": {"inputTokens": 300, "outputTokens": 12, "costUSD": 0.0011},
+        "\ud800": {"inputTokens": 1},  # a lone surrogate: no name the swarm can store
+        " ": {"inputTokens": 1},
+        **{f"m{i}": {"costUSD": 0.0} for i in range(70)},
+    }
+    out = read_output(json.dumps(claude_with(modelUsage=models)))  # "\\ud800" in the JSON
+    u = out.usage
+    assert u is not None and u.faults() == []
+    assert u.models["claude-sonnet-4-5"] == {}
+    assert u.models["claude-haiku-4-5"] == {"cost_usd": 0.0011, "tokens_in": 300, "tokens_out": 12}
+    assert len(u.models) == 64 and "\ud800" not in u.models and " " not in u.models
+    assert out.model == "claude-haiku-4-5"
+    assert 'modelUsage["claude-sonnet-4-5"].inputTokens -3' in out.dropped
+    assert 'modelUsage["claude-sonnet-4-5"].costUSD 1e+99' in out.dropped
+    assert 'modelUsage name "\\ud800"' in out.dropped
+    assert "modelUsage beyond its first 64 models" in out.dropped
+
+
+def test_implausible_codex_counts_are_unknown() -> None:
+    turn = CODEX[-1]
+    bad = {"type": "turn.completed",
+           "usage": {"input_tokens": -1, "cached_input_tokens": 5, "output_tokens": 7}}  # fmt: skip
+    out = read_output(jsonl([*CODEX, bad]))
+    u = out.usage
+    assert u is not None and u.faults() == []
+    # one turn's input unusable: the sum over the turns is unknown; the others add up
+    assert (u.tokens_in, u.cached_in, u.tokens_out) == (None, 22277, 1597)
+    assert out.dropped == ("turn.completed usage.input_tokens -1",)
+    # more cached tokens than input tokens (Codex counts them within): the cached are unknown
+    over = {**turn, "usage": {"input_tokens": 10, "cached_input_tokens": 400, "output_tokens": 1}}
+    odd = read_output(jsonl([*CODEX[:-1], over]))
+    assert odd.usage is not None and (odd.usage.tokens_in, odd.usage.cached_in) == (10, None)
+    assert odd.dropped == ("cached_input_tokens 400 above input_tokens 10",)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -210,6 +291,24 @@ def test_a_cli_reported_error_is_a_failed_attempt(cli: Cli, swarm: Swarm, tmp_pa
     limit = [*CODEX[:2], {"type": "turn.failed", "error": {"message": "usage limit reached"}}]
     run(cli, printer(tmp_path, "codex-err", jsonl(limit)), expect=1)
     assert "usage limit reached" in (swarm.get_task(t2.id).last_error or "")
+
+
+@pytest.mark.parametrize("mode", ["huge", "inf", "neg", "str"])
+def test_an_implausible_usage_never_fails_the_task(
+    cli: Cli, swarm: Swarm, tmp_path: Path, mode: str
+) -> None:
+    """The answer is the work, its usage metadata: a cost of 1e30 (refused by the core) made
+    the task fail and run again, paid again; now every implausible figure is unknown."""
+    cost = {"huge": 1e30, "inf": float("inf"), "neg": -1.0, "str": "0.5"}[mode]
+    tokens = {"huge": 10**30, "neg": -500, "str": "many"}.get(mode, 1000)
+    t = swarm.post_task("q", "Find the retries", max_attempts=1)
+    output = claude_with({"input_tokens": tokens}, total_cost_usd=cost)
+    summary = run(cli, printer(tmp_path, mode, json.dumps(output)))
+    assert summary["completed"] == 1 and summary["failed"] == 0
+    finding = swarm.get_finding(swarm.get_task(t.id).finding_id or "")
+    assert finding.summary == "three retries" and finding.usage is not None
+    assert finding.usage.cost_usd is None and finding.usage.tokens_out == 512
+    assert finding.usage.tokens_in == (22000 if mode == "inf" else None)
 
 
 def test_usage_on_a_synthesis_and_old_records_without_it(swarm: Swarm) -> None:

@@ -146,6 +146,50 @@ def test_bad_findings_change_nothing(cli: Cli, swarm: Swarm) -> None:
     assert len(swarm.findings()) == 0
 
 
+def test_report_and_fail_record_what_the_run_cost(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    cli("task", "post", "q", "d", "--max-attempts", "3")
+    t = cli.json("task", "claim", "q", "--worker", "w")
+    spent = '{"cost_usd": 0.02, "tokens_in": 900, "cached_in": 800, "tokens_out": 40}'
+    failed = cli.json("task", "fail", t["id"], "--token", t["token"], "--error", "-",
+                      "--usage", spent, input="it broke")  # fmt: skip
+    assert failed["failed_usage"]["cost_usd"] == 0.02 and failed["failed_usage"]["tokens_in"] == 900
+    assert "$0.0200, tokens 900 in / 40 out" in cli("task", "show", t["id"]).stdout
+    again = cli.json("task", "claim", "q", "--worker", "w", "--wait", "5")
+    path = tmp_path / "usage.json"
+    path.write_text('{"cost_usd": 0.5, "tokens_out": 7, "source": "my-agent"}')
+    reported = cli.json("task", "report", again["id"], "--token", again["token"],
+                        "--summary", "-", "--usage", f"@{path}", input="found it")  # fmt: skip
+    assert reported["usage"] == {
+        "source": "my-agent", "cost_usd": 0.5, "tokens_in": None, "tokens_out": 7,
+        "cached_in": None, "session_id": None, "models": {},
+    }  # fmt: skip
+    assert reported["extra"] == {}
+    assert "$0.5000" in cli("findings", reported["id"]).stdout
+
+
+def test_a_usage_that_is_not_one_is_a_usage_error(cli: Cli, swarm: Swarm) -> None:
+    cli("task", "post", "q", "d")
+    t = cli.json("task", "claim", "q", "--worker", "w")
+    lease = ("--token", t["token"])
+    report = ("task", "report", t["id"], *lease, "--summary", "s")
+    out = cli(*report, "--usage", '{"tokens_in": 1.5}', expect=2)
+    assert "--usage" in out.stderr and "usage tokens_in is 1.5: give a whole number" in out.stderr
+    out = cli(*report, "--usage", '{"tokens": 5}', expect=2)
+    assert "usage has no field tokens: give any of source, cost_usd" in out.stderr
+    out = cli(*report, "--usage", '{"tokens_in": 1, "cached_in": 2}', expect=2)
+    assert "cached_in (2) is more than tokens_in (1)" in out.stderr
+    out = cli("task", "fail", t["id"], *lease, "--error", "e", "--usage", "[1]", expect=2)
+    assert "usage must be a JSON object" in out.stderr
+    out = cli("task", "fail", t["id"], *lease, "--error", "-", "--usage", "-", expect=2)
+    assert "cannot both read stdin" in out.stderr
+    # a finding's "usage" would be kept in extra and counted nowhere: it points at --usage
+    finding = '{"summary": "s", "usage": {"cost_usd": 0.1}}'
+    out = cli("task", "report", t["id"], *lease, "--finding", finding, expect=2)
+    assert 'holds "usage"' in out.stderr and "give it with --usage JSON" in out.stderr
+    task = swarm.get_task(t["id"])
+    assert task.status == "claimed" and task.failures == 0 and len(swarm.findings()) == 0
+
+
 def test_unknown_task_and_bad_token(cli: Cli, swarm: Swarm) -> None:
     out = cli("task", "show", "t-nope", expect=1)
     assert out.stderr.startswith("error: ") and "t-nope" in out.stderr

@@ -398,13 +398,35 @@ class Task(Record):
     token: str | None = None
 
 
+USAGE_MAX = 1e15  # no agent run costs this many USD or tokens: a bigger number is a misreading
+USAGE_MAX_MODELS = 64  # the models one usage breaks its figures down by
+_COST_RULE = "a number of US dollars from 0 to 1e15"
+_COUNT_RULE = "a whole number of tokens from 0 to 1e15"
+_NUMBER_RULE = "a number from 0 to 1e15"
+_COUNTS = ("tokens_in", "tokens_out", "cached_in")  # the figures that count tokens
+
+
+def _misfit(value: object, *, whole: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    if not (math.isfinite(value) and 0 <= value <= USAGE_MAX):
+        return True
+    return whole and value != int(value)
+
+
 @dataclass(frozen=True)
 class Usage(Record):
     """What one agent run cost, as its CLI reported it (Claude Code's ``--output-format json``
-    result, Codex's ``exec --json`` events): the cost in USD (Claude only), every input token
-    (``tokens_in``, cached ones included; ``cached_in`` of them read from a prompt cache),
-    the output tokens, and per model (``models``: model -> cost_usd, tokens_in, tokens_out)
-    where the CLI breaks it down. ``source`` names the format it was read from."""
+    result, Codex's ``exec --json`` events) or its worker said (``parse``): the cost in USD
+    (Claude only), every input token (``tokens_in``, cached ones included; ``cached_in`` of
+    them read from a prompt cache), the output tokens, and per model (``models``: model ->
+    cost_usd, tokens_in, tokens_out) where the CLI breaks it down. ``source`` names the
+    format it was read from. None is unknown.
+
+    What no run could report (``faults``: a negative, fractional or huge count, a cost that
+    is no finite number, more cached tokens than input tokens) is refused wherever a caller
+    gives it (ValidationError); the runner, reading an agent's output, which no user
+    controls, keeps such a figure as unknown instead."""
 
     source: str
     cost_usd: float | None = None
@@ -413,6 +435,87 @@ class Usage(Record):
     cached_in: int | None = None
     session_id: str | None = None
     models: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+    @staticmethod
+    def cost_fault(value: object) -> str | None:
+        """None when ``value`` can be what a run cost; else what a cost must be."""
+        return _COST_RULE if _misfit(value, whole=False) else None
+
+    @staticmethod
+    def count_fault(value: object) -> str | None:
+        """None when ``value`` can be a run's count of tokens; else what a count must be."""
+        return _COUNT_RULE if _misfit(value, whole=True) else None
+
+    @staticmethod
+    def shown(value: object) -> str:
+        """A figure as a message quotes it: its JSON (``-1``, ``"many"``, ``NaN``), cut short."""
+        try:
+            text = json.dumps(value, allow_nan=True, default=repr)
+        except (TypeError, ValueError):  # keys JSON has no words for, a cycle
+            text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    @classmethod
+    def parse(cls, data: object, *, source: str = "reported") -> Usage:
+        """The usage a worker gives as JSON (the CLI's ``--usage``, MCP's ``usage``): an
+        object of this record's fields, ``source`` defaulting to ``"reported"``. Raises
+        ValidationError for another shape, an unknown field or any of ``faults``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(data, dict):
+            raise ValidationError(
+                f"usage must be a JSON object with any of {', '.join(names)}, got "
+                f"{type(data).__name__}"
+            )
+        unknown = sorted(str(k) for k in data if k not in names)
+        if unknown:
+            raise ValidationError(
+                f"usage has no field {', '.join(unknown)}: give any of {', '.join(names)}"
+            )
+        usage = cls.from_dict({"source": source, **data})
+        faults = usage.faults()
+        if faults:
+            raise ValidationError("; ".join(faults))
+        return usage
+
+    def faults(self) -> list[str]:
+        """What no run could report in these figures, each naming the figure and what to
+        give instead ([] when nothing)."""
+        out: list[str] = []
+
+        def check(name: str, value: object, rule: str | None) -> None:
+            if value is not None and rule is not None:
+                out.append(f"usage {name} is {self.shown(value)}: give {rule}, or leave it out")
+
+        check("cost_usd", self.cost_usd, self.cost_fault(self.cost_usd))
+        for name in _COUNTS:
+            value = getattr(self, name)
+            check(name, value, self.count_fault(value))
+        cached, total = self.cached_in, self.tokens_in
+        counted = not self.count_fault(cached) and not self.count_fault(total)
+        if cached is not None and total is not None and counted and cached > total:
+            out.append(
+                f"usage cached_in ({cached:,}) is more than tokens_in ({total:,}): tokens_in "
+                "counts every input token, the cached ones included"
+            )
+        models: object = self.models
+        if not isinstance(models, dict):
+            out.append("usage models must be an object: model -> {cost_usd, tokens_in, ...}")
+            return out
+        if len(models) > USAGE_MAX_MODELS:
+            out.append(f"usage names {len(models)} models; the limit is {USAGE_MAX_MODELS}")
+        for model, figures in models.items():
+            if not isinstance(figures, dict):
+                out.append(f"usage of {model} must be an object: {{cost_usd, tokens_in, ...}}")
+                continue
+            for key, value in figures.items():
+                if key == "cost_usd":
+                    rule = self.cost_fault(value)
+                elif key in _COUNTS:
+                    rule = self.count_fault(value)
+                else:
+                    rule = _NUMBER_RULE if _misfit(value, whole=False) else None
+                check(f"of {model}: {key}", value, rule)
+        return out
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,12 @@ Two machine formats are read, besides plain text (the answer as it is):
 
 Input tokens are counted whole in ``Usage.tokens_in``: Claude reports the cached ones apart
 from ``input_tokens`` (they are added), Codex within them.
+
+The answer is the work; the usage is what it cost, read as far as it can be trusted. A figure
+no run could report (``Usage.cost_fault``, ``Usage.count_fault``: negative, fractional,
+huge, not a number, more cached tokens than input tokens) is kept as unknown (None), and so
+is a total any of whose parts is: never a wrong number, and never a refused finding. What was
+left out is named in ``AgentOutput.dropped``, for the runner's log line.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .._models import Usage, usd
+from .._models import USAGE_MAX_MODELS, Usage, usd
 
 __all__ = ["AgentOutput", "read_output"]
 
@@ -48,6 +54,14 @@ class AgentOutput:
     usage: Usage | None = None
     error: str | None = None
     model: str | None = None
+    dropped: tuple[str, ...] = ()  # the usage figures left out as implausible, as printed
+
+    @property
+    def warning(self) -> str | None:
+        """One line naming the usage figures kept as unknown, or None when all were kept."""
+        if not self.dropped:
+            return None
+        return "usage figures no run reports, kept as unknown: " + "; ".join(self.dropped)
 
 
 def read_output(text: str) -> AgentOutput:
@@ -82,56 +96,99 @@ def _is_claude_result(value: Any) -> bool:
     )
 
 
-def _count(value: Any) -> int | None:
-    """A token count, or None when the CLI gave something else."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+class _Figures:
+    """Reads the figures of an agent's usage, keeping the plausible ones; what it leaves out
+    is noted once, under the name the agent gave it."""
+
+    def __init__(self) -> None:
+        self.dropped: dict[str, None] = {}  # an ordered set
+
+    def drop(self, note: str) -> None:
+        self.dropped[note] = None
+
+    def cost(self, where: str, value: Any) -> float | None:
+        if value is None:
+            return None
+        if Usage.cost_fault(value) is not None:
+            self.drop(f"{where} {Usage.shown(value)}")
+            return None
+        return float(value)
+
+    def count(self, where: str, value: Any) -> int | None:
+        if value is None:
+            return None
+        if Usage.count_fault(value) is not None:
+            self.drop(f"{where} {Usage.shown(value)}")
+            return None
+        return int(value)
+
+    def total(self, where: str, figures: dict[str, Any], main: str, *parts: str) -> int | None:
+        """``main`` plus ``parts`` of ``figures`` (a part not given counts 0): None when
+        ``main`` is not given or any of them is implausible, or the sum is."""
+        counts = [self.count(f"{where}{name}", figures.get(name)) for name in (main, *parts)]
+        given = [figures.get(name) is not None for name in (main, *parts)]
+        if counts[0] is None or any(g and c is None for g, c in zip(given, counts, strict=True)):
+            return None
+        added = sum(filter(None, counts))
+        return self.count(f"{where}{main} with {', '.join(parts)} added", added)
+
+    def model(self, name: Any) -> str | None:
+        """A model's name as the core stores it (at most 128 characters), or None."""
+        if not isinstance(name, str):
+            return None
+        if not name.strip() or not _encodable(name):
+            self.drop(f"modelUsage name {Usage.shown(name)}")
+            return None
+        return name[:128]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON's \ud800 can carry
+        return False
+    return True
+
+
+def _session(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip() or not _encodable(value):
         return None
-    return int(value)
-
-
-def _cost(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        return None
-    return float(value)
-
-
-def _add(*counts: int | None) -> int | None:
-    known = [c for c in counts if c is not None]
-    return sum(known) if known else None
+    return value[:128]
 
 
 def _claude(result: dict[str, Any]) -> AgentOutput:
     raw_usage = result.get("usage")
     usage = raw_usage if isinstance(raw_usage, dict) else {}
-    cached = _count(usage.get("cache_read_input_tokens"))
-    tokens_in = _add(
-        _count(usage.get("input_tokens")),
-        _count(usage.get("cache_creation_input_tokens")),
-        cached,
-    )
+    read = _Figures()
+    cost = read.cost("total_cost_usd", result.get("total_cost_usd"))
+    cache_parts = ("cache_creation_input_tokens", "cache_read_input_tokens")
+    tokens_in = read.total("usage.", usage, "input_tokens", *cache_parts)
+    cached = read.count("usage.cache_read_input_tokens", usage.get("cache_read_input_tokens"))
     models: dict[str, dict[str, float]] = {}
     raw_models = result.get("modelUsage")
-    for name, figures in (raw_models if isinstance(raw_models, dict) else {}).items():
-        if not isinstance(name, str) or not isinstance(figures, dict):
+    for raw_name, figures in (raw_models if isinstance(raw_models, dict) else {}).items():
+        name = read.model(raw_name)
+        if name is None or not isinstance(figures, dict):
             continue
+        if len(models) == USAGE_MAX_MODELS:
+            read.drop(f"modelUsage beyond its first {USAGE_MAX_MODELS} models")
+            break
+        where = f"modelUsage[{Usage.shown(name)}]."
         entry = {
-            "cost_usd": _cost(figures.get("costUSD")),
-            "tokens_in": _add(
-                _count(figures.get("inputTokens")),
-                _count(figures.get("cacheCreationInputTokens")),
-                _count(figures.get("cacheReadInputTokens")),
+            "cost_usd": read.cost(f"{where}costUSD", figures.get("costUSD")),
+            "tokens_in": read.total(
+                where, figures, "inputTokens", "cacheCreationInputTokens", "cacheReadInputTokens"
             ),
-            "tokens_out": _count(figures.get("outputTokens")),
+            "tokens_out": read.count(f"{where}outputTokens", figures.get("outputTokens")),
         }
-        models[name[:128]] = {k: v for k, v in entry.items() if v is not None}
-    session = result.get("session_id")
+        models[name] = {k: v for k, v in entry.items() if v is not None}
     record = Usage(
         source=CLAUDE,
-        cost_usd=_cost(result.get("total_cost_usd")),
+        cost_usd=cost,
         tokens_in=tokens_in,
-        tokens_out=_count(usage.get("output_tokens")),
+        tokens_out=read.count("usage.output_tokens", usage.get("output_tokens")),
         cached_in=cached,
-        session_id=session[:128] if isinstance(session, str) and session.strip() else None,
+        session_id=_session(result.get("session_id")),
         models=models,
     )
     answer = result.get("result")
@@ -144,18 +201,22 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
         if record.cost_usd is not None:  # not counted anywhere else: say it here
             error += f" (the run cost {usd(record.cost_usd)})"
     main = max(models, key=lambda m: models[m].get("cost_usd", 0.0), default=None)
-    return AgentOutput(answer, record, error, main)
+    return AgentOutput(answer, record, error, main, tuple(read.dropped))
 
 
 def _codex(events: list[dict[str, Any]]) -> AgentOutput:
     answer: str | None = None
     error: str | None = None
-    totals: dict[str, int | None] = {"in": None, "cached": None, "out": None}
+    read = _Figures()
+    names = {"in": "input_tokens", "cached": "cached_input_tokens", "out": "output_tokens"}
+    # None once a turn did not say (or said what no run reports): its sum is unknown
+    totals: dict[str, int | None] = dict.fromkeys(names, 0)
+    turns = 0
     session = None
     for event in events:
         kind = event.get("type")
-        if kind == "thread.started" and isinstance(event.get("thread_id"), str):
-            session = event["thread_id"]
+        if kind == "thread.started":
+            session = _session(event.get("thread_id"))
         elif kind == "item.completed":
             item = event.get("item")
             if isinstance(item, dict) and item.get("type") == "agent_message":
@@ -163,23 +224,33 @@ def _codex(events: list[dict[str, Any]]) -> AgentOutput:
                 if isinstance(text, str):
                     answer, error = text, None
         elif kind == "turn.completed":
-            usage = event.get("usage")
-            if isinstance(usage, dict):
-                totals["in"] = _add(totals["in"], _count(usage.get("input_tokens")))
-                totals["cached"] = _add(totals["cached"], _count(usage.get("cached_input_tokens")))
-                totals["out"] = _add(totals["out"], _count(usage.get("output_tokens")))
+            turns += 1
+            raw = event.get("usage")
+            usage = raw if isinstance(raw, dict) else {}
+            for key, name in names.items():
+                value = read.count(f"turn.completed usage.{name}", usage.get(name))
+                sum_so_far = totals[key]
+                totals[key] = None if sum_so_far is None or value is None else sum_so_far + value
         elif kind in ("turn.failed", "error"):
             error = f"the agent CLI reported an error: {_codex_error(event)[:500]}"
+    if not turns:
+        totals = dict.fromkeys(names)
+    for key, name in names.items():  # many turns can add up to more than any run uses
+        totals[key] = read.count(f"{name}, added up over the turns,", totals[key])
+    tokens_in, cached = totals["in"], totals["cached"]
+    if tokens_in is not None and cached is not None and cached > tokens_in:
+        read.drop(f"cached_input_tokens {cached} above input_tokens {tokens_in}")
+        cached = None
     record = Usage(
         source=CODEX,
-        tokens_in=totals["in"],
+        tokens_in=tokens_in,
         tokens_out=totals["out"],
-        cached_in=totals["cached"],
-        session_id=session[:128] if session and session.strip() else None,
+        cached_in=cached,
+        session_id=session,
     )
     if answer is None and error is None:
         error = "the agent CLI printed no agent_message"
-    return AgentOutput(answer or "", record, error)
+    return AgentOutput(answer or "", record, error, dropped=tuple(read.dropped))
 
 
 def _codex_error(event: dict[str, Any]) -> str:

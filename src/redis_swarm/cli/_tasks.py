@@ -10,8 +10,9 @@ from typing import Any, NoReturn
 
 import click
 
+from .._errors import ValidationError
 from .._hooks.tokens import remember as remember_token
-from .._models import Task, TaskStatus, iso, usd
+from .._models import Task, TaskStatus, Usage, iso, usd
 from .._printable import printable
 from .._validate import MAX_CLAIM_BATCH
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -50,6 +51,25 @@ token_option = click.option(
     required=True,
     help="The lease's token (the `token` printed by `task claim`: ATTEMPT.SECRET).",
 )
+usage_option = click.option(
+    "--usage",
+    "usage_arg",
+    metavar="JSON|@FILE|-",
+    help='What the agent run cost, any of {"cost_usd", "tokens_in", "tokens_out", '
+    '"cached_in", "session_id", "models", "source"} (tokens_in: every input token, '
+    "cached_in: those of them read from a prompt cache).",
+)
+
+
+def _usage(app: App, value: str | None) -> Usage | None:
+    """The run's usage given with --usage; a usage error (exit 2) when it is not one."""
+    if value is None:
+        return None
+    data = parse_json(value, app, what="--usage", thing='the usage\'s JSON ({"cost_usd": ...})')
+    try:
+        return Usage.parse(data)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--usage") from None
 
 
 @main.group()
@@ -379,6 +399,7 @@ def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
     show_default=True,
     help="With --claim-next: seconds to wait for the next task when there is none.",
 )
+@usage_option
 @json_option
 @pass_app
 def report(
@@ -395,10 +416,12 @@ def report(
     claim_next: tuple[str, ...],
     next_lease_s: int | None,
     wait_s: float,
+    usage_arg: str | None,
 ) -> None:
     """Report the finding of TASK_ID; the first report completes the task. With
     --claim-next, also lease the next task (printed as `task claim` prints it; JSON:
-    {"finding": ..., "next": task or null}), waiting up to --wait seconds for one."""
+    {"finding": ..., "next": task or null}), waiting up to --wait seconds for one. With
+    --usage, record what the run cost on the finding."""
     if finding_arg is not None and summary is not None:
         raise click.UsageError("give --finding or --summary, not both")
     if finding_arg is None and summary is None:
@@ -410,12 +433,22 @@ def report(
         )
     if wait_s and not claim_next:
         raise click.UsageError("--wait is how long to wait for the next task: add --claim-next")
+    if usage_arg == "-" and "-" in (finding_arg, summary):
+        raise click.UsageError(
+            "--usage and the finding cannot both read stdin (-): give one inline or as @FILE"
+        )
     if finding_arg is not None:
         finding = parse_json(
             finding_arg, app, what="--finding", thing='the finding\'s JSON ({"summary": ...})'
         )
         if not isinstance(finding, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--finding")
+        if "usage" in finding:  # kept in extra, it would read as recorded and count nowhere
+            raise click.BadParameter(
+                'holds "usage": what the run cost is no part of the finding; give it with '
+                "--usage JSON",
+                param_hint="--finding",
+            )
     else:
         assert summary is not None
         finding = {"summary": read_text(summary, app, what="--summary", thing="the summary")}
@@ -423,12 +456,13 @@ def report(
             finding["confidence"] = confidence
         if sources:
             finding["sources"] = list(sources)
+    usage = _usage(app, usage_arg)
     leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
     if claim_next:
         leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
     reported = app.swarm.report(
         task_id, token, finding, worker=worker, model=model, context_version=context_version,
-        **leasing,
+        usage=usage, **leasing,
     )  # fmt: skip
     if not claim_next:
         app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
@@ -457,13 +491,22 @@ def report(
     show_default=True,
     help="Give the task back to its queue (until max attempts failures) or dead-letter it now.",
 )
+@usage_option
 @json_option
 @pass_app
-def fail(app: App, task_id: str, token: str, error: str, retry: bool) -> None:
+def fail(
+    app: App, task_id: str, token: str, error: str, retry: bool, usage_arg: str | None
+) -> None:
     """Give up TASK_ID with the reason (a failure); it is retried until it has failed
-    max_attempts times."""
+    max_attempts times. With --usage, what the failed run cost adds to the task's
+    failed_usage."""
+    if error == "-" and usage_arg == "-":
+        raise click.UsageError(
+            "--error and --usage cannot both read stdin (-): give one inline or as @FILE"
+        )
     error = read_text(error, app, what="--error", thing="what went wrong")
-    t = app.swarm.fail(task_id, token, error, retry=retry)
+    usage = _usage(app, usage_arg)
+    t = app.swarm.fail(task_id, token, error, retry=retry, usage=usage)
     app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
 
 

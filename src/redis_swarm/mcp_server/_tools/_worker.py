@@ -8,8 +8,8 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from ..._errors import AlreadyCompleted, SwarmError
-from ..._models import Finding, Task, dumps, iso
+from ..._errors import AlreadyCompleted, SwarmError, ValidationError
+from ..._models import Finding, Task, Usage, dumps, iso
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
 from .._session import REPORT, AgentSession, Lease
@@ -26,6 +26,26 @@ def _none_ready(queue: str | list[str]) -> dict[str, Any]:
         "next": "no task is ready in these queues: stop if your work is done, or "
         f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait",
     }
+
+
+RunUsage = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="What your run cost, if you know it: any of cost_usd (USD), tokens_in "
+        "(every input token), cached_in (of them, read from a prompt cache), tokens_out, "
+        "session_id, models (model -> {cost_usd, tokens_in, tokens_out}), source."
+    ),
+]
+
+
+def _run_usage(usage: dict[str, Any] | None) -> Usage | None:
+    """The ``usage`` argument as the core takes it; a tool error saying what is wrong."""
+    if usage is None:
+        return None
+    try:
+        return Usage.parse(usage)
+    except SwarmError as exc:
+        raise tool_error(exc) from exc
 
 
 class WorkerTools(ToolsBase):
@@ -138,10 +158,19 @@ class WorkerTools(ToolsBase):
                 description="With claim_next: wait this long for the next task to appear.",
             ),
         ] = 0.0,
+        usage: RunUsage = None,
     ) -> CallToolResult:
         """Worker, step 3: report the result of your task, once. This completes the task;
         the finding records which context version you read. Then claim the next task (or
         pass claim_next to get it in this call)."""
+        if extra is not None and "usage" in extra:  # in extra it would count nowhere
+            raise tool_error(
+                ValidationError(
+                    'extra holds "usage": what the run cost is no part of the finding; pass '
+                    "it as report_finding's usage argument"
+                )
+            )
+        spent = _run_usage(usage)
         session = await self._session(ctx)
         lease_token = self._token(session, task_id, token)
         lease = session.leases.get(task_id)
@@ -159,7 +188,7 @@ class WorkerTools(ToolsBase):
         def report() -> tuple[Finding, Task | None]:
             reported = self.swarm.report(
                 task_id, lease_token, finding, worker=session.agent_id, model=session.model,
-                context_version=version, **leasing,
+                context_version=version, usage=spent, **leasing,
             )  # fmt: skip
             return reported if claim_next is not None else (reported, None)
 
@@ -195,13 +224,17 @@ class WorkerTools(ToolsBase):
             bool, Field(description="False if no other attempt can succeed (dead-letter it).")
         ] = True,
         token: LeaseToken = None,
+        usage: RunUsage = None,
     ) -> CallToolResult:
         """Give a task back when you cannot do it: it is retried by another worker (until it
         has failed max_attempts times), or dead-lettered with retry=false. Then claim the next
         task."""
+        spent = _run_usage(usage)
         session = await self._session(ctx)
         lease_token = self._token(session, task_id, token)
-        task = await self._run(self.swarm.fail, task_id, lease_token, error, retry=retry)
+        task = await self._run(
+            self.swarm.fail, task_id, lease_token, error, retry=retry, usage=spent
+        )
         session.leases.pop(task_id, None)
         return self._result(
             {
