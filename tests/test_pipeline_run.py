@@ -387,13 +387,18 @@ def test_a_planner_answering_garbage(cli: Cli, swarm: Swarm, tmp_path: Path) -> 
     assert "planner of pass 'Pass 2' gave no usable task list in 3 tries" in out.stderr
     assert "no tasks today" in out.stderr
     assert swarm.list_tasks(queue="pipeline.audit2", pass_name="audit2: Pass 2").items == ()
-    (planning,) = swarm.list_tasks(pass_name="audit2: Pass 2").items  # released: no attempt used
-    assert planning.queue == "pipeline.audit2.plan" and planning.status == "pending"
-    # the planner fixed, the run resumes at pass 2
+    # each refused run failed the planning task (why, and what it cost, are kept on it)
+    (planning,) = swarm.list_tasks(pass_name="audit2: Pass 2").items
+    assert planning.queue == "pipeline.audit2.plan" and planning.status == "dead"
+    assert planning.failures == 3 and planning.last_error == "refused: it holds no JSON array"
+    assert "tries 1 to 3: refused: it holds no JSON array" in out.stderr
+    # the planner fixed, the run gives the planning task back and resumes at pass 2
     path.write_text(
         path.read_text().replace("echo 'no tasks today [1, 2'", f"{PY} {tmp_path}/planner.py")
     )
-    assert run_plan(cli, path)["done"]
+    out = cli("pipeline", "run", str(path))
+    assert f"its planning task {planning.id} given back to the queue" in out.stderr
+    assert "pipeline audit2: done" in out.stdout
     status = cli.json("pipeline", "status", "audit2")
     assert status["passes"][1]["cost_usd"] == pytest.approx(0.02 + 3 * 0.01 + 0.05)  # planner too
 

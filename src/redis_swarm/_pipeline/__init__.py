@@ -6,6 +6,7 @@
 - ``names``: what a run is called in the swarm (queues, pass labels, synthesis ids);
 - ``agents``: the one-shot agents, the synthesizer and the planner;
 - ``prompts``: what they are asked, and the planner's task list parsed;
+- ``records``: a pass as the swarm holds it, and the one list of what its agent runs cost;
 - ``report``: what a pipeline did, read back: status, the Markdown report, lineage.
 """
 

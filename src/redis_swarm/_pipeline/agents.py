@@ -1,6 +1,13 @@
 """The pipeline's one-shot agents: the synthesizer of each pass and the planner of each
 planned pass, run by the pipeline itself (not by the worker pool), each tried up to
-``AGENT_TRIES`` times with what was wrong with its previous answer."""
+``AGENT_TRIES`` times with what was wrong with its previous answer.
+
+Every run of theirs is accounted for on a task, as a worker's is: the planner runs holding
+its pass's planning task, and the synthesizer's refused or failed runs are recorded on its
+pass's synthesizer task (posted at the first one). A refused or failed run is a ``fail`` of
+that task carrying the run's usage (summed in its ``failed_usage``) and why (its
+``last_error``), so that what it cost counts in the budget of this run and of every later
+one (a new process reads it back from the swarm); the budget is checked before each run."""
 
 from __future__ import annotations
 
@@ -10,30 +17,101 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._errors import InvalidState, SwarmError
-from .._models import Finding, Synthesis, Task, TaskStatus, now_ms
+from .._errors import InvalidState, NotFound, SwarmError
+from .._models import Finding, Synthesis, Task, TaskStatus, Usage, now_ms
 from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
-from .names import pass_label, planning_queue, synthesis_id
+from .names import (
+    pass_label,
+    planning_queue,
+    synthesis_id,
+    synthesis_queue,
+    synthesis_task_id,
+)
 from .plan import AgentSpec, Plan, TaskItem
 from .prompts import (
     CITATION,
     PLAN_FORMAT,
-    citation_complaint,
+    citation_problem,
     parse_task_list,
     planner_prompt,
+    refusal_complaint,
     synthesis_prompt,
 )
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["AGENT_TRIES", "TAIL", "OneShotAgents", "leases_end"]
+__all__ = [
+    "AGENT_TRIES",
+    "ERROR_SHOWN",
+    "TAIL",
+    "AgentRun",
+    "OneShotAgents",
+    "Tries",
+    "leases_end",
+]
 
 AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
 TAIL = 2000  # characters of an agent's output quoted when it fails
+ERROR_SHOWN = 300  # characters of an error in a progress line (a try's, a dead task's)
+# The lease of a synthesizer task: it is held only while a run is recorded on it (not while
+# the synthesizer runs, so that a rerun after a kill need not wait for a lease to end).
+HOLD_S = 60.0
+_TASK_OF = {"planner": "planning task", "synthesizer": "synthesizer task"}  # what progress says
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """One run of a one-shot agent: its output (None: the run failed, ``why``), what it cost
+    when its CLI said (a failed run's too), and whether a hard stop killed it."""
+
+    output: AgentOutput | None
+    why: str = ""
+    usage: Usage | None = None
+    stopped: bool = False
+
+
+class Tries:
+    """The tries of one agent in this run: why each was refused or failed, the end of the
+    last output, and what its next try is told about the last answer."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.last = ""
+        self.complaint = ""
+
+    def add(self, reason: str, last: str, complaint: str = "") -> None:
+        self.reasons.append(reason)
+        self.last = last
+        self.complaint = complaint
+
+    @property
+    def exhausted(self) -> bool:
+        return len(self.reasons) >= AGENT_TRIES
+
+    def gave_up(self, role: str, what: str, pass_name: str) -> str:
+        return (
+            f"the {role} of pass {pass_name!r} gave no usable {what} in {len(self.reasons)} "
+            f"tries: {_each_try(self.reasons)}; its last output ends: {self.last[-TAIL:]!r}. "
+            f"Fix the {role} command, then run the pipeline again: it resumes at this pass"
+        )
+
+
+def _each_try(reasons: list[str]) -> str:
+    """Why each try failed, a reason shared by consecutive tries said once ("tries 1 to 3:
+    ...")."""
+    parts: list[str] = []
+    start = 0
+    for n in range(1, len(reasons) + 1):
+        if n == len(reasons) or reasons[n] != reasons[start]:
+            tries = f"try {start + 1}" if n - start == 1 else f"tries {start + 1} to {n}"
+            parts.append(f"{tries}: {reasons[start]}")
+            start = n
+    return "; ".join(parts)
 
 
 def leases_end(tasks: Sequence[Task]) -> str:
@@ -60,10 +138,22 @@ class OneShotAgents:
     def stopped(self) -> bool:
         return self._stopping.is_set()
 
+    def _check_budget(self) -> bool:
+        """False (and the run stops, saying why) when a budget of the plan is spent."""
+        raise NotImplementedError  # the Pipeline's
+
+    def _may_run(self) -> bool:
+        """Whether to start a run of the synthesizer or planner: not once the run stops, nor
+        when a budget is spent (checked before each run: a refused one cost too)."""
+        return not self.stopped and self._check_budget()
+
+    def _agent_name(self, role: str) -> str:
+        return f"{self._worker_prefix or default_worker_prefix()}-{role}"
+
     def _run_agent(
         self, spec: AgentSpec, prompt: str, renew: Callable[[], str | None] | None = None
-    ) -> tuple[AgentOutput | None, str]:
-        """Run ``spec`` once on ``prompt``: its output read, or None and why it failed."""
+    ) -> AgentRun:
+        """Run ``spec`` once on ``prompt``."""
         workdir = Path(tempfile.mkdtemp(prefix="swarm-pipeline-"))
         try:
             command = build_command(spec.exec, prompt, workdir)
@@ -85,146 +175,234 @@ class OneShotAgents:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         text = result.stdout.text()
+        if result.killed and self._killing.is_set():
+            return AgentRun(None, result.killed, stopped=True)
         if result.killed or result.returncode != 0:
             why = result.killed or f"exit code {result.returncode}"
             err = result.stderr.tail_text(TAIL).strip()
-            return None, f"{why}; stderr: {err}" if err else why
+            # A CLI may print its result (with what the run cost) and exit non-zero.
+            usage = read_output(text).usage if text.strip() else None
+            return AgentRun(None, f"{why}; stderr: {err}" if err else why, usage)
         output = read_output(text)
         if output.error is not None:
-            return None, output.error
+            return AgentRun(None, output.error, output.usage)
         if not output.answer.strip():
-            return None, "it printed nothing"
-        return output, ""
+            return AgentRun(None, "it printed nothing", output.usage)
+        return AgentRun(output, usage=output.usage)
+
+    def _tried(self, tries: Tries, role: str, reason: str, last: str, complaint: str) -> None:
+        """Count a refused or failed try, saying why."""
+        tries.add(reason, last, complaint)
+        self._say(f"{self.current}: {role} try {len(tries.reasons)}: {reason[:ERROR_SHOWN]}")
+
+    def _claim_own(
+        self, task: Task, role: str, *, until: threading.Event, wait: bool = True
+    ) -> Task | None:
+        """Claim ``task``, the planning or synthesizer task of the pass running now: the task
+        held, or None once ``until`` is set, when the task is settled otherwise than dead
+        (completed by another run, cancelled by hand), or, without ``wait``, when it cannot
+        be had now. It waits while the task's backoff runs (after a failed run) or an earlier
+        run holds it (until its lease ends); a dead one is given back to its queue (this run
+        retries it). Another task claimed from the queue was left open by a killed run for a
+        pass it finished, or one the plan no longer has: it is cancelled."""
+        shown: int | None = None  # the lease end last said
+        while not until.is_set():
+            if task.status is TaskStatus.DEAD:
+                task = self._give_back(task, role)
+            elif task.status.settled:
+                return None
+            claimed = self.swarm.claim(
+                [task.queue], worker=self._agent_name(role), wait_s=1.0 if wait else 0.0
+            )
+            if claimed is not None and claimed.id == task.id:
+                return claimed
+            if claimed is not None:
+                with contextlib.suppress(SwarmError):
+                    self.swarm.cancel(claimed.id)
+                continue
+            task = self.swarm.get_task(task.id)
+            if not wait and task.status is not TaskStatus.DEAD:
+                return None
+            if task.status is TaskStatus.CLAIMED and task.lease_deadline != shown:
+                # said again only when the lease moves: renewed, so its holder lives
+                again = "still " if shown is not None else ""
+                self._say(
+                    f"{self.current}: waiting for its {_TASK_OF[role]} {task.id}, {again}held by "
+                    f"an earlier run's {role} ({leases_end([task])})"
+                )
+                shown = task.lease_deadline
+        return None
+
+    def _give_back(self, task: Task, role: str) -> Task:
+        """A dead planning or synthesizer task back in its queue: its agent failed on every
+        attempt in an earlier run (or vanished on every lease), and this run tries again."""
+        why = " ".join((task.dead_reason or task.last_error or "").split())[:300]
+        with contextlib.suppress(InvalidState):  # given back meanwhile by another run
+            task = self.swarm.requeue_dead(task.id)
+        if role == "planner":  # news: the planner starts over (the synthesizer's only keeps
+            # the accounts of its runs, and the run already said why it stopped)
+            self._say(
+                f"{self.current}: its {_TASK_OF[role]} {task.id} given back to the queue "
+                f"(dead: {why})"
+            )
+        return task
+
+    # --- the planner
 
     def _planning(self, index: int, previous: list[Synthesis]) -> tuple[TaskItem, ...]:
         """The tasks of planned pass ``index``: those its planning task's finding holds, or
         the planner is run now (holding the planning task's lease) and its answer stored as
-        that finding, with what it cost."""
+        that finding, with what it cost; each refused or failed run fails the planning task
+        with its cost and why."""
         spec = self.plan.passes[index]
         planner = self.plan.planner
         assert planner is not None
-        queue = planning_queue(self.plan)
         task = self.swarm.post_task(
-            queue, f"Plan the tasks of {spec.name}", pass_name=pass_label(self.plan, index),
-            dedupe_key=f"plan.pass{index + 1}", parent=spec.context,
-            lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
+            planning_queue(self.plan), f"Plan the tasks of {spec.name}",
+            pass_name=pass_label(self.plan, index), dedupe_key=f"plan.pass{index + 1}",
+            parent=spec.context, lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
         )  # fmt: skip
-        shown: int | None = None  # the lease end last said
+        tries = Tries()
         while task.status is not TaskStatus.COMPLETED:
-            if self.stopped:
+            if task.status is TaskStatus.CANCELLED:
+                raise InvalidState(
+                    f"the planning task {task.id} of pass {spec.name!r} was cancelled: start "
+                    f"the pipeline over with swarm pipeline run {self.plan.path} --restart"
+                )
+            if not self._may_run():
                 return ()
-            claimed = self.swarm.claim([queue], worker=self._planner_name(), wait_s=1.0)
-            if claimed is None:  # held by a dead run's planner until its lease ends
+            held = self._claim_own(task, "planner", until=self._stopping)
+            if held is None:  # stopped, or settled meanwhile
                 task = self.swarm.get_task(task.id)
-                if task.status is TaskStatus.DEAD:
-                    raise InvalidState(
-                        f"the planning task {task.id} of pass {spec.name!r} is dead "
-                        f"({task.dead_reason}): requeue it with swarm task requeue {task.id}"
-                    )
-                if task.status is TaskStatus.CLAIMED and task.lease_deadline != shown:
-                    # said again only when the lease moves: renewed, so its holder lives
-                    again = "still " if shown is not None else ""
-                    self._say(
-                        f"{self.current}: waiting for its planning task {task.id}, {again}held "
-                        f"by an earlier run's planner ({leases_end([task])})"
-                    )
-                    shown = task.lease_deadline
                 continue
-            return self._plan_tasks(index, previous, claimed)
+            items, task = self._plan_once(index, previous, held, tries)
+            if items is not None:
+                return items
         finding = self.swarm.get_finding(task.finding_id or "")
         return tuple(TaskItem(t["description"], t.get("data")) for t in finding.extra["tasks"])
 
-    def _planner_name(self) -> str:
-        return f"{self._worker_prefix or default_worker_prefix()}-planner"
-
-    def _plan_tasks(
-        self, index: int, previous: list[Synthesis], task: Task
-    ) -> tuple[TaskItem, ...]:
-        """Run the planner for pass ``index`` holding ``task`` (its planning task); store
-        its tasks (at most ``max_tasks``) as the task's finding."""
+    def _plan_once(
+        self, index: int, previous: list[Synthesis], held: Task, tries: Tries
+    ) -> tuple[tuple[TaskItem, ...] | None, Task]:
+        """Run the planner once for pass ``index`` holding ``held`` (its planning task): its
+        tasks (at most ``max_tasks``) stored as the task's finding and returned, or None and
+        the task as the refused or failed run left it."""
         spec = self.plan.passes[index]
         planner = self.plan.planner
         assert planner is not None and spec.max_tasks is not None
-        prompt = planner_prompt(self.plan, index, previous)
-        complaint = ""
-        last = ""
 
         def renew() -> str | None:
             with contextlib.suppress(SwarmError):
-                self.swarm.renew(task.id, task.token, lease_s=planner.lease_s)
+                self.swarm.renew(held.id, held.token, lease_s=planner.lease_s)
             return None
 
-        for _try in range(AGENT_TRIES):
-            if self.stopped:
-                break
-            output, why = self._run_agent(planner, prompt + complaint, renew)
-            if output is None:
-                last = why
-                continue
+        prompt = planner_prompt(self.plan, index, previous)
+        run = self._run_agent(planner, prompt + tries.complaint, renew)
+        if run.stopped:  # killed by a hard stop: the next run tries again, no attempt used
+            with contextlib.suppress(SwarmError):
+                self.swarm.release(held.id, held.token)
+            return None, held
+        if run.output is None:
+            reason, last, complaint = run.why, run.why, ""
+        else:
             try:
-                items = parse_task_list(output.answer)
+                items = parse_task_list(run.output.answer)
             except ValueError as exc:
-                last = output.answer.strip()[-TAIL:]
+                reason, last = f"refused: {exc}", run.output.answer.strip()
                 complaint = f"\n\nYour previous answer was refused: {exc}. {PLAN_FORMAT}"
-                continue
-            if len(items) > spec.max_tasks:
-                self._say(f"planner: {len(items)} tasks, the first {spec.max_tasks} kept")
-            kept = tuple(items[: spec.max_tasks])
-            tasks = [{"description": t.description, "data": t.data} for t in kept]
-            self.swarm.report(
-                task.id, task.token,
-                {"summary": f"{len(kept)} task(s) planned for {spec.name}", "tasks": tasks},
-                worker=self._planner_name(), model=planner.model or output.model,
-                usage=output.usage,
-            )  # fmt: skip
-            return kept
-        with contextlib.suppress(SwarmError):  # the next run tries again, no attempt used
-            self.swarm.release(task.id, task.token)
-        if self.stopped:
-            return ()
-        raise InvalidState(
-            f"the planner of pass {spec.name!r} gave no usable task list in {AGENT_TRIES} "
-            f"tries; its last output ends: {last[-TAIL:]!r}. Fix the planner command, then run "
-            "the pipeline again: it resumes at this pass"
-        )
+            else:
+                if len(items) > spec.max_tasks:
+                    self._say(f"planner: {len(items)} tasks, the first {spec.max_tasks} kept")
+                kept = tuple(items[: spec.max_tasks])
+                tasks = [{"description": t.description, "data": t.data} for t in kept]
+                self.swarm.report(
+                    held.id, held.token,
+                    {"summary": f"{len(kept)} task(s) planned for {spec.name}", "tasks": tasks},
+                    worker=self._agent_name("planner"), model=planner.model or run.output.model,
+                    usage=run.usage,
+                )  # fmt: skip
+                return kept, held
+        task = self.swarm.fail(held.id, held.token, reason, usage=run.usage)
+        self._tried(tries, "planner", reason, last, complaint)
+        if tries.exhausted:
+            raise InvalidState(tries.gave_up("planner", "task list", spec.name))
+        return None, task
+
+    # --- the synthesizer
 
     def _synthesize(
         self, index: int, findings: list[Finding], previous: list[Synthesis]
     ) -> Synthesis | None:
         """The synthesis of pass ``index``, citing at least one of its ``findings`` (never
-        empty: a pass with no finding stops the run before, see ``Pipeline.run_pass``)."""
+        empty: a pass with no finding stops the run before, see ``Pipeline.run_pass``), or
+        None when the run stops first (a budget spent, a signal)."""
         assert findings, "a pass with no finding is not synthesized"
         spec = self.plan.synthesizer
-        ids = {f.id for f in findings}
+        ids = [f.id for f in findings]
         prompt = synthesis_prompt(self.plan, index, findings, previous)
-        complaint = ""
-        last = ""
-        for _try in range(AGENT_TRIES):
-            if self.stopped:
+        tries = Tries()
+        while self._may_run():
+            run = self._run_agent(spec, prompt + tries.complaint)
+            if run.stopped:
                 return None
-            output, why = self._run_agent(spec, prompt + complaint)
-            if output is None:
-                last = why
-                complaint = ""
-                continue
-            text = output.answer.strip()
-            cited = list(dict.fromkeys(CITATION.findall(text)))
-            unknown = [c for c in cited if c not in ids]
-            if unknown or not cited:
-                last = text[-TAIL:]
-                complaint = citation_complaint(unknown)
-                continue
-            return self.swarm.synthesize(
-                self.plan.name,
-                pass_label(self.plan, index),
-                text,
-                cited,
-                synthesis_id=synthesis_id(self.plan, index),
-                model=spec.model or output.model,
-                usage=output.usage,
-            )
-        raise InvalidState(
-            f"the synthesizer of pass {self.plan.passes[index].name!r} gave no usable "
-            f"synthesis in {AGENT_TRIES} tries; its last output ends: {last[-TAIL:]!r}. Fix "
-            "the synthesizer command, then run the pipeline again: it resumes at this pass"
-        )
+            if run.output is None:
+                reason, last, complaint = run.why, run.why, ""
+            else:
+                text = run.output.answer.strip()
+                cited = list(dict.fromkeys(CITATION.findall(text)))
+                problem = citation_problem(cited, ids)
+                if problem is None:
+                    synthesis = self.swarm.synthesize(
+                        self.plan.name,
+                        pass_label(self.plan, index),
+                        text,
+                        cited,
+                        synthesis_id=synthesis_id(self.plan, index),
+                        model=spec.model or run.output.model,
+                        usage=run.usage,
+                    )
+                    self._close_synthesis_task(index, synthesis)
+                    return synthesis
+                reason, last, complaint = f"refused: {problem}", text, refusal_complaint(problem)
+            self._synthesis_failed(index, reason, run.usage)
+            self._tried(tries, "synthesizer", reason, last, complaint)
+            if tries.exhausted:
+                raise InvalidState(
+                    tries.gave_up("synthesizer", "synthesis", self.plan.passes[index].name)
+                )
+        return None
+
+    def _synthesis_task(self, index: int) -> Task:
+        """The synthesizer task of pass ``index``, posted now if no run posted it before."""
+        return self.swarm.post_task(
+            synthesis_queue(self.plan),
+            f"Synthesize {self.plan.passes[index].name}",
+            {"synthesis": synthesis_id(self.plan, index)},
+            task_id=synthesis_task_id(self.plan, index), lease_s=HOLD_S,
+            max_attempts=AGENT_TRIES, parent=self.plan.passes[index].context,
+        )  # fmt: skip
+
+    def _synthesis_failed(self, index: int, reason: str, usage: Usage | None) -> None:
+        """Record a refused or failed synthesizer run of pass ``index`` (what it cost, why)
+        on the pass's synthesizer task."""
+        held = self._claim_own(self._synthesis_task(index), "synthesizer", until=self._killing)
+        if held is not None:  # None: killed meanwhile, or settled by another run
+            self.swarm.fail(held.id, held.token, reason, usage=usage)
+
+    def _close_synthesis_task(self, index: int, synthesis: Synthesis, *, wait: bool = True) -> None:
+        """Complete the synthesizer task of pass ``index``, if its synthesizer had a run
+        refused or failed: the synthesis is written. Without ``wait``, only if it can be
+        had now (a resumed run tidying what a killed one left open)."""
+        try:
+            task = self.swarm.get_task(synthesis_task_id(self.plan, index))
+        except NotFound:
+            return
+        held = self._claim_own(task, "synthesizer", until=self._killing, wait=wait)
+        if held is None:
+            return
+        with contextlib.suppress(SwarmError):
+            self.swarm.report(
+                held.id, held.token,
+                {"summary": f"synthesis {synthesis.id} written", "synthesis": synthesis.id},
+                worker=self._agent_name("synthesizer"),
+            )  # fmt: skip

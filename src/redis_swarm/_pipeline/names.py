@@ -26,6 +26,8 @@ __all__ = [
     "stored_run",
     "stored_text",
     "synthesis_id",
+    "synthesis_queue",
+    "synthesis_task_id",
     "tasks_of",
     "which_run",
 ]
@@ -44,6 +46,13 @@ def planning_queue(plan: Plan) -> str:
     """The queue of the planning tasks: one per planned pass, run by the pipeline itself;
     its finding holds the planned tasks and what the planner cost."""
     return f"{pipeline_queue(plan)}.plan"
+
+
+def synthesis_queue(plan: Plan) -> str:
+    """The queue of the synthesizer's tasks: one per pass whose synthesizer had a run
+    refused or failed, posted then, run by the pipeline itself; its ``failed_usage`` is
+    what those runs cost, its ``last_error`` why the last one was refused."""
+    return f"{pipeline_queue(plan)}.synth"
 
 
 def plan_owner(name: str) -> str:
@@ -90,6 +99,13 @@ def synthesis_id(plan: Plan, index: int) -> str:
     """The id of a pass's synthesis: the same on every run of the plan."""
     run = () if plan.run == 1 else (str(plan.run),)
     return "s-pl-" + _digest(plan.name, str(index), plan.passes[index].name, *run)
+
+
+def synthesis_task_id(plan: Plan, index: int) -> str:
+    """The id of a pass's synthesizer task (see ``synthesis_queue``): the same on every run,
+    so that a run finds the one an earlier run posted. It carries no pass name: the pass's
+    tasks (``swarm task list --pass``) stay its workers' (and its planner's)."""
+    return "t-" + synthesis_id(plan, index).removeprefix("s-")
 
 
 def dedupe_key(index: int, position: int, description: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from .._models import Finding, Synthesis
@@ -14,25 +15,46 @@ from .plan import Plan, TaskItem
 __all__ = [
     "CITATION",
     "PLAN_FORMAT",
-    "citation_complaint",
+    "citation_problem",
     "parse_task_list",
     "planner_prompt",
+    "refusal_complaint",
     "synthesis_prompt",
 ]
 
 ARRAY_SEARCH = 256 * 1024  # the last characters of a planner's answer searched for its array
 ARRAY_TRIES = 2000  # '[' positions tried at most
+NAMED = 5  # finding ids named in why an answer was refused
 CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, is no id
 
 
-def citation_complaint(unknown: list[str]) -> str:
-    if unknown:
-        listed = ", ".join(f"[{c}]" for c in unknown[:20])
-        return (
-            f"\n\nYour previous answer cited {listed}, which is not a finding of this pass. "
-            "Cite only the ids listed above, in square brackets."
-        )
-    return "\n\nYour previous answer cited no finding. Cite the findings you rely on as [f-...]."
+def citation_problem(cited: Sequence[str], findings: Sequence[str]) -> str | None:
+    """Why a synthesis citing ``cited`` is refused, ``findings`` being the pass's finding
+    ids; None when it is not: it cites at least one, and only those."""
+    if not cited:
+        return "it cited no finding"
+    known = set(findings)
+    unknown = [c for c in cited if c not in known]
+    if not unknown:
+        return None
+    verb = "is" if len(unknown) == 1 else "are"
+    return (
+        f"it cited {_few(unknown)}, which {verb} not among the {len(findings)} finding(s) of "
+        f"this pass ({_few(findings)})"
+    )
+
+
+def refusal_complaint(problem: str) -> str:
+    """What the synthesizer's next try is told about its refused answer."""
+    return (
+        f"\n\nYour previous answer was refused: {problem}. Cite the findings you rely on by "
+        "their ids in square brackets, only ids listed above, and at least one."
+    )
+
+
+def _few(ids: Sequence[str]) -> str:
+    shown = ", ".join(f"[{i}]" for i in ids[:NAMED])
+    return shown if len(ids) <= NAMED else f"{shown} and {len(ids) - NAMED} more"
 
 
 def synthesis_prompt(

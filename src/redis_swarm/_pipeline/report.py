@@ -10,24 +10,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFound
-from .._models import Finding, Synthesis, Task, TaskStatus, Usage, iso, now_ms, usd
+from .._models import Finding, Task, TaskStatus, iso, now_ms, usd
+from .names import plan_owner, stored_run
 from .plan import Plan, parse_plan
-from .run import (
+from .records import (
     PassResult,
-    findings_of,
-    pass_label,
-    pipeline_queue,
-    plan_owner,
-    planning_queue,
-    stored_run,
-    synthesis_id,
-    tasks_of,
+    add_figures,
+    no_figures,
+    plus,
+    read_pass,
+    spending,
+    usage_figures,
 )
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["lineage", "read_passes", "report_markdown", "status_json", "stored_plan"]
+__all__ = ["lineage", "read_passes", "report_markdown", "status_json", "stored_plan", "tokens"]
 
 
 def stored_plan(swarm: Swarm, name: str) -> Plan:
@@ -46,61 +45,39 @@ def stored_plan(swarm: Swarm, name: str) -> Plan:
 
 
 def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
-    """Every pass of ``plan`` as the swarm holds it (tasks, findings, synthesis)."""
-    out = []
-    for index, spec in enumerate(plan.passes):
-        label = pass_label(plan, index)
-        queue = pipeline_queue(plan)
-        result = PassResult(
-            spec.name, label, tasks_of(swarm, label, queue), findings_of(swarm, label, queue)
-        )
-        planned = findings_of(swarm, label, planning_queue(plan))
-        result.planning = planned[0] if planned else None
-        with contextlib.suppress(NotFound):
-            result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
-        out.append(result)
-    return out
+    """Every pass of ``plan`` as the swarm holds it (tasks, findings, synthesis, and what
+    its agents' runs cost)."""
+    return [read_pass(swarm, plan, index) for index in range(len(plan.passes))]
 
 
-def _add(total: dict[str, float], usage: Usage | None) -> None:
-    if usage is None:
-        return
-    total["cost_usd"] += usage.cost_usd or 0.0
-    total["tokens_in"] += usage.tokens_in or 0
-    total["tokens_out"] += usage.tokens_out or 0
+MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded here
 
 
-def _zero() -> dict[str, float]:
-    return {"cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0}
-
-
-def _records(result: PassResult) -> list[Finding | Synthesis]:
-    records: list[Finding | Synthesis] = list(result.findings)
-    if result.planning is not None:
-        records.append(result.planning)
-    if result.synthesis is not None:
-        records.append(result.synthesis)
-    return records
-
-
-def _usages(result: PassResult) -> list[tuple[Usage | None, str | None]]:
-    """Every usage of the pass with its model: findings, the planner's, the synthesis, and
-    the failed attempts of its tasks (their model unknown unless the CLI named it)."""
-    out: list[tuple[Usage | None, str | None]] = [(r.usage, r.model) for r in _records(result)]
-    out += [(t.failed_usage, None) for t in result.tasks if t.failed_usage is not None]
-    return out
+def _json_figures(value: Any, key: str = "") -> Any:
+    """``value`` as the JSON of ``status`` shows it: every sum of money rounded to
+    ``MONEY_PLACES``, token counts as integers, unknown (None) as null."""
+    if isinstance(value, dict):
+        return {k: _json_figures(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_figures(v) for v in value]
+    if isinstance(value, float) and key.endswith("cost_usd"):
+        return round(value, MONEY_PLACES)
+    if isinstance(value, float) and key.startswith("tokens_"):
+        return int(value)
+    return value
 
 
 def pass_status(result: PassResult) -> dict[str, Any]:
     """One pass at a glance: tasks posted / completed / dead, findings, the synthesis, cost,
-    tokens in and out (failed attempts included; ``failed_cost_usd`` is their part), wall
-    time (first task posted to synthesis, or to now)."""
-    usage = _zero()
-    for spent, _model in _usages(result):
-        _add(usage, spent)
-    failed = _zero()
-    for t in result.tasks:
-        _add(failed, t.failed_usage)
+    tokens in and out (refused and failed runs included; ``failed_cost_usd`` is their part;
+    None where no agent reported one), wall time (first task posted to synthesis, or to
+    now)."""
+    usage = no_figures()
+    failed = no_figures()
+    for spent in spending(result):
+        add_figures(usage, usage_figures(spent.usage))
+        if spent.failed:
+            add_figures(failed, usage_figures(spent.usage))
     started = min((t.created_at for t in result.tasks), default=None)
     ended = result.synthesis.created_at if result.synthesis else (now_ms() if started else None)
     counts = result.counts()
@@ -113,53 +90,59 @@ def pass_status(result: PassResult) -> dict[str, Any]:
         "open": sum(n for s, n in counts.items() if not TaskStatus(s).settled),
         "findings": len(result.findings),
         "synthesis": result.synthesis.id if result.synthesis else None,
-        "cost_usd": round(usage["cost_usd"], 6),
-        "failed_cost_usd": round(failed["cost_usd"], 6),
-        "tokens_in": int(usage["tokens_in"]),
-        "tokens_out": int(usage["tokens_out"]),
+        "cost_usd": usage["cost_usd"],
+        "failed_cost_usd": failed["cost_usd"],
+        "tokens_in": usage["tokens_in"],
+        "tokens_out": usage["tokens_out"],
         "wall_s": round((ended - started) / 1000, 3) if started and ended else None,
     }
 
 
-def by_model(results: list[PassResult]) -> dict[str, dict[str, float]]:
-    """Cost and tokens per model, over findings, syntheses and failed attempts: Claude's
-    per-model figures where the CLI gave them, else the record's model (``unknown`` when
-    none is known)."""
-    out: dict[str, dict[str, float]] = {}
+def by_model(results: list[PassResult]) -> dict[str, dict[str, float | None]]:
+    """Cost and tokens per model, over every agent run: Claude's per-model figures where the
+    CLI gave them, else the record's model (``unknown`` when none is known)."""
+    out: dict[str, dict[str, float | None]] = {}
     for result in results:
-        for usage, model in _usages(result):
-            if usage is not None and usage.models:
-                for model, figures in usage.models.items():
-                    entry = out.setdefault(model, _zero())
-                    for key in entry:
-                        entry[key] += figures.get(key, 0.0)
-            elif usage is not None:
-                _add(out.setdefault(model or "unknown", _zero()), usage)
+        for spent in spending(result):
+            if spent.usage.models:
+                for model, figures in spent.usage.models.items():
+                    add_figures(out.setdefault(model, no_figures()), figures)
+            else:
+                entry = out.setdefault(spent.model or "unknown", no_figures())
+                add_figures(entry, usage_figures(spent.usage))
     return out
 
 
 def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
+    """The pipeline's status as JSON: per pass and in total; a sum no agent reported a
+    figure for is null, not 0."""
     passes = [pass_status(r) for r in results]
-    total = {**_zero(), "failed_cost_usd": 0.0}
+    total: dict[str, float | None] = dict.fromkeys(
+        ("cost_usd", "failed_cost_usd", "tokens_in", "tokens_out")
+    )
     for p in passes:
         for key in total:
-            total[key] += p[key]
+            total[key] = plus(total[key], p[key])
     done = all(p["synthesis"] for p in passes)
-    return {
+    out = {
         "pipeline": plan.name,
         "run": plan.run,
         "question": plan.question,
         "done": done,
         "passes": passes,
-        "cost_usd": round(total["cost_usd"], 6),
-        "failed_cost_usd": round(total["failed_cost_usd"], 6),
-        "tokens_in": int(total["tokens_in"]),
-        "tokens_out": int(total["tokens_out"]),
+        **total,
         "by_model": by_model(results),
     }
+    result: dict[str, Any] = _json_figures(out)
+    return result
 
 
 # --- the report
+
+
+def tokens(count: int | None) -> str:
+    """A token count as the status table and the report show it (``-``: none reported)."""
+    return "-" if count is None else f"{count:,}"
 
 
 def _finding_line(f: Finding, task: Task | None) -> str:
@@ -190,7 +173,7 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 "",
             ]
         else:
-            cost = f", {usd(s.usage.cost_usd)}" if s.usage and s.usage.cost_usd else ""
+            cost = f", {usd(s.usage.cost_usd)}" if s.usage and s.usage.cost_usd is not None else ""
             lines += [f"Synthesis `{s.id}` (model {s.model or '?'}{cost}):", "", s.text, ""]
             if s.sources:
                 lines += ["### Cited findings", ""]
@@ -206,7 +189,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 why = t.dead_reason or t.last_error or "no reason recorded"
                 lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}")
             lines.append("")
-    lines += ["## Cost", "", "Cost includes the failed attempts (their part in its own column).",
+    lines += ["## Cost", "", "Cost includes every agent run, refused and failed ones too (their "
+              "part in its own column); `-` where no agent reported it.",
               "", "| pass | tasks | completed | dead | findings | cost | failed runs | "
               "tokens in | tokens out | wall time |",
               "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -215,13 +199,13 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
         lines.append(
             f"| {row['name']} | {row['posted']} | {row['completed']} | {row['dead']} | "
             f"{row['findings']} | {usd(row['cost_usd'])} | "
-            f"{usd(row['failed_cost_usd'])} | {row['tokens_in']:,} | "
-            f"{row['tokens_out']:,} | {wall} |"
+            f"{usd(row['failed_cost_usd'])} | {tokens(row['tokens_in'])} | "
+            f"{tokens(row['tokens_out'])} | {wall} |"
         )
     lines.append(
         f"| **total** | | | | | {usd(status['cost_usd'])} | "
-        f"{usd(status['failed_cost_usd'])} | {status['tokens_in']:,} | "
-        f"{status['tokens_out']:,} | |"
+        f"{usd(status['failed_cost_usd'])} | {tokens(status['tokens_in'])} | "
+        f"{tokens(status['tokens_out'])} | |"
     )
     if not status["by_model"]:  # agents whose output names no cost nor tokens (scripts)
         lines += ["", "No agent reported its usage (cost, tokens): no cost per model."]
@@ -229,8 +213,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     lines += ["", "| model | cost | tokens in | tokens out |", "|---|---|---|---|"]
     for model, entry in sorted(status["by_model"].items()):
         lines.append(
-            f"| {model} | {usd(entry['cost_usd'])} | {int(entry['tokens_in']):,} | "
-            f"{int(entry['tokens_out']):,} |"
+            f"| {model} | {usd(entry['cost_usd'])} | {tokens(entry['tokens_in'])} | "
+            f"{tokens(entry['tokens_out'])} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError
-from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, Usage, usd
+from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .agents import OneShotAgents, leases_end
+from .agents import ERROR_SHOWN, OneShotAgents, leases_end
 from .names import (
     dedupe_key,
     findings_of,
@@ -43,6 +42,7 @@ from .names import (
 )
 from .plan import PassSpec, Plan
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
+from .records import PassResult, plus, read_pass, spending
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -65,28 +65,9 @@ __all__ = [  # the names, prompts and task-list parsing too, as before the split
     "which_run",
 ]
 
-ERROR_SHOWN = 300  # characters of a dead task's error in a progress line
+NO_COST = "no cost reported"  # the progress line's word while no agent reported a cost
 # A pass with a task in one of these has (or may still get) a finding: its dead stay dead.
 _NOT_RETRIED = {TaskStatus.COMPLETED, TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.CLAIMED}
-
-
-@dataclass
-class PassResult:
-    """What became of one pass in this run."""
-
-    name: str
-    label: str
-    tasks: list[Task] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    synthesis: Synthesis | None = None
-    resumed: bool = False  # its synthesis was already written: nothing was run
-    planning: Finding | None = None  # a planned pass: its planner's tasks and cost
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for task in self.tasks:
-            out[task.status.value] = out.get(task.status.value, 0) + 1
-        return out
 
 
 class Pipeline(OneShotAgents):
@@ -114,7 +95,8 @@ class Pipeline(OneShotAgents):
         self.budget_reason: str | None = None  # why a budget stopped the run, if one did
         self._tick = tick  # called about 10 times a second while a worker pool runs
         self.current = ""  # the pass running now ("pass 2/3 'Deep Dive'")
-        self.cost = 0.0  # the pipeline's cost so far (USD), kept while a pool runs
+        # The pipeline's cost so far (USD; None: no agent reported one), kept while a pool runs.
+        self.cost: float | None = None
 
     # --- control
 
@@ -181,6 +163,7 @@ class Pipeline(OneShotAgents):
             result.tasks = self._tasks_of(label)
             result.findings = self._findings_of(label)
             self._say(f"{head}: done before ({result.synthesis.id})")
+            self._close_synthesis_task(index, result.synthesis, wait=False)  # left by a kill
             return result
         result.tasks = self._post(index, spec, previous)
         self._say(f"{head}: {len(result.tasks)} task(s)")
@@ -209,8 +192,6 @@ class Pipeline(OneShotAgents):
         if dead:  # a pass with a finding goes on: its dead tasks are in the report
             line += f"; {_last_error(dead)}; the pass goes on with its findings"
         self._say(line)
-        if not self._check_budget():
-            return result
         result.synthesis = self._synthesize(index, result.findings, previous)
         if result.synthesis is not None:
             cited = len(result.synthesis.sources)
@@ -281,37 +262,39 @@ class Pipeline(OneShotAgents):
     def progress(self) -> str:
         """One line: the pass running, its pool's counts, the cost so far."""
         runner = self._runner
+        cost = f"{usd(self.cost)} so far" if self.cost is not None else NO_COST
         if runner is None:
-            return f"{self.current} · {usd(self.cost)}"
+            return f"{self.current} · {cost}"
         c = runner.counts()
         state = " · finishing (Ctrl-C again to stop now)" if runner.draining else ""
         return (
             f"{self.current}: running {c['running']} · done {c['completed']} · failed "
-            f"{c['failed']} · {usd(self.cost)} so far{state}"
+            f"{c['failed']} · {cost}{state}"
         )
 
     # --- the budget
 
-    def spent(self) -> tuple[float, int]:
-        """What the pipeline cost so far (USD, as its agents' CLIs reported it: every
-        finding, superseded ones too, every synthesis, and the failed attempts of its tasks)
-        and the claims of its tasks."""
-        cost = 0.0
+    def spent(self) -> tuple[float | None, int]:
+        """What the pipeline cost so far (USD, as its agents' CLIs reported it: every agent
+        run, accepted, refused or failed, see ``records.spending``; None when none reported
+        a cost) and the claims of its tasks."""
+        cost: float | None = None
         claims = 0
         for index in range(len(self.plan.passes)):
-            label = pass_label(self.plan, index)
-            tasks = self._tasks_of(label)
-            claims += sum(t.attempts for t in tasks)
-            cost += sum(_cost(t.failed_usage) for t in tasks)
-            found = findings_of(self.swarm, label, superseded=True)  # the planner's too
-            cost += sum(_cost(f.usage) for f in found)
-            with contextlib.suppress(NotFound):
-                cost += _cost(self.swarm.get_synthesis(synthesis_id(self.plan, index)).usage)
+            result = read_pass(self.swarm, self.plan, index)
+            claims += sum(t.attempts for t in result.tasks)
+            for spent in spending(result):
+                cost = plus(cost, spent.usage.cost_usd)
         return cost, claims
 
-    def _over_budget(self, cost: float, claims: int) -> str | None:
+    def _cost_spent(self, cost: float | None) -> bool:
+        """Whether ``cost`` spends ``max_cost_usd`` (an unknown cost never does)."""
+        limit = self.plan.max_cost_usd
+        return limit is not None and cost is not None and cost >= limit
+
+    def _over_budget(self, cost: float | None, claims: int) -> str | None:
         plan = self.plan
-        if plan.max_cost_usd is not None and cost >= plan.max_cost_usd:
+        if self._cost_spent(cost):
             return (
                 f"the budget is spent: {usd(cost)} of max_cost_usd ${plan.max_cost_usd:g}; "
                 "raise it (in the plan or with --max-cost-usd) and run again to resume"
@@ -327,7 +310,8 @@ class Pipeline(OneShotAgents):
         """False (and the run stops, saying why) when a budget of the plan is spent."""
         if self.plan.max_cost_usd is None and self.plan.max_tasks is None:
             return True
-        reason = self._over_budget(*self.spent())
+        self.cost, claims = self.spent()
+        reason = self._over_budget(self.cost, claims)
         if reason is not None:
             self.budget_reason = reason
             self._stopping.set()
@@ -364,8 +348,9 @@ class Pipeline(OneShotAgents):
                 if outcome.finding_id is None:  # a failed run may have cost too: recount
                     self.cost = self.spent()[0]
                 else:
-                    self.cost += _cost(self.swarm.get_finding(outcome.finding_id).usage)
-            if plan.max_cost_usd is not None and self.cost >= plan.max_cost_usd:
+                    usage = self.swarm.get_finding(outcome.finding_id).usage
+                    self.cost = plus(self.cost, usage.cost_usd if usage else None)
+            if self._cost_spent(self.cost):
                 runner.drain()  # claim nothing more; the running agents finish
 
         runner = Runner(self.swarm, options, on_outcome=on_outcome)
@@ -422,7 +407,3 @@ def _relative(path: Path, base: Path) -> str:
         return path.relative_to(base.resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-def _cost(usage: Usage | None) -> float:
-    return 0.0 if usage is None or usage.cost_usd is None else usage.cost_usd

@@ -16,7 +16,14 @@ from rich.text import Text
 from .._models import usd
 from .._pipeline import Pipeline, Plan, load_plan, which_run
 from .._pipeline.report import lineage as lineage_tree
-from .._pipeline.report import lineage_text, read_passes, report_markdown, status_json, stored_plan
+from .._pipeline.report import (
+    lineage_text,
+    read_passes,
+    report_markdown,
+    status_json,
+    stored_plan,
+    tokens,
+)
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import add_row, make_table, print_table, short, signals
@@ -133,7 +140,9 @@ def pipeline_run(
 
     def human() -> None:
         _status_table(app, summary)
-        state = "done" if summary["done"] else "stopped; run it again to resume"
+        state = f"done, {_spent(summary)}"
+        if not summary["done"]:
+            state = f"stopped, {_spent(summary)}; run it again to resume"
         if run.budget_reason:
             state = f"stopped: {run.budget_reason}"
         click.echo(f"pipeline {plan.name}: {state}")
@@ -153,7 +162,7 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
         add_row(
             table, short(p["name"], 40), p["posted"], p["completed"], p["dead"], p["findings"],
             p["synthesis"], usd(p["cost_usd"]), usd(p["failed_cost_usd"]),
-            f"{p['tokens_in']:,}/{p['tokens_out']:,}", wall,
+            f"{tokens(p['tokens_in'])}/{tokens(p['tokens_out'])}", wall,
         )  # fmt: skip
     print_table(app, table)
 
@@ -173,9 +182,17 @@ def pipeline_status(app: App, name: str) -> None:
             click.echo(f"question: {plan.question}")
         _status_table(app, status)
         state = "done" if status["done"] else "not finished"
-        click.echo(f"pipeline {name}: {state}, {usd(status['cost_usd'])} so far")
+        click.echo(f"pipeline {name}: {state}, {_spent(status)}")
 
     app.emit(status, human)
+
+
+def _spent(status: dict[str, Any]) -> str:
+    """What the pipeline cost, as its status line ends."""
+    cost = status["cost_usd"]
+    if cost is None:
+        return "no agent reported a cost"
+    return f"{usd(cost)} spent" if status["done"] else f"{usd(cost)} so far"
 
 
 @pipeline.command("report")

@@ -1,0 +1,143 @@
+"""A pass of a pipeline as the swarm holds it, and the one list of what it cost: every agent
+run behind it, accepted, refused or failed, with the model where known. The budget of a run
+(``Pipeline.spent``) and what ``status`` and ``report`` show are both summed from it, so they
+cannot disagree.
+
+A cost is what the agents' CLIs reported; a sum of them is None when none did (a Codex
+worker reports tokens only): unknown is not zero, and is never shown as ``$0.0000``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._errors import NotFound
+from .._models import Finding, Synthesis, Task, Usage
+from .names import (
+    findings_of,
+    pass_label,
+    pipeline_queue,
+    planning_queue,
+    synthesis_id,
+    synthesis_task_id,
+    tasks_of,
+)
+from .plan import Plan
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = [
+    "FIGURES",
+    "PassResult",
+    "Spent",
+    "add_figures",
+    "no_figures",
+    "plus",
+    "read_pass",
+    "spending",
+    "usage_figures",
+]
+
+FIGURES = ("cost_usd", "tokens_in", "tokens_out")  # what a usage sums to, per pass and model
+
+
+@dataclass
+class PassResult:
+    """What became of one pass (in this run, or as the swarm holds it)."""
+
+    name: str
+    label: str
+    tasks: list[Task] = field(default_factory=list)  # the workers'
+    findings: list[Finding] = field(default_factory=list)  # the workers', current ones
+    synthesis: Synthesis | None = None
+    resumed: bool = False  # its synthesis was already written: nothing was run
+    planning: Finding | None = None  # a planned pass: its planner's tasks and cost
+    # Findings that came after their task was settled: not evidence, but their runs cost.
+    superseded: list[Finding] = field(default_factory=list)
+    # The planning task and the synthesizer's task (posted at its first refused or failed
+    # run), where they exist: their ``failed_usage`` is what those runs cost.
+    agent_tasks: list[Task] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for task in self.tasks:
+            out[task.status.value] = out.get(task.status.value, 0) + 1
+        return out
+
+
+class Spent(NamedTuple):
+    """One record of what agent runs cost: a finding's, a synthesis's, or the failed runs
+    summed on a task (``failed``)."""
+
+    usage: Usage
+    model: str | None
+    failed: bool
+
+
+def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
+    """Pass ``index`` of ``plan`` as the swarm holds it (four round trips)."""
+    label = pass_label(plan, index)
+    work, planning = pipeline_queue(plan), planning_queue(plan)
+    result = PassResult(plan.passes[index].name, label)
+    for task in tasks_of(swarm, label):
+        if task.queue == work:
+            result.tasks.append(task)
+        elif task.queue == planning:
+            result.agent_tasks.append(task)
+    for finding in findings_of(swarm, label, superseded=True):
+        if finding.queue not in (work, planning):
+            continue
+        if finding.superseded:
+            result.superseded.append(finding)
+        elif finding.queue == work:
+            result.findings.append(finding)
+        elif result.planning is None:
+            result.planning = finding
+    with contextlib.suppress(NotFound):
+        result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
+    with contextlib.suppress(NotFound):
+        result.agent_tasks.append(swarm.get_task(synthesis_task_id(plan, index)))
+    return result
+
+
+def spending(result: PassResult) -> list[Spent]:
+    """Every usage behind the pass: the workers' findings (late ones too), the planner's,
+    the synthesis, and the failed or refused runs summed on the workers' tasks, the
+    planning task and the synthesizer's task (their model unknown unless the CLI named
+    it)."""
+    records: list[Finding | Synthesis] = [*result.findings, *result.superseded]
+    if result.planning is not None:
+        records.append(result.planning)
+    if result.synthesis is not None:
+        records.append(result.synthesis)
+    out = [Spent(r.usage, r.model, False) for r in records if r.usage is not None]
+    tasks = [*result.tasks, *result.agent_tasks]
+    out += [Spent(t.failed_usage, None, True) for t in tasks if t.failed_usage is not None]
+    return out
+
+
+def plus(total: float | None, value: float | None) -> float | None:
+    """A sum that stays None (unknown) until something known is added."""
+    if value is None:
+        return total
+    return value if total is None else total + value
+
+
+def no_figures() -> dict[str, float | None]:
+    return dict.fromkeys(FIGURES)
+
+
+def add_figures(total: dict[str, float | None], figures: Mapping[str, Any]) -> None:
+    """Add the ``FIGURES`` of a usage (or of one model in it) to ``total``: those it
+    reports; one it does not report leaves the sum as it was (None if nothing said)."""
+    for key in FIGURES:
+        value = figures.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = plus(total[key], float(value))
+
+
+def usage_figures(usage: Usage) -> dict[str, Any]:
+    return {key: getattr(usage, key) for key in FIGURES}
