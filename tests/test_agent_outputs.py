@@ -320,3 +320,14 @@ def test_usage_on_a_synthesis_and_old_records_without_it(swarm: Swarm) -> None:
     assert swarm.get_synthesis(s.id).usage == usage
     with pytest.raises(ValidationError, match="cost_usd"):
         swarm.synthesize("shard", "P", "x", [plain.id], usage=Usage("x", cost_usd=-1.0))
+
+
+def test_the_runner_says_which_usage_figures_it_kept_as_unknown(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    swarm.post_task("q", "Find the retries")
+    output = claude_with({"input_tokens": 1000}, total_cost_usd=1e30)
+    command = printer(tmp_path, "huge-said", json.dumps(output))
+    out = cli("run", "--queue", "q", "--exec", command, "--idle-exit", "0.5")
+    said = out.stdout + out.stderr
+    assert "completed" in said and "kept as unknown: total_cost_usd 1e+30" in said, out

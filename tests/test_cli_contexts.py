@@ -109,6 +109,18 @@ def test_search_plain_and_regex(cli: Cli) -> None:
     assert none.stdout == "" and "no match" in none.stderr
 
 
+def test_search_ignores_case_with_i(cli: Cli) -> None:
+    cli("context", "publish", "-", "--owner", "s", input="Retry once\nno\nretry twice\n")
+    assert cli("context", "search", "s", "retry", "--around", "0").stdout == "3: retry twice\n"
+    for flag in ("-i", "--ignore-case"):
+        out = cli("context", "search", "s", "RETRY", flag, "--around", "0")
+        assert out.stdout.splitlines() == ["1: Retry once", "3: retry twice"]
+    hits = cli.json("context", "search", "s", "^R.TRY", "--regex", "-i", "--around", "0")
+    assert [h["line"] for h in hits["items"]] == [1, 3]
+    missed = cli("context", "search", "s", "RETRY")
+    assert missed.stdout == "" and "add -i to ignore case" in missed.stderr
+
+
 def test_search_shows_each_line_once_as_grep_does(cli: Cli) -> None:
     """Hits whose context windows touch or overlap share one group: no line twice, and a
     line that matched is shown as a hit even where it is another hit's context."""

@@ -352,6 +352,30 @@ def test_max_tasks_and_nothing_to_do(cli: Cli, swarm: Swarm, tmp_path: Path) -> 
     assert out.stdout.startswith("done: claimed 0")
 
 
+def _pool_agents(swarm: Swarm, prefix: str = "pool") -> list[str]:
+    return [a.id for a in swarm.agents() if a.id.startswith(f"{prefix}-")]
+
+
+def test_a_finished_pool_deregisters_its_workers(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    """Its claims registered the slots; once it is done, none is left counted alive (then
+    listed stale for good), run after run."""
+    swarm.register("shard", name="pool-shard")  # another agent of that name's prefix: kept
+    good = agent(tmp_path, "good", GOOD)
+    for run in range(3):
+        for i in range(4):
+            swarm.post_task("q", f"r{run}-{i}")
+        summary = run_json(
+            cli, "--queue", "q", "--exec", good, "--concurrency", "3", "--worker", "pool",
+            "--idle-exit", "0.3",
+        )  # fmt: skip
+        assert summary["completed"] == 4
+        assert {o["worker"] for o in summary["tasks"]} <= {"pool-1", "pool-2", "pool-3"}
+        assert _pool_agents(swarm) == ["pool-shard"]
+    assert swarm.status().agents.alive == 1
+    left = [e.fields["agent"] for e in swarm.events(types="agent.left", limit=100)]
+    assert left and set(left) <= {"pool-1", "pool-2", "pool-3"}
+
+
 def test_human_output_and_bad_options(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     swarm.post_task("q", "d")
     out = cli("run", "--queue", "q", "--exec", agent(tmp_path, "good", GOOD), "--idle-exit", "0.3")
@@ -407,6 +431,7 @@ def test_ctrl_c_twice_kills_the_agents_and_releases_their_tasks(
     assert b"finishing 2 running task(s)" in stderr
     stats = swarm.queue_stats()["q"]
     assert stats["pending"] == 3 and stats["claimed"] == 0
+    assert swarm.agents() == []  # its workers deregistered on the way out
     assert all(swarm.get_task(t.id).attempts == 1 for t in swarm.list_tasks().items[:0])
 
 
@@ -426,12 +451,14 @@ def test_sigterm_or_a_closed_terminal_kills_the_agents_and_releases_their_tasks(
         assert time.monotonic() < deadline, "the pool did not start its agent in time"
         time.sleep(0.05)
     (agent_pid,) = (int(p.name) for p in started.iterdir())
+    (worker,) = (a.id for a in swarm.agents() if a.id.startswith("run-"))
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert json.loads(stdout)["released"] == 1
     assert not alive(agent_pid)
     assert swarm.queue_stats()["q"]["pending"] == 1
+    assert not any(a.id == worker for a in swarm.agents())  # deregistered on the way out
 
 
 def test_ctrl_c_once_lets_running_agents_finish(

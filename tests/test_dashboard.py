@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Coroutine, Iterator
 from typing import Any
@@ -509,6 +511,91 @@ def test_watch_follows_changes_as_json_lines(redis_url: str, sync_swarm: Swarm) 
         assert time.monotonic() - start < 2.0
     finally:
         _interrupt(proc)
+
+
+class _PipedWatch:
+    """``swarm watch`` with its stdout a pipe (not a terminal), read line by line on a
+    thread; without PYTHONUNBUFFERED, so what it does not flush is not seen."""
+
+    def __init__(self, redis_url: str) -> None:
+        drop = ("PYTHONUNBUFFERED", "FORCE_COLOR")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "redis_swarm", "--url", redis_url, "--swarm", SWARM, "watch"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k not in drop},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.printed: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.printed.append(line)
+            self.lines.put(line)
+
+    def snapshot(self) -> str:
+        """The lines through the next snapshot's last section (a swarm with no context: its
+        "no context yet" line); fails after 10 s without it."""
+        got: list[str] = []
+        while not got or "no context yet" not in got[-1]:
+            try:
+                got.append(self.lines.get(timeout=10))
+            except queue.Empty:
+                pytest.fail(f"no whole snapshot within 10 s: {got}")
+        return "".join(got).lstrip("\n")
+
+    def stop(self) -> str:
+        """Ctrl-C it; everything it printed."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        finally:
+            self.proc.kill()
+            self.reader.join(10)
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+        return "".join(self.printed)
+
+
+def test_watch_into_a_pipe_prints_a_plain_snapshot_per_change(
+    redis_url: str, sync_swarm: Swarm
+) -> None:
+    """Off a terminal, rich's live view printed nothing until it stopped: a snapshot at the
+    start, then one per change, each flushed at once, with no cursor control codes."""
+    watch = _PipedWatch(redis_url)
+    try:
+        first = watch.snapshot()
+        assert first.startswith(f"redis-swarm {SWARM}") and "no queue yet" in first
+        sync_swarm.post_task("q.piped", "x")
+        start = time.monotonic()
+        second = watch.snapshot()
+        assert time.monotonic() - start < 2.0
+        assert second.startswith(f"redis-swarm {SWARM}") and "q.piped" in second
+    finally:
+        printed = watch.stop()
+    assert "\x1b" not in printed
+
+
+def test_watch_into_a_pipe_prints_an_agent_going_stale_once(redis_url: str) -> None:
+    """An idle swarm changes only when an agent goes stale: that is printed (a snapshot
+    whose only news is older ages is not)."""
+    # Its last heartbeat 55 s ago: alive for 5 s more (stale after 60 s), then stale.
+    with Swarm(redis_url, swarm=SWARM, clock=lambda: int(time.time() * 1000) - 55_000) as old:
+        old.register("worker", name="fading")
+    watch = _PipedWatch(redis_url)
+    try:
+        first = watch.snapshot()
+        assert "alive" in first.split("fading")[1].splitlines()[0]
+        second = watch.snapshot()  # the idle re-read (every 5 s) after it went stale
+        assert "stale" in second.split("fading")[1].splitlines()[0]
+        with pytest.raises(queue.Empty):  # nothing changed since (past an idle re-read)
+            watch.lines.get(timeout=5.5)
+    finally:
+        watch.stop()
 
 
 def test_dashboard_command_serves_the_api(redis_url: str, sync_swarm: Swarm) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from redis_swarm import Swarm, ValidationError
+from redis_swarm import SearchHit, Swarm, ValidationError
 from redis_swarm._ops._textview import line_starts, search_text
 
 from ._cli import SRC
@@ -70,3 +70,52 @@ def test_the_cli_answers_a_catastrophic_pattern(core: Swarm, redis_url: str) -> 
     argv[-2:] = [r"(?<=a)!", "--regex"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode != 0 and "RE2" in done.stderr and "Traceback" not in done.stderr
+
+
+CASES = "Retry later\nretry now\nRETRY ÉTÉ\nété\nΣΊΣΥΦΟΣ\nplain (A+) text\nİstanbul\n"
+
+
+@pytest.mark.parametrize("regex", [False, True], ids=["plain", "re2"])
+def test_ignore_case_finds_either_case_and_the_default_does_not(regex: bool) -> None:
+    starts = line_starts(CASES)
+
+    def hits(pattern: str, around: int = 0, **kwargs: bool) -> list[SearchHit]:
+        return search_text(
+            CASES, starts, pattern, regex=regex, max_hits=50, around=around, **kwargs
+        )
+
+    def lines(pattern: str, **kwargs: bool) -> list[int]:
+        return [h.line for h in hits(pattern, **kwargs)]
+
+    assert lines("retry") == [2]  # case-sensitive unless asked: scripts rely on it
+    assert lines("retry", ignore_case=True) == [1, 2, 3]
+    assert lines("été", ignore_case=True) == [3, 4]
+    assert lines("σίσυφος", ignore_case=True) == [5]  # the final sigma folds with the others
+    # a hit's offsets are the original text's, whatever folding did to lengths
+    hit = hits("ÉTÉ", around=1, ignore_case=True)[1]
+    assert hit.line == 4 and hit.text == "été" and hit.before == ("RETRY ÉTÉ",)
+
+
+def test_ignore_case_on_plain_text_takes_the_pattern_literally() -> None:
+    starts = line_starts(CASES)
+
+    def lines(pattern: str) -> list[int]:
+        found = search_text(
+            CASES, starts, pattern, regex=False, max_hits=5, around=0, ignore_case=True
+        )
+        return [h.line for h in found]
+
+    assert lines("(a+)") == [6]
+    assert lines(".") == []
+
+
+def test_ignore_case_stays_linear(core: Swarm) -> None:
+    core.publish_context("evil", LINES.upper(), source="test")
+    started = time.monotonic()
+    hits = core.search_context("evil", EVIL, regex=True, ignore_case=True)
+    assert time.monotonic() - started < 2
+    assert [h.line for h in hits] == [2001] and hits[0].text == "THE END: AAAA"
+    assert core.search_context("evil", "the END", ignore_case=True)[0].line == 2001
+    assert core.search_context("evil", "the END") == []
+    with pytest.raises(ValidationError, match="ignore_case must be true or false"):
+        core.search_context("evil", "x", ignore_case="yes")  # type: ignore[arg-type]

@@ -91,6 +91,26 @@ def test_serve_answers_with_the_agent_s_result_and_cost(swarm: Swarm, state: Pat
     assert call["resume"] is None and call["prompt_chars"] > len(BOOK)  # small: inline
 
 
+def test_a_stopped_server_deregisters_its_slots_unless_they_keep_a_session(
+    swarm: Swarm, state: Path
+) -> None:
+    """Its claims registered them; stopped, it leaves none counted alive. With --session a
+    slot's record is its conversation, kept for a restart (the next test)."""
+    serving = Serving(swarm, command=claude(), concurrency=2)
+    try:
+        swarm.ask("lib", "Q1: who?", timeout_s=30)
+        assert "serve-lib-1" in {a.id for a in swarm.agents()}
+    finally:
+        serving.stop()
+    assert [a.id for a in swarm.agents()] == []
+    kept = Serving(swarm, command=claude("--resume {session}"), session=True)
+    try:
+        swarm.ask("lib", "Q2: who?", timeout_s=30)
+    finally:
+        kept.stop()
+    assert [a.id for a in swarm.agents()] == ["serve-lib-1"]
+
+
 def test_the_prompt_has_the_question_the_asker_s_task_and_the_context(
     swarm: Swarm, tmp_path: Path
 ) -> None:
@@ -162,9 +182,9 @@ def test_an_answer_leases_the_next_question_in_the_same_call(swarm: Swarm, redis
         raw.close()
     assert [o.status.value for o in outcomes] == ["completed"] * 3
     assert {swarm.get_task(q.id).status.value for q in questions} == {"completed"}
-    # the first claim, then three answers, each asking for the next question;
-    # a claim of its own per question would make it six
-    assert scripts == 4, scripts
+    # the first claim, then three answers, each asking for the next question, and the
+    # slot's deregistration on the way out; a claim of its own per question would make it 7
+    assert scripts == 5, scripts
 
 
 def test_an_answerer_that_prints_nothing_is_a_clear_error(swarm: Swarm) -> None:

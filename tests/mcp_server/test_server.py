@@ -394,6 +394,30 @@ def test_search_hits_page_with_a_cursor(core: Swarm) -> None:
     run(body)
 
 
+def test_search_ignores_case_when_asked_and_its_cursor_keeps_it(core: Swarm) -> None:
+    text = "".join(f"{'Needle' if i % 2 else 'needle'} {i}\n" for i in range(1, 401))
+    core.publish_context("ctx", text, source="t")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker", budget_tokens=600)) as worker:
+            worker.max_chars = 600 * 4
+            head, hits = await worker("search_context", owner="ctx", pattern="NEEDLE")
+            assert head["hits"] == [] and "ignore_case=true" in head["next"]
+            head, hits = await worker(
+                "search_context", owner="ctx", pattern="NEEDLE", ignore_case=True, around=0
+            )
+            found: list[int] = []
+            while True:
+                assert hits is not None
+                found += [int(line.split(":")[0]) for line in hits.splitlines()]
+                if "next_cursor" not in head:
+                    break
+                head, hits = await worker("search_context", cursor=head["next_cursor"])
+            assert found == list(range(1, 401))
+
+    run(body)
+
+
 def test_contexts_page_exactly_whatever_their_text(core: Swarm) -> None:
     """Multi-byte characters and a line longer than a page: the pages rebuild the text."""
     long_line = "".join(f"{i % 10}" for i in range(20_000)) + "\n"

@@ -9,6 +9,7 @@ only the chunks that hold it.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import operator
 import re
@@ -164,15 +165,16 @@ def _snippet(line: str, at: int = 0, width: int = 0) -> str:
     return ("…" if lo > 0 else "") + line[lo:hi] + ("…" if hi < len(line) else "")
 
 
-def compile_regex(pattern: str) -> re2._Regexp[bytes]:
+def compile_regex(pattern: str, *, ignore_case: bool = False) -> re2._Regexp[bytes]:
     """``pattern`` compiled by RE2, a linear-time engine: no pattern can make a search hang
     (``(a+)+$`` is as fast as ``a+$``). ``^`` and ``$`` match at line ends, as in grep.
+    ``ignore_case``: letters match in either case, by Unicode's simple case folding.
 
     RE2 has no backreferences or lookaround; a pattern that uses them is refused with a
     message that says so, and one that no engine accepts is refused as invalid.
     """
     try:
-        return re2.compile(("(?m)" + pattern).encode(), _RE2_OPTIONS)
+        return re2.compile(("(?m)" + pattern).encode(), _re2_options(ignore_case=ignore_case))
     except re2.error as exc:
         try:
             re.compile(pattern)
@@ -192,13 +194,19 @@ def compile_regex(pattern: str) -> re2._Regexp[bytes]:
         ) from None
 
 
-def _re2_options() -> re2.Options:
+@functools.cache
+def _re2_options(*, ignore_case: bool = False) -> re2.Options:
     options = re2.Options()
     options.log_errors = False  # the error goes back to the caller, not to stderr
+    options.case_sensitive = not ignore_case
     return options
 
 
-_RE2_OPTIONS = _re2_options()
+def _ignoring_case(pattern: str) -> re2._Regexp[bytes]:
+    """Plain text found in either case: the text quoted as an RE2 regex, rather than found in
+    a lowered copy of the text, whose offsets would not be the text's (lowering changes the
+    length of some characters: ``İ`` becomes two) and which would copy a 64 MiB context."""
+    return re2.compile(re2.escape(pattern.encode()), _re2_options(ignore_case=True))
 
 
 class _Utf8Finder:
@@ -233,9 +241,11 @@ def search_text(
     regex: bool,
     max_hits: int,
     around: int,
+    ignore_case: bool = False,
 ) -> list[SearchHit]:
     """At most ``max_hits`` lines matching ``pattern`` (one hit per line), each with up to
-    ``around`` lines before and after; every line is cut to SNIPPET_CHARS."""
+    ``around`` lines before and after; every line is cut to SNIPPET_CHARS. ``ignore_case``:
+    letters match in either case (Unicode simple case folding, as grep -i and RE2 do)."""
     if not isinstance(pattern, str) or not pattern:
         raise ValidationError("the search pattern is empty: pass the text to look for")
     if len(pattern) > MAX_PATTERN_CHARS:
@@ -246,9 +256,13 @@ def search_text(
         raise ValidationError(f"max_hits must be between 1 and {MAX_HITS}, not {max_hits}")
     if not 0 <= around <= MAX_AROUND:
         raise ValidationError(f"around must be between 0 and {MAX_AROUND}, not {around}")
+    if not isinstance(ignore_case, bool):
+        raise ValidationError(f"ignore_case must be true or false, not {ignore_case!r}")
     find: Callable[[int], tuple[int, int] | None]
     if regex:
-        find = _Utf8Finder(compile_regex(pattern), text)
+        find = _Utf8Finder(compile_regex(pattern, ignore_case=ignore_case), text)
+    elif ignore_case:
+        find = _Utf8Finder(_ignoring_case(pattern), text)
     else:
 
         def find(pos: int) -> tuple[int, int] | None:

@@ -424,13 +424,15 @@ def search_context(
     max_hits: int = 50,
     around: int = 2,
     version: str | None = None,
+    ignore_case: bool = False,
 ) -> Operation[list[SearchHit]]:
     """Lines matching ``pattern`` (plain text, or with ``regex=True`` an RE2 regex: linear
     time, no lookaround or backreferences), at most ``max_hits``, each with ``around`` lines
-    of context; long lines are cut."""
+    of context; long lines are cut. ``ignore_case``: letters match in either case (Unicode
+    simple case folding: ``retry`` finds ``Retry``, ``ÉTÉ`` finds ``été``)."""
     owner, version = store.check_ref(owner, version)
     m, raw = yield from store.load(ctx, owner, version)
-    search = (ctx, m.version, raw, pattern, regex, max_hits, around)
+    search = (ctx, m.version, raw, pattern, regex, max_hits, around, ignore_case)
     hits: list[SearchHit] = yield Compute(_search, search, len(raw))
     return hits
 
@@ -443,10 +445,19 @@ def _search(
     regex: bool,
     max_hits: int,
     around: int,
+    ignore_case: bool,
 ) -> list[SearchHit]:
     text, _ = store.decoded(ctx, version, raw)
     if ctx.cache is None:
         starts = tv.line_starts(text)
     else:
         starts = ctx.cache.derived(version, "text_starts", lambda: tv.line_starts(text))
-    return tv.search_text(text, starts, pattern, regex=regex, max_hits=max_hits, around=around)
+    return tv.search_text(
+        text,
+        starts,
+        pattern,
+        regex=regex,
+        max_hits=max_hits,
+        around=around,
+        ignore_case=ignore_case,
+    )

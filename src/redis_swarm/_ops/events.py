@@ -16,12 +16,12 @@ from typing import Any
 from .._errors import ValidationError
 from .._models import Event, EventType, TypeFilter, type_filter
 from .._protocol import Cmd, OpContext, Operation
+from .._validate import MAX_EVENTS
 from ._bus import decode_fields, text
 from ._work import check_number
 
 __all__ = ["events", "follow_start", "follow_step"]
 
-MAX_EVENTS = 10_000
 PAGE = 1000
 FOLLOW_COUNT = 500
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")

@@ -252,9 +252,37 @@ class Runner:
                         tick()
         while self._handed:  # leased for a slot that stopped first: back to the queue
             self._give_back(self._handed.popleft())
+        self._leave()
         if tick is not None:
             tick()
         return list(self.outcomes)
+
+    def _worker_name(self, index: int) -> str:
+        """The agent id of slot ``index`` (1-based): what it claims and reports as."""
+        return f"{self.prefix}-{index}"
+
+    def _keeps_registered(self, worker: str) -> bool:
+        """True for a slot whose agent record must outlive the pool (see Server)."""
+        return False
+
+    def _leave(self) -> None:
+        """Deregister the pool's workers (its claims registered them), so that a finished pool
+        is not counted alive until its presence expires, then listed stale for good.
+        Best effort: a worker left registered only goes stale, so a server that cannot be
+        reached is not waited for worker after worker."""
+        for index in range(1, self.options.concurrency + 1):
+            worker = self._worker_name(index)
+            if self._keeps_registered(worker):
+                continue
+            try:
+                self.swarm.deregister(worker)
+            except NotFound:  # a slot that never claimed: never registered
+                continue
+            except ConnectionFailed as exc:
+                self._error(f"could not deregister the workers {self.prefix}-N: {exc}")
+                return
+            except SwarmError as exc:
+                self._error(f"could not deregister {worker}: {exc}")
 
     @property
     def fatal(self) -> str | None:
@@ -282,7 +310,7 @@ class Runner:
             self._tickets -= n
 
     def _slot(self, index: int) -> None:
-        worker = f"{self.prefix}-{index}"
+        worker = self._worker_name(index)
         idle_exit = self.options.idle_exit_s
         idle_since = time.monotonic()
         failing_since: float | None = None
@@ -546,8 +574,9 @@ class Runner:
         if current.status is TaskStatus.COMPLETED and current.finding_id:
             return end(OutcomeStatus.COMPLETED, "the agent reported it itself", current.finding_id)
         output = read_output(result.stdout.text())
+        noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
         if output.error is not None:  # the CLI says the run failed: a failed attempt
-            return self._fail(task, end, output.error, stderr_tail, output.usage)
+            return self._fail(task, end, output.error + noted, stderr_tail, output.usage)
         parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
             return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
@@ -569,7 +598,7 @@ class Runner:
             return end(OutcomeStatus.LOST, f"completed elsewhere first: {exc}", exc.finding_id)
         except ValidationError as exc:
             return self._fail(task, end, f"the finding was refused: {exc}", "")
-        return end(OutcomeStatus.COMPLETED, f"finding from {how} output", stored.id)
+        return end(OutcomeStatus.COMPLETED, f"finding from {how} output{noted}", stored.id)
 
     def _report_leasing_next(self, worker: str, send: Callable[[dict[str, Any]], Any]) -> Finding:
         """Send a report (``report`` or ``answer``, riding out an outage) that, when the pool

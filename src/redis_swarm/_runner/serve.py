@@ -165,6 +165,11 @@ class Server(Runner):
                     )
                 )
 
+    def _keeps_registered(self, worker: str) -> bool:
+        # With --session a slot's agent record holds its conversation (_remember): kept for
+        # a restarted server to resume it (the same slot names: no pile of stale rows).
+        return self.serve.session
+
     def _forget(self, worker: str) -> None:
         with self._session_lock:
             self._sessions.pop(worker, None)
@@ -257,7 +262,8 @@ class Server(Runner):
             return end(OutcomeStatus.LOST, detail, exc.finding_id)
         except ValidationError as exc:
             return self._fail(task, end, f"the answer was refused: {exc}", "")
-        return end(OutcomeStatus.COMPLETED, "answered", stored.id)
+        noted = f"; {output.warning}" if output.warning else ""
+        return end(OutcomeStatus.COMPLETED, f"answered{noted}", stored.id)
 
 
 def _failure(result: ChildResult, output: AgentOutput) -> str | None:

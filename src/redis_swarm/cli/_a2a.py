@@ -6,7 +6,7 @@ import click
 
 from .._client import AsyncSwarm
 from .._errors import ConfigError
-from .._net import http_url, is_loopback
+from .._net import check_can_listen, http_url, is_loopback
 from ._app import App, main, pass_app
 from ._common import listen_options
 
@@ -85,6 +85,7 @@ def a2a(
         host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
     )
     descriptions = _descriptions(describe, queues)
+    check_can_listen(host, port)
     base_url = public_url or http_url(host, port)
     web = create_app(
         AsyncSwarm(app.settings),

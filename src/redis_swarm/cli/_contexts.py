@@ -267,6 +267,12 @@ def read(
 @owner_arg
 @click.argument("pattern")
 @click.option("--regex", is_flag=True, help="PATTERN is a regular expression.")
+@click.option(
+    "-i",
+    "--ignore-case",
+    is_flag=True,
+    help="Letters match in either case ('retry' finds 'Retry'), as grep -i.",
+)
 @click.option("--max-hits", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--around", type=click.IntRange(0), default=2, show_default=True,
               help="Lines of context around each hit.")  # fmt: skip
@@ -278,18 +284,27 @@ def search(
     owner: str,
     pattern: str,
     regex: bool,
+    ignore_case: bool,
     max_hits: int,
     around: int,
     version: str | None,
 ) -> None:
     """Find PATTERN in OWNER's context; prints hits like grep -n (LINE: text)."""
     hits = app.swarm.search_context(
-        owner, pattern, regex=regex, max_hits=max_hits, around=around, version=version
+        owner,
+        pattern,
+        regex=regex,
+        max_hits=max_hits,
+        around=around,
+        version=version,
+        ignore_case=ignore_case,
     )
 
     def human() -> None:
         if not hits:
-            click.echo(f"no match for {pattern!r}", err=True)
+            cased = pattern.lower() != pattern.upper()
+            hint = " (add -i to ignore case)" if cased and not ignore_case else ""
+            click.echo(f"no match for {pattern!r}{hint}", err=True)
         for index, group in enumerate(grep_groups(hits)):
             if index and around:
                 click.echo("--")

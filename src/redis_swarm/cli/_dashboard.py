@@ -15,7 +15,7 @@ from rich.live import Live
 from .._client import AsyncSwarm
 from .._errors import ConfigError
 from .._models import dumps
-from .._net import http_url
+from .._net import check_can_listen, http_url
 from ..dashboard import Snapshot, snapshot
 from ..dashboard._feed import EventFeed
 from ..dashboard._terminal import render
@@ -50,6 +50,7 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         what="the dashboard shows everything agents report",
         env="SWARM_DASHBOARD_TOKEN",
     )
+    check_can_listen(host, port)
     swarm = AsyncSwarm(app.settings)
     web = create_app(swarm, token=token, close_swarm=True)
     url = http_url(host, port) + (f"?token={token}" if token else "")
@@ -73,7 +74,8 @@ def watch(app: App, once: bool, findings_n: int) -> None:
     """Show agents, queues, passes, findings and contexts live in the terminal.
 
     Redraws on every change in the event stream. With --json, prints one snapshot per
-    change as a JSON line (with --once: one snapshot).
+    change as a JSON line (with --once: one snapshot). Into a pipe or a file, prints a
+    plain snapshot at the start and after each change, as --once draws it.
     """
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live watch ends
         asyncio.run(_watch(app, once=once, findings_n=findings_n))
@@ -82,10 +84,26 @@ def watch(app: App, once: bool, findings_n: int) -> None:
 async def _watch(app: App, *, once: bool, findings_n: int) -> None:
     async with AsyncSwarm(app.settings) as swarm:
         snap = await snapshot(swarm, findings=findings_n)
-        if once or app.json:
+        # Off a terminal rich's Live cannot redraw in place (it would print only the last
+        # frame, at exit): print a snapshot per change instead, as --json does.
+        if once or app.json or not app.out.is_terminal:
             _print(app, snap, findings_n)
-            if not once:  # JSON lines: one snapshot per change
-                await _follow(swarm, snap, lambda s: _print(app, s, findings_n), findings_n)
+            if once:
+                return
+            shown = snap
+
+            def print_next(s: Snapshot) -> None:
+                nonlocal shown
+                if not app.json:  # one blank line between plain snapshots
+                    app.out.print()
+                _print(app, s, findings_n)
+                shown = s
+
+            def print_if_stale(s: Snapshot) -> None:
+                if _liveness(s) != _liveness(shown):
+                    print_next(s)
+
+            await _follow(swarm, snap, print_next, findings_n, idle=print_if_stale)
             return
         with Live(
             _draw(app, snap, findings_n), console=app.out, auto_refresh=False, screen=False
@@ -94,7 +112,7 @@ async def _watch(app: App, *, once: bool, findings_n: int) -> None:
             def show(s: Snapshot) -> None:
                 live.update(_draw(app, s, findings_n), refresh=True)
 
-            await _follow(swarm, snap, show, findings_n, redraw_idle=True)
+            await _follow(swarm, snap, show, findings_n, idle=show)
 
 
 async def _follow(
@@ -103,19 +121,24 @@ async def _follow(
     show: Callable[[Snapshot], None],
     findings_n: int,
     *,
-    redraw_idle: bool = False,
+    idle: Callable[[Snapshot], None],
 ) -> None:
-    """Re-read the snapshot after each burst of events (and when idle, if asked), show it."""
+    """Re-read the snapshot after each burst of events and ``show`` it; with no event for
+    _IDLE_REDRAW_S, re-read it for ``idle`` (agents go stale with time, not with an event)."""
     async with EventFeed(swarm, since=snap.last_event_id) as feed:
         while True:
             event = await feed.next(_IDLE_REDRAW_S)
-            if event is None and not redraw_idle:
-                continue
             feed.drain()
             started = time.monotonic()
-            show(await snapshot(swarm, findings=findings_n))
+            (show if event is not None else idle)(await snapshot(swarm, findings=findings_n))
             # A burst of events costs one read per _MIN_REDRAW_S, not one per event.
             await asyncio.sleep(max(0.0, _MIN_REDRAW_S - (time.monotonic() - started)))
+
+
+def _liveness(snap: Snapshot) -> tuple[tuple[str, bool | None], ...]:
+    """What an idle swarm can change: which agents are alive (a snapshot per change is
+    printed, not one every few seconds with only the ages moved on)."""
+    return tuple((a.id, a.alive) for a in snap.agents)
 
 
 def _draw(app: App, snap: Snapshot, findings_n: int) -> Any:

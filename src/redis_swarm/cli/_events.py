@@ -9,6 +9,7 @@ import click
 from .._errors import ValidationError
 from .._models import EventType, dumps, iso, type_filter
 from .._printable import printable
+from .._validate import MAX_EVENTS
 from ._app import App, json_option, main, pass_app
 from ._common import Instant, Seconds
 
@@ -46,10 +47,16 @@ def _types(types: tuple[str, ...]) -> list[str] | None:
     shell_complete=lambda _c, _p, inc: [t for t in TYPES if t.startswith(inc)],
     help="Only this type (task.completed), or area (task, task.*); repeatable.",
 )
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_EVENTS),
+    default=100,
+    show_default=True,
+    help="The first N events (after --since when given); past them, stderr says how to read on.",
+)
 @click.option(
     "--last",
-    type=click.IntRange(1),
+    type=click.IntRange(1, MAX_EVENTS),
     metavar="N",
     help="The newest N events instead (after --since when given), still oldest first; "
     "with --follow, shown before the new ones (as tail -n N -f).",
@@ -90,12 +97,26 @@ def events(
         def human() -> None:
             for event in items:
                 click.echo(_line(event))
+            if last is None and len(items) == limit:
+                _more_hint(app, items[-1].id, wanted, limit)
 
         app.emit({"items": items}, human)
         return
     for event in items:  # (--last with --follow: what just happened, then what happens)
         click.echo(dumps(event) if app.json else _line(event))
     _follow(app, items[-1].id if items else since, wanted, timeout_s, count)
+
+
+def _more_hint(app: App, last_id: str, types: list[str] | None, limit: int) -> None:
+    """A listing cut at --limit says how to read on, when there is more to read (one event
+    more is looked up: a listing that ends exactly at the newest event says nothing)."""
+    if not app.swarm.events(since=last_id, types=types, limit=1):
+        return
+    click.echo(
+        f"(the first {limit} events; more follow: --since {last_id} lists the next ones, "
+        "--last N the newest N)",
+        err=True,
+    )
 
 
 def _follow(

@@ -151,6 +151,9 @@ def mcp_command(
         channel=watch_queues if channel else None,
     )
     if transport == "http":
+        from .._net import check_can_listen  # (the web faces share it; not for stdio)
+
+        check_can_listen(host, port)
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
         click.echo(f"serving MCP on {http_url(host, port, '/mcp')}{guard}", err=True)
     serve(server, "http" if transport == "http" else "stdio", host=host, port=port, token=token)

@@ -148,6 +148,10 @@ class ContextTools(ToolsBase):
             bool,
             Field(description="Pattern is a regex (RE2: no lookaround or backreferences)."),
         ] = False,
+        ignore_case: Annotated[
+            bool,
+            Field(description="Letters match in either case ('retry' finds 'Retry')."),
+        ] = False,
         around: Annotated[
             int, Field(ge=0, le=MAX_AROUND, description="Lines shown around each hit.")
         ] = 2,
@@ -173,6 +177,7 @@ class ContextTools(ToolsBase):
                 )
             owner, version = state.get("o", owner), state.get("v", version)
             pattern, regex = state.get("p", pattern), bool(state.get("r", regex))
+            ignore_case = bool(state.get("i", ignore_case))
             around = cursor_offset(state, "a") if "a" in state else around
         if not isinstance(pattern, str):
             raise ToolError("give pattern: the text (or regex=true: the RE2 regex) to find")
@@ -190,6 +195,7 @@ class ContextTools(ToolsBase):
             max_hits=min(skip + max_hits + 1, MAX_HITS),
             around=around,
             version=version,
+            ignore_case=ignore_case,
         )
         session.read_versions[owner] = version
         blocks, shown, last_line = self._hit_blocks(hits[skip : skip + max_hits], shown_through)
@@ -208,6 +214,7 @@ class ContextTools(ToolsBase):
                     "v": version,
                     "p": pattern,
                     "r": regex,
+                    "i": ignore_case,
                     "a": around,
                     "s": end,
                     "l": last_line,
@@ -221,7 +228,11 @@ class ContextTools(ToolsBase):
         elif end == MAX_HITS:
             header["next"] = f"only the first {MAX_HITS} hits can be listed: narrow the pattern"
         elif not blocks:
-            header["next"] = "no match: try another pattern, or regex=true"
+            header["next"] = (
+                "no match: try another pattern, or regex=true"
+                if ignore_case
+                else "no match: try ignore_case=true, another pattern, or regex=true"
+            )
         return self._result(header, "\n--\n".join(blocks))
 
     def _hit_blocks(
