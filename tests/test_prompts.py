@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from dataclasses import replace
@@ -226,3 +227,11 @@ def test_every_template_section_is_used(monkeypatch: pytest.MonkeyPatch) -> None
     assert files == ["clients", "common", "coordinator", "question", "shard", "task", "worker"]
     defined = {(f, s) for f in files for s in _prompts._sections(f)}
     assert defined == used
+
+
+def test_the_task_prompt_counts_claims_and_failures_apart() -> None:
+    """Claims count abandons too, failures only reported ones (against max_attempts): a
+    prompt that said "attempt 3 of 2" after two expired leases read as a contradiction."""
+    again = dataclasses.replace(TASK, attempts=3, failures=1, abandons=2)
+    text = render_task_prompt(again, settings=REMOTE)
+    assert "claim 3, 1 of 3 failures used" in text and "attempt" not in text.split("\n## ")[1]

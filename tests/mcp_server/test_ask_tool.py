@@ -94,3 +94,20 @@ def test_a_late_answer_is_kept_and_told_once(core: Swarm) -> None:
     anyio.run(body)
     (kept,) = core.findings().items
     assert kept.superseded and kept.task_id == question.id
+
+
+def test_an_answer_to_a_question_the_session_never_took_says_how_to_take_one(
+    core: Swarm,
+) -> None:
+    """answer_question takes no token: the way out is next_question, not claim_task's."""
+    core.publish_context("shard-z", "a big book\n", source="book.md")
+    question = core.post_task(ask_queue("shard-z"), "Who did it?")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="shard", name="shard-z")) as shard:
+            said = await shard.error("answer_question", question_id=question.id, text="The cook.")
+            assert f"holds no lease on question {question.id}" in said, said
+            assert "next_question" in said and "claim_task" not in said and "token" not in said
+
+    anyio.run(body)
+    assert core.get_task(question.id).status.value == "pending"

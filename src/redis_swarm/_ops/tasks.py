@@ -29,7 +29,14 @@ from .._models import (
     dumps,
 )
 from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remember
-from .._validate import MAX_CLAIM_BATCH, MAX_QUEUES, check_id, check_name, check_queues
+from .._validate import (
+    MAX_CLAIM_BATCH,
+    MAX_DELAY_S,
+    MAX_QUEUES,
+    check_id,
+    check_name,
+    check_queues,
+)
 from ._work import (
     STATUSES,
     await_events,
@@ -84,7 +91,6 @@ MAX_LEASE_S = 30 * 86_400.0
 MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
-MAX_DELAY_S = 100 * 365 * 86_400.0  # delay_s: a century
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
 PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim

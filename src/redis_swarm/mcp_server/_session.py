@@ -68,6 +68,7 @@ class Settling:
     act: str  # the finding that settles it: "report"
     acted: str  # "reported": this session reported it
     then: str  # what to do instead of settling it again
+    unheld: str  # what to do when this session holds no lease on it
 
     def again(self, task_id: str, finding_id: str) -> AlreadyCompleted:
         """This session settled ``task_id`` (as ``finding_id``) already: nothing is stored."""
@@ -91,10 +92,14 @@ class Settling:
 REPORT = Settling(
     "task", "completed", "report", "reported",
     "do not report, renew or fail it again, claim the next task with claim_task",
+    "claim a task with claim_task and use the task id it returns; if this MCP server "
+    "restarted since your claim, pass the token that claim_task returned",
 )  # fmt: skip
 ANSWER = Settling(
     "question", "answered", "answer", "answered",
     "do not answer it again, take the next question with next_question",
+    "take a question with next_question and answer the question_id it returns (a "
+    "question taken before this MCP server restarted is asked again once its lease ends)",
 )  # fmt: skip
 
 
@@ -132,7 +137,7 @@ class AgentSession:
         while len(self.reported) > REMEMBERED_REPORTS:
             self.reported.popitem(last=False)
 
-    def token(self, task_id: str, given: str | None = None) -> str:
+    def token(self, task_id: str, given: str | None = None, how: Settling = REPORT) -> str:
         """The lease token for ``task_id``: the session's own, else the one the agent passed.
 
         A task this session has settled is refused even with a token: its lease is over, and
@@ -146,11 +151,7 @@ class AgentSession:
             return lease.token
         if given is not None:
             return given
-        raise LeaseLost(
-            f"this session holds no lease on task {task_id}: claim a task with claim_task and "
-            "use the task id it returns; if this MCP server restarted since your claim, pass "
-            "the token that claim_task returned"
-        )
+        raise LeaseLost(f"this session holds no lease on {how.noun} {task_id}: {how.unheld}")
 
     def context_owner(self, owner: str | None) -> str:
         """The context an agent means when it names none: its task's shard, else its own."""

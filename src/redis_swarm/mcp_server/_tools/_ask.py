@@ -118,7 +118,7 @@ class AskTools(ToolsBase):
         """Shard: answer, once, a question you took with next_question; the asker gets it
         at once. Then take the next one."""
         session = await self._session(ctx)
-        token = self._token(session, question_id, None)
+        token = self._token(session, question_id, None, ANSWER)
         try:
             found = await self.sessions.call(
                 self.swarm.answer, question_id, token, text, worker=session.agent_id,

@@ -17,7 +17,7 @@ from ..._models import dumps
 from .._budget import Budget, Spill, decode_cursor, encode_cursor
 from .._files import FileAccess
 from .._render import blocks, tool_error
-from .._session import AgentSession, SessionRegistry, Settling
+from .._session import REPORT, AgentSession, SessionRegistry, Settling
 
 __all__ = [
     "MAX_CLAIM_WAIT_S",
@@ -97,9 +97,11 @@ class ToolsBase:
         return blocks(dumps(header), page)
 
     @staticmethod
-    def _token(session: AgentSession, task_id: str, given: str | None) -> str:
+    def _token(
+        session: AgentSession, task_id: str, given: str | None, how: Settling = REPORT
+    ) -> str:
         try:
-            return session.token(task_id, given)
+            return session.token(task_id, given, how)
         except SwarmError as exc:
             raise tool_error(exc) from exc
 

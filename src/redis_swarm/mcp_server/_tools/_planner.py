@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..._errors import SwarmError, Timeout
 from ..._models import dumps
+from ..._validate import MAX_DELAY_S
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error
 from .._roles import COORDINATOR, PLANNERS, SHARD, tool
@@ -35,6 +36,7 @@ DelaySeconds = Annotated[
     float | None,
     Field(
         ge=0,
+        le=MAX_DELAY_S,
         allow_inf_nan=False,
         description="Claimable only after this many seconds (counted on the swarm's clock).",
     ),
