@@ -331,3 +331,14 @@ def test_the_runner_says_which_usage_figures_it_kept_as_unknown(
     out = cli("run", "--queue", "q", "--exec", command, "--idle-exit", "0.5")
     said = out.stdout + out.stderr
     assert "completed" in said and "kept as unknown: total_cost_usd 1e+30" in said, out
+
+
+def test_a_run_that_prints_its_cost_and_exits_non_zero_is_paid_for(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """The failed run's cost is kept on its task (failed_usage), as a run Claude reports as
+    failed is: a CLI that prints its result and exits 1 spent it all the same."""
+    t = swarm.post_task("q", "Find the retries", max_attempts=1)
+    run(cli, printer(tmp_path, "exit-1", json.dumps(CLAUDE), code=1), expect=1)
+    spent = swarm.get_task(t.id).failed_usage
+    assert spent is not None and spent.cost_usd == CLAUDE["total_cost_usd"]

@@ -505,10 +505,12 @@ class Runner:
         if lost:
             return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
         stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
-        if result.killed:
-            return self._fail(task, end, f"{result.killed}: killed", stderr_tail)
-        if result.returncode != 0:
-            return self._fail(task, end, f"exit code {result.returncode}", stderr_tail)
+        if result.killed or result.returncode != 0:
+            # A CLI may print its result, with what the run cost, and still exit non-zero.
+            printed = result.stdout.text()
+            usage = read_output(printed).usage if printed.strip() else None
+            why = f"{result.killed}: killed" if result.killed else f"exit code {result.returncode}"
+            return self._fail(task, end, why, stderr_tail, usage)
         return self._report(task, worker, context, mark, end, result, stderr_tail)
 
     def _run_agent(
