@@ -4,9 +4,11 @@ real Redis (the browser test is in test_dashboard_browser.py)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -18,12 +20,14 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 from starlette.testclient import TestClient
 
 from redis_swarm import AsyncSwarm, EventType, Swarm
 from redis_swarm.cli import main
 from redis_swarm.dashboard import snapshot
 from redis_swarm.dashboard._feed import EventFeed
+from redis_swarm.dashboard._terminal import render
 from redis_swarm.dashboard.app import create_app, is_loopback
 
 from ._cancel import lose_a_cancellation, needs_cancelling
@@ -446,6 +450,62 @@ def test_watch_once_renders_the_swarm(redis_url: str, sync_swarm: Swarm) -> None
     data = json.loads(_cli(redis_url, "--json", "watch", "--once").output)
     assert data["queues"]["q.scan"]["completed"] == 1
     assert data["findings"][0]["summary"] == "clause 4 contradicts clause 9"
+
+
+def _five_of_six_settled(swarm: Swarm) -> None:
+    """Pass "P 83" with 5 of its 6 tasks completed (83%)."""
+    for n in range(6):
+        swarm.post_task("q.bar", f"part {n}", pass_name="P 83")
+    for _ in range(5):
+        task = swarm.claim("q.bar", worker="w-1")
+        assert task is not None
+        swarm.report(task.id, task.token, {"summary": "done"}, worker="w-1")
+
+
+def _bar_of(output: str) -> str:
+    """The progress bar on the pass's row: its run of blocks and shades."""
+    (row,) = [line for line in output.splitlines() if "P 83" in line]
+    (bar,) = re.findall("[█░]+", row)
+    return str(bar)
+
+
+def test_watch_without_colour_draws_the_fraction_in_the_bar(
+    redis_url: str, sync_swarm: Swarm
+) -> None:
+    # Into a pipe (CliRunner's output is not a terminal) the bar has no colour to tell the
+    # statuses apart: every block alike read as 100% at 83%.
+    _five_of_six_settled(sync_swarm)
+    result = _cli(redis_url, "watch", "--once")
+    assert result.exit_code == 0, result.output
+    assert "5/6 83%" in result.output
+    assert _bar_of(result.output) == "█" * 17 + "░" * 3
+
+
+@pytest.mark.parametrize(
+    ("no_color", "bar"),
+    [
+        (True, "█" * 25 + "░" * 5),  # NO_COLOR on a terminal
+        (False, "█" * 30),  # colour tells settled from pending
+    ],
+    ids=["NO_COLOR", "colour"],
+)
+def test_watch_on_a_terminal_draws_the_bar_in_colour_unless_told_not_to(
+    redis_url: str, sync_swarm: Swarm, no_color: bool, bar: str
+) -> None:
+    _five_of_six_settled(sync_swarm)
+
+    async def read() -> Any:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            return await snapshot(swarm)
+
+    out = io.StringIO()
+    console = Console(
+        file=out, force_terminal=True, color_system="truecolor", width=120, no_color=no_color
+    )
+    console.print(render(run(read()), width=120))
+    drawn = out.getvalue()
+    assert _bar_of(re.sub(r"\x1b\[[0-9;]*m", "", drawn)) == bar
+    assert ("\x1b[38;" in drawn) is not no_color  # coloured only when allowed
 
 
 def _swarm_cmd(redis_url: str, *args: str) -> subprocess.Popen[str]:

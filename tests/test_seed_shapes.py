@@ -17,6 +17,7 @@ from redis_swarm import (
     SonnetCoordinator,
     Swarm,
     SwarmMemoryShard,
+    ValidationError,
 )
 
 from ._raw import command_calls, raw_client, reset_stats
@@ -108,6 +109,24 @@ def test_synthesize_findings_returns_an_id(shard: SwarmMemoryShard) -> None:
     shard.collect_worker_finding(task_id, {"summary": "x"})
     fid = shard.get_all_findings()[0]["finding_id"]
     assert isinstance(shard.synthesize_findings("P1", "all of it", [fid]), str)
+
+
+def test_a_task_outside_a_pass_has_the_seeds_pass_in_both_shapes(
+    shard: SwarmMemoryShard, worker: EphemeralWorker
+) -> None:
+    # The seed's task record wrote pass_name or "unknown"; the finding says the same.
+    shard.spawn_worker_task("analysis", "Read it", {})
+    task = worker.claim_task("analysis")
+    assert task is not None and task["pass_name"] == "unknown"
+    worker.report_finding({"summary": "x"})
+    [found] = shard.get_all_findings()
+    assert found["pass_name"] == "unknown"
+
+
+def test_synthesize_findings_refuses_citing_nothing(shard: SwarmMemoryShard) -> None:
+    with pytest.raises(ValidationError, match=r"cites no finding.*pass the ids it rests on"):
+        shard.synthesize_findings("P1", "all of it", [])
+    assert not shard.swarm.syntheses(shard=shard.agent_id).items
 
 
 def test_get_context_for_worker(shard: SwarmMemoryShard, worker: EphemeralWorker) -> None:

@@ -85,7 +85,7 @@ def a2a(
         host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
     )
     descriptions = _descriptions(describe, queues)
-    check_can_listen(host, port)
+    port = check_can_listen(host, port)  # --port 0: the port picked, for the card
     base_url = public_url or http_url(host, port)
     web = create_app(
         AsyncSwarm(app.settings),

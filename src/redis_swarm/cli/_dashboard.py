@@ -50,7 +50,7 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         what="the dashboard shows everything agents report",
         env="SWARM_DASHBOARD_TOKEN",
     )
-    check_can_listen(host, port)
+    port = check_can_listen(host, port)  # --port 0: the port picked, for the URL
     swarm = AsyncSwarm(app.settings)
     web = create_app(swarm, token=token, close_swarm=True)
     url = http_url(host, port) + (f"?token={token}" if token else "")

@@ -153,7 +153,7 @@ def mcp_command(
     if transport == "http":
         from .._net import check_can_listen  # (the web faces share it; not for stdio)
 
-        check_can_listen(host, port)
+        port = check_can_listen(host, port)  # --port 0: the port picked, for the URL
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
         click.echo(f"serving MCP on {http_url(host, port, '/mcp')}{guard}", err=True)
     serve(server, "http" if transport == "http" else "stdio", host=host, port=port, token=token)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from .._models import PassProgress
 from .._printable import printable
 from ._snapshot import Snapshot
 
@@ -20,6 +22,7 @@ _STATUS_STYLE = {
     "delayed": "yellow",
     "pending": "grey70",
 }
+_BLOCK, _SHADE = "█", "░"
 
 
 def render(snap: Snapshot, *, width: int = 100, findings: int = 8) -> RenderableType:
@@ -122,19 +125,46 @@ def _header(snap: Snapshot) -> RenderableType:
     return line
 
 
-def _bar(counts: dict[str, int], total: int, width: int) -> Text:
-    bar = Text()
-    used = 0
-    for status, style in _STATUS_STYLE.items():
-        n = counts.get(status, 0)
-        if not n or not total:
-            continue
-        cells = max(1, round(width * n / total))
-        cells = min(cells, width - used)
-        bar.append("█" * cells, style=style)
-        used += cells
-    bar.append("░" * (width - used), style="grey30")
-    return bar
+class _Bar:
+    """A pass's progress ``width`` cells wide: a run of blocks per status in its colour, or,
+    on a console without colour (a pipe, NO_COLOR), full blocks for the settled part and a
+    light shade for the rest: blocks of every status alike would read as done at any
+    fraction."""
+
+    def __init__(self, progress: PassProgress, width: int) -> None:
+        self.progress = progress
+        self.width = width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self._plain() if console.no_color or console.color_system is None else self._colour()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.width, self.width)
+
+    def _colour(self) -> Text:
+        counts, total, width = self.progress.counts, self.progress.total, self.width
+        bar = Text()
+        used = 0
+        for status, style in _STATUS_STYLE.items():
+            n = counts.get(status, 0)
+            if not n or not total:
+                continue
+            cells = max(1, round(width * n / total))
+            cells = min(cells, width - used)
+            bar.append(_BLOCK * cells, style=style)
+            used += cells
+        bar.append(_SHADE * (width - used), style="grey30")
+        return bar
+
+    def _plain(self) -> Text:
+        p, width = self.progress, self.width
+        if not p.settled:
+            done = 0
+        elif p.settled == p.total:
+            done = width
+        else:  # some settled: a block at least, the full bar never
+            done = min(width - 1, max(1, round(width * p.fraction)))
+        return Text(_BLOCK * done + _SHADE * (width - done))
 
 
 def _queues(snap: Snapshot) -> RenderableType:
@@ -160,7 +190,7 @@ def _passes(snap: Snapshot, bar_width: int) -> RenderableType:
         _row(
             table,
             p.name,
-            _bar(p.counts, p.total, bar_width),
+            _Bar(p, bar_width),
             f"{p.settled}/{p.total} {round(100 * p.fraction)}%",
         )
     return table

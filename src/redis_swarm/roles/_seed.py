@@ -8,10 +8,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
 from .._client import Swarm
-from .._errors import AlreadyCompleted, NotFound
+from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._models import ContextInfo, Finding, Task, iso
 from ._base import _stamp
 from ._modern import Coordinator, MemoryShard, Worker
+
+# The pass of a task posted outside one, as the seed's task record wrote it (``pass_name or
+# "unknown"``): seed code reads a str there. Its finding dicts, which the seed gave no pass,
+# say the same, so one task never shows two answers.
+_NO_PASS = "unknown"
 
 
 class SeedFinding(TypedDict):
@@ -23,7 +28,7 @@ class SeedFinding(TypedDict):
     timestamp: str
     content: dict[str, Any]
     queue: str | None
-    pass_name: str | None
+    pass_name: str  # _NO_PASS outside a pass, as the task's record says
     superseded: bool
 
 
@@ -47,7 +52,7 @@ class SeedTask(TypedDict):
     type: str
     description: str
     data: Any
-    pass_name: str
+    pass_name: str  # _NO_PASS outside a pass
     posted_at: str
     status: str
     queue: str
@@ -95,7 +100,7 @@ def _finding_dict(finding: Finding) -> SeedFinding:
         "timestamp": _stamp(finding.created_at),
         "content": content,
         "queue": finding.queue,
-        "pass_name": finding.pass_name,
+        "pass_name": finding.pass_name or _NO_PASS,
         "superseded": finding.superseded,
     }
 
@@ -109,7 +114,7 @@ def _task_dict(task: Task) -> SeedTask:
         "queue": task.queue,
         "description": task.description,
         "data": task.data if task.data is not None else {},
-        "pass_name": task.pass_name or "unknown",
+        "pass_name": task.pass_name or _NO_PASS,
         "posted_at": _stamp(task.created_at),
         "status": task.status.value,
         "priority": task.priority,
@@ -180,6 +185,15 @@ class SwarmMemoryShard(MemoryShard):
         return [_finding_dict(f) for f in self.findings(queue=task_type)]
 
     def synthesize_findings(self, pass_name: str, synthesis: str, sources: Sequence[str]) -> str:
+        """Store the synthesis of a pass citing ``sources`` (finding ids); returns its id. A
+        synthesis citing nothing is refused, as ``swarm synth create`` and the pipeline refuse
+        it: an empty list is almost always a pass or shard whose findings were not found."""
+        if not sources:
+            raise ValidationError(
+                f"synthesize_findings({pass_name!r}, ...) cites no finding, so nothing was "
+                "stored: pass the ids it rests on as sources, e.g. [f['finding_id'] for f in "
+                "shard.get_all_findings()]"
+            )
         return str(self.synthesize(pass_name, synthesis, sources).id)
 
     def get_context_for_worker(self) -> WorkerContext:
