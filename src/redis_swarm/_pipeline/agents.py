@@ -150,6 +150,18 @@ class OneShotAgents:
     def _agent_name(self, role: str) -> str:
         return f"{self._worker_prefix or default_worker_prefix()}-{role}"
 
+    def _leave(self, role: str) -> None:
+        """Deregister ``role``'s agent name, which its claims registered, so that a finished
+        planner or synthesizer is not listed as a stale agent for good. Best effort, as the
+        worker pool's workers leave: a name left registered only goes stale."""
+        name = self._agent_name(role)
+        try:
+            self.swarm.deregister(name)
+        except NotFound:  # it claimed nothing (an earlier run did the work)
+            return
+        except SwarmError as exc:
+            self._say(f"{self.current}: could not deregister {name}: {exc}")
+
     def _run_agent(
         self, spec: AgentSpec, prompt: str, renew: Callable[[], str | None] | None = None
     ) -> AgentRun:
@@ -263,21 +275,25 @@ class OneShotAgents:
             parent=spec.context, lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
         )  # fmt: skip
         tries = Tries()
-        while task.status is not TaskStatus.COMPLETED:
-            if task.status is TaskStatus.CANCELLED:
-                raise InvalidState(
-                    f"the planning task {task.id} of pass {spec.name!r} was cancelled: start "
-                    f"the pipeline over with swarm pipeline run {self.plan.path} --restart"
-                )
-            if not self._may_run():
-                return ()
-            held = self._claim_own(task, "planner", until=self._stopping)
-            if held is None:  # stopped, or settled meanwhile
-                task = self.swarm.get_task(task.id)
-                continue
-            items, task = self._plan_once(index, previous, held, tries)
-            if items is not None:
-                return items
+        try:
+            while task.status is not TaskStatus.COMPLETED:
+                if task.status is TaskStatus.CANCELLED:
+                    raise InvalidState(
+                        f"the planning task {task.id} of pass {spec.name!r} was cancelled: "
+                        f"start the pipeline over with swarm pipeline run {self.plan.path} "
+                        "--restart"
+                    )
+                if not self._may_run():
+                    return ()
+                held = self._claim_own(task, "planner", until=self._stopping)
+                if held is None:  # stopped, or settled meanwhile
+                    task = self.swarm.get_task(task.id)
+                    continue
+                items, task = self._plan_once(index, previous, held, tries)
+                if items is not None:
+                    return items
+        finally:  # planned, stopped or given up: the planner's name is done with
+            self._leave("planner")
         finding = self.swarm.get_finding(task.finding_id or "")
         return tuple(TaskItem(t["description"], t.get("data")) for t in finding.extra["tasks"])
 
@@ -385,9 +401,12 @@ class OneShotAgents:
     def _synthesis_failed(self, index: int, reason: str, usage: Usage | None) -> None:
         """Record a refused or failed synthesizer run of pass ``index`` (what it cost, why)
         on the pass's synthesizer task."""
-        held = self._claim_own(self._synthesis_task(index), "synthesizer", until=self._killing)
-        if held is not None:  # None: killed meanwhile, or settled by another run
-            self.swarm.fail(held.id, held.token, reason, usage=usage)
+        try:
+            held = self._claim_own(self._synthesis_task(index), "synthesizer", until=self._killing)
+            if held is not None:  # None: killed meanwhile, or settled by another run
+                self.swarm.fail(held.id, held.token, reason, usage=usage)
+        finally:  # its claims only record runs: nothing runs under its name in between
+            self._leave("synthesizer")
 
     def _close_synthesis_task(self, index: int, synthesis: Synthesis, *, wait: bool = True) -> None:
         """Complete the synthesizer task of pass ``index``, if its synthesizer had a run
@@ -397,12 +416,15 @@ class OneShotAgents:
             task = self.swarm.get_task(synthesis_task_id(self.plan, index))
         except NotFound:
             return
-        held = self._claim_own(task, "synthesizer", until=self._killing, wait=wait)
-        if held is None:
-            return
-        with contextlib.suppress(SwarmError):
-            self.swarm.report(
-                held.id, held.token,
-                {"summary": f"synthesis {synthesis.id} written", "synthesis": synthesis.id},
-                worker=self._agent_name("synthesizer"),
-            )  # fmt: skip
+        try:
+            held = self._claim_own(task, "synthesizer", until=self._killing, wait=wait)
+            if held is None:
+                return
+            with contextlib.suppress(SwarmError):
+                self.swarm.report(
+                    held.id, held.token,
+                    {"summary": f"synthesis {synthesis.id} written", "synthesis": synthesis.id},
+                    worker=self._agent_name("synthesizer"),
+                )  # fmt: skip
+        finally:
+            self._leave("synthesizer")

@@ -28,6 +28,7 @@ __all__ = [
     "synthesis_id",
     "synthesis_queue",
     "synthesis_task_id",
+    "synthesizer_task_of",
     "tasks_of",
     "which_run",
 ]
@@ -105,7 +106,13 @@ def synthesis_task_id(plan: Plan, index: int) -> str:
     """The id of a pass's synthesizer task (see ``synthesis_queue``): the same on every run,
     so that a run finds the one an earlier run posted. It carries no pass name: the pass's
     tasks (``swarm task list --pass``) stay its workers' (and its planner's)."""
-    return "t-" + synthesis_id(plan, index).removeprefix("s-")
+    return synthesizer_task_of(synthesis_id(plan, index))
+
+
+def synthesizer_task_of(synthesis: str) -> str:
+    """The id of the synthesizer task of the synthesis ``synthesis`` (an id): found from the
+    synthesis alone, where no plan is at hand (lineage)."""
+    return "t-" + synthesis.removeprefix("s-")
 
 
 def dedupe_key(index: int, position: int, description: str) -> str:

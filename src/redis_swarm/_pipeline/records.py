@@ -22,6 +22,7 @@ from .names import (
     planning_queue,
     synthesis_id,
     synthesis_task_id,
+    synthesizer_task_of,
     tasks_of,
 )
 from .plan import Plan
@@ -38,6 +39,7 @@ __all__ = [
     "plus",
     "read_pass",
     "spending",
+    "synthesizer_task",
     "usage_figures",
 ]
 
@@ -101,6 +103,21 @@ def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
     with contextlib.suppress(NotFound):
         result.agent_tasks.append(swarm.get_task(synthesis_task_id(plan, index)))
     return result
+
+
+def synthesizer_task(swarm: Swarm, synthesis: Synthesis) -> Task | None:
+    """The synthesizer task of ``synthesis``'s pass (see ``synthesis_task_id``), where its
+    ``failed_usage`` is what the refused or failed runs of its synthesizer cost: None when
+    no run of it was refused or failed, or when no pipeline wrote the synthesis. Found from
+    the synthesis alone (lineage has no plan at hand): the id ``synthesis_task_id`` derives,
+    taken only when the task's data names the synthesis, so that a task that merely has such
+    an id is never counted."""
+    try:
+        task = swarm.get_task(synthesizer_task_of(synthesis.id))
+    except NotFound:
+        return None
+    named = task.data.get("synthesis") if isinstance(task.data, dict) else None
+    return task if named == synthesis.id else None
 
 
 def spending(result: PassResult) -> list[Spent]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFound
-from .._models import Finding, Task, TaskStatus, iso, now_ms, usd
+from .._models import Finding, Task, TaskStatus, Usage, iso, now_ms, usd
 from .names import plan_owner, stored_run
 from .plan import Plan, parse_plan
 from .records import (
@@ -20,6 +21,7 @@ from .records import (
     plus,
     read_pass,
     spending,
+    synthesizer_task,
     usage_figures,
 )
 
@@ -252,23 +254,55 @@ def _finding_node(swarm: Swarm, f: Finding) -> dict[str, Any]:
     return node
 
 
+def _summed(usages: Iterable[Usage | None]) -> dict[str, Any]:
+    """The ``FIGURES`` of ``usages`` summed, as lineage shows them (null: none reported)."""
+    total = no_figures()
+    for usage in usages:
+        if usage is not None:
+            add_figures(total, usage_figures(usage))
+    summed: dict[str, Any] = _json_figures(total)
+    return summed
+
+
+def _failed_runs(task: Task | None) -> dict[str, Any] | None:
+    """What the failed (or refused) runs on ``task`` cost, None when none is recorded."""
+    if task is None or task.failed_usage is None:
+        return None
+    return _summed([task.failed_usage])
+
+
+def _synthesis_node(swarm: Swarm, ident: str) -> dict[str, Any]:
+    s = swarm.get_synthesis(ident)
+    cited: list[dict[str, Any]] = []
+    found: list[Finding] = []
+    for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
+        try:
+            f = swarm.get_finding(fid)
+        except NotFound:
+            cited.append({"kind": "finding", "id": fid, "missing": True})
+            continue
+        found.append(f)
+        cited.append(_finding_node(swarm, f))
+    refused = synthesizer_task(swarm, s)
+    # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
+    # finding it cites (their tasks' failed runs are theirs: see each task's lineage).
+    usages = [s.usage, refused.failed_usage if refused else None, *(f.usage for f in found)]
+    return {
+        "kind": "synthesis", "id": s.id, "pass": s.pass_name, "shard": s.shard,
+        "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
+        "created": iso(s.created_at), "failed_runs": _failed_runs(refused),
+        "findings": cited, "total": _summed(usages),
+    }  # fmt: skip
+
+
 def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
     """The tree behind a synthesis (``s-``), finding (``f-``) or task (``t-``) id, or a
     pipeline's name: synthesis -> cited findings -> task, worker, model, attempt, context
-    owner and version, cost."""
+    owner and version, cost. A synthesis ends with its ``total``: its own run, its
+    synthesizer's refused or failed runs and its cited findings; a task shows what its
+    failed runs cost (``failed_runs``)."""
     if ident.startswith("s-"):
-        s = swarm.get_synthesis(ident)
-        cited = []
-        for fid in s.sources:
-            try:
-                cited.append(_finding_node(swarm, swarm.get_finding(fid)))
-            except NotFound:
-                cited.append({"kind": "finding", "id": fid, "missing": True})
-        return {
-            "kind": "synthesis", "id": s.id, "pass": s.pass_name, "shard": s.shard,
-            "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
-            "created": iso(s.created_at), "findings": cited,
-        }  # fmt: skip
+        return _synthesis_node(swarm, ident)
     if ident.startswith("f-"):
         return _finding_node(swarm, swarm.get_finding(ident))
     if ident.startswith("t-"):
@@ -277,6 +311,7 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
             "kind": "task", "id": t.id, "description": t.description, "pass": t.pass_name,
             "status": t.status.value, "attempts": t.attempts, "worker": t.worker,
             "context_owner": t.parent, "dead_reason": t.dead_reason,
+            "failed_runs": _failed_runs(t),
         }  # fmt: skip
         if t.finding_id:
             node["finding"] = _finding_node(swarm, swarm.get_finding(t.finding_id))
@@ -292,6 +327,14 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
     }
 
 
+def _figures_text(figures: dict[str, Any]) -> str:
+    """A cost and tokens as lineage shows them: "$0.1000, 1,000 in / 100 out"."""
+    return (
+        f"{usd(figures['cost_usd'])}, {tokens(figures['tokens_in'])} in / "
+        f"{tokens(figures['tokens_out'])} out"
+    )
+
+
 def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
     """The lineage tree as indented lines."""
     pad = "  " * depth
@@ -303,15 +346,20 @@ def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
         lines = [
             f"{pad}synthesis {node['id']} ({node['pass']}, model {node['model'] or '?'}{cost})"
         ]
+        if node.get("failed_runs"):
+            lines.append(f"{pad}  failed runs: {_figures_text(node['failed_runs'])}")
     elif kind == "finding":
         if node.get("missing"):
             return [f"{pad}finding {node['id']} (missing)"]
         cost = f", {usd(node['cost_usd'])}" if node.get("cost_usd") is not None else ""
-        version = (node.get("context_version") or "?")[:12]
+        context = "no context"  # its task named none for its worker to read
+        if node.get("context_owner"):
+            version = (node.get("context_version") or "?")[:12]
+            context = f"context {node['context_owner']}@{version}"
         lines = [
             f"{pad}finding {node['id']}: {node['summary'][:80]}",
             f"{pad}  worker {node['worker'] or '?'}, model {node['model'] or '?'}, attempt "
-            f"{node['attempt'] or '?'}, context {node['context_owner'] or '-'}@{version}{cost}",
+            f"{node['attempt'] or '?'}, {context}{cost}",
         ]
         task = node.get("task")
         if task:
@@ -326,10 +374,14 @@ def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
                  f"{node['description'][:80]}"]  # fmt: skip
         if node.get("dead_reason"):
             lines.append(f"{pad}  dead: {node['dead_reason'][:160]}")
+        if node.get("failed_runs"):
+            lines.append(f"{pad}  failed runs: {_figures_text(node['failed_runs'])}")
     else:
         lines = [f"{pad}pass {node['id']}: not synthesised yet"]
     for child in (*node.get("passes", ()), *node.get("findings", ())):
         lines += lineage_text(child, depth + 1)
     if kind == "task" and node.get("finding"):
         lines += lineage_text(node["finding"], depth + 1)
+    if kind == "synthesis":  # last: what everything above cost
+        lines.append(f"{pad}  total: {_figures_text(node['total'])}")
     return lines

@@ -218,8 +218,10 @@ def pipeline_report(app: App, name: str, out: Path | None) -> None:
 @pass_app
 def lineage(app: App, ident: str) -> None:
     """The tree behind ID: a synthesis (s-...) -> its cited findings -> each one's task,
-    worker, model, attempt, context owner and version, cost; a finding (f-...) or task
-    (t-...) the same from there; a pipeline's name: its passes' syntheses."""
+    worker, model, attempt, context owner and version, cost, ending with what the synthesis
+    cost in all (its run, its refused or failed runs, its cited findings); a finding (f-...)
+    or task (t-...) the same from there (a task with what its failed runs cost); a
+    pipeline's name: its passes' syntheses."""
     tree = lineage_tree(app.swarm, ident)
     app.emit(tree, lambda: click.echo("\n".join(printable(line) for line in lineage_text(tree))))
 
