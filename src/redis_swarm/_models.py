@@ -403,7 +403,8 @@ USAGE_MAX_MODELS = 64  # the models one usage breaks its figures down by
 _COST_RULE = "a number of US dollars from 0 to 1e15"
 _COUNT_RULE = "a whole number of tokens from 0 to 1e15"
 _NUMBER_RULE = "a number from 0 to 1e15"
-_COUNTS = ("tokens_in", "tokens_out", "cached_in")  # the figures that count tokens
+USAGE_COUNTS = ("tokens_in", "tokens_out", "cached_in")  # the figures that count tokens
+USAGE_LABEL_CHARS = 128  # the longest model name or session id a usage keeps
 
 
 def _misfit(value: object, *, whole: bool) -> bool:
@@ -487,7 +488,7 @@ class Usage(Record):
                 out.append(f"usage {name} is {self.shown(value)}: give {rule}, or leave it out")
 
         check("cost_usd", self.cost_usd, self.cost_fault(self.cost_usd))
-        for name in _COUNTS:
+        for name in USAGE_COUNTS:
             value = getattr(self, name)
             check(name, value, self.count_fault(value))
         cached, total = self.cached_in, self.tokens_in
@@ -510,7 +511,7 @@ class Usage(Record):
             for key, value in figures.items():
                 if key == "cost_usd":
                     rule = self.cost_fault(value)
-                elif key in _COUNTS:
+                elif key in USAGE_COUNTS:
                     rule = self.count_fault(value)
                 else:
                     rule = _NUMBER_RULE if _misfit(value, whole=False) else None

@@ -18,7 +18,18 @@ from typing import Any, TypeVar
 
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
-from .._models import UNREADABLE, Finding, Page, Task, TaskStatus, Usage, built, loads
+from .._models import (
+    UNREADABLE,
+    USAGE_COUNTS,
+    USAGE_LABEL_CHARS,
+    Finding,
+    Page,
+    Task,
+    TaskStatus,
+    Usage,
+    built,
+    loads,
+)
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._validate import check_id, check_json_depth, too_deep
 
@@ -466,12 +477,12 @@ def usage_body(usage: object) -> dict[str, Any]:
         raise ValidationError("; ".join(faults))
     check_label("usage source", usage.source, max_chars=64)
     if usage.session_id is not None:
-        check_label("usage session_id", usage.session_id, max_chars=128)
+        check_label("usage session_id", usage.session_id, max_chars=USAGE_LABEL_CHARS)
     for model in usage.models:
-        check_label("usage model", model, max_chars=128)
+        check_label("usage model", model, max_chars=USAGE_LABEL_CHARS)
     body = usage.to_dict()
     for figures in (body, *body["models"].values()):
-        for name in ("tokens_in", "tokens_out", "cached_in"):
+        for name in USAGE_COUNTS:
             if figures.get(name) is not None:
                 figures[name] = int(figures[name])
     return body

@@ -28,10 +28,11 @@ left out is named in ``AgentOutput.dropped``, for the runner's log line.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._models import USAGE_MAX_MODELS, Usage, usd
+from .._models import USAGE_LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
 
 __all__ = ["AgentOutput", "read_output"]
 
@@ -107,20 +108,20 @@ class _Figures:
         self.dropped[note] = None
 
     def cost(self, where: str, value: Any) -> float | None:
-        if value is None:
-            return None
-        if Usage.cost_fault(value) is not None:
-            self.drop(f"{where} {Usage.shown(value)}")
-            return None
-        return float(value)
+        return float(value) if self._kept(where, value, Usage.cost_fault) else None
 
     def count(self, where: str, value: Any) -> int | None:
+        return int(value) if self._kept(where, value, Usage.count_fault) else None
+
+    def _kept(self, where: str, value: Any, fault: Callable[[object], str | None]) -> bool:
+        """Whether ``value`` is given and plausible (``fault`` finds nothing); a value given
+        and implausible is noted."""
         if value is None:
-            return None
-        if Usage.count_fault(value) is not None:
+            return False
+        if fault(value) is not None:
             self.drop(f"{where} {Usage.shown(value)}")
-            return None
-        return int(value)
+            return False
+        return True
 
     def total(self, where: str, figures: dict[str, Any], main: str, *parts: str) -> int | None:
         """``main`` plus ``parts`` of ``figures`` (a part not given counts 0): None when
@@ -133,13 +134,13 @@ class _Figures:
         return self.count(f"{where}{main} with {', '.join(parts)} added", added)
 
     def model(self, name: Any) -> str | None:
-        """A model's name as the core stores it (at most 128 characters), or None."""
+        """A model's name as the core stores it (cut to ``USAGE_LABEL_CHARS``), or None."""
         if not isinstance(name, str):
             return None
         if not name.strip() or not _encodable(name):
             self.drop(f"modelUsage name {Usage.shown(name)}")
             return None
-        return name[:128]
+        return name[:USAGE_LABEL_CHARS]
 
 
 def _encodable(text: str) -> bool:
@@ -153,7 +154,7 @@ def _encodable(text: str) -> bool:
 def _session(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip() or not _encodable(value):
         return None
-    return value[:128]
+    return value[:USAGE_LABEL_CHARS]
 
 
 def _claude(result: dict[str, Any]) -> AgentOutput:
