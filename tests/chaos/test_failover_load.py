@@ -146,6 +146,7 @@ def run_through_failover(
         # the rest now, so that the kill lands in the middle of the work, however fast it goes
         with Swarm(settings) as swarm:
             swarm.post_tasks(specs[ACKS_BEFORE_KILL:])
+        log.posted.set()
         acked_at_kill = len(log.acked)
         killed_at = time.monotonic()
         kill()

@@ -64,6 +64,9 @@ class Log:
     # finding -> when its first attempt began: a reply read after a kill may be for a write
     # the dead server applied before it (the worker's thread was not scheduled in between)
     began: dict[str, float] = field(default_factory=dict)
+    # set once every task is on the queue: until then an empty queue is a gap between posts,
+    # and a worker that took it for the end would leave the rest to nobody
+    posted: threading.Event = field(default_factory=threading.Event)
 
     def begin(self, finding_id: str) -> None:
         with self.lock:
@@ -90,7 +93,7 @@ def sync_worker(settings: Settings, name: str, log: Log, stop: threading.Event) 
                 task = swarm.claim(QUEUE, worker=name, lease_s=3, wait_s=0.2)
                 log.ok(name)
                 if task is None:
-                    if _settled(swarm.queue_stats()):
+                    if log.posted.is_set() and _settled(swarm.queue_stats()):
                         return
                     continue
             except ConnectionFailed:
@@ -121,7 +124,7 @@ def async_worker(settings: Settings, name: str, log: Log, stop: threading.Event)
                     task = await swarm.claim(QUEUE, worker=name, lease_s=3, wait_s=0.2)
                     log.ok(name)
                     if task is None:
-                        if _settled(await swarm.queue_stats()):
+                        if log.posted.is_set() and _settled(await swarm.queue_stats()):
                             return
                         continue
                 except ConnectionFailed:
@@ -164,7 +167,10 @@ def wait_settled(settings: Settings, deadline: float, log: Log) -> None:
     """Until the queue has nothing pending, delayed or claimed (or the deadline fails)."""
     with Swarm(settings) as swarm:
         while not _settled(swarm.queue_stats()):
-            assert time.monotonic() < deadline, f"not settled: {swarm.queue_stats()} {log}"
+            assert time.monotonic() < deadline, (
+                f"not settled: {swarm.queue_stats()}; {len(log.acked)} findings acknowledged, "
+                f"the last at {max((at for _, _, at in log.acked), default=None)}"
+            )
             time.sleep(0.05)
 
 
@@ -197,6 +203,7 @@ def test_kill_9_mid_run_workers_reconnect_and_no_acknowledged_finding_is_lost(
         swarm.post_tasks([TaskSpec(QUEUE, f"t{i}", {"i": i}) for i in range(total)])
 
     log, stop = Log(), threading.Event()
+    log.posted.set()
     threads = start_workers(settings, log, stop)
     try:
         deadline = time.monotonic() + 60
