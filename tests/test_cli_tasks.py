@@ -153,7 +153,7 @@ def test_report_and_fail_record_what_the_run_cost(cli: Cli, swarm: Swarm, tmp_pa
     failed = cli.json("task", "fail", t["id"], "--token", t["token"], "--error", "-",
                       "--usage", spent, input="it broke")  # fmt: skip
     assert failed["failed_usage"]["cost_usd"] == 0.02 and failed["failed_usage"]["tokens_in"] == 900
-    assert "$0.0200, tokens 900 in / 40 out" in cli("task", "show", t["id"]).stdout
+    assert "$0.0200 · 900 in / 40 out" in cli("task", "show", t["id"]).stdout
     again = cli.json("task", "claim", "q", "--worker", "w", "--wait", "5")
     path = tmp_path / "usage.json"
     path.write_text('{"cost_usd": 0.5, "tokens_out": 7, "source": "my-agent"}')

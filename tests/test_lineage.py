@@ -40,8 +40,8 @@ def test_a_synthesis_ends_with_what_it_cost_in_all(cli: Cli, swarm: Swarm, tmp_p
     assert tree["total"] == total
     assert cli.json("lineage", "cost")["passes"][0]["total"] == total
     lines = cli("lineage", sid).stdout.splitlines()
-    assert lines[1] == "  failed runs: $0.5000, 5,000 in / 300 out"
-    assert lines[-1] == "  total: $1.2000, 12,000 in / 800 out"
+    assert lines[1] == "  failed runs: $0.5000 · 5,000 in / 300 out"
+    assert lines[-1] == "  total: $1.2000 · 12,000 in / 800 out"
     # the pass reads no context: its findings say so
     assert sum("attempt 1, no context, $0.1000" in line for line in lines) == 2
     assert "@" not in "\n".join(lines)
@@ -57,7 +57,8 @@ def test_a_total_no_agent_reported_a_cost_for_is_unknown(cli: Cli, tmp_path: Pat
     assert tree["failed_runs"] is None
     assert tree["total"] == {"cost_usd": None, "tokens_in": 6000, "tokens_out": 300}
     text = cli("lineage", sid).stdout
-    assert text.endswith("  total: -, 6,000 in / 300 out\n") and "failed runs" not in text
+    assert text.endswith("  total: cost unknown · 6,000 in / 300 out\n")
+    assert "failed runs" not in text
 
 
 def test_a_task_shows_what_its_failed_runs_cost(cli: Cli, swarm: Swarm) -> None:
@@ -71,7 +72,7 @@ def test_a_task_shows_what_its_failed_runs_cost(cli: Cli, swarm: Swarm) -> None:
     tree = cli.json("lineage", task.id)
     assert tree["failed_runs"] == {"cost_usd": 0.02, "tokens_in": 1500, "tokens_out": 40}
     lines = cli("lineage", task.id).stdout.splitlines()
-    assert lines[-1] == "  failed runs: $0.0200, 1,500 in / 40 out"
+    assert lines[-1] == "  failed runs: $0.0200 · 1,500 in / 40 out"
 
 
 PLANNED = '\n[planner]\nexec = "PY AGENTS/planner.py"\n\n[[passes]]\nname = "Two"\nplan = "Dig"\n'

@@ -339,3 +339,12 @@ def test_a_cost_is_shown_one_way_and_never_reads_as_free() -> None:
     assert usd(0.0) == "$0.0000" and usd(0.0123) == "$0.0123" and usd(1234.5) == "$1,234.5000"
     assert usd(0.00004) == "$0.000040" and usd(0.0000012) == "$0.0000012"
     assert usd(0.24000000000000002) == "$0.2400"
+
+
+def test_what_runs_cost_reads_one_way_with_its_unknowns_said() -> None:
+    from redis_swarm._models import usage_line
+
+    assert usage_line(0.0123, 12_345, 678) == "$0.0123 · 12,345 in / 678 out"
+    assert usage_line(None, 6_000, 300) == "cost unknown · 6,000 in / 300 out"
+    assert usage_line(0.5, None, None) == "$0.5000"  # no count reported: none shown
+    assert usage_line(0.5, 10, None) == "$0.5000 · 10 in / - out"  # not "0 out"

@@ -43,6 +43,7 @@ __all__ = [
     "loads",
     "now_ms",
     "type_filter",
+    "usage_line",
     "usd",
 ]
 
@@ -74,6 +75,20 @@ def usd(cost: float | None, unknown: str = "-") -> str:
     if 0 < abs(cost) < 0.00005:
         places = min(12, 1 - math.floor(math.log10(abs(cost))))
     return f"${cost:,.{places}f}"
+
+
+def usage_line(cost: float | None, tokens_in: int | None, tokens_out: int | None) -> str:
+    """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in / 678
+    out``. A cost nobody reported reads "cost unknown"; the tokens are left out when neither
+    count was reported, and a missing one reads ``-``."""
+    line = usd(cost, unknown="cost unknown")
+    if tokens_in is None and tokens_out is None:
+        return line
+
+    def count(n: int | None) -> str:
+        return "-" if n is None else f"{n:,}"
+
+    return f"{line} · {count(tokens_in)} in / {count(tokens_out)} out"
 
 
 def dumps(value: Any) -> str:
@@ -404,7 +419,7 @@ _COST_RULE = "a number of US dollars from 0 to 1e15"
 _COUNT_RULE = "a whole number of tokens from 0 to 1e15"
 _NUMBER_RULE = "a number from 0 to 1e15"
 USAGE_COUNTS = ("tokens_in", "tokens_out", "cached_in")  # the figures that count tokens
-USAGE_LABEL_CHARS = 128  # the longest model name or session id a usage keeps
+LABEL_CHARS = 128  # the longest model name, session id or context version a record keeps
 
 
 def _misfit(value: object, *, whole: bool) -> bool:

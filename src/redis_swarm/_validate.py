@@ -40,9 +40,10 @@ _JSON_BRACKET = re.compile(r"[\[\]{}]")
 # Letters, digits and ``._-``: nothing that could break a key (``:``), a hash tag (``{}``),
 # a glob (``*?[``) or a terminal (control characters).
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
+MAX_NAME = 128  # the longest name (an owner, a queue, a worker) unless its kind says less
 
 
-def check_name(kind: str, value: object, *, max_len: int = 128) -> str:
+def check_name(kind: str, value: object, *, max_len: int = MAX_NAME) -> str:
     """Return ``value`` if it is a valid name of ``kind``, else raise a ValidationError."""
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")

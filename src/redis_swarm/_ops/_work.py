@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
 from .._models import (
+    LABEL_CHARS,
     UNREADABLE,
     USAGE_COUNTS,
-    USAGE_LABEL_CHARS,
     Finding,
     Page,
     Task,
@@ -477,9 +477,9 @@ def usage_body(usage: object) -> dict[str, Any]:
         raise ValidationError("; ".join(faults))
     check_label("usage source", usage.source, max_chars=64)
     if usage.session_id is not None:
-        check_label("usage session_id", usage.session_id, max_chars=USAGE_LABEL_CHARS)
+        check_label("usage session_id", usage.session_id, max_chars=LABEL_CHARS)
     for model in usage.models:
-        check_label("usage model", model, max_chars=USAGE_LABEL_CHARS)
+        check_label("usage model", model, max_chars=LABEL_CHARS)
     body = usage.to_dict()
     for figures in (body, *body["models"].values()):
         for name in USAGE_COUNTS:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
 from .._hints import LIST_FINDINGS
 from .._keys import Keys
-from .._models import Finding, Page, Synthesis, Task, Usage, dumps, loads
+from .._models import LABEL_CHARS, Finding, Page, Synthesis, Task, Usage, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import check_id, check_name
 from . import tasks as task_ops
@@ -192,9 +192,11 @@ def report(
     elif claim_next is not None:
         claiming = task_ops.claim_part(ctx, claim_next, next_lease_s, next_secret, worker)
     if model is not None:
-        body["model"] = check_label("model", model, max_chars=128)
+        body["model"] = check_label("model", model, max_chars=LABEL_CHARS)
     if context_version is not None:
-        body["context_version"] = check_label("context_version", context_version, max_chars=128)
+        body["context_version"] = check_label(
+            "context_version", context_version, max_chars=LABEL_CHARS
+        )
     if usage is not None:
         body["usage"] = usage_body(usage)
     q = r.queue
@@ -341,7 +343,7 @@ def synthesize(
         "id": sid, "shard": shard, "pass_name": pass_name, "text": text, "sources": cited
     }  # fmt: skip
     if model is not None:
-        body["model"] = check_label("model", model, max_chars=128)
+        body["model"] = check_label("model", model, max_chars=LABEL_CHARS)
     if usage is not None:
         body["usage"] = usage_body(usage)
     payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))

@@ -23,7 +23,7 @@ else:  # pragma: no cover
 
 from .._errors import ValidationError
 from .._runner import check_command
-from .._validate import check_name
+from .._validate import MAX_NAME, check_name
 
 __all__ = ["AgentSpec", "ContextSpec", "PassSpec", "Plan", "TaskItem", "load_plan", "parse_plan"]
 
@@ -343,7 +343,7 @@ def _contexts(c: _Checker, value: Any, base: Path | None) -> tuple[ContextSpec, 
             c.problem(where, "must be a table")
             continue
         c.known(table, where, {"owner", "paths"})
-        owner = c.get(table, where, "owner", _name("context owner", 128), required=True)
+        owner = c.get(table, where, "owner", _name("context owner", MAX_NAME), required=True)
         paths = c.get(table, where, "paths", _paths, required=True)
         if owner in owners:
             c.problem((*where, "owner"), f"context {owner!r} is declared twice")
@@ -372,7 +372,7 @@ def _passes(c: _Checker, value: Any, owners: set[str]) -> tuple[PassSpec, ...]:
             continue
         c.known(table, where, {"name", "context", "tasks", "plan", "max_tasks"})
         name = c.get(table, where, "name", _bounded_text, required=True)
-        context = c.get(table, where, "context", _name("context owner", 128))
+        context = c.get(table, where, "context", _name("context owner", MAX_NAME))
         tasks = _tasks(c, table, where)
         plan = c.get(table, where, "plan", _text)
         max_tasks = c.get(table, where, "max_tasks", _integer(1, MAX_TASKS_PER_PASS))

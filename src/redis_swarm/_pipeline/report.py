@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFound
-from .._models import Finding, Task, TaskStatus, Usage, iso, now_ms, usd
+from .._models import Finding, Task, TaskStatus, Usage, iso, now_ms, usage_line, usd
 from .names import plan_owner, stored_run
 from .plan import Plan, parse_plan
 from .records import (
@@ -328,11 +328,8 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
 
 
 def _figures_text(figures: dict[str, Any]) -> str:
-    """A cost and tokens as lineage shows them: "$0.1000, 1,000 in / 100 out"."""
-    return (
-        f"{usd(figures['cost_usd'])}, {tokens(figures['tokens_in'])} in / "
-        f"{tokens(figures['tokens_out'])} out"
-    )
+    """A cost and tokens as lineage shows them: "$0.1000 · 1,000 in / 100 out"."""
+    return usage_line(figures["cost_usd"], figures["tokens_in"], figures["tokens_out"])
 
 
 def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:

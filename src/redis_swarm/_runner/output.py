@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._models import USAGE_LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
+from .._models import LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
 
 __all__ = ["AgentOutput", "read_output"]
 
@@ -134,13 +134,13 @@ class _Figures:
         return self.count(f"{where}{main} with {', '.join(parts)} added", added)
 
     def model(self, name: Any) -> str | None:
-        """A model's name as the core stores it (cut to ``USAGE_LABEL_CHARS``), or None."""
+        """A model's name as the core stores it (cut to ``LABEL_CHARS``), or None."""
         if not isinstance(name, str):
             return None
         if not name.strip() or not _encodable(name):
             self.drop(f"modelUsage name {Usage.shown(name)}")
             return None
-        return name[:USAGE_LABEL_CHARS]
+        return name[:LABEL_CHARS]
 
 
 def _encodable(text: str) -> bool:
@@ -154,7 +154,7 @@ def _encodable(text: str) -> bool:
 def _session(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip() or not _encodable(value):
         return None
-    return value[:USAGE_LABEL_CHARS]
+    return value[:LABEL_CHARS]
 
 
 def _claude(result: dict[str, Any]) -> AgentOutput:

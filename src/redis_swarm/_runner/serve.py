@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
 from .._keys import ask_queue
-from .._models import ContextInfo, Task
+from .._models import LABEL_CHARS, ContextInfo, Task
 from .._prompts import render_question_prompt
 from .._validate import check_name
 from .child import ERROR_TAIL, ChildResult
@@ -42,7 +42,7 @@ SESSION_META = "session"  # the agent metadata key of a slot's conversation (for
 # ``--resume={session}``; Codex's ``resume {session}``), or the placeholder alone: what is
 # left out when no session is known.
 _SESSION_WORDS = re.compile(r"(?:\s+(?:-{1,2}[A-Za-z][\w-]*|resume)(?:\s+|=))?\{session\}")
-_SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_SESSION_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{LABEL_CHARS}}}")
 
 
 def session_command(command: str, session: str | None) -> tuple[str, dict[str, str]]:

@@ -37,7 +37,7 @@ from rich.text import Text
 
 from .._config import DEFAULT_HOME, Settings, swarm_from_env
 from .._errors import ValidationError
-from .._models import iso, now_ms, usd
+from .._models import iso, now_ms, usage_line
 from .._printable import printable
 from .._validate import MAX_JSON_DEPTH, check_json_depth
 from ._app import App
@@ -466,12 +466,7 @@ def usage_text(usage: Any) -> str | None:
     """What an agent run cost, on one line (``$0.0123 · 12,345 in / 678 out``), or None."""
     if usage is None:
         return None
-    parts = []
-    if usage.cost_usd is not None:
-        parts.append(usd(usage.cost_usd))
-    if usage.tokens_in is not None or usage.tokens_out is not None:
-        parts.append(f"{usage.tokens_in or 0:,} in / {usage.tokens_out or 0:,} out")
-    return " · ".join(parts) or None
+    return usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import click
 
 from .._errors import ValidationError
 from .._hooks.tokens import remember as remember_token
-from .._models import Task, TaskStatus, Usage, iso, usd
+from .._models import Task, TaskStatus, Usage, iso, usage_line
 from .._printable import printable
 from .._validate import MAX_CLAIM_BATCH
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -98,11 +98,9 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
     ]
     spent = t.failed_usage
     if spent is not None:  # what the failed attempts cost, as their agents' CLIs said
-        cost = usd(spent.cost_usd, unknown="cost unknown")
         pairs.append(
-            ("failed runs cost", f"{cost}, tokens {spent.tokens_in or 0:,} in / "
-             f"{spent.tokens_out or 0:,} out")
-        )  # fmt: skip
+            ("failed runs cost", usage_line(spent.cost_usd, spent.tokens_in, spent.tokens_out))
+        )
     pairs += [
         ("token", t.token),
         ("priority", t.priority),
