@@ -75,6 +75,32 @@ def test_a_task_shows_what_its_failed_runs_cost(cli: Cli, swarm: Swarm) -> None:
     assert lines[-1] == "  failed runs: $0.0200 · 1,500 in / 40 out"
 
 
+def test_a_synthesis_total_counts_its_findings_tasks_failed_runs(cli: Cli, swarm: Swarm) -> None:
+    """A finding that took a failed run first ($0.02) then its own ($0.10), cited by a
+    synthesis ($0.50): $0.62 in all, the failed run shown under the finding's task."""
+    task = swarm.post_task("q", "look into it")
+    first = swarm.claim(["q"], worker="w1")
+    assert first is not None and first.token is not None
+    swarm.fail(first.id, first.token, "is_error", usage=Usage("claude-json", cost_usd=0.02,
+               tokens_in=1500, tokens_out=40))  # fmt: skip
+    second = swarm.claim(["q"], worker="w1", wait_s=3)  # after the 1 s backoff
+    assert second is not None and second.token is not None and second.id == task.id
+    finding = swarm.report(task.id, second.token, {"summary": "found"}, usage=Usage(
+        "claude-json", cost_usd=0.1, tokens_in=1000, tokens_out=100))  # fmt: skip
+    synthesis = swarm.synthesize("notes", "one", "Found [x]", [finding.id],
+                                 usage=Usage("claude-json", cost_usd=0.5, tokens_in=5000,
+                                             tokens_out=300))  # fmt: skip
+    tree = cli.json("lineage", synthesis.id)
+    failed = {"cost_usd": 0.02, "tokens_in": 1500, "tokens_out": 40}
+    assert tree["findings"][0]["task"]["failed_runs"] == failed
+    assert tree["total"] == {"cost_usd": 0.62, "tokens_in": 7500, "tokens_out": 440}
+    lines = cli("lineage", synthesis.id).stdout.splitlines()
+    assert "      failed runs: $0.0200 · 1,500 in / 40 out" in lines
+    assert lines[-1] == "  total: $0.6200 · 7,500 in / 440 out"
+    # the task's own lineage says its failed runs once, not again under its finding
+    assert cli("lineage", task.id).stdout.count("failed runs") == 1
+
+
 PLANNED = '\n[planner]\nexec = "PY AGENTS/planner.py"\n\n[[passes]]\nname = "Two"\nplan = "Dig"\n'
 
 

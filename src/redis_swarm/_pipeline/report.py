@@ -4,7 +4,6 @@ and cost stand behind each claim)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
@@ -224,7 +223,16 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
 # --- lineage
 
 
-def _finding_node(swarm: Swarm, f: Finding) -> dict[str, Any]:
+def _task_of(swarm: Swarm, f: Finding) -> Task | None:
+    """The task ``f`` reports on, None when it is gone."""
+    try:
+        return swarm.get_task(f.task_id)
+    except NotFound:
+        return None
+
+
+def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
+    """``f`` with ``t``, its task (``_task_of``), and what that task's failed runs cost."""
     node: dict[str, Any] = {
         "kind": "finding",
         "id": f.id,
@@ -237,11 +245,10 @@ def _finding_node(swarm: Swarm, f: Finding) -> dict[str, Any]:
         "cost_usd": f.usage.cost_usd if f.usage else None,
         "sources": list(f.sources),
     }
-    with contextlib.suppress(NotFound):
-        t = swarm.get_task(f.task_id)
+    if t is not None:
         node["task"] = {
             "id": t.id, "description": t.description, "pass": t.pass_name, "queue": t.queue,
-            "attempts": t.attempts, "status": t.status.value,
+            "attempts": t.attempts, "status": t.status.value, "failed_runs": _failed_runs(t),
         }  # fmt: skip
     # The answers its worker got by asking while on the task (swarm ask, peer assist).
     asked = swarm.answers_for(f.task_id)
@@ -274,19 +281,19 @@ def _failed_runs(task: Task | None) -> dict[str, Any] | None:
 def _synthesis_node(swarm: Swarm, ident: str) -> dict[str, Any]:
     s = swarm.get_synthesis(ident)
     cited: list[dict[str, Any]] = []
-    found: list[Finding] = []
+    refused = synthesizer_task(swarm, s)
+    # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
+    # finding it cites with the failed runs of that finding's task (what getting it took).
+    usages = [s.usage, refused.failed_usage if refused else None]
     for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
         try:
             f = swarm.get_finding(fid)
         except NotFound:
             cited.append({"kind": "finding", "id": fid, "missing": True})
             continue
-        found.append(f)
-        cited.append(_finding_node(swarm, f))
-    refused = synthesizer_task(swarm, s)
-    # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
-    # finding it cites (their tasks' failed runs are theirs: see each task's lineage).
-    usages = [s.usage, refused.failed_usage if refused else None, *(f.usage for f in found)]
+        t = _task_of(swarm, f)
+        usages += [f.usage, t.failed_usage if t else None]
+        cited.append(_finding_node(swarm, f, t))
     return {
         "kind": "synthesis", "id": s.id, "pass": s.pass_name, "shard": s.shard,
         "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
@@ -299,12 +306,13 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
     """The tree behind a synthesis (``s-``), finding (``f-``) or task (``t-``) id, or a
     pipeline's name: synthesis -> cited findings -> task, worker, model, attempt, context
     owner and version, cost. A synthesis ends with its ``total``: its own run, its
-    synthesizer's refused or failed runs and its cited findings; a task shows what its
-    failed runs cost (``failed_runs``)."""
+    synthesizer's refused or failed runs, its cited findings and their tasks' failed runs; a
+    task shows what its failed runs cost (``failed_runs``)."""
     if ident.startswith("s-"):
         return _synthesis_node(swarm, ident)
     if ident.startswith("f-"):
-        return _finding_node(swarm, swarm.get_finding(ident))
+        f = swarm.get_finding(ident)
+        return _finding_node(swarm, f, _task_of(swarm, f))
     if ident.startswith("t-"):
         t = swarm.get_task(ident)
         node: dict[str, Any] = {
@@ -314,7 +322,8 @@ def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
             "failed_runs": _failed_runs(t),
         }  # fmt: skip
         if t.finding_id:
-            node["finding"] = _finding_node(swarm, swarm.get_finding(t.finding_id))
+            # (its task is this node: not repeated under it)
+            node["finding"] = _finding_node(swarm, swarm.get_finding(t.finding_id), None)
         return node
     plan = stored_plan(swarm, ident)
     return {
@@ -361,6 +370,8 @@ def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
         task = node.get("task")
         if task:
             lines.append(f"{pad}  task {task['id']} ({task['status']}): {task['description'][:80]}")
+            if task.get("failed_runs"):
+                lines.append(f"{pad}    failed runs: {_figures_text(task['failed_runs'])}")
         for a in node.get("answers", ()):
             lines.append(
                 f"{pad}  asked {a['queue']}: {a['question'][:60]} -> answer {a['id']} by "
