@@ -105,6 +105,14 @@ def test_search_plain_and_regex(cli: Cli) -> None:
     ]
     hits = cli.json("context", "search", "s", r"line 1\d0:", "--regex", "--around", "0")
     assert [h["line"] for h in hits["items"]] == [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]
+    assert hits["more"] is False
+    # a list cut at --max-hits says so, so that a script counting the lines is not misled
+    cut = cli.json("context", "search", "s", r"line 1\d0:", "--regex", "--max-hits", "10")
+    assert len(cut["items"]) == 10 and cut["more"] is False
+    cut = cli.json("context", "search", "s", r"line 1\d0:", "--regex", "--max-hits", "9")
+    assert [h["line"] for h in cut["items"]][-1] == 180 and cut["more"] is True
+    told = cli("context", "search", "s", r"line 1\d0:", "--regex", "--max-hits", "9")
+    assert "more lines match past these 9: raise --max-hits (up to 1000)" in told.stderr
     none = cli("context", "search", "s", "gamma")
     assert none.stdout == "" and "no match" in none.stderr
 

@@ -11,6 +11,7 @@ import click
 
 from .._errors import PayloadTooLarge
 from .._models import grep_groups
+from .._validate import MAX_HITS
 from ._app import App, json_option, main, pass_app
 from ._common import (
     BIG,
@@ -273,7 +274,13 @@ def read(
     is_flag=True,
     help="Letters match in either case ('retry' finds 'Retry'), as grep -i.",
 )
-@click.option("--max-hits", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--max-hits",
+    type=click.IntRange(1, MAX_HITS),
+    default=50,
+    show_default=True,
+    help='Hits listed; when more match, the output says so (JSON: "more": true).',
+)
 @click.option("--around", type=click.IntRange(0), default=2, show_default=True,
               help="Lines of context around each hit.")  # fmt: skip
 @version_option
@@ -290,15 +297,18 @@ def search(
     version: str | None,
 ) -> None:
     """Find PATTERN in OWNER's context; prints hits like grep -n (LINE: text)."""
+    # One hit beyond the page tells whether more match (at the bound, the bound's hits do not)
     hits = app.swarm.search_context(
         owner,
         pattern,
         regex=regex,
-        max_hits=max_hits,
+        max_hits=min(max_hits + 1, MAX_HITS),
         around=around,
         version=version,
         ignore_case=ignore_case,
     )
+    more = len(hits) > max_hits or len(hits) == MAX_HITS
+    hits = hits[:max_hits]
 
     def human() -> None:
         if not hits:
@@ -310,8 +320,12 @@ def search(
                 click.echo("--")
             for line in group:
                 click.echo(content(f"{line.number}{':' if line.hit else '-'} {line.text}"))
+        if more:
+            bigger = f"raise --max-hits (up to {MAX_HITS}) or " if max_hits < MAX_HITS else ""
+            click.echo(f"more lines match past these {len(hits)}: {bigger}narrow the pattern",
+                       err=True)  # fmt: skip
 
-    app.emit({"items": hits}, human)
+    app.emit({"items": hits, "more": more}, human)
 
 
 @context.command()
