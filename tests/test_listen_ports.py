@@ -1,7 +1,8 @@
 """The faces that serve HTTP (``swarm dashboard``, ``swarm a2a``, ``swarm mcp --transport
 http``) on an address they cannot listen on: one clear error naming the port, with a --port
 hint, exit 1 (3 means "nothing to claim"), and no URL announced first. On ``--port 0`` (any
-free port): the URL they announce names the port they serve on."""
+free port): the URL they announce names the port they serve on. From the moment they announce
+it, they listen there: no other program can take the port in between."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from redis_swarm import ConfigError, _net
-from redis_swarm._net import check_can_listen
+from redis_swarm._net import listen
 
 from ._cli import SRC
 
@@ -89,7 +89,10 @@ def test_port_0_announces_the_port_it_serves_on(redis_url: str, command: str) ->
             url = line[len(prefix) :].split()[0]
             found = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/.*)", url)
             assert found and int(found[1]) != 0, url
-            answer = _first_answer(url, proc)
+            # Announced, so already listening: no other program can take the port...
+            _assert_taken(int(found[1]))
+            # ...and a request sent at once (no retry) waits for the server, which answers.
+            answer = httpx.get(url, timeout=30)
             if path is None:
                 assert found[2] == "/mcp"
             else:
@@ -105,21 +108,42 @@ def test_port_0_announces_the_port_it_serves_on(redis_url: str, command: str) ->
                 proc.kill()
 
 
-def _first_answer(url: str, proc: subprocess.Popen[str]) -> httpx.Response:
-    """The server's first answer at ``url``, once it listens (it announces, then binds)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return httpx.get(url, timeout=5)
-        except httpx.TransportError:
-            assert proc.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, f"nothing listens at {url}"
-            time.sleep(0.05)
+def _assert_taken(port: int, host: str = "127.0.0.1") -> None:
+    """Another server cannot take ``host`` ``port``: binding as servers do (reusing a port
+    in TIME_WAIT), it is refused only by a socket that listens there (two such sockets may
+    bind one port that neither listens on)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with pytest.raises(OSError) as refused:
+            other.bind((host, port))
+        assert refused.value.errno == errno.EADDRINUSE
+
+
+@pytest.mark.parametrize("host", ["localhost", ""])
+def test_the_sockets_listen_before_any_server_runs(host: str) -> None:
+    """listen() hands back sockets already listening, as uvicorn would make them: a client
+    connects before any server runs, on every address of the host (``localhost``: 127.0.0.1,
+    and ::1 where it names it too; "": 0.0.0.0 and ::, each IPv6 socket IPv6 only), on one
+    port; no other server can take it."""
+    with listen(host, 0) as listening:
+        assert listening.port != 0
+        assert len(listening.sockets) == len(_addresses(host))
+        for sock in listening.sockets:
+            address = sock.getsockname()
+            assert address[1] == listening.port
+            assert not sock.getblocking()  # as the server's event loop expects
+            if sock.family == socket.AF_INET6:
+                assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+            with socket.create_connection(address[:2], timeout=5):
+                pass  # accepted into the listen queue: nothing serves yet
+            _assert_taken(listening.port, address[0])
+    assert all(sock.fileno() == -1 for sock in listening.sockets)  # closed on exit
 
 
 def test_port_0_on_several_addresses_is_one_port_free_on_all() -> None:
-    """--host "" is every address (0.0.0.0 and ::): the server binds each on the same port.
-    A pick the system made free on the first but taken on another is tried again."""
+    """--host "" is every address (0.0.0.0 and ::): the server listens on each on the same
+    port. A pick the system made free on the first but taken on another is tried again."""
     bind = _net._bind
     taken: list[int] = []
 
@@ -133,18 +157,30 @@ def test_port_0_on_several_addresses_is_one_port_free_on_all() -> None:
         pytest.skip("this machine has no IPv6 address to bind beside IPv4")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_net, "_bind", taken_once_on_ipv6)
-        port = check_can_listen("", 0)
-    assert taken and port != 0
+        listening = listen("", 0)
+    with listening:
+        assert taken and listening.port not in (0, taken[0])
+        families = sorted(sock.family for sock in listening.sockets)
+        assert families == [socket.AF_INET, socket.AF_INET6]
+        for address in ("127.0.0.1", "::1"):  # one port, listening on both
+            with socket.create_connection((address, listening.port), timeout=5):
+                pass
     for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        with socket.socket(family) as sock:  # the port is free on both (and let go)
-            sock.bind((address, port))
+        with socket.socket(family) as sock:  # closed: the port is free again on both
+            sock.bind((address, listening.port))
 
 
 def test_a_port_given_is_the_port_served(taken: int) -> None:
     free = _free_loopback_port()
-    assert check_can_listen("127.0.0.1", free) == free
+    with listen("127.0.0.1", free) as listening:
+        assert listening.port == free
     with pytest.raises(ConfigError, match=f"port {taken} is already in use"):
-        check_can_listen("127.0.0.1", taken)
+        listen("127.0.0.1", taken)
+
+
+def _addresses(host: str) -> set[tuple[Any, ...]]:
+    found = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return {address for *_, address in found}
 
 
 def _free_loopback_port() -> int:

@@ -8,11 +8,12 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigError
 
-__all__ = ["check_can_listen", "http_url", "is_loopback"]
+__all__ = ["Listening", "http_url", "is_loopback", "listen"]
 
 _LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
 
@@ -34,14 +35,35 @@ def http_url(host: str, port: int, path: str = "/") -> str:
     return f"http://{shown}:{port}{path}"
 
 
-def check_can_listen(host: str, port: int) -> int:
-    """The port a face that serves HTTP will listen on: ``port``, or for 0 ("any free port")
-    one the system finds free on every address of ``host``, to announce in its URL (not
-    ``:0``). Refuses, before the face announces its URL, an address it cannot listen on: a
-    port in use, else the server printed the URL, then failed with its own error and exit
-    code. Binds as the server will (every address of ``host``, reusing a port in TIME_WAIT)
-    and lets go at once: the server binds the port again, so another program could take it
-    in between (rarely: a port bound, never listened on, is free again at once)."""
+@dataclass(frozen=True)
+class Listening:
+    """The sockets a face that serves HTTP listens on (one per address of its host, all on
+    ``port``), to hand to its server. Already listening: connections made from now on wait
+    in the queue until the server accepts them. A context manager that closes them (the
+    server closes them too when it stops; closing twice is harmless)."""
+
+    port: int
+    sockets: tuple[socket.socket, ...]
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+    def __enter__(self) -> Listening:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def listen(host: str, port: int) -> Listening:
+    """Listen on every address of ``host`` (``localhost``: 127.0.0.1, and ::1 where the
+    machine names it so too), all on ``port``, or for 0 ("any free port") on one the system
+    finds free on all of them; the port (to announce in the face's URL, not ``:0``) and the
+    sockets, to hand to the server. The port is held from here on: the URL a face announces
+    is its own, and no other program can take the port before the server serves. Refuses,
+    before the face announces its URL, an address it cannot listen on (a port in use, a
+    host not of this machine), with what to do instead."""
     try:
         addresses = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -51,12 +73,12 @@ def check_can_listen(host: str, port: int) -> int:
             f"cannot listen on --host {host}: {exc.strerror}: give an address or name of "
             "this machine (127.0.0.1, 0.0.0.0, ::)"
         ) from None
-    # The server binds each address once (``localhost``: 127.0.0.1 and ::1), all on one port.
+    # Each address once (getaddrinfo may list one twice), all on one port.
     unique = list(dict.fromkeys((f, k, p, a) for f, k, p, _name, a in addresses))
     picks = 1
     while True:
         try:
-            return _bind_all(unique, port)
+            return _listen_all(unique, port)
         except _NotBound as failed:
             # Port 0: the port the first address got may be taken on another: pick again.
             if port == 0 and failed.port != 0 and picks < _PICKS:
@@ -73,30 +95,39 @@ _Address = tuple[int, int, int, tuple[Any, ...]]  # family, type, proto, sockadd
 
 
 class _NotBound(Exception):
-    """``address`` could not be bound on ``port``."""
+    """``address`` could not be bound (or listened on) on ``port``."""
 
     def __init__(self, address: tuple[Any, ...], port: int, error: OSError) -> None:
         super().__init__(address, port, error)
         self.address, self.port, self.error = address, port, error
 
 
-def _bind_all(addresses: Sequence[_Address], port: int) -> int:
-    """Bind every address on ``port`` (0: on the port the first one got), holding each until
-    all are bound, then let go; the port."""
-    with contextlib.ExitStack() as bound:
+def _listen_all(addresses: Sequence[_Address], port: int) -> Listening:
+    """Listen on every address on ``port`` (0: on the port the first one got); all of them,
+    or none (those already open are closed)."""
+    with contextlib.ExitStack() as opened:
+        sockets = []
         for family, kind, proto, address in addresses:
             try:
-                sock = bound.enter_context(socket.socket(family, kind, proto))
+                sock = opened.enter_context(socket.socket(family, kind, proto))
                 port = _bind(sock, (address[0], port, *address[2:]))
+                # Two sockets with SO_REUSEADDR may bind one port; only one can listen:
+                # a port is ours once listen succeeds.
+                sock.listen()
             except OSError as exc:
                 raise _NotBound(address, port, exc) from None
-    return port
+            # The server's event loop accepts without blocking (asyncio would set it too).
+            sock.setblocking(False)
+            sockets.append(sock)
+        opened.pop_all()  # all listen: they are the caller's now
+    return Listening(port, tuple(sockets))
 
 
 def _bind(sock: socket.socket, address: tuple[Any, ...]) -> int:
-    """Bind ``sock`` to ``address`` as the server will; the port it got."""
+    """Bind ``sock`` to ``address`` as uvicorn (asyncio's ``create_server``) would: reusing a
+    port in TIME_WAIT, IPv6 only on an IPv6 address (IPv4 is bound apart); the port it got."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if sock.family == socket.AF_INET6:  # the server binds IPv6 only, and IPv4 apart
+    if sock.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     sock.bind(address)
     port: int = sock.getsockname()[1]

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._errors import ConfigError
 from ._models import dumps
-from ._net import is_loopback
+from ._net import Listening, is_loopback
 
 __all__ = ["AccessGuard", "require_token_off_loopback", "serve"]
 
@@ -38,12 +38,11 @@ def require_token_off_loopback(host: str, token: str | None, *, what: str, env: 
         )
 
 
-def serve(app: ASGIApp, host: str, port: int) -> None:
-    """Serve ``app`` with uvicorn until Ctrl-C (which is the normal way out, not an error)."""
+def serve(app: ASGIApp, listening: Listening) -> None:
+    """Serve ``app`` with uvicorn on the sockets of ``_net.listen`` until Ctrl-C (which is
+    the normal way out, not an error); closes them."""
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="warning",
         ws="none",
         lifespan="on",
@@ -51,8 +50,8 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
         timeout_graceful_shutdown=1,
     )
     # uvicorn stops on Ctrl-C, then raises it again.
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run()
+    with listening, contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=list(listening.sockets))
 
 
 class AccessGuard:

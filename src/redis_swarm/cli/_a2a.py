@@ -6,7 +6,7 @@ import click
 
 from .._client import AsyncSwarm
 from .._errors import ConfigError
-from .._net import check_can_listen, http_url, is_loopback
+from .._net import http_url, is_loopback, listen
 from ._app import App, main, pass_app
 from ._common import listen_options
 
@@ -85,21 +85,23 @@ def a2a(
         host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
     )
     descriptions = _descriptions(describe, queues)
-    port = check_can_listen(host, port)  # --port 0: the port picked, for the card
-    base_url = public_url or http_url(host, port)
-    web = create_app(
-        AsyncSwarm(app.settings),
-        queues=queues,
-        base_url=base_url,
-        descriptions=descriptions,
-        name=name,
-        token=token,
-        wait_s=wait_s,
-        private_webhooks=is_loopback(host),
-        close_swarm=True,
-    )
-    card = base_url.rstrip("/") + "/.well-known/agent-card.json"
-    app.err.print(
-        f"A2A server of swarm [bold]{app.swarm_name}[/]: card at {card}  (Ctrl-C to stop)"
-    )
-    serve(web, host, port)
+    # Listening before the card's URL is announced: --port 0 names the port picked, and the
+    # port stays this server's.
+    with listen(host, port) as listening:
+        base_url = public_url or http_url(host, listening.port)
+        web = create_app(
+            AsyncSwarm(app.settings),
+            queues=queues,
+            base_url=base_url,
+            descriptions=descriptions,
+            name=name,
+            token=token,
+            wait_s=wait_s,
+            private_webhooks=is_loopback(host),
+            close_swarm=True,
+        )
+        card = base_url.rstrip("/") + "/.well-known/agent-card.json"
+        app.err.print(
+            f"A2A server of swarm [bold]{app.swarm_name}[/]: card at {card}  (Ctrl-C to stop)"
+        )
+        serve(web, listening)

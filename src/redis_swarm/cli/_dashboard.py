@@ -15,7 +15,7 @@ from rich.live import Live
 from .._client import AsyncSwarm
 from .._errors import ConfigError
 from .._models import dumps
-from .._net import check_can_listen, http_url
+from .._net import http_url, listen
 from ..dashboard import Snapshot, snapshot
 from ..dashboard._feed import EventFeed
 from ..dashboard._terminal import render
@@ -50,12 +50,14 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         what="the dashboard shows everything agents report",
         env="SWARM_DASHBOARD_TOKEN",
     )
-    port = check_can_listen(host, port)  # --port 0: the port picked, for the URL
-    swarm = AsyncSwarm(app.settings)
-    web = create_app(swarm, token=token, close_swarm=True)
-    url = http_url(host, port) + (f"?token={token}" if token else "")
-    app.err.print(f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  (Ctrl-C to stop)")
-    serve(web, host, port)
+    # Listening before the URL is announced: --port 0 names the port picked, and the port
+    # stays this server's.
+    with listen(host, port) as listening:
+        swarm = AsyncSwarm(app.settings)
+        web = create_app(swarm, token=token, close_swarm=True)
+        url = http_url(host, listening.port) + (f"?token={token}" if token else "")
+        app.err.print(f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  (Ctrl-C to stop)")
+        serve(web, listening)
 
 
 @main.command(short_help="Show the swarm live in the terminal.")

@@ -150,13 +150,17 @@ def mcp_command(
         log_level="DEBUG" if app.debug else "INFO",
         channel=watch_queues if channel else None,
     )
-    if transport == "http":
-        from .._net import check_can_listen  # (the web faces share it; not for stdio)
+    if transport != "http":
+        serve(server, "stdio")
+        return
+    from .._net import listen  # (the web faces share it; not for stdio)
 
-        port = check_can_listen(host, port)  # --port 0: the port picked, for the URL
+    # Listening before the URL is announced: --port 0 names the port picked, and the port
+    # stays this server's.
+    with listen(host, port) as listening:
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
-        click.echo(f"serving MCP on {http_url(host, port, '/mcp')}{guard}", err=True)
-    serve(server, "http" if transport == "http" else "stdio", host=host, port=port, token=token)
+        click.echo(f"serving MCP on {http_url(host, listening.port, '/mcp')}{guard}", err=True)
+        serve(server, "http", host=host, port=listening.port, token=token, listening=listening)
 
 
 def _check_watched(watch_queues: tuple[str, ...], channel: bool) -> None:

@@ -14,19 +14,32 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from starlette.types import ASGIApp
 
+from .._net import Listening, listen
 from .._web import AccessGuard
 
 __all__ = ["serve_http"]
 
 
-def serve_http(server: MCPServer[Any], *, host: str, port: int, token: str | None) -> None:
+def serve_http(
+    server: MCPServer[Any],
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    listening: Listening | None = None,
+) -> None:
     """Serve ``http://HOST:PORT/mcp`` until SIGINT or SIGTERM (uvicorn owns them and shuts
-    the sessions down cleanly)."""
+    the sessions down cleanly). ``listening``: the sockets ``_net.listen(host, port)`` gave
+    a face that announced the URL first (the CLI; ``port`` is then their port); without,
+    they are opened here. Closes them."""
     import uvicorn
 
-    # MCP clients all set headers: no ?token=, which uvicorn's access log would print.
-    app: ASGIApp = AccessGuard(
-        server.streamable_http_app(host=host), token, "this MCP server", query_token=False
-    )
-    config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower())
-    uvicorn.Server(config).run()
+    if listening is None:
+        listening = listen(host, port)
+    with listening:
+        # MCP clients all set headers: no ?token=, which uvicorn's access log would print.
+        app: ASGIApp = AccessGuard(
+            server.streamable_http_app(host=host), token, "this MCP server", query_token=False
+        )
+        config = uvicorn.Config(app, log_level=server.settings.log_level.lower())
+        uvicorn.Server(config).run(sockets=list(listening.sockets))

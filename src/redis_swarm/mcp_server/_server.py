@@ -27,6 +27,7 @@ from mcp_types import INVALID_PARAMS, ToolAnnotations
 
 from .._client import Swarm
 from .._errors import ConfigError
+from .._net import Listening
 from ._arguments import StrictTool
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
 from ._channel import Channel, ChannelOnConnect
@@ -223,15 +224,18 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
     token: str | None = None,
+    listening: Listening | None = None,
 ) -> None:
     """Run the server until its client leaves (stdio) or it is stopped (SIGINT, SIGTERM).
 
-    Over HTTP, ``token`` (when given) is the bearer token every request must carry.
+    Over HTTP, ``token`` (when given) is the bearer token every request must carry;
+    ``listening``: the sockets ``_net.listen(host, port)`` opened for a caller that announced
+    the URL first (else they are opened here).
     """
     if transport == "stdio":
         anyio.run(_serve_stdio, server)
     elif transport == "http":
-        serve_http(server, host=host, port=port, token=token)
+        serve_http(server, host=host, port=port, token=token, listening=listening)
     else:
         raise ValueError(f"transport must be stdio or http, not {transport!r}")
 
