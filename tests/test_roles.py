@@ -158,6 +158,10 @@ def test_leaving_the_worker_loop_gives_the_next_task_back(redis_url: str) -> Non
     skipped = worker.claim_tasks("loop")  # a task not reported: the loop claims the next
     assert next(skipped)["task_id"] == second
     assert next(skipped, None) is None  # never reported, still held: nothing else to claim
+    with Swarm(redis_url) as swarm:  # and once the loop ended, given back
+        back = swarm.get_task(second)
+    assert (back.status.value, back.failures, back.abandons) == ("pending", 0, 0)
+    assert worker.held is None
 
 
 def test_worker_without_claim_is_a_clear_error(redis_url: str) -> None:

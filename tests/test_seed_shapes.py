@@ -54,7 +54,7 @@ def test_spawn_worker_task_returns_a_task_id(shard: SwarmMemoryShard) -> None:
 
 
 def test_claim_task_is_the_seed_task_record(
-    shard: SwarmMemoryShard, worker: EphemeralWorker
+    shard: SwarmMemoryShard, worker: EphemeralWorker, redis_url: str
 ) -> None:
     task_id = shard.spawn_worker_task("analysis", "Read it", {"q": 1}, pass_name="P1")
     task = worker.claim_task("queue:analysis")
@@ -62,7 +62,8 @@ def test_claim_task_is_the_seed_task_record(
     seed = {"task_id": str, "parent_shard": str, "type": str, "description": str, "data": dict}
     assert_shape(task, {**seed, "pass_name": str, "posted_at": str, "status": str})
     assert (task["task_id"], task["type"], task["pass_name"]) == (task_id, "analysis", "P1")
-    assert worker.claim_task("queue:analysis") is None
+    with EphemeralWorker(url=redis_url) as other:  # (this worker holds its task)
+        assert other.claim_task("queue:analysis") is None
 
 
 def test_report_finding_and_get_all_findings(

@@ -11,6 +11,9 @@ the seed's dict had, with the seed's type (what it read back from a Redis hash i
 too: V1's ``priority``, ``context_capacity``, ``metadata`` as JSON, ``parent_id`` ``"none"``),
 plus a few extra keys.
 
+Every class is a context manager (``close()`` gives back what it holds), a heartbeat
+registers a swept agent again, and a worker holds one task at a time: docs/seed.md.
+
 Where each part lives: ``_modern.py`` the typed classes, ``_seed.py`` the seed's, ``_v1.py``
 V1's coordinator, ``_base.py`` what they share (connecting, the seed's names and stamps).
 

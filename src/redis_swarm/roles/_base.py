@@ -1,17 +1,31 @@
 """What every role class shares: connecting from the seed's keywords, a URL or the
-environment; the seed's agent names and ``queue:X`` names; its time stamps."""
+environment; the seed's agent names and ``queue:X`` names; its time stamps; ``close()`` and
+``with``; a heartbeat that brings a swept agent back."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import unicodedata
+from collections.abc import Iterable
+from typing import TypeVar
 from urllib.parse import quote
 
 from .._client import Swarm
 from .._config import DEFAULT_HOME, Settings, swarm_from_env
-from .._models import iso
+from .._errors import Conflict, NotFound, ValidationError
+from .._models import Agent, iso
 
 _QUEUE_PREFIX = "queue:"
+
+# The part of an agent name taken from a label (a specialization): short enough that the
+# longest prefix ("coordinator"), the label and the random suffix stay within the bound of
+# an agent name (tests/test_seed_lifecycle.py registers the longest label to check it).
+_LABEL_CHARS = 40
+# The characters ``check_name`` allows in a name that are not letters or digits.
+_NAME_MARKS = "._-"
+
+R = TypeVar("R", bound="_Role")
 
 
 def _connect(
@@ -45,16 +59,55 @@ def _connect(
     return Swarm(Settings.from_url(url, swarm=name))
 
 
+def _label_part(label: str) -> str:
+    """``label`` in the characters names allow (``[A-Za-z0-9._-]``): accents folded
+    (``é`` -> ``e``), spaces and ASCII punctuation as ``_``, any other character (``研``)
+    dropped; cut to ``_LABEL_CHARS``. Empty when nothing is left."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", label):
+        if ch.isascii() and (ch.isalnum() or ch in _NAME_MARKS):
+            out.append(ch)
+        elif unicodedata.combining(ch):
+            continue  # the accent NFKD split off its letter
+        elif ch.isspace() or (ch.isascii() and ch.isprintable()):
+            out.append("_")
+        # anything else has no ASCII form: left out
+    return "".join(out).strip("_")[:_LABEL_CHARS].rstrip("_")
+
+
 def _agent_name(prefix: str, label: str | None = None) -> str:
-    """``memory_research_1a2b3c4d``: the seed's id shape, reduced to characters keys allow."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in (label or ""))
-    middle = f"_{cleaned[:40]}" if cleaned else ""
+    """``memory_research_1a2b3c4d``: the seed's id shape, reduced to characters names allow
+    (``memory_1a2b3c4d`` when none of the label's is)."""
+    cleaned = _label_part(label or "")
+    middle = f"_{cleaned}" if cleaned else ""
     return f"{prefix}{middle}_{secrets.token_hex(4)}"
 
 
-def _queue(name: str) -> str:
+def _check_text(what: str, value: object) -> str:
+    """A free-text argument of a role's constructor, refused (ValidationError) unless a str."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _queue(name: object) -> str:
     """The seed named queues ``queue:X``; the queue here is ``X``."""
+    if not isinstance(name, str):
+        raise ValidationError(
+            f"a queue name is a string, 'NAME' or 'queue:NAME', not {type(name).__name__}"
+        )
     return name[len(_QUEUE_PREFIX) :] if name.startswith(_QUEUE_PREFIX) else name
+
+
+def _finding_ids(sources: object) -> list[str]:
+    """The finding ids a synthesis cites, as a list; a lone string (which ``list()`` would
+    split into characters) or a non-iterable is refused."""
+    if isinstance(sources, str | bytes) or not isinstance(sources, Iterable):
+        raise ValidationError(
+            f"sources must be a list of finding ids, not {type(sources).__name__}: e.g. "
+            "[f['finding_id'] for f in shard.get_all_findings()], or [one_id] for one"
+        )
+    return list(sources)
 
 
 def _stamp(ms: int | None) -> str:
@@ -63,7 +116,10 @@ def _stamp(ms: int | None) -> str:
 
 
 class _Role:
-    """Shared construction: the seed's keywords, or ``url=``, or nothing (environment)."""
+    """Shared construction: the seed's keywords, or ``url=``, or nothing (environment).
+
+    ``close()`` (or leaving ``with``) gives back what the role holds and closes its
+    connection; any call after it raises ``Conflict``, never reconnects."""
 
     def __init__(
         self,
@@ -77,10 +133,11 @@ class _Role:
         url: str | None = None,
         swarm: str | Swarm | None = None,
     ) -> None:
+        self._closed = False
         if isinstance(swarm, Swarm):
-            self.swarm = swarm
+            self._swarm = swarm
         else:
-            self.swarm = _connect(
+            self._swarm = _connect(
                 url=url,
                 swarm=swarm,
                 redis_host=redis_host,
@@ -91,5 +148,59 @@ class _Role:
                 redis_username=redis_username,
             )
 
+    @property
+    def swarm(self) -> Swarm:
+        """The core handle every call goes through (refused once the role is closed)."""
+        self._ensure_open()
+        return self._swarm
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise Conflict(
+                f"this {type(self).__name__} is closed: make a new one (or keep using it "
+                "inside its `with` block)"
+            )
+
     def close(self) -> None:
-        self.swarm.close()
+        """Give back what the role holds (a worker's claimed task), then close the
+        connection; closing again does nothing."""
+        if self._closed:
+            return
+        try:
+            self._give_back()
+        finally:
+            self._closed = True
+            self._swarm.close()
+
+    def _give_back(self) -> None:
+        """What ``close`` returns before closing: nothing here; a worker's task."""
+
+    def __enter__(self: R) -> R:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _present(self, profile: Agent) -> Agent:
+        """Mark ``profile``'s agent present. When it is not registered any more (swept as
+        stale, or deregistered), or was re-made by a claim as a bare implicit worker, it is
+        registered again under its id with ``profile``'s role, model, specialization,
+        capacity, parent and metadata: a role object that is alive is an agent that is."""
+        try:
+            seen = self.swarm.heartbeat(profile.id)
+        except NotFound:
+            seen = None
+        if seen is not None and not (seen.implicit and not profile.implicit):
+            return seen
+        return self._register(profile)
+
+    def _register(self, profile: Agent) -> Agent:
+        return self.swarm.register(
+            profile.role,
+            name=profile.id,
+            model=profile.model,
+            specialization=profile.specialization,
+            capacity_tokens=profile.capacity_tokens,
+            parent=profile.parent,
+            metadata=profile.metadata,
+        )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from .._errors import NotFound, ValidationError
-from .._models import ContextInfo, Finding, Message, Synthesis, Task
-from ._base import _agent_name, _queue, _Role
+from .._errors import Conflict, NotFound, ValidationError
+from .._models import Agent, ContextInfo, Finding, Message, Synthesis, Task
+from ._base import _agent_name, _check_text, _finding_ids, _queue, _Role
 
 
 class CoordinatorStatus(TypedDict):
@@ -34,16 +34,20 @@ class MemoryShard(_Role):
         agent_id: str | None = None,
         **connect: Any,
     ) -> None:
+        self.specialization = _check_text("specialization", specialization)
         super().__init__(**connect)
-        self.specialization = specialization
         self.agent_id = agent_id or _agent_name("memory", specialization)
-        self.agent = self.swarm.register(
-            self.role,
-            name=self.agent_id,
-            model=model,
-            specialization=specialization,
-            capacity_tokens=capacity_tokens,
-        )
+        try:
+            self.agent = self.swarm.register(
+                self.role,
+                name=self.agent_id,
+                model=model,
+                specialization=specialization,
+                capacity_tokens=capacity_tokens,
+            )
+        except BaseException:
+            self.close()
+            raise
 
     def publish(self, content: str | bytes | os.PathLike[str], source: str) -> ContextInfo:
         return self.swarm.publish_context(self.agent_id, content, source=source)
@@ -71,31 +75,49 @@ class MemoryShard(_Role):
                 return out
 
     def synthesize(self, pass_name: str, text: str, sources: Sequence[str]) -> Synthesis:
-        return self.swarm.synthesize(self.agent_id, pass_name, text, list(sources))
+        return self.swarm.synthesize(self.agent_id, pass_name, text, _finding_ids(sources))
 
     def heartbeat(self) -> None:
-        self.swarm.heartbeat(self.agent_id)
+        """Mark the shard present. A shard swept as stale (``sweep``, V1's
+        ``cleanup_stale_agents``) is registered again under its id, with its profile."""
+        self.agent = self._present(self.agent)
 
 
 def _queues(queue: str | Sequence[str]) -> list[str]:
-    return [_queue(queue)] if isinstance(queue, str) else [_queue(q) for q in queue]
+    if isinstance(queue, str):
+        return [_queue(queue)]
+    if not isinstance(queue, Sequence):
+        raise ValidationError(
+            "claim takes a queue name ('NAME' or 'queue:NAME') or a list of them, "
+            f"not {type(queue).__name__}"
+        )
+    return [_queue(q) for q in queue]
 
 
 @dataclass
 class _Loop:
     """A worker's ``tasks()`` loop: the queues, lease and wait its reports claim the next
-    task with, the task the last report leased, and whether the task yielded was reported
-    (its report waited for the next already)."""
+    task with, the task the last report leased, whether the task yielded was reported (its
+    report waited for the next already), and the tasks the loop moved on from unreported
+    (still leased: given back when the loop ends, not at once, or it would yield them
+    again)."""
 
     queues: list[str]
     lease_s: int | None
     wait_s: float
     following: Task | None = None
     reported: bool = False
+    skipped: list[Task] = field(default_factory=list)  # yielded, neither reported nor released
 
 
 class Worker(_Role):
-    """An ephemeral worker: claim one task, read the shard's context, report, forget."""
+    """An ephemeral worker: claim one task, read the shard's context, report, forget.
+
+    It holds one task at a time: claiming again before the held task is reported or
+    released is refused (``Conflict``). ``close()`` gives a held task back to its queue."""
+
+    # How the refusals name the methods that settle a held task (the seed's class renames).
+    _settle = "report() or release()"
 
     def __init__(
         self,
@@ -111,15 +133,76 @@ class Worker(_Role):
         self.model = model
         self.task: Task | None = None
         self.context_version: str | None = None
+        self._held: Task | None = None  # leased to this worker, not yet reported or released
         self._loop: _Loop | None = None  # inside ``tasks()``: what a report claims next
+
+    @property
+    def held(self) -> Task | None:
+        """The task this worker holds: claimed, not yet reported or released."""
+        return self._held
 
     def claim(
         self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
     ) -> Task | None:
-        queues = _queues(queue)
+        """Lease the next task of ``queue`` (None when there is none after ``wait_s``);
+        refused while this worker holds one."""
+        if self._held is not None:
+            raise Conflict(
+                f"worker {self.worker_id} still holds task {self._held.id} (claimed, not "
+                f"reported): call {self._settle} first; a worker holds one task at a time"
+            )
+        return self._lease(_queues(queue), wait_s=wait_s, lease_s=lease_s)
+
+    def _lease(self, queues: list[str], *, wait_s: float, lease_s: int | None) -> Task | None:
         self.task = self.swarm.claim(queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s)
+        self._held = self.task
         self.context_version = None
         return self.task
+
+    def release(self) -> Task | None:
+        """Give the held task back to its queue now (counted neither as a failure nor as an
+        abandon: the next worker gets it at once); None when no task is held. A lease lost
+        meanwhile raises ``LeaseLost`` (the task is not this worker's any more)."""
+        held = self._held
+        if held is None:
+            return None
+        try:
+            released = self.swarm.release(held.id, held.token)
+        except (Conflict, NotFound):
+            self._held = None  # lost or settled meanwhile: not this worker's any more
+            raise
+        self._held = None
+        return released
+
+    def heartbeat(self) -> None:
+        """Mark the worker present (registered again when it was swept as stale) and renew
+        the lease of the task it holds (``LeaseLost`` when it was lost meanwhile)."""
+        self._present(Agent(id=self.worker_id, role="worker", model=self.model, implicit=True))
+        held = self._held
+        if held is not None:
+            try:
+                self.swarm.renew(held.id, held.token)
+            except (Conflict, NotFound):
+                self._held = None
+                raise
+
+    def _give_back(self) -> None:
+        loop, self._loop = self._loop, None
+        held = [self._held] if self._held is not None else []
+        if loop is not None:
+            held += [t for t in (loop.following, *loop.skipped) if t is not None]
+            loop.following, loop.skipped = None, []
+        self._held = None
+        self._release_all(held)
+
+    def _release_all(self, tasks: Sequence[Task]) -> None:
+        """Give ``tasks`` back; one whose lease was lost or that was settled meanwhile is
+        no longer this worker's to give."""
+        for task in tasks:
+            try:
+                self.swarm.release(task.id, task.token)
+            except (Conflict, NotFound):
+                continue
 
     def tasks(
         self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
@@ -127,26 +210,31 @@ class Worker(_Role):
         """Claim and yield tasks of ``queue`` until none is left (after waiting ``wait_s``).
         Each ``report`` in the loop also leases the next task, in the same round trip: one
         round trip per task, not two, and waits for it (``wait_s``) in that round trip too
-        when the worker was woken for its task. Leaving the loop early gives back a task
-        leased and not yet yielded (released: it counts as neither a failure nor an
-        abandon)."""
+        when the worker was woken for its task. A task the loop moves on from without a
+        report stays leased until the loop ends (so that it is not yielded again), then is
+        given back; so is a task leased and not yet yielded when the loop is left early
+        (released: it counts as neither a failure nor an abandon)."""
         loop = _Loop(_queues(queue), lease_s, wait_s)
+        task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
         self._loop = loop
         try:
-            task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
             while task is not None:
                 loop.reported = False
                 yield task
+                self._ensure_open()  # (a loop resumed after close() goes no further)
+                if self._held is not None and self._held.id == task.id:
+                    loop.skipped.append(self._held)  # neither reported nor released
+                    self._held = None
                 task, loop.following = loop.following, None
                 if task is not None:
-                    self.task, self.context_version = task, None
+                    self.task, self._held, self.context_version = task, task, None
                 elif not loop.reported:  # not reported: claim (and wait) anew
-                    task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
+                    task = self._lease(loop.queues, wait_s=wait_s, lease_s=lease_s)
                 # (reported with nothing next: the report waited wait_s already)
         finally:
-            self._loop = None
-            if loop.following is not None:
-                self.swarm.release(loop.following.id, loop.following.token)
+            if self._loop is loop:  # (close() gave its tasks back already)
+                self._loop = None
+                self._release_all([t for t in (loop.following, *loop.skipped) if t])
 
     def _claimed(self) -> Task:
         if self.task is None:
@@ -165,18 +253,28 @@ class Worker(_Role):
         """Report the claimed task's finding (inside ``tasks()``, leasing the next task)."""
         task = self._claimed()
         loop = self._loop
-        if loop is None:
-            return self.swarm.report(
-                task.id, task.token, finding, worker=self.worker_id, model=self.model,
-                context_version=self.context_version,
-            )  # fmt: skip
-        found, loop.following = self.swarm.report(
-            task.id, task.token, finding, worker=self.worker_id, model=self.model,
-            context_version=self.context_version, claim_next=loop.queues,
-            next_lease_s=loop.lease_s, wait_s=loop.wait_s,
-        )  # fmt: skip
-        loop.reported = True
+        try:
+            if loop is None:
+                found = self.swarm.report(
+                    task.id, task.token, finding, worker=self.worker_id, model=self.model,
+                    context_version=self.context_version,
+                )  # fmt: skip
+            else:
+                found, loop.following = self.swarm.report(
+                    task.id, task.token, finding, worker=self.worker_id, model=self.model,
+                    context_version=self.context_version, claim_next=loop.queues,
+                    next_lease_s=loop.lease_s, wait_s=loop.wait_s,
+                )  # fmt: skip
+                loop.reported = True
+        except (Conflict, NotFound):
+            self._settled(task)  # settled meanwhile, or not this worker's: nothing held
+            raise
+        self._settled(task)
         return found
+
+    def _settled(self, task: Task) -> None:
+        if self._held is not None and self._held.id == task.id:
+            self._held = None
 
 
 class Coordinator(_Role):
@@ -193,7 +291,15 @@ class Coordinator(_Role):
     ) -> None:
         super().__init__(redis_host, redis_port, **connect)
         self.agent_id = agent_id or _agent_name("coordinator")
-        self.agent = self.swarm.register("coordinator", name=self.agent_id, model=model)
+        try:
+            self.agent = self.swarm.register("coordinator", name=self.agent_id, model=model)
+        except BaseException:
+            self.close()
+            raise
+
+    def heartbeat(self) -> None:
+        """Mark the coordinator present (registered again when it was swept as stale)."""
+        self.agent = self._present(self.agent)
 
     def status(self) -> CoordinatorStatus:
         shards = self.swarm.agents(role="shard")

@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 from .._client import Swarm
 from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._models import ContextInfo, Finding, Task, iso
-from ._base import _stamp
+from ._base import _finding_ids, _stamp
 from ._modern import Coordinator, MemoryShard, Worker
 
 # The pass of a task posted outside one, as the seed's task record wrote it (``pass_name or
@@ -188,6 +188,7 @@ class SwarmMemoryShard(MemoryShard):
         """Store the synthesis of a pass citing ``sources`` (finding ids); returns its id. A
         synthesis citing nothing is refused, as ``swarm synth create`` and the pipeline refuse
         it: an empty list is almost always a pass or shard whose findings were not found."""
+        sources = _finding_ids(sources)
         if not sources:
             raise ValidationError(
                 f"synthesize_findings({pass_name!r}, ...) cites no finding, so nothing was "
@@ -216,7 +217,12 @@ class SwarmMemoryShard(MemoryShard):
 
 
 class EphemeralWorker(Worker):
-    """The seed's ephemeral worker (constructor: ``redis_host, redis_port`` or ``url=``)."""
+    """The seed's ephemeral worker (constructor: ``redis_host, redis_port`` or ``url=``).
+
+    One task at a time: ``claim_task`` while a claimed task is neither reported nor
+    released raises ``Conflict`` (the seed's worker claims once, reports, and is gone)."""
+
+    _settle = "report_finding() or release_task()"
 
     @property
     def task_id(self) -> str | None:
@@ -241,6 +247,12 @@ class EphemeralWorker(Worker):
 
     def get_parent_context(self) -> str:
         return self.parent_context()
+
+    def release_task(self) -> str | None:
+        """Give the claimed task back to its queue, unreported (not counted as a failure):
+        returns its id, or None when no task is held."""
+        released = self.release()
+        return None if released is None else str(released.id)
 
     def report_finding(self, finding: Mapping[str, Any]) -> str:
         """Report the claimed task's finding; returns its id. As in the seed, a task settled

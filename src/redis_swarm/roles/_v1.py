@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from .._client import Swarm
-from .._errors import AlreadyCompleted, NotFound, ValidationError
-from .._models import Agent, dumps, iso
+from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
+from .._models import Agent, Message, dumps, iso
+from .._validate import too_deep
 from ._base import _agent_name, _queue, _Role, _stamp
 
 
@@ -75,6 +76,37 @@ class V1QueueStatus(TypedDict):
 
 V1_STALE_S = 300  # V1 took an agent without a heartbeat for 5 minutes as gone
 
+# V1 sent any JSON value. A text goes as the message's text and a dict as its data; any other
+# value (a list, a number, true/false, None, an empty text) as the data {"value": VALUE} of a
+# message of this kind, with its JSON as the text (cut to _PREVIEW_CHARS for readers such as
+# ``swarm inbox``), and ``get_messages`` hands back VALUE.
+_VALUE_KIND = "json"
+_PREVIEW_CHARS = 200
+
+
+def _preview(value: Any) -> str:
+    """The text of a message carrying ``value``: its JSON, cut short."""
+    try:
+        encoded = dumps(value)
+    except RecursionError:
+        raise too_deep("the message") from None
+    except (TypeError, ValueError):
+        raise ValidationError(
+            "send_message sends a text, a dict or another JSON value (a list, a number, "
+            f"true/false, None); a {type(value).__name__} is none of these: convert it "
+            "(a set to a list, an object to a dict)"
+        ) from None
+    if len(encoded) <= _PREVIEW_CHARS:
+        return encoded
+    return encoded[: _PREVIEW_CHARS - 1] + "…"
+
+
+def _content(msg: Message) -> Any:
+    """What was sent: the value of a JSON-value message, the data of a dict, else the text."""
+    if msg.kind == _VALUE_KIND and msg.data is not None and "value" in msg.data:
+        return msg.data["value"]
+    return msg.data if msg.data is not None else msg.body
+
 
 def _v1_agent(agent: Agent) -> V1Agent:
     capacity = agent.capacity_tokens
@@ -94,7 +126,11 @@ def _v1_agent(agent: Agent) -> V1Agent:
 
 
 class RedisSwarmCoordinator(_Role):
-    """V1's all-in-one coordinator, over the core: claims are leases, contexts versioned."""
+    """V1's all-in-one coordinator, over the core: claims are leases, contexts versioned.
+
+    ``heartbeat()`` registers its agent again when it was swept (``cleanup_stale_agents``);
+    the other calls do not, and ``get_messages()`` of the swept agent raises ``NotFound``
+    saying so. ``close()`` gives back the tasks it claimed and did not complete."""
 
     def __init__(
         self,
@@ -119,7 +155,8 @@ class RedisSwarmCoordinator(_Role):
         self.agent_id: str | None = None
         self.role: str | None = None
         self.parent_id: str | None = None
-        self._tokens: dict[str, str | None] = {}
+        self._agent: Agent | None = None  # as registered: what heartbeat() registers again
+        self._tokens: dict[str, str | None] = {}  # claimed, not completed: task id -> token
 
     def _me(self, agent_id: str | None = None) -> str:
         agent = agent_id or self.agent_id
@@ -134,7 +171,7 @@ class RedisSwarmCoordinator(_Role):
         parent_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
-        meta = dict(metadata or {})
+        meta = dict(metadata or {}) if isinstance(metadata, Mapping | None) else {}
         agent = self.swarm.register(
             role,
             name=_agent_name(role),
@@ -142,13 +179,21 @@ class RedisSwarmCoordinator(_Role):
             specialization=meta.get("specialization"),
             capacity_tokens=context_capacity,
             parent=parent_id,
-            metadata=meta,
+            metadata=meta if isinstance(metadata, Mapping | None) else metadata,  # refused
         )
+        self._agent = agent
         self.agent_id, self.role, self.parent_id = agent.id, role, parent_id
         return str(agent.id)
 
     def heartbeat(self, agent_id: str | None = None) -> None:
-        self.swarm.heartbeat(self._me(agent_id))
+        """Mark the agent present. This coordinator's own agent, swept as stale, is
+        registered again with its role, capacity, parent and metadata; another agent
+        (``agent_id``) that is not registered raises ``NotFound``."""
+        agent = self._me(agent_id)
+        if self._agent is not None and agent == self._agent.id:
+            self._agent = self._present(self._agent)
+        else:
+            self.swarm.heartbeat(agent)
 
     def update_context(
         self, context: str, agent_id: str | None = None, version: str | None = None
@@ -208,26 +253,46 @@ class RedisSwarmCoordinator(_Role):
             return str(exc.finding_id)
 
     def send_message(self, to_agent_id: str, message: Any) -> str:
-        body = message if isinstance(message, str) else None
-        data = None if isinstance(message, str) else message
-        sent = self.swarm.send(
-            to_agent_id,
-            body or str(message.get("type", "message")),
-            sender=self.agent_id,
-            data=data,
-        )
+        """Send ``message`` to a registered agent's inbox, as V1 did: a text, a dict (its
+        ``type`` names it), or any other JSON value (a list, a number, true/false, None,
+        ""); ``get_messages`` gives each back as sent. Returns the message's id."""
+        if isinstance(message, str) and message.strip():
+            sent = self.swarm.send(to_agent_id, message, sender=self.agent_id)
+        elif isinstance(message, Mapping):
+            name = str(message.get("type") or "").strip() or "message"
+            sent = self.swarm.send(to_agent_id, name, sender=self.agent_id, data=message)
+        else:
+            sent = self.swarm.send(
+                to_agent_id, _preview(message), sender=self.agent_id, kind=_VALUE_KIND,
+                data={"value": message},
+            )  # fmt: skip
         return str(sent.id)
 
     def get_messages(self, agent_id: str | None = None, limit: int = 10) -> list[V1Message]:
+        """The agent's unread messages (consumed). This coordinator's agent swept as stale
+        raises ``NotFound``: its unread messages went with it; ``heartbeat()`` registers it
+        again."""
+        agent = self._me(agent_id)
+        try:
+            messages = self.swarm.inbox(agent, ack=True, limit=limit)
+        except NotFound:
+            if agent != self.agent_id:
+                raise
+            raise NotFound(
+                f"agent {agent} is not registered any more (swept as stale: no heartbeat "
+                "within cleanup_stale_agents' max age; or deregistered), and the messages "
+                "it had not read went with it: call heartbeat() to register it again, and "
+                "keep calling it"
+            ) from None
         out: list[V1Message] = []
-        for msg in self.swarm.inbox(self._me(agent_id), ack=True, limit=limit):
+        for msg in messages:
             out.append(
                 {
                     "message_id": msg.id,
                     "from": msg.sender or "unknown",
                     "to": msg.to,
                     "timestamp": _stamp(msg.created_at),
-                    "content": msg.data if msg.data is not None else msg.body,
+                    "content": _content(msg),
                     "kind": msg.kind,
                 }
             )
@@ -252,3 +317,11 @@ class RedisSwarmCoordinator(_Role):
 
     def cleanup_stale_agents(self, max_age_seconds: int = 300) -> list[str]:
         return list(self.swarm.sweep(max_age_seconds))
+
+    def _give_back(self) -> None:
+        claimed, self._tokens = self._tokens, {}
+        for task_id, token in claimed.items():
+            try:
+                self.swarm.release(task_id, token)
+            except (Conflict, NotFound):
+                continue  # its lease was lost, or it was settled: not this agent's to give
