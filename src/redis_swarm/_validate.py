@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ._errors import ValidationError
 
 __all__ = [
+    "MAX_AGENT_NAME",
     "MAX_AROUND",
     "MAX_CLAIM_BATCH",
     "MAX_DELAY_S",
@@ -15,6 +16,7 @@ __all__ = [
     "MAX_HITS",
     "MAX_JSON_DEPTH",
     "MAX_QUEUES",
+    "check_agent",
     "check_id",
     "check_json_depth",
     "check_name",
@@ -88,6 +90,15 @@ def check_queues(queues: str | Sequence[str], *, what: str = "claim") -> tuple[s
 def check_swarm_name(value: object) -> str:
     """Swarm names go into every key's hash tag, so they are kept short."""
     return check_name("swarm name", value, max_len=64)
+
+
+MAX_AGENT_NAME = 64  # an agent's name: it is part of its inbox's key and of every message
+
+
+def check_agent(kind: str, value: object) -> str:
+    """An agent's name (a sender, a recipient, a parent, a shard): a name of at most
+    ``MAX_AGENT_NAME`` characters."""
+    return check_name(kind, value, max_len=MAX_AGENT_NAME)
 
 
 def check_id(kind: str, value: object) -> str:

@@ -15,7 +15,7 @@ from .._errors import NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
 from .._models import UNREADABLE, Agent, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_name
+from .._validate import check_agent, check_name
 from ._bus import check_data, new_id, now_from, text
 from ._work import forget_presence
 
@@ -81,9 +81,9 @@ def register(
     Registering an id again replaces its profile and keeps its inbox. The call is safe to
     retry: sent again after a lost reply, it changes nothing and records one agent.joined."""
     role = check_name("role", role, max_len=40)
-    agent_id = new_id(f"{role}-") if name is None else check_name("agent name", name, max_len=64)
+    agent_id = new_id(f"{role}-") if name is None else check_agent("agent name", name)
     if parent is not None:
-        check_name("parent agent", parent, max_len=64)
+        check_agent("parent agent", parent)
     if capacity_tokens is not None and (
         not isinstance(capacity_tokens, int)
         or isinstance(capacity_tokens, bool)
@@ -125,7 +125,7 @@ def heartbeat(
     ctx: OpContext, agent_id: str, *, current_task: str | None = None
 ) -> Operation[Agent]:
     """Mark the agent present now; ``current_task`` sets what it works on ("" clears it)."""
-    agent_id = check_name("agent id", agent_id, max_len=64)
+    agent_id = check_agent("agent id", agent_id)
     if current_task is not None and not isinstance(current_task, str):
         raise ValidationError(f"current_task must be a string, not {type(current_task).__name__}")
     if current_task is not None and len(current_task) > MAX_FIELD_CHARS:
@@ -144,7 +144,7 @@ def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
     """Remove the agent, its presence and its inbox (unread messages are dropped with it and
     counted in the ``agent.left`` event). The call is safe to retry: sent again after a lost
     reply, it returns as the first did (no NotFound) and records one agent.left."""
-    agent_id = check_name("agent id", agent_id, max_len=64)
+    agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
     forget_presence(ctx, agent_id)
     yield Call(
@@ -190,7 +190,7 @@ def agents(
     if role is not None:
         check_name("role", role, max_len=40)
     if parent is not None:
-        check_name("parent agent", parent, max_len=64)
+        check_agent("parent agent", parent)
     keys = ctx.keys
     records, presence, server_time = yield Batch(
         (
@@ -223,7 +223,7 @@ def agents(
 
 
 def get_agent(ctx: OpContext, agent_id: str, stale_after_s: float = 60.0) -> Operation[Agent]:
-    agent_id = check_name("agent id", agent_id, max_len=64)
+    agent_id = check_agent("agent id", agent_id)
     stale_ms = _check_stale(stale_after_s)
     keys = ctx.keys
     record, seen, server_time = yield Batch(

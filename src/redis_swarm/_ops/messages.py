@@ -23,7 +23,7 @@ from typing import Any
 from .._errors import NotFound, PayloadTooLarge, ValidationError
 from .._models import Message, MessageStatus, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_name
+from .._validate import check_agent, check_name
 from ._bus import check_data, decode_fields, new_id, text
 from ._work import await_events, block_chunk_s, check_number
 
@@ -63,7 +63,7 @@ def _send(
     pass_name: str = "",
 ) -> Operation[Message]:
     if sender is not None:
-        check_name("sender", sender, max_len=64)
+        check_agent("sender", sender)
     kind = check_name("message kind", kind, max_len=64)
     if not isinstance(body, str):
         raise ValidationError(f"the message body must be a string, not {type(body).__name__}")
@@ -122,7 +122,7 @@ def send(
     data: Mapping[str, Any] | None = None,
 ) -> Operation[Message]:
     """Put a message in a registered agent's inbox (NotFound if it is not registered)."""
-    to = check_name("recipient agent", to, max_len=64)
+    to = check_agent("recipient agent", to)
     return (yield from _send(ctx, to, body, sender=sender, kind=kind, data=data))
 
 
@@ -148,7 +148,7 @@ def request_synthesis(
 ) -> Operation[Message]:
     """Ask a shard to synthesise a pass: a ``synthesis_request`` message carrying
     ``pass_name`` and ``instructions``, plus a ``synthesis.requested`` event."""
-    shard = check_name("shard agent", shard, max_len=64)
+    shard = check_agent("shard agent", shard)
     if not isinstance(pass_name, str) or not pass_name.strip():
         raise ValidationError("pass_name is empty: name the pass to synthesise")
     if len(pass_name) > MAX_PASS_NAME_CHARS:
@@ -203,7 +203,7 @@ def inbox(
     (then ``mark_read`` through the last one shown). With ``wait_s``, an empty inbox is
     waited on, blocking on the event stream, until a message arrives or ``wait_s`` passes
     (then the result is empty)."""
-    agent = check_name("agent id", agent, max_len=64)
+    agent = check_agent("agent id", agent)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_READ:
         raise ValidationError(f"limit must be between 1 and {MAX_READ}, not {limit!r}")
     wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
@@ -234,7 +234,7 @@ def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:
     """Move the agent's read cursors through ``through`` (the ``seq`` of the last message
     shown to it): its inbox up to there is consumed, its broadcasts up to there passed.
     Cursors never move back, so marking again, or an older seq, changes nothing."""
-    agent = check_name("agent id", agent, max_len=64)
+    agent = check_agent("agent id", agent)
     if not isinstance(through, str) or not _SEQ.fullmatch(through):
         raise ValidationError(
             f"cannot mark read through {through!r}: pass the seq of the last message shown "

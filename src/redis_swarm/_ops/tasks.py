@@ -33,6 +33,7 @@ from .._validate import (
     MAX_CLAIM_BATCH,
     MAX_DELAY_S,
     MAX_QUEUES,
+    check_agent,
     check_id,
     check_name,
     check_queues,
@@ -871,7 +872,7 @@ def shard_stats(ctx: OpContext, shards: Sequence[str]) -> Operation[dict[str, Sh
     """``{shard: {"findings": n, status: count, ...}}``: the findings reported to each shard
     and its posted tasks by status, in one round trip (a counter per shard and status, kept
     exact by the task scripts, and one ZCARD per shard)."""
-    names = list(dict.fromkeys(check_name("shard", s, max_len=64) for s in shards))
+    names = list(dict.fromkeys(check_agent("shard", s) for s in shards))
     if not names:
         return {}
     k = ctx.keys
