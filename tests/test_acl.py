@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 from redis_swarm import LeaseLost, NotFound, PermissionDenied, Settings, Swarm, ValidationError
 from redis_swarm._acl import (
     ROLES,
+    WORKER_HIDDEN,
     WORKER_READ_ONLY,
     WORKER_WRITES,
     AclUser,
@@ -22,6 +25,7 @@ from redis_swarm._acl import (
     key_patterns,
     keys_members,
     password_hash,
+    worker_read_patterns,
 )
 from redis_swarm._keys import Keys, chunk_key
 from redis_swarm._protocol import Call, Cmd, Operation
@@ -47,6 +51,26 @@ def test_every_key_of_the_layout_is_classified() -> None:
         "WORKER_READ_ONLY, or to WORKER_WRITES with the write commands a worker runs on it"
     )
     assert not WORKER_READ_ONLY & set(WORKER_WRITES)
+    assert WORKER_HIDDEN <= WORKER_READ_ONLY  # a key it may not read, it does not write
+
+
+def _sample(member: str) -> str:
+    """A key of the family ``member`` (its glob with the wildcards filled in)."""
+    return key_patterns(SWARM, member).replace("?", "a").replace("*", "x")
+
+
+def test_worker_patterns_leave_out_the_hidden_keys() -> None:
+    """Redis ACL patterns only allow: the worker's readable keys are listed family by family,
+    and no family's glob reaches a hidden one (webhooks: an A2A client's credentials)."""
+    readable = worker_read_patterns(SWARM)
+    for member in keys_members():
+        reached = [p for p in readable if fnmatchcase(_sample(member), p)]
+        assert bool(reached) is (member not in WORKER_HIDDEN), (member, reached)
+    assert fnmatchcase(K.webhooks("t-1"), K.prefix + "*")  # what the old rule let through
+    rules = acl_user("worker", SWARM, "w").rules
+    keys = [r[1:] for r in rules if r.startswith("~")]
+    assert keys == readable and K.prefix + "*" not in keys
+    assert f"~{K.prefix}*" in acl_user("shard", SWARM, "s").rules  # it keeps the webhooks
 
 
 def test_patterns_follow_the_key_layout() -> None:
@@ -259,6 +283,43 @@ def test_worker_cannot_touch_another_swarm(as_user: Any) -> None:
     denied(w, "HGET", Keys("team-a.x").tasks, "t")
 
 
+def test_worker_cannot_read_webhook_credentials(as_user: Any) -> None:
+    """A webhook holds the token and credentials an A2A client gave for its endpoint: the
+    shard or coordinator that runs 'swarm a2a' keeps and delivers them, a worker password
+    gets NOPERM on the key."""
+    shard = as_user("shard")
+    task = shard.post_task("q1", "look")
+    hook = shard.set_webhook(
+        task.id,
+        "https://example.com/hook",
+        token="TOKEN-1",
+        auth_scheme="Bearer",
+        auth_credentials="SUPERSECRETCRED",
+    )
+    key = K.webhooks(task.id)
+    w = as_user("worker")
+    for args in (
+        ("HGETALL", key),
+        ("HGET", key, hook.id),
+        ("HSCAN", key, 0),
+        ("HKEYS", key),
+        ("EXISTS", key),
+    ):
+        message = denied(w, *args)
+        assert "keys" in message and "SUPERSECRETCRED" not in message
+    with pytest.raises(PermissionDenied):
+        w.webhooks(task.id)
+    # the worker still does its work on the task
+    claimed = w.claim("q1", worker="w1")
+    assert claimed is not None and claimed.id == task.id
+    # the coordinator (an A2A server's user too) reads, claims and removes it
+    c = as_user("coordinator")
+    (seen,) = c.webhooks(task.id)
+    assert seen.auth_credentials == "SUPERSECRETCRED" and seen.token == "TOKEN-1"
+    assert c.claim_webhook_event(task.id, hook.id, c.last_event_id())  # the claim's event
+    assert c.delete_webhook(task.id, hook.id)
+
+
 def test_shard_owns_its_swarm_only(as_user: Any) -> None:
     s = as_user("shard")
     run(s, "HSET", K.contexts, "o", "{}")
@@ -347,6 +408,51 @@ def test_cli_prints_lines_and_applies(acl_server: RedisServer) -> None:
     doctor = runner.invoke(main, ["--url", url, "--swarm", SWARM, "doctor", "--json"])
     assert doctor.exit_code == 0, doctor.output
     assert password not in doctor.output and json.loads(doctor.stdout)["ok"] is True
+
+
+def test_cli_suggests_the_url_in_use(acl_server: RedisServer, tmp_path: Path) -> None:
+    """The URL to give the agents keeps the scheme, hosts, database and TLS options of the
+    one in use, with the new user and a placeholder (never the admin's own password)."""
+    runner = CliRunner()
+    acl = ["acl", "--role", "worker", "--swarm", SWARM, "--user", "w9", "--redis-version", "7.0"]
+    tls = "?ssl_ca_certs=/etc/swarm/ca.crt&ssl_certfile=/etc/swarm/a.crt&ssl_keyfile=/k.key"
+    for url, expected in [
+        (f"rediss://ops:s3cret@redis.example.com:6380{tls}",
+         f"rediss://w9:<password>@redis.example.com:6380{tls}"),
+        ("unix://ops:s3cret@/run/redis.sock?db=2", "unix://w9:<password>@/run/redis.sock?db=2"),
+        ("rediss+cluster://:s3cret@a:7000,b:7001", "rediss+cluster://w9:<password>@a:7000,b:7001"),
+        ("redis://[::1]:6390/3", "redis://w9:<password>@[::1]:6390/3"),
+        ("embedded", f"unix://w9:<password>@{tmp_path}/redis.sock"),
+    ]:  # fmt: skip
+        out = runner.invoke(main, ["--url", url, "--home", str(tmp_path), *acl])
+        assert out.exit_code == 0, out.output
+        assert f"# agents connect with: {expected}\n" in out.stdout and "s3cret" not in out.stdout
+        home = ["--home", str(tmp_path)]
+        data = json.loads(runner.invoke(main, ["--url", url, *home, "--json", *acl]).stdout)
+        assert data["agent_url"] == expected
+    # the suggestion works, its placeholder filled in
+    applied = runner.invoke(
+        main, ["--url", acl_server.url, "--json", "acl", "--role", "worker", "--swarm", SWARM,
+               "--user", "w10", "--apply"],
+    )  # fmt: skip
+    data = json.loads(applied.stdout)
+    with Swarm(data["agent_url"].replace("<password>", data["password"]), swarm=SWARM) as swarm:
+        assert swarm.ping() >= 0 and swarm.last_event_id()
+
+
+def test_cli_refuses_an_empty_swarm_as_the_global_option_does() -> None:
+    runner = CliRunner()
+    version = ("--redis-version", "7.0")
+    local = runner.invoke(
+        main, ["acl", "--role", "worker", "--swarm", "", "--user", "x", *version],
+        env={"SWARM_NAME": "legal"},
+    )  # fmt: skip
+    assert local.exit_code == 1 and local.stdout == "", local.output
+    assert "swarm name is empty" in local.stderr
+    global_ = runner.invoke(
+        main, ["--swarm", "", "acl", "--role", "worker", "--user", "x", *version]
+    )
+    assert (global_.exit_code, global_.stderr) == (1, local.stderr)
 
 
 def test_cli_given_password_is_never_printed(acl_server: RedisServer) -> None:

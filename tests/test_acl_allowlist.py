@@ -23,6 +23,7 @@ from click.testing import CliRunner
 import redis_swarm._ops as ops_package
 from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm
 from redis_swarm._acl import (
+    WORKER_HIDDEN,
     WORKER_WRITES,
     AclUser,
     acl_user,
@@ -445,9 +446,11 @@ def test_dryrun_allows_nothing_outside_the_table(server7_8: RedisServer, role: s
     allowed_anywhere = role_commands(role, version)  # type: ignore[arg-type]
     root = {r[1:] for r in spec.rules if r.startswith("+")}
     for member in keys_members():
-        allowed, _ = _dryrun_allowed(server7, spec.user, _sample_key(member))
+        allowed, keyless = _dryrun_allowed(server7, spec.user, _sample_key(member))
         extra = _covered(allowed, allowed_anywhere)
         assert not extra, f"{role} may run {sorted(extra)} on {member}, outside {TABLE}"
+        if role == "worker" and member in WORKER_HIDDEN:  # not even a read (webhooks)
+            assert allowed == keyless, f"a worker may run {sorted(allowed - keyless)} on {member}"
         if role == "worker":
             writes = _covered(allowed, frozenset(root))
             assert writes <= WORKER_WRITES.get(member, frozenset()), (
@@ -567,6 +570,8 @@ def test_62_rules_and_warning() -> None:
     spec = acl_user("worker", SWARM, "w", version=(6, 2))
     assert not any(r.startswith(("(", "%")) for r in spec.rules)
     assert "+hset" in spec.rules and "+client|setinfo" not in spec.rules
+    assert f"~{K.prefix}*" not in spec.rules and f"~{K.tasks}" in spec.rules  # no webhooks
+    assert spec.warning is not None and "webhooks" in spec.warning  # (out of its reach)
     assert spec.warning and "Redis 6.2" in spec.warning and "contexts" in spec.warning
     assert "SCRIPT LOAD, then EVALSHA" in spec.warning and "+evalsha" in spec.rules
     shard = acl_user("shard", SWARM, "s", version=(6, 2))

@@ -143,7 +143,11 @@ def test_swarm_help_lists_every_command_on_one_line() -> None:
 
 def _groups(group: click.Group, path: list[str]) -> Iterator[list[str]]:
     yield path
-    for name, command in group.commands.items():
+    # through list/get_command: the CLI imports a command's module when it is asked for it,
+    # so ``group.commands`` holds only what earlier tests of this process happened to load
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             yield from _groups(command, [*path, name])
 

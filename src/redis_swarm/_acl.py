@@ -4,10 +4,12 @@
 Every role but admin is an allowlist: ``-@all`` then exactly the commands its operations send
 (and the scripts they call run), on its own swarm's keys, and no pub/sub channel::
 
-    worker       the operations marked ``worker`` in the table; on Redis >= 7 it reads every
-                 key of its swarm, and writes only with the commands ``WORKER_WRITES`` gives
-                 each key (one ACL selector per group of keys), so contexts stay read-only
-                 and findings or the event log cannot be deleted or trimmed
+    worker       the operations marked ``worker`` in the table; it reads every key of its
+                 swarm but those of ``WORKER_HIDDEN`` (the webhooks A2A clients gave, with
+                 their credentials), and on Redis >= 7 writes only
+                 with the commands ``WORKER_WRITES`` gives each key (one ACL selector per
+                 group of keys), so contexts stay read-only and findings or the event log
+                 cannot be deleted or trimmed
     shard        every operation, on every key of its swarm
     coordinator  the same as shard (a separate user, so that it can be revoked alone)
     admin        everything (~* &* +@all)
@@ -52,6 +54,7 @@ __all__ = [
     "ROLES",
     "SELECTORS_SINCE",
     "WITHHELD",
+    "WORKER_HIDDEN",
     "WORKER_READ_ONLY",
     "WORKER_WRITES",
     "AclUser",
@@ -68,6 +71,7 @@ __all__ = [
     "role_commands",
     "role_scripts",
     "selectors",
+    "worker_read_patterns",
 ]
 
 Role = Literal[SwarmRole, "admin"]  # (Literal flattens: the agents' roles, then admin)
@@ -88,6 +92,14 @@ WITHHELD: dict[Role, frozenset[str]] = {
     "coordinator": frozenset({"config|get"}),
     "admin": frozenset(),
 }
+
+# Keys a worker may not even read (a subset of WORKER_READ_ONLY: it writes none of them). Redis
+# ACL patterns only allow, so the worker's keys are listed family by family, these left out;
+# that works because every family has its own literal name right after the swarm's prefix
+# (``rs:{NAME}:webhooks:...``), which no other family's pattern matches (tests/test_acl.py).
+# A task's webhooks hold the token and credentials an A2A client gave for its endpoint: only
+# the A2A server's user (a shard or coordinator) sets and reads them.
+WORKER_HIDDEN = frozenset({"webhooks"})
 
 _GLOB = "ACLGLOB"
 _DIGEST_GLOB = "?" * 16 + "*"
@@ -177,12 +189,20 @@ def _selectors_on(version: Version | None) -> bool:
 _functions_on = _selectors_on  # Functions arrived in 7.0 too
 
 
+def worker_read_patterns(swarm: str) -> list[str]:
+    """The key globs a worker of ``swarm`` may read: every family of the layout but
+    ``WORKER_HIDDEN``, one glob each (with the context chunks)."""
+    members = (m for m in keys_members() if m not in WORKER_HIDDEN)
+    return list(dict.fromkeys(key_patterns(swarm, m) for m in members))
+
+
 def key_selectors(role: Role, swarm: str) -> list[str]:
     """The ``resetkeys`` and ``~`` rules of ``role`` in ``swarm`` (a worker's writes are
-    limited by its selectors, not by these)."""
+    limited by its selectors, not by these; its reads by these)."""
     if role == "admin":
         return ["resetkeys", "~*"]
-    return ["resetkeys", *(f"~{p}" for p in _swarm_patterns(swarm))]
+    patterns = worker_read_patterns(swarm) if role == "worker" else _swarm_patterns(swarm)
+    return ["resetkeys", *(f"~{p}" for p in patterns)]
 
 
 def selectors(role: Role, swarm: str, version: Version | None = None) -> list[str]:
@@ -229,10 +249,11 @@ def downgrade_warning(role: Role, version: Version) -> str | None:
     if role != "worker":
         return f"{named}: {lua}. Use Redis >= 7.0 where that matters"
     writes = ", ".join(sorted(c for c in _worker_writes() if _known(c, version)))
-    read_only = ", ".join(sorted(WORKER_READ_ONLY))
+    read_only = ", ".join(sorted(WORKER_READ_ONLY - WORKER_HIDDEN))
     return (
         f"{named} has no ACL selectors, read-only key patterns or Functions (all 7.0): this "
-        f"worker may run its write commands ({writes}) on every key of its swarm, where on "
+        f"worker may run its write commands ({writes}) on every key of its swarm it may read "
+        f"(all but {', '.join(sorted(WORKER_HIDDEN))}), where on "
         f"7.x each is limited to the keys its operations write: so it can overwrite contexts "
         f"and delete or rewrite findings, tasks, inboxes and the event log, and write the "
         f"keys that are read-only on 7.x ({read_only}); and {lua}. Give workers you do not "

@@ -23,6 +23,7 @@ from ._errors import ValidationError
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
+    "RECORD_KINDS",
     "Answer",
     "EventType",
     "Finding",
@@ -412,6 +413,9 @@ class Task(Record):
     failed_usage: Usage | None = None
     token: str | None = None
 
+
+# The kinds of record ``Swarm.corrupt_records`` reads, by the names it returns them under.
+RECORD_KINDS = ("task", "finding", "synthesis", "agent", "context")
 
 USAGE_MAX = 1e15  # no agent run costs this many USD or tokens: a bigger number is a misreading
 USAGE_MAX_MODELS = 64  # the models one usage breaks its figures down by

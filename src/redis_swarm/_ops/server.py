@@ -24,7 +24,8 @@ def ping(ctx: OpContext) -> Operation[float]:
 @dataclass(frozen=True)
 class ServerInfo:
     """What ``swarm doctor`` shows. ``None``: the user may not read it (a worker may not run
-    INFO, which lists every swarm's key counts; nobody but an admin may run CONFIG GET)."""
+    INFO, which lists every swarm's key counts, and ``info_readable`` is then False; nobody
+    but an admin may run CONFIG GET), or the server does not say."""
 
     version: str
     mode: str
@@ -36,6 +37,7 @@ class ServerInfo:
     server_time_ms: int
     # maxmemory-policy (of the node whose policy risks most, on a cluster)
     maxmemory_policy: str | None = None
+    info_readable: bool = True  # False: INFO is refused to this user (HELLO said the rest)
 
     @property
     def eviction_risk(self) -> str | None:
@@ -78,6 +80,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             used_memory=None,
             maxmemory=None,
             server_time_ms=int(server_time),
+            info_readable=False,
         )
     nodes = _per_node(reply)
     info = nodes[0] if nodes else {}

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._models import (
+    RECORD_KINDS,
     UNREADABLE,
     Agent,
     AgentCounts,
@@ -203,13 +204,14 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
     by kind: what ``swarm doctor`` counts.
     It reads every record, a thousand of each kind per round trip."""
     k = ctx.keys
-    kinds: dict[str, tuple[str, Callable[[Any], object]]] = {
-        "task": (k.tasks, lambda raw: task_from(raw, None)),
-        "finding": (k.findings, finding_from),
-        "synthesis": (k.syntheses, synthesis_from),
-        "agent": (k.agents, lambda raw: Agent.from_dict(loads(raw))),
-        "context": (k.contexts, parse_manifest),
-    }
+    readers: tuple[tuple[str, Callable[[Any], object]], ...] = (
+        (k.tasks, lambda raw: task_from(raw, None)),
+        (k.findings, finding_from),
+        (k.syntheses, synthesis_from),
+        (k.agents, lambda raw: Agent.from_dict(loads(raw))),
+        (k.contexts, parse_manifest),
+    )
+    kinds = dict(zip(RECORD_KINDS, readers, strict=True))
     found: dict[str, list[str]] = {kind: [] for kind in kinds}
     cursors = dict.fromkeys(kinds, "0")
     while cursors:

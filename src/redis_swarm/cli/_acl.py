@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import redis
@@ -15,12 +16,15 @@ from .._acl import ROLES, AclUser, acl_user
 from .._client import Swarm
 from .._config import Settings
 from .._connect import sync_client
-from .._embedded import find_redis_server
+from .._embedded import EmbeddedServer, find_redis_server
 from .._errors import ConfigError, SwarmError
 from .._translate import translate
 from ._app import App, json_option, main, pass_app
 
 T = TypeVar("T")
+
+# What stands for the user's password in the URL shown to give the agents.
+PASSWORD_PLACEHOLDER = "<password>"
 
 
 @main.command(short_help="Print or --apply the ACL rules of a user of one role.")
@@ -81,8 +85,8 @@ def acl(
     follow the server's version (asked with --apply or a --url, else --redis-version):
     before Redis 7.0 a worker's writes cannot be limited per key, and a warning says so.
 
-    The password is sent to Redis as its SHA-256 only. Agents then connect with
-    redis://USER:PASSWORD@HOST:PORT (rediss:// over the internet).
+    The password is sent to Redis as its SHA-256 only. Agents then connect with the URL in
+    use (--url / SWARM_URL: its scheme, hosts and TLS options) with USER:PASSWORD in it.
     """
     if password_stdin:
         if password is not None:
@@ -94,7 +98,10 @@ def acl(
         version = server_version(app.settings)
     else:  # do not start the embedded server only to print a line
         version = parse_version(find_redis_server().version)
-    spec = acl_user(role, swarm_option or app.swarm_name, user, password, version)
+    # An empty --swarm is refused (as the global one is), not taken for "the default".
+    swarm = app.swarm_name if swarm_option is None else swarm_option
+    spec = acl_user(role, swarm, user, password, version)
+    url = agent_url(app.settings, app.url, spec.user)
     applied: list[dict[str, str]] = []
     if apply_:
         applied = apply_user(app.settings, spec)
@@ -107,6 +114,7 @@ def acl(
         "command": spec.line,
         "applied": applied,
         "warning": spec.warning,
+        "agent_url": url,
     }
     if spec.generated:
         data["password"] = spec.password
@@ -119,12 +127,24 @@ def acl(
             click.echo(f"warning: {spec.warning}", err=True)
         if spec.generated:
             click.echo(f"# password (generated, shown once; store it now): {spec.password}")
-            click.echo(f"# agents connect with: redis://{spec.user}:<password>@HOST:PORT")
+        click.echo(f"# agents connect with: {url}")
         click.echo(spec.line)
         for node in applied:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
 
     app.emit(data, human)
+
+
+def agent_url(settings: Settings, url: str, user: str) -> str:
+    """The URL the agents of ``user`` connect with: ``url`` (the one in use, parsed as
+    ``settings``) with its scheme, hosts, database and options (TLS ones included), and
+    ``user`` with a placeholder for the password in place of its own user and password;
+    for the embedded server, its unix socket."""
+    if settings.kind == "embedded":
+        url = EmbeddedServer(settings.home).url
+    parts = urlsplit(url.strip())
+    hosts = parts.netloc.rpartition("@")[2]  # (as the URL parser splits a password off)
+    return urlunsplit(parts._replace(netloc=f"{user}:{PASSWORD_PLACEHOLDER}@{hosts}"))
 
 
 def parse_version(text: str) -> tuple[int, int]:

@@ -6,12 +6,13 @@ import functools
 import importlib
 import json
 import os
+import select
 import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -26,8 +27,54 @@ __all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app"]
 
 EXIT_ERROR = 1
 EXIT_EMPTY = 3  # nothing to claim, or a wait timed out
+# Standard output closed by its reader (``swarm events | head -1``): what the shell reports
+# for git or grep there, killed by SIGPIPE (128 + 13), so that ``set -o pipefail`` scripts
+# treat swarm as they treat them, and a closed pipe is not mistaken for a full answer (0).
+EXIT_PIPE = 141
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output's reader is gone: a flush of what is buffered fails with a
+    broken pipe, or, with nothing buffered, the pipe reports that its reading end closed."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):  # closed, or not a file: not a pipe's reader leaving
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # POLLERR and POLLHUP are always reported
+        return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no fileno (a test's buffer), no poll
+        return False
+
+
+def _end_on_closed_stdout() -> NoReturn:
+    """End the command quietly, as git or grep do, because standard output's reader left.
+    Its descriptor then points at /dev/null, so that nothing flushed at exit fails again
+    ("Exception ignored ... BrokenPipeError"): the Python docs' note on SIGPIPE. SIGPIPE
+    itself stays ignored (Python's default), so that a broken connection to Redis is an
+    error, not the death of the process."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+    sys.exit(EXIT_PIPE)
+
+
+class _Console(Console):
+    """rich's console, ending on a closed standard output as every other write does (rich
+    itself exits 1 there)."""
+
+    def on_broken_pipe(self) -> NoReturn:
+        self.quiet = True
+        _end_on_closed_stdout()
 
 
 @dataclass
@@ -40,7 +87,7 @@ class App:
     json: bool = False
     debug: bool = False
     _swarm: Swarm | None = field(default=None, repr=False)
-    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
+    out: Console = field(default_factory=lambda: _Console(soft_wrap=True))
     err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 
     @property
@@ -131,8 +178,25 @@ class _Group(click.Group):
             _fail(ctx, exc, EXIT_ERROR)
         except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError as exc:
+            if _stdout_gone():  # else another pipe broke (an agent's stdin): an error
+                _end_on_closed_stdout()
+            _fail(ctx, exc, EXIT_ERROR)
         except OSError as exc:
             _fail(ctx, exc, EXIT_ERROR)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            # What is still buffered goes out here, where a reader that left ends the command
+            # quietly, rather than at interpreter exit ("Exception ignored ...").
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                _end_on_closed_stdout()
+            except (OSError, ValueError):
+                pass
 
 
 def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:

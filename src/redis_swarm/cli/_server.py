@@ -9,9 +9,11 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from .._client import Swarm
+from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._errors import PermissionDenied, SwarmError
-from .._models import iso
+from .._models import RECORD_KINDS, iso
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 
@@ -65,8 +67,10 @@ def down(app: App) -> None:
 
 def _persistence(aof_enabled: bool | None, fsync: str | None) -> str:
     if aof_enabled is None:
-        return "unknown (this user may not read INFO)"
-    return ("aof " + (fsync or "?")) if aof_enabled else "none (no AOF)"
+        return f"unknown ({NOT_VISIBLE})"
+    if not aof_enabled:
+        return "none (no AOF)"
+    return f"aof {fsync}" if fsync else FSYNC_UNKNOWN
 
 
 def _choice(chosen: Binary, running: str | None) -> str:
@@ -77,10 +81,51 @@ def _choice(chosen: Binary, running: str | None) -> str:
     return text
 
 
-def _corrupt(found: dict[str, list[str]] | str) -> str:
-    if isinstance(found, str):
-        return found
-    named = [f"{kind} {record_id}" for kind, ids in found.items() for record_id in ids]
+# What doctor says where the user may not read something (INFO, CONFIG GET).
+NOT_VISIBLE = "not visible to this user: it may not run INFO"
+FSYNC_UNKNOWN = "aof, fsync policy unknown (this user may not run CONFIG GET)"
+
+
+def _tls(settings: Settings) -> tuple[str, str | None]:
+    """The TLS row, and a warning when the server is not verified."""
+    if not settings.ssl:
+        return "off", None
+    if settings.ssl_cert_reqs == "none":
+        return "on, certificate not verified (ssl_cert_reqs=none)", (
+            "ssl_cert_reqs=none: the server's certificate and host name are not checked, so "
+            "anyone in the middle can pretend to be the server (the traffic is still "
+            "encrypted); use it only to diagnose, then drop it from the URL (and give "
+            "ssl_ca_certs=CA.crt if the server's CA is a private one)"
+        )
+    if settings.ssl_cert_reqs == "optional":
+        return "on, host name not checked (ssl_cert_reqs=optional)", (
+            "ssl_cert_reqs=optional: the server's host name is not checked, so any server "
+            "with a certificate from a trusted CA can pretend to be this one; drop it from "
+            "the URL to verify the host name too"
+        )
+    return "on, certificate and host name verified", None
+
+
+def _no_access(swarm: Swarm, settings: Settings) -> str | None:
+    """Why this user cannot work on this swarm (None: it can), from a harmless read of the
+    swarm's event log (every role reads it): a user made for another swarm gets NOPERM."""
+    try:
+        swarm.last_event_id()
+    except PermissionDenied:
+        user = settings.username or "default"
+        return (
+            f"the Redis user {user!r} may not read the keys of swarm {settings.swarm!r}, so "
+            "every command on it fails (PermissionDenied): check --swarm / SWARM_NAME (a "
+            "user made by 'swarm acl' works on the one swarm it was made for), or make a "
+            f"user for this one: swarm acl --swarm {settings.swarm} --role ROLE --user NAME"
+        )
+    return None
+
+
+def _corrupt(found: dict[str, Any]) -> str:
+    if not found["checked"]:
+        return f"not checked: {found['reason']}"
+    named = [f"{kind} {record_id}" for kind in RECORD_KINDS for record_id in found[kind]]
     if not named:
         return "none"
     shown = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
@@ -90,6 +135,18 @@ def _corrupt(found: dict[str, list[str]] | str) -> str:
     )
 
 
+def _not_checked(reason: str) -> dict[str, Any]:
+    """``corrupt_records`` when it could not be read: the same keys, empty, and why."""
+    return {**{kind: [] for kind in RECORD_KINDS}, "checked": False, "reason": reason}
+
+
+def _shown(value: object, info_readable: bool) -> str:
+    """A row's value; None: hidden from this user, or not said by the server."""
+    if value is not None:
+        return str(value)
+    return "unknown (the server does not say)" if info_readable else NOT_VISIBLE
+
+
 @main.command(short_help="Check the server, its settings and the swarm's records.")
 @json_option
 @pass_app
@@ -97,15 +154,24 @@ def doctor(app: App) -> None:
     """Check the server: binary, version, URL, persistence, memory, PING latency, and the
     swarm's records: how many are stored unreadable (listings skip them)."""
     settings = app.settings
-    report: dict[str, Any] = {"url": settings.url, "swarm": settings.swarm, "kind": settings.kind}
+    user = settings.username or "default"
+    report: dict[str, Any] = {
+        "url": settings.url,
+        "swarm": settings.swarm,
+        "user": user,
+        "kind": settings.kind,
+    }
+    warnings: list[str] = []
     chosen = find_redis_server() if settings.kind == "embedded" else None
     swarm = app.swarm
     latency = min(swarm.ping() for _ in range(5))
     info = swarm.server_info()
+    tls, tls_warning = _tls(settings)
     report.update(
         ok=True,
         version=info.version,
         mode=info.mode,
+        tls=tls,
         binary=info.executable or (chosen.path if chosen else None),
         persistence=_persistence(info.aof_enabled, info.appendfsync),
         used_memory_bytes=info.used_memory,
@@ -118,23 +184,34 @@ def doctor(app: App) -> None:
     if chosen is not None:
         report["pid"] = _embedded(app).pid()
         report["binary_choice"] = _choice(chosen, info.executable)
+    if tls_warning is not None:
+        warnings.append(tls_warning)
     if info.eviction_risk is not None:
-        report["warnings"] = [info.eviction_risk]
-        report["ok"] = not info.maxmemory  # (a limit set: records can go now)
-    try:
-        report["corrupt_records"] = swarm.corrupt_records()
-    except PermissionDenied as exc:  # a role without HSCAN: the rest of the check stands
-        report["corrupt_records"] = f"not checked: {exc}"
+        warnings.append(info.eviction_risk)
+        report["ok"] = report["ok"] and not info.maxmemory  # (a limit set: records can go now)
+    no_access = _no_access(swarm, settings)
+    if no_access is not None:
+        warnings.append(no_access)
+        report["ok"] = False
+        report["corrupt_records"] = _not_checked(f"{user!r} may not read swarm {settings.swarm!r}")
+    else:
+        try:
+            report["corrupt_records"] = {**swarm.corrupt_records(), "checked": True}
+        except PermissionDenied as exc:  # a role without HSCAN: the rest of the check stands
+            report["corrupt_records"] = _not_checked(str(exc))
+    if warnings:
+        report["warnings"] = warnings
 
     def human() -> None:
         table = Table(show_header=False, box=None)
         for key, value in report.items():
             if key == "warnings":
                 continue
-            shown = _corrupt(value) if key == "corrupt_records" else str(value)
+            readable = info.info_readable
+            shown = _corrupt(value) if key == "corrupt_records" else _shown(value, readable)
             table.add_row(f"[bold]{key}[/]", escape(shown))
         app.out.print(table)
-        for warning in report.get("warnings", ()):
+        for warning in warnings:
             app.out.print(f"[yellow]warning:[/] {escape(warning)}")
 
     app.emit(report, human)
