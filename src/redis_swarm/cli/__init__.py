@@ -1,6 +1,7 @@
 """The ``swarm`` command line: a thin face over the core (parse, call, render).
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 nothing to claim or timed out.
+Exit codes: 0 ok, 1 error, 2 usage, 3 nothing to claim or timed out, 141 standard output
+closed by its reader (as git or grep killed by SIGPIPE).
 """
 
 from __future__ import annotations
