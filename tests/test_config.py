@@ -64,6 +64,9 @@ def test_is_local() -> None:
         ("redis+sentinel://h:1", "no service name"),
         ("redis://a:1,b:2", "several hosts"),
         ("embedded://relative", "absolute home"),
+        ("localhost:6379", "needs '://' after the scheme"),
+        ("rediss//h:6380", "needs '://' after the scheme"),
+        ("rediss://h?ssl_keyfile=/k.pem", "give the certificate too (ssl_certfile=...)"),
     ],
 )
 def test_bad_urls_name_the_problem(url: str, fragment: str) -> None:

@@ -73,6 +73,49 @@ def test_hopeless_errors_are_not_retried(error: Exception, permanent: bool) -> N
     assert is_permanent(error) is permanent
 
 
+def _caused(outer: Exception, cause: BaseException) -> Exception:
+    outer.__context__ = cause
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [
+        # a rediss:// URL against a plain port: the server waits for a newline, the client's
+        # TLS handshake times out (redis-py says only "Timeout connecting"; its cause says more)
+        (
+            _caused(
+                redis.TimeoutError("Timeout connecting to server"),
+                TimeoutError("_ssl.c:989: The handshake operation timed out"),
+            ),
+            True,
+        ),
+        (
+            _caused(redis.TimeoutError("Timeout connecting to server"), TimeoutError("timed out")),
+            False,
+        ),
+        # certificate and key files that do not load: nothing a server could change
+        (
+            redis.ConnectionError("Error 524297 connecting to h:1. [SSL] PEM lib (_ssl.c:3926)."),
+            True,
+        ),
+        (
+            redis.ConnectionError("[X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:3926)"),
+            True,
+        ),
+        (
+            redis.ConnectionError(
+                "[X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found"
+            ),
+            True,
+        ),
+        (_caused(redis.ConnectionError("Error 21"), IsADirectoryError(21, "Is a directory")), True),
+    ],
+)
+def test_tls_setup_errors_are_not_retried(error: Exception, permanent: bool) -> None:
+    assert is_permanent(error) is permanent
+
+
 def test_a_certificate_error_in_the_cause_chain_counts() -> None:
     outer = redis.ConnectionError("Error 1 connecting")
     outer.__cause__ = ssl.SSLCertVerificationError(1, "unable to get local issuer certificate")

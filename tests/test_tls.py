@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from redis_swarm import AsyncSwarm, ConnectionFailed, PermissionDenied, Settings, Swarm
 from redis_swarm.cli import main
 
-from ._servers import ServerFactory
+from ._servers import RedisServer, ServerFactory
 from ._tls import Pki, TlsServer, make_pki, start_tls_server
 from .conftest import AsyncAsSync
 
@@ -169,3 +170,94 @@ def test_doctor_tls_failure_is_one_line(pki: Pki, tls_server: TlsServer, tmp_pat
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "check ssl_ca_certs" in lines[0]
+
+
+def test_rediss_to_a_plain_port_fails_at_once_and_says_so(redis_server: RedisServer) -> None:
+    """A Redis server waits for a newline that a TLS client never sends: the handshake times
+    out after connect_timeout, and a retry would only wait as long again."""
+    url = f"rediss://127.0.0.1:{redis_server.port}?connect_timeout=0.5"
+    with Swarm(url, swarm="tls") as swarm:
+        start = time.monotonic()
+        with pytest.raises(ConnectionFailed) as info:
+            swarm.ping()
+        elapsed = time.monotonic() - start
+    message = str(info.value)
+    assert elapsed < 1.5, f"a handshake timeout was retried for {elapsed:.1f}s"
+    assert "does not speak TLS on this port" in message
+    assert "use redis://" in message and "tls-port" in message
+
+
+def test_rediss_to_a_plain_port_is_hinted_at_from_asyncio(redis_server: RedisServer) -> None:
+    """asyncio's connect says no more than a timeout (the handshake is inside it): the
+    message says what a timeout over TLS may mean."""
+    url = f"rediss://127.0.0.1:{redis_server.port}?connect_timeout=0.2&retries=1"
+    swarm = AsyncAsSync(lambda: AsyncSwarm(url, swarm="tls"))
+    try:
+        with pytest.raises(ConnectionFailed) as info:
+            swarm.ping()
+    finally:
+        swarm.close()
+    assert "if the port speaks no TLS" in str(info.value) and "use redis://" in str(info.value)
+
+
+def _files(pki: Pki, folder: Path) -> dict[str, str]:
+    """What the queries below name: the test PKI's files, and a directory."""
+    paths = (pki.ca, pki.client_cert, pki.client_key, pki.server_key, folder)
+    return dict(zip(("ca", "cert", "key", "other_key", "dir"), map(str, paths), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("ssl_ca_certs={ca}&ssl_certfile={cert}", "add ssl_keyfile=PATH"),
+        (
+            "ssl_ca_certs={ca}&ssl_certfile={cert}&ssl_keyfile={other_key}",
+            "ssl_keyfile is not the private key of the certificate in ssl_certfile",
+        ),
+        (
+            "ssl_ca_certs={ca}&ssl_certfile={cert}&ssl_keyfile={ca}",
+            "ssl_certfile must be the certificate (PEM) and ssl_keyfile its private key",
+        ),
+        ("ssl_ca_certs={dir}", "ssl_ca_certs={dir} is a directory: name the PEM file itself"),
+        ("ssl_ca_certs={key}", "ssl_ca_certs holds no certificate"),
+        ("ssl_ca_certs={ca}&ssl_certfile={dir}&ssl_keyfile={key}", "ssl_certfile={dir} is a"),
+        ("ssl_ca_certs={ca}&ssl_certfile={cert}&ssl_keyfile={dir}", "ssl_keyfile={dir} is a"),
+        ("ssl_ca_certs={ca}&ssl_certfile=/nonexistent.pem", "ssl_certfile=/nonexistent.pem does"),
+    ],
+)
+def test_certificate_and_key_files_that_do_not_load_are_named(
+    connect: Callable[[str], Any],
+    tls_server: TlsServer,
+    pki: Pki,
+    tmp_path: Path,
+    query: str,
+    fragment: str,
+) -> None:
+    files = _files(pki, tmp_path)
+    message = refused(
+        connect, f"rediss://127.0.0.1:{tls_server.port}?{query.format(**files)}", max_s=1.0
+    )
+    assert fragment.format(**files) in message
+    assert "cannot reach" not in message
+
+
+def test_the_url_handed_to_agents_reaches_tls_as_its_user(tls_server: TlsServer, pki: Pki) -> None:
+    """``swarm run`` hands its agents ``render_url(mask=False)``: it must keep the TLS options
+    and carry a password that holds URL delimiters."""
+    user, password = "url-agent", "p@ss:w/rd#?%&= x"
+    admin = tls_server.client()
+    admin.acl_setuser(
+        user, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all"]
+    )
+    try:
+        given = (
+            f"rediss://{user}:{quote(password, safe='')}@127.0.0.1:{tls_server.port}"
+            f"?ssl_ca_certs={pki.ca}&retries=2"
+        )
+        handed = Settings.from_url(given, swarm="tls").render_url(mask=False)
+        with Swarm(handed, swarm="tls") as swarm:
+            assert swarm.ping() >= 0
+            assert swarm.settings.password == password and swarm.settings.retries == 2
+    finally:
+        admin.acl_deluser(user)
+        admin.close()

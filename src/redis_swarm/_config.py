@@ -16,6 +16,8 @@ Accepted URLs::
      defaults to 6, and to 30 for cluster and sentinel URLs: see FAILOVER_RETRIES)
     (every URL, embedded and unix included, also takes ?durability=normal|strict and
      ?compression=auto|always|never, so that the CLI, the MCP server and SWARM_URL can set them)
+    (a user name, password or path holding : / ? # @ or % is written percent-encoded:
+     the password p@ss:w/rd as p%40ss%3Aw%2Frd; render_url writes every URL that way)
     unix:///path/to.sock[?db=N]               (user:pass@ allowed, as in redis-py)
     redis+cluster://[user:pass@]h1:p1[,h2:p2]
     rediss+cluster://...                      the same over TLS
@@ -25,10 +27,12 @@ Accepted URLs::
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ._errors import ConfigError
 from ._validate import check_swarm_name
@@ -70,6 +74,12 @@ _CERT_REQS = ("required", "optional", "none")
 FAILOVER_RETRIES = 30
 # Settings of the swarm's behaviour, not of the connection: every kind of URL takes them.
 _BEHAVIOUR_OPTIONS = ("durability", "compression")
+# What a URL whose user name, password or path holds a raw URL delimiter is told. The error
+# cannot say more: where the password ends is exactly what such a URL does not tell.
+_ENCODE_HINT = (
+    "a password, user name or path holding any of : / ? # @ must have them percent-encoded, "
+    "e.g. the password p@ss:w/rd written p%40ss%3Aw%2Frd"
+)
 
 
 @dataclass(frozen=True)
@@ -118,31 +128,20 @@ class Settings:
         base: dict[str, object] = {"swarm": swarm}
         if home is not None:
             base["home"] = Path(home).expanduser()
-        scheme = url.split("://", 1)[0].lower() if "://" in url else url.split("?")[0].lower()
-        parsers = {
-            "embedded": _parse_embedded,
-            "redis": _parse_standalone,
-            "rediss": _parse_standalone,
-            "unix": _parse_unix,
-            "redis+cluster": _parse_cluster,
-            "rediss+cluster": _parse_cluster,
-            "redis+sentinel": _parse_sentinel,
-            "rediss+sentinel": _parse_sentinel,
-        }
-        parser = parsers.get(scheme)
-        if parser is None:
-            raise ConfigError(
-                f"unsupported URL scheme {scheme!r} in {_mask(url)!r}: use embedded, redis://, "
-                "rediss://, unix://, redis+cluster:// or redis+sentinel://"
-            )
-        values = {**base, **parser(url)}
         known = sorted(f.name for f in dataclasses.fields(cls))
-        for name, value in options.items():
+        for name in options:
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}: use one of {', '.join(known)}")
-            values[name] = value
-        settings = cls(**values)  # type: ignore[arg-type]
-        settings._check()
+        parser = _parser(url)
+        try:
+            values = {**base, **parser(url), **options}
+            settings = cls(**values)  # type: ignore[arg-type]
+            settings._check()
+        except ConfigError:
+            # Its message may quote a piece of a password that ran past the host part.
+            if parser is not _parse_embedded and _spills(url):
+                raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}") from None
+            raise
         return settings
 
     def _check(self) -> None:
@@ -155,6 +154,11 @@ class Settings:
         if self.ssl_cert_reqs not in _CERT_REQS:
             raise ConfigError(
                 f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, not {self.ssl_cert_reqs!r}"
+            )
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ConfigError(
+                "ssl_keyfile is the key of a client certificate: give the certificate too "
+                "(ssl_certfile=...), or drop ssl_keyfile"
             )
 
     def with_swarm(self, swarm: str) -> Settings:
@@ -180,36 +184,138 @@ class Settings:
         return self.render_url(mask=True)
 
     def render_url(self, *, mask: bool = True) -> str:
-        secret = "***" if mask else (self.password or "")
+        """The URL of these settings, every option it can carry included (those left at
+        their default are left out); ``Settings.from_url`` of the unmasked one gives them
+        back (but ``swarm``, and ``health_check_interval``, which no URL carries). User name,
+        password and paths are percent-encoded; ``mask`` shows the password as ``***``."""
         auth = ""
         if self.username or self.password:
-            auth = f"{self.username or ''}" + (f":{secret}" if self.password else "") + "@"
+            auth = quote(self.username or "", safe="")
+            if self.password:
+                auth += ":" + ("***" if mask else quote(self.password, safe=""))
+            auth += "@"
         if self.kind == "embedded":
-            return f"embedded://{self.home}"
+            where = f"embedded://{_encoded(str(self.home.absolute()))}"
+        elif self.kind == "unix":
+            where = f"unix://{auth}{_encoded(self.path or '')}"
+        elif self.kind == "standalone":
+            tls = "s" if self.ssl else ""
+            where = f"redis{tls}://{auth}{_host(self.host)}:{self.port}/{self.db}"
+        else:
+            tls = "s" if self.ssl else ""
+            hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.nodes)
+            where = f"redis{tls}+{self.kind}://{auth}{hosts}"
+            if self.kind == "sentinel":
+                where += f"/{quote(self.service_name or '', safe='')}/{self.db}"
+        query = "&".join(f"{name}={_encoded(value)}" for name, value in self._options())
+        return f"{where}?{query}" if query else where
+
+    def _options(self) -> list[tuple[str, str]]:
+        """The ?options of the URL: those not at their default (which may depend on the kind)."""
+        out: list[tuple[str, object]] = []
         if self.kind == "unix":
-            return f"unix://{auth}{self.path}" + (f"?db={self.db}" if self.db else "")
-        tls = "s" if self.ssl else ""
-        if self.kind == "cluster":
-            hosts = ",".join(f"{h}:{p}" for h, p in self.nodes)
-            return f"redis{tls}+cluster://{auth}{hosts}"
-        if self.kind == "sentinel":
-            hosts = ",".join(f"{h}:{p}" for h, p in self.nodes)
-            return f"redis{tls}+sentinel://{auth}{hosts}/{self.service_name}/{self.db}"
-        return f"redis{tls}://{auth}{_host(self.host)}:{self.port}/{self.db}"
+            out.append(("db", self.db))
+        if self.ssl:
+            out += [(name, getattr(self, name)) for name in _SSL_OPTIONS]
+        if self.kind not in ("embedded", "unix"):
+            out += [(name, getattr(self, name)) for name in _CLIENT_OPTIONS]
+        out += [(name, getattr(self, name)) for name in _BEHAVIOUR_OPTIONS]
+        return [
+            (name, _number(value) if name in _CLIENT_OPTIONS else str(value))
+            for name, value in out
+            if value is not None and value != _default(name, self.kind)
+        ]
 
     def __repr__(self) -> str:
         return f"Settings(url={self.url!r}, swarm={self.swarm!r})"
 
 
+def _default(name: str, kind: Kind) -> object:
+    """The value of setting ``name`` when the URL does not give it."""
+    return _default_retries(kind) if name == "retries" else getattr(Settings, name)
+
+
+def _default_retries(kind: Kind) -> int:
+    return FAILOVER_RETRIES if kind in ("cluster", "sentinel") else Settings.retries
+
+
+def _number(value: object) -> str:
+    """A retries or timeout value as a URL writes it: 5 rather than 5.0, exact otherwise."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _encoded(text: str) -> str:
+    """A path or an option's value as a URL carries it: every delimiter percent-encoded."""
+    return quote(text, safe="/")
+
+
+# The part of a URL that names its scheme (a known one even when mistyped, as rediss//).
+_SCHEME_PREFIX = re.compile(
+    r"[a-z][a-z0-9+.-]*://|(?:embedded|unix|rediss?(?:\+cluster|\+sentinel)?)[:/]+", re.I
+)
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.I)
+
+
 def _mask(url: str) -> str:
-    """Mask the password of a URL that may not even parse."""
-    if "@" not in url or "://" not in url:
+    """The URL for an error message, its user name and password hidden even when the URL
+    does not parse: everything between the scheme and the last '@' (a password may hold
+    any character, even an '@', a '/' or '://', so nothing else tells where it ends)."""
+    at = url.rfind("@")
+    if at < 0:
         return url
-    scheme, rest = url.split("://", 1)
-    userinfo, tail = rest.rsplit("@", 1)
-    if ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}://{userinfo}@{tail}"
+    prefix = _SCHEME_PREFIX.match(url)
+    keep = prefix.end() if prefix is not None and prefix.end() <= at else 0
+    return f"{url[:keep]}***{url[at:]}"
+
+
+def _authority_end(rest: str) -> int:
+    """Where the host part ends in ``rest`` (a URL after its '://')."""
+    found = re.search(r"[/?#]", rest)
+    return found.start() if found else len(rest)
+
+
+def _spills(url: str) -> bool:
+    """True when an '@' comes after the host part: a user name or password before it that
+    holds a raw / ? or # (or an option holding a raw '@')."""
+    rest = url.split("://", 1)[-1]
+    return "@" in rest[_authority_end(rest) :]
+
+
+def _check_delimiters(url: str) -> None:
+    """Refuse what no Redis URL holds: a fragment ('#'), an '@' in the path. Either is a
+    password (or a path) with a raw delimiter, that would else be read as something else."""
+    rest = url.split("://", 1)[1]
+    path = re.split(r"[?#]", rest[_authority_end(rest) :], maxsplit=1)[0]
+    if "#" in rest or "@" in path:
+        raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}")
+
+
+def _parser(url: str) -> Callable[[str], dict[str, object]]:
+    """The parser of ``url``'s scheme; a ConfigError for a URL that has none it knows."""
+    if "://" not in url:
+        if url.split("?", 1)[0].lower() == "embedded":
+            return _parse_embedded
+        raise ConfigError(
+            f"{_mask(url)!r} is not a Redis URL: it needs '://' after the scheme, as in "
+            "redis://host:6379 or rediss://user:password@host:6380 (or use embedded)"
+        )
+    scheme = url.split("://", 1)[0]
+    if not _SCHEME.fullmatch(scheme):
+        raise ConfigError(
+            f"{_mask(url)!r} is not a Redis URL: it must start with a scheme, as in "
+            f"redis://host:6379; {_ENCODE_HINT}"
+        )
+    parser = _PARSERS.get(scheme.lower())
+    if parser is None:
+        raise ConfigError(
+            f"unsupported URL scheme {scheme!r} in {_mask(url)!r}: use embedded, redis://, "
+            "rediss://, unix://, redis+cluster:// or redis+sentinel://"
+        )
+    if parser is not _parse_embedded:
+        _check_delimiters(url)
+    return parser
 
 
 def _host(host: str) -> str:
@@ -301,9 +407,11 @@ def _parse_embedded(url: str) -> dict[str, object]:
     options = _query(url, query, (), network=False)
     if base.lower() == "embedded":
         return {"kind": "embedded", **options}
-    path = base.split("://", 1)[1]
+    path = unquote(base.split("://", 1)[1])
     if not path.startswith("/"):
-        raise ConfigError(f"embedded URL {url!r} needs an absolute home: embedded:///abs/path")
+        raise ConfigError(
+            f"embedded URL {_mask(url)!r} needs an absolute home: embedded:///abs/path"
+        )
     return {"kind": "embedded", "home": Path(path), **options}
 
 
@@ -335,7 +443,7 @@ def _parse_unix(url: str) -> dict[str, object]:
     if not parts.path:
         raise ConfigError(f"no socket path in {_mask(url)!r}: use unix:///path/to/redis.sock")
     options = _query(url, parts.query, ("db",), network=False)
-    out: dict[str, object] = {"kind": "unix", "path": parts.path, **auth, **options}
+    out: dict[str, object] = {"kind": "unix", "path": unquote(parts.path), **auth, **options}
     if "db" in options:
         out["db"] = _db(str(options["db"]), url)
     return out
@@ -352,7 +460,7 @@ def _parse_cluster(url: str) -> dict[str, object]:
         "kind": "cluster",
         "nodes": _hostports(hosts, url),
         "ssl": tls,
-        "retries": FAILOVER_RETRIES,
+        "retries": _default_retries("cluster"),
         **auth,
         **options,
     }
@@ -361,7 +469,7 @@ def _parse_cluster(url: str) -> dict[str, object]:
 def _parse_sentinel(url: str) -> dict[str, object]:
     parts = urlsplit(url)
     auth, hosts = _auth(parts.netloc)
-    segments = [s for s in parts.path.split("/") if s]
+    segments = [unquote(s) for s in parts.path.split("/") if s]
     if not segments:
         raise ConfigError(
             f"no service name in {_mask(url)!r}: use redis+sentinel://host:port/mymaster"
@@ -375,10 +483,22 @@ def _parse_sentinel(url: str) -> dict[str, object]:
         "nodes": _hostports(hosts, url),
         "service_name": segments[0],
         "ssl": tls,
-        "retries": FAILOVER_RETRIES,
+        "retries": _default_retries("sentinel"),
         **auth,
         **options,
     }
     if len(segments) == 2:
         out["db"] = _db(segments[1], url)
     return out
+
+
+_PARSERS: dict[str, Callable[[str], dict[str, object]]] = {
+    "embedded": _parse_embedded,
+    "redis": _parse_standalone,
+    "rediss": _parse_standalone,
+    "unix": _parse_unix,
+    "redis+cluster": _parse_cluster,
+    "rediss+cluster": _parse_cluster,
+    "redis+sentinel": _parse_sentinel,
+    "rediss+sentinel": _parse_sentinel,
+}

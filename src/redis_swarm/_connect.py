@@ -41,6 +41,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from ._config import Settings
+from ._translate import HANDSHAKE_TIMEOUT, TLS_FILE_ERRORS, causes
 
 __all__ = [
     "Sender",
@@ -86,21 +87,15 @@ _PERMANENT = (
     "invalid username-password",
     "wrongpass",
     "noauth",
+    HANDSHAKE_TIMEOUT,
+    *TLS_FILE_ERRORS,
 )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out and len(out) < 8:
-        out.append(current)
-        current = current.__cause__ or current.__context__
-    return out
-
-
 def is_permanent(exc: BaseException) -> bool:
-    """True for a connection error that no retry can fix (certificates, authentication)."""
-    for item in _chain(exc):
+    """True for a connection error that no retry can fix (certificates, authentication, a
+    TLS handshake that timed out: the port speaks no TLS)."""
+    for item in causes(exc):
         if isinstance(
             item,
             redis.AuthenticationError

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import redis.exceptions as rex
 
 from . import _errors as e
+from ._config import Settings
 
-__all__ = ["translate"]
+__all__ = ["HANDSHAKE_TIMEOUT", "TLS_FILE_ERRORS", "causes", "translate"]
+
+# Fragments (lower case) of the text of an error, or of one of its causes, that no retry fixes.
+# The TLS handshake timed out: the port is a plain one (a Redis server waits for a newline
+# that a TLS client never sends) or not the server's tls-port.
+HANDSHAKE_TIMEOUT = "handshake operation timed out"
+# A certificate or key file of the URL does not load: nothing was sent to any server yet.
+_PEM_UNREADABLE = "pem lib"  # ssl_certfile / ssl_keyfile: not PEM, or no key
+_KEY_MISMATCH = "key values mismatch"  # ssl_keyfile is not the key of ssl_certfile
+_NO_CA_CERTIFICATE = "no certificate or crl found"  # ssl_ca_certs holds no certificate
+_A_DIRECTORY = "is a directory"  # any of them
+TLS_FILE_ERRORS = (_PEM_UNREADABLE, _KEY_MISMATCH, _NO_CA_CERTIFICATE, _A_DIRECTORY)
+_FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 # Scripts report refusals as error replies "CODE message"; the code picks the class.
 _SCRIPT_CODES: dict[str, type[e.SwarmError]] = {
@@ -79,9 +93,19 @@ def _not_unicode(exc: UnicodeEncodeError) -> e.ValidationError:
     )
 
 
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (redis-py wraps the socket's or the ssl module's error)."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out and len(out) < 8:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
 def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFailed:
     """A connection that failed or timed out: TLS trouble named, else what to check."""
-    tls = _tls_problem(text, where)
+    tls = _tls_problem(" ".join(str(c) for c in causes(exc)), text, where)
     if tls is not None:
         return e.ConnectionFailed(tls)
     if "reset by peer" in text and where.startswith("redis://"):
@@ -89,18 +113,27 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
             f"the server at {where} closed the connection ({text}): if it only speaks TLS "
             "(tls-port), use rediss:// with ssl_ca_certs"
         )
+    hint = ""
+    if where.startswith("rediss") and "timeout connecting" in text.lower():
+        # The asyncio client says no more than that the connect (handshake included) timed out.
+        hint = "; if the port speaks no TLS (it then never answers the handshake), use redis://"
     return e.ConnectionFailed(
         f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
-        "check that the server runs and the URL is right ('swarm doctor' tells more)"
+        f"check that the server runs and the URL is right ('swarm doctor' tells more){hint}"
     )
 
 
 _SSL_DETAIL = re.compile(r"certificate verify failed: (.*?)\.? \(_ssl\.c")
 
 
-def _tls_problem(text: str, where: str) -> str | None:
-    """One line naming what to check, for a TLS failure; None when it is not one."""
+def _tls_problem(chain: str, text: str, where: str) -> str | None:
+    """One line naming what to check, for a TLS failure; None when it is not one. ``chain``:
+    the text of the error and of its causes; ``text``: the error's own."""
     low = text.lower()
+    if where.startswith("rediss"):
+        found = _tls_setup_problem(chain.lower(), text, where)
+        if found is not None:
+            return found
     if "certificate verify failed" in low:
         match = _SSL_DETAIL.search(text)
         detail = match[1] if match else "certificate verify failed"
@@ -136,9 +169,69 @@ def _tls_problem(text: str, where: str) -> str | None:
             f"TLS to {where} failed: the server does not speak TLS on this port ({text}): use "
             "redis:// for a plain port, or the server's tls-port"
         )
-    if ("no such file" in low or "errno 2" in low) and where.startswith("rediss"):
+    return None
+
+
+def _tls_setup_problem(chain: str, text: str, where: str) -> str | None:
+    """What to fix when a TLS connection failed before a server said anything: the
+    handshake timed out, or a certificate or key file of the URL did not load."""
+    if HANDSHAKE_TIMEOUT in chain:
         return (
-            f"TLS to {where} failed: a certificate or key file in the URL is missing ({text}): "
-            "check the ssl_ca_certs, ssl_certfile and ssl_keyfile paths"
+            f"TLS to {where} failed: the server does not speak TLS on this port (it never "
+            "answered the TLS handshake): if it is a plain port, use redis://; else the "
+            "server's TLS port (tls-port) is another one"
         )
+    if _KEY_MISMATCH in chain:
+        return (
+            f"TLS to {where} failed: ssl_keyfile is not the private key of the certificate in "
+            f"ssl_certfile ({text}): give the key made with that certificate"
+        )
+    if _NO_CA_CERTIFICATE in chain:
+        return (
+            f"TLS to {where} failed: ssl_ca_certs holds no certificate ({text}): it must be the "
+            "CA certificate (PEM) that signed the server's certificate, not a key"
+        )
+    settings = _settings_of(where)
+    if _PEM_UNREADABLE in chain:
+        if settings is not None and settings.ssl_keyfile is None:
+            return (
+                f"TLS to {where} failed: ssl_certfile does not hold both a certificate and its "
+                f"private key ({text}): add ssl_keyfile=PATH, the key of that certificate"
+            )
+        return (
+            f"TLS to {where} failed: the client certificate does not load ({text}): "
+            "ssl_certfile must be the certificate (PEM) and ssl_keyfile its private key (PEM)"
+        )
+    if any(f in chain for f in ("no such file", _A_DIRECTORY, "permission denied")):
+        bad = _bad_file(settings)
+        return (
+            f"TLS to {where} failed: {bad}"
+            if bad is not None
+            else f"TLS to {where} failed: a certificate or key file in the URL does not load "
+            f"({text}): check the ssl_ca_certs, ssl_certfile and ssl_keyfile paths"
+        )
+    return None
+
+
+def _settings_of(where: str) -> Settings | None:
+    """The settings of the masked URL ``where``: it names the certificate and key files."""
+    try:
+        return Settings.from_url(where)
+    except e.SwarmError:
+        return None
+
+
+def _bad_file(settings: Settings | None) -> str | None:
+    """What is wrong with the first file option that names no readable file, and what to do;
+    None when all are (or ``settings`` are unknown)."""
+    for name in _FILE_OPTIONS if settings is not None else ():
+        path = getattr(settings, name)
+        if path is None:
+            continue
+        if not os.path.exists(path):
+            return f"{name}={path} does not exist: fix the path in the URL"
+        if os.path.isdir(path):
+            return f"{name}={path} is a directory: name the PEM file itself"
+        if not os.access(path, os.R_OK):
+            return f"{name}={path} is not readable by this user: fix its permissions"
     return None
