@@ -409,3 +409,14 @@ def test_the_seed_guide_examples_run(index: int, redis_url: str, tmp_path: Path)
         timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, f"docs/seed.md block {index + 1}:\n{result.stderr}"
+
+
+def test_a_redis_host_holding_a_port_is_refused_naming_both_keywords() -> None:
+    from redis_swarm._errors import ConfigError
+    from redis_swarm.roles._base import _url_host
+
+    with pytest.raises(ConfigError, match=r"redis_host '127.0.0.1:6380' holds a port: pass "
+                       r"redis_host='127.0.0.1', redis_port=6380"):  # fmt: skip
+        SwarmMemoryShard(redis_host="127.0.0.1:6380", specialization="x")
+    assert _url_host("::1") == "[::1]" and _url_host("[::1]") == "[::1]"
+    assert _url_host("redis.example") == "redis.example" and _url_host(None) == "localhost"

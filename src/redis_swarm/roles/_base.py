@@ -4,6 +4,7 @@ environment; the seed's agent names and ``queue:X`` names; its time stamps; ``cl
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import unicodedata
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 from .._client import Swarm
 from .._config import DEFAULT_HOME, Settings, swarm_from_env
-from .._errors import Conflict, NotFound, ValidationError
+from .._errors import ConfigError, Conflict, NotFound, ValidationError
 from .._models import Agent, iso
 
 _QUEUE_PREFIX = "queue:"
@@ -55,8 +56,27 @@ def _connect(
                 auth += ":" + quote(redis_password, safe="")
             auth += "@"
         scheme = "rediss" if redis_ssl else "redis"
-        url = f"{scheme}://{auth}{redis_host or 'localhost'}:{redis_port or 6379}/{redis_db}"
+        url = f"{scheme}://{auth}{_url_host(redis_host)}:{redis_port or 6379}/{redis_db}"
     return Swarm(Settings.from_url(url, swarm=name))
+
+
+def _url_host(host: str | None) -> str:
+    """``host`` as a URL writes it (an IPv6 address in brackets); a host that holds a port
+    (``127.0.0.1:6380``) is refused, before it becomes an error about a URL the user never
+    wrote."""
+    if host is None:
+        return "localhost"
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError("redis_host must be a host name or address, e.g. 'localhost'")
+    if ":" not in host:
+        return host
+    try:
+        return f"[{ipaddress.IPv6Address(host.strip('[]'))}]"
+    except ValueError:
+        name, _, port = host.rpartition(":")
+        raise ConfigError(
+            f"redis_host {host!r} holds a port: pass redis_host={name!r}, redis_port={port}"
+        ) from None
 
 
 def _label_part(label: str) -> str:
