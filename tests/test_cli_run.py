@@ -629,3 +629,75 @@ def test_a_runner_always_sigkilled_is_dead_after_max_abandons(
     task = swarm.get_task(t.id)
     assert task.status == "dead" and (task.abandons, task.failures) == (3, 0)
     assert (task.dead_reason or "").startswith("max_abandons reached: abandoned 3 times")
+
+
+def test_a_missing_agent_program_is_refused_before_anything_is_claimed(
+    cli: Cli, swarm: Swarm
+) -> None:
+    """A typo in --exec, or an agent CLI not installed: exit 1 naming the program, before a
+    claim (every task would fail at once: three tries each, then dead)."""
+    t = swarm.post_task("research", "Find the download policy", parent="shard-1")
+    out = cli("run", "--queue", "research", "--exec", "no-such-agent-x7 -p", "--concurrency",
+              "5", "--until-done", expect=1)  # fmt: skip
+    assert "program 'no-such-agent-x7' is not found" in out.stderr
+    assert "Install it" in out.stderr and "fix the agent command (--exec)" in out.stderr
+    task = swarm.get_task(t.id)
+    assert (task.status.value, task.attempts, task.failures) == ("pending", 0, 0)
+
+
+@pytest.mark.parametrize("code", [127, 126], ids=["not-found", "not-executable"])
+def test_an_agent_the_shell_cannot_run_gives_its_task_back_and_stops_the_pool(
+    cli: Cli, swarm: Swarm, tmp_path: Path, code: int
+) -> None:
+    """What the check before the claims cannot see (a command starting with an assignment,
+    a path): the shell's exit code 127 or 126 is no failure, and the pool stops rather than
+    run the next tasks the same way."""
+    posted = swarm.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(4)])
+    if code == 127:
+        cmd = "SWARM_X=1 no-such-agent-x7 -p"
+    else:
+        script = tmp_path / "agent.sh"
+        script.write_text('#!/bin/sh\necho \'{"summary": "x"}\'\n')  # no execute bit
+        cmd = f"{script} -p"
+    out = cli("--json", "run", "--queue", "q", "--exec", cmd, "--concurrency", "2",
+              "--until-done", expect=1)  # fmt: skip
+    summary = json.loads(out.stdout)
+    # one batch for the two slots (or one each, should one start late), then the pool stops
+    assert summary["failed"] == 0 and summary["claimed"] == summary["released"] in (1, 2)
+    assert all(f"exit code {code}" in o["detail"] for o in summary["tasks"])
+    message = json.loads(out.stderr)["message"]
+    assert f"the agent command could not be run: exit code {code}" in message
+    assert "fix the agent command (--exec)" in message and "not counted as failures" in message
+    for t in posted:
+        task = swarm.get_task(t.id)
+        assert (task.status.value, task.failures, task.abandons) == ("pending", 0, 0)
+    assert sum(swarm.get_task(t.id).attempts for t in posted) == summary["claimed"]
+
+
+def test_a_task_the_shell_cannot_run_is_not_run_again_by_the_other_slots(
+    cli: Cli, swarm: Swarm
+) -> None:
+    """The user's tour: one task, five slots. Given back, it woke another slot's waiting
+    claim, which ran it again: a task leased once the pool stops goes back unrun."""
+    t = swarm.post_task("research", "Find the download policy", parent="shard-1")
+    out = cli("--json", "run", "--queue", "research", "--exec", "SWARM_X=1 no-such-agent-x7 -p",
+              "--concurrency", "5", "--until-done", expect=1)  # fmt: skip
+    summary = json.loads(out.stdout)
+    assert (summary["claimed"], summary["released"], summary["failed"]) == (1, 1, 0)
+    task = swarm.get_task(t.id)
+    assert (task.status.value, task.failures) == ("pending", 0)
+
+
+@pytest.mark.parametrize("tasks", [0, 1], ids=["empty", "one-task"])
+def test_until_done_with_many_slots_ends_soon_after_the_work(
+    cli: Cli, swarm: Swarm, tmp_path: Path, tasks: int
+) -> None:
+    """-c 12, a poll interval of 1 s: each slot used to wait one poll in turn before seeing
+    the queue settled (12 s for an empty queue, or after a one-second task)."""
+    for i in range(tasks):
+        swarm.post_task("q", f"d{i}")
+    out = cli("--json", "run", "--queue", "q", "--exec", agent(tmp_path, "good", GOOD),
+              "--concurrency", "12", "--until-done", expect=0 if tasks else 3)  # fmt: skip
+    summary = json.loads(out.stdout)
+    assert summary["completed"] == tasks
+    assert summary["duration_s"] < 3, summary["duration_s"]

@@ -203,25 +203,49 @@ def test_a_synthesizer_that_never_cites_right_fails_the_pass(
     assert swarm.syntheses().items == ()
 
 
-@pytest.mark.parametrize(
-    ("broken", "fixed", "error"),
-    [
-        ('exec = "claud -p --output-format json"', None, "claud: not found"),  # a typo
-        ("lease_s = 30", "lease_s = 30\ntimeout_s = 0.5", "timed out"),  # too slow
-    ],
-)
-def test_a_pass_where_every_task_died_stops_then_resumes(
-    cli: Cli, swarm: Swarm, tmp_path: Path, broken: str, fixed: str | None, error: str
+def test_a_worker_program_not_found_stops_the_run_before_any_task_dies(
+    cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
-    """No finding: no synthesis, exit 1 with the tasks' last error; run again after the fix,
-    the pass's dead tasks go back to the queue and the pipeline finishes."""
+    """A typo in [workers] exec: exit 1 naming the program before anything is posted or run;
+    run again after the fix, the pipeline finishes with nothing to give back."""
     path = plan_text(tmp_path)
     good = path.read_text()
     worker = f'exec = "{PY} {tmp_path}/worker.py"'
-    if fixed is None:  # the exec command itself is broken
-        path.write_text(good.replace(worker, broken))
-    else:  # a worker slower than its timeout_s
-        path.write_text(good.replace(broken, fixed))
+    path.write_text(good.replace(worker, 'exec = "claud -p --output-format json"'))
+    out = cli("pipeline", "run", str(path), expect=1)
+    assert "program 'claud' is not found" in out.stderr and "[workers] exec in" in out.stderr
+    assert "pipeline audit: done" not in out.stdout
+    assert swarm.list_tasks().items == ()
+    path.write_text(good)
+    out = cli("pipeline", "run", str(path))
+    assert "given back" not in out.stderr and "pipeline audit: done" in out.stdout
+
+
+def test_a_synthesizer_program_not_found_stops_the_run_before_any_worker(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """Found before the first pass's workers are paid for, not when it is the synthesizer's
+    turn."""
+    path = plan_text(tmp_path)
+    synth = f'exec = "{PY} {tmp_path}/synth.py"'
+    assert synth in path.read_text()
+    path.write_text(path.read_text().replace(synth, 'exec = "synthesise-it --json"'))
+    out = cli("pipeline", "run", str(path), expect=1)
+    assert "program 'synthesise-it' is not found" in out.stderr
+    assert "[synthesizer] exec in" in out.stderr
+    assert swarm.list_tasks().items == () and swarm.findings().items == ()
+
+
+def test_a_pass_where_every_task_died_stops_then_resumes(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """Workers slower than their timeout: no finding, no synthesis, exit 1 with the tasks'
+    last error; run again after the fix, the pass's dead tasks go back to the queue and the
+    pipeline finishes."""
+    path = plan_text(tmp_path)
+    good = path.read_text()
+    path.write_text(good.replace("lease_s = 30", "lease_s = 30\ntimeout_s = 0.5"))
+    error = "timed out"
     counter = tmp_path / "synth-runs"
     out = cli("pipeline", "run", str(path), expect=1, env={"WORKER_SLEEP": "5",
               "BAD_FIRST": str(counter)})  # fmt: skip

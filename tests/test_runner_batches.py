@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -62,3 +63,21 @@ def test_a_task_leased_for_a_stopping_slot_goes_back(swarm: Swarm) -> None:
     assert [o.task_id for o in done] == [posted[0].id]
     back = swarm.get_task(posted[1].id)
     assert (back.status.value, back.attempts, back.abandons, back.failures) == ("pending", 1, 0, 0)
+
+
+@pytest.mark.parametrize("tasks", [0, 1], ids=["empty", "one-task"])
+def test_until_done_ends_within_a_poll_interval_whatever_the_concurrency(
+    swarm: Swarm, tasks: int
+) -> None:
+    """Twelve slots, a poll interval of 1 s: an empty queue ends the pool at once, and one
+    quick task within about a poll interval of its end (each slot used to wait its own poll,
+    in turn, before looking: 12 s either way)."""
+    swarm.post_tasks([{"queue": "q", "description": f"t{i}"} for i in range(tasks)])
+    options = RunOptions(queues=("q",), command=AGENT, concurrency=12, until_done=True)
+    assert options.poll_s == 1.0
+    started = time.monotonic()
+    outcomes = Runner(swarm, options).run()
+    took = time.monotonic() - started
+    assert [o.status.value for o in outcomes] == ["completed"] * tasks
+    assert took < (0.9 if tasks == 0 else 3.0), took
+    assert swarm.queue_stats().get("q", {}).get("completed", 0) == tasks

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import ValidationError
+from redis_swarm import ConfigError, ValidationError
 from redis_swarm._runner import (
     Capture,
     build_command,
     check_command,
+    check_program,
     finding_tags,
+    missing_program,
     parse_finding,
     run_child,
 )
@@ -259,6 +261,54 @@ def test_a_quoted_placeholder_is_refused(command: str, quotes: str) -> None:
 )
 def test_a_bare_placeholder_is_accepted(command: str) -> None:
     check_command(command)
+
+
+MISSING = "no-such-agent-x7"  # a program no machine has
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        (f"{MISSING} -p --output-format json", MISSING),
+        (f"{MISSING}", MISSING),
+        (f"'{MISSING}' -p", MISSING),  # quotes removed, as the shell does
+        (f"{MISSING}>/dev/null; true", MISSING),
+        (f"{MISSING} | cat", MISSING),
+        ("sh -c 'exit 0'", None),  # on PATH
+        (f"cd /tmp && {MISSING}", None),  # a builtin first: only running it can tell
+        (f"exec {MISSING}", None),
+        (f"if true; then {MISSING}; fi", None),  # reserved words: the shell knows them
+        (f"{{ {MISSING}; }}", None),
+        (f"({MISSING})", None),  # a subshell
+        (f"SWARM_X=1 {MISSING}", None),  # an assignment first
+        (f"/nowhere/{MISSING}", None),  # a path: not looked up on PATH
+        (f"~/bin/{MISSING}", None),
+        (f"$HOME/{MISSING}", None),
+        ("{prompt}", None),
+        (f"{MISSING} 'unclosed", None),  # does not parse: the shell will say why
+        ("", None),
+    ],
+)
+def test_missing_program_resolves_the_first_word_as_the_shell_would(
+    command: str, missing: str | None
+) -> None:
+    assert missing_program(command) == missing
+
+
+def test_check_program_names_the_program_and_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_program(f"{MISSING} -p")
+    message = str(refused.value)
+    assert f"program {MISSING!r} is not found" in message
+    assert "Install it" in message and "--exec" in message and os.environ["PATH"] in message
+    check_program("cat")
+    # found as the shell finds it: on the PATH the agent will run with
+    (tmp_path / MISSING).write_text("#!/bin/sh\n")
+    (tmp_path / MISSING).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    check_program(f"{MISSING} -p")
 
 
 def test_run_child_feeds_stdin_and_reads_both_streams() -> None:

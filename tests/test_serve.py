@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from redis_swarm import Answer, InvalidState, Swarm
+from redis_swarm import Answer, ConfigError, InvalidState, Swarm
 from redis_swarm._runner import ServeOptions, Server, TaskOutcome, session_command
 
 from . import _fake_claude
@@ -297,3 +297,38 @@ def test_a_restarted_server_resumes_the_slot_s_conversation(swarm: Swarm, state:
     assert two.usage is not None and two.usage.session_id == one.usage.session_id
     assert three.usage is not None and three.usage.session_id != one.usage.session_id
     assert [c["resume"] for c in calls(state)] == [None, one.usage.session_id, None]
+
+
+def test_serve_refuses_an_agent_program_that_is_not_installed(swarm: Swarm) -> None:
+    with pytest.raises(ConfigError, match="program 'no-such-agent-x7' is not found"):
+        Server(swarm, ServeOptions(owner="lib", command="no-such-agent-x7 -p"))
+    env = {**os.environ, "SWARM_URL": swarm.settings.render_url(mask=False),
+           "SWARM_NAME": "test", "PYTHONPATH": SRC}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "redis_swarm", "serve", "lib", "--exec", "no-such-agent-x7 -p"],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert out.returncode == 1 and "'no-such-agent-x7' is not found" in out.stderr
+    assert "fix the agent command (--exec)" in out.stderr
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["plain", "session"])
+def test_a_question_the_shell_cannot_run_goes_back_and_stops_the_server(
+    swarm: Swarm, session: bool
+) -> None:
+    """Exit code 127 (here past the check: an assignment first): the question goes back
+    unfailed and the server stops, rather than fail every question asked; with --session
+    no new conversation is tried (it would not find the program either)."""
+    questions = swarm.post_tasks(
+        [{"queue": "ask.lib", "description": f"Q{i}", "data": {"kind": "question"}}
+         for i in range(3)]
+    )  # fmt: skip
+    command = "SWARM_X=1 no-such-agent-x7 -p" + (" --resume {session}" if session else "")
+    server = Server(swarm, ServeOptions(owner="lib", command=command, session=session,
+                                        poll_s=0.2))  # fmt: skip
+    outcomes = server.run()
+    assert [o.status.value for o in outcomes] == ["released"]
+    assert server.fatal is not None and "could not be run: exit code 127" in server.fatal
+    for q in questions:
+        task = swarm.get_task(q.id)
+        assert (task.status.value, task.failures) == ("pending", 0)

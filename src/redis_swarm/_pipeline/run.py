@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
-from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
+from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome, check_program
 from .agents import ERROR_SHOWN, OneShotAgents, leases_end
 from .names import (
     dedupe_key,
@@ -118,6 +118,13 @@ class Pipeline(OneShotAgents):
     def run(self) -> list[PassResult]:
         """Run (or resume) the plan; returns the passes it went through. A stopped run
         returns the passes so far, the last one unfinished."""
+        # Every agent's program before anything runs: a typo in the synthesizer's found only
+        # once a pass's workers were paid for would waste them.
+        plan = self.plan
+        for section, spec in (("workers", plan.workers), ("planner", plan.planner),
+                              ("synthesizer", plan.synthesizer)):  # fmt: skip
+            if spec is not None:
+                check_program(spec.exec, where=f"[{section}] exec in {plan.path}")
         self.publish_contexts()
         previous: list[Synthesis] = []
         for index in range(len(self.plan.passes)):

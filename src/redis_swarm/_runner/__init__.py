@@ -6,7 +6,9 @@ placeholder). While the process runs the pool renews the task's lease; at the de
 when the task is cancelled or its lease lost, it kills the whole group (the agent and anything
 it started). When the process exits, the pool parses the finding from its output and reports
 it, or fails the task with the exit code and the tail of stderr so that the queue retries it.
-The process remembers nothing: that is the point.
+The process remembers nothing: that is the point. A command whose program the shell would
+not find is refused before anything is claimed; one the shell still cannot run (exit code
+127 or 126) gives its task back, not counted as a failure, and stops the pool.
 
 - ``child``: one process (spawn, deadline, kill, bounded output capture);
 - ``reaper``: what an agent left running outside its process group;
@@ -20,7 +22,16 @@ The process remembers nothing: that is the point.
 from __future__ import annotations
 
 from .._finding_text import finding_tags, normalize_finding, parse_finding
-from .child import Capture, ChildResult, Command, build_command, check_command, run_child
+from .child import (
+    Capture,
+    ChildResult,
+    Command,
+    build_command,
+    check_command,
+    check_program,
+    missing_program,
+    run_child,
+)
 from .output import AgentOutput, read_output
 from .pool import (
     OutcomeStatus,
@@ -45,8 +56,10 @@ __all__ = [
     "TaskOutcome",
     "build_command",
     "check_command",
+    "check_program",
     "default_worker_prefix",
     "finding_tags",
+    "missing_program",
     "normalize_finding",
     "parse_finding",
     "read_output",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -19,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .._errors import ValidationError
+from .._errors import ConfigError, ValidationError
 from .guardian import GUARDIAN
 from .reaper import MARK, kill_marked, new_mark, reaped, spawning
 
 __all__ = [
+    "CANNOT_RUN",
     "ERROR_TAIL",
     "PLACEHOLDERS",
     "Capture",
@@ -31,6 +35,8 @@ __all__ = [
     "Command",
     "build_command",
     "check_command",
+    "check_program",
+    "missing_program",
     "run_child",
 ]
 
@@ -38,6 +44,9 @@ OUTPUT_HEAD = 64 * 1024  # the first bytes of stdout kept
 OUTPUT_TAIL = 1024 * 1024  # the last bytes of stdout kept (the finding is usually at the end)
 STDERR_TAIL = 64 * 1024
 ERROR_TAIL = 2000  # characters of stderr quoted in a failure
+# The exit codes by which a shell says it could not run the command at all: no run of it can
+# do better, so the pool gives the task back rather than spend an attempt (see pool).
+CANNOT_RUN = {126: "not executable", 127: "not found"}
 
 
 # --- bounded capture of a child's output
@@ -297,6 +306,67 @@ def _quoted_placeholders(command: str) -> Iterator[tuple[str, str]]:
         elif c == ")" and top == "(":
             stack.pop()
         i += 1
+
+
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+# A first word the shell would expand or resolve in its own way (a variable, a command
+# substitution, a glob, ``~``, a brace or a placeholder, a path): not looked up on PATH.
+_NOT_LOOKED_UP = re.compile(r"[$`*?\[\]~{}/\\]")
+
+
+def _first_word(command: str) -> str | None:
+    """The word the shell runs first in ``command``, its quotes removed; None when it is
+    not a plain program name (an assignment, a subshell or group, an expansion, a path) or
+    when ``command`` does not parse (the shell will say why)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)  # all of them: an unclosed quote further on is found too
+    except ValueError:
+        return None
+    word = words[0] if words else None
+    if not word or word[0] in lexer.punctuation_chars:
+        return None
+    if _ASSIGNMENT.match(word) or _NOT_LOOKED_UP.search(word):
+        return None
+    return word
+
+
+def _shell_knows(word: str, shell: str) -> bool:
+    """True when ``shell`` runs ``word`` without finding it on PATH: a builtin (``cd``,
+    ``exec``) or a reserved word (``if``, ``{``), whatever that shell counts as one."""
+    try:
+        found = subprocess.run(
+            [shell, "-c", 'command -v -- "$1" >/dev/null 2>&1', "swarm-check", word],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):  # no shell to ask: the run will say
+        return True
+    return found.returncode == 0
+
+
+def missing_program(command: str, *, shell: str = "/bin/sh") -> str | None:
+    """The program ``command`` (a shell command line) starts with, when the shell would not
+    find it (its "not found", exit code 127); None when it would, or when only running it
+    can tell (see ``_first_word``)."""
+    word = _first_word(command)
+    if word is None or shutil.which(word) is not None or _shell_knows(word, shell):
+        return None
+    return word
+
+
+def check_program(command: str, *, shell: str = "/bin/sh", where: str = "--exec") -> None:
+    """Refuse ``command`` when the shell would not find its program: every task run with it
+    would fail at once, spending its attempts (see ``missing_program``). ``where``: where
+    the user wrote the command, for the message."""
+    program = missing_program(command, shell=shell)
+    if program is not None:
+        raise ConfigError(
+            f"the agent command's program {program!r} is not found: not a shell builtin and "
+            f"not in any folder of PATH ({os.environ.get('PATH', '')}). Install it (or add "
+            f"its folder to PATH), or fix the agent command ({where}); nothing was claimed"
+        )
 
 
 def build_command(command: str, prompt: str, workdir: Path, *, shell: str = "/bin/sh") -> Command:

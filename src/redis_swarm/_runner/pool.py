@@ -29,7 +29,15 @@ from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, 
 from .._finding_text import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
 from .._models import ContextInfo, Finding, Task, TaskStatus, Usage, answer_fields
 from .._prompts import render_task_prompt
-from .child import ERROR_TAIL, ChildResult, build_command, check_command, run_child
+from .child import (
+    CANNOT_RUN,
+    ERROR_TAIL,
+    ChildResult,
+    build_command,
+    check_command,
+    check_program,
+    run_child,
+)
 from .output import read_output
 from .reaper import subreaper
 
@@ -100,7 +108,7 @@ class OutcomeStatus(str, enum.Enum):
 
     COMPLETED = "completed"  # its finding is stored (or the agent reported it itself)
     FAILED = "failed"  # crashed, timed out, printed nothing: failed, so the queue retries it
-    RELEASED = "released"  # interrupted: back to its queue without using an attempt
+    RELEASED = "released"  # interrupted, or not runnable: back to its queue, not a failure
     LOST = "lost"  # cancelled, completed elsewhere, its lease taken over, or refused
 
 
@@ -185,6 +193,7 @@ class Runner:
         if not options.command.strip():
             raise ValidationError("the agent command is empty: pass it with --exec")
         check_command(options.command)
+        check_program(options.command, shell=options.shell)
         self.swarm = swarm
         self.options = options
         self.prefix = options.worker or default_worker_prefix()
@@ -195,6 +204,7 @@ class Runner:
         self._tickets = 0
         self._draining = threading.Event()
         self._aborting = threading.Event()
+        self._done = threading.Event()  # until_done: a claimer found the queues settled
         self._fatal: str | None = None
         self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
         # Claims shared by the idle slots (see _claim): one slot claims for all that wait.
@@ -317,7 +327,7 @@ class Runner:
         with self._lock:
             self._live += 1
         try:
-            while not self._draining.is_set():
+            while not self._claims_over():
                 # leased by this slot's last report, or by another slot's batch claim
                 following = self._next.pop(worker, None) or self._handed_over()
                 if following is not None:
@@ -347,9 +357,7 @@ class Runner:
                 if task is None:
                     if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                         return
-                    if self.options.until_done and self._settled():
-                        return
-                    if wait <= 0:
+                    if wait <= 0 and not self._claims_over():
                         self._draining.wait(0.05)
                     continue
                 self._handle(task, worker)
@@ -379,7 +387,7 @@ class Runner:
             self._claims.wait_for(lambda: bool(self._handed) or not self._claiming)
             if self._handed:
                 return self._handed.popleft()
-            if self.draining:
+            if self._claims_over():
                 return None
             self._claiming = True
         with self._lock:
@@ -388,13 +396,11 @@ class Runner:
         batch: list[Task] = []
         try:
             if n > 0:
-                batch = self.swarm.claim(
-                    list(self.options.queues),
-                    worker=worker,
-                    lease_s=self.options.lease_s,
-                    wait_s=wait,
-                    n=n,
-                )
+                batch = self._claim_batch(worker, n, wait)
+            if batch and self._claims_over():  # the pool stopped during the wait: not run
+                for task in batch:
+                    self._give_back(task)
+                batch = []
         finally:
             with self._claims:
                 self._claiming = False
@@ -402,6 +408,37 @@ class Runner:
                 self._claims.notify_all()
             self._return_ticket(n - len(batch))
         return batch[0] if batch else None
+
+    def _claim_batch(self, worker: str, n: int, wait: float) -> list[Task]:
+        """Up to ``n`` tasks, waiting up to ``wait`` for one. With ``until_done`` the claimer
+        first claims without waiting and, finding nothing, looks whether the queues are
+        settled: then the pool is done, every slot with it, at once (a slot that waited
+        ``wait`` before looking kept the others waiting, one poll interval per slot)."""
+
+        def claim(wait_s: float) -> list[Task]:
+            return self.swarm.claim(
+                list(self.options.queues),
+                worker=worker,
+                lease_s=self.options.lease_s,
+                wait_s=wait_s,
+                n=n,
+            )
+
+        if self.options.until_done:
+            batch = claim(0.0)
+            if batch:
+                return batch
+            if self._settled():
+                self._done.set()
+                return []
+            if wait <= 0:
+                return []
+        return claim(wait)
+
+    def _claims_over(self) -> bool:
+        """True once the pool claims nothing more: drained, aborted, or done (``until_done``
+        and its queues settled)."""
+        return self._draining.is_set() or self._done.is_set()
 
     def _give_back(self, task: Task) -> None:
         """Release a task leased for this pool that no slot will run."""
@@ -438,10 +475,20 @@ class Runner:
         )
 
     def _stop(self, reason: str) -> None:
+        """Stop on an error the pool cannot get past: kill the running agents."""
+        self._set_fatal(reason)
+        self.abort()
+
+    def _halt(self, reason: str) -> None:
+        """Stop on an error that is not the running agents' doing: claim nothing more, let
+        them finish (their work is real, and may have cost)."""
+        self._set_fatal(reason)
+        self.drain()
+
+    def _set_fatal(self, reason: str) -> None:
         with self._lock:
             if self._fatal is None:
                 self._fatal = reason
-        self.abort()
 
     def _error(self, message: str) -> None:
         with self._lock:
@@ -504,6 +551,9 @@ class Runner:
             return end(OutcomeStatus.RELEASED, "interrupted: the task went back to its queue")
         if lost:
             return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
+        cannot_run = self._cannot_run(task, end, result)
+        if cannot_run is not None:
+            return cannot_run
         stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
         if result.killed or result.returncode != 0:
             # A CLI may print its result, with what the run cost, and still exit non-zero.
@@ -512,6 +562,25 @@ class Runner:
             why = f"{result.killed}: killed" if result.killed else f"exit code {result.returncode}"
             return self._fail(task, end, why, stderr_tail, usage)
         return self._report(task, worker, context, mark, end, result, stderr_tail)
+
+    def _cannot_run(self, task: Task, end: _Ending, result: ChildResult) -> TaskOutcome | None:
+        """When the shell could not run the agent command at all (exit code 127: not found;
+        126: not executable), give the task back, not counted as a failure, and stop the
+        pool: every task would fail the same way, in seconds (a typo in --exec once
+        dead-lettered a whole queue). None when it could."""
+        what = None if result.killed else CANNOT_RUN.get(result.returncode)
+        if what is None:
+            return None
+        said = result.stderr.tail_text(ERROR_TAIL).strip().splitlines()[-1:]
+        shell_said = f" ({said[0][:160]})" if said else ""
+        code = f"exit code {result.returncode}, the shell's {what!r}{shell_said}"
+        self._halt(
+            f"the agent command could not be run: {code}. Install its program (or make it "
+            "executable, or add its folder to PATH), or fix the agent command (--exec), then "
+            "run again: its tasks went back to their queue, not counted as failures"
+        )  # before the release: a refused release must stop the pool all the same
+        self._persist(lambda: self.swarm.release(task.id, task.token))
+        return end(OutcomeStatus.RELEASED, f"{code}: back to its queue, not a failure")
 
     def _run_agent(
         self,

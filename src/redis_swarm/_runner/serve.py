@@ -223,6 +223,9 @@ class Server(Runner):
                 return end(OutcomeStatus.RELEASED, "interrupted: the question went back")
             if lost:
                 return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
+            cannot_run = self._cannot_run(task, end, result)
+            if cannot_run is not None:  # no new conversation would run it either
+                return cannot_run
             output = read_output(result.stdout.text())
             failure = _failure(result, output)
             if failure is not None and session is not None:

@@ -110,7 +110,9 @@ def run(
     environment. The lease is renewed while it runs; at --timeout, or if the task is
     cancelled, it is killed with everything it started. Its finding (the block between the
     tags its prompt names, else the last JSON block of its output, else its text) is
-    reported; a non-zero exit fails the task, which is retried.
+    reported; a non-zero exit fails the task, which is retried. A command whose program the
+    shell would not find is refused before any claim; exit code 127 or 126 (the shell could
+    not run it) gives the task back, not counted as a failure, and stops the run.
 
     Ctrl-C once: claim nothing more, let running agents finish. Twice: kill them and release
     their tasks. Exit 3 when nothing was claimed.
