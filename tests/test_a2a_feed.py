@@ -226,3 +226,21 @@ def test_many_streams_of_one_server_share_one_wait_on_redis(
     assert len(outcomes) == 6
     for kinds in outcomes.values():
         assert kinds == ["task", "statusUpdate", "artifactUpdate", "statusUpdate"], kinds
+
+
+def test_a_closed_feed_ends_every_listener_now_and_later(feed_server: RedisServer) -> None:
+    """A stopping server closes the feed: a listener waiting on a quiet task ends (its
+    stream ends, a blocking SendMessage answers) instead of waiting to be cancelled."""
+
+    async def body(worker: Swarm, swarm: AsyncSwarm, feed: TaskFeed, since: str) -> None:
+        task = worker.post_task("q", "quiet")
+        waiting = asyncio.create_task(_take(feed.events(task.id, since), 5))
+        await _until(lambda: feed.listening == 1)
+        feed.close()
+        got = await asyncio.wait_for(waiting, 5)
+        assert [e.type.value for e in got] == ["task.posted"]  # (its backlog), then the end
+        later = await asyncio.wait_for(_take(feed.events(task.id, since), 5), 5)
+        assert [e.type.value for e in later] == ["task.posted"]  # (the same: no wait)
+        assert feed.listening == 0
+
+    _with_feed(feed_server, body)

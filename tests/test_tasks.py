@@ -32,8 +32,7 @@ from redis_swarm import (
 )
 from redis_swarm._keys import Keys
 from redis_swarm._models import Record, built
-from redis_swarm._ops.tasks import MAX_DESCRIPTION_CHARS
-from redis_swarm._validate import MAX_QUEUES, check_queues
+from redis_swarm._validate import MAX_DESCRIPTION_CHARS, MAX_QUEUES, check_queues
 
 from ._handles import must, untyped
 from ._raw import command_calls, reset_stats, script_calls

@@ -12,6 +12,7 @@ __all__ = [
     "MAX_AROUND",
     "MAX_CLAIM_BATCH",
     "MAX_DELAY_S",
+    "MAX_DESCRIPTION_CHARS",
     "MAX_EVENTS",
     "MAX_HITS",
     "MAX_JSON_DEPTH",
@@ -29,6 +30,7 @@ __all__ = [
 # schemas) before a call: here, so that a face need not import an operation's module.
 MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
 MAX_DELAY_S = 100 * 365 * 86_400.0  # the longest delay a task may be posted with: a century
+MAX_DESCRIPTION_CHARS = 64 * 1024  # a task's description; the material goes in data or a context
 MAX_EVENTS = 10_000  # events one listing may return (limit)
 MAX_HITS = 1000  # hits one context search may list
 MAX_AROUND = 20  # lines shown around a hit

@@ -32,6 +32,7 @@ from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remem
 from .._validate import (
     MAX_CLAIM_BATCH,
     MAX_DELAY_S,
+    MAX_DESCRIPTION_CHARS,
     MAX_QUEUES,
     check_agent,
     check_id,
@@ -89,7 +90,6 @@ __all__ = [
 MAX_PRIORITY = 10_000  # the pending score keeps FIFO order exact within +-10,000
 MAX_ATTEMPTS = 1_000
 MAX_LEASE_S = 30 * 86_400.0
-MAX_DESCRIPTION_CHARS = 64 * 1024
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script

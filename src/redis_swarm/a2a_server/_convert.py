@@ -5,7 +5,9 @@
   URL, or too big to inline, is refused with a message that says what to send instead.
 - A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id,
   the state from ``_states``, its request as the history, and once completed its finding as
-  the artifact (a text part with the summary, a data part with the whole finding).
+  the artifact (a text part with the summary, a data part with the whole finding). The
+  status's timestamp is when the task took that status, where its record says so
+  (``status_time``); where it does not, the status has no timestamp rather than a wrong one.
 - A task event becomes the A2A updates a stream or a webhook gets (``updates``).
 """
 
@@ -37,15 +39,18 @@ from .._models import Event, Finding, dumps, loads
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._states import STATE_OF, STATUS_AFTER
+from ._words import OPERATOR_CONTEXT
 
 __all__ = [
     "INLINE_FILE_BYTES",
     "SKILL_KEY",
+    "UPDATES_PER_EVENT",
     "Posting",
     "a2a_task",
     "artifact_of",
     "posting",
     "status_of",
+    "status_time",
     "updates",
 ]
 
@@ -53,6 +58,9 @@ __all__ = [
 INLINE_FILE_BYTES = 256 * 1024
 # The message (or request) metadata key that names the skill, i.e. the queue.
 SKILL_KEY = "skill"
+# The most updates one task event makes (``updates``): the completion's artifact, then its
+# status. A stream position skips fewer than this many of an event (``_resume``).
+UPDATES_PER_EVENT = 2
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,8 @@ def _inline_file(n: int, part: Part) -> dict[str, Any]:
     if len(part.raw) > INLINE_FILE_BYTES:
         raise ContentTypeNotSupportedError(
             f"part {n} is a file of {len(part.raw)} bytes: files are inlined into the task "
-            f"up to {INLINE_FILE_BYTES} bytes; publish bigger ones as a swarm context "
-            "(swarm context publish) and name it in the text"
+            f"up to {INLINE_FILE_BYTES} bytes; put a bigger one in a swarm context "
+            f"{OPERATOR_CONTEXT} and name it in the text"
         )
     return {
         "file": part.filename or None,
@@ -120,10 +128,9 @@ def _inline_file(n: int, part: Part) -> dict[str, Any]:
     }
 
 
-def _timestamp(ms: int | None) -> Timestamp:
+def _timestamp(ms: int) -> Timestamp:
     stamp = Timestamp()
-    if ms:
-        stamp.FromMilliseconds(ms)
+    stamp.FromMilliseconds(ms)
     return stamp
 
 
@@ -137,15 +144,32 @@ def _agent_text(task_id: str, context_id: str, text: str) -> Message:
     )
 
 
+def status_time(task: SwarmTask) -> int | None:
+    """When ``task`` took its status (epoch ms), where its record says so: a completed
+    task's completion, a claimed task's claim, a task never claimed its posting. The record
+    keeps no time of a cancellation, a dead letter, a lease released or expired, a requeue or
+    a retry's delay: None then (the event stream has that time, as the updates carry it)."""
+    if task.status == SwarmStatus.COMPLETED:
+        return task.completed_at
+    if task.status == SwarmStatus.CLAIMED:
+        return task.claimed_at
+    if task.status in (SwarmStatus.PENDING, SwarmStatus.DELAYED) and task.attempts == 0:
+        return task.created_at or None
+    return None
+
+
 def status_of(
     task: SwarmTask, status: SwarmStatus | None = None, at: int | None = None
 ) -> TaskStatus:
     """The A2A status of ``task`` (or of ``status``, at ``at``, for an event): failed
-    carries the reason the task was dead-lettered."""
+    carries the reason the task was dead-lettered. Its timestamp is ``at``, else the task's
+    ``status_time``; none when neither is known."""
     status = status or task.status
-    when = at or task.completed_at or task.claimed_at or task.created_at
+    when = at if at is not None else status_time(task) if status == task.status else None
     state = STATE_OF[status]
-    out = TaskStatus(state=state, timestamp=_timestamp(when))
+    out = TaskStatus(state=state)
+    if when:
+        out.timestamp.CopyFrom(_timestamp(when))
     if state == TaskState.TASK_STATE_FAILED:
         reason = task.dead_reason or task.last_error or "the task was dead-lettered"
         out.message.CopyFrom(_agent_text(task.id, task.pass_name or "", reason))
@@ -175,12 +199,13 @@ def _request_of(task: SwarmTask) -> Message:
     )
 
 
-def a2a_task(task: SwarmTask, finding: Finding | None) -> Task:
-    """The A2A view of a swarm task (its finding: the artifact of a completed one)."""
+def a2a_task(task: SwarmTask, finding: Finding | None, *, at: int | None = None) -> Task:
+    """The A2A view of a swarm task (its finding: the artifact of a completed one; ``at``:
+    when it took its status, when the caller knows better than its record)."""
     out = Task(
         id=task.id,
         context_id=task.pass_name or "",
-        status=status_of(task),
+        status=status_of(task, at=at),
         history=[_request_of(task)],
         metadata={SKILL_KEY: task.queue, "attempts": task.attempts},
     )

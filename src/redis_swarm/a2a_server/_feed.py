@@ -12,6 +12,9 @@ then reads that backlog from the stream itself (``events``, bounded pages), and 
 its queue, skipping what the backlog already gave: registration and the reader's hand-out of
 a batch both run without an await between them, so every event is either in the backlog
 read (at or before the reader's position when the listener registered) or in the queue.
+
+A stopping server ``close``s the feed: every listener's events end (a stream then ends as a
+stream does, a blocking wait answers with the task as it is), and so does every later one's.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from .._client import AsyncSwarm
 from .._models import Event
 
-__all__ = ["TaskFeed"]
+__all__ = ["TaskFeed", "stream_order"]
 
 # Events read per page of a listener's backlog.
 BACKLOG_PAGE = 1000
 
-Item = Event | BaseException
+# What a listener's queue holds: an event, the reader's error, or None (the feed is closed).
+Item = Event | BaseException | None
 
 
-def _order(event_id: str) -> tuple[int, int]:
+def stream_order(event_id: str) -> tuple[int, int]:
+    """An event stream id (``MS-SEQ``) as numbers, to compare two ids."""
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
 
@@ -44,6 +49,7 @@ class TaskFeed:
         self._listeners: dict[str, set[asyncio.Queue[Item]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._position = "0-0"  # the newest event the reader has handed out (or its start)
+        self._closed = False
 
     @property
     def listening(self) -> int:
@@ -52,7 +58,7 @@ class TaskFeed:
 
     async def events(self, task_id: str, after: str) -> AsyncGenerator[Event]:
         """The task events of ``task_id`` after the event id ``after``, in order, each once,
-        until the caller stops; an error of the reader is raised here."""
+        until the caller stops or the feed is closed; an error of the reader is raised here."""
         if self._reader is None:
             start = await self.swarm.last_event_id()
             if self._reader is None:  # (another listener may have started it meanwhile)
@@ -60,6 +66,8 @@ class TaskFeed:
                 self._reader = asyncio.create_task(self._read(start))
         queue: asyncio.Queue[Item] = asyncio.Queue()
         self._listeners.setdefault(task_id, set()).add(queue)
+        if self._closed:
+            queue.put_nowait(None)
         reader_at = self._position
         try:
             last = after
@@ -68,9 +76,11 @@ class TaskFeed:
                 yield event
             while True:
                 item = await queue.get()
+                if item is None:  # closed
+                    return
                 if isinstance(item, BaseException):
                     raise item
-                if _order(item.id) > _order(last):
+                if stream_order(item.id) > stream_order(last):
                     last = item.id
                     yield item
         finally:
@@ -80,7 +90,7 @@ class TaskFeed:
         """The events of ``task_id`` after ``after`` up to the reader's position ``upto`` at
         least (a page may read past it; the queue's copies are then skipped)."""
         cursor = after
-        while _order(cursor) < _order(upto):
+        while stream_order(cursor) < stream_order(upto):
             page = await self.swarm.events(since=cursor, types="task", limit=BACKLOG_PAGE)
             for event in page:
                 if event.fields.get("task") == task_id:
@@ -88,6 +98,13 @@ class TaskFeed:
             if len(page) < BACKLOG_PAGE:
                 return
             cursor = page[-1].id
+
+    def close(self) -> None:
+        """End every listener's events, now and from now on (the server is stopping)."""
+        self._closed = True
+        for queues in self._listeners.values():
+            for queue in queues:
+                queue.put_nowait(None)
 
     def _leave(self, task_id: str, queue: asyncio.Queue[Item]) -> None:
         queues = self._listeners.get(task_id)

@@ -15,7 +15,11 @@ the wire formats are the SDK's; this class only says what each A2A method means 
 - The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
   ``_push`` delivers to them.
 
-Only tasks of the exposed queues are visible: another queue's task is "not found".
+Only tasks of the exposed queues are visible: another queue's task is "not found". The
+swarm's errors reach the client in A2A words (``_words``); what only the server's operator
+can fix (Redis unreachable, a user without the right) is logged here, and the client is
+told to try again. A stopping server (``stop``) ends every wait: a blocking ``SendMessage``
+answers with the task as it is, and streams end.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
@@ -61,16 +66,27 @@ from a2a.utils.errors import (
 from a2a.utils.task import apply_history_length
 
 from .._client import AsyncSwarm
-from .._errors import InvalidState, NotFound, SwarmError, ValidationError
+from .._errors import (
+    ConnectionFailed,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    SwarmError,
+    ValidationError,
+)
 from .._models import EventType, Finding, Webhook
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._convert import a2a_task, posting, updates
-from ._feed import TaskFeed
+from ._feed import TaskFeed, stream_order
+from ._request import ABSENT, raw_param
 from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
+from ._words import in_a2a_words, needs_role
 
 __all__ = ["SwarmRequestHandler", "swarm_errors"]
+
+log = logging.getLogger(__name__)
 
 # How long a blocking SendMessage waits for the task to settle before it answers with the
 # task as it is (a client then polls GetTask, subscribes, or gets a push notification).
@@ -88,18 +104,28 @@ WebhookSet = Callable[[str, str], None]
 
 
 @contextlib.contextmanager
-def swarm_errors() -> Iterator[None]:
-    """The swarm's errors as the A2A errors the SDK turns into its wire errors."""
+def swarm_errors(swarm: str) -> Iterator[None]:
+    """The swarm's errors as the A2A errors the SDK turns into its wire errors, in A2A words.
+    What the client cannot fix (the server's Redis unreachable, or its user lacking a right)
+    is logged for the operator, and the client told to try again, not given the server's
+    Redis URL and its operator's commands (``swarm``: its name, for the operator's log)."""
     try:
         yield
     except NotFound as exc:
-        raise TaskNotFoundError(str(exc)) from None
+        raise TaskNotFoundError(in_a2a_words(str(exc))) from None
     except InvalidState as exc:
-        raise TaskNotCancelableError(str(exc)) from None
+        raise TaskNotCancelableError(in_a2a_words(str(exc))) from None
     except ValidationError as exc:
-        raise InvalidParamsError(str(exc)) from None
+        raise InvalidParamsError(in_a2a_words(str(exc))) from None
+    except (ConnectionFailed, PermissionDenied) as exc:
+        denied = isinstance(exc, PermissionDenied)
+        log.warning("a request failed: %s%s", exc, f"; {needs_role(swarm)}" if denied else "")
+        raise InternalError(
+            f"{type(exc).__name__}: this A2A server cannot reach its swarm's Redis as it "
+            "should; try again later (its operator's log says why)"
+        ) from None
     except SwarmError as exc:
-        raise InternalError(f"{type(exc).__name__}: {exc}") from None
+        raise InternalError(f"{type(exc).__name__}: {in_a2a_words(str(exc))}") from None
 
 
 class SwarmRequestHandler(RequestHandler):
@@ -124,10 +150,15 @@ class SwarmRequestHandler(RequestHandler):
         self.on_webhook = on_webhook
         self.feed = TaskFeed(swarm, FOLLOW_BLOCK_S)  # one stream reader for every waiter
 
+    def stop(self) -> None:
+        """The server is stopping: end every wait and stream now (and every later one), so
+        that none is cut off mid-answer when the server gives up on it."""
+        self.feed.close()
+
     # --- reading
 
     async def _task(self, task_id: str) -> SwarmTask:
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             task = await self.swarm.get_task(task_id)
         if task.queue not in self.queues:
             raise TaskNotFoundError(f"task {task_id} is not one of this agent's tasks")
@@ -136,12 +167,12 @@ class SwarmRequestHandler(RequestHandler):
     async def _finding(self, finding_id: str | None) -> Finding | None:
         if not finding_id:
             return None
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             return await self.swarm.get_finding(finding_id)
 
-    async def _a2a(self, task: SwarmTask, *, artifacts: bool = True) -> Task:
+    async def _a2a(self, task: SwarmTask, *, artifacts: bool = True, at: int | None = None) -> Task:
         done = task.status == SwarmStatus.COMPLETED and artifacts
-        return a2a_task(task, await self._finding(task.finding_id) if done else None)
+        return a2a_task(task, await self._finding(task.finding_id) if done else None, at=at)
 
     async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task:
         task = await self._a2a(await self._task(params.id))
@@ -150,6 +181,7 @@ class SwarmRequestHandler(RequestHandler):
     async def on_list_tasks(
         self, params: ListTasksRequest, context: ServerCallContext
     ) -> ListTasksResponse:
+        _check_status(params, context)
         wanted = statuses_in(params.status) if params.status else list(SwarmStatus)
         size = params.page_size or DEFAULT_LIST_TASKS_PAGE_SIZE
         if not 1 <= size <= MAX_LIST_TASKS_PAGE_SIZE:
@@ -161,7 +193,7 @@ class SwarmRequestHandler(RequestHandler):
             if params.HasField("status_timestamp_after")
             else 0
         )
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             page = await self.swarm.list_tasks(
                 queue=self.queues[0] if len(self.queues) == 1 else None,
                 status=wanted[0] if len(wanted) == 1 else None,
@@ -177,7 +209,13 @@ class SwarmRequestHandler(RequestHandler):
             for t in page.items
             if t.queue in self.queues and t.status in wanted
         ]
-        tasks = [t for t in tasks if t.status.timestamp.ToMilliseconds() >= after_ms]
+        # A task whose record keeps no time of its status (cancelled, say: _convert) stays:
+        # it cannot be told older than the filter.
+        tasks = [
+            t
+            for t in tasks
+            if not t.status.HasField("timestamp") or t.status.timestamp.ToMilliseconds() >= after_ms
+        ]
         return ListTasksResponse(
             tasks=tasks,
             next_page_token=page.cursor or "",
@@ -188,7 +226,7 @@ class SwarmRequestHandler(RequestHandler):
     async def _total(self, context_id: str, wanted: list[SwarmStatus]) -> int:
         """How many tasks the filter matches (before statusTimestampAfter), from the
         counters the swarm keeps exact: one round trip, whatever the number of tasks."""
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             if context_id:
                 by_status = await self.swarm.pass_stats(context_id)
                 return sum(by_status.get(s.value, 0) for s in wanted)
@@ -199,9 +237,14 @@ class SwarmRequestHandler(RequestHandler):
 
     async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task:
         await self._task(params.id)
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
+            since = await self.swarm.last_event_id()
             task = await self.swarm.cancel(params.id)
-        return await self._a2a(task)
+            # The task's record keeps no time of its cancellation; its event does (none when
+            # it was cancelled before: its status then shows no time).
+            cancelled = await self.swarm.events(since=since, types=EventType.TASK_CANCELLED)
+        at = next((e.at for e in cancelled if e.fields.get("task") == task.id), None)
+        return await self._a2a(task, at=at)
 
     async def _post(self, params: SendMessageRequest) -> tuple[SwarmTask, str]:
         """Post the message's task; returns it and the event id its updates follow."""
@@ -216,7 +259,7 @@ class SwarmRequestHandler(RequestHandler):
         push = params.configuration.task_push_notification_config
         if params.configuration.HasField("task_push_notification_config"):
             await self._check_url(push.url)
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             since = await self.swarm.last_event_id()
             task = await self.swarm.post_task(
                 post.queue,
@@ -268,13 +311,15 @@ class SwarmRequestHandler(RequestHandler):
         self, params: SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Update]:
         resume = Position.in_headers(context.state.get("headers") or {})
+        with swarm_errors(self.swarm.name):
+            since = await self.swarm.last_event_id()  # pinned before the read: see above
+        if resume is not None and stream_order(resume.after) > stream_order(since):
+            resume = None  # from the future: no id this swarm wrote (a plain subscription)
         if resume is not None and resume.state not in TERMINAL:
             await self._task(params.id)  # one of ours
             async for update in self._follow(params.id, resume):
                 yield update
             return
-        with swarm_errors():
-            since = await self.swarm.last_event_id()  # pinned before the read: see above
         first = await self._a2a(await self._task(params.id))
         if first.status.state in TERMINAL or resume is not None:
             state = TaskState.Name(resume.state if resume else first.status.state)
@@ -290,7 +335,7 @@ class SwarmRequestHandler(RequestHandler):
         own position (``_resume``). A status the client was already told (``start.state``,
         then each one sent) is not sent again."""
         state, skip = start.state, start.skip
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             async with contextlib.aclosing(self.feed.events(task_id, start.after)) as events:
                 async for event in events:
                     if event.type not in STATUS_AFTER:
@@ -332,7 +377,7 @@ class SwarmRequestHandler(RequestHandler):
     ) -> TaskPushNotificationConfig:
         await self._task(params.task_id)
         await self._check_url(params.url)
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             hook = await self.swarm.set_webhook(
                 params.task_id, params.url, webhook_id=params.id or None, **_auth(params)
             )
@@ -340,7 +385,7 @@ class SwarmRequestHandler(RequestHandler):
 
     async def _hooks(self, task_id: str) -> list[Webhook]:
         await self._task(task_id)
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             return await self.swarm.webhooks(task_id)
 
     async def on_get_task_push_notification_config(
@@ -363,13 +408,35 @@ class SwarmRequestHandler(RequestHandler):
         self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> None:
         await self._task(params.task_id)
-        with swarm_errors():
+        with swarm_errors(self.swarm.name):
             await self.swarm.delete_webhook(params.task_id, params.id)
 
     async def on_get_extended_agent_card(
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> AgentCard:
         raise ExtendedAgentCardNotConfiguredError("this agent has no extended card")
+
+
+def _check_status(params: ListTasksRequest, context: ServerCallContext) -> None:
+    """Refuse a ListTasks status that is no task state. The SDK reads an unknown one as 0
+    (unspecified), which means every state: so the raw request is read; only a status left
+    out (or unspecified) lists every state."""
+    states = dict(TaskState.items())  # name -> number
+    raw = raw_param(context, "status")
+    if raw is None or raw is ABSENT:  # (None: no raw request; the parsed value then)
+        known = params.status in states.values()
+    elif isinstance(raw, str):
+        number = raw.isascii() and raw.isdigit() and len(raw) < 10  # (a query's "3")
+        known = raw in states or (number and int(raw) in states.values())
+    else:
+        known = type(raw) is int and raw in states.values()
+    if not known:
+        shown = params.status if raw is None or raw is ABSENT else raw
+        names = ", ".join(name for name, number in states.items() if number)
+        raise InvalidParamsError(
+            f"status {str(shown)[:40]!r} is not a task state: give one of {names}, "
+            "or leave it out for tasks in every state"
+        )
 
 
 def _at(update: Update, position: Position) -> Update:

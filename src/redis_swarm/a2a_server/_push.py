@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -30,12 +31,13 @@ from a2a.utils.proto_utils import to_stream_response
 from google.protobuf.json_format import MessageToDict
 
 from .._client import AsyncSwarm
-from .._errors import NotFound, SwarmError
+from .._errors import NotFound, PermissionDenied, SwarmError
 from .._models import Event, EventType, Webhook, now_ms
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
+from ._words import needs_role
 
-__all__ = ["RETRY_DELAYS_S", "PushDispatcher"]
+__all__ = ["RETRY_DELAYS_S", "PushDispatcher", "reconnect_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,13 @@ RETRY_DELAYS_S = (0.2, 1.0, 3.0)
 # How far back a starting dispatcher reads: what happened while no server ran is delivered
 # (claims make sure that what was delivered before is not delivered again).
 REPLAY_S = 600.0
-# After losing Redis: wait this long, then follow again from the last event handled.
+# After losing Redis: wait this long, then follow again from the last event handled; each
+# failure in a row doubles the wait, up to RECONNECT_MAX_S (a server left running with a
+# wrong password or a stopped Redis logs one line a minute, not one a second).
 RECONNECT_S = 1.0
+RECONNECT_MAX_S = 60.0
+# A follow that lasted this long had reached Redis: its failure starts the waits again.
+HEALTHY_S = 30.0
 TOKEN_HEADER = "X-A2A-Notification-Token"
 # How long after an event the dispatcher handles it (see above): a bound on its wait, so a
 # server clock ahead of this one delays nothing longer.
@@ -54,6 +61,11 @@ Update = TaskStatusUpdateEvent | TaskArtifactUpdateEvent
 # What one claimed event sends to one webhook: the webhook, its updates, and whether the
 # task is settled (then the webhook is removed once they are sent).
 Delivery = tuple[Webhook, list[Update], bool]
+
+
+def reconnect_delay(failures: int) -> float:
+    """Seconds to wait after ``failures`` (>= 1) failed follows in a row."""
+    return min(RECONNECT_S * 2.0 ** min(failures - 1, 16), RECONNECT_MAX_S)
 
 
 def _retryable(status: int) -> bool:
@@ -85,18 +97,29 @@ class PushDispatcher:
     async def run(self) -> None:
         """Forever (cancel the task to stop)."""
         since: str | int = max(0, now_ms() - int(self.replay_s * 1000))
+        failures = 0
         try:
             while True:
+                started = time.monotonic()
                 try:
                     async for event in self.swarm.follow_events(since=since, types="task"):
+                        if failures:
+                            log.warning("push notifications: following the swarm again")
+                            failures = 0
                         age_s = (now_ms() - event.at) / 1000
                         if age_s < LAG_S:
                             await asyncio.sleep(min(LAG_S, LAG_S - age_s))
                         await self.handle(event)
                         since = event.id
                 except SwarmError as exc:  # Redis went away: the claims make a replay safe
-                    log.warning("push notifications paused (%s); following again", exc)
-                    await asyncio.sleep(RECONNECT_S)
+                    failures = 1 if time.monotonic() - started >= HEALTHY_S else failures + 1
+                    delay = reconnect_delay(failures)
+                    denied = isinstance(exc, PermissionDenied)
+                    fix = f"; {needs_role(self.swarm.name)}" if denied else ""
+                    log.warning(
+                        "push notifications paused: %s%s (trying again in %g s)", exc, fix, delay
+                    )
+                    await asyncio.sleep(delay)
         finally:  # stopping: what is still queued is dropped (at most once, never twice)
             for task in list(self._background):
                 task.cancel()

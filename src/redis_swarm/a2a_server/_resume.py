@@ -16,6 +16,7 @@ event's ``id:`` field, since the SDK's routes write ``data:`` only.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +24,16 @@ from typing import Any
 from a2a.types import TaskState
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._convert import UPDATES_PER_EVENT
+
 __all__ = ["POSITION_KEY", "Position", "SSEIds", "before"]
 
 # The metadata key of an update (and of a stream's first task) that holds its position.
 POSITION_KEY = "redis-swarm/position"
-# A Redis stream id is MS-SEQ, SEQ a 64-bit unsigned number.
+# A Redis stream id is MS-SEQ, both 64-bit unsigned numbers.
 _MAX_SEQ = 2**64 - 1
+# The id as this server writes it: ASCII digits only, none longer than a 64-bit number.
+_POSITION = re.compile(r"([0-9]{1,20})-([0-9]{1,20})\.([0-9]{1,20})\.([0-9]{1,20})")
 
 
 @dataclass(frozen=True)
@@ -42,18 +47,19 @@ class Position:
 
     @classmethod
     def parse(cls, text: str | None) -> Position | None:
-        """The position of a ``Last-Event-ID``; None for anything this server did not write
-        (a client may send one from another stream: it then gets a plain subscription)."""
-        parts = (text or "").strip().split(".")
-        if len(parts) != 3:
+        """The position of a ``Last-Event-ID``; None for anything this server could not have
+        written (a client may send one from another stream: it then gets a plain
+        subscription). An id from the future is told apart by the handler, which knows the
+        stream's newest event."""
+        found = _POSITION.fullmatch((text or "").strip())
+        if found is None:
             return None
-        after, skip, state = parts
-        ms, _, seq = after.partition("-")
-        if not (ms.isdigit() and seq.isdigit() and skip.isdigit() and state.isdigit()):
+        ms, seq, skip, state = (int(n) for n in found.groups())
+        if ms > _MAX_SEQ or seq > _MAX_SEQ or state not in TaskState.values():
             return None
-        if int(seq) > _MAX_SEQ or int(state) not in TaskState.values():
+        if skip >= UPDATES_PER_EVENT:  # it skips part of one event, never a whole one
             return None
-        return cls(after, int(skip), int(state))
+        return cls(f"{ms}-{seq}", skip, state)
 
     @classmethod
     def in_headers(cls, headers: Mapping[str, str]) -> Position | None:

@@ -1,7 +1,8 @@
 """The A2A server's web app: the agent card, and the SDK's JSON-RPC and HTTP+JSON routes over
 ``SwarmRequestHandler``, behind the same access rule as the dashboard (``_web.AccessGuard``:
 a bearer token, or loopback only when there is none; the card is public, so that clients can
-read how to authenticate). Its lifespan runs the push notification dispatcher.
+read how to authenticate), and a body limit (``_request.BodyLimit``). Its lifespan runs the
+push notification dispatcher, and tells the handler when the server stops.
 
 Routes::
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import httpx
 from a2a.server.routes.agent_card_routes import create_agent_card_routes
@@ -22,15 +23,18 @@ from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
 from a2a.server.routes.rest_routes import create_rest_routes
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, DEFAULT_RPC_URL
 from a2a.utils.push_url_validator import validate_push_notification_url
+from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._web import AccessGuard
 from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
 from ._push import PushDispatcher
+from ._request import BodyLimit, RawContextBuilder, max_body_bytes
 from ._resume import SSEIds
 
 __all__ = ["create_app"]
@@ -41,6 +45,8 @@ PUSH_TIMEOUT_S = 10.0
 
 # How often a task being stopped is cancelled again while it runs on.
 RECANCEL_S = 0.1
+# How often the lifespan looks whether the server was asked to stop.
+EXIT_POLL_S = 0.1
 
 
 async def stop_task(task: asyncio.Task[None]) -> None:
@@ -57,6 +63,68 @@ async def stop_task(task: asyncio.Task[None]) -> None:
         await asyncio.wait({task}, timeout=RECANCEL_S)
     with contextlib.suppress(asyncio.CancelledError):
         task.result()  # an error it ended with is raised here
+
+
+async def on_server_exit(stop: Callable[[], None]) -> None:
+    """Call ``stop`` once the web server is asked to stop (SIGINT, SIGTERM).
+
+    uvicorn stops by waiting a moment for the requests in progress and then cancelling
+    them, each cancellation a traceback on the operator's terminal; the waits of this server
+    (a blocking SendMessage, a resumed subscription before its first update) could outlast
+    the moment. sse-starlette, which the SDK's streams are made of, marks the stop in
+    ``AppStatus.should_exit`` (its hook on uvicorn's exit handler): on it, ``stop`` ends the
+    waits, and they answer before uvicorn gives up on them. A mark already set when this
+    starts is an earlier server's of the same process: this one then learns nothing.
+    """
+    if _exiting():
+        return
+    while not _exiting():
+        await asyncio.sleep(EXIT_POLL_S)
+    stop()
+
+
+def _exiting() -> bool:
+    return bool(AppStatus.should_exit)
+
+
+class EndCancelled:
+    """ASGI wrapper: a request that uvicorn cancels because the server stops (one still
+    running when its wait for them ran out) ends here, answered 503 (or its stream closed),
+    not as a traceback. uvicorn cancels a request's task for no other reason."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = finished = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started, finished
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except asyncio.CancelledError:
+            if finished:
+                return
+            if not started:
+                body = (
+                    b'{"error":"Service Unavailable","message":"this A2A server is stopping: '
+                    b"send the request again (to another server of the swarm, or to this one "
+                    b'once it is back)"}'
+                )
+                headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+            else:
+                body = b""
+            await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -108,23 +176,33 @@ def create_app(
             if push:
                 dispatcher = PushDispatcher(swarm, handler.queues, http)
                 running = asyncio.create_task(dispatcher.run())
+            watching = asyncio.create_task(on_server_exit(handler.stop))
             try:
                 yield
             finally:
+                handler.stop()
+                await stop_task(watching)
                 if running is not None:
                     await stop_task(running)
                 if close_swarm:
                     await swarm.aclose()
 
+    raw = RawContextBuilder()
     routes: list[BaseRoute] = [
         *create_agent_card_routes(
             card, card_modifier=queue_descriptions(swarm, descriptions or {})
         ),
-        *create_jsonrpc_routes(handler, DEFAULT_RPC_URL),
-        *create_rest_routes(handler),
+        *create_jsonrpc_routes(handler, DEFAULT_RPC_URL, context_builder=raw),
+        *create_rest_routes(handler, context_builder=raw),
     ]
     guard = Middleware(
         AccessGuard, token=token, what="this A2A server", public=(AGENT_CARD_WELL_KNOWN_PATH,)
     )
-    # SSEIds: the SDK's routes write no SSE ids; it adds each update's position (resuming).
-    return Starlette(routes=routes, middleware=[guard, Middleware(SSEIds)], lifespan=lifespan)
+    middleware = [
+        Middleware(EndCancelled),
+        guard,  # (before the body is read: a client without the token sends none)
+        Middleware(BodyLimit, max_bytes=max_body_bytes(swarm.limits)),
+        # The SDK's routes write no SSE ids; SSEIds adds each update's position (resuming).
+        Middleware(SSEIds),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

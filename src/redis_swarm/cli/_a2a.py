@@ -1,14 +1,65 @@
-"""``swarm a2a``: serve the swarm as an Agent2Agent server (the face: parse, build, serve)."""
+"""``swarm a2a``: serve the swarm as an Agent2Agent server (the face: parse, check, build,
+serve)."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import click
 
 from .._client import AsyncSwarm
-from .._errors import ConfigError
+from .._errors import ConfigError, PermissionDenied, ValidationError
 from .._net import http_url, is_loopback, listen
+from .._validate import check_queues
 from ._app import App, main, pass_app
 from ._common import listen_options
+
+# A task and webhook id no task has: what the access check reads and claims (nothing).
+_PROBE_ID = "a2a-access-check"
+
+
+def _queues(queues: tuple[str, ...]) -> tuple[str, ...]:
+    """The queues to expose, as the core names them: a bad one would be on the card, and
+    every message sent to it refused."""
+    try:
+        return check_queues(queues, what="--queue")
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queue") from None
+
+
+def _card_url(url: str | None) -> str | None:
+    """--url as clients will use it: http(s), with a host."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises on a port that is no number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{url!r} is not an http(s) URL with a host (and a port from 1 to 65535, if "
+            "any): give the URL clients reach this server at, e.g. "
+            "https://agents.example.com/swarm/",
+            param_hint="--url",
+        )
+    return url.strip()
+
+
+def _check_access(app: App) -> None:
+    """Reach Redis before serving, and check that its user may do what an A2A server does:
+    a wrong password, an unreachable server or a wrong CA then fails here, at once, instead
+    of after the card was announced; so does a worker's user, which may not keep webhooks.
+    The checks read and claim a webhook no task has: nothing changes."""
+    from ..a2a_server._words import needs_role
+
+    swarm = app.swarm
+    swarm.ping()
+    try:
+        swarm.webhooks(_PROBE_ID)  # (a worker may not even read them)
+        swarm.claim_webhook_event(_PROBE_ID, _PROBE_ID, "0-1")  # (nor run their scripts)
+    except PermissionDenied as exc:
+        raise PermissionDenied(f"{exc}; {needs_role(app.swarm_name)}") from None
 
 
 def _descriptions(pairs: tuple[str, ...], queues: tuple[str, ...]) -> dict[str, str]:
@@ -79,12 +130,19 @@ def a2a(
     try:
         from .._web import require_token_off_loopback, serve
         from ..a2a_server import create_app
+        from ..a2a_server._logs import one_line_client_errors
     except ImportError as exc:  # the A2A part is an extra
         raise ConfigError(f"swarm a2a needs {exc.name}: pip install 'redis-swarm[a2a]'") from None
     require_token_off_loopback(
         host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
     )
+    queues = _queues(queues)
+    public_url = _card_url(public_url)
     descriptions = _descriptions(describe, queues)
+    # Reach Redis before serving, as `swarm mcp` does: a server that cannot work says so and
+    # exits, rather than announcing its card and failing every request.
+    _check_access(app)
+    one_line_client_errors()
     # Listening before the card's URL is announced: --port 0 names the port picked, and the
     # port stays this server's.
     with listen(host, port) as listening:

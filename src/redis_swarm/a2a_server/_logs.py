@@ -1,0 +1,37 @@
+"""A client's bad request in the server's log: one line, not a traceback.
+
+The SDK's JSON-RPC route logs a request it cannot read (not JSON-RPC, parameters of the
+wrong type) with ``logger.exception``: a traceback of the parser on the operator's terminal
+for each malformed request a client sends, which is the client's fault and already answered
+with an error. ``one_line_client_errors`` makes those records one line (the SDK's message and
+the parser's), at warning level; any other error the SDK logs keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["CLIENT_FAULTS", "SDK_ROUTES_LOGGER", "one_line_client_errors"]
+
+# The logger of the SDK's JSON-RPC route, and what it says of a request it cannot read.
+SDK_ROUTES_LOGGER = "a2a.server.routes.jsonrpc_dispatcher"
+CLIENT_FAULTS = frozenset(
+    {"Failed to validate base JSON-RPC request", "Failed to parse request params"}
+)
+
+
+class _OneLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.msg in CLIENT_FAULTS:
+            error = record.exc_info[1]
+            record.msg, record.args = "%s (a client's request): %s", (record.msg, error)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def one_line_client_errors() -> None:
+    """Log the SDK's client errors as one line each (once per process)."""
+    logger = logging.getLogger(SDK_ROUTES_LOGGER)
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+        logger.addFilter(_OneLine())

@@ -1,0 +1,179 @@
+"""The raw HTTP request, below the SDK's routes: how much of a body the server reads, and
+what the SDK's parsing hides from the handler.
+
+**The body limit.** The SDK's routes read a whole body and parse it before anything checks
+its size, so one request of 200 MB cost the server 900 MB of memory before the swarm refused
+its 64 KiB description. ``BodyLimit`` counts the bytes as they arrive (a ``Content-Length``
+over the limit is refused before any is read; a chunked body once it passes it) and answers
+413. The limit (``max_body_bytes``) is the largest task the swarm takes, written as
+verbosely as JSON allows, plus the request's envelope: nothing the swarm would store is
+refused here.
+
+**The raw parameters.** The SDK parses parameters ignoring what it does not know: an
+unknown enum value reads as 0, which ``ListTasks`` takes for "no filter", so a client that
+misspelt a state got every task. ``RawContextBuilder`` keeps the request's body and query in
+the call context, so the handler can tell a value left out from one it could not read
+(``raw_param``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from a2a.server.context import ServerCallContext
+from a2a.server.routes.common import DefaultServerCallContextBuilder
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._models import dumps
+from .._protocol import Limits
+from .._validate import MAX_DESCRIPTION_CHARS
+from ._words import OPERATOR_CONTEXT
+
+__all__ = [
+    "ABSENT",
+    "ENVELOPE_BYTES",
+    "ESCAPE_FACTOR",
+    "TEXT_ROOM_BYTES",
+    "BodyLimit",
+    "RawContextBuilder",
+    "max_body_bytes",
+    "raw_param",
+]
+
+# JSON lets a client write what the swarm stores in one byte of UTF-8 as up to three (a
+# non-ASCII character as a \\u escape: 2 bytes as 6, 4 bytes as 12).
+ESCAPE_FACTOR = 3
+# Room for a task's text: 12 bytes (an escaped character outside the BMP) for each character
+# of the core's description limit.
+TEXT_ROOM_BYTES = 12 * MAX_DESCRIPTION_CHARS
+# Room for the rest of a request: ids, metadata, a webhook's configuration, JSON-RPC's wrapper.
+ENVELOPE_BYTES = 64 * 1024
+
+# The scope key under which BodyLimit leaves the body it read, for RawContextBuilder.
+_BODY_KEY = "redis_swarm.body"
+# The call context's state key of the raw request.
+_RAW_KEY = "redis_swarm.raw"
+
+
+def max_body_bytes(limits: Limits) -> int:
+    """The largest request body an A2A server of a swarm with ``limits`` reads: the largest
+    task data it takes and the longest description, both written with every character
+    escaped, and an envelope."""
+    return ESCAPE_FACTOR * limits.max_task_data_bytes + TEXT_ROOM_BYTES + ENVELOPE_BYTES
+
+
+class BodyLimit:
+    """ASGI wrapper: reads each request's body, at most ``max_bytes`` of it, before the app
+    runs (which then gets it whole); a bigger one is answered 413 and not read further."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._declared(scope) > self.max_bytes:
+            await self._refuse(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left before it had sent it
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:  # then what the server says next: the client's disconnection
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app({**scope, _BODY_KEY: body}, replay, send)
+
+    @staticmethod
+    def _declared(scope: Scope) -> int:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 0  # (the server refuses a malformed one before the app runs)
+        return 0
+
+    async def _refuse(self, send: Send) -> None:
+        body = dumps(
+            {
+                "error": "Payload Too Large",
+                "message": f"the request body is over {self.max_bytes:,} bytes, the most this "
+                "A2A server reads (room for the largest task the swarm takes): put big "
+                f"material in a swarm context {OPERATOR_CONTEXT} and name it in the text",
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),  # the rest of the body is not read
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """What a request said before the SDK parsed it: its body (JSON-RPC) and query
+    (HTTP+JSON's GET methods)."""
+
+    body: bytes
+    query: dict[str, str] = field(default_factory=dict)
+
+
+class RawContextBuilder(DefaultServerCallContextBuilder):
+    """The SDK's call context, with the raw request kept in its state (see ``raw_param``)."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        context.state[_RAW_KEY] = RawRequest(
+            request.scope.get(_BODY_KEY, b""), dict(request.query_params)
+        )
+        return context
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+# What ``raw_param`` returns for a parameter the request did not give.
+ABSENT: Any = _Absent()
+
+
+def raw_param(context: ServerCallContext, name: str) -> Any:
+    """Parameter ``name`` of the request as the client sent it: a JSON-RPC request's
+    ``params`` member, else the query's; ``ABSENT`` when it gave none; None when the raw
+    request is not known (a handler called without ``RawContextBuilder``)."""
+    raw = context.state.get(_RAW_KEY)
+    if not isinstance(raw, RawRequest):
+        return None
+    if raw.body:
+        try:
+            params = json.loads(raw.body).get("params")
+        except (ValueError, AttributeError):
+            return None  # (the SDK refused such a body before the handler ran)
+        return params.get(name, ABSENT) if isinstance(params, dict) else ABSENT
+    return raw.query.get(name, ABSENT)

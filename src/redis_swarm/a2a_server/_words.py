@@ -1,0 +1,49 @@
+"""The core's hints in an A2A client's words.
+
+The core ends its messages with what to do next in the words of the CLI
+(``redis_swarm._hints``): "check the id with swarm task list". A remote A2A client has no
+such command; it has the A2A methods (``GetTask``, ``ListTasks``, ``SendMessage``...), and
+what only the swarm's operator can do is said to be theirs. ``A2A_WORDS`` says each hint this
+way, keyed by the core's names, as the MCP server's ``TOOL_WORDS`` does for its tools, so a
+hint reworded in the core is reworded here too (tests/test_a2a_words.py holds the two to each
+other: every hint has its words here, and none reaches a client as the CLI says it).
+"""
+
+from __future__ import annotations
+
+from .. import _hints as hints
+
+__all__ = ["A2A_WORDS", "OPERATOR_CONTEXT", "in_a2a_words", "needs_role"]
+
+
+def needs_role(swarm: str) -> str:
+    """What an A2A server's Redis user must be (docs/security.md), told to its operator
+    wherever Redis refuses that user something."""
+    return (
+        "swarm a2a posts and cancels tasks and keeps A2A clients' webhooks, which needs a "
+        f"shard or coordinator user of swarm {swarm} (swarm acl --role shard --swarm {swarm} "
+        "--user a2a --apply)"
+    )
+
+
+# What an A2A client is told about material that belongs in a swarm context: contexts are
+# published by the swarm's own agents and operator, not through A2A.
+OPERATOR_CONTEXT = "(ask the swarm's operator to publish it)"
+
+A2A_WORDS: dict[str, str] = {
+    hints.CHECK_TASK_ID: "check the id SendMessage returned, or find the task with ListTasks",
+    hints.PUBLISH_CONTEXT: OPERATOR_CONTEXT,
+    hints.LIST_FINDINGS: "in the artifacts of completed tasks (GetTask, ListTasks)",
+    # Agents and contexts are not A2A objects: only the swarm's operator sees them.
+    hints.CHECK_AGENT_ID: "check the id with the swarm's operator",
+    hints.LIST_CONTEXTS: "(the swarm's operator can list them)",
+    hints.ASK_TARGETS: "(the swarm's operator can list them)",
+    hints.CONTEXT_VERSIONS: "known to the swarm's operator",
+}
+
+
+def in_a2a_words(text: str) -> str:
+    """``text`` (a core error's message) with each of the core's hints in A2A words."""
+    for core_words, a2a_words in A2A_WORDS.items():
+        text = text.replace(core_words, a2a_words)
+    return text
