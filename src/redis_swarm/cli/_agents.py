@@ -63,6 +63,10 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
         if pass_name is not None:
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            if not any(counts.values()):  # (a misspelt pass reads as an empty one)
+                known = ", ".join(repr(p.name) for p in st.passes[:10]) or "none yet"
+                click.echo(f"no task has ever been posted to pass {pass_name!r}; the passes: "
+                           f"{known}", err=True)  # fmt: skip
         by_role = printable(", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())))
         click.echo(
             f"agents: {st.agents.alive} alive ({by_role or 'none'}), {st.agents.stale} stale"

@@ -109,7 +109,7 @@ elseif action == 'cancel' then
   if t.status == 'completed' or t.status == 'dead' then
     return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is already ' .. t.status
       .. ' and cannot be cancelled' .. (t.status == 'dead' and
-        ' (requeue_dead would put it back in its queue)' or ': it is settled, leave it'))
+        ': requeue it to run it again, or leave it' or ': it is settled, leave it'))
   end
   unlink(Q, t)
   local worker = t.worker
