@@ -234,7 +234,9 @@ PRESENCE_EVERY_S = 1.0
 
 def presence_due(ctx: OpContext, worker: str) -> bool:
     """Whether this claim should register ``worker`` and mark it present (remembered per
-    handle, so that a new handle, as after a server was replaced, registers at once)."""
+    handle, so that a new handle, as after a server was replaced, registers at once). The
+    script does so only when it leases a task: a claim that leased none calls
+    ``forget_presence``, or the worker's next claims, leasing, would skip it for a second."""
     if ctx.clock is not None:  # a test's clock: every claim marks presence, as the clock says
         return True
     now = time.monotonic()
@@ -246,7 +248,7 @@ def presence_due(ctx: OpContext, worker: str) -> bool:
 
 def forget_presence(ctx: OpContext, worker: str) -> None:
     """The next claim of ``worker`` through this handle registers it again (after
-    deregister)."""
+    deregister, or a claim that leased nothing and so registered nothing)."""
     ctx.presence_sent.pop(worker, None)
 
 

@@ -48,6 +48,7 @@ from ._work import (
     check_token,
     decoded,
     encode_json,
+    forget_presence,
     leased,
     new_id,
     new_secret,
@@ -514,6 +515,7 @@ def note_idle(
     if worker is not None and len(tail) == 3 and not tail[0]:
         idle = (_queue_names(queues), time.monotonic(), int(tail[1]), int(tail[2]))
         remember(ctx.idle, worker, idle)
+        forget_presence(ctx, worker)  # (the script registers a worker only when it leases)
 
 
 def _idle_hint(ctx: OpContext, worker: str, names: tuple[str, ...]) -> tuple[int, int] | None:
@@ -596,6 +598,7 @@ def claim(
                 ctx.dry.pop(worker, None)
             tasks = leased(ctx, reply, lease_secrets)
             return tasks if n is not None else tasks[0]
+        forget_presence(ctx, worker)  # (the script registers a worker only when it leases)
         due, now = int(reply[1]), int(reply[2])
         if deadline - time.monotonic() <= 0:
             # The next waiting claim of these queues through this handle starts waiting.
@@ -663,6 +666,7 @@ def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) ->
     if not reply[0]:
         idle = (behind.names, time.monotonic(), int(reply[1]), int(reply[2]))
         remember(ctx.idle, behind.worker, idle)
+        forget_presence(ctx, behind.worker)  # (the script registers a worker only when it leases)
         return None
     if any(int(n) for n in lengths):
         ctx.dry.pop(behind.worker, None)
