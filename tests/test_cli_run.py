@@ -284,6 +284,43 @@ def test_a_cancelled_task_stops_its_agent(cli: Cli, swarm: Swarm, redis_url: str
     assert swarm.get_task(t.id).status == "cancelled"
 
 
+def test_a_cancel_stops_the_agent_within_a_second_whatever_the_lease(
+    cli: Cli, swarm: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    """The user's tour: ``--lease 30``, the agent killed 9.5 s after ``swarm task cancel``
+    (the next renewal); with a pipeline's 600 s lease, 200 s of a paid run."""
+    t = swarm.post_task("q", "long", lease_s=120)
+    pidfile = tmp_path / "pid"
+    took: list[float] = []
+
+    def cancel_when_started() -> None:
+        deadline = time.monotonic() + 10
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        pid = int(pidfile.read_text())
+        with Swarm(redis_url, swarm="test") as other:
+            other.cancel(t.id)
+        since = time.monotonic()
+        while alive(pid) and time.monotonic() - since < 10:
+            time.sleep(0.02)
+        took.append(time.monotonic() - since)
+
+    import threading
+
+    thread = threading.Thread(target=cancel_when_started)
+    thread.start()
+    summary = run_json(cli, "--queue", "q", "--exec", f"echo $$ > {pidfile}; exec sleep 60",
+                       "--grace", "0.5", "--max-tasks", "1")  # fmt: skip
+    thread.join()
+    assert took and took[0] < 2.0, took
+    (outcome,) = summary["tasks"]
+    assert summary["lost"] == 1
+    assert outcome["detail"] == f"stopped the agent: task {t.id} was cancelled"
+    assert outcome["duration_s"] < 10
+
+
 def test_a_flood_of_output_stays_bounded(swarm: Swarm, redis_url: str, tmp_path: Path) -> None:
     t = swarm.post_task("q", "d")
     body = (

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from redis_swarm import Answer, ConfigError, InvalidState, Swarm
+from redis_swarm._keys import ask_queue
 from redis_swarm._runner import ServeOptions, Server, TaskOutcome, session_command
 
 from . import _fake_claude
@@ -96,9 +97,18 @@ def test_a_stopped_server_deregisters_its_slots_unless_they_keep_a_session(
 ) -> None:
     """Its claims registered them; stopped, it leaves none counted alive. With --session a
     slot's record is its conversation, kept for a restart (the next test)."""
+    # Asked before the server starts, so that its first claim takes the question: that is
+    # the claim that registers the slot (one that finds nothing registers nobody, and the
+    # claims of the next second do not try again).
+    asker = threading.Thread(target=lambda: swarm.ask("lib", "Q1: who?", timeout_s=30))
+    asker.start()
+    deadline = time.monotonic() + 10
+    while not swarm.queue_stats().get(ask_queue("lib"), {}).get("pending"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     serving = Serving(swarm, command=claude(), concurrency=2)
     try:
-        swarm.ask("lib", "Q1: who?", timeout_s=30)
+        asker.join(30)
         assert "serve-lib-1" in {a.id for a in swarm.agents()}
     finally:
         serving.stop()
@@ -196,16 +206,30 @@ def test_an_answerer_that_prints_nothing_is_a_clear_error(swarm: Swarm) -> None:
         serving.stop()
 
 
+# An answerer that answers the question itself (with the lease's token), then prints
+# another answer: the one the server reports comes after the question was answered.
+ANSWERED_FIRST = (
+    "cat > /dev/null; "
+    f"PYTHONPATH={SRC} {sys.executable} -c 'import os; from redis_swarm import Swarm; "
+    'e = os.environ; s = Swarm(e["SWARM_URL"], swarm=e["SWARM_NAME"]); '
+    's.answer(e["SWARM_TASK_ID"], e["SWARM_TASK_TOKEN"], "first", worker="other")\'; '
+    "echo late"
+)
+
+
 def test_a_late_answer_is_kept_superseded(swarm: Swarm) -> None:
-    serving = Serving(swarm, command="cat > /dev/null; sleep 1.5; echo late")
+    """An answer that comes after the question was answered is kept, superseded. (One that
+    comes after its asker gave up is rare now: the answerer is stopped within about a
+    second of the question being withdrawn, see test_runner_cancel.)"""
+    serving = Serving(swarm, command=ANSWERED_FIRST)
     try:
-        with pytest.raises(Exception, match="claimed it"):
-            swarm.ask("lib", "Q1: slow?", timeout_s=0.5)
+        got = swarm.ask("lib", "Q1: slow?", timeout_s=30)
         deadline = time.monotonic() + 20
         while not serving.server.outcomes and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         serving.stop()
+    assert got.text == "first"
     (outcome,) = serving.server.outcomes
     assert outcome.status == "lost" and "kept superseded" in outcome.detail
     late = swarm.get_finding(str(outcome.finding_id))

@@ -16,6 +16,8 @@ not find is refused before anything is claimed; one the shell still cannot run (
 - ``output``: its answer, cost and tokens in the agent CLI's format (text, Claude, Codex);
 - ``.._finding_text``: the finding in its answer (the hooks read it there too);
 - ``pool``: the slots, the claim loop, renewals and the report;
+- ``cancels``: one follower per pool of the event log's cancels, so that the agent of a
+  cancelled task is killed within about a second, not at its next renewal;
 - ``serve``: the same pool answering the questions of a shard's ask queue (``swarm serve``).
 """
 

@@ -164,6 +164,7 @@ def run_child(
     timeout_s: float = 900.0,
     tick_s: float = 60.0,
     on_tick: Callable[[], str | None] | None = None,
+    halt: Callable[[], str | None] | None = None,
     stop: threading.Event | None = None,
     grace_s: float = 5.0,
     head_bytes: int = OUTPUT_HEAD,
@@ -172,7 +173,9 @@ def run_child(
     """Run ``argv`` in a new session (its own process group) and wait for it.
 
     ``on_tick`` is called every ``tick_s`` seconds while it runs (the pool renews the lease
-    there); if it returns a reason, the group is killed. The group is also killed at
+    there); if it returns a reason, the group is killed. ``halt`` is asked at every look at
+    the process (about 20 times a second), so it must not do I/O: a reason from it kills the
+    group too (the pool's cancel follower answers it). The group is also killed at
     ``timeout_s`` and when ``stop`` is set: SIGTERM, then SIGKILL after ``grace_s``. Whatever
     it left running when its leader exited is killed too: the rest of its group, and every
     process that inherited its ``SWARM_RUN_ID`` mark outside the group (see ``reaper``).
@@ -219,6 +222,8 @@ def run_child(
                 killed = "interrupted"
             elif now >= deadline:
                 killed = f"timed out after {timeout_s:g}s"
+            elif halt is not None and (why := halt()) is not None:
+                killed = why
             elif on_tick is not None and now >= next_tick:
                 next_tick = now + tick_s
                 killed = on_tick()

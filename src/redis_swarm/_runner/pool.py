@@ -4,7 +4,9 @@
 Round trips: a slot whose agent succeeded reports and leases its next task in one call
 (``report(..., claim_next=)``); idle slots claim together, one of them for all (``claim(...,
 n=)``), handing the other tasks of the batch over, so that a pool with free slots pays one
-claim, not one per slot, and its slots do not all wake on one task.
+claim, not one per slot, and its slots do not all wake on one task. A cancel of a task an
+agent runs is learnt from the event log by one follower per pool (``cancels``), not by a
+round trip per task.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .._errors import AlreadyCompleted, ConnectionFailed, NotFound, SwarmError, 
 from .._finding_text import SUMMARY_LIMIT, finding_tags, new_mark, parse_finding
 from .._models import ContextInfo, Finding, Task, TaskStatus, Usage, answer_fields
 from .._prompts import render_task_prompt
+from .cancels import CancelWatch
 from .child import (
     CANNOT_RUN,
     ERROR_TAIL,
@@ -213,6 +216,7 @@ class Runner:
         self._live = 0  # slots not stopped
         self._handed: deque[Task] = deque()  # tasks of a batch, not yet taken by a slot
         self._next: dict[str, Task] = {}  # slot -> the task its last report leased
+        self._cancels = CancelWatch(swarm, self._error)  # kills the agent of a cancelled task
 
     # --- control
 
@@ -252,14 +256,18 @@ class Runner:
             threading.Thread(target=self._slot, args=(i + 1,), name=f"swarm-run-{i + 1}")
             for i in range(self.options.concurrency)
         ]
-        with subreaper():  # orphans of the agents' trees come to this process (see reaper)
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.1)
-                    if tick is not None:
-                        tick()
+        self._cancels.start()  # before any claim: a cancel made right after one is read
+        try:
+            with subreaper():  # orphans of the agents' trees come to this process (see reaper)
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    while thread.is_alive():
+                        thread.join(0.1)
+                        if tick is not None:
+                            tick()
+        finally:
+            self._cancels.stop()
         while self._handed:  # leased for a slot that stopped first: back to the queue
             self._give_back(self._handed.popleft())
         self._leave()
@@ -593,8 +601,9 @@ class Runner:
         env: dict[str, str] | None = None,
     ) -> ChildResult:
         """Run the agent for ``task`` (``command``, default the pool's, with ``env`` added),
-        renewing its lease meanwhile; a renewal that finds the task gone (cancelled,
-        completed elsewhere, taken over) adds to ``lost`` and stops it."""
+        renewing its lease meanwhile; a cancel read in the event log (``cancels``: within
+        about a second), or a renewal that finds the task gone (cancelled, completed
+        elsewhere, taken over), adds to ``lost`` and stops it."""
         opts = self.options
 
         def renew() -> str | None:
@@ -615,16 +624,25 @@ class Runner:
         try:
             built = build_command(command or opts.command, prompt, workdir, shell=opts.shell)
             extra = {**task_env(task, self.swarm.settings, context), **(env or {})}
-            return run_child(
-                built.argv,
-                stdin=built.stdin,
-                env={**os.environ, **extra, **built.env},
-                timeout_s=opts.timeout_s or float(task.lease_s),
-                tick_s=max(0.2, lease / 3),
-                on_tick=renew,
-                stop=self._aborting,
-                grace_s=opts.grace_s,
-            )
+            with self._cancels.watch(task.id) as cancelled:
+
+                def halt() -> str | None:
+                    why = cancelled()
+                    if why is not None:
+                        lost.append(why)
+                    return why
+
+                return run_child(
+                    built.argv,
+                    stdin=built.stdin,
+                    env={**os.environ, **extra, **built.env},
+                    timeout_s=opts.timeout_s or float(task.lease_s),
+                    tick_s=max(0.2, lease / 3),
+                    on_tick=renew,
+                    halt=halt,
+                    stop=self._aborting,
+                    grace_s=opts.grace_s,
+                )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
