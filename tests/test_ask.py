@@ -276,3 +276,125 @@ def test_a_cancelled_async_asker_withdraws_its_question(redis_url: str) -> None:
             assert (await handle.get_task(question.id)).status is TaskStatus.CANCELLED
 
     asyncio.run(body())
+
+
+def _asking(swarm: Swarm, *args: object, **kwargs: object) -> tuple[threading.Thread, list[object]]:
+    """``swarm.ask(*args, **kwargs)`` in a thread, once its question is posted: the thread
+    and what the ask returned or raised (when it has ended)."""
+    before = len(swarm.list_tasks(queue=ask_queue("lib")).items)
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(swarm.ask(*args, **kwargs))  # type: ignore[arg-type]
+        except Exception as exc:  # (the test reads it)
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(swarm.list_tasks(queue=ask_queue("lib")).items) == before:
+        assert time.monotonic() < deadline, "the question was never posted"
+        time.sleep(0.01)
+    return thread, out
+
+
+def test_an_asker_sharing_a_question_leaves_it_to_the_asker_that_posted_it(owned: Swarm) -> None:
+    """A later asker whose dedupe key met the question gives up without withdrawing it: the
+    asker that posted it still waits, and gets its answer."""
+    first, got = _asking(owned, "lib", "shared q", timeout_s=30, dedupe_key="dk")
+    (question,) = owned.list_tasks(queue=ask_queue("lib")).items
+    with pytest.raises(Timeout, match=r"stays open as .*shared with the asker that posted it"):
+        owned.ask("lib", "shared q", timeout_s=0.2, dedupe_key="dk")
+    assert owned.get_task(question.id).status is TaskStatus.PENDING
+    _answerer(owned, ask_queue("lib"), lambda _t: "the shared answer").join(10)
+    first.join(10)
+    (answer,) = got
+    assert isinstance(answer, Answer) and answer.question_id == question.id
+
+
+def test_a_question_asked_to_be_kept_is_never_withdrawn_by_a_later_asker(owned: Swarm) -> None:
+    with pytest.raises(Timeout, match="stays queued") as first:
+        owned.ask("lib", "kept q", timeout_s=0.1, keep=True, dedupe_key="kk")
+    with pytest.raises(Timeout, match="which asked to keep it") as later:
+        owned.ask("lib", "kept q", timeout_s=0.1, dedupe_key="kk")
+    qid = first.value.task_id
+    assert later.value.task_id == qid and qid is not None
+    assert owned.get_task(qid).status is TaskStatus.PENDING
+    assert owned.get_task(qid).data["keep"] is True
+    _answerer(owned, ask_queue("lib"), lambda _t: "kept and answered").join(10)
+    assert owned.ask("lib", "kept q", timeout_s=0.01, dedupe_key="kk").text == "kept and answered"
+
+
+def test_a_sharer_still_waiting_asks_anew_when_the_poster_withdraws(owned: Swarm) -> None:
+    """The asker that posted the question gives up first and withdraws it; the one sharing
+    it, still waiting, is not cut short: it posts the question anew and gets its answer."""
+    poster, posted = _asking(owned, "lib", "who waits?", timeout_s=1.0, dedupe_key="sw")
+    (original,) = owned.list_tasks(queue=ask_queue("lib")).items
+
+    def answer_the_new_one() -> None:  # once the poster has given up: the question anew
+        poster.join(10)
+        _answerer(owned, ask_queue("lib"), lambda _t: "42").join(20)
+
+    answerer = threading.Thread(target=answer_the_new_one, daemon=True)
+    answerer.start()
+    got = owned.ask("lib", "who waits?", timeout_s=30, dedupe_key="sw")
+    answerer.join(10)
+    (gave_up,) = posted
+    assert isinstance(gave_up, Timeout) and "it was cancelled" in str(gave_up)
+    assert owned.get_task(original.id).status is TaskStatus.CANCELLED
+    assert got.text == "42" and got.question_id != original.id
+    # The key names the new question: asked again, its answer comes back at once.
+    assert owned.ask("lib", "who waits?", timeout_s=0.01, dedupe_key="sw").text == "42"
+
+
+def test_a_question_cancelled_by_someone_else_says_so_truthfully(owned: Swarm) -> None:
+    asking, got = _asking(owned, "lib", "cancel me?", timeout_s=30)
+    (question,) = owned.list_tasks(queue=ask_queue("lib")).items
+    owned.cancel(question.id)
+    asking.join(10)
+    (error,) = got
+    assert isinstance(error, InvalidState)
+    assert "not by this asker" in str(error) and "says by whom" not in str(error)
+    assert "its task.cancelled event says when" in str(error)
+
+
+def test_an_interrupted_asker_s_note_says_what_became_of_its_question(redis_url: str) -> None:
+    """The interrupt goes on, with a note (PEP 678) a face shows: cancelled, kept, or left
+    to the asker that posted it."""
+
+    async def interrupted(handle: AsyncSwarm, **kwargs: object) -> tuple[str, str]:
+        before = len((await handle.list_tasks(queue=ask_queue("lib"))).items)
+        asking = asyncio.create_task(handle.ask("lib", "q?", timeout_s=60, **kwargs))  # type: ignore[arg-type]
+        for _ in range(500):
+            items = (await handle.list_tasks(queue=ask_queue("lib"))).items
+            if len(items) > before:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        asking.cancel()
+        with pytest.raises(asyncio.CancelledError) as caught:
+            await asking
+        return items[-1].id, " ".join(getattr(caught.value, "__notes__", []))
+
+    async def body() -> None:
+        async with AsyncSwarm(redis_url, swarm="test") as handle:
+            await handle.publish_context("lib", "chapter 42\n", source="book.md")
+            qid, note = await interrupted(handle)
+            assert note == (
+                f"interrupted while asking 'lib': it was cancelled ({qid}); an answer that "
+                "still arrives is kept, superseded; ask again when you can wait for the answer"
+            )
+            qid, note = await interrupted(handle, keep=True, dedupe_key="n1")
+            assert f"it stays queued as {qid}; its answer will be the finding" in note
+            assert (await handle.get_task(qid)).status is TaskStatus.PENDING
+            # Sharing that kept question: interrupted, it leaves it be.
+            sharer = asyncio.create_task(handle.ask("lib", "q?", timeout_s=60, dedupe_key="n1"))
+            await asyncio.sleep(0.3)
+            sharer.cancel()
+            with pytest.raises(asyncio.CancelledError) as caught:
+                await sharer
+            assert f"it stays open as {qid}" in " ".join(getattr(caught.value, "__notes__", []))
+            assert (await handle.get_task(qid)).status is TaskStatus.PENDING
+
+    asyncio.run(body())

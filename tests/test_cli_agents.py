@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm
+from redis_swarm._models import iso
 
 from ._cli import Cli
 from ._handles import must
@@ -45,7 +47,7 @@ def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
     assert "pass 'P': pending 1, delayed 0, claimed 1" in human
     assert "no task has ever been posted" not in cli("status", "--pass", "P").stderr
     typo = cli("status", "--pass", "p")  # a misspelt pass is said, not shown as an empty one
-    assert "no task has ever been posted to pass 'p'; the passes: 'P'" in typo.stderr
+    assert "no task has ever been posted to pass \"p\": nothing to wait for" in typo.stderr
 
 
 def test_status_shows_the_passes_with_every_status(cli: Cli, swarm: Swarm) -> None:
@@ -92,6 +94,22 @@ def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Swarm)
     cli("agents", "register", "x", "--role", "worker", "--metadata", "{", expect=2)
 
 
+def test_agents_alive_and_stale_together_is_a_usage_error(cli: Cli, swarm: Swarm) -> None:
+    swarm.register("worker", name="w")
+    assert [a["id"] for a in cli.json("agents", "--alive")["items"]] == ["w"]
+    assert cli.json("agents", "--stale")["items"] == []
+    out = cli("agents", "--alive", "--stale", expect=2)
+    assert "--alive and --stale are alternatives" in out.stderr
+
+
+def test_registering_shows_times_as_the_rest_of_the_cli(cli: Cli, swarm: Swarm) -> None:
+    out = cli("agents", "register", "shard-a", "--role", "shard").stdout
+    agent = swarm.get_agent("shard-a")
+    for name, ms in (("registered_at", agent.registered_at), ("last_seen", agent.last_seen)):
+        assert re.search(rf"^{name}\s+{re.escape(iso(ms) or '-')} \(\d+s ago\)$", out, re.M), out
+    assert str(agent.registered_at) not in out
+
+
 def test_messages_send_broadcast_inbox(cli: Cli, swarm: Swarm) -> None:
     swarm.register("shard", name="shard-a")
     swarm.register("coordinator", name="coord")
@@ -110,6 +128,10 @@ def test_messages_send_broadcast_inbox(cli: Cli, swarm: Swarm) -> None:
     assert out.stderr.startswith("error: ") and "nobody" in out.stderr
     cli("msg", "inbox", expect=2)
     cli("msg", "send", "shard-a", "-", "--data", "-", input="{}", expect=2)
+    for data in ("[1,2]", '"x"', "3", "null"):  # JSON, but not an object: bad input, as --metadata
+        out = cli("msg", "send", "shard-a", "hi", "--data", data, expect=2)
+        assert "--data" in out.stderr and "must be a JSON object" in out.stderr
+    assert swarm.inbox("shard-a") == []
 
 
 def test_an_empty_message_is_refused_and_nothing_is_sent(

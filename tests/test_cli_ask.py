@@ -89,3 +89,47 @@ def test_ctrl_c_withdraws_the_question_unless_kept(
     assert proc.returncode == 1, err
     expected = TaskStatus.PENDING if keep else TaskStatus.CANCELLED
     assert swarm.get_task(question.id).status is expected
+    # One error line saying what became of the question (not click's bare "Aborted!").
+    message = err.decode()
+    assert message.startswith("error: interrupted while asking 'lib': "), message
+    assert message.count("\n") == 1 and "Aborted" not in message
+    if keep:
+        assert f"it stays queued as {question.id}" in message
+        assert f"swarm task show {question.id}" in message
+    else:
+        assert f"it was cancelled ({question.id})" in message and "ask again" in message
+
+
+def test_a_later_asker_giving_up_leaves_the_first_one_s_question(
+    cli: Cli, swarm: Swarm, redis_url: str, tmp_path: Path
+) -> None:
+    """The user tour: two askers share a question through --dedupe; the later one times out
+    first (exit 3) and the first one still gets the answer."""
+    env = subprocess_env(redis_url, "test", tmp_path)
+    args = ["ask", "lib", "shared q", "--dedupe", "dk", "--timeout", "30", "--json"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "redis_swarm", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not swarm.list_tasks(queue="ask.lib").items and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (question,) = swarm.list_tasks(queue="ask.lib").items
+        out = cli("ask", "lib", "shared q", "--dedupe", "dk", "--timeout", "0.3", expect=3)
+        assert f"it stays open as {question.id}, shared with the asker" in out.stderr
+        assert swarm.get_task(question.id).status is TaskStatus.PENDING
+        answer_one(swarm, "ask.lib", "shared answer").join(10)
+        stdout, err = first.communicate(timeout=30)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert json.loads(stdout)["question_id"] == question.id
+
+
+def test_the_timeout_bound_is_the_core_s(cli: Cli, swarm: Swarm) -> None:
+    out = cli("ask", "lib", "q", "--timeout", "1e9", expect=2)
+    assert "1e+09 is more than 86400 seconds, the longest an ask waits" in out.stderr
+    assert swarm.queue_stats() == {}  # nothing was asked

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from blake3 import blake3
 
-from redis_swarm import SearchHit
-from redis_swarm._models import grep_groups
+from redis_swarm import Limits, SearchHit, Swarm
+from redis_swarm._models import byte_size, grep_groups
+from redis_swarm._validate import MAX_AROUND
 
-from ._cli import Cli
+from ._cli import Cli, run_swarm, subprocess_env
 
 TEXT = "".join(f"line {i}: {'alpha' if i % 10 == 0 else 'beta'}\n" for i in range(1, 201))
 
@@ -211,3 +213,134 @@ def test_grep_groups_leave_out_context_an_earlier_page_showed() -> None:
     shown = [[(n, hit) for n, hit, _ in group] for group in grep_groups(hits, after_line=5)]
     assert shown == [[(3, True)], [(6, True), (7, False)]]
     assert grep_groups(hits, after_line=7) == [[(3, True, "hit three")], [(6, True, "hit six")]]
+
+
+# One line of 1.2 MB (600,000 two-byte characters, over two chunks); lines around a 600 KB
+# line (so that a page is cut inside it, in the middle of a character).
+HUGE_LINE = "é" * 600_000
+AROUND_A_LONG_LINE = (
+    "".join(f"{i:05d} σ short line\n" for i in range(1, 3000))
+    + "long " + "σ" * 300_000 + " end\n"
+    + "".join(f"{i:05d} after\n" for i in range(3001, 9000))
+    + "no final newline"
+)  # fmt: skip
+
+
+def _follow_hints(cli: Cli, owner: str, *args: str) -> str:
+    """What ``context read`` prints from ``args`` on, following each header's "continue
+    with" options literally, to the last read."""
+    text = ""
+    for _ in range(100):
+        out = cli("context", "read", owner, *args)
+        text += out.stdout
+        go_on = re.search(r"continue with ([^)]*)\)", out.stderr)
+        if go_on is None:
+            return text
+        args = tuple(go_on.group(1).split())
+    raise AssertionError("the hints never came to an end")
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "want"),
+    [
+        (HUGE_LINE, (), slice(None)),
+        (HUGE_LINE, ("--lines", "1"), slice(None)),
+        (HUGE_LINE, ("--offset", "5"), slice(4, None)),  # widened to the character at 4
+        (AROUND_A_LONG_LINE, (), slice(None)),
+        (AROUND_A_LONG_LINE, ("--lines", "2999:+5"), slice(2998 * 20, None)),
+        (AROUND_A_LONG_LINE, ("--offset", "5"), slice(5, None)),
+        (AROUND_A_LONG_LINE, ("--offset", "100", "--length", "700000"), slice(100, 700_100)),
+        (AROUND_A_LONG_LINE, ("--lines", "3002:8000"), slice(None)),
+    ],
+)
+def test_following_the_continue_hints_reads_every_byte_once(
+    cli: Cli, text: str, start: tuple[str, ...], want: slice
+) -> None:
+    """A page is cut at 256 KiB; when the cut is inside a line (or of a byte range) the
+    header points on by bytes from the cut, not to the next line, which skipped the rest of
+    the line."""
+    cli("context", "publish", "-", "--owner", "t", input=text)
+    raw = text.encode()
+    if start == ("--lines", "3002:8000"):  # by lines, cut at line ends: up to line 8000
+        lines = text.splitlines(keepends=True)
+        expected = "".join(lines[3001:8000])
+    else:
+        expected = raw[want].decode()
+    assert _follow_hints(cli, "t", *start) == expected
+
+
+def test_a_cut_inside_a_line_says_where_in_bytes(cli: Cli) -> None:
+    cli("context", "publish", "-", "--owner", "t", input=AROUND_A_LONG_LINE)
+    out = cli("context", "read", "t", "--offset", "5")
+    cut = 5 + len(out.stdout.encode())
+    assert f"continue with --offset {cut})" in out.stderr
+    assert "bytes 5-" in out.stderr and "of 2999" not in out.stderr
+    whole = cli("context", "read", "t", "--lines", "1:3005")
+    assert "continue with --lines " in whole.stderr and whole.stdout.endswith("\n")
+
+
+def test_read_into_a_pipe_is_exact(cli: Cli, redis_url: str, tmp_path: Path) -> None:
+    """No newline is added after a last line that has none (nor to CRLF text): a pipe gets
+    the bytes, as JSON's text says."""
+    cli("context", "publish", "-", "--owner", "crlf", input=b"line1\r\nline2\r\nline3")
+    env = subprocess_env(redis_url, "test", tmp_path)
+    for args in ((), ("--lines", "2:3"), ("--offset", "7")):
+        done = run_swarm(["context", "read", "crlf", *args], env)
+        assert done.returncode == 0, done
+        assert done.stdout == b"line1\r\nline2\r\nline3"[len(b"line1\r\n") if args else 0 :]
+
+
+def test_read_edges(cli: Cli) -> None:
+    with Swarm(cli.url, swarm=cli.swarm) as swarm:
+        swarm.publish_context("empty", "", source="empty.txt")
+    for args in ((), ("--lines", "1"), ("--offset", "0")):
+        out = cli("context", "read", "empty", *args)
+        assert out.stdout == "" and "the context is empty" in out.stderr, args
+    out = cli("context", "read", "empty", "--lines", "2", expect=1)
+    assert "line 2 is past the end" in out.stderr and "has 0 lines" in out.stderr
+    cli("context", "publish", "-", "--owner", "s", input=TEXT)
+    end = cli.json("context", "read", "s", "--offset", str(len(TEXT)))
+    assert (end["text"], end["start_line"], end["end_line"], end["total_lines"]) == (
+        "", 200, 200, 200,
+    )  # fmt: skip
+    at_end = cli("context", "read", "s", "--offset", str(len(TEXT)))
+    assert at_end.stdout == "" and "the context ends there" in at_end.stderr
+    out = cli("context", "read", "s", "--lines", "1:+0", expect=2)
+    assert "'1:+0' is not a range of lines (a count of 0 is no line)" in out.stderr
+    out = cli("context", "search", "s", "alpha", "--around", str(MAX_AROUND + 1), expect=2)
+    assert "--around" in out.stderr and f"0<=x<={MAX_AROUND}" in out.stderr
+
+
+def test_stdin_over_the_limit_names_the_limit(cli: Cli) -> None:
+    limit = Limits().max_context_bytes
+    out = cli("context", "publish", "-", "--owner", "o", input=b"x" * (limit + 1), expect=1)
+    assert f"the context is more than the limit of {limit:,} bytes" in out.stderr
+    assert f"{limit + 1:,}" not in out.stderr
+
+
+def test_version_hint_reads_once(cli: Cli) -> None:
+    cli("context", "publish", "-", "--owner", "s", input=TEXT)
+    out = cli("context", "get", "s", "--version", "5415716", expect=1)
+    assert "pass the hex hash shown by swarm context versions OWNER" in out.stderr
+    assert "shown shown" not in out.stderr
+
+
+def test_sizes_are_decimal_and_counts_have_separators(cli: Cli) -> None:
+    assert [byte_size(n) for n in (0, 999, 1000, 100_000, 3_445_516, 999_960, None)] == [
+        "0 B", "999 B", "1 KB", "100 KB", "3.4 MB", "1 MB", "",
+    ]  # fmt: skip
+    cli("context", "publish", "-", "--owner", "s", input="x" * 99_999 + "\n")
+    info = cli("context", "info", "s").stdout
+    assert "100 KB (100,000 bytes)" in info and "25,000" in info
+    for listing in (cli("context", "list").stdout, cli("context", "versions", "s").stdout):
+        assert "100 KB" in listing and "25,000" in listing and "25000" not in listing
+
+
+def test_get_json_refuses_bytes_it_cannot_carry(cli: Cli) -> None:
+    data = b"PK\x03\x04\xff\xfe binary"
+    cli("context", "publish", "-", "--owner", "bin", input=data)
+    out = cli("context", "get", "bin", "--json", expect=1)
+    assert '"error": "ValidationError"' in out.stderr and "not UTF-8 text (byte 4" in out.stderr
+    assert "drop --json" in out.stderr and out.stdout == ""
+    cli("context", "publish", "-", "--owner", "txt", input="naïve ✓")
+    assert cli.json("context", "get", "txt")["text"] == "naïve ✓"

@@ -497,6 +497,33 @@ def test_slice_errors(swarm: Swarm) -> None:
     assert swarm.get_context("empty") == ""
 
 
+def test_slice_edges_end_empty_and_tiny_bounds(small: Swarm) -> None:
+    """The end of a context is at its last line; a byte range cut short says so and one
+    that ran to the context's end does not; a bound smaller than a character still moves
+    on; an empty context's line 1 is empty (lines 1-0) whichever way it is read."""
+    text = "".join(f"{i:04d} ✓\n" for i in range(1, 401))  # 400 lines of 9 bytes: 4 chunks
+    raw = text.encode()
+    small.publish_context("o", text, source="s")
+    end = small.read_context("o", offset=len(raw))
+    assert (end.text, end.length, end.start_line, end.end_line) == ("", 0, 400, 400)
+    assert not end.truncated
+    # Longer than the bound, but all that is left: not truncated (nothing to read on).
+    tail = small.read_context("o", offset=len(raw) - 27, length=1000, max_bytes=100)
+    assert tail.text == raw[-27:].decode() and not tail.truncated
+    cut = small.read_context("o", offset=0, length=1000, max_bytes=100)
+    assert cut.truncated and cut.offset + cut.length >= 100
+    assert raw[: cut.length].decode() == cut.text
+    # A bound of one byte and a line starting with a 3-byte character: that character.
+    small.publish_context("wide", "✓✓✓\nx\n", source="s")
+    first = small.read_context("wide", lines=(1, 1), max_bytes=1)
+    assert (first.text, first.length, first.truncated) == ("✓", 3, True)
+    small.publish_context("empty", "", source="s")
+    for part in (small.read_context("empty", lines=(1, 1)), small.read_context("empty", offset=0)):
+        assert (part.text, part.start_line, part.end_line, part.total_lines) == ("", 1, 0, 0)
+    with pytest.raises(ValidationError, match="line 2 is past the end"):
+        small.read_context("empty", lines=(2, 2))
+
+
 def test_bad_input_is_refused_before_anything_is_stored(swarm: Swarm, redis_url: str) -> None:
     for name in BAD_NAMES:
         with pytest.raises(ValidationError):

@@ -238,6 +238,33 @@ def test_bad_parameters_are_400_with_a_hint(
     assert needle in response.json()["message"]
 
 
+@pytest.mark.parametrize("name", ["findings", "syntheses", "dead"])
+def test_a_bad_count_of_the_status_is_400_naming_it(client: TestClient, name: str) -> None:
+    for value, said in (("0", f"{name} 0 is out of range"), ("x", f"{name} 'x' is not a number")):
+        response = client.get("/api/status", params={name: value})
+        assert response.status_code == 400
+        assert said in response.json()["message"], response.text
+
+
+def test_no_such_route_and_a_wrong_method_answer_json(client: TestClient) -> None:
+    for path in ("/api/nope", "/nope", "/static/nope.css"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert body["error"] == "NotFound" and path in body["message"]
+    assert "/api/status, /api/tasks, /api/findings, /api/events" in body["message"]
+    for path in ("/api/status", "/", "/static/app.js"):
+        response = client.post(path)
+        assert response.status_code == 405, path
+        assert response.headers["content-type"] == "application/json"
+        assert "GET" in response.headers["allow"]
+        assert response.json() == {
+            "error": "MethodNotAllowed",
+            "message": "POST is not allowed: the dashboard is read-only, every route takes GET",
+        }
+
+
 def test_a_bad_queue_name_is_400(client: TestClient) -> None:
     response = client.get("/api/tasks", params={"queue": "no spaces"})
     assert response.status_code == 400
@@ -377,6 +404,33 @@ def test_events_resume_from_last_event_id(redis_url: str) -> None:
     run(scenario())
 
 
+def test_events_from_a_time_in_epoch_ms(redis_url: str) -> None:
+    """?since= of digits is a time in epoch ms, as docs/dashboard.md says (a query string is
+    text, and the core takes a str for an event id): the events from then on, inclusive."""
+
+    async def scenario() -> None:
+        async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
+            app = create_app(swarm)
+            await swarm.post_task("q.ms", "before")
+            await asyncio.sleep(0.01)  # the next event is in a later millisecond
+            await swarm.post_task("q.ms", "from then")
+            await swarm.post_task("q.ms", "after")
+            events = await swarm.events()
+            async with SSEClient(app, f"/api/events?since={events[1].at}") as sse:
+                assert sse.status == 200
+                replayed = await sse.messages(2)
+                assert [m.id for m in replayed] == [e.id for e in events[1:]]
+
+    run(scenario())
+
+
+def test_a_time_in_the_future_is_400(client: TestClient) -> None:
+    future = int(time.time() * 1000) + 86_400_000 * 365
+    response = client.get("/api/events", params={"since": str(future)})
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(f"time '{future}' is in the future")
+
+
 def test_events_filtered_by_type(redis_url: str) -> None:
     async def scenario() -> None:
         async with AsyncSwarm(redis_url, swarm=SWARM) as swarm:
@@ -406,6 +460,12 @@ def test_an_idle_stream_sends_keepalives(redis_url: str) -> None:
 def test_a_bad_last_event_id_is_400(client: TestClient) -> None:
     response = client.get("/api/events", headers={"Last-Event-ID": "not-an-id"})
     assert response.status_code == 400
+    message = response.json()["message"]
+    assert message.startswith("the Last-Event-ID header 'not-an-id' is not an event id")
+    assert "since" not in message
+    response = client.get("/api/events", params={"since": "not-an-id"})
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("since 'not-an-id' is not an event id")
 
 
 @pytest.mark.parametrize(

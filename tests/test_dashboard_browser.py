@@ -130,7 +130,7 @@ def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path) -> None
                 "shard-research", "clause text\n" * 4000, source="corpus/contracts.md"
             )
             row = f"shard-research@{info.version}"
-            shows(cell(page, "contexts", row, "size"), "47 KB")
+            shows(cell(page, "contexts", row, "size"), "48 KB")  # 48,000 bytes, as byte_size
 
             # Post: the queue and the pass appear.
             pass1, pass2 = "Pass 1: Signal Capture", "Pass 2: Verification"

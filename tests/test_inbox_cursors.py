@@ -4,17 +4,24 @@ a blocking ``inbox(wait_s=...)``, and ``message_status`` for senders; the CLI's
 
 from __future__ import annotations
 
+import json
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from redis_swarm import MessageStatus, NotFound, Swarm, ValidationError
 from redis_swarm._ops import messages as message_ops
+from redis_swarm._validate import MAX_READ
 
-from ._cli import Cli
+from ._cli import Cli, subprocess_env
 
 
 @pytest.fixture
@@ -167,3 +174,140 @@ def test_cli_inbox_wait_and_status(server_url: str, handle: Swarm) -> None:
     assert [m["body"] for m in cli.json("msg", "inbox", "w", "--wait", "10")["items"]] == ["late"]
     timer.join()
     cli("msg", "status", "m-unknown", expect=1)
+
+
+# --- one reader per message, how many wait, and an agent leaving mid-wait
+
+
+def _waiting_readers(raw: Any) -> int:
+    """Connections blocked in XREAD (each waiting ``msg inbox --wait``)."""
+    return sum(1 for c in raw.client_list() if c.get("cmd") == "xread")
+
+
+def _reader(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """``swarm --json msg inbox a ARGS`` as a real process, its output piped."""
+    command = [sys.executable, "-m", "redis_swarm", "--json", "msg", "inbox", "a", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_two_waiting_cli_readers_never_print_one_message_twice(
+    redis_url: str, raw: Any, tmp_path: Path
+) -> None:
+    """Two ``swarm msg inbox a --wait`` at once, then one message: one prints it, the other
+    waits on and prints the next (they both printed the first, 8 rounds in 10, when the CLI
+    peeked and marked read after printing)."""
+    env = subprocess_env(redis_url, "test", tmp_path)
+    with Swarm(redis_url, swarm="test") as s:
+        s.register("worker", name="a")
+        for round_ in range(3):
+            readers = [_reader(env, "--wait", "20") for _ in range(2)]
+            deadline = time.monotonic() + 30
+            while _waiting_readers(raw) < 2:
+                assert time.monotonic() < deadline, "the readers never waited"
+                time.sleep(0.02)
+            s.send("a", f"x-{round_}", sender="c")
+            while all(r.poll() is None for r in readers):
+                assert time.monotonic() < deadline, "nobody read the message"
+                time.sleep(0.02)
+            s.send("a", f"y-{round_}", sender="c")
+            got = []
+            for r in readers:
+                out, err = r.communicate(timeout=30)
+                assert r.returncode == 0, err
+                got.append([m["body"] for m in json.loads(out)["items"]])
+            assert sorted(got) == [[f"x-{round_}"], [f"y-{round_}"]]
+
+
+def test_a_read_says_when_more_wait(swarm: Swarm) -> None:
+    swarm.register("worker", name="r")
+    for i in range(250):
+        swarm.send("r", f"m{i}")
+    peeked = swarm.inbox("r", ack=False)
+    assert len(peeked) == 100 and peeked.more  # the default limit
+    first = swarm.inbox("r")
+    assert [m.body for m in first] == [m.body for m in peeked] and first.more
+    second = swarm.inbox("r", limit=150)
+    assert second[0].body == "m100" and len(second) == 150 and not second.more
+    assert swarm.inbox("r") == [] and not swarm.inbox("r").more
+    swarm.send("r", "one")
+    assert not swarm.inbox("r", ack=False, limit=1).more
+    last = swarm.inbox("r", limit=1)  # exactly the limit, nothing after it
+    assert [m.body for m in last] == ["one"] and not last.more
+    with pytest.raises(ValidationError, match=f"between 1 and {MAX_READ}"):
+        swarm.inbox("r", limit=MAX_READ + 1)
+
+
+def test_cli_inbox_says_when_more_wait(server_url: str, handle: Swarm) -> None:
+    cli = Cli(server_url)
+    handle.register("worker", name="r")
+    for i in range(250):
+        handle.send("r", f"m{i}")
+    peeked = cli.json("msg", "inbox", "r", "--peek")
+    assert len(peeked["items"]) == 100 and peeked["more"] is True
+    out = cli("msg", "inbox", "r", "--peek", "--limit", "10")
+    assert "(the oldest 10; more messages are waiting: raise --limit (at most 1000))" in out.stderr
+    out = cli("msg", "inbox", "r")
+    assert "m99" in out.stdout and "m100" not in out.stdout
+    assert (
+        "(the oldest 100; more messages are waiting: read again, or raise --limit (at most 1000))"
+        in out.stderr
+    )
+    rest = cli.json("msg", "inbox", "r", "--limit", "150")
+    assert [m["body"] for m in rest["items"]] == [f"m{i}" for i in range(100, 250)]
+    assert rest["more"] is False
+    assert cli.json("msg", "inbox", "r") == {"items": [], "more": False}
+    out = cli("msg", "inbox", "r", "--limit", str(MAX_READ + 1), expect=2)
+    assert "--limit" in out.stderr
+
+
+@pytest.mark.parametrize("leave", ["deregister", "sweep"])
+def test_an_agent_leaving_ends_its_wait_at_once(swarm: Swarm, redis_url: str, leave: str) -> None:
+    swarm.register("worker", name="w")
+
+    def later() -> None:
+        with Swarm(redis_url, swarm="test") as s:
+            time.sleep(0.3)
+            s.deregister("w") if leave == "deregister" else s.sweep(0)
+
+    t = threading.Thread(target=later)
+    t.start()
+    start = time.monotonic()
+    with pytest.raises(NotFound, match="agent w is not registered"):
+        swarm.inbox("w", wait_s=20)
+    elapsed = time.monotonic() - start
+    t.join()
+    assert elapsed < 2.5  # not the rest of the wait, nor of a 5 s block on the stream
+
+
+def test_cli_inbox_wait_ends_when_the_agent_is_deregistered(server_url: str, handle: Swarm) -> None:
+    handle.register("worker", name="a")
+    timer = threading.Timer(0.3, lambda: handle.deregister("a"))
+    timer.start()
+    start = time.monotonic()
+    out = Cli(server_url)("msg", "inbox", "a", "--wait", "20", expect=1)
+    timer.join()
+    assert "agent a is not registered" in out.stderr and time.monotonic() - start < 2.5
+
+
+def test_an_interruption_while_messages_print_waits_until_they_are_out(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The messages are taken when read: SIGTERM while they are written (here into a pipe
+    nobody reads yet) takes effect once they all are, not halfway (which lost the rest)."""
+    env = subprocess_env(redis_url, "test", tmp_path)
+    with Swarm(redis_url, swarm="test") as s:
+        s.register("worker", name="a")
+        bodies = [f"{i}:" + "x" * 8000 for i in range(20)]  # 160 KB: more than a pipe holds
+        for body in bodies:
+            s.send("a", body)
+        with _reader(env) as reader:
+            assert reader.stdout is not None
+            first = reader.stdout.read(1)  # it is printing: the pipe is full, the write blocks
+            reader.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert reader.poll() is None  # held while the messages are written
+            rest = reader.stdout.read()
+            reader.wait(30)
+        assert reader.returncode == -signal.SIGTERM  # and taken effect afterwards
+        assert [m["body"] for m in json.loads(first + rest)["items"]] == bodies
+        assert s.inbox("a") == []

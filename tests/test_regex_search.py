@@ -46,6 +46,20 @@ def test_what_re2_lacks_is_refused_with_what_to_do(core: Swarm) -> None:
         core.search_context("o", "(", regex=True)
 
 
+def test_past_re2_repetition_bounds_is_refused_naming_them(core: Swarm) -> None:
+    """Python accepts these; RE2 caps counts at 1000 (nested ones multiplied) and its
+    compiled size: the message names that, not lookaround or backreferences."""
+    core.publish_context("o", "one\ntwo\n", source="test")
+    for pattern in ("a{1001}", "a{2,1001}", "(a{10}){101}"):
+        with pytest.raises(ValidationError, match=r"repeats more than .*RE2.* at most 1,000") as e:
+            core.search_context("o", pattern, regex=True)
+        assert "lookbehind" not in str(e.value) and "backreferences" not in str(e.value)
+    with pytest.raises(ValidationError, match=r"compiles to more than .*RE2") as e:
+        core.search_context("o", r"\pL{1000}", regex=True)
+    assert "not a valid regular expression" not in str(e.value)
+    assert core.search_context("o", "(o){1000}|t(w)", regex=True)[0].line == 2  # at the cap
+
+
 def test_hits_and_offsets_match_plain_search_on_multibyte_text() -> None:
     text = "".join(f"{'é' * (i % 7)}ça {i} — naïve {'✓' * (i % 3)}\n" for i in range(300))
     starts = line_starts(text)

@@ -38,12 +38,14 @@ __all__ = [
     "Usage",
     "answer_fields",
     "built",
+    "byte_size",
     "dumps",
     "grep_groups",
     "iso",
     "loads",
     "now_ms",
     "type_filter",
+    "unknown_pass",
     "usage_line",
     "usd",
 ]
@@ -76,6 +78,40 @@ def usd(cost: float | None, unknown: str = "-") -> str:
     if 0 < abs(cost) < 0.00005:
         places = min(12, 1 - math.floor(math.log10(abs(cost))))
     return f"${cost:,.{places}f}"
+
+
+def byte_size(n: int | None, unknown: str = "") -> str:
+    """A size as every face shows it, in decimal units (1 KB = 1,000 bytes): ``3.4 MB``,
+    ``100 KB``, ``512 B``; ``unknown`` for None. Decimal, so that the label means what it
+    says (as ``ls --si``, disk makers and the benchmarks' "3.2 MB" do); bounds the docs state
+    in binary units are written KiB / MiB there, not through this."""
+    if n is None:
+        return unknown
+    if abs(n) < 1000:
+        return f"{n} B"
+    units = ("KB", "MB", "GB", "TB")
+    value, unit = n / 1000, 0
+    # The unit is chosen on the rounded figure: 999,960 bytes read "1 MB", never "1000 KB".
+    while abs(round(value, 1)) >= 1000 and unit < len(units) - 1:
+        value, unit = value / 1000, unit + 1
+    return f"{value:,.1f}".removesuffix(".0") + f" {units[unit]}"
+
+
+_PASSES_NAMED = 10  # the passes a message about an unknown one lists
+
+
+def unknown_pass(name: str, passes: Sequence[str], lists: str) -> str:
+    """What every face says of a pass no task was ever posted to (a misspelt one reads as
+    empty, which ``wait`` would call settled): the passes there are, and ``lists``, the
+    face's way to list them ("swarm status lists them")."""
+    known = ", ".join(dumps(p) for p in passes[:_PASSES_NAMED]) or "none yet"
+    if len(passes) > _PASSES_NAMED:
+        known += f" and {len(passes) - _PASSES_NAMED} more"
+    return (
+        f"no task has ever been posted to pass {dumps(name)}: nothing to wait for and no "
+        f"findings to read. Check its name (the passes: {known}; {lists}), or post its "
+        "tasks first"
+    )
 
 
 def usage_line(cost: float | None, tokens_in: int | None, tokens_out: int | None) -> str:
@@ -622,6 +658,7 @@ __all__ += [
     "ContextSlice",
     "Event",
     "GcReport",
+    "Inbox",
     "Message",
     "MessageStatus",
     "SearchHit",
@@ -672,8 +709,9 @@ class ContextSlice(Record):
     """A bounded piece of a context: a line range or a byte range.
 
     Lines are 1-based and inclusive; ``offset``/``length`` are in bytes of the UTF-8 text.
-    ``truncated`` is True when the range asked for was longer than the slice limit: ask again
-    from ``end_line + 1`` (or ``offset + length``) for the rest.
+    ``truncated`` is True when the slice ends before the range asked for (the slice limit):
+    ask again from ``offset + length`` for the rest, or from ``end_line + 1`` when the text
+    ends a line (a cut inside a long line would skip that line's rest).
     """
 
     owner: str
@@ -768,6 +806,18 @@ class Message(Record):
     data: dict[str, Any] | None = None
     created_at: int = 0
     seq: str = ""
+
+
+class Inbox(list[Message]):
+    """What ``inbox`` returns: the messages read, oldest first (a plain list to iterate,
+    index or compare), and ``more``: whether more unread messages were waiting after them
+    (the read stopped at its ``limit``), so that a reader knows to read on."""
+
+    more: bool
+
+    def __init__(self, messages: Iterable[Message] = (), *, more: bool = False) -> None:
+        super().__init__(messages)
+        self.more = more
 
 
 @dataclass(frozen=True)

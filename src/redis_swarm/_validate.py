@@ -10,6 +10,7 @@ from ._errors import ValidationError
 __all__ = [
     "MAX_AGENT_NAME",
     "MAX_AROUND",
+    "MAX_ASK_TIMEOUT_S",
     "MAX_CLAIM_BATCH",
     "MAX_DELAY_S",
     "MAX_DESCRIPTION_CHARS",
@@ -17,6 +18,8 @@ __all__ = [
     "MAX_HITS",
     "MAX_JSON_DEPTH",
     "MAX_QUEUES",
+    "MAX_READ",
+    "READ_DEFAULT",
     "check_agent",
     "check_id",
     "check_json_depth",
@@ -32,8 +35,11 @@ MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
 MAX_DELAY_S = 100 * 365 * 86_400.0  # the longest delay a task may be posted with: a century
 MAX_DESCRIPTION_CHARS = 64 * 1024  # a task's description; the material goes in data or a context
 MAX_EVENTS = 10_000  # events one listing may return (limit)
+MAX_READ = 1000  # messages one inbox read may return (limit)
+READ_DEFAULT = 100  # messages an inbox read returns unless told
 MAX_HITS = 1000  # hits one context search may list
 MAX_AROUND = 20  # lines shown around a hit
+MAX_ASK_TIMEOUT_S = 86_400.0  # the longest an ask waits for its answer: a day
 
 # JSON payloads (task data, findings, messages, metadata) nest at most this deep: deeper
 # values are refused at the edge rather than stored for readers that might not decode them.
@@ -52,7 +58,7 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_NAME) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
     if not value:
-        raise ValidationError(f"{kind} is empty: use letters, digits, '.', '_' or '-'")
+        raise ValidationError(f"{kind} is empty: use ASCII letters, digits, '.', '_' or '-'")
     if len(value) > max_len:
         raise ValidationError(
             f"{kind} is {len(value)} characters long; the limit is {max_len}: use a shorter name"
@@ -60,7 +66,8 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_NAME) -> str:
     if not _NAME.fullmatch(value):
         bad = next(ch for ch in value if not _NAME.fullmatch(ch))
         raise ValidationError(
-            f"{kind} {value[:40]!r} contains {bad!r}: use only letters, digits, '.', '_' or '-'"
+            f"{kind} {value[:40]!r} contains {bad!r}: use only ASCII letters, digits, '.', '_' "
+            "or '-' (a-z, A-Z, 0-9: no accented or other letters)"
         )
     return value
 

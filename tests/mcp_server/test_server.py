@@ -20,6 +20,7 @@ from redis_swarm.mcp_server import AGENT_ROLES, AgentSession, build_server, tool
 from redis_swarm.mcp_server._render import TOOL_WORDS
 from redis_swarm.mcp_server._session import REMEMBERED_REPORTS, REPORT
 
+from .._cli import Cli
 from ._helpers import connect, eventually
 
 CONTEXT = "".join(
@@ -636,6 +637,35 @@ def test_wait_for_pass_is_bounded(core: Swarm) -> None:
             assert head["settled"] is True and "list_findings" in head["next"]
 
     run(body)
+
+
+def test_a_pass_with_no_task_is_said_plainly_by_both_faces(core: Swarm, redis_url: str) -> None:
+    """A misspelt pass reads as an empty one: wait_for_pass said it was settled, and the
+    agent went on to read no findings. Both faces now refuse it from the same fact (no task
+    of that pass), naming the passes there are; a queue with no task is settled, saying so."""
+    core.post_task("work", "one", pass_name="Pass 1")
+    core.post_task("work", "two", pass_name="Pass 2")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="shard")) as shard:
+            message = await shard.error("wait_for_pass", pass_name="M P typo", timeout_s=1)
+            assert message == (
+                "Error executing tool wait_for_pass: "
+                'NotFound: no task has ever been posted to pass "M P typo": nothing to wait '
+                'for and no findings to read. Check its name (the passes: "Pass 1", "Pass 2"; '
+                "swarm_status lists them), or post its tasks first"
+            )
+            empty, _ = await shard("wait_for_pass", queue="typo", timeout_s=1)
+            assert empty["settled"] is True and empty["counts"] == {}
+            assert 'no task has ever been posted to queue "typo"' in empty["next"]
+
+    run(body)
+    out = Cli(redis_url)("task", "wait", "--pass", "M P typo", "--timeout", "1", expect=1)
+    assert out.stderr == (
+        'error: no task has ever been posted to pass "M P typo": nothing to wait for and no '
+        'findings to read. Check its name (the passes: "Pass 1", "Pass 2"; swarm status lists '
+        "them), or post its tasks first\n"
+    )
 
 
 def test_messages_between_sessions(core: Swarm) -> None:

@@ -103,7 +103,7 @@ def parse_manifest(raw: bytes | str) -> Manifest:
 def check_version(version: object) -> str:
     if not isinstance(version, str) or not _HEX.fullmatch(version):
         raise ValidationError(
-            f"version {str(version)[:70]!r} is not a context version: pass the hex hash shown "
+            f"version {str(version)[:70]!r} is not a context version: pass the hex hash "
             f"{CONTEXT_VERSIONS} (at least 8 characters of it)"
         )
     return version

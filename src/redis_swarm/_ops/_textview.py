@@ -37,6 +37,8 @@ __all__ = [
 # start), so that one minified 1 MB line cannot flood an agent's window.
 SNIPPET_CHARS = 240
 MAX_PATTERN_CHARS = 1000
+# RE2's cap on counted repetition ({n,m}), nested counts multiplied (re2/parse.cc kMaxRepeat).
+RE2_MAX_REPEAT = 1000
 
 
 def count_lines(data: bytes) -> int:
@@ -123,6 +125,8 @@ def slice_lines(win: Window, first: int, last: int, total_lines: int, max_bytes:
             last = k + win.lines_before
         else:
             end = _char_floor(win.data, limit)
+            if end <= begin:  # a bound smaller than the first character: that character
+                end = _char_ceil(win.data, begin + 1)
             last = first
     return Cut(
         text=_decode(win.data[begin:end]),
@@ -135,15 +139,23 @@ def slice_lines(win: Window, first: int, last: int, total_lines: int, max_bytes:
 
 
 def slice_bytes(win: Window, offset: int, length: int, max_bytes: int) -> Cut:
-    """Bytes ``offset..offset+length`` widened to whole characters, at most ``max_bytes``."""
-    truncated = length > max_bytes
-    length = min(length, max_bytes)
+    """Bytes ``offset..offset+length`` widened to whole characters, at most ``max_bytes``
+    (and a character more where the bound cuts one). ``truncated``: the slice ends before
+    the range asked for does (the context's end is not a cut), so ``offset + length`` of the
+    result is where to read on."""
     lo = offset - win.start
-    hi = min(lo + length, len(win.data))
+    wanted = lo + length
+    hi = min(lo + min(length, max_bytes), len(win.data))
     begin = _char_floor(win.data, lo)
     end = _char_ceil(win.data, hi) if hi > begin else begin
+    truncated = end < (min(wanted, len(win.data)) if win.at_end else wanted)
     chunk = win.data[begin:end]
     first = win.lines_before + bisect.bisect_right(win.starts, begin)
+    if win.at_end and begin == len(win.data) and (not win.data or win.data[-1] == 0x0A):
+        # The very end, after a final newline: no line starts there, so the slice is
+        # placed at the last line (an empty context has none: lines 1-0, as read by lines).
+        first -= 1
+        return Cut("", max(first, 1), first, win.start + begin, 0, truncated)
     last = first + chunk.count(b"\n", 0, max(len(chunk) - 1, 0))
     return Cut(
         text=_decode(chunk),
@@ -170,12 +182,33 @@ def compile_regex(pattern: str, *, ignore_case: bool = False) -> re2._Regexp[byt
     (``(a+)+$`` is as fast as ``a+$``). ``^`` and ``$`` match at line ends, as in grep.
     ``ignore_case``: letters match in either case, by Unicode's simple case folding.
 
-    RE2 has no backreferences or lookaround; a pattern that uses them is refused with a
-    message that says so, and one that no engine accepts is refused as invalid.
+    RE2 has no backreferences or lookaround, and caps counted repetition; a pattern that
+    goes past RE2's bounds is refused with a message that names them, one that uses what RE2
+    lacks with a message that says so, and one that no engine accepts as invalid.
     """
     try:
         return re2.compile(("(?m)" + pattern).encode(), _re2_options(ignore_case=ignore_case))
     except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        reason = str(reason)
+        # RE2's words for its bounds (re2/parse.cc, re2/re2.cc): a pattern Python accepts
+        # may pass them, and is not refused for what RE2 lacks.
+        if reason.startswith("invalid repetition size"):
+            raise ValidationError(
+                f"the search pattern repeats more than the regex engine (RE2) allows "
+                f"({reason}): a count in {{n}}, {{n,}} or {{n,m}} is at most "
+                f"{RE2_MAX_REPEAT:,}, and counts nested in one another multiply to at most "
+                f"{RE2_MAX_REPEAT:,} ((a{{10}}){{100}} is the most). Use smaller counts, + or *, "
+                "or search for plain text instead of a regex"
+            ) from None
+        if reason.startswith("pattern too large"):
+            raise ValidationError(
+                "the search pattern compiles to more than the regex engine (RE2) takes "
+                f"({reason}): a large count of a wide class (\\pL{{1000}}: any letter, 1000 "
+                "times) costs the most. Use smaller counts, + or *, or search for plain text"
+            ) from None
         try:
             re.compile(pattern)
         except re.error as invalid:
@@ -183,9 +216,6 @@ def compile_regex(pattern: str, *, ignore_case: bool = False) -> re2._Regexp[byt
                 f"the search pattern is not a valid regular expression ({invalid}): "
                 "fix it, or search for plain text instead of a regex"
             ) from None
-        reason = exc.args[0] if exc.args else exc
-        if isinstance(reason, bytes):
-            reason = reason.decode(errors="replace")
         raise ValidationError(
             f"the search pattern uses what the linear-time regex engine (RE2) does not have "
             f"({reason}): no backreferences (\\1), lookahead or lookbehind ((?=, (?!, (?<=, (?<!), "

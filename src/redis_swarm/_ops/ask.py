@@ -6,6 +6,10 @@ the event stream (no polling) until the task is completed; the finding that comp
 the ``Answer``. So a question inherits leases, retries, fencing and the event log: an
 answerer that dies mid-answer loses its lease and the question goes to the next one.
 
+An asker that stops waiting (timeout, interrupt) withdraws the question only when it posted it
+and did not ask to keep it: askers whose dedupe key met it share it and leave it be, and one
+still waiting when the poster withdraws it asks it anew (docs/ask.md, "Repeated questions").
+
 ``answer`` is how an answerer reports: a finding with ``kind = "answer"`` that names the
 asker's task (when the asker was working on one), so lineage can follow it.
 """
@@ -38,7 +42,7 @@ from .._models import (
     answer_fields,
 )
 from .._protocol import INTERRUPTS, Batch, Cmd, OpContext, Operation
-from .._validate import check_id, check_name
+from .._validate import MAX_ASK_TIMEOUT_S, check_id, check_name
 from . import findings as finding_ops
 from . import tasks as task_ops
 from ._work import (
@@ -48,6 +52,7 @@ from ._work import (
     check_number,
     decoded,
     finding_from,
+    new_id,
     task_from,
 )
 from ._work import text as as_text
@@ -55,7 +60,6 @@ from ._work import text as as_text
 __all__ = ["answer", "answers_for", "ask"]
 
 MAX_QUESTION_CHARS = 32 * 1024  # the rest goes in data or a context
-MAX_TIMEOUT_S = 86_400.0
 # The lease a question asks for: an answerer that vanishes gives it back this soon (an
 # answerer renews while it works; ``swarm serve`` and ``swarm run`` do).
 MIN_LEASE_S, MAX_LEASE_S = 5.0, 300.0
@@ -85,9 +89,14 @@ def _resolve_target(ctx: OpContext, target: str) -> Operation[str]:
     )
 
 
-def _question_data(data: object, asker: str | Task | None, target: str) -> dict[str, Any]:
-    """The question task's data: who asks, for which task, and the asker's own data."""
+def _question_data(
+    data: object, asker: str | Task | None, target: str, keep: bool
+) -> dict[str, Any]:
+    """The question task's data: who asks, for which task, whether it is to be kept (so that
+    an asker sharing it knows), and the asker's own data."""
     body: dict[str, Any] = {"kind": QUESTION_KIND, "target": target}
+    if keep:
+        body["keep"] = True
     if isinstance(asker, Task):
         body["asker_task"] = asker.id
         if asker.worker:
@@ -101,6 +110,11 @@ def _question_data(data: object, asker: str | Task | None, target: str) -> dict[
             )
         body["data"] = dict(data)
     return body
+
+
+def _is_question(task: Task) -> bool:
+    """A task posted by ``ask`` (a dedupe key may also name a task posted otherwise)."""
+    return isinstance(task.data, Mapping) and task.data.get("kind") == QUESTION_KIND
 
 
 def _check_question(question: object) -> str:
@@ -157,9 +171,9 @@ def _finding(ctx: OpContext, fid: str) -> Operation[Finding]:
     return decoded("finding", fid, finding_from, raw)
 
 
-def _settled(ctx: OpContext, task: Task, target: str) -> Operation[Answer | None]:
+def _settled(ctx: OpContext, task: Task, target: str, posted: bool) -> Operation[Answer | None]:
     """The answer of a settled question; None while it is open; an error when it died or
-    was cancelled unanswered."""
+    was cancelled unanswered (``posted``: by this asker, which knows it did not cancel it)."""
     if task.status is TaskStatus.COMPLETED and task.finding_id:
         found = yield from _finding(ctx, task.finding_id)
         return _answer_of(found, task)
@@ -172,9 +186,16 @@ def _settled(ctx: OpContext, task: Task, target: str) -> Operation[Answer | None
             f"(swarm task show {task.id}), then ask again"
         )
     if task.status is TaskStatus.CANCELLED:
+        # No record says who cancels a task (its event says when): say who could have.
+        by = (
+            "not by this asker, which posted it: someone cancelled it"
+            if posted
+            else "by the asker that posted it, which stopped waiting, or by someone else"
+        )
         raise InvalidState(
-            f"question {task.id} to {target!r} was cancelled before it was answered (swarm "
-            f"task show {task.id} says by whom): ask again (the same dedupe_key posts it anew)"
+            f"question {task.id} to {target!r} was cancelled before it was answered ({by}; "
+            "its task.cancelled event says when, nothing records by whom): ask again (the "
+            "same dedupe_key posts it anew)"
         )
     return None
 
@@ -222,63 +243,195 @@ def ask(
     The question is a task; its answer the finding that completes it. ``asker`` is who asks
     (a name), or the ``Task`` the asker is working on: the answer is then linked to it, and
     its lease is renewed while the asker waits. With a ``dedupe_key`` used before in that
-    queue, the earlier question is waited for (its answer returned at once when it has
-    one; when it was cancelled, the answer that arrived late, else a fresh question that
-    takes over the key). Raises Timeout after ``timeout_s`` (saying whether an answerer
-    claimed it); the question is then cancelled, unless ``keep``, and an answer that
-    arrives later is kept as a superseded finding. An interrupt while it waits (Ctrl-C, a
-    cancelled asyncio task) cancels it the same way, then goes on."""
+    queue, the question asked before is shared: waited for, its answer returned at once when
+    it has one; when it was cancelled, the answer that arrived late, else a fresh question
+    that takes over the key. Raises Timeout after ``timeout_s`` (saying whether an answerer
+    claimed it); a question this asker posted is then withdrawn (cancelled) unless ``keep``,
+    and an answer that arrives later is kept as a superseded finding; a shared one is left to
+    the asker that posted it, and when that one withdraws it while this asker still waits,
+    this asker asks it anew. An interrupt while it waits (Ctrl-C, a cancelled asyncio task)
+    gives the question up the same way, then goes on, with a note (PEP 678) saying what
+    became of the question."""
     body_question = _check_question(question)
-    timeout = check_number("timeout_s", timeout_s, 0, MAX_TIMEOUT_S)
+    timeout = check_number("timeout_s", timeout_s, 0, MAX_ASK_TIMEOUT_S)
     if dedupe_key is not None:
         check_label("dedupe_key", dedupe_key)
-    queue = yield from _resolve_target(ctx, target)
-    qdata = _question_data(data, asker, target)
     deadline = time.monotonic() + timeout
     lease_s = _lease_for(timeout)
-    posted = yield from task_ops.post_task(
-        ctx, queue, body_question, qdata, lease_s=lease_s, dedupe_key=dedupe_key
-    )
-    if dedupe_key is not None and posted.status is TaskStatus.CANCELLED:
-        late = yield from _late_answer(ctx, posted)
-        if late is not None:
-            return late
-        posted = yield from task_ops.post_task(ctx, queue, body_question, qdata, lease_s=lease_s)
-        yield Cmd("HSET", ctx.keys.dedupe, f"{queue}|{dedupe_key}", posted.id)
     renewal = _Renewal(asker)
     chunk = block_chunk_s(ctx)
-    qid = posted.id
-    if isinstance(asker, Task):  # the asker's task lists its questions (lineage)
-        yield Cmd("ZADD", ctx.keys.asked(asker.id), posted.created_at, qid)
+    q = _Question(keep)
 
     def ours(fields: Mapping[str, str]) -> bool:
-        return fields.get("task") == qid and fields.get("type") in _SETTLING
+        return fields.get("task") == q.id and fields.get("type") in _SETTLING
+
+    def post(queue: str, qdata: dict[str, Any]) -> Operation[Task | Answer]:
+        found = yield from _post_question(ctx, q, queue, body_question, qdata, lease_s, dedupe_key)
+        if isinstance(found, Task) and isinstance(asker, Task):
+            # the asker's task lists its questions (lineage)
+            yield Cmd("ZADD", ctx.keys.asked(asker.id), found.created_at, found.id)
+        return found
 
     try:
-        while True:
-            last, task = yield from _state(ctx, qid)
-            answered = yield from _settled(ctx, task, target)
+        queue = yield from _resolve_target(ctx, target)
+        qdata = _question_data(data, asker, target, keep)
+        found = yield from post(queue, qdata)
+        while not isinstance(found, Answer):
+            last, task = yield from _state(ctx, found.id)
+            remaining = deadline - time.monotonic()
+            if (
+                task.status is TaskStatus.CANCELLED
+                and not q.posted
+                and remaining > 0
+                and dedupe_key is not None
+                and _is_question(task)
+            ):
+                # The asker that posted it withdrew it (it stopped waiting) while this one
+                # still waits: this one asks it anew (or finds it asked anew by another
+                # sharer), so that a sharer's wait is never cut short.
+                found = yield from post(queue, qdata)
+                continue
+            answered = yield from _settled(ctx, task, target, q.posted)
             if answered is not None:
                 return answered
-            remaining = deadline - time.monotonic()
             if remaining <= 0:
-                late = yield from _give_up(ctx, task, target, queue, timeout, keep)
+                late = yield from _give_up(ctx, q, task, target, queue, timeout, dedupe_key)
                 return late
             yield from renewal.renew(ctx)
             yield from await_events(ctx, last, min(remaining, chunk, renewal.every_s), ours)
-    except INTERRUPTS:
+        return found
+    except INTERRUPTS as exc:
         # The asker gave up (Ctrl-C, a cancelled task): as at a timeout, nobody should answer
-        # (and pay for) the question now, unless ``keep``.
-        if not keep:
-            yield from _withdraw(ctx, qid)
+        # (and pay for) the question now, unless it was to be kept or another asker waits.
+        note = yield from _withdraw(ctx, q, target, dedupe_key)
+        _add_note(exc, note)
         raise
 
 
-def _withdraw(ctx: OpContext, qid: str) -> Operation[None]:
-    """Cancel an open question whose asker was interrupted; whatever stops it (answered
-    meanwhile, Redis gone) leaves the interrupt to go on as it is."""
-    with contextlib.suppress(SwarmError):
+class _Question:
+    """What an asker knows of the question it waits for: enough to say, when it stops
+    waiting, whether the question is its own to withdraw."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep  # this asker asked to keep it
+        self.id: str | None = None  # None: not posted yet
+        self.posted = False  # this asker posted it (its post did not meet its dedupe key)
+        self.sure = False  # the post's reply came back (before it, it may not be stored)
+        self.kept = keep  # to be kept, by this asker or by the asker that posted it
+
+    def posting(self, tid: str) -> None:
+        self.id, self.posted, self.sure, self.kept = tid, True, False, self.keep
+
+    def sharing(self, task: Task) -> None:
+        data = task.data if isinstance(task.data, Mapping) else {}
+        self.id, self.posted, self.sure, self.kept = task.id, False, True, data.get("keep") is True
+
+
+def _post_question(
+    ctx: OpContext,
+    q: _Question,
+    queue: str,
+    question: str,
+    qdata: dict[str, Any],
+    lease_s: float,
+    dedupe_key: str | None,
+) -> Operation[Task | Answer]:
+    """Post the question under an id chosen here, so that a post that met its dedupe key
+    (the question asked before is returned instead, and nothing is posted) is told apart:
+    that question is shared, not this asker's. A shared question that was cancelled gives
+    its late answer, else it is posted anew, and the new question takes over the key."""
+    tid = new_id("t-")
+    q.posting(tid)
+    task = yield from task_ops.post_task(
+        ctx, queue, question, qdata, lease_s=lease_s, dedupe_key=dedupe_key, task_id=tid
+    )
+    q.sure = True
+    if task.id == tid:
+        return task
+    q.sharing(task)
+    if task.status is not TaskStatus.CANCELLED:
+        return task
+    late = yield from _late_answer(ctx, task)
+    if late is not None:
+        return late
+    tid = new_id("t-")
+    q.posting(tid)
+    task = yield from task_ops.post_task(ctx, queue, question, qdata, lease_s=lease_s, task_id=tid)
+    q.sure = True
+    yield Cmd("HSET", ctx.keys.dedupe, f"{queue}|{dedupe_key}", tid)
+    return task
+
+
+def _collect(qid: str, dedupe_key: str | None) -> str:
+    """How to collect the answer of a question left open."""
+    again = "" if dedupe_key is None else ", or ask again with the same dedupe_key"
+    return f"swarm task show {qid} names its answer's finding once it has one{again}"
+
+
+def _let_go(
+    ctx: OpContext, q: _Question, dedupe_key: str | None
+) -> Operation[tuple[str, Task | None]]:
+    """Stop waiting for the question: withdraw (cancel) it when this asker posted it and did
+    not ask to keep it, so that no answerer takes it (and spends on it) for nobody; leave it
+    when it is to be kept, or when another asker posted it (that one withdraws it when it
+    stops waiting, and an asker still sharing it then asks it anew: ``ask``). Returns what
+    became of it, in words, and the question as it settled meanwhile, when the withdrawal
+    found it answered or dead."""
+    qid = q.id
+    if qid is None:
+        return "it was not posted: nothing was asked", None
+    if not q.posted:
+        by = (
+            "which asked to keep it"
+            if q.kept
+            else "which withdraws it when it stops waiting, unless it asked to keep it"
+        )
+        return (
+            f"it stays open as {qid}, shared with the asker that posted it, {by} "
+            f"({_collect(qid, dedupe_key)})"
+        ), None
+    if q.keep:
+        posted = "" if q.sure else " (if its post went through)"
+        return (
+            f"it stays queued as {qid}{posted}; its answer will be the finding of that task "
+            f"({_collect(qid, dedupe_key)})"
+        ), None
+    try:
         yield from task_ops.cancel(ctx, qid)
+    except NotFound:
+        if q.sure:
+            raise
+        return "it was not posted: nothing was asked", None
+    except InvalidState:  # answered (or died) meanwhile
+        _, task = yield from _state(ctx, qid)
+        return f"it was {task.status.value} meanwhile (swarm task show {qid})", task
+    return f"it was cancelled ({qid}); an answer that still arrives is kept, superseded", None
+
+
+def _withdraw(ctx: OpContext, q: _Question, target: str, dedupe_key: str | None) -> Operation[str]:
+    """Give the question up as an interrupted asker does (``_let_go``); what stops that
+    (Redis gone) is said, not raised, so that the interrupt goes on as it is. Returns the
+    note the interrupt carries."""
+    try:
+        fate, settled = yield from _let_go(ctx, q, dedupe_key)
+    except SwarmError as exc:
+        fate = f"it could not be cancelled ({exc}): cancel it with swarm task cancel {q.id}"
+    else:
+        if q.posted and not q.keep and settled is None:
+            fate += "; ask again when you can wait for the answer"
+    if q.id is None:
+        return f"interrupted before the question to {target!r} was posted: nothing was asked"
+    return f"interrupted while asking {target!r}: {fate}"
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)`` (PEP 678: Python 3.11 shows it under the traceback; a face
+    reads ``__notes__``), on Python 3.10 too."""
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        notes.append(note)
+    else:
+        setattr(exc, "__notes__", [note])  # noqa: B010 (no such attribute on 3.10's type)
 
 
 class _Renewal:
@@ -304,10 +457,16 @@ class _Renewal:
 
 
 def _give_up(
-    ctx: OpContext, task: Task, target: str, queue: str, timeout: float, keep: bool
+    ctx: OpContext,
+    q: _Question,
+    task: Task,
+    target: str,
+    queue: str,
+    timeout: float,
+    dedupe_key: str | None,
 ) -> Operation[Answer]:
-    """Cancel the question (unless ``keep``) and raise Timeout; an answer that won the race
-    with the cancel is returned instead."""
+    """Let the question go (``_let_go``) and raise Timeout; an answer that won the race
+    with its withdrawal is returned instead."""
     claimed = task.attempts > 0
     if claimed:
         who = (
@@ -318,17 +477,11 @@ def _give_up(
             f"no answerer claimed it: is anyone serving queue {queue!r}? (swarm serve OWNER "
             f"--exec CMD, or swarm run --queue {queue})"
         )
-    if keep:
-        then = f"it stays queued as {task.id}; its answer will be the finding of that task"
-    else:
-        try:
-            yield from task_ops.cancel(ctx, task.id)
-        except InvalidState:  # answered (or died) meanwhile
-            _, task = yield from _state(ctx, task.id)
-            answered = yield from _settled(ctx, task, target)
-            if answered is not None:
-                return answered
-        then = f"it was cancelled ({task.id}); an answer that still arrives is kept, superseded"
+    then, settled = yield from _let_go(ctx, q, dedupe_key)
+    if settled is not None:
+        answered = yield from _settled(ctx, settled, target, q.posted)
+        if answered is not None:
+            return answered
     raise Timeout(
         f"no answer from {target!r} after {timeout:g} s: {who}; {then}. Ask again with a "
         "longer timeout",

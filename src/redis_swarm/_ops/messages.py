@@ -7,10 +7,10 @@ same batch again rather than losing it (see ``lua/inbox_read.lua``). A reader th
 never lose what it did not show (a hook, a session that may restart) peeks, shows, and then
 ``mark_read`` through the last message shown: its durable cursor (in Redis) moves only then,
 so a restarted reader sees exactly what it had not been shown. ``inbox(wait_s=...)`` blocks
-on the event stream until a message arrives. ``message_status`` tells a sender whether its
-message was read. Sending to an agent that is not registered is an error, never a phantom
-inbox; a full inbox (an agent that never reads) refuses new messages rather than dropping
-old ones.
+on the event stream until a message arrives (or the agent leaves). ``message_status`` tells
+a sender whether its message was read. Sending to an agent that is not registered is an
+error, never a phantom inbox; a full inbox (an agent that never reads) refuses new messages
+rather than dropping old ones.
 """
 
 from __future__ import annotations
@@ -20,17 +20,20 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import NotFound, PayloadTooLarge, ValidationError
-from .._models import Message, MessageStatus, loads
+from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
+from .._models import EventType, Inbox, Message, MessageStatus, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_agent, check_name
+from .._validate import MAX_READ, READ_DEFAULT, check_agent, check_name
 from ._bus import check_data, decode_fields, new_id, text
 from ._work import await_events, block_chunk_s, check_number
 
 __all__ = [
     "BROADCAST_MAXLEN",
     "INBOX_LIMIT",
+    "MAX_READ",
     "MESSAGE_INDEX_MAX",
+    "READ_DEFAULT",
+    "Inbox",
     "broadcast",
     "inbox",
     "mark_read",
@@ -43,7 +46,6 @@ __all__ = [
 INBOX_LIMIT = 10_000
 # Broadcasts kept (approximately); an agent that falls further behind misses the oldest.
 BROADCAST_MAXLEN = 10_000
-MAX_READ = 1000
 # Messages whose read status a sender can ask for (the newest; older ones are forgotten).
 MESSAGE_INDEX_MAX = 100_000
 # The longest inbox(wait_s=...): a day.
@@ -195,39 +197,62 @@ def _read_call(ctx: OpContext, agent: str, mode: str, arg: str, limit: int = 1) 
 
 
 def inbox(
-    ctx: OpContext, agent: str, ack: bool = True, limit: int = 100, wait_s: float = 0.0
-) -> Operation[list[Message]]:
-    """The agent's oldest unread messages (its own and broadcasts), in the order sent.
+    ctx: OpContext,
+    agent: str,
+    ack: bool = True,
+    limit: int = READ_DEFAULT,
+    wait_s: float = 0.0,
+) -> Operation[Inbox]:
+    """The agent's oldest unread messages (its own and broadcasts), in the order sent: at
+    most ``limit`` (1 to ``MAX_READ``); the result's ``more`` says whether others wait.
 
     ``ack=True`` consumes them (the next call returns only newer ones); ``ack=False`` peeks
     (then ``mark_read`` through the last one shown). With ``wait_s``, an empty inbox is
     waited on, blocking on the event stream, until a message arrives or ``wait_s`` passes
-    (then the result is empty)."""
+    (then the result is empty); an agent deregistered or swept meanwhile ends the wait at
+    once with NotFound."""
     agent = check_agent("agent id", agent)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_READ:
         raise ValidationError(f"limit must be between 1 and {MAX_READ}, not {limit!r}")
     wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
     deadline = time.monotonic() + wait
     mode = "1" if ack else "0"
+    # A peek reads one message more than it returns, which says whether more wait; an
+    # acknowledged read must take exactly what it returns, so it asks afterwards.
+    count = limit if ack else limit + 1
+    gone = {EventType.AGENT_LEFT.value, EventType.AGENT_STALE.value}
 
-    def for_me(fields: Mapping[str, str]) -> bool:
-        if fields.get("type") != "message.sent":
+    def wakes_me(fields: Mapping[str, str]) -> bool:
+        kind = fields.get("type")
+        if kind in gone:  # the read that follows fails at once: not registered
+            return fields.get("agent") == agent
+        if kind != EventType.MESSAGE_SENT.value:
             return False
         to = fields.get("to")
         return to == agent or (to == "*" and fields.get("from") != agent)
 
     while True:
-        read = _read_call(ctx, agent, mode, new_id("r-"), limit)
+        read = _read_call(ctx, agent, mode, new_id("r-"), count)
         if wait <= 0:
             entries = yield read
-            return [_message(text(seq), decode_fields(fields)) for seq, fields in entries]
+            break
         # The last event id is read with the inbox: a message sent after it is seen by XREAD.
         last, entries = yield Batch((Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1), read))
         remaining = deadline - time.monotonic()
         if entries or remaining <= 0:
-            return [_message(text(seq), decode_fields(fields)) for seq, fields in entries]
+            break
         last_id = text(last[0][0]) if last else "0-0"
-        yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), for_me)
+        yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), wakes_me)
+    messages = [_message(text(seq), decode_fields(fields)) for seq, fields in entries[:limit]]
+    if not ack or len(messages) < limit:
+        return Inbox(messages, more=len(entries) > limit)
+    # A peek after the acknowledged read: it commits that read (as the next read would; the
+    # batch is in hand) and finds whether anything is left.
+    try:
+        after = yield _read_call(ctx, agent, "0", new_id("r-"), 1)
+    except SwarmError:  # (the agent left meanwhile; the server went away): the batch stands
+        after = []
+    return Inbox(messages, more=bool(after))
 
 
 def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._models import TaskStatus
+from .._models import TaskStatus, unknown_pass
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -20,6 +20,7 @@ from ._common import (
     make_table,
     print_table,
     short,
+    when,
 )
 
 STATUSES = tuple(s.value for s in TaskStatus)
@@ -64,9 +65,8 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             if not any(counts.values()):  # (a misspelt pass reads as an empty one)
-                known = ", ".join(repr(p.name) for p in st.passes[:10]) or "none yet"
-                click.echo(f"no task has ever been posted to pass {pass_name!r}; the passes: "
-                           f"{known}", err=True)  # fmt: skip
+                passes = [p.name for p in st.passes]
+                click.echo(unknown_pass(pass_name, passes, "swarm status lists them"), err=True)
         by_role = printable(", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())))
         click.echo(
             f"agents: {st.agents.alive} alive ({by_role or 'none'}), {st.agents.stale} stale"
@@ -84,14 +84,20 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
 
 @main.group(invoke_without_command=True, short_help="List, register and heartbeat agents.")
 @click.option("--role", help="Only agents of this role.")
-@click.option("--alive/--stale", "alive", default=None, help="Only live (or stale) agents.")
+@click.option("--alive", "only_alive", is_flag=True, help="Only live agents (not with --stale).")
+@click.option("--stale", "only_stale", is_flag=True, help="Only stale agents (not with --alive).")
 @click.option("--stale-after", type=Seconds(), default=60.0, show_default=True)
 @json_option
 @click.pass_context
-def agents(ctx: click.Context, role: str | None, alive: bool | None, stale_after: float) -> None:
+def agents(
+    ctx: click.Context, role: str | None, only_alive: bool, only_stale: bool, stale_after: float
+) -> None:
     """List the agents (or register, heartbeat, deregister, sweep them)."""
+    if only_alive and only_stale:
+        raise click.UsageError("--alive and --stale are alternatives: give one, or neither")
     if ctx.invoked_subcommand is not None:
         return
+    alive = True if only_alive else False if only_stale else None
     app = ctx.ensure_object(App)
     items = app.swarm.agents(alive=alive, role=role, stale_after_s=stale_after)
 
@@ -113,9 +119,17 @@ def agents(ctx: click.Context, role: str | None, alive: bool | None, stale_after
     app.emit({"items": items}, human)
 
 
+# The fields of an Agent that are times (epoch ms): shown as every time the CLI shows.
+_TIMES = ("registered_at", "last_seen")
+
+
 def _render_agent(app: App, a: Any, headline: str) -> None:
     click.echo(printable(headline))
-    pairs = [(k, v) for k, v in a.to_dict().items() if v not in (None, {}, "")]
+    pairs = [
+        (k, when(v) if k in _TIMES else v)
+        for k, v in a.to_dict().items()
+        if v not in (None, {}, "")
+    ]
     print_table(app, kv_table(pairs))
 
 

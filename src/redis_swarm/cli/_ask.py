@@ -14,7 +14,7 @@ from .._errors import SwarmError
 from .._models import Answer, Task, usd
 from .._printable import printable
 from .._runner import ServeOptions, Server, TaskOutcome
-from .._validate import check_name
+from .._validate import MAX_ASK_TIMEOUT_S, check_name
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -37,6 +37,17 @@ def _footer(answer: Answer) -> str:
     return "-- " + ", ".join(parts)
 
 
+def _ask_timeout(_ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """--timeout within the core's bound, refused before anything is asked."""
+    if value > MAX_ASK_TIMEOUT_S:
+        raise click.BadParameter(
+            f"{value:g} is more than {MAX_ASK_TIMEOUT_S:g} seconds, the longest an ask waits: "
+            "give a shorter one, or ask with --keep and collect the answer later",
+            param=param,
+        )
+    return value
+
+
 @main.command(short_help="Ask a shard (or a queue of helpers) and wait for the answer.")
 @click.argument("target", shell_complete=complete_owners)
 @click.argument("question")
@@ -45,9 +56,11 @@ def _footer(answer: Answer) -> str:
     "--timeout",
     "timeout_s",
     type=Seconds(),
+    callback=_ask_timeout,
     default=60,
     show_default=True,
-    help="Seconds to wait for the answer; then exit 3 (the question is cancelled).",
+    help=f"Seconds to wait for the answer (at most {MAX_ASK_TIMEOUT_S:g}); then exit 3 (the "
+    "question is cancelled, unless another asker shares it).",
 )
 @click.option("--keep", is_flag=True, help="On timeout or Ctrl-C, leave the question queued.")
 @click.option("--dedupe", "dedupe_key", help="Asking with the same key again returns its answer.")
@@ -93,10 +106,18 @@ def ask(
         if task_id == os.environ.get("SWARM_TASK_ID") and os.environ.get("SWARM_TASK_TOKEN"):
             # swarm run's agent: its lease's token lets the ask renew the lease while it waits
             who = replace(who, token=os.environ["SWARM_TASK_TOKEN"])
-    answer = app.swarm.ask(
-        target, text, data=data, timeout_s=timeout_s, asker=who, keep=keep,
-        dedupe_key=dedupe_key,
-    )  # fmt: skip
+    try:
+        answer = app.swarm.ask(
+            target, text, data=data, timeout_s=timeout_s, asker=who, keep=keep,
+            dedupe_key=dedupe_key,
+        )  # fmt: skip
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: the core gave the question up and noted what became of it (cancelled, or
+        # left queued with its id): one error line says so, not click's bare "Aborted!".
+        notes = getattr(exc, "__notes__", None) or [
+            "interrupted: the question may still be queued (swarm task list --status pending)"
+        ]
+        raise SwarmError(" ".join(notes)) from None
 
     def human() -> None:
         click.echo(content(answer.text))

@@ -6,13 +6,8 @@ import click
 from rich.table import Table
 
 from .._bench import run_bench
+from .._models import byte_size
 from ._app import App, json_option, main, pass_app
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n / 1000:g} KB"
 
 
 @main.command(short_help="Measure the configured server: PING, contexts, tasks.")
@@ -34,7 +29,7 @@ def bench(app: App, quick: bool) -> None:
         for r in results:
             table.add_row(
                 r.name,
-                _size(r.size_bytes),
+                byte_size(r.size_bytes),
                 f"{r.p50_ms:.3f}",
                 f"{r.p99_ms:.3f}",
                 f"{r.vs_floor:.2f}x" if r.vs_floor is not None else "",

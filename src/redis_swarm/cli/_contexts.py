@@ -9,9 +9,10 @@ from typing import IO, Any, Literal
 
 import click
 
-from .._errors import PayloadTooLarge
-from .._models import grep_groups
-from .._validate import MAX_HITS
+from .._errors import PayloadTooLarge, ValidationError
+from .._models import ContextSlice, byte_size, grep_groups
+from .._validate import MAX_AROUND, MAX_HITS
+from . import _common
 from ._app import App, json_option, main, pass_app
 from ._common import (
     BIG,
@@ -44,20 +45,11 @@ def context() -> None:
     """Contexts: the big texts memory shards publish and workers read."""
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 def _info_pairs(info: Any) -> list[tuple[str, Any]]:
     return [
         ("owner", info.owner),
         ("version", info.version),
-        ("size", f"{_size(info.size_bytes)} ({info.size_bytes} bytes)"),
+        ("size", f"{byte_size(info.size_bytes)} ({info.size_bytes:,} bytes)"),
         ("lines", f"{info.total_lines:,}"),
         ("tokens (est.)", f"{info.tokens_est:,}"),
         ("chunks", info.chunks),
@@ -98,8 +90,8 @@ def _read_bounded(source: str, app: App, limit: int) -> bytes:
                 if not chunk:
                     break
                 size += len(chunk)
-                if size > limit:
-                    raise _too_large(size, limit, more=True)
+                if size > limit:  # read past the limit: how far past is not known
+                    raise _too_large(None, limit)
                 chunks.append(chunk)
                 advance(len(chunk))
     finally:
@@ -110,11 +102,17 @@ def _read_bounded(source: str, app: App, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large(size: int, limit: int, *, more: bool = False) -> PayloadTooLarge:
-    what = f"more than {size:,}" if more else f"{size:,}"
+def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
+    """``size``: the content's size, or None when it was read only until it passed the
+    limit (stdin, a file that grew while read)."""
+    what = (
+        f"more than the limit of {limit:,} bytes"
+        if size is None
+        else f"{size:,} bytes; the limit is {limit:,}"
+    )
     return PayloadTooLarge(
-        f"the context is {what} bytes; the limit is {limit:,}: split it into several "
-        "contexts (one per shard) or publish a summary"
+        f"the context is {what}: split it into several contexts (one per shard) or publish "
+        "a summary"
     )
 
 
@@ -144,7 +142,7 @@ def publish(
     """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically."""
     data = _read_bounded(file, app, _limit(app))
     label = source or ("stdin" if file == "-" else Path(file).name)
-    with status(app, f"publishing {_size(len(data))}", len(data)):
+    with status(app, f"publishing {byte_size(len(data))}", len(data)):
         info = app.swarm.publish_context(
             owner,
             data,
@@ -155,7 +153,7 @@ def publish(
     app.emit(
         info,
         lambda: click.echo(
-            f"published {info.owner} version {info.version}: {_size(info.size_bytes)}, "
+            f"published {info.owner} version {info.version}: {byte_size(info.size_bytes)}, "
             f"~{info.tokens_est:,} tokens"
         ),
     )
@@ -170,14 +168,23 @@ def publish(
 def get(app: App, owner: str, version: str | None, output: str | None) -> None:
     """Print OWNER's whole context (or write it to --output)."""
     info = app.swarm.context_info(owner, version)
-    with status(app, f"fetching {_size(info.size_bytes)}", info.size_bytes):
+    with status(app, f"fetching {byte_size(info.size_bytes)}", info.size_bytes):
         data = app.swarm.get_context_bytes(owner, info.version)
     if app.json:
-        app.emit({"info": info, "text": data.decode("utf-8", "replace")})
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as exc:
+            # JSON holds text: bytes that are not UTF-8 would reach the reader replaced.
+            raise ValidationError(
+                f"the context of {owner!r} is not UTF-8 text (byte {exc.start:,} is not), so "
+                "--json cannot hold it exactly: drop --json for its exact bytes (or -o FILE), "
+                f"and see swarm context info {owner} --json for its details"
+            ) from None
+        app.emit({"info": info, "text": text})
         return
     if output:
         Path(output).write_bytes(data)
-        click.echo(f"wrote {_size(len(data))} (version {info.version}) to {output}", err=True)
+        click.echo(f"wrote {byte_size(len(data))} (version {info.version}) to {output}", err=True)
         return
     out = stdout_binary()
     with progress(app, "writing", len(data), min_size=BIG) as advance:
@@ -209,13 +216,18 @@ def _parse_lines(value: str) -> tuple[int, int]:
             f"{value!r} is not a range of lines: {_LINES_HINT}", param_hint="--lines"
         )
     first = int(match.group(1))
+    counted = bool(match.group(2))
     if match.group(3) is None:
         last = first
-    elif match.group(2):
-        last = first + max(int(match.group(3)) - 1, 0)
+    elif counted:
+        last = first + int(match.group(3)) - 1
     else:
         last = int(match.group(3))
-    why = "lines count from 1" if first < 1 else "it ends before it starts" if last < first else ""
+    why = ""
+    if first < 1:
+        why = "lines count from 1"
+    elif last < first:
+        why = "a count of 0 is no line" if counted else "it ends before it starts"
     if why:
         raise click.BadParameter(
             f"{value!r} is not a range of lines ({why}): {_LINES_HINT}", param_hint="--lines"
@@ -226,8 +238,8 @@ def _parse_lines(value: str) -> tuple[int, int]:
 @context.command()
 @owner_arg
 @click.option("--lines", "lines", metavar="FIRST:LAST", help="Lines (1-based, inclusive).")
-@click.option("--offset", type=click.IntRange(0), help="Byte offset (with --length).")
-@click.option("--length", type=click.IntRange(1), help="Bytes to read (with --offset).")
+@click.option("--offset", type=click.IntRange(0), help="Byte offset to read from (default 0).")
+@click.option("--length", type=click.IntRange(1), help="Bytes to read (default: to the end).")
 @version_option
 @json_option
 @pass_app
@@ -241,27 +253,62 @@ def read(
 ) -> None:
     """Print part of OWNER's context: --lines FIRST:LAST, or --offset N --length M.
 
-    Without either, the first lines (up to 256 KB). A long range is cut at a line end: the
-    header (on stderr) says where to continue.
+    Without either, the first lines (up to 256 KiB). A longer range is cut (at a line end
+    when one is in reach): the header (on stderr) gives the options that read on from the
+    cut, so that following them reads every byte once.
     """
     if lines is not None and (offset is not None or length is not None):
         raise click.UsageError("give --lines or --offset/--length, not both")
     span = _parse_lines(lines) if lines is not None else None
     part = app.swarm.read_context(owner, lines=span, offset=offset, length=length, version=version)
+    by_bytes = offset is not None or length is not None
 
     def human() -> None:
         more = ""
         if part.truncated:
-            more = f" (cut at the size limit: continue with --lines {part.end_line + 1}:...)"
-        click.echo(
-            f"# {part.owner} version {part.version}: lines {part.start_line}-{part.end_line} "
-            f"of {part.total_lines}{more}",
-            err=True,
-        )
-        if part.text:
+            end = (offset or 0) + length if length is not None else None
+            last = span[1] if span is not None else None
+            go_on = _read_on(part, last_line=last, end_byte=end, by_bytes=by_bytes)
+            more = f" (cut at the size limit: continue with {go_on})"
+        header = _read_header(part, by_bytes)
+        click.echo(f"# {part.owner} version {part.version}: {header}{more}", err=True)
+        if not part.text:
+            return
+        if _common.on_terminal():  # escaped, and a final newline for the prompt's sake
             click.echo(content(part.text), nl=not part.text.endswith("\n"))
+        else:  # exact: a pipe or a file gets the bytes, and nothing more
+            click.echo(part.text, nl=False)
 
     app.emit(part, human)
+
+
+def _read_header(part: ContextSlice, by_bytes: bool) -> str:
+    """What a slice holds, for the header of ``context read``."""
+    if part.size_bytes == 0:
+        return "the context is empty (0 bytes, 0 lines)"
+    lines = f"lines {part.start_line}-{part.end_line} of {part.total_lines}"
+    if not by_bytes:
+        return lines
+    if part.length == 0:
+        return f"nothing at byte {part.offset}: the context ends there ({lines})"
+    return f"bytes {part.offset}-{part.offset + part.length} of {part.size_bytes}, {lines}"
+
+
+def _read_on(
+    part: ContextSlice, *, last_line: int | None, end_byte: int | None, by_bytes: bool
+) -> str:
+    """The ``context read`` options that read on from where ``part`` was cut, to the end of
+    the range asked for: by lines when it was read by lines and cut at a line end; else by
+    bytes from the cut (up to ``end_byte``). A line longer than the bound is read on by
+    bytes: its rest, then the context after it, a page at a time (where that line ends is
+    not known without reading it)."""
+    cut = part.offset + part.length
+    if not by_bytes and part.text.endswith("\n"):
+        last = part.total_lines if last_line is None else min(last_line, part.total_lines)
+        return f"--lines {part.end_line + 1}:{last}"
+    if end_byte is None:
+        return f"--offset {cut}"
+    return f"--offset {cut} --length {end_byte - cut}"
 
 
 @context.command()
@@ -281,7 +328,7 @@ def read(
     show_default=True,
     help='Hits listed; when more match, the output says so (JSON: "more": true).',
 )
-@click.option("--around", type=click.IntRange(0), default=2, show_default=True,
+@click.option("--around", type=click.IntRange(0, MAX_AROUND), default=2, show_default=True,
               help="Lines of context around each hit.")  # fmt: skip
 @version_option
 @json_option
@@ -343,8 +390,8 @@ def versions(app: App, owner: str) -> None:
                 table,
                 ci.version,
                 when(ci.created_at),
-                _size(ci.size_bytes),
-                ci.tokens_est,
+                byte_size(ci.size_bytes),
+                f"{ci.tokens_est:,}",
                 ci.source,
             )
         print_table(app, table)
@@ -362,8 +409,9 @@ def list_(app: App) -> None:
     def human() -> None:
         table = make_table("owner", "version", "size", "tokens", "source", "published")
         for ci in items:
+            tokens = f"{ci.tokens_est:,}"
             add_row(
-                table, ci.owner, ci.version, _size(ci.size_bytes), ci.tokens_est, ci.source,
+                table, ci.owner, ci.version, byte_size(ci.size_bytes), tokens, ci.source,
                 when(ci.created_at),
             )  # fmt: skip
         print_table(app, table)
@@ -391,7 +439,7 @@ def gc(app: App, dry_run: bool, grace: float | None) -> None:
     def human() -> None:
         verb = "would free" if report.dry_run else "freed"
         click.echo(
-            f"{verb} {report.chunks_deleted} chunks, {_size(report.bytes_freed)} "
+            f"{verb} {report.chunks_deleted} chunks, {byte_size(report.bytes_freed)} "
             f"({report.holds_released} holds released, "
             f"{report.publishes_given_up} publishes in flight given up on)"
         )

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
+from .._models import Inbox
+from .._validate import MAX_READ, READ_DEFAULT
 from ._app import App, json_option, main, pass_app
 from ._common import (
     add_row,
@@ -41,11 +48,11 @@ def send(app: App, to: str, body: str, sender: str | None, kind: str, data_arg: 
     if body == "-" and data_arg == "-":
         raise click.UsageError("only one of BODY and --data can come from stdin")
     text = _read_body(body, app)
-    data = (
-        parse_json(data_arg, app, what="--data", thing="the message's data as JSON")
-        if data_arg is not None
-        else None
-    )
+    data = None
+    if data_arg is not None:
+        data = parse_json(data_arg, app, what="--data", thing="the message's data as JSON")
+        if not isinstance(data, dict):  # found here, before the swarm is asked: a usage error
+            raise click.BadParameter("must be a JSON object", param_hint="--data")
     m = app.swarm.send(to, text, sender=sender, kind=kind, data=data)
     app.emit(m, lambda: click.echo(f"sent {m.id} to {to}"))
 
@@ -69,7 +76,13 @@ def _read_body(body: str, app: App) -> str:
 @msg.command()
 @click.argument("agent", required=False, shell_complete=complete_agents)
 @click.option("--peek", is_flag=True, help="Leave the messages unread.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_READ),
+    default=READ_DEFAULT,
+    show_default=True,
+    help=f"Read at most N, the oldest (up to {MAX_READ}); the output says when more wait.",
+)
 @click.option(
     "--wait",
     "wait_s",
@@ -80,13 +93,43 @@ def _read_body(body: str, app: App) -> str:
 @json_option
 @pass_app
 def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) -> None:
-    """Read (and mark read) the messages to AGENT (default: SWARM_AGENT), broadcasts included.
+    """Read the unread messages to AGENT (default: SWARM_AGENT), broadcasts included, and
+    mark them read (--peek: leave them unread).
 
-    They are marked read once printed: an interrupted read shows them again next time."""
+    Each message goes to one reader: two reading one inbox never both print it. A read
+    stopped while it waits takes nothing; Ctrl-C or SIGTERM while it prints waits until
+    the messages are printed."""
     agent = agent or agent_option_default()
     if not agent:
         raise click.UsageError("name the agent whose inbox to read (or set SWARM_AGENT)")
-    items = app.swarm.inbox(agent, ack=False, limit=limit, wait_s=wait_s)
+    if peek:
+        _show(
+            app, agent, app.swarm.inbox(agent, ack=False, limit=limit, wait_s=wait_s), limit, peek
+        )
+        return
+    # Read with the core's acknowledged read, which takes the messages atomically: a peek
+    # and a mark_read after printing (as before) let two readers both print one message.
+    # What that order protected, a read interrupted before it printed losing nothing, is kept
+    # by looking first (a peek, where --wait blocks: taking nothing) and then taking and
+    # printing with the usual interruptions held back until the messages are written out.
+    deadline = time.monotonic() + wait_s
+    while True:
+        waiting = app.swarm.inbox(
+            agent, ack=False, limit=1, wait_s=max(0.0, deadline - time.monotonic())
+        )
+        if not waiting:
+            _show(app, agent, Inbox(), limit, peek)
+            return
+        with _interruptions_held():
+            items = app.swarm.inbox(agent, limit=limit)
+            if items or time.monotonic() >= deadline:
+                _show(app, agent, items, limit, peek)
+                return
+        # Another reader took them first: wait on for the next.
+
+
+def _show(app: App, agent: str, items: Inbox, limit: int, peek: bool) -> None:
+    """The messages read; when more wait than --limit let through, says so (JSON: more)."""
 
     def human() -> None:
         if not items:
@@ -96,10 +139,35 @@ def inbox(app: App, agent: str | None, peek: bool, limit: int, wait_s: float) ->
         for m in items:
             add_row(table, m.id, m.sender, m.to, m.kind, ago(m.created_at), _body(m))
         print_table(app, table)
+        if items.more:
+            ways = [] if peek else ["read again"]
+            if limit < MAX_READ:
+                ways.append(f"raise --limit (at most {MAX_READ})")
+            if not ways:
+                ways.append("read them without --peek to reach the rest")
+            click.echo(
+                f"(the oldest {len(items)}; more messages are waiting: {', or '.join(ways)})",
+                err=True,
+            )
 
-    app.emit({"items": items}, human)
-    if items and not peek:
-        app.swarm.mark_read(agent, items[-1].seq)
+    app.emit({"items": items, "more": items.more}, human)
+
+
+@contextlib.contextmanager
+def _interruptions_held() -> Iterator[None]:
+    """Hold back Ctrl-C, SIGTERM and SIGHUP while messages just taken are printed: they are
+    consumed, so an interruption then would lose them. A held signal takes effect once they
+    are written out (stdout is flushed first). SIGKILL cannot be held."""
+    if not hasattr(signal, "pthread_sigmask"):  # (not on Windows)
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+        sys.stdout.flush()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @msg.command()

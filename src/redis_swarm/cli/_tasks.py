@@ -10,9 +10,9 @@ from typing import Any, NoReturn
 
 import click
 
-from .._errors import ValidationError
+from .._errors import NotFound, ValidationError
 from .._hooks.tokens import remember as remember_token
-from .._models import Task, TaskStatus, Usage, iso, usage_line
+from .._models import Task, TaskStatus, Usage, iso, unknown_pass, usage_line
 from .._printable import printable
 from .._validate import MAX_CLAIM_BATCH
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -623,6 +623,10 @@ def list_(
     app.emit(found.to_json([task_json(t) for t in found.items]), human)
 
 
+def _no_such_pass(pass_name: str, passes: list[str]) -> NoReturn:
+    raise NotFound(unknown_pass(pass_name, passes, "swarm status lists them"))
+
+
 @task.command(short_help="Wait until a pass, queue or the swarm is settled.")
 @click.option("--pass", "pass_name", help="Wait for this pass.")
 @click.option("--queue", shell_complete=complete_queues, help="Wait for this queue.")
@@ -638,10 +642,14 @@ def list_(
 @pass_app
 def wait(app: App, pass_name: str | None, queue: str | None, timeout_s: float) -> None:
     """Block until every task of a pass, a queue, or the swarm is settled (completed, dead or
-    cancelled); exit 3 on timeout."""
+    cancelled); exit 3 on timeout. A pass no task was ever posted to (a misspelt name) is an
+    error naming the passes there are."""
     if pass_name is not None and queue is not None:
         raise click.UsageError("wait for --pass or --queue, not both")
     stats = app.swarm.wait(pass_name=pass_name, queue=queue, timeout_s=timeout_s)
+    if pass_name is not None and not any(stats.values()):
+        # A misspelt pass reads as an empty one: nothing to wait for, and nothing to read after.
+        _no_such_pass(pass_name, [p.name for p in app.swarm.status().passes])
 
     def human() -> None:
         what = (

@@ -20,12 +20,13 @@ __all__ = ["EventFeed"]
 
 
 class EventFeed:
-    """Events after ``since`` (None: from now on), in order, read with ``next(timeout)``."""
+    """Events after ``since`` (an event id; a time in epoch ms: from then on, inclusive;
+    None: from now on), in order, read with ``next(timeout)``."""
 
     def __init__(
         self,
         swarm: AsyncSwarm,
-        since: str | None = None,
+        since: str | int | None = None,
         types: Sequence[EventType] | None = None,
         *,
         buffer: int = 1000,

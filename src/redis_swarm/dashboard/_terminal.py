@@ -7,7 +7,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from .._models import PassProgress
+from .._models import PassProgress, byte_size
 from .._printable import printable
 from ._snapshot import Snapshot
 
@@ -59,15 +59,6 @@ def _ago(snap: Snapshot, ms: int | None) -> str:
     if s < 86400:
         return f"{s // 3600}h ago"
     return f"{s // 86400}d ago"
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" or value >= 10 else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def _row(table: Table, *cells: RenderableType) -> None:
@@ -282,7 +273,7 @@ def _contexts(snap: Snapshot) -> RenderableType:
             table,
             c.owner,
             version,
-            _size(c.size_bytes),
+            byte_size(c.size_bytes),
             f"~{c.tokens_est:,}",
             _ago(snap, c.created_at),
         )

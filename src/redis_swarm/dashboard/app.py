@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
@@ -89,12 +92,37 @@ def create_app(
         Route("/api/events", api.events),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    paths = ", ".join(route.path for route in routes if isinstance(route, Route))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's own refusals (no such route, a method other than GET), in the JSON
+        shape of every other error, rather than its plain text."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            error = "NotFound"
+            message = f"nothing at {request.url.path[:200]!r}: the routes are {paths}"
+        elif exc.status_code == 405:
+            error = "MethodNotAllowed"
+            message = (
+                f"{request.method[:20]} is not allowed: the dashboard is read-only, every "
+                "route takes GET"
+            )
+        else:
+            error, message = HTTPStatus(exc.status_code).phrase.replace(" ", ""), exc.detail
+        response = _json({"error": error, "message": message}, exc.status_code)
+        response.headers.update(exc.headers or {})  # (a 405's Allow)
+        return response
+
     middleware = [Middleware(AccessGuard, token=token, what="this dashboard", public=("/static/",))]
     return Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={SwarmError: _swarm_error, _BadRequest: _bad_request},
+        exception_handlers={
+            SwarmError: _swarm_error,
+            _BadRequest: _bad_request,
+            HTTPException: http_error,
+        },
     )
 
 
@@ -129,9 +157,9 @@ class _Api:
         params = request.query_params
         snap = await snapshot(
             self.swarm,
-            findings=_limit(params.get("findings"), 50),
-            syntheses=_limit(params.get("syntheses"), 20),
-            dead=_limit(params.get("dead"), 50),
+            findings=_limit(params, "findings", 50),
+            syntheses=_limit(params, "syntheses", 20),
+            dead=_limit(params, "dead", 50),
             stale_after_s=self.stale_after_s,
         )
         return _json(snap.to_dict())
@@ -147,7 +175,7 @@ class _Api:
             status=TaskStatus(status) if status else None,
             pass_name=params.get("pass"),
             cursor=params.get("cursor"),
-            limit=_limit(params.get("limit"), 100),
+            limit=_limit(params, "limit", 100),
         )
         return _page_json([t.to_dict() for t in page.items], page)
 
@@ -158,19 +186,29 @@ class _Api:
             queue=params.get("queue"),
             pass_name=params.get("pass"),
             cursor=params.get("cursor"),
-            limit=_limit(params.get("limit"), 100),
+            limit=_limit(params, "limit", 100),
         )
         return _page_json([f.to_dict() for f in page.items], page)
 
     async def events(self, request: Request) -> Response:
         """Every event after ``Last-Event-ID`` (a reconnecting browser sends it), else after
-        ``?since=``, else from now on; ``?types=a,b`` keeps only those types."""
-        since = request.headers.get("last-event-id") or request.query_params.get("since") or None
+        ``?since=`` (an event id, or a time in epoch ms), else from now on; ``?types=a,b``
+        keeps only those types."""
+        header = request.headers.get("last-event-id") or None
+        since: str | int | None = header or _since(request.query_params.get("since"))
         types = _types(request.query_params.get("types"))
         if since is not None:
             # A bad id would only fail inside the stream, after the 200: check it up front.
             await self._refuse_the_future(since)
-            await self.swarm.events(since=since, types=types, limit=1)
+            try:
+                await self.swarm.events(since=since, types=types, limit=1)
+            except ValidationError:
+                if header is None:
+                    raise  # the core's message names since, as the caller did
+                raise _BadRequest(
+                    f"the Last-Event-ID header {header[:45]!r} is not an event id this stream "
+                    "sent (like '1717000000000-0'): reconnect without it to follow from now"
+                ) from None
         else:
             # "From now" means from this request: pin it before the 200 goes out (the stream
             # body starts later), or an event appended in between would be skipped.
@@ -179,22 +217,28 @@ class _Api:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
-    async def _refuse_the_future(self, since: str) -> None:
-        """An id after both this clock and the newest event was never sent by this stream:
-        following from it would stay silent until that time comes, so it is refused."""
-        head = since.partition("-")[0]
-        if not head.isdigit() or len(head) > 20 or int(head) <= now_ms() + CLOCK_SLACK_MS:
-            return  # the core checks the form; a past or present id is fine
+    async def _refuse_the_future(self, since: str | int) -> None:
+        """An id or a time after both this clock and the newest event was never sent by this
+        stream: following from it would stay silent until that time comes, so it is
+        refused."""
+        if isinstance(since, int):
+            head, what = str(since), "time"
+        else:
+            head, what = since.partition("-")[0], "event id"
+            if not head.isdigit() or len(head) > 20:
+                return  # the core checks the form
+        if int(head) <= now_ms() + CLOCK_SLACK_MS:
+            return  # a past or present point is fine
         newest = await self.swarm.last_event_id()
         if int(head) > int(newest.partition("-")[0]):
             raise _BadRequest(
-                f"event id {since[:45]!r} is in the future (the newest event is {newest}): "
+                f"{what} {str(since)[:45]!r} is in the future (the newest event is {newest}): "
                 "resume from an id this stream sent, or leave Last-Event-ID and since out"
             )
 
 
 async def _sse(
-    swarm: AsyncSwarm, since: str | None, types: list[EventType] | None, keepalive_s: float
+    swarm: AsyncSwarm, since: str | int | None, types: list[EventType] | None, keepalive_s: float
 ) -> AsyncIterator[str]:
     """The stream: a retry hint, then one message per event, and a comment when idle."""
     async with EventFeed(swarm, since, types) as feed:
@@ -225,16 +269,27 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
-def _limit(raw: str | None, default: int) -> int:
+def _limit(params: QueryParams, name: str, default: int) -> int:
+    """The count parameter ``name``: 1 to MAX_LIMIT, ``default`` when absent; a bad one is
+    refused naming it."""
+    raw = params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise _BadRequest(f"limit {raw!r} is not a number: use 1 to {MAX_LIMIT}") from None
+        raise _BadRequest(f"{name} {raw[:45]!r} is not a number: use 1 to {MAX_LIMIT}") from None
     if not 1 <= value <= MAX_LIMIT:
-        raise _BadRequest(f"limit {value} is out of range: use 1 to {MAX_LIMIT}")
+        raise _BadRequest(f"{name} {value} is out of range: use 1 to {MAX_LIMIT}")
     return value
+
+
+def _since(raw: str | None) -> str | int | None:
+    """``?since=`` as the core takes it: digits are a time in epoch ms (a query string is
+    always text; the core reads a str as an event id), anything else an event id."""
+    if not raw:
+        return None
+    return int(raw) if raw.isascii() and raw.isdigit() else raw
 
 
 def _types(raw: str | None) -> list[EventType] | None:

@@ -93,13 +93,14 @@
     return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   }
 
+  // As _models.byte_size: decimal units (1 KB = 1,000 bytes), one decimal when not whole.
   function bytes(n) {
-    if (n < 1024) return n + " B";
-    const units = ["KB", "MB", "GB"];
-    let v = n / 1024;
+    if (n < 1000) return n + " B";
+    const units = ["KB", "MB", "GB", "TB"];
+    let v = n / 1000;
     let i = 0;
-    while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
-    return v.toFixed(v < 10 ? 1 : 0) + " " + units[i];
+    while (Math.round(v * 10) / 10 >= 1000 && i < units.length - 1) { v /= 1000; i += 1; }
+    return (Math.round(v * 10) / 10).toLocaleString("en", { maximumFractionDigits: 1 }) + " " + units[i];
   }
 
   function count(n) {

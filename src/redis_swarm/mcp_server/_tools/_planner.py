@@ -10,8 +10,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..._errors import SwarmError, Timeout
-from ..._models import dumps
+from ..._errors import NotFound, SwarmError, Timeout
+from ..._models import dumps, unknown_pass
 from ..._validate import MAX_DELAY_S
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error
@@ -58,6 +58,11 @@ class TaskInput(BaseModel):
     lease_s: LeaseSeconds = 900
     dedupe_key: DedupeKey = None
     delay_s: DelaySeconds = None
+
+
+def _no_such_pass(pass_name: str, passes: list[str]) -> str:
+    """What wait_for_pass says of a pass no task was ever posted to."""
+    return unknown_pass(pass_name, passes, "swarm_status lists them")
 
 
 def _wait_for(pass_name: str) -> str:
@@ -140,7 +145,8 @@ class PlannerTools(ToolsBase):
     ) -> CallToolResult:
         """Wait until every task of a pass (or queue) is settled: completed, dead or
         cancelled. Bounded: on timeout it returns the counts so far (settled=false); call it
-        again to keep waiting. Then read the results with list_findings."""
+        again to keep waiting. Then read the results with list_findings. A pass no task was
+        ever posted to (a misspelt name) is an error naming the passes there are."""
         await self._session(ctx)
         if pass_name is None and queue is None:
             raise ToolError("name what to wait for: pass_name=... or queue=...")
@@ -163,6 +169,19 @@ class PlannerTools(ToolsBase):
             )
         except SwarmError as exc:
             raise tool_error(exc) from exc
+        if not any(counts.values()):  # (a misspelt name reads as an empty pass or queue)
+            if pass_name is not None:
+                # Nothing to wait for and nothing to read: said as an error, not as settled.
+                passes = [p.name for p in (await self._run(self.swarm.status)).passes]
+                raise tool_error(NotFound(_no_such_pass(pass_name, passes)))
+            return self._result(
+                {
+                    "settled": True,
+                    "counts": {},
+                    "next": f"no task has ever been posted to queue {dumps(queue)}: nothing "
+                    "to wait for; check its name (swarm_status lists the queues)",
+                }
+            )
         what = f"pass_name={dumps(pass_name)}" if pass_name else f"queue={dumps(queue)}"
         return self._result(
             {
