@@ -4,13 +4,17 @@ refused whole, each problem with its key and line."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from redis_swarm import ValidationError
+from redis_swarm import Limits, ValidationError
 from redis_swarm._pipeline import Plan, TaskItem, load_plan
+from redis_swarm._pipeline.plan import pass_changes, task_label
+from redis_swarm._pipeline.prompts import parse_task_list
+from redis_swarm._validate import MAX_DESCRIPTION_CHARS
 
 from ._cli import Cli
 
@@ -220,3 +224,165 @@ def test_the_plans_of_the_docs_are_valid(tmp_path: Path) -> None:
         base.mkdir()
         plan = load_plan(write(base, block))
         assert plan.passes and plan.workers.exec
+
+
+ORIGINAL_TASKS = 'tasks = ["Find every timeout default", "Find retry loops and their bounds"]'
+
+
+def test_task_data_and_descriptions_the_core_refuses_are_problems_of_the_plan(
+    tmp_path: Path,
+) -> None:
+    """What post_tasks would refuse at run time (a TOML date, NaN, data past
+    Limits.max_task_data_bytes, a description past MAX_DESCRIPTION_CHARS) is refused by the
+    check, each at its line."""
+    big = "x" * (MAX_DESCRIPTION_CHARS + 1)
+    limit = Limits().max_task_data_bytes
+    tasks = (
+        "tasks = [\n"
+        '  {description = "when", data = {at = 2024-01-01T00:00:00Z}},\n'
+        '  {description = "n", data = {v = [1, {w = nan}]}},\n'
+        '  {description = "i", data = inf},\n'
+        f'  "{big}",\n'
+        f'  {{description = "{big}"}},\n'
+        f'  {{description = "huge", data = {{s = "{"y" * limit}"}}}},\n'
+        "]"
+    )
+    text = EXAMPLE.replace(ORIGINAL_TASKS, tasks)
+    start = text.splitlines().index("tasks = [") + 1
+    message = problems(tmp_path, text)
+    expected = [
+        (1, 'passes[1].tasks[1].data: at is a TOML date or time, which task data (JSON) '
+            'cannot hold: write it as a string, "2024-01-01T00:00:00+00:00"'),
+        (2, "passes[1].tasks[2].data: v[2].w is nan, which task data (JSON) cannot hold"),
+        (3, "passes[1].tasks[3].data: it is inf, which task data (JSON) cannot hold"),
+        (0, f"passes[1].tasks[4]: the description is {len(big):,} characters; a task's "
+            f"description may have {MAX_DESCRIPTION_CHARS:,}"),
+        (5, f"passes[1].tasks[5].description: is {len(big):,} characters"),
+        (6, f"passes[1].tasks[6].data: it is {limit + 8:,} bytes as JSON; "  # {"s":"..."}
+            f"a task's data may have {limit:,}"),
+    ]  # fmt: skip
+    for offset, fragment in expected:
+        assert f"plan.toml:{start + offset}: {fragment}" in message, message[:3000]
+    assert f"{len(expected)} problem(s)" in message
+
+
+def test_swarm_pipeline_check_of_task_data(tmp_path: Path) -> None:
+    """The tour's plans: check refuses them (exit 1, the line named), with --json too (an
+    error document on stderr, no traceback); a plan it accepts prints as valid JSON."""
+    cli = Cli("redis://127.0.0.1:1")
+    for data in ("{at = 2024-01-01T00:00:00Z}", "{v = nan}"):
+        path = write(tmp_path, EXAMPLE.replace(
+            ORIGINAL_TASKS, f'tasks = [{{description = "when", data = {data}}}]'
+        ))  # fmt: skip
+        line = (
+            path.read_text()
+            .splitlines()
+            .index(f'tasks = [{{description = "when", data = {data}}}]')
+        )
+        out = cli("pipeline", "check", str(path), expect=1)
+        assert f"plan.toml:{line + 1}: passes[1].tasks[1].data:" in out.stderr
+        out = cli("--json", "pipeline", "check", str(path), expect=1)
+        assert out.stdout == "" and "Traceback" not in out.stderr
+        assert json.loads(out.stderr)["error"] == "ValidationError"
+    path = write(tmp_path, EXAMPLE.replace(
+        ORIGINAL_TASKS, 'tasks = [{description = "d", data = {at = "2024-01-01", v = 1.5}}]'
+    ))  # fmt: skip
+    data = json.loads(cli("--json", "pipeline", "check", str(path)).stdout)
+    assert data["passes"][0]["tasks"][0]["data"] == {"at": "2024-01-01", "v": 1.5}
+
+
+def test_a_missing_plan_file_is_a_usage_error(tmp_path: Path) -> None:
+    """docs/cli.md: a missing file is a usage error (2), as a directory is."""
+    cli = Cli("redis://127.0.0.1:1")
+    for command in ("check", "run"):
+        out = cli("pipeline", command, str(tmp_path / "nonexist.toml"), expect=2)
+        assert "does not exist" in out.stderr
+        out = cli("pipeline", command, str(tmp_path), expect=2)
+        assert "is a directory" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (  # one [passes] table where [[passes]] belong: at its header, not at line 1
+            ("[[passes]]\nname = \"Pass 1", "[passes]\nname = \"Pass 1"),
+            ("[passes]", "passes: must be an array of tables: write each one under its own "
+             "[[passes]] header"),
+        ),
+        (
+            ('[workers]\nexec = "claude -p --output-format json"\nconcurrency = 4\n'
+             "lease_s = 600\n", 'workers = "a"\n'),
+            ('workers = "a"', "workers: must be a table ([workers])"),
+        ),
+        (
+            ('[[contexts]]\nowner = "stdlib"\npaths = ["docs/**/*.md", "notes.txt"]\n',
+             '[contexts]\nowner = "stdlib"\n'),
+            ("[contexts]", "contexts: must be an array of tables"),
+        ),
+        (  # an inline table: its keys at the line of the table's key
+            ('[workers]\nexec = "claude -p --output-format json"\nconcurrency = 4\n'
+             "lease_s = 600\n", 'workers = {exec = "claude -p", concurency = 4}\n'),
+            ("workers = {", "workers.concurency: unknown key"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_table_written_otherwise_is_named_at_its_line(
+    tmp_path: Path, change: tuple[str, str], expected: tuple[str, str]
+) -> None:
+    assert change[0] in EXAMPLE
+    text = EXAMPLE.replace(*change)
+    if change[1].startswith("[passes]"):  # the second pass made a table of its own too
+        text = text.replace("\n[[passes]]\n", "\n[[other]]\n")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if row.startswith(expected[0]))
+    message = problems(tmp_path, text)
+    assert f"plan.toml:{line}: {expected[1]}" in message, message
+
+
+def test_a_planners_task_the_core_would_refuse_is_refused() -> None:
+    """Refused while the planner can be asked again (once stored, every run would stop)."""
+    too_long = json.dumps(["a", "x" * (MAX_DESCRIPTION_CHARS + 1)])
+    with pytest.raises(ValueError, match=r"item 2: its description is 65,537 characters"):
+        parse_task_list(too_long)
+    with pytest.raises(ValueError, match=r"item 1: its data: v is nan"):
+        parse_task_list('[{"description": "a", "data": {"v": NaN}}]')
+
+
+def test_task_label_names_the_plans_item(tmp_path: Path) -> None:
+    """What an error of post_tasks calls a task at run time: as a problem of the plan."""
+    tasks = 'tasks = [\n  "a",\n  {description = "b", data = 1},\n]'
+    text = EXAMPLE.replace(ORIGINAL_TASKS, tasks)
+    start = text.splitlines().index("tasks = [") + 1
+    plan = load_plan(write(tmp_path, text))
+    assert task_label(plan, 0, 1) == f"{plan.path}:{start + 2}: passes[1].tasks[2]"
+    assert task_label(plan, 0, 0) == f"{plan.path}:{start}: passes[1].tasks[1]"
+    assert task_label(plan, 1, 2) == f"{plan.path}: passes[2]: the planner's task 3"
+
+
+def test_pass_changes(tmp_path: Path) -> None:
+    old = load_plan(write(tmp_path, EXAMPLE))
+
+    def changes(text: str) -> list[tuple[int, int, str]]:
+        (tmp_path / "new").mkdir(exist_ok=True)
+        new = load_plan(write(tmp_path / "new", text))
+        return [(c.old, c.first, c.text) for c in pass_changes(old, new)]
+
+    assert changes(EXAMPLE) == []
+    added = EXAMPLE + '\n[[passes]]\nname = "Pass 3"\ntasks = ["x"]\n'
+    assert changes(added) == []  # a pass added at the end: nothing rests on it
+    assert changes(EXAMPLE.replace('"Pass 1: Signal Capture"', '"Pass One"')) == [
+        (0, 0, "pass 1 'Pass 1: Signal Capture' was renamed 'Pass One'")
+    ]
+    assert changes(EXAMPLE.replace('"Find every timeout default", ', "")) == [
+        (0, 0, "pass 1 'Pass 1: Signal Capture': its tasks changed")
+    ]
+    assert changes(EXAMPLE.replace("max_tasks = 5", "max_tasks = 6")) == [
+        (1, 1, "pass 2 'Pass 2: Deep Dive': its planner's instruction changed")
+    ]
+    first, second = EXAMPLE.split("[[passes]]")[1:]
+    swapped = EXAMPLE.split("[[passes]]")[0] + "[[passes]]" + second + "\n[[passes]]" + first
+    assert changes(swapped) == [
+        (0, 0, "pass 1 'Pass 1: Signal Capture' is now pass 2"),
+        (1, 0, "pass 2 'Pass 2: Deep Dive' is now pass 1"),
+    ]
+    removed = EXAMPLE.split("[[passes]]")[0] + "[[passes]]" + first
+    assert changes(removed) == [(1, 1, "pass 2 'Pass 2: Deep Dive' was removed")]

@@ -412,8 +412,8 @@ def test_a_planner_answering_garbage(cli: Cli, swarm: Swarm, tmp_path: Path) -> 
     assert "no tasks today" in out.stderr
     assert swarm.list_tasks(queue="pipeline.audit2", pass_name="audit2: Pass 2").items == ()
     # each refused run failed the planning task (why, and what it cost, are kept on it)
-    (planning,) = swarm.list_tasks(pass_name="audit2: Pass 2").items
-    assert planning.queue == "pipeline.audit2.plan" and planning.status == "dead"
+    (planning,) = swarm.list_tasks(queue="pipeline.audit2.plan").items
+    assert planning.status == "dead" and planning.pass_name is None  # not one of the pass's
     assert planning.failures == 3 and planning.last_error == "refused: it holds no JSON array"
     assert "tries 1 to 3: refused: it holds no JSON array" in out.stderr
     # the planner fixed, the run gives the planning task back and resumes at pass 2

@@ -27,9 +27,11 @@ from .._runner import AgentOutput, build_command, default_worker_prefix, read_ou
 from .names import (
     pass_label,
     planning_queue,
+    planning_task_id,
     synthesis_id,
     synthesis_queue,
     synthesis_task_id,
+    tasks_of,
 )
 from .plan import AgentSpec, Plan, TaskItem
 from .prompts import (
@@ -267,13 +269,7 @@ class OneShotAgents:
         that finding, with what it cost; each refused or failed run fails the planning task
         with its cost and why."""
         spec = self.plan.passes[index]
-        planner = self.plan.planner
-        assert planner is not None
-        task = self.swarm.post_task(
-            planning_queue(self.plan), f"Plan the tasks of {spec.name}",
-            pass_name=pass_label(self.plan, index), dedupe_key=f"plan.pass{index + 1}",
-            parent=spec.context, lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
-        )  # fmt: skip
+        task = self._planning_task(index)
         tries = Tries()
         try:
             while task.status is not TaskStatus.COMPLETED:
@@ -296,6 +292,23 @@ class OneShotAgents:
             self._leave("planner")
         finding = self.swarm.get_finding(task.finding_id or "")
         return tuple(TaskItem(t["description"], t.get("data")) for t in finding.extra["tasks"])
+
+    def _planning_task(self, index: int) -> Task:
+        """The planning task of pass ``index``, posted now if no run posted it before. It
+        has its own id and no pass name (see ``planning_task_id``); a run from before that
+        posted it with the pass name, in the same queue: one found so is the pass's."""
+        spec = self.plan.passes[index]
+        planner = self.plan.planner
+        assert planner is not None
+        queue = planning_queue(self.plan)
+        older = tasks_of(self.swarm, pass_label(self.plan, index), queue)
+        if older:
+            return older[0]
+        return self.swarm.post_task(
+            queue, f"Plan the tasks of {spec.name}", {"pass": pass_label(self.plan, index)},
+            task_id=planning_task_id(self.plan, index), parent=spec.context,
+            lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
+        )  # fmt: skip
 
     def _plan_once(
         self, index: int, previous: list[Synthesis], held: Task, tries: Tries

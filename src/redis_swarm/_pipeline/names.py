@@ -23,6 +23,7 @@ __all__ = [
     "pipeline_queue",
     "plan_owner",
     "planning_queue",
+    "planning_task_id",
     "stored_run",
     "stored_text",
     "synthesis_id",
@@ -109,14 +110,28 @@ def synthesis_task_id(plan: Plan, index: int) -> str:
     return synthesizer_task_of(synthesis_id(plan, index))
 
 
+def planning_task_id(plan: Plan, index: int) -> str:
+    """The id of a planned pass's planning task (see ``planning_queue``): the same on every
+    run, so that a run finds the one an earlier run posted. Like the synthesizer task, it
+    carries no pass name: its finding (the tasks planned) is bookkeeping, and a pass's
+    findings (``swarm findings --pass``, what a synthesis may cite) stay its workers'. (A run
+    from before this posted it with the pass name: ``records.read_pass`` and the planner
+    still find that one by it.)"""
+    return "t-plan-" + synthesis_id(plan, index).removeprefix("s-pl-")
+
+
 def synthesizer_task_of(synthesis: str) -> str:
     """The id of the synthesizer task of the synthesis ``synthesis`` (an id): found from the
     synthesis alone, where no plan is at hand (lineage)."""
     return "t-" + synthesis.removeprefix("s-")
 
 
-def dedupe_key(index: int, position: int, description: str) -> str:
-    return f"pass{index + 1}.task{position + 1}.{_digest(description, size=16)}"
+def dedupe_key(index: int, position: int, description: str, label: str | None = None) -> str:
+    """The dedupe key of a task of pass ``index``: the same on every run. It names no pass,
+    so a pass renamed since an earlier run posted its tasks meets that pass's tasks under
+    it: its own are posted again with its ``label`` added (see ``Pipeline._post``)."""
+    key = f"pass{index + 1}.task{position + 1}.{_digest(description, size=16)}"
+    return key if label is None else f"{key}.{_digest(label, size=16)}"
 
 
 def tasks_of(swarm: Swarm, label: str, queue: str | None = None) -> list[Task]:
@@ -132,10 +147,10 @@ def tasks_of(swarm: Swarm, label: str, queue: str | None = None) -> list[Task]:
 
 
 def findings_of(
-    swarm: Swarm, label: str, queue: str | None = None, *, superseded: bool = False
+    swarm: Swarm, label: str | None, queue: str | None = None, *, superseded: bool = False
 ) -> list[Finding]:
-    """The findings of the pass ``label`` (of ``queue``'s tasks; with ``superseded``: the
-    late ones too)."""
+    """The findings of the pass ``label`` (of ``queue``'s tasks; None: of every pass and
+    none; with ``superseded``: the late ones too)."""
     found: list[Finding] = []
     cursor: str | None = None
     while True:

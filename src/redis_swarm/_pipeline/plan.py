@@ -7,14 +7,16 @@ See docs/pipeline.md for the reference; ``Plan`` is what the rest of the pipelin
 
 from __future__ import annotations
 
+import datetime
 import glob
+import json
 import math
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,10 +24,23 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .._errors import ValidationError
+from .._protocol import Limits
 from .._runner import check_command
-from .._validate import MAX_NAME, check_name
+from .._validate import MAX_DESCRIPTION_CHARS, MAX_NAME, check_json_depth, check_name, too_deep
 
-__all__ = ["AgentSpec", "ContextSpec", "PassSpec", "Plan", "TaskItem", "load_plan", "parse_plan"]
+__all__ = [
+    "AgentSpec",
+    "ContextSpec",
+    "PassChange",
+    "PassSpec",
+    "Plan",
+    "TaskItem",
+    "check_task_item",
+    "load_plan",
+    "parse_plan",
+    "pass_changes",
+    "task_label",
+]
 
 MAX_PASSES = 100
 MAX_TASKS_PER_PASS = 10_000
@@ -57,6 +72,8 @@ class ContextSpec:
 class TaskItem:
     description: str
     data: Any = None
+    # Where the plan file writes it (what an error about it names); not part of what it is.
+    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -105,16 +122,14 @@ def _key_pattern(key: str) -> re.Pattern[str]:
     return re.compile(rf"\s*(?:{quoted}|\"{quoted}\"|'{quoted}')\s*=")
 
 
-def _line_of(text: str, where: tuple[str | int, ...], *, table_at: bool = False) -> int | None:
-    """The line (1-based) of the key at ``where`` (``("passes", 1, "tasks")``, the index
-    counting the ``[[passes]]`` tables), else of its table's header, else None. With
-    ``table_at``, ``where`` is a table: its header's line."""
+def _lines(text: str, where: tuple[str | int, ...]) -> tuple[int | None, int | None]:
+    """The line of the key ``where[-1] = ...`` in the table ``where[:-1]``, and the line of
+    the header of ``where`` as a table (``[passes]``, or ``[[passes]]`` for ``("passes",
+    1)``, the index counting the ``[[passes]]`` tables); None where there is none."""
     table, key = where[:-1], where[-1]
-    if table_at or isinstance(key, int):
-        table, key = where, ""
     counts: dict[str, int] = {}
     current: tuple[str | int, ...] = ()
-    header_line: int | None = 1 if not table else None
+    key_line = header_line = None
     for number, line in enumerate(text.splitlines(), 1):
         match = _HEADER.match(line)
         if match:
@@ -124,12 +139,34 @@ def _line_of(text: str, where: tuple[str | int, ...], *, table_at: bool = False)
                 current = (name, counts[name] - 1)
             else:
                 current = (name,)
-            if current == table:
+            if current == where and header_line is None:
                 header_line = number
             continue
-        if current == table and key and isinstance(key, str) and _key_pattern(key).match(line):
-            return number
-    return header_line
+        if (
+            key_line is None
+            and current == table
+            and isinstance(key, str)
+            and _key_pattern(key).match(line)
+        ):
+            key_line = number
+    return key_line, header_line
+
+
+def _line_of(text: str, where: tuple[str | int, ...], *, table_at: bool = False) -> int | None:
+    """The line (1-based) of the key at ``where`` (``("passes", 1, "tasks")``), else of the
+    table's own header (``workers = "a"`` or ``[passes]`` where a table or an array of
+    tables belongs: at that line), else of the table holding it, None when nothing is found.
+    With ``table_at``, or an index last, ``where`` is a table: its header first."""
+    if not where:
+        return None
+    key_line, header_line = _lines(text, where)
+    first, second = key_line, header_line
+    if table_at or isinstance(where[-1], int):
+        first, second = header_line, key_line
+    found = first or second
+    if found is None and len(where) > 1:
+        return _line_of(text, where[:-1], table_at=True)
+    return found
 
 
 def _inline_key_line(text: str, start: int | None, key: str, nth: int) -> int | None:
@@ -265,6 +302,82 @@ def _agent(c: _Checker, table: Any, section: str, *, pool: bool) -> AgentSpec | 
 TASK_KEYS = {"description", "data"}
 
 
+def _description(value: Any) -> str:
+    """A task's description, within the core's bound (``post_tasks`` refuses a longer one)."""
+    text = _text(value)
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        raise ValidationError(
+            f"is {len(text):,} characters; a task's description may have "
+            f"{MAX_DESCRIPTION_CHARS:,}: put the material in data or in a [[contexts]] file"
+        )
+    return text
+
+
+def _not_json(value: Any, at: str = "") -> str | None:
+    """Why ``value`` (read from TOML, or from a planner's JSON) is not what task data may
+    hold, naming the part at fault (``at``, from the data's top): a TOML date or time, a
+    NaN or an infinity."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            why = _not_json(item, f"{at}.{key}" if at else str(key))
+            if why:
+                return why
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            why = _not_json(item, f"{at}[{n + 1}]")
+            if why:
+                return why
+    elif isinstance(value, datetime.date | datetime.time):
+        return (
+            f"{at or 'it'} is a TOML date or time, which task data (JSON) cannot hold: write "
+            f'it as a string, "{value.isoformat()}"'
+        )
+    elif isinstance(value, float) and not math.isfinite(value):
+        return (
+            f"{at or 'it'} is {value}, which task data (JSON) cannot hold: use a string or "
+            "leave it out"
+        )
+    return None
+
+
+def _task_data(value: Any) -> Any:
+    """A task's data: JSON within the core's bounds (``Limits.max_task_data_bytes``, the
+    nesting of ``MAX_JSON_DEPTH``), which ``post_tasks`` would refuse at run time."""
+    try:
+        why = _not_json(value)
+        if why:
+            raise ValidationError(why)
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise too_deep("the data") from None
+    except (TypeError, ValueError) as exc:  # a type _not_json does not know (not from TOML)
+        raise ValidationError(f"it is not JSON: {exc}") from None
+    size = len(encoded.encode())
+    limit = Limits().max_task_data_bytes
+    if size > limit:
+        raise ValidationError(
+            f"it is {size:,} bytes as JSON; a task's data may have {limit:,}: put the "
+            "material in a [[contexts]] file and say in the task where to look"
+        )
+    check_json_depth("the data", encoded)
+    return value
+
+
+def check_task_item(description: Any, data: Any) -> None:
+    """Raise a ValidationError when the core would refuse a task of ``description`` and
+    ``data`` (its data as written, before the pipeline adds the question and the previous
+    syntheses to it): the check of the plan's tasks, for a planner's."""
+    try:
+        _description(description)
+    except ValidationError as exc:
+        raise ValidationError(f"its description {exc}") from None
+    if data is not None:
+        try:
+            _task_data(data)
+        except ValidationError as exc:
+            raise ValidationError(f"its data: {exc}") from None
+
+
 def _task_list(value: Any) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise ValidationError("must be a non-empty list of task descriptions")
@@ -285,11 +398,14 @@ def _tasks(
     items: list[TaskItem] = []
     for i, item in enumerate(value):
         here = (*at, i)
-        if isinstance(item, str) and item.strip():
-            items.append(TaskItem(item))
-            continue
         if start is not None:  # the item's own problems: at its first key, else at "tasks"
             c.lines[here] = start
+        if isinstance(item, str) and item.strip():
+            try:
+                items.append(TaskItem(_description(item), line=start))
+            except ValidationError as exc:
+                c.problem(here, f"the description {exc}")
+            continue
         if not isinstance(item, dict):
             c.problem(
                 here, 'must be a non-empty string or a table {description = "...", data = ...}'
@@ -304,10 +420,23 @@ def _tasks(
                 if n == 0:
                     c.lines[here] = line
         c.known(item, here, TASK_KEYS)
-        description = c.get(item, here, "description", _text, required=True)
-        if description is not None:
-            items.append(TaskItem(description, item.get("data")))
+        description = c.get(item, here, "description", _description, required=True)
+        data = c.get(item, here, "data", _task_data)
+        if description is not None and ("data" not in item or data is not None):
+            items.append(TaskItem(description, data, line=c.lines.get(here)))
     return tuple(items)
+
+
+def task_label(plan: Plan, index: int, position: int) -> str:
+    """What an error about task ``position`` of pass ``index`` (as posted) calls it: the
+    plan's item at its file and line, as a problem of the plan is named; a planned pass's
+    task is its planner's."""
+    spec = plan.passes[index]
+    if spec.planned:
+        return f"{plan.path}: {_label(('passes', index))}: the planner's task {position + 1}"
+    line = spec.tasks[position].line
+    at = f"{plan.path}:{line}" if line else str(plan.path)
+    return f"{at}: {_label(('passes', index, 'tasks', position))}"
 
 
 def _paths(value: Any) -> tuple[str, ...]:
@@ -331,9 +460,13 @@ def _match(base: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     return list(files), empty
 
 
+# An array of tables written as something else (``[passes]``, one table, most often).
+_ARRAY_OF_TABLES = "must be an array of tables: write each one under its own [[{name}]] header"
+
+
 def _contexts(c: _Checker, value: Any, base: Path | None) -> tuple[ContextSpec, ...]:
     if not isinstance(value, list):
-        c.problem(("contexts",), "must be an array of tables ([[contexts]])")
+        c.problem(("contexts",), _ARRAY_OF_TABLES.format(name="contexts"))
         return ()
     out: list[ContextSpec] = []
     owners: set[str] = set()
@@ -358,7 +491,10 @@ def _contexts(c: _Checker, value: Any, base: Path | None) -> tuple[ContextSpec, 
 
 
 def _passes(c: _Checker, value: Any, owners: set[str]) -> tuple[PassSpec, ...]:
-    if not isinstance(value, list) or not value:
+    if value is not None and not isinstance(value, list):
+        c.problem(("passes",), _ARRAY_OF_TABLES.format(name="passes"))
+        return ()
+    if not value:
         c.problem(("passes",) if value is not None else (), "add at least one [[passes]] table")
         return ()
     if len(value) > MAX_PASSES:
@@ -456,6 +592,50 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
         max_attempts=max_attempts,
         text=text,
     )
+
+
+class PassChange(NamedTuple):
+    """How a pass of a plan differs from the plan a run stored: the stored pass's index,
+    the first index of the plan at which passes may rest on what changed, and what changed
+    in words."""
+
+    old: int
+    first: int
+    text: str
+
+
+def pass_changes(old: Plan, new: Plan) -> list[PassChange]:
+    """The passes of ``old`` (the plan an earlier run stored) that ``new`` renamed, removed,
+    moved or changed (its tasks, its planner's instruction, its context). A pass added at
+    the end is no change: nothing rests on it."""
+    names = [p.name for p in new.passes]
+    before = {p.name for p in old.passes}
+    changes: list[PassChange] = []
+    for i, p in enumerate(old.passes):
+        head = f"pass {i + 1} {p.name!r}"
+        if p.name in names:
+            j = names.index(p.name)
+            if j != i:
+                changes.append(PassChange(i, min(i, j), f"{head} is now pass {j + 1}"))
+            what = _what_changed(p, new.passes[j])
+            if what:
+                changes.append(PassChange(i, j, f"{head}: {what}"))
+        elif i < len(names) and names[i] not in before:
+            changes.append(PassChange(i, i, f"{head} was renamed {names[i]!r}"))
+        else:
+            changes.append(PassChange(i, i, f"{head} was removed"))
+    return changes
+
+
+def _what_changed(old: PassSpec, new: PassSpec) -> str:
+    parts = []
+    if old.tasks != new.tasks:
+        parts.append("its tasks")
+    if (old.plan, old.max_tasks) != (new.plan, new.max_tasks):
+        parts.append("its planner's instruction")
+    if old.context != new.context:
+        parts.append("its context")
+    return " and ".join(parts) + " changed" if parts else ""
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -9,8 +9,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import ValidationError
 from .._models import Finding, Synthesis
-from .plan import Plan, TaskItem
+from .plan import Plan, TaskItem, check_task_item
 
 __all__ = [
     "CITATION",
@@ -121,18 +122,23 @@ def parse_task_list(text: str) -> list[TaskItem]:
     items: list[TaskItem] = []
     for n, item in enumerate(value, 1):
         if isinstance(item, str) and item.strip():
-            items.append(TaskItem(item.strip()))
+            task = TaskItem(item.strip())
         elif (
             isinstance(item, dict)
             and isinstance(item.get("description"), str)
             and item["description"].strip()
             and set(item) <= {"description", "data"}
         ):
-            items.append(TaskItem(item["description"].strip(), item.get("data")))
+            task = TaskItem(item["description"].strip(), item.get("data"))
         else:
             raise ValueError(
                 f'item {n} is neither a non-empty string nor a {{"description", "data"}} object'
             )
+        try:  # refused now, the planner is asked again; once stored, every run would fail
+            check_task_item(task.description, task.data)
+        except ValidationError as exc:
+            raise ValueError(f"item {n}: {exc}") from None
+        items.append(task)
     return items
 
 

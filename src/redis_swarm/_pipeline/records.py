@@ -20,6 +20,7 @@ from .names import (
     pass_label,
     pipeline_queue,
     planning_queue,
+    planning_task_id,
     synthesis_id,
     synthesis_task_id,
     synthesizer_task_of,
@@ -80,29 +81,44 @@ class Spent(NamedTuple):
 
 
 def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
-    """Pass ``index`` of ``plan`` as the swarm holds it (four round trips)."""
+    """Pass ``index`` of ``plan`` as the swarm holds it (four round trips; a planned pass's
+    planning task and its findings, two more)."""
     label = pass_label(plan, index)
     work, planning = pipeline_queue(plan), planning_queue(plan)
     result = PassResult(plan.passes[index].name, label)
+    # The pass's tasks and findings are its workers', and those of the planning task a run
+    # from before ``planning_task_id`` posted with the pass name.
     for task in tasks_of(swarm, label):
         if task.queue == work:
             result.tasks.append(task)
         elif task.queue == planning:
             result.agent_tasks.append(task)
     for finding in findings_of(swarm, label, superseded=True):
-        if finding.queue not in (work, planning):
-            continue
-        if finding.superseded:
-            result.superseded.append(finding)
-        elif finding.queue == work:
-            result.findings.append(finding)
-        elif result.planning is None:
-            result.planning = finding
+        if finding.queue in (work, planning):
+            _take(result, finding, work)
+    if plan.passes[index].planned:
+        with contextlib.suppress(NotFound):
+            task = swarm.get_task(planning_task_id(plan, index))
+            result.agent_tasks.append(task)
+            for finding in findings_of(swarm, None, planning, superseded=True):
+                if finding.task_id == task.id:
+                    _take(result, finding, work)
     with contextlib.suppress(NotFound):
         result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
     with contextlib.suppress(NotFound):
         result.agent_tasks.append(swarm.get_task(synthesis_task_id(plan, index)))
     return result
+
+
+def _take(result: PassResult, finding: Finding, work: str) -> None:
+    """Add ``finding``, of the pass's workers (queue ``work``) or its planner, where it
+    belongs."""
+    if finding.superseded:
+        result.superseded.append(finding)
+    elif finding.queue == work:
+        result.findings.append(finding)
+    elif result.planning is None:
+        result.planning = finding
 
 
 def synthesizer_task(swarm: Swarm, synthesis: Synthesis) -> Task | None:

@@ -71,16 +71,14 @@ def _json_figures(value: Any, key: str = "") -> Any:
 def pass_status(result: PassResult) -> dict[str, Any]:
     """One pass at a glance: tasks posted / completed / dead, findings, the synthesis, cost,
     tokens in and out (refused and failed runs included; ``failed_cost_usd`` is their part;
-    None where no agent reported one), wall time (first task posted to synthesis, or to
-    now)."""
+    None where no agent reported one), wall time (see ``_wall_ms``)."""
     usage = no_figures()
     failed = no_figures()
     for spent in spending(result):
         add_figures(usage, usage_figures(spent.usage))
         if spent.failed:
             add_figures(failed, usage_figures(spent.usage))
-    started = min((t.created_at for t in result.tasks), default=None)
-    ended = result.synthesis.created_at if result.synthesis else (now_ms() if started else None)
+    wall = _wall_ms(result)
     counts = result.counts()
     return {
         "name": result.name,
@@ -95,8 +93,28 @@ def pass_status(result: PassResult) -> dict[str, Any]:
         "failed_cost_usd": failed["cost_usd"],
         "tokens_in": usage["tokens_in"],
         "tokens_out": usage["tokens_out"],
-        "wall_s": round((ended - started) / 1000, 3) if started and ended else None,
+        "wall_s": None if wall is None else round(wall / 1000, 3),
     }
+
+
+def _wall_ms(result: PassResult) -> int | None:
+    """A pass's wall time: from its first task posted to its synthesis. Without one, to the
+    last time one of its tasks was claimed or completed, or to now while a worker holds one
+    (to the end of that lease, when it ended: its holder is gone), so that a pass left
+    unfinished shows the same time on every read; None before any task was claimed."""
+    started = min((t.created_at for t in result.tasks), default=None)
+    if started is None:
+        return None
+    if result.synthesis is not None:
+        return result.synthesis.created_at - started
+    now = now_ms()
+    ends = [t for task in result.tasks for t in (task.claimed_at, task.completed_at) if t]
+    ends += [
+        min(now, task.lease_deadline or now)
+        for task in result.tasks
+        if task.status is TaskStatus.CLAIMED
+    ]
+    return max(0, max(ends) - started) if ends else None
 
 
 def by_model(results: list[PassResult]) -> dict[str, dict[str, float | None]]:

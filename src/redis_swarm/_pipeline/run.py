@@ -18,12 +18,13 @@ Here: the pass loop, the worker pool and the budget. The names a run uses in the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidState, NotFound, SwarmError
+from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome, check_program
 from .agents import ERROR_SHOWN, OneShotAgents, leases_end
@@ -34,15 +35,17 @@ from .names import (
     pipeline_queue,
     plan_owner,
     planning_queue,
+    planning_task_id,
     stored_run,
     stored_text,
     synthesis_id,
     tasks_of,
     which_run,
 )
-from .plan import PassSpec, Plan
+from .plan import PassSpec, Plan, pass_changes, task_label
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
 from .records import PassResult, plus, read_pass, spending
+from .report import stored_plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -97,6 +100,10 @@ class Pipeline(OneShotAgents):
         self.current = ""  # the pass running now ("pass 2/3 'Deep Dive'")
         # The pipeline's cost so far (USD; None: no agent reported one), kept while a pool runs.
         self.cost: float | None = None
+        # How the plan differs from the one the run it resumes stored (see
+        # ``_compare_with_stored``), and the first pass that may rest on what changed.
+        self.plan_changes: list[str] = []
+        self._changed_from: int | None = None
 
     # --- control
 
@@ -125,15 +132,60 @@ class Pipeline(OneShotAgents):
                               ("synthesizer", plan.synthesizer)):  # fmt: skip
             if spec is not None:
                 check_program(spec.exec, where=f"[{section}] exec in {plan.path}")
+        self._compare_with_stored()
         self.publish_contexts()
         previous: list[Synthesis] = []
-        for index in range(len(self.plan.passes)):
+        for index, step in enumerate(plan.passes):
+            if self.stopped:  # between passes (Ctrl-C during a synthesis): the next not begun
+                self._say(f"stopped before pass {index + 1}/{len(plan.passes)} {step.name!r}")
+                break
             result = self.run_pass(index, previous)
             self.results.append(result)
             if result.synthesis is None:
                 break  # stopped
             previous.append(result.synthesis)
         return self.results
+
+    def _compare_with_stored(self) -> None:
+        """Warn when the plan differs from the one stored by the run this one resumes, in a
+        pass the swarm holds records of: what a run resumes is found by pass names and positions, so
+        a renamed, removed, moved or changed pass starts anew or keeps its old tasks, and a
+        later pass done before keeps a synthesis built on the old one (never rewritten)."""
+        plan = self.plan
+        try:
+            stored = stored_plan(self.swarm, plan.name)
+        except NotFound:
+            return  # a first run
+        except ValidationError as exc:  # stored by a version that checked less
+            self._say(f"warning: the plan stored by the last run is not compared: {exc}")
+            return
+        if stored.run != plan.run:
+            return  # --restart: a new run, under new names
+        changes = [c for c in pass_changes(stored, plan) if self._has_records(stored, c.old)]
+        if not changes:
+            return
+        self.plan_changes = [c.text for c in changes]
+        self._changed_from = min(c.first for c in changes)
+        self._say(
+            f"warning: the plan changed since run {plan.run} of pipeline {plan.name} stored "
+            f"it: {'; '.join(self.plan_changes)}. What the swarm holds stays as it is: a "
+            "renamed pass starts anew, a changed pass keeps the tasks it had posted, and a "
+            "pass done before is not rerun, even when a pass before it changed. To run the "
+            f"plan as it is now, start over: swarm pipeline run {plan.path} --restart"
+        )
+
+    def _has_records(self, stored: Plan, index: int) -> bool:
+        """Whether pass ``index`` of the stored plan was begun: it has tasks, or (planned)
+        its planning task."""
+        if any(self.swarm.pass_stats(pass_label(stored, index)).values()):
+            return True
+        if not stored.passes[index].planned:
+            return False
+        try:
+            self.swarm.get_task(planning_task_id(stored, index))
+        except NotFound:
+            return False
+        return True
 
     def publish_contexts(self) -> None:
         """The plan itself (for ``swarm pipeline status``), then its contexts."""
@@ -169,10 +221,21 @@ class Pipeline(OneShotAgents):
             result.resumed = True
             result.tasks = self._tasks_of(label)
             result.findings = self._findings_of(label)
-            self._say(f"{head}: done before ({result.synthesis.id})")
+            done = f"{head}: done before ({result.synthesis.id})"
+            if self._changed_from is not None and index >= self._changed_from:
+                done += (
+                    ", under the plan as it was before the change above: kept as it is "
+                    "(--restart redoes it)"
+                )
+            self._say(done)
             self._close_synthesis_task(index, result.synthesis, wait=False)  # left by a kill
             return result
-        result.tasks = self._post(index, spec, previous)
+        posted = self._post(index, spec, previous)
+        if posted is None:
+            self._say(f"{head}: stopped before its planner wrote its tasks")
+            return result
+        # A pass changed since an earlier run posted its tasks has those too (see the warning)
+        result.tasks = self._tasks_of(label) if self.plan_changes else posted
         self._say(f"{head}: {len(result.tasks)} task(s)")
         result.tasks = self._retry_dead(head, label, result.tasks)
         held = [t for t in result.tasks if t.status is TaskStatus.CLAIMED]
@@ -184,8 +247,12 @@ class Pipeline(OneShotAgents):
         if any(not t.status.settled for t in result.tasks):
             self._pool()
             result.tasks = self._tasks_of(label)
-        if self.stopped or any(not t.status.settled for t in result.tasks):
-            self._say(f"{head}: stopped before it settled")
+        unsettled = sum(1 for t in result.tasks if not t.status.settled)
+        if unsettled:  # the pool ends with open tasks only when the run stops
+            self._say(
+                f"{head}: stopped before it settled ({unsettled} of {len(result.tasks)} "
+                "task(s) not done)"
+            )
             return result
         result.findings = self._findings_of(label)
         counts = result.counts()
@@ -203,6 +270,8 @@ class Pipeline(OneShotAgents):
         if result.synthesis is not None:
             cited = len(result.synthesis.sources)
             self._say(f"{head}: synthesis {result.synthesis.id} citing {cited} finding(s)")
+        else:  # a budget spent (said when it was found) or a signal
+            self._say(f"{head}: stopped before its synthesis")
         return result
 
     # --- tasks
@@ -219,7 +288,9 @@ class Pipeline(OneShotAgents):
             return data
         return {**extra, "data": data} if data is not None else extra
 
-    def _post(self, index: int, spec: PassSpec, previous: list[Synthesis]) -> list[Task]:
+    def _post(self, index: int, spec: PassSpec, previous: list[Synthesis]) -> list[Task] | None:
+        """The tasks of pass ``index``, posted now if no run posted them; None when the run
+        stopped before its planner wrote them."""
         label = pass_label(self.plan, index)
         items = spec.tasks
         if spec.planned:
@@ -227,6 +298,8 @@ class Pipeline(OneShotAgents):
             if posted:  # planned and posted by an earlier run: not planned again
                 return posted
             items = self._planning(index, previous)
+            if not items:  # (a planner's list is never empty)
+                return None
         workers = self.plan.workers
         specs = [
             TaskSpec(
@@ -241,7 +314,25 @@ class Pipeline(OneShotAgents):
             )
             for position, item in enumerate(items)
         ]
-        return self.swarm.post_tasks(specs)
+        # A task the core refuses (its data grown past the limit by the previous syntheses
+        # added to it) is named as a problem of the plan is: its file, line and item.
+        labels = [task_label(self.plan, index, position) for position in range(len(items))]
+        tasks = self.swarm.post_tasks(specs, labels=labels)
+        # Another pass's tasks under the same keys: this pass was renamed since an earlier
+        # run posted that one's (same position, same description). Its own get keys of their
+        # own, the same on every run (older runs' keys stay as they were).
+        foreign = [n for n, task in enumerate(tasks) if task.pass_name != label]
+        if foreign:
+            again = [
+                dataclasses.replace(
+                    specs[n], dedupe_key=dedupe_key(index, n, items[n].description, label)
+                )
+                for n in foreign
+            ]
+            posted = self.swarm.post_tasks(again, labels=[labels[n] for n in foreign])
+            for n, task in zip(foreign, posted, strict=True):
+                tasks[n] = task
+        return tasks
 
     def _retry_dead(self, head: str, label: str, tasks: list[Task]) -> list[Task]:
         """A pass settled with no finding gets its dead tasks back in the queue (fresh

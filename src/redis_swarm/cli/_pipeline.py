@@ -13,6 +13,7 @@ import click
 from rich.live import Live
 from rich.text import Text
 
+from .._errors import SwarmError
 from .._models import usd
 from .._pipeline import Pipeline, Plan, load_plan, which_run
 from .._pipeline.report import lineage as lineage_tree
@@ -50,8 +51,12 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     return data
 
 
+# A plan file that is missing, or a directory, is a usage error (exit 2), found by click.
+_PLAN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
 @pipeline.command("check")
-@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("plan_file", type=_PLAN_FILE)
 @json_option
 @pass_app
 def pipeline_check(app: App, plan_file: Path) -> None:
@@ -72,7 +77,7 @@ def pipeline_check(app: App, plan_file: Path) -> None:
 
 
 @pipeline.command("run")
-@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("plan_file", type=_PLAN_FILE)
 @click.option("--worker", help="Worker name prefix of the pool (slot N claims as PREFIX-N).")
 @click.option(
     "--max-cost-usd", type=click.FloatRange(0), help="The budget in USD (overrides the plan's)."
@@ -127,27 +132,50 @@ def pipeline_run(
             live.update(Text(run.progress()))
 
     run = Pipeline(app.swarm, plan, say=say, worker_prefix=worker, tick=tick)
-    with _signals(run), ExitStack() as stack:
+    interrupted: list[str] = []  # the signal that stopped the run, if one did
+    error: SwarmError | None = None
+    with _signals(run, interrupted), ExitStack() as stack:
         if live_console is not None:  # a live line: the pass, its tasks, the cost so far
             live = stack.enter_context(
                 Live(Text(""), console=live_console, refresh_per_second=8, transient=True)
             )
-        results = run.run()
-    summary = status_json(plan, read_passes(app.swarm, plan))
-    summary["resumed"] = [r.name for r in results if r.resumed]
-    summary["stopped_by"] = run.budget_reason
+        try:
+            run.run()
+        except SwarmError as exc:  # reported after the status, as any stop is (exit 1)
+            error = exc
+    try:
+        summary = status_json(plan, read_passes(app.swarm, plan))
+    except SwarmError:
+        if error is not None:  # (the swarm unreachable, most often): the first error alone
+            raise error from None
+        raise
+    stopped_by = run.budget_reason
+    if error is not None:
+        stopped_by = str(error)
+    elif stopped_by is None and interrupted and not summary["done"]:
+        stopped_by = f"{interrupted[0]}: run it again to resume"
+    summary["resumed"] = [r.name for r in run.results if r.resumed]
+    summary["stopped_by"] = stopped_by
+    summary["error"] = type(error).__name__ if error is not None else None
+    summary["plan_changes"] = run.plan_changes
     summary["duration_s"] = round(time.monotonic() - started, 3)
 
     def human() -> None:
         _status_table(app, summary)
-        state = f"done, {_spent(summary)}"
-        if not summary["done"]:
-            state = f"stopped, {_spent(summary)}; run it again to resume"
+        spent = _spent(summary)
         if run.budget_reason:
             state = f"stopped: {run.budget_reason}"
+        elif error is not None:
+            state = f"stopped by the error that follows, {spent}"
+        elif not summary["done"]:
+            state = f"stopped, {spent}; run it again to resume"
+        else:
+            state = f"done, {spent}"
         click.echo(f"pipeline {plan.name}: {state}")
 
     app.emit(summary, human)
+    if error is not None:
+        raise error  # one line on stderr (JSON with --json), exit 1
     if not summary["done"]:
         raise click.exceptions.Exit(1)
 
@@ -227,11 +255,13 @@ def lineage(app: App, ident: str) -> None:
 
 
 @contextmanager
-def _signals(run: Pipeline) -> Iterator[None]:
-    """Ctrl-C: finish the running agents, then stop; again (or SIGTERM): stop them now."""
+def _signals(run: Pipeline, interrupted: list[str]) -> Iterator[None]:
+    """Ctrl-C: finish the running agents, then stop; again (or SIGTERM): stop them now.
+    ``interrupted`` gets what stopped the run."""
 
     def on_sigint(_signum: int, _frame: Any) -> None:
         hard = run.stopped
+        interrupted.append("interrupted (Ctrl-C)")
         run.stop(hard=hard)
         click.echo(
             "stopping now: killing the running agents"
@@ -241,6 +271,7 @@ def _signals(run: Pipeline) -> Iterator[None]:
         )
 
     def on_sigterm(_signum: int, _frame: Any) -> None:
+        interrupted.append("terminated (SIGTERM)")
         run.stop(hard=True)
 
     with signals(on_sigint, on_sigterm):
