@@ -131,5 +131,16 @@ def test_a_later_asker_giving_up_leaves_the_first_one_s_question(
 
 def test_the_timeout_bound_is_the_core_s(cli: Cli, swarm: Swarm) -> None:
     out = cli("ask", "lib", "q", "--timeout", "1e9", expect=2)
-    assert "1e+09 is more than 86400 seconds, the longest an ask waits" in out.stderr
+    assert "'1e9' is not a number of seconds from 0 to 86,400" in out.stderr
     assert swarm.queue_stats() == {}  # nothing was asked
+
+
+def test_every_wait_option_is_bounded_as_the_core_bounds_it(cli: Cli) -> None:
+    """A wait the core would refuse is a usage error (exit 2) naming the core's bound."""
+    for args, most in (
+        (("task", "wait", "--timeout", "1e9"), "604,800"),
+        (("task", "claim", "q", "--wait", "1e9"), "86,400"),
+        (("msg", "inbox", "a", "--wait", "1e9"), "86,400"),
+    ):
+        out = cli(*args, expect=2)
+        assert f"is not a number of seconds from 0 to {most}" in out.stderr, args

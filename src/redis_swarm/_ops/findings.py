@@ -19,7 +19,7 @@ from .._hints import LIST_FINDINGS
 from .._keys import Keys
 from .._models import LABEL_CHARS, Finding, Page, Synthesis, Task, Usage, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_id, check_name
+from .._validate import MAX_WAIT_S, check_id, check_name
 from . import tasks as task_ops
 from ._work import (
     check_label,
@@ -164,7 +164,7 @@ def report(
     claims nothing and raises as without it. A retry with the same ``finding_id`` (the
     client's own, after a connection lost while waiting, included) gets back the lease its
     first try took, as with ``claim_next`` alone."""
-    wait = check_number("wait_s", wait_s, 0, 86_400)
+    wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
     if wait and claim_next is None:
         raise ValidationError("wait_s is how long to wait for the next task: pass claim_next")
     deadline = time.monotonic() + wait

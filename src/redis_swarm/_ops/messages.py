@@ -23,7 +23,7 @@ from typing import Any
 from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
 from .._models import EventType, Inbox, Message, MessageStatus, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import MAX_READ, READ_DEFAULT, check_agent, check_name
+from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_name
 from ._bus import check_data, decode_fields, new_id, text
 from ._work import await_events, block_chunk_s, check_number
 
@@ -48,8 +48,6 @@ INBOX_LIMIT = 10_000
 BROADCAST_MAXLEN = 10_000
 # Messages whose read status a sender can ask for (the newest; older ones are forgotten).
 MESSAGE_INDEX_MAX = 100_000
-# The longest inbox(wait_s=...): a day.
-MAX_WAIT_S = 86_400.0
 _SEQ = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MAX_PASS_NAME_CHARS = 200
 

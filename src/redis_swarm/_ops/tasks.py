@@ -33,7 +33,9 @@ from .._validate import (
     MAX_CLAIM_BATCH,
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
+    MAX_PASS_WAIT_S,
     MAX_QUEUES,
+    MAX_WAIT_S,
     check_agent,
     check_id,
     check_name,
@@ -562,7 +564,7 @@ def claim(
     check_name("worker", worker)
     count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
     lease_ms = _lease_ms(lease_s)
-    wait = check_number("wait_s", wait_s, 0, 86_400)
+    wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
     keys = _claim_keys(ctx.keys, names)
     wakes = _wake_keys(ctx.keys, names)
     deadline = time.monotonic() + wait
@@ -917,7 +919,7 @@ def wait(
     leases are reaped while waiting, so a dead worker cannot make it wait forever."""
     if pass_name is not None and queue is not None:
         raise ValidationError("wait for a pass_name or a queue, not both")
-    timeout = check_number("timeout_s", timeout_s, 0, 7 * 86_400)
+    timeout = check_number("timeout_s", timeout_s, 0, MAX_PASS_WAIT_S)
     k = ctx.keys
     if pass_name is not None:
         stats_cmd = Cmd("HMGET", k.pass_counts, *_pass_fields(pass_name))

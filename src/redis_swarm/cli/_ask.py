@@ -37,17 +37,6 @@ def _footer(answer: Answer) -> str:
     return "-- " + ", ".join(parts)
 
 
-def _ask_timeout(_ctx: click.Context, param: click.Parameter, value: float) -> float:
-    """--timeout within the core's bound, refused before anything is asked."""
-    if value > MAX_ASK_TIMEOUT_S:
-        raise click.BadParameter(
-            f"{value:g} is more than {MAX_ASK_TIMEOUT_S:g} seconds, the longest an ask waits: "
-            "give a shorter one, or ask with --keep and collect the answer later",
-            param=param,
-        )
-    return value
-
-
 @main.command(short_help="Ask a shard (or a queue of helpers) and wait for the answer.")
 @click.argument("target", shell_complete=complete_owners)
 @click.argument("question")
@@ -55,8 +44,7 @@ def _ask_timeout(_ctx: click.Context, param: click.Parameter, value: float) -> f
 @click.option(
     "--timeout",
     "timeout_s",
-    type=Seconds(),
-    callback=_ask_timeout,
+    type=Seconds(most=MAX_ASK_TIMEOUT_S),
     default=60,
     show_default=True,
     help=f"Seconds to wait for the answer (at most {MAX_ASK_TIMEOUT_S:g}); then exit 3 (the "

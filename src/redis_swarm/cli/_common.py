@@ -90,7 +90,9 @@ BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
 
 
 class Seconds(click.types.FloatParamType):
-    """A number of seconds: finite, from 0 (above 0 with ``above_zero``) to ``MAX_S``.
+    """A number of seconds: finite, from 0 (above 0 with ``above_zero``) to ``most`` (the
+    core's bound for the option, so that a value it refuses is a usage error here), else
+    ``MAX_S``.
 
     ``nan`` would compare false with every deadline (a pool that never stops idling),
     ``inf`` and ``1e300`` overflow the millisecond timestamps built from them.
@@ -99,8 +101,9 @@ class Seconds(click.types.FloatParamType):
     name = "seconds"
     MAX_S = 1e9  # about 31 years
 
-    def __init__(self, *, above_zero: bool = False) -> None:
+    def __init__(self, *, above_zero: bool = False, most: float | None = None) -> None:
         self.above_zero = above_zero
+        self.most = self.MAX_S if most is None else most
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -110,10 +113,10 @@ class Seconds(click.types.FloatParamType):
         except (TypeError, ValueError):
             number = math.nan
         low_ok = number > 0 if self.above_zero else number >= 0
-        if not (math.isfinite(number) and low_ok and number <= self.MAX_S):
+        if not (math.isfinite(number) and low_ok and number <= self.most):
             bounds = "above 0" if self.above_zero else "from 0"
             self.fail(
-                f"{value!r} is not a number of seconds {bounds} to {self.MAX_S:.0e}: "
+                f"{value!r} is not a number of seconds {bounds} to {self.most:,.6g}: "
                 "give one like 30 or 2.5",
                 param,
                 ctx,

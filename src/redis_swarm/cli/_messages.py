@@ -12,9 +12,10 @@ from typing import Any
 import click
 
 from .._models import Inbox
-from .._validate import MAX_READ, READ_DEFAULT
+from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT
 from ._app import App, json_option, main, pass_app
 from ._common import (
+    Seconds,
     add_row,
     agent_option_default,
     ago,
@@ -86,7 +87,7 @@ def _read_body(body: str, app: App) -> str:
 @click.option(
     "--wait",
     "wait_s",
-    type=click.FloatRange(0, 86_400),
+    type=Seconds(most=MAX_WAIT_S),
     default=0,
     help="With no unread message, wait up to S seconds for one (blocking, no polling).",
 )

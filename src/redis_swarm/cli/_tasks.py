@@ -14,7 +14,7 @@ from .._errors import NotFound, ValidationError
 from .._hooks.tokens import remember as remember_token
 from .._models import Task, TaskStatus, Usage, iso, unknown_pass, usage_line
 from .._printable import printable
-from .._validate import MAX_CLAIM_BATCH
+from .._validate import MAX_CLAIM_BATCH, MAX_PASS_WAIT_S, MAX_WAIT_S
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -294,7 +294,7 @@ def _jsonl_specs(source: str, app: App) -> list[tuple[int, dict[str, Any]]]:
 @click.option(
     "--wait",
     "wait_s",
-    type=Seconds(),
+    type=Seconds(most=MAX_WAIT_S),
     default=0,
     show_default=True,
     help="Seconds to wait for a task when the queues are empty.",
@@ -392,7 +392,7 @@ def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
 @click.option(
     "--wait",
     "wait_s",
-    type=click.FloatRange(0, 86_400),
+    type=Seconds(most=MAX_WAIT_S),
     default=0.0,
     show_default=True,
     help="With --claim-next: seconds to wait for the next task when there is none.",
@@ -633,7 +633,7 @@ def _no_such_pass(pass_name: str, passes: list[str]) -> NoReturn:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=Seconds(),
+    type=Seconds(most=MAX_PASS_WAIT_S),
     default=60,
     show_default=True,
     help="Seconds before giving up (exit 3).",
