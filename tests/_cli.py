@@ -78,6 +78,9 @@ def swarm_bin(directory: Path) -> Path:
 
 
 def subprocess_env(url: str, swarm: str, bindir: Path) -> dict[str, str]:
+    """The environment of a real process of this checkout: ``bindir`` (a folder, e.g. the
+    one ``swarm_bin`` wrote into) first on PATH."""
+    assert not bindir.is_file(), f"{bindir} is a file: pass its folder"
     env = dict(os.environ)
     env.update(
         SWARM_URL=url,

@@ -20,7 +20,7 @@ from ._cli import run_swarm, subprocess_env, swarm_bin
 
 @pytest.fixture
 def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    return subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin"))
+    return subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin").parent)
 
 
 def test_a_pipeline_of_real_processes(env: dict[str, str], redis_url: str) -> None:

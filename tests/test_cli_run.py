@@ -329,7 +329,7 @@ def test_a_flood_of_output_stays_bounded(swarm: Swarm, redis_url: str, tmp_path:
         "print('```json'); print(json.dumps({'summary': 'after the flood'})); print('```')\n"
     )
     cmd = agent(tmp_path, "flood", body)
-    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin"))
+    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin").parent)
     # Run the pool in a process that reports its own peak memory when it exits (VmHWM: the
     # high-water mark of this program only, not of the test process it was forked from).
     measure = (
@@ -427,7 +427,7 @@ def test_human_output_and_bad_options(cli: Cli, swarm: Swarm, tmp_path: Path) ->
 
 
 def _start_pool(redis_url: str, tmp_path: Path, cmd: str, *extra: str) -> subprocess.Popen[bytes]:
-    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin"))
+    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin").parent)
     return subprocess.Popen(
         [PY, "-m", "redis_swarm", "--json", "run", "--queue", "q", "--exec", cmd, *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

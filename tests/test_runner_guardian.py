@@ -258,7 +258,7 @@ def start_run(redis_url: str, tmp_path: Path, *extra: str) -> subprocess.Popen[b
     script = tmp_path / "agent.py"
     script.write_text(textwrap.dedent(AGENT))
     cmd = f"{PY} {script} {tmp_path}/pids {tmp_path}/go"
-    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin"))
+    env = subprocess_env(redis_url, "test", swarm_bin(tmp_path / "bin").parent)
     return subprocess.Popen(
         [PY, "-m", "redis_swarm", "--json", "run", "--queue", "q", "--exec", cmd, *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

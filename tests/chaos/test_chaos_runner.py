@@ -41,7 +41,7 @@ def test_sigkilled_pools_abandon_leases_but_every_task_completes(
     posted = swarm.post_tasks([{"queue": QUEUE, "description": f"t{i}"} for i in range(TASKS)])
     script = tmp_path / "agent.py"
     script.write_text(AGENT)
-    env = subprocess_env(server.url, SWARM, swarm_bin(tmp_path / "bin"))
+    env = subprocess_env(server.url, SWARM, swarm_bin(tmp_path / "bin").parent)
     command = [sys.executable, "-m", "redis_swarm", "run", "--queue", QUEUE,
                "--exec", f"{sys.executable} {script}", "--concurrency", "4", "--lease", "3",
                "--until-done"]  # fmt: skip
