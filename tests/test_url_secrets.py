@@ -170,3 +170,18 @@ def test_no_url_shows_its_password(
     except ConfigError as exc:
         shown = str(exc)
     assert MARK.lower() not in shown.lower(), url
+
+
+def test_a_unix_socket_path_may_hold_an_at_sign() -> None:
+    """A file's path may hold '@' (/run/user@1000): it is no password that ran on."""
+    plain = Settings.from_url("unix:///run/user@1000/redis.sock")
+    assert plain.path == "/run/user@1000/redis.sock" and plain.password is None
+    assert Settings.from_url(plain.render_url(mask=False)) == plain
+    with_auth = Settings.from_url("unix://u:p@/tmp/x%40y.sock")  # (with a user: encoded)
+    assert with_auth.path == "/tmp/x@y.sock" and with_auth.password == "p"
+
+
+def test_a_raw_bracket_in_a_password_is_a_plain_error_without_the_password() -> None:
+    with pytest.raises(ConfigError, match=r"percent-encoded") as caught:
+        Settings.from_url("redis://u:pa[SECRET@127.0.0.1:1/0")
+    assert "SECRET" not in str(caught.value)

@@ -77,7 +77,7 @@ _BEHAVIOUR_OPTIONS = ("durability", "compression")
 # What a URL whose user name, password or path holds a raw URL delimiter is told. The error
 # cannot say more: where the password ends is exactly what such a URL does not tell.
 _ENCODE_HINT = (
-    "a password, user name or path holding any of : / ? # @ must have them percent-encoded, "
+    "a password, user name or path holding any of : / ? # @ [ ] must have them percent-encoded, "
     "e.g. the password p@ss:w/rd written p%40ss%3Aw%2Frd"
 )
 
@@ -134,7 +134,10 @@ class Settings:
                 raise ConfigError(f"unknown setting {name!r}: use one of {', '.join(known)}")
         parser = _parser(url)
         try:
-            values = {**base, **parser(url), **options}
+            try:
+                values = {**base, **parser(url), **options}
+            except ValueError:  # urlsplit's own refusals ("Invalid IPv6 URL" for a raw [ or ])
+                raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}") from None
             settings = cls(**values)  # type: ignore[arg-type]
             settings._check()
         except ConfigError:
@@ -263,8 +266,8 @@ def _mask(url: str) -> str:
     does not parse: everything between the scheme and the last '@' (a password may hold
     any character, even an '@', a '/' or '://', so nothing else tells where it ends)."""
     at = url.rfind("@")
-    if at < 0:
-        return url
+    if at < 0 or _socket_path_at(url, url[len("unix://") :]):
+        return url  # (a socket's path holding '@', no credentials before it)
     prefix = _SCHEME_PREFIX.match(url)
     keep = prefix.end() if prefix is not None and prefix.end() <= at else 0
     return f"{url[:keep]}***{url[at:]}"
@@ -283,12 +286,19 @@ def _spills(url: str) -> bool:
     return "@" in rest[_authority_end(rest) :]
 
 
+def _socket_path_at(url: str, path: str) -> bool:
+    """True when the '@' in ``path`` belongs to a unix socket's file name (/run/user@1000):
+    nothing before the path (unix:///...) and no ':' before the '@', so no user:password
+    that a raw '/' cut short."""
+    return url.lower().startswith("unix:///") and ":" not in path[: path.rfind("@")]
+
+
 def _check_delimiters(url: str) -> None:
     """Refuse what no Redis URL holds: a fragment ('#'), an '@' in the path. Either is a
     password (or a path) with a raw delimiter, that would else be read as something else."""
     rest = url.split("://", 1)[1]
     path = re.split(r"[?#]", rest[_authority_end(rest) :], maxsplit=1)[0]
-    if "#" in rest or "@" in path:
+    if "#" in rest or ("@" in path and not _socket_path_at(url, path)):
         raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}")
 
 
