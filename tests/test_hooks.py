@@ -19,7 +19,7 @@ import pytest
 
 from redis_swarm import Settings, Swarm, Task, TaskStatus
 from redis_swarm._budget import estimate_tokens
-from redis_swarm._hooks import HookOptions, agent_for
+from redis_swarm._hooks import HookOptions, agent_for, handle
 from redis_swarm._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, subagent_for
 from redis_swarm._hooks.tokens import remember
 
@@ -385,6 +385,72 @@ def test_bad_input_exits_1_never_2(redis_url: str) -> None:
     assert (
         "SWARM_AGENT" in cli("hook", "Stop", input="{}", env={"SWARM_AGENT": ""}, expect=1).stderr
     )
+    # nothing piped in: said so, not "no session_id"
+    for empty in ("", " \n"):
+        out = cli("hook", "Stop", input=empty, env={"SWARM_AGENT": ""}, expect=1)
+        assert "the hook got no input" in out.stderr and "JSON object on stdin" in out.stderr
+    # an event the client does not have: refused alike for every client
+    for event, client in (("SubagentStart", "gemini"), ("SubagentStop", "gemini"),
+                          ("BeforeAgent", "claude"), ("AfterAgent", "codex")):  # fmt: skip
+        out = cli("hook", event, "--client", client, input="{}", expect=1)
+        assert f"{event!r}" in out.stderr and "use one of" in out.stderr, (event, client)
+    # a queue name the core refuses: refused before any command is handed out with it
+    out = cli("hook", "SessionStart", "--queue", "bad q", input="{}", expect=1)
+    assert "queue 'bad q'" in out.stderr
+
+
+def _run(command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command a hook handed the agent, run from a shell whose environment names no swarm."""
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    bare["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "src")
+    argv = [*shlex.split(command), *args]
+    return subprocess.run(argv, env=bare, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_message_cut_to_fit_stays_unread_until_read_whole(hooks: Hooks, swarm: Swarm) -> None:
+    """The core has no read of one message by id: a message a hook cuts is left unread, with
+    the hook's own command that shows it whole; a refused stop never rests on it alone once
+    the session continues for one (it is never trapped)."""
+    hooks("SessionStart")
+    swarm.register("coordinator", name="boss")
+    first = swarm.send(ME, "short one", sender="boss")
+    long = swarm.send(ME, "long " * 12_000, sender="boss")
+    after = swarm.send(ME, "after the long one", sender="boss")
+    context = _context(hooks("UserPromptSubmit"))
+    assert "short one" in context and long.id in context and "after the long one" not in context
+    assert "task list" not in context
+    hint = re.search(r"the whole message: (.+ msg inbox \S+) \(it stays unread", context)
+    assert hint, context
+    assert swarm.message_status(first.id).read
+    assert not swarm.message_status(long.id).read and not swarm.message_status(after.id).read
+    # shown again (never lost) until read whole; a continued stop does not refuse for it alone
+    assert long.id in _context(hooks("UserPromptSubmit"))
+    assert long.id in hooks("Stop")["reason"]
+    assert hooks("Stop", stop_hook_active=True) == {}
+    done = _run(hint.group(1), "--json")
+    assert done.returncode == 0, done.stderr
+    bodies = [m["body"] for m in json.loads(done.stdout)["items"]]
+    assert bodies == ["long " * 12_000, "after the long one"]
+    assert swarm.message_status(long.id).read and hooks("UserPromptSubmit") == {}
+
+
+def test_a_task_cut_to_fit_names_task_show(hooks: Hooks, swarm: Swarm, redis_url: str) -> None:
+    swarm.post_task("q", "long job " + "x" * 5_000)
+    held = _claim(swarm, "q", ME)
+    context = _context(hooks("SessionStart", "--queue", "q"))
+    hint = re.search(rf"the whole task: (.+ task show {held.id})\]", context)
+    assert hint and "task list" not in context, context
+    assert f"--url {redis_url}" in hint.group(1) and not hint.group(1).startswith("swarm ")
+    done = _run(hint.group(1), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["description"] == "long job " + "x" * 5_000
+
+
+def test_every_value_written_into_a_command_is_quoted(swarm: Swarm) -> None:
+    """(The faces refuse such names; the hook quotes whatever it writes all the same.)"""
+    options = HookOptions(queues=("a queue",), agent="me", command="/opt/swarm")
+    context = handle(swarm, "SessionStart", {}, options).context
+    assert "/opt/swarm task claim 'a queue' --worker me)." in context
 
 
 def test_a_lease_claimed_with_the_cli_is_renewed_and_one_claimed_elsewhere_is_named(

@@ -113,6 +113,13 @@ def test_user_scope_and_bad_files(
     cli("hooks", "install", "--client", "gemini", "--write", "--remove", expect=2)
 
 
+def test_a_bad_queue_name_is_refused(cli: Cli, tmp_path: Path) -> None:
+    """Every event would hand the session a command with it: refused at install."""
+    out = cli("hooks", "install", "--client", "claude", "--queue", "bad q", "--write", expect=1)
+    assert "queue 'bad q'" in out.stderr and "use only" in out.stderr
+    assert not (tmp_path / FILES["claude"]).exists()
+
+
 def test_entries_keep_a_password_out_and_carry_the_home(cli: Cli, tmp_path: Path) -> None:
     """A settings file is often shared: a URL's password stays out of it (each hook reads
     SWARM_URL from the session's environment), and the home is written, or the hooks would

@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import json
 import re
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,11 +24,14 @@ from redis_swarm._prompts import (
     swarm_command,
 )
 from redis_swarm._runner import finding_tags, parse_finding
+from redis_swarm.mcp_server._install import swarm_command as install_command
 
 from ._cli import Cli
 
 REMOTE = Settings.from_url("redis://alice:s3cret@10.1.2.3:6380/0", swarm="research")
-PREFIX = "swarm --url 'redis://alice:***@10.1.2.3:6380/0' --swarm research "
+# The install's own executable, by its absolute path (as hooks and `mcp install` write it).
+SWARM = shlex.join(install_command())
+PREFIX = f"{SWARM} --url 'redis://alice:***@10.1.2.3:6380/0' --swarm research "
 
 
 def blocks(text: str, lang: str) -> list[str]:
@@ -49,11 +53,12 @@ def test_every_prompt_renders_for_this_install(role: str, via: str, client: str)
     if via == "cli":
         commands = "\n".join(blocks(text, "bash"))
         assert commands
+        assert PREFIX in commands
         for line in commands.splitlines():
-            if line.startswith("swarm "):
-                assert line.startswith(
-                    "swarm --url 'redis://alice:***@10.1.2.3:6380/0' --swarm research "
-                )
+            # every command is the install's swarm with the options that reach this swarm
+            assert not re.match(r"\s*swarm ", line), line
+            if line.startswith(SWARM + " "):
+                assert line.startswith(PREFIX)
 
 
 def test_show_password_writes_it() -> None:
@@ -62,12 +67,14 @@ def test_show_password_writes_it() -> None:
     assert "***" not in text
 
 
-def test_default_install_commands_are_bare() -> None:
+def test_default_install_commands_are_the_install_s_swarm_without_options() -> None:
+    """The install's executable by its absolute path, as hooks and `mcp install` write it: a
+    shell without this install's bin/ on PATH runs the prompt's commands too."""
     settings = Settings.from_url("embedded")
-    assert swarm_command(settings) == "swarm"
+    assert swarm_command(settings) == SWARM and Path(install_command()[0]).is_absolute()
     text = render_prompt("worker", settings=settings, queue="q1")
-    assert "swarm task claim q1 --worker <WORKER_NAME> --wait 10 --json" in text
-    assert swarm_command(Settings.from_url("embedded", swarm="s2")) == "swarm --swarm s2"
+    assert f"{SWARM} task claim q1 --worker <WORKER_NAME> --wait 10 --json" in text
+    assert swarm_command(Settings.from_url("embedded", swarm="s2")) == f"{SWARM} --swarm s2"
 
 
 def test_mcp_prompts_name_the_server_tools() -> None:

@@ -80,12 +80,16 @@ def __getattr__(name: str) -> Any:
 
 
 def swarm_command(settings: Settings, *, show_password: bool = False) -> str:
-    """``swarm`` with the options that reach this install's swarm, for a copy-paste command.
+    """This install's ``swarm`` with the options that reach its swarm, for a copy-paste command.
 
-    Options are spelled out (rather than exported variables) because many agent shells do not
-    keep variables from one command to the next. Defaults are left out.
+    The executable is the one ``swarm mcp install`` and ``swarm hooks install`` write (its
+    absolute path: an agent's shell may not have this install's bin/ on PATH). Options are
+    spelled out (rather than exported variables) because many agent shells do not keep
+    variables from one command to the next. Defaults are left out.
     """
-    parts = ["swarm"]
+    from .mcp_server._install import swarm_command as executable
+
+    parts = [shlex.join(executable())]
     if not _is_default_embedded(settings):
         parts += ["--url", shlex.quote(settings.render_url(mask=not show_password))]
     if settings.swarm != "default":

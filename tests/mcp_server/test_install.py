@@ -239,6 +239,8 @@ def test_channel_launch_and_its_options() -> None:
         (["mcp", "install", "--client", "json", "--watch-queue", "q"], "is for --channel"),
         (["mcp", "install", "--client", "json", "--channel", "--http", "http://h:1/mcp"],
          "not --http"),
+        (["mcp", "install", "--client", "codex", "--channel"], "a Claude Code feature, codex"),
+        (["mcp", "install", "--client", "gemini", "--channel"], "a Claude Code feature, gemini"),
     ):  # fmt: skip
         code, _, err = _invoke(args)
         assert code == 2 and says in err, err

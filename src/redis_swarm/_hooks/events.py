@@ -13,13 +13,18 @@
   last message (like ``swarm run`` parses an agent's output), or failed with that text.
 - PreCompact: renew every held lease, so compaction never costs a task.
 
-Messages are marked read only for what the answer shows (``mark_read`` through the last one).
+Messages are marked read only for what the answer shows whole (``mark_read`` through the last
+one). A message cut to fit stays unread, with the command that shows it whole (``swarm msg
+inbox``: the core has no read of one message by id), and nothing after it is shown that turn;
+a refused stop never rests on such a message alone when ``stop_hook_active``. A task cut to
+fit names ``swarm task show ID``. Every value a hook writes into a command is shell-quoted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -53,6 +58,7 @@ BODY_CHARS = 1_500
 # Messages are shown only when at least this much of the budget is left for them.
 MIN_MESSAGES_ROOM = 300
 TASK_DATA_CHARS = 2_000
+TASK_DESCRIPTION_CHARS = 3_000
 HELD_PAGES = 20  # pages of claimed tasks looked through for the agent's leases
 
 
@@ -115,28 +121,45 @@ def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
     return [replace(t, token=known.get(t.id)) for t in held]
 
 
+def _task_hint(swarm_cmd: str, task_id: str) -> str:
+    return f"the whole task: {swarm_cmd} task show {task_id}"
+
+
 def _task_text(task: Task, worker: str, swarm_cmd: str) -> str:
+    q = shlex.quote
     where = f"queue {task.queue}" + (f", pass {task.pass_name}" if task.pass_name else "")
+    whole = _task_hint(swarm_cmd, q(task.id))
     data = ""
     if task.data is not None:
-        data = "\nData: " + clip(json.dumps(task.data, ensure_ascii=False), TASK_DATA_CHARS)
-    token = task.token or "TOKEN"
+        text = json.dumps(task.data, ensure_ascii=False)
+        data = "\nData: " + clip(text, TASK_DATA_CHARS, whole)
+    token = q(task.token) if task.token else "TOKEN"
     known = f"lease token {token}" if task.token else "use the lease token your claim printed"
     return (
         f"Task {task.id} ({where}) is yours: {known}.\n"
-        f"{clip(task.description, 3_000)}{data}\n"
-        f"When done, report it: {swarm_cmd} task report {task.id} --token {token} "
-        f"--worker {worker} --summary 'what you found' (or --finding JSON). If you cannot do "
-        f"it: {swarm_cmd} task fail {task.id} --token {token} --error 'why'."
+        f"{clip(task.description, TASK_DESCRIPTION_CHARS, whole)}{data}\n"
+        f"When done, report it: {swarm_cmd} task report {q(task.id)} --token {token} "
+        f"--worker {q(worker)} --summary 'what you found' (or --finding JSON). If you cannot "
+        f"do it: {swarm_cmd} task fail {q(task.id)} --token {token} --error 'why'."
     )
 
 
-def _message_line(m: Message) -> str:
+def _message_hint(agent: str, options: HookOptions) -> str:
+    return (
+        f"the whole message: {options.command} msg inbox {shlex.quote(agent)} (it stays unread "
+        "until then)"
+    )
+
+
+def _message_line(m: Message, hint: str) -> tuple[str, bool]:
+    """The line showing ``m``, and whether a part of it was cut."""
     where = "broadcast" if m.to == "*" else "to you"
-    body = clip(m.body, BODY_CHARS)
+    body, cut = clip(m.body, BODY_CHARS, hint), len(m.body) > BODY_CHARS
     if m.data:
-        body += "\n  data: " + clip(json.dumps(m.data, ensure_ascii=False), BODY_CHARS)
-    return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}"
+        data = json.dumps(m.data, ensure_ascii=False)
+        body += "\n  data: " + clip(data, BODY_CHARS, hint)
+        cut = cut or len(data) > BODY_CHARS
+    return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}", cut
 
 
 def _show_messages(
@@ -146,31 +169,40 @@ def _show_messages(
     *,
     direct_only: bool = False,
     budget: int = MESSAGES_BUDGET,
-) -> str:
-    """The unread messages that fit ``budget``, marked read through the last one shown.
-    With ``direct_only``, nothing is shown (or marked) unless a direct message is unread."""
+) -> tuple[str, bool]:
+    """The unread messages that fit ``budget``, and whether any was marked read: those
+    shown whole are, through the last one. A message cut to fit stays unread (the core
+    cannot show one message by id: ``swarm msg inbox`` then shows it whole), and, since the
+    read cursor cannot pass it, it is the last one shown. With ``direct_only``, nothing is
+    shown (or marked) unless a direct message is unread."""
     unread = swarm.inbox(agent, ack=False, limit=50)
     if direct_only and not any(m.to != "*" for m in unread):
-        return ""
+        return "", False
     lines: list[str] = []
-    more = f" (more: {options.command} msg inbox {agent})"
+    more = f" (more: {options.command} msg inbox {shlex.quote(agent)})"
     header = f"Messages for {agent}{more}:"
     used = len(header) + 1
+    hint = _message_hint(agent, options)
+    through = ""  # the seq of the last message shown whole
     for m in unread:
-        line, room = _message_line(m), budget - used
+        (line, cut), room = _message_line(m, hint), budget - used
         if len(line) > room:
             # only the first message is cut to fit; the others wait, unread, for a later turn
             if lines or room < MIN_MESSAGES_ROOM:
                 break
-            line = clip(line, room)
+            line, cut = clip(line, room, hint), True
         lines.append(line)
         used += len(line) + 1
+        if cut:
+            break
+        through = m.seq
     if not lines:
-        return ""
-    swarm.mark_read(agent, unread[len(lines) - 1].seq)
-    if len(lines) == len(unread):
+        return "", False
+    if through:
+        swarm.mark_read(agent, through)
+    if through == unread[-1].seq:
         more = ""
-    return f"Messages for {agent}{more}:\n" + "\n".join(lines)
+    return f"Messages for {agent}{more}:\n" + "\n".join(lines), bool(through)
 
 
 def _ensure_registered(swarm: Swarm, agent: str, options: HookOptions, count: int = 0) -> None:
@@ -194,7 +226,9 @@ def _claimable(swarm: Swarm, agent: str, options: HookOptions) -> str:
         return ""
     stats = swarm.queue_stats()
     parts = [f"{q}: {stats.get(q, {}).get('pending', 0)} pending" for q in options.queues]
-    claim = f"{options.command} task claim {' '.join(options.queues)} --worker {agent}"
+    claim = f"{options.command} task claim {shlex.join(options.queues)} --worker " + shlex.quote(
+        agent
+    )
     return "Claimable: " + "; ".join(parts) + f" ({claim})."
 
 
@@ -219,10 +253,10 @@ def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
         tasks = "You hold these tasks; carry on with them:\n\n" + "\n\n".join(
             _task_text(t, agent, options.command) for t in held[:3]
         )
-        parts.append(clip(tasks, max(0, room)))
+        parts.append(clip(tasks, max(0, room), _task_hint(options.command, "ID")))
         room -= len(parts[-1]) + 2
     if room >= MIN_MESSAGES_ROOM:
-        messages = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
+        messages, _ = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
         if messages:
             parts.append(messages)
     if claimable:
@@ -232,7 +266,8 @@ def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
 
 def prompt_submit(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
     _registered(swarm, agent, options)
-    return Answer(context=_show_messages(swarm, agent, options, budget=options.limit - 100))
+    messages, _ = _show_messages(swarm, agent, options, budget=options.limit - 100)
+    return Answer(context=messages)
 
 
 def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
@@ -245,8 +280,13 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
             "before you stop.\n\n"
             + "\n\n".join(_task_text(t, agent, options.command) for t in held[:3])
         )
-    messages = _show_messages(swarm, agent, options, direct_only=True, budget=options.limit - 100)
-    if messages:
+    messages, marked = _show_messages(
+        swarm, agent, options, direct_only=True, budget=options.limit - 100
+    )
+    # A message cut to fit stays unread until the agent reads it whole: once the session
+    # continues for a refused stop, it alone never refuses another (the session is never
+    # trapped; the next prompt shows it again).
+    if messages and (marked or not active):
         return Answer(block=messages)
     if options.loop and options.queues and not held:
         done = int(metadata.get("loop_claims") or 0)
@@ -267,8 +307,8 @@ def subagent_start(agent: str, payload: Mapping[str, Any], options: HookOptions)
     worker = subagent_for(agent, agent_id)
     return Answer(
         context=f"Your worker id in the swarm is {worker}: claim, report and fail tasks with "
-        f"`{options.command} task ... --worker {worker}`. If you stop without reporting a "
-        "task you claimed, your last message is reported as its finding."
+        f"`{options.command} task ... --worker {shlex.quote(worker)}`. If you stop without "
+        "reporting a task you claimed, your last message is reported as its finding."
     )
 
 

@@ -53,18 +53,26 @@ def client_event(event: str, client: str) -> str | None:
 
 def canonical_event(name: str, client: str) -> str:
     """The canonical event for a name given on the command line or in the hook's input
-    (either spelling, any case); ValueError saying which names exist."""
+    (either spelling, any case); ValueError saying which names exist, also for an event
+    ``client`` does not have (every client is refused alike)."""
     wanted = name.strip().lower()
+    known = ", ".join(n for n in (names[client] for names in _NAMES.values()) if n)
     for event, names in _NAMES.items():
         if wanted == event.lower() or wanted == (names[client] or "").lower():
+            if names[client] is None:
+                raise ValueError(f"{client} has no hook event {name!r}: use one of {known}")
             return event
-    known = ", ".join(n for n in (names[client] for names in _NAMES.values()) if n)
     raise ValueError(f"unknown hook event {name!r} for {client}: use one of {known}")
 
 
-def clip(text: str, limit: int = MAX_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying so (the core's ``clip``)."""
-    return clip_to(text, limit, "more with `swarm msg inbox` / `swarm task list`")
+# What an answer cut to the clients' cap says: the parts that may be long (a message, a task)
+# are cut before, each with the command that shows it whole (``events``).
+_CAP_HINT = "the rest exceeds the client's cap on a hook's output"
+
+
+def clip(text: str, limit: int = MAX_CHARS, hint: str = _CAP_HINT) -> str:
+    """``text`` cut to ``limit`` characters, saying so and ``hint`` (the core's ``clip``)."""
+    return clip_to(text, limit, hint)
 
 
 @dataclass(frozen=True)

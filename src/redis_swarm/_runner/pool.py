@@ -693,7 +693,7 @@ class Runner:
         """Send a report (``report`` or ``answer``, riding out an outage) that, when the pool
         takes more, leases this slot's next task in the same call: ``send`` gets the keywords
         that ask for it (``claim_next``, ``next_lease_s``), or none."""
-        going_on = not self.draining and self._take_ticket()
+        going_on = not self._claims_over() and self._take_ticket()
         following: Task | None = None
         try:
             if not going_on:

@@ -18,6 +18,7 @@ from .._errors import SwarmError
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
+from .._validate import check_queues
 from ..mcp_server._install import swarm_command
 from ._app import App, main, pass_app
 from ._common import agent_option_default
@@ -66,11 +67,18 @@ def hook(
         name = canonical_event(event, client)
         if max_tasks < 0:  # (checked here, not by click: a usage error exits 2, see below)
             raise ValueError(f"--max-tasks {max_tasks}: give 0 (no limit) or more")
+        if queues:
+            queues = check_queues(queues, what="--queue")
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
         if len(raw) > MAX_INPUT_BYTES:
             raise ValueError("the hook input is over 4 MiB")
+        if not raw.strip():
+            raise ValueError(
+                "the hook got no input: the agent's CLI (Claude Code, Codex, Gemini CLI) runs it "
+                "with the event as a JSON object on stdin; to try it by hand, pipe one in"
+            )
         try:
-            payload = json.loads(raw or b"{}")
+            payload = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"the hook input is not JSON ({exc}): the client sends each event as a JSON "
@@ -125,6 +133,8 @@ def install(
     changes nothing."""
     if write and remove:
         raise click.UsageError("--write and --remove: choose one")
+    if queues:  # refused here, not by every event of every session
+        queues = check_queues(queues, what="--queue")
     base = swarm_command()
     command = [*base, *app.reach()]
     if app.settings.password:

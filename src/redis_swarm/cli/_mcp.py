@@ -273,6 +273,11 @@ def install(
     _check_watched(watch_queues, channel)
     if channel and http_url is not None:
         raise click.UsageError("--channel is for a server the client starts (stdio), not --http")
+    if channel and client not in ("claude", "json"):  # (json: .mcp.json, Claude Code's file)
+        raise click.UsageError(
+            f"--channel: channels are a Claude Code feature, {client} has none: use --client "
+            "claude (or json, for .mcp.json), or leave --channel out (docs/live.md)"
+        )
     if http_url is not None:
         spec = remote_spec(
             http_url, token_env=None if no_token else token_env, server_name=server_name
