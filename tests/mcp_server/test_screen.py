@@ -27,3 +27,19 @@ def test_only_lines_the_protocol_cannot_parse_are_replaced() -> None:
     assert ping["id"] == 3 and ping["method"] == "ping"
     assert "nested" in ping["params"]["_meta"]["io.redis-swarm/refused"]
     assert screen(b'{"jsonrpc":"2.0","method":"x","params":' + DEEP.encode() + b"}") == b""
+
+
+def test_every_malformed_line_is_replaced_whatever_its_size() -> None:
+    """Short lines too: a trailing comma, a truncated call, a lone surrogate."""
+    bad = (
+        b'{"jsonrpc":"2.0","id":2,"method":"ping",}\n',
+        b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"claim_ta\n',
+        b'{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x",'
+        b'"arguments":{"q":"\\ud800"}}}\n',
+    )
+    for ident, line in enumerate(bad, start=2):
+        ping = json.loads(screen(line))
+        assert ping["id"] == ident and ping["method"] == "ping"
+        said = ping["params"]["_meta"]["io.redis-swarm/refused"]
+        assert "not valid JSON-RPC" in said and "send it again" in said
+    assert screen(b"\n") == b"\n"

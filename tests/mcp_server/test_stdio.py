@@ -308,6 +308,12 @@ def test_arguments_too_deep_get_an_error_reply(redis_url: str, tmp_path: Path) -
             error = _reply(proc, request_id)["error"]
             assert error["code"] == -32700, error
             assert "nested" in error["message"] and "flatter" in error["message"]
+        # Short malformed lines too: a trailing comma, a truncated line.
+        proc.stdin.write('{"jsonrpc":"2.0","id":5,"method":"ping",}\n')
+        proc.stdin.write('{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"na\n')
+        proc.stdin.flush()
+        for request_id in (5, 6):
+            assert _reply(proc, request_id)["error"]["code"] == -32700
         _rpc(proc, {"jsonrpc": "2.0", "id": 4, "method": "ping"})
         assert _reply(proc, 4)["result"] == {}
         proc.stdin.close()

@@ -16,14 +16,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as ArgumentsRefused
 from pydantic_core import ErrorDetails
 
-from .._errors import ValidationError
+from .._errors import SwarmError, ValidationError
 from .._models import dumps
 from ._budget import clip
 from ._render import tool_error
@@ -67,7 +67,15 @@ class StrictTool(Tool):
             # The SDK's prefix of every tool error, so that this one reads like the others.
             refused = tool_error(ValidationError("\n".join(problems)))
             raise ToolError(f"Error executing tool {self.name}: {refused}") from exc
-        return await super().run(arguments, context, convert_result)
+        try:
+            return await super().run(arguments, context, convert_result)
+        except UnexpectedToolError as exc:
+            # A core error raised outside a tool's translating calls (a name checked before
+            # the core is called): said as the others are, not as a bare "Error executing".
+            if not isinstance(exc.__cause__, SwarmError):
+                raise
+            said = tool_error(exc.__cause__)
+            raise ToolError(f"Error executing tool {self.name}: {said}") from exc.__cause__
 
 
 def description_of(fn: Callable[..., Any]) -> str:

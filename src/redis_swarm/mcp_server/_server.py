@@ -257,6 +257,8 @@ async def _serve_stdio(server: MCPServer[Any]) -> None:
                     os._exit(0)
 
         tg.start_soon(on_signal)
-        StdinScreen().start()  # lines the SDK would drop unanswered get an error reply
+        # Lines the SDK would drop unanswered get an error reply; the end of input ends the
+        # claims that wait, so that the server need not wait them out before it exits.
+        StdinScreen(None if sessions is None else sessions.leaving.set).start()
         await server.run_stdio_async()
         tg.cancel_scope.cancel()

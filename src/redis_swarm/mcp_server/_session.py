@@ -20,6 +20,8 @@ import logging
 import os
 import re
 import socket
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +34,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._client import Swarm
 from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError
+from .._models import Task
 from ._roles import AGENT_ROLES
+
+# A waiting claim's slice: how soon a cancellation or the server's leaving ends its wait.
+_CLAIM_SLICE_S = 1.0
 
 __all__ = [
     "ANSWER",
@@ -208,6 +214,8 @@ class SessionRegistry:
         self._live: dict[str, AgentSession] = {}
         self._shared: dict[str, AgentSession] = {}
         self._lock = anyio.Lock()
+        # Set when the client closed stdin: waiting claims end instead of holding the exit.
+        self.leaving = threading.Event()
 
     @property
     def agent_role(self) -> str:
@@ -221,6 +229,52 @@ class SessionRegistry:
         """Run a blocking core call on a worker thread (the event loop keeps serving). A
         cancelled request still waits for it: a write must not happen unseen."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    async def claim(
+        self, queue: str | list[str], *, worker: str, lease_s: int | None, wait_s: float
+    ) -> Task | None:
+        """A claim that may wait, on a worker thread. It waits in slices of a second, so that
+        a cancelled request (``notifications/cancelled``) or the server's leaving ends it
+        soon: the client never sees a task claimed then, so one taken anyway (the claim and
+        the cancellation crossing) is released, no failure counted."""
+        lock = threading.Lock()
+        taken: list[Task] = []
+        abandoned = threading.Event()
+
+        def take() -> Task | None:
+            deadline = time.monotonic() + wait_s
+            while True:
+                left = max(0.0, deadline - time.monotonic())
+                task = self.swarm.claim(
+                    queue, worker=worker, lease_s=lease_s, wait_s=min(left, _CLAIM_SLICE_S)
+                )
+                with lock:
+                    if task is not None and not (abandoned.is_set() or self.leaving.is_set()):
+                        taken.append(task)
+                        return task
+                if task is not None:
+                    self.swarm.release(task.id, task.token)
+                    return None
+                if left <= _CLAIM_SLICE_S or abandoned.is_set() or self.leaving.is_set():
+                    return None
+
+        try:
+            return await anyio.to_thread.run_sync(take, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            with lock:
+                abandoned.set()
+                lost = list(taken)
+            with anyio.CancelScope(shield=True):
+                for task in lost:
+                    await self.give_back(task)
+            raise
+
+    async def give_back(self, task: Task) -> None:
+        """Release a task claimed for a request that was cancelled before its answer."""
+        try:
+            await anyio.to_thread.run_sync(self.swarm.release, task.id, task.token)
+        except SwarmError as exc:  # its lease already ended: nothing held
+            log.info("could not release %s after a cancelled claim: %s", task.id, exc)
 
     async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a blocking core call that changes nothing on a worker thread; a cancelled

@@ -1,12 +1,14 @@
 """Messages the SDK cannot parse get a JSON-RPC error reply on stdio, not silence.
 
-The SDK's stdio transport drops a line it cannot parse (arguments nested a few hundred levels
-deep, for one) without a word, so the client waits for a reply that never comes; over HTTP the
-same message gets a ``-32700`` reply. Here a thread stands between the process's stdin and the
-SDK: a line that could be too deep is parsed as the SDK would, and one that fails is replaced
-by a one-level ``ping`` carrying the reason and the original request id, which ``RefuseMarked``
-(a server middleware) answers with a JSON-RPC error. The reply thus goes out through the SDK's
-own writer, in order with every other message.
+The SDK's stdio transport drops a line it cannot parse (a trailing comma, a truncated line, a
+lone surrogate, arguments nested a few hundred levels deep) without a word, so the client waits
+for a reply that never comes; over HTTP the same message gets a ``-32700`` reply. Here a thread
+stands between the process's stdin and the SDK: every line is parsed as the SDK would, and one
+that fails is replaced by a one-level ``ping`` carrying the reason and the original request id,
+which ``RefuseMarked`` (a server middleware) answers with a JSON-RPC error. The reply thus goes
+out through the SDK's own writer, in order with every other message. A bad line with no id
+(a notification, or an id the screen cannot find) is dropped, logged: answering it with
+``"id": null`` would need a writer beside the SDK's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -28,9 +31,6 @@ __all__ = ["RefuseMarked", "StdinScreen"]
 log = logging.getLogger("redis_swarm.mcp")
 
 _MARK = "io.redis-swarm/refused"
-# A line with fewer brackets than this cannot be nested too deep for the SDK's parser (its
-# limit is a few hundred levels): it goes through untouched, at the cost of two counts.
-_BRACKETS = 128
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _ID_VALUE = re.compile(rb'\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
 
@@ -56,8 +56,8 @@ def request_id(line: bytes) -> int | str | None:
 
 def screen(line: bytes) -> bytes:
     """``line`` itself, or, if the SDK could not parse it, the ``ping`` that says why."""
-    if line.count(b"[") + line.count(b"{") < _BRACKETS:
-        return line
+    if not line.strip():
+        return line  # the SDK skips blank lines itself
     try:
         jsonrpc_message_adapter.validate_json(line, by_name=False)
     except ValidationError as exc:
@@ -67,10 +67,10 @@ def screen(line: bytes) -> bytes:
         log.warning("refused a message the protocol cannot parse (id %r): %s", ident, reason)
         if ident is None:
             return b""  # nothing to answer to: a notification, or no id at all
-        message = f"this message cannot be parsed ({reason})"
+        message = f"this message is not valid JSON-RPC ({reason}): fix it and send it again"
         if "recursion" in reason:
-            message += ": JSON nested more than a few hundred levels deep is refused; send "
-            message += "flatter arguments"
+            message = f"this message cannot be parsed ({reason}): JSON nested more than a "
+            message += "few hundred levels deep is refused; send flatter arguments"
         meta = {_MARK: message}
         ping = {"jsonrpc": "2.0", "id": ident, "method": "ping", "params": {"_meta": meta}}
         return json.dumps(ping).encode() + b"\n"
@@ -79,9 +79,11 @@ def screen(line: bytes) -> bytes:
 
 class StdinScreen:
     """Interposes on file descriptor 0: a thread reads the real stdin, screens each line and
-    writes it to a pipe that takes stdin's place (end of input closes the pipe)."""
+    writes it to a pipe that takes stdin's place (end of input calls ``at_end``, then closes
+    the pipe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_end: Callable[[], None] | None = None) -> None:
+        self._at_end = at_end  # called when the client closes stdin (the server is leaving)
         self._source = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
         read_end, self._sink = os.pipe()
         os.dup2(read_end, 0)
@@ -100,6 +102,8 @@ class StdinScreen:
         except OSError as exc:  # the SDK closed its end: the server is leaving
             log.debug("stdin relay stopped: %s", exc)
         finally:
+            if self._at_end is not None:
+                self._at_end()
             os.close(self._sink)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
@@ -76,12 +77,22 @@ class WorkerTools(ToolsBase):
         once with your result, or fail_task if you cannot do it. Work longer than the lease?
         call renew_task. No task: the result says so; stop, or claim again with wait_s."""
         session = await self._session(ctx)
-        task = await self._run(
-            self.swarm.claim, queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
-        )
+        try:
+            task = await self.sessions.claim(
+                queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
+            )
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
         if task is None:
             return self._result(_none_ready(queue))
-        return self._result(await self._claimed(session, task))
+        try:
+            return self._result(await self._claimed(session, task))
+        except anyio.get_cancelled_exc_class():
+            # Cancelled before the client saw the task: it must not stay held unseen.
+            session.leases.pop(task.id, None)
+            with anyio.CancelScope(shield=True):
+                await self.sessions.give_back(task)
+            raise
 
     async def _claimed(self, session: AgentSession, task: Task) -> dict[str, Any]:
         """What a worker is told of a task it now holds (claim_task, or report_finding's
