@@ -77,7 +77,7 @@ def _send(
     if size > limit:
         raise PayloadTooLarge(
             f"the message is {size:,} bytes (body and data); the limit is {limit:,} "
-            "(Limits.max_message_bytes): publish big content as a context and send its owner"
+            "(the swarm's message limit): publish big content as a context and send its owner"
         )
     keys = ctx.keys
     message_id = new_id("m-")
