@@ -773,3 +773,14 @@ def test_init_prompts_are_served(core: Swarm) -> None:
 
     run(body)
     assert set(prompts.MCP_TOOLS) <= set(tool_names("all"))
+
+
+def test_a_synthesis_citing_nothing_is_refused_as_the_cli_refuses_it(core: Swarm) -> None:
+    async def body() -> None:
+        async with connect(build_server(core, role="shard", name="shard-1")) as shard:
+            message = await shard.error("synthesize", pass_name="P", text="bad", sources=[])
+            assert "a synthesis cites the findings it rests on" in message
+            assert "list_findings" in message
+
+    run(body)
+    assert core.syntheses().items == ()

@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..._errors import NotFound, SwarmError, Timeout
+from ..._errors import NotFound, SwarmError, Timeout, ValidationError
 from ..._models import dumps, unknown_pass
 from ..._validate import MAX_DELAY_S
 from .._budget import encode_cursor
@@ -172,8 +172,7 @@ class PlannerTools(ToolsBase):
         if not any(counts.values()):  # (a misspelt name reads as an empty pass or queue)
             if pass_name is not None:
                 # Nothing to wait for and nothing to read: said as an error, not as settled.
-                passes = [p.name for p in (await self._run(self.swarm.status)).passes]
-                raise tool_error(NotFound(_no_such_pass(pass_name, passes)))
+                await self._refuse_unknown_pass(pass_name)
             return self._result(
                 {
                     "settled": True,
@@ -234,6 +233,11 @@ class PlannerTools(ToolsBase):
             payload["next"] = f"more findings: call list_findings(cursor={dumps(next_cursor)})"
         return self._result(payload)
 
+    async def _refuse_unknown_pass(self, pass_name: str) -> None:
+        """A pass no task was ever posted to (a misspelt one) as an error naming the passes."""
+        passes = [p.name for p in (await self._run(self.swarm.status)).passes]
+        raise tool_error(NotFound(_no_such_pass(pass_name, passes)))
+
     @tool(roles=SHARD)
     async def synthesize(
         self,
@@ -246,6 +250,11 @@ class PlannerTools(ToolsBase):
         """Shard, last step of a pass: record your synthesis of its findings, citing the
         finding ids it rests on (they must exist). Then start the next pass."""
         session = await self._session(ctx)
+        if not sources:  # (as swarm synth create: a synthesis rests on findings)
+            raise tool_error(ValidationError(
+                "a synthesis cites the findings it rests on: pass their ids in sources "
+                "(list_findings lists the pass's findings)"
+            ))  # fmt: skip
         result = await self._run(
             self.swarm.synthesize, shard or session.agent_id, pass_name, text, sources
         )
