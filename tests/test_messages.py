@@ -85,7 +85,7 @@ def test_request_synthesis(swarm: Swarm, redis_url: str) -> None:
 
 def test_message_size_and_shape_are_bounded(swarm: Swarm, redis_url: str) -> None:
     swarm.register("shard", name="s1")
-    with pytest.raises(PayloadTooLarge, match="the swarm.s message limit"):
+    with pytest.raises(PayloadTooLarge, match=r"the swarm.s message limit"):
         swarm.send("s1", "x" * (64 * 1024 + 1))
     with pytest.raises(PayloadTooLarge):
         swarm.send("s1", "x", data={"blob": "y" * 70_000})
