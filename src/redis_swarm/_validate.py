@@ -17,6 +17,7 @@ __all__ = [
     "MAX_EVENTS",
     "MAX_HITS",
     "MAX_JSON_DEPTH",
+    "MAX_LEASE_S",
     "MAX_PASS_WAIT_S",
     "MAX_QUEUES",
     "MAX_READ",
@@ -41,6 +42,7 @@ MAX_READ = 1000  # messages one inbox read may return (limit)
 READ_DEFAULT = 100  # messages an inbox read returns unless told
 MAX_HITS = 1000  # hits one context search may list
 MAX_AROUND = 20  # lines shown around a hit
+MAX_LEASE_S = 30 * 86_400.0  # the longest lease a claim may take or a renew give: 30 days
 MAX_WAIT_S = 86_400.0  # the longest one call blocks (a claim, a report's next task, an inbox)
 MAX_ASK_TIMEOUT_S = MAX_WAIT_S  # the longest an ask waits for its answer
 MAX_PASS_WAIT_S = 7 * 86_400.0  # the longest a wait for a pass or queue to settle may be

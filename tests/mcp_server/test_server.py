@@ -597,6 +597,8 @@ def test_arguments_are_checked_strictly_and_said_plainly(core: Swarm) -> None:
                 "Error executing tool claim_task: ValidationError: wait_s: must be at most 60 "
                 "(got 100000) (fix that argument and call again)"
             )
+            message = await agent.error("claim_task", queue="work", lease_s=10**20)
+            assert "lease_s: must be at most 2592000" in message  # the core's bound, said
             message = await agent.error("claim_task", queue=5)
             assert "queue: must be a string or a list of strings (got 5)" in message
             message = await agent.error(
@@ -764,6 +766,10 @@ def test_init_prompts_are_served(core: Swarm) -> None:
             assert refused.value.code == INVALID_PARAMS
             assert "unknown client 'emacs'" in refused.value.message
             assert all(c in refused.value.message for c in prompts.CLIENTS)
+            # a queue that cannot exist gets no prompt, as swarm prompt worker refuses it
+            with pytest.raises(MCPError) as refused:
+                await worker.client.get_prompt("worker_init", {"queue": "bad queue"})
+            assert refused.value.code == INVALID_PARAMS and "' '" in refused.value.message
         async with connect(
             build_server(core, role="shard"), client_name="gemini-cli-mcp-client"
         ) as gemini:

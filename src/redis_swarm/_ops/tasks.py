@@ -33,6 +33,7 @@ from .._validate import (
     MAX_CLAIM_BATCH,
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
+    MAX_LEASE_S,
     MAX_PASS_WAIT_S,
     MAX_QUEUES,
     MAX_WAIT_S,
@@ -92,7 +93,6 @@ __all__ = [
 
 MAX_PRIORITY = 10_000  # the pending score keeps FIFO order exact within +-10,000
 MAX_ATTEMPTS = 1_000
-MAX_LEASE_S = 30 * 86_400.0
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script

@@ -14,7 +14,7 @@ from .._errors import NotFound, ValidationError
 from .._hooks.tokens import remember as remember_token
 from .._models import Task, TaskStatus, Usage, iso, unknown_pass, usage_line
 from .._printable import printable
-from .._validate import MAX_CLAIM_BATCH, MAX_PASS_WAIT_S, MAX_WAIT_S
+from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_PASS_WAIT_S, MAX_WAIT_S
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -38,6 +38,7 @@ from ._common import (
 )
 
 STATUSES = tuple(s.value for s in TaskStatus)
+LEASE_SECONDS = click.IntRange(1, int(MAX_LEASE_S))  # a lease the core takes
 
 
 def _default_worker() -> str:
@@ -288,9 +289,7 @@ def _jsonl_specs(source: str, app: App) -> list[tuple[int, dict[str, Any]]]:
     default=_default_worker,
     help="Your worker name (default: SWARM_AGENT, else worker-HOSTNAME).",
 )
-@click.option(
-    "--lease", "lease_s", type=click.IntRange(1), help="Lease seconds (default: the task's)."
-)
+@click.option("--lease", "lease_s", type=LEASE_SECONDS, help="Lease seconds (default: the task's).")
 @click.option(
     "--wait",
     "wait_s",
@@ -359,7 +358,7 @@ def _render_claimed(app: App, claimed: Sequence[Task]) -> None:
 @task.command()
 @task_id_arg
 @token_option
-@click.option("--lease", "lease_s", type=click.IntRange(1), help="Lease seconds from now.")
+@click.option("--lease", "lease_s", type=LEASE_SECONDS, help="Lease seconds from now.")
 @json_option
 @pass_app
 def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
@@ -387,7 +386,7 @@ def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
     help="Also claim the next task of QUEUE (repeatable), in the same round trip.",
 )
 @click.option(
-    "--next-lease", "next_lease_s", type=click.IntRange(1), help="With --claim-next: its lease."
+    "--next-lease", "next_lease_s", type=LEASE_SECONDS, help="With --claim-next: its lease."
 )
 @click.option(
     "--wait",

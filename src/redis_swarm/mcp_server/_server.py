@@ -26,8 +26,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, ToolAnnotations
 
 from .._client import Swarm
-from .._errors import ConfigError
+from .._errors import ConfigError, ValidationError
 from .._net import Listening
+from .._validate import check_queues
 from ._arguments import StrictTool
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
 from ._channel import Channel, ChannelOnConnect
@@ -198,10 +199,12 @@ def _prompt(swarm: Swarm, role: str) -> Prompt:
             name = params.client_info.name.lower() if params is not None else ""
             client = next((c for c in CLIENTS if c != "generic" and c in name), "generic")
         try:
+            if queue is not None:  # (a prompt for a queue that cannot exist helps nobody)
+                check_queues(queue, what="queue")
             return render_prompt(
                 role, settings=swarm.settings, queue=queue, via="mcp", client=client
             )
-        except ValueError as exc:  # a bad argument: said to the client, not only to our stderr
+        except (ValueError, ValidationError) as exc:  # said to the client, not only to stderr
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
 
     render.__doc__ = (

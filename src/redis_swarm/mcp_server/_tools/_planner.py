@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..._errors import NotFound, SwarmError, Timeout, ValidationError
 from ..._models import dumps, unknown_pass
-from ..._validate import MAX_DELAY_S
+from ..._validate import MAX_DELAY_S, MAX_LEASE_S
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error
 from .._roles import COORDINATOR, PLANNERS, SHARD, tool
@@ -30,7 +30,9 @@ PassName = Annotated[
 ]
 Priority = Annotated[int, Field(description="Higher is claimed first.")]
 MaxAttempts = Annotated[int, Field(ge=1, description="Attempts before it is dead-lettered.")]
-LeaseSeconds = Annotated[int, Field(ge=1, description="Seconds a worker holds it per claim.")]
+LeaseSeconds = Annotated[
+    int, Field(ge=1, le=int(MAX_LEASE_S), description="Seconds a worker holds it per claim.")
+]
 DedupeKey = Annotated[str | None, Field(description="Posting the same key twice makes one task.")]
 DelaySeconds = Annotated[
     float | None,

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from ..._errors import AlreadyCompleted, SwarmError, ValidationError
 from ..._models import Finding, Task, Usage, dumps, iso
+from ..._validate import MAX_LEASE_S
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
 from .._session import REPORT, AgentSession, Lease
@@ -62,7 +63,11 @@ class WorkerTools(ToolsBase):
         ctx: Context,
         lease_s: Annotated[
             int | None,
-            Field(ge=1, description="Seconds you hold the task; default: the task's own."),
+            Field(
+                ge=1,
+                le=int(MAX_LEASE_S),
+                description="Seconds you hold the task; default: the task's own.",
+            ),
         ] = None,
         wait_s: Annotated[
             float,
@@ -124,7 +129,9 @@ class WorkerTools(ToolsBase):
         self,
         task_id: ClaimedTaskId,
         ctx: Context,
-        lease_s: Annotated[int | None, Field(ge=1, description="New lease length.")] = None,
+        lease_s: Annotated[
+            int | None, Field(ge=1, le=int(MAX_LEASE_S), description="New lease length.")
+        ] = None,
         token: LeaseToken = None,
     ) -> CallToolResult:
         """Extend your lease on a task you are still working on, before it runs out (the
