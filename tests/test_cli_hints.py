@@ -32,6 +32,7 @@ def test_every_hint_a_command_prints_names_a_command(
         _hints.CHECK_TASK_ID: cli("task", "show", "t-nope", expect=1).stderr,
         _hints.LIST_FINDINGS: cli("findings", "f-nope", expect=1).stderr,
         _hints.ASK_TARGETS: cli("ask", "nobody", "why?", "--timeout", "1", expect=1).stderr,
+        _hints.SERVE_QUESTIONS: cli("ask", "shard-1", "why?", "--timeout", "1", expect=3).stderr,
     }
     regex = cli("context", "search", "shard-1", "(", "--regex", expect=None).stderr
     assert "search for plain text instead of a regex" in regex

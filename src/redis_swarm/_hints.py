@@ -20,6 +20,7 @@ __all__ = [
     "LIST_CONTEXTS",
     "LIST_FINDINGS",
     "PUBLISH_CONTEXT",
+    "SERVE_QUESTIONS",
 ]
 
 CHECK_TASK_ID = "check the id with swarm task list"
@@ -29,3 +30,4 @@ ASK_TARGETS = "(swarm context list; swarm serve OWNER answers)"
 CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
 LIST_FINDINGS = "with swarm findings"
 PUBLISH_CONTEXT = "(swarm context publish)"
+SERVE_QUESTIONS = "(swarm serve OWNER answers a shard's questions, swarm run --queue Q a queue's)"

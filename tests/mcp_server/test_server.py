@@ -558,6 +558,7 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                 ("synthesize", {"pass_name": "P", "text": "t", "sources": ["f-"]}, "list_findings"),
                 ("send_message", {"to": "nobody", "body": "hi"}, "check the id with list_agents"),
                 ("ask", {"target": "nobody", "question": "?"}, "(swarm_status lists them)"),
+                ("ask", {"target": "me", "question": "?", "timeout_s": 1}, "next_question"),
                 ("report_finding", {"task_id": "t-nope", "summary": "x", "token": "1." + "a" * 22},
                  "check the id claim_task or post_task returned"),
             ]  # fmt: skip

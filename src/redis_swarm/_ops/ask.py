@@ -29,7 +29,7 @@ from .._errors import (
     Timeout,
     ValidationError,
 )
-from .._hints import ASK_TARGETS
+from .._hints import ASK_TARGETS, SERVE_QUESTIONS
 from .._keys import ASSIST_QUEUE, ask_queue
 from .._models import (
     ANSWER_KIND,
@@ -473,10 +473,7 @@ def _give_up(
             f"answerer {task.worker or '?'} claimed it (attempt {task.attempts}) but did not answer"
         )
     else:
-        who = (
-            f"no answerer claimed it: is anyone serving queue {queue!r}? (swarm serve OWNER "
-            f"--exec CMD, or swarm run --queue {queue})"
-        )
+        who = f"no answerer claimed it: is anyone serving queue {queue!r}? {SERVE_QUESTIONS}"
     then, settled = yield from _let_go(ctx, q, dedupe_key)
     if settled is not None:
         answered = yield from _settled(ctx, settled, target, q.posted)

@@ -39,6 +39,7 @@ A2A_WORDS: dict[str, str] = {
     hints.LIST_CONTEXTS: "(the swarm's operator can list them)",
     hints.ASK_TARGETS: "(the swarm's operator can list them)",
     hints.CONTEXT_VERSIONS: "known to the swarm's operator",
+    hints.SERVE_QUESTIONS: "(the swarm's operator starts its answerers)",
 }
 
 
