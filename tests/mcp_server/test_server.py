@@ -600,6 +600,10 @@ def test_arguments_are_checked_strictly_and_said_plainly(core: Swarm) -> None:
             )
             message = await agent.error("claim_task", queue="work", lease_s=10**20)
             assert "lease_s: must be at most 2592000" in message  # the core's bound, said
+            message = await agent.error(
+                "report_finding", task_id=task.id, summary="s", extra={"confidence": 7}
+            )
+            assert "extra holds confidence: pass it as report_finding's own argument" in message
             message = await agent.error("claim_task", queue=5)
             assert "queue: must be a string or a list of strings (got 5)" in message
             message = await agent.error(

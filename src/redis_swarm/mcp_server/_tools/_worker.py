@@ -188,6 +188,15 @@ class WorkerTools(ToolsBase):
                     "it as report_finding's usage argument"
                 )
             )
+        # (in extra they were dropped, or checked under their own name, without a word)
+        own = sorted(set(extra or ()) & {"summary", "details", "sources", "confidence"})
+        if own:
+            raise tool_error(
+                ValidationError(
+                    f"extra holds {', '.join(own)}: pass {'them' if len(own) > 1 else 'it'} "
+                    "as report_finding's own argument; extra is for the task's other fields"
+                )
+            )
         spent = _run_usage(usage)
         session = await self._session(ctx)
         lease_token = self._token(session, task_id, token)
