@@ -77,7 +77,7 @@ class AskTools(ToolsBase):
             Field(ge=0, le=MAX_CLAIM_WAIT_S, description="Wait this long for a question."),
         ] = 0.0,
     ) -> CallToolResult:
-        """Shard: take the next question workers asked about your context (swarm ask), to
+        """Shard: take the next question workers asked about your context (with ask), to
         answer it from what you hold. Answer it with answer_question, then take the next;
         none: the result says so (call again with wait_s to wait)."""
         session = await self._session(ctx)
