@@ -36,6 +36,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from ._config import DEFAULT_HOME, Settings
+from ._executable import swarm_command as install_command
 from ._models import SWARM_ROLES, ContextInfo, SwarmRole, Task
 
 __all__ = [
@@ -87,9 +88,7 @@ def swarm_command(settings: Settings, *, show_password: bool = False) -> str:
     spelled out (rather than exported variables) because many agent shells do not keep
     variables from one command to the next. Defaults are left out.
     """
-    from .mcp_server._install import swarm_command as executable
-
-    parts = [shlex.join(executable())]
+    parts = [shlex.join(install_command())]
     if not _is_default_embedded(settings):
         parts += ["--url", shlex.quote(settings.render_url(mask=not show_password))]
     if settings.swarm != "default":

@@ -15,11 +15,11 @@ import click
 
 from .._budget import MIN_BUDGET_TOKENS, Budget
 from .._errors import SwarmError
+from .._executable import swarm_command
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._validate import check_queues
-from ..mcp_server._install import swarm_command
 from ._app import App, main, pass_app
 from ._common import agent_option_default
 

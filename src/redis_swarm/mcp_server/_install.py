@@ -16,13 +16,12 @@ import json
 import os
 import re
 import shlex
-import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import ConfigError
+from .._executable import swarm_command
 
 __all__ = [
     "CLIENTS",
@@ -97,21 +96,6 @@ def remote_spec(url: str, *, token_env: str | None, server_name: str = "swarm") 
     if token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
         raise ConfigError(f"--token-env {token_env!r} is not an environment variable name")
     return RemoteSpec(server_name, url, token_env)
-
-
-def swarm_command() -> list[str]:
-    """The absolute command line of this install's ``swarm``.
-
-    The script beside the running interpreter (a venv's bin/) comes first, then ``swarm`` on
-    PATH, then ``python -m redis_swarm`` with this interpreter.
-    """
-    beside = Path(sys.executable).parent / "swarm"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside.absolute())]
-    found = shutil.which("swarm")
-    if found:
-        return [str(Path(found).absolute())]
-    return [str(Path(sys.executable).absolute()), "-m", "redis_swarm"]
 
 
 def launch_spec(
