@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Swarm, TaskStatus
+from redis_swarm import Swarm, Task, TaskStatus
 
 from ._answers import answer_one
 from ._cli import Cli, run_swarm, subprocess_env
@@ -62,6 +62,27 @@ def test_timeout_exits_3_and_bad_targets_exit_1(cli: Cli, swarm: Swarm) -> None:
     assert "--data" in out.stderr
 
 
+def _asking(
+    swarm: Swarm, env: dict[str, str], args: list[str]
+) -> tuple[subprocess.Popen[bytes], Task]:
+    """``swarm ARGS`` (an ask of lib) as a real process, once its question is posted."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redis_swarm", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not swarm.list_tasks(queue="ask.lib").items and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        (question,) = swarm.list_tasks(queue="ask.lib").items
+    except ValueError:
+        proc.kill()
+        raise
+    return proc, question
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_ctrl_c_withdraws_the_question_unless_kept(
     swarm: Swarm, redis_url: str, tmp_path: Path, keep: bool
@@ -70,17 +91,8 @@ def test_ctrl_c_withdraws_the_question_unless_kept(
     (nobody answers, or pays for, it later), or left queued with --keep."""
     env = subprocess_env(redis_url, "test", tmp_path)
     args = ["ask", "lib", "anyone there?", "--timeout", "60", *(["--keep"] if keep else [])]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redis_swarm", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc, question = _asking(swarm, env, args)
     try:
-        deadline = time.monotonic() + 30
-        while not swarm.list_tasks(queue="ask.lib").items and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (question,) = swarm.list_tasks(queue="ask.lib").items
         time.sleep(0.3)  # (waiting for the answer, not posting)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -107,17 +119,8 @@ def test_a_later_asker_giving_up_leaves_the_first_one_s_question(
     first (exit 3) and the first one still gets the answer."""
     env = subprocess_env(redis_url, "test", tmp_path)
     args = ["ask", "lib", "shared q", "--dedupe", "dk", "--timeout", "30", "--json"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "redis_swarm", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    first, question = _asking(swarm, env, args)
     try:
-        deadline = time.monotonic() + 30
-        while not swarm.list_tasks(queue="ask.lib").items and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (question,) = swarm.list_tasks(queue="ask.lib").items
         out = cli("ask", "lib", "shared q", "--dedupe", "dk", "--timeout", "0.3", expect=3)
         assert f"it stays open as {question.id}, shared with the asker" in out.stderr
         assert swarm.get_task(question.id).status is TaskStatus.PENDING
