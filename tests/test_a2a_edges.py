@@ -26,11 +26,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from redis_swarm import AsyncSwarm, Limits, Settings, Swarm, _hints
 from redis_swarm._acl import acl_user
-from redis_swarm._models import EventType
+from redis_swarm._models import EventType, Task
 from redis_swarm._models import TaskStatus as SwarmStatus
 from redis_swarm._validate import MAX_DESCRIPTION_CHARS
 from redis_swarm.a2a_server import SwarmRequestHandler
-from redis_swarm.a2a_server._convert import status_time
+from redis_swarm.a2a_server._convert import a2a_task
 from redis_swarm.a2a_server._push import RECONNECT_MAX_S, PushDispatcher, reconnect_delay
 from redis_swarm.a2a_server._request import max_body_bytes
 from redis_swarm.a2a_server._resume import Position
@@ -40,6 +40,7 @@ from redis_swarm.cli import main
 from redis_swarm.cli._acl import apply_user
 
 from ._a2a import QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
+from ._handles import must
 from ._servers import RedisServer, ServerFactory, free_port
 from ._tls import make_pki, start_tls_server
 
@@ -139,7 +140,7 @@ def test_a_lost_redis_is_followed_again_less_and_less_often(
     assert delays[:4] == [1, 2, 4, 8] and delays[-1] == RECONNECT_MAX_S
 
 
-# --- 2. a status's time is when the task took it, or none
+# --- 2. a status's time is when the task took it (the record's status_at), or none
 
 
 def test_a_cancelled_task_is_not_shown_at_its_claim_time(a2a_redis: RedisServer) -> None:
@@ -162,9 +163,17 @@ def test_a_cancelled_task_is_not_shown_at_its_claim_time(a2a_redis: RedisServer)
                 ListTasksRequest(status=S.TASK_STATE_CANCELED, status_timestamp_after=after),
                 ctx,
             )
+            later = Timestamp()
+            later.FromMilliseconds((got.status.timestamp.ToMilliseconds()) + 1)
+            after_it = await handler.on_list_tasks(
+                ListTasksRequest(status=S.TASK_STATE_CANCELED, status_timestamp_after=later),
+                ctx,
+            )
             events = await swarm.events(types=EventType.TASK_CANCELLED)
             return {
                 "claimed_at": claimed.claimed_at,
+                "status_at": (await swarm.get_task(posted.id)).status_at,
+                "after_it": [t.id for t in after_it.tasks],
                 "cancelled": cancelled.status,
                 "got": got.status,
                 "listed": [t.id for t in listed.tasks],
@@ -175,24 +184,65 @@ def test_a_cancelled_task_is_not_shown_at_its_claim_time(a2a_redis: RedisServer)
     out = asyncio.run(body())
     assert out["cancelled"].state == S.TASK_STATE_CANCELED
     assert out["cancelled"].timestamp.ToMilliseconds() == out["event_at"] > out["claimed_at"]
-    # The record keeps no time of a cancellation: none is shown rather than the claim's.
-    assert not out["got"].HasField("timestamp")
-    assert out["listed"] == [out["id"]]
+    # The record keeps the cancellation's time (status_at): GetTask shows it, and
+    # statusTimestampAfter tells the task older than a later time.
+    assert out["got"].timestamp.ToMilliseconds() == out["status_at"] > out["claimed_at"]
+    assert abs(out["status_at"] - out["event_at"]) <= 5  # one script: the same clock
+    assert out["listed"] == [out["id"]] and out["after_it"] == []
 
 
 def test_status_times_come_from_the_record_where_it_has_them(a2a_redis: RedisServer) -> None:
     with Swarm(a2a_redis.url, swarm="a2a-times-2") as swarm:
         posted = swarm.post_task(QUEUE, "x")
-        assert status_time(posted) == posted.created_at
+        assert _shown(posted) == posted.created_at
         claimed = swarm.claim(QUEUE, worker="w")
-        assert claimed is not None and status_time(claimed) == claimed.claimed_at
+        assert claimed is not None and _shown(claimed) == claimed.claimed_at
         released = swarm.release(claimed.id, claimed.token)
-        assert released.status == SwarmStatus.PENDING and status_time(released) is None
+        assert released.status == SwarmStatus.PENDING
+        assert released.status_at is not None and _shown(released) == released.status_at
         again = swarm.claim(QUEUE, worker="w")
         assert again is not None
         swarm.report(again.id, again.token, {"summary": "done"})
         done = swarm.get_task(again.id)
-        assert status_time(done) == done.completed_at
+        assert _shown(done) == done.completed_at
+
+
+def _shown(task: Task) -> int | None:
+    """The timestamp (ms) of the A2A status the task shows; None: it shows none."""
+    status = a2a_task(task, None).status
+    return status.timestamp.ToMilliseconds() if status.HasField("timestamp") else None
+
+
+def test_cancelled_and_dead_tasks_show_when_they_took_their_status(
+    a2a: A2AServer, a2a_redis: RedisServer
+) -> None:
+    """GetTask and ListTasks of a cancelled and a dead-lettered task show the time the
+    record keeps (before, neither had one); a record from before status_at shows none."""
+    with Swarm(a2a_redis.url, swarm=SWARM) as swarm:
+        cancelled = swarm.post_task(QUEUE, "cancel me")
+        swarm.cancel(cancelled.id)
+        dead = swarm.post_task(QUEUE, "fail me", max_attempts=1)
+        claimed = swarm.claim(QUEUE, worker="w")
+        assert claimed is not None and claimed.id == dead.id
+        swarm.fail(dead.id, claimed.token, "boom", retry=False)
+        at = {t: must(swarm.get_task(t).status_at) for t in (cancelled.id, dead.id)}
+    for task_id, state in ((cancelled.id, "TASK_STATE_CANCELED"), (dead.id, "TASK_STATE_FAILED")):
+        got = _rpc(a2a, "GetTask", {"id": task_id})["result"]["status"]
+        assert got["state"] == state
+        assert got["timestamp"] == _iso_z(at[task_id])
+        listed = _rpc(a2a, "ListTasks", {"status": state})["result"]["tasks"]
+        assert [t["status"]["timestamp"] for t in listed if t["id"] == task_id] == [
+            got["timestamp"]
+        ]
+    old = Task(id="t-old", queue=QUEUE, description="d", status=SwarmStatus.CANCELLED)
+    assert _shown(old) is None
+
+
+def _iso_z(ms: int) -> str:
+    """A protobuf Timestamp's JSON form of ``ms``."""
+    stamp = Timestamp()
+    stamp.FromMilliseconds(ms)
+    return stamp.ToJsonString()
 
 
 # --- 3. a Last-Event-ID this server did not write is ignored

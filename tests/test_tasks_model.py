@@ -1,7 +1,7 @@
 """A model-based test: random posts, claims (one, or a batch), renewals, reports (alone, or
 leasing the next task), failures, releases, cancels, requeues, reaps and clock advances, run
 against Redis and against a plain-Python model of the rules; after every step the two must
-agree on every task and every counter."""
+agree on every task (its status and when it took it: ``status_since``) and every counter."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class ModelTask:
     max_abandons: int
     lease_ms: int
     status: str
+    since: int  # when it took its status (the fake clock's time of that change)
     not_before: int | None = None
     attempts: int = 0
     failures: int = 0
@@ -71,9 +72,10 @@ class Model:
                     t.worker, t.deadline = None, None
                     t.abandons += 1
                     t.status = "dead" if t.abandons >= t.max_abandons else "pending"
+                    t.since = now
             for t in self.tasks.values():
                 if t.queue == q and t.status == "delayed" and (t.not_before or 0) <= now:
-                    t.status = "pending"
+                    t.status, t.since = "pending", now
         return reclaimed
 
     def claim(self, queues: tuple[str, ...], worker: str, now: int) -> ModelTask | None:
@@ -82,7 +84,7 @@ class Model:
         if not ready:
             return None
         t = min(ready, key=lambda t: t.rank)
-        t.status = "claimed"
+        t.status, t.since = "claimed", now
         t.attempts += 1
         t.worker = worker
         t.claims[t.attempts] = worker
@@ -144,7 +146,7 @@ class QueueMachine(RuleBasedStateMachine):
         delayed = not_before is not None and not_before > self.clock.now
         self.model.tasks[task.id] = ModelTask(
             task.id, queue, priority, self.model.seq, max_attempts, max_abandons, lease_s * 1000,
-            "delayed" if delayed else "pending", not_before,
+            "delayed" if delayed else "pending", self.clock.now, not_before,
         )  # fmt: skip
         return str(task.id)
 
@@ -222,6 +224,7 @@ class QueueMachine(RuleBasedStateMachine):
             finding, nxt = (call(), None) if claim_next is None else call()
             assert finding.worker == t.claims[token] and not finding.superseded
             t.status, t.worker, t.deadline = "completed", t.claims[token], None
+            t.since = self.clock.now
             t.finding = finding.id
             if claim_next is not None:
                 self._claimed(nxt, self.model.claim(claim_next, t.claims[token], self.clock.now))
@@ -235,7 +238,7 @@ class QueueMachine(RuleBasedStateMachine):
             self._refused(LeaseLost, lambda: self.swarm.fail(task, real, "e", retry=retry))
             return
         got = self.swarm.fail(task, real, "e", retry=retry)
-        t.worker, t.deadline = None, None
+        t.worker, t.deadline, t.since = None, None, self.clock.now
         t.failures += 1
         assert got.failures == t.failures
         if not retry or t.failures >= t.max_attempts:
@@ -254,7 +257,7 @@ class QueueMachine(RuleBasedStateMachine):
             self._refused(LeaseLost, lambda: self.swarm.release(task, self._real(task, token)))
             return
         self.swarm.release(task, self._real(task, token))
-        t.status, t.worker, t.deadline = "pending", None, None
+        t.status, t.worker, t.deadline, t.since = "pending", None, None, self.clock.now
 
     @rule(task=tasks)
     def cancel(self, task: str) -> None:
@@ -262,6 +265,8 @@ class QueueMachine(RuleBasedStateMachine):
         if t.status in ("completed", "dead"):
             self._refused(InvalidState, lambda: self.swarm.cancel(task))
             return
+        if t.status != "cancelled":  # cancelling twice changes nothing
+            t.since = self.clock.now
         self.swarm.cancel(task)
         t.status, t.worker, t.deadline = "cancelled", None, None
 
@@ -272,7 +277,7 @@ class QueueMachine(RuleBasedStateMachine):
             self._refused(InvalidState, lambda: self.swarm.requeue_dead(task))
             return
         self.swarm.requeue_dead(task)
-        t.status, t.failures, t.abandons = "pending", 0, 0
+        t.status, t.failures, t.abandons, t.since = "pending", 0, 0, self.clock.now
 
     @rule(seconds=st.sampled_from([1, 5, 5, 10]))
     def advance(self, seconds: int) -> None:
@@ -298,6 +303,7 @@ class QueueMachine(RuleBasedStateMachine):
         for task_id, t in self.model.tasks.items():
             got = listed[task_id]
             assert (got.status.value, got.attempts, got.worker) == (t.status, t.attempts, t.worker)
+            assert got.status_since == t.since, (task_id, t.status)
             if t.status == "claimed":
                 assert got.lease_deadline == t.deadline
             if t.status == "completed":

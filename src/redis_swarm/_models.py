@@ -420,7 +420,13 @@ class Task(Record):
     release: its worker vanished) against ``max_abandons``. Either reaching its limit
     dead-letters the task, with a ``dead_reason`` naming the limit. ``failed_usage`` sums
     what the failed attempts cost (their ``fail`` carried the agent CLI's usage): money
-    spent that no finding records."""
+    spent that no finding records.
+
+    ``status_at`` is when the task took its status (epoch ms, the server's clock), written by
+    every change of status but the three the hot path makes, whose times the record already
+    has: a post (``created_at``), a claim (``claimed_at``), a report (``completed_at``). So a
+    claimed or completed task may keep an earlier change's ``status_at``, and a task stored
+    before the field existed has none: ``status_since`` is the time to read, for any status."""
 
     id: str
     queue: str
@@ -443,11 +449,28 @@ class Task(Record):
     lease_deadline: int | None = None
     claimed_at: int | None = None
     completed_at: int | None = None
+    status_at: int | None = None
     finding_id: str | None = None
     last_error: str | None = None
     dead_reason: str | None = None
     failed_usage: Usage | None = None
     token: str | None = None
+
+    @property
+    def status_since(self) -> int | None:
+        """When the task took its current status (epoch ms), where its record says so: a
+        claimed task's claim, a completed task's report, else ``status_at``, else (a task
+        never moved since its post) its posting; None for a record stored before
+        ``status_at`` existed that was moved since (cancelled, dead-lettered, released, ...)."""
+        if self.status == TaskStatus.CLAIMED:
+            return self.claimed_at
+        if self.status == TaskStatus.COMPLETED:
+            return self.completed_at
+        if self.status_at is not None:
+            return self.status_at
+        if self.status in (TaskStatus.PENDING, TaskStatus.DELAYED) and self.attempts == 0:
+            return self.created_at or None
+        return None
 
 
 # The kinds of record ``Swarm.corrupt_records`` reads, by the names it returns them under.

@@ -6,8 +6,9 @@
 - A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id,
   the state from ``_states``, its request as the history, and once completed its finding as
   the artifact (a text part with the summary, a data part with the whole finding). The
-  status's timestamp is when the task took that status, where its record says so
-  (``status_time``); where it does not, the status has no timestamp rather than a wrong one.
+  status's timestamp is when the task took that status, as its record says it
+  (``Task.status_since``: cancelled and dead-lettered tasks too); where a record stored by an
+  older version does not say, the status has no timestamp rather than a wrong one.
 - A task event becomes the A2A updates a stream or a webhook gets (``updates``).
 """
 
@@ -50,7 +51,6 @@ __all__ = [
     "artifact_of",
     "posting",
     "status_of",
-    "status_time",
     "updates",
 ]
 
@@ -144,28 +144,14 @@ def _agent_text(task_id: str, context_id: str, text: str) -> Message:
     )
 
 
-def status_time(task: SwarmTask) -> int | None:
-    """When ``task`` took its status (epoch ms), where its record says so: a completed
-    task's completion, a claimed task's claim, a task never claimed its posting. The record
-    keeps no time of a cancellation, a dead letter, a lease released or expired, a requeue or
-    a retry's delay: None then (the event stream has that time, as the updates carry it)."""
-    if task.status == SwarmStatus.COMPLETED:
-        return task.completed_at
-    if task.status == SwarmStatus.CLAIMED:
-        return task.claimed_at
-    if task.status in (SwarmStatus.PENDING, SwarmStatus.DELAYED) and task.attempts == 0:
-        return task.created_at or None
-    return None
-
-
 def status_of(
     task: SwarmTask, status: SwarmStatus | None = None, at: int | None = None
 ) -> TaskStatus:
     """The A2A status of ``task`` (or of ``status``, at ``at``, for an event): failed
     carries the reason the task was dead-lettered. Its timestamp is ``at``, else the task's
-    ``status_time``; none when neither is known."""
+    ``status_since``; none when neither is known."""
     status = status or task.status
-    when = at if at is not None else status_time(task) if status == task.status else None
+    when = at if at is not None else task.status_since if status == task.status else None
     state = STATE_OF[status]
     out = TaskStatus(state=state)
     if when:

@@ -209,8 +209,8 @@ class SwarmRequestHandler(RequestHandler):
             for t in page.items
             if t.queue in self.queues and t.status in wanted
         ]
-        # A task whose record keeps no time of its status (cancelled, say: _convert) stays:
-        # it cannot be told older than the filter.
+        # A task whose record keeps no time of its status (one stored by an older version and
+        # moved since: Task.status_since) stays: it cannot be told older than the filter.
         tasks = [
             t
             for t in tasks
@@ -238,13 +238,9 @@ class SwarmRequestHandler(RequestHandler):
     async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task:
         await self._task(params.id)
         with swarm_errors(self.swarm.name):
-            since = await self.swarm.last_event_id()
             task = await self.swarm.cancel(params.id)
-            # The task's record keeps no time of its cancellation; its event does (none when
-            # it was cancelled before: its status then shows no time).
-            cancelled = await self.swarm.events(since=since, types=EventType.TASK_CANCELLED)
-        at = next((e.at for e in cancelled if e.fields.get("task") == task.id), None)
-        return await self._a2a(task, at=at)
+        # The record keeps when it was cancelled (status_at), a second cancel keeping the first's.
+        return await self._a2a(task)
 
     async def _post(self, params: SendMessageRequest) -> tuple[SwarmTask, str]:
         """Post the message's task; returns it and the event id its updates follow."""

@@ -85,6 +85,11 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
         ("id", t.id),
         ("queue", t.queue),
         ("status", t.status),
+    ]
+    since = t.status_since  # None: a record stored before the time of every status was kept
+    if since is not None:
+        pairs.append(("status since", when(since)))
+    pairs += [
         ("pass", t.pass_name),
         ("description", t.description),
     ]

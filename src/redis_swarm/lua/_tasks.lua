@@ -7,6 +7,12 @@
 -- last lifecycle request applied, so that a retried request is not applied twice) and
 -- next_task (the task its report leased with claim_next, for a retry of that report).
 --
+-- status_at: when the task took its status (ms), written by every status change but the
+-- hot path's post, claim and completion, whose times the record has already (created_at,
+-- claimed_at, completed_at: no work added to them). A claimed or completed task may so keep
+-- an earlier change's status_at; the client reads claimed_at or completed_at for those
+-- (Task.status_since). Tasks stored before it existed have none.
+--
 -- Two budgets, counted apart: failures (fail, the worker saw the work fail) against
 -- max_attempts, and abandons (a lease expired with no report, fail or release: its holder
 -- vanished) against max_abandons. A worker that dies is not a failed task. Tasks stored before
@@ -114,6 +120,12 @@ local function set_status(K, t, status)
   t.status = status
 end
 
+-- set_status, and when: status_at (every status change but a post, claim or completion).
+local function set_status_at(K, t, status, now)
+  set_status(K, t, status)
+  t.status_at = now
+end
+
 -- Put the field/value pair k, v at args[n + 1], args[n + 2] unless v is nil or false (a number
 -- as a string, with all its digits); returns the new length.
 local function put_field(args, n, k, v)
@@ -153,16 +165,16 @@ local function wake(Q, n)
   end
 end
 
--- Put t back in its queue's pending set (it must already be out of every other set).
-local function make_pending(K, Q, t)
-  set_status(K, t, 'pending')
+-- Put t back in its queue's pending set (it must already be out of every other set), at now.
+local function make_pending(K, Q, t, now)
+  set_status_at(K, t, 'pending', now)
   redis.call('ZADD', Q.pending, pending_score(t), t.id)
   wake(Q)
 end
 
 -- Dead-letter t with a reason.
 local function make_dead(K, Q, t, now, reason)
-  set_status(K, t, 'dead')
+  set_status_at(K, t, 'dead', now)
   t.dead_reason = reason
   redis.call('ZADD', Q.dead, fmt(now), t.id)
   task_event(K, 'task.dead', t, 'reason', reason, 'attempt', t.attempts)
@@ -205,7 +217,7 @@ local function reclaim_expired(K, Q, now, upto, maxn, default_max)
           'max_abandons reached: abandoned %d times (the lease of attempt %d, worker %s, '
           .. 'expired with no report)', t.abandons, t.attempts, worker or '?'))
       else
-        make_pending(K, Q, t)
+        make_pending(K, Q, t, now)
       end
       save_task(K.tasks, t)
       n = n + 1
@@ -222,7 +234,7 @@ local function promote_due(K, Q, now, upto, maxn)
     redis.call('ZREM', Q.delayed, id)
     local t = load_task(K.tasks, id)
     if t and t.status == 'delayed' then
-      make_pending(K, Q, t)
+      make_pending(K, Q, t, now)
       save_task(K.tasks, t)
       task_event(K, 'task.due', t, 'attempt', (t.attempts or 0) > 0 and t.attempts or nil)
     end

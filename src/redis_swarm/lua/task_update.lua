@@ -11,6 +11,7 @@
 -- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to
 -- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms  ARGV[11] fail: backoff cap ms
 -- ARGV[12] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
+-- Every change of status but renew's (none) records its time: status_at (lua/_tasks).
 -- Returns {task JSON after the change, data JSON or false}.
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
@@ -73,7 +74,7 @@ elseif action == 'release' then
   local worker = t.worker
   t.worker = nil
   t.lease_deadline = nil
-  make_pending(K, Q, t)
+  make_pending(K, Q, t, now)
   task_event(K, 'task.released', t, 'worker', worker, 'attempt', t.attempts)
 
 elseif action == 'fail' then
@@ -97,7 +98,7 @@ elseif action == 'fail' then
     -- Exponential backoff: base, 2 * base, 4 * base, ... capped.
     local delay = math.min(tonumber(ARGV[10]) * 2 ^ (t.failures - 1), tonumber(ARGV[11]))
     t.not_before = now + delay
-    set_status(K, t, 'delayed')
+    set_status_at(K, t, 'delayed', now)
     redis.call('ZADD', Q.delayed, fmt(t.not_before), id)
     lower_due(K, Q, t.not_before)
     wake(Q)  -- one waiter learns when the retry falls due
@@ -115,7 +116,7 @@ elseif action == 'cancel' then
   local worker = t.worker
   t.worker = nil
   t.lease_deadline = nil
-  set_status(K, t, 'cancelled')
+  set_status_at(K, t, 'cancelled', now)
   task_event(K, 'task.cancelled', t, 'worker', worker)
 
 elseif action == 'requeue' then
@@ -129,7 +130,7 @@ elseif action == 'requeue' then
   t.failures = 0
   t.abandons = 0
   t.dead_reason = nil
-  make_pending(K, Q, t)
+  make_pending(K, Q, t, now)
   task_event(K, 'task.requeued', t, 'attempt', t.attempts)
 
 else
