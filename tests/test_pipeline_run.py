@@ -312,7 +312,8 @@ def test_sigkill_at_random_points_then_rerun(redis_url: str, tmp_path: Path) -> 
     path = plan_text(tmp_path, lease_s=2)
     env = subprocess_env(redis_url, "test", tmp_path / "bin")
     env["WORKER_SLEEP"] = "0.4"
-    cmd = [PY, "-m", "redis_swarm", "pipeline", "run", str(path)]
+    # (--wait: for the killed run's hold on the pipeline, 2 s like its workers' leases)
+    cmd = [PY, "-m", "redis_swarm", "pipeline", "run", str(path), "--wait", "30"]
     rng = random.Random(17)
     for delay in [0.3, 1.0, 1.8, 2.6, *(rng.uniform(0.2, 3.0) for _ in range(2))]:
         proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -320,6 +321,7 @@ def test_sigkill_at_random_points_then_rerun(redis_url: str, tmp_path: Path) -> 
         time.sleep(delay)
         proc.kill()
         proc.wait()
+        time.sleep(2)  # the killed run's lease ends: the next one's delay is into its run
     done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -553,8 +555,9 @@ def test_restart_starts_over_keeping_the_old_run(cli: Cli, swarm: Swarm, tmp_pat
 
 def test_sigkill_during_synthesis(redis_url: str, tmp_path: Path) -> None:
     """Killed while its synthesizer runs: the rerun runs the synthesizer again and writes one
-    synthesis; the tasks are not run again."""
-    path = plan_text(tmp_path)
+    synthesis; the tasks are not run again (once the killed run's 3 s lease on the
+    pipeline ended: the rerun waits for it)."""
+    path = plan_text(tmp_path, lease_s=3)
     marker = tmp_path / "synthesizing"
     slow = tmp_path / "slow_synth.py"
     slow.write_text(
@@ -580,8 +583,8 @@ def test_sigkill_during_synthesis(redis_url: str, tmp_path: Path) -> None:
         assert before["audit: Pass 1"]["statuses"] == ["completed"] * 3
         assert before["audit: Pass 1"]["syntheses"] == []
         path.write_text(path.read_text().replace(f"{PY} {slow}", good))
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
-                              check=False)  # fmt: skip
+        done = subprocess.run([*cmd, "--wait", "30"], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
         assert done.returncode == 0, done.stderr
         after = final_state(swarm, path)
     assert after["audit: Pass 1"]["tasks"] == before["audit: Pass 1"]["tasks"]
@@ -606,10 +609,11 @@ def hang_command(tmp_path: Path) -> str:
 def rerun_after_kill(
     redis_url: str, cli: Cli, tmp_path: Path, path: Path, agents: int, good: str
 ) -> Out:
-    """``killed_while_held``, then the plan made ``good`` and run again: that run's output."""
+    """``killed_while_held``, then the plan made ``good`` and run again (waiting for the
+    killed run's lease on the pipeline to end): that run's output."""
     killed_while_held(redis_url, tmp_path, path, agents)
     path.write_text(good)
-    return cli("pipeline", "run", str(path))
+    return cli("pipeline", "run", str(path), "--wait", "60")
 
 
 def killed_while_held(redis_url: str, tmp_path: Path, path: Path, agents: int) -> None:
@@ -652,15 +656,17 @@ def test_resuming_says_which_tasks_it_waits_for(
 def test_resuming_says_it_waits_for_the_planner(
     redis_url: str, cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
-    """Killed while its planner held the planning task: the rerun says it waits for it."""
+    """Killed while its planner held the planning task: the rerun says it waits for it (the
+    planner's lease outlasting the killed run's 3 s lease on the pipeline, as its workers')."""
     path = three_passes(tmp_path)
+    path.write_text(path.read_text().replace("lease_s = 30", "lease_s = 3"))  # (the workers')
     planner = f"{PY} {tmp_path}/planner.py"
-    good = path.read_text().replace(f'exec = "{planner}"', f'exec = "{planner}"\nlease_s = 3')
+    good = path.read_text().replace(f'exec = "{planner}"', f'exec = "{planner}"\nlease_s = 8')
     path.write_text(good.replace(planner, hang_command(tmp_path)))
     out = rerun_after_kill(redis_url, cli, tmp_path, path, 1, good)
     assert re.search(
         r"pass 2/3 'Pass 2': waiting for its planning task t-\S+, held by an earlier run's "
-        r"planner \(its lease ends in [0-3] s\)",
+        r"planner \(its lease ends in [0-8] s\)",
         out.stderr,
     ), out.stderr
     assert "pipeline audit: done" in out.stdout

@@ -3,6 +3,7 @@
 - ``plan``: the plan file (TOML), checked whole before anything runs;
 - ``run``: a run of a plan (contexts, then each pass: tasks, the worker pool, the
   synthesis), resumable after being killed anywhere; the pass loop, pool and budget;
+- ``lease``: one run drives a pipeline at a time (the lease it holds while it lives);
 - ``names``: what a run is called in the swarm (queues, pass labels, synthesis ids);
 - ``agents``: the one-shot agents, the synthesizer and the planner;
 - ``prompts``: what they are asked, and the planner's task list parsed;

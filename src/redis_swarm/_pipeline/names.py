@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 __all__ = [
     "dedupe_key",
     "findings_of",
+    "lease_queue",
+    "lease_task_id",
     "pass_label",
     "pipeline_queue",
     "plan_owner",
@@ -55,6 +57,21 @@ def synthesis_queue(plan: Plan) -> str:
     refused or failed, posted then, run by the pipeline itself; its ``failed_usage`` is
     what those runs cost, its ``last_error`` why the last one was refused."""
     return f"{pipeline_queue(plan)}.synth"
+
+
+def lease_queue(name: str) -> str:
+    """The queue of pipeline ``name``'s lease (see ``lease``), named apart from the pipeline's
+    queues, which all begin with ``pipeline.``: a pipeline named ``X.lease`` (queue
+    ``pipeline.X.lease``) shares nothing with it, and no pool of a pipeline claims it."""
+    return f"pipeline-lease.{name}"
+
+
+def lease_task_id(name: str, generation: int) -> str:
+    """The id of generation ``generation`` (from 1) of pipeline ``name``'s lease task: the
+    same for every run, so that two runs starting together post the same task (one of them
+    gets its claim). A generation is settled when a run holding it ends, or when it is
+    cancelled by hand; the next run posts the next one."""
+    return f"t-lease-{_digest(name)}-{generation}"
 
 
 def plan_owner(name: str) -> str:

@@ -596,12 +596,14 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
 
 class PassChange(NamedTuple):
     """How a pass of a plan differs from the plan a run stored: the stored pass's index,
-    the first index of the plan at which passes may rest on what changed, and what changed
-    in words."""
+    the first index of the plan at which passes may rest on what changed, what changed
+    in words, and whether the pass moved (its position changed: see ``Pipeline``, which
+    refuses to resume a moved pass that had begun)."""
 
     old: int
     first: int
     text: str
+    moved: bool = False
 
 
 def pass_changes(old: Plan, new: Plan) -> list[PassChange]:
@@ -616,7 +618,7 @@ def pass_changes(old: Plan, new: Plan) -> list[PassChange]:
         if p.name in names:
             j = names.index(p.name)
             if j != i:
-                changes.append(PassChange(i, min(i, j), f"{head} is now pass {j + 1}"))
+                changes.append(PassChange(i, min(i, j), f"{head} is now pass {j + 1}", True))
             what = _what_changed(p, new.passes[j])
             if what:
                 changes.append(PassChange(i, j, f"{head}: {what}"))

@@ -11,6 +11,9 @@ Everything a run decides is derived from what the swarm holds, so a run killed a
   rerun nor rewritten;
 - the tasks the dead run's workers held come back when their leases end, as any task does.
 
+One run drives a pipeline at a time: a run holds the pipeline's lease (``lease``) from before
+it decides which run it is until it ends; a second run is refused while the first lives.
+
 Here: the pass loop, the worker pool and the budget. The names a run uses in the swarm are in
 ``names``, the synthesizer and planner runs in ``agents``, their prompts in ``prompts``.
 """
@@ -28,6 +31,7 @@ from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome, check_program
 from .agents import ERROR_SHOWN, OneShotAgents, leases_end
+from .lease import RunLease
 from .names import (
     dedupe_key,
     findings_of,
@@ -74,9 +78,11 @@ _NOT_RETRIED = {TaskStatus.COMPLETED, TaskStatus.PENDING, TaskStatus.DELAYED, Ta
 
 
 class Pipeline(OneShotAgents):
-    """One run of a plan against a swarm. ``say`` hears what happens, one line at a time;
-    ``stop`` (from a signal handler) ends the run after the running agents finish, or at
-    once with ``hard``."""
+    """One run of a plan against a swarm: the pipeline's last run resumed, or with
+    ``restart`` a new one (see ``which_run``; ``plan`` is the run's once it began). ``say``
+    hears what happens, one line at a time; ``stop`` (from a signal handler) ends the run
+    after the running agents finish, or at once with ``hard``. ``wait_s``: how long to wait
+    for another run driving the pipeline to end (see ``lease``)."""
 
     def __init__(
         self,
@@ -86,9 +92,16 @@ class Pipeline(OneShotAgents):
         say: Callable[[str], None] | None = None,
         worker_prefix: str | None = None,
         tick: Callable[[], None] | None = None,
+        restart: bool = False,
+        wait_s: float = 0.0,
     ) -> None:
         self.swarm = swarm
         self.plan = plan
+        self._restart = restart
+        self._wait_s = wait_s
+        # Whether the run began (holding the lease, the plan checked): an error before
+        # that is a refusal, with nothing of the run's to show.
+        self.began = False
         self._say = say or (lambda _line: None)
         self._worker_prefix = worker_prefix
         self._runner: Runner | None = None
@@ -124,7 +137,8 @@ class Pipeline(OneShotAgents):
 
     def run(self) -> list[PassResult]:
         """Run (or resume) the plan; returns the passes it went through. A stopped run
-        returns the passes so far, the last one unfinished."""
+        returns the passes so far, the last one unfinished. Another run driving the
+        pipeline: Conflict (after ``wait_s``); this run losing its lease: LeaseLost."""
         # Every agent's program before anything runs: a typo in the synthesizer's found only
         # once a pass's workers were paid for would waste them.
         plan = self.plan
@@ -132,7 +146,37 @@ class Pipeline(OneShotAgents):
                               ("synthesizer", plan.synthesizer)):  # fmt: skip
             if spec is not None:
                 check_program(spec.exec, where=f"[{section}] exec in {plan.path}")
-        self._compare_with_stored()
+        lease = RunLease(
+            self.swarm, plan, holder=self._agent_name("pipeline"), say=self._say,
+            on_lost=self._lost,
+        )  # fmt: skip
+        self.current = f"waiting for the run holding pipeline {plan.name}"
+        if not lease.acquire(wait_s=self._wait_s, until=self._stopping):
+            return self.results  # stopped while waiting: nothing begun
+        try:
+            # Which run this is, decided holding the lease: a run that ended meanwhile
+            # (a --restart) is the one resumed.
+            self.plan = which_run(self.swarm, plan, restart=self._restart)
+            self.current = ""
+            self._compare_with_stored()
+            self.began = True
+            self._passes()
+        except SwarmError:
+            if lease.lost is None:
+                raise  # (else what the stop broke is no news: the lost lease is, below)
+        finally:
+            lease.release()
+        if lease.lost is not None:
+            raise lease.lost_error(self.plan.run)
+        return self.results
+
+    def _lost(self, why: str) -> None:
+        """The lease is lost (another run may drive the pipeline): stop now."""
+        self._say(f"stopping now: this run lost its lease on pipeline {self.plan.name}: {why}")
+        self.stop(hard=True)
+
+    def _passes(self) -> None:
+        plan = self.plan
         self.publish_contexts()
         previous: list[Synthesis] = []
         for index, step in enumerate(plan.passes):
@@ -144,13 +188,14 @@ class Pipeline(OneShotAgents):
             if result.synthesis is None:
                 break  # stopped
             previous.append(result.synthesis)
-        return self.results
 
     def _compare_with_stored(self) -> None:
         """Warn when the plan differs from the one stored by the run this one resumes, in a
-        pass the swarm holds records of: what a run resumes is found by pass names and positions, so
-        a renamed, removed, moved or changed pass starts anew or keeps its old tasks, and a
-        later pass done before keeps a synthesis built on the old one (never rewritten)."""
+        pass the swarm holds records of: what a run resumes is found by pass names and
+        positions, so a renamed, removed or changed pass starts anew or keeps its old tasks,
+        and a later pass done before keeps a synthesis built on the old one (never
+        rewritten). A moved pass that had begun is refused (InvalidState, see ``_moved``):
+        known by its position too, it would run again beside what it did."""
         plan = self.plan
         try:
             stored = stored_plan(self.swarm, plan.name)
@@ -162,6 +207,9 @@ class Pipeline(OneShotAgents):
         if stored.run != plan.run:
             return  # --restart: a new run, under new names
         changes = [c for c in pass_changes(stored, plan) if self._has_records(stored, c.old)]
+        moved = [c.text for c in changes if c.moved]
+        if moved:
+            raise InvalidState(_moved(plan, moved))
         if not changes:
             return
         self.plan_changes = [c.text for c in changes]
@@ -497,6 +545,20 @@ def _no_finding(head: str, plan: Plan, tasks: list[Task], dead: list[Task]) -> s
         "exec command or its timeout_s), then run the pipeline again: it gives this pass's "
         f"dead tasks back to the queue and resumes here (swarm pipeline report {plan.name} "
         "lists every task's error)"
+    )
+
+
+def _moved(plan: Plan, moved: list[str]) -> str:
+    """Why a plan whose begun passes moved is not resumed, and what to do."""
+    return (
+        f"the plan moves passes that run {plan.run} of pipeline {plan.name} began: "
+        f"{'; '.join(moved)}. A run knows a pass's synthesis and tasks by its position as "
+        "well as its name, so a moved pass would run again from the start, paid twice, its "
+        "new tasks and findings mixed with the old ones under the same name. Nothing was "
+        f"run. Put the passes back in the order run {plan.run} stored (swarm context get "
+        f"{plan_owner(plan.name)} prints that plan; a new pass may go after them), or start "
+        f"over: swarm pipeline run {plan.path} --restart (a new run; the old one's records "
+        "are kept)"
     )
 
 

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .._errors import SwarmError
 from .._models import usd
-from .._pipeline import Pipeline, Plan, load_plan, which_run
+from .._pipeline import Pipeline, Plan, load_plan
 from .._pipeline.report import lineage as lineage_tree
 from .._pipeline.report import (
     lineage_text,
@@ -27,7 +27,7 @@ from .._pipeline.report import (
 )
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
-from ._common import add_row, make_table, print_table, short, signals
+from ._common import Seconds, add_row, make_table, print_table, short, signals
 
 
 @main.group(short_help="Run the passes of a plan file: workers, planner, synthesizer.")
@@ -90,6 +90,14 @@ def pipeline_check(app: App, plan_file: Path) -> None:
     is_flag=True,
     help="Start over under the same name (a new run; the old run's records are kept).",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=Seconds(),
+    default=0,
+    help="When another run drives this pipeline, wait up to S seconds for it to end, then "
+    "resume (default: refuse at once).",
+)
 @json_option
 @pass_app
 def pipeline_run(
@@ -99,21 +107,23 @@ def pipeline_run(
     max_cost_usd: float | None,
     max_tasks: int | None,
     restart: bool,
+    wait_s: float,
 ) -> None:
     """Run PLAN_FILE: publish its contexts, then each pass (tasks, workers, synthesis).
 
     Run it again after it was stopped or killed: it resumes where it stopped (no task is
-    posted twice, a pass already synthesised is not rerun). Ctrl-C once: let the running
-    agents finish, then stop; twice: kill them (their tasks go back to the queue). When a
-    budget (max_cost_usd, max_tasks) is spent, no task is claimed, the running ones finish
-    and the run stops: raise the budget and run it again.
+    posted twice, a pass already synthesised is not rerun). One run drives a pipeline at a
+    time: while one lives, another is refused at once (or waits, with --wait); a killed
+    run's hold ends by itself within 30 s. Ctrl-C once: let the running agents finish, then
+    stop; twice: kill them (their tasks go back to the queue). When a budget (max_cost_usd,
+    max_tasks) is spent, no task is claimed, the running ones finish and the run stops:
+    raise the budget and run it again.
     """
     plan = load_plan(plan_file)
     if max_cost_usd is not None:
         plan = dataclasses.replace(plan, max_cost_usd=max_cost_usd)
     if max_tasks is not None:
         plan = dataclasses.replace(plan, max_tasks=max_tasks)
-    plan = which_run(app.swarm, plan, restart=restart)
     started = time.monotonic()
 
     live_console = app.err if app.err.is_terminal and not app.json else None
@@ -131,7 +141,10 @@ def pipeline_run(
         if live is not None:
             live.update(Text(run.progress()))
 
-    run = Pipeline(app.swarm, plan, say=say, worker_prefix=worker, tick=tick)
+    run = Pipeline(
+        app.swarm, plan, say=say, worker_prefix=worker, tick=tick, restart=restart,
+        wait_s=wait_s,
+    )  # fmt: skip
     interrupted: list[str] = []  # the signal that stopped the run, if one did
     error: SwarmError | None = None
     with _signals(run, interrupted), ExitStack() as stack:
@@ -142,7 +155,13 @@ def pipeline_run(
         try:
             run.run()
         except SwarmError as exc:  # reported after the status, as any stop is (exit 1)
+            if not run.began:
+                raise  # refused before it began (another run drives it): the error alone
             error = exc
+    if not run.began:  # stopped while waiting for another run
+        click.echo(f"pipeline {plan.name}: stopped while waiting; nothing was run", err=True)
+        raise click.exceptions.Exit(1)
+    plan = run.plan  # the run it was (resumed, or new with --restart)
     try:
         summary = status_json(plan, read_passes(app.swarm, plan))
     except SwarmError:

@@ -1,0 +1,238 @@
+"""One run at a time drives a pipeline: the lease a run holds on it while it lives.
+
+Two runs of a plan at once would each run every pass's synthesizer (and planner): paid
+twice, counted once. So a run first takes the pipeline's lease: a task of its own in a queue
+of its own (``names.lease_queue``), claimed as any task is (one atomic claim: of two runs
+starting together, one gets it), renewed by a thread every third of its length while the
+run lives, and settled (cancelled) when the run ends. Another run finds it held and is
+refused at once, told who holds it, since when, and how to wait for it or take it over;
+given a wait, it claims the lease as soon as it is free.
+
+A run killed with SIGKILL settles nothing: its lease ends ``lease_s`` after its last renewal
+(the workers' ``lease_s``, from ``LEASE_MIN_S`` to ``LEASE_MAX_S``: a rerun waits for the
+killed run's workers' leases anyway), and the next claim takes it. A run whose renewal finds
+the lease gone (cancelled by hand, which is how a run is taken over; or, while the run was
+suspended, expired and claimed by another run) stops at once, its agents killed; one that
+finds it merely expired and given back to its queue claims it back.
+
+A settled lease task is never reopened: the next run posts the next generation
+(``names.lease_task_id``), found from the lease queue's counts (one HGETALL): the tasks
+posted to it are generations 1 to N, at most one of them open, and the open one the last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
+from .._models import Task, TaskStatus, iso
+from .agents import leases_end
+from .names import lease_queue, lease_task_id
+from .plan import Plan
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = ["LEASE_MAX_S", "LEASE_MIN_S", "RunLease", "lease_s_of"]
+
+LEASE_MIN_S = 2  # a shorter lease renewed every third of it would be lost to a slow reply
+LEASE_MAX_S = 30  # the longest a killed run keeps the pipeline from a rerun
+_POLL_S = 1.0  # a waiting run looks again at least this often (and stops when told to)
+_OPEN = (TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.CLAIMED)
+
+
+def lease_s_of(plan: Plan) -> int:
+    """The length of the lease a run of ``plan`` holds: its workers' ``lease_s``, from
+    ``LEASE_MIN_S`` to ``LEASE_MAX_S`` seconds."""
+    return min(LEASE_MAX_S, max(LEASE_MIN_S, plan.workers.lease_s))
+
+
+class RunLease:
+    """The lease of ``plan``'s pipeline, taken by ``acquire`` under the agent name ``holder``
+    and given up by ``release``. ``on_lost`` is called (from the renewing thread) when the
+    run no longer holds it; ``lost`` then says why."""
+
+    def __init__(
+        self,
+        swarm: Swarm,
+        plan: Plan,
+        *,
+        holder: str,
+        say: Callable[[str], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        self.swarm = swarm
+        self.name = plan.name
+        self.path = plan.path
+        self.lease_s = float(lease_s_of(plan))
+        self.holder = holder
+        self.queue = lease_queue(plan.name)
+        self.on_lost = on_lost
+        self.lost: str | None = None
+        self.task: Task | None = None  # the lease task, as claimed (with its token)
+        self._say = say or (lambda _line: None)
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- taking it
+
+    def acquire(self, *, wait_s: float = 0.0, until: threading.Event | None = None) -> bool:
+        """Take the lease: True once held; False when ``until`` was set first (a stop while
+        waiting). Held by another run for longer than ``wait_s`` seconds: Conflict, saying
+        who holds it and what to do."""
+        deadline = time.monotonic() + wait_s
+        shown: tuple[str | None, int] | None = None  # the holder last said to be waited for
+        while until is None or not until.is_set():
+            task = self._open_task()
+            left = deadline - time.monotonic()
+            claimed = self.swarm.claim(
+                [self.queue], worker=self.holder, lease_s=self.lease_s,
+                wait_s=min(_POLL_S, left) if left > 0 else 0.0,
+            )  # fmt: skip
+            if claimed is not None:
+                self._hold(claimed)
+                return True
+            task = self.swarm.get_task(task.id)
+            if task.status is not TaskStatus.CLAIMED:  # given up meanwhile: look again
+                continue
+            if deadline - time.monotonic() <= 0:
+                raise Conflict(self._busy(task, waited=wait_s))
+            if (task.worker, task.attempts) != shown:
+                shown = (task.worker, task.attempts)
+                self._say(
+                    f"waiting for the run holding pipeline {self.name}: {task.worker}, since "
+                    f"{iso(task.claimed_at)} ({leases_end([task])} unless it renews it)"
+                )
+        return False
+
+    def _open_task(self) -> Task:
+        """The open lease task (posted now when every generation is settled)."""
+        counts = self.swarm.queue_stats().get(self.queue, {})
+        generation = max(1, sum(counts.values()))
+        while True:
+            task = self.swarm.post_task(
+                self.queue,
+                f"The lease of pipeline {self.name}: held by the run driving it",
+                {"pipeline": self.name},
+                task_id=lease_task_id(self.name, generation),
+                lease_s=self.lease_s,
+            )
+            if task.status in _OPEN:
+                return task
+            generation += 1
+
+    def _busy(self, task: Task, *, waited: float) -> str:
+        """Why this run cannot drive the pipeline, and what to do."""
+        after = f" (after waiting {waited:g} s)" if waited > 0 else ""
+        ends = leases_end([task])
+        return (
+            f"pipeline {self.name} is being run by {task.worker} since {iso(task.claimed_at)}"
+            f"{after}: two runs at once would run each pass's synthesizer twice, so this one "
+            "does not start. Let that run finish or stop it where it runs (Ctrl-C); to resume "
+            f"as soon as it ends, run: swarm pipeline run {self.path} --wait 3600. If it was "
+            f"killed, {ends} (it is renewed while that run lives): run this again then. To "
+            f"take the pipeline over from a run you cannot reach: swarm task cancel {task.id} "
+            "(that run stops at its next renewal)"
+        )
+
+    # --- holding it
+
+    def _hold(self, task: Task) -> None:
+        self.task = task
+        self._done.clear()
+        self._thread = threading.Thread(
+            target=self._renewing, name=f"swarm-pipeline-lease-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _renewing(self) -> None:
+        """Renew the lease every third of its length until ``release`` or its loss. An
+        outage is retried (the lease lasts); anything else loses it."""
+        failing = False
+        while not self._done.wait(self.lease_s / 3):
+            task = self.task
+            if task is None:
+                return
+            try:
+                self.swarm.renew(task.id, task.token, lease_s=self.lease_s)
+            except ConnectionFailed as exc:
+                if not failing:
+                    self._say(f"could not renew the lease of pipeline {self.name}: {exc}")
+                failing = True
+                continue
+            except LeaseLost as exc:
+                if not self._take_back(task):
+                    self._lose(str(exc))
+                    return
+            except Exception as exc:  # (a bug too: a run must not go on unleased)
+                self._lose(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SwarmError)
+                           else str(exc))  # fmt: skip
+                return
+            failing = False
+
+    def _take_back(self, task: Task) -> bool:
+        """After a renewal refused: claim the lease task back if it only expired (this run
+        suspended, or Redis unreachable, longer than the lease) and went back to its queue
+        with no other run taking it meanwhile (one that did would have settled it or still
+        hold it)."""
+        try:
+            if self.swarm.get_task(task.id).status is not TaskStatus.PENDING:
+                return False
+            claimed = self.swarm.claim([self.queue], worker=self.holder, lease_s=self.lease_s)
+        except SwarmError:
+            return False
+        if claimed is None:
+            return False
+        if claimed.id != task.id:  # (a later generation: not this run's to hold)
+            with contextlib.suppress(SwarmError):
+                self.swarm.release(claimed.id, claimed.token)
+            return False
+        self.task = claimed
+        self._say(f"the lease of pipeline {self.name} had expired: taken back ({claimed.id})")
+        return True
+
+    def _lose(self, why: str) -> None:
+        self.lost = why
+        on_lost = self.on_lost
+        if on_lost is not None:
+            on_lost(why)
+
+    def lost_error(self, run: int) -> LeaseLost:
+        """The error of a run that stopped because it lost the lease."""
+        task = self.task
+        ident = task.id if task is not None else "?"
+        return LeaseLost(
+            f"run {run} of pipeline {self.name} lost its lease on the pipeline ({self.lost}), "
+            "so it stopped, its agents killed: another run may be driving the pipeline now "
+            f"(swarm task show {ident} says who held it last). Run it again to resume: it says "
+            "who holds the pipeline, if a run does"
+        )
+
+    # --- giving it up
+
+    def release(self) -> None:
+        """Stop renewing, and settle the lease task if this run still holds it (the next
+        run posts the next generation). Best effort: a lease left held ends by itself."""
+        self._done.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self._thread = None
+        task = self.task
+        if task is None:
+            return
+        try:
+            current = self.swarm.get_task(task.id)
+            if current.status is TaskStatus.CLAIMED and current.attempts == task.attempts:
+                self.swarm.cancel(task.id)
+        except SwarmError as exc:
+            self._say(
+                f"could not give up the lease of pipeline {self.name} ({exc}): it ends by "
+                f"itself within {self.lease_s:g} s"
+            )
+        with contextlib.suppress(NotFound, SwarmError):
+            self.swarm.deregister(self.holder)
