@@ -5,18 +5,42 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 from redis_swarm import Swarm, _hints
 
 from ._cli import Cli
+from ._servers import ServerFactory
 
 # What a hint naming the Python API looked like: a call (`agents()`) or a keyword (`regex=False`).
 _PYTHON_WORDS = re.compile(r"\b[a-z_]+\(\)|\b[a-z_]+=(False|True|None)\b")
 
 
+def _ask_as_its_server_dies(servers: ServerFactory) -> str:
+    """What ``swarm ask`` prints when its server dies while it waits: it cannot withdraw its
+    question either, and says how to cancel it later."""
+    server = servers.start()
+    url = f"{server.url}?retries=1"
+    with Swarm(url, swarm="test") as swarm:
+        swarm.publish_context("shard-1", "one line\n", source="t")
+
+        def kill_once_asked() -> None:
+            while not swarm.list_tasks(queue="ask.shard-1").items:
+                time.sleep(0.01)
+            time.sleep(0.2)  # (waiting for the answer)
+            server.kill()
+
+        killer = threading.Thread(target=kill_once_asked, daemon=True)
+        killer.start()
+        stderr = Cli(url)("ask", "shard-1", "why?", "--timeout", "60", expect=1).stderr
+        killer.join(10)
+    return stderr
+
+
 def test_every_hint_a_command_prints_names_a_command(
-    cli: Cli, swarm: Swarm, tmp_path: Path
+    cli: Cli, swarm: Swarm, tmp_path: Path, servers: ServerFactory
 ) -> None:
     swarm.publish_context("shard-1", "one line\n", source="t")
     big = tmp_path / "big.json"
@@ -33,6 +57,10 @@ def test_every_hint_a_command_prints_names_a_command(
         _hints.LIST_FINDINGS: cli("findings", "f-nope", expect=1).stderr,
         _hints.ASK_TARGETS: cli("ask", "nobody", "why?", "--timeout", "1", expect=1).stderr,
         _hints.SERVE_QUESTIONS: cli("ask", "shard-1", "why?", "--timeout", "1", expect=3).stderr,
+        _hints.SHOW_TASK: cli(
+            "ask", "shard-1", "why?", "--timeout", "0.2", "--keep", expect=3
+        ).stderr,
+        _hints.CANCEL_TASK: _ask_as_its_server_dies(servers),
     }
     regex = cli("context", "search", "shard-1", "(", "--regex", expect=None).stderr
     assert "search for plain text instead of a regex" in regex

@@ -6,6 +6,9 @@ tests/test_hints.py holds to these. A face that cannot run commands says each hi
 way, keyed by these names (the MCP server's ``TOOL_WORDS``), so that rewording a hint here
 reaches every face, and a face can never translate a phrase the core no longer says.
 
+A hint that needs an id says ID, as others say OWNER or Q: the sentence it ends names the
+id (so that a face can say the hint whole, as its own words, without the id inside).
+
 A hint that no face needs to reword is said plainly where it is raised ("search for plain
 text instead of a regex"): every face has that choice, so no command is named.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "ASK_TARGETS",
+    "CANCEL_TASK",
     "CHECK_AGENT_ID",
     "CHECK_TASK_ID",
     "CONTEXT_VERSIONS",
@@ -21,6 +25,7 @@ __all__ = [
     "LIST_FINDINGS",
     "PUBLISH_CONTEXT",
     "SERVE_QUESTIONS",
+    "SHOW_TASK",
 ]
 
 CHECK_TASK_ID = "check the id with swarm task list"
@@ -31,3 +36,6 @@ CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
 LIST_FINDINGS = "with swarm findings"
 PUBLISH_CONTEXT = "(swarm context publish)"
 SERVE_QUESTIONS = "(swarm serve OWNER answers a shard's questions, swarm run --queue Q a queue's)"
+# A task the sentence names (a question an asker waited for): its record, or its cancel.
+SHOW_TASK = "(swarm task show ID)"
+CANCEL_TASK = "(swarm task cancel ID)"

@@ -16,12 +16,12 @@ asker's task (when the asker was working on one), so lineage can follow it.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import (
+    Conflict,
     InvalidState,
     NotFound,
     PayloadTooLarge,
@@ -29,7 +29,7 @@ from .._errors import (
     Timeout,
     ValidationError,
 )
-from .._hints import ASK_TARGETS, SERVE_QUESTIONS
+from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK
 from .._keys import ASSIST_QUEUE, ask_queue
 from .._models import (
     ANSWER_KIND,
@@ -183,7 +183,7 @@ def _settled(ctx: OpContext, task: Task, target: str, posted: bool) -> Operation
             why += f"; last error: {task.last_error}"
         raise InvalidState(
             f"question {task.id} to {target!r} died unanswered ({why}): check its answerers "
-            f"(swarm task show {task.id}), then ask again"
+            f"{SHOW_TASK}, then ask again"
         )
     if task.status is TaskStatus.CANCELLED:
         # No record says who cancels a task (its event says when): say who could have.
@@ -265,8 +265,7 @@ def ask(
     def ours(fields: Mapping[str, str]) -> bool:
         return fields.get("task") == q.id and fields.get("type") in _SETTLING
 
-    def post(queue: str, qdata: dict[str, Any]) -> Operation[Task | Answer]:
-        found = yield from _post_question(ctx, q, queue, body_question, qdata, lease_s, dedupe_key)
+    def listed(found: Task | Answer) -> Operation[Task | Answer]:
         if isinstance(found, Task) and isinstance(asker, Task):
             # the asker's task lists its questions (lineage)
             yield Cmd("ZADD", ctx.keys.asked(asker.id), found.created_at, found.id)
@@ -275,7 +274,8 @@ def ask(
     try:
         queue = yield from _resolve_target(ctx, target)
         qdata = _question_data(data, asker, target, keep)
-        found = yield from post(queue, qdata)
+        found = yield from _post_question(ctx, q, queue, body_question, qdata, lease_s, dedupe_key)
+        found = yield from listed(found)
         while not isinstance(found, Answer):
             last, task = yield from _state(ctx, found.id)
             remaining = deadline - time.monotonic()
@@ -289,7 +289,10 @@ def ask(
                 # The asker that posted it withdrew it (it stopped waiting) while this one
                 # still waits: this one asks it anew (or finds it asked anew by another
                 # sharer), so that a sharer's wait is never cut short.
-                found = yield from post(queue, qdata)
+                found = yield from _take_over(
+                    ctx, q, queue, body_question, qdata, lease_s, dedupe_key, task
+                )
+                found = yield from listed(found)
                 continue
             answered = yield from _settled(ctx, task, target, q.posted)
             if answered is not None:
@@ -297,13 +300,22 @@ def ask(
             if remaining <= 0:
                 late = yield from _give_up(ctx, q, task, target, queue, timeout, dedupe_key)
                 return late
-            yield from renewal.renew(ctx)
-            yield from await_events(ctx, last, min(remaining, chunk, renewal.every_s), ours)
+            try:
+                yield from renewal.renew(ctx)
+                yield from await_events(ctx, last, min(remaining, chunk, renewal.every_s), ours)
+            except SwarmError as exc:
+                # The wait itself failed (Redis gone, or refusing this user): nobody waits
+                # for the question now, so it is given up as at an interrupt, and the error
+                # says what became of it (faces show an error's message, not its notes).
+                note = yield from _withdraw(ctx, q, target, dedupe_key, "stopped waiting", exc)
+                if exc.args and isinstance(exc.args[0], str):
+                    exc.args = (f"{exc.args[0]}; {note}", *exc.args[1:])
+                raise
         return found
     except INTERRUPTS as exc:
         # The asker gave up (Ctrl-C, a cancelled task): as at a timeout, nobody should answer
         # (and pay for) the question now, unless it was to be kept or another asker waits.
-        note = yield from _withdraw(ctx, q, target, dedupe_key)
+        note = yield from _withdraw(ctx, q, target, dedupe_key, "interrupted")
         _add_note(exc, note)
         raise
 
@@ -338,8 +350,8 @@ def _post_question(
 ) -> Operation[Task | Answer]:
     """Post the question under an id chosen here, so that a post that met its dedupe key
     (the question asked before is returned instead, and nothing is posted) is told apart:
-    that question is shared, not this asker's. A shared question that was cancelled gives
-    its late answer, else it is posted anew, and the new question takes over the key."""
+    that question is shared, not this asker's. A shared question that was cancelled is
+    taken over (``_take_over``)."""
     tid = new_id("t-")
     q.posting(tid)
     task = yield from task_ops.post_task(
@@ -348,24 +360,58 @@ def _post_question(
     q.sure = True
     if task.id == tid:
         return task
-    q.sharing(task)
-    if task.status is not TaskStatus.CANCELLED:
-        return task
-    late = yield from _late_answer(ctx, task)
-    if late is not None:
-        return late
-    tid = new_id("t-")
-    q.posting(tid)
-    task = yield from task_ops.post_task(ctx, queue, question, qdata, lease_s=lease_s, task_id=tid)
-    q.sure = True
-    yield Cmd("HSET", ctx.keys.dedupe, f"{queue}|{dedupe_key}", tid)
-    return task
+    found = yield from _take_over(ctx, q, queue, question, qdata, lease_s, dedupe_key, task)
+    return found
 
 
-def _collect(qid: str, dedupe_key: str | None) -> str:
-    """How to collect the answer of a question left open."""
+def _successor_key(qid: str) -> str:
+    """The dedupe key of the question asked anew after ``qid`` was cancelled: one per
+    cancelled question, so that sharers taking it over at once post one question."""
+    return f"asked anew after {qid}"
+
+
+def _take_over(
+    ctx: OpContext,
+    q: _Question,
+    queue: str,
+    question: str,
+    qdata: dict[str, Any],
+    lease_s: float,
+    dedupe_key: str | None,
+    task: Task,
+) -> Operation[Task | Answer]:
+    """The question to wait for, from ``task``, a shared question: itself while it is not
+    cancelled; when it is, its late answer, else its successor (posted under its
+    ``_successor_key``: of several sharers posting it at once, one posts it and the others'
+    posts meet it), followed the same way. A question posted here takes over
+    ``dedupe_key`` too, so that a later asker meets it at once; a pointer left behind (two
+    writes crossing) costs that asker a step along the successors, never a second
+    question: each cancelled question has one successor, so at most one of them is open."""
+    while True:
+        q.sharing(task)
+        if task.status is not TaskStatus.CANCELLED:
+            return task
+        late = yield from _late_answer(ctx, task)
+        if late is not None:
+            return late
+        tid = new_id("t-")
+        q.posting(tid)
+        after = yield from task_ops.post_task(
+            ctx, queue, question, qdata, lease_s=lease_s, dedupe_key=_successor_key(task.id),
+            task_id=tid,
+        )  # fmt: skip
+        q.sure = True
+        if after.id == tid:
+            if dedupe_key is not None:
+                yield Cmd("HSET", ctx.keys.dedupe, f"{queue}|{dedupe_key}", tid)
+            return after
+        task = after
+
+
+def _collect(dedupe_key: str | None) -> str:
+    """How to collect the answer of a question left open (the sentence names it)."""
     again = "" if dedupe_key is None else ", or ask again with the same dedupe_key"
-    return f"swarm task show {qid} names its answer's finding once it has one{again}"
+    return f"its answer will be the finding that completes it {SHOW_TASK}{again}"
 
 
 def _let_go(
@@ -387,15 +433,12 @@ def _let_go(
             else "which withdraws it when it stops waiting, unless it asked to keep it"
         )
         return (
-            f"it stays open as {qid}, shared with the asker that posted it, {by} "
-            f"({_collect(qid, dedupe_key)})"
+            f"it stays open as {qid}, shared with the asker that posted it, {by}; "
+            f"{_collect(dedupe_key)}"
         ), None
     if q.keep:
         posted = "" if q.sure else " (if its post went through)"
-        return (
-            f"it stays queued as {qid}{posted}; its answer will be the finding of that task "
-            f"({_collect(qid, dedupe_key)})"
-        ), None
+        return f"it stays queued as {qid}{posted}; {_collect(dedupe_key)}", None
     try:
         yield from task_ops.cancel(ctx, qid)
     except NotFound:
@@ -404,24 +447,34 @@ def _let_go(
         return "it was not posted: nothing was asked", None
     except InvalidState:  # answered (or died) meanwhile
         _, task = yield from _state(ctx, qid)
-        return f"it was {task.status.value} meanwhile (swarm task show {qid})", task
+        if task.status is TaskStatus.COMPLETED and task.finding_id:
+            return f"{qid} was answered meanwhile: its answer is {task.finding_id}", task
+        return f"{qid} was {task.status.value} meanwhile {SHOW_TASK}", task
     return f"it was cancelled ({qid}); an answer that still arrives is kept, superseded", None
 
 
-def _withdraw(ctx: OpContext, q: _Question, target: str, dedupe_key: str | None) -> Operation[str]:
-    """Give the question up as an interrupted asker does (``_let_go``); what stops that
-    (Redis gone) is said, not raised, so that the interrupt goes on as it is. Returns the
-    note the interrupt carries."""
+def _withdraw(
+    ctx: OpContext,
+    q: _Question,
+    target: str,
+    dedupe_key: str | None,
+    why: str,
+    cause: SwarmError | None = None,
+) -> Operation[str]:
+    """Give the question up as an asker that stops waiting (``why``: interrupted, or its wait
+    failed with ``cause``) does (``_let_go``); what stops that (Redis gone) is said, not
+    raised, so that the error goes on as it is. Returns the note it carries."""
     try:
         fate, settled = yield from _let_go(ctx, q, dedupe_key)
     except SwarmError as exc:
-        fate = f"it could not be cancelled ({exc}): cancel it with swarm task cancel {q.id}"
+        said = "" if cause is not None and str(exc) == str(cause) else f": {exc}"
+        fate = f"it could not be cancelled ({q.id}{said}): cancel it {CANCEL_TASK}"
     else:
         if q.posted and not q.keep and settled is None:
             fate += "; ask again when you can wait for the answer"
     if q.id is None:
-        return f"interrupted before the question to {target!r} was posted: nothing was asked"
-    return f"interrupted while asking {target!r}: {fate}"
+        return f"{why} before the question to {target!r} was posted: nothing was asked"
+    return f"{why} while asking {target!r}: {fate}"
 
 
 def _add_note(exc: BaseException, note: str) -> None:
@@ -435,7 +488,11 @@ def _add_note(exc: BaseException, note: str) -> None:
 
 
 class _Renewal:
-    """Renews the lease of the task the asker works on, while it waits for an answer."""
+    """Renews the lease of the task the asker works on, while it waits for an answer; a
+    renewal refused (the task cancelled, completed, or taken over after its lease expired)
+    ends the renewals, not the wait: the asker's work is not void for that (a report with a
+    lost lease is still accepted while the task is open), and the answer it waits for is
+    still linked to its task. It learns of the loss where it acts on its task next."""
 
     def __init__(self, asker: str | Task | None) -> None:
         # Only a task carrying its lease's token (claim's) can be renewed.
@@ -447,13 +504,18 @@ class _Renewal:
             if self.task.lease_deadline and self.task.claimed_at:  # what the claim asked for
                 lease_s = (self.task.lease_deadline - self.task.claimed_at) / 1000
         self.every_s = max(0.05, lease_s / 3)
-        self.next_at = time.monotonic() + self.every_s
+        # The first wait renews at once: the asker may ask late in its lease, with less of
+        # it left than every_s (its claim, or its last renewal, is not known here).
+        self.next_at = time.monotonic()
 
     def renew(self, ctx: OpContext) -> Operation[None]:
         if self.task is None or time.monotonic() < self.next_at:
             return
         self.next_at = time.monotonic() + self.every_s
-        yield from task_ops.renew(ctx, self.task.id, self.task.token)
+        try:
+            yield from task_ops.renew(ctx, self.task.id, self.task.token)
+        except (Conflict, NotFound):
+            self.task = None
 
 
 def _give_up(
@@ -516,7 +578,8 @@ def answer(
     if not isinstance(question, Task):
         question = yield from task_ops.get_task(ctx, question)
     first = text.strip().splitlines()[0]
-    summary = first if len(first) <= finding_ops.MAX_SUMMARY_CHARS else first[:1999] + "…"
+    most = finding_ops.MAX_SUMMARY_CHARS
+    summary = first if len(first) <= most else first[: most - 1] + "…"
     finding: dict[str, Any] = {**(extra or {}), "summary": summary, "kind": ANSWER_KIND}
     finding.update(answer_fields(question))
     if summary != text.strip():
@@ -534,18 +597,28 @@ MAX_ANSWERS_LISTED = 100
 
 def answers_for(ctx: OpContext, task_id: str) -> Operation[list[Answer]]:
     """The answers to the questions asked while working on ``task_id`` (``ask`` with the
-    task as asker), oldest first, at most 100: what its lineage shows."""
+    task as asker), oldest first, at most 100: what its lineage shows. Three round trips
+    (the questions, their records, their answers), however many there are."""
     tid = check_id("task", task_id)
     k = ctx.keys
     members = yield Cmd("ZRANGE", k.asked(tid), 0, MAX_ANSWERS_LISTED - 1)
-    answers: list[Answer] = []
-    for qid in (as_text(m) for m in members):
-        raw, data = yield Batch((Cmd("HGET", k.tasks, qid), Cmd("HGET", k.task_data, qid)))
+    qids = [as_text(m) for m in members]
+    if not qids:
+        return []
+    reads = [Cmd("HGET", key, qid) for qid in qids for key in (k.tasks, k.task_data)]
+    replies = yield Batch(tuple(reads))
+    answered: list[Task] = []
+    for qid, raw, data in zip(qids, replies[::2], replies[1::2], strict=True):
         if raw is None:
             continue
         question = decoded("task", qid, task_from, raw, data)
         if question.status is TaskStatus.COMPLETED and question.finding_id:
-            with contextlib.suppress(NotFound):
-                found = yield from _finding(ctx, question.finding_id)
-                answers.append(_answer_of(found, question))
-    return answers
+            answered.append(question)
+    if not answered:
+        return []
+    found = yield Batch(tuple(Cmd("HGET", k.findings, q.finding_id) for q in answered))
+    return [
+        _answer_of(decoded("finding", str(q.finding_id), finding_from, raw), q)
+        for q, raw in zip(answered, found, strict=True)
+        if raw is not None
+    ]

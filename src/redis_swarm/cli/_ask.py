@@ -48,7 +48,7 @@ def _footer(answer: Answer) -> str:
     default=60,
     show_default=True,
     help=f"Seconds to wait for the answer (at most {MAX_ASK_TIMEOUT_S:g}); then exit 3 (the "
-    "question is cancelled, unless another asker shares it).",
+    "question is cancelled, unless --keep, or another asker posted it: see --dedupe).",
 )
 @click.option("--keep", is_flag=True, help="On timeout or Ctrl-C, leave the question queued.")
 @click.option("--dedupe", "dedupe_key", help="Asking with the same key again returns its answer.")
