@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client import ClientExtension, NotificationBinding
 from mcp_types import Implementation
@@ -25,8 +26,8 @@ from pydantic import BaseModel
 
 from redis_swarm import Swarm, TaskStatus
 from redis_swarm._models import Event, EventType
-from redis_swarm.mcp_server import tool_names
-from redis_swarm.mcp_server._channel import CAPABILITY, METHOD, RECHECK_S, notices
+from redis_swarm.mcp_server import AGENT_ROLES, tool_names
+from redis_swarm.mcp_server._channel import CAPABILITY, METHOD, RECHECK_S, instructions, notices
 
 from .._handles import must
 from ._helpers import SRC
@@ -63,10 +64,10 @@ def _params(redis_url: str, *args: str, name: str = AGENT) -> StdioServerParamet
 
 @asynccontextmanager
 async def _client(
-    redis_url: str, mode: str, heard: Heard, name: str = AGENT
+    redis_url: str, mode: str, heard: Heard, name: str = AGENT, *options: str
 ) -> AsyncIterator[Client]:
     info = Implementation(name="claude-code", version="2.1.80")
-    params = _params(redis_url, "--watch-queue", "work", name=name)
+    params = _params(redis_url, "--watch-queue", "work", *options, name=name)
     async with Client(
         params, mode=mode, client_info=info, extensions=[heard], read_timeout_seconds=60
     ) as client:
@@ -282,3 +283,68 @@ def test_notices_coalesce_a_batch_per_kind_and_queue() -> None:
     named = {w for n in got for w in re.findall(r"\b([a-z]+_[a-z_]+)\(", n.content)}
     named |= {"read_inbox"}
     assert named <= set(tool_names("all"))
+
+
+def _tools_named(text: str) -> set[str]:
+    """The tools ``text`` names: as a call (``synthesize(``), or by a name no prose has."""
+    words = set(re.findall(r"\b([a-z_]+)\(", text)) | set(re.findall(r"\b[a-z]+_[a-z_]+\b", text))
+    return words & set(tool_names("all"))
+
+
+@pytest.mark.parametrize("role", AGENT_ROLES)
+def test_each_notice_names_only_tools_its_sessions_role_has(role: str) -> None:
+    """A worker asked for a synthesis is not told to call list_findings and synthesize, nor
+    a shard told of a task to call claim_task: each notice is worded for the session's tools."""
+    batch = [
+        _event(EventType.MESSAGE_SENT, 1, message="m1", to="a", **{"from": "x"}, kind="text"),
+        _event(EventType.MESSAGE_SENT, 2, message="m2", to="*", **{"from": "x"}, kind="text"),
+        _event(EventType.MESSAGE_SENT, 3, message="m3", to="*", **{"from": "y"}, kind="text"),
+        _event(
+            EventType.SYNTHESIS_REQUESTED,
+            4,
+            shard="a",
+            message="m4",
+            **{"from": "lead", "pass": "P1"},
+        ),
+        _event(EventType.TASK_POSTED, 5, task="t1", queue="q1", status="pending"),
+        _event(EventType.TASK_POSTED, 6, task="t2", queue="q2", status="pending"),
+        _event(EventType.TASK_POSTED, 7, task="t3", queue="q2", status="pending"),
+    ]
+    got = notices(batch, "a", ["q1", "q2"], role=role)
+    kinds = [n.meta["kind"] for n in got]
+    assert sorted(kinds) == ["broadcast", "message", "synthesis_request", "task", "task"]
+    has = set(tool_names(role))
+    for text in [*(n.content for n in got), instructions(["q1"], role)]:
+        assert _tools_named(text) <= has, (role, text)
+        assert "read_inbox" in text or text.startswith(("Task", "2 tasks")), text
+    (asked,) = (n.content for n in got if n.meta["kind"] == "synthesis_request")
+    assert asked.startswith("lead asks you to synthesize the findings of P1")
+    if {"list_findings", "synthesize"} <= has:
+        assert "then synthesize(pass_name, text, sources)" in asked
+    else:  # said plainly, with what this session can do instead
+        assert f"(role {role}) cannot write a synthesis: a shard's session does" in asked
+        assert 'send_message(to="lead", body=...)' in asked
+    task = next(n.content for n in got if n.meta["kind"] == "task")
+    assert ("claim_task(queue=" in task) == ("claim_task" in has), task
+
+
+def test_a_worker_session_asked_for_a_synthesis_is_told_in_its_tools(
+    core: Swarm, redis_url: str
+) -> None:
+    """The server's role reaches its channel: a worker's session hears a synthesis request in
+    a worker's words, and its instructions name no tool it lacks."""
+    core.register("coordinator", name="lead")
+    heard = Heard()
+
+    async def body() -> None:
+        async with _client(redis_url, "legacy", heard, AGENT, "--role", "worker") as client:
+            told = client.instructions or ""
+            assert _tools_named(told) <= set(tool_names("worker")), told
+            await _registered(core)
+            t = time.monotonic()
+            core.request_synthesis(AGENT, "P1", "cite everything", sender="lead")
+            event = await _next(heard, 1, t)
+            assert event.meta["kind"] == "synthesis_request"
+            assert _tools_named(event.content) == {"read_inbox", "send_message"}, event.content
+
+    anyio.run(body)

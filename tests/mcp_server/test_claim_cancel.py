@@ -1,4 +1,5 @@
-"""A waiting claim_task ends with its request: cancelled, or the client gone."""
+"""A waiting claim_task ends with its request: cancelled, or the client gone; so do the other
+tools that wait (next_question, wait_for_pass), and the worker threads they wait on."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from redis_swarm import Swarm
 from redis_swarm.mcp_server import build_server
 
-from ._helpers import connect
+from ._helpers import connect, eventually
 from .test_stdio import _initialize, _raw_server, _reply, _rpc
 
 
@@ -87,3 +89,55 @@ def test_the_end_of_input_ends_a_waiting_claim_at_once(redis_url: str, tmp_path:
         proc.stdin.close()
         assert proc.wait(15) == 0
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("role", "tool", "args", "waits_in"),
+    [
+        ("shard", "next_question", {"wait_s": 20}, "claim"),
+        ("shard", "wait_for_pass", {"pass_name": "P", "timeout_s": 20}, "wait"),
+        ("coordinator", "wait_for_pass", {"queue": "cancq", "timeout_s": 20}, "wait"),
+    ],
+)
+def test_a_cancelled_wait_ends_its_thread_within_a_slice(
+    core: Swarm, role: str, tool: str, args: dict[str, Any], waits_in: str
+) -> None:
+    """Cancelled half a second into a 20-second wait, the call ends at once and so does the
+    core call it waits on, on its worker thread, within a slice of the wait (it ran to its
+    timeout, holding a thread and a Redis connection for nothing)."""
+    core.post_task("cancq", "never done", pass_name="P")
+    real = getattr(core, waits_in)
+    lock = threading.Lock()
+    waiting = [0]
+
+    def counted(*a: Any, **k: Any) -> Any:
+        with lock:
+            waiting[0] += 1
+        try:
+            return real(*a, **k)
+        finally:
+            with lock:
+                waiting[0] -= 1
+
+    async def body() -> None:
+        with anyio.fail_after(15):
+            async with connect(build_server(core, role=role, name="shard-1")) as agent:
+                await agent("swarm_status")  # registered: nothing else calls the core now
+                setattr(core, waits_in, counted)
+                scope = anyio.CancelScope()
+                async with anyio.create_task_group() as tg:
+
+                    async def call() -> None:
+                        with scope:
+                            await agent.raw(tool, **args)
+
+                    tg.start_soon(call)
+                    await eventually(lambda: waiting[0] == 1)
+                    await anyio.sleep(0.5)
+                    scope.cancel()
+                await eventually(lambda: waiting[0] == 0, timeout_s=2.5)
+
+    try:
+        anyio.run(body)
+    finally:
+        setattr(core, waits_in, real)

@@ -15,9 +15,10 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from redis_swarm import Swarm
+from redis_swarm import Swarm, _hints
+from redis_swarm._errors import SwarmError
 from redis_swarm.mcp_server import AGENT_ROLES, AgentSession, build_server, tool_names
-from redis_swarm.mcp_server._render import TOOL_WORDS
+from redis_swarm.mcp_server._render import TOOL_WORDS, tool_error
 from redis_swarm.mcp_server._session import REMEMBERED_REPORTS, REPORT
 
 from .._cli import Cli
@@ -197,8 +198,11 @@ def test_the_session_keeps_the_lease_token(core: Swarm) -> None:
         server = build_server(core, role="worker")
         task = core.post_task("work", "a task")
         async with connect(server) as crashed:
-            claimed, _ = await crashed("claim_task", queue="work")
+            result = await crashed.raw("claim_task", queue="work")
+            claimed = json.loads(result.content[0].text)  # type: ignore[union-attr]
             token = claimed["token"]
+            assert "token" not in claimed["task"]  # once, as docs/mcp.md shows it
+            assert result.content[0].text.count(token) == 1  # type: ignore[union-attr]
             # A session of a restarted server, while the first one's lease still stands (its
             # process died without closing it), holds no lease: it says what to do...
             async with connect(build_server(core, role="worker")) as worker:
@@ -530,6 +534,14 @@ def test_errors_say_what_to_do_next(core: Swarm) -> None:
             for tool, args, expected in checks:
                 message = await agent.error(tool, **args)
                 assert expected in message, (tool, message)
+            # A damaged (or foreign) next_page cursor: next_page needs one, so the way back is
+            # the call that returned the first page, not "omit the cursor".
+            for bad in ("page.!!!not-base64!!!", "context.eyJvIjoieCJ9", "garbage"):
+                message = await agent.error("next_page", cursor=bad)
+                assert "omit" not in message, message
+                assert "repeat the call that returned the first page" in message, message
+            message = await agent.error("get_context", cursor="context.!!!not-base64!!!")
+            assert "damaged" in message and "omit the cursor to start at the first" in message
             await agent("publish_context", text="one\ntwo\n")
             message = await agent.error("read_context_lines", start=50)
             assert "past the end" in message and "2 lines" in message
@@ -540,6 +552,18 @@ def test_errors_say_what_to_do_next(core: Swarm) -> None:
             assert "publish_context" in message  # unknown on a worker server
 
     run(body)
+
+
+def _fail_the_next_question(core: Swarm) -> None:
+    """Claim the next task posted (a question: no other is pending) and fail it for good."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for queue in core.queue_stats():
+            task = core.claim(queue, worker="answerer")
+            if task is not None:
+                core.fail(task.id, task.token, "no answer here", retry=False)
+                return
+        time.sleep(0.05)
 
 
 def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
@@ -567,6 +591,17 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                 message = await agent.error(tool, **args)
                 assert expected in message, (tool, message)
                 said.append(message)
+            # A question that dies unanswered: its answerer fails it for good.
+            killer = threading.Thread(target=_fail_the_next_question, args=(core,))
+            killer.start()
+            message = await agent.error("ask", target="me", question="doomed?", timeout_s=20)
+            killer.join()
+            assert "died unanswered" in message, message
+            said.append(message)
+            # Every core hint has this server's words.
+            assert set(TOOL_WORDS) == {getattr(_hints, name) for name in _hints.__all__}
+            # Said only when Redis goes away as an asker withdraws (the CLI's test meets it).
+            said.append(str(tool_error(SwarmError(f"cancel it {_hints.CANCEL_TASK}"))))
             # Every translation is met (a core message reworded fails here), and no core hint
             # is left untranslated.
             for core_words, tool_words in TOOL_WORDS.items():
@@ -749,6 +784,47 @@ def test_read_inbox_shows_each_message_once_across_sessions(core: Swarm) -> None
     run(body)
 
 
+def test_two_sessions_of_one_agent_never_both_get_a_message(core: Swarm) -> None:
+    """Two sessions of one agent (two servers under one --name) read its inbox at the same
+    moment: every message reaches one of them, none both (the core's acknowledged read takes
+    what a result shows; a peek, then marking read, let both show it)."""
+    core.register("shard", name="shard-1")
+    sent = [core.send("shard-1", f"m{i}", sender="boss").id for i in range(3)]
+    inbox = core.inbox
+    both = threading.Barrier(2, timeout=10)
+
+    def in_step(*args: Any, **kwargs: Any) -> Any:
+        got = inbox(*args, **kwargs)
+        both.wait()  # each read returns once the other session's has: they interleave
+        return got
+
+    async def body() -> None:
+        seen: list[list[str]] = []
+        async with (
+            connect(build_server(core, role="shard", name="shard-1")) as first,
+            connect(build_server(core, role="shard", name="shard-1")) as second,
+        ):
+            await first("swarm_status")  # both registered before the race
+            await second("swarm_status")
+
+            async def read(session: Any) -> None:
+                head, _ = await session("read_inbox")
+                seen.append([m["id"] for m in head["messages"]])
+
+            core.inbox = in_step
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read, first)
+                    tg.start_soon(read, second)
+            finally:
+                core.inbox = inbox
+            got = seen[0] + seen[1]
+            assert sorted(got) == sorted(sent), seen  # each once, none lost
+            assert (await first("read_inbox"))[0]["messages"] == []
+
+    run(body)
+
+
 def test_init_prompts_are_served(core: Swarm) -> None:
     prompts = pytest.importorskip("redis_swarm._prompts")
 
@@ -784,6 +860,30 @@ def test_init_prompts_are_served(core: Swarm) -> None:
 
     run(body)
     assert set(prompts.MCP_TOOLS) <= set(tool_names("all"))
+
+
+def test_a_prompt_the_role_lacks_is_invalid_params_naming_its_prompts(core: Swarm) -> None:
+    """prompts/get of another role's prompt (or of none) says which prompts this server has,
+    as invalid params (-32602), where the SDK answered error code 0."""
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker")) as worker:
+            for name in ("shard_init", "worker_prompt"):
+                with pytest.raises(MCPError) as refused:
+                    await worker.client.get_prompt(name, {})
+                assert refused.value.code == INVALID_PARAMS, refused.value
+                said = refused.value.message
+                assert f"no prompt {name!r} here" in said and "offers worker_init" in said
+            with pytest.raises(MCPError) as refused:
+                await worker.client.get_prompt("shard_init", {})
+            assert "--role shard (or all)" in refused.value.message
+        async with connect(build_server(core, role="all")) as anyone:
+            with pytest.raises(MCPError) as refused:
+                await anyone.client.get_prompt("boss_init", {})
+            assert refused.value.code == INVALID_PARAMS
+            assert "worker_init, shard_init, coordinator_init" in refused.value.message
+
+    run(body)
 
 
 def test_a_synthesis_citing_nothing_is_refused_as_the_cli_refuses_it(core: Swarm) -> None:

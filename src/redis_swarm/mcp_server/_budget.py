@@ -70,14 +70,29 @@ def encode_cursor(kind: str, state: dict[str, Any]) -> str:
     return f"{kind}.{base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
 
 
+# How to start a listing again, for a cursor that cannot be read: the tools whose cursor is
+# optional start at the first page without one; next_page needs one, which only the call that
+# returned the first page gives.
+_START_AGAIN = "omit the cursor to start at the first page"
+_PAGES_AGAIN = (
+    "repeat the call that returned the first page (the tool you called before next_page) "
+    "to start again"
+)
+
+
 def decode_cursor(kind: str, cursor: str) -> dict[str, Any]:
     """The state inside a cursor made by ``encode_cursor(kind, ...)``; refuses any other."""
+    again = _PAGES_AGAIN if kind == "page" else _START_AGAIN
     prefix, _, body = cursor.partition(".")
     if prefix != kind or not body:
-        raise ValidationError(
-            f"{cursor[:40]!r} is not a {kind} cursor: pass the next_cursor of the previous "
-            f"{kind} page unchanged, or omit the cursor to start at the first page"
-        )
+        if kind == "page":
+            take = (
+                "next_page takes the next_cursor of a result that says to call next_page (any "
+                "other cursor goes back to the tool that returned it)"
+            )
+        else:
+            take = f"pass the next_cursor of the previous {kind} page unchanged"
+        raise ValidationError(f"{cursor[:40]!r} is not a {kind} cursor: {take}, or {again}")
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         state = json.loads(raw)
@@ -86,7 +101,7 @@ def decode_cursor(kind: str, cursor: str) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise ValidationError(
             f"the {kind} cursor {cursor[:40]!r} is damaged: pass the next_cursor of the "
-            "previous page unchanged, or omit the cursor to start again"
+            f"previous page unchanged, or {again}"
         )
     return state
 

@@ -47,6 +47,7 @@ from .._errors import SwarmError
 from .._models import Event, EventType, Message, dumps
 from ._budget import clip
 from ._session import SessionRegistry, connection_of
+from ._tools import SwarmTools, offers
 
 __all__ = [
     "CAPABILITY",
@@ -98,16 +99,27 @@ COALESCE_S = 0.05
 BODY_CHARS = 2_000
 _META_KEY = re.compile(r"[A-Za-z0-9_]+")
 _STATE_SINCE = "redis_swarm.channel_since"
+# The tools the notices name, read from their methods (a tool renamed is an error here, not a
+# notice naming a tool that is gone); a notice names only the tools its session's role has.
+_READ_INBOX = SwarmTools.read_inbox.__name__
+_CLAIM_TASK = SwarmTools.claim_task.__name__
+_LIST_FINDINGS = SwarmTools.list_findings.__name__
+_SYNTHESIZE = SwarmTools.synthesize.__name__
+_SEND_MESSAGE = SwarmTools.send_message.__name__
+_REQUEST_SYNTHESIS = SwarmTools.request_synthesis.__name__
 
 
-def instructions(queues: Sequence[str]) -> str:
-    """What the server's instructions add for a channel session (Claude Code puts them in
-    the model's system prompt)."""
+def instructions(queues: Sequence[str], role: str = "all") -> str:
+    """What the server's instructions add for a channel session of ``role`` (Claude Code puts
+    them in the model's system prompt)."""
     watched = f" and of claimable tasks in {', '.join(queues)}" if queues else ""
+    claims = (
+        f"{_CLAIM_TASK} claims it" if offers(role, _CLAIM_TASK) else "a worker's session claims it"
+    )
     return (
         'Swarm events arrive as <channel source="swarm" kind="..."> tags: kind message or '
-        "broadcast (read_inbox shows it and marks it read), synthesis_request (the pass to "
-        f"synthesize), task (claim_task claims it). You are told of messages to you{watched}."
+        f"broadcast ({_READ_INBOX} shows it and marks it read), synthesis_request (the pass "
+        f"to synthesize), task ({claims}). You are told of messages to you{watched}."
     )
 
 
@@ -184,22 +196,43 @@ def _message_notice(group: _Group, bodies: dict[str, Message]) -> Notice:
     what = "broadcast" if group.kind == "broadcast" else "message"
     if len(events) > 1:
         return Notice(
-            f"{len(events)} new {what}s from {_senders(events)}: read_inbox shows them.",
+            f"{len(events)} new {what}s from {_senders(events)}: {_READ_INBOX} shows them.",
             {"kind": group.kind, "count": str(len(events))},
         )
     f = events[0].fields
     sender = f.get("from") or "someone"
     meta = {"kind": group.kind, "message_id": f.get("message", ""), "from": sender}
     message = bodies.get(f.get("message", ""))
-    body = f":\n{clip(message.body, BODY_CHARS, 'read_inbox shows all of it')}" if message else ""
+    more = f"{_READ_INBOX} shows all of it"
+    body = f":\n{clip(message.body, BODY_CHARS, more)}" if message else ""
     return Notice(
         f"New {what} {meta['message_id']} from {sender} ({f.get('kind', 'text')}){body}\n"
-        "read_inbox shows it and marks it read.",
+        f"{_READ_INBOX} shows it and marks it read.",
         {k: v for k, v in meta.items() if v},
     )
 
 
-def _synthesis_notice(group: _Group) -> list[Notice]:
+def _synthesis_steps(sender: str, role: str) -> str:
+    """What a session of ``role`` is told to do when asked for a synthesis, in its tools."""
+    if offers(role, _LIST_FINDINGS) and offers(role, _SYNTHESIZE):
+        return (
+            f": {_LIST_FINDINGS}(pass_name), then {_SYNTHESIZE}(pass_name, text, sources); "
+            f"{_READ_INBOX} shows the instructions."
+        )
+    steps = [f"{_READ_INBOX} shows the instructions"]
+    if offers(role, _LIST_FINDINGS):
+        steps.append(f"{_LIST_FINDINGS}(pass_name) shows the findings")
+    if offers(role, _REQUEST_SYNTHESIS):
+        steps.append(f"{_REQUEST_SYNTHESIS}(shard=..., pass_name) asks a shard for it")
+    if offers(role, _SEND_MESSAGE):
+        steps.append(f"{_SEND_MESSAGE}(to={dumps(sender)}, body=...) answers {sender}")
+    return (
+        f", but the tools of this session (role {role}) cannot write a synthesis: a shard's "
+        f"session does. {'; '.join(steps)}."
+    )
+
+
+def _synthesis_notice(group: _Group, role: str) -> list[Notice]:
     out = []
     for event in group.events:
         f = event.fields
@@ -208,26 +241,28 @@ def _synthesis_notice(group: _Group) -> list[Notice]:
                 "pass_name": f.get("pass", "")}  # fmt: skip
         out.append(
             Notice(
-                f"{sender} asks you to synthesize the findings of {f.get('pass', '?')}: "
-                "list_findings(pass_name), then synthesize(pass_name, text, sources); "
-                "read_inbox shows the instructions.",
+                f"{sender} asks you to synthesize the findings of {f.get('pass', '?')}"
+                + _synthesis_steps(sender, role),
                 {k: v for k, v in meta.items() if v},
             )
         )
     return out
 
 
-def _task_notice(group: _Group) -> Notice:
+def _task_notice(group: _Group, role: str) -> Notice:
     events, queue = group.events, group.queue
-    claim = f"claim_task(queue={dumps(queue)})"  # the call as JSON arguments read
+    if offers(role, _CLAIM_TASK):
+        claim = f": {_CLAIM_TASK}(queue={dumps(queue)})."  # the call as JSON arguments read
+    else:
+        claim = f" (a worker's session claims it: this session's role, {role}, claims no tasks)."
     if len(events) > 1:
         return Notice(
-            f"{len(events)} tasks are claimable in queue {queue}: {claim}.",
+            f"{len(events)} tasks are claimable in queue {queue}{claim}",
             {"kind": "task", "queue": queue, "count": str(len(events))},
         )
     task = events[0].fields.get("task", "")
     return Notice(
-        f"Task {task} is claimable in queue {queue}: {claim}.",
+        f"Task {task} is claimable in queue {queue}{claim}",
         {"kind": "task", "task_id": task, "queue": queue},
     )
 
@@ -237,16 +272,18 @@ def notices(
     agent: str,
     queues: Sequence[str],
     bodies: dict[str, Message] | None = None,
+    role: str = "all",
 ) -> list[Notice]:
-    """The notifications a batch of events makes for ``agent``: one per kind (and queue),
-    saying how many when there are several; a synthesis request each. ``bodies`` (message id
-    -> message) lets a single message's notice show its text."""
+    """The notifications a batch of events makes for ``agent``, a session of ``role`` (each
+    names only the tools that role has): one per kind (and queue), saying how many when there
+    are several; a synthesis request each. ``bodies`` (message id -> message) lets a single
+    message's notice show its text."""
     out: list[Notice] = []
     for group in _groups(events, agent, queues):
         if group.kind == "task":
-            out.append(_task_notice(group))
+            out.append(_task_notice(group, role))
         elif group.kind == "synthesis_request":
-            out += _synthesis_notice(group)
+            out += _synthesis_notice(group, role)
         else:
             out.append(_message_notice(group, bodies or {}))
     return out
@@ -256,9 +293,10 @@ class Channel:
     """The channel watchers of one server process: one per handshake-era connection, each
     following the event stream for its session's agent, in the server's task group."""
 
-    def __init__(self, settings: Settings, queues: Sequence[str] = ()) -> None:
+    def __init__(self, settings: Settings, queues: Sequence[str] = (), role: str = "all") -> None:
         self.settings = settings
         self.queues = tuple(queues)
+        self.role = role  # the server's: its sessions' tools are that role's
         self._task_group: anyio.abc.TaskGroup | None = None
         self._swarm: AsyncSwarm | None = None
         self._recheck: anyio.Event | None = None  # set: run the due check now
@@ -363,7 +401,7 @@ class Channel:
                 bodies = {m.id: m for m in unread}
             except SwarmError as exc:  # the notice goes out without the text
                 log.info("channel: could not read the inbox of %s: %s", agent, exc)
-        for notice in notices(batch, agent, self.queues, bodies):
+        for notice in notices(batch, agent, self.queues, bodies, self.role):
             await connection.notify(METHOD, notice.params)
 
 

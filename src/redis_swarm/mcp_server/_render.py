@@ -31,6 +31,7 @@ _TIME_FIELDS = frozenset(
         "created_at",
         "claimed_at",
         "completed_at",
+        "status_at",
         "lease_deadline",
         "not_before",
         "registered_at",
@@ -82,6 +83,9 @@ TOOL_WORDS: dict[str, str] = {
     hints.CONTEXT_VERSIONS: "returned by get_context",
     hints.SERVE_QUESTIONS: "(a shard answers them with next_question; the swarm's operator "
     "can start answerers)",
+    # No tool shows or cancels a task: the operator can.
+    hints.SHOW_TASK: "(the swarm's operator can show the task)",
+    hints.CANCEL_TASK: "(the swarm's operator can cancel the task)",
 }
 
 

@@ -20,6 +20,7 @@ from types import MethodType
 from typing import Any, Literal
 
 import anyio
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.shared.exceptions import MCPError
@@ -131,13 +132,18 @@ def build_server(
         else FileAccess(None, off_reason=f" over {transport.upper()}")
     )
     tools = SwarmTools(swarm, sessions, budget, files)
-    pushes = None if channel is None else Channel(swarm.settings, channel)
-    middleware: list[Any] = [RefuseMarked(), RegisterOnConnect(sessions)]
+    pushes = None if channel is None else Channel(swarm.settings, channel, role)
+    prompt_roles = PROMPT_ROLES if role == "all" else (role,)
+    middleware: list[Any] = [
+        RefuseMarked(),
+        OnlyOwnPrompts(role, prompt_roles),
+        RegisterOnConnect(sessions),
+    ]
     if pushes is not None:  # outside RegisterOnConnect: it starts once the agent is registered
-        middleware.insert(1, ChannelOnConnect(pushes, sessions))
+        middleware.insert(2, ChannelOnConnect(pushes, sessions))
     told = INSTRUCTIONS[role] + " " + _COMMON.format(budget=budget.tokens)
     if channel is not None:
-        told += " " + channel_instructions(channel)
+        told += " " + channel_instructions(channel, role)
 
     server: MCPServer[SessionRegistry] = MCPServer(
         "redis-swarm",
@@ -157,7 +163,7 @@ def build_server(
             for spec in tools_for(role)
         ],
     )
-    for prompt_role in PROMPT_ROLES if role == "all" else (role,):
+    for prompt_role in prompt_roles:
         server.add_prompt(_prompt(swarm, prompt_role))
     _SESSIONS[server] = sessions
     return server
@@ -211,7 +217,36 @@ def _prompt(swarm: Swarm, role: str) -> Prompt:
         f"The init prompt of a {role}: how to work in this swarm through these MCP tools. "
         f"Arguments: queue (optional), client ({', '.join(CLIENTS)}; default: yours)."
     )
-    return Prompt.from_function(render, name=f"{role}_init", title=f"redis-swarm {role}")
+    return Prompt.from_function(render, name=prompt_name(role), title=f"redis-swarm {role}")
+
+
+def prompt_name(role: str) -> str:
+    """The name of the init prompt of ``role``."""
+    return f"{role}_init"
+
+
+class OnlyOwnPrompts:
+    """Server middleware: ``prompts/get`` of a prompt this server does not offer (another
+    role's, a misspelt name) is invalid params naming the prompts it has; the SDK's own answer
+    is error code 0, "Unknown prompt"."""
+
+    def __init__(self, role: str, prompt_roles: Sequence[str]) -> None:
+        self.role = role
+        self.names = [prompt_name(r) for r in prompt_roles]
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        name = (ctx.params or {}).get("name") if ctx.method == "prompts/get" else None
+        if name is not None and name not in self.names:
+            other = next((r for r in PROMPT_ROLES if prompt_name(r) == name), None)
+            where = f"; {name} is a {other}'s: a server started with --role {other} (or all) has it"
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"no prompt {name!r} here: this server (--role {self.role}) offers "
+                f"{', '.join(self.names)}" + (where if other is not None else ""),
+            )
+        return await call_next(ctx)
 
 
 def _version() -> str:

@@ -33,12 +33,13 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._client import Swarm
-from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError
+from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError, Timeout
 from .._models import Task
 from ._roles import AGENT_ROLES
 
-# A waiting claim's slice: how soon a cancellation or the server's leaving ends its wait.
-_CLAIM_SLICE_S = 1.0
+# A waiting call's slice (a claim's, a pass's): how soon a cancellation or the server's
+# leaving ends its wait, and with it the worker thread that waits.
+_SLICE_S = 1.0
 
 __all__ = [
     "ANSWER",
@@ -246,7 +247,7 @@ class SessionRegistry:
             while True:
                 left = max(0.0, deadline - time.monotonic())
                 task = self.swarm.claim(
-                    queue, worker=worker, lease_s=lease_s, wait_s=min(left, _CLAIM_SLICE_S)
+                    queue, worker=worker, lease_s=lease_s, wait_s=min(left, _SLICE_S)
                 )
                 with lock:
                     if task is not None and not (abandoned.is_set() or self.leaving.is_set()):
@@ -255,7 +256,7 @@ class SessionRegistry:
                 if task is not None:
                     self.swarm.release(task.id, task.token)
                     return None
-                if left <= _CLAIM_SLICE_S or abandoned.is_set() or self.leaving.is_set():
+                if left <= _SLICE_S or abandoned.is_set() or self.leaving.is_set():
                     return None
 
         try:
@@ -267,6 +268,32 @@ class SessionRegistry:
             with anyio.CancelScope(shield=True):
                 for task in lost:
                     await self.give_back(task)
+            raise
+
+    async def wait(
+        self, *, pass_name: str | None, queue: str | None, timeout_s: float
+    ) -> dict[str, int]:
+        """The core's wait for a pass (or a queue) to settle, on a worker thread, in slices of
+        a second as a waiting claim's: a cancelled request or the server's leaving ends the
+        thread within a slice, not at the timeout. Raises Timeout as the core's does."""
+        abandoned = threading.Event()
+
+        def wait() -> dict[str, int]:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                left = max(0.0, deadline - time.monotonic())
+                try:
+                    return self.swarm.wait(
+                        pass_name=pass_name, queue=queue, timeout_s=min(left, _SLICE_S)
+                    )
+                except Timeout:
+                    if left <= _SLICE_S or abandoned.is_set() or self.leaving.is_set():
+                        raise
+
+        try:
+            return await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            abandoned.set()
             raise
 
     async def give_back(self, task: Task) -> None:

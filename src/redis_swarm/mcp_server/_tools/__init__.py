@@ -26,6 +26,7 @@ __all__ = [
     "TOOL_ROLES",
     "SwarmTools",
     "TaskInput",
+    "offers",
     "tool_names",
     "tools_for",
 ]
@@ -40,6 +41,7 @@ TOOLS: tuple[ToolSpec, ...] = tuple(tool_specs(SwarmTools))
 # Tool name -> the roles given it (``--role all`` gets every tool).
 TOOL_ROLES: dict[str, frozenset[str]] = {spec.name: spec.roles for spec in TOOLS}
 READ_ONLY_TOOLS = frozenset(spec.name for spec in TOOLS if spec.read_only)
+_BY_NAME = {spec.name: spec for spec in TOOLS}
 
 
 def tools_for(role: str) -> list[ToolSpec]:
@@ -52,3 +54,9 @@ def tools_for(role: str) -> list[ToolSpec]:
 def tool_names(role: str) -> list[str]:
     """The names of the tools a server started for ``role`` offers."""
     return [spec.name for spec in tools_for(role)]
+
+
+def offers(role: str, name: str) -> bool:
+    """Whether a server started for ``role`` offers the tool ``name`` (a tool's method, as
+    ``SwarmTools.claim_task.__name__``, so that a renamed tool is a loud error here)."""
+    return _BY_NAME[name].offered_to(role)

@@ -82,7 +82,12 @@ class AskTools(ToolsBase):
         none: the result says so (call again with wait_s to wait)."""
         session = await self._session(ctx)
         queue = ask_queue(session.context_owner(owner))
-        task = await self._run(self.swarm.claim, queue, worker=session.agent_id, wait_s=wait_s)
+        try:  # (a wait in slices, as claim_task's: a cancelled call ends it, takes nothing)
+            task = await self.sessions.claim(
+                queue, worker=session.agent_id, lease_s=None, wait_s=wait_s
+            )
+        except SwarmError as exc:
+            raise tool_error(exc) from exc
         if task is None:
             return self._result(
                 {"question": None, "queue": queue, "next": "no question is waiting: go on with "

@@ -84,20 +84,24 @@ class EveryoneTools(ToolsBase):
         oldest first; each is shown once. Check it between tasks: a coordinator may ask you
         for something."""
         session = await self._session(ctx)
-        messages = await self._run(self.swarm.inbox, session.agent_id, ack=False, limit=limit)
-        # Only what this result shows is marked read, after it is built: a message left out
-        # (over the limit or the budget) comes in the next call, even from a new session.
-        items = [plain(m) for m in messages]
+        agent = session.agent_id
+        waiting = await self._run(self.swarm.inbox, agent, ack=False, limit=limit)
+        # As many as fit one result (a message too big alone is split into pages)...
+        items = [plain(m) for m in waiting]
         shown = len(items)
         while shown > 1 and not self.budget.fits(dumps({"messages": items[:shown]}), " " * 200):
             shown -= 1
-        payload: dict[str, Any] = {"messages": items[:shown], "count": shown}
-        if shown < len(items) or len(messages) == limit:
-            payload["next"] = "there may be more: call read_inbox again"
-        result = self._result(payload)  # a message too big alone is split into pages
-        if shown:
-            await self._run(self.swarm.mark_read, session.agent_id, messages[shown - 1].seq)
-        return result
+        if not shown:
+            return self._result({"messages": [], "count": 0})
+        # ...taken with the core's acknowledged read, atomic: another session of this agent
+        # never gets them too. It takes the oldest unread: those, unless that other session
+        # took some meanwhile (then the next ones). A message left out comes in the next call,
+        # even from a new session.
+        messages = await self._run(self.swarm.inbox, agent, ack=True, limit=shown)
+        payload: dict[str, Any] = {"messages": [plain(m) for m in messages], "count": len(messages)}
+        if messages.more:
+            payload["next"] = "there are more: call read_inbox again"
+        return self._result(payload)
 
     @tool(roles=EVERYONE, read_only=True)
     async def next_page(

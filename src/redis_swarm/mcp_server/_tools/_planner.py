@@ -153,9 +153,7 @@ class PlannerTools(ToolsBase):
         if pass_name is None and queue is None:
             raise ToolError("name what to wait for: pass_name=... or queue=...")
         try:
-            counts = await self.sessions.call(
-                self.swarm.wait, pass_name=pass_name, queue=queue, timeout_s=timeout_s
-            )
+            counts = await self.sessions.wait(pass_name=pass_name, queue=queue, timeout_s=timeout_s)
         except Timeout:
             if pass_name is not None:
                 counts = await self._run(self.swarm.pass_stats, pass_name)

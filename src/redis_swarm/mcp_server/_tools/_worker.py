@@ -104,7 +104,9 @@ class WorkerTools(ToolsBase):
         claim_next): the task, its token, its shard's context, and what to do next."""
         assert task.token is not None  # a claimed task carries its lease's token
         session.leases[task.id] = Lease(task.token, task.queue, task.parent)
-        payload: dict[str, Any] = {"task": plain(task), "token": task.token}
+        # The token once, beside the task (docs/mcp.md's shape), not again inside it.
+        brief = {k: v for k, v in plain(task).items() if k != "token"}
+        payload: dict[str, Any] = {"task": brief, "token": task.token}
         if task.parent:
             try:
                 info = await self.sessions.call(self.swarm.context_info, task.parent)
