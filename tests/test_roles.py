@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Any
 
 import pytest
@@ -162,6 +164,48 @@ def test_leaving_the_worker_loop_gives_the_next_task_back(redis_url: str) -> Non
         back = swarm.get_task(second)
     assert (back.status.value, back.failures, back.abandons) == ("pending", 0, 0)
     assert worker.held is None
+
+
+def test_a_skipped_task_is_given_back_before_its_lease_runs_out(redis_url: str) -> None:
+    """The loop holds the tasks it moved on from (so as not to yield them again at once),
+    but not until their lease runs out: that counts an abandon (a worker gone), and a loop
+    waiting longer than the lease yielded the task again and again, an abandon each time,
+    until it was dead-lettered. A claim of the loop waits no longer than half that lease;
+    nothing by then, the loop ends and gives them back."""
+    with Swarm(redis_url) as swarm, EphemeralWorker(url=redis_url) as worker:
+        a, b, c = (swarm.post_task("skips", name, lease_s=2).id for name in "abc")
+        started = time.monotonic()
+        seen = []
+        for task in itertools.islice(worker.claim_tasks("skips", wait_s=5), 4):
+            seen.append(task["task_id"])
+            if task["task_id"] == c:  # a and b skipped
+                worker.report_finding({"summary": "c"})  # its claim of the next one waits
+        took = time.monotonic() - started
+        assert seen == [a, b, c]
+        assert took < 2.0, took
+        for skipped in (a, b):
+            back = swarm.get_task(skipped)
+            assert (back.status.value, back.abandons, back.failures) == ("pending", 0, 0)
+
+
+def test_a_long_loop_gives_a_skipped_task_back_once_half_its_lease_passed(
+    redis_url: str,
+) -> None:
+    with Swarm(redis_url) as swarm, EphemeralWorker(url=redis_url) as worker:
+        skipped = swarm.post_task("skips", "not for this worker", lease_s=2).id
+        swarm.post_tasks(
+            [{"queue": "skips", "description": f"t{i}", "lease_s": 2} for i in range(9)]
+        )
+        seen = []
+        for task in worker.claim_tasks("skips"):  # about 2.7 s: past the skipped lease
+            seen.append(task["task_id"])
+            if task["task_id"] != skipped:
+                time.sleep(0.3)
+                worker.report_finding({"summary": "done"})
+        back = swarm.get_task(skipped)
+        assert (back.status.value, back.abandons, back.failures) == ("pending", 0, 0)
+        assert seen.count(skipped) == 2  # given back after 1 s, then met again
+        assert swarm.queue_stats()["skips"]["completed"] == 9
 
 
 def test_worker_without_claim_is_a_clear_error(redis_url: str) -> None:

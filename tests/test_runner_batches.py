@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from redis_swarm import EventType, Swarm
-from redis_swarm._runner import Runner, RunOptions
+from redis_swarm._runner import Runner, RunOptions, TaskOutcome
 
 from ._raw import command_calls, reset_stats, script_calls
 
@@ -81,3 +82,39 @@ def test_until_done_ends_within_a_poll_interval_whatever_the_concurrency(
     assert [o.status.value for o in outcomes] == ["completed"] * tasks
     assert took < (0.9 if tasks == 0 else 3.0), took
     assert swarm.queue_stats().get("q", {}).get("completed", 0) == tasks
+
+
+def test_a_slot_does_not_stop_while_a_batch_claim_holds_the_last_tickets(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    """With ``max_tasks``, an idle slot's batch claim takes a ticket for every idle slot.
+    A slot that looked for a ticket meanwhile (here: while its outcome was handled) found
+    none and stopped, although the claim was taking one for it: the pool ran on with fewer
+    slots (and a task the batch handed over waited, leased, for a busy slot)."""
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    # The two "work" tasks meet: each waits (3 s at most) until both run at once.
+    agent = (
+        'cat >/dev/null; if [ "$SWARM_TASK_QUEUE" = work ]; then '
+        f'touch "{meet}/$SWARM_TASK_ID"; n=0; '
+        f'while [ "$(ls "{meet}" | wc -l)" -lt 2 ]; do '
+        "sleep 0.05; n=$((n+1)); [ $n -gt 60 ] && exit 3; done; fi; "
+        'echo \'{"summary": "done"}\''
+    )
+    swarm.post_task("warm", "first")
+    options = RunOptions(
+        queues=("warm", "work"), command=agent, concurrency=2, max_tasks=3, poll_s=0.1
+    )
+    work = threading.Timer(1.0, lambda: swarm.post_tasks(
+        [{"queue": "work", "description": f"t{i}"} for i in range(2)]
+    ))  # fmt: skip
+
+    def on_outcome(outcome: TaskOutcome) -> None:
+        if not work.is_alive() and outcome.detail.startswith("finding"):  # the first one
+            work.start()
+            time.sleep(0.5)  # the other slot claims for both meanwhile, again and again
+
+    outcomes = Runner(swarm, options, on_outcome=on_outcome).run()
+    work.join()
+    assert [o.status.value for o in outcomes] == ["completed"] * 3, outcomes
+    assert len({o.worker for o in outcomes[1:]}) == 2  # the two work tasks ran side by side

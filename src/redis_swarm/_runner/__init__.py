@@ -15,7 +15,12 @@ not find is refused before anything is claimed; one the shell still cannot run (
 - ``guardian``: the process that kills the agents of a runner killed with SIGKILL;
 - ``output``: its answer, cost and tokens in the agent CLI's format (text, Claude, Codex);
 - ``.._finding_text``: the finding in its answer (the hooks read it there too);
-- ``pool``: the slots, the claim loop, renewals and the report;
+- ``pool``: the slots' loop (``Runner``), built on ``pool_state`` (the options, the tally,
+  drain, abort and the errors that stop the pool), ``claiming`` (idle slots claiming together,
+  the tasks handed over, the report that leases a slot's next task, ``max_tasks`` tickets),
+  ``agent_runs`` (one agent run for a task, its lease renewed by ``lease_renewal``) and
+  ``task_work`` (one task from its prompt to its report, failure or release);
+- ``options`` (``RunOptions``) and ``outcomes`` (``TaskOutcome``: what became of a task);
 - ``cancels``: one follower per pool of the event log's cancels, so that the agent of a
   cancelled task is killed within about a second, not at its next renewal;
 - ``serve``: the same pool answering the questions of a shard's ask queue (``swarm serve``).
@@ -24,6 +29,7 @@ not find is refused before anything is claimed; one the shell still cannot run (
 from __future__ import annotations
 
 from .._finding_text import finding_tags, normalize_finding, parse_finding
+from .agent_runs import task_env
 from .child import (
     Capture,
     ChildResult,
@@ -34,15 +40,10 @@ from .child import (
     missing_program,
     run_child,
 )
+from .options import RunOptions, default_worker_prefix
+from .outcomes import OutcomeStatus, TaskOutcome
 from .output import AgentOutput, read_output
-from .pool import (
-    OutcomeStatus,
-    Runner,
-    RunOptions,
-    TaskOutcome,
-    default_worker_prefix,
-    task_env,
-)
+from .pool import Runner
 from .serve import ServeOptions, Server, session_command
 
 __all__ = [

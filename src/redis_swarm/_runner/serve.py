@@ -27,8 +27,10 @@ from .._models import LABEL_CHARS, ContextInfo, Task
 from .._prompts import render_question_prompt
 from .._validate import check_name
 from .child import ERROR_TAIL, ChildResult
+from .options import RunOptions
+from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
 from .output import AgentOutput, read_output
-from .pool import OutcomeStatus, Runner, RunOptions, TaskOutcome, _Ending, _not_started
+from .pool import Runner
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -215,9 +217,9 @@ class Server(Runner):
             try:
                 result = self._run_agent(task, context, prompt, lost, command=command, env=env)
             except OSError as exc:
-                end = _Ending(task.id, worker, started, None)
-                return self._fail(task, end, _not_started(exc, prompt), "")
-            end = _Ending(task.id, worker, started, result)
+                end = Ending(task.id, worker, started, None)
+                return self._fail(task, end, not_started(exc, prompt), "")
+            end = Ending(task.id, worker, started, result)
             if result.killed == "interrupted":
                 self._persist(lambda: self.swarm.release(task.id, task.token))
                 return end(OutcomeStatus.RELEASED, "interrupted: the question went back")
@@ -243,7 +245,7 @@ class Server(Runner):
         worker: str,
         context: ContextInfo | None,
         output: AgentOutput,
-        end: _Ending,
+        end: Ending,
         stderr_tail: str,
     ) -> TaskOutcome:
         text = output.answer.strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -94,20 +95,53 @@ def _queues(queue: str | Sequence[str]) -> list[str]:
     return [_queue(q) for q in queue]
 
 
+# A task a ``tasks()`` loop moved on from unreported is held (so that the loop does not yield
+# it again at once) for at most this share of its lease, never until it runs out: a lease
+# that ran out counts as an abandon (a worker gone), and enough of them dead-letter the task.
+SKIPPED_HOLD_SHARE = 0.5
+
+
 @dataclass
 class _Loop:
     """A worker's ``tasks()`` loop: the queues, lease and wait its reports claim the next
-    task with, the task the last report leased, whether the task yielded was reported (its
-    report waited for the next already), and the tasks the loop moved on from unreported
-    (still leased: given back when the loop ends, not at once, or it would yield them
-    again)."""
+    task with, the task the last report leased (and when the loop would give it back if
+    skipped), whether the task yielded was reported (its report waited for the next
+    already), and the tasks the loop moved on from unreported (still leased: given back
+    when the loop ends or half their lease has passed, not at once, or the loop would yield
+    them again at once)."""
 
     queues: list[str]
     lease_s: int | None
     wait_s: float
     following: Task | None = None
+    following_until: float = 0.0
     reported: bool = False
-    skipped: list[Task] = field(default_factory=list)  # yielded, neither reported nor released
+    # yielded, neither reported nor released; with when to give each back (monotonic)
+    skipped: list[tuple[Task, float]] = field(default_factory=list)
+
+    def hold_until(self, task: Task) -> float:
+        """When to give back ``task``, leased just now, if the loop moves on from it."""
+        return time.monotonic() + SKIPPED_HOLD_SHARE * float(self.lease_s or task.lease_s)
+
+    def wait(self) -> float:
+        """How long a claim of the loop waits: ``wait_s``, but not past the time to give a
+        skipped task back (nothing claimed by then: the loop ends, giving them back)."""
+        if not self.skipped:
+            return self.wait_s
+        until = min(until for _, until in self.skipped)
+        return max(0.0, min(self.wait_s, until - time.monotonic()))
+
+    def due(self) -> list[Task]:
+        """The skipped tasks to give back now, taken off the list."""
+        now = time.monotonic()
+        due = [task for task, until in self.skipped if until <= now]
+        self.skipped = [(task, until) for task, until in self.skipped if until > now]
+        return due
+
+    def held(self) -> list[Task]:
+        """Every task leased for the loop and not yielded, or skipped."""
+        following = [self.following] if self.following is not None else []
+        return following + [task for task, _ in self.skipped]
 
 
 class Worker(_Role):
@@ -190,7 +224,7 @@ class Worker(_Role):
         loop, self._loop = self._loop, None
         held = [self._held] if self._held is not None else []
         if loop is not None:
-            held += [t for t in (loop.following, *loop.skipped) if t is not None]
+            held += loop.held()
             loop.following, loop.skipped = None, []
         self._held = None
         self._release_all(held)
@@ -211,11 +245,14 @@ class Worker(_Role):
         Each ``report`` in the loop also leases the next task, in the same round trip: one
         round trip per task, not two, and waits for it (``wait_s``) in that round trip too
         when the worker was woken for its task. A task the loop moves on from without a
-        report stays leased until the loop ends (so that it is not yielded again), then is
-        given back; so is a task leased and not yet yielded when the loop is left early
-        (released: it counts as neither a failure nor an abandon)."""
+        report stays leased (so that it is not yielded again at once) until the loop ends
+        or half its lease has passed, then is given back: at the loop's next step, and a
+        claim of the loop waits no longer than that (none by then: the loop ends). So is a
+        task leased and not yet yielded when the loop is left early (released: it counts as
+        neither a failure nor an abandon)."""
         loop = _Loop(_queues(queue), lease_s, wait_s)
         task = self.claim(loop.queues, wait_s=wait_s, lease_s=lease_s)
+        until = loop.hold_until(task) if task is not None else 0.0
         self._loop = loop
         try:
             while task is not None:
@@ -223,18 +260,21 @@ class Worker(_Role):
                 yield task
                 self._ensure_open()  # (a loop resumed after close() goes no further)
                 if self._held is not None and self._held.id == task.id:
-                    loop.skipped.append(self._held)  # neither reported nor released
+                    loop.skipped.append((self._held, until))  # neither reported nor released
                     self._held = None
+                self._release_all(loop.due())
                 task, loop.following = loop.following, None
                 if task is not None:
+                    until = loop.following_until
                     self.task, self._held, self.context_version = task, task, None
                 elif not loop.reported:  # not reported: claim (and wait) anew
-                    task = self._lease(loop.queues, wait_s=wait_s, lease_s=lease_s)
-                # (reported with nothing next: the report waited wait_s already)
+                    task = self._lease(loop.queues, wait_s=loop.wait(), lease_s=lease_s)
+                    until = loop.hold_until(task) if task is not None else 0.0
+                # (reported with nothing next: the report waited already)
         finally:
             if self._loop is loop:  # (close() gave its tasks back already)
                 self._loop = None
-                self._release_all([t for t in (loop.following, *loop.skipped) if t])
+                self._release_all(loop.held())
 
     def _claimed(self) -> Task:
         if self.task is None:
@@ -263,8 +303,10 @@ class Worker(_Role):
                 found, loop.following = self.swarm.report(
                     task.id, task.token, finding, worker=self.worker_id, model=self.model,
                     context_version=self.context_version, claim_next=loop.queues,
-                    next_lease_s=loop.lease_s, wait_s=loop.wait_s,
+                    next_lease_s=loop.lease_s, wait_s=loop.wait(),
                 )  # fmt: skip
+                if loop.following is not None:
+                    loop.following_until = loop.hold_until(loop.following)
                 loop.reported = True
         except (Conflict, NotFound):
             self._settled(task)  # settled meanwhile, or not this worker's: nothing held

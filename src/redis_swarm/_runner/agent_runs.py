@@ -1,0 +1,107 @@
+"""One run of the agent command for a claimed task: its environment, a scratch folder, its
+lease renewed meanwhile, and the agent stopped when the task is cancelled or lost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._config import Settings
+from .._errors import NotFound
+from .._models import ContextInfo, Task
+from .cancels import CancelWatch
+from .child import ChildResult, build_command, run_child
+from .lease_renewal import LeaseRenewal
+from .options import RunOptions
+from .outcomes import TaskOutcome
+from .pool_state import PoolState
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = ["AgentRuns", "task_env"]
+
+
+def task_env(task: Task, settings: Settings, context: ContextInfo | None = None) -> dict[str, str]:
+    """What an agent process learns from its environment (besides the runner's own)."""
+    env = {
+        "SWARM_URL": settings.render_url(mask=False),
+        "SWARM_NAME": settings.swarm,
+        "SWARM_TASK_ID": task.id,
+        "SWARM_TASK_TOKEN": task.token or "",
+        "SWARM_TASK_QUEUE": task.queue,
+    }
+    if task.parent:
+        env["SWARM_CONTEXT_OWNER"] = task.parent
+    if context is not None:
+        env["SWARM_CONTEXT_VERSION"] = context.version
+    return env
+
+
+class AgentRuns(PoolState):
+    """The pool's agent runs, and the one follower of the event log's cancels they share."""
+
+    def __init__(
+        self,
+        swarm: Swarm,
+        options: RunOptions,
+        *,
+        on_outcome: Callable[[TaskOutcome], None] | None = None,
+    ) -> None:
+        super().__init__(swarm, options, on_outcome=on_outcome)
+        self._cancels = CancelWatch(swarm, self._error)  # kills the agent of a cancelled task
+
+    def _context(self, task: Task) -> ContextInfo | None:
+        parent = task.parent
+        if not parent:
+            return None
+        try:
+            return self._persist(lambda: self.swarm.context_info(parent))
+        except NotFound:
+            return None
+
+    def _run_agent(
+        self,
+        task: Task,
+        context: ContextInfo | None,
+        prompt: str,
+        lost: list[str],
+        *,
+        command: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ChildResult:
+        """Run the agent for ``task`` (``command``, default the pool's, with ``env`` added),
+        renewing its lease meanwhile; a cancel read in the event log (``cancels``: within
+        about a second), or a renewal that finds the task gone (cancelled, completed
+        elsewhere, taken over), adds to ``lost`` and stops it."""
+        opts = self.options
+        renew = LeaseRenewal(self.swarm, task, opts.lease_s, lost, self._error)
+        workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
+        try:
+            built = build_command(command or opts.command, prompt, workdir, shell=opts.shell)
+            extra = {**task_env(task, self.swarm.settings, context), **(env or {})}
+            with self._cancels.watch(task.id) as cancelled:
+
+                def halt() -> str | None:
+                    why = cancelled()
+                    if why is not None:
+                        lost.append(why)
+                    return why
+
+                return run_child(
+                    built.argv,
+                    stdin=built.stdin,
+                    env={**os.environ, **extra, **built.env},
+                    timeout_s=opts.timeout_s or float(task.lease_s),
+                    tick_s=renew.tick_s,
+                    on_tick=renew,
+                    halt=halt,
+                    stop=self._aborting,
+                    grace_s=opts.grace_s,
+                )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)

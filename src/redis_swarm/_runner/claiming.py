@@ -1,0 +1,183 @@
+"""How the pool's slots get their tasks, in as few round trips as it can: idle slots claim
+together, one of them for all (``claim(..., n=)``), the others taking the tasks it hands
+over; a slot's report leases its next task in the same call (``claim_next``). Each task
+claimed takes one ticket of ``max_tasks``."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ConnectionFailed, SwarmError
+from .._models import Finding, Task
+from .options import RunOptions
+from .outcomes import TaskOutcome
+from .pool_state import PoolState
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = ["Claiming"]
+
+
+class Claiming(PoolState):
+    """The claims of the pool's slots, the tasks handed from slot to slot, and the tickets."""
+
+    def __init__(
+        self,
+        swarm: Swarm,
+        options: RunOptions,
+        *,
+        on_outcome: Callable[[TaskOutcome], None] | None = None,
+    ) -> None:
+        super().__init__(swarm, options, on_outcome=on_outcome)
+        self._tickets = 0
+        # Claims shared by the idle slots (see _claim): one slot claims for all that wait.
+        self._claims = threading.Condition()
+        self._claiming = False  # an idle slot is claiming for every idle slot
+        self._live = 0  # slots not stopped
+        self._handed: deque[Task] = deque()  # tasks of a batch, not yet taken by a slot
+        self._next: dict[str, Task] = {}  # slot -> the task its last report leased
+
+    # --- tickets: one per task claimed, max_tasks in all
+
+    def _take_ticket(self) -> bool:
+        return self._take_tickets(1) == 1
+
+    def _tickets_left(self) -> bool:
+        with self._lock:
+            return self.options.max_tasks is None or self._tickets < self.options.max_tasks
+
+    def _take_tickets(self, n: int) -> int:
+        """Take up to ``n`` tickets (one per task claimed, ``max_tasks`` in all); how many."""
+        with self._lock:
+            if self.options.max_tasks is not None:
+                n = min(n, self.options.max_tasks - self._tickets)
+            n = max(0, n)
+            self._tickets += n
+            return n
+
+    def _return_ticket(self, n: int = 1) -> None:
+        with self._lock:
+            self._tickets -= n
+
+    def _out_of_tickets(self) -> bool:
+        """True when a slot has no task to look forward to: every ticket taken, none held by
+        an idle slots' claim. Such a claim takes a ticket for every idle slot, this one
+        too: the slot waits for its batch, which hands it a task or gives tickets back (a
+        slot that stopped there left the pool a slot short, and a task handed over for it
+        leased, unrenewed, until another slot was free)."""
+        if self._tickets_left():
+            return False
+        with self._claims:
+            self._claims.wait_for(lambda: bool(self._handed) or not self._claiming)
+            return not self._handed and not self._tickets_left()
+
+    # --- the claims of idle slots
+
+    def _handed_over(self) -> Task | None:
+        """A task another slot's batch claim leased for an idle slot (its ticket taken)."""
+        with self._claims:
+            return self._handed.popleft() if self._handed else None
+
+    def _claim(self, worker: str, wait: float) -> Task | None:
+        """A task for an idle slot. One idle slot at a time claims, for itself and every
+        other idle slot (one round trip, ``n`` = the idle slots, a ticket taken for each), and
+        hands the other tasks over; the others wait for its batch, and one that finds no task
+        left claims in turn. None: nothing to claim, or no ticket left."""
+        with self._claims:
+            self._claims.wait_for(lambda: bool(self._handed) or not self._claiming)
+            if self._handed:
+                return self._handed.popleft()
+            if self._claims_over():
+                return None
+            self._claiming = True
+        with self._lock:
+            idle = self._live - self._counts.running - len(self._next)
+        n = self._take_tickets(max(1, idle))
+        batch: list[Task] = []
+        try:
+            if n > 0:
+                batch = self._claim_batch(worker, n, wait)
+            if batch and self._claims_over():  # the pool stopped during the wait: not run
+                for task in batch:
+                    self._give_back(task)
+                batch = []
+        finally:
+            with self._claims:  # (tickets back first: see _out_of_tickets)
+                self._return_ticket(n - len(batch))
+                self._claiming = False
+                self._handed.extend(batch[1:])
+                self._claims.notify_all()
+        return batch[0] if batch else None
+
+    def _claim_batch(self, worker: str, n: int, wait: float) -> list[Task]:
+        """Up to ``n`` tasks, waiting up to ``wait`` for one. With ``until_done`` the claimer
+        first claims without waiting and, finding nothing, looks whether the queues are
+        settled: then the pool is done, every slot with it, at once (a slot that waited
+        ``wait`` before looking kept the others waiting, one poll interval per slot)."""
+
+        def claim(wait_s: float) -> list[Task]:
+            return self.swarm.claim(
+                list(self.options.queues),
+                worker=worker,
+                lease_s=self.options.lease_s,
+                wait_s=wait_s,
+                n=n,
+            )
+
+        if self.options.until_done:
+            batch = claim(0.0)
+            if batch:
+                return batch
+            if self._settled():
+                self._done.set()
+                return []
+            if wait <= 0:
+                return []
+        return claim(wait)
+
+    def _settled(self) -> bool:
+        """True when no task of the pool's queues is open (a running one may still fail and
+        come back, so the pool waits for it)."""
+        try:
+            stats = self.swarm.queue_stats()
+        except ConnectionFailed as exc:  # an outage: not known to be settled, claim again
+            self._error(f"queue stats failed (retrying): {exc}")
+            return False
+        return not any(
+            stats.get(q, {}).get(status, 0)
+            for q in self.options.queues
+            for status in ("pending", "delayed", "claimed")
+        )
+
+    def _give_back(self, task: Task) -> None:
+        """Release a task leased for this pool that no slot will run."""
+        try:
+            self._persist(lambda: self.swarm.release(task.id, task.token))
+        except SwarmError as exc:  # its lease will expire and give it back anyway
+            self._error(f"release of {task.id} failed: {exc}")
+
+    # --- a report that leases the slot's next task
+
+    def _report_leasing_next(self, worker: str, send: Callable[[dict[str, Any]], Any]) -> Finding:
+        """Send a report (``report`` or ``answer``, riding out an outage) that, when the pool
+        takes more, leases this slot's next task in the same call: ``send`` gets the keywords
+        that ask for it (``claim_next``, ``next_lease_s``), or none."""
+        going_on = not self._claims_over() and self._take_ticket()
+        following: Task | None = None
+        try:
+            if not going_on:
+                alone: Finding = self._persist(lambda: send({}))
+                return alone
+            more = {"claim_next": list(self.options.queues), "next_lease_s": self.options.lease_s}
+            stored: Finding
+            stored, following = self._persist(lambda: send(more))
+        finally:
+            if going_on and following is None:
+                self._return_ticket()
+        if following is not None:
+            self._next[worker] = following
+        return stored

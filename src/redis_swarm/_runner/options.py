@@ -1,0 +1,38 @@
+"""How ``swarm run`` works (``RunOptions``: the queues, the agent command, how many at a time,
+when to stop), and the names its slots claim as."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+
+from .._finding_text import SUMMARY_LIMIT
+
+__all__ = ["RunOptions", "default_worker_prefix"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``swarm run`` works; see docs/cli.md."""
+
+    queues: tuple[str, ...]
+    command: str
+    concurrency: int = 1
+    max_tasks: int | None = None
+    idle_exit_s: float | None = None
+    until_done: bool = False  # stop when no task of the queues is pending, delayed or claimed
+    lease_s: int | None = None  # the lease asked at claim and renewal (default: the task's)
+    timeout_s: float | None = None  # the most a process may run (default: the task's lease_s)
+    worker: str | None = None  # worker name prefix; slot i is PREFIX-i
+    model: str | None = None  # recorded on findings (default: the one the agent's output names)
+    summary_limit: int = SUMMARY_LIMIT
+    grace_s: float = 5.0
+    poll_s: float = 1.0  # the longest a claim waits, so that Ctrl-C is prompt
+    shell: str = "/bin/sh"
+
+
+def default_worker_prefix() -> str:
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "host"
+    return f"run-{host}-{os.getpid()}"

@@ -1,0 +1,84 @@
+"""What became of one claimed task (``TaskOutcome``), and how a run's outcome is made."""
+
+from __future__ import annotations
+
+import enum
+import errno
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .child import ChildResult
+
+__all__ = ["Ending", "OutcomeStatus", "TaskOutcome", "not_started"]
+
+
+class OutcomeStatus(str, enum.Enum):
+    """What became of one claimed task."""
+
+    COMPLETED = "completed"  # its finding is stored (or the agent reported it itself)
+    FAILED = "failed"  # crashed, timed out, printed nothing: failed, so the queue retries it
+    RELEASED = "released"  # interrupted, or not runnable: back to its queue, not a failure
+    LOST = "lost"  # cancelled, completed elsewhere, its lease taken over, or refused
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What became of one claimed task, and why."""
+
+    task_id: str
+    worker: str
+    status: OutcomeStatus
+    detail: str
+    duration_s: float
+    finding_id: str | None = None
+    returncode: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "worker": self.worker,
+            "status": self.status.value,
+            "detail": self.detail,
+            "duration_s": round(self.duration_s, 3),
+            "finding_id": self.finding_id,
+            "returncode": self.returncode,
+        }
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Makes the outcome of one agent run."""
+
+    task_id: str
+    worker: str
+    started: float
+    result: ChildResult | None  # None when the agent could not be started
+
+    def __call__(
+        self, status: OutcomeStatus, detail: str, finding_id: str | None = None
+    ) -> TaskOutcome:
+        result = self.result
+        if result is not None and result.left_behind:
+            detail += f"; killed {result.left_behind} process(es) it left running"
+        return TaskOutcome(
+            self.task_id,
+            self.worker,
+            status,
+            detail,
+            time.monotonic() - self.started,
+            finding_id,
+            result.returncode if result is not None else None,
+        )
+
+
+def not_started(exc: OSError, prompt: str) -> str:
+    """Why the agent could not be started (the failure of its task)."""
+    reason = f"cannot start the agent: {exc.strerror or exc}"
+    if exc.errno == errno.E2BIG:
+        size = len(prompt.encode("utf-8"))
+        reason += (
+            f" (the prompt is {size:,} bytes, more than one argument or environment variable "
+            "may hold: give it on stdin or in {prompt_file} rather than {prompt})"
+        )
+    return reason

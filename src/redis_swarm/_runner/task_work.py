@@ -1,0 +1,138 @@
+"""One claimed task's work, from its prompt to what became of it: the agent's finding
+reported (leasing the slot's next task), or the task failed so that its queue retries it, or
+given back when the agent was interrupted or could not be run at all."""
+
+from __future__ import annotations
+
+from .._errors import AlreadyCompleted, SwarmError, ValidationError
+from .._finding_text import finding_tags, new_mark, parse_finding
+from .._models import ContextInfo, Task, TaskStatus, Usage, answer_fields
+from .._prompts import render_task_prompt
+from .agent_runs import AgentRuns
+from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
+from .claiming import Claiming
+from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
+from .output import read_output
+
+__all__ = ["TaskWork"]
+
+
+class TaskWork(Claiming, AgentRuns):
+    """What the pool does with one claimed task (``Server`` answers a question instead)."""
+
+    def _work(self, task: Task, worker: str, started: float) -> TaskOutcome:
+        context = self._context(task)
+        mark = new_mark()
+        prompt = render_task_prompt(
+            task,
+            settings=self.swarm.settings,
+            context=context,
+            summary_limit=self.options.summary_limit,
+            finding_tags=finding_tags(mark),
+        )
+        lost: list[str] = []  # why the pool stopped the agent, if it did
+        try:
+            result = self._run_agent(task, context, prompt, lost)
+        except OSError as exc:  # the agent could not be started: this task's failure
+            return self._fail(
+                task, Ending(task.id, worker, started, None), not_started(exc, prompt), ""
+            )
+        end = Ending(task.id, worker, started, result)
+        if result.killed == "interrupted":
+            self._persist(lambda: self.swarm.release(task.id, task.token))
+            return end(OutcomeStatus.RELEASED, "interrupted: the task went back to its queue")
+        if lost:
+            return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
+        cannot_run = self._cannot_run(task, end, result)
+        if cannot_run is not None:
+            return cannot_run
+        stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
+        if result.killed or result.returncode != 0:
+            # A CLI may print its result, with what the run cost, and still exit non-zero.
+            printed = result.stdout.text()
+            usage = read_output(printed).usage if printed.strip() else None
+            why = f"{result.killed}: killed" if result.killed else f"exit code {result.returncode}"
+            return self._fail(task, end, why, stderr_tail, usage)
+        return self._report(task, worker, context, mark, end, result, stderr_tail)
+
+    def _cannot_run(self, task: Task, end: Ending, result: ChildResult) -> TaskOutcome | None:
+        """When the shell could not run the agent command at all (exit code 127: not found;
+        126: not executable), give the task back, not counted as a failure, and stop the
+        pool: every task would fail the same way, in seconds (a typo in --exec once
+        dead-lettered a whole queue). None when it could."""
+        what = None if result.killed else CANNOT_RUN.get(result.returncode)
+        if what is None:
+            return None
+        said = result.stderr.tail_text(ERROR_TAIL).strip().splitlines()[-1:]
+        shell_said = f" ({said[0][:160]})" if said else ""
+        code = f"exit code {result.returncode}, the shell's {what!r}{shell_said}"
+        self._halt(
+            f"the agent command could not be run: {code}. Install its program (or make it "
+            "executable, or add its folder to PATH), or fix the agent command (--exec), then "
+            "run again: its tasks went back to their queue, not counted as failures"
+        )  # before the release: a refused release must stop the pool all the same
+        self._persist(lambda: self.swarm.release(task.id, task.token))
+        return end(OutcomeStatus.RELEASED, f"{code}: back to its queue, not a failure")
+
+    def _report(
+        self,
+        task: Task,
+        worker: str,
+        context: ContextInfo | None,
+        mark: str,
+        end: Ending,
+        result: ChildResult,
+        stderr_tail: str,
+    ) -> TaskOutcome:
+        """Store the finding of an agent that exited 0. From here to the stored finding every
+        read and write rides out an outage as the report does: the agent's work is done and
+        must not be lost to a restart."""
+        current = self._persist(lambda: self.swarm.get_task(task.id))
+        if current.status is TaskStatus.COMPLETED and current.finding_id:
+            return end(OutcomeStatus.COMPLETED, "the agent reported it itself", current.finding_id)
+        output = read_output(result.stdout.text())
+        noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
+        if output.error is not None:  # the CLI says the run failed: a failed attempt
+            return self._fail(task, end, output.error + noted, stderr_tail, output.usage)
+        parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
+        if parsed is None:
+            return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
+        finding, how = parsed
+        finding.update(answer_fields(task))  # a question (peer assist): its answer
+        finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
+        context_version = context.version if context is not None else None
+        model = self.options.model or output.model
+        try:
+            stored = self._report_leasing_next(
+                worker,
+                lambda more: self.swarm.report(
+                    task.id, task.token, finding, worker=worker, model=model,
+                    context_version=context_version, finding_id=finding_id, usage=output.usage,
+                    **more,
+                ),
+            )  # fmt: skip
+        except AlreadyCompleted as exc:
+            return end(OutcomeStatus.LOST, f"completed elsewhere first: {exc}", exc.finding_id)
+        except ValidationError as exc:
+            return self._fail(task, end, f"the finding was refused: {exc}", "")
+        return end(OutcomeStatus.COMPLETED, f"finding from {how} output{noted}", stored.id)
+
+    def _fail(
+        self,
+        task: Task,
+        end: Ending,
+        reason: str,
+        stderr_tail: str,
+        usage: Usage | None = None,
+    ) -> TaskOutcome:
+        """Fail the task; ``usage``, what the failed run cost when its CLI said, is kept on
+        the task (its ``failed_usage``)."""
+        error = reason + (f"; stderr: {stderr_tail}" if stderr_tail else "")
+        try:
+            self._persist(
+                lambda: self.swarm.fail(task.id, task.token, error, retry=True, usage=usage)
+            )
+        except SwarmError as exc:
+            return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
+        last = stderr_tail.strip().splitlines()[-1:] if stderr_tail else []
+        return end(OutcomeStatus.FAILED, reason + (f" ({last[0][:160]})" if last else ""))
