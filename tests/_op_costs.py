@@ -112,6 +112,7 @@ BOUNDS: dict[str, int] = {
     "inbox": 1,
     "mark_read": 1,
     "message_status": 1,
+    "get_message": 1,
     "request_synthesis": 1,
     "events (up to 1,000)": 1,
     "last_event_id": 1,
@@ -296,6 +297,7 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("inbox", lambda: far.inbox("agent-0"))
     meter("mark_read", lambda: far.mark_read("agent-0", sent.seq))
     meter("message_status", lambda: far.message_status(sent.id))
+    meter("get_message", lambda: far.get_message("agent-0", sent.id))
     meter("request_synthesis", lambda: far.request_synthesis(SHARD, PASS, "cite everything"))
     meter("events (up to 1,000)", far.events)
     meter("last_event_id", far.last_event_id)

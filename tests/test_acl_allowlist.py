@@ -338,6 +338,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.inbox(me.id, wait_s=0.05)  # nothing new: blocks on the event stream
     worker.mark_read(me.id, yo.seq)
     worker.message_status(yo.id)
+    assert worker.get_message(me.id, yo.id) == yo
     worker.events()
     worker.events(limit=5, newest=True)  # back from the end: XREVRANGE
     worker.last_event_id()

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # (the MCP SDK depends on it)
 import pytest
 
-from redis_swarm import Settings, Swarm, Task, TaskStatus
-from redis_swarm._budget import estimate_tokens
+from redis_swarm import Inbox, Settings, Swarm, Task, TaskStatus
+from redis_swarm._budget import Budget, estimate_tokens
 from redis_swarm._hooks import HookOptions, agent_for, handle
 from redis_swarm._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, subagent_for
 from redis_swarm._hooks.tokens import remember
@@ -407,31 +408,109 @@ def _run(command: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, env=bare, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_a_message_cut_to_fit_stays_unread_until_read_whole(hooks: Hooks, swarm: Swarm) -> None:
-    """The core has no read of one message by id: a message a hook cuts is left unread, with
-    the hook's own command that shows it whole; a refused stop never rests on it alone once
-    the session continues for one (it is never trapped)."""
+def _show_commands(text: str) -> list[str]:
+    """The commands a hook's text names to show a message whole."""
+    return re.findall(r"the whole message: ([^\[\]…]+ msg show \S+ --agent [^\]\s]+)\]", text)
+
+
+def test_a_message_cut_to_fit_is_read_and_msg_show_shows_it_whole(
+    hooks: Hooks, swarm: Swarm
+) -> None:
+    """A message a hook cuts (its body too long, or the first one cut to the room left) is
+    read like the others, with the hook's own ``msg show`` command that shows it whole: it
+    is not repeated at every turn, and a stop is not refused for it again."""
     hooks("SessionStart")
     swarm.register("coordinator", name="boss")
     first = swarm.send(ME, "short one", sender="boss")
     long = swarm.send(ME, "long " * 12_000, sender="boss")
     after = swarm.send(ME, "after the long one", sender="boss")
     context = _context(hooks("UserPromptSubmit"))
-    assert "short one" in context and long.id in context and "after the long one" not in context
-    assert "task list" not in context
-    hint = re.search(r"the whole message: (.+ msg inbox \S+) \(it stays unread", context)
-    assert hint, context
-    assert swarm.message_status(first.id).read
-    assert not swarm.message_status(long.id).read and not swarm.message_status(after.id).read
-    # shown again (never lost) until read whole; a continued stop does not refuse for it alone
-    assert long.id in _context(hooks("UserPromptSubmit"))
-    assert long.id in hooks("Stop")["reason"]
-    assert hooks("Stop", stop_hook_active=True) == {}
-    done = _run(hint.group(1), "--json")
+    assert "short one" in context and long.id in context and "after the long one" in context
+    assert "task list" not in context and "(more:" not in context
+    (hint,) = _show_commands(context)
+    assert shlex.split(hint)[-3:] == [long.id, "--agent", ME], context
+    assert all(swarm.message_status(m.id).read for m in (first, long, after))
+    assert hooks("UserPromptSubmit") == {} and hooks("Stop") == {}
+    done = _run(hint, "--json")
     assert done.returncode == 0, done.stderr
-    bodies = [m["body"] for m in json.loads(done.stdout)["items"]]
-    assert bodies == ["long " * 12_000, "after the long one"]
-    assert swarm.message_status(long.id).read and hooks("UserPromptSubmit") == {}
+    assert json.loads(done.stdout)["body"] == "long " * 12_000
+    # the first message cut to the room left (a small budget); what follows waits its turn
+    big = swarm.send(ME, "big " * 400, sender="boss", data={"blob": "b" * 1_400})
+    later = swarm.send(ME, "a later one", sender="boss")
+    answer = hooks("Stop", "--budget", "500")
+    reason = answer["reason"]
+    assert big.id in reason and "a later one" not in reason and "(more: " in reason
+    hint = _show_commands(reason)[-1]
+    assert reason.endswith(f"{hint}]") and shlex.split(hint)[-3] == big.id, reason
+    done = _run(hint, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["data"] == {"blob": "b" * 1_400}
+    assert swarm.message_status(big.id).read and not swarm.message_status(later.id).read
+    assert "a later one" in hooks("Stop", stop_hook_active=True)["reason"]
+
+
+def test_two_sessions_of_one_agent_never_show_one_message_twice(
+    redis_url: str, swarm_home: Path
+) -> None:
+    """Sessions sharing an agent id (one SWARM_AGENT) take what they show: while messages
+    stream in, each is shown by exactly one of them, none lost."""
+    options = HookOptions(agent="shared", budget=Budget(500))
+    settings = Settings.from_url(redis_url, swarm="test", home=swarm_home)
+    with Swarm(settings) as sender:
+        sender.register("worker", name="shared")
+        sent = [sender.send("shared", f"note {i} " + "n" * (i % 7) * 150) for i in range(150)]
+    shown: list[str] = []
+
+    def session() -> None:
+        with Swarm(settings) as s:
+            while True:
+                context = handle(s, "UserPromptSubmit", {}, options).context
+                if not context:
+                    return
+                shown.extend(re.findall(r"^- (m-\S+) from ", context, re.MULTILINE))
+                also = re.search(r"^- also yours, .*: (m-.*)$", context, re.MULTILINE)
+                shown.extend(also.group(1).split(", ") if also else ())
+
+    sessions = [threading.Thread(target=session) for _ in range(3)]
+    for t in sessions:
+        t.start()
+    for t in sessions:
+        t.join(timeout=120)
+    assert sorted(shown) == sorted(m.id for m in sent)
+
+
+def test_a_message_taken_first_by_another_session_is_never_lost(
+    redis_url: str, swarm_home: Path
+) -> None:
+    """A session that looked at the inbox, then finds other messages when it takes them
+    (another session took the ones it looked at), shows all it took: whole when they fit,
+    else by id with the command that shows each."""
+    settings = Settings.from_url(redis_url, swarm="test", home=swarm_home)
+    options = HookOptions(agent="shared", budget=Budget(500), command="/opt/swarm")
+
+    class Overtaken(Swarm):
+        """A session overtaken between its look and its take."""
+
+        def inbox(
+            self, agent: str, ack: bool = True, limit: int = 100, wait_s: float = 0.0
+        ) -> Inbox:
+            if ack:
+                with Swarm(settings) as other:
+                    other.inbox(agent, limit=3)
+            return super().inbox(agent, ack, limit, wait_s)
+
+    with Swarm(settings) as sender:
+        sender.register("worker", name="shared")
+        sent = [sender.send("shared", f"short {i}") for i in range(3)]
+        sent += [sender.send("shared", f"long {i} " + "x" * 1_400) for i in range(3)]
+    with Overtaken(settings) as session:
+        context = handle(session, "UserPromptSubmit", {}, options).context
+        assert all(session.message_status(m.id).read for m in sent)
+    assert not any(m.id in context for m in sent[:3]), context
+    assert sent[3].id in context and "long 0" in context, context
+    last = context.splitlines()[-1]
+    assert last.startswith("- also yours, each shown whole by /opt/swarm msg show ID --agent"), last
+    assert last.endswith(f"shared: {sent[4].id}, {sent[5].id}"), last
 
 
 def test_a_task_cut_to_fit_names_task_show(hooks: Hooks, swarm: Swarm, redis_url: str) -> None:

@@ -176,6 +176,32 @@ def test_cli_inbox_wait_and_status(server_url: str, handle: Swarm) -> None:
     cli("msg", "status", "m-unknown", expect=1)
 
 
+def test_cli_msg_show_prints_one_message_whole_and_marks_nothing(
+    server_url: str, handle: Swarm
+) -> None:
+    cli = Cli(server_url)
+    handle.register("worker", name="w")
+    body = "line one\nline two " + "z" * 3_000
+    sent = cli.json("msg", "send", "w", body, "--from", "boss", "--data", '{"step": 3}')
+    shown = cli.json("msg", "show", sent["id"], "--agent", "w")
+    assert shown == sent
+    out = cli("msg", "show", sent["id"], env={"SWARM_AGENT": "w"})
+    assert out.stdout.endswith(f"\n{body}\n") and '{"step": 3}' in out.stdout, out
+    assert "boss" in out.stdout and "ago)" in out.stdout
+    assert cli.json("msg", "status", sent["id"])["read"] is False  # marks nothing
+    assert [m["id"] for m in cli.json("msg", "inbox", "w")["items"]] == [sent["id"]]
+    assert cli.json("msg", "show", sent["id"], "--agent", "w")["body"] == body  # read: kept
+    everyone = cli.json("msg", "broadcast", "all hands", "--from", "boss")
+    assert "everyone (broadcast)" in cli("msg", "show", everyone["id"], "--agent", "w").stdout
+    out = cli("msg", "show", sent["id"], env={"SWARM_AGENT": ""}, expect=2)
+    assert "name the agent that received it with --agent (or set SWARM_AGENT)" in out.stderr
+    handle.register("worker", name="v")
+    out = cli("msg", "show", sent["id"], "--agent", "v", expect=1)
+    assert "was sent to w, not to v: ask for it as w" in out.stderr
+    out = cli("--json", "msg", "show", "m-unknown", "--agent", "w", expect=1)
+    assert json.loads(out.stderr)["error"] == "NotFound" and "is unknown" in out.stderr
+
+
 # --- one reader per message, how many wait, and an agent leaving mid-wait
 
 

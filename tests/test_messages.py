@@ -142,8 +142,8 @@ def test_a_retried_read_returns_the_same_batch(server_url: str) -> None:
         everyone = s.broadcast("b", sender="w1")
         keys = (KEYS.agents, KEYS.inbox("s1"), KEYS.broadcast, KEYS.cursors)
         read = functools.partial(run_script, s, "inbox_read")
-        first = read(keys, ("s1", 3, "1", "r-lost"))
-        assert read(keys, ("s1", 3, "1", "r-lost")) == first  # the retry
+        first = read(keys, ("s1", 3, "1", "r-lost", message_ops.READ_KEPT))
+        assert read(keys, ("s1", 3, "1", "r-lost", message_ops.READ_KEPT)) == first  # retry
         assert [f[f.index(b"body") + 1] for _, f in first] == [b"m0", b"m1", b"m2"]
         # The next read commits that batch and goes on.
         assert s.inbox("s1") == [everyone]
@@ -153,7 +153,10 @@ def test_a_retried_read_returns_the_same_batch(server_url: str) -> None:
         assert s.inbox("s1", ack=False) == [later]
         assert s.inbox("s1") == [later]
         with raw_client(server_url) as r:
-            assert r.xlen(KEYS.inbox("s1")) == 1  # committed by the next read
+            # committed by the next read: m0-m2 are kept as read (the last count of the
+            # pending field), later is in the new pending batch; none counts as unread
+            assert r.xlen(KEYS.inbox("s1")) == 4
+            assert r.hget(KEYS.cursors, "s1|pending").split()[-1] == b"4"
         assert sent[0].body == "m0"
 
 
@@ -166,3 +169,65 @@ def test_a_blank_message_is_refused_and_nothing_is_sent(swarm: Swarm) -> None:
         with pytest.raises(ValidationError, match="the message is empty"):
             swarm.broadcast(body)
     assert swarm.inbox("shard-a", limit=10) == []
+
+
+def test_get_message_shows_one_message_received_and_marks_nothing(swarm: Swarm) -> None:
+    swarm.register("shard", name="s1")
+    swarm.register("worker", name="w1")
+    direct = swarm.send("s1", "the plan " + "x" * 5_000, sender="w1", data={"step": 2})
+    everyone = swarm.broadcast("all hands", sender="w1")
+    assert swarm.get_message("s1", direct.id) == direct
+    assert swarm.get_message("s1", everyone.id) == everyone
+    assert swarm.get_message("w1", everyone.id) == everyone  # any broadcast still kept
+    assert not swarm.message_status(direct.id).read  # nothing marked read
+    assert swarm.inbox("s1") == [direct, everyone]
+    # read: still shown by id (the inbox keeps its newest read messages)
+    assert swarm.get_message("s1", direct.id) == direct
+    with pytest.raises(NotFound, match="sent to s1, not to w1: ask for it as s1"):
+        swarm.get_message("w1", direct.id)
+    with pytest.raises(NotFound, match="m-none is unknown: it was never sent"):
+        swarm.get_message("s1", "m-none")
+    with pytest.raises(NotFound, match="agent nobody is not registered"):
+        swarm.get_message("nobody", direct.id)
+    for bad in ["", "a b", "x" * 100]:
+        with pytest.raises(ValidationError, match="message id"):
+            swarm.get_message("s1", bad)
+    with pytest.raises(ValidationError, match="agent id"):
+        swarm.get_message("a:b", direct.id)
+
+
+def test_an_inbox_keeps_its_newest_read_messages_and_counts_only_unread_ones(
+    swarm: Swarm, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read messages stay showable by id (the newest READ_KEPT), whichever way they were
+    read (an acknowledged read, mark_read), and never count against the inbox limit nor as
+    the unread messages an agent leaving drops."""
+    monkeypatch.setattr(message_ops, "READ_KEPT", 3)
+    monkeypatch.setattr(message_ops, "INBOX_LIMIT", 4)
+    swarm.register("shard", name="s1")
+    sent = [swarm.send("s1", f"m{i}") for i in range(2)]
+    swarm.mark_read("s1", sent[1].seq)  # 2 read: both kept
+    sent += [swarm.send("s1", f"m{i}") for i in range(2, 6)]  # 4 unread: the limit
+    with pytest.raises(Conflict, match="full"):
+        swarm.send("s1", "one too many")
+    assert swarm.inbox("s1", limit=2) == sent[2:4]
+    assert swarm.inbox("s1", limit=1) == sent[4:5]
+    swarm.mark_read("s1", sent[5].seq)
+    sent += [swarm.send("s1", f"m{i}") for i in range(6, 10)]  # none of the read counts
+    with pytest.raises(Conflict, match="full"):
+        swarm.send("s1", "one too many")
+    for m in sent[3:]:  # the newest 3 read, and the unread
+        assert swarm.get_message("s1", m.id) == m
+    for m in sent[:3]:
+        with pytest.raises(NotFound, match=r"no longer kept \(an inbox keeps its newest 3 read"):
+            swarm.get_message("s1", m.id)
+    assert swarm.inbox("s1", ack=False) == sent[6:]
+    assert swarm.inbox("s1") == sent[6:]
+    assert swarm.inbox("s1") == []  # commits that read: the inbox holds 3 read, no more
+    with raw_client(redis_url) as r:
+        assert r.xlen(KEYS.inbox("s1")) == 3
+    swarm.send("s1", "unread when it leaves")
+    swarm.deregister("s1")
+    with raw_client(redis_url) as r:
+        (_, left) = r.xrevrange(KEYS.events, count=1)[0]
+    assert left[b"type"] == b"agent.left" and left[b"unread"] == b"1"

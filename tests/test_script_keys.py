@@ -134,12 +134,13 @@ def workload(swarm: Swarm) -> None:
     assert swarm.list_tasks(queue="q").items
     assert swarm.syntheses().items
     worker = swarm.register("worker", name="w-9")
-    swarm.send(worker.id, "hi", sender=shard.id)
+    hi = swarm.send(worker.id, "hi", sender=shard.id)
     swarm.broadcast("all", sender=shard.id)
     swarm.request_synthesis(shard.id, "P1", "please", sender=worker.id)
     with pytest.raises(NotFound):
         swarm.send("nobody", "hi")
     assert swarm.inbox(worker.id)
+    assert swarm.get_message(worker.id, hi.id) == hi
     swarm.deregister(worker.id)
     swarm.sweep(0.0)
     a2a_workload(swarm)

@@ -320,6 +320,7 @@ class _Shell:
     inbox = _Op(message_ops.inbox)
     mark_read = _Op(message_ops.mark_read)
     message_status = _Op(message_ops.message_status)
+    get_message = _Op(message_ops.get_message)
     request_synthesis = _Op(message_ops.request_synthesis)
     events = _Op(event_ops.events)
     last_event_id = _Op(event_ops.last_event_id)

@@ -7,17 +7,26 @@
 - Stop: refuse to stop while the session holds a lease it has not reported; a loop-mode
   worker is handed its next task (claimed here, in the hook); unread direct messages are
   handed over. ``stop_hook_active`` (the session already continues because of a refused
-  stop) never makes it nag about a lease again, so a session is never trapped.
+  stop) never makes it nag about a lease again, so a session is never trapped (a refusal
+  for messages hands them over: the next stop refuses only for newer ones).
 - SubagentStart: tells the subagent its own worker id.
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
   last message (like ``swarm run`` parses an agent's output), or failed with that text.
 - PreCompact: renew every held lease, so compaction never costs a task.
 
-Messages are marked read only for what the answer shows whole (``mark_read`` through the last
-one). A message cut to fit stays unread, with the command that shows it whole (``swarm msg
-inbox``: the core has no read of one message by id), and nothing after it is shown that turn;
-a refused stop never rests on such a message alone when ``stop_hook_active``. A task cut to
-fit names ``swarm task show ID``. Every value a hook writes into a command is shell-quoted.
+Messages: a hook looks at the unread ones (a peek), picks those its answer has room for,
+then takes exactly that many with the core's acknowledged read (``inbox(ack=True)``), which
+hands each message to one reader: two sessions sharing an agent id never both show one.
+A message too long to show whole (its body or data over ``BODY_CHARS``, or the first one
+cut to the room left) is shown cut with the command that shows it whole, ``swarm msg show
+ID --agent A`` (``get_message``: its inbox keeps the newest messages read), and is read like
+the others: it is not repeated at every turn. The messages that do not fit stay unread for
+a later turn. The trade: messages are taken before the answer is printed, so a hook killed
+in that instant (between the take and its output, no I/O in between but the printing) has
+taken messages the session never sees; ``swarm msg status`` reports them read and ``swarm
+msg show`` still shows them. The alternative (peek, print, then mark read) lets two sessions
+of one agent both act on one message, a likelier fault than that instant. A task cut to fit
+names ``swarm task show ID``. Every value a hook writes into a command is shell-quoted.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,6 +66,7 @@ MESSAGES_BUDGET = 5_000
 BODY_CHARS = 1_500
 # Messages are shown only when at least this much of the budget is left for them.
 MIN_MESSAGES_ROOM = 300
+MESSAGES_LOOKED_AT = 50  # unread messages a hook looks at for those it has room for
 TASK_DATA_CHARS = 2_000
 TASK_DESCRIPTION_CHARS = 3_000
 HELD_PAGES = 20  # pages of claimed tasks looked through for the agent's leases
@@ -144,22 +154,35 @@ def _task_text(task: Task, worker: str, swarm_cmd: str) -> str:
     )
 
 
-def _message_hint(agent: str, options: HookOptions) -> str:
-    return (
-        f"the whole message: {options.command} msg inbox {shlex.quote(agent)} (it stays unread "
-        "until then)"
-    )
+def _message_hint(m: Message, agent: str, options: HookOptions) -> str:
+    q = shlex.quote
+    return f"the whole message: {options.command} msg show {q(m.id)} --agent {q(agent)}"
 
 
-def _message_line(m: Message, hint: str) -> tuple[str, bool]:
-    """The line showing ``m``, and whether a part of it was cut."""
+def _message_line(m: Message, hint: str) -> str:
+    """The line showing ``m``, its body and data each cut to ``BODY_CHARS``."""
     where = "broadcast" if m.to == "*" else "to you"
-    body, cut = clip(m.body, BODY_CHARS, hint), len(m.body) > BODY_CHARS
+    body = clip(m.body, BODY_CHARS, hint)
     if m.data:
-        data = json.dumps(m.data, ensure_ascii=False)
-        body += "\n  data: " + clip(data, BODY_CHARS, hint)
-        cut = cut or len(data) > BODY_CHARS
-    return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}", cut
+        body += "\n  data: " + clip(json.dumps(m.data, ensure_ascii=False), BODY_CHARS, hint)
+    return f"- {m.id} from {m.sender or 'someone'} ({where}, {m.kind}): {body}"
+
+
+def _fit(messages: Sequence[Message], agent: str, options: HookOptions, room: int) -> list[str]:
+    """The lines of the first ``messages`` that fit ``room``, in order: each whole (but for
+    a body over ``BODY_CHARS``) while it fits; the first one, when it does not, cut to the
+    room (with at least ``MIN_MESSAGES_ROOM`` of it); later ones wait for a later turn."""
+    lines: list[str] = []
+    for m in messages:
+        hint = _message_hint(m, agent, options)
+        line = _message_line(m, hint)
+        if len(line) > room:
+            if lines or room < MIN_MESSAGES_ROOM:
+                break
+            line = clip(line, room, hint)
+        lines.append(line)
+        room -= len(line) + 1
+    return lines
 
 
 def _show_messages(
@@ -169,40 +192,30 @@ def _show_messages(
     *,
     direct_only: bool = False,
     budget: int = MESSAGES_BUDGET,
-) -> tuple[str, bool]:
-    """The unread messages that fit ``budget``, and whether any was marked read: those
-    shown whole are, through the last one. A message cut to fit stays unread (the core
-    cannot show one message by id: ``swarm msg inbox`` then shows it whole), and, since the
-    read cursor cannot pass it, it is the last one shown. With ``direct_only``, nothing is
-    shown (or marked) unless a direct message is unread."""
-    unread = swarm.inbox(agent, ack=False, limit=50)
+) -> str:
+    """The unread messages that fit ``budget``, taken (read) as they are shown (see the
+    module's docstring). With ``direct_only``, nothing is shown (or taken) unless a direct
+    message is unread."""
+    unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
     if direct_only and not any(m.to != "*" for m in unread):
-        return "", False
-    lines: list[str] = []
-    more = f" (more: {options.command} msg inbox {shlex.quote(agent)})"
-    header = f"Messages for {agent}{more}:"
-    used = len(header) + 1
-    hint = _message_hint(agent, options)
-    through = ""  # the seq of the last message shown whole
-    for m in unread:
-        (line, cut), room = _message_line(m, hint), budget - used
-        if len(line) > room:
-            # only the first message is cut to fit; the others wait, unread, for a later turn
-            if lines or room < MIN_MESSAGES_ROOM:
-                break
-            line, cut = clip(line, room, hint), True
-        lines.append(line)
-        used += len(line) + 1
-        if cut:
-            break
-        through = m.seq
+        return ""
+    q = shlex.quote
+    more = f" (more: {options.command} msg inbox {q(agent)})"
+    room = budget - len(f"Messages for {agent}{more}:") - 1
+    count = len(_fit(unread, agent, options, room))
+    if not count:
+        return ""
+    taken = swarm.inbox(agent, limit=count)
+    lines = _fit(taken, agent, options, room)
+    left = taken[len(lines) :]  # (only when another session took some first)
+    if left:
+        lines.append(
+            f"- also yours, each shown whole by {options.command} msg show ID --agent "
+            f"{q(agent)}: {', '.join(m.id for m in left)}"
+        )
     if not lines:
-        return "", False
-    if through:
-        swarm.mark_read(agent, through)
-    if through == unread[-1].seq:
-        more = ""
-    return f"Messages for {agent}{more}:\n" + "\n".join(lines), bool(through)
+        return ""
+    return f"Messages for {agent}{more if taken.more else ''}:\n" + "\n".join(lines)
 
 
 def _ensure_registered(swarm: Swarm, agent: str, options: HookOptions, count: int = 0) -> None:
@@ -256,7 +269,7 @@ def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
         parts.append(clip(tasks, max(0, room), _task_hint(options.command, "ID")))
         room -= len(parts[-1]) + 2
     if room >= MIN_MESSAGES_ROOM:
-        messages, _ = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
+        messages = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
         if messages:
             parts.append(messages)
     if claimable:
@@ -266,8 +279,7 @@ def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
 
 def prompt_submit(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
     _registered(swarm, agent, options)
-    messages, _ = _show_messages(swarm, agent, options, budget=options.limit - 100)
-    return Answer(context=messages)
+    return Answer(context=_show_messages(swarm, agent, options, budget=options.limit - 100))
 
 
 def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
@@ -280,13 +292,9 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
             "before you stop.\n\n"
             + "\n\n".join(_task_text(t, agent, options.command) for t in held[:3])
         )
-    messages, marked = _show_messages(
-        swarm, agent, options, direct_only=True, budget=options.limit - 100
-    )
-    # A message cut to fit stays unread until the agent reads it whole: once the session
-    # continues for a refused stop, it alone never refuses another (the session is never
-    # trapped; the next prompt shows it again).
-    if messages and (marked or not active):
+    # The messages a refusal shows are read: the next stop refuses only for newer ones.
+    messages = _show_messages(swarm, agent, options, direct_only=True, budget=options.limit - 100)
+    if messages:
         return Answer(block=messages)
     if options.loop and options.queues and not held:
         done = int(metadata.get("loop_claims") or 0)

@@ -113,6 +113,7 @@ OPERATIONS: dict[str, Uses] = {
     "inbox": _uses("xrevrange xread", "inbox_read", worker=True),
     "mark_read": _uses("", "inbox_read", worker=True),
     "message_status": _uses("hget hgetall", worker=True),
+    "get_message": _uses("", "message_get", worker=True),
     "request_synthesis": _uses("", "message_send"),
     # events
     "events": _uses("xrange xrevrange", worker=True),
@@ -164,8 +165,9 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "context_gc": "hdel hget zrangebyscore zrem",
         "context_hold": "hset zadd",
         "context_publish": "del hdel hget hset set zadd zcard zrange zrem zrevrange zscore",
-        "inbox_read": "hdel hget hset xrange xtrim",
+        "inbox_read": "hdel hget hset xrange xrevrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
+        "message_get": "hexists hget xrange",
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",

@@ -8,7 +8,10 @@ never lose what it did not show (a hook, a session that may restart) peeks, show
 ``mark_read`` through the last message shown: its durable cursor (in Redis) moves only then,
 so a restarted reader sees exactly what it had not been shown. ``inbox(wait_s=...)`` blocks
 on the event stream until a message arrives (or the agent leaves). ``message_status`` tells
-a sender whether its message was read. Sending to an agent that is not registered is an
+a sender whether its message was read. ``get_message`` shows one message an agent received,
+by id, read or not, marking nothing: an inbox keeps its newest ``READ_KEPT`` read messages
+for it (a reader that showed a message cut can point there), the broadcast stream its
+newest ``BROADCAST_MAXLEN``. Sending to an agent that is not registered is an
 error, never a phantom inbox; a full inbox (an agent that never reads) refuses new messages
 rather than dropping old ones.
 """
@@ -33,8 +36,10 @@ __all__ = [
     "MAX_READ",
     "MESSAGE_INDEX_MAX",
     "READ_DEFAULT",
+    "READ_KEPT",
     "Inbox",
     "broadcast",
+    "get_message",
     "inbox",
     "mark_read",
     "message_status",
@@ -46,6 +51,8 @@ __all__ = [
 INBOX_LIMIT = 10_000
 # Broadcasts kept (approximately); an agent that falls further behind misses the oldest.
 BROADCAST_MAXLEN = 10_000
+# Read messages an inbox keeps (its newest), so that get_message can show one again.
+READ_KEPT = 100
 # Messages whose read status a sender can ask for (the newest; older ones are forgotten).
 MESSAGE_INDEX_MAX = 100_000
 _SEQ = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -190,7 +197,7 @@ def _read_call(ctx: OpContext, agent: str, mode: str, arg: str, limit: int = 1) 
     return Call(
         "inbox_read",
         (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors),
-        (agent, limit, mode, arg),
+        (agent, limit, mode, arg, READ_KEPT),
     )
 
 
@@ -286,6 +293,13 @@ def _has_read(cursors: Mapping[str, str], agent: str, seq: str, field: str) -> b
     return False
 
 
+def _unknown(message_id: str) -> NotFound:
+    return NotFound(
+        f"message {message_id} is unknown: it was never sent, or is older than the "
+        f"newest {MESSAGE_INDEX_MAX:,} messages; check the id (swarm msg send prints it)"
+    )
+
+
 def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     """Whether a message was read, and by whom (for a broadcast: which agents registered
     when it was sent have been shown it). NotFound for an id never sent or older than the
@@ -300,10 +314,7 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
         )
     )
     if entry is None:
-        raise NotFound(
-            f"message {message_id} is unknown: it was never sent, or is older than the "
-            f"newest {MESSAGE_INDEX_MAX:,} messages; check the id (swarm msg send prints it)"
-        )
+        raise _unknown(message_id)
     to, seq, at, sender = [*text(entry).split(" "), "", "", ""][:4]
     cursors = decode_fields(cursor_fields)
     if to != "*":
@@ -324,3 +335,39 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     return MessageStatus(
         id=message_id, to=to, seq=seq, read=not unread_by, read_by=read_by, unread_by=unread_by
     )
+
+
+def get_message(ctx: OpContext, agent: str, message_id: str) -> Operation[Message]:
+    """The message ``message_id`` as ``agent`` received it: one sent to its own inbox, read
+    or not (an inbox keeps its newest ``READ_KEPT`` read messages), or a broadcast (the
+    newest ``BROADCAST_MAXLEN`` are kept). Nothing is marked read. NotFound for an agent not
+    registered, an unknown id, a message to another agent, or one no longer kept."""
+    agent = check_agent("agent id", agent)
+    message_id = check_name("message id", message_id, max_len=64)
+    keys = ctx.keys
+    reply = yield Call(
+        "message_get",
+        (keys.agents, keys.messages, keys.inbox(agent), keys.broadcast),
+        (agent, message_id),
+    )
+    outcome = text(reply[0])
+    if outcome == "unknown":
+        raise _unknown(message_id)
+    to = text(reply[1])
+    if outcome == "elsewhere":
+        raise NotFound(
+            f"message {message_id} was sent to {to}, not to {agent}: ask for it as {to}, "
+            "its recipient"
+        )
+    sender = text(reply[2]) or "its sender"
+    if outcome == "gone":
+        kept = (
+            f"the newest {BROADCAST_MAXLEN:,} broadcasts are kept"
+            if to == "*"
+            else f"an inbox keeps its newest {READ_KEPT} read messages, and none once its "
+            "agent leaves"
+        )
+        raise NotFound(
+            f"message {message_id} is no longer kept ({kept}): ask {sender} to send it again"
+        )
+    return _message(text(reply[3]), decode_fields(reply[4]))

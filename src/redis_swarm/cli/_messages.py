@@ -1,4 +1,4 @@
-"""``swarm msg send|broadcast|inbox|status``: messages between agents."""
+"""``swarm msg send|broadcast|inbox|show|status``: messages between agents."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ from ._common import (
     Seconds,
     add_row,
     agent_option_default,
+    agent_required,
     ago,
     complete_agents,
+    content,
+    kv_table,
     make_table,
     parse_json,
     print_table,
     read_text,
+    when,
 )
 
 sender_option = click.option(
@@ -169,6 +173,40 @@ def _interruptions_held() -> Iterator[None]:
         sys.stdout.flush()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@msg.command()
+@click.argument("message_id")
+@click.option(
+    "--agent",
+    default=agent_option_default,
+    callback=agent_required("the agent that received it"),
+    shell_complete=complete_agents,
+    help="The agent that received it (default: SWARM_AGENT).",
+)
+@json_option
+@pass_app
+def show(app: App, message_id: str, agent: str) -> None:
+    """Show message MESSAGE_ID whole, as AGENT received it (its own inbox, or a broadcast),
+    read or not; marks nothing read. A message read stays showable while it is among the
+    newest its inbox keeps (the error says how many)."""
+    m = app.swarm.get_message(agent, message_id)
+
+    def human() -> None:
+        pairs: list[tuple[str, Any]] = [
+            ("id", m.id),
+            ("from", m.sender),
+            ("to", "everyone (broadcast)" if m.to == "*" else m.to),
+            ("kind", m.kind),
+            ("sent", when(m.created_at)),
+        ]
+        if m.data:
+            pairs.append(("data", m.data))
+        print_table(app, kv_table(pairs))
+        click.echo()
+        click.echo(content(m.body))
+
+    app.emit(m, human)
 
 
 @msg.command()

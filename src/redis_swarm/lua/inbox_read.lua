@@ -4,29 +4,35 @@
 -- Acknowledgement is two-step, so that a read whose reply is lost loses no message: an
 -- acknowledged read records its batch as pending (its read id and where it ends) and
 -- returns it; the same read sent again (redis-py retries after a lost reply) returns the
--- same batch; the next read with another id first commits the pending batch (trims it from
--- the inbox, moves the broadcast cursor) and then reads on. So the next read returns only
+-- same batch; the next read with another id first commits the pending batch (moves the
+-- inbox and broadcast cursors past it) and then reads on. So the next read returns only
 -- newer messages, and two readers of one inbox never get the same message.
 -- A reader that must not lose what it never showed (a hook, a restarted session) peeks,
 -- shows, then commits through the last message it showed (mode '2'): inbox and broadcast
 -- ids come from one sequence (the message.sent events), so one position covers both.
+-- The inbox keeps the newest ARGV[5] messages read (those before its cursor), so that one
+-- can be shown again by id (message_get); older read ones are trimmed.
 -- KEYS[1]: agents   KEYS[2]: inbox(agent)   KEYS[3]: broadcast
 -- KEYS[4]: cursors (HASH agent -> last broadcast id read; agent|inbox -> last inbox id read;
---          agent|pending -> the pending batch: 'READID LAST_INBOX_ID LAST_BROADCAST_ID
---          N_INBOX', '-' for none)
+--          agent|pending -> 'READID LAST_INBOX_ID LAST_BROADCAST_ID N_READ': the pending
+--          batch ('-' for none: READID '-' when no batch is pending) and how many messages
+--          of the inbox stream were read (kept, or in the pending batch), so that XLEN -
+--          N_READ is the unread count message_send, agent_deregister and agent_sweep use)
 -- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek,
 --          '2' to commit through ARGV[4]
 -- ARGV[4]: the read id (unique per call, repeated by a retry); in mode '2' the stream id
 --          of the last message shown
+-- ARGV[5]: read messages the inbox keeps
 -- returns a list of {stream id, fields} (mode '2': an empty list)
 local id, limit, ack, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 local commit_through = ARGV[3] == '2' and ARGV[4] or nil
+local keep = tonumber(ARGV[5])
 local record = redis.call('HGET', KEYS[1], id)
 if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
     .. 'before reading its inbox')
 end
-local pkey = id .. '|pending'
+local pkey, ikey = id .. '|pending', id .. '|inbox'
 
 local function cursor_of()
   local cursor = redis.call('HGET', KEYS[4], id)
@@ -35,11 +41,22 @@ local function cursor_of()
   return (string.match(record, '"registered_at":(%d+)') or '0') .. '-0'
 end
 
+-- Where the unread part of the inbox starts (an XRANGE start).
+local function unread_start()
+  local cursor = redis.call('HGET', KEYS[4], ikey)
+  return cursor and ('(' .. cursor) or '-'
+end
+
 local function before(a, b)
   local ams, aseq = string.match(a, '(%d+)-(%d+)')
   local bms, bseq = string.match(b, '(%d+)-(%d+)')
   if ams ~= bms then return tonumber(ams) < tonumber(bms) end
   return tonumber(aseq) < tonumber(bseq)
+end
+
+local function next_id(entry_id)
+  local ms, seq = string.match(entry_id, '(%d+)-(%d+)')
+  return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
 end
 
 -- Merge up to limit entries of the two ranges; returns them, the inbox ids taken and the
@@ -66,41 +83,67 @@ end
 -- Move the cursors through last_i (inbox) and last_b (broadcast), never back.
 local function advance(last_i, last_b)
   if last_i ~= '-' then
-    local ms, seq = string.match(last_i, '(%d+)-(%d+)')
-    redis.call('XTRIM', KEYS[2], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-    local was = redis.call('HGET', KEYS[4], id .. '|inbox')
-    if not was or before(was, last_i) then redis.call('HSET', KEYS[4], id .. '|inbox', last_i) end
+    local was = redis.call('HGET', KEYS[4], ikey)
+    if not was or before(was, last_i) then redis.call('HSET', KEYS[4], ikey, last_i) end
   end
   if last_b ~= '-' and before(cursor_of(), last_b) then
     redis.call('HSET', KEYS[4], id, last_b)
   end
 end
 
+-- The read messages the inbox holds (all before its cursor), trimmed to the newest keep;
+-- returns how many it holds then. Only what is before the cursor is ever trimmed.
+local function trim_read()
+  local cursor = redis.call('HGET', KEYS[4], ikey)
+  if not cursor then return 0 end
+  local read = redis.call('XREVRANGE', KEYS[2], cursor, '-', 'COUNT', keep + 1)
+  if #read <= keep then return #read end
+  redis.call('XTRIM', KEYS[2], 'MINID', next_id(read[keep + 1][1]))
+  return keep
+end
+
+local prid, last_i, last_b, nread = '-', '-', '-', 0
 local pending = redis.call('HGET', KEYS[4], pkey)
 if pending then
-  local prid, last_i, last_b = string.match(pending, '^(%S+) (%S+) (%S+) %d+$')
-  if ack and prid == rid then
-    -- this very read, sent again: the same batch
-    local mine, all = {}, {}
-    if last_i ~= '-' then mine = redis.call('XRANGE', KEYS[2], '-', last_i, 'COUNT', limit) end
-    if last_b ~= '-' then
-      all = redis.call('XRANGE', KEYS[3], '(' .. cursor_of(), last_b, 'COUNT', limit)
-    end
-    return (merge(mine, all))
+  prid, last_i, last_b, nread = string.match(pending, '^(%S+) (%S+) (%S+) (%d+)$')
+  nread = tonumber(nread)
+end
+if ack and prid ~= '-' and prid == rid then
+  -- this very read, sent again: the same batch
+  local mine, all = {}, {}
+  if last_i ~= '-' then
+    mine = redis.call('XRANGE', KEYS[2], unread_start(), last_i, 'COUNT', limit)
   end
+  if last_b ~= '-' then
+    all = redis.call('XRANGE', KEYS[3], '(' .. cursor_of(), last_b, 'COUNT', limit)
+  end
+  return (merge(mine, all))
+end
+if prid ~= '-' then  -- the pending batch is committed: its messages are read now
   advance(last_i, last_b)
-  redis.call('HDEL', KEYS[4], pkey)
+  if nread > keep then nread = trim_read() end
 end
 if commit_through then
   advance(commit_through, commit_through)
-  return {}
+  nread = trim_read()
 end
 
-local mine = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', limit)
-local all = redis.call('XRANGE', KEYS[3], '(' .. cursor_of(), '+', 'COUNT', limit)
-local out, taken, newest = merge(mine, all)
+local out, taken, newest = {}, {}, nil
+if not commit_through then
+  local mine = redis.call('XRANGE', KEYS[2], unread_start(), '+', 'COUNT', limit)
+  local all = redis.call('XRANGE', KEYS[3], '(' .. cursor_of(), '+', 'COUNT', limit)
+  out, taken, newest = merge(mine, all)
+end
+local now_pending = nil
 if ack and (#taken > 0 or newest) then
-  redis.call('HSET', KEYS[4], pkey, rid .. ' ' .. (taken[#taken] or '-') .. ' '
-    .. (newest or '-') .. ' ' .. #taken)
+  now_pending = rid .. ' ' .. (taken[#taken] or '-') .. ' ' .. (newest or '-') .. ' '
+    .. (nread + #taken)
+elseif nread > 0 then
+  now_pending = '- - - ' .. nread
+end
+if now_pending and now_pending ~= pending then
+  redis.call('HSET', KEYS[4], pkey, now_pending)
+elseif pending and not now_pending then
+  redis.call('HDEL', KEYS[4], pkey)
 end
 return out

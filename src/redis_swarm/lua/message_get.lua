@@ -1,0 +1,23 @@
+-- message_get: one message an agent received, by its message id, read or not; nothing is
+-- marked read. Its own inbox keeps its unread messages and the newest of those read (see
+-- inbox_read); the broadcast stream keeps the newest broadcasts.
+-- flags: no-writes
+-- KEYS[1]: agents   KEYS[2]: messages (HASH message id -> 'TO STREAM_ID AT FROM')
+-- KEYS[3]: inbox(agent)   KEYS[4]: broadcast
+-- ARGV[1]: agent id   ARGV[2]: message id
+-- returns {'ok', to, sender, stream id, fields}; {'unknown'} (not in the index);
+-- {'elsewhere', to} (a direct message to another agent); {'gone', to, sender} (no longer
+-- kept)
+local id, message = ARGV[1], ARGV[2]
+if redis.call('HEXISTS', KEYS[1], id) == 0 then
+  return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
+    .. 'before reading its inbox')
+end
+local entry = redis.call('HGET', KEYS[2], message)
+if not entry then return {'unknown'} end
+local to, sid, _, sender = string.match(entry, '^(%S*) (%S*) ?(%S*) ?(%S*)')
+if to ~= id and to ~= '*' then return {'elsewhere', to} end
+local found = redis.call('XRANGE', to == '*' and KEYS[4] or KEYS[3], sid, sid)
+-- (the entry's own id field guards against a stream recreated since: another message)
+if not found[1] or found[1][2][2] ~= message then return {'gone', to, sender or ''} end
+return {'ok', to, sender or '', found[1][1], found[1][2]}
