@@ -247,7 +247,7 @@ class Keys:
         return self._k("departures")
 
     def inbox(self, agent: str) -> str:
-        """STREAM of messages to one agent."""
+        """STREAM of messages to one agent: the unread ones, and its newest read ones."""
         return self._k("inbox", agent)
 
     @property
@@ -258,7 +258,8 @@ class Keys:
     @property
     def cursors(self) -> str:
         """HASH agent id -> last broadcast id it read; agent|inbox -> last inbox id it read;
-        agent|pending -> its acknowledged read not yet committed (see lua/inbox_read.lua)."""
+        agent|pending -> its acknowledged read not yet committed and how many read messages
+        its inbox holds (see lua/inbox_read.lua)."""
         return self._k("cursors")
 
     @property

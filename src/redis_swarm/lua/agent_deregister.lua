@@ -22,7 +22,8 @@ end
 redis.call('ZREM', KEYS[2], id)
 local pending = redis.call('HGET', KEYS[3], id .. '|pending')
 redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox')
--- messages handed out by a read not yet committed (see inbox_read) were read
+-- read messages (kept for message_get, or handed out by a read not yet committed: see
+-- inbox_read) are not unread
 local unread = redis.call('XLEN', KEYS[4])
   - tonumber(pending and string.match(pending, '(%d+)$') or 0)
 redis.call('DEL', KEYS[4])

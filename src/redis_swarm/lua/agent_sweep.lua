@@ -16,7 +16,8 @@ for i = 4, #ARGV do
     local pending = redis.call('HGET', KEYS[3], id .. '|pending')
     redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox')
     local inbox = KEYS[i + 1]
-    -- messages handed out by a read not yet committed (see inbox_read) were read
+    -- read messages (kept for message_get, or handed out by a read not yet committed: see
+    -- inbox_read) are not unread
     local unread = redis.call('XLEN', inbox)
       - tonumber(pending and string.match(pending, '(%d+)$') or 0)
     redis.call('DEL', inbox)

@@ -28,7 +28,8 @@ if to ~= '*' then
     return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
       .. 'would read the message: check the id with swarm agents, or broadcast')
   end
-  -- read but not yet committed messages (see inbox_read) do not count as unread
+  -- read messages (kept for message_get, or in a read not yet committed: see inbox_read)
+  -- do not count as unread
   local pending = redis.call('HGET', KEYS[4], to .. '|pending')
   local read = tonumber(pending and string.match(pending, '(%d+)$') or 0)
   if redis.call('XLEN', KEYS[2]) - read >= tonumber(ARGV[8]) then
