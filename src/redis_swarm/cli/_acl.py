@@ -75,8 +75,9 @@ def acl(
     """Print (or --apply) the ACL SETUSER lines for a user of one role in one swarm.
 
     \b
-    worker       claim, renew, report, read contexts and its inbox; cannot publish contexts,
-                 delete keys, run admin commands or touch another swarm
+    worker       claim, renew, report, ask (peer assist), read contexts, send and read
+                 messages; cannot publish contexts, post a pass's tasks, delete keys, run
+                 admin commands or touch another swarm
     shard        everything inside its swarm, nothing outside
     coordinator  the same as shard
     admin        everything

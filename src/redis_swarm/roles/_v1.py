@@ -79,7 +79,7 @@ V1_STALE_S = 300  # V1 took an agent without a heartbeat for 5 minutes as gone
 # V1 sent any JSON value. A text goes as the message's text and a dict as its data; any other
 # value (a list, a number, true/false, None, an empty text) as the data {"value": VALUE} of a
 # message of this kind, with its JSON as the text (cut to _PREVIEW_CHARS for readers such as
-# ``swarm inbox``), and ``get_messages`` hands back VALUE.
+# ``swarm msg inbox``), and ``get_messages`` hands back VALUE.
 _VALUE_KIND = "json"
 _PREVIEW_CHARS = 200
 
