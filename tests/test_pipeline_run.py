@@ -300,7 +300,7 @@ def test_a_pass_where_some_tasks_died_goes_on(cli: Cli, swarm: Swarm, tmp_path: 
     assert "gave no usable synthesis" in out.stderr
     path.write_text(good)
     out = cli("pipeline", "run", str(path))
-    assert "given back" not in out.stderr and "pipeline audit: done" in out.stdout
+    assert "dead task(s) given back" not in out.stderr and "pipeline audit: done" in out.stdout
     state = final_state(swarm, path)
     assert state["audit: Pass 1"]["statuses"] == ["completed", "completed", "dead"]
     assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in state.values())

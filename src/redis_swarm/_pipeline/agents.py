@@ -253,12 +253,11 @@ class OneShotAgents:
         why = " ".join((task.dead_reason or task.last_error or "").split())[:300]
         with contextlib.suppress(InvalidState):  # given back meanwhile by another run
             task = self.swarm.requeue_dead(task.id)
-        if role == "planner":  # news: the planner starts over (the synthesizer's only keeps
-            # the accounts of its runs, and the run already said why it stopped)
-            self._say(
-                f"{self.current}: its {_TASK_OF[role]} {task.id} given back to the queue "
-                f"(dead: {why})"
-            )
+        # news: the agent that gave up in an earlier run starts over (that run's error said
+        # why; this one's output may be read alone)
+        self._say(
+            f"{self.current}: its {_TASK_OF[role]} {task.id} given back to the queue (dead: {why})"
+        )
         return task
 
     # --- the planner
@@ -370,6 +369,8 @@ class OneShotAgents:
         ids = [f.id for f in findings]
         prompt = synthesis_prompt(self.plan, index, findings, previous)
         tries = Tries()
+        if not self.stopped:
+            self._revive_synthesis_task(index)
         while self._may_run():
             run = self._run_agent(spec, prompt + tries.complaint)
             if run.stopped:
@@ -379,7 +380,7 @@ class OneShotAgents:
             else:
                 text = run.output.answer.strip()
                 cited = list(dict.fromkeys(CITATION.findall(text)))
-                problem = citation_problem(cited, ids)
+                problem = citation_problem(cited, ids, previous)
                 if problem is None:
                     synthesis = self.swarm.synthesize(
                         self.plan.name,
@@ -400,6 +401,15 @@ class OneShotAgents:
                     tries.gave_up("synthesizer", "synthesis", self.plan.passes[index].name)
                 )
         return None
+
+    def _revive_synthesis_task(self, index: int) -> None:
+        """Give back the synthesizer task of pass ``index`` if an earlier run's refused or
+        failed runs left it dead, before this run's synthesizer runs, as a dead planning task
+        is given back before its planner runs (and said alike, see ``_give_back``)."""
+        with contextlib.suppress(NotFound):  # no run of it was refused or failed
+            task = self.swarm.get_task(synthesis_task_id(self.plan, index))
+            if task.status is TaskStatus.DEAD:
+                self._give_back(task, "synthesizer")
 
     def _synthesis_task(self, index: int) -> Task:
         """The synthesizer task of pass ``index``, posted now if no run posted it before."""

@@ -17,6 +17,7 @@ __all__ = [
     "CITATION",
     "PLAN_FORMAT",
     "citation_problem",
+    "earlier_citations",
     "parse_task_list",
     "planner_prompt",
     "refusal_complaint",
@@ -29,28 +30,62 @@ NAMED = 5  # finding ids named in why an answer was refused
 CITATION = re.compile(r"\[(f-[A-Za-z0-9_-]+)\]")  # "[f-...]", the form shown, is no id
 
 
-def citation_problem(cited: Sequence[str], findings: Sequence[str]) -> str | None:
+def citation_problem(
+    cited: Sequence[str], findings: Sequence[str], previous: Sequence[Synthesis] = ()
+) -> str | None:
     """Why a synthesis citing ``cited`` is refused, ``findings`` being the pass's finding
-    ids; None when it is not: it cites at least one, and only those."""
+    ids and ``previous`` the syntheses of the passes before it (in order); None when it is
+    not: it cites at least one, and only those. An id an earlier synthesis cites is named
+    as that pass's, with how an earlier pass's evidence is cited instead."""
     if not cited:
         return "it cited no finding"
     known = set(findings)
     unknown = [c for c in cited if c not in known]
     if not unknown:
         return None
-    verb = "is" if len(unknown) == 1 else "are"
-    return (
-        f"it cited {_few(unknown)}, which {verb} not among the {len(findings)} finding(s) of "
-        f"this pass ({_few(findings)})"
-    )
+    groups: list[str] = []
+    earlier: set[str] = set()
+    for number, synthesis in enumerate(previous, 1):
+        theirs = [c for c in unknown if c in set(synthesis.sources)]
+        if theirs:
+            earlier.update(theirs)
+            them = "it" if len(theirs) == 1 else "them"
+            groups.append(
+                f"{_few(theirs)} of pass {number} (its synthesis {synthesis.id} cites {them})"
+            )
+    rest = [c for c in unknown if c not in earlier]
+    problems: list[str] = []
+    if groups:
+        problems.append(
+            f"it cited {'; '.join(groups)}: an earlier pass's findings are not cited by "
+            "their own ids but through that pass's synthesis, named by its id (s-...) "
+            "without square brackets"
+        )
+    ours = f"the {len(findings)} finding(s) of this pass ({_few(findings)})"
+    if rest:
+        verb = "is" if len(rest) == 1 else "are"
+        also = "and it cited" if groups else "it cited"
+        problems.append(f"{also} {_few(rest)}, which {verb} not among {ours}")
+    else:
+        problems.append(f"cite only {ours}")
+    return "; ".join(problems)
 
 
 def refusal_complaint(problem: str) -> str:
     """What the synthesizer's next try is told about its refused answer."""
     return (
         f"\n\nYour previous answer was refused: {problem}. Cite the findings you rely on by "
-        "their ids in square brackets, only ids listed above, and at least one."
+        "their ids in square brackets, only ids of this pass's findings listed above, and at "
+        "least one."
     )
+
+
+def earlier_citations(text: str, number: int) -> str:
+    """``text``, the synthesis of pass ``number``, as a later pass's synthesizer is shown it:
+    its citations (``CITATION``'s form) rewritten as references to that pass's findings,
+    "(pass 1 finding f-...)", which cite nothing when the later synthesis repeats them (its
+    own citations may be only of its pass's findings)."""
+    return CITATION.sub(lambda m: f"(pass {number} finding {m.group(1)})", text)
 
 
 def _few(ids: Sequence[str]) -> str:
@@ -69,8 +104,9 @@ def synthesis_prompt(
     ]
     if plan.question:
         lines += ["", f"The question: {plan.question}"]
-    for s in previous:
-        lines += ["", f"The synthesis of {s.pass_name!r} ({s.id}):", s.text]
+    for number, s in enumerate(previous, 1):  # ``previous`` holds passes 1, 2, ... in order
+        lines += ["", f"The synthesis of {s.pass_name!r} ({s.id}):"]
+        lines.append(earlier_citations(s.text, number))
     lines += ["", f"The findings of this pass ({len(findings)}):"]
     for f in findings:
         sources = f" (sources: {'; '.join(f.sources[:10])})" if f.sources else ""
@@ -79,8 +115,11 @@ def synthesis_prompt(
         "",
         "Write the synthesis of this pass: what its findings establish together about the "
         "question, what they contradict, what is still open. Cite each finding you rely on by "
-        "its id in square brackets, as [f-...], citing only the ids listed above. Answer with "
-        "the synthesis text only (Markdown).",
+        "its id in square brackets, as [f-...], citing only the ids of this pass's findings "
+        'listed above. An earlier pass\'s findings (shown above as "(pass N finding f-...)") '
+        "are not cited by their ids: to rest on what an earlier pass established, name its "
+        "synthesis by its id (s-...), without square brackets. Answer with the synthesis text "
+        "only (Markdown).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -208,34 +208,73 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 why = t.dead_reason or t.last_error or "no reason recorded"
                 lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}")
             lines.append("")
-    lines += ["## Cost", "", "Cost includes every agent run, refused and failed ones too (their "
-              "part in its own column); `-` where no agent reported it.",
-              "", "| pass | tasks | completed | dead | findings | cost | failed runs | "
-              "tokens in | tokens out | wall time |",
-              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for row in status["passes"]:
-        wall = f"{row['wall_s']:.1f} s" if row["wall_s"] is not None else ""
-        lines.append(
-            f"| {row['name']} | {row['posted']} | {row['completed']} | {row['dead']} | "
-            f"{row['findings']} | {usd(row['cost_usd'])} | "
-            f"{usd(row['failed_cost_usd'])} | {tokens(row['tokens_in'])} | "
-            f"{tokens(row['tokens_out'])} | {wall} |"
-        )
-    lines.append(
-        f"| **total** | | | | | {usd(status['cost_usd'])} | "
-        f"{usd(status['failed_cost_usd'])} | {tokens(status['tokens_in'])} | "
-        f"{tokens(status['tokens_out'])} | |"
-    )
-    if not status["by_model"]:  # agents whose output names no cost nor tokens (scripts)
-        lines += ["", "No agent reported its usage (cost, tokens): no cost per model."]
-        return "\n".join(lines) + "\n"
-    lines += ["", "| model | cost | tokens in | tokens out |", "|---|---|---|---|"]
-    for model, entry in sorted(status["by_model"].items()):
-        lines.append(
-            f"| {model} | {usd(entry['cost_usd'])} | {tokens(entry['tokens_in'])} | "
-            f"{tokens(entry['tokens_out'])} |"
-        )
+    lines += ["## Cost", ""]
+    lines += _cost_tables(status)
     return "\n".join(lines) + "\n"
+
+
+# The report's cost tables: each column, and the figure it shows ("": always shown).
+PASS_COLUMNS = {"pass": "", "tasks": "", "completed": "", "dead": "", "findings": "",
+                "cost": "cost", "failed runs": "cost", "tokens in": "tokens",
+                "tokens out": "tokens", "wall time": ""}  # fmt: skip
+MODEL_COLUMNS = {"model": "", "cost": "cost", "tokens in": "tokens", "tokens out": "tokens"}
+
+
+def _table(columns: dict[str, str], rows: Iterable[list[str]], shown: set[str]) -> list[str]:
+    """A Markdown table of ``rows`` (a cell per column), with the columns of a figure not in
+    ``shown`` left out; an empty cell as ``| |``."""
+    keep = [not figure or figure in shown for figure in columns.values()]
+
+    def line(cells: list[str]) -> str:
+        kept = [cell for cell, k in zip(cells, keep, strict=True) if k]
+        return "|" + "".join(f" {cell} |" if cell else " |" for cell in kept)
+
+    return [line(list(columns)), line(["---"] * len(columns)), *map(line, rows)]
+
+
+def _cost_tables(status: dict[str, Any]) -> list[str]:
+    """The report's cost per pass and per model. A figure no agent reported is unknown
+    (``-``); a column whose figure no agent reported at all is left out (Codex reports no
+    cost; scripted agents neither cost nor tokens), and so is the table per model when it
+    is left with no figure, said in one line."""
+    models = status["by_model"]
+    sums = [status, *models.values()]
+    shown = {
+        figure
+        for figure, keys in (("cost", ("cost_usd",)), ("tokens", ("tokens_in", "tokens_out")))
+        if any(entry[key] is not None for entry in sums for key in keys)
+    }
+    if "cost" in shown:
+        lead = ("Cost includes every agent run, refused and failed ones too (their part in "
+                "its own column); `-` where no agent reported it.")  # fmt: skip
+        if "tokens" not in shown:
+            lead += " No agent reported its tokens: no token columns."
+    elif shown:
+        lead = (
+            "No agent reported a cost (Codex, for one, reports only tokens): no cost "
+            "columns. Tokens include every agent run, refused and failed ones too."
+        )
+    else:
+        lead = ("No agent reported its usage (cost, tokens; scripted agents report none): "
+                "no cost or token columns, and no table per model.")  # fmt: skip
+    passes = [
+        [p["name"], str(p["posted"]), str(p["completed"]), str(p["dead"]), str(p["findings"]),
+         usd(p["cost_usd"]), usd(p["failed_cost_usd"]), tokens(p["tokens_in"]),
+         tokens(p["tokens_out"]), f"{p['wall_s']:.1f} s" if p["wall_s"] is not None else ""]
+        for p in status["passes"]
+    ]  # fmt: skip
+    passes.append(
+        ["**total**", "", "", "", "", usd(status["cost_usd"]), usd(status["failed_cost_usd"]),
+         tokens(status["tokens_in"]), tokens(status["tokens_out"]), ""]
+    )  # fmt: skip
+    lines = [lead, "", *_table(PASS_COLUMNS, passes, shown)]
+    if shown and models:
+        per_model = [
+            [model, usd(e["cost_usd"]), tokens(e["tokens_in"]), tokens(e["tokens_out"])]
+            for model, e in sorted(models.items())
+        ]
+        lines += ["", *_table(MODEL_COLUMNS, per_model, shown)]
+    return lines
 
 
 # --- lineage
