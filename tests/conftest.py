@@ -32,6 +32,16 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(autouse=True)
+def _private_swarm_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every test's faces get a SWARM_HOME of its own (what ``swarm`` and the hooks keep
+    there: lease tokens, an embedded server), never the developer's home. A test that needs
+    a home it can name sets its own (the ``swarm_home`` fixture)."""
+    monkeypatch.setenv("SWARM_HOME", str(tmp_path_factory.mktemp("swarm-home")))
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[ServerFactory]:
     """Start extra real servers (TCP or unix socket) for a test that needs its own."""

@@ -9,6 +9,7 @@ import redis.exceptions as rex
 
 from . import _errors as e
 from ._config import Settings
+from ._scripts import function_name, script_sha
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TLS_FILE_ERRORS", "causes", "translate"]
 
@@ -48,7 +49,8 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
         or "user executing the script can't" in text
     ):
         return e.PermissionDenied(
-            f"the Redis user may not do this on {where} ({text}): "
+            _refused_in_script(text, where)
+            or f"the Redis user may not do this on {where} ({text}): "
             "use a user with the right role (see 'swarm acl')"
         )
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError) or (
@@ -71,15 +73,54 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
                 return cls(message)
             if known + " " in text:
                 return cls(text.split(known + " ", 1)[1])
-        if text.startswith("OOM"):
-            return e.ConnectionFailed(
-                f"Redis at {where} is out of memory ({text}): raise maxmemory or free data"
-            )
-        if text.startswith("READONLY"):
+        # redis-py strips the code of the errors it classes ("OOM", "READONLY"); a script's
+        # error carries it inside its text (EVALSHA, on Redis 6.2).
+        if isinstance(exc, rex.OutOfMemoryError) or _OUT_OF_MEMORY in text:
+            return e.ConnectionFailed(_out_of_memory(where))
+        if isinstance(exc, rex.ReadOnlyError) or text.startswith("READONLY"):
             return e.ConnectionFailed(
                 f"Redis at {where} is a read-only replica: point the URL at the master"
             )
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+# Redis's refusal of a write while its memory is full (maxmemory reached, with a policy that
+# refuses writes rather than dropping keys: noeviction, or volatile-* with no key to drop).
+_OUT_OF_MEMORY = "command not allowed when used memory > 'maxmemory'"
+
+
+def _out_of_memory(where: str) -> str:
+    """A full server refused a write: why, that nothing stored is lost, and what to do. A
+    ConnectionFailed, as an outage is: the request was right, the server cannot take it now,
+    and what retries through an outage (a runner's report, a lease renewal) should retry
+    here too rather than give the work up. The swarm's own clean-up (``swarm gc``) writes,
+    so it is refused too until there is room."""
+    return (
+        f"Redis at {where} is out of memory (its used memory is above maxmemory) and refuses "
+        "writes: the write it refused was not applied, and nothing stored is lost (reads still "
+        "work). Raise the limit (an admin: CONFIG SET maxmemory BYTES, and maxmemory in redis.conf "
+        "to keep it), or free memory on the server; then 'swarm gc' releases the context "
+        "chunks no kept version uses. 'swarm doctor' shows the memory in use"
+    )
+
+
+# A worker user may post a task (peer assist asks by posting one), but not write a pass's
+# keys (docs/security.md): inside the post's script, Redis names the script it refused.
+_TASK_POST = re.compile(rf"\b({function_name('task_post')}|{script_sha('task_post')})\b")
+
+
+def _refused_in_script(text: str, where: str) -> str | None:
+    """What a script refused to this user was, where the script tells; else None."""
+    if _TASK_POST.search(text) is None:
+        return None
+    settings = _settings_of(where)
+    user = (settings.username if settings is not None else None) or "default"
+    return (
+        f"the Redis user {user!r} may not post a task to a pass on {where}: passes are "
+        "posted by a shard (or admin) user, and a worker posts tasks only without one; post "
+        "it without --pass (pass_name), or as a shard user (swarm acl --role shard --user "
+        "NAME makes one)"
+    )
 
 
 def _not_unicode(exc: UnicodeEncodeError) -> e.ValidationError:

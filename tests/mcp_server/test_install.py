@@ -113,6 +113,7 @@ def _invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[int, st
 
 def test_cli_prints_each_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWARM_HOME")  # the default home (conftest gives each test its own)
     env = {"SWARM_URL": "redis://127.0.0.1:7777/0", "SWARM_NAME": "team"}
     code, out, err = _invoke(["mcp", "install", "--client", "json", "--role", "worker"], env)
     assert code == 0, err

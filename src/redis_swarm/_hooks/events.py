@@ -299,7 +299,8 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
     if options.loop and options.queues and not held:
         done = int(metadata.get("loop_claims") or 0)
         if options.max_tasks and done >= options.max_tasks:
-            return Answer(message=f"{agent} took its {done} tasks (--max-tasks); stopping.")
+            tasks = "task" if done == 1 else "tasks"
+            return Answer(message=f"{agent} took its {done} {tasks} (--max-tasks); stopping.")
         task = swarm.claim(list(options.queues), worker=agent)
         if task is not None and task.token:
             tokens.remember(swarm.settings, agent, task.id, task.token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
 import json
 import os
 import select
@@ -12,7 +13,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -23,9 +24,13 @@ from .._errors import SwarmError, Timeout
 from .._models import dumps
 from .._printable import printable
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
 __all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app"]
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2  # a bad option or input, found before the swarm is asked (click's own code)
 EXIT_EMPTY = 3  # nothing to claim, or a wait timed out
 # Standard output closed by its reader (``swarm events | head -1``): what the shell reports
 # for git or grep there, killed by SIGPIPE (128 + 13), so that ``set -o pipefail`` scripts
@@ -66,6 +71,48 @@ def _end_on_closed_stdout() -> NoReturn:
     finally:
         os.close(devnull)
     sys.exit(EXIT_PIPE)
+
+
+class _WholeWrites(io.FileIO):
+    """Standard output's file when Python writes it unbuffered (``PYTHONUNBUFFERED``, which
+    agents' environments often set, or ``python -u``), writing each write whole. A write to
+    a pipe whose reader leaves midway returns the part written, and the text layer, which
+    writes straight to the file then, drops the rest without an error: ``swarm context get
+    NAME | head -c 1`` ended 0. Writing on meets the closed pipe (BrokenPipeError), which
+    ends the command as a closed stdout does. (A buffered stdout writes on by itself.)"""
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            written: int | None = super().write(view[done:])
+            if written is None:  # a non-blocking file, full: wait until it takes more
+                select.select([], [self.fileno()], [])
+                continue
+            done += written
+        return done
+
+
+def _whole_stdout() -> None:
+    """Make an unbuffered standard output write every write whole (``_WholeWrites``); a
+    buffered one, or one replaced in-process (a test's), is left alone."""
+    out = sys.stdout
+    if out is not sys.__stdout__ or not isinstance(out, io.TextIOWrapper):
+        return
+    if type(out.buffer) is not io.FileIO:
+        return
+    try:
+        out.flush()
+        raw = _WholeWrites(out.fileno(), "w", closefd=False)
+    except (OSError, ValueError):
+        return
+    sys.stdout = io.TextIOWrapper(
+        raw,
+        encoding=out.encoding,
+        errors=out.errors,
+        line_buffering=out.line_buffering,
+        write_through=True,  # as Python's own unbuffered stdout: nothing waits in the wrapper
+    )
 
 
 class _Console(Console):
@@ -186,6 +233,7 @@ class _Group(click.Group):
             _fail(ctx, exc, EXIT_ERROR)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        _whole_stdout()
         try:
             return super().main(*args, **kwargs)
         finally:
@@ -248,11 +296,12 @@ def main(
     app.url, app.home, app.debug = url, (home or DEFAULT_HOME).expanduser(), debug
     app.json = app.json or as_json
     # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
+    # Set but empty, it is a bad option (exit 2), found before the swarm is asked.
     try:
         env_name = os.environ.get("SWARM_NAME")
         app.swarm_name = swarm_name if swarm_name is not None else swarm_from_env(env_name)
     except SwarmError as exc:
-        _fail(ctx, exc, EXIT_ERROR)
+        _fail(ctx, exc, EXIT_USAGE)
     # Validate the URL now, so a bad one is one clear line whatever the subcommand.
     if ctx.invoked_subcommand not in (None, "prompt"):
         try:

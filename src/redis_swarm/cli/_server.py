@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from typing import Any
 
@@ -79,6 +81,22 @@ def _choice(chosen: Binary, running: str | None) -> str:
     if running and not same_file(running, chosen.path):
         text += f"; the running server is {running}: 'swarm down' then 'swarm up' to switch"
     return text
+
+
+def _binary(settings: Settings, reported: str | None) -> tuple[str | None, str | None]:
+    """The server's binary, and a note when it is not the path Redis reports. Redis reports
+    its working directory joined to the name it was started by: a server started as
+    ``redis-server`` from PATH names a file in the folder it was started in, which does
+    not exist. On this machine, that is said, with the redis-server PATH finds."""
+    if not reported or not settings.is_local or os.path.exists(reported):
+        return reported, None
+    found = shutil.which(os.path.basename(reported))
+    if found is None:
+        return f"{reported} (as Redis reports it: no such file on this machine)", None
+    return found, (
+        f"Redis reports {reported}, which does not exist (its working directory and the "
+        f"name it was started by): {found} is the first {os.path.basename(reported)} on PATH"
+    )
 
 
 # What doctor says where the user may not read something (INFO, CONFIG GET).
@@ -167,12 +185,17 @@ def doctor(app: App) -> None:
     latency = min(swarm.ping() for _ in range(5))
     info = swarm.server_info()
     tls, tls_warning = _tls(settings)
+    binary, binary_note = _binary(settings, info.executable)
     report.update(
         ok=True,
         version=info.version,
         mode=info.mode,
         tls=tls,
-        binary=info.executable or (chosen.path if chosen else None),
+        binary=binary or (chosen.path if chosen else None),
+    )
+    if binary_note is not None:
+        report["binary_note"] = binary_note
+    report.update(
         persistence=_persistence(info.aof_enabled, info.appendfsync),
         used_memory_bytes=info.used_memory,
         maxmemory_bytes=info.maxmemory,
@@ -183,7 +206,7 @@ def doctor(app: App) -> None:
     )
     if chosen is not None:
         report["pid"] = _embedded(app).pid()
-        report["binary_choice"] = _choice(chosen, info.executable)
+        report["binary_choice"] = _choice(chosen, binary)
     if tls_warning is not None:
         warnings.append(tls_warning)
     if info.eviction_risk is not None:

@@ -3,15 +3,16 @@ list, wait, requeue."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
 
-from .._errors import NotFound, ValidationError
-from .._hooks.tokens import remember as remember_token
+from .._errors import Conflict, NotFound, SwarmError, ValidationError
+from .._hooks import tokens
 from .._models import Task, TaskStatus, Usage, iso, unknown_pass, usage_line
 from .._printable import printable
 from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_PASS_WAIT_S, MAX_WAIT_S
@@ -78,7 +79,44 @@ def task() -> None:
     """The work queue: post tasks, claim one, report its finding."""
 
 
-def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
+def _limit(count: int, limit: int, name: str, settled: bool) -> str:
+    """A count against its limit: "1 of at most 3 (max_attempts: dead-lettered at 3)", the
+    consequence said only while the task is open (a completed task was never near it)."""
+    then = "" if settled else f": dead-lettered at {limit}"
+    return f"{count} of at most {limit} ({name}{then})"
+
+
+def _cost_pairs(app: App, t: Task) -> list[tuple[str, Any]]:
+    """What every agent run on ``t`` cost, part by part, then in all: its failed runs, its
+    finding, the findings reported on it after it was settled (their runs cost too), as
+    ``swarm lineage TASK_ID`` counts them; nothing when no run's cost was recorded."""
+    # (the pipeline's modules are loaded only here: agents run task commands in tool calls)
+    from .._pipeline.lineage import COVERS, task_total
+    from .._pipeline.report import Money, usage_text
+
+    total, spent = task_total(app.swarm, t)
+    parts = [("failed runs cost", t.failed_usage)]
+    if spent.finding is not None:
+        parts.append(("finding cost", spent.finding.usage))
+    parts += [(f"superseded {f.id} cost", f.usage) for f in spent.superseded]
+    recorded = [(label, usage) for label, usage in parts if usage is not None]
+    if not recorded:
+        return []
+    costs = [usage.cost_usd for _, usage in recorded]
+    money = Money([(costs, total["cost_usd"])])
+    pairs: list[tuple[str, Any]] = [(label, usage_text(u, money)) for label, u in recorded]
+    covers = COVERS["task"]
+    if not spent.searched_all:
+        covers += ", those looked for among the findings of its queue reported since, in part"
+    pairs.append(("cost in all", f"{money.line(total, costs)} ({covers})"))
+    return pairs
+
+
+def render_task(
+    app: App, t: Any, *, headline: str | None = None, costs: Sequence[tuple[str, Any]] = ()
+) -> None:
+    """``t`` as a table; ``costs``: its cost rows (``_cost_pairs``) in place of what its
+    failed runs cost alone."""
     if headline:
         click.echo(printable(headline))
     pairs: list[tuple[str, Any]] = [
@@ -97,16 +135,20 @@ def render_task(app: App, t: Any, *, headline: str | None = None) -> None:
         pairs.append(("data", t.data))
     # Three counts that people read as one: claims (the record's `attempts`) counts every
     # lease taken; failures and abandons each count against their own limit (docs/tasks.md).
+    settled = TaskStatus(t.status).settled
     pairs += [
         ("claims", t.attempts),
-        ("failures", f"{t.failures} (dead-lettered at {t.max_attempts}: max_attempts)"),
-        ("abandons", f"{t.abandons} (dead-lettered at {t.max_abandons}: max_abandons)"),
+        ("failures", _limit(t.failures, t.max_attempts, "max_attempts", settled)),
+        ("abandons", _limit(t.abandons, t.max_abandons, "max_abandons", settled)),
     ]
     spent = t.failed_usage
-    if spent is not None:  # what the failed attempts cost, as their agents' CLIs said
+    if costs:
+        pairs += costs
+    elif spent is not None:  # what the failed attempts cost, as their agents' CLIs said
         pairs.append(
-            ("failed runs cost", usage_line(spent.cost_usd, spent.tokens_in, spent.tokens_out))
-        )
+            ("failed runs cost", usage_line(spent.cost_usd, spent.tokens_in, spent.tokens_out,
+                                            spent.cached_in))
+        )  # fmt: skip
     pairs += [
         ("token", t.token),
         ("priority", t.priority),
@@ -326,6 +368,9 @@ def claim(
         claimed = app.swarm.claim(
             list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s, n=count
         )
+    # After the claim, which reclaimed the expired leases of these queues (until then an
+    # expired lease is still its holder's: a late renewal saves the work).
+    _prune_tokens(app, worker)
     if not claimed:
         _nothing_to_claim(app, queues)
     for t in claimed:
@@ -348,7 +393,44 @@ def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
 def _remember(app: App, worker: str, t: Task) -> None:
     """Keep a claimed task's token for the session's hooks (docs/live.md)."""
     if t.token:
-        remember_token(app.swarm.settings, worker, t.id, t.token)
+        tokens.remember(app.swarm.settings, worker, t.id, t.token)
+
+
+def _prune_tokens(app: App, worker: str) -> None:
+    """Forget the tokens this machine keeps for ``worker`` whose lease is gone: it expired,
+    or the task was settled by another process. One read per token kept: few are (a
+    report through the CLI forgets its own). Never an error: the claim is made, and its
+    tokens must still be printed."""
+
+    def held(task_id: str, token: str) -> bool:
+        try:
+            t = app.swarm.get_task(task_id)
+        except NotFound:
+            return False
+        except SwarmError:  # not known now: kept, to be looked at by the next claim
+            return True
+        attempt = token.partition(".")[0]
+        return t.status is TaskStatus.CLAIMED and t.worker == worker and attempt == str(t.attempts)
+
+    with contextlib.suppress(OSError):  # (an unwritable home fails the claim's own write)
+        tokens.prune(app.swarm.settings, worker, held)
+
+
+@contextlib.contextmanager
+def _settling(app: App, task_id: str, token: str | None, *, ends: bool = True) -> Iterator[None]:
+    """Forget, on this machine, the token of ``task_id`` the call in the block ended: when it
+    succeeds and ``ends`` the task's lease (a report, fail, release or cancel: every token of
+    the task then), or when it is refused because ``token``'s lease is gone, or the task
+    settled or unknown (a Conflict or NotFound: that token only, as a newer claim may hold
+    the task). Any other error (an outage) keeps it: the call may be tried again."""
+    settings = app.swarm.settings
+    try:
+        yield
+    except (Conflict, NotFound):
+        tokens.forget_task(settings, task_id, token)
+        raise
+    if ends:
+        tokens.forget_task(settings, task_id)
 
 
 def _claimed_line(t: Task) -> str:
@@ -368,7 +450,8 @@ def _render_claimed(app: App, claimed: Sequence[Task]) -> None:
 @pass_app
 def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
     """Extend your lease on TASK_ID (it restarts from now)."""
-    t = app.swarm.renew(task_id, token, lease_s)
+    with _settling(app, task_id, token, ends=False):
+        t = app.swarm.renew(task_id, token, lease_s)
     app.emit(task_json(t), lambda: click.echo(f"renewed {t.id} until {iso(t.lease_deadline)}"))
 
 
@@ -462,10 +545,11 @@ def report(
     leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
     if claim_next:
         leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
-    reported = app.swarm.report(
-        task_id, token, finding, worker=worker, model=model, context_version=context_version,
-        usage=usage, **leasing,
-    )  # fmt: skip
+    with _settling(app, task_id, token):
+        reported = app.swarm.report(
+            task_id, token, finding, worker=worker, model=model, context_version=context_version,
+            usage=usage, **leasing,
+        )  # fmt: skip
     if not claim_next:
         app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
         return
@@ -508,7 +592,8 @@ def fail(
         )
     error = read_text(error, app, what="--error", thing="what went wrong")
     usage = _usage(app, usage_arg)
-    t = app.swarm.fail(task_id, token, error, retry=retry, usage=usage)
+    with _settling(app, task_id, token):
+        t = app.swarm.fail(task_id, token, error, retry=retry, usage=usage)
     app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
 
 
@@ -520,7 +605,8 @@ def fail(
 def release(app: App, task_id: str, token: str) -> None:
     """Give TASK_ID back to its queue untouched (counted neither as a failure nor as an
     abandon)."""
-    t = app.swarm.release(task_id, token)
+    with _settling(app, task_id, token):
+        t = app.swarm.release(task_id, token)
     app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))
 
 
@@ -530,7 +616,8 @@ def release(app: App, task_id: str, token: str) -> None:
 @pass_app
 def cancel(app: App, task_id: str) -> None:
     """Cancel TASK_ID: nobody will claim it; a running worker's lease ends."""
-    t = app.swarm.cancel(task_id)
+    with _settling(app, task_id, None):
+        t = app.swarm.cancel(task_id)
     app.emit(task_json(t), lambda: click.echo(f"cancelled {t.id}"))
 
 
@@ -575,9 +662,10 @@ def configure(app: App, queue: str, max_abandons: int | None, description: str |
 @json_option
 @pass_app
 def show(app: App, task_id: str) -> None:
-    """Show everything about TASK_ID."""
+    """Show everything about TASK_ID, with what every agent run on it cost (its failed runs,
+    its finding, findings reported on it after it was settled)."""
     t = app.swarm.get_task(task_id)
-    app.emit(task_json(t), lambda: render_task(app, t))
+    app.emit(task_json(t), lambda: render_task(app, t, costs=_cost_pairs(app, t)))
 
 
 @task.command("list")

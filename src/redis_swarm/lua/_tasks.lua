@@ -214,8 +214,9 @@ local function reclaim_expired(K, Q, now, upto, maxn, default_max)
                  'abandons', t.abandons, 'status', dies and 'dead' or 'pending')
       if dies then
         make_dead(K, Q, t, now, string.format(
-          'max_abandons reached: abandoned %d times (the lease of attempt %d, worker %s, '
-          .. 'expired with no report)', t.abandons, t.attempts, worker or '?'))
+          'max_abandons reached: abandoned %d %s (the lease of attempt %d, worker %s, '
+          .. 'expired with no report)', t.abandons, t.abandons == 1 and 'time' or 'times',
+          t.attempts, worker or '?'))
       else
         make_pending(K, Q, t, now)
       end

@@ -93,7 +93,8 @@ elseif action == 'fail' then
     make_dead(K, Q, t, now, 'failed without retry: ' .. err)
   elseif t.failures >= t.max_attempts then
     make_dead(K, Q, t, now, string.format(
-      'max_attempts reached: failed on all %d attempts; last error: %s', t.failures, err))
+      'max_attempts reached: failed on all %d %s; last error: %s', t.failures,
+      t.failures == 1 and 'attempt' or 'attempts', err))
   else
     -- Exponential backoff: base, 2 * base, 4 * base, ... capped.
     local delay = math.min(tonumber(ARGV[10]) * 2 ^ (t.failures - 1), tonumber(ARGV[11]))

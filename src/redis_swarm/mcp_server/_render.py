@@ -66,7 +66,11 @@ _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
     (NotFound, "check the id or name: swarm_status lists queues and contexts"),
     (ValidationError, "fix that argument and call again"),
     (PermissionDenied, "this MCP server's Redis user may not do this: ask the swarm's operator"),
-    (ConnectionFailed, "the swarm's Redis is unreachable: check SWARM_URL, run `swarm doctor`"),
+    # (Also a full server, or a read-only replica: the message says which.)
+    (
+        ConnectionFailed,
+        "the swarm's Redis cannot take this now: check SWARM_URL, run `swarm doctor`",
+    ),
 )
 
 
