@@ -276,7 +276,7 @@ def test_claude_and_codex_agents_put_cost_tokens_and_model_on_findings(
     assert listed[0]["usage"]["cost_usd"] == 0.0421
     assert listed[1]["usage"]["source"] == "codex-jsonl"
     human = cli("findings", f1.id).stdout
-    assert "$0.0421" in human and "21,018 in / 512 out" in human
+    assert "$0.0421" in human and "21,018 in (20,000 cached) / 512 out" in human
     assert "$0.0421" in cli("findings").stdout
 
 

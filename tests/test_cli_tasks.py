@@ -153,7 +153,7 @@ def test_report_and_fail_record_what_the_run_cost(cli: Cli, swarm: Swarm, tmp_pa
     failed = cli.json("task", "fail", t["id"], "--token", t["token"], "--error", "-",
                       "--usage", spent, input="it broke")  # fmt: skip
     assert failed["failed_usage"]["cost_usd"] == 0.02 and failed["failed_usage"]["tokens_in"] == 900
-    assert "$0.0200 · 900 in / 40 out" in cli("task", "show", t["id"]).stdout
+    assert "$0.0200 · 900 in (800 cached) / 40 out" in cli("task", "show", t["id"]).stdout
     again = cli.json("task", "claim", "q", "--worker", "w", "--wait", "5")
     path = tmp_path / "usage.json"
     path.write_text('{"cost_usd": 0.5, "tokens_out": 7, "source": "my-agent"}')
@@ -420,8 +420,8 @@ def test_configure_max_abandons_and_show_both_budgets(cli: Cli, swarm: Swarm) ->
     token = str(claimed["token"])
     cli("task", "fail", claimed["id"], "--token", token, "--error", "agent crashed")
     shown = cli("task", "show", from_queue["id"]).stdout
-    assert "1 (dead-lettered at 2: max_attempts)" in shown
-    assert "0 (dead-lettered at 4: max_abandons)" in shown
+    assert "1 of at most 2 (max_attempts: dead-lettered at the limit)" in shown
+    assert "0 of at most 4 (max_abandons: dead-lettered at the limit)" in shown
     assert "1/2" in cli("task", "list", "--queue", "q1").stdout
 
 
@@ -477,8 +477,8 @@ def test_show_says_what_each_count_counts(cli: Cli, redis_url: str) -> None:
     shown = cli("task", "show", t.id).stdout
     rows = {k: v.strip() for k, v in (line.split(None, 1) for line in shown.splitlines())}
     assert rows["claims"] == "3"
-    assert rows["failures"] == "1 (dead-lettered at 2: max_attempts)"
-    assert rows["abandons"] == "1 (dead-lettered at 3: max_abandons)"
+    assert rows["failures"] == "1 of at most 2 (max_attempts: dead-lettered at the limit)"
+    assert rows["abandons"] == "1 of at most 3 (max_abandons: dead-lettered at the limit)"
     assert "attempts" not in rows
     record = cli.json("task", "show", t.id)
     assert (record["attempts"], record["failures"], record["abandons"]) == (3, 1, 1)

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 
 from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm._models import Usage
 from redis_swarm.dashboard.app import create_app
 
 from ._servers import free_port
@@ -209,6 +210,34 @@ def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path) -> None
             _screenshots(page, tmp_path)
         browser.close()
     assert errors == []
+
+
+def test_the_page_says_costs_as_the_cli_does(redis_url: str) -> None:
+    """A finding that cost $0.0000123 reads $0.000012 (the CLI's usd), its unknown input
+    tokens "-" (not "0 in"); a dead letter shows what its failed runs cost."""
+    port = free_port()
+    with Swarm(redis_url, swarm=SWARM) as swarm, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        with serve(redis_url, port) as url:
+            page.goto(url)
+            expect(page.locator("#live")).to_have_attribute("data-state", "live")
+            swarm.post_task("q", "cheap")
+            task = swarm.claim("q", worker="w")
+            assert task is not None and task.token is not None
+            tiny = Usage("reported", cost_usd=0.0000123, tokens_out=7)
+            finding = swarm.report(task.id, task.token, {"summary": "cheap"}, usage=tiny)
+            item = page.locator(f'#findings li[data-id="{finding.id}"] .cost')
+            shows(item, "$0.000012 · - in / 7 out")
+            doomed = swarm.post_task("q", "doomed", max_attempts=1)
+            held = swarm.claim("q", worker="w")
+            assert held is not None and held.id == doomed.id and held.token is not None
+            spent = Usage("claude-json", cost_usd=0.02, tokens_in=1500, cached_in=1000,
+                          tokens_out=40)  # fmt: skip
+            swarm.fail(held.id, held.token, "crashed", usage=spent)
+            cost = cell(page, "dead", doomed.id, "failed runs cost")
+            shows(cost, "$0.0200 · 1,500 in (1,000 cached) / 40 out")
+        browser.close()
 
 
 def _more_work(

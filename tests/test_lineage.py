@@ -35,13 +35,15 @@ def test_a_synthesis_ends_with_what_it_cost_in_all(cli: Cli, swarm: Swarm, tmp_p
     assert run_json(cli, path, BAD_TRIES="1")["done"]
     sid = synthesis_id(load_plan(path), 0)
     tree = cli.json("lineage", sid)
-    assert tree["failed_runs"] == {"cost_usd": 0.5, "tokens_in": 5000, "tokens_out": 300}
-    total = {"cost_usd": 1.2, "tokens_in": 12000, "tokens_out": 800}
+    assert tree["failed_runs"] == {
+        "cost_usd": 0.5, "tokens_in": 5000, "cached_in": None, "tokens_out": 300
+    }  # fmt: skip
+    total = {"cost_usd": 1.2, "tokens_in": 12000, "cached_in": None, "tokens_out": 800}
     assert tree["total"] == total
     assert cli.json("lineage", "cost")["passes"][0]["total"] == total
     lines = cli("lineage", sid).stdout.splitlines()
     assert lines[1] == "  failed runs: $0.5000 · 5,000 in / 300 out"
-    assert lines[-1] == "  total: $1.2000 · 12,000 in / 800 out"
+    assert lines[-2] == "  total: $1.2000 · 12,000 in / 800 out"
     # the pass reads no context: its findings say so
     assert sum("attempt 1, no context, $0.1000" in line for line in lines) == 2
     assert "@" not in "\n".join(lines)
@@ -55,10 +57,12 @@ def test_a_total_no_agent_reported_a_cost_for_is_unknown(cli: Cli, tmp_path: Pat
     sid = synthesis_id(load_plan(path), 0)
     tree = cli.json("lineage", sid)
     assert tree["failed_runs"] is None
-    assert tree["total"] == {"cost_usd": None, "tokens_in": 6000, "tokens_out": 300}
+    assert tree["total"] == {
+        "cost_usd": None, "tokens_in": 6000, "cached_in": 1500, "tokens_out": 300
+    }  # fmt: skip
     text = cli("lineage", sid).stdout
-    assert text.endswith("  total: cost unknown · 6,000 in / 300 out\n")
-    assert "failed runs" not in text
+    assert "\n  total: cost unknown · 6,000 in (1,500 cached) / 300 out\n" in text
+    assert "failed runs:" not in text
 
 
 def test_a_task_shows_what_its_failed_runs_cost(cli: Cli, swarm: Swarm) -> None:
@@ -70,9 +74,11 @@ def test_a_task_shows_what_its_failed_runs_cost(cli: Cli, swarm: Swarm) -> None:
     usage = Usage("claude-json", cost_usd=0.02, tokens_in=1500, tokens_out=40)
     swarm.fail(held.id, held.token, "is_error", usage=usage)
     tree = cli.json("lineage", task.id)
-    assert tree["failed_runs"] == {"cost_usd": 0.02, "tokens_in": 1500, "tokens_out": 40}
+    failed = {"cost_usd": 0.02, "tokens_in": 1500, "cached_in": None, "tokens_out": 40}
+    assert tree["failed_runs"] == failed == tree["total"]
     lines = cli("lineage", task.id).stdout.splitlines()
-    assert lines[-1] == "  failed runs: $0.0200 · 1,500 in / 40 out"
+    assert lines[1] == "  failed runs: $0.0200 · 1,500 in / 40 out"
+    assert lines[2] == "  total: $0.0200 · 1,500 in / 40 out"
 
 
 def test_a_synthesis_total_counts_its_findings_tasks_failed_runs(cli: Cli, swarm: Swarm) -> None:
@@ -91,14 +97,16 @@ def test_a_synthesis_total_counts_its_findings_tasks_failed_runs(cli: Cli, swarm
                                  usage=Usage("claude-json", cost_usd=0.5, tokens_in=5000,
                                              tokens_out=300))  # fmt: skip
     tree = cli.json("lineage", synthesis.id)
-    failed = {"cost_usd": 0.02, "tokens_in": 1500, "tokens_out": 40}
+    failed = {"cost_usd": 0.02, "tokens_in": 1500, "cached_in": None, "tokens_out": 40}
     assert tree["findings"][0]["task"]["failed_runs"] == failed
-    assert tree["total"] == {"cost_usd": 0.62, "tokens_in": 7500, "tokens_out": 440}
+    assert tree["total"] == {
+        "cost_usd": 0.62, "tokens_in": 7500, "cached_in": None, "tokens_out": 440
+    }  # fmt: skip
     lines = cli("lineage", synthesis.id).stdout.splitlines()
     assert "      failed runs: $0.0200 · 1,500 in / 40 out" in lines
-    assert lines[-1] == "  total: $0.6200 · 7,500 in / 440 out"
+    assert lines[-2] == "  total: $0.6200 · 7,500 in / 440 out"
     # the task's own lineage says its failed runs once, not again under its finding
-    assert cli("lineage", task.id).stdout.count("failed runs") == 1
+    assert cli("lineage", task.id).stdout.count("failed runs:") == 1
 
 
 PLANNED = '\n[planner]\nexec = "PY AGENTS/planner.py"\n\n[[passes]]\nname = "Two"\nplan = "Dig"\n'

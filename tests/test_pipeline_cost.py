@@ -206,16 +206,18 @@ def test_a_cost_nobody_reported_is_unknown(cli: Cli, swarm: Swarm, tmp_path: Pat
     assert summary["done"] and summary["cost_usd"] is None
     assert summary["failed_cost_usd"] is None and summary["passes"][0]["cost_usd"] is None
     assert summary["tokens_in"] == 3 * 2000 and summary["tokens_out"] == 3 * 100
+    assert summary["cached_in"] == 3 * 500
     assert summary["by_model"] == {
-        "unknown": {"cost_usd": None, "tokens_in": 6000, "tokens_out": 300}
+        "unknown": {"cost_usd": None, "tokens_in": 6000, "cached_in": 1500, "tokens_out": 300}
     }
     status = cli("pipeline", "status", "cost").stdout
     assert "$0.0000" not in status and "pipeline cost: done, no agent reported a cost" in status
     report = cli("pipeline", "report", "cost").stdout
     # no cost column (every cell would be '-'), said in one line; the tokens are shown
-    assert "$0.0000" not in report and "| **total** | | | | | 6,000 | 300 | |" in report
+    assert "$0.0000" not in report and "| **total** | | | | | 6,000 | 1,500 | 300 | |" in report
     assert "No agent reported a cost" in report and "| cost |" not in report
-    assert "| model | tokens in | tokens out |" in report and "| unknown | 6,000 | 300 |" in report
+    assert "| model | tokens in | cached in | tokens out |" in report
+    assert "| unknown | 6,000 | 1,500 | 300 |" in report
     ran = cli("pipeline", "run", str(path)).stdout
     assert "pipeline cost: done, no agent reported a cost" in ran
     # the live line while a pool runs

@@ -68,15 +68,15 @@ def iso(ms: int | None) -> str | None:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def usd(cost: float | None, unknown: str = "-") -> str:
-    """A cost in US dollars as every face shows it: four decimals, or as many more as a cost
-    under half a hundredth of a cent needs not to read as zero; ``unknown`` when no agent
-    said what it cost (never "$0.0000", which would claim it was free)."""
+def usd(cost: float | None, unknown: str = "-", *, places: int = 4) -> str:
+    """A cost in US dollars as every face shows it: ``places`` decimals (four unless a table
+    needs more for its rows to add up to its total), or as many more as a cost under half a
+    hundredth of a cent needs not to read as zero; ``unknown`` when no agent said what it
+    cost (never "$0.0000", which would claim it was free)."""
     if cost is None:
         return unknown
-    places = 4
     if 0 < abs(cost) < 0.00005:
-        places = min(12, 1 - math.floor(math.log10(abs(cost))))
+        places = max(places, min(12, 1 - math.floor(math.log10(abs(cost)))))
     return f"${cost:,.{places}f}"
 
 
@@ -114,18 +114,28 @@ def unknown_pass(name: str, passes: Sequence[str], lists: str) -> str:
     )
 
 
-def usage_line(cost: float | None, tokens_in: int | None, tokens_out: int | None) -> str:
-    """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in / 678
-    out``. A cost nobody reported reads "cost unknown"; the tokens are left out when neither
-    count was reported, and a missing one reads ``-``."""
-    line = usd(cost, unknown="cost unknown")
+def usage_line(
+    cost: float | None,
+    tokens_in: int | None,
+    tokens_out: int | None,
+    cached_in: int | None = None,
+    *,
+    places: int = 4,
+) -> str:
+    """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in
+    (12,000 cached) / 678 out`` (``cached_in``: how many of the input tokens were read from
+    a prompt cache, said where known). A cost nobody reported reads "cost unknown"; the
+    tokens are left out when neither count was reported, and a missing one reads ``-``.
+    ``places`` as ``usd``'s."""
+    line = usd(cost, unknown="cost unknown", places=places)
     if tokens_in is None and tokens_out is None:
         return line
 
     def count(n: int | None) -> str:
         return "-" if n is None else f"{n:,}"
 
-    return f"{line} · {count(tokens_in)} in / {count(tokens_out)} out"
+    cached = "" if cached_in is None else f" ({cached_in:,} cached)"
+    return f"{line} · {count(tokens_in)} in{cached} / {count(tokens_out)} out"
 
 
 def dumps(value: Any) -> str:

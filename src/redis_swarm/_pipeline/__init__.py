@@ -8,7 +8,9 @@
 - ``agents``: the one-shot agents, the synthesizer and the planner;
 - ``prompts``: what they are asked, and the planner's task list parsed;
 - ``records``: a pass as the swarm holds it, and the one list of what its agent runs cost;
-- ``report``: what a pipeline did, read back: status, the Markdown report, lineage.
+- ``report``: what a pipeline did, read back: status, the Markdown report; how sums of
+  money are shown (``Money``);
+- ``lineage``: the tree behind a synthesis, finding, task or pipeline, with its totals.
 """
 
 from __future__ import annotations

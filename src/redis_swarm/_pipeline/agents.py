@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import InvalidState, NotFound, SwarmError
-from .._models import Finding, Synthesis, Task, TaskStatus, Usage, now_ms
+from .._models import Finding, Synthesis, Task, TaskStatus, Usage, now_ms, usage_line, usd
 from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
 from .names import (
     pass_label,
@@ -55,6 +55,7 @@ __all__ = [
     "OneShotAgents",
     "Tries",
     "leases_end",
+    "run_cost",
 ]
 
 AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
@@ -114,6 +115,24 @@ def _each_try(reasons: list[str]) -> str:
             parts.append(f"{tries}: {reasons[start]}")
             start = n
     return "; ".join(parts)
+
+
+def run_cost(usage: Usage | None) -> str:
+    """What one agent run cost, as the progress line of every run ends: "(this run: $0.0130
+    · 200 in / 10 out)", "(this run: cost unknown)" when its CLI reported none."""
+    if usage is None:
+        return "(this run: cost unknown)"
+    line = usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out, usage.cached_in)
+    return f"(this run: {line})"
+
+
+def _with_cost(reason: str, usage: Usage | None) -> str:
+    """A refused or failed run's reason as its progress line says it: cut to
+    ``ERROR_SHOWN``, then what the run cost (said once: the runner's reason for an error
+    the CLI reported may already end with its cost)."""
+    if usage is not None and usage.cost_usd is not None:
+        reason = reason.removesuffix(f" (the run cost {usd(usage.cost_usd)})")
+    return f"{reason[:ERROR_SHOWN]} {run_cost(usage)}"
 
 
 def leases_end(tasks: Sequence[Task]) -> str:
@@ -204,10 +223,13 @@ class OneShotAgents:
             return AgentRun(None, "it printed nothing", output.usage)
         return AgentRun(output, usage=output.usage)
 
-    def _tried(self, tries: Tries, role: str, reason: str, last: str, complaint: str) -> None:
-        """Count a refused or failed try, saying why."""
+    def _tried(
+        self, tries: Tries, role: str, reason: str, last: str, complaint: str, run: AgentRun
+    ) -> None:
+        """Count a refused or failed try, saying why and what it cost."""
         tries.add(reason, last, complaint)
-        self._say(f"{self.current}: {role} try {len(tries.reasons)}: {reason[:ERROR_SHOWN]}")
+        said = _with_cost(reason, run.usage)
+        self._say(f"{self.current}: {role} try {len(tries.reasons)}: {said}")
 
     def _claim_own(
         self, task: Task, role: str, *, until: threading.Event, wait: bool = True
@@ -339,9 +361,12 @@ class OneShotAgents:
                 reason, last = f"refused: {exc}", run.output.answer.strip()
                 complaint = f"\n\nYour previous answer was refused: {exc}. {PLAN_FORMAT}"
             else:
-                if len(items) > spec.max_tasks:
-                    self._say(f"planner: {len(items)} tasks, the first {spec.max_tasks} kept")
                 kept = tuple(items[: spec.max_tasks])
+                cut = f" (of {len(items)}: max_tasks)" if len(items) > len(kept) else ""
+                self._say(
+                    f"{self.current}: planner try {len(tries.reasons) + 1}: {len(kept)} "
+                    f"task(s) planned{cut} {run_cost(run.usage)}"
+                )
                 tasks = [{"description": t.description, "data": t.data} for t in kept]
                 self.swarm.report(
                     held.id, held.token,
@@ -351,7 +376,7 @@ class OneShotAgents:
                 )  # fmt: skip
                 return kept, held
         task = self.swarm.fail(held.id, held.token, reason, usage=run.usage)
-        self._tried(tries, "planner", reason, last, complaint)
+        self._tried(tries, "planner", reason, last, complaint, run)
         if tries.exhausted:
             raise InvalidState(tries.gave_up("planner", "task list", spec.name))
         return None, task
@@ -395,7 +420,7 @@ class OneShotAgents:
                     return synthesis
                 reason, last, complaint = f"refused: {problem}", text, refusal_complaint(problem)
             self._synthesis_failed(index, reason, run.usage)
-            self._tried(tries, "synthesizer", reason, last, complaint)
+            self._tried(tries, "synthesizer", reason, last, complaint, run)
             if tries.exhausted:
                 raise InvalidState(
                     tries.gave_up("synthesizer", "synthesis", self.plan.passes[index].name)

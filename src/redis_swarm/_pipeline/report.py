@@ -1,16 +1,17 @@
-"""What a pipeline did, read back from the swarm: per pass status, the Markdown report, and
-the lineage of a synthesis, finding or task (which worker, model, attempt, context version
-and cost stand behind each claim)."""
+"""What a pipeline did, read back from the swarm: per pass status and the Markdown report
+(the lineage of a record is ``lineage``'s), and how every view of it shows sums of money
+(``Money``)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFound
-from .._models import Finding, Task, TaskStatus, Usage, iso, now_ms, usage_line, usd
+from .._models import Finding, Task, TaskStatus, Usage, now_ms, usage_line, usd
 from .names import plan_owner, stored_run
 from .plan import Plan, parse_plan
 from .records import (
@@ -20,14 +21,29 @@ from .records import (
     plus,
     read_pass,
     spending,
-    synthesizer_task,
     usage_figures,
 )
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["lineage", "read_passes", "report_markdown", "status_json", "stored_plan", "tokens"]
+__all__ = [
+    "UNKNOWN",
+    "Money",
+    "Sum",
+    "adds_up",
+    "by_model",
+    "json_figures",
+    "read_passes",
+    "report_markdown",
+    "status_json",
+    "status_money",
+    "stored_plan",
+    "tokens",
+    "usage_text",
+]
+
+UNKNOWN = "-"  # a worker, model or attempt nobody recorded, as every view of the CLI says it
 
 
 def stored_plan(swarm: Swarm, name: str) -> Plan:
@@ -54,16 +70,16 @@ def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
 MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded here
 
 
-def _json_figures(value: Any, key: str = "") -> Any:
+def json_figures(value: Any, key: str = "") -> Any:
     """``value`` as the JSON of ``status`` shows it: every sum of money rounded to
     ``MONEY_PLACES``, token counts as integers, unknown (None) as null."""
     if isinstance(value, dict):
-        return {k: _json_figures(v, k) for k, v in value.items()}
+        return {k: json_figures(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_figures(v) for v in value]
+        return [json_figures(v) for v in value]
     if isinstance(value, float) and key.endswith("cost_usd"):
         return round(value, MONEY_PLACES)
-    if isinstance(value, float) and key.startswith("tokens_"):
+    if isinstance(value, float) and (key.startswith("tokens_") or key == "cached_in"):
         return int(value)
     return value
 
@@ -92,6 +108,7 @@ def pass_status(result: PassResult) -> dict[str, Any]:
         "cost_usd": usage["cost_usd"],
         "failed_cost_usd": failed["cost_usd"],
         "tokens_in": usage["tokens_in"],
+        "cached_in": usage["cached_in"],
         "tokens_out": usage["tokens_out"],
         "wall_s": None if wall is None else round(wall / 1000, 3),
     }
@@ -119,13 +136,18 @@ def _wall_ms(result: PassResult) -> int | None:
 
 def by_model(results: list[PassResult]) -> dict[str, dict[str, float | None]]:
     """Cost and tokens per model, over every agent run: Claude's per-model figures where the
-    CLI gave them, else the record's model (``unknown`` when none is known)."""
+    CLI gave them (which do not split the cached tokens: a run of one model has them all),
+    else the record's model (``unknown`` when none is known)."""
     out: dict[str, dict[str, float | None]] = {}
     for result in results:
         for spent in spending(result):
-            if spent.usage.models:
-                for model, figures in spent.usage.models.items():
-                    add_figures(out.setdefault(model, no_figures()), figures)
+            models = spent.usage.models
+            if models:
+                for model, figures in models.items():
+                    shown: dict[str, Any] = dict(figures)
+                    if len(models) == 1 and "cached_in" not in figures:
+                        shown["cached_in"] = spent.usage.cached_in
+                    add_figures(out.setdefault(model, no_figures()), shown)
             else:
                 entry = out.setdefault(spent.model or "unknown", no_figures())
                 add_figures(entry, usage_figures(spent.usage))
@@ -137,7 +159,7 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
     figure for is null, not 0."""
     passes = [pass_status(r) for r in results]
     total: dict[str, float | None] = dict.fromkeys(
-        ("cost_usd", "failed_cost_usd", "tokens_in", "tokens_out")
+        ("cost_usd", "failed_cost_usd", "tokens_in", "cached_in", "tokens_out")
     )
     for p in passes:
         for key in total:
@@ -152,8 +174,89 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
         **total,
         "by_model": by_model(results),
     }
-    result: dict[str, Any] = _json_figures(out)
+    result: dict[str, Any] = json_figures(out)
     return result
+
+
+# --- sums of money, as every view shows them
+
+MONEY_MAX_PLACES = 6  # the decimals a view may take for its sums to add up (see ``Money``)
+
+
+def _shown(cost: float, places: int) -> Decimal:
+    """``cost`` as ``usd`` shows it, to be added up as a reader would."""
+    return Decimal(usd(cost, places=places).lstrip("$").replace(",", ""))
+
+
+def adds_up(parts: Iterable[float | None], total: float | None, places: int) -> bool:
+    """Whether the ``parts`` of a sum, shown with ``places`` decimals, add up to ``total``
+    shown so (parts nobody reported aside)."""
+    if total is None:
+        return True
+    known = [p for p in parts if p is not None]
+    return sum((_shown(p, places) for p in known), Decimal(0)) == _shown(total, places)
+
+
+Sum = tuple[Sequence[float | None], float | None]  # a sum of money shown: its parts, its total
+
+
+class Money:
+    """How one view (a table, a tree) shows its costs: every figure with the same decimals,
+    the fewest, from four to ``MONEY_MAX_PLACES``, at which each of its ``sums`` (the parts
+    it shows and the total it shows under them, the total summed from the exact figures)
+    adds up as shown: $1.5852 + $0.3645 never over a total of $1.9496. A total whose parts
+    still do not add up (costs of many decimals) reads "≈$1.9496"."""
+
+    def __init__(self, sums: Iterable[Sum] = ()) -> None:
+        wanted = list(sums)
+        self.places = next(
+            (
+                places
+                for places in range(4, MONEY_MAX_PLACES + 1)
+                if all(adds_up(parts, total, places) for parts, total in wanted)
+            ),
+            4,
+        )
+
+    def __call__(self, cost: float | None) -> str:
+        """A part: ``usd`` with this view's decimals."""
+        return usd(cost, places=self.places)
+
+    def total(self, parts: Sequence[float | None], total: float | None) -> str:
+        """A total of ``parts``, "≈" when they do not add up to it as shown."""
+        mark = "" if adds_up(parts, total, self.places) else "≈"
+        return mark + usd(total, places=self.places)
+
+    def line(self, figures: Mapping[str, Any] | None, parts: Sequence[float | None] = ()) -> str:
+        """``figures`` (a sum of ``FIGURES``, or None: nothing recorded) as ``usage_line``
+        says them, with this view's decimals; with ``parts``: a total of them, as ``total``."""
+        if figures is None:
+            return usage_line(None, None, None)
+        cost = figures.get("cost_usd")
+        mark = "≈" if parts and not adds_up(parts, cost, self.places) else ""
+        return mark + usage_line(
+            cost, figures.get("tokens_in"), figures.get("tokens_out"), figures.get("cached_in"),
+            places=self.places,
+        )  # fmt: skip
+
+
+def status_money(status: Mapping[str, Any]) -> Money:
+    """The ``Money`` of a pipeline's status (its table, its last line, the report's tables):
+    the passes' costs and failed runs' costs add up to their totals."""
+    passes = status["passes"]
+    return Money(
+        [
+            ([p["cost_usd"] for p in passes], status["cost_usd"]),
+            ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
+        ]
+    )
+
+
+def usage_text(usage: Usage | None, money: Money | None = None) -> str | None:
+    """What one agent run cost, as every view of a record says it (None: not recorded)."""
+    if usage is None:
+        return None
+    return (money or Money()).line(usage_figures(usage))
 
 
 # --- the report
@@ -161,15 +264,16 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
 
 def tokens(count: int | None) -> str:
     """A token count as the status table and the report show it (``-``: none reported)."""
-    return "-" if count is None else f"{count:,}"
+    return UNKNOWN if count is None else f"{count:,}"
 
 
 def _finding_line(f: Finding, task: Task | None) -> str:
-    parts = [f"worker {f.worker or '?'}", f"model {f.model or '?'}"]
+    parts = [f"worker {f.worker or UNKNOWN}", f"model {f.model or UNKNOWN}"]
     if task is not None:
         parts.append(f"task {task.id} ({task.description[:80]})")
-    if f.usage is not None and f.usage.cost_usd is not None:
-        parts.append(usd(f.usage.cost_usd))
+    cost = usage_text(f.usage)
+    if cost is not None:
+        parts.append(cost)
     sources = f"; sources: {', '.join(f.sources[:10])}" if f.sources else ""
     return f"- **[{f.id}]** {f.summary}  \n  {', '.join(parts)}{sources}"
 
@@ -192,8 +296,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 "",
             ]
         else:
-            cost = f", {usd(s.usage.cost_usd)}" if s.usage and s.usage.cost_usd is not None else ""
-            lines += [f"Synthesis `{s.id}` (model {s.model or '?'}{cost}):", "", s.text, ""]
+            cost = f", {usage_text(s.usage)}" if s.usage is not None else ""
+            lines += [f"Synthesis `{s.id}` (model {s.model or UNKNOWN}{cost}):", "", s.text, ""]
             if s.sources:
                 lines += ["### Cited findings", ""]
                 for fid in s.sources:
@@ -206,7 +310,9 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
             lines += ["### Dead tasks", ""]
             for t in dead:
                 why = t.dead_reason or t.last_error or "no reason recorded"
-                lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}")
+                spent = usage_text(t.failed_usage)
+                cost = f" (its failed runs: {spent})" if spent is not None else ""
+                lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}{cost}")
             lines.append("")
     lines += ["## Cost", ""]
     lines += _cost_tables(status)
@@ -216,8 +322,9 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
 # The report's cost tables: each column, and the figure it shows ("": always shown).
 PASS_COLUMNS = {"pass": "", "tasks": "", "completed": "", "dead": "", "findings": "",
                 "cost": "cost", "failed runs": "cost", "tokens in": "tokens",
-                "tokens out": "tokens", "wall time": ""}  # fmt: skip
-MODEL_COLUMNS = {"model": "", "cost": "cost", "tokens in": "tokens", "tokens out": "tokens"}
+                "cached in": "cached", "tokens out": "tokens", "wall time": ""}  # fmt: skip
+MODEL_COLUMNS = {"model": "", "cost": "cost", "tokens in": "tokens", "cached in": "cached",
+                 "tokens out": "tokens"}  # fmt: skip
 
 
 def _table(columns: dict[str, str], rows: Iterable[list[str]], shown: set[str]) -> list[str]:
@@ -241,7 +348,11 @@ def _cost_tables(status: dict[str, Any]) -> list[str]:
     sums = [status, *models.values()]
     shown = {
         figure
-        for figure, keys in (("cost", ("cost_usd",)), ("tokens", ("tokens_in", "tokens_out")))
+        for figure, keys in (
+            ("cost", ("cost_usd",)),
+            ("tokens", ("tokens_in", "tokens_out")),
+            ("cached", ("cached_in",)),
+        )
         if any(entry[key] is not None for entry in sums for key in keys)
     }
     if "cost" in shown:
@@ -257,196 +368,27 @@ def _cost_tables(status: dict[str, Any]) -> list[str]:
     else:
         lead = ("No agent reported its usage (cost, tokens; scripted agents report none): "
                 "no cost or token columns, and no table per model.")  # fmt: skip
+    money = status_money(status)
+    rows = status["passes"]
     passes = [
         [p["name"], str(p["posted"]), str(p["completed"]), str(p["dead"]), str(p["findings"]),
-         usd(p["cost_usd"]), usd(p["failed_cost_usd"]), tokens(p["tokens_in"]),
-         tokens(p["tokens_out"]), f"{p['wall_s']:.1f} s" if p["wall_s"] is not None else ""]
-        for p in status["passes"]
+         money(p["cost_usd"]), money(p["failed_cost_usd"]), tokens(p["tokens_in"]),
+         tokens(p["cached_in"]), tokens(p["tokens_out"]),
+         f"{p['wall_s']:.1f} s" if p["wall_s"] is not None else ""]
+        for p in rows
     ]  # fmt: skip
+    cost = money.total([p["cost_usd"] for p in rows], status["cost_usd"])
+    failed = money.total([p["failed_cost_usd"] for p in rows], status["failed_cost_usd"])
     passes.append(
-        ["**total**", "", "", "", "", usd(status["cost_usd"]), usd(status["failed_cost_usd"]),
-         tokens(status["tokens_in"]), tokens(status["tokens_out"]), ""]
+        ["**total**", "", "", "", "", cost, failed, tokens(status["tokens_in"]),
+         tokens(status["cached_in"]), tokens(status["tokens_out"]), ""]
     )  # fmt: skip
     lines = [lead, "", *_table(PASS_COLUMNS, passes, shown)]
     if shown and models:
         per_model = [
-            [model, usd(e["cost_usd"]), tokens(e["tokens_in"]), tokens(e["tokens_out"])]
+            [model, money(e["cost_usd"]), tokens(e["tokens_in"]), tokens(e["cached_in"]),
+             tokens(e["tokens_out"])]
             for model, e in sorted(models.items())
-        ]
-        lines += ["", *_table(MODEL_COLUMNS, per_model, shown)]
-    return lines
-
-
-# --- lineage
-
-
-def _task_of(swarm: Swarm, f: Finding) -> Task | None:
-    """The task ``f`` reports on, None when it is gone."""
-    try:
-        return swarm.get_task(f.task_id)
-    except NotFound:
-        return None
-
-
-def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
-    """``f`` with ``t``, its task (``_task_of``), and what that task's failed runs cost."""
-    node: dict[str, Any] = {
-        "kind": "finding",
-        "id": f.id,
-        "summary": f.summary,
-        "worker": f.worker,
-        "model": f.model,
-        "attempt": f.attempt,
-        "context_owner": f.shard,
-        "context_version": f.context_version,
-        "cost_usd": f.usage.cost_usd if f.usage else None,
-        "sources": list(f.sources),
-    }
-    if t is not None:
-        node["task"] = {
-            "id": t.id, "description": t.description, "pass": t.pass_name, "queue": t.queue,
-            "attempts": t.attempts, "status": t.status.value, "failed_runs": _failed_runs(t),
-        }  # fmt: skip
-    # The answers its worker got by asking while on the task (swarm ask, peer assist).
-    asked = swarm.answers_for(f.task_id)
-    if asked:
-        node["answers"] = [
-            {"kind": "answer", "id": a.finding_id, "question": a.question, "text": a.summary,
-             "answerer": a.answerer, "model": a.model, "queue": a.queue, "cost_usd": a.cost_usd}
-            for a in asked
         ]  # fmt: skip
-    return node
-
-
-def _summed(usages: Iterable[Usage | None]) -> dict[str, Any]:
-    """The ``FIGURES`` of ``usages`` summed, as lineage shows them (null: none reported)."""
-    total = no_figures()
-    for usage in usages:
-        if usage is not None:
-            add_figures(total, usage_figures(usage))
-    summed: dict[str, Any] = _json_figures(total)
-    return summed
-
-
-def _failed_runs(task: Task | None) -> dict[str, Any] | None:
-    """What the failed (or refused) runs on ``task`` cost, None when none is recorded."""
-    if task is None or task.failed_usage is None:
-        return None
-    return _summed([task.failed_usage])
-
-
-def _synthesis_node(swarm: Swarm, ident: str) -> dict[str, Any]:
-    s = swarm.get_synthesis(ident)
-    cited: list[dict[str, Any]] = []
-    refused = synthesizer_task(swarm, s)
-    # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
-    # finding it cites with the failed runs of that finding's task (what getting it took).
-    usages = [s.usage, refused.failed_usage if refused else None]
-    for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
-        try:
-            f = swarm.get_finding(fid)
-        except NotFound:
-            cited.append({"kind": "finding", "id": fid, "missing": True})
-            continue
-        t = _task_of(swarm, f)
-        usages += [f.usage, t.failed_usage if t else None]
-        cited.append(_finding_node(swarm, f, t))
-    return {
-        "kind": "synthesis", "id": s.id, "pass": s.pass_name, "shard": s.shard,
-        "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
-        "created": iso(s.created_at), "failed_runs": _failed_runs(refused),
-        "findings": cited, "total": _summed(usages),
-    }  # fmt: skip
-
-
-def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
-    """The tree behind a synthesis (``s-``), finding (``f-``) or task (``t-``) id, or a
-    pipeline's name: synthesis -> cited findings -> task, worker, model, attempt, context
-    owner and version, cost. A synthesis ends with its ``total``: its own run, its
-    synthesizer's refused or failed runs, its cited findings and their tasks' failed runs; a
-    task shows what its failed runs cost (``failed_runs``)."""
-    if ident.startswith("s-"):
-        return _synthesis_node(swarm, ident)
-    if ident.startswith("f-"):
-        f = swarm.get_finding(ident)
-        return _finding_node(swarm, f, _task_of(swarm, f))
-    if ident.startswith("t-"):
-        t = swarm.get_task(ident)
-        node: dict[str, Any] = {
-            "kind": "task", "id": t.id, "description": t.description, "pass": t.pass_name,
-            "status": t.status.value, "attempts": t.attempts, "worker": t.worker,
-            "context_owner": t.parent, "dead_reason": t.dead_reason,
-            "failed_runs": _failed_runs(t),
-        }  # fmt: skip
-        if t.finding_id:
-            # (its task is this node: not repeated under it)
-            node["finding"] = _finding_node(swarm, swarm.get_finding(t.finding_id), None)
-        return node
-    plan = stored_plan(swarm, ident)
-    return {
-        "kind": "pipeline",
-        "id": plan.name,
-        "passes": [
-            lineage(swarm, r.synthesis.id) if r.synthesis else {"kind": "pass", "id": r.label}
-            for r in read_passes(swarm, plan)
-        ],
-    }
-
-
-def _figures_text(figures: dict[str, Any]) -> str:
-    """A cost and tokens as lineage shows them: "$0.1000 · 1,000 in / 100 out"."""
-    return usage_line(figures["cost_usd"], figures["tokens_in"], figures["tokens_out"])
-
-
-def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
-    """The lineage tree as indented lines."""
-    pad = "  " * depth
-    kind = node.get("kind")
-    if kind == "pipeline":
-        lines = [f"{pad}pipeline {node['id']}"]
-    elif kind == "synthesis":
-        cost = f", {usd(node['cost_usd'])}" if node.get("cost_usd") is not None else ""
-        lines = [
-            f"{pad}synthesis {node['id']} ({node['pass']}, model {node['model'] or '?'}{cost})"
-        ]
-        if node.get("failed_runs"):
-            lines.append(f"{pad}  failed runs: {_figures_text(node['failed_runs'])}")
-    elif kind == "finding":
-        if node.get("missing"):
-            return [f"{pad}finding {node['id']} (missing)"]
-        cost = f", {usd(node['cost_usd'])}" if node.get("cost_usd") is not None else ""
-        context = "no context"  # its task named none for its worker to read
-        if node.get("context_owner"):
-            version = (node.get("context_version") or "?")[:12]
-            context = f"context {node['context_owner']}@{version}"
-        lines = [
-            f"{pad}finding {node['id']}: {node['summary'][:80]}",
-            f"{pad}  worker {node['worker'] or '?'}, model {node['model'] or '?'}, attempt "
-            f"{node['attempt'] or '?'}, {context}{cost}",
-        ]
-        task = node.get("task")
-        if task:
-            lines.append(f"{pad}  task {task['id']} ({task['status']}): {task['description'][:80]}")
-            if task.get("failed_runs"):
-                lines.append(f"{pad}    failed runs: {_figures_text(task['failed_runs'])}")
-        for a in node.get("answers", ()):
-            lines.append(
-                f"{pad}  asked {a['queue']}: {a['question'][:60]} -> answer {a['id']} by "
-                f"{a['answerer'] or '?'}: {a['text'][:60]}"
-            )
-    elif kind == "task":
-        lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "
-                 f"{node['description'][:80]}"]  # fmt: skip
-        if node.get("dead_reason"):
-            lines.append(f"{pad}  dead: {node['dead_reason'][:160]}")
-        if node.get("failed_runs"):
-            lines.append(f"{pad}  failed runs: {_figures_text(node['failed_runs'])}")
-    else:
-        lines = [f"{pad}pass {node['id']}: not synthesised yet"]
-    for child in (*node.get("passes", ()), *node.get("findings", ())):
-        lines += lineage_text(child, depth + 1)
-    if kind == "task" and node.get("finding"):
-        lines += lineage_text(node["finding"], depth + 1)
-    if kind == "synthesis":  # last: what everything above cost
-        lines.append(f"{pad}  total: {_figures_text(node['total'])}")
+        lines += ["", *_table(MODEL_COLUMNS, per_model, shown)]
     return lines

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome, check_program
-from .agents import ERROR_SHOWN, OneShotAgents, leases_end
+from .agents import ERROR_SHOWN, OneShotAgents, leases_end, run_cost
 from .lease import RunLease
 from .names import (
     dedupe_key,
@@ -316,8 +316,10 @@ class Pipeline(OneShotAgents):
         self._say(line)
         result.synthesis = self._synthesize(index, result.findings, previous)
         if result.synthesis is not None:
-            cited = len(result.synthesis.sources)
-            self._say(f"{head}: synthesis {result.synthesis.id} citing {cited} finding(s)")
+            s = result.synthesis
+            self._say(
+                f"{head}: synthesis {s.id} citing {len(s.sources)} finding(s) {run_cost(s.usage)}"
+            )
         else:  # a budget spent (said when it was found) or a signal
             self._say(f"{head}: stopped before its synthesis")
         return result

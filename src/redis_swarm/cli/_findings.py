@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .._errors import NotFound
-from .._models import usd
+from .._models import Usage, usage_line
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -26,9 +26,16 @@ from ._common import (
     print_table,
     read_text,
     short,
-    usage_text,
     when,
 )
+
+
+def _usage(usage: Usage | None) -> str | None:
+    """What the agent run behind a record cost, with its tokens (``usage_line``); None when
+    its agent said nothing."""
+    if usage is None:
+        return None
+    return usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out, usage.cached_in)
 
 
 def render_finding(app: App, f: Any) -> None:
@@ -40,7 +47,7 @@ def render_finding(app: App, f: Any) -> None:
         ("shard", f.shard),
         ("worker", f.worker),
         ("model", f.model),
-        ("cost", usage_text(f.usage)),
+        ("cost", _usage(f.usage)),
         ("context version", f.context_version),
         ("confidence", f.confidence),
         ("created", when(f.created_at)),
@@ -94,10 +101,9 @@ def findings(
         table = make_table("id", "task", "worker", "model", "cost", "conf", "summary")
         for f in found.items:
             mark = " (superseded)" if f.superseded else ""
-            cost = None if f.usage is None else f.usage.cost_usd
             add_row(
-                table, f.id, f.task_id, f.worker, f.model, None if cost is None else usd(cost),
-                f.confidence, short(f.summary, 80) + mark,
+                table, f.id, f.task_id, f.worker, f.model, _usage(f.usage), f.confidence,
+                short(f.summary, 80) + mark,
             )  # fmt: skip
         print_table(app, table)
         found.footer()
@@ -209,8 +215,9 @@ def synth_show(app: App, synthesis_id: str) -> None:
                     ("id", s.id),
                     ("shard", s.shard),
                     ("pass", s.pass_name),
+                    ("model", s.model),
                     ("created", when(s.created_at)),
-                    ("cost", usage_text(s.usage)),
+                    ("cost", _usage(s.usage)),
                     ("sources", list(s.sources)),
                 ]
             ),

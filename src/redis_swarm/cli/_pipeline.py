@@ -14,14 +14,15 @@ from rich.live import Live
 from rich.text import Text
 
 from .._errors import SwarmError
-from .._models import usd
 from .._pipeline import Pipeline, Plan, load_plan
-from .._pipeline.report import lineage as lineage_tree
+from .._pipeline.lineage import lineage as lineage_tree
+from .._pipeline.lineage import lineage_text
 from .._pipeline.report import (
-    lineage_text,
+    Money,
     read_passes,
     report_markdown,
     status_json,
+    status_money,
     stored_plan,
     tokens,
 )
@@ -199,19 +200,43 @@ def pipeline_run(
         raise click.exceptions.Exit(1)
 
 
+def _tokens_cell(figures: dict[str, Any]) -> str:
+    """Tokens in (the cached ones of them) / out, as the status tables show them."""
+    cached = figures["cached_in"]
+    cached_part = f" ({tokens(cached)} cached)" if cached is not None else ""
+    return f"{tokens(figures['tokens_in'])}{cached_part}/{tokens(figures['tokens_out'])}"
+
+
 def _status_table(app: App, status: dict[str, Any]) -> None:
+    """Per pass, then the totals; then the cost per model (as ``pipeline report``'s)."""
+    money = status_money(status)
     table = make_table(
         "pass", "posted", "completed", "dead", "findings", "synthesis", "cost", "failed runs",
-        "tokens in/out", "wall",
+        "tokens in (cached)/out", "wall",
     )  # fmt: skip
-    for p in status["passes"]:
+    rows = status["passes"]
+    for p in rows:
         wall = f"{p['wall_s']:.1f}s" if p["wall_s"] is not None else None
         add_row(
             table, short(p["name"], 40), p["posted"], p["completed"], p["dead"], p["findings"],
-            p["synthesis"], usd(p["cost_usd"]), usd(p["failed_cost_usd"]),
-            f"{tokens(p['tokens_in'])}/{tokens(p['tokens_out'])}", wall,
+            p["synthesis"], money(p["cost_usd"]), money(p["failed_cost_usd"]),
+            _tokens_cell(p), wall,
+        )  # fmt: skip
+    if len(rows) > 1:  # (one pass: its row is the total)
+        add_row(
+            table, "total", sum(p["posted"] for p in rows), sum(p["completed"] for p in rows),
+            sum(p["dead"] for p in rows), sum(p["findings"] for p in rows), None,
+            money.total([p["cost_usd"] for p in rows], status["cost_usd"]),
+            money.total([p["failed_cost_usd"] for p in rows], status["failed_cost_usd"]),
+            _tokens_cell(status), None,
         )  # fmt: skip
     print_table(app, table)
+    models = status["by_model"]
+    if any(v is not None for figures in models.values() for v in figures.values()):
+        per_model = make_table("model", "cost", "tokens in (cached)/out")
+        for model, figures in sorted(models.items()):
+            add_row(per_model, short(model, 60), money(figures["cost_usd"]), _tokens_cell(figures))
+        print_table(app, per_model)
 
 
 @pipeline.command("status")
@@ -235,11 +260,13 @@ def pipeline_status(app: App, name: str) -> None:
 
 
 def _spent(status: dict[str, Any]) -> str:
-    """What the pipeline cost, as its status line ends."""
+    """What the pipeline cost, as its status line ends (the table's total, as shown there)."""
     cost = status["cost_usd"]
     if cost is None:
         return "no agent reported a cost"
-    return f"{usd(cost)} spent" if status["done"] else f"{usd(cost)} so far"
+    money: Money = status_money(status)
+    shown = money.total([p["cost_usd"] for p in status["passes"]], cost)
+    return f"{shown} spent" if status["done"] else f"{shown} so far"
 
 
 @pipeline.command("report")
@@ -265,10 +292,11 @@ def pipeline_report(app: App, name: str, out: Path | None) -> None:
 @pass_app
 def lineage(app: App, ident: str) -> None:
     """The tree behind ID: a synthesis (s-...) -> its cited findings -> each one's task,
-    worker, model, attempt, context owner and version, cost, ending with what the synthesis
-    cost in all (its run, its refused or failed runs, its cited findings); a finding (f-...)
-    or task (t-...) the same from there (a task with what its failed runs cost); a
-    pipeline's name: its passes' syntheses."""
+    worker, model, attempt, context owner and version, cost and tokens, ending with what the
+    synthesis cost in all (its run, its refused or failed runs, its cited findings) and what
+    that total leaves out; a finding (f-...) or task (t-...) the same from there (a task
+    ending with what every run on it cost: its finding, superseded ones, failed runs); a
+    pipeline's name: its passes' syntheses, each pass's whole cost, and the pipeline's."""
     tree = lineage_tree(app.swarm, ident)
     app.emit(tree, lambda: click.echo("\n".join(printable(line) for line in lineage_text(tree))))
 

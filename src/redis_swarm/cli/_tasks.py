@@ -80,9 +80,10 @@ def task() -> None:
 
 
 def _limit(count: int, limit: int, name: str, settled: bool) -> str:
-    """A count against its limit: "1 of at most 3 (max_attempts: dead-lettered at 3)", the
-    consequence said only while the task is open (a completed task was never near it)."""
-    then = "" if settled else f": dead-lettered at {limit}"
+    """A count against its limit: "1 of at most 3 (max_attempts: dead-lettered at the
+    limit)", what the limit does said only while the task is open (a completed task's "1 of
+    at most 3" is no step towards a dead letter)."""
+    then = "" if settled else ": dead-lettered at the limit"
     return f"{count} of at most {limit} ({name}{then})"
 
 

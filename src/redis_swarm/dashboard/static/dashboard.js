@@ -114,14 +114,12 @@
     return text.length > max ? text.slice(0, max - 1) + "…" : text;
   }
 
-  // What an agent run cost (a finding's or synthesis's usage), on one line; null if unknown.
+  // What agent runs cost (a finding's or synthesis's usage, a task's failed runs), on one
+  // line as the CLI says it (format.js); null when nothing was recorded.
   function usageText(u) {
     if (!u) return null;
-    const parts = [];
-    if (typeof u.cost_usd === "number") parts.push("$" + u.cost_usd.toFixed(4));
-    if (typeof u.tokens_in === "number" || typeof u.tokens_out === "number")
-      parts.push((u.tokens_in || 0).toLocaleString("en") + " in / " + (u.tokens_out || 0).toLocaleString("en") + " out");
-    return parts.length ? h("span", { class: "cost", text: parts.join(" · ") }) : null;
+    const line = window.swarmFormat.usageLine(u.cost_usd, u.tokens_in, u.tokens_out, u.cached_in);
+    return h("span", { class: "cost", text: line });
   }
 
   function stamp(ms) { return h("span", { class: "when", "data-at": String(ms), title: new Date(ms).toISOString(), text: ago(ms) }); }
@@ -297,6 +295,7 @@
       { label: "description", cell: (r) => short(r.description, 80), cls: "clip", title: (r) => r.description },
       { label: "failed", num: true, cell: (r) => (r.failures || 0) + "/" + r.max_attempts },
       { label: "abandoned", num: true, cell: (r) => (r.abandons || 0) + "/" + (r.max_abandons || 10) },
+      { label: "failed runs cost", cell: (r) => usageText(r.failed_usage), cls: "nowrap" },
       { label: "reason", cell: (r) => r.dead_reason || r.last_error, cls: "clip", title: (r) => r.dead_reason || r.last_error },
     ], dead, (r) => r.id), "no dead letter");
   }

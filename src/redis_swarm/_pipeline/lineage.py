@@ -1,0 +1,292 @@
+"""The lineage of a synthesis, finding, task or pipeline: which worker, model, attempt,
+context version and agent runs stand behind each claim, and what they cost, each total
+saying what it covers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .._errors import NotFound
+from .._models import Finding, Task, Usage, iso
+from .records import (
+    FIGURES,
+    SUPERSEDED_SCAN,
+    TaskSpending,
+    add_figures,
+    no_figures,
+    synthesizer_task,
+    task_spending,
+    usage_figures,
+)
+from .report import UNKNOWN, Money, Sum, json_figures, read_passes, status_json, stored_plan
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = ["COVERS", "lineage", "lineage_money", "lineage_text", "task_total"]
+
+# What each total of a lineage covers, said under it (and as ``total_covers`` in JSON).
+COVERS = {
+    "synthesis": (
+        "its own runs (refused and failed ones too) and the findings it cites with their "
+        "tasks' failed runs, not the pass's other runs (dead tasks, uncited or superseded "
+        "findings, a planner): swarm pipeline status counts those too"
+    ),
+    "task": "its finding, the findings reported on it after it was settled, its failed runs",
+    "pipeline": (
+        "every agent run of every pass (planner, workers, dead tasks, superseded findings, "
+        "synthesizer; refused and failed runs too), as swarm pipeline status counts it"
+    ),
+    "pass": "every agent run of the pass, as swarm pipeline status counts it",
+}
+
+
+def _summed(usages: Iterable[Usage | None]) -> dict[str, Any]:
+    """The ``FIGURES`` of ``usages`` summed, as lineage shows them (null: none reported)."""
+    total = no_figures()
+    for usage in usages:
+        if usage is not None:
+            add_figures(total, usage_figures(usage))
+    summed: dict[str, Any] = json_figures(total)
+    return summed
+
+
+def _figures(usage: Usage | None) -> dict[str, Any] | None:
+    """What one run (or the failed runs summed on a task) cost; None when not recorded."""
+    return None if usage is None else _summed([usage])
+
+
+def _task_of(swarm: Swarm, f: Finding) -> Task | None:
+    """The task ``f`` reports on, None when it is gone."""
+    try:
+        return swarm.get_task(f.task_id)
+    except NotFound:
+        return None
+
+
+def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
+    """``f`` with ``t``, its task (``_task_of``), and what that task's failed runs cost."""
+    node: dict[str, Any] = {
+        "kind": "finding",
+        "id": f.id,
+        "summary": f.summary,
+        "worker": f.worker,
+        "model": f.model,
+        "attempt": f.attempt,
+        "context_owner": f.shard,
+        "context_version": f.context_version,
+        "cost_usd": f.usage.cost_usd if f.usage else None,
+        "usage": _figures(f.usage),
+        "superseded": f.superseded,
+        "sources": list(f.sources),
+    }
+    if t is not None:
+        node["task"] = {
+            "id": t.id, "description": t.description, "pass": t.pass_name, "queue": t.queue,
+            "attempts": t.attempts, "status": t.status.value,
+            "failed_runs": _figures(t.failed_usage),
+        }  # fmt: skip
+    # The answers its worker got by asking while on the task (swarm ask, peer assist).
+    asked = swarm.answers_for(f.task_id)
+    if asked:
+        node["answers"] = [
+            {"kind": "answer", "id": a.finding_id, "question": a.question, "text": a.summary,
+             "answerer": a.answerer, "model": a.model, "queue": a.queue, "cost_usd": a.cost_usd}
+            for a in asked
+        ]  # fmt: skip
+    return node
+
+
+def _synthesis_node(swarm: Swarm, ident: str) -> dict[str, Any]:
+    s = swarm.get_synthesis(ident)
+    cited: list[dict[str, Any]] = []
+    refused = synthesizer_task(swarm, s)
+    # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
+    # finding it cites with the failed runs of that finding's task (what getting it took).
+    usages = [s.usage, refused.failed_usage if refused else None]
+    for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
+        try:
+            f = swarm.get_finding(fid)
+        except NotFound:
+            cited.append({"kind": "finding", "id": fid, "missing": True})
+            continue
+        t = _task_of(swarm, f)
+        usages += [f.usage, t.failed_usage if t else None]
+        cited.append(_finding_node(swarm, f, t))
+    return {
+        "kind": "synthesis", "id": s.id, "pass": s.pass_name, "shard": s.shard,
+        "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
+        "usage": _figures(s.usage), "created": iso(s.created_at),
+        "failed_runs": _figures(refused.failed_usage if refused else None),
+        "findings": cited, "total": _summed(usages), "total_covers": COVERS["synthesis"],
+    }  # fmt: skip
+
+
+def task_total(swarm: Swarm, t: Task) -> tuple[dict[str, Any], TaskSpending]:
+    """What every agent run on ``t`` cost (``COVERS["task"]``), and record by record (see
+    ``records.task_spending``)."""
+    spent = task_spending(swarm, t)
+    return _summed(spent.usages()), spent
+
+
+def _task_node(swarm: Swarm, ident: str) -> dict[str, Any]:
+    t = swarm.get_task(ident)
+    total, spent = task_total(swarm, t)
+    node: dict[str, Any] = {
+        "kind": "task", "id": t.id, "description": t.description, "pass": t.pass_name,
+        "status": t.status.value, "attempts": t.attempts, "worker": t.worker,
+        "context_owner": t.parent, "dead_reason": t.dead_reason,
+        "failed_runs": _figures(t.failed_usage),
+    }  # fmt: skip
+    if t.finding_id:
+        # (its task is this node: not repeated under it)
+        node["finding"] = _finding_node(swarm, swarm.get_finding(t.finding_id), None)
+    node["superseded"] = [_finding_node(swarm, f, None) for f in spent.superseded]
+    node["superseded_searched_all"] = spent.searched_all
+    node["total"] = total
+    node["total_covers"] = COVERS["task"]
+    return node
+
+
+def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
+    plan = stored_plan(swarm, name)
+    results = read_passes(swarm, plan)
+    status = status_json(plan, results)
+    passes: list[dict[str, Any]] = []
+    for result, row in zip(results, status["passes"], strict=True):
+        if result.synthesis is not None:
+            node = _synthesis_node(swarm, result.synthesis.id)
+        else:
+            node = {"kind": "pass", "id": result.label}
+        node["pass_total"] = {key: row[key] for key in FIGURES}
+        passes.append(node)
+    return {
+        "kind": "pipeline", "id": plan.name, "passes": passes,
+        "total": {key: status[key] for key in FIGURES}, "total_covers": COVERS["pipeline"],
+    }  # fmt: skip
+
+
+def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
+    """The tree behind a synthesis (``s-``), finding (``f-``) or task (``t-``) id, or a
+    pipeline's name: synthesis -> cited findings -> task, worker, model, attempt, context
+    owner and version, what each run cost. A synthesis, a task and a pipeline end with their
+    ``total`` and what it covers (``total_covers``, see ``COVERS``): a synthesis's runs and
+    what it cites; a task's finding, superseded findings and failed runs; every run of a
+    pipeline (each pass's, ``pass_total``), as ``pipeline status`` counts them."""
+    if ident.startswith("s-"):
+        return _synthesis_node(swarm, ident)
+    if ident.startswith("f-"):
+        f = swarm.get_finding(ident)
+        return _finding_node(swarm, f, _task_of(swarm, f))
+    if ident.startswith("t-"):
+        return _task_node(swarm, ident)
+    return _pipeline_node(swarm, ident)
+
+
+# --- as text
+
+
+def _cost(figures: dict[str, Any] | None) -> float | None:
+    return None if figures is None else figures.get("cost_usd")
+
+
+def _sums(node: dict[str, Any]) -> list[Sum]:
+    """The sums of money ``node``'s text shows (each total with the parts shown above it)."""
+    kind = node.get("kind")
+    if kind == "pipeline":
+        out: list[Sum] = [([_cost(p["pass_total"]) for p in node["passes"]], _cost(node["total"]))]
+        for child in node["passes"]:
+            out += _sums(child)
+        return out
+    if kind == "synthesis":
+        parts = [_cost(node["usage"]), _cost(node["failed_runs"])]
+        for f in node["findings"]:
+            parts += [_cost(f.get("usage")), _cost(f.get("task", {}).get("failed_runs"))]
+        return [(parts, _cost(node["total"]))]
+    if kind == "task":
+        found = [node["finding"]] if node.get("finding") else []
+        parts = [_cost(node["failed_runs"])]
+        parts += [_cost(f["usage"]) for f in (*found, *node["superseded"])]
+        return [(parts, _cost(node["total"]))]
+    return []
+
+
+def lineage_money(node: dict[str, Any]) -> Money:
+    """How the text of ``node`` shows its costs (its totals add up, see ``Money``)."""
+    return Money(_sums(node))
+
+
+def _total_lines(pad: str, money: Money, figures: dict[str, Any], parts: Sum | None,
+                 covers: str, label: str = "total") -> list[str]:  # fmt: skip
+    """A total and what it covers, on two lines."""
+    shown = money.line(figures, parts[0] if parts else ())
+    return [f"{pad}  {label}: {shown}", f"{pad}  ({label} of {covers})"]
+
+
+def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = None) -> list[str]:
+    """The lineage tree as indented lines, every cost said with its tokens (``usage_line``)
+    and with the decimals at which its totals add up (``lineage_money``)."""
+    money = money or lineage_money(node)
+    pad = "  " * depth
+    kind = node.get("kind")
+    sums = _sums(node)
+    if kind == "pipeline":
+        lines = [f"{pad}pipeline {node['id']}"]
+    elif kind == "synthesis":
+        cost = f", {money.line(node['usage'])}" if node.get("usage") else ""
+        lines = [
+            f"{pad}synthesis {node['id']} ({node['pass']}, model {node['model'] or UNKNOWN}{cost})"
+        ]
+        if node.get("failed_runs"):
+            lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
+    elif kind == "finding":
+        if node.get("missing"):
+            return [f"{pad}finding {node['id']} (missing)"]
+        cost = f", {money.line(node['usage'])}" if node.get("usage") else ""
+        context = "no context"  # its task named none for its worker to read
+        if node.get("context_owner"):
+            version = (node.get("context_version") or UNKNOWN)[:12]
+            context = f"context {node['context_owner']}@{version}"
+        late = " (superseded: reported after its task was settled)" * bool(node.get("superseded"))
+        lines = [
+            f"{pad}finding {node['id']}{late}: {node['summary'][:80]}",
+            f"{pad}  worker {node['worker'] or UNKNOWN}, model {node['model'] or UNKNOWN}, "
+            f"attempt {node['attempt'] or UNKNOWN}, {context}{cost}",
+        ]
+        task = node.get("task")
+        if task:
+            lines.append(f"{pad}  task {task['id']} ({task['status']}): {task['description'][:80]}")
+            if task.get("failed_runs"):
+                lines.append(f"{pad}    failed runs: {money.line(task['failed_runs'])}")
+        for a in node.get("answers", ()):
+            lines.append(
+                f"{pad}  asked {a['queue']}: {a['question'][:60]} -> answer {a['id']} by "
+                f"{a['answerer'] or UNKNOWN}: {a['text'][:60]}"
+            )
+    elif kind == "task":
+        lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "
+                 f"{node['description'][:80]}"]  # fmt: skip
+        if node.get("dead_reason"):
+            lines.append(f"{pad}  dead: {node['dead_reason'][:160]}")
+        if node.get("failed_runs"):
+            lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
+    else:
+        lines = [f"{pad}pass {node['id']}: not synthesised yet"]
+    for child in (*node.get("passes", ()), *node.get("findings", ())):
+        lines += lineage_text(child, depth + 1, money)
+    if kind == "task":
+        for child in (*([node["finding"]] if node.get("finding") else ()), *node["superseded"]):
+            lines += lineage_text(child, depth + 1, money)
+        if not node["superseded_searched_all"]:
+            lines.append(
+                f"{pad}  (findings reported on it after it settled were looked for among the "
+                f"first {SUPERSEDED_SCAN:,} of its queue only)"
+            )
+    if kind in ("synthesis", "task", "pipeline"):  # last: what everything above cost
+        recorded = any(v is not None for v in node["total"].values())
+        if kind != "task" or recorded:
+            lines += _total_lines(pad, money, node["total"], sums[0], node["total_covers"])
+    if "pass_total" in node:  # a pass of a pipeline: what all of it cost
+        lines += _total_lines(pad, money, node["pass_total"], None, COVERS["pass"], "pass total")
+    return lines

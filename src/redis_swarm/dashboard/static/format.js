@@ -1,0 +1,63 @@
+// redis-swarm dashboard: figures written as the CLI writes them (redis_swarm._models: usd,
+// usage_line), so that the page and `swarm` never say one cost two ways. A script of its
+// own, loaded before dashboard.js, so that tests/test_dashboard_format.py can run it under
+// node beside the Python originals.
+"use strict";
+
+(function (root) {
+  const MAX_PLACES = 12;
+
+  // |x| as Python's format(x, ".Nf") writes it: the double's exact value (toFixed(100) has
+  // every digit of a cost's) rounded half to even, where toFixed and Intl round half up.
+  function fixed(x, places) {
+    const exact = Math.abs(x).toFixed(100);
+    const [whole, frac] = exact.split(".");
+    const kept = whole + frac.slice(0, places);
+    const next = frac.charAt(places);
+    const rest = frac.slice(places + 1);
+    const last = Number(kept.charAt(kept.length - 1));
+    const up = next > "5" || (next === "5" && (/[1-9]/.test(rest) || last % 2 === 1));
+    let digits = up ? increment(kept) : kept;
+    digits = digits.padStart(places + 1, "0");
+    const int = digits.slice(0, digits.length - places);
+    const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return places ? grouped + "." + digits.slice(digits.length - places) : grouped;
+  }
+
+  function increment(digits) {
+    const out = digits.split("");
+    let i = out.length - 1;
+    while (i >= 0 && out[i] === "9") { out[i] = "0"; i -= 1; }
+    if (i < 0) return "1" + out.join("");
+    out[i] = String(Number(out[i]) + 1);
+    return out.join("");
+  }
+
+  // As _models.usd: four decimals, or as many more as a cost under half a hundredth of a
+  // cent needs not to read as zero; `unknown` when no agent said (never "$0.0000").
+  function usd(cost, unknown, places) {
+    if (typeof cost !== "number" || !Number.isFinite(cost)) return unknown === undefined ? "-" : unknown;
+    places = places === undefined ? 4 : places;
+    if (cost !== 0 && Math.abs(cost) < 0.00005)
+      places = Math.max(places, Math.min(MAX_PLACES, 1 - Math.floor(Math.log10(Math.abs(cost)))));
+    return "$" + (cost < 0 ? "-" : "") + fixed(cost, places);
+  }
+
+  function count(n) {
+    return typeof n === "number" ? fixed(n, 0) : "-";
+  }
+
+  // As _models.usage_line: "$0.0123 · 12,345 in (12,000 cached) / 678 out"; "cost unknown"
+  // when no cost was reported; no tokens when neither count was, a missing one "-".
+  function usageLine(cost, tokensIn, tokensOut, cachedIn, places) {
+    const line = usd(cost, "cost unknown", places);
+    const known = (n) => typeof n === "number";
+    if (!known(tokensIn) && !known(tokensOut)) return line;
+    const cached = known(cachedIn) ? " (" + count(cachedIn) + " cached)" : "";
+    return line + " · " + count(tokensIn) + " in" + cached + " / " + count(tokensOut) + " out";
+  }
+
+  const format = { usd, usageLine };
+  if (typeof module === "object" && module.exports) module.exports = format;
+  else root.swarmFormat = format;
+})(typeof globalThis === "object" ? globalThis : this);
