@@ -112,6 +112,34 @@ def test_ctrl_c_withdraws_the_question_unless_kept(
         assert f"it was cancelled ({question.id})" in message and "ask again" in message
 
 
+@pytest.mark.parametrize(
+    "signals",
+    [("INT", 0.0, "INT"), ("INT", 0.01, "INT"), ("INT", 0.05, "INT"), ("TERM", 0.05, "INT")],
+)
+def test_a_second_ctrl_c_does_not_cut_the_withdrawal_short(
+    swarm: Swarm, redis_url: str, tmp_path: Path, signals: tuple[str, float, str]
+) -> None:
+    """Ctrl-C pressed twice (or SIGTERM, as ``timeout`` sends, then Ctrl-C): the question is
+    withdrawn all the same and the command ends as documented, exit 1 with its one error line,
+    not killed by the second signal (exit 130) nor with a traceback."""
+    first, gap, second = signals
+    env = subprocess_env(redis_url, "test", tmp_path)
+    proc, question = _asking(swarm, env, ["ask", "lib", "anyone?", "--timeout", "60"])
+    try:
+        time.sleep(0.3)  # (waiting for the answer, not posting)
+        proc.send_signal(getattr(signal, f"SIG{first}"))
+        time.sleep(gap)
+        proc.send_signal(getattr(signal, f"SIG{second}"))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    message = err.decode()
+    assert proc.returncode == 1, (proc.returncode, message)
+    assert message.startswith("error: interrupted while asking 'lib': "), message
+    assert message.count("\n") == 1 and f"it was cancelled ({question.id})" in message
+    assert swarm.get_task(question.id).status is TaskStatus.CANCELLED
+
+
 def test_a_later_asker_giving_up_leaves_the_first_one_s_question(
     cli: Cli, swarm: Swarm, redis_url: str, tmp_path: Path
 ) -> None:

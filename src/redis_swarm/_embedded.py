@@ -3,7 +3,9 @@
 The first use starts it detached on a unix socket under the swarm home, with AOF on, so that
 every process of this user on this machine shares one server and its data outlives them all.
 A file lock serialises cold starts (ten processes starting at once share exactly one server);
-a pidfile or socket left behind by a crash is detected and the server restarted on its data.
+a pidfile or socket left behind by a crash is detected and the server restarted on its data
+(said on stderr). A server whose process lives is never killed, whether it answers an error
+(MISCONF: its disk is full) or nothing at all (stopped, busy): it may hold acknowledged writes.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,16 +151,42 @@ def _named(named: str, path_env: str | None) -> Binary:
     return dataclasses.replace(binary, reason=f"named by {ENV_VAR}")
 
 
-def _ping(path: Path, timeout: float = 1.0) -> bool:
-    """PING over the unix socket with a raw RESP exchange: cheap, and needs no client."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
+# How long a command waits for a server whose process is alive but answers nothing (stopped,
+# busy in a long fork or on a slow disk, hung) before it gives up and says what to check.
+# Such a server is never killed: it may hold acknowledged writes not yet on disk.
+STALL_WAIT = 10.0
+_PING = b"*1\r\n$4\r\nPING\r\n"
+# Error replies that still mean "alive": reading its data from disk, or unable to write it.
+_LOADING = b"-LOADING"
+_MISCONF = b"-MISCONF"
+# The socket in a redis-server's command line: its title ("redis-server unixsocket:PATH") or
+# its arguments ("--unixsocket PATH").
+_SOCKET_ARG = re.compile(rb"unixsocket[:\x00 ]([^\x00 ]+)")
+
+
+def _probe(path: Path, wait: float) -> bytes | None:
+    """The first line a server on the unix socket ``path`` answers to PING within ``wait``
+    seconds, whatever it is: ``+PONG``, or an error (``-MISCONF ...``, ``-LOADING ...``), as
+    a server that answers anything is alive. b"" when something holds the socket but says
+    nothing in time; None when nothing listens there (no socket file, or one left behind by
+    a server that is gone). A raw RESP exchange: cheap, and needs no client."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(wait)
+        try:
             sock.connect(str(path))
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+        except OSError:
+            return b""  # held (a full backlog, not ours to open): not a server that is gone
+        reply = b""
+        with contextlib.suppress(OSError):
+            sock.sendall(_PING)
+            while b"\r\n" not in reply and len(reply) < 4096:
+                chunk = sock.recv(1024)
+                if not chunk:
+                    break
+                reply += chunk
+        return reply.split(b"\r\n", 1)[0]
 
 
 def _alive(pid: int) -> bool:
@@ -170,8 +199,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _state(pid: int) -> str | None:
+    """The process's state letter (R running, S sleeping, D disk wait, T stopped, ...)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _say(note: str) -> None:
+    """A note on stderr: what happened to the embedded server that the user did not ask for."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(f"swarm: {note}\n")
+        sys.stderr.flush()
+
+
 class EmbeddedServer:
-    """The private server living under ``home``."""
+    """The private server living under ``home``.
+
+    A server that answers anything is alive; one that answers nothing while its process
+    lives is waited for, never killed (it may hold acknowledged writes not yet on disk);
+    only one whose process is gone is stale: its files are cleared and a new one started on
+    its data, and that is said on stderr."""
 
     def __init__(self, home: Path | str, *, durability: str = "normal") -> None:
         self.home = Path(home).expanduser()
@@ -198,14 +247,32 @@ class EmbeddedServer:
         return f"unix://{self.socket_path}"
 
     def pid(self) -> int | None:
+        """The pid of this home's redis-server, if its process lives (per its pidfile)."""
         try:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid) and self._is_ours(pid) else None
+
+    def _is_ours(self, pid: int) -> bool:
+        """``pid`` is this home's redis-server, not a pid reused by another process (nor a
+        zombie: its command line is empty). Without /proc, a live pid is trusted: starting a
+        second server on the same data would be worse than a wrong 'it does not answer'."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return not Path("/proc/self").exists()
+        if b"redis" not in cmdline:
+            return False
+        # Its socket, as the process that started it spelled this home (a link, another path)
+        named = _SOCKET_ARG.search(cmdline)
+        if named is None:
+            return str(self.socket_path).encode() in cmdline
+        return os.path.realpath(os.fsdecode(named[1])) == os.path.realpath(self.socket_path)
 
     def is_running(self) -> bool:
-        return _ping(self.socket_path)
+        """The server answers (anything: an error reply is an answer too)."""
+        return bool(_probe(self.socket_path, 1.0))
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -217,38 +284,105 @@ class EmbeddedServer:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def ensure_running(self, timeout: float = 30.0) -> str:
-        """Start the server unless it answers already; return its socket path."""
-        if _ping(self.socket_path):
+    def ensure_running(
+        self, timeout: float = 30.0, *, say: Callable[[str], None] | None = _say
+    ) -> str:
+        """Start the server unless it is alive; return its socket path. ``say`` is told
+        (default: stderr) when this call started it; ``swarm up``, which reports that
+        itself, passes None.
+
+        Raises EmbeddedServerError, leaving the server as it is, when its process lives but
+        answers nothing within ``STALL_WAIT`` seconds (or is still loading its data after
+        ``timeout``)."""
+        if self._answers(timeout):
             return str(self.socket_path)
         with self._lock():
             # Another process may have started it while this one waited for the lock.
-            if _ping(self.socket_path):
+            if self._answers(timeout):
                 return str(self.socket_path)
-            self._clear_stale()
+            left_behind = self._clear_stale()
             self._start(timeout)
+        if say is not None:
+            say(self._started(left_behind))
         return str(self.socket_path)
 
-    def _clear_stale(self) -> None:
-        """Remove what a crashed server left behind; kill one that holds the pidfile but
-        does not answer (hung, or half-started by a process that died)."""
+    def _answers(self, timeout: float) -> bool:
+        """True once the server answers (a reply other than LOADING); False when its process
+        is gone (nothing listens and no live redis-server holds the pidfile). Raises when its
+        process lives but it answers nothing for STALL_WAIT seconds (or loads past timeout)."""
+        start = time.monotonic()
+        stall_deadline = start + STALL_WAIT
+        while True:
+            reply = _probe(self.socket_path, max(stall_deadline - time.monotonic(), 0.05))
+            if reply is None and self.pid() is None:
+                return False
+            if reply and not reply.startswith(_LOADING):
+                return True
+            if reply:  # loading its data: alive, and answering
+                if time.monotonic() - start >= timeout:
+                    raise EmbeddedServerError(
+                        f"the embedded redis-server (pid {self.pid()}) under {self.home} is "
+                        f"still loading its data after {timeout:.0f}s: retry in a moment; "
+                        f"its log {self.logfile} shows the progress"
+                    )
+                stall_deadline = time.monotonic() + STALL_WAIT
+            elif time.monotonic() >= stall_deadline:
+                raise EmbeddedServerError(self._not_answering(reply is not None))
+            time.sleep(0.05)
+
+    def _not_answering(self, socket_held: bool) -> str:
+        """Why the server does not answer, that it was left as it is, and what to do."""
         pid = self.pid()
-        if pid is not None and self._is_redis(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
+        who = f"the embedded redis-server (pid {pid}) under {self.home}"
+        kept = (
+            f"it was left as it is and nothing stored is lost; its log: {self.logfile}; "
+            "'swarm down' stops it cleanly (its data kept)"
+        )
+        if pid is None:
+            return (
+                f"something holds the embedded server's socket {self.socket_path} but "
+                f"answered nothing within {STALL_WAIT:.0f}s, and {self.pidfile} names no "
+                f"running redis-server: retry in a moment; 'swarm doctor' checks it, and "
+                f"'swarm down' stops it cleanly (its data kept); its log: {self.logfile}"
+            )
+        if not socket_held:
+            return (
+                f"{who} runs but its socket {self.socket_path} is gone (removed by hand?), "
+                f"so no command can reach it: 'swarm down' stops it cleanly (its data kept), "
+                f"then the next command starts it again; its log: {self.logfile}"
+            )
+        if _state(pid) in ("T", "t"):
+            return (
+                f"{who} is stopped (SIGSTOP, Ctrl-Z or a debugger) and answers nothing: "
+                f"resume it with 'kill -CONT {pid}'; {kept}"
+            )
+        return (
+            f"{who} runs but answered nothing within {STALL_WAIT:.0f}s (busy: a long fork or "
+            f"a slow disk; or hung): retry in a moment, 'swarm doctor' checks it; {kept}"
+        )
+
+    def _started(self, left_behind: bool) -> str:
+        """The note that this command started the server."""
+        if left_behind:
+            return (
+                f"the embedded redis-server under {self.home} had stopped without 'swarm "
+                f"down' (it crashed or was killed: see {self.logfile}); started it again on "
+                f"its data (pid {self.pid()})"
+            )
+        return (
+            f"started the embedded redis-server under {self.home} (pid {self.pid()}); it "
+            "stays up for every local agent: 'swarm down' stops it"
+        )
+
+    def _clear_stale(self) -> bool:
+        """Remove the socket and pidfile a server that is gone left behind (never a live
+        server's: the caller saw its process gone). True when there were some."""
+        left = False
         for path in (self.socket_path, self.pidfile):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-
-    @staticmethod
-    def _is_redis(pid: int) -> bool:
-        try:
-            return b"redis" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
+                left = True
+        return left
 
     def _start(self, timeout: float) -> None:
         binary = find_redis_server()
@@ -275,34 +409,83 @@ class EmbeddedServer:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _ping(self.socket_path):
+            reply = _probe(self.socket_path, 1.0)
+            if reply and not reply.startswith(_LOADING):
                 return
+            if reply is None and self.pidfile.exists() and self.pid() is None:
+                raise EmbeddedServerError(
+                    f"the embedded redis-server exited as it started: {self._log_tail()}; "
+                    f"see {self.logfile}"
+                )
             time.sleep(0.02)
         raise EmbeddedServerError(
             f"the embedded redis-server did not answer within {timeout:.0f}s; see {self.logfile}"
         )
 
+    def _log_tail(self) -> str:
+        try:
+            lines = self.logfile.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return " | ".join(line.strip() for line in lines[-2:])[-300:]
+
     def stop(self, timeout: float = 30.0) -> bool:
-        """Shut the server down cleanly (AOF flushed, data kept). False if it was not running."""
+        """Shut the server down cleanly (AOF flushed, data kept). False if it was not running.
+
+        Refuses a server that cannot write its AOF (MISCONF: disk full): stopping would lose
+        the acknowledged writes it holds in memory. One that answers nothing is sent SIGTERM
+        (and SIGCONT, if stopped): Redis then shuts down cleanly as soon as it runs."""
         with self._lock():
             pid = self.pid()
-            if not _ping(self.socket_path):
+            reply = _probe(self.socket_path, 1.0)
+            if reply is None and pid is None:
                 self._clear_stale()
                 return False
-            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
-                sock.settimeout(timeout)
-                sock.connect(str(self.socket_path))
-                sock.sendall(b"*1\r\n$8\r\nSHUTDOWN\r\n")
-                sock.recv(64)
+            if reply and reply.startswith(_MISCONF):
+                raise EmbeddedServerError(self._cannot_persist(pid, reply))
+            if reply or pid is None:
+                refused = self._send_shutdown(timeout)
+                if refused:
+                    raise EmbeddedServerError(
+                        f"the embedded redis-server refused to shut down ({refused}): it "
+                        f"was left running; see its log {self.logfile}"
+                    )
+            else:  # alive, answering nothing (stopped, busy, hung) or its socket removed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                    os.kill(pid, signal.SIGCONT)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if (pid is None or not _alive(pid)) and not _ping(self.socket_path, 0.2):
+                if (pid is None or not _alive(pid)) and _probe(self.socket_path, 0.2) is None:
                     break
                 time.sleep(0.02)
             else:
                 raise EmbeddedServerError(
-                    f"the embedded server (pid {pid}) did not stop within {timeout:.0f}s"
+                    f"the embedded redis-server (pid {pid}) was asked to stop but still runs "
+                    f"after {timeout:.0f}s (state {_state(pid) if pid else '?'}): it shuts down "
+                    f"cleanly, its data kept, once it runs again; see its log {self.logfile}"
                 )
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
             return True
+
+    def _send_shutdown(self, timeout: float) -> str | None:
+        """SHUTDOWN over the socket; the error it answered, or None (it closes on success)."""
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.socket_path))
+            sock.sendall(b"*1\r\n$8\r\nSHUTDOWN\r\n")
+            answer = sock.recv(256)
+            if answer.startswith(b"-"):
+                return answer.split(b"\r\n", 1)[0][1:].decode(errors="replace")
+        return None
+
+    def _cannot_persist(self, pid: int | None, reply: bytes) -> str:
+        detail = reply[1:].decode(errors="replace")
+        return (
+            f"the embedded redis-server (pid {pid}) cannot write its data to disk ({detail}): "
+            "it holds acknowledged writes in memory that stopping it now would lose, so it "
+            f"was left running: free space where it keeps its data ({self.data_dir}); it "
+            f"then writes them by itself (its log {self.logfile} says so), and 'swarm down' "
+            f"stops it. To stop it anyway, losing those writes: kill {pid}"
+        )

@@ -77,6 +77,9 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
         # error carries it inside its text (EVALSHA, on Redis 6.2).
         if isinstance(exc, rex.OutOfMemoryError) or _OUT_OF_MEMORY in text:
             return e.ConnectionFailed(_out_of_memory(where))
+        misconf = _MISCONF.search(text)
+        if misconf is not None:
+            return e.ConnectionFailed(_cannot_persist(where, misconf[1]))
         if isinstance(exc, rex.ReadOnlyError) or text.startswith("READONLY"):
             return e.ConnectionFailed(
                 f"Redis at {where} is a read-only replica: point the URL at the master"
@@ -101,6 +104,36 @@ def _out_of_memory(where: str) -> str:
         "work). Raise the limit (an admin: CONFIG SET maxmemory BYTES, and maxmemory in redis.conf "
         "to keep it), or free memory on the server; then 'swarm gc' releases the context "
         "chunks no kept version uses. 'swarm doctor' shows the memory in use"
+    )
+
+
+# Redis's refusal while it cannot write its data to disk: its AOF (disk full, directory not
+# writable) or, with stop-writes-on-bgsave-error, its RDB snapshot. It refuses every write, and
+# PING, and the swarm's scripts that may write (listings included); a script's error carries
+# the reply inside its text ("... -MISCONF ..." on Redis 6.2).
+_MISCONF = re.compile(r"(?:^|[\s:-])MISCONF ([^\r\n]{0,200})")
+
+
+def _cannot_persist(where: str, detail: str) -> str:
+    """A server that cannot write to its disk refused a request: why, that nothing stored is
+    lost, and what to do. A ConnectionFailed, as the out-of-memory refusal is (what retries
+    through an outage retries here too), and the server recovers by itself once it can write:
+    its acknowledged writes it could not write yet are kept in memory meanwhile."""
+    settings = _settings_of(where)
+    if settings is not None and settings.kind == "embedded":
+        from ._embedded import EmbeddedServer
+
+        server = EmbeddedServer(settings.home)
+        place = f"its data directory {server.data_dir} (its log: {server.logfile})"
+    else:
+        place = "its data directory, on its host (CONFIG GET dir names it; its log says why)"
+    return (
+        f"Redis at {where} cannot persist writes ({detail.strip().rstrip('.')}): its disk is "
+        "full or its data directory is not writable, so it refuses writes and the swarm's "
+        "commands that may write (most, listings included): what it refused was not applied, "
+        "and nothing stored is lost while it keeps running (do not stop it: what it could not "
+        f"write yet is in its memory). Free space in {place}; it takes writes again by itself "
+        "once it can write. 'swarm doctor' tells more"
     )
 
 
@@ -154,6 +187,8 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
             f"the server at {where} closed the connection ({text}): if it only speaks TLS "
             "(tls-port), use rediss:// with ssl_ca_certs"
         )
+    if where.startswith("embedded:") and any(gone in text.lower() for gone in _NOT_LISTENING):
+        return e.ConnectionFailed(_embedded_not_running(where, text))
     hint = ""
     if where.startswith("rediss") and "timeout connecting" in text.lower():
         # The asyncio client says no more than that the connect (handshake included) timed out.
@@ -161,6 +196,27 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
     return e.ConnectionFailed(
         f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
         f"check that the server runs and the URL is right ('swarm doctor' tells more){hint}"
+    )
+
+
+# A unix socket nothing listens on: the file is gone (a clean stop removes it) or was left by
+# a server whose process is gone.
+_NOT_LISTENING = ("no such file or directory", "connection refused")
+
+
+def _embedded_not_running(where: str, text: str) -> str:
+    """The embedded server stopped under a command that was using it ('swarm down', or its
+    process ended): it is not restarted behind the user's back; say how to start it."""
+    settings = _settings_of(where)
+    log = ""
+    if settings is not None and settings.kind == "embedded":
+        from ._embedded import EmbeddedServer
+
+        log = f"; if nobody stopped it, its log {EmbeddedServer(settings.home).logfile} says why"
+    return (
+        f"cannot reach Redis at {where}: the embedded server is not running ({text.rstrip('.')}"
+        f"): start it with 'swarm up', then run this command again (it was stopped by 'swarm "
+        f"down', or its process ended{log})"
     )
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -21,8 +23,10 @@ from ._common import (
     agent_option_default,
     complete_owners,
     content,
+    hold_interrupts,
     parse_json,
     read_text,
+    signals,
 )
 from ._run import drive_pool, pool_summary
 
@@ -35,6 +39,21 @@ def _footer(answer: Answer) -> str:
         parts.append(usd(answer.cost_usd))
     parts.append(f"finding {answer.finding_id}, question {answer.question_id}")
     return "-- " + ", ".join(parts)
+
+
+def _interrupt_once() -> Callable[[int, Any], None]:
+    """A handler of Ctrl-C (and SIGTERM, SIGHUP) for the wait: the first one interrupts it
+    (the core then withdraws the question); the next ones, while it withdraws, are ignored,
+    so that the withdrawal ends and says what became of the question (exit 1)."""
+    interrupted = False
+
+    def handler(_signum: int, _frame: Any) -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt
+
+    return handler
 
 
 @main.command(short_help="Ask a shard (or a queue of helpers) and wait for the answer.")
@@ -94,14 +113,17 @@ def ask(
         if task_id == os.environ.get("SWARM_TASK_ID") and os.environ.get("SWARM_TASK_TOKEN"):
             # swarm run's agent: its lease's token lets the ask renew the lease while it waits
             who = replace(who, token=os.environ["SWARM_TASK_TOKEN"])
+    interrupt = _interrupt_once()
     try:
-        answer = app.swarm.ask(
-            target, text, data=data, timeout_s=timeout_s, asker=who, keep=keep,
-            dedupe_key=dedupe_key,
-        )  # fmt: skip
+        with signals(interrupt, interrupt):
+            answer = app.swarm.ask(
+                target, text, data=data, timeout_s=timeout_s, asker=who, keep=keep,
+                dedupe_key=dedupe_key,
+            )  # fmt: skip
     except KeyboardInterrupt as exc:
         # Ctrl-C: the core gave the question up and noted what became of it (cancelled, or
         # left queued with its id): one error line says so, not click's bare "Aborted!".
+        hold_interrupts()  # the command ends now, with exit 1: no Ctrl-C cuts that short
         notes = getattr(exc, "__notes__", None) or [
             "interrupted: the question may still be queued (swarm task list --status pending)"
         ]

@@ -465,6 +465,17 @@ def signals(
             signal.signal(hangup, old_hup)
 
 
+def hold_interrupts() -> None:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP from now on (main thread only): for a command that
+    was interrupted, took back what it had started and now ends with its own exit code and
+    error line, which a second Ctrl-C must not turn into a death by SIGINT (exit 130)."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)  # (no SIGHUP on Windows)
+        if number is not None:
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(number, signal.SIG_IGN)
+
+
 def usage_text(usage: Any) -> str | None:
     """What an agent run cost, on one line (``$0.0123 · 12,345 in / 678 out``), or None."""
     if usage is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._errors import ValidationError
+from .._errors import ConnectionFailed, ValidationError
 from .._models import EventType, dumps, iso, type_filter
 from .._printable import printable
 from .._validate import MAX_EVENTS
@@ -104,7 +104,9 @@ def events(
         return
     for event in items:  # (--last with --follow: what just happened, then what happens)
         click.echo(dumps(event) if app.json else _line(event))
-    _follow(app, items[-1].id if items else since, wanted, timeout_s, count)
+    start = items[-1].id if items else since
+    # "only new events" made an id now, so that an outage before the first one names it too
+    _follow(app, app.swarm.last_event_id() if start is None else start, wanted, timeout_s, count)
 
 
 def _more_hint(app: App, last_id: str, types: list[str] | None, limit: int) -> None:
@@ -129,11 +131,30 @@ def _follow(
     """Print events as they come until --timeout (however quiet the stream), --count or
     Ctrl-C."""
     seen = 0
+    printed: str | None = None
     try:
         for event in app.swarm.follow_events(since, types, timeout_s=timeout_s):
             click.echo(dumps(event) if app.json else _line(event))
+            printed = event.id
             seen += 1
             if count is not None and seen >= count:
                 return
     except KeyboardInterrupt:
         return
+    except ConnectionFailed as exc:  # an outage ends the follow: say where to pick it up
+        raise _resumable(exc, printed, since, types) from exc
+
+
+def _resumable(
+    exc: ConnectionFailed, printed: str | None, since: str | int | None, types: list[str] | None
+) -> ConnectionFailed:
+    """``exc``, its message followed by the command that resumes the follow where it ended:
+    after the last event printed, or from where it started when it printed none."""
+    resume = printed if printed is not None else since
+    if resume is None:
+        return exc
+    done = f"the last event printed was {printed}" if printed else "no event was printed"
+    command = " ".join(
+        ["swarm events --follow --since", str(resume), *(f"--type {t}" for t in types or ())]
+    )
+    return type(exc)(f"{exc}; {done}: once the server is back, '{command}' resumes there")

@@ -14,7 +14,7 @@ from rich.table import Table
 from .._client import Swarm
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
-from .._errors import PermissionDenied, SwarmError
+from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._models import RECORD_KINDS, iso
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
@@ -39,7 +39,7 @@ def up(app: App) -> None:
         return
     server = _embedded(app)
     was_running = server.is_running()
-    server.ensure_running()
+    server.ensure_running(say=None)  # "started" is this command's own output
     data = {
         "url": server.url,
         "started": not was_running,
@@ -182,8 +182,12 @@ def doctor(app: App) -> None:
     warnings: list[str] = []
     chosen = find_redis_server() if settings.kind == "embedded" else None
     swarm = app.swarm
-    latency = min(swarm.ping() for _ in range(5))
-    info = swarm.server_info()
+    info = swarm.server_info()  # first: an unreachable server fails here
+    try:
+        latency: float | None = min(swarm.ping() for _ in range(5))
+    except ConnectionFailed as exc:  # reachable, yet refuses PING: it cannot write (MISCONF)
+        latency = None
+        warnings.append(str(exc))
     tls, tls_warning = _tls(settings)
     binary, binary_note = _binary(settings, info.executable)
     report.update(
@@ -201,9 +205,11 @@ def doctor(app: App) -> None:
         maxmemory_bytes=info.maxmemory,
         maxmemory_policy=info.maxmemory_policy,
         durability=swarm.durability(),
-        ping_ms=round(latency, 3),
+        ping_ms=None if latency is None else round(latency, 3),
         server_time=iso(info.server_time_ms),
     )
+    if latency is None:
+        report["ok"] = False
     if chosen is not None:
         report["pid"] = _embedded(app).pid()
         report["binary_choice"] = _choice(chosen, binary)
