@@ -13,7 +13,8 @@ Accepted URLs::
     rediss://[user:pass@]host[:port][/db]?ssl_ca_certs=..&ssl_certfile=..&ssl_keyfile=..
                                              &ssl_cert_reqs=required|optional|none
     (every network URL also takes ?retries=N&socket_timeout=S&connect_timeout=S; retries
-     defaults to 6, and to 30 for cluster and sentinel URLs: see FAILOVER_RETRIES)
+     defaults to 6, and to 30 for cluster and sentinel URLs: see FAILOVER_RETRIES; how long
+     a request lasts when the server does not answer: Settings.longest_request_s)
     (every URL, embedded and unix included, also takes ?durability=normal|strict and
      ?compression=auto|always|never, so that the CLI, the MCP server and SWARM_URL can set them)
     (a user name, password or path holding : / ? # @ or % is written percent-encoded:
@@ -37,7 +38,17 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from ._errors import ConfigError
 from ._validate import check_swarm_name
 
-__all__ = ["DEFAULT_HOME", "DEFAULT_SWARM", "Durability", "Kind", "Settings", "swarm_from_env"]
+__all__ = [
+    "BACKOFF_BASE_S",
+    "BACKOFF_CAP_S",
+    "DEFAULT_HOME",
+    "DEFAULT_SWARM",
+    "Durability",
+    "Kind",
+    "Settings",
+    "retry_window",
+    "swarm_from_env",
+]
 
 Kind = Literal["embedded", "standalone", "unix", "cluster", "sentinel"]
 Durability = Literal["normal", "strict"]
@@ -70,8 +81,22 @@ _CLIENT_OPTIONS: dict[str, type] = {
 _CERT_REQS = ("required", "optional", "none")
 # Cluster and Sentinel exist to survive a failover, which takes the servers' failure detection
 # (cluster-node-timeout 15 s, down-after-milliseconds 30 s by default) plus an election: their
-# clients keep retrying about 30 s by default, standalone ones about 2.5 s (Settings.retries).
+# clients keep retrying up to 53 s by default, standalone ones up to 5.1 s (retry_window).
 FAILOVER_RETRIES = 30
+# The pause before the Nth retry of a request: a random share of BACKOFF_BASE_S * 2**N, at most
+# BACKOFF_CAP_S (exponential backoff with jitter).
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 2.0
+
+
+def retry_window(retries: int) -> float:
+    """How long ``retries`` retries of one request ride out an outage: the longest their
+    pauses add up to (5.1 s for 6, 53.1 s for 30)."""
+    return sum(
+        min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** min(n, 64)) for n in range(1, retries + 1)
+    )
+
+
 # Settings of the swarm's behaviour, not of the connection: every kind of URL takes them.
 _BEHAVIOUR_OPTIONS = ("durability", "compression")
 # What a URL whose user name, password or path holds a raw URL delimiter is told. The error
@@ -103,7 +128,10 @@ class Settings:
     service_name: str | None = None
     home: Path = DEFAULT_HOME
     # Timeouts in seconds; retries on connection errors use exponential backoff with jitter.
-    socket_timeout: float = 30.0
+    # socket_timeout: the longest a reply may take once a request is sent (a server that
+    # takes longer is taken for hung; a blocking wait asks the server for less than it);
+    # well above the 5 s a strict write's WAIT may take (_durability.WAIT_MS).
+    socket_timeout: float = 10.0
     connect_timeout: float = 5.0
     retries: int = 6
     health_check_interval: int = 15
@@ -172,6 +200,25 @@ class Settings:
         settings = dataclasses.replace(self, **changes)  # type: ignore[arg-type]
         settings._check()
         return settings
+
+    @property
+    def retry_window_s(self) -> float:
+        """How long the retries of one request ride out an outage (``retry_window``)."""
+        return retry_window(self.retries)
+
+    @property
+    def longest_request_s(self) -> float:
+        """The longest one request lasts when the server does not answer (a stopped or hung
+        process, a host gone from the network) before it raises ConnectionFailed: one
+        attempt (``connect_timeout`` + ``socket_timeout``) plus the retry window, since
+        once an attempt has timed out another is made only if it would end within the
+        window too (``_connect``). 20.1 s with a redis:// URL's defaults, where a server that
+        takes connections but never answers fails the request after ``socket_timeout``
+        (10 s): no second attempt fits; 68.1 s with a cluster or Sentinel URL's, whose
+        retries ride out a failover. A request that waits (a claim's ``wait_s``, an inbox's)
+        asks the server to block for less than ``socket_timeout``: an operation that waits
+        ends within its wait plus this bound."""
+        return self.connect_timeout + self.socket_timeout + self.retry_window_s
 
     @property
     def is_local(self) -> bool:

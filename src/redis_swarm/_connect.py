@@ -5,10 +5,16 @@ jitter, and checks idle connections before use. Operations are written to be saf
 (client-generated ids, idempotent scripts), so a retried command after a lost reply never
 applies twice.
 
-Two things redis-py does not do on its own: errors that no retry can fix (a certificate that
+Three things redis-py does not do on its own: errors that no retry can fix (a certificate that
 does not verify, a refused client certificate, a wrong password) fail at once instead of after
-the whole backoff; and redis-py nests its retries (a command retries, and so does the connect
-inside it), which would multiply the attempts: here only the outermost level retries.
+the whole backoff; redis-py nests its retries (a command retries, and so does the connect
+inside it), which would multiply the attempts: here only the outermost level retries; and the
+retries, counted for failures that come at once (a connection refused while a server
+restarts), would each cost a whole timeout on a server that takes connections and never
+answers (a stopped process: 7 times ``socket_timeout``). Once an attempt has timed out, a
+request is sent again only if another attempt, timing out too, would end within the retry
+window counted from its first failure (``Settings.retry_window_s``): a request lasts at most
+``Settings.longest_request_s``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from redis.connection import SSLConnection
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
-from ._config import Settings
+from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings
 from ._translate import HANDSHAKE_TIMEOUT, TLS_FILE_ERRORS, causes
 
 __all__ = [
@@ -70,7 +76,7 @@ _CERT_REQS = {
 
 
 def _backoff() -> ExponentialWithJitterBackoff:
-    return ExponentialWithJitterBackoff(base=0.05, cap=2.0)
+    return ExponentialWithJitterBackoff(base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
 
 
 # Fragments of errors that a retry cannot fix (lower case; matched in the whole cause chain).
@@ -136,7 +142,7 @@ class _Attempts:
 
     def __init__(
         self,
-        retry: Retry | redis.asyncio.retry.Retry,
+        retry: _Retry | _AsyncRetry,
         depth: int,
         fail: Callable[..., Any],
         is_retryable: Callable[[Exception], bool] | None,
@@ -145,6 +151,8 @@ class _Attempts:
         self._retry, self._depth, self._fail = retry, depth, fail
         self._is_retryable, self._with_count = is_retryable, with_failure_count
         self.failures = 0
+        self._first_failure = time.monotonic()
+        self._timed_out = False
         retry._backoff.reset()  # type: ignore[no-untyped-call]
 
     def failed(self, error: Exception) -> tuple[float | None, Any]:
@@ -155,11 +163,33 @@ class _Attempts:
         retries = self._retry._retries
         if self._depth > 0 or is_permanent(error) or (0 <= retries < self.failures):
             return None, reported
-        return self._retry._backoff.compute(self.failures), reported
+        pause: float = self._retry._backoff.compute(self.failures)
+        self._timed_out = self._timed_out or isinstance(error, redis.TimeoutError)
+        if self._timed_out and not self._fits(pause):
+            return None, reported
+        return pause, reported
+
+    def _fits(self, pause: float) -> bool:
+        """Whether another attempt after ``pause``, timing out, would still end within the
+        retry window counted from the first failure (see the module's docstring)."""
+        timing = self._retry.timing
+        if timing is None:
+            return True
+        window, attempt = timing
+        return bool(time.monotonic() - self._first_failure + pause + attempt <= window)
+
+
+def _timing(settings: Settings) -> tuple[float, float]:
+    """The retry window of ``settings`` and the longest a timed-out attempt takes."""
+    return settings.retry_window_s, settings.connect_timeout + settings.socket_timeout
 
 
 class _Retry(Retry):
-    """redis-py's Retry, minus hopeless retries and nested retry loops."""
+    """redis-py's Retry, minus hopeless retries, nested retry loops, and retries of a timed-out
+    request past the retry window. ``timing``: that window and the longest a timed-out
+    attempt takes (``_timing``; None: retries counted only)."""
+
+    timing: tuple[float, float] | None = None
 
     def call_with_retry(
         self,
@@ -184,6 +214,8 @@ class _Retry(Retry):
 
 class _AsyncRetry(redis.asyncio.retry.Retry):
     """The asyncio twin of ``_Retry``."""
+
+    timing: tuple[float, float] | None = None
 
     async def call_with_retry(
         self,
@@ -346,15 +378,28 @@ def fcall_routed(cluster: Any) -> Any:
     return cluster
 
 
+R = TypeVar("R", _Retry, _AsyncRetry)
+
+
+def _retry(
+    kind: type[R], settings: Settings, retries: int, errors: tuple[type[Exception], ...]
+) -> R:
+    """A retry of ``kind`` with the backoff, ``retries`` retries of ``errors``, and the retry
+    window of ``settings`` for timed-out attempts."""
+    # redis-py before 8.2 typed the async Retry's errors narrower than it takes them; the
+    # ignore stays silent where a newer redis-py needs none (unused-ignore).
+    retry = kind(_backoff(), retries, supported_errors=errors)  # type: ignore[arg-type, unused-ignore]
+    retry.timing = _timing(settings)
+    return retry
+
+
 def cluster_retry(settings: Settings) -> _Retry:
     """The retry a shell wraps around each request on a cluster (backoff, settings.retries)."""
-    return _Retry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)
+    return _retry(_Retry, settings, settings.retries, _CLUSTER_RETRY_ON)
 
 
 def async_cluster_retry(settings: Settings) -> _AsyncRetry:
-    # redis-py before 8.2 typed the async Retry's errors narrower than it takes them; the
-    # ignore stays silent where a newer redis-py needs none (unused-ignore).
-    return _AsyncRetry(_backoff(), settings.retries, supported_errors=_CLUSTER_RETRY_ON)  # type: ignore[arg-type, unused-ignore]
+    return _retry(_AsyncRetry, settings, settings.retries, _CLUSTER_RETRY_ON)
 
 
 def node_client(settings: Settings, host: str, port: int) -> redis.Redis:
@@ -673,7 +718,7 @@ _ASYNC = _Kit(
 
 
 def _client(settings: Settings, kit: _Kit) -> Any:
-    retry = kit.retry(_backoff(), settings.retries, supported_errors=tuple(_RETRY_ON))
+    retry = _retry(kit.retry, settings, settings.retries, tuple(_RETRY_ON))
     common = _common(settings)
     if settings.kind in ("embedded", "unix"):
         return kit.redis(
@@ -690,10 +735,11 @@ def _client(settings: Settings, kit: _Kit) -> Any:
     if settings.kind == "cluster":
         cluster = kit.cluster(
             startup_nodes=[kit.cluster_node(h, p) for h, p in settings.nodes],
-            retry=kit.retry(
-                _backoff(),
+            retry=_retry(
+                kit.retry,
+                settings,
                 min(settings.retries, _CLUSTER_INSTANT_RETRIES),
-                supported_errors=tuple(_RETRY_ON),
+                tuple(_RETRY_ON),
             ),
             health_check_interval=settings.health_check_interval,
             **kit.cluster_options,
