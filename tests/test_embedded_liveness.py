@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import ConnectionFailed, Swarm
+from redis_swarm import ConnectionFailed, EmbeddedServerError, Swarm
 from redis_swarm._embedded import STALL_WAIT, EmbeddedServer, find_redis_server
 
 from .test_embedded import swarm_cli
@@ -199,3 +199,31 @@ def test_a_follow_cut_by_swarm_down_says_how_to_start_and_resume(swarm_home: Pat
     assert "check that the server runs" not in message
     resume = f"'swarm events --follow --since {event_id} --type task.posted' resumes there"
     assert f"the last event printed was {event_id}" in message and resume in message
+
+
+def test_a_home_with_a_space_is_known_by_its_server(tmp_path: Path) -> None:
+    """The server's process title holds its socket's path whole, spaces too: a home with a
+    space is still told running (it was not: a command whose socket check failed started a
+    second server on the same data)."""
+    home = Path(os.path.realpath(tmp_path)) / "s p"
+    server = EmbeddedServer(home)
+    try:
+        server.ensure_running()
+        pid = server.pid()
+        assert pid is not None and _alive(pid)
+        server.socket_path.unlink()  # the socket gone, the process alive: not a stale server
+        with pytest.raises(EmbeddedServerError, match="socket"):
+            server.ensure_running()
+        assert server.pid() == pid  # no second server beside it
+    finally:
+        server.stop()
+
+
+def test_a_socket_path_too_long_is_said_at_once(tmp_path: Path) -> None:
+    """A home whose socket path is past the unix limit fails at once, saying why and what
+    to do (it waited STALL_WAIT, then blamed something holding the socket)."""
+    home = Path(os.path.realpath(tmp_path)) / ("x" * 120)
+    start = time.monotonic()
+    with pytest.raises(EmbeddedServerError, match="107 bytes"):
+        EmbeddedServer(home).ensure_running()
+    assert time.monotonic() - start < STALL_WAIT / 2

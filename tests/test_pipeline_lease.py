@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Swarm
+from redis_swarm import Conflict, Swarm
 from redis_swarm._models import TaskStatus
 from redis_swarm._pipeline import load_plan, pipeline_queue
 from redis_swarm._pipeline.names import lease_queue, lease_task_id
@@ -132,9 +132,38 @@ def test_a_killed_runs_hold_ends_with_its_lease(
     assert "waiting for the run holding pipeline audit: run-" in out.stderr
     assert "pipeline audit: done" in out.stdout
     assert time.monotonic() - started < 25
-    lease = swarm.get_task(lease_task_id("audit", 1))  # the killed run's, taken back
-    assert lease.status is TaskStatus.CANCELLED and lease.abandons == 1
+    # The killed run's lease, run out, is dead-lettered (settled, never left pending for no
+    # one); the run that resumed held the next generation and gave it up at its end.
+    killed = swarm.get_task(lease_task_id("audit", 1))
+    assert killed.status is TaskStatus.DEAD and killed.abandons == 1
+    assert swarm.get_task(lease_task_id("audit", 2)).status is TaskStatus.CANCELLED
     assert all(len(p["syntheses"]) == 1 for p in final_state(swarm, path).values())
+    swarm.wait(timeout_s=1)  # nothing left open
+
+
+def test_a_lease_given_back_by_hand_is_never_held_beside_the_open_one(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    """A settled generation requeued by hand (``swarm task requeue``) is cancelled by the next
+    run's claim, not held: two runs never hold two generations at once."""
+    from redis_swarm._pipeline.lease import RunLease
+
+    plan = load_plan(plan_text(tmp_path))
+    first = swarm.post_task(QUEUE, "lease", task_id=lease_task_id("audit", 1), max_abandons=1)
+    claimed = swarm.claim([QUEUE], worker="old-run")
+    assert claimed is not None and claimed.id == first.id
+    swarm.fail(first.id, claimed.token, "killed", retry=False)  # generation 1 settled (dead)
+    holder = RunLease(swarm, plan, holder="run-a")
+    assert holder.acquire() and holder.task is not None
+    assert holder.task.id == lease_task_id("audit", 2)
+    swarm.requeue_dead(first.id)  # an operator gives the dead generation back
+    other = RunLease(swarm, plan, holder="run-b")
+    try:
+        with pytest.raises(Conflict, match="is being run by run-a"):
+            other.acquire()
+        assert swarm.get_task(first.id).status is TaskStatus.CANCELLED
+    finally:
+        holder.release()
 
 
 def test_a_stopped_run_gives_the_pipeline_up_at_once(

@@ -159,9 +159,10 @@ _PING = b"*1\r\n$4\r\nPING\r\n"
 # Error replies that still mean "alive": reading its data from disk, or unable to write it.
 _LOADING = b"-LOADING"
 _MISCONF = b"-MISCONF"
-# The socket in a redis-server's command line: its title ("redis-server unixsocket:PATH") or
-# its arguments ("--unixsocket PATH").
-_SOCKET_ARG = re.compile(rb"unixsocket[:\x00 ]([^\x00 ]+)")
+# The socket in a redis-server's command line: its title ("redis-server unixsocket:PATH", a
+# path that may hold spaces, then maybe the title template's trailing spaces) or its
+# arguments ("--unixsocket PATH", up to the NUL that ends each).
+_SOCKET_ARG = re.compile(rb"unixsocket[:\x00 ]([^\x00]+)")
 
 
 def _probe(path: Path, wait: float) -> bytes | None:
@@ -176,8 +177,14 @@ def _probe(path: Path, wait: float) -> bytes | None:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
             return None
-        except OSError:
-            return b""  # held (a full backlog, not ours to open): not a server that is gone
+        except (TimeoutError, BlockingIOError):
+            return b""  # held (a full backlog): not a server that is gone
+        except OSError as exc:  # (a path too long for a unix socket, no permission, ...)
+            raise EmbeddedServerError(
+                f"cannot reach the embedded server's socket {path}: {exc.strerror or exc}; "
+                "set SWARM_HOME (or --home) to a folder you may use, with a short path (a "
+                "unix socket's path holds at most 107 bytes)"
+            ) from exc
         reply = b""
         with contextlib.suppress(OSError):
             sock.sendall(_PING)
@@ -265,10 +272,13 @@ class EmbeddedServer:
         if b"redis" not in cmdline:
             return False
         # Its socket, as the process that started it spelled this home (a link, another path)
+        spellings = {str(self.socket_path), os.path.realpath(self.socket_path)}
+        if any(os.fsencode(s) in cmdline for s in spellings):
+            return True
         named = _SOCKET_ARG.search(cmdline)
         if named is None:
-            return str(self.socket_path).encode() in cmdline
-        return os.path.realpath(os.fsdecode(named[1])) == os.path.realpath(self.socket_path)
+            return False
+        return os.path.realpath(os.fsdecode(named[1].rstrip(b" "))) in spellings
 
     def is_running(self) -> bool:
         """The server answers (anything: an error reply is an answer too)."""

@@ -10,7 +10,8 @@ given a wait, it claims the lease as soon as it is free.
 
 A run killed with SIGKILL settles nothing: its lease ends ``lease_s`` after its last renewal
 (the workers' ``lease_s``, from ``LEASE_MIN_S`` to ``LEASE_MAX_S``: a rerun waits for the
-killed run's workers' leases anyway), and the next claim takes it. A run whose renewal finds
+killed run's workers' leases anyway) and the task is dead-lettered (``max_abandons=1``: never
+left pending), so that the next run posts the next generation. A run whose renewal finds
 the lease gone (cancelled by hand, which is how a run is taken over; or, while the run was
 suspended, expired and claimed by another run) stops at once, its agents killed; one that
 finds it merely expired and given back to its queue claims it back.
@@ -93,6 +94,12 @@ class RunLease:
                 [self.queue], worker=self.holder, lease_s=self.lease_s,
                 wait_s=min(_POLL_S, left) if left > 0 else 0.0,
             )  # fmt: skip
+            if claimed is not None and claimed.id != task.id:
+                # A settled generation given back by hand (swarm task requeue): never
+                # reopened, or two runs would hold two generations at once.
+                with contextlib.suppress(SwarmError):
+                    self.swarm.cancel(claimed.id)
+                continue
             if claimed is not None:
                 self._hold(claimed)
                 return True
@@ -120,6 +127,9 @@ class RunLease:
                 {"pipeline": self.name},
                 task_id=lease_task_id(self.name, generation),
                 lease_s=self.lease_s,
+                # A killed run's lease that runs out is settled (dead), not left pending for
+                # no one: a pending task would keep a swarm-wide task wait from settling.
+                max_abandons=1,
             )
             if task.status in _OPEN:
                 return task
