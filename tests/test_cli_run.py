@@ -708,7 +708,9 @@ def test_an_agent_the_shell_cannot_run_gives_its_task_back_and_stops_the_pool(
     for t in posted:
         task = swarm.get_task(t.id)
         assert (task.status.value, task.failures, task.abandons) == ("pending", 0, 0)
-    assert sum(swarm.get_task(t.id).attempts for t in posted) == summary["claimed"]
+    # (No run beyond those counted; a waiting claim woken by a task given back may lease it
+    # once more and give it back unrun, which the core counts as an attempt.)
+    assert summary["claimed"] <= sum(swarm.get_task(t.id).attempts for t in posted)
 
 
 def test_a_task_the_shell_cannot_run_is_not_run_again_by_the_other_slots(

@@ -501,7 +501,7 @@ class Pipeline(OneShotAgents):
             if self._cost_spent(self.cost):
                 runner.drain()  # claim nothing more; the running agents finish
 
-        runner = Runner(self.swarm, options, on_outcome=on_outcome)
+        runner = Runner(self.swarm, options, on_outcome=on_outcome, on_progress=self._say)
         self._runner = runner
         if self.stopped:
             runner.drain()

@@ -16,7 +16,8 @@ not find is refused before anything is claimed; one the shell still cannot run (
 - ``output``: its answer, cost and tokens in the agent CLI's format (text, Claude, Codex);
 - ``.._finding_text``: the finding in its answer (the hooks read it there too);
 - ``pool``: the slots' loop (``Runner``), built on ``pool_state`` (the options, the tally,
-  drain, abort and the errors that stop the pool), ``claiming`` (idle slots claiming together,
+  drain, abort and the errors that stop the pool, the leases the slots hold, and the reports
+  that wait for Redis through an outage), ``claiming`` (idle slots claiming together,
   the tasks handed over, the report that leases a slot's next task, ``max_tasks`` tickets),
   ``agent_runs`` (one agent run for a task, its lease renewed by ``lease_renewal``) and
   ``task_work`` (one task from its prompt to its report, failure or release);

@@ -51,8 +51,9 @@ class AgentRuns(PoolState):
         options: RunOptions,
         *,
         on_outcome: Callable[[TaskOutcome], None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(swarm, options, on_outcome=on_outcome)
+        super().__init__(swarm, options, on_outcome=on_outcome, on_progress=on_progress)
         self._cancels = CancelWatch(swarm, self._error)  # kills the agent of a cancelled task
 
     def _context(self, task: Task) -> ContextInfo | None:
@@ -60,7 +61,7 @@ class AgentRuns(PoolState):
         if not parent:
             return None
         try:
-            return self._persist(lambda: self.swarm.context_info(parent))
+            return self._persist(lambda: self.swarm.context_info(parent), task, "read the context")
         except NotFound:
             return None
 
@@ -79,7 +80,15 @@ class AgentRuns(PoolState):
         about a second), or a renewal that finds the task gone (cancelled, completed
         elsewhere, taken over), adds to ``lost`` and stops it."""
         opts = self.options
-        renew = LeaseRenewal(self.swarm, task, opts.lease_s, lost, self._error)
+        renew = LeaseRenewal(
+            self.swarm,
+            task,
+            opts.lease_s,
+            lost,
+            token=lambda: self._token(task),
+            on_outage=lambda exc: self._wait_for_redis(task.id, "renew the lease", exc),
+            on_back=lambda: self._redis_back(task.id),
+        )
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:
             built = build_command(command or opts.command, prompt, workdir, shell=opts.shell)

@@ -31,8 +31,9 @@ class Claiming(PoolState):
         options: RunOptions,
         *,
         on_outcome: Callable[[TaskOutcome], None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(swarm, options, on_outcome=on_outcome)
+        super().__init__(swarm, options, on_outcome=on_outcome, on_progress=on_progress)
         self._tickets = 0
         # Claims shared by the idle slots (see _claim): one slot claims for all that wait.
         self._claims = threading.Condition()
@@ -154,27 +155,46 @@ class Claiming(PoolState):
         )
 
     def _give_back(self, task: Task) -> None:
-        """Release a task leased for this pool that no slot will run."""
+        """Release a task leased for this pool that no slot will run (unless a slot works on
+        it already: then the lease is that slot's, see ``_adopted``)."""
+        if not self._adopted(task):
+            return
         try:
-            self._persist(lambda: self.swarm.release(task.id, task.token))
+            self._persist(lambda: self.swarm.release(task.id, task.token), task, "take the release")
         except SwarmError as exc:  # its lease will expire and give it back anyway
             self._error(f"release of {task.id} failed: {exc}")
+        finally:
+            self._let_go(task)
 
     # --- a report that leases the slot's next task
 
-    def _report_leasing_next(self, worker: str, send: Callable[[dict[str, Any]], Any]) -> Finding:
-        """Send a report (``report`` or ``answer``, riding out an outage) that, when the pool
-        takes more, leases this slot's next task in the same call: ``send`` gets the keywords
-        that ask for it (``claim_next``, ``next_lease_s``), or none."""
-        going_on = not self._claims_over() and self._take_ticket()
+    def _report_leasing_next(
+        self, task: Task, worker: str, send: Callable[[dict[str, Any]], Any]
+    ) -> Finding:
+        """Send the report of ``task`` (``report`` or ``answer``, riding out an outage) that,
+        when the pool takes more, leases this slot's next task in the same call: ``send`` gets
+        the keywords that ask for it (``claim_next``, ``next_lease_s``), or none.
+
+        Through an outage the report is tried again without them: a claim of the pool then
+        might lease again a task of its own whose lease ran out meanwhile (its report waits
+        too, or its agent runs on). Once the report is taken, it is sent once more with them,
+        which answers the lease the first try took if Redis applied it but its reply was lost,
+        and never leases another task (the same finding id: docs/tasks.md)."""
+        going_on = not self._claims_over() and not self._holding() and self._take_ticket()
         following: Task | None = None
         try:
             if not going_on:
-                alone: Finding = self._persist(lambda: send({}))
+                alone: Finding = self._persist(lambda: send({}), task)
                 return alone
             more = {"claim_next": list(self.options.queues), "next_lease_s": self.options.lease_s}
             stored: Finding
-            stored, following = self._persist(lambda: send(more))
+            try:
+                stored, following = send(more)
+            except ConnectionFailed as exc:
+                self._wait_for_redis(task.id, "take the report", exc)
+                stored = self._persist(lambda: send({}), task)
+                _, following = self._persist(lambda: send(more), task)
+                self._redis_back(task.id)
         finally:
             if going_on and following is None:
                 self._return_ticket()

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .._models import Usage
 from .child import ChildResult
 
 __all__ = ["Ending", "OutcomeStatus", "TaskOutcome", "not_started"]
@@ -24,7 +25,8 @@ class OutcomeStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """What became of one claimed task, and why."""
+    """What became of one claimed task, and why; ``usage``: what its agent run cost, as the
+    CLI printed it (None: it did not say), whether or not the swarm recorded it."""
 
     task_id: str
     worker: str
@@ -33,6 +35,7 @@ class TaskOutcome:
     duration_s: float
     finding_id: str | None = None
     returncode: int | None = None
+    usage: Usage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,7 @@ class TaskOutcome:
             "duration_s": round(self.duration_s, 3),
             "finding_id": self.finding_id,
             "returncode": self.returncode,
+            "usage": self.usage.to_dict() if self.usage is not None else None,
         }
 
 
@@ -54,6 +58,7 @@ class Ending:
     worker: str
     started: float
     result: ChildResult | None  # None when the agent could not be started
+    usage: Usage | None = None  # what the run cost, as its CLI printed it
 
     def __call__(
         self, status: OutcomeStatus, detail: str, finding_id: str | None = None
@@ -69,6 +74,7 @@ class Ending:
             time.monotonic() - self.started,
             finding_id,
             result.returncode if result is not None else None,
+            self.usage,
         )
 
 

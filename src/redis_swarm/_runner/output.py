@@ -1,7 +1,7 @@
 """What an agent CLI printed: its answer, what the run cost, and whether the CLI itself says
 the run failed.
 
-Two machine formats are read, besides plain text (the answer as it is):
+Three machine formats are read, besides plain text (the answer as it is):
 
 - Claude Code's ``claude -p --output-format json``: one result object, ``{"type": "result",
   "subtype", "is_error", "result", "session_id", "total_cost_usd", "usage": {"input_tokens",
@@ -14,9 +14,15 @@ Two machine formats are read, besides plain text (the answer as it is):
   of each ``{"type": "turn.completed", "usage": {"input_tokens", "cached_input_tokens",
   "output_tokens"}}`` added up; ``turn.failed`` (``{"error": {"message"}}``) or an
   ``error`` event with no answer after it is a failed run.
+- Gemini CLI's ``gemini -p --output-format json``: one object, ``{"session_id", "response",
+  "stats": {"models": {MODEL: {"tokens": {"prompt", "candidates", "cached", "thoughts",
+  "total", "tool"}}}}, "error": {"type", "message", "code"}}``; ``response`` is the answer;
+  the input tokens are ``prompt``, the output tokens ``candidates`` and ``thoughts`` added,
+  summed over the models. It reports no cost (unknown, never 0); its model is the one that
+  used the most tokens. An ``error`` object is a failed run.
 
 Input tokens are counted whole in ``Usage.tokens_in``: Claude reports the cached ones apart
-from ``input_tokens`` (they are added), Codex within them.
+from ``input_tokens`` (they are added), Codex and Gemini within them.
 
 The answer is the work; the usage is what it cost, read as far as it can be trusted. A figure
 no run could report (``Usage.cost_fault``, ``Usage.count_fault``: negative, fractional,
@@ -34,10 +40,12 @@ from typing import Any
 
 from .._models import LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
 
-__all__ = ["AgentOutput", "read_output"]
+__all__ = ["AgentOutput", "cost_note", "read_output"]
 
 CLAUDE = "claude-json"
 CODEX = "codex-jsonl"
+GEMINI = "gemini-json"
+_GEMINI_KEYS = frozenset({"session_id", "response", "stats", "error"})
 _CODEX_EVENTS = frozenset(
     {"thread.started", "turn.started", "turn.completed", "turn.failed", "item.started",
      "item.updated", "item.completed", "error"}
@@ -48,14 +56,23 @@ _CODEX_EVENTS = frozenset(
 class AgentOutput:
     """An agent run's output read: ``answer`` is the text to find the finding in; ``usage``
     what the run cost (None: the format does not say); ``error`` set when the CLI reported
-    the run as failed (Claude's ``is_error``, Codex's ``turn.failed``); ``model`` the main
-    model the CLI names (the one that cost the most), if it names one."""
+    the run as failed (Claude's ``is_error``, Codex's ``turn.failed``, Gemini's ``error``);
+    ``model`` the main model the CLI names (the one that cost the most), if it names one;
+    ``ended`` how the CLI says the run ended, when not plainly (Claude's ``subtype`` other
+    than ``success``: ``error_max_turns``)."""
 
     answer: str
     usage: Usage | None = None
     error: str | None = None
     model: str | None = None
     dropped: tuple[str, ...] = ()  # the usage figures left out as implausible, as printed
+    ended: str | None = None
+
+    @property
+    def machine(self) -> bool:
+        """Whether the CLI printed one of the machine formats (a result object, events),
+        rather than the answer as text."""
+        return self.usage is not None
 
     @property
     def warning(self) -> str | None:
@@ -65,6 +82,14 @@ class AgentOutput:
         return "usage figures no run reports, kept as unknown: " + "; ".join(self.dropped)
 
 
+def cost_note(usage: Usage | None) -> str:
+    """What a run cost, as a failure's reason says it (" (the run cost $0.0421)"), or "" when
+    its CLI did not say: a failed run's cost is easily overlooked."""
+    if usage is None or usage.cost_usd is None:
+        return ""
+    return f" (the run cost {usd(usage.cost_usd)})"
+
+
 def read_output(text: str) -> AgentOutput:
     """The answer, usage and error in an agent's stdout, whatever of the formats it is in."""
     stripped = text.strip()
@@ -72,6 +97,8 @@ def read_output(text: str) -> AgentOutput:
         whole = _json(stripped)
         if _is_claude_result(whole):
             return _claude(whole)
+        if _is_gemini_result(whole):
+            return _gemini(whole)
         lines = [_json(line) for line in stripped.splitlines() if line.strip()]
         results = [v for v in lines if _is_claude_result(v)]
         if results:  # stream-json: the last line is the result object
@@ -95,6 +122,17 @@ def _is_claude_result(value: Any) -> bool:
         and value.get("type") == "result"
         and ("result" in value or "is_error" in value)
     )
+
+
+def _is_gemini_result(value: Any) -> bool:
+    """Gemini's object: ``stats`` with its ``response`` (or ``error``), or an ``error``
+    object alone; no other key (a finding printed as JSON is no result)."""
+    if not isinstance(value, dict) or not value or not set(value) <= _GEMINI_KEYS:
+        return False
+    error = value.get("error")
+    if isinstance(value.get("stats"), dict):
+        return "response" in value or "error" in value
+    return isinstance(error, dict) and "message" in error and "response" not in value
 
 
 class _Figures:
@@ -133,12 +171,12 @@ class _Figures:
         added = sum(filter(None, counts))
         return self.count(f"{where}{main} with {', '.join(parts)} added", added)
 
-    def model(self, name: Any) -> str | None:
+    def model(self, name: Any, where: str = "modelUsage") -> str | None:
         """A model's name as the core stores it (cut to ``LABEL_CHARS``), or None."""
         if not isinstance(name, str):
             return None
         if not name.strip() or not _encodable(name):
-            self.drop(f"modelUsage name {Usage.shown(name)}")
+            self.drop(f"{where} name {Usage.shown(name)}")
             return None
         return name[:LABEL_CHARS]
 
@@ -195,13 +233,75 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
     answer = result.get("result")
     answer = answer if isinstance(answer, str) else ""
     error = None
+    raw_subtype = result.get("subtype")
+    subtype = raw_subtype[:80] if isinstance(raw_subtype, str) and raw_subtype.strip() else None
     if result.get("is_error") is True:
-        subtype = result.get("subtype")
-        why = answer.strip() or (subtype if isinstance(subtype, str) else "") or "no reason given"
-        error = f"the agent CLI reported an error: {why[:500]}"
-        if record.cost_usd is not None:  # not counted anywhere else: say it here
-            error += f" (the run cost {usd(record.cost_usd)})"
+        why = answer.strip() or subtype or "no reason given"
+        # (the cost said here too: a failed run's cost is easily overlooked)
+        error = f"the agent CLI reported an error: {why[:500]}{cost_note(record)}"
     main = max(models, key=lambda m: models[m].get("cost_usd", 0.0), default=None)
+    ended = subtype if subtype not in (None, "success") else None
+    return AgentOutput(answer, record, error, main, tuple(read.dropped), ended)
+
+
+def _gemini(result: dict[str, Any]) -> AgentOutput:
+    read = _Figures()
+    names = ("tokens_in", "cached_in", "tokens_out")
+    # None once a model did not say (or said what no run reports): its sum is unknown
+    totals: dict[str, int | None] = dict.fromkeys(names, 0)
+    models: dict[str, dict[str, float]] = {}
+    stats = result.get("stats")
+    raw_models = stats.get("models") if isinstance(stats, dict) else None
+    for raw_name, figures in (raw_models if isinstance(raw_models, dict) else {}).items():
+        name = read.model(raw_name, "stats.models")
+        if name is None or not isinstance(figures, dict):
+            continue
+        if len(models) == USAGE_MAX_MODELS:
+            read.drop(f"stats.models beyond its first {USAGE_MAX_MODELS} models")
+            break
+        raw_tokens = figures.get("tokens")
+        tokens = raw_tokens if isinstance(raw_tokens, dict) else {}
+        where = f"stats.models[{Usage.shown(name)}].tokens."
+        found: dict[str, int | None] = {
+            "tokens_in": read.count(f"{where}prompt", tokens.get("prompt")),
+            "cached_in": read.count(f"{where}cached", tokens.get("cached")),
+            "tokens_out": read.total(where, tokens, "candidates", "thoughts"),
+        }
+        tokens_in, cached = found["tokens_in"], found["cached_in"]
+        if tokens_in is not None and cached is not None and cached > tokens_in:
+            read.drop(f"{where}cached {cached} above {where}prompt {tokens_in}")
+            found["cached_in"] = None
+        for key in names:
+            value, sum_so_far = found[key], totals[key]
+            totals[key] = None if sum_so_far is None or value is None else sum_so_far + value
+        models[name] = {
+            k: v for k, v in found.items() if k in ("tokens_in", "tokens_out") and v is not None
+        }
+    if not models:
+        totals = dict.fromkeys(names)
+    for key in names:  # many models can add up to more than any run uses
+        totals[key] = read.count(f"stats.models {key}, added up over the models,", totals[key])
+    record = Usage(
+        source=GEMINI,
+        tokens_in=totals["tokens_in"],
+        tokens_out=totals["tokens_out"],
+        cached_in=totals["cached_in"],
+        session_id=_session(result.get("session_id")),
+        models=models,
+    )
+    answer = result.get("response")
+    answer = answer if isinstance(answer, str) else ""
+    error = None
+    raw_error = result.get("error")
+    if isinstance(raw_error, dict):
+        message = raw_error.get("message")
+        why = message if isinstance(message, str) and message.strip() else "no reason given"
+        error = f"the agent CLI reported an error: {why[:500]}"
+    main = max(
+        models,
+        key=lambda m: models[m].get("tokens_in", 0) + models[m].get("tokens_out", 0),
+        default=None,
+    )
     return AgentOutput(answer, record, error, main, tuple(read.dropped))
 
 

@@ -25,6 +25,7 @@ from .._models import Task
 from .agent_runs import task_env
 from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome
+from .pool_state import HOLD_POLL_S, OUTAGE_PATIENCE_S
 from .reaper import subreaper
 from .task_work import TaskWork
 
@@ -36,8 +37,6 @@ __all__ = [
     "default_worker_prefix",
     "task_env",
 ]
-
-CLAIM_RETRY_S = 30.0  # the pool gives up when the server is unreachable for this long
 
 
 class Runner(TaskWork):
@@ -117,6 +116,10 @@ class Runner(TaskWork):
                     self._handle(following, worker)
                     idle_since = time.monotonic()
                     continue
+                if self._holding():  # a task of the pool waits for Redis: no claim (pool_state)
+                    self._draining.wait(HOLD_POLL_S)
+                    idle_since = time.monotonic()
+                    continue
                 if self._out_of_tickets():
                     return
                 wait = self.options.poll_s
@@ -126,12 +129,18 @@ class Runner(TaskWork):
                     task = self._claim(worker, wait)
                 except ConnectionFailed as exc:
                     now = time.monotonic()
-                    failing_since = failing_since or now
-                    if now - failing_since > CLAIM_RETRY_S:
-                        self._stop(f"cannot claim for {CLAIM_RETRY_S:g}s: {exc}")
+                    if failing_since is None:
+                        failing_since = now
+                        self._error(f"claim failed (retrying): {exc}")
+                    if now - failing_since > OUTAGE_PATIENCE_S:
+                        # (the running agents finish: their reports wait for Redis on their own)
+                        self._halt(
+                            f"cannot claim: Redis took no claim for {OUTAGE_PATIENCE_S:g}s "
+                            f"({exc}); check the server (swarm doctor), then run again"
+                        )
                         return
-                    self._error(f"claim failed (retrying): {exc}")
                     self._draining.wait(1.0)
+                    idle_since = time.monotonic()
                     continue
                 except SwarmError as exc:
                     self._stop(f"cannot claim: {exc}")
@@ -157,6 +166,9 @@ class Runner(TaskWork):
                 self._give_back(held)
 
     def _handle(self, task: Task, worker: str) -> None:
+        if not self._adopted(task):  # a slot works on it already: not run twice
+            self._return_ticket()
+            return
         with self._lock:
             self._counts.claimed += 1
             self._counts.running += 1
@@ -171,4 +183,6 @@ class Runner(TaskWork):
                 f"the swarm refused: {exc}",
                 time.monotonic() - started,
             )
+        finally:
+            self._let_go(task)
         self._finish(outcome)

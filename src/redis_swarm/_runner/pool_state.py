@@ -1,28 +1,50 @@
 """What every part of the pool shares: its swarm and options, the tally of what became of its
-tasks, the switches that stop it (``drain``, ``abort``, an error it cannot get past), and the
-writes that ride out an outage."""
+tasks, the switches that stop it (``drain``, ``abort``, an error it cannot get past), the
+leases its slots hold, and the writes that ride out an outage.
+
+Through an outage (the server down, paused, out of memory, read-only, unable to persist: a
+``ConnectionFailed``) the pool keeps what its agents did: a finished run's report or failure,
+or a release, is tried again until Redis takes it, for up to ``OUTAGE_PATIENCE_S``, renewing
+the task's lease between tries, with one progress line per task. The pool claims nothing
+while any of its tasks waits so (a report, or a lease renewal that failed): the server would
+only refuse the claim, or, once back, lease again a task of this pool whose lease ran out
+meanwhile, and its agent would run twice. A lease that ran out all the same is no loss: the
+core takes the first report of an open task whatever the age of its token (docs/tasks.md);
+and a claim of this pool that leases such a task again (a paused server runs the claims it
+received while paused when it wakes up) hands the new lease to the slot working on it
+(``_adopted``), not to a second run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import ConnectionFailed, ValidationError
+from .._errors import ConnectionFailed, SwarmError, ValidationError
 from .child import check_command, check_program
 from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome
 
 if TYPE_CHECKING:
     from .._client import Swarm
+    from .._models import Task
 
-__all__ = ["WRITE_RETRIES", "PoolState"]
+__all__ = ["OUTAGE_PATIENCE_S", "PoolState"]
 
 T = TypeVar("T")
 
-WRITE_RETRIES = 5  # a report, fail or release is tried this many times through an outage
+# How long the pool waits through an outage (see the module's docstring) for a write it must
+# not lose (a finished run's report or failure, a release) and for its claims, before it gives
+# that write up (the task comes back to its queue when its lease ends) or stops claiming.
+OUTAGE_PATIENCE_S = 600.0
+RETRY_PAUSE_MAX_S = 5.0  # the longest pause between two tries of such a write
+HOLD_POLL_S = 0.2  # how often a slot held back from claiming looks again
+MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded
 
 
 @dataclass
@@ -42,6 +64,7 @@ class PoolState:
         options: RunOptions,
         *,
         on_outcome: Callable[[TaskOutcome], None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
         if not options.queues:
             raise ValidationError("name at least one queue to claim from (--queue)")
@@ -56,6 +79,7 @@ class PoolState:
         self.prefix = options.worker or default_worker_prefix()
         self.outcomes: list[TaskOutcome] = []
         self._on_outcome = on_outcome
+        self._on_progress = on_progress
         self._counts = _Counts()
         self._lock = threading.Lock()
         self._draining = threading.Event()
@@ -63,6 +87,11 @@ class PoolState:
         self._done = threading.Event()  # until_done: a claimer found the queues settled
         self._fatal: str | None = None
         self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
+        # The tasks the slots work on, by id: the newest lease the pool holds of each (a lease
+        # that ran out through an outage and came back to the pool is handed to its slot).
+        self._leases: dict[str, Task] = {}
+        self._waiting: dict[str, str] = {}  # task id -> what of it waits for Redis (outage)
+        self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
 
     # --- control
 
@@ -116,6 +145,25 @@ class PoolState:
                 **{status.value: n for status, n in c.ended.items()},
             }
 
+    def spent(self) -> dict[str, Any]:
+        """What the pool's agent runs cost, as their CLIs printed it: ``cost_usd``,
+        ``tokens_in`` and ``tokens_out`` summed over the runs that reported each (None: none
+        did; never 0 for unknown), ``runs`` the outcomes so far and ``priced`` those whose
+        run reported a cost."""
+        with self._lock:
+            usages = [o.usage for o in self.outcomes if o.usage is not None]
+            runs = len(self.outcomes)
+        costs = [u.cost_usd for u in usages if u.cost_usd is not None]
+        ins = [u.tokens_in for u in usages if u.tokens_in is not None]
+        outs = [u.tokens_out for u in usages if u.tokens_out is not None]
+        return {
+            "cost_usd": round(math.fsum(costs), MONEY_PLACES) if costs else None,
+            "tokens_in": sum(ins) if ins else None,
+            "tokens_out": sum(outs) if outs else None,
+            "runs": runs,
+            "priced": len(costs),
+        }
+
     @property
     def errors(self) -> list[str]:
         with self._lock:
@@ -133,17 +181,119 @@ class PoolState:
         if self._on_outcome is not None:
             self._on_outcome(outcome)
 
+    # --- the leases the slots hold
+
+    def _token(self, task: Task) -> str | None:
+        """The token of the newest lease the pool holds of ``task`` (its claim's, unless a
+        later lease of it came back to the pool: see ``_adopted``)."""
+        with self._lock:
+            return self._leases.get(task.id, task).token
+
+    def _adopted(self, task: Task) -> bool:
+        """Take ``task``, just leased to this pool, as a slot's work: False when a slot
+        already works on it (its lease ran out through an outage and a claim of this pool
+        leased it again): then the newer lease is handed to that slot, and its agent is not
+        run a second time."""
+        with self._lock:
+            working = task.id in self._leases
+            self._leases[task.id] = task
+        if working:
+            self._note(
+                f"{task.id} came back to this pool (its lease ran out while Redis was "
+                "unreachable): the slot working on it keeps it, not run again"
+            )
+        return not working
+
+    def _let_go(self, task: Task) -> None:
+        """The slot that worked on ``task`` (as leased to it) is done with it. A newer lease
+        handed to it meanwhile (``_adopted``) that its last word did not settle, as when it
+        gave the task back and a claim of the pool leased it again at once, is released:
+        no slot would run it, and it would stay leased to this pool until it ran out."""
+        with self._lock:
+            newer = self._leases.pop(task.id, None)
+            self._waiting.pop(task.id, None)
+            self._said.pop(task.id, None)
+        if newer is not None and newer.token != task.token:
+            # (refused when the slot's report or fail used it: the task is settled then)
+            with contextlib.suppress(SwarmError):
+                self.swarm.release(newer.id, newer.token)
+
     # --- outages
 
-    def _persist(self, call: Callable[[], T]) -> T:
-        """Make a call the pool must not lose survive a short outage (the client already
-        retries for a few seconds; this adds about half a minute)."""
-        for attempt in range(WRITE_RETRIES):
-            try:
-                return call()
-            except ConnectionFailed as exc:
-                if attempt == WRITE_RETRIES - 1:
-                    raise
-                self._error(f"call failed (retrying): {exc}")
-                time.sleep(min(2**attempt, 8))
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _note(self, line: str) -> None:
+        """A progress line: kept with the errors, and shown as it comes (``on_progress``)."""
+        self._error(line)
+        if self._on_progress is not None:
+            self._on_progress(line)
+
+    def _holding(self) -> bool:
+        """True while a task of the pool waits for Redis (see the module's docstring): the
+        slots claim nothing meanwhile."""
+        with self._lock:
+            return bool(self._waiting)
+
+    def _wait_for_redis(self, task_id: str, what: str, exc: ConnectionFailed) -> None:
+        """Note that the pool waits for Redis to ``what`` of a task (one progress line per
+        task and ``what``), holding the pool's claims until ``_redis_back``."""
+        with self._lock:
+            said = self._said.setdefault(task_id, set())
+            known = what in said
+            said.add(what)
+            self._waiting[task_id] = what
+        if not known:
+            self._note(f"waiting for Redis to {what} of {task_id}: {exc}; retrying")
+
+    def _redis_back(self, task_id: str) -> None:
+        with self._lock:
+            self._waiting.pop(task_id, None)
+
+    def _persist(
+        self, call: Callable[[], T], task: Task | None = None, what: str = "take the report"
+    ) -> T:
+        """Make a call the pool must not lose ride out an outage (the client itself retries
+        for a few seconds only): tried again until Redis takes it, for up to
+        ``OUTAGE_PATIENCE_S`` or until the pool is aborted, then the ``ConnectionFailed``
+        raised says so. For ``task`` (the progress line says the pool waits for Redis to
+        ``what`` of it), the pool claims nothing meanwhile, and the lease is renewed between
+        tries."""
+        since: float | None = None
+        tries = 0
+        name = f"{what} of {task.id}" if task is not None else "answer"
+        try:
+            while True:
+                try:
+                    return call()
+                except ConnectionFailed as exc:
+                    now = time.monotonic()
+                    if since is None:
+                        since = now
+                        if task is not None:
+                            self._wait_for_redis(task.id, what, exc)
+                        else:
+                            self._note(f"waiting for Redis to answer: {exc}; retrying")
+                    if now - since > OUTAGE_PATIENCE_S:
+                        raise ConnectionFailed(
+                            f"Redis did not {name} in {OUTAGE_PATIENCE_S:g}s, the longest the "
+                            f"pool waits: {exc}"
+                        ) from exc
+                    if task is not None:
+                        self._renew_waiting(task)
+                    if self._aborting.wait(min(2.0**tries, RETRY_PAUSE_MAX_S)):
+                        raise ConnectionFailed(
+                            f"the pool was stopped while waiting for Redis to {name}: {exc}"
+                        ) from exc
+                    tries += 1
+        finally:
+            if since is not None and task is not None:
+                self._redis_back(task.id)
+
+    def _renew_waiting(self, task: Task) -> None:
+        """Renew the lease of a task whose report (or failure, or release) waits for Redis, so
+        that it still holds when Redis takes it. Best effort: a renewal the server refuses
+        too lets the lease run out, and the report is taken all the same while no other
+        report completed the task first."""
+        token = self._token(task)
+        if token is None:
+            return
+        with contextlib.suppress(SwarmError):  # refused, unreachable, or taken over: no matter
+            self.swarm.renew(task.id, token, lease_s=self.options.lease_s)

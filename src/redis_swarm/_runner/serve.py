@@ -26,11 +26,12 @@ from .._keys import ask_queue
 from .._models import LABEL_CHARS, ContextInfo, Task
 from .._prompts import render_question_prompt
 from .._validate import check_name
-from .child import ERROR_TAIL, ChildResult
+from .child import ERROR_TAIL
 from .options import RunOptions
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
 from .output import AgentOutput, read_output
 from .pool import Runner
+from .task_work import empty_answer, run_failure
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -87,6 +88,7 @@ class Server(Runner):
         options: ServeOptions,
         *,
         on_outcome: Callable[[TaskOutcome], None] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
         owner = check_name("owner", options.owner)
         if options.session and SESSION not in options.command:
@@ -104,7 +106,7 @@ class Server(Runner):
             model=options.model,
             poll_s=options.poll_s,
         )
-        super().__init__(swarm, run, on_outcome=on_outcome)
+        super().__init__(swarm, run, on_outcome=on_outcome, on_progress=on_progress)
         self.serve = options
         self._sessions: dict[str, _Session] = {}  # slot (worker name) -> its conversation
         self._looked_up: set[str] = set()  # slots whose recorded session was read
@@ -116,7 +118,7 @@ class Server(Runner):
             found = self._sessions.get(worker)
             return found.id if found is not None else None
 
-    def _session(self, worker: str, context: ContextInfo | None) -> _Session | None:
+    def _session(self, task: Task, worker: str, context: ContextInfo | None) -> _Session | None:
         """The conversation a slot resumes: its own, else the one a previous server of the
         same slot recorded (a restart keeps the conversation); None when the context changed
         since it started."""
@@ -127,7 +129,7 @@ class Server(Runner):
             known = worker in self._sessions or worker in self._looked_up
             self._looked_up.add(worker)
         if found is None and not known:
-            found = self._recorded(worker)
+            found = self._recorded(task, worker)
         version = context.version if context is not None else None
         if found is None or found.version != version:  # none, or a new context: start over
             self._forget(worker)
@@ -136,10 +138,10 @@ class Server(Runner):
             self._sessions[worker] = found
         return found
 
-    def _recorded(self, worker: str) -> _Session | None:
+    def _recorded(self, task: Task, worker: str) -> _Session | None:
         """The session a slot's agent record holds (``_remember`` writes it)."""
         try:
-            agent = self._persist(lambda: self.swarm.get_agent(worker))
+            agent = self._persist(lambda: self.swarm.get_agent(worker), task, "read the session")
         except SwarmError:
             return None
         meta = agent.metadata or {}
@@ -160,12 +162,9 @@ class Server(Runner):
             self._sessions[worker] = session
         if changed:
             meta = {SESSION_META: sid, "context_version": session.version}
-            with contextlib.suppress(SwarmError):  # a hint for a restart, not the answer
-                self._persist(
-                    lambda: self.swarm.register(
-                        "answerer", name=worker, parent=self.serve.owner, metadata=meta
-                    )
-                )
+            # A hint for a restart, not the answer: tried once (the answer waits for Redis).
+            with contextlib.suppress(SwarmError):
+                self.swarm.register("answerer", name=worker, parent=self.serve.owner, metadata=meta)
 
     def _keeps_registered(self, worker: str) -> bool:
         # With --session a slot's agent record holds its conversation (_remember): kept for
@@ -176,17 +175,21 @@ class Server(Runner):
         with self._session_lock:
             self._sessions.pop(worker, None)
 
-    def _owner_context(self) -> tuple[ContextInfo | None, str | None]:
+    def _owner_context(self, task: Task) -> tuple[ContextInfo | None, str | None]:
         """The owner's context, and its text when it fits in a prompt."""
         owner = self.serve.owner
         try:
-            info = self._persist(lambda: self.swarm.context_info(owner))
+            info = self._persist(lambda: self.swarm.context_info(owner), task, "read the context")
         except NotFound:
             return None, None
         if info.tokens_est > self.serve.inline_max_tokens:
             return info, None
         try:
-            text = self._persist(lambda: self.swarm.get_context(owner, version=info.version))
+            text = self._persist(
+                lambda: self.swarm.get_context(owner, version=info.version),
+                task,
+                "read the context",
+            )
         except ValidationError:  # not UTF-8 text: the agent reads it with the CLI
             return info, None
         return info, text
@@ -196,14 +199,14 @@ class Server(Runner):
         if not isinstance(tid, str):
             return None
         try:
-            return self._persist(lambda: self.swarm.get_task(tid))
+            return self._persist(lambda: self.swarm.get_task(tid), task, "read the asker's task")
         except SwarmError:
             return None
 
     def _work(self, task: Task, worker: str, started: float) -> TaskOutcome:
-        context, text = self._owner_context()
+        context, text = self._owner_context(task)
         asker_task = self._asker_task(task)
-        session = self._session(worker, context)
+        session = self._session(task, worker, context)
         while True:
             prompt = render_question_prompt(
                 task, settings=self.swarm.settings, owner=self.serve.owner, context=context,
@@ -219,17 +222,17 @@ class Server(Runner):
             except OSError as exc:
                 end = Ending(task.id, worker, started, None)
                 return self._fail(task, end, not_started(exc, prompt), "")
-            end = Ending(task.id, worker, started, result)
+            output = read_output(result.stdout.text())
+            end = Ending(task.id, worker, started, result, output.usage)
             if result.killed == "interrupted":
-                self._persist(lambda: self.swarm.release(task.id, task.token))
+                self._release(task)
                 return end(OutcomeStatus.RELEASED, "interrupted: the question went back")
             if lost:
                 return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
             cannot_run = self._cannot_run(task, end, result)
             if cannot_run is not None:  # no new conversation would run it either
                 return cannot_run
-            output = read_output(result.stdout.text())
-            failure = _failure(result, output)
+            failure = run_failure(result, output) or output.error
             if failure is not None and session is not None:
                 self._forget(worker)  # the old conversation failed: a new one, at once
                 session = None
@@ -250,15 +253,16 @@ class Server(Runner):
     ) -> TaskOutcome:
         text = output.answer.strip()
         if not text:
-            return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
+            return self._fail(task, end, empty_answer(output), stderr_tail, output.usage)
         self._remember(worker, output, context)
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
         model = self.options.model or output.model
         try:  # the claimed question itself: its data is not read again (one script call)
             stored = self._report_leasing_next(
+                task,
                 worker,
                 lambda more: self.swarm.answer(
-                    task, task.token, text, worker=worker, model=model, usage=output.usage,
+                    task, self._token(task), text, worker=worker, model=model, usage=output.usage,
                     finding_id=finding_id, **more,
                 ),
             )  # fmt: skip
@@ -266,15 +270,6 @@ class Server(Runner):
             detail = f"answered too late (kept superseded): {exc}"
             return end(OutcomeStatus.LOST, detail, exc.finding_id)
         except ValidationError as exc:
-            return self._fail(task, end, f"the answer was refused: {exc}", "")
+            return self._fail(task, end, f"the answer was refused: {exc}", "", output.usage)
         noted = f"; {output.warning}" if output.warning else ""
         return end(OutcomeStatus.COMPLETED, f"answered{noted}", stored.id)
-
-
-def _failure(result: ChildResult, output: AgentOutput) -> str | None:
-    """Why an agent run failed, or None."""
-    if result.killed:
-        return f"{result.killed}: killed"
-    if result.returncode != 0:
-        return f"exit code {result.returncode}"
-    return output.error

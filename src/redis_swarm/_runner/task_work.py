@@ -6,15 +6,40 @@ from __future__ import annotations
 
 from .._errors import AlreadyCompleted, SwarmError, ValidationError
 from .._finding_text import finding_tags, new_mark, parse_finding
-from .._models import ContextInfo, Task, TaskStatus, Usage, answer_fields
+from .._models import ContextInfo, Task, TaskStatus, Usage, answer_fields, usage_line
 from .._prompts import render_task_prompt
 from .agent_runs import AgentRuns
 from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
 from .claiming import Claiming
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
-from .output import read_output
+from .output import AgentOutput, cost_note, read_output
 
-__all__ = ["TaskWork"]
+__all__ = ["TaskWork", "empty_answer", "run_failure"]
+
+
+def run_failure(result: ChildResult, output: AgentOutput) -> str | None:
+    """Why an agent run that was killed or exited non-zero failed, with what its CLI said of
+    it (its error, cut as ``read_output`` cuts it, or else what the run cost); None when it
+    exited 0."""
+    if result.killed:
+        why = f"{result.killed}: killed"
+    elif result.returncode != 0:
+        why = f"exit code {result.returncode}"
+    else:
+        return None
+    if output.error is not None:  # (it names the cost, when the CLI said it)
+        return f"{why}; {output.error}"
+    return why + cost_note(output.usage)
+
+
+def empty_answer(output: AgentOutput) -> str:
+    """Why an agent run that exited 0 with no answer failed: an empty result object (Claude's
+    ``"result": ""``, as after ``error_max_turns``) says what the run cost, printed text
+    nothing."""
+    if not output.machine:
+        return "the agent printed nothing (exit code 0)"
+    how = f"{output.ended}, " if output.ended else ""
+    return f"the CLI returned an empty result ({how}exit code 0){cost_note(output.usage)}"
 
 
 class TaskWork(Claiming, AgentRuns):
@@ -37,9 +62,12 @@ class TaskWork(Claiming, AgentRuns):
             return self._fail(
                 task, Ending(task.id, worker, started, None), not_started(exc, prompt), ""
             )
-        end = Ending(task.id, worker, started, result)
+        # Read whatever the run ended with: a CLI prints what the run cost even when it
+        # fails, and every outcome carries it (the pool's summary adds it up).
+        output = read_output(result.stdout.text())
+        end = Ending(task.id, worker, started, result, output.usage)
         if result.killed == "interrupted":
-            self._persist(lambda: self.swarm.release(task.id, task.token))
+            self._release(task)
             return end(OutcomeStatus.RELEASED, "interrupted: the task went back to its queue")
         if lost:
             return end(OutcomeStatus.LOST, f"stopped the agent: {lost[-1]}")
@@ -47,13 +75,10 @@ class TaskWork(Claiming, AgentRuns):
         if cannot_run is not None:
             return cannot_run
         stderr_tail = result.stderr.tail_text(ERROR_TAIL).strip()
-        if result.killed or result.returncode != 0:
-            # A CLI may print its result, with what the run cost, and still exit non-zero.
-            printed = result.stdout.text()
-            usage = read_output(printed).usage if printed.strip() else None
-            why = f"{result.killed}: killed" if result.killed else f"exit code {result.returncode}"
-            return self._fail(task, end, why, stderr_tail, usage)
-        return self._report(task, worker, context, mark, end, result, stderr_tail)
+        failure = run_failure(result, output)
+        if failure is not None:
+            return self._fail(task, end, failure, stderr_tail, output.usage)
+        return self._report(task, worker, context, mark, end, output, stderr_tail)
 
     def _cannot_run(self, task: Task, end: Ending, result: ChildResult) -> TaskOutcome | None:
         """When the shell could not run the agent command at all (exit code 127: not found;
@@ -71,7 +96,7 @@ class TaskWork(Claiming, AgentRuns):
             "executable, or add its folder to PATH), or fix the agent command (--exec), then "
             "run again: its tasks went back to their queue, not counted as failures"
         )  # before the release: a refused release must stop the pool all the same
-        self._persist(lambda: self.swarm.release(task.id, task.token))
+        self._release(task)
         return end(OutcomeStatus.RELEASED, f"{code}: back to its queue, not a failure")
 
     def _report(
@@ -81,22 +106,22 @@ class TaskWork(Claiming, AgentRuns):
         context: ContextInfo | None,
         mark: str,
         end: Ending,
-        result: ChildResult,
+        output: AgentOutput,
         stderr_tail: str,
     ) -> TaskOutcome:
         """Store the finding of an agent that exited 0. From here to the stored finding every
         read and write rides out an outage as the report does: the agent's work is done and
         must not be lost to a restart."""
-        current = self._persist(lambda: self.swarm.get_task(task.id))
+        current = self._persist(lambda: self.swarm.get_task(task.id), task)
         if current.status is TaskStatus.COMPLETED and current.finding_id:
-            return end(OutcomeStatus.COMPLETED, "the agent reported it itself", current.finding_id)
-        output = read_output(result.stdout.text())
+            said = "the agent reported it itself" + self._self_reported_usage(output.usage)
+            return end(OutcomeStatus.COMPLETED, said, current.finding_id)
         noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
         if output.error is not None:  # the CLI says the run failed: a failed attempt
             return self._fail(task, end, output.error + noted, stderr_tail, output.usage)
         parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
-            return self._fail(task, end, "the agent printed nothing (exit code 0)", stderr_tail)
+            return self._fail(task, end, empty_answer(output) + noted, stderr_tail, output.usage)
         finding, how = parsed
         finding.update(answer_fields(task))  # a question (peer assist): its answer
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
@@ -104,9 +129,10 @@ class TaskWork(Claiming, AgentRuns):
         model = self.options.model or output.model
         try:
             stored = self._report_leasing_next(
+                task,
                 worker,
                 lambda more: self.swarm.report(
-                    task.id, task.token, finding, worker=worker, model=model,
+                    task.id, self._token(task), finding, worker=worker, model=model,
                     context_version=context_version, finding_id=finding_id, usage=output.usage,
                     **more,
                 ),
@@ -114,8 +140,26 @@ class TaskWork(Claiming, AgentRuns):
         except AlreadyCompleted as exc:
             return end(OutcomeStatus.LOST, f"completed elsewhere first: {exc}", exc.finding_id)
         except ValidationError as exc:
-            return self._fail(task, end, f"the finding was refused: {exc}", "")
+            return self._fail(task, end, f"the finding was refused: {exc}", "", output.usage)
         return end(OutcomeStatus.COMPLETED, f"finding from {how} output{noted}", stored.id)
+
+    def _release(self, task: Task) -> None:
+        """Give ``task`` back to its queue (riding out an outage)."""
+        self._persist(
+            lambda: self.swarm.release(task.id, self._token(task)), task, "take the release"
+        )
+
+    @staticmethod
+    def _self_reported_usage(usage: Usage | None) -> str:
+        """What the outcome's line says of the run of an agent that reported its task itself
+        ("" when its CLI said nothing of its cost). Not stored: only the worker that wrote
+        the finding may write it (workers may not rewrite findings, docs/security.md); the
+        run's summary counts it, and an agent that must have its cost kept passes it with
+        its report (``--usage``, MCP ``report_finding``'s ``usage``)."""
+        if usage is None:
+            return ""
+        spent = usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out)
+        return f"; its run cost {spent}, counted in this run's total, not on its finding"
 
     def _fail(
         self,
@@ -130,7 +174,9 @@ class TaskWork(Claiming, AgentRuns):
         error = reason + (f"; stderr: {stderr_tail}" if stderr_tail else "")
         try:
             self._persist(
-                lambda: self.swarm.fail(task.id, task.token, error, retry=True, usage=usage)
+                lambda: self.swarm.fail(task.id, self._token(task), error, retry=True, usage=usage),
+                task,
+                "take the failure",
             )
         except SwarmError as exc:
             return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")

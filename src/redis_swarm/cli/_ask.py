@@ -210,8 +210,8 @@ def serve(
         lease_s=lease_s, timeout_s=timeout_s, inline_max_tokens=inline_max_tokens,
         worker=worker, model=model,
     )  # fmt: skip
-    lines: queue.Queue[TaskOutcome] = queue.Queue()
-    server = Server(app.swarm, options, on_outcome=lines.put)
+    lines: queue.Queue[TaskOutcome | str] = queue.Queue()
+    server = Server(app.swarm, options, on_outcome=lines.put, on_progress=lines.put)
     if not app.json:
         click.echo(f"serving the questions of {owner} (queue {server.options.queues[0]})", err=True)
     if not any(c.owner == owner for c in app.swarm.contexts()):

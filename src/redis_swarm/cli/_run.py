@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .._errors import SwarmError
+from .._models import usage_line
 from .._printable import printable
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .._validate import check_name, check_queues
@@ -134,8 +135,8 @@ def run(
         summary_limit=summary_limit,
         grace_s=grace_s,
     )
-    lines: queue.Queue[TaskOutcome] = queue.Queue()
-    runner = Runner(app.swarm, options, on_outcome=lines.put)
+    lines: queue.Queue[TaskOutcome | str] = queue.Queue()
+    runner = Runner(app.swarm, options, on_outcome=lines.put, on_progress=lines.put)
     started = time.monotonic()
     drive_pool(app, runner, lines)
     if runner.crash is not None:
@@ -157,9 +158,10 @@ def run(
 
 
 def drive_pool(
-    app: App, runner: Runner, lines: queue.Queue[TaskOutcome], label: str = "swarm run"
+    app: App, runner: Runner, lines: queue.Queue[TaskOutcome | str], label: str = "swarm run"
 ) -> None:
-    """Run the pool, printing each outcome as it comes and, on a terminal, a live line."""
+    """Run the pool, printing each outcome and progress line (a report waiting for Redis)
+    as it comes and, on a terminal, a live line."""
     live_console = app.err if app.err.is_terminal and not app.json else None
 
     def status_line() -> Text:
@@ -179,7 +181,9 @@ def drive_pool(
                     outcome = lines.get_nowait()
                 except queue.Empty:
                     break
-                if not app.json:
+                if isinstance(outcome, str):  # progress: on stderr, --json or not
+                    _print_progress(outcome, live)
+                elif not app.json:
                     _print_outcome(app, outcome, live)
             if live is not None:
                 live.update(status_line())
@@ -189,9 +193,11 @@ def drive_pool(
 
 def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
     counts = runner.counts()
+    spent = runner.spent()
     summary: dict[str, Any] = {
         **{k: v for k, v in counts.items() if k != "running"},
         "duration_s": round(duration_s, 3),
+        "usage": {k: spent[k] for k in ("cost_usd", "tokens_in", "tokens_out")},
         "tasks": [o.to_dict() for o in runner.outcomes],
         "errors": runner.errors,
     }
@@ -199,10 +205,14 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
         summary["fatal"] = runner.fatal
 
     def human() -> None:
+        cost = usage_line(spent["cost_usd"], spent["tokens_in"], spent["tokens_out"])
+        unpriced = spent["runs"] - spent["priced"]
+        if spent["priced"] and unpriced:
+            cost += f" ({unpriced} of {spent['runs']} runs reported no cost)"
         click.echo(
             f"done: claimed {counts['claimed']}, completed {counts['completed']}, "
             f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
-            f"in {duration_s:.1f}s"
+            f"in {duration_s:.1f}s; agent runs: {cost}"
         )
 
     app.emit(summary, human)
@@ -219,6 +229,14 @@ def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
         live.console.print(Text(line))
     else:
         click.echo(line)
+
+
+def _print_progress(line: str, live: Live | None) -> None:
+    text = printable(f"… {line}")
+    if live is not None:
+        live.console.print(Text(text))
+    else:
+        click.echo(text, err=True)
 
 
 @contextmanager
