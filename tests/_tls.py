@@ -166,6 +166,17 @@ def make_pki(folder: Path) -> Pki:
     return pki
 
 
+def make_stranger_client(folder: Path) -> tuple[Path, Path]:
+    """A client certificate and its key, signed by a CA that no test server trusts (made
+    here, its key thrown away): the paths of the certificate and of the key."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = _leaf("stranger", _ca("a CA nobody trusts"), server=False)
+    cert_path, key_path = folder / "stranger.crt", folder / "stranger.key"
+    _write_cert(cert_path, cert)
+    _write_key(key_path, key)
+    return cert_path, key_path
+
+
 @dataclass
 class TlsServer(RedisServer):
     """A redis-server that listens only on TLS."""
@@ -205,8 +216,10 @@ def start_tls_server(
     auth_clients: AuthClients = "no",
     cert: Path | None = None,
     key: Path | None = None,
+    protocols: str | None = None,
 ) -> TlsServer:
-    """A TLS-only server (``--port 0``) presenting ``cert`` (the good server cert by default)."""
+    """A TLS-only server (``--port 0``) presenting ``cert`` (the good server cert by default);
+    ``protocols``: its ``tls-protocols`` (e.g. ``TLSv1.2``; default: the server's)."""
     binary = system_redis(tls=True)
     workdir = factory.new_dir()
     port = free_port()
@@ -223,6 +236,8 @@ def start_tls_server(
         "--tls-ca-cert-file", str(pki.ca),
         "--tls-auth-clients", auth_clients,
     ]  # fmt: skip
+    if protocols is not None:
+        args += ["--tls-protocols", protocols]
     server = TlsServer(
         _spawn(args, workdir), workdir, port=port, args=args, pki=pki, auth_clients=auth_clients
     )

@@ -56,9 +56,7 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError) or (
         text.startswith(("NOAUTH", "WRONGPASS"))
     ):
-        return e.PermissionDenied(
-            f"authentication failed on {where}: check the user name and password in the URL"
-        )
+        return e.PermissionDenied(_authentication_failed(where))
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
@@ -84,7 +82,80 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
             return e.ConnectionFailed(
                 f"Redis at {where} is a read-only replica: point the URL at the master"
             )
+        if isinstance(exc, rex.AskError | rex.ClusterCrossSlotError) or text.startswith(_REDIRECTS):
+            return _cluster_redirect(exc, text, where)
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+# The scheme of a URL and its credentials, if any (the password masked: no '/' in it).
+_CREDENTIALS = re.compile(r"^([a-z+]+://)(?:[^@/]*@)?", re.IGNORECASE)
+
+
+def _authentication_failed(where: str) -> str:
+    """The server refused the URL's credentials: what the URL gave it, and what to fix. Only
+    the masked URL is known here: whether it names a user and a password, not the password."""
+    settings = _settings_of(where)
+    if settings is not None and settings.kind != "embedded" and settings.username is None:
+        named = _CREDENTIALS.sub(r"\1USER:PASSWORD@", where, count=1)
+        if settings.password is None:
+            return (
+                f"authentication failed on {where}: the server requires a user and the URL "
+                f"names none: add the user and its password, as in {named} (or :PASSWORD@ "
+                "alone for a password set with requirepass)"
+            )
+        return (
+            f"authentication failed on {where}: the URL names no user, so Redis checked the "
+            "password as its 'default' user's, and refused it (that user is off, or its "
+            f"password is another): name the user, as in {named}"
+        )
+    # The URL parser reads a raw '@' or ':' in a password as written (the password ends at
+    # the last '@', the user name at the first ':'); a '%' it reads as an escape.
+    escape = (
+        ", and that a '%' in the password is written %25 (the URL is percent-decoded)"
+        if settings is not None and settings.password is not None
+        else ""
+    )
+    return f"authentication failed on {where}: check the user name and password in the URL{escape}"
+
+
+# What a Redis Cluster node answers about a key it does not serve (redis-py strips the code
+# of the errors it classes: MovedError, AskError, ClusterCrossSlotError keep only the rest).
+_REDIRECTS = ("MOVED ", "ASK ", "CROSSSLOT ")
+
+
+def _cluster_redirect(exc: BaseException, text: str, where: str) -> e.SwarmError:
+    """A cluster node sent the request elsewhere. Through a redis+cluster:// URL the client
+    follows redirects itself, so one that still arrives is a slot moving under the request
+    (a resharding or a failover): an outage, retried as one. Through any other URL it is the
+    wrong kind of URL, and no retry helps."""
+    settings = _settings_of(where)
+    if settings is not None and settings.kind == "cluster":
+        return e.ConnectionFailed(
+            f"Redis Cluster at {where} moved a slot while this request ran ({text}): a "
+            "resharding or a failover is under way; try again"
+        )
+    if isinstance(exc, rex.ClusterCrossSlotError) or text.startswith("CROSSSLOT"):
+        said = "that the keys of one request are on several of its nodes (CROSSSLOT)"
+    else:
+        code = "ASK" if type(exc) is rex.AskError or text.startswith("ASK ") else "MOVED"
+        said = f"{code} {text.removeprefix(code + ' ')}: the swarm's keys are on another node"
+    return e.ConfigError(
+        f"Redis at {where} is a node of a Redis Cluster (it answered {said}): use a cluster "
+        f"URL, which follows the keys to every node: {_as_cluster_url(where)}"
+    )
+
+
+_NODE_URL = re.compile(r"^(rediss?)://([^/?#]*)(?:/[^?#]*)?(\?.*)?$", re.IGNORECASE)
+
+
+def _as_cluster_url(where: str) -> str:
+    """``where`` (a masked redis:// or rediss:// URL) as the redis+cluster:// URL of the same
+    node: user, host and options kept, the database dropped (a cluster has only db 0)."""
+    match = _NODE_URL.match(where)
+    if match is None:
+        return "redis+cluster://HOST:PORT (rediss+cluster:// for TLS)"
+    scheme, node, query = match[1].lower(), match[2], match[3] or ""
+    return f"{scheme}+cluster://{node}{query}"
 
 
 # Redis's refusal of a write while its memory is full (maxmemory reached, with a policy that
@@ -220,6 +291,9 @@ def _embedded_not_running(where: str, text: str) -> str:
     )
 
 
+# The ssl module's word for a TLS connection that ended without a goodbye (an EOF), in the
+# handshake or at the first write after it.
+_EOF_MIDWAY = "violation of protocol"
 _SSL_DETAIL = re.compile(r"certificate verify failed: (.*?)\.? \(_ssl\.c")
 
 
@@ -249,24 +323,32 @@ def _tls_problem(chain: str, text: str, where: str) -> str | None:
             f"TLS to {where} refused: certificate verify failed ({detail}): check ssl_ca_certs "
             "in the URL; it must be the CA that signed the server's certificate (tls-cert-file)"
         )
-    if "certificate required" in low or (
-        "violation of protocol" in low and where.startswith("rediss")
-    ):
+    if _EOF_MIDWAY in low and where.startswith("rediss"):
+        # Under TLS 1.3 a server checks the client certificate after the handshake, and a
+        # client that loses that race sees the connection end (EOF) instead of the alert.
+        settings = _settings_of(where)
+        if settings is not None and settings.ssl_certfile is not None:
+            return _certificate_rejected(where, text)
+    if "certificate required" in low or (_EOF_MIDWAY in low and where.startswith("rediss")):
         return (
             f"TLS to {where} refused: the server requires a client certificate "
             "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL"
         )
     if any(f in low for f in ("alert unknown ca", "alert bad certificate", "certificate unknown")):
-        return (
-            f"TLS to {where} refused: the server rejected the client certificate ({text}): check "
-            "ssl_certfile/ssl_keyfile, and that its CA is in the server's tls-ca-cert-file"
-        )
+        return _certificate_rejected(where, text)
     if "wrong version number" in low or "wrong_version_number" in low:
         return (
             f"TLS to {where} failed: the server does not speak TLS on this port ({text}): use "
             "redis:// for a plain port, or the server's tls-port"
         )
     return None
+
+
+def _certificate_rejected(where: str, text: str) -> str:
+    return (
+        f"TLS to {where} refused: the server rejected the client certificate ({text}): check "
+        "ssl_certfile/ssl_keyfile, and that its CA is in the server's tls-ca-cert-file"
+    )
 
 
 def _tls_setup_problem(chain: str, text: str, where: str) -> str | None:

@@ -39,6 +39,7 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     """Serve the live, read-only web dashboard of the swarm (Ctrl-C to stop)."""
     try:
         from .._web import require_token_off_loopback, serve
+        from ..dashboard._stopping import Stopping
         from ..dashboard.app import create_app
     except ImportError as exc:  # the web part is an extra
         raise ConfigError(
@@ -50,11 +51,16 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         what="the dashboard shows everything agents report",
         env="SWARM_DASHBOARD_TOKEN",
     )
+    # Reach Redis before serving, as `swarm a2a` and `swarm mcp` do: a wrong URL, password
+    # or CA, or a user that may not read the swarm, then fails here, at once, instead of
+    # after the address was announced, with every request answered 503.
+    app.swarm.ping()
+    app.swarm.status()
     # Listening before the URL is announced: --port 0 names the port picked, and the port
     # stays this server's.
     with listen(host, port) as listening:
         swarm = AsyncSwarm(app.settings)
-        web = create_app(swarm, token=token, close_swarm=True)
+        web = create_app(swarm, token=token, close_swarm=True, stopping=Stopping())
         url = http_url(host, listening.port) + (f"?token={token}" if token else "")
         app.err.print(f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  (Ctrl-C to stop)")
         serve(web, listening)

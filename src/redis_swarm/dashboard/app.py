@@ -12,6 +12,9 @@ Routes (every one read-only; documented in docs/dashboard.md)::
     GET /api/findings     findings, filtered and paged (?shard= &queue= &pass= &cursor= &limit=)
     GET /api/events       the event stream as Server-Sent Events, resumable (Last-Event-ID)
 
+Served by ``swarm dashboard`` (given a ``Stopping``), Ctrl-C ends the open event streams and
+answers the requests still waiting on Redis 503, at once (``_stopping``).
+
 With a token, every route but the static assets needs it: ``Authorization: Bearer T``, or
 ``?token=T`` where a header cannot be set (opening the page, ``EventSource``). Without one,
 only loopback Host headers are served, so a web page elsewhere cannot read the swarm through
@@ -43,6 +46,7 @@ from .._net import is_loopback
 from .._web import AccessGuard
 from ._feed import EventFeed
 from ._snapshot import snapshot
+from ._stopping import EndWhenStopping, Stopping
 
 __all__ = ["STATIC_DIR", "create_app", "is_loopback"]
 
@@ -64,18 +68,22 @@ def create_app(
     close_swarm: bool = False,
     keepalive_s: float = KEEPALIVE_S,
     stale_after_s: float = 60.0,
+    stopping: Stopping | None = None,
 ) -> Starlette:
     """The dashboard for ``swarm``; with ``token``, every API call must carry it.
 
     ``close_swarm`` closes the swarm's connections when the app shuts down (the CLI's case:
-    it owns the swarm; a caller that passes its own keeps it open).
+    it owns the swarm; a caller that passes its own keeps it open). ``stopping``: end open
+    event streams and waiting requests as soon as it is set; set by Ctrl-C or SIGTERM while
+    the app runs in its server (the CLI's case: see ``_stopping``).
     """
 
     api = _Api(swarm, keepalive_s=keepalive_s, stale_after_s=stale_after_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
+        with stopping.on_signals() if stopping is not None else contextlib.nullcontext():
+            yield
         if close_swarm:
             await swarm.aclose()
 
@@ -114,6 +122,8 @@ def create_app(
         return response
 
     middleware = [Middleware(AccessGuard, token=token, what="this dashboard", public=("/static/",))]
+    if stopping is not None:  # inside the guard: its 503s carry the guard's headers
+        middleware.append(Middleware(EndWhenStopping, stopping=stopping))
     return Starlette(
         routes=routes,
         middleware=middleware,
