@@ -477,10 +477,11 @@ def hold_interrupts() -> None:
 
 
 def usage_text(usage: Any) -> str | None:
-    """What an agent run cost, on one line (``$0.0123 · 12,345 in / 678 out``), or None."""
+    """What an agent run cost, with its tokens, on one line (``$0.0123 · 12,345 in (12,000
+    cached) / 678 out``: ``usage_line``); None when its agent said nothing."""
     if usage is None:
         return None
-    return usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out)
+    return usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out, usage.cached_in)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from .._errors import NotFound
-from .._models import Usage, usage_line
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -26,16 +25,9 @@ from ._common import (
     print_table,
     read_text,
     short,
+    usage_text,
     when,
 )
-
-
-def _usage(usage: Usage | None) -> str | None:
-    """What the agent run behind a record cost, with its tokens (``usage_line``); None when
-    its agent said nothing."""
-    if usage is None:
-        return None
-    return usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out, usage.cached_in)
 
 
 def render_finding(app: App, f: Any) -> None:
@@ -47,7 +39,7 @@ def render_finding(app: App, f: Any) -> None:
         ("shard", f.shard),
         ("worker", f.worker),
         ("model", f.model),
-        ("cost", _usage(f.usage)),
+        ("cost", usage_text(f.usage)),
         ("context version", f.context_version),
         ("confidence", f.confidence),
         ("created", when(f.created_at)),
@@ -102,7 +94,7 @@ def findings(
         for f in found.items:
             mark = " (superseded)" if f.superseded else ""
             add_row(
-                table, f.id, f.task_id, f.worker, f.model, _usage(f.usage), f.confidence,
+                table, f.id, f.task_id, f.worker, f.model, usage_text(f.usage), f.confidence,
                 short(f.summary, 80) + mark,
             )  # fmt: skip
         print_table(app, table)
@@ -217,7 +209,7 @@ def synth_show(app: App, synthesis_id: str) -> None:
                     ("pass", s.pass_name),
                     ("model", s.model),
                     ("created", when(s.created_at)),
-                    ("cost", _usage(s.usage)),
+                    ("cost", usage_text(s.usage)),
                     ("sources", list(s.sources)),
                 ]
             ),
