@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import (
     Conflict,
@@ -274,7 +274,8 @@ def ask(
     try:
         queue = yield from _resolve_target(ctx, target)
         qdata = _question_data(data, asker, target, keep)
-        found = yield from _post_question(ctx, q, queue, body_question, qdata, lease_s, dedupe_key)
+        asking = _Asking(queue, body_question, qdata, lease_s, dedupe_key)
+        found = yield from _post_question(ctx, q, asking)
         found = yield from listed(found)
         while not isinstance(found, Answer):
             last, task = yield from _state(ctx, found.id)
@@ -289,9 +290,7 @@ def ask(
                 # The asker that posted it withdrew it (it stopped waiting) while this one
                 # still waits: this one asks it anew (or finds it asked anew by another
                 # sharer), so that a sharer's wait is never cut short.
-                found = yield from _take_over(
-                    ctx, q, queue, body_question, qdata, lease_s, dedupe_key, task
-                )
+                found = yield from _take_over(ctx, q, asking, task)
                 found = yield from listed(found)
                 continue
             answered = yield from _settled(ctx, task, target, q.posted)
@@ -339,28 +338,39 @@ class _Question:
         self.id, self.posted, self.sure, self.kept = task.id, False, True, data.get("keep") is True
 
 
-def _post_question(
-    ctx: OpContext,
-    q: _Question,
-    queue: str,
-    question: str,
-    qdata: dict[str, Any],
-    lease_s: float,
-    dedupe_key: str | None,
-) -> Operation[Task | Answer]:
+class _Asking(NamedTuple):
+    """What every post of one question carries: the asker's first, and a successor's."""
+
+    queue: str
+    question: str
+    data: dict[str, Any]
+    lease_s: float
+    dedupe_key: str | None
+
+    def post(
+        self, ctx: OpContext, q: _Question, dedupe_key: str | None
+    ) -> Operation[tuple[str, Task]]:
+        """Post it under ``dedupe_key`` and an id chosen here (returned beside the task the
+        post returns: another id when the post met the key)."""
+        tid = new_id("t-")
+        q.posting(tid)
+        task = yield from task_ops.post_task(
+            ctx, self.queue, self.question, self.data, lease_s=self.lease_s,
+            dedupe_key=dedupe_key, task_id=tid,
+        )  # fmt: skip
+        q.sure = True
+        return tid, task
+
+
+def _post_question(ctx: OpContext, q: _Question, asking: _Asking) -> Operation[Task | Answer]:
     """Post the question under an id chosen here, so that a post that met its dedupe key
     (the question asked before is returned instead, and nothing is posted) is told apart:
     that question is shared, not this asker's. A shared question that was cancelled is
     taken over (``_take_over``)."""
-    tid = new_id("t-")
-    q.posting(tid)
-    task = yield from task_ops.post_task(
-        ctx, queue, question, qdata, lease_s=lease_s, dedupe_key=dedupe_key, task_id=tid
-    )
-    q.sure = True
+    tid, task = yield from asking.post(ctx, q, asking.dedupe_key)
     if task.id == tid:
         return task
-    found = yield from _take_over(ctx, q, queue, question, qdata, lease_s, dedupe_key, task)
+    found = yield from _take_over(ctx, q, asking, task)
     return found
 
 
@@ -371,14 +381,7 @@ def _successor_key(qid: str) -> str:
 
 
 def _take_over(
-    ctx: OpContext,
-    q: _Question,
-    queue: str,
-    question: str,
-    qdata: dict[str, Any],
-    lease_s: float,
-    dedupe_key: str | None,
-    task: Task,
+    ctx: OpContext, q: _Question, asking: _Asking, task: Task
 ) -> Operation[Task | Answer]:
     """The question to wait for, from ``task``, a shared question: itself while it is not
     cancelled; when it is, its late answer, else its successor (posted under its
@@ -394,16 +397,10 @@ def _take_over(
         late = yield from _late_answer(ctx, task)
         if late is not None:
             return late
-        tid = new_id("t-")
-        q.posting(tid)
-        after = yield from task_ops.post_task(
-            ctx, queue, question, qdata, lease_s=lease_s, dedupe_key=_successor_key(task.id),
-            task_id=tid,
-        )  # fmt: skip
-        q.sure = True
+        tid, after = yield from asking.post(ctx, q, _successor_key(task.id))
         if after.id == tid:
-            if dedupe_key is not None:
-                yield Cmd("HSET", ctx.keys.dedupe, f"{queue}|{dedupe_key}", tid)
+            if asking.dedupe_key is not None:
+                yield Cmd("HSET", ctx.keys.dedupe, f"{asking.queue}|{asking.dedupe_key}", tid)
             return after
         task = after
 
