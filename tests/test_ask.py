@@ -141,6 +141,17 @@ def test_a_late_answer_is_kept_superseded(owned: Swarm) -> None:
     assert done == [True]
 
 
+def test_a_kept_question_is_not_to_be_asked_again(owned: Swarm) -> None:
+    # Asking a kept question again would post (and pay for) a second one: the timeout says
+    # how to collect it instead; a withdrawn one says to ask again.
+    with pytest.raises(Timeout) as kept:
+        owned.ask("lib", "kept, collect me", timeout_s=0.1, keep=True)
+    assert "Ask again" not in str(kept.value) and "its answer will be" in str(kept.value)
+    with pytest.raises(Timeout) as withdrawn:
+        owned.ask("lib", "withdrawn", timeout_s=0.1)
+    assert str(withdrawn.value).endswith("Ask again with a longer timeout")
+
+
 def test_keep_leaves_the_question_and_its_dedupe_key_returns_the_answer(owned: Swarm) -> None:
     with pytest.raises(Timeout, match="stays queued"):
         owned.ask("lib", "kept?", timeout_s=0.1, keep=True, dedupe_key="k1")

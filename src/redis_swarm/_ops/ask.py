@@ -538,9 +538,12 @@ def _give_up(
         answered = yield from _settled(ctx, settled, target, q.posted)
         if answered is not None:
             return answered
+    # A question left open (kept, or another asker's) is collected, not asked again: that
+    # would post a second one (and pay for it twice).
+    left_open = q.id is not None and (q.keep or not q.posted)
+    again = "" if left_open else ". Ask again with a longer timeout"
     raise Timeout(
-        f"no answer from {target!r} after {timeout:g} s: {who}; {then}. Ask again with a "
-        "longer timeout",
+        f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}",
         task_id=task.id,
         claimed=claimed,
     )
