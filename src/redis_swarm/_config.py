@@ -23,11 +23,14 @@ Accepted URLs::
     redis+cluster://[user:pass@]h1:p1[,h2:p2]
     rediss+cluster://...                      the same over TLS
     redis+sentinel://[user:pass@]h1:p1[,h2:p2]/service[/db]
+                                              (a sentinel's port defaults to 26379; a service
+                                               name holds letters, digits and . - _)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +49,7 @@ __all__ = [
     "Durability",
     "Kind",
     "Settings",
+    "check_sentinel_service",
     "retry_window",
     "swarm_from_env",
 ]
@@ -107,6 +111,16 @@ _ENCODE_HINT = (
 )
 
 
+def _unreadable(url: str) -> str:
+    """What to fix in a URL that does not split into its parts: with no credentials, a
+    bracket that does not enclose an IPv6 host."""
+    if "@" not in url and url.split("://", 1)[0].lower() in _FORMS:
+        return (
+            f"an IPv6 host is written in brackets, its port after them, as [::1]:6379; {_form(url)}"
+        )
+    return _ENCODE_HINT
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the swarm lives and how to talk to it. Build it with ``Settings.from_url``."""
@@ -165,7 +179,9 @@ class Settings:
             try:
                 values = {**base, **parser(url), **options}
             except ValueError:  # urlsplit's own refusals ("Invalid IPv6 URL" for a raw [ or ])
-                raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}") from None
+                raise ConfigError(
+                    f"cannot read the URL {_mask(url)!r}: {_unreadable(url)}"
+                ) from None
             settings = cls(**values)  # type: ignore[arg-type]
             settings._check()
         except ConfigError:
@@ -396,9 +412,11 @@ def _port(text: str, url: str) -> int:
     try:
         port = int(text)
     except ValueError:
-        raise ConfigError(f"port {text!r} in {_mask(url)!r} is not a number") from None
+        raise ConfigError(
+            f"port {text!r} in {_mask(url)!r} is not a number: {_form(url)}"
+        ) from None
     if not 0 < port < 65536:
-        raise ConfigError(f"port {port} in {_mask(url)!r} is out of range 1-65535")
+        raise ConfigError(f"port {port} in {_mask(url)!r} is out of range 1-65535: {_form(url)}")
     return port
 
 
@@ -421,8 +439,13 @@ def _query(
     allowed = (*allowed, *(_CLIENT_OPTIONS if network else ()), *_BEHAVIOUR_OPTIONS)
     for name, values in parse_qs(query, keep_blank_values=True).items():
         if name not in allowed:
+            tls = (
+                f" ({name} is for TLS: use the rediss scheme, as in rediss:// or rediss+cluster://)"
+                if name in _SSL_OPTIONS
+                else ""
+            )
             raise ConfigError(
-                f"unknown option {name!r} in {_mask(url)!r}: allowed are {', '.join(allowed)}"
+                f"unknown option {name!r} in {_mask(url)!r}{tls}: allowed are {', '.join(allowed)}"
             )
         out[name] = values[-1]
         convert = _CLIENT_OPTIONS.get(name)
@@ -439,23 +462,80 @@ def _query(
     return out
 
 
-def _hostports(text: str, url: str) -> tuple[tuple[str, int], ...]:
+# How each kind of network URL is written, for the errors about one written otherwise; the
+# examples are those of docs/deployment.md.
+_FORMS = {
+    "redis": "redis://[USER:PASSWORD@]HOST[:PORT][/DB], e.g. redis://10.0.0.5:6379/0",
+    "rediss": "rediss://[USER:PASSWORD@]HOST[:PORT][/DB]?ssl_ca_certs=CA.pem",
+    "redis+cluster": (
+        "redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...] (any nodes of the cluster), "
+        "e.g. redis+cluster://10.0.0.5:7000,10.0.0.6:7000"
+    ),
+    "redis+sentinel": (
+        "redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB] (the "
+        "sentinels, and the name they monitor the master under), e.g. "
+        "redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/mymaster"
+    ),
+}
+_FORMS["rediss+cluster"] = _FORMS["redis+cluster"].replace("redis+", "rediss+")
+_FORMS["rediss+sentinel"] = _FORMS["redis+sentinel"].replace("redis+", "rediss+")
+
+
+def _form(url: str) -> str:
+    """How a URL of ``url``'s scheme is written (the end of an error about it)."""
+    return f"write it as {_FORMS[url.split('://', 1)[0].lower()]}"
+
+
+# The port a URL that names none means: Sentinel's own default, Redis's for the others.
+_DEFAULT_PORT = {"sentinel": 26379}
+# A host name, as a resolver takes it (ASCII once IDNA-encoded; labels of letters, digits,
+# '-' and '_', which container and compose service names hold), or an IPv4 address.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
+
+
+def _check_host(host: str, bracketed: bool, url: str) -> str:
+    """``host``, refused with what to write when no resolver would take it (a space, a '&',
+    an empty label) rather than failing inside redis-py at the first connection."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(
+                f"[{host}] in {_mask(url)!r} is not an IPv6 address (only those go in "
+                f"brackets): {_form(url)}"
+            ) from None
+        return host
+    try:
+        ascii_name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    if not _HOST_NAME.fullmatch(ascii_name):
+        raise ConfigError(
+            f"{host!r} in {_mask(url)!r} is not a host name or address (a host name holds "
+            f"letters, digits, '-', '_' and dots between non-empty parts): {_form(url)}"
+        )
+    return host
+
+
+def _hostports(text: str, url: str, kind: Kind = "standalone") -> tuple[tuple[str, int], ...]:
     nodes = []
+    default_port = str(_DEFAULT_PORT.get(kind, 6379))
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        if part.startswith("["):
+        bracketed = part.startswith("[")
+        if bracketed:
             host, _, rest = part[1:].partition("]")
-            port = rest.lstrip(":") or "6379"
+            port = rest.lstrip(":") or default_port
         else:
             host, _, port = part.partition(":")
-            port = port or "6379"
+            port = port or default_port
         if not host:
-            raise ConfigError(f"a host is missing in {_mask(url)!r}")
-        nodes.append((host, _port(port, url)))
+            raise ConfigError(f"a host is missing in {_mask(url)!r}: {_form(url)}")
+        nodes.append((_check_host(host, bracketed, url), _port(port, url)))
     if not nodes:
-        raise ConfigError(f"no host:port in {_mask(url)!r}")
+        raise ConfigError(f"no host:port in {_mask(url)!r}: {_form(url)}")
     return tuple(nodes)
 
 
@@ -510,12 +590,14 @@ def _parse_cluster(url: str) -> dict[str, object]:
     parts = urlsplit(url)
     auth, hosts = _auth(parts.netloc)
     if parts.path.strip("/"):
-        raise ConfigError(f"a cluster URL has no database: drop {parts.path!r} from {_mask(url)!r}")
+        raise ConfigError(
+            f"a cluster URL has no database: drop {parts.path!r} from {_mask(url)!r}: {_form(url)}"
+        )
     tls = parts.scheme.lower().startswith("rediss")
     options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
     return {
         "kind": "cluster",
-        "nodes": _hostports(hosts, url),
+        "nodes": _hostports(hosts, url, "cluster"),
         "ssl": tls,
         "retries": _default_retries("cluster"),
         **auth,
@@ -528,16 +610,14 @@ def _parse_sentinel(url: str) -> dict[str, object]:
     auth, hosts = _auth(parts.netloc)
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if not segments:
-        raise ConfigError(
-            f"no service name in {_mask(url)!r}: use redis+sentinel://host:port/mymaster"
-        )
+        raise ConfigError(f"no service name in {_mask(url)!r}: {_form(url)}")
     if len(segments) > 2:
-        raise ConfigError(f"too many path parts in {_mask(url)!r}: use /service[/db]")
+        raise ConfigError(f"too many path parts in {_mask(url)!r}: {_form(url)}")
     tls = parts.scheme.lower().startswith("rediss")
     options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
     out: dict[str, object] = {
         "kind": "sentinel",
-        "nodes": _hostports(hosts, url),
+        "nodes": _hostports(hosts, url, "sentinel"),
         "service_name": segments[0],
         "ssl": tls,
         "retries": _default_retries("sentinel"),
@@ -547,6 +627,27 @@ def _parse_sentinel(url: str) -> dict[str, object]:
     if len(segments) == 2:
         out["db"] = _db(segments[1], url)
     return out
+
+
+# What a Sentinel calls a master: "the valid charset is A-z 0-9 and the three characters
+# '.-_'" (redis.conf's sentinel.conf).
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_sentinel_service(settings: Settings) -> None:
+    """Refuse the service name of a Sentinel URL's ``settings`` when no Sentinel names a
+    master so (a '&' or '=': options written without their '?'; a space, a ':'), before a
+    client asks the sentinels for it and gets "no master found". (Checked when a client is
+    made, not when the URL is read: Settings carry any name, and render it back.)"""
+    name = settings.service_name or ""
+    if settings.kind != "sentinel" or _SERVICE_NAME.fullmatch(name):
+        return
+    options = " (options come after a '?', as in /mymaster?retries=30)" if "=" in name else ""
+    url = settings.url
+    raise ConfigError(
+        f"{name!r} in {url!r} cannot be a Sentinel service name, which holds only "
+        f"letters, digits, '.', '-' and '_'{options}: {_form(url)}"
+    )
 
 
 _PARSERS: dict[str, Callable[[str], dict[str, object]]] = {

@@ -1,12 +1,14 @@
 """Build the right redis-py client for a Settings: standalone, unix, TLS, cluster, sentinel.
 
 Every client retries connection errors and socket timeouts with exponential backoff and
-jitter, and checks idle connections before use. Operations are written to be safe to retry
-(client-generated ids, idempotent scripts), so a retried command after a lost reply never
-applies twice.
+jitter, and checks new and idle connections before use with a PING, which any answer
+passes (a server that cannot persist refuses PING with MISCONF, and still serves reads).
+Operations are written to be safe to retry (client-generated ids, idempotent scripts), so a
+retried command after a lost reply never applies twice.
 
 Three things redis-py does not do on its own: errors that no retry can fix (a certificate that
-does not verify, a refused client certificate, a wrong password) fail at once instead of after
+does not verify, a refused client certificate even when its refusal was lost, a wrong
+password) fail at once instead of after
 the whole backoff; redis-py nests its retries (a command retries, and so does the connect
 inside it), which would multiply the attempts: here only the outermost level retries; and the
 retries, counted for failures that come at once (a connection refused while a server
@@ -20,6 +22,7 @@ window counted from its first failure (``Settings.retry_window_s``): a request l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import os
@@ -43,11 +46,12 @@ from redis._parsers.commands import AsyncCommandsParser, CommandsParser
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import SSLConnection
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
-from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings
-from ._translate import HANDSHAKE_TIMEOUT, TLS_FILE_ERRORS, causes
+from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings, check_sentinel_service
+from ._translate import HANDSHAKE_TIMEOUT, TLS_FILE_ERRORS, causes, closed_in_tls_setup
 
 __all__ = [
     "Sender",
@@ -98,9 +102,14 @@ _PERMANENT = (
 )
 
 
-def is_permanent(exc: BaseException) -> bool:
+def is_permanent(exc: BaseException, settings: Settings | None = None) -> bool:
     """True for a connection error that no retry can fix (certificates, authentication, a
-    TLS handshake that timed out: the port speaks no TLS)."""
+    TLS handshake that timed out: the port speaks no TLS). With the ``settings`` of the
+    connection: a TLS connection the server closed while it was being made, when the URL
+    gives a client certificate, which ``translate`` says the server rejected (it did, and its
+    alert saying so was lost)."""
+    if settings is not None and settings.ssl_certfile is not None and closed_in_tls_setup(exc):
+        return True
     for item in causes(exc):
         if isinstance(
             item,
@@ -161,7 +170,8 @@ class _Attempts:
         self.failures += 1
         reported = self._fail(error, self.failures) if self._with_count else self._fail(error)
         retries = self._retry._retries
-        if self._depth > 0 or is_permanent(error) or (0 <= retries < self.failures):
+        hopeless = is_permanent(error, self._retry.settings)
+        if self._depth > 0 or hopeless or (0 <= retries < self.failures):
             return None, reported
         pause: float = self._retry._backoff.compute(self.failures)
         self._timed_out = self._timed_out or isinstance(error, redis.TimeoutError)
@@ -187,9 +197,11 @@ def _timing(settings: Settings) -> tuple[float, float]:
 class _Retry(Retry):
     """redis-py's Retry, minus hopeless retries, nested retry loops, and retries of a timed-out
     request past the retry window. ``timing``: that window and the longest a timed-out
-    attempt takes (``_timing``; None: retries counted only)."""
+    attempt takes (``_timing``; None: retries counted only); ``settings``: those of the
+    connection, for ``is_permanent`` (None: unknown)."""
 
     timing: tuple[float, float] | None = None
+    settings: Settings | None = None
 
     def call_with_retry(
         self,
@@ -216,6 +228,7 @@ class _AsyncRetry(redis.asyncio.retry.Retry):
     """The asyncio twin of ``_Retry``."""
 
     timing: tuple[float, float] | None = None
+    settings: Settings | None = None
 
     async def call_with_retry(
         self,
@@ -270,6 +283,78 @@ def _common(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+# --- a health check that takes any answer for one
+
+# redis-py checks a connection with a PING before its first command and after it was idle for
+# health_check_interval, and takes an error reply for a failure. A server that cannot persist
+# (MISCONF: its disk is full, or its RDB snapshot failed with stop-writes-on-bgsave-error)
+# refuses PING as it refuses writes, so every new connection failed, reads included. An error
+# reply is an answer: the server is alive, and the command that follows gets its own reply
+# (a write its MISCONF, translated into what to do). Errors that redis-py reads as connection
+# failures (LOADING, NOAUTH) are not ResponseErrors and keep their meaning.
+
+
+class _AnswerMeansAlive:
+    """Mixin for redis-py's connection classes: an error reply to the health check's PING
+    passes it."""
+
+    def check_health(self) -> None:
+        # Answered: the connection is in step (its reply was read), and alive.
+        with contextlib.suppress(redis.ResponseError):
+            super().check_health()  # type: ignore[misc]
+
+
+class _AsyncAnswerMeansAlive:
+    """The asyncio twin of ``_AnswerMeansAlive``."""
+
+    async def check_health(self) -> None:
+        with contextlib.suppress(redis.ResponseError):
+            await super().check_health()  # type: ignore[misc]
+
+
+class _Connection(_AnswerMeansAlive, redis.Connection):
+    pass
+
+
+class _SSLConnection(_AnswerMeansAlive, SSLConnection):
+    pass
+
+
+class _UnixConnection(_AnswerMeansAlive, redis.UnixDomainSocketConnection):
+    pass
+
+
+class _AsyncConnection(_AsyncAnswerMeansAlive, redis.asyncio.Connection):
+    pass
+
+
+class _AsyncSSLConnection(_AsyncAnswerMeansAlive, redis.asyncio.SSLConnection):
+    pass
+
+
+class _AsyncUnixConnection(_AsyncAnswerMeansAlive, redis.asyncio.UnixDomainSocketConnection):
+    pass
+
+
+# The class redis-py picks for a client's connections (by its URL: TCP, TLS, unix socket),
+# and ours in its place.
+_ALIVE_ON_ANY_ANSWER: dict[type[Any], type[Any]] = {
+    redis.Connection: _Connection,
+    SSLConnection: _SSLConnection,
+    redis.UnixDomainSocketConnection: _UnixConnection,
+    redis.asyncio.Connection: _AsyncConnection,
+    redis.asyncio.SSLConnection: _AsyncSSLConnection,
+    redis.asyncio.UnixDomainSocketConnection: _AsyncUnixConnection,
+}
+
+
+def _alive_on_any_answer(pool: Any) -> None:
+    """Make ``pool`` (of a client just built: no connection made yet) build its connections
+    with the health check of ``_AnswerMeansAlive``. redis.Redis takes no connection class,
+    but its pool says the one it picked, and builds every connection from it."""
+    pool.connection_class = _ALIVE_ON_ANY_ANSWER.get(pool.connection_class, pool.connection_class)
+
+
 class _SentinelMaster(redis.Redis):
     """The master behind a Sentinel; closing it also closes the connections to the sentinels."""
 
@@ -290,7 +375,7 @@ class _AsyncSentinelMaster(redis.asyncio.Redis):
             await sentinel.aclose()
 
 
-class _SentinelConnection(SentinelManagedConnection):
+class _SentinelConnection(_AnswerMeansAlive, SentinelManagedConnection):
     """A connection to the master behind Sentinel that asks the sentinels where the master is
     each time it reconnects. redis-py 8 reconnects a dropped connection from inside
     ``send_packed_command`` to the address it last had, skipping the sentinel lookup of
@@ -307,7 +392,9 @@ class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
     """``_SentinelConnection`` over TLS."""
 
 
-class _AsyncSentinelConnection(redis.asyncio.sentinel.SentinelManagedConnection):
+class _AsyncSentinelConnection(
+    _AsyncAnswerMeansAlive, redis.asyncio.sentinel.SentinelManagedConnection
+):
     """The asyncio twin of ``_SentinelConnection``."""
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
@@ -378,6 +465,35 @@ def fcall_routed(cluster: Any) -> Any:
     return cluster
 
 
+def _cluster_error(exc: RedisClusterException) -> redis.RedisError:
+    """What redis-py's cluster client raises when it cannot learn the cluster's layout from
+    the nodes of the URL (a RedisClusterException, which is no RedisError: nothing above
+    would translate it), as the RedisError it stands for: no node answered (a
+    ConnectionError, retried as an outage is; ``translate`` names the nodes), or a node that
+    answered but is no cluster node (a ResponseError: no retry helps); credentials refused
+    as they were (the error redis-py met)."""
+    cause = exc.__cause__
+    if isinstance(cause, redis.AuthenticationError | redis.exceptions.AuthorizationError):
+        return cause
+    text = str(exc)
+    if isinstance(cause, redis.ConnectionError | redis.TimeoutError | OSError) or (
+        "connecting to" in text
+    ):
+        return redis.ConnectionError(text)
+    return redis.ResponseError(text)
+
+
+class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
+    """The asyncio cluster client, which learns the layout at its first command (the sync one
+    at construction, see ``_cluster``): a failure to do so raised as ``_cluster_error``."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise _cluster_error(exc) from exc
+
+
 R = TypeVar("R", _Retry, _AsyncRetry)
 
 
@@ -390,6 +506,7 @@ def _retry(
     # ignore stays silent where a newer redis-py needs none (unused-ignore).
     retry = kind(_backoff(), retries, supported_errors=errors)  # type: ignore[arg-type, unused-ignore]
     retry.timing = _timing(settings)
+    retry.settings = settings
     return retry
 
 
@@ -405,22 +522,26 @@ def async_cluster_retry(settings: Settings) -> _AsyncRetry:
 def node_client(settings: Settings, host: str, port: int) -> redis.Redis:
     """A client of one node of a cluster (the same credentials and TLS as the cluster
     client) that makes a single attempt: the shell's cluster_retry is the one that retries."""
-    return redis.Redis(
+    client = redis.Redis(
         host=host,
         port=port,
         retry=_Retry(_backoff(), 0, supported_errors=tuple(_RETRY_ON)),
         **_common(settings),
     )
+    _alive_on_any_answer(client.connection_pool)
+    return client
 
 
 def async_node_client(settings: Settings, host: str, port: int) -> redis.asyncio.Redis:
     """The asyncio twin of ``node_client``."""
-    return redis.asyncio.Redis(
+    client = redis.asyncio.Redis(
         host=host,
         port=port,
         retry=_AsyncRetry(_backoff(), 0, supported_errors=tuple(_RETRY_ON)),
         **_common(settings),
     )
+    _alive_on_any_answer(client.connection_pool)
+    return client
 
 
 # --- single commands, sent without redis-py's per-command machinery
@@ -700,7 +821,7 @@ _SYNC = _Kit(
 )
 _ASYNC = _Kit(
     redis.asyncio.Redis,
-    redis.asyncio.cluster.RedisCluster,
+    _AsyncCluster,
     redis.asyncio.cluster.ClusterNode,
     redis.asyncio.sentinel.Sentinel,
     _AsyncRetry,
@@ -718,10 +839,13 @@ _ASYNC = _Kit(
 
 
 def _client(settings: Settings, kit: _Kit) -> Any:
+    if settings.kind == "cluster":
+        return fcall_routed(_cluster(settings, kit))
+    if settings.kind == "sentinel":
+        return _sentinel_master(settings, kit)
     retry = _retry(kit.retry, settings, settings.retries, tuple(_RETRY_ON))
-    common = _common(settings)
     if settings.kind in ("embedded", "unix"):
-        return kit.redis(
+        client = kit.redis(
             unix_socket_path=_socket_path(settings),
             db=settings.db,
             retry=retry,
@@ -732,7 +856,25 @@ def _client(settings: Settings, kit: _Kit) -> Any:
             password=settings.password,
             **_QUIET,
         )
-    if settings.kind == "cluster":
+    else:
+        client = kit.redis(
+            host=settings.host,
+            port=settings.port,
+            db=settings.db,
+            retry=retry,
+            health_check_interval=settings.health_check_interval,
+            **_common(settings),
+        )
+    _alive_on_any_answer(client.connection_pool)
+    return client
+
+
+def _cluster(settings: Settings, kit: _Kit) -> Any:
+    """The cluster client of ``settings``, its connections those of ``_AnswerMeansAlive``."""
+    options = dict(kit.cluster_options)
+    if kit is _SYNC:  # the sync client takes the class its nodes' connections are made of
+        options["connection_class"] = _SSLConnection if settings.ssl else _Connection
+    try:
         cluster = kit.cluster(
             startup_nodes=[kit.cluster_node(h, p) for h, p in settings.nodes],
             retry=_retry(
@@ -742,32 +884,39 @@ def _client(settings: Settings, kit: _Kit) -> Any:
                 tuple(_RETRY_ON),
             ),
             health_check_interval=settings.health_check_interval,
-            **kit.cluster_options,
-            **common,
+            **options,
+            **_common(settings),
         )
-        return fcall_routed(cluster)
-    if settings.kind == "sentinel":
-        sentinel = kit.sentinel(
-            list(settings.nodes),
-            sentinel_kwargs={k: v for k, v in common.items() if k.startswith(("ssl", "socket"))},
-            retry=retry,
-            health_check_interval=settings.health_check_interval,
-            **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS
-        )
-        assert settings.service_name is not None
-        return sentinel.master_for(
-            settings.service_name,
-            db=settings.db,
-            redis_class=kit.master,
-            connection_class=kit.ssl_connection if settings.ssl else kit.connection,
-        )
-    return kit.redis(
-        host=settings.host,
-        port=settings.port,
-        db=settings.db,
-        retry=retry,
+    except RedisClusterException as exc:  # (the sync client asks a node at construction)
+        raise _cluster_error(exc) from exc
+    if kit is _ASYNC:
+        # The asyncio client takes none: it builds each node (those of the URL now, those it
+        # discovers later) from its connection_kwargs, which name the class; no node has
+        # made a connection yet (it connects at its first command).
+        kwargs = cluster.connection_kwargs
+        kwargs["connection_class"] = _ALIVE_ON_ANY_ANSWER[kwargs["connection_class"]]
+        for node in cluster.nodes_manager.startup_nodes.values():
+            node.connection_class = kwargs["connection_class"]
+    return cluster
+
+
+def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
+    """The client of the master behind the sentinels of ``settings``."""
+    check_sentinel_service(settings)
+    common = _common(settings)
+    sentinel = kit.sentinel(
+        list(settings.nodes),
+        sentinel_kwargs={k: v for k, v in common.items() if k.startswith(("ssl", "socket"))},
+        retry=_retry(kit.retry, settings, settings.retries, tuple(_RETRY_ON)),
         health_check_interval=settings.health_check_interval,
-        **common,
+        **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS
+    )
+    assert settings.service_name is not None
+    return sentinel.master_for(
+        settings.service_name,
+        db=settings.db,
+        redis_class=kit.master,
+        connection_class=kit.ssl_connection if settings.ssl else kit.connection,
     )
 
 

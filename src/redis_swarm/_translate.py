@@ -8,10 +8,11 @@ import re
 import redis.exceptions as rex
 
 from . import _errors as e
+from ._acl import ROLES, role_commands, role_scripts
 from ._config import Settings
 from ._scripts import function_name, script_sha
 
-__all__ = ["HANDSHAKE_TIMEOUT", "TLS_FILE_ERRORS", "causes", "translate"]
+__all__ = ["HANDSHAKE_TIMEOUT", "TLS_FILE_ERRORS", "causes", "closed_in_tls_setup", "translate"]
 
 # Fragments (lower case) of the text of an error, or of one of its causes, that no retry fixes.
 # The TLS handshake timed out: the port is a plain one (a Redis server waits for a newline
@@ -48,15 +49,13 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
         or text.startswith("NOPERM")
         or "user executing the script can't" in text
     ):
-        return e.PermissionDenied(
-            _refused_in_script(text, where)
-            or f"the Redis user may not do this on {where} ({text}): "
-            "use a user with the right role (see 'swarm acl')"
-        )
+        return e.PermissionDenied(_refused_in_script(text, where) or _not_permitted(text, where))
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError) or (
         text.startswith(("NOAUTH", "WRONGPASS"))
     ):
         return e.PermissionDenied(_authentication_failed(where))
+    if text.startswith(_NO_MASTER):
+        return e.ConnectionFailed(_no_master(text, where))
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
@@ -84,6 +83,11 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
             )
         if isinstance(exc, rex.AskError | rex.ClusterCrossSlotError) or text.startswith(_REDIRECTS):
             return _cluster_redirect(exc, text, where)
+        if _NOT_A_CLUSTER in text:
+            return e.ConfigError(
+                f"Redis at {where} is not a Redis Cluster (cluster mode is not enabled on it): "
+                f"for a single server use a redis:// URL: {_as_server_url(where)}"
+            )
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
 
 
@@ -143,6 +147,21 @@ def _cluster_redirect(exc: BaseException, text: str, where: str) -> e.SwarmError
         f"Redis at {where} is a node of a Redis Cluster (it answered {said}): use a cluster "
         f"URL, which follows the keys to every node: {_as_cluster_url(where)}"
     )
+
+
+# What redis-py's cluster client says when it could not learn the layout from the URL's
+# nodes: none answered (the reasons follow), or one answered that is no cluster node.
+_CLUSTER_UNREACHABLE = "Redis Cluster cannot be connected"
+_NOT_A_CLUSTER = "Cluster mode is not enabled"
+_CLUSTER_URL = re.compile(r"^(rediss?)\+cluster://([^/?#,]*)[^/?#]*(\?.*)?$", re.IGNORECASE)
+
+
+def _as_server_url(where: str) -> str:
+    """``where`` (a masked redis+cluster:// URL) as the redis:// URL of its first node."""
+    match = _CLUSTER_URL.match(where)
+    if match is None:
+        return "redis://HOST:PORT (rediss:// for TLS)"
+    return f"{match[1].lower()}://{match[2]}{match[3] or ''}"
 
 
 _NODE_URL = re.compile(r"^(rediss?)://([^/?#]*)(?:/[^?#]*)?(\?.*)?$", re.IGNORECASE)
@@ -227,6 +246,47 @@ def _refused_in_script(text: str, where: str) -> str | None:
     )
 
 
+# How Redis names the command a user may not run (NOPERM); a key it may not touch is not named.
+_REFUSED_COMMAND = re.compile(r"permissions to run the '([^']+)' command")
+_FUNCTION_CALLS = ("fcall", "fcall_ro")
+
+
+def _not_permitted(text: str, where: str) -> str:
+    """What a NOPERM refused, and which roles (``_acl``'s, see docs/security.md) may do it:
+    for a command, those whose rules hold it; for a function (FCALL, whose function Redis
+    does not name), those that may call every function of the library."""
+    settings = _settings_of(where)
+    user = (settings.username if settings is not None else None) or "default"
+    refused = _REFUSED_COMMAND.search(text)
+    if refused is None:  # a key: another swarm's, or one this role may only read
+        return (
+            f"the Redis user {user!r} may not do this on {where} ({text}): a key it names is "
+            "outside what the user's role may touch (another swarm's, or one it may only "
+            "read): docs/security.md says what each role may do, and 'swarm acl --role ROLE "
+            "--user NAME' makes a user of another role"
+        )
+    command = refused[1]
+    roles = _roles_that_run(command)
+    what = "this operation's function" if command in _FUNCTION_CALLS else repr(command)
+    named = [role for role in roles if role != "admin"] or ["admin"]
+    who = "only an admin user" if named == ["admin"] else f"a {' or '.join(named)} user"
+    return (
+        f"the Redis user {user!r} may not run {what} on {where} ({text}): {who} may "
+        f"('swarm acl --role {named[0]} --user NAME' makes one; docs/security.md says what "
+        "each role may do)"
+    )
+
+
+def _roles_that_run(command: str) -> list[str]:
+    """The roles whose users may run ``command`` (lower case, as NOPERM names it: 'info',
+    'config|get'); for FCALL, those that may call every function."""
+    if command in _FUNCTION_CALLS:
+        scripts = {role: role_scripts(role) for role in ROLES if role != "admin"}
+        every = frozenset().union(*scripts.values())
+        return [role for role in ROLES if role == "admin" or scripts[role] >= every]
+    return [role for role in ROLES if role == "admin" or command in role_commands(role)]
+
+
 def _not_unicode(exc: UnicodeEncodeError) -> e.ValidationError:
     """Raised while encoding a request, before anything is sent: nothing was stored."""
     bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else "?"
@@ -250,7 +310,7 @@ def causes(exc: BaseException) -> list[BaseException]:
 
 def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFailed:
     """A connection that failed or timed out: TLS trouble named, else what to check."""
-    tls = _tls_problem(" ".join(str(c) for c in causes(exc)), text, where)
+    tls = _tls_problem(" ".join(str(c) for c in causes(exc)), text, where, closed_in_tls_setup(exc))
     if tls is not None:
         return e.ConnectionFailed(tls)
     if "reset by peer" in text and where.startswith("redis://"):
@@ -260,6 +320,13 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
         )
     if where.startswith("embedded:") and any(gone in text.lower() for gone in _NOT_LISTENING):
         return e.ConnectionFailed(_embedded_not_running(where, text))
+    if text.startswith(_CLUSTER_UNREACHABLE):
+        reasons = text.split(": ", 1)[-1]
+        return e.ConnectionFailed(
+            f"cannot reach Redis Cluster at {where}: no node of the URL answered (the last one "
+            f"tried: {reasons}); check that the nodes run and that the URL names some of them, as "
+            "redis+cluster://HOST:PORT[,HOST:PORT...] ('swarm doctor' tells more)"
+        )
     hint = ""
     if where.startswith("rediss") and "timeout connecting" in text.lower():
         # The asyncio client says no more than that the connect (handshake included) timed out.
@@ -268,6 +335,58 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
         f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
         f"check that the server runs and the URL is right ('swarm doctor' tells more){hint}"
     )
+
+
+# redis-py's Sentinel client, when no sentinel gave the master's address: "No master found
+# for 'NAME'", then " : " and, for each sentinel that failed, its client's repr (every
+# option of its connection: a kilobyte each) and " - " and the error.
+_NO_MASTER = "No master found for "
+_SENTINEL_FAILED = re.compile(r"host=([^,>]+),port=(\d+).*?\)> - (.*)", re.DOTALL)
+_CONNECT_FAILED = re.compile(r"Error (-?\d+) connecting to \S+?\. (.*?)\.?$")
+
+
+def _no_master(text: str, where: str) -> str:
+    """One short line for a Sentinel URL whose sentinels gave no master: which sentinels were
+    tried, which did not answer and why, and what to check."""
+    settings = _settings_of(where)
+    head, _, failures_text = text.partition(" : ")
+    service = settings.service_name if settings is not None else head[len(_NO_MASTER) :]
+    failed: dict[str, str] = {}
+    for entry in re.split(r", (?=<redis\.)", failures_text):
+        match = _SENTINEL_FAILED.search(entry)
+        if match is not None:
+            failed[f"{match[1]}:{match[2]}"] = _why_no_answer(match[3])
+    tried = [f"{h}:{p}" for h, p in settings.nodes] if settings is not None else list(failed)
+    answered = [node for node in tried if node not in failed]
+    said = ", ".join(f"{node} ({why})" for node, why in failed.items())
+    if not answered:
+        return (
+            f"no Sentinel of {where} answered: tried {said}; check that the sentinels run and "
+            "that the URL names them by their own host:port (26379 by default, not the "
+            "master's port)"
+        )
+    verb = "monitors" if len(answered) == 1 else "monitor"
+    return (
+        f"no Sentinel of {where} gave the master's address: {', '.join(answered)} {verb} no "
+        f"master named {service!r} that is up{f'; no answer from {said}' if said else ''}: "
+        "check the service name in the URL (SENTINEL MASTERS on a sentinel lists those it "
+        "monitors), or try again once a failover has ended"
+    )
+
+
+def _why_no_answer(error: str) -> str:
+    """A sentinel's error, as the few words that say why it gave no master."""
+    error = re.sub(r"^(?:\w+:)?\w+(?:Error|Exception): ", "", error.strip())  # the class
+    error = re.sub(r"^\w+\('(.*)'\)$", r"\1", error)  # the repr older redis-py gives
+    connect = _CONNECT_FAILED.search(error)
+    if connect is not None:
+        number = int(connect[1])
+        return os.strerror(number) if number > 0 else connect[2]
+    if error.lower().startswith("timeout"):
+        return "timed out"
+    if error.lower().startswith("unknown command"):
+        return f"not a Sentinel: {error.split(',')[0]}"
+    return error if len(error) <= 100 else error[:99] + "…"
 
 
 # A unix socket nothing listens on: the file is gone (a clean stop removes it) or was left by
@@ -297,10 +416,24 @@ _EOF_MIDWAY = "violation of protocol"
 _SSL_DETAIL = re.compile(r"certificate verify failed: (.*?)\.? \(_ssl\.c")
 
 
-def _tls_problem(chain: str, text: str, where: str) -> str | None:
+def closed_in_tls_setup(exc: BaseException) -> bool:
+    """True when the server ended a TLS connection without a word while it was being made:
+    the sync client reads an EOF in the handshake (``_EOF_MIDWAY``), asyncio's a
+    ConnectionResetError with no text. A server that refuses the client's certificate does
+    this when the alert saying so is lost (it races the server's close)."""
+    chain = causes(exc)
+    return any("connecting to" in str(item) for item in chain) and any(
+        _EOF_MIDWAY in str(item).lower() or (type(item) is ConnectionResetError and not item.args)
+        for item in chain
+    )
+
+
+def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
     """One line naming what to check, for a TLS failure; None when it is not one. ``chain``:
-    the text of the error and of its causes; ``text``: the error's own."""
+    the text of the error and of its causes; ``text``: the error's own; ``closed``: the
+    server ended the connection without a word (an EOF) while it was being made."""
     low = text.lower()
+    closed = closed or _EOF_MIDWAY in low
     if where.startswith("rediss"):
         found = _tls_setup_problem(chain.lower(), text, where)
         if found is not None:
@@ -323,13 +456,13 @@ def _tls_problem(chain: str, text: str, where: str) -> str | None:
             f"TLS to {where} refused: certificate verify failed ({detail}): check ssl_ca_certs "
             "in the URL; it must be the CA that signed the server's certificate (tls-cert-file)"
         )
-    if _EOF_MIDWAY in low and where.startswith("rediss"):
+    if closed and where.startswith("rediss"):
         # Under TLS 1.3 a server checks the client certificate after the handshake, and a
         # client that loses that race sees the connection end (EOF) instead of the alert.
         settings = _settings_of(where)
         if settings is not None and settings.ssl_certfile is not None:
             return _certificate_rejected(where, text)
-    if "certificate required" in low or (_EOF_MIDWAY in low and where.startswith("rediss")):
+    if "certificate required" in low or (closed and where.startswith("rediss")):
         return (
             f"TLS to {where} refused: the server requires a client certificate "
             "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL"
