@@ -131,6 +131,7 @@ BOUNDS: dict[str, int] = {
     "a2a_delete": 1,
     "a2a_destroy": 1,
     "recent": 3,  # the newest ids, their records and the dead letters' ids, the dead tasks
+    "task_costs (a completed task)": 2,  # the task, then its finding and superseded ones
 }
 
 
@@ -307,6 +308,7 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("delete_webhook", lambda: far.delete_webhook(task.id, hook.id))
     meter("status", far.status)
     meter("recent", far.recent)
+    meter("task_costs (a completed task)", lambda: far.task_costs(task.id))
     # --- the a2a-sdk stores
     save = functools.partial(
         far.a2a_save, A2A_OWNER, "a2a-far", b"t", context_id="ctx-0", state=2, timestamp_ns=1

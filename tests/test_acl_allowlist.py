@@ -352,6 +352,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(views.passes(worker._ctx))
     worker._run(views.recent(worker._ctx))
     worker.corrupt_records()
+    assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
     worker.deregister(me.id)
     worker.register("worker", name="w-2")

@@ -342,6 +342,7 @@ class _Shell:
     status = _Op(views.status)
     recent = _Op(views.recent)
     corrupt_records = _Op(views.corrupt_records)
+    task_costs = _Op(views.task_costs)
 
 
 class Swarm(_Shell):

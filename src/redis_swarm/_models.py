@@ -14,9 +14,10 @@ import math
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, Union
 
 from ._errors import ValidationError
@@ -114,27 +115,55 @@ def unknown_pass(name: str, passes: Sequence[str], lists: str) -> str:
     )
 
 
+@typing.overload
+def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -> str: ...
+
+
+@typing.overload
 def usage_line(
     cost: float | None,
     tokens_in: int | None,
     tokens_out: int | None,
     cached_in: int | None = None,
+    /,
+    *,
+    places: int = 4,
+) -> str: ...
+
+
+def usage_line(
+    usage: Usage | Mapping[str, Any] | float | None,
+    tokens_in: int | None = None,
+    tokens_out: int | None = None,
+    cached_in: int | None = None,
+    /,
     *,
     places: int = 4,
 ) -> str:
     """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in
-    (12,000 cached) / 678 out`` (``cached_in``: how many of the input tokens were read from
-    a prompt cache, said where known). A cost nobody reported reads "cost unknown"; the
-    tokens are left out when neither count was reported, and a missing one reads ``-``.
-    ``places`` as ``usd``'s."""
+    (12,000 cached) / 678 out`` (the cached ones: how many of the input tokens were read from
+    a prompt cache, said where known). The one formatter of a usage: given a ``Usage``, a
+    sum of its figures (a mapping of ``cost_usd``, ``tokens_in``, ``cached_in``,
+    ``tokens_out``), None (nothing recorded: "cost unknown"), or the figures one by one. A
+    cost nobody reported reads "cost unknown"; the tokens are left out when neither count
+    was reported, and a missing one reads ``-``. ``places`` as ``usd``'s."""
+    if isinstance(usage, Usage):
+        cost: float | None = usage.cost_usd
+        tokens_in, tokens_out, cached_in = usage.tokens_in, usage.tokens_out, usage.cached_in
+    elif isinstance(usage, Mapping):
+        cost = usage.get("cost_usd")
+        tokens_in, tokens_out = usage.get("tokens_in"), usage.get("tokens_out")
+        cached_in = usage.get("cached_in")
+    else:
+        cost = usage
     line = usd(cost, unknown="cost unknown", places=places)
     if tokens_in is None and tokens_out is None:
         return line
 
-    def count(n: int | None) -> str:
-        return "-" if n is None else f"{n:,}"
+    def count(n: float | None) -> str:  # (a sum of counts may be a float: 1500.0)
+        return "-" if n is None else f"{int(n):,}"
 
-    cached = "" if cached_in is None else f" ({cached_in:,} cached)"
+    cached = "" if cached_in is None else f" ({int(cached_in):,} cached)"
     return f"{line} · {count(tokens_in)} in{cached} / {count(tokens_out)} out"
 
 
@@ -681,6 +710,161 @@ def answer_fields(question: Task) -> dict[str, Any]:
     if isinstance(data.get("asker_task"), str):
         fields["asker_task"] = data["asker_task"]
     return fields
+
+
+# === what agent runs cost: sums of usages, and every run on one task ===
+
+__all__ += [
+    "FIGURES",
+    "MONEY_MAX_PLACES",
+    "MONEY_PLACES",
+    "Money",
+    "Sum",
+    "TaskCosts",
+    "add_figures",
+    "adds_up",
+    "figure_json",
+    "no_figures",
+    "plus",
+    "summed_figures",
+    "usage_figures",
+]
+
+# What a usage sums to (``cached_in``: of the input tokens, those read from a prompt cache).
+FIGURES = ("cost_usd", "tokens_in", "cached_in", "tokens_out")
+MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded
+
+
+def plus(total: float | None, value: float | None) -> float | None:
+    """A sum that stays None (unknown) until something known is added: unknown is not
+    zero, and is never shown as ``$0.0000``."""
+    if value is None:
+        return total
+    return value if total is None else total + value
+
+
+def no_figures() -> dict[str, float | None]:
+    return dict.fromkeys(FIGURES)
+
+
+def add_figures(total: dict[str, float | None], figures: Mapping[str, Any]) -> None:
+    """Add the ``FIGURES`` of a usage (or of one model in it) to ``total``: those it
+    reports; one it does not report leaves the sum as it was (None if nothing said)."""
+    for key in FIGURES:
+        value = figures.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = plus(total[key], float(value))
+
+
+def usage_figures(usage: Usage) -> dict[str, Any]:
+    return {key: getattr(usage, key) for key in FIGURES}
+
+
+def figure_json(key: str, value: Any) -> Any:
+    """A summed figure as JSON shows it: a sum of money rounded to ``MONEY_PLACES``, a
+    token count as an integer, unknown (None) as null."""
+    if isinstance(value, float) and key.endswith("cost_usd"):
+        return round(value, MONEY_PLACES)
+    if isinstance(value, float) and (key.startswith("tokens_") or key == "cached_in"):
+        return int(value)
+    return value
+
+
+def summed_figures(usages: Iterable[Usage | None]) -> dict[str, Any]:
+    """The ``FIGURES`` of ``usages`` summed, as every total shows them (``figure_json``;
+    None: no usage reported that figure)."""
+    total = no_figures()
+    for usage in usages:
+        if usage is not None:
+            add_figures(total, usage_figures(usage))
+    return {key: figure_json(key, value) for key, value in total.items()}
+
+
+MONEY_MAX_PLACES = 6  # the decimals a view may take for its sums to add up (see ``Money``)
+
+
+def _shown(cost: float, places: int) -> Decimal:
+    """``cost`` as ``usd`` shows it, to be added up as a reader would."""
+    return Decimal(usd(cost, places=places).lstrip("$").replace(",", ""))
+
+
+def adds_up(parts: Iterable[float | None], total: float | None, places: int) -> bool:
+    """Whether the ``parts`` of a sum, shown with ``places`` decimals, add up to ``total``
+    shown so (parts nobody reported aside)."""
+    if total is None:
+        return True
+    known = [p for p in parts if p is not None]
+    return sum((_shown(p, places) for p in known), Decimal(0)) == _shown(total, places)
+
+
+Sum = tuple[Sequence[float | None], float | None]  # a sum of money shown: its parts, its total
+
+
+class Money:
+    """How one view (a table, a tree) shows its costs: every figure with the same decimals,
+    the fewest, from four to ``MONEY_MAX_PLACES``, at which each of its ``sums`` (the parts
+    it shows and the total it shows under them, the total summed from the exact figures)
+    adds up as shown: $1.5852 + $0.3645 never over a total of $1.9496. A total whose parts
+    still do not add up (costs of many decimals) reads "≈$1.9496"."""
+
+    def __init__(self, sums: Iterable[Sum] = ()) -> None:
+        wanted = list(sums)
+        self.places = next(
+            (
+                places
+                for places in range(4, MONEY_MAX_PLACES + 1)
+                if all(adds_up(parts, total, places) for parts, total in wanted)
+            ),
+            4,
+        )
+
+    def __call__(self, cost: float | None) -> str:
+        """A part: ``usd`` with this view's decimals."""
+        return usd(cost, places=self.places)
+
+    def total(self, parts: Sequence[float | None], total: float | None) -> str:
+        """A total of ``parts``, "≈" when they do not add up to it as shown."""
+        mark = "" if adds_up(parts, total, self.places) else "≈"
+        return mark + usd(total, places=self.places)
+
+    def line(
+        self, figures: Usage | Mapping[str, Any] | None, parts: Sequence[float | None] = ()
+    ) -> str:
+        """``figures`` (a usage, a sum of ``FIGURES``, or None: nothing recorded) as
+        ``usage_line`` says them, with this view's decimals; with ``parts``: a total of
+        them, as ``total``."""
+        cost = figures.cost_usd if isinstance(figures, Usage) else (figures or {}).get("cost_usd")
+        mark = "≈" if parts and not adds_up(parts, cost, self.places) else ""
+        return mark + usage_line(figures, places=self.places)
+
+
+@dataclass(frozen=True)
+class TaskCosts:
+    """What every agent run on one task cost, record by record (``Swarm.task_costs``): the
+    finding that completed it, the superseded ones reported on it after it was settled
+    (their runs cost too), and its failed runs (``task.failed_usage``); ``total`` sums
+    them. ``searched_all`` is False when the superseded ones were looked for among only the
+    first ``scan_limit`` findings of its pass (else its queue) reported after it settled."""
+
+    # What ``total`` covers, said under it wherever it is shown.
+    COVERS: ClassVar[str] = (
+        "its finding, the findings reported on it after it was settled, its failed runs"
+    )
+
+    task: Task
+    finding: Finding | None = None
+    superseded: tuple[Finding, ...] = ()
+    searched_all: bool = True
+    scan_limit: int = 0
+
+    def usages(self) -> list[Usage | None]:
+        findings = [self.finding, *self.superseded]
+        return [*(f.usage for f in findings if f is not None), self.task.failed_usage]
+
+    @property
+    def total(self) -> dict[str, Any]:
+        """Every run's ``FIGURES`` summed (``summed_figures``)."""
+        return summed_figures(self.usages())
 
 
 # === context, agent, message and event records ===

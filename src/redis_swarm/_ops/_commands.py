@@ -139,6 +139,7 @@ OPERATIONS: dict[str, Uses] = {
     "passes": _uses("hgetall", worker=True),
     "recent": _uses("hkeys hmget zrevrange", worker=True),
     "corrupt_records": _uses("hscan", worker=True),
+    "task_costs": _uses("hget", "index_page", worker=True),
 }
 
 SCRIPTS: dict[str, frozenset[str]] = {

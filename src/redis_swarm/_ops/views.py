@@ -9,6 +9,9 @@ that a follower starting from it misses nothing that happened while the rest was
 The listings page forward, oldest first, which is right for processing everything; a live
 view wants the opposite, the newest few. ``recent`` reads them newest first straight from
 the indexes, in two or three round trips.
+
+``task_costs`` is what every agent run on one task cost, as ``swarm task show`` and a
+task's lineage (``swarm lineage``) total it, in two round trips.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from .._models import (
     Agent,
     AgentCounts,
     ContextInfo,
+    Finding,
+    Page,
     PassProgress,
     Recent,
     SwarmStatus,
+    TaskCosts,
     TaskStatus,
     loads,
 )
@@ -34,10 +40,10 @@ from . import contexts as context_ops
 from . import events as event_ops
 from . import tasks as task_ops
 from ._context_store import parse_manifest
-from ._work import STATUSES, finding_from, task_from
+from ._work import LIST_BUDGET, MAX_PAGE, STATUSES, decoded, finding_from, page, task_from
 from .findings import synthesis_from
 
-__all__ = ["corrupt_records", "passes", "recent", "status"]
+__all__ = ["corrupt_records", "passes", "recent", "status", "task_costs"]
 
 R = TypeVar("R")
 
@@ -191,6 +197,53 @@ def _pairs(reply: Any) -> list[tuple[Any, Any]]:
     if reply and isinstance(reply[0], (list, tuple)):
         return [(member, score) for member, score in reply]
     return list(zip(reply[::2], reply[1::2], strict=True))
+
+
+# --- what a task cost
+
+
+def task_costs(ctx: OpContext, task_id: str) -> Operation[TaskCosts]:
+    """What every agent run on task ``task_id`` cost, record by record (``TaskCosts``): the
+    task, then its finding and, for a completed or cancelled task (the only ones a late
+    report is superseded on), its superseded findings, in one more round trip.
+
+    No index holds a task's findings (a superseded report changes nothing on its task), so
+    its superseded ones are looked for among the findings of its pass (else its queue)
+    reported since it settled, by the server (``index_page``'s filters: this task's id, and
+    superseded): only they are sent back, not every finding looked through. One call looks
+    through at most ``LIST_BUDGET`` of them (``searched_all`` says whether that was all)."""
+    task = yield from task_ops.get_task(ctx, task_id)
+    k = ctx.keys
+    reads: list[Operation[Any]] = []
+    if task.finding_id:
+        reads.append(_maybe_finding(ctx, task.finding_id))
+    late = task.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED)
+    if late:
+        index = (
+            k.findings_by("pass", task.pass_name)
+            if task.pass_name is not None
+            else k.findings_by("queue", task.queue)
+        )
+        since = task.status_since or task.created_at
+        filters = ["task_id", task.id, "superseded", "true"]
+        reads.append(
+            page(ctx, (index, k.findings), None, MAX_PAGE, since, False, filters,
+                 lambda raw, _: finding_from(raw))
+        )  # fmt: skip
+    results = (yield from together(*reads)) if reads else []
+    finding: Finding | None = results.pop(0) if task.finding_id else None
+    if not late:
+        return TaskCosts(task, finding)
+    found: Page[Finding] = results[0]
+    return TaskCosts(
+        task, finding, found.items, searched_all=found.cursor is None, scan_limit=LIST_BUDGET
+    )
+
+
+def _maybe_finding(ctx: OpContext, finding_id: str) -> Operation[Finding | None]:
+    """A finding, or None when it is not stored (CorruptRecord when it cannot be read)."""
+    raw = yield Cmd("HGET", ctx.keys.findings, finding_id)
+    return None if raw is None else decoded("finding", finding_id, finding_from, raw)
 
 
 # --- health

@@ -7,11 +7,16 @@ its pass's planning task, and the synthesizer's refused or failed runs are recor
 pass's synthesizer task (posted at the first one). A refused or failed run is a ``fail`` of
 that task carrying the run's usage (summed in its ``failed_usage``) and why (its
 ``last_error``), so that what it cost counts in the budget of this run and of every later
-one (a new process reads it back from the swarm); the budget is checked before each run."""
+one (a new process reads it back from the swarm); the budget is checked before each run.
+
+What a run of theirs leaves (the planner's task list, the synthesis, a refused or failed
+run's record) rides out an outage as the worker pool's reports do (``_persist``): paid for,
+it is not thrown away because Redis was paused, restarting or full for a while."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -19,10 +24,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from .._errors import InvalidState, NotFound, SwarmError
+from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, SwarmError
 from .._models import Finding, Synthesis, Task, TaskStatus, Usage, now_ms, usage_line, usd
+from .._outage import ride_out
 from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
 from .names import (
     pass_label,
@@ -57,6 +63,8 @@ __all__ = [
     "leases_end",
     "run_cost",
 ]
+
+T = TypeVar("T")
 
 AGENT_TRIES = 3  # runs of the synthesizer (or planner) before the pass fails
 TAIL = 2000  # characters of an agent's output quoted when it fails
@@ -120,10 +128,7 @@ def _each_try(reasons: list[str]) -> str:
 def run_cost(usage: Usage | None) -> str:
     """What one agent run cost, as the progress line of every run ends: "(this run: $0.0130
     · 200 in / 10 out)", "(this run: cost unknown)" when its CLI reported none."""
-    if usage is None:
-        return "(this run: cost unknown)"
-    line = usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out, usage.cached_in)
-    return f"(this run: {line})"
+    return f"(this run: {usage_line(usage)})"
 
 
 def _with_cost(reason: str, usage: Usage | None) -> str:
@@ -153,6 +158,7 @@ class OneShotAgents:
     _worker_prefix: str | None
     _stopping: threading.Event
     _killing: threading.Event
+    _aborting: threading.Event  # a hard stop asked for (not a lost lease): see ``_persist``
     current: str  # the pass running now, as its progress lines name it
 
     @property
@@ -182,6 +188,59 @@ class OneShotAgents:
             return
         except SwarmError as exc:
             self._say(f"{self.current}: could not deregister {name}: {exc}")
+
+    def _persist(
+        self,
+        call: Callable[[], T],
+        what: str,
+        held: Task | None = None,
+        lease_s: float | None = None,
+        waited: threading.Event | None = None,
+    ) -> T:
+        """Make a write the run must not lose (what an agent run was paid for) ride out an
+        outage as the worker pool's reports do (``_outage.ride_out``): one progress line
+        saying the run waits for Redis to ``what``, the lease of ``held`` (the task the
+        write is for) renewed between tries (``waited`` set once it waited). Given up after
+        ``OUTAGE_PATIENCE_S`` or a hard stop (Ctrl-C twice, SIGTERM, SIGHUP), not when the run
+        loses its lease on the pipeline meanwhile: every such write is safe to make twice."""
+
+        def outage(exc: ConnectionFailed) -> None:
+            if waited is not None:
+                waited.set()
+            self._say(f"{self.current}: waiting for Redis to {what}: {exc}; retrying")
+
+        def renew() -> None:
+            if held is not None:  # best effort: a lease run out loses nothing (docs/tasks.md)
+                with contextlib.suppress(SwarmError):
+                    self.swarm.renew(held.id, held.token, lease_s=lease_s)
+
+        try:
+            return ride_out(
+                call, what=what, who="the pipeline run", stop=self._aborting,
+                on_outage=outage, between=renew,
+            )  # fmt: skip
+        except ConnectionFailed as exc:  # (given up: ride_out retries every other)
+            raise ConnectionFailed(
+                f"{exc}. Run the pipeline again once Redis takes writes: it resumes at this pass"
+            ) from exc
+
+    def _fail_own(self, held: Task, reason: str, usage: Usage | None, lease_s: float) -> Task:
+        """Fail ``held`` (the planning or synthesizer task) with a refused or failed run's
+        ``reason`` and ``usage``, riding out an outage (``_persist``). A failure refused after
+        such a wait because the lease no longer holds (a paused server ran the first try when
+        it woke up, or the lease ran out meanwhile and the task went back to its queue): the
+        task as it is now, said in a progress line."""
+        waited = threading.Event()
+        try:
+            return self._persist(
+                lambda: self.swarm.fail(held.id, held.token, reason, usage=usage),
+                f"take the failure of {held.id}", held, lease_s, waited,
+            )  # fmt: skip
+        except LeaseLost as exc:
+            if not waited.is_set():
+                raise
+            self._say(f"{self.current}: after waiting for Redis, {held.id}'s lease was gone: {exc}")
+            return self.swarm.get_task(held.id)
 
     def _run_agent(
         self, spec: AgentSpec, prompt: str, renew: Callable[[], str | None] | None = None
@@ -368,14 +427,19 @@ class OneShotAgents:
                     f"task(s) planned{cut} {run_cost(run.usage)}"
                 )
                 tasks = [{"description": t.description, "data": t.data} for t in kept]
-                self.swarm.report(
-                    held.id, held.token,
-                    {"summary": f"{len(kept)} task(s) planned for {spec.name}", "tasks": tasks},
-                    worker=self._agent_name("planner"), model=planner.model or run.output.model,
-                    usage=run.usage,
+                finding = {"summary": f"{len(kept)} task(s) planned for {spec.name}",
+                           "tasks": tasks}  # fmt: skip
+                model = planner.model or run.output.model
+                finding_id = self.swarm.new_finding_id()  # the same on every try: stored once
+                self._persist(
+                    lambda: self.swarm.report(
+                        held.id, held.token, finding, worker=self._agent_name("planner"),
+                        model=model, usage=run.usage, finding_id=finding_id,
+                    ),
+                    f"take the task list of {held.id}", held, planner.lease_s,
                 )  # fmt: skip
                 return kept, held
-        task = self.swarm.fail(held.id, held.token, reason, usage=run.usage)
+        task = self._fail_own(held, reason, run.usage, planner.lease_s)
         self._tried(tries, "planner", reason, last, complaint, run)
         if tries.exhausted:
             raise InvalidState(tries.gave_up("planner", "task list", spec.name))
@@ -407,15 +471,15 @@ class OneShotAgents:
                 cited = list(dict.fromkeys(CITATION.findall(text)))
                 problem = citation_problem(cited, ids, previous)
                 if problem is None:
-                    synthesis = self.swarm.synthesize(
-                        self.plan.name,
-                        pass_label(self.plan, index),
-                        text,
-                        cited,
-                        synthesis_id=synthesis_id(self.plan, index),
-                        model=spec.model or run.output.model,
-                        usage=run.usage,
-                    )
+                    sid = synthesis_id(self.plan, index)
+                    synthesis = self._persist(  # (its id is the pass's: stored once)
+                        functools.partial(
+                            self.swarm.synthesize, self.plan.name, pass_label(self.plan, index),
+                            text, cited, synthesis_id=sid, model=spec.model or run.output.model,
+                            usage=run.usage,
+                        ),
+                        f"take the synthesis {sid}",
+                    )  # fmt: skip
                     self._close_synthesis_task(index, synthesis)
                     return synthesis
                 reason, last, complaint = f"refused: {problem}", text, refusal_complaint(problem)
@@ -449,10 +513,16 @@ class OneShotAgents:
     def _synthesis_failed(self, index: int, reason: str, usage: Usage | None) -> None:
         """Record a refused or failed synthesizer run of pass ``index`` (what it cost, why)
         on the pass's synthesizer task."""
+        task_id = synthesis_task_id(self.plan, index)
         try:
-            held = self._claim_own(self._synthesis_task(index), "synthesizer", until=self._killing)
+            held = self._persist(
+                lambda: self._claim_own(
+                    self._synthesis_task(index), "synthesizer", until=self._killing
+                ),
+                f"lease the synthesizer task {task_id}",
+            )
             if held is not None:  # None: killed meanwhile, or settled by another run
-                self.swarm.fail(held.id, held.token, reason, usage=usage)
+                self._fail_own(held, reason, usage, HOLD_S)
         finally:  # its claims only record runs: nothing runs under its name in between
             self._leave("synthesizer")
 
@@ -460,19 +530,27 @@ class OneShotAgents:
         """Complete the synthesizer task of pass ``index``, if its synthesizer had a run
         refused or failed: the synthesis is written. Without ``wait``, only if it can be
         had now (a resumed run tidying what a killed one left open)."""
+        task_id = synthesis_task_id(self.plan, index)
         try:
-            task = self.swarm.get_task(synthesis_task_id(self.plan, index))
+            task = self._persist(lambda: self.swarm.get_task(task_id), f"read the task {task_id}")
         except NotFound:
             return
         try:
-            held = self._claim_own(task, "synthesizer", until=self._killing, wait=wait)
+            held = self._persist(
+                lambda: self._claim_own(task, "synthesizer", until=self._killing, wait=wait),
+                f"lease the synthesizer task {task_id}",
+            )
             if held is None:
                 return
-            with contextlib.suppress(SwarmError):
-                self.swarm.report(
-                    held.id, held.token,
-                    {"summary": f"synthesis {synthesis.id} written", "synthesis": synthesis.id},
-                    worker=self._agent_name("synthesizer"),
+            finding = {"summary": f"synthesis {synthesis.id} written", "synthesis": synthesis.id}
+            finding_id = self.swarm.new_finding_id()  # the same on every try: stored once
+            with contextlib.suppress(SwarmError):  # (settled otherwise: the synthesis is written)
+                self._persist(
+                    lambda: self.swarm.report(
+                        held.id, held.token, finding, worker=self._agent_name("synthesizer"),
+                        finding_id=finding_id,
+                    ),
+                    f"take the report of {task_id}", held, HOLD_S,
                 )  # fmt: skip
         finally:
             self._leave("synthesizer")

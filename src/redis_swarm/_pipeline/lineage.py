@@ -4,27 +4,17 @@ saying what it covers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFound
-from .._models import Finding, Task, Usage, iso
-from .records import (
-    FIGURES,
-    SUPERSEDED_SCAN,
-    TaskSpending,
-    add_figures,
-    no_figures,
-    synthesizer_task,
-    task_spending,
-    usage_figures,
-)
-from .report import UNKNOWN, Money, Sum, json_figures, read_passes, status_json, stored_plan
+from .._models import FIGURES, Finding, Task, TaskCosts, Usage, iso, summed_figures
+from .records import synthesizer_task
+from .report import UNKNOWN, Money, Sum, read_passes, status_json, stored_plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["COVERS", "lineage", "lineage_money", "lineage_text", "task_total"]
+__all__ = ["COVERS", "lineage", "lineage_money", "lineage_text"]
 
 # What each total of a lineage covers, said under it (and as ``total_covers`` in JSON).
 COVERS = {
@@ -33,7 +23,7 @@ COVERS = {
         "tasks' failed runs, not the pass's other runs (dead tasks, uncited or superseded "
         "findings, a planner): swarm pipeline status counts those too"
     ),
-    "task": "its finding, the findings reported on it after it was settled, its failed runs",
+    "task": TaskCosts.COVERS,
     "pipeline": (
         "every agent run of every pass (planner, workers, dead tasks, superseded findings, "
         "synthesizer; refused and failed runs too), as swarm pipeline status counts it"
@@ -42,19 +32,9 @@ COVERS = {
 }
 
 
-def _summed(usages: Iterable[Usage | None]) -> dict[str, Any]:
-    """The ``FIGURES`` of ``usages`` summed, as lineage shows them (null: none reported)."""
-    total = no_figures()
-    for usage in usages:
-        if usage is not None:
-            add_figures(total, usage_figures(usage))
-    summed: dict[str, Any] = json_figures(total)
-    return summed
-
-
 def _figures(usage: Usage | None) -> dict[str, Any] | None:
     """What one run (or the failed runs summed on a task) cost; None when not recorded."""
-    return None if usage is None else _summed([usage])
+    return None if usage is None else summed_figures([usage])
 
 
 def _task_of(swarm: Swarm, f: Finding) -> Task | None:
@@ -119,32 +99,26 @@ def _synthesis_node(swarm: Swarm, ident: str) -> dict[str, Any]:
         "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
         "usage": _figures(s.usage), "created": iso(s.created_at),
         "failed_runs": _figures(refused.failed_usage if refused else None),
-        "findings": cited, "total": _summed(usages), "total_covers": COVERS["synthesis"],
+        "findings": cited, "total": summed_figures(usages), "total_covers": COVERS["synthesis"],
     }  # fmt: skip
 
 
-def task_total(swarm: Swarm, t: Task) -> tuple[dict[str, Any], TaskSpending]:
-    """What every agent run on ``t`` cost (``COVERS["task"]``), and record by record (see
-    ``records.task_spending``)."""
-    spent = task_spending(swarm, t)
-    return _summed(spent.usages()), spent
-
-
 def _task_node(swarm: Swarm, ident: str) -> dict[str, Any]:
-    t = swarm.get_task(ident)
-    total, spent = task_total(swarm, t)
+    spent = swarm.task_costs(ident)  # (its total covers COVERS["task"])
+    t = spent.task
     node: dict[str, Any] = {
         "kind": "task", "id": t.id, "description": t.description, "pass": t.pass_name,
         "status": t.status.value, "attempts": t.attempts, "worker": t.worker,
         "context_owner": t.parent, "dead_reason": t.dead_reason,
         "failed_runs": _figures(t.failed_usage),
     }  # fmt: skip
-    if t.finding_id:
+    if spent.finding is not None:
         # (its task is this node: not repeated under it)
-        node["finding"] = _finding_node(swarm, swarm.get_finding(t.finding_id), None)
+        node["finding"] = _finding_node(swarm, spent.finding, None)
     node["superseded"] = [_finding_node(swarm, f, None) for f in spent.superseded]
     node["superseded_searched_all"] = spent.searched_all
-    node["total"] = total
+    node["superseded_scan_limit"] = spent.scan_limit
+    node["total"] = spent.total
     node["total_covers"] = COVERS["task"]
     return node
 
@@ -281,7 +255,7 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
         if not node["superseded_searched_all"]:
             lines.append(
                 f"{pad}  (findings reported on it after it settled were looked for among the "
-                f"first {SUPERSEDED_SCAN:,} of its queue only)"
+                f"first {node['superseded_scan_limit']:,} of its pass (else queue) only)"
             )
     if kind in ("synthesis", "task", "pipeline"):  # last: what everything above cost
         recorded = any(v is not None for v in node["total"].values())

@@ -9,12 +9,21 @@ worker reports tokens only): unknown is not zero, and is never shown as ``$0.000
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .._errors import NotFound
-from .._models import Finding, Synthesis, Task, TaskStatus, Usage
+from .._models import (
+    FIGURES,
+    Finding,
+    Synthesis,
+    Task,
+    Usage,
+    add_figures,
+    no_figures,
+    plus,
+    usage_figures,
+)
 from .names import (
     findings_of,
     pass_label,
@@ -31,28 +40,18 @@ from .plan import Plan
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = [
+__all__ = [  # (the sums of figures are the core's, _models: named here as before)
     "FIGURES",
-    "SUPERSEDED_SCAN",
     "PassResult",
     "Spent",
-    "TaskSpending",
     "add_figures",
     "no_figures",
     "plus",
     "read_pass",
     "spending",
     "synthesizer_task",
-    "task_spending",
     "usage_figures",
 ]
-
-# What a usage sums to, per pass and model (``cached_in``: of the input tokens, those read
-# from a prompt cache).
-FIGURES = ("cost_usd", "tokens_in", "cached_in", "tokens_out")
-# The findings of a settled task's queue (or pass) read, at most, to find the superseded
-# ones reported on it (no index holds a task's findings): 5 pages.
-SUPERSEDED_SCAN = 5000
 
 
 @dataclass
@@ -158,70 +157,3 @@ def spending(result: PassResult) -> list[Spent]:
     tasks = [*result.tasks, *result.agent_tasks]
     out += [Spent(t.failed_usage, None, True) for t in tasks if t.failed_usage is not None]
     return out
-
-
-@dataclass(frozen=True)
-class TaskSpending:
-    """Every record of what the agent runs on one task cost: the finding that completed it,
-    the superseded ones reported after it was settled (their runs cost too), and its failed
-    runs (``task.failed_usage``). ``searched_all`` is False when the superseded ones were
-    looked for among only the first ``SUPERSEDED_SCAN`` findings reported after it settled."""
-
-    task: Task
-    finding: Finding | None
-    superseded: tuple[Finding, ...] = ()
-    searched_all: bool = True
-
-    def usages(self) -> list[Usage | None]:
-        findings = [self.finding, *self.superseded]
-        return [*(f.usage for f in findings if f is not None), self.task.failed_usage]
-
-
-def task_spending(swarm: Swarm, task: Task) -> TaskSpending:
-    """What ``task``'s runs cost, record by record (see ``TaskSpending``): one read for its
-    finding; for a completed or cancelled task (the only ones a late report is superseded
-    on), a page per 1,000 findings of its pass (else its queue) reported since it settled."""
-    finding = None
-    if task.finding_id:
-        with contextlib.suppress(NotFound):
-            finding = swarm.get_finding(task.finding_id)
-    if task.status not in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
-        return TaskSpending(task, finding)
-    since = task.status_since or task.created_at
-    late: list[Finding] = []
-    cursor: str | None = None
-    read = 0
-    while True:
-        page = swarm.findings(
-            queue=task.queue, pass_name=task.pass_name, since=since if cursor is None else None,
-            cursor=cursor, limit=1000,
-        )  # fmt: skip
-        read += len(page.items)
-        late += [f for f in page.items if f.superseded and f.task_id == task.id]
-        cursor = page.cursor
-        if cursor is None or read >= SUPERSEDED_SCAN:
-            return TaskSpending(task, finding, tuple(late), searched_all=cursor is None)
-
-
-def plus(total: float | None, value: float | None) -> float | None:
-    """A sum that stays None (unknown) until something known is added."""
-    if value is None:
-        return total
-    return value if total is None else total + value
-
-
-def no_figures() -> dict[str, float | None]:
-    return dict.fromkeys(FIGURES)
-
-
-def add_figures(total: dict[str, float | None], figures: Mapping[str, Any]) -> None:
-    """Add the ``FIGURES`` of a usage (or of one model in it) to ``total``: those it
-    reports; one it does not report leaves the sum as it was (None if nothing said)."""
-    for key in FIGURES:
-        value = figures.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            total[key] = plus(total[key], float(value))
-
-
-def usage_figures(usage: Usage) -> dict[str, Any]:
-    return {key: getattr(usage, key) for key in FIGURES}

@@ -1,17 +1,26 @@
 """What a pipeline did, read back from the swarm: per pass status and the Markdown report
-(the lineage of a record is ``lineage``'s), and how every view of it shows sums of money
-(``Money``)."""
+(the lineage of a record is ``lineage``'s). How every view shows sums of money (``Money``)
+is the core's (``_models``)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFound
-from .._models import Finding, Task, TaskStatus, Usage, now_ms, usage_line, usd
+from .._models import (  # (Money, Sum and adds_up named here as before: the core's now)
+    Finding,
+    Money,
+    Sum,
+    Task,
+    TaskStatus,
+    adds_up,
+    figure_json,
+    now_ms,
+    usage_line,
+)
 from .names import plan_owner, stored_run
 from .plan import Plan, parse_plan
 from .records import (
@@ -40,7 +49,6 @@ __all__ = [
     "status_money",
     "stored_plan",
     "tokens",
-    "usage_text",
 ]
 
 UNKNOWN = "-"  # a worker, model or attempt nobody recorded, as every view of the CLI says it
@@ -67,21 +75,14 @@ def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
     return [read_pass(swarm, plan, index) for index in range(len(plan.passes))]
 
 
-MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded here
-
-
 def json_figures(value: Any, key: str = "") -> Any:
-    """``value`` as the JSON of ``status`` shows it: every sum of money rounded to
-    ``MONEY_PLACES``, token counts as integers, unknown (None) as null."""
+    """``value`` as the JSON of ``status`` shows it: every figure in it as ``figure_json``
+    shows one (sums of money rounded, token counts as integers, unknown as null)."""
     if isinstance(value, dict):
         return {k: json_figures(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [json_figures(v) for v in value]
-    if isinstance(value, float) and key.endswith("cost_usd"):
-        return round(value, MONEY_PLACES)
-    if isinstance(value, float) and (key.startswith("tokens_") or key == "cached_in"):
-        return int(value)
-    return value
+    return figure_json(key, value)
 
 
 def pass_status(result: PassResult) -> dict[str, Any]:
@@ -178,66 +179,7 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
     return result
 
 
-# --- sums of money, as every view shows them
-
-MONEY_MAX_PLACES = 6  # the decimals a view may take for its sums to add up (see ``Money``)
-
-
-def _shown(cost: float, places: int) -> Decimal:
-    """``cost`` as ``usd`` shows it, to be added up as a reader would."""
-    return Decimal(usd(cost, places=places).lstrip("$").replace(",", ""))
-
-
-def adds_up(parts: Iterable[float | None], total: float | None, places: int) -> bool:
-    """Whether the ``parts`` of a sum, shown with ``places`` decimals, add up to ``total``
-    shown so (parts nobody reported aside)."""
-    if total is None:
-        return True
-    known = [p for p in parts if p is not None]
-    return sum((_shown(p, places) for p in known), Decimal(0)) == _shown(total, places)
-
-
-Sum = tuple[Sequence[float | None], float | None]  # a sum of money shown: its parts, its total
-
-
-class Money:
-    """How one view (a table, a tree) shows its costs: every figure with the same decimals,
-    the fewest, from four to ``MONEY_MAX_PLACES``, at which each of its ``sums`` (the parts
-    it shows and the total it shows under them, the total summed from the exact figures)
-    adds up as shown: $1.5852 + $0.3645 never over a total of $1.9496. A total whose parts
-    still do not add up (costs of many decimals) reads "≈$1.9496"."""
-
-    def __init__(self, sums: Iterable[Sum] = ()) -> None:
-        wanted = list(sums)
-        self.places = next(
-            (
-                places
-                for places in range(4, MONEY_MAX_PLACES + 1)
-                if all(adds_up(parts, total, places) for parts, total in wanted)
-            ),
-            4,
-        )
-
-    def __call__(self, cost: float | None) -> str:
-        """A part: ``usd`` with this view's decimals."""
-        return usd(cost, places=self.places)
-
-    def total(self, parts: Sequence[float | None], total: float | None) -> str:
-        """A total of ``parts``, "≈" when they do not add up to it as shown."""
-        mark = "" if adds_up(parts, total, self.places) else "≈"
-        return mark + usd(total, places=self.places)
-
-    def line(self, figures: Mapping[str, Any] | None, parts: Sequence[float | None] = ()) -> str:
-        """``figures`` (a sum of ``FIGURES``, or None: nothing recorded) as ``usage_line``
-        says them, with this view's decimals; with ``parts``: a total of them, as ``total``."""
-        if figures is None:
-            return usage_line(None, None, None)
-        cost = figures.get("cost_usd")
-        mark = "≈" if parts and not adds_up(parts, cost, self.places) else ""
-        return mark + usage_line(
-            cost, figures.get("tokens_in"), figures.get("tokens_out"), figures.get("cached_in"),
-            places=self.places,
-        )  # fmt: skip
+# --- sums of money, as every view shows them (``Money``, the core's: _models)
 
 
 def status_money(status: Mapping[str, Any]) -> Money:
@@ -252,13 +194,6 @@ def status_money(status: Mapping[str, Any]) -> Money:
     )
 
 
-def usage_text(usage: Usage | None, money: Money | None = None) -> str | None:
-    """What one agent run cost, as every view of a record says it (None: not recorded)."""
-    if usage is None:
-        return None
-    return (money or Money()).line(usage_figures(usage))
-
-
 # --- the report
 
 
@@ -271,9 +206,8 @@ def _finding_line(f: Finding, task: Task | None) -> str:
     parts = [f"worker {f.worker or UNKNOWN}", f"model {f.model or UNKNOWN}"]
     if task is not None:
         parts.append(f"task {task.id} ({task.description[:80]})")
-    cost = usage_text(f.usage)
-    if cost is not None:
-        parts.append(cost)
+    if f.usage is not None:
+        parts.append(usage_line(f.usage))
     sources = f"; sources: {', '.join(f.sources[:10])}" if f.sources else ""
     return f"- **[{f.id}]** {f.summary}  \n  {', '.join(parts)}{sources}"
 
@@ -296,7 +230,7 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 "",
             ]
         else:
-            cost = f", {usage_text(s.usage)}" if s.usage is not None else ""
+            cost = f", {usage_line(s.usage)}" if s.usage is not None else ""
             lines += [f"Synthesis `{s.id}` (model {s.model or UNKNOWN}{cost}):", "", s.text, ""]
             if s.sources:
                 lines += ["### Cited findings", ""]
@@ -310,8 +244,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
             lines += ["### Dead tasks", ""]
             for t in dead:
                 why = t.dead_reason or t.last_error or "no reason recorded"
-                spent = usage_text(t.failed_usage)
-                cost = f" (its failed runs: {spent})" if spent is not None else ""
+                spent = t.failed_usage
+                cost = f" (its failed runs: {usage_line(spent)})" if spent is not None else ""
                 lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}{cost}")
             lines.append("")
     lines += ["## Cost", ""]

@@ -107,6 +107,7 @@ class Pipeline(OneShotAgents):
         self._runner: Runner | None = None
         self._stopping = threading.Event()
         self._killing = threading.Event()
+        self._aborting = threading.Event()  # a hard stop asked for: a write waiting is given up
         self.results: list[PassResult] = []
         self.budget_reason: str | None = None  # why a budget stopped the run, if one did
         self._tick = tick  # called about 10 times a second while a worker pool runs
@@ -121,6 +122,11 @@ class Pipeline(OneShotAgents):
     # --- control
 
     def stop(self, *, hard: bool = False) -> None:
+        if hard:  # (a write of the planner's or synthesizer's waiting for Redis gives up too)
+            self._aborting.set()
+        self._end(hard=hard)
+
+    def _end(self, *, hard: bool) -> None:
         self._stopping.set()
         if hard:
             self._killing.set()
@@ -171,9 +177,10 @@ class Pipeline(OneShotAgents):
         return self.results
 
     def _lost(self, why: str) -> None:
-        """The lease is lost (another run may drive the pipeline): stop now."""
+        """The lease is lost (another run may drive the pipeline): stop now, the agents
+        killed; a write waiting for Redis goes on (see ``OneShotAgents._persist``)."""
         self._say(f"stopping now: this run lost its lease on pipeline {self.plan.name}: {why}")
-        self.stop(hard=True)
+        self._end(hard=True)
 
     def _passes(self) -> None:
         plan = self.plan

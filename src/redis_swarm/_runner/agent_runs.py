@@ -6,22 +6,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .._config import Settings
 from .._errors import NotFound
+from .._executable import swarm_command
 from .._models import ContextInfo, Task
 from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
 from .lease_renewal import LeaseRenewal
-from .options import RunOptions
-from .outcomes import TaskOutcome
 from .pool_state import PoolState
-
-if TYPE_CHECKING:
-    from .._client import Swarm
 
 __all__ = ["AgentRuns", "task_env"]
 
@@ -39,22 +33,33 @@ def task_env(task: Task, settings: Settings, context: ContextInfo | None = None)
         env["SWARM_CONTEXT_OWNER"] = task.parent
     if context is not None:
         env["SWARM_CONTEXT_VERSION"] = context.version
+    path = _path_with_swarm(os.environ.get("PATH", ""))
+    if path is not None:
+        env["PATH"] = path
     return env
+
+
+def _path_with_swarm(path: str) -> str | None:
+    """``path`` with this install's bin/ first, when its ``swarm`` is a program there that
+    ``path`` does not already find first (None: nothing to add). The prompts an agent is
+    given (prompts/task.md, question.md) say ``swarm ...``: the runner's own PATH may not
+    have the install's bin/ (a venv's ``swarm`` run by its path), and the agent's shell must
+    then still find this install's ``swarm``, not another or none."""
+    program = Path(swarm_command()[0])
+    if program.name != "swarm":
+        return None  # no swarm program (python -m redis_swarm): nothing a PATH could find
+    folder = str(program.parent)
+    if shutil.which("swarm", path=path) == str(program):
+        return None
+    return os.pathsep.join([folder, *(part for part in path.split(os.pathsep) if part)])
 
 
 class AgentRuns(PoolState):
     """The pool's agent runs, and the one follower of the event log's cancels they share."""
 
-    def __init__(
-        self,
-        swarm: Swarm,
-        options: RunOptions,
-        *,
-        on_outcome: Callable[[TaskOutcome], None] | None = None,
-        on_progress: Callable[[str], None] | None = None,
-    ) -> None:
-        super().__init__(swarm, options, on_outcome=on_outcome, on_progress=on_progress)
-        self._cancels = CancelWatch(swarm, self._error)  # kills the agent of a cancelled task
+    def _set_up(self) -> None:
+        super()._set_up()
+        self._cancels = CancelWatch(self.swarm, self._error)  # kills the agent of a cancelled task
 
     def _context(self, task: Task) -> ContextInfo | None:
         parent = task.parent

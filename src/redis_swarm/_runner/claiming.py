@@ -8,16 +8,11 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._errors import ConnectionFailed, SwarmError
 from .._models import Finding, Task
-from .options import RunOptions
-from .outcomes import TaskOutcome
 from .pool_state import PoolState
-
-if TYPE_CHECKING:
-    from .._client import Swarm
 
 __all__ = ["Claiming"]
 
@@ -25,15 +20,8 @@ __all__ = ["Claiming"]
 class Claiming(PoolState):
     """The claims of the pool's slots, the tasks handed from slot to slot, and the tickets."""
 
-    def __init__(
-        self,
-        swarm: Swarm,
-        options: RunOptions,
-        *,
-        on_outcome: Callable[[TaskOutcome], None] | None = None,
-        on_progress: Callable[[str], None] | None = None,
-    ) -> None:
-        super().__init__(swarm, options, on_outcome=on_outcome, on_progress=on_progress)
+    def _set_up(self) -> None:
+        super()._set_up()
         self._tickets = 0
         # Claims shared by the idle slots (see _claim): one slot claims for all that wait.
         self._claims = threading.Condition()

@@ -4,15 +4,15 @@ leases its slots hold, and the writes that ride out an outage.
 
 Through an outage (the server down, paused, out of memory, read-only, unable to persist: a
 ``ConnectionFailed``) the pool keeps what its agents did: a finished run's report or failure,
-or a release, is tried again until Redis takes it, for up to ``OUTAGE_PATIENCE_S``, renewing
-the task's lease between tries, with one progress line per task. The pool claims nothing
-while any of its tasks waits so (a report, or a lease renewal that failed): the server would
-only refuse the claim, or, once back, lease again a task of this pool whose lease ran out
-meanwhile, and its agent would run twice. A lease that ran out all the same is no loss: the
-core takes the first report of an open task whatever the age of its token (docs/tasks.md);
-and a claim of this pool that leases such a task again (a paused server runs the claims it
-received while paused when it wakes up) hands the new lease to the slot working on it
-(``_adopted``), not to a second run.
+or a release, is tried again until Redis takes it (``_outage.ride_out``), for up to
+``OUTAGE_PATIENCE_S``, renewing the task's lease between tries, with one progress line per
+task. The pool claims nothing while any of its tasks waits so (a report, or a lease renewal
+that failed): the server would only refuse the claim, or, once back, lease again a task of this
+pool whose lease ran out meanwhile, and its agent would run twice. A lease that ran out all the
+same is no loss: the core takes the first report of an open task whatever the age of its token
+(docs/tasks.md); and a claim of this pool that leases such a task again (a paused server runs
+the claims it received while paused when it wakes up) hands the new lease to the slot working
+on it (``_adopted``), not to a second run.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConnectionFailed, SwarmError, ValidationError
+from .._models import MONEY_PLACES
+from .._outage import OUTAGE_PATIENCE_S, ride_out
 from .child import check_command, check_program
 from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome
@@ -38,13 +39,7 @@ __all__ = ["OUTAGE_PATIENCE_S", "PoolState"]
 
 T = TypeVar("T")
 
-# How long the pool waits through an outage (see the module's docstring) for a write it must
-# not lose (a finished run's report or failure, a release) and for its claims, before it gives
-# that write up (the task comes back to its queue when its lease ends) or stops claiming.
-OUTAGE_PATIENCE_S = 600.0
-RETRY_PAUSE_MAX_S = 5.0  # the longest pause between two tries of such a write
 HOLD_POLL_S = 0.2  # how often a slot held back from claiming looks again
-MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded
 
 
 @dataclass
@@ -92,6 +87,12 @@ class PoolState:
         self._leases: dict[str, Task] = {}
         self._waiting: dict[str, str] = {}  # task id -> what of it waits for Redis (outage)
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
+        self._set_up()
+
+    def _set_up(self) -> None:
+        """The state of a part of the pool (``Claiming``, ``AgentRuns``): each part extends
+        this, calling ``super()._set_up()`` first, instead of repeating ``__init__``'s
+        signature; called once, at the end of ``__init__``."""
 
     # --- control
 
@@ -250,42 +251,23 @@ class PoolState:
     def _persist(
         self, call: Callable[[], T], task: Task | None = None, what: str = "take the report"
     ) -> T:
-        """Make a call the pool must not lose ride out an outage (the client itself retries
-        for a few seconds only): tried again until Redis takes it, for up to
-        ``OUTAGE_PATIENCE_S`` or until the pool is aborted, then the ``ConnectionFailed``
-        raised says so. For ``task`` (the progress line says the pool waits for Redis to
-        ``what`` of it), the pool claims nothing meanwhile, and the lease is renewed between
-        tries."""
-        since: float | None = None
-        tries = 0
-        name = f"{what} of {task.id}" if task is not None else "answer"
-        try:
-            while True:
-                try:
-                    return call()
-                except ConnectionFailed as exc:
-                    now = time.monotonic()
-                    if since is None:
-                        since = now
-                        if task is not None:
-                            self._wait_for_redis(task.id, what, exc)
-                        else:
-                            self._note(f"waiting for Redis to answer: {exc}; retrying")
-                    if now - since > OUTAGE_PATIENCE_S:
-                        raise ConnectionFailed(
-                            f"Redis did not {name} in {OUTAGE_PATIENCE_S:g}s, the longest the "
-                            f"pool waits: {exc}"
-                        ) from exc
-                    if task is not None:
-                        self._renew_waiting(task)
-                    if self._aborting.wait(min(2.0**tries, RETRY_PAUSE_MAX_S)):
-                        raise ConnectionFailed(
-                            f"the pool was stopped while waiting for Redis to {name}: {exc}"
-                        ) from exc
-                    tries += 1
-        finally:
-            if since is not None and task is not None:
-                self._redis_back(task.id)
+        """Make a call the pool must not lose ride out an outage (``_outage.ride_out``: the
+        client itself retries for a few seconds only): tried again until Redis takes it, for
+        up to ``OUTAGE_PATIENCE_S`` or until the pool is aborted, then the
+        ``ConnectionFailed`` raised says so. For ``task`` (the progress line says the pool
+        waits for Redis to ``what`` of it), the pool claims nothing meanwhile, and the lease
+        is renewed between tries."""
+        if task is None:
+            return ride_out(
+                call, what="answer", who="the pool", stop=self._aborting,
+                on_outage=lambda exc: self._note(f"waiting for Redis to answer: {exc}; retrying"),
+            )  # fmt: skip
+        held = task
+        return ride_out(
+            call, what=f"{what} of {held.id}", who="the pool", stop=self._aborting,
+            on_outage=lambda exc: self._wait_for_redis(held.id, what, exc),
+            between=lambda: self._renew_waiting(held), on_back=lambda: self._redis_back(held.id),
+        )  # fmt: skip
 
     def _renew_waiting(self, task: Task) -> None:
         """Renew the lease of a task whose report (or failure, or release) waits for Redis, so

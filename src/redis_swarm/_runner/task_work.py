@@ -158,7 +158,7 @@ class TaskWork(Claiming, AgentRuns):
         its report (``--usage``, MCP ``report_finding``'s ``usage``)."""
         if usage is None:
             return ""
-        spent = usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out)
+        spent = usage_line(usage)  # (its cached tokens too, as every view says a usage)
         return f"; its run cost {spent}, counted in this run's total, not on its finding"
 
     def _fail(

@@ -37,7 +37,7 @@ from rich.text import Text
 
 from .._config import DEFAULT_HOME, Settings, swarm_from_env
 from .._errors import ValidationError
-from .._models import iso, now_ms, usage_line
+from .._models import iso, now_ms
 from .._printable import printable
 from .._validate import MAX_JSON_DEPTH, check_json_depth
 from ._app import App
@@ -76,7 +76,6 @@ __all__ = [
     "status",
     "stdout_binary",
     "task_json",
-    "usage_text",
     "when",
 ]
 
@@ -474,14 +473,6 @@ def hold_interrupts() -> None:
         if number is not None:
             with contextlib.suppress(ValueError):  # not the main thread
                 signal.signal(number, signal.SIG_IGN)
-
-
-def usage_text(usage: Any) -> str | None:
-    """What an agent run cost, with its tokens, on one line (``$0.0123 · 12,345 in (12,000
-    cached) / 678 out``: ``usage_line``); None when its agent said nothing."""
-    if usage is None:
-        return None
-    return usage_line(usage.cost_usd, usage.tokens_in, usage.tokens_out, usage.cached_in)
 
 
 @dataclass(frozen=True)

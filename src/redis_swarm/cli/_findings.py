@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .._errors import NotFound
+from .._models import usage_line
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -25,7 +26,6 @@ from ._common import (
     print_table,
     read_text,
     short,
-    usage_text,
     when,
 )
 
@@ -39,7 +39,7 @@ def render_finding(app: App, f: Any) -> None:
         ("shard", f.shard),
         ("worker", f.worker),
         ("model", f.model),
-        ("cost", usage_text(f.usage)),
+        ("cost", None if f.usage is None else usage_line(f.usage)),
         ("context version", f.context_version),
         ("confidence", f.confidence),
         ("created", when(f.created_at)),
@@ -93,8 +93,9 @@ def findings(
         table = make_table("id", "task", "worker", "model", "cost", "conf", "summary")
         for f in found.items:
             mark = " (superseded)" if f.superseded else ""
+            cost = None if f.usage is None else usage_line(f.usage)
             add_row(
-                table, f.id, f.task_id, f.worker, f.model, usage_text(f.usage), f.confidence,
+                table, f.id, f.task_id, f.worker, f.model, cost, f.confidence,
                 short(f.summary, 80) + mark,
             )  # fmt: skip
         print_table(app, table)
@@ -209,7 +210,7 @@ def synth_show(app: App, synthesis_id: str) -> None:
                     ("pass", s.pass_name),
                     ("model", s.model),
                     ("created", when(s.created_at)),
-                    ("cost", usage_text(s.usage)),
+                    ("cost", None if s.usage is None else usage_line(s.usage)),
                     ("sources", list(s.sources)),
                 ]
             ),

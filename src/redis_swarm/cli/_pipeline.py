@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -303,8 +304,8 @@ def lineage(app: App, ident: str) -> None:
 
 @contextmanager
 def _signals(run: Pipeline, interrupted: list[str]) -> Iterator[None]:
-    """Ctrl-C: finish the running agents, then stop; again (or SIGTERM): stop them now.
-    ``interrupted`` gets what stopped the run."""
+    """Ctrl-C: finish the running agents, then stop; again (or SIGTERM, or SIGHUP: the
+    terminal closed): stop them now. ``interrupted`` gets what stopped the run."""
 
     def on_sigint(_signum: int, _frame: Any) -> None:
         hard = run.stopped
@@ -317,8 +318,8 @@ def _signals(run: Pipeline, interrupted: list[str]) -> Iterator[None]:
             err=True,
         )
 
-    def on_sigterm(_signum: int, _frame: Any) -> None:
-        interrupted.append("terminated (SIGTERM)")
+    def on_sigterm(signum: int, _frame: Any) -> None:  # SIGTERM, or SIGHUP (see ``signals``)
+        interrupted.append(f"terminated ({signal.Signals(signum).name})")
         run.stop(hard=True)
 
     with signals(on_sigint, on_sigterm):

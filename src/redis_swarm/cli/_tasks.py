@@ -13,7 +13,7 @@ import click
 
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hooks import tokens
-from .._models import Task, TaskStatus, Usage, iso, unknown_pass, usage_line
+from .._models import Money, Task, TaskCosts, TaskStatus, Usage, iso, unknown_pass, usage_line
 from .._printable import printable
 from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_PASS_WAIT_S, MAX_WAIT_S
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
@@ -87,16 +87,13 @@ def _limit(count: int, limit: int, name: str, settled: bool) -> str:
     return f"{count} of at most {limit} ({name}{then})"
 
 
-def _cost_pairs(app: App, t: Task) -> list[tuple[str, Any]]:
-    """What every agent run on ``t`` cost, part by part, then in all: its failed runs, its
-    finding, the findings reported on it after it was settled (their runs cost too), as
-    ``swarm lineage TASK_ID`` counts them; nothing when no run's cost was recorded."""
-    # (the pipeline's modules are loaded only here: agents run task commands in tool calls)
-    from .._pipeline.lineage import COVERS, task_total
-    from .._pipeline.report import Money, usage_text
-
-    total, spent = task_total(app.swarm, t)
-    parts = [("failed runs cost", t.failed_usage)]
+def _cost_pairs(spent: TaskCosts) -> list[tuple[str, Any]]:
+    """What every agent run on the task cost (``Swarm.task_costs``), part by part, then in
+    all: its failed runs, its finding, the findings reported on it after it was settled
+    (their runs cost too), as ``swarm lineage TASK_ID`` counts them; nothing when no run's
+    cost was recorded."""
+    total = spent.total
+    parts = [("failed runs cost", spent.task.failed_usage)]
     if spent.finding is not None:
         parts.append(("finding cost", spent.finding.usage))
     parts += [(f"superseded {f.id} cost", f.usage) for f in spent.superseded]
@@ -105,10 +102,13 @@ def _cost_pairs(app: App, t: Task) -> list[tuple[str, Any]]:
         return []
     costs = [usage.cost_usd for _, usage in recorded]
     money = Money([(costs, total["cost_usd"])])
-    pairs: list[tuple[str, Any]] = [(label, usage_text(u, money)) for label, u in recorded]
-    covers = COVERS["task"]
+    pairs: list[tuple[str, Any]] = [(label, money.line(u)) for label, u in recorded]
+    covers = spent.COVERS
     if not spent.searched_all:
-        covers += ", those looked for among the findings of its queue reported since, in part"
+        covers += (
+            f", those looked for among the first {spent.scan_limit:,} findings of its pass "
+            "(else queue) reported since"
+        )
     pairs.append(("cost in all", f"{money.line(total, costs)} ({covers})"))
     return pairs
 
@@ -146,10 +146,7 @@ def render_task(
     if costs:
         pairs += costs
     elif spent is not None:  # what the failed attempts cost, as their agents' CLIs said
-        pairs.append(
-            ("failed runs cost", usage_line(spent.cost_usd, spent.tokens_in, spent.tokens_out,
-                                            spent.cached_in))
-        )  # fmt: skip
+        pairs.append(("failed runs cost", usage_line(spent)))
     pairs += [
         ("token", t.token),
         ("priority", t.priority),
@@ -665,8 +662,11 @@ def configure(app: App, queue: str, max_abandons: int | None, description: str |
 def show(app: App, task_id: str) -> None:
     """Show everything about TASK_ID, with what every agent run on it cost (its failed runs,
     its finding, findings reported on it after it was settled)."""
-    t = app.swarm.get_task(task_id)
-    app.emit(task_json(t), lambda: render_task(app, t, costs=_cost_pairs(app, t)))
+    if app.json:  # the record alone: what every run on it cost is read for the table only
+        app.emit(task_json(app.swarm.get_task(task_id)))
+        return
+    spent = app.swarm.task_costs(task_id)  # the task, and what every run on it cost
+    render_task(app, spent.task, costs=_cost_pairs(spent))
 
 
 @task.command("list")
