@@ -4,9 +4,17 @@ A lease token is a secret only its claimer gets (the swarm stores a hash), yet a
 hooks run as separate processes: to renew a held lease before compaction, or report the task
 a subagent left behind, they need the token its claim returned. ``swarm task claim`` and the
 hook's own claims write it here: one JSON file per swarm and worker under the swarm home
-(``leases/SWARM/WORKER.json``, task id -> token; the file 0600, its folders 0700). Written
-whole through a rename; two claims by one worker at the same instant may keep only one token
-(the other lease then expires and its task is retried).
+(``leases/SWARM/WORKER.json``, task id -> token; the file 0600, its folders 0700).
+
+Every change reads, edits and writes a file back, and processes of a machine change the same
+files at once (two claims by one worker; a report's ``forget_task`` while another claim
+keeps its token): each change holds an exclusive lock on the swarm's ``.lock`` file beside
+them (``flock``, released when the process dies) from its read to its write, so that none
+writes over a token another just kept. A file is written whole to a temporary file and put
+in place by a rename: a reader that takes no lock (``known``) sees the old file or the new,
+never half of one. Where ``flock`` does not exist (Windows) the rename alone stands, and two
+changes at the same instant may keep only one of their tokens (the other lease then expires
+and its task is retried).
 
 A token is forgotten once its task is no longer held: a report, fail, release or cancel
 through the CLI forgets it (``forget_task``), and the tokens of tasks that went another way
@@ -19,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .._config import Settings
@@ -28,6 +38,18 @@ __all__ = ["forget", "forget_task", "known", "prune", "remember"]
 
 _PRIVATE = 0o700  # the folders: their names are the swarms and workers of this machine
 _SECRET = 0o600  # a file: the tokens
+_LOCK = ".lock"  # beside the tokens: held by each change, from its read to its write
+
+if sys.platform == "win32":  # no flock: the rename alone keeps each file whole
+
+    def _hold(fd: int) -> None:
+        return None
+
+else:
+    import fcntl
+
+    def _hold(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released as the fd closes, or the process dies
 
 
 def _folder(settings: Settings) -> Path:
@@ -67,55 +89,99 @@ def _private_folder(settings: Settings) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def _locked(settings: Settings, *, make: bool) -> Iterator[bool]:
+    """Hold the swarm's lock of tokens while the block reads and writes them. ``make``:
+    make the folder when missing (a token is about to be kept); else a missing folder holds
+    no token, and the block is told so (False) without a lock."""
+    folder = _private_folder(settings) if make else _folder(settings)
+    try:
+        fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, _SECRET)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        _hold(fd)
+        yield True
+    finally:
+        os.close(fd)
+
+
 def _write_file(path: Path, tokens: dict[str, str]) -> None:
+    """Put ``tokens`` in ``path`` whole (under the lock): a temporary file of its own,
+    renamed over it; no token left: no file."""
     if not tokens:
         with contextlib.suppress(OSError):
             path.unlink()
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _SECRET)
-    os.fchmod(fd, _SECRET)  # a file left by a crash keeps its mode through O_TRUNC
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(tokens, f)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # (0600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(tokens, f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
-def _write(settings: Settings, worker: str, tokens: dict[str, str]) -> None:
-    if tokens:
-        _private_folder(settings)
-    _write_file(_path(settings, worker), tokens)
+def _change(
+    settings: Settings, worker: str, edit: Callable[[dict[str, str]], dict[str, str] | None]
+) -> None:
+    """Read ``worker``'s tokens, ``edit`` them (None: nothing to change), write them back:
+    all under the lock, so that no other process changes them in between."""
+    with _locked(settings, make=True):
+        path = _path(settings, worker)
+        edited = edit(_read(path))
+        if edited is not None:
+            _write_file(path, edited)
 
 
 def remember(settings: Settings, worker: str, task_id: str, token: str) -> None:
     """Keep the token of a lease ``worker`` just claimed."""
-    _write(settings, worker, {**known(settings, worker), task_id: token})
+    _change(settings, worker, lambda tokens: {**tokens, task_id: token})
 
 
 def forget(settings: Settings, worker: str, keep: set[str]) -> None:
     """Drop the tokens of the tasks ``worker`` no longer holds (all but ``keep``)."""
-    tokens = known(settings, worker)
-    if set(tokens) - keep:
-        _write(settings, worker, {k: v for k, v in tokens.items() if k in keep})
+    if not set(known(settings, worker)) - keep:
+        return  # (the common case: nothing to drop, no lock taken)
+
+    def drop(tokens: dict[str, str]) -> dict[str, str] | None:
+        kept = {k: v for k, v in tokens.items() if k in keep}
+        return kept if len(kept) < len(tokens) else None
+
+    _change(settings, worker, drop)
 
 
 def prune(settings: Settings, worker: str, held: Callable[[str, str], bool]) -> None:
-    """Drop the tokens of ``worker`` whose lease ``held(task_id, token)`` says is gone."""
-    tokens = known(settings, worker)
-    kept = {task_id: token for task_id, token in tokens.items() if held(task_id, token)}
-    if len(kept) < len(tokens):
-        _write(settings, worker, kept)
+    """Drop the tokens of ``worker`` whose lease ``held(task_id, token)`` says is gone.
+    ``held`` asks Redis: it runs before the lock is taken, and only the tokens it judged
+    are dropped (a token kept meanwhile by another claim stays)."""
+    gone = {(t, tok) for t, tok in known(settings, worker).items() if not held(t, tok)}
+    if not gone:
+        return
+
+    def drop(tokens: dict[str, str]) -> dict[str, str] | None:
+        kept = {t: tok for t, tok in tokens.items() if (t, tok) not in gone}
+        return kept if len(kept) < len(tokens) else None
+
+    _change(settings, worker, drop)
 
 
 def forget_task(settings: Settings, task_id: str, token: str | None = None) -> None:
     """Drop ``task_id``'s token, whichever worker of this machine claimed it: the task was
     reported, failed, released or cancelled. With ``token``, only that one: its lease is
     gone, but another claim of the task (a newer token) may hold it now."""
-    try:
-        files = sorted(_folder(settings).glob("*.json"))
-    except OSError:
-        return
-    for path in files:
-        tokens = _read(path)
-        if task_id in tokens and token in (None, tokens[task_id]):
-            del tokens[task_id]
-            _write_file(path, tokens)
+    with _locked(settings, make=False) as folder_exists:
+        if not folder_exists:
+            return
+        try:
+            files = sorted(_folder(settings).glob("*.json"))
+        except OSError:
+            return
+        for path in files:
+            tokens = _read(path)
+            if task_id in tokens and token in (None, tokens[task_id]):
+                del tokens[task_id]
+                _write_file(path, tokens)

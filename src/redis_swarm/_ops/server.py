@@ -25,7 +25,9 @@ def ping(ctx: OpContext) -> Operation[float]:
 class ServerInfo:
     """What ``swarm doctor`` shows. ``None``: the user may not read it (a worker may not run
     INFO, which lists every swarm's key counts, and ``info_readable`` is then False; nobody
-    but an admin may run CONFIG GET), or the server does not say."""
+    but an admin may run CONFIG GET), or the server does not say. ``version`` is then HELLO's;
+    "?" on a cluster, where the client routes a command by its keys and HELLO has none
+    (``swarm doctor`` asks each node on a connection of its own)."""
 
     version: str
     mode: str
@@ -66,7 +68,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     try:
         reply: Any = yield Cmd("INFO")
     except PermissionDenied:  # HELLO still says the version and mode
-        if ctx.settings.kind == "cluster":  # (no node to route HELLO to: the mode is known)
+        if ctx.settings.kind == "cluster":  # (HELLO has no key to route it by: version "?")
             hello: dict[str, Any] = {"mode": "cluster"}
         else:
             hello = _pairs((yield Cmd("HELLO")))

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._client import AsyncSwarm
+from .._stopping import Stopping
 from .._web import AccessGuard
 from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
@@ -87,6 +88,12 @@ def _exiting() -> bool:
     return bool(AppStatus.should_exit)
 
 
+async def _on_stopping(stopping: Stopping, stop: Callable[[], None]) -> None:
+    """Call ``stop`` as soon as the signal is heard (before uvicorn hears it)."""
+    await stopping.event.wait()
+    stop()
+
+
 class EndCancelled:
     """ASGI wrapper: a request that uvicorn cancels because the server stops (one still
     running when its wait for them ran out) ends here, answered 503 (or its stream closed),
@@ -139,13 +146,17 @@ def create_app(
     private_webhooks: bool = True,
     push: bool = True,
     close_swarm: bool = False,
+    stopping: Stopping | None = None,
 ) -> Starlette:
     """The A2A server of ``swarm`` for ``queues`` (the skills), reachable at ``base_url``.
 
     ``private_webhooks``: allow push notifications to loopback and private addresses (a
     server reachable from other machines should not: a client could make it post inside
     the network). ``push``: run the dispatcher here (at least one server must). ``close_swarm``
-    closes the swarm when the app stops (the CLI's case: it owns it).
+    closes the swarm when the app stops (the CLI's case: it owns it). ``stopping``: heard
+    first by Ctrl-C and SIGTERM while the app runs in its server (the CLI's case: see
+    ``_stopping``), which end the waits at once; a second Ctrl-C exits at once, where
+    uvicorn, giving up on the lifespan, printed its traceback.
     """
     dispatcher: PushDispatcher | None = None
 
@@ -171,21 +182,26 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         nonlocal dispatcher
-        async with httpx.AsyncClient(timeout=PUSH_TIMEOUT_S) as http:
-            running = None
-            if push:
-                dispatcher = PushDispatcher(swarm, handler.queues, http)
-                running = asyncio.create_task(dispatcher.run())
-            watching = asyncio.create_task(on_server_exit(handler.stop))
-            try:
-                yield
-            finally:
-                handler.stop()
-                await stop_task(watching)
-                if running is not None:
-                    await stop_task(running)
-                if close_swarm:
-                    await swarm.aclose()
+        hearing = stopping.on_signals() if stopping is not None else contextlib.nullcontext()
+        with hearing:  # (to the end: a second Ctrl-C while it stops exits at once)
+            async with httpx.AsyncClient(timeout=PUSH_TIMEOUT_S) as http:
+                running = None
+                if push:
+                    dispatcher = PushDispatcher(swarm, handler.queues, http)
+                    running = asyncio.create_task(dispatcher.run())
+                watching = [asyncio.create_task(on_server_exit(handler.stop))]
+                if stopping is not None:
+                    watching.append(asyncio.create_task(_on_stopping(stopping, handler.stop)))
+                try:
+                    yield
+                finally:
+                    handler.stop()
+                    for task in watching:
+                        await stop_task(task)
+                    if running is not None:
+                        await stop_task(running)
+                    if close_swarm:
+                        await swarm.aclose()
 
     raw = RawContextBuilder()
     routes: list[BaseRoute] = [

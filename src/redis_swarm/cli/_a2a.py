@@ -128,6 +128,7 @@ def a2a(
     skill), and its finding the task's artifact; JSON-RPC and HTTP+JSON, streaming and push
     notifications. The agent card is at /.well-known/agent-card.json (see docs/a2a.md)."""
     try:
+        from .._stopping import Stopping
         from .._web import require_token_off_loopback, serve
         from ..a2a_server import create_app
         from ..a2a_server._logs import one_line_client_errors
@@ -157,6 +158,7 @@ def a2a(
             wait_s=wait_s,
             private_webhooks=is_loopback(host),
             close_swarm=True,
+            stopping=Stopping(),
         )
         card = base_url.rstrip("/") + "/.well-known/agent-card.json"
         app.err.print(

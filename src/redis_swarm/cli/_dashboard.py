@@ -38,8 +38,8 @@ _IDLE_REDRAW_S = 5.0
 def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     """Serve the live, read-only web dashboard of the swarm (Ctrl-C to stop)."""
     try:
+        from .._stopping import Stopping
         from .._web import require_token_off_loopback, serve
-        from ..dashboard._stopping import Stopping
         from ..dashboard.app import create_app
     except ImportError as exc:  # the web part is an extra
         raise ConfigError(

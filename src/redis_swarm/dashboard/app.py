@@ -43,10 +43,10 @@ from .._client import AsyncSwarm
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import EventType, Page, TaskStatus, dumps, now_ms
 from .._net import is_loopback
+from .._stopping import EndWhenStopping, Stopping
 from .._web import AccessGuard
 from ._feed import EventFeed
 from ._snapshot import snapshot
-from ._stopping import EndWhenStopping, Stopping
 
 __all__ = ["STATIC_DIR", "create_app", "is_loopback"]
 
@@ -123,7 +123,7 @@ def create_app(
 
     middleware = [Middleware(AccessGuard, token=token, what="this dashboard", public=("/static/",))]
     if stopping is not None:  # inside the guard: its 503s carry the guard's headers
-        middleware.append(Middleware(EndWhenStopping, stopping=stopping))
+        middleware.append(Middleware(EndWhenStopping, stopping=stopping, what="the dashboard"))
     return Starlette(
         routes=routes,
         middleware=middleware,

@@ -1,15 +1,20 @@
-"""Ctrl-C stops ``swarm dashboard`` at once and quietly.
+"""Ctrl-C stops the faces that serve HTTP (``swarm dashboard``, ``swarm a2a``, ``swarm mcp
+--transport http``) at once and quietly.
 
 uvicorn stops by waiting for every open response to end (its graceful timeout), then cancels
 what is left and logs each as an error with its traceback. An event stream never ends by
 itself, and a request waiting on an unreachable Redis lasts until its retries give up: so
-Ctrl-C printed tracebacks of what uvicorn cancelled (and a second Ctrl-C, more of them).
+Ctrl-C printed tracebacks of what uvicorn cancelled (and a second Ctrl-C, more of them: the
+lifespan's, cancelled as uvicorn gave up).
 
 Here the app hears the signal first (``Stopping.on_signals``, around the app's life inside
 the server, hands it on to uvicorn), and ``EndWhenStopping`` ends what is open: an event
-stream ends as a finished response (a browser reconnects, to no one); a request still waiting
+stream ends as a finished response (a client reconnects, to no one); a request still waiting
 on Redis is answered 503. uvicorn then finds nothing to wait for or cancel. A second Ctrl-C
-while it stops ends the process at once, with exit code 130.
+while it stops ends the process at once, with exit code 130. An app whose lifespan is ours
+enters ``on_signals`` there (the dashboard, the A2A server, which ends its own waits with an
+answer rather than a 503); one whose lifespan is a library's (the MCP SDK's) is wrapped in
+``HearSignals``.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._models import dumps
+from ._models import dumps
 
-__all__ = ["EXIT_INTERRUPTED", "EndWhenStopping", "Stopping"]
+__all__ = ["EXIT_INTERRUPTED", "EndWhenStopping", "HearSignals", "Stopping"]
 
 # The exit code of a second Ctrl-C (a process ended by SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
@@ -81,20 +86,38 @@ class Stopping:
         return handle
 
 
-class EndWhenStopping:
-    """ASGI middleware: once ``stopping`` is set, end each open response (a stream's last
-    chunk; a request still waiting on Redis: 503) rather than leave it to the server."""
+class HearSignals:
+    """ASGI wrapper: ``stopping.on_signals()`` around the app's lifespan (the whole of the
+    server's life), for an app whose lifespan is not ours to write."""
 
     def __init__(self, app: ASGIApp, stopping: Stopping) -> None:
         self.app = app
         self.stopping = stopping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        with self.stopping.on_signals():
+            await self.app(scope, receive, send)
+
+
+class EndWhenStopping:
+    """ASGI middleware: once ``stopping`` is set, end each open response (a stream's last
+    chunk; a request still waiting on Redis: 503, saying that ``what`` is stopping) rather
+    than leave it to the server."""
+
+    def __init__(self, app: ASGIApp, stopping: Stopping, *, what: str) -> None:
+        self.app = app
+        self.stopping = stopping
+        self.what = what
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if self.stopping.event.is_set():
-            await _unavailable(send)
+            await _unavailable(send, self.what)
             return
         sent = _Sent(send)
         serving = asyncio.ensure_future(self.app(scope, receive, sent))
@@ -113,7 +136,7 @@ class EndWhenStopping:
             serving.result()  # (an error of the app: raised as it would have been)
             return
         if not sent.started:
-            await _unavailable(send)
+            await _unavailable(send, self.what)
         elif not sent.ended:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -133,8 +156,8 @@ class _Sent:
         await self._send(message)
 
 
-async def _unavailable(send: Send) -> None:
-    body = dumps({"error": "Unavailable", "message": "the dashboard is stopping"}).encode()
+async def _unavailable(send: Send, what: str) -> None:
+    body = dumps({"error": "Unavailable", "message": f"{what} is stopping"}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -1,0 +1,220 @@
+"""``swarm doctor`` on Sentinel and on a Redis Cluster, real servers: the deployment's own state
+(the master the sentinels name, how many sentinels and replicas they know, whether they can
+agree a failover; a cluster's state, slots, masters and replicas) and its problems, flagged.
+And a worker's doctor on a cluster shows the real version, where it showed '?' (INFO is
+refused to it, and the cluster client has no node to send HELLO to)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from redis_swarm import Settings
+from redis_swarm._acl import acl_user
+from redis_swarm.cli._acl import apply_user
+
+from ._cli import Cli
+from ._cluster import LocalCluster, start_cluster
+from ._sentinel import SERVICE, LocalSentinel, start_sentinel
+from ._servers import ServerFactory, free_port
+
+SWARM = "doctor"
+PROMPT_S = 10.0  # a failing cluster is diagnosed at once, not after the URL's retries
+
+
+def _until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
+        time.sleep(0.1)
+
+
+def _rows(cli: Cli, expect: int = 0) -> dict[str, str]:
+    """The human report: row name -> its text, lines joined (warnings under 'warning')."""
+    rows: dict[str, str] = {}
+    last = ""
+    for line in cli("doctor", expect=expect, env={"COLUMNS": "400"}).stdout.splitlines():
+        if line.startswith("warning:"):
+            rows["warning"] = rows.get("warning", "") + line
+        elif line.strip():
+            key, _, value = line.strip().partition(" ")
+            if line.startswith("  ") and last:  # a wrapped row
+                rows[last] += " " + line.strip()
+            else:
+                rows[key], last = value.strip(), key
+    return rows
+
+
+# --- Sentinel
+
+
+@pytest.fixture(scope="module")
+def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
+    setup = start_sentinel(servers)
+    yield setup
+    for server in [*setup.sentinels, *setup.data_nodes()]:
+        server.stop()
+
+
+def _on_sentinels(setup: LocalSentinel, *command: Any) -> None:
+    for node in setup.sentinels:
+        with redis.Redis(port=node.port or 0) as client:
+            client.execute_command(*command)
+
+
+def test_sentinel_names_its_master_sentinels_and_replicas(sentinel: LocalSentinel) -> None:
+    sentinel.wait_ready()
+    cli = Cli(sentinel.url, swarm=SWARM)
+    report = cli.json("doctor")
+    assert report["ok"] is True and "warnings" not in report, report.get("warnings")
+    state = report["sentinel"]
+    assert state["master"] == f"127.0.0.1:{sentinel.master_port()}"
+    assert state["failover"].startswith("OK 3 usable Sentinels")
+    del state["master"], state["failover"]
+    assert state == {"service": SERVICE, "answering": 3, "in_url": 3, "sentinels": 3,
+                     "quorum": 2, "replicas": 1, "replicas_up": 1}  # fmt: skip
+    row = _rows(cli)["sentinel"]
+    assert f"master 127.0.0.1:{sentinel.master_port()} (service {SERVICE})" in row
+    assert "3 sentinel(s), quorum 2" in row and "1 replica(s), 1 up" in row
+
+
+def test_sentinel_problems_are_flagged(sentinel: LocalSentinel) -> None:
+    sentinel.wait_ready()
+    # More sentinels needed to agree than there are: no failover could ever happen.
+    _on_sentinels(sentinel, "SENTINEL", "SET", SERVICE, "quorum", 4)
+    try:
+        report = Cli(sentinel.url, swarm=SWARM).json("doctor")
+    finally:
+        _on_sentinels(sentinel, "SENTINEL", "SET", SERVICE, "quorum", 2)
+    assert report["sentinel"]["quorum"] == 4
+    (warning,) = report["warnings"]
+    assert f"3 sentinel(s) watch '{SERVICE}' and its quorum is 4" in warning
+    assert f"SENTINEL SET {SERVICE} quorum 3" in warning
+    # The replica stops answering: a failover would have nowhere to go.
+    sentinel.replica.proc.send_signal(signal.SIGSTOP)
+    try:
+        cli = Cli(sentinel.url, swarm=SWARM)
+        _until(lambda: cli.json("doctor")["sentinel"]["replicas_up"] == 0, "replica seen down")
+        report = cli.json("doctor")  # the swarm works: a warning, not a failure
+        assert report["ok"] is True and report["sentinel"]["replicas"] == 1
+        assert any(f"no replica of '{SERVICE}' is up" in w for w in report["warnings"])
+        assert "1 replica(s), 0 up" in _rows(cli)["sentinel"]
+    finally:
+        sentinel.replica.proc.send_signal(signal.SIGCONT)
+    sentinel.wait_ready()
+    # A sentinel named in the URL that does not answer.
+    dead = f"127.0.0.1:{free_port()}"
+    url = sentinel.url.replace("redis+sentinel://", f"redis+sentinel://{dead},")
+    report = Cli(url, swarm=SWARM).json("doctor")
+    assert report["sentinel"]["answering"] == 3 and report["sentinel"]["in_url"] == 4
+    (warning,) = report["warnings"]
+    assert warning.startswith(f"sentinel {dead} of the URL does not answer")
+
+
+# --- Cluster
+
+
+@pytest.fixture(scope="module")
+def worker_url(redis_cluster: LocalCluster) -> str:
+    redis_cluster.wait_ok()
+    spec = acl_user("worker", SWARM, "doctor-worker")
+    apply_user(Settings.from_url(redis_cluster.url), spec)
+    return redis_cluster.url.replace("://", f"://doctor-worker:{spec.password}@")
+
+
+def test_a_cluster_shows_its_state_slots_masters_and_replicas(cluster_url: str) -> None:
+    cli = Cli(cluster_url, swarm=SWARM)
+    report = cli.json("doctor")
+    assert report["ok"] is True and "warnings" not in report, report.get("warnings")
+    assert report["cluster"] == {"state": "ok", "slots_assigned": 16384, "slots_ok": 16384,
+                                 "masters": 3, "replicas": 3, "replicas_up": 3, "nodes": 6,
+                                 "answering": 6}  # fmt: skip
+    row = _rows(cli)["cluster"]
+    assert row == "ok; 16384 of 16384 slots assigned, 16384 ok; 3 master(s), 3 replica(s), " + (
+        "3 up; 6 of 6 nodes answering"
+    )
+
+
+def test_a_worker_sees_the_real_version_on_a_cluster(cluster_url: str, worker_url: str) -> None:
+    admin = Cli(cluster_url, swarm=SWARM).json("doctor")
+    cli = Cli(worker_url, swarm=SWARM)
+    report = cli.json("doctor")
+    assert report["ok"] is True and report["user"] == "doctor-worker"
+    assert report["version"] == admin["version"] and report["version"].startswith(("7.", "8."))
+    assert _rows(cli)["version"] == admin["version"]
+    # What it may not read is said so; what it may, shown.
+    cluster = report["cluster"]
+    assert cluster["state"] == "not visible to this user: it may not run CLUSTER INFO"
+    assert cluster["slots_assigned"] == 16384 and cluster["masters"] == 3
+    assert cluster["replicas"] == cluster["replicas_up"] == 3 and cluster["answering"] == 6
+
+
+@pytest.fixture
+def bare_cluster(servers: ServerFactory) -> Iterator[LocalCluster]:
+    """A cluster of its own: 3 masters, no replica (a test breaks it)."""
+    cluster = start_cluster(servers, masters=3, replicas=0)
+    yield cluster
+    cluster.close()
+    for node in cluster.nodes:
+        node.stop()
+
+
+def _state(port: int) -> str:
+    with redis.Redis(port=port, decode_responses=True) as client:
+        return str(client.execute_command("CLUSTER INFO")["cluster_state"])
+
+
+def _timed(cli: Cli, expect: int) -> tuple[Any, float]:
+    started = time.monotonic()
+    report = cli.json("doctor", expect=expect)
+    return report, time.monotonic() - started
+
+
+def test_masters_without_replicas_are_warned_and_a_failing_cluster_fails(
+    bare_cluster: LocalCluster,
+) -> None:
+    cli = Cli(bare_cluster.url, swarm=SWARM)
+    report = cli.json("doctor")  # it works: warnings only
+    assert report["ok"] is True and report["cluster"]["replicas"] == 0
+    no_replica = [w for w in report["warnings"] if "has no replica" in w]
+    assert len(no_replica) == 3
+    # The swarm's master gives up slots that no node then serves: it says cluster_state:fail
+    # (and refuses every command, the swarm's too).
+    slot = key_slot(f"{{{SWARM}}}".encode())  # (the hash tag of every key of the swarm)
+    with redis.Redis(port=bare_cluster.ports[0]) as client:
+        (owner, last) = next((int(e[2][1]), int(e[1])) for e in client.execute_command(
+            "CLUSTER", "SLOTS") if int(e[0]) <= slot <= int(e[1]))  # fmt: skip
+    node = bare_cluster.node(owner)
+    with redis.Redis(port=owner) as client:
+        client.execute_command("CLUSTER", "DELSLOTSRANGE", last - 99, last)
+    _until(lambda: _state(node.port or 0) == "fail", "cluster_state fail")
+    report, took = _timed(cli, expect=1)
+    assert took < PROMPT_S, f"{took:.1f} s: the doctor waited on the cluster's retries"
+    assert report["ok"] is False and report["cluster"]["state"] == "fail"
+    assert any(f"cluster_state is fail on 127.0.0.1:{node.port}" in w for w in report["warnings"])
+    # The swarm's keys (on the failing master) could not be read: said, not raised.
+    assert report["corrupt_records"]["checked"] is False
+    assert "warning: cluster_state is fail" in _rows(cli, expect=1)["warning"]
+
+
+def test_a_dead_master_is_named_at_once(bare_cluster: LocalCluster) -> None:
+    dead = bare_cluster.nodes[0]
+    dead.kill()
+    alive = [node.port or 0 for node in bare_cluster.nodes[1:]]
+    _until(lambda: all(_state(port) == "fail" for port in alive), "the others see it failed")
+    cli = Cli(bare_cluster.url, swarm=SWARM)
+    report, took = _timed(cli, expect=1)
+    assert took < PROMPT_S, f"{took:.1f} s: the doctor waited on the cluster's retries"
+    assert report["ok"] is False
+    assert report["cluster"]["state"] == "fail" and report["cluster"]["answering"] == 2
+    assert report["cluster"]["nodes"] == 3
+    assert any(w.startswith(f"cluster node 127.0.0.1:{dead.port} does not answer")
+               for w in report["warnings"])  # fmt: skip
+    rows = _rows(cli, expect=1)
+    assert rows["cluster"].startswith("fail;") and "2 of 3 nodes answering" in rows["cluster"]
