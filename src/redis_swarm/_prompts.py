@@ -46,6 +46,7 @@ __all__ = [
     "ROLES",
     "VIAS",
     "finding_rules",
+    "no_context_note",
     "render_prompt",
     "render_question_prompt",
     "render_task_prompt",
@@ -134,6 +135,12 @@ def _fill(file: str, section: str, /, **values: object) -> str:
 def finding_rules(summary_limit: int = SUMMARY_LIMIT) -> str:
     """The finding format, as a prompt states it."""
     return _fill("common", "finding-rules", summary_limit=summary_limit)
+
+
+def no_context_note(owner: str) -> str:
+    """What a worker whose task's shard ``owner`` published no context is told (the task
+    prompt's words, which the MCP worker tools repeat)."""
+    return _fill("task", "no-context", owner=owner)
 
 
 def _json_block(value: Any) -> str:
@@ -250,7 +257,7 @@ def render_task_prompt(
             version=context.version,
         )
     elif owner:
-        about = _fill("task", "no-context", owner=owner)
+        about = no_context_note(owner)
     else:
         about = ""
     if finding_tags is None:

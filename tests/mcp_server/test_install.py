@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from redis_swarm import ConfigError
+from redis_swarm._config import DEFAULT_HOME
 from redis_swarm.cli import main
 from redis_swarm.mcp_server._install import (
     claude_command,
@@ -70,7 +71,11 @@ def test_codex_table_is_valid_toml() -> None:
     server = parsed["mcp_servers"]["swarm"]
     assert server["command"] == "/abs/swarm"
     assert server["args"] == ["mcp", "--role", "all"]
-    assert server["env"] == {"SWARM_URL": 'redis://u:p"w@h/0', "SWARM_NAME": "s"}
+    assert server["env"] == {
+        "SWARM_URL": 'redis://u:p"w@h/0',
+        "SWARM_NAME": "s",
+        "SWARM_HOME": str(DEFAULT_HOME),
+    }
     assert server["tool_timeout_sec"] >= 300
 
 
@@ -87,7 +92,11 @@ def test_merge_toml_replaces_only_our_table(tmp_path: Path) -> None:
     assert parsed["model"] == "o3"
     assert parsed["mcp_servers"]["other"] == {"command": "keep"}
     assert parsed["mcp_servers"]["swarm"]["command"] == "/abs/swarm"
-    assert parsed["mcp_servers"]["swarm"]["env"] == {"SWARM_URL": "embedded", "SWARM_NAME": "s"}
+    assert parsed["mcp_servers"]["swarm"]["env"] == {
+        "SWARM_URL": "embedded",
+        "SWARM_NAME": "s",
+        "SWARM_HOME": str(DEFAULT_HOME),
+    }
 
 
 def test_json_configs_and_merge(tmp_path: Path) -> None:
@@ -120,7 +129,11 @@ def test_cli_prints_each_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     server = json.loads(out)["mcpServers"]["swarm"]
     assert Path(server["command"]).is_absolute()
     assert server["args"][-3:] == ["mcp", "--role", "worker"]
-    assert server["env"] == {"SWARM_URL": "redis://127.0.0.1:7777/0", "SWARM_NAME": "team"}
+    assert server["env"] == {  # the default home too: the client's environment may name another
+        "SWARM_URL": "redis://127.0.0.1:7777/0",
+        "SWARM_NAME": "team",
+        "SWARM_HOME": str(DEFAULT_HOME),
+    }
     assert ".mcp.json" in err
     assert not (tmp_path / ".mcp.json").exists()  # printed, not written
 

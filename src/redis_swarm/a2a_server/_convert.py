@@ -3,8 +3,9 @@
 - A message becomes a task to post (``posting``): its text parts the description, its data
   parts the data, small inline files (``raw`` bytes) the data too, base64-encoded; a file by
   URL, or too big to inline, is refused with a message that says what to send instead.
-- A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id,
-  the state from ``_states``, its request as the history, and once completed its finding as
+- A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id
+  (``context_of``: a task posted without a pass, outside A2A, is a context of its own, its
+  id), the state from ``_states``, its request as the history, and once completed its finding as
   the artifact (a text part with the summary, a data part with the whole finding). The
   status's timestamp is when the task took that status, as its record says it
   (``Task.status_since``: cancelled and dead-lettered tasks too); where a record stored by an
@@ -40,6 +41,7 @@ from .._models import Event, Finding, dumps, loads
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._states import STATE_OF, STATUS_AFTER
+from ._wire import whole_numbers
 from ._words import OPERATOR_CONTEXT
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "Posting",
     "a2a_task",
     "artifact_of",
+    "context_of",
     "posting",
     "status_of",
     "updates",
@@ -74,6 +77,11 @@ class Posting:
 
 
 def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str) -> Posting:
+    if not request.HasField("message"):
+        raise InvalidParamsError(
+            "the request has no message: SendMessage posts its message as a task; send one "
+            "(params.message) with a text part that says what to do"
+        )
     message = request.message
     queue = _skill(request, queues)
     texts: list[str] = []
@@ -102,10 +110,28 @@ def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str
     return Posting(queue, description, payload, message.context_id or new_context)
 
 
+# A JSON value's type, by the kind of the protobuf Value that holds it.
+_JSON_TYPES = {
+    "null_value": "null",
+    "number_value": "a number",
+    "bool_value": "a boolean",
+    "struct_value": "an object",
+    "list_value": "an array",
+}
+
+
 def _skill(request: SendMessageRequest, queues: Sequence[str]) -> str:
     for metadata in (request.message.metadata, request.metadata):
         if SKILL_KEY in metadata.fields:
-            skill = metadata.fields[SKILL_KEY].string_value
+            value = metadata.fields[SKILL_KEY]
+            kind = value.WhichOneof("kind")
+            if kind != "string_value":
+                shown = dumps(whole_numbers(MessageToDict(value)))
+                raise InvalidParamsError(
+                    f"skill {shown[:60]} is {_JSON_TYPES.get(kind or '', 'no value')}: name the "
+                    f"skill as a string, one of {', '.join(queues)}"
+                )
+            skill = value.string_value
             if skill not in queues:
                 raise InvalidParamsError(
                     f"unknown skill {skill!r}: this agent's skills are {', '.join(queues)}"
@@ -158,7 +184,7 @@ def status_of(
         out.timestamp.CopyFrom(_timestamp(when))
     if state == TaskState.TASK_STATE_FAILED:
         reason = task.dead_reason or task.last_error or "the task was dead-lettered"
-        out.message.CopyFrom(_agent_text(task.id, task.pass_name or "", reason))
+        out.message.CopyFrom(_agent_text(task.id, context_of(task), reason))
     return out
 
 
@@ -172,6 +198,13 @@ def artifact_of(finding: Finding) -> Artifact:
     )
 
 
+def context_of(task: SwarmTask) -> str:
+    """The A2A context id of ``task``: its pass (a message's context id is the pass of the
+    task it posts); a task posted without one, outside A2A, is a context of its own: its id.
+    (A2A requires a context id on every update a stream or a webhook gets.)"""
+    return task.pass_name or task.id
+
+
 def _request_of(task: SwarmTask) -> Message:
     parts = [Part(text=task.description)]
     if task.data is not None:
@@ -179,7 +212,7 @@ def _request_of(task: SwarmTask) -> Message:
     return Message(
         message_id=f"{task.id}-request",
         task_id=task.id,
-        context_id=task.pass_name or "",
+        context_id=context_of(task),
         role=Role.ROLE_USER,
         parts=parts,
     )
@@ -190,7 +223,7 @@ def a2a_task(task: SwarmTask, finding: Finding | None, *, at: int | None = None)
     when it took its status, when the caller knows better than its record)."""
     out = Task(
         id=task.id,
-        context_id=task.pass_name or "",
+        context_id=context_of(task),
         status=status_of(task, at=at),
         history=[_request_of(task)],
         metadata={SKILL_KEY: task.queue, "attempts": task.attempts},
@@ -210,7 +243,7 @@ def updates(
         return []
     if status == SwarmStatus.PENDING and task.status == SwarmStatus.DELAYED:
         status = SwarmStatus.DELAYED
-    context_id = task.pass_name or ""
+    context_id = context_of(task)
     out: list[TaskStatusUpdateEvent | TaskArtifactUpdateEvent] = []
     if status == SwarmStatus.COMPLETED and finding is not None:
         out.append(

@@ -65,6 +65,7 @@ from a2a.utils.errors import (
 )
 from a2a.utils.task import apply_history_length
 
+from .. import _hints as hints
 from .._client import AsyncSwarm
 from .._errors import (
     ConnectionFailed,
@@ -158,10 +159,17 @@ class SwarmRequestHandler(RequestHandler):
     # --- reading
 
     async def _task(self, task_id: str) -> SwarmTask:
-        with swarm_errors(self.swarm.name):
-            task = await self.swarm.get_task(task_id)
-        if task.queue not in self.queues:
-            raise TaskNotFoundError(f"task {task_id} is not one of this agent's tasks")
+        """One of this agent's tasks. Another queue's is answered as one that does not exist,
+        in the same words: whether it exists is none of this client's business."""
+        try:
+            with swarm_errors(self.swarm.name):
+                task = await self.swarm.get_task(task_id)
+        except TaskNotFoundError:
+            task = None
+        if task is None or task.queue not in self.queues:
+            raise TaskNotFoundError(
+                in_a2a_words(f"task {task_id} does not exist: {hints.CHECK_TASK_ID}")
+            )
         return task
 
     async def _finding(self, finding_id: str | None) -> Finding | None:

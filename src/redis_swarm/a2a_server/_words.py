@@ -11,9 +11,11 @@ other: every hint has its words here, and none reaches a client as the CLI says 
 
 from __future__ import annotations
 
+import re
+
 from .. import _hints as hints
 
-__all__ = ["A2A_WORDS", "OPERATOR_CONTEXT", "in_a2a_words", "needs_role"]
+__all__ = ["A2A_PHRASES", "A2A_WORDS", "OPERATOR_CONTEXT", "in_a2a_words", "needs_role"]
 
 
 def needs_role(swarm: str) -> str:
@@ -46,8 +48,29 @@ A2A_WORDS: dict[str, str] = {
 }
 
 
+# Whole sentences of the core that speak of its own objects, each as an A2A client knows
+# them. A listing's cursor (lua/index_page.lua) is, to A2A, ListTasks' pageToken.
+A2A_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"cursor (.*) does not belong to this listing: pass back the cursor of the "
+            r"previous page with the same filters",
+            re.S,
+        ),
+        "pageToken {0} is not one this listing gave: pass the nextPageToken of the previous "
+        "page, with the same contextId and status, or leave pageToken out for the first page",
+    ),
+)
+
+
 def in_a2a_words(text: str) -> str:
-    """``text`` (a core error's message) with each of the core's hints in A2A words."""
+    """``text`` (a core error's message) with each of the core's hints, and its sentences
+    about its own objects, in A2A words."""
     for core_words, a2a_words in A2A_WORDS.items():
         text = text.replace(core_words, a2a_words)
+    for pattern, a2a_phrase in A2A_PHRASES:
+        found = pattern.search(text)
+        if found is not None:
+            said = a2a_phrase.format(repr(found[1][:40]))
+            text = text[: found.start()] + said + text[found.end() :]
     return text

@@ -37,6 +37,7 @@ from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
 from ._push import PushDispatcher
 from ._request import BodyLimit, RawContextBuilder, max_body_bytes
 from ._resume import SSEIds
+from ._wire import WireJson
 
 __all__ = ["create_app"]
 
@@ -220,5 +221,8 @@ def create_app(
         Middleware(BodyLimit, max_bytes=max_body_bytes(swarm.limits)),
         # The SDK's routes write no SSE ids; SSEIds adds each update's position (resuming).
         Middleware(SSEIds),
+        # The SDK writes a Struct's whole numbers as 1.0 and ListTasks' empty fields: written
+        # as GetTask writes a task (see _wire).
+        Middleware(WireJson),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -146,13 +146,12 @@ class App:
         installer writes, a command a hook hands an agent. The URL, unless it holds a password
         (kept out of settings files and agents' context: that process reads SWARM_URL from
         its environment), the swarm's name, and the home (the embedded server's, and where
-        this machine keeps the lease tokens its claims took)."""
-        out = [] if self.settings.password else ["--url", self.url]
-        if self.swarm_name != DEFAULT_SWARM:
-            out += ["--swarm", self.swarm_name]
-        if self.home != DEFAULT_HOME:
-            out += ["--home", str(self.home)]
-        return out
+        this machine keeps the lease tokens its claims took, made absolute: that process may
+        run elsewhere). Each is given even when it is the default: that process's environment
+        may name another (SWARM_NAME, SWARM_HOME), which an option left out would let it
+        follow."""
+        url = [] if self.settings.password else ["--url", self.url]
+        return [*url, "--swarm", self.swarm_name, "--home", str(self.home.absolute())]
 
     @property
     def swarm(self) -> Swarm:

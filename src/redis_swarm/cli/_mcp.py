@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
-from .._config import DEFAULT_HOME
 from .._errors import ConfigError, SwarmError
 from .._models import dumps
 from .._net import http_url, is_loopback
@@ -287,17 +286,14 @@ def install(
             url=_url_for(client, scope, app),
             swarm=app.swarm_name,
             role=role,
-            home=app.home if app.home != DEFAULT_HOME else None,
+            home=app.home,
             agent_name=agent_name,
             budget=budget,
             server_name=server_name,
             channel=watch_queues if channel else None,
         )
     config, text, target = _client_config(client, spec, scope, as_json=app.json)
-    if write:
-        _write_config(client, spec, scope, config, text, target)
-    where = "run it in a shell" if target is None else f"goes in {target}"
-    done = "done" if write else where
+    done = _write_config(client, spec, scope, config, text, target) if write else None
     if app.json:
         click.echo(
             dumps(
@@ -310,7 +306,11 @@ def install(
             )
         )
         return
-    click.echo(f"# {client}: {done}" + (f" ({target})" if write and target else ""), err=True)
+    if done is not None:  # what was written where, alone: the file is there to read
+        click.echo(done, err=True)
+        return
+    where = "run it in a shell" if target is None else f"goes in {target} (--write merges it)"
+    click.echo(f"# {client}: {where}", err=True)
     click.echo(text.rstrip("\n"))
 
 
@@ -320,9 +320,16 @@ _SCOPES: dict[str, tuple[str, ...]] = {"claude": ("local", "user", "project"),
 
 
 def _check_scope(client: Client, scope: str | None) -> None:
-    if scope is not None and scope not in _SCOPES.get(client, ()):
-        has = f"has {' or '.join(_SCOPES[client])}" if client in _SCOPES else "has one file"
-        raise click.UsageError(f"--scope {scope}: {client} {has}")
+    if scope is None or scope in _SCOPES.get(client, ()):
+        return
+    if client in _SCOPES:
+        raise click.UsageError(
+            f"--scope {scope}: {client} has {' or '.join(_SCOPES[client])}: use one of them"
+        )
+    # codex and json: one file, whatever the scope (codex's is the user's, for every project)
+    raise click.UsageError(
+        f"--scope {scope}: {client} has one file, {target_path(client)}: leave --scope out"
+    )
 
 
 def _remove(client: Client, name: str, scope: str | None) -> None:
@@ -387,17 +394,20 @@ def _write_config(
     config: object,
     text: str,
     target: Path | None,
-) -> None:
-    """Install what ``_client_config`` made: run ``claude mcp add``, or merge the file."""
+) -> str:
+    """Install what ``_client_config`` made: run ``claude mcp add``, or merge the file. What
+    was written where, in one line."""
     if client == "claude":
         assert isinstance(config, list)
         _claude_add(_with_token(config, spec), spec.name, scope or "user")
-    elif client == "codex":
-        assert target is not None
-        merge_toml(target, f"mcp_servers.{spec.name}", text)
+        return f"added {spec.name} to Claude Code's {scope or 'user'} scope (claude mcp add)"
+    assert target is not None
+    if client == "codex":
+        changed = merge_toml(target, f"mcp_servers.{spec.name}", text)
     else:
-        assert target is not None and isinstance(config, dict)
-        merge_json(target, config)
+        assert isinstance(config, dict)
+        changed = merge_json(target, config)
+    return f"written to {target}" if changed else f"{target}: nothing to change"
 
 
 def _pretty(data: object) -> str:

@@ -2,12 +2,13 @@
 or to reach one already serving HTTP.
 
 Every client gets the same launch: the absolute path of the ``swarm`` executable of this
-install, ``mcp --role ROLE``, and ``SWARM_URL`` / ``SWARM_NAME`` (and ``SWARM_HOME`` when it is
-not the default) in the environment, so the client's agents reach this swarm whatever their
-working directory or PATH. For a server on ``--transport http`` (``RemoteSpec``), each client
-gets the URL and the bearer token in the form it knows: Codex the name of the environment
-variable holding it (``bearer_token_env_var``), the others an ``Authorization`` header that
-refers to that variable.
+install, ``mcp --role ROLE``, and ``SWARM_URL`` / ``SWARM_NAME`` / ``SWARM_HOME`` in the
+environment, each even when it is the default, so the client's agents reach this swarm whatever
+their working directory, PATH, or the swarm their own environment names. For a server on
+``--transport http`` (``RemoteSpec``), each client gets the URL and the bearer token in the
+form it knows: Codex the name of the environment variable holding it
+(``bearer_token_env_var``), the others an ``Authorization`` header that refers to that
+variable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .._config import DEFAULT_HOME
 from .._errors import ConfigError
 from .._executable import swarm_command
 
@@ -111,7 +113,9 @@ def launch_spec(
     channel: tuple[str, ...] | None = None,
 ) -> LaunchSpec:
     """The launch of ``swarm mcp`` for one client configuration; ``channel`` (the queues to
-    watch, maybe none) launches it as a Claude Code channel."""
+    watch, maybe none) launches it as a Claude Code channel. Its environment names the URL,
+    the swarm and the home (None: the default one), the default ones too: the client's own
+    environment, which the server's adds to, may name others (SWARM_NAME, SWARM_HOME)."""
     _check_server_name(server_name)
     base = command or swarm_command()
     args = [*base[1:], "mcp", "--role", role]
@@ -121,9 +125,8 @@ def launch_spec(
         args += ["--budget", str(budget)]
     if channel is not None:
         args += ["--channel", *[a for q in channel for a in ("--watch-queue", q)]]
-    env = {"SWARM_URL": url, "SWARM_NAME": swarm}
-    if home is not None:
-        env["SWARM_HOME"] = str(home)
+    where = (home or DEFAULT_HOME).expanduser().absolute()
+    env = {"SWARM_URL": url, "SWARM_NAME": swarm, "SWARM_HOME": str(where)}
     return LaunchSpec(server_name, base[0], args, env)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ..._errors import AlreadyCompleted, SwarmError
 from ..._keys import ask_queue
-from ..._models import Task
+from ..._models import Task, iso
 from .._render import plain, tool_error
 from .._roles import EVERYONE, SHARD, tool
 from .._session import ANSWER, Lease
@@ -43,6 +43,13 @@ class AskTools(ToolsBase):
             str | None,
             Field(description="The task you work on (default: the one you hold, if one)."),
         ] = None,
+        data: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="The material the answerer needs, as a JSON object (an excerpt, "
+                "ids, a long text): keep the question short and put the rest here."
+            ),
+        ] = None,
     ) -> CallToolResult:
         """Ask a shard that holds a big context a question about it, and wait for its answer.
 
@@ -60,8 +67,10 @@ class AskTools(ToolsBase):
             task = await self._run(self.swarm.get_task, held)
             lease = session.leases.get(held)  # its token lets the ask renew the lease
             asker = replace(task, token=lease.token) if lease is not None else task
-        answer = await self._run(self.swarm.ask, target, question, timeout_s=timeout_s, asker=asker)
-        payload = answer.to_dict()
+        answer = await self._run(
+            self.swarm.ask, target, question, data=data, timeout_s=timeout_s, asker=asker
+        )
+        payload = plain(answer)  # (its time as every tool shows times: ISO-8601 UTC)
         payload.pop("summary", None)
         return self._result(payload)
 
@@ -102,7 +111,7 @@ class AskTools(ToolsBase):
             "asker": data.get("asker"),
             "asker_task": data.get("asker_task"),
             "data": plain(data.get("data")),
-            "lease_deadline": task.lease_deadline,
+            "lease_deadline": iso(task.lease_deadline),
             "next": f"answer_question(question_id={task.id!r}, text=...) from your context, "
             "with the line numbers you rely on; say plainly if it does not say",
         }

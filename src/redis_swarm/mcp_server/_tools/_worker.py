@@ -10,7 +10,8 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._errors import AlreadyCompleted, SwarmError, ValidationError
-from ..._models import Finding, Task, Usage, dumps, iso
+from ..._models import ContextInfo, Finding, Task, Usage, dumps, iso
+from ..._prompts import no_context_note
 from ..._validate import MAX_LEASE_S
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
@@ -38,6 +39,12 @@ RunUsage = Annotated[
         "session_id, models (model -> {cost_usd, tokens_in, tokens_out}), source."
     ),
 ]
+
+
+def _no_context(owner: str) -> str:
+    """What a worker whose task's shard published no context is told: the words of the
+    prompt ``swarm run`` gives its agent then (prompts/task.md, section no-context)."""
+    return " ".join(no_context_note(owner).split())
 
 
 def _run_usage(usage: dict[str, Any] | None) -> Usage | None:
@@ -107,6 +114,7 @@ class WorkerTools(ToolsBase):
         # The token once, beside the task (docs/mcp.md's shape), not again inside it.
         brief = {k: v for k, v in plain(task).items() if k != "token"}
         payload: dict[str, Any] = {"task": brief, "token": task.token}
+        info: ContextInfo | None = None
         if task.parent:
             try:
                 info = await self.sessions.call(self.swarm.context_info, task.parent)
@@ -118,12 +126,18 @@ class WorkerTools(ToolsBase):
                     "version": info.version,
                     "tokens_est": info.tokens_est,
                 }
-        owner = f"owner={dumps(task.parent)}, " if task.parent else ""
-        payload["next"] = (
-            f"do the task; read its shard's context with search_context({owner}pattern=...), "
-            f"read_context_lines({owner}start=..., end=...) or get_context({owner.rstrip(', ')}); "
-            f"then report_finding(task_id={dumps(task.id)}, summary=...) once"
-        )
+        report = f"report_finding(task_id={dumps(task.id)}, summary=...) once"
+        if info is not None:
+            owner = f"owner={dumps(task.parent)}"
+            payload["next"] = (
+                f"do the task; read its shard's context with search_context({owner}, "
+                f"pattern=...), read_context_lines({owner}, start=..., end=...) or "
+                f"get_context({owner}); then {report}"
+            )
+        elif task.parent:  # no context to read: say so, as the prompt of `swarm run` does
+            payload["next"] = f"{_no_context(task.parent)} Then {report}."
+        else:
+            payload["next"] = f"do the task from its description and data; then {report}"
         return payload
 
     @tool(roles=WORKER)
