@@ -392,14 +392,18 @@ def page(
     with_data: bool,
     filters: list[str],
     decode: Callable[[Any, Any], T],
+    *,
+    newest_first: bool = False,
 ) -> Operation[Page[T]]:
-    """One page of records through an index (script index_page); a record that cannot be
-    decoded is left out and named in ``Page.corrupt``."""
+    """One page of records through an index (script index_page), oldest first or
+    ``newest_first``; a record that cannot be decoded is left out and named in
+    ``Page.corrupt``. A cursor of one order is refused (ValidationError) by the other."""
     size = int(check_number("limit", limit, 1, MAX_PAGE, integer=True))
     if cursor is not None and not isinstance(cursor, str):
         raise ValidationError(f"cursor must be a string, got {type(cursor).__name__}")
     start = "" if since is None else str(int(check_number("since", since, 0, 2**53, integer=True)))
-    args = (cursor or "", size, start, LIST_BUDGET, "1" if with_data else "0", *filters)
+    flags = ("1" if with_data else "0", "1" if newest_first else "0")
+    args = (cursor or "", size, start, LIST_BUDGET, *flags, *filters)
     reply = yield Call("index_page", keys, args)
     items: list[T] = []
     corrupt: list[str] = []

@@ -822,11 +822,13 @@ def list_tasks(
     limit: int = 100,
     *,
     with_data: bool = False,
+    newest_first: bool = False,
 ) -> Operation[Page[Task]]:
-    """Tasks in posting order, filtered; pass ``page.cursor`` back for the next page. A page
-    may be short (filters are applied to at most 5,000 tasks per call) and still have a
-    cursor: the listing ends when the cursor is None. ``data`` is included only when
-    ``with_data`` (``get_task`` always has it)."""
+    """Tasks in posting order (the newest first with ``newest_first``), filtered; pass
+    ``page.cursor`` back for the next page, in the same order (a cursor of the other order is
+    refused). A page may be short (filters are applied to at most 5,000 tasks per call) and
+    still have a cursor: the listing ends when the cursor is None. ``data`` is included only
+    when ``with_data`` (``get_task`` always has it)."""
     k = ctx.keys
     filters: list[str] = []
     if queue is not None:
@@ -840,7 +842,12 @@ def list_tasks(
             ) from None
     index = k.task_index if pass_name is None else k.pass_tasks(check_label("pass_name", pass_name))
     keys = (index, k.tasks, k.task_data) if with_data else (index, k.tasks)
-    return (yield from page(ctx, keys, cursor, limit, None, with_data, filters, task_from))
+    return (
+        yield from page(
+            ctx, keys, cursor, limit, None, with_data, filters, task_from,
+            newest_first=newest_first,
+        )
+    )  # fmt: skip
 
 
 def _counts(values: Sequence[Any]) -> dict[str, int]:

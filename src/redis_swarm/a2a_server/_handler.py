@@ -11,7 +11,8 @@ the wire formats are the SDK's; this class only says what each A2A method means 
   is pinned before the task is read, so nothing between the two is missed. Each update
   carries its position (``_resume``: the SSE id); a ``SubscribeToTask`` with a
   ``Last-Event-ID`` sends what followed it, and only that.
-- ``GetTask``, ``ListTasks``, ``CancelTask`` are ``get_task``, ``list_tasks``, ``cancel``.
+- ``GetTask``, ``ListTasks``, ``CancelTask`` are ``get_task``, ``list_tasks`` (newest
+  first), ``cancel``.
 - The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
   ``_push`` delivers to them.
 
@@ -97,6 +98,9 @@ FOLLOW_BLOCK_S = 5.0
 # The prefix of the dedupe key made of a message id: a client that retries a SendMessage
 # (same message id) gets the task it already posted, not a second one.
 DEDUPE_PREFIX = "a2a-message:"
+# Tasks per page when ListTasks' totalSize counts a pass's tasks through its listing: the
+# largest page list_tasks gives (its limit's bound).
+COUNT_PAGE = 1_000
 
 Update = A2AEvent
 UrlCheck = Callable[[str], Awaitable[bool]]
@@ -209,6 +213,7 @@ class SwarmRequestHandler(RequestHandler):
                 cursor=params.page_token or None,
                 limit=size,
                 with_data=True,
+                newest_first=True,  # as A2A clients expect (and the SDK's task stores list)
             )
         # Several queues, or a state that is two statuses (submitted): the page is filtered
         # here, so it may hold fewer than page_size tasks; the token still goes on.
@@ -232,14 +237,41 @@ class SwarmRequestHandler(RequestHandler):
         )
 
     async def _total(self, context_id: str, wanted: list[SwarmStatus]) -> int:
-        """How many tasks the filter matches (before statusTimestampAfter), from the
-        counters the swarm keeps exact: one round trip, whatever the number of tasks."""
+        """How many tasks the listing can return for the filter (before
+        statusTimestampAfter): the exposed queues' tasks in the wanted statuses, of the pass
+        ``context_id`` if given. From the counters the swarm keeps exact (one round trip,
+        whatever the number of tasks; two with a context), unless the pass may hold such tasks
+        of other queues: no counter keeps a pass's tasks by queue, so they are then counted
+        through the pass's listing (at most one round trip per 1,000 of its tasks)."""
         with swarm_errors(self.swarm.name):
-            if context_id:
-                by_status = await self.swarm.pass_stats(context_id)
-                return sum(by_status.get(s.value, 0) for s in wanted)
+            if not context_id:
+                return _matching(await self.swarm.queue_stats(), self.queues, wanted)
+            by_status = await self.swarm.pass_stats(context_id)
+            in_pass = sum(by_status.get(s.value, 0) for s in wanted)
+            if not in_pass:
+                return 0
             stats = await self.swarm.queue_stats()
-        return sum(stats.get(q, {}).get(s.value, 0) for q in self.queues for s in wanted)
+            others = [q for q in stats if q not in self.queues]
+            if not _matching(stats, others, wanted):
+                return in_pass  # (every such task of the swarm is in an exposed queue)
+            return await self._count_listed(context_id, wanted)
+
+    async def _count_listed(self, context_id: str, wanted: list[SwarmStatus]) -> int:
+        """The exposed queues' tasks of the pass in the wanted statuses, counted through its
+        listing (filtered by the server where one queue and one status say it)."""
+        count, cursor = 0, None
+        while True:
+            page = await self.swarm.list_tasks(
+                queue=self.queues[0] if len(self.queues) == 1 else None,
+                status=wanted[0] if len(wanted) == 1 else None,
+                pass_name=context_id,
+                cursor=cursor,
+                limit=COUNT_PAGE,
+            )
+            count += sum(1 for t in page.items if t.queue in self.queues and t.status in wanted)
+            if page.cursor is None:
+                return count
+            cursor = page.cursor
 
     # --- changing
 
@@ -419,6 +451,13 @@ class SwarmRequestHandler(RequestHandler):
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> AgentCard:
         raise ExtendedAgentCardNotConfiguredError("this agent has no extended card")
+
+
+def _matching(
+    stats: dict[str, dict[str, int]], queues: Sequence[str], wanted: list[SwarmStatus]
+) -> int:
+    """The tasks of ``queues`` in the ``wanted`` statuses, by ``queue_stats``' counters."""
+    return sum(stats.get(q, {}).get(s.value, 0) for q in queues for s in wanted)
 
 
 def _check_status(params: ListTasksRequest, context: ServerCallContext) -> None:

@@ -12,8 +12,9 @@ retried (``RETRY_DELAYS_S``) on a network error, a 5xx, 408 or 429; an event sti
 undelivered after the last retry is logged and dropped (the task's state stays readable with
 GetTask). After a task's final state is delivered, its webhook is removed.
 
-The body is what the SDK's own sender posts: the update as a ``StreamResponse`` in JSON;
-the config's token goes in ``X-A2A-Notification-Token``, its authentication in
+The body is what the SDK's own sender posts: the update as a ``StreamResponse`` in JSON,
+written as the server's answers are (``_wire.render``: whole numbers as integers); the
+config's token goes in ``X-A2A-Notification-Token``, its authentication in
 ``Authorization``.
 """
 
@@ -28,13 +29,13 @@ from typing import Any
 import httpx
 from a2a.types import TaskArtifactUpdateEvent, TaskStatusUpdateEvent
 from a2a.utils.proto_utils import to_stream_response
-from google.protobuf.json_format import MessageToDict
 
 from .._client import AsyncSwarm
 from .._errors import NotFound, PermissionDenied, SwarmError
 from .._models import Event, EventType, Webhook, now_ms
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
+from ._wire import render
 from ._words import needs_role
 
 __all__ = ["RETRY_DELAYS_S", "PushDispatcher", "reconnect_delay"]
@@ -198,7 +199,7 @@ class PushDispatcher:
             headers[TOKEN_HEADER] = hook.token
         if hook.auth_scheme and hook.auth_credentials:
             headers["Authorization"] = f"{hook.auth_scheme} {hook.auth_credentials}"
-        body = MessageToDict(to_stream_response(update))
+        body = render(to_stream_response(update))
         for delay in (*self.retry_delays_s, None):
             try:
                 response = await self.http.post(hook.url, json=body, headers=headers)

@@ -9,7 +9,8 @@ as ``1796411822435.0``); and ListTasks is written with every field of no presenc
 of its tasks carries ``"filename": ""``, ``"mediaType": ""``, ``"extensions": []`` where
 GetTask leaves them out. ``WireJson`` rewrites the app's JSON answers and SSE events: every
 whole number as an integer (no field of A2A 1.0 is a float: only a Struct's numbers are),
-and each task of a ListTasks page through ``render``, the SDK's GetTask writing.
+and each task of a ListTasks page through ``render``, the SDK's GetTask writing. Push
+notifications (``_push``) write their bodies with ``render`` too.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ The core ends its messages with what to do next in the words of the CLI
 such command; it has the A2A methods (``GetTask``, ``ListTasks``, ``SendMessage``...), and
 what only the swarm's operator can do is said to be theirs. ``A2A_WORDS`` says each hint this
 way, keyed by the core's names, as the MCP server's ``TOOL_WORDS`` does for its tools, so a
-hint reworded in the core is reworded here too (tests/test_a2a_words.py holds the two to each
+hint reworded in the core is reworded here too (tests/test_a2a_edges.py holds the two to each
 other: every hint has its words here, and none reaches a client as the CLI says it).
 """
 

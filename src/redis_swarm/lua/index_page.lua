@@ -1,45 +1,74 @@
--- index_page: one page of records listed through an index, in index order, with a cursor.
+-- index_page: one page of records listed through an index, in index order (oldest first) or
+-- newest first, with a cursor.
 -- The cursor is the last id examined: the next page starts right after it (its rank). Index
--- members are never removed, so a cursor stays valid while records are added. At most
+-- members are never removed, so a cursor stays valid while records are added. A cursor of a
+-- listing newest first is the id marked with a leading '~' (no id holds one): a cursor of
+-- one order is refused by the other, which would list from the wrong end of it. At most
 -- ARGV[4] entries are examined per call: a page may hold fewer than ARGV[2] records and still
 -- carry a cursor when the filters are selective; keep paging until the cursor is empty.
 -- flags: no-writes
 -- KEYS[1] index ZSET (score: time)  KEYS[2] records HASH (id -> JSON)
 -- KEYS[3] data HASH (id -> JSON), only when ARGV[5] == '1'
 -- ARGV[1] cursor ('' = from the start)  ARGV[2] limit  ARGV[3] since: the minimum score
--- ('' = none; used only without a cursor)  ARGV[4] max entries examined  ARGV[5] with data
--- ARGV[6..] field, value pairs every record must match
+-- ('' = none; oldest first it is where the listing starts, used only without a cursor; newest
+-- first, where it ends, on every page)  ARGV[4] max entries examined  ARGV[5] with data
+-- ARGV[6] '1': newest first (from the end of the index back)
+-- ARGV[7..] field, value pairs every record must match
 -- Returns {next cursor or '', id, record JSON, data JSON or false, id, record JSON, ...}; a
 -- record that is not JSON matches every filter, so that the reader can count it as corrupt.
 local index, records = KEYS[1], KEYS[2]
 local limit, budget = tonumber(ARGV[2]), tonumber(ARGV[4])
 local with_data = ARGV[5] == '1'
+local newest = ARGV[6] == '1'
 local filters = {}
-for i = 6, #ARGV, 2 do filters[#filters + 1] = {ARGV[i], ARGV[i + 1]} end
+for i = 7, #ARGV, 2 do filters[#filters + 1] = {ARGV[i], ARGV[i + 1]} end
+local NEWEST_MARK = '~'
 
-local start = 0
+local total = redis.call('ZCARD', index)
+-- Ranks are the index's (ascending). Newest first, pos walks down to floor; else up to total.
+local floor = 0
+if newest and ARGV[3] ~= '' then
+  floor = redis.call('ZCOUNT', index, '-inf', '(' .. ARGV[3])
+end
+local step = newest and -1 or 1
+local pos = newest and total - 1 or 0
 if ARGV[1] ~= '' then
-  local rank = redis.call('ZRANK', index, ARGV[1])
+  local marked = string.sub(ARGV[1], 1, 1) == NEWEST_MARK
+  local rank = redis.call('ZRANK', index, marked and string.sub(ARGV[1], 2) or ARGV[1])
   if not rank then
     return swarm_error('SWARM_INVALID', 'cursor ' .. ARGV[1] .. ' does not belong to this '
       .. 'listing: pass back the cursor of the previous page with the same filters')
   end
-  start = rank + 1
-elseif ARGV[3] ~= '' then
-  start = redis.call('ZCOUNT', index, '-inf', '(' .. ARGV[3])
+  if marked ~= newest then
+    local given, this = 'oldest first', 'newest first'
+    if marked then given, this = this, given end
+    return swarm_error('SWARM_INVALID', 'cursor ' .. ARGV[1] .. ' does not belong to this '
+      .. 'listing: pass back the cursor of the previous page with the same filters (it '
+      .. 'lists ' .. given .. '; this listing is ' .. this .. ')')
+  end
+  pos = rank + step
+elseif not newest and ARGV[3] ~= '' then
+  pos = redis.call('ZCOUNT', index, '-inf', '(' .. ARGV[3])
 end
+-- (The listing goes on while pos is in [floor, total).)
 
 local out = {''}
 local found, examined, last = 0, 0, nil
-local total = redis.call('ZCARD', index)
-while found < limit and examined < budget and start < total do
+while found < limit and examined < budget and pos >= floor and pos < total do
   local n = math.min(budget - examined, 256)
-  local ids = redis.call('ZRANGE', index, start, start + n - 1)
+  local ids
+  if newest then
+    local ascending = redis.call('ZRANGE', index, math.max(floor, pos - n + 1), pos)
+    ids = {}
+    for i = #ascending, 1, -1 do ids[#ids + 1] = ascending[i] end
+  else
+    ids = redis.call('ZRANGE', index, pos, pos + n - 1)
+  end
   if #ids == 0 then break end
   local values = redis.call('HMGET', records, unpack(ids))
   for i, id in ipairs(ids) do
     examined = examined + 1
-    start = start + 1
+    pos = pos + step
     last = id
     local raw = values[i]
     if raw then
@@ -65,5 +94,5 @@ while found < limit and examined < budget and start < total do
     end
   end
 end
-if last and start < total then out[1] = last end
+if last and pos >= floor and pos < total then out[1] = (newest and NEWEST_MARK or '') .. last end
 return out
