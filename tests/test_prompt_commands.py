@@ -84,7 +84,9 @@ def setup(redis_url: str, tmp_path: Path) -> Iterator[tuple[Settings, dict[str, 
     env.pop("SWARM_URL")
     env.pop("SWARM_NAME")
     (tmp_path / "context.md").write_text(CONTEXT)
-    settings = Settings.from_url(redis_url, swarm="test")
+    # A home of the test's own: the prompts' commands pin it (--home), and their claims keep
+    # lease tokens there (the default would be the developer's).
+    settings = Settings.from_url(redis_url, swarm="test", home=tmp_path / "swarm-home")
     swarm = Swarm(settings)
     yield settings, env, swarm
     swarm.close()

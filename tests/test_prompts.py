@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import ContextInfo, Settings, Task
+from redis_swarm._config import DEFAULT_HOME
 from redis_swarm._prompts import (
     CLIENTS,
     MCP_TOOLS,
@@ -67,14 +68,20 @@ def test_show_password_writes_it() -> None:
     assert "***" not in text
 
 
-def test_default_install_commands_are_the_install_s_swarm_without_options() -> None:
+def test_default_install_commands_are_the_install_s_swarm_pinning_the_defaults() -> None:
     """The install's executable by its absolute path, as hooks and `mcp install` write it: a
-    shell without this install's bin/ on PATH runs the prompt's commands too."""
+    shell without this install's bin/ on PATH runs the prompt's commands too. The default
+    server, swarm and home are given too (an agent's shell may name others: SWARM_URL,
+    SWARM_NAME, SWARM_HOME), as the hooks give them (tests/test_prompt_reach.py runs them)."""
     settings = Settings.from_url("embedded")
-    assert swarm_command(settings) == SWARM and Path(install_command()[0]).is_absolute()
+    home = shlex.quote(str(DEFAULT_HOME.absolute()))
+    pinned = f"{SWARM} --url embedded --swarm default --home {home}"
+    assert swarm_command(settings) == pinned and Path(install_command()[0]).is_absolute()
     text = render_prompt("worker", settings=settings, queue="q1")
-    assert f"{SWARM} task claim q1 --worker <WORKER_NAME> --wait 10 --json" in text
-    assert swarm_command(Settings.from_url("embedded", swarm="s2")) == f"{SWARM} --swarm s2"
+    assert f"{pinned} task claim q1 --worker <WORKER_NAME> --wait 10 --json" in text
+    assert swarm_command(Settings.from_url("embedded", swarm="s2")) == pinned.replace(
+        "--swarm default", "--swarm s2"
+    )
 
 
 def test_mcp_prompts_name_the_server_tools() -> None:

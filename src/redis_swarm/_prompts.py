@@ -35,7 +35,8 @@ import string
 from importlib import resources
 from typing import Any, Literal
 
-from ._config import DEFAULT_HOME, Settings
+from ._config import Settings
+from ._executable import Password, reach_options
 from ._executable import swarm_command as install_command
 from ._models import SWARM_ROLES, ContextInfo, SwarmRole, Task
 
@@ -87,18 +88,12 @@ def swarm_command(settings: Settings, *, show_password: bool = False) -> str:
     The executable is the one ``swarm mcp install`` and ``swarm hooks install`` write (its
     absolute path: an agent's shell may not have this install's bin/ on PATH). Options are
     spelled out (rather than exported variables) because many agent shells do not keep
-    variables from one command to the next. Defaults are left out.
+    variables from one command to the next; they are those of the hooks (``reach_options``),
+    the defaults given too (the agent's shell may name another swarm or home), but the URL's
+    password, masked unless ``show_password`` (the prompt tells the agent to fill it in).
     """
-    parts = [shlex.join(install_command())]
-    if not _is_default_embedded(settings):
-        parts += ["--url", shlex.quote(settings.render_url(mask=not show_password))]
-    if settings.swarm != "default":
-        parts += ["--swarm", settings.swarm]
-    return " ".join(parts)
-
-
-def _is_default_embedded(settings: Settings) -> bool:
-    return settings.kind == "embedded" and settings.home == DEFAULT_HOME
+    password: Password = "show" if show_password else "mask"
+    return shlex.join([*install_command(), *reach_options(settings, password=password)])
 
 
 # --- the templates
@@ -241,7 +236,9 @@ def render_task_prompt(
     """The prompt ``swarm run`` gives the agent process it starts for one claimed ``task``.
 
     ``context`` is the ContextInfo of the shard's context (``task.parent``), when there is one.
-    The process's environment holds SWARM_URL and SWARM_NAME, so commands are plain ``swarm``.
+    The process's environment pins the swarm (SWARM_URL, SWARM_NAME and SWARM_HOME: the
+    runner's ``task_env``) and its PATH finds this install's ``swarm`` first, so commands are
+    plain ``swarm``.
     ``finding_tags`` are the lines the agent is asked to put its finding between (made for
     this run, see ``_finding_text``); without them it is asked for a fenced JSON block.
     """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .._config import Settings
 from .._errors import NotFound
-from .._executable import swarm_command
+from .._executable import reach_env, swarm_command
 from .._models import ContextInfo, Task
 from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
@@ -21,10 +21,12 @@ __all__ = ["AgentRuns", "task_env"]
 
 
 def task_env(task: Task, settings: Settings, context: ContextInfo | None = None) -> dict[str, str]:
-    """What an agent process learns from its environment (besides the runner's own)."""
+    """What an agent process learns from its environment (besides the runner's own): the
+    swarm it reaches (``reach_env``: URL, name and home, so that the ``swarm ...`` of its
+    prompt reaches the runner's swarm and keeps lease tokens in the runner's home, whatever
+    the runner's own environment names), and its task."""
     env = {
-        "SWARM_URL": settings.render_url(mask=False),
-        "SWARM_NAME": settings.swarm,
+        **reach_env(settings),
         "SWARM_TASK_ID": task.id,
         "SWARM_TASK_TOKEN": task.token or "",
         "SWARM_TASK_QUEUE": task.queue,

@@ -21,6 +21,7 @@ from rich.console import Console
 from .._client import Swarm
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
 from .._errors import SwarmError, Timeout
+from .._executable import reach_options
 from .._models import dumps
 from .._printable import printable
 
@@ -143,15 +144,10 @@ class App:
 
     def reach(self) -> list[str]:
         """The global options that reach this swarm from another process: a hook entry an
-        installer writes, a command a hook hands an agent. The URL, unless it holds a password
-        (kept out of settings files and agents' context: that process reads SWARM_URL from
-        its environment), the swarm's name, and the home (the embedded server's, and where
-        this machine keeps the lease tokens its claims took, made absolute: that process may
-        run elsewhere). Each is given even when it is the default: that process's environment
-        may name another (SWARM_NAME, SWARM_HOME), which an option left out would let it
-        follow."""
-        url = [] if self.settings.password else ["--url", self.url]
-        return [*url, "--swarm", self.swarm_name, "--home", str(self.home.absolute())]
+        installer writes, a command a hook hands an agent (``reach_options``: the URL but for
+        one holding a password, the swarm and the home, each given even when it is the
+        default)."""
+        return reach_options(self.settings)
 
     @property
     def swarm(self) -> Swarm:
