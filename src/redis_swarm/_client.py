@@ -33,6 +33,7 @@ from ._connect import (
     sync_client,
 )
 from ._durability import Plan, confirm, is_write, wrap
+from ._env import settings_from_env
 from ._errors import SwarmError
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
@@ -178,6 +179,9 @@ class _Overloaded(Generic[S, A]):
         return self if obj is None else self._op.__get__(cast(Any, obj), owner)
 
 
+_S = TypeVar("_S", bound="_Shell")
+
+
 class _Shell:
     """What both shells share: settings, the operation context, how scripts are called, and
     the operations (one table, ``_Op``)."""
@@ -204,6 +208,14 @@ class _Shell:
         # FCALL of the library, or EVALSHA once a server showed it has no Functions.
         self._scripting = Scripting()
         self._cluster = False  # set by each shell once it has its client
+
+    @classmethod
+    def from_env(cls: type[_S], *, swarm: str | None = None, limits: Limits | None = None) -> _S:
+        """A handle on the swarm this process's environment names: ``SWARM_URL`` (default
+        the embedded server), ``SWARM_NAME`` (default ``default``; ``swarm`` given wins),
+        ``SWARM_HOME``. What an agent started by ``swarm run`` or a hook calls to reach the
+        swarm it was started for; ``Swarm()`` reads no environment."""
+        return cls(settings_from_env(swarm=swarm), limits=limits)
 
     @property
     def name(self) -> str:

@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from ._client import Swarm
-from ._config import Settings, swarm_from_env
+from ._config import Settings
 from ._models import Finding
 from .roles import MemoryShard, Worker
 
@@ -253,12 +253,7 @@ def _worker_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="redis_swarm._demo")
     parser.add_argument("--queue", required=True)
     args = parser.parse_args(argv)
-    settings = Settings.from_url(
-        os.environ.get("SWARM_URL", "embedded"),
-        swarm=swarm_from_env(os.environ.get("SWARM_NAME")),
-        home=os.environ.get("SWARM_HOME") or None,
-    )
-    worker = Worker(swarm=Swarm(settings), model="demo-worker")
+    worker = Worker(swarm=Swarm.from_env(), model="demo-worker")
     report = work_one_task(worker, args.queue)
     print(json.dumps(report))
     worker.close()

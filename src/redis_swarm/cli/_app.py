@@ -20,6 +20,7 @@ from rich.console import Console
 
 from .._client import Swarm
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
+from .._env import ENV_HOME, ENV_NAME, ENV_URL
 from .._errors import SwarmError, Timeout
 from .._executable import reach_options
 from .._models import dumps
@@ -257,7 +258,7 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--url",
-    envvar="SWARM_URL",
+    envvar=ENV_URL,
     default="embedded",
     show_default=True,
     help="Redis URL: embedded, redis://, rediss://, unix://, redis+cluster://, "
@@ -270,7 +271,7 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
 )
 @click.option(
     "--home",
-    envvar="SWARM_HOME",
+    envvar=ENV_HOME,
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the embedded server lives (env SWARM_HOME; default: ~/.local/share/redis-swarm).",
 )
@@ -293,7 +294,7 @@ def main(
     # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
     # Set but empty, it is a bad option (exit 2), found before the swarm is asked.
     try:
-        env_name = os.environ.get("SWARM_NAME")
+        env_name = os.environ.get(ENV_NAME)
         app.swarm_name = swarm_name if swarm_name is not None else swarm_from_env(env_name)
     except SwarmError as exc:
         _fail(ctx, exc, EXIT_USAGE)

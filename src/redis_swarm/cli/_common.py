@@ -35,7 +35,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._config import DEFAULT_HOME, Settings, swarm_from_env
+from .._config import Settings
+from .._env import settings_from_env
 from .._errors import ValidationError
 from .._models import iso, now_ms
 from .._printable import printable
@@ -624,10 +625,10 @@ def status(app: App | None, label: str, size: int | None = None) -> Iterator[Non
 
 def _completion_settings(ctx: click.Context) -> Settings | None:
     root = ctx.find_root()
-    url = root.params.get("url") or os.environ.get("SWARM_URL") or "embedded"
-    name = root.params.get("swarm_name") or swarm_from_env(os.environ.get("SWARM_NAME"))
-    home = Path(os.environ.get("SWARM_HOME") or DEFAULT_HOME).expanduser()
-    settings = Settings.from_url(url, swarm=name, home=home)
+    params = root.params
+    settings = settings_from_env(
+        url=params.get("url"), swarm=params.get("swarm_name"), home=params.get("home")
+    )
     if settings.kind == "embedded":
         from .._embedded import EmbeddedServer
 
