@@ -14,7 +14,8 @@ Accepted URLs::
                                              &ssl_cert_reqs=required|optional|none
     (every network URL also takes ?retries=N&socket_timeout=S&connect_timeout=S; retries
      defaults to 6, and to 30 for cluster and sentinel URLs: see FAILOVER_RETRIES; how long
-     a request lasts when the server does not answer: Settings.longest_request_s)
+     a request lasts when the server does not answer: Settings.longest_request_s; when no
+     sentinel or no node of the cluster answers at all: Settings.none_answered_window_s)
     (every URL, embedded and unix included, also takes ?durability=normal|strict and
      ?compression=auto|always|never, so that the CLI, the MCP server and SWARM_URL can set them)
     (a user name, password or path holding : / ? # @ or % is written percent-encoded:
@@ -83,9 +84,15 @@ _CLIENT_OPTIONS: dict[str, type] = {
     "connect_timeout": float,
 }
 _CERT_REQS = ("required", "optional", "none")
+# How many times a request is retried by default: its pauses add up to 5.1 s at most
+# (retry_window), enough for a server that restarts.
+PLAIN_RETRIES = 6
 # Cluster and Sentinel exist to survive a failover, which takes the servers' failure detection
 # (cluster-node-timeout 15 s, down-after-milliseconds 30 s by default) plus an election: their
 # clients keep retrying up to 53 s by default, standalone ones up to 5.1 s (retry_window).
+# While a failover runs, some of their servers still answer (sentinels saying the master is
+# down, nodes saying CLUSTERDOWN): when none answers at all, a request is retried for no
+# longer than a plain URL's (Settings.none_answered_window_s).
 FAILOVER_RETRIES = 30
 # The pause before the Nth retry of a request: a random share of BACKOFF_BASE_S * 2**N, at most
 # BACKOFF_CAP_S (exponential backoff with jitter).
@@ -147,7 +154,7 @@ class Settings:
     # well above the 5 s a strict write's WAIT may take (_durability.WAIT_MS).
     socket_timeout: float = 10.0
     connect_timeout: float = 5.0
-    retries: int = 6
+    retries: int = PLAIN_RETRIES
     health_check_interval: int = 15
     # "strict" waits for the write to reach disk (embedded: appendfsync always) or a replica.
     durability: Durability = "normal"
@@ -221,6 +228,18 @@ class Settings:
     def retry_window_s(self) -> float:
         """How long the retries of one request ride out an outage (``retry_window``)."""
         return retry_window(self.retries)
+
+    @property
+    def none_answered_window_s(self) -> float:
+        """How long the retries of one request ride out a Sentinel or Cluster URL none of whose
+        servers answers at all (every sentinel of the URL, or every node the client knows,
+        refuses connections or takes them and never answers): the retry window of a plain
+        URL's default retries (5.1 s), the URL's own if shorter. A failover leaves some of
+        them answering (sentinels that say the master is down, nodes that say CLUSTERDOWN),
+        and is ridden out for the whole ``retry_window_s``; none answering is a setup that is
+        down or restarting (a sentinel restarts in about a second) or a URL naming the wrong
+        ports, which a user learns within seconds."""
+        return retry_window(min(self.retries, PLAIN_RETRIES))
 
     @property
     def longest_request_s(self) -> float:

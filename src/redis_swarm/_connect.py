@@ -16,7 +16,12 @@ restarts), would each cost a whole timeout on a server that takes connections an
 answers (a stopped process: 7 times ``socket_timeout``). Once an attempt has timed out, a
 request is sent again only if another attempt, timing out too, would end within the retry
 window counted from its first failure (``Settings.retry_window_s``): a request lasts at most
-``Settings.longest_request_s``.
+``Settings.longest_request_s``. And the long window of a Sentinel or Cluster URL (53 s, to
+ride out a failover) is for failovers, during which some of their servers answer: when none
+does (every sentinel, every node the client knows: ``NoneAnswered``), a request is retried
+within a plain URL's window (``Settings.none_answered_window_s``), counted from the first of
+such failures in a row, and the sync cluster client, which asks for the cluster's layout when
+it is made, retries that as a request would.
 """
 
 from __future__ import annotations
@@ -46,14 +51,22 @@ from redis._parsers.commands import AsyncCommandsParser, CommandsParser
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import SSLConnection
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelManagedConnection
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 
 from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings, check_sentinel_service
-from ._translate import HANDSHAKE_TIMEOUT, TLS_FILE_ERRORS, causes, closed_in_tls_setup
+from ._translate import (
+    HANDSHAKE_FAILURE,
+    HANDSHAKE_TIMEOUT,
+    TLS_FILE_ERRORS,
+    causes,
+    closed_in_tls_setup,
+    sentinel_failures,
+)
 
 __all__ = [
+    "NoneAnswered",
     "Sender",
     "async_client",
     "async_cluster_retry",
@@ -97,6 +110,7 @@ _PERMANENT = (
     "invalid username-password",
     "wrongpass",
     "noauth",
+    HANDSHAKE_FAILURE,
     HANDSHAKE_TIMEOUT,
     *TLS_FILE_ERRORS,
 )
@@ -122,6 +136,33 @@ def is_permanent(exc: BaseException, settings: Settings | None = None) -> bool:
         if any(fragment in text for fragment in _PERMANENT):
             return True
     return False
+
+
+class NoneAnswered(redis.ConnectionError):
+    """No server the client could ask answered: every sentinel of a Sentinel URL, or every
+    node a cluster client knows, refused the connection or never answered (``timed_out``:
+    some took it and never answered). Retried within ``Settings.none_answered_window_s``."""
+
+    timed_out = False
+
+
+class _NoSentinelAnswered(NoneAnswered, MasterNotFoundError):
+    """redis-py's "no master found" when every sentinel failed: its text, kept for
+    ``translate``, says which and why."""
+
+
+class _AsyncNoSentinelAnswered(NoneAnswered, redis.asyncio.sentinel.MasterNotFoundError):
+    """The asyncio twin of ``_NoSentinelAnswered`` (asyncio's Sentinel has a class of its own)."""
+
+
+class _NoNodeAnswered(NoneAnswered):
+    """redis-py's "Redis Cluster cannot be connected", as a RedisError (``_cluster_error``)."""
+
+
+def _timed_out(error: Exception) -> bool:
+    return isinstance(error, redis.TimeoutError) or (
+        isinstance(error, NoneAnswered) and error.timed_out
+    )
 
 
 # How many retry loops of this context are running: an inner one makes a single attempt,
@@ -162,6 +203,8 @@ class _Attempts:
         self.failures = 0
         self._first_failure = time.monotonic()
         self._timed_out = False
+        # When the failures in a row with no server answering (NoneAnswered) began.
+        self._none_answered_since: float | None = None
         retry._backoff.reset()  # type: ignore[no-untyped-call]
 
     def failed(self, error: Exception) -> tuple[float | None, Any]:
@@ -174,8 +217,10 @@ class _Attempts:
         if self._depth > 0 or hopeless or (0 <= retries < self.failures):
             return None, reported
         pause: float = self._retry._backoff.compute(self.failures)
-        self._timed_out = self._timed_out or isinstance(error, redis.TimeoutError)
+        self._timed_out = self._timed_out or _timed_out(error)
         if self._timed_out and not self._fits(pause):
+            return None, reported
+        if not self._fits_none_answered(error, pause):
             return None, reported
         return pause, reported
 
@@ -185,22 +230,51 @@ class _Attempts:
         timing = self._retry.timing
         if timing is None:
             return True
-        window, attempt = timing
-        return bool(time.monotonic() - self._first_failure + pause + attempt <= window)
+        return bool(
+            time.monotonic() - self._first_failure + pause + timing.attempt <= timing.window
+        )
+
+    def _fits_none_answered(self, error: Exception, pause: float) -> bool:
+        """Whether another attempt after ``pause`` may follow ``error``: any error but
+        ``NoneAnswered`` (a failover under way, ridden out for the whole retry window) ends a
+        run of those; in one, another attempt (timing out, if this one did) must end within
+        ``Settings.none_answered_window_s`` counted from the run's first failure."""
+        timing = self._retry.timing
+        if not isinstance(error, NoneAnswered):
+            self._none_answered_since = None
+            return True
+        now = time.monotonic()
+        if self._none_answered_since is None:
+            self._none_answered_since = now
+        if timing is None:
+            return True
+        attempt = timing.attempt if error.timed_out else 0.0
+        return now - self._none_answered_since + pause + attempt <= timing.none_answered
 
 
-def _timing(settings: Settings) -> tuple[float, float]:
-    """The retry window of ``settings`` and the longest a timed-out attempt takes."""
-    return settings.retry_window_s, settings.connect_timeout + settings.socket_timeout
+class _Timing(NamedTuple):
+    """How long retries may go on, from the settings of a connection."""
+
+    window: float  # Settings.retry_window_s
+    attempt: float  # the longest a timed-out attempt takes
+    none_answered: float  # Settings.none_answered_window_s
+
+
+def _timing(settings: Settings) -> _Timing:
+    return _Timing(
+        settings.retry_window_s,
+        settings.connect_timeout + settings.socket_timeout,
+        settings.none_answered_window_s,
+    )
 
 
 class _Retry(Retry):
     """redis-py's Retry, minus hopeless retries, nested retry loops, and retries of a timed-out
-    request past the retry window. ``timing``: that window and the longest a timed-out
-    attempt takes (``_timing``; None: retries counted only); ``settings``: those of the
-    connection, for ``is_permanent`` (None: unknown)."""
+    request past the retry window. ``timing``: that window, the longest a timed-out attempt
+    takes, and the window when no server answers (``_timing``; None: retries counted only);
+    ``settings``: those of the connection, for ``is_permanent`` (None: unknown)."""
 
-    timing: tuple[float, float] | None = None
+    timing: _Timing | None = None
     settings: Settings | None = None
 
     def call_with_retry(
@@ -227,7 +301,7 @@ class _Retry(Retry):
 class _AsyncRetry(redis.asyncio.retry.Retry):
     """The asyncio twin of ``_Retry``."""
 
-    timing: tuple[float, float] | None = None
+    timing: _Timing | None = None
     settings: Settings | None = None
 
     async def call_with_retry(
@@ -375,6 +449,45 @@ class _AsyncSentinelMaster(redis.asyncio.Redis):
             await sentinel.aclose()
 
 
+def _none_answered(
+    exc: redis.ConnectionError, sentinels: int, kind: type[NoneAnswered]
+) -> redis.ConnectionError:
+    """``exc``, redis-py's "no master found" from ``sentinels`` sentinels, as ``kind`` when
+    every one of them failed (none answered)."""
+    failures = sentinel_failures(str(exc))
+    if len(failures) < sentinels:
+        return exc  # one answered: no such master, or it is down (a failover under way)
+    error = kind(str(exc))
+    error.timed_out = any("timeout" in why.lower() for _, why in failures)
+    return error
+
+
+class _Sentinel(Sentinel):
+    """redis-py's Sentinel, saying when no sentinel answered (``_NoSentinelAnswered``)."""
+
+    def discover_master(self, service_name: str) -> Any:
+        try:
+            return super().discover_master(service_name)
+        except MasterNotFoundError as exc:
+            error = _none_answered(exc, len(self.sentinels), _NoSentinelAnswered)
+            if error is exc:
+                raise
+            raise error from exc
+
+
+class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
+    """The asyncio twin of ``_Sentinel``."""
+
+    async def discover_master(self, service_name: str) -> Any:
+        try:
+            return await super().discover_master(service_name)
+        except redis.asyncio.sentinel.MasterNotFoundError as exc:
+            error = _none_answered(exc, len(self.sentinels), _AsyncNoSentinelAnswered)
+            if error is exc:
+                raise
+            raise error from exc
+
+
 class _SentinelConnection(_AnswerMeansAlive, SentinelManagedConnection):
     """A connection to the master behind Sentinel that asks the sentinels where the master is
     each time it reconnects. redis-py 8 reconnects a dropped connection from inside
@@ -466,30 +579,57 @@ def fcall_routed(cluster: Any) -> Any:
 
 
 def _cluster_error(exc: RedisClusterException) -> redis.RedisError:
-    """What redis-py's cluster client raises when it cannot learn the cluster's layout from
-    the nodes of the URL (a RedisClusterException, which is no RedisError: nothing above
-    would translate it), as the RedisError it stands for: no node answered (a
-    ConnectionError, retried as an outage is; ``translate`` names the nodes), or a node that
-    answered but is no cluster node (a ResponseError: no retry helps); credentials refused
-    as they were (the error redis-py met)."""
+    """What redis-py's cluster client raises when it cannot learn the cluster's layout (a
+    RedisClusterException, which is no RedisError: nothing above would translate it): when
+    it is made, at its first command (asyncio), or at a refresh after a node failed (then a
+    RedisClusterUnreachableError, from the command), as the RedisError it stands for: no
+    node answered (``_NoNodeAnswered``, retried as an outage is; ``translate`` names the
+    nodes), a slot no node serves now (a ConnectionError: a failover under way), or a node
+    that answered but is no cluster node (a ResponseError: no retry helps); credentials
+    refused as they were (the error redis-py met)."""
     cause = exc.__cause__
     if isinstance(cause, redis.AuthenticationError | redis.exceptions.AuthorizationError):
         return cause
     text = str(exc)
+    if isinstance(exc, SlotNotCoveredError):
+        return redis.ConnectionError(text)
     if isinstance(cause, redis.ConnectionError | redis.TimeoutError | OSError) or (
         "connecting to" in text
     ):
-        return redis.ConnectionError(text)
+        error = _NoNodeAnswered(text)
+        error.timed_out = isinstance(cause, redis.TimeoutError | TimeoutError)
+        return error
     return redis.ResponseError(text)
+
+
+def _layout_errors_converted(send: Callable[..., T]) -> Callable[..., T]:
+    """``send`` (a sync cluster client's execute_command, or a pipeline of its commands),
+    raising ``_cluster_error`` of what redis-py's cluster exceptions it meets."""
+
+    @functools.wraps(send)
+    def converted(*args: Any) -> T:
+        try:
+            return send(*args)
+        except RedisClusterException as exc:
+            raise _cluster_error(exc) from exc
+
+    return converted
 
 
 class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
     """The asyncio cluster client, which learns the layout at its first command (the sync one
-    at construction, see ``_cluster``): a failure to do so raised as ``_cluster_error``."""
+    at construction, see ``_cluster``): a failure to do so raised as ``_cluster_error``, as
+    is one of a later refresh that a command meets."""
 
     async def initialize(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise _cluster_error(exc) from exc
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
         except RedisClusterException as exc:
             raise _cluster_error(exc) from exc
 
@@ -766,7 +906,14 @@ def direct_sender(client: SyncClient) -> Sender:
     """``_Direct`` for a client of one server as ``sync_client`` builds them (a plain or
     Sentinel pool, no client-side cache, not a single-connection client, redis-py's own
     ``execute_command``); redis-py's ``execute_command`` and pipelines for any other (a
-    cluster, a client given with other choices)."""
+    cluster, a client given with other choices); a sync cluster client's own exceptions (a
+    refresh that reached no node) raised as ``_cluster_error``."""
+    if isinstance(client, RedisCluster):
+        return Sender(
+            _layout_errors_converted(client.execute_command),
+            _layout_errors_converted(functools.partial(_pipelined, client)),
+            _nothing,
+        )
     pool = getattr(client, "connection_pool", None)
     if (
         isinstance(client, redis.Redis)
@@ -781,6 +928,10 @@ def direct_sender(client: SyncClient) -> Sender:
 
 
 def _nothing() -> None:
+    return None
+
+
+def _nothing_failed(error: Exception) -> None:
     return None
 
 
@@ -812,7 +963,7 @@ _SYNC = _Kit(
     redis.Redis,
     RedisCluster,
     ClusterNode,
-    Sentinel,
+    _Sentinel,
     _Retry,
     _SentinelMaster,
     _SentinelConnection,
@@ -823,7 +974,7 @@ _ASYNC = _Kit(
     redis.asyncio.Redis,
     _AsyncCluster,
     redis.asyncio.cluster.ClusterNode,
-    redis.asyncio.sentinel.Sentinel,
+    _AsyncSentinel,
     _AsyncRetry,
     _AsyncSentinelMaster,
     _AsyncSentinelConnection,
@@ -874,29 +1025,38 @@ def _cluster(settings: Settings, kit: _Kit) -> Any:
     options = dict(kit.cluster_options)
     if kit is _SYNC:  # the sync client takes the class its nodes' connections are made of
         options["connection_class"] = _SSLConnection if settings.ssl else _Connection
-    try:
-        cluster = kit.cluster(
-            startup_nodes=[kit.cluster_node(h, p) for h, p in settings.nodes],
-            retry=_retry(
-                kit.retry,
-                settings,
-                min(settings.retries, _CLUSTER_INSTANT_RETRIES),
-                tuple(_RETRY_ON),
-            ),
-            health_check_interval=settings.health_check_interval,
-            **options,
-            **_common(settings),
-        )
-    except RedisClusterException as exc:  # (the sync client asks a node at construction)
-        raise _cluster_error(exc) from exc
-    if kit is _ASYNC:
-        # The asyncio client takes none: it builds each node (those of the URL now, those it
-        # discovers later) from its connection_kwargs, which name the class; no node has
-        # made a connection yet (it connects at its first command).
-        kwargs = cluster.connection_kwargs
-        kwargs["connection_class"] = _ALIVE_ON_ANY_ANSWER[kwargs["connection_class"]]
-        for node in cluster.nodes_manager.startup_nodes.values():
-            node.connection_class = kwargs["connection_class"]
+
+    def made() -> Any:
+        try:
+            return kit.cluster(
+                startup_nodes=[kit.cluster_node(h, p) for h, p in settings.nodes],
+                retry=_retry(
+                    kit.retry,
+                    settings,
+                    min(settings.retries, _CLUSTER_INSTANT_RETRIES),
+                    tuple(_RETRY_ON),
+                ),
+                health_check_interval=settings.health_check_interval,
+                **options,
+                **_common(settings),
+            )
+        except RedisClusterException as exc:  # (the sync client asks a node now)
+            raise _cluster_error(exc) from exc
+
+    if kit is _SYNC:
+        # It asks the URL's nodes for the layout now: retried as the asyncio client's first
+        # command is (which asks then, inside the shell's retry): a node restarting is
+        # waited for, none answering fails within the window of NoneAnswered.
+        retry = _retry(_Retry, settings, settings.retries, tuple(_RETRY_ON))
+        return retry.call_with_retry(made, _nothing_failed)
+    cluster = made()
+    # The asyncio client takes none: it builds each node (those of the URL now, those it
+    # discovers later) from its connection_kwargs, which name the class; no node has made a
+    # connection yet (it connects at its first command).
+    kwargs = cluster.connection_kwargs
+    kwargs["connection_class"] = _ALIVE_ON_ANY_ANSWER[kwargs["connection_class"]]
+    for node in cluster.nodes_manager.startup_nodes.values():
+        node.connection_class = kwargs["connection_class"]
     return cluster
 
 
@@ -904,9 +1064,14 @@ def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     """The client of the master behind the sentinels of ``settings``."""
     check_sentinel_service(settings)
     common = _common(settings)
+    asked = {k: v for k, v in common.items() if k.startswith(("ssl", "socket"))}
+    # A sentinel answers at once (nothing it does waits, unlike a strict write): its reply is
+    # waited for as long as a connection, so that sentinels that take connections and never
+    # answer, asked one after another, fail a request within seconds, not socket_timeouts.
+    asked["socket_timeout"] = min(settings.socket_timeout, settings.connect_timeout)
     sentinel = kit.sentinel(
         list(settings.nodes),
-        sentinel_kwargs={k: v for k, v in common.items() if k.startswith(("ssl", "socket"))},
+        sentinel_kwargs=asked,
         retry=_retry(kit.retry, settings, settings.retries, tuple(_RETRY_ON)),
         health_check_interval=settings.health_check_interval,
         **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS

@@ -12,7 +12,15 @@ from ._acl import ROLES, role_commands, role_scripts
 from ._config import Settings
 from ._scripts import function_name, script_sha
 
-__all__ = ["HANDSHAKE_TIMEOUT", "TLS_FILE_ERRORS", "causes", "closed_in_tls_setup", "translate"]
+__all__ = [
+    "HANDSHAKE_FAILURE",
+    "HANDSHAKE_TIMEOUT",
+    "TLS_FILE_ERRORS",
+    "causes",
+    "closed_in_tls_setup",
+    "sentinel_failures",
+    "translate",
+]
 
 # Fragments (lower case) of the text of an error, or of one of its causes, that no retry fixes.
 # The TLS handshake timed out: the port is a plain one (a Redis server waits for a newline
@@ -24,6 +32,11 @@ _KEY_MISMATCH = "key values mismatch"  # ssl_keyfile is not the key of ssl_certf
 _NO_CA_CERTIFICATE = "no certificate or crl found"  # ssl_ca_certs holds no certificate
 _A_DIRECTORY = "is a directory"  # any of them
 TLS_FILE_ERRORS = (_PEM_UNREADABLE, _KEY_MISMATCH, _NO_CA_CERTIFICATE, _A_DIRECTORY)
+# A TLS 1.2 server's alert for a handshake it will not complete: it requires a client
+# certificate and got none (TLS 1.3 says "certificate required" instead), or the two sides
+# share no TLS version or cipher. An alert is the server's answer, sent on purpose, not a
+# dropped connection: no retry changes it.
+HANDSHAKE_FAILURE = "alert handshake failure"
 _FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 # Scripts report refusals as error replies "CODE message"; the code picks the class.
@@ -345,17 +358,25 @@ _SENTINEL_FAILED = re.compile(r"host=([^,>]+),port=(\d+).*?\)> - (.*)", re.DOTAL
 _CONNECT_FAILED = re.compile(r"Error (-?\d+) connecting to \S+?\. (.*?)\.?$")
 
 
+def sentinel_failures(text: str) -> list[tuple[str, str]]:
+    """The sentinels that failed in the text of redis-py's "No master found" error, in the
+    order they were asked: each one's host:port and its error (class, then text). A sentinel
+    that answered (that it knows no such master, or that the master is down) is not there."""
+    failures: list[tuple[str, str]] = []
+    for entry in re.split(r", (?=<redis\.)", text.partition(" : ")[2]):
+        match = _SENTINEL_FAILED.search(entry)
+        if match is not None:
+            failures.append((f"{match[1]}:{match[2]}", match[3]))
+    return failures
+
+
 def _no_master(text: str, where: str) -> str:
     """One short line for a Sentinel URL whose sentinels gave no master: which sentinels were
     tried, which did not answer and why, and what to check."""
     settings = _settings_of(where)
-    head, _, failures_text = text.partition(" : ")
+    head = text.partition(" : ")[0]
     service = settings.service_name if settings is not None else head[len(_NO_MASTER) :]
-    failed: dict[str, str] = {}
-    for entry in re.split(r", (?=<redis\.)", failures_text):
-        match = _SENTINEL_FAILED.search(entry)
-        if match is not None:
-            failed[f"{match[1]}:{match[2]}"] = _why_no_answer(match[3])
+    failed = {node: _why_no_answer(error) for node, error in sentinel_failures(text)}
     tried = [f"{h}:{p}" for h, p in settings.nodes] if settings is not None else list(failed)
     answered = [node for node in tried if node not in failed]
     said = ", ".join(f"{node} ({why})" for node, why in failed.items())
@@ -462,11 +483,17 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
         settings = _settings_of(where)
         if settings is not None and settings.ssl_certfile is not None:
             return _certificate_rejected(where, text)
-    if "certificate required" in low or (closed and where.startswith("rediss")):
+        # No certificate given: the end of a connection says no more than that (a dropped
+        # connection ends so too, and is retried as one), but the likeliest cause is this.
         return (
-            f"TLS to {where} refused: the server requires a client certificate "
+            f"TLS to {where} failed: the server closed the connection in the TLS handshake "
+            "without a word; most likely the server requires a client certificate "
             "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL"
         )
+    if "certificate required" in low:
+        return _certificate_required(where)
+    if HANDSHAKE_FAILURE in low:
+        return _handshake_refused(where, text)
     if any(f in low for f in ("alert unknown ca", "alert bad certificate", "certificate unknown")):
         return _certificate_rejected(where, text)
     if "wrong version number" in low or "wrong_version_number" in low:
@@ -475,6 +502,32 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
             "redis:// for a plain port, or the server's tls-port"
         )
     return None
+
+
+def _certificate_required(where: str) -> str:
+    return (
+        f"TLS to {where} refused: the server requires a client certificate "
+        "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL"
+    )
+
+
+def _handshake_refused(where: str, text: str) -> str:
+    """A TLS 1.2 server's handshake failure alert (``HANDSHAKE_FAILURE``): without a client
+    certificate in the URL, most likely the server requires one; with one, it may have
+    refused it; either way, the two sides may share no TLS version or cipher."""
+    settings = _settings_of(where)
+    if settings is None or settings.ssl_certfile is None:
+        return (
+            f"{_certificate_required(where)} (it ended the TLS handshake with a failure alert: "
+            f"{text}; if it takes clients without one, it shares no TLS version or cipher with "
+            "this client: check its tls-protocols and tls-ciphers)"
+        )
+    return (
+        f"TLS to {where} refused: the server ended the TLS handshake with a failure alert "
+        f"({text}): it refused the client certificate (check ssl_certfile/ssl_keyfile, and "
+        "that its CA is in the server's tls-ca-cert-file), or it shares no TLS version or "
+        "cipher with this client (check its tls-protocols and tls-ciphers)"
+    )
 
 
 def _certificate_rejected(where: str, text: str) -> str:

@@ -1,0 +1,409 @@
+"""Sentinel and Cluster URLs none of whose servers answers fail within a plain URL's retry
+window (``Settings.none_answered_window_s``, 5.1 s), not within the 53 s their retries keep
+for a failover (during which some of their servers answer), and a sentinel or a node that
+restarts meanwhile is ridden out; the sync cluster client retries its first look at the
+cluster as the asyncio one does; a refresh of the cluster's layout that reaches no node is a
+ConnectionFailed; a TLS server's alert asking for a client certificate fails at once, and an
+EOF in the handshake is retried (it may be a dropped connection).
+
+Every process here is real: sentinels, cluster nodes and TLS servers are redis-server
+processes, stopped, restarted or frozen (SIGSTOP: a process that takes connections and never
+answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from redis_swarm import AsyncSwarm, ConnectionFailed, Settings, Swarm
+from redis_swarm._config import BACKOFF_CAP_S
+
+from ._cluster import NODE_TIMEOUT_MS, LocalCluster
+from ._sentinel import SERVICE, LocalSentinel, start_sentinel
+from ._servers import RedisServer, ServerFactory, _spawn, _wait_ready, free_port, system_redis
+from ._tls import Pki, TlsServer, make_pki, start_tls_server
+from .test_wrong_urls import _AlertLost
+
+SWARM = "fail-fast"
+# The window of a request none of whose servers answers, for a Sentinel or Cluster URL with its
+# default retries (30, a 53 s window for a failover): a plain URL's (its default retries, 6).
+WINDOW_S = Settings.from_url("redis://127.0.0.1").retry_window_s
+# A request stops once its next pause (at most BACKOFF_CAP_S) would end past the window: it
+# fails after more than WINDOW_S - BACKOFF_CAP_S of retrying, and within WINDOW_S plus what its
+# attempts take (a refused connection: milliseconds; a loaded 2-core machine: say a second).
+# Loose on purpose: far below the ~53 s these took before, far above the window itself.
+WITHIN_S = 15.0
+# How long a restarting sentinel or node stays down: well inside the window.
+DOWN_S = 1.5
+
+
+def _ping(url: str, kind: str) -> float:
+    """Make a handle on ``url`` (sync or asyncio) and ping through it: what ``swarm status``
+    does first. Returns the round trip's milliseconds; raises what it met."""
+    if kind == "sync":
+        with Swarm(url, swarm=SWARM) as swarm:
+            return swarm.ping()
+
+    async def ping() -> float:
+        async with AsyncSwarm(url, swarm=SWARM) as swarm:
+            return await swarm.ping()
+
+    return asyncio.run(ping())
+
+
+def _failure(url: str, kind: str) -> tuple[str, float]:
+    """The ConnectionFailed message a ping on ``url`` ends with, and how long it took."""
+    start = time.monotonic()
+    with pytest.raises(ConnectionFailed) as info:
+        _ping(url, kind)
+    return str(info.value), time.monotonic() - start
+
+
+@contextlib.contextmanager
+def _down_for(server: RedisServer, seconds: float) -> Iterator[None]:
+    """``server`` stopped now and started again (same port, same data) ``seconds`` later, by
+    another thread, while the block runs; the block's end waits for it to be back."""
+    server.stop()
+    restarted: list[BaseException | None] = []
+
+    def restart() -> None:
+        time.sleep(seconds)
+        try:
+            server.restart()
+            restarted.append(None)
+        except BaseException as exc:  # said by the test, not lost in the thread
+            restarted.append(exc)
+
+    thread = threading.Thread(target=restart, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join(30)
+        assert restarted == [None], restarted
+
+
+@contextlib.contextmanager
+def _frozen(servers: list[RedisServer]) -> Iterator[None]:
+    """Every one of ``servers`` stopped with SIGSTOP for the block: the kernel still takes
+    connections for it, and nothing ever answers."""
+    for server in servers:
+        os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for server in servers:
+            os.kill(server.proc.pid, signal.SIGCONT)
+
+
+def test_the_window_when_none_answers_is_a_plain_urls() -> None:
+    for url in ("redis+sentinel://127.0.0.1/mymaster", "redis+cluster://127.0.0.1:7000"):
+        assert Settings.from_url(url).none_answered_window_s == WINDOW_S
+        # Never longer than the URL's own window, nor than a plain URL's.
+        shorter = Settings.from_url(f"{url}?retries=2")
+        assert shorter.none_answered_window_s == shorter.retry_window_s < WINDOW_S
+        assert Settings.from_url(f"{url}?retries=60").none_answered_window_s == WINDOW_S
+
+
+# --- 1. sentinels
+
+
+def _closed_ports(count: int) -> list[int]:
+    """Loopback ports nobody listens on (connections to them are refused)."""
+    return [free_port() for _ in range(count)]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sentinels_that_refuse_connections_fail_within_seconds(kind: str) -> None:
+    """Every sentinel of the URL refuses the connection: a URL naming the wrong ports, or
+    sentinels that are down. A failover never looks so (a failover is run by sentinels that
+    answer), so the request is retried for a plain URL's window, not a failover's 53 s (the
+    default retries of a Sentinel URL: 30, as here)."""
+    first, second = _closed_ports(2)
+    url = f"redis+sentinel://127.0.0.1:{first},127.0.0.1:{second}/{SERVICE}"
+    assert Settings.from_url(url).retries == 30
+    message, took = _failure(url, kind)
+    assert message.startswith("no Sentinel of redis+sentinel://"), message
+    assert f"tried 127.0.0.1:{first} (Connection refused), 127.0.0.1:{second}" in message
+    assert WINDOW_S - BACKOFF_CAP_S < took < WITHIN_S, f"{took:.1f} s"
+
+
+def _lone_sentinel(servers: ServerFactory) -> RedisServer:
+    """A real sentinel process that monitors nothing."""
+    workdir = servers.new_dir()
+    port = free_port()
+    config = workdir / "sentinel.conf"
+    config.write_text(f"port {port}\nbind 127.0.0.1\ndir {workdir}\n")
+    args = [system_redis(), str(config), "--sentinel"]
+    server = RedisServer(_spawn(args, workdir), workdir, port=port, args=args)
+    servers.servers.append(server)
+    _wait_ready(server)
+    return server
+
+
+@pytest.fixture(scope="module")
+def lone_sentinels(servers: ServerFactory) -> Iterator[list[RedisServer]]:
+    sentinels = [_lone_sentinel(servers), _lone_sentinel(servers)]
+    yield sentinels
+    for sentinel in sentinels:
+        sentinel.stop()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sentinels_that_never_answer_fail_after_asking_each_once(
+    lone_sentinels: list[RedisServer], kind: str
+) -> None:
+    """Sentinels that take connections and never answer (frozen processes): each is waited
+    for as long as a connection (connect_timeout, 1 s here), not socket_timeout (10 s), and,
+    the lookup having timed out, no second one is started past the window. It used to be
+    retried as a failover would: 30 times, each lookup 2 x 10 s."""
+    hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in lone_sentinels)
+    url = f"redis+sentinel://{hosts}/{SERVICE}?connect_timeout=1"
+    with _frozen(lone_sentinels):
+        message, took = _failure(url, kind)
+    assert message.startswith("no Sentinel of redis+sentinel://"), message
+    for sentinel in lone_sentinels:
+        assert f"127.0.0.1:{sentinel.port} (timed out)" in message, message
+    # Two sentinels, 1 s each, asked once, on a loaded machine.
+    assert took < 2 * 1.0 + 3.0, f"{took:.1f} s"
+
+
+@pytest.fixture(scope="module")
+def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
+    setup = start_sentinel(servers)
+    yield setup
+    for server in [*setup.sentinels, *setup.data_nodes()]:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_restarting_sentinel_is_ridden_out(sentinel: LocalSentinel, kind: str) -> None:
+    """The only sentinel the URL names restarts (as during a failover, or an upgrade): no
+    sentinel answers for 1.5 s, within the window: the request waits for it and succeeds."""
+    sentinel.wait_ready()
+    restarting = sentinel.sentinels[0]
+    url = f"redis+sentinel://127.0.0.1:{restarting.port}/{SERVICE}"
+    with _down_for(restarting, DOWN_S):
+        start = time.monotonic()
+        assert _ping(url, kind) >= 0
+        took = time.monotonic() - start
+    assert took < WITHIN_S, f"{took:.1f} s"
+
+
+# --- 2 and 3. a cluster
+
+
+@pytest.fixture(scope="module")
+def lone_node(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A real Redis Cluster of one node, which serves every slot: stopping it leaves the
+    client no node to ask."""
+    node = servers.start(
+        binary=system_redis(),
+        extra=[
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--cluster-port", str(free_port()),
+        ],
+    )  # fmt: skip
+    with contextlib.closing(node.client()) as admin:
+        admin.execute_command("CLUSTER", "ADDSLOTS", *range(16384))  # type: ignore[no-untyped-call]
+    LocalCluster([node], replicas_per_master=0).wait_ok()
+    yield node
+    node.stop()
+
+
+def _node_url(node: RedisServer) -> str:
+    return f"redis+cluster://127.0.0.1:{node.port}"
+
+
+@pytest.fixture
+def node(lone_node: RedisServer) -> RedisServer:
+    """``lone_node``, running and serving (a test before may have left it stopped)."""
+    if lone_node.proc.poll() is not None:
+        lone_node.restart()
+    LocalCluster([lone_node], replicas_per_master=0).wait_ok()
+    return lone_node
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_cluster_none_of_whose_nodes_answers_fails_within_seconds(kind: str) -> None:
+    """Both clients, the sync one (which asks for the layout when it is made) and the asyncio
+    one (at its first command), retry for the window, and no longer: the asyncio one used to
+    go on for a failover's 53 s, the sync one to give up at once."""
+    first, second = _closed_ports(2)
+    url = f"redis+cluster://127.0.0.1:{first},127.0.0.1:{second}"
+    message, took = _failure(url, kind)
+    assert message.startswith(f"cannot reach Redis Cluster at {url}: no node of the URL"), message
+    assert WINDOW_S - BACKOFF_CAP_S < took < WITHIN_S, f"{took:.1f} s"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_cluster_node_restarting_when_the_client_is_made_is_waited_for(
+    node: RedisServer, kind: str
+) -> None:
+    with _down_for(node, DOWN_S):
+        assert _ping(_node_url(node), kind) >= 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_refresh_that_reaches_no_node_is_connection_failed(node: RedisServer, kind: str) -> None:
+    """The node stops under a handle that knows the cluster: the client asks for the layout
+    again, reaches no node, and redis-py raises its own RedisClusterUnreachableError, which
+    is no RedisError: it is told as at construction, within the window."""
+    url = _node_url(node)
+    if kind == "sync":
+        swarm = Swarm(url, swarm=SWARM)
+        assert swarm.ping() >= 0
+        node.stop()
+        start = time.monotonic()
+        with pytest.raises(ConnectionFailed) as info:
+            swarm.post_task("q.refresh", "x")
+        took = time.monotonic() - start
+        swarm.close()
+    else:
+
+        async def post() -> None:
+            async with AsyncSwarm(url, swarm=SWARM) as handle:
+                assert await handle.ping() >= 0
+                node.stop()
+                await handle.post_task("q.refresh", "x")
+
+        start = time.monotonic()
+        with pytest.raises(ConnectionFailed) as info:
+            asyncio.run(post())
+        took = time.monotonic() - start
+    message = str(info.value)
+    assert message.startswith(f"cannot reach Redis Cluster at {url}: no node of the URL"), message
+    assert "check that the nodes run" in message, message
+    assert took < WITHIN_S, f"{took:.1f} s"
+
+
+# --- 4. TLS without a client certificate
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def mtls12(servers: ServerFactory, pki: Pki) -> Iterator[TlsServer]:
+    """Client certificates required, TLS 1.2: a client without one gets a handshake failure
+    alert (TLS 1.2 has no alert of its own for that)."""
+    server = start_tls_server(servers, pki, auth_clients="yes", protocols="TLSv1.2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def mtls13(servers: ServerFactory, pki: Pki) -> Iterator[TlsServer]:
+    """Client certificates required, TLS 1.3: a client without one gets a "certificate
+    required" alert."""
+    server = start_tls_server(servers, pki, auth_clients="yes", protocols="TLSv1.3")
+    yield server
+    server.stop()
+
+
+class _Counting:
+    """A TCP proxy to the loopback ``port``, passing every byte both ways, that counts the
+    connections made through it (a server counts none that failed its TLS handshake)."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._link, args=(client,), daemon=True).start()
+
+    def _link(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.upstream)) as upstream:
+            back = threading.Thread(target=_forward, args=(upstream, client), daemon=True)
+            back.start()
+            _forward(client, upstream)
+            back.join(30)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _forward(source: socket.socket, target: socket.socket) -> None:
+    """Bytes from ``source`` to ``target`` until ``source`` ends; then ``target`` is told."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_handshake_failure_alert_without_a_certificate_fails_at_once(
+    mtls12: TlsServer, pki: Pki, kind: str
+) -> None:
+    """The alert is the server's answer, sent on purpose: one connection, no retry (it used
+    to be retried for 5 s and told as a server that cannot be reached)."""
+    proxy = _Counting(mtls12.port or 0)
+    try:
+        message, _ = _failure(f"rediss://127.0.0.1:{proxy.port}?ssl_ca_certs={pki.ca}", kind)
+    finally:
+        proxy.close()
+    assert "the server requires a client certificate" in message, message
+    assert "add ssl_certfile=...&ssl_keyfile=..." in message and "tls-protocols" in message
+    assert proxy.connections == 1, proxy.connections
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_certificate_required_alert_says_to_give_one(mtls13: TlsServer, kind: str) -> None:
+    message, took = _failure(mtls13.url, kind)
+    assert "the server requires a client certificate" in message, message
+    assert "add ssl_certfile=...&ssl_keyfile=..." in message
+    assert took < WITHIN_S
+
+
+class _CountingAlertLost(_AlertLost):
+    """``_AlertLost`` (the server's answer to the client's certificate never passes: the
+    client reads an EOF in the handshake), counting the connections made through it."""
+
+    def __init__(self, port: int) -> None:
+        self.connections = 0
+        super().__init__(port)
+
+    def _link(self, client: socket.socket) -> None:
+        self.connections += 1
+        super()._link(client)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_eof_in_the_handshake_without_a_certificate_is_retried(
+    mtls12: TlsServer, pki: Pki, kind: str
+) -> None:
+    """An EOF says nothing of why (a dropped connection ends so too): retried, and then told
+    as what it most likely is."""
+    proxy = _CountingAlertLost(mtls12.port or 0)
+    try:
+        message, _ = _failure(
+            f"rediss://127.0.0.1:{proxy.port}?ssl_ca_certs={pki.ca}&retries=2", kind
+        )
+    finally:
+        proxy.close()
+    assert proxy.connections == 3, proxy.connections
+    assert "closed the connection in the TLS handshake" in message, message
+    assert "most likely the server requires a client certificate" in message
+    assert "add ssl_certfile" in message
