@@ -27,6 +27,8 @@ from ._modern import CoordinatorStatus as CoordinatorStatus
 from ._modern import MemoryShard as MemoryShard
 from ._modern import Worker as Worker
 from ._seed import EphemeralWorker as EphemeralWorker
+from ._seed import NoParentShard as NoParentShard
+from ._seed import NoTaskClaimed as NoTaskClaimed
 from ._seed import SeedFinding as SeedFinding
 from ._seed import SeedSwarmStatus as SeedSwarmStatus
 from ._seed import SeedTask as SeedTask

@@ -13,7 +13,8 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from .._client import Swarm
-from .._config import DEFAULT_HOME, Settings, swarm_from_env
+from .._config import Settings, swarm_from_env
+from .._env import ENV_NAME
 from .._errors import ConfigError, Conflict, NotFound, ValidationError
 from .._models import Agent, iso
 
@@ -41,13 +42,9 @@ def _connect(
     redis_username: str | None = None,
 ) -> Swarm:
     """A Swarm from the seed's keyword arguments, a URL, or the environment."""
-    name = swarm or swarm_from_env(os.environ.get("SWARM_NAME"))
     if url is None and redis_host is None and redis_port is None:
-        home = os.environ.get("SWARM_HOME") or str(DEFAULT_HOME)
-        settings = Settings.from_url(
-            os.environ.get("SWARM_URL") or "embedded", swarm=name, home=home
-        )
-        return Swarm(settings)
+        return Swarm.from_env(swarm=swarm)
+    name = swarm or swarm_from_env(os.environ.get(ENV_NAME))
     if url is None:
         auth = ""
         if redis_password is not None or redis_username is not None:

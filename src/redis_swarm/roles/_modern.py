@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from .._errors import Conflict, NotFound, ValidationError
-from .._models import Agent, ContextInfo, Finding, Message, Synthesis, Task
+from .._models import (
+    Agent,
+    ContextInfo,
+    Finding,
+    Inbox,
+    Message,
+    Synthesis,
+    Task,
+    TaskStatus,
+    Usage,
+)
 from ._base import _agent_name, _check_text, _finding_ids, _queue, _Role
 
 
@@ -21,8 +31,22 @@ class CoordinatorStatus(TypedDict):
     shards: list[dict[str, Any]]
 
 
-class MemoryShard(_Role):
-    """A long-lived agent that holds a big context, posts tasks and synthesises findings."""
+class _Agent(_Role):
+    """A role registered as an agent under ``agent_id`` (a shard, a coordinator), with an
+    inbox of its own."""
+
+    agent_id: str
+
+    def inbox(self, *, limit: int = 10, wait_s: float = 0, ack: bool = True) -> Inbox:
+        """This agent's oldest unread messages (sent to it, and broadcasts), at most
+        ``limit``: consumed, unless ``ack=False`` (a peek). With ``wait_s``, an empty inbox
+        is waited on until a message arrives or ``wait_s`` passes."""
+        return self.swarm.inbox(self.agent_id, ack=ack, limit=limit, wait_s=wait_s)
+
+
+class MemoryShard(_Agent):
+    """A long-lived agent that holds a big context, posts tasks and synthesises findings;
+    ``inbox()`` reads what coordinators send it (a ``synthesis_request``, ...)."""
 
     role = "shard"
 
@@ -147,8 +171,13 @@ class _Loop:
 class Worker(_Role):
     """An ephemeral worker: claim one task, read the shard's context, report, forget.
 
-    It holds one task at a time: claiming again before the held task is reported or
-    released is refused (``Conflict``). ``close()`` gives a held task back to its queue."""
+    It holds one task at a time: claiming again before the held task is reported, released
+    or failed is refused (``Conflict``), unless the task is no longer leased to it (failed,
+    released or settled from elsewhere, or its lease lost). ``close()`` gives a held task
+    back to its queue.
+
+    With a ``model``, the worker registers itself (role ``worker``, its model) at its first
+    claim, since a claim registers a worker without one: one round trip more, once."""
 
     # How the refusals name the methods that settle a held task (the seed's class renames).
     _settle = "report() or release()"
@@ -169,6 +198,13 @@ class Worker(_Role):
         self.context_version: str | None = None
         self._held: Task | None = None  # leased to this worker, not yet reported or released
         self._loop: _Loop | None = None  # inside ``tasks()``: what a report claims next
+        self._announced = model is None  # a worker with a model registers at its first claim
+
+    def _profile(self) -> Agent:
+        """The agent this worker is: implicit (as a claim registers it) without a model."""
+        return Agent(
+            id=self.worker_id, role="worker", model=self.model, implicit=self.model is None
+        )
 
     @property
     def held(self) -> Task | None:
@@ -179,15 +215,34 @@ class Worker(_Role):
         self, queue: str | Sequence[str], *, wait_s: float = 0, lease_s: int | None = None
     ) -> Task | None:
         """Lease the next task of ``queue`` (None when there is none after ``wait_s``);
-        refused while this worker holds one."""
-        if self._held is not None:
-            raise Conflict(
-                f"worker {self.worker_id} still holds task {self._held.id} (claimed, not "
-                f"reported): call {self._settle} first; a worker holds one task at a time"
-            )
+        refused while this worker holds one that is still leased to it."""
+        held = self._held
+        if held is not None:
+            if self._leased_to_me(held):
+                raise Conflict(
+                    f"worker {self.worker_id} still holds task {held.id} (claimed, not "
+                    f"reported): call {self._settle} first; a worker holds one task at a time"
+                )
+            self._held = None  # failed, released or settled from elsewhere: not held
         return self._lease(_queues(queue), wait_s=wait_s, lease_s=lease_s)
 
+    def _leased_to_me(self, task: Task) -> bool:
+        """Whether ``task`` is still leased to this worker under the lease it claimed (one
+        read): not when it was failed, released or settled from elsewhere, or re-leased."""
+        try:
+            now = self.swarm.get_task(task.id)
+        except NotFound:
+            return False
+        return (
+            now.status == TaskStatus.CLAIMED
+            and now.worker == self.worker_id
+            and now.attempts == task.attempts
+        )
+
     def _lease(self, queues: list[str], *, wait_s: float, lease_s: int | None) -> Task | None:
+        if not self._announced:  # (the claim's implicit registration has no model)
+            self._register(self._profile())
+            self._announced = True
         self.task = self.swarm.claim(queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s)
         self._held = self.task
         self.context_version = None
@@ -195,23 +250,45 @@ class Worker(_Role):
 
     def release(self) -> Task | None:
         """Give the held task back to its queue now (counted neither as a failure nor as an
-        abandon: the next worker gets it at once); None when no task is held. A lease lost
-        meanwhile raises ``LeaseLost`` (the task is not this worker's any more)."""
+        abandon: the next worker gets it at once). None when no task is held, or when the
+        held task is no longer leased to this worker (failed, released or settled from
+        elsewhere, or its lease lost): there is nothing of it to give back."""
         held = self._held
         if held is None:
             return None
         try:
-            released = self.swarm.release(held.id, held.token)
+            released: Task | None = self.swarm.release(held.id, held.token)
         except (Conflict, NotFound):
-            self._held = None  # lost or settled meanwhile: not this worker's any more
-            raise
+            released = None  # not this worker's any more: nothing to give back
         self._held = None
         return released
+
+    def fail(self, reason: str, *, retry: bool = True, usage: Usage | None = None) -> Task:
+        """Give the held task up as failed, with ``reason`` (one of its ``max_attempts``):
+        back to its queue after a backoff while attempts remain and ``retry``, else
+        dead-lettered with the reason; returns the task as it is now. ``usage``: what the
+        failed agent run cost, when known. The worker holds no task afterwards (also when
+        the core refuses: ``LeaseLost`` for a lease that is no longer this worker's)."""
+        task = self._claimed()
+        held = self._held
+        if held is None:
+            raise Conflict(
+                f"worker {self.worker_id} holds no task to fail: task {task.id} was "
+                "reported, released or failed already; claim another one first"
+            )
+        try:
+            failed = self.swarm.fail(held.id, held.token, reason, retry=retry, usage=usage)
+        except (Conflict, NotFound):
+            self._held = None  # not this worker's any more
+            raise
+        self._held = None
+        return failed
 
     def heartbeat(self) -> None:
         """Mark the worker present (registered again when it was swept as stale) and renew
         the lease of the task it holds (``LeaseLost`` when it was lost meanwhile)."""
-        self._present(Agent(id=self.worker_id, role="worker", model=self.model, implicit=True))
+        self._present(self._profile())
+        self._announced = True
         held = self._held
         if held is not None:
             try:
@@ -282,12 +359,20 @@ class Worker(_Role):
         return self.task
 
     def parent_context(self) -> str:
-        task = self._claimed()
+        """The context of the shard that posted the claimed task, at its current version
+        (``NotFound`` when the task names no shard, or the shard published none)."""
+        parent = self._parent(self._claimed())
+        return self._read_context(parent, self.swarm.context_info(parent))
+
+    def _parent(self, task: Task) -> str:
         if not task.parent:
             raise NotFound(f"task {task.id} names no parent shard, so there is no context to read")
-        info = self.swarm.context_info(task.parent)
+        return task.parent
+
+    def _read_context(self, owner: str, info: ContextInfo) -> str:
+        """``owner``'s context at ``info``'s version, which the report will name."""
         self.context_version = info.version
-        return self.swarm.get_context(task.parent, version=info.version)
+        return self.swarm.get_context(owner, version=info.version)
 
     def report(self, finding: Mapping[str, Any]) -> Finding:
         """Report the claimed task's finding (inside ``tasks()``, leasing the next task)."""
@@ -319,8 +404,9 @@ class Worker(_Role):
             self._held = None
 
 
-class Coordinator(_Role):
-    """Watches the swarm, asks shards for syntheses, and messages agents."""
+class Coordinator(_Agent):
+    """Watches the swarm, asks shards for syntheses, and messages agents (``send``,
+    ``broadcast``); ``inbox()`` reads what agents send it."""
 
     def __init__(
         self,
@@ -353,3 +439,21 @@ class Coordinator(_Role):
 
     def request_synthesis(self, shard_id: str, pass_name: str, instructions: str) -> Message:
         return self.swarm.request_synthesis(shard_id, pass_name, instructions, sender=self.agent_id)
+
+    def send(
+        self,
+        agent_id: str,
+        text: str,
+        *,
+        kind: str = "text",
+        data: Mapping[str, Any] | None = None,
+    ) -> Message:
+        """Put a message in a registered agent's inbox (``NotFound`` when it is not), from
+        this coordinator; ``kind`` names it, ``data`` carries a JSON object with it."""
+        return self.swarm.send(agent_id, text, sender=self.agent_id, kind=kind, data=data)
+
+    def broadcast(
+        self, text: str, *, kind: str = "text", data: Mapping[str, Any] | None = None
+    ) -> Message:
+        """Send a message to every agent (each reads it once, in its own inbox)."""
+        return self.swarm.broadcast(text, sender=self.agent_id, kind=kind, data=data)

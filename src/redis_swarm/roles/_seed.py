@@ -4,23 +4,47 @@ and ``SonnetCoordinator``, over the modern ones, returning the seed's shapes."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
 from .._client import Swarm
 from .._errors import AlreadyCompleted, NotFound, ValidationError
-from .._models import ContextInfo, Finding, Task, iso
+from .._models import ContextInfo, Finding, Task, dumps, iso
+from .._validate import check_id
 from ._base import _finding_ids, _stamp
 from ._modern import Coordinator, MemoryShard, Worker
+from ._v1 import V1Message, outgoing, read_messages
 
 # The pass of a task posted outside one, as the seed's task record wrote it (``pass_name or
 # "unknown"``): seed code reads a str there. Its finding dicts, which the seed gave no pass,
 # say the same, so one task never shows two answers.
 _NO_PASS = "unknown"
 
+# The seed's synthesis stored its ``sources`` as given, any strings (its own example cites
+# the made-up "finding_12345"); a synthesis here cites only stored findings (the core checks
+# them in the same step as the write). So the seed's ``synthesize_findings`` cites the
+# sources that are findings of this swarm and keeps the others as plain references, on a
+# last line of the text: ``REFERENCES`` and their JSON list.
+REFERENCES = "References (not findings of this swarm): "
+# How the core names the cited findings it did not find (its synthesis_create script).
+_NOT_FOUND = re.compile(r"no finding (\S+(?:, \S+)*): ")
+
+
+class NoTaskClaimed(ValidationError, ValueError):
+    """``EphemeralWorker.report_finding`` or ``get_parent_context`` before any claim: a
+    ``ValidationError``, and a ``ValueError`` as the seed's was, so that the seed's
+    ``except ValueError`` still catches it."""
+
+
+class NoParentShard(NotFound, ValueError):
+    """``EphemeralWorker.get_parent_context`` for a task that names no shard: a
+    ``NotFound``, and a ``ValueError`` as the seed's ("No parent shard assigned") was."""
+
 
 class SeedFinding(TypedDict):
-    """``SwarmMemoryShard.get_all_findings`` items; ``content`` is the finding as reported."""
+    """``SwarmMemoryShard.get_all_findings`` items; ``content`` is the finding as reported
+    (see ``_finding_dict`` for the two things the stored finding cannot tell)."""
 
     finding_id: str
     task_id: str
@@ -85,11 +109,17 @@ class SeedSwarmStatus(TypedDict):
 
 
 def _finding_dict(finding: Finding) -> SeedFinding:
-    """A finding in the seed's shape: finding_id, task_id, worker_id, timestamp, content."""
+    """A finding in the seed's shape: finding_id, task_id, worker_id, timestamp, content.
+
+    ``content`` is the finding as reported, no key added: the keys the core knows
+    (``summary``, ``details``, ``sources``, ``confidence``) first, since it stores them apart
+    from the others, then the others in the order reported. ``sources`` is left out when
+    empty: the core stores no ``sources`` as an empty list, so the two look the same."""
     content: dict[str, Any] = {"summary": finding.summary}
     if finding.details is not None:
         content["details"] = finding.details
-    content["sources"] = list(finding.sources)
+    if finding.sources:
+        content["sources"] = list(finding.sources)
     if finding.confidence is not None:
         content["confidence"] = finding.confidence
     content.update(finding.extra or {})
@@ -185,9 +215,12 @@ class SwarmMemoryShard(MemoryShard):
         return [_finding_dict(f) for f in self.findings(queue=task_type)]
 
     def synthesize_findings(self, pass_name: str, synthesis: str, sources: Sequence[str]) -> str:
-        """Store the synthesis of a pass citing ``sources`` (finding ids); returns its id. A
-        synthesis citing nothing is refused, as ``swarm synth create`` and the pipeline refuse
-        it: an empty list is almost always a pass or shard whose findings were not found."""
+        """Store the synthesis of a pass; returns its id. ``sources`` that are findings of
+        this swarm are cited (the synthesis's ``sources``); the others (any other text: the
+        seed's example cites made-up ids) are kept as plain references, on the text's last
+        line (``REFERENCES`` and their JSON list). An empty ``sources`` is refused, as
+        ``swarm synth create`` and the pipeline refuse it: it is almost always a pass or
+        shard whose findings were not found."""
         sources = _finding_ids(sources)
         if not sources:
             raise ValidationError(
@@ -195,7 +228,35 @@ class SwarmMemoryShard(MemoryShard):
                 "stored: pass the ids it rests on as sources, e.g. [f['finding_id'] for f in "
                 "shard.get_all_findings()]"
             )
-        return str(self.synthesize(pass_name, synthesis, sources).id)
+        for source in sources:
+            if not isinstance(source, str):
+                raise ValidationError(
+                    "sources are finding ids or other references, each a string, not "
+                    f"{type(source).__name__}"
+                )
+        ids = [s for s in sources if _could_be_finding(s)]
+        try:
+            return self._synthesis(pass_name, synthesis, sources, ids)
+        except NotFound as exc:
+            unknown = _not_found(exc, ids)
+            if not unknown:
+                raise
+        return self._synthesis(pass_name, synthesis, sources, [i for i in ids if i not in unknown])
+
+    def _synthesis(self, pass_name: str, text: str, sources: list[str], cited: list[str]) -> str:
+        """Store ``text`` citing ``cited``, the other ``sources`` written on its last line."""
+        kept = set(cited)
+        references = [s for s in dict.fromkeys(sources) if s not in kept]
+        if references and isinstance(text, str) and text.strip():  # (else the core says)
+            text = f"{text}\n\n{REFERENCES}{dumps(references)}"
+        return str(self.synthesize(pass_name, text, cited).id)
+
+    def get_messages(self, limit: int = 10, wait_s: float = 0) -> list[V1Message]:
+        """The shard's unread messages (consumed), oldest first, as V1's ``get_messages``
+        gives them: a coordinator's ``request_synthesis`` is one of ``kind``
+        ``"synthesis_request"``, its ``content`` ``{"pass_name", "instructions"}``. With
+        ``wait_s``, an empty inbox is waited on that long."""
+        return read_messages(self.swarm, self.agent_id, own=True, limit=limit, wait_s=wait_s)
 
     def get_context_for_worker(self) -> WorkerContext:
         """The seed's package, with the context's version and size; ``findings_count`` is
@@ -214,6 +275,23 @@ class SwarmMemoryShard(MemoryShard):
             "context_version": info.version if info else None,
             "context_size_bytes": info.size_bytes if info else 0,
         }
+
+
+def _could_be_finding(source: str) -> bool:
+    """Whether ``source`` has the shape of a finding id (else it is a reference at once)."""
+    try:
+        check_id("finding", source)
+    except ValidationError:
+        return False
+    return True
+
+
+def _not_found(exc: NotFound, cited: list[str]) -> set[str]:
+    """The ids of ``cited`` that the core's refusal ``exc`` names as no stored finding; empty
+    when it names none of them (another refusal: raised as it is)."""
+    named = _NOT_FOUND.match(str(exc))
+    unknown = set(named[1].split(", ")) if named else set()
+    return unknown if unknown <= set(cited) else set()
 
 
 class EphemeralWorker(Worker):
@@ -245,8 +323,28 @@ class EphemeralWorker(Worker):
             for task in tasks:
                 yield _task_dict(task)
 
+    def _claimed(self) -> Task:
+        try:
+            return super()._claimed()
+        except ValidationError as exc:
+            raise NoTaskClaimed(str(exc)) from None
+
+    def _parent(self, task: Task) -> str:
+        try:
+            return super()._parent(task)
+        except NotFound as exc:
+            raise NoParentShard(str(exc)) from None
+
     def get_parent_context(self) -> str:
-        return self.parent_context()
+        """The context of the shard that posted the claimed task, at its current version;
+        ``""`` when the shard published none, as the seed read it (``parent_context()``
+        raises ``NotFound`` there)."""
+        parent = self._parent(self._claimed())
+        try:
+            info = self.swarm.context_info(parent)
+        except NotFound:
+            return ""
+        return self._read_context(parent, info)
 
     def release_task(self) -> str | None:
         """Give the claimed task back to its queue, unreported (not counted as a failure):
@@ -302,3 +400,19 @@ class SonnetCoordinator(Coordinator):
         self, shard_id: str, pass_name: str, instructions: str = ""
     ) -> str:
         return str(super().request_synthesis(shard_id, pass_name, instructions).id)
+
+    def send_message(self, to_agent_id: str, message: Any) -> str:
+        """Send ``message`` to a registered agent's inbox (``NotFound`` when it is not), as
+        V1's ``send_message`` does: a text, a dict (its ``type`` names it), or any other JSON
+        value; the agent's ``get_messages`` gives it back as sent. Returns its id."""
+        text, kind, data = outgoing(message)
+        return str(self.send(to_agent_id, text, kind=kind, data=data).id)
+
+    def broadcast_message(self, message: Any) -> str:
+        """Send ``message`` (as ``send_message`` takes it) to every agent; returns its id."""
+        text, kind, data = outgoing(message)
+        return str(self.broadcast(text, kind=kind, data=data).id)
+
+    def get_messages(self, limit: int = 10, wait_s: float = 0) -> list[V1Message]:
+        """The coordinator's unread messages (consumed), as ``SwarmMemoryShard``'s."""
+        return read_messages(self.swarm, self.agent_id, own=True, limit=limit, wait_s=wait_s)

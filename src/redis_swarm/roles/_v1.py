@@ -108,6 +108,47 @@ def _content(msg: Message) -> Any:
     return msg.data if msg.data is not None else msg.body
 
 
+def outgoing(message: Any) -> tuple[str, str, Mapping[str, Any] | None]:
+    """The text, kind and data of a message carrying ``message`` as V1 sent it: a text as
+    the text; a dict as the data (its ``type`` names it); any other JSON value as the data
+    ``{"value": VALUE}`` of a ``json`` message, its JSON as the text."""
+    if isinstance(message, str) and message.strip():
+        return message, "text", None
+    if isinstance(message, Mapping):
+        return str(message.get("type") or "").strip() or "message", "text", message
+    return _preview(message), _VALUE_KIND, {"value": message}
+
+
+def read_messages(
+    swarm: Swarm, agent: str, *, own: bool, limit: int = 10, wait_s: float = 0
+) -> list[V1Message]:
+    """``agent``'s unread messages (consumed), each as V1's ``get_messages`` gave it, its
+    ``content`` as sent. ``own``: ``agent`` is the caller's own, so that its being swept
+    is said with what to do (call ``heartbeat()``)."""
+    try:
+        messages = swarm.inbox(agent, ack=True, limit=limit, wait_s=wait_s)
+    except NotFound:
+        if not own:
+            raise
+        raise NotFound(
+            f"agent {agent} is not registered any more (swept as stale: no heartbeat "
+            "within cleanup_stale_agents' max age; or deregistered), and the messages "
+            "it had not read went with it: call heartbeat() to register it again, and "
+            "keep calling it"
+        ) from None
+    return [
+        {
+            "message_id": msg.id,
+            "from": msg.sender or "unknown",
+            "to": msg.to,
+            "timestamp": _stamp(msg.created_at),
+            "content": _content(msg),
+            "kind": msg.kind,
+        }
+        for msg in messages
+    ]
+
+
 def _v1_agent(agent: Agent) -> V1Agent:
     capacity = agent.capacity_tokens
     return {
@@ -256,16 +297,8 @@ class RedisSwarmCoordinator(_Role):
         """Send ``message`` to a registered agent's inbox, as V1 did: a text, a dict (its
         ``type`` names it), or any other JSON value (a list, a number, true/false, None,
         ""); ``get_messages`` gives each back as sent. Returns the message's id."""
-        if isinstance(message, str) and message.strip():
-            sent = self.swarm.send(to_agent_id, message, sender=self.agent_id)
-        elif isinstance(message, Mapping):
-            name = str(message.get("type") or "").strip() or "message"
-            sent = self.swarm.send(to_agent_id, name, sender=self.agent_id, data=message)
-        else:
-            sent = self.swarm.send(
-                to_agent_id, _preview(message), sender=self.agent_id, kind=_VALUE_KIND,
-                data={"value": message},
-            )  # fmt: skip
+        text, kind, data = outgoing(message)
+        sent = self.swarm.send(to_agent_id, text, sender=self.agent_id, kind=kind, data=data)
         return str(sent.id)
 
     def get_messages(self, agent_id: str | None = None, limit: int = 10) -> list[V1Message]:
@@ -273,30 +306,7 @@ class RedisSwarmCoordinator(_Role):
         raises ``NotFound``: its unread messages went with it; ``heartbeat()`` registers it
         again."""
         agent = self._me(agent_id)
-        try:
-            messages = self.swarm.inbox(agent, ack=True, limit=limit)
-        except NotFound:
-            if agent != self.agent_id:
-                raise
-            raise NotFound(
-                f"agent {agent} is not registered any more (swept as stale: no heartbeat "
-                "within cleanup_stale_agents' max age; or deregistered), and the messages "
-                "it had not read went with it: call heartbeat() to register it again, and "
-                "keep calling it"
-            ) from None
-        out: list[V1Message] = []
-        for msg in messages:
-            out.append(
-                {
-                    "message_id": msg.id,
-                    "from": msg.sender or "unknown",
-                    "to": msg.to,
-                    "timestamp": _stamp(msg.created_at),
-                    "content": _content(msg),
-                    "kind": msg.kind,
-                }
-            )
-        return out
+        return read_messages(self.swarm, agent, own=agent == self.agent_id, limit=limit)
 
     def list_active_agents(self, include_subagents: bool = False) -> list[V1Agent]:
         """Agents with a heartbeat in the last 5 minutes (V1's rule); sub-agents (those
