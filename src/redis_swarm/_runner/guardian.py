@@ -23,7 +23,10 @@ reads a pipe whose only write end the runner holds, one line per event:
 At the end of the pipe without ``bye`` (the runner died, the kernel closed its end), the
 guardian sends SIGTERM to each group it still knows, gives them ``GRACE_S`` to exit, sends
 SIGKILL to what is left, then (on Linux) kills each process still carrying a known mark, as
-the runner's reaper would have: those that left their group too. Then it exits.
+the runner's reaper would have: those that left their group too. An agent the runner was
+starting (``mark`` without ``group``) may show its mark only once its exec is done, after
+that look: such marks are looked for again until ``SPAWN_S`` after the runner's death. Then
+it exits.
 
 It sits in a session of its own, so that a Ctrl-C or a closed terminal, meant for the
 runner's foreground group, does not reach it (it ignores SIGINT and SIGHUP all the same).
@@ -50,6 +53,9 @@ __all__ = ["GRACE_S", "GUARDIAN", "Guardian", "guard"]
 
 GRACE_S = 2.0  # between the SIGTERM and the SIGKILL the guardian sends to orphaned agents
 POLL_S = 0.02  # how often it looks whether the groups it sent SIGTERM to have ended
+# How long after the runner's death it keeps looking for an agent the runner was starting
+# (``mark`` said, ``group`` not yet): the mark shows once that process's exec is done.
+SPAWN_S = 1.0
 RESTARTS = 3  # a guardian that keeps dying (it cannot run here) is given up after this many
 BYE_WAIT_S = 1.0  # the longest an exiting runner waits for its guardian to exit
 
@@ -57,10 +63,11 @@ BYE_WAIT_S = 1.0  # the longest an exiting runner waits for its guardian to exit
 # --- the guardian process
 
 
-def guard(lines: Iterable[bytes], *, grace_s: float = GRACE_S) -> bool:
+def guard(lines: Iterable[bytes], *, grace_s: float = GRACE_S, spawn_s: float = SPAWN_S) -> bool:
     """Follow the runner's lines; at their end without ``bye``, kill what they left.
     True when the runner said bye."""
     agents: dict[str, int | None] = {}  # mark -> its process group, while it may be signalled
+    starting: set[str] = set()  # marked, never grouped: maybe still being started
     for raw in lines:
         words = raw.decode("ascii", "replace").split()
         try:
@@ -69,21 +76,36 @@ def guard(lines: Iterable[bytes], *, grace_s: float = GRACE_S) -> bool:
             verb, mark, *rest = words
             if verb == "mark":
                 agents.setdefault(mark, None)
+                starting.add(mark)
             elif verb == "group":
                 agents[mark] = int(rest[0])
+                starting.discard(mark)
             elif verb == "ungroup":
                 agents[mark] = None
             elif verb == "forget":
                 agents.pop(mark, None)
+                starting.discard(mark)
         except (ValueError, IndexError):
             continue  # not a line of the runner's: nothing to act on
+    ended = time.monotonic()
     groups = {pgid for pgid in agents.values() if pgid is not None}
     _kill_groups(groups, grace_s)
     if agents:
         sweep = _marked_sweep()
         for mark in agents:
             sweep(mark)
+        _sweep_starting(starting, sweep, ended + spawn_s)
     return False
+
+
+def _sweep_starting(marks: set[str], sweep: Callable[[str], object], until: float) -> None:
+    """Sweep ``marks`` again until ``until``: agents the runner was starting when it died.
+    Forked but not yet executed, such a process still shows the runner's environment, not
+    its mark, and it goes on to run the agent, the runner dead or not."""
+    while marks and time.monotonic() < until:
+        time.sleep(POLL_S)
+        for mark in marks:
+            sweep(mark)
 
 
 def _signal(pgid: int, sig: int) -> bool:

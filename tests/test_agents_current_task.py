@@ -1,0 +1,50 @@
+"""What the agents' task column of the dashboard and ``swarm watch`` shows, as
+docs/dashboard.md says it: the task an agent says it works on (``swarm agents heartbeat
+--task``), none for a worker that only claims; who holds a claimed task is that task's
+``worker``, in ``swarm task list --status claimed``.
+
+(The status every face shows is one round trip, and a worker's claimed tasks are found
+only through the queues' lease sets, a read that needs the queue names first: so the
+column is not derived from the claims.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from redis_swarm import Swarm
+
+from ._cli import Cli
+
+
+@pytest.fixture
+def swarm(redis_url: str) -> Iterator[Swarm]:
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+def _watched(cli: Cli) -> dict[str, str | None]:
+    """Each agent's task as ``swarm watch --once --json`` shows it."""
+    snap = cli.json("watch", "--once")
+    return {a["id"]: a["current_task"] for a in snap["agents"]}
+
+
+def test_the_task_an_agent_says_it_works_on_is_shown_until_cleared(cli: Cli, swarm: Swarm) -> None:
+    swarm.register("shard", name="shard-1")
+    cli("agents", "heartbeat", "shard-1", "--task", "t-synthesis")
+    assert _watched(cli) == {"shard-1": "t-synthesis"}
+    (agent,) = swarm.status().roster
+    assert agent.current_task == "t-synthesis"
+    assert "t-synthesis" in cli("watch", "--once").stdout
+    cli("agents", "heartbeat", "shard-1", "--task", "")
+    assert _watched(cli) == {"shard-1": None}
+
+
+def test_a_worker_that_only_claims_shows_none_and_its_task_names_it(cli: Cli, swarm: Swarm) -> None:
+    posted = swarm.post_task("q", "look")
+    claimed = swarm.claim("q", worker="w-1")
+    assert claimed is not None and claimed.id == posted.id
+    assert _watched(cli) == {"w-1": None}
+    held = cli.json("task", "list", "--status", "claimed")["items"]
+    assert [(t["id"], t["worker"]) for t in held] == [(posted.id, "w-1")]
