@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING
 from .._errors import NotFound
 from .._models import Finding, Task
 from .plan import Plan
+from .plan import _name as _checked
+
+# A name given for a pipeline (swarm pipeline status NAME), checked as a plan file's is.
+_pipeline_name = _checked("pipeline name")
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -75,8 +79,10 @@ def lease_task_id(name: str, generation: int) -> str:
 
 
 def plan_owner(name: str) -> str:
-    """The context owner under which a run stores its plan file (what ``status`` reads)."""
-    return f"pipeline.{name}"
+    """The context owner under which a run stores its plan file (what ``status`` reads).
+    ``name`` is checked as a plan's ``name`` is (ValidationError naming the pipeline name
+    and what one may hold), not as the owner made of it."""
+    return f"pipeline.{_pipeline_name(name)}"
 
 
 RUN_MARK = re.compile(r"\A# swarm pipeline run (\d+)\n")

@@ -275,7 +275,7 @@ class Pipeline(OneShotAgents):
         if result.synthesis is not None:
             result.resumed = True
             result.tasks = self._tasks_of(label)
-            result.findings = self._findings_of(label)
+            result.findings = self._findings_of(head, label, result.tasks)
             done = f"{head}: done before ({result.synthesis.id})"
             if self._changed_from is not None and index >= self._changed_from:
                 done += (
@@ -309,11 +309,11 @@ class Pipeline(OneShotAgents):
                 "task(s) not done)"
             )
             return result
-        result.findings = self._findings_of(label)
+        result.findings = self._findings_of(head, label, result.tasks)
         counts = result.counts()
         dead = [t for t in result.tasks if t.status is TaskStatus.DEAD]
         if not result.findings:
-            raise InvalidState(_no_finding(head, self.plan, result.tasks, dead))
+            raise InvalidState(_no_finding(head, self.plan, self._as_stored(result.tasks)))
         line = (
             f"{head}: settled, {counts.get('completed', 0)} completed, {len(dead)} dead, "
             f"{len(result.findings)} finding(s)"
@@ -410,9 +410,40 @@ class Pipeline(OneShotAgents):
         """The workers' tasks of the pass (not its planning task)."""
         return tasks_of(self.swarm, label, pipeline_queue(self.plan))
 
-    def _findings_of(self, label: str) -> list[Finding]:
-        """The workers' findings of the pass (not its planner's)."""
-        return findings_of(self.swarm, label, pipeline_queue(self.plan))
+    def _findings_of(self, head: str, label: str, tasks: list[Task]) -> list[Finding]:
+        """The workers' findings of the pass (not its planner's). A completed task's finding
+        that the listing left out is read by its id (the task names it), and said: a pass is
+        never refused, nor synthesized without it, for want of a listing."""
+        found = findings_of(self.swarm, label, pipeline_queue(self.plan))
+        listed = {f.id for f in found}
+        missed = [
+            t.finding_id
+            for t in tasks
+            if t.status is TaskStatus.COMPLETED and t.finding_id and t.finding_id not in listed
+        ]
+        if not missed:
+            return found
+        read = []
+        for finding_id in missed:
+            with contextlib.suppress(NotFound):  # (then the task is said as such, below)
+                read.append(self.swarm.get_finding(finding_id))
+        self._say(
+            f"warning: {head}: the listing of its findings left out {len(missed)} finding(s) "
+            f"of its completed tasks ({', '.join(missed[:3])}{' ...' if len(missed) > 3 else ''}"
+            f"); {len(read)} read by id and used (swarm doctor checks the swarm's records)"
+        )
+        return sorted([*found, *read], key=lambda f: f.created_at)
+
+    def _as_stored(self, tasks: list[Task]) -> list[Task]:
+        """``tasks`` as the swarm holds them now, each read by its id (not through a
+        listing): what a refusal says of them is true."""
+        stored = []
+        for task in tasks:
+            try:
+                stored.append(self.swarm.get_task(task.id))
+            except NotFound:
+                stored.append(task)
+        return stored
 
     def progress(self) -> str:
         """One line: the pass running, its pool's counts, the cost so far."""
@@ -540,8 +571,20 @@ def _why(task: Task) -> str:
     return " ".join((text or "no reason recorded").split())
 
 
-def _no_finding(head: str, plan: Plan, tasks: list[Task], dead: list[Task]) -> str:
-    """Why a settled pass with no finding stops the run, and what to do."""
+def _no_finding(head: str, plan: Plan, tasks: list[Task]) -> str:
+    """Why a settled pass with no finding stops the run, and what to do: said from the tasks'
+    statuses (as ``_as_stored`` read them)."""
+    dead = [t for t in tasks if t.status is TaskStatus.DEAD]
+    completed = [t for t in tasks if t.status is TaskStatus.COMPLETED]
+    counts = _status_counts(tasks)
+    if completed:  # each names its finding, which could not be read even by its id
+        ids = ", ".join(t.id for t in completed[:3]) + (" ..." if len(completed) > 3 else "")
+        return (
+            f"{head}: its tasks are {counts}, but the findings its completed tasks name cannot "
+            f"be read ({ids}: swarm task show ID names each one's finding; swarm doctor "
+            "counts records stored unreadable), so there is nothing to synthesize; start the "
+            f"pipeline over with swarm pipeline run {plan.path} --restart"
+        )
     if not dead:  # every task was cancelled by hand: nothing a run would retry
         return (
             f"{head}: its {len(tasks)} task(s) were cancelled, so it has no finding to "
@@ -549,11 +592,20 @@ def _no_finding(head: str, plan: Plan, tasks: list[Task], dead: list[Task]) -> s
         )
     what = "every task died" if len(dead) == len(tasks) else "no task completed"
     return (
-        f"{head}: {what} ({len(dead)} dead of {len(tasks)}, no finding), so there is nothing "
+        f"{head}: {what} ({counts} of {len(tasks)}, no finding), so there is nothing "
         f"to synthesize; {_last_error(dead)}. Fix what made them fail (often the [workers] "
         "exec command or its timeout_s), then run the pipeline again: it gives this pass's "
         f"dead tasks back to the queue and resumes here (swarm pipeline report {plan.name} "
         "lists every task's error)"
+    )
+
+
+def _status_counts(tasks: list[Task]) -> str:
+    """``2 completed, 1 cancelled``: how many tasks have each status, in the statuses' order."""
+    return ", ".join(
+        f"{n} {status.value}"
+        for status in TaskStatus
+        if (n := sum(1 for t in tasks if t.status is status))
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -18,6 +18,7 @@ from .._printable import printable
 from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_PASS_WAIT_S, MAX_WAIT_S
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
+    Listing,
     Seconds,
     add_row,
     agent_option_default,
@@ -685,14 +686,18 @@ def list_(
     cursor: str | None,
     all_: bool,
 ) -> None:
-    """List tasks, oldest first, with filters."""
+    """List tasks, oldest first, with filters. The table fills up to --limit rows, asking
+    again while a filter matched few of the tasks one call looks at (see TABLE_CALLS)."""
 
     def fetch(cur: str | None, size: int) -> Any:
         return app.swarm.list_tasks(
             queue=queue, status=status, pass_name=pass_name, cursor=cur, limit=size
         )
 
-    found = listing(fetch, limit, cursor, all_)
+    if app.json or all_:  # --json: one call's page, short or not, as the API gives it
+        found = listing(fetch, limit, cursor, all_)
+    else:
+        found = _table_rows(fetch, limit, cursor)
 
     def human() -> None:
         table = make_table(
@@ -711,9 +716,36 @@ def list_(
                 short(t.description, 60),
             )
         print_table(app, table)
+        if not found.items and found.cursor:
+            click.echo(
+                f"no task matched among those the {TABLE_CALLS} calls looked at; the listing "
+                "goes on after them (or list them all with --all):",
+                err=True,
+            )
         found.footer()
 
     app.emit(found.to_json([task_json(t) for t in found.items]), human)
+
+
+# A filtered listing call looks at up to 5,000 tasks (list_tasks), so a selective filter in a
+# big swarm gets short or empty pages with a cursor. The table asks again, up to this many
+# calls, until it has --limit rows: 4 claimed tasks among 20,000 are shown, not an empty
+# table and a cursor (docs/cli.md).
+TABLE_CALLS = 20
+
+
+def _table_rows(fetch: Callable[[str | None, int], Any], limit: int, cursor: str | None) -> Listing:
+    """Up to ``limit`` tasks from ``cursor``, in at most ``TABLE_CALLS`` calls."""
+    items: list[Task] = []
+    corrupt: list[str] = []
+    for _ in range(TABLE_CALLS):
+        page = fetch(cursor, limit - len(items))
+        items += page.items
+        corrupt += page.corrupt
+        cursor = page.cursor
+        if cursor is None or len(items) >= limit:
+            break
+    return Listing(items, cursor, corrupt)
 
 
 def _no_such_pass(pass_name: str, passes: list[str]) -> NoReturn:

@@ -8,7 +8,8 @@ Routes (every one read-only; documented in docs/dashboard.md)::
                           everything else from the API)
     GET /static/...       its stylesheet and script, shipped in the package
     GET /api/status       the snapshot: agents, queues, passes, findings, syntheses, dead, contexts
-    GET /api/tasks        tasks, filtered and paged (?queue= &status= &pass= &cursor= &limit=)
+    GET /api/tasks        tasks, filtered and paged (?queue= &status= &pass= &cursor= &limit=
+                          &data=1: with their data)
     GET /api/findings     findings, filtered and paged (?shard= &queue= &pass= &cursor= &limit=)
     GET /api/events       the event stream as Server-Sent Events, resumable (Last-Event-ID)
 
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -53,6 +53,10 @@ __all__ = ["STATIC_DIR", "create_app", "is_loopback"]
 STATIC_DIR = Path(str(resources.files(__package__) / "static"))
 
 MAX_LIMIT = 500
+# The query parameter ``AccessGuard`` takes the token from: every route takes it.
+_TOKEN_PARAM = "token"
+# ``?data=`` of /api/tasks: whether each task comes with its data.
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
 # A comment line on an idle stream: proxies keep the connection, and a gone client is noticed.
 KEEPALIVE_S = 15.0
 # How soon a browser reconnects after losing the stream (it then sends Last-Event-ID).
@@ -164,7 +168,7 @@ class _Api:
         self.stale_after_s = stale_after_s
 
     async def status(self, request: Request) -> Response:
-        params = request.query_params
+        params = _params(request, "findings", "syntheses", "dead")
         snap = await snapshot(
             self.swarm,
             findings=_limit(params, "findings", 50),
@@ -175,7 +179,7 @@ class _Api:
         return _json(snap.to_dict())
 
     async def tasks(self, request: Request) -> Response:
-        params = request.query_params
+        params = _params(request, "queue", "status", "pass", "cursor", "limit", "data")
         status = params.get("status")
         if status is not None and status not in {s.value for s in TaskStatus}:
             known = ", ".join(s.value for s in TaskStatus)
@@ -186,11 +190,12 @@ class _Api:
             pass_name=params.get("pass"),
             cursor=params.get("cursor"),
             limit=_limit(params, "limit", 100),
+            with_data=_flag(params, "data"),
         )
         return _page_json([t.to_dict() for t in page.items], page)
 
     async def findings(self, request: Request) -> Response:
-        params = request.query_params
+        params = _params(request, "shard", "queue", "pass", "cursor", "limit")
         page = await self.swarm.findings(
             shard=params.get("shard"),
             queue=params.get("queue"),
@@ -204,9 +209,10 @@ class _Api:
         """Every event after ``Last-Event-ID`` (a reconnecting browser sends it), else after
         ``?since=`` (an event id, or a time in epoch ms), else from now on; ``?types=a,b``
         keeps only those types."""
+        params = _params(request, "since", "types")
         header = request.headers.get("last-event-id") or None
-        since: str | int | None = header or _since(request.query_params.get("since"))
-        types = _types(request.query_params.get("types"))
+        since: str | int | None = header or _since(params.get("since"))
+        types = _types(params.get("types"))
         if since is not None:
             # A bad id would only fail inside the stream, after the 200: check it up front.
             await self._refuse_the_future(since)
@@ -279,19 +285,50 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
-def _limit(params: QueryParams, name: str, default: int) -> int:
-    """The count parameter ``name``: 1 to MAX_LIMIT, ``default`` when absent; a bad one is
-    refused naming it."""
+def _params(request: Request, *names: str) -> dict[str, str]:
+    """The route's query parameters (``names``, and the token), each given once: an unknown
+    one, or one given twice, is refused naming it (rather than ignored, or one of its values
+    picked)."""
+    given: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in names and name != _TOKEN_PARAM:
+            raise _BadRequest(
+                f"unknown parameter {name[:45]!r}: {request.url.path} takes "
+                f"{', '.join(names)} (and {_TOKEN_PARAM})"
+            )
+        if name in given:
+            raise _BadRequest(
+                f"parameter {name[:45]!r} is given twice ({given[name][:45]!r} and "
+                f"{value[:45]!r}): give it once"
+            )
+        given[name] = value
+    return given
+
+
+def _limit(params: dict[str, str], name: str, default: int) -> int:
+    """The count parameter ``name``: 1 to MAX_LIMIT in ASCII digits, ``default`` when
+    absent; a bad one is refused naming it."""
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _BadRequest(f"{name} {raw[:45]!r} is not a number: use 1 to {MAX_LIMIT}") from None
+    if not (raw.isascii() and raw.isdigit()):  # (int() also takes '１', ' 5', '+5', '1_0')
+        raise _BadRequest(
+            f"{name} {raw[:45]!r} is not a number: use 1 to {MAX_LIMIT}, in ASCII digits"
+        )
+    value = int(raw) if len(raw) <= 9 else MAX_LIMIT + 1  # (no 5,000-digit int made)
     if not 1 <= value <= MAX_LIMIT:
-        raise _BadRequest(f"{name} {value} is out of range: use 1 to {MAX_LIMIT}")
+        raise _BadRequest(f"{name} {raw[:45]} is out of range: use 1 to {MAX_LIMIT}")
     return value
+
+
+def _flag(params: dict[str, str], name: str) -> bool:
+    """A yes-or-no parameter: 1 or true, 0 or false; absent or empty: no."""
+    raw = params.get(name)
+    if not raw:
+        return False
+    if raw not in _FLAGS:
+        raise _BadRequest(f"{name} {raw[:45]!r} is not a flag: use {name}=1 (or true), or 0")
+    return _FLAGS[raw]
 
 
 def _since(raw: str | None) -> str | int | None:

@@ -16,6 +16,14 @@
 -- ARGV[7..] field, value pairs every record must match
 -- Returns {next cursor or '', id, record JSON, data JSON or false, id, record JSON, ...}; a
 -- record that is not JSON matches every filter, so that the reader can count it as corrupt.
+-- The layout is checked, not assumed: a client of another version (the flag at ARGV[6] came
+-- later) would otherwise have its filters read shifted, match nothing and get an empty page
+-- with no cursor, as if there were nothing to list.
+if (ARGV[6] ~= '0' and ARGV[6] ~= '1') or (#ARGV - 6) % 2 ~= 0 then
+  return swarm_error('SWARM_INVALID', 'this listing was sent arguments of another layout than '
+    .. 'the server\'s redis-swarm library takes (a client of another version?): run the same '
+    .. 'redis-swarm version in every client of this swarm')
+end
 local index, records = KEYS[1], KEYS[2]
 local limit, budget = tonumber(ARGV[2]), tonumber(ARGV[4])
 local with_data = ARGV[5] == '1'
