@@ -90,10 +90,13 @@ def swarm_command(settings: Settings, *, show_password: bool = False) -> str:
     spelled out (rather than exported variables) because many agent shells do not keep
     variables from one command to the next; they are those of the hooks (``reach_options``),
     the defaults given too (the agent's shell may name another swarm or home), but the URL's
-    password, masked unless ``show_password`` (the prompt tells the agent to fill it in).
+    password, masked unless ``show_password`` (the prompt tells the agent to fill it in), and
+    a network server's ``--home`` (a prompt may be pasted on another machine).
     """
     password: Password = "show" if show_password else "mask"
-    return shlex.join([*install_command(), *reach_options(settings, password=password)])
+    return shlex.join(
+        [*install_command(), *reach_options(settings, password=password, same_machine=False)]
+    )
 
 
 # --- the templates

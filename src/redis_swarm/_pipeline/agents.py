@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, SwarmError
+from .._executable import reach_env
 from .._models import Finding, Synthesis, Task, TaskStatus, Usage, now_ms, usage_line, usd
 from .._outage import ride_out
 from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
@@ -249,12 +250,7 @@ class OneShotAgents:
         workdir = Path(tempfile.mkdtemp(prefix="swarm-pipeline-"))
         try:
             command = build_command(spec.exec, prompt, workdir)
-            env = {
-                **os.environ,
-                "SWARM_URL": self.swarm.settings.render_url(mask=False),
-                "SWARM_NAME": self.swarm.name,
-                **command.env,
-            }
+            env = {**os.environ, **reach_env(self.swarm.settings), **command.env}
             result = run_child(
                 command.argv,
                 stdin=command.stdin,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .._config import Settings
 from .._errors import NotFound
-from .._executable import reach_env, swarm_command
+from .._executable import reach_env
 from .._models import ContextInfo, Task
 from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
@@ -35,25 +35,7 @@ def task_env(task: Task, settings: Settings, context: ContextInfo | None = None)
         env["SWARM_CONTEXT_OWNER"] = task.parent
     if context is not None:
         env["SWARM_CONTEXT_VERSION"] = context.version
-    path = _path_with_swarm(os.environ.get("PATH", ""))
-    if path is not None:
-        env["PATH"] = path
     return env
-
-
-def _path_with_swarm(path: str) -> str | None:
-    """``path`` with this install's bin/ first, when its ``swarm`` is a program there that
-    ``path`` does not already find first (None: nothing to add). The prompts an agent is
-    given (prompts/task.md, question.md) say ``swarm ...``: the runner's own PATH may not
-    have the install's bin/ (a venv's ``swarm`` run by its path), and the agent's shell must
-    then still find this install's ``swarm``, not another or none."""
-    program = Path(swarm_command()[0])
-    if program.name != "swarm":
-        return None  # no swarm program (python -m redis_swarm): nothing a PATH could find
-    folder = str(program.parent)
-    if shutil.which("swarm", path=path) == str(program):
-        return None
-    return os.pathsep.join([folder, *(part for part in path.split(os.pathsep) if part)])
 
 
 class AgentRuns(PoolState):
