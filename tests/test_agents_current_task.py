@@ -1,11 +1,12 @@
 """What the agents' task column of the dashboard and ``swarm watch`` shows, as
 docs/dashboard.md says it: the task an agent says it works on (``swarm agents heartbeat
---task``), none for a worker that only claims; who holds a claimed task is that task's
+--task``), else, for a worker that only claims, the task it holds a lease on (among the
+newest leases: ``Swarm.recent``'s ``holding``, read in the round trips the view takes
+anyway), and none once it reported; who holds a claimed task is also that task's
 ``worker``, in ``swarm task list --status claimed``.
 
-(The status every face shows is one round trip, and a worker's claimed tasks are found
-only through the queues' lease sets, a read that needs the queue names first: so the
-column is not derived from the claims.)"""
+(The status every face shows stays one round trip: the leases are read by ``recent``,
+whose second step has the queue names it needs.)"""
 
 from __future__ import annotations
 
@@ -41,10 +42,25 @@ def test_the_task_an_agent_says_it_works_on_is_shown_until_cleared(cli: Cli, swa
     assert _watched(cli) == {"shard-1": None}
 
 
-def test_a_worker_that_only_claims_shows_none_and_its_task_names_it(cli: Cli, swarm: Swarm) -> None:
+def test_a_worker_that_only_claims_shows_the_task_it_holds_until_it_reports(
+    cli: Cli, swarm: Swarm
+) -> None:
     posted = swarm.post_task("q", "look")
     claimed = swarm.claim("q", worker="w-1")
     assert claimed is not None and claimed.id == posted.id
-    assert _watched(cli) == {"w-1": None}
+    assert _watched(cli) == {"w-1": posted.id}
+    assert posted.id in cli("watch", "--once").stdout
     held = cli.json("task", "list", "--status", "claimed")["items"]
     assert [(t["id"], t["worker"]) for t in held] == [(posted.id, "w-1")]
+    swarm.report(claimed.id, claimed.token, {"summary": "seen"})
+    assert _watched(cli) == {"w-1": None}
+
+
+def test_the_task_an_agent_says_wins_over_the_one_it_holds(cli: Cli, swarm: Swarm) -> None:
+    swarm.post_task("q", "look")
+    claimed = swarm.claim("q", worker="w-1")
+    assert claimed is not None
+    cli("agents", "heartbeat", "w-1", "--task", "t-own")
+    assert _watched(cli) == {"w-1": "t-own"}
+    cli("agents", "heartbeat", "w-1", "--task", "")  # cleared: the lease shows again
+    assert _watched(cli) == {"w-1": claimed.id}

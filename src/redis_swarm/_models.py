@@ -1135,9 +1135,14 @@ class SwarmStatus(Record):
 class Recent(Record):
     """The newest findings, syntheses and dead-lettered tasks (newest first; the tasks
     without their data): what the live views show below the status. ``corrupt`` names the
-    records among them stored unreadable (left out)."""
+    records among them stored unreadable (left out).
+
+    ``holding`` maps each worker to the ids of the claimed tasks it holds, newest lease
+    first, among the newest leases across queues (at most as many as ``recent`` was asked
+    for): what the live views show as the task of an agent that said none."""
 
     findings: tuple[Finding, ...]
     syntheses: tuple[Synthesis, ...]
     dead: tuple[Task, ...]
     corrupt: tuple[str, ...] = ()
+    holding: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)

@@ -8,7 +8,8 @@ that a follower starting from it misses nothing that happened while the rest was
 
 The listings page forward, oldest first, which is right for processing everything; a live
 view wants the opposite, the newest few. ``recent`` reads them newest first straight from
-the indexes, in two or three round trips.
+the indexes, in two or three round trips, with who holds the newest leases (the task an
+agent that only claims works on).
 
 ``task_costs`` is what every agent run on one task cost, as ``swarm task show`` and a
 task's lineage (``swarm lineage``) total it, in two round trips.
@@ -134,12 +135,14 @@ def _progress(name: str, counts: dict[str, int]) -> PassProgress:
 
 
 def recent(
-    ctx: OpContext, findings: int = 50, syntheses: int = 20, dead: int = 50
+    ctx: OpContext, findings: int = 50, syntheses: int = 20, dead: int = 50, leases: int = 100
 ) -> Operation[Recent]:
-    """The newest ``findings``, ``syntheses`` and dead-lettered tasks (newest first; each
-    count 1 to 500; the tasks without their data), in two or three round trips."""
+    """The newest ``findings``, ``syntheses`` and dead-lettered tasks (newest first; the
+    tasks without their data), and who holds the ``leases`` newest leases (``holding``:
+    by lease deadline, across queues; each count 1 to 500), in two or three round trips."""
     k = ctx.keys
     n_findings, n_syntheses, n_dead = _bounded(findings), _bounded(syntheses), _bounded(dead)
+    n_leases = _bounded(leases)
     finding_ids, synthesis_ids, queues = yield Batch(
         (
             Cmd("ZREVRANGE", k.finding_index, 0, n_findings - 1),
@@ -157,19 +160,20 @@ def recent(
     if synthesis_ids:
         second.append(Cmd("HMGET", k.syntheses, *synthesis_ids))
     second += [Cmd("ZREVRANGE", k.dead(q), 0, n_dead - 1, "WITHSCORES") for q in queue_names]
+    # Who holds a task is on its record only: the newest leases of every queue (a lease set
+    # is scored by deadline), read here and their tasks below, in the round trips the dead
+    # letters take anyway (a worker that only claims says no task of its own).
+    second += [Cmd("ZREVRANGE", k.leases(q), 0, n_leases - 1, "WITHSCORES") for q in queue_names]
     replies = list((yield Batch(tuple(second)))) if second else []
     found = replies.pop(0) if finding_ids else []
     made = replies.pop(0) if synthesis_ids else []
 
-    # The newest dead letters across queues, by time of death.
-    deaths: list[tuple[float, str]] = []
-    for reply in replies:
-        deaths += [(float(score), _text(member)) for member, score in _pairs(reply)]
-    deaths.sort(reverse=True)
-    dead_ids = [task_id for _, task_id in deaths[:n_dead]]
-    dead_tasks: list[Any] = []
-    if dead_ids:
-        dead_tasks = yield Cmd("HMGET", k.tasks, *dead_ids)
+    # The newest dead letters across queues, by time of death; the newest leases, by deadline.
+    dead_ids = _newest(replies[: len(queue_names)], n_dead)
+    leased_ids = _newest(replies[len(queue_names) :], n_leases)
+    tasks: list[Any] = []
+    if dead_ids or leased_ids:
+        tasks = yield Cmd("HMGET", k.tasks, *dead_ids, *leased_ids)
 
     corrupt: list[str] = []
 
@@ -183,13 +187,30 @@ def recent(
                     corrupt.append(record_id)
         return tuple(out)
 
+    # a view never shows payloads
+    dead_tasks = readable(dead_ids, tasks[: len(dead_ids)], lambda raw: task_from(raw, None))
+    leased = readable(leased_ids, tasks[len(dead_ids) :], lambda raw: task_from(raw, None))
+    holding: dict[str, list[str]] = {}
+    for task in leased:
+        # Settled or released since its lease was read: no longer held.
+        if task.status is TaskStatus.CLAIMED and task.worker:
+            holding.setdefault(task.worker, []).append(task.id)
     return Recent(
         findings=readable(finding_ids, found, finding_from),
         syntheses=readable(synthesis_ids, made, synthesis_from),
-        # a view never shows payloads
-        dead=readable(dead_ids, dead_tasks, lambda raw: task_from(raw, None)),
+        dead=dead_tasks,
         corrupt=tuple(corrupt),
+        holding={worker: tuple(ids) for worker, ids in holding.items()},
     )
+
+
+def _newest(replies: list[Any], n: int) -> list[str]:
+    """The ``n`` members of highest score across ZREVRANGE ... WITHSCORES replies."""
+    scored: list[tuple[float, str]] = []
+    for reply in replies:
+        scored += [(float(score), _text(member)) for member, score in _pairs(reply)]
+    scored.sort(reverse=True)
+    return [member for _, member in scored[:n]]
 
 
 def _pairs(reply: Any) -> list[tuple[Any, Any]]:
