@@ -172,16 +172,32 @@ def prune(settings: Settings, worker: str, held: Callable[[str, str], bool]) -> 
 def forget_task(settings: Settings, task_id: str, token: str | None = None) -> None:
     """Drop ``task_id``'s token, whichever worker of this machine claimed it: the task was
     reported, failed, released or cancelled. With ``token``, only that one: its lease is
-    gone, but another claim of the task (a newer token) may hold it now."""
-    with _locked(settings, make=False) as folder_exists:
-        if not folder_exists:
-            return
-        try:
-            files = sorted(_folder(settings).glob("*.json"))
-        except OSError:
-            return
-        for path in files:
-            tokens = _read(path)
-            if task_id in tokens and token in (None, tokens[task_id]):
-                del tokens[task_id]
-                _write_file(path, tokens)
+    gone, but another claim of the task (a newer token) may hold it now.
+
+    The files are read first, without the lock: a task none of them holds (the common case,
+    and every case on a home this process may not write, where no claim could keep a token)
+    takes no lock and writes nothing. Never an error: the task is settled already, and a
+    token that could not be dropped (the home not writable now) only waits for a later
+    claim or hook that finds its lease gone; one line on stderr says so."""
+
+    def holds(tokens: dict[str, str]) -> bool:
+        return task_id in tokens and token in (None, tokens[task_id])
+
+    try:
+        files = [p for p in sorted(_folder(settings).glob("*.json")) if holds(_read(p))]
+        if not files:
+            return  # (nothing to forget: no lock, no write)
+        with _locked(settings, make=False) as folder_exists:
+            if not folder_exists:
+                return
+            for path in files:  # read again under the lock: another change may have come
+                tokens = _read(path)
+                if holds(tokens):
+                    del tokens[task_id]
+                    _write_file(path, tokens)
+    except OSError as exc:
+        print(
+            f"warning: the token of {task_id} kept in {_folder(settings)} could not be "
+            f"forgotten ({exc}); a later claim drops it, once the home can be written",
+            file=sys.stderr,
+        )

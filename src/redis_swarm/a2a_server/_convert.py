@@ -5,8 +5,9 @@
   URL, or too big to inline, is refused with a message that says what to send instead.
 - A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id
   (``context_of``: a task posted without a pass, outside A2A, is a context of its own, its
-  id), the state from ``_states``, its request as the history, and once completed its finding as
-  the artifact (a text part with the summary, a data part with the whole finding). The
+  id, which holds that task alone: ``alone_in``), the state from ``_states``, its request
+  as the history, and once completed its finding as the artifact (a text part with the
+  summary, a data part with the whole finding). The
   status's timestamp is when the task took that status, as its record says it
   (``Task.status_since``: cancelled and dead-lettered tasks too); where a record stored by an
   older version does not say, the status has no timestamp rather than a wrong one.
@@ -50,6 +51,7 @@ __all__ = [
     "UPDATES_PER_EVENT",
     "Posting",
     "a2a_task",
+    "alone_in",
     "artifact_of",
     "context_of",
     "posting",
@@ -201,8 +203,16 @@ def artifact_of(finding: Finding) -> Artifact:
 def context_of(task: SwarmTask) -> str:
     """The A2A context id of ``task``: its pass (a message's context id is the pass of the
     task it posts); a task posted without one, outside A2A, is a context of its own: its id.
-    (A2A requires a context id on every update a stream or a webhook gets.)"""
+    (A2A requires a context id on every update a stream or a webhook gets.) Such a context
+    holds that task alone (``alone_in``): ListTasks lists it, and SendMessage adds no task
+    to it."""
     return task.pass_name or task.id
+
+
+def alone_in(task: SwarmTask, context_id: str) -> bool:
+    """True if ``context_id`` is ``task``'s context of its own (``context_of``: its id, for
+    a task without a pass), not a pass's name."""
+    return not task.pass_name and context_id == task.id
 
 
 def _request_of(task: SwarmTask) -> Message:

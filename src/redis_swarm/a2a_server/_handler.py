@@ -12,7 +12,10 @@ the wire formats are the SDK's; this class only says what each A2A method means 
   carries its position (``_resume``: the SSE id); a ``SubscribeToTask`` with a
   ``Last-Event-ID`` sends what followed it, and only that.
 - ``GetTask``, ``ListTasks``, ``CancelTask`` are ``get_task``, ``list_tasks`` (newest
-  first), ``cancel``.
+  first), ``cancel``. A context id that is the id of a task posted without a pass (its
+  context of its own, ``_convert.context_of``) lists that task alone, and a ``SendMessage``
+  carrying a task's id as its context id is refused: it would start a pass of that name,
+  which no ``ListTasks`` of the context lists.
 - The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
   ``_push`` delivers to them.
 
@@ -79,7 +82,7 @@ from .._errors import (
 from .._models import EventType, Finding, Webhook
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
-from ._convert import a2a_task, posting, updates
+from ._convert import a2a_task, alone_in, posting, updates
 from ._feed import TaskFeed, stream_order
 from ._request import ABSENT, raw_param
 from ._resume import POSITION_KEY, Position, before
@@ -205,21 +208,31 @@ class SwarmRequestHandler(RequestHandler):
             if params.HasField("status_timestamp_after")
             else 0
         )
-        with swarm_errors(self.swarm.name):
-            page = await self.swarm.list_tasks(
-                queue=self.queues[0] if len(self.queues) == 1 else None,
-                status=wanted[0] if len(wanted) == 1 else None,
-                pass_name=params.context_id or None,
-                cursor=params.page_token or None,
-                limit=size,
-                with_data=True,
-                newest_first=True,  # as A2A clients expect (and the SDK's task stores list)
-            )
+        alone = await self._named_task(params.context_id)
+        if alone is not None and alone_in(alone, params.context_id):
+            # The task's context of its own: that task, on one page (the filters below
+            # still apply).
+            items: Sequence[SwarmTask] = (alone,)
+            cursor = None
+            total = int(alone.status in wanted)
+        else:
+            with swarm_errors(self.swarm.name):
+                page = await self.swarm.list_tasks(
+                    queue=self.queues[0] if len(self.queues) == 1 else None,
+                    status=wanted[0] if len(wanted) == 1 else None,
+                    pass_name=params.context_id or None,
+                    cursor=params.page_token or None,
+                    limit=size,
+                    with_data=True,
+                    newest_first=True,  # as A2A clients expect (and the SDK's task stores list)
+                )
+            items, cursor = page.items, page.cursor
+            total = await self._total(params.context_id, wanted)
         # Several queues, or a state that is two statuses (submitted): the page is filtered
         # here, so it may hold fewer than page_size tasks; the token still goes on.
         tasks = [
             apply_history_length(await self._a2a(t, artifacts=params.include_artifacts), params)
-            for t in page.items
+            for t in items
             if t.queue in self.queues and t.status in wanted
         ]
         # A task whose record keeps no time of its status (one stored by an older version and
@@ -230,10 +243,35 @@ class SwarmRequestHandler(RequestHandler):
             if not t.status.HasField("timestamp") or t.status.timestamp.ToMilliseconds() >= after_ms
         ]
         return ListTasksResponse(
-            tasks=tasks,
-            next_page_token=page.cursor or "",
-            page_size=size,
-            total_size=await self._total(params.context_id, wanted),
+            tasks=tasks, next_page_token=cursor or "", page_size=size, total_size=total
+        )
+
+    async def _named_task(self, context_id: str) -> SwarmTask | None:
+        """The task of this agent whose id ``context_id`` is, if any (else it names a pass,
+        or nothing). A context id may be any text: one that is no valid task id names none."""
+        if not context_id:
+            return None
+        try:
+            return await self._task(context_id)
+        except (TaskNotFoundError, InvalidParamsError):
+            return None
+
+    async def _check_context(self, context_id: str) -> None:
+        """Refuse a message whose context id is a task's id: it would post to a pass of that
+        name, a context apart from the task's own (which takes no new task) that ListTasks
+        of the id would not list."""
+        task = await self._named_task(context_id)
+        if task is None:
+            return
+        if alone_in(task, context_id):
+            raise InvalidParamsError(
+                f"context id {context_id} is task {task.id}'s context of its own (it was "
+                "posted without a context): it holds that task alone and takes no new task; "
+                "send without a context id to start a new context, or with one of your own"
+            )
+        raise InvalidParamsError(
+            f"context id {context_id} is the id of task {task.id}, not a context: its "
+            f"context id is {task.pass_name}; send with that one to add a task to its context"
         )
 
     async def _total(self, context_id: str, wanted: list[SwarmStatus]) -> int:
@@ -292,6 +330,8 @@ class SwarmRequestHandler(RequestHandler):
                 "send a new message without a task id (the same context id groups them)"
             )
         post = posting(params, self.queues, new_context=str(uuid.uuid4()))
+        if params.message.context_id:
+            await self._check_context(params.message.context_id)
         push = params.configuration.task_push_notification_config
         if params.configuration.HasField("task_push_notification_config"):
             await self._check_url(push.url)

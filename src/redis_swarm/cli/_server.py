@@ -560,12 +560,19 @@ FAILING_RETRIES = 2
 
 
 def _failing(state: dict[str, Any]) -> bool:
-    """A cluster that refuses some of its keys now: a node says cluster_state fail, one does
-    not answer, or slots are served by no node."""
+    """A cluster that refuses some of its keys now: a node says cluster_state fail, slots
+    are served by no node (unassigned) or by one failing (fewer ok than assigned), or a
+    master that serves slots does not answer: the nodes answering, less the replicas up,
+    are fewer than those masters. A replica down refuses no key, nor does a master without
+    slots (one a failover replaced): they are warned of, not failed. (A master without
+    slots that answers can hide one with slots that does not, until the nodes see it
+    failing: its slots are then no longer ok.)"""
+    slots_ok = state["slots_ok"]
     return bool(
         state["state"] == "fail"
-        or state["answering"] < state["nodes"]
         or state["slots_assigned"] < CLUSTER_SLOTS
+        or (isinstance(slots_ok, int) and slots_ok < state["slots_assigned"])
+        or state["answering"] - state["replicas_up"] < state["masters"]
     )
 
 

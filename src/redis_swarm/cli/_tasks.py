@@ -372,12 +372,13 @@ def claim(
     _prune_tokens(app, worker)
     if not claimed:
         _nothing_to_claim(app, queues)
-    for t in claimed:
-        _remember(app, worker, t)
+    unkept = [(t, error) for t in claimed if (error := _remember(app, worker, t)) is not None]
     if count is not None:
         app.emit({"items": [task_json(t) for t in claimed]}, lambda: _render_claimed(app, claimed))
     else:
         _emit_task(app, claimed[0], _claimed_line(claimed[0]))
+    for t, error in unkept:  # after the tasks and their tokens: the claims stand
+        _say_unkept(t, error)
 
 
 def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
@@ -389,10 +390,27 @@ def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
     raise click.exceptions.Exit(EXIT_EMPTY)
 
 
-def _remember(app: App, worker: str, t: Task) -> None:
-    """Keep a claimed task's token for the session's hooks (docs/live.md)."""
+def _remember(app: App, worker: str, t: Task) -> OSError | None:
+    """Keep a claimed task's token for the session's hooks (docs/live.md). The error when
+    it could not be kept (a home this process may not write): not the claim's failure, as
+    the lease is taken; its token is printed all the same (``_say_unkept`` after it)."""
     if t.token:
-        tokens.remember(app.swarm.settings, worker, t.id, t.token)
+        try:
+            tokens.remember(app.swarm.settings, worker, t.id, t.token)
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _say_unkept(t: Task, error: OSError) -> None:
+    click.echo(
+        printable(
+            f"warning: the token of {t.id} could not be kept on this machine ({error}): the "
+            "session's hooks will not know it; pass it yourself with --token "
+            f"(swarm task report {t.id} --token {t.token} ...)"
+        ),
+        err=True,
+    )
 
 
 def _prune_tokens(app: App, worker: str) -> None:
@@ -553,8 +571,9 @@ def report(
         app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
         return
     f, following = reported
+    unkept = None
     if following is not None and following.worker:
-        _remember(app, following.worker, following)
+        unkept = _remember(app, following.worker, following)
 
     def human() -> None:
         click.echo(f"reported {f.id} for {task_id}")
@@ -564,6 +583,8 @@ def report(
             render_task(app, following, headline=_claimed_line(following))
 
     app.emit({"finding": f, "next": None if following is None else task_json(following)}, human)
+    if following is not None and unkept is not None:
+        _say_unkept(following, unkept)
 
 
 @task.command(short_help="Give a task up with the reason (it is retried).")
