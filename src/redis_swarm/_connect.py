@@ -7,21 +7,20 @@ Operations are written to be safe to retry (client-generated ids, idempotent scr
 retried command after a lost reply never applies twice.
 
 Three things redis-py does not do on its own: errors that no retry can fix (a certificate that
-does not verify, a refused client certificate even when its refusal was lost, a wrong
-password) fail at once instead of after
-the whole backoff; redis-py nests its retries (a command retries, and so does the connect
-inside it), which would multiply the attempts: here only the outermost level retries; and the
-retries, counted for failures that come at once (a connection refused while a server
-restarts), would each cost a whole timeout on a server that takes connections and never
+does not verify, a client certificate the server's alert refuses, a wrong password) fail at
+once instead of after the whole backoff; redis-py nests its retries (a command retries, and so
+does the connect inside it), which would multiply the attempts: here only the outermost level
+retries; and the retries, counted for failures that come at once (a connection refused while a
+server restarts), would each cost a whole timeout on a server that takes connections and never
 answers (a stopped process: 7 times ``socket_timeout``). Once an attempt has timed out, a
 request is sent again only if another attempt, timing out too, would end within the retry
 window counted from its first failure (``Settings.retry_window_s``): a request lasts at most
-``Settings.longest_request_s``. And the long window of a Sentinel or Cluster URL (53 s, to
-ride out a failover) is for failovers, during which some of their servers answer: when none
-does (every sentinel, every node the client knows: ``NoneAnswered``), a request is retried
-within a plain URL's window (``Settings.none_answered_window_s``), counted from the first of
-such failures in a row, and the sync cluster client, which asks for the cluster's layout when
-it is made, retries that as a request would.
+``Settings.longest_request_s``. And the long window of a Sentinel or Cluster URL (53 s, to ride
+out a failover) is for failovers, during which some of their servers answer: when none does
+(every sentinel, every node the client knows: ``NoneAnswered``), a request is retried within a
+plain URL's window (``Settings.none_answered_window_s``), counted from the first of such
+failures in a row, and the sync cluster client, which asks for the cluster's layout when it is
+made, retries that as a request would.
 """
 
 from __future__ import annotations
@@ -57,12 +56,11 @@ from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnect
 
 from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings, check_sentinel_service
 from ._translate import (
+    CERTIFICATE_REFUSED,
     HANDSHAKE_FAILURE,
     HANDSHAKE_TIMEOUT,
     TLS_FILE_ERRORS,
     causes,
-    closed_in_tls_setup,
-    sentinel_failures,
 )
 
 __all__ = [
@@ -100,9 +98,7 @@ def _backoff() -> ExponentialWithJitterBackoff:
 _PERMANENT = (
     "certificate verify failed",
     "certificate required",
-    "alert unknown ca",
-    "alert bad certificate",
-    "alert certificate unknown",
+    *CERTIFICATE_REFUSED,
     "wrong version number",
     "wrong_version_number",
     "unsupported protocol",
@@ -116,14 +112,12 @@ _PERMANENT = (
 )
 
 
-def is_permanent(exc: BaseException, settings: Settings | None = None) -> bool:
-    """True for a connection error that no retry can fix (certificates, authentication, a
-    TLS handshake that timed out: the port speaks no TLS). With the ``settings`` of the
-    connection: a TLS connection the server closed while it was being made, when the URL
-    gives a client certificate, which ``translate`` says the server rejected (it did, and its
-    alert saying so was lost)."""
-    if settings is not None and settings.ssl_certfile is not None and closed_in_tls_setup(exc):
-        return True
+def is_permanent(exc: BaseException) -> bool:
+    """True for a connection error that no retry can fix (certificates, a server's alert
+    refusing the client certificate, authentication, a TLS handshake that timed out: the port
+    speaks no TLS). Not a TLS connection the server closed without a word while it was being
+    made, even with a client certificate in the URL: a server at its maxclients, or
+    restarting, does that too (``translate`` names both causes once the retries are over)."""
     for item in causes(exc):
         if isinstance(
             item,
@@ -146,13 +140,26 @@ class NoneAnswered(redis.ConnectionError):
     timed_out = False
 
 
-class _NoSentinelAnswered(NoneAnswered, MasterNotFoundError):
-    """redis-py's "no master found" when every sentinel failed: its text, kept for
-    ``translate``, says which and why."""
+class _NoMasterFound(MasterNotFoundError):
+    """redis-py's "no master found", from ``_Sentinel``: ``failed_sentinels`` says which
+    sentinels failed and why (host:port, the error's text), for ``translate``, whatever
+    redis-py's version writes in its own text."""
+
+    failed_sentinels: tuple[tuple[str, str], ...] = ()
 
 
-class _AsyncNoSentinelAnswered(NoneAnswered, redis.asyncio.sentinel.MasterNotFoundError):
-    """The asyncio twin of ``_NoSentinelAnswered`` (asyncio's Sentinel has a class of its own)."""
+class _NoSentinelAnswered(NoneAnswered, _NoMasterFound):
+    """``_NoMasterFound`` when every sentinel failed."""
+
+
+class _AsyncNoMasterFound(redis.asyncio.sentinel.MasterNotFoundError):
+    """The asyncio twin of ``_NoMasterFound`` (asyncio's Sentinel has a class of its own)."""
+
+    failed_sentinels: tuple[tuple[str, str], ...] = ()
+
+
+class _AsyncNoSentinelAnswered(NoneAnswered, _AsyncNoMasterFound):
+    """The asyncio twin of ``_NoSentinelAnswered``."""
 
 
 class _NoNodeAnswered(NoneAnswered):
@@ -213,8 +220,7 @@ class _Attempts:
         self.failures += 1
         reported = self._fail(error, self.failures) if self._with_count else self._fail(error)
         retries = self._retry._retries
-        hopeless = is_permanent(error, self._retry.settings)
-        if self._depth > 0 or hopeless or (0 <= retries < self.failures):
+        if self._depth > 0 or is_permanent(error) or (0 <= retries < self.failures):
             return None, reported
         pause: float = self._retry._backoff.compute(self.failures)
         self._timed_out = self._timed_out or _timed_out(error)
@@ -271,11 +277,9 @@ def _timing(settings: Settings) -> _Timing:
 class _Retry(Retry):
     """redis-py's Retry, minus hopeless retries, nested retry loops, and retries of a timed-out
     request past the retry window. ``timing``: that window, the longest a timed-out attempt
-    takes, and the window when no server answers (``_timing``; None: retries counted only);
-    ``settings``: those of the connection, for ``is_permanent`` (None: unknown)."""
+    takes, and the window when no server answers (``_timing``; None: retries counted only)."""
 
     timing: _Timing | None = None
-    settings: Settings | None = None
 
     def call_with_retry(
         self,
@@ -302,7 +306,6 @@ class _AsyncRetry(redis.asyncio.retry.Retry):
     """The asyncio twin of ``_Retry``."""
 
     timing: _Timing | None = None
-    settings: Settings | None = None
 
     async def call_with_retry(
         self,
@@ -429,6 +432,14 @@ def _alive_on_any_answer(pool: Any) -> None:
     pool.connection_class = _ALIVE_ON_ANY_ANSWER.get(pool.connection_class, pool.connection_class)
 
 
+def _made_alive_on_any_answer(connection: Any) -> None:
+    """Make ``connection`` (of one of redis-py's classes, just connected) one of
+    ``_AnswerMeansAlive``: its class is redis-py's plus that mixin, which adds no state."""
+    alive = _ALIVE_ON_ANY_ANSWER.get(type(connection))
+    if alive is not None:
+        connection.__class__ = alive
+
+
 class _SentinelMaster(redis.Redis):
     """The master behind a Sentinel; closing it also closes the connections to the sentinels."""
 
@@ -449,43 +460,94 @@ class _AsyncSentinelMaster(redis.asyncio.Redis):
             await sentinel.aclose()
 
 
-def _none_answered(
-    exc: redis.ConnectionError, sentinels: int, kind: type[NoneAnswered]
-) -> redis.ConnectionError:
-    """``exc``, redis-py's "no master found" from ``sentinels`` sentinels, as ``kind`` when
-    every one of them failed (none answered)."""
-    failures = sentinel_failures(str(exc))
-    if len(failures) < sentinels:
-        return exc  # one answered: no such master, or it is down (a failover under way)
-    error = kind(str(exc))
-    error.timed_out = any("timeout" in why.lower() for _, why in failures)
+# What asking a sentinel for its masters may meet: it is down or not there (a ConnectionError),
+# it never answers (a TimeoutError), or it is no sentinel (an error reply, which redis-py
+# before 8.2 let end the whole lookup, not saying which server it came from).
+_SENTINEL_FAILURES = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError)
+
+
+def _master_given(
+    sentinel_of: Any, number: int, masters: Any, service_name: str
+) -> tuple[str, int] | None:
+    """The address of the master ``service_name`` from the masters that sentinel ``number``
+    of ``sentinel_of`` (a Sentinel) monitors, when it is up (that sentinel is then asked
+    first next time, as redis-py does); None when it gave none."""
+    state = masters.get(service_name)
+    if not state or not sentinel_of.check_master_state(state, service_name):
+        return None
+    sentinels = sentinel_of.sentinels
+    sentinels[0], sentinels[number] = sentinels[number], sentinels[0]
+    return state["ip"], state["port"]
+
+
+def _no_master_found(
+    service_name: str,
+    asked: int,
+    failed: list[tuple[Any, Exception]],
+    found: type[_NoMasterFound | _AsyncNoMasterFound],
+    none_answered: type[_NoSentinelAnswered | _AsyncNoSentinelAnswered],
+) -> MasterNotFoundError | redis.asyncio.sentinel.MasterNotFoundError:
+    """The error of a lookup of ``service_name`` among ``asked`` sentinels that gave no
+    master: ``failed``, the sentinels that failed (their clients) and what each met; as
+    ``none_answered`` when every one failed (none answered: ``NoneAnswered``)."""
+    failures = tuple(
+        (_address_of(client), str(error) or type(error).__name__) for client, error in failed
+    )
+    said = ", ".join(f"{node} - {error}" for node, error in failures)
+    text = f"No master found for {service_name!r}{f' : {said}' if said else ''}"
+    error = (none_answered if failed and len(failed) == asked else found)(text)
+    error.failed_sentinels = failures
+    if isinstance(error, NoneAnswered):
+        error.timed_out = any(isinstance(why, redis.TimeoutError) for _, why in failed)
     return error
 
 
+def _address_of(client: Any) -> str:
+    """host:port of a sentinel's client (as its pool was given them)."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+
 class _Sentinel(Sentinel):
-    """redis-py's Sentinel, saying when no sentinel answered (``_NoSentinelAnswered``)."""
+    """redis-py's Sentinel, whose lookup of a master says which sentinels failed and why
+    (``_NoMasterFound``), and when none answered (``_NoSentinelAnswered``), in the same
+    words on every redis-py version; an error reply (a server that is no sentinel) is one
+    sentinel's failure, not the whole lookup's. (redis-py's force_master_ip, which no client
+    here is given, is not read.)"""
 
     def discover_master(self, service_name: str) -> Any:
-        try:
-            return super().discover_master(service_name)
-        except MasterNotFoundError as exc:
-            error = _none_answered(exc, len(self.sentinels), _NoSentinelAnswered)
-            if error is exc:
-                raise
-            raise error from exc
+        failed: list[tuple[Any, Exception]] = []
+        for number, sentinel in enumerate(self.sentinels):
+            try:
+                masters = sentinel.sentinel_masters()
+            except _SENTINEL_FAILURES as error:
+                failed.append((sentinel, error))
+                continue
+            address = _master_given(self, number, masters, service_name)
+            if address is not None:
+                return address
+        asked = len(self.sentinels)
+        raise _no_master_found(service_name, asked, failed, _NoMasterFound, _NoSentinelAnswered)
 
 
 class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
     """The asyncio twin of ``_Sentinel``."""
 
     async def discover_master(self, service_name: str) -> Any:
-        try:
-            return await super().discover_master(service_name)
-        except redis.asyncio.sentinel.MasterNotFoundError as exc:
-            error = _none_answered(exc, len(self.sentinels), _AsyncNoSentinelAnswered)
-            if error is exc:
-                raise
-            raise error from exc
+        failed: list[tuple[Any, Exception]] = []
+        for number, sentinel in enumerate(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()
+            except _SENTINEL_FAILURES as error:
+                failed.append((sentinel, error))
+                continue
+            address = _master_given(self, number, masters, service_name)
+            if address is not None:
+                return address
+        asked = len(self.sentinels)
+        raise _no_master_found(
+            service_name, asked, failed, _AsyncNoMasterFound, _AsyncNoSentinelAnswered
+        )
 
 
 class _SentinelConnection(_AnswerMeansAlive, SentinelManagedConnection):
@@ -616,6 +678,20 @@ def _layout_errors_converted(send: Callable[..., T]) -> Callable[..., T]:
     return converted
 
 
+class _Cluster(RedisCluster):
+    """The sync cluster client, the connections of whose nodes (those of the URL and those it
+    finds later) are those of ``_AnswerMeansAlive``: each made so as it connects, before
+    redis-py's handshake on it. (redis-py through 8.2 gives these nodes no
+    health_check_interval, so their connections are not PINGed yet; the class is the same
+    as every other client's all the same.) redis-py takes a class for the nodes' connections
+    only from 8.2 on: before, it makes each node with ``Redis(**kwargs)``, which refuses one
+    (connection_class failed every node); this hook is in every version."""
+
+    def on_connect(self, connection: Any) -> None:
+        _made_alive_on_any_answer(connection)
+        super().on_connect(connection)  # type: ignore[no-untyped-call]
+
+
 class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
     """The asyncio cluster client, which learns the layout at its first command (the sync one
     at construction, see ``_cluster``): a failure to do so raised as ``_cluster_error``, as
@@ -646,7 +722,6 @@ def _retry(
     # ignore stays silent where a newer redis-py needs none (unused-ignore).
     retry = kind(_backoff(), retries, supported_errors=errors)  # type: ignore[arg-type, unused-ignore]
     retry.timing = _timing(settings)
-    retry.settings = settings
     return retry
 
 
@@ -961,7 +1036,7 @@ class _Kit:
 
 _SYNC = _Kit(
     redis.Redis,
-    RedisCluster,
+    _Cluster,
     ClusterNode,
     _Sentinel,
     _Retry,
@@ -1023,8 +1098,6 @@ def _client(settings: Settings, kit: _Kit) -> Any:
 def _cluster(settings: Settings, kit: _Kit) -> Any:
     """The cluster client of ``settings``, its connections those of ``_AnswerMeansAlive``."""
     options = dict(kit.cluster_options)
-    if kit is _SYNC:  # the sync client takes the class its nodes' connections are made of
-        options["connection_class"] = _SSLConnection if settings.ssl else _Connection
 
     def made() -> Any:
         try:
@@ -1069,6 +1142,9 @@ def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     # waited for as long as a connection, so that sentinels that take connections and never
     # answer, asked one after another, fail a request within seconds, not socket_timeouts.
     asked["socket_timeout"] = min(settings.socket_timeout, settings.connect_timeout)
+    # Each sentinel asked once per lookup: the request's retry is the one that retries (a
+    # sentinel client's own default retried up to 10 times before redis-py 8.2, with backoff).
+    asked["retry"] = kit.retry(_backoff(), 0, supported_errors=tuple(_RETRY_ON))
     sentinel = kit.sentinel(
         list(settings.nodes),
         sentinel_kwargs=asked,

@@ -13,12 +13,12 @@ from ._config import Settings
 from ._scripts import function_name, script_sha
 
 __all__ = [
+    "CERTIFICATE_REFUSED",
     "HANDSHAKE_FAILURE",
     "HANDSHAKE_TIMEOUT",
     "TLS_FILE_ERRORS",
     "causes",
     "closed_in_tls_setup",
-    "sentinel_failures",
     "translate",
 ]
 
@@ -37,6 +37,18 @@ TLS_FILE_ERRORS = (_PEM_UNREADABLE, _KEY_MISMATCH, _NO_CA_CERTIFICATE, _A_DIRECT
 # share no TLS version or cipher. An alert is the server's answer, sent on purpose, not a
 # dropped connection: no retry changes it.
 HANDSHAKE_FAILURE = "alert handshake failure"
+# The alerts of a server that refused the client certificate it was given (OpenSSL's words):
+# its answer, sent on purpose. A close without one says nothing of why (a server at its
+# maxclients, or restarting, and a proxy's dropped connection close so too): retried.
+CERTIFICATE_REFUSED = (
+    "alert bad certificate",
+    "alert unknown ca",
+    "alert certificate unknown",
+    "alert unsupported certificate",
+    "alert certificate revoked",
+    "alert certificate expired",
+    "alert access denied",
+)
 _FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 # Scripts report refusals as error replies "CODE message"; the code picks the class.
@@ -68,7 +80,7 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
     ):
         return e.PermissionDenied(_authentication_failed(where))
     if text.startswith(_NO_MASTER):
-        return e.ConnectionFailed(_no_master(text, where))
+        return e.ConnectionFailed(_no_master(exc, text, where))
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
@@ -352,13 +364,16 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
 
 # redis-py's Sentinel client, when no sentinel gave the master's address: "No master found
 # for 'NAME'", then " : " and, for each sentinel that failed, its client's repr (every
-# option of its connection: a kilobyte each) and " - " and the error.
+# option of its connection: a kilobyte each) and " - " and the error: from 8.2 on its class
+# and text, before its class alone ("network:ConnectionError"). The clients built here say
+# which sentinels failed and why in an attribute instead (``failed_sentinels``, see
+# ``_connect``); the text is read for a client built elsewhere.
 _NO_MASTER = "No master found for "
 _SENTINEL_FAILED = re.compile(r"host=([^,>]+),port=(\d+).*?\)> - (.*)", re.DOTALL)
 _CONNECT_FAILED = re.compile(r"Error (-?\d+) connecting to \S+?\. (.*?)\.?$")
 
 
-def sentinel_failures(text: str) -> list[tuple[str, str]]:
+def _sentinel_failures(text: str) -> list[tuple[str, str]]:
     """The sentinels that failed in the text of redis-py's "No master found" error, in the
     order they were asked: each one's host:port and its error (class, then text). A sentinel
     that answered (that it knows no such master, or that the master is down) is not there."""
@@ -370,13 +385,15 @@ def sentinel_failures(text: str) -> list[tuple[str, str]]:
     return failures
 
 
-def _no_master(text: str, where: str) -> str:
+def _no_master(exc: BaseException, text: str, where: str) -> str:
     """One short line for a Sentinel URL whose sentinels gave no master: which sentinels were
     tried, which did not answer and why, and what to check."""
     settings = _settings_of(where)
     head = text.partition(" : ")[0]
     service = settings.service_name if settings is not None else head[len(_NO_MASTER) :]
-    failed = {node: _why_no_answer(error) for node, error in sentinel_failures(text)}
+    given: tuple[tuple[str, str], ...] | None = getattr(exc, "failed_sentinels", None)
+    failures = given if given is not None else _sentinel_failures(text)
+    failed = {node: _why_no_answer(error) for node, error in failures}
     tried = [f"{h}:{p}" for h, p in settings.nodes] if settings is not None else list(failed)
     answered = [node for node in tried if node not in failed]
     said = ", ".join(f"{node} ({why})" for node, why in failed.items())
@@ -395,10 +412,21 @@ def _no_master(text: str, where: str) -> str:
     )
 
 
+# What an error whose text was lost (redis-py before 8.2 wrote a sentinel's error as its class
+# alone) most likely was, said in words.
+_BARE_ERRORS = {
+    "connectionerror": "could not connect",
+    "timeouterror": "timed out",
+}
+
+
 def _why_no_answer(error: str) -> str:
     """A sentinel's error, as the few words that say why it gave no master."""
     error = re.sub(r"^(?:\w+:)?\w+(?:Error|Exception): ", "", error.strip())  # the class
     error = re.sub(r"^\w+\('(.*)'\)$", r"\1", error)  # the repr older redis-py gives
+    bare = re.fullmatch(r"(?:\w+:)?(\w+)", error)
+    if bare is not None and bare[1].lower() in _BARE_ERRORS:
+        return _BARE_ERRORS[bare[1].lower()]
     connect = _CONNECT_FAILED.search(error)
     if connect is not None:
         number = int(connect[1])
@@ -441,7 +469,8 @@ def closed_in_tls_setup(exc: BaseException) -> bool:
     """True when the server ended a TLS connection without a word while it was being made:
     the sync client reads an EOF in the handshake (``_EOF_MIDWAY``), asyncio's a
     ConnectionResetError with no text. A server that refuses the client's certificate does
-    this when the alert saying so is lost (it races the server's close)."""
+    this when the alert saying so is lost (it races the server's close); so does one at its
+    maxclients, or restarting, and a proxy in front of one."""
     chain = causes(exc)
     return any("connecting to" in str(item) for item in chain) and any(
         _EOF_MIDWAY in str(item).lower() or (type(item) is ConnectionResetError and not item.args)
@@ -482,7 +511,7 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
         # client that loses that race sees the connection end (EOF) instead of the alert.
         settings = _settings_of(where)
         if settings is not None and settings.ssl_certfile is not None:
-            return _certificate_rejected(where, text)
+            return _closed_with_certificate(where, text)
         # No certificate given: the end of a connection says no more than that (a dropped
         # connection ends so too, and is retried as one), but the likeliest cause is this.
         return (
@@ -494,7 +523,7 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
         return _certificate_required(where)
     if HANDSHAKE_FAILURE in low:
         return _handshake_refused(where, text)
-    if any(f in low for f in ("alert unknown ca", "alert bad certificate", "certificate unknown")):
+    if any(alert in low for alert in CERTIFICATE_REFUSED):
         return _certificate_rejected(where, text)
     if "wrong version number" in low or "wrong_version_number" in low:
         return (
@@ -530,10 +559,26 @@ def _handshake_refused(where: str, text: str) -> str:
     )
 
 
+_CHECK_CERTIFICATE = (
+    "check ssl_certfile/ssl_keyfile, and that its CA is in the server's tls-ca-cert-file"
+)
+
+
 def _certificate_rejected(where: str, text: str) -> str:
     return (
-        f"TLS to {where} refused: the server rejected the client certificate ({text}): check "
-        "ssl_certfile/ssl_keyfile, and that its CA is in the server's tls-ca-cert-file"
+        f"TLS to {where} refused: the server rejected the client certificate ({text}): "
+        f"{_CHECK_CERTIFICATE}"
+    )
+
+
+def _closed_with_certificate(where: str, text: str) -> str:
+    """The server ended the connection in the TLS handshake without a word (retried, as a
+    dropped connection is), and the URL gives a client certificate: the likely causes."""
+    return (
+        f"TLS to {where} failed: the server closed the connection in the TLS handshake without "
+        f"a word ({text}); most likely the server rejected the client certificate (its alert "
+        f"saying so lost in the race with its close): {_CHECK_CERTIFICATE}; else it takes no "
+        "more connections (maxclients) or is restarting"
     )
 
 
