@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _digest
+from ._files import write_whole
 
 __all__ = ["ContextCache"]
 
@@ -207,10 +207,7 @@ class ContextCache:
         assert self.directory is not None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)  # atomic: readers see the whole file or none
+            write_whole(path, data)  # readers see the whole file or none
         except OSError:
             return  # a cache that cannot write is only slower
         self._disk_evict()

@@ -28,11 +28,11 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .._config import Settings
+from .._files import write_whole
 
 __all__ = ["forget", "forget_task", "known", "prune", "remember"]
 
@@ -114,15 +114,7 @@ def _write_file(path: Path, tokens: dict[str, str]) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # (0600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(tokens, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_whole(path, json.dumps(tokens).encode())  # (0600)
 
 
 def _change(
