@@ -22,6 +22,7 @@ from typing import Any
 
 from ._client import Swarm
 from ._config import Settings
+from ._env import ENV_NAME, ENV_URL
 from ._models import Finding
 from .roles import MemoryShard, Worker
 
@@ -199,8 +200,8 @@ def _run_workers(
 ) -> list[dict[str, Any]]:
     """Start ``workers`` separate worker processes on ``queue`` and collect their reports."""
     child_env = {**os.environ, **(env or {})}
-    child_env["SWARM_URL"] = settings.render_url(mask=False)
-    child_env["SWARM_NAME"] = settings.swarm
+    child_env[ENV_URL] = settings.render_url(mask=False)
+    child_env[ENV_NAME] = settings.swarm
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "redis_swarm._demo", "--queue", queue],

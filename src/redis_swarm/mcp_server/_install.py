@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._config import DEFAULT_HOME
+from .._env import ENV_HOME, ENV_NAME, ENV_URL
 from .._errors import ConfigError
 from .._executable import swarm_command
 
@@ -126,7 +127,7 @@ def launch_spec(
     if channel is not None:
         args += ["--channel", *[a for q in channel for a in ("--watch-queue", q)]]
     where = (home or DEFAULT_HOME).expanduser().absolute()
-    env = {"SWARM_URL": url, "SWARM_NAME": swarm, "SWARM_HOME": str(where)}
+    env = {ENV_URL: url, ENV_NAME: swarm, ENV_HOME: str(where)}
     return LaunchSpec(server_name, base[0], args, env)
 
 
