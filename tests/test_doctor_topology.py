@@ -6,7 +6,11 @@ refused to it, and the cluster client has no node to send HELLO to)."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,11 +19,11 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from redis_swarm import Settings
+from redis_swarm import SentinelView, Settings, topology
 from redis_swarm._acl import acl_user
 from redis_swarm.cli._acl import apply_user
 
-from ._cli import Cli
+from ._cli import SRC, Cli
 from ._cluster import LocalCluster, start_cluster
 from ._sentinel import SERVICE, LocalSentinel, start_sentinel
 from ._servers import ServerFactory, free_port
@@ -117,7 +121,46 @@ def test_sentinel_problems_are_flagged(sentinel: LocalSentinel) -> None:
     assert warning.startswith(f"sentinel {dead} of the URL does not answer")
 
 
+def test_the_sentinels_view_from_python(sentinel: LocalSentinel) -> None:
+    """redis_swarm.topology, what swarm doctor renders, called by a program."""
+    sentinel.wait_ready()
+    found = topology(Settings.from_url(sentinel.url))
+    assert found.kind == "sentinel" and found.cluster is None and found.failing is False
+    view = found.sentinel
+    assert isinstance(view, SentinelView) and found.view is view and found.warnings == ()
+    assert view.master == f"127.0.0.1:{sentinel.master_port()}" and view.failover_ok is True
+    assert (view.sentinels, view.quorum, view.replicas, view.replicas_up) == (3, 2, 1, 1)
+    assert view.to_dict() == Cli(sentinel.url, swarm=SWARM).json("doctor")["sentinel"]
+
+
 # --- Cluster
+
+# A program that asks the cluster for its topology: the CLI is never loaded.
+_ASK = """
+import json, sys
+from redis_swarm import Settings, topology
+found = topology(Settings.from_url(sys.argv[1]))
+print(json.dumps({
+    "cluster": found.cluster.to_dict(), "failing": found.failing,
+    "warnings": list(found.warnings), "versions": len(found.cluster.versions),
+    "cli": sorted(m for m in sys.modules if m.startswith(("redis_swarm.cli", "click"))),
+}))
+"""
+
+
+def test_the_clusters_view_from_python(cluster_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    run = subprocess.run([sys.executable, "-c", _ASK, cluster_url], env=env,
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    found = json.loads(run.stdout)
+    assert found["cli"] == [] and found["failing"] is False and found["warnings"] == []
+    assert found["cluster"] == {"state": "ok", "slots_assigned": 16384, "slots_ok": 16384,
+                                "masters": 3, "replicas": 3, "replicas_up": 3, "nodes": 6,
+                                "answering": 6}  # fmt: skip
+    assert found["versions"] == 6
+    # Any other URL: nothing to ask, and nothing asked (no server listens on port 1).
+    plain = topology(Settings.from_url("redis://127.0.0.1:1"))
+    assert (plain.view, plain.warnings, plain.failing) == (None, (), False)
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +198,10 @@ def test_a_worker_sees_the_real_version_on_a_cluster(cluster_url: str, worker_ur
     assert cluster["replicas"] == cluster["replicas_up"] == 3 and cluster["answering"] == 6
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def bare_cluster(servers: ServerFactory) -> Iterator[LocalCluster]:
-    """A cluster of its own: 3 masters, no replica (a test breaks it)."""
+    """A cluster of its own: 3 masters, no replica. The tests break it: the first mends what
+    it broke; the last kills a node, for good."""
     cluster = start_cluster(servers, masters=3, replicas=0)
     yield cluster
     cluster.close()
@@ -193,17 +237,24 @@ def test_masters_without_replicas_are_warned_and_a_failing_cluster_fails(
     node = bare_cluster.node(owner)
     with redis.Redis(port=owner) as client:
         client.execute_command("CLUSTER", "DELSLOTSRANGE", last - 99, last)
-    _until(lambda: _state(node.port or 0) == "fail", "cluster_state fail")
-    report, took = _timed(cli, expect=1)
-    assert took < PROMPT_S, f"{took:.1f} s: the doctor waited on the cluster's retries"
-    assert report["ok"] is False and report["cluster"]["state"] == "fail"
-    assert any(f"cluster_state is fail on 127.0.0.1:{node.port}" in w for w in report["warnings"])
-    # The swarm's keys (on the failing master) could not be read: said, not raised.
-    assert report["corrupt_records"]["checked"] is False
-    assert "warning: cluster_state is fail" in _rows(cli, expect=1)["warning"]
+    try:
+        _until(lambda: _state(node.port or 0) == "fail", "cluster_state fail")
+        report, took = _timed(cli, expect=1)
+        assert took < PROMPT_S, f"{took:.1f} s: the doctor waited on the cluster's retries"
+        assert report["ok"] is False and report["cluster"]["state"] == "fail"
+        assert any(f"cluster_state is fail on 127.0.0.1:{node.port}" in w
+                   for w in report["warnings"])  # fmt: skip
+        # The swarm's keys (on the failing master) could not be read: said, not raised.
+        assert report["corrupt_records"]["checked"] is False
+        assert "warning: cluster_state is fail" in _rows(cli, expect=1)["warning"]
+    finally:  # (mended for the next test)
+        with redis.Redis(port=owner) as client:
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", last - 99, last)
+        bare_cluster.wait_ok()
 
 
 def test_a_dead_master_is_named_at_once(bare_cluster: LocalCluster) -> None:
+    bare_cluster.wait_ok()
     dead = bare_cluster.nodes[0]
     dead.kill()
     alive = [node.port or 0 for node in bare_cluster.nodes[1:]]

@@ -60,6 +60,7 @@ from ._models import (
     Webhook,
 )
 from ._protocol import Limits
+from ._topology import ClusterView, SentinelView, Topology, topology
 from .roles import (
     Coordinator,
     EphemeralWorker,
@@ -78,6 +79,7 @@ __all__ = [
     "AlreadyCompleted",
     "Answer",
     "AsyncSwarm",
+    "ClusterView",
     "ConfigError",
     "Conflict",
     "ConnectionFailed",
@@ -109,6 +111,7 @@ __all__ = [
     "Recent",
     "RedisSwarmCoordinator",
     "SearchHit",
+    "SentinelView",
     "Settings",
     "SonnetCoordinator",
     "Swarm",
@@ -121,9 +124,11 @@ __all__ = [
     "TaskSpec",
     "TaskStatus",
     "Timeout",
+    "Topology",
     "Usage",
     "ValidationError",
     "Webhook",
     "Worker",
     "__version__",
+    "topology",
 ]

@@ -1,0 +1,544 @@
+"""What a Sentinel or Cluster deployment says of itself: ``topology(settings)``.
+
+The swarm's client talks to the master (or routes by key) and cannot address the sentinels or
+the nodes one by one, so this asks them on connections of its own (as ``swarm acl --apply``
+reaches every node): the sentinels named in the URL (``SENTINEL MASTER``, ``REPLICAS``,
+``CKQUORUM``), or each node of the cluster (``HELLO``, ``CLUSTER INFO``, ``CLUSTER SHARDS``,
+or ``CLUSTER SLOTS`` before Redis 7). It judges what they say: the warnings (what to do about
+each problem) and whether a cluster refuses some of its keys now (``failing``). ``swarm
+doctor`` renders it; a program may call it as well::
+
+    from redis_swarm import Settings, topology
+
+    found = topology(Settings.from_url("redis+cluster://10.0.0.5:7000"))
+    if found.failing:
+        print("\\n".join(found.warnings))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis
+
+from ._config import Kind, Settings
+from ._connect import sync_client
+from ._translate import translate
+
+T = TypeVar("T")
+
+CLUSTER_SLOTS = 16384
+# What ``state`` and ``slots_ok`` say where the user may not run CLUSTER INFO (every role but
+# an admin).
+CLUSTER_INFO_NOT_VISIBLE = "not visible to this user: it may not run CLUSTER INFO"
+# The flags by which a sentinel says a server is down (or that it cannot reach it).
+_DOWN = ("s_down", "o_down", "disconnected")
+# A node's health in CLUSTER SHARDS when the cluster agrees it failed.
+_FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class SentinelView:
+    """A Sentinel deployment as the sentinels of the URL see it. ``master`` and the fields
+    after it are None when no sentinel answered (``answering`` 0)."""
+
+    service: str
+    answering: int  # sentinels of the URL that answered about the service
+    in_url: int  # sentinels the URL names
+    master: str | None = None  # host:port, as the first sentinel that answered names it
+    sentinels: int | None = None  # how many watch the service (the most any one knows)
+    quorum: int | None = None
+    replicas: int | None = None  # known to the sentinels
+    replicas_up: int | None = None
+    failover: str | None = None  # SENTINEL CKQUORUM's answer, in its words
+    failover_ok: bool | None = None  # whether CKQUORUM said a failover could be agreed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``sentinel`` object of ``swarm doctor --json``."""
+        out: dict[str, Any] = {
+            "service": self.service,
+            "answering": self.answering,
+            "in_url": self.in_url,
+        }
+        if self.master is not None:
+            out.update(
+                master=self.master,
+                sentinels=self.sentinels,
+                quorum=self.quorum,
+                replicas=self.replicas,
+                replicas_up=self.replicas_up,
+                failover=self.failover,
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """A cluster as its nodes see it. ``state`` (``"ok"`` or ``"fail"``: fail when any node
+    says so) and ``slots_ok`` come from CLUSTER INFO: None when no node answered, or when
+    every node that did refused it to this user (``info_visible`` False). ``masters`` counts
+    the masters that serve slots; ``failed`` names the masters the cluster marked failed that
+    serve none (a failover gave their slots to a replica): counted in ``nodes``, never as
+    masters. ``versions``: the Redis version each node that answered runs (address ->
+    version)."""
+
+    state: str | None
+    slots_assigned: int
+    slots_ok: int | None
+    masters: int
+    replicas: int
+    replicas_up: int
+    nodes: int
+    answering: int
+    info_visible: bool = True
+    failed: tuple[str, ...] = ()
+    versions: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def failing(self) -> bool:
+        """Whether the cluster refuses some of its keys now: a node says cluster_state fail,
+        slots are served by no node (unassigned) or by one failing (fewer ok than assigned),
+        or a master that serves slots does not answer: the nodes answering, less the
+        replicas up, are fewer than those masters. A replica down refuses no key, nor does a
+        master without slots (one a failover replaced): they are warned of, not failed. (A
+        master without slots that answers can hide one with slots that does not, until the
+        nodes see it failing: its slots are then no longer ok.)"""
+        return bool(
+            self.state == _FAIL
+            or self.slots_assigned < CLUSTER_SLOTS
+            or (self.slots_ok is not None and self.slots_ok < self.slots_assigned)
+            or self.answering - self.replicas_up < self.masters
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``cluster`` object of ``swarm doctor --json``."""
+        hidden = None if self.info_visible else CLUSTER_INFO_NOT_VISIBLE
+        return {
+            "state": self.state if self.info_visible else hidden,
+            "slots_assigned": self.slots_assigned,
+            "slots_ok": self.slots_ok if self.info_visible else hidden,
+            "masters": self.masters,
+            "replicas": self.replicas,
+            "replicas_up": self.replicas_up,
+            "nodes": self.nodes,
+            "answering": self.answering,
+        }
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What the deployment of a URL says of itself: ``sentinel`` (a Sentinel URL) or
+    ``cluster`` (a Cluster URL), None for the other kinds; ``warnings``, each saying what to
+    do; ``failing``: the cluster refuses some of its keys now (never for Sentinel: its
+    warnings are of a failover that may not happen, the swarm works now)."""
+
+    kind: Kind
+    sentinel: SentinelView | None = None
+    cluster: ClusterView | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def failing(self) -> bool:
+        return self.cluster is not None and self.cluster.failing
+
+    @property
+    def view(self) -> SentinelView | ClusterView | None:
+        """The sentinel or the cluster view, whichever the URL has."""
+        return self.sentinel if self.sentinel is not None else self.cluster
+
+
+def topology(settings: Settings) -> Topology:
+    """Ask the deployment of ``settings`` what shape it is in. A Sentinel URL: each sentinel
+    it names (one that does not answer is a warning); a Cluster URL: the first node of the
+    URL that answers for the layout, then every node on a connection of its own, one attempt
+    each (a node down must not hold the caller through the URL's failover retries). Any other
+    URL: nothing to ask. Raises ``ConnectionFailed`` when no node of a Cluster URL answers."""
+    if settings.kind == "sentinel":
+        view, warnings = _sentinel_state(settings)
+        return Topology(settings.kind, sentinel=view, warnings=tuple(warnings))
+    if settings.kind == "cluster":
+        cluster, warnings = _cluster_state(settings)
+        return Topology(settings.kind, cluster=cluster, warnings=tuple(warnings))
+    return Topology(settings.kind)
+
+
+# --- replies
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _map(reply: Any) -> dict[str, Any]:
+    """A map reply (or RESP2's flat list) with str keys; values as they came."""
+    if isinstance(reply, list | tuple):
+        reply = dict(zip(reply[::2], reply[1::2], strict=False))
+    return {_text(k): v for k, v in reply.items()} if isinstance(reply, dict) else {}
+
+
+def _fields(reply: Any) -> dict[str, str]:
+    """A reply of fields (a map, RESP2's flat list, or INFO-style ``k:v`` lines) with str
+    keys and values."""
+    if isinstance(reply, bytes | str):
+        lines = (line.partition(":") for line in _text(reply).splitlines())
+        return {k.strip(): v.strip() for k, sep, v in lines if sep}
+    return {k: _text(v) for k, v in _map(reply).items()}
+
+
+def _number(value: str | None) -> int:
+    return int(value) if value and value.lstrip("-").isdigit() else 0
+
+
+def _address(client: Any) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+
+# --- Sentinel
+
+
+def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
+    """What one sentinel says of ``service``: its master, the sentinels and replicas it knows,
+    and whether a failover could be agreed now (SENTINEL CKQUORUM)."""
+    master = _fields(sentinel.execute_command("SENTINEL", "MASTER", service))
+    replicas = [_fields(r) for r in sentinel.execute_command("SENTINEL", "REPLICAS", service)]
+    try:
+        failover, failover_ok = (
+            _text(sentinel.execute_command("SENTINEL", "CKQUORUM", service)),
+            True,
+        )
+    except redis.ResponseError as exc:  # NOQUORUM, NOMAJORITY: the reason, in its words
+        failover, failover_ok = str(exc), False
+    up = [r for r in replicas if not any(flag in r.get("flags", "") for flag in _DOWN)]
+    return {
+        "master": f"{master.get('ip')}:{master.get('port')}",
+        "flags": master.get("flags", ""),
+        "quorum": _number(master.get("quorum")),
+        "sentinels": 1 + _number(master.get("num-other-sentinels")),
+        "replicas": len(replicas),
+        "replicas_up": len(up),
+        "failover": failover,
+        "failover_ok": failover_ok,
+    }
+
+
+def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
+    """The Sentinel deployment of the URL as its sentinels see it (the master they name, how
+    many sentinels and replicas they know, whether they can agree a failover), and what is
+    wrong with it (warnings: the swarm works now, but a failover may not)."""
+    service = settings.service_name or ""
+    warnings: list[str] = []
+    views: dict[str, dict[str, Any]] = {}
+    client: Any = sync_client(settings)
+    try:
+        for sentinel in client.connection_pool.sentinel_manager.sentinels:
+            where = _address(sentinel)
+            try:
+                views[where] = _sentinel_view(sentinel, service)
+            except redis.ResponseError as exc:  # "No such master with that name"
+                warnings.append(
+                    f"sentinel {where} does not watch {service!r} ({exc}): check the service "
+                    "name in the URL, or make it watch the master (SENTINEL MONITOR)"
+                )
+            except (redis.RedisError, OSError) as exc:
+                warnings.append(
+                    f"sentinel {where} of the URL does not answer ({exc}): start it again, "
+                    "or take it out of the URL"
+                )
+    finally:
+        client.close()
+    if not views:
+        return SentinelView(service, 0, len(settings.nodes)), warnings
+    named = {view["master"] for view in views.values()}
+    if len(named) > 1:
+        told = ", ".join(f"{where} names {view['master']}" for where, view in views.items())
+        warnings.append(
+            f"the sentinels name different masters of {service!r} ({told}): a failover is "
+            "under way, or they do not reach each other; run swarm doctor again in a few "
+            "seconds, and if it lasts check that every sentinel reaches the others"
+        )
+    view = next(iter(views.values()))
+    known = max(v["sentinels"] for v in views.values())
+    state = SentinelView(
+        service=service,
+        answering=len(views),
+        in_url=len(settings.nodes),
+        master=view["master"],
+        sentinels=known,
+        quorum=view["quorum"],
+        replicas=view["replicas"],
+        replicas_up=view["replicas_up"],
+        failover=view["failover"],
+        failover_ok=view["failover_ok"],
+    )
+    down = [flag for flag in view["flags"].split(",") if flag in _DOWN]
+    if down:
+        warnings.append(
+            f"the sentinels see the master {view['master']} as down ({','.join(down)}): a "
+            "failover should follow; if none does, see the warnings on the replicas and "
+            "the quorum"
+        )
+    if view["replicas_up"] == 0:
+        host, _, port = view["master"].rpartition(":")
+        warnings.append(
+            f"no replica of {service!r} is up ({view['replicas']} known to the sentinels): "
+            "a failover has nowhere to go, and the swarm's data lives on one server; start "
+            f"a replica (replicaof {host} {port}) and check that the sentinels list it "
+            f"(SENTINEL REPLICAS {service})"
+        )
+    if known < view["quorum"]:
+        warnings.append(
+            f"{known} sentinel(s) watch {service!r} and its quorum is {view['quorum']}: they "
+            "can never agree that the master failed; start more sentinels, or lower the "
+            f"quorum (SENTINEL SET {service} quorum {known})"
+        )
+    elif not view["failover_ok"]:
+        warnings.append(f"a failover of {service!r} could not be agreed now: {view['failover']}")
+    elif known < 3:
+        warnings.append(
+            f"only {known} sentinel(s) watch {service!r}: with one of them lost, the rest "
+            "may not make a majority, and no failover can happen; run at least 3, on "
+            "separate machines"
+        )
+    return state, warnings
+
+
+# --- Cluster
+
+
+def _on_node(settings: Settings, host: str, port: int, ask: Callable[[Any], T]) -> T:
+    """``ask(client)`` on one node of a cluster, on a connection of its own (one attempt: a
+    node down must not hold the caller through the cluster URL's retries)."""
+    direct = settings.replace(kind="standalone", host=host, port=port, nodes=(), retries=0)
+    client: Any = sync_client(direct)
+    try:
+        return ask(client)
+    finally:
+        client.close()
+
+
+def _flat(bounds: Any) -> list[int]:
+    """Slot bounds, flat: [start, end, start, end...] (redis-py may pair them)."""
+    out: list[int] = []
+    for item in bounds or []:
+        out += [int(x) for x in item] if isinstance(item, list | tuple) else [int(item)]
+    return out
+
+
+class _Layout:
+    """Who serves what, as one node of the cluster says: the slots each master serves, and
+    every node (address -> role, health, id) with the master it belongs to."""
+
+    def __init__(self) -> None:
+        self.served: dict[str, int] = {}
+        self.nodes: dict[str, tuple[str, str]] = {}
+        self.replicas: dict[str, list[str]] = {}  # master -> its replicas
+        self.ids: dict[str, str] = {}  # address -> node id (CLUSTER SHARDS gives it)
+
+    def add(self, view: _Layout, where: str) -> None:
+        """What node ``where`` says (``view``), added: the nodes and replicas this one did
+        not know, and ``where``'s own role. A cluster learns its layout by gossip: a node
+        may not know yet whose replica another is, but each knows its own master."""
+        for node, role in view.nodes.items():
+            if node == where or node not in self.nodes:
+                self.nodes[node] = role
+        for master, replicas in view.replicas.items():
+            mine = self.replicas.setdefault(master, [])
+            mine += [r for r in replicas if r not in mine]
+        for node, node_id in view.ids.items():
+            self.ids.setdefault(node, node_id)
+
+    def failed(self) -> list[str]:
+        """The masters the cluster marked failed that serve no slots: each one a failover
+        replaced (its replica took its slots), left in the cluster's list of nodes."""
+        return sorted(
+            where
+            for where, (role, health) in self.nodes.items()
+            if role == "master" and health == _FAIL and where not in self.served
+        )
+
+    @classmethod
+    def read(cls, client: Any, tls: bool) -> _Layout:
+        """CLUSTER SHARDS (Redis 7, any role may run it); before, CLUSTER SLOTS, which
+        lists only the replicas ready to serve reads, and no node's health."""
+        try:
+            shards = client.execute_command("CLUSTER", "SHARDS")
+        except redis.ResponseError:  # Redis 6.2
+            return cls.from_slots(client.execute_command("CLUSTER", "SLOTS"))
+        return cls.from_shards(shards, tls)
+
+    @classmethod
+    def from_shards(cls, shards: Any, tls: bool) -> _Layout:
+        """The layout in a CLUSTER SHARDS reply. A shard's slots are served by its master
+        that has not failed: since Redis 7.2 a shard keeps the master a failover replaced
+        (role master, health fail) beside the replica that took over, and before, that
+        master is a shard of its own without slots. It serves nothing, either way."""
+        layout = cls()
+        for shard in shards or []:
+            fields = _map(shard)
+            bounds = _flat(fields.get("slots"))
+            count = sum(
+                end - start + 1 for start, end in zip(bounds[::2], bounds[1::2], strict=False)
+            )
+            nodes: list[tuple[str, str, str]] = []  # (address, role, health)
+            for node in (_map(n) for n in fields.get("nodes") or []):
+                host = _text(node.get("endpoint") or "?")
+                host = _text(node.get("ip")) if host in ("", "?") else host
+                port = node.get("tls-port") if tls and node.get("tls-port") else node.get("port")
+                where = f"{host}:{_text(port)}"
+                nodes.append((where, _text(node.get("role")), _text(node.get("health"))))
+                if node.get("id") is not None:
+                    layout.ids[where] = _text(node.get("id"))
+            masters = [(where, health) for where, role, health in nodes if role == "master"]
+            serving = next((w for w, health in masters if health != _FAIL), None)
+            serving = serving or (masters[0][0] if masters else "")  # failed, slots still its
+            for where, role, health in nodes:
+                layout.nodes[where] = (role, health)
+                if role == "master":
+                    layout.replicas.setdefault(where, [])
+                elif serving:
+                    layout.replicas[serving].append(where)
+            if serving and count:
+                layout.served[serving] = layout.served.get(serving, 0) + count
+        return layout
+
+    @classmethod
+    def from_slots(cls, slots: Any) -> _Layout:
+        """The layout in a CLUSTER SLOTS reply (Redis 6.2)."""
+        layout = cls()
+        for entry in slots or []:
+            start, end, *nodes = entry
+            master, *replicas = (f"{_text(n[0])}:{n[1]}" for n in nodes)
+            layout.served[master] = layout.served.get(master, 0) + int(end) - int(start) + 1
+            layout.nodes[master] = ("master", "online")
+            mine = layout.replicas.setdefault(master, [])
+            for replica in replicas:
+                layout.nodes[replica] = ("replica", "online")
+                if replica not in mine:
+                    mine.append(replica)
+        return layout
+
+
+def _cluster_node(client: Any, tls: bool) -> tuple[str, dict[str, str] | None, _Layout]:
+    """One node: the version it runs (HELLO: every user may send it), its CLUSTER INFO
+    (None: refused to this user, as to every role but an admin), and its layout."""
+    version = _fields(client.execute_command("HELLO")).get("version", "?")
+    try:
+        info: dict[str, str] | None = _fields(client.execute_command("CLUSTER", "INFO"))
+    except redis.exceptions.NoPermissionError:
+        info = None
+    return version, info, _Layout.read(client, tls)
+
+
+def _cluster_layout(settings: Settings) -> tuple[_Layout, str]:
+    """The layout as the first node of the URL that answers says it, and that node's
+    ``host:port`` (ConnectionFailed, or what the last said, when none answers)."""
+    error: BaseException | None = None
+    for host, port in settings.nodes:
+        try:
+            layout = _on_node(settings, host, port, lambda c: _Layout.read(c, settings.ssl))
+            return layout, f"{host}:{port}"
+        except (redis.RedisError, OSError) as exc:
+            error = exc
+    raise translate(error or ConnectionError("no node in the URL"), settings.url)
+
+
+def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
+    """The cluster as its nodes see it (cluster_state, the slots assigned and ok, the masters
+    and replicas, the version each node runs), and what is wrong with it (warnings)."""
+    layout, answered = _cluster_layout(settings)
+    warnings: list[str] = []
+    versions: dict[str, str] = {}
+    infos: dict[str, dict[str, str] | None] = {}
+    failed = layout.failed()
+    for where in sorted(layout.nodes):
+        host, _, port = where.rpartition(":")
+        try:
+            versions[where], infos[where], seen = _on_node(
+                settings, host, int(port), lambda c: _cluster_node(c, settings.ssl)
+            )
+            layout.add(seen, where)
+        except (redis.RedisError, OSError) as exc:
+            if where in failed:  # a master a failover replaced: not one to wait for
+                warnings.append(_forget(where, layout.ids.get(where), answered))
+            else:
+                warnings.append(
+                    f"cluster node {where} does not answer ({exc}): a replica of it takes its "
+                    "slots over if it has one; start it again"
+                )
+    failed = [where for where in failed if where not in versions]
+    replicas = [w for w, (role, _) in layout.nodes.items() if role != "master"]
+    # Up: it answers, and is not failed. (The health other nodes give a replica lags: one
+    # whose replication offset has not reached them by gossip yet is "loading" to them.)
+    online = {w for w, (_, health) in layout.nodes.items() if health != _FAIL}
+    online &= set(versions)
+    state: str | None = None
+    slots_assigned = sum(layout.served.values())
+    slots_ok: int | None = None
+    readable = [info for info in infos.values() if info is not None]
+    if readable:
+        failing = [w for w, i in infos.items() if i is not None and i.get("cluster_state") != "ok"]
+        first = readable[0]
+        state = _FAIL if failing else "ok"
+        slots_assigned = _number(first.get("cluster_slots_assigned"))
+        slots_ok = _number(first.get("cluster_slots_ok"))
+        if failing:
+            warnings.append(
+                f"cluster_state is fail on {', '.join(failing)}: those nodes refuse every "
+                "command (CLUSTERDOWN); CLUSTER INFO and CLUSTER NODES there say which slots "
+                "or nodes failed"
+            )
+        bad = _number(first.get("cluster_slots_fail")) + _number(first.get("cluster_slots_pfail"))
+        if bad:
+            warnings.append(
+                f"{bad} slot(s) are served by a node that is failing (cluster_slots_fail, "
+                "_pfail): their keys are refused until its replica takes over or it is back"
+            )
+    if slots_assigned < CLUSTER_SLOTS:
+        warnings.append(
+            f"only {slots_assigned} of {CLUSTER_SLOTS} slots are assigned: the "
+            "swarms whose keys hash to the others are refused; assign them "
+            "(redis-cli --cluster fix HOST:PORT)"
+        )
+    for master in sorted(layout.served):
+        if not online.intersection(layout.replicas.get(master, [])):
+            known = len(layout.replicas.get(master, []))
+            warnings.append(
+                f"master {master} has no replica online ({known} known): if it fails, its "
+                "slots (and the swarms on them) are down until it is back; add one "
+                f"(redis-cli --cluster add-node NEW:PORT {master} --cluster-slave)"
+            )
+    if len(set(versions.values())) > 1:
+        told = ", ".join(f"{v} on {w}" for w, v in sorted(versions.items()))
+        warnings.append(
+            f"the nodes run different Redis versions ({told}): finish the upgrade; until "
+            "then a command of the newer version may fail on the older nodes"
+        )
+    view = ClusterView(
+        state=state,
+        slots_assigned=slots_assigned,
+        slots_ok=slots_ok,
+        masters=len(layout.served),
+        replicas=len(replicas),
+        replicas_up=len(online.intersection(replicas)),
+        nodes=len(layout.nodes),
+        answering=len(versions),
+        info_visible=bool(readable) or not infos,
+        failed=tuple(failed),
+        versions=versions,
+    )
+    return view, warnings
+
+
+def _forget(where: str, node_id: str | None, alive: str) -> str:
+    """The warning on a master a failover replaced (``where``, failed, serving no slots),
+    with the command that makes every node forget it (through ``alive``, a node that
+    answers)."""
+    return (
+        f"cluster node {where} failed and serves no slots (a failover gave them to its "
+        "replica), yet the cluster still lists it: start it again, and it rejoins as a "
+        "replica, or make every node forget it: redis-cli --cluster call "
+        f"{alive} CLUSTER FORGET {node_id or 'NODE-ID'}"
+    )
