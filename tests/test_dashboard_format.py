@@ -49,10 +49,24 @@ def test_the_page_writes_costs_and_tokens_as_the_cli_does() -> None:
     tokens_in "-" (not "0 in"), a half-way cost rounded as Python rounds it."""
     cases = [(c, i, o, k) for c in COSTS for i, o, k in TOKENS]
     page = run_node([list(case) for case in cases])
-    cli = [[usd(c), usd(c, "cost unknown"), usage_line(c, i, o, k)] for c, i, o, k in cases]
+    cli = [
+        [usd(c), usd(c, "cost unknown"), usage_line(_figures(c, i, o, k))] for c, i, o, k in cases
+    ]
     assert page == cli
     assert usd(0.0000123) == "$0.000012"
-    assert usage_line(None, None, 7) == "cost unknown · - in / 7 out"
+    assert usage_line(_figures(None, None, 7, None)) == "cost unknown · - in / 7 out"
+
+
+def _figures(
+    cost: float | None, tokens_in: int | None, tokens_out: int | None, cached_in: int | None
+) -> dict[str, Any]:
+    """The figures the page's ``usageLine`` takes one by one, as ``usage_line`` takes them."""
+    return {
+        "cost_usd": cost,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "cached_in": cached_in,
+    }
 
 
 def test_the_page_loads_the_formats_before_its_script() -> None:

@@ -350,7 +350,10 @@ def test_a_cost_is_shown_one_way_and_never_reads_as_free() -> None:
 def test_what_runs_cost_reads_one_way_with_its_unknowns_said() -> None:
     from redis_swarm._models import usage_line
 
-    assert usage_line(0.0123, 12_345, 678) == "$0.0123 · 12,345 in / 678 out"
-    assert usage_line(None, 6_000, 300) == "cost unknown · 6,000 in / 300 out"
-    assert usage_line(0.5, None, None) == "$0.5000"  # no count reported: none shown
-    assert usage_line(0.5, 10, None) == "$0.5000 · 10 in / - out"  # not "0 out"
+    def line(cost: float | None, tokens_in: int | None, tokens_out: int | None) -> str:
+        return usage_line({"cost_usd": cost, "tokens_in": tokens_in, "tokens_out": tokens_out})
+
+    assert line(0.0123, 12_345, 678) == "$0.0123 · 12,345 in / 678 out"
+    assert line(None, 6_000, 300) == "cost unknown · 6,000 in / 300 out"
+    assert line(0.5, None, None) == "$0.5000"  # no count reported: none shown
+    assert line(0.5, 10, None) == "$0.5000 · 10 in / - out"  # not "0 out"

@@ -1,5 +1,5 @@
 """What an agent run cost is formatted in one place, ``_models.usage_line``, which takes the
-``Usage`` itself (or a sum of its figures, or the figures one by one): ``swarm findings``,
+``Usage`` itself (or a sum of its figures: one form, no other): ``swarm findings``,
 ``finding show``, ``synth show``, ``task show``, ``pipeline report``, the pipeline's
 progress lines and ``Money`` (a view's decimals) all say one usage the same way, its cached
 tokens included."""
@@ -34,13 +34,11 @@ def handle(redis_url: str) -> Iterator[Swarm]:
 
 @pytest.mark.parametrize("usage", USAGES, ids=lambda u: usage_line(u))
 def test_a_usage_reads_one_way_however_it_is_given(usage: Usage) -> None:
-    figures = (usage.cost_usd, usage.tokens_in, usage.tokens_out, usage.cached_in)
-    line = usage_line(*figures)
-    assert usage_line(usage) == line
+    line = usage_line(usage)
     assert usage_line(usage_figures(usage)) == line  # a sum of its figures
     assert Money().line(usage) == Money().line(usage_figures(usage)) == line
     assert run_cost(usage) == f"(this run: {line})"
-    assert usage_line(usage, places=6) == usage_line(*figures, places=6)
+    assert usage_line(usage, places=6) == usage_line(usage_figures(usage), places=6)
 
 
 def test_the_cached_tokens_and_unknowns_are_said() -> None:

@@ -59,6 +59,7 @@ from ._models import (
     Usage,
     Webhook,
 )
+from ._ops._work import MAX_PAGE  # the most items one page of a listing holds (its limit)
 from ._protocol import Limits
 from ._topology import ClusterView, SentinelView, Topology, topology
 from .roles import (
@@ -74,6 +75,7 @@ from .roles import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_PAGE",
     "Agent",
     "AgentCounts",
     "AlreadyCompleted",

@@ -70,7 +70,13 @@ class PayloadTooLarge(ValidationError):
 
 
 class NotFound(SwarmError):
-    """The named task, finding, synthesis, context or agent does not exist."""
+    """The named task, finding, synthesis, context or agent does not exist. A synthesis
+    refused for citing findings that are not stored names them in ``missing`` (in the
+    order cited); other refusals leave it empty."""
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class CorruptRecord(SwarmError):

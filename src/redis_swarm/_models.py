@@ -115,38 +115,14 @@ def unknown_pass(name: str, passes: Sequence[str], lists: str) -> str:
     )
 
 
-@typing.overload
-def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -> str: ...
-
-
-@typing.overload
-def usage_line(
-    cost: float | None,
-    tokens_in: int | None,
-    tokens_out: int | None,
-    cached_in: int | None = None,
-    /,
-    *,
-    places: int = 4,
-) -> str: ...
-
-
-def usage_line(
-    usage: Usage | Mapping[str, Any] | float | None,
-    tokens_in: int | None = None,
-    tokens_out: int | None = None,
-    cached_in: int | None = None,
-    /,
-    *,
-    places: int = 4,
-) -> str:
+def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -> str:
     """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in
     (12,000 cached) / 678 out`` (the cached ones: how many of the input tokens were read from
     a prompt cache, said where known). The one formatter of a usage: given a ``Usage``, a
     sum of its figures (a mapping of ``cost_usd``, ``tokens_in``, ``cached_in``,
-    ``tokens_out``), None (nothing recorded: "cost unknown"), or the figures one by one. A
-    cost nobody reported reads "cost unknown"; the tokens are left out when neither count
-    was reported, and a missing one reads ``-``. ``places`` as ``usd``'s."""
+    ``tokens_out``; a figure missing from it is unknown), or None (nothing recorded: "cost
+    unknown"). A cost nobody reported reads "cost unknown"; the tokens are left out when
+    neither count was reported, and a missing one reads ``-``. ``places`` as ``usd``'s."""
     if isinstance(usage, Usage):
         cost: float | None = usage.cost_usd
         tokens_in, tokens_out, cached_in = usage.tokens_in, usage.tokens_out, usage.cached_in
@@ -154,8 +130,13 @@ def usage_line(
         cost = usage.get("cost_usd")
         tokens_in, tokens_out = usage.get("tokens_in"), usage.get("tokens_out")
         cached_in = usage.get("cached_in")
+    elif usage is None:
+        cost = tokens_in = tokens_out = cached_in = None
     else:
-        cost = usage
+        raise TypeError(
+            f"usage_line takes a Usage, a mapping of its figures or None, not "
+            f"{type(usage).__name__}"
+        )
     line = usd(cost, unknown="cost unknown", places=places)
     if tokens_in is None and tokens_out is None:
         return line

@@ -349,12 +349,30 @@ def synthesize(
     payload = encode_json(body, "the synthesis", ctx.limits.max_finding_bytes + 64 * len(cited))
     k = ctx.keys
     keys = (k.findings, k.syntheses, k.synthesis_index, k.events)
-    raw = yield Call(
-        "synthesis_create",
-        keys,
-        (ctx.now_arg(), ctx.limits.events_maxlen, sid, payload, shard, pass_name, *cited),
-    )
+    try:
+        raw = yield Call(
+            "synthesis_create",
+            keys,
+            (ctx.now_arg(), ctx.limits.events_maxlen, sid, payload, shard, pass_name, *cited),
+        )
+    except NotFound as exc:
+        exc.missing = _not_stored(str(exc), cited)
+        raise
     return synthesis_from(raw)
+
+
+# How the synthesis_create script begins its refusal of cited findings it did not find:
+# "no finding ID, ID: ..." (ids are names, so neither ", " nor ": " is in one).
+_NO_FINDING = "no finding "
+
+
+def _not_stored(message: str, cited: list[str]) -> tuple[str, ...]:
+    """The ids of ``cited`` that synthesis_create's refusal ``message`` names, in the order
+    cited: read here, where the script is called, so that no caller reads its words."""
+    if not message.startswith(_NO_FINDING):
+        return ()
+    named = set(message.removeprefix(_NO_FINDING).partition(": ")[0].split(", "))
+    return tuple(fid for fid in cited if fid in named)
 
 
 def synthesis_from(raw: Any) -> Synthesis:

@@ -6,8 +6,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import NotFound
-from .._models import FIGURES, Finding, Task, TaskCosts, Usage, iso, summed_figures
+from .._errors import NotFound, ValidationError
+from .._models import (
+    FIGURES,
+    Finding,
+    Synthesis,
+    Task,
+    TaskCosts,
+    Usage,
+    iso,
+    summed_figures,
+)
+from .names import plan_owner
 from .records import synthesizer_task
 from .report import UNKNOWN, Money, Sum, read_passes, status_json, stored_plan
 
@@ -78,8 +88,7 @@ def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
     return node
 
 
-def _synthesis_node(swarm: Swarm, ident: str) -> dict[str, Any]:
-    s = swarm.get_synthesis(ident)
+def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
     cited: list[dict[str, Any]] = []
     refused = synthesizer_task(swarm, s)
     # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
@@ -103,8 +112,8 @@ def _synthesis_node(swarm: Swarm, ident: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _task_node(swarm: Swarm, ident: str) -> dict[str, Any]:
-    spent = swarm.task_costs(ident)  # (its total covers COVERS["task"])
+def _task_node(swarm: Swarm, spent: TaskCosts) -> dict[str, Any]:
+    """A task's node from its costs (their total covers ``COVERS["task"]``)."""
     t = spent.task
     node: dict[str, Any] = {
         "kind": "task", "id": t.id, "description": t.description, "pass": t.pass_name,
@@ -130,7 +139,7 @@ def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
     passes: list[dict[str, Any]] = []
     for result, row in zip(results, status["passes"], strict=True):
         if result.synthesis is not None:
-            node = _synthesis_node(swarm, result.synthesis.id)
+            node = _synthesis_node(swarm, result.synthesis)
         else:
             node = {"kind": "pass", "id": result.label}
         node["pass_total"] = {key: row[key] for key in FIGURES}
@@ -142,20 +151,49 @@ def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
 
 
 def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
-    """The tree behind a synthesis (``s-``), finding (``f-``) or task (``t-``) id, or a
-    pipeline's name: synthesis -> cited findings -> task, worker, model, attempt, context
-    owner and version, what each run cost. A synthesis, a task and a pipeline end with their
-    ``total`` and what it covers (``total_covers``, see ``COVERS``): a synthesis's runs and
-    what it cites; a task's finding, superseded findings and failed runs; every run of a
-    pipeline (each pass's, ``pass_total``), as ``pipeline status`` counts them."""
-    if ident.startswith("s-"):
-        return _synthesis_node(swarm, ident)
-    if ident.startswith("f-"):
-        f = swarm.get_finding(ident)
-        return _finding_node(swarm, f, _task_of(swarm, f))
-    if ident.startswith("t-"):
-        return _task_node(swarm, ident)
-    return _pipeline_node(swarm, ident)
+    """The tree behind a synthesis (``s-``), finding (``f-``) or task (``t-``, or an id its
+    poster chose) id, or a pipeline's name: synthesis -> cited findings -> task, worker,
+    model, attempt, context owner and version, what each run cost. A synthesis, a task and a
+    pipeline end with their ``total`` and what it covers (``total_covers``, see ``COVERS``):
+    a synthesis's runs and what it cites; a task's finding, superseded findings and failed
+    runs; every run of a pipeline (each pass's, ``pass_total``), as ``pipeline status``
+    counts them. An id nothing has is a NotFound saying what lineage takes."""
+    if not ident.startswith(("s-", "f-", "t-")) and _is_pipeline(swarm, ident):
+        return _pipeline_node(swarm, ident)
+    try:  # the record named: a NotFound after it is about a record it leads to
+        if ident.startswith("s-"):
+            named: Synthesis | Finding | TaskCosts = swarm.get_synthesis(ident)
+        elif ident.startswith("f-"):
+            named = swarm.get_finding(ident)
+        else:  # (a task posted under an id of its poster's too)
+            named = swarm.task_costs(ident)
+    except (NotFound, ValidationError):
+        raise NotFound(_unknown(swarm, ident)) from None
+    if isinstance(named, Synthesis):
+        return _synthesis_node(swarm, named)
+    if isinstance(named, Finding):
+        return _finding_node(swarm, named, _task_of(swarm, named))
+    return _task_node(swarm, named)
+
+
+def _is_pipeline(swarm: Swarm, name: str) -> bool:
+    """Whether a run of pipeline ``name`` stored its plan in ``swarm`` (a ValidationError
+    when ``name`` can be no pipeline's, which says what one may hold)."""
+    try:
+        swarm.context_info(plan_owner(name))
+    except NotFound:
+        return False
+    return True
+
+
+def _unknown(swarm: Swarm, ident: str) -> str:
+    """What lineage says of an id nothing in ``swarm`` has, and what it takes instead."""
+    return (
+        f"no synthesis, finding, task or pipeline is called {ident!r} in swarm "
+        f"{swarm.name!r}: swarm lineage takes a synthesis id (swarm synth list lists them), "
+        "a finding id (swarm findings), a task id (swarm task list) or a pipeline's name "
+        f"(swarm context list shows each pipeline's plan as {plan_owner('NAME')})"
+    )
 
 
 # --- as text

@@ -69,6 +69,7 @@ from a2a.utils.errors import (
 )
 from a2a.utils.task import apply_history_length
 
+from .. import MAX_PAGE
 from .. import _hints as hints
 from .._client import AsyncSwarm
 from .._errors import (
@@ -101,9 +102,6 @@ FOLLOW_BLOCK_S = 5.0
 # The prefix of the dedupe key made of a message id: a client that retries a SendMessage
 # (same message id) gets the task it already posted, not a second one.
 DEDUPE_PREFIX = "a2a-message:"
-# Tasks per page when ListTasks' totalSize counts a pass's tasks through its listing: the
-# largest page list_tasks gives (its limit's bound).
-COUNT_PAGE = 1_000
 
 Update = A2AEvent
 UrlCheck = Callable[[str], Awaitable[bool]]
@@ -304,7 +302,7 @@ class SwarmRequestHandler(RequestHandler):
                 status=wanted[0] if len(wanted) == 1 else None,
                 pass_name=context_id,
                 cursor=cursor,
-                limit=COUNT_PAGE,
+                limit=MAX_PAGE,  # the largest page list_tasks gives
             )
             count += sum(1 for t in page.items if t.queue in self.queues and t.status in wanted)
             if page.cursor is None:

@@ -205,7 +205,7 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
         summary["fatal"] = runner.fatal
 
     def human() -> None:
-        cost = usage_line(spent["cost_usd"], spent["tokens_in"], spent["tokens_out"])
+        cost = usage_line(spent)
         unpriced = spent["runs"] - spent["priced"]
         if spent["priced"] and unpriced:
             cost += f" ({unpriced} of {spent['runs']} runs reported no cost)"

@@ -4,7 +4,6 @@ and ``SonnetCoordinator``, over the modern ones, returning the seed's shapes."""
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -27,8 +26,6 @@ _NO_PASS = "unknown"
 # sources that are findings of this swarm and keeps the others as plain references, on a
 # last line of the text: ``REFERENCES`` and their JSON list.
 REFERENCES = "References (not findings of this swarm): "
-# How the core names the cited findings it did not find (its synthesis_create script).
-_NOT_FOUND = re.compile(r"no finding (\S+(?:, \S+)*): ")
 
 
 class NoTaskClaimed(ValidationError, ValueError):
@@ -238,7 +235,7 @@ class SwarmMemoryShard(MemoryShard):
         try:
             return self._synthesis(pass_name, synthesis, sources, ids)
         except NotFound as exc:
-            unknown = _not_found(exc, ids)
+            unknown = set(exc.missing)
             if not unknown:
                 raise
         return self._synthesis(pass_name, synthesis, sources, [i for i in ids if i not in unknown])
@@ -284,14 +281,6 @@ def _could_be_finding(source: str) -> bool:
     except ValidationError:
         return False
     return True
-
-
-def _not_found(exc: NotFound, cited: list[str]) -> set[str]:
-    """The ids of ``cited`` that the core's refusal ``exc`` names as no stored finding; empty
-    when it names none of them (another refusal: raised as it is)."""
-    named = _NOT_FOUND.match(str(exc))
-    unknown = set(named[1].split(", ")) if named else set()
-    return unknown if unknown <= set(cited) else set()
 
 
 class EphemeralWorker(Worker):
