@@ -18,10 +18,36 @@ from pathlib import Path
 
 import pytest
 
+import redis_swarm._embedded
 from redis_swarm import ConnectionFailed, EmbeddedServerError, Swarm
 from redis_swarm._embedded import STALL_WAIT, EmbeddedServer, find_redis_server
 
 from .test_embedded import swarm_cli
+
+# How long a silent server is waited for by the tests that wait it out, in place of STALL_WAIT
+# (10 s): the waiting and what is said after it are the same, each test 8 s shorter.
+SHORT_STALL = 2.0
+
+# `swarm ARGS` with the stall bound set to SHORT_STALL (argv[1]).
+_SWARM_SHORT_STALL = """
+import sys
+import redis_swarm._embedded
+redis_swarm._embedded.STALL_WAIT = float(sys.argv[1])
+from redis_swarm.cli import main
+main(sys.argv[2:], prog_name="swarm")
+"""
+
+
+def _swarm_short_stall(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``swarm_cli``, waiting SHORT_STALL for a silent server instead of STALL_WAIT."""
+    return subprocess.run(
+        [sys.executable, "-c", _SWARM_SHORT_STALL, str(SHORT_STALL), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SWARM_HOME": str(home)},
+        timeout=60,
+        check=False,
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -52,10 +78,10 @@ def test_a_stopped_server_is_waited_for_never_killed(swarm_home: Path, up: int) 
     task = json.loads(posted.stdout)
     os.kill(up, signal.SIGSTOP)
     start = time.monotonic()
-    status = swarm_cli(swarm_home, "status")
+    status = _swarm_short_stall(swarm_home, "status")
     took = time.monotonic() - start
     assert status.returncode == 1, status
-    assert STALL_WAIT <= took < STALL_WAIT + 15, took  # it waited its bound, then said so
+    assert SHORT_STALL <= took < SHORT_STALL + 15, took  # it waited its bound, then said so
     message = status.stderr.strip()
     assert message.count("\n") == 0 and message.startswith("error: "), message
     assert f"(pid {up})" in message and "is stopped" in message
@@ -173,6 +199,17 @@ def test_a_gone_server_is_started_again_and_that_is_said(swarm_home: Path, up: i
     assert swarm_cli(swarm_home, "status").stderr == ""  # running: nothing to say
 
 
+def _wait_following(home: Path, follow: subprocess.Popen[str]) -> None:
+    """Until ``follow`` (``swarm events --follow``) waits on the event stream (a connection of
+    the home's server blocked in XREAD): an event posted from then on is one it prints."""
+    with Swarm(f"embedded://{home}") as swarm:
+        deadline = time.monotonic() + 30
+        while not any(c.get("cmd") == "xread" for c in swarm.redis.client_list()):
+            assert follow.poll() is None, follow.communicate()
+            assert time.monotonic() < deadline, "the follow never waited on the stream"
+            time.sleep(0.02)
+
+
 def test_a_follow_cut_by_swarm_down_says_how_to_start_and_resume(swarm_home: Path, up: int) -> None:
     env = {**os.environ, "SWARM_HOME": str(swarm_home)}
     follow = subprocess.Popen(
@@ -183,7 +220,7 @@ def test_a_follow_cut_by_swarm_down_says_how_to_start_and_resume(swarm_home: Pat
         text=True,
     )
     try:
-        time.sleep(1.5)  # (following)
+        _wait_following(swarm_home, follow)
         posted = swarm_cli(swarm_home, "task", "post", "q", "seen")
         assert posted.returncode == 0
         first = follow.stdout.readline() if follow.stdout else ""
@@ -201,10 +238,13 @@ def test_a_follow_cut_by_swarm_down_says_how_to_start_and_resume(swarm_home: Pat
     assert f"the last event printed was {event_id}" in message and resume in message
 
 
-def test_a_home_with_a_space_is_known_by_its_server(tmp_path: Path) -> None:
+def test_a_home_with_a_space_is_known_by_its_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server's process title holds its socket's path whole, spaces too: a home with a
     space is still told running (it was not: a command whose socket check failed started a
     second server on the same data)."""
+    monkeypatch.setattr(redis_swarm._embedded, "STALL_WAIT", SHORT_STALL)
     home = Path(os.path.realpath(tmp_path)) / "s p"
     server = EmbeddedServer(home)
     try:

@@ -166,16 +166,27 @@ def _dashboard_status(url: str) -> tuple[int, str]:
     return response.status_code, response.text
 
 
+# The timeouts of test_a_server_that_never_answers_...: shorter than the defaults (connect 5 s,
+# socket 10 s), so that the test takes 6 s less; as with the defaults, an attempt (connect +
+# socket timeout) is longer than the retry window (5.1 s with the default retries).
+NEVER_ANSWERS_QUERY = "?socket_timeout=4&connect_timeout=2"
+
+
 @pytest.mark.timeout(60)
 def test_a_server_that_never_answers_fails_every_command_within_its_bound(
     server: Stoppable,
 ) -> None:
-    """With the default timeouts: each command the failure tour ran ended after ~214 s
-    (socket_timeout 30 s, for each of 7 attempts); now one socket_timeout (10 s), since no
-    second attempt fits in a redis:// URL's retry window, whatever the command's own wait."""
-    url = server.url
+    """With the default timeouts, each command the failure tour ran ended after ~214 s
+    (socket_timeout 30 s, for each of 7 attempts); now after one socket_timeout (10 s by
+    default, 4 s here), since no second attempt fits in a redis:// URL's retry window,
+    whatever the command's own wait."""
+    url = server.url + NEVER_ANSWERS_QUERY
     settings = Settings.from_url(url, swarm=SWARM)
-    assert settings.socket_timeout == 10.0
+    assert settings.socket_timeout == 4.0 and settings.retries == Settings.retries
+    # No second attempt fits in the window: here as with the default timeouts.
+    defaults = Settings.from_url(server.url, swarm=SWARM)
+    for timeouts in (settings, defaults):
+        assert timeouts.connect_timeout + timeouts.socket_timeout > timeouts.retry_window_s
     kept = Swarm(url, swarm=SWARM)  # a handle whose connection was working
     kept.status()
     waits = {
@@ -239,13 +250,13 @@ def test_the_retries_ride_out_a_hang_shorter_than_their_window(server: Stoppable
 @pytest.mark.timeout(60)
 def test_the_retries_of_a_timed_out_request_end_with_their_window(server: Stoppable) -> None:
     """Stopped for good: a request is sent again while another attempt fits in the window,
-    then ends with ConnectionFailed, within ``longest_request_s`` (1 + 0.5 + 5.1 s); before,
-    it took its 7 attempts (about 9 s). A claim waiting when the server stops ends within
-    its wait plus that bound (its blocking waits ask the server for less than
-    socket_timeout)."""
-    url = f"{server.url}?socket_timeout=1&connect_timeout=0.5"
+    then ends with ConnectionFailed, within ``longest_request_s`` (1 + 0.5 + 3.1 s, with 5
+    retries); before, it took its 6 attempts (about 7.5 s). A claim waiting when the server
+    stops ends within its wait plus that bound (its blocking waits ask the server for less
+    than socket_timeout)."""
+    url = f"{server.url}?socket_timeout=1&connect_timeout=0.5&retries=5"
     settings = Settings.from_url(url, swarm=SWARM)
-    assert settings.longest_request_s == pytest.approx(6.6)
+    assert settings.longest_request_s == pytest.approx(4.6)
     sync = Swarm(url, swarm=SWARM)
     sync.status()
 

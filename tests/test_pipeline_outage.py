@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Swarm
+from redis_swarm import Settings, Swarm
 from redis_swarm._pipeline import load_plan, synthesis_id
 from redis_swarm._pipeline.names import planning_task_id
 
@@ -24,14 +24,20 @@ from ._servers import RedisServer, ServerFactory
 from .test_pipeline_run import SYNTH, plan_text
 
 PY = sys.executable
-OUTAGE_S = 8.0  # longer than the client's own retries with the URL below, shorter than a lease
 # Short client timeouts, so that an outage outlasts the client's retries in a few seconds.
-QUERY = "?socket_timeout=2&connect_timeout=2&retries=1"
+QUERY = "?socket_timeout=2&connect_timeout=1&retries=1"
+# How long each outage lasts, shorter than a lease. A paused server: longer than the client's
+# own retries with the URL above (``longest_request_s``, 3.1 s; a write sent to it times out
+# after 2 s and is not sent again). A full one answers at once, with a refusal the client does
+# not retry: the outage needs only outlast the agent's exit and the write that follows, and
+# ends before the third try of that write (3 s after the first: ``_outage.ride_out``).
+OUTAGE_S = {"pause": 4.5, "full": 2.5}
 
 # Makes the outage (OUTAGE=pause|full) once (its marker file), then lets a detached waker end
-# it OUTAGE_S later, and returns at once: the agent's answer is printed right after.
+# it OUTAGE_S after it began (however long the waker takes to start), and returns at once:
+# the agent's answer is printed right after.
 OUTAGE = r"""
-import os, signal, subprocess, sys
+import os, signal, subprocess, sys, time
 
 def outage(marker):
     if os.path.exists(marker):
@@ -44,8 +50,10 @@ def outage(marker):
     else:
         import redis
         redis.Redis(port=int(port)).config_set("maxmemory", "1")
-        end = "import redis; redis.Redis(port=%s).config_set('maxmemory', '0')" % port
-    waker = "import os, signal, time; time.sleep(%s); %s" % (os.environ["OUTAGE_S"], end)
+        end = "redis.Redis(port=%s).config_set('maxmemory', '0')" % port
+    until = time.time() + float(os.environ["OUTAGE_S"])
+    waker = "import os, signal, time, redis; time.sleep(max(0.0, %r - time.time())); %s" % (
+        until, end)
     # Neither marked as the agent's (the pipeline kills what its agent left running) nor
     # holding its output open (the pipeline reads it to the end).
     env = {k: v for k, v in os.environ.items() if k != "SWARM_RUN_ID"}
@@ -99,9 +107,11 @@ def server(servers: ServerFactory) -> Iterator[RedisServer]:
 
 def _outage_env(server: RedisServer, how: str) -> dict[str, str]:
     assert server.port is not None
+    if how == "pause":
+        assert OUTAGE_S[how] > Settings.from_url(server.url + QUERY).longest_request_s
     return {
         "OUTAGE": how,
-        "OUTAGE_S": str(OUTAGE_S),
+        "OUTAGE_S": str(OUTAGE_S[how]),
         "REDIS_PID": str(server.proc.pid),
         "REDIS_PORT": str(server.port),
     }
@@ -116,7 +126,7 @@ def _runs(tmp_path: Path, name: str) -> int:
 def test_a_finished_synthesis_waits_for_redis(
     server: RedisServer, tmp_path: Path, how: str
 ) -> None:
-    """Pass 1's synthesizer answers while the server is paused (or full) for 8 s: its
+    """Pass 1's synthesizer answers while the server is paused (or full) for seconds: its
     synthesis waits for Redis, one progress line saying so, and is stored then; the run goes
     on to pass 2 and ends done, each pass's synthesizer run once (before: the run stopped
     with a ConnectionFailed, the paid synthesis thrown away)."""
@@ -168,7 +178,7 @@ plan = "Dig deeper"
 
 @pytest.mark.slow
 def test_a_finished_task_list_waits_for_redis(server: RedisServer, tmp_path: Path) -> None:
-    """The planner answers while the server is full for 8 s: its task list (the planning
+    """The planner answers while the server is full for seconds: its task list (the planning
     task's finding) waits for Redis, its planning task's lease renewed meanwhile, and is
     stored then; the pass runs the planned task, the planner run once."""
     plan_text(tmp_path)  # the worker, the synthesizer and the notes

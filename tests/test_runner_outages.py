@@ -1,6 +1,6 @@
 """``swarm run`` through a write outage longer than the client's own retries, on real servers:
 a full server (maxmemory reached, noeviction: every write refused) and a paused one (SIGSTOP)
-for about 20 s while four slots work on 5-second leases with 100 KB findings. The finished
+for 6 s while four slots work on 2-second leases with 100 KB findings. The finished
 runs' reports wait for the server (their leases run out meanwhile), the pool claims nothing
 while they wait, and afterwards every task is completed by the one agent run it had: none
 lost, none run twice, every finding stored once."""
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Answer, Swarm
+from redis_swarm import Answer, Settings, Swarm
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions, ServeOptions, Server
 
 from ._invariants import check_swarm
@@ -28,8 +28,14 @@ PY = sys.executable
 SWARM = "outage"
 QUEUE = "work"
 TASKS = 16
-LEASE_S = 5
-OUTAGE_S = 20.0
+LEASE_S = 2
+# Three leases long, and longer than the client's own retries: against a full server, the
+# default URL's (their window: 5.1 s; the refusal it answers is not even retried); against a
+# paused one, PAUSED_QUERY's.
+OUTAGE_S = 6.0
+# Short client timeouts against the paused server: a request it never answers fails after
+# 2 s (no second attempt fits in the window), within OUTAGE_S as its reports' first tries.
+PAUSED_QUERY = "?socket_timeout=2&connect_timeout=1&retries=1"
 
 # One agent run: logs its task (a run paid for), works a second, prints a 100 KB finding.
 AGENT = """
@@ -76,19 +82,21 @@ def _through_an_outage(
     end: Callable[[], None],
     *,
     replayed: bool = False,
+    query: str = "",
 ) -> list[str]:
     """Run the pool over TASKS tasks, with an outage (``begin`` .. ``end``, OUTAGE_S long)
     once a few are done; check that each task was run once and completed by that run.
     ``replayed``: the requests sent meanwhile reach Redis afterwards (a paused server reads
     them when it wakes up), so a claim whose reply was lost may have leased a task again
-    (its ``attempts`` count it) while its agent ran once. Returns the pool's progress
-    lines."""
+    (its ``attempts`` count it) while its agent ran once. ``query``: the client's options,
+    added to the server's URL. Returns the pool's progress lines."""
+    assert OUTAGE_S > LEASE_S
     script = tmp_path / "agent.py"
     script.write_text(AGENT)
     runs = tmp_path / "runs.log"
     runs.touch()
     notes: list[str] = []
-    with Swarm(server.url, swarm=SWARM) as swarm:
+    with Swarm(server.url + query, swarm=SWARM) as swarm:
         posted = swarm.post_tasks([{"queue": QUEUE, "description": f"t{i}"} for i in range(TASKS)])
         options = RunOptions(
             queues=(QUEUE,),
@@ -138,7 +146,8 @@ def _through_an_outage(
 def test_a_full_server_holds_the_reports_and_nothing_is_run_twice(
     server: RedisServer, tmp_path: Path
 ) -> None:
-    """maxmemory reached mid-run for 20 s (CONFIG SET maxmemory used+150000), then lifted."""
+    """maxmemory reached mid-run for 6 s (CONFIG SET maxmemory used+150000), then lifted."""
+    assert Settings.from_url(server.url).retry_window_s < OUTAGE_S
     notes = _through_an_outage(
         server,
         tmp_path,
@@ -154,7 +163,8 @@ def test_a_full_server_holds_the_reports_and_nothing_is_run_twice(
 def test_a_paused_server_holds_the_reports_and_nothing_is_run_twice(
     server: RedisServer, tmp_path: Path
 ) -> None:
-    """The server SIGSTOPped mid-run for 20 s, then SIGCONTed."""
+    """The server SIGSTOPped mid-run for 6 s, then SIGCONTed."""
+    assert Settings.from_url(server.url + PAUSED_QUERY).longest_request_s < OUTAGE_S
     pid = server.proc.pid
     notes = _through_an_outage(
         server,
@@ -162,6 +172,7 @@ def test_a_paused_server_holds_the_reports_and_nothing_is_run_twice(
         begin=lambda: os.kill(pid, signal.SIGSTOP),
         end=lambda: os.kill(pid, signal.SIGCONT),
         replayed=True,
+        query=PAUSED_QUERY,
     )
     assert any(n.startswith("waiting for Redis to take the report of") for n in notes), notes
 
@@ -274,7 +285,9 @@ def test_swarm_serve_holds_its_answer_through_a_full_server(
             _set_maxmemory(server, 1)  # every write refused
             try:
                 (tmp_path / "go").touch()
-                time.sleep(18)  # past the lease (3 s) and the 15 s the pool once waited
+                # Past the lease (3 s) and the 15 s the pool once waited (its tries at 0, 1, 3,
+                # 7 and 15 s), and lifted before the report's try 17 s after its first.
+                time.sleep(16)
                 assert not answers and not serving.outcomes, serving.outcomes
             finally:
                 _set_maxmemory(server, 0)
