@@ -1,10 +1,10 @@
 """Sentinel and Cluster URLs none of whose servers answers fail within a plain URL's retry
-window (``Settings.none_answered_window_s``, 5.1 s), not within the 53 s their retries keep
-for a failover (during which some of their servers answer), and a sentinel or a node that
-restarts meanwhile is ridden out; the sync cluster client retries its first look at the
-cluster as the asyncio one does; a refresh of the cluster's layout that reaches no node is a
-ConnectionFailed; a TLS server's alert asking for a client certificate fails at once, and an
-EOF in the handshake is retried (it may be a dropped connection).
+window (``Settings.none_answered_window_s``, 5.1 s; 3.1 s here, see SHORT), not within the
+53 s their retries keep for a failover (during which some of their servers answer), and a
+sentinel or a node that restarts meanwhile is ridden out; the sync cluster client retries its
+first look at the cluster as the asyncio one does; a refresh of the cluster's layout that
+reaches no node is a ConnectionFailed; a TLS server's alert asking for a client certificate
+fails at once, and an EOF in the handshake is retried (it may be a dropped connection).
 
 Every process here is real: sentinels, cluster nodes and TLS servers are redis-server
 processes, stopped, restarted or frozen (SIGSTOP: a process that takes connections and never
@@ -24,10 +24,10 @@ from collections.abc import Iterator
 import pytest
 
 from redis_swarm import AsyncSwarm, ConnectionFailed, Settings, Swarm
-from redis_swarm._config import BACKOFF_CAP_S
+from redis_swarm._config import BACKOFF_CAP_S, retry_window
 
 from ._cluster import NODE_TIMEOUT_MS, LocalCluster
-from ._sentinel import SERVICE, LocalSentinel, start_sentinel
+from ._sentinel import SERVICE
 from ._servers import RedisServer, ServerFactory, _spawn, _wait_ready, free_port, system_redis
 from ._tls import Pki, TlsServer, make_pki, start_tls_server
 from .test_wrong_urls import _AlertLost
@@ -36,16 +36,28 @@ SWARM = "fail-fast"
 # The window of a request none of whose servers answers, for a Sentinel or Cluster URL with its
 # default retries (30, a 53 s window for a failover): a plain URL's (its default retries, 6).
 WINDOW_S = Settings.from_url("redis://127.0.0.1").retry_window_s
+# The tests that wait for that window to end shorten it (Settings.none_answered_retries, SHORT
+# retries: 3.1 s), the URL's retries (30) and its failover window (53 s) left as they are.
+SHORT = 5
+SHORT_WINDOW_S = retry_window(SHORT)
 # A request stops once its next pause (at most BACKOFF_CAP_S) would end past the window: it
-# fails after more than WINDOW_S - BACKOFF_CAP_S of retrying, and within WINDOW_S plus what its
-# attempts take (a refused connection: milliseconds; a loaded 2-core machine: say a second).
-# Loose on purpose: far below the ~53 s these took before, far above the window itself.
+# fails after more than SHORT_WINDOW_S - BACKOFF_CAP_S of retrying, and within the window plus
+# what its attempts take (a refused connection: milliseconds; a loaded 2-core machine: say a
+# second). Loose on purpose: far below the ~53 s these took before, far above the window.
 WITHIN_S = 15.0
 # How long a restarting sentinel or node stays down: well inside the window.
 DOWN_S = 1.5
 
 
-def _ping(url: str, kind: str) -> float:
+def _short(url: str) -> Settings:
+    """The settings of ``url`` (a Sentinel or Cluster URL, its 30 retries), with the window of
+    none answering shortened (SHORT)."""
+    settings = Settings.from_url(url, swarm=SWARM, none_answered_retries=SHORT)
+    assert settings.retries == 30 and settings.none_answered_window_s == SHORT_WINDOW_S
+    return settings
+
+
+def _ping(url: str | Settings, kind: str) -> float:
     """Make a handle on ``url`` (sync or asyncio) and ping through it: what ``swarm status``
     does first. Returns the round trip's milliseconds; raises what it met."""
     if kind == "sync":
@@ -59,7 +71,7 @@ def _ping(url: str, kind: str) -> float:
     return asyncio.run(ping())
 
 
-def _failure(url: str, kind: str) -> tuple[str, float]:
+def _failure(url: str | Settings, kind: str) -> tuple[str, float]:
     """The ConnectionFailed message a ping on ``url`` ends with, and how long it took."""
     start = time.monotonic()
     with pytest.raises(ConnectionFailed) as info:
@@ -111,6 +123,10 @@ def test_the_window_when_none_answers_is_a_plain_urls() -> None:
         shorter = Settings.from_url(f"{url}?retries=2")
         assert shorter.none_answered_window_s == shorter.retry_window_s < WINDOW_S
         assert Settings.from_url(f"{url}?retries=60").none_answered_window_s == WINDOW_S
+        # Settings may shorten it (as the tests below do) and leave the URL's window alone.
+        short = Settings.from_url(url, none_answered_retries=SHORT)
+        assert short.none_answered_window_s == SHORT_WINDOW_S < WINDOW_S
+        assert short.retry_window_s == Settings.from_url(url).retry_window_s > 50
 
 
 # --- 1. sentinels
@@ -130,10 +146,10 @@ def test_sentinels_that_refuse_connections_fail_within_seconds(kind: str) -> Non
     first, second = _closed_ports(2)
     url = f"redis+sentinel://127.0.0.1:{first},127.0.0.1:{second}/{SERVICE}"
     assert Settings.from_url(url).retries == 30
-    message, took = _failure(url, kind)
+    message, took = _failure(_short(url), kind)
     assert message.startswith("no Sentinel of redis+sentinel://"), message
     assert f"tried 127.0.0.1:{first} (Connection refused), 127.0.0.1:{second}" in message
-    assert WINDOW_S - BACKOFF_CAP_S < took < WITHIN_S, f"{took:.1f} s"
+    assert SHORT_WINDOW_S - BACKOFF_CAP_S < took < WITHIN_S, f"{took:.1f} s"
 
 
 def _lone_sentinel(servers: ServerFactory) -> RedisServer:
@@ -162,34 +178,38 @@ def test_sentinels_that_never_answer_fail_after_asking_each_once(
     lone_sentinels: list[RedisServer], kind: str
 ) -> None:
     """Sentinels that take connections and never answer (frozen processes): each is waited
-    for as long as a connection (connect_timeout, 1 s here), not socket_timeout (10 s), and,
-    the lookup having timed out, no second one is started past the window. It used to be
-    retried as a failover would: 30 times, each lookup 2 x 10 s."""
+    for as long as a connection (connect_timeout, 0.5 s here), not socket_timeout (10 s),
+    and, the lookup having timed out, no second one is started past the window. It used to
+    be retried as a failover would: 30 times, each lookup 2 x 10 s."""
     hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in lone_sentinels)
-    url = f"redis+sentinel://{hosts}/{SERVICE}?connect_timeout=1"
+    url = f"redis+sentinel://{hosts}/{SERVICE}?connect_timeout=0.5"
     with _frozen(lone_sentinels):
         message, took = _failure(url, kind)
     assert message.startswith("no Sentinel of redis+sentinel://"), message
     for sentinel in lone_sentinels:
         assert f"127.0.0.1:{sentinel.port} (timed out)" in message, message
-    # Two sentinels, 1 s each, asked once, on a loaded machine.
-    assert took < 2 * 1.0 + 3.0, f"{took:.1f} s"
+    # Two sentinels, 0.5 s each, asked once, on a loaded machine.
+    assert took < 2 * 0.5 + 3.0, f"{took:.1f} s"
 
 
 @pytest.fixture(scope="module")
-def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
-    setup = start_sentinel(servers)
-    yield setup
-    for server in [*setup.sentinels, *setup.data_nodes()]:
-        server.stop()
+def sentinel(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A real sentinel monitoring a real master as SERVICE (its config file, which a sentinel
+    rewrites, keeps that across a restart)."""
+    master = servers.start()
+    watcher = _lone_sentinel(servers)
+    with contextlib.closing(watcher.client()) as admin:
+        admin.sentinel_monitor(SERVICE, "127.0.0.1", master.port or 0, 1)
+    yield watcher
+    watcher.stop()
+    master.stop()
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_a_restarting_sentinel_is_ridden_out(sentinel: LocalSentinel, kind: str) -> None:
+def test_a_restarting_sentinel_is_ridden_out(sentinel: RedisServer, kind: str) -> None:
     """The only sentinel the URL names restarts (as during a failover, or an upgrade): no
     sentinel answers for 1.5 s, within the window: the request waits for it and succeeds."""
-    sentinel.wait_ready()
-    restarting = sentinel.sentinels[0]
+    restarting = sentinel
     url = f"redis+sentinel://127.0.0.1:{restarting.port}/{SERVICE}"
     with _down_for(restarting, DOWN_S):
         start = time.monotonic()
@@ -201,11 +221,8 @@ def test_a_restarting_sentinel_is_ridden_out(sentinel: LocalSentinel, kind: str)
 # --- 2 and 3. a cluster
 
 
-@pytest.fixture(scope="module")
-def lone_node(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A real Redis Cluster of one node, which serves every slot: stopping it leaves the
-    client no node to ask."""
-    node = servers.start(
+def _start_lone_node(servers: ServerFactory) -> RedisServer:
+    return servers.start(
         binary=system_redis(),
         extra=[
             "--cluster-enabled", "yes",
@@ -214,11 +231,21 @@ def lone_node(servers: ServerFactory) -> Iterator[RedisServer]:
             "--cluster-port", str(free_port()),
         ],
     )  # fmt: skip
-    with contextlib.closing(node.client()) as admin:
-        admin.execute_command("CLUSTER", "ADDSLOTS", *range(16384))  # type: ignore[no-untyped-call]
-    LocalCluster([node], replicas_per_master=0).wait_ok()
-    yield node
-    node.stop()
+
+
+@pytest.fixture(scope="module")
+def lone_nodes(servers: ServerFactory) -> Iterator[dict[str, RedisServer]]:
+    """Two real Redis Clusters of one node each, which serves every slot (stopping it leaves
+    the client no node to ask): one for the sync client's tests, one for the asyncio one's,
+    so that neither waits for the other's to be restarted. Started together: a node starting
+    serves after 2 s (a master's writable delay), and these 2 s overlap."""
+    nodes = {kind: _start_lone_node(servers) for kind in ("sync", "async")}
+    for node in nodes.values():
+        with contextlib.closing(node.client()) as admin:
+            admin.execute_command("CLUSTER", "ADDSLOTS", *range(16384))  # type: ignore[no-untyped-call]
+    yield nodes
+    for node in nodes.values():
+        node.stop()
 
 
 def _node_url(node: RedisServer) -> str:
@@ -226,12 +253,14 @@ def _node_url(node: RedisServer) -> str:
 
 
 @pytest.fixture
-def node(lone_node: RedisServer) -> RedisServer:
-    """``lone_node``, running and serving (a test before may have left it stopped)."""
-    if lone_node.proc.poll() is not None:
-        lone_node.restart()
-    LocalCluster([lone_node], replicas_per_master=0).wait_ok()
-    return lone_node
+def node(lone_nodes: dict[str, RedisServer], kind: str) -> RedisServer:
+    """The test's ``kind``'s lone node, running and serving (a test before may have left it
+    stopped)."""
+    node = lone_nodes[kind]
+    if node.proc.poll() is not None:
+        node.restart()
+    LocalCluster([node], replicas_per_master=0).wait_ok()
+    return node
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -241,9 +270,9 @@ def test_a_cluster_none_of_whose_nodes_answers_fails_within_seconds(kind: str) -
     go on for a failover's 53 s, the sync one to give up at once."""
     first, second = _closed_ports(2)
     url = f"redis+cluster://127.0.0.1:{first},127.0.0.1:{second}"
-    message, took = _failure(url, kind)
+    message, took = _failure(_short(url), kind)
     assert message.startswith(f"cannot reach Redis Cluster at {url}: no node of the URL"), message
-    assert WINDOW_S - BACKOFF_CAP_S < took < WITHIN_S, f"{took:.1f} s"
+    assert SHORT_WINDOW_S - BACKOFF_CAP_S < took < WITHIN_S, f"{took:.1f} s"
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -261,7 +290,7 @@ def test_a_refresh_that_reaches_no_node_is_connection_failed(node: RedisServer, 
     is no RedisError: it is told as at construction, within the window."""
     url = _node_url(node)
     if kind == "sync":
-        swarm = Swarm(url, swarm=SWARM)
+        swarm = Swarm(_short(url))
         assert swarm.ping() >= 0
         node.stop()
         start = time.monotonic()
@@ -272,7 +301,7 @@ def test_a_refresh_that_reaches_no_node_is_connection_failed(node: RedisServer, 
     else:
 
         async def post() -> None:
-            async with AsyncSwarm(url, swarm=SWARM) as handle:
+            async with AsyncSwarm(_short(url)) as handle:
                 assert await handle.ping() >= 0
                 node.stop()
                 await handle.post_task("q.refresh", "x")

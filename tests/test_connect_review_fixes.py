@@ -105,13 +105,21 @@ def _into_misconf(node: RedisServer) -> None:
             admin.ping()
 
 
+def _refused_pings(node: RedisServer) -> int:
+    """How many PINGs ``node`` refused (MISCONF refuses them before they run)."""
+    with contextlib.closing(node.client()) as admin:
+        stats = admin.info("commandstats").get("cmdstat_ping", {})
+    return int(stats.get("rejected_calls", 0))
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_a_cluster_node_that_cannot_persist_still_reads(
     misconf_node: RedisServer, kind: str
 ) -> None:
     """The MISCONF answer to the health check's PING (on a connection idle past
-    health_check_interval) is an answer: the asyncio client's nodes check so; redis-py gives
-    the sync client's nodes no health check (through 8.2), and its reads go on too."""
+    health_check_interval) is an answer: the nodes of both clients check so (the node counts
+    the PINGs it refused; redis-py gave the sync client's nodes no health check), and their
+    reads go on."""
     url = f"redis+cluster://127.0.0.1:{misconf_node.port}"
     with Swarm(url, swarm=SWARM) as swarm:
         task_id = swarm.post_task("q.misconf", "posted before").id
@@ -120,8 +128,10 @@ def test_a_cluster_node_that_cannot_persist_still_reads(
     if kind == "sync":
         with Swarm(settings) as swarm:
             assert swarm.get_task(task_id).description == "posted before"
+            refused = _refused_pings(misconf_node)
             time.sleep(1.2)
             assert swarm.get_task(task_id).description == "posted before"
+            assert _refused_pings(misconf_node) == refused + 1
             with pytest.raises(ConnectionFailed, match="cannot persist writes"):
                 swarm.post_task("q.misconf", "refused")
         return
@@ -129,8 +139,10 @@ def test_a_cluster_node_that_cannot_persist_still_reads(
     async def read() -> list[str]:
         async with AsyncSwarm(settings) as swarm:
             first = (await swarm.get_task(task_id)).description
+            refused = _refused_pings(misconf_node)
             await asyncio.sleep(1.2)
             second = (await swarm.get_task(task_id)).description
+            assert _refused_pings(misconf_node) == refused + 1
             with pytest.raises(ConnectionFailed, match="cannot persist writes"):
                 await swarm.post_task("q.misconf", "refused")
             return [first, second]

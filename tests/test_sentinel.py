@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from redis_swarm import AsyncSwarm, Settings, Swarm
+from redis_swarm import AsyncSwarm, ConfigError, Settings, Swarm
 from redis_swarm._keys import Keys
 from redis_swarm._protocol import Call, Cmd, Operation
 
@@ -75,6 +75,31 @@ def test_sentinel_url_finds_the_master(sswarm: Swarm, sentinel: LocalSentinel) -
     master = sentinel.node(sentinel.master_port())
     with master.client() as client:
         assert client.info("replication")["role"] == "master"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_service_name_no_sentinel_monitors_fails_at_once(
+    sentinel: LocalSentinel, kind: str
+) -> None:
+    """A misspelt service name: every sentinel answers that it monitors no such master, which
+    no retry changes: a ConfigError at once naming the one they monitor (it used to be
+    retried for the failover window, 53 s with a Sentinel URL's default retries)."""
+    url = sentinel.url.replace(f"/{sentinel.service}", "/mymastr")
+    if kind == "sync":
+        swarm = Swarm(url, swarm="fo")
+    else:
+        swarm = as_swarm(AsyncAsSync(lambda: AsyncSwarm(url, swarm="fo")))
+    start = time.monotonic()
+    try:
+        with pytest.raises(ConfigError) as info:
+            swarm.ping()
+    finally:
+        swarm.close()
+    took = time.monotonic() - start
+    message = str(info.value)
+    assert "monitors a master named 'mymastr'" in message, message
+    assert f"monitor {sentinel.service!r} (SENTINEL MASTERS)" in message, message
+    assert took < 3.0, f"{took:.1f} s"
 
 
 def test_a_retrying_client_survives_the_master_dying(sentinel: LocalSentinel) -> None:

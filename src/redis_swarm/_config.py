@@ -155,6 +155,9 @@ class Settings:
     socket_timeout: float = 10.0
     connect_timeout: float = 5.0
     retries: int = PLAIN_RETRIES
+    # The retries of a Sentinel or Cluster URL's request while none of its servers answers at
+    # all (none_answered_window_s): a plain URL's default, the URL's retries if fewer.
+    none_answered_retries: int = PLAIN_RETRIES
     health_check_interval: int = 15
     # "strict" waits for the write to reach disk (embedded: appendfsync always) or a replica.
     durability: Durability = "normal"
@@ -233,13 +236,13 @@ class Settings:
     def none_answered_window_s(self) -> float:
         """How long the retries of one request ride out a Sentinel or Cluster URL none of whose
         servers answers at all (every sentinel of the URL, or every node the client knows,
-        refuses connections or takes them and never answers): the retry window of a plain
-        URL's default retries (5.1 s), the URL's own if shorter. A failover leaves some of
-        them answering (sentinels that say the master is down, nodes that say CLUSTERDOWN),
-        and is ridden out for the whole ``retry_window_s``; none answering is a setup that is
-        down or restarting (a sentinel restarts in about a second) or a URL naming the wrong
-        ports, which a user learns within seconds."""
-        return retry_window(min(self.retries, PLAIN_RETRIES))
+        refuses connections or takes them and never answers): the retry window of
+        ``none_answered_retries`` (by default a plain URL's retries: 5.1 s), the URL's own if
+        shorter. A failover leaves some of them answering (sentinels that say the master is
+        down, nodes that say CLUSTERDOWN), and is ridden out for the whole ``retry_window_s``;
+        none answering is a setup that is down or restarting (a sentinel restarts in about a
+        second) or a URL naming the wrong ports, which a user learns within seconds."""
+        return retry_window(min(self.retries, self.none_answered_retries))
 
     @property
     def longest_request_s(self) -> float:
@@ -271,8 +274,9 @@ class Settings:
     def render_url(self, *, mask: bool = True) -> str:
         """The URL of these settings, every option it can carry included (those left at
         their default are left out); ``Settings.from_url`` of the unmasked one gives them
-        back (but ``swarm``, and ``health_check_interval``, which no URL carries). User name,
-        password and paths are percent-encoded; ``mask`` shows the password as ``***``."""
+        back (but ``swarm``, ``none_answered_retries`` and ``health_check_interval``, which
+        no URL carries). User name, password and paths are percent-encoded; ``mask`` shows
+        the password as ``***``."""
         auth = ""
         if self.username or self.password:
             auth = quote(self.username or "", safe="")

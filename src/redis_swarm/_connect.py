@@ -2,7 +2,9 @@
 
 Every client retries connection errors and socket timeouts with exponential backoff and
 jitter, and checks new and idle connections before use with a PING, which any answer
-passes (a server that cannot persist refuses PING with MISCONF, and still serves reads).
+passes (a server that cannot persist refuses PING with MISCONF, and still serves reads); the
+sync cluster client's nodes too, which redis-py leaves unchecked (``_Cluster``). A TLS
+handshake waits ``connect_timeout`` at most, on every redis-py.
 Operations are written to be safe to retry (client-generated ids, idempotent scripts), so a
 retried command after a lost reply never applies twice.
 
@@ -20,7 +22,8 @@ out a failover) is for failovers, during which some of their servers answer: whe
 (every sentinel, every node the client knows: ``NoneAnswered``), a request is retried within a
 plain URL's window (``Settings.none_answered_window_s``), counted from the first of such
 failures in a row, and the sync cluster client, which asks for the cluster's layout when it is
-made, retries that as a request would.
+made, retries that as a request would. Sentinels that answer that they monitor no master of
+the URL's name are no failover: that fails at once, with a ConfigError.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
 
 from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings, check_sentinel_service
+from ._errors import ConfigError
 from ._translate import (
     CERTIFICATE_REFUSED,
     HANDSHAKE_FAILURE,
@@ -62,6 +66,7 @@ from ._translate import (
     TLS_FILE_ERRORS,
     causes,
 )
+from ._translate import _why_no_answer as why_no_answer
 
 __all__ = [
     "NoneAnswered",
@@ -389,11 +394,37 @@ class _AsyncAnswerMeansAlive:
             await super().check_health()  # type: ignore[misc]
 
 
+# --- a TLS handshake that waits no longer than a connection
+
+
+class _HandshakeWithinConnectTimeout:
+    """Mixin for redis-py's sync TLS connection classes: the TLS handshake waits for the
+    server ``socket_connect_timeout`` at most, as the TCP connect before it (and as asyncio's
+    connect, which holds both, does in every redis-py). redis-py before 8.2 made it under
+    ``socket_timeout``, which ``_connect`` gives the socket before wrapping it: a rediss://
+    URL to a plain port (whose server waits for a newline that a handshake never sends)
+    waited 10 s for each attempt, not ``connect_timeout``. Here ``socket_timeout`` stands
+    for the connect timeout while ``_connect`` runs; the socket it returns gets its own."""
+
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+
+    def _connect(self) -> Any:
+        timeout = self.socket_timeout
+        self.socket_timeout = self.socket_connect_timeout
+        try:
+            sock = super()._connect()  # type: ignore[misc]
+        finally:
+            self.socket_timeout = timeout
+        sock.settimeout(timeout)
+        return sock
+
+
 class _Connection(_AnswerMeansAlive, redis.Connection):
     pass
 
 
-class _SSLConnection(_AnswerMeansAlive, SSLConnection):
+class _SSLConnection(_AnswerMeansAlive, _HandshakeWithinConnectTimeout, SSLConnection):
     pass
 
 
@@ -502,6 +533,48 @@ def _no_master_found(
     return error
 
 
+def _no_such_service(
+    settings: Settings | None,
+    service_name: str,
+    answered: list[tuple[Any, Any]],
+    failed: list[tuple[Any, Exception]],
+) -> ConfigError | None:
+    """The error of a service name that no sentinel monitors: ``answered``, each sentinel that
+    answered (its client) and the masters it monitors (SENTINEL MASTERS), names none such.
+    None when one of them knows it (a failover keeps the name, its master down: ridden out,
+    as are the sentinels that did not answer, ``failed``), or none answered."""
+    if not answered or any(service_name in masters for _, masters in answered):
+        return None
+    where = settings.url if settings is not None else "the URL"
+    names = sorted({str(name) for _, masters in answered for name in masters})
+    hosts = ", ".join(_address_of(client) for client, _ in answered)
+    verb = "monitors" if len(answered) == 1 else "monitor"
+    silent = ", ".join(
+        f"{_address_of(client)} ({why_no_answer(str(error) or type(error).__name__)})"
+        for client, error in failed
+    )
+    monitor = f"SENTINEL MONITOR {service_name} HOST PORT QUORUM on each sentinel"
+    if names:
+        example = ""
+        if settings is not None:
+            example = f", as in {settings.replace(service_name=names[0]).url}"
+        listed = f"{verb} {', '.join(map(repr, names))} (SENTINEL MASTERS)"
+        todo = (
+            f"put the name of the master in the URL{example}, or have the sentinels "
+            f"monitor {service_name!r} ({monitor})"
+        )
+    else:
+        listed = f"{verb} no master at all (SENTINEL MASTERS is empty)"
+        todo = (
+            "check that the URL names the sentinels of that master, or have them monitor it "
+            f"({monitor})"
+        )
+    return ConfigError(
+        f"no Sentinel of {where} monitors a master named {service_name!r}: {hosts} {listed}"
+        f"{f'; no answer from {silent}' if silent else ''}: {todo}"
+    )
+
+
 def _address_of(client: Any) -> str:
     """host:port of a sentinel's client (as its pool was given them)."""
     kwargs = client.connection_pool.connection_kwargs
@@ -512,10 +585,17 @@ class _Sentinel(Sentinel):
     """redis-py's Sentinel, whose lookup of a master says which sentinels failed and why
     (``_NoMasterFound``), and when none answered (``_NoSentinelAnswered``), in the same
     words on every redis-py version; an error reply (a server that is no sentinel) is one
-    sentinel's failure, not the whole lookup's. (redis-py's force_master_ip, which no client
-    here is given, is not read.)"""
+    sentinel's failure, not the whole lookup's. A service name that no sentinel that answers
+    monitors fails at once (``_no_such_service``: no retry makes a sentinel monitor it), not
+    after the failover window. ``settings``: those of the URL, for that error's words.
+    (redis-py's force_master_ip, which no client here is given, is not read.)"""
+
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
 
     def discover_master(self, service_name: str) -> Any:
+        answered: list[tuple[Any, Any]] = []
         failed: list[tuple[Any, Exception]] = []
         for number, sentinel in enumerate(self.sentinels):
             try:
@@ -526,6 +606,10 @@ class _Sentinel(Sentinel):
             address = _master_given(self, number, masters, service_name)
             if address is not None:
                 return address
+            answered.append((sentinel, masters))
+        unknown = _no_such_service(self.settings, service_name, answered, failed)
+        if unknown is not None:
+            raise unknown
         asked = len(self.sentinels)
         raise _no_master_found(service_name, asked, failed, _NoMasterFound, _NoSentinelAnswered)
 
@@ -533,7 +617,12 @@ class _Sentinel(Sentinel):
 class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
     """The asyncio twin of ``_Sentinel``."""
 
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
     async def discover_master(self, service_name: str) -> Any:
+        answered: list[tuple[Any, Any]] = []
         failed: list[tuple[Any, Exception]] = []
         for number, sentinel in enumerate(self.sentinels):
             try:
@@ -544,6 +633,10 @@ class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
             address = _master_given(self, number, masters, service_name)
             if address is not None:
                 return address
+            answered.append((sentinel, masters))
+        unknown = _no_such_service(self.settings, service_name, answered, failed)
+        if unknown is not None:
+            raise unknown
         asked = len(self.sentinels)
         raise _no_master_found(
             service_name, asked, failed, _AsyncNoMasterFound, _AsyncNoSentinelAnswered
@@ -563,7 +656,7 @@ class _SentinelConnection(_AnswerMeansAlive, SentinelManagedConnection):
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
-class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
+class _SentinelSSLConnection(_SentinelConnection, _HandshakeWithinConnectTimeout, SSLConnection):
     """``_SentinelConnection`` over TLS."""
 
 
@@ -679,16 +772,33 @@ def _layout_errors_converted(send: Callable[..., T]) -> Callable[..., T]:
 
 
 class _Cluster(RedisCluster):
-    """The sync cluster client, the connections of whose nodes (those of the URL and those it
-    finds later) are those of ``_AnswerMeansAlive``: each made so as it connects, before
-    redis-py's handshake on it. (redis-py through 8.2 gives these nodes no
-    health_check_interval, so their connections are not PINGed yet; the class is the same
-    as every other client's all the same.) redis-py takes a class for the nodes' connections
-    only from 8.2 on: before, it makes each node with ``Redis(**kwargs)``, which refuses one
-    (connection_class failed every node); this hook is in every version."""
+    """The sync cluster client, whose nodes' connections (those of the URL's nodes and those
+    it finds later) are checked as every other client's: each made one of
+    ``_AnswerMeansAlive`` as it connects, before redis-py's handshake on it, and given the
+    client's ``health_check_interval``, which redis-py drops from what it hands its nodes
+    (its asyncio cluster client keeps it): without it, a node's connection idle for any time
+    was used without a PING. redis-py takes a class for the nodes' connections only from 8.2
+    on: before, it makes each node with ``Redis(**kwargs)``, which refuses one
+    (connection_class failed every node); this hook is in every version.
+
+    It comes after a TLS connection's handshake, which the class swapped in then no longer
+    bounds (``_HandshakeWithinConnectTimeout``; from 8.2 on, redis-py bounds it itself):
+    over TLS the nodes are given the connect timeout for ``socket_timeout``, and each
+    connection gets the client's own here, before it sends anything."""
+
+    def __init__(self, *args: Any, health_check_interval: int = 0, **kwargs: Any) -> None:
+        self._health_check_interval = health_check_interval
+        self._socket_timeout = kwargs.get("socket_timeout")
+        if kwargs.get("ssl"):
+            kwargs["socket_timeout"] = kwargs.get("socket_connect_timeout")
+        super().__init__(*args, **kwargs)
 
     def on_connect(self, connection: Any) -> None:
         _made_alive_on_any_answer(connection)
+        connection.health_check_interval = self._health_check_interval
+        if connection.socket_timeout != self._socket_timeout:  # its first connect, over TLS
+            connection.socket_timeout = self._socket_timeout
+            connection._sock.settimeout(self._socket_timeout)
         super().on_connect(connection)  # type: ignore[no-untyped-call]
 
 
@@ -1147,6 +1257,7 @@ def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     asked["retry"] = kit.retry(_backoff(), 0, supported_errors=tuple(_RETRY_ON))
     sentinel = kit.sentinel(
         list(settings.nodes),
+        settings=settings,
         sentinel_kwargs=asked,
         retry=_retry(kit.retry, settings, settings.retries, tuple(_RETRY_ON)),
         health_check_interval=settings.health_check_interval,
