@@ -5,11 +5,10 @@ says so, and how to list what it takes; ``usage_line`` takes a usage in one form
 
 from __future__ import annotations
 
-import json
-
 import ast
 import asyncio
 import inspect
+import json
 from collections.abc import Iterator
 from typing import Any
 

@@ -12,7 +12,7 @@ from .test_layers import PACKAGE, _face_files
 
 # Faces that still talk protocol, to be moved into the core: each must still do so (drop it
 # from here when it is moved).
-STILL_TO_MOVE = {"cli/_acl.py"}  # swarm acl --apply: ACL SETUSER on every node
+STILL_TO_MOVE: set[str] = set()  # (swarm acl --apply is redis_swarm.apply_role now)
 _CONNECTING = ("redis", "redis_swarm._connect")
 
 

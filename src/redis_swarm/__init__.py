@@ -12,6 +12,7 @@ The layers, bottom up (docs/architecture.md draws them and says where each chang
 
 from __future__ import annotations
 
+from ._acl_apply import AppliedRole, apply_role
 from ._cache import ContextCache
 from ._client import AsyncSwarm, Swarm
 from ._config import Settings
@@ -80,6 +81,7 @@ __all__ = [
     "AgentCounts",
     "AlreadyCompleted",
     "Answer",
+    "AppliedRole",
     "AsyncSwarm",
     "ClusterView",
     "ConfigError",
@@ -132,5 +134,6 @@ __all__ = [
     "Webhook",
     "Worker",
     "__version__",
+    "apply_role",
     "topology",
 ]

@@ -23,6 +23,8 @@ but admin runs scripts by EVALSHA, so it can load and run any Lua (``downgrade_w
 
 Passwords go to Redis as their SHA-256 (``#<hex>``): the clear password is never sent in the
 command, so it cannot show up in the server's slowlog, MONITOR or ACL LOG.
+
+``_acl_apply.apply_role`` makes a user on the servers (``swarm acl --apply``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import inspect
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
 from ._errors import ValidationError
 from ._keys import Keys, label_id
@@ -48,6 +50,9 @@ from ._ops._commands import (
 )
 from ._scripts import READ_ONLY_SCRIPTS, function_name
 from ._validate import check_name, check_swarm_name
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = [
     "MIN_VERSION",
@@ -67,6 +72,7 @@ __all__ = [
     "key_patterns",
     "key_selectors",
     "keys_members",
+    "parse_version",
     "password_hash",
     "role_commands",
     "role_scripts",
@@ -77,6 +83,7 @@ __all__ = [
 Role = Literal[SwarmRole, "admin"]  # (Literal flattens: the agents' roles, then admin)
 ROLES: tuple[Role, ...] = get_args(Role)
 Version = tuple[int, int]
+T = TypeVar("T")
 
 MIN_PASSWORD_LEN = 16
 MIN_VERSION: Version = (6, 2)  # ACL pub/sub channel rules
@@ -351,3 +358,13 @@ def acl_user(
         user, typed, swarm, rules, password=secret, generated=generated, version=version,
         warning=warning,
     )  # fmt: skip
+
+
+def parse_version(text: str) -> Version:
+    """``7.2`` or ``7.2.4`` as (7, 2)."""
+    parts = text.strip().split(".")
+    if len(parts) < 2 or not all(part.isdigit() for part in parts[:3]):
+        raise ValidationError(
+            f"{text!r} is not a Redis version: give it as MAJOR.MINOR, such as 7.2"
+        )
+    return int(parts[0]), int(parts[1])

@@ -27,6 +27,8 @@ from ._config import Kind, Settings
 from ._connect import sync_client
 from ._translate import translate
 
+__all__ = ["ClusterView", "SentinelView", "Topology", "topology"]
+
 T = TypeVar("T")
 
 CLUSTER_SLOTS = 16384

@@ -5,23 +5,28 @@ the master and replicas behind a Sentinel)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
-import redis
 
-from .._acl import ROLES, AclUser, acl_user
-from .._client import Swarm
+from .._acl import ROLES
+from .._acl import parse_version as core_parse_version
+from .._acl_apply import apply_role, apply_user, server_version
 from .._config import Settings
-from .._connect import sync_client
-from .._embedded import EmbeddedServer, find_redis_server
-from .._errors import ConfigError, SwarmError
-from .._translate import translate
+from .._embedded import EmbeddedServer
+from .._errors import ConfigError, ValidationError
 from ._app import App, json_option, main, pass_app
 
-T = TypeVar("T")
+# apply_user and server_version are the core's (redis_swarm._acl): importable from here still.
+__all__ = [
+    "PASSWORD_PLACEHOLDER",
+    "acl",
+    "agent_url",
+    "apply_user",
+    "parse_version",
+    "server_version",
+]
 
 # What stands for the user's password in the URL shown to give the agents.
 PASSWORD_PLACEHOLDER = "<password>"
@@ -93,19 +98,15 @@ def acl(
         if password is not None:
             raise ConfigError("give --password or --password-stdin, not both")
         password = sys.stdin.readline().rstrip("\r\n")
-    if redis_version is not None:
-        version = parse_version(redis_version)
-    elif apply_ or app.settings.kind != "embedded":
-        version = server_version(app.settings)
-    else:  # do not start the embedded server only to print a line
-        version = parse_version(find_redis_server().version)
+    version = None if redis_version is None else parse_version(redis_version)
     # An empty --swarm is refused (as the global one is), not taken for "the default".
     swarm = app.swarm_name if swarm_option is None else swarm_option
-    spec = acl_user(role, swarm, user, password, version)
+    made = apply_role(
+        app.settings, role, user, password, swarm=swarm, version=version, dry_run=not apply_
+    )
+    spec, version = made.user, made.version
     url = agent_url(app.settings, app.url, spec.user)
-    applied: list[dict[str, str]] = []
-    if apply_:
-        applied = apply_user(app.settings, spec)
+    applied = made.applied
     data: dict[str, Any] = {
         "user": spec.user,
         "role": spec.role,
@@ -149,133 +150,8 @@ def agent_url(settings: Settings, url: str, user: str) -> str:
 
 
 def parse_version(text: str) -> tuple[int, int]:
-    """``7.2`` or ``7.2.4`` as (7, 2)."""
-    parts = text.strip().split(".")
-    if len(parts) < 2 or not all(part.isdigit() for part in parts[:3]):
-        raise click.BadParameter(
-            f"{text!r} is not a Redis version: give it as MAJOR.MINOR, such as 7.2",
-            param_hint="--redis-version",
-        )
-    return int(parts[0]), int(parts[1])
-
-
-def server_version(settings: Settings) -> tuple[int, int]:
-    """The oldest Redis version among the servers that must hold the user."""
-    return min(parse_version(text) for text in _on_every_node(settings, _version_text).values())
-
-
-def _on_every_node(settings: Settings, fn: Callable[[Any], T]) -> dict[str, T]:
-    """``fn(client)`` on every server that must hold the user, by node name; redis-py errors
-    arrive translated (one line saying what to do)."""
-    done: dict[str, T] = {}
+    """``7.2`` or ``7.2.4`` as (7, 2), for --redis-version."""
     try:
-        for name, target in _targets(settings):
-            client: Any = sync_client(target)
-            try:
-                done[name] = fn(client)
-            finally:
-                client.close()
-    except SwarmError:
-        raise
-    except (redis.RedisError, OSError) as exc:
-        raise translate(exc, settings.url) from None
-    return done
-
-
-def _version_text(client: Any) -> str:
-    """INFO server's redis_version; HELLO's version for a user that may not read INFO."""
-    try:
-        return str(client.execute_command("INFO", "server")["redis_version"])
-    except redis.exceptions.NoPermissionError:
-        reply = client.execute_command("HELLO")
-    if isinstance(reply, list):
-        reply = dict(zip(reply[::2], reply[1::2], strict=False))
-    version = reply.get(b"version", reply.get("version", b""))
-    return version.decode() if isinstance(version, bytes) else str(version)
-
-
-def _targets(settings: Settings) -> list[tuple[str, Settings]]:
-    """Every server that must hold the user (ACLs are per node), as direct settings."""
-    if settings.kind not in ("cluster", "sentinel"):
-        return [(settings.url, settings)]
-    client: Any = sync_client(settings)
-    try:
-        if settings.kind == "cluster":
-            # Every node the cluster knows, replicas included, as CLUSTER NODES lists them.
-            addresses = _cluster_nodes(client)
-        else:
-            addresses = [client.connection_pool.get_master_address(), *_replicas(settings)]
-    finally:
-        client.close()
-    return [(f"{host}:{port}", _direct(settings, host, port)) for host, port in addresses]
-
-
-def _cluster_nodes(client: Any) -> list[tuple[str, int]]:
-    """host, port of every healthy node in CLUSTER NODES (redis-py parses it to a dict)."""
-    reply = client.execute_command("CLUSTER NODES", target_nodes=client.get_default_node())
-    nodes = []
-    for address, node in dict(reply).items():
-        flags = set(str(node.get("flags", "")).split(","))
-        if {"fail", "noaddr", "handshake"} & flags:
-            continue
-        host, _, port = str(address).split("@", 1)[0].rpartition(":")
-        nodes.append((host.strip("[]"), int(port)))
-    return nodes
-
-
-def _replicas(settings: Settings) -> list[tuple[str, int]]:
-    from redis.sentinel import Sentinel
-
-    assert settings.service_name is not None
-    # redis-py types Sentinel from 8.2 on; before, its calls were untyped (unused-ignore keeps
-    # the ignore silent where it is not needed).
-    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
-        list(settings.nodes),
-        sentinel_kwargs={"socket_timeout": settings.connect_timeout},
-        socket_timeout=settings.connect_timeout,
-    )
-    try:
-        found: Sequence[Any] = sentinel.discover_slaves(settings.service_name)  # type: ignore[no-untyped-call, unused-ignore]
-        replicas = [(str(host), int(port)) for host, port in found]
-    finally:
-        for node in sentinel.sentinels:
-            node.close()
-    return replicas
-
-
-def _direct(settings: Settings, host: str, port: int) -> Settings:
-    return settings.replace(kind="standalone", host=host, port=port, nodes=())
-
-
-def apply_user(settings: Settings, spec: AclUser) -> list[dict[str, str]]:
-    """Run the ACL SETUSER on every node; persist it where the server allows. Returns, per
-    node, how it was persisted."""
-
-    def apply(client: Any) -> str:
-        client.execute_command(*spec.command)
-        return _persist(client)
-
-    done = _on_every_node(settings, apply)
-    # The user runs the swarm's scripts as the functions of its library: load it (or
-    # replace an older one) now, as 'swarm up' does, since a worker may not load it.
-    with Swarm(settings) as swarm:
-        swarm.load_functions()
-    return [{"node": name, "persisted": persisted} for name, persisted in done.items()]
-
-
-def _persist(client: Any) -> str:
-    """ACL SAVE (aclfile), else CONFIG REWRITE (redis.conf), else say it is memory only."""
-    try:
-        client.execute_command("ACL", "SAVE")
-    except redis.ResponseError:
-        pass
-    else:
-        return "saved to the aclfile"
-    try:
-        client.execute_command("CONFIG", "REWRITE")
-    except redis.ResponseError:
-        return (
-            "in memory only (the server has no aclfile or config file): "
-            "add the line to its aclfile or redis.conf, or it is lost at restart"
-        )
-    return "saved to redis.conf (CONFIG REWRITE)"
+        return core_parse_version(text)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--redis-version") from None
