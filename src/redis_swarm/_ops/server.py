@@ -8,10 +8,44 @@ from typing import Any
 
 from .. import _durability
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
+from .._keys import PREFIX, chunk_key
 from .._protocol import Call, Cmd, OpContext, Operation
 from ._bus import text
 
-__all__ = ["ServerInfo", "durability_plan", "ping", "server_info"]
+__all__ = ["MemoryFill", "ServerInfo", "durability_plan", "ping", "server_info"]
+
+# The share of maxmemory above which ``swarm doctor`` warns that writes will soon be refused.
+NEAR_FULL = 0.9
+
+
+@dataclass(frozen=True)
+class MemoryFill:
+    """How full the fullest node with a ``maxmemory`` is (on one server: the server). Redis
+    refuses a write when ``counted`` is above ``maxmemory`` and it cannot evict a key to make
+    room: under ``noeviction``, or ``volatile-*`` with no key that has a time to live."""
+
+    counted: int  # used_memory less what Redis does not count (replication and AOF buffers)
+    maxmemory: int
+    policy: str
+    can_evict: bool  # a key the policy may drop is stored (allkeys-*, or volatile-* and a TTL)
+
+    @property
+    def refuses_writes(self) -> bool:
+        return self.counted > self.maxmemory and not self.can_evict
+
+    @property
+    def share(self) -> float:
+        return self.counted / self.maxmemory
+
+
+def _memory_remedy() -> str:
+    """What frees a full server, the order it works in (``swarm gc`` writes: it needs room)."""
+    old = f"{PREFIX}:{{NAME}}:* and {chunk_key('NAME', '*')}"
+    return (
+        "raise the limit (an admin: CONFIG SET maxmemory BYTES, and maxmemory in redis.conf "
+        f"to keep it), or delete the keys of swarms no longer used ({old}); then 'swarm gc' "
+        "frees the context chunks no kept version uses"
+    )
 
 
 def ping(ctx: OpContext) -> Operation[float]:
@@ -40,6 +74,38 @@ class ServerInfo:
     # maxmemory-policy (of the node whose policy risks most, on a cluster)
     maxmemory_policy: str | None = None
     info_readable: bool = True  # False: INFO is refused to this user (HELLO said the rest)
+    # the fullest node with a maxmemory (None: no limit set, or INFO not visible)
+    memory_fill: MemoryFill | None = None
+
+    @property
+    def memory_refusal(self) -> str | None:
+        """Why the server refuses every write now for memory, and what to do; None when it
+        does not (as far as INFO tells)."""
+        fill = self.memory_fill
+        if fill is None or not fill.refuses_writes:
+            return None
+        return (
+            f"Redis refuses every write now: its memory in use ({fill.counted} bytes) is above "
+            f"maxmemory ({fill.maxmemory} bytes) and maxmemory-policy {fill.policy} frees "
+            f"none of it; {_memory_remedy()}"
+        )
+
+    @property
+    def memory_warning(self) -> str | None:
+        """That the server is close to refusing writes for memory, and what to do; None when
+        it is not (or refuses them already: ``memory_refusal``, or evicts any key to make room:
+        ``eviction_risk``)."""
+        fill = self.memory_fill
+        if fill is None or fill.refuses_writes or fill.policy.startswith("allkeys-"):
+            return None
+        if fill.share < NEAR_FULL:
+            return None
+        when = " once no key with a time to live is left" if fill.can_evict else ""
+        return (
+            f"Redis uses {fill.share:.0%} of its maxmemory ({fill.counted} of {fill.maxmemory} "
+            f"bytes; maxmemory-policy {fill.policy}): above it, it refuses writes{when}; "
+            f"{_memory_remedy()}"
+        )
 
     @property
     def eviction_risk(self) -> str | None:
@@ -103,6 +169,33 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         maxmemory=sum(int(node.get("maxmemory", 0)) for node in nodes),
         server_time_ms=int(server_time),
         maxmemory_policy=_riskiest_policy(nodes),
+        memory_fill=_fullest(nodes),
+    )
+
+
+def _fullest(nodes: list[dict[str, Any]]) -> MemoryFill | None:
+    """The fill of the fullest master with a maxmemory (a replica takes no writes)."""
+    fills = [
+        MemoryFill(
+            counted=int(node.get("used_memory", 0)) - int(node.get("mem_not_counted_for_evict", 0)),
+            maxmemory=int(node["maxmemory"]),
+            policy=policy,
+            can_evict=policy.startswith("allkeys-")
+            or (policy.startswith("volatile-") and _expiring(node) > 0),
+        )
+        for node in nodes
+        if int(node.get("maxmemory", 0)) > 0 and node.get("role", "master") == "master"
+        for policy in [str(node.get("maxmemory_policy", "noeviction"))]
+    ]
+    return max(fills, key=lambda fill: fill.share, default=None)
+
+
+def _expiring(node: dict[str, Any]) -> int:
+    """How many keys of the node have a time to live (INFO keyspace: db0:keys=..,expires=..)."""
+    return sum(
+        int(value.get("expires", 0))
+        for key, value in node.items()
+        if key.startswith("db") and isinstance(value, dict)
     )
 
 

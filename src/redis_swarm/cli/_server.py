@@ -291,6 +291,11 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None) -> None:
     if info is not None and info.eviction_risk is not None:
         warnings.append(info.eviction_risk)
         report["ok"] = report["ok"] and not info.maxmemory  # (a limit set: records can go now)
+    if info is not None and info.memory_refusal is not None:  # (every write refused now)
+        warnings.append(info.memory_refusal)
+        report["ok"] = False
+    if info is not None and info.memory_warning is not None:
+        warnings.append(info.memory_warning)
     report["corrupt_records"] = _records(swarm, settings, warnings, failing)
     if report["corrupt_records"].get("denied"):
         del report["corrupt_records"]["denied"]
