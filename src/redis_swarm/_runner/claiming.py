@@ -144,7 +144,7 @@ class Claiming(PoolState):
 
     def _give_back(self, task: Task) -> None:
         """Release a task leased for this pool that no slot will run (unless a slot works on
-        it already: then the lease is that slot's, see ``_adopted``)."""
+        it already and its lease ran out: then the lease is that slot's, see ``_adopted``)."""
         if not self._adopted(task):
             return
         try:

@@ -82,9 +82,13 @@ class PoolState:
         self._done = threading.Event()  # until_done: a claimer found the queues settled
         self._fatal: str | None = None
         self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
-        # The tasks the slots work on, by id: the newest lease the pool holds of each (a lease
-        # that ran out through an outage and came back to the pool is handed to its slot).
-        self._leases: dict[str, Task] = {}
+        # The tasks the slots work on, by id: the lease each slot was handed (``_adopted``).
+        self._working: dict[str, Task] = {}
+        # By the lease a slot was handed (``_held``): the newest lease the pool holds of its
+        # task (a lease that ran out and came back to the pool is handed to its slot). A slot
+        # that gave its task back keeps its own until ``_let_go``, while another slot may
+        # work on the task again.
+        self._leases: dict[tuple[str, str | None], Task] = {}
         self._waiting: dict[str, str] = {}  # task id -> what of it waits for Redis (outage)
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
         self._set_up()
@@ -184,36 +188,57 @@ class PoolState:
 
     # --- the leases the slots hold
 
+    @staticmethod
+    def _held(task: Task) -> tuple[str, str | None]:
+        """The key of the record of the lease ``task`` a slot was handed: one per lease, so
+        that a slot that gave its task back and one that leased it again keep theirs apart."""
+        return task.id, task.token
+
     def _token(self, task: Task) -> str | None:
         """The token of the newest lease the pool holds of ``task`` (its claim's, unless a
         later lease of it came back to the pool: see ``_adopted``)."""
         with self._lock:
-            return self._leases.get(task.id, task).token
+            return self._leases.get(self._held(task), task).token
 
     def _adopted(self, task: Task) -> bool:
         """Take ``task``, just leased to this pool, as a slot's work: False when a slot
-        already works on it (its lease ran out through an outage and a claim of this pool
-        leased it again): then the newer lease is handed to that slot, and its agent is not
-        run a second time."""
+        already works on it and the lease it holds ran out (through an outage, say) before
+        this claim leased the task again: then the newer lease is handed to that slot, and its
+        agent is not run a second time.
+
+        A lease that ran out is told by the task's ``abandons``, which only an expired lease
+        counts: a task that its slot gave back (a release, or a failure to retry) and a claim
+        of this pool leased again at once, before that slot let go of it, is a new lease of
+        its own, the claiming slot's work (its slot's last word settled the old one)."""
+        came_back = False
         with self._lock:
-            working = task.id in self._leases
-            self._leases[task.id] = task
-        if working:
+            working = self._working.get(task.id)
+            if working is not None:
+                held = self._held(working)
+                came_back = task.abandons > self._leases.get(held, working).abandons
+                if came_back:
+                    self._leases[held] = task
+            if not came_back:
+                self._working[task.id] = task
+                self._leases[self._held(task)] = task
+        if came_back:
             self._note(
-                f"{task.id} came back to this pool (its lease ran out while Redis was "
-                "unreachable): the slot working on it keeps it, not run again"
+                f"{task.id} came back to this pool (its lease ran out, as through an outage): "
+                "the slot working on it keeps it, not run again"
             )
-        return not working
+        return not came_back
 
     def _let_go(self, task: Task) -> None:
         """The slot that worked on ``task`` (as leased to it) is done with it. A newer lease
-        handed to it meanwhile (``_adopted``) that its last word did not settle, as when it
-        gave the task back and a claim of the pool leased it again at once, is released:
-        no slot would run it, and it would stay leased to this pool until it ran out."""
+        handed to it meanwhile (``_adopted``) that its last word did not settle is released:
+        no slot would run it, and it would stay leased to this pool until it ran out. A slot
+        that leased the task again after this one gave it back keeps its own lease."""
         with self._lock:
-            newer = self._leases.pop(task.id, None)
-            self._waiting.pop(task.id, None)
-            self._said.pop(task.id, None)
+            newer = self._leases.pop(self._held(task), None)
+            if self._working.get(task.id) is task:
+                del self._working[task.id]
+                self._waiting.pop(task.id, None)
+                self._said.pop(task.id, None)
         if newer is not None and newer.token != task.token:
             # (refused when the slot's report or fail used it: the task is settled then)
             with contextlib.suppress(SwarmError):
