@@ -289,10 +289,16 @@ def test_serve_warns_when_the_owner_has_no_context(redis_url: str) -> None:
         [sys.executable, "-m", "redis_swarm", "serve", "nobody", "--exec", "cat"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(2)
+    # Stopped once it has said so (not after a fixed time: a loaded machine may still be
+    # importing, and Ctrl-C would interrupt the import).
+    assert proc.stderr is not None
+    said = ""
+    while "nobody has published no context" not in said:
+        line = proc.stderr.readline()
+        assert line, f"serve ended without the warning: {said}"
+        said += line
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
-    assert "nobody has published no context" in err
+    proc.communicate(timeout=20)
     bad = subprocess.run(
         [sys.executable, "-m", "redis_swarm", "serve", "lib", "--exec", "claude -p", "--session"],
         env=env, capture_output=True, text=True, timeout=30, check=False,
