@@ -22,10 +22,13 @@ raises ConnectionFailed, like a lost reply: the write was applied, its durabilit
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._config import Settings
+from ._embedded import EmbeddedServer, swarm_command
 from ._errors import ConfigError, ConnectionFailed
 from ._protocol import WAKE_WAIT, Batch, Call, Cmd, Request, items_of
 from ._scripts import READ_ONLY_SCRIPTS
@@ -107,12 +110,29 @@ def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan
             "swarm's keys), add a replica (WAIT), or use Redis >= 7.2 (WAITAOF); else use "
             "durability='normal'"
         )
+    if where.startswith("embedded:"):
+        raise ConfigError(_embedded_not_strict(where, version_text, appendfsync))
     raise ConfigError(
         f"durability='strict' cannot be honoured by Redis {version_text} at {where}: "
         f"appendonly is {'yes' if aof else 'no'}, appendfsync is {appendfsync or 'unknown'}, "
         f"{replicas} replica(s). Turn AOF on with fsync on every write (CONFIG SET appendonly "
         "yes; CONFIG SET appendfsync always), or use Redis >= 7.2 with appendonly yes "
         "(WAITAOF), or add a replica (WAIT); else use durability='normal'"
+    )
+
+
+def _embedded_not_strict(where: str, version_text: str, appendfsync: str | None) -> str:
+    """Why an embedded server started without strict cannot honour it, and what works: a
+    restart with the strict URL (it then runs with ``appendfsync always``), or CONFIG SET."""
+    home = Settings.from_url(where).home
+    strict_up = f'SWARM_URL="embedded?durability=strict" {swarm_command(home, "up")}'
+    return (
+        f"durability='strict' cannot be honoured by the embedded server under {home}: it "
+        f"was started without strict, so it runs with appendfsync {appendfsync or 'unknown'} "
+        f"(and Redis {version_text} has no WAITAOF). Restart it strict, its data kept: "
+        f"'{swarm_command(home, 'down')}', then '{strict_up}' (or, while it runs: redis-cli "
+        f"-s {shlex.quote(str(EmbeddedServer(home).socket_path))} CONFIG SET appendfsync "
+        "always); else use durability='normal'"
     )
 
 

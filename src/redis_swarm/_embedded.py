@@ -16,6 +16,7 @@ import fcntl
 import filecmp
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -26,13 +27,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._config import DEFAULT_HOME
 from ._errors import EmbeddedServerError
 
-__all__ = ["Binary", "EmbeddedServer", "find_redis_server", "same_file"]
+__all__ = ["Binary", "EmbeddedServer", "find_redis_server", "same_file", "swarm_command"]
 
 MIN_VERSION = (6, 2)
 ENV_VAR = "SWARM_REDIS_SERVER"
 _VERSION = re.compile(r"v=(\d+)\.(\d+)\.(\d+)")
+
+
+def swarm_command(home: Path | str, words: str) -> str:
+    """``swarm WORDS`` as typed for the embedded server under ``home``: with ``--home`` when
+    it is not the default home (a plain ``swarm WORDS`` would reach the default one)."""
+    given = Path(home).expanduser()
+    if {given.absolute(), given.resolve()} & {DEFAULT_HOME.absolute(), DEFAULT_HOME.resolve()}:
+        return f"swarm {words}"
+    return f"swarm --home {shlex.quote(str(given))} {words}"
 
 
 @dataclass(frozen=True)
@@ -344,21 +355,22 @@ class EmbeddedServer:
         """Why the server does not answer, that it was left as it is, and what to do."""
         pid = self.pid()
         who = f"the embedded redis-server (pid {pid}) under {self.home}"
+        down = swarm_command(self.home, "down")
         kept = (
             f"it was left as it is and nothing stored is lost; its log: {self.logfile}; "
-            "'swarm down' stops it cleanly (its data kept)"
+            f"'{down}' stops it cleanly (its data kept)"
         )
         if pid is None:
             return (
                 f"something holds the embedded server's socket {self.socket_path} but "
                 f"answered nothing within {STALL_WAIT:.0f}s, and {self.pidfile} names no "
                 f"running redis-server: retry in a moment; 'swarm doctor' checks it, and "
-                f"'swarm down' stops it cleanly (its data kept); its log: {self.logfile}"
+                f"'{down}' stops it cleanly (its data kept); its log: {self.logfile}"
             )
         if not socket_held:
             return (
                 f"{who} runs but its socket {self.socket_path} is gone (removed by hand?), "
-                f"so no command can reach it: 'swarm down' stops it cleanly (its data kept), "
+                f"so no command can reach it: '{down}' stops it cleanly (its data kept), "
                 f"then the next command starts it again; its log: {self.logfile}"
             )
         if _state(pid) in ("T", "t"):
@@ -381,7 +393,7 @@ class EmbeddedServer:
             )
         return (
             f"started the embedded redis-server under {self.home} (pid {self.pid()}); it "
-            "stays up for every local agent: 'swarm down' stops it"
+            f"stays up for every local agent: '{swarm_command(self.home, 'down')}' stops it"
         )
 
     def _clear_stale(self) -> bool:
@@ -496,6 +508,7 @@ class EmbeddedServer:
             f"the embedded redis-server (pid {pid}) cannot write its data to disk ({detail}): "
             "it holds acknowledged writes in memory that stopping it now would lose, so it "
             f"was left running: free space where it keeps its data ({self.data_dir}); it "
-            f"then writes them by itself (its log {self.logfile} says so), and 'swarm down' "
-            f"stops it. To stop it anyway, losing those writes: kill {pid}"
+            f"then writes them by itself (its log {self.logfile} says so), and "
+            f"'{swarm_command(self.home, 'down')}' stops it. To stop it anyway, losing those "
+            f"writes: kill {pid}"
         )

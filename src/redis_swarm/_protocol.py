@@ -313,10 +313,15 @@ def async_op(
 S = TypeVar("S")
 
 
-# What stops a caller while an operation waits (Ctrl-C; an asyncio task's cancel): thrown into
+# What stops a caller while an operation waits (Ctrl-C; an asyncio task's cancel; sys.exit
+# from a signal handler, as a SIGTERM handler that exits the Python way raises): thrown into
 # the operation, so that it can take back what it started (``ask`` withdraws its question),
 # and out again once it has. An operation that does not catch it ends there, as before.
-INTERRUPTS: tuple[type[BaseException], ...] = (KeyboardInterrupt, asyncio.CancelledError)
+INTERRUPTS: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt,
+    SystemExit,
+    asyncio.CancelledError,
+)
 
 
 def drive(

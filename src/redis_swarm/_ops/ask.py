@@ -249,9 +249,9 @@ def ask(
     claimed it); a question this asker posted is then withdrawn (cancelled) unless ``keep``,
     and an answer that arrives later is kept as a superseded finding; a shared one is left to
     the asker that posted it, and when that one withdraws it while this asker still waits,
-    this asker asks it anew. An interrupt while it waits (Ctrl-C, a cancelled asyncio task)
-    gives the question up the same way, then goes on, with a note (PEP 678) saying what
-    became of the question."""
+    this asker asks it anew. An interrupt while it waits (Ctrl-C, a cancelled asyncio task, a
+    SystemExit raised by a signal handler) gives the question up the same way, then goes on,
+    with a note (PEP 678) saying what became of the question."""
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_ASK_TIMEOUT_S)
     if dedupe_key is not None:
