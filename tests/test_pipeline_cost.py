@@ -149,7 +149,7 @@ def test_refused_synthesizer_runs_count_and_survive_a_restart(
     status = cli("pipeline", "status", "cost").stdout
     assert "pipeline cost: done, $1.6000 spent" in status
     report = cli("pipeline", "report", "cost").stdout
-    assert "| **total** | | | | | $1.6000 | $1.0000 |" in report
+    assert "| **total** | 1 | 1 | 0 | 1 | $1.6000 | $1.0000 |" in report
 
 
 def test_each_refused_try_says_why(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
@@ -214,7 +214,8 @@ def test_a_cost_nobody_reported_is_unknown(cli: Cli, swarm: Swarm, tmp_path: Pat
     assert "$0.0000" not in status and "pipeline cost: done, no agent reported a cost" in status
     report = cli("pipeline", "report", "cost").stdout
     # no cost column (every cell would be '-'), said in one line; the tokens are shown
-    assert "$0.0000" not in report and "| **total** | | | | | 6,000 | 1,500 | 300 | |" in report
+    assert "$0.0000" not in report
+    assert "| **total** | 2 | 2 | 0 | 2 | 6,000 | 1,500 | 300 | |" in report
     assert "No agent reported a cost" in report and "| cost |" not in report
     assert "| model | tokens in | cached in | tokens out |" in report
     assert "| unknown | 6,000 | 1,500 | 300 |" in report

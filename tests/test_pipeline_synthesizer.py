@@ -157,5 +157,5 @@ def test_the_report_leaves_out_what_no_agent_reported(cli: Cli, tmp_path: Path) 
     assert "No agent reported its usage (cost, tokens" in cost
     assert "| pass | tasks | completed | dead | findings | wall time |" in cost
     assert re.search(r"^\| Pass 1 \| 3 \| 3 \| 0 \| 3 \| \d+\.\d s \|$", cost, re.M), cost
-    assert "| **total** | | | | | |" in cost
+    assert "| **total** | 5 | 5 | 0 | 5 | |" in cost
     assert "| cost |" not in cost and "| model |" not in cost and " - |" not in cost

@@ -19,7 +19,7 @@ from .._models import (
 )
 from .names import plan_owner
 from .records import synthesizer_task
-from .report import UNKNOWN, Money, Sum, read_passes, status_json, stored_plan
+from .report import EARLIER, UNKNOWN, Money, Sum, read_passes, status_json, stored_plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -35,8 +35,9 @@ COVERS = {
     ),
     "task": TaskCosts.COVERS,
     "pipeline": (
-        "every agent run of every pass (planner, workers, dead tasks, superseded findings, "
-        "synthesizer; refused and failed runs too), as swarm pipeline status counts it"
+        "every agent run of every pass, those of passes no longer in the plan too (planner, "
+        "workers, dead tasks, superseded findings, synthesizer; refused and failed runs "
+        "too), as swarm pipeline status counts it"
     ),
     "pass": "every agent run of the pass, as swarm pipeline status counts it",
 }
@@ -138,7 +139,9 @@ def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
     status = status_json(plan, results)
     passes: list[dict[str, Any]] = []
     for result, row in zip(results, status["passes"], strict=True):
-        if result.synthesis is not None:
+        if row["earlier"]:  # a pass the plan no longer has: its runs, in its total
+            node = {"kind": "pass", "id": result.label, "name": result.name, "earlier": True}
+        elif result.synthesis is not None:
             node = _synthesis_node(swarm, result.synthesis)
         else:
             node = {"kind": "pass", "id": result.label}
@@ -283,6 +286,8 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
             lines.append(f"{pad}  dead: {node['dead_reason'][:160]}")
         if node.get("failed_runs"):
             lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
+    elif node.get("earlier"):
+        lines = [f"{pad}pass {node['id']} {EARLIER}" if node["id"] else f"{pad}{node['name']}"]
     else:
         lines = [f"{pad}pass {node['id']}: not synthesised yet"]
     for child in (*node.get("passes", ()), *node.get("findings", ())):

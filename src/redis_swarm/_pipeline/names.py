@@ -9,6 +9,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING
 
+from .. import MAX_PAGE
 from .._errors import NotFound
 from .._models import Finding, Task
 from .plan import Plan
@@ -162,7 +163,7 @@ def tasks_of(swarm: Swarm, label: str, queue: str | None = None) -> list[Task]:
     tasks: list[Task] = []
     cursor: str | None = None
     while True:
-        page = swarm.list_tasks(queue=queue, pass_name=label, cursor=cursor, limit=1000)
+        page = swarm.list_tasks(queue=queue, pass_name=label, cursor=cursor, limit=MAX_PAGE)
         tasks += page.items
         cursor = page.cursor
         if cursor is None:
@@ -177,7 +178,7 @@ def findings_of(
     found: list[Finding] = []
     cursor: str | None = None
     while True:
-        page = swarm.findings(queue=queue, pass_name=label, cursor=cursor, limit=1000)
+        page = swarm.findings(queue=queue, pass_name=label, cursor=cursor, limit=MAX_PAGE)
         found += [f for f in page.items if superseded or not f.superseded]
         cursor = page.cursor
         if cursor is None:

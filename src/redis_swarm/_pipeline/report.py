@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import MAX_PAGE
 from .._errors import NotFound
 from .._models import (  # (Money, Sum and adds_up named here as before: the core's now)
     Finding,
@@ -21,7 +22,14 @@ from .._models import (  # (Money, Sum and adds_up named here as before: the cor
     now_ms,
     usage_line,
 )
-from .names import plan_owner, stored_run
+from .names import (
+    pass_label,
+    pipeline_queue,
+    plan_owner,
+    planning_queue,
+    stored_run,
+    synthesis_queue,
+)
 from .plan import Plan, parse_plan
 from .records import (
     PassResult,
@@ -37,12 +45,15 @@ if TYPE_CHECKING:
     from .._client import Swarm
 
 __all__ = [
+    "EARLIER",
+    "EARLIER_PASSES",
     "UNKNOWN",
     "Money",
     "Sum",
     "adds_up",
     "by_model",
     "json_figures",
+    "read_earlier",
     "read_passes",
     "report_markdown",
     "status_json",
@@ -52,6 +63,11 @@ __all__ = [
 ]
 
 UNKNOWN = "-"  # a worker, model or attempt nobody recorded, as every view of the CLI says it
+
+# A pass of this run that the plan no longer has (renamed or removed since it began), as its
+# row is named: its old name and this; runs of one no pass name is known of, all in one row.
+EARLIER = "(no longer in the plan)"
+EARLIER_PASSES = f"earlier passes {EARLIER}"
 
 
 def stored_plan(swarm: Swarm, name: str) -> Plan:
@@ -71,8 +87,94 @@ def stored_plan(swarm: Swarm, name: str) -> Plan:
 
 def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
     """Every pass of ``plan`` as the swarm holds it (tasks, findings, synthesis, and what
-    its agents' runs cost)."""
-    return [read_pass(swarm, plan, index) for index in range(len(plan.passes))]
+    its agents' runs cost), then those of this run the plan no longer has (``read_earlier``):
+    the pipeline paid for their runs too. The first ``len(plan.passes)`` are the plan's."""
+    current = [read_pass(swarm, plan, index) for index in range(len(plan.passes))]
+    return current + read_earlier(swarm, plan, current)
+
+
+def _listed(swarm: Swarm, queue: str, *, with_data: bool = False) -> list[Task]:
+    tasks: list[Task] = []
+    cursor: str | None = None
+    while True:
+        page = swarm.list_tasks(queue=queue, cursor=cursor, limit=MAX_PAGE, with_data=with_data)
+        tasks += page.items
+        cursor = page.cursor
+        if cursor is None:
+            return tasks
+
+
+def _found(swarm: Swarm, queue: str) -> list[Finding]:
+    found: list[Finding] = []
+    cursor: str | None = None
+    while True:
+        page = swarm.findings(queue=queue, cursor=cursor, limit=MAX_PAGE)
+        found += page.items
+        cursor = page.cursor
+        if cursor is None:
+            return found
+
+
+def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[PassResult]:
+    """The passes of this run of ``plan`` that the plan no longer has (a pass renamed or
+    removed since it began: its records stay): every task of the run's queues (workers',
+    planning, synthesizer) and finding (workers', planners') that no pass of ``current``
+    holds, by the pass label it carries (a planning task's in its data, a synthesizer task's
+    from its synthesis), each with its synthesis; one row named ``EARLIER_PASSES`` for what
+    names no pass. A pass each, named its old name and ``EARLIER``; none when the plan is
+    unchanged."""
+    work, planning, synth = pipeline_queue(plan), planning_queue(plan), synthesis_queue(plan)
+    known_tasks = {t.id for r in current for t in (*r.tasks, *r.agent_tasks)}
+    known = {f.id for r in current for f in (*r.findings, *r.superseded)}
+    known |= {r.planning.id for r in current if r.planning is not None}
+    out: dict[str, PassResult] = {}  # by label ("": none known), in the order first met
+
+    def of(label: str) -> PassResult:
+        if label not in out:
+            prefix = pass_label(plan, 0).removesuffix(plan.passes[0].name)
+            name = f"{label.removeprefix(prefix)} {EARLIER}" if label else EARLIER_PASSES
+            out[label] = PassResult(name, label)
+        return out[label]
+
+    labels: dict[str, str] = {}  # task id -> the label of its pass
+    for task in _listed(swarm, work):
+        if task.id not in known_tasks:
+            labels[task.id] = task.pass_name or ""
+            of(labels[task.id]).tasks.append(task)
+    for task in _listed(swarm, planning, with_data=True):
+        if task.id not in known_tasks:
+            named = task.data.get("pass") if isinstance(task.data, dict) else None
+            labels[task.id] = task.pass_name or (named if isinstance(named, str) else "")
+            of(labels[task.id]).agent_tasks.append(task)
+    for queue in (work, planning):
+        for f in _found(swarm, queue):
+            if f.id in known or f.task_id in known_tasks:
+                continue
+            result = of(labels.get(f.task_id) or f.pass_name or "")
+            if f.superseded or (queue == planning and result.planning is not None):
+                result.superseded.append(f)  # (a second planner's: its run cost all the same)
+            elif queue == work:
+                result.findings.append(f)
+            else:
+                result.planning = f
+    syntheses = {r.synthesis.id for r in current if r.synthesis is not None}
+    for label in [label for label in out if label]:
+        cursor: str | None = None
+        while True:  # (a page may come short with a cursor: its filter's scan is bounded)
+            page = swarm.syntheses(pass_name=label, cursor=cursor, limit=100)
+            for s in page.items:
+                if s.id.startswith("s-pl-") and s.id not in syntheses:
+                    out[label].synthesis = s
+            cursor = page.cursor
+            if cursor is None:
+                break
+    by_synthesis = {r.synthesis.id: r for r in out.values() if r.synthesis is not None}
+    for task in _listed(swarm, synth, with_data=True):
+        if task.id not in known_tasks:
+            named = task.data.get("synthesis") if isinstance(task.data, dict) else None
+            mine = by_synthesis.get(named) if isinstance(named, str) else None
+            (mine or of("")).agent_tasks.append(task)
+    return sorted(out.values(), key=lambda r: not r.label)  # (the unnamed row last)
 
 
 def json_figures(value: Any, key: str = "") -> Any:
@@ -85,10 +187,11 @@ def json_figures(value: Any, key: str = "") -> Any:
     return figure_json(key, value)
 
 
-def pass_status(result: PassResult) -> dict[str, Any]:
+def pass_status(result: PassResult, *, earlier: bool = False) -> dict[str, Any]:
     """One pass at a glance: tasks posted / completed / dead, findings, the synthesis, cost,
     tokens in and out (refused and failed runs included; ``failed_cost_usd`` is their part;
-    None where no agent reported one), wall time (see ``_wall_ms``)."""
+    None where no agent reported one), wall time (see ``_wall_ms``); ``earlier``: a pass
+    the plan no longer has (``read_earlier``)."""
     usage = no_figures()
     failed = no_figures()
     for spent in spending(result):
@@ -100,6 +203,7 @@ def pass_status(result: PassResult) -> dict[str, Any]:
     return {
         "name": result.name,
         "label": result.label,
+        "earlier": earlier,
         "posted": len(result.tasks),
         "completed": counts.get("completed", 0),
         "dead": counts.get("dead", 0),
@@ -155,23 +259,31 @@ def by_model(results: list[PassResult]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+# The counts of a pass that its status sums over every pass (the total row of every view).
+COUNTS = ("posted", "completed", "dead", "open", "findings")
+
+
 def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
-    """The pipeline's status as JSON: per pass and in total; a sum no agent reported a
-    figure for is null, not 0."""
-    passes = [pass_status(r) for r in results]
+    """The pipeline's status as JSON (``results``: ``read_passes``'s): per pass, the plan's
+    and then those it no longer has (``"earlier": true``), and in total over them all, what
+    every agent run the pipeline paid for cost; done when every pass of the plan has its
+    synthesis. A sum no agent reported a figure for is null, not 0."""
+    passes = [pass_status(r, earlier=i >= len(plan.passes)) for i, r in enumerate(results)]
+    counts = {key: sum(p[key] for p in passes) for key in COUNTS}
     total: dict[str, float | None] = dict.fromkeys(
         ("cost_usd", "failed_cost_usd", "tokens_in", "cached_in", "tokens_out")
     )
     for p in passes:
         for key in total:
             total[key] = plus(total[key], p[key])
-    done = all(p["synthesis"] for p in passes)
+    done = all(p["synthesis"] for p in passes if not p["earlier"])
     out = {
         "pipeline": plan.name,
         "run": plan.run,
         "question": plan.question,
         "done": done,
         "passes": passes,
+        **counts,
         **total,
         "by_model": by_model(results),
     }
@@ -221,6 +333,9 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
         lines += [f"**Question:** {plan.question}", ""]
     for result, row in zip(results, status["passes"], strict=True):
         lines += [f"## {result.name}", ""]
+        if row["earlier"]:
+            lines += [_earlier_line(result), ""]
+            continue
         tasks = {t.id: t for t in result.tasks}
         findings = {f.id: f for f in result.findings}
         s = result.synthesis
@@ -251,6 +366,17 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     lines += ["## Cost", ""]
     lines += _cost_tables(status)
     return "\n".join(lines) + "\n"
+
+
+def _earlier_line(result: PassResult) -> str:
+    """What the report says of a pass the plan no longer has."""
+    what = (
+        f"A pass of this run that the plan no longer has (renamed or removed since it "
+        f"began; its synthesis `{result.synthesis.id}`)"
+        if result.synthesis is not None
+        else "Runs of this run's passes that the plan no longer has"
+    )
+    return f"{what}: what its agent runs cost counts in the totals below."
 
 
 # The report's cost tables: each column, and the figure it shows ("": always shown).
@@ -314,7 +440,8 @@ def _cost_tables(status: dict[str, Any]) -> list[str]:
     cost = money.total([p["cost_usd"] for p in rows], status["cost_usd"])
     failed = money.total([p["failed_cost_usd"] for p in rows], status["failed_cost_usd"])
     passes.append(
-        ["**total**", "", "", "", "", cost, failed, tokens(status["tokens_in"]),
+        ["**total**", str(status["posted"]), str(status["completed"]), str(status["dead"]),
+         str(status["findings"]), cost, failed, tokens(status["tokens_in"]),
          tokens(status["cached_in"]), tokens(status["tokens_out"]), ""]
     )  # fmt: skip
     lines = [lead, "", *_table(PASS_COLUMNS, passes, shown)]

@@ -48,8 +48,8 @@ from .names import (
 )
 from .plan import PassSpec, Plan, pass_changes, task_label
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
-from .records import PassResult, plus, read_pass, spending
-from .report import stored_plan
+from .records import PassResult, plus, spending
+from .report import read_passes, stored_plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -466,8 +466,9 @@ class Pipeline(OneShotAgents):
         a cost) and the claims of its tasks."""
         cost: float | None = None
         claims = 0
-        for index in range(len(self.plan.passes)):
-            result = read_pass(self.swarm, self.plan, index)
+        # (passes this run had that the plan no longer has too: status counts them, and the
+        # pipeline paid for them)
+        for result in read_passes(self.swarm, self.plan):
             claims += sum(t.attempts for t in result.tasks)
             for spent in spending(result):
                 cost = plus(cost, spent.usage.cost_usd)
