@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import click
@@ -44,28 +46,38 @@ def test_a_pipeline_of_real_processes(env: dict[str, str], redis_url: str) -> No
         assert swarm.get_task(task["id"]).status == "completed"
 
 
+def side_by_side(*runs: tuple[list[str], dict[str, str]]) -> list[CompletedProcess[bytes]]:
+    """Commands that do not depend on each other, run at once (each pays a Python start)."""
+    with ThreadPoolExecutor(len(runs)) as pool:
+        return list(pool.map(lambda run: run_swarm(*run), runs))
+
+
 def test_exit_codes_and_one_line_errors(env: dict[str, str]) -> None:
-    out = run_swarm(["task", "claim", "empty"], env)
-    assert out.returncode == 3 and out.stdout == b""
-    out = run_swarm(["task", "show", "t-missing"], env)
-    assert out.returncode == 1
-    assert out.stderr.startswith(b"error: ") and out.stderr.count(b"\n") == 1
-    out = run_swarm(["task", "frobnicate"], env)
-    assert out.returncode == 2
-    out = run_swarm(["task", "wait", "--queue", "q", "--timeout", "0"], env)
-    assert out.returncode == 0  # nothing open: settled at once
+    empty, missing, unknown, wait = side_by_side(
+        (["task", "claim", "empty"], env),
+        (["task", "show", "t-missing"], env),
+        (["task", "frobnicate"], env),
+        (["task", "wait", "--queue", "q", "--timeout", "0"], env),
+    )
+    assert empty.returncode == 3 and empty.stdout == b""
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(b"error: ") and missing.stderr.count(b"\n") == 1
+    assert unknown.returncode == 2
+    assert wait.returncode == 0  # nothing open: settled at once
 
 
 def test_unreachable_server_is_one_line_unless_debug(env: dict[str, str]) -> None:
-    down = {**env, "SWARM_URL": "redis://127.0.0.1:1"}
-    out = run_swarm(["status"], down)
+    # one retry, not the default six (whose pauses add up to 5 s per command): the error
+    # comes after the retries all the same
+    down = {**env, "SWARM_URL": "redis://127.0.0.1:1?retries=1"}
+    out, debug, bogus = side_by_side(
+        (["status"], down), (["--debug", "status"], down), (["--url", "bogus://x", "agents"], env)
+    )
     assert out.returncode == 1
     assert out.stderr.startswith(b"error: ") and b"127.0.0.1:1" in out.stderr
     assert b"Traceback" not in out.stderr and out.stderr.count(b"\n") == 1
-    out = run_swarm(["--debug", "status"], down)
-    assert out.returncode == 1 and b"Traceback" in out.stderr
-    out = run_swarm(["--url", "bogus://x", "agents"], env)
-    assert out.returncode == 1 and out.stderr.startswith(b"error: unsupported URL scheme")
+    assert debug.returncode == 1 and b"Traceback" in debug.stderr
+    assert bogus.returncode == 1 and bogus.stderr.startswith(b"error: unsupported URL scheme")
 
 
 def test_agents_run_json_errors_on_stderr(env: dict[str, str]) -> None:

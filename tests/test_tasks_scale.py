@@ -25,7 +25,10 @@ def test_eight_processes_share_5000_tasks(swarm: Swarm, redis_url: str) -> None:
     total, processes = 5000, 8
     mode = "sync" if isinstance(swarm, Swarm) else "async"
     posted = swarm.post_tasks([TaskSpec("bulk", f"task {i}", {"i": i}) for i in range(total)])
-    ctx = multiprocessing.get_context("spawn")
+    # forkserver: each worker is a fork of a process that imported redis_swarm already (as in
+    # the chaos tests), not a new interpreter paying the imports: 8 of them cost seconds.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([claim_and_report.__module__])
     start = ctx.Event()
     results = ctx.Queue()
     workers = [
