@@ -57,6 +57,7 @@ def test_sigkilled_pools_abandon_leases_but_every_task_completes(
         while time.monotonic() - began < KILL_FOR_S:
             time.sleep(KILL_EVERY_S)
             victim = kills % POOLS
+            _until_it_holds_a_lease(swarm, pools[victim].pid)
             pools[victim].kill()
             pools[victim].wait(timeout=10)
             pools[victim] = start()
@@ -75,3 +76,15 @@ def test_sigkilled_pools_abandon_leases_but_every_task_completes(
     assert abandons > 0  # the kills did hit running tasks
     check_swarm(server.client(), SWARM)
     swarm.close()
+
+
+def _until_it_holds_a_lease(swarm: Swarm, pid: int, within_s: float = 15.0) -> None:
+    """Wait until the pool of ``pid`` works on a task (its workers are named after its pid):
+    on a loaded machine a pool started again may still be starting when its turn comes, and
+    a kill then hits no lease."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        held = swarm.list_tasks(queue=QUEUE, status="claimed", limit=100).items
+        if any(f"-{pid}-" in (t.worker or "") for t in held):
+            return
+        time.sleep(0.05)
