@@ -158,12 +158,17 @@ def dedupe_key(index: int, position: int, description: str, label: str | None = 
     return key if label is None else f"{key}.{_digest(label, size=16)}"
 
 
-def tasks_of(swarm: Swarm, label: str, queue: str | None = None) -> list[Task]:
-    """Every task of the pass ``label`` (in ``queue``)."""
+def tasks_of(
+    swarm: Swarm, label: str | None, queue: str | None = None, *, with_data: bool = False
+) -> list[Task]:
+    """Every task of the pass ``label`` (None: of every pass and none) in ``queue``, with
+    their data when ``with_data``."""
     tasks: list[Task] = []
     cursor: str | None = None
     while True:
-        page = swarm.list_tasks(queue=queue, pass_name=label, cursor=cursor, limit=MAX_PAGE)
+        page = swarm.list_tasks(
+            queue=queue, pass_name=label, cursor=cursor, limit=MAX_PAGE, with_data=with_data
+        )
         tasks += page.items
         cursor = page.cursor
         if cursor is None:

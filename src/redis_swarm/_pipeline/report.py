@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import MAX_PAGE
 from .._errors import NotFound
 from .._models import (  # (Money, Sum and adds_up named here as before: the core's now)
     Finding,
@@ -23,12 +22,14 @@ from .._models import (  # (Money, Sum and adds_up named here as before: the cor
     usage_line,
 )
 from .names import (
+    findings_of,
     pass_label,
     pipeline_queue,
     plan_owner,
     planning_queue,
     stored_run,
     synthesis_queue,
+    tasks_of,
 )
 from .plan import Plan, parse_plan
 from .records import (
@@ -93,28 +94,6 @@ def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
     return current + read_earlier(swarm, plan, current)
 
 
-def _listed(swarm: Swarm, queue: str, *, with_data: bool = False) -> list[Task]:
-    tasks: list[Task] = []
-    cursor: str | None = None
-    while True:
-        page = swarm.list_tasks(queue=queue, cursor=cursor, limit=MAX_PAGE, with_data=with_data)
-        tasks += page.items
-        cursor = page.cursor
-        if cursor is None:
-            return tasks
-
-
-def _found(swarm: Swarm, queue: str) -> list[Finding]:
-    found: list[Finding] = []
-    cursor: str | None = None
-    while True:
-        page = swarm.findings(queue=queue, cursor=cursor, limit=MAX_PAGE)
-        found += page.items
-        cursor = page.cursor
-        if cursor is None:
-            return found
-
-
 def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[PassResult]:
     """The passes of this run of ``plan`` that the plan no longer has (a pass renamed or
     removed since it began: its records stay): every task of the run's queues (workers',
@@ -137,17 +116,17 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
         return out[label]
 
     labels: dict[str, str] = {}  # task id -> the label of its pass
-    for task in _listed(swarm, work):
+    for task in tasks_of(swarm, None, work):
         if task.id not in known_tasks:
             labels[task.id] = task.pass_name or ""
             of(labels[task.id]).tasks.append(task)
-    for task in _listed(swarm, planning, with_data=True):
+    for task in tasks_of(swarm, None, planning, with_data=True):
         if task.id not in known_tasks:
             named = task.data.get("pass") if isinstance(task.data, dict) else None
             labels[task.id] = task.pass_name or (named if isinstance(named, str) else "")
             of(labels[task.id]).agent_tasks.append(task)
     for queue in (work, planning):
-        for f in _found(swarm, queue):
+        for f in findings_of(swarm, None, queue, superseded=True):
             if f.id in known or f.task_id in known_tasks:
                 continue
             result = of(labels.get(f.task_id) or f.pass_name or "")
@@ -169,7 +148,7 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
             if cursor is None:
                 break
     by_synthesis = {r.synthesis.id: r for r in out.values() if r.synthesis is not None}
-    for task in _listed(swarm, synth, with_data=True):
+    for task in tasks_of(swarm, None, synth, with_data=True):
         if task.id not in known_tasks:
             named = task.data.get("synthesis") if isinstance(task.data, dict) else None
             mine = by_synthesis.get(named) if isinstance(named, str) else None
