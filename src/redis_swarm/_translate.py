@@ -19,6 +19,7 @@ __all__ = [
     "TLS_FILE_ERRORS",
     "causes",
     "closed_in_tls_setup",
+    "refused_write",
     "translate",
 ]
 
@@ -95,13 +96,9 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
                 return cls(message)
             if known + " " in text:
                 return cls(text.split(known + " ", 1)[1])
-        # redis-py strips the code of the errors it classes ("OOM", "READONLY"); a script's
-        # error carries it inside its text (EVALSHA, on Redis 6.2).
-        if isinstance(exc, rex.OutOfMemoryError) or _OUT_OF_MEMORY in text:
-            return e.ConnectionFailed(_out_of_memory(where))
-        misconf = _MISCONF.search(text)
-        if misconf is not None:
-            return e.ConnectionFailed(_cannot_persist(where, misconf[1]))
+        refused = refused_write(exc, where)
+        if refused is not None:
+            return e.ConnectionFailed(refused)
         if isinstance(exc, rex.ReadOnlyError) or text.startswith("READONLY"):
             return e.ConnectionFailed(
                 f"Redis at {where} is a read-only replica: point the URL at the master"
@@ -200,6 +197,21 @@ def _as_cluster_url(where: str) -> str:
         return "redis+cluster://HOST:PORT (rediss+cluster:// for TLS)"
     scheme, node, query = match[1].lower(), match[2], match[3] or ""
     return f"{scheme}+cluster://{node}{query}"
+
+
+def refused_write(exc: BaseException, where: str) -> str | None:
+    """Why a server refused a write for want of room (out of memory) or of a disk (cannot
+    persist), with what to do; None for any other error. Both refuse a load of the library
+    too, whatever the user: ``_transport`` says so rather than ask for an admin."""
+    text = str(exc).strip()
+    # redis-py strips the code of the errors it classes ("OOM", "READONLY"); a script's
+    # error carries it inside its text (EVALSHA, on Redis 6.2).
+    if isinstance(exc, rex.OutOfMemoryError) or _OUT_OF_MEMORY in text:
+        return _out_of_memory(where)
+    misconf = _MISCONF.search(text)
+    if misconf is not None:
+        return _cannot_persist(where, misconf[1])
+    return None
 
 
 # Redis's refusal of a write while its memory is full (maxmemory reached, with a policy that

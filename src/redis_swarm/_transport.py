@@ -12,7 +12,8 @@ scripts, on every master). ``exchange`` decides the rest, as the operations do f
 - a call met by ``unknown command 'FCALL'`` (Redis 6.2, a managed service without Functions)
   switches the handle to EVALSHA for good, and is sent again that way;
 - a user that may not load the library gets PermissionDenied saying to run ``swarm up`` as
-  an admin.
+  an admin; a server that refuses the load as a write (out of memory, or cannot persist)
+  gets the ConnectionFailed of that refusal, as any other write it refuses.
 
 On one server the whole batch is sent again (a durability wait closing it must follow the
 writes it confirms; every request is idempotent), but for a blocking pop that has answered
@@ -31,9 +32,10 @@ from typing import Any, Literal, TypeVar
 import redis
 
 from . import _scripts
-from ._errors import PermissionDenied, SwarmError
+from ._errors import ConnectionFailed, PermissionDenied, SwarmError
 from ._protocol import Call, Cmd, is_wake_wait, raise_first
 from ._scripts import LIBRARY, STALE_LIBRARY, evalsha, fcall, library
+from ._translate import refused_write
 
 __all__ = [
     "Load",
@@ -112,11 +114,22 @@ class Scripting:
 
 
 def cannot_load(exc: Exception, where: str) -> SwarmError:
-    """The error of a handle that met a missing or stale library and may not load it."""
-    hint = (
+    """The error of a handle that met a missing or stale library and could not load it: the
+    server refuses writes (out of memory, or cannot persist: no user may load it, so the
+    server's own error, and what to do), or this user may not load it."""
+    missing = (
         f"the {LIBRARY} function library on {where} is missing or of another version (this "
-        f"redis-swarm expects version {library().version}) and this user cannot load it "
-        f"({exc}): run 'swarm up' (or 'swarm acl --apply') with an admin user, which loads it"
+        f"redis-swarm expects version {library().version})"
+    )
+    refused = refused_write(exc, where)
+    if refused is not None:
+        return ConnectionFailed(
+            f"{missing} and could not be loaded, as the server refuses writes: {refused}. "
+            "Once it takes writes again, the next call loads the library by itself"
+        )
+    hint = (
+        f"{missing} and this user cannot load it ({exc}): run 'swarm up' (or "
+        "'swarm acl --apply') with an admin user, which loads it"
     )
     text = str(exc)
     if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
