@@ -4,13 +4,13 @@ standalone and cluster)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -168,25 +168,71 @@ def test_swarm_gc_command(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> No
     assert "--grace" in cli("gc", "--grace", "-1", expect=2).stderr
 
 
-_PUBLISHER = """
-import random, sys
+# Publishers forked from one process that imported the library once: each is a process of
+# its own, SIGKILLed mid-publish, without paying Python's start and imports per publisher.
+# A line "SEED DELAY" on stdin: a publisher of 1.5 MB (SEED's bytes) is forked, and once it
+# is connected ("ready") it is SIGKILLed DELAY seconds later; "killed" answers (or "failed",
+# with its traceback on stderr, when it never got ready).
+_PUBLISHERS = """
+import os, random, signal, sys, time, traceback
 from redis_swarm import Limits, Swarm
-url, seed = sys.argv[1], int(sys.argv[2])
-data = random.Random(seed).randbytes(1_500_000)
-with Swarm(url, swarm="test", limits=Limits(context_chunk_bytes=64 * 1024)) as swarm:
-    swarm.ping()
-    print("ready", flush=True)
-    swarm.publish_context("o", data, source=f"v{seed}", compression="none")
-    print("done", flush=True)
+url = sys.argv[1]
+for line in sys.stdin:
+    seed, delay = int(line.split()[0]), float(line.split()[1])
+    ready, said = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready)
+        code = 0
+        try:
+            data = random.Random(seed).randbytes(1_500_000)
+            with Swarm(url, swarm="test", limits=Limits(context_chunk_bytes=64 * 1024)) as swarm:
+                swarm.ping()
+                os.write(said, b"ready")
+                swarm.publish_context("o", data, source=f"v{seed}", compression="none")
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+    os.close(said)
+    got = os.read(ready, 5)
+    os.close(ready)
+    if got == b"ready":
+        time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    print("killed" if got == b"ready" else "failed", flush=True)
 """
 
 
-def _publisher(url: str, seed: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", _PUBLISHER, url, str(seed)],
+@contextlib.contextmanager
+def _publishers(url: str) -> Iterator[Callable[[int, float], str]]:
+    """``publish(seed, delay)``: a publisher of seed's bytes on ``url``, SIGKILLed ``delay``
+    seconds after it connected (see _PUBLISHERS); returns "killed" (or "failed")."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PUBLISHERS, url],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def publish(seed: int, delay: float) -> str:
+        stdin.write(f"{seed} {delay!r}\n")
+        stdin.flush()
+        return stdout.readline().strip()
+
+    try:
+        yield publish
+    finally:
+        stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        stdout.close()
 
 
 def _used_memory(url: str) -> int:
@@ -202,16 +248,15 @@ def test_publishers_killed_mid_publish_leave_nothing_after_gc(redis_url: str) ->
     port = int(redis_url.rsplit(":", 1)[1])
     rng = random.Random(7)
     caught = started = 0
-    with LatencyProxy(port, delay_s=0.01, bandwidth=20e6) as proxy, raw_client(redis_url) as r:
+    with (
+        LatencyProxy(port, delay_s=0.01, bandwidth=20e6) as proxy,
+        raw_client(redis_url) as r,
+        _publishers(proxy.url) as publish,
+    ):
         while caught < 20:  # killed between their first chunk write and their flip
             started += 1
             assert started <= 100, f"only {caught} of {started} publishers caught mid-publish"
-            child = _publisher(proxy.url, started)
-            assert child.stdout is not None
-            assert child.stdout.readline() == "ready\n"
-            time.sleep(rng.uniform(0.0, 0.25))
-            child.send_signal(signal.SIGKILL)
-            child.communicate()
+            assert publish(started, rng.uniform(0.0, 0.25)) == "killed"
             time.sleep(0.05)  # what the proxy still held reaches the server
             caught = int(r.zcard(KEYS.holds_publishing))
         proxy.cut()

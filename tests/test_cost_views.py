@@ -9,6 +9,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from redis_swarm._models import Usage
 from redis_swarm._pipeline import load_plan, synthesis_id
 from redis_swarm._pipeline.report import Money
 
-from ._cli import Cli
+from ._cli import Cli, Out
+from ._servers import ServerFactory
 from .test_pipeline_cost import CODEX, SYNTH
 
 PY = sys.executable
@@ -138,7 +140,7 @@ def test_status_shows_totals_and_cost_per_model_that_add_up(cli: Cli, tmp_path: 
     )  # the cost per model
     assert "pipeline views: done, $1.949608 spent" in status
     report = cli("pipeline", "report", "views").stdout
-    assert "| **total** | | | | | $1.949608 | - | 4,000 | 3,200 | 400 | |" in report
+    assert "| **total** | 2 | 2 | 0 | 2 | $1.949608 | - | 4,000 | 3,200 | 400 | |" in report
     assert "| claude-haiku-4-5 | $1.949608 | 4,000 | 3,200 | 400 |" in report
 
 
@@ -179,13 +181,41 @@ plan = "Dig deeper"
 """
 
 
-def test_every_run_of_the_planner_and_synthesizer_says_its_cost(cli: Cli, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class PlannedRun:
+    """PLANNED run once (a refused synthesizer run, the planner's failed and refused runs)
+    on a server of the module's own: its two tests only read what it left."""
+
+    url: str
+    path: Path
+    out: Out
+
+
+@pytest.fixture(scope="module")
+def planned(
+    servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PlannedRun]:
+    server = servers.start()
+    tmp_path = tmp_path_factory.mktemp("planned")
+    path = plan_file(tmp_path, PLANNED)
+    with pytest.MonkeyPatch.context() as env:  # (as _private_swarm_home, for the module)
+        env.setenv("SWARM_HOME", str(tmp_path_factory.mktemp("swarm-home")))
+        out = Cli(server.url)("pipeline", "run", str(path), env={"BAD_TRIES": "1"})
+    yield PlannedRun(server.url, path, out)
+    server.stop()
+
+
+@pytest.fixture
+def planned_swarm(planned: PlannedRun) -> Iterator[Swarm]:
+    with Swarm(planned.url, swarm="test") as handle:
+        yield handle
+
+
+def test_every_run_of_the_planner_and_synthesizer_says_its_cost(planned: PlannedRun) -> None:
     """A refused synthesizer run, a planner's failed and refused runs, and the good ones:
     each progress line ends with what that run cost (the runner's "(the run cost ...)" of a
     failed one not said twice)."""
-    path = plan_file(tmp_path, PLANNED)
-    out = cli("pipeline", "run", str(path), env={"BAD_TRIES": "1"})
-    said = out.stderr
+    said = planned.out.stderr
     assert "pass 1/2 'One': synthesizer try 1: refused: it cited [f-bogus]" in said
     assert "(this run: $0.5000 · 5,000 in / 300 out)\n" in said
     assert re.search(r"'One': synthesis s-\S+ citing 2 finding\(s\) \(this run: \$0\.5000 · "
@@ -200,15 +230,14 @@ def test_every_run_of_the_planner_and_synthesizer_says_its_cost(cli: Cli, tmp_pa
 
 
 def test_every_cost_is_said_with_its_tokens_and_every_total_what_it_covers(
-    cli: Cli, swarm: Swarm, tmp_path: Path
+    planned: PlannedRun, planned_swarm: Swarm
 ) -> None:
     """A Codex finding (tokens, no cost), a dead task ($0.05), a refused synthesizer run, a
     planner with a failed and a refused run: the lineage says each run's tokens (the cached
     ones too), its totals say what they cover (a synthesis's leaves out the dead task and the
     planner, its pass's total has them), and the pipeline's ends with what status counts;
     the report, a shown finding and a shown synthesis say the same, an unknown model "-"."""
-    path = plan_file(tmp_path, PLANNED)
-    cli("pipeline", "run", str(path), env={"BAD_TRIES": "1"})
+    cli, swarm, path = Cli(planned.url), planned_swarm, planned.path
     plan = load_plan(path)
     sid = synthesis_id(plan, 0)
     text = cli("lineage", sid).stdout

@@ -193,8 +193,20 @@ def _mcp(redis: RedisServer) -> tuple[_Face, list[_Stream]]:
     claim = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
              "params": {"name": "claim_task", "arguments": arguments}}  # fmt: skip
     waiting = _Stream("POST", url, json=claim, headers=headers)
-    time.sleep(0.5)  # the claim waits on Redis
+    _blocked_in_blpop(redis)  # the claim waits on Redis
     return face, [server_messages, waiting]
+
+
+def _blocked_in_blpop(redis: RedisServer) -> None:
+    """Wait until a client of ``redis`` is blocked in the BLPOP of a waiting claim."""
+    client = redis.client()
+    try:
+        deadline = time.monotonic() + 15
+        while not any(c.get("cmd") == "blpop" for c in client.client_list()):
+            assert time.monotonic() < deadline, client.client_list()
+            time.sleep(0.02)
+    finally:
+        client.close()
 
 
 def test_mcp_http_ctrl_c_with_streams_open_stops_at_once_and_quietly(redis: RedisServer) -> None:

@@ -179,8 +179,8 @@ def test_a_stopped_run_gives_the_pipeline_up_at_once(
         holder = swarm.get_task(lease_task_id("audit", 1)).worker
         assert holder is not None and holder.endswith("-pipeline")
         assert holder in {a.id for a in swarm.agents()}
-        out = cli("pipeline", "run", str(path), "--wait", "1", expect=1)
-        assert "(after waiting 1 s)" in out.stderr
+        out = cli("pipeline", "run", str(path), "--wait", "0.3", expect=1)
+        assert "(after waiting 0.3 s)" in out.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

@@ -22,6 +22,7 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._pipeline import load_plan, pass_label, pipeline_queue, synthesis_id
+from redis_swarm._pipeline.names import lease_queue
 from redis_swarm._pipeline.run import parse_task_list
 
 from ._cli import Cli, Out, subprocess_env, swarm_bin
@@ -315,13 +316,15 @@ def test_sigkill_at_random_points_then_rerun(redis_url: str, tmp_path: Path) -> 
     # (--wait: for the killed run's hold on the pipeline, 2 s like its workers' leases)
     cmd = [PY, "-m", "redis_swarm", "pipeline", "run", str(path), "--wait", "30"]
     rng = random.Random(17)
-    for delay in [0.3, 1.0, 1.8, 2.6, *(rng.uniform(0.2, 3.0) for _ in range(2))]:
-        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(delay)
-        proc.kill()
-        proc.wait()
-        time.sleep(2)  # the killed run's lease ends: the next one's delay is into its run
+    with Swarm(redis_url, swarm="test") as swarm:
+        for delay in [0.3, 1.0, 1.8, 2.6, *(rng.uniform(0.2, 3.0) for _ in range(2))]:
+            proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)  # fmt: skip
+            time.sleep(delay)
+            proc.kill()
+            proc.wait()
+            # the killed run's leases end: the next one's delay is into its run
+            leases_run_out(swarm, [lease_queue("audit"), pipeline_queue(load_plan(path))])
     done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -341,6 +344,20 @@ def test_sigkill_at_random_points_then_rerun(redis_url: str, tmp_path: Path) -> 
         re.search(r"pass 2/2 'Pass 2': synthesis s-pl-", done.stderr)
         or "done before" in done.stderr
     )
+
+
+def leases_run_out(swarm: Swarm, queues: list[str]) -> None:
+    """Wait until the leases held in ``queues`` (by a killed run: none is renewed) have run
+    out, by their deadlines."""
+    deadlines = [
+        t.lease_deadline or 0
+        for queue in queues
+        for t in swarm.list_tasks(queue=queue, status="claimed", limit=1000).items
+    ]
+    left = max(deadlines, default=0) / 1000 - time.time()
+    assert left < 60, deadlines
+    if left > 0:
+        time.sleep(left + 0.05)
 
 
 # A planner: as many tasks as PLAN_COUNT says (default 4), in a fenced JSON array inside
@@ -491,7 +508,9 @@ def test_status_report_and_lineage(cli: Cli, swarm: Swarm, tmp_path: Path) -> No
             assert f"**[{fid}]**" in report
     assert "| claude-haiku-4-5 | $0.1000 |" in report  # 10 workers at $0.01
     assert "| claude-sonnet-4-5 | $0.1500 |" in report  # 3 syntheses at $0.05
-    assert f"| **total** | | | | | ${status['cost_usd']:.4f} |" in report
+    counts = " | ".join(str(status[key]) for key in ("posted", "completed", "dead", "findings"))
+    assert counts == "10 | 10 | 0 | 10"
+    assert f"| **total** | {counts} | ${status['cost_usd']:.4f} |" in report
     assert cli("pipeline", "report", "audit").stdout == report
     # lineage of a synthesis reaches every worker and context version behind it
     s3 = swarm.get_synthesis(synthesis_id(plan, 2))
@@ -555,9 +574,9 @@ def test_restart_starts_over_keeping_the_old_run(cli: Cli, swarm: Swarm, tmp_pat
 
 def test_sigkill_during_synthesis(redis_url: str, tmp_path: Path) -> None:
     """Killed while its synthesizer runs: the rerun runs the synthesizer again and writes one
-    synthesis; the tasks are not run again (once the killed run's 3 s lease on the
+    synthesis; the tasks are not run again (once the killed run's 2 s lease on the
     pipeline ended: the rerun waits for it)."""
-    path = plan_text(tmp_path, lease_s=3)
+    path = plan_text(tmp_path, lease_s=2)
     marker = tmp_path / "synthesizing"
     slow = tmp_path / "slow_synth.py"
     slow.write_text(
@@ -640,13 +659,13 @@ def test_resuming_says_which_tasks_it_waits_for(
 ) -> None:
     """Killed while its workers held leases: the rerun says it waits for them, and when."""
     hang = hang_command(tmp_path)
-    path = plan_text(tmp_path, worker=hang, lease_s=3)
+    path = plan_text(tmp_path, worker=hang, lease_s=2)
     good = path.read_text().replace(hang, f"{PY} {tmp_path}/worker.py")
-    path.write_text(path.read_text().replace("lease_s = 3", "lease_s = 3\ntimeout_s = 60"))
+    path.write_text(path.read_text().replace("lease_s = 2", "lease_s = 2\ntimeout_s = 60"))
     out = rerun_after_kill(redis_url, cli, tmp_path, path, 3, good)
     assert re.search(
         r"pass 1/2 'Pass 1': waiting for 3 task\(s\) held by an earlier run \(their leases "
-        r"end in [0-3]( to [0-3])? s\)",
+        r"end in [0-2]( to [0-2])? s\)",
         out.stderr,
     ), out.stderr
     assert "pipeline audit: done" in out.stdout
@@ -657,16 +676,17 @@ def test_resuming_says_it_waits_for_the_planner(
     redis_url: str, cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     """Killed while its planner held the planning task: the rerun says it waits for it (the
-    planner's lease outlasting the killed run's 3 s lease on the pipeline, as its workers')."""
+    planner's lease outlasting the killed run's 2 s lease on the pipeline, as its workers',
+    and the rerun's first wait of a second for the planning task)."""
     path = three_passes(tmp_path)
-    path.write_text(path.read_text().replace("lease_s = 30", "lease_s = 3"))  # (the workers')
+    path.write_text(path.read_text().replace("lease_s = 30", "lease_s = 2"))  # (the workers')
     planner = f"{PY} {tmp_path}/planner.py"
-    good = path.read_text().replace(f'exec = "{planner}"', f'exec = "{planner}"\nlease_s = 8')
+    good = path.read_text().replace(f'exec = "{planner}"', f'exec = "{planner}"\nlease_s = 7')
     path.write_text(good.replace(planner, hang_command(tmp_path)))
     out = rerun_after_kill(redis_url, cli, tmp_path, path, 1, good)
     assert re.search(
         r"pass 2/3 'Pass 2': waiting for its planning task t-\S+, held by an earlier run's "
-        r"planner \(its lease ends in [0-8] s\)",
+        r"planner \(its lease ends in [0-7] s\)",
         out.stderr,
     ), out.stderr
     assert "pipeline audit: done" in out.stdout
@@ -687,23 +707,16 @@ def test_the_example_pipeline_of_make_demo(redis_url: str, tmp_path: Path) -> No
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < 30
+    cli = Cli(redis_url)  # (what it left is read in this process)
     with Swarm(redis_url, swarm="test") as swarm:
-        status = json.loads(
-            subprocess.run(
-                ["swarm", "--json", "pipeline", "status", "demo-pipeline"], cwd=root, env=env,
-                capture_output=True, text=True, timeout=60, check=True,
-            ).stdout
-        )  # fmt: skip
+        status = cli.json("pipeline", "status", "demo-pipeline")
         assert status["done"] and [p["completed"] for p in status["passes"]] == [3, 2]
         label = "demo-pipeline: Pass 2: Deep Dive"
         findings = swarm.findings(queue="pipeline.demo-pipeline", pass_name=label).items
         assert {f.summary.split(" lines")[0].isdigit() for f in findings} == {True}
         assert any("'socket' with 'timeout'" in f.summary for f in findings)
     # scripted agents report no usage: no empty table per model, a sentence instead
-    report = subprocess.run(
-        ["swarm", "pipeline", "report", "demo-pipeline"], cwd=root, env=env,
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+    report = cli("pipeline", "report", "demo-pipeline").stdout
     assert "| model |" not in report and "No agent reported its usage" in report
 
 
@@ -738,7 +751,7 @@ def test_failed_runs_count_against_the_budget(cli: Cli, swarm: Swarm, tmp_path: 
     assert first["failed_cost_usd"] == pytest.approx(0.06) == first["cost_usd"]
     assert first["tokens_in"] == 1500 and status["failed_cost_usd"] == pytest.approx(0.06)
     report = cli("pipeline", "report", "audit").stdout
-    assert "| **total** | | | | | $0.0600 | $0.0600 |" in report
+    assert "| **total** | 3 | 0 | 0 | 0 | $0.0600 | $0.0600 |" in report
     assert "| claude-haiku-4-5 | $0.0600 |" in report
     shown = cli("task", "show", tasks[0].id).stdout
     assert "failed runs cost" in shown and "$0.0200" in shown

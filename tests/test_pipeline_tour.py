@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,7 +161,7 @@ def test_every_task_died_gives_the_status_document_and_the_error(
     assert "Pass 1" in out.stdout and "pipeline audit: stopped by the error" in out.stdout
     assert "error: pass 1/2 'Pass 1': every task died" in out.stderr
     wall = cli.json("pipeline", "status", "audit")["passes"][0]["wall_s"]
-    time.sleep(1.2)
+    time.sleep(0.3)  # (wall_s counts milliseconds)
     assert wall is not None and cli.json("pipeline", "status", "audit")["passes"][0][
         "wall_s"
     ] == pytest.approx(wall)
@@ -181,30 +182,57 @@ def test_a_budget_stop_after_every_task_completed_says_so(
     assert "pipeline audit: stopped: the budget is spent" in out.stdout
 
 
-# A synthesizer that says it started (its argument: a file), then is slow, then cites all.
+# A synthesizer that says it started (its first argument: a file), then waits until told to
+# go on (the file its second names exists), then cites all.
 SLOW_SYNTH = r"""
 import pathlib, sys, time
 pathlib.Path(sys.argv[1]).write_text("started")
-time.sleep(1.5)
-exec(open(sys.argv[2]).read())
+deadline = time.monotonic() + 60
+while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+exec(open(sys.argv[3]).read())
 """
+# What the run says once its first Ctrl-C is taken.
+FINISHING = "stopping after the running agents finish"
 
 
 def interrupt_synthesis(redis_url: str, tmp_path: Path, path: Path, *args: str) -> tuple[str, str]:
     """Run ``path`` (its synthesizer SLOW_SYNTH) until its synthesizer starts, then Ctrl-C
-    once: what the run printed (stdout, stderr), its exit code checked (1)."""
-    marker = tmp_path / "synthesizing"
+    once, and let the synthesizer go on once the run said it took the Ctrl-C: what the run
+    printed (stdout, stderr), its exit code checked (1)."""
+    marker, go = tmp_path / "synthesizing", tmp_path / "go"
     marker.unlink(missing_ok=True)
+    go.unlink(missing_ok=True)
     env = subprocess_env(redis_url, "test", tmp_path / "bin")
     cmd = [PY, "-m", "redis_swarm", *args, "pipeline", "run", str(path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.exists()
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    said: list[str] = []  # its stderr, line by line as it comes
+    assert proc.stderr is not None and proc.stdout is not None
+    stderr_pipe = proc.stderr
+
+    def read() -> None:
+        for line in stderr_pipe:
+            said.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists()
+        proc.send_signal(signal.SIGINT)
+        while not any(FINISHING in line for line in said):
+            assert time.monotonic() < deadline and proc.poll() is None, said
+            time.sleep(0.02)
+    finally:
+        go.touch()
+        proc.wait(60)
+        reader.join(10)
+    stdout, stderr = proc.stdout.read(), "".join(said)
+    proc.stdout.close()
+    stderr_pipe.close()
     assert proc.returncode == 1, stderr
     return stdout, stderr
 
@@ -215,7 +243,7 @@ def test_ctrl_c_during_a_synthesis_begins_no_next_pass(redis_url: str, tmp_path:
     path = plan_text(tmp_path)
     (tmp_path / "slow.py").write_text(SLOW_SYNTH)
     synth = f"{PY} {tmp_path}/synth.py"
-    slow = f"{PY} {tmp_path}/slow.py {tmp_path}/synthesizing {tmp_path}/synth.py"
+    slow = f"{PY} {tmp_path}/slow.py {tmp_path}/synthesizing {tmp_path}/go {tmp_path}/synth.py"
     path.write_text(path.read_text().replace(synth, slow))
     stdout, _ = interrupt_synthesis(redis_url, tmp_path, path, "--json")
     summary = json.loads(stdout)

@@ -43,7 +43,10 @@ Job = Callable[[str, int, Any], None]  # (home, number, a start barrier)
 
 
 def _run(home: Path, jobs: Sequence[tuple[Job, int]]) -> None:
-    context = multiprocessing.get_context("spawn")  # (no fork of a threaded test process)
+    # No fork of a threaded test process: each is forked from the fork server, a process of
+    # its own that imported this module (and the library) once, not each process again.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     start = context.Barrier(len(jobs))
     procs = [context.Process(target=fn, args=(str(home), n, start)) for fn, n in jobs]
     for proc in procs:
