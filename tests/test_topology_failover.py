@@ -110,3 +110,13 @@ def test_a_failed_master_keeps_its_slots_until_its_replica_takes_over() -> None:
     assert layout.served == {"127.0.0.1:7000": CLUSTER_SLOTS}
     assert layout.replicas == {"127.0.0.1:7000": ["127.0.0.1:7003"]}
     assert layout.failed() == []
+
+
+def test_a_shard_that_lists_a_replica_before_its_master() -> None:
+    """Redis 7.2+ lists a shard's nodes in the order they joined it: the old master, back as
+    a replica after a failover, comes before the master that replaced it."""
+    shards = [{"slots": [0, 16383], "nodes": [_node(7000, "replica"), _node(7003, "master")]}]
+    layout = _Layout.from_shards(shards, tls=False)
+    assert layout.served == {"127.0.0.1:7003": CLUSTER_SLOTS}
+    assert layout.replicas == {"127.0.0.1:7003": ["127.0.0.1:7000"]}
+    assert layout.failed() == []

@@ -400,8 +400,8 @@ class _Layout:
                 layout.nodes[where] = (role, health)
                 if role == "master":
                     layout.replicas.setdefault(where, [])
-                elif serving:
-                    layout.replicas[serving].append(where)
+                elif serving:  # (a shard may list a replica before its master)
+                    layout.replicas.setdefault(serving, []).append(where)
             if serving and count:
                 layout.served[serving] = layout.served.get(serving, 0) + count
         return layout
