@@ -26,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from redis_swarm import AsyncSwarm, Limits, Settings, Swarm, _hints
 from redis_swarm._acl import acl_user
+from redis_swarm._acl_apply import apply_user
 from redis_swarm._models import EventType, Task
 from redis_swarm._models import TaskStatus as SwarmStatus
 from redis_swarm._validate import MAX_DESCRIPTION_CHARS
@@ -37,7 +38,6 @@ from redis_swarm.a2a_server._resume import Position
 from redis_swarm.a2a_server._words import A2A_WORDS
 from redis_swarm.a2a_server.app import EndCancelled
 from redis_swarm.cli import main
-from redis_swarm.cli._acl import apply_user
 
 from ._a2a import QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
 from ._handles import must

@@ -28,8 +28,8 @@ from a2a.utils.errors import InvalidParamsError
 
 from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm
 from redis_swarm._acl import acl_user
+from redis_swarm._acl_apply import apply_user, server_version
 from redis_swarm.a2a import RedisTaskEventStream, RedisTaskStore, RedisVersionedTaskStore
-from redis_swarm.cli._acl import apply_user, server_version
 
 from ._cancel import lose_a_cancellation, needs_cancelling
 from ._servers import ServerFactory

@@ -27,10 +27,10 @@ from redis_swarm._acl import (
     password_hash,
     worker_read_patterns,
 )
+from redis_swarm._acl_apply import apply_user
 from redis_swarm._keys import Keys, chunk_key
 from redis_swarm._protocol import Call, Cmd, Operation
 from redis_swarm.cli import main
-from redis_swarm.cli._acl import apply_user
 
 from ._servers import RedisServer, ServerFactory, system_redis
 

@@ -31,6 +31,7 @@ from redis_swarm._acl import (
     keys_members,
     role_commands,
 )
+from redis_swarm._acl_apply import apply_user, server_version
 from redis_swarm._embedded import _version_of
 from redis_swarm._errors import ConfigError, Timeout
 from redis_swarm._keys import Keys
@@ -40,7 +41,6 @@ from redis_swarm._ops import views
 from redis_swarm._ops._commands import _INCLUDES, OPERATIONS, SCRIPTS
 from redis_swarm._protocol import Call, Cmd, Compute, Operation, items_of
 from redis_swarm.cli import main
-from redis_swarm.cli._acl import apply_user, server_version
 
 from ._a2a_ops import a2a_workload
 from ._servers import RedisServer, ServerFactory, system_redis

@@ -16,10 +16,10 @@ from redis.crc import key_slot
 
 from redis_swarm import AsyncSwarm, PermissionDenied, Swarm
 from redis_swarm._acl import acl_user, keys_members
+from redis_swarm._acl_apply import apply_user
 from redis_swarm._keys import Keys, chunk_key
 from redis_swarm._protocol import Batch, Call, Cmd, Operation
 from redis_swarm.cli import main
-from redis_swarm.cli._acl import apply_user
 
 from ._cluster import LocalCluster
 from .conftest import AsyncAsSync, as_swarm

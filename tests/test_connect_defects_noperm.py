@@ -10,9 +10,9 @@ import pytest
 
 from redis_swarm import PermissionDenied, Settings, Swarm
 from redis_swarm._acl import ROLES, AclUser, acl_user
+from redis_swarm._acl_apply import apply_user
 from redis_swarm._keys import Keys
 from redis_swarm._protocol import Cmd, Operation
-from redis_swarm.cli._acl import apply_user
 
 from ._servers import RedisServer, ServerFactory, system_redis
 

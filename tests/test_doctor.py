@@ -12,8 +12,8 @@ import pytest
 
 from redis_swarm import Settings, Swarm
 from redis_swarm._acl import AclUser, acl_user
+from redis_swarm._acl_apply import apply_user
 from redis_swarm._models import RECORD_KINDS
-from redis_swarm.cli._acl import apply_user
 from redis_swarm.cli._server import FSYNC_UNKNOWN, NOT_VISIBLE
 
 from ._cli import Cli

@@ -21,7 +21,7 @@ from redis.crc import key_slot
 
 from redis_swarm import SentinelView, Settings, topology
 from redis_swarm._acl import acl_user
-from redis_swarm.cli._acl import apply_user
+from redis_swarm._acl_apply import apply_user
 
 from ._cli import SRC, Cli
 from ._cluster import LocalCluster, start_cluster

@@ -10,9 +10,9 @@ from typing import Any
 
 from redis_swarm import AsyncSwarm, Settings, Swarm
 from redis_swarm._acl import acl_user
+from redis_swarm._acl_apply import apply_user, server_version
 from redis_swarm._keys import Keys
 from redis_swarm._protocol import Compute, Operation, items_of
-from redis_swarm.cli._acl import apply_user, server_version
 from redis_swarm.dashboard._snapshot import Snapshot, snapshot
 
 from ._handles import must

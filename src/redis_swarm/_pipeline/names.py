@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .._client import Swarm
 
 __all__ = [
+    "PLANNED_SYNTHESIS",
     "dedupe_key",
     "findings_of",
     "lease_queue",
@@ -121,10 +122,14 @@ def _digest(*parts: str, size: int = 24) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:size]
 
 
+# How the id of a pass's synthesis (``synthesis_id``) begins: a synthesis a pipeline made.
+PLANNED_SYNTHESIS = "s-pl-"
+
+
 def synthesis_id(plan: Plan, index: int) -> str:
     """The id of a pass's synthesis: the same on every run of the plan."""
     run = () if plan.run == 1 else (str(plan.run),)
-    return "s-pl-" + _digest(plan.name, str(index), plan.passes[index].name, *run)
+    return PLANNED_SYNTHESIS + _digest(plan.name, str(index), plan.passes[index].name, *run)
 
 
 def synthesis_task_id(plan: Plan, index: int) -> str:
@@ -141,7 +146,7 @@ def planning_task_id(plan: Plan, index: int) -> str:
     findings (``swarm findings --pass``, what a synthesis may cite) stay its workers'. (A run
     from before this posted it with the pass name: ``records.read_pass`` and the planner
     still find that one by it.)"""
-    return "t-plan-" + synthesis_id(plan, index).removeprefix("s-pl-")
+    return "t-plan-" + synthesis_id(plan, index).removeprefix(PLANNED_SYNTHESIS)
 
 
 def synthesizer_task_of(synthesis: str) -> str:

@@ -22,6 +22,7 @@ from .._models import (  # (Money, Sum and adds_up named here as before: the cor
     usage_line,
 )
 from .names import (
+    PLANNED_SYNTHESIS,
     findings_of,
     pass_label,
     pipeline_queue,
@@ -142,7 +143,7 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
         while True:  # (a page may come short with a cursor: its filter's scan is bounded)
             page = swarm.syntheses(pass_name=label, cursor=cursor, limit=100)
             for s in page.items:
-                if s.id.startswith("s-pl-") and s.id not in syntheses:
+                if s.id.startswith(PLANNED_SYNTHESIS) and s.id not in syntheses:
                     out[label].synthesis = s
             cursor = page.cursor
             if cursor is None:

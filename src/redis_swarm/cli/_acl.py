@@ -12,20 +12,17 @@ import click
 
 from .._acl import ROLES
 from .._acl import parse_version as core_parse_version
-from .._acl_apply import apply_role, apply_user, server_version
+from .._acl_apply import apply_role
 from .._config import Settings
 from .._embedded import EmbeddedServer
 from .._errors import ConfigError, ValidationError
 from ._app import App, json_option, main, pass_app
 
-# apply_user and server_version are the core's (redis_swarm._acl): importable from here still.
 __all__ = [
     "PASSWORD_PLACEHOLDER",
     "acl",
     "agent_url",
-    "apply_user",
     "parse_version",
-    "server_version",
 ]
 
 # What stands for the user's password in the URL shown to give the agents.
