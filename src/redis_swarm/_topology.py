@@ -211,6 +211,9 @@ def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
             _text(sentinel.execute_command("SENTINEL", "CKQUORUM", service)),
             True,
         )
+    except redis.exceptions.NoPermissionError as exc:
+        failover = f"not checked: the sentinel's default user may not run SENTINEL CKQUORUM ({exc})"
+        failover_ok = False
     except redis.ResponseError as exc:  # NOQUORUM, NOMAJORITY: the reason, in its words
         failover, failover_ok = str(exc), False
     up = [r for r in replicas if not any(flag in r.get("flags", "") for flag in _DOWN)]
@@ -239,6 +242,12 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
             where = _address(sentinel)
             try:
                 views[where] = _sentinel_view(sentinel, service)
+            except redis.exceptions.NoPermissionError as exc:
+                warnings.append(
+                    f"sentinel {where} refuses its default user (the one this client uses) "
+                    f"its view of {service!r} ({exc}): allow +sentinel|master +sentinel|replicas "
+                    "+sentinel|ckquorum to that user in the sentinel's ACL"
+                )
             except redis.ResponseError as exc:  # "No such master with that name"
                 warnings.append(
                     f"sentinel {where} does not watch {service!r} ({exc}): check the service "
