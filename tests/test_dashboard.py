@@ -633,14 +633,26 @@ def test_watch_follows_changes_as_json_lines(redis_url: str, sync_swarm: Swarm) 
         _interrupt(proc)
 
 
+# ``swarm watch`` whose idle re-read (every 5 s) comes every ``sys.argv[1]`` seconds instead.
+_WATCH_IDLE_S = """
+import sys
+from redis_swarm.cli import _dashboard, main
+assert isinstance(_dashboard._IDLE_REDRAW_S, float)
+_dashboard._IDLE_REDRAW_S = float(sys.argv.pop(1))
+main(prog_name="swarm")
+"""
+
+
 class _PipedWatch:
     """``swarm watch`` with its stdout a pipe (not a terminal), read line by line on a
-    thread; without PYTHONUNBUFFERED, so what it does not flush is not seen."""
+    thread; without PYTHONUNBUFFERED, so what it does not flush is not seen. ``idle_s``:
+    its idle re-read comes that often."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, idle_s: float | None = None) -> None:
         drop = ("PYTHONUNBUFFERED", "FORCE_COLOR")
+        swarm = ["-m", "redis_swarm"] if idle_s is None else ["-c", _WATCH_IDLE_S, str(idle_s)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "redis_swarm", "--url", redis_url, "--swarm", SWARM, "watch"],
+            [sys.executable, *swarm, "--url", redis_url, "--swarm", SWARM, "watch"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -706,14 +718,15 @@ def test_watch_into_a_pipe_prints_an_agent_going_stale_once(redis_url: str) -> N
     # Its last heartbeat 55 s ago: alive for 5 s more (stale after 60 s), then stale.
     with Swarm(redis_url, swarm=SWARM, clock=lambda: int(time.time() * 1000) - 55_000) as old:
         old.register("worker", name="fading")
-    watch = _PipedWatch(redis_url)
+    idle_s = 1.0  # the watch re-reads an idle swarm every second (not every 5 s)
+    watch = _PipedWatch(redis_url, idle_s=idle_s)
     try:
         first = watch.snapshot()
         assert "alive" in first.split("fading")[1].splitlines()[0]
-        second = watch.snapshot()  # the idle re-read (every 5 s) after it went stale
+        second = watch.snapshot()  # the idle re-read after it went stale
         assert "stale" in second.split("fading")[1].splitlines()[0]
         with pytest.raises(queue.Empty):  # nothing changed since (past an idle re-read)
-            watch.lines.get(timeout=5.5)
+            watch.lines.get(timeout=idle_s + 0.5)
     finally:
         watch.stop()
 

@@ -25,7 +25,7 @@ from redis_swarm.dashboard.app import create_app
 from ._servers import free_port
 
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,6 +46,15 @@ if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (scripts/system-deps.sh)", allow_module_level=True)
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless chromium, started once for the module's tests (each opens a page of its own)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 @contextmanager
 def serve(redis_url: str, port: int) -> Iterator[str]:
     """The dashboard under uvicorn, in a thread, on 127.0.0.1:port."""
@@ -57,7 +66,9 @@ def serve(redis_url: str, port: int) -> Iterator[str]:
         log_level="warning",
         ws="none",
         lifespan="on",
-        timeout_graceful_shutdown=1,
+        # The page's event stream never ends by itself: stopping cancels it at once rather
+        # than after waiting for it (what ends short requests is uvicorn's 0.1 s before).
+        timeout_graceful_shutdown=0,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
@@ -105,11 +116,10 @@ SUMMARIES = [
 ]
 
 
-def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path) -> None:
+def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path, browser: Browser) -> None:
     port = free_port()
     errors: list[str] = []
-    with Swarm(redis_url, swarm=SWARM) as swarm, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with Swarm(redis_url, swarm=SWARM) as swarm:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda msg: _console_error(errors, msg.type, msg.text))
@@ -206,18 +216,16 @@ def test_the_page_follows_the_swarm_live(redis_url: str, tmp_path: Path) -> None
             _more_work(swarm, workers, models, info.version, pass1)
             expect(page.locator("#syntheses li")).to_have_count(1, timeout=SOON_MS)
             expect(pass_pct).to_have_text("6 / 8 · 75%")
-            page.wait_for_timeout(1700)  # let the "new" highlight fade
             _screenshots(page, tmp_path)
-        browser.close()
+        page.close()
     assert errors == []
 
 
-def test_the_page_says_costs_as_the_cli_does(redis_url: str) -> None:
+def test_the_page_says_costs_as_the_cli_does(redis_url: str, browser: Browser) -> None:
     """A finding that cost $0.0000123 reads $0.000012 (the CLI's usd), its unknown input
     tokens "-" (not "0 in"); a dead letter shows what its failed runs cost."""
     port = free_port()
-    with Swarm(redis_url, swarm=SWARM) as swarm, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with Swarm(redis_url, swarm=SWARM) as swarm:
         page = browser.new_page()
         with serve(redis_url, port) as url:
             page.goto(url)
@@ -237,7 +245,7 @@ def test_the_page_says_costs_as_the_cli_does(redis_url: str) -> None:
             swarm.fail(held.id, held.token, "crashed", usage=spent)
             cost = cell(page, "dead", doomed.id, "failed runs cost")
             shows(cost, "$0.0200 · 1,500 in (1,000 cached) / 40 out")
-        browser.close()
+        page.close()
 
 
 def _more_work(
@@ -278,6 +286,8 @@ def _more_work(
 def _screenshots(page: Page, tmp_path: Path) -> None:
     target = DOCS_IMG if os.environ.get("SWARM_UPDATE_SCREENSHOTS") else tmp_path
     target.mkdir(parents=True, exist_ok=True)
+    if target == DOCS_IMG:  # the pictures the docs show: with the "new" highlight faded
+        page.wait_for_timeout(1700)
     page.screenshot(path=str(target / "dashboard.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(100)

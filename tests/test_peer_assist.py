@@ -24,7 +24,7 @@ if os.environ["SWARM_TASK_QUEUE"] == "main":
     assert asked.returncode == 0, asked.stderr
     print(json.dumps({"summary": "staging listens on " + asked.stdout.strip()}))
 else:
-    time.sleep(3)  # longer than the asker's lease: it is renewed meanwhile
+    time.sleep(2.5)  # longer than the asker's lease (2 s): it is renewed meanwhile
     assert "Q9: which port does staging use?" in prompt
     print(json.dumps({"summary": "port 6380"}))
 """

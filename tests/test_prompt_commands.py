@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +147,23 @@ def shard_values(agent: Agent, command: str) -> None:
     )
 
 
+def post_the_pass(swarm: Swarm, agent: Agent) -> None:
+    """What the shard prompt's generic blocks before the one that starts workers leave (join,
+    publish, post one task, post two as JSON lines), done through the core: the tests of a
+    client's own blocks start from there (test_shard_prompt_commands runs those blocks)."""
+    v = agent.values
+    swarm.register("shard", name=v["<SHARD_NAME>"], model=v["<YOUR_MODEL>"])
+    swarm.publish_context(v["<SHARD_NAME>"], CONTEXT, source=v["<CONTEXT_FILE>"])
+    tasks: list[dict[str, Any]] = [
+        {"description": v["<TASK_DESCRIPTION>"]},
+        {"description": v["<TASK_DESCRIPTION>"], "data": {"focus": v["<FOCUS>"]}},
+        {"description": v["<ANOTHER_TASK_DESCRIPTION>"]},
+    ]
+    for task in tasks:
+        task.update(queue="q1", pass_name=v["<PASS_NAME>"], parent=v["<SHARD_NAME>"])
+    swarm.post_tasks(tasks)
+
+
 def run_shard(settings: Settings, env: dict[str, str], cwd: Path, client: str) -> Agent:
     agent = Agent(render_prompt("shard", settings=settings, queue="q1", client=client), env, cwd)
     shard_values(agent, "fake-agent")
@@ -186,12 +204,20 @@ def test_shard_prompt_starts_the_clients_agent_cli(setup: Any, tmp_path: Path, c
     assert own == list(range(first, spawn + 1))
     others = agent.blocks[:first] + agent.blocks[spawn + 1 :]
     assert others == generic[:first] + generic[first + 1 :]
-    for index in range(spawn):  # join, publish, post: what the spawn block works on
-        agent.run(index)
-    out = agent.run(spawn)
+    post_the_pass(swarm, agent)  # what the (generic) blocks before leave: the spawn's work
+    for index in own:
+        out = agent.run(index)
     assert "ephemeral worker" in out.stdout  # the worker prompt for the Task tool
     findings = swarm.findings().items
     assert len(findings) == 3 and all(f.summary.startswith(f"fake {client} did") for f in findings)
+
+
+# Runs Gemini CLI, keeping a copy of its stdout and its stderr (RUN.out, RUN.err) in {runs}.
+GEMINI_KEEPING_ITS_OUTPUT = """#!/bin/bash
+set -o pipefail
+run="{runs}/$$"
+{{ "{gemini}" "$@" 2>&1 1>&3 3>&- | tee "$run.err" >&2; }} 3>&1 | tee "$run.out"
+"""
 
 
 @contextmanager
@@ -235,8 +261,11 @@ def test_the_gemini_workers_a_shard_starts_may_run_swarm(setup: Any, tmp_path: P
     offered to the model at all (the control)."""
     settings, env, swarm = setup
     bindir = tmp_path / "bin"
-    (bindir / "gemini").unlink()
-    (bindir / "gemini").symlink_to(GEMINI)
+    # The real Gemini CLI, through a wrapper that keeps what each run printed (its stdout and
+    # its stderr, passed on as they come): the runs swarm run starts are the ones looked at.
+    runs = tmp_path / "gemini-runs"
+    runs.mkdir()
+    (bindir / "gemini").write_text(GEMINI_KEEPING_ITS_OUTPUT.format(runs=runs, gemini=GEMINI))
     home = tmp_path / "home"
     (home / ".gemini").mkdir(parents=True)
     (home / ".gemini" / "settings.json").write_text(
@@ -250,6 +279,8 @@ def test_the_gemini_workers_a_shard_starts_may_run_swarm(setup: Any, tmp_path: P
     )
     shard_values(agent, "unused")
     spawn = next(i for i, block in enumerate(agent.blocks) if "--exec 'gemini" in block)
+    policy = next(i for i, block in enumerate(agent.blocks) if "swarm-workers.toml <<" in block)
+    post_the_pass(swarm, agent)  # what the (generic) blocks before the policy's leave
     with gemini_model_stand_in() as url:
         # A fixed model: "auto" would first ask a router model, which this stand-in is not.
         agent.env = _quiet_env(home) | {
@@ -259,26 +290,28 @@ def test_the_gemini_workers_a_shard_starts_may_run_swarm(setup: Any, tmp_path: P
             "GOOGLE_GEMINI_BASE_URL": url,
             "GEMINI_MODEL": "gemini-2.5-flash",
         }
-        for index in range(spawn + 1):
+        for index in range(policy, spawn + 1):  # the policy, then the workers
             agent.run(index)
         findings = swarm.findings().items
         assert len(findings) == 3
         assert all("swarm, version" in f.summary for f in findings), findings[0].summary
+        # each run as swarm run started it: the shell ran swarm, with no warning
+        outs = sorted(runs.glob("*.out"))
+        assert len(outs) == 3, outs
+        for out in outs:
+            said = out.read_text() + out.with_suffix(".err").read_text()
+            assert "the shell said" in out.read_text(), said
+            assert "swarm, version" in said and "deprecated" not in said, said
         command = re.search(r"--exec '([^']*)'", agent.blocks[spawn])
         assert command is not None
-
-        def gemini(line: str) -> str:
-            done = subprocess.run(
-                ["sh", "-c", line], input="Do the task.", env=agent.env, cwd=tmp_path,
-                capture_output=True, text=True, timeout=120, check=False,
-            )  # fmt: skip
-            assert "the shell said" in done.stdout, done.stdout + done.stderr
-            return done.stdout + done.stderr
-
-        said = gemini(command[1])  # as swarm run starts it, with no warning
-        assert "swarm, version" in said and "deprecated" not in said, said
-        control = gemini(re.sub(r"--policy \S+ ", "", command[1]))
-    assert "swarm, version" not in control and "not found" in control, control
+        control = subprocess.run(
+            ["sh", "-c", re.sub(r"--policy \S+ ", "", command[1])], input="Do the task.",
+            env=agent.env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+    said = control.stdout + control.stderr
+    assert "the shell said" in control.stdout, said
+    assert "swarm, version" not in said and "not found" in said, said
 
 
 def test_coordinator_prompt_commands(setup: Any, tmp_path: Path) -> None:
@@ -331,8 +364,16 @@ def test_python_prompts_run(setup: Any, tmp_path: Path, monkeypatch: pytest.Monk
     settings, _env, swarm = setup
     monkeypatch.chdir(tmp_path)
     fake = str(tmp_path / "bin" / "fake-agent")
-    pool = Runner(swarm, RunOptions(queues=("work",), command=fake, idle_exit_s=2))
-    thread = threading.Thread(target=pool.run)
+    # The pool starts once the shard's code posted its tasks, and stops once they are done.
+    pool = Runner(swarm, RunOptions(queues=("work",), command=fake, until_done=True, poll_s=0.1))
+
+    def run_pool() -> None:
+        deadline = time.monotonic() + 30
+        while "work" not in swarm.queue_stats() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pool.run()
+
+    thread = threading.Thread(target=run_pool)
     thread.start()
     connect, shard_code = python_blocks(render_prompt("shard", settings=settings, via="python"))
     namespace: dict[str, Any] = {}

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ._cli import Cli
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 # Long-running or client-specific lines: covered by their own tests.
 SKIP = (
@@ -51,33 +55,30 @@ def test_readme_skipped_commands_name_real_options() -> None:
         assert result.exit_code == 0, f"{command}: {result.output}"
 
 
-def test_readme_tour_runs(redis_url: str, tmp_path: Path) -> None:
+def test_readme_tour_runs(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command in turn, in this process, from the folder of the tour's file (a process
+    per command would cost its start-up, and check nothing more: the first command also
+    runs as a real ``swarm`` process)."""
     (tmp_path / "notes.md").write_text("intro\nthe retry policy: 3 retries, 2 s backoff\nend\n")
-    env = {**os.environ, "SWARM_URL": redis_url, "SWARM_NAME": "tour"}
+    monkeypatch.chdir(tmp_path)
+    swarm = Cli(redis_url, swarm="tour")
     task_id = token = ""
     commands = tour_commands()
     assert any(c.startswith("swarm task report") for c in commands)
+    first = subprocess.run(
+        [sys.executable, "-m", "redis_swarm", *shlex.split(commands[0])[1:]],
+        capture_output=True, text=True, env={**os.environ, **swarm.env}, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert first.returncode == 0, f"{commands[0]}: {first.stderr}"
     for command in commands:
         command = command.replace("TASK_ID", task_id).replace("TOKEN", token)
         args = shlex.split(command)
         assert args[0] == "swarm"
-        result = subprocess.run(
-            [sys.executable, "-m", "redis_swarm", *args[1:]],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-        )
-        assert result.returncode == 0, f"{command}: {result.stderr}"
+        result = swarm(*args[1:], expect=None)
+        assert result.code == 0, f"{command}: {result!r}"
         if args[1:3] == ["task", "claim"]:
             claimed = json.loads(result.stdout)
             task_id, token = claimed["id"], claimed["token"]
-    findings = subprocess.run(
-        [sys.executable, "-m", "redis_swarm", "findings", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert json.loads(findings.stdout)["items"][0]["summary"] == "3 retries, 2 s backoff"
+    findings = swarm.json("findings")
+    assert findings["items"][0]["summary"] == "3 retries, 2 s backoff"

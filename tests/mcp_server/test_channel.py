@@ -74,6 +74,29 @@ async def _client(
         yield client
 
 
+@asynccontextmanager
+async def _side_by_side(redis_url: str, *sessions: tuple[Heard, str]) -> AsyncIterator[None]:
+    """Legacy sessions (each ear with its agent's name), their servers started side by side
+    (each takes a second or two to start), all connected inside the block."""
+    connected = [anyio.Event() for _ in sessions]
+    over = anyio.Event()
+
+    async def hold(heard: Heard, name: str, ready: anyio.Event) -> None:
+        async with _client(redis_url, "legacy", heard, name):
+            ready.set()
+            await over.wait()
+
+    async with anyio.create_task_group() as group:
+        for (heard, name), ready in zip(sessions, connected, strict=True):
+            group.start_soon(hold, heard, name, ready)
+        for ready in connected:
+            await ready.wait()
+        try:
+            yield
+        finally:
+            over.set()
+
+
 async def _registered(core: Swarm, *names: str) -> None:
     with anyio.fail_after(10):
         while not {*(names or (AGENT,))} <= {a.id for a in core.agents()}:
@@ -156,15 +179,15 @@ def test_tasks_that_become_claimable_by_time_are_told_with_nobody_claiming(
     async def body() -> None:
         async with _client(redis_url, "legacy", heard):
             await _registered(core)
-            due_at = time.monotonic() + 1.5
-            later = core.post_task("work", "later", not_before=int(time.time() * 1000) + 1500)
-            await anyio.sleep(1.2)
+            due_at = time.monotonic() + 1
+            later = core.post_task("work", "later", not_before=int(time.time() * 1000) + 1000)
+            await anyio.sleep(0.7)
             assert heard.events == []  # not yet claimable
             event = await _next(heard, 1, due_at)
             assert event.meta == {"kind": "task", "task_id": later.id, "queue": "work"}
 
-            leased = must(core.claim("work", worker="gone", lease_s=1))
-            ends_at = time.monotonic() + 1
+            leased = must(core.claim("work", worker="gone", lease_s=0.5))
+            ends_at = time.monotonic() + 0.5
             event = await _next(heard, 2, ends_at)
             assert event.meta == {"kind": "task", "task_id": leased.id, "queue": "work"}
             assert core.get_task(leased.id).status is TaskStatus.PENDING
@@ -182,13 +205,10 @@ def test_every_session_watching_a_queue_hears_a_task_fall_due(core: Swarm, redis
     first, second = Heard(), Heard()
 
     async def body() -> None:
-        async with (
-            _client(redis_url, "legacy", first),
-            _client(redis_url, "legacy", second, name="chan-2"),
-        ):
+        async with _side_by_side(redis_url, (first, AGENT), (second, "chan-2")):
             await _registered(core, AGENT, "chan-2")
-            due_at = time.monotonic() + 1
-            later = core.post_task("work", "later", not_before=int(time.time() * 1000) + 1000)
+            due_at = time.monotonic() + 0.5
+            later = core.post_task("work", "later", not_before=int(time.time() * 1000) + 500)
             for heard in (first, second):
                 event = await _next(heard, 1, due_at)
                 assert event.meta == {"kind": "task", "task_id": later.id, "queue": "work"}

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,27 +109,29 @@ def test_claude_code_adds_and_connects_to_the_server(
 @_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
 def test_claude_code_reaches_an_http_server_with_its_token(redis_url: str, tmp_path: Path) -> None:
     """The printed `claude mcp add --transport http ... --header` line, run by a shell with
-    SWARM_MCP_TOKEN set, connects; the same line with a wrong token does not."""
+    SWARM_MCP_TOKEN set, connects; the same line with a wrong token does not (the line
+    printed for another --server-name: one `claude mcp list` checks both)."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     argv, server_env = _token_server(redis_url, port)
-    line = shell_line(claude_command(remote_spec(url, token_env="SWARM_MCP_TOKEN")))
-    assert '--header "Authorization: Bearer ${SWARM_MCP_TOKEN}"' in line
+    tokens = {"swarm": "right-token-123", "swarm-wrong": "wrong-token"}
     env = _quiet_env(home)
     with open(tmp_path / "server.log", "w+") as log, http_server(argv, server_env, log, url):
-        for token, connected in (("right-token-123", True), ("wrong-token", False)):
+        for name, token in tokens.items():
+            spec = remote_spec(url, token_env="SWARM_MCP_TOKEN", server_name=name)
+            line = shell_line(claude_command(spec))
+            assert '--header "Authorization: Bearer ${SWARM_MCP_TOKEN}"' in line
             shell = {**env, "SWARM_MCP_TOKEN": token}
-            _run(["sh", "-c", f"{shlex.quote(str(CLAUDE))} mcp remove swarm -s user || true"],
-                 shell, work)  # fmt: skip
             _run(["sh", "-c", line.replace("claude", shlex.quote(str(CLAUDE)), 1)], shell, work)
-            config = json.loads((home / ".claude.json").read_text())["mcpServers"]["swarm"]
+            config = json.loads((home / ".claude.json").read_text())["mcpServers"][name]
             assert config["headers"] == {"Authorization": f"Bearer {token}"}
-            listed = _run([str(CLAUDE), "mcp", "list"], env, work)
-            status = next(x for x in listed.splitlines() if x.startswith("swarm:"))
-            assert ("Connected" in status) is connected, listed
+        listed = _run([str(CLAUDE), "mcp", "list"], env, work)
+    for name, connected in (("swarm", True), ("swarm-wrong", False)):
+        status = next(x for x in listed.splitlines() if x.startswith(f"{name}:"))
+        assert ("Connected" in status) is connected, listed
 
 
 def _token_server(redis_url: str, port: int) -> tuple[list[str], dict[str, str]]:
@@ -158,14 +161,20 @@ def test_gemini_cli_reaches_an_http_server_with_its_token(redis_url: str, tmp_pa
     argv, server_env = _token_server(redis_url, port)
     env = _quiet_env(home)
     _install("gemini", url, env, work, "--scope", "user")
-    entry = json.loads((home / ".gemini" / "settings.json").read_text())["mcpServers"]["swarm"]
-    assert entry["headers"] == {"Authorization": "Bearer ${SWARM_MCP_TOKEN}"}
+    # The same server again, under a name and a token variable of its own, which holds a wrong
+    # token: one `gemini mcp list` checks both.
+    _install("gemini", url, env, work, "--scope", "user", "--server-name", "swarm-wrong",
+             "--token-env", "SWARM_MCP_WRONG_TOKEN")  # fmt: skip
+    entries = json.loads((home / ".gemini" / "settings.json").read_text())["mcpServers"]
+    assert entries["swarm"]["headers"] == {"Authorization": "Bearer ${SWARM_MCP_TOKEN}"}
+    wrong = {"Authorization": "Bearer ${SWARM_MCP_WRONG_TOKEN}"}
+    assert entries["swarm-wrong"] == {**entries["swarm"], "headers": wrong}
+    shell = {**env, "SWARM_MCP_TOKEN": "right-token-123", "SWARM_MCP_WRONG_TOKEN": "wrong-token"}
     with open(tmp_path / "server.log", "w+") as log, http_server(argv, server_env, log, url):
-        for token, state in (("right-token-123", "Connected"), ("wrong-token", "Disconnected")):
-            shell = {**env, "SWARM_MCP_TOKEN": token}
-            listed = _run([str(GEMINI), "mcp", "list"], shell, work, both=True)
-            status = next(x for x in listed.splitlines() if "swarm:" in x)
-            assert status.endswith(f"- {state}"), listed
+        listed = _run([str(GEMINI), "mcp", "list"], shell, work, both=True)
+    for name, state in (("swarm", "Connected"), ("swarm-wrong", "Disconnected")):
+        status = next(x for x in listed.splitlines() if f"{name}:" in x)
+        assert status.endswith(f"- {state}"), listed
 
 
 @_needs(CODEX, "Codex (@openai/codex)")
@@ -226,13 +235,18 @@ def test_inspector_cli_drives_a_worker(
     config = tmp_path / ".mcp.json"
     env = _quiet_env(tmp_path)
 
-    listed = _inspect(config, env, "--method", "tools/list")
+    # Each Inspector call is a new server process and a new session: the list, the claim and
+    # a search run side by side (each start takes seconds), the report after the claim.
+    with ThreadPoolExecutor(3) as calls:
+        listing = calls.submit(_inspect, config, env, "--method", "tools/list")
+        claiming = calls.submit(_tool, config, env, "claim_task", queue="work")
+        # the search's session knows no claim: it names the context it reads
+        searching = calls.submit(
+            _tool, config, env, "search_context", pattern="answer", owner="shard-1"
+        )
+        listed, claimed, hits = listing.result(), claiming.result(), searching.result()
     assert [t["name"] for t in listed["tools"]] == tool_names("worker")
-
-    claimed = _tool(config, env, "claim_task", queue="work")
     assert claimed["task"]["id"] == task.id and claimed["context"]["owner"] == "shard-1"
-    # Each Inspector call is a new server process and a new session: name what it knew.
-    hits = _tool(config, env, "search_context", pattern="answer", owner="shard-1")
     assert hits["owner"] == "shard-1" and "2:the answer is 42" in hits["_text"]
     # The claim's session is gone too: the worker passes the token claim_task returned.
     reported = _tool(
@@ -258,7 +272,8 @@ def test_claude_code_fills_the_password_of_a_projects_file_from_its_environment(
 ) -> None:
     """`swarm mcp install --client json --write` keeps a URL's password out of .mcp.json
     (``${SWARM_URL}``): Claude Code fills it from its environment and connects; with a wrong
-    password the server refuses to start, and Claude Code says it failed."""
+    password the server refuses to start, and Claude Code says it failed (a copy of the
+    server that reads a variable holding the wrong URL: one `claude mcp list` checks both)."""
     server = servers.start()
     server.client().config_set("requirepass", "s3cret")
     home, work = tmp_path / "home", tmp_path / "work"
@@ -272,8 +287,13 @@ def test_claude_code_fills_the_password_of_a_projects_file_from_its_environment(
     _run([*install, "--role", "worker", "--write"], env, work)
     written = (work / ".mcp.json").read_text()
     assert "s3cret" not in written and "${SWARM_URL}" in written
-    listed = _run([str(CLAUDE), "mcp", "list"], env, work)
-    assert "Connected" in next(line for line in listed.splitlines() if "swarm" in line), listed
-    wrong = {**env, "SWARM_URL": url.replace("s3cret", "wrong")}
+    entries = json.loads(written)["mcpServers"]
+    entries["swarm-wrong"] = json.loads(
+        json.dumps(entries["swarm"]).replace("${SWARM_URL}", "${SWARM_WRONG_URL}")
+    )
+    (work / ".mcp.json").write_text(json.dumps({"mcpServers": entries}))
+    wrong = {**env, "SWARM_WRONG_URL": url.replace("s3cret", "wrong")}
     listed = _run([str(CLAUDE), "mcp", "list"], wrong, work)
-    assert "Failed" in next(line for line in listed.splitlines() if "swarm" in line), listed
+    lines = listed.splitlines()
+    assert "Connected" in next(line for line in lines if line.startswith("swarm:")), listed
+    assert "Failed" in next(line for line in lines if line.startswith("swarm-wrong:")), listed

@@ -208,10 +208,11 @@ def test_codex_loads_and_runs_what_both_installs_write(
     _expect_session_start(hooked[0], core, agent, lead)
 
 
-def _gemini_home(home: Path, work: Path) -> dict[str, str]:
+def _gemini_home(home: Path, *works: Path) -> dict[str, str]:
     (home / ".gemini").mkdir(parents=True)
     # Gemini CLI reads no project settings (nor starts MCP servers) of an untrusted folder.
-    (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(work): "TRUST_FOLDER"}))
+    trusted = {str(work): "TRUST_FOLDER" for work in works}
+    (home / ".gemini" / "trustedFolders.json").write_text(json.dumps(trusted))
     auth = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
     (home / ".gemini" / "settings.json").write_text(json.dumps(auth))
     return _quiet_env(home)
@@ -225,27 +226,39 @@ def _gemini_list(env: dict[str, str], work: Path) -> str:
     return done.stdout + done.stderr
 
 
+@contextmanager
+def _gemini_listing(env: dict[str, str], work: Path) -> Iterator[Callable[[], str]]:
+    """`gemini mcp list` started in ``work``, running while the block runs: a function that
+    waits for what it printed."""
+    with subprocess.Popen(
+        [str(GEMINI), "mcp", "list"], env=env, cwd=work, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as proc:  # fmt: skip
+        yield lambda: proc.communicate(timeout=90)[0]
+
+
 @_needs(GEMINI, "Gemini CLI (@google/gemini-cli)")
 def test_gemini_cli_loads_and_runs_what_both_installs_write(
     core: Swarm, redis_url: str, work: Path, tmp_path: Path
 ) -> None:
     agent = AGENTS["gemini"]
     lead = _lead(core, agent)
-    env = _gemini_home(tmp_path / "home", work)
-    settings = work / ".gemini" / "settings.json"
-    settings.parent.mkdir()
+    control = tmp_path / "control"  # a project of the same user, listed meanwhile
+    env = _gemini_home(tmp_path / "home", work, control)
+    (control / ".gemini").mkdir(parents=True)
     # the control: a malformed hooks entry is reported, so the check below checks something
-    settings.write_text(json.dumps({"hooks": {"AfterAgent": "not a list"}}))
-    assert "Please fix the configuration" in _gemini_list(env, work)
-    settings.unlink()
-
-    _install(redis_url, tmp_path / "home", "hooks", "install", "--client", "gemini",
-             "--queue", "q", "--loop")  # fmt: skip
-    _install(redis_url, tmp_path / "home", "mcp", "install", "--client", "gemini",
-             "--role", "worker")  # fmt: skip
-    written = json.loads(settings.read_text())
-    assert set(written["hooks"]) == {"SessionStart", "BeforeAgent", "AfterAgent", "PreCompress"}
-    listed = _gemini_list(env, work)
+    malformed = {"hooks": {"AfterAgent": "not a list"}}
+    (control / ".gemini" / "settings.json").write_text(json.dumps(malformed))
+    with _gemini_listing(env, control) as controlled:
+        _install(redis_url, tmp_path / "home", "hooks", "install", "--client", "gemini",
+                 "--queue", "q", "--loop")  # fmt: skip
+        _install(redis_url, tmp_path / "home", "mcp", "install", "--client", "gemini",
+                 "--role", "worker")  # fmt: skip
+        settings = work / ".gemini" / "settings.json"
+        written = json.loads(settings.read_text())
+        assert set(written["hooks"]) == {"SessionStart", "BeforeAgent", "AfterAgent", "PreCompress"}
+        listed = _gemini_list(env, work)
+        assert "Please fix the configuration" in controlled()
     assert "Please fix the configuration" not in listed and "Expected" not in listed, listed
     status = next(line for line in listed.splitlines() if "swarm:" in line)
     assert status.endswith("- Connected"), listed
