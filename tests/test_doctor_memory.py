@@ -112,3 +112,17 @@ def test_doctor_fails_when_redis_cannot_persist(servers: ServerFactory) -> None:
         with contextlib.closing(server.client()) as admin:
             admin.config_set("save", "")
         server.stop()
+
+
+def test_a_cluster_master_refusing_writes_is_not_hidden_by_a_fuller_one_that_evicts() -> None:
+    """On a cluster, the node that refuses writes is the one said, though another (allkeys-*,
+    which evicts to make room) is fuller. INFO as the masters answer it."""
+    from redis_swarm._ops.server import _fullest
+
+    evicting = {"role": "master", "used_memory": 105, "maxmemory": 100,
+                "maxmemory_policy": "allkeys-lru"}  # fmt: skip
+    refusing = {"role": "master", "used_memory": 101, "maxmemory": 100,
+                "maxmemory_policy": "noeviction"}  # fmt: skip
+    for nodes in ([evicting, refusing], [refusing, evicting]):
+        fill = _fullest(nodes)
+        assert fill is not None and fill.refuses_writes and fill.policy == "noeviction"

@@ -174,7 +174,8 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
 
 
 def _fullest(nodes: list[dict[str, Any]]) -> MemoryFill | None:
-    """The fill of the fullest master with a maxmemory (a replica takes no writes)."""
+    """The fill of the fullest master with a maxmemory (a replica takes no writes); one that
+    refuses writes first (a fuller one may evict to make room)."""
     fills = [
         MemoryFill(
             counted=int(node.get("used_memory", 0)) - int(node.get("mem_not_counted_for_evict", 0)),
@@ -187,7 +188,7 @@ def _fullest(nodes: list[dict[str, Any]]) -> MemoryFill | None:
         if int(node.get("maxmemory", 0)) > 0 and node.get("role", "master") == "master"
         for policy in [str(node.get("maxmemory_policy", "noeviction"))]
     ]
-    return max(fills, key=lambda fill: fill.share, default=None)
+    return max(fills, key=lambda fill: (fill.refuses_writes, fill.share), default=None)
 
 
 def _expiring(node: dict[str, Any]) -> int:
