@@ -65,8 +65,8 @@ from ._translate import (
     HANDSHAKE_TIMEOUT,
     TLS_FILE_ERRORS,
     causes,
+    why_no_answer,
 )
-from ._translate import _why_no_answer as why_no_answer
 
 __all__ = [
     "NoneAnswered",

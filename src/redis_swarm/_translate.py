@@ -21,6 +21,7 @@ __all__ = [
     "closed_in_tls_setup",
     "refused_write",
     "translate",
+    "why_no_answer",
 ]
 
 # Fragments (lower case) of the text of an error, or of one of its causes, that no retry fixes.
@@ -405,7 +406,7 @@ def _no_master(exc: BaseException, text: str, where: str) -> str:
     service = settings.service_name if settings is not None else head[len(_NO_MASTER) :]
     given: tuple[tuple[str, str], ...] | None = getattr(exc, "failed_sentinels", None)
     failures = given if given is not None else _sentinel_failures(text)
-    failed = {node: _why_no_answer(error) for node, error in failures}
+    failed = {node: why_no_answer(error) for node, error in failures}
     tried = [f"{h}:{p}" for h, p in settings.nodes] if settings is not None else list(failed)
     answered = [node for node in tried if node not in failed]
     said = ", ".join(f"{node} ({why})" for node, why in failed.items())
@@ -432,7 +433,7 @@ _BARE_ERRORS = {
 }
 
 
-def _why_no_answer(error: str) -> str:
+def why_no_answer(error: str) -> str:
     """A sentinel's error, as the few words that say why it gave no master."""
     error = re.sub(r"^(?:\w+:)?\w+(?:Error|Exception): ", "", error.strip())  # the class
     error = re.sub(r"^\w+\('(.*)'\)$", r"\1", error)  # the repr older redis-py gives
