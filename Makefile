@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: $(STAMP) system-deps lint
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 2 --durations=30
 
 # The peers' figures need them installed (the `bench` extra; arq without its redis<6 cap).
 bench: $(STAMP)

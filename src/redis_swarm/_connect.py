@@ -796,6 +796,9 @@ class _Cluster(RedisCluster):
     def on_connect(self, connection: Any) -> None:
         _made_alive_on_any_answer(connection)
         connection.health_check_interval = self._health_check_interval
+        # (redis-py has read the connection's handshake already, before this hook: it counts
+        # as checked now, as on every other client, not PINGed before its first command)
+        connection.next_health_check = time.monotonic() + self._health_check_interval
         if connection.socket_timeout != self._socket_timeout:  # its first connect, over TLS
             connection.socket_timeout = self._socket_timeout
             connection._sock.settimeout(self._socket_timeout)
