@@ -512,21 +512,27 @@ def _master_given(
 
 
 def _no_master_found(
+    settings: Settings | None,
     service_name: str,
-    asked: int,
+    answered: list[tuple[Any, Any]],
     failed: list[tuple[Any, Exception]],
     found: type[_NoMasterFound | _AsyncNoMasterFound],
     none_answered: type[_NoSentinelAnswered | _AsyncNoSentinelAnswered],
-) -> MasterNotFoundError | redis.asyncio.sentinel.MasterNotFoundError:
-    """The error of a lookup of ``service_name`` among ``asked`` sentinels that gave no
-    master: ``failed``, the sentinels that failed (their clients) and what each met; as
-    ``none_answered`` when every one failed (none answered: ``NoneAnswered``)."""
+) -> ConfigError | MasterNotFoundError | redis.asyncio.sentinel.MasterNotFoundError:
+    """The error of a lookup of ``service_name`` that gave no master: ``answered``, the
+    sentinels that answered (their clients) and the masters each monitors; ``failed``, those
+    that failed and what each met. A name none that answered monitors is a ConfigError
+    (``_no_such_service``); else as ``none_answered`` when every one failed (none answered:
+    ``NoneAnswered``), or as ``found``."""
+    unknown = _no_such_service(settings, service_name, answered, failed)
+    if unknown is not None:
+        return unknown
     failures = tuple(
         (_address_of(client), str(error) or type(error).__name__) for client, error in failed
     )
     said = ", ".join(f"{node} - {error}" for node, error in failures)
     text = f"No master found for {service_name!r}{f' : {said}' if said else ''}"
-    error = (none_answered if failed and len(failed) == asked else found)(text)
+    error = (none_answered if failed and not answered else found)(text)
     error.failed_sentinels = failures
     if isinstance(error, NoneAnswered):
         error.timed_out = any(isinstance(why, redis.TimeoutError) for _, why in failed)
@@ -607,11 +613,9 @@ class _Sentinel(Sentinel):
             if address is not None:
                 return address
             answered.append((sentinel, masters))
-        unknown = _no_such_service(self.settings, service_name, answered, failed)
-        if unknown is not None:
-            raise unknown
-        asked = len(self.sentinels)
-        raise _no_master_found(service_name, asked, failed, _NoMasterFound, _NoSentinelAnswered)
+        raise _no_master_found(
+            self.settings, service_name, answered, failed, _NoMasterFound, _NoSentinelAnswered
+        )
 
 
 class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
@@ -634,12 +638,13 @@ class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
             if address is not None:
                 return address
             answered.append((sentinel, masters))
-        unknown = _no_such_service(self.settings, service_name, answered, failed)
-        if unknown is not None:
-            raise unknown
-        asked = len(self.sentinels)
         raise _no_master_found(
-            service_name, asked, failed, _AsyncNoMasterFound, _AsyncNoSentinelAnswered
+            self.settings,
+            service_name,
+            answered,
+            failed,
+            _AsyncNoMasterFound,
+            _AsyncNoSentinelAnswered,
         )
 
 
