@@ -71,6 +71,7 @@ from ._translate import (
 __all__ = [
     "NoneAnswered",
     "Sender",
+    "address_of",
     "async_client",
     "async_cluster_retry",
     "async_node_client",
@@ -528,7 +529,7 @@ def _no_master_found(
     if unknown is not None:
         return unknown
     failures = tuple(
-        (_address_of(client), str(error) or type(error).__name__) for client, error in failed
+        (address_of(client), str(error) or type(error).__name__) for client, error in failed
     )
     said = ", ".join(f"{node} - {error}" for node, error in failures)
     text = f"No master found for {service_name!r}{f' : {said}' if said else ''}"
@@ -553,10 +554,10 @@ def _no_such_service(
         return None
     where = settings.url if settings is not None else "the URL"
     names = sorted({str(name) for _, masters in answered for name in masters})
-    hosts = ", ".join(_address_of(client) for client, _ in answered)
+    hosts = ", ".join(address_of(client) for client, _ in answered)
     verb = "monitors" if len(answered) == 1 else "monitor"
     silent = ", ".join(
-        f"{_address_of(client)} ({why_no_answer(str(error) or type(error).__name__)})"
+        f"{address_of(client)} ({why_no_answer(str(error) or type(error).__name__)})"
         for client, error in failed
     )
     monitor = f"SENTINEL MONITOR {service_name} HOST PORT QUORUM on each sentinel"
@@ -581,8 +582,8 @@ def _no_such_service(
     )
 
 
-def _address_of(client: Any) -> str:
-    """host:port of a sentinel's client (as its pool was given them)."""
+def address_of(client: Any) -> str:
+    """host:port of a client of one server (a sentinel's: as its pool was given them)."""
     kwargs = client.connection_pool.connection_kwargs
     return f"{kwargs.get('host')}:{kwargs.get('port')}"
 

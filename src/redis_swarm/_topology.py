@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import redis
 
 from ._config import Kind, Settings
-from ._connect import sync_client
+from ._connect import address_of, sync_client
 from ._translate import translate
 
 __all__ = ["ClusterView", "SentinelView", "Topology", "topology"]
@@ -193,11 +193,6 @@ def _number(value: str | None) -> int:
     return int(value) if value and value.lstrip("-").isdigit() else 0
 
 
-def _address(client: Any) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    return f"{kwargs.get('host')}:{kwargs.get('port')}"
-
-
 # --- Sentinel
 
 
@@ -239,7 +234,7 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
     client: Any = sync_client(settings)
     try:
         for sentinel in client.connection_pool.sentinel_manager.sentinels:
-            where = _address(sentinel)
+            where = address_of(sentinel)
             try:
                 views[where] = _sentinel_view(sentinel, service)
             except redis.exceptions.NoPermissionError as exc:
