@@ -25,6 +25,7 @@ import redis
 
 from ._config import Kind, Settings
 from ._connect import address_of, sync_client
+from ._replies import reply_fields, reply_map, text
 from ._translate import translate
 
 __all__ = ["ClusterView", "SentinelView", "Topology", "topology"]
@@ -169,26 +170,6 @@ def topology(settings: Settings) -> Topology:
 # --- replies
 
 
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _map(reply: Any) -> dict[str, Any]:
-    """A map reply (or RESP2's flat list) with str keys; values as they came."""
-    if isinstance(reply, list | tuple):
-        reply = dict(zip(reply[::2], reply[1::2], strict=False))
-    return {_text(k): v for k, v in reply.items()} if isinstance(reply, dict) else {}
-
-
-def _fields(reply: Any) -> dict[str, str]:
-    """A reply of fields (a map, RESP2's flat list, or INFO-style ``k:v`` lines) with str
-    keys and values."""
-    if isinstance(reply, bytes | str):
-        lines = (line.partition(":") for line in _text(reply).splitlines())
-        return {k.strip(): v.strip() for k, sep, v in lines if sep}
-    return {k: _text(v) for k, v in _map(reply).items()}
-
-
 def _number(value: str | None) -> int:
     return int(value) if value and value.lstrip("-").isdigit() else 0
 
@@ -199,11 +180,11 @@ def _number(value: str | None) -> int:
 def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
     """What one sentinel says of ``service``: its master, the sentinels and replicas it knows,
     and whether a failover could be agreed now (SENTINEL CKQUORUM)."""
-    master = _fields(sentinel.execute_command("SENTINEL", "MASTER", service))
-    replicas = [_fields(r) for r in sentinel.execute_command("SENTINEL", "REPLICAS", service)]
+    master = reply_fields(sentinel.execute_command("SENTINEL", "MASTER", service))
+    replicas = [reply_fields(r) for r in sentinel.execute_command("SENTINEL", "REPLICAS", service)]
     try:
         failover, failover_ok = (
-            _text(sentinel.execute_command("SENTINEL", "CKQUORUM", service)),
+            text(sentinel.execute_command("SENTINEL", "CKQUORUM", service)),
             True,
         )
     except redis.exceptions.NoPermissionError as exc:
@@ -383,20 +364,20 @@ class _Layout:
         master is a shard of its own without slots. It serves nothing, either way."""
         layout = cls()
         for shard in shards or []:
-            fields = _map(shard)
+            fields = reply_map(shard)
             bounds = _flat(fields.get("slots"))
             count = sum(
                 end - start + 1 for start, end in zip(bounds[::2], bounds[1::2], strict=False)
             )
             nodes: list[tuple[str, str, str]] = []  # (address, role, health)
-            for node in (_map(n) for n in fields.get("nodes") or []):
-                host = _text(node.get("endpoint") or "?")
-                host = _text(node.get("ip")) if host in ("", "?") else host
+            for node in (reply_map(n) for n in fields.get("nodes") or []):
+                host = text(node.get("endpoint") or "?")
+                host = text(node.get("ip")) if host in ("", "?") else host
                 port = node.get("tls-port") if tls and node.get("tls-port") else node.get("port")
-                where = f"{host}:{_text(port)}"
-                nodes.append((where, _text(node.get("role")), _text(node.get("health"))))
+                where = f"{host}:{text(port)}"
+                nodes.append((where, text(node.get("role")), text(node.get("health"))))
                 if node.get("id") is not None:
-                    layout.ids[where] = _text(node.get("id"))
+                    layout.ids[where] = text(node.get("id"))
             masters = [(where, health) for where, role, health in nodes if role == "master"]
             serving = next((w for w, health in masters if health != _FAIL), None)
             serving = serving or (masters[0][0] if masters else "")  # failed, slots still its
@@ -416,7 +397,7 @@ class _Layout:
         layout = cls()
         for entry in slots or []:
             start, end, *nodes = entry
-            master, *replicas = (f"{_text(n[0])}:{n[1]}" for n in nodes)
+            master, *replicas = (f"{text(n[0])}:{n[1]}" for n in nodes)
             layout.served[master] = layout.served.get(master, 0) + int(end) - int(start) + 1
             layout.nodes[master] = ("master", "online")
             mine = layout.replicas.setdefault(master, [])
@@ -430,9 +411,9 @@ class _Layout:
 def _cluster_node(client: Any, tls: bool) -> tuple[str, dict[str, str] | None, _Layout]:
     """One node: the version it runs (HELLO: every user may send it), its CLUSTER INFO
     (None: refused to this user, as to every role but an admin), and its layout."""
-    version = _fields(client.execute_command("HELLO")).get("version", "?")
+    version = reply_fields(client.execute_command("HELLO")).get("version", "?")
     try:
-        info: dict[str, str] | None = _fields(client.execute_command("CLUSTER", "INFO"))
+        info: dict[str, str] | None = reply_fields(client.execute_command("CLUSTER", "INFO"))
     except redis.exceptions.NoPermissionError:
         info = None
     return version, info, _Layout.read(client, tls)

@@ -10,7 +10,7 @@ from .. import _durability
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import PREFIX, chunk_key
 from .._protocol import Call, Cmd, OpContext, Operation
-from ._bus import text
+from .._replies import reply_fields
 
 __all__ = ["MemoryFill", "ServerInfo", "durability_plan", "ping", "server_info"]
 
@@ -135,13 +135,13 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         reply: Any = yield Cmd("INFO")
     except PermissionDenied:  # HELLO still says the version and mode
         if ctx.settings.kind == "cluster":  # (HELLO has no key to route it by: version "?")
-            hello: dict[str, Any] = {"mode": "cluster"}
+            hello: dict[str, str] = {"mode": "cluster"}
         else:
-            hello = _pairs((yield Cmd("HELLO")))
+            hello = reply_fields((yield Cmd("HELLO")))
         server_time = yield Call("ping", (), (0,))
         return ServerInfo(
-            version=str(hello.get("version", "?")),
-            mode=str(hello.get("mode", "standalone")),
+            version=hello.get("version", "?"),
+            mode=hello.get("mode", "standalone"),
             executable=None,
             aof_enabled=None,
             appendfsync=None,
@@ -209,15 +209,6 @@ def _riskiest_policy(nodes: list[dict[str, Any]]) -> str | None:
     return policies[0] if policies else None
 
 
-def _pairs(reply: Any) -> dict[str, Any]:
-    """HELLO's reply (a map, or a flat list in RESP2) with str keys and values."""
-    if isinstance(reply, list):
-        reply = dict(zip(reply[::2], reply[1::2], strict=False))
-    if not isinstance(reply, dict):
-        return {}
-    return {text(k): text(v) if isinstance(v, bytes) else v for k, v in reply.items()}
-
-
 def _per_node(reply: Any) -> list[dict[str, Any]]:
     """INFO of one server, or of every node of a cluster ({"host:port": {...}}): the nodes."""
     if not isinstance(reply, dict):
@@ -262,7 +253,7 @@ def _probe() -> Operation[dict[str, Any]]:
     """What ``_durability.choose`` reads from INFO, for a user that may not run it: the
     version (HELLO), whether AOF is on (WAITAOF refuses to wait for a local fsync without it;
     Redis >= 7.2), and the replicas (WAIT 0 answers at once with how many acknowledge)."""
-    version = str(_pairs((yield Cmd("HELLO"))).get("version", "0.0"))
+    version = reply_fields((yield Cmd("HELLO"))).get("version", "0.0")
     aof: int | None = None  # before 7.2 nothing but INFO tells
     if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) >= (7, 2):
         try:

@@ -104,6 +104,7 @@ def acl(
     spec, version = made.user, made.version
     url = agent_url(app.settings, app.url, spec.user)
     applied = made.applied
+    skipped = [{"node": node, "reason": why} for node, why in made.skipped.items()]
     data: dict[str, Any] = {
         "user": spec.user,
         "role": spec.role,
@@ -112,6 +113,7 @@ def acl(
         "rules": list(spec.rules),
         "command": spec.line,
         "applied": applied,
+        "skipped": skipped,
         "warning": spec.warning,
         "agent_url": url,
     }
@@ -130,6 +132,13 @@ def acl(
         click.echo(spec.line)
         for node in applied:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
+        for node in skipped:
+            click.echo(
+                f"warning: not applied on replica {node['node']}: {node['reason']}; it lacks "
+                f"user {spec.user!r} (a failover to it would lock the user's agents out): run this "
+                "command again once the replica is back",
+                err=True,
+            )
 
     app.emit(data, human)
 
