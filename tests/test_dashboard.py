@@ -633,26 +633,17 @@ def test_watch_follows_changes_as_json_lines(redis_url: str, sync_swarm: Swarm) 
         _interrupt(proc)
 
 
-# ``swarm watch`` whose idle re-read (every 5 s) comes every ``sys.argv[1]`` seconds instead.
-_WATCH_IDLE_S = """
-import sys
-from redis_swarm.cli import _dashboard, main
-assert isinstance(_dashboard._IDLE_REDRAW_S, float)
-_dashboard._IDLE_REDRAW_S = float(sys.argv.pop(1))
-main(prog_name="swarm")
-"""
-
-
 class _PipedWatch:
     """``swarm watch`` with its stdout a pipe (not a terminal), read line by line on a
     thread; without PYTHONUNBUFFERED, so what it does not flush is not seen. ``idle_s``:
-    its idle re-read comes that often."""
+    its idle re-read comes that often (``--interval``; by default every 5 s)."""
 
     def __init__(self, redis_url: str, idle_s: float | None = None) -> None:
         drop = ("PYTHONUNBUFFERED", "FORCE_COLOR")
-        swarm = ["-m", "redis_swarm"] if idle_s is None else ["-c", _WATCH_IDLE_S, str(idle_s)]
+        interval = [] if idle_s is None else ["--interval", str(idle_s)]
+        watch = ["--url", redis_url, "--swarm", SWARM, "watch", *interval]
         self.proc = subprocess.Popen(
-            [sys.executable, *swarm, "--url", redis_url, "--swarm", SWARM, "watch"],
+            [sys.executable, "-m", "redis_swarm", *watch],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -5,16 +5,26 @@ claimed takes one ticket of ``max_tasks``."""
 
 from __future__ import annotations
 
+import enum
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import ConnectionFailed, SwarmError
-from .._models import Finding, Task
+from .._models import Finding, Task, TaskStatus
 from .pool_state import PoolState
 
 __all__ = ["Claiming"]
+
+
+class _Open(enum.Enum):
+    """What an ``until_done`` claimer that found nothing to claim finds open."""
+
+    NOTHING = "nothing"  # every task of the queues settled: the pool is done
+    LEASED = "leased"  # only leased tasks: nothing is claimable until one ends (or a post)
+    CLAIMABLE = "claimable"  # pending or delayed tasks (or not known: an outage)
 
 
 class Claiming(PoolState):
@@ -103,10 +113,8 @@ class Claiming(PoolState):
         return batch[0] if batch else None
 
     def _claim_batch(self, worker: str, n: int, wait: float) -> list[Task]:
-        """Up to ``n`` tasks, waiting up to ``wait`` for one. With ``until_done`` the claimer
-        first claims without waiting and, finding nothing, looks whether the queues are
-        settled: then the pool is done, every slot with it, at once (a slot that waited
-        ``wait`` before looking kept the others waiting, one poll interval per slot)."""
+        """Up to ``n`` tasks, waiting up to ``wait`` for one (``until_done``: see
+        ``_claim_until_done``)."""
 
         def claim(wait_s: float) -> list[Task]:
             return self.swarm.claim(
@@ -118,29 +126,54 @@ class Claiming(PoolState):
             )
 
         if self.options.until_done:
+            return self._claim_until_done(claim, wait)
+        return claim(wait)
+
+    def _claim_until_done(self, claim: Callable[[float], list[Task]], wait: float) -> list[Task]:
+        """The claim of an ``until_done`` pool: it claims without waiting and, finding nothing,
+        looks at the queues. Settled: the pool is done, every slot with it, at once (a slot
+        that waited ``wait`` before looking kept the others waiting, one poll interval per
+        slot). Tasks pending or delayed: it waits in a claim, which a task made claimable
+        wakes. Only tasks leased (the pool's running agents', say): nothing would wake a
+        claim when one of them settles (nothing becomes claimable), so it waits on the pool
+        instead, and looks again as soon as one of its slots lets go of a task: the run ends
+        as its last task settles, not up to ``wait`` later. What it cannot see from here (a
+        task another process settled, or failed, or posted) it sees at its next look, within
+        ``wait``."""
+        deadline = time.monotonic() + wait
+        while not self._claims_over():
+            self._let_go_of_one.clear()  # (before looking: a let-go from now on is not missed)
             batch = claim(0.0)
             if batch:
                 return batch
-            if self._settled():
+            still_open = self._still_open()
+            if still_open is _Open.NOTHING:
                 self._done.set()
                 return []
-            if wait <= 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return []
-        return claim(wait)
+            if still_open is _Open.CLAIMABLE:
+                return claim(left)
+            if not self._let_go_of_one.wait(left):
+                return []
+        return []
 
-    def _settled(self) -> bool:
-        """True when no task of the pool's queues is open (a running one may still fail and
-        come back, so the pool waits for it)."""
+    def _still_open(self) -> _Open:
+        """Which tasks of the pool's queues are open (a running one may still fail and come
+        back, so the pool waits for it)."""
         try:
             stats = self.swarm.queue_stats()
         except ConnectionFailed as exc:  # an outage: not known to be settled, claim again
             self._error(f"queue stats failed (retrying): {exc}")
-            return False
-        return not any(
-            stats.get(q, {}).get(status, 0)
-            for q in self.options.queues
-            for status in ("pending", "delayed", "claimed")
-        )
+            return _Open.CLAIMABLE
+
+        def count(status: TaskStatus) -> int:
+            return sum(stats.get(q, {}).get(status.value, 0) for q in self.options.queues)
+
+        if count(TaskStatus.PENDING) or count(TaskStatus.DELAYED):
+            return _Open.CLAIMABLE
+        return _Open.LEASED if count(TaskStatus.CLAIMED) else _Open.NOTHING
 
     def _give_back(self, task: Task) -> None:
         """Release a task leased for this pool that no slot will run (unless a slot works on

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 from .._finding_text import SUMMARY_LIMIT
 
-__all__ = ["RunOptions", "default_worker_prefix"]
+__all__ = ["MAX_POLL_S", "RunOptions", "default_worker_prefix"]
+
+# The longest poll_s: a claim waits that long at most before it looks at Ctrl-C, --idle-exit
+# and (with --until-done) the queues again.
+MAX_POLL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,9 @@ class RunOptions:
     model: str | None = None  # recorded on findings (default: the one the agent's output names)
     summary_limit: int = SUMMARY_LIMIT
     grace_s: float = 5.0
-    poll_s: float = 1.0  # the longest a claim waits, so that Ctrl-C is prompt
+    # The longest a claim waits before it looks again: at Ctrl-C (drain), and with until_done
+    # at the queues, for a task settled by another process (the pool's own slots' wake it).
+    poll_s: float = 1.0
     shell: str = "/bin/sh"
 
 

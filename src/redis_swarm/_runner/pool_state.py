@@ -28,7 +28,7 @@ from .._errors import ConnectionFailed, SwarmError, ValidationError
 from .._models import MONEY_PLACES
 from .._outage import OUTAGE_PATIENCE_S, ride_out
 from .child import check_command, check_program
-from .options import RunOptions, default_worker_prefix
+from .options import MAX_POLL_S, RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome
 
 if TYPE_CHECKING:
@@ -67,6 +67,11 @@ class PoolState:
             raise ValidationError("concurrency must be at least 1")
         if not options.command.strip():
             raise ValidationError("the agent command is empty: pass it with --exec")
+        if not 0 < options.poll_s <= MAX_POLL_S:  # (NaN too)
+            raise ValidationError(
+                f"poll_s is {options.poll_s!r}: give seconds above 0, at most {MAX_POLL_S:g} "
+                "(how long a waiting claim blocks before it looks again: --poll)"
+            )
         check_command(options.command)
         check_program(options.command, shell=options.shell)
         self.swarm = swarm
@@ -80,6 +85,9 @@ class PoolState:
         self._draining = threading.Event()
         self._aborting = threading.Event()
         self._done = threading.Event()  # until_done: a claimer found the queues settled
+        # A slot let go of a task (reported, failed or gave it back): a claimer waiting on the
+        # pool's own tasks looks again at once (``Claiming._claim_until_done``).
+        self._let_go_of_one = threading.Event()
         self._fatal: str | None = None
         self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
         # The tasks the slots work on, by id: the lease each slot was handed (``_adopted``).
@@ -243,6 +251,7 @@ class PoolState:
             # (refused when the slot's report or fail used it: the task is settled then)
             with contextlib.suppress(SwarmError):
                 self.swarm.release(newer.id, newer.token)
+        self._let_go_of_one.set()  # (after the slot's last word on it reached Redis)
 
     # --- outages
 

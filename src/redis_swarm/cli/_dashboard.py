@@ -20,12 +20,15 @@ from ..dashboard import Snapshot, snapshot
 from ..dashboard._feed import EventFeed
 from ..dashboard._terminal import render
 from ._app import App, json_option, main, pass_app
-from ._common import listen_options
+from ._common import Seconds, listen_options
 
-# swarm watch: redraw at most this often when events pour in, and at least this often when
-# nothing happens (agents go stale with time, not with an event).
+# swarm watch: redraw at most this often when events pour in, and by default at least this
+# often when nothing happens (agents go stale with time, not with an event: --interval).
 _MIN_REDRAW_S = 0.25
 _IDLE_REDRAW_S = 5.0
+# The longest --interval: agents turn stale after a minute without a heartbeat, so a view
+# re-read less than hourly would show them alive long after.
+_MOST_IDLE_REDRAW_S = 3600.0
 
 
 @main.command(short_help="Serve the live, read-only web dashboard (Ctrl-C stops).")
@@ -76,9 +79,17 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     type=click.IntRange(1, 500),
     help="How many of the newest findings to show.",
 )
+@click.option(
+    "--interval",
+    "idle_s",
+    type=Seconds(above_zero=True, most=_MOST_IDLE_REDRAW_S),
+    default=_IDLE_REDRAW_S,
+    show_default=True,
+    help="With no event, re-read the swarm this often (agents turn stale with time).",
+)
 @json_option
 @pass_app
-def watch(app: App, once: bool, findings_n: int) -> None:
+def watch(app: App, once: bool, findings_n: int, idle_s: float) -> None:
     """Show agents, queues, passes, findings and contexts live in the terminal.
 
     Redraws on every change in the event stream. With --json, prints one snapshot per
@@ -86,10 +97,10 @@ def watch(app: App, once: bool, findings_n: int) -> None:
     plain snapshot at the start and after each change, as --once draws it.
     """
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live watch ends
-        asyncio.run(_watch(app, once=once, findings_n=findings_n))
+        asyncio.run(_watch(app, once=once, findings_n=findings_n, idle_s=idle_s))
 
 
-async def _watch(app: App, *, once: bool, findings_n: int) -> None:
+async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float) -> None:
     async with AsyncSwarm(app.settings) as swarm:
         snap = await snapshot(swarm, findings=findings_n)
         # Off a terminal rich's Live cannot redraw in place (it would print only the last
@@ -111,7 +122,7 @@ async def _watch(app: App, *, once: bool, findings_n: int) -> None:
                 if _liveness(s) != _liveness(shown):
                     print_next(s)
 
-            await _follow(swarm, snap, print_next, findings_n, idle=print_if_stale)
+            await _follow(swarm, snap, print_next, findings_n, idle_s, idle=print_if_stale)
             return
         with Live(
             _draw(app, snap, findings_n), console=app.out, auto_refresh=False, screen=False
@@ -120,7 +131,7 @@ async def _watch(app: App, *, once: bool, findings_n: int) -> None:
             def show(s: Snapshot) -> None:
                 live.update(_draw(app, s, findings_n), refresh=True)
 
-            await _follow(swarm, snap, show, findings_n, idle=show)
+            await _follow(swarm, snap, show, findings_n, idle_s, idle=show)
 
 
 async def _follow(
@@ -128,14 +139,15 @@ async def _follow(
     snap: Snapshot,
     show: Callable[[Snapshot], None],
     findings_n: int,
+    idle_s: float,
     *,
     idle: Callable[[Snapshot], None],
 ) -> None:
     """Re-read the snapshot after each burst of events and ``show`` it; with no event for
-    _IDLE_REDRAW_S, re-read it for ``idle`` (agents go stale with time, not with an event)."""
+    ``idle_s``, re-read it for ``idle`` (agents go stale with time, not with an event)."""
     async with EventFeed(swarm, since=snap.last_event_id) as feed:
         while True:
-            event = await feed.next(_IDLE_REDRAW_S)
+            event = await feed.next(idle_s)
             feed.drain()
             started = time.monotonic()
             (show if event is not None else idle)(await snapshot(swarm, findings=findings_n))

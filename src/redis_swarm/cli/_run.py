@@ -16,6 +16,7 @@ from .._errors import SwarmError
 from .._models import usage_line
 from .._printable import printable
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
+from .._runner.options import MAX_POLL_S
 from .._validate import check_name, check_queues
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals
@@ -87,6 +88,15 @@ _MARKS = {
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL when an agent is stopped.",
 )
+@click.option(
+    "--poll",
+    "poll_s",
+    type=Seconds(above_zero=True, most=MAX_POLL_S),
+    default=RunOptions.poll_s,
+    show_default=True,
+    help="The longest an idle slot's claim waits before it looks again: for Ctrl-C, "
+    "--idle-exit and, with --until-done, a task settled by another process.",
+)
 @json_option
 @pass_app
 def run(
@@ -103,6 +113,7 @@ def run(
     model: str | None,
     summary_limit: int,
     grace_s: float,
+    poll_s: float,
 ) -> None:
     """Run an agent command once per claimed task, CONCURRENCY at a time.
 
@@ -134,6 +145,7 @@ def run(
         model=model,
         summary_limit=summary_limit,
         grace_s=grace_s,
+        poll_s=poll_s,
     )
     lines: queue.Queue[TaskOutcome | str] = queue.Queue()
     runner = Runner(app.swarm, options, on_outcome=lines.put, on_progress=lines.put)
