@@ -25,6 +25,7 @@ __all__ = [
     "PLANNED_SYNTHESIS",
     "dedupe_key",
     "findings_of",
+    "label_prefix",
     "lease_queue",
     "lease_task_id",
     "pass_label",
@@ -115,7 +116,13 @@ def which_run(swarm: Swarm, plan: Plan, *, restart: bool = False) -> Plan:
 
 def pass_label(plan: Plan, index: int) -> str:
     """The pass name its tasks, findings and synthesis carry in the swarm."""
-    return f"{plan.name}{_run_suffix(plan, ' ')}: {plan.passes[index].name}"
+    return f"{label_prefix(plan)}{plan.passes[index].name}"
+
+
+def label_prefix(plan: Plan) -> str:
+    """How the pass name of every pass of this run of ``plan`` begins (``pass_label``): those
+    it no longer has too (a pass renamed or removed since the run began)."""
+    return f"{plan.name}{_run_suffix(plan, ' ')}: "
 
 
 def _digest(*parts: str, size: int = 24) -> str:

@@ -5,7 +5,8 @@ is the core's (``_models``)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,13 @@ from .._models import (  # (Money, Sum and adds_up named here as before: the cor
 from .names import (
     PLANNED_SYNTHESIS,
     findings_of,
-    pass_label,
+    label_prefix,
     pipeline_queue,
     plan_owner,
     planning_queue,
     stored_run,
     synthesis_queue,
+    synthesizer_task_of,
     tasks_of,
 )
 from .plan import Plan, parse_plan
@@ -102,35 +104,86 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     holds, by the pass label it carries (a planning task's in its data, a synthesizer task's
     from its synthesis), each with its synthesis; one row named ``EARLIER_PASSES`` for what
     names no pass. A pass each, named its old name and ``EARLIER``; none when the plan is
-    unchanged."""
+    unchanged.
+
+    Read in proportion to what it finds (``status`` and every budget check of a run read
+    it): first the queues' task counts, one round trip and no more when ``current`` holds
+    every task they count (the plan unchanged: a finding is of a task of its own queue, and
+    no task is ever removed). Else only the tasks and findings of this run's pass labels
+    that no pass of ``current`` has, the planning tasks the planning queue's findings name
+    and the synthesizer tasks of those passes' syntheses; a queue is listed in full only
+    when these leave some of its tasks unaccounted for (tasks that name no pass)."""
     work, planning, synth = pipeline_queue(plan), planning_queue(plan), synthesis_queue(plan)
+    unheld = _unheld(swarm, (work, planning, synth), current)
+    if not any(unheld.values()):
+        return []
     known_tasks = {t.id for r in current for t in (*r.tasks, *r.agent_tasks)}
     known = {f.id for r in current for f in (*r.findings, *r.superseded)}
     known |= {r.planning.id for r in current if r.planning is not None}
+    prefix = label_prefix(plan)
     out: dict[str, PassResult] = {}  # by label ("": none known), in the order first met
 
     def of(label: str) -> PassResult:
         if label not in out:
-            prefix = pass_label(plan, 0).removesuffix(plan.passes[0].name)
             name = f"{label.removeprefix(prefix)} {EARLIER}" if label else EARLIER_PASSES
             out[label] = PassResult(name, label)
         return out[label]
 
-    labels: dict[str, str] = {}  # task id -> the label of its pass
-    for task in tasks_of(swarm, None, work):
+    def unheld_of(
+        queue: str, found: Iterable[Task | None], whole: Callable[[], list[Task]]
+    ) -> tuple[list[Task], bool]:
+        """The tasks of ``queue`` that no pass of ``current`` holds, as a listing orders
+        them: those of ``found`` when they are all of them; else (True) ``whole``, every
+        task of the queue (some name no pass, or were posted since ``current`` was read)."""
+        mine = {t.id: t for t in found if t is not None and t.queue == queue}
+        mine = {i: t for i, t in mine.items() if i not in known_tasks}
+        if len(mine) != unheld[queue]:
+            return whole(), True
+        return sorted(mine.values(), key=lambda t: (t.created_at, t.id)), False
+
+    work_tasks: list[Task] = []
+    work_findings: list[Finding] = []
+    if unheld[work]:
+        held = {r.label for r in current}
+        labels = [p.name for p in swarm.status().passes
+                  if p.name.startswith(prefix) and p.name not in held]  # fmt: skip
+        work_tasks, in_full = unheld_of(
+            work,
+            (t for label in labels for t in tasks_of(swarm, label, work)),
+            lambda: tasks_of(swarm, None, work),
+        )
+        if in_full:  # (its findings too: some may name no pass)
+            work_findings = findings_of(swarm, None, work, superseded=True)
+        else:
+            per_label = [findings_of(swarm, label, work, superseded=True) for label in labels]
+            work_findings = sorted(chain(*per_label), key=lambda f: (f.created_at, f.id))
+    planning_tasks: list[Task] = []
+    planning_findings: list[Finding] = []
+    if unheld[planning]:  # (the queue of a task or two per planned pass: its findings)
+        planning_findings = findings_of(swarm, None, planning, superseded=True)
+        reported = dict.fromkeys(f.task_id for f in planning_findings)
+        planning_tasks, _ = unheld_of(
+            planning,
+            (_task(swarm, i) for i in reported if i not in known_tasks),
+            lambda: tasks_of(swarm, None, planning, with_data=True),
+        )
+
+    labels_of: dict[str, str] = {}  # task id -> the label of its pass
+    for task in work_tasks:
         if task.id not in known_tasks:
-            labels[task.id] = task.pass_name or ""
-            of(labels[task.id]).tasks.append(task)
-    for task in tasks_of(swarm, None, planning, with_data=True):
+            labels_of[task.id] = task.pass_name or ""
+            of(labels_of[task.id]).tasks.append(task)
+    for task in planning_tasks:
         if task.id not in known_tasks:
-            named = task.data.get("pass") if isinstance(task.data, dict) else None
-            labels[task.id] = task.pass_name or (named if isinstance(named, str) else "")
-            of(labels[task.id]).agent_tasks.append(task)
-    for queue in (work, planning):
-        for f in findings_of(swarm, None, queue, superseded=True):
+            named_pass = task.data.get("pass") if isinstance(task.data, dict) else None
+            label = task.pass_name or (named_pass if isinstance(named_pass, str) else "")
+            labels_of[task.id] = label
+            of(label).agent_tasks.append(task)
+    for queue, found in ((work, work_findings), (planning, planning_findings)):
+        for f in found:
             if f.id in known or f.task_id in known_tasks:
                 continue
-            result = of(labels.get(f.task_id) or f.pass_name or "")
+            result = of(labels_of.get(f.task_id) or f.pass_name or "")
             if f.superseded or (queue == planning and result.planning is not None):
                 result.superseded.append(f)  # (a second planner's: its run cost all the same)
             elif queue == work:
@@ -149,12 +202,41 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
             if cursor is None:
                 break
     by_synthesis = {r.synthesis.id: r for r in out.values() if r.synthesis is not None}
-    for task in tasks_of(swarm, None, synth, with_data=True):
+    synth_tasks: list[Task] = []
+    if unheld[synth]:
+        synth_tasks, _ = unheld_of(
+            synth,
+            (_task(swarm, synthesizer_task_of(s)) for s in by_synthesis),
+            lambda: tasks_of(swarm, None, synth, with_data=True),
+        )
+    for task in synth_tasks:
         if task.id not in known_tasks:
             named = task.data.get("synthesis") if isinstance(task.data, dict) else None
             mine = by_synthesis.get(named) if isinstance(named, str) else None
             (mine or of("")).agent_tasks.append(task)
     return sorted(out.values(), key=lambda r: not r.label)  # (the unnamed row last)
+
+
+def _unheld(swarm: Swarm, queues: tuple[str, ...], current: list[PassResult]) -> dict[str, int]:
+    """How many tasks of each of ``queues`` no pass of ``current`` holds: the queue's count
+    (the core keeps it exact: one round trip for them all) less those ``current`` holds in
+    it. Read after ``current``: a task posted in between can only make it more (a listing
+    for nothing), never hide a task of an earlier pass."""
+    counts = swarm.queue_stats()
+    held: dict[str, set[str]] = {queue: set() for queue in queues}
+    for result in current:
+        for task in (*result.tasks, *result.agent_tasks):
+            if task.queue in held:
+                held[task.queue].add(task.id)
+    return {q: sum(counts.get(q, {}).values()) - len(held[q]) for q in queues}
+
+
+def _task(swarm: Swarm, task_id: str) -> Task | None:
+    """Task ``task_id`` with its data, None when there is none."""
+    try:
+        return swarm.get_task(task_id)
+    except NotFound:
+        return None
 
 
 def json_figures(value: Any, key: str = "") -> Any:

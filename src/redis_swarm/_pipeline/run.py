@@ -498,7 +498,12 @@ class Pipeline(OneShotAgents):
         if self.plan.max_cost_usd is None and self.plan.max_tasks is None:
             return True
         self.cost, claims = self.spent()
-        reason = self._over_budget(self.cost, claims)
+        return self._within_budget(self.cost, claims)
+
+    def _within_budget(self, cost: float | None, claims: int) -> bool:
+        """False (and the run stops, saying why) when ``cost`` and ``claims``, as ``spent``
+        read them, spend a budget of the plan."""
+        reason = self._over_budget(cost, claims)
         if reason is not None:
             self.budget_reason = reason
             self._stopping.set()
@@ -509,9 +514,10 @@ class Pipeline(OneShotAgents):
     # --- the worker pool
 
     def _pool(self) -> None:
-        if not self._check_budget():
+        # (read once: for the budget's check, the pool's claims left and the cost shown)
+        self.cost, claims = self.spent()
+        if not self._within_budget(self.cost, claims):
             return
-        cost, claims = self.spent()
         plan = self.plan
         workers = plan.workers
         options = RunOptions(
@@ -526,7 +532,6 @@ class Pipeline(OneShotAgents):
             poll_s=0.5,
             max_tasks=None if plan.max_tasks is None else plan.max_tasks - claims,
         )
-        self.cost = cost
 
         def on_outcome(outcome: TaskOutcome) -> None:
             if outcome.finding_id is None and outcome.status is not OutcomeStatus.FAILED:
