@@ -27,10 +27,10 @@ def test_public_exports_are_pinned() -> None:
     expected |= set(_topology.__all__) | {"AppliedRole", "apply_role"}
     expected |= {"ContextCache", "Limits", "MAX_PAGE", "Settings", "__version__"}
     assert set(redis_swarm.__all__) == expected
-    bound = {
+    bound = {  # dir(): the names bound and those bound on first use (the package's __getattr__)
         name
-        for name, value in vars(redis_swarm).items()
-        if not name.startswith("_") and not isinstance(value, ModuleType)
+        for name in dir(redis_swarm)
+        if not name.startswith("_") and not isinstance(getattr(redis_swarm, name), ModuleType)
     } - {"annotations"}  # the __future__ import
     assert bound | {"__version__"} == expected, "bind exactly what __all__ lists"
 

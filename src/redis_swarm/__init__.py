@@ -12,9 +12,9 @@ The layers, bottom up (docs/architecture.md draws them and says where each chang
 
 from __future__ import annotations
 
-from ._acl_apply import AppliedRole, apply_role
-from ._cache import ContextCache
-from ._client import AsyncSwarm, Swarm
+import importlib
+import typing
+
 from ._config import Settings
 from ._errors import (
     AlreadyCompleted,
@@ -60,18 +60,65 @@ from ._models import (
     Usage,
     Webhook,
 )
-from ._ops._work import MAX_PAGE  # the most items one page of a listing holds (its limit)
-from ._protocol import Limits
-from ._topology import ClusterView, SentinelView, Topology, topology
-from .roles import (
-    Coordinator,
-    EphemeralWorker,
-    MemoryShard,
-    RedisSwarmCoordinator,
-    SonnetCoordinator,
-    SwarmMemoryShard,
-    Worker,
-)
+
+if typing.TYPE_CHECKING:
+    from ._acl_apply import AppliedRole, apply_role
+    from ._cache import ContextCache
+    from ._client import AsyncSwarm, Swarm
+    from ._ops._work import MAX_PAGE  # the most items one page of a listing holds (its limit)
+    from ._protocol import Limits
+    from ._topology import ClusterView, SentinelView, Topology, topology
+    from .roles import (
+        Coordinator,
+        EphemeralWorker,
+        MemoryShard,
+        RedisSwarmCoordinator,
+        SonnetCoordinator,
+        SwarmMemoryShard,
+        Worker,
+    )
+
+# The names above under TYPE_CHECKING are imported on first use (PEP 562), each from its module
+# here: they reach redis-py, whose own import loads its asyncio client and, where OpenTelemetry
+# is installed, its metrics (a quarter of a second). The records and errors, which pull nothing
+# but the standard library, are imported at once. A command that never reaches Redis (`swarm
+# hooks install`, `swarm task --help`) and a program that only needs a record so never pay for
+# it, and `swarm hook` pays for no more than it sends (tests/test_import_cost.py).
+_LAZY_FROM: dict[str, str] = {
+    **dict.fromkeys(("AppliedRole", "apply_role"), "._acl_apply"),
+    "ContextCache": "._cache",
+    **dict.fromkeys(("AsyncSwarm", "Swarm"), "._client"),
+    "MAX_PAGE": "._ops._work",
+    "Limits": "._protocol",
+    **dict.fromkeys(("ClusterView", "SentinelView", "Topology", "topology"), "._topology"),
+    **dict.fromkeys(
+        (
+            "Coordinator",
+            "EphemeralWorker",
+            "MemoryShard",
+            "RedisSwarmCoordinator",
+            "SonnetCoordinator",
+            "SwarmMemoryShard",
+            "Worker",
+        ),
+        ".roles",
+    ),
+}
+
+if not typing.TYPE_CHECKING:  # (to the type checker, an unknown name stays an error)
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY_FROM.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # bound now: the next use is a plain lookup
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,5 @@
-"""The swarm a program's environment names: ``SWARM_URL``, ``SWARM_NAME``, ``SWARM_HOME``.
+"""The swarm a program's environment names: ``SWARM_URL``, ``SWARM_NAME``, ``SWARM_HOME``;
+and the agent it runs as, ``SWARM_AGENT`` (``agent_from_env``, which the faces ask).
 
 The library's constructors never read the environment (``Swarm()`` is the default embedded
 swarm whatever the shell says): a face, or a program that means "the swarm I was started
@@ -14,11 +15,12 @@ from pathlib import Path
 
 from ._config import DEFAULT_HOME, Settings, swarm_from_env
 
-__all__ = ["ENV_HOME", "ENV_NAME", "ENV_URL", "settings_from_env"]
+__all__ = ["ENV_AGENT", "ENV_HOME", "ENV_NAME", "ENV_URL", "agent_from_env", "settings_from_env"]
 
 ENV_URL = "SWARM_URL"
 ENV_NAME = "SWARM_NAME"
 ENV_HOME = "SWARM_HOME"
+ENV_AGENT = "SWARM_AGENT"
 
 
 def settings_from_env(
@@ -38,3 +40,9 @@ def settings_from_env(
         swarm=swarm or swarm_from_env(environ.get(ENV_NAME)),
         home=Path(home or environ.get(ENV_HOME) or DEFAULT_HOME).expanduser(),
     )
+
+
+def agent_from_env() -> str | None:
+    """The caller's agent name from SWARM_AGENT (read by the faces only); unset or empty:
+    None."""
+    return os.environ.get(ENV_AGENT) or None

@@ -36,15 +36,17 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._budget import CHARS_PER_TOKEN, Budget
-from .._client import Swarm
 from .._errors import NotFound, SwarmError
 from .._finding_text import parse_finding
 from .._models import Message, Task
 from . import tokens
 from .formats import MAX_CHARS, Answer, clip
+
+if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)
+    from .._client import Swarm
 
 __all__ = [
     "DEFAULT_HOOK_BUDGET_TOKENS",

@@ -13,12 +13,10 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import click
-from rich.console import Console
 
-from .._client import Swarm
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
 from .._env import ENV_HOME, ENV_NAME, ENV_URL
 from .._errors import SwarmError, Timeout
@@ -28,6 +26,9 @@ from .._printable import printable
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
+    from rich.console import Console
+
+    from .._client import Swarm
 
 __all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app"]
 
@@ -117,13 +118,57 @@ def _whole_stdout() -> None:
     )
 
 
-class _Console(Console):
+@functools.cache
+def _stdout_console_class() -> type[Console]:
     """rich's console, ending on a closed standard output as every other write does (rich
     itself exits 1 there)."""
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> NoReturn:
-        self.quiet = True
-        _end_on_closed_stdout()
+    class _Console(Console):
+        def on_broken_pipe(self) -> NoReturn:
+            self.quiet = True
+            _end_on_closed_stdout()
+
+    return _Console
+
+
+def _stdout_console() -> Console:
+    return _stdout_console_class()(soft_wrap=True)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+class _ConsoleField:
+    """``App.out`` and ``App.err``: the console given to ``App(...)``, else one made when a
+    command first prints through it, so that a command that never does (`swarm hook`, which
+    a client runs at every turn, prints with click) does not import rich. A descriptor, so
+    that the dataclass still takes ``App(err=Console(...))``."""
+
+    def __init__(self, make: Callable[[], Console]) -> None:
+        self.make = make
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attribute = f"_{name}_console"
+
+    @overload
+    def __get__(self, app: None, owner: type) -> None: ...
+    @overload
+    def __get__(self, app: App, owner: type) -> Console: ...
+    def __get__(self, app: App | None, owner: type) -> Console | None:
+        if app is None:  # the dataclass asks for the default: none given
+            return None
+        console: Console | None = app.__dict__.get(self.attribute)
+        if console is None:
+            console = self.make()
+            app.__dict__[self.attribute] = console
+        return console
+
+    def __set__(self, app: App, console: Console | None) -> None:
+        app.__dict__[self.attribute] = console
 
 
 @dataclass
@@ -136,8 +181,8 @@ class App:
     json: bool = False
     debug: bool = False
     _swarm: Swarm | None = field(default=None, repr=False)
-    out: Console = field(default_factory=lambda: _Console(soft_wrap=True))
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    out: _ConsoleField = _ConsoleField(_stdout_console)
+    err: _ConsoleField = _ConsoleField(_stderr_console)
 
     @property
     def settings(self) -> Settings:
@@ -153,6 +198,10 @@ class App:
     @property
     def swarm(self) -> Swarm:
         if self._swarm is None:
+            # Imported here: the shell brings redis-py (a quarter of a second), which a
+            # command's --help, `prompt` and the commands that never reach the swarm do without.
+            from .._client import Swarm
+
             self._swarm = Swarm(self.settings)
         return self._swarm
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 import signal
 import sys
@@ -35,7 +34,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .. import MAX_PAGE
 from .._config import Settings
+from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
 from .._models import iso, now_ms
@@ -331,11 +332,6 @@ def _finite(text: str) -> float:
     return number
 
 
-def agent_option_default() -> str | None:
-    """The caller's agent name from SWARM_AGENT (read by the faces only)."""
-    return os.environ.get("SWARM_AGENT") or None
-
-
 def agent_required(what: str) -> Callable[[click.Context, click.Parameter, Any], str]:
     """The callback of a required option that defaults to SWARM_AGENT: a usage error naming
     it when neither is given. (``required=True`` never fires there: click checks only for a
@@ -513,7 +509,8 @@ def paging_options(command: F) -> F:
         command
     )
     command = click.option("--cursor", help="Continue a previous listing (its `cursor`).")(command)
-    return click.option("--limit", type=click.IntRange(1), default=50, show_default=True)(command)
+    limit = click.IntRange(1, MAX_PAGE)  # the most one page of a listing holds
+    return click.option("--limit", type=limit, default=50, show_default=True)(command)
 
 
 def listen_options(

@@ -14,6 +14,7 @@ import sys
 import click
 
 from .._budget import MIN_BUDGET_TOKENS, Budget
+from .._env import agent_from_env
 from .._errors import SwarmError
 from .._executable import swarm_command
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
@@ -21,7 +22,6 @@ from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._validate import check_queues
 from ._app import App, main, pass_app
-from ._common import agent_option_default
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 
@@ -88,7 +88,7 @@ def hook(
             raise ValueError("the hook input is not a JSON object")
         options = HookOptions(
             client=client, role=role, queues=queues, loop=loop, max_tasks=max_tasks,
-            agent=agent_option_default(), budget=_budget_of(budget),
+            agent=agent_from_env(), budget=_budget_of(budget),
             command=shlex.join([*swarm_command(), *app.reach()]),
         )  # fmt: skip
         answer = handle(app.swarm, name, payload, options)
