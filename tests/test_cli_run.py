@@ -206,6 +206,7 @@ def test_empty_output_fails(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
 def test_a_hung_agent_is_killed_and_its_task_retried(
     cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
+    swarm.configure_queue("q", retry_backoff_s=0.05)  # the retry matters, not its backoff
     t = swarm.post_task("q", "d", max_attempts=2)
     pidfile = tmp_path / "child.pid"
     cmd = f"sleep 300 & echo $! > {pidfile}; wait"
@@ -630,9 +631,11 @@ def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Swarm, value:
 def test_an_agent_that_always_crashes_is_dead_after_max_attempts(
     cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
+    swarm.configure_queue("q", retry_backoff_s=0.05)
     t = swarm.post_task("q", "d", max_attempts=3)
     crash = agent(tmp_path, "crash", "sys.exit(7)")
-    # Retries back off 1 s then 2 s: --until-done waits for them.
+    # Retries back off (0.05 s then 0.1 s here; 1 s then 2 s by default): --until-done waits
+    # for them.
     out = cli("--json", "run", "--queue", "q", "--exec", crash, "--until-done", expect=1)
     summary = json.loads(out.stdout)
     assert summary["failed"] == 3 and summary["completed"] == 0

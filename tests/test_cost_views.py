@@ -24,6 +24,7 @@ from redis_swarm._pipeline.report import Money
 from ._cli import Cli, Out
 from ._servers import ServerFactory
 from .test_pipeline_cost import CODEX, SYNTH
+from .test_pipeline_run import short_backoff
 
 PY = sys.executable
 
@@ -198,6 +199,8 @@ def planned(
     server = servers.start()
     tmp_path = tmp_path_factory.mktemp("planned")
     path = plan_file(tmp_path, PLANNED)
+    with Swarm(server.url, swarm="test") as swarm:
+        short_backoff(swarm, path)  # the refused and failed runs are retried at once
     with pytest.MonkeyPatch.context() as env:  # (as _private_swarm_home, for the module)
         env.setenv("SWARM_HOME", str(tmp_path_factory.mktemp("swarm-home")))
         out = Cli(server.url)("pipeline", "run", str(path), env={"BAD_TRIES": "1"})
@@ -292,12 +295,13 @@ def test_a_task_shows_what_every_run_on_it_cost(cli: Cli, swarm: Swarm) -> None:
     """A failed run ($0.02), the finding ($0.10) and a late report superseded ($0.03):
     `task show` and `lineage TASK` say each part and the $0.15 in all; a completed task's
     one failure is counted against its limit, not read as a dead letter."""
+    swarm.configure_queue("q", retry_backoff_s=0.01)  # a short backoff: the retry matters
     task = swarm.post_task("q", "look into it")
     first = swarm.claim(["q"], worker="w1")
     assert first is not None and first.token is not None
     failed = Usage("claude-json", cost_usd=0.02, tokens_in=1500, cached_in=1000, tokens_out=40)
     swarm.fail(first.id, first.token, "is_error", usage=failed)
-    second = swarm.claim(["q"], worker="w2", wait_s=3)  # after the 1 s backoff
+    second = swarm.claim(["q"], worker="w2", wait_s=3)  # after the backoff
     assert second is not None and second.token is not None and second.id == task.id
     own = Usage("claude-json", cost_usd=0.1, tokens_in=1000, tokens_out=100)
     finding = swarm.report(task.id, second.token, {"summary": "found"}, usage=own)

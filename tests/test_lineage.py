@@ -84,12 +84,13 @@ def test_a_task_shows_what_its_failed_runs_cost(cli: Cli, swarm: Swarm) -> None:
 def test_a_synthesis_total_counts_its_findings_tasks_failed_runs(cli: Cli, swarm: Swarm) -> None:
     """A finding that took a failed run first ($0.02) then its own ($0.10), cited by a
     synthesis ($0.50): $0.62 in all, the failed run shown under the finding's task."""
+    swarm.configure_queue("q", retry_backoff_s=0.01)  # a short backoff: the retry matters
     task = swarm.post_task("q", "look into it")
     first = swarm.claim(["q"], worker="w1")
     assert first is not None and first.token is not None
     swarm.fail(first.id, first.token, "is_error", usage=Usage("claude-json", cost_usd=0.02,
                tokens_in=1500, tokens_out=40))  # fmt: skip
-    second = swarm.claim(["q"], worker="w1", wait_s=3)  # after the 1 s backoff
+    second = swarm.claim(["q"], worker="w1", wait_s=3)  # after the backoff
     assert second is not None and second.token is not None and second.id == task.id
     finding = swarm.report(task.id, second.token, {"summary": "found"}, usage=Usage(
         "claude-json", cost_usd=0.1, tokens_in=1000, tokens_out=100))  # fmt: skip

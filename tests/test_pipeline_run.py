@@ -22,7 +22,7 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._pipeline import load_plan, pass_label, pipeline_queue, synthesis_id
-from redis_swarm._pipeline.names import lease_queue
+from redis_swarm._pipeline.names import lease_queue, planning_queue, synthesis_queue
 from redis_swarm._pipeline.run import parse_task_list
 
 from ._cli import Cli, Out, subprocess_env, swarm_bin
@@ -110,6 +110,15 @@ tasks = ["Check the timeouts again", "Check the retries again"]
     return path
 
 
+def short_backoff(swarm: Swarm, path: Path) -> None:
+    """A short retry backoff on the queues of the plan at ``path`` (its workers', planner's
+    and synthesizer's tasks), for a test whose runs fail and are retried: what it tests is
+    the retries, not their backoff (1 s, then 2 s, by default)."""
+    plan = load_plan(path)
+    for queue in (pipeline_queue(plan), planning_queue(plan), synthesis_queue(plan)):
+        swarm.configure_queue(queue, retry_backoff_s=0.05)
+
+
 @pytest.fixture
 def swarm(redis_url: str) -> Iterator[Swarm]:
     with Swarm(redis_url, swarm="test") as handle:
@@ -184,6 +193,7 @@ def test_a_synthesizer_citing_unknown_ids_is_retried(
     cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     path = plan_text(tmp_path)
+    short_backoff(swarm, path)
     counter = tmp_path / "tries"
     summary = run_plan(cli, path, BAD_FIRST=str(counter))
     assert summary["done"]
@@ -196,6 +206,7 @@ def test_a_synthesizer_that_never_cites_right_fails_the_pass(
     cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     path = plan_text(tmp_path)
+    short_backoff(swarm, path)
     path.write_text(
         path.read_text().replace(f'exec = "{PY} {tmp_path}/synth.py"', 'exec = "echo see [f-nope]"')
     )
@@ -244,6 +255,7 @@ def test_a_pass_where_every_task_died_stops_then_resumes(
     last error; run again after the fix, the pass's dead tasks go back to the queue and the
     pipeline finishes."""
     path = plan_text(tmp_path)
+    short_backoff(swarm, path)
     good = path.read_text()
     path.write_text(good.replace("lease_s = 30", "lease_s = 30\ntimeout_s = 0.5"))
     error = "timed out"
@@ -270,6 +282,7 @@ def test_a_later_pass_where_every_task_died(cli: Cli, swarm: Swarm, tmp_path: Pa
     """Pass 2's every task died: the rerun retries them, and nothing of pass 1 is run again
     or lost."""
     path = plan_text(tmp_path)
+    short_backoff(swarm, path)
     out = cli("pipeline", "run", str(path), expect=1, env={"FAIL_ON": "again"})
     assert "pass 2/2 'Pass 2': every task died (2 dead of 2" in out.stderr
     assert "cannot do again" in out.stderr
@@ -290,6 +303,7 @@ def test_a_pass_where_some_tasks_died_goes_on(cli: Cli, swarm: Swarm, tmp_path: 
     error; the synthesis cites the findings. A rerun (here after its synthesizer failed)
     does not retry the dead task: the first run decided what the pass rests on."""
     path = plan_text(tmp_path)
+    short_backoff(swarm, path)
     good = path.read_text()
     path.write_text(good.replace(f'exec = "{PY} {tmp_path}/synth.py"', 'exec = "echo [f-no]"'))
     out = cli("pipeline", "run", str(path), expect=1, env={"FAIL_ON": "Find the backoff"})
@@ -421,11 +435,13 @@ def test_three_passes_static_then_planned(cli: Cli, swarm: Swarm, tmp_path: Path
 def test_a_planner_answering_garbage(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     counter = tmp_path / "tries"
     path = three_passes(tmp_path)
+    short_backoff(swarm, path)
     assert run_plan(cli, path, GARBAGE_FIRST=str(counter))["done"]
     assert counter.read_text() == "3"  # pass 2: garbage, then a list; pass 3: a list
     (tmp_path / "b").mkdir()
     path = three_passes(tmp_path / "b", planner="echo 'no tasks today [1, 2'")
     path.write_text(path.read_text().replace('name = "audit"', 'name = "audit2"'))
+    short_backoff(swarm, path)
     out = cli("pipeline", "run", str(path), expect=1)
     assert "planner of pass 'Pass 2' gave no usable task list in 3 tries" in out.stderr
     assert "no tasks today" in out.stderr

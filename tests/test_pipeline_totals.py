@@ -14,7 +14,7 @@ from redis_swarm._pipeline import Pipeline
 from redis_swarm._pipeline.report import stored_plan
 
 from ._cli import Cli
-from .test_pipeline_run import plan_text, run_plan, three_passes
+from .test_pipeline_run import plan_text, run_plan, short_backoff, three_passes
 
 
 @pytest.fixture
@@ -44,6 +44,7 @@ def test_renamed_passes_still_count(cli: Cli, swarm: Swarm, tmp_path: Path) -> N
     finished run, then run again: the old passes' workers, planner, synthesizer runs and
     syntheses count in every total, each old pass in a row of its own."""
     path = three_passes(tmp_path)
+    short_backoff(swarm, path)
     first = run_plan(cli, path, BAD_FIRST=str(tmp_path / "synth-tries"))
     assert first["done"] and first["cost_usd"] == pytest.approx(0.34)
     text = path.read_text()
@@ -97,6 +98,7 @@ def test_renamed_passes_still_count(cli: Cli, swarm: Swarm, tmp_path: Path) -> N
 def test_the_reports_total_row_has_the_counts(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     """The report's total row: tasks, completed, dead and findings as status sums them."""
     path = plan_text(tmp_path)
+    short_backoff(swarm, path)
     assert run_plan(cli, path, FAIL_ON="backoff")["done"]
     status = cli.json("pipeline", "status", "audit")
     keys = ("posted", "completed", "dead", "findings")

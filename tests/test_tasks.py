@@ -345,6 +345,7 @@ def test_fail_without_retry_dead_letters_now(swarm: Swarm, raw: redis.Redis) -> 
 
 
 def test_fail_keeps_what_the_failed_runs_cost(swarm: Swarm) -> None:
+    swarm.configure_queue("q", retry_backoff_s=0.01)  # the retries, not their backoff, matter
     swarm.post_task("q", "d", max_attempts=5)
     models = {"claude-haiku-4-5": {"cost_usd": 0.02, "tokens_in": 500.0}}
     spent = Usage("claude-json", cost_usd=0.02, tokens_in=500, tokens_out=40, models=models)

@@ -21,6 +21,8 @@ __all__ = [
     "MAX_PASS_WAIT_S",
     "MAX_QUEUES",
     "MAX_READ",
+    "MAX_RETRY_AFTER_S",
+    "MAX_RETRY_BACKOFF_S",
     "MAX_WAIT_S",
     "READ_DEFAULT",
     "check_agent",
@@ -46,6 +48,12 @@ MAX_LEASE_S = 30 * 86_400.0  # the longest lease a claim may take or a renew giv
 MAX_WAIT_S = 86_400.0  # the longest one call blocks (a claim, a report's next task, an inbox)
 MAX_ASK_TIMEOUT_S = MAX_WAIT_S  # the longest an ask waits for its answer
 MAX_PASS_WAIT_S = 7 * 86_400.0  # the longest a wait for a pass or queue to settle may be
+# A failed task waits its queue's retry_backoff_s, then twice that, ... at most this long (the
+# cap); a queue's first wait is at most the cap too (past it, every wait would be the cap).
+MAX_RETRY_BACKOFF_S = 300.0
+# The longest a fail's retry_after_s may hold a task back: a day covers a rate limit's
+# Retry-After up to a daily quota's reset; longer is a task to dead-letter or post delayed.
+MAX_RETRY_AFTER_S = 86_400.0
 
 # JSON payloads (task data, findings, messages, metadata) nest at most this deep: deeper
 # values are refused at the edge rather than stored for readers that might not decode them.

@@ -12,6 +12,7 @@ from ._helpers import connect
 
 
 def test_report_and_fail_record_what_the_run_cost(core: Swarm) -> None:
+    core.configure_queue("work", retry_backoff_s=0.01)  # the retry matters, not its backoff
     core.post_task("work", "one", max_attempts=3)
 
     async def body() -> None:

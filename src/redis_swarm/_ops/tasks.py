@@ -36,6 +36,8 @@ from .._validate import (
     MAX_LEASE_S,
     MAX_PASS_WAIT_S,
     MAX_QUEUES,
+    MAX_RETRY_AFTER_S,
+    MAX_RETRY_BACKOFF_S,
     MAX_WAIT_S,
     check_agent,
     check_id,
@@ -98,8 +100,10 @@ MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
 PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim
-BACKOFF_BASE_MS = 1_000  # a failed task waits 1 s, 2 s, 4 s, ... before its next attempt
-BACKOFF_CAP_MS = 300_000
+# A failed task waits 1 s, 2 s, 4 s, ... before its next attempt, unless its queue sets the
+# first wait (configure_queue's retry_backoff_s) or the fail says (retry_after_s).
+BACKOFF_BASE_MS = 1_000
+BACKOFF_CAP_MS = round(MAX_RETRY_BACKOFF_S * 1000)
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
 _SETTLING = frozenset({"task.completed", "task.dead", "task.cancelled"})
@@ -418,25 +422,35 @@ def configure_queue(
     *,
     max_abandons: int | None = None,
     description: str | None = None,
+    retry_backoff_s: float | None = None,
 ) -> Operation[dict[str, Any]]:
     """Set a queue's settings (None: leave as is); returns them. ``max_abandons``: abandoned
     leases a task posted from now on survives (a task's own value wins); ``description``:
-    what the queue's tasks are for, shown to those who send work (``swarm a2a``'s skills)."""
+    what the queue's tasks are for, shown to those who send work (``swarm a2a``'s skills);
+    ``retry_backoff_s``: how long a task of the queue waits after its first failure before
+    it may run again, doubled at each further failure up to 5 min (0: at once; default 1 s),
+    from the next failure on. ``description`` and ``retry_backoff_s`` are in the result once
+    set."""
     name = check_name("queue", queue)
     key = ctx.keys.queue_settings
-    fields = (f"{name}|max_abandons", f"{name}|description")
+    # (task_update.lua reads QUEUE|retry_backoff_ms, in ms as its other ARGV times)
+    fields = (f"{name}|max_abandons", f"{name}|description", f"{name}|retry_backoff_ms")
     writes: list[Cmd] = []
     if max_abandons is not None:
         writes.append(Cmd("HSET", key, fields[0], _max_abandons(max_abandons)))
     if description is not None:
         about = check_label("description", description, max_chars=MAX_QUEUE_DESCRIPTION)
         writes.append(Cmd("HSET", key, fields[1], about))
-    reads = (Cmd("HGET", key, fields[0]), Cmd("HGET", key, fields[1]))
-    replies = yield Batch((*writes, *reads))
-    value, described = replies[-2:]
+    if retry_backoff_s is not None:
+        backoff = check_number("retry_backoff_s", retry_backoff_s, 0, MAX_RETRY_BACKOFF_S)
+        writes.append(Cmd("HSET", key, fields[2], round(backoff * 1000)))
+    replies = yield Batch((*writes, *(Cmd("HGET", key, field) for field in fields)))
+    value, described, backoff_ms = replies[-3:]
     out: dict[str, Any] = {"max_abandons": DEFAULT_MAX_ABANDONS if value is None else int(value)}
     if described is not None:
         out["description"] = text(described)
+    if backoff_ms is not None:
+        out["retry_backoff_s"] = int(backoff_ms) / 1000
     return out
 
 
@@ -743,6 +757,7 @@ def _update(
     q = r.queue
     keys: tuple[str, ...] = (k.tasks, k.counts, k.pass_counts, k.events)
     keys += (k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.task_data, k.wake(q))
+    keys += (k.queue_settings,)  # (read by a fail alone: its queue's backoff)
     args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
     raw, data = yield Call("task_update", keys, (*args, *extra))
     return task_from(raw, data)
@@ -763,11 +778,17 @@ def fail(
     error: str,
     retry: bool = True,
     usage: Usage | None = None,
+    retry_after_s: float | None = None,
 ) -> Operation[Task]:
-    """Give the task up with an error (one failure): back to its queue after a backoff (1 s,
-    2 s, 4 s, ... up to 5 min) while failures stay under ``max_attempts`` and ``retry``, else
-    dead-lettered with the reason. ``usage``: what the failed agent run cost, when its CLI
-    said; it adds to the task's ``failed_usage``."""
+    """Give the task up with an error (one failure): back to its queue after a backoff (its
+    queue's ``retry_backoff_s``, 1 s unless configured, then twice that, ... up to 5 min)
+    while failures stay under ``max_attempts`` and ``retry``, else dead-lettered with the
+    reason. ``retry_after_s``: run it again no sooner than this, instead of the backoff, for
+    this failure only (a rate limit's Retry-After; 0: at once), up to a day. ``usage``: what
+    the failed agent run cost, when its CLI said; it adds to the task's ``failed_usage``."""
+    after: int | str = ""  # task_update's retry-after ms ('': the queue's backoff)
+    if retry_after_s is not None:
+        after = round(check_number("retry_after_s", retry_after_s, 0, MAX_RETRY_AFTER_S) * 1000)
     spent = dumps(usage_body(usage)) if usage is not None else ""
     if not isinstance(error, str):
         raise ValidationError(f"error must be a string, got {type(error).__name__}")
@@ -777,7 +798,7 @@ def fail(
         yield from _update(
             ctx, task_id, "fail", check_token(token), "1" if retry else "0",
             error or "(no message)",
-            BACKOFF_BASE_MS, BACKOFF_CAP_MS, spent,
+            BACKOFF_BASE_MS, BACKOFF_CAP_MS, spent, after,
         )
     )  # fmt: skip
 

@@ -15,7 +15,14 @@ from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hooks import tokens
 from .._models import Money, Task, TaskCosts, TaskStatus, Usage, iso, unknown_pass, usage_line
 from .._printable import printable
-from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_PASS_WAIT_S, MAX_WAIT_S
+from .._validate import (
+    MAX_CLAIM_BATCH,
+    MAX_LEASE_S,
+    MAX_PASS_WAIT_S,
+    MAX_RETRY_AFTER_S,
+    MAX_RETRY_BACKOFF_S,
+    MAX_WAIT_S,
+)
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import (
     Listing,
@@ -597,15 +604,28 @@ def report(
     show_default=True,
     help="Give the task back to its queue (until max attempts failures) or dead-letter it now.",
 )
+@click.option(
+    "--retry-after",
+    type=Seconds(most=MAX_RETRY_AFTER_S),
+    metavar="SECONDS",
+    help="Run it again no sooner than this (a rate limit's Retry-After; 0: at once), "
+    "instead of the queue's backoff, for this failure only.",
+)
 @usage_option
 @json_option
 @pass_app
 def fail(
-    app: App, task_id: str, token: str, error: str, retry: bool, usage_arg: str | None
+    app: App,
+    task_id: str,
+    token: str,
+    error: str,
+    retry: bool,
+    retry_after: float | None,
+    usage_arg: str | None,
 ) -> None:
-    """Give up TASK_ID with the reason (a failure); it is retried until it has failed
-    max_attempts times. With --usage, what the failed run cost adds to the task's
-    failed_usage."""
+    """Give up TASK_ID with the reason (a failure); it is retried after the queue's backoff
+    (see task configure) or --retry-after, until it has failed max_attempts times. With
+    --usage, what the failed run cost adds to the task's failed_usage."""
     if error == "-" and usage_arg == "-":
         raise click.UsageError(
             "--error and --usage cannot both read stdin (-): give one inline or as @FILE"
@@ -613,8 +633,15 @@ def fail(
     error = read_text(error, app, what="--error", thing="what went wrong")
     usage = _usage(app, usage_arg)
     with _settling(app, task_id, token):
-        t = app.swarm.fail(task_id, token, error, retry=retry, usage=usage)
-    app.emit(task_json(t), lambda: click.echo(f"failed {t.id}: now {t.status.value}"))
+        t = app.swarm.fail(
+            task_id, token, error, retry=retry, usage=usage, retry_after_s=retry_after
+        )
+
+    def human() -> None:
+        due = f" until {when(t.not_before)}" if t.status is TaskStatus.DELAYED else ""
+        click.echo(f"failed {t.id}: now {t.status.value}{due}")
+
+    app.emit(task_json(t), human)
 
 
 @task.command(short_help="Give a task back to its queue untouched.")
@@ -662,17 +689,35 @@ def requeue(app: App, task_id: str) -> None:
     "--description",
     help="What the queue's tasks are for (swarm a2a shows it as the queue's skill).",
 )
+@click.option(
+    "--retry-backoff",
+    type=Seconds(most=MAX_RETRY_BACKOFF_S),
+    metavar="SECONDS",
+    help="The wait after a task's first failure before it may run again, doubled at each "
+    "further failure up to 5 min (0: at once)  [default: 1].",
+)
 @json_option
 @pass_app
-def configure(app: App, queue: str, max_abandons: int | None, description: str | None) -> None:
-    """Set QUEUE's defaults for the tasks posted to it from now on (a task's own value wins)
-    and its description; without an option, show them."""
-    settings = app.swarm.configure_queue(queue, max_abandons=max_abandons, description=description)
+def configure(
+    app: App,
+    queue: str,
+    max_abandons: int | None,
+    description: str | None,
+    retry_backoff: float | None,
+) -> None:
+    """Set QUEUE's defaults for the tasks posted to it from now on (a task's own value wins),
+    its description and its retry backoff (from the next failure on); without an option,
+    show them."""
+    settings = app.swarm.configure_queue(
+        queue, max_abandons=max_abandons, description=description, retry_backoff_s=retry_backoff
+    )
 
     def human() -> None:
         click.echo(f"{queue}: max_abandons {settings['max_abandons']}")
         if "description" in settings:
             click.echo(f"{queue}: description {printable(settings['description'])}")
+        if "retry_backoff_s" in settings:
+            click.echo(f"{queue}: retry_backoff {settings['retry_backoff_s']:g} s")
 
     app.emit({"queue": queue, **settings}, human)
 

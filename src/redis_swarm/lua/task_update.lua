@@ -4,13 +4,15 @@
 -- the task and returns the task as it left it, instead of applying twice.
 -- KEYS[1] tasks  KEYS[2] counts  KEYS[3] pass_counts  KEYS[4] events
 -- KEYS[5] pending(q)  KEYS[6] delayed(q)  KEYS[7] leases(q)  KEYS[8] dead(q)  KEYS[9] task_data
--- KEYS[10] wake(q)
+-- KEYS[10] wake(q)  KEYS[11] queue_settings (a fail reads its queue's QUEUE|retry_backoff_ms)
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
 --   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
 -- ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release, fail)
 -- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to
--- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms  ARGV[11] fail: backoff cap ms
+-- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms, unless the queue sets its own
+--   (QUEUE|retry_backoff_ms in KEYS[11])  ARGV[11] fail: backoff cap ms
 -- ARGV[12] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
+-- ARGV[13] fail: ms before the retry may run, instead of the backoff ('' = the backoff)
 -- Every change of status but renew's (none) records its time: status_at (lua/_tasks).
 -- Returns {task JSON after the change, data JSON or false}.
 local now = now_ms(ARGV[1])
@@ -96,13 +98,21 @@ elseif action == 'fail' then
       'max_attempts reached: failed on all %d %s; last error: %s', t.failures,
       t.failures == 1 and 'attempt' or 'attempts', err))
   else
-    -- Exponential backoff: base, 2 * base, 4 * base, ... capped.
-    local delay = math.min(tonumber(ARGV[10]) * 2 ^ (t.failures - 1), tonumber(ARGV[11]))
+    local delay = tonumber(ARGV[13])  -- the caller's (a rate limit's Retry-After)
+    if not delay then
+      -- Exponential backoff: base, 2 * base, 4 * base, ... capped; the queue's base if set.
+      local base = tonumber(redis.call('HGET', KEYS[11], t.queue .. '|retry_backoff_ms'))
+      delay = math.min((base or tonumber(ARGV[10])) * 2 ^ (t.failures - 1), tonumber(ARGV[11]))
+    end
     t.not_before = now + delay
-    set_status_at(K, t, 'delayed', now)
-    redis.call('ZADD', Q.delayed, fmt(t.not_before), id)
-    lower_due(K, Q, t.not_before)
-    wake(Q)  -- one waiter learns when the retry falls due
+    if delay > 0 then
+      set_status_at(K, t, 'delayed', now)
+      redis.call('ZADD', Q.delayed, fmt(t.not_before), id)
+      lower_due(K, Q, t.not_before)
+      wake(Q)  -- one waiter learns when the retry falls due
+    else
+      make_pending(K, Q, t, now)  -- claimable at once, as a task posted due now
+    end
     task_event(K, 'task.retried', t, 'attempt', t.attempts, 'not_before', t.not_before)
   end
 

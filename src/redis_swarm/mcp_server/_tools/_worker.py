@@ -10,9 +10,9 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._errors import AlreadyCompleted, SwarmError, ValidationError
-from ..._models import ContextInfo, Finding, Task, Usage, dumps, iso
+from ..._models import ContextInfo, Finding, Task, TaskStatus, Usage, dumps, iso
 from ..._prompts import no_context_note
-from ..._validate import MAX_LEASE_S
+from ..._validate import MAX_LEASE_S, MAX_RETRY_AFTER_S
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
 from .._session import REPORT, AgentSession, Lease
@@ -268,6 +268,15 @@ class WorkerTools(ToolsBase):
         ] = True,
         token: LeaseToken = None,
         usage: RunUsage = None,
+        retry_after_s: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                le=MAX_RETRY_AFTER_S,
+                description="Seconds before it may run again, if you know (a rate limit's "
+                "Retry-After); default: the queue's backoff.",
+            ),
+        ] = None,
     ) -> CallToolResult:
         """Give a task back when you cannot do it: it is retried by another worker (until it
         has failed max_attempts times), or dead-lettered with retry=false. Then claim the next
@@ -276,17 +285,19 @@ class WorkerTools(ToolsBase):
         session = await self._session(ctx)
         lease_token = self._token(session, task_id, token)
         task = await self._run(
-            self.swarm.fail, task_id, lease_token, error, retry=retry, usage=spent
-        )
+            self.swarm.fail, task_id, lease_token, error, retry=retry, usage=spent,
+            retry_after_s=retry_after_s,
+        )  # fmt: skip
         session.leases.pop(task_id, None)
-        return self._result(
-            {
-                "task_id": task.id,
-                "status": task.status,
-                "attempts": task.attempts,
-                "failures": task.failures,
-                "max_attempts": task.max_attempts,
-                "abandons": task.abandons,
-                "max_abandons": task.max_abandons,
-            }
-        )
+        failed: dict[str, Any] = {
+            "task_id": task.id,
+            "status": task.status,
+            "attempts": task.attempts,
+            "failures": task.failures,
+            "max_attempts": task.max_attempts,
+            "abandons": task.abandons,
+            "max_abandons": task.max_abandons,
+        }
+        if task.status is TaskStatus.DELAYED:  # when its retry may run
+            failed["not_before"] = iso(task.not_before)
+        return self._result(failed)
