@@ -24,9 +24,9 @@ from ._client import Swarm
 from ._config import Settings
 from ._connect import sync_client
 from ._embedded import find_redis_server
-from ._errors import SwarmError
+from ._errors import ConnectionFailed, SwarmError
 from ._replies import reply_fields
-from ._translate import translate
+from ._translate import translate, why_no_answer
 
 __all__ = ["AppliedRole", "apply_role", "apply_user", "server_version"]
 
@@ -38,9 +38,11 @@ class AppliedRole:
     """What ``apply_role`` made: ``user``, its ACL SETUSER (``user.password`` is the one to give
     the agents, shown once when ``user.generated``); ``version``, the Redis version its rules
     are for; ``persisted``, how each server that now holds it keeps it (node -> how: the
-    aclfile, redis.conf, or memory only), empty on a dry run; ``skipped``, the replicas the
-    sentinels report down, which were left without the user (node -> why): apply the role
-    again once they are back, or a failover to one locks the role's agents out."""
+    aclfile, redis.conf, or memory only), empty on a dry run; ``skipped``, the servers left
+    without the user (node -> why): the replicas the sentinels report down, the cluster nodes
+    CLUSTER NODES flags ``fail``, ``fail?``, ``noaddr`` or ``handshake``, and the replicas (or
+    cluster nodes without hash slots) that did not answer within the connect timeout. Apply
+    the role again once they are back: a failover to one locks the role's agents out."""
 
     user: AclUser
     version: Version
@@ -76,17 +78,27 @@ def apply_role(
     their version, unless given; the embedded server is not started for that: the version of
     its binary is read). What ``swarm acl`` runs, ``--apply`` or not. Errors arrive as
     ``SwarmError`` (one line saying what to do): ``PermissionDenied`` when the user may not
-    run ACL SETUSER, ``ValidationError`` for a bad role, name or password. A replica the
-    sentinels report down cannot be reached: it is left out and named in ``skipped``."""
+    run ACL SETUSER, ``ValidationError`` for a bad role, name or password.
+
+    A server of a cluster or Sentinel that cannot be reached is left out and named in
+    ``skipped`` when it is a replica (or a cluster node without hash slots): one the sentinels
+    or the cluster report down is not tried; the others are, once, each given the connect
+    timeout to answer (not the URL's retries, which ride out a failover for up to a minute).
+    A master that cannot be reached (one that holds hash slots, the master behind the
+    sentinels) fails the call with ``ConnectionFailed`` naming it, before any server got the
+    user: the clients are sent to it, and the swarm's library could not be loaded there."""
     settings = target if isinstance(target, Settings) else target.settings
+    silent: dict[str, str] = {}
     if version is None:
-        embedded = dry_run and settings.kind == "embedded"
-        version = _binary_version() if embedded else server_version(settings)
+        if dry_run and settings.kind == "embedded":
+            version = _binary_version()
+        else:
+            version, silent = _oldest_version(settings)
     spec = acl_user(role, settings.swarm if swarm is None else swarm, user, password, version)
     if dry_run:
         return AppliedRole(spec, version)
     handle = None if isinstance(target, Settings) else target
-    persisted, skipped = _apply(settings, spec, handle)
+    persisted, skipped = _apply(settings, spec, handle, silent)
     return AppliedRole(spec, version, persisted, skipped)
 
 
@@ -99,8 +111,14 @@ def apply_user(settings: Settings, spec: AclUser) -> list[dict[str, str]]:
 def server_version(settings: Settings) -> Version:
     """The oldest Redis version among the servers that must hold a user (INFO, else HELLO
     for a user that may not read INFO)."""
-    versions, _ = _on_every_node(settings, _version_text)
-    return min(parse_version(text) for text in versions.values())
+    return _oldest_version(settings)[0]
+
+
+def _oldest_version(settings: Settings) -> tuple[Version, dict[str, str]]:
+    """``server_version``, and the servers left out (node -> why): those that did not answer
+    are not asked again by the apply that follows (each would cost the connect timeout)."""
+    versions, skipped = _on_every_node(settings, _version_text)
+    return min(parse_version(text) for text in versions.values()), skipped
 
 
 def _applied(persisted: Mapping[str, str]) -> list[dict[str, str]]:
@@ -114,16 +132,20 @@ def _binary_version() -> Version:
 
 
 def _apply(
-    settings: Settings, spec: AclUser, handle: Swarm | None
+    settings: Settings,
+    spec: AclUser,
+    handle: Swarm | None,
+    silent: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """The ACL SETUSER on every node, persisted (node -> how), and the replicas skipped (node
-    -> why); then the library loaded through ``handle`` (or a handle of its own)."""
+    """The ACL SETUSER on every node, persisted (node -> how), and the servers skipped (node
+    -> why; ``silent``: found not answering already); then the library loaded through
+    ``handle`` (or a handle of its own)."""
 
     def setuser(client: Any) -> str:
         client.execute_command(*spec.command)
         return _persist(client)
 
-    done, skipped = _on_every_node(settings, setuser)
+    done, skipped = _on_every_node(settings, setuser, silent)
     # The user runs the swarm's scripts as the functions of its library: load it (or replace
     # an older one) now, as 'swarm up' does, since a worker may not load it.
     if handle is not None:
@@ -136,27 +158,85 @@ def _apply(
     return done, skipped
 
 
+# What a server that does not answer raises: refused, reset or timed out (a redis-py
+# AuthenticationError is a ConnectionError too, but one that answered: see _did_not_answer).
+_NO_ANSWER = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
 def _on_every_node(
-    settings: Settings, fn: Callable[[Any], T]
+    settings: Settings, fn: Callable[[Any], T], silent: Mapping[str, str] | None = None
 ) -> tuple[dict[str, T], dict[str, str]]:
-    """``fn(client)`` on every server that must hold the user, by node name, and the replicas
-    left out as down (node -> why); redis-py errors arrive translated (one line saying what
-    to do)."""
+    """``fn(client)`` on every server that must hold the user, by node name, and the servers
+    left out (node -> why: reported down, or not answering; ``silent``: found not answering
+    already, not tried again). Every server is reached (PING) before ``fn`` runs anywhere, so
+    that a master that cannot be reached fails the call before any server got the user.
+    redis-py errors arrive translated (one line saying what to do)."""
 
     done: dict[str, T] = {}
+    reached: list[tuple[_Target, Any]] = []
     try:
         targets, skipped = _targets(settings)
-        for name, target in targets:
-            client: Any = sync_client(target)
+        for target in targets:
+            if silent and target.name in silent:
+                skipped[target.name] = silent[target.name]
+                continue
+            client: Any = sync_client(target.settings)
+            reached.append((target, client))
             try:
-                done[name] = fn(client)
-            finally:
+                if target.found:
+                    client.ping()
+            except redis.ResponseError:
+                pass  # it answers (its user may not run PING: a dry run's may be any)
+            except _NO_ANSWER as exc:
+                reached.pop()
                 client.close()
+                skipped[target.name] = _did_not_answer(settings, target, exc, applied=[])
+        for target, client in reached:
+            try:
+                done[target.name] = fn(client)
+            except _NO_ANSWER as exc:  # (it stopped answering since its PING)
+                skipped[target.name] = _did_not_answer(settings, target, exc, list(done))
     except SwarmError:
         raise
     except (redis.RedisError, OSError) as exc:
         raise translate(exc, settings.url) from None
+    finally:
+        for _, client in reached:
+            client.close()
     return done, skipped
+
+
+def _did_not_answer(
+    settings: Settings, target: _Target, exc: BaseException, applied: list[str]
+) -> str:
+    """Why ``target``, which raised ``exc``, is left out. Raised instead: ``exc`` when the
+    server answered (a wrong password) or is the URL's own (its retries have ridden out an
+    outage, and there is nothing to leave it out of); ``_master_unreachable`` for a master."""
+    if not target.found or isinstance(exc, redis.AuthenticationError):
+        raise exc
+    why = f"did not answer ({why_no_answer(str(exc))})"
+    if target.serves:
+        raise _master_unreachable(settings, target.name, why, applied) from None
+    return why
+
+
+def _master_unreachable(
+    settings: Settings, node: str, why: str, applied: list[str]
+) -> ConnectionFailed:
+    """A master that cannot be reached: the apply fails (a replica is skipped instead). The
+    role's clients are sent to it, and the swarm's library, loaded on every master after the
+    users, would wait out the URL's retries for it and fail: the user must wait for it."""
+    if settings.kind == "cluster":
+        what, failover = "a master holding hash slots", "the cluster fails it over to a replica"
+        failover += " (its cluster-node-timeout after it stopped answering)"
+    else:
+        what, failover = "the master behind the sentinels", "the sentinels fail it over"
+    done = f"it was applied on {', '.join(applied)} only" if applied else "nothing was applied"
+    return ConnectionFailed(
+        f"cannot apply the user on {node}, {what}: {why}; {done}, as every master must hold it "
+        f"and the swarm's library: bring {node} back, or wait until {failover}, then run this "
+        "command again"
+    )
 
 
 def _version_text(client: Any) -> str:
@@ -167,38 +247,79 @@ def _version_text(client: Any) -> str:
         return reply_fields(client.execute_command("HELLO")).get("version", "")
 
 
-def _targets(settings: Settings) -> tuple[list[tuple[str, Settings]], dict[str, str]]:
-    """Every server that must hold the user (ACLs are per node), as direct settings, and the
-    replicas left out because the sentinels report them down (node -> why)."""
+@dataclass(frozen=True)
+class _Target:
+    """A server that must hold the user: its node name and settings (direct), whether it is a
+    master (``serves``: one holding hash slots, the master behind the sentinels), and whether
+    it was ``found`` by asking the cluster or the sentinels (then tried once, briefly: see
+    ``_direct``) rather than named by the URL."""
+
+    name: str
+    settings: Settings
+    serves: bool
+    found: bool = True
+
+
+def _targets(settings: Settings) -> tuple[list[_Target], dict[str, str]]:
+    """Every server that must hold the user (ACLs are per node), and those left out because
+    the sentinels or the cluster report them down (node -> why)."""
     if settings.kind not in ("cluster", "sentinel"):
-        return [(settings.url, settings)], {}
+        return [_Target(settings.url, settings, serves=True, found=False)], {}
 
     client: Any = sync_client(settings)
-    skipped: dict[str, str] = {}
     try:
         if settings.kind == "cluster":
             # Every node the cluster knows, replicas included, as CLUSTER NODES lists them.
-            addresses = _cluster_nodes(client)
+            up, skipped = _cluster_nodes(settings, client)
         else:
             replicas, skipped = _replicas(client)
-            addresses = [client.connection_pool.get_master_address(), *replicas]
+            master = client.connection_pool.get_master_address()
+            up = [(*master, True), *((host, port, False) for host, port in replicas)]
     finally:
         client.close()
-    targets = [(_node(host, port), _direct(settings, host, port)) for host, port in addresses]
+    targets = [
+        _Target(_node(host, port), _direct(settings, host, port), serves)
+        for host, port, serves in up
+    ]
     return targets, skipped
 
 
-def _cluster_nodes(client: Any) -> list[tuple[str, int]]:
-    """host, port of every healthy node in CLUSTER NODES (redis-py parses it to a dict)."""
+# The CLUSTER NODES flags of a node that cannot be reached, and what each says, the first
+# that a node has told: 'fail?' is PFAIL (the node asked has not heard from it within the
+# cluster-node-timeout; not failed until most masters agree), 'handshake' a node joining.
+_CLUSTER_DOWN = {
+    "handshake": "it is still joining the cluster",
+    "noaddr": "the cluster knows no address for it",
+    "fail": "the cluster reports it failed",
+    "fail?": "the cluster reports it not answering, not failed yet",
+}
+
+
+def _cluster_nodes(
+    settings: Settings, client: Any
+) -> tuple[list[tuple[str, int, bool]], dict[str, str]]:
+    """host, port and whether it holds hash slots, of every node in CLUSTER NODES (redis-py
+    parses it to a dict) that can be reached, and those its flags say cannot (node -> why).
+    One that holds slots fails the apply (``_master_unreachable``): left out, its slots'
+    clients would be refused."""
     reply = client.execute_command("CLUSTER NODES", target_nodes=client.get_default_node())
-    nodes = []
+    up: list[tuple[str, int, bool]] = []
+    skipped: dict[str, str] = {}
     for address, node in dict(reply).items():
-        flags = set(str(node.get("flags", "")).split(","))
-        if {"fail", "noaddr", "handshake"} & flags:
-            continue
+        flags = str(node.get("flags", "")).split(",")
         host, _, port = str(address).split("@", 1)[0].rpartition(":")
-        nodes.append((host.strip("[]"), int(port)))
-    return nodes
+        host, serves = host.strip("[]"), bool(node.get("slots"))
+        down = [flag for flag in _CLUSTER_DOWN if flag in flags]
+        if not down:
+            up.append((host, int(port), serves))
+            continue
+        # (a node with no address is shown as ':0': named by its id instead)
+        name = _node(host, int(port)) if host and int(port) else f"node {node.get('node_id')}"
+        why = f"{_CLUSTER_DOWN[down[0]]} ({', '.join(down)})"
+        if serves:
+            raise _master_unreachable(settings, name, why, applied=[])
+        skipped[name] = why
+    return up, skipped
 
 
 def _replicas(client: Any) -> tuple[list[tuple[str, int]], dict[str, str]]:
@@ -243,7 +364,19 @@ def _node(host: str, port: int) -> str:
 
 
 def _direct(settings: Settings, host: str, port: int) -> Settings:
-    return settings.replace(kind="standalone", host=host, port=port, nodes=())
+    """The settings of one server found through ``settings`` (a cluster node, the master or a
+    replica behind the sentinels), tried once: a request it does not answer within the connect
+    timeout leaves it out (``_did_not_answer``) rather than ride out the URL's retries, up to
+    a minute on a cluster or Sentinel URL (for a failover), for each node that does not
+    answer. A PING, ACL SETUSER or ACL SAVE answers at once."""
+    return settings.replace(
+        kind="standalone",
+        host=host,
+        port=port,
+        nodes=(),
+        retries=0,
+        socket_timeout=min(settings.socket_timeout, settings.connect_timeout),
+    )
 
 
 def _persist(client: Any) -> str:

@@ -132,11 +132,15 @@ def acl(
         click.echo(spec.line)
         for node in applied:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
+        # Behind a Sentinel only replicas are skipped; on a cluster, nodes without hash slots
+        # (replicas, a master a failover replaced, a node joining).
+        cluster = app.settings.kind == "cluster"
+        noun, back = ("node", "is up in the cluster") if cluster else ("replica", "is back")
         for node in skipped:
             click.echo(
-                f"warning: not applied on replica {node['node']}: {node['reason']}; it lacks "
+                f"warning: not applied on {noun} {node['node']}: {node['reason']}; it lacks "
                 f"user {spec.user!r} (a failover to it would lock the user's agents out): run this "
-                "command again once the replica is back",
+                f"command again once the {noun} {back}",
                 err=True,
             )
 
