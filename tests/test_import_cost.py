@@ -5,7 +5,9 @@ paid constantly. redis-py's own import is the floor of any command that reaches 
 loads its asyncio client, and OpenTelemetry's metrics where that is installed, whatever we
 import from it); what is ours is held here: the package exports the names that reach Redis on
 first use (``redis_swarm.__getattr__``), the CLI imports the shell when a command first asks
-for the swarm, and rich when it first prints through a console.
+for the swarm, and rich when it first prints through a console; a command's module imports
+what reaches Redis inside the command, so that its --help, and `swarm --help`, which imports
+every command's module to list them, load no redis-py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import pytest
 
 import redis_swarm
+from redis_swarm.cli import COMMAND_MODULES
 
 # Prints, on its last line of stderr, every module loaded once ARGS ran: `swarm ARGS`, or with
 # ARGS `import`, only `import redis_swarm`.
@@ -81,3 +84,82 @@ def test_a_command_that_never_reaches_redis_does_not_import_it() -> None:
     loaded, entries = _loaded_by("hooks", "install", "--client", "claude")
     assert "hooks" in json.loads(entries)
     assert not _under(loaded, "redis", "redis_swarm._client")
+
+
+# `python -m redis_swarm ARGS`, as runpy runs it there, printing every module loaded at exit.
+# (-X importtime would not do: it misses what importlib.import_module loads, as each command's
+# module and the package's lazy exports.)
+_MAIN_PROBE = """
+import atexit, json, runpy, sys
+atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))
+runpy.run_module("redis_swarm", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_swarm_help_imports_no_redis() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _MAIN_PROBE, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(json.loads(run.stderr.strip().splitlines()[-1]))
+    # it imported every command's module to list them
+    assert {f"redis_swarm.cli.{module}" for module in COMMAND_MODULES} <= loaded
+    assert not _under(loaded, "redis", "redis_swarm._client")
+
+
+COMMANDS = sorted(name for names in COMMAND_MODULES.values() for name in names)
+
+# Prints, on its last line of stderr, {command: the modules loaded once `swarm COMMAND
+# --help` ran}, each command run in a child forked before any command's module was imported:
+# one interpreter's start-up for them all.
+_HELP_PROBE = """
+import json, os, sys
+from redis_swarm.cli import main
+loaded = {}
+for command in sys.argv[1:]:
+    read, write = os.pipe()
+    if os.fork() == 0:
+        os.close(read)
+        try:
+            main([command, "--help"], prog_name="swarm")
+        except SystemExit:
+            pass
+        with os.fdopen(write, "w") as pipe:
+            json.dump(sorted(sys.modules), pipe)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        loaded[command] = json.load(pipe)
+    os.wait()
+print(json.dumps(loaded), file=sys.stderr)
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded_by_help() -> dict[str, set[str]]:
+    """The modules each top-level command's --help loads."""
+    run = subprocess.run(
+        [sys.executable, "-c", _HELP_PROBE, *COMMANDS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found: dict[str, list[str]] = json.loads(run.stderr.strip().splitlines()[-1])
+    return {command: set(modules) for command, modules in found.items()}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_commands_help_imports_no_redis(
+    loaded_by_help: dict[str, set[str]], command: str
+) -> None:
+    loaded = loaded_by_help[command]
+    assert f"redis_swarm.cli.{_module_of(command)}" in loaded  # (its --help ran)
+    assert not _under(loaded, "redis", "redis_swarm._client")
+
+
+def _module_of(command: str) -> str:
+    return next(module for module, names in COMMAND_MODULES.items() if command in names)

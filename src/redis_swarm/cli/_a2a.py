@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import click
 
-from .._client import AsyncSwarm
 from .._errors import ConfigError, PermissionDenied, ValidationError
 from .._net import http_url, is_loopback, listen
 from .._validate import check_queues
@@ -134,6 +133,8 @@ def a2a(
         from ..a2a_server._logs import one_line_client_errors
     except ImportError as exc:  # the A2A part is an extra
         raise ConfigError(f"swarm a2a needs {exc.name}: pip install 'redis-swarm[a2a]'") from None
+    from .._client import AsyncSwarm  # (here: redis-py, which --help does without)
+
     require_token_off_loopback(
         host, token, what="an A2A server takes work for the swarm", env="SWARM_A2A_TOKEN"
     )

@@ -12,7 +12,6 @@ import click
 
 from .._acl import ROLES
 from .._acl import parse_version as core_parse_version
-from .._acl_apply import apply_role
 from .._config import Settings
 from .._embedded import EmbeddedServer
 from .._errors import ConfigError, ValidationError
@@ -98,6 +97,8 @@ def acl(
     version = None if redis_version is None else parse_version(redis_version)
     # An empty --swarm is refused (as the global one is), not taken for "the default".
     swarm = app.swarm_name if swarm_option is None else swarm_option
+    from .._acl_apply import apply_role  # (here: it brings redis-py, which --help does without)
+
     made = apply_role(
         app.settings, role, user, password, swarm=swarm, version=version, dry_run=not apply_
     )

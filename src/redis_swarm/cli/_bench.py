@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from .._bench import run_bench
 from .._models import byte_size
 from ._app import App, json_option, main, pass_app
 
@@ -18,6 +17,8 @@ def bench(app: App, quick: bool) -> None:
     """Measure the configured server: PING, contexts (publish, fetch cold and warm, against
     a raw GET of the same bytes), post, claim + report. Runs in a scratch swarm, removed at
     the end; the live swarm is not touched."""
+    from .._bench import run_bench  # (here: it brings redis-py, which --help does without)
+
     progress = None if app.json else (lambda msg: app.err.print(f"[dim]measuring {msg}[/]"))
     results = run_bench(app.settings, quick=quick, progress=progress)
     data = {"url": app.settings.url, "quick": quick, "results": [r.to_dict() for r in results]}

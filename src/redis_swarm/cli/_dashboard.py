@@ -7,20 +7,19 @@ import contextlib
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.live import Live
 
-from .._client import AsyncSwarm
 from .._errors import ConfigError
 from .._models import dumps
 from .._net import http_url, listen
-from ..dashboard import Snapshot, snapshot
-from ..dashboard._feed import EventFeed
-from ..dashboard._terminal import render
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds, listen_options
+
+if TYPE_CHECKING:
+    from .._client import AsyncSwarm
+    from ..dashboard import Snapshot
 
 # swarm watch: redraw at most this often when events pour in, and by default at least this
 # often when nothing happens (agents go stale with time, not with an event: --interval).
@@ -48,6 +47,8 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
         raise ConfigError(
             f"the dashboard needs {exc.name}: pip install 'redis-swarm[dashboard]'"
         ) from None
+    from .._client import AsyncSwarm  # (here: redis-py, which --help does without)
+
     require_token_off_loopback(
         host,
         token,
@@ -101,6 +102,13 @@ def watch(app: App, once: bool, findings_n: int, idle_s: float) -> None:
 
 
 async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float) -> None:
+    # Here, as what the view draws with: the shell and the snapshot bring redis-py, which
+    # --help does without.
+    from rich.live import Live
+
+    from .._client import AsyncSwarm
+    from ..dashboard import snapshot
+
     async with AsyncSwarm(app.settings) as swarm:
         snap = await snapshot(swarm, findings=findings_n)
         # Off a terminal rich's Live cannot redraw in place (it would print only the last
@@ -145,6 +153,9 @@ async def _follow(
 ) -> None:
     """Re-read the snapshot after each burst of events and ``show`` it; with no event for
     ``idle_s``, re-read it for ``idle`` (agents go stale with time, not with an event)."""
+    from ..dashboard import snapshot
+    from ..dashboard._feed import EventFeed
+
     async with EventFeed(swarm, since=snap.last_event_id) as feed:
         while True:
             event = await feed.next(idle_s)
@@ -162,6 +173,8 @@ def _liveness(snap: Snapshot) -> tuple[tuple[str, bool | None], ...]:
 
 
 def _draw(app: App, snap: Snapshot, findings_n: int) -> Any:
+    from ..dashboard._terminal import render
+
     width = app.out.width or shutil.get_terminal_size().columns
     return render(snap, width=width, findings=findings_n)
 

@@ -12,19 +12,21 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from .._client import Swarm
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._models import RECORD_KINDS, iso
-from .._topology import CLUSTER_SLOTS, ClusterView, SentinelView, Topology, topology
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+    from .._topology import ClusterView, SentinelView, Topology
 
 T = TypeVar("T")
 
@@ -179,6 +181,8 @@ def _shown(value: object, missing: str) -> str:
 
 def _topology_line(view: SentinelView | ClusterView) -> str:
     """The sentinel or cluster row of the human report, in one line."""
+    from .._topology import CLUSTER_SLOTS, SentinelView  # (loaded: doctor read the topology)
+
     if isinstance(view, SentinelView):
         if view.master is None:
             return f"service {view.service}: no sentinel of the URL answered"
@@ -210,6 +214,10 @@ def doctor(app: App) -> None:
     if settings.kind != "cluster":
         _doctor(app, app.swarm, None)
         return
+    # Here: the topology and the shell bring redis-py, which --help does without.
+    from .._client import Swarm
+    from .._topology import topology
+
     # First, node by node: a cluster that is failing would hold every check below in the
     # retries of the cluster URL (they ride out a failover: over a minute), then fail it.
     cluster = topology(settings)
@@ -254,6 +262,8 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None) -> None:
     version = info.version if info else "?"
     view: SentinelView | ClusterView | None = None
     if settings.kind == "sentinel":
+        from .._topology import topology
+
         found = topology(settings)
         view = found.sentinel
         warnings += found.warnings
