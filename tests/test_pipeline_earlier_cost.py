@@ -147,7 +147,7 @@ def test_a_renamed_pass_lists_its_own_records_alone(swarm: Swarm, raw: Any, plan
     listed in full took a script call per 1,000 tasks and more)."""
     changed = renamed(plan)
     earlier, calls = earlier_calls(swarm, raw, changed)
-    assert [r.name for r in earlier] == ["Gone (no longer in the plan)"]
+    assert [r.title for r in earlier] == ["Gone (no longer in the plan)"]
     gone = earlier[0]
     assert gone.label == "big: Gone" and len(gone.tasks) == 4 and len(gone.findings) == 2
     assert gone.synthesis is not None and gone.synthesis.id == synthesis_id(plan, 1)
@@ -171,8 +171,8 @@ def test_tasks_naming_no_pass_still_count(swarm: Swarm, plan: Plan) -> None:
     extra = swarm.post_task(pipeline_queue(plan), "by hand", priority=2)
     paid(swarm, extra.id, pipeline_queue(plan), 0.5)
     earlier = read_earlier(swarm, plan, current_of(swarm, plan))
-    assert [r.name for r in earlier] == [EARLIER_PASSES]
+    assert [r.title for r in earlier] == [EARLIER_PASSES]
     assert [t.id for t in earlier[0].tasks] == [extra.id] and len(earlier[0].findings) == 1
     earlier = read_earlier(swarm, renamed(plan), current_of(swarm, renamed(plan)))
-    assert [r.name for r in earlier] == ["Gone (no longer in the plan)", EARLIER_PASSES]
+    assert [r.title for r in earlier] == ["Gone (no longer in the plan)", EARLIER_PASSES]
     assert len(earlier[0].tasks) == 4 and [t.id for t in earlier[1].tasks] == [extra.id]

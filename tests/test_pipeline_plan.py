@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 
@@ -202,8 +203,18 @@ def test_a_plan_needs_its_agents_and_passes(tmp_path: Path) -> None:
         load_plan(tmp_path / "missing.toml")
 
 
+def claude_on_path(tmp_path: Path) -> Cli:
+    """A CLI whose PATH has a ``claude`` (the program of EXAMPLE's agents, which check
+    looks for) and that reaches no server (checking a plan touches none)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "claude").write_text("#!/bin/sh\n")
+    (bin_dir / "claude").chmod(0o755)
+    return Cli("redis://127.0.0.1:1", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+
+
 def test_swarm_pipeline_check(tmp_path: Path) -> None:
-    cli = Cli("redis://127.0.0.1:1")  # checking a plan touches no server
+    cli = claude_on_path(tmp_path)
     path = write(tmp_path, EXAMPLE)
     data = cli.json("pipeline", "check", str(path))
     assert data["name"] == "stdlib-audit" and len(data["passes"]) == 2
@@ -269,7 +280,7 @@ def test_task_data_and_descriptions_the_core_refuses_are_problems_of_the_plan(
 def test_swarm_pipeline_check_of_task_data(tmp_path: Path) -> None:
     """The tour's plans: check refuses them (exit 1, the line named), with --json too (an
     error document on stderr, no traceback); a plan it accepts prints as valid JSON."""
-    cli = Cli("redis://127.0.0.1:1")
+    cli = claude_on_path(tmp_path)
     for data in ("{at = 2024-01-01T00:00:00Z}", "{v = nan}"):
         path = write(tmp_path, EXAMPLE.replace(
             ORIGINAL_TASKS, f'tasks = [{{description = "when", data = {data}}}]'

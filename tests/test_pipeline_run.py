@@ -225,7 +225,7 @@ def test_a_worker_program_not_found_stops_the_run_before_any_task_dies(
     worker = f'exec = "{PY} {tmp_path}/worker.py"'
     path.write_text(good.replace(worker, 'exec = "claud -p --output-format json"'))
     out = cli("pipeline", "run", str(path), expect=1)
-    assert "program 'claud' is not found" in out.stderr and "[workers] exec in" in out.stderr
+    assert f"{path}:7: workers.exec: the agent command's program 'claud' is not found" in out.stderr
     assert "pipeline audit: done" not in out.stdout
     assert swarm.list_tasks().items == ()
     path.write_text(good)
@@ -244,7 +244,7 @@ def test_a_synthesizer_program_not_found_stops_the_run_before_any_worker(
     path.write_text(path.read_text().replace(synth, 'exec = "synthesise-it --json"'))
     out = cli("pipeline", "run", str(path), expect=1)
     assert "program 'synthesise-it' is not found" in out.stderr
-    assert "[synthesizer] exec in" in out.stderr
+    assert f"{path}:12: synthesizer.exec:" in out.stderr
     assert swarm.list_tasks().items == () and swarm.findings().items == ()
 
 

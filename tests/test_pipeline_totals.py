@@ -61,13 +61,13 @@ def test_renamed_passes_still_count(cli: Cli, swarm: Swarm, tmp_path: Path) -> N
     status = cli.json("pipeline", "status", "audit")
     assert again["cost_usd"] == status["cost_usd"] == pytest.approx(expected)
     assert status["done"] and status["failed_cost_usd"] == pytest.approx(0.05)
-    rows = {p["name"]: p for p in status["passes"]}
+    rows = {(p["name"], p["earlier"]): p for p in status["passes"]}
+    # (the JSON name is the old pass's alone: "earlier" says it is no longer in the plan)
     assert [p["name"] for p in status["passes"]] == [
-        "Pass One", "Pass Two", "Pass 3",
-        "Pass 1 (no longer in the plan)", "Pass 2 (no longer in the plan)",
+        "Pass One", "Pass Two", "Pass 3", "Pass 1", "Pass 2",
     ]  # fmt: skip
-    old1, old2 = rows["Pass 1 (no longer in the plan)"], rows["Pass 2 (no longer in the plan)"]
-    assert old1["earlier"] and old2["earlier"] and not rows["Pass 3"]["earlier"]
+    old1, old2 = rows[("Pass 1", True)], rows[("Pass 2", True)]
+    assert old1["earlier"] and old2["earlier"] and not rows[("Pass 3", False)]["earlier"]
     assert old1["label"] == "audit: Pass 1" and old1["synthesis"]
     assert (old1["posted"], old1["findings"]) == (3, 3)
     assert old1["cost_usd"] == pytest.approx(0.03 + 0.05 + 0.05)  # the refused try too

@@ -140,7 +140,7 @@ def test_a_renamed_pass_warns_before_the_run_goes_on(
     other.write_text(other.read_text().replace('"Find the retries"', '"Find more"'))
     out = cli("--json", "pipeline", "run", str(other))
     assert json.loads(out.stdout)["plan_changes"] == ["pass 1 'Pass 1': its tasks changed"]
-    assert out.stderr == ""
+    assert "warning: the plan changed" in out.stderr  # progress on stderr, --json or not
 
 
 def test_every_task_died_gives_the_status_document_and_the_error(
@@ -155,7 +155,7 @@ def test_every_task_died_gives_the_status_document_and_the_error(
     assert not summary["done"] and summary["error"] == "InvalidState"
     assert "every task died (3 dead of 3" in summary["stopped_by"]
     assert summary["passes"][0]["dead"] == 3
-    error = json.loads(out.stderr)
+    error = json.loads(out.stderr.splitlines()[-1])  # (after the progress lines)
     assert error["error"] == "InvalidState" and error["message"] == summary["stopped_by"]
     out = cli("pipeline", "run", str(path), expect=1, env={"FAIL_ON": "Find"})
     assert "Pass 1" in out.stdout and "pipeline audit: stopped by the error" in out.stdout

@@ -372,7 +372,9 @@ class OneShotAgents:
     def _planning_task(self, index: int) -> Task:
         """The planning task of pass ``index``, posted now if no run posted it before. It
         has its own id and no pass name (see ``planning_task_id``); a run from before that
-        posted it with the pass name, in the same queue: one found so is the pass's."""
+        posted it with the pass name, in the same queue: one found so is the pass's. It names
+        no context (no parent): the planner reads none (its prompt holds all it is given), so
+        its finding must not say it did."""
         spec = self.plan.passes[index]
         planner = self.plan.planner
         assert planner is not None
@@ -382,7 +384,7 @@ class OneShotAgents:
             return older[0]
         return self.swarm.post_task(
             queue, f"Plan the tasks of {spec.name}", {"pass": pass_label(self.plan, index)},
-            task_id=planning_task_id(self.plan, index), parent=spec.context,
+            task_id=planning_task_id(self.plan, index),
             lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
         )  # fmt: skip
 

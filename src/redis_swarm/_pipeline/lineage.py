@@ -17,9 +17,18 @@ from .._models import (
     iso,
     summed_figures,
 )
-from .names import plan_owner
-from .records import synthesizer_task
-from .report import EARLIER, UNKNOWN, Money, Sum, read_passes, status_json, stored_plan
+from .names import is_planning_queue, plan_owner, synthesizer_task_of
+from .records import EARLIER_PASSES, PassResult, spending, synthesizer_task
+from .report import (
+    EARLIER,
+    UNKNOWN,
+    Money,
+    Sum,
+    no_cost_note,
+    read_passes,
+    status_json,
+    stored_plan,
+)
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -65,7 +74,8 @@ def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
         "worker": f.worker,
         "model": f.model,
         "attempt": f.attempt,
-        "context_owner": f.shard,
+        # (a planner's task named its pass's context before 0.x; the planner reads none)
+        "context_owner": None if is_planning_queue(f.queue) else f.shard,
         "context_version": f.context_version,
         "cost_usd": f.usage.cost_usd if f.usage else None,
         "usage": _figures(f.usage),
@@ -140,17 +150,42 @@ def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
     passes: list[dict[str, Any]] = []
     for result, row in zip(results, status["passes"], strict=True):
         if row["earlier"]:  # a pass the plan no longer has: its runs, in its total
-            node = {"kind": "pass", "id": result.label, "name": result.name, "earlier": True}
+            node = {"kind": "pass", "id": result.label, "name": row["name"], "earlier": True}
         elif result.synthesis is not None:
             node = _synthesis_node(swarm, result.synthesis)
+            node["other_runs"] = _other_runs(result, node)
         else:
-            node = {"kind": "pass", "id": result.label}
+            node = {"kind": "pass", "id": result.label, "other_runs": _other_runs(result, None)}
         node["pass_total"] = {key: row[key] for key in FIGURES}
+        # the runs behind pass_total, and how many of them reported no cost
+        node["pass_runs"], node["pass_runs_without_cost"] = row["runs"], row["runs_without_cost"]
         passes.append(node)
     return {
         "kind": "pipeline", "id": plan.name, "passes": passes,
         "total": {key: status[key] for key in FIGURES}, "total_covers": COVERS["pipeline"],
+        "runs": status["runs"], "runs_without_cost": status["runs_without_cost"],
     }  # fmt: skip
+
+
+def _other_runs(result: PassResult, synthesis: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The runs of the pass its ``synthesis`` tree (``_synthesis_node``) does not show, each
+    with what it cost: its planner's, uncited and superseded findings, failed runs of tasks
+    that gave no cited finding, so that the pass's tree adds up to its ``pass_total``."""
+    shown: set[str] = set()
+    if synthesis is not None:
+        shown.add(synthesis["id"])
+        if synthesis["failed_runs"] is not None:  # (its synthesizer task's, see there)
+            shown.add(synthesizer_task_of(synthesis["id"]))
+        for f in synthesis["findings"]:
+            shown.add(f["id"])
+            if "task" in f:
+                shown.add(f["task"]["id"])
+    return [
+        {"what": spent.what, "id": spent.record, "model": spent.model, "failed": spent.failed,
+         "cost_usd": spent.usage.cost_usd, "usage": _figures(spent.usage)}
+        for spent in spending(result)
+        if spent.record not in shown
+    ]  # fmt: skip
 
 
 def lineage(swarm: Swarm, ident: str) -> dict[str, Any]:
@@ -206,8 +241,24 @@ def _cost(figures: dict[str, Any] | None) -> float | None:
     return None if figures is None else figures.get("cost_usd")
 
 
+def _pass_sum(node: dict[str, Any]) -> Sum | None:
+    """A pass of a pipeline's ``pass_total`` with its parts shown above it: its synthesis's
+    total and its other runs (None: a pass the plan no longer has, shown as one total)."""
+    if "pass_total" not in node or node.get("earlier"):
+        return None
+    parts = [_cost(node["total"])] if node.get("kind") == "synthesis" else []
+    parts += [run["cost_usd"] for run in node.get("other_runs", ())]
+    return parts, _cost(node["pass_total"])
+
+
 def _sums(node: dict[str, Any]) -> list[Sum]:
-    """The sums of money ``node``'s text shows (each total with the parts shown above it)."""
+    """The sums of money ``node``'s text shows (each total with the parts shown above it;
+    its own total first)."""
+    pass_sum = _pass_sum(node)
+    return _own_sums(node) + ([pass_sum] if pass_sum is not None else [])
+
+
+def _own_sums(node: dict[str, Any]) -> list[Sum]:
     kind = node.get("kind")
     if kind == "pipeline":
         out: list[Sum] = [([_cost(p["pass_total"]) for p in node["passes"]], _cost(node["total"]))]
@@ -233,10 +284,17 @@ def lineage_money(node: dict[str, Any]) -> Money:
 
 
 def _total_lines(pad: str, money: Money, figures: dict[str, Any], parts: Sum | None,
-                 covers: str, label: str = "total") -> list[str]:  # fmt: skip
-    """A total and what it covers, on two lines."""
+                 covers: str, label: str = "total", note: str = "") -> list[str]:  # fmt: skip
+    """A total (``note`` after it) and what it covers, on two lines."""
     shown = money.line(figures, parts[0] if parts else ())
-    return [f"{pad}  {label}: {shown}", f"{pad}  ({label} of {covers})"]
+    return [f"{pad}  {label}: {shown}{note}", f"{pad}  ({label} of {covers})"]
+
+
+def _runs_note(figures: dict[str, Any], runs: Any, unpriced: Any) -> str:
+    """How many of the runs behind a pipeline's or a pass's total reported no cost."""
+    if runs is None:
+        return ""
+    return no_cost_note({**figures, "runs": runs, "runs_without_cost": unpriced})
 
 
 def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = None) -> list[str]:
@@ -287,7 +345,7 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
         if node.get("failed_runs"):
             lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
     elif node.get("earlier"):
-        lines = [f"{pad}pass {node['id']} {EARLIER}" if node["id"] else f"{pad}{node['name']}"]
+        lines = [f"{pad}pass {node['id']} {EARLIER}" if node["id"] else f"{pad}{EARLIER_PASSES}"]
     else:
         lines = [f"{pad}pass {node['id']}: not synthesised yet"]
     for child in (*node.get("passes", ()), *node.get("findings", ())):
@@ -303,7 +361,17 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
     if kind in ("synthesis", "task", "pipeline"):  # last: what everything above cost
         recorded = any(v is not None for v in node["total"].values())
         if kind != "task" or recorded:
-            lines += _total_lines(pad, money, node["total"], sums[0], node["total_covers"])
+            note = _runs_note(node["total"], node.get("runs"), node.get("runs_without_cost"))
+            lines += _total_lines(pad, money, node["total"], sums[0], node["total_covers"],
+                                  note=note)  # fmt: skip
+    if node.get("other_runs"):  # a pass of a pipeline: what its tree above leaves out
+        lines.append(f"{pad}  other runs of the pass:")
+        for run in node["other_runs"]:
+            lines.append(f"{pad}    {run['what']}: {money.line(run['usage'])}")
     if "pass_total" in node:  # a pass of a pipeline: what all of it cost
-        lines += _total_lines(pad, money, node["pass_total"], None, COVERS["pass"], "pass total")
+        total = node["pass_total"]
+        note = _runs_note(total, node.get("pass_runs"), node.get("pass_runs_without_cost"))
+        lines += _total_lines(
+            pad, money, total, _pass_sum(node), COVERS["pass"], "pass total", note
+        )
     return lines

@@ -25,6 +25,7 @@ __all__ = [
     "PLANNED_SYNTHESIS",
     "dedupe_key",
     "findings_of",
+    "is_planning_queue",
     "label_prefix",
     "lease_queue",
     "lease_task_id",
@@ -53,10 +54,18 @@ def pipeline_queue(plan: Plan) -> str:
     return f"pipeline.{plan.name}{_run_suffix(plan, '--')}"
 
 
+_PLANNING = ".plan"  # (after the pipeline's queue: the planning queue)
+
+
 def planning_queue(plan: Plan) -> str:
     """The queue of the planning tasks: one per planned pass, run by the pipeline itself;
     its finding holds the planned tasks and what the planner cost."""
-    return f"{pipeline_queue(plan)}.plan"
+    return f"{pipeline_queue(plan)}{_PLANNING}"
+
+
+def is_planning_queue(queue: str | None) -> bool:
+    """Whether ``queue`` is a pipeline's planning queue (where no plan is at hand: lineage)."""
+    return queue is not None and queue.startswith("pipeline.") and queue.endswith(_PLANNING)
 
 
 def synthesis_queue(plan: Plan) -> str:

@@ -23,9 +23,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .._errors import ValidationError
+from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
-from .._runner import check_command
+from .._runner import check_command, check_program
 from .._validate import MAX_DESCRIPTION_CHARS, MAX_NAME, check_json_depth, check_name, too_deep
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "PassSpec",
     "Plan",
     "TaskItem",
+    "check_programs",
     "check_task_item",
     "load_plan",
     "parse_plan",
@@ -573,10 +574,7 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
     if any(p.planned for p in passes) and "planner" not in data:
         c.problem((), 'a pass has "plan": add a [planner] with its exec command')
     if c.problems:
-        raise ValidationError(
-            f"the plan {path} has {len(c.problems)} problem(s); fix them and run again:\n"
-            + "\n".join(c.problems)
-        )
+        raise _refused(path, c.problems)
     assert name is not None and workers is not None and synthesizer is not None
     return Plan(
         name=name,
@@ -592,6 +590,31 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
         max_attempts=max_attempts,
         text=text,
     )
+
+
+def _refused(path: Path, problems: list[str]) -> ValidationError:
+    return ValidationError(
+        f"the plan {path} has {len(problems)} problem(s); fix them and run again:\n"
+        + "\n".join(problems)
+    )
+
+
+def check_programs(plan: Plan) -> None:
+    """Refuse ``plan`` (ValidationError, each agent at its line) when the shell would not
+    find the program of one of its agents' commands: every run of it would fail at once,
+    and a typo in the synthesizer's found only after a pass's workers were paid for would
+    waste them. ``swarm pipeline check`` and a run (before anything runs) both check so; a
+    plan read back from the swarm is not (it may have been run on another machine)."""
+    c = _Checker(plan.text, plan.path)
+    for section, spec in (("workers", plan.workers), ("planner", plan.planner),
+                          ("synthesizer", plan.synthesizer)):  # fmt: skip
+        if spec is not None:
+            try:
+                check_program(spec.exec, where=f"[{section}] exec")
+            except ConfigError as exc:
+                c.problem((section, "exec"), str(exc))
+    if c.problems:
+        raise _refused(plan.path, c.problems)
 
 
 class PassChange(NamedTuple):

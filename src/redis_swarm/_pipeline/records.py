@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .._client import Swarm
 
 __all__ = [  # (the sums of figures are the core's, _models: named here as before)
+    "EARLIER",
+    "EARLIER_PASSES",
     "FIGURES",
     "PassResult",
     "Spent",
@@ -48,15 +50,24 @@ __all__ = [  # (the sums of figures are the core's, _models: named here as befor
     "no_figures",
     "plus",
     "read_pass",
+    "runs_without_cost",
     "spending",
     "synthesizer_task",
     "usage_figures",
 ]
 
+# A pass of this run that the plan no longer has (renamed or removed since it began), as its
+# row is shown to people: its old name and this; runs of one no pass name is known of, all in
+# one row. (Its JSON ``name`` is the old name alone, with ``"earlier": true``.)
+EARLIER = "(no longer in the plan)"
+EARLIER_PASSES = f"earlier passes {EARLIER}"
+
 
 @dataclass
 class PassResult:
-    """What became of one pass (in this run, or as the swarm holds it)."""
+    """What became of one pass (in this run, or as the swarm holds it). ``earlier``: a pass
+    of the run that the plan no longer has (``report.read_earlier``), ``name`` its old name
+    ("" for the runs that name no pass); ``title`` is how people see it."""
 
     name: str
     label: str
@@ -70,6 +81,14 @@ class PassResult:
     # The planning task and the synthesizer's task (posted at its first refused or failed
     # run), where they exist: their ``failed_usage`` is what those runs cost.
     agent_tasks: list[Task] = field(default_factory=list)
+    earlier: bool = False
+
+    @property
+    def title(self) -> str:
+        """The pass as a table row or a heading names it (an earlier pass with ``EARLIER``)."""
+        if not self.earlier:
+            return self.name
+        return f"{self.name} {EARLIER}" if self.name else EARLIER_PASSES
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -80,11 +99,14 @@ class PassResult:
 
 class Spent(NamedTuple):
     """One record of what agent runs cost: a finding's, a synthesis's, or the failed runs
-    summed on a task (``failed``)."""
+    summed on a task (``failed``); ``record`` is its id, ``what`` says whose runs they are
+    (the report's rows)."""
 
     usage: Usage
     model: str | None
     failed: bool
+    record: str = ""
+    what: str = ""
 
 
 def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
@@ -143,17 +165,54 @@ def synthesizer_task(swarm: Swarm, synthesis: Synthesis) -> Task | None:
     return task if named == synthesis.id else None
 
 
+def _runs(result: PassResult) -> list[tuple[Finding | Synthesis | Task, str]]:
+    """Every record of the pass's agent runs, with whose runs they are: the planner's
+    finding, the workers' findings (late ones too), the synthesis, then the workers', the
+    planning and the synthesizer's tasks (their failed runs)."""
+    out: list[tuple[Finding | Synthesis | Task, str]] = []
+    if result.planning is not None:
+        out.append((result.planning, f"planner (its task list, finding {result.planning.id})"))
+    out += [(f, f"worker (finding {f.id})") for f in result.findings]
+    out += [(f, f"finding {f.id}, superseded (reported after its task was settled)")
+            for f in result.superseded]  # fmt: skip
+    if result.synthesis is not None:
+        out.append((result.synthesis, f"synthesizer (synthesis {result.synthesis.id})"))
+    out += [(t, f"failed runs of task {t.id} ({t.status.value})") for t in result.tasks]
+    for task in result.agent_tasks:
+        data = task.data if isinstance(task.data, dict) else {}
+        role = "synthesizer" if "synthesis" in data else "planner"
+        out.append((task, f"failed runs of the {role}'s task {task.id}"))
+    return out
+
+
 def spending(result: PassResult) -> list[Spent]:
-    """Every usage behind the pass: the workers' findings (late ones too), the planner's,
-    the synthesis, and the failed or refused runs summed on the workers' tasks, the
+    """Every usage behind the pass: the planner's finding, the workers' findings (late ones
+    too), the synthesis, and the failed or refused runs summed on the workers' tasks, the
     planning task and the synthesizer's task (their model unknown unless the CLI named
     it)."""
-    records: list[Finding | Synthesis] = [*result.findings, *result.superseded]
-    if result.planning is not None:
-        records.append(result.planning)
-    if result.synthesis is not None:
-        records.append(result.synthesis)
-    out = [Spent(r.usage, r.model, False) for r in records if r.usage is not None]
-    tasks = [*result.tasks, *result.agent_tasks]
-    out += [Spent(t.failed_usage, None, True) for t in tasks if t.failed_usage is not None]
+    out = []
+    for record, what in _runs(result):
+        if isinstance(record, Task):
+            if record.failed_usage is not None:
+                out.append(Spent(record.failed_usage, None, True, record.id, what))
+        elif record.usage is not None:
+            out.append(Spent(record.usage, record.model, False, record.id, what))
     return out
+
+
+def runs_without_cost(result: PassResult) -> tuple[int, int]:
+    """How many agent runs the pass holds a record of, and how many of them reported no
+    cost (unknown, so that a sum of the others is less than what was spent): a finding, the
+    planner's or a synthesis is one run; a task's failed runs are its ``failures`` (at least
+    one when it has ``failed_usage``), all without a cost when the sum has none."""
+    runs = unpriced = 0
+    for record, _what in _runs(result):
+        if isinstance(record, Task):
+            usage = record.failed_usage
+            count = max(record.failures, 1) if usage is not None else record.failures
+        else:
+            usage, count = record.usage, 1
+        runs += count
+        if usage is None or usage.cost_usd is None:
+            unpriced += count
+    return runs, unpriced

@@ -20,8 +20,8 @@ from .._models import (  # (Money, Sum and adds_up named here as before: the cor
     adds_up,
     figure_json,
     now_ms,
-    usage_line,
 )
+from .._printable import printable
 from .names import (
     PLANNED_SYNTHESIS,
     findings_of,
@@ -36,11 +36,14 @@ from .names import (
 )
 from .plan import Plan, parse_plan
 from .records import (
+    EARLIER,
+    EARLIER_PASSES,
     PassResult,
     add_figures,
     no_figures,
     plus,
     read_pass,
+    runs_without_cost,
     spending,
     usage_figures,
 )
@@ -57,6 +60,8 @@ __all__ = [
     "adds_up",
     "by_model",
     "json_figures",
+    "no_cost_note",
+    "pass_title",
     "read_earlier",
     "read_passes",
     "report_markdown",
@@ -64,14 +69,10 @@ __all__ = [
     "status_money",
     "stored_plan",
     "tokens",
+    "wall_time",
 ]
 
 UNKNOWN = "-"  # a worker, model or attempt nobody recorded, as every view of the CLI says it
-
-# A pass of this run that the plan no longer has (renamed or removed since it began), as its
-# row is named: its old name and this; runs of one no pass name is known of, all in one row.
-EARLIER = "(no longer in the plan)"
-EARLIER_PASSES = f"earlier passes {EARLIER}"
 
 
 def stored_plan(swarm: Swarm, name: str) -> Plan:
@@ -102,9 +103,9 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     removed since it began: its records stay): every task of the run's queues (workers',
     planning, synthesizer) and finding (workers', planners') that no pass of ``current``
     holds, by the pass label it carries (a planning task's in its data, a synthesizer task's
-    from its synthesis), each with its synthesis; one row named ``EARLIER_PASSES`` for what
-    names no pass. A pass each, named its old name and ``EARLIER``; none when the plan is
-    unchanged.
+    from its synthesis), each with its synthesis; one row (named "", titled
+    ``EARLIER_PASSES``) for what names no pass. A pass each, named its old name (``earlier``,
+    titled with ``EARLIER``); none when the plan is unchanged.
 
     Read in proportion to what it finds (``status`` and every budget check of a run read
     it): first the queues' task counts, one round trip and no more when ``current`` holds
@@ -125,8 +126,7 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
 
     def of(label: str) -> PassResult:
         if label not in out:
-            name = f"{label.removeprefix(prefix)} {EARLIER}" if label else EARLIER_PASSES
-            out[label] = PassResult(name, label)
+            out[label] = PassResult(label.removeprefix(prefix), label, earlier=True)
         return out[label]
 
     def unheld_of(
@@ -252,8 +252,10 @@ def json_figures(value: Any, key: str = "") -> Any:
 def pass_status(result: PassResult, *, earlier: bool = False) -> dict[str, Any]:
     """One pass at a glance: tasks posted / completed / dead, findings, the synthesis, cost,
     tokens in and out (refused and failed runs included; ``failed_cost_usd`` is their part;
-    None where no agent reported one), wall time (see ``_wall_ms``); ``earlier``: a pass
-    the plan no longer has (``read_earlier``)."""
+    None where no agent reported one), the agent runs behind them and how many of those
+    reported no cost (``runs_without_cost``: the cost is then less than what was spent),
+    wall time (see ``_wall_ms``); ``earlier``: a pass the plan no longer has
+    (``read_earlier``), named by its old name alone (null: the runs that name no pass)."""
     usage = no_figures()
     failed = no_figures()
     for spent in spending(result):
@@ -262,8 +264,9 @@ def pass_status(result: PassResult, *, earlier: bool = False) -> dict[str, Any]:
             add_figures(failed, usage_figures(spent.usage))
     wall = _wall_ms(result)
     counts = result.counts()
+    runs, unpriced = runs_without_cost(result)
     return {
-        "name": result.name,
+        "name": result.name or None,
         "label": result.label,
         "earlier": earlier,
         "posted": len(result.tasks),
@@ -277,8 +280,31 @@ def pass_status(result: PassResult, *, earlier: bool = False) -> dict[str, Any]:
         "tokens_in": usage["tokens_in"],
         "cached_in": usage["cached_in"],
         "tokens_out": usage["tokens_out"],
+        "runs": runs,
+        "runs_without_cost": unpriced,
         "wall_s": None if wall is None else round(wall / 1000, 3),
     }
+
+
+def pass_title(row: Mapping[str, Any]) -> str:
+    """A pass of ``status_json`` as people see it named: a pass the plan no longer has with
+    ``EARLIER`` after its old name (see ``PassResult.title``)."""
+    return PassResult(row["name"] or "", row["label"], earlier=row["earlier"]).title
+
+
+def wall_time(seconds: float | None) -> str:
+    """A pass's wall time as the status table and the report show it ("": none yet)."""
+    return "" if seconds is None else f"{seconds:.1f} s"
+
+
+def no_cost_note(figures: Mapping[str, Any]) -> str:
+    """What a sum of money leaves out, said after it: `` (2 of 7 runs reported no cost)``
+    when some of the runs it sums reported a cost and some did not (as ``swarm run``'s last
+    line says it; "" when every run did, or none: then no cost is shown at all)."""
+    runs, unpriced = figures["runs"], figures["runs_without_cost"]
+    if not unpriced or unpriced == runs or figures["cost_usd"] is None:
+        return ""
+    return f" ({unpriced} of {runs} runs reported no cost)"
 
 
 def _wall_ms(result: PassResult) -> int | None:
@@ -322,7 +348,7 @@ def by_model(results: list[PassResult]) -> dict[str, dict[str, float | None]]:
 
 
 # The counts of a pass that its status sums over every pass (the total row of every view).
-COUNTS = ("posted", "completed", "dead", "open", "findings")
+COUNTS = ("posted", "completed", "dead", "open", "findings", "runs", "runs_without_cost")
 
 
 def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
@@ -359,13 +385,15 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
 def status_money(status: Mapping[str, Any]) -> Money:
     """The ``Money`` of a pipeline's status (its table, its last line, the report's tables):
     the passes' costs and failed runs' costs add up to their totals."""
+    return Money(_status_sums(status))
+
+
+def _status_sums(status: Mapping[str, Any]) -> list[Sum]:
     passes = status["passes"]
-    return Money(
-        [
-            ([p["cost_usd"] for p in passes], status["cost_usd"]),
-            ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
-        ]
-    )
+    return [
+        ([p["cost_usd"] for p in passes], status["cost_usd"]),
+        ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
+    ]
 
 
 # --- the report
@@ -376,30 +404,35 @@ def tokens(count: int | None) -> str:
     return UNKNOWN if count is None else f"{count:,}"
 
 
-def _finding_line(f: Finding, task: Task | None) -> str:
+def _finding_line(f: Finding, task: Task | None, money: Money) -> str:
     parts = [f"worker {f.worker or UNKNOWN}", f"model {f.model or UNKNOWN}"]
     if task is not None:
         parts.append(f"task {task.id} ({task.description[:80]})")
     if f.usage is not None:
-        parts.append(usage_line(f.usage))
+        parts.append(money.line(f.usage))
     sources = f"; sources: {', '.join(f.sources[:10])}" if f.sources else ""
     return f"- **[{f.id}]** {f.summary}  \n  {', '.join(parts)}{sources}"
 
 
 def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     """The pipeline as Markdown: the question, each pass's synthesis with its citations
-    resolved to findings, dead tasks with their reasons, cost per pass and per model."""
+    resolved to findings, dead tasks with their reasons, the pass's other agent runs (its
+    planner's, uncited or superseded findings, failed runs) with what each cost, so that
+    what a pass shows adds up to its cost; cost per pass and per model. Stored text (what
+    agents wrote) is shown through ``printable``: no control character reaches it."""
     status = status_json(plan, results)
+    money = _report_money(status, results)
     lines = [f"# Pipeline {plan.name}", ""]
     if plan.question:
         lines += [f"**Question:** {plan.question}", ""]
     for result, row in zip(results, status["passes"], strict=True):
-        lines += [f"## {result.name}", ""]
+        lines += [f"## {result.title}", ""]
         if row["earlier"]:
             lines += [_earlier_line(result), ""]
             continue
         tasks = {t.id: t for t in result.tasks}
         findings = {f.id: f for f in result.findings}
+        shown: set[str] = set()  # the records whose runs' cost is said above "Other runs"
         s = result.synthesis
         if s is None:
             lines += [
@@ -407,27 +440,48 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 "",
             ]
         else:
-            cost = f", {usage_line(s.usage)}" if s.usage is not None else ""
+            shown.add(s.id)
+            cost = f", {money.line(s.usage)}" if s.usage is not None else ""
             lines += [f"Synthesis `{s.id}` (model {s.model or UNKNOWN}{cost}):", "", s.text, ""]
             if s.sources:
                 lines += ["### Cited findings", ""]
                 for fid in s.sources:
                     f = findings.get(fid)
                     if f is not None:
-                        lines.append(_finding_line(f, tasks.get(f.task_id)))
+                        shown.add(f.id)
+                        lines.append(_finding_line(f, tasks.get(f.task_id), money))
                 lines.append("")
         dead = [t for t in result.tasks if t.status is TaskStatus.DEAD]
         if dead:
             lines += ["### Dead tasks", ""]
             for t in dead:
+                shown.add(t.id)
                 why = t.dead_reason or t.last_error or "no reason recorded"
                 spent = t.failed_usage
-                cost = f" (its failed runs: {usage_line(spent)})" if spent is not None else ""
+                cost = f" (its failed runs: {money.line(spent)})" if spent is not None else ""
                 lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}{cost}")
             lines.append("")
+        others = [spent for spent in spending(result) if spent.record not in shown]
+        if others:
+            lines += ["### Other agent runs", ""]
+            lines += [f"- {spent.what}: {money.line(spent.usage)}" for spent in others]
+            lines.append("")
+        if spending(result):
+            parts = [spent.usage.cost_usd for spent in spending(result)]
+            lines += [f"Pass cost, the runs above: {money.line(row, parts)}{no_cost_note(row)}", ""]
     lines += ["## Cost", ""]
-    lines += _cost_tables(status)
-    return "\n".join(lines) + "\n"
+    lines += _cost_tables(status, money)
+    return printable("\n".join(lines) + "\n")
+
+
+def _report_money(status: Mapping[str, Any], results: list[PassResult]) -> Money:
+    """How the report shows its costs: the status tables' sums, and each pass's runs
+    adding up to the pass's cost."""
+    sums: list[Sum] = [
+        ([spent.usage.cost_usd for spent in spending(result)], row["cost_usd"])
+        for result, row in zip(results, status["passes"], strict=True)
+    ]
+    return Money([*_status_sums(status), *sums])
 
 
 def _earlier_line(result: PassResult) -> str:
@@ -461,7 +515,7 @@ def _table(columns: dict[str, str], rows: Iterable[list[str]], shown: set[str]) 
     return [line(list(columns)), line(["---"] * len(columns)), *map(line, rows)]
 
 
-def _cost_tables(status: dict[str, Any]) -> list[str]:
+def _cost_tables(status: dict[str, Any], money: Money) -> list[str]:
     """The report's cost per pass and per model. A figure no agent reported is unknown
     (``-``); a column whose figure no agent reported at all is left out (Codex reports no
     cost; scripted agents neither cost nor tokens), and so is the table per model when it
@@ -480,6 +534,9 @@ def _cost_tables(status: dict[str, Any]) -> list[str]:
     if "cost" in shown:
         lead = ("Cost includes every agent run, refused and failed ones too (their part in "
                 "its own column); `-` where no agent reported it.")  # fmt: skip
+        unpriced = no_cost_note(status).strip(" ()")
+        if unpriced:  # (the sums are then less than what was spent)
+            lead += f" Of the runs it sums, {unpriced}: the costs leave theirs out."
         if "tokens" not in shown:
             lead += " No agent reported its tokens: no token columns."
     elif shown:
@@ -490,13 +547,12 @@ def _cost_tables(status: dict[str, Any]) -> list[str]:
     else:
         lead = ("No agent reported its usage (cost, tokens; scripted agents report none): "
                 "no cost or token columns, and no table per model.")  # fmt: skip
-    money = status_money(status)
     rows = status["passes"]
     passes = [
-        [p["name"], str(p["posted"]), str(p["completed"]), str(p["dead"]), str(p["findings"]),
+        [pass_title(p), str(p["posted"]), str(p["completed"]), str(p["dead"]), str(p["findings"]),
          money(p["cost_usd"]), money(p["failed_cost_usd"]), tokens(p["tokens_in"]),
          tokens(p["cached_in"]), tokens(p["tokens_out"]),
-         f"{p['wall_s']:.1f} s" if p["wall_s"] is not None else ""]
+         wall_time(p["wall_s"])]
         for p in rows
     ]  # fmt: skip
     cost = money.total([p["cost_usd"] for p in rows], status["cost_usd"])

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
-from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome, check_program
+from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .agents import ERROR_SHOWN, OneShotAgents, leases_end, run_cost
 from .lease import RunLease
 from .names import (
@@ -46,7 +46,7 @@ from .names import (
     tasks_of,
     which_run,
 )
-from .plan import PassSpec, Plan, pass_changes, task_label
+from .plan import PassSpec, Plan, check_programs, pass_changes, task_label
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
 from .records import PassResult, plus, spending
 from .report import read_passes, stored_plan
@@ -145,13 +145,8 @@ class Pipeline(OneShotAgents):
         """Run (or resume) the plan; returns the passes it went through. A stopped run
         returns the passes so far, the last one unfinished. Another run driving the
         pipeline: Conflict (after ``wait_s``); this run losing its lease: LeaseLost."""
-        # Every agent's program before anything runs: a typo in the synthesizer's found only
-        # once a pass's workers were paid for would waste them.
         plan = self.plan
-        for section, spec in (("workers", plan.workers), ("planner", plan.planner),
-                              ("synthesizer", plan.synthesizer)):  # fmt: skip
-            if spec is not None:
-                check_program(spec.exec, where=f"[{section}] exec in {plan.path}")
+        check_programs(plan)  # every agent's program, before anything runs
         lease = RunLease(
             self.swarm, plan, holder=self._agent_name("pipeline"), say=self._say,
             on_lost=self._lost,
@@ -475,12 +470,21 @@ class Pipeline(OneShotAgents):
         return cost, claims
 
     def _cost_spent(self, cost: float | None) -> bool:
-        """Whether ``cost`` spends ``max_cost_usd`` (an unknown cost never does)."""
+        """Whether ``cost`` spends ``max_cost_usd`` (an unknown cost never does; a budget of
+        0 is spent before anything is: it allows no agent run at all)."""
         limit = self.plan.max_cost_usd
+        if limit == 0:
+            return True
         return limit is not None and cost is not None and cost >= limit
 
     def _over_budget(self, cost: float | None, claims: int) -> str | None:
         plan = self.plan
+        if plan.max_cost_usd == 0:
+            return (
+                "the budget allows nothing: max_cost_usd is $0, so no agent may run (every "
+                "run may cost); raise it (in the plan or with --max-cost-usd) and run again "
+                "to resume"
+            )
         if self._cost_spent(cost):
             return (
                 f"the budget is spent: {usd(cost)} of max_cost_usd ${plan.max_cost_usd:g}; "

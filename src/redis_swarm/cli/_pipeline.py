@@ -18,14 +18,18 @@ from .._errors import SwarmError
 from .._pipeline import Pipeline, Plan, load_plan
 from .._pipeline.lineage import lineage as lineage_tree
 from .._pipeline.lineage import lineage_text
+from .._pipeline.plan import check_programs
 from .._pipeline.report import (
     Money,
+    no_cost_note,
+    pass_title,
     read_passes,
     report_markdown,
     status_json,
     status_money,
     stored_plan,
     tokens,
+    wall_time,
 )
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
@@ -62,8 +66,10 @@ _PLAN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @json_option
 @pass_app
 def pipeline_check(app: App, plan_file: Path) -> None:
-    """Check PLAN_FILE without running anything: every problem with its key and line."""
+    """Check PLAN_FILE without running anything: every problem with its key and line, and
+    every agent command whose program is not found."""
     plan = load_plan(plan_file)
+    check_programs(plan)  # (as a run does before anything runs)
 
     def human() -> None:
         click.echo(f"{plan.path}: pipeline {plan.name!r} is a valid plan")
@@ -131,13 +137,11 @@ def pipeline_run(
     live_console = app.err if app.err.is_terminal and not app.json else None
     live: Live | None = None
 
-    def say(line: str) -> None:
-        if app.json:
-            return
+    def say(line: str) -> None:  # progress on stderr, --json or not (stdout holds the JSON)
         if live is not None:
             live.console.print(printable(line), markup=False, highlight=False)
         else:
-            click.echo(line, err=True)
+            click.echo(printable(line), err=True)
 
     def tick() -> None:
         if live is not None:
@@ -188,6 +192,8 @@ def pipeline_run(
             state = f"stopped: {run.budget_reason}"
         elif error is not None:
             state = f"stopped by the error that follows, {spent}"
+        elif interrupted and not summary["done"]:  # (what stopped_by says)
+            state = f"stopped: {interrupted[0]}, {spent}; run it again to resume"
         elif not summary["done"]:
             state = f"stopped, {spent}; run it again to resume"
         else:
@@ -212,21 +218,20 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
     """Per pass, then the totals; then the cost per model (as ``pipeline report``'s)."""
     money = status_money(status)
     table = make_table(
-        "pass", "posted", "completed", "dead", "findings", "synthesis", "cost", "failed runs",
-        "tokens in (cached)/out", "wall",
+        "pass", "posted", "completed", "dead", "open", "findings", "synthesis", "cost",
+        "failed runs", "tokens in (cached)/out", "wall",
     )  # fmt: skip
     rows = status["passes"]
     for p in rows:
-        wall = f"{p['wall_s']:.1f}s" if p["wall_s"] is not None else None
         add_row(
-            table, short(p["name"], 40), p["posted"], p["completed"], p["dead"], p["findings"],
-            p["synthesis"], money(p["cost_usd"]), money(p["failed_cost_usd"]),
-            _tokens_cell(p), wall,
+            table, short(pass_title(p), 40), p["posted"], p["completed"], p["dead"], p["open"],
+            p["findings"], p["synthesis"], money(p["cost_usd"]), money(p["failed_cost_usd"]),
+            _tokens_cell(p), wall_time(p["wall_s"]) or None,
         )  # fmt: skip
     if len(rows) > 1:  # (one pass: its row is the total)
         add_row(
-            table, "total", sum(p["posted"] for p in rows), sum(p["completed"] for p in rows),
-            sum(p["dead"] for p in rows), sum(p["findings"] for p in rows), None,
+            table, "total", status["posted"], status["completed"], status["dead"],
+            status["open"], status["findings"], None,
             money.total([p["cost_usd"] for p in rows], status["cost_usd"]),
             money.total([p["failed_cost_usd"] for p in rows], status["failed_cost_usd"]),
             _tokens_cell(status), None,
@@ -252,7 +257,7 @@ def pipeline_status(app: App, name: str) -> None:
 
     def human() -> None:
         if plan.question:
-            click.echo(f"question: {plan.question}")
+            click.echo(printable(f"question: {plan.question}"))
         _status_table(app, status)
         state = "done" if status["done"] else "not finished"
         click.echo(f"pipeline {name}: {state}, {_spent(status)}")
@@ -261,13 +266,15 @@ def pipeline_status(app: App, name: str) -> None:
 
 
 def _spent(status: dict[str, Any]) -> str:
-    """What the pipeline cost, as its status line ends (the table's total, as shown there)."""
+    """What the pipeline cost, as its status line ends (the table's total, as shown there,
+    and how many runs reported no cost: ``no_cost_note``)."""
     cost = status["cost_usd"]
     if cost is None:
         return "no agent reported a cost"
     money: Money = status_money(status)
     shown = money.total([p["cost_usd"] for p in status["passes"]], cost)
-    return f"{shown} spent" if status["done"] else f"{shown} so far"
+    spent = f"{shown} spent" if status["done"] else f"{shown} so far"
+    return spent + no_cost_note(status)
 
 
 @pipeline.command("report")
