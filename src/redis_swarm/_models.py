@@ -47,6 +47,7 @@ __all__ = [
     "now_ms",
     "type_filter",
     "unknown_pass",
+    "unpriced_note",
     "usage_line",
     "usd",
 ]
@@ -113,6 +114,16 @@ def unknown_pass(name: str, passes: Sequence[str], lists: str) -> str:
         f"findings to read. Check its name (the passes: {known}; {lists}), or post its "
         "tasks first"
     )
+
+
+def unpriced_note(runs: int, unpriced: int) -> str:
+    """What a sum of money leaves out, said after it: `` (2 of 7 runs reported no cost)``
+    when some of the ``runs`` it sums reported a cost and ``unpriced`` of them did not (the
+    sum is then less than what was spent); "" when every run did, or none (then no cost is
+    shown at all). The one wording of it: ``swarm run``'s last line, a pipeline's totals."""
+    if not unpriced or unpriced >= runs:
+        return ""
+    return f" ({unpriced} of {runs} runs reported no cost)"
 
 
 def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -> str:

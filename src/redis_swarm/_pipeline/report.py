@@ -20,6 +20,7 @@ from .._models import (  # (Money, Sum and adds_up named here as before: the cor
     adds_up,
     figure_json,
     now_ms,
+    unpriced_note,
 )
 from .._printable import printable
 from .names import (
@@ -301,10 +302,9 @@ def no_cost_note(figures: Mapping[str, Any]) -> str:
     """What a sum of money leaves out, said after it: `` (2 of 7 runs reported no cost)``
     when some of the runs it sums reported a cost and some did not (as ``swarm run``'s last
     line says it; "" when every run did, or none: then no cost is shown at all)."""
-    runs, unpriced = figures["runs"], figures["runs_without_cost"]
-    if not unpriced or unpriced == runs or figures["cost_usd"] is None:
+    if figures["cost_usd"] is None:
         return ""
-    return f" ({unpriced} of {runs} runs reported no cost)"
+    return unpriced_note(figures["runs"], figures["runs_without_cost"])
 
 
 def _wall_ms(result: PassResult) -> int | None:

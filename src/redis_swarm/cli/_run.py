@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .._errors import SwarmError
-from .._models import usage_line
+from .._models import unpriced_note, usage_line
 from .._printable import printable
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .._runner.options import MAX_POLL_S
@@ -217,10 +217,7 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
         summary["fatal"] = runner.fatal
 
     def human() -> None:
-        cost = usage_line(spent)
-        unpriced = spent["runs"] - spent["priced"]
-        if spent["priced"] and unpriced:
-            cost += f" ({unpriced} of {spent['runs']} runs reported no cost)"
+        cost = usage_line(spent) + unpriced_note(spent["runs"], spent["runs"] - spent["priced"])
         click.echo(
             f"done: claimed {counts['claimed']}, completed {counts['completed']}, "
             f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
