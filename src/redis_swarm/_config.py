@@ -388,11 +388,27 @@ def _check_delimiters(url: str) -> None:
         raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}")
 
 
+# A variable's reference that its client left as it was (Claude Code passes ``${VAR}`` on when
+# VAR is unset): named in the error, which else reads as a malformed URL.
+_UNFILLED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
 def _parser(url: str) -> Callable[[str], dict[str, object]]:
     """The parser of ``url``'s scheme; a ConfigError for a URL that has none it knows."""
     if "://" not in url:
         if url.split("?", 1)[0].lower() == "embedded":
             return _parse_embedded
+        reference = _UNFILLED.fullmatch(url.strip())
+        if reference is not None:
+            name = reference.group(1) or reference.group(2)
+            raise ConfigError(
+                f"{name} is not set: the URL given is the reference {url!r} itself, which an "
+                f"MCP client passes on as written when its configuration says {url} (as "
+                "`swarm mcp install` writes for a URL that holds a password) and the variable "
+                f"is not in its environment, so not in the MCP server's. Set {name} to the "
+                f"Redis URL (e.g. export {name}='rediss://user:password@host:6380') in the "
+                "shell that starts the client, then start the client again"
+            )
         raise ConfigError(
             f"{_mask(url)!r} is not a Redis URL: it needs '://' after the scheme, as in "
             "redis://host:6379 or rediss://user:password@host:6380 (or use embedded)"

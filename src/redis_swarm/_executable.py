@@ -21,8 +21,8 @@ from ._env import ENV_HOME, ENV_NAME, ENV_URL
 __all__ = ["Password", "reach_env", "reach_options", "swarm_command"]
 
 # What ``reach_options`` does with a URL's password: leave the URL out (the other process reads
-# SWARM_URL from its environment), or write it with the password masked as *** or shown.
-Password = Literal["leave-out", "mask", "show"]
+# SWARM_URL from its environment), or write it, password shown (asked for explicitly).
+Password = Literal["leave-out", "show"]
 
 
 def swarm_command() -> list[str]:
@@ -51,8 +51,8 @@ def reach_options(
     project), which an option left out would let it follow:
 
     - ``--url``: the server. A URL holding a password is left out (settings files are often
-      shared; that process reads SWARM_URL from its environment) unless ``password`` says to
-      write it masked (a prompt, which tells the agent to fill it in) or in clear. An
+      shared, commands end up in transcripts and the process list; that process reads
+      SWARM_URL from its environment) unless ``password`` says to write it in clear. An
       embedded server's URL is ``embedded``: ``--home`` says which one.
     - ``--swarm``: the swarm's name.
     - ``--home``: the embedded server's home, and where this machine keeps the lease tokens
@@ -62,8 +62,8 @@ def reach_options(
       be writable; that process keeps its tokens in its own home then.
     """
     url: list[str] = []
-    if not settings.password or password != "leave-out":
-        written = settings.render_url(mask=password != "show")
+    if not settings.password or password == "show":
+        written = settings.render_url(mask=False)
         if settings.kind == "embedded":  # (its home, percent-encoded, holds no "?")
             _, mark, query = written.partition("?")
             written = f"embedded{mark}{query}"

@@ -89,11 +89,13 @@ def swarm_command(settings: Settings, *, show_password: bool = False) -> str:
     absolute path: an agent's shell may not have this install's bin/ on PATH). Options are
     spelled out (rather than exported variables) because many agent shells do not keep
     variables from one command to the next; they are those of the hooks (``reach_options``),
-    the defaults given too (the agent's shell may name another swarm or home), but the URL's
-    password, masked unless ``show_password`` (the prompt tells the agent to fill it in), and
-    a network server's ``--home`` (a prompt may be pasted on another machine).
+    the defaults given too (the agent's shell may name another swarm or home), but a URL that
+    holds a password, left to SWARM_URL of the agent's environment unless ``show_password``
+    (the prompt says it must be set: a password in a command would be in the agent's
+    transcript and the process list), and a network server's ``--home`` (a prompt may be
+    pasted on another machine).
     """
-    password: Password = "show" if show_password else "mask"
+    password: Password = "show" if show_password else "leave-out"
     return shlex.join(
         [*install_command(), *reach_options(settings, password=password, same_machine=False)]
     )
@@ -156,8 +158,9 @@ def render_prompt(
 ) -> str:
     """The init prompt of ``role`` for an agent using ``via`` from ``client``.
 
-    ``settings`` says where the swarm is (the URL's password is masked unless
-    ``show_password``); ``queue`` is the work queue the prompt uses (default ``work``).
+    ``settings`` says where the swarm is (a URL's password is masked, and its commands read
+    the URL from SWARM_URL, unless ``show_password``); ``queue`` is the work queue the
+    prompt uses (default ``work``).
     """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
@@ -169,6 +172,7 @@ def render_prompt(
 
     queue = queue or DEFAULT_QUEUE
     url = settings.render_url(mask=not show_password)
+    from_env = bool(settings.password) and not show_password
     sw = swarm_command(settings, show_password=show_password)
     common: dict[str, object] = {
         "sw": sw,
@@ -185,9 +189,7 @@ def render_prompt(
         swarm=settings.swarm,
         url=url,
         version=__version__,
-        password_note=(
-            _fill("common", "password-note") if settings.password and not show_password else ""
-        ),
+        password_note=(_fill("common", "password-note") if from_env else ""),
     )
     pieces: dict[str, object] = {
         "header": header,
@@ -206,9 +208,13 @@ def render_prompt(
             role, sw, client, "<SHARD_NAME>" if role == "shard" else None
         )
     elif via == "python":
-        pieces["connect"] = _fill(
-            "common", "connect-python", url_repr=repr(url), swarm_repr=repr(settings.swarm)
+        swarm_repr = repr(settings.swarm)
+        connect = (
+            f"Swarm.from_env(swarm={swarm_repr})  # the URL: SWARM_URL"
+            if from_env
+            else f"Swarm({url!r}, swarm={swarm_repr})"
         )
+        pieces["connect"] = _fill("common", "connect-python", connect=connect)
     return _fill(role, via, **common, **pieces) + "\n"
 
 

@@ -287,7 +287,7 @@ def test_a_password_stays_out_of_a_projects_file(
 ) -> None:
     """.mcp.json and a project's .gemini/settings.json are often committed: a URL's password
     stays out of them (``${SWARM_URL}``, which Claude Code and Gemini CLI fill from their
-    environment); a file of the user's own keeps the URL."""
+    environment); a user's configuration too, unless --url-in-config."""
     monkeypatch.chdir(tmp_path)
     env = {"SWARM_URL": "redis://:s3cret@127.0.0.1:7777/0"}
     for client in ("json", "gemini"):
@@ -298,7 +298,7 @@ def test_a_password_stays_out_of_a_projects_file(
     code, out, _ = _invoke(["mcp", "install", "--client", "claude", "--scope", "project"], env)
     assert code == 0 and "'SWARM_URL=${SWARM_URL}'" in out and "s3cret" not in out
     code, out, _ = _invoke(["mcp", "install", "--client", "claude"], env)  # ~/.claude.json
-    assert code == 0 and "s3cret" in out
+    assert code == 0 and "'SWARM_URL=${SWARM_URL}'" in out and "s3cret" not in out
 
 
 def test_remove_takes_back_exactly_what_install_added(

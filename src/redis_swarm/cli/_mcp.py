@@ -6,22 +6,26 @@ import os
 import secrets
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
+from .._env import ENV_URL
 from .._errors import ConfigError, SwarmError
 from .._models import dumps
 from .._net import http_url, is_loopback
 from .._validate import check_queues
 from ..mcp_server._install import (
     CLIENTS,
+    URL_FROM_ENV_OPTION,
     Client,
     LaunchSpec,
     RemoteSpec,
     claude_command,
     codex_toml,
+    env_reference,
     gemini_settings,
     launch_spec,
     mcp_json,
@@ -104,6 +108,13 @@ _budget_option = click.option(
     metavar="QUEUE",
     help="With --channel: also push the claimable tasks of this queue (repeatable).",
 )
+@click.option(
+    URL_FROM_ENV_OPTION,
+    "url_from_env",
+    is_flag=True,
+    help="Refuse to start unless SWARM_URL is set (how `swarm mcp install` launches a server "
+    "whose URL holds a password: the client passes it on from its own environment).",
+)
 @click.pass_context
 def mcp_command(
     ctx: click.Context,
@@ -119,6 +130,7 @@ def mcp_command(
     token: str | None,
     channel: bool,
     watch_queues: tuple[str, ...],
+    url_from_env: bool,
 ) -> None:
     """Serve the swarm as Model Context Protocol tools (stdio unless --transport http).
 
@@ -129,6 +141,8 @@ def mcp_command(
     from ..mcp_server._server import build_server, serve  # the SDK: imported only to serve
 
     app = ctx.ensure_object(App)
+    if url_from_env:
+        _check_url_in_env()
     _check_watched(watch_queues, channel)
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
@@ -160,6 +174,19 @@ def mcp_command(
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
         click.echo(f"serving MCP on {http_url(host, listening.port, '/mcp')}{guard}", err=True)
         serve(server, "http", host=host, port=listening.port, token=token, listening=listening)
+
+
+def _check_url_in_env() -> None:
+    """A server configured to take SWARM_URL from the client's environment: a client that
+    forwards an unset variable passes nothing (Codex) or "" (Gemini CLI), which would else
+    serve the embedded swarm, not the one meant."""
+    if not os.environ.get(ENV_URL, "").strip():
+        raise ConfigError(
+            f"{ENV_URL} is not set in the MCP server's environment: its client's configuration "
+            f"(`swarm mcp install`) takes it from the client's own environment. Set {ENV_URL} "
+            "(e.g. export SWARM_URL='rediss://user:password@host:6380') in the shell that "
+            "starts the client, then start the client again"
+        )
 
 
 def _check_watched(watch_queues: tuple[str, ...], channel: bool) -> None:
@@ -238,6 +265,17 @@ def _install_remote_usage() -> str:
 )
 @click.option("--watch-queue", "watch_queues", multiple=True, metavar="QUEUE",
               help="With --channel: push this queue's claimable tasks too.")  # fmt: skip
+@click.option(
+    "--url-in-config",
+    is_flag=True,
+    help="Write a URL that holds a password into the client's configuration (a user's file, "
+    "made 0600) instead of having the client pass on SWARM_URL from its environment.",
+)
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help="With --url-in-config: print the password (masked as *** unless given).",
+)
 @json_option
 @pass_app
 def install(
@@ -255,12 +293,16 @@ def install(
     no_token: bool,
     channel: bool,
     watch_queues: tuple[str, ...],
+    url_in_config: bool,
+    show_secrets: bool,
 ) -> None:
     """Print (or --write) the configuration that makes CLIENT start this server (or, with
     --http, reach one serving HTTP).
 
     claude: the `claude mcp add` command; codex: the ~/.codex/config.toml table; gemini:
     .gemini/settings.json; json: .mcp.json (Claude Code's project file, and most clients').
+    A URL that holds a password is not written: the client passes SWARM_URL on from its own
+    environment (see --url-in-config).
     """
     spec: LaunchSpec | RemoteSpec
     _check_scope(client, scope)
@@ -277,13 +319,19 @@ def install(
             f"--channel: channels are a Claude Code feature, {client} has none: use --client "
             "claude (or json, for .mcp.json), or leave --channel out (docs/live.md)"
         )
+    if show_secrets and not url_in_config:
+        raise click.UsageError(
+            "--show-secrets is for --url-in-config: without it the configuration holds no password"
+        )
     if http_url is not None:
+        if url_in_config:
+            raise click.UsageError("--url-in-config is for a server the client starts, not --http")
         spec = remote_spec(
             http_url, token_env=None if no_token else token_env, server_name=server_name
         )
     else:
         spec = launch_spec(
-            url=_url_for(client, scope, app),
+            url=_url_for(client, scope, app, url_in_config),
             swarm=app.swarm_name,
             role=role,
             home=app.home,
@@ -292,8 +340,18 @@ def install(
             server_name=server_name,
             channel=watch_queues if channel else None,
         )
-    config, text, target = _client_config(client, spec, scope, as_json=app.json)
-    done = _write_config(client, spec, scope, config, text, target) if write else None
+    secret = isinstance(spec, LaunchSpec) and url_in_config and bool(app.settings.password)
+    done = _write_config(client, spec, scope, secret) if write else None
+    shown = spec
+    if secret and not show_secrets and (app.json or done is None):
+        assert isinstance(spec, LaunchSpec)
+        masked = app.settings.render_url(mask=True)
+        shown = replace(spec, env={**spec.env, ENV_URL: masked})
+        click.echo(
+            "the password is masked as ***: add --show-secrets to print it, or --write to apply it",
+            err=True,
+        )
+    config, text, target = _client_config(client, shown, scope, as_json=app.json)
     if app.json:
         click.echo(
             dumps(
@@ -356,18 +414,37 @@ def _shared(client: Client, scope: str | None) -> bool:
     return client == "json" or (client == "gemini" and (scope or "project") == "project")
 
 
-def _url_for(client: Client, scope: str | None, app: App) -> str:
-    """SWARM_URL as the configuration holds it: the URL, but a reference to the client's
-    environment (Claude Code and Gemini CLI expand ``${VAR}`` in these files) where the URL
-    holds a password and the file is shared."""
-    if not (app.settings.password and _shared(client, scope)):
+# How each client is told to pass SWARM_URL on from its own environment (checked with
+# Claude Code 2.1, Codex 0.171 and Gemini CLI 0.61: each scope of each).
+_FORWARDED = {
+    "claude": "-e 'SWARM_URL=${SWARM_URL}', which Claude Code expands",
+    "codex": 'env_vars = ["SWARM_URL"], which Codex forwards',
+    "gemini": '"SWARM_URL": "${SWARM_URL}", which Gemini CLI expands',
+    "json": '"SWARM_URL": "${SWARM_URL}", which Claude Code expands',
+}
+
+
+def _url_for(client: Client, scope: str | None, app: App, url_in_config: bool) -> str:
+    """SWARM_URL as the configuration holds it: the URL, but where it holds a password a
+    reference to the client's environment, unless ``url_in_config`` (refused for a project's
+    file, which is often committed)."""
+    if not app.settings.password:
+        return app.url
+    if url_in_config:
+        if _shared(client, scope):
+            raise click.UsageError(
+                "--url-in-config: a project's file is often committed, and would hold the "
+                "password: leave --url-in-config out (the client then takes SWARM_URL from "
+                "its environment), or use a user's scope"
+            )
         return app.url
     click.echo(
-        "the URL holds a password, which stays out of the project's file: it says "
-        "${SWARM_URL}, which the client fills from its environment (set SWARM_URL there)",
+        f"the URL holds a password, which stays out of the configuration: it says "
+        f"{_FORWARDED[client]} from its environment when it starts the server: set "
+        f"{ENV_URL} there (or pass --url-in-config to write the password in a user's file)",
         err=True,
     )
-    return "${SWARM_URL}"
+    return env_reference(ENV_URL)
 
 
 def _client_config(
@@ -388,25 +465,38 @@ def _client_config(
 
 
 def _write_config(
-    client: Client,
-    spec: LaunchSpec | RemoteSpec,
-    scope: str | None,
-    config: object,
-    text: str,
-    target: Path | None,
+    client: Client, spec: LaunchSpec | RemoteSpec, scope: str | None, secret: bool
 ) -> str:
-    """Install what ``_client_config`` made: run ``claude mcp add``, or merge the file. What
-    was written where, in one line."""
+    """Install what ``_client_config`` makes of ``spec``: run ``claude mcp add``, or merge the
+    file (``secret``: it holds a password, made 0600, with a warning). What was written
+    where, in one line."""
+    config, text, target = _client_config(client, spec, scope, as_json=False)
     if client == "claude":
         assert isinstance(config, list)
         _claude_add(_with_token(config, spec), spec.name, scope or "user")
-        return f"added {spec.name} to Claude Code's {scope or 'user'} scope (claude mcp add)"
+        where = f"Claude Code's {scope or 'user'} scope"
+        if secret:
+            click.echo(
+                f"warning: {where} (~/.claude.json) now holds the swarm's password in clear",
+                err=True,
+            )
+        return f"added {spec.name} to {where} (claude mcp add)"
     assert target is not None
+    mode = target.stat().st_mode & 0o777 if target.exists() else None
     if client == "codex":
-        changed = merge_toml(target, f"mcp_servers.{spec.name}", text)
+        changed = merge_toml(target, f"mcp_servers.{spec.name}", text, private=secret)
     else:
         assert isinstance(config, dict)
-        changed = merge_json(target, config)
+        changed = merge_json(target, config, private=secret)
+    if secret:
+        how = "a new file" if mode is None else f"tightened from {mode:04o}"
+        if mode == 0o600:
+            how = "as it was"
+        click.echo(
+            f"warning: {target} holds the swarm's password in clear: it is mode 0600 "
+            f"({how}), readable by you only; keep it out of backups and repositories",
+            err=True,
+        )
     return f"written to {target}" if changed else f"{target}: nothing to change"
 
 

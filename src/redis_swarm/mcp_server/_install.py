@@ -9,6 +9,13 @@ their working directory, PATH, or the swarm their own environment names. For a s
 form it knows: Codex the name of the environment variable holding it
 (``bearer_token_env_var``), the others an ``Authorization`` header that refers to that
 variable.
+
+A URL that holds a password is not written: each client is told to take ``SWARM_URL`` from
+its own environment when it starts the server (``env_reference``), in the form it knows:
+Claude Code and Gemini CLI expand ``${SWARM_URL}`` in the server's env (every scope), Codex
+forwards the variables named by ``env_vars``. A configuration that must hold the password
+(``--url-in-config``) is written with mode 0600 (``merge_json`` / ``merge_toml``
+``private``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ __all__ = [
     "RemoteSpec",
     "claude_command",
     "codex_toml",
+    "env_reference",
     "gemini_settings",
     "launch_spec",
     "mcp_json",
@@ -46,6 +54,11 @@ __all__ = [
 
 Client = Literal["claude", "codex", "gemini", "json"]
 CLIENTS: tuple[Client, ...] = ("claude", "codex", "gemini", "json")
+
+# The option of `swarm mcp` that makes it refuse to start without SWARM_URL in its environment:
+# a client that forwards an unset variable passes nothing (Codex) or "" (Gemini CLI), which
+# would else be read as the embedded server.
+URL_FROM_ENV_OPTION = "--url-from-env"
 
 # Seconds an agent client should allow one tool call: wait_for_pass may wait up to 300 s.
 TOOL_TIMEOUT_S = 360
@@ -83,6 +96,12 @@ class RemoteSpec:
 Spec = LaunchSpec | RemoteSpec
 
 
+def env_reference(name: str) -> str:
+    """How a client configuration refers to variable ``name`` of the client's environment
+    (``${NAME}``; Codex's table lists it in ``env_vars`` instead)."""
+    return f"${{{name}}}"
+
+
 def _check_server_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise ConfigError(f"MCP server name {name!r} may hold only letters, digits, '_' and '-'")
@@ -116,7 +135,9 @@ def launch_spec(
     """The launch of ``swarm mcp`` for one client configuration; ``channel`` (the queues to
     watch, maybe none) launches it as a Claude Code channel. Its environment names the URL,
     the swarm and the home (None: the default one), the default ones too: the client's own
-    environment, which the server's adds to, may name others (SWARM_NAME, SWARM_HOME)."""
+    environment, which the server's adds to, may name others (SWARM_NAME, SWARM_HOME).
+    ``url`` may be ``env_reference(ENV_URL)``: the server then takes it from the client's
+    environment, and refuses to start without it."""
     _check_server_name(server_name)
     base = command or swarm_command()
     args = [*base[1:], "mcp", "--role", role]
@@ -126,6 +147,8 @@ def launch_spec(
         args += ["--budget", str(budget)]
     if channel is not None:
         args += ["--channel", *[a for q in channel for a in ("--watch-queue", q)]]
+    if url == env_reference(ENV_URL):
+        args.append(URL_FROM_ENV_OPTION)
     where = (home or DEFAULT_HOME).expanduser().absolute()
     env = {ENV_URL: url, ENV_NAME: swarm, ENV_HOME: str(where)}
     return LaunchSpec(server_name, base[0], args, env)
@@ -152,23 +175,28 @@ def _toml_str(value: str) -> str:
 
 
 def codex_toml(spec: Spec) -> str:
-    """The ``[mcp_servers.NAME]`` table of ``~/.codex/config.toml``."""
+    """The ``[mcp_servers.NAME]`` table of ``~/.codex/config.toml``. Codex does not expand
+    ``${VAR}``: a variable the spec refers to is forwarded from Codex's environment
+    (``env_vars``) instead of set."""
     timeouts = ["startup_timeout_sec = 30", f"tool_timeout_sec = {TOOL_TIMEOUT_S}", ""]
     if isinstance(spec, RemoteSpec):
         lines = [f"[mcp_servers.{spec.name}]", f"url = {_toml_str(spec.url)}"]
         if spec.token_env is not None:
             lines.append(f"bearer_token_env_var = {_toml_str(spec.token_env)}")
         return "\n".join([*lines, *timeouts])
-    env = ", ".join(f"{key} = {_toml_str(value)}" for key, value in spec.env.items())
-    return "\n".join(
-        [
-            f"[mcp_servers.{spec.name}]",
-            f"command = {_toml_str(spec.command)}",
-            f"args = [{', '.join(_toml_str(a) for a in spec.args)}]",
-            f"env = {{ {env} }}",
-            *timeouts,
-        ]
+    forwarded = [key for key, value in spec.env.items() if value == env_reference(key)]
+    env = ", ".join(
+        f"{key} = {_toml_str(value)}" for key, value in spec.env.items() if key not in forwarded
     )
+    lines = [
+        f"[mcp_servers.{spec.name}]",
+        f"command = {_toml_str(spec.command)}",
+        f"args = [{', '.join(_toml_str(a) for a in spec.args)}]",
+        f"env = {{ {env} }}",
+    ]
+    if forwarded:
+        lines.append(f"env_vars = [{', '.join(_toml_str(key) for key in forwarded)}]")
+    return "\n".join([*lines, *timeouts])
 
 
 def _headers(spec: RemoteSpec) -> dict[str, Any]:
@@ -209,9 +237,24 @@ def target_path(client: Client, *, scope: str = "project", home: Path | None = N
     raise ConfigError("claude is configured with `claude mcp add`, not by a file")
 
 
-def merge_json(path: Path, config: dict[str, Any], *, remove: bool = False) -> bool:
+def _write(path: Path, text: str, *, private: bool) -> None:
+    """Write ``text`` to ``path``; ``private`` (it holds a password): readable by its owner
+    only, the mode set before the text is in it (a new file is created 0600, an existing one
+    tightened)."""
+    if private:
+        if path.exists():
+            path.chmod(0o600)
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    path.write_text(text)
+
+
+def merge_json(
+    path: Path, config: dict[str, Any], *, remove: bool = False, private: bool = False
+) -> bool:
     """Add (or replace) our ``mcpServers`` entry in a JSON settings file, keeping the rest;
-    with ``remove``, take it out (a file left empty is deleted). Whether the file changed."""
+    with ``remove``, take it out (a file left empty is deleted). ``private``: the entry holds a
+    password, the file is made 0600. Whether the file changed (or its mode)."""
     data: dict[str, Any] = {}
     if path.exists():
         try:
@@ -233,18 +276,27 @@ def merge_json(path: Path, config: dict[str, Any], *, remove: bool = False) -> b
     else:
         servers.update(config["mcpServers"])
     if json.dumps(data) == before:
-        return False
+        return private and _tighten(path)
     if not data:
         path.unlink()
         return True
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    _write(path, json.dumps(data, indent=2) + "\n", private=private)
     return True
 
 
-def merge_toml(path: Path, table: str, block: str) -> bool:
+def _tighten(path: Path) -> bool:
+    """An unchanged file that holds a password, made 0600 if it was not: whether it was."""
+    if not path.exists() or path.stat().st_mode & 0o077 == 0:
+        return False
+    path.chmod(0o600)
+    return True
+
+
+def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> bool:
     """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, or append it;
-    an empty ``block`` takes the table out (a file left empty is deleted). Whether it changed."""
+    an empty ``block`` takes the table out (a file left empty is deleted). ``private``: the
+    block holds a password, the file is made 0600. Whether it changed (or its mode)."""
     if not block and not path.exists():
         return False
     lines = path.read_text().splitlines() if path.exists() else []
@@ -271,7 +323,10 @@ def merge_toml(path: Path, table: str, block: str) -> bool:
             path.unlink()
         return True
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text((text + "\n\n" if text else "") + block)
+    merged = (text + "\n\n" if text else "") + block
+    if path.exists() and path.read_text() == merged:
+        return private and _tighten(path)
+    _write(path, merged, private=private)
     return True
 
 
