@@ -339,7 +339,9 @@ def acl_user(
     if user == "default" and role != "admin":
         raise ValidationError(
             "do not restrict the 'default' user: create a named user per role, and once an "
-            "admin user exists turn the default one off (ACL SETUSER default off)"
+            "admin user exists turn the default one off (ACL SETUSER default off resetpass: "
+            "'off' alone leaves it passwordless, and protected mode then refuses every client "
+            "beyond loopback)"
         )
     generated = password is None
     secret = generate_password() if password is None else check_password(password)

@@ -20,7 +20,8 @@ missing one ``Function not found``) without running anything, so a stale or miss
 costs no round trip until it is met. Whoever may (``swarm up``, ``swarm acl --apply``,
 ``Swarm.load_functions()``, any handle whose user has ``FUNCTION LOAD``) then loads it with
 ``FUNCTION LOAD REPLACE`` and sends the calls again; a user without that right (a worker) gets
-PermissionDenied saying to run ``swarm up`` as an admin. On a cluster FUNCTION LOAD goes to
+PermissionDenied saying to run ``swarm up`` as an admin, or, when the server holds another
+version (``held_version`` reads it from the stale reply), that another redis-swarm loaded it. On a cluster FUNCTION LOAD goes to
 every master (replicas get it by replication; a new master that lacks it is met the same way).
 
 Why Functions: a user allowed EVAL can run any Lua, including a script that never ends and
@@ -54,6 +55,7 @@ __all__ = [
     "evalsha",
     "fcall",
     "function_name",
+    "held_version",
     "helpers_source",
     "library",
     "script_body",
@@ -150,6 +152,17 @@ local function stale(wanted)
     VERSION .. ', the caller expects ' .. tostring(wanted))
 end
 """
+
+
+# What a stale reply says the server holds: written by _HEAD, of this redis-swarm or another.
+_HELD = re.compile(rf"^{STALE_LIBRARY} the {LIBRARY} library on this server is version ([^\s,]+),")
+
+
+def held_version(reply: str) -> str | None:
+    """The library version a server holds, read from its ``RS_STALE_LIBRARY`` reply (None:
+    another reply, a missing library's ``Function not found`` included)."""
+    found = _HELD.match(reply)
+    return found[1] if found else None
 
 
 def helpers_source() -> str:

@@ -11,9 +11,12 @@ scripts, on every master). ``exchange`` decides the rest, as the operations do f
   by NOSCRIPT loads its script; either did not run, so it is sent again;
 - a call met by ``unknown command 'FCALL'`` (Redis 6.2, a managed service without Functions)
   switches the handle to EVALSHA for good, and is sent again that way;
-- a user that may not load the library gets PermissionDenied saying to run ``swarm up`` as
-  an admin; a server that refuses the load as a write (out of memory, or cannot persist)
-  gets the ConnectionFailed of that refusal, as any other write it refuses.
+- a user that may not load the library gets PermissionDenied: for a missing one, saying to
+  run ``swarm up`` as an admin; for one of another version (the version the server named),
+  saying that another redis-swarm loaded it and every machine must run the same version
+  (``swarm up`` would knock that other one out in turn); a server that refuses the load as a
+  write (out of memory, or cannot persist) gets the ConnectionFailed of that refusal, as any
+  other write it refuses.
 
 On one server the whole batch is sent again (a durability wait closing it must follow the
 writes it confirms; every request is idempotent), but for a blocking pop that has answered
@@ -34,7 +37,7 @@ import redis
 from . import _scripts
 from ._errors import ConnectionFailed, PermissionDenied, SwarmError
 from ._protocol import Call, Cmd, is_wake_wait, raise_first
-from ._scripts import LIBRARY, STALE_LIBRARY, evalsha, fcall, library
+from ._scripts import LIBRARY, STALE_LIBRARY, evalsha, fcall, held_version, library
 from ._translate import refused_write
 
 __all__ = [
@@ -66,10 +69,12 @@ class Send:
 @dataclass(frozen=True)
 class Load:
     """Run these commands (FUNCTION LOAD or SCRIPT LOAD) on every master; the library is
-    ``library`` True."""
+    ``library`` True. ``held``: the library version the server said it holds, which this
+    load replaces (None: missing, or not said)."""
 
     commands: tuple[tuple[Any, ...], ...]
     library: bool
+    held: str | None = None
 
 
 Step = Send | Load
@@ -99,38 +104,55 @@ class Scripting:
             return Load((("SCRIPT LOAD", _scripts.script_source(item.script)),), library=False)
         text = str(reply)
         if text.startswith((_NO_FUNCTION, STALE_LIBRARY)):
-            return self.load()
+            return self.load(held=held_version(text))
         if _NO_FUNCTIONS.search(text):
             self.functions = False
             return "again"
         return "done"
 
-    def load(self) -> Load:
-        """The load of the library (or, without Functions, of every script)."""
+    def load(self, held: str | None = None) -> Load:
+        """The load of the library (or, without Functions, of every script), over the
+        version ``held`` when the server named the one it holds."""
         if self.functions:
-            return Load((("FUNCTION LOAD", "REPLACE", library().source),), library=True)
+            return Load((("FUNCTION LOAD", "REPLACE", library().source),), True, held)
         names = _scripts.script_names()
         return Load(tuple(("SCRIPT LOAD", _scripts.script_source(n)) for n in names), False)
 
 
-def cannot_load(exc: Exception, where: str) -> SwarmError:
+def cannot_load(exc: Exception, where: str, held: str | None = None) -> SwarmError:
     """The error of a handle that met a missing or stale library and could not load it: the
     server refuses writes (out of memory, or cannot persist: no user may load it, so the
-    server's own error, and what to do), or this user may not load it."""
-    missing = (
-        f"the {LIBRARY} function library on {where} is missing or of another version (this "
-        f"redis-swarm expects version {library().version})"
-    )
+    server's own error, and what to do), or this user may not load it. ``held``: the version
+    the server holds, when it said so: another redis-swarm loaded it, which loading this
+    one would knock out in turn, so the way out is one version everywhere, not 'swarm up'."""
+    mine = library().version
+    if held is None:
+        what = f"is missing or of another version (this redis-swarm expects version {mine})"
+    else:
+        what = (
+            f"is version {held}, loaded by a redis-swarm of another version (another "
+            f"machine's, or another install's; this redis-swarm expects version {mine})"
+        )
+    missing = f"the {LIBRARY} function library on {where} {what}"
     refused = refused_write(exc, where)
     if refused is not None:
         return ConnectionFailed(
             f"{missing} and could not be loaded, as the server refuses writes: {refused}. "
             "Once it takes writes again, the next call loads the library by itself"
         )
-    hint = (
-        f"{missing} and this user cannot load it ({exc}): run 'swarm up' (or "
-        "'swarm acl --apply') with an admin user, which loads it"
-    )
+    if held is None:
+        hint = (
+            f"{missing} and this user cannot load it ({exc}): run 'swarm up' (or "
+            "'swarm acl --apply') with an admin user, which loads it"
+        )
+    else:
+        hint = (
+            f"{missing} and this user cannot replace it ({exc}): every machine of a swarm "
+            "must run the same redis-swarm version. Install here the version the other "
+            "machines run; or upgrade them all (workers stopped), then run 'swarm up' once "
+            "with an admin user (see docs/deployment.md, 'Upgrading a fleet'). Loading "
+            "this version now would stop the other machines' commands instead"
+        )
     text = str(exc)
     if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
         return PermissionDenied(hint)
@@ -147,7 +169,7 @@ def load(step: S, what: Load, where: str) -> Generator[S, Any, None]:
         yield step
     except redis.ResponseError as exc:
         if what.library:
-            raise cannot_load(exc, where) from None
+            raise cannot_load(exc, where, what.held) from None
         raise
 
 
@@ -219,7 +241,7 @@ def load_everything(scripting: Scripting, where: str) -> Generator[Step, Any, bo
             # A user who may not load it (a worker): fine if this version is in place.
             (reply,) = yield Send((fcall("ping", (), (0,)),))
             if isinstance(reply, Exception):
-                raise cannot_load(refused, where)
+                raise cannot_load(refused, where, held_version(str(reply)))
             return True
         scripting.functions = False
     yield scripting.load()
