@@ -21,8 +21,9 @@ costs no round trip until it is met. Whoever may (``swarm up``, ``swarm acl --ap
 ``Swarm.load_functions()``, any handle whose user has ``FUNCTION LOAD``) then loads it with
 ``FUNCTION LOAD REPLACE`` and sends the calls again; a user without that right (a worker) gets
 PermissionDenied saying to run ``swarm up`` as an admin, or, when the server holds another
-version (``held_version`` reads it from the stale reply), that another redis-swarm loaded it. On a cluster FUNCTION LOAD goes to
-every master (replicas get it by replication; a new master that lacks it is met the same way).
+version (``held_version`` reads it from the stale reply), that another redis-swarm loaded it.
+On a cluster FUNCTION LOAD goes to every master (replicas get it by replication; a new master
+that lacks it is met the same way).
 
 Why Functions: a user allowed EVAL can run any Lua, including a script that never ends and
 cannot be killed once it wrote; a user allowed only FCALL runs the swarm's own code and no
