@@ -27,18 +27,30 @@ SKIP = (
     "claude ",
     "swarm dashboard",
     "swarm up",
+    "swarm down",
     "swarm doctor",
 )
+# A line that writes a file with a here-document: ``cat > FILE <<'END'``, its lines, END.
+HEREDOC = re.compile(r"<<'(\w+)'")
 
 
 def tour_commands(skipped: bool = False) -> list[str]:
-    """The tour's commands that run here (``skipped``: the others)."""
+    """The tour's commands that run here (``skipped``: the others); a here-document is one
+    command, its lines included; comment lines are none."""
     text = README.read_text()
     tour = text.split("## A 2-minute tour", 1)[1]
     block = re.search(r"```bash\n(.*?)```", tour, re.S)
     assert block is not None
-    lines = [line.split("  #", 1)[0].strip() for line in block.group(1).splitlines()]
-    return [line for line in lines if line and line.startswith(SKIP) == skipped]
+    commands: list[str] = []
+    lines = iter(block.group(1).splitlines())
+    for raw in lines:
+        line = raw.split("  #", 1)[0].strip()
+        if (heredoc := HEREDOC.search(line)) is not None:
+            body = list(iter(lines.__next__, heredoc.group(1)))
+            line = "\n".join([line, *body, heredoc.group(1)])
+        if line and not line.startswith("#"):
+            commands.append(line)
+    return [line for line in commands if line.startswith(SKIP) == skipped]
 
 
 def test_readme_skipped_commands_name_real_options() -> None:
@@ -56,10 +68,9 @@ def test_readme_skipped_commands_name_real_options() -> None:
 
 
 def test_readme_tour_runs(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each command in turn, in this process, from the folder of the tour's file (a process
-    per command would cost its start-up, and check nothing more: the first command also
-    runs as a real ``swarm`` process)."""
-    (tmp_path / "notes.md").write_text("intro\nthe retry policy: 3 retries, 2 s backoff\nend\n")
+    """Each command in turn, in this process, from an empty folder (a process per command
+    would cost its start-up, and check nothing more: the first command also runs as a real
+    ``swarm`` process); the tour writes the file it publishes itself, with a shell."""
     monkeypatch.chdir(tmp_path)
     swarm = Cli(redis_url, swarm="tour")
     task_id = token = ""
@@ -72,6 +83,10 @@ def test_readme_tour_runs(redis_url: str, tmp_path: Path, monkeypatch: pytest.Mo
     )  # fmt: skip
     assert first.returncode == 0, f"{commands[0]}: {first.stderr}"
     for command in commands:
+        if not command.startswith("swarm "):
+            done = subprocess.run(["bash", "-ec", command], timeout=30, check=False)
+            assert done.returncode == 0, command
+            continue
         command = command.replace("TASK_ID", task_id).replace("TOKEN", token)
         args = shlex.split(command)
         assert args[0] == "swarm"
@@ -81,4 +96,10 @@ def test_readme_tour_runs(redis_url: str, tmp_path: Path, monkeypatch: pytest.Mo
             claimed = json.loads(result.stdout)
             task_id, token = claimed["id"], claimed["token"]
     findings = swarm.json("findings")
-    assert findings["items"][0]["summary"] == "3 retries, 2 s backoff"
+    (finding,) = findings["items"]
+    assert finding["summary"] == "3 retries, 2 s backoff"
+    # the finding's sources name the line of the published file that says so
+    for source in finding["sources"]:
+        name, line = source.rsplit(":", 1)
+        said = (tmp_path / name).read_text().splitlines()[int(line) - 1]
+        assert "3 retries, 2 s backoff" in said, source

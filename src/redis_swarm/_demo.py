@@ -30,6 +30,9 @@ __all__ = ["CORPUS_NAME", "DemoResult", "corpus_text", "run_demo", "work_one_tas
 
 CORPUS_NAME = "stdlib-field-guide.md"
 
+# A finding's summary as the account shows it: one line of a terminal.
+FINDING_CHARS = 110
+
 # Five research questions, each with the words a worker searches the context for.
 QUERIES: list[tuple[str, list[str]]] = [
     ("How do child processes time out, and what happens then?", ["timeout", "subprocess"]),
@@ -155,7 +158,8 @@ def run_demo(
     result.timings_ms["publish"] = _ms(t)
     say(
         f"context    {CORPUS_NAME}: {info.size_bytes:,} bytes, ~{info.tokens_est:,} tokens, "
-        f"{info.chunks} chunks, version {info.version[:12]} published in {_ms(t):.1f} ms"
+        f"{_counted(info.chunks, 'chunk')}, version {info.version[:12]} published in "
+        f"{_ms(t):.1f} ms"
     )
 
     t = time.perf_counter()
@@ -176,7 +180,7 @@ def run_demo(
     settled = ", ".join(f"{n} {status}" for status, n in stats.items() if n)
     say(f"collect    {len(findings)} findings for '{pass_name}' ({settled}) in {_ms(t):.1f} ms")
     for f in findings:
-        say(f"  finding  {f.id}: {f.summary[:110]}")
+        say(f"  finding  {f.id}: {_cut_at_word(f.summary, FINDING_CHARS)}")
 
     t = time.perf_counter()
     text = _synthesis_text(pass_name, findings)
@@ -247,6 +251,22 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def _counted(n: int, noun: str) -> str:
+    """``1 chunk``, ``3 chunks``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, cut after its last whole word that fits, with
+    ``…`` saying it goes on (a word longer than the limit is cut inside)."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    if not text[limit - 1].isspace() and " " in kept:
+        kept = kept.rsplit(" ", 1)[0]
+    return kept.rstrip(" ,;:") + "…"
+
+
 def _worker_main(argv: list[str]) -> int:
     """Entry point of one demo worker process (``python -m redis_swarm._demo``)."""
     import argparse
@@ -254,10 +274,11 @@ def _worker_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="redis_swarm._demo")
     parser.add_argument("--queue", required=True)
     args = parser.parse_args(argv)
-    worker = Worker(swarm=Swarm.from_env(), model="demo-worker")
-    report = work_one_task(worker, args.queue)
+    # Leaving the block deregisters the worker (``Worker.close``): once it has exited,
+    # ``swarm status`` no longer counts it alive; its finding still names it.
+    with Worker(swarm=Swarm.from_env(), model="demo-worker") as worker:
+        report = work_one_task(worker, args.queue)
     print(json.dumps(report))
-    worker.close()
     return 0
 
 

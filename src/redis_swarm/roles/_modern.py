@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -174,7 +175,8 @@ class Worker(_Role):
     It holds one task at a time: claiming again before the held task is reported, released
     or failed is refused (``Conflict``), unless the task is no longer leased to it (failed,
     released or settled from elsewhere, or its lease lost). ``close()`` gives a held task
-    back to its queue.
+    back to its queue and, once the worker has claimed (which registers it), deregisters it:
+    an ephemeral worker that is gone is not counted alive; its findings keep its name.
 
     With a ``model``, the worker registers itself (role ``worker``, its model) at its first
     claim, since a claim registers a worker without one: one round trip more, once."""
@@ -199,6 +201,7 @@ class Worker(_Role):
         self._held: Task | None = None  # leased to this worker, not yet reported or released
         self._loop: _Loop | None = None  # inside ``tasks()``: what a report claims next
         self._announced = model is None  # a worker with a model registers at its first claim
+        self._joined = False  # registered by a claim or a heartbeat: close() deregisters it
 
     def _profile(self) -> Agent:
         """The agent this worker is: implicit (as a claim registers it) without a model."""
@@ -240,6 +243,7 @@ class Worker(_Role):
         )
 
     def _lease(self, queues: list[str], *, wait_s: float, lease_s: int | None) -> Task | None:
+        self._joined = True
         if not self._announced:  # (the claim's implicit registration has no model)
             self._register(self._profile())
             self._announced = True
@@ -288,7 +292,7 @@ class Worker(_Role):
         """Mark the worker present (registered again when it was swept as stale) and renew
         the lease of the task it holds (``LeaseLost`` when it was lost meanwhile)."""
         self._present(self._profile())
-        self._announced = True
+        self._announced = self._joined = True
         held = self._held
         if held is not None:
             try:
@@ -305,6 +309,15 @@ class Worker(_Role):
             loop.following, loop.skipped = None, []
         self._held = None
         self._release_all(held)
+        if self._joined:
+            self._leave()
+
+    def _leave(self) -> None:
+        """Deregister the worker as it goes: else it would be counted alive until its last
+        heartbeat went stale, a minute after it exited. Its findings and tasks name it still;
+        an agent swept or deregistered meanwhile has nothing left to remove."""
+        with contextlib.suppress(NotFound):
+            self.swarm.deregister(self.worker_id)
 
     def _release_all(self, tasks: Sequence[Task]) -> None:
         """Give ``tasks`` back; one whose lease was lost or that was settled meanwhile is
