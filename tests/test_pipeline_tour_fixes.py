@@ -77,7 +77,7 @@ def test_runs_that_reported_no_cost_are_counted(cli: Cli, swarm: Swarm, tmp_path
 GARBAGE = r"""
 import sys
 sys.stdin.read()
-sys.stdout.write("}}}not json at all{{{ \x00\x01\x1b[2J\n")
+sys.stdout.write("}}}not json at all{{{ \x00\x01\x1b[2J\r\nits second line\r\n")
 """
 
 
@@ -94,6 +94,7 @@ def test_control_bytes_an_agent_printed_reach_no_view(
     report = cli("pipeline", "report", "audit").stdout
     assert "not json at all{{{ \\x00\\x01\\x1b[2J" in report
     assert not CONTROL.search(report)
+    assert "\\x0d" not in report  # (CRLF line ends are line ends, not escapes)
     out = tmp_path / "report.md"
     cli("pipeline", "report", "audit", "--out", str(out))
     assert not CONTROL.search(out.read_text())

@@ -12,8 +12,8 @@ The layers, bottom up (docs/architecture.md draws them and says where each chang
 
 from __future__ import annotations
 
-import importlib
-import typing
+import importlib as _importlib
+import typing as _typing
 
 from ._config import Settings
 from ._errors import (
@@ -61,7 +61,7 @@ from ._models import (
     Webhook,
 )
 
-if typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._acl_apply import AppliedRole, apply_role
     from ._cache import ContextCache
     from ._client import AsyncSwarm, Swarm
@@ -105,13 +105,13 @@ _LAZY_FROM: dict[str, str] = {
     ),
 }
 
-if not typing.TYPE_CHECKING:  # (to the type checker, an unknown name stays an error)
+if not _typing.TYPE_CHECKING:  # (to the type checker, an unknown name stays an error)
 
     def __getattr__(name: str) -> object:
         module = _LAZY_FROM.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, __name__), name)
+        value = getattr(_importlib.import_module(module, __name__), name)
         globals()[name] = value  # bound now: the next use is a plain lookup
         return value
 

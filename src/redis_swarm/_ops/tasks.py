@@ -30,6 +30,7 @@ from .._models import (
 )
 from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remember
 from .._validate import (
+    DEFAULT_RETRY_BACKOFF_S,
     MAX_CLAIM_BATCH,
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
@@ -102,7 +103,7 @@ EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap:
 PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim
 # A failed task waits 1 s, 2 s, 4 s, ... before its next attempt, unless its queue sets the
 # first wait (configure_queue's retry_backoff_s) or the fail says (retry_after_s).
-BACKOFF_BASE_MS = 1_000
+BACKOFF_BASE_MS = round(DEFAULT_RETRY_BACKOFF_S * 1000)
 BACKOFF_CAP_MS = round(MAX_RETRY_BACKOFF_S * 1000)
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)

@@ -471,7 +471,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
             lines += [f"Pass cost, the runs above: {money.line(row, parts)}{no_cost_note(row)}", ""]
     lines += ["## Cost", ""]
     lines += _cost_tables(status, money)
-    return printable("\n".join(lines) + "\n")
+    # (CRLF line ends an agent wrote are line ends: printable would show their \r)
+    return printable("\n".join(lines).replace("\r\n", "\n") + "\n")
 
 
 def _report_money(status: Mapping[str, Any], results: list[PassResult]) -> Money:

@@ -16,6 +16,7 @@ from .._hooks import tokens
 from .._models import Money, Task, TaskCosts, TaskStatus, Usage, iso, unknown_pass, usage_line
 from .._printable import printable
 from .._validate import (
+    DEFAULT_RETRY_BACKOFF_S,
     MAX_CLAIM_BATCH,
     MAX_LEASE_S,
     MAX_PASS_WAIT_S,
@@ -694,7 +695,8 @@ def requeue(app: App, task_id: str) -> None:
     type=Seconds(most=MAX_RETRY_BACKOFF_S),
     metavar="SECONDS",
     help="The wait after a task's first failure before it may run again, doubled at each "
-    "further failure up to 5 min (0: at once)  [default: 1].",
+    f"further failure up to {MAX_RETRY_BACKOFF_S:g} s (0: at once)  "
+    f"[default: {DEFAULT_RETRY_BACKOFF_S:g}].",
 )
 @json_option
 @pass_app
