@@ -41,17 +41,29 @@ TLS_FILE_ERRORS = (_PEM_UNREADABLE, _KEY_MISMATCH, _NO_CA_CERTIFICATE, _A_DIRECT
 HANDSHAKE_FAILURE = "alert handshake failure"
 # The alerts of a server that refused the client certificate it was given (OpenSSL's words):
 # its answer, sent on purpose. A close without one says nothing of why (a server at its
-# maxclients, or restarting, and a proxy's dropped connection close so too): retried.
+# maxclients, or restarting, and a proxy's dropped connection close so too): retried. Two
+# say what is wrong with the certificate itself: its dates, or its purpose (extendedKeyUsage).
+_CLIENT_CERTIFICATE_EXPIRED = "alert certificate expired"
+_NOT_FOR_CLIENTS = "alert unsupported certificate"
 CERTIFICATE_REFUSED = (
     "alert bad certificate",
     "alert unknown ca",
     "alert certificate unknown",
-    "alert unsupported certificate",
+    _NOT_FOR_CLIENTS,
     "alert certificate revoked",
-    "alert certificate expired",
+    _CLIENT_CERTIFICATE_EXPIRED,
     "alert access denied",
 )
 _FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+# Each plain scheme and its TLS twin: a plain URL whose server drops the connection at once
+# may name a TLS port (a Redis tls-port closes on the plain client's first bytes).
+_TLS_SCHEMES = {
+    "redis": "rediss",
+    "redis+cluster": "rediss+cluster",
+    "redis+sentinel": "rediss+sentinel",
+}
+# What a plain client reads from a TLS port: the server closed on its first bytes.
+_CLOSED_AT_ONCE = "reset by peer"
 
 # Scripts report refusals as error replies "CODE message"; the code picks the class.
 _SCRIPT_CODES: dict[str, type[e.SwarmError]] = {
@@ -351,10 +363,10 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
     tls = _tls_problem(" ".join(str(c) for c in causes(exc)), text, where, closed_in_tls_setup(exc))
     if tls is not None:
         return e.ConnectionFailed(tls)
-    if "reset by peer" in text and where.startswith("redis://"):
+    tls_port = _tls_port_hint(where, text)
+    if tls_port and not text.startswith(_CLUSTER_UNREACHABLE):
         return e.ConnectionFailed(
-            f"the server at {where} closed the connection ({text}): if it only speaks TLS "
-            "(tls-port), use rediss:// with ssl_ca_certs"
+            f"the server at {where} closed the connection ({text}): {tls_port}"
         )
     if where.startswith("embedded:") and any(gone in text.lower() for gone in _NOT_LISTENING):
         return e.ConnectionFailed(_embedded_not_running(where, text))
@@ -363,7 +375,8 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
         return e.ConnectionFailed(
             f"cannot reach Redis Cluster at {where}: no node of the URL answered (the last one "
             f"tried: {reasons}); check that the nodes run and that the URL names some of them, as "
-            "redis+cluster://HOST:PORT[,HOST:PORT...] ('swarm doctor' tells more)"
+            f"redis+cluster://HOST:PORT[,HOST:PORT...] ('swarm doctor' tells more)"
+            f"{'; ' if tls_port else ''}{tls_port}"
         )
     hint = ""
     if where.startswith("rediss") and "timeout connecting" in text.lower():
@@ -398,6 +411,17 @@ def _sentinel_failures(text: str) -> list[tuple[str, str]]:
     return failures
 
 
+def _tls_port_hint(where: str, text: str) -> str:
+    """What to try when a server of a plain URL (``where``) closed the connection at once
+    (``text``, the error, says so): it may be a TLS port, reached by the TLS twin of the
+    URL's scheme; "" for anything else."""
+    scheme = where.partition("://")[0].lower()
+    twin = _TLS_SCHEMES.get(scheme)
+    if twin is None or _CLOSED_AT_ONCE not in text.lower():
+        return ""
+    return f"if it only speaks TLS (tls-port), use {twin}:// with ssl_ca_certs"
+
+
 def _no_master(exc: BaseException, text: str, where: str) -> str:
     """One short line for a Sentinel URL whose sentinels gave no master: which sentinels were
     tried, which did not answer and why, and what to check."""
@@ -410,11 +434,12 @@ def _no_master(exc: BaseException, text: str, where: str) -> str:
     tried = [f"{h}:{p}" for h, p in settings.nodes] if settings is not None else list(failed)
     answered = [node for node in tried if node not in failed]
     said = ", ".join(f"{node} ({why})" for node, why in failed.items())
+    tls_port = _tls_port_hint(where, said)
     if not answered:
         return (
             f"no Sentinel of {where} answered: tried {said}; check that the sentinels run and "
             "that the URL names them by their own host:port (26379 by default, not the "
-            "master's port)"
+            f"master's port){'; ' if tls_port else ''}{tls_port}"
         )
     verb = "monitors" if len(answered) == 1 else "monitor"
     return (
@@ -510,15 +535,19 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
                 f"({detail}): connect by a name or IP the certificate lists (its subjectAltName), "
                 "or give the server a certificate for this name"
             )
-        if "expired" in low or "not yet valid" in low:
+        if "expired" in low:
             return (
-                f"TLS to {where} refused: the server's certificate is out of date ({detail}): "
-                "renew the server certificate (tls-cert-file) or check this machine's clock"
+                f"TLS to {where} refused: the server's certificate has expired ({detail}): "
+                "renew the server certificate (tls-cert-file), or check this machine's clock "
+                "if it should not have"
             )
-        return (
-            f"TLS to {where} refused: certificate verify failed ({detail}): check ssl_ca_certs "
-            "in the URL; it must be the CA that signed the server's certificate (tls-cert-file)"
-        )
+        if "not yet valid" in low:
+            return (
+                f"TLS to {where} refused: the server's certificate is not valid yet ({detail}): "
+                "check this machine's clock (and the clock of the machine that made the "
+                "certificate), or give the server one valid from now (tls-cert-file)"
+            )
+        return _not_verified(where, detail)
     if closed and where.startswith("rediss"):
         # Under TLS 1.3 a server checks the client certificate after the handshake, and a
         # client that loses that race sees the connection end (EOF) instead of the alert.
@@ -544,6 +573,24 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
             "redis:// for a plain port, or the server's tls-port"
         )
     return None
+
+
+def _not_verified(where: str, detail: str) -> str:
+    """The server's certificate chain did not verify: against the URL's ssl_ca_certs, or,
+    without one, against this machine's system CA store (which a private CA is not in)."""
+    settings = _settings_of(where)
+    if settings is not None and settings.ssl_ca_certs is None:
+        joiner = "&" if "?" in where else "?"
+        return (
+            f"TLS to {where} refused: certificate verify failed ({detail}): the URL gives no "
+            "ssl_ca_certs, so this machine's system CA store was used, and no CA in it signed "
+            f"the server's certificate: add {joiner}ssl_ca_certs=/path/ca.crt to the URL (the "
+            "CA that signed the server's certificate, its tls-cert-file)"
+        )
+    return (
+        f"TLS to {where} refused: certificate verify failed ({detail}): check ssl_ca_certs "
+        "in the URL; it must be the CA that signed the server's certificate (tls-cert-file)"
+    )
 
 
 def _certificate_required(where: str) -> str:
@@ -578,6 +625,20 @@ _CHECK_CERTIFICATE = (
 
 
 def _certificate_rejected(where: str, text: str) -> str:
+    """The server refused the client certificate with an alert: what it said, if it tells."""
+    low = text.lower()
+    if _CLIENT_CERTIFICATE_EXPIRED in low:
+        return (
+            f"TLS to {where} refused ({text}): the client certificate has expired: renew it "
+            "(a new ssl_certfile, signed by a CA in the server's tls-ca-cert-file), or check "
+            "the server's clock if it should not have"
+        )
+    if _NOT_FOR_CLIENTS in low:
+        return (
+            f"TLS to {where} refused ({text}): the client certificate is not made for client "
+            "authentication (extendedKeyUsage clientAuth): reissue it with extendedKeyUsage "
+            "clientAuth (a certificate made for servers only is no client's)"
+        )
     return (
         f"TLS to {where} refused: the server rejected the client certificate ({text}): "
         f"{_CHECK_CERTIFICATE}"

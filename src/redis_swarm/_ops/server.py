@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .. import _durability
+from .._config import Settings
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import PREFIX, chunk_key
 from .._protocol import Call, Cmd, OpContext, Operation
@@ -76,6 +78,25 @@ class ServerInfo:
     info_readable: bool = True  # False: INFO is refused to this user (HELLO said the rest)
     # the fullest node with a maxmemory (None: no limit set, or INFO not visible)
     memory_fill: MemoryFill | None = None
+    # How others reach a server that let this URL in with no user and no password (its
+    # default user is 'on nopass': so it lets anyone in): over the network, as the URL does,
+    # or on the addresses it listens on beyond loopback. None: the URL has credentials, the
+    # server is on this machine only (embedded, a unix socket, loopback), or it does not say.
+    open_to: str | None = None
+
+    @property
+    def open_access_warning(self) -> str | None:
+        """That anyone who reaches the server gets in without a password, and what to do;
+        None when that is not known to be so (``open_to``)."""
+        if self.open_to is None:
+            return None
+        return (
+            f"the server lets anyone in without a password: this URL names no user and it let "
+            f"it in (its default user is 'on nopass'), and {self.open_to}; make a user per role "
+            "with 'swarm acl --apply' (an admin first), put them in the URLs, then turn the "
+            "default user off (ACL SETUSER default off, then ACL SAVE): docs/security.md, "
+            "'Users per role'"
+        )
 
     @property
     def memory_refusal(self) -> str | None:
@@ -159,6 +180,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         fsync = _config_value((yield Cmd("CONFIG GET", "appendfsync")))
     except PermissionDenied:  # CONFIG is refused to non-admin ACL users: it is optional
         fsync = None
+    open_to = yield from _open_to(ctx.settings, str(info.get("redis_version", "0")))
     return ServerInfo(
         version=str(info.get("redis_version", "?")),
         mode=str(info.get("redis_mode", "standalone")),
@@ -170,7 +192,57 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         server_time_ms=int(server_time),
         maxmemory_policy=_riskiest_policy(nodes),
         memory_fill=_fullest(nodes),
+        open_to=open_to,
     )
+
+
+_LOOPBACK_NAMES = ("localhost",)
+
+
+def _open_to(settings: Settings, version: str) -> Operation[str | None]:
+    """``ServerInfo.open_to``: asked only when the URL has no credentials (the server let it
+    in: anyone gets in). A server the URL reaches over the network lets in whoever else
+    reaches it so; one it reaches on loopback (TLS or not), only when it listens beyond
+    (CONFIG GET bind and protected-mode, when this user may read them)."""
+    if settings.username is not None or settings.password is not None:
+        return None
+    if settings.kind in ("embedded", "unix"):
+        return None
+    hosts = [host for host, _ in settings.nodes] or [settings.host]
+    if not all(_loopback(host) for host in hosts):
+        return f"this URL reaches it over the network ({', '.join(hosts)}): so can others there"
+    try:
+        bind = _config_value((yield Cmd("CONFIG GET", "bind"))) or ""
+        protected = _config_value((yield Cmd("CONFIG GET", "protected-mode")))
+    except ConnectionFailed:
+        raise
+    except SwarmError:  # a default user without CONFIG, or CONFIG renamed: it is unknown
+        return None
+    addresses = [address.lstrip("-") for address in bind.split()]
+    wide = [address for address in addresses if not _loopback(address)]
+    if not addresses:  # no bind: every address
+        wide = ["every address"]
+    # Protected mode refuses clients off loopback to a default user without a password;
+    # before Redis 7 it applies only while no bind address is set.
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+    shielded = protected == "yes" and (major >= 7 or not addresses)
+    if not wide or shielded:
+        return None
+    shown = bind or "''"
+    return (
+        f"it listens beyond this machine, on {', '.join(wide)} (bind {shown}, "
+        f"protected-mode {protected})"
+    )
+
+
+def _loopback(address: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    if address in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # '*', a host name
+        return False
 
 
 def _fullest(nodes: list[dict[str, Any]]) -> MemoryFill | None:

@@ -9,7 +9,6 @@ with few retries, so that it says what is wrong in seconds.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -95,19 +94,21 @@ def _choice(chosen: Binary, running: str | None) -> str:
     return text
 
 
-def _binary(settings: Settings, reported: str | None) -> tuple[str | None, str | None]:
-    """The server's binary, and a note when it is not the path Redis reports. Redis reports
-    its working directory joined to the name it was started by: a server started as
-    ``redis-server`` from PATH names a file in the folder it was started in, which does
-    not exist. On this machine, that is said, with the redis-server PATH finds."""
+def _binary(
+    settings: Settings, reported: str | None, version: str
+) -> tuple[str | None, str | None]:
+    """The server's binary as the server says it (INFO ``executable``), and a note when that
+    path names no file here. Redis reports its working directory joined to the name it was
+    started by: a server started as ``redis-server`` from PATH names a file in the folder it
+    was started in, which does not exist. Which file it runs is then unknown: the client's
+    PATH may find another redis-server (another version), so none is named, and the note
+    says the version the server reports (the version row's)."""
     if not reported or not settings.is_local or os.path.exists(reported):
         return reported, None
-    found = shutil.which(os.path.basename(reported))
-    if found is None:
-        return f"{reported} (as Redis reports it: no such file on this machine)", None
-    return found, (
-        f"Redis reports {reported}, which does not exist (its working directory and the "
-        f"name it was started by): {found} is the first {os.path.basename(reported)} on PATH"
+    return None, (
+        f"the server reports version {version}; which binary it runs is not known: "
+        f"Redis reports {reported}, its working directory joined to the name it was "
+        "started by, and no such file is on this machine"
     )
 
 
@@ -189,17 +190,26 @@ def _topology_line(view: SentinelView | ClusterView) -> str:
         return (
             f"master {view.master} (service {view.service}); {view.sentinels} "
             f"sentinel(s), quorum {view.quorum}, {view.answering} of "
-            f"{view.in_url} in the URL answering; {view.replicas} replica(s), "
-            f"{view.replicas_up} up; failover: {view.failover}"
+            f"{view.in_url} in the URL answering; {_replicas(view.replicas, view.replicas_up)}; "
+            f"failover: {view.failover}"
         )
     shown = view.to_dict()["state"] or "unknown (no node answered)"
     ok_part = f", {view.slots_ok} ok" if view.slots_ok is not None else ""
     return (
         f"{shown}; {view.slots_assigned} of {CLUSTER_SLOTS} slots assigned{ok_part}; "
-        f"{view.masters} master(s), {view.replicas} replica(s), "
-        f"{view.replicas_up} up; "
+        f"{view.masters} master(s), {_replicas(view.replicas, view.replicas_up)}; "
         f"{view.answering} of {view.nodes} nodes answering"
     )
+
+
+def _replicas(count: int | None, up: int | None) -> str:
+    """How many replicas, and how many of them are up (a bare "0 up" after the masters read
+    as no node up); None: not known."""
+    if count is None:
+        return "replicas unknown"
+    if not count:
+        return "no replica"
+    return f"{count} replica(s), {'?' if up is None else up} of them up"
 
 
 @main.command(short_help="Check the server, its settings and the swarm's records.")
@@ -258,8 +268,8 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None) -> None:
             raise
         warnings.append(str(exc))
     tls, tls_warning = _tls(settings)
-    binary, binary_note = _binary(settings, info.executable if info else None)
     version = info.version if info else "?"
+    binary, binary_note = _binary(settings, info.executable if info else None, version)
     view: SentinelView | ClusterView | None = None
     if settings.kind == "sentinel":
         from .._topology import topology
@@ -276,7 +286,7 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None) -> None:
         version=None if version == "?" else version,
         mode=info.mode if info else "cluster",
         tls=tls,
-        binary=binary or (chosen.path if chosen else None),
+        binary=binary,
     )
     if view is not None:
         report[settings.kind] = view.to_dict()
@@ -298,6 +308,8 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None) -> None:
         report["binary_choice"] = _choice(chosen, binary)
     if tls_warning is not None:
         warnings.append(tls_warning)
+    if info is not None and info.open_access_warning is not None:
+        warnings.append(info.open_access_warning)
     if info is not None and info.eviction_risk is not None:
         warnings.append(info.eviction_risk)
         report["ok"] = report["ok"] and not info.maxmemory  # (a limit set: records can go now)
