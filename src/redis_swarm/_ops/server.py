@@ -94,8 +94,8 @@ class ServerInfo:
             f"the server lets anyone in without a password: this URL names no user and it let "
             f"it in (its default user is 'on nopass'), and {self.open_to}; make a user per role "
             "with 'swarm acl --apply' (an admin first), put them in the URLs, then turn the "
-            "default user off (ACL SETUSER default off, then ACL SAVE): docs/security.md, "
-            "'Users per role'"
+            "default user off (ACL SETUSER default off resetpass, then ACL SAVE): "
+            "docs/security.md, 'Users per role'"
         )
 
     @property
