@@ -35,12 +35,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._models import LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
+from .._printable import printable
 
-__all__ = ["AgentOutput", "cost_note", "read_output"]
+__all__ = ["QUOTE_CHARS", "QUOTE_LINES", "AgentOutput", "cost_note", "quote_tail", "read_output"]
+
+# How much of what a failed agent printed its failure quotes: its last few lines, which say
+# why far more often than its first, short enough for one console line.
+QUOTE_LINES = 5
+QUOTE_CHARS = 500
 
 CLAUDE = "claude-json"
 CODEX = "codex-jsonl"
@@ -59,7 +65,8 @@ class AgentOutput:
     the run as failed (Claude's ``is_error``, Codex's ``turn.failed``, Gemini's ``error``);
     ``model`` the main model the CLI names (the one that cost the most), if it names one;
     ``ended`` how the CLI says the run ended, when not plainly (Claude's ``subtype`` other
-    than ``success``: ``error_max_turns``)."""
+    than ``success``: ``error_max_turns``); ``stray`` the lines of a machine format's output
+    that are not JSON (a CLI's own complaint printed among its events)."""
 
     answer: str
     usage: Usage | None = None
@@ -67,12 +74,19 @@ class AgentOutput:
     model: str | None = None
     dropped: tuple[str, ...] = ()  # the usage figures left out as implausible, as printed
     ended: str | None = None
+    stray: str = ""
 
     @property
     def machine(self) -> bool:
         """Whether the CLI printed one of the machine formats (a result object, events),
         rather than the answer as text."""
         return self.usage is not None
+
+    @property
+    def text(self) -> str:
+        """What the agent printed as text, outside any machine format: all of its output
+        when it printed none (what a failed run's error quotes when its stderr is empty)."""
+        return self.stray if self.machine else self.answer
 
     @property
     def warning(self) -> str | None:
@@ -90,6 +104,18 @@ def cost_note(usage: Usage | None) -> str:
     return f" (the run cost {usd(usage.cost_usd)})"
 
 
+def quote_tail(text: str) -> str:
+    """The end of what an agent printed, as a failure quotes it: its last ``QUOTE_LINES``
+    non-empty lines on one line (joined by `` | ``), control characters shown as escapes (it
+    is shown on terminals: ``printable``), at most ``QUOTE_CHARS`` (its start cut with
+    ``…``); "" when it printed nothing but blanks."""
+    lines = [printable(line.strip()) for line in text.splitlines() if line.strip()]
+    quoted = " | ".join(lines[-QUOTE_LINES:])
+    if len(quoted) <= QUOTE_CHARS:
+        return quoted
+    return "…" + quoted[-(QUOTE_CHARS - 1) :]
+
+
 def read_output(text: str) -> AgentOutput:
     """The answer, usage and error in an agent's stdout, whatever of the formats it is in."""
     stripped = text.strip()
@@ -99,13 +125,16 @@ def read_output(text: str) -> AgentOutput:
             return _claude(whole)
         if _is_gemini_result(whole):
             return _gemini(whole)
-        lines = [_json(line) for line in stripped.splitlines() if line.strip()]
+        texts = [line for line in stripped.splitlines() if line.strip()]
+        lines = [_json(line) for line in texts]
+        # (a failed run quotes them: the CLI's own words among its events)
+        stray = "\n".join(t for t, v in zip(texts, lines, strict=True) if not isinstance(v, dict))
         results = [v for v in lines if _is_claude_result(v)]
         if results:  # stream-json: the last line is the result object
-            return _claude(results[-1])
+            return replace(_claude(results[-1]), stray=stray)
         events = [v for v in lines if isinstance(v, dict) and v.get("type") in _CODEX_EVENTS]
         if events and isinstance(lines[0], dict):
-            return _codex(events)
+            return replace(_codex(events), stray=stray)
     return AgentOutput(text)
 
 

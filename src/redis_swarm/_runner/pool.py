@@ -166,6 +166,10 @@ class Runner(TaskWork):
                 self._give_back(held)
 
     def _handle(self, task: Task, worker: str) -> None:
+        if self._fails_alike(task.id):  # it would fail the same way: back to its queue, unrun
+            self._return_ticket()
+            self._give_back(task)
+            return
         if not self._adopted(task):  # a slot works on it already: not run twice
             self._return_ticket()
             return

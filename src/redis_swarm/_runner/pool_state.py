@@ -1,6 +1,6 @@
 """What every part of the pool shares: its swarm and options, the tally of what became of its
-tasks, the switches that stop it (``drain``, ``abort``, an error it cannot get past), the
-leases its slots hold, and the writes that ride out an outage.
+tasks, the switches that stop it (``drain``, ``abort``, an error it cannot get past, runs
+that all fail alike), the leases its slots hold, and the writes that ride out an outage.
 
 Through an outage (the server down, paused, out of memory, read-only, unable to persist: a
 ``ConnectionFailed``) the pool keeps what its agents did: a finished run's report or failure,
@@ -40,6 +40,9 @@ __all__ = ["OUTAGE_PATIENCE_S", "PoolState"]
 T = TypeVar("T")
 
 HOLD_POLL_S = 0.2  # how often a slot held back from claiming looks again
+# Failed runs in a row, each of another task and all with the same error, before any run of
+# the pool succeeded, that stop it (``PoolState._fails_alike``).
+ALIKE_FAILURES_STOP = 3
 
 
 @dataclass
@@ -89,6 +92,7 @@ class PoolState:
         # pool's own tasks looks again at once (``Claiming._claim_until_done``).
         self._let_go_of_one = threading.Event()
         self._fatal: str | None = None
+        self._alike: tuple[str, set[str]] | None = None  # the error failing runs share, tasks
         self.crash: BaseException | None = None  # an unexpected error in a slot (a bug)
         # The tasks the slots work on, by id: the lease each slot was handed (``_adopted``).
         self._working: dict[str, Task] = {}
@@ -141,6 +145,41 @@ class PoolState:
         them finish (their work is real, and may have cost)."""
         self._set_fatal(reason)
         self.drain()
+
+    def _failed_alike(self, task_id: str, error: str) -> None:
+        """Count a failed run (one the pool did not kill) towards ``_fails_alike``: failures
+        that differ (the tasks' own) start the count again, and a task failing again (its
+        retry) adds nothing to it."""
+        with self._lock:
+            if self._alike is None or self._alike[0] != error:
+                self._alike = (error, set())
+            self._alike[1].add(task_id)
+
+    def _fails_alike(self, task_id: str) -> bool:
+        """True, the pool halted saying why (its running agents let finish), when ``task_id``
+        is about to run though the pool's last ``ALIKE_FAILURES_STOP`` failed runs, of as many
+        other tasks, failed with the very same error and no run of the pool ever succeeded:
+        the error is then the agent command's, not the tasks' (not logged in, a missing key, a
+        wrong option), and would fail every task of the queues in seconds until each is dead.
+        Asked before a slot runs a task: the retries of the tasks that failed alike still run
+        (their own attempts, as before), so that a pool with nothing else to run ends as it
+        would have (a pipeline then says its tasks died), and one drained meanwhile (a budget
+        spent) stops for that."""
+        with self._lock:
+            if self._alike is None or self._counts.ended[OutcomeStatus.COMPLETED]:
+                return False
+            error, tasks = self._alike
+            alike = len(tasks)
+            if task_id in tasks:
+                return False
+        if alike < ALIKE_FAILURES_STOP:
+            return False
+        self._halt(
+            f"every run fails with: {error} ({alike} tasks in a row, none done). Fix the agent "
+            "command (--exec) or what it needs (a login, an API key), then run again: those "
+            "tasks are retried (once out of attempts they are dead: swarm task requeue)"
+        )
+        return True
 
     def _set_fatal(self, reason: str) -> None:
         with self._lock:

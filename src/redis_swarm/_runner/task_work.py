@@ -12,14 +12,15 @@ from .agent_runs import AgentRuns
 from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
 from .claiming import Claiming
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
-from .output import AgentOutput, cost_note, read_output
+from .output import AgentOutput, cost_note, quote_tail, read_output
 
-__all__ = ["TaskWork", "empty_answer", "run_failure"]
+__all__ = ["TaskWork", "empty_answer", "run_failure", "stdout_said"]
 
 
 def run_failure(result: ChildResult, output: AgentOutput) -> str | None:
     """Why an agent run that was killed or exited non-zero failed, with what its CLI said of
-    it (its error, cut as ``read_output`` cuts it, or else what the run cost); None when it
+    it (its error, cut as ``read_output`` cuts it, or else what the run cost) and, when its
+    stderr is empty, the end of what it printed as text (``stdout_said``); None when it
     exited 0."""
     if result.killed:
         why = f"{result.killed}: killed"
@@ -28,8 +29,19 @@ def run_failure(result: ChildResult, output: AgentOutput) -> str | None:
     else:
         return None
     if output.error is not None:  # (it names the cost, when the CLI said it)
-        return f"{why}; {output.error}"
-    return why + cost_note(output.usage)
+        return f"{why}; {output.error}{stdout_said(result, output)}"
+    return why + cost_note(output.usage) + stdout_said(result, output)
+
+
+def stdout_said(result: ChildResult, output: AgentOutput) -> str:
+    """The end of what a failed run printed as text on stdout (``"; stdout: ..."``), when its
+    stderr holds no text: a CLI may say there why it failed (Claude Code's ``Not logged in ·
+    Please run /login``), and an error naming only an exit code leaves the user guessing. ""
+    when its stderr has text (``TaskWork._fail`` quotes that) or it printed none."""
+    if quote_tail(result.stderr.tail_text(ERROR_TAIL)):
+        return ""
+    said = quote_tail(output.text)
+    return f"; stdout: {said}" if said else ""
 
 
 def empty_answer(output: AgentOutput) -> str:
@@ -118,7 +130,8 @@ class TaskWork(Claiming, AgentRuns):
             return end(OutcomeStatus.COMPLETED, said, current.finding_id)
         noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
         if output.error is not None:  # the CLI says the run failed: a failed attempt
-            return self._fail(task, end, output.error + noted, stderr_tail, output.usage)
+            said = stdout_said(end.result, output) if end.result is not None else ""
+            return self._fail(task, end, output.error + noted + said, stderr_tail, output.usage)
         parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
             return self._fail(task, end, empty_answer(output) + noted, stderr_tail, output.usage)
@@ -169,9 +182,12 @@ class TaskWork(Claiming, AgentRuns):
         stderr_tail: str,
         usage: Usage | None = None,
     ) -> TaskOutcome:
-        """Fail the task; ``usage``, what the failed run cost when its CLI said, is kept on
-        the task (its ``failed_usage``)."""
-        error = reason + (f"; stderr: {stderr_tail}" if stderr_tail else "")
+        """Fail the task, its error ``reason`` and the end of the agent's stderr (``quote_tail``:
+        the same text on the outcome's line as in the task's last error); ``usage``, what the
+        failed run cost when its CLI said, is kept on the task (its ``failed_usage``). A run
+        the pool did not kill counts towards ``_failed_alike``."""
+        said = quote_tail(stderr_tail)
+        error = reason + (f"; stderr: {said}" if said else "")
         try:
             self._persist(
                 lambda: self.swarm.fail(task.id, self._token(task), error, retry=True, usage=usage),
@@ -180,5 +196,6 @@ class TaskWork(Claiming, AgentRuns):
             )
         except SwarmError as exc:
             return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
-        last = stderr_tail.strip().splitlines()[-1:] if stderr_tail else []
-        return end(OutcomeStatus.FAILED, reason + (f" ({last[0][:160]})" if last else ""))
+        if end.result is None or not end.result.killed:  # (a timeout is the task's size)
+            self._failed_alike(task.id, error)
+        return end(OutcomeStatus.FAILED, error)
