@@ -78,6 +78,21 @@ def test_the_waiting_claimer_is_woken_whatever_the_poll(swarm: Swarm) -> None:
     assert took < 5, f"the pool ran {took:.1f}s for a 0.3 s task"
 
 
+def test_a_drain_ends_a_claimer_waiting_on_leased_tasks(swarm: Swarm) -> None:
+    """Only another worker's task open, a poll of 30 s: the idle slot waits on the pool, and
+    a drain (Ctrl-C) ends that wait at once instead of at the end of the poll."""
+    swarm.post_task("q", "held by another worker")
+    assert swarm.claim("q", worker="elsewhere", lease_s=60) is not None
+    agent = 'cat >/dev/null; echo \'{"summary": "x"}\''
+    options = RunOptions(queues=("q",), command=agent, until_done=True, poll_s=30)
+    runner = Runner(swarm, options)
+    threading.Timer(0.5, runner.drain).start()
+    started = time.monotonic()
+    assert runner.run() == []
+    took = time.monotonic() - started
+    assert took < 5, f"the drained pool ran {took:.1f}s (its poll is 30 s)"
+
+
 def test_a_task_settled_elsewhere_is_seen_at_the_next_poll(
     cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:

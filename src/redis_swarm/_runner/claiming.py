@@ -155,7 +155,8 @@ class Claiming(PoolState):
                 return []
             if still_open is _Open.CLAIMABLE:
                 return claim(left)
-            if not self._let_go_of_one.wait(left):
+            # (a drain between the loop's check and the clear above is seen here)
+            if self._claims_over() or not self._let_go_of_one.wait(left):
                 return []
         return []
 

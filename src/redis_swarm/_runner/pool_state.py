@@ -115,11 +115,13 @@ class PoolState:
     def drain(self) -> None:
         """Claim nothing more; let the running processes finish."""
         self._draining.set()
+        self._let_go_of_one.set()  # (a claimer waiting on the pool's tasks stops waiting)
 
     def abort(self) -> None:
         """Claim nothing more; kill the running processes and release their tasks."""
         self._draining.set()
         self._aborting.set()
+        self._let_go_of_one.set()
 
     @property
     def draining(self) -> bool:
