@@ -89,13 +89,15 @@ def test_mcp_install_for_claude_says_what_it_ran(tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "claude"
-    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.write_text('#!/bin/sh\n[ "$2" = remove ] && exit 1\nexit 0\n')  # (it has no server)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     path = f"{bindir}{os.pathsep}{os.environ['PATH']}"
     args = ["mcp", "install", "--client", "claude", "--role", "worker"]
     shown = _swarm(args, tmp_path, {"PATH": path})
     assert shown.stdout.startswith("claude mcp add swarm ") and shown.stdout.endswith("\n")
-    assert shown.stderr == "# claude: run it in a shell\n"
+    assert shown.stderr == (
+        "# claude: nothing was installed: run it in a shell, or add --write to install it\n"
+    )
     written = _swarm([*args, "--write", "--scope", "project"], tmp_path, {"PATH": path})
     assert written.stdout == ""
     assert written.stderr == "added swarm to Claude Code's project scope (claude mcp add)\n"

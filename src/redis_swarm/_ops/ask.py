@@ -17,7 +17,7 @@ asker's task (when the asker was working on one), so lineage can follow it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .._errors import (
@@ -236,6 +236,8 @@ def ask(
     asker: str | Task | None = None,
     keep: bool = False,
     dedupe_key: str | None = None,
+    on_unclaimed: Callable[[str], None] | None = None,
+    unclaimed_after_s: float = 2.0,
 ) -> Operation[Answer]:
     """Ask ``target`` (a context owner or agent: its ask queue; else a queue) a question and
     block until the first answer, which is returned.
@@ -251,11 +253,20 @@ def ask(
     the asker that posted it, and when that one withdraws it while this asker still waits,
     this asker asks it anew. An interrupt while it waits (Ctrl-C, a cancelled asyncio task, a
     SystemExit raised by a signal handler) gives the question up the same way, then goes on,
-    with a note (PEP 678) saying what became of the question."""
+    with a note (PEP 678) saying what became of the question.
+
+    ``on_unclaimed(queue)`` is called once, ``unclaimed_after_s`` into the wait, when no
+    answerer has claimed the question by then (and the timeout has not come first): so that
+    a face can say why it still waits long before the timeout does. It runs where the wait
+    runs (on the event loop for ``AsyncSwarm``), so it must return at once; what it raises
+    ends the wait as an interrupt does."""
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_ASK_TIMEOUT_S)
     if dedupe_key is not None:
         check_label("dedupe_key", dedupe_key)
+    unclaimed = _Unclaimed(
+        on_unclaimed, check_number("unclaimed_after_s", unclaimed_after_s, 0, MAX_ASK_TIMEOUT_S)
+    )
     deadline = time.monotonic() + timeout
     lease_s = _lease_for(timeout)
     renewal = _Renewal(asker)
@@ -299,9 +310,17 @@ def ask(
             if remaining <= 0:
                 late = yield from _give_up(ctx, q, task, target, queue, timeout, dedupe_key)
                 return late
+            if unclaimed.due(task):
+                try:
+                    unclaimed.call(task.queue)
+                except Exception as exc:
+                    note = yield from _withdraw(ctx, q, target, dedupe_key, "on_unclaimed failed")
+                    _add_note(exc, note)
+                    raise
+            wait_s = min(remaining, chunk, renewal.every_s, unclaimed.wait_s())
             try:
                 yield from renewal.renew(ctx)
-                yield from await_events(ctx, last, min(remaining, chunk, renewal.every_s), ours)
+                yield from await_events(ctx, last, wait_s, ours)
             except SwarmError as exc:
                 # The wait itself failed (Redis gone, or refusing this user): nobody waits
                 # for the question now, so it is given up as at an interrupt, and the error
@@ -482,6 +501,42 @@ def _add_note(exc: BaseException, note: str) -> None:
         notes.append(note)
     else:
         setattr(exc, "__notes__", [note])  # noqa: B010 (no such attribute on 3.10's type)
+
+
+class _Unclaimed:
+    """The one note an asker may ask for (``on_unclaimed``): its question not claimed by
+    ``after_s`` into the wait. The wait wakes at that moment to read the question once more
+    (the only round trip the note costs); a question seen claimed before it never gets one,
+    and an asker that asked for no note waits as before."""
+
+    # An XREAD BLOCK counts whole milliseconds: a wait cut to end at the moment may end just
+    # short of it, and is then taken as having reached it (rather than waiting again).
+    _EARLY_S = 0.005
+
+    def __init__(self, on_unclaimed: Callable[[str], None] | None, after_s: float) -> None:
+        self._on_unclaimed = on_unclaimed
+        self._at = None if on_unclaimed is None else time.monotonic() + after_s
+
+    def due(self, task: Task) -> bool:
+        """Whether to call the note now, ``task`` being the question as just read; the note
+        is settled (called, or known never to be) at most once."""
+        if self._at is None:
+            return False
+        if task.attempts > 0:  # an answerer claimed it (and may be slow): no note, ever
+            self._at = None
+            return False
+        if time.monotonic() < self._at - self._EARLY_S:
+            return False
+        self._at = None
+        return task.status is TaskStatus.PENDING
+
+    def call(self, queue: str) -> None:
+        if self._on_unclaimed is not None:
+            self._on_unclaimed(queue)
+
+    def wait_s(self) -> float:
+        """How long the next wait may block: until the moment of the note, while it is to come."""
+        return float("inf") if self._at is None else max(0.0, self._at - time.monotonic())
 
 
 class _Renewal:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .._errors import SwarmError
+from .._hints import SERVE_QUESTIONS
 from .._models import Answer, Task, usd
 from .._printable import printable
 from .._runner import ServeOptions, Server, TaskOutcome
@@ -39,6 +40,18 @@ def _footer(answer: Answer) -> str:
         parts.append(usd(answer.cost_usd))
     parts.append(f"finding {answer.finding_id}, question {answer.question_id}")
     return "-- " + ", ".join(parts)
+
+
+def _say_unclaimed(queue: str) -> None:
+    """The note for a question nobody has claimed yet: without it a newcomer asking a shard
+    that nobody serves sees nothing until the timeout, and takes the wait for a hang."""
+    click.echo(
+        printable(
+            f"waiting: no answerer has claimed the question yet: is anyone serving queue "
+            f"{queue!r}? {SERVE_QUESTIONS}"
+        ),
+        err=True,
+    )
 
 
 def _interrupt_once() -> Callable[[int, Any], None]:
@@ -99,8 +112,9 @@ def ask(
     """Ask TARGET a QUESTION (- for stdin, @file) and print the answer.
 
     TARGET is a shard (a context owner: its questions go to the queue ask.OWNER, which
-    `swarm serve OWNER` answers) or a queue of helpers such as `assist`. Exit 3 when no
-    answer came within --timeout."""
+    `swarm serve OWNER` answers) or a queue of helpers such as `assist`. When no answerer
+    has claimed the question after 2 s, a note on stderr says so (not with --json), and the
+    wait goes on. Exit 3 when no answer came within --timeout."""
     text = read_text(question, app, what="QUESTION", thing="the question")
     data = (
         parse_json(data_arg, app, what="--data", thing="the question's data as JSON")
@@ -118,7 +132,7 @@ def ask(
         with signals(interrupt, interrupt):
             answer = app.swarm.ask(
                 target, text, data=data, timeout_s=timeout_s, asker=who, keep=keep,
-                dedupe_key=dedupe_key,
+                dedupe_key=dedupe_key, on_unclaimed=None if app.json else _say_unclaimed,
             )  # fmt: skip
     except KeyboardInterrupt as exc:
         # Ctrl-C: the core gave the question up and noted what became of it (cancelled, or

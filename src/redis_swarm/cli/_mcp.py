@@ -24,6 +24,7 @@ from ..mcp_server._install import (
     LaunchSpec,
     RemoteSpec,
     claude_command,
+    claude_entry,
     codex_toml,
     env_reference,
     gemini_settings,
@@ -32,8 +33,10 @@ from ..mcp_server._install import (
     merge_json,
     merge_toml,
     remote_spec,
+    replaced_words,
     shell_line,
     target_path,
+    toml_table,
 )
 from ..mcp_server._roles import AGENT_ROLES
 from ._app import App, json_option, main, pass_app
@@ -367,7 +370,11 @@ def install(
     if done is not None:  # what was written where, alone: the file is there to read
         click.echo(done, err=True)
         return
-    where = "run it in a shell" if target is None else f"goes in {target} (--write merges it)"
+    where = (
+        "nothing was installed: run it in a shell, or add --write to install it"
+        if target is None
+        else f"goes in {target} (--write merges it)"
+    )
     click.echo(f"# {client}: {where}", err=True)
     click.echo(text.rstrip("\n"))
 
@@ -400,9 +407,9 @@ def _remove(client: Client, name: str, scope: str | None) -> None:
         target = target_path(client, scope=scope or "project")
         where = str(target)
         if client == "codex":
-            changed = merge_toml(target, f"mcp_servers.{name}", "")
+            changed = merge_toml(target, f"mcp_servers.{name}", "").changed
         else:
-            changed = merge_json(target, {"mcpServers": {name: {}}}, remove=True)
+            changed = merge_json(target, {"mcpServers": {name: {}}}, remove=True).changed
     click.echo(f"removed {name} from {where}" if changed else f"{where}: nothing to change",
                err=True)  # fmt: skip
 
@@ -469,25 +476,32 @@ def _write_config(
 ) -> str:
     """Install what ``_client_config`` makes of ``spec``: run ``claude mcp add``, or merge the
     file (``secret``: it holds a password, made 0600, with a warning). What was written
-    where, in one line."""
+    where, in one line: an entry of that name replaced is named (what it was), so that a
+    second install with other options does not pass unseen."""
     config, text, target = _client_config(client, spec, scope, as_json=False)
     if client == "claude":
         assert isinstance(config, list)
-        _claude_add(_with_token(config, spec), spec.name, scope or "user")
+        previous = claude_entry(spec.name, scope or "user")  # (before the add replaces it)
+        replaced = _claude_add(_with_token(config, spec), spec.name, scope or "user")
         where = f"Claude Code's {scope or 'user'} scope"
         if secret:
             click.echo(
                 f"warning: {where} (~/.claude.json) now holds the swarm's password in clear",
                 err=True,
             )
+        if replaced:
+            said = replaced_words(previous, mcp_json(spec)["mcpServers"][spec.name])
+            return f"replaced {spec.name} in {where} (claude mcp remove, then add): {said}"
         return f"added {spec.name} to {where} (claude mcp add)"
     assert target is not None
     mode = target.stat().st_mode & 0o777 if target.exists() else None
     if client == "codex":
-        changed = merge_toml(target, f"mcp_servers.{spec.name}", text, private=secret)
+        merged = merge_toml(target, f"mcp_servers.{spec.name}", text, private=secret)
+        entry = toml_table(text, f"mcp_servers.{spec.name}")
     else:
         assert isinstance(config, dict)
-        changed = merge_json(target, config, private=secret)
+        merged = merge_json(target, config, private=secret)
+        entry = config["mcpServers"][spec.name]
     if secret:
         how = "a new file" if mode is None else f"tightened from {mode:04o}"
         if mode == 0o600:
@@ -497,7 +511,11 @@ def _write_config(
             f"({how}), readable by you only; keep it out of backups and repositories",
             err=True,
         )
-    return f"written to {target}" if changed else f"{target}: nothing to change"
+    if not merged.changed:
+        return f"{target}: nothing to change"
+    if merged.previous is not None:
+        return f"replaced {spec.name} in {target}: {replaced_words(merged.previous, entry)}"
+    return f"written to {target}"
 
 
 def _pretty(data: object) -> str:
@@ -537,10 +555,12 @@ def _claude_remove(name: str, scope: str, claude: str | None = None) -> bool:
     return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
-def _claude_add(argv: list[str], name: str, scope: str) -> None:
+def _claude_add(argv: list[str], name: str, scope: str) -> bool:
+    """`claude mcp add`: whether it replaced a server of that name."""
     claude = _claude()
     # `claude mcp add` refuses a name it already has: ours, replaced
-    _claude_remove(name, scope, claude)
+    replaced = _claude_remove(name, scope, claude)
     result = subprocess.run([claude, *argv[1:]], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SwarmError(f"`claude mcp add` failed: {(result.stderr or result.stdout).strip()}")
+    return replaced

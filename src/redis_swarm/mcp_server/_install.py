@@ -16,6 +16,10 @@ Claude Code and Gemini CLI expand ``${SWARM_URL}`` in the server's env (every sc
 forwards the variables named by ``env_vars``. A configuration that must hold the password
 (``--url-in-config``) is written with mode 0600 (``merge_json`` / ``merge_toml``
 ``private``).
+
+An install over an entry of the same name replaces it, and says so, naming what it was
+(``Merged.previous``, ``claude_entry``, ``describe_entry``): a second install with other
+options is a change the user should see, not a silent one.
 """
 
 from __future__ import annotations
@@ -24,22 +28,34 @@ import json
 import os
 import re
 import shlex
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .._config import DEFAULT_HOME
 from .._env import ENV_HOME, ENV_NAME, ENV_URL
 from .._errors import ConfigError
 from .._executable import swarm_command
+from .._printable import printable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = [
     "CLIENTS",
     "Client",
     "LaunchSpec",
+    "Merged",
     "RemoteSpec",
     "claude_command",
+    "claude_entry",
     "codex_toml",
+    "describe_entry",
     "env_reference",
     "gemini_settings",
     "launch_spec",
@@ -47,9 +63,11 @@ __all__ = [
     "merge_json",
     "merge_toml",
     "remote_spec",
+    "replaced_words",
     "shell_line",
     "swarm_command",
     "target_path",
+    "toml_table",
 ]
 
 Client = Literal["claude", "codex", "gemini", "json"]
@@ -249,12 +267,22 @@ def _write(path: Path, text: str, *, private: bool) -> None:
     path.write_text(text)
 
 
+@dataclass(frozen=True)
+class Merged:
+    """What merging our entry into a client's file did: whether the file changed (or its
+    mode), and the entry of that name the file held before (None: it held none; an empty
+    dict: one that could not be read)."""
+
+    changed: bool
+    previous: dict[str, Any] | None = None
+
+
 def merge_json(
     path: Path, config: dict[str, Any], *, remove: bool = False, private: bool = False
-) -> bool:
+) -> Merged:
     """Add (or replace) our ``mcpServers`` entry in a JSON settings file, keeping the rest;
     with ``remove``, take it out (a file left empty is deleted). ``private``: the entry holds a
-    password, the file is made 0600. Whether the file changed (or its mode)."""
+    password, the file is made 0600."""
     data: dict[str, Any] = {}
     if path.exists():
         try:
@@ -268,6 +296,7 @@ def merge_json(
     servers = data.setdefault("mcpServers", {})
     if not isinstance(servers, dict):
         raise ConfigError(f"mcpServers in {path} is not an object: fix it first")
+    previous = next((_entry(servers.get(name)) for name in config["mcpServers"]), None)
     if remove:
         for name in config["mcpServers"]:
             servers.pop(name, None)
@@ -276,13 +305,21 @@ def merge_json(
     else:
         servers.update(config["mcpServers"])
     if json.dumps(data) == before:
-        return private and _tighten(path)
+        return Merged(private and _tighten(path), previous)
     if not data:
         path.unlink()
-        return True
+        return Merged(True, previous)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write(path, json.dumps(data, indent=2) + "\n", private=private)
-    return True
+    return Merged(True, previous)
+
+
+def _entry(found: object) -> dict[str, Any] | None:
+    """A server entry as read from a client's file: None when there is none, {} when what is
+    there is no table."""
+    if found is None:
+        return None
+    return dict(found) if isinstance(found, Mapping) else {}
 
 
 def _tighten(path: Path) -> bool:
@@ -293,15 +330,16 @@ def _tighten(path: Path) -> bool:
     return True
 
 
-def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> bool:
+def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> Merged:
     """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, or append it;
     an empty ``block`` takes the table out (a file left empty is deleted). ``private``: the
-    block holds a password, the file is made 0600. Whether it changed (or its mode)."""
+    block holds a password, the file is made 0600."""
     if not block and not path.exists():
-        return False
+        return Merged(False)
     lines = path.read_text().splitlines() if path.exists() else []
     header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     out: list[str] = []
+    ours: list[str] = []  # the table replaced, and its sub-tables
     skipping = found = False
     for line in lines:
         match = header.match(line)
@@ -309,25 +347,107 @@ def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> 
             name = match.group(1).replace('"', "")
             skipping = name == table or name.startswith(table + ".")
             found = found or skipping
-        if not skipping:
-            out.append(line)
+        (ours if skipping else out).append(line)
+    previous = toml_table("\n".join(ours), table) if found else None
     while out and not out[-1].strip():
         out.pop()
     text = "\n".join(out)
     if not block:
         if not found:
-            return False
+            return Merged(False)
         if text:
             path.write_text(text + "\n")
         else:
             path.unlink()
-        return True
+        return Merged(True, previous)
     path.parent.mkdir(parents=True, exist_ok=True)
     merged = (text + "\n\n" if text else "") + block
     if path.exists() and path.read_text() == merged:
-        return private and _tighten(path)
+        return Merged(private and _tighten(path), previous)
     _write(path, merged, private=private)
-    return True
+    return Merged(True, previous)
+
+
+def toml_table(text: str, table: str) -> dict[str, Any]:
+    """``[table]`` as parsed from ``text`` (the table and its sub-tables): {} when it cannot
+    be read."""
+    try:
+        found: object = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+    for part in table.split("."):
+        found = found.get(part) if isinstance(found, Mapping) else None
+    return _entry(found) or {}
+
+
+def _claude_config_path(home: Path | None = None) -> Path:
+    """Where Claude Code keeps its user and local scopes' servers (``~/.claude.json``, or in
+    ``CLAUDE_CONFIG_DIR``)."""
+    folder = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(folder) / ".claude.json" if folder else (home or Path.home()) / ".claude.json"
+
+
+def claude_entry(
+    name: str, scope: str, *, home: Path | None = None, cwd: Path | None = None
+) -> dict[str, Any] | None:
+    """The entry Claude Code holds for server ``name`` in ``scope``, read from its files
+    (``claude mcp get`` would start the server to check it): the project's ``.mcp.json``, or
+    ``~/.claude.json``, whose local scope is keyed by the project's directory (its git root,
+    as Claude Code 2.1 keys it). None when none is found, or the file cannot be read."""
+    where = cwd or Path.cwd()
+    path = where / ".mcp.json" if scope == "project" else _claude_config_path(home)
+    try:
+        data: object = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, Mapping):
+        return None
+    tables: list[object] = [data]
+    if scope == "local":
+        projects = data.get("projects")
+        real = where.resolve()
+        root = next((d for d in (real, *real.parents) if (d / ".git").exists()), real)
+        keys = [str(d) for d in (root, real, where)]
+        tables = [projects.get(k) for k in keys] if isinstance(projects, Mapping) else []
+    for table in tables:
+        servers = table.get("mcpServers") if isinstance(table, Mapping) else None
+        found = _entry(servers.get(name)) if isinstance(servers, Mapping) else None
+        if found is not None:
+            return found
+    return None
+
+
+def describe_entry(entry: Mapping[str, Any] | None) -> str:
+    """A server entry of a client's configuration in a few words, to say what an install
+    replaced: the ``swarm mcp`` options it launched and its swarm, or the HTTP server it
+    reached. Never its Redis URL, which may hold a password."""
+    if not entry:
+        return "settings that could not be read"
+    url = entry.get("url") or entry.get("httpUrl")
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+        return printable(f"the HTTP server at {parts.scheme}://{host}{port}{parts.path}")
+    command, args = entry.get("command"), entry.get("args")
+    argv = [a for a in args if isinstance(a, str)] if isinstance(args, list) else []
+    if "mcp" in argv:  # ours: its options (the executable's path says nothing new)
+        words = shlex.join(["swarm", *argv[argv.index("mcp") :]])
+    else:
+        words = shlex.join([str(command or "?"), *argv])
+    env = entry.get("env")
+    swarm = env.get(ENV_NAME) if isinstance(env, Mapping) else None
+    return printable(f"{words}, swarm {swarm}" if isinstance(swarm, str) else words)
+
+
+def replaced_words(previous: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> str:
+    """What an install says of the entry ``previous`` it replaced with ``entry``."""
+    if previous == entry:
+        return "it had the same settings"
+    was = describe_entry(previous)
+    if not previous or was != describe_entry(entry):
+        return f"it was {was}"
+    return f"it was {was} too, with other settings (environment, executable or timeouts)"
 
 
 def shell_line(argv: list[str]) -> str:

@@ -1,0 +1,116 @@
+"""``swarm mcp install --write`` over an entry of the same name says it replaced it, and what
+it was (before, a second install with other options replaced the first one silently, saying
+``added``); without --write it says that nothing was installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from redis_swarm.cli import main
+from redis_swarm.mcp_server._install import describe_entry
+
+from .test_clients import BIN, CLAUDE, _needs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = pytest.importorskip("tomli")
+
+URL = "redis://:s3cret@127.0.0.1:1/0"  # installing reaches no server; its password is never said
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project folder the installs run in (a git checkout), HOME and CODEX_HOME beside it."""
+    folder = tmp_path / "work"
+    (folder / ".git").mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def _install(work: Path, *args: str) -> str:
+    """``swarm mcp install ARGS`` (in ``work``, HOME its own, the real claude first on PATH):
+    the last line it says on stderr (the one before says the URL's password stays out)."""
+    env = {
+        "HOME": str(work.parent / "home"),
+        "CODEX_HOME": str(work.parent / "codex"),
+        "CLAUDE_CONFIG_DIR": None,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "SWARM_URL": URL,
+        "SWARM_NAME": "team",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    result = CliRunner().invoke(main, ["mcp", "install", *args], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    return result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("client", ["json", "gemini", "codex"])
+def test_a_file_s_entry_replaced_is_named(work: Path, client: str) -> None:
+    path = {"json": work / ".mcp.json", "gemini": work / ".gemini/settings.json",
+            "codex": work.parent / "codex/config.toml"}[client]  # fmt: skip
+    first = _install(work, "--client", client, "--role", "worker", "--write")
+    assert first == f"written to {path}"
+    again = _install(work, "--client", client, "--role", "shard", "--name", "lib", "--write")
+    assert again == (
+        f"replaced swarm in {path}: it was swarm mcp --role worker --url-from-env, swarm team"
+    )
+    text = path.read_text()
+    servers = (
+        tomllib.loads(text)["mcp_servers"] if client == "codex" else json.loads(text)["mcpServers"]
+    )
+    assert servers["swarm"]["args"][-5:] == ["--role", "shard", "--name", "lib", "--url-from-env"]
+
+
+def test_what_an_install_replaces_is_said_even_when_it_is_not_ours(work: Path) -> None:
+    theirs = {"mcpServers": {"swarm": {"command": "node", "args": ["x.js"]}}}
+    (work / ".mcp.json").write_text(json.dumps(theirs))
+    said = _install(work, "--client", "json", "--write")
+    assert said == f"replaced swarm in {work / '.mcp.json'}: it was node x.js"
+    codex = work.parent / "codex" / "config.toml"
+    codex.parent.mkdir()
+    codex.write_text('model = "o3"\n\n[mcp_servers.swarm]\ncommand = = broken\n')
+    said = _install(work, "--client", "codex", "--write")
+    assert said == f"replaced swarm in {codex}: it was settings that could not be read"
+    assert tomllib.loads(codex.read_text())["model"] == "o3"
+
+
+def test_an_entry_replaced_never_shows_a_password() -> None:
+    ours = {"command": "/x/swarm", "args": ["mcp", "--role", "all"],
+            "env": {"SWARM_URL": URL, "SWARM_NAME": "team"}}  # fmt: skip
+    assert describe_entry(ours) == "swarm mcp --role all, swarm team"
+    remote = {"type": "http", "url": "http://me:pw@h:8765/mcp", "headers": {"A": "Bearer t"}}
+    assert describe_entry(remote) == "the HTTP server at http://h:8765/mcp"
+
+
+@_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
+@pytest.mark.parametrize("scope", ["user", "local", "project"])
+def test_claude_code_s_entry_replaced_is_named(work: Path, scope: str) -> None:
+    """The real `claude` CLI: its files (``~/.claude.json``, the local scope keyed by the
+    git checkout; ``.mcp.json``) say what the entry was before it is replaced."""
+    where = f"Claude Code's {scope} scope"
+    args = ["--client", "claude", "--scope", scope, "--write"]
+    assert _install(work, *args) == f"added swarm to {where} (claude mcp add)"
+    said = _install(work, *args, "--role", "shard", "--budget", "6000")
+    assert said == (
+        f"replaced swarm in {where} (claude mcp remove, then add): it was swarm mcp --role all "
+        "--url-from-env, swarm team"
+    )
+    said = _install(work, *args, "--role", "shard", "--budget", "6000")
+    assert said.endswith("(claude mcp remove, then add): it had the same settings"), said
+
+
+def test_claude_without_write_says_nothing_was_installed(work: Path) -> None:
+    said = _install(work, "--client", "claude")
+    assert (
+        said == "# claude: nothing was installed: run it in a shell, or add --write to install it"
+    )
