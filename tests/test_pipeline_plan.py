@@ -13,7 +13,7 @@ import pytest
 
 from redis_swarm import Limits, ValidationError
 from redis_swarm._pipeline import Plan, TaskItem, load_plan
-from redis_swarm._pipeline.plan import pass_changes, task_label
+from redis_swarm._pipeline.plan import parse_plan, pass_changes, task_label
 from redis_swarm._pipeline.prompts import parse_task_list
 from redis_swarm._validate import MAX_DESCRIPTION_CHARS
 
@@ -397,3 +397,54 @@ def test_pass_changes(tmp_path: Path) -> None:
     ]
     removed = EXAMPLE.split("[[passes]]")[0] + "[[passes]]" + first
     assert changes(removed) == [(1, 1, "pass 2 'Pass 2: Deep Dive' was removed")]
+
+
+@pytest.mark.parametrize(
+    ("name", "whose", "instead"),
+    [
+        ("research.plan", "the planning queue of pipeline 'research'", "research-plan"),
+        ("research.synth", "the synthesizer's queue of pipeline 'research'", "research-synth"),
+        ("research--run2", "the workers' queue of run 2 of pipeline 'research'", "research-run2"),
+        ("research--run12", "the workers' queue of run 12 of pipeline", "research-run12"),
+        ("research--run2.plan", "the planning queue of pipeline 'research--run2'", None),
+    ],
+)
+def test_a_name_whose_queue_is_another_pipelines_is_refused(
+    tmp_path: Path, name: str, whose: str, instead: str | None
+) -> None:
+    """A pipeline's queues are its workers' queue, pipeline.NAME, and that with an ending
+    (the planning and synthesizer's queues, a later run's): a name with one of those
+    endings would share that queue with the pipeline its name begins with (``research``'s
+    planning tasks would be ``research.plan``'s work), so the plan is refused, at its line."""
+    message = problems(tmp_path, EXAMPLE.replace('"stdlib-audit"', f'"{name}"'))
+    assert f"plan.toml:1: name: pipeline name {name!r} ends with" in message, message
+    assert f"its queue, pipeline.{name}, would be {whose}" in message, message
+    if instead is not None:
+        assert f"name it otherwise, e.g. {instead!r}" in message
+    assert "1 problem(s)" in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["research", "research-plan", "research.plans", "research.lease", "research--run1",
+     "research--run02", "research--run", ".plan", "plan", "research.plan.x"],
+)  # fmt: skip
+def test_a_name_whose_queues_are_its_own_is_a_plan(tmp_path: Path, name: str) -> None:
+    """No other pipeline's queue ends so: run 1 has no ``--runN``, a run's number is written
+    without a leading 0, the lease's queue (``pipeline-lease.NAME``) is no ``pipeline.``
+    queue, and a name that is the ending alone leaves no other pipeline's name before it."""
+    plan = load_plan(write(tmp_path, EXAMPLE.replace('"stdlib-audit"', f'"{name}"')))
+    assert plan.name == name
+
+
+def test_swarm_pipeline_check_refuses_a_name_whose_queue_is_another_pipelines(
+    tmp_path: Path,
+) -> None:
+    """``check`` names the problem at the name's line, as it does every other; a stored run
+    of such a name (from before it was refused) is still read back, as ``status`` does."""
+    cli = claude_on_path(tmp_path)
+    text = EXAMPLE.replace('"stdlib-audit"', '"research.plan"')
+    path = write(tmp_path, text)
+    out = cli("pipeline", "check", str(path), expect=1)
+    assert "plan.toml:1: name: pipeline name 'research.plan' ends with '.plan'" in out.stderr
+    assert parse_plan(text, path, match_files=False).name == "research.plan"

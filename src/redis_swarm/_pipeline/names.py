@@ -12,17 +12,16 @@ from typing import TYPE_CHECKING
 from .. import MAX_PAGE
 from .._errors import NotFound
 from .._models import Finding, Task
-from .plan import Plan
-from .plan import _name as _checked
-
-# A name given for a pipeline (swarm pipeline status NAME), checked as a plan file's is.
-_pipeline_name = _checked("pipeline name")
+from .._validate import check_name
 
 if TYPE_CHECKING:
     from .._client import Swarm
+    from .plan import Plan
 
 __all__ = [
+    "MAX_PIPELINE_NAME",
     "PLANNED_SYNTHESIS",
+    "checked_name",
     "dedupe_key",
     "findings_of",
     "is_planning_queue",
@@ -34,6 +33,7 @@ __all__ = [
     "plan_owner",
     "planning_queue",
     "planning_task_id",
+    "queue_clash",
     "stored_run",
     "stored_text",
     "synthesis_id",
@@ -45,16 +45,55 @@ __all__ = [
 ]
 
 
-def _run_suffix(plan: Plan, separator: str) -> str:
-    return "" if plan.run == 1 else f"{separator}run{plan.run}"
+MAX_PIPELINE_NAME = 64  # (its longest queue, pipeline.NAME--runN.synth, is a queue name still)
+
+
+def checked_name(value: object) -> str:
+    """``value`` if it is a valid pipeline name (the characters and length of a name), else
+    a ValidationError naming the pipeline name and what one may hold. (A plan file's is
+    checked further: see ``queue_clash``.)"""
+    return check_name("pipeline name", value, max_len=MAX_PIPELINE_NAME)
+
+
+# What follows a pipeline's name in its queues' names: the mark of a run from 2 (then its
+# number), and after the workers' queue of a run, the planning and the synthesizer's queues.
+_QUEUE_RUN = "--run"
+_PLANNING = ".plan"
+_SYNTHESIS = ".synth"
+_LATER_RUN = re.compile(rf"{re.escape(_QUEUE_RUN)}([2-9]|[1-9][0-9]+)\Z")  # (run 1: none)
+
+
+def _run_suffix(plan: Plan, mark: str) -> str:
+    return "" if plan.run == 1 else f"{mark}{plan.run}"
 
 
 def pipeline_queue(plan: Plan) -> str:
     """The queue of the pipeline's tasks (one pass at a time is open in it)."""
-    return f"pipeline.{plan.name}{_run_suffix(plan, '--')}"
+    return f"pipeline.{plan.name}{_run_suffix(plan, _QUEUE_RUN)}"
 
 
-_PLANNING = ".plan"  # (after the pipeline's queue: the planning queue)
+def queue_clash(name: str) -> str | None:
+    """Why a pipeline named ``name`` would share a queue with another (None: it would not),
+    and what to name it instead. Its workers' queue is ``pipeline.NAME``, and every queue
+    of a pipeline is that of its run's workers with something after it: a name that ends
+    with one of those endings (``research.plan``) names another pipeline's queue
+    (``research``'s planning queue), the two would take each other's tasks, and lineage
+    would read one's workers' findings as the other's planner's. Refused when a plan is
+    checked; the queues' names stay as they were, so that a stored run keeps its own."""
+    endings = {_PLANNING: "planning queue", _SYNTHESIS: "synthesizer's queue"}
+    later = _LATER_RUN.search(name)
+    if later:
+        endings[later[0]] = f"workers' queue of run {later[1]}"
+    for ending, queue in endings.items():
+        other = name.removesuffix(ending)
+        if other != name and other:  # (a name that is the ending alone names no other)
+            instead = f"{other}-{ending.lstrip('.-')}"
+            return (
+                f"pipeline name {name!r} ends with {ending!r}: its queue, pipeline.{name}, "
+                f"would be the {queue} of pipeline {other!r} too, and the two would take "
+                f"each other's tasks; name it otherwise, e.g. {instead!r}"
+            )
+    return None
 
 
 def planning_queue(plan: Plan) -> str:
@@ -72,7 +111,7 @@ def synthesis_queue(plan: Plan) -> str:
     """The queue of the synthesizer's tasks: one per pass whose synthesizer had a run
     refused or failed, posted then, run by the pipeline itself; its ``failed_usage`` is
     what those runs cost, its ``last_error`` why the last one was refused."""
-    return f"{pipeline_queue(plan)}.synth"
+    return f"{pipeline_queue(plan)}{_SYNTHESIS}"
 
 
 def lease_queue(name: str) -> str:
@@ -92,9 +131,10 @@ def lease_task_id(name: str, generation: int) -> str:
 
 def plan_owner(name: str) -> str:
     """The context owner under which a run stores its plan file (what ``status`` reads).
-    ``name`` is checked as a plan's ``name`` is (ValidationError naming the pipeline name
-    and what one may hold), not as the owner made of it."""
-    return f"pipeline.{_pipeline_name(name)}"
+    ``name`` is checked as a pipeline name (``checked_name``: a ValidationError naming the
+    pipeline name and what one may hold), not as the owner made of it; a name a plan may
+    no longer have (``queue_clash``) is taken, so that a run stored under it stays found."""
+    return f"pipeline.{checked_name(name)}"
 
 
 RUN_MARK = re.compile(r"\A# swarm pipeline run (\d+)\n")
@@ -131,7 +171,7 @@ def pass_label(plan: Plan, index: int) -> str:
 def label_prefix(plan: Plan) -> str:
     """How the pass name of every pass of this run of ``plan`` begins (``pass_label``): those
     it no longer has too (a pass renamed or removed since the run began)."""
-    return f"{plan.name}{_run_suffix(plan, ' ')}: "
+    return f"{plan.name}{_run_suffix(plan, ' run')}: "
 
 
 def _digest(*parts: str, size: int = 24) -> str:

@@ -27,6 +27,7 @@ from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
 from .._runner import check_command, check_program
 from .._validate import MAX_DESCRIPTION_CHARS, MAX_NAME, check_json_depth, check_name, too_deep
+from .names import checked_name, queue_clash
 
 __all__ = [
     "AgentSpec",
@@ -276,11 +277,21 @@ def _number(lo: float, hi: float) -> Callable[[Any], float]:
     return check
 
 
-def _name(kind: str, max_len: int = 64) -> Callable[[Any], str]:
+def _name(kind: str, max_len: int) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         return check_name(kind, value, max_len=max_len)
 
     return check
+
+
+def _pipeline_name(value: Any) -> str:
+    """The plan's ``name``: a name (``checked_name``) whose queues no other pipeline's can
+    be (``queue_clash``)."""
+    name = checked_name(value)
+    clash = queue_clash(name)
+    if clash:
+        raise ValidationError(clash)
+    return name
 
 
 def _agent(c: _Checker, table: Any, section: str, *, pool: bool) -> AgentSpec | None:
@@ -547,14 +558,17 @@ _TOP = {
 def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
     """Check the plan ``text`` (read from ``path``, against which its paths are resolved;
     without ``match_files`` they are not: a stored plan read back, its contexts' files
-    left empty)."""
+    left empty, and its name taken as its run had it, though a plan may no longer have it:
+    see ``queue_clash``)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path}: not valid TOML: {exc}; fix it and run again") from None
     c = _Checker(text, path)
     c.known(data, (), _TOP)
-    name = c.get(data, (), "name", _name("pipeline name"), required=True)
+    # (A stored plan is read back as it was run: a name refused since is still its own.)
+    name_check = _pipeline_name if match_files else checked_name
+    name = c.get(data, (), "name", name_check, required=True)
     question = c.get(data, (), "question", _text)
     max_cost = c.get(data, (), "max_cost_usd", _number(0, 1e9))
     max_tasks = c.get(data, (), "max_tasks", _integer(1, 10_000_000))

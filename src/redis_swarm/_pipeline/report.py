@@ -27,10 +27,12 @@ from .names import (
     PLANNED_SYNTHESIS,
     findings_of,
     label_prefix,
+    pass_label,
     pipeline_queue,
     plan_owner,
     planning_queue,
     stored_run,
+    synthesis_id,
     synthesis_queue,
     synthesizer_task_of,
     tasks_of,
@@ -114,7 +116,13 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     no task is ever removed). Else only the tasks and findings of this run's pass labels
     that no pass of ``current`` has, the planning tasks the planning queue's findings name
     and the synthesizer tasks of those passes' syntheses; a queue is listed in full only
-    when these leave some of its tasks unaccounted for (tasks that name no pass)."""
+    when these leave some of its tasks unaccounted for (tasks that name no pass, or posted
+    since ``current`` was read).
+
+    What a pass of the plan posted since ``current`` was read (a ``status`` while the run
+    goes on) is that pass's, not an earlier one's: a task, finding or synthesizer task of a
+    label or synthesis of the plan's is in no row here (the next read counts it in its
+    pass)."""
     work, planning, synth = pipeline_queue(plan), planning_queue(plan), synthesis_queue(plan)
     unheld = _unheld(swarm, (work, planning, synth), current)
     if not any(unheld.values()):
@@ -122,6 +130,8 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     known_tasks = {t.id for r in current for t in (*r.tasks, *r.agent_tasks)}
     known = {f.id for r in current for f in (*r.findings, *r.superseded)}
     known |= {r.planning.id for r in current if r.planning is not None}
+    held = {pass_label(plan, index) for index in range(len(plan.passes))}
+    held_syntheses = {synthesis_id(plan, index) for index in range(len(plan.passes))}
     prefix = label_prefix(plan)
     out: dict[str, PassResult] = {}  # by label ("": none known), in the order first met
 
@@ -135,17 +145,20 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     ) -> tuple[list[Task], bool]:
         """The tasks of ``queue`` that no pass of ``current`` holds, as a listing orders
         them: those of ``found`` when they are all of them; else (True) ``whole``, every
-        task of the queue (some name no pass, or were posted since ``current`` was read)."""
+        task of the queue (some name no pass, or were posted since ``current`` was read).
+        All of them: as many as the queue's count, taken after ``found`` was listed (no
+        task is removed, so a task of ``found`` is one it counts, and an equal count leaves
+        none out; a count from before could be made up by a task posted since, under a
+        label ``found`` lists, for one it does not)."""
         mine = {t.id: t for t in found if t is not None and t.queue == queue}
         mine = {i: t for i, t in mine.items() if i not in known_tasks}
-        if len(mine) != unheld[queue]:
+        if len(mine) != _unheld(swarm, (queue,), current)[queue]:
             return whole(), True
         return sorted(mine.values(), key=lambda t: (t.created_at, t.id)), False
 
     work_tasks: list[Task] = []
     work_findings: list[Finding] = []
     if unheld[work]:
-        held = {r.label for r in current}
         labels = [p.name for p in swarm.status().passes
                   if p.name.startswith(prefix) and p.name not in held]  # fmt: skip
         work_tasks, in_full = unheld_of(
@@ -173,18 +186,21 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     for task in work_tasks:
         if task.id not in known_tasks:
             labels_of[task.id] = task.pass_name or ""
-            of(labels_of[task.id]).tasks.append(task)
+            if labels_of[task.id] not in held:
+                of(labels_of[task.id]).tasks.append(task)
     for task in planning_tasks:
         if task.id not in known_tasks:
             named_pass = task.data.get("pass") if isinstance(task.data, dict) else None
             label = task.pass_name or (named_pass if isinstance(named_pass, str) else "")
             labels_of[task.id] = label
-            of(label).agent_tasks.append(task)
+            if label not in held:
+                of(label).agent_tasks.append(task)
     for queue, found in ((work, work_findings), (planning, planning_findings)):
         for f in found:
-            if f.id in known or f.task_id in known_tasks:
+            label = labels_of.get(f.task_id) or f.pass_name or ""
+            if f.id in known or f.task_id in known_tasks or label in held:
                 continue
-            result = of(labels_of.get(f.task_id) or f.pass_name or "")
+            result = of(label)
             if f.superseded or (queue == planning and result.planning is not None):
                 result.superseded.append(f)  # (a second planner's: its run cost all the same)
             elif queue == work:
@@ -211,18 +227,18 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
             lambda: tasks_of(swarm, None, synth, with_data=True),
         )
     for task in synth_tasks:
-        if task.id not in known_tasks:
-            named = task.data.get("synthesis") if isinstance(task.data, dict) else None
-            mine = by_synthesis.get(named) if isinstance(named, str) else None
-            (mine or of("")).agent_tasks.append(task)
+        named = task.data.get("synthesis") if isinstance(task.data, dict) else None
+        named = named if isinstance(named, str) else None
+        if task.id not in known_tasks and named not in held_syntheses:
+            (by_synthesis.get(named or "") or of("")).agent_tasks.append(task)
     return sorted(out.values(), key=lambda r: not r.label)  # (the unnamed row last)
 
 
 def _unheld(swarm: Swarm, queues: tuple[str, ...], current: list[PassResult]) -> dict[str, int]:
     """How many tasks of each of ``queues`` no pass of ``current`` holds: the queue's count
     (the core keeps it exact: one round trip for them all) less those ``current`` holds in
-    it. Read after ``current``: a task posted in between can only make it more (a listing
-    for nothing), never hide a task of an earlier pass."""
+    it. Read after ``current`` (a task posted in between can only make it more, never hide
+    a task of an earlier pass), and after any listing it is compared with."""
     counts = swarm.queue_stats()
     held: dict[str, set[str]] = {queue: set() for queue in queues}
     for result in current:
