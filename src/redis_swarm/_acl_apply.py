@@ -13,6 +13,7 @@ worker may not load it). It needs an admin user::
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from ._connect import sync_client
 from ._embedded import find_redis_server
 from ._errors import ConnectionFailed, SwarmError
 from ._replies import reply_fields
-from ._translate import translate, why_no_answer
+from ._translate import causes, translate, why_no_answer
 
 __all__ = ["AppliedRole", "apply_role", "apply_user", "server_version"]
 
@@ -40,9 +41,10 @@ class AppliedRole:
     are for; ``persisted``, how each server that now holds it keeps it (node -> how: the
     aclfile, redis.conf, or memory only), empty on a dry run; ``skipped``, the servers left
     without the user (node -> why): the replicas the sentinels report down, the cluster nodes
-    CLUSTER NODES flags ``fail``, ``fail?``, ``noaddr`` or ``handshake``, and the replicas (or
-    cluster nodes without hash slots) that did not answer within the connect timeout. Apply
-    the role again once they are back: a failover to one locks the role's agents out."""
+    without hash slots CLUSTER NODES flags ``fail``, ``noaddr`` or ``handshake``, and the
+    replicas (or cluster nodes without hash slots) that did not answer within the connect
+    timeout, ``fail?`` ones included. Apply the role again once they are back: a failover to
+    one locks the role's agents out."""
 
     user: AclUser
     version: Version
@@ -83,10 +85,14 @@ def apply_role(
     A server of a cluster or Sentinel that cannot be reached is left out and named in
     ``skipped`` when it is a replica (or a cluster node without hash slots): one the sentinels
     or the cluster report down is not tried; the others are, once, each given the connect
-    timeout to answer (not the URL's retries, which ride out a failover for up to a minute).
-    A master that cannot be reached (one that holds hash slots, the master behind the
-    sentinels) fails the call with ``ConnectionFailed`` naming it, before any server got the
-    user: the clients are sent to it, and the swarm's library could not be loaded there."""
+    timeout to answer a PING (not the URL's retries, which ride out a failover for up to a
+    minute); the ACL SETUSER and its persisting then get the URL's socket timeout. Tried too
+    are the cluster nodes only the node asked finds silent (``fail?``) and the failed ones
+    that still hold hash slots: this machine may reach them. A master that cannot be reached
+    (one that holds hash slots, the master behind the sentinels) fails the call with
+    ``ConnectionFailed`` naming it, before any server got the user: the clients are sent to
+    it, and the swarm's library could not be loaded there. A server that answers with a
+    problem (its TLS certificate refused, its data still loading) fails the call with it."""
     settings = target if isinstance(target, Settings) else target.settings
     silent: dict[str, str] = {}
     if version is None:
@@ -158,8 +164,8 @@ def _apply(
     return done, skipped
 
 
-# What a server that does not answer raises: refused, reset or timed out (a redis-py
-# AuthenticationError is a ConnectionError too, but one that answered: see _did_not_answer).
+# What a server that does not answer raises: refused, reset or timed out (some are answers,
+# or configuration problems, though: see _did_not_answer).
 _NO_ANSWER = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -168,42 +174,54 @@ def _on_every_node(
 ) -> tuple[dict[str, T], dict[str, str]]:
     """``fn(client)`` on every server that must hold the user, by node name, and the servers
     left out (node -> why: reported down, or not answering; ``silent``: found not answering
-    already, not tried again). Every server is reached (PING) before ``fn`` runs anywhere, so
-    that a master that cannot be reached fails the call before any server got the user.
-    redis-py errors arrive translated (one line saying what to do)."""
+    already, not tried again). Every server is reached (``_probe``) before ``fn`` runs
+    anywhere, so that a master that cannot be reached fails the call before any server got
+    the user. redis-py errors arrive translated (one line saying what to do)."""
 
     done: dict[str, T] = {}
-    reached: list[tuple[_Target, Any]] = []
+    reached: list[_Target] = []
     try:
         targets, skipped = _targets(settings)
         for target in targets:
             if silent and target.name in silent:
                 skipped[target.name] = silent[target.name]
                 continue
-            client: Any = sync_client(target.settings)
-            reached.append((target, client))
             try:
                 if target.found:
-                    client.ping()
-            except redis.ResponseError:
-                pass  # it answers (its user may not run PING: a dry run's may be any)
+                    _probe(target.settings)
             except _NO_ANSWER as exc:
-                reached.pop()
-                client.close()
                 skipped[target.name] = _did_not_answer(settings, target, exc, applied=[])
-        for target, client in reached:
+            else:
+                reached.append(target)
+        for target in reached:
+            client: Any = sync_client(target.settings)
             try:
                 done[target.name] = fn(client)
             except _NO_ANSWER as exc:  # (it stopped answering since its PING)
                 skipped[target.name] = _did_not_answer(settings, target, exc, list(done))
+            finally:
+                client.close()
     except SwarmError:
         raise
     except (redis.RedisError, OSError) as exc:
         raise translate(exc, settings.url) from None
-    finally:
-        for _, client in reached:
-            client.close()
     return done, skipped
+
+
+def _probe(settings: Settings) -> None:
+    """A PING to the server of ``settings`` (a found one, see ``_direct``), its reply given the
+    connect timeout too: a server that takes connections and never answers is left out that
+    soon. Only the PING: an ACL SETUSER, ACL SAVE or CONFIG REWRITE (an fsync on a busy disk)
+    gets the URL's socket timeout, so that one that succeeded is not taken for a server that
+    did not answer."""
+    timeout = min(settings.socket_timeout, settings.connect_timeout)
+    client: Any = sync_client(settings.replace(socket_timeout=timeout))
+    try:
+        client.ping()
+    except redis.ResponseError:
+        pass  # it answers (its user may not run PING: a dry run's may be any)
+    finally:
+        client.close()
 
 
 def _did_not_answer(
@@ -211,13 +229,29 @@ def _did_not_answer(
 ) -> str:
     """Why ``target``, which raised ``exc``, is left out. Raised instead: ``exc`` when the
     server answered (a wrong password) or is the URL's own (its retries have ridden out an
-    outage, and there is nothing to leave it out of); ``_master_unreachable`` for a master."""
+    outage, and there is nothing to leave it out of); the translated ``exc`` when it answered
+    with a problem to fix (``_answered_with_a_problem``); ``_master_unreachable`` for a
+    master."""
     if not target.found or isinstance(exc, redis.AuthenticationError):
         raise exc
+    if _answered_with_a_problem(exc):
+        raise translate(exc, target.settings.url) from None
     why = f"did not answer ({why_no_answer(str(exc))})"
+    if target.flagged:
+        why += f", and {target.flagged}"
     if target.serves:
         raise _master_unreachable(settings, target.name, why, applied) from None
     return why
+
+
+def _answered_with_a_problem(exc: BaseException) -> bool:
+    """True for the connection errors of a server that is there: one still loading its data
+    (LOADING: apply again in a moment), one whose TLS failed (a certificate that does not name
+    the IP the node is dialled by, a CA that did not sign it, a client certificate refused).
+    The configuration is to fix, or the moment to wait: not a server to leave out."""
+    return isinstance(exc, redis.BusyLoadingError) or any(
+        isinstance(item, ssl.SSLError) for item in causes(exc)
+    )
 
 
 def _master_unreachable(
@@ -252,12 +286,14 @@ class _Target:
     """A server that must hold the user: its node name and settings (direct), whether it is a
     master (``serves``: one holding hash slots, the master behind the sentinels), and whether
     it was ``found`` by asking the cluster or the sentinels (then tried once, briefly: see
-    ``_direct``) rather than named by the URL."""
+    ``_direct``) rather than named by the URL; ``flagged``: why CLUSTER NODES flags it down,
+    for one tried all the same (``_tried_though_flagged``)."""
 
     name: str
     settings: Settings
     serves: bool
     found: bool = True
+    flagged: str = ""
 
 
 def _targets(settings: Settings) -> tuple[list[_Target], dict[str, str]]:
@@ -274,12 +310,12 @@ def _targets(settings: Settings) -> tuple[list[_Target], dict[str, str]]:
         else:
             replicas, skipped = _replicas(client)
             master = client.connection_pool.get_master_address()
-            up = [(*master, True), *((host, port, False) for host, port in replicas)]
+            up = [(*master, True, ""), *((host, port, False, "") for host, port in replicas)]
     finally:
         client.close()
     targets = [
-        _Target(_node(host, port), _direct(settings, host, port), serves)
-        for host, port, serves in up
+        _Target(_node(host, port), _direct(settings, host, port), serves, flagged=flagged)
+        for host, port, serves, flagged in up
     ]
     return targets, skipped
 
@@ -295,27 +331,40 @@ _CLUSTER_DOWN = {
 }
 
 
+def _tried_though_flagged(down: list[str], serves: bool) -> bool:
+    """Whether a node flagged ``down`` is tried all the same. 'fail?' is the opinion of the
+    node asked alone (a network problem between the two, say): this machine may reach it. A
+    failed node that still holds hash slots (no replica took them over) may be back (the
+    cluster clears the flag once it answers and twice its cluster-node-timeout has passed
+    since it failed), and its slots' clients are sent to it. Others flagged 'fail'
+    (replicas, a master a failover replaced) are not: most masters report them down. Nor
+    are nodes without an address, or joining: there is nothing to dial, or no member yet."""
+    if "noaddr" in down or "handshake" in down:
+        return False
+    return "fail?" in down or serves
+
+
 def _cluster_nodes(
     settings: Settings, client: Any
-) -> tuple[list[tuple[str, int, bool]], dict[str, str]]:
-    """host, port and whether it holds hash slots, of every node in CLUSTER NODES (redis-py
-    parses it to a dict) that can be reached, and those its flags say cannot (node -> why).
-    One that holds slots fails the apply (``_master_unreachable``): left out, its slots'
-    clients would be refused."""
+) -> tuple[list[tuple[str, int, bool, str]], dict[str, str]]:
+    """host, port, whether it holds hash slots and why it is flagged down ("" when it is not)
+    of every node in CLUSTER NODES (redis-py parses it to a dict) to try, and those its flags
+    say cannot be reached (node -> why). One of those that holds slots fails the apply
+    (``_master_unreachable``): left out, its slots' clients would be refused."""
     reply = client.execute_command("CLUSTER NODES", target_nodes=client.get_default_node())
-    up: list[tuple[str, int, bool]] = []
+    up: list[tuple[str, int, bool, str]] = []
     skipped: dict[str, str] = {}
     for address, node in dict(reply).items():
         flags = str(node.get("flags", "")).split(",")
         host, _, port = str(address).split("@", 1)[0].rpartition(":")
         host, serves = host.strip("[]"), bool(node.get("slots"))
         down = [flag for flag in _CLUSTER_DOWN if flag in flags]
-        if not down:
-            up.append((host, int(port), serves))
+        why = f"{_CLUSTER_DOWN[down[0]]} ({', '.join(down)})" if down else ""
+        if not down or _tried_though_flagged(down, serves):
+            up.append((host, int(port), serves, why))
             continue
         # (a node with no address is shown as ':0': named by its id instead)
         name = _node(host, int(port)) if host and int(port) else f"node {node.get('node_id')}"
-        why = f"{_CLUSTER_DOWN[down[0]]} ({', '.join(down)})"
         if serves:
             raise _master_unreachable(settings, name, why, applied=[])
         skipped[name] = why
@@ -365,18 +414,11 @@ def _node(host: str, port: int) -> str:
 
 def _direct(settings: Settings, host: str, port: int) -> Settings:
     """The settings of one server found through ``settings`` (a cluster node, the master or a
-    replica behind the sentinels), tried once: a request it does not answer within the connect
-    timeout leaves it out (``_did_not_answer``) rather than ride out the URL's retries, up to
-    a minute on a cluster or Sentinel URL (for a failover), for each node that does not
-    answer. A PING, ACL SETUSER or ACL SAVE answers at once."""
-    return settings.replace(
-        kind="standalone",
-        host=host,
-        port=port,
-        nodes=(),
-        retries=0,
-        socket_timeout=min(settings.socket_timeout, settings.connect_timeout),
-    )
+    replica behind the sentinels), tried once: a server that does not answer leaves it out
+    (``_did_not_answer``) rather than ride out the URL's retries, up to a minute on a cluster
+    or Sentinel URL (for a failover), for each node that does not answer. Its PING is given
+    the connect timeout (``_probe``), the rest the URL's socket timeout."""
+    return settings.replace(kind="standalone", host=host, port=port, nodes=(), retries=0)
 
 
 def _persist(client: Any) -> str:
