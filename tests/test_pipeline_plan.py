@@ -448,3 +448,57 @@ def test_swarm_pipeline_check_refuses_a_name_whose_queue_is_another_pipelines(
     out = cli("pipeline", "check", str(path), expect=1)
     assert "plan.toml:1: name: pipeline name 'research.plan' ends with '.plan'" in out.stderr
     assert parse_plan(text, path, match_files=False).name == "research.plan"
+
+
+def _with_owner(owner: str) -> str:
+    """The example plan with its context (and the passes that read it) under ``owner``."""
+    return EXAMPLE.replace('"stdlib"', f'"{owner}"')
+
+
+@pytest.mark.parametrize(
+    ("owner", "whose", "instead"),
+    [
+        ("pipeline.research", "the plan of pipeline 'research'", "context-research"),
+        ("pipeline.stdlib-audit", "this pipeline's own plan", "context-stdlib-audit"),
+        ("pipeline.research.plan", "the plan of pipeline 'research.plan'", None),
+    ],
+)
+def test_a_context_owner_that_is_a_pipelines_plan_is_refused(
+    tmp_path: Path, owner: str, whose: str, instead: str | None
+) -> None:
+    """A run stores its plan as context pipeline.NAME (``plan_owner``), then publishes its
+    contexts: one under a pipeline's plan owner would overwrite that plan (another
+    pipeline's, which its status and resumed runs read, or its own), so it is refused at
+    its line, with an owner to use. (A name a plan may no longer have, research.plan, may
+    have a stored run: its plan is kept too.)"""
+    message = problems(tmp_path, _with_owner(owner))
+    assert f"plan.toml:16: contexts[1].owner: context owner {owner!r} is where {whose}" in message
+    assert "the context would overwrite it; name the owner otherwise" in message
+    if instead is not None:
+        assert f"e.g. {instead!r}" in message
+    assert "1 problem(s)" in message, message  # (the passes' context = OWNER: no more)
+
+
+@pytest.mark.parametrize(
+    "owner", ["stdlib", "pipeline", "pipelines.research", "Pipeline.research", "my.pipeline.x"]
+)
+def test_a_context_owner_that_is_no_pipelines_plan_is_a_plan(tmp_path: Path, owner: str) -> None:
+    plan = load_plan(write(tmp_path, _with_owner(owner)))
+    assert [c.owner for c in plan.contexts] == [owner]
+    assert {p.context for p in plan.passes} == {owner}
+
+
+def test_swarm_pipeline_check_refuses_a_context_owner_that_is_a_pipelines_plan(
+    tmp_path: Path,
+) -> None:
+    """``check`` (and so ``run``, which reads the plan the same way) names it at its line; a
+    stored plan that has one (run before it was refused) is still read back, as ``status``
+    does."""
+    cli = claude_on_path(tmp_path)
+    text = _with_owner("pipeline.other")
+    path = write(tmp_path, text)
+    out = cli("pipeline", "check", str(path), expect=1)
+    assert "plan.toml:16: contexts[1].owner: context owner 'pipeline.other' is where" in out.stderr
+    out = cli("pipeline", "run", str(path), expect=1)
+    assert "context owner 'pipeline.other' is where the plan of pipeline 'other'" in out.stderr
+    assert parse_plan(text, path, match_files=False).contexts[0].owner == "pipeline.other"

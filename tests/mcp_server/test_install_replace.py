@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from redis_swarm.cli import main
 from redis_swarm.mcp_server._install import describe_entry
@@ -34,9 +34,9 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _install(work: Path, *args: str) -> str:
-    """``swarm mcp install ARGS`` (in ``work``, HOME its own, the real claude first on PATH):
-    the last line it says on stderr (the one before says the URL's password stays out)."""
+def _run(work: Path, *args: str) -> Result:
+    """``swarm ARGS`` (in ``work``, HOME its own, the real claude first on PATH), which must
+    succeed without saying the URL's password."""
     env = {
         "HOME": str(work.parent / "home"),
         "CODEX_HOME": str(work.parent / "codex"),
@@ -48,10 +48,23 @@ def _install(work: Path, *args: str) -> str:
         "DISABLE_TELEMETRY": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
-    result = CliRunner().invoke(main, ["mcp", "install", *args], env=env)
+    result = CliRunner().invoke(main, list(args), env=env)
     assert result.exit_code == 0, result.stderr
     assert "s3cret" not in result.stdout + result.stderr
-    return result.stderr.splitlines()[-1]
+    return result
+
+
+def _install(work: Path, *args: str) -> str:
+    """``swarm mcp install ARGS``: the last line it says on stderr (the one before says the
+    URL's password stays out)."""
+    return _run(work, "mcp", "install", *args).stderr.splitlines()[-1]
+
+
+def _replaced(work: Path, *args: str) -> object:
+    """``swarm --json mcp install ARGS``: what its JSON says it replaced."""
+    data = json.loads(_run(work, "--json", "mcp", "install", *args).stdout)
+    assert data["written"] is ("--write" in args)
+    return data["replaced"]
 
 
 @pytest.mark.parametrize("client", ["json", "gemini", "codex"])
@@ -114,3 +127,46 @@ def test_claude_without_write_says_nothing_was_installed(work: Path) -> None:
     assert (
         said == "# claude: nothing was installed: run it in a shell, or add --write to install it"
     )
+
+
+@pytest.mark.parametrize("client", ["json", "gemini", "codex"])
+def test_json_says_what_a_file_s_entry_replaced_was(work: Path, client: str) -> None:
+    """--json says what the line says (before, only ``written``: a replaced entry passed
+    unseen by a script), the Redis URL's password never."""
+    path = {"json": work / ".mcp.json", "gemini": work / ".gemini/settings.json",
+            "codex": work.parent / "codex/config.toml"}[client]  # fmt: skip
+    assert _replaced(work, "--client", client, "--role", "worker", "--write") is None
+    assert _replaced(work, "--client", client, "--role", "shard", "--write") == {
+        "where": str(path),
+        "was": "swarm mcp --role worker --url-from-env, swarm team",
+        "same_settings": False,
+    }
+    # the same install again changes nothing: nothing replaced, as the line says
+    assert _replaced(work, "--client", client, "--role", "shard", "--write") is None
+    assert _replaced(work, "--client", client, "--role", "worker") is None  # (not written)
+
+
+def test_json_says_an_entry_that_could_not_be_read_was_replaced(work: Path) -> None:
+    codex = work.parent / "codex" / "config.toml"
+    codex.parent.mkdir()
+    codex.write_text("[mcp_servers.swarm]\ncommand = = broken\n")
+    assert _replaced(work, "--client", "codex", "--write") == {
+        "where": str(codex),
+        "was": "settings that could not be read",
+        "same_settings": False,
+    }
+
+
+@_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")
+def test_json_says_what_claude_code_s_entry_replaced_was(work: Path) -> None:
+    args = ["--client", "claude", "--scope", "local", "--write"]
+    assert _replaced(work, *args) is None
+    where = "Claude Code's local scope"
+    assert _replaced(work, *args, "--role", "shard") == {
+        "where": where, "was": "swarm mcp --role all --url-from-env, swarm team",
+        "same_settings": False,
+    }  # fmt: skip
+    assert _replaced(work, *args, "--role", "shard") == {
+        "where": where, "was": "swarm mcp --role shard --url-from-env, swarm team",
+        "same_settings": True,
+    }  # fmt: skip

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .. import MAX_PAGE
-from .._errors import NotFound
+from .._errors import NotFound, ValidationError
 from .._models import Finding, Task
 from .._validate import check_name
 
@@ -31,6 +31,7 @@ __all__ = [
     "pass_label",
     "pipeline_queue",
     "plan_owner",
+    "plan_owner_of",
     "planning_queue",
     "planning_task_id",
     "queue_clash",
@@ -129,12 +130,29 @@ def lease_task_id(name: str, generation: int) -> str:
     return f"t-lease-{_digest(name)}-{generation}"
 
 
+# How the context owner of a pipeline's stored plan begins (``plan_owner``).
+_PLAN_OWNER = "pipeline."
+
+
 def plan_owner(name: str) -> str:
     """The context owner under which a run stores its plan file (what ``status`` reads).
     ``name`` is checked as a pipeline name (``checked_name``: a ValidationError naming the
     pipeline name and what one may hold), not as the owner made of it; a name a plan may
     no longer have (``queue_clash``) is taken, so that a run stored under it stays found."""
-    return f"pipeline.{checked_name(name)}"
+    return f"{_PLAN_OWNER}{checked_name(name)}"
+
+
+def plan_owner_of(owner: str) -> str | None:
+    """The pipeline whose ``plan_owner`` is ``owner`` (None: no pipeline's, whatever its
+    name): a plan's ``[[contexts]]`` may not have it, as its context would overwrite that
+    pipeline's stored plan (its own, or another's)."""
+    name = owner.removeprefix(_PLAN_OWNER)
+    if name == owner:
+        return None
+    try:
+        return checked_name(name)
+    except ValidationError:  # (no pipeline can be named so: it has no plan there)
+        return None
 
 
 RUN_MARK = re.compile(r"\A# swarm pipeline run (\d+)\n")

@@ -27,7 +27,7 @@ from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
 from .._runner import check_command, check_program
 from .._validate import MAX_DESCRIPTION_CHARS, MAX_NAME, check_json_depth, check_name, too_deep
-from .names import checked_name, queue_clash
+from .names import checked_name, plan_owner_of, queue_clash
 
 __all__ = [
     "AgentSpec",
@@ -476,7 +476,11 @@ def _match(base: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
 _ARRAY_OF_TABLES = "must be an array of tables: write each one under its own [[{name}]] header"
 
 
-def _contexts(c: _Checker, value: Any, base: Path | None) -> tuple[ContextSpec, ...]:
+def _contexts(
+    c: _Checker, value: Any, base: Path | None, plan_name: str | None
+) -> tuple[ContextSpec, ...]:
+    """The plan's ``[[contexts]]``, their files matched under ``base`` (None: a stored plan read
+    back, as it was run: neither its files nor its owners are checked again)."""
     if not isinstance(value, list):
         c.problem(("contexts",), _ARRAY_OF_TABLES.format(name="contexts"))
         return ()
@@ -492,6 +496,8 @@ def _contexts(c: _Checker, value: Any, base: Path | None) -> tuple[ContextSpec, 
         paths = c.get(table, where, "paths", _paths, required=True)
         if owner in owners:
             c.problem((*where, "owner"), f"context {owner!r} is declared twice")
+        if owner is not None and base is not None:
+            _check_owner(c, (*where, "owner"), owner, plan_name)
         if owner is None or paths is None:
             continue
         owners.add(owner)
@@ -500,6 +506,24 @@ def _contexts(c: _Checker, value: Any, base: Path | None) -> tuple[ContextSpec, 
             c.problem((*where, "paths"), f"{pattern!r} matches no file under {base}")
         out.append(ContextSpec(owner, paths, tuple(files)))
     return tuple(out)
+
+
+def _check_owner(
+    c: _Checker, where: tuple[str | int, ...], owner: str, plan_name: str | None
+) -> None:
+    """A context owner that is a pipeline's stored plan's (``plan_owner``) is refused: a run
+    publishes its contexts after its plan, and would overwrite that plan (its own, or another
+    pipeline's, which ``status`` and a resumed run then read as a plan)."""
+    other = plan_owner_of(owner)
+    if other is None:
+        return
+    whose = "this pipeline's own plan" if other == plan_name else f"the plan of pipeline {other!r}"
+    c.problem(
+        where,
+        f"context owner {owner!r} is where {whose} is stored (what swarm pipeline status "
+        f"reads), and the context would overwrite it; name the owner otherwise, e.g. "
+        f"{'context-' + other!r} (no owner 'pipeline.NAME': those are pipelines' plans)",
+    )
 
 
 def _passes(c: _Checker, value: Any, owners: set[str]) -> tuple[PassSpec, ...]:
@@ -583,7 +607,8 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
         synthesizer = _agent(c, data["synthesizer"], "synthesizer", pool=False)
     if "planner" in data:
         planner = _agent(c, data["planner"], "planner", pool=False)
-    contexts = _contexts(c, data.get("contexts", []), path.parent if match_files else None)
+    base = path.parent if match_files else None
+    contexts = _contexts(c, data.get("contexts", []), base, name)
     passes = _passes(c, data.get("passes"), {ctx.owner for ctx in contexts})
     if any(p.planned for p in passes) and "planner" not in data:
         c.problem((), 'a pass has "plan": add a [planner] with its exec command')

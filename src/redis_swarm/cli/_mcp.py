@@ -6,8 +6,9 @@ import os
 import secrets
 import shutil
 import subprocess
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -33,6 +34,7 @@ from ..mcp_server._install import (
     merge_json,
     merge_toml,
     remote_spec,
+    replaced_record,
     replaced_words,
     shell_line,
     target_path,
@@ -363,12 +365,13 @@ def install(
                     "written": write,
                     "target": str(target) if target else None,
                     "config": config,
+                    "replaced": done.replaced if done is not None else None,
                 }
             )
         )
         return
     if done is not None:  # what was written where, alone: the file is there to read
-        click.echo(done, err=True)
+        click.echo(done.line, err=True)
         return
     where = (
         "nothing was installed: run it in a shell, or add --write to install it"
@@ -471,13 +474,22 @@ def _client_config(
     return data, dumps(data) if as_json else _pretty(data), target
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What ``--write`` did: its line, and (``--json``'s ``replaced``) the entry of that name it
+    replaced (None: there was none, or the file did not change)."""
+
+    line: str
+    replaced: dict[str, Any] | None = None
+
+
 def _write_config(
     client: Client, spec: LaunchSpec | RemoteSpec, scope: str | None, secret: bool
-) -> str:
+) -> _Written:
     """Install what ``_client_config`` makes of ``spec``: run ``claude mcp add``, or merge the
     file (``secret``: it holds a password, made 0600, with a warning). What was written
-    where, in one line: an entry of that name replaced is named (what it was), so that a
-    second install with other options does not pass unseen."""
+    where: an entry of that name replaced is named (what it was), so that a second install
+    with other options does not pass unseen."""
     config, text, target = _client_config(client, spec, scope, as_json=False)
     if client == "claude":
         assert isinstance(config, list)
@@ -490,9 +502,13 @@ def _write_config(
                 err=True,
             )
         if replaced:
-            said = replaced_words(previous, mcp_json(spec)["mcpServers"][spec.name])
-            return f"replaced {spec.name} in {where} (claude mcp remove, then add): {said}"
-        return f"added {spec.name} to {where} (claude mcp add)"
+            entry = mcp_json(spec)["mcpServers"][spec.name]
+            said = replaced_words(previous, entry)
+            return _Written(
+                f"replaced {spec.name} in {where} (claude mcp remove, then add): {said}",
+                replaced_record(where, previous, entry),
+            )
+        return _Written(f"added {spec.name} to {where} (claude mcp add)")
     assert target is not None
     mode = target.stat().st_mode & 0o777 if target.exists() else None
     if client == "codex":
@@ -512,10 +528,13 @@ def _write_config(
             err=True,
         )
     if not merged.changed:
-        return f"{target}: nothing to change"
+        return _Written(f"{target}: nothing to change")
     if merged.previous is not None:
-        return f"replaced {spec.name} in {target}: {replaced_words(merged.previous, entry)}"
-    return f"written to {target}"
+        return _Written(
+            f"replaced {spec.name} in {target}: {replaced_words(merged.previous, entry)}",
+            replaced_record(str(target), merged.previous, entry),
+        )
+    return _Written(f"written to {target}")
 
 
 def _pretty(data: object) -> str:

@@ -18,8 +18,9 @@ forwards the variables named by ``env_vars``. A configuration that must hold the
 ``private``).
 
 An install over an entry of the same name replaces it, and says so, naming what it was
-(``Merged.previous``, ``claude_entry``, ``describe_entry``): a second install with other
-options is a change the user should see, not a silent one.
+(``Merged.previous``, ``claude_entry``, ``describe_entry``; ``replaced_record`` for
+``--json``): a second install with other options is a change the user should see, not a
+silent one.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ __all__ = [
     "merge_json",
     "merge_toml",
     "remote_spec",
+    "replaced_record",
     "replaced_words",
     "shell_line",
     "swarm_command",
@@ -448,6 +450,14 @@ def replaced_words(previous: Mapping[str, Any] | None, entry: Mapping[str, Any])
     if not previous or was != describe_entry(entry):
         return f"it was {was}"
     return f"it was {was} too, with other settings (environment, executable or timeouts)"
+
+
+def replaced_record(
+    where: str, previous: Mapping[str, Any] | None, entry: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What ``--json`` says of the entry ``previous`` an install in ``where`` replaced with
+    ``entry``: the facts ``replaced_words`` puts in words (never a Redis URL either)."""
+    return {"where": where, "was": describe_entry(previous), "same_settings": previous == entry}
 
 
 def shell_line(argv: list[str]) -> str:
