@@ -108,6 +108,15 @@ def test_swarm_help_imports_no_redis() -> None:
     # it imported every command's module to list them
     assert {f"redis_swarm.cli.{module}" for module in COMMAND_MODULES} <= loaded
     assert not _under(loaded, "redis", "redis_swarm._client")
+    # nor what those modules use only when a command runs: rich's progress bars, the runner,
+    # the pipeline, the operations (asyncio) behind --limit's bound
+    heavy = (
+        "rich.progress",
+        "redis_swarm._runner",
+        "redis_swarm._pipeline",
+        "redis_swarm._protocol",
+    )
+    assert not _under(loaded, *heavy)
 
 
 COMMANDS = sorted(name for names in COMMAND_MODULES.values() for name in names)

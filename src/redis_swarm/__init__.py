@@ -65,9 +65,9 @@ if _typing.TYPE_CHECKING:
     from ._acl_apply import AppliedRole, apply_role
     from ._cache import ContextCache
     from ._client import AsyncSwarm, Swarm
-    from ._ops._work import MAX_PAGE  # the most items one page of a listing holds (its limit)
     from ._protocol import Limits
     from ._topology import ClusterView, SentinelView, Topology, topology
+    from ._validate import MAX_PAGE  # the most items one page of a listing holds (its limit)
     from .roles import (
         Coordinator,
         EphemeralWorker,
@@ -88,7 +88,7 @@ _LAZY_FROM: dict[str, str] = {
     **dict.fromkeys(("AppliedRole", "apply_role"), "._acl_apply"),
     "ContextCache": "._cache",
     **dict.fromkeys(("AsyncSwarm", "Swarm"), "._client"),
-    "MAX_PAGE": "._ops._work",
+    "MAX_PAGE": "._validate",
     "Limits": "._protocol",
     **dict.fromkeys(("ClusterView", "SentinelView", "Topology", "topology"), "._topology"),
     **dict.fromkeys(

@@ -24,6 +24,7 @@ from ._client import Swarm
 from ._config import Settings
 from ._env import ENV_NAME, ENV_URL
 from ._models import Finding
+from ._printable import short_version
 from .roles import MemoryShard, Worker
 
 __all__ = ["CORPUS_NAME", "DemoResult", "corpus_text", "run_demo", "work_one_task"]
@@ -158,7 +159,7 @@ def run_demo(
     result.timings_ms["publish"] = _ms(t)
     say(
         f"context    {CORPUS_NAME}: {info.size_bytes:,} bytes, ~{info.tokens_est:,} tokens, "
-        f"{_counted(info.chunks, 'chunk')}, version {info.version[:12]} published in "
+        f"{_counted(info.chunks, 'chunk')}, version {short_version(info.version)} published in "
         f"{_ms(t):.1f} ms"
     )
 

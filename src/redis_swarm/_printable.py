@@ -7,11 +7,17 @@ the CLI and of ``swarm watch`` passes stored text through ``printable``, which s
 C0 and C1 control character (and DEL, and the bidirectional overrides that reorder a line)
 as a visible escape: ``\\x1b`` instead of ESC. Newlines and tabs stay. JSON output needs no
 such care (its encoder escapes control characters).
+
+A context version (a 64-hex-digit hash) is shown to people as its first ``SHORT_VERSION``
+digits, ``short_version``: wherever a version is asked for, a unique prefix is taken. JSON
+keeps the whole version.
 """
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["SHORT_VERSION", "printable", "short_version"]
+
+SHORT_VERSION = 12  # hex digits: unique among an owner's kept versions, and fits a table
 
 _KEPT = {0x09, 0x0A}  # tab and newline: layout, not commands
 _CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
@@ -27,3 +33,8 @@ def printable(text: object) -> str:
     if isinstance(text, str):
         return str.translate(text, _ESCAPES)
     return str(text).translate(_ESCAPES)
+
+
+def short_version(version: str) -> str:
+    """A context version as people see it: its first ``SHORT_VERSION`` hex digits."""
+    return version[:SHORT_VERSION]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ._errors import ValidationError
 
 __all__ = [
+    "DEFAULT_POLL_S",
     "DEFAULT_RETRY_BACKOFF_S",
     "MAX_AGENT_NAME",
     "MAX_AROUND",
@@ -19,7 +20,9 @@ __all__ = [
     "MAX_HITS",
     "MAX_JSON_DEPTH",
     "MAX_LEASE_S",
+    "MAX_PAGE",
     "MAX_PASS_WAIT_S",
+    "MAX_POLL_S",
     "MAX_QUEUES",
     "MAX_READ",
     "MAX_RETRY_AFTER_S",
@@ -52,6 +55,10 @@ MAX_PASS_WAIT_S = 7 * 86_400.0  # the longest a wait for a pass or queue to sett
 # A failed task waits its queue's retry_backoff_s, then twice that, ... at most this long (the
 # cap); a queue's first wait is at most the cap too (past it, every wait would be the cap).
 MAX_RETRY_BACKOFF_S = 300.0
+MAX_PAGE = 1_000  # the most items one page of a listing holds (its limit)
+# A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.
+MAX_POLL_S = 60.0
+DEFAULT_POLL_S = 1.0
 DEFAULT_RETRY_BACKOFF_S = 1.0  # a queue's first wait after a failure, unless it sets one
 # The longest a fail's retry_after_s may hold a task back: a day covers a rate limit's
 # Retry-After up to a daily quota's reset; longer is a task to dead-letter or post delayed.

@@ -31,7 +31,7 @@ from .._models import (
     loads,
 )
 from .._protocol import Call, Cmd, OpContext, Operation, remember
-from .._validate import check_id, check_json_depth, too_deep
+from .._validate import MAX_PAGE, check_id, check_json_depth, too_deep
 
 __all__ = [
     "STATUSES",
@@ -379,7 +379,6 @@ def finding_record(state: dict[str, Any]) -> Finding:
 
 # --- listing
 
-MAX_PAGE = 1_000
 LIST_BUDGET = 5_000  # index entries one listing call may examine
 
 

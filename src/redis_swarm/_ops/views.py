@@ -36,12 +36,13 @@ from .._models import (
     loads,
 )
 from .._protocol import Batch, Cmd, OpContext, Operation, together
+from .._validate import MAX_PAGE
 from . import agents as agent_ops
 from . import contexts as context_ops
 from . import events as event_ops
 from . import tasks as task_ops
 from ._context_store import parse_manifest
-from ._work import LIST_BUDGET, MAX_PAGE, STATUSES, decoded, finding_from, page, task_from
+from ._work import LIST_BUDGET, STATUSES, decoded, finding_from, page, task_from
 from .findings import synthesis_from
 
 __all__ = ["corrupt_records", "passes", "recent", "status", "task_costs"]

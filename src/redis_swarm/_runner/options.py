@@ -9,12 +9,9 @@ import socket
 from dataclasses import dataclass
 
 from .._finding_text import SUMMARY_LIMIT
+from .._validate import DEFAULT_POLL_S
 
-__all__ = ["MAX_POLL_S", "RunOptions", "default_worker_prefix"]
-
-# The longest poll_s: a claim waits that long at most before it looks at Ctrl-C, --idle-exit
-# and (with --until-done) the queues again.
-MAX_POLL_S = 60.0
+__all__ = ["RunOptions", "default_worker_prefix"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +32,7 @@ class RunOptions:
     grace_s: float = 5.0
     # The longest a claim waits before it looks again: at Ctrl-C (drain), and with until_done
     # at the queues, for a task settled by another process (the pool's own slots' wake it).
-    poll_s: float = 1.0
+    poll_s: float = DEFAULT_POLL_S
     shell: str = "/bin/sh"
 
 

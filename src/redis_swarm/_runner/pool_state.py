@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import ConnectionFailed, SwarmError, ValidationError
 from .._models import MONEY_PLACES
 from .._outage import OUTAGE_PATIENCE_S, ride_out
+from .._validate import MAX_POLL_S
 from .child import check_command, check_program
-from .options import MAX_POLL_S, RunOptions, default_worker_prefix
+from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome
 
 if TYPE_CHECKING:

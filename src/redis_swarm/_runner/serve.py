@@ -25,7 +25,7 @@ from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
 from .._keys import ask_queue
 from .._models import LABEL_CHARS, ContextInfo, Task
 from .._prompts import render_question_prompt
-from .._validate import check_name
+from .._validate import DEFAULT_POLL_S, check_name
 from .child import ERROR_TAIL
 from .options import RunOptions
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
@@ -70,7 +70,7 @@ class ServeOptions:
     inline_max_tokens: int = 20_000  # a context this small is put in the prompt itself
     worker: str | None = None
     model: str | None = None
-    poll_s: float = 1.0
+    poll_s: float = DEFAULT_POLL_S
 
 
 @dataclass(frozen=True)

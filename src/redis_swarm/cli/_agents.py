@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from .._models import TaskStatus, unknown_pass
-from .._printable import printable
+from .._printable import printable, short_version
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -76,7 +76,8 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
                 "owner", "version", "tokens", "source", "published", title="contexts"
             )
             for ci in st.contexts:
-                add_row(ctable, ci.owner, ci.version, ci.tokens_est, ci.source, ago(ci.created_at))
+                version = short_version(ci.version)
+                add_row(ctable, ci.owner, version, ci.tokens_est, ci.source, ago(ci.created_at))
             print_table(app, ctable)
 
     app.emit(report, human)

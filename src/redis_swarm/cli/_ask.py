@@ -16,7 +16,6 @@ from .._errors import SwarmError
 from .._hints import SERVE_QUESTIONS
 from .._models import Answer, Task, usd
 from .._printable import printable
-from .._runner import ServeOptions, Server, TaskOutcome
 from .._validate import MAX_ASK_TIMEOUT_S, check_name
 from ._app import App, json_option, main, pass_app
 from ._common import (
@@ -216,6 +215,8 @@ def serve(
     its whole output (or the result of Claude's / Codex's JSON output) is the answer. A failed
     run is retried like any task. Ctrl-C once: finish the running answers; twice: stop now.
     """
+    from .._runner import ServeOptions, Server, TaskOutcome  # (`swarm --help` imports this module)
+
     check_name("owner", owner)
     if worker is not None:
         check_name("worker", worker)

@@ -21,28 +21,21 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
-from rich import box
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
-from .. import MAX_PAGE
 from .._config import Settings
 from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
 from .._models import iso, now_ms
 from .._printable import printable
-from .._validate import MAX_JSON_DEPTH, check_json_depth
+from .._validate import MAX_JSON_DEPTH, MAX_PAGE, check_json_depth
 from ._app import App
+
+if TYPE_CHECKING:
+    # Imported where a table or a bar is drawn: every command's module imports this one, and
+    # `swarm --help` imports them all to list them.
+    from rich.table import Table
+    from rich.text import Text
 
 __all__ = [
     "BIG",
@@ -364,6 +357,9 @@ def print_table(app: App, renderable: Any) -> None:
 
 
 def make_table(*columns: str, title: str | None = None) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(
         title=title,
         title_justify="left",
@@ -382,6 +378,8 @@ def make_table(*columns: str, title: str | None = None) -> Table:
 def cell(value: Any) -> Text:
     """A table cell: plain text, never interpreted as rich markup, its control characters
     shown as escapes."""
+    from rich.text import Text
+
     if value is None:
         return Text("-", style="dim")
     if isinstance(value, float):
@@ -396,6 +394,9 @@ def add_row(table: Table, *values: Any) -> None:
 
 
 def kv_table(pairs: Iterable[tuple[str, Any]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
@@ -591,6 +592,16 @@ def progress(
     if console is None or not console.is_terminal or (total is not None and total < min_size):
         yield lambda _n: None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

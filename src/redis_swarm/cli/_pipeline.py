@@ -8,32 +8,22 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.live import Live
-from rich.text import Text
 
 from .._errors import SwarmError
-from .._pipeline import Pipeline, Plan, load_plan
-from .._pipeline.lineage import lineage as lineage_tree
-from .._pipeline.lineage import lineage_text
-from .._pipeline.plan import check_programs
-from .._pipeline.report import (
-    Money,
-    no_cost_note,
-    pass_title,
-    read_passes,
-    report_markdown,
-    status_json,
-    status_money,
-    stored_plan,
-    tokens,
-    wall_time,
-)
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds, add_row, make_table, print_table, short, signals
+
+if TYPE_CHECKING:
+    # The pipeline and rich are imported by the command that uses them: `swarm --help`
+    # imports this module.
+    from rich.live import Live
+
+    from .._pipeline import Pipeline, Plan
+    from .._pipeline.report import Money
 
 
 @main.group(short_help="Run the passes of a plan file: workers, planner, synthesizer.")
@@ -68,6 +58,9 @@ _PLAN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 def pipeline_check(app: App, plan_file: Path) -> None:
     """Check PLAN_FILE without running anything: every problem with its key and line, and
     every agent command whose program is not found."""
+    from .._pipeline import load_plan
+    from .._pipeline.plan import check_programs
+
     plan = load_plan(plan_file)
     check_programs(plan)  # (as a run does before anything runs)
 
@@ -127,6 +120,12 @@ def pipeline_run(
     max_tasks) is spent, no task is claimed, the running ones finish and the run stops:
     raise the budget and run it again.
     """
+    from rich.live import Live
+    from rich.text import Text
+
+    from .._pipeline import Pipeline, load_plan
+    from .._pipeline.report import read_passes, status_json
+
     plan = load_plan(plan_file)
     if max_cost_usd is not None:
         plan = dataclasses.replace(plan, max_cost_usd=max_cost_usd)
@@ -209,6 +208,8 @@ def pipeline_run(
 
 def _tokens_cell(figures: dict[str, Any]) -> str:
     """Tokens in (the cached ones of them) / out, as the status tables show them."""
+    from .._pipeline.report import tokens
+
     cached = figures["cached_in"]
     cached_part = f" ({tokens(cached)} cached)" if cached is not None else ""
     return f"{tokens(figures['tokens_in'])}{cached_part}/{tokens(figures['tokens_out'])}"
@@ -216,6 +217,8 @@ def _tokens_cell(figures: dict[str, Any]) -> str:
 
 def _status_table(app: App, status: dict[str, Any]) -> None:
     """Per pass, then the totals; then the cost per model (as ``pipeline report``'s)."""
+    from .._pipeline.report import pass_title, status_money, wall_time
+
     money = status_money(status)
     table = make_table(
         "pass", "posted", "completed", "dead", "open", "findings", "synthesis", "cost",
@@ -252,6 +255,8 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
 def pipeline_status(app: App, name: str) -> None:
     """Per pass of pipeline NAME: tasks posted, completed, dead; findings; the synthesis;
     cost, tokens in and out, wall time."""
+    from .._pipeline.report import read_passes, status_json, stored_plan
+
     plan = stored_plan(app.swarm, name)
     status = status_json(plan, read_passes(app.swarm, plan))
 
@@ -268,6 +273,8 @@ def pipeline_status(app: App, name: str) -> None:
 def _spent(status: dict[str, Any]) -> str:
     """What the pipeline cost, as its status line ends (the table's total, as shown there,
     and how many runs reported no cost: ``no_cost_note``)."""
+    from .._pipeline.report import no_cost_note, status_money
+
     cost = status["cost_usd"]
     if cost is None:
         return "no agent reported a cost"
@@ -285,6 +292,8 @@ def pipeline_report(app: App, name: str, out: Path | None) -> None:
     """The Markdown report of pipeline NAME: each pass's synthesis with its citations
     resolved to findings (summary, worker, model, sources), dead tasks, cost per pass and
     per model."""
+    from .._pipeline.report import read_passes, report_markdown, stored_plan
+
     plan = stored_plan(app.swarm, name)
     text = report_markdown(plan, read_passes(app.swarm, plan))
     if out is None:
@@ -305,6 +314,9 @@ def lineage(app: App, ident: str) -> None:
     that total leaves out; a finding (f-...) or task (t-...) the same from there (a task
     ending with what every run on it cost: its finding, superseded ones, failed runs); a
     pipeline's name: its passes' syntheses, each pass's whole cost, and the pipeline's."""
+    from .._pipeline.lineage import lineage as lineage_tree
+    from .._pipeline.lineage import lineage_text
+
     tree = lineage_tree(app.swarm, ident)
     app.emit(tree, lambda: click.echo("\n".join(printable(line) for line in lineage_text(tree))))
 

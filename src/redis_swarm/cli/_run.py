@@ -6,27 +6,22 @@ import queue
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.live import Live
-from rich.text import Text
 
 from .._errors import SwarmError
 from .._models import unpriced_note, usage_line
 from .._printable import printable
-from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .._runner.options import MAX_POLL_S
-from .._validate import check_name, check_queues
+from .._validate import DEFAULT_POLL_S, MAX_POLL_S, check_name, check_queues
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals
 
-_MARKS = {
-    OutcomeStatus.COMPLETED: "✓",
-    OutcomeStatus.FAILED: "✗",
-    OutcomeStatus.RELEASED: "↩",
-    OutcomeStatus.LOST: "!",
-}
+if TYPE_CHECKING:
+    # The runner and rich are imported when the pool runs: `swarm --help` imports this module.
+    from rich.live import Live
+
+    from .._runner import Runner, TaskOutcome
 
 
 @main.command(short_help="Run an agent command once per task: a worker pool.")
@@ -92,7 +87,7 @@ _MARKS = {
     "--poll",
     "poll_s",
     type=Seconds(above_zero=True, most=MAX_POLL_S),
-    default=RunOptions.poll_s,
+    default=DEFAULT_POLL_S,
     show_default=True,
     help="The longest an idle slot's claim waits before it looks again: for Ctrl-C, "
     "--idle-exit and, with --until-done, a task settled by another process.",
@@ -129,6 +124,8 @@ def run(
     Ctrl-C once: claim nothing more, let running agents finish. Twice: kill them and release
     their tasks. Exit 3 when nothing was claimed.
     """
+    from .._runner import OutcomeStatus, Runner, RunOptions
+
     check_queues(queues, what="swarm run")
     if worker is not None:
         check_name("worker", worker)
@@ -174,6 +171,8 @@ def drive_pool(
 ) -> None:
     """Run the pool, printing each outcome and progress line (a report waiting for Redis)
     as it comes and, on a terminal, a live line."""
+    from rich.text import Text
+
     live_console = app.err if app.err.is_terminal and not app.json else None
 
     def status_line() -> Text:
@@ -229,9 +228,19 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
 
 
 def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
+    from rich.text import Text
+
+    from .._runner import OutcomeStatus
+
+    marks = {
+        OutcomeStatus.COMPLETED: "✓",
+        OutcomeStatus.FAILED: "✗",
+        OutcomeStatus.RELEASED: "↩",
+        OutcomeStatus.LOST: "!",
+    }
     finding = f" → {o.finding_id}" if o.finding_id else ""
     line = printable(
-        f"{_MARKS[o.status]} {o.status.value:<9} {o.task_id} "
+        f"{marks[o.status]} {o.status.value:<9} {o.task_id} "
         f"({o.worker}, {o.duration_s:.1f}s){finding}: {o.detail}"
     )
     if live is not None:
@@ -241,6 +250,8 @@ def _print_outcome(app: App, o: TaskOutcome, live: Live | None) -> None:
 
 
 def _print_progress(line: str, live: Live | None) -> None:
+    from rich.text import Text
+
     text = printable(f"… {line}")
     if live is not None:
         live.console.print(Text(text))
@@ -253,6 +264,8 @@ def _live(console: Any, render: Any) -> Iterator[Live | None]:
     if console is None:
         yield None
         return
+    from rich.live import Live
+
     with Live(render(), console=console, refresh_per_second=8, transient=True) as live:
         yield live
 
