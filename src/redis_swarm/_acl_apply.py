@@ -26,7 +26,7 @@ from ._config import Settings
 from ._connect import sync_client
 from ._embedded import find_redis_server
 from ._errors import ConnectionFailed, SwarmError
-from ._replies import reply_fields
+from ._replies import reply_fields, reply_map
 from ._translate import causes, translate, why_no_answer
 
 __all__ = ["AppliedRole", "apply_role", "apply_user", "server_version"]
@@ -247,7 +247,7 @@ def _did_not_answer(
 def _answered_with_a_problem(exc: BaseException) -> bool:
     """True for the connection errors of a server that is there: one still loading its data
     (LOADING: apply again in a moment), one whose TLS failed (a certificate that does not name
-    the IP the node is dialled by, a CA that did not sign it, a client certificate refused).
+    the host the node is dialled by, a CA that did not sign it, a client certificate refused).
     The configuration is to fix, or the moment to wait: not a server to leave out."""
     return isinstance(exc, redis.BusyLoadingError) or any(
         isinstance(item, ssl.SSLError) for item in causes(exc)
@@ -347,17 +347,22 @@ def _tried_though_flagged(down: list[str], serves: bool) -> bool:
 def _cluster_nodes(
     settings: Settings, client: Any
 ) -> tuple[list[tuple[str, int, bool, str]], dict[str, str]]:
-    """host, port, whether it holds hash slots and why it is flagged down ("" when it is not)
-    of every node in CLUSTER NODES (redis-py parses it to a dict) to try, and those its flags
-    say cannot be reached (node -> why). One of those that holds slots fails the apply
-    (``_master_unreachable``): left out, its slots' clients would be refused."""
-    reply = client.execute_command("CLUSTER NODES", target_nodes=client.get_default_node())
+    """host (the one it is dialled by: ``_dialled_host``), port, whether it holds hash slots
+    and why it is flagged down ("" when it is not) of every node in CLUSTER NODES (redis-py
+    parses it to a dict) to try, and those its flags say cannot be reached (node -> why).
+    One of those that holds slots fails the apply (``_master_unreachable``): left out, its
+    slots' clients would be refused."""
+    asked = client.get_default_node()
+    nodes = dict(client.execute_command("CLUSTER NODES", target_nodes=asked))
+    named = any(node.get("hostname") for node in nodes.values())
+    endpoints = _preferred_endpoints(client, asked) if named else {}
     up: list[tuple[str, int, bool, str]] = []
     skipped: dict[str, str] = {}
-    for address, node in dict(reply).items():
+    for address, node in nodes.items():
         flags = str(node.get("flags", "")).split(",")
-        host, _, port = str(address).split("@", 1)[0].rpartition(":")
-        host, serves = host.strip("[]"), bool(node.get("slots"))
+        ip, _, port = str(address).split("@", 1)[0].rpartition(":")
+        host = _dialled_host(ip.strip("[]"), node, flags, endpoints, asked.host)
+        serves = bool(node.get("slots"))
         down = [flag for flag in _CLUSTER_DOWN if flag in flags]
         why = f"{_CLUSTER_DOWN[down[0]]} ({', '.join(down)})" if down else ""
         if not down or _tried_though_flagged(down, serves):
@@ -369,6 +374,40 @@ def _cluster_nodes(
             raise _master_unreachable(settings, name, why, applied=[])
         skipped[name] = why
     return up, skipped
+
+
+def _preferred_endpoints(client: Any, asked: Any) -> dict[str, str]:
+    """Node id -> the endpoint CLUSTER SHARDS (Redis 7+, as host names are) gives for it:
+    the one its clients dial, as the node ``asked`` picks it by its
+    cluster-preferred-endpoint-type (CLUSTER SLOTS, which redis-py reads, gives the same)."""
+    reply = client.execute_command("CLUSTER SHARDS", target_nodes=asked)
+    endpoints: dict[str, str] = {}
+    for shard in reply:
+        for entry in reply_map(shard).get("nodes", []):
+            fields = reply_fields(entry)
+            endpoints[fields.get("id", "")] = fields.get("endpoint", "")
+    return endpoints
+
+
+def _dialled_host(
+    ip: str,
+    node: Mapping[str, Any],
+    flags: list[str],
+    endpoints: Mapping[str, str],
+    asked_host: str,
+) -> str:
+    """The host a node of CLUSTER NODES is dialled by, as redis-py's cluster client reaches
+    it: the host name it announces (cluster-announce-hostname, shown ``IP:PORT@BUS,NAME``)
+    when the cluster prefers host names (``endpoints``; a TLS certificate may name the host
+    alone), else its IP. The node asked that has met no other knows no IP of its own
+    (``:PORT``): it is dialled by the host it was reached at, as redis-py does with the
+    empty host CLUSTER SLOTS gives for it."""
+    hostname = str(node.get("hostname") or "")
+    if hostname and endpoints.get(str(node.get("node_id"))) == hostname:
+        return hostname
+    if not ip and "myself" in flags:
+        return str(asked_host)
+    return ip
 
 
 def _replicas(client: Any) -> tuple[list[tuple[str, int]], dict[str, str]]:

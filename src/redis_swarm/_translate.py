@@ -95,6 +95,8 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
         return e.PermissionDenied(_authentication_failed(where))
     if text.startswith(_NO_MASTER):
         return e.ConnectionFailed(_no_master(exc, text, where))
+    if isinstance(exc, rex.BusyLoadingError) or text.startswith(_LOADING):
+        return e.ConnectionFailed(_loading(where))
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
@@ -124,6 +126,21 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
                 f"for a single server use a redis:// URL: {_as_server_url(where)}"
             )
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+# A server loading its dataset answers every command with this (redis-py raises it as a
+# BusyLoadingError, a ConnectionError: it is retried as an outage is, and would otherwise be
+# said as a server that cannot be reached); a reply it did not class keeps the code.
+_LOADING = "LOADING"
+
+
+def _loading(where: str) -> str:
+    """The server runs and answered, but is still loading its data into memory."""
+    return (
+        f"Redis at {where} is loading its data into memory (after a restart, or a replica "
+        "syncing from its master) and answers nothing else until it is done: retry in a "
+        "moment. The server runs and was reached: this is not a connection problem"
+    )
 
 
 # The scheme of a URL and its credentials, if any (the password masked: no '/' in it).
