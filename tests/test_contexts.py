@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import threading
@@ -120,9 +121,10 @@ def test_republish_identical_is_cheap_and_idempotent(small: Swarm, redis_url: st
         reset_stats(r)
         again = small.publish_context("shard", text, source="s")
         calls = command_calls(r)
-    assert again == first
-    # One pipelined read of the pointer; no chunk written, no script run, no event.
-    assert calls == {"hget": 2}
+    assert again == dataclasses.replace(first, changed=False)
+    # One read-only function reads the pointer (a shard's: a worker's no-op is refused); no
+    # chunk written, no event.
+    assert calls == {"fcall_ro": 1, "hget": 2}
     with _client(redis_url) as r:
         assert r.xlen("rs:{test}:events") == events
     # Back to an older kept version: no chunk is sent again, it becomes current.

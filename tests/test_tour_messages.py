@@ -330,12 +330,13 @@ def test_publishing_unchanged_content_says_unchanged(
     version = first.split()[3].rstrip(":")
     again = cli("context", "publish", str(notes), "--owner", "shard-1").stdout
     assert again.startswith(f"unchanged: shard-1 is at version {version}"), again
-    # a worker may not publish: its no-op is not told as a publish either
+    # a worker may not publish: its no-op is refused as a publish is
     spec = acl_user("worker", SWARM, "tour-worker")
     apply_user(Settings.from_url(redis_url, swarm=SWARM), spec)
     worker = Cli(f"redis://{spec.user}:{spec.password}@127.0.0.1:{redis_server.port}", SWARM)
     said = worker("context", "publish", str(notes), "--owner", "shard-1", expect=None)
-    assert "published shard-1" not in said.stdout and "unchanged: shard-1" in said.stdout, said
+    assert said.code == 1 and said.stdout == "", said
+    assert "may not run this operation's function" in said.stderr, said
     notes.write_text("# notes, changed\n")
     assert cli("context", "publish", str(notes), "--owner", "shard-1").stdout.startswith(
         "published shard-1 version "

@@ -882,6 +882,9 @@ class ContextInfo(Record):
     ``version`` is the BLAKE3 hash of the raw bytes (what ``b3sum`` prints for the file;
     SHA-256, as ``sha256sum`` prints, for versions published before BLAKE3);
     ``compression`` is ``"zstd"`` when at least one chunk is stored compressed.
+    ``changed`` is False only in what a publish returns when the version was current already
+    (the same content, source and media type): it wrote nothing. Stored manifests do not
+    carry it, so every version read back says True.
     """
 
     owner: str
@@ -894,6 +897,7 @@ class ContextInfo(Record):
     media_type: str = "text/markdown"
     created_at: int = 0
     total_lines: int = 0
+    changed: bool = True
 
 
 @dataclass(frozen=True)

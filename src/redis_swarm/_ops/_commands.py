@@ -90,7 +90,9 @@ OPERATIONS: dict[str, Uses] = {
     "answers_for": _uses("zrange hget", worker=True),
     # contexts: workers read them, shards publish
     "publish_context": _uses(
-        "hget", "chunk_acquire chunk_put chunk_release context_gc context_hold context_publish"
+        "",
+        "chunk_acquire chunk_put chunk_release context_gc context_hold context_lookup "
+        "context_publish",
     ),
     "gc": _uses("hkeys hstrlen", "chunk_release context_gc"),
     "get_context": _uses("getrange hget hmget zrange zrevrange", worker=True),
@@ -104,8 +106,8 @@ OPERATIONS: dict[str, Uses] = {
     "register": _uses("", "agent_register", worker=True),
     "heartbeat": _uses("", "agent_heartbeat", worker=True),
     "deregister": _uses("", "agent_deregister", worker=True),
-    "agents": _uses("hgetall time zrange", worker=True),
-    "get_agent": _uses("hget time zscore", worker=True),
+    "agents": _uses("hgetall hkeys hmget time zrange zrevrange", worker=True),
+    "get_agent": _uses("hget hkeys hmget time zrevrange zscore", worker=True),
     "sweep": _uses("time zrangebyscore", "agent_sweep", worker=True),
     # messages
     "send": _uses("", "message_send", worker=True),
@@ -135,7 +137,7 @@ OPERATIONS: dict[str, Uses] = {
     "delete_webhook": _uses("hdel"),
     "claim_webhook_event": _uses("", "webhook_claim"),
     # views
-    "status": _uses("hgetall hmget time xrevrange zrange", worker=True),
+    "status": _uses("hgetall hkeys hmget time xrevrange zrange zrevrange", worker=True),
     "passes": _uses("hgetall", worker=True),
     "recent": _uses("hkeys hmget zrevrange", worker=True),
     "corrupt_records": _uses("hscan", worker=True),
@@ -165,6 +167,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "_holds": "hget hset zadd zrangebyscore zrem",
         "context_gc": "hdel hget zrangebyscore zrem",
         "context_hold": "hset zadd",
+        "context_lookup": "hget",
         "context_publish": "del hdel hget hset set zadd zcard zrange zrem zrevrange zscore",
         "inbox_read": "hdel hget hset xrange xrevrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",

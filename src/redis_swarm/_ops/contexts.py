@@ -33,6 +33,7 @@ manifest and the checked chunk fetch that every reader shares; ``_context_slices
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -95,8 +96,10 @@ def publish_context(
 ) -> Operation[ContextInfo]:
     """Publish ``content`` as the owner's current context; returns the version's info.
 
-    Identical content with the same metadata is a no-op (one round trip). Chunks are written
-    before the pointer flips, so readers see the old version or the new, never a mix.
+    Identical content with the same metadata is a no-op (one round trip): the info of the
+    current version, ``changed=False``. Only a user who may publish is told so (a worker is
+    refused: PermissionDenied). Chunks are written before the pointer flips, so readers see
+    the old version or the new, never a mix.
     """
     owner = check_name("owner", owner)
     source = _check_source(source)
@@ -110,17 +113,16 @@ def publish_context(
     size = len(content) if isinstance(content, str | bytes | bytearray | memoryview) else None
     raw, version = yield Compute(_read_content, (limit, content), size)
     keys = ctx.keys
-    current, kept = yield Batch(
-        (
-            Cmd("HGET", keys.contexts, owner),
-            Cmd("HGET", keys.context_manifests, f"{owner}|{version}"),
-        )
+    # Read by a publisher's own function, not by HGETs a worker may send too: a publish that
+    # would change nothing writes nothing, so the ACL must refuse it here or never.
+    current, kept = yield Call(
+        "context_lookup", (keys.contexts, keys.context_manifests), (owner, version)
     )
     if current is not None:
         info = store.parse_manifest(current).info
         if (info.version, info.source, info.media_type) == (version, source, media_type):
             yield store.keep(ctx, version, raw)
-            return info
+            return dataclasses.replace(info, changed=False)
     if kept is not None:
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         old = store.parse_manifest(kept)

@@ -9,8 +9,8 @@ from typing import IO, Any, Literal
 
 import click
 
-from .._errors import NotFound, PayloadTooLarge, ValidationError
-from .._models import ContextInfo, ContextSlice, byte_size, grep_groups
+from .._errors import PayloadTooLarge, ValidationError
+from .._models import ContextSlice, byte_size, grep_groups
 from .._validate import MAX_AROUND, MAX_HITS
 from . import _common
 from ._app import App, json_option, main, pass_app
@@ -142,7 +142,6 @@ def publish(
     """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically."""
     data = _read_bounded(file, app, _limit(app))
     label = source or ("stdin" if file == "-" else Path(file).name)
-    before = _current_context(app, owner)
     with status(app, f"publishing {byte_size(len(data))}", len(data)):
         info = app.swarm.publish_context(
             owner,
@@ -151,15 +150,9 @@ def publish(
             media_type=media_type,
             compression=_COMPRESSION[compression],
         )
-    # The same content, source and media type as the current version is a no-op: the
-    # publish hands back that version as it was (its manifest, its time), and wrote nothing.
-    unchanged = before is not None and (before.version, before.created_at) == (
-        info.version,
-        info.created_at,
-    )
 
     def human() -> None:
-        if unchanged:
+        if not info.changed:
             click.echo(
                 f"unchanged: {info.owner} is at version {info.version} already (the same "
                 "content, source and media type): nothing was written"
@@ -171,14 +164,6 @@ def publish(
         )
 
     app.emit(info, human)
-
-
-def _current_context(app: App, owner: str) -> ContextInfo | None:
-    """The owner's current version, before a publish (None: it has none yet)."""
-    try:
-        return app.swarm.context_info(owner)
-    except NotFound:
-        return None
 
 
 @context.command()
