@@ -86,7 +86,7 @@ def test_strict_is_refused_where_it_cannot_be_honoured(
 
 
 def test_writes_and_reads_are_told_apart() -> None:
-    reads = {"index_page", "ping", "a2a_task_list", "message_get"}  # the FCALL_RO ones
+    reads = {"index_page", "ping", "a2a_task_list", "message_get", "context_lookup"}  # FCALL_RO
     for name in script_names():
         assert durability.is_write(Call(name, ())) == (name not in reads), name
     for command in ("HGET", "HGETALL", "XREAD", "ZRANGE", "INFO", "TIME", "CONFIG"):
