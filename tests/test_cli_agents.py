@@ -162,7 +162,9 @@ def test_events_list_filter_since(cli: Cli, swarm: Swarm) -> None:
     swarm.report(t.id, t.token, {"summary": "s"})
     items = cli.json("events")["items"]
     types = [e["type"] for e in items]
-    assert types[:2] == ["task.posted", "task.claimed"] and "task.completed" in types
+    # (w's claim registers it: agent.joined, then its task.claimed)
+    assert types[:3] == ["task.posted", "agent.joined", "task.claimed"]
+    assert "task.completed" in types
     only = cli.json("events", "--type", "task.claimed")["items"]
     assert [e["type"] for e in only] == ["task.claimed"]
     after = cli.json("events", "--since", items[0]["id"])["items"]

@@ -372,6 +372,8 @@ def test_events_stream_live_changes(redis_url: str) -> None:
                 assert sse.retry == 1000
                 claimed = await swarm.claim("q.live", worker="w-9")
                 assert claimed is not None
+                message = await sse.next()  # w-9's first claim registers it: it joins first
+                assert (message.event, message.data["fields"]["agent"]) == ("agent.joined", "w-9")
                 message = await sse.next()
                 assert (message.event, message.data["fields"]["task"]) == ("task.claimed", task.id)
 

@@ -48,16 +48,17 @@ def test_a_closed_worker_is_no_longer_alive_and_its_finding_names_it(
 
 def test_a_worker_that_never_claimed_leaves_others_alone(redis_url: str) -> None:
     """A worker that never claimed never registered: its close deregisters nobody, not even
-    an agent of the same name registered by someone else."""
+    an agent of the same name registered by someone else (a worker given an id never
+    deregisters it: tests/test_worker_leave.py)."""
     with Swarm(redis_url, swarm="leave") as swarm:
         swarm.register("worker", name="w-shared")
         Worker(url=redis_url, swarm="leave", worker_id="w-shared").close()
         assert "w-shared" in _alive(swarm)
         # closing one swept meanwhile is no error
-        with Worker(url=redis_url, swarm="leave", worker_id="w-gone") as worker:
+        with Worker(url=redis_url, swarm="leave") as worker:
             assert worker.claim("empty") is None
             worker.heartbeat()
-            swarm.deregister("w-gone")
+            swarm.deregister(worker.worker_id)
         assert _alive(swarm) == {"w-shared"}
 
 

@@ -461,6 +461,21 @@ local function settle_wake(groups, m, left, C)
   end
 end
 
+-- Workers that only claim and report are registered implicitly, by a claim that takes a
+-- task, and marked present. Only the claim that creates the record says the worker joined
+-- (agent.joined, with agent_register's fields): once per worker, not per claim; the worker
+-- joins again only after it left (deregistered, or swept as stale). Called before the
+-- claim's task.claimed, so that the stream says who joined before what they took. (The JSON
+-- is written by hand: worker names are checked names, nothing in them needs escaping.)
+local function join_implicitly(K, C, now)
+  local record = '{"id":"' .. C.worker .. '","role":"worker","implicit":true,'
+    .. '"registered_at":' .. fmt(now) .. '}'
+  if redis.call('HSETNX', C.agents, C.worker, record) == 1 then
+    emit(K.events, K.maxlen, 'agent.joined', 'agent', C.worker, 'role', 'worker')
+  end
+  redis.call('ZADD', C.presence, fmt(now), C.worker)
+end
+
 -- Claim up to #C.secrets of the best pending tasks of the groups (refreshed first) for
 -- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data,
 -- register (register the worker and mark it present), woken (a wake-up token was popped).
@@ -483,6 +498,7 @@ local function claim_best(K, groups, now, C)
       pick = id and {id, Q, false}
     end
     if not pick then break end
+    if n == 1 and C.register then join_implicitly(K, C, now) end
     out[#out + 1], queue = lease_one(K, pick[2], pick[1], now, C, secret, pick[3])
     out[#out + 1] = redis.call('HGET', C.task_data, pick[1]) or false
     ids[#ids + 1] = pick[1]
@@ -493,13 +509,6 @@ local function claim_best(K, groups, now, C)
       redis.call('LTRIM', Q.wake, '1', '0')  -- empties it (workers may not DEL)
     end
     return out, ids
-  end
-  -- Workers that only claim and report are registered implicitly. (The JSON is written by
-  -- hand: worker names are checked names, nothing in them needs escaping.)
-  if C.register then
-    redis.call('HSETNX', C.agents, C.worker, '{"id":"' .. C.worker .. '","role":"worker",'
-      .. '"implicit":true,"registered_at":' .. fmt(now) .. '}')
-    redis.call('ZADD', C.presence, fmt(now), C.worker)
   end
   -- The pending tasks left in the (one) queue: from the counter just written, else read.
   local field = queue .. '|pending'

@@ -4,6 +4,7 @@ environment; the seed's agent names and ``queue:X`` names; its time stamps; ``cl
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -15,7 +16,7 @@ from urllib.parse import quote
 from .._client import Swarm
 from .._config import Settings, swarm_from_env
 from .._env import ENV_NAME
-from .._errors import ConfigError, Conflict, NotFound, ValidationError
+from .._errors import ConfigError, Conflict, NotFound, SwarmError, ValidationError
 from .._models import Agent, iso
 
 _QUEUE_PREFIX = "queue:"
@@ -191,6 +192,16 @@ class _Role:
 
     def _give_back(self) -> None:
         """What ``close`` returns before closing: nothing here; a worker's task."""
+
+    def _leave(self, agent_id: str) -> None:
+        """Deregister ``agent_id``, an ephemeral worker this object made, as it closes: else
+        it would be counted alive until its last heartbeat went stale, a minute after it
+        exited. Its findings and tasks name it still. A failure is not the caller's problem
+        at close: an agent swept or deregistered meanwhile has nothing left to remove, and
+        one the server could not be asked to remove (gone, refused) goes stale and is swept,
+        as if this step did not exist."""
+        with contextlib.suppress(SwarmError):
+            self.swarm.deregister(agent_id)
 
     def __enter__(self: R) -> R:
         return self

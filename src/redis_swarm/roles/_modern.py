@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -21,6 +20,7 @@ from .._models import (
     TaskStatus,
     Usage,
 )
+from .._validate import check_agent
 from ._base import _agent_name, _check_text, _finding_ids, _queue, _Role
 
 
@@ -175,8 +175,11 @@ class Worker(_Role):
     It holds one task at a time: claiming again before the held task is reported, released
     or failed is refused (``Conflict``), unless the task is no longer leased to it (failed,
     released or settled from elsewhere, or its lease lost). ``close()`` gives a held task
-    back to its queue and, once the worker has claimed (which registers it), deregisters it:
-    an ephemeral worker that is gone is not counted alive; its findings keep its name.
+    back to its queue and, when the worker made its own id (no ``worker_id`` given) and has
+    claimed or sent a heartbeat (which registers it), deregisters it: an ephemeral worker
+    that is gone is not counted alive; its findings keep its name. A worker given a
+    ``worker_id`` leaves that agent registered: the caller owns that identity (it may be an
+    agent registered with a model, with messages waiting, or another process's worker).
 
     With a ``model``, the worker registers itself (role ``worker``, its model) at its first
     claim, since a claim registers a worker without one: one round trip more, once."""
@@ -193,15 +196,18 @@ class Worker(_Role):
         model: str | None = None,
         **connect: Any,
     ) -> None:
+        # Checked before connecting: a bad id is refused here, not at the first claim.
+        given = None if worker_id is None else check_agent("worker_id", worker_id)
         super().__init__(redis_host, redis_port, **connect)
-        self.worker_id = worker_id or _agent_name("worker")
+        self.worker_id = given or _agent_name("worker")
+        self._own_id = given is None  # an identity made here: close() may end it
         self.model = model
         self.task: Task | None = None
         self.context_version: str | None = None
         self._held: Task | None = None  # leased to this worker, not yet reported or released
         self._loop: _Loop | None = None  # inside ``tasks()``: what a report claims next
         self._announced = model is None  # a worker with a model registers at its first claim
-        self._joined = False  # registered by a claim or a heartbeat: close() deregisters it
+        self._joined = False  # registered by a claim or a heartbeat (see close())
 
     def _profile(self) -> Agent:
         """The agent this worker is: implicit (as a claim registers it) without a model."""
@@ -309,15 +315,8 @@ class Worker(_Role):
             loop.following, loop.skipped = None, []
         self._held = None
         self._release_all(held)
-        if self._joined:
-            self._leave()
-
-    def _leave(self) -> None:
-        """Deregister the worker as it goes: else it would be counted alive until its last
-        heartbeat went stale, a minute after it exited. Its findings and tasks name it still;
-        an agent swept or deregistered meanwhile has nothing left to remove."""
-        with contextlib.suppress(NotFound):
-            self.swarm.deregister(self.worker_id)
+        if self._joined and self._own_id:
+            self._leave(self.worker_id)
 
     def _release_all(self, tasks: Sequence[Task]) -> None:
         """Give ``tasks`` back; one whose lease was lost or that was settled meanwhile is

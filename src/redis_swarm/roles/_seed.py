@@ -287,7 +287,9 @@ class EphemeralWorker(Worker):
     """The seed's ephemeral worker (constructor: ``redis_host, redis_port`` or ``url=``).
 
     One task at a time: ``claim_task`` while a claimed task is neither reported nor
-    released raises ``Conflict`` (the seed's worker claims once, reports, and is gone)."""
+    released raises ``Conflict`` (the seed's worker claims once, reports, and is gone).
+    ``close()`` deregisters the worker that claimed under the id it made itself
+    (``worker_<8 hex>``), never an agent named by a ``worker_id`` given: see ``Worker``."""
 
     _settle = "report_finding() or release_task()"
 

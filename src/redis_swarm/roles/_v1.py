@@ -171,7 +171,12 @@ class RedisSwarmCoordinator(_Role):
 
     ``heartbeat()`` registers its agent again when it was swept (``cleanup_stale_agents``);
     the other calls do not, and ``get_messages()`` of the swept agent raises ``NotFound``
-    saying so. ``close()`` gives back the tasks it claimed and did not complete."""
+    saying so. ``close()`` gives back the tasks it claimed and did not complete, then
+    deregisters each agent this handle registered (always under an id it made,
+    ``<role>_<8 hex>``) that claimed a task through it: a worker that is gone is not counted
+    alive, as ``EphemeralWorker``'s. V1's roles are free text (``haiku_worker``), so what
+    makes the agent a worker is its claim; one that only posted, sent or read messages (a
+    coordinator, a shard) stays, with its inbox, until it is swept as stale."""
 
     def __init__(
         self,
@@ -198,6 +203,7 @@ class RedisSwarmCoordinator(_Role):
         self.parent_id: str | None = None
         self._agent: Agent | None = None  # as registered: what heartbeat() registers again
         self._tokens: dict[str, str | None] = {}  # claimed, not completed: task id -> token
+        self._workers: set[str] = set()  # agents of this handle that claimed: close() ends them
 
     def _me(self, agent_id: str | None = None) -> str:
         agent = agent_id or self.agent_id
@@ -262,9 +268,11 @@ class RedisSwarmCoordinator(_Role):
 
     def claim_task(self, queue_name: str, timeout: int = 60) -> V1Task | None:
         """Claim the highest-priority task; ``timeout`` is the lease in seconds."""
-        task = self.swarm.claim(_queue(queue_name), worker=self._me(), lease_s=timeout)
+        me = self._me()  # (this handle's agent: an id register_agent made, never a caller's)
+        task = self.swarm.claim(_queue(queue_name), worker=me, lease_s=timeout)
         if task is None:
             return None
+        self._workers.add(me)
         self._tokens[task.id] = task.token
         return {
             "task_id": task.id,
@@ -335,3 +343,6 @@ class RedisSwarmCoordinator(_Role):
                 self.swarm.release(task_id, token)
             except (Conflict, NotFound):
                 continue  # its lease was lost, or it was settled: not this agent's to give
+        workers, self._workers = self._workers, set()
+        for agent in sorted(workers):
+            self._leave(agent)
