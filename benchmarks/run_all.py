@@ -342,7 +342,8 @@ def _scale(server: RedisProcess, cfg: Config) -> tuple[Any, str]:
             "--scale-max 6`: about a minute more and ~1 GB of Redis memory). The seed's "
             "status reads each task's status with one round trip, so it is only run up "
             "to 10^4 tasks. *status* is `status()`, what `swarm status` reads: queue and pass "
-            "counts, agents and contexts in one round trip.",
+            "counts, agents and contexts in one round trip, then the newest leases and their "
+            "tasks (the task each worker that only claims holds) in two more.",
             "",
             scale.report(result),
             "",

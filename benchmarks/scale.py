@@ -70,7 +70,8 @@ def _used(client: Any) -> int:
 
 def status_of(swarm: Any) -> Any:
     """A coordinator's overview (the seed's get_swarm_status), what ``swarm status`` reads:
-    every queue's and pass's counts, every agent, every context, in one round trip."""
+    every queue's and pass's counts, every agent, every context in one round trip, then the
+    newest leases and their tasks (the task a worker that only claims holds): three."""
     return swarm.status()
 
 
@@ -197,7 +198,7 @@ def report(result: ScaleResult) -> str:
             [
                 "tasks",
                 "queue_stats p50 / p99 ms",
-                "status() (one round trip) p50 / p99 ms",
+                "status() p50 / p99 ms",
                 "seed status p50 / p99 ms",
                 "Redis bytes per task",
                 "bulk post, tasks/s",

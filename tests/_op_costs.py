@@ -105,7 +105,7 @@ BOUNDS: dict[str, int] = {
     "context_info": 1,
     "register": 1,
     "heartbeat": 1,
-    "agents": 1,
+    "agents": 3,  # the agents with the queue names, the newest leases, their tasks
     "sweep (nothing stale)": 2,  # the server's TIME, then the stale agents (none)
     "send": 1,
     "broadcast": 1,
@@ -120,7 +120,9 @@ BOUNDS: dict[str, int] = {
     "webhooks": 1,
     "claim_webhook_event": 1,
     "delete_webhook": 1,
-    "status": 1,  # the event id, queue and pass counts, agents and contexts in one batch
+    # the event id, queue and pass counts, agents and contexts in one batch; then the
+    # newest leases and their tasks (the task an agent that only claims works on)
+    "status": 3,
     # the a2a-sdk stores (redis_swarm.a2a): one script or one command each, a page included
     "a2a_save (version check, event)": 1,
     "a2a_get": 1,

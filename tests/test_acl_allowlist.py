@@ -35,6 +35,7 @@ from redis_swarm._acl_apply import apply_user, server_version
 from redis_swarm._embedded import _version_of
 from redis_swarm._errors import ConfigError, Timeout
 from redis_swarm._keys import Keys
+from redis_swarm._ops import agents as agent_ops
 from redis_swarm._ops import server as server_ops
 from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
@@ -351,6 +352,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.status()
     worker._run(views.passes(worker._ctx))
     worker._run(views.recent(worker._ctx))
+    worker._run(agent_ops.held(worker._ctx))  # (inside agents, status and recent)
     worker.corrupt_records()
     assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))

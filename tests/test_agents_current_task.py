@@ -5,8 +5,8 @@ newest leases: ``Swarm.recent``'s ``holding``, read in the round trips the view 
 anyway), and none once it reported; who holds a claimed task is also that task's
 ``worker``, in ``swarm task list --status claimed``.
 
-(The status every face shows stays one round trip: the leases are read by ``recent``,
-whose second step has the queue names it needs.)"""
+(The core decides it, in ``agents()`` and so in ``status().roster``: every face shows the
+same task; the leases cost two more round trips there.)"""
 
 from __future__ import annotations
 

@@ -268,7 +268,7 @@ def test_no_such_route_and_a_wrong_method_answer_json(client: TestClient) -> Non
 def test_a_bad_queue_name_is_400(client: TestClient) -> None:
     response = client.get("/api/tasks", params={"queue": "no spaces"})
     assert response.status_code == 400
-    assert response.json()["error"] == "ValidationError"
+    assert response.json()["error"] == "BadRequest"
 
 
 def test_the_api_is_read_only(client: TestClient) -> None:

@@ -986,7 +986,8 @@ def grep_groups(hits: Sequence[SearchHit], after_line: int = 0) -> list[list[Gre
 @dataclass(frozen=True)
 class Agent(Record):
     """A registered agent. ``last_seen`` is its last heartbeat (ms); ``alive`` is computed
-    by the listing that returned it (last heartbeat within ``stale_after_s``).
+    by the listing that returned it (last heartbeat within ``stale_after_s``), and so is
+    ``current_task``: the task its last heartbeat named, else the newest it holds a lease on.
 
     Workers that only claim and report are registered implicitly by the work queue with a
     minimal record (``implicit`` True, role ``worker``); every other field is then None.
@@ -1135,7 +1136,7 @@ class Recent(Record):
 
     ``holding`` maps each worker to the ids of the claimed tasks it holds, newest lease
     first, among the newest leases across queues (at most as many as ``recent`` was asked
-    for): what the live views show as the task of an agent that said none."""
+    for): what the agent listings give as the task of an agent that said none."""
 
     findings: tuple[Finding, ...]
     syntheses: tuple[Synthesis, ...]

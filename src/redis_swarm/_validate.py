@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from ._errors import ValidationError
+from ._printable import printable
 
 __all__ = [
     "DEFAULT_POLL_S",
@@ -33,6 +34,7 @@ __all__ = [
     "check_id",
     "check_json_depth",
     "check_name",
+    "check_printable",
     "check_queues",
     "check_swarm_name",
     "too_deep",
@@ -92,6 +94,24 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_NAME) -> str:
             f"{kind} {value[:40]!r} contains {bad!r}: use only ASCII letters, digits, '.', '_' "
             "or '-' (a-z, A-Z, 0-9: no accented or other letters)"
         )
+    return value
+
+
+def check_printable(kind: str, value: str, *, max_chars: int) -> str:
+    """A one-line label shown in tables (an agent's model, its specialization): at most
+    ``max_chars`` characters, none of them one that ``printable`` shows as an escape (C0 and
+    C1 control characters, DEL, the bidirectional overrides), nor a tab or newline."""
+    if len(value) > max_chars:
+        raise ValidationError(
+            f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"
+        )
+    for position, ch in enumerate(value, 1):
+        if ch in "\t\n" or printable(ch) != ch:
+            what = "a bidirectional override" if ord(ch) > 0x9F else "a control character"
+            raise ValidationError(
+                f"{kind} holds {what} (U+{ord(ch):04X}) at position {position}: "
+                "use printable text on one line"
+            )
     return value
 
 

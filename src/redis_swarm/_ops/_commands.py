@@ -107,7 +107,8 @@ OPERATIONS: dict[str, Uses] = {
     "heartbeat": _uses("", "agent_heartbeat", worker=True),
     "deregister": _uses("", "agent_deregister", worker=True),
     "agents": _uses("hgetall hkeys hmget time zrange zrevrange", worker=True),
-    "get_agent": _uses("hget hkeys hmget time zrevrange zscore", worker=True),
+    "get_agent": _uses("hget time zscore", worker=True),
+    "held": _uses("hkeys hmget zrevrange", worker=True),  # who holds the newest leases
     "sweep": _uses("time zrangebyscore", "agent_sweep", worker=True),
     # messages
     "send": _uses("", "message_send", worker=True),

@@ -1,5 +1,8 @@
 """Agents: registration, presence by heartbeat, listing (with parents and children), sweep.
 
+An agent's ``current_task`` is decided here, once: what its last heartbeat said, else the
+newest task it holds a lease on (``held``): every face reads it from these listings.
+
 ``agents`` holds each agent's record (JSON) and ``presence`` its last heartbeat (ms); an
 agent is alive when its last heartbeat is more recent than ``stale_after_s``. Workers that
 only claim and report are registered implicitly by the work queue with a minimal record.
@@ -13,11 +16,12 @@ from typing import Any
 
 from .._errors import NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
-from .._models import UNREADABLE, Agent, dumps, loads
-from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_agent, check_name
+from .._models import UNREADABLE, Agent, TaskStatus, dumps, loads
+from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
+from .._validate import check_agent, check_name, check_printable
+from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
-from ._work import forget_presence
+from ._work import forget_presence, task_from
 
 __all__ = ["agents", "deregister", "get_agent", "heartbeat", "register", "sweep"]
 
@@ -28,6 +32,8 @@ SWEEP_BATCH = 500
 # A deregistration is remembered this long, and this many at most, to answer its retry.
 DEPARTURE_KEEP_MS = 3600 * 1000
 DEPARTURES_KEPT = 10_000
+# The newest leases (by deadline, across queues) looked through for the task an agent holds.
+HELD_LEASES = 100
 
 
 def _check_label(kind: str, value: object) -> str | None:
@@ -36,11 +42,7 @@ def _check_label(kind: str, value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
-    if len(value) > MAX_FIELD_CHARS or any(ord(ch) < 32 for ch in value):
-        raise ValidationError(
-            f"{kind} must be at most {MAX_FIELD_CHARS} printable characters (got {len(value)})"
-        )
-    return value
+    return check_printable(kind, value, max_chars=MAX_FIELD_CHARS)
 
 
 def _check_stale(stale_after_s: object) -> int:
@@ -56,13 +58,63 @@ def _check_stale(stale_after_s: object) -> int:
     return int(stale_after_s * 1000)
 
 
-def _agent(record: Any, last_seen: Any, now: int | None, stale_ms: int | None) -> Agent:
+def _agent(
+    record: Any,
+    last_seen: Any,
+    now: int | None,
+    stale_ms: int | None,
+    holding: Mapping[str, tuple[str, ...]],
+) -> Agent:
     data: dict[str, Any] = loads(record)
     seen = int(float(last_seen)) if last_seen is not None else data.get("registered_at")
     data["last_seen"] = seen
     if now is not None and stale_ms is not None:
         data["alive"] = seen is not None and now - seen <= stale_ms
+    # What an agent works on is what it said (a heartbeat's task), else the newest task it
+    # holds a lease on: a worker that only claims (swarm run's, the seed's) says none. Decided
+    # here, once, for every face that lists agents.
+    held_ids = holding.get(str(data.get("id")))
+    if not data.get("current_task") and held_ids:
+        data["current_task"] = held_ids[0]
     return Agent.from_dict(data)
+
+
+def held(
+    ctx: OpContext, leases: int = HELD_LEASES
+) -> Operation[tuple[dict[str, tuple[str, ...]], tuple[str, ...]]]:
+    """Who holds the ``leases`` newest leases (by deadline, across queues): each worker's
+    claimed task ids, newest lease first, and the ids of the leased tasks stored unreadable.
+    At most three round trips: the queue names, their newest leases, those tasks."""
+    k = ctx.keys
+    queues = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
+    if not queues:
+        return {}, ()
+    # A lease set is scored by deadline; who holds a task is on its record only.
+    replies = yield Batch(
+        tuple(Cmd("ZREVRANGE", k.leases(q), 0, leases - 1, "WITHSCORES") for q in queues)
+    )
+    scored = sorted(
+        ((float(score), task_id) for reply in replies for task_id, score in _pairs(reply).items()),
+        reverse=True,
+    )
+    task_ids = [task_id for _, task_id in scored[:leases]]
+    if not task_ids:
+        return {}, ()
+    raws = yield Cmd("HMGET", k.tasks, *task_ids)
+    holding: dict[str, list[str]] = {}
+    corrupt: list[str] = []
+    for task_id, raw in zip(task_ids, raws, strict=True):
+        if not raw:  # deleted since its lease was read
+            continue
+        try:
+            task = task_from(raw, None)
+        except UNREADABLE:  # written around the operations: named, not fatal
+            corrupt.append(task_id)
+            continue
+        # Settled or released since its lease was read: no longer held.
+        if task.status is TaskStatus.CLAIMED and task.worker:
+            holding.setdefault(task.worker, []).append(task.id)
+    return {worker: tuple(ids) for worker, ids in holding.items()}, tuple(corrupt)
 
 
 def register(
@@ -141,9 +193,10 @@ def heartbeat(
 
 
 def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
-    """Remove the agent, its presence and its inbox (unread messages are dropped with it and
-    counted in the ``agent.left`` event). The call is safe to retry: sent again after a lost
-    reply, it returns as the first did (no NotFound) and records one agent.left."""
+    """Remove the agent, its presence and its inbox (its unread direct messages are dropped
+    with it and counted in the ``agent.left`` event's ``unread``; broadcasts stay for the
+    others and are not counted). The call is safe to retry: sent again after a lost reply,
+    it returns as the first did (no NotFound) and records one agent.left."""
     agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
     forget_presence(ctx, agent_id)
@@ -184,20 +237,25 @@ def agents(
     stale_after_s: float = 60.0,
     parent: str | None = None,
 ) -> Operation[list[Agent]]:
-    """Every registered agent (one round trip), oldest first; filter by liveness, role, or
-    parent (``parent=X`` lists the children of X)."""
+    """Every registered agent, oldest first; filter by liveness, role, or parent
+    (``parent=X`` lists the children of X). An agent that said no task (a heartbeat's) gets
+    the newest task it holds a lease on (``held``), so every face shows the same task. One
+    round trip, and two more for the leases when there are queues."""
     stale_ms = _check_stale(stale_after_s)
     if role is not None:
         check_name("role", role, max_len=40)
     if parent is not None:
         check_agent("parent agent", parent)
     keys = ctx.keys
-    records, presence, server_time = yield Batch(
+    roster = Batch(
         (
             Cmd("HGETALL", keys.agents),
             Cmd("ZRANGE", keys.presence, 0, -1, "WITHSCORES"),
             Cmd("TIME"),
         )
+    )
+    (records, presence, server_time), (holding, _) = yield from together(
+        _replies(roster), held(ctx)
     )
     now = now_from(ctx, server_time)
     seen = _pairs(presence)
@@ -209,7 +267,7 @@ def agents(
     out: list[Agent] = []
     for aid, rec in items:
         try:
-            out.append(_agent(rec, seen.get(text(aid)), now, stale_ms))
+            out.append(_agent(rec, seen.get(text(aid)), now, stale_ms, holding))
         except UNREADABLE:  # written around the operations: left out, swarm doctor names it
             continue
     out = [
@@ -223,6 +281,10 @@ def agents(
 
 
 def get_agent(ctx: OpContext, agent_id: str, stale_after_s: float = 60.0) -> Operation[Agent]:
+    """One agent, in one round trip: its record as it keeps it, ``current_task`` what its last
+    heartbeat said. (``agents`` and ``status`` also name the task a worker that only claims
+    holds a lease on, two round trips more; a point read stays one, as the hooks make it at
+    every turn and ``swarm serve`` at every question.)"""
     agent_id = check_agent("agent id", agent_id)
     stale_ms = _check_stale(stale_after_s)
     keys = ctx.keys
@@ -231,12 +293,18 @@ def get_agent(ctx: OpContext, agent_id: str, stale_after_s: float = 60.0) -> Ope
     )
     if record is None:
         raise NotFound(f"agent {agent_id!r} is not registered: {CHECK_AGENT_ID}")
-    return _agent(record, seen, now_from(ctx, server_time), stale_ms)
+    return _agent(record, seen, now_from(ctx, server_time), stale_ms, {})
+
+
+def _replies(batch: Batch) -> Operation[list[Any]]:
+    """``batch``'s replies, as an operation to run beside others (``together``)."""
+    return list((yield batch))
 
 
 def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[list[str]]:
     """Remove the agents whose last heartbeat is older than ``stale_after_s`` (with their
-    inboxes); returns their ids. Each gets an ``agent.stale`` event."""
+    inboxes); returns their ids. Each gets an ``agent.stale`` event, whose ``unread`` counts
+    the direct messages dropped with it (as ``deregister``'s)."""
     stale_ms = _check_stale(stale_after_s)
     keys = ctx.keys
     removed: list[str] = []

@@ -4,7 +4,9 @@
 and nowhere else so that ``swarm status``, the MCP tool, the dashboard and the seed's
 ``get_swarm_status`` cannot disagree. It runs the listings it is made of side by side
 (``together``): one round trip whatever the size of the swarm, the newest event id first, so
-that a follower starting from it misses nothing that happened while the rest was read.
+that a follower starting from it misses nothing that happened while the rest was read; two
+more when there are queues, for who holds the newest leases (``agents`` gives an agent that
+said no task the one it holds: one place decides it).
 
 The listings page forward, oldest first, which is right for processing everything; a live
 view wants the opposite, the newest few. ``recent`` reads them newest first straight from
@@ -31,6 +33,8 @@ from .._models import (
     PassProgress,
     Recent,
     SwarmStatus,
+    Synthesis,
+    Task,
     TaskCosts,
     TaskStatus,
     loads,
@@ -66,9 +70,10 @@ def _bounded(value: int) -> int:
 
 
 def status(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[SwarmStatus]:
-    """The swarm at a glance, in one round trip: the newest event id, the task counts of
-    every queue and pass, the agents (alive after a heartbeat within ``stale_after_s``) and
-    the current version of every context."""
+    """The swarm at a glance: the newest event id, the task counts of every queue and pass,
+    the agents (alive after a heartbeat within ``stale_after_s``; each with its task, see
+    ``agents.agents``) and the current version of every context. One round trip, two more
+    for the leases when there are queues."""
     results = yield from together(
         event_ops.last_event_id(ctx),
         task_ops.queue_stats(ctx),
@@ -141,9 +146,30 @@ def recent(
     """The newest ``findings``, ``syntheses`` and dead-lettered tasks (newest first; the
     tasks without their data), and who holds the ``leases`` newest leases (``holding``:
     by lease deadline, across queues; each count 1 to 500), in two or three round trips."""
-    k = ctx.keys
     n_findings, n_syntheses, n_dead = _bounded(findings), _bounded(syntheses), _bounded(dead)
-    n_leases = _bounded(leases)
+    (found, made, dead_tasks, corrupt), (holding, corrupt_leased) = yield from together(
+        _newest_records(ctx, n_findings, n_syntheses, n_dead),
+        agent_ops.held(ctx, _bounded(leases)),
+    )
+    return Recent(
+        findings=found,
+        syntheses=made,
+        dead=dead_tasks,
+        corrupt=corrupt + corrupt_leased,
+        holding=holding,
+    )
+
+
+# The newest findings, syntheses and dead letters, and the ids of those stored unreadable.
+_Newest = tuple[tuple[Finding, ...], tuple[Synthesis, ...], tuple[Task, ...], tuple[str, ...]]
+
+
+def _newest_records(
+    ctx: OpContext, n_findings: int, n_syntheses: int, n_dead: int
+) -> Operation[_Newest]:
+    """The newest findings, syntheses and dead-lettered tasks, and the ids of those among
+    them stored unreadable, in two or three round trips."""
+    k = ctx.keys
     finding_ids, synthesis_ids, queues = yield Batch(
         (
             Cmd("ZREVRANGE", k.finding_index, 0, n_findings - 1),
@@ -161,20 +187,13 @@ def recent(
     if synthesis_ids:
         second.append(Cmd("HMGET", k.syntheses, *synthesis_ids))
     second += [Cmd("ZREVRANGE", k.dead(q), 0, n_dead - 1, "WITHSCORES") for q in queue_names]
-    # Who holds a task is on its record only: the newest leases of every queue (a lease set
-    # is scored by deadline), read here and their tasks below, in the round trips the dead
-    # letters take anyway (a worker that only claims says no task of its own).
-    second += [Cmd("ZREVRANGE", k.leases(q), 0, n_leases - 1, "WITHSCORES") for q in queue_names]
     replies = list((yield Batch(tuple(second)))) if second else []
     found = replies.pop(0) if finding_ids else []
     made = replies.pop(0) if synthesis_ids else []
 
-    # The newest dead letters across queues, by time of death; the newest leases, by deadline.
-    dead_ids = _newest(replies[: len(queue_names)], n_dead)
-    leased_ids = _newest(replies[len(queue_names) :], n_leases)
-    tasks: list[Any] = []
-    if dead_ids or leased_ids:
-        tasks = yield Cmd("HMGET", k.tasks, *dead_ids, *leased_ids)
+    # The newest dead letters across queues, by time of death.
+    dead_ids = _newest(replies, n_dead)
+    tasks: list[Any] = (yield Cmd("HMGET", k.tasks, *dead_ids)) if dead_ids else []
 
     corrupt: list[str] = []
 
@@ -188,20 +207,12 @@ def recent(
                     corrupt.append(record_id)
         return tuple(out)
 
-    # a view never shows payloads
-    dead_tasks = readable(dead_ids, tasks[: len(dead_ids)], lambda raw: task_from(raw, None))
-    leased = readable(leased_ids, tasks[len(dead_ids) :], lambda raw: task_from(raw, None))
-    holding: dict[str, list[str]] = {}
-    for task in leased:
-        # Settled or released since its lease was read: no longer held.
-        if task.status is TaskStatus.CLAIMED and task.worker:
-            holding.setdefault(task.worker, []).append(task.id)
-    return Recent(
-        findings=readable(finding_ids, found, finding_from),
-        syntheses=readable(synthesis_ids, made, synthesis_from),
-        dead=dead_tasks,
-        corrupt=tuple(corrupt),
-        holding={worker: tuple(ids) for worker, ids in holding.items()},
+    return (
+        readable(finding_ids, found, finding_from),
+        readable(synthesis_ids, made, synthesis_from),
+        # a view never shows payloads
+        readable(dead_ids, tasks, lambda raw: task_from(raw, None)),
+        tuple(corrupt),
     )
 
 

@@ -24,6 +24,8 @@ from ._common import (
 )
 
 STATUSES = tuple(s.value for s in TaskStatus)
+# The most of an agent's model or specialization a row of `swarm agents` shows.
+_LABEL_CHARS = 40
 
 
 @main.command(short_help="The swarm at a glance: queues, passes, agents, contexts.")
@@ -103,16 +105,22 @@ def agents(
     items = app.swarm.agents(alive=alive, role=role, stale_after_s=stale_after)
 
     def human() -> None:
-        table = make_table("id", "role", "alive", "last seen", "model", "task", "parent")
+        table = make_table(
+            "id", "role", "alive", "last seen", "registered", "task", "specialization", "model",
+            "parent",
+        )  # fmt: skip
         for a in items:
             add_row(
                 table,
                 a.id,
                 a.role,
                 "yes" if a.alive else "stale",
-                ago(a.last_seen),
-                a.model,
+                when(a.last_seen),
+                when(a.registered_at),
                 a.current_task,
+                # free text up to 200 characters: cut, so that the other columns keep room
+                a.specialization and short(a.specialization, _LABEL_CHARS),
+                a.model and short(a.model, _LABEL_CHARS),
                 a.parent,
             )
         print_table(app, table)

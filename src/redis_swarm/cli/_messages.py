@@ -219,6 +219,13 @@ def status(app: App, message_id: str) -> None:
 
     def human() -> None:
         where = "broadcast" if st.to == "*" else f"to {st.to}"
+        if not st.read_by and not st.unread_by:
+            # (JSON says read: nobody is left to read it; in words, that nobody could)
+            click.echo(
+                f"{st.id} ({where}): no readers (no agent but its sender was registered when "
+                "it was sent)"
+            )
+            return
         click.echo(f"{st.id} ({where}): {'read' if st.read else 'unread'}")
         if st.read_by:
             click.echo(f"  read by: {', '.join(st.read_by)}")

@@ -9,7 +9,7 @@ Every part is bounded, so a snapshot costs a few round trips whatever the number
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .._client import AsyncSwarm
 from .._errors import NotFound
@@ -71,7 +71,8 @@ async def snapshot(
         swarm=status.swarm,
         at=now_ms(),
         last_event_id=status.last_event_id,
-        agents=_with_tasks_held(status.roster, recent.holding),
+        # each agent with its task, the one the core decides (agents(): said, else held)
+        agents=status.roster,
         queues=status.queues,
         passes=status.passes,
         findings=recent.findings,
@@ -82,18 +83,6 @@ async def snapshot(
         corrupt=recent.corrupt,
         questions={q: c for q, c in status.queues.items() if is_ask_queue(q)},
         answers=tuple(f for f in recent.findings if f.extra.get("kind") == ANSWER_KIND),
-    )
-
-
-def _with_tasks_held(
-    agents: tuple[Agent, ...], holding: dict[str, tuple[str, ...]]
-) -> tuple[Agent, ...]:
-    """Each agent that says no task of its own (a worker that only claims: ``swarm run``'s,
-    the seed's) with the newest task it holds a lease on, where one of the newest leases is
-    its: the task column shows work in hand, whoever said it."""
-    return tuple(
-        replace(a, current_task=holding[a.id][0]) if not a.current_task and holding.get(a.id) else a
-        for a in agents
     )
 
 

@@ -357,10 +357,12 @@ async def _bad_request(_request: Request, exc: Exception) -> Response:
 
 
 async def _swarm_error(_request: Request, exc: Exception) -> Response:
-    status = 500
     if isinstance(exc, ValidationError):
-        status = 400
-    elif isinstance(exc, NotFound):
+        # A value the core refuses (?since=zzz, ?queue=a:b) is a bad parameter as much as
+        # one refused here: one name for every 400, whichever layer found it.
+        return await _bad_request(_request, exc)
+    status = 500
+    if isinstance(exc, NotFound):
         status = 404
     elif isinstance(exc, PermissionDenied):
         status = 403

@@ -10,6 +10,12 @@
 -- ARGV[4]: how long a departure is remembered (ms)   ARGV[5]: departures remembered at most
 -- ARGV[6]: now (0 = server time)
 -- returns the number of unread messages dropped with the inbox (0 for a retried call)
+--
+-- 'unread' (returned, and on agent.left) counts the agent's direct messages only: those are
+-- what is dropped with it. Broadcasts it had not read stay in the shared stream for the
+-- others, and counting them would mean reading every broadcast past its cursor (no command
+-- counts a stream range, and only an entry's sender tells whether it is the agent's own),
+-- up to the ~10,000 kept, bodies and all, inside a script that holds the server.
 local id = ARGV[1]
 local departure = id .. '|' .. ARGV[3]
 if redis.call('ZSCORE', KEYS[6], departure) then

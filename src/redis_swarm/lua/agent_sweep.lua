@@ -5,6 +5,8 @@
 -- ARGV[1]: now (0 = server time)   ARGV[2]: stale after (ms)   ARGV[3]: events maxlen
 -- ARGV[4..]: candidate agent ids
 -- returns the ids removed
+-- 'unread' on agent.stale counts the direct messages dropped with the inbox, as
+-- agent_deregister's does (see there why unread broadcasts are not counted).
 local cutoff = now_ms(ARGV[1]) - tonumber(ARGV[2])
 local removed = {}
 for i = 4, #ARGV do
