@@ -1,6 +1,7 @@
-"""``apply_role`` on a cluster's nodes, found by CLUSTER NODES and dialled by IP: a persist
-slower than the connect timeout is not a node that did not answer, and a TLS failure on a
-node is an error to fix, not a node to skip.
+"""``apply_role`` on a cluster's nodes, found by CLUSTER NODES and dialled at the IP it gives
+(the clients' endpoint: these clusters announce no preferred host names): a persist slower
+than the connect timeout is not a node that did not answer, and a TLS failure on a node is
+an error to fix, not a node to skip.
 
 The short timeout (the connect timeout, 1 s here) was the socket timeout of every command
 sent to a node found so: an ACL SETUSER that succeeded and an ACL SAVE that outlasted it
@@ -8,13 +9,15 @@ sent to a node found so: an ACL SETUSER that succeeded and an ACL SAVE that outl
 it held the user) and a replica as skipped (though it had the user). Now only the probe's
 PING has it; the SETUSER and its persisting get the URL's socket timeout.
 
-A node's TLS failure (its certificate names the host of the URL, not the IP the node is
-dialled by) was "did not answer" too: a replica skipped without a word on what to fix, a
-master "a master holding hash slots: did not answer (...)". Now it is the translated TLS
-error, which says what to change.
+A node's TLS failure (a certificate that does not name the address the node is dialled by)
+was "did not answer" too: a replica skipped without a word on what to fix, a master "a
+master holding hash slots: did not answer (...)". Now it is the translated TLS error, which
+says what to change, raised before any node got the user.
 
-Clusters of one node each (it holds every slot), made in about a second: one behind a proxy
-that holds ACL SAVE back, one on TLS with a certificate for the host name alone."""
+Two clusters, each made in two seconds or so (a node given every slot waits that long to say
+the cluster is ok): one of one node behind a proxy that holds ACL SAVE back; one on TLS, a
+master holding every slot whose certificate names its address, and its replica whose
+certificate names another."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,17 +80,18 @@ class SlowSaveProxy:
                 sock.close()
 
 
-def _cluster_of_one(
-    servers: ServerFactory, args: list[str], port: int, bind: str = "127.0.0.1", **tls: str
-) -> None:
+def _cluster_node(
+    servers: ServerFactory, args: list[str], port: int, ca_certs: str | None = None
+) -> redis.Redis:
     """Start a cluster-enabled redis-server with ``args`` (its own port among them, ``port``)
-    and give it every slot; ``tls``: the TLS options of an admin client to it."""
+    that announces the IP 127.0.0.1, and return an admin client to it (decoded replies; on
+    TLS given the CA's ``ca_certs``) once it answers."""
     workdir = servers.new_dir()
     args = [
         *args,
         "--dir", str(workdir),
         "--save", "",
-        "--bind", *bind.split(),
+        "--bind", "127.0.0.1",
         "--cluster-enabled", "yes",
         "--cluster-config-file", "nodes.conf",
         "--cluster-port", str(free_port()),
@@ -96,17 +100,47 @@ def _cluster_of_one(
     ]  # fmt: skip
     node = RedisServer(_spawn(args, workdir), workdir, port=port, args=args)
     servers.servers.append(node)
-    admin = redis.Redis(host="127.0.0.1", port=port, ssl=bool(tls), **tls)  # type: ignore[arg-type]
-    deadline = time.monotonic() + 30
-    with contextlib.closing(admin):
-        while not _answers(admin):
-            assert node.proc.poll() is None, (workdir / "redis.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the node never answered"
-            time.sleep(0.05)
+    admin = _admin(port, ca_certs)
+    _until(lambda: node.proc.poll() is not None or _answers(admin), "the node never answered")
+    assert node.proc.poll() is None, (workdir / "redis.log").read_text()[-2000:]
+    return admin
+
+
+def _cluster_of_one(
+    servers: ServerFactory, args: list[str], port: int, ca_certs: str | None = None
+) -> None:
+    """A ``_cluster_node`` given every slot."""
+    with contextlib.closing(_cluster_node(servers, args, port, ca_certs)) as admin:
         admin.execute_command("CLUSTER", "ADDSLOTS", *range(16384))  # type: ignore[no-untyped-call]
-        while admin.cluster("INFO")["cluster_state"] != "ok":
-            assert time.monotonic() < deadline, "the cluster of one never came up"
-            time.sleep(0.05)
+        _until(lambda: admin.cluster("INFO")["cluster_state"] == "ok", "no cluster of one")
+
+
+def _admin(port: int, ca_certs: str | None = None) -> redis.Redis:
+    """A client to the node on ``port``, on TLS given the CA's ``ca_certs`` (any node's
+    certificate will do: some name another address)."""
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        ssl=ca_certs is not None,
+        ssl_ca_certs=ca_certs,
+        ssl_check_hostname=False,
+        decode_responses=True,
+    )
+
+
+def _flags(client: redis.Redis, node_id: str) -> list[str]:
+    """The flags of ``node_id`` in the CLUSTER NODES of ``client``'s node (none: unknown)."""
+    for node in client.cluster("NODES").values():
+        if node["node_id"] == node_id:
+            return str(node["flags"]).split(",")
+    return []
+
+
+def _until(ready: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not ready():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 def _answers(client: redis.Redis) -> bool:
@@ -146,45 +180,71 @@ def test_a_persist_slower_than_the_connect_timeout_is_applied(
 
 
 @pytest.fixture(scope="module")
-def tls_by_name(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A TLS cluster of one node, on 127.0.0.1 and 127.0.0.2, whose certificate names
-    127.0.0.2 alone: it announces that as its host name (clients follow it: CLUSTER SLOTS
-    gives it, as it would a name), while CLUSTER NODES gives its IP, 127.0.0.1, which the
-    apply dials. Its URL (by 127.0.0.2). (A certificate for 'localhost' would not do: redis-py
-    dials a cluster's startup node 'localhost' by its IP.)"""
-    folder: Path = tmp_path_factory.mktemp("pki-by-name")
-    ca = _ca("by-name test CA")
-    cert, key = _leaf("by-name", ca, server=True, ips=("127.0.0.2",))
+def tls_misnamed_replica(
+    servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, int, int]:
+    """A TLS cluster of two nodes on 127.0.0.1, which CLUSTER NODES gives for both (no host
+    names announced: the clients dial the IPs, and so does the apply): a master holding every
+    slot, whose certificate names 127.0.0.1, and its replica, whose certificate names
+    127.0.0.2 alone. The URL (by the master, which redis-py's cluster client verifies; the
+    replica it never dials) and the two ports."""
+    folder: Path = tmp_path_factory.mktemp("pki-misnamed-replica")
+    ca = _ca("misnamed-replica test CA")
     _write_cert(folder / "ca.crt", ca[0])
-    _write_cert(folder / "server.crt", cert)
-    _write_key(folder / "server.key", key)
-    port = free_port()
-    args = [
-        system_redis(tls=True),
-        "--port", "0",
-        "--tls-port", str(port),
-        "--tls-cert-file", str(folder / "server.crt"),
-        "--tls-key-file", str(folder / "server.key"),
-        "--tls-ca-cert-file", str(folder / "ca.crt"),
-        "--tls-auth-clients", "no",
-        "--tls-cluster", "yes",
-        "--cluster-announce-hostname", "127.0.0.2",
-        "--cluster-preferred-endpoint-type", "hostname",
-    ]  # fmt: skip
-    tls = {"ssl_ca_certs": str(folder / "ca.crt"), "ssl_check_hostname": False}
-    _cluster_of_one(servers, args, port, "127.0.0.1 127.0.0.2", **tls)  # type: ignore[arg-type]
-    return f"rediss+cluster://127.0.0.2:{port}?ssl_ca_certs={folder / 'ca.crt'}&connect_timeout=1"
+    ca_certs = str(folder / "ca.crt")
+    # (the cluster bus verifies the certificate a node dials with: one made for clients)
+    cert, key = _leaf("node-client", ca, server=False)
+    _write_cert(folder / "client.crt", cert)
+    _write_key(folder / "client.key", key)
+
+    def tls_node(name: str, ip: str, port: int) -> list[str]:
+        cert, key = _leaf(name, ca, server=True, ips=(ip,))
+        _write_cert(folder / f"{name}.crt", cert)
+        _write_key(folder / f"{name}.key", key)
+        return [
+            system_redis(tls=True),
+            "--port", "0",
+            "--tls-port", str(port),
+            "--tls-cert-file", str(folder / f"{name}.crt"),
+            "--tls-key-file", str(folder / f"{name}.key"),
+            "--tls-ca-cert-file", ca_certs,
+            "--tls-client-cert-file", str(folder / "client.crt"),
+            "--tls-client-key-file", str(folder / "client.key"),
+            "--tls-auth-clients", "no",
+            "--tls-cluster", "yes",
+            "--tls-replication", "yes",
+        ]  # fmt: skip
+
+    master_port = free_port()
+    _cluster_of_one(servers, tls_node("master", "127.0.0.1", master_port), master_port, ca_certs)
+    replica_port = free_port()
+    replica_args = tls_node("replica", "127.0.0.2", replica_port)
+    with (
+        contextlib.closing(_cluster_node(servers, replica_args, replica_port, ca_certs)) as replica,
+        contextlib.closing(_admin(master_port, ca_certs)) as master,
+    ):
+        master_id, replica_id = master.cluster("MYID"), replica.cluster("MYID")
+        bus_port = master.config_get("cluster-port")["cluster-port"]
+        replica.cluster("MEET", "127.0.0.1", master_port, bus_port)
+        _until(lambda: "master" in _flags(replica, master_id), "the nodes never met")
+        replica.cluster("REPLICATE", master_id)
+        _until(lambda: "slave" in _flags(master, replica_id), "the master never saw its replica")
+    url = f"rediss+cluster://127.0.0.1:{master_port}?ssl_ca_certs={ca_certs}"
+    return f"{url}&connect_timeout=1", master_port, replica_port
 
 
 def test_a_tls_failure_on_a_node_is_the_tls_error_not_a_node_that_did_not_answer(
-    tls_by_name: str,
+    tls_misnamed_replica: tuple[str, int, int],
 ) -> None:
-    settings = Settings.from_url(tls_by_name, swarm=SWARM)
-    port = settings.nodes[0][1]
+    url, master_port, replica_port = tls_misnamed_replica
+    settings = Settings.from_url(url, swarm=SWARM)
     for version in (None, (7, 0)):  # (given, the servers are not asked their version first)
         with pytest.raises(ConnectionFailed) as caught:
-            apply_role(settings, "worker", "tls-by-name", version=version)
+            apply_role(settings, "worker", "tls-misnamed", version=version)
         message = str(caught.value)
-        assert message.startswith(f"TLS to rediss://127.0.0.1:{port}/0?ssl_ca_certs="), message
+        assert message.startswith(f"TLS to rediss://127.0.0.1:{replica_port}/0?"), message
         assert "the server's certificate does not name this host" in message, message
         assert "did not answer" not in message
+    # (every node is reached before any gets the user)
+    with contextlib.closing(_admin(master_port, settings.ssl_ca_certs)) as admin:
+        assert admin.acl_getuser("tls-misnamed") is None
