@@ -103,6 +103,11 @@ def test_an_entry_replaced_never_shows_a_password() -> None:
     assert describe_entry(ours) == "swarm mcp --role all, swarm team"
     remote = {"type": "http", "url": "http://me:pw@h:8765/mcp", "headers": {"A": "Bearer t"}}
     assert describe_entry(remote) == "the HTTP server at http://h:8765/mcp"
+    # a URL among the arguments (an older install's --url, another server's own option)
+    theirs = {"command": "node", "args": ["srv.js", "--url", "redis://u:s3cret@h:6379/0"]}
+    assert describe_entry(theirs) == "node srv.js --url 'redis://***@h:6379/0'"
+    older = {"command": "/x/swarm", "args": ["mcp", "--url", "rediss://:s3cret@h/0"]}
+    assert "s3cret" not in describe_entry(older)
 
 
 @_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")

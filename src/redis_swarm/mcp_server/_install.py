@@ -432,7 +432,9 @@ def describe_entry(entry: Mapping[str, Any] | None) -> str:
         port = f":{parts.port}" if parts.port else ""
         return printable(f"the HTTP server at {parts.scheme}://{host}{port}{parts.path}")
     command, args = entry.get("command"), entry.get("args")
-    argv = [a for a in args if isinstance(a, str)] if isinstance(args, list) else []
+    # (an argument that is a URL, ours or another server's, is shown without what is before
+    # its host: a user and password)
+    argv = [_hostpart(a) for a in args if isinstance(a, str)] if isinstance(args, list) else []
     if "mcp" in argv:  # ours: its options (the executable's path says nothing new)
         words = shlex.join(["swarm", *argv[argv.index("mcp") :]])
     else:
@@ -440,6 +442,14 @@ def describe_entry(entry: Mapping[str, Any] | None) -> str:
     env = entry.get("env")
     swarm = env.get(ENV_NAME) if isinstance(env, Mapping) else None
     return printable(f"{words}, swarm {swarm}" if isinstance(swarm, str) else words)
+
+
+def _hostpart(arg: str) -> str:
+    """``arg`` with the user and password of a URL in it masked (``redis://***@host...``)."""
+    scheme, sep, rest = arg.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return arg
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 def replaced_words(previous: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> str:
