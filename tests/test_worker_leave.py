@@ -2,13 +2,17 @@
 generated (no ``worker_id`` given) and that it joined (claimed, or sent a heartbeat). An
 agent named by a ``worker_id`` given (an agent someone registered, a shard, another process's
 worker) is the caller's and stays, with its inbox. A bad ``worker_id`` is refused at
-construction; ``close()`` never raises for the leave. V1's ``RedisSwarmCoordinator``
+construction; ``close()`` never raises for the leave, nor for a held task the server could
+not be asked to give back (a warning names it: its lease brings it back), and a worker whose
+claims took nothing asks the server nothing as it closes. V1's ``RedisSwarmCoordinator``
 deregisters the agents it registered that claimed through it. A claim that registers its
 worker implicitly says so once in the event stream (``agent.joined``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,6 +25,7 @@ from redis_swarm import (
     Worker,
 )
 
+from ._raw import command_calls, reset_stats, script_calls
 from ._servers import RedisServer, ServerFactory
 
 SWARM = "leave"
@@ -145,6 +150,144 @@ def test_close_with_the_server_gone_does_not_raise(doomed: RedisServer) -> None:
     worker.close()
     v1.close()
     worker.close()  # and closing again does nothing
+
+
+def _no_retries(server: RedisServer) -> str:
+    """``server``'s URL without retries: a request to it once killed fails at once."""
+    return server.url + ("&" if "?" in server.url else "?") + "retries=0"
+
+
+def _posted(url: str, *descriptions: str) -> None:
+    with Swarm(url, swarm=SWARM) as core:
+        for description in descriptions:
+            core.post_task("q", description)
+
+
+def _close_warnings(close: Callable[[], object]) -> list[str]:
+    """The warnings ``close`` gave (it must not raise)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        close()
+    return [str(w.message) for w in caught]
+
+
+def _says_the_lease_brings_back(said: str, *task_ids: str) -> None:
+    for task_id in task_ids:
+        assert task_id in said
+    assert "lease runs out" in said and "goes back to its queue by itself" in said
+    assert "ConnectionFailed" in said
+
+
+@pytest.mark.parametrize("leaving", ["close", "with"])
+@pytest.mark.parametrize("kind", WORKERS, ids=lambda k: k.__name__)
+def test_a_held_task_the_server_cannot_take_back_is_warned_of_not_raised(
+    kind: type[Worker], leaving: str, doomed: RedisServer
+) -> None:
+    """Holding a task when the server is gone: close() (or leaving ``with``) does not raise,
+    warns once, naming the task and that its lease brings it back; closing again is quiet."""
+    url = _no_retries(doomed)
+    _posted(url, "one")
+    worker = kind(url=url, swarm=SWARM)
+    task = worker.claim("q")
+    assert task is not None
+    doomed.kill()
+
+    def leave() -> None:
+        with worker:
+            pass
+
+    said = _close_warnings(worker.close if leaving == "close" else leave)
+    assert len(said) == 1
+    _says_the_lease_brings_back(said[0], task.id)
+    assert kind.__name__ in said[0]
+    assert _close_warnings(worker.close) == []
+
+
+def test_leaving_with_on_an_error_raises_that_error_not_the_give_back(
+    doomed: RedisServer,
+) -> None:
+    url = _no_retries(doomed)
+    _posted(url, "one")
+    worker = EphemeralWorker(url=url, swarm=SWARM)
+    assert worker.claim_task("q") is not None
+    doomed.kill()
+
+    def fail_inside() -> None:
+        with worker:
+            raise RuntimeError("the caller's")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the give-back's, checked above)
+        with pytest.raises(RuntimeError, match="the caller's"):
+            fail_inside()
+
+
+def test_a_loop_that_holds_several_tasks_names_them_all_in_one_warning(
+    doomed: RedisServer,
+) -> None:
+    """Inside ``tasks()``, a task skipped (stays leased) and the next one: one warning names
+    both, and once the server could not be reached, close() asks it nothing more."""
+    url = _no_retries(doomed)
+    _posted(url, "one", "two")
+    worker = Worker(url=url, swarm=SWARM)
+    loop = worker.tasks("q", lease_s=600)
+    skipped = next(loop)  # moved on from without a report: kept leased by the loop
+    following = next(loop)
+    doomed.kill()
+    said = _close_warnings(worker.close)
+    assert len(said) == 1
+    _says_the_lease_brings_back(said[0], skipped.id, following.id)
+    assert "tasks" in said[0]
+    loop.close()
+
+
+def test_a_v1_claimed_task_the_server_cannot_take_back_is_warned_of_not_raised(
+    doomed: RedisServer,
+) -> None:
+    url = _no_retries(doomed)
+    _posted(url, "one")
+    v1 = RedisSwarmCoordinator(url=url, swarm=SWARM)
+    v1.register_agent("haiku_worker")
+    task = v1.claim_task("queue:q")
+    assert task is not None
+    doomed.kill()
+    said = _close_warnings(v1.close)
+    assert len(said) == 1
+    _says_the_lease_brings_back(said[0], task["task_id"])
+    assert "RedisSwarmCoordinator" in said[0]
+
+
+# --- a worker whose claims took nothing was never registered: its close asks nothing
+
+
+@pytest.mark.parametrize("kind", WORKERS, ids=lambda k: k.__name__)
+def test_a_worker_whose_claims_took_nothing_sends_no_deregister(
+    kind: type[Worker], redis_url: str, raw: Any
+) -> None:
+    with kind(url=redis_url, swarm=SWARM) as idle:
+        assert idle.claim("empty") is None
+        assert list(idle.tasks("empty")) == []
+        reset_stats(raw)
+    assert script_calls(command_calls(raw)) == 0
+
+
+def test_a_worker_with_a_model_registered_at_its_claim_leaves(redis_url: str, core: Swarm) -> None:
+    """A worker with a model registers itself at its first claim: it joined, though its claim
+    took nothing, and leaves."""
+    with Worker(url=redis_url, swarm=SWARM, model="claude-haiku") as modelled:
+        assert modelled.claim("empty") is None
+        assert core.get_agent(modelled.worker_id).model == "claude-haiku"
+    assert _left(core) == [modelled.worker_id]
+
+
+def test_a_v1_handle_whose_claims_took_nothing_sends_no_deregister(
+    redis_url: str, raw: Any
+) -> None:
+    with RedisSwarmCoordinator(url=redis_url, swarm=SWARM) as idle:
+        idle.register_agent("haiku_worker")
+        assert idle.claim_task("queue:empty") is None
+        reset_stats(raw)
+    assert script_calls(command_calls(raw)) == 0
 
 
 # --- V1: the agents the handle registered and that claimed through it leave

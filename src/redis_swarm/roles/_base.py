@@ -9,14 +9,22 @@ import ipaddress
 import os
 import secrets
 import unicodedata
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 from urllib.parse import quote
 
 from .._client import Swarm
 from .._config import Settings, swarm_from_env
 from .._env import ENV_NAME
-from .._errors import ConfigError, Conflict, NotFound, SwarmError, ValidationError
+from .._errors import (
+    ConfigError,
+    Conflict,
+    ConnectionFailed,
+    NotFound,
+    SwarmError,
+    ValidationError,
+)
 from .._models import Agent, iso
 
 _QUEUE_PREFIX = "queue:"
@@ -137,7 +145,8 @@ class _Role:
     """Shared construction: the seed's keywords, or ``url=``, or nothing (environment).
 
     ``close()`` (or leaving ``with``) gives back what the role holds and closes its
-    connection; any call after it raises ``Conflict``, never reconnects."""
+    connection; it does not raise for what the server could not be asked (a warning says
+    which task stays leased); any call after it raises ``Conflict``, never reconnects."""
 
     def __init__(
         self,
@@ -181,7 +190,9 @@ class _Role:
 
     def close(self) -> None:
         """Give back what the role holds (a worker's claimed task), then close the
-        connection; closing again does nothing."""
+        connection; closing again does nothing. The server gone or refusing does not make it
+        raise: a task it could not give back stays leased until its lease runs out, then goes
+        back to its queue by itself, and a ``UserWarning`` names it."""
         if self._closed:
             return
         try:
@@ -192,6 +203,40 @@ class _Role:
 
     def _give_back(self) -> None:
         """What ``close`` returns before closing: nothing here; a worker's task."""
+
+    def _give_back_leases(self, leases: Sequence[tuple[str, str | None]]) -> bool:
+        """Release each lease (task id, token) as the role closes: back to its queue at once.
+        One lost or settled meanwhile is no longer the role's to give. One the server could
+        not be asked to release (gone, refusing) is no reason for ``close()`` to fail (the
+        caller is done with it, maybe leaving a ``with`` block on another error): its lease
+        runs out and it goes back to its queue by itself, counted as an abandon; one warning
+        names each such task. Once the server could not be reached, the tasks after are not
+        tried: each would wait out the same outage, retries included. Returns whether the
+        server was reached (else ``close()`` asks it nothing more)."""
+        kept: list[str] = []
+        cause: SwarmError | None = None
+        reached = True
+        for n, (task_id, token) in enumerate(leases):
+            try:
+                self.swarm.release(task_id, token)
+            except (Conflict, NotFound):
+                continue
+            except ConnectionFailed as exc:
+                kept += [task for task, _ in leases[n:]]
+                cause, reached = cause or exc, False
+                break
+            except SwarmError as exc:
+                kept.append(task_id)
+                cause = cause or exc
+        if cause is not None:
+            tasks, its = ("task", "its") if len(kept) == 1 else ("tasks", "each one's")
+            warnings.warn(
+                f"{type(self).__name__} closed without giving back {tasks} {', '.join(kept)} "
+                f"({type(cause).__name__}: {cause}): {its} lease runs out and it goes back to "
+                "its queue by itself (counted as an abandon, not a failure)",
+                stacklevel=4,  # the line that called close()
+            )
+        return reached
 
     def _leave(self, agent_id: str) -> None:
         """Deregister ``agent_id``, an ephemeral worker this object made, as it closes: else

@@ -8,7 +8,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from .._errors import Conflict, NotFound, ValidationError
+from .._errors import Conflict, ConnectionFailed, NotFound, ValidationError
 from .._models import (
     Agent,
     ContextInfo,
@@ -176,8 +176,11 @@ class Worker(_Role):
     or failed is refused (``Conflict``), unless the task is no longer leased to it (failed,
     released or settled from elsewhere, or its lease lost). ``close()`` gives a held task
     back to its queue and, when the worker made its own id (no ``worker_id`` given) and has
-    claimed or sent a heartbeat (which registers it), deregisters it: an ephemeral worker
-    that is gone is not counted alive; its findings keep its name. A worker given a
+    claimed a task or sent a heartbeat (which registers it; a claim that took nothing does
+    not), deregisters it: an ephemeral worker that is gone is not counted alive; its findings
+    keep its name. With the server gone, ``close()`` does not raise: the held task stays
+    leased until its lease runs out and then goes back by itself (a ``UserWarning`` names
+    it), and the worker is swept as stale. A worker given a
     ``worker_id`` leaves that agent registered: the caller owns that identity (it may be an
     agent registered with a model, with messages waiting, or another process's worker).
 
@@ -249,11 +252,18 @@ class Worker(_Role):
         )
 
     def _lease(self, queues: list[str], *, wait_s: float, lease_s: int | None) -> Task | None:
-        self._joined = True
         if not self._announced:  # (the claim's implicit registration has no model)
             self._register(self._profile())
-            self._announced = True
-        self.task = self.swarm.claim(queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s)
+            self._announced = self._joined = True
+        try:
+            self.task = self.swarm.claim(
+                queues, worker=self.worker_id, lease_s=lease_s, wait_s=wait_s
+            )
+        except ConnectionFailed:
+            self._joined = True  # its reply lost: the claim may have registered the worker
+            raise
+        # A claim that takes nothing registers no one: close() then has no one to remove.
+        self._joined = self._joined or self.task is not None
         self._held = self.task
         self.context_version = None
         return self.task
@@ -314,13 +324,14 @@ class Worker(_Role):
             held += loop.held()
             loop.following, loop.skipped = None, []
         self._held = None
-        self._release_all(held)
-        if self._joined and self._own_id:
+        reached = self._give_back_leases([(task.id, task.token) for task in held])
+        if reached and self._joined and self._own_id:
             self._leave(self.worker_id)
 
     def _release_all(self, tasks: Sequence[Task]) -> None:
-        """Give ``tasks`` back; one whose lease was lost or that was settled meanwhile is
-        no longer this worker's to give."""
+        """Give ``tasks`` back as the loop moves on; one whose lease was lost or that was
+        settled meanwhile is no longer this worker's to give (at close, see
+        ``_give_back_leases``: there a failure does not raise)."""
         for task in tasks:
             try:
                 self.swarm.release(task.id, task.token)

@@ -288,8 +288,10 @@ class EphemeralWorker(Worker):
 
     One task at a time: ``claim_task`` while a claimed task is neither reported nor
     released raises ``Conflict`` (the seed's worker claims once, reports, and is gone).
-    ``close()`` deregisters the worker that claimed under the id it made itself
-    (``worker_<8 hex>``), never an agent named by a ``worker_id`` given: see ``Worker``."""
+    ``close()`` gives back a claimed task and deregisters the worker that claimed one under
+    the id it made itself (``worker_<8 hex>``), never an agent named by a ``worker_id`` given;
+    with the server gone it does not raise (the task comes back when its lease runs out, a
+    ``UserWarning`` says so): see ``Worker``."""
 
     _settle = "report_finding() or release_task()"
 

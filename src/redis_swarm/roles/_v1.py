@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from .._client import Swarm
-from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
+from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._models import Agent, Message, dumps, iso
 from .._validate import too_deep
 from ._base import _agent_name, _queue, _Role, _stamp
@@ -176,7 +176,9 @@ class RedisSwarmCoordinator(_Role):
     ``<role>_<8 hex>``) that claimed a task through it: a worker that is gone is not counted
     alive, as ``EphemeralWorker``'s. V1's roles are free text (``haiku_worker``), so what
     makes the agent a worker is its claim; one that only posted, sent or read messages (a
-    coordinator, a shard) stays, with its inbox, until it is swept as stale."""
+    coordinator, a shard) stays, with its inbox, until it is swept as stale. With the server
+    gone, ``close()`` does not raise: a claimed task stays leased until its lease runs out and
+    then goes back by itself (a ``UserWarning`` names it)."""
 
     def __init__(
         self,
@@ -338,11 +340,8 @@ class RedisSwarmCoordinator(_Role):
 
     def _give_back(self) -> None:
         claimed, self._tokens = self._tokens, {}
-        for task_id, token in claimed.items():
-            try:
-                self.swarm.release(task_id, token)
-            except (Conflict, NotFound):
-                continue  # its lease was lost, or it was settled: not this agent's to give
         workers, self._workers = self._workers, set()
+        if not self._give_back_leases(list(claimed.items())):
+            return  # the server unreachable: the workers go stale and are swept
         for agent in sorted(workers):
             self._leave(agent)
