@@ -108,10 +108,16 @@ def test_swarm_help_imports_no_redis() -> None:
     # it imported every command's module to list them
     assert {f"redis_swarm.cli.{module}" for module in COMMAND_MODULES} <= loaded
     assert not _under(loaded, "redis", "redis_swarm._client")
-    # nor what those modules use only when a command runs: rich's progress bars, the runner,
-    # the pipeline, the operations (asyncio) behind --limit's bound
+    # nor what those modules use only when a command runs: rich (its tables and progress
+    # bars: --help prints with click), asyncio (swarm watch), the ACL rules (swarm acl: they
+    # bring the Lua scripts and the operations' command tables), the runner, the pipeline,
+    # the operations behind --limit's bound
     heavy = (
-        "rich.progress",
+        "rich",
+        "asyncio",
+        "redis_swarm._acl",
+        "redis_swarm._scripts",
+        "redis_swarm._ops",
         "redis_swarm._runner",
         "redis_swarm._pipeline",
         "redis_swarm._protocol",

@@ -39,6 +39,7 @@ from ._config import Settings
 from ._executable import Password, reach_options
 from ._executable import swarm_command as install_command
 from ._models import SWARM_ROLES, ContextInfo, SwarmRole, Task
+from ._printable import short_version
 
 __all__ = [
     "CLIENTS",
@@ -329,7 +330,7 @@ def render_question_prompt(
         if in_session:
             about = _fill("question", "context-session", owner=owner, version=context.version)
         elif text is not None:
-            mark = context.version[:12]
+            mark = short_version(context.version)
             about = _fill(
                 "question", "context-inline", **facts, text=text.rstrip("\n"),
                 begin=f"=== BEGIN CONTEXT {mark} ===", end=f"=== END CONTEXT {mark} ===",

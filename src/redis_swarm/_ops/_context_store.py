@@ -18,6 +18,7 @@ from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hash_lane import lane_hasher
 from .._hints import CONTEXT_VERSIONS, LIST_CONTEXTS
 from .._models import ContextInfo, loads
+from .._printable import short_version
 from .._protocol import Cmd, Compute, Fetch, OpContext, Operation
 from .._validate import check_name
 
@@ -146,7 +147,7 @@ def no_version(ctx: OpContext, owner: str, version: str) -> Operation[NotFound]:
     kept = yield Cmd("ZREVRANGE", ctx.keys.context_history(owner), 0, -1)
     if not kept:
         return no_context(owner)
-    listed = ", ".join(text_of(v)[:12] for v in kept)
+    listed = ", ".join(short_version(text_of(v)) for v in kept)
     return NotFound(
         f"version {version[:16]} of {owner!r} is not kept (it was pruned, or never existed); "
         f"kept versions, newest first: {listed}"

@@ -18,7 +18,7 @@ from .._errors import NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
 from .._models import UNREADABLE, Agent, TaskStatus, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
-from .._validate import check_agent, check_name, check_printable
+from .._validate import check_agent, check_id, check_name, check_printable
 from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
 from ._work import forget_presence, task_from
@@ -178,10 +178,8 @@ def heartbeat(
 ) -> Operation[Agent]:
     """Mark the agent present now; ``current_task`` sets what it works on ("" clears it)."""
     agent_id = check_agent("agent id", agent_id)
-    if current_task is not None and not isinstance(current_task, str):
-        raise ValidationError(f"current_task must be a string, not {type(current_task).__name__}")
-    if current_task is not None and len(current_task) > MAX_FIELD_CHARS:
-        raise ValidationError(f"current_task is longer than {MAX_FIELD_CHARS} characters")
+    if current_task is not None and current_task != "":  # "" clears it
+        check_id("task", current_task)  # as every task id is: tables and the dashboard show it
     keys = ctx.keys
     task_json = dumps(current_task or None)
     stored, now = yield Call(

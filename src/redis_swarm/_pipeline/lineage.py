@@ -17,6 +17,7 @@ from .._models import (
     iso,
     summed_figures,
 )
+from .._printable import short_version
 from .names import is_planning_queue, plan_owner, synthesizer_task_of
 from .records import EARLIER_PASSES, PassResult, spending, synthesizer_task
 from .report import (
@@ -319,7 +320,7 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
         cost = f", {money.line(node['usage'])}" if node.get("usage") else ""
         context = "no context"  # its task named none for its worker to read
         if node.get("context_owner"):
-            version = (node.get("context_version") or UNKNOWN)[:12]
+            version = short_version(node.get("context_version") or UNKNOWN)
             context = f"context {node['context_owner']}@{version}"
         late = " (superseded: reported after its task was settled)" * bool(node.get("superseded"))
         lines = [

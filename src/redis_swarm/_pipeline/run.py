@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
+from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .agents import ERROR_SHOWN, OneShotAgents, leases_end, run_cost
 from .lease import RunLease
@@ -257,7 +258,9 @@ class Pipeline(OneShotAgents):
                 )
             source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
             info = self.swarm.publish_context(ctx.owner, text, source=source[:200])
-            self._say(f"context {ctx.owner}: version {info.version[:12]} ({len(names)} file(s))")
+            self._say(
+                f"context {ctx.owner}: version {short_version(info.version)} ({len(names)} file(s))"
+            )
 
     def run_pass(self, index: int, previous: list[Synthesis]) -> PassResult:
         spec = self.plan.passes[index]

@@ -10,8 +10,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from .._acl import ROLES
-from .._acl import parse_version as core_parse_version
 from .._config import Settings
 from .._embedded import EmbeddedServer
 from .._errors import ConfigError, ValidationError
@@ -28,8 +26,27 @@ __all__ = [
 PASSWORD_PLACEHOLDER = "<password>"
 
 
+class _Roles(click.Choice[str]):
+    """``click.Choice`` over ``_acl.ROLES``, read only once --role is parsed, completed or its
+    help shown: ``_acl`` brings the scripts and the operations' command tables (about 13 ms),
+    which `swarm --help`, importing this module to list the command, does without."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from .._acl import ROLES
+
+        return ROLES
+
+    @choices.setter
+    def choices(self, _: object) -> None:  # (Choice.__init__ sets them: ours are ROLES)
+        pass
+
+
 @main.command(short_help="Print or --apply the ACL rules of a user of one role.")
-@click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do.")
+@click.option("--role", type=_Roles(), required=True, help="What the user may do.")
 @click.option(
     "--swarm",
     "swarm_option",
@@ -162,6 +179,8 @@ def agent_url(settings: Settings, url: str, user: str) -> str:
 
 def parse_version(text: str) -> tuple[int, int]:
     """``7.2`` or ``7.2.4`` as (7, 2), for --redis-version."""
+    from .._acl import parse_version as core_parse_version
+
     try:
         return core_parse_version(text)
     except ValidationError as exc:

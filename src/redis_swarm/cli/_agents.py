@@ -182,7 +182,9 @@ def register(
 
 @agents.command()
 @click.argument("agent_id", required=False, shell_complete=complete_agents)
-@click.option("--task", "current_task", help="The task you are working on.")
+@click.option(
+    "--task", "current_task", help='The id of the task you are working on ("" clears it).'
+)
 @json_option
 @pass_app
 def heartbeat(app: App, agent_id: str | None, current_task: str | None) -> None:

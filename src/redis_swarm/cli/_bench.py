@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from .._models import byte_size
 from ._app import App, json_option, main, pass_app
@@ -24,6 +23,8 @@ def bench(app: App, quick: bool) -> None:
     data = {"url": app.settings.url, "quick": quick, "results": [r.to_dict() for r in results]}
 
     def human() -> None:
+        from rich.table import Table  # (here: `swarm --help` imports this module to list it)
+
         table = Table(title=f"swarm bench: {app.settings.url}")
         for name in ("operation", "size", "p50 ms", "p99 ms", "vs raw GET"):
             table.add_column(name, justify="left" if name == "operation" else "right")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import time
@@ -97,6 +96,8 @@ def watch(app: App, once: bool, findings_n: int, idle_s: float) -> None:
     change as a JSON line (with --once: one snapshot). Into a pipe or a file, prints a
     plain snapshot at the start and after each change, as --once draws it.
     """
+    import asyncio  # here, not at the top: `swarm --help` imports this module to list it
+
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live watch ends
         asyncio.run(_watch(app, once=once, findings_n=findings_n, idle_s=idle_s))
 
@@ -153,6 +154,8 @@ async def _follow(
 ) -> None:
     """Re-read the snapshot after each burst of events and ``show`` it; with no event for
     ``idle_s``, re-read it for ``idle`` (agents go stale with time, not with an event)."""
+    import asyncio
+
     from ..dashboard import snapshot
     from ..dashboard._feed import EventFeed
 

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
@@ -332,6 +330,10 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None) -> None:
         missing = NOT_VISIBLE
 
     def human() -> None:
+        # (here: `swarm --help` imports this module to list it)
+        from rich.markup import escape
+        from rich.table import Table
+
         table = Table(show_header=False, box=None)
         for key, value in report.items():
             if key == "warnings":

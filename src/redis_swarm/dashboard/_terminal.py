@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._models import PassProgress, byte_size
-from .._printable import printable
+from .._printable import printable, short_version
 from ._snapshot import Snapshot
 
 __all__ = ["render"]
@@ -266,7 +266,7 @@ def _contexts(snap: Snapshot) -> RenderableType:
     for c in snap.contexts:
         current = c.owner not in seen
         seen.add(c.owner)
-        version = Text(c.version[:12])
+        version = Text(short_version(c.version))
         if current:
             version.append(" current", style="cyan")
         _row(
