@@ -34,11 +34,11 @@ import inspect
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, TypeVar
 
 from ._errors import ValidationError
 from ._keys import Keys, label_id
-from ._models import SwarmRole
+from ._models import ACL_ROLES, AclRole
 from ._ops._commands import (
     OPERATIONS,
     SCRIPTS_BEFORE_FUNCTIONS,
@@ -80,8 +80,8 @@ __all__ = [
     "worker_read_patterns",
 ]
 
-Role = Literal[SwarmRole, "admin"]  # (Literal flattens: the agents' roles, then admin)
-ROLES: tuple[Role, ...] = get_args(Role)
+Role = AclRole
+ROLES = ACL_ROLES
 Version = tuple[int, int]
 T = TypeVar("T")
 

@@ -400,6 +400,9 @@ class Page(Generic[T]):
 # operator's admin), its MCP tools, its init prompt, its hooks' registration.
 SwarmRole = Literal["worker", "shard", "coordinator"]
 SWARM_ROLES: tuple[SwarmRole, ...] = typing.get_args(SwarmRole)
+# The roles a Redis user is made for (swarm acl): the agents', then the operator's admin.
+AclRole = Literal[SwarmRole, "admin"]  # (Literal flattens)
+ACL_ROLES: tuple[AclRole, ...] = typing.get_args(AclRole)
 
 
 # === work queue records: Task, Finding, Synthesis (and their statuses) ===

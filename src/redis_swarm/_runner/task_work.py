@@ -38,7 +38,7 @@ def stdout_said(result: ChildResult, output: AgentOutput) -> str:
     stderr holds no text: a CLI may say there why it failed (Claude Code's ``Not logged in ·
     Please run /login``), and an error naming only an exit code leaves the user guessing. ""
     when its stderr has text (``TaskWork._fail`` quotes that) or it printed none."""
-    if quote_tail(result.stderr.tail_text(ERROR_TAIL)):
+    if result.stderr.tail_text(ERROR_TAIL).strip():
         return ""
     said = quote_tail(output.text)
     return f"; stdout: {said}" if said else ""

@@ -13,6 +13,7 @@ import click
 from .._config import Settings
 from .._embedded import EmbeddedServer
 from .._errors import ConfigError, ValidationError
+from .._models import ACL_ROLES
 from ._app import App, json_option, main, pass_app
 
 __all__ = [
@@ -26,27 +27,8 @@ __all__ = [
 PASSWORD_PLACEHOLDER = "<password>"
 
 
-class _Roles(click.Choice[str]):
-    """``click.Choice`` over ``_acl.ROLES``, read only once --role is parsed, completed or its
-    help shown: ``_acl`` brings the scripts and the operations' command tables (about 13 ms),
-    which `swarm --help`, importing this module to list the command, does without."""
-
-    def __init__(self) -> None:
-        super().__init__(())
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        from .._acl import ROLES
-
-        return ROLES
-
-    @choices.setter
-    def choices(self, _: object) -> None:  # (Choice.__init__ sets them: ours are ROLES)
-        pass
-
-
 @main.command(short_help="Print or --apply the ACL rules of a user of one role.")
-@click.option("--role", type=_Roles(), required=True, help="What the user may do.")
+@click.option("--role", type=click.Choice(ACL_ROLES), required=True, help="What the user may do.")
 @click.option(
     "--swarm",
     "swarm_option",
