@@ -51,6 +51,7 @@ __all__ = [
     "Kind",
     "Settings",
     "check_sentinel_service",
+    "mask_url",
     "retry_window",
     "swarm_from_env",
 ]
@@ -190,14 +191,16 @@ class Settings:
                 values = {**base, **parser(url), **options}
             except ValueError:  # urlsplit's own refusals ("Invalid IPv6 URL" for a raw [ or ])
                 raise ConfigError(
-                    f"cannot read the URL {_mask(url)!r}: {_unreadable(url)}"
+                    f"cannot read the URL {mask_url(url)!r}: {_unreadable(url)}"
                 ) from None
             settings = cls(**values)  # type: ignore[arg-type]
             settings._check()
         except ConfigError:
             # Its message may quote a piece of a password that ran past the host part.
             if parser is not _parse_embedded and _spills(url):
-                raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}") from None
+                raise ConfigError(
+                    f"cannot read the URL {mask_url(url)!r}: {_ENCODE_HINT}"
+                ) from None
             raise
         return settings
 
@@ -347,7 +350,7 @@ _SCHEME_PREFIX = re.compile(
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.I)
 
 
-def _mask(url: str) -> str:
+def mask_url(url: str) -> str:
     """The URL for an error message, its user name and password hidden even when the URL
     does not parse: everything between the scheme and the last '@' (a password may hold
     any character, even an '@', a '/' or '://', so nothing else tells where it ends)."""
@@ -385,7 +388,7 @@ def _check_delimiters(url: str) -> None:
     rest = url.split("://", 1)[1]
     path = re.split(r"[?#]", rest[_authority_end(rest) :], maxsplit=1)[0]
     if "#" in rest or ("@" in path and not _socket_path_at(url, path)):
-        raise ConfigError(f"cannot read the URL {_mask(url)!r}: {_ENCODE_HINT}")
+        raise ConfigError(f"cannot read the URL {mask_url(url)!r}: {_ENCODE_HINT}")
 
 
 # A variable's reference that its client left as it was (Claude Code passes ``${VAR}`` on when
@@ -410,19 +413,19 @@ def _parser(url: str) -> Callable[[str], dict[str, object]]:
                 "shell that starts the client, then start the client again"
             )
         raise ConfigError(
-            f"{_mask(url)!r} is not a Redis URL: it needs '://' after the scheme, as in "
+            f"{mask_url(url)!r} is not a Redis URL: it needs '://' after the scheme, as in "
             "redis://host:6379 or rediss://user:password@host:6380 (or use embedded)"
         )
     scheme = url.split("://", 1)[0]
     if not _SCHEME.fullmatch(scheme):
         raise ConfigError(
-            f"{_mask(url)!r} is not a Redis URL: it must start with a scheme, as in "
+            f"{mask_url(url)!r} is not a Redis URL: it must start with a scheme, as in "
             f"redis://host:6379; {_ENCODE_HINT}"
         )
     parser = _PARSERS.get(scheme.lower())
     if parser is None:
         raise ConfigError(
-            f"unsupported URL scheme {scheme!r} in {_mask(url)!r}: use embedded, redis://, "
+            f"unsupported URL scheme {scheme!r} in {mask_url(url)!r}: use embedded, redis://, "
             "rediss://, unix://, redis+cluster:// or redis+sentinel://"
         )
     if parser is not _parse_embedded:
@@ -452,10 +455,10 @@ def _port(text: str, url: str) -> int:
         port = int(text)
     except ValueError:
         raise ConfigError(
-            f"port {text!r} in {_mask(url)!r} is not a number: {_form(url)}"
+            f"port {text!r} in {mask_url(url)!r} is not a number: {_form(url)}"
         ) from None
     if not 0 < port < 65536:
-        raise ConfigError(f"port {port} in {_mask(url)!r} is out of range 1-65535: {_form(url)}")
+        raise ConfigError(f"port {port} in {mask_url(url)!r} is out of range 1-65535: {_form(url)}")
     return port
 
 
@@ -463,9 +466,9 @@ def _db(text: str, url: str) -> int:
     try:
         db = int(text)
     except ValueError:
-        raise ConfigError(f"database {text!r} in {_mask(url)!r} is not a number") from None
+        raise ConfigError(f"database {text!r} in {mask_url(url)!r} is not a number") from None
     if db < 0:
-        raise ConfigError(f"database {db} in {_mask(url)!r} is negative")
+        raise ConfigError(f"database {db} in {mask_url(url)!r} is negative")
     return db
 
 
@@ -484,7 +487,8 @@ def _query(
                 else ""
             )
             raise ConfigError(
-                f"unknown option {name!r} in {_mask(url)!r}{tls}: allowed are {', '.join(allowed)}"
+                f"unknown option {name!r} in {mask_url(url)!r}{tls}: "
+                f"allowed are {', '.join(allowed)}"
             )
         out[name] = values[-1]
         convert = _CLIENT_OPTIONS.get(name)
@@ -493,10 +497,10 @@ def _query(
                 number = convert(values[-1])
             except ValueError:
                 raise ConfigError(
-                    f"option {name}={values[-1]!r} in {_mask(url)!r} is not a number"
+                    f"option {name}={values[-1]!r} in {mask_url(url)!r} is not a number"
                 ) from None
             if number < 0:
-                raise ConfigError(f"option {name} in {_mask(url)!r} is negative")
+                raise ConfigError(f"option {name} in {mask_url(url)!r} is negative")
             out[name] = number
     return out
 
@@ -540,7 +544,7 @@ def _check_host(host: str, bracketed: bool, url: str) -> str:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ConfigError(
-                f"[{host}] in {_mask(url)!r} is not an IPv6 address (only those go in "
+                f"[{host}] in {mask_url(url)!r} is not an IPv6 address (only those go in "
                 f"brackets): {_form(url)}"
             ) from None
         return host
@@ -550,7 +554,7 @@ def _check_host(host: str, bracketed: bool, url: str) -> str:
         ascii_name = ""
     if not _HOST_NAME.fullmatch(ascii_name):
         raise ConfigError(
-            f"{host!r} in {_mask(url)!r} is not a host name or address (a host name holds "
+            f"{host!r} in {mask_url(url)!r} is not a host name or address (a host name holds "
             f"letters, digits, '-', '_' and dots between non-empty parts): {_form(url)}"
         )
     return host
@@ -571,10 +575,10 @@ def _hostports(text: str, url: str, kind: Kind = "standalone") -> tuple[tuple[st
             host, _, port = part.partition(":")
             port = port or default_port
         if not host:
-            raise ConfigError(f"a host is missing in {_mask(url)!r}: {_form(url)}")
+            raise ConfigError(f"a host is missing in {mask_url(url)!r}: {_form(url)}")
         nodes.append((_check_host(host, bracketed, url), _port(port, url)))
     if not nodes:
-        raise ConfigError(f"no host:port in {_mask(url)!r}: {_form(url)}")
+        raise ConfigError(f"no host:port in {mask_url(url)!r}: {_form(url)}")
     return tuple(nodes)
 
 
@@ -586,7 +590,7 @@ def _parse_embedded(url: str) -> dict[str, object]:
     path = unquote(base.split("://", 1)[1])
     if not path.startswith("/"):
         raise ConfigError(
-            f"embedded URL {_mask(url)!r} needs an absolute home: embedded:///abs/path"
+            f"embedded URL {mask_url(url)!r} needs an absolute home: embedded:///abs/path"
         )
     return {"kind": "embedded", "home": Path(path), **options}
 
@@ -595,7 +599,7 @@ def _parse_standalone(url: str) -> dict[str, object]:
     parts = urlsplit(url)
     auth, hosts = _auth(parts.netloc)
     if not hosts:
-        raise ConfigError(f"no host in {_mask(url)!r}: use redis://host:port")
+        raise ConfigError(f"no host in {mask_url(url)!r}: use redis://host:port")
     ((host, port),) = _hostports(hosts, url) if "," not in hosts else _one_host(url)
     out: dict[str, object] = {"kind": "standalone", "host": host, "port": port, **auth}
     db = parts.path.strip("/")
@@ -609,7 +613,7 @@ def _parse_standalone(url: str) -> dict[str, object]:
 
 def _one_host(url: str) -> tuple[tuple[str, int]]:
     raise ConfigError(
-        f"{_mask(url)!r} names several hosts: use redis+cluster:// or redis+sentinel:// for that"
+        f"{mask_url(url)!r} names several hosts: use redis+cluster:// or redis+sentinel:// for that"
     )
 
 
@@ -617,7 +621,7 @@ def _parse_unix(url: str) -> dict[str, object]:
     parts = urlsplit(url)
     auth, _ = _auth(parts.netloc)
     if not parts.path:
-        raise ConfigError(f"no socket path in {_mask(url)!r}: use unix:///path/to/redis.sock")
+        raise ConfigError(f"no socket path in {mask_url(url)!r}: use unix:///path/to/redis.sock")
     options = _query(url, parts.query, ("db",), network=False)
     out: dict[str, object] = {"kind": "unix", "path": unquote(parts.path), **auth, **options}
     if "db" in options:
@@ -630,7 +634,8 @@ def _parse_cluster(url: str) -> dict[str, object]:
     auth, hosts = _auth(parts.netloc)
     if parts.path.strip("/"):
         raise ConfigError(
-            f"a cluster URL has no database: drop {parts.path!r} from {_mask(url)!r}: {_form(url)}"
+            f"a cluster URL has no database: drop {parts.path!r} from {mask_url(url)!r}: "
+            f"{_form(url)}"
         )
     tls = parts.scheme.lower().startswith("rediss")
     options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
@@ -649,9 +654,9 @@ def _parse_sentinel(url: str) -> dict[str, object]:
     auth, hosts = _auth(parts.netloc)
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if not segments:
-        raise ConfigError(f"no service name in {_mask(url)!r}: {_form(url)}")
+        raise ConfigError(f"no service name in {mask_url(url)!r}: {_form(url)}")
     if len(segments) > 2:
-        raise ConfigError(f"too many path parts in {_mask(url)!r}: {_form(url)}")
+        raise ConfigError(f"too many path parts in {mask_url(url)!r}: {_form(url)}")
     tls = parts.scheme.lower().startswith("rediss")
     options = _query(url, parts.query, _SSL_OPTIONS if tls else ())
     out: dict[str, object] = {

@@ -108,6 +108,10 @@ def test_an_entry_replaced_never_shows_a_password() -> None:
     assert describe_entry(theirs) == "node srv.js --url 'redis://***@h:6379/0'"
     older = {"command": "/x/swarm", "args": ["mcp", "--url", "rediss://:s3cret@h/0"]}
     assert "s3cret" not in describe_entry(older)
+    # a password may hold '/' or '@' (percent-encoding aside): all before the last '@' goes
+    for url in ("redis://u:pa/ss@h:6379", "redis://u:p@ss@h:6379"):
+        said = describe_entry({"command": "node", "args": ["srv.js", "--url", url]})
+        assert said == "node srv.js --url 'redis://***@h:6379'", said
 
 
 @_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")

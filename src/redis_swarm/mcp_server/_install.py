@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .._config import DEFAULT_HOME
+from .._config import DEFAULT_HOME, mask_url
 from .._env import ENV_HOME, ENV_NAME, ENV_URL
 from .._errors import ConfigError
 from .._executable import swarm_command
@@ -432,9 +432,9 @@ def describe_entry(entry: Mapping[str, Any] | None) -> str:
         port = f":{parts.port}" if parts.port else ""
         return printable(f"the HTTP server at {parts.scheme}://{host}{port}{parts.path}")
     command, args = entry.get("command"), entry.get("args")
-    # (an argument that is a URL, ours or another server's, is shown without what is before
-    # its host: a user and password)
-    argv = [_hostpart(a) for a in args if isinstance(a, str)] if isinstance(args, list) else []
+    # (an argument that is a URL, ours or another server's, is shown without its user and
+    # password, as an error shows a URL)
+    argv = [_masked(a) for a in args if isinstance(a, str)] if isinstance(args, list) else []
     if "mcp" in argv:  # ours: its options (the executable's path says nothing new)
         words = shlex.join(["swarm", *argv[argv.index("mcp") :]])
     else:
@@ -444,12 +444,9 @@ def describe_entry(entry: Mapping[str, Any] | None) -> str:
     return printable(f"{words}, swarm {swarm}" if isinstance(swarm, str) else words)
 
 
-def _hostpart(arg: str) -> str:
-    """``arg`` with the user and password of a URL in it masked (``redis://***@host...``)."""
-    scheme, sep, rest = arg.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return arg
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+def _masked(arg: str) -> str:
+    """``arg``, a URL's user and password masked (``redis://***@host...``) when it is one."""
+    return mask_url(arg) if "://" in arg else arg
 
 
 def replaced_words(previous: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> str:
