@@ -157,8 +157,6 @@ def _apply(
     if handle is not None:
         handle.load_functions()
     else:
-        from ._client import Swarm
-
         with Swarm(settings) as opened:
             opened.load_functions()
     return done, skipped

@@ -50,6 +50,7 @@ __all__ = [
     "leased",
     "new_id",
     "new_secret",
+    "newest",
     "page",
     "presence_due",
     "remember_route",
@@ -325,6 +326,21 @@ def check_number(kind: str, value: object, lo: float, hi: float, *, integer: boo
 
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def newest(replies: Sequence[Any], n: int) -> list[str]:
+    """The ``n`` members of highest score across ZREVRANGE ... WITHSCORES replies (each as
+    RESP2, flat, or RESP3, pairs, parsed it): the newest of several sorted sets."""
+    scored: list[tuple[float, str]] = []
+    for reply in replies:
+        pairs = (
+            reply
+            if reply and isinstance(reply[0], list | tuple)
+            else zip(reply[::2], reply[1::2], strict=True)
+        )
+        scored += [(float(score), text(member)) for member, score in pairs]
+    scored.sort(reverse=True)
+    return [member for _, member in scored[:n]]
 
 
 _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}

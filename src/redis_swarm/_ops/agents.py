@@ -21,7 +21,7 @@ from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
 from .._validate import check_agent, check_id, check_name, check_printable
 from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
-from ._work import forget_presence, task_from
+from ._work import forget_presence, newest, task_from
 
 __all__ = ["agents", "deregister", "get_agent", "heartbeat", "register", "sweep"]
 
@@ -93,11 +93,7 @@ def held(
     replies = yield Batch(
         tuple(Cmd("ZREVRANGE", k.leases(q), 0, leases - 1, "WITHSCORES") for q in queues)
     )
-    scored = sorted(
-        ((float(score), task_id) for reply in replies for task_id, score in _pairs(reply).items()),
-        reverse=True,
-    )
-    task_ids = [task_id for _, task_id in scored[:leases]]
+    task_ids = newest(replies, leases)
     if not task_ids:
         return {}, ()
     raws = yield Cmd("HMGET", k.tasks, *task_ids)

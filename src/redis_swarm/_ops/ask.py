@@ -531,8 +531,8 @@ class _Unclaimed:
         return task.status is TaskStatus.PENDING
 
     def call(self, queue: str) -> None:
-        if self._on_unclaimed is not None:
-            self._on_unclaimed(queue)
+        assert self._on_unclaimed is not None  # (due() is true only when one was given)
+        self._on_unclaimed(queue)
 
     def wait_s(self) -> float:
         """How long the next wait may block: until the moment of the note, while it is to come."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from .. import _durability
 from .._config import Settings
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import PREFIX, chunk_key
+from .._net import is_loopback
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 
@@ -196,9 +196,6 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     )
 
 
-_LOOPBACK_NAMES = ("localhost",)
-
-
 def _open_to(settings: Settings, version: str) -> Operation[str | None]:
     """``ServerInfo.open_to``: asked only when the URL has no credentials (the server let it
     in: anyone gets in). A server the URL reaches over the network lets in whoever else
@@ -209,7 +206,7 @@ def _open_to(settings: Settings, version: str) -> Operation[str | None]:
     if settings.kind in ("embedded", "unix"):
         return None
     hosts = [host for host, _ in settings.nodes] or [settings.host]
-    if not all(_loopback(host) for host in hosts):
+    if not all(is_loopback(host) for host in hosts):
         return f"this URL reaches it over the network ({', '.join(hosts)}): so can others there"
     try:
         bind = _config_value((yield Cmd("CONFIG GET", "bind"))) or ""
@@ -219,7 +216,7 @@ def _open_to(settings: Settings, version: str) -> Operation[str | None]:
     except SwarmError:  # a default user without CONFIG, or CONFIG renamed: it is unknown
         return None
     addresses = [address.lstrip("-") for address in bind.split()]
-    wide = [address for address in addresses if not _loopback(address)]
+    wide = [address for address in addresses if not is_loopback(address)]
     if not addresses:  # no bind: every address
         wide = ["every address"]
     # Protected mode refuses clients off loopback to a default user without a password;
@@ -233,16 +230,6 @@ def _open_to(settings: Settings, version: str) -> Operation[str | None]:
         f"it listens beyond this machine, on {', '.join(wide)} (bind {shown}, "
         f"protected-mode {protected})"
     )
-
-
-def _loopback(address: str) -> bool:
-    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
-    if address in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:  # '*', a host name
-        return False
 
 
 def _fullest(nodes: list[dict[str, Any]]) -> MemoryFill | None:

@@ -46,7 +46,7 @@ from . import contexts as context_ops
 from . import events as event_ops
 from . import tasks as task_ops
 from ._context_store import parse_manifest
-from ._work import LIST_BUDGET, STATUSES, decoded, finding_from, page, task_from
+from ._work import LIST_BUDGET, STATUSES, decoded, finding_from, newest, page, task_from, text
 from .findings import synthesis_from
 
 __all__ = ["corrupt_records", "passes", "recent", "status", "task_costs"]
@@ -56,10 +56,6 @@ R = TypeVar("R")
 MAX_VIEW = 500
 # Statuses after which a task needs no more work: what a pass's progress counts as done.
 _SETTLED = frozenset(s.value for s in TaskStatus if s.settled)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _bounded(value: int) -> int:
@@ -120,12 +116,12 @@ def _passes(raw: Any) -> dict[str, dict[str, int]]:
     names: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}
     for field, value in dict(raw or {}).items():
-        key = _text(field)
+        key = text(field)
         pid, sep, state = key.partition("|")
         if sep:
             counts.setdefault(pid, {})[state] = int(value)
         else:
-            names[pid] = _text(value)
+            names[pid] = text(value)
     return {names[pid]: counts.get(pid, {}) for pid in sorted(names, key=lambda p: names[p])}
 
 
@@ -178,8 +174,8 @@ def _newest_records(
         )
     )
     queue_names = task_ops.queue_names(queues)
-    finding_ids = [_text(i) for i in finding_ids]
-    synthesis_ids = [_text(i) for i in synthesis_ids]
+    finding_ids = [text(i) for i in finding_ids]
+    synthesis_ids = [text(i) for i in synthesis_ids]
 
     second: list[Cmd] = []
     if finding_ids:
@@ -192,7 +188,7 @@ def _newest_records(
     made = replies.pop(0) if synthesis_ids else []
 
     # The newest dead letters across queues, by time of death.
-    dead_ids = _newest(replies, n_dead)
+    dead_ids = newest(replies, n_dead)
     tasks: list[Any] = (yield Cmd("HMGET", k.tasks, *dead_ids)) if dead_ids else []
 
     corrupt: list[str] = []
@@ -214,22 +210,6 @@ def _newest_records(
         readable(dead_ids, tasks, lambda raw: task_from(raw, None)),
         tuple(corrupt),
     )
-
-
-def _newest(replies: list[Any], n: int) -> list[str]:
-    """The ``n`` members of highest score across ZREVRANGE ... WITHSCORES replies."""
-    scored: list[tuple[float, str]] = []
-    for reply in replies:
-        scored += [(float(score), _text(member)) for member, score in _pairs(reply)]
-    scored.sort(reverse=True)
-    return [member for _, member in scored[:n]]
-
-
-def _pairs(reply: Any) -> list[tuple[Any, Any]]:
-    """ZRANGE ... WITHSCORES, as RESP2 (flat) or RESP3 (pairs) parsed it."""
-    if reply and isinstance(reply[0], (list, tuple)):
-        return [(member, score) for member, score in reply]
-    return list(zip(reply[::2], reply[1::2], strict=True))
 
 
 # --- what a task cost
@@ -314,8 +294,8 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
                 try:
                     decode(raw)
                 except UNREADABLE:
-                    found[kind].append(_text(record_id))
-            cursors[kind] = _text(cursor)
+                    found[kind].append(text(record_id))
+            cursors[kind] = text(cursor)
             if cursors[kind] == "0":
                 del cursors[kind]
     return {kind: sorted(ids) for kind, ids in found.items()}

@@ -9,10 +9,9 @@ import hashlib
 import re
 from typing import TYPE_CHECKING
 
-from .. import MAX_PAGE
 from .._errors import NotFound, ValidationError
 from .._models import Finding, Task
-from .._validate import check_name
+from .._validate import MAX_PAGE, check_name
 
 if TYPE_CHECKING:
     from .._client import Swarm
