@@ -43,6 +43,9 @@ def _links_openssl(path: str) -> bool:
     return b"tls-cert-file" in data and (b"libssl" in data or b"OPENSSL" in data)
 
 
+PORT_ATTEMPTS = 4  # ports tried before a start that keeps meeting taken ones fails
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,21 +101,42 @@ def _spawn(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
 
 
+class PortTaken(RuntimeError):
+    """The port chosen for a new server was taken before the server could bind it (another
+    test's server, or an outgoing connection's ephemeral port): ``free_port`` only promises
+    that the port was free when it asked."""
+
+
 def _wait_ready(server: RedisServer, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             log = (server.dir / "redis.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"redis-server exited ({server.proc.returncode}): {log}")
+            failure = PortTaken if "Address already in use" in log else RuntimeError
+            raise failure(f"redis-server exited ({server.proc.returncode}): {log}")
         with contextlib.suppress(redis.RedisError, OSError):
             client = server.client()
             try:
                 if client.ping():
+                    _check_answered_by(server, client)
                     return
             finally:
                 client.close()
         time.sleep(0.02)
     raise RuntimeError("redis-server did not become ready")
+
+
+def _check_answered_by(server: RedisServer, client: redis.Redis) -> None:
+    """Raise PortTaken when the server that answered on ``server``'s port is not its process:
+    its own failed to bind, and a test would otherwise talk to another test's server."""
+    try:
+        pid = int(client.info("server")["process_id"])
+    except (redis.RedisError, KeyError, ValueError):
+        return  # a user without INFO: nothing to compare, the process check above stands
+    if pid == server.proc.pid:
+        return
+    server.stop()
+    raise PortTaken(f"port {server.port} answered by another redis-server (pid {pid})")
 
 
 class ServerFactory:
@@ -136,24 +160,31 @@ class ServerFactory:
         port: int | None = None,
         binary: str | None = None,
     ) -> RedisServer:
-        workdir = self.new_dir()
-        args = [binary or self.binary, "--dir", str(workdir), "--save", ""]
-        args += ["--appendonly", "yes" if appendonly else "no"]
-        server_port: int | None = None
-        sock: Path | None = None
-        if unix:
-            sock = workdir / "redis.sock"
-            args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
-        else:
-            server_port = port or free_port()
-            args += ["--port", str(server_port), "--bind", "127.0.0.1"]
-        args += extra or []
-        server = RedisServer(
-            _spawn(args, workdir), workdir, port=server_port, socket_path=sock, args=args
-        )
-        _wait_ready(server)
-        self.servers.append(server)
-        return server
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            workdir = self.new_dir()
+            args = [binary or self.binary, "--dir", str(workdir), "--save", ""]
+            args += ["--appendonly", "yes" if appendonly else "no"]
+            server_port: int | None = None
+            sock: Path | None = None
+            if unix:
+                sock = workdir / "redis.sock"
+                args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+            else:
+                server_port = port or free_port()
+                args += ["--port", str(server_port), "--bind", "127.0.0.1"]
+            args += extra or []
+            server = RedisServer(
+                _spawn(args, workdir), workdir, port=server_port, socket_path=sock, args=args
+            )
+            try:
+                _wait_ready(server)
+            except PortTaken:
+                if port is not None or attempt == PORT_ATTEMPTS:
+                    raise  # a port the caller chose is the caller's to retry
+                continue
+            self.servers.append(server)
+            return server
+        raise AssertionError("unreachable: the last attempt raises")
 
     def close(self) -> None:
         for server in self.servers:
