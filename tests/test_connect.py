@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from redis_swarm import ConfigError, ConnectionFailed, Settings, Swarm
-from redis_swarm._connect import is_permanent
+from redis_swarm._retries import is_permanent
 
 
 @pytest.fixture

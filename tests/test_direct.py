@@ -1,4 +1,4 @@
-"""A handle's commands (``_connect._Direct``), one or several in one round trip: the
+"""A handle's commands (``_direct._Direct``), one or several in one round trip: the
 connection it keeps between them, handed back to a pipeline, replaced when the server closed
 it, never shared with a fork."""
 
@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from redis_swarm import ConnectionFailed, Settings, Swarm
-from redis_swarm._connect import _Direct
+from redis_swarm._direct import _Direct
 from redis_swarm._protocol import Batch, Cmd, Operation
 
 

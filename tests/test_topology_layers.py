@@ -13,7 +13,14 @@ from .test_layers import PACKAGE, _face_files
 # Faces that still talk protocol, to be moved into the core: each must still do so (drop it
 # from here when it is moved).
 STILL_TO_MOVE: set[str] = set()  # (swarm acl --apply is redis_swarm.apply_role now)
-_CONNECTING = ("redis", "redis_swarm._connect")
+# redis-py, and the transport modules that hold its clients and connections
+_CONNECTING = (
+    "redis",
+    *(
+        f"redis_swarm.{m}"
+        for m in ("_connect", "_retries", "_connections", "_sentinel", "_cluster", "_direct")
+    ),
+)
 
 
 def _protocol_in(path: Path) -> list[str]:

@@ -6,7 +6,8 @@ The layers, bottom up (docs/architecture.md draws them and says where each chang
     keys, scripts     _keys, lua/ + _scripts, _ops/_commands (what each operation sends)
     operations        _ops/: I/O-free generators (_protocol), one per call of the API
     shells            _client: Swarm and AsyncSwarm drive the same operations
-    transport         _transport, _connect, _durability, _strict_cluster, _embedded
+    transport         _transport, _connect (+ _retries, _connections, _sentinel, _cluster,
+                      _direct), _durability, _strict_cluster, _embedded
     faces             cli/, mcp_server/, dashboard/, _runner/, roles/ (the seed's API)
 """
 

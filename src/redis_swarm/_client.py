@@ -21,17 +21,10 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from ._cache import ContextCache
+from ._cluster import async_cluster_retry, cluster_retry, fcall_routed
 from ._config import Settings
-from ._connect import (
-    AsyncClient,
-    SyncClient,
-    async_client,
-    async_cluster_retry,
-    cluster_retry,
-    direct_sender,
-    fcall_routed,
-    sync_client,
-)
+from ._connect import AsyncClient, SyncClient, async_client, sync_client
+from ._direct import direct_sender
 from ._durability import Plan, confirm, is_write, wrap
 from ._env import settings_from_env
 from ._errors import SwarmError

@@ -253,7 +253,7 @@ class Settings:
         process, a host gone from the network) before it raises ConnectionFailed: one
         attempt (``connect_timeout`` + ``socket_timeout``) plus the retry window, since
         once an attempt has timed out another is made only if it would end within the
-        window too (``_connect``). 20.1 s with a redis:// URL's defaults, where a server that
+        window too (``_retries``). 20.1 s with a redis:// URL's defaults, where a server that
         takes connections but never answers fails the request after ``socket_timeout``
         (10 s): no second attempt fits; 68.1 s with a cluster or Sentinel URL's, whose
         retries ride out a failover. A request that waits (a claim's ``wait_s``, an inbox's)

@@ -36,8 +36,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 from redis.cluster import RedisCluster
 
+from ._cluster import async_node_client, node_client
 from ._config import Settings
-from ._connect import async_node_client, node_client
 from ._durability import Plan, cluster_plan, not_durable, waited_ok
 from ._protocol import Batch, Call, Cmd, Request, adrive, drive, items_of, raise_first
 from ._transport import Load, Scripting, load

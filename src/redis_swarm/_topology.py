@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 import redis
 
 from ._config import Kind, Settings
-from ._connect import address_of, sync_client
+from ._connect import sync_client
 from ._replies import reply_fields, reply_map, text
+from ._sentinel import address_of
 from ._translate import translate
 
 __all__ = ["ClusterView", "SentinelView", "Topology", "topology"]

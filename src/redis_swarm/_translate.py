@@ -410,7 +410,7 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
 # option of its connection: a kilobyte each) and " - " and the error: from 8.2 on its class
 # and text, before its class alone ("network:ConnectionError"). The clients built here say
 # which sentinels failed and why in an attribute instead (``failed_sentinels``, see
-# ``_connect``); the text is read for a client built elsewhere.
+# ``_sentinel``); the text is read for a client built elsewhere.
 _NO_MASTER = "No master found for "
 _SENTINEL_FAILED = re.compile(r"host=([^,>]+),port=(\d+).*?\)> - (.*)", re.DOTALL)
 _CONNECT_FAILED = re.compile(r"Error (-?\d+) connecting to \S+?\. (.*?)\.?$")

@@ -1,0 +1,164 @@
+"""The connections of every client ``_connect`` builds, and the options they share
+(``_common``: timeouts, credentials, TLS): a health check that takes any answer for one
+(``_AnswerMeansAlive``: a server that cannot persist refuses the check's PING with MISCONF,
+and still serves reads), and a TLS handshake that waits ``connect_timeout`` at most, on every
+redis-py (``_HandshakeWithinConnectTimeout``). The Sentinel and Cluster clients' own
+connections build on these (``_sentinel``, ``_cluster``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import ssl as _ssl
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.connection import SSLConnection
+
+from ._config import Settings
+
+__all__: list[str] = []  # (every name here is for the modules that build clients)
+
+_CERT_REQS = {
+    "required": _ssl.CERT_REQUIRED,
+    "optional": _ssl.CERT_OPTIONAL,
+    "none": _ssl.CERT_NONE,
+}
+
+
+# redis-py >= 7 identifies itself with two CLIENT SETINFO commands on every new connection:
+# two round trips that a worker process on a far-away link pays for nothing. Off, where the
+# installed redis-py has the switch.
+_QUIET: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis.Redis.__init__).parameters
+    else {}
+)
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.connect_timeout,
+        "username": settings.username,
+        "password": settings.password,
+        **_QUIET,
+    }
+    if settings.ssl:
+        kwargs.update(
+            ssl=True,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
+            ssl_cert_reqs=_CERT_REQS[settings.ssl_cert_reqs],
+            ssl_check_hostname=settings.ssl_cert_reqs == "required",
+        )
+    return kwargs
+
+
+# --- a health check that takes any answer for one
+
+# redis-py checks a connection with a PING before its first command and after it was idle for
+# health_check_interval, and takes an error reply for a failure. A server that cannot persist
+# (MISCONF: its disk is full, or its RDB snapshot failed with stop-writes-on-bgsave-error)
+# refuses PING as it refuses writes, so every new connection failed, reads included. An error
+# reply is an answer: the server is alive, and the command that follows gets its own reply
+# (a write its MISCONF, translated into what to do). Errors that redis-py reads as connection
+# failures (LOADING, NOAUTH) are not ResponseErrors and keep their meaning.
+
+
+class _AnswerMeansAlive:
+    """Mixin for redis-py's connection classes: an error reply to the health check's PING
+    passes it."""
+
+    def check_health(self) -> None:
+        # Answered: the connection is in step (its reply was read), and alive.
+        with contextlib.suppress(redis.ResponseError):
+            super().check_health()  # type: ignore[misc]
+
+
+class _AsyncAnswerMeansAlive:
+    """The asyncio twin of ``_AnswerMeansAlive``."""
+
+    async def check_health(self) -> None:
+        with contextlib.suppress(redis.ResponseError):
+            await super().check_health()  # type: ignore[misc]
+
+
+# --- a TLS handshake that waits no longer than a connection
+
+
+class _HandshakeWithinConnectTimeout:
+    """Mixin for redis-py's sync TLS connection classes: the TLS handshake waits for the
+    server ``socket_connect_timeout`` at most, as the TCP connect before it (and as asyncio's
+    connect, which holds both, does in every redis-py). redis-py before 8.2 made it under
+    ``socket_timeout``, which ``_connect`` gives the socket before wrapping it: a rediss://
+    URL to a plain port (whose server waits for a newline that a handshake never sends)
+    waited 10 s for each attempt, not ``connect_timeout``. Here ``socket_timeout`` stands
+    for the connect timeout while ``_connect`` runs; the socket it returns gets its own."""
+
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+
+    def _connect(self) -> Any:
+        timeout = self.socket_timeout
+        self.socket_timeout = self.socket_connect_timeout
+        try:
+            sock = super()._connect()  # type: ignore[misc]
+        finally:
+            self.socket_timeout = timeout
+        sock.settimeout(timeout)
+        return sock
+
+
+class _Connection(_AnswerMeansAlive, redis.Connection):
+    pass
+
+
+class _SSLConnection(_AnswerMeansAlive, _HandshakeWithinConnectTimeout, SSLConnection):
+    pass
+
+
+class _UnixConnection(_AnswerMeansAlive, redis.UnixDomainSocketConnection):
+    pass
+
+
+class _AsyncConnection(_AsyncAnswerMeansAlive, redis.asyncio.Connection):
+    pass
+
+
+class _AsyncSSLConnection(_AsyncAnswerMeansAlive, redis.asyncio.SSLConnection):
+    pass
+
+
+class _AsyncUnixConnection(_AsyncAnswerMeansAlive, redis.asyncio.UnixDomainSocketConnection):
+    pass
+
+
+# The class redis-py picks for a client's connections (by its URL: TCP, TLS, unix socket),
+# and ours in its place.
+_ALIVE_ON_ANY_ANSWER: dict[type[Any], type[Any]] = {
+    redis.Connection: _Connection,
+    SSLConnection: _SSLConnection,
+    redis.UnixDomainSocketConnection: _UnixConnection,
+    redis.asyncio.Connection: _AsyncConnection,
+    redis.asyncio.SSLConnection: _AsyncSSLConnection,
+    redis.asyncio.UnixDomainSocketConnection: _AsyncUnixConnection,
+}
+
+
+def _alive_on_any_answer(pool: Any) -> None:
+    """Make ``pool`` (of a client just built: no connection made yet) build its connections
+    with the health check of ``_AnswerMeansAlive``. redis.Redis takes no connection class,
+    but its pool says the one it picked, and builds every connection from it."""
+    pool.connection_class = _ALIVE_ON_ANY_ANSWER.get(pool.connection_class, pool.connection_class)
+
+
+def _made_alive_on_any_answer(connection: Any) -> None:
+    """Make ``connection`` (of one of redis-py's classes, just connected) one of
+    ``_AnswerMeansAlive``: its class is redis-py's plus that mixin, which adds no state."""
+    alive = _ALIVE_ON_ANY_ANSWER.get(type(connection))
+    if alive is not None:
+        connection.__class__ = alive

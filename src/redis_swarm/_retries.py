@@ -1,0 +1,281 @@
+"""The retries of every client ``_connect`` builds: redis-py's Retry, with exponential
+backoff and jitter, minus what redis-py does wrong on its own (``_Retry``, ``_AsyncRetry``,
+made by ``_retry``); the errors no retry can fix (``is_permanent``), and the one that says no
+server answered (``NoneAnswered``).
+
+Three things redis-py does not do on its own: errors that no retry can fix (a certificate that
+does not verify, a client certificate the server's alert refuses, a wrong password) fail at
+once instead of after the whole backoff; redis-py nests its retries (a command retries, and so
+does the connect inside it), which would multiply the attempts: here only the outermost level
+retries; and the retries, counted for failures that come at once (a connection refused while a
+server restarts), would each cost a whole timeout on a server that takes connections and never
+answers (a stopped process: 7 times ``socket_timeout``). Once an attempt has timed out, a
+request is sent again only if another attempt, timing out too, would end within the retry
+window counted from its first failure (``Settings.retry_window_s``): a request lasts at most
+``Settings.longest_request_s``. And the long window of a Sentinel or Cluster URL (53 s, to ride
+out a failover) is for failovers, during which some of their servers answer: when none does
+(every sentinel, every node the client knows: ``NoneAnswered``), a request is retried within a
+plain URL's window (``Settings.none_answered_window_s``), counted from the first of such
+failures in a row, and the sync cluster client, which asks for the cluster's layout when it is
+made, retries that as a request would. Sentinels that answer that they monitor no master of
+the URL's name are no failover: that fails at once, with a ConfigError (``_sentinel``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ssl as _ssl
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, NamedTuple, TypeVar
+
+import redis
+import redis.asyncio.retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings
+from ._translate import (
+    CERTIFICATE_REFUSED,
+    HANDSHAKE_FAILURE,
+    HANDSHAKE_TIMEOUT,
+    TLS_FILE_ERRORS,
+    causes,
+)
+
+__all__ = ["NoneAnswered", "is_permanent"]
+
+T = TypeVar("T")
+
+_RETRY_ON = [redis.ConnectionError, redis.TimeoutError]
+
+
+def _backoff() -> ExponentialWithJitterBackoff:
+    return ExponentialWithJitterBackoff(base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
+
+
+# Fragments of errors that a retry cannot fix (lower case; matched in the whole cause chain).
+_PERMANENT = (
+    "certificate verify failed",
+    "certificate required",
+    *CERTIFICATE_REFUSED,
+    "wrong version number",
+    "wrong_version_number",
+    "unsupported protocol",
+    "no such file or directory",
+    "invalid username-password",
+    "wrongpass",
+    "noauth",
+    HANDSHAKE_FAILURE,
+    HANDSHAKE_TIMEOUT,
+    *TLS_FILE_ERRORS,
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for a connection error that no retry can fix (certificates, a server's alert
+    refusing the client certificate, authentication, a TLS handshake that timed out: the port
+    speaks no TLS). Not a TLS connection the server closed without a word while it was being
+    made, even with a client certificate in the URL: a server at its maxclients, or
+    restarting, does that too (``translate`` names both causes once the retries are over)."""
+    for item in causes(exc):
+        if isinstance(
+            item,
+            redis.AuthenticationError
+            | redis.exceptions.AuthorizationError
+            | _ssl.SSLCertVerificationError,
+        ):
+            return True
+        text = str(item).lower()
+        if any(fragment in text for fragment in _PERMANENT):
+            return True
+    return False
+
+
+class NoneAnswered(redis.ConnectionError):
+    """No server the client could ask answered: every sentinel of a Sentinel URL, or every
+    node a cluster client knows, refused the connection or never answered (``timed_out``:
+    some took it and never answered). Retried within ``Settings.none_answered_window_s``."""
+
+    timed_out = False
+
+
+def _timed_out(error: Exception) -> bool:
+    return isinstance(error, redis.TimeoutError) or (
+        isinstance(error, NoneAnswered) and error.timed_out
+    )
+
+
+# How many retry loops of this context are running: an inner one makes a single attempt,
+# so that a command's retry and the connect's retry inside it do not multiply.
+_DEPTH: ContextVar[int] = ContextVar("redis_swarm_retry_depth", default=0)
+
+
+class _Nested:
+    """Counts a retry loop in as running; ``as`` gives how many were already running. (A
+    class, not a generator: every command enters two of these.)"""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> int:
+        depth = _DEPTH.get()
+        self._token = _DEPTH.set(depth + 1)
+        return depth
+
+    def __exit__(self, *exc: object) -> None:
+        _DEPTH.reset(self._token)
+
+
+class _Attempts:
+    """What both retry loops decide after a failure, I/O-free: report it (redis-py's ``fail``
+    drops the connection; its result is returned for the asyncio loop to await), and how long
+    to pause before the next attempt, or None to give up and raise."""
+
+    def __init__(
+        self,
+        retry: _Retry | _AsyncRetry,
+        depth: int,
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None,
+        with_failure_count: bool,
+    ) -> None:
+        self._retry, self._depth, self._fail = retry, depth, fail
+        self._is_retryable, self._with_count = is_retryable, with_failure_count
+        self.failures = 0
+        self._first_failure = time.monotonic()
+        self._timed_out = False
+        # When the failures in a row with no server answering (NoneAnswered) began.
+        self._none_answered_since: float | None = None
+        retry._backoff.reset()  # type: ignore[no-untyped-call]
+
+    def failed(self, error: Exception) -> tuple[float | None, Any]:
+        if self._is_retryable is not None and not self._is_retryable(error):
+            return None, None
+        self.failures += 1
+        reported = self._fail(error, self.failures) if self._with_count else self._fail(error)
+        retries = self._retry._retries
+        if self._depth > 0 or is_permanent(error) or (0 <= retries < self.failures):
+            return None, reported
+        pause: float = self._retry._backoff.compute(self.failures)
+        self._timed_out = self._timed_out or _timed_out(error)
+        if self._timed_out and not self._fits(pause):
+            return None, reported
+        if not self._fits_none_answered(error, pause):
+            return None, reported
+        return pause, reported
+
+    def _fits(self, pause: float) -> bool:
+        """Whether another attempt after ``pause``, timing out, would still end within the
+        retry window counted from the first failure (see the module's docstring)."""
+        timing = self._retry.timing
+        if timing is None:
+            return True
+        return bool(
+            time.monotonic() - self._first_failure + pause + timing.attempt <= timing.window
+        )
+
+    def _fits_none_answered(self, error: Exception, pause: float) -> bool:
+        """Whether another attempt after ``pause`` may follow ``error``: any error but
+        ``NoneAnswered`` (a failover under way, ridden out for the whole retry window) ends a
+        run of those; in one, another attempt (timing out, if this one did) must end within
+        ``Settings.none_answered_window_s`` counted from the run's first failure."""
+        timing = self._retry.timing
+        if not isinstance(error, NoneAnswered):
+            self._none_answered_since = None
+            return True
+        now = time.monotonic()
+        if self._none_answered_since is None:
+            self._none_answered_since = now
+        if timing is None:
+            return True
+        attempt = timing.attempt if error.timed_out else 0.0
+        return now - self._none_answered_since + pause + attempt <= timing.none_answered
+
+
+class _Timing(NamedTuple):
+    """How long retries may go on, from the settings of a connection."""
+
+    window: float  # Settings.retry_window_s
+    attempt: float  # the longest a timed-out attempt takes
+    none_answered: float  # Settings.none_answered_window_s
+
+
+def _timing(settings: Settings) -> _Timing:
+    return _Timing(
+        settings.retry_window_s,
+        settings.connect_timeout + settings.socket_timeout,
+        settings.none_answered_window_s,
+    )
+
+
+class _Retry(Retry):
+    """redis-py's Retry, minus hopeless retries, nested retry loops, and retries of a timed-out
+    request past the retry window. ``timing``: that window, the longest a timed-out attempt
+    takes, and the window when no server answers (``_timing``; None: retries counted only)."""
+
+    timing: _Timing | None = None
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        with _Nested() as depth:
+            attempts = None  # made at the first failure: most calls have none
+            while True:
+                try:
+                    return do()
+                except self._supported_errors as error:
+                    if attempts is None:
+                        attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
+                    pause, _ = attempts.failed(error)
+                    if pause is None:
+                        raise
+                    time.sleep(pause)
+
+
+class _AsyncRetry(redis.asyncio.retry.Retry):
+    """The asyncio twin of ``_Retry``."""
+
+    timing: _Timing | None = None
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        with _Nested() as depth:
+            attempts = None  # made at the first failure: most calls have none
+            while True:
+                try:
+                    return await do()
+                except self._supported_errors as error:
+                    if attempts is None:
+                        attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
+                    pause, reported = attempts.failed(error)
+                    if inspect.isawaitable(reported):
+                        await reported
+                    if pause is None:
+                        raise
+                    await asyncio.sleep(pause)
+
+
+R = TypeVar("R", _Retry, _AsyncRetry)
+
+
+def _retry(
+    kind: type[R], settings: Settings, retries: int, errors: tuple[type[Exception], ...]
+) -> R:
+    """A retry of ``kind`` with the backoff, ``retries`` retries of ``errors``, and the retry
+    window of ``settings`` for timed-out attempts."""
+    # redis-py before 8.2 typed the async Retry's errors narrower than it takes them; the
+    # ignore stays silent where a newer redis-py needs none (unused-ignore).
+    retry = kind(_backoff(), retries, supported_errors=errors)  # type: ignore[arg-type, unused-ignore]
+    retry.timing = _timing(settings)
+    return retry

@@ -1,0 +1,261 @@
+"""The clients of a Sentinel URL: the master behind the sentinels (``_SentinelMaster``,
+whose close closes the sentinels' connections too), the sentinels' lookup of it
+(``_Sentinel``: which sentinels failed and why, ``_NoMasterFound``; none answered,
+``_NoSentinelAnswered``; a service name no sentinel that answers monitors, a ConfigError at
+once: ``_no_such_service``), and the master's connections, which ask the sentinels where the
+master is at every reconnect (``_SentinelConnection``); each with its asyncio twin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.connection
+import redis.asyncio.sentinel
+from redis.connection import SSLConnection
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
+
+from ._config import Settings
+from ._connections import (
+    _AnswerMeansAlive,
+    _AsyncAnswerMeansAlive,
+    _HandshakeWithinConnectTimeout,
+)
+from ._errors import ConfigError
+from ._retries import NoneAnswered
+from ._translate import why_no_answer
+
+__all__ = ["address_of"]
+
+
+class _NoMasterFound(MasterNotFoundError):
+    """redis-py's "no master found", from ``_Sentinel``: ``failed_sentinels`` says which
+    sentinels failed and why (host:port, the error's text), for ``translate``, whatever
+    redis-py's version writes in its own text."""
+
+    failed_sentinels: tuple[tuple[str, str], ...] = ()
+
+
+class _NoSentinelAnswered(NoneAnswered, _NoMasterFound):
+    """``_NoMasterFound`` when every sentinel failed."""
+
+
+class _AsyncNoMasterFound(redis.asyncio.sentinel.MasterNotFoundError):
+    """The asyncio twin of ``_NoMasterFound`` (asyncio's Sentinel has a class of its own)."""
+
+    failed_sentinels: tuple[tuple[str, str], ...] = ()
+
+
+class _AsyncNoSentinelAnswered(NoneAnswered, _AsyncNoMasterFound):
+    """The asyncio twin of ``_NoSentinelAnswered``."""
+
+
+class _SentinelMaster(redis.Redis):
+    """The master behind a Sentinel; closing it also closes the connections to the sentinels."""
+
+    def close(self) -> None:
+        super().close()
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            sentinel.close()
+
+
+class _AsyncSentinelMaster(redis.asyncio.Redis):
+    """The asyncio twin of ``_SentinelMaster``."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
+
+# What asking a sentinel for its masters may meet: it is down or not there (a ConnectionError),
+# it never answers (a TimeoutError), or it is no sentinel (an error reply, which redis-py
+# before 8.2 let end the whole lookup, not saying which server it came from).
+_SENTINEL_FAILURES = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError)
+
+
+def _master_given(
+    sentinel_of: Any, number: int, masters: Any, service_name: str
+) -> tuple[str, int] | None:
+    """The address of the master ``service_name`` from the masters that sentinel ``number``
+    of ``sentinel_of`` (a Sentinel) monitors, when it is up (that sentinel is then asked
+    first next time, as redis-py does); None when it gave none."""
+    state = masters.get(service_name)
+    if not state or not sentinel_of.check_master_state(state, service_name):
+        return None
+    sentinels = sentinel_of.sentinels
+    sentinels[0], sentinels[number] = sentinels[number], sentinels[0]
+    return state["ip"], state["port"]
+
+
+def _no_master_found(
+    settings: Settings | None,
+    service_name: str,
+    answered: list[tuple[Any, Any]],
+    failed: list[tuple[Any, Exception]],
+    found: type[_NoMasterFound | _AsyncNoMasterFound],
+    none_answered: type[_NoSentinelAnswered | _AsyncNoSentinelAnswered],
+) -> ConfigError | MasterNotFoundError | redis.asyncio.sentinel.MasterNotFoundError:
+    """The error of a lookup of ``service_name`` that gave no master: ``answered``, the
+    sentinels that answered (their clients) and the masters each monitors; ``failed``, those
+    that failed and what each met. A name none that answered monitors is a ConfigError
+    (``_no_such_service``); else as ``none_answered`` when every one failed (none answered:
+    ``NoneAnswered``), or as ``found``."""
+    unknown = _no_such_service(settings, service_name, answered, failed)
+    if unknown is not None:
+        return unknown
+    failures = tuple(
+        (address_of(client), str(error) or type(error).__name__) for client, error in failed
+    )
+    said = ", ".join(f"{node} - {error}" for node, error in failures)
+    text = f"No master found for {service_name!r}{f' : {said}' if said else ''}"
+    error = (none_answered if failed and not answered else found)(text)
+    error.failed_sentinels = failures
+    if isinstance(error, NoneAnswered):
+        error.timed_out = any(isinstance(why, redis.TimeoutError) for _, why in failed)
+    return error
+
+
+def _no_such_service(
+    settings: Settings | None,
+    service_name: str,
+    answered: list[tuple[Any, Any]],
+    failed: list[tuple[Any, Exception]],
+) -> ConfigError | None:
+    """The error of a service name that no sentinel monitors: ``answered``, each sentinel that
+    answered (its client) and the masters it monitors (SENTINEL MASTERS), names none such.
+    None when one of them knows it (a failover keeps the name, its master down: ridden out,
+    as are the sentinels that did not answer, ``failed``), or none answered."""
+    if not answered or any(service_name in masters for _, masters in answered):
+        return None
+    where = settings.url if settings is not None else "the URL"
+    names = sorted({str(name) for _, masters in answered for name in masters})
+    hosts = ", ".join(address_of(client) for client, _ in answered)
+    verb = "monitors" if len(answered) == 1 else "monitor"
+    silent = ", ".join(
+        f"{address_of(client)} ({why_no_answer(str(error) or type(error).__name__)})"
+        for client, error in failed
+    )
+    monitor = f"SENTINEL MONITOR {service_name} HOST PORT QUORUM on each sentinel"
+    if names:
+        example = ""
+        if settings is not None:
+            example = f", as in {settings.replace(service_name=names[0]).url}"
+        listed = f"{verb} {', '.join(map(repr, names))} (SENTINEL MASTERS)"
+        todo = (
+            f"put the name of the master in the URL{example}, or have the sentinels "
+            f"monitor {service_name!r} ({monitor})"
+        )
+    else:
+        listed = f"{verb} no master at all (SENTINEL MASTERS is empty)"
+        todo = (
+            "check that the URL names the sentinels of that master, or have them monitor it "
+            f"({monitor})"
+        )
+    return ConfigError(
+        f"no Sentinel of {where} monitors a master named {service_name!r}: {hosts} {listed}"
+        f"{f'; no answer from {silent}' if silent else ''}: {todo}"
+    )
+
+
+def address_of(client: Any) -> str:
+    """host:port of a client of one server (a sentinel's: as its pool was given them)."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+
+class _Sentinel(Sentinel):
+    """redis-py's Sentinel, whose lookup of a master says which sentinels failed and why
+    (``_NoMasterFound``), and when none answered (``_NoSentinelAnswered``), in the same
+    words on every redis-py version; an error reply (a server that is no sentinel) is one
+    sentinel's failure, not the whole lookup's. A service name that no sentinel that answers
+    monitors fails at once (``_no_such_service``: no retry makes a sentinel monitor it), not
+    after the failover window. ``settings``: those of the URL, for that error's words.
+    (redis-py's force_master_ip, which no client here is given, is not read.)"""
+
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
+    def discover_master(self, service_name: str) -> Any:
+        answered: list[tuple[Any, Any]] = []
+        failed: list[tuple[Any, Exception]] = []
+        for number, sentinel in enumerate(self.sentinels):
+            try:
+                masters = sentinel.sentinel_masters()
+            except _SENTINEL_FAILURES as error:
+                failed.append((sentinel, error))
+                continue
+            address = _master_given(self, number, masters, service_name)
+            if address is not None:
+                return address
+            answered.append((sentinel, masters))
+        raise _no_master_found(
+            self.settings, service_name, answered, failed, _NoMasterFound, _NoSentinelAnswered
+        )
+
+
+class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
+    """The asyncio twin of ``_Sentinel``."""
+
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
+    async def discover_master(self, service_name: str) -> Any:
+        answered: list[tuple[Any, Any]] = []
+        failed: list[tuple[Any, Exception]] = []
+        for number, sentinel in enumerate(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()
+            except _SENTINEL_FAILURES as error:
+                failed.append((sentinel, error))
+                continue
+            address = _master_given(self, number, masters, service_name)
+            if address is not None:
+                return address
+            answered.append((sentinel, masters))
+        raise _no_master_found(
+            self.settings,
+            service_name,
+            answered,
+            failed,
+            _AsyncNoMasterFound,
+            _AsyncNoSentinelAnswered,
+        )
+
+
+class _SentinelConnection(_AnswerMeansAlive, SentinelManagedConnection):
+    """A connection to the master behind Sentinel that asks the sentinels where the master is
+    each time it reconnects. redis-py 8 reconnects a dropped connection from inside
+    ``send_packed_command`` to the address it last had, skipping the sentinel lookup of
+    ``connect()``: after a failover a retried command would knock at the old master for ever
+    (refused while it is down, READONLY once it is back as a replica)."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect()  # type: ignore[no-untyped-call]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+class _SentinelSSLConnection(_SentinelConnection, _HandshakeWithinConnectTimeout, SSLConnection):
+    """``_SentinelConnection`` over TLS."""
+
+
+class _AsyncSentinelConnection(
+    _AsyncAnswerMeansAlive, redis.asyncio.sentinel.SentinelManagedConnection
+):
+    """The asyncio twin of ``_SentinelConnection``."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self.is_connected:
+            await self.connect()  # type: ignore[no-untyped-call]
+        await super().send_packed_command(command, check_health)
+
+
+class _AsyncSentinelSSLConnection(_AsyncSentinelConnection, redis.asyncio.connection.SSLConnection):
+    """``_AsyncSentinelConnection`` over TLS."""
