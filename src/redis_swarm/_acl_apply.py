@@ -26,7 +26,8 @@ from ._config import Settings
 from ._connect import sync_client
 from ._embedded import find_redis_server
 from ._errors import ConnectionFailed, SwarmError
-from ._replies import reply_fields, reply_map
+from ._replies import cluster_shards, reply_fields
+from ._topology import direct_settings, sentinel_down, sentinel_replicas
 from ._translate import causes, translate, why_no_answer
 
 __all__ = ["AppliedRole", "apply_role", "apply_user", "server_version"]
@@ -207,8 +208,9 @@ def _on_every_node(
 
 
 def _probe(settings: Settings) -> None:
-    """A PING to the server of ``settings`` (a found one, see ``_direct``), its reply given the
-    connect timeout too: a server that takes connections and never answers is left out that
+    """A PING to the server of ``settings`` (a found one, ``direct_settings``: tried once, a
+    server that does not answer left out, ``_did_not_answer``), its reply given the connect
+    timeout too: a server that takes connections and never answers is left out that
     soon. Only the PING: an ACL SETUSER, ACL SAVE or CONFIG REWRITE (an fsync on a busy disk)
     gets the URL's socket timeout, so that one that succeeded is not taken for a server that
     did not answer."""
@@ -284,7 +286,7 @@ class _Target:
     """A server that must hold the user: its node name and settings (direct), whether it is a
     master (``serves``: one holding hash slots, the master behind the sentinels), and whether
     it was ``found`` by asking the cluster or the sentinels (then tried once, briefly: see
-    ``_direct``) rather than named by the URL; ``flagged``: why CLUSTER NODES flags it down,
+    ``_probe``) rather than named by the URL; ``flagged``: why CLUSTER NODES flags it down,
     for one tried all the same (``_tried_though_flagged``)."""
 
     name: str
@@ -312,7 +314,7 @@ def _targets(settings: Settings) -> tuple[list[_Target], dict[str, str]]:
     finally:
         client.close()
     targets = [
-        _Target(_node(host, port), _direct(settings, host, port), serves, flagged=flagged)
+        _Target(_node(host, port), direct_settings(settings, host, port), serves, flagged=flagged)
         for host, port, serves, flagged in up
     ]
     return targets, skipped
@@ -379,12 +381,7 @@ def _preferred_endpoints(client: Any, asked: Any) -> dict[str, str]:
     the one its clients dial, as the node ``asked`` picks it by its
     cluster-preferred-endpoint-type (CLUSTER SLOTS, which redis-py reads, gives the same)."""
     reply = client.execute_command("CLUSTER SHARDS", target_nodes=asked)
-    endpoints: dict[str, str] = {}
-    for shard in reply:
-        for entry in reply_map(shard).get("nodes", []):
-            fields = reply_fields(entry)
-            endpoints[fields.get("id", "")] = fields.get("endpoint", "")
-    return endpoints
+    return {node.id: node.endpoint for _, nodes in cluster_shards(reply) for node in nodes}
 
 
 def _dialled_host(
@@ -415,47 +412,37 @@ def _replicas(client: Any) -> tuple[list[tuple[str, int]], dict[str, str]]:
     with its TLS options, as it asks for the master. (A Sentinel made without them was refused
     by TLS sentinels, which redis-py takes for no replica: the user went to the master alone,
     and was missing after a failover.) As redis-py's ``discover_slaves``: the first sentinel
-    that answers with a replica up says which are up; else the first that answers, none."""
+    that answers with a replica up says which are up; else the first that answers, none.
+    Down is as swarm doctor counts it (``sentinel_down``): one only ``disconnected`` too (the
+    sentinel's link to it is down), which redis-py's ``filter_slaves`` would still hand out."""
     pool = client.connection_pool
-    answered: list[dict[str, Any]] | None = None
+    answered: list[dict[str, str]] | None = None
     for sentinel in pool.sentinel_manager.sentinels:
         try:
-            listed = list(sentinel.sentinel_slaves(pool.service_name))
+            listed = sentinel_replicas(sentinel, pool.service_name)
         except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
             continue
         if answered is None:
             answered = listed  # (should no sentinel see one up, the first says which are down)
-        if any(not _down_flags(entry) for entry in listed):
+        if any(not sentinel_down(entry) for entry in listed):
             answered = listed
             break
     up: list[tuple[str, int]] = []
     skipped: dict[str, str] = {}
     for entry in answered or []:
-        host, port = str(entry["ip"]), int(entry["port"])
-        down = _down_flags(entry)
+        host, port = entry.get("ip", ""), int(entry.get("port") or 0)
+        down = sentinel_down(entry)
         if down:
-            skipped[_node(host, port)] = f"the sentinels report it down ({', '.join(down)})"
+            # The most telling flag: a replica s_down is disconnected now and then as well (the
+            # sentinel drops a link that does not answer, and dials again), which adds nothing.
+            skipped[_node(host, port)] = f"the sentinels report it down ({down[0]})"
         else:
             up.append((host, port))
     return up, skipped
 
 
-def _down_flags(entry: Mapping[str, Any]) -> list[str]:
-    """The flags for which redis-py's ``filter_slaves`` leaves a replica out."""
-    return [flag for flag, key in (("s_down", "is_sdown"), ("o_down", "is_odown")) if entry[key]]
-
-
 def _node(host: str, port: int) -> str:
     return f"{host}:{port}"
-
-
-def _direct(settings: Settings, host: str, port: int) -> Settings:
-    """The settings of one server found through ``settings`` (a cluster node, the master or a
-    replica behind the sentinels), tried once: a server that does not answer leaves it out
-    (``_did_not_answer``) rather than ride out the URL's retries, up to a minute on a cluster
-    or Sentinel URL (for a failover), for each node that does not answer. Its PING is given
-    the connect timeout (``_probe``), the rest the URL's socket timeout."""
-    return settings.replace(kind="standalone", host=host, port=port, nodes=(), retries=0)
 
 
 def _persist(client: Any) -> str:

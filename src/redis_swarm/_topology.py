@@ -25,7 +25,7 @@ import redis
 
 from ._config import Kind, Settings
 from ._connect import sync_client
-from ._replies import reply_fields, reply_map, text
+from ._replies import cluster_shards, reply_fields, text
 from ._sentinel import address_of
 from ._translate import translate
 
@@ -37,8 +37,13 @@ CLUSTER_SLOTS = 16384
 # What ``state`` and ``slots_ok`` say where the user may not run CLUSTER INFO (every role but
 # an admin).
 CLUSTER_INFO_NOT_VISIBLE = "not visible to this user: it may not run CLUSTER INFO"
-# The flags by which a sentinel says a server is down (or that it cannot reach it).
-_DOWN = ("s_down", "o_down", "disconnected")
+# The flags by which a sentinel says it cannot reach a server, the most telling first:
+# o_down (the sentinels agree: a master's), s_down (no valid reply within its
+# down-after-milliseconds), disconnected (its link is down now: the server stopped, say, less
+# than down-after-milliseconds ago). Sentinel fails over to no replica so flagged, and one it
+# cannot reach this machine most likely cannot either: not up, for swarm doctor's count and
+# for swarm acl --apply (``sentinel_down``).
+SENTINEL_DOWN = ("o_down", "s_down", "disconnected")
 # A node's health in CLUSTER SHARDS when the cluster agrees it failed.
 _FAIL = "fail"
 
@@ -171,6 +176,27 @@ def topology(settings: Settings) -> Topology:
 # --- replies
 
 
+def sentinel_down(fields: Mapping[str, str]) -> list[str]:
+    """The ``SENTINEL_DOWN`` flags (in its order) of a server as a sentinel lists it
+    (SENTINEL MASTER's or REPLICAS' fields, ``reply_fields``): [] for one up."""
+    flags = fields.get("flags", "").split(",")
+    return [flag for flag in SENTINEL_DOWN if flag in flags]
+
+
+def direct_settings(settings: Settings, host: str, port: int) -> Settings:
+    """The settings of one server found through ``settings`` (a node of a cluster, a master
+    or replica behind sentinels): a connection of its own to it, one attempt (a server down
+    must not hold the caller through the URL's retries, up to a minute on a cluster or
+    Sentinel URL, for a failover)."""
+    return settings.replace(kind="standalone", host=host, port=port, nodes=(), retries=0)
+
+
+def sentinel_replicas(sentinel: Any, service: str) -> list[dict[str, str]]:
+    """The replicas of ``service`` as ``sentinel`` lists them (SENTINEL REPLICAS), each its
+    fields (ip, port, flags...)."""
+    return [reply_fields(r) for r in sentinel.execute_command("SENTINEL", "REPLICAS", service)]
+
+
 def _number(value: str | None) -> int:
     return int(value) if value and value.lstrip("-").isdigit() else 0
 
@@ -182,7 +208,7 @@ def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
     """What one sentinel says of ``service``: its master, the sentinels and replicas it knows,
     and whether a failover could be agreed now (SENTINEL CKQUORUM)."""
     master = reply_fields(sentinel.execute_command("SENTINEL", "MASTER", service))
-    replicas = [reply_fields(r) for r in sentinel.execute_command("SENTINEL", "REPLICAS", service)]
+    replicas = sentinel_replicas(sentinel, service)
     try:
         failover, failover_ok = (
             text(sentinel.execute_command("SENTINEL", "CKQUORUM", service)),
@@ -193,10 +219,10 @@ def _sentinel_view(sentinel: Any, service: str) -> dict[str, Any]:
         failover_ok = False
     except redis.ResponseError as exc:  # NOQUORUM, NOMAJORITY: the reason, in its words
         failover, failover_ok = str(exc), False
-    up = [r for r in replicas if not any(flag in r.get("flags", "") for flag in _DOWN)]
+    up = [r for r in replicas if not sentinel_down(r)]
     return {
         "master": f"{master.get('ip')}:{master.get('port')}",
-        "flags": master.get("flags", ""),
+        "down": sentinel_down(master),
         "quorum": _number(master.get("quorum")),
         "sentinels": 1 + _number(master.get("num-other-sentinels")),
         "replicas": len(replicas),
@@ -261,10 +287,9 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         failover=view["failover"],
         failover_ok=view["failover_ok"],
     )
-    down = [flag for flag in view["flags"].split(",") if flag in _DOWN]
-    if down:
+    if view["down"]:
         warnings.append(
-            f"the sentinels see the master {view['master']} as down ({','.join(down)}): a "
+            f"the sentinels see the master {view['master']} as down ({','.join(view['down'])}): a "
             "failover should follow; if none does, see the warnings on the replicas and "
             "the quorum"
         )
@@ -299,20 +324,11 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
 def _on_node(settings: Settings, host: str, port: int, ask: Callable[[Any], T]) -> T:
     """``ask(client)`` on one node of a cluster, on a connection of its own (one attempt: a
     node down must not hold the caller through the cluster URL's retries)."""
-    direct = settings.replace(kind="standalone", host=host, port=port, nodes=(), retries=0)
-    client: Any = sync_client(direct)
+    client: Any = sync_client(direct_settings(settings, host, port))
     try:
         return ask(client)
     finally:
         client.close()
-
-
-def _flat(bounds: Any) -> list[int]:
-    """Slot bounds, flat: [start, end, start, end...] (redis-py may pair them)."""
-    out: list[int] = []
-    for item in bounds or []:
-        out += [int(x) for x in item] if isinstance(item, list | tuple) else [int(item)]
-    return out
 
 
 class _Layout:
@@ -364,21 +380,16 @@ class _Layout:
         (role master, health fail) beside the replica that took over, and before, that
         master is a shard of its own without slots. It serves nothing, either way."""
         layout = cls()
-        for shard in shards or []:
-            fields = reply_map(shard)
-            bounds = _flat(fields.get("slots"))
+        for bounds, shard_nodes in cluster_shards(shards):
             count = sum(
                 end - start + 1 for start, end in zip(bounds[::2], bounds[1::2], strict=False)
             )
             nodes: list[tuple[str, str, str]] = []  # (address, role, health)
-            for node in (reply_map(n) for n in fields.get("nodes") or []):
-                host = text(node.get("endpoint") or "?")
-                host = text(node.get("ip")) if host in ("", "?") else host
-                port = node.get("tls-port") if tls and node.get("tls-port") else node.get("port")
-                where = f"{host}:{text(port)}"
-                nodes.append((where, text(node.get("role")), text(node.get("health"))))
-                if node.get("id") is not None:
-                    layout.ids[where] = text(node.get("id"))
+            for node in shard_nodes:
+                where = node.address(tls)
+                nodes.append((where, node.role, node.health))
+                if node.id:
+                    layout.ids[where] = node.id
             masters = [(where, health) for where, role, health in nodes if role == "master"]
             serving = next((w for w, health in masters if health != _FAIL), None)
             serving = serving or (masters[0][0] if masters else "")  # failed, slots still its

@@ -9,7 +9,7 @@ from .._errors import ValidationError
 from .._protocol import OpContext
 from ._work import encode_json, new_id, text
 
-__all__ = ["check_data", "decode_fields", "new_id", "now_from", "text"]
+__all__ = ["check_data", "new_id", "now_from", "text"]
 
 
 def now_from(ctx: OpContext, server_time: Any) -> int:
@@ -18,13 +18,6 @@ def now_from(ctx: OpContext, server_time: Any) -> int:
         return ctx.clock()
     seconds, micros = server_time
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def decode_fields(fields: Any) -> dict[str, str]:
-    """A stream entry's fields (a dict or a flat list, bytes or str) as a str dict."""
-    if isinstance(fields, Mapping):
-        return {text(k): text(v) for k, v in fields.items()}
-    return {text(fields[i]): text(fields[i + 1]) for i in range(0, len(fields), 2)}
 
 
 def check_data(kind: str, data: object, limit: int) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 from .._errors import ValidationError
 from .._models import Event, EventType, TypeFilter, type_filter
 from .._protocol import Cmd, OpContext, Operation
+from .._replies import reply_fields
 from .._validate import MAX_EVENTS
-from ._bus import decode_fields, text
+from ._bus import text
 from ._work import check_number
 
 __all__ = ["events", "follow_start", "follow_step"]
@@ -35,7 +36,7 @@ def _wanted(kind: str, flt: TypeFilter | None) -> bool:
 
 
 def _event(entry_id: Any, fields: Any) -> Event | None:
-    data = decode_fields(fields)
+    data = reply_fields(fields)
     kind = data.pop("type", "")
     try:
         etype = EventType(kind)

@@ -26,8 +26,9 @@ from typing import Any
 from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
 from .._models import EventType, Inbox, Message, MessageStatus, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_name
-from ._bus import check_data, decode_fields, new_id, text
+from ._bus import check_data, new_id, text
 from ._work import await_events, block_chunk_s, check_number
 
 __all__ = [
@@ -248,7 +249,7 @@ def inbox(
             break
         last_id = text(last[0][0]) if last else "0-0"
         yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), wakes_me)
-    messages = [_message(text(seq), decode_fields(fields)) for seq, fields in entries[:limit]]
+    messages = [_message(text(seq), reply_fields(fields)) for seq, fields in entries[:limit]]
     if not ack or len(messages) < limit:
         return Inbox(messages, more=len(entries) > limit)
     # A peek after the acknowledged read: it commits that read (as the next read would; the
@@ -316,13 +317,13 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     if entry is None:
         raise _unknown(message_id)
     to, seq, at, sender = [*text(entry).split(" "), "", "", ""][:4]
-    cursors = decode_fields(cursor_fields)
+    cursors = reply_fields(cursor_fields)
     if to != "*":
         readers = [to]
         fields = {to: f"{to}|inbox"}
     else:
         readers = []
-        for agent_id, record in sorted(decode_fields(agent_records).items()):
+        for agent_id, record in sorted(reply_fields(agent_records).items()):
             try:
                 registered = int(loads(record).get("registered_at") or 0)
             except (ValueError, AttributeError):
@@ -370,4 +371,4 @@ def get_message(ctx: OpContext, agent: str, message_id: str) -> Operation[Messag
         raise NotFound(
             f"message {message_id} is no longer kept ({kept}): ask {sender} to send it again"
         )
-    return _message(text(reply[3]), decode_fields(reply[4]))
+    return _message(text(reply[3]), reply_fields(reply[4]))

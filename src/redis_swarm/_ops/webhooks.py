@@ -17,8 +17,8 @@ from .._errors import NotFound, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._models import Webhook, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._replies import reply_fields
 from .._validate import check_id
-from ._bus import decode_fields
 from ._work import check_label, new_id, text
 
 __all__ = [
@@ -106,7 +106,7 @@ def _webhook(raw: Any) -> Webhook | None:
 def webhooks(ctx: OpContext, task_id: str) -> Operation[list[Webhook]]:
     """A task's webhooks, oldest first."""
     check_id("task", task_id)
-    fields = decode_fields((yield Cmd("HGETALL", ctx.keys.webhooks(task_id))))
+    fields = reply_fields((yield Cmd("HGETALL", ctx.keys.webhooks(task_id))))
     found = [_webhook(value) for field, value in fields.items() if not field.endswith(_SENT)]
     return sorted((w for w in found if w is not None), key=lambda w: (w.created_at, w.id))
 
