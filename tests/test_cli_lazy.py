@@ -57,7 +57,7 @@ def test_a_hook_loads_neither_the_dashboard_nor_the_runner(redis_url: str) -> No
         SWARM_URL=redis_url,
     )
     assert "redis_swarm.cli._hooks" in loaded
-    for heavy in ("dashboard", "_runner", "a2a_server", "_pipeline", "cli._tasks", "cli._run"):
+    for heavy in ("dashboard", "_runner", "a2a_server", "_pipeline", "cli._task", "cli._run"):
         assert not any(m.startswith(f"redis_swarm.{heavy}") for m in loaded), heavy
 
 

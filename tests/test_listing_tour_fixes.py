@@ -16,7 +16,7 @@ import redis
 from redis_swarm import Swarm, TaskSpec
 from redis_swarm._keys import Keys
 from redis_swarm._scripts import library
-from redis_swarm.cli import _tasks
+from redis_swarm.cli import _task_views
 
 from ._cli import Cli
 
@@ -62,7 +62,7 @@ def test_a_table_that_found_nothing_in_its_calls_says_so(
     """Its calls used up (one here) with no match: it says so, and the cursor it gives goes
     on to the rows after them."""
     ids = _claimed_after_bulk(swarm, claimed=1)
-    monkeypatch.setattr(_tasks, "TABLE_CALLS", 1)
+    monkeypatch.setattr(_task_views, "TABLE_CALLS", 1)
     out = cli("task", "list", "--status", "claimed")
     assert "no task matched among those the 1 calls looked at; the listing goes on" in out.stderr
     cursor = out.stderr.split("more: --cursor ")[1].split()[0]

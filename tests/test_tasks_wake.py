@@ -24,7 +24,7 @@ from redis_swarm import (
     ValidationError,
 )
 from redis_swarm._keys import Keys
-from redis_swarm._ops import tasks
+from redis_swarm._ops import claiming
 from redis_swarm._protocol import Batch, Call, Cmd
 
 from ._handles import make_swarm, must
@@ -293,7 +293,7 @@ def test_one_task_for_several_waiters_the_others_keep_waiting(
 def test_a_task_posted_between_two_waits_is_not_missed(swarm: Swarm) -> None:
     """The claim script that found nothing cleared the wake list, and a task posted before
     the next wait pushed its token: that wait ends at once, its script takes the task."""
-    op = tasks.claim(swarm._ctx, "q", worker="w1", wait_s=10)
+    op = claiming.claim(swarm._ctx, "q", worker="w1", wait_s=10)
     first = next(op)
     assert isinstance(first, Call)  # no hint: the script alone
     again = op.send(swarm._attempt(first))

@@ -30,7 +30,7 @@ from ._env import settings_from_env
 from ._errors import SwarmError
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
-from ._ops import a2a_store, server, tasks, views
+from ._ops import a2a_store, claiming, server, tasks, views
 from ._ops import agents as agent_ops
 from ._ops import ask as ask_ops
 from ._ops import contexts as context_ops
@@ -277,21 +277,21 @@ class _Shell:
     # --- tasks, findings, syntheses (work queue)
     post_task = _Op(tasks.post_task)
     post_tasks = _Op(tasks.post_tasks)
-    claim: _Overloaded[SyncClaim, AsyncClaim] = _Overloaded(tasks.claim)
+    claim: _Overloaded[SyncClaim, AsyncClaim] = _Overloaded(claiming.claim)
     renew = _Op(tasks.renew)
     fail = _Op(tasks.fail)
     release = _Op(tasks.release)
     cancel = _Op(tasks.cancel)
     requeue_dead = _Op(tasks.requeue_dead)
-    reap = _Op(tasks.reap)
-    reap_due = _Op(tasks.reap_due)
+    reap = _Op(claiming.reap)
+    reap_due = _Op(claiming.reap_due)
     get_task = _Op(tasks.get_task)
     list_tasks = _Op(tasks.list_tasks)
     configure_queue = _Op(tasks.configure_queue)
     queue_stats = _Op(tasks.queue_stats)
     pass_stats = _Op(tasks.pass_stats)
     shard_stats = _Op(tasks.shard_stats)
-    wait = _Op(tasks.wait)
+    wait = _Op(claiming.wait)
     report: _Overloaded[SyncReport, AsyncReport] = _Overloaded(finding_ops.report)
     get_finding = _Op(finding_ops.get_finding)
     findings = _Op(finding_ops.findings)

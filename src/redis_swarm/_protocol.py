@@ -162,7 +162,7 @@ def raise_first(replies: list[Any], items: tuple[Cmd | Call, ...] = ()) -> list[
     The error of a wake wait among ``items`` is returned as its reply instead: the claim
     behind it may have run (a slot moving under the wait, say, fails the wait and not the
     claim), and raising would throw its lease away, the request being sent again whole by a
-    retry. The operation that sent the wait judges its error (see ``tasks.claim``)."""
+    retry. The operation that sent the wait judges its error (see ``claiming.claim``)."""
     for i, reply in enumerate(replies):
         if isinstance(reply, Exception) and not (i < len(items) and is_wake_wait(items[i])):
             raise reply
@@ -252,7 +252,7 @@ class OpContext:
     # at most WORKERS_REMEMBERED of them:
     # the queues its claim or its report's claim_next just found empty: worker -> (queues,
     # time.monotonic(), next due ms or -1, server now ms); its next waiting claim of those
-    # queues blocks at once (see _ops.tasks.claim).
+    # queues blocks at once (see _ops.claiming.claim).
     idle: dict[str, tuple[tuple[str, ...], float, int, int]] = field(default_factory=dict)
     # The queues its last claim of them had to wait for (a task came while it blocked), and
     # left no other task's token: nothing pending, so its next report that waits for the

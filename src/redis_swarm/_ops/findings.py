@@ -20,7 +20,7 @@ from .._keys import Keys
 from .._models import LABEL_CHARS, Finding, Page, Synthesis, Task, Usage, dumps, loads
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import MAX_WAIT_S, check_id, check_name
-from . import tasks as task_ops
+from . import claiming as task_ops
 from ._work import (
     check_label,
     check_number,

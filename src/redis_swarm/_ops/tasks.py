@@ -1,5 +1,7 @@
-"""The work queue: post, claim (with a wait), renew, fail, release, cancel, requeue, reap,
-and the views: get, list, queue and pass counts, and wait for a pass to settle.
+"""The work queue: post (and a queue's settings), the changes made to a task once it is out
+(renew, fail, release, cancel, requeue), and the views: get, list, queue, shard and pass
+counts. Taking tasks (claim, reap) and waiting for a pass to settle are in ``claiming``,
+which builds on this module.
 
 Tasks are leased, never popped: a claim gives a lease (a deadline and a fencing token, the
 attempt number); a lease that runs out is reclaimed by the next claim on its queue or by
@@ -11,11 +13,10 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
-from .._errors import NotFound, PayloadTooLarge, Timeout, ValidationError
+from .._errors import NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
 from .._models import (
@@ -28,40 +29,28 @@ from .._models import (
     built,
     dumps,
 )
-from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remember
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import (
     DEFAULT_RETRY_BACKOFF_S,
-    MAX_CLAIM_BATCH,
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
-    MAX_PASS_WAIT_S,
-    MAX_QUEUES,
     MAX_RETRY_AFTER_S,
     MAX_RETRY_BACKOFF_S,
-    MAX_WAIT_S,
     check_agent,
     check_id,
     check_name,
-    check_queues,
 )
 from ._work import (
     STATUSES,
-    await_events,
-    block_chunk_s,
     check_label,
     check_number,
     check_token,
     decoded,
     encode_json,
-    forget_presence,
-    leased,
     new_id,
-    new_secret,
     page,
-    presence_due,
     remember_route,
-    report_secret,
     route,
     task_from,
     text,
@@ -69,29 +58,25 @@ from ._work import (
 )
 
 __all__ = [
-    "ClaimBehind",
     "ShardStats",
+    "asked_lease_ms",
     "cancel",
-    "claim",
-    "claim_behind_report",
-    "claim_part",
     "configure_queue",
     "fail",
     "get_task",
     "list_tasks",
+    "pass_fields",
     "pass_stats",
     "post_task",
     "post_tasks",
+    "queue_counts",
     "queue_names",
     "queue_stats",
-    "reap",
-    "reap_due",
     "release",
     "renew",
     "requeue_dead",
     "shard_stats",
-    "taken_behind",
-    "wait",
+    "status_counts",
 ]
 
 MAX_PRIORITY = 10_000  # the pending score keeps FIFO order exact within +-10,000
@@ -99,15 +84,12 @@ MAX_ATTEMPTS = 1_000
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
-EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
-PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim
 # A failed task waits 1 s, 2 s, 4 s, ... before its next attempt, unless its queue sets the
 # first wait (configure_queue's retry_backoff_s) or the fail says (retry_after_s).
 BACKOFF_BASE_MS = round(DEFAULT_RETRY_BACKOFF_S * 1000)
 BACKOFF_CAP_MS = round(MAX_RETRY_BACKOFF_S * 1000)
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
-_SETTLING = frozenset({"task.completed", "task.dead", "task.cancelled"})
 _SHARD_FIELD = "shard:"  # counts fields shard:NAME|status (a queue name holds no ':')
 
 
@@ -281,10 +263,15 @@ def _lease_s(value: object) -> float:
     return int(lease) if float(lease).is_integer() else lease
 
 
+def asked_lease_ms(lease_s: float | None) -> int:
+    """The lease a claim asks for, in ms (0: each task's own ``lease_s``)."""
+    return 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
+
+
 @functools.lru_cache(maxsize=1024)
 def _post_keys(k: Keys, queue: str) -> tuple[str, ...]:
     """The keys of a task_post call of one queue and no pass (made once per handle and
-    queue, as ``_queue_group``): every lone post_task sends them."""
+    queue, as ``claiming._queue_group``): every lone post_task sends them."""
     head = (k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.events)
     return (*head, k.queue_settings, k.pending(queue), k.delayed(queue), k.wake(queue))
 
@@ -455,298 +442,6 @@ def configure_queue(
     return out
 
 
-# --- claiming
-
-
-def _queue_names(queues: str | Sequence[str]) -> tuple[str, ...]:
-    if type(queues) is str:
-        return _one_queue(queues)
-    return check_queues(queues)
-
-
-@functools.lru_cache(maxsize=1024)
-def _one_queue(queue: str) -> tuple[str, ...]:
-    """A claim of one queue (most): its name checked once per process."""
-    return check_queues(queue)
-
-
-@functools.lru_cache(maxsize=1024)
-def _queue_group(k: Keys, queue: str) -> tuple[str, ...]:
-    """One queue's group, made once per handle (``OpContext.keys`` is made once): every
-    claim and every report that claims next sends it."""
-    return (k.pending(queue), k.delayed(queue), k.leases(queue), k.dead(queue), k.wake(queue))
-
-
-@functools.lru_cache(maxsize=1024)
-def _claim_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
-    """task_claim's keys for these queues (and the queues' wake lists): made once per handle
-    and queues, as every waiting claim sends them."""
-    keys = (k.tasks, k.task_data, k.counts, k.pass_counts, k.events, k.agents, k.presence)
-    return keys + _queue_groups(k, queues)
-
-
-@functools.lru_cache(maxsize=1024)
-def _wake_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(k.wake(q) for q in queues)
-
-
-@functools.lru_cache(maxsize=1024)
-def _claim_part_keys(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
-    """The keys ``claim_part`` adds to another script's (made once per handle and queues)."""
-    keys = (k.agents, k.presence, k.task_data)
-    return keys + _queue_groups(k, queues)
-
-
-def _queue_groups(k: Keys, queues: tuple[str, ...]) -> tuple[str, ...]:
-    """The five keys per queue a claim takes tasks from (the scripts' queue groups)."""
-    return tuple(key for q in queues for key in _queue_group(k, q))
-
-
-def claim_part(
-    ctx: OpContext,
-    queues: str | Sequence[str],
-    lease_s: float | None,
-    secret: str,
-    worker: str | None,
-) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-    """The keys and arguments another script takes to claim one task as ``claim`` does
-    (report's ``claim_next``): the same checks, the same limits. ``worker`` None: the
-    script knows it (the token's), and registers it every time."""
-    names = _queue_names(queues)
-    keys = _claim_part_keys(ctx.keys, names)
-    register = "1" if worker is None or presence_due(ctx, worker) else "0"
-    lease_ms = _lease_ms(lease_s)
-    limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-    return keys, (len(names), lease_ms, *limits, secret, register)
-
-
-IDLE_FRESH_S = 1.0  # how long a "nothing to claim" spares the next waiting claim's script
-
-
-def note_idle(
-    ctx: OpContext, worker: str | None, queues: str | Sequence[str], tail: Sequence[Any]
-) -> None:
-    """Remember what ``worker``'s report's claim_next found when it leased nothing: ``tail``
-    is the end of its reply (false, next due ms, now), or (false, false) when it did not
-    try."""
-    if worker is not None and len(tail) == 3 and not tail[0]:
-        idle = (_queue_names(queues), time.monotonic(), int(tail[1]), int(tail[2]))
-        remember(ctx.idle, worker, idle)
-        forget_presence(ctx, worker)  # (the script registers a worker only when it leases)
-
-
-def _idle_hint(ctx: OpContext, worker: str, names: tuple[str, ...]) -> tuple[int, int] | None:
-    """(next due ms, now ms) when a claim or a report of ``worker`` through this handle just
-    found ``names`` empty: the waiting claim that follows need not run its script alone to
-    find it again. Used once."""
-    idle = ctx.idle.pop(worker, None)
-    if idle is None or idle[0] != names:
-        return None
-    elapsed = time.monotonic() - idle[1]
-    if elapsed > IDLE_FRESH_S:
-        return None
-    return idle[2], idle[3] + int(elapsed * 1000)  # the server's now moved on since
-
-
-def claim(
-    ctx: OpContext,
-    queues: str | Sequence[str],
-    *,
-    worker: str,
-    lease_s: float | None = None,
-    wait_s: float = 0.0,
-    n: int | None = None,
-) -> Operation[Task | list[Task] | None]:
-    """Lease the highest-priority, oldest eligible task of ``queues`` to ``worker``; None when
-    there is none, after waiting up to ``wait_s``.
-
-    ``n``: lease up to ``n`` tasks at once (the best, then the next best, ...; each its own
-    lease and token) in one script and one round trip, for a pool with ``n`` free slots; the
-    result is then a list, best first, empty when there is none after the wait (which ends
-    as soon as one task is eligible).
-
-    A waiting claim blocks (no polling) with BLPOP on the wake lists of its queues: every
-    script that makes a task claimable pushes one token there, so one new task wakes one
-    waiter, not all of them. The token is only a hint: the claim script stays the truth, and
-    the wait is cut short when a delayed task or a lease expiry falls due. The wait and the
-    claim that follows it go in one pipeline (one round trip): Redis runs the script queued
-    behind the BLPOP as soon as the BLPOP returns, token or timeout. A waiting claim right
-    after a claim or a report (``claim_next``) through this handle found these queues empty
-    starts with that pipeline (that script's answer stands for its own: it cleared their
-    tokens, and every task made claimable since pushed one, so the wait ends at once); a
-    woken claim then costs one round trip, as a worker's BRPOP does."""
-    names = _queue_names(queues)
-    check_name("worker", worker)
-    count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
-    lease_ms = _lease_ms(lease_s)
-    wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
-    keys = _claim_keys(ctx.keys, names)
-    wakes = _wake_keys(ctx.keys, names)
-    deadline = time.monotonic() + wait
-    hint = _idle_hint(ctx, worker, names) if wait > 0 else None
-    # The BLPOP the script follows, in the same round trip (None: the script alone).
-    waiting = None if hint is None else _wait_cmd(ctx, wakes, deadline, *hint)
-    popped = False  # the wait sent alone before this claim took a token
-
-    while True:
-        # Each task keeps its secret's hash: the tokens are only in this reply.
-        lease_secrets = [new_secret() for _ in range(count)]
-        args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
-        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-        # woken: '1' behind a wait, the script being sent before the BLPOP's answer is
-        # known. Right when it popped a token; after a timeout, the script pops one token
-        # fewer than the tasks it takes (when it takes any and leaves some): one spare
-        # token, a wake-up for another waiter that finds the queue as it is. '0' after a
-        # popped token would take another task's token: a waiter asleep with a task pending.
-        woken = waiting is not None or popped
-        flags = ("1" if presence_due(ctx, worker) else "0", "1" if woken else "0")
-        call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
-        if waiting is None:
-            woke, reply = None, (yield call)
-        else:
-            woke, reply = yield Batch((waiting, call))
-        if reply[0]:
-            # The claim ran: its leases stand whatever the wait before it met.
-            # Woken for it: the queues are likely dry, and the next report that waits for
-            # the next task sends its wait behind it (see claim_behind_report).
-            if woken:
-                remember(ctx.dry, worker, names)
-            else:
-                ctx.dry.pop(worker, None)
-            tasks = leased(ctx, reply, lease_secrets)
-            return tasks if n is not None else tasks[0]
-        forget_presence(ctx, worker)  # (the script registers a worker only when it leases)
-        due, now = int(reply[1]), int(reply[2])
-        if deadline - time.monotonic() <= 0:
-            # The next waiting claim of these queues through this handle starts waiting.
-            remember(ctx.idle, worker, (names, time.monotonic(), due, now))
-            return [] if n is not None else None
-        waiting, popped = _wait_cmd(ctx, wakes, deadline, due, now), False
-        if isinstance(woke, Exception):
-            # The wait met an error (its slot moving, say; see raise_first) and the claim
-            # behind it found nothing: wait again alone, which the shell retries as any
-            # request, or raises what the wait keeps meeting; the claim follows it.
-            popped, waiting = (yield waiting) is not None, None
-
-
-class ClaimBehind(NamedTuple):
-    """The wait and the claim a report sends behind itself, in the same round trip
-    (``report``'s ``wait_s``), and what reading their replies needs."""
-
-    names: tuple[str, ...]
-    worker: str
-    own_wake: str  # the worker's own wake list, which the report's script also gets
-    secret: str
-    requests: tuple[Cmd | Call, ...]
-
-
-def claim_behind_report(
-    ctx: OpContext,
-    queues: str | Sequence[str],
-    worker: str,
-    lease_s: float | None,
-    deadline: float,
-    task_id: str,
-    finding_id: str,
-) -> ClaimBehind | None:
-    """A waiting claim of ``queues`` to pipeline behind the report of ``task_id`` with
-    ``finding_id``, when this handle's last claim of them found them dry (else None: the
-    report claims next in its own script, which costs less where tasks are waiting).
-
-    Sent behind the report: the BLPOP (the worker's own wake list first, where a report that
-    does not complete its task pushes a token, then the queues'), the claim (which takes a
-    task only when that report completed its task), and each queue's LLEN (tokens left:
-    tasks left, so that the next report claims next in its own script instead). The wait is
-    capped by the block chunk: a report knows no due hint of the queues (a token wakes it
-    for a delayed task posted meanwhile, as any waiter)."""
-    names = _queue_names(queues)
-    if ctx.dry.get(worker) != names:
-        return None
-    block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
-    wakes = _wake_keys(ctx.keys, names)
-    own_wake = ctx.keys.worker_wake(worker)
-    wait = Cmd(WAKE_WAIT, own_wake, *wakes, max(0.001, round(block, 3)))
-    secret = report_secret(finding_id)  # a retry of the report gets the same lease back
-    args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, _lease_ms(lease_s))
-    limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-    after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)
-    call = Call("task_claim", _claim_keys(ctx.keys, names), (*args, *limits, *after, secret))
-    lengths = tuple(Cmd("LLEN", w) for w in wakes)
-    return ClaimBehind(names, worker, own_wake, secret, (wait, call, *lengths))
-
-
-def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) -> Task | None:
-    """The task the claim behind a report leased, or None (the wait ended with none, or the
-    report did not complete its task), from the replies of ``behind.requests``; remembers
-    what the next wait needs."""
-    reply, lengths = replies[1], replies[2:]
-    if not reply[0]:
-        idle = (behind.names, time.monotonic(), int(reply[1]), int(reply[2]))
-        remember(ctx.idle, behind.worker, idle)
-        forget_presence(ctx, behind.worker)  # (the script registers a worker only when it leases)
-        return None
-    if any(int(n) for n in lengths):
-        ctx.dry.pop(behind.worker, None)
-    else:
-        remember(ctx.dry, behind.worker, behind.names)
-    return leased(ctx, reply, [behind.secret])[0]
-
-
-def _wait_cmd(ctx: OpContext, wakes: tuple[str, ...], deadline: float, due: int, now: int) -> Cmd:
-    """The BLPOP of a waiting claim: until its deadline, a chunk at most, cut short when
-    something falls due (``due`` ms, -1 for nothing, against the server's ``now``)."""
-    block = min(max(0.0, deadline - time.monotonic()), block_chunk_s(ctx))
-    if due >= 0:
-        block = min(block, max(0, due - now) / 1000)
-    # BLPOP's timeout 0 means forever: wait at least a millisecond.
-    return Cmd(WAKE_WAIT, *wakes, max(0.001, round(block, 3)))
-
-
-def _lease_ms(lease_s: float | None) -> int:
-    """The lease a claim asks for, in ms (0: each task's own ``lease_s``)."""
-    return 0 if lease_s is None else max(1, round(_lease_s(lease_s) * 1000))
-
-
-def _reap_all(
-    ctx: OpContext, names: tuple[str, ...] | None = None
-) -> Operation[tuple[int, float | None]]:
-    """Reclaim expired leases and promote due delayed tasks in the queues ``names`` (every
-    queue when None). Returns the number of leases reclaimed and the seconds until the next
-    thing falls due (or None)."""
-    if names is None:
-        names = tuple(queue_names((yield Cmd("HKEYS", ctx.keys.counts))))
-    if not names:
-        return 0, None
-    calls = []
-    for i in range(0, len(names), MAX_QUEUES):
-        keys = _claim_keys(ctx.keys, names[i : i + MAX_QUEUES])
-        args = (ctx.now_arg(), ctx.limits.events_maxlen, "reap", "", 0)
-        limits = (10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-        calls.append(Call("task_claim", keys, (*args, *limits)))
-    replies = [(yield calls[0])] if len(calls) == 1 else (yield Batch(tuple(calls)))
-    reclaimed = sum(int(r[0]) for r in replies)
-    dues = [int(r[1]) - int(r[2]) for r in replies if int(r[1]) >= 0]
-    return reclaimed, (max(0, min(dues)) / 1000 if dues else None)
-
-
-def reap(ctx: OpContext) -> Operation[int]:
-    """Reclaim every expired lease now (claims do it for their queues anyway); returns how
-    many. Also makes delayed tasks whose time has come pending."""
-    reclaimed, _ = yield from _reap_all(ctx)
-    return reclaimed
-
-
-def reap_due(ctx: OpContext, queues: str | Sequence[str]) -> Operation[float | None]:
-    """Make what has fallen due in ``queues`` claimable now: leases that ended unreported
-    reclaimed (``task.expired``), delayed tasks whose time has come made pending
-    (``task.due``). Returns the seconds until the next thing of theirs falls due, None when
-    nothing will. Claims do the same for their queues; a watcher that tells agents of
-    claimable tasks (``swarm mcp --channel``) calls this when that time comes, since nobody
-    may be claiming then."""
-    _, due_s = yield from _reap_all(ctx, _queue_names(queues))
-    return due_s
-
-
 # --- while working
 
 
@@ -769,7 +464,7 @@ def renew(
 ) -> Operation[Task]:
     """Extend the lease held with ``token`` to ``lease_s`` from now (default: the length
     the claim asked for, else the task's ``lease_s``)."""
-    return (yield from _update(ctx, task_id, "renew", check_token(token), _lease_ms(lease_s)))
+    return (yield from _update(ctx, task_id, "renew", check_token(token), asked_lease_ms(lease_s)))
 
 
 def fail(
@@ -872,7 +567,7 @@ def list_tasks(
     )  # fmt: skip
 
 
-def _counts(values: Sequence[Any]) -> dict[str, int]:
+def status_counts(values: Sequence[Any]) -> dict[str, int]:
     return {status: int(v or 0) for status, v in zip(STATUSES, values, strict=True)}
 
 
@@ -880,7 +575,7 @@ def queue_stats(ctx: OpContext) -> Operation[dict[str, dict[str, int]]]:
     """``{queue: {status: count}}`` for every queue ever posted to: one HGETALL of counters
     kept exact by every script, so the cost does not depend on the number of tasks."""
     raw = yield Cmd("HGETALL", ctx.keys.counts)
-    return _queue_counts(raw)
+    return queue_counts(raw)
 
 
 def queue_names(fields: Iterable[Any]) -> list[str]:
@@ -894,7 +589,7 @@ def queue_names(fields: Iterable[Any]) -> list[str]:
     return sorted(names)
 
 
-def _queue_counts(raw: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
+def queue_counts(raw: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for field, value in raw.items():
         queue, sep, status = text(field).rpartition("|")
@@ -917,82 +612,17 @@ def shard_stats(ctx: OpContext, shards: Sequence[str]) -> Operation[dict[str, Sh
     per = len(STATUSES)
     out: dict[str, ShardStats] = {}
     for i, name in enumerate(names):
-        counts = _counts(values[i * per : (i + 1) * per])
+        counts = status_counts(values[i * per : (i + 1) * per])
         out[name] = ShardStats(findings=int(found[i]), tasks=counts)
     return out
 
 
-def _pass_fields(pass_name: str) -> list[str]:
+def pass_fields(pass_name: str) -> list[str]:
     pid = label_id(check_label("pass_name", pass_name))
     return [f"{pid}|{status}" for status in STATUSES]
 
 
 def pass_stats(ctx: OpContext, pass_name: str) -> Operation[dict[str, int]]:
     """``{status: count}`` of the tasks of a pass, in one HMGET."""
-    values = yield Cmd("HMGET", ctx.keys.pass_counts, *_pass_fields(pass_name))
-    return _counts(values)
-
-
-def _open(stats: Mapping[str, int]) -> int:
-    return stats["pending"] + stats["delayed"] + stats["claimed"]
-
-
-def wait(
-    ctx: OpContext,
-    pass_name: str | None = None,
-    queue: str | None = None,
-    timeout_s: float = 60.0,
-) -> Operation[dict[str, int]]:
-    """Block until every task of the pass (or of the queue; or of the swarm, given neither)
-    is settled: completed, dead or cancelled. Returns the counts; raises Timeout. Expired
-    leases are reaped while waiting, so a dead worker cannot make it wait forever."""
-    if pass_name is not None and queue is not None:
-        raise ValidationError("wait for a pass_name or a queue, not both")
-    timeout = check_number("timeout_s", timeout_s, 0, MAX_PASS_WAIT_S)
-    k = ctx.keys
-    if pass_name is not None:
-        stats_cmd = Cmd("HMGET", k.pass_counts, *_pass_fields(pass_name))
-        scope = f"pass {pass_name!r}"
-    elif queue is not None:
-        stats_cmd = Cmd("HMGET", k.counts, *[f"{check_name('queue', queue)}|{s}" for s in STATUSES])
-        scope = f"queue {queue!r}"
-    else:
-        stats_cmd = Cmd("HGETALL", k.counts)
-        scope = "the swarm"
-
-    def settling(fields: Mapping[str, str]) -> bool:
-        if fields.get("type") not in _SETTLING:
-            return False
-        if pass_name is not None:
-            return fields.get("pass") == pass_name
-        return queue is None or fields.get("queue") == queue
-
-    deadline = time.monotonic() + timeout
-    chunk = block_chunk_s(ctx)
-    reap_at = 0.0
-    while True:
-        if time.monotonic() >= reap_at:
-            _, due_s = yield from _reap_all(ctx)
-            reap_at = time.monotonic() + (chunk if due_s is None else min(chunk, due_s))
-        # The last event id is read before the counts: a change after it is seen by XREAD.
-        last, reply = yield Batch((Cmd("XREVRANGE", k.events, "+", "-", "COUNT", 1), stats_cmd))
-        if isinstance(reply, dict):
-            totals = dict.fromkeys(STATUSES, 0)
-            for stats in _queue_counts(reply).values():
-                for status, n in stats.items():
-                    totals[status] += n
-            stats = totals
-        else:
-            stats = _counts(reply)
-        if _open(stats) == 0:
-            return stats
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise Timeout(
-                f"{scope} is not settled after {timeout:g} s: {stats['pending']} pending, "
-                f"{stats['delayed']} delayed, {stats['claimed']} claimed; wait longer, or "
-                "check its workers (swarm task list)"
-            )
-        last_id = text(last[0][0]) if last else "0-0"
-        block = min(remaining, max(0.0, reap_at - time.monotonic()))
-        yield from await_events(ctx, last_id, block, settling)
+    values = yield Cmd("HMGET", ctx.keys.pass_counts, *pass_fields(pass_name))
+    return status_counts(values)

@@ -239,7 +239,8 @@ class _Group(click.Group):
     line with "..."). Its subgroups are of this class too."""
 
     group_class = type
-    # ``main``'s commands not yet imported: name -> the module that adds it (cli/__init__).
+    # The group's commands not yet imported (``main``'s, ``task``'s): name -> the module that
+    # adds it (COMMAND_MODULES in cli/__init__, TASK_MODULES in cli/_tasks).
     lazy: Mapping[str, str] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:

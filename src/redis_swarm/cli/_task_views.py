@@ -1,0 +1,187 @@
+"""``swarm task show, list, wait``: a task with what every run on it cost, the tasks filtered
+page by page, and a wait for a pass, a queue or the swarm to settle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from .._errors import NotFound
+from .._models import Money, Task, TaskCosts, TaskStatus, unknown_pass
+from .._validate import MAX_PASS_WAIT_S
+from ._app import App, json_option, pass_app
+from ._common import (
+    Listing,
+    Seconds,
+    add_row,
+    complete_queues,
+    listing,
+    make_table,
+    paging_options,
+    print_table,
+    short,
+    task_json,
+)
+from ._tasks import render_task, task, task_id_arg
+
+STATUSES = tuple(s.value for s in TaskStatus)
+
+
+def _cost_pairs(spent: TaskCosts) -> list[tuple[str, Any]]:
+    """What every agent run on the task cost (``Swarm.task_costs``), part by part, then in
+    all: its failed runs, its finding, the findings reported on it after it was settled
+    (their runs cost too), as ``swarm lineage TASK_ID`` counts them; nothing when no run's
+    cost was recorded."""
+    total = spent.total
+    parts = [("failed runs cost", spent.task.failed_usage)]
+    if spent.finding is not None:
+        parts.append(("finding cost", spent.finding.usage))
+    parts += [(f"superseded {f.id} cost", f.usage) for f in spent.superseded]
+    recorded = [(label, usage) for label, usage in parts if usage is not None]
+    if not recorded:
+        return []
+    costs = [usage.cost_usd for _, usage in recorded]
+    money = Money([(costs, total["cost_usd"])])
+    pairs: list[tuple[str, Any]] = [(label, money.line(u)) for label, u in recorded]
+    covers = spent.COVERS
+    if not spent.searched_all:
+        covers += (
+            f", those looked for among the first {spent.scan_limit:,} findings of its pass "
+            "(else queue) reported since"
+        )
+    pairs.append(("cost in all", f"{money.line(total, costs)} ({covers})"))
+    return pairs
+
+
+@task.command()
+@task_id_arg
+@json_option
+@pass_app
+def show(app: App, task_id: str) -> None:
+    """Show everything about TASK_ID, with what every agent run on it cost (its failed runs,
+    its finding, findings reported on it after it was settled)."""
+    if app.json:  # the record alone: what every run on it cost is read for the table only
+        app.emit(task_json(app.swarm.get_task(task_id)))
+        return
+    spent = app.swarm.task_costs(task_id)  # the task, and what every run on it cost
+    render_task(app, spent.task, costs=_cost_pairs(spent))
+
+
+@task.command("list")
+@click.option("--queue", shell_complete=complete_queues)
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--pass", "pass_name")
+@paging_options
+@json_option
+@pass_app
+def list_(
+    app: App,
+    queue: str | None,
+    status: str | None,
+    pass_name: str | None,
+    limit: int,
+    cursor: str | None,
+    all_: bool,
+) -> None:
+    """List tasks, oldest first, with filters. The table fills up to --limit rows, asking
+    again while a filter matched few of the tasks one call looks at (see TABLE_CALLS)."""
+
+    def fetch(cur: str | None, size: int) -> Any:
+        return app.swarm.list_tasks(
+            queue=queue, status=status, pass_name=pass_name, cursor=cur, limit=size
+        )
+
+    if app.json or all_:  # --json: one call's page, short or not, as the API gives it
+        found = listing(fetch, limit, cursor, all_)
+    else:
+        found = _table_rows(fetch, limit, cursor)
+
+    def human() -> None:
+        table = make_table(
+            "id", "queue", "status", "failed", "abandoned", "pass", "worker", "description"
+        )
+        for t in found.items:
+            add_row(
+                table,
+                t.id,
+                t.queue,
+                t.status,
+                f"{t.failures}/{t.max_attempts}",
+                f"{t.abandons}/{t.max_abandons}",
+                short(t.pass_name, 24) if t.pass_name else None,
+                t.worker,
+                short(t.description, 60),
+            )
+        print_table(app, table)
+        if not found.items and found.cursor:
+            click.echo(
+                f"no task matched among those the {TABLE_CALLS} calls looked at; the listing "
+                "goes on after them (or list them all with --all):",
+                err=True,
+            )
+        found.footer()
+
+    app.emit(found.to_json([task_json(t) for t in found.items]), human)
+
+
+# A filtered listing call looks at up to 5,000 tasks (list_tasks), so a selective filter in a
+# big swarm gets short or empty pages with a cursor. The table asks again, up to this many
+# calls, until it has --limit rows: 4 claimed tasks among 20,000 are shown, not an empty
+# table and a cursor (docs/cli.md).
+TABLE_CALLS = 20
+
+
+def _table_rows(fetch: Callable[[str | None, int], Any], limit: int, cursor: str | None) -> Listing:
+    """Up to ``limit`` tasks from ``cursor``, in at most ``TABLE_CALLS`` calls."""
+    items: list[Task] = []
+    corrupt: list[str] = []
+    for _ in range(TABLE_CALLS):
+        page = fetch(cursor, limit - len(items))
+        items += page.items
+        corrupt += page.corrupt
+        cursor = page.cursor
+        if cursor is None or len(items) >= limit:
+            break
+    return Listing(items, cursor, corrupt)
+
+
+def _no_such_pass(pass_name: str, passes: list[str]) -> NoReturn:
+    raise NotFound(unknown_pass(pass_name, passes, "swarm status lists them"))
+
+
+@task.command(short_help="Wait until a pass, queue or the swarm is settled.")
+@click.option("--pass", "pass_name", help="Wait for this pass.")
+@click.option("--queue", shell_complete=complete_queues, help="Wait for this queue.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=Seconds(most=MAX_PASS_WAIT_S),
+    default=60,
+    show_default=True,
+    help="Seconds before giving up (exit 3).",
+)
+@json_option
+@pass_app
+def wait(app: App, pass_name: str | None, queue: str | None, timeout_s: float) -> None:
+    """Block until every task of a pass, a queue, or the swarm is settled (completed, dead or
+    cancelled); exit 3 on timeout. A pass no task was ever posted to (a misspelt name) is an
+    error naming the passes there are."""
+    if pass_name is not None and queue is not None:
+        raise click.UsageError("wait for --pass or --queue, not both")
+    stats = app.swarm.wait(pass_name=pass_name, queue=queue, timeout_s=timeout_s)
+    if pass_name is not None and not any(stats.values()):
+        # A misspelt pass reads as an empty one: nothing to wait for, and nothing to read after.
+        _no_such_pass(pass_name, [p.name for p in app.swarm.status().passes])
+
+    def human() -> None:
+        what = (
+            f"pass {pass_name!r}"
+            if pass_name is not None
+            else (f"queue {queue}" if queue is not None else "the swarm")
+        )
+        counts = ", ".join(f"{k} {v}" for k, v in stats.items() if v)
+        click.echo(f"{what} settled: {counts or 'no tasks'}")
+
+    app.emit(stats, human)

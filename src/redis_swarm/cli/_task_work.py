@@ -1,0 +1,410 @@
+"""``swarm task claim, renew, report, fail, release, cancel, requeue``: a task taken, worked
+under its lease and given back or settled, and the lease tokens this machine keeps for a
+live session's hooks (docs/live.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
+
+import click
+
+from .._errors import Conflict, NotFound, SwarmError, ValidationError
+from .._hooks import tokens
+from .._models import Task, TaskStatus, Usage, iso
+from .._printable import printable
+from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_RETRY_AFTER_S, MAX_WAIT_S
+from ._app import EXIT_EMPTY, App, json_option, pass_app
+from ._common import (
+    Seconds,
+    agent_option_default,
+    complete_queues,
+    parse_json,
+    read_text,
+    task_json,
+    when,
+)
+from ._tasks import render_task, task, task_id_arg
+
+LEASE_SECONDS = click.IntRange(1, int(MAX_LEASE_S))  # a lease the core takes
+
+
+def _default_worker() -> str:
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return agent_option_default() or f"worker-{host[:40] or 'host'}"
+
+
+token_option = click.option(
+    "--token",
+    required=True,
+    help="The lease's token (the `token` printed by `task claim`: ATTEMPT.SECRET).",
+)
+usage_option = click.option(
+    "--usage",
+    "usage_arg",
+    metavar="JSON|@FILE|-",
+    help='What the agent run cost, any of {"cost_usd", "tokens_in", "tokens_out", '
+    '"cached_in", "session_id", "models", "source"} (tokens_in: every input token, '
+    "cached_in: those of them read from a prompt cache).",
+)
+
+
+def _usage(app: App, value: str | None) -> Usage | None:
+    """The run's usage given with --usage; a usage error (exit 2) when it is not one."""
+    if value is None:
+        return None
+    data = parse_json(value, app, what="--usage", thing='the usage\'s JSON ({"cost_usd": ...})')
+    try:
+        return Usage.parse(data)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--usage") from None
+
+
+def _emit_task(app: App, t: Any, headline: str) -> None:
+    app.emit(task_json(t), lambda: render_task(app, t, headline=headline))
+
+
+@task.command(short_help="Claim the next task (exit 3 if none).")
+@click.argument("queues", nargs=-1, required=True, shell_complete=complete_queues)
+@click.option(
+    "--worker",
+    default=_default_worker,
+    help="Your worker name (default: SWARM_AGENT, else worker-HOSTNAME).",
+)
+@click.option("--lease", "lease_s", type=LEASE_SECONDS, help="Lease seconds (default: the task's).")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=Seconds(most=MAX_WAIT_S),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for a task when the queues are empty.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, MAX_CLAIM_BATCH),
+    help='Claim up to this many tasks at once (one round trip); JSON: {"items": [Task]}.',
+)
+@json_option
+@pass_app
+def claim(
+    app: App,
+    queues: tuple[str, ...],
+    worker: str,
+    lease_s: int | None,
+    wait_s: float,
+    count: int | None,
+) -> None:
+    """Claim the next task of QUEUES (highest priority, oldest first). Exit 3 if none."""
+    if count is None:
+        one = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
+        claimed = [] if one is None else [one]
+    else:
+        claimed = app.swarm.claim(
+            list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s, n=count
+        )
+    # After the claim, which reclaimed the expired leases of these queues (until then an
+    # expired lease is still its holder's: a late renewal saves the work).
+    _prune_tokens(app, worker)
+    if not claimed:
+        _nothing_to_claim(app, queues)
+    unkept = [(t, error) for t in claimed if (error := _remember(app, worker, t)) is not None]
+    if count is not None:
+        app.emit({"items": [task_json(t) for t in claimed]}, lambda: _render_claimed(app, claimed))
+    else:
+        _emit_task(app, claimed[0], _claimed_line(claimed[0]))
+    for t, error in unkept:  # after the tasks and their tokens: the claims stand
+        _say_unkept(t, error)
+
+
+def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
+    message = f"nothing to claim in {', '.join(queues)}"
+    if app.json:
+        click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
+    else:
+        click.echo(message, err=True)
+    raise click.exceptions.Exit(EXIT_EMPTY)
+
+
+def _remember(app: App, worker: str, t: Task) -> OSError | None:
+    """Keep a claimed task's token for the session's hooks (docs/live.md). The error when
+    it could not be kept (a home this process may not write): not the claim's failure, as
+    the lease is taken; its token is printed all the same (``_say_unkept`` after it)."""
+    if t.token:
+        try:
+            tokens.remember(app.swarm.settings, worker, t.id, t.token)
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _say_unkept(t: Task, error: OSError) -> None:
+    click.echo(
+        printable(
+            f"warning: the token of {t.id} could not be kept on this machine ({error}): the "
+            "session's hooks will not know it; pass it yourself with --token "
+            f"(swarm task report {t.id} --token {t.token} ...)"
+        ),
+        err=True,
+    )
+
+
+def _prune_tokens(app: App, worker: str) -> None:
+    """Forget the tokens this machine keeps for ``worker`` whose lease is gone: it expired,
+    or the task was settled by another process. One read per token kept: few are (a
+    report through the CLI forgets its own). Never an error: the claim is made, and its
+    tokens must still be printed."""
+
+    def held(task_id: str, token: str) -> bool:
+        try:
+            t = app.swarm.get_task(task_id)
+        except NotFound:
+            return False
+        except SwarmError:  # not known now: kept, to be looked at by the next claim
+            return True
+        attempt = token.partition(".")[0]
+        return t.status is TaskStatus.CLAIMED and t.worker == worker and attempt == str(t.attempts)
+
+    with contextlib.suppress(OSError):  # (an unwritable home fails the claim's own write)
+        tokens.prune(app.swarm.settings, worker, held)
+
+
+@contextlib.contextmanager
+def _settling(app: App, task_id: str, token: str | None, *, ends: bool = True) -> Iterator[None]:
+    """Forget, on this machine, the token of ``task_id`` the call in the block ended: when it
+    succeeds and ``ends`` the task's lease (a report, fail, release or cancel: every token of
+    the task then), or when it is refused because ``token``'s lease is gone, or the task
+    settled or unknown (a Conflict or NotFound: that token only, as a newer claim may hold
+    the task). Any other error (an outage) keeps it: the call may be tried again."""
+    settings = app.swarm.settings
+    try:
+        yield
+    except (Conflict, NotFound):
+        tokens.forget_task(settings, task_id, token)
+        raise
+    if ends:
+        tokens.forget_task(settings, task_id)
+
+
+def _claimed_line(t: Task) -> str:
+    return f"claimed {t.id} (token {t.token}); report it before {iso(t.lease_deadline)}"
+
+
+def _render_claimed(app: App, claimed: Sequence[Task]) -> None:
+    for t in claimed:
+        render_task(app, t, headline=_claimed_line(t))
+
+
+@task.command()
+@task_id_arg
+@token_option
+@click.option("--lease", "lease_s", type=LEASE_SECONDS, help="Lease seconds from now.")
+@json_option
+@pass_app
+def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
+    """Extend your lease on TASK_ID (it restarts from now)."""
+    with _settling(app, task_id, token, ends=False):
+        t = app.swarm.renew(task_id, token, lease_s)
+    app.emit(task_json(t), lambda: click.echo(f"renewed {t.id} until {iso(t.lease_deadline)}"))
+
+
+@task.command(short_help="Report a task's finding (completes it).")
+@task_id_arg
+@token_option
+@click.option("--finding", "finding_arg", metavar="JSON|@FILE|-", help="The finding (JSON).")
+@click.option("--summary", help="Report just a summary (instead of --finding).")
+@click.option("--confidence", type=click.FloatRange(0, 1), help="With --summary.")
+@click.option("--source", "sources", multiple=True, help="With --summary; repeatable.")
+@click.option("--worker", default=agent_option_default, help="Who did it (default: SWARM_AGENT).")
+@click.option("--model", help="The model that did it.")
+@click.option("--context-version", help="The context version you read.")
+@click.option(
+    "--claim-next",
+    "claim_next",
+    multiple=True,
+    metavar="QUEUE",
+    shell_complete=complete_queues,
+    help="Also claim the next task of QUEUE (repeatable), in the same round trip.",
+)
+@click.option(
+    "--next-lease", "next_lease_s", type=LEASE_SECONDS, help="With --claim-next: its lease."
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=Seconds(most=MAX_WAIT_S),
+    default=0.0,
+    show_default=True,
+    help="With --claim-next: seconds to wait for the next task when there is none.",
+)
+@usage_option
+@json_option
+@pass_app
+def report(
+    app: App,
+    task_id: str,
+    token: str,
+    finding_arg: str | None,
+    summary: str | None,
+    confidence: float | None,
+    sources: tuple[str, ...],
+    worker: str | None,
+    model: str | None,
+    context_version: str | None,
+    claim_next: tuple[str, ...],
+    next_lease_s: int | None,
+    wait_s: float,
+    usage_arg: str | None,
+) -> None:
+    """Report the finding of TASK_ID; the first report completes the task. With
+    --claim-next, also lease the next task (printed as `task claim` prints it; JSON:
+    {"finding": ..., "next": task or null}), waiting up to --wait seconds for one. With
+    --usage, record what the run cost on the finding."""
+    if finding_arg is not None and summary is not None:
+        raise click.UsageError("give --finding or --summary, not both")
+    if finding_arg is None and summary is None:
+        raise click.UsageError("give the finding with --finding JSON|@FILE|- or --summary TEXT")
+    if finding_arg is not None and (confidence is not None or sources):
+        raise click.UsageError(
+            '--confidence and --source go with --summary: with --finding, put "confidence" '
+            'and "sources" in its JSON'
+        )
+    if wait_s and not claim_next:
+        raise click.UsageError("--wait is how long to wait for the next task: add --claim-next")
+    if usage_arg == "-" and "-" in (finding_arg, summary):
+        raise click.UsageError(
+            "--usage and the finding cannot both read stdin (-): give one inline or as @FILE"
+        )
+    if finding_arg is not None:
+        finding = parse_json(
+            finding_arg, app, what="--finding", thing='the finding\'s JSON ({"summary": ...})'
+        )
+        if not isinstance(finding, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--finding")
+        if "usage" in finding:  # kept in extra, it would read as recorded and count nowhere
+            raise click.BadParameter(
+                'holds "usage": what the run cost is no part of the finding; give it with '
+                "--usage JSON",
+                param_hint="--finding",
+            )
+    else:
+        assert summary is not None
+        finding = {"summary": read_text(summary, app, what="--summary", thing="the summary")}
+        if confidence is not None:
+            finding["confidence"] = confidence
+        if sources:
+            finding["sources"] = list(sources)
+    usage = _usage(app, usage_arg)
+    leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
+    if claim_next:
+        leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
+    with _settling(app, task_id, token):
+        reported = app.swarm.report(
+            task_id, token, finding, worker=worker, model=model, context_version=context_version,
+            usage=usage, **leasing,
+        )  # fmt: skip
+    if not claim_next:
+        app.emit(reported, lambda: click.echo(f"reported {reported.id} for {task_id}"))
+        return
+    f, following = reported
+    unkept = None
+    if following is not None and following.worker:
+        unkept = _remember(app, following.worker, following)
+
+    def human() -> None:
+        click.echo(f"reported {f.id} for {task_id}")
+        if following is None:
+            click.echo(f"nothing to claim in {', '.join(claim_next)}")
+        else:
+            render_task(app, following, headline=_claimed_line(following))
+
+    app.emit({"finding": f, "next": None if following is None else task_json(following)}, human)
+    if following is not None and unkept is not None:
+        _say_unkept(following, unkept)
+
+
+@task.command(short_help="Give a task up with the reason (it is retried).")
+@task_id_arg
+@token_option
+@click.option("--error", "error", required=True, help="What went wrong: text, @file or -.")
+@click.option(
+    "--retry/--no-retry",
+    default=True,
+    show_default=True,
+    help="Give the task back to its queue (until max attempts failures) or dead-letter it now.",
+)
+@click.option(
+    "--retry-after",
+    type=Seconds(most=MAX_RETRY_AFTER_S),
+    metavar="SECONDS",
+    help="Run it again no sooner than this (a rate limit's Retry-After; 0: at once), "
+    "instead of the queue's backoff, for this failure only.",
+)
+@usage_option
+@json_option
+@pass_app
+def fail(
+    app: App,
+    task_id: str,
+    token: str,
+    error: str,
+    retry: bool,
+    retry_after: float | None,
+    usage_arg: str | None,
+) -> None:
+    """Give up TASK_ID with the reason (a failure); it is retried after the queue's backoff
+    (see task configure) or --retry-after, until it has failed max_attempts times. With
+    --usage, what the failed run cost adds to the task's failed_usage."""
+    if error == "-" and usage_arg == "-":
+        raise click.UsageError(
+            "--error and --usage cannot both read stdin (-): give one inline or as @FILE"
+        )
+    error = read_text(error, app, what="--error", thing="what went wrong")
+    usage = _usage(app, usage_arg)
+    with _settling(app, task_id, token):
+        t = app.swarm.fail(
+            task_id, token, error, retry=retry, usage=usage, retry_after_s=retry_after
+        )
+
+    def human() -> None:
+        due = f" until {when(t.not_before)}" if t.status is TaskStatus.DELAYED else ""
+        click.echo(f"failed {t.id}: now {t.status.value}{due}")
+
+    app.emit(task_json(t), human)
+
+
+@task.command(short_help="Give a task back to its queue untouched.")
+@task_id_arg
+@token_option
+@json_option
+@pass_app
+def release(app: App, task_id: str, token: str) -> None:
+    """Give TASK_ID back to its queue untouched (counted neither as a failure nor as an
+    abandon)."""
+    with _settling(app, task_id, token):
+        t = app.swarm.release(task_id, token)
+    app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))
+
+
+@task.command(short_help="Cancel a task.")
+@task_id_arg
+@json_option
+@pass_app
+def cancel(app: App, task_id: str) -> None:
+    """Cancel TASK_ID: nobody will claim it; a running worker's lease ends."""
+    with _settling(app, task_id, None):
+        t = app.swarm.cancel(task_id)
+    app.emit(task_json(t), lambda: click.echo(f"cancelled {t.id}"))
+
+
+@task.command(short_help="Put a dead task back in its queue.")
+@task_id_arg
+@json_option
+@pass_app
+def requeue(app: App, task_id: str) -> None:
+    """Put a dead task back in its queue with fresh budgets of failures and abandons."""
+    t = app.swarm.requeue_dead(task_id)
+    app.emit(task_json(t), lambda: click.echo(f"requeued {t.id} to {t.queue}"))
