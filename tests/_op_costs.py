@@ -132,7 +132,10 @@ BOUNDS: dict[str, int] = {
     "a2a_events": 1,
     "a2a_delete": 1,
     "a2a_destroy": 1,
-    "recent": 3,  # the newest ids, their records and the dead letters' ids, the dead tasks
+    # the newest ids, then their records and the dead letters' ids (a third, the dead tasks,
+    # when there are dead letters: none here, requeue_dead took the one); no leases, which
+    # are status's (its roster's tasks): the dashboard reads both, the leases once
+    "recent": 2,
     "task_costs (a completed task)": 2,  # the task, then its finding and superseded ones
 }
 

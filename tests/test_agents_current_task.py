@@ -1,9 +1,9 @@
 """What the agents' task column of the dashboard and ``swarm watch`` shows, as
 docs/dashboard.md says it: the task an agent says it works on (``swarm agents heartbeat
 --task``), else, for a worker that only claims, the task it holds a lease on (among the
-newest leases: ``Swarm.recent``'s ``holding``, read in the round trips the view takes
-anyway), and none once it reported; who holds a claimed task is also that task's
-``worker``, in ``swarm task list --status claimed``.
+newest leases, read in the round trips ``agents()`` and ``status()`` take), and none once
+it reported; who holds a claimed task is also that task's ``worker``, in ``swarm task list
+--status claimed``.
 
 (The core decides it, in ``agents()`` and so in ``status().roster``: every face shows the
 same task; the leases cost two more round trips there.)"""

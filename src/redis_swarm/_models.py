@@ -1135,14 +1135,10 @@ class SwarmStatus(Record):
 class Recent(Record):
     """The newest findings, syntheses and dead-lettered tasks (newest first; the tasks
     without their data): what the live views show below the status. ``corrupt`` names the
-    records among them stored unreadable (left out).
-
-    ``holding`` maps each worker to the ids of the claimed tasks it holds, newest lease
-    first, among the newest leases across queues (at most as many as ``recent`` was asked
-    for): what the agent listings give as the task of an agent that said none."""
+    records among them stored unreadable (left out). (The task a worker holds is in the
+    status's roster, ``SwarmStatus.roster``: the core decides it there, once.)"""
 
     findings: tuple[Finding, ...]
     syntheses: tuple[Synthesis, ...]
     dead: tuple[Task, ...]
     corrupt: tuple[str, ...] = ()
-    holding: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)

@@ -10,8 +10,8 @@ said no task the one it holds: one place decides it).
 
 The listings page forward, oldest first, which is right for processing everything; a live
 view wants the opposite, the newest few. ``recent`` reads them newest first straight from
-the indexes, in two or three round trips, with who holds the newest leases (the task an
-agent that only claims works on).
+the indexes, in two or three round trips. (Who holds the newest leases is ``status``'s, in
+its roster: the dashboard reads both, and the leases once.)
 
 ``task_costs`` is what every agent run on one task cost, as ``swarm task show`` and a
 task's lineage (``swarm lineage``) total it, in two round trips.
@@ -137,23 +137,14 @@ def _progress(name: str, counts: dict[str, int]) -> PassProgress:
 
 
 def recent(
-    ctx: OpContext, findings: int = 50, syntheses: int = 20, dead: int = 50, leases: int = 100
+    ctx: OpContext, findings: int = 50, syntheses: int = 20, dead: int = 50
 ) -> Operation[Recent]:
     """The newest ``findings``, ``syntheses`` and dead-lettered tasks (newest first; the
-    tasks without their data), and who holds the ``leases`` newest leases (``holding``:
-    by lease deadline, across queues; each count 1 to 500), in two or three round trips."""
-    n_findings, n_syntheses, n_dead = _bounded(findings), _bounded(syntheses), _bounded(dead)
-    (found, made, dead_tasks, corrupt), (holding, corrupt_leased) = yield from together(
-        _newest_records(ctx, n_findings, n_syntheses, n_dead),
-        agent_ops.held(ctx, _bounded(leases)),
+    tasks without their data; each count 1 to 500), in two or three round trips."""
+    found, made, dead_tasks, corrupt = yield from _newest_records(
+        ctx, _bounded(findings), _bounded(syntheses), _bounded(dead)
     )
-    return Recent(
-        findings=found,
-        syntheses=made,
-        dead=dead_tasks,
-        corrupt=corrupt + corrupt_leased,
-        holding=holding,
-    )
+    return Recent(findings=found, syntheses=made, dead=dead_tasks, corrupt=corrupt)
 
 
 # The newest findings, syntheses and dead letters, and the ids of those stored unreadable.

@@ -19,7 +19,7 @@ from .._models import (
 )
 from .._printable import short_version
 from .names import is_planning_queue, plan_owner, synthesizer_task_of
-from .records import EARLIER_PASSES, PassResult, spending, synthesizer_task
+from .records import EARLIER_PASSES, Spent, spending, synthesizer_task
 from .report import (
     EARLIER,
     UNKNOWN,
@@ -29,6 +29,7 @@ from .report import (
     read_passes,
     status_json,
     stored_plan,
+    unshown,
 )
 
 if TYPE_CHECKING:
@@ -147,16 +148,17 @@ def _task_node(swarm: Swarm, spent: TaskCosts) -> dict[str, Any]:
 def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
     plan = stored_plan(swarm, name)
     results = read_passes(swarm, plan)
-    status = status_json(plan, results)
+    per_pass = [spending(result) for result in results]  # (once per pass: the status's too)
+    status = status_json(plan, results, per_pass)
     passes: list[dict[str, Any]] = []
-    for result, row in zip(results, status["passes"], strict=True):
+    for result, row, runs in zip(results, status["passes"], per_pass, strict=True):
         if row["earlier"]:  # a pass the plan no longer has: its runs, in its total
             node = {"kind": "pass", "id": result.label, "name": row["name"], "earlier": True}
         elif result.synthesis is not None:
             node = _synthesis_node(swarm, result.synthesis)
-            node["other_runs"] = _other_runs(result, node)
+            node["other_runs"] = _other_runs(runs, node)
         else:
-            node = {"kind": "pass", "id": result.label, "other_runs": _other_runs(result, None)}
+            node = {"kind": "pass", "id": result.label, "other_runs": _other_runs(runs, None)}
         node["pass_total"] = {key: row[key] for key in FIGURES}
         # the runs behind pass_total, and how many of them reported no cost
         node["pass_runs"], node["pass_runs_without_cost"] = row["runs"], row["runs_without_cost"]
@@ -168,10 +170,11 @@ def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _other_runs(result: PassResult, synthesis: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The runs of the pass its ``synthesis`` tree (``_synthesis_node``) does not show, each
-    with what it cost: its planner's, uncited and superseded findings, failed runs of tasks
-    that gave no cited finding, so that the pass's tree adds up to its ``pass_total``."""
+def _other_runs(runs: list[Spent], synthesis: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The runs of the pass (``runs``: its ``spending``) its ``synthesis`` tree
+    (``_synthesis_node``) does not show (``unshown``), each with what it cost: its planner's,
+    uncited and superseded findings, failed runs of tasks that gave no cited finding, so
+    that the pass's tree adds up to its ``pass_total``."""
     shown: set[str] = set()
     if synthesis is not None:
         shown.add(synthesis["id"])
@@ -184,8 +187,7 @@ def _other_runs(result: PassResult, synthesis: dict[str, Any] | None) -> list[di
     return [
         {"what": spent.what, "id": spent.record, "model": spent.model, "failed": spent.failed,
          "cost_usd": spent.usage.cost_usd, "usage": _figures(spent.usage)}
-        for spent in spending(result)
-        if spent.record not in shown
+        for spent in unshown(runs, shown)
     ]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ is the core's (``_models``)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ from .records import (
     EARLIER,
     EARLIER_PASSES,
     PassResult,
+    Spent,
     add_figures,
     no_figures,
     plus,
@@ -72,6 +73,7 @@ __all__ = [
     "status_money",
     "stored_plan",
     "tokens",
+    "unshown",
     "wall_time",
 ]
 
@@ -266,19 +268,22 @@ def json_figures(value: Any, key: str = "") -> Any:
     return figure_json(key, value)
 
 
-def pass_status(result: PassResult, *, earlier: bool = False) -> dict[str, Any]:
-    """One pass at a glance: tasks posted / completed / dead, findings, the synthesis, cost,
-    tokens in and out (refused and failed runs included; ``failed_cost_usd`` is their part;
-    None where no agent reported one), the agent runs behind them and how many of those
-    reported no cost (``runs_without_cost``: the cost is then less than what was spent),
-    wall time (see ``_wall_ms``); ``earlier``: a pass the plan no longer has
-    (``read_earlier``), named by its old name alone (null: the runs that name no pass)."""
+def pass_status(
+    result: PassResult, spent: Sequence[Spent], *, earlier: bool = False
+) -> dict[str, Any]:
+    """One pass at a glance (``spent``: its ``spending``): tasks posted / completed / dead,
+    findings, the synthesis, cost, tokens in and out (refused and failed runs included;
+    ``failed_cost_usd`` is their part; None where no agent reported one), the agent runs
+    behind them and how many of those reported no cost (``runs_without_cost``: the cost is
+    then less than what was spent), wall time (see ``_wall_ms``); ``earlier``: a pass the
+    plan no longer has (``read_earlier``), named by its old name alone (null: the runs that
+    name no pass)."""
     usage = no_figures()
     failed = no_figures()
-    for spent in spending(result):
-        add_figures(usage, usage_figures(spent.usage))
-        if spent.failed:
-            add_figures(failed, usage_figures(spent.usage))
+    for run in spent:
+        add_figures(usage, usage_figures(run.usage))
+        if run.failed:
+            add_figures(failed, usage_figures(run.usage))
     wall = _wall_ms(result)
     counts = result.counts()
     runs, unpriced = runs_without_cost(result)
@@ -343,13 +348,14 @@ def _wall_ms(result: PassResult) -> int | None:
     return max(0, max(ends) - started) if ends else None
 
 
-def by_model(results: list[PassResult]) -> dict[str, dict[str, float | None]]:
-    """Cost and tokens per model, over every agent run: Claude's per-model figures where the
-    CLI gave them (which do not split the cached tokens: a run of one model has them all),
-    else the record's model (``unknown`` when none is known)."""
+def by_model(passes: Iterable[Sequence[Spent]]) -> dict[str, dict[str, float | None]]:
+    """Cost and tokens per model, over every agent run (``passes``: each pass's
+    ``spending``): Claude's per-model figures where the CLI gave them (which do not split
+    the cached tokens: a run of one model has them all), else the record's model
+    (``unknown`` when none is known)."""
     out: dict[str, dict[str, float | None]] = {}
-    for result in results:
-        for spent in spending(result):
+    for runs in passes:
+        for spent in runs:
             models = spent.usage.models
             if models:
                 for model, figures in models.items():
@@ -367,12 +373,21 @@ def by_model(results: list[PassResult]) -> dict[str, dict[str, float | None]]:
 COUNTS = ("posted", "completed", "dead", "open", "findings", "runs", "runs_without_cost")
 
 
-def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
+def status_json(
+    plan: Plan, results: list[PassResult], spent: list[list[Spent]] | None = None
+) -> dict[str, Any]:
     """The pipeline's status as JSON (``results``: ``read_passes``'s): per pass, the plan's
     and then those it no longer has (``"earlier": true``), and in total over them all, what
     every agent run the pipeline paid for cost; done when every pass of the plan has its
-    synthesis. A sum no agent reported a figure for is null, not 0."""
-    passes = [pass_status(r, earlier=i >= len(plan.passes)) for i, r in enumerate(results)]
+    synthesis. A sum no agent reported a figure for is null, not 0. ``spent``: each pass's
+    ``spending`` (in the order of ``results``), when the caller needs it too (the report,
+    lineage): read once per pass."""
+    if spent is None:
+        spent = [spending(r) for r in results]
+    passes = [
+        pass_status(r, runs, earlier=i >= len(plan.passes))
+        for i, (r, runs) in enumerate(zip(results, spent, strict=True))
+    ]
     counts = {key: sum(p[key] for p in passes) for key in COUNTS}
     total: dict[str, float | None] = dict.fromkeys(
         ("cost_usd", "failed_cost_usd", "tokens_in", "cached_in", "tokens_out")
@@ -389,7 +404,7 @@ def status_json(plan: Plan, results: list[PassResult]) -> dict[str, Any]:
         "passes": passes,
         **counts,
         **total,
-        "by_model": by_model(results),
+        "by_model": by_model(spent),
     }
     result: dict[str, Any] = json_figures(out)
     return result
@@ -436,12 +451,13 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     planner's, uncited or superseded findings, failed runs) with what each cost, so that
     what a pass shows adds up to its cost; cost per pass and per model. Stored text (what
     agents wrote) is shown through ``printable``: no control character reaches it."""
-    status = status_json(plan, results)
-    money = _report_money(status, results)
+    per_pass = [spending(result) for result in results]  # (once per pass: every part reads it)
+    status = status_json(plan, results, per_pass)
+    money = _report_money(status, per_pass)
     lines = [f"# Pipeline {plan.name}", ""]
     if plan.question:
         lines += [f"**Question:** {plan.question}", ""]
-    for result, row in zip(results, status["passes"], strict=True):
+    for result, row, runs in zip(results, status["passes"], per_pass, strict=True):
         lines += [f"## {result.title}", ""]
         if row["earlier"]:
             lines += [_earlier_line(result), ""]
@@ -477,13 +493,13 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
                 cost = f" (its failed runs: {money.line(spent)})" if spent is not None else ""
                 lines.append(f"- `{t.id}` {t.description[:120]}: {why[:300]}{cost}")
             lines.append("")
-        others = [spent for spent in spending(result) if spent.record not in shown]
+        others = unshown(runs, shown)
         if others:
             lines += ["### Other agent runs", ""]
-            lines += [f"- {spent.what}: {money.line(spent.usage)}" for spent in others]
+            lines += [f"- {other.what}: {money.line(other.usage)}" for other in others]
             lines.append("")
-        if spending(result):
-            parts = [spent.usage.cost_usd for spent in spending(result)]
+        if runs:
+            parts = [run.usage.cost_usd for run in runs]
             lines += [f"Pass cost, the runs above: {money.line(row, parts)}{no_cost_note(row)}", ""]
     lines += ["## Cost", ""]
     lines += _cost_tables(status, money)
@@ -491,14 +507,22 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     return printable("\n".join(lines).replace("\r\n", "\n") + "\n")
 
 
-def _report_money(status: Mapping[str, Any], results: list[PassResult]) -> Money:
+def _report_money(status: Mapping[str, Any], per_pass: list[list[Spent]]) -> Money:
     """How the report shows its costs: the status tables' sums, and each pass's runs
-    adding up to the pass's cost."""
+    (``per_pass``: each pass's ``spending``) adding up to the pass's cost."""
     sums: list[Sum] = [
-        ([spent.usage.cost_usd for spent in spending(result)], row["cost_usd"])
-        for result, row in zip(results, status["passes"], strict=True)
+        ([run.usage.cost_usd for run in runs], row["cost_usd"])
+        for runs, row in zip(per_pass, status["passes"], strict=True)
     ]
     return Money([*_status_sums(status), *sums])
+
+
+def unshown(runs: Iterable[Spent], shown: Container[str]) -> list[Spent]:
+    """A pass's runs (``runs``: its ``spending``) whose record is not among ``shown``, the
+    records a view of the pass already says the cost of: what it lists as the pass's other
+    runs, so that what it shows adds up to the pass's cost (the report's "Other agent runs",
+    a pipeline's lineage's "other runs of the pass")."""
+    return [run for run in runs if run.record not in shown]
 
 
 def _earlier_line(result: PassResult) -> str:
