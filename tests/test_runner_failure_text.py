@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from redis_swarm import Swarm
+from redis_swarm._runner import Runner, RunOptions
 from redis_swarm._runner.output import QUOTE_CHARS, quote_tail, read_output
 from redis_swarm._runner.pool_state import ALIKE_FAILURES_STOP
 
@@ -156,3 +157,23 @@ def test_a_pool_that_succeeded_once_goes_on_through_alike_failures(
     assert "every run fails" not in out.stderr
     assert swarm.get_task(first.id).status == "completed"
     assert all(swarm.get_task(t.id).status == "dead" for t in rest)
+
+
+def test_a_pool_whose_agent_cannot_be_started_stops_naming_what(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    """Runs that never started (their shell is not there: an OSError at spawn, no exit code)
+    fail alike, so the pool stops as it does for a command that fails alike; the error names
+    what could not be run, not a bare "No such file or directory"."""
+    tasks = [swarm.post_task("q", f"d{i}") for i in range(ALIKE_FAILURES_STOP + 2)]
+    shell = str(tmp_path / "no-such-sh")
+    runner = Runner(swarm, RunOptions(queues=("q",), command="cat", until_done=True, shell=shell))
+    outcomes = runner.run()
+    said = (
+        f"cannot start the agent: its shell {shell!r} could not be run: No such file or directory"
+    )
+    assert [o.detail for o in outcomes] == [said] * ALIKE_FAILURES_STOP
+    assert runner.fatal is not None
+    assert runner.fatal.startswith(f"every run fails with: {said} ({ALIKE_FAILURES_STOP} tasks")
+    failures = sorted(swarm.get_task(t.id).failures for t in tasks)
+    assert failures == [0] * 2 + [1] * ALIKE_FAILURES_STOP

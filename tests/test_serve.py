@@ -18,7 +18,14 @@ import pytest
 
 from redis_swarm import Answer, ConfigError, InvalidState, Swarm
 from redis_swarm._keys import ask_queue
-from redis_swarm._runner import ServeOptions, Server, TaskOutcome, session_command
+from redis_swarm._runner import (
+    Runner,
+    RunOptions,
+    ServeOptions,
+    Server,
+    TaskOutcome,
+    session_command,
+)
 
 from . import _fake_claude
 from ._cli import SRC, alive
@@ -204,6 +211,44 @@ def test_an_answerer_that_prints_nothing_is_a_clear_error(swarm: Swarm) -> None:
             swarm.ask("lib", "Q1: anything?", timeout_s=30)
     finally:
         serving.stop()
+
+
+# Codex's `exec --json` exiting 0 though the run failed: an error event, and why in a line of
+# text among its events (nothing on stderr).
+CODEX_FAILED = [
+    {"type": "thread.started", "thread_id": "th-1"},
+    {"type": "turn.started"},
+    "Error: you are not signed in (codex login)",
+    {"type": "error", "message": "unauthorized"},
+]
+
+
+def test_an_answerer_whose_cli_says_it_failed_is_quoted_as_swarm_run_quotes_it(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    """An agent CLI that exits 0 but says the run failed: the question's error is the one
+    ``swarm run`` gives a task, the text it printed besides its events quoted."""
+    lines = [e if isinstance(e, str) else json.dumps(e) for e in CODEX_FAILED]
+    printed = tmp_path / "codex.jsonl"
+    printed.write_text("\n".join(lines) + "\n")
+    command = f"cat > /dev/null; cat {printed}"
+    task = swarm.post_task("q", "d", max_attempts=1)
+    Runner(swarm, RunOptions(queues=("q",), command=command, until_done=True)).run()
+    ran = swarm.get_task(task.id).last_error
+    assert ran == (
+        "the agent CLI reported an error: unauthorized; "
+        "stdout: Error: you are not signed in (codex login)"
+    )
+    question = swarm.post_task(ask_queue("lib"), "Q1", data={"kind": "question"}, max_attempts=1)
+    serving = Serving(swarm, command=command)
+    try:
+        deadline = time.monotonic() + 30
+        while swarm.get_task(question.id).status.value != "dead":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        serving.stop()
+    assert swarm.get_task(question.id).last_error == ran
 
 
 # An answerer that answers the question itself (with the lease's token), then prints

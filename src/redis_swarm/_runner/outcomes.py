@@ -78,9 +78,18 @@ class Ending:
         )
 
 
-def not_started(exc: OSError, prompt: str) -> str:
-    """Why the agent could not be started (the failure of its task)."""
+# What exec says of a program that cannot be run: it is not there, or not a program.
+_NO_PROGRAM = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ENOEXEC, errno.ELOOP})
+
+
+def not_started(exc: OSError, prompt: str, shell: str) -> str:
+    """Why the agent could not be started (the failure of its task), naming ``shell`` (the
+    program that runs the agent command) when that is what could not be run: the bare
+    "No such file or directory" names no file. (Not any file: the run's temporary folder has
+    a new name every run, and the same failure must read the same to stop the pool.)"""
     reason = f"cannot start the agent: {exc.strerror or exc}"
+    if exc.errno in _NO_PROGRAM and exc.filename == shell:
+        reason = f"cannot start the agent: its shell {shell!r} could not be run: {exc.strerror}"
     if exc.errno == errno.E2BIG:
         size = len(prompt.encode("utf-8"))
         reason += (

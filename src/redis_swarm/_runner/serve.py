@@ -31,7 +31,7 @@ from .options import RunOptions
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
 from .output import AgentOutput, read_output
 from .pool import Runner
-from .task_work import empty_answer, run_failure
+from .task_work import cli_failure, empty_answer, run_failure
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -221,7 +221,7 @@ class Server(Runner):
                 result = self._run_agent(task, context, prompt, lost, command=command, env=env)
             except OSError as exc:
                 end = Ending(task.id, worker, started, None)
-                return self._fail(task, end, not_started(exc, prompt), "")
+                return self._fail(task, end, not_started(exc, prompt, self.options.shell), "")
             output = read_output(result.stdout.text())
             end = Ending(task.id, worker, started, result, output.usage)
             if result.killed == "interrupted":
@@ -232,7 +232,7 @@ class Server(Runner):
             cannot_run = self._cannot_run(task, end, result)
             if cannot_run is not None:  # no new conversation would run it either
                 return cannot_run
-            failure = run_failure(result, output) or output.error
+            failure = run_failure(result, output) or cli_failure(result, output)
             if failure is not None and session is not None:
                 self._forget(worker)  # the old conversation failed: a new one, at once
                 session = None

@@ -14,7 +14,7 @@ from .claiming import Claiming
 from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
 from .output import AgentOutput, cost_note, quote_tail, read_output
 
-__all__ = ["TaskWork", "empty_answer", "run_failure", "stdout_said"]
+__all__ = ["TaskWork", "cli_failure", "empty_answer", "run_failure", "stdout_said"]
 
 
 def run_failure(result: ChildResult, output: AgentOutput) -> str | None:
@@ -31,6 +31,18 @@ def run_failure(result: ChildResult, output: AgentOutput) -> str | None:
     if output.error is not None:  # (it names the cost, when the CLI said it)
         return f"{why}; {output.error}{stdout_said(result, output)}"
     return why + cost_note(output.usage) + stdout_said(result, output)
+
+
+def cli_failure(result: ChildResult, output: AgentOutput) -> str | None:
+    """Why a run that exited 0 failed by its CLI's own word (Claude's ``is_error``, Codex's
+    ``turn.failed`` or ``error`` event, Gemini's ``error``): that error, the usage figures
+    kept as unknown (``AgentOutput.warning``) and, as ``run_failure`` quotes it, the end of
+    what it printed as text (``stdout_said``); None when the CLI did not say it failed.
+    ``swarm run`` and ``swarm serve`` both say it with this."""
+    if output.error is None:
+        return None
+    noted = f"; {output.warning}" if output.warning else ""
+    return output.error + noted + stdout_said(result, output)
 
 
 def stdout_said(result: ChildResult, output: AgentOutput) -> str:
@@ -72,7 +84,10 @@ class TaskWork(Claiming, AgentRuns):
             result = self._run_agent(task, context, prompt, lost)
         except OSError as exc:  # the agent could not be started: this task's failure
             return self._fail(
-                task, Ending(task.id, worker, started, None), not_started(exc, prompt), ""
+                task,
+                Ending(task.id, worker, started, None),
+                not_started(exc, prompt, self.options.shell),
+                "",
             )
         # Read whatever the run ended with: a CLI prints what the run cost even when it
         # fails, and every outcome carries it (the pool's summary adds it up).
@@ -129,9 +144,9 @@ class TaskWork(Claiming, AgentRuns):
             said = "the agent reported it itself" + self._self_reported_usage(output.usage)
             return end(OutcomeStatus.COMPLETED, said, current.finding_id)
         noted = f"; {output.warning}" if output.warning else ""  # (the task's own line says it)
-        if output.error is not None:  # the CLI says the run failed: a failed attempt
-            said = stdout_said(end.result, output) if end.result is not None else ""
-            return self._fail(task, end, output.error + noted + said, stderr_tail, output.usage)
+        failure = cli_failure(end.result, output) if end.result is not None else None
+        if failure is not None:  # the CLI says the run failed: a failed attempt
+            return self._fail(task, end, failure, stderr_tail, output.usage)
         parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
         if parsed is None:
             return self._fail(task, end, empty_answer(output) + noted, stderr_tail, output.usage)

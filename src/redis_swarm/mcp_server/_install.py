@@ -336,9 +336,13 @@ def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> 
     """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, or append it;
     an empty ``block`` takes the table out (a file left empty is deleted). ``private``: the
     block holds a password, the file is made 0600."""
-    if not block and not path.exists():
+    try:  # read once: what is kept and whether anything changed are judged on one text
+        current: str | None = path.read_text()
+    except FileNotFoundError:
+        current = None
+    if not block and current is None:
         return Merged(False)
-    lines = path.read_text().splitlines() if path.exists() else []
+    lines = current.splitlines() if current is not None else []
     header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     out: list[str] = []
     ours: list[str] = []  # the table replaced, and its sub-tables
@@ -364,7 +368,7 @@ def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> 
         return Merged(True, previous)
     path.parent.mkdir(parents=True, exist_ok=True)
     merged = (text + "\n\n" if text else "") + block
-    if path.exists() and path.read_text() == merged:
+    if current == merged:
         return Merged(private and _tighten(path), previous)
     _write(path, merged, private=private)
     return Merged(True, previous)
