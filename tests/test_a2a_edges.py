@@ -24,9 +24,7 @@ from a2a.types import CancelTaskRequest, GetTaskRequest, ListTasksRequest, TaskS
 from click.testing import CliRunner
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from redis_swarm import AsyncSwarm, Limits, Settings, Swarm, _hints
-from redis_swarm._acl import acl_user
-from redis_swarm._acl_apply import apply_user
+from redis_swarm import AsyncSwarm, Limits, Settings, Swarm, _hints, apply_role
 from redis_swarm._models import EventType, Task
 from redis_swarm._models import TaskStatus as SwarmStatus
 from redis_swarm._validate import MAX_DESCRIPTION_CHARS
@@ -70,8 +68,9 @@ def _a2a_cli(*args: str) -> Any:
 
 @pytest.fixture(scope="module")
 def worker_url(a2a_redis: RedisServer) -> str:
-    spec = acl_user("worker", SWARM, "a2a-edges-worker")
-    apply_user(Settings.from_url(a2a_redis.url, swarm=SWARM), spec)
+    spec = apply_role(
+        Settings.from_url(a2a_redis.url, swarm=SWARM), "worker", "a2a-edges-worker"
+    ).user
     return f"redis://{spec.user}:{spec.password}@127.0.0.1:{a2a_redis.port}"
 
 

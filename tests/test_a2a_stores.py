@@ -26,9 +26,7 @@ from a2a.types.a2a_pb2 import (
 )
 from a2a.utils.errors import InvalidParamsError
 
-from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm
-from redis_swarm._acl import acl_user
-from redis_swarm._acl_apply import apply_user, server_version
+from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm, apply_role
 from redis_swarm.a2a import RedisTaskEventStream, RedisTaskStore, RedisVersionedTaskStore
 
 from ._cancel import lose_a_cancellation, needs_cancelling
@@ -412,10 +410,7 @@ def test_an_a2a_server_runs_as_a_shard_user_and_workers_are_refused(
     server = servers.start()
     try:
         settings = Settings.from_url(server.url, swarm=SWARM)
-        version = server_version(settings)
-        users = {role: acl_user(role, SWARM, f"a2a-{role}", version=version) for role in ROLES}
-        for spec in users.values():
-            apply_user(settings, spec)
+        users = {role: apply_role(settings, role, f"a2a-{role}").user for role in ROLES}
 
         def url(role: str) -> str:
             spec = users[role]

@@ -14,7 +14,15 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from redis_swarm import LeaseLost, NotFound, PermissionDenied, Settings, Swarm, ValidationError
+from redis_swarm import (
+    LeaseLost,
+    NotFound,
+    PermissionDenied,
+    Settings,
+    Swarm,
+    ValidationError,
+    apply_role,
+)
 from redis_swarm._acl import (
     ROLES,
     WORKER_HIDDEN,
@@ -27,7 +35,6 @@ from redis_swarm._acl import (
     password_hash,
     worker_read_patterns,
 )
-from redis_swarm._acl_apply import apply_user
 from redis_swarm._keys import Keys, chunk_key
 from redis_swarm._protocol import Call, Cmd, Operation
 from redis_swarm.cli import main
@@ -142,11 +149,13 @@ def admin_settings(server: RedisServer) -> Settings:
 
 @pytest.fixture(scope="module")
 def users(acl_server: RedisServer) -> dict[str, AclUser]:
-    made: dict[str, AclUser] = {role: acl_user(role, SWARM, f"{role}-a") for role in ROLES}
-    made["shard-b"] = acl_user("shard", OTHER, "shard-b")
-    for spec in made.values():
-        applied = apply_user(admin_settings(acl_server), spec)
-        assert len(applied) == 1 and "memory only" in applied[0]["persisted"]
+    wanted: dict[str, tuple[str, str, str]] = {role: (role, SWARM, f"{role}-a") for role in ROLES}
+    wanted["shard-b"] = ("shard", OTHER, "shard-b")
+    made: dict[str, AclUser] = {}
+    for key, (role, swarm, name) in wanted.items():
+        applied = apply_role(admin_settings(acl_server), role, name, swarm=swarm)
+        assert len(applied.applied) == 1 and "memory only" in applied.applied[0]["persisted"]
+        made[key] = applied.user
     return made
 
 
@@ -368,10 +377,8 @@ def test_wrong_password_is_refused_and_never_shown(acl_server: RedisServer) -> N
 
 def test_reapplying_replaces_the_password(acl_server: RedisServer) -> None:
     settings = admin_settings(acl_server)
-    first = acl_user("worker", SWARM, "rotated")
-    apply_user(settings, first)
-    second = acl_user("worker", SWARM, "rotated")
-    apply_user(settings, second)
+    first = apply_role(settings, "worker", "rotated").user
+    second = apply_role(settings, "worker", "rotated").user
     base = f"127.0.0.1:{acl_server.port}"
     with Swarm(f"redis://rotated:{second.password}@{base}", swarm=SWARM) as ok:
         assert ok.ping() >= 0

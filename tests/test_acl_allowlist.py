@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 import redis_swarm._ops as ops_package
-from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm
+from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm, apply_role
 from redis_swarm._acl import (
     WORKER_HIDDEN,
     WORKER_WRITES,
@@ -31,7 +31,6 @@ from redis_swarm._acl import (
     keys_members,
     role_commands,
 )
-from redis_swarm._acl_apply import apply_user, server_version
 from redis_swarm._embedded import _version_of
 from redis_swarm._errors import ConfigError, Timeout
 from redis_swarm._keys import Keys
@@ -240,13 +239,7 @@ def any_server(request: pytest.FixtureRequest, servers: ServerFactory) -> Iterat
 
 def _users(server: RedisServer) -> dict[str, AclUser]:
     settings = Settings.from_url(server.url, swarm=SWARM)
-    version = server_version(settings)
-    made = {
-        role: acl_user(role, SWARM, f"{role}-u", version=version) for role in ("worker", "shard")
-    }
-    for spec in made.values():
-        apply_user(settings, spec)
-    return made
+    return {role: apply_role(settings, role, f"{role}-u").user for role in ("worker", "shard")}
 
 
 def _connect(server: RedisServer, spec: AclUser) -> Recording:
@@ -444,9 +437,8 @@ def server7_8(request: pytest.FixtureRequest, servers: ServerFactory) -> Iterato
 def test_dryrun_allows_nothing_outside_the_table(server7_8: RedisServer, role: str) -> None:
     server7 = server7_8
     settings = Settings.from_url(server7.url, swarm=SWARM)
-    version = server_version(settings)
-    spec = acl_user(role, SWARM, f"dry-{role}", version=version)
-    apply_user(settings, spec)
+    made = apply_role(settings, role, f"dry-{role}")
+    spec, version = made.user, made.version
     allowed_anywhere = role_commands(role, version)  # type: ignore[arg-type]
     root = {r[1:] for r in spec.rules if r.startswith("+")}
     for member in keys_members():

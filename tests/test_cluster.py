@@ -14,9 +14,8 @@ import pytest
 from click.testing import CliRunner
 from redis.crc import key_slot
 
-from redis_swarm import AsyncSwarm, PermissionDenied, Swarm
-from redis_swarm._acl import acl_user, keys_members
-from redis_swarm._acl_apply import apply_user
+from redis_swarm import AsyncSwarm, PermissionDenied, Swarm, apply_role
+from redis_swarm._acl import keys_members
 from redis_swarm._keys import Keys, chunk_key
 from redis_swarm._protocol import Batch, Call, Cmd, Operation
 from redis_swarm.cli import main
@@ -151,8 +150,8 @@ def test_doctor_on_a_cluster(cluster_url: str) -> None:
 def test_acl_users_are_applied_on_every_node(redis_cluster: LocalCluster, cluster_url: str) -> None:
     from redis_swarm import Settings
 
-    spec = acl_user("worker", "team-a", "cluster-worker")
-    applied = apply_user(Settings.from_url(cluster_url), spec)
+    made = apply_role(Settings.from_url(cluster_url), "worker", "cluster-worker", swarm="team-a")
+    spec, applied = made.user, made.applied
     assert len(applied) == 6
     keys = Keys("team-a")
     auth = f"cluster-worker:{spec.password}@"

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from redis_swarm import PermissionDenied, Settings, Swarm
-from redis_swarm._acl import ROLES, AclUser, acl_user
-from redis_swarm._acl_apply import apply_user
+from redis_swarm import PermissionDenied, Settings, Swarm, apply_role
+from redis_swarm._acl import ROLES, AclUser
 from redis_swarm._keys import Keys
 from redis_swarm._protocol import Cmd, Operation
 
@@ -30,9 +29,7 @@ def acl_server(servers: ServerFactory) -> Iterator[RedisServer]:
 @pytest.fixture(scope="module")
 def as_user(acl_server: RedisServer) -> Iterator[Callable[[str], Swarm]]:
     admin = Settings.from_url(acl_server.url, swarm=SWARM)
-    users: dict[str, AclUser] = {role: acl_user(role, SWARM, f"{role}-n") for role in ROLES}
-    for spec in users.values():
-        apply_user(admin, spec)
+    users: dict[str, AclUser] = {role: apply_role(admin, role, f"{role}-n").user for role in ROLES}
     opened: list[Swarm] = []
 
     def connect(role: str) -> Swarm:

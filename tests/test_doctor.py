@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Settings, Swarm
-from redis_swarm._acl import AclUser, acl_user
-from redis_swarm._acl_apply import apply_user
+from redis_swarm import Settings, Swarm, apply_role
+from redis_swarm._acl import AclUser
 from redis_swarm._models import RECORD_KINDS
 from redis_swarm.cli._server import FSYNC_UNKNOWN, NOT_VISIBLE
 
@@ -33,10 +32,11 @@ def server(servers: ServerFactory) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def users(server: RedisServer) -> dict[str, AclUser]:
-    made = {role: acl_user(role, SWARM, f"{SWARM}-{role}") for role in ("worker", "shard")}
-    for spec in made.values():
-        apply_user(Settings.from_url(server.url), spec)
-    return made
+    admin = Settings.from_url(server.url)
+    return {
+        role: apply_role(admin, role, f"{SWARM}-{role}", swarm=SWARM).user
+        for role in ("worker", "shard")
+    }
 
 
 def _url(server: RedisServer, spec: AclUser) -> str:

@@ -19,9 +19,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from redis_swarm import SentinelView, Settings, topology
-from redis_swarm._acl import acl_user
-from redis_swarm._acl_apply import apply_user
+from redis_swarm import SentinelView, Settings, apply_role, topology
 
 from ._cli import SRC, Cli
 from ._cluster import LocalCluster, start_cluster
@@ -166,8 +164,8 @@ def test_the_clusters_view_from_python(cluster_url: str) -> None:
 @pytest.fixture(scope="module")
 def worker_url(redis_cluster: LocalCluster) -> str:
     redis_cluster.wait_ok()
-    spec = acl_user("worker", SWARM, "doctor-worker")
-    apply_user(Settings.from_url(redis_cluster.url), spec)
+    made = apply_role(Settings.from_url(redis_cluster.url), "worker", "doctor-worker", swarm=SWARM)
+    spec = made.user
     return redis_cluster.url.replace("://", f"://doctor-worker:{spec.password}@")
 
 

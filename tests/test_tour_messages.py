@@ -21,9 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from redis_swarm import ConnectionFailed, Settings, Swarm
-from redis_swarm._acl import acl_user
-from redis_swarm._acl_apply import apply_user
+from redis_swarm import ConnectionFailed, Settings, Swarm, apply_role
 
 from ._cli import Cli
 from ._servers import RedisServer, ServerFactory, _wait_ready, free_port, system_redis
@@ -331,8 +329,7 @@ def test_publishing_unchanged_content_says_unchanged(
     again = cli("context", "publish", str(notes), "--owner", "shard-1").stdout
     assert again.startswith(f"unchanged: shard-1 is at version {version}"), again
     # a worker may not publish: its no-op is refused as a publish is
-    spec = acl_user("worker", SWARM, "tour-worker")
-    apply_user(Settings.from_url(redis_url, swarm=SWARM), spec)
+    spec = apply_role(Settings.from_url(redis_url, swarm=SWARM), "worker", "tour-worker").user
     worker = Cli(f"redis://{spec.user}:{spec.password}@127.0.0.1:{redis_server.port}", SWARM)
     said = worker("context", "publish", str(notes), "--owner", "shard-1", expect=None)
     assert said.code == 1 and said.stdout == "", said

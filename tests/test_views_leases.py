@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis_swarm import Settings, Swarm
-from redis_swarm._acl import acl_user
-from redis_swarm._acl_apply import apply_user, server_version
+from redis_swarm import Settings, Swarm, apply_role
 from redis_swarm._keys import Keys
 from redis_swarm._ops.agents import HELD_LEASES
 from redis_swarm._protocol import Compute, Operation, items_of
@@ -111,8 +109,7 @@ def test_a_worker_user_may_read_who_holds_the_leases(redis_server: RedisServer) 
     client.flushall()
     client.close()
     settings = Settings.from_url(redis_server.url, swarm="test")
-    spec = acl_user("worker", "test", "views-leases-worker", version=server_version(settings))
-    apply_user(settings, spec)
+    spec = apply_role(settings, "worker", "views-leases-worker").user
     url = f"redis://{spec.user}:{spec.password}@127.0.0.1:{redis_server.port}"
     with Swarm(redis_server.url, swarm="test") as admin, Swarm(url, swarm="test") as worker:
         admin.post_task("q", "look")

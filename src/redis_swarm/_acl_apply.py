@@ -30,7 +30,7 @@ from ._replies import cluster_shards, reply_fields
 from ._topology import direct_settings, sentinel_down, sentinel_replicas
 from ._translate import causes, translate, why_no_answer
 
-__all__ = ["AppliedRole", "apply_role", "apply_user", "server_version"]
+__all__ = ["AppliedRole", "apply_role"]
 
 T = TypeVar("T")
 
@@ -109,21 +109,11 @@ def apply_role(
     return AppliedRole(spec, version, persisted, skipped)
 
 
-def apply_user(settings: Settings, spec: AclUser) -> list[dict[str, str]]:
-    """Run ``spec`` (an ``acl_user`` built already) as ``apply_role`` does, and return how
-    each node persisted it (``AppliedRole.applied``)."""
-    return _applied(_apply(settings, spec, None)[0])
-
-
-def server_version(settings: Settings) -> Version:
-    """The oldest Redis version among the servers that must hold a user (INFO, else HELLO
-    for a user that may not read INFO)."""
-    return _oldest_version(settings)[0]
-
-
 def _oldest_version(settings: Settings) -> tuple[Version, dict[str, str]]:
-    """``server_version``, and the servers left out (node -> why): those that did not answer
-    are not asked again by the apply that follows (each would cost the connect timeout)."""
+    """The oldest Redis version among the servers that must hold a user (INFO, else HELLO
+    for a user that may not read INFO), and the servers left out (node -> why): those that
+    did not answer are not asked again by the apply that follows (each would cost the
+    connect timeout)."""
     versions, skipped = _on_every_node(settings, _version_text)
     return min(parse_version(text) for text in versions.values()), skipped
 
