@@ -25,6 +25,7 @@ __all__ = [
     "chunk_key",
     "is_ask_queue",
     "label_id",
+    "swarm_key_patterns",
 ]
 
 PREFIX = "rs"
@@ -52,9 +53,22 @@ def label_id(label: str) -> str:
     return hashlib.blake2b(label.encode(), digest_size=8).hexdigest()
 
 
+# The characters of a chunk's digest in its hash tag.
+_CHUNK_TAG_CHARS = 16
+
+
 def chunk_key(swarm: str, digest: str) -> str:
     """A context chunk, keyed by its content hash under a tag of its own."""
-    return f"{PREFIX}:chunk:{{{swarm}.{digest[:16]}}}:{digest}"
+    return f"{PREFIX}:chunk:{{{swarm}.{digest[:_CHUNK_TAG_CHARS]}}}:{digest}"
+
+
+def swarm_key_patterns(swarm: str) -> tuple[str, str]:
+    """The SCAN patterns of every key of ``swarm``: its records (one hash tag) and its
+    context chunks (a tag each, on any node of a cluster). The chunk pattern matches the
+    tag's digest characters one by one: a ``*`` there would also match the chunks of a swarm
+    whose name is this one's and more after a dot (``a`` and ``a.b``)."""
+    name = check_swarm_name(swarm)
+    return f"{PREFIX}:{{{name}}}:*", f"{PREFIX}:chunk:{{{name}.{'?' * _CHUNK_TAG_CHARS}}}:*"
 
 
 class Keys:

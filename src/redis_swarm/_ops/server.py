@@ -9,7 +9,7 @@ from typing import Any
 from .. import _durability
 from .._config import Settings
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
-from .._keys import PREFIX, chunk_key
+from .._keys import swarm_key_patterns
 from .._net import is_loopback
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
@@ -42,7 +42,7 @@ class MemoryFill:
 
 def _memory_remedy() -> str:
     """What frees a full server, the order it works in (``swarm gc`` writes: it needs room)."""
-    old = f"{PREFIX}:{{NAME}}:* and {chunk_key('NAME', '*')}"
+    old = " and ".join(swarm_key_patterns("NAME"))
     return (
         "raise the limit (an admin: CONFIG SET maxmemory BYTES, and maxmemory in redis.conf "
         f"to keep it), or delete the keys of swarms no longer used ({old}); then 'swarm gc' "
