@@ -1,4 +1,4 @@
-"""Stored text made safe to show on a terminal.
+"""Stored text made safe to show on a terminal, and long lists of names made readable.
 
 Summaries, descriptions, pass names, errors and message bodies come from agents, and a
 terminal obeys the control characters in what it prints: an ESC sequence can rewrite the
@@ -11,13 +11,36 @@ such care (its encoder escapes control characters).
 A context version (a 64-hex-digit hash) is shown to people as its first ``SHORT_VERSION``
 digits, ``short_version``: wherever a version is asked for, a unique prefix is taken. JSON
 keeps the whole version.
+
+Queues and passes are shown to people in natural order (``natural_key``: day-2 before
+day-10), and a view that lists them (``swarm status``, ``swarm watch``) shows every one with
+open work but only the last ``SETTLED_SHOWN`` settled ones (``bounded``): a swarm run daily
+for a year holds a thousand settled passes, and today's must not be buried among them.
 """
 
 from __future__ import annotations
 
-__all__ = ["SHORT_VERSION", "printable", "short_version"]
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+from ._models import TaskStatus
+
+__all__ = [
+    "SETTLED_SHOWN",
+    "SHORT_VERSION",
+    "bounded",
+    "natural_key",
+    "not_shown",
+    "printable",
+    "short_version",
+]
 
 SHORT_VERSION = 12  # hex digits: unique among an owner's kept versions, and fits a table
+# The most settled queues, and settled passes, a view for people lists (its --all: every one).
+SETTLED_SHOWN = 10
+
+T = TypeVar("T")
 
 _KEPT = {0x09, 0x0A}  # tab and newline: layout, not commands
 _CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
@@ -25,6 +48,9 @@ _BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 
 _ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in _CONTROLS if c not in _KEPT}
 _ESCAPES |= {c: f"\\u{c:04x}" for c in _BIDI}
+
+_DIGITS = re.compile(r"([0-9]+)")  # ASCII digits: what a counter in a name is written in
+_OPEN = tuple(s.value for s in TaskStatus if not s.settled)
 
 
 def printable(text: object) -> str:
@@ -38,3 +64,44 @@ def printable(text: object) -> str:
 def short_version(version: str) -> str:
     """A context version as people see it: its first ``SHORT_VERSION`` hex digits."""
     return version[:SHORT_VERSION]
+
+
+def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
+    """Sort ``name`` as people count: each run of digits as its number (day-2 before day-10,
+    run-9.b before run-10.a), letters regardless of case; the name itself breaks ties
+    (day-07 and day-7), so the order is total."""
+    # re.split with a group alternates text and digits, text first: every key has text at
+    # even places and numbers at odd ones, so two keys never compare a str with an int.
+    parts = _DIGITS.split(name)
+    return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), name
+
+
+def bounded(
+    items: Iterable[T],
+    name: Callable[[T], str],
+    counts: Callable[[T], Mapping[str, int]],
+    settled: int | None = SETTLED_SHOWN,
+) -> tuple[list[T], int]:
+    """``items`` in natural order of their ``name``: every one with open work (a task
+    pending, delayed or claimed in its ``counts``) and the last ``settled`` settled ones
+    (None: all), the newest where names count up; and how many settled ones are left out."""
+    ordered = sorted(items, key=lambda item: natural_key(name(item)))
+    if settled is None:
+        return ordered, 0
+    done = [item for item in ordered if not any(counts(item).get(s, 0) for s in _OPEN)]
+    hidden = max(0, len(done) - settled)
+    left_out = {id(item) for item in done[:hidden]}
+    return [item for item in ordered if id(item) not in left_out], hidden
+
+
+def not_shown(queues: int, passes: int) -> str | None:
+    """The line a bounded view prints under its lists: how many settled queues and passes
+    it left out, and the command that lists them (None when it left out none)."""
+    parts = [
+        f"{n:,} settled {one if n == 1 else many}"
+        for n, one, many in ((queues, "queue", "queues"), (passes, "pass", "passes"))
+        if n
+    ]
+    if not parts:
+        return None
+    return f"not shown: {' and '.join(parts)} (swarm status --all lists them)"

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from .._models import TaskStatus, unknown_pass
-from .._printable import printable, short_version
+from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -32,10 +32,17 @@ _LABEL_CHARS = 40
 @click.option("--pass", "pass_name", help="Also count the tasks of this pass.")
 @click.option("--stale-after", type=Seconds(), default=60.0, show_default=True,
               help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
+@click.option("--all", "all_", is_flag=True,
+              help="List every settled queue and pass, not only the last few.")  # fmt: skip
 @json_option
 @pass_app
-def status(app: App, pass_name: str | None, stale_after: float) -> None:
-    """The swarm at a glance: tasks per queue and status, passes, agents, contexts."""
+def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> None:
+    """The swarm at a glance: tasks per queue and status, passes, agents, contexts.
+
+    Lists every queue and pass with open work (pending, delayed, claimed) and the last few
+    settled ones, in natural order (day-2 before day-10); --all lists them all. --json
+    always holds them all.
+    """
     swarm = app.swarm
     st = swarm.status(stale_after_s=stale_after)
     report: dict[str, Any] = {**st.to_dict(), "url": swarm.settings.url}
@@ -45,9 +52,14 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
         report["pass"] = {"name": pass_name, "counts": swarm.pass_stats(pass_name)}
 
     def human() -> None:
+        # A year of daily runs is a thousand settled passes: drawn whole, they took seconds
+        # and buried today's (bounded; the "(all)" row still counts every queue).
+        most = None if all_ else SETTLED_SHOWN
+        queue_rows, hidden_queues = bounded(st.queues.items(), lambda q: q[0], lambda q: q[1], most)
+        pass_rows, hidden_passes = bounded(st.passes, lambda p: p.name, lambda p: p.counts, most)
         click.echo(f"swarm {st.swarm} on {swarm.settings.url}")
         table = make_table("queue", *STATUSES, title="tasks")
-        for queue, counts in st.queues.items():
+        for queue, counts in queue_rows:
             add_row(table, queue, *(counts.get(s, 0) for s in STATUSES))
         if len(st.queues) > 1:
             add_row(table, "(all)", *(st.totals[s] for s in STATUSES))
@@ -55,14 +67,17 @@ def status(app: App, pass_name: str | None, stale_after: float) -> None:
             print_table(app, table)
         else:
             click.echo("no tasks yet")
-        if st.passes:
+        if pass_rows:
             ptable = make_table("pass", *STATUSES, "settled", title="passes")
-            for progress in st.passes:
+            for progress in pass_rows:
                 add_row(
                     ptable, short(progress.name, 40), *(progress.counts[s] for s in STATUSES),
                     f"{progress.settled}/{progress.total}",
                 )  # fmt: skip
             print_table(app, ptable)
+        hidden = not_shown(hidden_queues, hidden_passes)
+        if hidden:
+            click.echo(hidden)
         if pass_name is not None:
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -25,6 +25,7 @@ from .._models import (
     Task,
     now_ms,
 )
+from .._printable import natural_key
 
 __all__ = ["PassProgress", "Snapshot", "snapshot"]
 
@@ -65,6 +66,10 @@ async def snapshot(
     # anything that happens meanwhile is then replayed to a follower starting from that id,
     # so no change is missed (at worst one is seen twice, and every view is idempotent).
     status = await swarm.status(stale_after_s=stale_after_s)
+    # In natural order (day-2 before day-10), as people count: the page draws them in this
+    # order, the terminal view too, and the newest of a daily pipeline comes last.
+    queues = {q: status.queues[q] for q in sorted(status.queues, key=natural_key)}
+    passes = tuple(sorted(status.passes, key=lambda p: natural_key(p.name)))
     recent = await swarm.recent(findings=findings, syntheses=syntheses, dead=dead)
     versions = await asyncio.gather(*(_versions(swarm, c.owner) for c in status.contexts))
     return Snapshot(
@@ -73,15 +78,15 @@ async def snapshot(
         last_event_id=status.last_event_id,
         # each agent with its task, the one the core decides (agents(): said, else held)
         agents=status.roster,
-        queues=status.queues,
-        passes=status.passes,
+        queues=queues,
+        passes=passes,
         findings=recent.findings,
         syntheses=recent.syntheses,
         dead=recent.dead,
         contexts=tuple(info for owner in versions for info in owner),
         totals={"agents": status.agents.total, "alive": status.agents.alive, **status.totals},
         corrupt=recent.corrupt,
-        questions={q: c for q, c in status.queues.items() if is_ask_queue(q)},
+        questions={q: c for q, c in queues.items() if is_ask_queue(q)},
         answers=tuple(f for f in recent.findings if f.extra.get("kind") == ANSWER_KIND),
     )
 

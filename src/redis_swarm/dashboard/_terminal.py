@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._models import PassProgress, byte_size
-from .._printable import printable, short_version
+from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from ._snapshot import Snapshot
 
 __all__ = ["render"]
@@ -25,15 +25,28 @@ _STATUS_STYLE = {
 _BLOCK, _SHADE = "█", "░"
 
 
-def render(snap: Snapshot, *, width: int = 100, findings: int = 8) -> RenderableType:
-    """Everything in the snapshot, newest first, fitted to ``width`` columns."""
-    queues, passes = _queues(snap), _passes(snap, 20 if width < 100 else 30)
+def render(
+    snap: Snapshot, *, width: int = 100, findings: int = 8, settled: int | None = SETTLED_SHOWN
+) -> RenderableType:
+    """Everything in the snapshot, newest first, fitted to ``width`` columns: every queue
+    and pass with open work, and the last ``settled`` settled ones (None: all)."""
+    # Redrawn on every change: a year of daily passes drawn whole took over a second a frame
+    # and pushed today's off the screen (bounded, and a line says how many are left out).
+    queue_rows, hidden_queues = bounded(
+        snap.queues.items(), lambda q: q[0], lambda q: q[1], settled
+    )
+    pass_rows, hidden_passes = bounded(snap.passes, lambda p: p.name, lambda p: p.counts, settled)
+    queues = _queues(queue_rows)
+    passes = _passes(pass_rows, 20 if width < 100 else 30)
     if width >= 100:
         top = Table.grid(padding=(0, 4))
         top.add_row(queues, passes)
         head: list[RenderableType] = [top]
     else:
         head = [queues, Text(), passes]
+    hidden = not_shown(hidden_queues, hidden_passes)
+    if hidden:
+        head.append(Text(hidden, style="dim"))
     sections = [
         _agents(snap),
         *_questions(snap),
@@ -158,11 +171,11 @@ class _Bar:
         return Text(_BLOCK * done + _SHADE * (width - done))
 
 
-def _queues(snap: Snapshot) -> RenderableType:
-    if not snap.queues:
+def _queues(rows: list[tuple[str, dict[str, int]]]) -> RenderableType:
+    if not rows:
         return _empty("Queues", "no queue yet")
     table = _table("Queues", "queue", "pending", "claimed", "done", "dead")
-    for name, c in snap.queues.items():
+    for name, c in rows:
         pending = str(c.get("pending", 0)) + (f" +{c['delayed']}" if c.get("delayed") else "")
         _row(table, name, pending, str(c.get("claimed", 0)), str(c.get("completed", 0)), _dead_n(c))
     return table
@@ -173,11 +186,11 @@ def _dead_n(counts: dict[str, int]) -> Text:
     return Text(str(n), style="red" if n else "")
 
 
-def _passes(snap: Snapshot, bar_width: int) -> RenderableType:
-    if not snap.passes:
+def _passes(rows: list[PassProgress], bar_width: int) -> RenderableType:
+    if not rows:
         return _empty("Passes", "no pass yet")
     table = _table("Passes", "pass", "progress", "settled")
-    for p in snap.passes:
+    for p in rows:
         _row(
             table,
             p.name,
