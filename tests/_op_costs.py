@@ -137,6 +137,11 @@ BOUNDS: dict[str, int] = {
     # are status's (its roster's tasks): the dashboard reads both, the leases once
     "recent": 2,
     "task_costs (a completed task)": 2,  # the task, then its finding and superseded ones
+    # the pass's counters and the queues, one step of the script (a pass of up to some 250
+    # tasks: a bigger one takes a step more per 500 index entries), then the keys of their
+    # own of the tasks that went (webhooks, questions asked)
+    "retire_pass (a settled pass)": 3,
+    "retired_passes": 1,
 }
 
 
@@ -329,3 +334,7 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     assert len(meter("a2a_events", lambda: far.a2a_events("a2a-far", 0, 0))) == 2
     meter("a2a_delete", lambda: far.a2a_delete(A2A_OWNER, "a2a-far"))
     meter("a2a_destroy", lambda: far.a2a_destroy("a2a-far"))
+    # --- last: retiring the pass whose tasks every operation above found
+    done = meter("retire_pass (a settled pass)", lambda: far.retire_pass(PASS))
+    assert done.tasks == scale.findings and done.findings >= scale.findings
+    meter("retired_passes", far.retired_passes)

@@ -32,7 +32,7 @@ from redis_swarm._acl import (
     role_commands,
 )
 from redis_swarm._embedded import _version_of
-from redis_swarm._errors import ConfigError, Timeout
+from redis_swarm._errors import ConfigError, Conflict, Timeout
 from redis_swarm._keys import Keys
 from redis_swarm._ops import agents as agent_ops
 from redis_swarm._ops import server as server_ops
@@ -349,6 +349,11 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.corrupt_records()
     assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
+    with pytest.raises(Conflict):  # P1 still has open tasks
+        shard.retire_pass("P1")
+    shard.cancel(shard.post_task("q", "settled", pass_name="P-retire").id)
+    assert shard.retire_pass("P-retire").tasks == 1
+    assert "P-retire" in worker.retired_passes()
     worker.deregister(me.id)
     worker.register("worker", name="w-2")
     time.sleep(0.01)

@@ -146,6 +146,8 @@ def workload(swarm: Swarm) -> None:
     a2a_workload(swarm)
     hook = swarm.set_webhook(task.id, "http://127.0.0.1:9/hook", token="t")
     assert swarm.claim_webhook_event(task.id, hook.id, "9999999999999-0")  # webhook_claim
+    swarm.cancel(swarm.post_task("q", "settled", pass_name="P-retire").id)
+    assert swarm.retire_pass("P-retire").tasks == 1
 
 
 def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> None:

@@ -30,7 +30,7 @@ from ._env import settings_from_env
 from ._errors import SwarmError
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
-from ._ops import a2a_store, claiming, server, tasks, views
+from ._ops import a2a_store, claiming, retire, server, tasks, views
 from ._ops import agents as agent_ops
 from ._ops import ask as ask_ops
 from ._ops import contexts as context_ops
@@ -292,6 +292,8 @@ class _Shell:
     pass_stats = _Op(tasks.pass_stats)
     shard_stats = _Op(tasks.shard_stats)
     wait = _Op(claiming.wait)
+    retire_pass = _Op(retire.retire_pass)
+    retired_passes = _Op(retire.retired_passes)
     report: _Overloaded[SyncReport, AsyncReport] = _Overloaded(finding_ops.report)
     get_finding = _Op(finding_ops.get_finding)
     findings = _Op(finding_ops.findings)

@@ -159,6 +159,13 @@ class Keys:
         """HASH pass-id|status -> count, and pass-id -> pass name."""
         return self._k("pass_counts")
 
+    @property
+    def retired_passes(self) -> str:
+        """HASH pass name -> JSON {at, tasks, findings, kept}: the passes ``retire_pass``
+        removed (added up over its runs), so that a synthesis citing their findings says
+        they were retired, not lost."""
+        return self._k("retired_passes")
+
     def pass_tasks(self, pass_name: str) -> str:
         """ZSET of the task ids of a pass."""
         return self._k("pass", label_id(pass_name), "tasks")

@@ -343,6 +343,7 @@ class EventType(str, enum.Enum):
     SYNTHESIS_CREATED = "synthesis.created"
     SYNTHESIS_REQUESTED = "synthesis.requested"
     MESSAGE_SENT = "message.sent"
+    PASS_RETIRED = "pass.retired"
 
 
 # What a reader asks of the event stream by type: exact types, and areas (prefixes).
@@ -918,6 +919,27 @@ class GcReport(Record):
     holds_released: int
     chunks_deleted: int
     bytes_freed: int
+
+
+__all__ += ["RetiredPass"]
+
+
+@dataclass(frozen=True)
+class RetiredPass(Record):
+    """What retiring a pass's settled work removed (``retire_pass``), or, with ``dry_run``,
+    would remove; or, read back (``retired_passes``), what every retirement of the pass
+    removed in all, ``at`` the last one (ms).
+
+    ``tasks``: its completed, cancelled and dead tasks, with their data and index entries;
+    ``findings``: every finding of those tasks, superseded ones too; ``kept``: its tasks
+    left because they were open (pending, delayed, claimed), posted while it ran."""
+
+    pass_name: str
+    tasks: int
+    findings: int
+    kept: int = 0
+    dry_run: bool = False
+    at: int | None = None
 
 
 @dataclass(frozen=True)

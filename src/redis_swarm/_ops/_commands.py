@@ -143,6 +143,10 @@ OPERATIONS: dict[str, Uses] = {
     "recent": _uses("hkeys hmget zrevrange", worker=True),
     "corrupt_records": _uses("hscan", worker=True),
     "task_costs": _uses("hget", "index_page", worker=True),
+    # retiring a settled pass (swarm retire) deletes work: a shard's or coordinator's, never
+    # a worker's; the retirement records are read by lineage
+    "retire_pass": _uses("hgetall hkeys hget del", "pass_retire"),
+    "retired_passes": _uses("hgetall", worker=True),
 }
 
 SCRIPTS: dict[str, frozenset[str]] = {
@@ -174,6 +178,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "index_page": "hget hmget zcard zcount zrange zrank",
         "message_get": "hexists hget xrange",
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
+        "pass_retire": "hdel hget hincrby hmget hset zrange zrem",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
         "task_claim": "hget hset",
@@ -186,7 +191,9 @@ SCRIPTS: dict[str, frozenset[str]] = {
 
 # Which file each script includes besides the prelude (its ``--#include`` lines).
 _INCLUDES: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("task_claim", "task_post", "task_report", "task_update"), ("_tasks",)),
+    **dict.fromkeys(
+        ("pass_retire", "task_claim", "task_post", "task_report", "task_update"), ("_tasks",)
+    ),
     **dict.fromkeys(("context_gc", "context_hold", "context_publish"), ("_holds",)),
     **dict.fromkeys(
         ("a2a_event_publish", "a2a_task_delete", "a2a_task_list", "a2a_task_save"),
@@ -271,6 +278,7 @@ WORKER_READ_ONLY = frozenset(
         "a2a_index",
         "a2a_events",
         "webhooks",  # swarm a2a's push notifications are a shard's or coordinator's
+        "retired_passes",  # swarm retire is a shard's or coordinator's
     }
 )
 

@@ -108,10 +108,10 @@ def _agent_order(agent: Agent) -> tuple[bool, str, str]:
 def passes(ctx: OpContext) -> Operation[tuple[PassProgress, ...]]:
     """Every pass with its task counts, by name (one HGETALL of the counters)."""
     raw = yield Cmd("HGETALL", ctx.keys.pass_counts)
-    return tuple(_progress(name, counts) for name, counts in _passes(raw).items())
+    return tuple(_progress(name, counts) for name, counts in pass_counts(raw).items())
 
 
-def _passes(raw: Any) -> dict[str, dict[str, int]]:
+def pass_counts(raw: Any) -> dict[str, dict[str, int]]:
     """``pass-id -> name`` and ``pass-id|status -> count`` fields, as {name: {status: n}}."""
     names: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}

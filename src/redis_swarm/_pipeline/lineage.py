@@ -10,6 +10,7 @@ from .._errors import NotFound, ValidationError
 from .._models import (
     FIGURES,
     Finding,
+    RetiredPass,
     Synthesis,
     Task,
     TaskCosts,
@@ -107,11 +108,14 @@ def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
     # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
     # finding it cites with the failed runs of that finding's task (what getting it took).
     usages = [s.usage, refused.failed_usage if refused else None]
+    retired: dict[str, RetiredPass] | None = None  # read at the first finding missing
     for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
         try:
             f = swarm.get_finding(fid)
         except NotFound:
-            cited.append({"kind": "finding", "id": fid, "missing": True})
+            if retired is None:
+                retired = swarm.retired_passes()
+            cited.append(_missing_node(fid, retired.get(s.pass_name)))
             continue
         t = _task_of(swarm, f)
         usages += [f.usage, t.failed_usage if t else None]
@@ -123,6 +127,15 @@ def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
         "failed_runs": _figures(refused.failed_usage if refused else None),
         "findings": cited, "total": summed_figures(usages), "total_covers": COVERS["synthesis"],
     }  # fmt: skip
+
+
+def _missing_node(fid: str, retired: RetiredPass | None) -> dict[str, Any]:
+    """A finding a synthesis cites that is no longer stored: retired with the synthesis's
+    pass (``swarm retire``; ``retired`` is that pass's record), else missing."""
+    node: dict[str, Any] = {"kind": "finding", "id": fid, "missing": True}
+    if retired is not None:
+        node["retired"] = {"pass": retired.pass_name, "at": iso(retired.at) if retired.at else None}
+    return node
 
 
 def _task_node(swarm: Swarm, spent: TaskCosts) -> dict[str, Any]:
@@ -317,6 +330,11 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
         if node.get("failed_runs"):
             lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
     elif kind == "finding":
+        if node.get("retired"):
+            when = f" on {node['retired']['at']}" if node["retired"]["at"] else ""
+            return [
+                f"{pad}finding {node['id']} (retired with pass {node['retired']['pass']}{when})"
+            ]
         if node.get("missing"):
             return [f"{pad}finding {node['id']} (missing)"]
         cost = f", {money.line(node['usage'])}" if node.get("usage") else ""

@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "_messages": ("msg",),
     "_pipeline": ("lineage", "pipeline"),
     "_prompt": ("prompt",),
+    "_retire": ("retire",),
     "_run": ("run",),
     "_server": ("doctor", "down", "up"),
     "_tasks": ("task",),
