@@ -102,10 +102,19 @@ def byte_size(n: int | None, unknown: str = "") -> str:
 _PASSES_NAMED = 10  # the passes a message about an unknown one lists
 
 
-def unknown_pass(name: str, passes: Sequence[str], lists: str) -> str:
+def unknown_pass(
+    name: str, passes: Sequence[str], lists: str, retired: RetiredPass | None = None
+) -> str:
     """What every face says of a pass no task was ever posted to (a misspelt one reads as
     empty, which ``wait`` would call settled): the passes there are, and ``lists``, the
-    face's way to list them ("swarm status lists them")."""
+    face's way to list them ("swarm status lists them"); or, for a pass ``retire_pass``
+    removed (``retired``, from ``retired_passes``), that it was retired, and when."""
+    if retired is not None:
+        return (
+            f"pass {dumps(name)} was retired on {iso(retired.at) or 'an unknown date'}: its {retired.tasks} settled tasks and {retired.findings} "
+            "findings were removed, so there is nothing to wait for and no findings to read; "
+            "its synthesis, if it had one, is kept"
+        )
     known = ", ".join(dumps(p) for p in passes[:_PASSES_NAMED]) or "none yet"
     if len(passes) > _PASSES_NAMED:
         known += f" and {len(passes) - _PASSES_NAMED} more"

@@ -83,7 +83,9 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             if not any(counts.values()):  # (a misspelt pass reads as an empty one)
                 passes = [p.name for p in st.passes]
-                click.echo(unknown_pass(pass_name, passes, "swarm status lists them"), err=True)
+                retired = app.swarm.retired_passes().get(pass_name)
+                said = unknown_pass(pass_name, passes, "swarm status lists them", retired)
+                click.echo(said, err=True)
         by_role = printable(", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())))
         click.echo(
             f"agents: {st.agents.alive} alive ({by_role or 'none'}), {st.agents.stale} stale"

@@ -147,8 +147,10 @@ def _table_rows(fetch: Callable[[str | None, int], Any], limit: int, cursor: str
     return Listing(items, cursor, corrupt)
 
 
-def _no_such_pass(pass_name: str, passes: list[str]) -> NoReturn:
-    raise NotFound(unknown_pass(pass_name, passes, "swarm status lists them"))
+def _no_such_pass(app: App, pass_name: str) -> NoReturn:
+    passes = [p.name for p in app.swarm.status().passes]
+    retired = app.swarm.retired_passes().get(pass_name)
+    raise NotFound(unknown_pass(pass_name, passes, "swarm status lists them", retired))
 
 
 @task.command(short_help="Wait until a pass, queue or the swarm is settled.")
@@ -173,7 +175,7 @@ def wait(app: App, pass_name: str | None, queue: str | None, timeout_s: float) -
     stats = app.swarm.wait(pass_name=pass_name, queue=queue, timeout_s=timeout_s)
     if pass_name is not None and not any(stats.values()):
         # A misspelt pass reads as an empty one: nothing to wait for, and nothing to read after.
-        _no_such_pass(pass_name, [p.name for p in app.swarm.status().passes])
+        _no_such_pass(app, pass_name)
 
     def human() -> None:
         what = (

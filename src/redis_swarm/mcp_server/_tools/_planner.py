@@ -11,7 +11,7 @@ from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..._errors import NotFound, SwarmError, Timeout, ValidationError
-from ..._models import dumps, unknown_pass
+from ..._models import RetiredPass, dumps, unknown_pass
 from ..._validate import MAX_DELAY_S, MAX_LEASE_S
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error
@@ -62,9 +62,9 @@ class TaskInput(BaseModel):
     delay_s: DelaySeconds = None
 
 
-def _no_such_pass(pass_name: str, passes: list[str]) -> str:
-    """What wait_for_pass says of a pass no task was ever posted to."""
-    return unknown_pass(pass_name, passes, "swarm_status lists them")
+def _no_such_pass(pass_name: str, passes: list[str], retired: RetiredPass | None) -> str:
+    """What wait_for_pass says of a pass no task was ever posted to, or one retired."""
+    return unknown_pass(pass_name, passes, "swarm_status lists them", retired)
 
 
 def _wait_for(pass_name: str) -> str:
@@ -236,7 +236,8 @@ class PlannerTools(ToolsBase):
     async def _refuse_unknown_pass(self, pass_name: str) -> None:
         """A pass no task was ever posted to (a misspelt one) as an error naming the passes."""
         passes = [p.name for p in (await self._run(self.swarm.status)).passes]
-        raise tool_error(NotFound(_no_such_pass(pass_name, passes)))
+        retired = (await self._run(self.swarm.retired_passes)).get(pass_name)
+        raise tool_error(NotFound(_no_such_pass(pass_name, passes, retired)))
 
     @tool(roles=SHARD)
     async def synthesize(
