@@ -111,8 +111,9 @@ def unknown_pass(
     removed (``retired``, from ``retired_passes``), that it was retired, and when."""
     if retired is not None:
         return (
-            f"pass {dumps(name)} was retired on {iso(retired.at) or 'an unknown date'}: its {retired.tasks} settled tasks and {retired.findings} "
-            "findings were removed, so there is nothing to wait for and no findings to read; "
+            f"pass {dumps(name)} was retired on {iso(retired.at) or 'an unknown date'}: its "
+            f"{retired.tasks} settled tasks and {retired.findings} findings were removed, so "
+            "there is nothing to wait for and no findings to read; "
             "its synthesis, if it had one, is kept"
         )
     known = ", ".join(dumps(p) for p in passes[:_PASSES_NAMED]) or "none yet"
