@@ -115,6 +115,7 @@ BOUNDS: dict[str, int] = {
     "get_message": 1,
     "request_synthesis": 1,
     "events (up to 1,000)": 1,
+    "events_trimmed": 1,  # XINFO STREAM: its first entry and counts
     "last_event_id": 1,
     "set_webhook": 2,  # the task and newest event, then the webhook and its cursor
     "webhooks": 1,
@@ -311,6 +312,7 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("get_message", lambda: far.get_message("agent-0", sent.id))
     meter("request_synthesis", lambda: far.request_synthesis(SHARD, PASS, "cite everything"))
     meter("events (up to 1,000)", far.events)
+    meter("events_trimmed", lambda: far.events_trimmed(0))
     meter("last_event_id", far.last_event_id)
     hook = meter("set_webhook", lambda: far.set_webhook(task.id, "https://example.com/h"))
     meter("webhooks", lambda: far.webhooks(task.id))

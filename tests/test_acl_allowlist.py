@@ -335,6 +335,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert worker.get_message(me.id, yo.id) == yo
     worker.events()
     worker.events(limit=5, newest=True)  # back from the end: XREVRANGE
+    worker.events_trimmed(0)  # XINFO STREAM
     worker.last_event_id()
     hook = shard.set_webhook(task.id, "http://127.0.0.1:9/hook", token="t")
     assert [w.id for w in shard.webhooks(task.id)] == [hook.id]

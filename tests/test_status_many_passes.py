@@ -1,7 +1,7 @@
 """A swarm run daily for a long time: `swarm status` and `swarm watch` list every queue and
 pass with open work and only the last few settled ones, in natural order (day-2 before
-day-10), with a line counting the rest; `swarm status --all` lists them all and `--json`
-keeps every one."""
+day-10), with a line counting the rest and naming the view's own --all (`swarm status --all`,
+`swarm watch --all`), which lists them all; `--json` keeps every one."""
 
 from __future__ import annotations
 
@@ -69,9 +69,12 @@ def test_bounded_keeps_open_work_and_the_last_settled() -> None:
     everything, none_hidden = bounded(items, lambda i: i[0], lambda i: i[1], None)
     assert len(everything) == 12 and none_hidden == 0
     assert [n for n, _ in bounded(items, lambda i: i[0], lambda i: i[1], 0)[0]] == ["p1", "p5"]
-    assert not_shown(0, 0) is None
-    assert not_shown(1, 1_206) == (
+    assert not_shown(0, 0, "swarm status") is None
+    assert not_shown(1, 1_206, "swarm status") == (
         "not shown: 1 settled queue and 1,206 settled passes (swarm status --all lists them)"
+    )
+    assert not_shown(0, 2, "swarm watch") == (
+        "not shown: 2 settled passes (swarm watch --all lists them)"
     )
 
 
@@ -135,8 +138,18 @@ def test_watch_lists_open_work_and_the_last_settled_in_natural_order(
     assert _queues(out) == expected
     assert _passes(out) == [f"{name}.run" for name in expected]  # (80 columns: one above the other)
     hidden = SETTLED_DAYS - SETTLED_SHOWN
-    assert f"not shown: {hidden} settled queues and {hidden} settled passes" in out
+    line = f"not shown: {hidden} settled queues and {hidden} settled passes"
+    assert f"{line} (swarm watch --all lists them)" in " ".join(out.split())  # its own --all
     # the snapshot (the page, /api/status, --json) keeps every one, in natural order
     snap = json.loads(cli("--json", "watch", "--once").stdout)
     assert list(snap["queues"]) == [f"day-{n}" for n in range(1, DAYS + 1)]
     assert [p["name"] for p in snap["passes"]] == [f"day-{n}.run" for n in range(1, DAYS + 1)]
+
+
+def test_watch_all_lists_every_queue_and_pass(cli: Cli, swarm: Swarm) -> None:
+    _a_year_of_days(swarm)
+    out = cli("watch", "--once", "--all").stdout
+    expected = [f"day-{n}" for n in range(1, DAYS + 1)]
+    assert _queues(out) == expected
+    assert _passes(out) == [f"{name}.run" for name in expected]
+    assert "not shown" not in out

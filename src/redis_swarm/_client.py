@@ -330,6 +330,7 @@ class _Shell:
     get_message = _Op(message_ops.get_message)
     request_synthesis = _Op(message_ops.request_synthesis)
     events = _Op(event_ops.events)
+    events_trimmed = _Op(event_ops.events_trimmed)
     last_event_id = _Op(event_ops.last_event_id)
     set_webhook = _Op(webhook_ops.set_webhook)
     webhooks = _Op(webhook_ops.webhooks)

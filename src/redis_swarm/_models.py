@@ -1109,6 +1109,33 @@ class Event(Record):
     fields: dict[str, str]
 
 
+__all__ += ["EventsTrimmed"]
+
+
+@dataclass(frozen=True)
+class EventsTrimmed(Record):
+    """Events after ``since`` (an event id, or a time in ms) that the capped event stream no
+    longer holds: it keeps the newest ``kept``, so a reader starting from ``since`` begins
+    at ``oldest``, the oldest event kept. ``certain`` is False where the server cannot
+    count what was added (Redis 6.2): they may have been trimmed."""
+
+    since: str | int
+    oldest: str
+    kept: int
+    certain: bool = True
+
+    def note(self) -> str:
+        """The line a reader is told, with what to do about it."""
+        since = f"from {iso(self.since)}" if isinstance(self.since, int) else f"after {self.since}"
+        were = "were" if self.certain else "may have been"
+        return (
+            f"events {since} up to {self.oldest} {were} trimmed from the stream (it "
+            f"keeps the newest {self.kept:,}): what they recorded is still in the tasks, "
+            "findings and syntheses themselves (swarm task list, swarm findings, swarm synth "
+            "list)"
+        )
+
+
 # === the swarm at a glance: what every face's status shows ===
 
 __all__ += ["AgentCounts", "PassProgress", "Recent", "SwarmStatus"]

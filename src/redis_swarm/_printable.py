@@ -16,29 +16,36 @@ Queues and passes are shown to people in natural order (``natural_key``: day-2 b
 day-10), and a view that lists them (``swarm status``, ``swarm watch``) shows every one with
 open work but only the last ``SETTLED_SHOWN`` settled ones (``bounded``): a swarm run daily
 for a year holds a thousand settled passes, and today's must not be buried among them.
+Likewise ``swarm watch`` lists every live agent but only the ``STALE_SHOWN`` stale ones seen
+last (``bounded_agents``): agents that come and go leave hundreds of stale ones behind.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from ._models import TaskStatus
+from ._models import Agent, TaskStatus
 
 __all__ = [
     "SETTLED_SHOWN",
     "SHORT_VERSION",
+    "STALE_SHOWN",
     "bounded",
+    "bounded_agents",
     "natural_key",
     "not_shown",
     "printable",
     "short_version",
+    "stale_not_shown",
 ]
 
 SHORT_VERSION = 12  # hex digits: unique among an owner's kept versions, and fits a table
 # The most settled queues, and settled passes, a view for people lists (its --all: every one).
 SETTLED_SHOWN = 10
+# The most stale agents a live view for people lists, the ones seen last (its --all: every one).
+STALE_SHOWN = 5
 
 T = TypeVar("T")
 
@@ -94,9 +101,10 @@ def bounded(
     return [item for item in ordered if id(item) not in left_out], hidden
 
 
-def not_shown(queues: int, passes: int) -> str | None:
+def not_shown(queues: int, passes: int, command: str) -> str | None:
     """The line a bounded view prints under its lists: how many settled queues and passes
-    it left out, and the command that lists them (None when it left out none)."""
+    it left out, and that ``command`` (the view's: ``swarm status``) lists them with --all
+    (None when it left out none)."""
     parts = [
         f"{n:,} settled {one if n == 1 else many}"
         for n, one, many in ((queues, "queue", "queues"), (passes, "pass", "passes"))
@@ -104,4 +112,28 @@ def not_shown(queues: int, passes: int) -> str | None:
     ]
     if not parts:
         return None
-    return f"not shown: {' and '.join(parts)} (swarm status --all lists them)"
+    return f"not shown: {' and '.join(parts)} ({command} --all lists them)"
+
+
+def bounded_agents(
+    agents: Sequence[Agent], stale: int | None = STALE_SHOWN
+) -> tuple[list[Agent], int]:
+    """``agents`` in their order: every live one and the ``stale`` stale ones seen last
+    (None: all); and how many stale ones are left out."""
+    if stale is None:
+        return list(agents), 0
+    gone = [a for a in agents if not a.alive]
+    gone.sort(key=lambda a: a.last_seen or 0, reverse=True)
+    left_out = {id(a) for a in gone[stale:]}
+    return [a for a in agents if id(a) not in left_out], len(left_out)
+
+
+def stale_not_shown(stale: int, command: str) -> str | None:
+    """The line under a bounded list of agents: how many stale ones it left out, and where
+    they are listed (None when it left out none)."""
+    if not stale:
+        return None
+    return (
+        f"not shown: {stale:,} stale agent{'' if stale == 1 else 's'} seen longer ago (swarm "
+        f"agents --stale lists them, {command} --all shows them here)"
+    )

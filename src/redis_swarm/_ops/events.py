@@ -13,15 +13,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .._errors import ValidationError
-from .._models import Event, EventType, TypeFilter, type_filter
+from .._errors import PermissionDenied, SwarmError, ValidationError
+from .._models import Event, EventsTrimmed, EventType, TypeFilter, type_filter
 from .._protocol import Cmd, OpContext, Operation
-from .._replies import reply_fields
+from .._replies import reply_fields, reply_map
 from .._validate import MAX_EVENTS
 from ._bus import text
 from ._work import check_number
 
-__all__ = ["events", "follow_start", "follow_step"]
+__all__ = ["events", "events_trimmed", "follow_start", "follow_step"]
 
 PAGE = 1000
 FOLLOW_COUNT = 500
@@ -108,6 +108,50 @@ def events(
             break
         cursor = "(" + text(entries[-1][0])
     return out[:limit][::-1] if newest else out[:limit]
+
+
+def _id_of(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def events_trimmed(ctx: OpContext, since: str | int) -> Operation[EventsTrimmed | None]:
+    """Whether events after ``since`` (as for ``events``) were trimmed from the capped stream
+    (it keeps the newest ``events_maxlen``): then a read from ``since`` silently starts at
+    the oldest kept. None when none were, or when this user may not ask (XINFO: a user made
+    before this operation existed; ``swarm acl --apply`` again). One round trip."""
+    start = _check_since(since)
+    if start is None:  # a read from the oldest kept misses nothing it could still read
+        raise ValidationError("since must be an event id or a time in ms, not None")
+    try:
+        info = reply_map((yield Cmd("XINFO", "STREAM", ctx.keys.events)))
+    except PermissionDenied:
+        return None
+    except SwarmError as exc:
+        if type(exc) is SwarmError and "no such key" in str(exc):
+            return None  # no event yet: none trimmed
+        raise
+    first = info.get("first-entry")
+    if not first:
+        return None
+    oldest = text(first[0])
+    after = (start, 0) if isinstance(start, int) else _id_of(start)
+    # An event id: the events after it; a time: those from it (the first id it can have).
+    if (_id_of(oldest) <= after) if isinstance(start, str) else (_id_of(oldest) < after):
+        return None  # the stream still holds everything from there on
+    kept = ctx.limits.events_maxlen
+    added = info.get("entries-added")
+    if added is not None:  # Redis >= 7: the stream counts every entry it was given
+        # Trimming removes the oldest entries (the events stream is never XDELed), all before
+        # the oldest kept; max-deleted-entry-id counts only XDEL, not trimming.
+        if int(added) <= int(info.get("length", 0)):
+            return None
+        return EventsTrimmed(since=start, oldest=oldest, kept=kept)
+    # Redis 6.2 counts no additions; MAXLEN ~ trims whole nodes only, leaving at least the
+    # cap: a stream shorter than it was never trimmed.
+    if int(info.get("length", 0)) < kept:
+        return None
+    return EventsTrimmed(since=start, oldest=oldest, kept=kept, certain=False)
 
 
 def follow_start(ctx: OpContext, since: str | int | None = None) -> Operation[str]:

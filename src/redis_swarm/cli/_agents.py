@@ -75,7 +75,7 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
                     f"{progress.settled}/{progress.total}",
                 )  # fmt: skip
             print_table(app, ptable)
-        hidden = not_shown(hidden_queues, hidden_passes)
+        hidden = not_shown(hidden_queues, hidden_passes, "swarm status")
         if hidden:
             click.echo(hidden)
         if pass_name is not None:

@@ -87,22 +87,27 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     show_default=True,
     help="With no event, re-read the swarm this often (agents turn stale with time).",
 )
+@click.option("--all", "all_", is_flag=True,
+              help="List every settled queue and pass and every stale agent, not only the "
+              "last few.")  # fmt: skip
 @json_option
 @pass_app
-def watch(app: App, once: bool, findings_n: int, idle_s: float) -> None:
+def watch(app: App, once: bool, findings_n: int, idle_s: float, all_: bool) -> None:
     """Show agents, queues, passes, findings and contexts live in the terminal.
 
-    Redraws on every change in the event stream. With --json, prints one snapshot per
-    change as a JSON line (with --once: one snapshot). Into a pipe or a file, prints a
-    plain snapshot at the start and after each change, as --once draws it.
+    Redraws on every change in the event stream. Lists every queue and pass with open work
+    and the last few settled ones, every live agent and the few stale ones seen last; --all
+    lists them all. With --json, prints one snapshot per change as a JSON line (with --once:
+    one snapshot; it always holds them all). Into a pipe or a file, prints a plain snapshot
+    at the start and after each change, as --once draws it.
     """
     import asyncio  # here, not at the top: `swarm --help` imports this module to list it
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live watch ends
-        asyncio.run(_watch(app, once=once, findings_n=findings_n, idle_s=idle_s))
+        asyncio.run(_watch(app, once=once, findings_n=findings_n, idle_s=idle_s, all_=all_))
 
 
-async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float) -> None:
+async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float, all_: bool) -> None:
     # Here, as what the view draws with: the shell and the snapshot bring redis-py, which
     # --help does without.
     from rich.live import Live
@@ -115,7 +120,7 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float) -> Non
         # Off a terminal rich's Live cannot redraw in place (it would print only the last
         # frame, at exit): print a snapshot per change instead, as --json does.
         if once or app.json or not app.out.is_terminal:
-            _print(app, snap, findings_n)
+            _print(app, snap, findings_n, all_)
             if once:
                 return
             shown = snap
@@ -124,7 +129,7 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float) -> Non
                 nonlocal shown
                 if not app.json:  # one blank line between plain snapshots
                     app.out.print()
-                _print(app, s, findings_n)
+                _print(app, s, findings_n, all_)
                 shown = s
 
             def print_if_stale(s: Snapshot) -> None:
@@ -134,11 +139,11 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float) -> Non
             await _follow(swarm, snap, print_next, findings_n, idle_s, idle=print_if_stale)
             return
         with Live(
-            _draw(app, snap, findings_n), console=app.out, auto_refresh=False, screen=False
+            _draw(app, snap, findings_n, all_), console=app.out, auto_refresh=False, screen=False
         ) as live:
 
             def show(s: Snapshot) -> None:
-                live.update(_draw(app, s, findings_n), refresh=True)
+                live.update(_draw(app, s, findings_n, all_), refresh=True)
 
             await _follow(swarm, snap, show, findings_n, idle_s, idle=show)
 
@@ -175,15 +180,17 @@ def _liveness(snap: Snapshot) -> tuple[tuple[str, bool | None], ...]:
     return tuple((a.id, a.alive) for a in snap.agents)
 
 
-def _draw(app: App, snap: Snapshot, findings_n: int) -> Any:
+def _draw(app: App, snap: Snapshot, findings_n: int, all_: bool) -> Any:
     from ..dashboard._terminal import render
 
     width = app.out.width or shutil.get_terminal_size().columns
+    if all_:  # every settled queue and pass, every stale agent
+        return render(snap, width=width, findings=findings_n, settled=None, stale=None)
     return render(snap, width=width, findings=findings_n)
 
 
-def _print(app: App, snap: Snapshot, findings_n: int) -> None:
+def _print(app: App, snap: Snapshot, findings_n: int, all_: bool) -> None:
     if app.json:
         click.echo(dumps(snap.to_dict()))
     else:
-        app.out.print(_draw(app, snap, findings_n))
+        app.out.print(_draw(app, snap, findings_n, all_))

@@ -86,6 +86,10 @@ def events(
     source = click.get_current_context().get_parameter_source("limit")
     if last is not None and source is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--limit takes the first events and --last the newest: pick one")
+    if since is not None:  # a read from --since starts at the oldest kept: say what is gone
+        trimmed = app.swarm.events_trimmed(since)
+        if trimmed is not None:
+            click.echo(trimmed.note(), err=True)
     if last is not None:
         items = app.swarm.events(since=since, types=wanted, limit=last, newest=True)
     elif not follow:

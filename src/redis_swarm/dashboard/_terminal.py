@@ -8,7 +8,16 @@ from rich.table import Table
 from rich.text import Text
 
 from .._models import PassProgress, byte_size
-from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
+from .._printable import (
+    SETTLED_SHOWN,
+    STALE_SHOWN,
+    bounded,
+    bounded_agents,
+    not_shown,
+    printable,
+    short_version,
+    stale_not_shown,
+)
 from ._snapshot import Snapshot
 
 __all__ = ["render"]
@@ -25,11 +34,21 @@ _STATUS_STYLE = {
 _BLOCK, _SHADE = "█", "░"
 
 
+# The command whose view this is: the lines saying what it left out name its --all.
+COMMAND = "swarm watch"
+
+
 def render(
-    snap: Snapshot, *, width: int = 100, findings: int = 8, settled: int | None = SETTLED_SHOWN
+    snap: Snapshot,
+    *,
+    width: int = 100,
+    findings: int = 8,
+    settled: int | None = SETTLED_SHOWN,
+    stale: int | None = STALE_SHOWN,
 ) -> RenderableType:
     """Everything in the snapshot, newest first, fitted to ``width`` columns: every queue
-    and pass with open work, and the last ``settled`` settled ones (None: all)."""
+    and pass with open work, and the last ``settled`` settled ones (None: all); every live
+    agent, and the ``stale`` stale ones seen last (None: all)."""
     # Redrawn on every change: a year of daily passes drawn whole took over a second a frame
     # and pushed today's off the screen (bounded, and a line says how many are left out).
     queue_rows, hidden_queues = bounded(
@@ -44,11 +63,11 @@ def render(
         head: list[RenderableType] = [top]
     else:
         head = [queues, Text(), passes]
-    hidden = not_shown(hidden_queues, hidden_passes)
+    hidden = not_shown(hidden_queues, hidden_passes, COMMAND)
     if hidden:
         head.append(Text(hidden, style="dim"))
     sections = [
-        _agents(snap),
+        _agents(snap, stale),
         *_questions(snap),
         _findings(snap, findings),
         _syntheses(snap),
@@ -200,12 +219,14 @@ def _passes(rows: list[PassProgress], bar_width: int) -> RenderableType:
     return table
 
 
-def _agents(snap: Snapshot) -> RenderableType:
+def _agents(snap: Snapshot, stale: int | None) -> RenderableType:
     if not snap.agents:
         return _empty("Agents", "no agent yet")
+    # Redrawn every second or so: 600 stale agents drawn whole buried the live ones.
+    rows, hidden = bounded_agents(snap.agents, stale)
     columns = ("agent", "role", "specialization", "model", "state", "seen", "task")
     table = _table("Agents", *columns, expand=True)
-    for a in snap.agents:
+    for a in rows:
         state = Text("alive", style="green") if a.alive else Text("stale", style="red")
         _row(
             table,
@@ -217,7 +238,8 @@ def _agents(snap: Snapshot) -> RenderableType:
             _ago(snap, a.last_seen),
             a.current_task or "-",
         )
-    return table
+    line = stale_not_shown(hidden, COMMAND)
+    return table if line is None else Group(table, Text(line, style="dim"))
 
 
 def _findings(snap: Snapshot, limit: int) -> RenderableType:
