@@ -87,6 +87,10 @@ BOUNDS: dict[str, int] = {
     "reap": 2,  # the set of queues, then every queue's reaping in one batch
     "get_task": 1,
     "list_tasks (a page of 100)": 1,
+    # by a status few tasks hold: the counters, then their queues' sets (and the page's data)
+    "list_tasks, claimed": 2,
+    "list_tasks, claimed, with data": 3,
+    "list_tasks, none match": 1,  # the counters say 0: an empty last page
     "queue_stats": 1,
     "pass_stats": 1,
     "shard_stats": 1,
@@ -275,6 +279,12 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("reap", far.reap)
     meter("get_task", lambda: far.get_task(task.id))
     meter("list_tasks (a page of 100)", lambda: far.list_tasks(limit=100))
+    held = meter("list_tasks, claimed", lambda: far.list_tasks(status="claimed"))
+    assert len(held.items) >= 2 and held.cursor is None  # batch[1:] at least
+    with_data = functools.partial(far.list_tasks, status="claimed", with_data=True)
+    meter("list_tasks, claimed, with data", with_data)
+    none = meter("list_tasks, none match", lambda: far.list_tasks(QUEUE, status="cancelled"))
+    assert none.items == () and none.cursor is None
     meter("queue_stats", far.queue_stats)
     meter("pass_stats", lambda: far.pass_stats(PASS))
     meter("shard_stats", lambda: far.shard_stats([SHARD, "nobody"]))

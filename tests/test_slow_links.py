@@ -24,6 +24,7 @@ import pytest
 
 from redis_swarm import ContextCache, Swarm
 from redis_swarm._ops import _work
+from redis_swarm._ops import tasks as tasks_ops
 
 from ._handles import make_swarm
 from ._op_costs import BIG, BOUNDS, SMALL, Meter, Scale, every_operation, prepare, text_of
@@ -146,6 +147,38 @@ def test_paging_costs_a_round_trip_per_page(proxy: LatencyProxy, near: Any) -> N
     far.close()
     assert pages == math.ceil(450 / 100)
     assert [c.round_trips for c in meter.costs] == [1] * pages
+
+
+@pytest.mark.parametrize("from_sets", [True, False])
+def test_a_filtered_listing_costs_a_fixed_number_of_round_trips_per_page(
+    proxy: LatencyProxy, near: Any, monkeypatch: pytest.MonkeyPatch, from_sets: bool
+) -> None:
+    """By a status with a per-queue set: the counters, then the sets (few tasks hold it) or
+    the scan (too many: ``LIVE_READ_MAX`` 0 here), a page each; the data of a page one more."""
+    if not from_sets:
+        monkeypatch.setattr(tasks_ops, "LIVE_READ_MAX", 0)
+    near.post_tasks([{"queue": QUEUE_PAGED, "description": f"t{i}"} for i in range(450)])
+    far = far_handle("sync", proxy)
+    meter = Meter(proxy)
+    for with_data in (False, True):
+        cursor: str | None = None
+        listed: list[str] = []
+        while True:
+            page = meter(
+                f"data {with_data}",
+                functools.partial(
+                    far.list_tasks, status="pending", cursor=cursor, limit=100, with_data=with_data
+                ),
+            )
+            listed += [t.id for t in page.items]
+            cursor = page.cursor
+            if cursor is None:
+                break
+        assert len(listed) == len(set(listed)) == 450
+    far.close()
+    pages = math.ceil(450 / 100)
+    extra = 1 if from_sets else 0  # the scan reads a page's data with its records
+    assert [c.round_trips for c in meter.costs] == [2] * pages + [2 + extra] * pages
 
 
 def test_filtered_events_cost_a_round_trip_per_thousand_scanned(

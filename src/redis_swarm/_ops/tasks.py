@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 from .._errors import NotFound, PayloadTooLarge, ValidationError
@@ -21,6 +21,7 @@ from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
 from .._models import (
     DEFAULT_MAX_ABANDONS,
+    UNREADABLE,
     Page,
     Task,
     TaskSpec,
@@ -35,6 +36,7 @@ from .._validate import (
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
+    MAX_PAGE,
     MAX_RETRY_AFTER_S,
     MAX_RETRY_BACKOFF_S,
     check_agent,
@@ -42,6 +44,7 @@ from .._validate import (
     check_name,
 )
 from ._work import (
+    LIST_BUDGET,
     STATUSES,
     check_label,
     check_number,
@@ -544,27 +547,162 @@ def list_tasks(
     """Tasks in posting order (the newest first with ``newest_first``), filtered; pass
     ``page.cursor`` back for the next page, in the same order (a cursor of the other order is
     refused). A page may be short (filters are applied to at most 5,000 tasks per call) and
-    still have a cursor: the listing ends when the cursor is None. ``data`` is included only
-    when ``with_data`` (``get_task`` always has it)."""
+    still have a cursor: the listing ends when the cursor is None. A filter by queue or status
+    first reads the counters: nothing matches, an empty last page at once; a status with a
+    per-queue set (pending, delayed, claimed, dead) held by at most ``LIVE_READ_MAX`` tasks
+    of the queues to read, the page is made from those sets (see ``_live_page``). ``data``
+    is included only when ``with_data`` (``get_task`` always has it)."""
     k = ctx.keys
     filters: list[str] = []
     if queue is not None:
-        filters += ["queue", check_name("queue", queue)]
+        queue = check_name("queue", queue)
+        filters += ["queue", queue]
+    wanted: TaskStatus | None = None
     if status is not None:
         try:
-            filters += ["status", TaskStatus(status).value]
+            wanted = TaskStatus(status)
         except ValueError:
             raise ValidationError(
                 f"unknown status {status!r}: use one of {', '.join(STATUSES)}"
             ) from None
-    index = k.task_index if pass_name is None else k.pass_tasks(check_label("pass_name", pass_name))
+        filters += ["status", wanted.value]
+    if pass_name is not None:
+        pass_name = check_label("pass_name", pass_name)
+    index = k.task_index if pass_name is None else k.pass_tasks(pass_name)
     keys = (index, k.tasks, k.task_data) if with_data else (index, k.tasks)
+    if filters and (cursor is None or _in_order(cursor, newest_first)):
+        size = int(check_number("limit", limit, 1, MAX_PAGE, integer=True))
+        query = _Live(queue, wanted, pass_name, cursor, size, with_data, newest_first, filters)
+        live = yield from _live_page(ctx, query)
+        if live is not None:
+            return live
     return (
         yield from page(
             ctx, keys, cursor, limit, None, with_data, filters, task_from,
             newest_first=newest_first,
         )
     )  # fmt: skip
+
+
+# A filter by a status whose tasks a per-queue set holds is answered from those sets when the
+# counters say they hold at most this many tasks, in the queues to read: a page then costs
+# reading them (never more than one scanning call examines), whatever the history's length.
+LIVE_READ_MAX = LIST_BUDGET
+# The per-queue set that holds every task of a status (completed and cancelled have none).
+_LIVE_SETS: dict[TaskStatus, Callable[[Keys, str], str]] = {
+    TaskStatus.PENDING: Keys.pending,
+    TaskStatus.DELAYED: Keys.delayed,
+    TaskStatus.CLAIMED: Keys.leases,
+    TaskStatus.DEAD: Keys.dead,
+}
+# How index_page marks a cursor of a listing newest first (lua/index_page.lua: no id holds it).
+_NEWEST_MARK = "~"
+
+
+def _in_order(cursor: object, newest_first: bool) -> bool:
+    """Whether ``cursor`` is a string of this listing's order (else the scan refuses it)."""
+    return isinstance(cursor, str) and cursor.startswith(_NEWEST_MARK) == newest_first
+
+
+class _Live(NamedTuple):
+    """A filtered listing call, checked: what ``_live_page`` answers."""
+
+    queue: str | None
+    status: TaskStatus | None
+    pass_name: str | None
+    cursor: str | None
+    size: int
+    with_data: bool
+    newest_first: bool
+    filters: list[str]
+
+
+def _live_page(ctx: OpContext, q: _Live) -> Operation[Page[Task] | None]:
+    """The page of a listing filtered by queue or status made without scanning the history,
+    or None to scan. One round trip reads the counters (the queue's, or every queue's; the
+    pass's): none match, an empty last page. A status with a per-queue set whose queues hold
+    at most ``LIVE_READ_MAX`` of them: a second reads those sets and their records (one
+    index_page call per queue, which checks the filters on each record as it reads it), and
+    a third the data of the page's tasks when ``with_data``. The tasks are ordered as the
+    index orders them (posting time, then id) and the page cut after the cursor's task as a
+    scan would: a cursor means the same whichever way the page was made, and a set that has
+    outgrown one read, or a cursor that names no task of this listing, goes to the scan."""
+    k = ctx.keys
+    reads: list[Cmd] = []
+    if q.queue is None:
+        reads.append(Cmd("HGETALL", k.counts))
+    else:
+        reads.append(Cmd("HMGET", k.counts, *(f"{q.queue}|{s}" for s in STATUSES)))
+    if q.pass_name is not None:
+        reads.append(Cmd("HMGET", k.pass_counts, *pass_fields(q.pass_name)))
+    replies = [(yield reads[0])] if len(reads) == 1 else (yield Batch(tuple(reads)))
+    if q.queue is None:
+        per_queue = queue_counts(replies[0])
+    else:
+        per_queue = {q.queue: status_counts(replies[0])}
+    statuses = STATUSES if q.status is None else (q.status.value,)
+    matching = sum(counts[s] for counts in per_queue.values() for s in statuses)
+    if q.pass_name is not None:
+        by_pass = status_counts(replies[1])
+        matching = min(matching, sum(by_pass[s] for s in statuses))
+    if matching <= 0:
+        return Page(())
+    if q.status is None or q.status not in _LIVE_SETS:
+        return None
+    held = {name: counts[q.status.value] for name, counts in per_queue.items()}
+    queues = [name for name, n in held.items() if n > 0]
+    if sum(held[name] for name in queues) > LIVE_READ_MAX:
+        return None
+    filters = q.filters if q.pass_name is None else [*q.filters, "pass_name", q.pass_name]
+    args = ("", LIVE_READ_MAX, "", LIVE_READ_MAX, "0", "0", *filters)
+    set_of = _LIVE_SETS[q.status]
+    calls: list[Cmd | Call] = [
+        Call("index_page", (set_of(k, name), k.tasks), args) for name in queues
+    ]
+    after = None if q.cursor is None else q.cursor.removeprefix(_NEWEST_MARK)
+    if after is not None:
+        calls.append(Cmd("HMGET", k.tasks, after))
+    replies = list((yield Batch(tuple(calls))))
+    start: tuple[int, bytes] | None = None
+    if after is not None:
+        try:
+            known = task_from(replies.pop()[0], None)
+        except UNREADABLE:  # no such task (None), or unreadable: the scan says what to do
+            return None
+        if q.pass_name is not None and known.pass_name != q.pass_name:
+            return None  # not in the pass's index: the scan refuses it
+        start = (known.created_at, known.id.encode())
+    found: dict[str, tuple[tuple[int, bytes], Any]] = {}
+    unplaced: list[str] = []  # unreadable records: no place in the order, named on page one
+    for reply in replies:
+        if reply[0]:
+            return None  # the set grew past one read since the counters were read
+        for record_id, raw in zip(reply[1::3], reply[2::3], strict=True):
+            try:
+                task = task_from(raw, None)
+            except UNREADABLE:  # written around the operations: named, not fatal
+                unplaced.append(text(record_id))
+                continue
+            found[task.id] = ((task.created_at, task.id.encode()), raw)
+    order = sorted(found.values(), key=lambda item: item[0], reverse=q.newest_first)
+    if start is not None:
+        order = [i for i in order if (i[0] < start if q.newest_first else i[0] > start)]
+    chosen = order[: q.size]
+    ids = [key[1].decode() for key, _ in chosen]
+    nxt = None
+    if len(order) > q.size:
+        nxt = (_NEWEST_MARK if q.newest_first else "") + ids[-1]
+    data: Sequence[Any] = [None] * len(chosen)
+    if q.with_data and chosen:
+        data = yield Cmd("HMGET", k.task_data, *ids)
+    items: list[Task] = []
+    corrupt = unplaced if q.cursor is None else []
+    for task_id, (_, raw), value in zip(ids, chosen, data, strict=True):
+        try:
+            items.append(task_from(raw, value))
+        except UNREADABLE:
+            corrupt.append(task_id)
+    return Page(tuple(items), nxt, tuple(corrupt))
 
 
 def status_counts(values: Sequence[Any]) -> dict[str, int]:
