@@ -1,4 +1,4 @@
-"""A handle's commands (``_direct._Direct``), one or several in one round trip: the
+"""A handle's commands (``_direct.Direct``), one or several in one round trip: the
 connection it keeps between them, handed back to a pipeline, replaced when the server closed
 it, never shared with a fork."""
 
@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from redis_swarm import ConnectionFailed, Settings, Swarm
-from redis_swarm._direct import _Direct
+from redis_swarm._direct import Direct
 from redis_swarm._protocol import Batch, Cmd, Operation
 
 
@@ -42,7 +42,7 @@ def test_a_connection_the_server_closed_is_replaced_before_the_command(
 ) -> None:
     # With no retry, a command sent down the closed connection would fail: the poll of a
     # connection idle longer than POLL_AFTER_S replaces it first.
-    monkeypatch.setattr(_Direct, "POLL_AFTER_S", 0.0)
+    monkeypatch.setattr(Direct, "POLL_AFTER_S", 0.0)
     settings = Settings.from_url(redis_url, swarm="direct", retries=0)
     with Swarm(settings) as swarm:
         first = _client_id(swarm)
@@ -54,7 +54,7 @@ def test_without_the_poll_the_closed_connection_fails_the_command(
     redis_url: str, raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The other side of the test above: what the poll is for.
-    monkeypatch.setattr(_Direct, "POLL_AFTER_S", 3600.0)
+    monkeypatch.setattr(Direct, "POLL_AFTER_S", 3600.0)
     settings = Settings.from_url(redis_url, swarm="direct", retries=0)
     with Swarm(settings) as swarm:
         first = _client_id(swarm)
@@ -130,7 +130,7 @@ def test_several_commands_go_down_the_kept_connection_with_every_reply_in_order(
 def test_several_commands_are_sent_again_on_a_new_connection_after_a_failed_attempt(
     redis_url: str, raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_Direct, "POLL_AFTER_S", 3600.0)  # no poll: the attempt itself fails
+    monkeypatch.setattr(Direct, "POLL_AFTER_S", 3600.0)  # no poll: the attempt itself fails
     with Swarm(redis_url, swarm="direct") as swarm:
         first = _client_id(swarm)
         raw.client_kill_filter(_id=first)

@@ -1,7 +1,7 @@
-"""The clients of a Cluster URL: the cluster client, sync (``_Cluster``: its nodes'
-connections checked as every other client's) and asyncio (``_AsyncCluster``); FCALL's keys
+"""The clients of a Cluster URL: the cluster client, sync (``Cluster``: its nodes'
+connections checked as every other client's) and asyncio (``AsyncCluster``); FCALL's keys
 read from the command, not asked of the server (``fcall_routed``); redis-py's cluster
-exceptions as the RedisErrors they stand for (``_cluster_error``: no node answered,
+exceptions as the RedisErrors they stand for (``cluster_error``: no node answered,
 ``_NoNodeAnswered``); the retry a shell wraps around each request on a cluster
 (``cluster_retry``), and the clients of single nodes (``node_client``).
 """
@@ -21,14 +21,19 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from ._config import Settings
-from ._connections import _alive_on_any_answer, _common, _made_alive_on_any_answer
-from ._retries import _RETRY_ON, NoneAnswered, _AsyncRetry, _backoff, _Retry, _retry
+from ._connections import alive_on_any_answer, common, made_alive_on_any_answer
+from ._retries import RETRY_ON, AsyncRetry, NoneAnswered, Retry, backoff, retry
 
 __all__ = [
+    "CLUSTER_INSTANT_RETRIES",
+    "AsyncCluster",
+    "Cluster",
     "async_cluster_retry",
     "async_node_client",
+    "cluster_error",
     "cluster_retry",
     "fcall_routed",
+    "layout_errors_converted",
     "node_client",
 ]
 
@@ -36,7 +41,7 @@ T = TypeVar("T")
 
 
 class _NoNodeAnswered(NoneAnswered):
-    """redis-py's "Redis Cluster cannot be connected", as a RedisError (``_cluster_error``)."""
+    """redis-py's "Redis Cluster cannot be connected", as a RedisError (``cluster_error``)."""
 
 
 # What a cluster request may meet while a master fails over: the dead node, then the whole
@@ -58,7 +63,7 @@ _CLUSTER_RETRY_ON = (
 )
 # redis-py's cluster client retries these at once, re-reading the topology each time: a few
 # are enough; the pauses come from the shell-level retry (cluster_retry).
-_CLUSTER_INSTANT_RETRIES = 2
+CLUSTER_INSTANT_RETRIES = 2
 
 
 def _function_keys(args: tuple[Any, ...]) -> list[Any] | None:
@@ -97,7 +102,7 @@ def fcall_routed(cluster: Any) -> Any:
     return cluster
 
 
-def _cluster_error(exc: RedisClusterException) -> redis.RedisError:
+def cluster_error(exc: RedisClusterException) -> redis.RedisError:
     """What redis-py's cluster client raises when it cannot learn the cluster's layout (a
     RedisClusterException, which is no RedisError: nothing above would translate it): when
     it is made, at its first command (asyncio), or at a refresh after a node failed (then a
@@ -121,24 +126,24 @@ def _cluster_error(exc: RedisClusterException) -> redis.RedisError:
     return redis.ResponseError(text)
 
 
-def _layout_errors_converted(send: Callable[..., T]) -> Callable[..., T]:
+def layout_errors_converted(send: Callable[..., T]) -> Callable[..., T]:
     """``send`` (a sync cluster client's execute_command, or a pipeline of its commands),
-    raising ``_cluster_error`` of what redis-py's cluster exceptions it meets."""
+    raising ``cluster_error`` of what redis-py's cluster exceptions it meets."""
 
     @functools.wraps(send)
     def converted(*args: Any) -> T:
         try:
             return send(*args)
         except RedisClusterException as exc:
-            raise _cluster_error(exc) from exc
+            raise cluster_error(exc) from exc
 
     return converted
 
 
-class _Cluster(RedisCluster):
+class Cluster(RedisCluster):
     """The sync cluster client, whose nodes' connections (those of the URL's nodes and those
     it finds later) are checked as every other client's: each made one of
-    ``_AnswerMeansAlive`` as it connects, before redis-py's handshake on it, and given the
+    ``AnswerMeansAlive`` as it connects, before redis-py's handshake on it, and given the
     client's ``health_check_interval``, which redis-py drops from what it hands its nodes
     (its asyncio cluster client keeps it): without it, a node's connection idle for any time
     was used without a PING. redis-py takes a class for the nodes' connections only from 8.2
@@ -146,7 +151,7 @@ class _Cluster(RedisCluster):
     (connection_class failed every node); this hook is in every version.
 
     It comes after a TLS connection's handshake, which the class swapped in then no longer
-    bounds (``_HandshakeWithinConnectTimeout``; from 8.2 on, redis-py bounds it itself):
+    bounds (``HandshakeWithinConnectTimeout``; from 8.2 on, redis-py bounds it itself):
     over TLS the nodes are given the connect timeout for ``socket_timeout``, and each
     connection gets the client's own here, before it sends anything."""
 
@@ -158,7 +163,7 @@ class _Cluster(RedisCluster):
         super().__init__(*args, **kwargs)
 
     def on_connect(self, connection: Any) -> None:
-        _made_alive_on_any_answer(connection)
+        made_alive_on_any_answer(connection)
         connection.health_check_interval = self._health_check_interval
         # (redis-py has read the connection's handshake already, before this hook: it counts
         # as checked now, as on every other client, not PINGed before its first command)
@@ -169,31 +174,31 @@ class _Cluster(RedisCluster):
         super().on_connect(connection)  # type: ignore[no-untyped-call]
 
 
-class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
+class AsyncCluster(redis.asyncio.cluster.RedisCluster):
     """The asyncio cluster client, which learns the layout at its first command (the sync one
-    at construction, see ``_cluster``): a failure to do so raised as ``_cluster_error``, as
+    at construction, see ``_connect._cluster``): a failure to do so raised as ``cluster_error``, as
     is one of a later refresh that a command meets."""
 
     async def initialize(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().initialize(*args, **kwargs)
         except RedisClusterException as exc:
-            raise _cluster_error(exc) from exc
+            raise cluster_error(exc) from exc
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().execute_command(*args, **kwargs)
         except RedisClusterException as exc:
-            raise _cluster_error(exc) from exc
+            raise cluster_error(exc) from exc
 
 
-def cluster_retry(settings: Settings) -> _Retry:
+def cluster_retry(settings: Settings) -> Retry:
     """The retry a shell wraps around each request on a cluster (backoff, settings.retries)."""
-    return _retry(_Retry, settings, settings.retries, _CLUSTER_RETRY_ON)
+    return retry(Retry, settings, settings.retries, _CLUSTER_RETRY_ON)
 
 
-def async_cluster_retry(settings: Settings) -> _AsyncRetry:
-    return _retry(_AsyncRetry, settings, settings.retries, _CLUSTER_RETRY_ON)
+def async_cluster_retry(settings: Settings) -> AsyncRetry:
+    return retry(AsyncRetry, settings, settings.retries, _CLUSTER_RETRY_ON)
 
 
 def node_client(settings: Settings, host: str, port: int) -> redis.Redis:
@@ -202,10 +207,10 @@ def node_client(settings: Settings, host: str, port: int) -> redis.Redis:
     client = redis.Redis(
         host=host,
         port=port,
-        retry=_Retry(_backoff(), 0, supported_errors=tuple(_RETRY_ON)),
-        **_common(settings),
+        retry=Retry(backoff(), 0, supported_errors=tuple(RETRY_ON)),
+        **common(settings),
     )
-    _alive_on_any_answer(client.connection_pool)
+    alive_on_any_answer(client.connection_pool)
     return client
 
 
@@ -214,8 +219,8 @@ def async_node_client(settings: Settings, host: str, port: int) -> redis.asyncio
     client = redis.asyncio.Redis(
         host=host,
         port=port,
-        retry=_AsyncRetry(_backoff(), 0, supported_errors=tuple(_RETRY_ON)),
-        **_common(settings),
+        retry=AsyncRetry(backoff(), 0, supported_errors=tuple(RETRY_ON)),
+        **common(settings),
     )
-    _alive_on_any_answer(client.connection_pool)
+    alive_on_any_answer(client.connection_pool)
     return client

@@ -3,7 +3,7 @@
 Every client retries connection errors and socket timeouts with exponential backoff and
 jitter, and checks new and idle connections before use with a PING, which any answer
 passes (a server that cannot persist refuses PING with MISCONF, and still serves reads); the
-sync cluster client's nodes too, which redis-py leaves unchecked (``_Cluster``). A TLS
+sync cluster client's nodes too, which redis-py leaves unchecked (``Cluster``). A TLS
 handshake waits ``connect_timeout`` at most, on every redis-py.
 Operations are written to be safe to retry (client-generated ids, idempotent scripts), so a
 retried command after a lost reply never applies twice.
@@ -27,24 +27,24 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 
 from ._cluster import (
-    _CLUSTER_INSTANT_RETRIES,
-    _AsyncCluster,
-    _Cluster,
-    _cluster_error,
+    CLUSTER_INSTANT_RETRIES,
+    AsyncCluster,
+    Cluster,
+    cluster_error,
     fcall_routed,
 )
 from ._config import Settings, check_sentinel_service
-from ._connections import _ALIVE_ON_ANY_ANSWER, _QUIET, _alive_on_any_answer, _common
-from ._retries import _RETRY_ON, _AsyncRetry, _backoff, _Retry, _retry
+from ._connections import ALIVE_ON_ANY_ANSWER, QUIET, alive_on_any_answer, common
+from ._retries import RETRY_ON, AsyncRetry, Retry, backoff, retry
 from ._sentinel import (
-    _AsyncSentinel,
-    _AsyncSentinelConnection,
-    _AsyncSentinelMaster,
-    _AsyncSentinelSSLConnection,
-    _Sentinel,
-    _SentinelConnection,
-    _SentinelMaster,
-    _SentinelSSLConnection,
+    AsyncSentinel,
+    AsyncSentinelConnection,
+    AsyncSentinelMaster,
+    AsyncSentinelSSLConnection,
+    Sentinel,
+    SentinelConnection,
+    SentinelMaster,
+    SentinelSSLConnection,
 )
 
 __all__ = ["AsyncClient", "SyncClient", "async_client", "sync_client"]
@@ -83,24 +83,24 @@ class _Kit:
 
 _SYNC = _Kit(
     redis.Redis,
-    _Cluster,
+    Cluster,
     ClusterNode,
-    _Sentinel,
-    _Retry,
-    _SentinelMaster,
-    _SentinelConnection,
-    _SentinelSSLConnection,
+    Sentinel,
+    Retry,
+    SentinelMaster,
+    SentinelConnection,
+    SentinelSSLConnection,
     {},
 )
 _ASYNC = _Kit(
     redis.asyncio.Redis,
-    _AsyncCluster,
+    AsyncCluster,
     redis.asyncio.cluster.ClusterNode,
-    _AsyncSentinel,
-    _AsyncRetry,
-    _AsyncSentinelMaster,
-    _AsyncSentinelConnection,
-    _AsyncSentinelSSLConnection,
+    AsyncSentinel,
+    AsyncRetry,
+    AsyncSentinelMaster,
+    AsyncSentinelConnection,
+    AsyncSentinelSSLConnection,
     # On every 5th MOVED (the default), redis-py's asyncio cluster client closes every
     # connection it has, those other coroutines are using too: a command already sent
     # loses its reply (or fails on a closed writer), and a lost reply retried can apply
@@ -116,65 +116,65 @@ def _client(settings: Settings, kit: _Kit) -> Any:
         return fcall_routed(_cluster(settings, kit))
     if settings.kind == "sentinel":
         return _sentinel_master(settings, kit)
-    retry = _retry(kit.retry, settings, settings.retries, tuple(_RETRY_ON))
+    client_retry = retry(kit.retry, settings, settings.retries, tuple(RETRY_ON))
     if settings.kind in ("embedded", "unix"):
         client = kit.redis(
             unix_socket_path=_socket_path(settings),
             db=settings.db,
-            retry=retry,
+            retry=client_retry,
             health_check_interval=settings.health_check_interval,
             socket_timeout=settings.socket_timeout,
             socket_connect_timeout=settings.connect_timeout,
             username=settings.username,
             password=settings.password,
-            **_QUIET,
+            **QUIET,
         )
     else:
         client = kit.redis(
             host=settings.host,
             port=settings.port,
             db=settings.db,
-            retry=retry,
+            retry=client_retry,
             health_check_interval=settings.health_check_interval,
-            **_common(settings),
+            **common(settings),
         )
-    _alive_on_any_answer(client.connection_pool)
+    alive_on_any_answer(client.connection_pool)
     return client
 
 
 def _cluster(settings: Settings, kit: _Kit) -> Any:
-    """The cluster client of ``settings``, its connections those of ``_AnswerMeansAlive``."""
+    """The cluster client of ``settings``, its connections those of ``AnswerMeansAlive``."""
     options = dict(kit.cluster_options)
 
     def made() -> Any:
         try:
             return kit.cluster(
                 startup_nodes=[kit.cluster_node(h, p) for h, p in settings.nodes],
-                retry=_retry(
+                retry=retry(
                     kit.retry,
                     settings,
-                    min(settings.retries, _CLUSTER_INSTANT_RETRIES),
-                    tuple(_RETRY_ON),
+                    min(settings.retries, CLUSTER_INSTANT_RETRIES),
+                    tuple(RETRY_ON),
                 ),
                 health_check_interval=settings.health_check_interval,
                 **options,
-                **_common(settings),
+                **common(settings),
             )
         except RedisClusterException as exc:  # (the sync client asks a node now)
-            raise _cluster_error(exc) from exc
+            raise cluster_error(exc) from exc
 
     if kit is _SYNC:
         # It asks the URL's nodes for the layout now: retried as the asyncio client's first
         # command is (which asks then, inside the shell's retry): a node restarting is
         # waited for, none answering fails within the window of NoneAnswered.
-        retry = _retry(_Retry, settings, settings.retries, tuple(_RETRY_ON))
-        return retry.call_with_retry(made, _nothing_failed)
+        layout_retry = retry(Retry, settings, settings.retries, tuple(RETRY_ON))
+        return layout_retry.call_with_retry(made, _nothing_failed)
     cluster = made()
     # The asyncio client takes none: it builds each node (those of the URL now, those it
     # discovers later) from its connection_kwargs, which name the class; no node has made a
     # connection yet (it connects at its first command).
     kwargs = cluster.connection_kwargs
-    kwargs["connection_class"] = _ALIVE_ON_ANY_ANSWER[kwargs["connection_class"]]
+    kwargs["connection_class"] = ALIVE_ON_ANY_ANSWER[kwargs["connection_class"]]
     for node in cluster.nodes_manager.startup_nodes.values():
         node.connection_class = kwargs["connection_class"]
     return cluster
@@ -183,22 +183,22 @@ def _cluster(settings: Settings, kit: _Kit) -> Any:
 def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     """The client of the master behind the sentinels of ``settings``."""
     check_sentinel_service(settings)
-    common = _common(settings)
-    asked = {k: v for k, v in common.items() if k.startswith(("ssl", "socket"))}
+    shared = common(settings)
+    asked = {k: v for k, v in shared.items() if k.startswith(("ssl", "socket"))}
     # A sentinel answers at once (nothing it does waits, unlike a strict write): its reply is
     # waited for as long as a connection, so that sentinels that take connections and never
     # answer, asked one after another, fail a request within seconds, not socket_timeouts.
     asked["socket_timeout"] = min(settings.socket_timeout, settings.connect_timeout)
     # Each sentinel asked once per lookup: the request's retry is the one that retries (a
     # sentinel client's own default retried up to 10 times before redis-py 8.2, with backoff).
-    asked["retry"] = kit.retry(_backoff(), 0, supported_errors=tuple(_RETRY_ON))
+    asked["retry"] = kit.retry(backoff(), 0, supported_errors=tuple(RETRY_ON))
     sentinel = kit.sentinel(
         list(settings.nodes),
         settings=settings,
         sentinel_kwargs=asked,
-        retry=_retry(kit.retry, settings, settings.retries, tuple(_RETRY_ON)),
+        retry=retry(kit.retry, settings, settings.retries, tuple(RETRY_ON)),
         health_check_interval=settings.health_check_interval,
-        **{k: v for k, v in common.items() if k != "ssl"},  # the class says TLS
+        **{k: v for k, v in shared.items() if k != "ssl"},  # the class says TLS
     )
     assert settings.service_name is not None
     return sentinel.master_for(

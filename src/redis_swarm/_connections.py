@@ -1,8 +1,8 @@
 """The connections of every client ``_connect`` builds, and the options they share
-(``_common``: timeouts, credentials, TLS): a health check that takes any answer for one
-(``_AnswerMeansAlive``: a server that cannot persist refuses the check's PING with MISCONF,
+(``common``: timeouts, credentials, TLS): a health check that takes any answer for one
+(``AnswerMeansAlive``: a server that cannot persist refuses the check's PING with MISCONF,
 and still serves reads), and a TLS handshake that waits ``connect_timeout`` at most, on every
-redis-py (``_HandshakeWithinConnectTimeout``). The Sentinel and Cluster clients' own
+redis-py (``HandshakeWithinConnectTimeout``). The Sentinel and Cluster clients' own
 connections build on these (``_sentinel``, ``_cluster``).
 """
 
@@ -19,7 +19,16 @@ from redis.connection import SSLConnection
 
 from ._config import Settings
 
-__all__: list[str] = []  # (every name here is for the modules that build clients)
+__all__ = [
+    "ALIVE_ON_ANY_ANSWER",
+    "QUIET",
+    "AnswerMeansAlive",
+    "AsyncAnswerMeansAlive",
+    "HandshakeWithinConnectTimeout",
+    "alive_on_any_answer",
+    "common",
+    "made_alive_on_any_answer",
+]
 
 _CERT_REQS = {
     "required": _ssl.CERT_REQUIRED,
@@ -31,20 +40,20 @@ _CERT_REQS = {
 # redis-py >= 7 identifies itself with two CLIENT SETINFO commands on every new connection:
 # two round trips that a worker process on a far-away link pays for nothing. Off, where the
 # installed redis-py has the switch.
-_QUIET: dict[str, Any] = (
+QUIET: dict[str, Any] = (
     {"driver_info": None}
     if "driver_info" in inspect.signature(redis.Redis.__init__).parameters
     else {}
 )
 
 
-def _common(settings: Settings) -> dict[str, Any]:
+def common(settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.connect_timeout,
         "username": settings.username,
         "password": settings.password,
-        **_QUIET,
+        **QUIET,
     }
     if settings.ssl:
         kwargs.update(
@@ -69,7 +78,7 @@ def _common(settings: Settings) -> dict[str, Any]:
 # failures (LOADING, NOAUTH) are not ResponseErrors and keep their meaning.
 
 
-class _AnswerMeansAlive:
+class AnswerMeansAlive:
     """Mixin for redis-py's connection classes: an error reply to the health check's PING
     passes it."""
 
@@ -79,8 +88,8 @@ class _AnswerMeansAlive:
             super().check_health()  # type: ignore[misc]
 
 
-class _AsyncAnswerMeansAlive:
-    """The asyncio twin of ``_AnswerMeansAlive``."""
+class AsyncAnswerMeansAlive:
+    """The asyncio twin of ``AnswerMeansAlive``."""
 
     async def check_health(self) -> None:
         with contextlib.suppress(redis.ResponseError):
@@ -90,7 +99,7 @@ class _AsyncAnswerMeansAlive:
 # --- a TLS handshake that waits no longer than a connection
 
 
-class _HandshakeWithinConnectTimeout:
+class HandshakeWithinConnectTimeout:
     """Mixin for redis-py's sync TLS connection classes: the TLS handshake waits for the
     server ``socket_connect_timeout`` at most, as the TCP connect before it (and as asyncio's
     connect, which holds both, does in every redis-py). redis-py before 8.2 made it under
@@ -113,33 +122,33 @@ class _HandshakeWithinConnectTimeout:
         return sock
 
 
-class _Connection(_AnswerMeansAlive, redis.Connection):
+class _Connection(AnswerMeansAlive, redis.Connection):
     pass
 
 
-class _SSLConnection(_AnswerMeansAlive, _HandshakeWithinConnectTimeout, SSLConnection):
+class _SSLConnection(AnswerMeansAlive, HandshakeWithinConnectTimeout, SSLConnection):
     pass
 
 
-class _UnixConnection(_AnswerMeansAlive, redis.UnixDomainSocketConnection):
+class _UnixConnection(AnswerMeansAlive, redis.UnixDomainSocketConnection):
     pass
 
 
-class _AsyncConnection(_AsyncAnswerMeansAlive, redis.asyncio.Connection):
+class _AsyncConnection(AsyncAnswerMeansAlive, redis.asyncio.Connection):
     pass
 
 
-class _AsyncSSLConnection(_AsyncAnswerMeansAlive, redis.asyncio.SSLConnection):
+class _AsyncSSLConnection(AsyncAnswerMeansAlive, redis.asyncio.SSLConnection):
     pass
 
 
-class _AsyncUnixConnection(_AsyncAnswerMeansAlive, redis.asyncio.UnixDomainSocketConnection):
+class _AsyncUnixConnection(AsyncAnswerMeansAlive, redis.asyncio.UnixDomainSocketConnection):
     pass
 
 
 # The class redis-py picks for a client's connections (by its URL: TCP, TLS, unix socket),
 # and ours in its place.
-_ALIVE_ON_ANY_ANSWER: dict[type[Any], type[Any]] = {
+ALIVE_ON_ANY_ANSWER: dict[type[Any], type[Any]] = {
     redis.Connection: _Connection,
     SSLConnection: _SSLConnection,
     redis.UnixDomainSocketConnection: _UnixConnection,
@@ -149,16 +158,16 @@ _ALIVE_ON_ANY_ANSWER: dict[type[Any], type[Any]] = {
 }
 
 
-def _alive_on_any_answer(pool: Any) -> None:
+def alive_on_any_answer(pool: Any) -> None:
     """Make ``pool`` (of a client just built: no connection made yet) build its connections
-    with the health check of ``_AnswerMeansAlive``. redis.Redis takes no connection class,
+    with the health check of ``AnswerMeansAlive``. redis.Redis takes no connection class,
     but its pool says the one it picked, and builds every connection from it."""
-    pool.connection_class = _ALIVE_ON_ANY_ANSWER.get(pool.connection_class, pool.connection_class)
+    pool.connection_class = ALIVE_ON_ANY_ANSWER.get(pool.connection_class, pool.connection_class)
 
 
-def _made_alive_on_any_answer(connection: Any) -> None:
+def made_alive_on_any_answer(connection: Any) -> None:
     """Make ``connection`` (of one of redis-py's classes, just connected) one of
-    ``_AnswerMeansAlive``: its class is redis-py's plus that mixin, which adds no state."""
-    alive = _ALIVE_ON_ANY_ANSWER.get(type(connection))
+    ``AnswerMeansAlive``: its class is redis-py's plus that mixin, which adds no state."""
+    alive = ALIVE_ON_ANY_ANSWER.get(type(connection))
     if alive is not None:
         connection.__class__ = alive

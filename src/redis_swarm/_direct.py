@@ -1,5 +1,5 @@
 """A sync handle's commands, one or several in one round trip, sent without redis-py's
-per-command machinery (``_Direct``) down a connection it keeps, for a client of one server;
+per-command machinery (``Direct``) down a connection it keeps, for a client of one server;
 redis-py's ``execute_command`` and pipelines for any other (``direct_sender``, the ``Sender``
 a shell sends with). A forked child keeps none of its parent's connections (the fork hook).
 """
@@ -19,10 +19,10 @@ import redis.sentinel
 import redis.utils
 from redis.cluster import RedisCluster
 
-from ._cluster import _layout_errors_converted
+from ._cluster import layout_errors_converted
 from ._connect import SyncClient
 
-__all__ = ["JOIN_BELOW", "Sender", "direct_sender"]
+__all__ = ["JOIN_BELOW", "Direct", "Sender", "direct_sender"]
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ _POOL_WANTS_NAME = (
 _DIRECT_POOLS = (redis.ConnectionPool, redis.sentinel.SentinelConnectionPool)
 
 
-class _Direct:
+class Direct:
     """What ``Redis.execute_command`` does for one command, minus what costs most of its
     CPU (three quarters of the instructions of a PING with redis-py 8): the pool's
     bookkeeping and socket poll at every checkout, the metrics hooks, the closures, the
@@ -228,7 +228,7 @@ def _forget_all() -> None:
         direct.forget()
 
 
-_DIRECTS: weakref.WeakSet[_Direct] = weakref.WeakSet()
+_DIRECTS: weakref.WeakSet[Direct] = weakref.WeakSet()
 os.register_at_fork(after_in_child=_forget_all)
 
 
@@ -243,15 +243,15 @@ class Sender(NamedTuple):
 
 
 def direct_sender(client: SyncClient) -> Sender:
-    """``_Direct`` for a client of one server as ``sync_client`` builds them (a plain or
+    """``Direct`` for a client of one server as ``sync_client`` builds them (a plain or
     Sentinel pool, no client-side cache, not a single-connection client, redis-py's own
     ``execute_command``); redis-py's ``execute_command`` and pipelines for any other (a
     cluster, a client given with other choices); a sync cluster client's own exceptions (a
-    refresh that reached no node) raised as ``_cluster_error``."""
+    refresh that reached no node) raised as ``cluster_error``."""
     if isinstance(client, RedisCluster):
         return Sender(
-            _layout_errors_converted(client.execute_command),
-            _layout_errors_converted(functools.partial(_pipelined, client)),
+            layout_errors_converted(client.execute_command),
+            layout_errors_converted(functools.partial(_pipelined, client)),
             _nothing,
         )
     pool = getattr(client, "connection_pool", None)
@@ -262,7 +262,7 @@ def direct_sender(client: SyncClient) -> Sender:
         and type(pool) in _DIRECT_POOLS
         and getattr(pool, "cache", None) is None
     ):
-        direct = _Direct(client)
+        direct = Direct(client)
         return Sender(direct.execute, direct.execute_many, direct.give_back)
     return Sender(client.execute_command, functools.partial(_pipelined, client), _nothing)
 

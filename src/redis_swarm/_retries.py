@@ -1,6 +1,6 @@
 """The retries of every client ``_connect`` builds: redis-py's Retry, with exponential
-backoff and jitter, minus what redis-py does wrong on its own (``_Retry``, ``_AsyncRetry``,
-made by ``_retry``); the errors no retry can fix (``is_permanent``), and the one that says no
+backoff and jitter, minus what redis-py does wrong on its own (``Retry``, ``AsyncRetry``,
+made by ``retry``); the errors no retry can fix (``is_permanent``), and the one that says no
 server answered (``NoneAnswered``).
 
 Three things redis-py does not do on its own: errors that no retry can fix (a certificate that
@@ -33,8 +33,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import redis
 import redis.asyncio.retry
+import redis.retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings
 from ._translate import (
@@ -45,14 +45,22 @@ from ._translate import (
     causes,
 )
 
-__all__ = ["NoneAnswered", "is_permanent"]
+__all__ = [
+    "RETRY_ON",
+    "AsyncRetry",
+    "NoneAnswered",
+    "Retry",
+    "backoff",
+    "is_permanent",
+    "retry",
+]
 
 T = TypeVar("T")
 
-_RETRY_ON = [redis.ConnectionError, redis.TimeoutError]
+RETRY_ON = [redis.ConnectionError, redis.TimeoutError]
 
 
-def _backoff() -> ExponentialWithJitterBackoff:
+def backoff() -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
 
 
@@ -135,7 +143,7 @@ class _Attempts:
 
     def __init__(
         self,
-        retry: _Retry | _AsyncRetry,
+        retry: Retry | AsyncRetry,
         depth: int,
         fail: Callable[..., Any],
         is_retryable: Callable[[Exception], bool] | None,
@@ -210,7 +218,7 @@ def _timing(settings: Settings) -> _Timing:
     )
 
 
-class _Retry(Retry):
+class Retry(redis.retry.Retry):
     """redis-py's Retry, minus hopeless retries, nested retry loops, and retries of a timed-out
     request past the retry window. ``timing``: that window, the longest a timed-out attempt
     takes, and the window when no server answers (``_timing``; None: retries counted only)."""
@@ -238,8 +246,8 @@ class _Retry(Retry):
                     time.sleep(pause)
 
 
-class _AsyncRetry(redis.asyncio.retry.Retry):
-    """The asyncio twin of ``_Retry``."""
+class AsyncRetry(redis.asyncio.retry.Retry):
+    """The asyncio twin of ``Retry``."""
 
     timing: _Timing | None = None
 
@@ -266,16 +274,16 @@ class _AsyncRetry(redis.asyncio.retry.Retry):
                     await asyncio.sleep(pause)
 
 
-R = TypeVar("R", _Retry, _AsyncRetry)
+R = TypeVar("R", Retry, AsyncRetry)
 
 
-def _retry(
+def retry(
     kind: type[R], settings: Settings, retries: int, errors: tuple[type[Exception], ...]
 ) -> R:
     """A retry of ``kind`` with the backoff, ``retries`` retries of ``errors``, and the retry
     window of ``settings`` for timed-out attempts."""
     # redis-py before 8.2 typed the async Retry's errors narrower than it takes them; the
     # ignore stays silent where a newer redis-py needs none (unused-ignore).
-    retry = kind(_backoff(), retries, supported_errors=errors)  # type: ignore[arg-type, unused-ignore]
+    retry = kind(backoff(), retries, supported_errors=errors)  # type: ignore[arg-type, unused-ignore]
     retry.timing = _timing(settings)
     return retry

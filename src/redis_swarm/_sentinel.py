@@ -1,9 +1,9 @@
-"""The clients of a Sentinel URL: the master behind the sentinels (``_SentinelMaster``,
+"""The clients of a Sentinel URL: the master behind the sentinels (``SentinelMaster``,
 whose close closes the sentinels' connections too), the sentinels' lookup of it
-(``_Sentinel``: which sentinels failed and why, ``_NoMasterFound``; none answered,
+(``Sentinel``: which sentinels failed and why, ``_NoMasterFound``; none answered,
 ``_NoSentinelAnswered``; a service name no sentinel that answers monitors, a ConfigError at
 once: ``_no_such_service``), and the master's connections, which ask the sentinels where the
-master is at every reconnect (``_SentinelConnection``); each with its asyncio twin.
+master is at every reconnect (``SentinelConnection``); each with its asyncio twin.
 """
 
 from __future__ import annotations
@@ -14,24 +14,35 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.asyncio.sentinel
+import redis.sentinel
 from redis.connection import SSLConnection
-from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnection
+from redis.sentinel import MasterNotFoundError, SentinelManagedConnection
 
 from ._config import Settings
 from ._connections import (
-    _AnswerMeansAlive,
-    _AsyncAnswerMeansAlive,
-    _HandshakeWithinConnectTimeout,
+    AnswerMeansAlive,
+    AsyncAnswerMeansAlive,
+    HandshakeWithinConnectTimeout,
 )
 from ._errors import ConfigError
 from ._retries import NoneAnswered
 from ._translate import why_no_answer
 
-__all__ = ["address_of"]
+__all__ = [
+    "AsyncSentinel",
+    "AsyncSentinelConnection",
+    "AsyncSentinelMaster",
+    "AsyncSentinelSSLConnection",
+    "Sentinel",
+    "SentinelConnection",
+    "SentinelMaster",
+    "SentinelSSLConnection",
+    "address_of",
+]
 
 
 class _NoMasterFound(MasterNotFoundError):
-    """redis-py's "no master found", from ``_Sentinel``: ``failed_sentinels`` says which
+    """redis-py's "no master found", from ``Sentinel``: ``failed_sentinels`` says which
     sentinels failed and why (host:port, the error's text), for ``translate``, whatever
     redis-py's version writes in its own text."""
 
@@ -52,7 +63,7 @@ class _AsyncNoSentinelAnswered(NoneAnswered, _AsyncNoMasterFound):
     """The asyncio twin of ``_NoSentinelAnswered``."""
 
 
-class _SentinelMaster(redis.Redis):
+class SentinelMaster(redis.Redis):
     """The master behind a Sentinel; closing it also closes the connections to the sentinels."""
 
     def close(self) -> None:
@@ -62,8 +73,8 @@ class _SentinelMaster(redis.Redis):
             sentinel.close()
 
 
-class _AsyncSentinelMaster(redis.asyncio.Redis):
-    """The asyncio twin of ``_SentinelMaster``."""
+class AsyncSentinelMaster(redis.asyncio.Redis):
+    """The asyncio twin of ``SentinelMaster``."""
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose(close_connection_pool)
@@ -168,7 +179,7 @@ def address_of(client: Any) -> str:
     return f"{kwargs.get('host')}:{kwargs.get('port')}"
 
 
-class _Sentinel(Sentinel):
+class Sentinel(redis.sentinel.Sentinel):
     """redis-py's Sentinel, whose lookup of a master says which sentinels failed and why
     (``_NoMasterFound``), and when none answered (``_NoSentinelAnswered``), in the same
     words on every redis-py version; an error reply (a server that is no sentinel) is one
@@ -199,8 +210,8 @@ class _Sentinel(Sentinel):
         )
 
 
-class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
-    """The asyncio twin of ``_Sentinel``."""
+class AsyncSentinel(redis.asyncio.sentinel.Sentinel):
+    """The asyncio twin of ``Sentinel``."""
 
     def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -229,7 +240,7 @@ class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
         )
 
 
-class _SentinelConnection(_AnswerMeansAlive, SentinelManagedConnection):
+class SentinelConnection(AnswerMeansAlive, SentinelManagedConnection):
     """A connection to the master behind Sentinel that asks the sentinels where the master is
     each time it reconnects. redis-py 8 reconnects a dropped connection from inside
     ``send_packed_command`` to the address it last had, skipping the sentinel lookup of
@@ -242,14 +253,14 @@ class _SentinelConnection(_AnswerMeansAlive, SentinelManagedConnection):
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
-class _SentinelSSLConnection(_SentinelConnection, _HandshakeWithinConnectTimeout, SSLConnection):
-    """``_SentinelConnection`` over TLS."""
+class SentinelSSLConnection(SentinelConnection, HandshakeWithinConnectTimeout, SSLConnection):
+    """``SentinelConnection`` over TLS."""
 
 
-class _AsyncSentinelConnection(
-    _AsyncAnswerMeansAlive, redis.asyncio.sentinel.SentinelManagedConnection
+class AsyncSentinelConnection(
+    AsyncAnswerMeansAlive, redis.asyncio.sentinel.SentinelManagedConnection
 ):
-    """The asyncio twin of ``_SentinelConnection``."""
+    """The asyncio twin of ``SentinelConnection``."""
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self.is_connected:
@@ -257,5 +268,5 @@ class _AsyncSentinelConnection(
         await super().send_packed_command(command, check_health)
 
 
-class _AsyncSentinelSSLConnection(_AsyncSentinelConnection, redis.asyncio.connection.SSLConnection):
-    """``_AsyncSentinelConnection`` over TLS."""
+class AsyncSentinelSSLConnection(AsyncSentinelConnection, redis.asyncio.connection.SSLConnection):
+    """``AsyncSentinelConnection`` over TLS."""
