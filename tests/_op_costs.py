@@ -142,9 +142,9 @@ BOUNDS: dict[str, int] = {
     # are status's (its roster's tasks): the dashboard reads both, the leases once
     "recent": 2,
     "task_costs (a completed task)": 2,  # the task, then its finding and superseded ones
-    # the pass's counters and the queues, one step of the script (a pass of up to some 250
-    # tasks: a bigger one takes a step more per 500 index entries), then the keys of their
-    # own of the tasks that went (webhooks, questions asked)
+    # the pass's counters, the queues, the syntheses (a thousand a round trip) and the first
+    # findings, then one step of the script per 500 of its findings, then per 500 of its
+    # tasks (each with the keys of their own: webhooks, questions asked)
     "retire_pass (a settled pass)": 3,
     "retired_passes": 1,
 }

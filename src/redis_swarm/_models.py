@@ -24,6 +24,7 @@ from ._errors import ValidationError
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
+    "OPEN_STATUSES",
     "RECORD_KINDS",
     "Answer",
     "EventType",
@@ -433,6 +434,11 @@ class TaskStatus(str, enum.Enum):
     @property
     def settled(self) -> bool:
         return self in (TaskStatus.COMPLETED, TaskStatus.DEAD, TaskStatus.CANCELLED)
+
+
+# The open statuses' values (pending, delayed, claimed): a pass or queue with a task in one
+# of them is not settled.
+OPEN_STATUSES: tuple[str, ...] = tuple(s.value for s in TaskStatus if not s.settled)
 
 
 @dataclass(frozen=True)
@@ -942,7 +948,11 @@ class RetiredPass(Record):
 
     ``tasks``: its completed, cancelled and dead tasks, with their data and index entries;
     ``findings``: every finding of those tasks, superseded ones too; ``kept``: its tasks
-    left because they were open (pending, delayed, claimed), posted while it ran."""
+    left because they were open (pending, delayed, claimed), posted while it ran; ``cited``:
+    its settled tasks kept because a synthesis of another pass cites a finding of theirs
+    (they stay with those findings, so that the synthesis cites stored findings);
+    ``corrupt``: its tasks and findings stored unreadable (``swarm doctor`` names them),
+    left in place."""
 
     pass_name: str
     tasks: int
@@ -950,6 +960,26 @@ class RetiredPass(Record):
     kept: int = 0
     dry_run: bool = False
     at: int | None = None
+    cited: int = 0
+    corrupt: int = 0
+
+    @classmethod
+    def stored(cls, pass_name: str, raw: str | bytes) -> RetiredPass:
+        """The record ``retired_passes`` keeps of pass ``pass_name`` (its JSON, ``raw``)."""
+        record = loads(raw)
+        at = record.get("at")
+        return cls(
+            pass_name, int(record.get("tasks", 0)), int(record.get("findings", 0)),
+            at=int(at) if at is not None else None,
+        )  # fmt: skip
+
+    def task_gone(self, task_id: str) -> str:
+        """What a report on task ``task_id`` of the pass, retired with it, is told."""
+        return (
+            f"task {task_id} was retired with its pass {dumps(self.pass_name)} on "
+            f"{iso(self.at) or 'an unknown date'} (swarm retire): there is nothing left to "
+            "report on; move on to the next task"
+        )
 
 
 @dataclass(frozen=True)

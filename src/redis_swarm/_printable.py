@@ -26,7 +26,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from ._models import Agent, TaskStatus
+from ._models import OPEN_STATUSES as _OPEN
+from ._models import Agent
 
 __all__ = [
     "SETTLED_SHOWN",
@@ -57,7 +58,6 @@ _ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in _CONTROLS if c not in _KEP
 _ESCAPES |= {c: f"\\u{c:04x}" for c in _BIDI}
 
 _DIGITS = re.compile(r"([0-9]+)")  # ASCII digits: what a counter in a name is written in
-_OPEN = tuple(s.value for s in TaskStatus if not s.settled)
 
 
 def printable(text: object) -> str:

@@ -146,7 +146,7 @@ OPERATIONS: dict[str, Uses] = {
     "task_costs": _uses("hget", "index_page", worker=True),
     # retiring a settled pass (swarm retire) deletes work: a shard's or coordinator's, never
     # a worker's; the retirement records are read by lineage
-    "retire_pass": _uses("hgetall hkeys hget del", "pass_retire"),
+    "retire_pass": _uses("hgetall hkeys hget hscan zcard zrange", "pass_retire"),
     "retired_passes": _uses("hgetall", worker=True),
 }
 
@@ -179,7 +179,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "index_page": "hget hmget zcard zcount zrange zrank",
         "message_get": "hexists hget xrange",
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
-        "pass_retire": "hdel hget hincrby hmget hset zrange zrem",
+        "pass_retire": "del hdel hget hincrby hmget hset zcard zrange zrem",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
         "task_claim": "hget hset",

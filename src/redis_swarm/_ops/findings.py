@@ -17,7 +17,17 @@ from typing import Any, TypeVar
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
 from .._hints import LIST_FINDINGS
 from .._keys import Keys
-from .._models import LABEL_CHARS, Finding, Page, Synthesis, Task, Usage, dumps, loads
+from .._models import (
+    LABEL_CHARS,
+    Finding,
+    Page,
+    RetiredPass,
+    Synthesis,
+    Task,
+    Usage,
+    dumps,
+    loads,
+)
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import MAX_WAIT_S, check_id, check_name
 from . import claiming as task_ops
@@ -208,11 +218,20 @@ def report(
         *claiming[1],
     )  # fmt: skip
     call = Call("task_report", keys, args)
-    if behind is None:
-        outcome, raw, named, *next_pair = yield call
-    else:
-        replies = yield Batch((call, *behind.requests))
-        (outcome, raw, named), next_pair = replies[0], []
+    try:
+        if behind is None:
+            outcome, raw, named, *next_pair = yield call
+        else:
+            replies = yield Batch((call, *behind.requests))
+            (outcome, raw, named), next_pair = replies[0], []
+    except NotFound:
+        # gone: retired with its pass (swarm retire) when the pass has a record of it (read
+        # only here, not on every report)
+        if r.pass_name is not None:
+            record = yield Cmd("HGET", ctx.keys.retired_passes, r.pass_name)
+            if record is not None:
+                raise NotFound(RetiredPass.stored(r.pass_name, record).task_gone(task_id)) from None
+        raise
     if text(outcome) == "existing":
         stored = finding_from(raw)
     else:  # stored now: what was sent, closed as the script closed it

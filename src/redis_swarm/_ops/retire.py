@@ -1,14 +1,17 @@
 """Retiring a settled pass (``swarm retire``): its completed, cancelled and dead tasks, their
-data and every finding they got, with their entries in every index, removed and the counters
-brought down by exactly what went, so that a long-lived swarm can free the work it is done
-with. Syntheses stay; a record of each retirement stays in ``Keys.retired_passes``, so that
-lineage says a finding a synthesis cites was retired with its pass rather than lost.
+data, own keys and every finding they got, with their entries in every index, removed and
+the counters brought down by exactly what went, so that a long-lived swarm can free the work
+it is done with. Syntheses stay; a record of each retirement stays in
+``Keys.retired_passes``, so that lineage says a finding a synthesis of the pass cites was
+retired with its pass rather than lost. A finding a synthesis of another pass cites stays,
+with its task: only a pass's own syntheses lose findings to its retirement.
 
 The work is done by ``lua/pass_retire.lua`` in steps of ``RETIRE_CHUNK`` index entries, each
 atomic and leaving every invariant of the swarm true, so that no step holds Redis for long
 however big the pass: the operation costs one round trip more per step (a pass of n tasks,
-about 2n / RETIRE_CHUNK). Tasks are never popped from Redis by anything else, so nothing else
-frees them.
+about 2n / RETIRE_CHUNK), and one per thousand syntheses, read first to know which findings
+other passes cite. Tasks are never popped from Redis by anything else, so nothing else frees
+them.
 """
 
 from __future__ import annotations
@@ -18,19 +21,24 @@ from typing import Any
 
 from .._errors import Conflict, NotFound
 from .._keys import Keys, label_id
-from .._models import RetiredPass, TaskStatus, dumps, loads, unknown_pass
+from .._models import (
+    OPEN_STATUSES,
+    UNREADABLE,
+    RetiredPass,
+    dumps,
+    loads,
+    unknown_pass,
+)
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from ._work import check_label, text
-from .tasks import queue_names
-from .views import pass_counts
+from .tasks import _SHARD_FIELD, queue_names
+from .views import SCAN_COUNT, _hash_items, pass_counts
 
 __all__ = ["RETIRE_CHUNK", "retire_pass", "retired_passes"]
 
 # Index entries one step examines: bounds the time Redis spends in one script call (about a
 # millisecond per hundred tasks removed).
 RETIRE_CHUNK = 500
-_OPEN = tuple(s.value for s in TaskStatus if not s.settled)
-_SHARD_FIELD = "shard:"  # counts fields shard:NAME|status (see tasks.queue_names)
 
 
 def _shard_names(fields: Iterable[Any]) -> list[str]:
@@ -43,13 +51,6 @@ def _shard_names(fields: Iterable[Any]) -> list[str]:
     return sorted(names)
 
 
-def _task_keys(k: Keys, ids: list[str]) -> list[str]:
-    """The keys of their own that tasks may have: the questions asked while on them, their
-    webhooks. Deleted by the client, after the step that removed the tasks (a script never
-    builds a key, and learns the ids only as it goes)."""
-    return [key for tid in ids for key in (k.asked(tid), k.webhooks(tid))]
-
-
 def _still_open(name: str, open_counts: dict[str, int]) -> str:
     held = ", ".join(f"{n} {status}" for status, n in open_counts.items())
     return (
@@ -59,77 +60,152 @@ def _still_open(name: str, open_counts: dict[str, int]) -> str:
     )
 
 
-def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Operation[RetiredPass]:
-    """Remove the settled work of pass ``pass_name``: its completed, cancelled and dead tasks
-    (record, data, entries in the task, pass, dead-letter and dedupe indexes), every finding of
-    them (superseded ones too) with their entries in the finding indexes, and bring the
-    queue, shard and pass counters down by exactly that; syntheses are kept. A pass with
-    open tasks (pending, delayed, claimed) is refused (Conflict), and one no task was ever
-    posted to (NotFound) unless it was retired already (then nothing is left to remove).
-    Runs in atomic steps (``RETIRE_CHUNK``), the swarm consistent between them; tasks posted
-    to the pass meanwhile are kept (``kept``). ``dry_run`` counts what would go and changes
-    nothing. A retry of a step whose reply was lost goes on where it stopped: what that
-    step removed is then missing from the counts returned, not from the pass's record
-    (``retired_passes``)."""
-    name = check_label("pass_name", pass_name)
-    k = ctx.keys
-    raw_passes, fields, record = yield Batch(
-        (Cmd("HGETALL", k.pass_counts), Cmd("HKEYS", k.counts), Cmd("HGET", k.retired_passes, name))
-    )
-    passes = pass_counts(raw_passes)
-    if name not in passes:
-        if record is not None:  # retired whole already: nothing of it is left
-            return RetiredPass(name, 0, 0, dry_run=dry_run)
-        raise NotFound(unknown_pass(name, list(passes), "swarm status lists them"))
-    open_counts = {s: n for s in _OPEN if (n := passes[name].get(s, 0)) > 0}
-    if open_counts:
-        raise Conflict(_still_open(name, open_counts))
-    fields = list(fields or ())
-    queues, shards = queue_names(fields), _shard_names(fields)
-    keys = (
+def _cited(pass_name: str, entries: Any, cited: set[str]) -> None:
+    """Add to ``cited`` the findings the syntheses in ``entries`` (an HSCAN page) cite that
+    are not of ``pass_name`` (any pass's findings: the script is given those of the pass). A
+    synthesis stored unreadable cites nothing known (``swarm doctor`` names it)."""
+    for _sid, raw in _hash_items(entries):
+        try:
+            synthesis = loads(raw)
+            if synthesis.get("pass_name") != pass_name:
+                cited.update(text(fid) for fid in synthesis.get("sources", ()))
+        except UNREADABLE:
+            continue
+
+
+def _syntheses_read(ctx: OpContext, pass_name: str, first: Any) -> Operation[set[str]]:
+    """Every finding a synthesis of another pass cites, from the first HSCAN page ``first``
+    on (a page per round trip)."""
+    cited: set[str] = set()
+    cursor, entries = first
+    _cited(pass_name, entries, cited)
+    while text(cursor) != "0":
+        cursor, entries = yield Cmd("HSCAN", ctx.keys.syntheses, cursor, "COUNT", SCAN_COUNT)
+        _cited(pass_name, entries, cited)
+    return cited
+
+
+def _walk_keys(k: Keys, name: str, queues: list[str], shards: list[str]) -> tuple[str, ...]:
+    """The keys of every step but the chunk's own (see lua/pass_retire.lua)."""
+    return (
         k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.pass_counts, k.events,
         k.pass_tasks(name), k.findings, k.finding_index, k.findings_by("pass", name),
-        k.retired_passes,
+        k.retired_passes, k.synthesis_index,
         *(k.dead(q) for q in queues),
         *(k.findings_by("queue", q) for q in queues),
         *(k.findings_by("shard", s) for s in shards),
     )  # fmt: skip
-    names = (len(queues), len(shards), *queues, *shards)
-    phase, offset = "findings", 0
-    tasks = findings = kept = 0
-    gone: list[str] = []  # tasks removed by the last step, whose own keys are still there
+
+
+def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Operation[RetiredPass]:
+    """Remove the settled work of pass ``pass_name``: its completed, cancelled and dead tasks
+    (record, data, own keys, entries in the task, pass, dead-letter and dedupe indexes), every
+    finding of them (superseded ones too) with their entries in the finding indexes, and bring
+    the queue, shard and pass counters down by exactly that; syntheses are kept. A finding a
+    synthesis of another pass cites is kept, and so is its task (``cited``), so that no
+    synthesis cites a missing finding. A pass with open tasks (pending, delayed, claimed) is
+    refused (Conflict), and one no task was ever posted to (NotFound) unless it was retired
+    already (then what an interrupted run or a late report left of it is swept).
+    Runs in atomic steps (``RETIRE_CHUNK``), the swarm consistent between them; tasks posted
+    to the pass meanwhile are kept (``kept``), records stored unreadable too (``corrupt``).
+    ``dry_run`` counts what would go and changes nothing. A retry of a step whose reply was
+    lost goes on where it stopped: what that step removed is then missing from the counts
+    returned, not from the pass's record (``retired_passes``)."""
+    name = check_label("pass_name", pass_name)
+    k = ctx.keys
+    findings_of = k.findings_by("pass", name)
+    raw_passes, fields, record, seen, scanned, first = yield Batch(
+        (
+            Cmd("HGETALL", k.pass_counts), Cmd("HKEYS", k.counts),
+            Cmd("HGET", k.retired_passes, name),
+            # (the syntheses' count before they are read: one stored meanwhile makes the
+            # first step stale, never missed)
+            Cmd("ZCARD", k.synthesis_index),
+            Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
+            Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1),
+        )
+    )  # fmt: skip
+    passes = pass_counts(raw_passes)
+    if name not in passes and record is None:
+        raise NotFound(unknown_pass(name, list(passes), "swarm status lists them"))
+    open_counts = {s: n for s in OPEN_STATUSES if (n := passes.get(name, {}).get(s, 0)) > 0}
+    if open_counts:
+        raise Conflict(_still_open(name, open_counts))
+    cited = yield from _syntheses_read(ctx, name, scanned)
+    queues, shards = queue_names(fields), _shard_names(fields)
+    keys = _walk_keys(k, name, queues, shards)
+    tasks = findings = 0
+    # What the last walk found kept (a walk starts over when a synthesis was stored, or a
+    # record named a queue or shard listed after the keys were made).
+    kept = cited_tasks = corrupt = unknown = 0
+    protected: set[str] = set()  # the tasks of the cited findings
+    phase, offset, chunk = "findings", 0, [text(fid) for fid in first]
     while True:
-        step = Call(
-            "pass_retire",
-            keys,
-            (ctx.now_arg(), ctx.limits.events_maxlen, name, label_id(name),
-             "0" if dry_run else "1", phase, offset, RETIRE_CHUNK, *names),
-        )  # fmt: skip
-        if gone:  # the last step's leftovers deleted in the same round trip as this step
-            reply = (yield Batch((Cmd("DEL", *_task_keys(k, gone)), step)))[1]
+        if phase == "tasks":
+            flags = ["1" if tid in protected else "0" for tid in chunk]
+            own = [key for tid in chunk for key in (k.asked(tid), k.webhooks(tid))]
         else:
-            reply = yield step
-        done, phase, offset = int(reply[0]), text(reply[1]), int(reply[2])
+            flags = ["1" if fid in cited else "0" for fid in chunk]
+            own = []
+        reply = yield Call(
+            "pass_retire",
+            (*keys, *own),
+            (ctx.now_arg(), ctx.limits.events_maxlen, name, label_id(name),
+             "0" if dry_run else "1", phase, offset, RETIRE_CHUNK, seen, len(queues),
+             len(shards), len(chunk), *queues, *shards,
+             *(item for pair in zip(chunk, flags, strict=True) for item in pair)),
+        )  # fmt: skip
+        if text(reply[0]) == "stale":  # a synthesis stored since they were read: again
+            seen, scanned, first = yield Batch(
+                (Cmd("ZCARD", k.synthesis_index), Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
+                 Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
+            )  # fmt: skip
+            cited = yield from _syntheses_read(ctx, name, scanned)
+            if dry_run:
+                tasks = findings = 0
+            kept = cited_tasks = corrupt = unknown = 0
+            protected = set()
+            phase, offset, chunk = "findings", 0, [text(fid) for fid in first]
+            continue
+        phase, offset = text(reply[1]), int(reply[2])
         tasks += int(reply[3])
         findings += int(reply[4])
         kept += int(reply[5])
-        gone = [text(tid) for tid in reply[7:]]
-        if done:
+        cited_tasks += int(reply[6])
+        corrupt += int(reply[7])
+        unknown += int(reply[8])
+        n = int(reply[9])
+        chunk = [text(tid) for tid in reply[10 : 10 + n]]
+        protected.update(text(tid) for tid in reply[10 + n :])
+        if phase != "done":
+            continue
+        if not unknown:
             break
-    if gone:
-        yield Cmd("DEL", *_task_keys(k, gone))
-    return RetiredPass(name, tasks, findings, kept, dry_run=dry_run)
+        # A queue or shard listed after the keys were made: list them again, walk again.
+        fields, first = yield Batch(
+            (Cmd("HKEYS", k.counts), Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
+        )
+        now_queues, now_shards = queue_names(fields), _shard_names(fields)
+        if (now_queues, now_shards) == (queues, shards):  # none new: left as they are
+            corrupt += unknown
+            break
+        queues, shards = now_queues, now_shards
+        keys = _walk_keys(k, name, queues, shards)
+        if dry_run:
+            tasks = findings = 0
+        kept = cited_tasks = corrupt = unknown = 0
+        protected = set()
+        phase, offset, chunk = "findings", 0, [text(fid) for fid in first]
+    return RetiredPass(
+        name, tasks, findings, kept, dry_run=dry_run, cited=cited_tasks, corrupt=corrupt
+    )
 
 
 def retired_passes(ctx: OpContext) -> Operation[dict[str, RetiredPass]]:
     """The passes ``retire_pass`` removed, by name: what it removed of each in all, and when
     it last did (``at``, ms)."""
     raw = yield Cmd("HGETALL", ctx.keys.retired_passes)
-    out: dict[str, RetiredPass] = {}
-    for field, value in sorted((text(f), text(v)) for f, v in dict(raw or {}).items()):
-        stored = loads(value)
-        out[field] = RetiredPass(
-            field, int(stored.get("tasks", 0)), int(stored.get("findings", 0)),
-            at=int(stored["at"]) if "at" in stored else None,
-        )  # fmt: skip
-    return out
+    return {
+        field: RetiredPass.stored(field, value)
+        for field, value in sorted((text(f), text(v)) for f, v in dict(raw or {}).items())
+    }

@@ -131,7 +131,9 @@ def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
 
 def _missing_node(fid: str, retired: RetiredPass | None) -> dict[str, Any]:
     """A finding a synthesis cites that is no longer stored: retired with the synthesis's
-    pass (``swarm retire``; ``retired`` is that pass's record), else missing."""
+    pass (``swarm retire``; ``retired`` is that pass's record), else missing. The finding's
+    own pass is the synthesis's: a retirement keeps every finding a synthesis of another
+    pass cites (and a finding gone has no record left to name its pass)."""
     node: dict[str, Any] = {"kind": "finding", "id": fid, "missing": True}
     if retired is not None:
         node["retired"] = {"pass": retired.pass_name, "at": iso(retired.at) if retired.at else None}

@@ -16,16 +16,22 @@ from ._app import App, json_option, main, pass_app
 def retire(app: App, pass_name: str, dry_run: bool) -> None:
     """Remove the settled work of PASS: its completed, cancelled and dead tasks, their data
     and every finding they got (superseded ones too), the counters brought down by as much.
-    Syntheses stay, and a record of the retirement (lineage names it). Refused while PASS
-    has open tasks: wait for them (swarm task wait --pass PASS) or cancel them first."""
+    Syntheses stay, and a record of the retirement (lineage names it); a finding a
+    synthesis of another pass cites stays, with its task. Refused while PASS has open
+    tasks: wait for them (swarm task wait --pass PASS) or cancel them first."""
     done = app.swarm.retire_pass(pass_name, dry_run=dry_run)
 
     def human() -> None:
         verb = "would retire" if done.dry_run else "retired"
+        left = [f"{done.kept} open tasks kept"]
+        if done.cited:
+            left.append(f"{done.cited} settled tasks kept: a synthesis of another pass cites them")
+        if done.corrupt:
+            left.append(f"{done.corrupt} records stored unreadable kept: swarm doctor names them")
         click.echo(
             printable(
                 f"{verb} pass {done.pass_name}: {done.tasks} tasks, {done.findings} findings "
-                f"({done.kept} open tasks kept)"
+                f"({'; '.join(left)})"
             )
         )
 
