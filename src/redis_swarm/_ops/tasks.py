@@ -595,8 +595,10 @@ _LIVE_SETS: dict[TaskStatus, Callable[[Keys, str], str]] = {
     TaskStatus.CLAIMED: Keys.leases,
     TaskStatus.DEAD: Keys.dead,
 }
-# How index_page marks a cursor of a listing newest first (lua/index_page.lua: no id holds it).
+# How index_page marks a cursor of a listing newest first, and what parts the id from its
+# score in a cursor, ID@SCORE (lua/index_page.lua: no id holds either).
 _NEWEST_MARK = "~"
+_SCORE_MARK = "@"
 
 
 def _in_order(cursor: object, newest_first: bool) -> bool:
@@ -625,8 +627,11 @@ def _live_page(ctx: OpContext, q: _Live) -> Operation[Page[Task] | None]:
     index_page call per queue, which checks the filters on each record as it reads it), and
     a third the data of the page's tasks when ``with_data``. The tasks are ordered as the
     index orders them (posting time, then id) and the page cut after the cursor's task as a
-    scan would: a cursor means the same whichever way the page was made, and a set that has
-    outgrown one read, or a cursor that names no task of this listing, goes to the scan."""
+    scan would: a cursor means the same whichever way the page was made. A cursor whose task
+    is no longer stored (retired) still says where it was, by its score (the task's posting
+    time) and id. A set that has outgrown one read, or a cursor that names no task of this
+    listing (or is of the older form, the id alone, and its task is gone), goes to the scan,
+    which refuses it or says what to do."""
     k = ctx.keys
     reads: list[Cmd] = []
     if q.queue is None:
@@ -659,19 +664,24 @@ def _live_page(ctx: OpContext, q: _Live) -> Operation[Page[Task] | None]:
     calls: list[Cmd | Call] = [
         Call("index_page", (set_of(k, name), k.tasks), args) for name in queues
     ]
-    after = None if q.cursor is None else q.cursor.removeprefix(_NEWEST_MARK)
-    if after is not None:
+    after, score = None, ""
+    if q.cursor is not None:
+        after, _, score = q.cursor.removeprefix(_NEWEST_MARK).partition(_SCORE_MARK)
         calls.append(Cmd("HMGET", k.tasks, after))
     replies = list((yield Batch(tuple(calls))))
     start: tuple[int, bytes] | None = None
     if after is not None:
-        try:
-            known = task_from(replies.pop()[0], None)
-        except UNREADABLE:  # no such task (None), or unreadable: the scan says what to do
-            return None
-        if q.pass_name is not None and known.pass_name != q.pass_name:
-            return None  # not in the pass's index: the scan refuses it
-        start = (known.created_at, known.id.encode())
+        stored = replies.pop()[0]
+        if stored is None and after and score.isascii() and score.isdigit():
+            start = (int(score), after.encode())  # retired: where it was in the index
+        else:
+            try:
+                known = task_from(stored, None)
+            except UNREADABLE:  # no such task (None), or unreadable: the scan says what to do
+                return None
+            if q.pass_name is not None and known.pass_name != q.pass_name:
+                return None  # not in the pass's index: the scan refuses it
+            start = (known.created_at, known.id.encode())
     found: dict[str, tuple[tuple[int, bytes], Any]] = {}
     unplaced: list[str] = []  # unreadable records: no place in the order, named on page one
     for reply in replies:
@@ -691,7 +701,8 @@ def _live_page(ctx: OpContext, q: _Live) -> Operation[Page[Task] | None]:
     ids = [key[1].decode() for key, _ in chosen]
     nxt = None
     if len(order) > q.size:
-        nxt = (_NEWEST_MARK if q.newest_first else "") + ids[-1]
+        (posted, _), _ = chosen[-1]
+        nxt = f"{_NEWEST_MARK if q.newest_first else ''}{ids[-1]}{_SCORE_MARK}{posted}"
     data: Sequence[Any] = [None] * len(chosen)
     if q.with_data and chosen:
         data = yield Cmd("HMGET", k.task_data, *ids)

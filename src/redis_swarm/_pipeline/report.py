@@ -115,11 +115,13 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
     Read in proportion to what it finds (``status`` and every budget check of a run read
     it): first the queues' task counts, one round trip and no more when ``current`` holds
     every task they count (the plan unchanged: a finding is of a task of its own queue, and
-    no task is ever removed). Else only the tasks and findings of this run's pass labels
-    that no pass of ``current`` has, the planning tasks the planning queue's findings name
-    and the synthesizer tasks of those passes' syntheses; a queue is listed in full only
-    when these leave some of its tasks unaccounted for (tasks that name no pass, or posted
-    since ``current`` was read).
+    the one thing that removes tasks, ``retire_pass``, takes a settled pass whole, its tasks
+    with their findings and the queues' counts down by as many in the same step: a retired
+    pass is held by no pass of ``current`` and counted by no queue). Else only the tasks
+    and findings of this run's pass labels that no pass of ``current`` has, the planning
+    tasks the planning queue's findings name and the synthesizer tasks of those passes'
+    syntheses; a queue is listed in full only when these leave some of its tasks
+    unaccounted for (tasks that name no pass, or posted since ``current`` was read).
 
     What a pass of the plan posted since ``current`` was read (a ``status`` while the run
     goes on) is that pass's, not an earlier one's: a task, finding or synthesizer task of a
@@ -148,10 +150,12 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
         """The tasks of ``queue`` that no pass of ``current`` holds, as a listing orders
         them: those of ``found`` when they are all of them; else (True) ``whole``, every
         task of the queue (some name no pass, or were posted since ``current`` was read).
-        All of them: as many as the queue's count, taken after ``found`` was listed (no
-        task is removed, so a task of ``found`` is one it counts, and an equal count leaves
-        none out; a count from before could be made up by a task posted since, under a
-        label ``found`` lists, for one it does not)."""
+        All of them: as many as the queue's count, taken after ``found`` was listed (a task
+        is removed only by ``retire_pass``, with its pass's other settled tasks and the
+        count down by as many, so a task of ``found`` is one it counts, or one a retire took
+        since, which makes the count smaller than ``found`` and the queue listed whole: an
+        equal count leaves none out; a count from before could be made up by a task posted
+        since, under a label ``found`` lists, for one it does not)."""
         mine = {t.id: t for t in found if t is not None and t.queue == queue}
         mine = {i: t for i, t in mine.items() if i not in known_tasks}
         if len(mine) != _unheld(swarm, (queue,), current)[queue]:
@@ -240,7 +244,9 @@ def _unheld(swarm: Swarm, queues: tuple[str, ...], current: list[PassResult]) ->
     """How many tasks of each of ``queues`` no pass of ``current`` holds: the queue's count
     (the core keeps it exact: one round trip for them all) less those ``current`` holds in
     it. Read after ``current`` (a task posted in between can only make it more, never hide
-    a task of an earlier pass), and after any listing it is compared with."""
+    a task of an earlier pass; a pass retired in between makes it less by its tasks that
+    ``current`` holds, for that one read: the next one is exact again), and after any
+    listing it is compared with."""
     counts = swarm.queue_stats()
     held: dict[str, set[str]] = {queue: set() for queue in queues}
     for result in current:

@@ -1,11 +1,17 @@
 -- index_page: one page of records listed through an index, in index order (oldest first) or
 -- newest first, with a cursor.
--- The cursor is the last id examined: the next page starts right after it (its rank). Index
--- members are never removed, so a cursor stays valid while records are added. A cursor of a
--- listing newest first is the id marked with a leading '~' (no id holds one): a cursor of
--- one order is refused by the other, which would list from the wrong end of it. At most
--- ARGV[4] entries are examined per call: a page may hold fewer than ARGV[2] records and still
--- carry a cursor when the filters are selective; keep paging until the cursor is empty.
+-- The cursor is the last id examined and its score, ID@SCORE: the next page starts right
+-- after it (its rank). A cursor stays valid while records are added, and while records are
+-- removed (swarm retire removes a settled pass's tasks and findings from their indexes): when
+-- its id has left the index, the page starts where the id was, after the members of a lower
+-- score and, among those of its score (ordered by member, byte by byte), after the id. An id
+-- still stored in the records but not in this index never belonged to the listing: refused.
+-- A cursor of an older version is the id alone: it works while its id is in the index, and
+-- when it is gone the listing cannot say where it was (start again). A cursor of a listing
+-- newest first is marked with a leading '~' (no id holds one, nor '@'): a cursor of one order
+-- is refused by the other, which would list from the wrong end of it. At most ARGV[4]
+-- entries are examined per call: a page may hold fewer than ARGV[2] records and still carry
+-- a cursor when the filters are selective; keep paging until the cursor is empty.
 -- flags: no-writes
 -- KEYS[1] index ZSET (score: time)  KEYS[2] records HASH (id -> JSON)
 -- KEYS[3] data HASH (id -> JSON), only when ARGV[5] == '1'
@@ -40,44 +46,84 @@ if newest and ARGV[3] ~= '' then
 end
 local step = newest and -1 or 1
 local pos = newest and total - 1 or 0
+local function refused(cursor, why)
+  return swarm_error('SWARM_INVALID', 'cursor ' .. cursor .. ' does not belong to this '
+    .. 'listing: pass back the cursor of the previous page with the same filters' .. why)
+end
+-- Whether a comes before b in the order of members of one score (bytes, not the locale's).
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
 if ARGV[1] ~= '' then
   local marked = string.sub(ARGV[1], 1, 1) == NEWEST_MARK
-  local rank = redis.call('ZRANK', index, marked and string.sub(ARGV[1], 2) or ARGV[1])
-  if not rank then
-    return swarm_error('SWARM_INVALID', 'cursor ' .. ARGV[1] .. ' does not belong to this '
-      .. 'listing: pass back the cursor of the previous page with the same filters')
+  local body = marked and string.sub(ARGV[1], 2) or ARGV[1]
+  local id, score = string.match(body, '^([^@]*)@(.*)$')
+  if not id then id = body end
+  if id == '' or (score and not string.find(score, '^%-?%d+%.?%d*$')) then
+    return refused(ARGV[1], '')
+  end
+  local rank = redis.call('ZRANK', index, id)
+  local stored = not rank and redis.call('HGET', records, id)
+  if not rank and (stored or not score) then
+    -- A record listed elsewhere, or an id alone that no index holds: no place to go on from.
+    local gone = ''
+    if not stored then
+      -- (Said without the word 'cursor': the faces reword the sentence before, not this.)
+      gone = '. If it is, its record is no longer stored (removed by swarm retire since that '
+        .. 'page) and one of this older form, the id alone, cannot say where it was: start '
+        .. 'the listing again from its start'
+    end
+    return refused(ARGV[1], gone)
   end
   if marked ~= newest then
     local given, this = 'oldest first', 'newest first'
     if marked then given, this = this, given end
-    return swarm_error('SWARM_INVALID', 'cursor ' .. ARGV[1] .. ' does not belong to this '
-      .. 'listing: pass back the cursor of the previous page with the same filters (it '
-      .. 'lists ' .. given .. '; this listing is ' .. this .. ')')
+    return refused(ARGV[1], ' (it lists ' .. given .. '; this listing is ' .. this .. ')')
   end
-  pos = rank + step
+  if rank then
+    pos = rank + step
+  else
+    -- Its record was removed: the first rank after the id, past every lower score, then (a
+    -- binary search) past the members of its score that come before it.
+    local lo = redis.call('ZCOUNT', index, '-inf', '(' .. score)
+    local hi = lo + redis.call('ZCOUNT', index, score, score)
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if before(redis.call('ZRANGE', index, mid, mid)[1], id) then lo = mid + 1 else hi = mid end
+    end
+    pos = newest and lo - 1 or lo
+  end
 elseif not newest and ARGV[3] ~= '' then
   pos = redis.call('ZCOUNT', index, '-inf', '(' .. ARGV[3])
 end
 -- (The listing goes on while pos is in [floor, total).)
 
 local out = {''}
-local found, examined, last = 0, 0, nil
+local found, examined, last, last_score = 0, 0, nil, nil
 while found < limit and examined < budget and pos >= floor and pos < total do
   local n = math.min(budget - examined, 256)
-  local ids
+  -- WITHSCORES: id, score, id, score, ... (the scores name the cursor's place).
+  local pairs_read
   if newest then
-    local ascending = redis.call('ZRANGE', index, math.max(floor, pos - n + 1), pos)
-    ids = {}
-    for i = #ascending, 1, -1 do ids[#ids + 1] = ascending[i] end
+    pairs_read = redis.call('ZRANGE', index, math.max(floor, pos - n + 1), pos, 'WITHSCORES')
   else
-    ids = redis.call('ZRANGE', index, pos, pos + n - 1)
+    pairs_read = redis.call('ZRANGE', index, pos, pos + n - 1, 'WITHSCORES')
   end
-  if #ids == 0 then break end
+  local ids, scores = {}, {}
+  local count = #pairs_read / 2
+  for i = 1, count do
+    local j = newest and count - i + 1 or i
+    ids[i], scores[i] = pairs_read[2 * j - 1], pairs_read[2 * j]
+  end
   local values = redis.call('HMGET', records, unpack(ids))
   for i, id in ipairs(ids) do
     examined = examined + 1
     pos = pos + step
-    last = id
+    last, last_score = id, scores[i]
     local raw = values[i]
     if raw then
       local keep = true
@@ -102,5 +148,7 @@ while found < limit and examined < budget and pos >= floor and pos < total do
     end
   end
 end
-if last and pos >= floor and pos < total then out[1] = (newest and NEWEST_MARK or '') .. last end
+if last and pos >= floor and pos < total then
+  out[1] = (newest and NEWEST_MARK or '') .. last .. '@' .. last_score
+end
 return out
