@@ -161,7 +161,7 @@ class Keys:
 
     @property
     def retired_passes(self) -> str:
-        """HASH pass name -> JSON {at, tasks, findings, kept}: the passes ``retire_pass``
+        """HASH pass name -> JSON {at, tasks, findings}: the passes ``retire_pass``
         removed (added up over its runs), so that a synthesis citing their findings says
         they were retired, not lost."""
         return self._k("retired_passes")
