@@ -55,6 +55,9 @@ def test_every_hint_a_command_prints_names_a_command(
         _hints.PUBLISH_CONTEXT: cli("task", "post", "q", "x", "--data", f"@{big}", expect=1).stderr,
         _hints.CHECK_TASK_ID: cli("task", "show", "t-nope", expect=1).stderr,
         _hints.LIST_FINDINGS: cli("findings", "f-nope", expect=1).stderr,
+        _hints.LIST_PASSES: cli(
+            "task", "wait", "--pass", "nope", "--timeout", "1", expect=1
+        ).stderr,
         _hints.ASK_TARGETS: cli("ask", "nobody", "why?", "--timeout", "1", expect=1).stderr,
         _hints.SERVE_QUESTIONS: cli("ask", "shard-1", "why?", "--timeout", "1", expect=3).stderr,
         _hints.SHOW_TASK: cli(

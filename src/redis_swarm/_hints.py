@@ -2,7 +2,7 @@
 
 The core says each hint in the words of the CLI, a command anyone who has redis-swarm can run
 (from a shell, beside the Python API); its Lua scripts carry the same words, which
-tests/test_hints.py holds to these. A face that cannot run commands says each hint its own
+tests/test_cli_hints.py holds to these. A face that cannot run commands says each hint its own
 way, keyed by these names (the MCP server's ``TOOL_WORDS``), so that rewording a hint here
 reaches every face, and a face can never translate a phrase the core no longer says.
 
@@ -23,6 +23,7 @@ __all__ = [
     "CONTEXT_VERSIONS",
     "LIST_CONTEXTS",
     "LIST_FINDINGS",
+    "LIST_PASSES",
     "PUBLISH_CONTEXT",
     "SERVE_QUESTIONS",
     "SHOW_TASK",
@@ -34,6 +35,8 @@ LIST_CONTEXTS = "(swarm context list lists them)"
 ASK_TARGETS = "(swarm context list; swarm serve OWNER answers)"
 CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
 LIST_FINDINGS = "with swarm findings"
+# Said inside the parentheses naming the passes there are: "(the passes: "a", "b"; ...)".
+LIST_PASSES = "swarm status lists them"
 PUBLISH_CONTEXT = "(swarm context publish)"
 SERVE_QUESTIONS = "(swarm serve OWNER answers a shard's questions, swarm run --queue Q a queue's)"
 # A task the sentence names (a question an asker waited for): its record, or its cancel.

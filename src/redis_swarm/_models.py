@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, Union
 
 from ._errors import ValidationError
+from ._hints import LIST_PASSES
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
@@ -104,12 +105,14 @@ _PASSES_NAMED = 10  # the passes a message about an unknown one lists
 
 
 def unknown_pass(
-    name: str, passes: Sequence[str], lists: str, retired: RetiredPass | None = None
+    name: str, passes: Sequence[str], lists: str = LIST_PASSES, retired: RetiredPass | None = None
 ) -> str:
-    """What every face says of a pass no task was ever posted to (a misspelt one reads as
-    empty, which ``wait`` would call settled): the passes there are, and ``lists``, the
-    face's way to list them ("swarm status lists them"); or, for a pass ``retire_pass``
-    removed (``retired``, from ``retired_passes``), that it was retired, and when."""
+    """What the core says of a pass no task was ever posted to (a misspelt one, whose
+    counters read as zeros: ``wait`` and ``retire_pass`` refuse it with this, ``swarm status
+    --pass`` notes it): the passes there are, and ``lists``, the hint that lists them,
+    ``LIST_PASSES`` (which the MCP and A2A faces reword by that key); or, for a pass
+    ``retire_pass`` removed (``retired``, from ``retired_passes``), that it was retired, and
+    when."""
     if retired is not None:
         return (
             f"pass {dumps(name)} was retired on {iso(retired.at) or 'an unknown date'}: its "

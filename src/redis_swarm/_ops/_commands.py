@@ -72,7 +72,8 @@ OPERATIONS: dict[str, Uses] = {
     "queue_stats": _uses("hgetall hmget", worker=True),
     "pass_stats": _uses("hmget", worker=True),
     "shard_stats": _uses("hmget zcard", worker=True),
-    "wait": _uses("hgetall hkeys hmget xread xrevrange", "task_claim", worker=True),
+    # (hget: a pass with no task is refused, named retired when retired_passes records it)
+    "wait": _uses("hget hgetall hkeys hmget xread xrevrange", "task_claim", worker=True),
     # findings and syntheses
     "report": _uses("hget blpop llen", "task_report task_claim", worker=True),
     "get_finding": _uses("hget", worker=True),

@@ -14,9 +14,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .._errors import Timeout, ValidationError
+from .._errors import NotFound, Timeout, ValidationError
 from .._keys import Keys
-from .._models import DEFAULT_MAX_ABANDONS, Task
+from .._models import DEFAULT_MAX_ABANDONS, RetiredPass, Task, unknown_pass
 from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remember
 from .._validate import (
     MAX_CLAIM_BATCH,
@@ -26,6 +26,7 @@ from .._validate import (
     check_name,
     check_queues,
 )
+from . import views as view_ops  # (the module: views imports findings, which imports this)
 from ._work import (
     STATUSES,
     await_events,
@@ -351,6 +352,20 @@ def _open(stats: Mapping[str, int]) -> int:
     return stats["pending"] + stats["delayed"] + stats["claimed"]
 
 
+def _unknown_pass(ctx: OpContext, pass_name: str) -> Operation[str | None]:
+    """Why pass ``pass_name``, whose counters all read zero, is not settled but unknown (no
+    task was ever posted to it, or it was retired), naming the passes there are; None when
+    it has been posted to since the counters were read (then it is waited for)."""
+    raw, record = yield Batch(
+        (Cmd("HGETALL", ctx.keys.pass_counts), Cmd("HGET", ctx.keys.retired_passes, pass_name))
+    )
+    passes = view_ops.pass_counts(raw)
+    if any(passes.get(pass_name, {}).values()):
+        return None
+    retired = RetiredPass.stored(pass_name, record) if record is not None else None
+    return unknown_pass(pass_name, list(passes), retired=retired)
+
+
 def wait(
     ctx: OpContext,
     pass_name: str | None = None,
@@ -359,7 +374,12 @@ def wait(
 ) -> Operation[dict[str, int]]:
     """Block until every task of the pass (or of the queue; or of the swarm, given neither)
     is settled: completed, dead or cancelled. Returns the counts; raises Timeout. Expired
-    leases are reaped while waiting, so a dead worker cannot make it wait forever."""
+    leases are reaped while waiting, so a dead worker cannot make it wait forever.
+
+    A pass no task was ever posted to (a misspelt name, or one lost with the server's data)
+    reads as all zeros, which would be settled at once with nothing to read: it raises
+    NotFound naming the passes there are (or saying the pass was retired), one more round
+    trip on that path only. A queue with no task, or the swarm, is settled at once."""
     if pass_name is not None and queue is not None:
         raise ValidationError("wait for a pass_name or a queue, not both")
     timeout = check_number("timeout_s", timeout_s, 0, MAX_PASS_WAIT_S)
@@ -399,6 +419,11 @@ def wait(
         else:
             stats = status_counts(reply)
         if _open(stats) == 0:
+            if pass_name is not None and not any(stats.values()):
+                unknown = yield from _unknown_pass(ctx, pass_name)
+                if unknown is not None:
+                    raise NotFound(unknown)
+                continue  # (posted to meanwhile: its tasks are waited for)
             return stats
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -36,6 +36,8 @@ A2A_WORDS: dict[str, str] = {
     hints.CHECK_TASK_ID: "check the id SendMessage returned, or find the task with ListTasks",
     hints.PUBLISH_CONTEXT: OPERATOR_CONTEXT,
     hints.LIST_FINDINGS: "in the artifacts of completed tasks (GetTask, ListTasks)",
+    # A pass is an A2A context: its tasks' contextId.
+    hints.LIST_PASSES: "ListTasks shows each task's contextId",
     # Agents and contexts are not A2A objects: only the swarm's operator sees them.
     hints.CHECK_AGENT_ID: "check the id with the swarm's operator",
     hints.LIST_CONTEXTS: "(the swarm's operator can list them)",

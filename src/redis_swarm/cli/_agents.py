@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from .._hints import LIST_PASSES
 from .._models import TaskStatus, unknown_pass
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from ._app import App, json_option, main, pass_app
@@ -82,10 +83,10 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             if not any(counts.values()):  # (a misspelt pass reads as an empty one)
+                # A note, not an error: the status was shown (swarm task wait refuses it).
                 passes = [p.name for p in st.passes]
                 retired = app.swarm.retired_passes().get(pass_name)
-                said = unknown_pass(pass_name, passes, "swarm status lists them", retired)
-                click.echo(said, err=True)
+                click.echo(unknown_pass(pass_name, passes, LIST_PASSES, retired), err=True)
         by_role = printable(", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())))
         click.echo(
             f"agents: {st.agents.alive} alive ({by_role or 'none'}), {st.agents.stale} stale"

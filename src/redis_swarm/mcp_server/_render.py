@@ -82,6 +82,7 @@ TOOL_WORDS: dict[str, str] = {
     hints.ASK_TARGETS: "(swarm_status lists them)",
     hints.CHECK_AGENT_ID: "check the id with list_agents",
     hints.LIST_FINDINGS: "with list_findings",
+    hints.LIST_PASSES: "swarm_status lists them",
     hints.CHECK_TASK_ID: "check the id claim_task or post_task returned",
     hints.PUBLISH_CONTEXT: "(publish_context)",
     hints.CONTEXT_VERSIONS: "returned by get_context",

@@ -10,8 +10,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..._errors import NotFound, SwarmError, Timeout, ValidationError
-from ..._models import RetiredPass, dumps, unknown_pass
+from ..._errors import SwarmError, Timeout, ValidationError
+from ..._models import dumps
 from ..._validate import MAX_DELAY_S, MAX_LEASE_S
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error
@@ -60,11 +60,6 @@ class TaskInput(BaseModel):
     lease_s: LeaseSeconds = 900
     dedupe_key: DedupeKey = None
     delay_s: DelaySeconds = None
-
-
-def _no_such_pass(pass_name: str, passes: list[str], retired: RetiredPass | None) -> str:
-    """What wait_for_pass says of a pass no task was ever posted to, or one retired."""
-    return unknown_pass(pass_name, passes, "swarm_status lists them", retired)
 
 
 def _wait_for(pass_name: str) -> str:
@@ -168,11 +163,10 @@ class PlannerTools(ToolsBase):
                 }
             )
         except SwarmError as exc:
+            # (A pass no task was ever posted to, or retired, is refused by the core: its
+            # NotFound names the passes, its hint in tool words.)
             raise tool_error(exc) from exc
-        if not any(counts.values()):  # (a misspelt name reads as an empty pass or queue)
-            if pass_name is not None:
-                # Nothing to wait for and nothing to read: said as an error, not as settled.
-                await self._refuse_unknown_pass(pass_name)
+        if not any(counts.values()):  # (a misspelt queue reads as an empty one)
             return self._result(
                 {
                     "settled": True,
@@ -232,12 +226,6 @@ class PlannerTools(ToolsBase):
             payload["next_cursor"] = next_cursor
             payload["next"] = f"more findings: call list_findings(cursor={dumps(next_cursor)})"
         return self._result(payload)
-
-    async def _refuse_unknown_pass(self, pass_name: str) -> None:
-        """A pass no task was ever posted to (a misspelt one) as an error naming the passes."""
-        passes = [p.name for p in (await self._run(self.swarm.status)).passes]
-        retired = (await self._run(self.swarm.retired_passes)).get(pass_name)
-        raise tool_error(NotFound(_no_such_pass(pass_name, passes, retired)))
 
     @tool(roles=SHARD)
     async def synthesize(
