@@ -16,8 +16,9 @@ Accepted URLs::
      defaults to 6, and to 30 for cluster and sentinel URLs: see FAILOVER_RETRIES; how long
      a request lasts when the server does not answer: Settings.longest_request_s; when no
      sentinel or no node of the cluster answers at all: Settings.none_answered_window_s)
-    (every URL, embedded and unix included, also takes ?durability=normal|strict and
-     ?compression=auto|always|never, so that the CLI, the MCP server and SWARM_URL can set them)
+    (every URL, embedded and unix included, also takes ?durability=normal|strict,
+     ?compression=auto|always|never and ?max_connections=N (default 100: see
+     Settings.max_connections), so that the CLI, the MCP server and SWARM_URL can set them)
     (a user name, password or path holding : / ? # @ or % is written percent-encoded:
      the password p@ss:w/rd as p%40ss%3Aw%2Frd; render_url writes every URL that way)
     unix:///path/to.sock[?db=N]               (user:pass@ allowed, as in redis-py)
@@ -46,6 +47,7 @@ __all__ = [
     "BACKOFF_BASE_S",
     "BACKOFF_CAP_S",
     "DEFAULT_HOME",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SWARM",
     "Durability",
     "Kind",
@@ -84,6 +86,15 @@ _CLIENT_OPTIONS: dict[str, type] = {
     "socket_timeout": float,
     "connect_timeout": float,
 }
+# How many connections a handle's client holds at most (Settings.max_connections): every
+# kind of URL takes it, embedded and unix included, since every client has a pool.
+_POOL_OPTIONS: dict[str, type] = {"max_connections": int}
+# The options whose values are numbers, and the type each is read as.
+_NUMBER_OPTIONS: dict[str, type] = {**_CLIENT_OPTIONS, **_POOL_OPTIONS}
+# redis-py's own default since 8.0 (before, 2**31: no limit), given to every redis-py here:
+# enough for most handles, and a bound that keeps a runaway handle from taking a server's
+# maxclients (10000 by default) alone.
+DEFAULT_MAX_CONNECTIONS = 100
 _CERT_REQS = ("required", "optional", "none")
 # How many times a request is retried by default: its pauses add up to 5.1 s at most
 # (retry_window), enough for a server that restarts.
@@ -160,6 +171,11 @@ class Settings:
     # all (none_answered_window_s): a plain URL's default, the URL's retries if fewer.
     none_answered_retries: int = PLAIN_RETRIES
     health_check_interval: int = 15
+    # The connections the handle's client may hold at once (a cluster client: to each node).
+    # A call holds one while it runs, and a call that waits (a claim's wait_s, an ask, an
+    # inbox wait) for its whole wait: a handle shared by more calls at once than this fails
+    # the extra ones at once (ConnectionFailed, saying so) rather than queue them.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     # "strict" waits for the write to reach disk (embedded: appendfsync always) or a replica.
     durability: Durability = "normal"
     compression: Compression = "auto"
@@ -210,6 +226,18 @@ class Settings:
         if self.compression not in ("auto", "always", "never"):
             raise ConfigError(
                 f"compression must be 'auto', 'always' or 'never', not {self.compression!r}"
+            )
+        if (
+            isinstance(self.max_connections, bool)
+            or not isinstance(self.max_connections, int)
+            or self.max_connections < 1
+        ):
+            raise ConfigError(
+                f"max_connections must be a whole number of at least 1, not "
+                f"{self.max_connections!r}: it is how many connections the handle may hold at "
+                "once (each call that waits holds one); e.g. ?max_connections=300 in the URL, "
+                "or Settings.from_url(URL, max_connections=300); the default is "
+                f"{DEFAULT_MAX_CONNECTIONS}"
             )
         if self.ssl_cert_reqs not in _CERT_REQS:
             raise ConfigError(
@@ -311,9 +339,9 @@ class Settings:
             out += [(name, getattr(self, name)) for name in _SSL_OPTIONS]
         if self.kind not in ("embedded", "unix"):
             out += [(name, getattr(self, name)) for name in _CLIENT_OPTIONS]
-        out += [(name, getattr(self, name)) for name in _BEHAVIOUR_OPTIONS]
+        out += [(name, getattr(self, name)) for name in (*_POOL_OPTIONS, *_BEHAVIOUR_OPTIONS)]
         return [
-            (name, _number(value) if name in _CLIENT_OPTIONS else str(value))
+            (name, _number(value) if name in _NUMBER_OPTIONS else str(value))
             for name, value in out
             if value is not None and value != _default(name, self.kind)
         ]
@@ -475,10 +503,15 @@ def _db(text: str, url: str) -> int:
 def _query(
     url: str, query: str, allowed: tuple[str, ...], *, network: bool = True
 ) -> dict[str, object]:
-    """The ?options of a URL: ``allowed`` ones, the behaviour options, and for a network URL
-    the connection options (retries and timeouts)."""
+    """The ?options of a URL: ``allowed`` ones, the pool's size, the behaviour options, and
+    for a network URL the connection options (retries and timeouts)."""
     out: dict[str, object] = {}
-    allowed = (*allowed, *(_CLIENT_OPTIONS if network else ()), *_BEHAVIOUR_OPTIONS)
+    allowed = (
+        *allowed,
+        *(_CLIENT_OPTIONS if network else ()),
+        *_POOL_OPTIONS,
+        *_BEHAVIOUR_OPTIONS,
+    )
     for name, values in parse_qs(query, keep_blank_values=True).items():
         if name not in allowed:
             tls = (
@@ -491,15 +524,18 @@ def _query(
                 f"allowed are {', '.join(allowed)}"
             )
         out[name] = values[-1]
-        convert = _CLIENT_OPTIONS.get(name)
+        convert = _NUMBER_OPTIONS.get(name)
         if convert is not None:
             try:
                 number = convert(values[-1])
             except ValueError:
+                whole = ""
+                if convert is int:
+                    whole = f", or not a whole one: write {name}=N, N a whole number"
                 raise ConfigError(
-                    f"option {name}={values[-1]!r} in {mask_url(url)!r} is not a number"
+                    f"option {name}={values[-1]!r} in {mask_url(url)!r} is not a number{whole}"
                 ) from None
-            if number < 0:
+            if number < 0 and name not in _POOL_OPTIONS:  # (Settings._check says what it takes)
                 raise ConfigError(f"option {name} in {mask_url(url)!r} is negative")
             out[name] = number
     return out

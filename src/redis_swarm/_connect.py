@@ -34,7 +34,13 @@ from ._cluster import (
     fcall_routed,
 )
 from ._config import Settings, check_sentinel_service
-from ._connections import ALIVE_ON_ANY_ANSWER, QUIET, alive_on_any_answer, common
+from ._connections import (
+    ALIVE_ON_ANY_ANSWER,
+    QUIET,
+    alive_on_any_answer,
+    common,
+    pool_options,
+)
 from ._retries import RETRY_ON, AsyncRetry, Retry, backoff, retry
 from ._sentinel import (
     AsyncSentinel,
@@ -127,6 +133,7 @@ def _client(settings: Settings, kit: _Kit) -> Any:
             socket_connect_timeout=settings.connect_timeout,
             username=settings.username,
             password=settings.password,
+            **pool_options(settings),
             **QUIET,
         )
     else:
@@ -184,7 +191,10 @@ def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     """The client of the master behind the sentinels of ``settings``."""
     check_sentinel_service(settings)
     shared = common(settings)
+    # As many connections to each sentinel as to the master: every new connection to the
+    # master asks a sentinel first, as many at once as calls open them.
     asked = {k: v for k, v in shared.items() if k.startswith(("ssl", "socket"))}
+    asked.update(pool_options(settings))
     # A sentinel answers at once (nothing it does waits, unlike a strict write): its reply is
     # waited for as long as a connection, so that sentinels that take connections and never
     # answer, asked one after another, fail a request within seconds, not socket_timeouts.

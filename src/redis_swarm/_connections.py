@@ -1,9 +1,10 @@
 """The connections of every client ``_connect`` builds, and the options they share
-(``common``: timeouts, credentials, TLS): a health check that takes any answer for one
-(``AnswerMeansAlive``: a server that cannot persist refuses the check's PING with MISCONF,
-and still serves reads), and a TLS handshake that waits ``connect_timeout`` at most, on every
-redis-py (``HandshakeWithinConnectTimeout``). The Sentinel and Cluster clients' own
-connections build on these (``_sentinel``, ``_cluster``).
+(``common``: timeouts, credentials, TLS, the pool's size, ``pool_options``): a health
+check that takes any answer for one (``AnswerMeansAlive``: a server that cannot persist
+refuses the check's PING with MISCONF, and still serves reads), and a TLS handshake that
+waits ``connect_timeout`` at most, on every redis-py (``HandshakeWithinConnectTimeout``).
+The Sentinel and Cluster clients' own connections build on these (``_sentinel``,
+``_cluster``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "alive_on_any_answer",
     "common",
     "made_alive_on_any_answer",
+    "pool_options",
 ]
 
 _CERT_REQS = {
@@ -47,12 +49,22 @@ QUIET: dict[str, Any] = (
 )
 
 
+def pool_options(settings: Settings) -> dict[str, Any]:
+    """What every client's pool is given, whatever it connects through (TCP, TLS, a unix
+    socket; a cluster's pool of each node, a Sentinel URL's sentinels): its size, explicit,
+    so that it is the same on every redis-py (whose default was no limit before 8.0)."""
+    return {"max_connections": settings.max_connections}
+
+
 def common(settings: Settings) -> dict[str, Any]:
+    """The options every network client is given: timeouts, credentials, TLS, the pool's
+    size (``pool_options``)."""
     kwargs: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.connect_timeout,
         "username": settings.username,
         "password": settings.password,
+        **pool_options(settings),
         **QUIET,
     }
     if settings.ssl:

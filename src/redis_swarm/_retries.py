@@ -43,6 +43,7 @@ from ._translate import (
     HANDSHAKE_TIMEOUT,
     TLS_FILE_ERRORS,
     causes,
+    pool_exhausted,
 )
 
 __all__ = [
@@ -87,7 +88,13 @@ def is_permanent(exc: BaseException) -> bool:
     refusing the client certificate, authentication, a TLS handshake that timed out: the port
     speaks no TLS). Not a TLS connection the server closed without a word while it was being
     made, even with a client certificate in the URL: a server at its maxclients, or
-    restarting, does that too (``translate`` names both causes once the retries are over)."""
+    restarting, does that too (``translate`` names both causes once the retries are over).
+    And a pool with every connection in use (``pool_exhausted``): a retry, after a pause,
+    might find one free, but would hide the limit the caller must raise, and wait for
+    calls that may themselves wait seconds (a claim's wait_s); redis-py's pools refuse at
+    once for that reason, and so does every retry here, the cluster shell's included."""
+    if pool_exhausted(exc):
+        return True
     for item in causes(exc):
         if isinstance(
             item,

@@ -19,6 +19,7 @@ __all__ = [
     "TLS_FILE_ERRORS",
     "causes",
     "closed_in_tls_setup",
+    "pool_exhausted",
     "refused_write",
     "translate",
     "why_no_answer",
@@ -97,6 +98,8 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
         return e.ConnectionFailed(_no_master(exc, text, where))
     if isinstance(exc, rex.BusyLoadingError) or text.startswith(_LOADING):
         return e.ConnectionFailed(_loading(where))
+    if pool_exhausted(exc):
+        return e.ConnectionFailed(_pool_exhausted(where))
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
@@ -242,6 +245,43 @@ def refused_write(exc: BaseException, where: str) -> str | None:
     if misconf is not None:
         return _cannot_persist(where, misconf[1])
     return None
+
+
+# redis-py's error when a client's pool has all its max_connections in use: a
+# MaxConnectionsError (a ConnectionError) on the redis-py versions that have it, a bare
+# ConnectionError with this text before. Raised at once, before anything is sent: the pools
+# used here hand out a connection or refuse, they never wait for one.
+_POOL_FULL_TEXT = "too many connections"
+_MaxConnectionsError: type[Exception] | None = getattr(rex, "MaxConnectionsError", None)
+
+
+def pool_exhausted(exc: BaseException) -> bool:
+    """True when ``exc`` says the client's own pool had no connection left to give: more
+    calls at once on one handle than its ``max_connections``, not an outage. Not retried
+    (``_retries``): a retry would only hide the limit behind a pause, or wait for a call
+    that itself waits."""
+    if _MaxConnectionsError is not None and isinstance(exc, _MaxConnectionsError):
+        return True
+    return isinstance(exc, rex.ConnectionError) and str(exc).strip().lower() == _POOL_FULL_TEXT
+
+
+def _pool_exhausted(where: str) -> str:
+    """What a handle that ran out of connections tells: the limit, why a handle needs many,
+    and the two ways out. A ConnectionFailed, as an outage is (what retries through an
+    outage, a runner's report, rides this out too once the waits end), but one that says
+    the server is fine."""
+    settings = _settings_of(where)
+    size = settings.max_connections if settings is not None else None
+    per = " to one node" if settings is not None and settings.kind == "cluster" else ""
+    held = f"all its {size} connections{per}" if size is not None else f"all its connections{per}"
+    limit = f" (max_connections={size})" if size is not None else ""
+    return (
+        f"this handle of {where} has {held} in use{limit}: more calls at once than its pool "
+        "holds, and each call holds one while it runs, a waiting call (claim with wait_s, "
+        "ask, an inbox wait) for its whole wait. Raise it with ?max_connections=N in the URL "
+        "(or Settings.from_url(URL, max_connections=N)), or make fewer calls wait at once on "
+        "this handle. The server was not asked: this is not a connection problem"
+    )
 
 
 # Redis's refusal of a write while its memory is full (maxmemory reached, with a policy that
