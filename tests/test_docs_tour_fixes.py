@@ -156,7 +156,7 @@ def test_tasks_md_first_example_runs(redis_url: str, tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     with Swarm(redis_url, swarm="tour-tasks") as swarm:
-        assert swarm.syntheses("shard-1").items
+        assert swarm.syntheses(shard="shard-1").items
 
 
 # --- 7. SIGTERM withdraws a Python ask, with the handler docs/ask.md shows

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
-from types import MethodType
+from types import MappingProxyType, MethodType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 import redis
@@ -27,7 +28,7 @@ from ._connect import AsyncClient, SyncClient, async_client, sync_client
 from ._direct import direct_sender
 from ._durability import Plan, confirm, is_write, wrap
 from ._env import settings_from_env
-from ._errors import SwarmError
+from ._errors import Conflict, SwarmError
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
 from ._ops import a2a_store, claiming, retire, server, tasks, views
@@ -127,25 +128,107 @@ def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
     return Settings.from_url(url or "embedded", swarm="default" if swarm is None else swarm)
 
 
+def closed(what: str) -> Conflict:
+    """What a call on a closed handle raises, a shell's or a seed class's (``what``: its
+    class name): closing is for good, never followed by a silent reconnection."""
+    return Conflict(
+        f"this {what} is closed: make a new one (or keep using it inside its `with` block)"
+    )
+
+
+# What an operation's generator returns, as its annotation reads (postponed: a string).
+_OPERATION = "Operation["
+
+
+def _shown(fn: Callable[..., Any], returns: Callable[[Any], Any]) -> inspect.Signature:
+    """The signature a shell's method shows (``help``, ``inspect.signature``): the
+    operation's own, without its ``ctx``, returning ``returns`` of what the operation's
+    generator returns (its ``Operation[X]``: ``X``)."""
+    sig = inspect.signature(fn)
+    made: Any = sig.return_annotation
+    if isinstance(made, str):
+        result: Any = made[len(_OPERATION) : -1] if made.startswith(_OPERATION) else made
+    else:  # an evaluated annotation: Generator[request, reply, X]
+        args = getattr(made, "__args__", ())
+        result = args[-1] if args else made
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    return sig.replace(
+        parameters=[self, *list(sig.parameters.values())[1:]], return_annotation=returns(result)
+    )
+
+
+def _as_it_is(result: Any) -> Any:
+    return result
+
+
+def _coroutine_of(result: Any) -> Any:
+    return (
+        f"Coroutine[Any, Any, {result}]" if isinstance(result, str) else Coroutine[Any, Any, result]
+    )
+
+
+class _Shown(inspect.Signature):
+    """A shell method's ``__signature__``, worked out at its first reading (``help``,
+    ``inspect``), not as the shells are defined: every command that reaches Redis, a hook
+    run at each turn of a session among them, would pay for every operation's (~7 ms)."""
+
+    __slots__ = ("_fn", "_made", "_returns")
+
+    def __init__(self, fn: Callable[..., Any], returns: Callable[[Any], Any]) -> None:
+        # (Signature's own __init__ is not run: every reading goes through _signature.)
+        self._fn, self._returns = fn, returns
+        self._made: inspect.Signature | None = None
+
+    def _signature(self) -> inspect.Signature:
+        if self._made is None:
+            self._made = _shown(self._fn, self._returns)
+        return self._made
+
+    @property
+    def parameters(self) -> MappingProxyType[str, inspect.Parameter]:
+        return self._signature().parameters
+
+    @property
+    def return_annotation(self) -> Any:
+        return self._signature().return_annotation
+
+    def replace(self, **changes: Any) -> inspect.Signature:  # type: ignore[override]
+        return self._signature().replace(**changes)
+
+    def __reduce__(self) -> Any:
+        return self._signature().__reduce__()
+
+
 class _Op(Generic[P, T]):
     """An operation as a method of both shells: on a ``Swarm`` it returns the result, on an
-    ``AsyncSwarm`` a coroutine; so the operations are listed once, in ``_Shell``."""
+    ``AsyncSwarm`` a coroutine; so the operations are listed once, in ``_Shell``. Each
+    shell's method shows the operation's docstring and parameters (``help``), worked out
+    once (``_Shown``): a call only binds it."""
 
     def __init__(self, fn: Callable[Concatenate[OpContext, P], Operation[T]]) -> None:
-        self._sync = sync_op(fn)
-        self._async = async_op(fn)
-        self.__doc__ = fn.__doc__  # for help()
+        sync: Any = sync_op(fn)  # (functools.wraps: the operation's doc, __wrapped__)
+        sync.__signature__ = _Shown(fn, _as_it_is)
+        asynchronous: Any = async_op(fn)
+        asynchronous.__signature__ = _Shown(fn, _coroutine_of)
+        self._sync, self._async = sync, asynchronous
+        self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        for method, shell in ((self._sync, "Swarm"), (self._async, "AsyncSwarm")):
+            method.__name__ = name
+            method.__qualname__ = f"{shell}.{name}"
+            method.__module__ = __name__
+
     @overload
-    def __get__(self, obj: None, owner: type[Any]) -> _Op[P, T]: ...
+    def __get__(self, obj: None, owner: type[Any]) -> Callable[..., Any]: ...
     @overload
     def __get__(self, obj: Swarm, owner: type[Any]) -> Callable[P, T]: ...
     @overload
     def __get__(self, obj: AsyncSwarm, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
     def __get__(self, obj: _Shell | None, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
+        if obj is None:  # Swarm.claim: the function, as a plain method's (help, inspect)
+            return self._async if issubclass(owner, AsyncSwarm) else self._sync
         return MethodType(self._async if isinstance(obj, AsyncSwarm) else self._sync, obj)
 
 
@@ -162,14 +245,17 @@ class _Overloaded(Generic[S, A]):
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._op.__set_name__(owner, name)
+
     @overload
-    def __get__(self, obj: None, owner: type[Any]) -> _Overloaded[S, A]: ...
+    def __get__(self, obj: None, owner: type[Any]) -> Callable[..., Any]: ...
     @overload
     def __get__(self, obj: Swarm, owner: type[Any]) -> S: ...
     @overload
     def __get__(self, obj: AsyncSwarm, owner: type[Any]) -> A: ...
     def __get__(self, obj: _Shell | None, owner: type[Any]) -> Any:
-        return self if obj is None else self._op.__get__(cast(Any, obj), owner)
+        return self._op.__get__(cast(Any, obj), owner)
 
 
 _S = TypeVar("_S", bound="_Shell")
@@ -201,6 +287,9 @@ class _Shell:
         # FCALL of the library, or EVALSHA once a server showed it has no Functions.
         self._scripting = Scripting()
         self._cluster = False  # set by each shell once it has its client
+        # Set by close(): every call after it is refused (``closed``). Else redis-py would
+        # open a new connection at the next call, and nothing would ever close it.
+        self._closed = False
 
     @classmethod
     def from_env(cls: type[_S], *, swarm: str | None = None, limits: Limits | None = None) -> _S:
@@ -252,6 +341,11 @@ class _Shell:
             if _server_changed(exc):
                 self._plan = None
             raise
+
+    def _check_open(self) -> None:
+        """Refuse a call once the handle is closed (see ``close``)."""
+        if self._closed:
+            raise closed(type(self).__name__)
 
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.settings.url)
@@ -394,6 +488,11 @@ class Swarm(_Shell):
         return self._redis
 
     def close(self) -> None:
+        """Close the connection; closing again does nothing. Any call after it raises
+        ``Conflict``: make a new handle."""
+        if self._closed:
+            return
+        self._closed = True
         if self._strict_cluster is not None:
             self._strict_cluster.close()
         self._give_back()
@@ -407,6 +506,7 @@ class Swarm(_Shell):
 
     def _strict_plan(self) -> Plan:
         """How strict writes are made durable here, probed at the first need."""
+        self._check_open()
         with self._plan_lock:
             if self._plan is None:
                 self._plan = (
@@ -465,6 +565,7 @@ class Swarm(_Shell):
         of a cluster): what ``swarm up`` does, as an admin user, so that workers, which may
         not load it, find it. True when it is loaded; False when the server has no Functions
         (before Redis 7.0): the scripts are then loaded for EVALSHA instead."""
+        self._check_open()
         try:
             return bool(
                 drive(load_everything(self._scripting, self.settings.url), self._step, _PLAN_ERRORS)
@@ -474,6 +575,8 @@ class Swarm(_Shell):
 
     def _run(self, op: Operation[T]) -> T:
         """Drive an operation: send each request, feed back the reply or the error."""
+        if self._closed:  # (inline: every call passes here)
+            raise closed(type(self).__name__)
         return drive(op, self._attempt, _OP_ERRORS, self._translate)
 
     def _attempt(self, request: Request | Fetch | Compute) -> Any:
@@ -561,6 +664,10 @@ class AsyncSwarm(_Shell):
         return self._redis
 
     async def aclose(self) -> None:
+        """The asyncio twin of ``Swarm.close``."""
+        if self._closed:
+            return
+        self._closed = True
         if self._strict_cluster is not None:
             await self._strict_cluster.aclose()
         await self._redis.aclose()
@@ -573,6 +680,7 @@ class AsyncSwarm(_Shell):
 
     async def _strict_plan(self) -> Plan:
         """The asyncio twin of ``Swarm._strict_plan``."""
+        self._check_open()
         if self._plan is None:
             self._plan = (
                 await self._run(server.durability_plan(self._ctx))
@@ -626,6 +734,7 @@ class AsyncSwarm(_Shell):
 
     async def load_functions(self) -> bool:
         """The asyncio twin of ``Swarm.load_functions``."""
+        self._check_open()
         try:
             steps = load_everything(self._scripting, self.settings.url)
             return bool(await adrive(steps, self._step, _PLAN_ERRORS))
@@ -633,6 +742,8 @@ class AsyncSwarm(_Shell):
             raise translate(exc, self.settings.url) from None
 
     async def _run(self, op: Operation[T]) -> T:
+        if self._closed:  # (inline: see Swarm._run)
+            raise closed(type(self).__name__)
         return await adrive(op, self._attempt, _OP_ERRORS, self._translate)
 
     async def _attempt(self, request: Request | Fetch | Compute) -> Any:

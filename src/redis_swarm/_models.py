@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, Union
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, Union, overload
 
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
@@ -410,6 +410,14 @@ class Page(Generic[T]):
     def __len__(self) -> int:
         return len(self.items)
 
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
+        """``page[0]``: an item, as of a list (``Inbox``, ``events()``)."""
+        return self.items[index]
+
 
 # The roles an agent joins a swarm in: its Redis user's rights (_acl, which adds the
 # operator's admin), its MCP tools, its init prompt, its hooks' registration.
@@ -508,7 +516,8 @@ class Task(Record):
     last_error: str | None = None
     dead_reason: str | None = None
     failed_usage: Usage | None = None
-    token: str | None = None
+    # A secret (the lease's): kept out of repr, which logs show; to_dict keeps it.
+    token: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def status_since(self) -> int | None:
@@ -1125,9 +1134,10 @@ class Webhook(Record):
     id: str
     task_id: str
     url: str
-    token: str | None = None
+    # Secrets (the receiver's): kept out of repr, which logs show; to_dict keeps them.
+    token: str | None = dataclasses.field(default=None, repr=False)
     auth_scheme: str | None = None
-    auth_credentials: str | None = None
+    auth_credentials: str | None = dataclasses.field(default=None, repr=False)
     created_at: int = 0
 
 

@@ -147,7 +147,7 @@ OPERATIONS: dict[str, Uses] = {
     "task_costs": _uses("hget", "index_page", worker=True),
     # retiring a settled pass (swarm retire) deletes work: a shard's or coordinator's, never
     # a worker's; the retirement records are read by lineage
-    "retire_pass": _uses("hgetall hkeys hget hscan zcard zrange", "pass_retire"),
+    "retire_pass": _uses("hgetall hkeys hget hscan time zcard zrange", "pass_retire"),
     "retired_passes": _uses("hgetall", worker=True),
 }
 

@@ -384,6 +384,9 @@ def get_context(ctx: OpContext, owner: str, version: str | None = None) -> Opera
 
 
 def context_info(ctx: OpContext, owner: str, version: str | None = None) -> Operation[ContextInfo]:
+    """What is known of the owner's current context (or of a kept version) without reading
+    it: its version (hash), size, estimated tokens, source, media type, compression (a
+    ``ContextInfo``). NotFound when the owner has no such context."""
     owner, version = store.check_ref(owner, version)
     m = yield from store.manifest(ctx, owner, version)
     return m.info

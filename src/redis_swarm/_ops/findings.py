@@ -294,6 +294,8 @@ def _stored(
 
 
 def get_finding(ctx: OpContext, finding_id: str) -> Operation[Finding]:
+    """The finding stored under ``finding_id`` (superseded or not); NotFound when there is
+    none (``findings`` lists them)."""
     fid = check_id("finding", finding_id)
     missing = f"finding {fid} does not exist: list findings {LIST_FINDINGS}"
     return (yield from _stored(ctx.keys.findings, "finding", fid, finding_from, missing))
@@ -301,6 +303,7 @@ def get_finding(ctx: OpContext, finding_id: str) -> Operation[Finding]:
 
 def findings(
     ctx: OpContext,
+    *,
     shard: str | None = None,
     queue: str | None = None,
     pass_name: str | None = None,
@@ -399,6 +402,8 @@ def synthesis_from(raw: Any) -> Synthesis:
 
 
 def get_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis]:
+    """The synthesis stored under ``synthesis_id``; NotFound when there is none
+    (``syntheses`` lists them)."""
     sid = check_id("synthesis", synthesis_id)
     missing = f"synthesis {sid} does not exist: list them with swarm synth list"
     return (yield from _stored(ctx.keys.syntheses, "synthesis", sid, synthesis_from, missing))
@@ -406,6 +411,7 @@ def get_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis]:
 
 def syntheses(
     ctx: OpContext,
+    *,
     shard: str | None = None,
     pass_name: str | None = None,
     cursor: str | None = None,

@@ -16,6 +16,7 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,7 @@ from .._models import (
     unknown_pass,
 )
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from ._bus import now_from
 from ._work import check_label, text
 from .tasks import _SHARD_FIELD, queue_names
 from .views import SCAN_COUNT, _hash_items, pass_counts
@@ -110,11 +112,13 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
     to the pass meanwhile are kept (``kept``), records stored unreadable too (``corrupt``).
     ``dry_run`` counts what would go and changes nothing. A retry of a step whose reply was
     lost goes on where it stopped: what that step removed is then missing from the counts
-    returned, not from the pass's record (``retired_passes``)."""
+    returned, not from the pass's record (``retired_passes``). ``at`` (ms): when its last step
+    removed what it did (the record's ``at``); when it removed nothing (a dry run too), when
+    it was called (the server's time)."""
     name = check_label("pass_name", pass_name)
     k = ctx.keys
     findings_of = k.findings_by("pass", name)
-    raw_passes, fields, record, seen, scanned, first = yield Batch(
+    raw_passes, fields, record, seen, scanned, first, server_time = yield Batch(
         (
             Cmd("HGETALL", k.pass_counts), Cmd("HKEYS", k.counts),
             Cmd("HGET", k.retired_passes, name),
@@ -123,11 +127,13 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
             Cmd("ZCARD", k.synthesis_index),
             Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
             Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1),
+            Cmd("TIME"),  # (when the call was made: the ``at`` of a run that removes nothing)
         )
     )  # fmt: skip
+    called_at = now_from(ctx, server_time)
     passes = pass_counts(raw_passes)
     if name not in passes and record is None:
-        raise NotFound(unknown_pass(name, list(passes), "swarm status lists them"))
+        raise NotFound(unknown_pass(name, list(passes)))
     open_counts = {s: n for s in OPEN_STATUSES if (n := passes.get(name, {}).get(s, 0)) > 0}
     if open_counts:
         raise Conflict(_still_open(name, open_counts))
@@ -196,8 +202,13 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
         kept = cited_tasks = corrupt = unknown = 0
         protected = set()
         phase, offset, chunk = "findings", 0, [text(fid) for fid in first]
+    at = called_at
+    if not dry_run and (tasks or findings):  # when its last step removed what it did
+        stored = yield Cmd("HGET", k.retired_passes, name)
+        with contextlib.suppress(*UNREADABLE):
+            at = RetiredPass.stored(name, stored).at or called_at
     return RetiredPass(
-        name, tasks, findings, kept, dry_run=dry_run, cited=cited_tasks, corrupt=corrupt
+        name, tasks, findings, kept, dry_run=dry_run, at=at, cited=cited_tasks, corrupt=corrupt
     )
 
 

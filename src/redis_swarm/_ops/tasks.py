@@ -475,6 +475,7 @@ def fail(
     task_id: str,
     token: str | None,
     error: str,
+    *,
     retry: bool = True,
     usage: Usage | None = None,
     retry_after_s: float | None = None,

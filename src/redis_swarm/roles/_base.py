@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 from urllib.parse import quote
 
-from .._client import Swarm
+from .._client import Swarm, closed
 from .._config import Settings, swarm_from_env
 from .._env import ENV_NAME
 from .._errors import (
@@ -183,10 +183,7 @@ class _Role:
 
     def _ensure_open(self) -> None:
         if self._closed:
-            raise Conflict(
-                f"this {type(self).__name__} is closed: make a new one (or keep using it "
-                "inside its `with` block)"
-            )
+            raise closed(type(self).__name__)
 
     def close(self) -> None:
         """Give back what the role holds (a worker's claimed task), then close the
