@@ -215,3 +215,12 @@ def test_retire_pass_returns_when(swarm: Swarm) -> None:
     assert done.at == swarm.retired_passes()["P"].at  # its last step's
     again = swarm.retire_pass("P")  # nothing left: when it was called
     assert again.tasks == 0 and again.at is not None and again.at >= done.at
+
+
+def test_a_closed_handle_cannot_be_entered_again(redis_url: str) -> None:
+    from redis_swarm import Conflict
+
+    with Swarm(redis_url, swarm="test") as handle:
+        handle.ping()
+    with pytest.raises(Conflict, match="is closed: make a new one"), handle:
+        pass

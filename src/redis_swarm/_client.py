@@ -132,7 +132,8 @@ def closed(what: str) -> Conflict:
     """What a call on a closed handle raises, a shell's or a seed class's (``what``: its
     class name): closing is for good, never followed by a silent reconnection."""
     return Conflict(
-        f"this {what} is closed: make a new one (or keep using it inside its `with` block)"
+        f"this {what} is closed: make a new one (a handle is closed for good when its "
+        "with block ends or close() is called)"
     )
 
 
@@ -499,6 +500,8 @@ class Swarm(_Shell):
         self._redis.close()
 
     def __enter__(self) -> Swarm:
+        if self._closed:  # a with block of a closed handle would only meet refusals
+            raise closed(type(self).__name__)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -673,6 +676,8 @@ class AsyncSwarm(_Shell):
         await self._redis.aclose()
 
     async def __aenter__(self) -> AsyncSwarm:
+        if self._closed:
+            raise closed(type(self).__name__)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "Route",
     "await_events",
     "block_chunk_s",
+    "check_cursor",
     "check_label",
     "check_number",
     "check_token",
@@ -397,6 +398,26 @@ def finding_record(state: dict[str, Any]) -> Finding:
 
 LIST_BUDGET = 5_000  # index entries one listing call may examine
 
+# What a listing's cursor looks like (lua/index_page.lua makes them): the last id listed,
+# ``~`` before it newest first, ``@`` and its index score after it (an older cursor: the id
+# alone). Anything else was not given by a listing: refused before it reaches a script.
+_CURSOR = re.compile(r"~?[A-Za-z0-9._-]{1,64}(@[0-9]{1,20})?")
+
+
+def check_cursor(cursor: object) -> str | None:
+    """``cursor`` as a listing gave it (or None), else a ValidationError that quotes a
+    bounded part of it."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str):
+        raise ValidationError(f"cursor must be a string, got {type(cursor).__name__}")
+    if not _CURSOR.fullmatch(cursor):
+        raise ValidationError(
+            f"cursor {cursor[:80]!r}{'...' if len(cursor) > 80 else ''} was not given by a "
+            "listing: pass back the cursor of the previous page as it was, or none to start"
+        )
+    return cursor
+
 
 def page(
     ctx: OpContext,
@@ -414,8 +435,7 @@ def page(
     ``newest_first``; a record that cannot be decoded is left out and named in
     ``Page.corrupt``. A cursor of one order is refused (ValidationError) by the other."""
     size = int(check_number("limit", limit, 1, MAX_PAGE, integer=True))
-    if cursor is not None and not isinstance(cursor, str):
-        raise ValidationError(f"cursor must be a string, got {type(cursor).__name__}")
+    cursor = check_cursor(cursor)
     start = "" if since is None else str(int(check_number("since", since, 0, 2**53, integer=True)))
     flags = ("1" if with_data else "0", "1" if newest_first else "0")
     args = (cursor or "", size, start, LIST_BUDGET, *flags, *filters)

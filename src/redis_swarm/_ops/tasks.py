@@ -46,6 +46,7 @@ from .._validate import (
 from ._work import (
     LIST_BUDGET,
     STATUSES,
+    check_cursor,
     check_label,
     check_number,
     check_token,
@@ -571,6 +572,7 @@ def list_tasks(
         pass_name = check_label("pass_name", pass_name)
     index = k.task_index if pass_name is None else k.pass_tasks(pass_name)
     keys = (index, k.tasks, k.task_data) if with_data else (index, k.tasks)
+    cursor = check_cursor(cursor)
     if filters and (cursor is None or _in_order(cursor, newest_first)):
         size = int(check_number("limit", limit, 1, MAX_PAGE, integer=True))
         query = _Live(queue, wanted, pass_name, cursor, size, with_data, newest_first, filters)
