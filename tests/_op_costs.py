@@ -144,8 +144,9 @@ BOUNDS: dict[str, int] = {
     "task_costs (a completed task)": 2,  # the task, then its finding and superseded ones
     # the pass's counters, the queues, the syntheses (a thousand a round trip) and the first
     # findings, then one step of the script per 500 of its findings, then per 500 of its
-    # tasks (each with the keys of their own: webhooks, questions asked)
-    "retire_pass (a settled pass)": 3,
+    # tasks (each with the keys of their own: webhooks, questions asked), then the record's
+    # time of its last step (``at``), read when it removed anything
+    "retire_pass (a settled pass)": 4,
     "retired_passes": 1,
 }
 
