@@ -17,7 +17,6 @@ them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from typing import Any
 
 from .._errors import Conflict, NotFound
@@ -33,7 +32,7 @@ from .._models import (
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from ._bus import now_from
 from ._work import check_label, text
-from .tasks import _SHARD_FIELD, queue_names
+from .tasks import queue_names, shard_names
 from .views import SCAN_COUNT, _hash_items, pass_counts
 
 __all__ = ["RETIRE_CHUNK", "retire_pass", "retired_passes"]
@@ -41,16 +40,6 @@ __all__ = ["RETIRE_CHUNK", "retire_pass", "retired_passes"]
 # Index entries one step examines: bounds the time Redis spends in one script call (about a
 # millisecond per hundred tasks removed).
 RETIRE_CHUNK = 500
-
-
-def _shard_names(fields: Iterable[Any]) -> list[str]:
-    """Every shard that ever posted a task, from the fields of ``Keys.counts``."""
-    names = set()
-    for field in fields:
-        shard, sep, _status = text(field).rpartition("|")
-        if sep and shard.startswith(_SHARD_FIELD):
-            names.add(shard.removeprefix(_SHARD_FIELD))
-    return sorted(names)
 
 
 def _still_open(name: str, open_counts: dict[str, int]) -> str:
@@ -138,7 +127,7 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
     if open_counts:
         raise Conflict(_still_open(name, open_counts))
     cited = yield from _syntheses_read(ctx, name, scanned)
-    queues, shards = queue_names(fields), _shard_names(fields)
+    queues, shards = queue_names(fields), shard_names(fields)
     keys = _walk_keys(k, name, queues, shards)
     tasks = findings = 0
     # What the last walk found kept (a walk starts over when a synthesis was stored, or a
@@ -191,7 +180,7 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
         fields, first = yield Batch(
             (Cmd("HKEYS", k.counts), Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
         )
-        now_queues, now_shards = queue_names(fields), _shard_names(fields)
+        now_queues, now_shards = queue_names(fields), shard_names(fields)
         if (now_queues, now_shards) == (queues, shards):  # none new: left as they are
             corrupt += unknown
             break

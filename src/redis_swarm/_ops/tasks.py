@@ -79,6 +79,7 @@ __all__ = [
     "release",
     "renew",
     "requeue_dead",
+    "shard_names",
     "shard_stats",
     "status_counts",
 ]
@@ -738,6 +739,17 @@ def queue_names(fields: Iterable[Any]) -> list[str]:
         queue, sep, status = text(field).rpartition("|")
         if sep and status in STATUSES and not queue.startswith(_SHARD_FIELD):
             names.add(queue)
+    return sorted(names)
+
+
+def shard_names(fields: Iterable[Any]) -> list[str]:
+    """Every shard that ever posted a task, sorted, from the fields of ``Keys.counts``
+    (``shard:NAME|status``, beside the queues' own)."""
+    names = set()
+    for field in fields:
+        shard, sep, status = text(field).rpartition("|")
+        if sep and status in STATUSES and shard.startswith(_SHARD_FIELD):
+            names.add(shard.removeprefix(_SHARD_FIELD))
     return sorted(names)
 
 
