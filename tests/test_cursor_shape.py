@@ -20,7 +20,7 @@ def test_a_cursor_no_listing_gave_is_refused_briefly(swarm: Swarm, cursor: str) 
         lambda: swarm.list_tasks(queue="q", status="pending", cursor=cursor),
         lambda: swarm.findings(cursor=cursor),
     ):
-        with pytest.raises(ValidationError, match="was not given by a listing") as raised:
+        with pytest.raises(ValidationError, match="does not belong to this listing") as raised:
             listing()
         assert len(str(raised.value)) < 300
     page = swarm.list_tasks(status="pending")

@@ -14,6 +14,8 @@ import time
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from redis_swarm import ConnectionFailed
 from redis_swarm._translate import translate
@@ -29,7 +31,9 @@ def _loading_error(port: int) -> redis.BusyLoadingError:
     """What redis-py raises for a PING to the server on ``port``, which is loading."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        client = redis.Redis(host="127.0.0.1", port=port)
+        # No retries: redis-py's default retries a LOADING answer (a ConnectionError) with
+        # backoff for seconds, long enough to see the load end and never report it.
+        client = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
         try:
             client.ping()
         except redis.BusyLoadingError as exc:

@@ -412,9 +412,11 @@ def check_cursor(cursor: object) -> str | None:
     if not isinstance(cursor, str):
         raise ValidationError(f"cursor must be a string, got {type(cursor).__name__}")
     if not _CURSOR.fullmatch(cursor):
+        # (The sentence index_page.lua says of a cursor of another listing, so that a face
+        # rewording it, as A2A's pageToken, meets one sentence; only the quote is bounded.)
         raise ValidationError(
-            f"cursor {cursor[:80]!r}{'...' if len(cursor) > 80 else ''} was not given by a "
-            "listing: pass back the cursor of the previous page as it was, or none to start"
+            f"cursor {cursor[:80]}{'...' if len(cursor) > 80 else ''} does not belong to this "
+            "listing: pass back the cursor of the previous page with the same filters"
         )
     return cursor
 
