@@ -14,7 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from redis_swarm import AsyncSwarm, Swarm, ValidationError
-from redis_swarm._models import EventType, iso
+from redis_swarm._codec import iso
+from redis_swarm._models import EventType
 from redis_swarm.dashboard.app import create_app
 
 from ._cli import Cli

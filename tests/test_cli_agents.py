@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._models import iso
+from redis_swarm._codec import iso
 
 from ._cli import Cli
 from ._handles import must

@@ -9,7 +9,8 @@ import pytest
 from blake3 import blake3
 
 from redis_swarm import Limits, SearchHit, Swarm
-from redis_swarm._models import byte_size, grep_groups
+from redis_swarm._codec import byte_size
+from redis_swarm._context_records import grep_groups
 from redis_swarm._validate import MAX_AROUND
 
 from ._cli import Cli, run_swarm, subprocess_env

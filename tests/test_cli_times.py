@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._models import now_ms
+from redis_swarm._codec import now_ms
 
 from ._cli import Cli
 from ._clock import FakeClock

@@ -17,9 +17,8 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._errors import AlreadyCompleted
-from redis_swarm._models import Usage
 from redis_swarm._pipeline import load_plan, synthesis_id
-from redis_swarm._pipeline.report import Money
+from redis_swarm._usage import Money, Usage
 
 from ._cli import Cli, Out
 from ._servers import ServerFactory

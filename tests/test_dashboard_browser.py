@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from redis_swarm import AsyncSwarm, Swarm
-from redis_swarm._models import Usage
+from redis_swarm._usage import Usage
 from redis_swarm.dashboard.app import create_app
 
 from ._servers import free_port

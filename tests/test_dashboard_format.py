@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from redis_swarm._models import usage_line, usd
+from redis_swarm._usage import usage_line, usd
 from redis_swarm.dashboard.app import STATIC_DIR
 
 pytestmark = pytest.mark.skipif(

@@ -16,7 +16,7 @@ import pytest
 
 import redis_swarm
 from redis_swarm import AsyncSwarm, NotFound, Swarm, SwarmMemoryShard, ValidationError
-from redis_swarm._models import usage_line
+from redis_swarm._usage import usage_line
 from redis_swarm.a2a_server import _handler
 from redis_swarm.roles._seed import REFERENCES
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._models import Usage
 from redis_swarm._pipeline import load_plan, synthesis_id
+from redis_swarm._usage import Usage
 
 from ._cli import Cli
 from .test_pipeline_cost import ONE_PASS, run_json, write_plan

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import NotFound, Swarm
-from redis_swarm._models import Usage
 from redis_swarm._pipeline import load_plan, pass_label
 from redis_swarm._pipeline.names import planning_task_id
+from redis_swarm._usage import Usage
 
 from ._cli import Cli, subprocess_env
 from .test_pipeline_run import PY, final_state, plan_text, run_plan, three_passes

@@ -13,7 +13,8 @@ import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 from redis_swarm._errors import AlreadyCompleted
-from redis_swarm._models import TaskCosts, Usage
+from redis_swarm._models import TaskCosts
+from redis_swarm._usage import Usage
 
 from ._cli import Cli
 from ._servers import RedisServer

@@ -30,8 +30,8 @@ from redis_swarm import (
     Usage,
     ValidationError,
 )
+from redis_swarm._codec import Record, built
 from redis_swarm._keys import Keys
-from redis_swarm._models import Record, built
 from redis_swarm._validate import MAX_DESCRIPTION_CHARS, MAX_QUEUES, check_queues
 
 from ._handles import must, untyped

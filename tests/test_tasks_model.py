@@ -339,7 +339,7 @@ def test_the_queue_follows_the_model(swarm: Swarm, redis_url: str) -> None:
 
 
 def test_a_cost_is_shown_one_way_and_never_reads_as_free() -> None:
-    from redis_swarm._models import usd
+    from redis_swarm._usage import usd
 
     assert usd(None) == "-" and usd(None, unknown="cost unknown") == "cost unknown"
     assert usd(0.0) == "$0.0000" and usd(0.0123) == "$0.0123" and usd(1234.5) == "$1,234.5000"
@@ -348,7 +348,7 @@ def test_a_cost_is_shown_one_way_and_never_reads_as_free() -> None:
 
 
 def test_what_runs_cost_reads_one_way_with_its_unknowns_said() -> None:
-    from redis_swarm._models import usage_line
+    from redis_swarm._usage import usage_line
 
     def line(cost: float | None, tokens_in: int | None, tokens_out: int | None) -> str:
         return usage_line({"cost_usd": cost, "tokens_in": tokens_in, "tokens_out": tokens_out})

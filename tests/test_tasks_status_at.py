@@ -10,8 +10,8 @@ from typing import Any
 import redis
 
 from redis_swarm import Swarm, TaskStatus
+from redis_swarm._codec import iso
 from redis_swarm._keys import Keys
-from redis_swarm._models import iso
 
 from . import _clock
 from ._cli import Cli

@@ -1,4 +1,4 @@
-"""What an agent run cost is formatted in one place, ``_models.usage_line``, which takes the
+"""What an agent run cost is formatted in one place, ``_usage.usage_line``, which takes the
 ``Usage`` itself (or a sum of its figures: one form, no other): ``swarm findings``,
 ``finding show``, ``synth show``, ``task show``, ``pipeline report``, the pipeline's
 progress lines and ``Money`` (a view's decimals) all say one usage the same way, its cached
@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from redis_swarm import Swarm
-from redis_swarm._models import Money, Usage, usage_figures, usage_line
 from redis_swarm._pipeline.agents import run_cost
+from redis_swarm._usage import Money, Usage, usage_figures, usage_line
 
 from ._cli import Cli
 

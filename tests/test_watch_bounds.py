@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from redis_swarm import Swarm
+from redis_swarm._codec import now_ms
 from redis_swarm._keys import Keys
-from redis_swarm._models import Agent, now_ms
+from redis_swarm._models import Agent
 from redis_swarm._printable import STALE_SHOWN, bounded_agents, stale_not_shown
 
 from ._cli import Cli

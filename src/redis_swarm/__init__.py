@@ -2,7 +2,7 @@
 
 The layers, bottom up (docs/architecture.md draws them and says where each change goes)::
 
-    records, errors   _models, _errors, _config, _validate
+    records, errors   _models, _usage, _context_records, _codec, _errors, _config, _validate
     keys, scripts     _keys, lua/ + _scripts, _ops/_commands (what each operation sends)
     operations        _ops/: I/O-free generators (_protocol), one per call of the API
     shells            _client: Swarm and AsyncSwarm drive the same operations
@@ -17,6 +17,7 @@ import importlib as _importlib
 import typing as _typing
 
 from ._config import Settings
+from ._context_records import ContextInfo, ContextSlice, GcReport, GrepLine, SearchHit
 from ._errors import (
     AlreadyCompleted,
     ConfigError,
@@ -37,32 +38,26 @@ from ._models import (
     Agent,
     AgentCounts,
     Answer,
-    ContextInfo,
-    ContextSlice,
     Event,
     EventsTrimmed,
     EventType,
     Finding,
-    GcReport,
-    GrepLine,
     Inbox,
     Message,
     MessageStatus,
-    Money,
     Page,
     PassProgress,
     Recent,
     RetiredPass,
-    SearchHit,
     SwarmStatus,
     Synthesis,
     Task,
     TaskCosts,
     TaskSpec,
     TaskStatus,
-    Usage,
     Webhook,
 )
+from ._usage import Money, Usage
 
 if _typing.TYPE_CHECKING:
     from ._acl_apply import AppliedRole, apply_role

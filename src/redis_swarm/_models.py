@@ -1,104 +1,60 @@
-"""Records and their one codec.
+"""The swarm's records: tasks, findings, syntheses and answers (with their statuses), agents,
+messages, events, and what every face's status shows.
 
-Records are frozen dataclasses with ``str`` enums for statuses. Timestamps are UTC epoch
-milliseconds everywhere, and ISO-8601 UTC when shown (``iso``). ``to_dict`` / ``from_dict``
-are the only way records cross a boundary (Redis, JSON output, MCP, HTTP).
+Records are frozen dataclasses with ``str`` enums for statuses, encoded by ``_codec`` (the
+only way they cross a boundary); what agent runs cost is ``_usage``'s, contexts' records
+``_context_records``'.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import json
-import math
-import time
-import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal
-from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar, Union, overload
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
+from ._codec import Record, dumps, iso, loads
+from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
+from ._usage import Usage, summed_figures
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
     "OPEN_STATUSES",
     "RECORD_KINDS",
+    "Agent",
+    "AgentCounts",
     "Answer",
+    "Event",
     "EventType",
+    "EventsTrimmed",
     "Finding",
-    "GrepLine",
+    "Inbox",
+    "Message",
+    "MessageStatus",
     "Page",
-    "Record",
+    "PassProgress",
+    "Recent",
+    "RetiredPass",
+    "SwarmStatus",
     "Synthesis",
     "Task",
+    "TaskCosts",
     "TaskSpec",
     "TaskStatus",
     "TypeFilter",
-    "Usage",
+    "Webhook",
     "answer_fields",
-    "built",
-    "byte_size",
-    "dumps",
-    "grep_groups",
-    "iso",
-    "loads",
-    "now_ms",
     "type_filter",
     "unknown_pass",
-    "unpriced_note",
-    "usage_line",
-    "usd",
 ]
 
-R = TypeVar("R", bound="Record")
 
 # Abandoned leases (expired with no report: the worker vanished) a task survives by default.
 DEFAULT_MAX_ABANDONS = 10
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def iso(ms: int | None) -> str | None:
-    """Epoch milliseconds as ISO-8601 UTC (``2026-11-24T07:05:12.345Z``)."""
-    if ms is None:
-        return None
-    stamp = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def usd(cost: float | None, unknown: str = "-", *, places: int = 4) -> str:
-    """A cost in US dollars as every face shows it: ``places`` decimals (four unless a table
-    needs more for its rows to add up to its total), or as many more as a cost under half a
-    hundredth of a cent needs not to read as zero; ``unknown`` when no agent said what it
-    cost (never "$0.0000", which would claim it was free)."""
-    if cost is None:
-        return unknown
-    if 0 < abs(cost) < 0.00005:
-        places = max(places, min(12, 1 - math.floor(math.log10(abs(cost)))))
-    return f"${cost:,.{places}f}"
-
-
-def byte_size(n: int | None, unknown: str = "") -> str:
-    """A size as every face shows it, in decimal units (1 KB = 1,000 bytes): ``3.4 MB``,
-    ``100 KB``, ``512 B``; ``unknown`` for None. Decimal, so that the label means what it
-    says (as ``ls --si``, disk makers and the benchmarks' "3.2 MB" do); bounds the docs state
-    in binary units are written KiB / MiB there, not through this."""
-    if n is None:
-        return unknown
-    if abs(n) < 1000:
-        return f"{n} B"
-    units = ("KB", "MB", "GB", "TB")
-    value, unit = n / 1000, 0
-    # The unit is chosen on the rounded figure: 999,960 bytes read "1 MB", never "1000 KB".
-    while abs(round(value, 1)) >= 1000 and unit < len(units) - 1:
-        value, unit = value / 1000, unit + 1
-    return f"{value:,.1f}".removesuffix(".0") + f" {units[unit]}"
 
 
 _PASSES_NAMED = 10  # the passes a message about an unknown one lists
@@ -128,209 +84,6 @@ def unknown_pass(
         f"findings to read. Check its name (the passes: {known}; {lists}), or post its "
         "tasks first"
     )
-
-
-def unpriced_note(runs: int, unpriced: int) -> str:
-    """What a sum of money leaves out, said after it: `` (2 of 7 runs reported no cost)``
-    when some of the ``runs`` it sums reported a cost and ``unpriced`` of them did not (the
-    sum is then less than what was spent); "" when every run did, or none (then no cost is
-    shown at all). The one wording of it: ``swarm run``'s last line, a pipeline's totals."""
-    if not unpriced or unpriced >= runs:
-        return ""
-    return f" ({unpriced} of {runs} runs reported no cost)"
-
-
-def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -> str:
-    """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in
-    (12,000 cached) / 678 out`` (the cached ones: how many of the input tokens were read from
-    a prompt cache, said where known). The one formatter of a usage: given a ``Usage``, a
-    sum of its figures (a mapping of ``cost_usd``, ``tokens_in``, ``cached_in``,
-    ``tokens_out``; a figure missing from it is unknown), or None (nothing recorded: "cost
-    unknown"). A cost nobody reported reads "cost unknown"; the tokens are left out when
-    neither count was reported, and a missing one reads ``-``. ``places`` as ``usd``'s."""
-    if isinstance(usage, Usage):
-        cost: float | None = usage.cost_usd
-        tokens_in, tokens_out, cached_in = usage.tokens_in, usage.tokens_out, usage.cached_in
-    elif isinstance(usage, Mapping):
-        cost = usage.get("cost_usd")
-        tokens_in, tokens_out = usage.get("tokens_in"), usage.get("tokens_out")
-        cached_in = usage.get("cached_in")
-    elif usage is None:
-        cost = tokens_in = tokens_out = cached_in = None
-    else:
-        raise TypeError(
-            f"usage_line takes a Usage, a mapping of its figures or None, not "
-            f"{type(usage).__name__}"
-        )
-    line = usd(cost, unknown="cost unknown", places=places)
-    if tokens_in is None and tokens_out is None:
-        return line
-
-    def count(n: float | None) -> str:  # (a sum of counts may be a float: 1500.0)
-        return "-" if n is None else f"{int(n):,}"
-
-    cached = "" if cached_in is None else f" ({int(cached_in):,} cached)"
-    return f"{line} · {count(tokens_in)} in{cached} / {count(tokens_out)} out"
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON; the one encoder for everything stored or shown."""
-    return _ENCODER.encode(value)
-
-
-def loads(text: str | bytes) -> Any:
-    # json.loads of bytes first guesses their encoding (UTF-16, UTF-32, a BOM) and decodes
-    # them allowing surrogates: what Redis hands back is nearly always a plain UTF-8 JSON
-    # object, decoded here for a third of that; anything else takes json.loads' own way.
-    if type(text) is bytes and text[:1] == b"{" and text[1:2] != b"\x00":
-        try:
-            return _DECODE(text.decode())
-        except UnicodeDecodeError:
-            pass
-    return json.loads(text)
-
-
-# What decoding a record written around the operations raises: not JSON (ValueError), not an
-# object (AttributeError), a field missing (KeyError, TypeError) or out of range (ValueError).
-# Readers of many records leave such a record out (and name it where they can).
-UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.to_dict()
-    if isinstance(value, enum.Enum):
-        return value.value
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-# Made once: json.dumps with options builds a new encoder at every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default)
-_DECODE = json.JSONDecoder().decode
-
-
-class Record:
-    """Base of the frozen dataclass records: a generic, type-driven codec."""
-
-    # Per class, built at its first from_dict: how each field's JSON value becomes the field's
-    # (None: as it is). Worked out from the type hints once, not at every record read.
-    _coercers: ClassVar[dict[str, Callable[[Any], Any] | None]]
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = _plain(value)
-        return out
-
-    @classmethod
-    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
-        coercers = cls.__dict__.get("_coercers")
-        if coercers is None:
-            hints = typing.get_type_hints(cls)
-            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-            coercers = {f.name: _coercer(hints[f.name]) for f in fields}
-            cls._coercers = coercers
-        values = {}
-        for k, v in data.items():
-            if k in coercers:
-                coerce = coercers[k]
-                values[k] = v if coerce is None or v is None else coerce(v)
-        return cls(**values)
-
-    def to_json(self) -> str:
-        return dumps(self.to_dict())
-
-
-_UNSET: Any = object()  # a field with no default, in the templates of ``built``
-
-
-_Template = tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...], bool]
-_TEMPLATES: dict[type[Record], _Template] = {}
-
-
-def _template(cls: type[Record]) -> _Template:
-    """Every field of ``cls`` in order with its default (``_UNSET``: none), the fields with
-    no default, (name, factory) for the fields made by a default factory, and whether the
-    class has a ``__post_init__``."""
-    found = _TEMPLATES.get(cls)
-    if found is not None:
-        return found
-    template: dict[str, Any] = {}
-    required, factories = [], []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        template[f.name] = f.default if f.default is not dataclasses.MISSING else _UNSET
-        if f.default_factory is not dataclasses.MISSING:
-            factories.append((f.name, f.default_factory))
-        elif f.default is dataclasses.MISSING:
-            required.append(f.name)
-    post_init = hasattr(cls, "__post_init__")
-    found = _TEMPLATES[cls] = (template, tuple(required), tuple(factories), post_init)
-    return found
-
-
-def built(cls: type[R], values: dict[str, Any]) -> R:
-    """``cls(**values)``, for records decoded by the thousand: a frozen dataclass's
-    ``__init__`` sets each field with ``object.__setattr__`` (about 4 us for a Task, the
-    dearest step of decoding one); this fills the instance's dict at once, in field order.
-    A record with a ``__post_init__`` (none yet) and an unknown or missing field take
-    ``cls(**values)``, whose checks and TypeError then run as written."""
-    template, required, factories, post_init = _TEMPLATES.get(cls) or _template(cls)
-    if post_init:
-        return cls(**values)
-    state = template.copy()
-    state.update(values)
-    if len(state) != len(template):
-        return cls(**values)
-    for name in required:
-        if state[name] is _UNSET:
-            return cls(**values)
-    for name, factory in factories:
-        if name not in values:
-            state[name] = factory()
-    record: R = object.__new__(cls)
-    record.__dict__.update(state)
-    return record
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.to_dict()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _coercer(hint: Any) -> Callable[[Any], Any] | None:
-    """How a JSON value (never None: that stays None) becomes a field of type ``hint``: an
-    enum from its value, a record from its dict, a tuple from its list (items coerced too);
-    None when it is taken as it is."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        members = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coercer(members[0]) if len(members) == 1 else None
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint
-    if isinstance(hint, type) and issubclass(hint, Record):
-        record = hint
-        return lambda value: record.from_dict(value) if isinstance(value, dict) else value
-    if origin is tuple:
-        args = typing.get_args(hint)
-        inner = _coercer(args[0]) if args else None
-
-        def to_tuple(value: Any) -> Any:
-            if not isinstance(value, list):
-                return value
-            if inner is None:
-                return tuple(value)
-            return tuple(None if item is None else inner(item) for item in value)
-
-        return to_tuple
-    return None
 
 
 class EventType(str, enum.Enum):
@@ -539,126 +292,6 @@ class Task(Record):
 # The kinds of record ``Swarm.corrupt_records`` reads, by the names it returns them under.
 RECORD_KINDS = ("task", "finding", "synthesis", "agent", "context")
 
-USAGE_MAX = 1e15  # no agent run costs this many USD or tokens: a bigger number is a misreading
-USAGE_MAX_MODELS = 64  # the models one usage breaks its figures down by
-_COST_RULE = "a number of US dollars from 0 to 1e15"
-_COUNT_RULE = "a whole number of tokens from 0 to 1e15"
-_NUMBER_RULE = "a number from 0 to 1e15"
-USAGE_COUNTS = ("tokens_in", "tokens_out", "cached_in")  # the figures that count tokens
-LABEL_CHARS = 128  # the longest model name, session id or context version a record keeps
-
-
-def _misfit(value: object, *, whole: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return True
-    if not (math.isfinite(value) and 0 <= value <= USAGE_MAX):
-        return True
-    return whole and value != int(value)
-
-
-@dataclass(frozen=True)
-class Usage(Record):
-    """What one agent run cost, as its CLI reported it (Claude Code's ``--output-format json``
-    result, Codex's ``exec --json`` events) or its worker said (``parse``): the cost in USD
-    (Claude only), every input token (``tokens_in``, cached ones included; ``cached_in`` of
-    them read from a prompt cache), the output tokens, and per model (``models``: model ->
-    cost_usd, tokens_in, tokens_out) where the CLI breaks it down. ``source`` names the
-    format it was read from. None is unknown.
-
-    What no run could report (``faults``: a negative, fractional or huge count, a cost that
-    is no finite number, more cached tokens than input tokens) is refused wherever a caller
-    gives it (ValidationError); the runner, reading an agent's output, which no user
-    controls, keeps such a figure as unknown instead."""
-
-    source: str
-    cost_usd: float | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    cached_in: int | None = None
-    session_id: str | None = None
-    models: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
-
-    @staticmethod
-    def cost_fault(value: object) -> str | None:
-        """None when ``value`` can be what a run cost; else what a cost must be."""
-        return _COST_RULE if _misfit(value, whole=False) else None
-
-    @staticmethod
-    def count_fault(value: object) -> str | None:
-        """None when ``value`` can be a run's count of tokens; else what a count must be."""
-        return _COUNT_RULE if _misfit(value, whole=True) else None
-
-    @staticmethod
-    def shown(value: object) -> str:
-        """A figure as a message quotes it: its JSON (``-1``, ``"many"``, ``NaN``), cut short."""
-        try:
-            text = json.dumps(value, allow_nan=True, default=repr)
-        except (TypeError, ValueError):  # keys JSON has no words for, a cycle
-            text = repr(value)
-        return text if len(text) <= 40 else text[:37] + "..."
-
-    @classmethod
-    def parse(cls, data: object, *, source: str = "reported") -> Usage:
-        """The usage a worker gives as JSON (the CLI's ``--usage``, MCP's ``usage``): an
-        object of this record's fields, ``source`` defaulting to ``"reported"``. Raises
-        ValidationError for another shape, an unknown field or any of ``faults``."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        if not isinstance(data, dict):
-            raise ValidationError(
-                f"usage must be a JSON object with any of {', '.join(names)}, got "
-                f"{type(data).__name__}"
-            )
-        unknown = sorted(str(k) for k in data if k not in names)
-        if unknown:
-            raise ValidationError(
-                f"usage has no field {', '.join(unknown)}: give any of {', '.join(names)}"
-            )
-        usage = cls.from_dict({"source": source, **data})
-        faults = usage.faults()
-        if faults:
-            raise ValidationError("; ".join(faults))
-        return usage
-
-    def faults(self) -> list[str]:
-        """What no run could report in these figures, each naming the figure and what to
-        give instead ([] when nothing)."""
-        out: list[str] = []
-
-        def check(name: str, value: object, rule: str | None) -> None:
-            if value is not None and rule is not None:
-                out.append(f"usage {name} is {self.shown(value)}: give {rule}, or leave it out")
-
-        check("cost_usd", self.cost_usd, self.cost_fault(self.cost_usd))
-        for name in USAGE_COUNTS:
-            value = getattr(self, name)
-            check(name, value, self.count_fault(value))
-        cached, total = self.cached_in, self.tokens_in
-        counted = not self.count_fault(cached) and not self.count_fault(total)
-        if cached is not None and total is not None and counted and cached > total:
-            out.append(
-                f"usage cached_in ({cached:,}) is more than tokens_in ({total:,}): tokens_in "
-                "counts every input token, the cached ones included"
-            )
-        models: object = self.models
-        if not isinstance(models, dict):
-            out.append("usage models must be an object: model -> {cost_usd, tokens_in, ...}")
-            return out
-        if len(models) > USAGE_MAX_MODELS:
-            out.append(f"usage names {len(models)} models; the limit is {USAGE_MAX_MODELS}")
-        for model, figures in models.items():
-            if not isinstance(figures, dict):
-                out.append(f"usage of {model} must be an object: {{cost_usd, tokens_in, ...}}")
-                continue
-            for key, value in figures.items():
-                if key == "cost_usd":
-                    rule = self.cost_fault(value)
-                elif key in USAGE_COUNTS:
-                    rule = self.count_fault(value)
-                else:
-                    rule = _NUMBER_RULE if _misfit(value, whole=False) else None
-                check(f"of {model}: {key}", value, rule)
-        return out
-
 
 @dataclass(frozen=True)
 class Finding(Record):
@@ -736,130 +369,7 @@ def answer_fields(question: Task) -> dict[str, Any]:
     return fields
 
 
-# === what agent runs cost: sums of usages, and every run on one task ===
-
-__all__ += [
-    "FIGURES",
-    "MONEY_MAX_PLACES",
-    "MONEY_PLACES",
-    "Money",
-    "Sum",
-    "TaskCosts",
-    "add_figures",
-    "adds_up",
-    "figure_json",
-    "no_figures",
-    "plus",
-    "summed_figures",
-    "usage_figures",
-]
-
-# What a usage sums to (``cached_in``: of the input tokens, those read from a prompt cache).
-FIGURES = ("cost_usd", "tokens_in", "cached_in", "tokens_out")
-MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded
-
-
-def plus(total: float | None, value: float | None) -> float | None:
-    """A sum that stays None (unknown) until something known is added: unknown is not
-    zero, and is never shown as ``$0.0000``."""
-    if value is None:
-        return total
-    return value if total is None else total + value
-
-
-def no_figures() -> dict[str, float | None]:
-    return dict.fromkeys(FIGURES)
-
-
-def add_figures(total: dict[str, float | None], figures: Mapping[str, Any]) -> None:
-    """Add the ``FIGURES`` of a usage (or of one model in it) to ``total``: those it
-    reports; one it does not report leaves the sum as it was (None if nothing said)."""
-    for key in FIGURES:
-        value = figures.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            total[key] = plus(total[key], float(value))
-
-
-def usage_figures(usage: Usage) -> dict[str, Any]:
-    return {key: getattr(usage, key) for key in FIGURES}
-
-
-def figure_json(key: str, value: Any) -> Any:
-    """A summed figure as JSON shows it: a sum of money rounded to ``MONEY_PLACES``, a
-    token count as an integer, unknown (None) as null."""
-    if isinstance(value, float) and key.endswith("cost_usd"):
-        return round(value, MONEY_PLACES)
-    if isinstance(value, float) and (key.startswith("tokens_") or key == "cached_in"):
-        return int(value)
-    return value
-
-
-def summed_figures(usages: Iterable[Usage | None]) -> dict[str, Any]:
-    """The ``FIGURES`` of ``usages`` summed, as every total shows them (``figure_json``;
-    None: no usage reported that figure)."""
-    total = no_figures()
-    for usage in usages:
-        if usage is not None:
-            add_figures(total, usage_figures(usage))
-    return {key: figure_json(key, value) for key, value in total.items()}
-
-
-MONEY_MAX_PLACES = 6  # the decimals a view may take for its sums to add up (see ``Money``)
-
-
-def _shown(cost: float, places: int) -> Decimal:
-    """``cost`` as ``usd`` shows it, to be added up as a reader would."""
-    return Decimal(usd(cost, places=places).lstrip("$").replace(",", ""))
-
-
-def adds_up(parts: Iterable[float | None], total: float | None, places: int) -> bool:
-    """Whether the ``parts`` of a sum, shown with ``places`` decimals, add up to ``total``
-    shown so (parts nobody reported aside)."""
-    if total is None:
-        return True
-    known = [p for p in parts if p is not None]
-    return sum((_shown(p, places) for p in known), Decimal(0)) == _shown(total, places)
-
-
-Sum = tuple[Sequence[float | None], float | None]  # a sum of money shown: its parts, its total
-
-
-class Money:
-    """How one view (a table, a tree) shows its costs: every figure with the same decimals,
-    the fewest, from four to ``MONEY_MAX_PLACES``, at which each of its ``sums`` (the parts
-    it shows and the total it shows under them, the total summed from the exact figures)
-    adds up as shown: $1.5852 + $0.3645 never over a total of $1.9496. A total whose parts
-    still do not add up (costs of many decimals) reads "≈$1.9496"."""
-
-    def __init__(self, sums: Iterable[Sum] = ()) -> None:
-        wanted = list(sums)
-        self.places = next(
-            (
-                places
-                for places in range(4, MONEY_MAX_PLACES + 1)
-                if all(adds_up(parts, total, places) for parts, total in wanted)
-            ),
-            4,
-        )
-
-    def __call__(self, cost: float | None) -> str:
-        """A part: ``usd`` with this view's decimals."""
-        return usd(cost, places=self.places)
-
-    def total(self, parts: Sequence[float | None], total: float | None) -> str:
-        """A total of ``parts``, "≈" when they do not add up to it as shown."""
-        mark = "" if adds_up(parts, total, self.places) else "≈"
-        return mark + usd(total, places=self.places)
-
-    def line(
-        self, figures: Usage | Mapping[str, Any] | None, parts: Sequence[float | None] = ()
-    ) -> str:
-        """``figures`` (a usage, a sum of ``FIGURES``, or None: nothing recorded) as
-        ``usage_line`` says them, with this view's decimals; with ``parts``: a total of
-        them, as ``total``."""
-        cost = figures.cost_usd if isinstance(figures, Usage) else (figures or {}).get("cost_usd")
-        mark = "≈" if parts and not adds_up(parts, cost, self.places) else ""
-        return mark + usage_line(figures, places=self.places)
+# === what every agent run on one task cost (sums of usages: _usage) ===
 
 
 @dataclass(frozen=True)
@@ -891,65 +401,7 @@ class TaskCosts:
         return summed_figures(self.usages())
 
 
-# === context, agent, message and event records ===
-
-__all__ += [
-    "Agent",
-    "ContextInfo",
-    "ContextSlice",
-    "Event",
-    "GcReport",
-    "Inbox",
-    "Message",
-    "MessageStatus",
-    "SearchHit",
-    "Webhook",
-]
-
-
-@dataclass(frozen=True)
-class ContextInfo(Record):
-    """One published version of an owner's context (its manifest, without the chunk list).
-
-    ``version`` is the BLAKE3 hash of the raw bytes (what ``b3sum`` prints for the file;
-    SHA-256, as ``sha256sum`` prints, for versions published before BLAKE3);
-    ``compression`` is ``"zstd"`` when at least one chunk is stored compressed.
-    ``changed`` is False only in what a publish returns when the version was current already
-    (the same content, source and media type): it wrote nothing. Stored manifests do not
-    carry it, so every version read back says True.
-    """
-
-    owner: str
-    version: str
-    size_bytes: int
-    tokens_est: int
-    chunks: int
-    compression: str | None = None
-    source: str = ""
-    media_type: str = "text/markdown"
-    created_at: int = 0
-    total_lines: int = 0
-    changed: bool = True
-
-
-@dataclass(frozen=True)
-class GcReport(Record):
-    """What a gc of context chunks did (or, with ``dry_run``, would do).
-
-    ``publishes_given_up``: publishes in flight for longer than the grace period, whose
-    chunks were released (their flip fails); ``holds_released``: holder tokens removed from
-    their chunks (pruned versions', dead publishes'); ``chunks_deleted`` / ``bytes_freed``:
-    the chunks whose last holder went, and their stored bytes.
-    """
-
-    dry_run: bool
-    publishes_given_up: int
-    holds_released: int
-    chunks_deleted: int
-    bytes_freed: int
-
-
-__all__ += ["RetiredPass"]
+# === agent, message and event records ===
 
 
 @dataclass(frozen=True)
@@ -992,72 +444,6 @@ class RetiredPass(Record):
             f"{iso(self.at) or 'an unknown date'} (swarm retire): there is nothing left to "
             "report on; move on to the next task"
         )
-
-
-@dataclass(frozen=True)
-class ContextSlice(Record):
-    """A bounded piece of a context: a line range or a byte range.
-
-    Lines are 1-based and inclusive; ``offset``/``length`` are in bytes of the UTF-8 text.
-    ``truncated`` is True when the slice ends before the range asked for (the slice limit):
-    ask again from ``offset + length`` for the rest, or from ``end_line + 1`` when the text
-    ends a line (a cut inside a long line would skip that line's rest).
-    """
-
-    owner: str
-    version: str
-    text: str
-    start_line: int
-    end_line: int
-    total_lines: int
-    offset: int
-    length: int
-    size_bytes: int
-    truncated: bool = False
-
-
-@dataclass(frozen=True)
-class SearchHit(Record):
-    """One matching line (1-based) with up to ``around`` lines before and after it."""
-
-    line: int
-    text: str
-    before: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
-
-
-class GrepLine(NamedTuple):
-    """One line of search output: its number, whether it matched, its text."""
-
-    number: int
-    hit: bool
-    text: str
-
-
-def grep_groups(hits: Sequence[SearchHit], after_line: int = 0) -> list[list[GrepLine]]:
-    """The lines of ``hits`` as ``grep -n -C`` shows them, in line order: each line once,
-    a matching line as the hit even where it is also another hit's context, and runs of
-    touching lines in one group (groups are printed apart, with ``--`` between).
-    ``after_line``: the last line an earlier page showed; context lines up to it are not
-    shown again (a hit always is)."""
-    lines: dict[int, GrepLine] = {}
-    for h in hits:
-        first = h.line - len(h.before)
-        for i, text in enumerate(h.before):
-            lines.setdefault(first + i, GrepLine(first + i, False, text))
-        lines[h.line] = GrepLine(h.line, True, h.text)
-        for i, text in enumerate(h.after, start=h.line + 1):
-            lines.setdefault(i, GrepLine(i, False, text))
-    groups: list[list[GrepLine]] = []
-    for number in sorted(lines):
-        line = lines[number]
-        if number <= after_line and not line.hit:
-            continue
-        if groups and groups[-1][-1].number + 1 == number:
-            groups[-1].append(line)
-        else:
-            groups.append([line])
-    return groups
 
 
 @dataclass(frozen=True)
@@ -1152,9 +538,6 @@ class Event(Record):
     fields: dict[str, str]
 
 
-__all__ += ["EventsTrimmed"]
-
-
 @dataclass(frozen=True)
 class EventsTrimmed(Record):
     """Events after ``since`` (an event id, or a time in ms) that the capped event stream no
@@ -1180,8 +563,6 @@ class EventsTrimmed(Record):
 
 
 # === the swarm at a glance: what every face's status shows ===
-
-__all__ += ["AgentCounts", "PassProgress", "Recent", "SwarmStatus"]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, overload
 
-from ._models import Finding, Task, Usage
+from ._models import Finding, Task
+from ._usage import Usage
 
 __all__ = [
     "AnswerReport",

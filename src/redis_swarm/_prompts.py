@@ -36,9 +36,10 @@ from importlib import resources
 from typing import Any, Literal
 
 from ._config import Settings
+from ._context_records import ContextInfo
 from ._executable import Password, reach_options
 from ._executable import swarm_command as install_command
-from ._models import SWARM_ROLES, ContextInfo, SwarmRole, Task
+from ._models import SWARM_ROLES, SwarmRole, Task
 from ._printable import short_version
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._models import dumps
+from ._codec import dumps
 
 __all__ = ["EXIT_INTERRUPTED", "EndWhenStopping", "HearSignals", "Stopping"]
 

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._codec import dumps
 from ._errors import ConfigError
-from ._models import dumps
 from ._net import Listening, is_loopback
 
 __all__ = ["AccessGuard", "require_token_off_loopback", "serve"]

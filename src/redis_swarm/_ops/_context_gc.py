@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._context_records import GcReport
 from .._errors import ValidationError
 from .._keys import Keys
-from .._models import GcReport
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from ._context_store import text_of
 

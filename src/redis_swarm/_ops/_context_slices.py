@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._context_records import ContextSlice
 from .._errors import ValidationError
-from .._models import ContextSlice
 from .._protocol import Compute, OpContext, Operation
 from . import _context_store as store
 from . import _textview as tv

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 import zstandard
 
 from .. import _digest
+from .._codec import loads
+from .._context_records import ContextInfo
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hash_lane import lane_hasher
 from .._hints import CONTEXT_VERSIONS, LIST_CONTEXTS
-from .._models import ContextInfo, loads
 from .._printable import short_version
 from .._protocol import Cmd, Compute, Fetch, OpContext, Operation
 from .._validate import check_name

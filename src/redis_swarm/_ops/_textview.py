@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import re2
 
+from .._context_records import SearchHit
 from .._errors import ValidationError
-from .._models import SearchHit
 from .._validate import MAX_AROUND, MAX_HITS
 
 __all__ = [

@@ -16,21 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .._codec import UNREADABLE, built, loads
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
-from .._models import (
-    LABEL_CHARS,
-    UNREADABLE,
-    USAGE_COUNTS,
-    Finding,
-    Page,
-    Task,
-    TaskStatus,
-    Usage,
-    built,
-    loads,
-)
+from .._models import Finding, Page, Task, TaskStatus
 from .._protocol import Call, Cmd, OpContext, Operation, remember
+from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
 from .._validate import MAX_PAGE, check_id, check_json_depth, too_deep
 
 __all__ = [

@@ -14,9 +14,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .._codec import UNREADABLE, dumps, loads
 from .._errors import NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
-from .._models import UNREADABLE, Agent, TaskStatus, dumps, loads
+from .._models import Agent, TaskStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
 from .._validate import check_agent, check_id, check_name, check_printable
 from . import tasks as task_ops

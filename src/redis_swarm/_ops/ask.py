@@ -31,17 +31,9 @@ from .._errors import (
 )
 from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK
 from .._keys import ASSIST_QUEUE, ask_queue
-from .._models import (
-    ANSWER_KIND,
-    QUESTION_KIND,
-    Answer,
-    Finding,
-    Task,
-    TaskStatus,
-    Usage,
-    answer_fields,
-)
+from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskStatus, answer_fields
 from .._protocol import INTERRUPTS, Batch, Cmd, OpContext, Operation
+from .._usage import Usage
 from .._validate import MAX_ASK_TIMEOUT_S, check_id, check_name
 from . import findings as finding_ops
 from . import tasks as task_ops

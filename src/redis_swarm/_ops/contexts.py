@@ -42,6 +42,8 @@ from typing import Any, Literal
 import zstandard
 
 from .. import _digest
+from .._codec import UNREADABLE, dumps
+from .._context_records import ContextInfo, SearchHit
 from .._errors import (
     ConfigError,
     Conflict,
@@ -50,7 +52,6 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._models import UNREADABLE, ContextInfo, SearchHit, dumps
 from .._protocol import Batch, Call, Cmd, Compute, OpContext, Operation
 from .._validate import check_name
 from . import _context_gc as gcops

@@ -14,21 +14,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from .._codec import dumps, loads
 from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
 from .._hints import LIST_FINDINGS
 from .._keys import Keys
-from .._models import (
-    LABEL_CHARS,
-    Finding,
-    Page,
-    RetiredPass,
-    Synthesis,
-    Task,
-    Usage,
-    dumps,
-    loads,
-)
+from .._models import Finding, Page, RetiredPass, Synthesis, Task
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._usage import LABEL_CHARS, Usage
 from .._validate import MAX_WAIT_S, check_id, check_name
 from . import claiming as task_ops
 from ._work import (

@@ -23,8 +23,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .._codec import loads
 from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
-from .._models import EventType, Inbox, Message, MessageStatus, loads
+from .._models import EventType, Inbox, Message, MessageStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_name

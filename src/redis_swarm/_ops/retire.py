@@ -19,16 +19,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from .._codec import UNREADABLE, dumps, loads
 from .._errors import Conflict, NotFound
 from .._keys import Keys, label_id
-from .._models import (
-    OPEN_STATUSES,
-    UNREADABLE,
-    RetiredPass,
-    dumps,
-    loads,
-    unknown_pass,
-)
+from .._models import OPEN_STATUSES, RetiredPass, unknown_pass
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from ._bus import now_from
 from ._work import check_label, text

@@ -16,21 +16,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
+from .._codec import UNREADABLE, built, dumps
 from .._errors import NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
-from .._models import (
-    DEFAULT_MAX_ABANDONS,
-    UNREADABLE,
-    Page,
-    Task,
-    TaskSpec,
-    TaskStatus,
-    Usage,
-    built,
-    dumps,
-)
+from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._usage import Usage
 from .._validate import (
     DEFAULT_RETRY_BACKOFF_S,
     MAX_DELAY_S,

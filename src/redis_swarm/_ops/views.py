@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._codec import UNREADABLE, loads
+from .._context_records import ContextInfo
 from .._models import (
     RECORD_KINDS,
-    UNREADABLE,
     Agent,
     AgentCounts,
-    ContextInfo,
     Finding,
     Page,
     PassProgress,
@@ -37,7 +37,6 @@ from .._models import (
     Task,
     TaskCosts,
     TaskStatus,
-    loads,
 )
 from .._protocol import Batch, Cmd, OpContext, Operation, together
 from .._validate import MAX_PAGE

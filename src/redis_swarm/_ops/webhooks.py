@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .._codec import dumps, loads
 from .._errors import NotFound, ValidationError
 from .._hints import CHECK_TASK_ID
-from .._models import Webhook, dumps, loads
+from .._models import Webhook
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import check_id

@@ -12,7 +12,7 @@
 - ``lineage``: the tree behind a synthesis, finding, task or pipeline, with its totals.
 
 What a task's runs cost (``Swarm.task_costs``), sums of usages and how every view shows
-them (``usage_line``, ``Money``) are the core's (``_ops.views``, ``_models``): ``swarm task
+them (``usage_line``, ``Money``) are the core's (``_ops.views``, ``_usage``): ``swarm task
 show`` uses them without this package.
 """
 

@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from .._codec import now_ms
 from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, SwarmError
 from .._executable import reach_env
-from .._models import Finding, Synthesis, Task, TaskStatus, Usage, now_ms, usage_line, usd
+from .._models import Finding, Synthesis, Task, TaskStatus
 from .._outage import ride_out
 from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
+from .._usage import Usage, usage_line, usd
 from .names import (
     pass_label,
     planning_queue,

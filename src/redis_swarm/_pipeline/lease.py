@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._codec import iso
 from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
-from .._models import Task, TaskStatus, iso
+from .._models import Task, TaskStatus
 from .agents import leases_end
 from .names import lease_queue, lease_task_id
 from .plan import Plan

@@ -6,26 +6,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._codec import iso
 from .._errors import NotFound, ValidationError
-from .._models import (
-    FIGURES,
-    Finding,
-    RetiredPass,
-    Synthesis,
-    Task,
-    TaskCosts,
-    Usage,
-    iso,
-    summed_figures,
-)
+from .._models import Finding, RetiredPass, Synthesis, Task, TaskCosts
 from .._printable import short_version
+from .._usage import FIGURES, Money, Sum, Usage, summed_figures
 from .names import is_planning_queue, plan_owner, synthesizer_task_of
 from .records import EARLIER_PASSES, Spent, spending, synthesizer_task
 from .report import (
     EARLIER,
     UNKNOWN,
-    Money,
-    Sum,
     no_cost_note,
     read_passes,
     status_json,

@@ -13,17 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._errors import NotFound
-from .._models import (
-    FIGURES,
-    Finding,
-    Synthesis,
-    Task,
-    Usage,
-    add_figures,
-    no_figures,
-    plus,
-    usage_figures,
-)
+from .._models import Finding, Synthesis, Task
+from .._usage import Usage
 from .names import (
     findings_of,
     pass_label,
@@ -40,20 +31,15 @@ from .plan import Plan
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = [  # (the sums of figures are the core's, _models: named here as before)
+__all__ = [
     "EARLIER",
     "EARLIER_PASSES",
-    "FIGURES",
     "PassResult",
     "Spent",
-    "add_figures",
-    "no_figures",
-    "plus",
     "read_pass",
     "runs_without_cost",
     "spending",
     "synthesizer_task",
-    "usage_figures",
 ]
 
 # A pass of this run that the plan no longer has (renamed or removed since it began), as its

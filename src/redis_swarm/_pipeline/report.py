@@ -1,6 +1,6 @@
 """What a pipeline did, read back from the swarm: per pass status and the Markdown report
 (the lineage of a record is ``lineage``'s). How every view shows sums of money (``Money``)
-is the core's (``_models``)."""
+is the core's (``_usage``)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._codec import now_ms
 from .._errors import NotFound
-from .._models import (  # (Money, Sum and adds_up named here as before: the core's now)
-    Finding,
+from .._models import Finding, Task, TaskStatus
+from .._printable import printable
+from .._usage import (
     Money,
     Sum,
-    Task,
-    TaskStatus,
-    adds_up,
+    add_figures,
     figure_json,
-    now_ms,
+    no_figures,
+    plus,
     unpriced_note,
+    usage_figures,
 )
-from .._printable import printable
 from .names import (
     PLANNED_SYNTHESIS,
     findings_of,
@@ -43,13 +44,9 @@ from .records import (
     EARLIER_PASSES,
     PassResult,
     Spent,
-    add_figures,
-    no_figures,
-    plus,
     read_pass,
     runs_without_cost,
     spending,
-    usage_figures,
 )
 
 if TYPE_CHECKING:
@@ -59,9 +56,6 @@ __all__ = [
     "EARLIER",
     "EARLIER_PASSES",
     "UNKNOWN",
-    "Money",
-    "Sum",
-    "adds_up",
     "by_model",
     "json_figures",
     "no_cost_note",
@@ -416,7 +410,7 @@ def status_json(
     return result
 
 
-# --- sums of money, as every view shows them (``Money``, the core's: _models)
+# --- sums of money, as every view shows them (``Money``, the core's: _usage)
 
 
 def status_money(status: Mapping[str, Any]) -> Money:

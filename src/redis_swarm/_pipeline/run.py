@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidState, NotFound, SwarmError, ValidationError
-from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus, usd
+from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
+from .._usage import plus, usd
 from .agents import ERROR_SHOWN, OneShotAgents, leases_end, run_cost
 from .lease import RunLease
 from .names import (
@@ -49,7 +50,7 @@ from .names import (
 )
 from .plan import PassSpec, Plan, check_programs, pass_changes, task_label
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
-from .records import PassResult, plus, spending
+from .records import PassResult, spending
 from .report import read_passes, stored_plan
 
 if TYPE_CHECKING:

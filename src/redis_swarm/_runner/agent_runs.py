@@ -9,9 +9,10 @@ import tempfile
 from pathlib import Path
 
 from .._config import Settings
+from .._context_records import ContextInfo
 from .._errors import NotFound
 from .._executable import reach_env
-from .._models import ContextInfo, Task
+from .._models import Task
 from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
 from .lease_renewal import LeaseRenewal

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .._models import Usage
+from .._usage import Usage
 from .child import ChildResult
 
 __all__ = ["Ending", "OutcomeStatus", "TaskOutcome", "not_started"]

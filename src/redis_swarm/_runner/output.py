@@ -38,8 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .._models import LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
 from .._printable import printable
+from .._usage import LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
 
 __all__ = ["QUOTE_CHARS", "QUOTE_LINES", "AgentOutput", "cost_note", "quote_tail", "read_output"]
 

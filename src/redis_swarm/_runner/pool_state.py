@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConnectionFailed, SwarmError, ValidationError
-from .._models import MONEY_PLACES
 from .._outage import OUTAGE_PATIENCE_S, ride_out
+from .._usage import MONEY_PLACES
 from .._validate import MAX_POLL_S
 from .child import check_command, check_program
 from .options import RunOptions, default_worker_prefix

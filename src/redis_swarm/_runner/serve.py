@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
 from .._keys import ask_queue
-from .._models import LABEL_CHARS, ContextInfo, Task
+from .._models import Task
 from .._prompts import render_question_prompt
+from .._usage import LABEL_CHARS
 from .._validate import DEFAULT_POLL_S, check_name
 from .child import ERROR_TAIL
 from .options import RunOptions

@@ -4,10 +4,12 @@ given back when the agent was interrupted or could not be run at all."""
 
 from __future__ import annotations
 
+from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, SwarmError, ValidationError
 from .._finding_text import finding_tags, new_mark, parse_finding
-from .._models import ContextInfo, Task, TaskStatus, Usage, answer_fields, usage_line
+from .._models import Task, TaskStatus, answer_fields
 from .._prompts import render_task_prompt
+from .._usage import Usage, usage_line
 from .agent_runs import AgentRuns
 from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
 from .claiming import Claiming

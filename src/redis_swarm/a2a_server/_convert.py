@@ -38,7 +38,8 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from .._models import Event, Finding, dumps, loads
+from .._codec import dumps, loads
+from .._models import Event, Finding
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._states import STATE_OF, STATUS_AFTER

@@ -31,8 +31,9 @@ from a2a.types import TaskArtifactUpdateEvent, TaskStatusUpdateEvent
 from a2a.utils.proto_utils import to_stream_response
 
 from .._client import AsyncSwarm
+from .._codec import now_ms
 from .._errors import NotFound, PermissionDenied, SwarmError
-from .._models import Event, EventType, Webhook, now_ms
+from .._models import Event, EventType, Webhook
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
 from ._wire import render

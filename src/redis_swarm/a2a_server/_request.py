@@ -27,7 +27,7 @@ from a2a.server.routes.common import DefaultServerCallContextBuilder
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._models import dumps
+from .._codec import dumps
 from .._protocol import Limits
 from .._validate import MAX_DESCRIPTION_CHARS
 from ._words import OPERATOR_CONTEXT

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import click
 
+from .._codec import dumps
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
 from .._env import ENV_HOME, ENV_NAME, ENV_URL
 from .._errors import SwarmError, Timeout
 from .._executable import reach_options
-from .._models import dumps
 from .._printable import printable
 
 if TYPE_CHECKING:

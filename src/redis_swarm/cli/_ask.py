@@ -14,8 +14,9 @@ import click
 
 from .._errors import SwarmError
 from .._hints import SERVE_QUESTIONS
-from .._models import Answer, Task, usd
+from .._models import Answer, Task
 from .._printable import printable
+from .._usage import usd
 from .._validate import MAX_ASK_TIMEOUT_S, check_name
 from ._app import App, json_option, main, pass_app
 from ._common import (

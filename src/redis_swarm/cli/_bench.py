@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .._models import byte_size
+from .._codec import byte_size
 from ._app import App, json_option, main, pass_app
 
 

@@ -22,11 +22,11 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
+from .._codec import iso, now_ms
 from .._config import Settings
 from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
-from .._models import iso, now_ms
 from .._printable import printable
 from .._validate import MAX_JSON_DEPTH, MAX_PAGE, check_json_depth
 from ._app import App

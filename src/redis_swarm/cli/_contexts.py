@@ -9,8 +9,9 @@ from typing import IO, Any, Literal
 
 import click
 
+from .._codec import byte_size
+from .._context_records import ContextSlice, grep_groups
 from .._errors import PayloadTooLarge, ValidationError
-from .._models import ContextSlice, byte_size, grep_groups
 from .._validate import MAX_AROUND, MAX_HITS
 from . import _common
 from ._app import App, json_option, main, pass_app

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._codec import dumps
 from .._errors import ConfigError
-from .._models import dumps
 from .._net import http_url, listen
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds, listen_options

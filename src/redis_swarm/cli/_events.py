@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
+from .._codec import dumps, iso
 from .._errors import ConnectionFailed, ValidationError
-from .._models import EventType, dumps, iso, type_filter
+from .._models import EventType, type_filter
 from .._printable import printable
 from .._validate import MAX_EVENTS
 from ._app import App, json_option, main, pass_app

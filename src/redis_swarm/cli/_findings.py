@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from .._errors import NotFound
-from .._models import usage_line
 from .._printable import printable
+from .._usage import usage_line
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Instant,

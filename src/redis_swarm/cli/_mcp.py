@@ -13,9 +13,9 @@ from typing import Any
 import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
+from .._codec import dumps
 from .._env import ENV_URL
 from .._errors import ConfigError, SwarmError
-from .._models import dumps
 from .._net import http_url, is_loopback
 from .._validate import check_queues
 from ..mcp_server._install import (

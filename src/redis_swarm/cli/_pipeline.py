@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.live import Live
 
     from .._pipeline import Pipeline, Plan
-    from .._pipeline.report import Money
+    from .._usage import Money
 
 
 @main.group(short_help="Run the passes of a plan file: workers, planner, synthesizer.")

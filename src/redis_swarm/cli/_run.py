@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import SwarmError
-from .._models import unpriced_note, usage_line
 from .._printable import printable
+from .._usage import unpriced_note, usage_line
 from .._validate import DEFAULT_POLL_S, MAX_POLL_S, check_name, check_queues
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals

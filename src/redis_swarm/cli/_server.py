@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .._codec import iso
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
-from .._models import RECORD_KINDS, iso
+from .._models import RECORD_KINDS
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from .._models import Money, Task, TaskCosts, TaskStatus
+from .._models import Task, TaskCosts, TaskStatus
+from .._usage import Money
 from .._validate import MAX_PASS_WAIT_S
 from ._app import App, json_option, pass_app
 from ._common import (

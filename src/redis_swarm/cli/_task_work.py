@@ -12,10 +12,12 @@ from typing import Any, NoReturn
 
 import click
 
+from .._codec import iso
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hooks import tokens
-from .._models import Task, TaskStatus, Usage, iso
+from .._models import Task, TaskStatus
 from .._printable import printable
+from .._usage import Usage
 from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_RETRY_AFTER_S, MAX_WAIT_S
 from ._app import EXIT_EMPTY, App, json_option, pass_app
 from ._common import (

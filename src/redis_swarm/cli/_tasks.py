@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from .._models import Task, TaskStatus, usage_line
+from .._models import Task, TaskStatus
 from .._printable import printable
+from .._usage import usage_line
 from .._validate import DEFAULT_RETRY_BACKOFF_S, MAX_RETRY_BACKOFF_S
 from ._app import App, _Group, json_option, main, pass_app
 from ._common import (

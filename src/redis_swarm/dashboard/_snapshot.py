@@ -12,19 +12,11 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .._client import AsyncSwarm
+from .._codec import Record, now_ms
+from .._context_records import ContextInfo
 from .._errors import NotFound
 from .._keys import is_ask_queue
-from .._models import (
-    ANSWER_KIND,
-    Agent,
-    ContextInfo,
-    Finding,
-    PassProgress,
-    Record,
-    Synthesis,
-    Task,
-    now_ms,
-)
+from .._models import ANSWER_KIND, Agent, Finding, PassProgress, Synthesis, Task
 from .._printable import natural_key
 
 __all__ = ["PassProgress", "Snapshot", "snapshot"]

@@ -7,7 +7,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from .._models import PassProgress, byte_size
+from .._codec import byte_size
+from .._models import PassProgress
 from .._printable import (
     SETTLED_SHOWN,
     STALE_SHOWN,

@@ -40,8 +40,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .._client import AsyncSwarm
+from .._codec import dumps, now_ms
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
-from .._models import EventType, Page, TaskStatus, dumps, now_ms
+from .._models import EventType, Page, TaskStatus
 from .._net import is_loopback
 from .._stopping import EndWhenStopping, Stopping
 from .._web import AccessGuard

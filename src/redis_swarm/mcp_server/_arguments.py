@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as ArgumentsRefused
 from pydantic_core import ErrorDetails
 
+from .._codec import dumps
 from .._errors import SwarmError, ValidationError
-from .._models import dumps
 from ._budget import clip
 from ._render import tool_error
 

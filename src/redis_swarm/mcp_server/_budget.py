@@ -34,8 +34,8 @@ from .._budget import (
     clip,
     estimate_tokens,
 )
+from .._codec import dumps
 from .._errors import ValidationError
-from .._models import dumps
 
 __all__ = [
     "CHARS_PER_TOKEN",

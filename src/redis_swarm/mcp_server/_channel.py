@@ -42,9 +42,10 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._client import AsyncSwarm
+from .._codec import dumps
 from .._config import Settings
 from .._errors import SwarmError
-from .._models import Event, EventType, Message, dumps
+from .._models import Event, EventType, Message
 from ._budget import clip
 from ._session import SessionRegistry, connection_of
 from ._tools import SwarmTools, offers

@@ -11,6 +11,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock, TextContent
 
 from .. import _hints as hints
+from .._codec import dumps, iso
+from .._context_records import GrepLine
 from .._errors import (
     AlreadyCompleted,
     ConnectionFailed,
@@ -20,7 +22,6 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._models import GrepLine, dumps, iso
 from ._budget import clip
 from ._roles import declared_tool_names
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from .._client import Swarm, closed
+from .._codec import iso
 from .._config import Settings, swarm_from_env
 from .._env import ENV_NAME
 from .._errors import (
@@ -25,7 +26,7 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._models import Agent, iso
+from .._models import Agent
 
 _QUEUE_PREFIX = "queue:"
 

@@ -8,18 +8,10 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from .._context_records import ContextInfo
 from .._errors import Conflict, ConnectionFailed, NotFound, ValidationError
-from .._models import (
-    Agent,
-    ContextInfo,
-    Finding,
-    Inbox,
-    Message,
-    Synthesis,
-    Task,
-    TaskStatus,
-    Usage,
-)
+from .._models import Agent, Finding, Inbox, Message, Synthesis, Task, TaskStatus
+from .._usage import Usage
 from .._validate import check_agent
 from ._base import _agent_name, _check_text, _finding_ids, _queue, _Role
 

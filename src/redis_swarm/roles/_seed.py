@@ -8,8 +8,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
 from .._client import Swarm
+from .._codec import dumps, iso
+from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, NotFound, ValidationError
-from .._models import ContextInfo, Finding, Task, dumps, iso
+from .._models import Finding, Task
 from .._validate import check_id
 from ._base import _finding_ids, _stamp
 from ._modern import Coordinator, MemoryShard, Worker

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from .._client import Swarm
+from .._codec import dumps, iso
 from .._errors import AlreadyCompleted, NotFound, ValidationError
-from .._models import Agent, Message, dumps, iso
+from .._models import Agent, Message
 from .._validate import too_deep
 from ._base import _agent_name, _queue, _Role, _stamp
 

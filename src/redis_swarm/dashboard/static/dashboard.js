@@ -93,7 +93,7 @@
     return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   }
 
-  // As _models.byte_size: decimal units (1 KB = 1,000 bytes), one decimal when not whole.
+  // As _codec.byte_size: decimal units (1 KB = 1,000 bytes), one decimal when not whole.
   function bytes(n) {
     if (n < 1000) return n + " B";
     const units = ["KB", "MB", "GB", "TB"];

@@ -33,7 +33,7 @@
     return out.join("");
   }
 
-  // As _models.usd: four decimals, or as many more as a cost under half a hundredth of a
+  // As _usage.usd: four decimals, or as many more as a cost under half a hundredth of a
   // cent needs not to read as zero; `unknown` when no agent said (never "$0.0000").
   function usd(cost, unknown, places) {
     if (typeof cost !== "number" || !Number.isFinite(cost)) return unknown === undefined ? "-" : unknown;
@@ -47,7 +47,7 @@
     return typeof n === "number" ? fixed(n, 0) : "-";
   }
 
-  // As _models.usage_line: "$0.0123 · 12,345 in (12,000 cached) / 678 out"; "cost unknown"
+  // As _usage.usage_line: "$0.0123 · 12,345 in (12,000 cached) / 678 out"; "cost unknown"
   // when no cost was reported; no tokens when neither count was, a missing one "-".
   function usageLine(cost, tokensIn, tokensOut, cachedIn, places) {
     const line = usd(cost, "cost unknown", places);

@@ -9,9 +9,10 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from ..._codec import iso
 from ..._errors import AlreadyCompleted, SwarmError
 from ..._keys import ask_queue
-from ..._models import Task, iso
+from ..._models import Task
 from .._render import plain, tool_error
 from .._roles import EVERYONE, SHARD, tool
 from .._session import ANSWER, Lease

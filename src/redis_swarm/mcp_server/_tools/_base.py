@@ -12,8 +12,8 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from ..._client import Swarm
+from ..._codec import dumps
 from ..._errors import AlreadyCompleted, SwarmError
-from ..._models import dumps
 from .._budget import Budget, Spill, decode_cursor, encode_cursor
 from .._files import FileAccess
 from .._render import blocks, tool_error

@@ -10,7 +10,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from ..._models import GrepLine, SearchHit, dumps, grep_groups
+from ..._codec import dumps
+from ..._context_records import GrepLine, SearchHit, grep_groups
 from ..._validate import MAX_AROUND, MAX_HITS, check_name
 from .._budget import clip, encode_cursor
 from .._render import cursor_offset, plain, render_group

@@ -8,8 +8,8 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from ..._codec import dumps
 from ..._errors import SwarmError
-from ..._models import dumps
 from .._render import blocks, plain, tool_error
 from .._roles import EVERYONE, tool
 from ._base import ToolsBase

@@ -10,8 +10,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..._codec import dumps
 from ..._errors import SwarmError, Timeout, ValidationError
-from ..._models import dumps
 from ..._validate import MAX_DELAY_S, MAX_LEASE_S
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain, tool_error

@@ -9,9 +9,12 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from ..._codec import dumps, iso
+from ..._context_records import ContextInfo
 from ..._errors import AlreadyCompleted, SwarmError, ValidationError
-from ..._models import ContextInfo, Finding, Task, TaskStatus, Usage, dumps, iso
+from ..._models import Finding, Task, TaskStatus
 from ..._prompts import no_context_note
+from ..._usage import Usage
 from ..._validate import MAX_LEASE_S, MAX_RETRY_AFTER_S
 from .._render import plain, tool_error
 from .._roles import WORKER, tool

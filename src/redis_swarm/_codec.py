@@ -1,0 +1,213 @@
+"""Records and their one codec.
+
+Records are frozen dataclasses with ``str`` enums for statuses. Timestamps are UTC epoch
+milliseconds everywhere, and ISO-8601 UTC when shown (``iso``); sizes are shown by
+``byte_size``. ``to_dict`` / ``from_dict`` are the only way records cross a boundary (Redis,
+JSON output, MCP, HTTP). The records themselves live in ``_models`` (tasks, findings,
+agents, events, status), ``_usage`` (what agent runs cost) and ``_context_records``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import time
+import types
+import typing
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeVar, Union
+
+__all__ = ["Record", "built", "byte_size", "dumps", "iso", "loads", "now_ms"]
+
+R = TypeVar("R", bound="Record")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC (``2026-11-24T07:05:12.345Z``)."""
+    if ms is None:
+        return None
+    stamp = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def byte_size(n: int | None, unknown: str = "") -> str:
+    """A size as every face shows it, in decimal units (1 KB = 1,000 bytes): ``3.4 MB``,
+    ``100 KB``, ``512 B``; ``unknown`` for None. Decimal, so that the label means what it
+    says (as ``ls --si``, disk makers and the benchmarks' "3.2 MB" do); bounds the docs state
+    in binary units are written KiB / MiB there, not through this."""
+    if n is None:
+        return unknown
+    if abs(n) < 1000:
+        return f"{n} B"
+    units = ("KB", "MB", "GB", "TB")
+    value, unit = n / 1000, 0
+    # The unit is chosen on the rounded figure: 999,960 bytes read "1 MB", never "1000 KB".
+    while abs(round(value, 1)) >= 1000 and unit < len(units) - 1:
+        value, unit = value / 1000, unit + 1
+    return f"{value:,.1f}".removesuffix(".0") + f" {units[unit]}"
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; the one encoder for everything stored or shown."""
+    return _ENCODER.encode(value)
+
+
+def loads(text: str | bytes) -> Any:
+    # json.loads of bytes first guesses their encoding (UTF-16, UTF-32, a BOM) and decodes
+    # them allowing surrogates: what Redis hands back is nearly always a plain UTF-8 JSON
+    # object, decoded here for a third of that; anything else takes json.loads' own way.
+    if type(text) is bytes and text[:1] == b"{" and text[1:2] != b"\x00":
+        try:
+            return _DECODE(text.decode())
+        except UnicodeDecodeError:
+            pass
+    return json.loads(text)
+
+
+# What decoding a record written around the operations raises: not JSON (ValueError), not an
+# object (AttributeError), a field missing (KeyError, TypeError) or out of range (ValueError).
+# Readers of many records leave such a record out (and name it where they can).
+UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# Made once: json.dumps with options builds a new encoder at every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default)
+_DECODE = json.JSONDecoder().decode
+
+
+class Record:
+    """Base of the frozen dataclass records: a generic, type-driven codec."""
+
+    # Per class, built at its first from_dict: how each field's JSON value becomes the field's
+    # (None: as it is). Worked out from the type hints once, not at every record read.
+    _coercers: ClassVar[dict[str, Callable[[Any], Any] | None]]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        coercers = cls.__dict__.get("_coercers")
+        if coercers is None:
+            hints = typing.get_type_hints(cls)
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            coercers = {f.name: _coercer(hints[f.name]) for f in fields}
+            cls._coercers = coercers
+        values = {}
+        for k, v in data.items():
+            if k in coercers:
+                coerce = coercers[k]
+                values[k] = v if coerce is None or v is None else coerce(v)
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+
+_UNSET: Any = object()  # a field with no default, in the templates of ``built``
+
+
+_Template = tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...], bool]
+_TEMPLATES: dict[type[Record], _Template] = {}
+
+
+def _template(cls: type[Record]) -> _Template:
+    """Every field of ``cls`` in order with its default (``_UNSET``: none), the fields with
+    no default, (name, factory) for the fields made by a default factory, and whether the
+    class has a ``__post_init__``."""
+    found = _TEMPLATES.get(cls)
+    if found is not None:
+        return found
+    template: dict[str, Any] = {}
+    required, factories = [], []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        template[f.name] = f.default if f.default is not dataclasses.MISSING else _UNSET
+        if f.default_factory is not dataclasses.MISSING:
+            factories.append((f.name, f.default_factory))
+        elif f.default is dataclasses.MISSING:
+            required.append(f.name)
+    post_init = hasattr(cls, "__post_init__")
+    found = _TEMPLATES[cls] = (template, tuple(required), tuple(factories), post_init)
+    return found
+
+
+def built(cls: type[R], values: dict[str, Any]) -> R:
+    """``cls(**values)``, for records decoded by the thousand: a frozen dataclass's
+    ``__init__`` sets each field with ``object.__setattr__`` (about 4 us for a Task, the
+    dearest step of decoding one); this fills the instance's dict at once, in field order.
+    A record with a ``__post_init__`` (none yet) and an unknown or missing field take
+    ``cls(**values)``, whose checks and TypeError then run as written."""
+    template, required, factories, post_init = _TEMPLATES.get(cls) or _template(cls)
+    if post_init:
+        return cls(**values)
+    state = template.copy()
+    state.update(values)
+    if len(state) != len(template):
+        return cls(**values)
+    for name in required:
+        if state[name] is _UNSET:
+            return cls(**values)
+    for name, factory in factories:
+        if name not in values:
+            state[name] = factory()
+    record: R = object.__new__(cls)
+    record.__dict__.update(state)
+    return record
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _coercer(hint: Any) -> Callable[[Any], Any] | None:
+    """How a JSON value (never None: that stays None) becomes a field of type ``hint``: an
+    enum from its value, a record from its dict, a tuple from its list (items coerced too);
+    None when it is taken as it is."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coercer(members[0]) if len(members) == 1 else None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    if isinstance(hint, type) and issubclass(hint, Record):
+        record = hint
+        return lambda value: record.from_dict(value) if isinstance(value, dict) else value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        inner = _coercer(args[0]) if args else None
+
+        def to_tuple(value: Any) -> Any:
+            if not isinstance(value, list):
+                return value
+            if inner is None:
+                return tuple(value)
+            return tuple(None if item is None else inner(item) for item in value)
+
+        return to_tuple
+    return None

@@ -1,0 +1,318 @@
+"""What agent runs cost: one run's ``Usage`` as its CLI reported it, the sums of many, and
+the one way every face shows them (``usd``, ``usage_line``, ``Money``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ._codec import Record
+from ._errors import ValidationError
+
+__all__ = [
+    "FIGURES",
+    "MONEY_MAX_PLACES",
+    "MONEY_PLACES",
+    "Money",
+    "Sum",
+    "Usage",
+    "add_figures",
+    "adds_up",
+    "figure_json",
+    "no_figures",
+    "plus",
+    "summed_figures",
+    "unpriced_note",
+    "usage_figures",
+    "usage_line",
+    "usd",
+]
+
+
+def usd(cost: float | None, unknown: str = "-", *, places: int = 4) -> str:
+    """A cost in US dollars as every face shows it: ``places`` decimals (four unless a table
+    needs more for its rows to add up to its total), or as many more as a cost under half a
+    hundredth of a cent needs not to read as zero; ``unknown`` when no agent said what it
+    cost (never "$0.0000", which would claim it was free)."""
+    if cost is None:
+        return unknown
+    if 0 < abs(cost) < 0.00005:
+        places = max(places, min(12, 1 - math.floor(math.log10(abs(cost)))))
+    return f"${cost:,.{places}f}"
+
+
+def unpriced_note(runs: int, unpriced: int) -> str:
+    """What a sum of money leaves out, said after it: `` (2 of 7 runs reported no cost)``
+    when some of the ``runs`` it sums reported a cost and ``unpriced`` of them did not (the
+    sum is then less than what was spent); "" when every run did, or none (then no cost is
+    shown at all). The one wording of it: ``swarm run``'s last line, a pipeline's totals."""
+    if not unpriced or unpriced >= runs:
+        return ""
+    return f" ({unpriced} of {runs} runs reported no cost)"
+
+
+def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -> str:
+    """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in
+    (12,000 cached) / 678 out`` (the cached ones: how many of the input tokens were read from
+    a prompt cache, said where known). The one formatter of a usage: given a ``Usage``, a
+    sum of its figures (a mapping of ``cost_usd``, ``tokens_in``, ``cached_in``,
+    ``tokens_out``; a figure missing from it is unknown), or None (nothing recorded: "cost
+    unknown"). A cost nobody reported reads "cost unknown"; the tokens are left out when
+    neither count was reported, and a missing one reads ``-``. ``places`` as ``usd``'s."""
+    if isinstance(usage, Usage):
+        cost: float | None = usage.cost_usd
+        tokens_in, tokens_out, cached_in = usage.tokens_in, usage.tokens_out, usage.cached_in
+    elif isinstance(usage, Mapping):
+        cost = usage.get("cost_usd")
+        tokens_in, tokens_out = usage.get("tokens_in"), usage.get("tokens_out")
+        cached_in = usage.get("cached_in")
+    elif usage is None:
+        cost = tokens_in = tokens_out = cached_in = None
+    else:
+        raise TypeError(
+            f"usage_line takes a Usage, a mapping of its figures or None, not "
+            f"{type(usage).__name__}"
+        )
+    line = usd(cost, unknown="cost unknown", places=places)
+    if tokens_in is None and tokens_out is None:
+        return line
+
+    def count(n: float | None) -> str:  # (a sum of counts may be a float: 1500.0)
+        return "-" if n is None else f"{int(n):,}"
+
+    cached = "" if cached_in is None else f" ({int(cached_in):,} cached)"
+    return f"{line} · {count(tokens_in)} in{cached} / {count(tokens_out)} out"
+
+
+USAGE_MAX = 1e15  # no agent run costs this many USD or tokens: a bigger number is a misreading
+USAGE_MAX_MODELS = 64  # the models one usage breaks its figures down by
+_COST_RULE = "a number of US dollars from 0 to 1e15"
+_COUNT_RULE = "a whole number of tokens from 0 to 1e15"
+_NUMBER_RULE = "a number from 0 to 1e15"
+USAGE_COUNTS = ("tokens_in", "tokens_out", "cached_in")  # the figures that count tokens
+LABEL_CHARS = 128  # the longest model name, session id or context version a record keeps
+
+
+def _misfit(value: object, *, whole: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    if not (math.isfinite(value) and 0 <= value <= USAGE_MAX):
+        return True
+    return whole and value != int(value)
+
+
+@dataclass(frozen=True)
+class Usage(Record):
+    """What one agent run cost, as its CLI reported it (Claude Code's ``--output-format json``
+    result, Codex's ``exec --json`` events) or its worker said (``parse``): the cost in USD
+    (Claude only), every input token (``tokens_in``, cached ones included; ``cached_in`` of
+    them read from a prompt cache), the output tokens, and per model (``models``: model ->
+    cost_usd, tokens_in, tokens_out) where the CLI breaks it down. ``source`` names the
+    format it was read from. None is unknown.
+
+    What no run could report (``faults``: a negative, fractional or huge count, a cost that
+    is no finite number, more cached tokens than input tokens) is refused wherever a caller
+    gives it (ValidationError); the runner, reading an agent's output, which no user
+    controls, keeps such a figure as unknown instead."""
+
+    source: str
+    cost_usd: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached_in: int | None = None
+    session_id: str | None = None
+    models: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+    @staticmethod
+    def cost_fault(value: object) -> str | None:
+        """None when ``value`` can be what a run cost; else what a cost must be."""
+        return _COST_RULE if _misfit(value, whole=False) else None
+
+    @staticmethod
+    def count_fault(value: object) -> str | None:
+        """None when ``value`` can be a run's count of tokens; else what a count must be."""
+        return _COUNT_RULE if _misfit(value, whole=True) else None
+
+    @staticmethod
+    def shown(value: object) -> str:
+        """A figure as a message quotes it: its JSON (``-1``, ``"many"``, ``NaN``), cut short."""
+        try:
+            text = json.dumps(value, allow_nan=True, default=repr)
+        except (TypeError, ValueError):  # keys JSON has no words for, a cycle
+            text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    @classmethod
+    def parse(cls, data: object, *, source: str = "reported") -> Usage:
+        """The usage a worker gives as JSON (the CLI's ``--usage``, MCP's ``usage``): an
+        object of this record's fields, ``source`` defaulting to ``"reported"``. Raises
+        ValidationError for another shape, an unknown field or any of ``faults``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(data, dict):
+            raise ValidationError(
+                f"usage must be a JSON object with any of {', '.join(names)}, got "
+                f"{type(data).__name__}"
+            )
+        unknown = sorted(str(k) for k in data if k not in names)
+        if unknown:
+            raise ValidationError(
+                f"usage has no field {', '.join(unknown)}: give any of {', '.join(names)}"
+            )
+        usage = cls.from_dict({"source": source, **data})
+        faults = usage.faults()
+        if faults:
+            raise ValidationError("; ".join(faults))
+        return usage
+
+    def faults(self) -> list[str]:
+        """What no run could report in these figures, each naming the figure and what to
+        give instead ([] when nothing)."""
+        out: list[str] = []
+
+        def check(name: str, value: object, rule: str | None) -> None:
+            if value is not None and rule is not None:
+                out.append(f"usage {name} is {self.shown(value)}: give {rule}, or leave it out")
+
+        check("cost_usd", self.cost_usd, self.cost_fault(self.cost_usd))
+        for name in USAGE_COUNTS:
+            value = getattr(self, name)
+            check(name, value, self.count_fault(value))
+        cached, total = self.cached_in, self.tokens_in
+        counted = not self.count_fault(cached) and not self.count_fault(total)
+        if cached is not None and total is not None and counted and cached > total:
+            out.append(
+                f"usage cached_in ({cached:,}) is more than tokens_in ({total:,}): tokens_in "
+                "counts every input token, the cached ones included"
+            )
+        models: object = self.models
+        if not isinstance(models, dict):
+            out.append("usage models must be an object: model -> {cost_usd, tokens_in, ...}")
+            return out
+        if len(models) > USAGE_MAX_MODELS:
+            out.append(f"usage names {len(models)} models; the limit is {USAGE_MAX_MODELS}")
+        for model, figures in models.items():
+            if not isinstance(figures, dict):
+                out.append(f"usage of {model} must be an object: {{cost_usd, tokens_in, ...}}")
+                continue
+            for key, value in figures.items():
+                if key == "cost_usd":
+                    rule = self.cost_fault(value)
+                elif key in USAGE_COUNTS:
+                    rule = self.count_fault(value)
+                else:
+                    rule = _NUMBER_RULE if _misfit(value, whole=False) else None
+                check(f"of {model}: {key}", value, rule)
+        return out
+
+
+# What a usage sums to (``cached_in``: of the input tokens, those read from a prompt cache).
+FIGURES = ("cost_usd", "tokens_in", "cached_in", "tokens_out")
+MONEY_PLACES = 10  # a sum of float dollars carries noise (0.24000000000000002): rounded
+
+
+def plus(total: float | None, value: float | None) -> float | None:
+    """A sum that stays None (unknown) until something known is added: unknown is not
+    zero, and is never shown as ``$0.0000``."""
+    if value is None:
+        return total
+    return value if total is None else total + value
+
+
+def no_figures() -> dict[str, float | None]:
+    return dict.fromkeys(FIGURES)
+
+
+def add_figures(total: dict[str, float | None], figures: Mapping[str, Any]) -> None:
+    """Add the ``FIGURES`` of a usage (or of one model in it) to ``total``: those it
+    reports; one it does not report leaves the sum as it was (None if nothing said)."""
+    for key in FIGURES:
+        value = figures.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = plus(total[key], float(value))
+
+
+def usage_figures(usage: Usage) -> dict[str, Any]:
+    return {key: getattr(usage, key) for key in FIGURES}
+
+
+def figure_json(key: str, value: Any) -> Any:
+    """A summed figure as JSON shows it: a sum of money rounded to ``MONEY_PLACES``, a
+    token count as an integer, unknown (None) as null."""
+    if isinstance(value, float) and key.endswith("cost_usd"):
+        return round(value, MONEY_PLACES)
+    if isinstance(value, float) and (key.startswith("tokens_") or key == "cached_in"):
+        return int(value)
+    return value
+
+
+def summed_figures(usages: Iterable[Usage | None]) -> dict[str, Any]:
+    """The ``FIGURES`` of ``usages`` summed, as every total shows them (``figure_json``;
+    None: no usage reported that figure)."""
+    total = no_figures()
+    for usage in usages:
+        if usage is not None:
+            add_figures(total, usage_figures(usage))
+    return {key: figure_json(key, value) for key, value in total.items()}
+
+
+MONEY_MAX_PLACES = 6  # the decimals a view may take for its sums to add up (see ``Money``)
+
+
+def _shown(cost: float, places: int) -> Decimal:
+    """``cost`` as ``usd`` shows it, to be added up as a reader would."""
+    return Decimal(usd(cost, places=places).lstrip("$").replace(",", ""))
+
+
+def adds_up(parts: Iterable[float | None], total: float | None, places: int) -> bool:
+    """Whether the ``parts`` of a sum, shown with ``places`` decimals, add up to ``total``
+    shown so (parts nobody reported aside)."""
+    if total is None:
+        return True
+    known = [p for p in parts if p is not None]
+    return sum((_shown(p, places) for p in known), Decimal(0)) == _shown(total, places)
+
+
+Sum = tuple[Sequence[float | None], float | None]  # a sum of money shown: its parts, its total
+
+
+class Money:
+    """How one view (a table, a tree) shows its costs: every figure with the same decimals,
+    the fewest, from four to ``MONEY_MAX_PLACES``, at which each of its ``sums`` (the parts
+    it shows and the total it shows under them, the total summed from the exact figures)
+    adds up as shown: $1.5852 + $0.3645 never over a total of $1.9496. A total whose parts
+    still do not add up (costs of many decimals) reads "≈$1.9496"."""
+
+    def __init__(self, sums: Iterable[Sum] = ()) -> None:
+        wanted = list(sums)
+        self.places = next(
+            (
+                places
+                for places in range(4, MONEY_MAX_PLACES + 1)
+                if all(adds_up(parts, total, places) for parts, total in wanted)
+            ),
+            4,
+        )
+
+    def __call__(self, cost: float | None) -> str:
+        """A part: ``usd`` with this view's decimals."""
+        return usd(cost, places=self.places)
+
+    def total(self, parts: Sequence[float | None], total: float | None) -> str:
+        """A total of ``parts``, "≈" when they do not add up to it as shown."""
+        mark = "" if adds_up(parts, total, self.places) else "≈"
+        return mark + usd(total, places=self.places)
+
+    def line(
+        self, figures: Usage | Mapping[str, Any] | None, parts: Sequence[float | None] = ()
+    ) -> str:
+        """``figures`` (a usage, a sum of ``FIGURES``, or None: nothing recorded) as
+        ``usage_line`` says them, with this view's decimals; with ``parts``: a total of
+        them, as ``total``."""
+        cost = figures.cost_usd if isinstance(figures, Usage) else (figures or {}).get("cost_usd")
+        mark = "≈" if parts and not adds_up(parts, cost, self.places) else ""
+        return mark + usage_line(figures, places=self.places)
