@@ -28,7 +28,7 @@ from ._connect import AsyncClient, SyncClient, async_client, sync_client
 from ._direct import direct_sender
 from ._durability import Plan, confirm, is_write, wrap
 from ._env import settings_from_env
-from ._errors import Conflict, SwarmError
+from ._errors import SwarmError, closed
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
 from ._ops import a2a_store, claiming, retire, server, tasks, views
@@ -126,15 +126,6 @@ def _settings(url: Settings | str | None, swarm: str | None) -> Settings:
         return url if swarm is None else url.with_swarm(swarm)
     # An empty name is refused (not silently the default swarm): only None means default.
     return Settings.from_url(url or "embedded", swarm="default" if swarm is None else swarm)
-
-
-def closed(what: str) -> Conflict:
-    """What a call on a closed handle raises, a shell's or a seed class's (``what``: its
-    class name): closing is for good, never followed by a silent reconnection."""
-    return Conflict(
-        f"this {what} is closed: make a new one (a handle is closed for good when its "
-        "with block ends or close() is called)"
-    )
 
 
 # What an operation's generator returns, as its annotation reads (postponed: a string).

@@ -119,3 +119,12 @@ class Timeout(SwarmError):
         super().__init__(message)
         self.task_id = task_id
         self.claimed = claimed
+
+
+def closed(what: str) -> Conflict:
+    """What a call on a closed handle raises, a shell's or a seed class's (``what``: its
+    class name): closing is for good, never followed by a silent reconnection."""
+    return Conflict(
+        f"this {what} is closed: make a new one (a handle is closed for good when its "
+        "with block ends or close() is called)"
+    )

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 from urllib.parse import quote
 
-from .._client import Swarm, closed
+from .._client import Swarm
 from .._codec import iso
 from .._config import Settings, swarm_from_env
 from .._env import ENV_NAME
@@ -25,6 +25,7 @@ from .._errors import (
     NotFound,
     SwarmError,
     ValidationError,
+    closed,
 )
 from .._models import Agent
 
