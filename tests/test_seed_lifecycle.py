@@ -420,3 +420,18 @@ def test_a_redis_host_holding_a_port_is_refused_naming_both_keywords() -> None:
         SwarmMemoryShard(redis_host="127.0.0.1:6380", specialization="x")
     assert _url_host("::1") == "[::1]" and _url_host("[::1]") == "[::1]"
     assert _url_host("redis.example") == "redis.example" and _url_host(None) == "localhost"
+
+
+def test_a_shared_handle_outlives_the_roles_given_it(swarm: Swarm) -> None:
+    """docs/seed.md offers ``swarm=Swarm(...)`` to share one handle: closing the first role
+    closed it for good, and every other role on it was refused ("this Swarm is closed")."""
+    task_id = swarm.post_task("analysis", "Read it").id
+    shard = SwarmMemoryShard(swarm=swarm)
+    with EphemeralWorker(swarm=swarm) as worker:
+        assert worker.claim_task("analysis") is not None
+        worker.report_finding({"summary": "done"})
+    assert shard.get_all_findings() == []  # the worker's close left the shared handle open
+    shard.close()
+    with pytest.raises(Conflict, match="SwarmMemoryShard is closed"):
+        shard.get_all_findings()  # the role itself is closed, as before
+    assert swarm.get_task(task_id).status.value == "completed"  # the handle's owner still uses it

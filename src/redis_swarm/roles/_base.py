@@ -147,7 +147,8 @@ class _Role:
     """Shared construction: the seed's keywords, or ``url=``, or nothing (environment).
 
     ``close()`` (or leaving ``with``) gives back what the role holds and closes its
-    connection; it does not raise for what the server could not be asked (a warning says
+    connection (a ``swarm=Swarm(...)`` handle it was given stays open: it is shared, and
+    its owner closes it); it does not raise for what the server could not be asked (a warning says
     which task stays leased); any call after it raises ``Conflict``, never reconnects."""
 
     def __init__(
@@ -163,6 +164,9 @@ class _Role:
         swarm: str | Swarm | None = None,
     ) -> None:
         self._closed = False
+        # A handle given is shared (a shard and its workers on one connection pool): closing
+        # it with the first role closed would refuse every call of the others for good.
+        self._owns_swarm = not isinstance(swarm, Swarm)
         if isinstance(swarm, Swarm):
             self._swarm = swarm
         else:
@@ -189,7 +193,8 @@ class _Role:
 
     def close(self) -> None:
         """Give back what the role holds (a worker's claimed task), then close the
-        connection; closing again does nothing. The server gone or refusing does not make it
+        connection, unless it was given (``swarm=Swarm(...)``: its owner closes it); closing
+        again does nothing. The server gone or refusing does not make it
         raise: a task it could not give back stays leased until its lease runs out, then goes
         back to its queue by itself, and a ``UserWarning`` names it."""
         if self._closed:
@@ -198,7 +203,8 @@ class _Role:
             self._give_back()
         finally:
             self._closed = True
-            self._swarm.close()
+            if self._owns_swarm:
+                self._swarm.close()
 
     def _give_back(self) -> None:
         """What ``close`` returns before closing: nothing here; a worker's task."""
