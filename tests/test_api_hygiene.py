@@ -27,7 +27,7 @@ CLOSED = "is closed: make a new one"
 
 def _sockets(handle: Swarm | AsyncSwarm) -> int:
     """The connections of a standalone handle's pool that hold a socket."""
-    pool = handle.redis.connection_pool  # type: ignore[union-attr]
+    pool = handle._redis.connection_pool  # type: ignore[union-attr]  (.redis is refused closed)
     conns = [*pool._available_connections, *pool._in_use_connections]
     return sum(
         1 for c in conns if getattr(c, "_sock", None) is not None or getattr(c, "_writer", None)
@@ -38,7 +38,14 @@ def test_a_closed_swarm_refuses_every_call(redis_url: str) -> None:
     s = Swarm(redis_url, swarm="closed")
     s.ping()
     s.close()
-    for call in (s.ping, lambda: s.post_task("q", "x"), s.load_functions):
+    # (.redis handed out the redis-py client, which reconnected; durability() answered)
+    for call in (
+        s.ping,
+        lambda: s.post_task("q", "x"),
+        s.load_functions,
+        lambda: s.redis,
+        s.durability,
+    ):
         with pytest.raises(Conflict, match=f"this Swarm {CLOSED}"):
             call()
     with pytest.raises(Conflict, match=CLOSED):
@@ -59,6 +66,10 @@ def test_a_closed_async_swarm_refuses_every_call(redis_url: str) -> None:
             await b.ping()
         with pytest.raises(Conflict, match=CLOSED):
             await b.claim("q", worker="w", wait_s=1)
+        with pytest.raises(Conflict, match=CLOSED):
+            await b.durability()
+        with pytest.raises(Conflict, match=CLOSED):
+            b.redis  # noqa: B018  (the property is the call)
         assert _sockets(b) == 0
         await b.aclose()  # twice: harmless
 

@@ -476,7 +476,9 @@ class Swarm(_Shell):
 
     @property
     def redis(self) -> SyncClient:
-        """The underlying redis-py client (for tests and advanced use)."""
+        """The underlying redis-py client (for tests and advanced use); refused once the
+        handle is closed (redis-py would reconnect it silently)."""
+        self._check_open()
         return self._redis
 
     def close(self) -> None:
@@ -514,6 +516,7 @@ class Swarm(_Shell):
         """How this handle's writes are made durable, in words (``swarm doctor`` prints it);
         under ``durability="strict"`` the server is probed now, and ConfigError says what
         to change when it cannot honour strict."""
+        self._check_open()
         if not self._strict:
             return NORMAL_DURABILITY
         return f"strict: {self._strict_plan().how}"
@@ -655,6 +658,8 @@ class AsyncSwarm(_Shell):
 
     @property
     def redis(self) -> AsyncClient:
+        """The asyncio twin of ``Swarm.redis``."""
+        self._check_open()
         return self._redis
 
     async def aclose(self) -> None:
@@ -687,6 +692,7 @@ class AsyncSwarm(_Shell):
 
     async def durability(self) -> str:
         """The asyncio twin of ``Swarm.durability``."""
+        self._check_open()
         if not self._strict:
             return NORMAL_DURABILITY
         return f"strict: {(await self._strict_plan()).how}"
