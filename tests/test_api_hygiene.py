@@ -27,7 +27,8 @@ CLOSED = "is closed: make a new one"
 
 def _sockets(handle: Swarm | AsyncSwarm) -> int:
     """The connections of a standalone handle's pool that hold a socket."""
-    pool = handle._redis.connection_pool  # type: ignore[union-attr]  (.redis is refused closed)
+    # (._redis: .redis is refused once closed)
+    pool = handle._redis.connection_pool  # type: ignore[union-attr]
     conns = [*pool._available_connections, *pool._in_use_connections]
     return sum(
         1 for c in conns if getattr(c, "_sock", None) is not None or getattr(c, "_writer", None)
