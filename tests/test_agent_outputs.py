@@ -84,9 +84,12 @@ def test_claude_result_object() -> None:
     assert out.model == "claude-sonnet-4-5"  # the one that cost the most
     u = out.usage
     assert u is not None and u.source == "claude-json"
-    assert u.cost_usd == 0.0421 and u.tokens_in == 21018 and u.cached_in == 20000
+    # the run's tokens: modelUsage's, both models (usage holds the main model's alone)
+    assert u.cost_usd == 0.0421 and u.tokens_in == 21318 and u.cached_in == 20000
     assert u.tokens_out == 512 and u.session_id == CLAUDE["session_id"]
-    assert u.models["claude-haiku-4-5"] == {"cost_usd": 0.0011, "tokens_in": 300, "tokens_out": 12}
+    assert u.models["claude-haiku-4-5"] == {
+        "cost_usd": 0.0011, "tokens_in": 300, "cached_in": 0, "tokens_out": 12
+    }  # fmt: skip
     assert u.models["claude-sonnet-4-5"]["tokens_in"] == 21018
 
 
@@ -126,8 +129,12 @@ def test_codex_failures() -> None:
 
 
 def claude_with(usage: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    """The Claude result object with some usage figures (``usage``) or fields replaced."""
-    return {**CLAUDE, "usage": {**CLAUDE["usage"], **(usage or {})}, **fields}
+    """The Claude result object with some usage figures (``usage``) or fields replaced;
+    with ``usage`` figures, without its ``modelUsage`` (whose tokens would be read instead)."""
+    out = {**CLAUDE, "usage": {**CLAUDE["usage"], **(usage or {})}, **fields}
+    if usage is not None:
+        del out["modelUsage"]
+    return out
 
 
 @pytest.mark.parametrize(
@@ -140,7 +147,7 @@ def test_an_implausible_cost_is_unknown_and_named(cost: Any, shown: str) -> None
     assert out.answer == ANSWER and out.error is None
     u = out.usage
     assert u is not None and u.cost_usd is None and u.faults() == []
-    assert (u.tokens_in, u.tokens_out) == (21018, 512)  # the rest is kept
+    assert (u.tokens_in, u.tokens_out) == (21318, 512)  # the rest is kept
     assert out.dropped == (f"total_cost_usd {shown}",)
     assert out.warning == f"usage figures no run reports, kept as unknown: total_cost_usd {shown}"
 
@@ -276,7 +283,7 @@ def test_claude_and_codex_agents_put_cost_tokens_and_model_on_findings(
     assert listed[0]["usage"]["cost_usd"] == 0.0421
     assert listed[1]["usage"]["source"] == "codex-jsonl"
     human = cli("findings", f1.id).stdout
-    assert "$0.0421" in human and "21,018 in (20,000 cached) / 512 out" in human
+    assert "$0.0421" in human and "21,318 in (20,000 cached) / 512 out" in human
     assert "$0.0421" in cli("findings").stdout
 
 

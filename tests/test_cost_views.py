@@ -251,7 +251,9 @@ def test_every_cost_is_said_with_its_tokens_and_every_total_what_it_covers(
     head = f"synthesis {sid} (views: One, model claude-opus-4-1, $0.5000 · 5,000 in / 300 out)"
     assert head in text
     lines = text.splitlines()
-    assert lines[-2] == "  total: $1.1000 · 14,000 in (2,100 cached) / 900 out"
+    assert lines[-2] == (
+        "  total: $1.1000 · 14,000 in (2,100 cached) / 900 out (1 of 4 runs reported no cost)"
+    )
     assert lines[-1].startswith("  (total of its own runs (refused and failed ones too) and the ")
     assert "not the pass's other runs" in lines[-1]
     tree = cli.json("lineage", sid)

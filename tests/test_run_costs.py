@@ -220,8 +220,8 @@ def test_gemini_json_output() -> None:
     assert u.cost_usd is None  # Gemini reports no cost: unknown, never 0
     assert (u.tokens_in, u.cached_in, u.tokens_out) == (24939 + 1200, 21263, 20 + 154 + 40 + 60)
     assert u.models == {
-        "gemini-2.5-pro": {"tokens_in": 24939, "tokens_out": 174},
-        "gemini-2.5-flash": {"tokens_in": 1200, "tokens_out": 100},
+        "gemini-2.5-pro": {"tokens_in": 24939, "cached_in": 21263, "tokens_out": 174},
+        "gemini-2.5-flash": {"tokens_in": 1200, "cached_in": 0, "tokens_out": 100},
     }
     with_session = read_output(json.dumps({"session_id": "g-1", **GEMINI}))
     assert with_session.usage is not None and with_session.usage.session_id == "g-1"
@@ -263,19 +263,24 @@ def test_the_summary_adds_up_what_the_runs_cost(cli: Cli, handle: Swarm, tmp_pat
         handle.post_task("q", f"task {i}")
     command = printer(tmp_path, "paid", claude(json.dumps(FINDING), 0.1))
     summary = run(cli, command)
-    assert summary["usage"] == {"cost_usd": 0.2, "tokens_in": 220, "tokens_out": 20}
+    assert summary["usage"] == {"cost_usd": 0.2, "tokens_in": 220, "cached_in": 200,
+                                "tokens_out": 20, "runs": 2, "runs_without_cost": 0}  # fmt: skip
     for outcome in summary["tasks"]:
         assert outcome["usage"]["cost_usd"] == 0.1 and outcome["usage"]["source"] == "claude-json"
     handle.post_task("q", "one more")
     out = cli("run", "--queue", "q", "--exec", command, "--idle-exit", "0.5")
-    assert out.stdout.splitlines()[-1].endswith("; agent runs: $0.1000 · 110 in / 10 out")
+    assert out.stdout.splitlines()[-1].endswith(
+        "; agent runs: $0.1000 · 110 in (100 cached) / 10 out"
+    )
     # runs that report no cost: unknown, never $0
     handle.post_task("q", "plain")
     plain = agent(tmp_path, "plain", f"print(json.dumps({FINDING!r}))\n")
     out = cli("run", "--queue", "q", "--exec", plain, "--idle-exit", "0.5")
     assert out.stdout.splitlines()[-1].endswith("; agent runs: cost unknown")
     handle.post_task("q", "plain")
-    assert run(cli, plain)["usage"] == {"cost_usd": None, "tokens_in": None, "tokens_out": None}
+    assert run(cli, plain)["usage"] == {"cost_usd": None, "tokens_in": None, "cached_in": None,
+                                        "tokens_out": None, "runs": 1,
+                                        "runs_without_cost": 1}  # fmt: skip
     # some said, some did not
     handle.post_task("q-mixed", "paid")
     handle.post_task("q-mixed", "unpaid")
@@ -290,7 +295,10 @@ def test_the_summary_adds_up_what_the_runs_cost(cli: Cli, handle: Swarm, tmp_pat
     )
     first = handle.list_tasks(queue="q-mixed").items[0].id
     out = cli("run", "--queue", "q-mixed", "--exec", f"{mixed} {first}", "--idle-exit", "0.5")
-    assert "; agent runs: $0.1000 · 110 in / 10 out (1 of 2 runs reported no cost)" in out.stdout
+    assert (
+        "; agent runs: $0.1000 · 110 in (100 cached) / 10 out (1 of 2 runs reported no cost)"
+        in out.stdout
+    )
 
 
 def test_serve_keeps_what_an_empty_answer_cost(handle: Swarm, tmp_path: Path) -> None:

@@ -112,8 +112,8 @@ class Usage(Record):
     result, Codex's ``exec --json`` events) or its worker said (``parse``): the cost in USD
     (Claude only), every input token (``tokens_in``, cached ones included; ``cached_in`` of
     them read from a prompt cache), the output tokens, and per model (``models``: model ->
-    cost_usd, tokens_in, tokens_out) where the CLI breaks it down. ``source`` names the
-    format it was read from. None is unknown.
+    cost_usd, tokens_in, cached_in, tokens_out) where the CLI breaks it down. ``source``
+    names the format it was read from. None is unknown.
 
     What no run could report (``faults``: a negative, fractional or huge count, a cost that
     is no finite number, more cached tokens than input tokens) is refused wherever a caller
@@ -168,6 +168,16 @@ class Usage(Record):
         if faults:
             raise ValidationError("; ".join(faults))
         return usage
+
+    def of_model(self, model: str | None) -> Usage:
+        """This usage with its figures under ``model`` in ``models``, when its CLI broke
+        them down by no model and the model is known otherwise (``swarm run --model``): a
+        failed run's usage is summed on its task, which records no model (its finding
+        would), and every view of the cost per model reads ``models``. As it is otherwise."""
+        if not model or self.models:
+            return self
+        figures = {key: value for key in FIGURES if (value := getattr(self, key)) is not None}
+        return dataclasses.replace(self, models={model[:LABEL_CHARS]: figures})
 
     def faults(self) -> list[str]:
         """What no run could report in these figures, each naming the figure and what to

@@ -12,7 +12,7 @@ from .._models import Finding, RetiredPass, Synthesis, Task, TaskCosts
 from .._printable import short_version
 from .._usage import FIGURES, Money, Sum, Usage, summed_figures
 from .names import is_planning_queue, plan_owner, synthesizer_task_of
-from .records import EARLIER_PASSES, Spent, spending, synthesizer_task
+from .records import EARLIER_PASSES, Spent, runs_of, spending, synthesizer_task
 from .report import (
     EARLIER,
     UNKNOWN,
@@ -98,6 +98,7 @@ def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
     # What it cost in all: its own run, its synthesizer's refused or failed runs, and every
     # finding it cites with the failed runs of that finding's task (what getting it took).
     usages = [s.usage, refused.failed_usage if refused else None]
+    records: list[Finding | Synthesis | Task | None] = [s, refused]  # (the runs behind it)
     retired: dict[str, RetiredPass] | None = None  # read at the first finding missing
     for fid in s.sources:  # each once: ``synthesize`` keeps no id twice
         try:
@@ -109,13 +110,16 @@ def _synthesis_node(swarm: Swarm, s: Synthesis) -> dict[str, Any]:
             continue
         t = _task_of(swarm, f)
         usages += [f.usage, t.failed_usage if t else None]
+        records += [f, t]
         cited.append(_finding_node(swarm, f, t))
+    runs, unpriced = runs_of(records)
     return {
         "kind": "synthesis", "id": s.id, "pass": s.pass_name, "shard": s.shard,
         "model": s.model, "cost_usd": s.usage.cost_usd if s.usage else None,
         "usage": _figures(s.usage), "created": iso(s.created_at),
         "failed_runs": _figures(refused.failed_usage if refused else None),
         "findings": cited, "total": summed_figures(usages), "total_covers": COVERS["synthesis"],
+        "runs": runs, "runs_without_cost": unpriced,
     }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import glob
 import json
 import math
 import re
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +37,14 @@ __all__ = [
     "PassSpec",
     "Plan",
     "TaskItem",
+    "budget_usd",
     "check_programs",
     "check_task_item",
     "load_plan",
     "parse_plan",
     "pass_changes",
     "task_label",
+    "unenforced_budget",
 ]
 
 MAX_PASSES = 100
@@ -275,6 +278,11 @@ def _number(lo: float, hi: float) -> Callable[[Any], float]:
         return float(value)
 
     return check
+
+
+MAX_COST_USD = 1e9  # the largest budget: a bigger one (or inf, nan) is a typo, not a limit
+# The rule of a budget in USD, the one for the plan's max_cost_usd and --max-cost-usd alike.
+budget_usd = _number(0, MAX_COST_USD)
 
 
 def _name(kind: str, max_len: int) -> Callable[[Any], str]:
@@ -594,7 +602,7 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
     name_check = _pipeline_name if match_files else checked_name
     name = c.get(data, (), "name", name_check, required=True)
     question = c.get(data, (), "question", _text)
-    max_cost = c.get(data, (), "max_cost_usd", _number(0, 1e9))
+    max_cost = c.get(data, (), "max_cost_usd", budget_usd)
     max_tasks = c.get(data, (), "max_tasks", _integer(1, 10_000_000))
     max_attempts = c.get(data, (), "max_attempts", _integer(1, 100), 3)
     workers = synthesizer = planner = None
@@ -654,6 +662,39 @@ def check_programs(plan: Plan) -> None:
                 c.problem((section, "exec"), str(exc))
     if c.problems:
         raise _refused(plan.path, c.problems)
+
+
+# The agent CLIs known to report tokens and never a cost in USD (Codex, Gemini CLI).
+NO_COST_PROGRAMS = frozenset({"codex", "gemini"})
+
+
+def _program(command: str) -> str | None:
+    """The name of the program ``command`` runs (its first word that sets no variable),
+    None when the shell line cannot be split."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    first = next((w for w in words if "=" not in w), None)
+    return None if first is None else first.rsplit("/", 1)[-1]
+
+
+def unenforced_budget(plan: Plan) -> str | None:
+    """A warning when ``plan`` sets ``max_cost_usd`` but every agent command of it runs a
+    CLI known to report no cost (``NO_COST_PROGRAMS``): a cost nobody reports never adds
+    up to the budget, so it cannot stop the run. None otherwise (an unknown program may
+    report one: a run warns once its first runs reported none, see ``Pipeline``)."""
+    if not plan.max_cost_usd:  # (none, or 0: that one stops everything before it runs)
+        return None
+    specs = [s for s in (plan.workers, plan.planner, plan.synthesizer) if s is not None]
+    programs = {_program(spec.exec) for spec in specs}
+    if not programs <= NO_COST_PROGRAMS:
+        return None
+    return (
+        f"warning: max_cost_usd is ${plan.max_cost_usd:g}, but every agent command of the plan "
+        f"runs {' or '.join(sorted(p for p in programs if p))}, whose CLI reports tokens and no "
+        "cost: the budget cannot stop this pipeline; bound it with max_tasks (task claims)"
+    )
 
 
 class PassChange(NamedTuple):

@@ -9,6 +9,7 @@ worker reports tokens only): unknown is not zero, and is never shown as ``$0.000
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -37,6 +38,7 @@ __all__ = [
     "PassResult",
     "Spent",
     "read_pass",
+    "runs_of",
     "runs_without_cost",
     "spending",
     "synthesizer_task",
@@ -191,8 +193,16 @@ def runs_without_cost(result: PassResult) -> tuple[int, int]:
     cost (unknown, so that a sum of the others is less than what was spent): a finding, the
     planner's or a synthesis is one run; a task's failed runs are its ``failures`` (at least
     one when it has ``failed_usage``), all without a cost when the sum has none."""
+    return runs_of(record for record, _what in _runs(result))
+
+
+def runs_of(records: Iterable[Finding | Synthesis | Task | None]) -> tuple[int, int]:
+    """How many agent runs ``records`` stand for, and how many of them reported no cost,
+    as ``runs_without_cost`` counts them (None: no record, no run)."""
     runs = unpriced = 0
-    for record, _what in _runs(result):
+    for record in records:
+        if record is None:
+            continue
         if isinstance(record, Task):
             usage = record.failed_usage
             count = max(record.failures, 1) if usage is not None else record.failures

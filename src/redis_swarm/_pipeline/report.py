@@ -16,7 +16,6 @@ from .._models import Finding, Task, TaskStatus
 from .._printable import printable
 from .._usage import (
     Money,
-    Sum,
     add_figures,
     figure_json,
     no_figures,
@@ -414,17 +413,17 @@ def status_json(
 
 
 def status_money(status: Mapping[str, Any]) -> Money:
-    """The ``Money`` of a pipeline's status (its table, its last line, the report's tables):
-    the passes' costs and failed runs' costs add up to their totals."""
-    return Money(_status_sums(status))
-
-
-def _status_sums(status: Mapping[str, Any]) -> list[Sum]:
+    """The ``Money`` of a pipeline's status (its tables, its last line, the report's cost
+    tables): the passes' costs, the failed runs' costs and the models' costs each add up
+    to their totals."""
     passes = status["passes"]
-    return [
-        ([p["cost_usd"] for p in passes], status["cost_usd"]),
-        ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
-    ]
+    return Money(
+        [
+            ([p["cost_usd"] for p in passes], status["cost_usd"]),
+            ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
+            ([m["cost_usd"] for m in status["by_model"].values()], status["cost_usd"]),
+        ]
+    )
 
 
 # --- the report
@@ -453,7 +452,6 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     agents wrote) is shown through ``printable``: no control character reaches it."""
     per_pass = [spending(result) for result in results]  # (once per pass: every part reads it)
     status = status_json(plan, results, per_pass)
-    money = _report_money(status, per_pass)
     lines = [f"# Pipeline {plan.name}", ""]
     if plan.question:
         lines += [f"**Question:** {plan.question}", ""]
@@ -462,6 +460,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
         if row["earlier"]:
             lines += [_earlier_line(result), ""]
             continue
+        # (a pass's runs, each with its cost, add up to the pass's cost as shown)
+        money = Money([([run.usage.cost_usd for run in runs], row["cost_usd"])])
         tasks = {t.id: t for t in result.tasks}
         findings = {f.id: f for f in result.findings}
         shown: set[str] = set()  # the records whose runs' cost is said above "Other runs"
@@ -502,19 +502,9 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
             parts = [run.usage.cost_usd for run in runs]
             lines += [f"Pass cost, the runs above: {money.line(row, parts)}{no_cost_note(row)}", ""]
     lines += ["## Cost", ""]
-    lines += _cost_tables(status, money)
+    lines += _cost_tables(status, status_money(status))  # (the decimals of ``status``)
     # (CRLF line ends an agent wrote are line ends: printable would show their \r)
     return printable("\n".join(lines).replace("\r\n", "\n") + "\n")
-
-
-def _report_money(status: Mapping[str, Any], per_pass: list[list[Spent]]) -> Money:
-    """How the report shows its costs: the status tables' sums, and each pass's runs
-    (``per_pass``: each pass's ``spending``) adding up to the pass's cost."""
-    sums: list[Sum] = [
-        ([run.usage.cost_usd for run in runs], row["cost_usd"])
-        for runs, row in zip(per_pass, status["passes"], strict=True)
-    ]
-    return Money([*_status_sums(status), *sums])
 
 
 def unshown(runs: Iterable[Spent], shown: Container[str]) -> list[Spent]:

@@ -31,7 +31,7 @@ from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .._usage import plus, usd
+from .._usage import plus, unpriced_note, usd
 from .agents import ERROR_SHOWN, OneShotAgents, leases_end, run_cost
 from .lease import RunLease
 from .names import (
@@ -48,9 +48,9 @@ from .names import (
     tasks_of,
     which_run,
 )
-from .plan import PassSpec, Plan, check_programs, pass_changes, task_label
+from .plan import PassSpec, Plan, check_programs, pass_changes, task_label, unenforced_budget
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
-from .records import PassResult, spending
+from .records import PassResult, runs_without_cost, spending
 from .report import read_passes, stored_plan
 
 if TYPE_CHECKING:
@@ -116,6 +116,10 @@ class Pipeline(OneShotAgents):
         self.current = ""  # the pass running now ("pass 2/3 'Deep Dive'")
         # The pipeline's cost so far (USD; None: no agent reported one), kept while a pool runs.
         self.cost: float | None = None
+        # The agent runs recorded so far, and how many of them reported no cost (as ``spent``
+        # last read them): the cost leaves theirs out.
+        self.runs: tuple[int, int] = (0, 0)
+        self._no_cost_said = False  # whether the run warned that no agent reports a cost
         # How the plan differs from the one the run it resumes stored (see
         # ``_compare_with_stored``), and the first pass that may rest on what changed.
         self.plan_changes: list[str] = []
@@ -149,6 +153,10 @@ class Pipeline(OneShotAgents):
         pipeline: Conflict (after ``wait_s``); this run losing its lease: LeaseLost."""
         plan = self.plan
         check_programs(plan)  # every agent's program, before anything runs
+        warning = unenforced_budget(plan)
+        if warning is not None:
+            self._no_cost_said = True
+            self._say(warning)
         lease = RunLease(
             self.swarm, plan, holder=self._agent_name("pipeline"), say=self._say,
             on_lost=self._lost,
@@ -303,6 +311,10 @@ class Pipeline(OneShotAgents):
             result.tasks = self._tasks_of(label)
         unsettled = sum(1 for t in result.tasks if not t.status.settled)
         if unsettled:  # the pool ends with open tasks only when the run stops
+            # A budget spent may be why (said first); a pass that settled goes on to its
+            # synthesis, which checks the budget itself, or to why it has no finding (every
+            # task died): that, not a budget spent on the way, is what stops the run then.
+            self._check_budget()
             self._say(
                 f"{head}: stopped before it settled ({unsettled} of {len(result.tasks)} "
                 "task(s) not done)"
@@ -464,13 +476,16 @@ class Pipeline(OneShotAgents):
         run, accepted, refused or failed, see ``records.spending``; None when none reported
         a cost) and the claims of its tasks."""
         cost: float | None = None
-        claims = 0
+        claims = runs = unpriced = 0
         # (passes this run had that the plan no longer has too: status counts them, and the
         # pipeline paid for them)
         for result in read_passes(self.swarm, self.plan):
             claims += sum(t.attempts for t in result.tasks)
             for spent in spending(result):
                 cost = plus(cost, spent.usage.cost_usd)
+            counted = runs_without_cost(result)
+            runs, unpriced = runs + counted[0], unpriced + counted[1]
+        self.runs = (runs, unpriced)
         return cost, claims
 
     def _cost_spent(self, cost: float | None) -> bool:
@@ -490,8 +505,10 @@ class Pipeline(OneShotAgents):
                 "to resume"
             )
         if self._cost_spent(cost):
+            # (what the cost leaves out, said as the status and done lines say it)
+            note = unpriced_note(*self.runs)
             return (
-                f"the budget is spent: {usd(cost)} of max_cost_usd ${plan.max_cost_usd:g}; "
+                f"the budget is spent: {usd(cost)}{note} of max_cost_usd ${plan.max_cost_usd:g}; "
                 "raise it (in the plan or with --max-cost-usd) and run again to resume"
             )
         if plan.max_tasks is not None and claims >= plan.max_tasks:
@@ -511,6 +528,7 @@ class Pipeline(OneShotAgents):
     def _within_budget(self, cost: float | None, claims: int) -> bool:
         """False (and the run stops, saying why) when ``cost`` and ``claims``, as ``spent``
         read them, spend a budget of the plan."""
+        self._no_cost_yet(cost)
         reason = self._over_budget(cost, claims)
         if reason is not None:
             self.budget_reason = reason
@@ -518,6 +536,20 @@ class Pipeline(OneShotAgents):
             self._say(f"stopping: {reason}")
             return False
         return True
+
+    def _no_cost_yet(self, cost: float | None) -> None:
+        """Warn, once, when the plan has a budget in USD and agent runs were recorded, none
+        of which reported a cost (Codex, Gemini CLI, scripted agents): a cost nobody reports
+        never spends the budget, so it cannot stop the run while that lasts."""
+        limit, (runs, _unpriced) = self.plan.max_cost_usd, self.runs
+        if self._no_cost_said or not limit or cost is not None or not runs:
+            return
+        self._no_cost_said = True
+        self._say(
+            f"warning: none of the {runs} agent run(s) recorded so far reported a cost, so "
+            f"max_cost_usd ${limit:g} cannot stop this run while none does (Codex and Gemini "
+            "CLI report tokens only); max_tasks bounds its task claims"
+        )
 
     # --- the worker pool
 
@@ -550,6 +582,9 @@ class Pipeline(OneShotAgents):
                 else:
                     usage = self.swarm.get_finding(outcome.finding_id).usage
                     self.cost = plus(self.cost, usage.cost_usd if usage else None)
+                if self.cost is None and self.plan.max_cost_usd and not self._no_cost_said:
+                    self.cost = self.spent()[0]  # (recounted until said, or a cost shows)
+                    self._no_cost_yet(self.cost)
             if self._cost_spent(self.cost):
                 runner.drain()  # claim nothing more; the running agents finish
 
@@ -565,7 +600,6 @@ class Pipeline(OneShotAgents):
             raise runner.crash
         if runner.fatal:
             raise InvalidState(f"the worker pool stopped: {runner.fatal}")
-        self._check_budget()
 
 
 def _last_error(dead: list[Task]) -> str:

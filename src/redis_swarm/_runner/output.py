@@ -8,7 +8,10 @@ Three machine formats are read, besides plain text (the answer as it is):
   "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"}, "modelUsage":
   {MODEL: {"inputTokens", "outputTokens", "cacheReadInputTokens",
   "cacheCreationInputTokens", "costUSD"}}}``; ``result`` is the answer. The last line of
-  ``--output-format stream-json`` is the same object, so that format is read too.
+  ``--output-format stream-json`` is the same object, so that format is read too. Its
+  ``usage`` covers only part of the run (its last iteration, and not the other models'),
+  ``modelUsage`` the whole run: the run's tokens are the sums over ``modelUsage``, ``usage``
+  read only when ``modelUsage`` gives no tokens.
 - Codex's ``codex exec --json``: one event per line; the answer is the text of the last
   ``{"type": "item.completed", "item": {"type": "agent_message", "text"}}``, the usage that
   of each ``{"type": "turn.completed", "usage": {"input_tokens", "cached_input_tokens",
@@ -225,37 +228,16 @@ def _session(value: Any) -> str | None:
 
 
 def _claude(result: dict[str, Any]) -> AgentOutput:
-    raw_usage = result.get("usage")
-    usage = raw_usage if isinstance(raw_usage, dict) else {}
     read = _Figures()
     cost = read.cost("total_cost_usd", result.get("total_cost_usd"))
-    cache_parts = ("cache_creation_input_tokens", "cache_read_input_tokens")
-    tokens_in = read.total("usage.", usage, "input_tokens", *cache_parts)
-    cached = read.count("usage.cache_read_input_tokens", usage.get("cache_read_input_tokens"))
-    models: dict[str, dict[str, float]] = {}
-    raw_models = result.get("modelUsage")
-    for raw_name, figures in (raw_models if isinstance(raw_models, dict) else {}).items():
-        name = read.model(raw_name)
-        if name is None or not isinstance(figures, dict):
-            continue
-        if len(models) == USAGE_MAX_MODELS:
-            read.drop(f"modelUsage beyond its first {USAGE_MAX_MODELS} models")
-            break
-        where = f"modelUsage[{Usage.shown(name)}]."
-        entry = {
-            "cost_usd": read.cost(f"{where}costUSD", figures.get("costUSD")),
-            "tokens_in": read.total(
-                where, figures, "inputTokens", "cacheCreationInputTokens", "cacheReadInputTokens"
-            ),
-            "tokens_out": read.count(f"{where}outputTokens", figures.get("outputTokens")),
-        }
-        models[name] = {k: v for k, v in entry.items() if v is not None}
+    models, whole = _claude_models(read, result.get("modelUsage"))
+    counts = whole if whole is not None else _claude_usage(read, result.get("usage"))
     record = Usage(
         source=CLAUDE,
         cost_usd=cost,
-        tokens_in=tokens_in,
-        tokens_out=read.count("usage.output_tokens", usage.get("output_tokens")),
-        cached_in=cached,
+        tokens_in=counts["tokens_in"],
+        tokens_out=counts["tokens_out"],
+        cached_in=counts["cached_in"],
         session_id=_session(result.get("session_id")),
         models=models,
     )
@@ -271,6 +253,66 @@ def _claude(result: dict[str, Any]) -> AgentOutput:
     main = max(models, key=lambda m: models[m].get("cost_usd", 0.0), default=None)
     ended = subtype if subtype not in (None, "success") else None
     return AgentOutput(answer, record, error, main, tuple(read.dropped), ended)
+
+
+_COUNTS = ("tokens_in", "cached_in", "tokens_out")
+_CACHE_PARTS = ("cacheCreationInputTokens", "cacheReadInputTokens")
+
+
+def _claude_usage(read: _Figures, raw: Any) -> dict[str, int | None]:
+    """The run's counts from Claude's top-level ``usage``: read only when ``modelUsage``
+    gives none, as it covers only part of a run (its last iteration)."""
+    usage = raw if isinstance(raw, dict) else {}
+    cache_parts = ("cache_creation_input_tokens", "cache_read_input_tokens")
+    return {
+        "tokens_in": read.total("usage.", usage, "input_tokens", *cache_parts),
+        "cached_in": read.count(
+            "usage.cache_read_input_tokens", usage.get("cache_read_input_tokens")
+        ),
+        "tokens_out": read.count("usage.output_tokens", usage.get("output_tokens")),
+    }
+
+
+def _claude_models(
+    read: _Figures, raw: Any
+) -> tuple[dict[str, dict[str, float]], dict[str, int | None] | None]:
+    """Claude's ``modelUsage``: per model its cost and counts (``cached_in``: its
+    ``cacheReadInputTokens``, where given), and the run's counts summed over the models,
+    which cover the whole run (each None once a model's is unknown or not given; a cache
+    part not given counts 0 in ``tokens_in``, as in ``usage``'s). The sums are None (read
+    ``usage`` instead) when no model gives its tokens."""
+    models: dict[str, dict[str, float]] = {}
+    sums: dict[str, int | None] = dict.fromkeys(_COUNTS, 0)
+    tokens_given = complete = False
+    for raw_name, figures in (raw if isinstance(raw, dict) else {}).items():
+        name = read.model(raw_name)
+        if name is None or not isinstance(figures, dict):
+            continue
+        if len(models) == USAGE_MAX_MODELS:
+            read.drop(f"modelUsage beyond its first {USAGE_MAX_MODELS} models")
+            complete = False
+            break
+        complete = True
+        tokens_given |= "inputTokens" in figures or "outputTokens" in figures
+        where = f"modelUsage[{Usage.shown(name)}]."
+        cached = figures.get("cacheReadInputTokens")
+        found: dict[str, int | None] = {
+            "tokens_in": read.total(where, figures, "inputTokens", *_CACHE_PARTS),
+            "cached_in": read.count(f"{where}cacheReadInputTokens", cached),
+            "tokens_out": read.count(f"{where}outputTokens", figures.get("outputTokens")),
+        }
+        entry = {"cost_usd": read.cost(f"{where}costUSD", figures.get("costUSD")), **found}
+        models[name] = {k: v for k, v in entry.items() if v is not None}
+        for key in _COUNTS:
+            value, sum_so_far = found[key], sums[key]
+            sums[key] = None if sum_so_far is None or value is None else sum_so_far + value
+    if not tokens_given:
+        return models, None
+    if not complete:  # (models left unread: their sums are unknown)
+        return models, dict.fromkeys(_COUNTS)
+    for key in _COUNTS:  # many models can add up to more than any run uses
+        sums[key] = read.count(f"modelUsage {key}, added up over the models,", sums[key])
+    return models, sums
 
 
 def _gemini(result: dict[str, Any]) -> AgentOutput:
@@ -303,9 +345,7 @@ def _gemini(result: dict[str, Any]) -> AgentOutput:
         for key in names:
             value, sum_so_far = found[key], totals[key]
             totals[key] = None if sum_so_far is None or value is None else sum_so_far + value
-        models[name] = {
-            k: v for k, v in found.items() if k in ("tokens_in", "tokens_out") and v is not None
-        }
+        models[name] = {k: v for k, v in found.items() if v is not None}
     if not models:
         totals = dict.fromkeys(names)
     for key in names:  # many models can add up to more than any run uses

@@ -201,8 +201,12 @@ class TaskWork(Claiming, AgentRuns):
     ) -> TaskOutcome:
         """Fail the task, its error ``reason`` and the end of the agent's stderr (``quote_tail``:
         the same text on the outcome's line as in the task's last error); ``usage``, what the
-        failed run cost when its CLI said, is kept on the task (its ``failed_usage``). A run
-        the pool did not kill counts towards ``_failed_alike``."""
+        failed run cost when its CLI said, is kept on the task (its ``failed_usage``), under
+        the model the pool was told its agent uses (``--model``) when its CLI names none
+        (Codex): a task records no model, so its ``failed_usage`` must, or the cost per model
+        says "unknown". A run the pool did not kill counts towards ``_failed_alike``."""
+        if usage is not None:
+            usage = usage.of_model(self.options.model)
         said = quote_tail(stderr_tail)
         error = reason + (f"; stderr: {said}" if said else "")
         try:

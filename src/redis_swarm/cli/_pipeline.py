@@ -51,6 +51,25 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 _PLAN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+class _Budget(click.types.FloatParamType):
+    """A budget in USD, refused (exit 2) as the plan's ``max_cost_usd`` is (``budget_usd``:
+    one rule): ``nan`` and ``inf`` are no budget, and would turn it off silently."""
+
+    name = "usd"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from .._errors import ValidationError
+        from .._pipeline.plan import budget_usd
+
+        try:
+            return budget_usd(float(value))
+        except (TypeError, ValueError, ValidationError) as exc:
+            rule = str(exc) if isinstance(exc, ValidationError) else "must be a number"
+            self.fail(f"{value!r}: {rule}, as the plan's max_cost_usd", param, ctx)
+
+
 @pipeline.command("check")
 @click.argument("plan_file", type=_PLAN_FILE)
 @json_option
@@ -59,10 +78,13 @@ def pipeline_check(app: App, plan_file: Path) -> None:
     """Check PLAN_FILE without running anything: every problem with its key and line, and
     every agent command whose program is not found."""
     from .._pipeline import load_plan
-    from .._pipeline.plan import check_programs
+    from .._pipeline.plan import check_programs, unenforced_budget
 
     plan = load_plan(plan_file)
     check_programs(plan)  # (as a run does before anything runs)
+    warning = unenforced_budget(plan)
+    if warning is not None:  # (on stderr: stdout holds the check, or its JSON)
+        click.echo(warning, err=True)
 
     def human() -> None:
         click.echo(f"{plan.path}: pipeline {plan.name!r} is a valid plan")
@@ -80,9 +102,7 @@ def pipeline_check(app: App, plan_file: Path) -> None:
 @pipeline.command("run")
 @click.argument("plan_file", type=_PLAN_FILE)
 @click.option("--worker", help="Worker name prefix of the pool (slot N claims as PREFIX-N).")
-@click.option(
-    "--max-cost-usd", type=click.FloatRange(0), help="The budget in USD (overrides the plan's)."
-)
+@click.option("--max-cost-usd", type=_Budget(), help="The budget in USD (overrides the plan's).")
 @click.option(
     "--max-tasks", type=click.IntRange(1), help="Task claims allowed (overrides the plan's)."
 )

@@ -12,7 +12,7 @@ import click
 
 from .._errors import SwarmError
 from .._printable import printable
-from .._usage import unpriced_note, usage_line
+from .._usage import summed_figures, unpriced_note, usage_line
 from .._validate import DEFAULT_POLL_S, MAX_POLL_S, check_name, check_queues
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals
@@ -203,12 +203,20 @@ def drive_pool(
 
 
 def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
+    """The last line of ``swarm run`` and ``swarm serve`` (their JSON with ``--json``): the
+    outcomes counted, and what the agent runs cost (``usage``: the figures every total
+    sums, ``summed_figures``, with the runs and how many reported no cost)."""
     counts = runner.counts()
     spent = runner.spent()
+    usage = {
+        **summed_figures(o.usage for o in runner.outcomes),
+        "runs": spent["runs"],
+        "runs_without_cost": spent["runs"] - spent["priced"],
+    }
     summary: dict[str, Any] = {
         **{k: v for k, v in counts.items() if k != "running"},
         "duration_s": round(duration_s, 3),
-        "usage": {k: spent[k] for k in ("cost_usd", "tokens_in", "tokens_out")},
+        "usage": usage,
         "tasks": [o.to_dict() for o in runner.outcomes],
         "errors": runner.errors,
     }
@@ -216,7 +224,7 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
         summary["fatal"] = runner.fatal
 
     def human() -> None:
-        cost = usage_line(spent) + unpriced_note(spent["runs"], spent["runs"] - spent["priced"])
+        cost = usage_line(usage) + unpriced_note(usage["runs"], usage["runs_without_cost"])
         click.echo(
             f"done: claimed {counts['claimed']}, completed {counts['completed']}, "
             f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
