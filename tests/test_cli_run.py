@@ -620,9 +620,15 @@ def test_seconds_that_are_not_seconds_are_refused(cli: Cli, swarm: Swarm, value:
         ["task", "wait", "--queue", "q", "--timeout", value],
         ["events", "--follow", "--timeout", value],
         ["status", "--stale-after", value],
+        ["gc", "--grace", value],  # (these two took nan: click's FloatRange lets it through)
+        ["a2a", "--queue", "q", "--wait", value],
     ):
         out = cli(*args, expect=2)
         assert f"{value!r} is not a number of seconds" in out.stderr, args
+    for value in ("nan", "inf", "1.5", "-0.1"):
+        out = cli("task", "report", "t-1", "--token", "1.x", "--summary", "s",
+                  "--confidence", value, expect=2)  # fmt: skip
+        assert f"{value!r} is not a number from 0 to 1" in out.stderr
     out = cli("run", "--queue", "q", "--exec", "true", "--timeout", "0", expect=2)
     assert "'0' is not a number of seconds above 0 to 1e+09: give one like 30" in out.stderr
     assert swarm.queue_stats()["q"]["pending"] == 1  # nothing was claimed or posted

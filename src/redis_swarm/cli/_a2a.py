@@ -11,7 +11,7 @@ from .._errors import ConfigError, PermissionDenied, ValidationError
 from .._net import http_url, is_loopback, listen
 from .._validate import check_queues
 from ._app import App, main, pass_app
-from ._common import listen_options
+from ._common import Seconds, listen_options
 
 # A task and webhook id no task has: what the access check reads and claims (nothing).
 _PROBE_ID = "a2a-access-check"
@@ -108,7 +108,7 @@ def _descriptions(pairs: tuple[str, ...], queues: tuple[str, ...]) -> dict[str, 
     "wait_s",
     default=30.0,
     show_default=True,
-    type=click.FloatRange(0, 3600),
+    type=Seconds(most=3600),
     help="Seconds a blocking SendMessage waits for the task to settle before answering.",
 )
 @pass_app

@@ -83,6 +83,25 @@ BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
 # --- input
 
 
+class Number(click.types.FloatParamType):
+    """A finite number from ``lo`` to ``hi``: click's ``FloatRange`` lets ``nan`` through
+    (it compares false with both bounds), which the core would refuse after the parse."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = lo, hi
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and self.lo <= number <= self.hi):
+            self.fail(f"{value!r} is not a number from {self.lo:g} to {self.hi:g}", param, ctx)
+        return number
+
+
 class Seconds(click.types.FloatParamType):
     """A number of seconds: finite, from 0 (above 0 with ``above_zero``) to ``most`` (the
     core's bound for the option, so that a value it refuses is a usage error here), else

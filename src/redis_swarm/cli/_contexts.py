@@ -17,6 +17,7 @@ from . import _common
 from ._app import App, json_option, main, pass_app
 from ._common import (
     BIG,
+    Seconds,
     add_row,
     agent_option_default,
     agent_required,
@@ -431,7 +432,7 @@ def list_(app: App) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be freed; change nothing.")
 @click.option(
     "--grace",
-    type=click.FloatRange(0),
+    type=Seconds(),
     metavar="S",
     help="Give up on publishes in flight for longer than S seconds (default: 10 minutes).",
 )

@@ -21,6 +21,7 @@ from .._usage import Usage
 from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_RETRY_AFTER_S, MAX_WAIT_S
 from ._app import EXIT_EMPTY, App, json_option, pass_app
 from ._common import (
+    Number,
     Seconds,
     agent_option_default,
     complete_queues,
@@ -218,7 +219,7 @@ def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
 @token_option
 @click.option("--finding", "finding_arg", metavar="JSON|@FILE|-", help="The finding (JSON).")
 @click.option("--summary", help="Report just a summary (instead of --finding).")
-@click.option("--confidence", type=click.FloatRange(0, 1), help="With --summary.")
+@click.option("--confidence", type=Number(0, 1), help="With --summary.")
 @click.option("--source", "sources", multiple=True, help="With --summary; repeatable.")
 @click.option("--worker", default=agent_option_default, help="Who did it (default: SWARM_AGENT).")
 @click.option("--model", help="The model that did it.")
