@@ -502,6 +502,23 @@ def test_budget_reached_mid_pass_then_raised(cli: Cli, swarm: Swarm, tmp_path: P
     assert len(claimed) == 4
 
 
+def test_a_task_budget_spent_by_a_pass_still_synthesizes_it(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """max_tasks bounds the claims of the workers' tasks: a pass that used the last of them
+    is synthesized (its work is done and paid for), and the run stops before the next pass
+    claims any. It stopped before the synthesis, leaving Pass 1's findings unsynthesized."""
+    path = plan_text(tmp_path)
+    out = cli("--json", "pipeline", "run", str(path), "--max-tasks", "3", expect=1)
+    summary = json.loads(out.stdout)
+    assert "claims of max_tasks 3" in summary["stopped_by"], summary
+    state = final_state(swarm, path)
+    first, second = state["audit: Pass 1"], state["audit: Pass 2"]
+    assert first["statuses"] == ["completed"] * 3
+    assert len(first["syntheses"]) == 1 and first["cited_ok"]
+    assert second["statuses"] == ["pending"] * 2 and second["syntheses"] == []
+
+
 def test_status_report_and_lineage(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
     path = three_passes(tmp_path)
     run_plan(cli, path)

@@ -168,14 +168,16 @@ class OneShotAgents:
     def stopped(self) -> bool:
         return self._stopping.is_set()
 
-    def _check_budget(self) -> bool:
+    def _check_budget(self, *, claiming: bool = True) -> bool:
         """False (and the run stops, saying why) when a budget of the plan is spent."""
         raise NotImplementedError  # the Pipeline's
 
-    def _may_run(self) -> bool:
-        """Whether to start a run of the synthesizer or planner: not once the run stops, nor
-        when a budget is spent (checked before each run: a refused one cost too)."""
-        return not self.stopped and self._check_budget()
+    def _may_run(self, *, claiming: bool) -> bool:
+        """Whether to start a run of the planner (``claiming``: it posts tasks to claim) or
+        the synthesizer: not once the run stops, nor when a budget is spent (checked before
+        each run: a refused one cost too); the synthesis of a pass whose tasks were all
+        worked is not stopped by ``max_tasks``, which bounds the claims of tasks."""
+        return not self.stopped and self._check_budget(claiming=claiming)
 
     def _agent_name(self, role: str) -> str:
         return f"{self._worker_prefix or default_worker_prefix()}-{role}"
@@ -357,7 +359,7 @@ class OneShotAgents:
                         f"start the pipeline over with swarm pipeline run {self.plan.path} "
                         "--restart"
                     )
-                if not self._may_run():
+                if not self._may_run(claiming=True):
                     return ()
                 held = self._claim_own(task, "planner", until=self._stopping)
                 if held is None:  # stopped, or settled meanwhile
@@ -460,7 +462,7 @@ class OneShotAgents:
         tries = Tries()
         if not self.stopped:
             self._revive_synthesis_task(index)
-        while self._may_run():
+        while self._may_run(claiming=False):
             run = self._run_agent(spec, prompt + tries.complaint)
             if run.stopped:
                 return None

@@ -496,7 +496,10 @@ class Pipeline(OneShotAgents):
             return True
         return limit is not None and cost is not None and cost >= limit
 
-    def _over_budget(self, cost: float | None, claims: int) -> str | None:
+    def _over_budget(self, cost: float | None, claims: int, *, claiming: bool = True) -> str | None:
+        """Why a budget of the plan is spent, or None. ``max_tasks`` bounds the claims of
+        the workers' tasks: it stops what would claim or post more of them (the worker pool,
+        a planner: ``claiming``), not a synthesis of tasks already worked."""
         plan = self.plan
         if plan.max_cost_usd == 0:
             return (
@@ -511,25 +514,26 @@ class Pipeline(OneShotAgents):
                 f"the budget is spent: {usd(cost)}{note} of max_cost_usd ${plan.max_cost_usd:g}; "
                 "raise it (in the plan or with --max-cost-usd) and run again to resume"
             )
-        if plan.max_tasks is not None and claims >= plan.max_tasks:
+        if claiming and plan.max_tasks is not None and claims >= plan.max_tasks:
             return (
                 f"the task budget is spent: {claims} claims of max_tasks {plan.max_tasks}; "
                 "raise it (in the plan or with --max-tasks) and run again to resume"
             )
         return None
 
-    def _check_budget(self) -> bool:
-        """False (and the run stops, saying why) when a budget of the plan is spent."""
+    def _check_budget(self, *, claiming: bool = True) -> bool:
+        """False (and the run stops, saying why) when a budget of the plan is spent (for
+        a synthesis, not ``claiming``: the cost alone, see ``_over_budget``)."""
         if self.plan.max_cost_usd is None and self.plan.max_tasks is None:
             return True
         self.cost, claims = self.spent()
-        return self._within_budget(self.cost, claims)
+        return self._within_budget(self.cost, claims, claiming=claiming)
 
-    def _within_budget(self, cost: float | None, claims: int) -> bool:
+    def _within_budget(self, cost: float | None, claims: int, *, claiming: bool = True) -> bool:
         """False (and the run stops, saying why) when ``cost`` and ``claims``, as ``spent``
         read them, spend a budget of the plan."""
         self._no_cost_yet(cost)
-        reason = self._over_budget(cost, claims)
+        reason = self._over_budget(cost, claims, claiming=claiming)
         if reason is not None:
             self.budget_reason = reason
             self._stopping.set()
