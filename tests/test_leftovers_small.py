@@ -144,7 +144,7 @@ def test_a_synthesis_citing_a_finding_gone_says_that_finding(cli: Cli, swarm: Sw
 
 
 def test_usage_line_takes_a_usage_not_its_figures_one_by_one() -> None:
-    spent = {"cost_usd": 0.1, "tokens_in": 110, "tokens_out": 10, "runs": 2, "priced": 1}
+    spent = {"cost_usd": 0.1, "tokens_in": 110, "tokens_out": 10, "runs": 2, "runs_without_cost": 1}
     assert usage_line(spent) == "$0.1000 · 110 in / 10 out"  # (swarm run's spent(), whole)
     with pytest.raises(TypeError):
         usage_line(0.1, 110, 10)  # type: ignore[call-arg,arg-type]

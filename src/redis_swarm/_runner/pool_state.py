@@ -18,7 +18,6 @@ on it (``_adopted``), not to a second run.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConnectionFailed, SwarmError, ValidationError
 from .._outage import OUTAGE_PATIENCE_S, ride_out
-from .._usage import MONEY_PLACES
+from .._usage import summed_figures
 from .._validate import MAX_POLL_S
 from .child import check_command, check_program
 from .options import RunOptions, default_worker_prefix
@@ -201,22 +200,17 @@ class PoolState:
             }
 
     def spent(self) -> dict[str, Any]:
-        """What the pool's agent runs cost, as their CLIs printed it: ``cost_usd``,
-        ``tokens_in`` and ``tokens_out`` summed over the runs that reported each (None: none
-        did; never 0 for unknown), ``runs`` the outcomes so far and ``priced`` those whose
-        run reported a cost."""
+        """What the pool's agent runs cost, as their CLIs printed it: the ``FIGURES`` every
+        total sums (``summed_figures``: None where no run reported one, never 0 for
+        unknown), ``runs`` the outcomes so far and ``runs_without_cost`` those whose run
+        reported no cost."""
         with self._lock:
-            usages = [o.usage for o in self.outcomes if o.usage is not None]
-            runs = len(self.outcomes)
-        costs = [u.cost_usd for u in usages if u.cost_usd is not None]
-        ins = [u.tokens_in for u in usages if u.tokens_in is not None]
-        outs = [u.tokens_out for u in usages if u.tokens_out is not None]
+            usages = [o.usage for o in self.outcomes]
+        priced = sum(1 for u in usages if u is not None and u.cost_usd is not None)
         return {
-            "cost_usd": round(math.fsum(costs), MONEY_PLACES) if costs else None,
-            "tokens_in": sum(ins) if ins else None,
-            "tokens_out": sum(outs) if outs else None,
-            "runs": runs,
-            "priced": len(costs),
+            **summed_figures(usages),
+            "runs": len(usages),
+            "runs_without_cost": len(usages) - priced,
         }
 
     @property

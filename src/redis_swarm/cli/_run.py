@@ -12,7 +12,7 @@ import click
 
 from .._errors import SwarmError
 from .._printable import printable
-from .._usage import summed_figures, unpriced_note, usage_line
+from .._usage import unpriced_note, usage_line
 from .._validate import DEFAULT_POLL_S, MAX_POLL_S, check_name, check_queues
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals
@@ -207,12 +207,7 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
     outcomes counted, and what the agent runs cost (``usage``: the figures every total
     sums, ``summed_figures``, with the runs and how many reported no cost)."""
     counts = runner.counts()
-    spent = runner.spent()
-    usage = {
-        **summed_figures(o.usage for o in runner.outcomes),
-        "runs": spent["runs"],
-        "runs_without_cost": spent["runs"] - spent["priced"],
-    }
+    usage = runner.spent()
     summary: dict[str, Any] = {
         **{k: v for k, v in counts.items() if k != "running"},
         "duration_s": round(duration_s, 3),
