@@ -75,7 +75,7 @@ def test_a_huge_count_is_out_of_range(client: TestClient) -> None:
     ("url", "said"),
     [
         ("/api/status?bogus=1", "unknown parameter 'bogus': /api/status takes findings, "
-                                "syntheses, dead (and token)"),
+                                "syntheses, dead, all (and token)"),
         ("/api/tasks?state=dead", "unknown parameter 'state': /api/tasks takes queue, status, "
                                   "pass, cursor, limit, data (and token)"),
         ("/api/findings?status=dead", "unknown parameter 'status': /api/findings takes shard, "

@@ -4,6 +4,12 @@ The swarm's status (``Swarm.status``, the one every face shows), the newest reco
 (``Swarm.recent``) and the versions each context owner keeps, from public operations only,
 so the dashboard, its API and the terminal view cannot disagree with ``swarm status``.
 Every part is bounded, so a snapshot costs a few round trips whatever the number of tasks.
+
+Asked with ``settled`` (the page's and ``/api/status``'s ``SETTLED_SHOWN``), it holds the
+queues, passes and queues of questions as ``swarm status`` lists them (``bounded``, the one
+rule): every one with open work and the last ``settled`` settled ones, with ``not_shown``
+counting the rest; a swarm run daily for a year holds a thousand settled passes, and sending
+and drawing them all on every change buried today's. ``totals`` still counts them all.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from .._context_records import ContextInfo
 from .._errors import NotFound
 from .._keys import is_ask_queue
 from .._models import ANSWER_KIND, Agent, Finding, PassProgress, Synthesis, Task
-from .._printable import natural_key
+from .._printable import bounded
 
 __all__ = ["PassProgress", "Snapshot", "snapshot"]
+
+# The lists a snapshot bounds, as named in its ``not_shown``.
+_LISTS = ("queues", "passes", "questions")
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,10 @@ class Snapshot(Record):
     # Ask and answer: the queues of questions (ask.OWNER, assist) and the newest answers.
     questions: dict[str, dict[str, int]] = field(default_factory=dict)
     answers: tuple[Finding, ...] = ()
+    # The most settled queues, passes and queues of questions listed (None: every one), and
+    # how many settled ones of each are left out (``bounded``).
+    settled_shown: int | None = None
+    not_shown: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_LISTS, 0))
 
 
 async def snapshot(
@@ -52,16 +65,20 @@ async def snapshot(
     syntheses: int = 20,
     dead: int = 50,
     stale_after_s: float = 60.0,
+    settled: int | None = None,
 ) -> Snapshot:
-    """Read the swarm's current state (the newest ``findings``, ``syntheses``, ``dead``)."""
+    """Read the swarm's current state (the newest ``findings``, ``syntheses``, ``dead``):
+    every queue and pass with open work and the last ``settled`` settled ones (None: all)."""
     # The status reads the newest event id first, and everything else is read after it:
     # anything that happens meanwhile is then replayed to a follower starting from that id,
     # so no change is missed (at worst one is seen twice, and every view is idempotent).
     status = await swarm.status(stale_after_s=stale_after_s)
     # In natural order (day-2 before day-10), as people count: the page draws them in this
     # order, the terminal view too, and the newest of a daily pipeline comes last.
-    queues = {q: status.queues[q] for q in sorted(status.queues, key=natural_key)}
-    passes = tuple(sorted(status.passes, key=lambda p: natural_key(p.name)))
+    queue_rows, hidden_queues = bounded(status.queues.items(), _name, _counts, settled)
+    pass_rows, hidden_passes = bounded(status.passes, lambda p: p.name, lambda p: p.counts, settled)
+    asks = [(q, c) for q, c in status.queues.items() if is_ask_queue(q)]
+    question_rows, hidden_questions = bounded(asks, _name, _counts, settled)
     recent = await swarm.recent(findings=findings, syntheses=syntheses, dead=dead)
     versions = await asyncio.gather(*(_versions(swarm, c.owner) for c in status.contexts))
     return Snapshot(
@@ -70,17 +87,35 @@ async def snapshot(
         last_event_id=status.last_event_id,
         # each agent with its task, the one the core decides (agents(): said, else held)
         agents=status.roster,
-        queues=queues,
-        passes=passes,
+        queues=dict(queue_rows),
+        passes=tuple(pass_rows),
         findings=recent.findings,
         syntheses=recent.syntheses,
         dead=recent.dead,
         contexts=tuple(info for owner in versions for info in owner),
-        totals={"agents": status.agents.total, "alive": status.agents.alive, **status.totals},
+        # Every queue and pass, shown or not: the page's header counts them all.
+        totals={
+            "agents": status.agents.total,
+            "alive": status.agents.alive,
+            **status.totals,
+            "queues": len(status.queues),
+            "passes": len(status.passes),
+            "passes_settled": sum(1 for p in status.passes if p.total and p.settled == p.total),
+        },
         corrupt=recent.corrupt,
-        questions={q: c for q, c in queues.items() if is_ask_queue(q)},
+        questions=dict(question_rows),
         answers=tuple(f for f in recent.findings if f.extra.get("kind") == ANSWER_KIND),
+        settled_shown=settled,
+        not_shown=dict(zip(_LISTS, (hidden_queues, hidden_passes, hidden_questions), strict=True)),
     )
+
+
+def _name(queue: tuple[str, dict[str, int]]) -> str:
+    return queue[0]
+
+
+def _counts(queue: tuple[str, dict[str, int]]) -> dict[str, int]:
+    return queue[1]
 
 
 async def _versions(swarm: AsyncSwarm, owner: str) -> list[ContextInfo]:

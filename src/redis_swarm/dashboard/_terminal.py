@@ -64,6 +64,9 @@ def render(
         head: list[RenderableType] = [top]
     else:
         head = [queues, Text(), passes]
+    # A snapshot read bounded already left some out (``snapshot(settled=...)``): count those too.
+    hidden_queues += snap.not_shown.get("queues", 0)
+    hidden_passes += snap.not_shown.get("passes", 0)
     hidden = not_shown(hidden_queues, hidden_passes, COMMAND)
     if hidden:
         head.append(Text(hidden, style="dim"))

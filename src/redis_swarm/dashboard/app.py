@@ -8,6 +8,8 @@ Routes (every one read-only; documented in docs/dashboard.md)::
                           everything else from the API)
     GET /static/...       its stylesheet and script, shipped in the package
     GET /api/status       the snapshot: agents, queues, passes, findings, syntheses, dead, contexts
+                          (the queues and passes with open work and the last settled ones, as
+                          swarm status lists them; &all=1: every one)
     GET /api/tasks        tasks, filtered and paged (?queue= &status= &pass= &cursor= &limit=
                           &data=1: with their data)
     GET /api/findings     findings, filtered and paged (?shard= &queue= &pass= &cursor= &limit=)
@@ -44,6 +46,7 @@ from .._codec import dumps, now_ms
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import EventType, Page, TaskStatus
 from .._net import is_loopback
+from .._printable import SETTLED_SHOWN
 from .._stopping import EndWhenStopping, Stopping
 from .._web import AccessGuard
 from ._feed import EventFeed
@@ -56,7 +59,8 @@ STATIC_DIR = Path(str(resources.files(__package__) / "static"))
 MAX_LIMIT = 500
 # The query parameter ``AccessGuard`` takes the token from: every route takes it.
 _TOKEN_PARAM = "token"
-# ``?data=`` of /api/tasks: whether each task comes with its data.
+# ``?data=`` of /api/tasks, ``?all=`` of /api/status: whether each task comes with its data,
+# whether every settled queue and pass comes (not only the last SETTLED_SHOWN).
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 # A comment line on an idle stream: proxies keep the connection, and a gone client is noticed.
 KEEPALIVE_S = 15.0
@@ -169,13 +173,15 @@ class _Api:
         self.stale_after_s = stale_after_s
 
     async def status(self, request: Request) -> Response:
-        params = _params(request, "findings", "syntheses", "dead")
+        params = _params(request, "findings", "syntheses", "dead", "all")
         snap = await snapshot(
             self.swarm,
             findings=_limit(params, "findings", 50),
             syntheses=_limit(params, "syntheses", 20),
             dead=_limit(params, "dead", 50),
             stale_after_s=self.stale_after_s,
+            # Sent on every change: a year of daily passes sent whole was 234 KB a time.
+            settled=None if _flag(params, "all") else SETTLED_SHOWN,
         )
         return _json(snap.to_dict())
 

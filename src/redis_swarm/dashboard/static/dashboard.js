@@ -21,6 +21,9 @@
     const rest = params.toString();
     history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
   }
+  // ?all=1: every settled queue and pass, not only the last ones (the server decides which
+  // it sends; the page asks for all of them, and keeps asking after a reload).
+  const ALL = "all";
 
   const state = {
     lastEventId: null,  // the newest event reflected on screen
@@ -32,6 +35,7 @@
     dirty: false,
     timer: null,
     snap: null,
+    all: params.get(ALL) === "1",
   };
 
   // --- tiny DOM helpers
@@ -149,22 +153,57 @@
     const t = snap.totals || {};
     setText("t-agents", (t.alive || 0) + " / " + (t.agents || 0));
     for (const s of ["pending", "claimed", "completed", "dead"]) setText("t-" + s, count(t[s] || 0));
-    setText("t-passes", snap.passes.filter((p) => p.total && p.settled === p.total).length + " / " + snap.passes.length);
-    renderQueues(snap.queues);
-    renderPasses(snap.passes);
+    // Every pass, shown or not: the server counts them (the lists below may leave some out).
+    setText("t-passes", (t.passes_settled || 0) + " / " + (t.passes || 0));
+    const hidden = snap.not_shown || {};
+    renderQueues(snap.queues, hidden.queues || 0);
+    renderPasses(snap.passes, hidden.passes || 0);
     renderAgents(snap.agents);
     renderFindings(snap.findings);
     renderSyntheses(snap.syntheses);
     renderContexts(snap.contexts);
     renderDead(snap.dead);
-    renderQuestions(snap.questions || {}, snap.answers || []);
+    renderQuestions(snap.questions || {}, snap.answers || [], hidden.questions || 0);
     setText("updated", "updated " + clock(snap.at));
   }
 
-  function renderQueues(queues) {
+  // The line under a list the server bounded (those with open work and the last settled
+  // ones): how many settled ones it left out, and a link that asks for every one (?all=1,
+  // kept in the address so a reload keeps it); once every one is shown, a link back.
+  function notShown(hidden, one, many, shownAny) {
+    if (state.all) {
+      return shownAny ? h("div", { class: "more" }, "every settled " + one + " shown · ",
+        showAll(false, "show only the last settled")) : null;
+    }
+    if (!hidden) return null;
+    return h("div", { class: "more" },
+      "not shown: " + hidden.toLocaleString("en") + " settled " + (hidden === 1 ? one : many) + " · ",
+      showAll(true, "show all"));
+  }
+
+  function showAll(on, text) {
+    const query = new URLSearchParams(location.search);
+    if (on) query.set(ALL, "1"); else query.delete(ALL);
+    const href = location.pathname + (query.toString() ? "?" + query.toString() : "") + location.hash;
+    const link = h("a", { href, class: "show-all", text });
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      state.all = on;
+      history.replaceState(null, "", href);
+      refresh();
+    });
+    return link;
+  }
+
+  // The panel's list (or the empty text) and the line under it, if any.
+  function place(id, node, emptyText, line) {
+    $(id).replaceChildren(node || empty(emptyText), ...(line ? [line] : []));
+  }
+
+  function renderQueues(queues, hidden) {
     const rows = Object.entries(queues).map(([name, c]) => ({ name, c }));
     const total = (c) => Object.values(c).reduce((a, b) => a + b, 0);
-    fill("queues", table([
+    place("queues", table([
       { label: "queue", cls: "qname", cell: (r) => h("div", { class: "q" },
         h("span", { class: "mono", text: r.name }), bar(r.c, Math.max(1, total(r.c)))) },
       { label: "pending", num: true, cell: (r) => (r.c.pending || 0) + (r.c.delayed ? " +" + r.c.delayed : ""),
@@ -172,11 +211,12 @@
       { label: "claimed", num: true, cell: (r) => r.c.claimed || 0 },
       { label: "done", num: true, cell: (r) => r.c.completed || 0 },
       { label: "dead", num: true, cell: (r) => r.c.dead || 0 },
-    ], rows, (r) => r.name, false), "no queue yet: post a task with swarm task post");
+    ], rows, (r) => r.name, false), "no queue yet: post a task with swarm task post",
+    notShown(hidden, "queue", "queues", rows.length > 0));
   }
 
   // Questions asked with swarm ask (queues ask.OWNER and assist), and who answered the newest.
-  function renderQuestions(questions, answers) {
+  function renderQuestions(questions, answers, hidden) {
     const rows = Object.entries(questions).map(([name, c]) => ({ name, c }));
     const open = (c) => (c.pending || 0) + (c.delayed || 0) + (c.claimed || 0);
     setText("c-questions", rows.length ? rows.reduce((n, r) => n + open(r.c), 0) + " open" : "");
@@ -192,11 +232,13 @@
       { label: "when", cell: (f) => stamp(f.created_at) },
     ], answers.slice(0, 5), (f) => f.id);
     if (!asked) { fill("questions", null, "no question yet: swarm ask OWNER \"...\""); return; }
-    $("questions").replaceChildren(...[asked, answered].filter(Boolean));
+    const line = notShown(hidden, "question queue", "question queues", true);
+    $("questions").replaceChildren(...[asked, line, answered].filter(Boolean));
   }
 
-  function renderPasses(passes) {
-    if (!passes.length) { fill("passes", null, "no pass yet: post tasks with --pass"); return; }
+  function renderPasses(passes, hidden) {
+    const line = notShown(hidden, "pass", "passes", passes.length > 0);
+    if (!passes.length) { place("passes", null, "no pass yet: post tasks with --pass", line); return; }
     const list = passes.map((p) => {
       const pct = Math.round(100 * (p.fraction || 0));
       const legend = STATUSES.filter((s) => p.counts[s]).map((s) =>
@@ -208,7 +250,7 @@
         bar(p.counts, Math.max(1, p.total)),
         h("div", { class: "legend" }, legend));
     });
-    $("passes").replaceChildren(...list);
+    $("passes").replaceChildren(...list, ...(line ? [line] : []));
   }
 
   function renderAgents(agents) {
@@ -346,8 +388,9 @@
   async function refresh() {
     if (state.inFlight) { state.dirty = true; return; }
     state.inFlight = true;
+    const all = state.all;
     try {
-      const response = await api("/api/status");
+      const response = await api("/api/status" + (all ? "?" + ALL + "=1" : ""));
       if (response.status === 401) {
         banner("This dashboard needs its token: open it as /?token=YOUR_TOKEN.");
         live("offline", "unauthorized");
@@ -358,7 +401,9 @@
       banner("");
       state.skew = body.at - Date.now();
       if (state.lastEventId === null) state.lastEventId = body.last_event_id;
-      render(body);
+      // Asked for the other list meanwhile (show all, or back): draw the answer to that.
+      if (all !== state.all) state.dirty = true;
+      else render(body);
       return true;
     } catch (err) {
       banner("The dashboard server cannot be reached; retrying.");
