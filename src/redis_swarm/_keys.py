@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 
-from ._validate import check_swarm_name
+from ._errors import ValidationError
+from ._validate import MAX_NAME, check_swarm_name
 
 __all__ = [
     "ASK_PREFIX",
@@ -41,6 +42,23 @@ ASSIST_QUEUE = "assist"
 def ask_queue(owner: str) -> str:
     """The queue name of the questions asked of ``owner`` (``swarm ask`` / ``swarm serve``)."""
     return ASK_PREFIX + owner
+
+
+# The longest owner (or agent) that can be asked: its ask queue, ``ask.OWNER``, is a name.
+MAX_ASKED_NAME = MAX_NAME - len(ASK_PREFIX)
+
+
+def askable(name: str, what: str = "an owner or agent asked") -> str:
+    """``name`` (checked as a name already) when its ask queue is a name short enough: the
+    limit said in the owner's terms, never as the length of a queue the user never chose."""
+    if len(name) > MAX_ASKED_NAME:
+        raise ValidationError(
+            f"{name[:40]}... is {len(name)} characters long: too long a name to be asked "
+            f"(its questions go to the queue {ask_queue('OWNER')}, a name of at most "
+            f"{MAX_NAME} characters): {what} has at most {MAX_ASKED_NAME} characters; "
+            "publish its context under a shorter owner"
+        )
+    return name
 
 
 def is_ask_queue(queue: str) -> bool:

@@ -60,29 +60,37 @@ DEFAULT_MAX_ABANDONS = 10
 _PASSES_NAMED = 10  # the passes a message about an unknown one lists
 
 
+_WAITED_FOR = "nothing to wait for and no findings to read"  # what ``wait`` asks of a pass
+
+
 def unknown_pass(
-    name: str, passes: Sequence[str], lists: str = LIST_PASSES, retired: RetiredPass | None = None
+    name: str,
+    passes: Sequence[str],
+    lists: str = LIST_PASSES,
+    retired: RetiredPass | None = None,
+    *,
+    doing: str = _WAITED_FOR,
 ) -> str:
     """What the core says of a pass no task was ever posted to (a misspelt one, whose
     counters read as zeros: ``wait`` and ``retire_pass`` refuse it with this, ``swarm status
-    --pass`` notes it): the passes there are, and ``lists``, the hint that lists them,
-    ``LIST_PASSES`` (which the MCP and A2A faces reword by that key); or, for a pass
-    ``retire_pass`` removed (``retired``, from ``retired_passes``), that it was retired, and
-    when."""
+    --pass`` notes it): what there is not to do with it (``doing``, in the words of what was
+    asked: ``retire_pass`` says "nothing to retire"), the passes there are, and ``lists``,
+    the hint that lists them, ``LIST_PASSES`` (which the MCP and A2A faces reword by that
+    key); or, for a pass ``retire_pass`` removed (``retired``, from ``retired_passes``),
+    that it was retired, and when."""
     if retired is not None:
         return (
             f"pass {dumps(name)} was retired on {iso(retired.at) or 'an unknown date'}: its "
             f"{retired.tasks} settled tasks and {retired.findings} findings were removed, so "
-            "there is nothing to wait for and no findings to read; "
+            f"there is {doing}; "
             "its synthesis, if it had one, is kept"
         )
     known = ", ".join(dumps(p) for p in passes[:_PASSES_NAMED]) or "none yet"
     if len(passes) > _PASSES_NAMED:
         known += f" and {len(passes) - _PASSES_NAMED} more"
     return (
-        f"no task has ever been posted to pass {dumps(name)}: nothing to wait for and no "
-        f"findings to read. Check its name (the passes: {known}; {lists}), or post its "
-        "tasks first"
+        f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
+        f"passes: {known}; {lists}), or post its tasks first"
     )
 
 
@@ -335,7 +343,9 @@ class Synthesis(Record):
 class Answer(Record):
     """The answer to a question (``Swarm.ask``): the first finding reported for the question
     task. ``text`` is the finding's details when it has them, else its summary; ``cost_usd``
-    and ``usage`` are what the answering agent's run cost, when its CLI said."""
+    and ``usage`` are what the answering agent's run cost, when its CLI said;
+    ``context_version`` the version of the owner's context it was made from, when its
+    answerer said (``answer(..., context_version=)``; ``swarm serve`` does)."""
 
     text: str
     finding_id: str
@@ -349,7 +359,8 @@ class Answer(Record):
     asker_task: str | None = None
     created_at: int = 0
     usage: Usage | None = None
-    question: str = ""  # the question's text
+    question: str = ""  # the question's text (the first asker's, when a dedupe key shared it)
+    context_version: str | None = None  # the context version it was made from, when said
 
 
 QUESTION_KIND = "question"  # the data of a question task: {"kind": "question", ...}

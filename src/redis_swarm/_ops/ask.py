@@ -25,12 +25,13 @@ from .._errors import (
     InvalidState,
     NotFound,
     PayloadTooLarge,
+    PermissionDenied,
     SwarmError,
     Timeout,
     ValidationError,
 )
 from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK
-from .._keys import ASSIST_QUEUE, ask_queue
+from .._keys import ASSIST_QUEUE, ask_queue, askable
 from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskStatus, answer_fields
 from .._protocol import INTERRUPTS, Batch, Cmd, OpContext, Operation
 from .._usage import Usage
@@ -43,6 +44,7 @@ from ._work import (
     check_label,
     check_number,
     decoded,
+    encode_json,
     finding_from,
     new_id,
     task_from,
@@ -71,7 +73,7 @@ def _resolve_target(ctx: OpContext, target: str) -> Operation[str]:
         )
     )
     if int(owner) or int(agent):
-        return check_name("ask queue", ask_queue(name))
+        return ask_queue(askable(name))
     if any(v is not None for v in queue) or name == ASSIST_QUEUE:
         return name
     raise NotFound(
@@ -138,6 +140,7 @@ def _answer_of(finding: Finding, task: Task) -> Answer:
         created_at=finding.created_at,
         usage=finding.usage,
         question=task.description,
+        context_version=finding.context_version,
     )
 
 
@@ -170,12 +173,9 @@ def _settled(ctx: OpContext, task: Task, target: str, posted: bool) -> Operation
         found = yield from _finding(ctx, task.finding_id)
         return _answer_of(found, task)
     if task.status is TaskStatus.DEAD:
-        why = task.dead_reason or "dead"
-        if task.last_error and task.last_error not in why:  # (a failure's reason holds it)
-            why += f"; last error: {task.last_error}"
         raise InvalidState(
-            f"question {task.id} to {target!r} died unanswered ({why}): check its answerers "
-            f"{SHOW_TASK}, then ask again"
+            f"{_died(task, target)}: check its answerers {SHOW_TASK}, then ask again (the "
+            "same dedupe key puts it back in its queue)"
         )
     if task.status is TaskStatus.CANCELLED:
         # No record says who cancels a task (its event says when): say who could have.
@@ -239,7 +239,8 @@ def ask(
     its lease is renewed while the asker waits. With a ``dedupe_key`` used before in that
     queue, the question asked before is shared: waited for, its answer returned at once when
     it has one; when it was cancelled, the answer that arrived late, else a fresh question
-    that takes over the key. Raises Timeout after ``timeout_s`` (saying whether an answerer
+    that takes over the key; when it died, itself, put back in its queue (``_revive``).
+    Raises Timeout after ``timeout_s`` (saying whether an answerer
     claimed it); a question this asker posted is then withdrawn (cancelled) unless ``keep``,
     and an answer that arrives later is kept as a superseded finding; a shared one is left to
     the asker that posted it, and when that one withdraws it while this asker still waits,
@@ -345,8 +346,17 @@ class _Question:
         self.id, self.posted, self.sure, self.kept = tid, True, False, self.keep
 
     def sharing(self, task: Task) -> None:
-        data = task.data if isinstance(task.data, Mapping) else {}
-        self.id, self.posted, self.sure, self.kept = task.id, False, True, data.get("keep") is True
+        self.id, self.posted, self.sure, self.kept = task.id, False, True, _kept(task)
+
+    def reviving(self, task: Task) -> None:
+        """``task``, a dead question this asker put back in its queue: its own to withdraw
+        (the asker that posted it gave up when it died), unless it is to be kept."""
+        self.id, self.posted, self.sure, self.kept = task.id, True, True, self.keep or _kept(task)
+
+
+def _kept(task: Task) -> bool:
+    """Whether the asker that posted ``task`` (a question) asked to keep it."""
+    return isinstance(task.data, Mapping) and task.data.get("keep") is True
 
 
 class _Asking(NamedTuple):
@@ -365,10 +375,16 @@ class _Asking(NamedTuple):
         post returns: another id when the post met the key)."""
         tid = new_id("t-")
         q.posting(tid)
-        task = yield from task_ops.post_task(
-            ctx, self.queue, self.question, self.data, lease_s=self.lease_s,
-            dedupe_key=dedupe_key, task_id=tid,
-        )  # fmt: skip
+        try:
+            task = yield from task_ops.post_task(
+                ctx, self.queue, self.question, self.data, lease_s=self.lease_s,
+                dedupe_key=dedupe_key, task_id=tid,
+            )  # fmt: skip
+        except ValidationError:
+            # The post's words are a task's ("task data is ..."): refused for the question's
+            # data, the asker is told in its own (checked again only on this refusal).
+            encode_json(self.data, "question data", ctx.limits.max_task_data_bytes)
+            raise
         q.sure = True
         return tid, task
 
@@ -403,6 +419,9 @@ def _take_over(
     question: each cancelled question has one successor, so at most one of them is open."""
     while True:
         q.sharing(task)
+        if task.status is TaskStatus.DEAD and _is_question(task):
+            revived = yield from _revive(ctx, q, task, asking)
+            return revived
         if task.status is not TaskStatus.CANCELLED:
             return task
         late = yield from _late_answer(ctx, task)
@@ -414,6 +433,39 @@ def _take_over(
                 yield Cmd("HSET", ctx.keys.dedupe, f"{asking.queue}|{asking.dedupe_key}", tid)
             return after
         task = after
+
+
+def _revive(ctx: OpContext, q: _Question, task: Task, asking: _Asking) -> Operation[Task]:
+    """A dead question its dedupe key met, given another chance: put back in its queue as
+    ``requeue_dead`` does (with fresh budgets of failures; the script checks it is dead, so
+    of several askers reviving it at once one does, and the others share it), so that every
+    later ask with the key does not fail at once with an error that asking again cannot mend.
+    Its reviver holds it as its poster (``_Question.reviving``). A user that may not requeue
+    (a worker's ACL: it may ask, not requeue) is told the command that revives it."""
+    try:
+        revived = yield from task_ops.requeue_dead(ctx, task.id)
+    except InvalidState:  # revived meanwhile (by another asker, or swarm task requeue)
+        _, now = yield from _state(ctx, task.id)
+        q.sharing(now)
+        return now
+    except PermissionDenied:
+        target = task.data.get("target") if isinstance(task.data, Mapping) else None
+        raise InvalidState(
+            f"{_died(task, str(target or asking.queue))}, and this user may not put it back "
+            f"in its queue (a worker may ask, not requeue): revive it with swarm task requeue "
+            f"{task.id} (a coordinator's or shard's right), then ask again with the same "
+            "dedupe key to wait for its answer"
+        ) from None
+    q.reviving(revived)
+    return revived
+
+
+def _died(task: Task, target: str) -> str:
+    """What is said of a question that died: why, with its last error."""
+    why = task.dead_reason or "dead"
+    if task.last_error and task.last_error not in why:  # (a failure's reason holds it)
+        why += f"; last error: {task.last_error}"
+    return f"question {task.id} to {target!r} died unanswered ({why})"
 
 
 def _collect(dedupe_key: str | None) -> str:
@@ -444,7 +496,7 @@ def _let_go(
             f"it stays open as {qid}, shared with the asker that posted it, {by}; "
             f"{_collect(dedupe_key)}"
         ), None
-    if q.keep:
+    if q.kept:  # (of a question this asker posted: its own keep, or a revived one's)
         posted = "" if q.sure else " (if its post went through)"
         return f"it stays queued as {qid}{posted}; {_collect(dedupe_key)}", None
     try:
@@ -478,7 +530,7 @@ def _withdraw(
         said = "" if cause is not None and str(exc) == str(cause) else f": {exc}"
         fate = f"it could not be cancelled ({q.id}{said}): cancel it {CANCEL_TASK}"
     else:
-        if q.posted and not q.keep and settled is None:
+        if q.posted and not q.kept and settled is None:
             fate += "; ask again when you can wait for the answer"
     if q.id is None:
         return f"{why} before the question to {target!r} was posted: nothing was asked"
@@ -587,7 +639,7 @@ def _give_up(
             return answered
     # A question left open (kept, or another asker's) is collected, not asked again: that
     # would post a second one (and pay for it twice).
-    left_open = q.id is not None and (q.keep or not q.posted)
+    left_open = q.id is not None and (q.kept or not q.posted)
     again = "" if left_open else ". Ask again with a longer timeout"
     raise Timeout(
         f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}",
@@ -604,6 +656,7 @@ def answer(
     *,
     worker: str | None = None,
     model: str | None = None,
+    context_version: str | None = None,
     sources: Sequence[str] = (),
     extra: Mapping[str, Any] | None = None,
     finding_id: str | None = None,
@@ -614,7 +667,9 @@ def answer(
     """Report the answer to a question (a task claimed with ``token``): a finding with
     ``kind = "answer"``, its first line (up to 2,000 characters) the summary and the whole
     text the details, linked to the asker's task when the question names one; ``usage`` is
-    what the answering agent's run cost.
+    what the answering agent's run cost, ``context_version`` the version of the context the
+    answer was made from (as ``report``'s: lineage shows it, and the ``Answer`` carries it,
+    so that an asker can tell an answer made from an older version).
 
     ``question`` is the question's id, or the ``Task`` its claim returned: its data is then
     not read again, and the answer is one script call. ``claim_next`` and ``next_lease_s``
@@ -633,8 +688,9 @@ def answer(
         finding["details"] = text
     finding["sources"] = list(sources)
     stored = yield from finding_ops.report(
-        ctx, question.id, token, finding, worker=worker, model=model, finding_id=finding_id,
-        usage=usage, claim_next=claim_next, next_lease_s=next_lease_s,
+        ctx, question.id, token, finding, worker=worker, model=model,
+        context_version=context_version, finding_id=finding_id, usage=usage,
+        claim_next=claim_next, next_lease_s=next_lease_s,
     )  # fmt: skip
     return stored
 

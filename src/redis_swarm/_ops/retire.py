@@ -116,7 +116,7 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
     called_at = now_from(ctx, server_time)
     passes = pass_counts(raw_passes)
     if name not in passes and record is None:
-        raise NotFound(unknown_pass(name, list(passes)))
+        raise NotFound(unknown_pass(name, list(passes), doing="nothing to retire"))
     open_counts = {s: n for s in OPEN_STATUSES if (n := passes.get(name, {}).get(s, 0)) > 0}
     if open_counts:
         raise Conflict(_still_open(name, open_counts))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
-from .._keys import ask_queue
+from .._keys import ask_queue, askable
 from .._models import Task
 from .._prompts import render_question_prompt
 from .._usage import LABEL_CHARS
@@ -67,7 +67,10 @@ class ServeOptions:
     command: str
     concurrency: int = 1
     session: bool = False
-    lease_s: int = 60  # renewed while the agent runs: a dead server gives questions back soon
+    # The lease claimed and renewed (None: each question's own, which its asker chose to come
+    # back well within its wait, a third of it); renewed while the agent runs, so a server
+    # that dies gives its questions back that soon.
+    lease_s: int | None = None
     timeout_s: float = 600.0  # the most one answer may take
     inline_max_tokens: int = 20_000  # a context this small is put in the prompt itself
     worker: str | None = None
@@ -92,7 +95,7 @@ class Server(Runner):
         on_outcome: Callable[[TaskOutcome], None] | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> None:
-        owner = check_name("owner", options.owner)
+        owner = askable(check_name("owner", options.owner), "an owner asked and served")
         if options.session and SESSION not in options.command:
             raise ValidationError(
                 "--session needs {session} in the command, where the agent takes the session "
@@ -259,13 +262,14 @@ class Server(Runner):
         self._remember(worker, output, context)
         finding_id = self.swarm.new_finding_id()  # the same on every retry: stored once
         model = self.options.model or output.model
+        version = context.version if context is not None else None  # the prompt's own
         try:  # the claimed question itself: its data is not read again (one script call)
             stored = self._report_leasing_next(
                 task,
                 worker,
                 lambda more: self.swarm.answer(
                     task, self._token(task), text, worker=worker, model=model, usage=output.usage,
-                    finding_id=finding_id, **more,
+                    context_version=version, finding_id=finding_id, **more,
                 ),
             )  # fmt: skip
         except AlreadyCompleted as exc:

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from .._errors import SwarmError
+from .._errors import NotFound, SwarmError
 from .._hints import SERVE_QUESTIONS
 from .._models import Answer, Task
-from .._printable import printable
+from .._printable import printable, short_version
 from .._usage import usd
 from .._validate import MAX_ASK_TIMEOUT_S, check_name
 from ._app import App, json_option, main, pass_app
@@ -40,6 +40,47 @@ def _footer(answer: Answer) -> str:
         parts.append(usd(answer.cost_usd))
     parts.append(f"finding {answer.finding_id}, question {answer.question_id}")
     return "-- " + ", ".join(parts)
+
+
+_QUOTED_CHARS = 80  # of the other question a note quotes
+
+
+def _notes(app: App, target: str, asked: str, answer: Answer, dedupe_key: str | None) -> list[str]:
+    """What the asker should know of an answer it did not quite ask for: one its dedupe key
+    shared from a question with other text, or one made from a version of the owner's
+    context that is no longer the current one (one read: the owner's current version)."""
+    notes: list[str] = []
+    if dedupe_key is not None and answer.question.strip() != asked.strip():
+        other = answer.question.strip()
+        if len(other) > _QUOTED_CHARS:
+            other = other[: _QUOTED_CHARS - 1] + "…"
+        notes.append(
+            f"dedupe key {dedupe_key[:_QUOTED_CHARS]!r} matched question {answer.question_id}, "
+            f"asked with other text ({other!r}): this is its answer, not one to your text; "
+            "ask with another key for that"
+        )
+    if answer.context_version is not None:
+        try:
+            current = app.swarm.context_info(target).version
+        except NotFound:  # no context (an agent asked): nothing to compare with
+            current = answer.context_version
+        if current != answer.context_version:
+            notes.append(
+                f"the answer was made from version {short_version(answer.context_version)} of "
+                f"{target}'s context, not from its current one, {short_version(current)} "
+                "(republished since): ask with a key naming the version for a fresh answer"
+            )
+    return notes
+
+
+def _above_zero(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """--timeout 0 would post the question and withdraw it at once: a usage error."""
+    if value == 0:
+        raise click.BadParameter(
+            "0 would withdraw the question as soon as it is posted: give the seconds to wait "
+            "for its answer, like 60"
+        )
+    return value
 
 
 def _say_unclaimed(queue: str) -> None:
@@ -77,13 +118,19 @@ def _interrupt_once() -> Callable[[int, Any], None]:
     "--timeout",
     "timeout_s",
     type=Seconds(most=MAX_ASK_TIMEOUT_S),
+    callback=_above_zero,
     default=60,
     show_default=True,
-    help=f"Seconds to wait for the answer (at most {MAX_ASK_TIMEOUT_S:g}); then exit 3 (the "
-    "question is cancelled, unless --keep, or another asker posted it: see --dedupe).",
+    help=f"Seconds to wait for the answer (above 0, at most {MAX_ASK_TIMEOUT_S:g}); then exit "
+    "3 (the question is cancelled, unless --keep, or another asker posted it: see --dedupe).",
 )
 @click.option("--keep", is_flag=True, help="On timeout or Ctrl-C, leave the question queued.")
-@click.option("--dedupe", "dedupe_key", help="Asking with the same key again returns its answer.")
+@click.option(
+    "--dedupe",
+    "dedupe_key",
+    help="Asking with the same key again returns its answer (with a note when the text "
+    "differs); a dead one is put back in its queue.",
+)
 @click.option(
     "--asker",
     default=agent_option_default,
@@ -143,11 +190,15 @@ def ask(
         ]
         raise SwarmError(" ".join(notes)) from None
 
+    notes = _notes(app, target, text, answer, dedupe_key)
+
     def human() -> None:
         click.echo(content(answer.text))
+        for note in notes:
+            click.echo(printable(f"note: {note}"), err=True)
         click.echo(printable(_footer(answer)), err=True)
 
-    app.emit(answer.to_dict(), human)
+    app.emit({**answer.to_dict(), "notes": notes} if notes else answer.to_dict(), human)
 
 
 @main.command(short_help="Answer the questions asked of a shard with an agent command.")
@@ -172,10 +223,9 @@ def ask(
     "--lease",
     "lease_s",
     type=click.IntRange(1),
-    default=60,
-    show_default=True,
+    default=None,
     help="Lease seconds, renewed while the agent answers: a dead server gives questions back "
-    "this soon.",
+    "this soon (default: each question's own, a third of its asker's timeout).",
 )
 @click.option(
     "--timeout",
@@ -203,7 +253,7 @@ def serve(
     command: str,
     concurrency: int,
     session: bool,
-    lease_s: int,
+    lease_s: int | None,
     timeout_s: float,
     inline_max_tokens: int,
     worker: str | None,

@@ -131,13 +131,19 @@ class AskTools(ToolsBase):
         ] = None,
     ) -> CallToolResult:
         """Shard: answer, once, a question you took with next_question; the asker gets it
-        at once. Then take the next one."""
+        at once, with the version of the context you read. Then take the next one."""
         session = await self._session(ctx)
         token = self._token(session, question_id, None, ANSWER)
+        lease = session.leases.get(question_id)
+        # The version of the asked owner's context this session read (the question's queue
+        # is ask.OWNER), as report_finding records the version of its task's shard.
+        asked = ask_queue("")
+        owner = lease.queue[len(asked) :] if lease and lease.queue.startswith(asked) else None
+        version = session.read_versions.get(owner) if owner else None
         try:
             found = await self.sessions.call(
                 self.swarm.answer, question_id, token, text, worker=session.agent_id,
-                model=session.model, sources=sources or (),
+                model=session.model, context_version=version, sources=sources or (),
             )  # fmt: skip
         except AlreadyCompleted as exc:  # a late answer, kept superseded
             raise tool_error(self._late(session, question_id, exc, ANSWER)) from exc
