@@ -5,7 +5,13 @@ versions published before it: ``_digest``), so a cached copy never
 goes stale: an unchanged context costs one small round trip (read the pointer) and no
 transfer. The on-disk layer (opt-in: ``ContextCache(directory=...)``) lets short-lived agent
 processes (a ``claude -p`` per task) share what an earlier one fetched; files are checked
-against their hash when read, so a damaged or tampered file is ignored, never served.
+against their hash when read, so a damaged or tampered file is ignored, never served. The CLI
+keeps one by default (``cli/_app``, under the swarm home).
+
+Many processes share one directory at once: a file is written whole (a temporary file of its
+own, renamed: a reader sees all of it or nothing), every process evicts by the files' times
+(the least recently read go first), and whatever fails on the disk (unreadable, full, gone)
+makes the cache a miss, never an error.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +33,15 @@ from ._files import write_whole
 __all__ = ["ContextCache"]
 
 _VERSION = re.compile(r"[0-9a-f]{64}")
+# A file being written (``write_whole``: ``.NAME.`` and mkstemp's random letters).
+_TEMP = re.compile(r"\.[0-9a-f]{64}\.\w+")
 # Values derived from a version (its decoded text, its line index) for the few versions in use.
 _DERIVED_KEPT = 6
 # Owners whose last read version is remembered (``may_hold``).
 _OWNERS_KEPT = 1024
+# A temporary file (``write_whole``'s ``.VERSION.xxxx``) older than this was left by a writer
+# that died mid-write (a few MiB take milliseconds): eviction removes it.
+_STALE_TEMP_S = 3600
 
 T = TypeVar("T")
 
@@ -189,16 +201,26 @@ class ContextCache:
         if path is None:
             return None
         try:
-            data = path.read_bytes()
+            with path.open("rb") as file:
+                read = os.fstat(file.fileno())
+                data = file.read()
         except OSError:
             return None
         if not _digest.names(data, version):
-            with contextlib.suppress(OSError):
-                path.unlink()
+            self._drop_damaged(path, read)
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # mark as recently used
         return data
+
+    @staticmethod
+    def _drop_damaged(path: Path, read: os.stat_result) -> None:
+        """Remove the damaged file read, unless another process has renamed a good one over
+        it meanwhile (that one is kept)."""
+        with contextlib.suppress(OSError):
+            now = os.stat(path)
+            if (now.st_dev, now.st_ino) == (read.st_dev, read.st_ino):
+                path.unlink()
 
     def _disk_put(self, version: str, data: bytes) -> None:
         path = self._path(version)
@@ -206,26 +228,38 @@ class ContextCache:
             return
         assert self.directory is not None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # Private: contexts may be confidential (files are 0600, as mkstemp makes them).
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_whole(path, data)  # readers see the whole file or none
         except OSError:
             return  # a cache that cannot write is only slower
         self._disk_evict()
 
     def _disk_evict(self) -> None:
+        """Bring the directory under ``max_disk_bytes``, the least recently used files first,
+        and remove temporary files that dead writers left. Other processes evict at the same
+        time: a file gone under this one is skipped, not an error."""
         assert self.directory is not None
         try:
-            files = [
-                (entry.stat().st_mtime, entry.stat().st_size, Path(entry.path))
-                for entry in os.scandir(self.directory)
-                if _VERSION.fullmatch(entry.name)
-            ]
+            entries = list(os.scandir(self.directory))
         except OSError:
             return
+        files: list[tuple[float, int, str]] = []
+        stale = time.time() - _STALE_TEMP_S
+        for entry in entries:
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except OSError:  # removed by another process meanwhile
+                continue
+            if _VERSION.fullmatch(entry.name):
+                files.append((stat.st_mtime, stat.st_size, entry.path))
+            elif _TEMP.fullmatch(entry.name) and stat.st_mtime < stale:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
         total = sum(size for _, size, _ in files)
         for _, size, path in sorted(files):
             if total <= self.max_disk_bytes:
                 break
             with contextlib.suppress(OSError):
-                path.unlink()
+                os.unlink(path)
             total -= size

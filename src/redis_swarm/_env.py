@@ -1,5 +1,7 @@
 """The swarm a program's environment names: ``SWARM_URL``, ``SWARM_NAME``, ``SWARM_HOME``;
-and the agent it runs as, ``SWARM_AGENT`` (``agent_from_env``, which the faces ask).
+the agent it runs as, ``SWARM_AGENT`` (``agent_from_env``, which the faces ask); and where
+the CLI keeps the contexts it read, ``SWARM_CONTEXT_CACHE`` and ``SWARM_CONTEXT_CACHE_BYTES``
+(``context_cache_from_env``).
 
 The library's constructors never read the environment (``Swarm()`` is the default embedded
 swarm whatever the shell says): a face, or a program that means "the swarm I was started
@@ -10,17 +12,42 @@ for" (an agent of ``swarm run``, a hook, a script beside the CLI), asks for it b
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._config import DEFAULT_HOME, Settings, swarm_from_env
+from ._errors import ConfigError
 
-__all__ = ["ENV_AGENT", "ENV_HOME", "ENV_NAME", "ENV_URL", "agent_from_env", "settings_from_env"]
+__all__ = [
+    "CONTEXT_CACHE_DIR",
+    "DEFAULT_CONTEXT_CACHE_BYTES",
+    "ENV_AGENT",
+    "ENV_CONTEXT_CACHE",
+    "ENV_CONTEXT_CACHE_BYTES",
+    "ENV_HOME",
+    "ENV_NAME",
+    "ENV_URL",
+    "ContextCacheSpec",
+    "agent_from_env",
+    "context_cache_from_env",
+    "settings_from_env",
+]
 
 ENV_URL = "SWARM_URL"
 ENV_NAME = "SWARM_NAME"
 ENV_HOME = "SWARM_HOME"
 ENV_AGENT = "SWARM_AGENT"
+ENV_CONTEXT_CACHE = "SWARM_CONTEXT_CACHE"
+ENV_CONTEXT_CACHE_BYTES = "SWARM_CONTEXT_CACHE_BYTES"
+
+# The CLI's disk cache of context versions: this folder of the swarm home, this big at most.
+CONTEXT_CACHE_DIR = "context-cache"
+DEFAULT_CONTEXT_CACHE_BYTES = 1024**3
+_OFF = frozenset({"0", "off", "no", "false", "none"})
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
 def settings_from_env(
@@ -46,3 +73,39 @@ def agent_from_env() -> str | None:
     """The caller's agent name from SWARM_AGENT (read by the faces only); unset or empty:
     None."""
     return os.environ.get(ENV_AGENT) or None
+
+
+@dataclass(frozen=True)
+class ContextCacheSpec:
+    """Where the CLI keeps the context versions it read (None: in memory only, as the
+    library does), and how many bytes of files at most."""
+
+    directory: Path | None
+    max_bytes: int
+
+
+def context_cache_from_env(home: Path, env: Mapping[str, str] | None = None) -> ContextCacheSpec:
+    """The disk cache ``SWARM_CONTEXT_CACHE`` names: unset or empty, ``HOME/context-cache``
+    (``home``: the swarm home); ``0``, ``off``, ``no``, ``false`` or ``none``, no disk cache;
+    else the folder it names. ``SWARM_CONTEXT_CACHE_BYTES`` bounds it (bytes, or with a
+    binary unit: ``512M``, ``2GiB``; default 1 GiB; ``0``: no disk cache). A bad size raises
+    ConfigError naming the variable."""
+    environ = os.environ if env is None else env
+    size = _cache_bytes(environ.get(ENV_CONTEXT_CACHE_BYTES, "").strip())
+    where = environ.get(ENV_CONTEXT_CACHE, "").strip()
+    if where.lower() in _OFF or size == 0:
+        return ContextCacheSpec(None, size)
+    directory = Path(where).expanduser().absolute() if where else home / CONTEXT_CACHE_DIR
+    return ContextCacheSpec(directory, size)
+
+
+def _cache_bytes(value: str) -> int:
+    if not value:
+        return DEFAULT_CONTEXT_CACHE_BYTES
+    match = _SIZE.fullmatch(value)
+    if match is None:
+        raise ConfigError(
+            f"{ENV_CONTEXT_CACHE_BYTES}={value[:40]!r} is not a size: give bytes, or a number "
+            "with K, M, G or T (binary: 512M, 2GiB), or 0 for no disk cache"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]

@@ -19,7 +19,7 @@ import click
 
 from .._codec import dumps
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
-from .._env import ENV_HOME, ENV_NAME, ENV_URL
+from .._env import ENV_HOME, ENV_NAME, ENV_URL, context_cache_from_env
 from .._errors import SwarmError, Timeout
 from .._executable import reach_options
 from .._printable import printable
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
     from rich.console import Console
 
+    from .._cache import ContextCache
     from .._client import Swarm
 
 __all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app"]
@@ -202,8 +203,20 @@ class App:
             # command's --help, `prompt` and the commands that never reach the swarm do without.
             from .._client import Swarm
 
-            self._swarm = Swarm(self.settings)
+            self._swarm = Swarm(self.settings, cache=self._context_cache())
         return self._swarm
+
+    def _context_cache(self) -> ContextCache:
+        """The contexts' cache of every command: in memory, and on disk under the swarm home
+        (``context_cache_from_env``), so that the next command, a new process, reads an
+        unchanged version from a file checked against its hash instead of the network (a
+        worker searches and reads again and again, a process each time)."""
+        from .._cache import ContextCache
+
+        spec = context_cache_from_env(self.settings.home)
+        if spec.directory is None:
+            return ContextCache()
+        return ContextCache(directory=spec.directory, max_disk_bytes=spec.max_bytes)
 
     def emit(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """Print ``data`` as JSON with --json, else call ``human`` to render it."""
@@ -323,7 +336,8 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
     "--home",
     envvar=ENV_HOME,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the embedded server lives (env SWARM_HOME; default: ~/.local/share/redis-swarm).",
+    help="Where the embedded server and the context cache live (env SWARM_HOME; default: "
+    "~/.local/share/redis-swarm).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
