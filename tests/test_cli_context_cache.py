@@ -108,13 +108,32 @@ def test_a_damaged_file_is_fetched_again_and_replaced(cli: Cli, published: str, 
     assert path.read_bytes() == TEXT.encode()  # and the file is good again
 
 
-def test_an_unusable_cache_never_fails_a_read(cli: Cli, published: str, tmp_path: Path) -> None:
+def test_an_unusable_cache_never_fails_a_read(
+    cli: Cli, published: str, tmp_path: Path, sent: Any
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     env = {"SWARM_CONTEXT_CACHE": str(blocker / "cache")}  # cannot be made
-    out = cli("context", "read", "shard-1", "--lines", "2:3", env=env)
-    assert out.stdout == _slice(2, 3) and out.stderr.startswith("# shard-1 version")
+    for _ in range(2):  # nor is the whole version fetched for a cache that cannot keep it
+        out, cost = sent(lambda: cli("context", "read", "shard-1", "--lines", "2:3", env=env))
+        assert out.stdout == _slice(2, 3) and out.stderr.startswith("# shard-1 version")
+        assert cost < SIZE / 2  # its chunk alone (it was the whole version, every time)
     assert cli("context", "get", "shard-1", env=env).stdout == TEXT
+
+
+def test_a_slice_of_a_big_compressed_version_fetches_its_chunk_alone(
+    cli: Cli, redis_url: str, sent: Any
+) -> None:
+    """A version small as stored but over WHOLE_FOR_SLICE_BYTES as text is not fetched whole
+    for a slice: every later slice would read and hash all of its text from the file."""
+    text = "".join(f"row {i}: the same words again and again\n" for i in range(300_000))
+    assert len(text) > 9 * 1024 * 1024
+    with Swarm(redis_url, swarm="test") as swarm:
+        swarm.publish_context("big", text, source="big.md", compression="zstd")
+    out, cost = sent(lambda: cli("context", "read", "big", "--lines", "150000").stdout)
+    assert out == "row 149999: the same words again and again\n"
+    assert cost < 200_000  # one compressed chunk, not every chunk
+    assert not _cache_dir().exists() or not any(_cache_dir().iterdir())
 
 
 def test_the_environment_moves_bounds_or_turns_it_off(

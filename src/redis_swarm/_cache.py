@@ -57,6 +57,9 @@ class _Text:
         return self.size
 
 
+DEFAULT_DISK_BYTES = 1024**3  # what ``directory`` holds at most unless told
+
+
 class ContextCache:
     """A byte-bounded LRU of ``version -> bytes``; safe to share between threads. A version
     read as text is kept as its text alone (``put_text``), its bytes made from it on demand.
@@ -70,11 +73,14 @@ class ContextCache:
         max_bytes: int = 256 * 1024 * 1024,
         *,
         directory: str | os.PathLike[str] | None = None,
-        max_disk_bytes: int = 1024 * 1024 * 1024,
+        max_disk_bytes: int = DEFAULT_DISK_BYTES,
     ) -> None:
         self.max_bytes = max_bytes
         self.directory = Path(directory).expanduser() if directory is not None else None
         self.max_disk_bytes = max_disk_bytes
+        # Set once a write to ``directory`` failed (a read-only home, a full disk, another
+        # user's files): what is fetched now is not kept there, so nothing is fetched for it.
+        self._disk_failed = False
         # A version read as text is kept as that text alone (``put_text``): its bytes are
         # made again from it if they are asked for.
         self._items: OrderedDict[str, bytes | _Text] = OrderedDict()
@@ -191,6 +197,17 @@ class ContextCache:
                 self._size -= len(evicted)
 
     # --- the optional disk layer: one file per version, named by its hash
+    def keeps_on_disk(self) -> bool:
+        """Whether a version fetched now would be kept in ``directory``: one is set, no
+        write to it failed in this process, and it (or the folder that would hold it) may be
+        written. A caller fetches more than it needs only for a cache that keeps it."""
+        if self.directory is None or self._disk_failed:
+            return False
+        folder = self.directory
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        return os.access(folder, os.W_OK | os.X_OK)
+
     def _path(self, version: str) -> Path | None:
         if self.directory is None or not _VERSION.fullmatch(version):
             return None
@@ -224,7 +241,10 @@ class ContextCache:
 
     def _disk_put(self, version: str, data: bytes) -> None:
         path = self._path(version)
-        if path is None or len(data) > self.max_disk_bytes or path.exists():
+        if path is None or len(data) > self.max_disk_bytes:
+            return
+        if path.exists():  # written by another process meanwhile, or not ours to read
+            self._disk_failed |= not os.access(path, os.R_OK)
             return
         assert self.directory is not None
         try:
@@ -232,7 +252,8 @@ class ContextCache:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_whole(path, data)  # readers see the whole file or none
         except OSError:
-            return  # a cache that cannot write is only slower
+            self._disk_failed = True  # a cache that cannot write is only slower
+            return
         self._disk_evict()
 
     def _disk_evict(self) -> None:

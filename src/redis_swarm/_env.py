@@ -22,7 +22,6 @@ from ._errors import ConfigError
 
 __all__ = [
     "CONTEXT_CACHE_DIR",
-    "DEFAULT_CONTEXT_CACHE_BYTES",
     "ENV_AGENT",
     "ENV_CONTEXT_CACHE",
     "ENV_CONTEXT_CACHE_BYTES",
@@ -42,9 +41,9 @@ ENV_AGENT = "SWARM_AGENT"
 ENV_CONTEXT_CACHE = "SWARM_CONTEXT_CACHE"
 ENV_CONTEXT_CACHE_BYTES = "SWARM_CONTEXT_CACHE_BYTES"
 
-# The CLI's disk cache of context versions: this folder of the swarm home, this big at most.
+# The CLI's disk cache of context versions: this folder of the swarm home (its bound: the
+# cache's own default, _cache.DEFAULT_DISK_BYTES, unless SWARM_CONTEXT_CACHE_BYTES says).
 CONTEXT_CACHE_DIR = "context-cache"
-DEFAULT_CONTEXT_CACHE_BYTES = 1024**3
 _OFF = frozenset({"0", "off", "no", "false", "none"})
 _SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -101,7 +100,9 @@ def context_cache_from_env(home: Path, env: Mapping[str, str] | None = None) -> 
 
 def _cache_bytes(value: str) -> int:
     if not value:
-        return DEFAULT_CONTEXT_CACHE_BYTES
+        from ._cache import DEFAULT_DISK_BYTES  # (the cache's own; loaded with it anyway)
+
+        return DEFAULT_DISK_BYTES
     match = _SIZE.fullmatch(value)
     if match is None:
         raise ConfigError(

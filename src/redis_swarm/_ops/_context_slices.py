@@ -39,7 +39,8 @@ def read_context(
 
     Without a range, the first lines up to ``max_bytes``. A slice longer than ``max_bytes``
     is cut (at a line end in line mode) and marked ``truncated``. When the context is not
-    cached, only the chunks that hold the range are fetched.
+    cached, only the chunks that hold the range are fetched, or the whole version when a
+    disk cache will keep it for the next process (``_fetches_whole``).
     """
     owner, version = store.check_ref(owner, version)
     if not isinstance(max_bytes, int) or max_bytes < 1:
@@ -137,17 +138,19 @@ def _window_of(ctx: OpContext, m: store.Manifest, lo: int, hi: int) -> Operation
 
 
 def _fetches_whole(ctx: OpContext, m: store.Manifest) -> bool:
-    """Whether a slice of a version not cached fetches all of it: when the cache has a disk
-    (short-lived processes share it: the CLI's) and the version is at most
-    ``WHOLE_FOR_SLICE_BYTES``. A worker reads and searches one version again and again, a
-    process each time: a 3 MB version costs a slice of it one 1 MiB chunk every time, or 3 MB
-    once and a file read after. A bigger version, or a cache in memory alone, fetches only
-    the chunks the slice needs."""
+    """Whether a slice of a version not cached fetches all of it: when the cache keeps
+    versions on a disk it can write (short-lived processes share it: the CLI's) and the
+    version is at most ``WHOLE_FOR_SLICE_BYTES``, stored and as text (a compressed version
+    may be many times its stored size: each later slice would read and hash all of it). A
+    worker reads and searches one version again and again, a process each time: a 3 MB
+    version costs a slice of it one 1 MiB chunk every time, or 3 MB once and a file read
+    after. A bigger version, or a cache in memory alone, fetches only the chunks the slice
+    needs."""
     cache = ctx.cache
-    if cache is None or cache.directory is None:
+    if cache is None or not cache.keeps_on_disk():
         return False
-    size = sum(p.stored_len for p in m.parts)
-    return size <= WHOLE_FOR_SLICE_BYTES and m.info.size_bytes <= cache.max_disk_bytes
+    size = max(sum(p.stored_len for p in m.parts), m.info.size_bytes)
+    return size <= min(WHOLE_FOR_SLICE_BYTES, cache.max_disk_bytes)
 
 
 def _window(ctx: OpContext, m: store.Manifest, first: int, last: int) -> Operation[tv.Window]:
