@@ -314,7 +314,8 @@ class Pipeline(OneShotAgents):
             # A budget spent may be why (said first); a pass that settled goes on to its
             # synthesis, which checks the budget itself, or to why it has no finding (every
             # task died): that, not a budget spent on the way, is what stops the run then.
-            self._check_budget()
+            if self.budget_reason is None:  # (the pool said it already when it stopped it)
+                self._check_budget()
             self._say(
                 f"{head}: stopped before it settled ({unsettled} of {len(result.tasks)} "
                 "task(s) not done)"
