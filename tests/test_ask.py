@@ -179,6 +179,8 @@ def test_a_question_whose_answerers_all_fail_is_an_error_at_once(owned: Swarm) -
         owned.ask("lib", "will it break?", timeout_s=20)
     assert time.monotonic() - start < 10
     assert str(raised.value).count("printed nothing") == 1, "the error said twice"
+    # (no dedupe key: asking again posts another question; no key to put this one back)
+    assert str(raised.value).endswith("then ask again (anew)"), raised.value
     answerer.join(10)
     assert not answerer.is_alive()
 

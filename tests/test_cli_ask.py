@@ -162,7 +162,7 @@ def test_a_later_asker_giving_up_leaves_the_first_one_s_question(
 
 def test_the_timeout_bound_is_the_core_s(cli: Cli, swarm: Swarm) -> None:
     out = cli("ask", "lib", "q", "--timeout", "1e9", expect=2)
-    assert "'1e9' is not a number of seconds from 0 to 86,400" in out.stderr
+    assert "'1e9' is not a number of seconds above 0 to 86,400" in out.stderr
     assert swarm.queue_stats() == {}  # nothing was asked
 
 

@@ -173,9 +173,11 @@ def _settled(ctx: OpContext, task: Task, target: str, posted: bool) -> Operation
         found = yield from _finding(ctx, task.finding_id)
         return _answer_of(found, task)
     if task.status is TaskStatus.DEAD:
+        again = (  # (without a key, asking again posts another question)
+            "the same dedupe key puts it back in its queue" if task.dedupe_key else "anew"
+        )
         raise InvalidState(
-            f"{_died(task, target)}: check its answerers {SHOW_TASK}, then ask again (the "
-            "same dedupe key puts it back in its queue)"
+            f"{_died(task, target)}: check its answerers {SHOW_TASK}, then ask again ({again})"
         )
     if task.status is TaskStatus.CANCELLED:
         # No record says who cancels a task (its event says when): say who could have.

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .._errors import NotFound, SwarmError
+from .._errors import SwarmError
 from .._hints import SERVE_QUESTIONS
 from .._models import Answer, Task
 from .._printable import printable, short_version
@@ -62,7 +62,7 @@ def _notes(app: App, target: str, asked: str, answer: Answer, dedupe_key: str | 
     if answer.context_version is not None:
         try:
             current = app.swarm.context_info(target).version
-        except NotFound:  # no context (an agent asked): nothing to compare with
+        except SwarmError:  # no context (an agent asked), or unreadable: no note, the answer
             current = answer.context_version
         if current != answer.context_version:
             notes.append(
@@ -71,16 +71,6 @@ def _notes(app: App, target: str, asked: str, answer: Answer, dedupe_key: str | 
                 "(republished since): ask with a key naming the version for a fresh answer"
             )
     return notes
-
-
-def _above_zero(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    """--timeout 0 would post the question and withdraw it at once: a usage error."""
-    if value == 0:
-        raise click.BadParameter(
-            "0 would withdraw the question as soon as it is posted: give the seconds to wait "
-            "for its answer, like 60"
-        )
-    return value
 
 
 def _say_unclaimed(queue: str) -> None:
@@ -117,8 +107,8 @@ def _interrupt_once() -> Callable[[int, Any], None]:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=Seconds(most=MAX_ASK_TIMEOUT_S),
-    callback=_above_zero,
+    # (above 0: a timeout of 0 would post the question and withdraw it at once)
+    type=Seconds(above_zero=True, most=MAX_ASK_TIMEOUT_S),
     default=60,
     show_default=True,
     help=f"Seconds to wait for the answer (above 0, at most {MAX_ASK_TIMEOUT_S:g}); then exit "
