@@ -2,9 +2,10 @@
 Claude's tokens read from ``modelUsage`` (the whole run), not its partial ``usage``; a
 budget of nan or inf refused at the option as in the plan; the unknown-cost note on a
 budget's stop line and on a synthesis's lineage total; a warning when no agent can spend a
-budget in USD; per-model rows inside the decimals of status, and the report's tables with
-those decimals; per-model cached tokens; a failed Codex run kept under its ``--model``; a
-pass whose every task died stopping the run for that; ``swarm run``'s cached tokens."""
+budget in USD; per-model rows inside the decimals of status, and the report showing every
+cost with one set of decimals; per-model cached tokens; a failed Codex run kept under its
+``--model``; a pass whose every task died stopping the run for that; ``swarm run``'s cached
+tokens."""
 
 from __future__ import annotations
 
@@ -262,7 +263,7 @@ def test_a_budget_no_agent_reports_a_cost_for_is_warned_once(
     assert "cannot stop" not in cli("pipeline", "run", str(paid)).stderr
 
 
-# --- 5: the model rows add up in status; the report's tables take status's decimals
+# --- 5: the model rows add up in status; the report shows every cost one way
 
 
 def test_status_model_rows_add_up_to_the_total(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
@@ -276,7 +277,7 @@ def test_status_model_rows_add_up_to_the_total(cli: Cli, swarm: Swarm, tmp_path:
     assert "$0.0001 " not in text
 
 
-def test_the_report_tables_use_the_decimals_of_status(
+def test_the_report_shows_every_cost_with_one_set_of_decimals(
     cli: Cli, swarm: Swarm, tmp_path: Path
 ) -> None:
     path = plan_file(
@@ -287,11 +288,12 @@ def test_the_report_tables_use_the_decimals_of_status(
     assert "$0.0013" in shown and "$0.00128" not in shown  # models add up at four
     report = cli("pipeline", "report", "dec").stdout
     passes, tables = report.split("## Cost")
-    money = re.findall(r"\$\d+\.(\d+)", tables)
-    assert money and {len(m) for m in money} == {4}, tables
-    assert "$0.0013" in tables and "$0.0003" in tables
-    # the pass's runs take the decimals they need to add up to its cost
+    # the pass's runs take the decimals they need to add up to its cost, and the whole
+    # report takes them: one cost never reads $0.00128 above and $0.0013 below
     assert "Pass cost, the runs above: $0.00128" in passes
+    money = re.findall(r"\$\d+\.(\d+)", report)
+    assert money and {len(m) for m in money} == {5}, report
+    assert "$0.00128" in tables and "$0.0013 " not in tables
 
 
 # --- 7: a failed Codex run keeps its --model; a pass whose tasks died says so

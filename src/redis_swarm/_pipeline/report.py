@@ -16,6 +16,7 @@ from .._models import Finding, Task, TaskStatus
 from .._printable import printable
 from .._usage import (
     Money,
+    Sum,
     add_figures,
     figure_json,
     no_figures,
@@ -349,9 +350,9 @@ def _wall_ms(result: PassResult) -> int | None:
 
 def by_model(passes: Iterable[Sequence[Spent]]) -> dict[str, dict[str, float | None]]:
     """Cost and tokens per model, over every agent run (``passes``: each pass's
-    ``spending``): Claude's per-model figures where the CLI gave them (which do not split
-    the cached tokens: a run of one model has them all), else the record's model
-    (``unknown`` when none is known)."""
+    ``spending``): the per-model figures where the CLI gave them (their cached tokens too,
+    where it split them: Claude's, Gemini's; else a run of one model has them all), else
+    the record's model (``unknown`` when none is known)."""
     out: dict[str, dict[str, float | None]] = {}
     for runs in passes:
         for spent in runs:
@@ -413,17 +414,18 @@ def status_json(
 
 
 def status_money(status: Mapping[str, Any]) -> Money:
-    """The ``Money`` of a pipeline's status (its tables, its last line, the report's cost
-    tables): the passes' costs, the failed runs' costs and the models' costs each add up
-    to their totals."""
+    """The ``Money`` of a pipeline's status (its tables, its last line): the passes' costs,
+    the failed runs' costs and the models' costs each add up to their totals."""
+    return Money(_status_sums(status))
+
+
+def _status_sums(status: Mapping[str, Any]) -> list[Sum]:
     passes = status["passes"]
-    return Money(
-        [
-            ([p["cost_usd"] for p in passes], status["cost_usd"]),
-            ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
-            ([m["cost_usd"] for m in status["by_model"].values()], status["cost_usd"]),
-        ]
-    )
+    return [
+        ([p["cost_usd"] for p in passes], status["cost_usd"]),
+        ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
+        ([m["cost_usd"] for m in status["by_model"].values()], status["cost_usd"]),
+    ]
 
 
 # --- the report
@@ -452,6 +454,17 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     agents wrote) is shown through ``printable``: no control character reaches it."""
     per_pass = [spending(result) for result in results]  # (once per pass: every part reads it)
     status = status_json(plan, results, per_pass)
+    # One set of decimals for the whole report, so that a cost reads alike wherever it is:
+    # status's, or more where a pass's runs need them to add up to the pass's cost.
+    money = Money(
+        [
+            *_status_sums(status),
+            *(
+                ([run.usage.cost_usd for run in runs], row["cost_usd"])
+                for runs, row in zip(per_pass, status["passes"], strict=True)
+            ),
+        ]
+    )
     lines = [f"# Pipeline {plan.name}", ""]
     if plan.question:
         lines += [f"**Question:** {plan.question}", ""]
@@ -460,8 +473,6 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
         if row["earlier"]:
             lines += [_earlier_line(result), ""]
             continue
-        # (a pass's runs, each with its cost, add up to the pass's cost as shown)
-        money = Money([([run.usage.cost_usd for run in runs], row["cost_usd"])])
         tasks = {t.id: t for t in result.tasks}
         findings = {f.id: f for f in result.findings}
         shown: set[str] = set()  # the records whose runs' cost is said above "Other runs"
@@ -502,7 +513,7 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
             parts = [run.usage.cost_usd for run in runs]
             lines += [f"Pass cost, the runs above: {money.line(row, parts)}{no_cost_note(row)}", ""]
     lines += ["## Cost", ""]
-    lines += _cost_tables(status, status_money(status))  # (the decimals of ``status``)
+    lines += _cost_tables(status, money)
     # (CRLF line ends an agent wrote are line ends: printable would show their \r)
     return printable("\n".join(lines).replace("\r\n", "\n") + "\n")
 
