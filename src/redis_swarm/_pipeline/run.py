@@ -292,6 +292,9 @@ class Pipeline(OneShotAgents):
             self._say(done)
             self._close_synthesis_task(index, result.synthesis, wait=False)  # left by a kill
             return result
+        if not self._may_post(label):
+            self._say(f"{head}: stopped before its tasks were posted")
+            return result
         posted = self._post(index, spec, previous)
         if posted is None:
             self._say(f"{head}: stopped before its planner wrote its tasks")
@@ -417,6 +420,16 @@ class Pipeline(OneShotAgents):
                 self.swarm.requeue_dead(task.id)
         self._say(f"{head}: {len(dead)} dead task(s) given back to the queue (no finding)")
         return self._tasks_of(label)
+
+    def _may_post(self, label: str) -> bool:
+        """Whether pass ``label`` may post its tasks: not once a budget of the plan is spent
+        (by the passes before) while none are posted yet. A pass whose tasks were posted has
+        begun: a change to it in the plan is then warned of, and kept from it (see
+        ``_compare_with_stored``); one never begun takes the plan as it is when the run
+        resumes. A pass posted before goes on (its tasks settled, it is synthesized)."""
+        if self.plan.max_cost_usd is None and self.plan.max_tasks is None:
+            return True
+        return bool(self._tasks_of(label)) or self._check_budget()
 
     def _tasks_of(self, label: str) -> list[Task]:
         """The workers' tasks of the pass (not its planning task)."""
