@@ -8,7 +8,9 @@ installed)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +19,7 @@ from rich.console import Console
 from starlette.testclient import TestClient
 
 from redis_swarm import AsyncSwarm, Swarm
-from redis_swarm._printable import SETTLED_SHOWN
+from redis_swarm._printable import SETTLED_SHOWN, STALE_SHOWN
 from redis_swarm.dashboard import snapshot
 from redis_swarm.dashboard._terminal import render
 from redis_swarm.dashboard.app import create_app
@@ -70,7 +72,7 @@ def test_status_lists_the_open_and_the_last_settled_and_counts_the_rest(
     assert len(shown) == 12 and 3 in shown and 1 not in shown
     assert [p["name"] for p in status["passes"]] == [f"day-{d}" for d in shown]
     assert list(status["queues"]) == [f"q.day-{d}" for d in shown]
-    assert status["not_shown"] == {"queues": 5, "passes": 5, "questions": 0}
+    assert status["not_shown"] == {"queues": 5, "passes": 5, "questions": 0, "agents": 0}
     assert status["settled_shown"] == SETTLED_SHOWN
     # The header's totals count every pass and task, shown or not.
     totals = status["totals"]
@@ -84,7 +86,7 @@ def test_all_lists_every_queue_and_pass(client: TestClient, sync_swarm: Swarm) -
     status = client.get("/api/status", params={"all": "1"}).json()
     assert [p["name"] for p in status["passes"]] == [f"day-{d}" for d in DAYS]
     assert list(status["queues"]) == [f"q.day-{d}" for d in DAYS]
-    assert status["not_shown"] == {"queues": 0, "passes": 0, "questions": 0}
+    assert status["not_shown"] == {"queues": 0, "passes": 0, "questions": 0, "agents": 0}
     assert status["settled_shown"] is None
     assert (status["totals"]["passes"], status["totals"]["passes_settled"]) == (17, 15)
 
@@ -168,3 +170,24 @@ def test_the_page_says_what_is_not_shown_and_shows_all_on_request(
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_agents_are_the_live_ones_and_the_stale_ones_seen_last(
+    client: TestClient, redis_url: str
+) -> None:
+    """Every live agent and the STALE_SHOWN stale ones seen last, as swarm watch draws them
+    (600 stale agents sent and drawn whole buried the live ones); ?all=1 sends every one."""
+    for n in range(8):  # stale: their last heartbeat minutes ago, the newest last
+        seen = int(time.time() * 1000) - (600 - n) * 1000
+        with Swarm(redis_url, swarm=SWARM, clock=functools.partial(int, seen)) as old:
+            old.register("worker", name=f"gone-{n}")
+    with Swarm(redis_url, swarm=SWARM) as now:
+        for n in range(2):
+            now.register("worker", name=f"live-{n}")
+    status = client.get("/api/status").json()
+    ids = {a["id"] for a in status["agents"]}
+    assert ids == {"live-0", "live-1", *(f"gone-{n}" for n in range(8 - STALE_SHOWN, 8))}
+    assert status["not_shown"]["agents"] == 8 - STALE_SHOWN
+    assert (status["totals"]["agents"], status["totals"]["alive"]) == (10, 2)
+    every = client.get("/api/status?all=1").json()
+    assert len(every["agents"]) == 10 and every["not_shown"]["agents"] == 0

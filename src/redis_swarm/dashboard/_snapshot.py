@@ -9,7 +9,9 @@ Asked with ``settled`` (the page's and ``/api/status``'s ``SETTLED_SHOWN``), it 
 queues, passes and queues of questions as ``swarm status`` lists them (``bounded``, the one
 rule): every one with open work and the last ``settled`` settled ones, with ``not_shown``
 counting the rest; a swarm run daily for a year holds a thousand settled passes, and sending
-and drawing them all on every change buried today's. ``totals`` still counts them all.
+and drawing them all on every change buried today's. Asked with ``stale`` (``STALE_SHOWN``),
+its agents are every live one and the stale ones seen last (``bounded_agents``), as ``swarm
+watch`` draws them. ``totals`` still counts them all.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from .._context_records import ContextInfo
 from .._errors import NotFound
 from .._keys import is_ask_queue
 from .._models import ANSWER_KIND, Agent, Finding, PassProgress, Synthesis, Task
-from .._printable import bounded
+from .._printable import bounded, bounded_agents
 
 __all__ = ["PassProgress", "Snapshot", "snapshot"]
 
 # The lists a snapshot bounds, as named in its ``not_shown``.
-_LISTS = ("queues", "passes", "questions")
+_LISTS = ("queues", "passes", "questions", "agents")
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,11 @@ async def snapshot(
     dead: int = 50,
     stale_after_s: float = 60.0,
     settled: int | None = None,
+    stale: int | None = None,
 ) -> Snapshot:
     """Read the swarm's current state (the newest ``findings``, ``syntheses``, ``dead``):
-    every queue and pass with open work and the last ``settled`` settled ones (None: all)."""
+    every queue and pass with open work and the last ``settled`` settled ones (None: all);
+    every live agent and the ``stale`` stale ones seen last (None: all)."""
     # The status reads the newest event id first, and everything else is read after it:
     # anything that happens meanwhile is then replayed to a follower starting from that id,
     # so no change is missed (at worst one is seen twice, and every view is idempotent).
@@ -79,6 +83,7 @@ async def snapshot(
     pass_rows, hidden_passes = bounded(status.passes, lambda p: p.name, lambda p: p.counts, settled)
     asks = [(q, c) for q, c in status.queues.items() if is_ask_queue(q)]
     question_rows, hidden_questions = bounded(asks, _name, _counts, settled)
+    agent_rows, hidden_agents = bounded_agents(status.roster, stale)
     recent = await swarm.recent(findings=findings, syntheses=syntheses, dead=dead)
     versions = await asyncio.gather(*(_versions(swarm, c.owner) for c in status.contexts))
     return Snapshot(
@@ -86,7 +91,7 @@ async def snapshot(
         at=now_ms(),
         last_event_id=status.last_event_id,
         # each agent with its task, the one the core decides (agents(): said, else held)
-        agents=status.roster,
+        agents=tuple(agent_rows),
         queues=dict(queue_rows),
         passes=tuple(pass_rows),
         findings=recent.findings,
@@ -106,7 +111,11 @@ async def snapshot(
         questions=dict(question_rows),
         answers=tuple(f for f in recent.findings if f.extra.get("kind") == ANSWER_KIND),
         settled_shown=settled,
-        not_shown=dict(zip(_LISTS, (hidden_queues, hidden_passes, hidden_questions), strict=True)),
+        not_shown=dict(
+            zip(
+                _LISTS, (hidden_queues, hidden_passes, hidden_questions, hidden_agents), strict=True
+            )
+        ),
     )
 
 

@@ -242,7 +242,8 @@ def _agents(snap: Snapshot, stale: int | None) -> RenderableType:
             _ago(snap, a.last_seen),
             a.current_task or "-",
         )
-    line = stale_not_shown(hidden, COMMAND)
+    # A snapshot read bounded already left some out (``snapshot(stale=...)``): count those too.
+    line = stale_not_shown(hidden + snap.not_shown.get("agents", 0), COMMAND)
     return table if line is None else Group(table, Text(line, style="dim"))
 
 

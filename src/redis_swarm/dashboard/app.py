@@ -46,7 +46,7 @@ from .._codec import dumps, now_ms
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
 from .._models import EventType, Page, TaskStatus
 from .._net import is_loopback
-from .._printable import SETTLED_SHOWN
+from .._printable import SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
 from .._web import AccessGuard
 from ._feed import EventFeed
@@ -174,6 +174,7 @@ class _Api:
 
     async def status(self, request: Request) -> Response:
         params = _params(request, "findings", "syntheses", "dead", "all")
+        every = _flag(params, "all")
         snap = await snapshot(
             self.swarm,
             findings=_limit(params, "findings", 50),
@@ -181,7 +182,8 @@ class _Api:
             dead=_limit(params, "dead", 50),
             stale_after_s=self.stale_after_s,
             # Sent on every change: a year of daily passes sent whole was 234 KB a time.
-            settled=None if _flag(params, "all") else SETTLED_SHOWN,
+            settled=None if every else SETTLED_SHOWN,
+            stale=None if every else STALE_SHOWN,
         )
         return _json(snap.to_dict())
 

@@ -158,7 +158,7 @@
     const hidden = snap.not_shown || {};
     renderQueues(snap.queues, hidden.queues || 0);
     renderPasses(snap.passes, hidden.passes || 0);
-    renderAgents(snap.agents);
+    renderAgents(snap.agents, hidden.agents || 0, t.agents || 0);
     renderFindings(snap.findings);
     renderSyntheses(snap.syntheses);
     renderContexts(snap.contexts);
@@ -170,14 +170,14 @@
   // The line under a list the server bounded (those with open work and the last settled
   // ones): how many settled ones it left out, and a link that asks for every one (?all=1,
   // kept in the address so a reload keeps it); once every one is shown, a link back.
-  function notShown(hidden, one, many, shownAny) {
+  function notShown(hidden, one, many, shownAny, kind = "settled") {
     if (state.all) {
-      return shownAny ? h("div", { class: "more" }, "every settled " + one + " shown · ",
-        showAll(false, "show only the last settled")) : null;
+      return shownAny ? h("div", { class: "more" }, "every " + kind + " " + one + " shown · ",
+        showAll(false, "show only the last " + kind + " ones")) : null;
     }
     if (!hidden) return null;
     return h("div", { class: "more" },
-      "not shown: " + hidden.toLocaleString("en") + " settled " + (hidden === 1 ? one : many) + " · ",
+      "not shown: " + hidden.toLocaleString("en") + " " + kind + " " + (hidden === 1 ? one : many) + " · ",
       showAll(true, "show all"));
   }
 
@@ -253,9 +253,9 @@
     $("passes").replaceChildren(...list, ...(line ? [line] : []));
   }
 
-  function renderAgents(agents) {
-    setText("c-agents", agents.length ? String(agents.length) : "");
-    fill("agents", table([
+  function renderAgents(agents, hidden, total) {
+    setText("c-agents", total ? String(total) : "");
+    place("agents", table([
       { label: "agent", cell: (r) => h("span", { class: "mono", text: r.id }), cls: "clip", title: (r) => r.id },
       { label: "role", cell: (r) => h("span", { class: "pill role", text: r.role }) },
       { label: "specialization", cell: (r) => r.specialization, cls: "clip", title: (r) => r.specialization },
@@ -264,7 +264,8 @@
         h("span", { class: "pill " + (r.alive ? "alive" : "stale"), text: r.alive ? "alive" : "stale" }),
         " ", h("span", { class: "muted" }, stamp(r.last_seen))) },
       { label: "task", cell: (r) => r.current_task ? h("span", { class: "mono", text: r.current_task }) : null, cls: "nowrap" },
-    ], agents, (r) => r.id), "no agent yet: agents appear when they register or claim");
+    ], agents, (r) => r.id), "no agent yet: agents appear when they register or claim",
+    notShown(hidden, "agent", "agents", agents.some((a) => !a.alive), "stale"));
   }
 
   function renderFindings(findings) {
