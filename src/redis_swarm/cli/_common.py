@@ -83,6 +83,14 @@ BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
 # --- input
 
 
+def _number(value: Any) -> float:
+    """``value`` as a float; nan when it is none (which every range below refuses)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 class Number(click.types.FloatParamType):
     """A finite number from ``lo`` to ``hi``: click's ``FloatRange`` lets ``nan`` through
     (it compares false with both bounds), which the core would refuse after the parse."""
@@ -93,10 +101,7 @@ class Number(click.types.FloatParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
+        number = _number(value)
         if not (math.isfinite(number) and self.lo <= number <= self.hi):
             self.fail(f"{value!r} is not a number from {self.lo:g} to {self.hi:g}", param, ctx)
         return number
@@ -121,10 +126,7 @@ class Seconds(click.types.FloatParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
+        number = _number(value)
         low_ok = number > 0 if self.above_zero else number >= 0
         if not (math.isfinite(number) and low_ok and number <= self.most):
             bounds = "above 0" if self.above_zero else "from 0"
