@@ -31,6 +31,7 @@ __all__ = [
     "ContextCacheSpec",
     "agent_from_env",
     "context_cache_from_env",
+    "require_url_in_env",
     "settings_from_env",
 ]
 
@@ -66,6 +67,22 @@ def settings_from_env(
         swarm=swarm or swarm_from_env(environ.get(ENV_NAME)),
         home=Path(home or environ.get(ENV_HOME) or DEFAULT_HOME).expanduser(),
     )
+
+
+def require_url_in_env(who: str, installed_by: str) -> None:
+    """For ``--url-from-env`` (what ``swarm mcp install`` and ``swarm hooks install`` write
+    when the URL holds a password, left out of the client's settings): ConfigError when
+    SWARM_URL is unset or empty in ``who``'s environment. A client passes an unset variable
+    on as nothing (Codex) or "" (Gemini CLI); read as no URL, it would reach the embedded
+    swarm, not the one meant."""
+    if not os.environ.get(ENV_URL, "").strip():
+        raise ConfigError(
+            f"{ENV_URL} is not set in {who}'s environment: `{installed_by}` configured it to "
+            f"take the URL from the client's own environment (a URL with a password is kept "
+            f"out of the client's settings), so it reaches no swarm. Set {ENV_URL} (e.g. "
+            f"export SWARM_URL='rediss://user:password@host:6380') in the shell that starts "
+            "the client (claude, codex, gemini), then start it again"
+        )
 
 
 def agent_from_env() -> str | None:

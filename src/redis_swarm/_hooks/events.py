@@ -5,10 +5,15 @@
   what is claimable.
 - UserPromptSubmit: the messages that arrived since the agent last looked.
 - Stop: refuse to stop while the session holds a lease it has not reported; a loop-mode
-  worker is handed its next task (claimed here, in the hook); unread direct messages are
-  handed over. ``stop_hook_active`` (the session already continues because of a refused
-  stop) never makes it nag about a lease again, so a session is never trapped (a refusal
-  for messages hands them over: the next stop refuses only for newer ones).
+  worker is handed its next task (claimed here, in the hook, once the machine's store of
+  lease tokens is known to be writable: a claim whose token cannot be kept is released
+  back to its queue, and the hook fails saying so); unread direct messages are handed over.
+  ``--max-tasks`` counts the claims of one session (its ``session_id``): a new session, or
+  a SessionStart ``startup`` / ``clear`` of the same one, starts at 0; ``resume`` and
+  ``compact`` carry on with the count. ``stop_hook_active`` (the session already continues
+  because of a refused stop) never makes it nag about a lease again, so a session is never
+  trapped (a refusal for messages hands them over: the next stop refuses only for newer
+  ones).
 - SubagentStart: tells the subagent its own worker id.
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
   last message (like ``swarm run`` parses an agent's output), or failed with that text.
@@ -26,7 +31,9 @@ in that instant (between the take and its output, no I/O in between but the prin
 taken messages the session never sees; ``swarm msg status`` reports them read and ``swarm
 msg show`` still shows them. The alternative (peek, print, then mark read) lets two sessions
 of one agent both act on one message, a likelier fault than that instant. A task cut to fit
-names ``swarm task show ID``. Every value a hook writes into a command is shell-quoted.
+names ``swarm task show ID``. A task handed to the session says when its lease ends and the
+command that renews it (only PreCompact renews by itself). Every value a hook writes into a
+command is shell-quoted.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .._budget import CHARS_PER_TOKEN, Budget
-from .._errors import NotFound, SwarmError
+from .._codec import iso
+from .._errors import ConfigError, NotFound, SwarmError
 from .._finding_text import parse_finding
 from .._models import Message, Task
 from . import tokens
@@ -72,6 +80,12 @@ MESSAGES_LOOKED_AT = 50  # unread messages a hook looks at for those it has room
 TASK_DATA_CHARS = 2_000
 TASK_DESCRIPTION_CHARS = 3_000
 HELD_PAGES = 20  # pages of claimed tasks looked through for the agent's leases
+# Loop mode: the sessions whose claim counts an agent's record keeps (the newest; an agent
+# shared by more sessions at once than this may hand one of them more than --max-tasks).
+LOOP_SESSIONS_KEPT = 8
+# SessionStart sources that begin a session's count of loop claims afresh (``resume`` and
+# ``compact`` carry on with the session's count).
+NEW_SESSION_SOURCES = ("startup", "clear")
 
 
 @dataclass(frozen=True)
@@ -150,9 +164,21 @@ def _task_text(task: Task, worker: str, swarm_cmd: str) -> str:
     return (
         f"Task {task.id} ({where}) is yours: {known}.\n"
         f"{clip(task.description, TASK_DESCRIPTION_CHARS, whole)}{data}\n"
+        f"{_lease_line(task, swarm_cmd, token)}\n"
         f"When done, report it: {swarm_cmd} task report {q(task.id)} --token {token} "
         f"--worker {q(worker)} --summary 'what you found' (or --finding JSON). If you cannot "
         f"do it: {swarm_cmd} task fail {q(task.id)} --token {token} --error 'why'."
+    )
+
+
+def _lease_line(task: Task, swarm_cmd: str, token: str) -> str:
+    """When the lease ends and how to keep it: a turn longer than the lease loses the task
+    (only PreCompact renews by itself)."""
+    until = iso(task.lease_deadline) or f"{task.lease_s:g} s after the claim"
+    return (
+        f"Your lease ends at {until} (it lasts {task.lease_s:g} s): if the work may take "
+        f"longer, renew it (from now) before then: {swarm_cmd} task renew "
+        f"{shlex.quote(task.id)} --token {token}."
     )
 
 
@@ -220,10 +246,28 @@ def _show_messages(
     return f"Messages for {agent}{more if taken.more else ''}:\n" + "\n".join(lines)
 
 
-def _ensure_registered(swarm: Swarm, agent: str, options: HookOptions, count: int = 0) -> None:
+def _session_key(payload: Mapping[str, Any]) -> str:
+    """The session's key in the agent's loop counts (its ``session_id``'s digest)."""
+    session = payload.get("session_id")
+    return _digest(session, 6) if isinstance(session, str) and session else ""
+
+
+def _loop_counts(metadata: Mapping[str, Any]) -> dict[str, int]:
+    """Session key -> the tasks that session's Stop claimed in loop mode. (An older install
+    kept one count for the agent, every session together: dropped.)"""
+    counts = metadata.get("loop_claims")
+    if not isinstance(counts, dict):
+        return {}
+    return {str(k): v for k, v in counts.items() if isinstance(v, int) and v >= 0}
+
+
+def _ensure_registered(
+    swarm: Swarm, agent: str, options: HookOptions, counts: Mapping[str, int] | None = None
+) -> None:
     metadata: dict[str, Any] = {"hook": options.client, "queues": list(options.queues)}
     if options.loop:
-        metadata["loop_claims"] = count
+        newest = list((counts or {}).items())[-LOOP_SESSIONS_KEPT:]
+        metadata["loop_claims"] = dict(newest)
     swarm.register(options.role, name=agent, metadata=metadata)
 
 
@@ -247,13 +291,18 @@ def _claimable(swarm: Swarm, agent: str, options: HookOptions) -> str:
     return "Claimable: " + "; ".join(parts) + f" ({claim})."
 
 
-def session_start(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
+def session_start(
+    swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]
+) -> Answer:
     """Who the agent is, the tasks it holds, its unread messages and the claimable work, held
     to the options' token budget: the identity and the claimable line first, then the held
     tasks (cut to what is left), then as many messages as still fit (marked read)."""
-    # a resumed or compacted session keeps its loop count (--max-tasks is per session)
-    done = int(_registered(swarm, agent, options).get("loop_claims") or 0)
-    _ensure_registered(swarm, agent, options, done)
+    # --max-tasks is per session: a resumed or compacted one keeps its count, a new one
+    # (another session_id, or this one started afresh: startup, clear) starts at 0
+    counts = _loop_counts(_registered(swarm, agent, options))
+    if payload.get("source") in NEW_SESSION_SOURCES:
+        counts.pop(_session_key(payload), None)
+    _ensure_registered(swarm, agent, options, counts)
     queues = ", ".join(options.queues) or "none given"
     head = (
         f"You are agent {agent} in the swarm {swarm.settings.swarm} (role {options.role}; "
@@ -299,16 +348,47 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
     if messages:
         return Answer(block=messages)
     if options.loop and options.queues and not held:
-        done = int(metadata.get("loop_claims") or 0)
-        if options.max_tasks and done >= options.max_tasks:
-            tasks = "task" if done == 1 else "tasks"
-            return Answer(message=f"{agent} took its {done} {tasks} (--max-tasks); stopping.")
-        task = swarm.claim(list(options.queues), worker=agent)
-        if task is not None and task.token:
-            tokens.remember(swarm.settings, agent, task.id, task.token)
-            _ensure_registered(swarm, agent, options, done + 1)
-            return Answer(block="Next task for you.\n\n" + _task_text(task, agent, options.command))
+        return _next_task(swarm, agent, options, metadata, _session_key(payload))
     return Answer()
+
+
+def _next_task(
+    swarm: Swarm, agent: str, options: HookOptions, metadata: Mapping[str, Any], session: str
+) -> Answer:
+    """Loop mode: claim the session's next task (within --max-tasks, counted per session),
+    its token kept on this machine before the session is handed it."""
+    counts = _loop_counts(metadata)
+    done = counts.pop(session, 0)
+    if options.max_tasks and done >= options.max_tasks:
+        tasks = "task" if done == 1 else "tasks"
+        return Answer(
+            message=f"{agent} took its {done} {tasks} in this session (--max-tasks); stopping."
+        )
+    try:
+        tokens.check_writable(swarm.settings)
+    except OSError as exc:
+        raise ConfigError(
+            f"no task claimed: the lease tokens cannot be kept in {tokens.folder(swarm.settings)} "
+            f"({exc}); give the hook a home it can write (--home or SWARM_HOME)"
+        ) from None
+    task = swarm.claim(list(options.queues), worker=agent)
+    if task is None or not task.token:
+        return Answer()
+    try:
+        tokens.remember(swarm.settings, agent, task.id, task.token)
+    except OSError as exc:
+        # not left leased to a session that is never told of it
+        given_back = "released it back to its queue"
+        try:
+            swarm.release(task.id, task.token)
+        except SwarmError as error:
+            given_back = f"could not release it ({error}): it is retried when its lease ends"
+        raise ConfigError(
+            f"claimed {task.id} but could not keep its lease token in "
+            f"{tokens.folder(swarm.settings)} ({exc}): {given_back}"
+        ) from None
+    _ensure_registered(swarm, agent, options, {**counts, session: done + 1})
+    return Answer(block="Next task for you.\n\n" + _task_text(task, agent, options.command))
 
 
 def subagent_start(agent: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:
@@ -365,7 +445,7 @@ def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOp
     """The answer to canonical ``event`` (see ``formats.canonical_event``)."""
     agent = agent_for(payload, options)
     if event == "SessionStart":
-        return session_start(swarm, agent, options)
+        return session_start(swarm, agent, options, payload)
     if event == "UserPromptSubmit":
         return prompt_submit(swarm, agent, options)
     if event == "Stop":

@@ -34,7 +34,7 @@ from pathlib import Path
 from .._config import Settings
 from .._files import write_whole
 
-__all__ = ["forget", "forget_task", "known", "prune", "remember"]
+__all__ = ["check_writable", "folder", "forget", "forget_task", "known", "prune", "remember"]
 
 _PRIVATE = 0o700  # the folders: their names are the swarms and workers of this machine
 _SECRET = 0o600  # a file: the tokens
@@ -54,6 +54,11 @@ else:
 
 def _folder(settings: Settings) -> Path:
     return settings.home / "leases" / settings.swarm
+
+
+def folder(settings: Settings) -> Path:
+    """Where the tokens of ``settings``' swarm are kept on this machine."""
+    return _folder(settings)
 
 
 def _path(settings: Settings, worker: str) -> Path:
@@ -127,6 +132,15 @@ def _change(
         edited = edit(_read(path))
         if edited is not None:
             _write_file(path, edited)
+
+
+def check_writable(settings: Settings) -> None:
+    """Make the folder of tokens and take its lock, as keeping a token will: an OSError says
+    it cannot be kept (a home that cannot be written), before a claim takes a lease whose
+    token would be lost."""
+    with _locked(settings, make=True) as ready:
+        if not ready:  # (a folder just made, gone again)
+            raise FileNotFoundError(f"{_folder(settings)} is gone")
 
 
 def remember(settings: Settings, worker: str, task_id: str, token: str) -> None:

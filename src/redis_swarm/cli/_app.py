@@ -40,6 +40,10 @@ EXIT_EMPTY = 3  # nothing to claim, or a wait timed out
 # for git or grep there, killed by SIGPIPE (128 + 13), so that ``set -o pipefail`` scripts
 # treat swarm as they treat them, and a closed pipe is not mistaken for a full answer (0).
 EXIT_PIPE = 141
+# The commands whose usage errors exit 1, not click's 2: a Claude Code, Codex or Gemini CLI
+# hook runs `swarm hook`, and those clients read exit 2 as "block" (a refused stop, with the
+# usage text fed to the model).
+NO_USAGE_EXIT = frozenset({"hook"})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -246,6 +250,12 @@ def json_option(fn: F) -> F:
     )(fn)
 
 
+class _UsageErrorExit1(click.UsageError):
+    """A usage error of a command in ``NO_USAGE_EXIT``: shown as click shows one, exit 1."""
+
+    exit_code = EXIT_ERROR
+
+
 class _Group(click.Group):
     """Turns SwarmErrors into one clear line and exit code; a traceback only with --debug.
     Lists each subcommand with the first sentence of its help whole (click cuts it to the
@@ -275,9 +285,40 @@ class _Group(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # (`swarm --bogus hook Stop`)
+            if ctx.parent is None and self._command_in(args) in NO_USAGE_EXIT:
+                raise _UsageErrorExit1(exc.format_message(), exc.ctx) from None
+            raise
+
+    def _command_in(self, args: list[str]) -> str | None:
+        """The subcommand ``args`` name: the first word that is neither an option nor the
+        value of one of this group's options that take a value."""
+        valued = {
+            name
+            for p in self.params
+            if isinstance(p, click.Option) and not p.is_flag
+            for name in p.opts
+        }
+        words = iter(args)
+        for word in words:
+            if word == "--":
+                return next(words, None)
+            if word in valued:
+                next(words, None)
+            elif not word.startswith("-"):
+                return word
+        return None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # (`swarm hook Stop --budget abc`)
+            if ctx.parent is None and ctx.invoked_subcommand in NO_USAGE_EXIT:
+                raise _UsageErrorExit1(exc.format_message(), exc.ctx) from None
+            raise
         except Timeout as exc:
             _fail(ctx, exc, EXIT_EMPTY)
         except SwarmError as exc:
@@ -356,12 +397,13 @@ def main(
     app.url, app.home, app.debug = url, (home or DEFAULT_HOME).expanduser(), debug
     app.json = app.json or as_json
     # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
-    # Set but empty, it is a bad option (exit 2), found before the swarm is asked.
+    # Set but empty, it is a bad option (exit 2; 1 for `swarm hook`), found before the swarm
+    # is asked.
     try:
         env_name = os.environ.get(ENV_NAME)
         app.swarm_name = swarm_name if swarm_name is not None else swarm_from_env(env_name)
     except SwarmError as exc:
-        _fail(ctx, exc, EXIT_USAGE)
+        _fail(ctx, exc, EXIT_ERROR if ctx.invoked_subcommand in NO_USAGE_EXIT else EXIT_USAGE)
     # Validate the URL now, so a bad one is one clear line whatever the subcommand.
     if ctx.invoked_subcommand not in (None, "prompt"):
         try:

@@ -1,8 +1,14 @@
 """``swarm hook EVENT``: the command a Claude Code, Codex or Gemini CLI hook runs (docs/live.md).
 
 It reads the client's hook JSON on stdin and answers in that client's format: JSON on stdout
-and exit 0. It never exits 2 (which the clients read as "block"): a swarm it cannot reach or
-an input it cannot read gives exit 1, which every client reports and goes on from.
+and exit 0. It never exits 2 (which the clients read as "block"): a swarm it cannot reach, an
+input it cannot read or a usage error (the root group turns click's 2 into 1 for ``hook``:
+``_app.NO_USAGE_EXIT``) gives exit 1, which every client reports and goes on from.
+
+A hook installed for a URL holding a password is written without the URL and with
+``--url-from-env`` (the option ``swarm mcp install`` gives a server for the same reason):
+with SWARM_URL unset in the session's environment it exits 1 saying so, rather than reach
+the embedded swarm (or another one) in its place.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import sys
 import click
 
 from .._budget import MIN_BUDGET_TOKENS, Budget
-from .._env import agent_from_env
+from .._env import agent_from_env, require_url_in_env
 from .._errors import SwarmError
 from .._executable import swarm_command
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._validate import check_queues
+from ..mcp_server._install import URL_FROM_ENV_OPTION
 from ._app import App, main, pass_app
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
@@ -51,17 +58,29 @@ def _budget_of(tokens: int | None) -> Budget:
 @click.option("--role", default="worker", show_default=True, help="The session's swarm role.")
 @click.option("--queue", "queues", multiple=True, help="A queue the session works (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
-@click.option("--max-tasks", type=int, default=0, help="With --loop: at most N tasks (0: any).")
+@click.option(
+    "--max-tasks", type=int, default=0, help="With --loop: at most N tasks a session (0: any)."
+)
 @click.option("--budget", type=int, default=None, help=BUDGET_HELP)
+@click.option(
+    URL_FROM_ENV_OPTION,
+    "url_from_env",
+    is_flag=True,
+    help="Exit 1 unless SWARM_URL is set (how `swarm hooks install` writes a hook whose URL "
+    "holds a password: the session's environment gives it).",
+)
 @pass_app
 def hook(
     app: App, event: str, client: str, role: str, queues: tuple[str, ...], loop: bool,
-    max_tasks: int, budget: int | None,
+    max_tasks: int, budget: int | None, url_from_env: bool,
 ) -> None:  # fmt: skip
     """Read the hook input of EVENT (SessionStart, UserPromptSubmit, Stop, SubagentStart,
     SubagentStop, PreCompact; Gemini: BeforeAgent, AfterAgent, PreCompress) on stdin and
-    answer it. The agent is SWARM_AGENT, else derived from the input's session_id."""
+    answer it. The agent is SWARM_AGENT, else derived from the input's session_id. Every
+    error, a usage error too, exits 1 (never 2, which the clients read as "block")."""
     try:
+        if url_from_env:  # (first: nothing below may reach another swarm)
+            require_url_in_env("the hook", "swarm hooks install")
         if client not in CLIENTS:
             raise ValueError(f"unknown client {client!r}: use one of {', '.join(CLIENTS)}")
         name = canonical_event(event, client)
@@ -109,7 +128,9 @@ def hooks() -> None:
 @click.option("--role", default="worker", show_default=True, help="The sessions' swarm role.")
 @click.option("--queue", "queues", multiple=True, help="A queue the sessions work (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
-@click.option("--max-tasks", type=click.IntRange(0), default=0, help="With --loop: at most N.")
+@click.option(
+    "--max-tasks", type=click.IntRange(0), default=0, help="With --loop: at most N a session."
+)
 @click.option(
     "--scope",
     type=click.Choice(["project", "user"]),
@@ -137,13 +158,16 @@ def install(
         queues = check_queues(queues, what="--queue")
     base = swarm_command()
     command = [*base, *app.reach()]
+    options = ["--role", role, *[a for q in queues for a in ("--queue", q)]]
     if app.settings.password:
+        options.append(URL_FROM_ENV_OPTION)
         click.echo(
             "the URL holds a password, which the entries leave out (settings files are often "
-            "shared): each hook reads SWARM_URL from the session's environment, so set it there",
+            "shared): each hook reads SWARM_URL from the session's environment and, with it "
+            f"unset, exits 1 saying so ({URL_FROM_ENV_OPTION}): set SWARM_URL in the shell "
+            "that starts the client",
             err=True,
         )
-    options = ["--role", role, *[a for q in queues for a in ("--queue", q)]]
     if loop:
         options += ["--loop", *(["--max-tasks", str(max_tasks)] if max_tasks else [])]
     if budget is not None:
