@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Settings, Swarm, TaskStatus
+from redis_swarm import _lease_tokens as tokens
 from redis_swarm._config import DEFAULT_HOME
-from redis_swarm._hooks import tokens
 
 from ._cli import Cli
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Settings, Swarm, TaskStatus
+from redis_swarm import _lease_tokens as tokens
 from redis_swarm._codec import iso
-from redis_swarm._hooks import tokens
 
 from ._cli import SRC, Cli
 from .test_hooks import SESSION, Hooks, _context, _payload

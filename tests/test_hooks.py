@@ -22,7 +22,7 @@ from redis_swarm import Inbox, Settings, Swarm, Task, TaskStatus
 from redis_swarm._budget import Budget, estimate_tokens
 from redis_swarm._hooks import HookOptions, agent_for, handle
 from redis_swarm._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, subagent_for
-from redis_swarm._hooks.tokens import remember
+from redis_swarm._lease_tokens import remember
 
 from ._cli import Cli
 

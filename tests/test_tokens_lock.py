@@ -1,4 +1,4 @@
-"""The lease tokens a machine keeps (``_hooks.tokens``) survive processes changing them at once:
+"""The lease tokens a machine keeps (``_lease_tokens``) survive processes changing them at once:
 claims keeping tokens while reports forget others in the same file. Each change read the
 file, edited it and wrote it back with no lock, so a change made in between was written
 over: a token lost, its lease unrenewable by the hooks and its task retried."""
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from redis_swarm import Settings
-from redis_swarm._hooks import tokens
+from redis_swarm import _lease_tokens as tokens
 
 SWARM = "locks"
 WORKER = "w-shared"

@@ -45,12 +45,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .. import _lease_tokens as tokens
 from .._budget import CHARS_PER_TOKEN, Budget
 from .._codec import iso
 from .._errors import ConfigError, NotFound, SwarmError
 from .._finding_text import parse_finding
 from .._models import Message, Task
-from . import tokens
 from .formats import MAX_CHARS, Answer, clip
 
 if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)

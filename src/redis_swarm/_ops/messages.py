@@ -304,7 +304,9 @@ def _unknown(message_id: str) -> NotFound:
 
 def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     """Whether a message was read, and by whom (for a broadcast: which agents registered
-    when it was sent have been shown it). NotFound for an id never sent or older than the
+    when it was sent have been shown it). A direct message whose recipient is no longer
+    registered has no reader left (its inbox went with it, read or not): ``read`` is true,
+    ``read_by`` and ``unread_by`` empty. NotFound for an id never sent or older than the
     newest ``MESSAGE_INDEX_MAX`` messages."""
     message_id = check_name("message id", message_id, max_len=64)
     keys = ctx.keys
@@ -319,12 +321,14 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
         raise _unknown(message_id)
     to, seq, at, sender = [*text(entry).split(" "), "", "", ""][:4]
     cursors = reply_fields(cursor_fields)
+    registered_now = reply_fields(agent_records)
     if to != "*":
-        readers = [to]
+        # (its recipient left: deregistered or swept, its inbox and read cursor dropped)
+        readers = [to] if to in registered_now else []
         fields = {to: f"{to}|inbox"}
     else:
         readers = []
-        for agent_id, record in sorted(reply_fields(agent_records).items()):
+        for agent_id, record in sorted(registered_now.items()):
             try:
                 registered = int(loads(record).get("registered_at") or 0)
             except (ValueError, AttributeError):

@@ -14,7 +14,7 @@ import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from .._codec import dumps
-from .._env import ENV_URL
+from .._env import ENV_URL, agent_from_env, require_url_in_env
 from .._errors import ConfigError, SwarmError
 from .._net import http_url, is_loopback
 from .._validate import check_queues
@@ -85,7 +85,10 @@ _budget_option = click.option(
     "--name",
     "agent_name",
     default=None,
-    help="Fixed agent id of the session (a shard whose context must keep its owner).",
+    help="Fixed agent id of the session (a shard whose context must keep its owner; the "
+    "same id as the session's hooks). It stays registered when the client closes, its inbox "
+    "kept for the next start (default on stdio: SWARM_AGENT; else an id made per session, "
+    "which leaves).",
 )
 @click.option("--model", default=None, help="The model behind the client, kept with findings.")
 @click.option(
@@ -147,11 +150,13 @@ def mcp_command(
 
     app = ctx.ensure_object(App)
     if url_from_env:
-        _check_url_in_env()
+        require_url_in_env("the MCP server", "swarm mcp install")
     _check_watched(watch_queues, channel)
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
     token = _http_token(transport, host, token)
+    if agent_name is None and transport == "stdio":  # (over HTTP it would name every client)
+        agent_name = agent_from_env()  # the id the session's hooks use too
     # Reach Redis before serving: a client that starts this server (claude mcp list, an
     # agent's start) then shows it failed, with this error, instead of connected tools that
     # all fail.
@@ -167,6 +172,7 @@ def mcp_command(
         allow_paths=allow_paths,
         log_level="DEBUG" if app.debug else "INFO",
         channel=watch_queues if channel else None,
+        keep_tokens=transport == "stdio",  # for the hooks of the same agent, on this machine
     )
     if transport != "http":
         serve(server, "stdio")
@@ -179,19 +185,6 @@ def mcp_command(
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
         click.echo(f"serving MCP on {http_url(host, listening.port, '/mcp')}{guard}", err=True)
         serve(server, "http", host=host, port=listening.port, token=token, listening=listening)
-
-
-def _check_url_in_env() -> None:
-    """A server configured to take SWARM_URL from the client's environment: a client that
-    forwards an unset variable passes nothing (Codex) or "" (Gemini CLI), which would else
-    serve the embedded swarm, not the one meant."""
-    if not os.environ.get(ENV_URL, "").strip():
-        raise ConfigError(
-            f"{ENV_URL} is not set in the MCP server's environment: its client's configuration "
-            f"(`swarm mcp install`) takes it from the client's own environment. Set {ENV_URL} "
-            "(e.g. export SWARM_URL='rediss://user:password@host:6380') in the shell that "
-            "starts the client, then start the client again"
-        )
 
 
 def _check_watched(watch_queues: tuple[str, ...], channel: bool) -> None:

@@ -219,6 +219,14 @@ def status(app: App, message_id: str) -> None:
 
     def human() -> None:
         where = "broadcast" if st.to == "*" else f"to {st.to}"
+        if st.to != "*" and not st.read_by and not st.unread_by:
+            # (JSON says read: nobody is left to read it; in words, why)
+            click.echo(
+                f"{st.id} ({where}): no longer kept: {st.to} is not registered (it left, or "
+                "was swept as stale) and its inbox, read or not, was dropped with it; ask the "
+                "sender to send it again once it is back"
+            )
+            return
         if not st.read_by and not st.unread_by:
             # (JSON says read: nobody is left to read it; in words, that nobody could)
             click.echo(

@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 
 import click
 
+from .. import _lease_tokens as tokens
 from .._codec import iso
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
-from .._hooks import tokens
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import Usage

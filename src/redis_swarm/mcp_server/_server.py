@@ -107,6 +107,7 @@ def build_server(
     allow_paths: bool | None = None,
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING",
     channel: Sequence[str] | None = None,
+    keep_tokens: bool = False,
 ) -> MCPServer[SessionRegistry]:
     """An MCP server over ``swarm`` offering the tools and prompts of ``role``.
 
@@ -116,6 +117,9 @@ def build_server(
     turns that on or off (default: on for stdio, off for HTTP, whose agents are elsewhere).
     ``channel`` (stdio only; the queues to watch, maybe none) makes it a Claude Code channel:
     what concerns each session's agent is pushed into the session (``_channel``).
+    ``keep_tokens`` (stdio only) also keeps each lease token a session takes in the token
+    store under the swarm's home, where the hooks of the same agent find it (``swarm mcp``
+    sets it; a server built here for tests or embedding writes no file unless asked).
     """
     if channel is not None and transport != "stdio":
         raise ConfigError(
@@ -123,7 +127,11 @@ def build_server(
             "--channel or --transport http"
         )
     budget = Budget(budget_tokens)
-    sessions = SessionRegistry(swarm, role=role, name=name, model=model, transport=transport)
+    if keep_tokens and transport != "stdio":
+        raise ConfigError("keep_tokens is for stdio: over HTTP the agents are on other machines")
+    sessions = SessionRegistry(
+        swarm, role=role, name=name, model=model, transport=transport, keep_tokens=keep_tokens
+    )
     if allow_paths is None:
         allow_paths = transport == "stdio"
     files = (

@@ -2,10 +2,14 @@
 
 A session registers as an agent when its client connects (role from ``--role``, client name
 from the ``initialize`` request), heartbeats while it is connected, and on close releases the
-tasks it still holds and deregisters.
+tasks it still holds. Then an agent whose id was made up here leaves (deregisters: nobody can
+come back as it); one whose id was given (``--name``, or SWARM_AGENT) stays registered and goes
+stale, its inbox kept, so that its next start reads what it was sent meanwhile.
 The lease token of each claimed task stays here, so a worker names only the task id and cannot
-lose its token; so do the findings of the last tasks it reported (a worker's task, a shard's
-question), so that a second report or answer of one is told what happened to the first.
+lose its token (on stdio it is also kept in the machine's token store, where the hooks of the
+same agent find it: ``_lease_tokens``); so do the findings of the last tasks it reported (a
+worker's task, a shard's question), so that a second report or answer of one is told what
+happened to the first.
 
 MCP has two protocol eras. On the handshake era (every client today: Claude Code, Codex,
 Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
@@ -32,7 +36,9 @@ from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from .. import _lease_tokens as tokens
 from .._client import Swarm
+from .._config import Settings
 from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError, Timeout
 from .._models import Task
 from ._roles import AGENT_ROLES
@@ -135,10 +141,31 @@ class AgentSession:
     # here, before a duplicate finding is stored.
     reported: OrderedDict[str, tuple[Settling, str]] = field(default_factory=OrderedDict)
     closed: bool = False
+    # Its id was given (--name, SWARM_AGENT): someone comes back as it, so it stays
+    # registered when the session closes, its inbox kept for its next start.
+    named: bool = False
+    # Where its lease tokens are also kept for the hooks of the same agent (the machine's
+    # token store, ``_lease_tokens``); None: here only (HTTP: the agents are elsewhere).
+    token_store: Settings | None = None
+
+    def hold(self, task: Task) -> None:
+        """The session claimed ``task``: it keeps the lease (and stores its token)."""
+        assert task.token is not None  # a claimed task carries its lease's token
+        self.leases[task.id] = Lease(task.token, task.queue, task.parent)
+        if self.token_store is not None:
+            store, token = self.token_store, task.token
+            _keep_tokens(lambda: tokens.remember(store, self.agent_id, task.id, token))
+
+    def let_go(self, task_id: str) -> None:
+        """The session's lease on ``task_id`` is over (settled, released, lost)."""
+        lease = self.leases.pop(task_id, None)
+        if lease is not None and self.token_store is not None:
+            store = self.token_store
+            _keep_tokens(lambda: tokens.forget_task(store, task_id, lease.token))
 
     def report_done(self, task_id: str, finding_id: str, how: Settling) -> None:
         """The session settled ``task_id`` (``how``) as ``finding_id``: its lease is over."""
-        self.leases.pop(task_id, None)
+        self.let_go(task_id)
         self.reported[task_id] = (how, finding_id)
         self.reported.move_to_end(task_id)
         while len(self.reported) > REMEMBERED_REPORTS:
@@ -166,6 +193,15 @@ class AgentSession:
             return owner
         parents = {lease.parent for lease in self.leases.values() if lease.parent}
         return parents.pop() if len(parents) == 1 else self.agent_id
+
+
+def _keep_tokens(change: Callable[[], None]) -> None:
+    """A change to the token store: never a tool's error (the session keeps its own copy of
+    every token; only the hooks' renewal and report of its leases miss one not stored)."""
+    try:
+        change()
+    except OSError as exc:
+        log.warning("lease tokens not kept for the hooks: %s", exc)
 
 
 def _slug(text: str) -> str:
@@ -204,6 +240,7 @@ class SessionRegistry:
         name: str | None = None,
         model: str | None = None,
         transport: str = "stdio",
+        keep_tokens: bool = False,
     ) -> None:
         if role not in AGENT_ROLES:
             raise ValueError(f"role must be one of {', '.join(AGENT_ROLES)}, not {role!r}")
@@ -212,6 +249,9 @@ class SessionRegistry:
         self.name = name
         self.model = model
         self.transport = transport
+        # Keep lease tokens in the machine's token store too (the CLI's stdio server: the
+        # agent's hooks run on this machine), under the swarm handle's home.
+        self.token_store = swarm.settings if keep_tokens else None
         self._live: dict[str, AgentSession] = {}
         self._shared: dict[str, AgentSession] = {}
         self._lock = anyio.Lock()
@@ -345,14 +385,24 @@ class SessionRegistry:
             model=self.model,
             metadata=metadata,
         )
-        session = AgentSession(agent.id, self.agent_role, client, self.model)
+        session = AgentSession(
+            agent.id,
+            self.agent_role,
+            client,
+            self.model,
+            named=name is not None,
+            token_store=self.token_store,
+        )
         self._live[agent.id] = session
         log.info("agent %s registered (role %s, client %s)", agent.id, session.role, client)
         return session
 
     async def close(self, session: AgentSession) -> None:
         """Release the tasks the session still holds (back to their queues at once, no attempt
-        used), then deregister its agent.
+        used), then deregister its agent if its id was made up here. An agent whose id was
+        given (``named``) stays registered: it goes stale as its heartbeats stop, and its
+        inbox (unread messages and all) waits for the next start under that id; a sweep
+        (``swarm agents sweep``) or ``swarm agents deregister`` removes it for good.
 
         This runs when the client closes its session or the server stops cleanly; a client or
         server that crashed leaves its leases to expire as before.
@@ -368,7 +418,11 @@ class SessionRegistry:
                 log.info("task %s not released: %s", task_id, exc)
             else:
                 log.info("task %s released by %s", task_id, session.agent_id)
-            session.leases.pop(task_id, None)
+            session.let_go(task_id)
+        if session.named:
+            log.info("agent %s stays registered, its inbox kept for its next start",
+                     session.agent_id)  # fmt: skip
+            return
         try:
             await self.call(self.swarm.deregister, session.agent_id)
         except SwarmError as exc:

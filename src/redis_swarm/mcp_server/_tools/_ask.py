@@ -15,7 +15,7 @@ from ..._keys import ask_queue
 from ..._models import Task
 from .._render import plain, tool_error
 from .._roles import EVERYONE, SHARD, tool
-from .._session import ANSWER, Lease
+from .._session import ANSWER
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
 
 __all__ = ["AskTools"]
@@ -103,8 +103,7 @@ class AskTools(ToolsBase):
                 {"question": None, "queue": queue, "next": "no question is waiting: go on with "
                  f"your work, or call next_question again with wait_s up to {MAX_CLAIM_WAIT_S:g}"}
             )  # fmt: skip
-        assert task.token is not None  # a claimed task carries its lease's token
-        session.leases[task.id] = Lease(task.token, task.queue, task.parent)
+        session.hold(task)
         data = task.data if isinstance(task.data, dict) else {}
         payload = {
             "question_id": task.id,
@@ -150,7 +149,7 @@ class AskTools(ToolsBase):
         except SwarmError as exc:
             raise tool_error(exc) from exc
         finally:  # the lease is done either way
-            session.leases.pop(question_id, None)
+            session.let_go(question_id)
         session.report_done(question_id, found.id, ANSWER)
         return self._result({"finding_id": found.id, "question_id": question_id, "answered": True,
                              "next": "take the next question with next_question"})  # fmt: skip

@@ -112,7 +112,7 @@ class ToolsBase:
         """A report or answer the core kept superseded (its task was settled first): the
         session remembers it, so that trying again stores nothing more, and the agent is told
         in its tools' words."""
-        session.leases.pop(task_id, None)
+        session.let_go(task_id)
         if exc.finding_id is None:  # (the core always names it)
             return exc
         session.report_done(task_id, exc.finding_id, how)

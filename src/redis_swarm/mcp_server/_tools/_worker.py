@@ -18,7 +18,7 @@ from ..._usage import Usage
 from ..._validate import MAX_LEASE_S, MAX_RETRY_AFTER_S
 from .._render import plain, tool_error
 from .._roles import WORKER, tool
-from .._session import REPORT, AgentSession, Lease
+from .._session import REPORT, AgentSession
 from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
 
 __all__ = ["WorkerTools"]
@@ -104,7 +104,7 @@ class WorkerTools(ToolsBase):
             return self._result(await self._claimed(session, task))
         except anyio.get_cancelled_exc_class():
             # Cancelled before the client saw the task: it must not stay held unseen.
-            session.leases.pop(task.id, None)
+            session.let_go(task.id)
             with anyio.CancelScope(shield=True):
                 await self.sessions.give_back(task)
             raise
@@ -112,8 +112,7 @@ class WorkerTools(ToolsBase):
     async def _claimed(self, session: AgentSession, task: Task) -> dict[str, Any]:
         """What a worker is told of a task it now holds (claim_task, or report_finding's
         claim_next): the task, its token, its shard's context, and what to do next."""
-        assert task.token is not None  # a claimed task carries its lease's token
-        session.leases[task.id] = Lease(task.token, task.queue, task.parent)
+        session.hold(task)
         # The token once, beside the task (docs/mcp.md's shape), not again inside it.
         brief = {k: v for k, v in plain(task).items() if k != "token"}
         payload: dict[str, Any] = {"task": brief, "token": task.token}
@@ -291,7 +290,7 @@ class WorkerTools(ToolsBase):
             self.swarm.fail, task_id, lease_token, error, retry=retry, usage=spent,
             retry_after_s=retry_after_s,
         )  # fmt: skip
-        session.leases.pop(task_id, None)
+        session.let_go(task_id)
         failed: dict[str, Any] = {
             "task_id": task.id,
             "status": task.status,

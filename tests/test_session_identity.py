@@ -1,0 +1,135 @@
+"""A session's agent on the swarm, across restarts and across its two faces (docs/live.md).
+
+- An MCP (or channel) server whose agent id was given (``--name``, or SWARM_AGENT on stdio)
+  does not deregister when its client closes: its agent goes stale, its inbox kept, and the
+  next start under that id reads what was sent meanwhile. One whose id was made up leaves.
+- ``message_status`` of a message whose recipient left (its inbox dropped with it) says
+  nobody is left to read it, not "unread, not yet read by" the agent that is gone.
+- The stdio server keeps the lease tokens it takes in the machine's token store, where the
+  hooks of the same agent (SWARM_AGENT) find them: PreCompact renews an MCP-claimed lease and
+  Stop names its token; report_finding forgets it again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp_types import Implementation, TextContent
+
+from redis_swarm import NotFound, Settings, Swarm
+from redis_swarm import _lease_tokens as tokens
+from redis_swarm._hooks import HookOptions, handle
+from redis_swarm.mcp_server import build_server
+
+from ._cli import Cli
+from .mcp_server._helpers import SRC, connect
+
+
+@asynccontextmanager
+async def _stdio(redis_url: str, home: Path, agent: str | None) -> AsyncIterator[Client]:
+    """``swarm mcp --role worker --channel`` over stdio, as Claude Code starts it: the agent's
+    id from SWARM_AGENT (None: none given), the swarm's home ``home``."""
+    env = {"PYTHONPATH": SRC, "SWARM_URL": redis_url, "SWARM_NAME": "test", "SWARM_HOME": str(home)}
+    if agent is not None:
+        env["SWARM_AGENT"] = agent
+    argv = ["-m", "redis_swarm", "mcp", "--role", "worker", "--channel"]
+    params = StdioServerParameters(command=sys.executable, args=argv, env=env)
+    info = Implementation(name="claude-code", version="2.1.80")
+    async with Client(params, client_info=info, read_timeout_seconds=60) as client:
+        yield client
+
+
+async def _call(client: Client, tool: str, **args: object) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    block = result.content[0]
+    assert isinstance(block, TextContent) and not result.is_error, result
+    head = json.loads(block.text)
+    assert isinstance(head, dict)
+    return head
+
+
+def test_a_named_session_keeps_its_unread_messages_across_restarts(
+    redis_url: str, tmp_path: Path
+) -> None:
+    core = Swarm(redis_url, swarm="test")
+
+    async def body() -> None:
+        async with _stdio(redis_url, tmp_path, "n1") as first:  # SWARM_AGENT names it
+            await _call(first, "swarm_status")
+            sent = core.send("n1", "important", sender="lead")
+        # Closed without read_inbox: still registered (stale once its heartbeats stop), its
+        # inbox and the message in it kept.
+        assert core.get_agent("n1").metadata["via"] == "mcp"  # type: ignore[index]
+        status = core.message_status(sent.id)
+        assert not status.read and status.unread_by == ("n1",)
+        assert core.get_message("n1", sent.id).body == "important"
+        async with _stdio(redis_url, tmp_path, "n1") as again:
+            inbox = await _call(again, "read_inbox")
+        assert [m["body"] for m in inbox["messages"]] == ["important"]
+        assert core.message_status(sent.id).read_by == ("n1",)
+
+    try:
+        anyio.run(body)
+    finally:
+        core.close()
+
+
+def test_a_session_with_a_made_up_id_leaves_and_status_says_its_message_went_with_it(
+    redis_url: str, cli: Cli
+) -> None:
+    core = Swarm(redis_url, swarm="test")
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker")) as tools:
+            await tools("swarm_status")
+            (agent,) = core.agents()
+            sent = core.send(agent.id, "for nobody now", sender="lead")
+        try:
+            core.get_agent(agent.id)
+            raise AssertionError("the made-up agent stayed registered")
+        except NotFound:
+            pass
+        status = core.message_status(sent.id)
+        assert status.read and status.read_by == () and status.unread_by == ()
+        out = cli("msg", "status", sent.id).stdout
+        assert "not yet read" not in out and "dropped with it" in out and agent.id in out
+
+    try:
+        anyio.run(body)
+    finally:
+        core.close()
+
+
+def test_the_hooks_renew_and_name_an_mcp_claimed_lease(redis_url: str, tmp_path: Path) -> None:
+    core = Swarm(redis_url, swarm="test")
+    hooks = Swarm(Settings.from_url(redis_url, swarm="test", home=tmp_path))
+    options = HookOptions(agent="me", queues=("work",))
+    task = core.post_task("work", "a task", lease_s=30)
+
+    async def body() -> None:
+        async with _stdio(redis_url, tmp_path, "me") as session:
+            claimed = await _call(session, "claim_task", queue="work")
+            token = claimed["token"]
+            assert tokens.known(hooks.settings, "me") == {task.id: token}
+            before = core.get_task(task.id).lease_deadline
+            await anyio.sleep(0.05)
+            compacted = handle(hooks, "PreCompact", {}, options)
+            assert compacted.message == f"renewed the leases of {task.id}"
+            assert core.get_task(task.id).lease_deadline > before  # type: ignore[operator]
+            stopped = handle(hooks, "Stop", {"stop_hook_active": False}, options)
+            assert stopped.block is not None and f"--token {token}" in stopped.block
+            await _call(session, "report_finding", task_id=task.id, summary="done")
+            assert tokens.known(hooks.settings, "me") == {}
+
+    try:
+        anyio.run(body)
+    finally:
+        hooks.close()
+        core.close()
