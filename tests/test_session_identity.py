@@ -133,3 +133,43 @@ def test_the_hooks_renew_and_name_an_mcp_claimed_lease(redis_url: str, tmp_path:
     finally:
         hooks.close()
         core.close()
+
+
+def test_one_agent_s_two_faces_keep_each_other_s_record(redis_url: str, tmp_path: Path) -> None:
+    """A review: registering replaces a profile, so the MCP server starting under the hooks'
+    id wiped their per-session --max-tasks counts (a resumed session took more), and each
+    SessionStart turned the server's role and metadata into the hooks'. Each face now keeps
+    what the other wrote. A named session that closes clears the task its agent said it
+    held (it gave it back); an unnamed one keeps no token on disk (no hook is its)."""
+    core = Swarm(redis_url, swarm="test")
+    hooks = Swarm(Settings.from_url(redis_url, swarm="test", home=tmp_path))
+    options = HookOptions(agent="me", queues=("work",), loop=True, max_tasks=1)
+    for n in range(3):
+        core.post_task("work", f"task {n}")
+    start = {"session_id": "s1", "source": "startup"}
+    handle(hooks, "SessionStart", start, options)
+    first = handle(hooks, "Stop", {"session_id": "s1", "stop_hook_active": False}, options)
+    assert first.block is not None and "Next task for you" in first.block
+    (held,) = core.list_tasks(status="claimed").items
+    core.report(held.id, tokens.known(hooks.settings, "me")[held.id], {"summary": "done"})
+
+    async def body() -> None:
+        async with _stdio(redis_url, tmp_path, "me") as session:
+            await _call(session, "swarm_status")
+            handle(hooks, "SessionStart", {"session_id": "s1", "source": "resume"}, options)
+            agent = core.get_agent("me")
+            assert agent.metadata is not None and agent.metadata.get("via") == "mcp"
+            assert agent.metadata.get("hook") == "claude"
+            again = handle(hooks, "Stop", {"session_id": "s1", "stop_hook_active": False}, options)
+            assert again.message is not None and "took its 1 task" in again.message, again
+            claimed = await _call(session, "claim_task", queue="work")
+        assert core.get_agent("me").current_task is None, claimed  # given back as it closed
+        async with _stdio(redis_url, tmp_path / "other", None) as session:
+            await _call(session, "claim_task", queue="work")
+            assert not (tmp_path / "other" / "leases").exists()
+
+    try:
+        anyio.run(body)
+    finally:
+        hooks.close()
+        core.close()

@@ -88,3 +88,13 @@ def test_the_runner_says_a_self_reported_runs_cost_as_every_view_does() -> None:
     said = TaskWork._self_reported_usage(USAGES[0])
     assert said.startswith(f"; its run cost {usage_line(USAGES[0])}, counted in this run's")
     assert "(12,000 cached)" in said
+
+
+def test_a_sum_that_adds_up_at_no_place_does_not_choose_the_places() -> None:
+    """A review: one pass whose runs add up at none of the places allowed made Money fall
+    back to four places for a whole report, where the others needed five."""
+    fine = ([0.00016, 0.00016], 0.00032)
+    never = ([0.0000166, 0.0000166], 0.0000332)
+    assert Money([fine]).places == 5
+    assert Money([fine, never]).places == 5  # (it was 4: $0.0003 under two $0.0002)
+    assert Money([fine, never]).total(*never).startswith("≈")

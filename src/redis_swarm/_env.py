@@ -28,6 +28,7 @@ __all__ = [
     "ENV_HOME",
     "ENV_NAME",
     "ENV_URL",
+    "URL_FROM_ENV_OPTION",
     "ContextCacheSpec",
     "agent_from_env",
     "context_cache_from_env",
@@ -67,6 +68,11 @@ def settings_from_env(
         swarm=swarm or swarm_from_env(environ.get(ENV_NAME)),
         home=Path(home or environ.get(ENV_HOME) or DEFAULT_HOME).expanduser(),
     )
+
+
+# The option of `swarm mcp` and `swarm hook` that makes them refuse to start without SWARM_URL
+# in their environment (what their installs write when the URL holds a password).
+URL_FROM_ENV_OPTION = "--url-from-env"
 
 
 def require_url_in_env(who: str, installed_by: str) -> None:

@@ -4,8 +4,9 @@ A lease token is a secret only its claimer gets (the swarm stores a hash), yet a
 hooks run as separate processes: to renew a held lease before compaction, or report the task
 a subagent left behind, they need the token its claim returned. ``swarm task claim``, the
 hook's own claims and the stdio MCP server's sessions write it here (one store, shared by
-those faces, so it lives beside the core rather than in one of them): one JSON file per swarm and worker under the swarm home
-(``leases/SWARM/WORKER.json``, task id -> token; the file 0600, its folders 0700).
+those faces, so it lives beside the core rather than in one of them): one JSON file per
+swarm and worker under the swarm home (``leases/SWARM/WORKER.json``, task id -> token; the
+file 0600, its folders 0700).
 
 Every change reads, edits and writes a file back, and processes of a machine change the same
 files at once (two claims by one worker; a report's ``forget_task`` while another claim

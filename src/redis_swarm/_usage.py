@@ -295,10 +295,11 @@ class Money:
     the fewest, from four to ``MONEY_MAX_PLACES``, at which each of its ``sums`` (the parts
     it shows and the total it shows under them, the total summed from the exact figures)
     adds up as shown: $1.5852 + $0.3645 never over a total of $1.9496. A total whose parts
-    still do not add up (costs of many decimals) reads "≈$1.9496"."""
+    still do not add up (costs of many decimals) reads "≈$1.9496"; such a sum, which adds
+    up at no place allowed, does not choose the places of the others."""
 
     def __init__(self, sums: Iterable[Sum] = ()) -> None:
-        wanted = list(sums)
+        wanted = [s for s in sums if adds_up(*s, MONEY_MAX_PLACES)]
         self.places = next(
             (
                 places

@@ -50,7 +50,7 @@ from .._budget import CHARS_PER_TOKEN, Budget
 from .._codec import iso
 from .._errors import ConfigError, NotFound, SwarmError
 from .._finding_text import parse_finding
-from .._models import Message, Task
+from .._models import Agent, Message, Task
 from .formats import MAX_CHARS, Answer, clip
 
 if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)
@@ -262,22 +262,37 @@ def _loop_counts(metadata: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _ensure_registered(
-    swarm: Swarm, agent: str, options: HookOptions, counts: Mapping[str, int] | None = None
+    swarm: Swarm,
+    agent: str,
+    options: HookOptions,
+    counts: Mapping[str, int] | None = None,
+    existing: Agent | None = None,
 ) -> None:
-    metadata: dict[str, Any] = {"hook": options.client, "queues": list(options.queues)}
+    """Register ``agent`` with the hooks' keys. Registering replaces a profile: an agent
+    registered already (``existing``: the same session's MCP server, under one id) keeps
+    its role, model and the rest of its metadata, the hooks' keys set beside them."""
+    metadata: dict[str, Any] = dict(existing.metadata or {}) if existing is not None else {}
+    metadata |= {"hook": options.client, "queues": list(options.queues)}
     if options.loop:
         newest = list((counts or {}).items())[-LOOP_SESSIONS_KEPT:]
         metadata["loop_claims"] = dict(newest)
-    swarm.register(options.role, name=agent, metadata=metadata)
+    if existing is None:
+        swarm.register(options.role, name=agent, metadata=metadata)
+        return
+    swarm.register(
+        existing.role, name=agent, model=existing.model, specialization=existing.specialization,
+        capacity_tokens=existing.capacity_tokens, parent=existing.parent, metadata=metadata,
+    )  # fmt: skip
 
 
-def _registered(swarm: Swarm, agent: str, options: HookOptions) -> dict[str, Any]:
-    """The agent's metadata, registering it first when it is not (hooks installed mid-session)."""
+def _registered(swarm: Swarm, agent: str, options: HookOptions) -> Agent | None:
+    """The agent's record, or None after registering it when it was not (hooks installed
+    mid-session)."""
     try:
-        return swarm.get_agent(agent).metadata or {}
+        return swarm.get_agent(agent)
     except NotFound:
         _ensure_registered(swarm, agent, options)
-        return {}
+        return None
 
 
 def _claimable(swarm: Swarm, agent: str, options: HookOptions) -> str:
@@ -299,10 +314,11 @@ def session_start(
     tasks (cut to what is left), then as many messages as still fit (marked read)."""
     # --max-tasks is per session: a resumed or compacted one keeps its count, a new one
     # (another session_id, or this one started afresh: startup, clear) starts at 0
-    counts = _loop_counts(_registered(swarm, agent, options))
+    existing = _registered(swarm, agent, options)
+    counts = _loop_counts(existing.metadata or {} if existing is not None else {})
     if payload.get("source") in NEW_SESSION_SOURCES:
         counts.pop(_session_key(payload), None)
-    _ensure_registered(swarm, agent, options, counts)
+    _ensure_registered(swarm, agent, options, counts, existing)
     queues = ", ".join(options.queues) or "none given"
     head = (
         f"You are agent {agent} in the swarm {swarm.settings.swarm} (role {options.role}; "
@@ -335,7 +351,7 @@ def prompt_submit(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
 
 def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
     active = payload.get("stop_hook_active") is True
-    metadata = _registered(swarm, agent, options)
+    existing = _registered(swarm, agent, options)
     held = held_tasks(swarm, agent)
     if held and not active:
         return Answer(
@@ -348,16 +364,16 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
     if messages:
         return Answer(block=messages)
     if options.loop and options.queues and not held:
-        return _next_task(swarm, agent, options, metadata, _session_key(payload))
+        return _next_task(swarm, agent, options, existing, _session_key(payload))
     return Answer()
 
 
 def _next_task(
-    swarm: Swarm, agent: str, options: HookOptions, metadata: Mapping[str, Any], session: str
+    swarm: Swarm, agent: str, options: HookOptions, existing: Agent | None, session: str
 ) -> Answer:
     """Loop mode: claim the session's next task (within --max-tasks, counted per session),
     its token kept on this machine before the session is handed it."""
-    counts = _loop_counts(metadata)
+    counts = _loop_counts(existing.metadata or {} if existing is not None else {})
     done = counts.pop(session, 0)
     if options.max_tasks and done >= options.max_tasks:
         tasks = "task" if done == 1 else "tasks"
@@ -387,7 +403,7 @@ def _next_task(
             f"claimed {task.id} but could not keep its lease token in "
             f"{tokens.folder(swarm.settings)} ({exc}): {given_back}"
         ) from None
-    _ensure_registered(swarm, agent, options, {**counts, session: done + 1})
+    _ensure_registered(swarm, agent, options, {**counts, session: done + 1}, existing)
     return Answer(block="Next task for you.\n\n" + _task_text(task, agent, options.command))
 
 

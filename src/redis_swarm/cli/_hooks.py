@@ -20,14 +20,13 @@ import sys
 import click
 
 from .._budget import MIN_BUDGET_TOKENS, Budget
-from .._env import agent_from_env, require_url_in_env
+from .._env import URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import SwarmError
 from .._executable import swarm_command
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._validate import check_queues
-from ..mcp_server._install import URL_FROM_ENV_OPTION
 from ._app import App, main, pass_app
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024

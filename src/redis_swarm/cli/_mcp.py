@@ -14,13 +14,12 @@ import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from .._codec import dumps
-from .._env import ENV_URL, agent_from_env, require_url_in_env
+from .._env import ENV_URL, URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import ConfigError, SwarmError
 from .._net import http_url, is_loopback
 from .._validate import check_queues
 from ..mcp_server._install import (
     CLIENTS,
-    URL_FROM_ENV_OPTION,
     Client,
     LaunchSpec,
     RemoteSpec,

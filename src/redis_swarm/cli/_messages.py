@@ -223,8 +223,8 @@ def status(app: App, message_id: str) -> None:
             # (JSON says read: nobody is left to read it; in words, why)
             click.echo(
                 f"{st.id} ({where}): no longer kept: {st.to} is not registered (it left, or "
-                "was swept as stale) and its inbox, read or not, was dropped with it; ask the "
-                "sender to send it again once it is back"
+                "was swept as stale) and its inbox, read or not, was dropped with it: whether "
+                "it read this one is not known; if it matters, send it again once it is back"
             )
             return
         if not st.read_by and not st.unread_by:

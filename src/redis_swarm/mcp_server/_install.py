@@ -37,7 +37,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .._config import DEFAULT_HOME, mask_url
-from .._env import ENV_HOME, ENV_NAME, ENV_URL
+from .._env import ENV_HOME, ENV_NAME, ENV_URL, URL_FROM_ENV_OPTION
 from .._errors import ConfigError
 from .._executable import swarm_command
 from .._printable import printable
@@ -75,10 +75,6 @@ __all__ = [
 Client = Literal["claude", "codex", "gemini", "json"]
 CLIENTS: tuple[Client, ...] = ("claude", "codex", "gemini", "json")
 
-# The option of `swarm mcp` that makes it refuse to start without SWARM_URL in its environment:
-# a client that forwards an unset variable passes nothing (Codex) or "" (Gemini CLI), which
-# would else be read as the embedded server.
-URL_FROM_ENV_OPTION = "--url-from-env"
 
 # Seconds an agent client should allow one tool call: wait_for_pass may wait up to 300 s.
 TOOL_TIMEOUT_S = 360

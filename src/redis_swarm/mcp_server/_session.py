@@ -19,6 +19,7 @@ a session on, so requests share one session per client name, closed when the ser
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -371,7 +372,11 @@ class SessionRegistry:
         name = self.name
         if name is not None and any(s.agent_id == name for s in self._live.values()):
             name = None  # the fixed name is taken by another live session of this server
-        metadata = {
+        metadata: dict[str, Any] = {}
+        if name is not None:  # a given id may be the hooks' too: their keys are kept
+            with contextlib.suppress(NotFound):
+                metadata.update((await self.call(self.swarm.get_agent, name)).metadata or {})
+        metadata |= {
             "client": client,
             "via": "mcp",
             "transport": self.transport,
@@ -391,7 +396,9 @@ class SessionRegistry:
             client,
             self.model,
             named=name is not None,
-            token_store=self.token_store,
+            # (a made-up id is no hook's: its tokens would be kept for nobody, and left behind
+            # by a server that crashed)
+            token_store=self.token_store if name is not None else None,
         )
         self._live[agent.id] = session
         log.info("agent %s registered (role %s, client %s)", agent.id, session.role, client)
@@ -420,6 +427,9 @@ class SessionRegistry:
                 log.info("task %s released by %s", task_id, session.agent_id)
             session.let_go(task_id)
         if session.named:
+            # No task of its own any more: views would else show it on one it gave back.
+            with contextlib.suppress(SwarmError):
+                await self.call(self.swarm.heartbeat, session.agent_id, current_task="")
             log.info("agent %s stays registered, its inbox kept for its next start",
                      session.agent_id)  # fmt: skip
             return
