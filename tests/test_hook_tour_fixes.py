@@ -177,3 +177,22 @@ def test_a_handed_task_says_when_its_lease_ends_and_how_to_renew_it(
     renewed = swarm.get_task(posted.id).lease_deadline
     assert renewed is not None and task.lease_deadline is not None
     assert renewed > task.lease_deadline
+
+
+def test_the_hooks_role_is_the_install_s_unless_the_mcp_server_registered_it(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A hooks-only agent takes the role its install gives (a new install with another
+    --role is heard); one the session's MCP server registered keeps the server's."""
+    from redis_swarm import Settings, Swarm
+    from redis_swarm._hooks import HookOptions, handle
+
+    with Swarm(Settings.from_url(redis_url, swarm="test", home=tmp_path)) as hooks:
+        start = {"session_id": "s1", "source": "startup"}
+        handle(hooks, "SessionStart", start, HookOptions(agent="solo", role="worker"))
+        handle(hooks, "SessionStart", start, HookOptions(agent="solo", role="shard"))
+        assert hooks.get_agent("solo").role == "shard"
+        hooks.register("agent", name="both", metadata={"via": "mcp", "client": "claude-code"})
+        handle(hooks, "SessionStart", start, HookOptions(agent="both", role="worker"))
+        both = hooks.get_agent("both")
+        assert both.role == "agent" and (both.metadata or {}).get("via") == "mcp"

@@ -269,8 +269,9 @@ def _ensure_registered(
     existing: Agent | None = None,
 ) -> None:
     """Register ``agent`` with the hooks' keys. Registering replaces a profile: an agent
-    registered already (``existing``: the same session's MCP server, under one id) keeps
-    its role, model and the rest of its metadata, the hooks' keys set beside them."""
+    registered already (``existing``) keeps its model and the rest of its metadata, the
+    hooks' keys set beside them, and its role when the same session's MCP server registered
+    it (under one id: the server's role is the session's); else the hooks' ``--role``."""
     metadata: dict[str, Any] = dict(existing.metadata or {}) if existing is not None else {}
     metadata |= {"hook": options.client, "queues": list(options.queues)}
     if options.loop:
@@ -279,8 +280,9 @@ def _ensure_registered(
     if existing is None:
         swarm.register(options.role, name=agent, metadata=metadata)
         return
+    role = existing.role if (existing.metadata or {}).get("via") == "mcp" else options.role
     swarm.register(
-        existing.role, name=agent, model=existing.model, specialization=existing.specialization,
+        role, name=agent, model=existing.model, specialization=existing.specialization,
         capacity_tokens=existing.capacity_tokens, parent=existing.parent, metadata=metadata,
     )  # fmt: skip
 
