@@ -300,7 +300,7 @@ def _targets(settings: Settings) -> tuple[list[_Target], dict[str, str]]:
         else:
             replicas, skipped = _replicas(client)
             master = client.connection_pool.get_master_address()
-            up = [(*master, True, ""), *((host, port, False, "") for host, port in replicas)]
+            up = [(*master, True, ""), *((host, port, False, why) for host, port, why in replicas)]
     finally:
         client.close()
     targets = [
@@ -395,16 +395,20 @@ def _dialled_host(
     return ip
 
 
-def _replicas(client: Any) -> tuple[list[tuple[str, int]], dict[str, str]]:
-    """The replicas up that the sentinels list for the service of ``client`` (a Sentinel
-    URL's), and those they report down (node -> why: they cannot be reached, and must be told
-    to the user, who applies again once they are back). Asked through the URL's own sentinels:
+def _replicas(client: Any) -> tuple[list[tuple[str, int, str]], dict[str, str]]:
+    """The replicas to try that the sentinels list for the service of ``client`` (a Sentinel
+    URL's), each with why it is flagged ("" for none), and those they report down (node ->
+    why: they cannot be reached, and must be told to the user, who applies again once they
+    are back). Asked through the URL's own sentinels:
     with its TLS options, as it asks for the master. (A Sentinel made without them was refused
     by TLS sentinels, which redis-py takes for no replica: the user went to the master alone,
     and was missing after a failover.) As redis-py's ``discover_slaves``: the first sentinel
     that answers with a replica up says which are up; else the first that answers, none.
-    Down is as swarm doctor counts it (``sentinel_down``): one only ``disconnected`` too (the
-    sentinel's link to it is down), which redis-py's ``filter_slaves`` would still hand out."""
+    Down is as swarm doctor counts it (``sentinel_down``); but one flagged ``disconnected``
+    alone is tried all the same, as the cluster's ``fail?`` is (``_tried_though_flagged``):
+    it is the sentinel's link that is down, redialled at once (a busy machine drops one that
+    is slow to answer a PING), and this machine may reach the replica; if it does not, it is
+    left out saying both."""
     pool = client.connection_pool
     answered: list[dict[str, str]] | None = None
     for sentinel in pool.sentinel_manager.sentinels:
@@ -417,17 +421,19 @@ def _replicas(client: Any) -> tuple[list[tuple[str, int]], dict[str, str]]:
         if any(not sentinel_down(entry) for entry in listed):
             answered = listed
             break
-    up: list[tuple[str, int]] = []
+    up: list[tuple[str, int, str]] = []
     skipped: dict[str, str] = {}
     for entry in answered or []:
         host, port = entry.get("ip", ""), int(entry.get("port") or 0)
         down = sentinel_down(entry)
-        if down:
+        if down == ["disconnected"]:
+            up.append((host, port, "the sentinels' link to it is down (disconnected)"))
+        elif down:
             # The most telling flag: a replica s_down is disconnected now and then as well (the
             # sentinel drops a link that does not answer, and dials again), which adds nothing.
             skipped[_node(host, port)] = f"the sentinels report it down ({down[0]})"
         else:
-            up.append((host, port))
+            up.append((host, port, ""))
     return up, skipped
 
 
