@@ -50,6 +50,9 @@ def test_every_hint_a_command_prints_names_a_command(
         _hints.CONTEXT_VERSIONS: cli(
             "context", "get", "shard-1", "--version", "zz", expect=None
         ).stderr,
+        _hints.CURRENT_VERSION: cli(
+            "context", "read", "shard-1", "--version", "0" * 64, expect=1
+        ).stderr,
         _hints.CHECK_AGENT_ID: cli("agents", "deregister", "ghost", expect=1).stderr
         + cli("msg", "send", "ghost", "hello", expect=1).stderr,  # (said by a Lua script)
         _hints.PUBLISH_CONTEXT: cli("task", "post", "q", "x", "--data", f"@{big}", expect=1).stderr,

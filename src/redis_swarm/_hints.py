@@ -21,6 +21,7 @@ __all__ = [
     "CHECK_AGENT_ID",
     "CHECK_TASK_ID",
     "CONTEXT_VERSIONS",
+    "CURRENT_VERSION",
     "LIST_CONTEXTS",
     "LIST_FINDINGS",
     "LIST_PASSES",
@@ -34,6 +35,8 @@ CHECK_AGENT_ID = "check the id with swarm agents"
 LIST_CONTEXTS = "(swarm context list lists them)"
 ASK_TARGETS = "(swarm context list; swarm serve OWNER answers)"
 CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
+# Said of a version not kept when the owner has a current one.
+CURRENT_VERSION = "drop --version to read the current one"
 LIST_FINDINGS = "with swarm findings"
 # Said inside the parentheses naming the passes there are: "(the passes: "a", "b"; ...)".
 LIST_PASSES = "swarm status lists them"

@@ -577,6 +577,8 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                 ("get_context", {"owner": "nobody"}, "(swarm_status lists them)"),
                 ("search_context", {"pattern": "(", "regex": True}, "plain text instead of a"),
                 ("get_context", {"owner": "me", "version": "zz"}, "returned by get_context"),
+                ("get_context", {"owner": "me", "version": "0" * 64},
+                 "leave version out to read the current one"),
                 ("post_task", {"queue": "q", "description": "big", "data": "x" * 1_100_000},
                  "in a context (publish_context)"),
                 ("synthesize", {"pass_name": "P", "text": "t", "sources": ["f-"]}, "list_findings"),

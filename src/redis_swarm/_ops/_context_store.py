@@ -18,7 +18,7 @@ from .._codec import loads
 from .._context_records import ContextInfo
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hash_lane import lane_hasher
-from .._hints import CONTEXT_VERSIONS, LIST_CONTEXTS
+from .._hints import CONTEXT_VERSIONS, CURRENT_VERSION, LIST_CONTEXTS
 from .._printable import short_version
 from .._protocol import Cmd, Compute, Fetch, OpContext, Operation
 from .._validate import check_name
@@ -151,7 +151,7 @@ def no_version(ctx: OpContext, owner: str, version: str) -> Operation[NotFound]:
     listed = ", ".join(short_version(text_of(v)) for v in kept)
     return NotFound(
         f"version {version[:16]} of {owner!r} is not kept (it was pruned, or never existed); "
-        f"kept versions, newest first: {listed}"
+        f"kept versions, newest first: {listed}; {CURRENT_VERSION}"
     )
 
 

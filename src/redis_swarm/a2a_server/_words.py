@@ -43,6 +43,7 @@ A2A_WORDS: dict[str, str] = {
     hints.LIST_CONTEXTS: "(the swarm's operator can list them)",
     hints.ASK_TARGETS: "(the swarm's operator can list them)",
     hints.CONTEXT_VERSIONS: "known to the swarm's operator",
+    hints.CURRENT_VERSION: "(the swarm's operator can read the current one)",
     hints.SERVE_QUESTIONS: "(the swarm's operator starts its answerers)",
     # (Said by ask, which no A2A method runs; its questions' queues are seldom this server's.)
     hints.SHOW_TASK: "(the swarm's operator can show the task)",

@@ -218,8 +218,6 @@ class App:
         from .._cache import ContextCache
 
         spec = context_cache_from_env(self.settings.home)
-        if spec.directory is None:
-            return ContextCache()
         return ContextCache(directory=spec.directory, max_disk_bytes=spec.max_bytes)
 
     def emit(self, data: Any, human: Callable[[], None] | None = None) -> None:

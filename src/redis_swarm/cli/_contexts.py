@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -13,7 +11,7 @@ import click
 
 from .._codec import byte_size
 from .._context_records import ContextSlice, grep_groups
-from .._errors import NotFound, PayloadTooLarge, ValidationError
+from .._errors import PayloadTooLarge, ValidationError
 from .._validate import MAX_AROUND, MAX_HITS
 from . import _common
 from ._app import App, json_option, main, pass_app
@@ -62,22 +60,6 @@ def _info_pairs(info: Any) -> list[tuple[str, Any]]:
         ("media type", info.media_type),
         ("published", when(info.created_at)),
     ]
-
-
-@contextlib.contextmanager
-def _kept_version(app: App, owner: str, version: str | None) -> Iterator[None]:
-    """A read of ``--version V`` that is not kept (pruned) fails naming the kept versions
-    (the core's message) and, when OWNER has a current version, how to read that one."""
-    try:
-        yield
-    except NotFound as exc:
-        if version is None:
-            raise
-        try:
-            app.swarm.context_info(owner)
-        except NotFound:  # no context at all: the core's message says so
-            raise exc from None
-        raise NotFound(f"{exc}; drop --version to read the current one") from None
 
 
 def _limit(app: App) -> int:
@@ -194,10 +176,9 @@ def publish(
 @pass_app
 def get(app: App, owner: str, version: str | None, output: str | None) -> None:
     """Print OWNER's whole context (or write it to --output)."""
-    with _kept_version(app, owner, version):
-        info = app.swarm.context_info(owner, version)
-        with status(app, f"fetching {byte_size(info.size_bytes)}", info.size_bytes):
-            data = app.swarm.get_context_bytes(owner, info.version)
+    info = app.swarm.context_info(owner, version)
+    with status(app, f"fetching {byte_size(info.size_bytes)}", info.size_bytes):
+        data = app.swarm.get_context_bytes(owner, info.version)
     if app.json:
         try:
             text = data.decode()
@@ -229,8 +210,7 @@ def get(app: App, owner: str, version: str | None, output: str | None) -> None:
 @pass_app
 def info(app: App, owner: str, version: str | None) -> None:
     """Size, tokens, version and source of OWNER's context."""
-    with _kept_version(app, owner, version):
-        ci = app.swarm.context_info(owner, version)
+    ci = app.swarm.context_info(owner, version)
     app.emit(ci, lambda: print_table(app, kv_table(_info_pairs(ci))))
 
 
@@ -289,10 +269,7 @@ def read(
     if lines is not None and (offset is not None or length is not None):
         raise click.UsageError("give --lines or --offset/--length, not both")
     span = _parse_lines(lines) if lines is not None else None
-    with _kept_version(app, owner, version):
-        part = app.swarm.read_context(
-            owner, lines=span, offset=offset, length=length, version=version
-        )
+    part = app.swarm.read_context(owner, lines=span, offset=offset, length=length, version=version)
     by_bytes = offset is not None or length is not None
 
     def human() -> None:
@@ -377,16 +354,15 @@ def search(
 ) -> None:
     """Find PATTERN in OWNER's context; prints hits like grep -n (LINE: text)."""
     # One hit beyond the page tells whether more match (at the bound, the bound's hits do not)
-    with _kept_version(app, owner, version):
-        hits = app.swarm.search_context(
-            owner,
-            pattern,
-            regex=regex,
-            max_hits=min(max_hits + 1, MAX_HITS),
-            around=around,
-            version=version,
-            ignore_case=ignore_case,
-        )
+    hits = app.swarm.search_context(
+        owner,
+        pattern,
+        regex=regex,
+        max_hits=min(max_hits + 1, MAX_HITS),
+        around=around,
+        version=version,
+        ignore_case=ignore_case,
+    )
     more = len(hits) > max_hits or len(hits) == MAX_HITS
     hits = hits[:max_hits]
 

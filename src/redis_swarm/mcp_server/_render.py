@@ -87,6 +87,7 @@ TOOL_WORDS: dict[str, str] = {
     hints.CHECK_TASK_ID: "check the id claim_task or post_task returned",
     hints.PUBLISH_CONTEXT: "(publish_context)",
     hints.CONTEXT_VERSIONS: "returned by get_context",
+    hints.CURRENT_VERSION: "leave version out to read the current one",
     hints.SERVE_QUESTIONS: "(a shard answers them with next_question; the swarm's operator "
     "can start answerers)",
     # No tool shows or cancels a task: the operator can.
