@@ -355,6 +355,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     shard.cancel(shard.post_task("q", "settled", pass_name="P-retire").id)
     assert shard.retire_pass("P-retire").tasks == 1
     assert "P-retire" in worker.retired_passes()
+    assert worker.tally(me.id, "loop_claims", "s1") == 1  # (a hook's loop count)
+    worker.mark_stale(me.id)  # (its MCP session closed)
     worker.deregister(me.id)
     worker.register("worker", name="w-2")
     time.sleep(0.01)

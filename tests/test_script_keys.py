@@ -141,6 +141,8 @@ def workload(swarm: Swarm) -> None:
         swarm.send("nobody", "hi")
     assert swarm.inbox(worker.id)
     assert swarm.get_message(worker.id, hi.id) == hi
+    assert swarm.tally(worker.id, "loop_claims", "s1") == 1  # agent_swap
+    swarm.mark_stale(worker.id)
     swarm.deregister(worker.id)
     swarm.sweep(0.0)
     a2a_workload(swarm)

@@ -124,7 +124,8 @@ def test_the_hooks_renew_and_name_an_mcp_claimed_lease(redis_url: str, tmp_path:
             assert compacted.message == f"renewed the leases of {task.id}"
             assert core.get_task(task.id).lease_deadline > before  # type: ignore[operator]
             stopped = handle(hooks, "Stop", {"stop_hook_active": False}, options)
-            assert stopped.block is not None and f"--token {token}" in stopped.block
+            # (named in the session's own MCP tool: tests/test_live_session_fixes.py)
+            assert stopped.block is not None and f"token={json.dumps(token)}" in stopped.block
             await _call(session, "report_finding", task_id=task.id, summary="done")
             assert tokens.known(hooks.settings, "me") == {}
 

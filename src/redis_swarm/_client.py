@@ -408,6 +408,8 @@ class _Shell:
     agents = _Op(agent_ops.agents)
     get_agent = _Op(agent_ops.get_agent)
     sweep = _Op(agent_ops.sweep)
+    mark_stale = _Op(agent_ops.mark_stale)
+    tally = _Op(agent_ops.tally)
     send = _Op(message_ops.send)
     broadcast = _Op(message_ops.broadcast)
     inbox = _Op(message_ops.inbox)

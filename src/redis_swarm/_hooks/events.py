@@ -33,14 +33,19 @@ msg show`` still shows them. The alternative (peek, print, then mark read) lets 
 of one agent both act on one message, a likelier fault than that instant. A task cut to fit
 names ``swarm task show ID``. A task handed to the session says when its lease ends and the
 command that renews it (only PreCompact renews by itself). Every value a hook writes into a
-command is shell-quoted.
+command is shell-quoted. A session whose own stdio MCP server runs under the same agent id
+(``--name`` / SWARM_AGENT: the record says ``via: mcp``, and its process runs here) is told
+to renew, report and fail with that server's tools instead (``mcp_tools``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
+import socket
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -80,9 +85,13 @@ MESSAGES_LOOKED_AT = 50  # unread messages a hook looks at for those it has room
 TASK_DATA_CHARS = 2_000
 TASK_DESCRIPTION_CHARS = 3_000
 HELD_PAGES = 20  # pages of claimed tasks looked through for the agent's leases
-# Loop mode: the sessions whose claim counts an agent's record keeps (the newest; an agent
-# shared by more sessions at once than this may hand one of them more than --max-tasks).
+# Loop mode: the metadata key of an agent's per-session claim counts, and the sessions whose
+# counts it keeps (the newest; an agent shared by more sessions at once than this may hand
+# one of them more than --max-tasks). Counted with the core's atomic ``tally``: two sessions
+# of one id counting at the same instant both count.
+LOOP_CLAIMS = "loop_claims"
 LOOP_SESSIONS_KEPT = 8
+NO_SESSION = "no-session"  # the count key of an input without a session_id
 # SessionStart sources that begin a session's count of loop claims afresh (``resume`` and
 # ``compact`` carry on with the session's count).
 NEW_SESSION_SOURCES = ("startup", "clear")
@@ -151,7 +160,60 @@ def _task_hint(swarm_cmd: str, task_id: str) -> str:
     return f"the whole task: {swarm_cmd} task show {task_id}"
 
 
-def _task_text(task: Task, worker: str, swarm_cmd: str) -> str:
+@dataclass(frozen=True)
+class McpTools:
+    """The tools of the session's own MCP server that renew, report and fail a task."""
+
+    renew: str
+    report: str
+    fail: str
+
+
+def _mcp_server_runs(metadata: Mapping[str, Any]) -> bool:
+    """Whether the agent was registered by a stdio MCP server (``swarm mcp`` under the same
+    id: ``--name`` or SWARM_AGENT) that runs now, on this machine: a process of the session
+    whose hooks ask. A server that ended leaves its metadata behind, and a later session under
+    that id may have the hooks alone."""
+    if metadata.get("via") != "mcp" or metadata.get("transport") != "stdio":
+        return False
+    pid = metadata.get("pid")
+    if metadata.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if sys.platform == "win32":  # (os.kill there ends the process: taken as running)
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def mcp_tools(agent: Agent | None) -> McpTools | None:
+    """The MCP tools the session settles its tasks with, when its own MCP server runs and its
+    role has them (named from the tools' methods: a renamed tool is an error here, not a
+    hint naming a tool that is gone); None: the CLI's commands (a hooks-only session)."""
+    if agent is None or not _mcp_server_runs(agent.metadata or {}):
+        return None
+    # (the MCP SDK, most of a second: imported only by such a session's hook, and only when
+    # it hands over a task)
+    from ..mcp_server._tools import SwarmTools, offers
+
+    tools = McpTools(
+        SwarmTools.renew_task.__name__,
+        SwarmTools.report_finding.__name__,
+        SwarmTools.fail_task.__name__,
+    )
+    role = "all" if agent.role == "agent" else agent.role  # (--role all registers "agent")
+    if not all(offers(role, name) for name in (tools.renew, tools.report, tools.fail)):
+        return None
+    return tools
+
+
+def _task_text(task: Task, worker: str, swarm_cmd: str, tools: McpTools | None = None) -> str:
+    """The task handed to the session: how to renew, report and fail it with the session's
+    MCP tools (``tools``), else with the CLI's commands."""
     q = shlex.quote
     where = f"queue {task.queue}" + (f", pass {task.pass_name}" if task.pass_name else "")
     whole = _task_hint(swarm_cmd, q(task.id))
@@ -160,25 +222,42 @@ def _task_text(task: Task, worker: str, swarm_cmd: str) -> str:
         text = json.dumps(task.data, ensure_ascii=False)
         data = "\nData: " + clip(text, TASK_DATA_CHARS, whole)
     token = q(task.token) if task.token else "TOKEN"
-    known = f"lease token {token}" if task.token else "use the lease token your claim printed"
-    return (
+    if task.token:
+        known = f"lease token {token}"
+    elif tools is not None:
+        known = "your MCP session holds its lease token"
+    else:
+        known = "use the lease token your claim printed"
+    head = (
         f"Task {task.id} ({where}) is yours: {known}.\n"
         f"{clip(task.description, TASK_DESCRIPTION_CHARS, whole)}{data}\n"
-        f"{_lease_line(task, swarm_cmd, token)}\n"
+    )
+    if tools is not None:
+        # (the token too when known: a task the hook claimed is not the MCP session's own)
+        args = f"task_id={json.dumps(task.id)}" + (
+            f", token={json.dumps(task.token)}" if task.token else ""
+        )
+        return head + (
+            f"{_lease_line(task, f'{tools.renew}({args})')}\n"
+            f"When done, report it with your swarm MCP tool {tools.report}({args}, "
+            f'summary="what you found"). If you cannot do it: {tools.fail}({args}, '
+            'error="why").'
+        )
+    return head + (
+        f"{_lease_line(task, f'{swarm_cmd} task renew {q(task.id)} --token {token}')}\n"
         f"When done, report it: {swarm_cmd} task report {q(task.id)} --token {token} "
         f"--worker {q(worker)} --summary 'what you found' (or --finding JSON). If you cannot "
         f"do it: {swarm_cmd} task fail {q(task.id)} --token {token} --error 'why'."
     )
 
 
-def _lease_line(task: Task, swarm_cmd: str, token: str) -> str:
-    """When the lease ends and how to keep it: a turn longer than the lease loses the task
-    (only PreCompact renews by itself)."""
+def _lease_line(task: Task, renew: str) -> str:
+    """When the lease ends and how to keep it (``renew``: the command or tool call): a turn
+    longer than the lease loses the task (only PreCompact renews by itself)."""
     until = iso(task.lease_deadline) or f"{task.lease_s:g} s after the claim"
     return (
         f"Your lease ends at {until} (it lasts {task.lease_s:g} s): if the work may take "
-        f"longer, renew it (from now) before then: {swarm_cmd} task renew "
-        f"{shlex.quote(task.id)} --token {token}."
+        f"longer, renew it (from now) before then: {renew}."
     )
 
 
@@ -249,34 +328,28 @@ def _show_messages(
 def _session_key(payload: Mapping[str, Any]) -> str:
     """The session's key in the agent's loop counts (its ``session_id``'s digest)."""
     session = payload.get("session_id")
-    return _digest(session, 6) if isinstance(session, str) and session else ""
+    return _digest(session, 6) if isinstance(session, str) and session else NO_SESSION
 
 
 def _loop_counts(metadata: Mapping[str, Any]) -> dict[str, int]:
     """Session key -> the tasks that session's Stop claimed in loop mode. (An older install
     kept one count for the agent, every session together: dropped.)"""
-    counts = metadata.get("loop_claims")
+    counts = metadata.get(LOOP_CLAIMS)
     if not isinstance(counts, dict):
         return {}
     return {str(k): v for k, v in counts.items() if isinstance(v, int) and v >= 0}
 
 
 def _ensure_registered(
-    swarm: Swarm,
-    agent: str,
-    options: HookOptions,
-    counts: Mapping[str, int] | None = None,
-    existing: Agent | None = None,
+    swarm: Swarm, agent: str, options: HookOptions, existing: Agent | None = None
 ) -> None:
     """Register ``agent`` with the hooks' keys. Registering replaces a profile: an agent
-    registered already (``existing``) keeps its model and the rest of its metadata, the
-    hooks' keys set beside them, and its role when the same session's MCP server registered
-    it (under one id: the server's role is the session's); else the hooks' ``--role``."""
+    registered already (``existing``) keeps its model and the rest of its metadata (the loop
+    counts too: ``tally`` changes them), the hooks' keys set beside them, and its role when
+    the same session's MCP server registered it (under one id: the server's role is the
+    session's); else the hooks' ``--role``."""
     metadata: dict[str, Any] = dict(existing.metadata or {}) if existing is not None else {}
     metadata |= {"hook": options.client, "queues": list(options.queues)}
-    if options.loop:
-        newest = list((counts or {}).items())[-LOOP_SESSIONS_KEPT:]
-        metadata["loop_claims"] = dict(newest)
     if existing is None:
         swarm.register(options.role, name=agent, metadata=metadata)
         return
@@ -317,10 +390,9 @@ def session_start(
     # --max-tasks is per session: a resumed or compacted one keeps its count, a new one
     # (another session_id, or this one started afresh: startup, clear) starts at 0
     existing = _registered(swarm, agent, options)
-    counts = _loop_counts(existing.metadata or {} if existing is not None else {})
-    if payload.get("source") in NEW_SESSION_SOURCES:
-        counts.pop(_session_key(payload), None)
-    _ensure_registered(swarm, agent, options, counts, existing)
+    _ensure_registered(swarm, agent, options, existing)
+    if options.loop and payload.get("source") in NEW_SESSION_SOURCES:
+        swarm.tally(agent, LOOP_CLAIMS, _session_key(payload), reset=True, keep=LOOP_SESSIONS_KEPT)
     queues = ", ".join(options.queues) or "none given"
     head = (
         f"You are agent {agent} in the swarm {swarm.settings.swarm} (role {options.role}; "
@@ -332,8 +404,9 @@ def session_start(
     parts = [head]
     held = held_tasks(swarm, agent)
     if held:
+        tools = mcp_tools(existing)
         tasks = "You hold these tasks; carry on with them:\n\n" + "\n\n".join(
-            _task_text(t, agent, options.command) for t in held[:3]
+            _task_text(t, agent, options.command, tools) for t in held[:3]
         )
         parts.append(clip(tasks, max(0, room), _task_hint(options.command, "ID")))
         room -= len(parts[-1]) + 2
@@ -356,10 +429,11 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
     existing = _registered(swarm, agent, options)
     held = held_tasks(swarm, agent)
     if held and not active:
+        tools = mcp_tools(existing)
         return Answer(
             block="You still hold a task you have not reported. Report it (or fail it) "
             "before you stop.\n\n"
-            + "\n\n".join(_task_text(t, agent, options.command) for t in held[:3])
+            + "\n\n".join(_task_text(t, agent, options.command, tools) for t in held[:3])
         )
     # The messages a refusal shows are read: the next stop refuses only for newer ones.
     messages = _show_messages(swarm, agent, options, direct_only=True, budget=options.limit - 100)
@@ -376,7 +450,7 @@ def _next_task(
     """Loop mode: claim the session's next task (within --max-tasks, counted per session),
     its token kept on this machine before the session is handed it."""
     counts = _loop_counts(existing.metadata or {} if existing is not None else {})
-    done = counts.pop(session, 0)
+    done = counts.get(session, 0)
     if options.max_tasks and done >= options.max_tasks:
         tasks = "task" if done == 1 else "tasks"
         return Answer(
@@ -405,8 +479,9 @@ def _next_task(
             f"claimed {task.id} but could not keep its lease token in "
             f"{tokens.folder(swarm.settings)} ({exc}): {given_back}"
         ) from None
-    _ensure_registered(swarm, agent, options, {**counts, session: done + 1}, existing)
-    return Answer(block="Next task for you.\n\n" + _task_text(task, agent, options.command))
+    swarm.tally(agent, LOOP_CLAIMS, session, keep=LOOP_SESSIONS_KEPT)
+    tools = mcp_tools(existing)
+    return Answer(block="Next task for you.\n\n" + _task_text(task, agent, options.command, tools))
 
 
 def subagent_start(agent: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:

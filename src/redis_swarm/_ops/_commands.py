@@ -111,6 +111,8 @@ OPERATIONS: dict[str, Uses] = {
     "get_agent": _uses("hget time zscore", worker=True),
     "held": _uses("hkeys hmget zrevrange", worker=True),  # who holds the newest leases
     "sweep": _uses("time zrangebyscore", "agent_sweep", worker=True),
+    "mark_stale": _uses("hget time zscore", "agent_swap", worker=True),
+    "tally": _uses("hget time zscore", "agent_swap", worker=True),
     # messages
     "send": _uses("", "message_send", worker=True),
     "broadcast": _uses("", "message_send", worker=True),
@@ -168,6 +170,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "agent_heartbeat": "hget hset zadd",
         "agent_register": "hexists hget hset xrevrange zadd",
         "agent_sweep": "del hdel hget xlen zrem zscore",
+        "agent_swap": "hget hset",
         "chunk_acquire": "hexists hset",
         "chunk_put": "hset hsetnx",
         "chunk_release": "del hdel hlen hstrlen",

@@ -4,8 +4,10 @@ An agent's ``current_task`` is decided here, once: what its last heartbeat said,
 newest task it holds a lease on (``held``): every face reads it from these listings.
 
 ``agents`` holds each agent's record (JSON) and ``presence`` its last heartbeat (ms); an
-agent is alive when its last heartbeat is more recent than ``stale_after_s``. Workers that
-only claim and report are registered implicitly by the work queue with a minimal record.
+agent is alive when its last heartbeat is more recent than ``stale_after_s``, unless its
+session said it ended (``mark_stale``: the record's ``left_at``) with no sign of life since.
+Workers that only claim and report are registered implicitly by the work queue with a minimal
+record.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._codec import UNREADABLE, dumps, loads
-from .._errors import NotFound, ValidationError
+from .._errors import Conflict, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
 from .._models import Agent, TaskStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
@@ -24,7 +26,16 @@ from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
 from ._work import forget_presence, newest, task_from
 
-__all__ = ["agents", "deregister", "get_agent", "heartbeat", "register", "sweep"]
+__all__ = [
+    "agents",
+    "deregister",
+    "get_agent",
+    "heartbeat",
+    "mark_stale",
+    "register",
+    "sweep",
+    "tally",
+]
 
 MAX_METADATA_BYTES = 16 * 1024
 MAX_FIELD_CHARS = 200
@@ -35,6 +46,14 @@ DEPARTURE_KEEP_MS = 3600 * 1000
 DEPARTURES_KEPT = 10_000
 # The newest leases (by deadline, across queues) looked through for the task an agent holds.
 HELD_LEASES = 100
+# The record key saying when the agent's session ended (``mark_stale``). Kept last in the
+# record: a heartbeat that names a task rewrites everything after "current_task" (dropping
+# it, rightly: the agent is back), one that names none leaves it, and a registration writes
+# a new record without it.
+LEFT_AT = "left_at"
+# Tries of a record's compare-and-set (``agent_swap``) before giving up: each lost one is
+# another write to the same record in between, which only the agent's own sessions make.
+SWAP_TRIES = 20
 
 
 def _check_label(kind: str, value: object) -> str | None:
@@ -70,7 +89,11 @@ def _agent(
     seen = int(float(last_seen)) if last_seen is not None else data.get("registered_at")
     data["last_seen"] = seen
     if now is not None and stale_ms is not None:
-        data["alive"] = seen is not None and now - seen <= stale_ms
+        # Stale at once once its session ended (``mark_stale``), until a sign of life after
+        # that (a heartbeat, a claim, registering again) moves its presence past the end.
+        left = data.get(LEFT_AT)
+        ended = isinstance(left, int) and seen is not None and seen <= left
+        data["alive"] = seen is not None and now - seen <= stale_ms and not ended
     # What an agent works on is what it said (a heartbeat's task), else the newest task it
     # holds a lease on: a worker that only claims (swarm run's, the seed's) says none. Decided
     # here, once, for every face that lists agents.
@@ -214,6 +237,87 @@ def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
             ctx.now_arg(),
         ),
     )
+
+
+def _swap(ctx: OpContext, agent_id: str, edit: Any) -> Operation[Any]:
+    """Edit the agent's record atomically: read it (with the presence and the server's time
+    ``edit`` may need), ``edit(record, last_seen, now)`` in place, and store it only if nobody
+    wrote it meanwhile, else read again. Returns what the last ``edit`` returned."""
+    keys = ctx.keys
+    for _ in range(SWAP_TRIES):
+        raw, seen, server_time = yield Batch(
+            (Cmd("HGET", keys.agents, agent_id), Cmd("ZSCORE", keys.presence, agent_id),
+             Cmd("TIME"))
+        )  # fmt: skip
+        if raw is None:
+            raise NotFound(f"agent {agent_id!r} is not registered: {CHECK_AGENT_ID}")
+        record: dict[str, Any] = loads(raw)
+        last_seen = int(float(seen)) if seen is not None else None
+        result = edit(record, last_seen, now_from(ctx, server_time))
+        stored = yield Call("agent_swap", (keys.agents,), (agent_id, text(raw), dumps(record)))
+        if int(stored) == 1:
+            return result
+    raise Conflict(
+        f"the record of agent {agent_id!r} kept changing under this update ({SWAP_TRIES} "
+        "tries): try again"
+    )
+
+
+def mark_stale(ctx: OpContext, agent_id: str) -> Operation[None]:
+    """The agent's session ended but the agent stays registered (its id was given, someone
+    comes back as it: its inbox is kept): it reads stale at once in every listing, instead
+    of alive until its last heartbeat is ``stale_after_s`` old. Its last heartbeat is kept
+    as its ``last_seen`` (a sweep removes it that long after, as any silent agent). Any sign
+    of life after this (a heartbeat, a claim, registering) makes it alive again."""
+    agent_id = check_agent("agent id", agent_id)
+
+    def end(record: dict[str, Any], last_seen: int | None, now: int) -> None:
+        record.pop(LEFT_AT, None)  # (kept last: see LEFT_AT)
+        record[LEFT_AT] = max(now, last_seen or 0)
+
+    yield from _swap(ctx, agent_id, end)
+
+
+def tally(
+    ctx: OpContext,
+    agent_id: str,
+    name: str,
+    key: str,
+    add: int = 1,
+    *,
+    reset: bool = False,
+    keep: int = 8,
+) -> Operation[int]:
+    """Add ``add`` to the count ``key`` in the agent's metadata ``name`` (a JSON object of
+    counts, newest last; ``reset`` drops ``key`` instead), atomically: two processes
+    counting for one agent at once both count. Keeps the ``keep`` newest keys (the one just
+    counted is the newest). Returns the count of ``key`` now (0 after ``reset``)."""
+    agent_id = check_agent("agent id", agent_id)
+    name = check_name("metadata name", name, max_len=40)
+    key = check_name("count key", key, max_len=80)
+    if not isinstance(add, int) or isinstance(add, bool) or add < 0:
+        raise ValidationError(f"add must be a whole number >= 0, not {add!r}")
+    if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= 100:
+        raise ValidationError(f"keep must be between 1 and 100, not {keep!r}")
+
+    def count(record: dict[str, Any], _seen: int | None, _now: int) -> int:
+        metadata = record.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = record["metadata"] = {}
+        old = metadata.get(name)
+        counts = {
+            str(k): v
+            for k, v in (old.items() if isinstance(old, dict) else ())
+            if isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        }
+        done = counts.pop(key, 0)
+        if not reset:
+            counts[key] = done = done + add
+        metadata[name] = dict(list(counts.items())[-keep:])
+        return 0 if reset else done
+
+    result: int = yield from _swap(ctx, agent_id, count)
+    return result
 
 
 def _pairs(reply: Any) -> dict[str, Any]:

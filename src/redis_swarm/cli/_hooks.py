@@ -26,6 +26,7 @@ from .._executable import swarm_command
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
+from .._hooks.reach import hook_swarm
 from .._validate import check_queues
 from ._app import App, main, pass_app
 
@@ -109,7 +110,8 @@ def hook(
             agent=agent_from_env(), budget=_budget_of(budget),
             command=shlex.join([*swarm_command(), *app.reach()]),
         )  # fmt: skip
-        answer = handle(app.swarm, name, payload, options)
+        with hook_swarm(app.settings) as swarm:  # (fails fast: _hooks.reach)
+            answer = handle(swarm, name, payload, options)
     except (ValueError, SwarmError) as exc:
         # exit 1: the clients show it and carry on (exit 2 would block the session)
         click.echo(f"swarm hook {event}: {exc}", err=True)

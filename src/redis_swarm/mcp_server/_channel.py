@@ -19,6 +19,12 @@ comes (``reap_due``: at the next due moment it returned, again after a delayed p
 or a claim in them, every RECHECK_S at the least), and the events that makes are pushed as
 any other.
 
+A named session (its agent id given: ``--name``, SWARM_AGENT) keeps its inbox across restarts:
+its watcher first pushes the unread messages already waiting when it starts (the newest
+``WAITING_READ`` at most), as the events that sent them, the way it pushes live ones (one
+batch: a single message shown, several counted), then follows the stream, skipping the
+messages it just pushed.
+
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
 the capability and is never sent an event. A notification shows a message but does not mark
@@ -46,6 +52,7 @@ from .._codec import dumps
 from .._config import Settings
 from .._errors import SwarmError
 from .._models import Event, EventType, Message
+from .._validate import READ_DEFAULT
 from ._budget import clip
 from ._session import SessionRegistry, connection_of
 from ._tools import SwarmTools, offers
@@ -98,6 +105,10 @@ AGAIN_S = 0.05
 # How long a watcher waits after an event for the rest of its burst, before it notifies.
 COALESCE_S = 0.05
 BODY_CHARS = 2_000
+# The unread messages a named session's watcher pushes as it starts (an inbox read's default).
+WAITING_READ = READ_DEFAULT
+# The kind of the message a synthesis request sends (its synthesis.requested event says it).
+_SYNTHESIS_KIND = "synthesis_request"
 _META_KEY = re.compile(r"[A-Za-z0-9_]+")
 _STATE_SINCE = "redis_swarm.channel_since"
 # The tools the notices name, read from their methods (a tool renamed is an error here, not a
@@ -152,7 +163,7 @@ def _group_of(event: Event, agent: str, queues: Sequence[str]) -> tuple[str, str
     """(kind, queue) of an event that concerns ``agent``, else None."""
     f = event.fields
     if event.type == EventType.MESSAGE_SENT:
-        if f.get("kind") == "synthesis_request":
+        if f.get("kind") == _SYNTHESIS_KIND:
             return None  # its synthesis.requested event says it, once
         if f.get("to") == agent:
             return ("message", "")
@@ -326,15 +337,16 @@ class Channel:
         except SwarmError as exc:  # the watcher follows from its own start instead
             log.warning("channel: could not read the event stream: %s", exc)
 
-    def start(self, connection: Connection, agent: str) -> None:
-        """Watch for ``agent`` until the connection closes."""
+    def start(self, connection: Connection, agent: str, *, waiting: bool = False) -> None:
+        """Watch for ``agent`` until the connection closes; with ``waiting`` (a named session,
+        whose inbox outlived its last one), push the unread messages waiting first."""
         if self._task_group is None:
             log.warning("channel: no task group to watch in; no events will be pushed")
             return
         scope = anyio.CancelScope()
         since = connection.state.get(_STATE_SINCE)
         connection.exit_stack.callback(scope.cancel)
-        self._task_group.start_soon(self._watch, scope, connection, agent, since)
+        self._task_group.start_soon(self._watch, scope, connection, agent, since, waiting)
         if self.queues and self._recheck is None:  # one due check per server process
             self._recheck = anyio.Event()
             self._task_group.start_soon(self._check_due)
@@ -355,13 +367,23 @@ class Channel:
             await anyio.sleep(AGAIN_S)
 
     async def _watch(
-        self, scope: anyio.CancelScope, connection: Connection, agent: str, since: str | None
+        self,
+        scope: anyio.CancelScope,
+        connection: Connection,
+        agent: str,
+        since: str | None,
+        waiting: bool,
     ) -> None:
         send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
         with scope:
             log.info("channel: pushing events for %s", agent)
             async with anyio.create_task_group() as tg, receive:
-                tg.start_soon(self._follow, send, since)
+                tg.start_soon(self._follow, send, since)  # (live events wait in the stream)
+                backlog = await self._waiting(agent) if waiting else []
+                if backlog:
+                    await self._push(connection, agent, backlog)
+                # a message sent as the session started is in both: pushed once
+                pushed = {e.fields["message"] for e in backlog}
                 async for first in receive:
                     await anyio.sleep(COALESCE_S)  # the rest of a burst arrives meanwhile
                     batch = [first]
@@ -370,7 +392,28 @@ class Channel:
                             batch.append(receive.receive_nowait())
                         except anyio.WouldBlock:
                             break
-                    await self._push(connection, agent, batch)
+                    batch = [e for e in batch if e.fields.get("message", "") not in pushed]
+                    if batch:
+                        await self._push(connection, agent, batch)
+
+    async def _waiting(self, agent: str) -> list[Event]:
+        """The unread messages waiting for ``agent``, oldest first, as the events that sent
+        them (a synthesis request's two): what its watcher would have pushed, had it run."""
+        try:
+            unread = await self.swarm.inbox(agent, ack=False, limit=WAITING_READ)
+        except SwarmError as exc:
+            log.warning("channel: could not read the waiting messages of %s: %s", agent, exc)
+            return []
+        events: list[Event] = []
+        for m in unread:
+            sent = {"message": m.id, "to": m.to, "from": m.sender or "", "kind": m.kind}
+            events.append(Event(m.seq, EventType.MESSAGE_SENT, m.created_at, sent))
+            if m.kind == _SYNTHESIS_KIND and m.to == agent:
+                pass_name = (m.data or {}).get("pass_name")
+                asked = {"shard": agent, "pass": str(pass_name or ""), "message": m.id,
+                         "from": m.sender or ""}  # fmt: skip
+                events.append(Event(m.seq, EventType.SYNTHESIS_REQUESTED, m.created_at, asked))
+        return events
 
     async def _follow(self, send: anyio.abc.ObjectSendStream[Event], since: str | None) -> None:
         """Feed the events the channel may push, from ``since``, riding out outages."""
@@ -434,5 +477,5 @@ class ChannelOnConnect:
             except SwarmError as exc:
                 log.warning("channel: no agent for this session, no events: %s", exc)
             else:
-                self.channel.start(connection, session.agent_id)
+                self.channel.start(connection, session.agent_id, waiting=session.named)
         return result

@@ -3,8 +3,8 @@
 A session registers as an agent when its client connects (role from ``--role``, client name
 from the ``initialize`` request), heartbeats while it is connected, and on close releases the
 tasks it still holds. Then an agent whose id was made up here leaves (deregisters: nobody can
-come back as it); one whose id was given (``--name``, or SWARM_AGENT) stays registered and goes
-stale, its inbox kept, so that its next start reads what it was sent meanwhile.
+come back as it); one whose id was given (``--name``, or SWARM_AGENT) stays registered and is
+marked stale at once, its inbox kept, so that its next start reads what it was sent meanwhile.
 The lease token of each claimed task stays here, so a worker names only the task id and cannot
 lose its token (on stdio it is also kept in the machine's token store, where the hooks of the
 same agent find it: ``_lease_tokens``); so do the findings of the last tasks it reported (a
@@ -407,7 +407,7 @@ class SessionRegistry:
     async def close(self, session: AgentSession) -> None:
         """Release the tasks the session still holds (back to their queues at once, no attempt
         used), then deregister its agent if its id was made up here. An agent whose id was
-        given (``named``) stays registered: it goes stale as its heartbeats stop, and its
+        given (``named``) stays registered, marked stale at once (``mark_stale``), and its
         inbox (unread messages and all) waits for the next start under that id; a sweep
         (``swarm agents sweep``) or ``swarm agents deregister`` removes it for good.
 
@@ -427,10 +427,15 @@ class SessionRegistry:
                 log.info("task %s released by %s", task_id, session.agent_id)
             session.let_go(task_id)
         if session.named:
-            # No task of its own any more: views would else show it on one it gave back.
+            # No task of its own any more: views would else show it on one it gave back. And
+            # gone now, not alive until its last heartbeat is a minute old.
             with contextlib.suppress(SwarmError):
                 await self.call(self.swarm.heartbeat, session.agent_id, current_task="")
-            log.info("agent %s stays registered, its inbox kept for its next start",
+            try:
+                await self.call(self.swarm.mark_stale, session.agent_id)
+            except SwarmError as exc:  # it goes stale as its heartbeats stop, as before
+                log.warning("agent %s not marked stale: %s", session.agent_id, exc)
+            log.info("agent %s stays registered (stale), its inbox kept for its next start",
                      session.agent_id)  # fmt: skip
             return
         try:
@@ -456,6 +461,8 @@ class SessionRegistry:
         while True:
             await anyio.sleep(interval_s)
             for session in self.live:
+                if session.closed:  # (closed while this round ran: no longer present)
+                    continue
                 current = next(iter(session.leases), "")  # "" clears it
                 try:
                     await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
