@@ -349,6 +349,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(agent_ops.held(worker._ctx))  # (inside agents, status and recent)
     worker.corrupt_records()
     assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)
+    assert worker.pass_costs("P1").tasks >= 1  # (its findings, tasks and syntheses read)
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))
     with pytest.raises(Conflict):  # P1 still has open tasks
         shard.retire_pass("P1")

@@ -40,7 +40,8 @@ def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
     assert report["agents"]["by_role"] == report["agents"]["roles"] == {"worker": 1, "shard": 1}
     assert report["passes"][0]["name"] == "P" and report["passes"][0]["total"] == 2
     assert [c["owner"] for c in report["contexts"]] == ["shard-a"]
-    assert report["pass"] == {"name": "P", "counts": swarm.pass_stats("P")}
+    costs = swarm.pass_costs("P").to_dict()
+    assert report["pass"] == {"name": "P", "counts": swarm.pass_stats("P"), "costs": costs}
     human = cli("status", "--pass", "P").stdout
     assert "q1" in human and "q2" in human and "(all)" in human
     assert "2 alive (1 shard, 1 worker)" in human and "shard-a" in human

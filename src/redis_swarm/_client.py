@@ -35,6 +35,7 @@ from ._ops import a2a_store, claiming, retire, server, tasks, views
 from ._ops import agents as agent_ops
 from ._ops import ask as ask_ops
 from ._ops import contexts as context_ops
+from ._ops import costs as cost_ops
 from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
@@ -439,6 +440,7 @@ class _Shell:
     recent = _Op(views.recent)
     corrupt_records = _Op(views.corrupt_records)
     task_costs = _Op(views.task_costs)
+    pass_costs = _Op(cost_ops.pass_costs)
 
 
 class Swarm(_Shell):

@@ -36,6 +36,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "Page",
+    "PassCosts",
     "PassProgress",
     "Recent",
     "RetiredPass",
@@ -48,6 +49,7 @@ __all__ = [
     "TypeFilter",
     "Webhook",
     "answer_fields",
+    "runs_of",
     "type_filter",
     "unknown_pass",
 ]
@@ -410,6 +412,86 @@ class TaskCosts:
     def total(self) -> dict[str, Any]:
         """Every run's ``FIGURES`` summed (``summed_figures``)."""
         return summed_figures(self.usages())
+
+
+def runs_of(records: Iterable[Finding | Synthesis | Task | None]) -> tuple[int, int]:
+    """How many agent runs ``records`` stand for, and how many of them reported no cost
+    (unknown, so that a sum of the others is less than what was spent): a finding or a
+    synthesis is one run; a task's failed runs are its ``failures`` (at least one when it
+    has ``failed_usage``), all without a cost when their sum has none (None: no record, no
+    run). The one count of them: a pipeline's, a pass's (``PassCosts``), a lineage's."""
+    runs = unpriced = 0
+    for record in records:
+        if record is None:
+            continue
+        if isinstance(record, Task):
+            usage = record.failed_usage
+            count = max(record.failures, 1) if usage is not None else record.failures
+        else:
+            usage, count = record.usage, 1
+        runs += count
+        if usage is None or usage.cost_usd is None:
+            unpriced += count
+    return runs, unpriced
+
+
+@dataclass(frozen=True)
+class PassCosts(Record):
+    """What every agent run behind one pass cost (``Swarm.pass_costs``), summed: its
+    findings, superseded ones too (a report that came after its task was settled cost as
+    much), the failed and refused runs summed on its tasks (``failed_usage``), and its
+    syntheses. ``total`` is their ``FIGURES`` summed (None: no run reported that figure,
+    never 0), ``failed`` the failed runs' part of it, ``by_model`` the same per model
+    (``add_model_figures``; ``unknown`` where no model is known). ``runs`` counts the agent
+    runs behind them and ``runs_without_cost`` those that reported no cost (``runs_of``):
+    when some did, ``total``'s cost is less than what was spent.
+
+    ``findings`` (``superseded`` of them), ``tasks`` and ``syntheses``: how many records were
+    summed. ``searched_all`` is False when only the first ``scan_limit`` records of each
+    kind were read (the sums are theirs); ``corrupt`` records stored unreadable were left
+    out; ``retired``: the pass was retired (``retire_pass``), its settled tasks and their
+    findings removed, and with them the record of what their runs cost."""
+
+    # What ``total`` covers, said under it wherever it is shown.
+    COVERS: ClassVar[str] = (
+        "its findings (superseded ones too), its tasks' failed runs, its syntheses"
+    )
+
+    pass_name: str
+    total: dict[str, Any]
+    failed: dict[str, Any]
+    by_model: dict[str, dict[str, Any]]
+    runs: int = 0
+    runs_without_cost: int = 0
+    findings: int = 0
+    superseded: int = 0
+    tasks: int = 0
+    syntheses: int = 0
+    searched_all: bool = True
+    scan_limit: int = 0
+    corrupt: int = 0
+    retired: RetiredPass | None = None
+
+    def caveats(self) -> list[str]:
+        """What the sums leave out, one sentence each, as every face says it ([]: nothing)."""
+        out: list[str] = []
+        if not self.searched_all:
+            out.append(
+                f"only the first {self.scan_limit:,} findings, tasks and syntheses of each "
+                "kind were read: the pass cost more than these sums"
+            )
+        if self.corrupt:
+            out.append(
+                f"{self.corrupt} of its records are stored unreadable and were left out "
+                "(swarm doctor names them)"
+            )
+        if self.retired is not None:
+            out.append(
+                f"the pass was retired on {iso(self.retired.at) or 'an unknown date'}: its "
+                f"{self.retired.tasks} settled tasks and {self.retired.findings} findings were "
+                "removed, and the record of what their runs cost with them"
+            )
+        return out
 
 
 # === agent, message and event records ===

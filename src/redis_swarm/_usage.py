@@ -22,10 +22,12 @@ __all__ = [
     "Sum",
     "Usage",
     "add_figures",
+    "add_model_figures",
     "adds_up",
     "figure_json",
     "no_figures",
     "plus",
+    "shown_figures",
     "summed_figures",
     "unpriced_note",
     "usage_figures",
@@ -260,6 +262,11 @@ def figure_json(key: str, value: Any) -> Any:
     return value
 
 
+def shown_figures(total: Mapping[str, float | None]) -> dict[str, Any]:
+    """A sum of ``FIGURES`` (``add_figures``'s) as every total shows them (``figure_json``)."""
+    return {key: figure_json(key, value) for key, value in total.items()}
+
+
 def summed_figures(usages: Iterable[Usage | None]) -> dict[str, Any]:
     """The ``FIGURES`` of ``usages`` summed, as every total shows them (``figure_json``;
     None: no usage reported that figure)."""
@@ -267,7 +274,26 @@ def summed_figures(usages: Iterable[Usage | None]) -> dict[str, Any]:
     for usage in usages:
         if usage is not None:
             add_figures(total, usage_figures(usage))
-    return {key: figure_json(key, value) for key, value in total.items()}
+    return shown_figures(total)
+
+
+def add_model_figures(
+    by_model: dict[str, dict[str, float | None]], usage: Usage, model: str | None
+) -> None:
+    """Add what one record of agent runs cost (``usage``; ``model``: the record's, where
+    known) to ``by_model``'s sums per model: the per-model figures where the CLI gave them
+    (their cached tokens too, where it split them: Claude's, Gemini's; else a run of one
+    model has them all), else all of it under ``model`` (``unknown`` when none is known).
+    The one rule of every cost per model: a pipeline's, a pass's (``Swarm.pass_costs``)."""
+    models = usage.models
+    if not models:
+        add_figures(by_model.setdefault(model or "unknown", no_figures()), usage_figures(usage))
+        return
+    for name, figures in models.items():
+        shown: dict[str, Any] = dict(figures)
+        if len(models) == 1 and "cached_in" not in figures:
+            shown["cached_in"] = usage.cached_in
+        add_figures(by_model.setdefault(name, no_figures()), shown)
 
 
 MONEY_MAX_PLACES = 6  # the decimals a view may take for its sums to add up (see ``Money``)

@@ -658,7 +658,7 @@ def test_arguments_are_checked_strictly_and_said_plainly(core: Swarm) -> None:
             assert "tasks[0].description: required, not given" in message
             assert "tasks[0].desc: unknown field; it has queue, description," in message
             message = await agent.error("swarm_status", verbose=True)
-            assert "verbose: unknown argument; swarm_status takes no arguments" in message
+            assert "verbose: unknown argument; swarm_status takes pass_name" in message
             for message in (await agent.error("post_tasks", tasks=[]),):
                 assert "tasks: must hold at least 1 item (got [])" in message
                 assert "pydantic" not in message and "validation error" not in message

@@ -147,6 +147,7 @@ OPERATIONS: dict[str, Uses] = {
     "recent": _uses("hkeys hmget zrevrange", worker=True),
     "corrupt_records": _uses("hscan", worker=True),
     "task_costs": _uses("hget", "index_page", worker=True),
+    "pass_costs": _uses("hgetall hget", "index_page", worker=True),
     # retiring a settled pass (swarm retire) deletes work: a shard's or coordinator's, never
     # a worker's; the retirement records are read by lineage
     "retire_pass": _uses("hgetall hkeys hget hscan time zcard zrange", "pass_retire"),

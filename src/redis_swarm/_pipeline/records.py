@@ -9,12 +9,11 @@ worker reports tokens only): unknown is not zero, and is never shown as ``$0.000
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._errors import NotFound
-from .._models import Finding, Synthesis, Task
+from .._models import Finding, Synthesis, Task, runs_of
 from .._usage import Usage
 from .names import (
     findings_of,
@@ -194,21 +193,3 @@ def runs_without_cost(result: PassResult) -> tuple[int, int]:
     planner's or a synthesis is one run; a task's failed runs are its ``failures`` (at least
     one when it has ``failed_usage``), all without a cost when the sum has none."""
     return runs_of(record for record, _what in _runs(result))
-
-
-def runs_of(records: Iterable[Finding | Synthesis | Task | None]) -> tuple[int, int]:
-    """How many agent runs ``records`` stand for, and how many of them reported no cost,
-    as ``runs_without_cost`` counts them (None: no record, no run)."""
-    runs = unpriced = 0
-    for record in records:
-        if record is None:
-            continue
-        if isinstance(record, Task):
-            usage = record.failed_usage
-            count = max(record.failures, 1) if usage is not None else record.failures
-        else:
-            usage, count = record.usage, 1
-        runs += count
-        if usage is None or usage.cost_usd is None:
-            unpriced += count
-    return runs, unpriced

@@ -18,6 +18,7 @@ from .._usage import (
     Money,
     Sum,
     add_figures,
+    add_model_figures,
     figure_json,
     no_figures,
     plus,
@@ -356,16 +357,7 @@ def by_model(passes: Iterable[Sequence[Spent]]) -> dict[str, dict[str, float | N
     out: dict[str, dict[str, float | None]] = {}
     for runs in passes:
         for spent in runs:
-            models = spent.usage.models
-            if models:
-                for model, figures in models.items():
-                    shown: dict[str, Any] = dict(figures)
-                    if len(models) == 1 and "cached_in" not in figures:
-                        shown["cached_in"] = spent.usage.cached_in
-                    add_figures(out.setdefault(model, no_figures()), shown)
-            else:
-                entry = out.setdefault(spent.model or "unknown", no_figures())
-                add_figures(entry, usage_figures(spent.usage))
+            add_model_figures(out, spent.usage, spent.model)
     return out
 
 

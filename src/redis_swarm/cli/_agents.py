@@ -6,9 +6,11 @@ from typing import Any
 
 import click
 
+from .._errors import NotFound
 from .._hints import LIST_PASSES
-from .._models import TaskStatus, unknown_pass
+from .._models import PassCosts, TaskStatus, unknown_pass
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
+from .._usage import Money, unpriced_note
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -30,7 +32,9 @@ _LABEL_CHARS = 40
 
 
 @main.command(short_help="The swarm at a glance: queues, passes, agents, contexts.")
-@click.option("--pass", "pass_name", help="Also count the tasks of this pass.")
+@click.option(
+    "--pass", "pass_name", help="Also count the tasks of this pass, and what its runs cost."
+)
 @click.option("--stale-after", type=Seconds(), default=60.0, show_default=True,
               help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
 @click.option("--all", "all_", is_flag=True,
@@ -49,8 +53,14 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
     report: dict[str, Any] = {**st.to_dict(), "url": swarm.settings.url}
     # "roles": a deprecated alias of by_role, what this command printed before (docs/cli.md).
     report["agents"]["roles"] = st.agents.by_role
+    costs: PassCosts | None = None
     if pass_name is not None:
         report["pass"] = {"name": pass_name, "counts": swarm.pass_stats(pass_name)}
+        try:
+            costs = swarm.pass_costs(pass_name)
+        except NotFound:  # no task was ever posted to it: noted below, the status shown
+            costs = None
+        report["pass"]["costs"] = None if costs is None else costs.to_dict()
 
     def human() -> None:
         # A year of daily runs is a thousand settled passes: drawn whole, they took seconds
@@ -87,6 +97,8 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
                 passes = [p.name for p in st.passes]
                 retired = app.swarm.retired_passes().get(pass_name)
                 click.echo(unknown_pass(pass_name, passes, LIST_PASSES, retired), err=True)
+            if costs is not None:
+                click.echo("\n".join(_pass_cost_lines(costs)))
         by_role = printable(", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())))
         click.echo(
             f"agents: {st.agents.alive} alive ({by_role or 'none'}), {st.agents.stale} stale"
@@ -101,6 +113,28 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             print_table(app, ctable)
 
     app.emit(report, human)
+
+
+def _pass_cost_lines(costs: PassCosts) -> list[str]:
+    """What every agent run behind a pass cost (``Swarm.pass_costs``), as ``swarm status
+    --pass`` shows it: in all, with how many of its runs reported no cost and what it
+    covers, then per model (with the decimals at which the models' costs add up to the
+    total, as a pipeline's status shows them) and the failed runs' part of it, then what
+    the sums leave out."""
+    total = costs.total
+    if costs.runs == 0:
+        lines = [f"pass cost: no agent run recorded yet ({costs.COVERS})"]
+        return lines + [f"  note: {caveat}" for caveat in costs.caveats()]
+    models = {printable(model): figures for model, figures in costs.by_model.items()}
+    parts = [figures["cost_usd"] for figures in models.values()]
+    money = Money([(parts, total["cost_usd"])])
+    note = unpriced_note(costs.runs, costs.runs_without_cost)
+    lines = [f"pass cost: {money.line(total, parts)}{note} ({costs.COVERS})"]
+    width = max(map(len, models), default=0)
+    lines += [f"  {model.ljust(width)}  {money.line(f)}" for model, f in models.items()]
+    if any(value is not None for value in costs.failed.values()):
+        lines.append(f"  of it, failed and refused runs: {money.line(costs.failed)}")
+    return lines + [f"  note: {caveat}" for caveat in costs.caveats()]
 
 
 @main.group(invoke_without_command=True, short_help="List, register and heartbeat agents.")

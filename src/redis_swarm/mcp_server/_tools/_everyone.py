@@ -21,15 +21,31 @@ class EveryoneTools(ToolsBase):
     """Every role's tools."""
 
     @tool(roles=EVERYONE, read_only=True)
-    async def swarm_status(self, ctx: Context) -> CallToolResult:
+    async def swarm_status(
+        self,
+        ctx: Context,
+        pass_name: Annotated[
+            str | None,
+            Field(
+                description="A pass: also say what every agent run behind it cost (its "
+                "findings, superseded ones too, its tasks' failed runs, its syntheses)."
+            ),
+        ] = None,
+    ) -> CallToolResult:
         """See the swarm at a glance: queues (tasks per status), passes, agents, published
         contexts, and what this session holds. Call it first to learn queue names and context
-        owners."""
+        owners. With pass_name, also what that pass cost so far ("pass_costs": totals, per
+        model, how many runs reported no cost, "caveats": what the sums leave out)."""
         session = await self._session(ctx)
+
+        def _costs(name: str) -> dict[str, Any]:
+            spent = self.swarm.pass_costs(name)
+            return {**spent.to_dict(), "caveats": spent.caveats()}
 
         def gather() -> dict[str, Any]:
             status = self.swarm.status()
             agents = status.agents
+            costs = {} if pass_name is None else {"pass_costs": _costs(pass_name)}
             return {
                 "swarm": status.swarm,
                 "you": {"agent": session.agent_id, "role": session.role},
@@ -48,6 +64,7 @@ class EveryoneTools(ToolsBase):
                     }
                     for c in status.contexts
                 ],
+                **costs,
             }
 
         return self._result(await self._run(gather))
