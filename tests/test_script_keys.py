@@ -150,6 +150,9 @@ def workload(swarm: Swarm) -> None:
     assert swarm.claim_webhook_event(task.id, hook.id, "9999999999999-0")  # webhook_claim
     swarm.cancel(swarm.post_task("q", "settled", pass_name="P-retire").id)
     assert swarm.retire_pass("P-retire").tasks == 1
+    with pytest.raises(SwarmError):  # unanswered: withdrawn, then retired
+        swarm.ask("assist", "help?", timeout_s=0.01)
+    assert swarm.retire_questions("assist").questions >= 1
 
 
 def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> None:

@@ -39,6 +39,7 @@ from ._ops import costs as cost_ops
 from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
+from ._ops import retire_questions as question_retiring
 from ._ops import webhooks as webhook_ops
 from ._ops._work import new_id
 from ._overloads import AsyncAnswer, AsyncClaim, AsyncReport, SyncAnswer, SyncClaim, SyncReport
@@ -381,6 +382,9 @@ class _Shell:
     wait = _Op(claiming.wait)
     retire_pass = _Op(retire.retire_pass)
     retired_passes = _Op(retire.retired_passes)
+    retire_questions = _Op(question_retiring.retire_questions)
+    retired_questions = _Op(question_retiring.retired_questions)
+    retired_asked = _Op(question_retiring.retired_asked)
     report: _Overloaded[SyncReport, AsyncReport] = _Overloaded(finding_ops.report)
     get_finding = _Op(finding_ops.get_finding)
     findings = _Op(finding_ops.findings)

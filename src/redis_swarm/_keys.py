@@ -184,13 +184,23 @@ class Keys:
         they were retired, not lost."""
         return self._k("retired_passes")
 
+    @property
+    def retired_questions(self) -> str:
+        """HASH ask queue -> JSON {at, questions, findings, walked}: the questions
+        ``retire_questions`` removed of each queue of questions (added up over its runs), and
+        ``walked`` (ms), the creation time before which a completed run left no question of
+        the queue: the next run walks the task index from there."""
+        return self._k("retired_questions")
+
     def pass_tasks(self, pass_name: str) -> str:
         """ZSET of the task ids of a pass."""
         return self._k("pass", label_id(pass_name), "tasks")
 
     def asked(self, task_id: str) -> str:
         """ZSET question id -> time (ms): the questions asked by whoever works on a task
-        (``ask`` with the asker's task), so that its lineage shows the answers it used."""
+        (``ask`` with the asker's task), so that its lineage shows the answers it used. A
+        question ``retire_questions`` removed stays, its score then minus when it was
+        retired (so that lineage says it was retired, and when)."""
         return self._k("asked", task_id)
 
     def webhooks(self, task_id: str) -> str:

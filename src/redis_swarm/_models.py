@@ -40,6 +40,7 @@ __all__ = [
     "PassProgress",
     "Recent",
     "RetiredPass",
+    "RetiredQuestions",
     "SwarmStatus",
     "Synthesis",
     "Task",
@@ -121,6 +122,7 @@ class EventType(str, enum.Enum):
     SYNTHESIS_REQUESTED = "synthesis.requested"
     MESSAGE_SENT = "message.sent"
     PASS_RETIRED = "pass.retired"
+    QUESTIONS_RETIRED = "questions.retired"
 
 
 # What a reader asks of the event stream by type: exact types, and areas (prefixes).
@@ -537,6 +539,46 @@ class RetiredPass(Record):
             f"{iso(self.at) or 'an unknown date'} (swarm retire): there is nothing left to "
             "report on; move on to the next task"
         )
+
+
+@dataclass(frozen=True)
+class RetiredQuestions(Record):
+    """What retiring the settled questions of a queue of questions removed
+    (``retire_questions``), or, with ``dry_run``, would remove; or, read back
+    (``retired_questions``), what every retirement of the queue removed in all, ``at`` the
+    last one (ms).
+
+    ``queue``: the queue (``ask.OWNER``, or the peer-assist queue); ``questions``: its
+    completed, cancelled and dead questions settled ``older_than_s`` ago or earlier, with
+    their data and index entries; ``findings``: every finding of them (the answer,
+    superseded ones too); ``open``: the queue's open questions (pending, delayed, claimed),
+    left, and ``recent``: its settled ones left (settled within ``older_than_s``), both
+    read from its counters after the run; ``cited``: its settled questions kept because a
+    synthesis cites their answer; ``other``: tasks of the queue posted with a pass or shard,
+    left to ``retire_pass``; ``corrupt``: records stored unreadable (``swarm doctor`` names
+    them), left in place."""
+
+    queue: str
+    questions: int
+    findings: int
+    open: int = 0
+    recent: int = 0
+    dry_run: bool = False
+    at: int | None = None
+    older_than_s: float = 0.0
+    cited: int = 0
+    other: int = 0
+    corrupt: int = 0
+
+    @classmethod
+    def stored(cls, queue: str, raw: str | bytes) -> RetiredQuestions:
+        """The record ``retired_questions`` keeps of ``queue`` (its JSON, ``raw``)."""
+        record = loads(raw)
+        at = record.get("at")
+        return cls(
+            queue, int(record.get("questions", 0)), int(record.get("findings", 0)),
+            at=int(at) if at is not None else None,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ OPERATIONS: dict[str, Uses] = {
         worker=True,
     ),
     "answer": _uses("hget", "task_report", worker=True),
-    "answers_for": _uses("zrange hget", worker=True),
+    "answers_for": _uses("zrangebyscore hget", worker=True),
     # contexts: workers read them, shards publish
     "publish_context": _uses(
         "",
@@ -152,6 +152,10 @@ OPERATIONS: dict[str, Uses] = {
     # a worker's; the retirement records are read by lineage
     "retire_pass": _uses("hgetall hkeys hget hscan time zcard zrange", "pass_retire"),
     "retired_passes": _uses("hgetall", worker=True),
+    # retiring settled questions (swarm retire --questions) too; lineage reads what went
+    "retire_questions": _uses("hget hkeys hmget hscan time zcard zrange", "questions_retire"),
+    "retired_questions": _uses("hgetall", worker=True),
+    "retired_asked": _uses("zrangebyscore", worker=True),
 }
 
 SCRIPTS: dict[str, frozenset[str]] = {
@@ -185,6 +189,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "message_get": "hexists hget xrange",
         "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
         "pass_retire": "del hdel hget hincrby hmget hset zcard zrange zrem",
+        "questions_retire": "del hdel hget hincrby hset zadd zcard zcount zrange zrank zrem",
         "ping": "",
         "synthesis_create": "hexists hget hset zadd",
         "task_claim": "hget hset",
@@ -198,7 +203,15 @@ SCRIPTS: dict[str, frozenset[str]] = {
 # Which file each script includes besides the prelude (its ``--#include`` lines).
 _INCLUDES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("pass_retire", "task_claim", "task_post", "task_report", "task_update"), ("_tasks",)
+        (
+            "pass_retire",
+            "questions_retire",
+            "task_claim",
+            "task_post",
+            "task_report",
+            "task_update",
+        ),
+        ("_tasks",),
     ),
     **dict.fromkeys(("context_gc", "context_hold", "context_publish"), ("_holds",)),
     **dict.fromkeys(
@@ -285,6 +298,7 @@ WORKER_READ_ONLY = frozenset(
         "a2a_events",
         "webhooks",  # swarm a2a's push notifications are a shard's or coordinator's
         "retired_passes",  # swarm retire is a shard's or coordinator's
+        "retired_questions",
     }
 )
 

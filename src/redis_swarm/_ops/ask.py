@@ -706,7 +706,9 @@ def answers_for(ctx: OpContext, task_id: str) -> Operation[list[Answer]]:
     (the questions, their records, their answers), however many there are."""
     tid = check_id("task", task_id)
     k = ctx.keys
-    members = yield Cmd("ZRANGE", k.asked(tid), 0, MAX_ANSWERS_LISTED - 1)
+    # (by score from 0: a question retire_questions removed stays at minus its retirement
+    # time, which lineage reads apart, and must not crowd out the questions still held)
+    members = yield Cmd("ZRANGEBYSCORE", k.asked(tid), 0, "+inf", "LIMIT", 0, MAX_ANSWERS_LISTED)
     qids = [as_text(m) for m in members]
     if not qids:
         return []

@@ -89,6 +89,13 @@ def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
              "answerer": a.answerer, "model": a.model, "queue": a.queue, "cost_usd": a.cost_usd}
             for a in asked
         ]  # fmt: skip
+    # The questions asked there that were retired since (swarm retire --questions): their
+    # answers are gone, not lost
+    retired = swarm.retired_asked(f.task_id)
+    if retired:
+        node["retired_questions"] = [
+            {"kind": "question", "id": qid, "retired": iso(at)} for qid, at in retired.items()
+        ]
     return node
 
 
@@ -353,6 +360,11 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
             lines.append(
                 f"{pad}  asked {a['queue']}: {a['question'][:60]} -> answer {a['id']} by "
                 f"{a['answerer'] or UNKNOWN}: {a['text'][:60]}"
+            )
+        for q in node.get("retired_questions", ()):
+            lines.append(
+                f"{pad}  asked: question {q['id']} (retired with its answer on {q['retired']}: "
+                "swarm retire --questions)"
             )
     elif kind == "task":
         lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "

@@ -1,38 +1,87 @@
-"""``swarm retire PASS``: free a settled pass's tasks and findings (``Swarm.retire_pass``)."""
+"""``swarm retire PASS`` / ``swarm retire --questions TARGET``: free a settled pass's tasks
+and findings (``Swarm.retire_pass``), or the settled questions asked of a target and their
+answers (``Swarm.retire_questions``)."""
 
 from __future__ import annotations
 
 import click
 
+from .._models import RetiredPass, RetiredQuestions
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
+from ._common import Seconds
+
+_ONE_OF = (
+    "give exactly one of PASS (retire a settled pass) or --questions TARGET (retire the "
+    "settled questions asked of TARGET): swarm retire P, or swarm retire --questions OWNER"
+)
 
 
-@main.command(short_help="Remove a settled pass's tasks and findings, to free memory.")
-@click.argument("pass_name", metavar="PASS")
+@main.command(short_help="Remove a settled pass's work, or settled questions, to free memory.")
+@click.argument("pass_name", metavar="[PASS]", required=False)
+@click.option(
+    "--questions", "target", metavar="TARGET",
+    help="Retire the settled questions asked of TARGET (an owner or agent, or the assist "
+    "queue) and their answers, instead of a pass.",
+)  # fmt: skip
+@click.option(
+    "--older-than", "older_than", type=Seconds(), default=0.0, metavar="SECONDS",
+    help="With --questions: only those settled at least this many seconds ago (default 0).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 @json_option
 @pass_app
-def retire(app: App, pass_name: str, dry_run: bool) -> None:
+def retire(
+    app: App, pass_name: str | None, target: str | None, older_than: float, dry_run: bool
+) -> None:
     """Remove the settled work of PASS: its completed, cancelled and dead tasks, their data
     and every finding they got (superseded ones too), the counters brought down by as much.
     Syntheses stay, and a record of the retirement (lineage names it); a finding a
     synthesis of another pass cites stays, with its task. Refused while PASS has open
-    tasks: wait for them (swarm task wait --pass PASS) or cancel them first."""
-    done = app.swarm.retire_pass(pass_name, dry_run=dry_run)
+    tasks: wait for them (swarm task wait --pass PASS) or cancel them first.
 
-    def human() -> None:
-        verb = "would retire" if done.dry_run else "retired"
-        left = [f"{done.kept} open tasks kept"]
-        if done.cited:
-            left.append(f"{done.cited} settled tasks kept: a synthesis of another pass cites them")
-        if done.corrupt:
-            left.append(f"{done.corrupt} records stored unreadable kept: swarm doctor names them")
-        click.echo(
-            printable(
-                f"{verb} pass {done.pass_name}: {done.tasks} tasks, {done.findings} findings "
-                f"({'; '.join(left)})"
-            )
-        )
+    With --questions TARGET instead: remove the completed, cancelled and dead questions
+    asked of TARGET (its queue ask.TARGET; or the assist queue) settled at least
+    --older-than seconds ago, with their answers; open questions stay, and lineage says
+    which questions were retired."""
+    if (pass_name is None) == (target is None):
+        raise click.UsageError(_ONE_OF)
+    if target is None:
+        if older_than:
+            raise click.UsageError("--older-than goes with --questions TARGET, not with PASS")
+        assert pass_name is not None
+        done = app.swarm.retire_pass(pass_name, dry_run=dry_run)
+        app.emit(done, lambda: click.echo(printable(_pass_line(done))))
+        return
+    retired = app.swarm.retire_questions(target, older_than_s=older_than, dry_run=dry_run)
+    app.emit(retired, lambda: click.echo(printable(_questions_line(retired))))
 
-    app.emit(done, human)
+
+def _pass_line(done: RetiredPass) -> str:
+    verb = "would retire" if done.dry_run else "retired"
+    left = [f"{done.kept} open tasks kept"]
+    if done.cited:
+        left.append(f"{done.cited} settled tasks kept: a synthesis of another pass cites them")
+    if done.corrupt:
+        left.append(f"{done.corrupt} records stored unreadable kept: swarm doctor names them")
+    return (
+        f"{verb} pass {done.pass_name}: {done.tasks} tasks, {done.findings} findings "
+        f"({'; '.join(left)})"
+    )
+
+
+def _questions_line(done: RetiredQuestions) -> str:
+    verb = "would retire" if done.dry_run else "retired"
+    left = [f"{done.open} open questions kept"]
+    if done.recent:
+        left.append(f"{done.recent} settled within {done.older_than_s:g} s kept")
+    if done.cited:
+        left.append(f"{done.cited} kept: a synthesis cites their answer")
+    if done.other:
+        left.append(f"{done.other} tasks with a pass or shard kept: swarm retire PASS frees them")
+    if done.corrupt:
+        left.append(f"{done.corrupt} records stored unreadable kept: swarm doctor names them")
+    return (
+        f"{verb} questions of {done.queue}: {done.questions} questions, {done.findings} "
+        f"findings ({'; '.join(left)})"
+    )

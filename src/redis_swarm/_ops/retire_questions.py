@@ -1,0 +1,245 @@
+"""Retiring the settled questions of a queue of questions (``swarm retire --questions``): a
+question (``ask``) is a task of no pass, so ``retire_pass`` never frees it; this removes the
+completed, cancelled and dead questions of one ask queue (``ask.OWNER``, or the peer-assist
+queue) that settled long enough ago, with their data, own keys and every finding they got
+(the answer, superseded ones too), their entries in every index, and brings the queue's
+counters down by exactly what went. A record of each queue's retirements stays in
+``Keys.retired_questions``; the asked index of the asker's task keeps each retired question,
+scored minus when it was retired, so that lineage says it was retired, and when.
+
+The work is done by ``lua/questions_retire.lua`` in steps of ``RETIRE_CHUNK`` entries, each
+atomic and leaving every invariant of the swarm true. A cancelled question (an asker that
+stops waiting withdraws its question) is in no index of its queue, so a run walks the task
+index of the whole swarm by creation time, up to the cutoff (a task created after it cannot
+have settled before it), from where the last complete run of the queue left its oldest
+question (``walked``): a run costs one round trip per ``RETIRE_CHUNK`` tasks of any queue
+created since then (a first run: since the swarm began), plus one per ``RETIRE_CHUNK`` of
+the queue's findings (read twice) and one per thousand syntheses (a finding a synthesis
+cites is kept, with its question). Nothing is added to posting, claiming or reporting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from .._codec import UNREADABLE, loads
+from .._errors import NotFound
+from .._keys import ASSIST_QUEUE, Keys, ask_queue, askable, is_ask_queue
+from .._models import OPEN_STATUSES, RetiredQuestions
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._validate import check_id, check_name
+from ._bus import now_from
+from ._work import STATUSES, check_number, text
+from .ask import MAX_ANSWERS_LISTED
+from .tasks import queue_names
+from .views import SCAN_COUNT, _hash_items
+
+__all__ = ["RETIRE_CHUNK", "retire_questions", "retired_asked", "retired_questions"]
+
+# Entries one step examines: bounds the time Redis spends in one script call.
+RETIRE_CHUNK = 500
+# The longest wait one can ask for (as ``Seconds`` bounds a CLI duration): about 31 years.
+MAX_OLDER_THAN_S = 1e9
+
+
+def question_queue(target: str) -> str:
+    """The queue of the questions asked of ``target``: itself when it is a queue of
+    questions (``ask.OWNER``, the peer-assist queue), else the ask queue of the owner or
+    agent it names."""
+    name = check_name("target", target)
+    return name if is_ask_queue(name) else ask_queue(askable(name))
+
+
+def _unknown(target: str, queue: str, fields: Iterable[Any]) -> str:
+    asked = [q for q in queue_names(fields) if is_ask_queue(q)]
+    known = ", ".join(asked[:10]) or "none yet"
+    of = "" if target == queue else f" (queue {queue})"
+    return (
+        f"no question was ever asked of {target!r}{of}: nothing to retire. Name an owner or "
+        f"agent asked (its queue {ask_queue('OWNER')}), or {ASSIST_QUEUE!r}; the queues of "
+        f"questions there are: {known}"
+    )
+
+
+def _cited(entries: Any, cited: set[str]) -> None:
+    """Add to ``cited`` the findings the syntheses of an HSCAN page cite (a synthesis stored
+    unreadable cites nothing known: ``swarm doctor`` names it)."""
+    for _sid, raw in _hash_items(entries):
+        with contextlib.suppress(*UNREADABLE):
+            cited.update(text(fid) for fid in loads(raw).get("sources", ()))
+
+
+def _syntheses_read(ctx: OpContext, first: Any) -> Operation[set[str]]:
+    """Every finding a synthesis cites, from the first HSCAN page ``first`` on."""
+    cited: set[str] = set()
+    cursor, entries = first
+    _cited(entries, cited)
+    while text(cursor) != "0":
+        cursor, entries = yield Cmd("HSCAN", ctx.keys.syntheses, cursor, "COUNT", SCAN_COUNT)
+        _cited(entries, cited)
+    return cited
+
+
+def _walk_keys(k: Keys, queue: str) -> tuple[str, ...]:
+    """The keys of every step but the chunk's own (see lua/questions_retire.lua)."""
+    return (
+        k.tasks, k.task_data, k.task_index, k.dedupe, k.counts, k.events, k.findings,
+        k.finding_index, k.findings_by("queue", queue), k.dead(queue), k.retired_questions,
+        k.synthesis_index,
+    )  # fmt: skip
+
+
+class _Walk:
+    """Where a run stands, and what it counted: started over when a synthesis is stored
+    while it runs."""
+
+    def __init__(self, start: str, cutoff: int, first: Any, cited: set[str]) -> None:
+        self.phase, self.offset = "findings", 0
+        self.cursor = (start, "")
+        self.walked = cutoff
+        self.chunk: list[Any] = [text(fid) for fid in first]
+        self.cited = cited
+        self.protected: set[str] = set()
+        self.counts = [0] * 7  # questions findings open recent cited other corrupt
+
+    def args(self, k: Keys) -> tuple[list[str], list[str]]:
+        """The chunk's own keys, and its entries (as the script takes them)."""
+        if self.phase != "tasks":
+            flags = ["1" if fid in self.cited else "0" for fid in self.chunk]
+            entries = [item for pair in zip(self.chunk, flags, strict=True) for item in pair]
+            return [], entries
+        keys: list[str] = []
+        entries = []
+        for tid, asker in self.chunk:
+            keys += [k.asked(tid), k.webhooks(tid), k.asked(asker or tid)]
+            entries += [tid, "1" if asker else "0", "1" if tid in self.protected else "0"]
+        return keys, entries
+
+    def took(self, reply: Any) -> None:
+        """What a step did, and the next chunk."""
+        self.phase, self.offset = text(reply[1]), int(reply[2])
+        self.cursor = (text(reply[3]), text(reply[4]))
+        for i in range(7):
+            self.counts[i] += int(reply[5 + i])
+        self.walked = int(float(text(reply[12])))
+        n = int(reply[13])
+        if self.phase == "tasks":
+            flat = [text(x) for x in reply[14 : 14 + 2 * n]]
+            self.chunk = list(zip(flat[::2], flat[1::2], strict=True))
+            rest = reply[14 + 2 * n :]
+        else:
+            self.chunk = [text(fid) for fid in reply[14 : 14 + n]]
+            rest = reply[14 + n :]
+        self.protected.update(text(tid) for tid in rest)
+
+
+def retire_questions(
+    ctx: OpContext, target: str, *, older_than_s: float = 0.0, dry_run: bool = False
+) -> Operation[RetiredQuestions]:
+    """Remove the settled questions asked of ``target`` (an owner or agent asked: its queue
+    ``ask.OWNER``; or the peer-assist queue) that settled ``older_than_s`` ago or earlier:
+    each completed, cancelled and dead question with its data, own keys and entries in the
+    task, dead-letter and dedupe indexes, every finding of it (the answer, superseded ones
+    too) with its entries in the finding indexes, and the queue's counters brought down by
+    exactly that. Open questions (pending, delayed, claimed) stay, and so do a question
+    whose answer a synthesis cites (``cited``), tasks of the queue posted with a pass or a
+    shard (``other``: ``retire_pass``'s), records stored unreadable (``corrupt``).
+    A queue no question was ever posted to is NotFound (unless it has a record of an earlier
+    retirement). Runs in atomic steps (``RETIRE_CHUNK``), the swarm consistent between
+    them: a run stopped mid-way leaves what it did done, and the next goes on. ``dry_run``
+    counts what would go and changes nothing. ``at`` (ms): when its last step removed what
+    it did (the record's ``at``); when it removed nothing (a dry run too), when it was
+    called (the server's time)."""
+    older = check_number("older_than_s", older_than_s, 0, MAX_OLDER_THAN_S)
+    queue = question_queue(target)
+    k = ctx.keys
+    findings_of = k.findings_by("queue", queue)
+    posted, fields, record, seen, scanned, first, server_time = yield Batch(
+        (
+            Cmd("HMGET", k.counts, f"{queue}|pending", f"{queue}|delayed"),
+            Cmd("HKEYS", k.counts), Cmd("HGET", k.retired_questions, queue),
+            # (the syntheses' count before they are read: one stored meanwhile makes the
+            # first step stale, never missed)
+            Cmd("ZCARD", k.synthesis_index),
+            Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
+            Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1),
+            Cmd("TIME"),  # (the cutoff, and the ``at`` of a run that removes nothing)
+        )
+    )  # fmt: skip
+    called_at = now_from(ctx, server_time)
+    if all(v is None for v in posted) and record is None:
+        raise NotFound(_unknown(check_name("target", target), queue, fields))
+    cutoff = called_at - round(older * 1000)
+    start = "-inf"  # where the task index is walked from: where the last run left
+    if record is not None:
+        with contextlib.suppress(*UNREADABLE, TypeError, ValueError):
+            start = str(int(loads(record)["walked"]))
+    cited = yield from _syntheses_read(ctx, scanned)
+    keys = _walk_keys(k, queue)
+    walk = _Walk(start, cutoff, first, cited)
+    while walk.phase != "done":
+        own, entries = walk.args(k)
+        reply = yield Call(
+            "questions_retire",
+            (*keys, *own),
+            (ctx.now_arg(), ctx.limits.events_maxlen, queue, "0" if dry_run else "1",
+             walk.phase, walk.offset, RETIRE_CHUNK, seen, cutoff, *walk.cursor, walk.walked,
+             len(walk.chunk), *entries),
+        )  # fmt: skip
+        if text(reply[0]) == "stale":  # a synthesis stored since they were read: again
+            seen, scanned, first = yield Batch(
+                (Cmd("ZCARD", k.synthesis_index), Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
+                 Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
+            )  # fmt: skip
+            cited = yield from _syntheses_read(ctx, scanned)
+            removed = walk.counts[:2]
+            walk = _Walk(start, cutoff, first, cited)
+            if not dry_run:  # (what went is gone: counted, not to be counted again)
+                walk.counts[:2] = removed
+            continue
+        walk.took(reply)
+    questions, findings, _open, _recent, cited_n, other, corrupt = walk.counts
+    # What is left, from the counters (exact, where the walk sees only the questions
+    # created before the cutoff): the open ones, and the settled ones not retired
+    left = yield Cmd("HMGET", k.counts, *(f"{queue}|{status}" for status in STATUSES))
+    by_status = dict(zip(STATUSES, (int(v or 0) for v in left), strict=True))
+    open_ = sum(by_status[s] for s in OPEN_STATUSES)
+    settled = sum(n for s, n in by_status.items() if s not in OPEN_STATUSES)
+    recent = max(0, settled - (questions if dry_run else 0) - cited_n - other)
+    at = called_at
+    if not dry_run and (questions or findings):  # when its last step removed what it did
+        stored = yield Cmd("HGET", k.retired_questions, queue)
+        with contextlib.suppress(*UNREADABLE):
+            at = RetiredQuestions.stored(queue, stored).at or called_at
+    return RetiredQuestions(
+        queue, questions, findings, open=open_, recent=recent, dry_run=dry_run, at=at,
+        older_than_s=older, cited=cited_n, other=other, corrupt=corrupt,
+    )  # fmt: skip
+
+
+def retired_questions(ctx: OpContext) -> Operation[dict[str, RetiredQuestions]]:
+    """The queues of questions ``retire_questions`` removed questions of, by name: what it
+    removed of each in all, and when it last did (``at``, ms)."""
+    raw = yield Cmd("HGETALL", ctx.keys.retired_questions)
+    return {
+        field: RetiredQuestions.stored(field, value)
+        for field, value in sorted((text(f), text(v)) for f, v in dict(raw or {}).items())
+    }
+
+
+def retired_asked(ctx: OpContext, task_id: str) -> Operation[dict[str, int]]:
+    """The questions asked while working on ``task_id`` that ``retire_questions`` removed:
+    question id -> when it was retired (ms), oldest retirement first (lineage names them), at
+    most ``MAX_ANSWERS_LISTED`` as ``answers_for`` lists."""
+    tid = check_id("task", task_id)
+    raw = yield Cmd(
+        "ZRANGEBYSCORE", ctx.keys.asked(tid), "-inf", "(0", "WITHSCORES",
+        "LIMIT", 0, MAX_ANSWERS_LISTED,
+    )  # fmt: skip
+    pairs = (
+        raw if raw and isinstance(raw[0], (list, tuple)) else zip(raw[::2], raw[1::2], strict=True)
+    )
+    retired = {text(qid): -int(float(score)) for qid, score in pairs}
+    return dict(sorted(retired.items(), key=lambda item: item[1]))

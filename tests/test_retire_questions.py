@@ -1,0 +1,330 @@
+"""Retiring settled questions (``retire_questions``, ``swarm retire --questions``): the
+answered, withdrawn and dead questions asked of a target removed with their data, answers
+and index entries, the counters brought down by exactly that, open and recent ones kept,
+the swarm's invariants true after every step; a dry run changes nothing; the dedupe key
+posts anew afterwards; lineage says a question was retired; a worker may not retire."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import (
+    AlreadyCompleted,
+    NotFound,
+    PermissionDenied,
+    Settings,
+    Swarm,
+    Task,
+    Timeout,
+    ValidationError,
+    apply_role,
+)
+from redis_swarm._keys import ASSIST_QUEUE, Keys, ask_queue
+from redis_swarm._ops import retire_questions as retiring
+from redis_swarm._pipeline.lineage import lineage, lineage_text
+from redis_swarm._protocol import Call
+
+from ._cli import Cli
+from ._clock import FakeClock
+from ._handles import must
+from ._invariants import check_swarm
+from ._servers import RedisServer
+from .test_retire import _contents, _first_steps
+from .test_script_keys import ran  # noqa: F401 (the fixture that checks a script's keys)
+
+K = Keys("test")
+OWNER = "lib"
+QUEUE = ask_queue(OWNER)
+
+
+def _asked(swarm: Swarm, text: str, **kw: Any) -> str:
+    """A question to OWNER, left in its queue (kept: its asker stopped waiting at once)."""
+    with pytest.raises(Timeout) as waited:
+        swarm.ask(OWNER, text, timeout_s=0.05, keep=True, **kw)
+    qid = waited.value.task_id
+    assert qid is not None
+    return qid
+
+
+def _claimed(swarm: Swarm, qid: str) -> Task:
+    task = must(swarm.claim(QUEUE, worker="librarian"))
+    assert task.id == qid
+    return task
+
+
+def _questions(swarm: Swarm, n_answered: int = 1) -> dict[str, Any]:
+    """Questions to OWNER in every state: answered (the first asked by a worker on task
+    ``asker``, with dedupe key "k1", and answered twice: the second answer superseded),
+    withdrawn (its asker timed out), dead, and one open; and work they must not touch: a
+    task of another queue and a question to the assist queue."""
+    swarm.publish_context(OWNER, "the answer is in chapter 42\n", source="book.md")
+    swarm.post_task("work", "a task whose worker asks")
+    asker = must(swarm.claim("work", worker="w1"))
+    made: dict[str, Any] = {"asker": asker, "answered": [], "findings": []}
+    for i in range(n_answered):
+        extra: dict[str, Any] = {"asker": asker, "dedupe_key": "k1"} if i == 0 else {}
+        qid = _asked(swarm, f"question {i}?", **extra)
+        lease = _claimed(swarm, qid)
+        made["findings"].append(swarm.answer(qid, lease.token, f"answer {i}").id)
+        made["answered"].append(qid)
+        if i == 0:
+            with pytest.raises(AlreadyCompleted) as late:
+                swarm.answer(qid, lease.token, "a second answer, late")
+            made["findings"].append(late.value.finding_id)
+    with pytest.raises(Timeout) as withdrawn:
+        swarm.ask(OWNER, "nobody answers this in time", timeout_s=0.05)
+    made["withdrawn"] = withdrawn.value.task_id
+    made["dead"] = _asked(swarm, "this one dies")
+    lease = _claimed(swarm, made["dead"])
+    swarm.fail(lease.id, lease.token, "fatal", retry=False)
+    made["open"] = _asked(swarm, "still open")
+    swarm.report(asker.id, asker.token, {"summary": "done, with an answer"})
+    swarm.post_task("other", "not a question")
+    with pytest.raises(Timeout):
+        swarm.ask(ASSIST_QUEUE, "help, anyone?", timeout_s=0.05)
+    return made
+
+
+def test_settled_questions_go_with_their_answers_and_open_ones_stay(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    made = _questions(swarm)
+    before = swarm.queue_stats()
+    assert before[QUEUE]["completed"] == 1 and before[QUEUE]["cancelled"] == 1
+
+    done = swarm.retire_questions(OWNER)
+
+    assert (done.queue, done.questions, done.findings, done.open, done.dry_run) == (
+        QUEUE, 3, 2, 1, False,
+    )  # fmt: skip
+    check_swarm(raw, "test")
+    gone = [*made["answered"], made["withdrawn"], made["dead"]]
+    assert not set(gone) & set(raw.hkeys(K.tasks))
+    assert not set(gone) & set(raw.hkeys(K.task_data))
+    assert not set(gone) & set(raw.zrange(K.task_index, 0, -1))
+    assert not set(made["findings"]) & set(raw.hkeys(K.findings))
+    assert not set(made["findings"]) & set(raw.zrange(K.finding_index, 0, -1))
+    assert not raw.exists(K.dead(QUEUE), K.findings_by("queue", QUEUE))
+    assert f"{QUEUE}|k1" not in raw.hkeys(K.dedupe)
+    assert swarm.get_task(made["open"]).status.value == "pending"
+    # the counters went down by exactly what went; other queues are untouched
+    after = swarm.queue_stats()
+    assert after[QUEUE] == {**before[QUEUE], "completed": 0, "cancelled": 0, "dead": 0}
+    assert {q: s for q, s in after.items() if q != QUEUE} == {
+        q: s for q, s in before.items() if q != QUEUE
+    }
+    assert swarm.queue_stats()[ASSIST_QUEUE]["cancelled"] == 1
+    # one event per step that removed something, and the record
+    events = [e for e in swarm.events() if e.type == "questions.retired"]
+    assert {e.fields["queue"] for e in events} == {QUEUE}
+    assert sum(int(e.fields["questions"]) for e in events) == 3
+    record = swarm.retired_questions()[QUEUE]
+    assert (record.questions, record.findings) == (3, 2) and record.at == done.at
+    # again: nothing left to remove, and not an unknown target
+    assert swarm.retire_questions(QUEUE).questions == 0
+    check_swarm(raw, "test")
+
+
+def test_the_dedupe_key_of_a_retired_question_posts_anew(swarm: Swarm, raw: redis.Redis) -> None:
+    made = _questions(swarm)
+    first = made["answered"][0]
+    assert swarm.ask(OWNER, "question 0?", timeout_s=0.05, dedupe_key="k1").question_id == first
+    swarm.retire_questions(OWNER)
+    again = _asked(swarm, "question 0?", dedupe_key="k1")
+    assert again != first and swarm.get_task(again).status.value == "pending"
+    check_swarm(raw, "test")
+
+
+def test_older_than_keeps_the_recently_settled(swarm: Swarm, raw: redis.Redis) -> None:
+    _questions(swarm)
+    kept = swarm.retire_questions(OWNER, older_than_s=3600)
+    assert (kept.questions, kept.findings, kept.recent, kept.open) == (0, 0, 3, 1)
+    assert swarm.queue_stats()[QUEUE]["completed"] == 1
+    assert swarm.retire_questions(OWNER, older_than_s=0).questions == 3
+    check_swarm(raw, "test")
+
+
+def test_a_dry_run_counts_and_changes_nothing(swarm: Swarm, raw: redis.Redis) -> None:
+    _questions(swarm)
+    before = _contents(raw)
+    seen = swarm.retire_questions(OWNER, dry_run=True)
+    assert (seen.questions, seen.findings, seen.open, seen.dry_run) == (3, 2, 1, True)
+    assert _contents(raw) == before
+    done = swarm.retire_questions(OWNER)
+    assert (done.questions, done.findings) == (seen.questions, seen.findings)
+
+
+def test_bad_input_is_refused(swarm: Swarm, raw: redis.Redis) -> None:
+    _questions(swarm)
+    with pytest.raises(NotFound, match="no question was ever asked of 'nobody'") as unknown:
+        swarm.retire_questions("nobody")
+    assert QUEUE in str(unknown.value)
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValidationError, match="older_than_s"):
+            swarm.retire_questions(OWNER, older_than_s=bad)
+    with pytest.raises(ValidationError):
+        swarm.retire_questions("not a name!")
+    assert swarm.queue_stats()[QUEUE]["completed"] == 1  # nothing went
+
+
+def test_a_run_stopped_mid_way_leaves_a_whole_swarm_and_a_rerun_ends_it(
+    raw: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retiring, "RETIRE_CHUNK", 2)
+    with Swarm(redis_url, swarm="test") as swarm:
+        made = _questions(swarm, n_answered=7)
+        runs = 0
+        # seven steps at a time, stopped between: the swarm is whole after each, and the
+        # next run goes on with what is left (it walks the findings left first)
+        while not swarm._run(_first_steps(retiring.retire_questions(swarm._ctx, OWNER), 7)):
+            runs += 1
+            check_swarm(raw, "test")
+            assert swarm.retired_questions()[QUEUE].findings  # what it did is done
+            assert runs < 30
+        assert runs >= 1, runs
+        check_swarm(raw, "test")
+        record = swarm.retired_questions()[QUEUE]
+        assert (record.questions, record.findings) == (9, 8)
+        assert swarm.queue_stats()[QUEUE] == {
+            "pending": 1, "delayed": 0, "claimed": 0, "completed": 0, "dead": 0, "cancelled": 0,
+        }  # fmt: skip
+        assert not set(made["findings"]) & set(raw.hkeys(K.findings))
+        assert swarm.retire_questions(OWNER).questions == 0
+
+
+def _calls(op: Generator[Any, Any, Any], made: list[int]) -> Generator[Any, Any, Any]:
+    """Drive ``op`` to its end, counting its script calls in ``made``."""
+    request = op.send(None)
+    while True:
+        made[0] += len([r for r in getattr(request, "items", (request,)) if isinstance(r, Call)])
+        try:
+            request = op.send((yield request))
+        except StopIteration as stop:
+            return stop.value
+
+
+def test_tasks_created_in_the_same_millisecond_are_walked_once(
+    raw: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that stands still: every task has the same creation time, so the task index
+    # orders them by id alone, and the walk's cursor (the last entry it examined) is often
+    # a question the next step removes: the walk resumes right after it, not from the
+    # first task of that millisecond again.
+    monkeypatch.setattr(retiring, "RETIRE_CHUNK", 2)
+    with Swarm(redis_url, swarm="test", clock=FakeClock()) as swarm:
+        for i in range(12):
+            if i % 3 == 0:
+                swarm.post_task("other", f"not a question {i}")
+            else:
+                swarm.cancel(swarm.post_task(QUEUE, f"withdrawn question {i}").id)
+        made = [0]
+        done = swarm._run(_calls(retiring.retire_questions(swarm._ctx, OWNER), made))
+        assert done.questions == 8
+        check_swarm(raw, "test")
+        assert made[0] <= 8, made  # a findings step, then 12 entries two at a time, and one
+        assert swarm.queue_stats()[QUEUE]["cancelled"] == 0
+
+
+def test_lineage_says_a_question_was_retired(swarm: Swarm, raw: redis.Redis) -> None:
+    made = _questions(swarm)
+    finding = swarm.findings(queue="work").items[0]
+    assert lineage(swarm, finding.id)["answers"][0]["question"] == "question 0?"
+    done = swarm.retire_questions(OWNER)
+    tree = lineage(swarm, finding.id)
+    assert "answers" not in tree
+    assert [q["id"] for q in tree["retired_questions"]] == [made["answered"][0]]
+    text = "\n".join(lineage_text(tree))
+    assert f"question {made['answered'][0]} (retired with its answer on " in text
+    assert swarm.retired_asked(made["asker"].id) == {made["answered"][0]: done.at}
+    check_swarm(raw, "test")
+
+
+def test_retired_questions_do_not_crowd_out_the_answers_still_held(
+    swarm: Swarm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retired question stays in its asker's index (at minus its retirement time): the
+    answers listed (at most MAX_ANSWERS_LISTED) are those still held, not the retired."""
+    made = _questions(swarm, n_answered=3)
+    asker = made["asker"]
+    swarm.cancel(made["open"])  # (the later questions are then the only ones to claim)
+    swarm.retire_questions(OWNER)  # the three answered questions go
+    swarm.post_task("work", "a second task whose worker asks")
+    second = must(swarm.claim("work", worker="w1"))
+    for i in range(2):  # and two more are asked while on the first task: held
+        qid = _asked(swarm, f"later question {i}?", asker=asker)
+        swarm.answer(qid, _claimed(swarm, qid).token, f"later answer {i}")
+    monkeypatch.setattr("redis_swarm._ops.ask.MAX_ANSWERS_LISTED", 2)
+    assert [a.summary for a in swarm.answers_for(asker.id)] == ["later answer 0", "later answer 1"]
+    assert list(swarm.retired_asked(asker.id)) == [made["answered"][0]]
+    swarm.report(second.id, second.token, {"summary": "done"})
+
+
+def test_the_cli_retires_questions_and_says_what_went(cli: Cli, redis_url: str) -> None:
+    with Swarm(redis_url, swarm="test") as swarm:
+        _questions(swarm)
+    assert cli("retire", "--questions", OWNER, "--dry-run").stdout == (
+        f"would retire questions of {QUEUE}: 3 questions, 2 findings (1 open questions kept)\n"
+    )
+    assert cli("retire", "--questions", OWNER, "--older-than", "3600").stdout == (
+        f"retired questions of {QUEUE}: 0 questions, 0 findings (1 open questions kept; "
+        "3 settled within 3600 s kept)\n"
+    )
+    out = cli.json("retire", "--questions", QUEUE)
+    assert (out["queue"], out["questions"], out["findings"], out["open"]) == (QUEUE, 3, 2, 1)
+    # exactly one of PASS and --questions; --older-than only with --questions
+    for args in ((), ("P", "--questions", OWNER), ("P", "--older-than", "5")):
+        refused = cli("retire", *args, expect=2)
+        assert "exactly one of PASS" in refused.stderr or "--older-than goes" in refused.stderr
+    for bad in ("-1", "nan", "soon"):
+        cli("retire", "--questions", OWNER, "--older-than", bad, expect=2)
+    unknown = cli("retire", "--questions", "nobody", expect=1)
+    assert "no question was ever asked of 'nobody'" in unknown.stderr
+
+
+def test_a_worker_may_not_retire_questions(redis_server: RedisServer, redis_url: str) -> None:
+    settings = Settings.from_url(redis_url, swarm="test")
+    users = {
+        role: apply_role(settings, role, f"retire-q-{role}").user
+        for role in ("worker", "shard", "coordinator")
+    }
+
+    def handle(role: str) -> Swarm:
+        user = users[role]
+        return Swarm(
+            f"redis://{user.user}:{user.password}@127.0.0.1:{redis_server.port}", swarm="test"
+        )
+
+    try:
+        with Swarm(redis_url, swarm="test") as admin:
+            admin.load_functions()
+            made = _questions(admin)
+        with handle("worker") as worker, pytest.raises(PermissionDenied):
+            worker.retire_questions(OWNER)
+        with handle("worker") as worker:
+            assert worker.queue_stats()[QUEUE]["completed"] == 1  # nothing went
+            assert worker.retired_questions() == {}  # (a worker may read the records)
+            assert worker.retired_asked(made["asker"].id) == {}
+        with handle("coordinator") as coordinator:
+            assert coordinator.retire_questions(OWNER, dry_run=True).questions == 3
+        with handle("shard") as shard:
+            assert shard.retire_questions(OWNER).questions == 3
+    finally:
+        client = redis_server.client()
+        client.acl_deluser(*(user.user for user in users.values()))
+        client.close()
+
+
+def test_the_script_touches_only_the_keys_it_is_given(
+    ran: set[str],  # noqa: F811 (the fixture)
+    server_url: str,
+) -> None:
+    with Swarm(server_url, swarm="test") as swarm:
+        _questions(swarm)
+        assert swarm.retire_questions(OWNER, dry_run=True).questions == 3
+        assert swarm.retire_questions(OWNER).questions == 3
+    assert "questions_retire" in ran
