@@ -479,8 +479,8 @@ class PassCosts(Record):
         out: list[str] = []
         if not self.searched_all:
             out.append(
-                f"only the first {self.scan_limit:,} findings, tasks and syntheses of each "
-                "kind were read: the pass cost more than these sums"
+                f"not every record of the pass was read (at most {self.scan_limit:,} "
+                "findings, tasks and syntheses each): the pass cost more than these sums"
             )
         if self.corrupt:
             out.append(

@@ -3,10 +3,11 @@ was run: by a pipeline, by hand (``swarm task post --pass`` and ``swarm run``) o
 seed's roles.
 
 A pass's findings (superseded ones too), tasks and syntheses are read through their
-indexes a page at a time (``COST_PAGE``: a page of big findings stays a few megabytes), the
-three side by side, each up to ``SCAN_LIMIT`` records, and summed as they come: a pass of a
-hundred thousand tasks is never one reply, nor held whole. The sums use the rules every cost
-view uses (``_usage``'s figures and per-model rule, ``runs_of``'s count of runs).
+indexes a page at a time (``COST_PAGE``: a page of the biggest findings, 256 KiB each, is
+6.4 MiB), the three side by side, each up to ``SCAN_LIMIT`` records, and summed as they
+come: a pass of a hundred thousand tasks is never one reply, nor held whole. The sums use
+the rules every cost view uses (``_usage``'s figures and per-model rule, ``runs_of``'s count
+of runs).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["COST_PAGE", "SCAN_LIMIT", "pass_costs"]
 T = TypeVar("T")
 
 SCAN_LIMIT = LIST_BUDGET  # the records of each kind (findings, tasks, syntheses) one call reads
-COST_PAGE = 100  # records per round trip: findings may be 256 KiB each
+COST_PAGE = 25  # records per round trip: findings may be 256 KiB each
 
 # What ``unknown_pass`` says there is not to do with a pass no task was ever posted to.
 _NO_RUNS = "no agent run to count"
