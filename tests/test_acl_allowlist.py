@@ -356,7 +356,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     shard.cancel(shard.post_task("q", "settled", pass_name="P-retire").id)
     assert shard.retire_pass("P-retire").tasks == 1
     assert "P-retire" in worker.retired_passes()
-    assert shard.retire_questions("shard-1").questions == 3  # 2 withdrawn, 1 answered
+    # 2 withdrawn, 1 answered (settled just now: older_than_s=0)
+    assert shard.retire_questions("shard-1", older_than_s=0).questions == 3
     assert worker.retired_questions()["ask.shard-1"].questions == 3
     assert list(worker.retired_asked(task.id)) == [question.id]
     assert worker.tally(me.id, "loop_claims", "s1") == 1  # (a hook's loop count)

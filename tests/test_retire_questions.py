@@ -6,6 +6,7 @@ posts anew afterwards; lineage says a question was retired; a worker may not ret
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Generator
 from typing import Any
@@ -97,7 +98,7 @@ def test_settled_questions_go_with_their_answers_and_open_ones_stay(
     before = swarm.queue_stats()
     assert before[QUEUE]["completed"] == 1 and before[QUEUE]["cancelled"] == 1
 
-    done = swarm.retire_questions(OWNER)
+    done = swarm.retire_questions(OWNER, older_than_s=0)
 
     assert (done.queue, done.questions, done.findings, done.open, done.dry_run) == (
         QUEUE, 3, 2, 1, False,
@@ -126,7 +127,7 @@ def test_settled_questions_go_with_their_answers_and_open_ones_stay(
     record = swarm.retired_questions()[QUEUE]
     assert (record.questions, record.findings) == (3, 2) and record.at == done.at
     # again: nothing left to remove, and not an unknown target
-    assert swarm.retire_questions(QUEUE).questions == 0
+    assert swarm.retire_questions(QUEUE, older_than_s=0).questions == 0
     check_swarm(raw, "test")
 
 
@@ -134,7 +135,7 @@ def test_the_dedupe_key_of_a_retired_question_posts_anew(swarm: Swarm, raw: redi
     made = _questions(swarm)
     first = made["answered"][0]
     assert swarm.ask(OWNER, "question 0?", timeout_s=0.05, dedupe_key="k1").question_id == first
-    swarm.retire_questions(OWNER)
+    swarm.retire_questions(OWNER, older_than_s=0)
     again = _asked(swarm, "question 0?", dedupe_key="k1")
     assert again != first and swarm.get_task(again).status.value == "pending"
     check_swarm(raw, "test")
@@ -152,10 +153,10 @@ def test_older_than_keeps_the_recently_settled(swarm: Swarm, raw: redis.Redis) -
 def test_a_dry_run_counts_and_changes_nothing(swarm: Swarm, raw: redis.Redis) -> None:
     _questions(swarm)
     before = _contents(raw)
-    seen = swarm.retire_questions(OWNER, dry_run=True)
+    seen = swarm.retire_questions(OWNER, older_than_s=0, dry_run=True)
     assert (seen.questions, seen.findings, seen.open, seen.dry_run) == (3, 2, 1, True)
     assert _contents(raw) == before
-    done = swarm.retire_questions(OWNER)
+    done = swarm.retire_questions(OWNER, older_than_s=0)
     assert (done.questions, done.findings) == (seen.questions, seen.findings)
 
 
@@ -181,7 +182,9 @@ def test_a_run_stopped_mid_way_leaves_a_whole_swarm_and_a_rerun_ends_it(
         runs = 0
         # seven steps at a time, stopped between: the swarm is whole after each, and the
         # next run goes on with what is left (it walks the findings left first)
-        while not swarm._run(_first_steps(retiring.retire_questions(swarm._ctx, OWNER), 7)):
+        while not swarm._run(
+            _first_steps(retiring.retire_questions(swarm._ctx, OWNER, older_than_s=0), 7)
+        ):
             runs += 1
             check_swarm(raw, "test")
             assert swarm.retired_questions()[QUEUE].findings  # what it did is done
@@ -194,7 +197,7 @@ def test_a_run_stopped_mid_way_leaves_a_whole_swarm_and_a_rerun_ends_it(
             "pending": 1, "delayed": 0, "claimed": 0, "completed": 0, "dead": 0, "cancelled": 0,
         }  # fmt: skip
         assert not set(made["findings"]) & set(raw.hkeys(K.findings))
-        assert swarm.retire_questions(OWNER).questions == 0
+        assert swarm.retire_questions(OWNER, older_than_s=0).questions == 0
 
 
 def _calls(op: Generator[Any, Any, Any], made: list[int]) -> Generator[Any, Any, Any]:
@@ -223,7 +226,9 @@ def test_tasks_created_in_the_same_millisecond_are_walked_once(
             else:
                 swarm.cancel(swarm.post_task(QUEUE, f"withdrawn question {i}").id)
         made = [0]
-        done = swarm._run(_calls(retiring.retire_questions(swarm._ctx, OWNER), made))
+        done = swarm._run(
+            _calls(retiring.retire_questions(swarm._ctx, OWNER, older_than_s=0), made)
+        )
         assert done.questions == 8
         check_swarm(raw, "test")
         assert made[0] <= 8, made  # a findings step, then 12 entries two at a time, and one
@@ -234,7 +239,7 @@ def test_lineage_says_a_question_was_retired(swarm: Swarm, raw: redis.Redis) -> 
     made = _questions(swarm)
     finding = swarm.findings(queue="work").items[0]
     assert lineage(swarm, finding.id)["answers"][0]["question"] == "question 0?"
-    done = swarm.retire_questions(OWNER)
+    done = swarm.retire_questions(OWNER, older_than_s=0)
     tree = lineage(swarm, finding.id)
     assert "answers" not in tree
     assert [q["id"] for q in tree["retired_questions"]] == [made["answered"][0]]
@@ -252,7 +257,7 @@ def test_retired_questions_do_not_crowd_out_the_answers_still_held(
     made = _questions(swarm, n_answered=3)
     asker = made["asker"]
     swarm.cancel(made["open"])  # (the later questions are then the only ones to claim)
-    swarm.retire_questions(OWNER)  # the three answered questions go
+    swarm.retire_questions(OWNER, older_than_s=0)  # the three answered questions go
     swarm.post_task("work", "a second task whose worker asks")
     second = must(swarm.claim("work", worker="w1"))
     for i in range(2):  # and two more are asked while on the first task: held
@@ -267,14 +272,14 @@ def test_retired_questions_do_not_crowd_out_the_answers_still_held(
 def test_the_cli_retires_questions_and_says_what_went(cli: Cli, redis_url: str) -> None:
     with Swarm(redis_url, swarm="test") as swarm:
         _questions(swarm)
-    assert cli("retire", "--questions", OWNER, "--dry-run").stdout == (
+    assert cli("retire", "--questions", OWNER, "--older-than", "0", "--dry-run").stdout == (
         f"would retire questions of {QUEUE}: 3 questions, 2 findings (1 open questions kept)\n"
     )
     assert cli("retire", "--questions", OWNER, "--older-than", "3600").stdout == (
         f"retired questions of {QUEUE}: 0 questions, 0 findings (1 open questions kept; "
         "3 settled within 3600 s kept)\n"
     )
-    out = cli.json("retire", "--questions", QUEUE)
+    out = cli.json("retire", "--questions", QUEUE, "--older-than", "0")
     assert (out["queue"], out["questions"], out["findings"], out["open"]) == (QUEUE, 3, 2, 1)
     # exactly one of PASS and --questions; --older-than only with --questions
     for args in ((), ("P", "--questions", OWNER), ("P", "--older-than", "5")):
@@ -304,15 +309,15 @@ def test_a_worker_may_not_retire_questions(redis_server: RedisServer, redis_url:
             admin.load_functions()
             made = _questions(admin)
         with handle("worker") as worker, pytest.raises(PermissionDenied):
-            worker.retire_questions(OWNER)
+            worker.retire_questions(OWNER, older_than_s=0)
         with handle("worker") as worker:
             assert worker.queue_stats()[QUEUE]["completed"] == 1  # nothing went
             assert worker.retired_questions() == {}  # (a worker may read the records)
             assert worker.retired_asked(made["asker"].id) == {}
         with handle("coordinator") as coordinator:
-            assert coordinator.retire_questions(OWNER, dry_run=True).questions == 3
+            assert coordinator.retire_questions(OWNER, older_than_s=0, dry_run=True).questions == 3
         with handle("shard") as shard:
-            assert shard.retire_questions(OWNER).questions == 3
+            assert shard.retire_questions(OWNER, older_than_s=0).questions == 3
     finally:
         client = redis_server.client()
         client.acl_deluser(*(user.user for user in users.values()))
@@ -325,6 +330,125 @@ def test_the_script_touches_only_the_keys_it_is_given(
 ) -> None:
     with Swarm(server_url, swarm="test") as swarm:
         _questions(swarm)
-        assert swarm.retire_questions(OWNER, dry_run=True).questions == 3
-        assert swarm.retire_questions(OWNER).questions == 3
+        assert swarm.retire_questions(OWNER, older_than_s=0, dry_run=True).questions == 3
+        assert swarm.retire_questions(OWNER, older_than_s=0).questions == 3
     assert "questions_retire" in ran
+
+
+def _taken_over(swarm: Swarm) -> tuple[str, str]:
+    """A question asked with dedupe key "K" and withdrawn (its asker timed out), then asked
+    again with the key by an asker that keeps it: that one posts a successor under a key of
+    its own and points "K" at it. The successor is answered. Returns both ids."""
+    swarm.publish_context(OWNER, "the answer is in chapter 42\n", source="book.md")
+    with pytest.raises(Timeout) as withdrawn:
+        swarm.ask(OWNER, "what is in chapter 42?", timeout_s=0.05, dedupe_key="K")
+    first = withdrawn.value.task_id
+    successor = _asked(swarm, "what is in chapter 42?", dedupe_key="K")
+    assert successor != first and swarm.get_task(successor).dedupe_key != "K"
+    swarm.answer(successor, _claimed(swarm, successor).token, "the answer")
+    assert first is not None
+    return first, successor
+
+
+def test_a_key_a_successor_took_over_goes_with_it(swarm: Swarm, raw: redis.Redis) -> None:
+    _first, successor = _taken_over(swarm)
+    assert raw.hget(K.dedupe, f"{QUEUE}|K") == successor
+    assert swarm.retire_questions(OWNER, older_than_s=0).questions == 2
+    assert f"{QUEUE}|K" not in raw.hkeys(K.dedupe)  # (not left naming a task gone)
+    again = _asked(swarm, "what is in chapter 42?", dedupe_key="K")
+    assert again != successor and swarm.get_task(again).status.value == "pending"
+    check_swarm(raw, "test")
+
+
+def test_a_dedupe_entry_of_a_task_gone_posts_anew(swarm: Swarm, raw: redis.Redis) -> None:
+    # An entry left naming a retired question (by a retirement of an earlier version, which
+    # did not know the key a successor took over) is as none: the next ask posts anew
+    _first, successor = _taken_over(swarm)
+    swarm.retire_questions(OWNER, older_than_s=0)
+    raw.hset(K.dedupe, f"{QUEUE}|K", successor)
+    again = _asked(swarm, "what is in chapter 42?", dedupe_key="K")
+    assert again != successor and raw.hget(K.dedupe, f"{QUEUE}|K") == again
+    # the entry now names a task stored: a post with the key meets it
+    assert swarm.post_task(QUEUE, "posted with the key", dedupe_key="K").id == again
+    check_swarm(raw, "test")
+
+
+def test_lineage_names_a_retired_question_its_asker_shared(swarm: Swarm, raw: redis.Redis) -> None:
+    made = _questions(swarm)
+    shared = made["answered"][0]
+    swarm.post_task("work", "a second task, whose worker asks the same question")
+    second = must(swarm.claim("work", worker="w2"))
+    answer = swarm.ask(OWNER, "question 0?", timeout_s=0.05, dedupe_key="k1", asker=second)
+    assert answer.question_id == shared
+    swarm.report(second.id, second.token, {"summary": "done, with a shared answer"})
+    (finding,) = [f for f in swarm.findings(queue="work").items if f.task_id == second.id]
+    assert [a.question_id for a in swarm.answers_for(second.id)] == [shared]
+
+    swarm.retire_questions(OWNER, older_than_s=0)
+
+    # its poster's entry alone says when it went; the sharer's says it went
+    assert swarm.retired_asked(second.id) == {shared: None}
+    tree = lineage(swarm, finding.id)
+    assert tree["retired_questions"] == [{"kind": "question", "id": shared, "retired": None}]
+    text = "\n".join(lineage_text(tree))
+    assert f"question {shared} (no longer stored: retired with its answer, when unknown" in text
+    assert list(swarm.retired_asked(made["asker"].id)) == [shared]  # (its poster's: timed)
+
+
+def test_tasks_of_a_pass_in_the_queue_are_taken_from_their_own_figure(
+    redis_url: str, raw: redis.Redis
+) -> None:
+    clock = FakeClock()
+    with Swarm(redis_url, swarm="test", clock=clock) as swarm:
+
+        def answered(text: str) -> None:
+            task = swarm.post_task(QUEUE, text)
+            lease = must(swarm.claim(QUEUE, worker="librarian"))
+            assert lease.id == task.id
+            swarm.report(task.id, lease.token, {"summary": "answered"})
+
+        answered("an old question")
+        swarm.post_task(QUEUE, "a task of a pass, open", pass_name="p1", priority=-1)
+        clock.advance(7200)
+        answered("a question answered within the hour")
+        done = swarm.retire_questions(QUEUE, older_than_s=3600)
+        assert (done.questions, done.open, done.recent, done.other) == (1, 0, 1, 1)
+        seen = swarm.retire_questions(QUEUE, older_than_s=3600, dry_run=True)
+        assert (seen.questions, seen.open, seen.recent, seen.other) == (0, 0, 1, 1)
+
+
+def _walked(raw: redis.Redis) -> int:
+    return int(json.loads(str(raw.hget(K.retired_questions, QUEUE)))["walked"])
+
+
+def test_an_unreadable_task_of_another_queue_is_not_counted_nor_pins_the_walk(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    # (each settled first: a claim of its queue would meet it unreadable)
+    other = swarm.post_task("work", "a task stored unreadable, of another queue")
+    swarm.cancel(other.id)
+    raw.hset(K.tasks, other.id, '{"queue":"work", cut short')
+    _questions(swarm)
+    done = swarm.retire_questions(OWNER, older_than_s=0)
+    assert (done.questions, done.corrupt) == (3, 0)
+    assert _walked(raw) > other.created_at  # the next run walks on from the open question
+    # one of the queue's own is counted, and the next run walks from it
+    mine = swarm.post_task(QUEUE, "a question stored unreadable")
+    swarm.cancel(mine.id)
+    raw.hset(K.tasks, mine.id, f'{{"queue":"{QUEUE}", cut short')
+    assert swarm.retire_questions(OWNER, older_than_s=0).corrupt == 1
+    assert _walked(raw) <= mine.created_at
+
+
+def test_by_default_a_question_settled_just_now_stays(cli: Cli, redis_url: str) -> None:
+    # (an asker reads its answer within milliseconds of the task.completed event: a run
+    # at that moment must not remove it first)
+    with Swarm(redis_url, swarm="test") as swarm:
+        _questions(swarm)
+        kept = swarm.retire_questions(OWNER)
+        assert (kept.questions, kept.recent, kept.older_than_s) == (0, 3, 60)
+        assert cli("retire", "--questions", OWNER).stdout == (
+            f"retired questions of {QUEUE}: 0 questions, 0 findings (1 open questions kept; "
+            "3 settled within 60 s kept)\n"
+        )
+        assert swarm.retire_questions(OWNER, older_than_s=0).questions == 3

@@ -553,10 +553,17 @@ class RetiredQuestions(Record):
     their data and index entries; ``findings``: every finding of them (the answer,
     superseded ones too); ``open``: the queue's open questions (pending, delayed, claimed),
     left, and ``recent``: its settled ones left (settled within ``older_than_s``), both
-    read from its counters after the run; ``cited``: its settled questions kept because a
-    synthesis cites their answer; ``other``: tasks of the queue posted with a pass or shard,
-    left to ``retire_pass``; ``corrupt``: records stored unreadable (``swarm doctor`` names
-    them), left in place."""
+    read from its counters after the run, less ``other``: tasks of the queue posted with a
+    pass or shard (open or settled), left to ``retire_pass``; ``cited``: its settled
+    questions kept because a synthesis cites their answer; ``corrupt``: the queue's records
+    stored unreadable (``swarm doctor`` names them, and those of other queues), left in
+    place."""
+
+    # How long ago a question must have settled to go, unless the caller says otherwise: an
+    # asker (and every sharer) reads the answer within milliseconds of the task.completed
+    # event, so a minute never removes an answer before it is read, where 0 could (the asker
+    # then told the question was deleted while it was asked). 0 stays allowed, explicitly.
+    DEFAULT_OLDER_THAN_S: ClassVar[float] = 60.0
 
     queue: str
     questions: int

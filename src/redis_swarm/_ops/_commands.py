@@ -155,7 +155,7 @@ OPERATIONS: dict[str, Uses] = {
     # retiring settled questions (swarm retire --questions) too; lineage reads what went
     "retire_questions": _uses("hget hkeys hmget hscan time zcard zrange", "questions_retire"),
     "retired_questions": _uses("hgetall", worker=True),
-    "retired_asked": _uses("zrangebyscore", worker=True),
+    "retired_asked": _uses("hexists zrangebyscore", worker=True),
 }
 
 SCRIPTS: dict[str, frozenset[str]] = {

@@ -371,21 +371,26 @@ class _Asking(NamedTuple):
     dedupe_key: str | None
 
     def post(
-        self, ctx: OpContext, q: _Question, dedupe_key: str | None
+        self, ctx: OpContext, q: _Question, dedupe_key: str | None, *, successor: bool = False
     ) -> Operation[tuple[str, Task]]:
         """Post it under ``dedupe_key`` and an id chosen here (returned beside the task the
-        post returns: another id when the post met the key)."""
+        post returns: another id when the post met the key). A ``successor`` (``_take_over``)
+        records in its data the asker's key it takes over (``TAKES_OVER``), so that
+        ``retire_questions`` removes that key's entry with it."""
+        data = self.data
+        if successor and self.dedupe_key is not None:
+            data = {**data, TAKES_OVER: self.dedupe_key}
         tid = new_id("t-")
         q.posting(tid)
         try:
             task = yield from task_ops.post_task(
-                ctx, self.queue, self.question, self.data, lease_s=self.lease_s,
+                ctx, self.queue, self.question, data, lease_s=self.lease_s,
                 dedupe_key=dedupe_key, task_id=tid,
             )  # fmt: skip
         except ValidationError:
             # The post's words are a task's ("task data is ..."): refused for the question's
             # data, the asker is told in its own (checked again only on this refusal).
-            encode_json(self.data, "question data", ctx.limits.max_task_data_bytes)
+            encode_json(data, "question data", ctx.limits.max_task_data_bytes)
             raise
         q.sure = True
         return tid, task
@@ -401,6 +406,11 @@ def _post_question(ctx: OpContext, q: _Question, asking: _Asking) -> Operation[T
         return task
     found = yield from _take_over(ctx, q, asking, task)
     return found
+
+
+# The field of a successor's data naming the dedupe key it took over (its own key is
+# ``_successor_key``'s): lua/questions_retire.lua reads it by this name.
+TAKES_OVER = "takes_over"
 
 
 def _successor_key(qid: str) -> str:
@@ -429,7 +439,7 @@ def _take_over(
         late = yield from _late_answer(ctx, task)
         if late is not None:
             return late
-        tid, after = yield from asking.post(ctx, q, _successor_key(task.id))
+        tid, after = yield from asking.post(ctx, q, _successor_key(task.id), successor=True)
         if after.id == tid:
             if asking.dedupe_key is not None:
                 yield Cmd("HSET", ctx.keys.dedupe, f"{asking.queue}|{asking.dedupe_key}", tid)

@@ -45,28 +45,32 @@ def _still_open(name: str, open_counts: dict[str, int]) -> str:
     )
 
 
-def _cited(pass_name: str, entries: Any, cited: set[str]) -> None:
-    """Add to ``cited`` the findings the syntheses in ``entries`` (an HSCAN page) cite that
-    are not of ``pass_name`` (any pass's findings: the script is given those of the pass). A
-    synthesis stored unreadable cites nothing known (``swarm doctor`` names it)."""
+def _cited(entries: Any, cited: set[str], but_pass: str | None) -> None:
+    """Add to ``cited`` the findings the syntheses in ``entries`` (an HSCAN page) cite, but
+    those of pass ``but_pass`` when one is named (a pass's findings: ``retire_pass``'s script
+    is given those of the pass). A synthesis stored unreadable cites nothing known
+    (``swarm doctor`` names it)."""
     for _sid, raw in _hash_items(entries):
         try:
             synthesis = loads(raw)
-            if synthesis.get("pass_name") != pass_name:
+            if but_pass is None or synthesis.get("pass_name") != but_pass:
                 cited.update(text(fid) for fid in synthesis.get("sources", ()))
         except UNREADABLE:
             continue
 
 
-def _syntheses_read(ctx: OpContext, pass_name: str, first: Any) -> Operation[set[str]]:
-    """Every finding a synthesis of another pass cites, from the first HSCAN page ``first``
-    on (a page per round trip)."""
+def _syntheses_cite(
+    ctx: OpContext, first: Any, *, but_pass: str | None = None
+) -> Operation[set[str]]:
+    """Every finding a synthesis cites (of a pass other than ``but_pass``, when named), from
+    the first HSCAN page ``first`` on (a page per round trip): what a retirement keeps
+    (``retire_pass``, ``retire_questions``)."""
     cited: set[str] = set()
     cursor, entries = first
-    _cited(pass_name, entries, cited)
+    _cited(entries, cited, but_pass)
     while text(cursor) != "0":
         cursor, entries = yield Cmd("HSCAN", ctx.keys.syntheses, cursor, "COUNT", SCAN_COUNT)
-        _cited(pass_name, entries, cited)
+        _cited(entries, cited, but_pass)
     return cited
 
 
@@ -120,7 +124,7 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
     open_counts = {s: n for s in OPEN_STATUSES if (n := passes.get(name, {}).get(s, 0)) > 0}
     if open_counts:
         raise Conflict(_still_open(name, open_counts))
-    cited = yield from _syntheses_read(ctx, name, scanned)
+    cited = yield from _syntheses_cite(ctx, scanned, but_pass=name)
     queues, shards = queue_names(fields), shard_names(fields)
     keys = _walk_keys(k, name, queues, shards)
     tasks = findings = 0
@@ -149,7 +153,7 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
                 (Cmd("ZCARD", k.synthesis_index), Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
                  Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
             )  # fmt: skip
-            cited = yield from _syntheses_read(ctx, name, scanned)
+            cited = yield from _syntheses_cite(ctx, scanned, but_pass=name)
             if dry_run:
                 tasks = findings = 0
             kept = cited_tasks = corrupt = unknown = 0

@@ -33,8 +33,9 @@ from .._validate import check_id, check_name
 from ._bus import now_from
 from ._work import STATUSES, check_number, text
 from .ask import MAX_ANSWERS_LISTED
+from .retire import _syntheses_cite
 from .tasks import queue_names
-from .views import SCAN_COUNT, _hash_items
+from .views import SCAN_COUNT
 
 __all__ = ["RETIRE_CHUNK", "retire_questions", "retired_asked", "retired_questions"]
 
@@ -63,25 +64,6 @@ def _unknown(target: str, queue: str, fields: Iterable[Any]) -> str:
     )
 
 
-def _cited(entries: Any, cited: set[str]) -> None:
-    """Add to ``cited`` the findings the syntheses of an HSCAN page cite (a synthesis stored
-    unreadable cites nothing known: ``swarm doctor`` names it)."""
-    for _sid, raw in _hash_items(entries):
-        with contextlib.suppress(*UNREADABLE):
-            cited.update(text(fid) for fid in loads(raw).get("sources", ()))
-
-
-def _syntheses_read(ctx: OpContext, first: Any) -> Operation[set[str]]:
-    """Every finding a synthesis cites, from the first HSCAN page ``first`` on."""
-    cited: set[str] = set()
-    cursor, entries = first
-    _cited(entries, cited)
-    while text(cursor) != "0":
-        cursor, entries = yield Cmd("HSCAN", ctx.keys.syntheses, cursor, "COUNT", SCAN_COUNT)
-        _cited(entries, cited)
-    return cited
-
-
 def _walk_keys(k: Keys, queue: str) -> tuple[str, ...]:
     """The keys of every step but the chunk's own (see lua/questions_retire.lua)."""
     return (
@@ -89,6 +71,11 @@ def _walk_keys(k: Keys, queue: str) -> tuple[str, ...]:
         k.finding_index, k.findings_by("queue", queue), k.dead(queue), k.retired_questions,
         k.synthesis_index,
     )  # fmt: skip
+
+
+# What a step counts, in its reply's order: questions findings open recent cited, other (a
+# task of the queue with a pass or shard) settled and open, corrupt.
+_COUNTS = 8
 
 
 class _Walk:
@@ -102,7 +89,7 @@ class _Walk:
         self.chunk: list[Any] = [text(fid) for fid in first]
         self.cited = cited
         self.protected: set[str] = set()
-        self.counts = [0] * 7  # questions findings open recent cited other corrupt
+        self.counts = [0] * _COUNTS
 
     def args(self, k: Keys) -> tuple[list[str], list[str]]:
         """The chunk's own keys, and its entries (as the script takes them)."""
@@ -121,31 +108,37 @@ class _Walk:
         """What a step did, and the next chunk."""
         self.phase, self.offset = text(reply[1]), int(reply[2])
         self.cursor = (text(reply[3]), text(reply[4]))
-        for i in range(7):
+        for i in range(_COUNTS):
             self.counts[i] += int(reply[5 + i])
-        self.walked = int(float(text(reply[12])))
-        n = int(reply[13])
+        self.walked = int(float(text(reply[5 + _COUNTS])))
+        n = int(reply[6 + _COUNTS])
+        at = 7 + _COUNTS  # the chunk's first entry
         if self.phase == "tasks":
-            flat = [text(x) for x in reply[14 : 14 + 2 * n]]
+            flat = [text(x) for x in reply[at : at + 2 * n]]
             self.chunk = list(zip(flat[::2], flat[1::2], strict=True))
-            rest = reply[14 + 2 * n :]
+            rest = reply[at + 2 * n :]
         else:
-            self.chunk = [text(fid) for fid in reply[14 : 14 + n]]
-            rest = reply[14 + n :]
+            self.chunk = [text(fid) for fid in reply[at : at + n]]
+            rest = reply[at + n :]
         self.protected.update(text(tid) for tid in rest)
 
 
 def retire_questions(
-    ctx: OpContext, target: str, *, older_than_s: float = 0.0, dry_run: bool = False
+    ctx: OpContext,
+    target: str,
+    *,
+    older_than_s: float = RetiredQuestions.DEFAULT_OLDER_THAN_S,
+    dry_run: bool = False,
 ) -> Operation[RetiredQuestions]:
     """Remove the settled questions asked of ``target`` (an owner or agent asked: its queue
     ``ask.OWNER``; or the peer-assist queue) that settled ``older_than_s`` ago or earlier:
+    (default: a minute, so that no answer goes before its asker read it; 0 is allowed):
     each completed, cancelled and dead question with its data, own keys and entries in the
     task, dead-letter and dedupe indexes, every finding of it (the answer, superseded ones
     too) with its entries in the finding indexes, and the queue's counters brought down by
     exactly that. Open questions (pending, delayed, claimed) stay, and so do a question
     whose answer a synthesis cites (``cited``), tasks of the queue posted with a pass or a
-    shard (``other``: ``retire_pass``'s), records stored unreadable (``corrupt``).
+    shard (``other``: ``retire_pass``'s), the queue's records stored unreadable (``corrupt``).
     A queue no question was ever posted to is NotFound (unless it has a record of an earlier
     retirement). Runs in atomic steps (``RETIRE_CHUNK``), the swarm consistent between
     them: a run stopped mid-way leaves what it did done, and the next goes on. ``dry_run``
@@ -176,7 +169,7 @@ def retire_questions(
     if record is not None:
         with contextlib.suppress(*UNREADABLE, TypeError, ValueError):
             start = str(int(loads(record)["walked"]))
-    cited = yield from _syntheses_read(ctx, scanned)
+    cited = yield from _syntheses_cite(ctx, scanned)
     keys = _walk_keys(k, queue)
     walk = _Walk(start, cutoff, first, cited)
     while walk.phase != "done":
@@ -193,19 +186,20 @@ def retire_questions(
                 (Cmd("ZCARD", k.synthesis_index), Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
                  Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
             )  # fmt: skip
-            cited = yield from _syntheses_read(ctx, scanned)
+            cited = yield from _syntheses_cite(ctx, scanned)
             removed = walk.counts[:2]
             walk = _Walk(start, cutoff, first, cited)
             if not dry_run:  # (what went is gone: counted, not to be counted again)
                 walk.counts[:2] = removed
             continue
         walk.took(reply)
-    questions, findings, _open, _recent, cited_n, other, corrupt = walk.counts
+    questions, findings, _open, _recent, cited_n, other, other_open, corrupt = walk.counts
     # What is left, from the counters (exact, where the walk sees only the questions
-    # created before the cutoff): the open ones, and the settled ones not retired
+    # created before the cutoff): the open ones, and the settled ones not retired; the
+    # tasks of a pass or shard the walk saw (counted there too) taken from each by status
     left = yield Cmd("HMGET", k.counts, *(f"{queue}|{status}" for status in STATUSES))
     by_status = dict(zip(STATUSES, (int(v or 0) for v in left), strict=True))
-    open_ = sum(by_status[s] for s in OPEN_STATUSES)
+    open_ = max(0, sum(by_status[s] for s in OPEN_STATUSES) - other_open)
     settled = sum(n for s, n in by_status.items() if s not in OPEN_STATUSES)
     recent = max(0, settled - (questions if dry_run else 0) - cited_n - other)
     at = called_at
@@ -215,7 +209,7 @@ def retire_questions(
             at = RetiredQuestions.stored(queue, stored).at or called_at
     return RetiredQuestions(
         queue, questions, findings, open=open_, recent=recent, dry_run=dry_run, at=at,
-        older_than_s=older, cited=cited_n, other=other, corrupt=corrupt,
+        older_than_s=older, cited=cited_n, other=other + other_open, corrupt=corrupt,
     )  # fmt: skip
 
 
@@ -229,17 +223,33 @@ def retired_questions(ctx: OpContext) -> Operation[dict[str, RetiredQuestions]]:
     }
 
 
-def retired_asked(ctx: OpContext, task_id: str) -> Operation[dict[str, int]]:
-    """The questions asked while working on ``task_id`` that ``retire_questions`` removed:
-    question id -> when it was retired (ms), oldest retirement first (lineage names them), at
-    most ``MAX_ANSWERS_LISTED`` as ``answers_for`` lists."""
+def retired_asked(ctx: OpContext, task_id: str) -> Operation[dict[str, int | None]]:
+    """The questions asked while working on ``task_id`` that are no longer stored: question
+    id -> when ``retire_questions`` removed it (ms), oldest retirement first (lineage names
+    them), then those whose time is unknown (None): a question the asker shared by its
+    dedupe key (its poster's entry alone is marked when it goes), or removed otherwise. At
+    most ``MAX_ANSWERS_LISTED`` in all, the unknown ones among the ``MAX_ANSWERS_LISTED``
+    questions ``answers_for`` reads. One round trip, two when questions are still listed."""
     tid = check_id("task", task_id)
-    raw = yield Cmd(
-        "ZRANGEBYSCORE", ctx.keys.asked(tid), "-inf", "(0", "WITHSCORES",
-        "LIMIT", 0, MAX_ANSWERS_LISTED,
+    k = ctx.keys
+    marked, listed = yield Batch(
+        (
+            Cmd("ZRANGEBYSCORE", k.asked(tid), "-inf", "(0", "WITHSCORES",
+                "LIMIT", 0, MAX_ANSWERS_LISTED),
+            Cmd("ZRANGEBYSCORE", k.asked(tid), 0, "+inf", "LIMIT", 0, MAX_ANSWERS_LISTED),
+        )
     )  # fmt: skip
     pairs = (
-        raw if raw and isinstance(raw[0], (list, tuple)) else zip(raw[::2], raw[1::2], strict=True)
+        marked
+        if marked and isinstance(marked[0], (list, tuple))
+        else zip(marked[::2], marked[1::2], strict=True)
     )
-    retired = {text(qid): -int(float(score)) for qid, score in pairs}
-    return dict(sorted(retired.items(), key=lambda item: item[1]))
+    timed = sorted(((text(qid), -int(float(score))) for qid, score in pairs), key=lambda p: p[1])
+    retired: dict[str, int | None] = dict(timed)
+    room = MAX_ANSWERS_LISTED - len(retired)
+    qids = [text(qid) for qid in listed or ()]
+    if qids and room > 0:
+        held = yield Batch(tuple(Cmd("HEXISTS", k.tasks, qid) for qid in qids))
+        gone = [qid for qid, there in zip(qids, held, strict=True) if not int(there)]
+        retired.update(dict.fromkeys(gone[:room]))
+    return retired

@@ -89,12 +89,14 @@ def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
              "answerer": a.answerer, "model": a.model, "queue": a.queue, "cost_usd": a.cost_usd}
             for a in asked
         ]  # fmt: skip
-    # The questions asked there that were retired since (swarm retire --questions): their
-    # answers are gone, not lost
+    # The questions asked there that are no longer stored: retired since (swarm retire
+    # --questions), their answers gone, not lost; when is unknown (None) of one shared by
+    # its dedupe key (its poster's entry alone records it)
     retired = swarm.retired_asked(f.task_id)
     if retired:
         node["retired_questions"] = [
-            {"kind": "question", "id": qid, "retired": iso(at)} for qid, at in retired.items()
+            {"kind": "question", "id": qid, "retired": iso(at) if at is not None else None}
+            for qid, at in retired.items()
         ]
     return node
 
@@ -362,10 +364,12 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
                 f"{a['answerer'] or UNKNOWN}: {a['text'][:60]}"
             )
         for q in node.get("retired_questions", ()):
-            lines.append(
-                f"{pad}  asked: question {q['id']} (retired with its answer on {q['retired']}: "
-                "swarm retire --questions)"
+            how = (
+                f"retired with its answer on {q['retired']}"
+                if q["retired"]
+                else "no longer stored: retired with its answer, when unknown"
             )
+            lines.append(f"{pad}  asked: question {q['id']} ({how}: swarm retire --questions)")
     elif kind == "task":
         lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "
                  f"{node['description'][:80]}"]  # fmt: skip

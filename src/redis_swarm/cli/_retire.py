@@ -25,14 +25,16 @@ _ONE_OF = (
     "queue) and their answers, instead of a pass.",
 )  # fmt: skip
 @click.option(
-    "--older-than", "older_than", type=Seconds(), default=0.0, metavar="SECONDS",
-    help="With --questions: only those settled at least this many seconds ago (default 0).",
+    "--older-than", "older_than", type=Seconds(), default=None, metavar="SECONDS",
+    help="With --questions: only those settled at least this many seconds ago (default "
+    f"{RetiredQuestions.DEFAULT_OLDER_THAN_S:g}, so that no answer goes before its asker "
+    "reads it; 0 for every settled one).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 @json_option
 @pass_app
 def retire(
-    app: App, pass_name: str | None, target: str | None, older_than: float, dry_run: bool
+    app: App, pass_name: str | None, target: str | None, older_than: float | None, dry_run: bool
 ) -> None:
     """Remove the settled work of PASS: its completed, cancelled and dead tasks, their data
     and every finding they got (superseded ones too), the counters brought down by as much.
@@ -42,17 +44,19 @@ def retire(
 
     With --questions TARGET instead: remove the completed, cancelled and dead questions
     asked of TARGET (its queue ask.TARGET; or the assist queue) settled at least
-    --older-than seconds ago, with their answers; open questions stay, and lineage says
-    which questions were retired."""
+    --older-than seconds ago (default: a minute), with their answers; open questions stay,
+    and lineage says which questions were retired."""
     if (pass_name is None) == (target is None):
         raise click.UsageError(_ONE_OF)
     if target is None:
-        if older_than:
+        if older_than is not None:
             raise click.UsageError("--older-than goes with --questions TARGET, not with PASS")
         assert pass_name is not None
         done = app.swarm.retire_pass(pass_name, dry_run=dry_run)
         app.emit(done, lambda: click.echo(printable(_pass_line(done))))
         return
+    if older_than is None:
+        older_than = RetiredQuestions.DEFAULT_OLDER_THAN_S
     retired = app.swarm.retire_questions(target, older_than_s=older_than, dry_run=dry_run)
     app.emit(retired, lambda: click.echo(printable(_questions_line(retired))))
 

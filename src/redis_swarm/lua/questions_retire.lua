@@ -17,8 +17,9 @@
 --     question is a task of the queue with no pass and no shard (those are retire_pass's),
 --     completed, cancelled or dead at the cutoff or before (its completed_at, else
 --     status_at, else created_at). One is removed with its data, its entries in the task
---     index, the queue's dead letters and the dedupe hash, its current finding and its own
---     keys (webhooks, asked); in the asked index of the asker's task its score becomes
+--     index, the queue's dead letters and the dedupe hash (its own key's entry, and that of
+--     the key it took over as a successor: its data's takes_over), its current finding and
+--     its own keys (webhooks, asked); in the asked index of the asker's task its score becomes
 --     minus when it was retired (lineage says so); the queue's counters go down by what
 --     went. Open questions, and those settled after the cutoff, are kept;
 --   sweep: the finding index again, as in the findings phase: a report that came after
@@ -27,8 +28,9 @@
 -- and so is its task (flagged in the tasks phase: the findings phases return the tasks of
 -- the cited findings they saw). The step refuses to run ('stale') when a synthesis was
 -- stored since the client read them: the client reads them again and starts over.
--- A record that cannot be decoded is kept and counted (corrupt).
--- Every question of the queue kept (and every corrupt task) lowers `walked`, the lowest
+-- A record that cannot be decoded is kept and counted (corrupt): a task only when its text
+-- names the queue (another queue's is swarm doctor's to name, and pins nothing here).
+-- Every question of the queue kept (and every corrupt task of it) lowers `walked`, the lowest
 -- creation time of a question of the queue left; the step that ends a run stores it in the
 -- queue's record, and the next run starts its tasks phase there (no question of the queue
 -- created before it is left, so the walk of the task index skips what earlier runs walked).
@@ -50,9 +52,9 @@
 -- (task id, '1' when it has an asker's task, flag: '1' the task of a cited finding) in the
 -- tasks phase
 -- Returns {'stale'}, or {'ok', next phase ('done' at the end), its offset, the cursor's
--- score and id, questions, findings, open, recent, cited, other, corrupt, walked, n', the
--- next chunk (n' finding ids, or n' pairs: task id, its asker's task or ''), then the tasks
--- of the cited findings this step saw}.
+-- score and id, questions, findings, open, recent, cited, other (settled), other open,
+-- corrupt, walked, n', the next chunk (n' finding ids, or n' pairs: task id, its asker's
+-- task or ''), then the tasks of the cited findings this step saw}.
 -- Appends one questions.retired event when it removed anything, and adds what it removed to
 -- the queue's record in retired_questions ({at, questions, findings, walked}).
 if redis.call('ZCARD', KEYS[12]) ~= tonumber(ARGV[8]) then return {'stale'} end
@@ -66,7 +68,7 @@ local n = tonumber(ARGV[13])
 local SETTLED = {completed = true, cancelled = true, dead = true}
 
 local removed_questions, removed_findings = 0, 0
-local open, recent, cited, other, corrupt = 0, 0, 0, 0, 0
+local open, recent, cited, other, other_open, corrupt = 0, 0, 0, 0, 0, 0
 local protected = {}  -- the tasks of the cited findings seen
 local dropped = {}  -- counts field -> how much it goes down
 
@@ -83,9 +85,13 @@ local function load(key, id)
   return record
 end
 
--- Why task t of the queue stays ('open', 'recent', 'other'), or nil: it is retirable.
+-- Why task t of the queue stays ('open', 'recent', 'other', 'other open': a task of a pass
+-- or shard, settled or not, which the client takes apart from the counters' settled and
+-- open figures), or nil: it is retirable.
 local function stays(t)
-  if t.pass_name ~= nil or t.parent ~= nil then return 'other' end
+  if t.pass_name ~= nil or t.parent ~= nil then
+    return SETTLED[t.status] and 'other' or 'other open'
+  end
   if not SETTLED[t.status] then return 'open' end
   local settled = tonumber(t.completed_at or t.status_at or t.created_at) or 0
   if settled > cutoff then return 'recent' end
@@ -96,6 +102,7 @@ local function count_kept(why)
   if why == 'open' then open = open + 1
   elseif why == 'recent' then recent = recent + 1
   elseif why == 'other' then other = other + 1
+  elseif why == 'other open' then other_open = other_open + 1
   else corrupt = corrupt + 1 end
 end
 
@@ -134,6 +141,17 @@ local function walk_finding(fid, flag, sweep)
   return false
 end
 
+-- The dedupe key question id took over (a successor's, posted under a key of its own after
+-- the question its asker's key named was withdrawn: ask.py's TAKES_OVER in its data), or nil.
+local function took_over(id)
+  local raw = redis.call('HGET', KEYS[2], id)
+  local ok, data = pcall(cjson.decode, raw or '')
+  if ok and type(data) == 'table' and type(data.takes_over) == 'string' then
+    return data.takes_over
+  end
+  return nil
+end
+
 -- One question of the tasks phase (own: its asked and webhooks keys, and the asked index
 -- of its asker's task or nil).
 local function walk_task(id, flag, own)
@@ -170,16 +188,20 @@ local function walk_task(id, flag, own)
     return
   end
   if fid then remove_finding(fid) end
+  -- its dedupe entries: its own key's, and the key it took over (read before its data goes)
+  local keys = {t.dedupe_key or false, took_over(id) or false}
+  for i = 1, 2 do
+    local field = keys[i] and t.queue .. '|' .. keys[i]
+    if field and redis.call('HGET', KEYS[4], field) == id then
+      redis.call('HDEL', KEYS[4], field)
+    end
+  end
   redis.call('HDEL', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
   redis.call('DEL', own[1], own[2])
   if own[3] then redis.call('ZADD', own[3], 'XX', fmt(-now), id) end
   if t.status == 'dead' then redis.call('ZREM', KEYS[10], id) end
-  if t.dedupe_key then
-    local field = t.queue .. '|' .. t.dedupe_key
-    if redis.call('HGET', KEYS[4], field) == id then redis.call('HDEL', KEYS[4], field) end
-  end
   local field = t.queue .. '|' .. t.status
   dropped[field] = (dropped[field] or 0) + 1
 end
@@ -216,6 +238,13 @@ local function asker_of(id)
   return ''
 end
 
+-- Whether the task stored undecodable under id names this queue as its queue (its text
+-- holds the field as the client's compact JSON writes it: a queue's name needs no escape).
+local QUEUE_FIELD = '"queue":"' .. queue .. '"'
+local function of_queue(id)
+  return string.find(redis.call('HGET', KEYS[1], id) or '', QUEUE_FIELD, 1, true) ~= nil
+end
+
 -- Up to `size` entries of the task index from the cursor on, up to the cutoff: the
 -- retirable questions of the queue among them (id, asker's task pairs); the others of the
 -- queue counted as kept. Returns them and whether the index was walked to the cutoff.
@@ -235,8 +264,10 @@ local function scan_tasks()
     cursor_id, cursor_score = id, score
     local t = load(KEYS[1], id)
     if t == false then
-      corrupt = corrupt + 1
-      kept_from(score)
+      if of_queue(id) then  -- (another queue's is swarm doctor's to name: not counted here)
+        corrupt = corrupt + 1
+        kept_from(score)
+      end
     elseif t and t.queue == queue then
       local why = stays(t)
       if why then
@@ -287,7 +318,8 @@ end
 local listed = #ids  -- (the tasks phase's chunk is of pairs)
 if phase == 'tasks' then listed = listed / 2 end
 local out = {'ok', phase, fmt(offset), cursor_score, cursor_id, removed_questions,
-             removed_findings, open, recent, cited, other, corrupt, fmt(walked), listed}
+             removed_findings, open, recent, cited, other, other_open, corrupt, fmt(walked),
+             listed}
 for _, id in ipairs(ids) do out[#out + 1] = id end
 for _, id in ipairs(protected) do out[#out + 1] = id end
 return out

@@ -53,6 +53,11 @@ for i = 1, count do
   end
   local status = (not_before and not_before > now) and 'delayed' or 'pending'
   local existing = dedupe_key ~= '' and redis.call('HGET', KEYS[4], queue .. '|' .. dedupe_key)
+  -- The task a dedupe key names, read here (the reply returns it): an entry of a task no
+  -- longer stored (retired, as a question whose key a successor took over) is as none, and
+  -- the task posted now overwrites it. (No command more on the path of a task posted anew.)
+  local found = existing and redis.call('HGET', KEYS[1], existing)
+  if not found then existing = false end
   local max_abandons = ARGV[b + 7]
   if not existing then
     local set_here = ''
@@ -69,10 +74,12 @@ for i = 1, count do
       .. ',"created_at":' .. stamp
       .. ',"attempts":0,"failures":0,"abandons":0,"claims":{},"status":"' .. status .. '"}'
     -- Stored only when the id is new: a retried batch finds its tasks (one command, not two).
-    if redis.call('HSETNX', KEYS[1], id, raw) == 0 then existing = id end
+    if redis.call('HSETNX', KEYS[1], id, raw) == 0 then
+      existing, found = id, redis.call('HGET', KEYS[1], id)
+    end
   end
   if existing then
-    out[#out + 1] = redis.call('HGET', KEYS[1], existing)
+    out[#out + 1] = found
     out[#out + 1] = redis.call('HGET', KEYS[2], existing) or ''
   else
     local wake_key = KEYS[8 + 3 * qi]
