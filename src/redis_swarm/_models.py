@@ -367,6 +367,9 @@ class Answer(Record):
     context_version: str | None = None  # the context version it was made from, when said
 
 
+# The kind of the message ``request_synthesis`` sends (its ``synthesis.requested`` event
+# names it too).
+SYNTHESIS_REQUEST_KIND = "synthesis_request"
 QUESTION_KIND = "question"  # the data of a question task: {"kind": "question", ...}
 ANSWER_KIND = "answer"  # an answer is a finding whose extra has {"kind": "answer", ...}
 
@@ -596,6 +599,8 @@ class Agent(Record):
 
     Workers that only claim and report are registered implicitly by the work queue with a
     minimal record (``implicit`` True, role ``worker``); every other field is then None.
+    ``left_at``: when its session said it ended (``mark_stale``, a named MCP server closing),
+    until it registers again; a sign of life since (``last_seen`` after it) makes it alive.
     """
 
     id: str
@@ -610,6 +615,7 @@ class Agent(Record):
     implicit: bool = False
     current_task: str | None = None
     alive: bool | None = None
+    left_at: int | None = None
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ of one agent both act on one message, a likelier fault than that instant. A task
 names ``swarm task show ID``. A task handed to the session says when its lease ends and the
 command that renews it (only PreCompact renews by itself). Every value a hook writes into a
 command is shell-quoted. A session whose own stdio MCP server runs under the same agent id
-(``--name`` / SWARM_AGENT: the record says ``via: mcp``, and its process runs here) is told
-to renew, report and fail with that server's tools instead (``mcp_tools``).
+(``--name`` / SWARM_AGENT: the record says ``via: mcp``, the server has not said it closed,
+and its process runs here) is told to renew, report and fail with that server's tools instead
+(``mcp_tools``, named from ``_mcp_names``: a hook imports no MCP code).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from .._budget import CHARS_PER_TOKEN, Budget
 from .._codec import iso
 from .._errors import ConfigError, NotFound, SwarmError
 from .._finding_text import parse_finding
+from .._mcp_names import FAIL_TASK, RENEW_TASK, REPORT_FINDING, settles_tasks
 from .._models import Agent, Message, Task
 from .formats import MAX_CHARS, Answer, clip
 
@@ -169,12 +171,22 @@ class McpTools:
     fail: str
 
 
-def _mcp_server_runs(metadata: Mapping[str, Any]) -> bool:
+# Named from the MCP server's names (``_mcp_names``, which its tool table is checked against):
+# no MCP code imported here.
+_SETTLING = McpTools(RENEW_TASK, REPORT_FINDING, FAIL_TASK)
+
+
+def _mcp_server_runs(agent: Agent) -> bool:
     """Whether the agent was registered by a stdio MCP server (``swarm mcp`` under the same
     id: ``--name`` or SWARM_AGENT) that runs now, on this machine: a process of the session
     whose hooks ask. A server that ended leaves its metadata behind, and a later session under
-    that id may have the hooks alone."""
+    that id may have the hooks alone: one that closed said so (``left_at``, until a server
+    registers the id again), one that was killed did not, and its pid no longer runs (or runs
+    another program: a pid reused that soon is taken for the server)."""
+    metadata = agent.metadata or {}
     if metadata.get("via") != "mcp" or metadata.get("transport") != "stdio":
+        return False
+    if agent.left_at is not None:
         return False
     pid = metadata.get("pid")
     if metadata.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
@@ -192,23 +204,10 @@ def _mcp_server_runs(metadata: Mapping[str, Any]) -> bool:
 
 def mcp_tools(agent: Agent | None) -> McpTools | None:
     """The MCP tools the session settles its tasks with, when its own MCP server runs and its
-    role has them (named from the tools' methods: a renamed tool is an error here, not a
-    hint naming a tool that is gone); None: the CLI's commands (a hooks-only session)."""
-    if agent is None or not _mcp_server_runs(agent.metadata or {}):
+    role has them; None: the CLI's commands (a hooks-only session)."""
+    if agent is None or not _mcp_server_runs(agent) or not settles_tasks(agent.role):
         return None
-    # (the MCP SDK, most of a second: imported only by such a session's hook, and only when
-    # it hands over a task)
-    from ..mcp_server._tools import SwarmTools, offers
-
-    tools = McpTools(
-        SwarmTools.renew_task.__name__,
-        SwarmTools.report_finding.__name__,
-        SwarmTools.fail_task.__name__,
-    )
-    role = "all" if agent.role == "agent" else agent.role  # (--role all registers "agent")
-    if not all(offers(role, name) for name in (tools.renew, tools.report, tools.fail)):
-        return None
-    return tools
+    return _SETTLING
 
 
 def _task_text(task: Task, worker: str, swarm_cmd: str, tools: McpTools | None = None) -> str:
@@ -350,6 +349,10 @@ def _ensure_registered(
     session's); else the hooks' ``--role``."""
     metadata: dict[str, Any] = dict(existing.metadata or {}) if existing is not None else {}
     metadata |= {"hook": options.client, "queues": list(options.queues)}
+    if existing is not None and existing.left_at is not None and metadata.get("via") == "mcp":
+        # Its MCP server closed (``left_at``), which registering forgets: its pid goes too,
+        # so that no later hook takes a process that reused it for the server.
+        metadata.pop("pid", None)
     if existing is None:
         swarm.register(options.role, name=agent, metadata=metadata)
         return

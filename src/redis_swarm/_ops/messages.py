@@ -25,7 +25,7 @@ from typing import Any
 
 from .._codec import loads
 from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
-from .._models import EventType, Inbox, Message, MessageStatus
+from .._models import SYNTHESIS_REQUEST_KIND, EventType, Inbox, Message, MessageStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_name
@@ -174,7 +174,7 @@ def request_synthesis(
             shard,
             body,
             sender=sender,
-            kind="synthesis_request",
+            kind=SYNTHESIS_REQUEST_KIND,
             data=data,
             pass_name=pass_name,
         )

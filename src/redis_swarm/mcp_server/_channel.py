@@ -20,10 +20,11 @@ or a claim in them, every RECHECK_S at the least), and the events that makes are
 any other.
 
 A named session (its agent id given: ``--name``, SWARM_AGENT) keeps its inbox across restarts:
-its watcher first pushes the unread messages already waiting when it starts (the newest
+its watcher first pushes the unread messages already waiting when it starts (the oldest
 ``WAITING_READ`` at most), as the events that sent them, the way it pushes live ones (one
-batch: a single message shown, several counted), then follows the stream, skipping the
-messages it just pushed.
+batch: a single message shown, several counted), and when more were waiting than that, one
+notice more saying so (``read_inbox`` reads them, oldest first); then it follows the stream,
+skipping the messages it just pushed.
 
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
@@ -51,7 +52,7 @@ from .._client import AsyncSwarm
 from .._codec import dumps
 from .._config import Settings
 from .._errors import SwarmError
-from .._models import Event, EventType, Message
+from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message
 from .._validate import READ_DEFAULT
 from ._budget import clip
 from ._session import SessionRegistry, connection_of
@@ -64,6 +65,7 @@ __all__ = [
     "ChannelOnConnect",
     "Notice",
     "instructions",
+    "more_waiting",
     "notices",
 ]
 
@@ -107,8 +109,6 @@ COALESCE_S = 0.05
 BODY_CHARS = 2_000
 # The unread messages a named session's watcher pushes as it starts (an inbox read's default).
 WAITING_READ = READ_DEFAULT
-# The kind of the message a synthesis request sends (its synthesis.requested event says it).
-_SYNTHESIS_KIND = "synthesis_request"
 _META_KEY = re.compile(r"[A-Za-z0-9_]+")
 _STATE_SINCE = "redis_swarm.channel_since"
 # The tools the notices name, read from their methods (a tool renamed is an error here, not a
@@ -130,7 +130,7 @@ def instructions(queues: Sequence[str], role: str = "all") -> str:
     )
     return (
         'Swarm events arrive as <channel source="swarm" kind="..."> tags: kind message or '
-        f"broadcast ({_READ_INBOX} shows it and marks it read), synthesis_request (the pass "
+        f"broadcast ({_READ_INBOX} shows it and marks it read), {SYNTHESIS_REQUEST_KIND} (the pass "
         f"to synthesize), task ({claims}). You are told of messages to you{watched}."
     )
 
@@ -163,7 +163,7 @@ def _group_of(event: Event, agent: str, queues: Sequence[str]) -> tuple[str, str
     """(kind, queue) of an event that concerns ``agent``, else None."""
     f = event.fields
     if event.type == EventType.MESSAGE_SENT:
-        if f.get("kind") == _SYNTHESIS_KIND:
+        if f.get("kind") == SYNTHESIS_REQUEST_KIND:
             return None  # its synthesis.requested event says it, once
         if f.get("to") == agent:
             return ("message", "")
@@ -171,7 +171,7 @@ def _group_of(event: Event, agent: str, queues: Sequence[str]) -> tuple[str, str
             return ("broadcast", "")
         return None
     if event.type == EventType.SYNTHESIS_REQUESTED:
-        return ("synthesis_request", "") if f.get("shard") == agent else None
+        return (SYNTHESIS_REQUEST_KIND, "") if f.get("shard") == agent else None
     if event.type in _CLAIMABLE and f.get("queue") in queues:
         if f.get("status", "pending") != "pending":
             return None  # posted delayed, or expired into the dead letter
@@ -279,6 +279,16 @@ def _task_notice(group: _Group, role: str) -> Notice:
     )
 
 
+def more_waiting() -> Notice:
+    """The notice after the waiting messages a named session's channel pushed as it started,
+    when more than ``WAITING_READ`` were waiting: the rest are told of nowhere else."""
+    return Notice(
+        f"More unread messages are waiting than the {WAITING_READ} just told of: "
+        f"{_READ_INBOX} shows them, oldest first (call it again while it says there are more).",
+        {"kind": "message", "more": "true"},
+    )
+
+
 def notices(
     events: Iterable[Event],
     agent: str,
@@ -294,7 +304,7 @@ def notices(
     for group in _groups(events, agent, queues):
         if group.kind == "task":
             out.append(_task_notice(group, role))
-        elif group.kind == "synthesis_request":
+        elif group.kind == SYNTHESIS_REQUEST_KIND:
             out += _synthesis_notice(group, role)
         else:
             out.append(_message_notice(group, bodies or {}))
@@ -379,9 +389,11 @@ class Channel:
             log.info("channel: pushing events for %s", agent)
             async with anyio.create_task_group() as tg, receive:
                 tg.start_soon(self._follow, send, since)  # (live events wait in the stream)
-                backlog = await self._waiting(agent) if waiting else []
+                backlog, more = await self._waiting(agent) if waiting else ([], False)
                 if backlog:
                     await self._push(connection, agent, backlog)
+                if more:
+                    await connection.notify(METHOD, more_waiting().params)
                 # a message sent as the session started is in both: pushed once
                 pushed = {e.fields["message"] for e in backlog}
                 async for first in receive:
@@ -396,24 +408,25 @@ class Channel:
                     if batch:
                         await self._push(connection, agent, batch)
 
-    async def _waiting(self, agent: str) -> list[Event]:
-        """The unread messages waiting for ``agent``, oldest first, as the events that sent
-        them (a synthesis request's two): what its watcher would have pushed, had it run."""
+    async def _waiting(self, agent: str) -> tuple[list[Event], bool]:
+        """The oldest ``WAITING_READ`` unread messages waiting for ``agent``, oldest first, as
+        the events that sent them (a synthesis request's two): what its watcher would have
+        pushed, had it run; and whether more wait after them."""
         try:
             unread = await self.swarm.inbox(agent, ack=False, limit=WAITING_READ)
         except SwarmError as exc:
             log.warning("channel: could not read the waiting messages of %s: %s", agent, exc)
-            return []
+            return [], False
         events: list[Event] = []
         for m in unread:
             sent = {"message": m.id, "to": m.to, "from": m.sender or "", "kind": m.kind}
             events.append(Event(m.seq, EventType.MESSAGE_SENT, m.created_at, sent))
-            if m.kind == _SYNTHESIS_KIND and m.to == agent:
+            if m.kind == SYNTHESIS_REQUEST_KIND and m.to == agent:
                 pass_name = (m.data or {}).get("pass_name")
                 asked = {"shard": agent, "pass": str(pass_name or ""), "message": m.id,
                          "from": m.sender or ""}  # fmt: skip
                 events.append(Event(m.seq, EventType.SYNTHESIS_REQUESTED, m.created_at, asked))
-        return events
+        return events, unread.more
 
     async def _follow(self, send: anyio.abc.ObjectSendStream[Event], since: str | None) -> None:
         """Feed the events the channel may push, from ``since``, riding out outages."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .._mcp_names import EVERY_TOOL_ROLE
 from .._models import SWARM_ROLES
 
 __all__ = [
@@ -31,8 +32,9 @@ __all__ = [
     "tool_specs",
 ]
 
-# The roles a server can be started for; "all" registers its sessions as role "agent".
-AGENT_ROLES = (*SWARM_ROLES, "all")
+# The roles a server can be started for; "all" registers its sessions as role "agent"
+# (``_mcp_names.agent_role``).
+AGENT_ROLES = (*SWARM_ROLES, EVERY_TOOL_ROLE)
 # The roles that have an init prompt (and that a tool can be given to).
 PROMPT_ROLES = SWARM_ROLES
 
@@ -59,7 +61,7 @@ class ToolSpec:
 
     def offered_to(self, role: str) -> bool:
         """Whether a server started for ``role`` offers it (``all`` offers every tool)."""
-        return role == "all" or role in self.roles
+        return role == EVERY_TOOL_ROLE or role in self.roles
 
 
 def tool(*, roles: Iterable[str], read_only: bool = False) -> Callable[[F], F]:

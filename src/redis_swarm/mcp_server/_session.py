@@ -38,6 +38,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import _lease_tokens as tokens
+from .. import _mcp_names
 from .._client import Swarm
 from .._config import Settings
 from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError, Timeout
@@ -148,6 +149,9 @@ class AgentSession:
     # Where its lease tokens are also kept for the hooks of the same agent (the machine's
     # token store, ``_lease_tokens``); None: here only (HTTP: the agents are elsewhere).
     token_store: Settings | None = None
+    # Held while a heartbeat of its agent is on its way: its close waits one out, so that
+    # none lands after the agent is marked stale (it would read alive again).
+    beating: anyio.Lock = field(default_factory=anyio.Lock, repr=False, compare=False)
 
     def hold(self, task: Task) -> None:
         """The session claimed ``task``: it keeps the lease (and stores its token)."""
@@ -261,7 +265,7 @@ class SessionRegistry:
 
     @property
     def agent_role(self) -> str:
-        return "agent" if self.role == "all" else self.role
+        return _mcp_names.agent_role(self.role)
 
     @property
     def live(self) -> list[AgentSession]:
@@ -418,6 +422,11 @@ class SessionRegistry:
             return
         session.closed = True
         self._live.pop(session.agent_id, None)
+        # A heartbeat of the server's loop on its way now would land after what follows: after
+        # mark_stale it makes the agent read alive again, after deregister it rejoins it.
+        # Waited out here (``closed`` keeps the next one away).
+        async with session.beating:
+            pass
         for task_id, lease in list(session.leases.items()):
             try:
                 await self.call(self.swarm.release, task_id, lease.token)
@@ -461,16 +470,20 @@ class SessionRegistry:
         while True:
             await anyio.sleep(interval_s)
             for session in self.live:
-                if session.closed:  # (closed while this round ran: no longer present)
-                    continue
-                current = next(iter(session.leases), "")  # "" clears it
-                try:
-                    await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
-                except NotFound:
-                    # Swept as stale (a suspended laptop): join again under the same id.
-                    await self._rejoin(session)
-                except SwarmError as exc:
-                    log.warning("heartbeat of %s failed: %s", session.agent_id, exc)
+                async with session.beating:
+                    if session.closed:  # (closed while this round ran: no longer present)
+                        continue
+                    await self._beat(session)
+
+    async def _beat(self, session: AgentSession) -> None:
+        current = next(iter(session.leases), "")  # "" clears it
+        try:
+            await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
+        except NotFound:
+            # Swept as stale (a suspended laptop): join again under the same id.
+            await self._rejoin(session)
+        except SwarmError as exc:
+            log.warning("heartbeat of %s failed: %s", session.agent_id, exc)
 
     async def _rejoin(self, session: AgentSession) -> None:
         try:

@@ -10,6 +10,7 @@ text (a context page, search hits) put the text in a second block, verbatim.
 
 from __future__ import annotations
 
+from ..._mcp_names import SETTLING_ROLES, SETTLING_TOOLS
 from .._roles import AGENT_ROLES, ToolSpec, tool_specs
 from ._ask import AskTools
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S
@@ -42,6 +43,23 @@ TOOLS: tuple[ToolSpec, ...] = tuple(tool_specs(SwarmTools))
 TOOL_ROLES: dict[str, frozenset[str]] = {spec.name: spec.roles for spec in TOOLS}
 READ_ONLY_TOOLS = frozenset(spec.name for spec in TOOLS if spec.read_only)
 _BY_NAME = {spec.name: spec for spec in TOOLS}
+
+
+def _check_named_elsewhere() -> None:
+    """The tools another face names (the hooks: ``_mcp_names``) are these, given to the roles
+    it says: a tool renamed or moved to other roles fails here, at import, not in a hint
+    naming a tool that is gone."""
+    for name in SETTLING_TOOLS:
+        roles = TOOL_ROLES.get(name)
+        if roles != SETTLING_ROLES:
+            raise TypeError(
+                f"_mcp_names says the tool {name!r} is given to {sorted(SETTLING_ROLES)}, "
+                f"but the tools give it to {sorted(roles) if roles else 'nobody'}: "
+                "make them agree"
+            )
+
+
+_check_named_elsewhere()
 
 
 def tools_for(role: str) -> list[ToolSpec]:
