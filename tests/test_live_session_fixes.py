@@ -30,11 +30,11 @@ from redis_swarm._hooks import HookOptions, handle
 from redis_swarm._hooks.events import _session_key
 from redis_swarm._hooks.reach import HOOK_RETRIES, hook_settings
 from redis_swarm._mcp_names import SETTLING_ROLES, SETTLING_TOOLS, settles_tasks
-from redis_swarm._models import Agent
+from redis_swarm._models import Agent, TaskStatus
 from redis_swarm.mcp_server import build_server
 from redis_swarm.mcp_server._channel import WAITING_READ
 from redis_swarm.mcp_server._roles import AGENT_ROLES
-from redis_swarm.mcp_server._session import SessionRegistry
+from redis_swarm.mcp_server._session import BEAT_WAIT_S, SessionRegistry
 from redis_swarm.mcp_server._tools import TOOL_ROLES, SwarmTools, offers
 
 from ._cli import SRC
@@ -390,8 +390,9 @@ class _SlowFirstBeat(Swarm):
     """A handle whose first heartbeat takes a second on its way to Redis (``entered`` once it
     set out, ``landed`` once Redis answered it): one in flight as the session closes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, delay_s: float = 1.0) -> None:
         super().__init__(url, swarm="test")
+        self.delay_s = delay_s
         self.entered = threading.Event()
         self.landed = threading.Event()
 
@@ -399,11 +400,49 @@ class _SlowFirstBeat(Swarm):
         if self.entered.is_set():
             return super().heartbeat(agent_id, current_task=current_task)
         self.entered.set()
-        time.sleep(1.0)
+        time.sleep(self.delay_s)
         try:
             return super().heartbeat(agent_id, current_task=current_task)
         finally:
             self.landed.set()
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_heartbeat_stalled_as_a_session_closes_does_not_hold_its_leases(
+    core: Swarm, redis_url: str, named: bool
+) -> None:
+    """A heartbeat that does not come back (a server not answering) holds the close for
+    BEAT_WAIT_S, not for the client's retry window: the session's task goes back at once,
+    and when the heartbeat lands at last, the agent still reads ended."""
+    slow = _SlowFirstBeat(redis_url, delay_s=BEAT_WAIT_S + 2.0)
+    core.post_task("work", "held by the session")
+
+    async def body() -> None:
+        registry = SessionRegistry(slow, role="worker", name="stalled" if named else None)
+        session = await registry._open("client")
+        task = await anyio.to_thread.run_sync(lambda: slow.claim("work", worker=session.agent_id))
+        assert task is not None
+        session.hold(task)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(registry.heartbeat_forever, 0.01)
+            await anyio.to_thread.run_sync(slow.entered.wait)  # a heartbeat on its way
+            start = time.monotonic()
+            await registry.close(session)
+            took = time.monotonic() - start
+            assert took < BEAT_WAIT_S + 1.0, took  # not the heartbeat's 3 s
+            assert core.get_task(task.id).status is TaskStatus.PENDING  # given back at once
+            await anyio.to_thread.run_sync(slow.landed.wait)
+            await anyio.sleep(0.3)  # (what the loop does after it lands)
+            tg.cancel_scope.cancel()
+        if named:
+            assert core.get_agent(session.agent_id).alive is False
+        else:
+            assert session.agent_id not in {a.id for a in core.agents()}
+
+    try:
+        anyio.run(body)
+    finally:
+        slow.close()
 
 
 @pytest.mark.parametrize("named", [True, False])

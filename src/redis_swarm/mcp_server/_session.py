@@ -67,6 +67,12 @@ T = TypeVar("T")
 
 _STATE_KEY = "redis_swarm.session"
 
+# How long a closing session waits for its heartbeat on its way: a server that does not answer
+# holds one for the client's whole retry window (tens of seconds), which would eat the budget
+# of a shutdown (close_all has 5 s on a signal) before any lease went back. One that lands
+# later is undone by the loop (``_undo_late_beat``).
+BEAT_WAIT_S = 1.0
+
 # How many reported tasks (and answered questions) a session remembers, oldest forgotten first:
 # an agent reports again the task it just did, not one of a thousand ago, and a session that
 # lives for days stays small.
@@ -424,9 +430,11 @@ class SessionRegistry:
         self._live.pop(session.agent_id, None)
         # A heartbeat of the server's loop on its way now would land after what follows: after
         # mark_stale it makes the agent read alive again, after deregister it rejoins it.
-        # Waited out here (``closed`` keeps the next one away).
-        async with session.beating:
-            pass
+        # Waited out here, for so long (``closed`` keeps the next one away; one slower than
+        # that is undone by the loop when it lands).
+        with anyio.move_on_after(BEAT_WAIT_S):
+            async with session.beating:
+                pass
         for task_id, lease in list(session.leases.items()):
             try:
                 await self.call(self.swarm.release, task_id, lease.token)
@@ -471,9 +479,20 @@ class SessionRegistry:
             await anyio.sleep(interval_s)
             for session in self.live:
                 async with session.beating:
-                    if session.closed:  # (closed while this round ran: no longer present)
-                        continue
-                    await self._beat(session)
+                    beat = not session.closed  # (closed while this round ran: not present)
+                    if beat:
+                        await self._beat(session)
+                    if beat and session.closed:  # (closed while it was on its way, unwaited)
+                        await self._undo_late_beat(session)
+
+    async def _undo_late_beat(self, session: AgentSession) -> None:
+        """A heartbeat that landed after its session closed said the agent was alive: a named
+        one is marked stale again, one whose id was made up here leaves again."""
+        leave = self.swarm.mark_stale if session.named else self.swarm.deregister
+        try:
+            await self.call(leave, session.agent_id)
+        except SwarmError as exc:  # (gone meanwhile; or the server away: it goes stale)
+            log.info("agent %s: a late heartbeat not undone: %s", session.agent_id, exc)
 
     async def _beat(self, session: AgentSession) -> None:
         current = next(iter(session.leases), "")  # "" clears it
@@ -486,6 +505,8 @@ class SessionRegistry:
             log.warning("heartbeat of %s failed: %s", session.agent_id, exc)
 
     async def _rejoin(self, session: AgentSession) -> None:
+        if session.closed:  # (its session ended while the heartbeat was on its way)
+            return
         try:
             await self.call(
                 self.swarm.register,
