@@ -563,9 +563,11 @@ class RetiredQuestions(Record):
     place."""
 
     # How long ago a question must have settled to go, unless the caller says otherwise: an
-    # asker (and every sharer) reads the answer within milliseconds of the task.completed
-    # event, so a minute never removes an answer before it is read, where 0 could (the asker
-    # then told the question was deleted while it was asked). 0 stays allowed, explicitly.
+    # asker still waiting (and every sharer) reads the answer within milliseconds of the
+    # task.completed event, so a minute never removes an answer before it is read, where 0
+    # could (the asker then told the question was deleted while it was asked). 0 stays
+    # allowed, explicitly. (An asker that comes back later for a kept question is the
+    # caller's to wait for: the docs say to give more.)
     DEFAULT_OLDER_THAN_S: ClassVar[float] = 60.0
 
     queue: str

@@ -27,8 +27,9 @@ _ONE_OF = (
 @click.option(
     "--older-than", "older_than", type=Seconds(), default=None, metavar="SECONDS",
     help="With --questions: only those settled at least this many seconds ago (default "
-    f"{RetiredQuestions.DEFAULT_OLDER_THAN_S:g}, so that no answer goes before its asker "
-    "reads it; 0 for every settled one).",
+    f"{RetiredQuestions.DEFAULT_OLDER_THAN_S:g}, so that no answer goes before a waiting "
+    "asker reads it; more when askers come back later for kept questions; 0 for every "
+    "settled one).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 @json_option
