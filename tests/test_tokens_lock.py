@@ -87,3 +87,15 @@ def test_forgetting_while_others_claim_loses_no_token(tmp_path: Path) -> None:
 def test_forgetting_on_a_machine_with_no_tokens_makes_nothing(tmp_path: Path) -> None:
     tokens.forget_task(_settings(str(tmp_path)), "t-1")
     assert not (tmp_path / "leases").exists()
+
+
+def test_a_token_kept_after_the_held_tasks_were_judged_is_not_forgotten(tmp_path: Path) -> None:
+    """A hook judges the tokens it read against the tasks Redis says the worker holds; a
+    session of the same worker claiming at that instant keeps a token the judgement never
+    saw: it stays (dropping all but the held lost it, its task leased with no token)."""
+    settings = _settings(str(tmp_path))
+    tokens.remember(settings, WORKER, "t-done", "token-done")
+    judged = tokens.known(settings, WORKER)  # read, then Redis asked: t-done is not held
+    tokens.remember(settings, WORKER, "t-new", "token-new")  # another session's claim
+    tokens.forget(settings, WORKER, judged, keep=set())
+    assert tokens.known(settings, WORKER) == {"t-new": "token-new"}

@@ -30,7 +30,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from ._config import Settings
@@ -150,13 +150,17 @@ def remember(settings: Settings, worker: str, task_id: str, token: str) -> None:
     _change(settings, worker, lambda tokens: {**tokens, task_id: token})
 
 
-def forget(settings: Settings, worker: str, keep: set[str]) -> None:
-    """Drop the tokens of the tasks ``worker`` no longer holds (all but ``keep``)."""
-    if not set(known(settings, worker)) - keep:
+def forget(settings: Settings, worker: str, judged: Mapping[str, str], keep: set[str]) -> None:
+    """Drop the tokens of the tasks ``worker`` no longer holds: those of ``judged`` (the
+    tokens read BEFORE Redis was asked which tasks it holds) whose task is not in ``keep``.
+    A token kept after that read (another session of the worker claiming at that instant)
+    stays: dropping all but ``keep`` lost it, and its task stayed leased with no token."""
+    gone = {(t, tok) for t, tok in judged.items() if t not in keep}
+    if not gone:
         return  # (the common case: nothing to drop, no lock taken)
 
     def drop(tokens: dict[str, str]) -> dict[str, str] | None:
-        kept = {k: v for k, v in tokens.items() if k in keep}
+        kept = {t: tok for t, tok in tokens.items() if (t, tok) not in gone}
         return kept if len(kept) < len(tokens) else None
 
     _change(settings, worker, drop)

@@ -145,6 +145,9 @@ def subagent_for(agent: str, agent_id: str) -> str:
 def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
     """The tasks ``worker`` holds a lease on, each with its token when this machine knows it
     (``tokens``: claimed here by ``swarm task claim`` or a hook); forgets the others' tokens."""
+    # Read before the held tasks: a token another session keeps after this is not judged
+    # (its claim may not show in the listing), so it is not dropped.
+    judged = tokens.known(swarm.settings, worker)
     held: list[Task] = []
     cursor: str | None = None
     for _ in range(HELD_PAGES):
@@ -153,8 +156,8 @@ def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
         cursor = page.cursor
         if cursor is None:
             break
-    known = tokens.known(swarm.settings, worker)
-    tokens.forget(swarm.settings, worker, {t.id for t in held})
+    tokens.forget(swarm.settings, worker, judged, {t.id for t in held})
+    known = tokens.known(swarm.settings, worker)  # (with those kept meanwhile)
     return [replace(t, token=known.get(t.id)) for t in held]
 
 
