@@ -160,6 +160,15 @@ def test_a_dry_run_counts_and_changes_nothing(swarm: Swarm, raw: redis.Redis) ->
     assert (done.questions, done.findings) == (seen.questions, seen.findings)
 
 
+def test_the_assist_queue_never_asked_is_not_offered_as_what_to_name(swarm: Swarm) -> None:
+    with pytest.raises(NotFound, match="no question was ever asked of 'assist'") as unknown:
+        swarm.retire_questions(ASSIST_QUEUE)
+    assert "or 'assist'" not in str(unknown.value)  # (it named it)
+    with pytest.raises(NotFound) as other:
+        swarm.retire_questions("nobody")
+    assert "or 'assist'" in str(other.value)
+
+
 def test_bad_input_is_refused(swarm: Swarm, raw: redis.Redis) -> None:
     _questions(swarm)
     with pytest.raises(NotFound, match="no question was ever asked of 'nobody'") as unknown:

@@ -56,11 +56,14 @@ def question_queue(target: str) -> str:
 def _unknown(target: str, queue: str, fields: Iterable[Any]) -> str:
     asked = [q for q in queue_names(fields) if is_ask_queue(q)]
     known = ", ".join(asked[:10]) or "none yet"
+    more = f" and {len(asked) - 10:,} more" if len(asked) > 10 else ""
     of = "" if target == queue else f" (queue {queue})"
+    # (the peer-assist queue is offered only to one who named something else)
+    assist = "" if queue == ASSIST_QUEUE else f", or {ASSIST_QUEUE!r}"
     return (
         f"no question was ever asked of {target!r}{of}: nothing to retire. Name an owner or "
-        f"agent asked (its queue {ask_queue('OWNER')}), or {ASSIST_QUEUE!r}; the queues of "
-        f"questions there are: {known}"
+        f"agent asked (its queue {ask_queue('OWNER')}){assist}; the queues of questions "
+        f"there are: {known}{more}"
     )
 
 
