@@ -15,7 +15,7 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._pipeline import load_plan
-from redis_swarm._pipeline.names import planning_task_id
+from redis_swarm._pipeline.names import planning_task_id, synthesis_task_id
 
 from ._cli import Cli
 from .test_pipeline_run import PY, plan_text, run_plan, short_backoff, three_passes
@@ -192,3 +192,117 @@ def test_a_renamed_pass_is_named_alone_in_json(cli: Cli, swarm: Swarm, tmp_path:
     assert len(walls) == 3 and not re.search(r"\d\.\ds\b", table)
     report = cli("pipeline", "report", "audit").stdout
     assert re.search(r"\| \d+\.\d s \|", report)
+
+
+# An agent whose CLI says the run failed, and exits 1 (Claude Code's error result).
+FAILING_AGENT = r"""
+import json, sys
+sys.stdin.read()
+print(json.dumps({"type": "result", "subtype": "error_during_execution", "is_error": True,
+                  "result": "boom", "total_cost_usd": 0.002,
+                  "usage": {"input_tokens": 10, "output_tokens": 1}}))
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("role", ["synthesizer", "planner"])
+def test_a_failing_agents_own_error_is_said(
+    cli: Cli, swarm: Swarm, tmp_path: Path, role: str
+) -> None:
+    """The synthesizer (or planner) prints Claude's error result and exits 1: the run's
+    error, each try and its task's last error say the CLI's error as ``swarm run`` does,
+    and the last output quoted is what it printed, not the exit code again."""
+    (tmp_path / "fail.py").write_text(FAILING_AGENT)
+    failing = f"{PY} {tmp_path}/fail.py"
+    if role == "planner":
+        path = three_passes(tmp_path, planner=failing)
+        task_id = planning_task_id(load_plan(path), 1)
+    else:
+        path = plan_text(tmp_path)
+        path.write_text(path.read_text().replace(f"{PY} {tmp_path}/synth.py", failing))
+        task_id = synthesis_task_id(load_plan(path), 0)
+    short_backoff(swarm, path)
+    summary = run_plan(cli, path, expect=1)
+    said = "exit code 1; the agent CLI reported an error: boom (the run cost $0.0020)"
+    assert f"tries 1 to 3: {said}" in summary["stopped_by"]
+    assert 'its last output ends: \'{"type": "result"' in summary["stopped_by"]
+    assert (swarm.get_task(task_id).last_error or "").startswith(said)
+    assert said in cli("task", "show", task_id).stdout
+
+
+def test_check_lists_the_plans_problems_and_the_missing_programs_at_once(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """A bad max_cost_usd and a program not found: both in one check (and one run's
+    refusal, said alike), worded for a check: it claims nothing, ever."""
+    path = plan_text(tmp_path)
+    text = path.read_text().replace(f'exec = "{PY} {tmp_path}/worker.py"', 'exec = "claud -p"')
+    path.write_text("max_cost_usd = -1\n" + text)
+    out = cli("pipeline", "check", str(path), expect=1)
+    assert f"the plan {path} has 2 problem(s)" in out.stderr
+    assert f"{path}:1: max_cost_usd: must be a number from 0 to 1e+09" in out.stderr
+    assert f"{path}:8: workers.exec: the agent command's program 'claud' is not found" in (
+        out.stderr
+    )
+    assert "nothing was claimed" not in out.stderr
+    assert out.stderr.rstrip().endswith("or fix the agent command ([workers] exec)")
+    run = cli("pipeline", "run", str(path), expect=1)
+    assert run.stderr == out.stderr
+    assert swarm.list_tasks().items == ()
+
+
+def test_an_unknown_pipeline_names_those_there_are(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
+    """status and report of a misspelt pipeline list the pipelines there are (at most 10,
+    then how many more), as swarm retire lists the passes; none yet in an empty swarm."""
+    missing = cli("pipeline", "status", "audit", expect=1)
+    assert "no pipeline 'audit' in swarm 'test'. Check its name (the pipelines: none yet)" in (
+        missing.stderr
+    )
+    assert run_plan(cli, plan_text(tmp_path))["done"]
+    typo = cli("pipeline", "status", "adit", expect=1)
+    assert "(the pipelines: 'audit'), or start it with swarm pipeline run PLAN.toml" in (
+        typo.stderr
+    )
+    for n in range(11):  # (as a run stores its plan: the context of pipeline.NAME)
+        swarm.publish_context(f"pipeline.p{n:02}", f"name = 'p{n:02}'\n", source="p.toml")
+    report = cli("pipeline", "report", "adit", expect=1)
+    named = ", ".join(f"'p{n:02}'" for n in range(9))
+    assert f"(the pipelines: 'audit', {named} and 2 more)" in report.stderr
+
+
+def test_a_retired_pass_is_said_by_status_and_report(
+    cli: Cli, swarm: Swarm, tmp_path: Path
+) -> None:
+    """swarm retire "audit: Pass 2": status (human and JSON) says the pass was retired,
+    when and what went, and that the totals no longer count it; the report says its cited
+    findings went with it, not an empty heading."""
+    path = plan_text(tmp_path)
+    before = run_plan(cli, path)
+    assert before["done"] and before["retired_passes"] == []
+    assert [p["retired"] for p in before["passes"]] == [None, None]
+    cli("retire", "audit: Pass 2")
+    status = cli.json("pipeline", "status", "audit")
+    one, two = status["passes"]
+    assert one["retired"] is None and two["posted"] == 0 and two["synthesis"]
+    assert two["retired"]["tasks"] == 2 and two["retired"]["findings"] == 2
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", two["retired"]["at"])
+    assert status["retired_passes"] == ["Pass 2"]
+    assert status["cost_usd"] == pytest.approx(before["cost_usd"] - 0.02)
+    table = cli("pipeline", "status", "audit").stdout
+    assert "Pass 2 (retired)" in table and "Pass 1 (retired)" not in table
+    note = (
+        f"pass 'Pass 2' was retired on {two['retired']['at']} (swarm retire): its 2 settled "
+        "task(s) and 2 finding(s) were removed, and the costs shown no longer count what "
+        f"their runs cost; its synthesis {two['synthesis']} is kept"
+    )
+    assert note in " ".join(table.split())
+    report = cli("pipeline", "report", "audit").stdout
+    section = report.split("## Pass 2 (retired)")[1].split("## Cost")[0]
+    assert note[:1].upper() + note[1:] + "." in section
+    cited = section.split("### Cited findings")[1].strip().splitlines()[0]
+    assert re.fullmatch(
+        rf"- \[f-\w+\], \[f-\w+\]: retired with the pass on {re.escape(two['retired']['at'])} "
+        r"\(swarm retire\): no longer stored",
+        cited,
+    ), cited
+    assert "| Pass 2 (retired) |" in report

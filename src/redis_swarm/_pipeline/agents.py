@@ -32,6 +32,8 @@ from .._executable import reach_env
 from .._models import Finding, Synthesis, Task, TaskStatus
 from .._outage import ride_out
 from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
+from .._runner.output import quote_tail
+from .._runner.task_work import cli_failure, run_failure
 from .._usage import Usage, usage_line, usd
 from .names import (
     pass_label,
@@ -81,12 +83,14 @@ _TASK_OF = {"planner": "planning task", "synthesizer": "synthesizer task"}  # wh
 @dataclass(frozen=True)
 class AgentRun:
     """One run of a one-shot agent: its output (None: the run failed, ``why``), what it cost
-    when its CLI said (a failed run's too), and whether a hard stop killed it."""
+    when its CLI said (a failed run's too), whether a hard stop killed it, and what it
+    printed on stdout."""
 
     output: AgentOutput | None
     why: str = ""
     usage: Usage | None = None
     stopped: bool = False
+    printed: str = ""  # its stdout: what a failed run's "last output" quotes
 
 
 class Tries:
@@ -108,9 +112,11 @@ class Tries:
         return len(self.reasons) >= AGENT_TRIES
 
     def gave_up(self, role: str, what: str, pass_name: str) -> str:
+        last = self.last.strip()
+        ends = f"its last output ends: {last[-TAIL:]!r}" if last else "its last run printed nothing"
         return (
             f"the {role} of pass {pass_name!r} gave no usable {what} in {len(self.reasons)} "
-            f"tries: {_each_try(self.reasons)}; its last output ends: {self.last[-TAIL:]!r}. "
+            f"tries: {_each_try(self.reasons)}; {ends}. "
             f"Fix the {role} command, then run the pipeline again: it resumes at this pass"
         )
 
@@ -269,18 +275,18 @@ class OneShotAgents:
         text = result.stdout.text()
         if result.killed and self._killing.is_set():
             return AgentRun(None, result.killed, stopped=True)
-        if result.killed or result.returncode != 0:
-            why = result.killed or f"exit code {result.returncode}"
-            err = result.stderr.tail_text(TAIL).strip()
-            # A CLI may print its result (with what the run cost) and exit non-zero.
-            usage = read_output(text).usage if text.strip() else None
-            return AgentRun(None, f"{why}; stderr: {err}" if err else why, usage)
+        # A CLI may print its result (its error, what the run cost) and exit non-zero: why
+        # a run failed is said by ``swarm run``'s rules (``run_failure``, ``cli_failure``),
+        # so that the pipeline's agents' errors read as the worker pool's do.
         output = read_output(text)
-        if output.error is not None:
-            return AgentRun(None, output.error, output.usage)
+        failure = run_failure(result, output) or cli_failure(result, output)
+        if failure is not None:
+            said = quote_tail(result.stderr.tail_text(TAIL))
+            why = failure + (f"; stderr: {said}" if said else "")
+            return AgentRun(None, why, output.usage, printed=text)
         if not output.answer.strip():
-            return AgentRun(None, "it printed nothing", output.usage)
-        return AgentRun(output, usage=output.usage)
+            return AgentRun(None, "it printed nothing", output.usage, printed=text)
+        return AgentRun(output, usage=output.usage, printed=text)
 
     def _tried(
         self, tries: Tries, role: str, reason: str, last: str, complaint: str, run: AgentRun
@@ -414,7 +420,7 @@ class OneShotAgents:
                 self.swarm.release(held.id, held.token)
             return None, held
         if run.output is None:
-            reason, last, complaint = run.why, run.why, ""
+            reason, last, complaint = run.why, run.printed, ""
         else:
             try:
                 items = parse_task_list(run.output.answer)
@@ -467,7 +473,7 @@ class OneShotAgents:
             if run.stopped:
                 return None
             if run.output is None:
-                reason, last, complaint = run.why, run.why, ""
+                reason, last, complaint = run.why, run.printed, ""
             else:
                 text = run.output.answer.strip()
                 cited = list(dict.fromkeys(CITATION.findall(text)))

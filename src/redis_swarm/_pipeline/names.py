@@ -28,6 +28,7 @@ __all__ = [
     "lease_queue",
     "lease_task_id",
     "pass_label",
+    "pipeline_names",
     "pipeline_queue",
     "plan_owner",
     "plan_owner_of",
@@ -152,6 +153,13 @@ def plan_owner_of(owner: str) -> str | None:
         return checked_name(name)
     except ValidationError:  # (no pipeline can be named so: it has no plan there)
         return None
+
+
+def pipeline_names(swarm: Swarm) -> list[str]:
+    """The pipelines a run of which stored its plan in ``swarm`` (``plan_owner``), by name:
+    read from the swarm's contexts, where those plans are."""
+    names = (plan_owner_of(info.owner) for info in swarm.contexts())
+    return sorted(name for name in names if name is not None)
 
 
 RUN_MARK = re.compile(r"\A# swarm pipeline run (\d+)\n")

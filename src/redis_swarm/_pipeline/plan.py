@@ -587,11 +587,12 @@ _TOP = {
 }  # fmt: skip
 
 
-def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
+def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: bool = False) -> Plan:
     """Check the plan ``text`` (read from ``path``, against which its paths are resolved;
     without ``match_files`` they are not: a stored plan read back, its contexts' files
     left empty, and its name taken as its run had it, though a plan may no longer have it:
-    see ``queue_clash``)."""
+    see ``queue_clash``). With ``programs``, the programs of its agents' commands are
+    checked too (``check_programs``), their problems refused with the plan's, all at once."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -620,6 +621,8 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True) -> Plan:
     passes = _passes(c, data.get("passes"), {ctx.owner for ctx in contexts})
     if any(p.planned for p in passes) and "planner" not in data:
         c.problem((), 'a pass has "plan": add a [planner] with its exec command')
+    if programs:
+        _program_problems(c, {"workers": workers, "planner": planner, "synthesizer": synthesizer})
     if c.problems:
         raise _refused(path, c.problems)
     assert name is not None and workers is not None and synthesizer is not None
@@ -653,15 +656,24 @@ def check_programs(plan: Plan) -> None:
     waste them. ``swarm pipeline check`` and a run (before anything runs) both check so; a
     plan read back from the swarm is not (it may have been run on another machine)."""
     c = _Checker(plan.text, plan.path)
-    for section, spec in (("workers", plan.workers), ("planner", plan.planner),
-                          ("synthesizer", plan.synthesizer)):  # fmt: skip
-        if spec is not None:
-            try:
-                check_program(spec.exec, where=f"[{section}] exec")
-            except ConfigError as exc:
-                c.problem((section, "exec"), str(exc))
+    _program_problems(
+        c, {"workers": plan.workers, "planner": plan.planner, "synthesizer": plan.synthesizer}
+    )
     if c.problems:
         raise _refused(plan.path, c.problems)
+
+
+def _program_problems(c: _Checker, specs: dict[str, AgentSpec | None]) -> None:
+    """Record with ``c`` each agent of ``specs`` (by section) whose command's program the
+    shell would not find, at its ``exec`` line."""
+    for section, spec in specs.items():
+        if spec is not None:
+            try:
+                # (said alike by pipeline check, which claims nothing, and a run refused
+                # before anything runs: not "nothing was claimed", swarm run's ending)
+                check_program(spec.exec, where=f"[{section}] exec", claims=False)
+            except ConfigError as exc:
+                c.problem((section, "exec"), str(exc))
 
 
 # The agent CLIs known to report tokens and never a cost in USD (Codex, Gemini CLI).
@@ -743,8 +755,9 @@ def _what_changed(old: PassSpec, new: PassSpec) -> str:
     return " and ".join(parts) + " changed" if parts else ""
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Read and check the plan file at ``path``."""
+def load_plan(path: str | Path, *, programs: bool = False) -> Plan:
+    """Read and check the plan file at ``path`` (with ``programs``, its agents' programs
+    too: see ``parse_plan``)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -752,4 +765,4 @@ def load_plan(path: str | Path) -> Plan:
         raise ValidationError(f"cannot read the plan {file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValidationError(f"the plan {file} is not UTF-8 text") from None
-    return parse_plan(text, file.resolve())
+    return parse_plan(text, file.resolve(), programs=programs)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._errors import NotFound
-from .._models import Finding, Synthesis, Task, runs_of
+from .._models import Finding, RetiredPass, Synthesis, Task, runs_of
 from .._usage import Usage
 from .names import (
     findings_of,
@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 __all__ = [
     "EARLIER",
     "EARLIER_PASSES",
+    "RETIRED",
     "PassResult",
     "Spent",
+    "pass_title_of",
     "read_pass",
     "runs_of",
     "runs_without_cost",
@@ -48,6 +50,15 @@ __all__ = [
 # one row. (Its JSON ``name`` is the old name alone, with ``"earlier": true``.)
 EARLIER = "(no longer in the plan)"
 EARLIER_PASSES = f"earlier passes {EARLIER}"
+# A pass ``swarm retire`` removed the settled tasks and findings of, after its name.
+RETIRED = "(retired)"
+
+
+def pass_title_of(name: str, *, earlier: bool = False, retired: bool = False) -> str:
+    """A pass as a table row or a heading names it: an earlier pass (``PassResult``) with
+    ``EARLIER``, a retired one with ``RETIRED``."""
+    title = name if not earlier else f"{name} {EARLIER}" if name else EARLIER_PASSES
+    return f"{title} {RETIRED}" if retired else title
 
 
 @dataclass
@@ -69,13 +80,15 @@ class PassResult:
     # run), where they exist: their ``failed_usage`` is what those runs cost.
     agent_tasks: list[Task] = field(default_factory=list)
     earlier: bool = False
+    # What ``swarm retire`` removed of the pass (its settled tasks and their findings, and
+    # with them what their runs cost), when it was retired; read by ``read_passes`` when
+    # asked (``status``, ``report``).
+    retired: RetiredPass | None = None
 
     @property
     def title(self) -> str:
-        """The pass as a table row or a heading names it (an earlier pass with ``EARLIER``)."""
-        if not self.earlier:
-            return self.name
-        return f"{self.name} {EARLIER}" if self.name else EARLIER_PASSES
+        """The pass as a table row or a heading names it (``pass_title_of``)."""
+        return pass_title_of(self.name, earlier=self.earlier, retired=self.retired is not None)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

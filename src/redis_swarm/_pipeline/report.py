@@ -10,9 +10,9 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._codec import now_ms
+from .._codec import iso, now_ms
 from .._errors import NotFound
-from .._models import Finding, Task, TaskStatus
+from .._models import Finding, RetiredPass, Task, TaskStatus
 from .._printable import printable
 from .._usage import (
     Money,
@@ -30,6 +30,7 @@ from .names import (
     findings_of,
     label_prefix,
     pass_label,
+    pipeline_names,
     pipeline_queue,
     plan_owner,
     planning_queue,
@@ -45,6 +46,7 @@ from .records import (
     EARLIER_PASSES,
     PassResult,
     Spent,
+    pass_title_of,
     read_pass,
     runs_without_cost,
     spending,
@@ -64,6 +66,7 @@ __all__ = [
     "read_earlier",
     "read_passes",
     "report_markdown",
+    "retired_note",
     "status_json",
     "status_money",
     "stored_plan",
@@ -81,20 +84,41 @@ def stored_plan(swarm: Swarm, name: str) -> Plan:
     try:
         info = swarm.context_info(owner)
     except NotFound:
-        raise NotFound(
-            f"no pipeline {name!r} in swarm {swarm.name!r}: start it with "
-            "swarm pipeline run PLAN.toml"
-        ) from None
+        raise NotFound(_unknown_pipeline(swarm, name)) from None
     text = swarm.get_context(owner, info.version)
     plan = parse_plan(text, Path(info.source or f"{name}.toml"), match_files=False)
     return dataclasses.replace(plan, run=stored_run(text))
 
 
-def read_passes(swarm: Swarm, plan: Plan) -> list[PassResult]:
+_PIPELINES_NAMED = 10  # the pipelines a message about an unknown one lists
+
+
+def _unknown_pipeline(swarm: Swarm, name: str) -> str:
+    """What ``status`` and ``report`` say of a pipeline no run stored a plan of (a misspelt
+    name, most often): the pipelines there are, as many as ``_PIPELINES_NAMED``."""
+    known = pipeline_names(swarm)
+    listed = ", ".join(repr(n) for n in known[:_PIPELINES_NAMED]) or "none yet"
+    if len(known) > _PIPELINES_NAMED:
+        listed += f" and {len(known) - _PIPELINES_NAMED} more"
+    return (
+        f"no pipeline {name!r} in swarm {swarm.name!r}. Check its name (the pipelines: "
+        f"{listed}), or start it with swarm pipeline run PLAN.toml"
+    )
+
+
+def read_passes(swarm: Swarm, plan: Plan, *, retired: bool = False) -> list[PassResult]:
     """Every pass of ``plan`` as the swarm holds it (tasks, findings, synthesis, and what
     its agents' runs cost), then those of this run the plan no longer has (``read_earlier``):
-    the pipeline paid for their runs too. The first ``len(plan.passes)`` are the plan's."""
+    the pipeline paid for their runs too. The first ``len(plan.passes)`` are the plan's.
+    With ``retired`` (what people read: ``status``, ``report``; not a budget check, which
+    counts what the swarm holds), each pass of the plan that ``swarm retire`` removed the
+    work of has that said (``PassResult.retired``): its rows would read as a pass with no
+    task, and the totals drop by what its runs cost, silently."""
     current = [read_pass(swarm, plan, index) for index in range(len(plan.passes))]
+    if retired:
+        gone = swarm.retired_passes()
+        for result in current:
+            result.retired = gone.get(result.label)
     return current + read_earlier(swarm, plan, current)
 
 
@@ -306,13 +330,44 @@ def pass_status(
         "runs": runs,
         "runs_without_cost": unpriced,
         "wall_s": None if wall is None else round(wall / 1000, 3),
+        "retired": _retired_json(result.retired),
     }
+
+
+def _retired_json(retired: RetiredPass | None) -> dict[str, Any] | None:
+    """What ``swarm retire`` removed of a pass, as its status says it (None: not retired)."""
+    if retired is None:
+        return None
+    return {"at": iso(retired.at), "tasks": retired.tasks, "findings": retired.findings}
+
+
+def retired_note(row: Mapping[str, Any]) -> str:
+    """What ``status`` and ``report`` say of a pass of ``status_json`` that ``swarm retire``
+    took the work of ("" when it was not retired): when, what went, and that the costs
+    shown (its row's, the totals) no longer count what those runs cost."""
+    retired = row.get("retired")
+    if not retired:
+        return ""
+    synthesis = row["synthesis"]
+    kept = (
+        f"its synthesis {synthesis} is kept"
+        if synthesis
+        else "it has no synthesis: a run of the pipeline posts and runs its tasks again"
+    )
+    return (
+        f"pass {row['name']!r} was retired on {retired['at'] or 'an unknown date'} "
+        f"(swarm retire): its {retired['tasks']} settled task(s) and "
+        f"{retired['findings']} finding(s) were removed, and the costs shown no longer "
+        f"count what their runs cost; {kept}"
+    )
 
 
 def pass_title(row: Mapping[str, Any]) -> str:
     """A pass of ``status_json`` as people see it named: a pass the plan no longer has with
-    ``EARLIER`` after its old name (see ``PassResult.title``)."""
-    return PassResult(row["name"] or "", row["label"], earlier=row["earlier"]).title
+    ``EARLIER`` after its old name, a retired one with ``RETIRED`` (``pass_title_of``)."""
+    return pass_title_of(
+        row["name"] or "", earlier=row["earlier"], retired=row.get("retired") is not None
+    )
 
 
 def wall_time(seconds: float | None) -> str:
@@ -397,6 +452,8 @@ def status_json(
         **counts,
         **total,
         "by_model": by_model(spent),
+        # (the passes whose retired tasks and findings these totals no longer count)
+        "retired_passes": [p["name"] for p in passes if p["retired"] is not None],
     }
     result: dict[str, Any] = json_figures(out)
     return result
@@ -465,6 +522,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
         if row["earlier"]:
             lines += [_earlier_line(result), ""]
             continue
+        if row["retired"] is not None:
+            lines += [_sentence(retired_note(row)), ""]
         tasks = {t.id: t for t in result.tasks}
         findings = {f.id: f for f in result.findings}
         shown: set[str] = set()  # the records whose runs' cost is said above "Other runs"
@@ -480,11 +539,16 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
             lines += [f"Synthesis `{s.id}` (model {s.model or UNKNOWN}{cost}):", "", s.text, ""]
             if s.sources:
                 lines += ["### Cited findings", ""]
+                gone: list[str] = []  # cited, and no longer stored (retired with the pass)
                 for fid in s.sources:
                     f = findings.get(fid)
                     if f is not None:
                         shown.add(f.id)
                         lines.append(_finding_line(f, tasks.get(f.task_id), money))
+                    else:
+                        gone.append(fid)
+                if gone:
+                    lines.append(_gone_line(gone, row["retired"]))
                 lines.append("")
         dead = [t for t in result.tasks if t.status is TaskStatus.DEAD]
         if dead:
@@ -508,6 +572,26 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     lines += _cost_tables(status, money)
     # (CRLF line ends an agent wrote are line ends: printable would show their \r)
     return printable("\n".join(lines).replace("\r\n", "\n") + "\n")
+
+
+def _sentence(note: str) -> str:
+    """A note of the report as a sentence: capitalised, with its full stop."""
+    return note[:1].upper() + note[1:] + "."
+
+
+_GONE_NAMED = 10  # the ids of findings no longer stored that the report names
+
+
+def _gone_line(gone: Sequence[str], retired: Mapping[str, Any] | None) -> str:
+    """The report's line for the findings a synthesis cites that are no longer stored:
+    retired with the pass (``swarm retire``), or else missing (``swarm doctor`` looks)."""
+    ids = ", ".join(f"[{fid}]" for fid in gone[:_GONE_NAMED])
+    if len(gone) > _GONE_NAMED:
+        ids += f" and {len(gone) - _GONE_NAMED} more"
+    if retired is not None:
+        when = retired["at"] or "an unknown date"
+        return f"- {ids}: retired with the pass on {when} (swarm retire): no longer stored"
+    return f"- {ids}: no longer stored"
 
 
 def unshown(runs: Iterable[Spent], shown: Container[str]) -> list[Spent]:

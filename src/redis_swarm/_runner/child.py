@@ -361,16 +361,20 @@ def missing_program(command: str, *, shell: str = "/bin/sh") -> str | None:
     return word
 
 
-def check_program(command: str, *, shell: str = "/bin/sh", where: str = "--exec") -> None:
+def check_program(
+    command: str, *, shell: str = "/bin/sh", where: str = "--exec", claims: bool = True
+) -> None:
     """Refuse ``command`` when the shell would not find its program: every task run with it
     would fail at once, spending its attempts (see ``missing_program``). ``where``: where
-    the user wrote the command, for the message."""
+    the user wrote the command, for the message; ``claims``: the caller would have claimed
+    tasks (``swarm run``: the message says none was), not only checked a plan."""
     program = missing_program(command, shell=shell)
     if program is not None:
         raise ConfigError(
             f"the agent command's program {program!r} is not found: not a shell builtin and "
             f"not in any folder of PATH ({os.environ.get('PATH', '')}). Install it (or add "
-            f"its folder to PATH), or fix the agent command ({where}); nothing was claimed"
+            f"its folder to PATH), or fix the agent command ({where})"
+            + ("; nothing was claimed" if claims else "")
         )
 
 

@@ -78,10 +78,11 @@ def pipeline_check(app: App, plan_file: Path) -> None:
     """Check PLAN_FILE without running anything: every problem with its key and line, and
     every agent command whose program is not found."""
     from .._pipeline import load_plan
-    from .._pipeline.plan import check_programs, unenforced_budget
+    from .._pipeline.plan import unenforced_budget
 
-    plan = load_plan(plan_file)
-    check_programs(plan)  # (as a run does before anything runs)
+    # Every problem at once: the plan's and its agents' programs' (which a run checks too,
+    # before anything runs).
+    plan = load_plan(plan_file, programs=True)
     warning = unenforced_budget(plan)
     if warning is not None:  # (on stderr: stdout holds the check, or its JSON)
         click.echo(warning, err=True)
@@ -146,7 +147,7 @@ def pipeline_run(
     from .._pipeline import Pipeline, load_plan
     from .._pipeline.report import read_passes, status_json
 
-    plan = load_plan(plan_file)
+    plan = load_plan(plan_file, programs=True)  # (refused as check refuses it, all at once)
     if max_cost_usd is not None:
         plan = dataclasses.replace(plan, max_cost_usd=max_cost_usd)
     if max_tasks is not None:
@@ -188,7 +189,7 @@ def pipeline_run(
         raise click.exceptions.Exit(1)
     plan = run.plan  # the run it was (resumed, or new with --restart)
     try:
-        summary = status_json(plan, read_passes(app.swarm, plan))
+        summary = status_json(plan, read_passes(app.swarm, plan, retired=True))
     except SwarmError:
         if error is not None:  # (the swarm unreachable, most often): the first error alone
             raise error from None
@@ -236,8 +237,9 @@ def _tokens_cell(figures: dict[str, Any]) -> str:
 
 
 def _status_table(app: App, status: dict[str, Any]) -> None:
-    """Per pass, then the totals; then the cost per model (as ``pipeline report``'s)."""
-    from .._pipeline.report import pass_title, status_money, wall_time
+    """Per pass, then the totals; then the cost per model (as ``pipeline report``'s); then
+    what ``swarm retire`` took of a pass, which its row and the totals no longer count."""
+    from .._pipeline.report import pass_title, retired_note, status_money, wall_time
 
     money = status_money(status)
     table = make_table(
@@ -266,6 +268,10 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
         for model, figures in sorted(models.items()):
             add_row(per_model, short(model, 60), money(figures["cost_usd"]), _tokens_cell(figures))
         print_table(app, per_model)
+    for p in rows:
+        note = retired_note(p)
+        if note:
+            click.echo(printable(note))
 
 
 @pipeline.command("status")
@@ -278,7 +284,7 @@ def pipeline_status(app: App, name: str) -> None:
     from .._pipeline.report import read_passes, status_json, stored_plan
 
     plan = stored_plan(app.swarm, name)
-    status = status_json(plan, read_passes(app.swarm, plan))
+    status = status_json(plan, read_passes(app.swarm, plan, retired=True))
 
     def human() -> None:
         if plan.question:
@@ -315,7 +321,7 @@ def pipeline_report(app: App, name: str, out: Path | None) -> None:
     from .._pipeline.report import read_passes, report_markdown, stored_plan
 
     plan = stored_plan(app.swarm, name)
-    text = report_markdown(plan, read_passes(app.swarm, plan))
+    text = report_markdown(plan, read_passes(app.swarm, plan, retired=True))
     if out is None:
         click.echo(text, nl=False)
     else:
