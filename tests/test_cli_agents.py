@@ -48,7 +48,7 @@ def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
     assert "pass 'P': pending 1, delayed 0, claimed 1" in human
     assert "no task has ever been posted" not in cli("status", "--pass", "P").stderr
     typo = cli("status", "--pass", "p")  # a misspelt pass is said, not shown as an empty one
-    assert 'no task has ever been posted to pass "p": nothing to wait for' in typo.stderr
+    assert 'no task has ever been posted to pass "p": no agent run to count' in typo.stderr
 
 
 def test_status_shows_the_passes_with_every_status(cli: Cli, swarm: Swarm) -> None:

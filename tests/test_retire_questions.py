@@ -282,10 +282,10 @@ def test_the_cli_retires_questions_and_says_what_went(cli: Cli, redis_url: str) 
     with Swarm(redis_url, swarm="test") as swarm:
         _questions(swarm)
     assert cli("retire", "--questions", OWNER, "--older-than", "0", "--dry-run").stdout == (
-        f"would retire questions of {QUEUE}: 3 questions, 2 findings (1 open questions kept)\n"
+        f"would retire questions of {QUEUE}: 3 questions, 2 findings (1 open question kept)\n"
     )
     assert cli("retire", "--questions", OWNER, "--older-than", "3600").stdout == (
-        f"retired questions of {QUEUE}: 0 questions, 0 findings (1 open questions kept; "
+        f"retired questions of {QUEUE}: 0 questions, 0 findings (1 open question kept; "
         "3 settled within 3600 s kept)\n"
     )
     out = cli.json("retire", "--questions", QUEUE, "--older-than", "0")
@@ -457,7 +457,7 @@ def test_by_default_a_question_settled_just_now_stays(cli: Cli, redis_url: str) 
         kept = swarm.retire_questions(OWNER)
         assert (kept.questions, kept.recent, kept.older_than_s) == (0, 3, 60)
         assert cli("retire", "--questions", OWNER).stdout == (
-            f"retired questions of {QUEUE}: 0 questions, 0 findings (1 open questions kept; "
+            f"retired questions of {QUEUE}: 0 questions, 0 findings (1 open question kept; "
             "3 settled within 60 s kept)\n"
         )
         assert swarm.retire_questions(OWNER, older_than_s=0).questions == 3

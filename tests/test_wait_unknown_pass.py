@@ -48,7 +48,7 @@ def test_a_pass_never_posted_to_is_refused_naming_the_passes(swarm: Swarm) -> No
 
 
 def test_an_empty_swarm_names_no_pass(swarm: Swarm) -> None:
-    with pytest.raises(NotFound, match=r"\(the passes: none yet; swarm status lists them\)"):
+    with pytest.raises(NotFound, match=r"\(the passes: none yet; swarm status --all lists them\)"):
         swarm.wait(pass_name=TYPO, timeout_s=5)
 
 
@@ -139,7 +139,9 @@ def test_a_worker_is_told_too(acl_server: RedisServer) -> None:
         shard.cancel(shard.post_task("q", "one", pass_name="day-5").id)
         shard.post_task("q", "two", pass_name="Pass 1")
         shard.retire_pass("day-5")
-        with pytest.raises(NotFound, match=r'\(the passes: "Pass 1"; swarm status lists them\)'):
+        with pytest.raises(
+            NotFound, match=r'\(the passes: "Pass 1"; swarm status --all lists them\)'
+        ):
             worker.wait(pass_name="Pass 2", timeout_s=5)
         with pytest.raises(NotFound, match='pass "day-5" was retired on '):
             worker.wait(pass_name="day-5", timeout_s=5)

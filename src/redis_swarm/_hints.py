@@ -39,7 +39,8 @@ CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
 CURRENT_VERSION = "drop --version to read the current one"
 LIST_FINDINGS = "with swarm findings"
 # Said inside the parentheses naming the passes there are: "(the passes: "a", "b"; ...)".
-LIST_PASSES = "swarm status lists them"
+# (Every one: plain ``swarm status`` shows only the last few settled passes.)
+LIST_PASSES = "swarm status --all lists them"
 PUBLISH_CONTEXT = "(swarm context publish)"
 SERVE_QUESTIONS = "(swarm serve OWNER answers a shard's questions, swarm run --queue Q a queue's)"
 # A task the sentence names (a question an asker waited for): its record, or its cancel.

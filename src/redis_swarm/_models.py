@@ -413,6 +413,11 @@ class TaskCosts:
         findings = [self.finding, *self.superseded]
         return [*(f.usage for f in findings if f is not None), self.task.failed_usage]
 
+    def runs(self) -> tuple[int, int]:
+        """How many agent runs ``total`` sums, and how many of them reported no cost
+        (``runs_of``: the one count, a pass's and a pipeline's too)."""
+        return runs_of((self.finding, *self.superseded, self.task))
+
     @property
     def total(self) -> dict[str, Any]:
         """Every run's ``FIGURES`` summed (``summed_figures``)."""
@@ -460,6 +465,15 @@ class PassCosts(Record):
     # What ``total`` covers, said under it wherever it is shown.
     COVERS: ClassVar[str] = (
         "its findings (superseded ones too), its tasks' failed runs, its syntheses"
+    )
+    # What ``total`` never covers, said under it too: a pipeline's planner and synthesizer
+    # record their runs on tasks and findings that carry no pass name (nothing an index by
+    # pass finds), and an answer to a question a worker asked is a finding of the question's
+    # queue (one more read per task to find).
+    NOT_COUNTED: ClassVar[str] = (
+        "a pipeline's planner and its synthesizer's refused or failed runs (swarm pipeline "
+        "status counts them), the answers to questions its workers asked (swarm lineage "
+        "shows each with its cost)"
     )
 
     pass_name: str

@@ -709,8 +709,8 @@ def test_a_pass_with_no_task_is_said_plainly_by_both_faces(core: Swarm, redis_ur
     out = Cli(redis_url)("task", "wait", "--pass", "M P typo", "--timeout", "1", expect=1)
     assert out.stderr == (
         'error: no task has ever been posted to pass "M P typo": nothing to wait for and no '
-        'findings to read. Check its name (the passes: "Pass 1", "Pass 2"; swarm status lists '
-        "them), or post its tasks first\n"
+        'findings to read. Check its name (the passes: "Pass 1", "Pass 2"; swarm status --all '
+        "lists them), or post its tasks first\n"
     )
 
 

@@ -86,7 +86,8 @@ def _finding_node(swarm: Swarm, f: Finding, t: Task | None) -> dict[str, Any]:
     if asked:
         node["answers"] = [
             {"kind": "answer", "id": a.finding_id, "question": a.question, "text": a.summary,
-             "answerer": a.answerer, "model": a.model, "queue": a.queue, "cost_usd": a.cost_usd}
+             "answerer": a.answerer, "model": a.model, "queue": a.queue, "cost_usd": a.cost_usd,
+             "usage": _figures(a.usage)}  # (not in any total: swarm status --pass says so)
             for a in asked
         ]  # fmt: skip
     # The questions asked there that are no longer stored: retired since (swarm retire
@@ -160,6 +161,8 @@ def _task_node(swarm: Swarm, spent: TaskCosts) -> dict[str, Any]:
     node["superseded_scan_limit"] = spent.scan_limit
     node["total"] = spent.total
     node["total_covers"] = COVERS["task"]
+    # the runs behind total, and how many of them reported no cost (as a pass's say it)
+    node["runs"], node["runs_without_cost"] = spent.runs()
     return node
 
 
@@ -318,6 +321,14 @@ def _runs_note(figures: dict[str, Any], runs: Any, unpriced: Any) -> str:
     return no_cost_note({**figures, "runs": runs, "runs_without_cost": unpriced})
 
 
+def _one_line(text: Any, limit: int) -> str:
+    """``text`` (a summary, a description) on one line, cut at ``limit`` characters, as
+    ``swarm findings`` shows a summary (``cli._common.short``): a newline in it would start
+    a line at column 0, outside the tree."""
+    value = " ".join(str(text or "").split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = None) -> list[str]:
     """The lineage tree as indented lines, every cost said with its tokens (``usage_line``)
     and with the decimals at which its totals add up (``lineage_money``)."""
@@ -349,19 +360,22 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
             context = f"context {node['context_owner']}@{version}"
         late = " (superseded: reported after its task was settled)" * bool(node.get("superseded"))
         lines = [
-            f"{pad}finding {node['id']}{late}: {node['summary'][:80]}",
+            f"{pad}finding {node['id']}{late}: {_one_line(node['summary'], 80)}",
             f"{pad}  worker {node['worker'] or UNKNOWN}, model {node['model'] or UNKNOWN}, "
             f"attempt {node['attempt'] or UNKNOWN}, {context}{cost}",
         ]
         task = node.get("task")
         if task:
-            lines.append(f"{pad}  task {task['id']} ({task['status']}): {task['description'][:80]}")
+            lines.append(
+                f"{pad}  task {task['id']} ({task['status']}): {_one_line(task['description'], 80)}"
+            )
             if task.get("failed_runs"):
                 lines.append(f"{pad}    failed runs: {money.line(task['failed_runs'])}")
         for a in node.get("answers", ()):
             lines.append(
-                f"{pad}  asked {a['queue']}: {a['question'][:60]} -> answer {a['id']} by "
-                f"{a['answerer'] or UNKNOWN}: {a['text'][:60]}"
+                f"{pad}  asked {a['queue']}: {_one_line(a['question'], 60)} -> answer {a['id']} "
+                f"by {a['answerer'] or UNKNOWN} ({money.line(a.get('usage'))}): "
+                f"{_one_line(a['text'], 60)}"
             )
         for q in node.get("retired_questions", ()):
             how = (
@@ -372,9 +386,9 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
             lines.append(f"{pad}  asked: question {q['id']} ({how}: swarm retire --questions)")
     elif kind == "task":
         lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "
-                 f"{node['description'][:80]}"]  # fmt: skip
+                 f"{_one_line(node['description'], 80)}"]  # fmt: skip
         if node.get("dead_reason"):
-            lines.append(f"{pad}  dead: {node['dead_reason'][:160]}")
+            lines.append(f"{pad}  dead: {_one_line(node['dead_reason'], 160)}")
         if node.get("failed_runs"):
             lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
     elif node.get("earlier"):

@@ -7,7 +7,6 @@ from typing import Any
 import click
 
 from .._errors import NotFound
-from .._hints import LIST_PASSES
 from .._models import PassCosts, TaskStatus, unknown_pass
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from .._usage import Money, unpriced_note
@@ -27,6 +26,11 @@ from ._common import (
 )
 
 STATUSES = tuple(s.value for s in TaskStatus)
+# What a retired pass's cost line says when no record of a run is left (its runs were
+# recorded: retiring it removed them, as the note under it says).
+RETIRED_RUNS = "no record of an agent run left: the pass was retired"
+# What there is not to do with a pass retired whole (``unknown_pass``'s ``doing``): count it.
+_GONE = "nothing of them left to count"
 # The most of an agent's model or specialization a row of `swarm agents` shows.
 _LABEL_CHARS = 40
 
@@ -54,12 +58,13 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
     # "roles": a deprecated alias of by_role, what this command printed before (docs/cli.md).
     report["agents"]["roles"] = st.agents.by_role
     costs: PassCosts | None = None
+    unknown: str | None = None  # what the core says of a pass no task was ever posted to
     if pass_name is not None:
         report["pass"] = {"name": pass_name, "counts": swarm.pass_stats(pass_name)}
         try:
             costs = swarm.pass_costs(pass_name)
-        except NotFound:  # no task was ever posted to it: noted below, the status shown
-            costs = None
+        except NotFound as missing:  # (a misspelt pass reads as an empty one): noted below
+            unknown = str(missing)
         report["pass"]["costs"] = None if costs is None else costs.to_dict()
 
     def human() -> None:
@@ -92,11 +97,14 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
         if pass_name is not None:
             counts = report["pass"]["counts"]
             click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            if not any(counts.values()):  # (a misspelt pass reads as an empty one)
-                # A note, not an error: the status was shown (swarm task wait refuses it).
-                passes = [p.name for p in st.passes]
-                retired = app.swarm.retired_passes().get(pass_name)
-                click.echo(unknown_pass(pass_name, passes, LIST_PASSES, retired), err=True)
+            # A note, not an error: the status was shown (swarm task wait refuses it).
+            if unknown is not None:
+                click.echo(unknown, err=True)
+            elif costs is not None and costs.retired is not None and not any(counts.values()):
+                # (its zeros are no misspelling: it was retired, and when is said)
+                click.echo(
+                    unknown_pass(pass_name, [], retired=costs.retired, doing=_GONE), err=True
+                )
             if costs is not None:
                 click.echo("\n".join(_pass_cost_lines(costs)))
         by_role = printable(", ".join(f"{n} {r}" for r, n in sorted(st.agents.by_role.items())))
@@ -120,20 +128,23 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
     --pass`` shows it: in all, with how many of its runs reported no cost and what it
     covers, then per model (with the decimals at which the models' costs add up to the
     total, as a pipeline's status shows them) and the failed runs' part of it, then what
-    the sums leave out."""
+    they never count and what these sums leave out."""
     total = costs.total
     if costs.runs == 0:
-        lines = [f"pass cost: no agent run recorded yet ({costs.COVERS})"]
-        return lines + [f"  note: {caveat}" for caveat in costs.caveats()]
-    models = {printable(model): figures for model, figures in costs.by_model.items()}
-    parts = [figures["cost_usd"] for figures in models.values()]
-    money = Money([(parts, total["cost_usd"])])
-    note = unpriced_note(costs.runs, costs.runs_without_cost)
-    lines = [f"pass cost: {money.line(total, parts)}{note} ({costs.COVERS})"]
-    width = max(map(len, models), default=0)
-    lines += [f"  {model.ljust(width)}  {money.line(f)}" for model, f in models.items()]
-    if any(value is not None for value in costs.failed.values()):
-        lines.append(f"  of it, failed and refused runs: {money.line(costs.failed)}")
+        # (a retired pass's runs were recorded: their records went with it, as its note says)
+        none = "no agent run recorded yet" if costs.retired is None else RETIRED_RUNS
+        lines = [f"pass cost: {none} ({costs.COVERS})"]
+    else:
+        models = {printable(model): figures for model, figures in costs.by_model.items()}
+        parts = [figures["cost_usd"] for figures in models.values()]
+        money = Money([(parts, total["cost_usd"])])
+        note = unpriced_note(costs.runs, costs.runs_without_cost)
+        lines = [f"pass cost: {money.line(total, parts)}{note} ({costs.COVERS})"]
+        width = max(map(len, models), default=0)
+        lines += [f"  {model.ljust(width)}  {money.line(f)}" for model, f in models.items()]
+        if any(value is not None for value in costs.failed.values()):
+            lines.append(f"  of it, failed and refused runs: {money.line(costs.failed)}")
+    lines.append(f"  not counted: {costs.NOT_COUNTED}")
     return lines + [f"  note: {caveat}" for caveat in costs.caveats()]
 
 

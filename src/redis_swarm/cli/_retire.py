@@ -62,31 +62,51 @@ def retire(
     app.emit(retired, lambda: click.echo(printable(_questions_line(retired))))
 
 
+def _many(n: int, noun: str) -> str:
+    """``n`` of a thing, singular or plural: "1 task", "2 tasks"."""
+    return f"{n} {noun if n == 1 else noun + 's'}"
+
+
+def _them(n: int) -> str:
+    return "it" if n == 1 else "them"
+
+
 def _pass_line(done: RetiredPass) -> str:
     verb = "would retire" if done.dry_run else "retired"
-    left = [f"{done.kept} open tasks kept"]
+    left = [f"{_many(done.kept, 'open task')} kept"]
     if done.cited:
-        left.append(f"{done.cited} settled tasks kept: a synthesis of another pass cites them")
+        left.append(
+            f"{_many(done.cited, 'settled task')} kept: a synthesis of another pass cites "
+            f"{_them(done.cited)}"
+        )
     if done.corrupt:
-        left.append(f"{done.corrupt} records stored unreadable kept: swarm doctor names them")
+        left.append(_unreadable(done.corrupt))
     return (
-        f"{verb} pass {done.pass_name}: {done.tasks} tasks, {done.findings} findings "
-        f"({'; '.join(left)})"
+        f"{verb} pass {done.pass_name}: {_many(done.tasks, 'task')}, "
+        f"{_many(done.findings, 'finding')} ({'; '.join(left)})"
     )
 
 
 def _questions_line(done: RetiredQuestions) -> str:
     verb = "would retire" if done.dry_run else "retired"
-    left = [f"{done.open} open questions kept"]
+    left = [f"{_many(done.open, 'open question')} kept"]
     if done.recent:
         left.append(f"{done.recent} settled within {done.older_than_s:g} s kept")
     if done.cited:
-        left.append(f"{done.cited} kept: a synthesis cites their answer")
+        their = "its" if done.cited == 1 else "their"
+        left.append(f"{done.cited} kept: a synthesis cites {their} answer")
     if done.other:
-        left.append(f"{done.other} tasks with a pass or shard kept: swarm retire PASS frees them")
+        left.append(
+            f"{_many(done.other, 'task')} with a pass or shard kept: swarm retire PASS frees "
+            f"{_them(done.other)}"
+        )
     if done.corrupt:
-        left.append(f"{done.corrupt} records stored unreadable kept: swarm doctor names them")
+        left.append(_unreadable(done.corrupt))
     return (
-        f"{verb} questions of {done.queue}: {done.questions} questions, {done.findings} "
-        f"findings ({'; '.join(left)})"
+        f"{verb} questions of {done.queue}: {_many(done.questions, 'question')}, "
+        f"{_many(done.findings, 'finding')} ({'; '.join(left)})"
     )
+
+
+def _unreadable(n: int) -> str:
+    return f"{_many(n, 'record')} stored unreadable kept: swarm doctor names {_them(n)}"

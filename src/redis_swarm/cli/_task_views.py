@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .._models import Task, TaskCosts, TaskStatus
-from .._usage import Money
+from .._usage import Money, unpriced_note
 from .._validate import MAX_PASS_WAIT_S
 from ._app import App, json_option, pass_app
 from ._common import (
@@ -51,7 +51,8 @@ def _cost_pairs(spent: TaskCosts) -> list[tuple[str, Any]]:
             f", those looked for among the first {spent.scan_limit:,} findings of its pass "
             "(else queue) reported since"
         )
-    pairs.append(("cost in all", f"{money.line(total, costs)} ({covers})"))
+    note = unpriced_note(*spent.runs())  # (as a pass's cost says it)
+    pairs.append(("cost in all", f"{money.line(total, costs)}{note} ({covers})"))
     return pairs
 
 

@@ -28,19 +28,21 @@ class EveryoneTools(ToolsBase):
             str | None,
             Field(
                 description="A pass: also say what every agent run behind it cost (its "
-                "findings, superseded ones too, its tasks' failed runs, its syntheses)."
+                "findings, superseded ones too, its tasks' failed runs, its syntheses; not a "
+                "pipeline's planner and synthesizer tasks, nor answers to questions asked)."
             ),
         ] = None,
     ) -> CallToolResult:
         """See the swarm at a glance: queues (tasks per status), passes, agents, published
         contexts, and what this session holds. Call it first to learn queue names and context
         owners. With pass_name, also what that pass cost so far ("pass_costs": totals, per
-        model, how many runs reported no cost, "caveats": what the sums leave out)."""
+        model, how many runs reported no cost, "not_counted": what it never covers,
+        "caveats": what these sums leave out)."""
         session = await self._session(ctx)
 
         def _costs(name: str) -> dict[str, Any]:
             spent = self.swarm.pass_costs(name)
-            return {**spent.to_dict(), "caveats": spent.caveats()}
+            return {**spent.to_dict(), "not_counted": spent.NOT_COUNTED, "caveats": spent.caveats()}
 
         def gather() -> dict[str, Any]:
             status = self.swarm.status()
