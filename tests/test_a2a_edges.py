@@ -455,7 +455,10 @@ def test_bad_requests_log_one_line_and_a_stop_is_clean(a2a_redis: RedisServer) -
     assert answer["result"]["task"]["status"]["state"] == "TASK_STATE_SUBMITTED"
     assert "Traceback" not in err and "CancelledError" not in err, err
     assert "timeout graceful shutdown exceeded" not in err, err
-    one_line = [line for line in err.splitlines() if "Failed to parse request params" in line]
+    # (the SDK's "Request Error" line, naming the parser's error; its traceback record dropped)
+    one_line = [line for line in err.splitlines() if "Request Error" in line]
+    assert all("Code=-32602" in line and "parseError" in line for line in one_line), err
+    assert "Failed to parse request params" not in err, err
     assert len(one_line) == len(bad), err
 
 

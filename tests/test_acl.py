@@ -489,7 +489,7 @@ def test_cli_apply_without_admin_rights_is_one_line(
     )
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
-    assert "swarm acl" in result.output and (spec.password or "?") not in result.output
+    assert "an admin user's URL" in result.output and (spec.password or "?") not in result.output
 
 
 def test_raw_client_sees_noperm(acl_server: RedisServer, users: dict[str, AclUser]) -> None:

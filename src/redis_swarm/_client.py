@@ -341,8 +341,10 @@ class _Shell:
         if self._closed:
             raise closed(type(self).__name__)
 
-    def _translate(self, exc: BaseException) -> BaseException:
-        return translate(exc, self.settings.url)
+    def _translate(self, exc: BaseException, op: object = None) -> BaseException:
+        """``exc`` translated; ``op``: the operation that ran (its name says a refused key)."""
+        name = getattr(op, "__name__", None)
+        return translate(exc, self.settings.url, swarm=self.name, operation=name)
 
     def _exchange(
         self, request: Batch | Call, sent: list[Any] | None = None
@@ -582,7 +584,7 @@ class Swarm(_Shell):
         """Drive an operation: send each request, feed back the reply or the error."""
         if self._closed:  # (inline: every call passes here)
             raise closed(type(self).__name__)
-        return drive(op, self._attempt, _OP_ERRORS, self._translate)
+        return drive(op, self._attempt, _OP_ERRORS, lambda exc: self._translate(exc, op))
 
     def _attempt(self, request: Request | Fetch | Compute) -> Any:
         if isinstance(request, Compute):
@@ -754,7 +756,7 @@ class AsyncSwarm(_Shell):
     async def _run(self, op: Operation[T]) -> T:
         if self._closed:  # (inline: see Swarm._run)
             raise closed(type(self).__name__)
-        return await adrive(op, self._attempt, _OP_ERRORS, self._translate)
+        return await adrive(op, self._attempt, _OP_ERRORS, lambda exc: self._translate(exc, op))
 
     async def _attempt(self, request: Request | Fetch | Compute) -> Any:
         if isinstance(request, Compute):

@@ -10,6 +10,7 @@ import redis.exceptions as rex
 from . import _errors as e
 from ._acl import ROLES, role_commands, role_scripts
 from ._config import Settings
+from ._ops._commands import OPERATIONS
 from ._scripts import function_name, script_sha
 
 __all__ = [
@@ -77,8 +78,12 @@ _SCRIPT_CODES: dict[str, type[e.SwarmError]] = {
 }
 
 
-def translate(exc: BaseException, where: str) -> e.SwarmError:
-    """The SwarmError for a redis-py error raised while talking to ``where`` (a masked URL)."""
+def translate(
+    exc: BaseException, where: str, *, swarm: str | None = None, operation: str | None = None
+) -> e.SwarmError:
+    """The SwarmError for a redis-py error raised while talking to ``where`` (a masked URL);
+    ``swarm``: the swarm in use, and ``operation``: the name of the operation (a row of
+    ``OPERATIONS``) that sent the request, when known: a refused key is said with them."""
     if isinstance(exc, e.SwarmError):
         return exc
     if isinstance(exc, UnicodeEncodeError):
@@ -89,7 +94,9 @@ def translate(exc: BaseException, where: str) -> e.SwarmError:
         or text.startswith("NOPERM")
         or "user executing the script can't" in text
     ):
-        return e.PermissionDenied(_refused_in_script(text, where) or _not_permitted(text, where))
+        return e.PermissionDenied(
+            _refused_in_script(text, where) or _not_permitted(text, where, swarm, operation)
+        )
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError) or (
         text.startswith(("NOAUTH", "WRONGPASS"))
     ):
@@ -358,29 +365,65 @@ _REFUSED_COMMAND = re.compile(r"permissions to run the '([^']+)' command")
 _FUNCTION_CALLS = ("fcall", "fcall_ro")
 
 
-def _not_permitted(text: str, where: str) -> str:
+def _not_permitted(text: str, where: str, swarm: str | None, operation: str | None) -> str:
     """What a NOPERM refused, and which roles (``_acl``'s, see docs/security.md) may do it:
     for a command, those whose rules hold it; for a function (FCALL, whose function Redis
-    does not name), those that may call every function of the library."""
+    does not name), those that may call every function of the library; for a key, which
+    Redis does not name either, see ``_key_refused``."""
     settings = _settings_of(where)
     user = (settings.username if settings is not None else None) or "default"
     refused = _REFUSED_COMMAND.search(text)
-    if refused is None:  # a key: another swarm's, or one this role may only read
-        return (
-            f"the Redis user {user!r} may not do this on {where} ({text}): a key it names is "
-            "outside what the user's role may touch (another swarm's, or one it may only "
-            "read): docs/security.md says what each role may do, and 'swarm acl --role ROLE "
-            "--user NAME' makes a user of another role"
+    if refused is None:
+        return f"the Redis user {user!r} may not do this on {where} ({text}): " + _key_refused(
+            swarm, operation
         )
     command = refused[1]
     roles = _roles_that_run(command)
     what = "this operation's function" if command in _FUNCTION_CALLS else repr(command)
     named = [role for role in roles if role != "admin"] or ["admin"]
-    who = "only an admin user" if named == ["admin"] else f"a {' or '.join(named)} user"
+    if named == ["admin"]:
+        # Making an admin needs an admin: the way on is a URL of one, not 'swarm acl'.
+        admin_url = _CREDENTIALS.sub(r"\1ADMIN:PASSWORD@", where, count=1)
+        return (
+            f"the Redis user {user!r} may not run {what} on {where} ({text}): only an admin "
+            f"user may: run it again with an admin user's URL (--url {admin_url}, or "
+            "SWARM_URL), or as the server's default user where it is on (no user in the "
+            "URL); docs/security.md says what each role may do"
+        )
     return (
-        f"the Redis user {user!r} may not run {what} on {where} ({text}): {who} may "
-        f"('swarm acl --role {named[0]} --user NAME' makes one; docs/security.md says what "
-        "each role may do)"
+        f"the Redis user {user!r} may not run {what} on {where} ({text}): a "
+        f"{' or '.join(named)} user may ('swarm acl --role {named[0]} --user NAME' makes one; "
+        "docs/security.md says what each role may do)"
+    )
+
+
+# Said of a user refused the keys of the swarm in use: a URL used with another swarm's name,
+# or with none (SWARM_NAME unset is swarm 'default'). Not one of ``_hints``: every face is
+# started with --swarm / SWARM_NAME, so each says it as it stands.
+_CHECK_SWARM = (
+    "check --swarm / SWARM_NAME (a user made by 'swarm acl' works on the one swarm it was made for)"
+)
+
+
+def _key_refused(swarm: str | None, operation: str | None) -> str:
+    """Why a key was refused, and what to do. A user made by 'swarm acl' touches the keys of
+    its own swarm only, so the swarm in use is named: a URL used with the wrong swarm (most
+    often SWARM_NAME unset: swarm 'default') is refused every key. Else the key is one the
+    role may only read: an operation no worker may run (``OPERATIONS``) is a shard's or
+    coordinator's (a worker's rules hold its commands, as HSET, for other keys)."""
+    in_use = f"swarm {swarm!r}, the swarm in use" if swarm is not None else "the swarm in use"
+    uses = OPERATIONS.get(operation or "")
+    if uses is not None and not uses.worker:
+        return (
+            "a shard or coordinator user may ('swarm acl --role shard --user NAME' makes "
+            "one; docs/security.md says what each role may do); a user of one is refused "
+            f"too when it is not of {in_use}: {_CHECK_SWARM}"
+        )
+    return (
+        f"a key it names is outside what the user's role may touch in {in_use}: "
+        f"{_CHECK_SWARM}; else the key is one its role may only read: docs/security.md says "
+        "what each role may do, and 'swarm acl --role ROLE --user NAME' makes a user of "
+        "another role"
     )
 
 

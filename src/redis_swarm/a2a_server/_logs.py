@@ -3,8 +3,9 @@
 The SDK's JSON-RPC route logs a request it cannot read (not JSON-RPC, parameters of the
 wrong type) with ``logger.exception``: a traceback of the parser on the operator's terminal
 for each malformed request a client sends, which is the client's fault and already answered
-with an error. ``one_line_client_errors`` makes those records one line (the SDK's message and
-the parser's), at warning level; any other error the SDK logs keeps its traceback.
+with an error, and then logs the error it answered, one line at warning level that names the
+parser's error. ``one_line_client_errors`` drops the first record, so each such request is
+that one line; any other error the SDK logs keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ CLIENT_FAULTS = frozenset(
 
 class _OneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.msg in CLIENT_FAULTS:
-            error = record.exc_info[1]
-            record.msg, record.args = "%s (a client's request): %s", (record.msg, error)
-            record.exc_info = record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
+        # The SDK follows each of these with its "Request Error (ID: ...)" line, which says
+        # the code, the message and the parser's error (Data={'parseError': ...}): that one
+        # line is kept, this one dropped.
+        return not (record.exc_info and record.msg in CLIENT_FAULTS)
 
 
 def one_line_client_errors() -> None:

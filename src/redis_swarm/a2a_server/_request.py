@@ -39,6 +39,7 @@ __all__ = [
     "TEXT_ROOM_BYTES",
     "BodyLimit",
     "RawContextBuilder",
+    "body_of",
     "max_body_bytes",
     "raw_param",
 ]
@@ -132,6 +133,12 @@ class BodyLimit:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def body_of(scope: Scope) -> bytes:
+    """The body ``BodyLimit`` read of the request of ``scope`` (empty outside it)."""
+    body: bytes = scope.get(_BODY_KEY, b"")
+    return body
 
 
 @dataclass(frozen=True)

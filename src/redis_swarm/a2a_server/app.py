@@ -37,6 +37,7 @@ from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
 from ._push import PushDispatcher
 from ._request import BodyLimit, RawContextBuilder, max_body_bytes
 from ._resume import SSEIds
+from ._rpc import RpcChecks
 from ._wire import WireJson
 
 __all__ = ["create_app"]
@@ -212,13 +213,21 @@ def create_app(
         *create_jsonrpc_routes(handler, DEFAULT_RPC_URL, context_builder=raw),
         *create_rest_routes(handler, context_builder=raw),
     ]
+    # A2A clients all set headers (the card declares a bearer scheme): no ?token=, which
+    # uvicorn's access log and any proxy's would print.
     guard = Middleware(
-        AccessGuard, token=token, what="this A2A server", public=(AGENT_CARD_WELL_KNOWN_PATH,)
+        AccessGuard,
+        token=token,
+        what="this A2A server",
+        public=(AGENT_CARD_WELL_KNOWN_PATH,),
+        query_token=False,
     )
     middleware = [
         Middleware(EndCancelled),
         guard,  # (before the body is read: a client without the token sends none)
         Middleware(BodyLimit, max_bytes=max_body_bytes(swarm.limits)),
+        # Array params, A2A 0.3's method names, notifications: before the SDK's route.
+        Middleware(RpcChecks, path=DEFAULT_RPC_URL),
         # The SDK's routes write no SSE ids; SSEIds adds each update's position (resuming).
         Middleware(SSEIds),
         # The SDK writes a Struct's whole numbers as 1.0 and ListTasks' empty fields: written

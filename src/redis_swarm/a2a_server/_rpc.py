@@ -1,0 +1,122 @@
+"""JSON-RPC requests the SDK's route answers unhelpfully, answered here first.
+
+The SDK's JSON-RPC route (not patched: wrapped) reads ``params`` given as an array as no
+parameters at all (so ``GetTask`` said "task id is empty"), answers A2A 0.3's method names
+(``tasks/get``) with a bare "Method not found", and answers a notification (a request
+without ``id``), which JSON-RPC 2.0 says a server must not reply to. ``RpcChecks``, on the
+JSON-RPC path only, says what to send instead for the first two, and runs a notification
+without answering it (HTTP 204, no body).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._codec import dumps
+from ._request import body_of
+
+__all__ = ["A2A_0_3_METHODS", "RpcChecks"]
+
+log = logging.getLogger(__name__)
+
+# A2A 0.3's method names, and their names in A2A 1.0, which this server speaks.
+A2A_0_3_METHODS = {
+    "message/send": "SendMessage",
+    "message/stream": "SendStreamingMessage",
+    "tasks/get": "GetTask",
+    "tasks/list": "ListTasks",
+    "tasks/cancel": "CancelTask",
+    "tasks/resubscribe": "SubscribeToTask",
+    "tasks/pushNotificationConfig/set": "CreateTaskPushNotificationConfig",
+    "tasks/pushNotificationConfig/get": "GetTaskPushNotificationConfig",
+    "tasks/pushNotificationConfig/list": "ListTaskPushNotificationConfigs",
+    "tasks/pushNotificationConfig/delete": "DeleteTaskPushNotificationConfig",
+    "agent/getAuthenticatedExtendedCard": "GetExtendedAgentCard",
+}
+_INVALID_PARAMS = -32602
+_METHOD_NOT_FOUND = -32601
+
+
+class RpcChecks:
+    """ASGI wrapper of the JSON-RPC endpoint ``path`` (inside ``BodyLimit``, which read the
+    body): answers what ``_refusal`` refuses; runs a notification and drops its reply."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        request = _request_of(body_of(scope))
+        if request is None:  # not a JSON-RPC object: the SDK says what is wrong
+            await self.app(scope, receive, send)
+            return
+        if "id" not in request:
+            await self.app(scope, receive, _dropped)
+            await _no_content(send)
+            return
+        refusal = _refusal(request)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        code, message = refusal
+        await _rpc_error(send, request["id"], code, message)
+
+
+def _request_of(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object with a method name; None when it is not one."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        return None
+    return request
+
+
+def _refusal(request: dict[str, Any]) -> tuple[int, str] | None:
+    """The JSON-RPC error code and message for a request the SDK would answer unhelpfully."""
+    method: str = request["method"]
+    renamed = A2A_0_3_METHODS.get(method)
+    if renamed is not None:
+        return _METHOD_NOT_FOUND, (
+            f"Method not found: {method!r} is A2A 0.3's name; this server speaks A2A 1.0, "
+            f"where it is {renamed!r} (and sends the header A2A-Version: 1.0)"
+        )
+    params = request.get("params")
+    if "params" in request and not isinstance(params, dict):
+        given = "an array" if isinstance(params, list) else f"a JSON {type(params).__name__}"
+        return _INVALID_PARAMS, (
+            f"Invalid params: params is {given}; A2A methods take an object of named "
+            'members, as {"id": "TASK_ID"} for GetTask'
+        )
+    return None
+
+
+async def _dropped(message: Message) -> None:
+    """Where the reply to a notification goes."""
+
+
+async def _no_content(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _rpc_error(send: Send, request_id: Any, code: int, message: str) -> None:
+    # (one line in the log, as the SDK's own client errors: see _logs)
+    log.warning("Request Error (ID: %s): Code=%s, Message='%s'", request_id, code, message)
+    body = dumps(
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
