@@ -78,6 +78,30 @@ def test_a_worker_configuring_a_queue_is_told_a_shard_or_coordinator_may(
         swarm.claim("research", worker="w-1")  # (its own work it may do: the user is of this swarm)
 
 
+def test_a_worker_of_another_swarm_posting_is_told_to_check_the_swarm_not_of_shards(
+    acl_server: RedisServer, worker: AclUser
+) -> None:
+    """A worker may post tasks (its role holds task_post, which ask calls): refused every key
+    of swarm 'default' (SWARM_NAME unset), the swarm is what to check, not the role."""
+    said = _cli("--url", _url(acl_server, worker), "task", "post", "research", "look")
+    assert "swarm 'default', the swarm in use: check --swarm / SWARM_NAME" in said, said
+    assert "shard or coordinator" not in said and "--role shard" not in said, said
+    with Swarm(_url(acl_server, worker), swarm=LEGAL) as swarm:
+        swarm.post_task("research", "look")  # (of its own swarm, it may)
+
+
+def test_a_shard_only_refusal_says_check_the_swarm_first(
+    acl_server: RedisServer, worker: AclUser
+) -> None:
+    with (
+        Swarm(_url(acl_server, worker), swarm=LEGAL) as swarm,
+        pytest.raises(PermissionDenied) as info,
+    ):
+        swarm.configure_queue("research", description="hi")
+    said = str(info.value)
+    assert said.index("check --swarm / SWARM_NAME") < said.index("a shard or coordinator"), said
+
+
 def test_acl_apply_as_a_worker_points_at_an_admin_url_not_at_making_one(
     acl_server: RedisServer, worker: AclUser
 ) -> None:
@@ -145,3 +169,85 @@ def test_a_malformed_request_is_one_line_in_the_log(a2a_redis: RedisServer) -> N
     said = [line for line in log.splitlines() if "JSON-RPC" in line or "Request Error" in line]
     assert len(said) == 1, log
     assert "Code=-32600" in said[0], log
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"jsonrpc": "1.0", "method": "ListTasks"}, {"method": "GetTask", "params": {"id": "t"}}],
+)
+def test_an_invalid_request_without_id_is_answered_not_taken_for_a_notification(
+    a2a: A2AServer, body: dict[str, Any]
+) -> None:
+    """Only a request of JSON-RPC 2.0 is a notification; another gets the SDK's -32600."""
+    answer = _post(a2a, body)
+    assert answer.status_code == 200, answer
+    assert answer.json()["id"] is None and answer.json()["error"]["code"] == -32600, answer.text
+
+
+def test_an_invalid_id_is_answered_null(a2a: A2AServer) -> None:
+    answer = _post(a2a, {"jsonrpc": "2.0", "id": {"a": 1}, "method": "tasks/get"}).json()
+    assert answer["id"] is None and answer["error"]["code"] == -32600, answer
+
+
+@pytest.mark.parametrize(("params", "said"), [(None, "null"), ("t-x", "a string"), (1, "a number")])
+def test_params_not_an_object_are_said_in_json_words(
+    a2a: A2AServer, params: Any, said: str
+) -> None:
+    body = {"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": params}
+    error = _post(a2a, body).json()["error"]
+    assert error["code"] == -32602 and f"params is {said};" in error["message"], error
+
+
+def test_an_a2a_0_3_name_says_to_send_the_version_header(a2a: A2AServer) -> None:
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tasks/list", "params": {}}
+    said = _post(a2a, body).json()["error"]["message"]
+    assert "(and send the header A2A-Version: 1.0 too)" in said, said
+
+
+@pytest.fixture(scope="module")
+def a2a_waiting(a2a_redis: RedisServer) -> Iterator[A2AServer]:
+    """A server whose blocking SendMessage waits a minute for the task to settle."""
+    server = start_a2a(a2a_redis.url, SWARM, TOKEN, "--queue", "research", "--wait", "60")
+    yield server
+    stop(server)
+
+
+def _notify(a2a: A2AServer, method: str, params: dict[str, Any]) -> httpx.Response:
+    """A notification, which must be answered at once: 5 s, not the task's run or --wait."""
+    sent = {**a2a.headers, "A2A-Version": "1.0"}
+    body = {"jsonrpc": "2.0", "method": method, "params": params}
+    return httpx.post(a2a.url + "/", json=body, headers=sent, timeout=5)
+
+
+def _message(context: str) -> dict[str, Any]:
+    return {"messageId": str(uuid.uuid4()), "role": "ROLE_USER", "contextId": context,
+            "parts": [{"text": "look it up"}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "configuration"),
+    [
+        ("SendMessage", {}),
+        ("SendMessage", {"returnImmediately": False}),
+        ("SendStreamingMessage", {}),
+    ],
+)
+def test_a_notification_to_send_posts_and_is_answered_at_once(
+    a2a_waiting: A2AServer, a2a_redis: RedisServer, method: str, configuration: dict[str, Any]
+) -> None:
+    context = f"ctx-{uuid.uuid4().hex[:12]}"
+    params = {"message": _message(context), "configuration": configuration}
+    answer = _notify(a2a_waiting, method, params)
+    assert answer.status_code == 204 and answer.content == b"", answer.text
+    with Swarm(a2a_redis.url, swarm=SWARM) as swarm:
+        assert len(swarm.list_tasks(pass_name=context)) == 1
+
+
+def test_a_notification_to_subscribe_is_answered_at_once(a2a_waiting: A2AServer) -> None:
+    params = {"message": _message(f"ctx-{uuid.uuid4().hex[:12]}"),
+              "configuration": {"returnImmediately": True}}  # fmt: skip
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params}
+    task = _post(a2a_waiting, body).json()["result"]["task"]
+    assert task["status"]["state"] == "TASK_STATE_SUBMITTED", task
+    answer = _notify(a2a_waiting, "SubscribeToTask", {"id": task["id"]})
+    assert answer.status_code == 204 and answer.content == b"", answer.text

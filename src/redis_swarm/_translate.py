@@ -10,11 +10,12 @@ import redis.exceptions as rex
 from . import _errors as e
 from ._acl import ROLES, role_commands, role_scripts
 from ._config import Settings
-from ._ops._commands import OPERATIONS
+from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
 from ._scripts import function_name, script_sha
 
 __all__ = [
     "CERTIFICATE_REFUSED",
+    "CHECK_SWARM",
     "HANDSHAKE_FAILURE",
     "HANDSHAKE_TIMEOUT",
     "TLS_FILE_ERRORS",
@@ -398,33 +399,48 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
 
 
 # Said of a user refused the keys of the swarm in use: a URL used with another swarm's name,
-# or with none (SWARM_NAME unset is swarm 'default'). Not one of ``_hints``: every face is
-# started with --swarm / SWARM_NAME, so each says it as it stands.
-_CHECK_SWARM = (
+# or with none (SWARM_NAME unset is swarm 'default'); ``swarm doctor`` says it too. Not one of
+# ``_hints``: every face is started with --swarm / SWARM_NAME, so each says it as it stands.
+CHECK_SWARM = (
     "check --swarm / SWARM_NAME (a user made by 'swarm acl' works on the one swarm it was made for)"
 )
 
 
 def _key_refused(swarm: str | None, operation: str | None) -> str:
     """Why a key was refused, and what to do. A user made by 'swarm acl' touches the keys of
-    its own swarm only, so the swarm in use is named: a URL used with the wrong swarm (most
-    often SWARM_NAME unset: swarm 'default') is refused every key. Else the key is one the
-    role may only read: an operation no worker may run (``OPERATIONS``) is a shard's or
-    coordinator's (a worker's rules hold its commands, as HSET, for other keys)."""
+    its own swarm only, so the swarm in use is named first: a URL used with the wrong swarm
+    (most often SWARM_NAME unset: swarm 'default') is refused every key, whatever its role.
+    Else the key is one the role may only read; an operation the worker's role cannot run
+    (``_worker_may_run``) is a shard's or coordinator's, and says so."""
     in_use = f"swarm {swarm!r}, the swarm in use" if swarm is not None else "the swarm in use"
+    said = f"a key it names is outside what the user's role may touch in {in_use}: {CHECK_SWARM}"
     uses = OPERATIONS.get(operation or "")
-    if uses is not None and not uses.worker:
+    if uses is not None and not _worker_may_run(uses):
         return (
-            "a shard or coordinator user may ('swarm acl --role shard --user NAME' makes "
-            "one; docs/security.md says what each role may do); a user of one is refused "
-            f"too when it is not of {in_use}: {_CHECK_SWARM}"
+            f"{said}; else a worker may not do this: a shard or coordinator user may ('swarm "
+            "acl --role shard --user NAME' makes one; docs/security.md says what each role "
+            "may do)"
         )
     return (
-        f"a key it names is outside what the user's role may touch in {in_use}: "
-        f"{_CHECK_SWARM}; else the key is one its role may only read: docs/security.md says "
-        "what each role may do, and 'swarm acl --role ROLE --user NAME' makes a user of "
-        "another role"
+        f"{said}; else the key is one its role may only read: docs/security.md says what each "
+        "role may do, and 'swarm acl --role ROLE --user NAME' makes a user of another role"
     )
+
+
+# The commands a worker may run on some keys of its swarm only (its writes): an operation
+# sending one itself may write a key the worker may only read.
+_WORKER_WRITE_COMMANDS = frozenset().union(*WORKER_WRITES.values())
+
+
+def _worker_may_run(uses: Uses) -> bool:
+    """Whether a worker's role may run an operation that sends ``uses``: one of its own, or
+    one whose scripts are all the worker's (a worker posts tasks with ``task_post``, which
+    ``ask`` calls: Redis checks what a script writes against the worker's key rules) and
+    which itself sends only reads the worker may run (reads of its swarm's keys)."""
+    if uses.worker:
+        return True
+    reads = role_commands("worker") - _WORKER_WRITE_COMMANDS
+    return uses.scripts <= role_scripts("worker") and uses.commands <= reads
 
 
 def _roles_that_run(command: str) -> list[str]:

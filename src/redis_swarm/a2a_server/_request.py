@@ -42,6 +42,7 @@ __all__ = [
     "body_of",
     "max_body_bytes",
     "raw_param",
+    "with_body",
 ]
 
 # JSON lets a client write what the swarm stores in one byte of UTF-8 as up to three (a
@@ -139,6 +140,22 @@ def body_of(scope: Scope) -> bytes:
     """The body ``BodyLimit`` read of the request of ``scope`` (empty outside it)."""
     body: bytes = scope.get(_BODY_KEY, b"")
     return body
+
+
+def with_body(scope: Scope, receive: Receive, body: bytes) -> tuple[Scope, Receive]:
+    """The scope and receive of the request of ``scope`` (read by ``BodyLimit``) with ``body``
+    for its body: what the app then reads, and ``body_of`` says."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        await receive()  # (BodyLimit's replay of the body it read, which this one replaces)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return {**scope, _BODY_KEY: body}, replay
 
 
 @dataclass(frozen=True)

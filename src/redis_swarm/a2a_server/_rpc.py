@@ -2,10 +2,17 @@
 
 The SDK's JSON-RPC route (not patched: wrapped) reads ``params`` given as an array as no
 parameters at all (so ``GetTask`` said "task id is empty"), answers A2A 0.3's method names
-(``tasks/get``) with a bare "Method not found", and answers a notification (a request
-without ``id``), which JSON-RPC 2.0 says a server must not reply to. ``RpcChecks``, on the
-JSON-RPC path only, says what to send instead for the first two, and runs a notification
-without answering it (HTTP 204, no body).
+(``tasks/get``) with a bare "Method not found", and answers a notification (a request of
+JSON-RPC 2.0 without ``id``), which JSON-RPC 2.0 says a server must not reply to.
+``RpcChecks``, on the JSON-RPC path only, says what to send instead for the first two, and
+answers a notification HTTP 204, no body. A request that is not valid JSON-RPC 2.0
+(``jsonrpc`` not "2.0", an ``id`` neither a string, an integer nor null) goes to the SDK,
+which answers it -32600 with id null.
+
+A notification is run without its reply, but never left to hold the connection: a
+``SendMessage`` is run as if it said ``returnImmediately`` (no waiting for the task to
+settle), a ``SendStreamingMessage`` as such a ``SendMessage`` (the stream nobody reads would
+last the task's whole run), and a ``SubscribeToTask`` not at all (it only reads).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._codec import dumps
-from ._request import body_of
+from ._request import body_of, with_body
 
 __all__ = ["A2A_0_3_METHODS", "RpcChecks"]
 
@@ -39,11 +46,15 @@ A2A_0_3_METHODS = {
 }
 _INVALID_PARAMS = -32602
 _METHOD_NOT_FOUND = -32601
+# Notifications not run: their only effect would be a reply.
+_READ_ONLY_STREAMS = frozenset({"SubscribeToTask"})
+# Notifications run as a SendMessage that returns at once (see the module's docstring).
+_POSTS = frozenset({"SendMessage", "SendStreamingMessage"})
 
 
 class RpcChecks:
     """ASGI wrapper of the JSON-RPC endpoint ``path`` (inside ``BodyLimit``, which read the
-    body): answers what ``_refusal`` refuses; runs a notification and drops its reply."""
+    body): answers what ``_refusal`` refuses; answers a notification 204 (see the module)."""
 
     def __init__(self, app: ASGIApp, path: str) -> None:
         self.app = app
@@ -54,11 +65,11 @@ class RpcChecks:
             await self.app(scope, receive, send)
             return
         request = _request_of(body_of(scope))
-        if request is None:  # not a JSON-RPC object: the SDK says what is wrong
+        if request is None:  # not valid JSON-RPC 2.0: the SDK says what is wrong
             await self.app(scope, receive, send)
             return
         if "id" not in request:
-            await self.app(scope, receive, _dropped)
+            await self._notified(request, scope, receive)
             await _no_content(send)
             return
         refusal = _refusal(request)
@@ -68,16 +79,59 @@ class RpcChecks:
         code, message = refusal
         await _rpc_error(send, request["id"], code, message)
 
+    async def _notified(self, request: dict[str, Any], scope: Scope, receive: Receive) -> None:
+        """Run the notification ``request`` (its reply dropped), unless it only reads."""
+        method = request["method"]
+        if method in _READ_ONLY_STREAMS:
+            return
+        if method in _POSTS:
+            scope, receive = with_body(scope, receive, _returning_at_once(request))
+        await self.app(scope, receive, _dropped)
+
 
 def _request_of(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object with a method name; None when it is not one."""
+    """The body as a JSON-RPC 2.0 request with a method name and a valid id (or none); None
+    when it is not one."""
     try:
         request = json.loads(body)
     except ValueError:
         return None
     if not isinstance(request, dict) or not isinstance(request.get("method"), str):
         return None
+    if request.get("jsonrpc") != "2.0":
+        return None
+    request_id = request.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int | None):
+        return None
     return request
+
+
+def _returning_at_once(request: dict[str, Any]) -> bytes:
+    """The body of ``request`` (a SendMessage or SendStreamingMessage) as a SendMessage that
+    returns without waiting for its task to settle. Params the SDK cannot read are left as
+    they are: it refuses them, to nobody."""
+    params = request.get("params")
+    if isinstance(params, dict):
+        configuration = params.get("configuration", {})
+        if isinstance(configuration, dict):
+            configuration = {k: v for k, v in configuration.items() if k != "return_immediately"}
+            params = {**params, "configuration": {**configuration, "returnImmediately": True}}
+    return dumps({**request, "method": "SendMessage", "params": params}).encode()
+
+
+# JSON's names of the values a JSON object decodes to, but an object.
+_JSON_NAMES: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),  # (before int: a bool is an int in Python)
+    (int, "a number"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "an array"),
+)
+
+
+def _json_name(value: Any) -> str:
+    return next(name for kind, name in _JSON_NAMES if isinstance(value, kind))
 
 
 def _refusal(request: dict[str, Any]) -> tuple[int, str] | None:
@@ -87,14 +141,13 @@ def _refusal(request: dict[str, Any]) -> tuple[int, str] | None:
     if renamed is not None:
         return _METHOD_NOT_FOUND, (
             f"Method not found: {method!r} is A2A 0.3's name; this server speaks A2A 1.0, "
-            f"where it is {renamed!r} (and sends the header A2A-Version: 1.0)"
+            f"where it is {renamed!r} (and send the header A2A-Version: 1.0 too)"
         )
     params = request.get("params")
     if "params" in request and not isinstance(params, dict):
-        given = "an array" if isinstance(params, list) else f"a JSON {type(params).__name__}"
         return _INVALID_PARAMS, (
-            f"Invalid params: params is {given}; A2A methods take an object of named "
-            'members, as {"id": "TASK_ID"} for GetTask'
+            f"Invalid params: params is {_json_name(params)}; A2A methods take an object of "
+            'named members, as {"id": "TASK_ID"} for GetTask'
         )
     return None
 

@@ -20,6 +20,7 @@ from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._models import RECORD_KINDS
+from .._translate import CHECK_SWARM
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 if TYPE_CHECKING:
@@ -145,8 +146,7 @@ def _no_access(swarm: Swarm, settings: Settings) -> str | None:
         user = settings.username or "default"
         return (
             f"the Redis user {user!r} may not read the keys of swarm {settings.swarm!r}, so "
-            "every command on it fails (PermissionDenied): check --swarm / SWARM_NAME (a "
-            "user made by 'swarm acl' works on the one swarm it was made for), or make a "
+            f"every command on it fails (PermissionDenied): {CHECK_SWARM}, or make a "
             f"user for this one: swarm acl --swarm {settings.swarm} --role ROLE --user NAME"
         )
     return None
