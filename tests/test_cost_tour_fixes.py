@@ -13,11 +13,13 @@ import anyio
 import pytest
 
 from redis_swarm import Swarm
+from redis_swarm._codec import counted
 from redis_swarm._errors import Timeout
 from redis_swarm._hints import LIST_PASSES
 from redis_swarm._keys import ask_queue
 from redis_swarm._models import PassCosts, RetiredPass, RetiredQuestions, Task
 from redis_swarm._pipeline.lineage import lineage, lineage_text
+from redis_swarm._pipeline.report import retired_note
 from redis_swarm._usage import Usage
 from redis_swarm.cli._retire import _pass_line, _questions_line
 from redis_swarm.mcp_server import build_server
@@ -194,3 +196,74 @@ def test_lineage_keeps_a_multi_line_summary_on_its_line(handle: Swarm, redis_url
         assert "second line" not in text.replace("first line second line", "").replace(
             "first line of the task second line of the task", ""
         ), text
+
+
+# --- 7. one plural rule, and the counts that read wrong in the singular
+
+
+def test_counted_says_one_thing_in_the_singular() -> None:
+    assert counted(1, "task") == "1 task"
+    assert counted(0, "finding") == "0 findings"
+    assert counted(1206, "settled pass", "settled passes") == "1,206 settled passes"
+
+
+def test_status_pass_of_a_retired_pass_counts_one_task_as_one(
+    handle: Swarm, redis_url: str
+) -> None:
+    handle.cancel(handle.post_task("q", "one", pass_name="day-2").id)
+    assert handle.retire_pass("day-2").tasks == 1
+    shown = Cli(redis_url)("status", "--pass", "day-2")
+    said = "its 1 settled task and 0 findings were removed"
+    assert said in " ".join(shown.stderr.split())  # unknown_pass, retired
+    assert said in " ".join(shown.stdout.split())  # PassCosts.caveats
+
+
+def test_a_pass_with_one_corrupt_record_says_one_record() -> None:
+    costs = PassCosts("p", total={}, failed={}, by_model={}, corrupt=1)
+    assert costs.caveats() == [
+        "left out: 1 record of the pass stored unreadable (swarm doctor names each)"
+    ]
+
+
+def test_pipeline_status_counts_one_retired_task_as_one() -> None:
+    row = {"name": "Pass 2", "synthesis": "s-1",
+           "retired": {"at": "2026-12-05T10:12:31.802Z", "tasks": 1, "findings": 1}}  # fmt: skip
+    assert "its 1 settled task and 1 finding were removed" in retired_note(row)
+    assert "(s)" not in retired_note(row)
+
+
+def test_lineage_of_a_task_counts_one_attempt_as_one(handle: Swarm) -> None:
+    handle.post_task("q", "one task", pass_name="P")
+    task = _claimed(handle, "q")
+    assert task.token is not None
+    handle.report(task.id, task.token, {"summary": "done"})
+    text = "\n".join(lineage_text(lineage(handle, task.id)))
+    assert f"task {task.id} (completed, 1 attempt): one task" in text
+
+
+def test_lineage_escapes_control_characters_itself(handle: Swarm) -> None:
+    handle.post_task("q", "a \x1b]52;c;evil\x07 task", pass_name="P")
+    task = _claimed(handle, "q")
+    assert task.token is not None
+    handle.report(task.id, task.token, {"summary": "done"})
+    text = "\n".join(lineage_text(lineage(handle, task.id)))
+    assert "\x1b" not in text and "a \\x1b]52;c;evil\\x07 task" in text
+
+
+# --- 8. what a pass's cost never counts: one sentence, in every face and in JSON
+
+
+def test_the_mcp_tool_says_not_counted_in_the_cores_words(handle: Swarm) -> None:
+    async def body() -> str:
+        server = build_server(handle, role="worker")
+        (spec,) = [s for s in await server.list_tools() if s.name == "swarm_status"]
+        return str(spec.input_schema["properties"]["pass_name"]["description"])
+
+    described = " ".join(anyio.run(body).split())
+    assert PassCosts.NOT_COUNTED in described and PassCosts.COVERS in described
+
+
+def test_status_pass_json_says_what_its_cost_never_counts(handle: Swarm, redis_url: str) -> None:
+    handle.post_task("q", "a", pass_name="p1")
+    shown = Cli(redis_url).json("status", "--pass", "p1")
+    assert shown["pass"]["costs"]["not_counted"] == PassCosts.NOT_COUNTED

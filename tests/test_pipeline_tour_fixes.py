@@ -292,7 +292,7 @@ def test_a_retired_pass_is_said_by_status_and_report(
     assert "Pass 2 (retired)" in table and "Pass 1 (retired)" not in table
     note = (
         f"pass 'Pass 2' was retired on {two['retired']['at']} (swarm retire): its 2 settled "
-        "task(s) and 2 finding(s) were removed, and the costs shown no longer count what "
+        "tasks and 2 findings were removed, and the costs shown no longer count what "
         f"their runs cost; its synthesis {two['synthesis']} is kept"
     )
     assert note in " ".join(table.split())

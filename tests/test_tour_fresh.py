@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import EphemeralWorker, Swarm, Worker
-from redis_swarm._demo import _counted, _cut_at_word, _worker_main
+from redis_swarm._codec import counted
+from redis_swarm._demo import _cut_at_word, _worker_main
 
 from ._cli import subprocess_env
 from .test_readme import README, tour_commands
@@ -123,4 +124,4 @@ def test_a_findings_line_is_cut_at_a_word_with_an_ellipsis() -> None:
     assert len(cut) <= 40 and summary.startswith(cut[:-1])
     assert _cut_at_word("short", 40) == "short"
     assert _cut_at_word("x" * 50, 40) == "x" * 39 + "…"  # one long word: cut inside it
-    assert (_counted(1, "chunk"), _counted(3, "chunk")) == ("1 chunk", "3 chunks")
+    assert (counted(1, "chunk"), counted(3, "chunk")) == ("1 chunk", "3 chunks")

@@ -60,7 +60,7 @@ def test_a_retired_pass_is_said_to_be_retired(swarm: Swarm) -> None:
         swarm.wait(pass_name="day-5", timeout_s=5)
     said = str(info.value)
     assert said.startswith('pass "day-5" was retired on ')
-    assert "its 1 settled tasks and 0 findings were removed" in said
+    assert "its 1 settled task and 0 findings were removed" in said
     assert "no task has ever been posted" not in said
 
 

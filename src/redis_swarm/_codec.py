@@ -2,9 +2,11 @@
 
 Records are frozen dataclasses with ``str`` enums for statuses. Timestamps are UTC epoch
 milliseconds everywhere, and ISO-8601 UTC when shown (``iso``); sizes are shown by
-``byte_size``. ``to_dict`` / ``from_dict`` are the only way records cross a boundary (Redis,
-JSON output, MCP, HTTP). The records themselves live in ``_models`` (tasks, findings,
-agents, events, status), ``_usage`` (what agent runs cost) and ``_context_records``.
+``byte_size``, and counts of a thing by ``counted`` (``1 task``, ``2 tasks``: the core's
+messages say them too, and ``_printable`` imports ``_models``, so it lives here). ``to_dict``
+/ ``from_dict`` are the only way records cross a boundary (Redis, JSON output, MCP, HTTP).
+The records themselves live in ``_models`` (tasks, findings, agents, events, status),
+``_usage`` (what agent runs cost) and ``_context_records``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar, Union
 
-__all__ = ["Record", "built", "byte_size", "dumps", "iso", "loads", "now_ms"]
+__all__ = ["Record", "built", "byte_size", "counted", "dumps", "iso", "loads", "now_ms"]
 
 R = TypeVar("R", bound="Record")
 
@@ -51,6 +53,13 @@ def byte_size(n: int | None, unknown: str = "") -> str:
     while abs(round(value, 1)) >= 1000 and unit < len(units) - 1:
         value, unit = value / 1000, unit + 1
     return f"{value:,.1f}".removesuffix(".0") + f" {units[unit]}"
+
+
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """A count as every face says it, the noun in the singular for one: ``1 task``,
+    ``2 tasks``, ``1,206 settled passes`` (``plural``: the noun's plural when it is not the
+    noun with an s)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def dumps(value: Any) -> str:

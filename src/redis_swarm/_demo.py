@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 from ._client import Swarm
+from ._codec import counted
 from ._config import Settings
 from ._env import ENV_NAME, ENV_URL
 from ._models import Finding
@@ -159,7 +160,7 @@ def run_demo(
     result.timings_ms["publish"] = _ms(t)
     say(
         f"context    {CORPUS_NAME}: {info.size_bytes:,} bytes, ~{info.tokens_est:,} tokens, "
-        f"{_counted(info.chunks, 'chunk')}, version {short_version(info.version)} published in "
+        f"{counted(info.chunks, 'chunk')}, version {short_version(info.version)} published in "
         f"{_ms(t):.1f} ms"
     )
 
@@ -250,11 +251,6 @@ def _synthesis_text(pass_name: str, findings: list[Finding]) -> str:
 
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
-
-
-def _counted(n: int, noun: str) -> str:
-    """``1 chunk``, ``3 chunks``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _cut_at_word(text: str, limit: int) -> str:

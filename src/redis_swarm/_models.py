@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
-from ._codec import Record, dumps, iso, loads
+from ._codec import Record, counted, dumps, iso, loads
 from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
@@ -84,7 +84,8 @@ def unknown_pass(
     if retired is not None:
         return (
             f"pass {dumps(name)} was retired on {iso(retired.at) or 'an unknown date'}: its "
-            f"{retired.tasks} settled tasks and {retired.findings} findings were removed, so "
+            f"{counted(retired.tasks, 'settled task')} and "
+            f"{counted(retired.findings, 'finding')} were removed, so "
             f"there is {doing}; "
             "its synthesis, if it had one, is kept"
         )
@@ -501,14 +502,15 @@ class PassCosts(Record):
             )
         if self.corrupt:
             out.append(
-                f"{self.corrupt} of its records are stored unreadable and were left out "
-                "(swarm doctor names them)"
+                f"left out: {counted(self.corrupt, 'record')} of the pass stored unreadable "
+                "(swarm doctor names each)"
             )
         if self.retired is not None:
             out.append(
                 f"the pass was retired on {iso(self.retired.at) or 'an unknown date'}: its "
-                f"{self.retired.tasks} settled tasks and {self.retired.findings} findings were "
-                "removed, and the record of what their runs cost with them"
+                f"{counted(self.retired.tasks, 'settled task')} and "
+                f"{counted(self.retired.findings, 'finding')} were removed, and the record of "
+                "what their runs cost with them"
             )
         return out
 

@@ -6,7 +6,8 @@ clipboard (OSC 52), clear the screen, hide text or retitle the window. Every hum
 the CLI and of ``swarm watch`` passes stored text through ``printable``, which shows each
 C0 and C1 control character (and DEL, and the bidirectional overrides that reorder a line)
 as a visible escape: ``\\x1b`` instead of ESC. Newlines and tabs stay. JSON output needs no
-such care (its encoder escapes control characters).
+such care (its encoder escapes control characters). Where stored text sits in a table or a
+tree, ``short`` puts it on one line, cut to fit.
 
 A context version (a 64-hex-digit hash) is shown to people as its first ``SHORT_VERSION``
 digits, ``short_version``: wherever a version is asked for, a unique prefix is taken. JSON
@@ -24,8 +25,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from ._codec import counted
 from ._models import OPEN_STATUSES as _OPEN
 from ._models import Agent
 
@@ -38,6 +40,7 @@ __all__ = [
     "natural_key",
     "not_shown",
     "printable",
+    "short",
     "short_version",
     "stale_not_shown",
 ]
@@ -66,6 +69,13 @@ def printable(text: object) -> str:
     if isinstance(text, str):
         return str.translate(text, _ESCAPES)
     return str(text).translate(_ESCAPES)
+
+
+def short(text: Any, limit: int = 80) -> str:
+    """``text`` (a summary, a description) on one line, cut at ``limit`` characters, safe to
+    print: a newline in it would start a line at column 0, outside a table or a tree."""
+    value = printable(" ".join(str(text or "").split()))
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def short_version(version: str) -> str:
@@ -106,7 +116,7 @@ def not_shown(queues: int, passes: int, command: str) -> str | None:
     it left out, and that ``command`` (the view's: ``swarm status``) lists them with --all
     (None when it left out none)."""
     parts = [
-        f"{n:,} settled {one if n == 1 else many}"
+        counted(n, f"settled {one}", f"settled {many}")
         for n, one, many in ((queues, "queue", "queues"), (passes, "pass", "passes"))
         if n
     ]
@@ -134,6 +144,6 @@ def stale_not_shown(stale: int, command: str) -> str | None:
     if not stale:
         return None
     return (
-        f"not shown: {stale:,} stale agent{'' if stale == 1 else 's'} seen longer ago (swarm "
+        f"not shown: {counted(stale, 'stale agent')} seen longer ago (swarm "
         f"agents --stale lists them, {command} --all shows them here)"
     )

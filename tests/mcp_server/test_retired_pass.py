@@ -22,7 +22,7 @@ def test_every_face_says_a_pass_was_retired(core: Swarm, redis_url: str) -> None
     cli = Cli(redis_url)
     waited = cli("task", "wait", "--pass", "day-5", "--timeout", "1", expect=1)
     said = " ".join(waited.stderr.split())
-    assert RETIRED in said and "its 1 settled tasks and 0 findings were removed" in said
+    assert RETIRED in said and "its 1 settled task and 0 findings were removed" in said
     assert "no task has ever been posted" not in said
     assert RETIRED in " ".join(cli("status", "--pass", "day-5").stderr.split())
     typo = cli("task", "wait", "--pass", "day-7", "--timeout", "1", expect=1)

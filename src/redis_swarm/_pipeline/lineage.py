@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._codec import iso
+from .._codec import counted, iso
 from .._errors import NotFound, ValidationError
 from .._models import Finding, RetiredPass, Synthesis, Task, TaskCosts
-from .._printable import short_version
+from .._printable import short, short_version
 from .._usage import FIGURES, Money, Sum, Usage, summed_figures
 from .names import is_planning_queue, plan_owner, synthesizer_task_of
 from .records import EARLIER_PASSES, Spent, runs_of, spending, synthesizer_task
@@ -321,14 +321,6 @@ def _runs_note(figures: dict[str, Any], runs: Any, unpriced: Any) -> str:
     return no_cost_note({**figures, "runs": runs, "runs_without_cost": unpriced})
 
 
-def _one_line(text: Any, limit: int) -> str:
-    """``text`` (a summary, a description) on one line, cut at ``limit`` characters, as
-    ``swarm findings`` shows a summary (``cli._common.short``): a newline in it would start
-    a line at column 0, outside the tree."""
-    value = " ".join(str(text or "").split())
-    return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
 def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = None) -> list[str]:
     """The lineage tree as indented lines, every cost said with its tokens (``usage_line``)
     and with the decimals at which its totals add up (``lineage_money``)."""
@@ -360,22 +352,22 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
             context = f"context {node['context_owner']}@{version}"
         late = " (superseded: reported after its task was settled)" * bool(node.get("superseded"))
         lines = [
-            f"{pad}finding {node['id']}{late}: {_one_line(node['summary'], 80)}",
+            f"{pad}finding {node['id']}{late}: {short(node['summary'], 80)}",
             f"{pad}  worker {node['worker'] or UNKNOWN}, model {node['model'] or UNKNOWN}, "
             f"attempt {node['attempt'] or UNKNOWN}, {context}{cost}",
         ]
         task = node.get("task")
         if task:
             lines.append(
-                f"{pad}  task {task['id']} ({task['status']}): {_one_line(task['description'], 80)}"
+                f"{pad}  task {task['id']} ({task['status']}): {short(task['description'], 80)}"
             )
             if task.get("failed_runs"):
                 lines.append(f"{pad}    failed runs: {money.line(task['failed_runs'])}")
         for a in node.get("answers", ()):
             lines.append(
-                f"{pad}  asked {a['queue']}: {_one_line(a['question'], 60)} -> answer {a['id']} "
+                f"{pad}  asked {a['queue']}: {short(a['question'], 60)} -> answer {a['id']} "
                 f"by {a['answerer'] or UNKNOWN} ({money.line(a.get('usage'))}): "
-                f"{_one_line(a['text'], 60)}"
+                f"{short(a['text'], 60)}"
             )
         for q in node.get("retired_questions", ()):
             how = (
@@ -385,10 +377,11 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
             )
             lines.append(f"{pad}  asked: question {q['id']} ({how}: swarm retire --questions)")
     elif kind == "task":
-        lines = [f"{pad}task {node['id']} ({node['status']}, {node['attempts']} attempt(s)): "
-                 f"{_one_line(node['description'], 80)}"]  # fmt: skip
+        attempts = counted(node["attempts"], "attempt")
+        lines = [f"{pad}task {node['id']} ({node['status']}, {attempts}): "
+                 f"{short(node['description'], 80)}"]  # fmt: skip
         if node.get("dead_reason"):
-            lines.append(f"{pad}  dead: {_one_line(node['dead_reason'], 160)}")
+            lines.append(f"{pad}  dead: {short(node['dead_reason'], 160)}")
         if node.get("failed_runs"):
             lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
     elif node.get("earlier"):

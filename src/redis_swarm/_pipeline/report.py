@@ -10,7 +10,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._codec import iso, now_ms
+from .._codec import counted, iso, now_ms
 from .._errors import NotFound
 from .._models import Finding, RetiredPass, Task, TaskStatus
 from .._printable import printable
@@ -356,8 +356,8 @@ def retired_note(row: Mapping[str, Any]) -> str:
     )
     return (
         f"pass {row['name']!r} was retired on {retired['at'] or 'an unknown date'} "
-        f"(swarm retire): its {retired['tasks']} settled task(s) and "
-        f"{retired['findings']} finding(s) were removed, and the costs shown no longer "
+        f"(swarm retire): its {counted(retired['tasks'], 'settled task')} and "
+        f"{counted(retired['findings'], 'finding')} were removed, and the costs shown no longer "
         f"count what their runs cost; {kept}"
     )
 

@@ -65,7 +65,10 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             costs = swarm.pass_costs(pass_name)
         except NotFound as missing:  # (a misspelt pass reads as an empty one): noted below
             unknown = str(missing)
-        report["pass"]["costs"] = None if costs is None else costs.to_dict()
+        # not_counted: what the total never covers, as the MCP swarm_status tool says it.
+        report["pass"]["costs"] = (
+            None if costs is None else {**costs.to_dict(), "not_counted": costs.NOT_COUNTED}
+        )
 
     def human() -> None:
         # A year of daily runs is a thousand settled passes: drawn whole, they took seconds

@@ -27,7 +27,7 @@ from .._config import Settings
 from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
-from .._printable import printable
+from .._printable import printable, short  # short: the commands import it from here
 from .._validate import MAX_JSON_DEPTH, MAX_PAGE, check_json_depth
 from ._app import App
 
@@ -450,12 +450,6 @@ def ago(ms: int | None) -> str:
     else:
         text = f"{delta / 86400:.1f}d"
     return f"in {text}" if future else f"{text} ago"
-
-
-def short(text: Any, limit: int = 80) -> str:
-    """``text`` on one line, cut at ``limit`` characters, safe to print."""
-    value = printable(" ".join(str(text or "").split()))
-    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 @contextlib.contextmanager

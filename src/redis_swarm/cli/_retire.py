@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from .._codec import counted
 from .._models import RetiredPass, RetiredQuestions
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
@@ -62,34 +63,29 @@ def retire(
     app.emit(retired, lambda: click.echo(printable(_questions_line(retired))))
 
 
-def _many(n: int, noun: str) -> str:
-    """``n`` of a thing, singular or plural: "1 task", "2 tasks"."""
-    return f"{n} {noun if n == 1 else noun + 's'}"
-
-
 def _them(n: int) -> str:
     return "it" if n == 1 else "them"
 
 
 def _pass_line(done: RetiredPass) -> str:
     verb = "would retire" if done.dry_run else "retired"
-    left = [f"{_many(done.kept, 'open task')} kept"]
+    left = [f"{counted(done.kept, 'open task')} kept"]
     if done.cited:
         left.append(
-            f"{_many(done.cited, 'settled task')} kept: a synthesis of another pass cites "
+            f"{counted(done.cited, 'settled task')} kept: a synthesis of another pass cites "
             f"{_them(done.cited)}"
         )
     if done.corrupt:
         left.append(_unreadable(done.corrupt))
     return (
-        f"{verb} pass {done.pass_name}: {_many(done.tasks, 'task')}, "
-        f"{_many(done.findings, 'finding')} ({'; '.join(left)})"
+        f"{verb} pass {done.pass_name}: {counted(done.tasks, 'task')}, "
+        f"{counted(done.findings, 'finding')} ({'; '.join(left)})"
     )
 
 
 def _questions_line(done: RetiredQuestions) -> str:
     verb = "would retire" if done.dry_run else "retired"
-    left = [f"{_many(done.open, 'open question')} kept"]
+    left = [f"{counted(done.open, 'open question')} kept"]
     if done.recent:
         left.append(f"{done.recent} settled within {done.older_than_s:g} s kept")
     if done.cited:
@@ -97,16 +93,16 @@ def _questions_line(done: RetiredQuestions) -> str:
         left.append(f"{done.cited} kept: a synthesis cites {their} answer")
     if done.other:
         left.append(
-            f"{_many(done.other, 'task')} with a pass or shard kept: swarm retire PASS frees "
+            f"{counted(done.other, 'task')} with a pass or shard kept: swarm retire PASS frees "
             f"{_them(done.other)}"
         )
     if done.corrupt:
         left.append(_unreadable(done.corrupt))
     return (
-        f"{verb} questions of {done.queue}: {_many(done.questions, 'question')}, "
-        f"{_many(done.findings, 'finding')} ({'; '.join(left)})"
+        f"{verb} questions of {done.queue}: {counted(done.questions, 'question')}, "
+        f"{counted(done.findings, 'finding')} ({'; '.join(left)})"
     )
 
 
 def _unreadable(n: int) -> str:
-    return f"{_many(n, 'record')} stored unreadable kept: swarm doctor names {_them(n)}"
+    return f"{counted(n, 'record')} stored unreadable kept: swarm doctor names {_them(n)}"

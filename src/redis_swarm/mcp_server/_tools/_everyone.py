@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..._codec import dumps
 from ..._errors import SwarmError
+from ..._models import PassCosts
 from .._render import blocks, plain, tool_error
 from .._roles import EVERYONE, tool
 from ._base import ToolsBase
@@ -27,9 +28,8 @@ class EveryoneTools(ToolsBase):
         pass_name: Annotated[
             str | None,
             Field(
-                description="A pass: also say what every agent run behind it cost (its "
-                "findings, superseded ones too, its tasks' failed runs, its syntheses; not a "
-                "pipeline's planner and synthesizer tasks, nor answers to questions asked)."
+                description="A pass: also say what every agent run behind it cost "
+                f"({PassCosts.COVERS}; not counted: {PassCosts.NOT_COUNTED})."
             ),
         ] = None,
     ) -> CallToolResult:
