@@ -2,8 +2,9 @@
 
 Records are frozen dataclasses with ``str`` enums for statuses. Timestamps are UTC epoch
 milliseconds everywhere, and ISO-8601 UTC when shown (``iso``); sizes are shown by
-``byte_size``, and counts of a thing by ``counted`` (``1 task``, ``2 tasks``: the core's
-messages say them too, and ``_printable`` imports ``_models``, so it lives here). ``to_dict``
+``byte_size``, counts of a thing by ``counted`` (``1 task``, ``2 tasks``) and the names a
+message offers by ``first_few`` ("a, b and 3 more"): the core's messages say them too, and
+``_printable`` imports ``_models``, so they live here. ``to_dict``
 / ``from_dict`` are the only way records cross a boundary (Redis, JSON output, MCP, HTTP).
 The records themselves live in ``_models`` (tasks, findings, agents, events, status),
 ``_usage`` (what agent runs cost) and ``_context_records``.
@@ -17,11 +18,21 @@ import json
 import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar, Union
 
-__all__ = ["Record", "built", "byte_size", "counted", "dumps", "iso", "loads", "now_ms"]
+__all__ = [
+    "Record",
+    "built",
+    "byte_size",
+    "counted",
+    "dumps",
+    "first_few",
+    "iso",
+    "loads",
+    "now_ms",
+]
 
 R = TypeVar("R", bound="Record")
 
@@ -60,6 +71,13 @@ def counted(n: int, noun: str, plural: str = "") -> str:
     ``2 tasks``, ``1,206 settled passes`` (``plural``: the noun's plural when it is not the
     noun with an s)."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def first_few(names: Sequence[str], most: int, none: str = "none yet") -> str:
+    """The first ``most`` of ``names`` as a message lists candidates ("a, b and 3 more"),
+    ``none`` when there are none."""
+    shown = ", ".join(names[:most]) or none
+    return f"{shown} and {len(names) - most:,} more" if len(names) > most else shown
 
 
 def dumps(value: Any) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
-from ._codec import Record, counted, dumps, iso, loads
+from ._codec import Record, counted, dumps, first_few, iso, loads
 from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
@@ -89,9 +89,7 @@ def unknown_pass(
             f"there is {doing}; "
             "its synthesis, if it had one, is kept"
         )
-    known = ", ".join(dumps(p) for p in passes[:_PASSES_NAMED]) or "none yet"
-    if len(passes) > _PASSES_NAMED:
-        known += f" and {len(passes) - _PASSES_NAMED} more"
+    known = first_few([dumps(p) for p in passes], _PASSES_NAMED)
     return (
         f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
         f"passes: {known}; {lists}), or post its tasks first"

@@ -24,7 +24,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from .._codec import UNREADABLE, loads
+from .._codec import UNREADABLE, first_few, loads
 from .._errors import NotFound
 from .._keys import ASSIST_QUEUE, Keys, ask_queue, askable, is_ask_queue
 from .._models import OPEN_STATUSES, RetiredQuestions
@@ -55,15 +55,13 @@ def question_queue(target: str) -> str:
 
 def _unknown(target: str, queue: str, fields: Iterable[Any]) -> str:
     asked = [q for q in queue_names(fields) if is_ask_queue(q)]
-    known = ", ".join(asked[:10]) or "none yet"
-    more = f" and {len(asked) - 10:,} more" if len(asked) > 10 else ""
     of = "" if target == queue else f" (queue {queue})"
     # (the peer-assist queue is offered only to one who named something else)
     assist = "" if queue == ASSIST_QUEUE else f", or {ASSIST_QUEUE!r}"
     return (
         f"no question was ever asked of {target!r}{of}: nothing to retire. Name an owner or "
         f"agent asked (its queue {ask_queue('OWNER')}){assist}; the queues of questions "
-        f"there are: {known}{more}"
+        f"there are: {first_few(asked, 10)}"
     )
 
 

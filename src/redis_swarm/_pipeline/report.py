@@ -10,7 +10,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._codec import counted, iso, now_ms
+from .._codec import counted, first_few, iso, now_ms
 from .._errors import NotFound
 from .._models import Finding, RetiredPass, Task, TaskStatus
 from .._printable import printable
@@ -97,9 +97,7 @@ def _unknown_pipeline(swarm: Swarm, name: str) -> str:
     """What ``status`` and ``report`` say of a pipeline no run stored a plan of (a misspelt
     name, most often): the pipelines there are, as many as ``_PIPELINES_NAMED``."""
     known = pipeline_names(swarm)
-    listed = ", ".join(repr(n) for n in known[:_PIPELINES_NAMED]) or "none yet"
-    if len(known) > _PIPELINES_NAMED:
-        listed += f" and {len(known) - _PIPELINES_NAMED} more"
+    listed = first_few([repr(n) for n in known], _PIPELINES_NAMED)
     return (
         f"no pipeline {name!r} in swarm {swarm.name!r}. Check its name (the pipelines: "
         f"{listed}), or start it with swarm pipeline run PLAN.toml"
@@ -585,9 +583,7 @@ _GONE_NAMED = 10  # the ids of findings no longer stored that the report names
 def _gone_line(gone: Sequence[str], retired: Mapping[str, Any] | None) -> str:
     """The report's line for the findings a synthesis cites that are no longer stored:
     retired with the pass (``swarm retire``), or else missing (``swarm doctor`` looks)."""
-    ids = ", ".join(f"[{fid}]" for fid in gone[:_GONE_NAMED])
-    if len(gone) > _GONE_NAMED:
-        ids += f" and {len(gone) - _GONE_NAMED} more"
+    ids = first_few([f"[{fid}]" for fid in gone], _GONE_NAMED)
     if retired is not None:
         when = retired["at"] or "an unknown date"
         return f"- {ids}: retired with the pass on {when} (swarm retire): no longer stored"
