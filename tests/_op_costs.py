@@ -148,6 +148,13 @@ BOUNDS: dict[str, int] = {
     # time of its last step (``at``), read when it removed anything
     "retire_pass (a settled pass)": 4,
     "retired_passes": 1,
+    # the record, presence and TIME read together, then the compare-and-set (agent_swap)
+    "mark_stale": 2,
+    "tally": 2,
+    "retired_questions": 1,
+    "retired_asked (none retired, none listed)": 1,  # a second only for listed questions
+    # the pass's counters and the first page of its findings, tasks and syntheses, together
+    "pass_costs (a pass of one task)": 1,
 }
 
 
@@ -351,3 +358,14 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     done = meter("retire_pass (a settled pass)", lambda: far.retire_pass(PASS))
     assert done.tasks == scale.findings and done.findings >= scale.findings
     meter("retired_passes", far.retired_passes)
+    # --- what this session's operations cost (retire_questions walks the task index by
+    # creation time, a step per 500 tasks of any queue: it grows with the swarm, as a walk)
+    meter("mark_stale", lambda: far.mark_stale("far-agent"))
+    meter("tally", lambda: far.tally("far-agent", "loop_claims", "s1"))
+    meter("retired_questions", far.retired_questions)
+    meter("retired_asked (none retired, none listed)", lambda: far.retired_asked(task.id))
+    far.post_task("costed", "a task of a pass of its own", pass_name="P-costs")
+    costed = far.claim("costed", worker="far")
+    assert costed is not None
+    far.report(costed.id, costed.token, {"summary": "costed"})
+    meter("pass_costs (a pass of one task)", lambda: far.pass_costs("P-costs"))
