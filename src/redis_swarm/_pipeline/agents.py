@@ -31,9 +31,16 @@ from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, Swarm
 from .._executable import reach_env
 from .._models import Finding, Synthesis, Task, TaskStatus
 from .._outage import ride_out
-from .._runner import AgentOutput, build_command, default_worker_prefix, read_output, run_child
-from .._runner.output import quote_tail
-from .._runner.task_work import cli_failure, run_failure
+from .._runner import (
+    AgentOutput,
+    build_command,
+    cli_failure,
+    default_worker_prefix,
+    quote_tail,
+    read_output,
+    run_child,
+    run_failure,
+)
 from .._usage import Usage, usage_line, usd
 from .names import (
     pass_label,

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._codec import counted, iso
 from .._errors import NotFound, ValidationError
-from .._models import Finding, RetiredPass, Synthesis, Task, TaskCosts
+from .._models import Finding, RetiredPass, Synthesis, Task, TaskCosts, runs_of
 from .._printable import short, short_version
 from .._usage import FIGURES, Money, Sum, Usage, summed_figures
 from .names import is_planning_queue, plan_owner, synthesizer_task_of
-from .records import EARLIER_PASSES, Spent, runs_of, spending, synthesizer_task
+from .records import EARLIER_PASSES, Spent, spending, synthesizer_task
 from .report import (
     EARLIER,
     UNKNOWN,

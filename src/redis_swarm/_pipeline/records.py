@@ -39,7 +39,6 @@ __all__ = [
     "Spent",
     "pass_title_of",
     "read_pass",
-    "runs_of",
     "runs_without_cost",
     "spending",
     "synthesizer_task",

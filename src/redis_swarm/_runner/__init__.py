@@ -43,9 +43,10 @@ from .child import (
 )
 from .options import RunOptions, default_worker_prefix
 from .outcomes import OutcomeStatus, TaskOutcome
-from .output import AgentOutput, read_output
+from .output import AgentOutput, quote_tail, read_output
 from .pool import Runner
 from .serve import ServeOptions, Server, session_command
+from .task_work import cli_failure, run_failure
 
 __all__ = [
     "AgentOutput",
@@ -61,13 +62,16 @@ __all__ = [
     "build_command",
     "check_command",
     "check_program",
+    "cli_failure",
     "default_worker_prefix",
     "finding_tags",
     "missing_program",
     "normalize_finding",
     "parse_finding",
+    "quote_tail",
     "read_output",
     "run_child",
+    "run_failure",
     "session_command",
     "task_env",
 ]

@@ -87,10 +87,10 @@ def _questions_line(done: RetiredQuestions) -> str:
     verb = "would retire" if done.dry_run else "retired"
     left = [f"{counted(done.open, 'open question')} kept"]
     if done.recent:
-        left.append(f"{done.recent} settled within {done.older_than_s:g} s kept")
+        left.append(f"{done.recent:,} settled within {done.older_than_s:g} s kept")
     if done.cited:
         their = "its" if done.cited == 1 else "their"
-        left.append(f"{done.cited} kept: a synthesis cites {their} answer")
+        left.append(f"{done.cited:,} kept: a synthesis cites {their} answer")
     if done.other:
         left.append(
             f"{counted(done.other, 'task')} with a pass or shard kept: swarm retire PASS frees "
