@@ -21,6 +21,7 @@ from ._config import DEFAULT_HOME, Settings, swarm_from_env
 from ._errors import ConfigError
 
 __all__ = [
+    "CHECK_SWARM",
     "CONTEXT_CACHE_DIR",
     "ENV_AGENT",
     "ENV_CONTEXT_CACHE",
@@ -38,6 +39,14 @@ __all__ = [
 
 ENV_URL = "SWARM_URL"
 ENV_NAME = "SWARM_NAME"
+# Said of a user refused the keys of the swarm in use (a key refused, swarm doctor): a URL used
+# with another swarm's name, or with none (SWARM_NAME unset is swarm 'default'). Not one of
+# ``_hints``: every face is started with --swarm / SWARM_NAME, so each says it as it stands.
+# (Here, not in _translate: the CLI's --help must not import redis-py.)
+CHECK_SWARM = (
+    f"check --swarm / {ENV_NAME} (a user made by 'swarm acl' works on the one swarm it was "
+    "made for)"
+)
 ENV_HOME = "SWARM_HOME"
 ENV_AGENT = "SWARM_AGENT"
 ENV_CONTEXT_CACHE = "SWARM_CONTEXT_CACHE"

@@ -10,12 +10,12 @@ import redis.exceptions as rex
 from . import _errors as e
 from ._acl import ROLES, role_commands, role_scripts
 from ._config import Settings
+from ._env import CHECK_SWARM
 from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
 from ._scripts import function_name, script_sha
 
 __all__ = [
     "CERTIFICATE_REFUSED",
-    "CHECK_SWARM",
     "HANDSHAKE_FAILURE",
     "HANDSHAKE_TIMEOUT",
     "TLS_FILE_ERRORS",
@@ -396,14 +396,6 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
         f"{' or '.join(named)} user may ('swarm acl --role {named[0]} --user NAME' makes one; "
         "docs/security.md says what each role may do)"
     )
-
-
-# Said of a user refused the keys of the swarm in use: a URL used with another swarm's name,
-# or with none (SWARM_NAME unset is swarm 'default'); ``swarm doctor`` says it too. Not one of
-# ``_hints``: every face is started with --swarm / SWARM_NAME, so each says it as it stands.
-CHECK_SWARM = (
-    "check --swarm / SWARM_NAME (a user made by 'swarm acl' works on the one swarm it was made for)"
-)
 
 
 def _key_refused(swarm: str | None, operation: str | None) -> str:

@@ -18,9 +18,9 @@ import click
 from .._codec import iso
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
+from .._env import CHECK_SWARM
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._models import RECORD_KINDS
-from .._translate import CHECK_SWARM
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 if TYPE_CHECKING:
