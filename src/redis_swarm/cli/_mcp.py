@@ -16,6 +16,7 @@ from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from .._codec import dumps
 from .._env import ENV_URL, URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import ConfigError, SwarmError
+from .._mcp_names import EVERY_TOOL_ROLE
 from .._net import http_url, is_loopback
 from .._validate import check_queues
 from ..mcp_server._install import (
@@ -50,7 +51,7 @@ _TOKEN_ENV = "SWARM_MCP_TOKEN"
 _role_option = click.option(
     "--role",
     type=click.Choice(AGENT_ROLES),
-    default="all",
+    default=EVERY_TOOL_ROLE,
     show_default=True,
     help="Offer only this role's tools and prompts; sessions register with this role.",
 )

@@ -52,6 +52,7 @@ from .._client import AsyncSwarm
 from .._codec import dumps
 from .._config import Settings
 from .._errors import SwarmError
+from .._mcp_names import EVERY_TOOL_ROLE
 from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message
 from .._validate import READ_DEFAULT
 from ._budget import clip
@@ -121,7 +122,7 @@ _SEND_MESSAGE = SwarmTools.send_message.__name__
 _REQUEST_SYNTHESIS = SwarmTools.request_synthesis.__name__
 
 
-def instructions(queues: Sequence[str], role: str = "all") -> str:
+def instructions(queues: Sequence[str], role: str = EVERY_TOOL_ROLE) -> str:
     """What the server's instructions add for a channel session of ``role`` (Claude Code puts
     them in the model's system prompt)."""
     watched = f" and of claimable tasks in {', '.join(queues)}" if queues else ""
@@ -294,7 +295,7 @@ def notices(
     agent: str,
     queues: Sequence[str],
     bodies: dict[str, Message] | None = None,
-    role: str = "all",
+    role: str = EVERY_TOOL_ROLE,
 ) -> list[Notice]:
     """The notifications a batch of events makes for ``agent``, a session of ``role`` (each
     names only the tools that role has): one per kind (and queue), saying how many when there
@@ -315,7 +316,9 @@ class Channel:
     """The channel watchers of one server process: one per handshake-era connection, each
     following the event stream for its session's agent, in the server's task group."""
 
-    def __init__(self, settings: Settings, queues: Sequence[str] = (), role: str = "all") -> None:
+    def __init__(
+        self, settings: Settings, queues: Sequence[str] = (), role: str = EVERY_TOOL_ROLE
+    ) -> None:
         self.settings = settings
         self.queues = tuple(queues)
         self.role = role  # the server's: its sessions' tools are that role's

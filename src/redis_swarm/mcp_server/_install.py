@@ -40,6 +40,7 @@ from .._config import DEFAULT_HOME, mask_url
 from .._env import ENV_HOME, ENV_NAME, ENV_URL, URL_FROM_ENV_OPTION
 from .._errors import ConfigError
 from .._executable import swarm_command
+from .._mcp_names import EVERY_TOOL_ROLE
 from .._printable import printable
 
 if sys.version_info >= (3, 11):
@@ -140,7 +141,7 @@ def launch_spec(
     *,
     url: str,
     swarm: str,
-    role: str = "all",
+    role: str = EVERY_TOOL_ROLE,
     home: Path | None = None,
     agent_name: str | None = None,
     budget: int | None = None,

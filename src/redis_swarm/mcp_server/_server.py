@@ -28,6 +28,7 @@ from mcp_types import INVALID_PARAMS, ToolAnnotations
 
 from .._client import Swarm
 from .._errors import ConfigError, ValidationError
+from .._mcp_names import EVERY_TOOL_ROLE
 from .._net import Listening
 from .._validate import check_queues
 from ._arguments import StrictTool
@@ -79,7 +80,7 @@ _WORKFLOWS: dict[str, str] = {
         "ask shards for syntheses (request_synthesis) and message agents (send_message)."
     ),
 }
-_WORKFLOWS["all"] = " ".join(
+_WORKFLOWS[EVERY_TOOL_ROLE] = " ".join(
     ["redis-swarm: a shared memory and work bus for agents."]
     + [_WORKFLOWS[role] for role in ("shard", "worker", "coordinator")]
 )
@@ -97,7 +98,7 @@ INSTRUCTIONS: dict[str, str] = {role: _instructions(role) for role in AGENT_ROLE
 def build_server(
     swarm: Swarm,
     *,
-    role: str = "all",
+    role: str = EVERY_TOOL_ROLE,
     budget_tokens: int = DEFAULT_BUDGET_TOKENS,
     name: str | None = None,
     model: str | None = None,
@@ -141,7 +142,7 @@ def build_server(
     )
     tools = SwarmTools(swarm, sessions, budget, files)
     pushes = None if channel is None else Channel(swarm.settings, channel, role)
-    prompt_roles = PROMPT_ROLES if role == "all" else (role,)
+    prompt_roles = PROMPT_ROLES if role == EVERY_TOOL_ROLE else (role,)
     middleware: list[Any] = [
         RefuseMarked(),
         OnlyOwnPrompts(role, prompt_roles),

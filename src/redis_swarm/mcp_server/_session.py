@@ -247,7 +247,7 @@ class SessionRegistry:
         self,
         swarm: Swarm,
         *,
-        role: str = "all",
+        role: str = _mcp_names.EVERY_TOOL_ROLE,
         name: str | None = None,
         model: str | None = None,
         transport: str = "stdio",
