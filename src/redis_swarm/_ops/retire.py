@@ -74,6 +74,28 @@ def _syntheses_cite(
     return cited
 
 
+def _citation_reads(k: Keys, findings_of: str, chunk: int) -> tuple[Cmd, Cmd, Cmd]:
+    """What a retirement reads of the syntheses before it walks, and again when a step finds
+    one stored since: their count (read before them: one stored meanwhile makes the next
+    step stale, never missed), their first page, and the first ``chunk`` of the findings it
+    walks (``findings_of``)."""
+    return (
+        Cmd("ZCARD", k.synthesis_index),
+        Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
+        Cmd("ZRANGE", findings_of, 0, chunk - 1),
+    )
+
+
+def _citations_again(
+    ctx: OpContext, findings_of: str, chunk: int, *, but_pass: str | None = None
+) -> Operation[tuple[Any, set[str], Any]]:
+    """A step found a synthesis stored since the citations were read: read them again
+    (``_citation_reads``): their count, the findings they cite, the first chunk to walk."""
+    seen, scanned, first = yield Batch(_citation_reads(ctx.keys, findings_of, chunk))
+    cited = yield from _syntheses_cite(ctx, scanned, but_pass=but_pass)
+    return seen, cited, first
+
+
 def _walk_keys(k: Keys, name: str, queues: list[str], shards: list[str]) -> tuple[str, ...]:
     """The keys of every step but the chunk's own (see lua/pass_retire.lua)."""
     return (
@@ -109,11 +131,7 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
         (
             Cmd("HGETALL", k.pass_counts), Cmd("HKEYS", k.counts),
             Cmd("HGET", k.retired_passes, name),
-            # (the syntheses' count before they are read: one stored meanwhile makes the
-            # first step stale, never missed)
-            Cmd("ZCARD", k.synthesis_index),
-            Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
-            Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1),
+            *_citation_reads(k, findings_of, RETIRE_CHUNK),
             Cmd("TIME"),  # (when the call was made: the ``at`` of a run that removes nothing)
         )
     )  # fmt: skip
@@ -149,11 +167,9 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
              *(item for pair in zip(chunk, flags, strict=True) for item in pair)),
         )  # fmt: skip
         if text(reply[0]) == "stale":  # a synthesis stored since they were read: again
-            seen, scanned, first = yield Batch(
-                (Cmd("ZCARD", k.synthesis_index), Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
-                 Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
-            )  # fmt: skip
-            cited = yield from _syntheses_cite(ctx, scanned, but_pass=name)
+            seen, cited, first = yield from _citations_again(
+                ctx, findings_of, RETIRE_CHUNK, but_pass=name
+            )
             if dry_run:
                 tasks = findings = 0
             kept = cited_tasks = corrupt = unknown = 0

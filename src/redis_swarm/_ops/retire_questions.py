@@ -33,14 +33,11 @@ from .._validate import check_id, check_name
 from ._bus import now_from
 from ._work import STATUSES, check_number, text
 from .ask import MAX_ANSWERS_LISTED
-from .retire import _syntheses_cite
+from .retire import RETIRE_CHUNK, _citation_reads, _citations_again, _syntheses_cite
 from .tasks import queue_names
-from .views import SCAN_COUNT
 
 __all__ = ["RETIRE_CHUNK", "retire_questions", "retired_asked", "retired_questions"]
 
-# Entries one step examines: bounds the time Redis spends in one script call.
-RETIRE_CHUNK = 500
 # The longest wait one can ask for (as ``Seconds`` bounds a CLI duration): about 31 years.
 MAX_OLDER_THAN_S = 1e9
 
@@ -154,11 +151,7 @@ def retire_questions(
         (
             Cmd("HMGET", k.counts, f"{queue}|pending", f"{queue}|delayed"),
             Cmd("HKEYS", k.counts), Cmd("HGET", k.retired_questions, queue),
-            # (the syntheses' count before they are read: one stored meanwhile makes the
-            # first step stale, never missed)
-            Cmd("ZCARD", k.synthesis_index),
-            Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
-            Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1),
+            *_citation_reads(k, findings_of, RETIRE_CHUNK),
             Cmd("TIME"),  # (the cutoff, and the ``at`` of a run that removes nothing)
         )
     )  # fmt: skip
@@ -183,11 +176,7 @@ def retire_questions(
              len(walk.chunk), *entries),
         )  # fmt: skip
         if text(reply[0]) == "stale":  # a synthesis stored since they were read: again
-            seen, scanned, first = yield Batch(
-                (Cmd("ZCARD", k.synthesis_index), Cmd("HSCAN", k.syntheses, 0, "COUNT", SCAN_COUNT),
-                 Cmd("ZRANGE", findings_of, 0, RETIRE_CHUNK - 1))
-            )  # fmt: skip
-            cited = yield from _syntheses_cite(ctx, scanned)
+            seen, cited, first = yield from _citations_again(ctx, findings_of, RETIRE_CHUNK)
             removed = walk.counts[:2]
             walk = _Walk(start, cutoff, first, cited)
             if not dry_run:  # (what went is gone: counted, not to be counted again)

@@ -58,6 +58,15 @@ local function load_task(tasks, id)
   return t
 end
 
+-- A record of hash `key` for a walk that may meet damaged ones (the retirements): nil when
+-- there is none, false when it cannot be decoded.
+local function load_record(key, id)
+  local ok, record = pcall(load_task, key, id)
+  if ok and record == nil then return nil end
+  if not ok or type(record) ~= 'table' then return false end
+  return record
+end
+
 local function save_task(tasks, t)
   local raw = cjson.encode(t)
   redis.call('HSET', tasks, t.id, raw)

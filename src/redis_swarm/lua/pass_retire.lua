@@ -75,14 +75,6 @@ local function drop(key, field)
   fields[field] = (fields[field] or 0) + 1
 end
 
--- A record of hash `key`: nil when there is none, false when it cannot be decoded.
-local function load(key, id)
-  local ok, record = pcall(load_task, key, id)
-  if ok and record == nil then return nil end
-  if not ok or type(record) ~= 'table' then return false end
-  return record
-end
-
 -- The index keys finding f is listed in: nil when one of them was not given ('unknown'),
 -- or when f names another pass ('corrupt').
 local function finding_keys(f)
@@ -110,7 +102,7 @@ end
 
 -- One finding of the findings or sweep phase; returns whether its entry stays.
 local function walk_finding(fid, flag, sweep)
-  local f = load(KEYS[9], fid)
+  local f = load_record(KEYS[9], fid)
   if f == nil then  -- an entry of no stored finding
     if not retire then return true end
     redis.call('ZREM', KEYS[11], fid)
@@ -125,7 +117,7 @@ local function walk_finding(fid, flag, sweep)
     protected[#protected + 1] = f.task_id
     return true
   end
-  local t = load(KEYS[1], f.task_id)
+  local t = load_record(KEYS[1], f.task_id)
   if t == false then return true end  -- its task unreadable: counted in the tasks phase
   if t and not SETTLED[t.status] then return true end
   if t and t.finding_id == fid and f.superseded ~= true then return true end  -- its task's own
@@ -153,7 +145,7 @@ local function remove_task(t, own)
   end
   local fid, fkeys = nil, nil
   if t.finding_id then
-    local f = load(KEYS[9], t.finding_id)
+    local f = load_record(KEYS[9], t.finding_id)
     if f == false then return 'corrupt' end
     if f and f.task_id == id then
       local why
@@ -187,7 +179,7 @@ end
 -- One task of the tasks phase (own: its asked and webhooks keys); returns whether its entry
 -- stays.
 local function walk_task(id, flag, own)
-  local t = load(KEYS[1], id)
+  local t = load_record(KEYS[1], id)
   if t == nil then  -- an entry of no stored task
     if retire then redis.call('ZREM', KEYS[8], id) end
     return not retire

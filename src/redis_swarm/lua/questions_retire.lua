@@ -77,14 +77,6 @@ local function kept_from(created)
   if at and at < walked then walked = at end
 end
 
--- A record of hash `key`: nil when there is none, false when it cannot be decoded.
-local function load(key, id)
-  local ok, record = pcall(load_task, key, id)
-  if ok and record == nil then return nil end
-  if not ok or type(record) ~= 'table' then return false end
-  return record
-end
-
 -- Why task t of the queue stays ('open', 'recent', 'other', 'other open': a task of a pass
 -- or shard, settled or not, which the client takes apart from the counters' settled and
 -- open figures), or nil: it is retirable.
@@ -115,7 +107,7 @@ end
 
 -- One finding of the findings or sweep phase; returns whether its entry stays.
 local function walk_finding(fid, flag, sweep)
-  local f = load(KEYS[7], fid)
+  local f = load_record(KEYS[7], fid)
   if f == nil then  -- an entry of no stored finding
     if retire then redis.call('ZREM', KEYS[9], fid) end
     return not retire
@@ -127,7 +119,7 @@ local function walk_finding(fid, flag, sweep)
     protected[#protected + 1] = f.task_id
     return true
   end
-  local t = load(KEYS[1], f.task_id)
+  local t = load_record(KEYS[1], f.task_id)
   if t == false then return true end  -- its task unreadable: counted in the tasks phase
   if t then
     if stays(t) then return true end
@@ -155,7 +147,7 @@ end
 -- One question of the tasks phase (own: its asked and webhooks keys, and the asked index
 -- of its asker's task or nil).
 local function walk_task(id, flag, own)
-  local t = load(KEYS[1], id)
+  local t = load_record(KEYS[1], id)
   if t == nil then return end  -- gone meanwhile (another run removed it)
   if not t then
     corrupt = corrupt + 1
@@ -174,7 +166,7 @@ local function walk_task(id, flag, own)
   end
   local fid = nil
   if t.finding_id then
-    local f = load(KEYS[7], t.finding_id)
+    local f = load_record(KEYS[7], t.finding_id)
     if f == false then  -- its answer unreadable: kept with it
       corrupt = corrupt + 1
       kept_from(t.created_at)
@@ -262,7 +254,7 @@ local function scan_tasks()
     local id, score = entries[i], entries[i + 1]
     if tonumber(score) > cutoff then return found, true end
     cursor_id, cursor_score = id, score
-    local t = load(KEYS[1], id)
+    local t = load_record(KEYS[1], id)
     if t == false then
       if of_queue(id) then  -- (another queue's is swarm doctor's to name: not counted here)
         corrupt = corrupt + 1
