@@ -329,6 +329,32 @@ def test_worker_cannot_read_webhook_credentials(as_user: Any) -> None:
     assert c.delete_webhook(task.id, hook.id)
 
 
+def test_worker_refused_webhooks_is_told_it_may_not_read_them(as_user: Any) -> None:
+    """The webhooks operation only reads: a worker refused it was refused a key it may not
+    read at all, so the refusal says that (not "a key its role may only read"), and who may."""
+    task = as_user("shard").post_task("q1", "look")
+    with pytest.raises(PermissionDenied) as info:
+        as_user("worker").webhooks(task.id)
+    said = str(info.value)
+    assert "may not even read" in said and "webhooks" in said, said
+    assert "may only read" not in said and "shard or coordinator user may" in said, said
+
+
+def test_a_worker_may_cancel_but_not_requeue_as_docs_security_says(as_user: Any) -> None:
+    """Cancel runs renew's script (rs_task_update), so a worker's rules allow it; requeue
+    runs it too, but removes from the dead-letter set, which a worker may only add to:
+    docs/security.md's role table and threat model say both."""
+    shard, w = as_user("shard"), as_user("worker")
+    assert w.cancel(shard.post_task("q1", "drop me").id).status.value == "cancelled"
+    dying = shard.post_task("q2", "fail me", max_attempts=1)
+    claimed = w.claim("q2", worker="w1")
+    assert claimed is not None and claimed.id == dying.id and claimed.token is not None
+    w.fail(claimed.id, claimed.token, "broken")
+    with pytest.raises(PermissionDenied):
+        w.requeue_dead(dying.id)
+    assert shard.requeue_dead(dying.id).status.value == "pending"
+
+
 def test_shard_owns_its_swarm_only(as_user: Any) -> None:
     s = as_user("shard")
     run(s, "HSET", K.contexts, "o", "{}")

@@ -93,7 +93,7 @@ def test_the_cli_keeps_serving(redis_url: str) -> None:
         bad = spoil(swarm, redis_url)
     out = cli("findings")
     assert bad.good_finding in out.stdout and bad.bad_finding not in out.stdout
-    assert f"left out 1 corrupt record(s): {bad.bad_finding}" in out.stderr
+    assert f"left out 1 corrupt record: {bad.bad_finding}" in out.stderr
     assert cli.json("findings", "--all")["corrupt"] == [bad.bad_finding]
     out = cli("task", "list")
     assert bad.good_task in out.stdout and bad.bad_task in out.stderr

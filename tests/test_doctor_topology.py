@@ -83,7 +83,7 @@ def test_sentinel_names_its_master_sentinels_and_replicas(sentinel: LocalSentine
                      "quorum": 2, "replicas": 1, "replicas_up": 1}  # fmt: skip
     row = _rows(cli)["sentinel"]
     assert f"master 127.0.0.1:{sentinel.master_port()} (service {SERVICE})" in row
-    assert "3 sentinel(s), quorum 2" in row and "1 replica(s), 1 of them up" in row
+    assert "3 sentinels, quorum 2" in row and "1 replica, up;" in row
 
 
 def test_sentinel_problems_are_flagged(sentinel: LocalSentinel) -> None:
@@ -106,7 +106,7 @@ def test_sentinel_problems_are_flagged(sentinel: LocalSentinel) -> None:
         report = cli.json("doctor")  # the swarm works: a warning, not a failure
         assert report["ok"] is True and report["sentinel"]["replicas"] == 1
         assert any(f"no replica of '{SERVICE}' is up" in w for w in report["warnings"])
-        assert "1 replica(s), 0 of them up" in _rows(cli)["sentinel"]
+        assert "1 replica, down;" in _rows(cli)["sentinel"]
     finally:
         sentinel.replica.proc.send_signal(signal.SIGCONT)
     sentinel.wait_ready()
@@ -177,7 +177,7 @@ def test_a_cluster_shows_its_state_slots_masters_and_replicas(cluster_url: str) 
                                  "masters": 3, "replicas": 3, "replicas_up": 3, "nodes": 6,
                                  "answering": 6}  # fmt: skip
     row = _rows(cli)["cluster"]
-    assert row == "ok; 16384 of 16384 slots assigned, 16384 ok; 3 master(s), 3 replica(s), " + (
+    assert row == "ok; 16384 of 16384 slots assigned, 16384 ok; 3 masters, 3 replicas, " + (
         "3 of them up; 6 of 6 nodes answering"
     )
 

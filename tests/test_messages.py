@@ -79,7 +79,7 @@ def test_request_synthesis(swarm: Swarm, redis_url: str) -> None:
     assert kinds[-2:] == [b"message.sent", b"synthesis.requested"]
     assert requested[b"shard"] == b"s1" and requested[b"pass"] == b"Pass 1: Signal Capture"
     assert requested[b"message"] == msg.id.encode()
-    with pytest.raises(ValidationError, match="pass_name"):
+    with pytest.raises(ValidationError, match="pass name"):
         swarm.request_synthesis("s1", " ", "x")
 
 

@@ -67,7 +67,7 @@ def test_a_master_a_failover_replaced_is_a_warning_not_a_master(cluster: LocalCl
     assert any(w.startswith(f"master 127.0.0.1:{promoted} has no replica online")
                for w in report["warnings"])  # fmt: skip
     rows = cli("doctor", env={"COLUMNS": "400"}).stdout
-    assert "3 master(s), 2 replica(s), 2 of them up; 5 of 6 nodes answering" in rows
+    assert "3 masters, 2 replicas, 2 of them up; 5 of 6 nodes answering" in rows
     # What it says to do works: every node forgets it.
     advice = warning.rpartition("make every node forget it: ")[2]
     assert advice.startswith("redis-cli --cluster call ") and "CLUSTER FORGET" in advice

@@ -250,7 +250,7 @@ def test_doctor_names_no_binary_the_server_does_not(tmp_path: Path) -> None:
 def test_the_cluster_row_says_how_many_replicas_are_up(cluster_url: str) -> None:
     """It said "3 replica(s), 3 up", read as three nodes up."""
     out = Cli(cluster_url)("doctor").stdout
-    assert "3 master(s), 3 replica(s), 3 of them up;" in " ".join(out.split()), out
+    assert "3 masters, 3 replicas, 3 of them up;" in " ".join(out.split()), out
 
 
 # --- 6. doctor warns of a server anyone gets into

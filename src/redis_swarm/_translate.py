@@ -8,7 +8,7 @@ import re
 import redis.exceptions as rex
 
 from . import _errors as e
-from ._acl import ROLES, role_commands, role_scripts
+from ._acl import ROLES, WORKER_HIDDEN, role_commands, role_scripts
 from ._config import Settings
 from ._env import CHECK_SWARM
 from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
@@ -402,16 +402,20 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
     """Why a key was refused, and what to do. A user made by 'swarm acl' touches the keys of
     its own swarm only, so the swarm in use is named first: a URL used with the wrong swarm
     (most often SWARM_NAME unset: swarm 'default') is refused every key, whatever its role.
-    Else the key is one the role may only read; an operation the worker's role cannot run
-    (``_worker_may_run``) is a shard's or coordinator's, and says so."""
+    Else an operation the worker's role cannot run (``_worker_may_run``) is a shard's or
+    coordinator's, and says so; one that only reads was refused a key hidden from a worker
+    (every other key of its swarm is readable to every role); else the key is one the role
+    may only read."""
     in_use = f"swarm {swarm!r}, the swarm in use" if swarm is not None else "the swarm in use"
     said = f"a key it names is outside what the user's role may touch in {in_use}: {CHECK_SWARM}"
     uses = OPERATIONS.get(operation or "")
     if uses is not None and not _worker_may_run(uses):
+        return f"{said}; else a worker may not do this: {_SHARD_MAY}"
+    if uses is not None and _only_reads(uses):
+        hidden = ", ".join(sorted(WORKER_HIDDEN))
         return (
-            f"{said}; else a worker may not do this: a shard or coordinator user may ('swarm "
-            "acl --role shard --user NAME' makes one; docs/security.md says what each role "
-            "may do)"
+            f"{said}; else the key is one a worker may not even read (a worker reads every "
+            f"key of its swarm but these: {hidden}): {_SHARD_MAY}"
         )
     return (
         f"{said}; else the key is one its role may only read: docs/security.md says what each "
@@ -419,9 +423,20 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
     )
 
 
+# What a refusal says of an operation that is a shard's or coordinator's, not a worker's.
+_SHARD_MAY = (
+    "a shard or coordinator user may ('swarm acl --role shard --user NAME' makes one; "
+    "docs/security.md says what each role may do)"
+)
+
 # The commands a worker may run on some keys of its swarm only (its writes): an operation
 # sending one itself may write a key the worker may only read.
 _WORKER_WRITE_COMMANDS = frozenset().union(*WORKER_WRITES.values())
+
+
+def _only_reads(uses: Uses) -> bool:
+    """Whether an operation sending ``uses`` only reads: no script, no write command."""
+    return not uses.scripts and not uses.commands & _WORKER_WRITE_COMMANDS
 
 
 def _worker_may_run(uses: Uses) -> bool:

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_CLAIM_BATCH",
     "MAX_DELAY_S",
     "MAX_DESCRIPTION_CHARS",
+    "MAX_DURATION_S",
     "MAX_EVENTS",
     "MAX_HITS",
     "MAX_JSON_DEPTH",
@@ -57,6 +58,9 @@ MAX_PASS_WAIT_S = 7 * 86_400.0  # the longest a wait for a pass or queue to sett
 # A failed task waits its queue's retry_backoff_s, then twice that, ... at most this long (the
 # cap); a queue's first wait is at most the cap too (past it, every wait would be the cap).
 MAX_RETRY_BACKOFF_S = 300.0
+# The longest duration any call takes where no tighter bound applies (retire_questions'
+# older_than_s; every CLI duration, ``Seconds``): about 31 years.
+MAX_DURATION_S = 1e9
 MAX_PAGE = 1_000  # the most items one page of a listing holds (its limit)
 # A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.
 MAX_POLL_S = 60.0

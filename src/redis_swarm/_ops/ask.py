@@ -33,6 +33,7 @@ from .._errors import (
 from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK
 from .._keys import ASSIST_QUEUE, ask_queue, askable
 from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskStatus, answer_fields
+from .._printable import short
 from .._protocol import INTERRUPTS, Batch, Cmd, OpContext, Operation
 from .._usage import Usage
 from .._validate import MAX_ASK_TIMEOUT_S, check_id, check_name
@@ -189,7 +190,7 @@ def _settled(ctx: OpContext, task: Task, target: str, posted: bool) -> Operation
         raise InvalidState(
             f"question {task.id} to {target!r} was cancelled before it was answered ({by}; "
             "its task.cancelled event says when, nothing records by whom): ask again (the "
-            "same dedupe_key posts it anew)"
+            "same dedupe key posts it anew)"
         )
     return None
 
@@ -258,7 +259,7 @@ def ask(
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_ASK_TIMEOUT_S)
     if dedupe_key is not None:
-        check_label("dedupe_key", dedupe_key)
+        check_label("dedupe key", dedupe_key)
     unclaimed = _Unclaimed(
         on_unclaimed, check_number("unclaimed_after_s", unclaimed_after_s, 0, MAX_ASK_TIMEOUT_S)
     )
@@ -303,7 +304,7 @@ def ask(
             if answered is not None:
                 return answered
             if remaining <= 0:
-                late = yield from _give_up(ctx, q, task, target, queue, timeout, dedupe_key)
+                late = yield from _give_up(ctx, q, task, asking, target, timeout)
                 return late
             if unclaimed.due(task):
                 try:
@@ -482,7 +483,7 @@ def _died(task: Task, target: str) -> str:
 
 def _collect(dedupe_key: str | None) -> str:
     """How to collect the answer of a question left open (the sentence names it)."""
-    again = "" if dedupe_key is None else ", or ask again with the same dedupe_key"
+    again = "" if dedupe_key is None else ", or ask again with the same dedupe key"
     return f"its answer will be the finding that completes it {SHOW_TASK}{again}"
 
 
@@ -627,16 +628,11 @@ class _Renewal:
 
 
 def _give_up(
-    ctx: OpContext,
-    q: _Question,
-    task: Task,
-    target: str,
-    queue: str,
-    timeout: float,
-    dedupe_key: str | None,
+    ctx: OpContext, q: _Question, task: Task, asking: _Asking, target: str, timeout: float
 ) -> Operation[Answer]:
     """Let the question go (``_let_go``) and raise Timeout; an answer that won the race
     with its withdrawal is returned instead."""
+    queue, dedupe_key = asking.queue, asking.dedupe_key
     claimed = task.attempts > 0
     if claimed:
         who = (
@@ -654,9 +650,25 @@ def _give_up(
     left_open = q.id is not None and (q.kept or not q.posted)
     again = "" if left_open else ". Ask again with a longer timeout"
     raise Timeout(
-        f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}",
+        f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}"
+        f"{_other_text(task, asking)}",
         task_id=task.id,
         claimed=claimed,
+    )
+
+
+_QUOTED_CHARS = 80  # of the other text a message quotes
+
+
+def _other_text(task: Task, asking: _Asking) -> str:
+    """What a timeout adds when the question waited for is not the one asked: one the
+    dedupe key met, asked with other text (whose answer answers that text, not this one)."""
+    if asking.dedupe_key is None or task.description.strip() == asking.question.strip():
+        return ""
+    return (
+        f". The dedupe key met question {task.id}, asked with other text "
+        f"({short(task.description, _QUOTED_CHARS)!r}): its answer will answer that text, "
+        "not yours; ask with another key for an answer to yours"
     )
 
 

@@ -44,7 +44,7 @@ def pass_costs(ctx: OpContext, pass_name: str) -> Operation[PassCosts]:
     A pass no task was ever posted to raises NotFound naming the passes there are, as
     ``wait`` and ``retire_pass`` do; a retired pass is summed from what it still holds (its
     syntheses, tasks posted since), with ``retired`` saying what went."""
-    name = check_label("pass_name", pass_name)
+    name = check_label("pass name", pass_name)
     k = ctx.keys
     tally = _Tally()
     known, *scanned = yield from together(

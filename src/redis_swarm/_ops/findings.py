@@ -311,7 +311,7 @@ def findings(
     if shard is not None:
         wanted.append(("shard", "shard", check_name("shard", shard)))
     if pass_name is not None:
-        wanted.append(("pass", "pass_name", check_label("pass_name", pass_name)))
+        wanted.append(("pass", "pass_name", check_label("pass name", pass_name)))
     if queue is not None:
         wanted.append(("queue", "queue", check_name("queue", queue)))
     if wanted:
@@ -344,7 +344,7 @@ def synthesize(
     ``usage``: the model of the agent that wrote it and what it cost, when one did. A
     ``synthesis_id`` already stored returns the stored synthesis (nothing is rewritten)."""
     check_name("shard", shard)
-    check_label("pass_name", pass_name)
+    check_label("pass name", pass_name)
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("a synthesis needs a non-empty text")
     if isinstance(sources, str) or not isinstance(sources, Sequence):
@@ -414,7 +414,7 @@ def syntheses(
     if shard is not None:
         filters += ["shard", check_name("shard", shard)]
     if pass_name is not None:
-        filters += ["pass_name", check_label("pass_name", pass_name)]
+        filters += ["pass_name", check_label("pass name", pass_name)]
     k = ctx.keys
     return (
         yield from page(

@@ -159,9 +159,11 @@ def request_synthesis(
     ``pass_name`` and ``instructions``, plus a ``synthesis.requested`` event."""
     shard = check_agent("shard agent", shard)
     if not isinstance(pass_name, str) or not pass_name.strip():
-        raise ValidationError("pass_name is empty: name the pass to synthesise")
+        raise ValidationError("the pass name is empty: name the pass to synthesise")
     if len(pass_name) > MAX_PASS_NAME_CHARS:
-        raise ValidationError(f"pass_name is longer than {MAX_PASS_NAME_CHARS} characters")
+        raise ValidationError(
+            f"the pass name is longer than {MAX_PASS_NAME_CHARS} characters: shorten it"
+        )
     if not isinstance(instructions, str):
         raise ValidationError("instructions must be a string")
     body = f"Synthesize the findings of {pass_name}." + (

@@ -211,7 +211,7 @@ def _checked(
         abandons = _max_abandons(max_abandons)
         parts.append(f',"max_abandons":{abandons}')
     if pass_name is not None:
-        pass_name = check_label("pass_name", pass_name)
+        pass_name = check_label("pass name", pass_name)
         pass_id = label_id(pass_name)
         parts.append(f',"pass_name":{_json_str(pass_name)},"pass_id":"{pass_id}"')
     due: object = ""  # task_post's not_before argument
@@ -227,7 +227,7 @@ def _checked(
         delay_ms = round(check_number("delay_s", delay_s, 0, MAX_DELAY_S) * 1000)
         due = f"+{delay_ms}"
     if dedupe_key is not None:
-        dedupe_key = check_label("dedupe_key", dedupe_key)
+        dedupe_key = check_label("dedupe key", dedupe_key)
         parts.append(f',"dedupe_key":{_json_str(dedupe_key)}')
     if parent is not None:
         parent = check_name("parent", parent)
@@ -562,7 +562,7 @@ def list_tasks(
             ) from None
         filters += ["status", wanted.value]
     if pass_name is not None:
-        pass_name = check_label("pass_name", pass_name)
+        pass_name = check_label("pass name", pass_name)
     index = k.task_index if pass_name is None else k.pass_tasks(pass_name)
     keys = (index, k.tasks, k.task_data) if with_data else (index, k.tasks)
     cursor = check_cursor(cursor)
@@ -774,7 +774,7 @@ def shard_stats(ctx: OpContext, shards: Sequence[str]) -> Operation[dict[str, Sh
 
 
 def pass_fields(pass_name: str) -> list[str]:
-    pid = label_id(check_label("pass_name", pass_name))
+    pid = label_id(check_label("pass name", pass_name))
     return [f"{pid}|{status}" for status in STATUSES]
 
 

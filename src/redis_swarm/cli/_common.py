@@ -22,13 +22,13 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from .._codec import iso, now_ms
+from .._codec import counted, first_few, iso, now_ms
 from .._config import Settings
 from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
 from .._printable import printable, short  # short: the commands import it from here
-from .._validate import MAX_JSON_DEPTH, MAX_PAGE, check_json_depth
+from .._validate import MAX_DURATION_S, MAX_JSON_DEPTH, MAX_PAGE, check_json_depth
 from ._app import App
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class Seconds(click.types.FloatParamType):
     """
 
     name = "seconds"
-    MAX_S = 1e9  # about 31 years
+    MAX_S = MAX_DURATION_S  # (the core's bound on a duration)
 
     def __init__(self, *, above_zero: bool = False, most: float | None = None) -> None:
         self.above_zero = above_zero
@@ -196,7 +196,7 @@ class Instant(_TimeType):
         if _EPOCH_MS.fullmatch(text):
             if self.SECONDS_LIKE[0] <= int(text) < self.SECONDS_LIKE[1]:
                 self.fail(f"{value!r} looks like epoch seconds (as date +%s prints), which as "
-                          f"ms would be January 1970: give ms ({text}000); {self._forms()}",
+                          f"ms would be January 1970 (in ms it is {text}000); {self._forms()}",
                           param, ctx)  # fmt: skip
             if int(text) > self.MAX_MS:
                 self.fail(f"{value!r} is past the year 9999 as epoch ms; {self._forms()}",
@@ -506,12 +506,11 @@ class Listing:
         if self.cursor:
             click.echo(f"more: --cursor {self.cursor}", err=True)
         if self.corrupt:
-            ids = printable(", ".join(self.corrupt[:10])) + (
-                " ..." if len(self.corrupt) > 10 else ""
-            )
+            ids = printable(first_few(self.corrupt, 10))
+            left_out = counted(len(self.corrupt), "corrupt record")
             click.echo(
-                f"left out {len(self.corrupt)} corrupt record(s): {ids} (swarm doctor counts "
-                "them; rewrite or delete each from Redis)",
+                f"left out {left_out}: {ids} (swarm doctor counts them; rewrite or delete each "
+                "from Redis)",
                 err=True,
             )
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from .._codec import counted
 from .._errors import NotFound
+from .._hints import LIST_PASSES
 from .._printable import printable
 from .._usage import usage_line
 from ._app import App, json_option, main, pass_app
@@ -155,14 +157,14 @@ def synth_create(
             raise NotFound(
                 f"pass {pass_name!r} has no finding for shard {shard!r} (superseded ones "
                 "aside), so --all-findings would cite nothing and nothing was stored: check "
-                "the names (swarm status lists the passes; swarm findings --pass "
+                f"the names (the passes: {LIST_PASSES}; swarm findings --pass "
                 f"{shlex.quote(pass_name)} --json lists the pass's findings with their "
                 "shards), or cite findings with --finding ID"
             )
         sources += [fid for fid in found if fid not in sources]
     body = read_text(text, app, what="--text", thing="the synthesis")
     s = app.swarm.synthesize(shard, pass_name, body, sources)
-    cited = f"{len(s.sources)} finding{'s' * (len(s.sources) != 1)}"
+    cited = counted(len(s.sources), "finding")
     app.emit(s, lambda: click.echo(f"stored {s.id} citing {cited}"))
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .._codec import iso
+from .._codec import counted, first_few, iso
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._env import CHECK_SWARM
@@ -158,10 +158,9 @@ def _corrupt(found: dict[str, Any]) -> str:
     named = [f"{kind} {record_id}" for kind in RECORD_KINDS for record_id in found[kind]]
     if not named:
         return "none"
-    shown = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
     return (
-        f"{len(named)}: {shown} (written around redis-swarm; listings skip them: rewrite "
-        "or delete each from Redis)"
+        f"{len(named):,}: {first_few(named, 10)} (written around redis-swarm; listings skip "
+        "them: rewrite or delete each from Redis)"
     )
 
 
@@ -187,8 +186,8 @@ def _topology_line(view: SentinelView | ClusterView) -> str:
         if view.master is None:
             return f"service {view.service}: no sentinel of the URL answered"
         return (
-            f"master {view.master} (service {view.service}); {view.sentinels} "
-            f"sentinel(s), quorum {view.quorum}, {view.answering} of "
+            f"master {view.master} (service {view.service}); "
+            f"{_sentinels(view.sentinels)}, quorum {view.quorum}, {view.answering} of "
             f"{view.in_url} in the URL answering; {_replicas(view.replicas, view.replicas_up)}; "
             f"failover: {view.failover}"
         )
@@ -196,9 +195,14 @@ def _topology_line(view: SentinelView | ClusterView) -> str:
     ok_part = f", {view.slots_ok} ok" if view.slots_ok is not None else ""
     return (
         f"{shown}; {view.slots_assigned} of {CLUSTER_SLOTS} slots assigned{ok_part}; "
-        f"{view.masters} master(s), {_replicas(view.replicas, view.replicas_up)}; "
+        f"{counted(view.masters, 'master')}, {_replicas(view.replicas, view.replicas_up)}; "
         f"{view.answering} of {view.nodes} nodes answering"
     )
+
+
+def _sentinels(count: int | None) -> str:
+    """How many sentinels watch the service; None: not known."""
+    return "sentinels unknown" if count is None else counted(count, "sentinel")
 
 
 def _replicas(count: int | None, up: int | None) -> str:
@@ -208,7 +212,9 @@ def _replicas(count: int | None, up: int | None) -> str:
         return "replicas unknown"
     if not count:
         return "no replica"
-    return f"{count} replica(s), {'?' if up is None else up} of them up"
+    if count == 1:
+        return "1 replica, " + ("not known whether up" if up is None else "up" if up else "down")
+    return f"{counted(count, 'replica')}, {'?' if up is None else f'{up:,}'} of them up"
 
 
 @main.command(short_help="Check the server, its settings and the swarm's records.")
