@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from ._codec import counted
 from ._config import Kind, Settings
 from ._connect import sync_client
 from ._replies import cluster_shards, reply_fields, text
@@ -303,7 +304,8 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         )
     if known < view["quorum"]:
         warnings.append(
-            f"{known} sentinel(s) watch {service!r} and its quorum is {view['quorum']}: they "
+            f"{counted(known, 'sentinel')} watching {service!r} and its quorum is "
+            f"{view['quorum']}: they "
             "can never agree that the master failed; start more sentinels, or lower the "
             f"quorum (SENTINEL SET {service} quorum {known})"
         )
@@ -311,8 +313,8 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         warnings.append(f"a failover of {service!r} could not be agreed now: {view['failover']}")
     elif known < 3:
         warnings.append(
-            f"only {known} sentinel(s) watch {service!r}: with one of them lost, the rest "
-            "may not make a majority, and no failover can happen; run at least 3, on "
+            f"only {counted(known, 'sentinel')} watching {service!r}: with one of them lost, "
+            "the rest may not make a majority, and no failover can happen; run at least 3, on "
             "separate machines"
         )
     return state, warnings
@@ -492,7 +494,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
         bad = _number(first.get("cluster_slots_fail")) + _number(first.get("cluster_slots_pfail"))
         if bad:
             warnings.append(
-                f"{bad} slot(s) are served by a node that is failing (cluster_slots_fail, "
+                f"{counted(bad, 'slot')} served by a node that is failing (cluster_slots_fail, "
                 "_pfail): their keys are refused until its replica takes over or it is back"
             )
     if slots_assigned < CLUSTER_SLOTS:
