@@ -68,7 +68,7 @@ class AgentRuns(PoolState):
         """Run the agent for ``task`` (``command``, default the pool's, with ``env`` added),
         renewing its lease meanwhile; a cancel read in the event log (``cancels``: within
         about a second), or a renewal that finds the task gone (cancelled, completed
-        elsewhere, taken over), adds to ``lost`` and stops it."""
+        elsewhere, leased to a worker not of this pool), adds to ``lost`` and stops it."""
         opts = self.options
         renew = LeaseRenewal(
             self.swarm,
@@ -78,6 +78,8 @@ class AgentRuns(PoolState):
             token=lambda: self._token(task),
             on_outage=lambda exc: self._wait_for_redis(task.id, "renew the lease", exc),
             on_back=lambda: self._redis_back(task.id),
+            ours=self._own_worker,
+            on_kept=self._note,
         )
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:

@@ -74,10 +74,6 @@ class Runner(TaskWork):
             tick()
         return list(self.outcomes)
 
-    def _worker_name(self, index: int) -> str:
-        """The agent id of slot ``index`` (1-based): what it claims and reports as."""
-        return f"{self.prefix}-{index}"
-
     def _keeps_registered(self, worker: str) -> bool:
         """True for a slot whose agent record must outlive the pool (see Server)."""
         return False

@@ -12,7 +12,9 @@ pool whose lease ran out meanwhile, and its agent would run twice. A lease that 
 same is no loss: the core takes the first report of an open task whatever the age of its token
 (docs/tasks.md); and a claim of this pool that leases such a task again (a paused server runs
 the claims it received while paused when it wakes up) hands the new lease to the slot working
-on it (``_adopted``), not to a second run.
+on it (``_adopted``), not to a second run. Such a claim whose reply was lost leases it to a
+worker of this pool with a lease no slot holds: the renewal of the slot working on it, refused,
+sees its own pool's worker holding the task and lets its agent run on (``LeaseRenewal``).
 """
 
 from __future__ import annotations
@@ -229,6 +231,18 @@ class PoolState:
             self.outcomes.append(outcome)
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+
+    # --- the slots' names
+
+    def _worker_name(self, index: int) -> str:
+        """The agent id of slot ``index`` (1-based): what it claims and reports as."""
+        return f"{self.prefix}-{index}"
+
+    def _own_worker(self, worker: str) -> bool:
+        """True for a worker id one of the pool's slots claims as: a lease it holds is this
+        pool's, though no slot may have seen the claim's reply (``LeaseRenewal``)."""
+        slots = range(1, self.options.concurrency + 1)
+        return any(worker == self._worker_name(index) for index in slots)
 
     # --- the leases the slots hold
 
