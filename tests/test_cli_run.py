@@ -750,3 +750,14 @@ def test_until_done_with_many_slots_ends_soon_after_the_work(
     summary = json.loads(out.stdout)
     assert summary["completed"] == tasks
     assert summary["duration_s"] < 3, summary["duration_s"]
+
+
+def test_a_run_stopped_by_a_fatal_error_does_not_say_done(cli: Cli, swarm: Swarm) -> None:
+    """The summary line of a pool that stopped on a fatal error (printed after it) does not
+    read as a run that ended well."""
+    swarm.post_task("q", "t")
+    out = cli("run", "--queue", "q", "--exec", "SWARM_X=1 no-such-agent-x7 -p",
+              "--until-done", expect=1)  # fmt: skip
+    last = out.stdout.splitlines()[-1]
+    assert last.startswith("stopped (the error below): claimed 1"), last
+    assert "the agent command could not be run" in out.stderr

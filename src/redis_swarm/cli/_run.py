@@ -220,8 +220,10 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
 
     def human() -> None:
         cost = usage_line(usage) + unpriced_note(usage["runs"], usage["runs_without_cost"])
+        # A run stopped by a fatal error (printed next) does not read as one that ended well.
+        ended = "stopped (the error below)" if runner.fatal else "done"
         click.echo(
-            f"done: claimed {counts['claimed']}, completed {counts['completed']}, "
+            f"{ended}: claimed {counts['claimed']}, completed {counts['completed']}, "
             f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
             f"in {duration_s:.1f}s; agent runs: {cost}"
         )
