@@ -96,7 +96,7 @@ def test_sentinel_problems_are_flagged(sentinel: LocalSentinel) -> None:
         _on_sentinels(sentinel, "SENTINEL", "SET", SERVICE, "quorum", 2)
     assert report["sentinel"]["quorum"] == 4
     (warning,) = report["warnings"]
-    assert f"3 sentinels watching '{SERVICE}' and its quorum is 4" in warning
+    assert f"'{SERVICE}' is watched by 3 sentinels and its quorum is 4" in warning
     assert f"SENTINEL SET {SERVICE} quorum 3" in warning
     # The replica stops answering: a failover would have nowhere to go.
     sentinel.replica.proc.send_signal(signal.SIGSTOP)

@@ -304,7 +304,7 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         )
     if known < view["quorum"]:
         warnings.append(
-            f"{counted(known, 'sentinel')} watching {service!r} and its quorum is "
+            f"{service!r} is watched by {counted(known, 'sentinel')} and its quorum is "
             f"{view['quorum']}: they "
             "can never agree that the master failed; start more sentinels, or lower the "
             f"quorum (SENTINEL SET {service} quorum {known})"
@@ -313,7 +313,7 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
         warnings.append(f"a failover of {service!r} could not be agreed now: {view['failover']}")
     elif known < 3:
         warnings.append(
-            f"only {counted(known, 'sentinel')} watching {service!r}: with one of them lost, "
+            f"{service!r} is watched by only {counted(known, 'sentinel')}: with one of them lost, "
             "the rest may not make a majority, and no failover can happen; run at least 3, on "
             "separate machines"
         )
@@ -494,7 +494,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
         bad = _number(first.get("cluster_slots_fail")) + _number(first.get("cluster_slots_pfail"))
         if bad:
             warnings.append(
-                f"{counted(bad, 'slot')} served by a node that is failing (cluster_slots_fail, "
+                f"a node that is failing serves {counted(bad, 'slot')} (cluster_slots_fail, "
                 "_pfail): their keys are refused until its replica takes over or it is back"
             )
     if slots_assigned < CLUSTER_SLOTS:
