@@ -10,6 +10,7 @@ renew, a dead one to requeue, ...); set-up steps between them go through ``near`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis_swarm import ContextCache
+from redis_swarm import Conflict, ContextCache
 
 from ._proxy import LatencyProxy
 
@@ -152,6 +153,8 @@ BOUNDS: dict[str, int] = {
     "mark_stale": 2,
     "tally": 2,
     "retired_questions": 1,
+    # a pipeline's bookkeeping while a run holds its lease: refused by the first reads
+    "retire_queues (held off: refused at once)": 1,
     "retired_asked (none retired, none listed)": 1,  # a second only for listed questions
     # the pass's counters and the first page of its findings, tasks and syntheses, together
     "pass_costs (a pass of one task)": 1,
@@ -364,6 +367,14 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("tally", lambda: far.tally("far-agent", "loop_claims", "s1"))
     meter("retired_questions", far.retired_questions)
     meter("retired_asked (none retired, none listed)", lambda: far.retired_asked(task.id))
+    far.post_task("held-lease", "a lease a run holds")
+
+    def held_off() -> None:
+        with contextlib.suppress(Conflict):
+            far.retire_queues(["posted"], older_than_s=0, unless_open="held-lease")
+            raise AssertionError("retire_queues was not held off by an open task")
+
+    meter("retire_queues (held off: refused at once)", held_off)
     far.post_task("costed", "a task of a pass of its own", pass_name="P-costs")
     costed = far.claim("costed", worker="far")
     assert costed is not None

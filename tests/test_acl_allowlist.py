@@ -359,6 +359,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     # 2 withdrawn, 1 answered (settled just now: older_than_s=0)
     assert shard.retire_questions("shard-1", older_than_s=0).questions == 3
     assert worker.retired_questions()["ask.shard-1"].questions == 3
+    assert [r.questions for r in shard.retire_queues(["ask.shard-1"], unless_open="idle")] == [0]
     assert list(worker.retired_asked(task.id)) == [question.id]
     assert worker.tally(me.id, "loop_claims", "s1") == 1  # (a hook's loop count)
     worker.mark_stale(me.id)  # (its MCP session closed)

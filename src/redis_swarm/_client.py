@@ -385,6 +385,7 @@ class _Shell:
     retire_pass = _Op(retire.retire_pass)
     retired_passes = _Op(retire.retired_passes)
     retire_questions = _Op(question_retiring.retire_questions)
+    retire_queues = _Op(question_retiring.retire_queues)
     retired_questions = _Op(question_retiring.retired_questions)
     retired_asked = _Op(question_retiring.retired_asked)
     report: _Overloaded[SyncReport, AsyncReport] = _Overloaded(finding_ops.report)

@@ -154,6 +154,8 @@ OPERATIONS: dict[str, Uses] = {
     "retired_passes": _uses("hgetall", worker=True),
     # retiring settled questions (swarm retire --questions) too; lineage reads what went
     "retire_questions": _uses("hget hkeys hmget hscan time zcard zrange", "questions_retire"),
+    # and a pipeline's settled bookkeeping (swarm pipeline retire), by the same script
+    "retire_queues": _uses("hget hkeys hmget hscan time zcard zrange", "questions_retire"),
     "retired_questions": _uses("hgetall", worker=True),
     "retired_asked": _uses("hexists zrangebyscore", worker=True),
 }

@@ -16,16 +16,21 @@ question (``walked``): a run costs one round trip per ``RETIRE_CHUNK`` tasks of 
 created since then (a first run: since the swarm began), plus one per ``RETIRE_CHUNK`` of
 the queue's findings (read twice) and one per thousand syntheses (a finding a synthesis
 cites is kept, with its question). Nothing is added to posting, claiming or reporting.
+
+A question is a settled task of no pass and no shard: ``retire_queues`` frees those of any
+queues the same way (the ask-specific keys, an asker's ``asked`` index, simply absent),
+which is how a pipeline's bookkeeping (its planning, synthesizer and lease queues) is freed,
+held off while the pipeline's lease is held (``unless_open``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .._codec import UNREADABLE, first_few, loads
-from .._errors import NotFound
+from .._errors import Conflict, NotFound, ValidationError
 from .._keys import ASSIST_QUEUE, Keys, ask_queue, askable, is_ask_queue
 from .._models import OPEN_STATUSES, RetiredQuestions
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
@@ -36,7 +41,13 @@ from .ask import MAX_ANSWERS_LISTED
 from .retire import RETIRE_CHUNK, _citation_reads, _citations_again, _syntheses_cite
 from .tasks import queue_names
 
-__all__ = ["RETIRE_CHUNK", "retire_questions", "retired_asked", "retired_questions"]
+__all__ = [
+    "RETIRE_CHUNK",
+    "retire_questions",
+    "retire_queues",
+    "retired_asked",
+    "retired_questions",
+]
 
 # The longest wait one can ask for (as ``Seconds`` bounds a CLI duration): about 31 years.
 MAX_OLDER_THAN_S = 1e9
@@ -145,19 +156,80 @@ def retire_questions(
     called (the server's time)."""
     older = check_number("older_than_s", older_than_s, 0, MAX_OLDER_THAN_S)
     queue = question_queue(target)
+
+    def unknown(fields: Iterable[Any]) -> str:
+        return _unknown(check_name("target", target), queue, fields)
+
+    return (yield from _retire_queue(ctx, queue, older, dry_run=dry_run, unknown=unknown))
+
+
+# The most queues one ``retire_queues`` takes (a pipeline's: two per run and its lease).
+MAX_QUEUES = 1000
+
+
+def retire_queues(
+    ctx: OpContext,
+    queues: Sequence[str],
+    *,
+    older_than_s: float = RetiredQuestions.DEFAULT_OLDER_THAN_S,
+    dry_run: bool = False,
+    unless_open: str | None = None,
+) -> Operation[list[RetiredQuestions]]:
+    """Remove the settled tasks of no pass and no shard of each of ``queues``, as
+    ``retire_questions`` removes the questions of a queue of questions (each queue's
+    ``RetiredQuestions``, in order, its ``questions`` the tasks removed): what frees a
+    pipeline's bookkeeping (its planning, synthesizer and lease queues). A queue nothing
+    was posted to counts nothing (no error). ``unless_open``: a queue whose open task
+    (pending, delayed, claimed: a pipeline's lease, held by a run that still reads what
+    this removes) refuses the run, Conflict: checked before anything and at every step, so
+    that one starting meanwhile stops it there (what went before stays gone, consistent)."""
+    older = check_number("older_than_s", older_than_s, 0, MAX_OLDER_THAN_S)
+    if isinstance(queues, str) or not 0 < len(queues) <= MAX_QUEUES:
+        raise ValidationError(f"queues must be a list of 1 to {MAX_QUEUES} queue names")
+    names = list(dict.fromkeys(check_name("queue", q) for q in queues))
+    holding = "" if unless_open is None else check_name("unless_open", unless_open)
+    done = []
+    for queue in names:
+        done.append((yield from _retire_queue(ctx, queue, older, dry_run=dry_run, holding=holding)))
+    return done
+
+
+def _held_off(holding: str) -> Conflict:
+    return Conflict(
+        f"queue {holding!r} has an open task (a run holding it): nothing is retired while it "
+        "does. Run this again once that task is settled (or cancel it: swarm task cancel ID)"
+    )
+
+
+def _retire_queue(
+    ctx: OpContext,
+    queue: str,
+    older: float,
+    *,
+    dry_run: bool,
+    holding: str = "",
+    unknown: Callable[[Iterable[Any]], str] | None = None,
+) -> Operation[RetiredQuestions]:
+    """One queue's retirement (``retire_questions``, ``retire_queues``): ``unknown`` makes a
+    queue nothing was posted to (and never retired) NotFound, saying that; ``holding``: the
+    queue whose open task refuses it (see ``retire_queues``)."""
     k = ctx.keys
     findings_of = k.findings_by("queue", queue)
-    posted, fields, record, seen, scanned, first, server_time = yield Batch(
+    held = (Cmd("HMGET", k.counts, *(f"{holding}|{s}" for s in OPEN_STATUSES)),) if holding else ()
+    posted, fields, record, seen, scanned, first, server_time, *open_held = yield Batch(
         (
             Cmd("HMGET", k.counts, f"{queue}|pending", f"{queue}|delayed"),
             Cmd("HKEYS", k.counts), Cmd("HGET", k.retired_questions, queue),
             *_citation_reads(k, findings_of, RETIRE_CHUNK),
             Cmd("TIME"),  # (the cutoff, and the ``at`` of a run that removes nothing)
+            *held,
         )
     )  # fmt: skip
     called_at = now_from(ctx, server_time)
-    if all(v is None for v in posted) and record is None:
-        raise NotFound(_unknown(check_name("target", target), queue, fields))
+    if unknown is not None and all(v is None for v in posted) and record is None:
+        raise NotFound(unknown(fields))
+    if any(int(v or 0) > 0 for reply in open_held for v in reply):
+        raise _held_off(holding)
     cutoff = called_at - round(older * 1000)
     start = "-inf"  # where the task index is walked from: where the last run left
     if record is not None:
@@ -173,8 +245,10 @@ def retire_questions(
             (*keys, *own),
             (ctx.now_arg(), ctx.limits.events_maxlen, queue, "0" if dry_run else "1",
              walk.phase, walk.offset, RETIRE_CHUNK, seen, cutoff, *walk.cursor, walk.walked,
-             len(walk.chunk), *entries),
+             holding, len(walk.chunk), *entries),
         )  # fmt: skip
+        if text(reply[0]) == "busy":
+            raise _held_off(holding)
         if text(reply[0]) == "stale":  # a synthesis stored since they were read: again
             seen, cited, first = yield from _citations_again(ctx, findings_of, RETIRE_CHUNK)
             removed = walk.counts[:2]

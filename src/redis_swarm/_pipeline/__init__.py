@@ -9,7 +9,8 @@
 - ``prompts``: what they are asked, and the planner's task list parsed;
 - ``records``: a pass as the swarm holds it, and the one list of what its agent runs cost;
 - ``report``: what a pipeline did, read back: status, the Markdown report;
-- ``lineage``: the tree behind a synthesis, finding, task or pipeline, with its totals.
+- ``lineage``: the tree behind a synthesis, finding, task or pipeline, with its totals;
+- ``retiring``: a pipeline's settled bookkeeping freed (``swarm pipeline retire``).
 
 What a task's runs cost (``Swarm.task_costs``), sums of usages and how every view shows
 them (``usage_line``, ``Money``) are the core's (``_ops.views``, ``_usage``): ``swarm task

@@ -16,6 +16,8 @@ from .records import EARLIER_PASSES, Spent, spending, synthesizer_task
 from .report import (
     EARLIER,
     UNKNOWN,
+    bookkeeping_note,
+    bookkeeping_retired,
     no_cost_note,
     read_passes,
     status_json,
@@ -170,7 +172,7 @@ def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
     plan = stored_plan(swarm, name)
     results = read_passes(swarm, plan)
     per_pass = [spending(result) for result in results]  # (once per pass: the status's too)
-    status = status_json(plan, results, per_pass)
+    status = status_json(plan, results, per_pass, bookkeeping=bookkeeping_retired(swarm, plan))
     passes: list[dict[str, Any]] = []
     for result, row, runs in zip(results, status["passes"], per_pass, strict=True):
         if row["earlier"]:  # a pass the plan no longer has: its runs, in its total
@@ -188,6 +190,9 @@ def _pipeline_node(swarm: Swarm, name: str) -> dict[str, Any]:
         "kind": "pipeline", "id": plan.name, "passes": passes,
         "total": {key: status[key] for key in FIGURES}, "total_covers": COVERS["pipeline"],
         "runs": status["runs"], "runs_without_cost": status["runs_without_cost"],
+        # (what swarm pipeline retire removed: its planners' runs no longer in the total)
+        "bookkeeping_retired": status["bookkeeping_retired"],
+        "bookkeeping_note": bookkeeping_note(status),
     }  # fmt: skip
 
 
@@ -330,6 +335,8 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
     sums = _sums(node)
     if kind == "pipeline":
         lines = [f"{pad}pipeline {node['id']}"]
+        if node.get("bookkeeping_note"):
+            lines.append(f"{pad}  ({node['bookkeeping_note']})")
     elif kind == "synthesis":
         cost = f", {money.line(node['usage'])}" if node.get("usage") else ""
         lines = [

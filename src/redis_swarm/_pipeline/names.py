@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_PIPELINE_NAME",
     "PLANNED_SYNTHESIS",
+    "bookkeeping_queues",
     "checked_name",
     "dedupe_key",
     "findings_of",
@@ -65,12 +66,28 @@ _LATER_RUN = re.compile(rf"{re.escape(_QUEUE_RUN)}([2-9]|[1-9][0-9]+)\Z")  # (ru
 
 
 def _run_suffix(plan: Plan, mark: str) -> str:
-    return "" if plan.run == 1 else f"{mark}{plan.run}"
+    return _suffix_of(plan.run, mark)
+
+
+def _suffix_of(run: int, mark: str) -> str:
+    return "" if run == 1 else f"{mark}{run}"
 
 
 def pipeline_queue(plan: Plan) -> str:
     """The queue of the pipeline's tasks (one pass at a time is open in it)."""
-    return f"pipeline.{plan.name}{_run_suffix(plan, _QUEUE_RUN)}"
+    return _workers_queue(plan.name, plan.run)
+
+
+def _workers_queue(name: str, run: int) -> str:
+    return f"pipeline.{name}{_suffix_of(run, _QUEUE_RUN)}"
+
+
+def bookkeeping_queues(name: str, run: int) -> tuple[str, str]:
+    """The queues of run ``run`` of pipeline ``name`` whose tasks are the pipeline's own
+    bookkeeping, of no pass: its planning queue and its synthesizer's (``planning_queue``,
+    ``synthesis_queue``). What ``swarm pipeline retire`` frees, with the lease's."""
+    workers = _workers_queue(name, run)
+    return f"{workers}{_PLANNING}", f"{workers}{_SYNTHESIS}"
 
 
 def queue_clash(name: str) -> str | None:
@@ -100,7 +117,7 @@ def queue_clash(name: str) -> str | None:
 def planning_queue(plan: Plan) -> str:
     """The queue of the planning tasks: one per planned pass, run by the pipeline itself;
     its finding holds the planned tasks and what the planner cost."""
-    return f"{pipeline_queue(plan)}{_PLANNING}"
+    return bookkeeping_queues(plan.name, plan.run)[0]
 
 
 def is_planning_queue(queue: str | None) -> bool:
@@ -112,7 +129,7 @@ def synthesis_queue(plan: Plan) -> str:
     """The queue of the synthesizer's tasks: one per pass whose synthesizer had a run
     refused or failed, posted then, run by the pipeline itself; its ``failed_usage`` is
     what those runs cost, its ``last_error`` why the last one was refused."""
-    return f"{pipeline_queue(plan)}{_SYNTHESIS}"
+    return bookkeeping_queues(plan.name, plan.run)[1]
 
 
 def lease_queue(name: str) -> str:

@@ -86,8 +86,19 @@ class PassResult:
 
     @property
     def title(self) -> str:
-        """The pass as a table row or a heading names it (``pass_title_of``)."""
-        return pass_title_of(self.name, earlier=self.earlier, retired=self.retired is not None)
+        """The pass as a table row or a heading names it (``pass_title_of``): retired while
+        what it shows is what was left of it (not once a run posted it again)."""
+        retired = self.retired is not None and not self.posted_again
+        return pass_title_of(self.name, earlier=self.earlier, retired=retired)
+
+    @property
+    def posted_again(self) -> bool:
+        """Whether a run posted tasks of the pass after ``swarm retire`` took its work: the
+        tasks it shows are those, not what was left of the retired ones."""
+        if self.retired is None:
+            return False
+        at = self.retired.at or 0
+        return any(task.created_at > at for task in self.tasks)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._codec import counted, first_few, iso, now_ms
 from .._errors import NotFound
-from .._models import Finding, RetiredPass, Task, TaskStatus
+from .._models import Finding, Task, TaskStatus
 from .._printable import printable
 from .._usage import (
     Money,
@@ -27,6 +27,7 @@ from .._usage import (
 )
 from .names import (
     PLANNED_SYNTHESIS,
+    bookkeeping_queues,
     findings_of,
     label_prefix,
     pass_label,
@@ -59,6 +60,8 @@ __all__ = [
     "EARLIER",
     "EARLIER_PASSES",
     "UNKNOWN",
+    "bookkeeping_note",
+    "bookkeeping_retired",
     "by_model",
     "json_figures",
     "no_cost_note",
@@ -328,15 +331,20 @@ def pass_status(
         "runs": runs,
         "runs_without_cost": unpriced,
         "wall_s": None if wall is None else round(wall / 1000, 3),
-        "retired": _retired_json(result.retired),
+        "retired": _retired_json(result),
     }
 
 
-def _retired_json(retired: RetiredPass | None) -> dict[str, Any] | None:
-    """What ``swarm retire`` removed of a pass, as its status says it (None: not retired)."""
+def _retired_json(result: PassResult) -> dict[str, Any] | None:
+    """What ``swarm retire`` removed of a pass, as its status says it (None: not retired),
+    and whether a run posted the pass again since (``PassResult.posted_again``)."""
+    retired = result.retired
     if retired is None:
         return None
-    return {"at": iso(retired.at), "tasks": retired.tasks, "findings": retired.findings}
+    return {
+        "at": iso(retired.at), "tasks": retired.tasks, "findings": retired.findings,
+        "posted_again": result.posted_again,
+    }  # fmt: skip
 
 
 def retired_note(row: Mapping[str, Any]) -> str:
@@ -347,11 +355,12 @@ def retired_note(row: Mapping[str, Any]) -> str:
     if not retired:
         return ""
     synthesis = row["synthesis"]
-    kept = (
-        f"its synthesis {synthesis} is kept"
-        if synthesis
-        else "it has no synthesis: a run of the pipeline posts and runs its tasks again"
-    )
+    if retired.get("posted_again"):
+        kept = "a run posted it again since: the tasks shown are those"
+    elif synthesis:
+        kept = f"its synthesis {synthesis} is kept"
+    else:
+        kept = "it has no synthesis: a run of the pipeline posts and runs its tasks again"
     return (
         f"pass {row['name']!r} was retired on {retired['at'] or 'an unknown date'} "
         f"(swarm retire): its {counted(retired['tasks'], 'settled task')} and "
@@ -360,12 +369,48 @@ def retired_note(row: Mapping[str, Any]) -> str:
     )
 
 
+def bookkeeping_retired(swarm: Swarm, plan: Plan) -> dict[str, Any] | None:
+    """What ``swarm pipeline retire`` removed of the bookkeeping of ``plan``'s runs (their
+    planning and synthesizer tasks) in all, as status says it ({at, tasks, findings}, ``at``
+    the last retirement, ISO), or None: none was retired. Read from the core's records of
+    retired queues (one round trip)."""
+    queues = {q for run in range(1, plan.run + 1) for q in bookkeeping_queues(plan.name, run)}
+    gone = [
+        r for queue, r in swarm.retired_questions().items()
+        if queue in queues and (r.questions or r.findings)
+    ]  # fmt: skip
+    if not gone:
+        return None
+    return {
+        "at": iso(max((r.at for r in gone if r.at is not None), default=None)),
+        "tasks": sum(r.questions for r in gone),
+        "findings": sum(r.findings for r in gone),
+    }
+
+
+def bookkeeping_note(status: Mapping[str, Any]) -> str:
+    """What ``status`` and ``report`` say of a pipeline whose bookkeeping was retired ("":
+    none was): when, what went, and that the costs shown no longer count its runs."""
+    retired = status.get("bookkeeping_retired")
+    if not retired:
+        return ""
+    return (
+        f"the bookkeeping of pipeline {status['pipeline']} was retired on "
+        f"{retired['at'] or 'an unknown date'} (swarm pipeline retire): "
+        f"{counted(retired['tasks'], 'planning or synthesizer task')} and "
+        f"{counted(retired['findings'], 'finding')} were removed, and the costs shown no "
+        "longer count what their planners' runs and their synthesizers' failed runs cost"
+    )
+
+
 def pass_title(row: Mapping[str, Any]) -> str:
     """A pass of ``status_json`` as people see it named: a pass the plan no longer has with
     ``EARLIER`` after its old name, a retired one with ``RETIRED`` (``pass_title_of``)."""
+    retired = row.get("retired")
     return pass_title_of(
-        row["name"] or "", earlier=row["earlier"], retired=row.get("retired") is not None
-    )
+        row["name"] or "", earlier=row["earlier"],
+        retired=retired is not None and not retired.get("posted_again"),
+    )  # fmt: skip
 
 
 def wall_time(seconds: float | None) -> str:
@@ -419,14 +464,18 @@ COUNTS = ("posted", "completed", "dead", "open", "findings", "runs", "runs_witho
 
 
 def status_json(
-    plan: Plan, results: list[PassResult], spent: list[list[Spent]] | None = None
+    plan: Plan,
+    results: list[PassResult],
+    spent: list[list[Spent]] | None = None,
+    *,
+    bookkeeping: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The pipeline's status as JSON (``results``: ``read_passes``'s): per pass, the plan's
     and then those it no longer has (``"earlier": true``), and in total over them all, what
     every agent run the pipeline paid for cost; done when every pass of the plan has its
     synthesis. A sum no agent reported a figure for is null, not 0. ``spent``: each pass's
     ``spending`` (in the order of ``results``), when the caller needs it too (the report,
-    lineage): read once per pass."""
+    lineage): read once per pass. ``bookkeeping``: ``bookkeeping_retired``'s, where read."""
     if spent is None:
         spent = [spending(r) for r in results]
     passes = [
@@ -452,6 +501,8 @@ def status_json(
         "by_model": by_model(spent),
         # (the passes whose retired tasks and findings these totals no longer count)
         "retired_passes": [p["name"] for p in passes if p["retired"] is not None],
+        # (what swarm pipeline retire removed, which these totals no longer count either)
+        "bookkeeping_retired": bookkeeping,
     }
     result: dict[str, Any] = json_figures(out)
     return result
@@ -493,14 +544,16 @@ def _finding_line(f: Finding, task: Task | None, money: Money) -> str:
     return f"- **[{f.id}]** {f.summary}  \n  {', '.join(parts)}{sources}"
 
 
-def report_markdown(plan: Plan, results: list[PassResult]) -> str:
+def report_markdown(
+    plan: Plan, results: list[PassResult], *, bookkeeping: Mapping[str, Any] | None = None
+) -> str:
     """The pipeline as Markdown: the question, each pass's synthesis with its citations
     resolved to findings, dead tasks with their reasons, the pass's other agent runs (its
     planner's, uncited or superseded findings, failed runs) with what each cost, so that
     what a pass shows adds up to its cost; cost per pass and per model. Stored text (what
     agents wrote) is shown through ``printable``: no control character reaches it."""
     per_pass = [spending(result) for result in results]  # (once per pass: every part reads it)
-    status = status_json(plan, results, per_pass)
+    status = status_json(plan, results, per_pass, bookkeeping=bookkeeping)
     # One set of decimals for the whole report, so that a cost reads alike wherever it is:
     # status's, or more where a pass's runs need them to add up to the pass's cost.
     money = Money(
@@ -515,6 +568,8 @@ def report_markdown(plan: Plan, results: list[PassResult]) -> str:
     lines = [f"# Pipeline {plan.name}", ""]
     if plan.question:
         lines += [f"**Question:** {plan.question}", ""]
+    if status["bookkeeping_retired"]:
+        lines += [_sentence(bookkeeping_note(status)), ""]
     for result, row, runs in zip(results, status["passes"], per_pass, strict=True):
         lines += [f"## {result.title}", ""]
         if row["earlier"]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import SwarmError
+from .._models import RetiredQuestions
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds, add_row, make_table, print_table, short, signals
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from rich.live import Live
 
     from .._pipeline import Pipeline, Plan
+    from .._pipeline.retiring import PipelineRetired
     from .._usage import Money
 
 
@@ -145,7 +147,7 @@ def pipeline_run(
     from rich.text import Text
 
     from .._pipeline import Pipeline, load_plan
-    from .._pipeline.report import read_passes, status_json
+    from .._pipeline.report import bookkeeping_retired, read_passes, status_json
 
     plan = load_plan(plan_file, programs=True)  # (refused as check refuses it, all at once)
     if max_cost_usd is not None:
@@ -189,7 +191,10 @@ def pipeline_run(
         raise click.exceptions.Exit(1)
     plan = run.plan  # the run it was (resumed, or new with --restart)
     try:
-        summary = status_json(plan, read_passes(app.swarm, plan, retired=True))
+        summary = status_json(
+            plan, read_passes(app.swarm, plan, retired=True),
+            bookkeeping=bookkeeping_retired(app.swarm, plan),
+        )  # fmt: skip
     except SwarmError:
         if error is not None:  # (the swarm unreachable, most often): the first error alone
             raise error from None
@@ -239,7 +244,13 @@ def _tokens_cell(figures: dict[str, Any]) -> str:
 def _status_table(app: App, status: dict[str, Any]) -> None:
     """Per pass, then the totals; then the cost per model (as ``pipeline report``'s); then
     what ``swarm retire`` took of a pass, which its row and the totals no longer count."""
-    from .._pipeline.report import pass_title, retired_note, status_money, wall_time
+    from .._pipeline.report import (
+        bookkeeping_note,
+        pass_title,
+        retired_note,
+        status_money,
+        wall_time,
+    )
 
     money = status_money(status)
     table = make_table(
@@ -268,8 +279,7 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
         for model, figures in sorted(models.items()):
             add_row(per_model, short(model, 60), money(figures["cost_usd"]), _tokens_cell(figures))
         print_table(app, per_model)
-    for p in rows:
-        note = retired_note(p)
+    for note in (*(retired_note(p) for p in rows), bookkeeping_note(status)):
         if note:
             click.echo(printable(note))
 
@@ -281,10 +291,13 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
 def pipeline_status(app: App, name: str) -> None:
     """Per pass of pipeline NAME: tasks posted, completed, dead; findings; the synthesis;
     cost, tokens in and out, wall time."""
-    from .._pipeline.report import read_passes, status_json, stored_plan
+    from .._pipeline.report import bookkeeping_retired, read_passes, status_json, stored_plan
 
     plan = stored_plan(app.swarm, name)
-    status = status_json(plan, read_passes(app.swarm, plan, retired=True))
+    status = status_json(
+        plan, read_passes(app.swarm, plan, retired=True),
+        bookkeeping=bookkeeping_retired(app.swarm, plan),
+    )  # fmt: skip
 
     def human() -> None:
         if plan.question:
@@ -318,15 +331,76 @@ def pipeline_report(app: App, name: str, out: Path | None) -> None:
     """The Markdown report of pipeline NAME: each pass's synthesis with its citations
     resolved to findings (summary, worker, model, sources), dead tasks, cost per pass and
     per model."""
-    from .._pipeline.report import read_passes, report_markdown, stored_plan
+    from .._pipeline.report import (
+        bookkeeping_retired,
+        read_passes,
+        report_markdown,
+        stored_plan,
+    )
 
     plan = stored_plan(app.swarm, name)
-    text = report_markdown(plan, read_passes(app.swarm, plan, retired=True))
+    text = report_markdown(
+        plan, read_passes(app.swarm, plan, retired=True),
+        bookkeeping=bookkeeping_retired(app.swarm, plan),
+    )  # fmt: skip
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}", err=True)
+
+
+# As ``swarm retire --questions``'s: a minute (what a run that just ended still reads).
+_DEFAULT_OLDER_THAN_S = RetiredQuestions.DEFAULT_OLDER_THAN_S
+
+
+@pipeline.command("retire", short_help="Free the settled bookkeeping of a pipeline's runs.")
+@click.argument("name")
+@click.option(
+    "--older-than", "older_than", type=Seconds(), default=None, metavar="SECONDS",
+    help="Only what settled at least this many seconds ago (default "
+    f"{_DEFAULT_OLDER_THAN_S:g}; 0 for every settled one).",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+@json_option
+@pass_app
+def pipeline_retire(app: App, name: str, older_than: float | None, dry_run: bool) -> None:
+    """Remove the settled bookkeeping of pipeline NAME's runs: the completed, cancelled and
+    dead planning and synthesizer tasks of each run, with their findings, and the lease
+    task every run leaves, the counters brought down by as much. Refused while a run drives
+    the pipeline (holds its lease); the last run, when not finished, keeps its own (the next
+    run resumes it); a finding a synthesis cites stays. The passes' own tasks and findings
+    stay: swarm retire PASS frees them."""
+    from .._pipeline.retiring import retire_pipeline
+
+    older = _DEFAULT_OLDER_THAN_S if older_than is None else older_than
+    done = retire_pipeline(app.swarm, name, older_than_s=older, dry_run=dry_run)
+    app.emit(done.as_json(), lambda: click.echo(printable(_retired_line(done))))
+
+
+def _retired_line(done: PipelineRetired) -> str:
+    """What ``pipeline retire`` removed, and what it kept and why."""
+    from .._codec import counted
+
+    verb = "would retire" if done.dry_run else "retired"
+    kept = [f"{counted(done.total('open'), 'open task')} kept"]
+    if done.total("recent"):
+        kept.append(f"{done.total('recent'):,} settled more recently kept")
+    if done.total("cited"):
+        kept.append(f"{done.total('cited'):,} kept: a synthesis cites their finding")
+    if done.total("other"):
+        kept.append(f"{counted(done.total('other'), 'task')} of a pass kept: swarm retire PASS")
+    if done.total("corrupt"):
+        kept.append(f"{counted(done.total('corrupt'), 'record')} stored unreadable kept")
+    if done.unfinished is not None:
+        kept.append(
+            f"run {done.unfinished} is not finished: its bookkeeping stays for the run that "
+            "resumes it"
+        )
+    return (
+        f"{verb} the bookkeeping of pipeline {done.name}: {counted(done.total('tasks'), 'task')}, "
+        f"{counted(done.total('findings'), 'finding')} ({'; '.join(kept)})"
+    )
 
 
 @main.command(short_help="The lineage of a synthesis, finding, task or pipeline.")

@@ -1,6 +1,9 @@
 --#include _tasks
--- questions_retire: one step of retiring the settled questions of a queue of questions
--- (swarm retire --questions): one chunk examined, atomically, every counter kept exact, so
+-- questions_retire: one step of retiring the settled tasks of no pass of one queue: the
+-- questions of a queue of questions (swarm retire --questions), or a pipeline's bookkeeping,
+-- its planning, synthesizer and lease tasks (swarm pipeline retire), which are retired as
+-- questions are (below, "question": such a task): one chunk examined, atomically, every
+-- counter kept exact, so
 -- that the swarm's invariants hold between two steps. A question has no pass, so no index
 -- of its own lists them all (a cancelled one is in no per-queue index): a run walks three
 -- phases:
@@ -47,24 +50,36 @@
 -- ARGV[6] offset of the chunk in the queue's finding index  ARGV[7] chunk size
 -- ARGV[8] the syntheses the client read (synthesis_index's size then)  ARGV[9] the cutoff
 -- (ms)  ARGV[10] the cursor's score  ARGV[11] the cursor's id ('' for none: from the
--- score on)  ARGV[12] walked so far  ARGV[13] n (the chunk's entries)  ARGV[14..] the chunk:
+-- score on)  ARGV[12] walked so far  ARGV[13] the queue whose open task holds the run off
+-- ('' for none)  ARGV[14] n (the chunk's entries)  ARGV[15..] the chunk:
 -- n pairs (finding id, flag: '1' cited by a synthesis) in the findings phases, n triples
 -- (task id, '1' when it has an asker's task, flag: '1' the task of a cited finding) in the
 -- tasks phase
--- Returns {'stale'}, or {'ok', next phase ('done' at the end), its offset, the cursor's
+-- Returns {'stale'}, {'busy'} (the holding queue has an open task), or {'ok', next phase ('done' at the end), its offset, the cursor's
 -- score and id, questions, findings, open, recent, cited, other (settled), other open,
 -- corrupt, walked, n', the next chunk (n' finding ids, or n' pairs: task id, its asker's
 -- task or ''), then the tasks of the cited findings this step saw}.
 -- Appends one questions.retired event when it removed anything, and adds what it removed to
 -- the queue's record in retired_questions ({at, questions, findings, walked}).
 if redis.call('ZCARD', KEYS[12]) ~= tonumber(ARGV[8]) then return {'stale'} end
+-- A queue whose open task holds the run off (a pipeline's lease, held by the run that still
+-- reads the bookkeeping this removes): checked at every step, so that a run starting
+-- between two steps stops the retirement there.
+local holding = ARGV[13]
+if holding ~= '' then
+  for _, status in ipairs({'pending', 'delayed', 'claimed'}) do
+    if (tonumber(redis.call('HGET', KEYS[5], holding .. '|' .. status)) or 0) > 0 then
+      return {'busy'}
+    end
+  end
+end
 local now = now_ms(ARGV[1])
 local queue, retire = ARGV[3], ARGV[4] == '1'
 local phase, offset, size = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local cutoff = tonumber(ARGV[9])
 local cursor_score, cursor_id = ARGV[10], ARGV[11]
 local walked = tonumber(ARGV[12])
-local n = tonumber(ARGV[13])
+local n = tonumber(ARGV[14])
 local SETTLED = {completed = true, cancelled = true, dead = true}
 
 local removed_questions, removed_findings = 0, 0
@@ -203,7 +218,7 @@ end
 -- them), so that ties of creation time are never skipped nor walked twice.
 local resume_rank = cursor_id ~= '' and redis.call('ZRANK', KEYS[3], cursor_id)
 
-local chunk_at = 13
+local chunk_at = 14
 if phase == 'tasks' then
   for i = 1, n do
     local at = chunk_at + 3 * (i - 1)
