@@ -152,6 +152,8 @@ BOUNDS: dict[str, int] = {
     # the record, presence and TIME read together, then the compare-and-set (agent_swap)
     "mark_stale": 2,
     "tally": 2,
+    # the record and presence read together, then the registration as a compare-and-set
+    "join": 2,
     "retired_questions": 1,
     # a pipeline's bookkeeping while a run holds its lease: refused by the first reads
     "retire_queues (held off: refused at once)": 1,
@@ -365,6 +367,7 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     # creation time, a step per 500 tasks of any queue: it grows with the swarm, as a walk)
     meter("mark_stale", lambda: far.mark_stale("far-agent"))
     meter("tally", lambda: far.tally("far-agent", "loop_claims", "s1"))
+    meter("join", lambda: far.join("far-agent", lambda stored: {"role": "worker"}))
     meter("retired_questions", far.retired_questions)
     meter("retired_asked (none retired, none listed)", lambda: far.retired_asked(task.id))
     far.post_task("held-lease", "a lease a run holds")

@@ -361,6 +361,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert worker.retired_questions()["ask.shard-1"].questions == 3
     assert [r.questions for r in shard.retire_queues(["ask.shard-1"], unless_open="idle")] == [0]
     assert list(worker.retired_asked(task.id)) == [question.id]
+    # (a hooks' SessionStart, building on the record it finds)
+    assert worker.join(me.id, lambda stored: {"role": "worker", "model": stored and stored.model})
     assert worker.tally(me.id, "loop_claims", "s1") == 1  # (a hook's loop count)
     worker.mark_stale(me.id)  # (its MCP session closed)
     worker.deregister(me.id)

@@ -411,6 +411,7 @@ class _Shell:
 
     # --- agents, messages, events
     register = _Op(agent_ops.register)
+    join = _Op(agent_ops.join)
     heartbeat = _Op(agent_ops.heartbeat)
     deregister = _Op(agent_ops.deregister)
     agents = _Op(agent_ops.agents)

@@ -1,6 +1,8 @@
 """What each hook event does with the swarm.
 
-- SessionStart: register the session's agent; context: who it is, its role and queues, the
+- SessionStart: register the session's agent (built on its record as stored, the core's
+  ``join``: an MCP server of the session registering the id at the same instant keeps its
+  pid and host, which tell the hooks it runs); context: who it is, its role and queues, the
   leases it holds (a resumed or compacted session picks its task back up), unread messages,
   what is claimable.
 - UserPromptSubmit: the messages that arrived since the agent last looked.
@@ -47,13 +49,13 @@ import os
 import shlex
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .. import _lease_tokens as tokens
 from .._budget import CHARS_PER_TOKEN, Budget
-from .._codec import iso
+from .._codec import counted, iso
 from .._errors import ConfigError, NotFound, SwarmError
 from .._finding_text import parse_finding
 from .._mcp_names import FAIL_TASK, RENEW_TASK, REPORT_FINDING, settles_tasks
@@ -342,38 +344,47 @@ def _loop_counts(metadata: Mapping[str, Any]) -> dict[str, int]:
     return {str(k): v for k, v in counts.items() if isinstance(v, int) and v >= 0}
 
 
-def _ensure_registered(
-    swarm: Swarm, agent: str, options: HookOptions, existing: Agent | None = None
-) -> None:
-    """Register ``agent`` with the hooks' keys. Registering replaces a profile: an agent
-    registered already (``existing``) keeps its model and the rest of its metadata (the loop
-    counts too: ``tally`` changes them), the hooks' keys set beside them, and its role when
-    the same session's MCP server registered it (under one id: the server's role is the
-    session's); else the hooks' ``--role``."""
-    metadata: dict[str, Any] = dict(existing.metadata or {}) if existing is not None else {}
-    metadata |= {"hook": options.client, "queues": list(options.queues)}
-    if existing is not None and existing.left_at is not None and metadata.get("via") == "mcp":
-        # Its MCP server closed (``left_at``), which registering forgets: its pid goes too,
-        # so that no later hook takes a process that reused it for the server.
-        metadata.pop("pid", None)
-    if existing is None:
-        swarm.register(options.role, name=agent, metadata=metadata)
-        return
-    role = existing.role if (existing.metadata or {}).get("via") == "mcp" else options.role
-    swarm.register(
-        role, name=agent, model=existing.model, specialization=existing.specialization,
-        capacity_tokens=existing.capacity_tokens, parent=existing.parent, metadata=metadata,
-    )  # fmt: skip
+def _hooks_profile(options: HookOptions) -> Callable[[Agent | None], dict[str, Any]]:
+    """How the hooks register the session's agent, built on its record as stored (the core's
+    ``join`` calls it again if the record changed meanwhile: an MCP server of the session
+    starting under the same id is never written over). An agent registered already keeps its
+    model and the rest of its metadata (the loop counts too: ``tally`` changes them), the
+    hooks' keys set beside them, and its role when the session's MCP server registered it
+    (under one id: the server's role is the session's); else the hooks' ``--role``."""
+
+    def profile(existing: Agent | None) -> dict[str, Any]:
+        metadata: dict[str, Any] = dict(existing.metadata or {}) if existing is not None else {}
+        metadata |= {"hook": options.client, "queues": list(options.queues)}
+        if existing is None:
+            return {"role": options.role, "metadata": metadata}
+        by_server = metadata.get("via") == "mcp"
+        if existing.left_at is not None and by_server:
+            # Its MCP server closed (``left_at``), which registering forgets: its pid goes
+            # too, so that no later hook takes a process that reused it for the server.
+            metadata.pop("pid", None)
+        return {
+            "role": existing.role if by_server else options.role,
+            "model": existing.model,
+            "specialization": existing.specialization,
+            "capacity_tokens": existing.capacity_tokens,
+            "parent": existing.parent,
+            "metadata": metadata,
+        }
+
+    return profile
 
 
-def _registered(swarm: Swarm, agent: str, options: HookOptions) -> Agent | None:
-    """The agent's record, or None after registering it when it was not (hooks installed
-    mid-session)."""
+def _ensure_registered(swarm: Swarm, agent: str, options: HookOptions) -> Agent:
+    """Register ``agent`` with the hooks' keys (``_hooks_profile``); its record now."""
+    return swarm.join(agent, _hooks_profile(options))
+
+
+def _registered(swarm: Swarm, agent: str, options: HookOptions) -> Agent:
+    """The agent's record, registered first when it was not (hooks installed mid-session)."""
     try:
         return swarm.get_agent(agent)
     except NotFound:
-        _ensure_registered(swarm, agent, options)
-        return None
+        return _ensure_registered(swarm, agent, options)
 
 
 def _claimable(swarm: Swarm, agent: str, options: HookOptions) -> str:
@@ -395,8 +406,7 @@ def session_start(
     tasks (cut to what is left), then as many messages as still fit (marked read)."""
     # --max-tasks is per session: a resumed or compacted one keeps its count, a new one
     # (another session_id, or this one started afresh: startup, clear) starts at 0
-    existing = _registered(swarm, agent, options)
-    _ensure_registered(swarm, agent, options, existing)
+    registered = _ensure_registered(swarm, agent, options)
     if options.loop and payload.get("source") in NEW_SESSION_SOURCES:
         swarm.tally(agent, LOOP_CLAIMS, _session_key(payload), reset=True, keep=LOOP_SESSIONS_KEPT)
     queues = ", ".join(options.queues) or "none given"
@@ -410,7 +420,7 @@ def session_start(
     parts = [head]
     held = held_tasks(swarm, agent)
     if held:
-        tools = mcp_tools(existing)
+        tools = mcp_tools(registered)
         tasks = "You hold these tasks; carry on with them:\n\n" + "\n\n".join(
             _task_text(t, agent, options.command, tools) for t in held[:3]
         )
@@ -458,9 +468,9 @@ def _next_task(
     counts = _loop_counts(existing.metadata or {} if existing is not None else {})
     done = counts.get(session, 0)
     if options.max_tasks and done >= options.max_tasks:
-        tasks = "task" if done == 1 else "tasks"
         return Answer(
-            message=f"{agent} took its {done} {tasks} in this session (--max-tasks); stopping."
+            message=f"{agent} took its {counted(done, 'task')} in this session (--max-tasks); "
+            "stopping."
         )
     try:
         tokens.check_writable(swarm.settings)

@@ -105,6 +105,7 @@ OPERATIONS: dict[str, Uses] = {
     "search_context": _uses("getrange hget hmget zrange zrevrange", worker=True),
     # agents
     "register": _uses("", "agent_register", worker=True),
+    "join": _uses("hget zscore", "agent_register", worker=True),
     "heartbeat": _uses("", "agent_heartbeat", worker=True),
     "deregister": _uses("", "agent_deregister", worker=True),
     "agents": _uses("hgetall hkeys hmget time zrange zrevrange", worker=True),

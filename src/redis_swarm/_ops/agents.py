@@ -12,8 +12,9 @@ record.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._codec import UNREADABLE, dumps, loads
@@ -31,6 +32,7 @@ __all__ = [
     "deregister",
     "get_agent",
     "heartbeat",
+    "join",
     "mark_stale",
     "register",
     "sweep",
@@ -137,6 +139,68 @@ def held(
     return {worker: tuple(ids) for worker, ids in holding.items()}, tuple(corrupt)
 
 
+def _profile(
+    agent_id: str,
+    role: str,
+    *,
+    model: str | None = None,
+    specialization: str | None = None,
+    capacity_tokens: int | None = None,
+    parent: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record ``agent_register`` stores for a registration, its fields checked."""
+    role = check_name("role", role, max_len=40)
+    if parent is not None:
+        check_agent("parent agent", parent)
+    if capacity_tokens is not None and (
+        not isinstance(capacity_tokens, int)
+        or isinstance(capacity_tokens, bool)
+        or capacity_tokens < 1
+    ):
+        raise ValidationError(
+            f"capacity_tokens must be a positive integer, not {capacity_tokens!r}"
+        )
+    meta = check_data("metadata", metadata, MAX_METADATA_BYTES)
+    return {
+        "id": agent_id,
+        "registration": new_id("r-"),  # second: agent_register finds it there
+        "role": role,
+        "model": _check_label("model", model),
+        "specialization": _check_label("specialization", specialization),
+        "capacity_tokens": capacity_tokens,
+        "parent": parent,
+        "metadata": loads(meta) if meta else None,
+        "implicit": False,
+    }
+
+
+def _store(ctx: OpContext, record: dict[str, Any], *replacing: str) -> Operation[Any]:
+    """Send ``record`` to ``agent_register`` (``replacing``: the stored record it was built
+    from, '' for none: a compare-and-set); its reply."""
+    keys = ctx.keys
+    reply = yield Call(
+        "agent_register",
+        (keys.agents, keys.presence, keys.cursors, keys.broadcast, keys.events),
+        (
+            record["id"],
+            dumps(record)[:-1],
+            ctx.now_arg(),
+            ctx.limits.events_maxlen,
+            record["role"],
+            record["parent"] or "",
+            record["registration"],
+            *replacing,
+        ),
+    )
+    return reply
+
+
+def _registered(reply: Any) -> Agent:
+    stored, now = reply
+    return Agent.from_dict({**loads(stored), "last_seen": int(now), "alive": True})
+
+
 def register(
     ctx: OpContext,
     role: str,
@@ -151,46 +215,47 @@ def register(
     """Register an agent (``name`` is its id; without one, an id ``ROLE-...`` is made).
 
     Registering an id again replaces its profile and keeps its inbox. The call is safe to
-    retry: sent again after a lost reply, it changes nothing and records one agent.joined."""
-    role = check_name("role", role, max_len=40)
-    agent_id = new_id(f"{role}-") if name is None else check_agent("agent name", name)
-    if parent is not None:
-        check_agent("parent agent", parent)
-    if capacity_tokens is not None and (
-        not isinstance(capacity_tokens, int)
-        or isinstance(capacity_tokens, bool)
-        or capacity_tokens < 1
-    ):
-        raise ValidationError(
-            f"capacity_tokens must be a positive integer, not {capacity_tokens!r}"
-        )
-    meta = check_data("metadata", metadata, MAX_METADATA_BYTES)
-    record = {
-        "id": agent_id,
-        "registration": new_id("r-"),  # second: agent_register finds it there
-        "role": role,
-        "model": _check_label("model", model),
-        "specialization": _check_label("specialization", specialization),
-        "capacity_tokens": capacity_tokens,
-        "parent": parent,
-        "metadata": loads(meta) if meta else None,
-        "implicit": False,
-    }
+    retry: sent again after a lost reply, it changes nothing and records one agent.joined.
+    (To build on what is registered, as a second session of the agent does: ``join``.)"""
+    checked_role = check_name("role", role, max_len=40)
+    agent_id = new_id(f"{checked_role}-") if name is None else check_agent("agent name", name)
+    record = _profile(
+        agent_id, role, model=model, specialization=specialization,
+        capacity_tokens=capacity_tokens, parent=parent, metadata=metadata,
+    )  # fmt: skip
+    return _registered((yield from _store(ctx, record)))
+
+
+def join(
+    ctx: OpContext, agent_id: str, revise: Callable[[Agent | None], Mapping[str, Any]]
+) -> Operation[Agent]:
+    """Register ``agent_id`` (again) as ``revise`` says from its record as stored now (None
+    when it is not registered): ``revise`` returns ``register``'s keywords (``role``,
+    ``metadata``, ``model``, ...). What it built is stored only if the record is still the
+    one it was given, else the record is read again and ``revise`` called again (a
+    compare-and-set, as ``tally``'s): sessions of one agent registering it at once (an MCP
+    server starting, the hooks' SessionStart) each build on what the other wrote, never
+    write over it with what they read before. As ``register``: marks the agent present,
+    drops ``left_at``, keeps its inbox."""
+    agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
-    stored, now = yield Call(
-        "agent_register",
-        (keys.agents, keys.presence, keys.cursors, keys.broadcast, keys.events),
-        (
-            agent_id,
-            dumps(record)[:-1],
-            ctx.now_arg(),
-            ctx.limits.events_maxlen,
-            role,
-            parent or "",
-            record["registration"],
-        ),
+    for _ in range(SWAP_TRIES):
+        raw, seen = yield Batch(
+            (Cmd("HGET", keys.agents, agent_id), Cmd("ZSCORE", keys.presence, agent_id))
+        )
+        stored: Agent | None = None
+        if raw is not None:
+            with contextlib.suppress(*UNREADABLE):  # (written around the operations: replaced)
+                stored = _agent(raw, seen, None, None, {})
+        profile = dict(revise(stored))
+        record = _profile(agent_id, **profile)
+        reply = yield from _store(ctx, record, "" if raw is None else text(raw))
+        if reply != 0:
+            return _registered(reply)
+    raise Conflict(
+        f"the record of agent {agent_id!r} kept changing under this registration "
+        f"({SWAP_TRIES} tries): try again"
     )
-    return Agent.from_dict({**loads(stored), "last_seen": int(now), "alive": True})
 
 
 def heartbeat(
@@ -263,19 +328,42 @@ def _swap(ctx: OpContext, agent_id: str, edit: Any) -> Operation[Any]:
     )
 
 
-def mark_stale(ctx: OpContext, agent_id: str) -> Operation[None]:
+def mark_stale(
+    ctx: OpContext, agent_id: str, *, session: Mapping[str, Any] | None = None
+) -> Operation[bool]:
     """The agent's session ended but the agent stays registered (its id was given, someone
     comes back as it: its inbox is kept): it reads stale at once in every listing, instead
-    of alive until its last heartbeat is ``stale_after_s`` old. Its last heartbeat is kept
-    as its ``last_seen`` (a sweep removes it that long after, as any silent agent). Any sign
-    of life after this (a heartbeat, a claim, registering) makes it alive again."""
-    agent_id = check_agent("agent id", agent_id)
+    of alive until its last heartbeat is ``stale_after_s`` old, and works on no task (its
+    heartbeat's ``current_task`` dropped). Its last heartbeat is kept as its ``last_seen`` (a
+    sweep removes it that long after, as any silent agent). Any sign of life after this (a
+    heartbeat, a claim, registering) makes it alive again.
 
-    def end(record: dict[str, Any], last_seen: int | None, now: int) -> None:
+    ``session``: the metadata that names the session that ended (an MCP server's host and
+    pid; a key given None: one the record must not have). The agent is marked only while its
+    record still says so: another session of the agent that registered it since runs on, and
+    it is left as it is. Those keys are dropped from the record as it is marked, so that no
+    reader takes them for a session that runs. Returns whether the agent was marked."""
+    agent_id = check_agent("agent id", agent_id)
+    if session is not None and not isinstance(session, Mapping):
+        raise ValidationError(f"session must be a mapping of metadata, not {session!r}")
+    names = dict(session or {})
+
+    def end(record: dict[str, Any], last_seen: int | None, now: int) -> bool:
+        metadata = record.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = {}
+        if any(metadata.get(key) != value for key, value in names.items()):
+            return False  # (stored again as it was read)
+        for key in names:
+            metadata.pop(key, None)
+        if "current_task" in record:
+            record["current_task"] = None
         record.pop(LEFT_AT, None)  # (kept last: see LEFT_AT)
         record[LEFT_AT] = max(now, last_seen or 0)
+        return True
 
-    yield from _swap(ctx, agent_id, end)
+    marked: bool = yield from _swap(ctx, agent_id, end)
+    return marked
 
 
 def tally(

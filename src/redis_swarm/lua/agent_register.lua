@@ -11,13 +11,19 @@
 --          ',"registered_at":NOW,"current_task":null}'); its second key is "registration"
 -- ARGV[3]: now (0 = server time)   ARGV[4]: events maxlen   ARGV[5]: role
 -- ARGV[6]: parent ('' for none)   ARGV[7]: this call's registration token
--- returns {record, now}
+-- ARGV[8] (optional, a compare-and-set: ``join``): the record its caller built this one
+--          from ('' when it was not registered); when the stored one is another, nothing is
+--          written and 0 is returned: the caller reads again and builds anew
+-- returns {record, now}, or 0 (ARGV[8] given and no longer the stored record)
 local id = ARGV[1]
 local now = now_ms(ARGV[3])
 local stored = redis.call('HGET', KEYS[1], id)
 -- The id is a checked name (no quotes), so the first "registration" is the record's own.
 if stored and string.match(stored, '"registration":"([%w%-]+)"') == ARGV[7] then
   return {stored, now}
+end
+if ARGV[8] and (stored or '') ~= ARGV[8] then
+  return 0
 end
 local record = ARGV[2] .. ',"registered_at":' .. string.format('%d', now) .. ',"current_task":null}'
 redis.call('HSET', KEYS[1], id, record)

@@ -5,6 +5,12 @@ from the ``initialize`` request), heartbeats while it is connected, and on close
 tasks it still holds. Then an agent whose id was made up here leaves (deregisters: nobody can
 come back as it); one whose id was given (``--name``, or SWARM_AGENT) stays registered and is
 marked stale at once, its inbox kept, so that its next start reads what it was sent meanwhile.
+The record names the server that registered it last (``server_identity``: host and pid, which
+the hooks of the session check to name its MCP tools); registering builds on the record as
+stored (the core's ``join``: the hooks' keys kept, a SessionStart at the same instant never
+written over), a rejoin after a sweep names the server again, and of two servers under one id
+the one closing ends the agent only if the record names it (the other says so again at its
+next heartbeat when the record names no server).
 The lease token of each claimed task stays here, so a worker names only the task id and cannot
 lose its token (on stdio it is also kept in the machine's token store, where the hooks of the
 same agent find it: ``_lease_tokens``); so do the findings of the last tasks it reported (a
@@ -19,7 +25,6 @@ a session on, so requests share one session per client name, closed when the ser
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -42,7 +47,7 @@ from .. import _mcp_names
 from .._client import Swarm
 from .._config import Settings
 from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError, Timeout
-from .._models import Task
+from .._models import Agent, Task
 from ._roles import AGENT_ROLES
 
 # A waiting call's slice (a claim's, a pass's): how soon a cancellation or the server's
@@ -51,6 +56,7 @@ _SLICE_S = 1.0
 
 __all__ = [
     "ANSWER",
+    "NO_SERVER",
     "REMEMBERED_REPORTS",
     "REPORT",
     "AgentSession",
@@ -59,6 +65,8 @@ __all__ = [
     "SessionRegistry",
     "Settling",
     "connection_of",
+    "names_a_server",
+    "server_identity",
 ]
 
 log = logging.getLogger("redis_swarm.mcp")
@@ -224,6 +232,23 @@ def _client_name(rctx: ServerRequestContext[Any, Any]) -> str:
     return params.client_info.name if params is not None else "unknown"
 
 
+def server_identity() -> dict[str, Any]:
+    """The metadata that names this server among the sessions of one agent id: its host and
+    pid (the hooks check that this process runs; a session closing ends the agent only while
+    its record still says them)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+# What a record naming no server says (``mark_stale``'s ``session``: keys it must not have).
+NO_SERVER: dict[str, Any] = dict.fromkeys(server_identity())
+
+
+def names_a_server(agent: Agent) -> bool:
+    """Whether the agent's record names a server (as ``server_identity`` does)."""
+    metadata = agent.metadata or {}
+    return all(metadata.get(key) is not None for key in NO_SERVER)
+
+
 def connection_of(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
     """The client's ``Connection``: the one object that lives exactly as long as the client's
     connection, with the SDK's per-connection ``state`` and teardown ``exit_stack``.
@@ -378,27 +403,30 @@ class SessionRegistry:
                 session = self._shared[client] = await self._open(client)
             return session
 
+    def _profile(
+        self, client: str, role: str, model: str | None, **more: Any
+    ) -> Callable[[Agent | None], dict[str, Any]]:
+        """How a session of this server registers its agent (the core's ``join``), built on
+        the record as stored: a given id may be the hooks' too, whose keys are kept (and a
+        SessionStart hook registering it at the same instant is built on, not written over).
+        Its metadata says who runs it: ``via`` mcp, the transport, and ``server_identity``."""
+
+        def profile(existing: Agent | None) -> dict[str, Any]:
+            metadata = dict(existing.metadata or {}) if existing is not None else {}
+            metadata.pop("rejoined", None)  # (a start is no rejoin: ``more`` says when it is)
+            metadata |= {"client": client, "via": "mcp", "transport": self.transport}
+            metadata |= server_identity() | more
+            return {"role": role, "model": model, "metadata": metadata}
+
+        return profile
+
     async def _open(self, client: str) -> AgentSession:
         name = self.name
         if name is not None and any(s.agent_id == name for s in self._live.values()):
             name = None  # the fixed name is taken by another live session of this server
-        metadata: dict[str, Any] = {}
-        if name is not None:  # a given id may be the hooks' too: their keys are kept
-            with contextlib.suppress(NotFound):
-                metadata.update((await self.call(self.swarm.get_agent, name)).metadata or {})
-        metadata |= {
-            "client": client,
-            "via": "mcp",
-            "transport": self.transport,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
+        agent_id = name or f"{_slug(client)}-{self.agent_role}-{os.urandom(3).hex()}"
         agent = await self.call(
-            self.swarm.register,
-            self.agent_role,
-            name=name or f"{_slug(client)}-{self.agent_role}-{os.urandom(3).hex()}",
-            model=self.model,
-            metadata=metadata,
+            self.swarm.join, agent_id, self._profile(client, self.agent_role, self.model)
         )
         session = AgentSession(
             agent.id,
@@ -419,7 +447,10 @@ class SessionRegistry:
         used), then deregister its agent if its id was made up here. An agent whose id was
         given (``named``) stays registered, marked stale at once (``mark_stale``), and its
         inbox (unread messages and all) waits for the next start under that id; a sweep
-        (``swarm agents sweep``) or ``swarm agents deregister`` removes it for good.
+        (``swarm agents sweep``) or ``swarm agents deregister`` removes it for good. Marked
+        only while its record names this server (``server_identity``, dropped from it then):
+        a second server under the id that registered it since runs on, alive; one that
+        registered it before says so again at its next heartbeat (``_beat``).
 
         This runs when the client closes its session or the server stops cleanly; a client or
         server that crashed leaves its leases to expire as before.
@@ -444,14 +475,20 @@ class SessionRegistry:
                 log.info("task %s released by %s", task_id, session.agent_id)
             session.let_go(task_id)
         if session.named:
-            # No task of its own any more: views would else show it on one it gave back. And
-            # gone now, not alive until its last heartbeat is a minute old.
-            with contextlib.suppress(SwarmError):
-                await self.call(self.swarm.heartbeat, session.agent_id, current_task="")
+            # Gone now, not alive until its last heartbeat is a minute old, and on no task
+            # (views would else show it on one it gave back); but only while the record still
+            # names this server: another server under the id registered since runs on.
             try:
-                await self.call(self.swarm.mark_stale, session.agent_id)
+                ended = await self.call(
+                    self.swarm.mark_stale, session.agent_id, session=server_identity()
+                )
             except SwarmError as exc:  # it goes stale as its heartbeats stop, as before
                 log.warning("agent %s not marked stale: %s", session.agent_id, exc)
+            else:
+                if not ended:
+                    log.info("agent %s left alive: another server registered it since",
+                             session.agent_id)  # fmt: skip
+                    return
             log.info("agent %s stays registered (stale), its inbox kept for its next start",
                      session.agent_id)  # fmt: skip
             return
@@ -487,8 +524,13 @@ class SessionRegistry:
 
     async def _undo_late_beat(self, session: AgentSession) -> None:
         """A heartbeat that landed after its session closed said the agent was alive: a named
-        one is marked stale again, one whose id was made up here leaves again."""
-        leave = self.swarm.mark_stale if session.named else self.swarm.deregister
+        one is marked stale again (unless another server registered it since: the record
+        then names that one, which runs), one whose id was made up here leaves again."""
+        leave: Callable[[str], object] = (
+            functools.partial(self.swarm.mark_stale, session=NO_SERVER)
+            if session.named
+            else self.swarm.deregister
+        )
         try:
             await self.call(leave, session.agent_id)
         except SwarmError as exc:  # (gone meanwhile; or the server away: it goes stale)
@@ -497,24 +539,27 @@ class SessionRegistry:
     async def _beat(self, session: AgentSession) -> None:
         current = next(iter(session.leases), "")  # "" clears it
         try:
-            await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
+            agent = await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
         except NotFound:
             # Swept as stale (a suspended laptop): join again under the same id.
             await self._rejoin(session)
         except SwarmError as exc:
             log.warning("heartbeat of %s failed: %s", session.agent_id, exc)
+        else:
+            if session.named and not names_a_server(agent):
+                # Registered since by someone who named no server (the hooks after a sweep),
+                # or the server it named closed (another server of the agent, which dropped
+                # its own identity): this one runs, and says so again.
+                await self._rejoin(session)
 
     async def _rejoin(self, session: AgentSession) -> None:
+        """Register the session's agent again, as it was at its start (its server's identity
+        with it: the hooks tell a session its MCP tools by it)."""
         if session.closed:  # (its session ended while the heartbeat was on its way)
             return
+        profile = self._profile(session.client, session.role, session.model, rejoined=True)
         try:
-            await self.call(
-                self.swarm.register,
-                session.role,
-                name=session.agent_id,
-                model=session.model,
-                metadata={"client": session.client, "via": "mcp", "rejoined": True},
-            )
+            await self.call(self.swarm.join, session.agent_id, profile)
         except SwarmError as exc:
             log.warning("agent %s could not rejoin: %s", session.agent_id, exc)
 
