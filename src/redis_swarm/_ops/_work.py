@@ -288,7 +288,7 @@ def check_label(kind: str, value: object, *, max_chars: int = 256) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
     if not value.strip():
-        raise ValidationError(f"{kind} is empty: give it a name")
+        raise ValidationError(f"the {kind} is empty: give a non-blank one")
     if len(value) > max_chars:
         raise ValidationError(
             f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"

@@ -381,7 +381,7 @@ def wait(
     NotFound naming the passes there are (or saying the pass was retired), one more round
     trip on that path only. A queue with no task, or the swarm, is settled at once."""
     if pass_name is not None and queue is not None:
-        raise ValidationError("wait for a pass_name or a queue, not both")
+        raise ValidationError("wait for a pass or a queue, not both")
     timeout = check_number("timeout_s", timeout_s, 0, MAX_PASS_WAIT_S)
     k = ctx.keys
     if pass_name is not None:

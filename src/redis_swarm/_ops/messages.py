@@ -30,7 +30,7 @@ from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_name
 from ._bus import check_data, new_id, text
-from ._work import await_events, block_chunk_s, check_number
+from ._work import await_events, block_chunk_s, check_label, check_number
 
 __all__ = [
     "BROADCAST_MAXLEN",
@@ -58,7 +58,6 @@ READ_KEPT = 100
 # Messages whose read status a sender can ask for (the newest; older ones are forgotten).
 MESSAGE_INDEX_MAX = 100_000
 _SEQ = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-MAX_PASS_NAME_CHARS = 200
 
 
 def _send(
@@ -158,12 +157,7 @@ def request_synthesis(
     """Ask a shard to synthesise a pass: a ``synthesis_request`` message carrying
     ``pass_name`` and ``instructions``, plus a ``synthesis.requested`` event."""
     shard = check_agent("shard agent", shard)
-    if not isinstance(pass_name, str) or not pass_name.strip():
-        raise ValidationError("the pass name is empty: name the pass to synthesise")
-    if len(pass_name) > MAX_PASS_NAME_CHARS:
-        raise ValidationError(
-            f"the pass name is longer than {MAX_PASS_NAME_CHARS} characters: shorten it"
-        )
+    check_label("pass name", pass_name)  # (as a pass's tasks are posted with it)
     if not isinstance(instructions, str):
         raise ValidationError("instructions must be a string")
     body = f"Synthesize the findings of {pass_name}." + (

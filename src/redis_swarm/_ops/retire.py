@@ -124,7 +124,7 @@ def retire_pass(ctx: OpContext, pass_name: str, *, dry_run: bool = False) -> Ope
     returned, not from the pass's record (``retired_passes``). ``at`` (ms): when its last step
     removed what it did (the record's ``at``); when it removed nothing (a dry run too), when
     it was called (the server's time)."""
-    name = check_label("pass_name", pass_name)
+    name = check_label("pass name", pass_name)
     k = ctx.keys
     findings_of = k.findings_by("pass", name)
     raw_passes, fields, record, seen, scanned, first, server_time = yield Batch(

@@ -34,7 +34,7 @@ from .._errors import Conflict, NotFound, ValidationError
 from .._keys import ASSIST_QUEUE, Keys, ask_queue, askable, is_ask_queue
 from .._models import OPEN_STATUSES, RetiredQuestions
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
-from .._validate import check_id, check_name
+from .._validate import MAX_DURATION_S, check_id, check_name
 from ._bus import now_from
 from ._work import STATUSES, check_number, text
 from .ask import MAX_ANSWERS_LISTED
@@ -49,8 +49,7 @@ __all__ = [
     "retired_questions",
 ]
 
-# The longest wait one can ask for (as ``Seconds`` bounds a CLI duration): about 31 years.
-MAX_OLDER_THAN_S = 1e9
+MAX_OLDER_THAN_S = MAX_DURATION_S  # (the longest duration any call takes)
 
 
 def question_queue(target: str) -> str:

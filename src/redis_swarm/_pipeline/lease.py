@@ -18,7 +18,8 @@ finds it merely expired and given back to its queue claims it back.
 
 A settled lease task is never reopened: the next run posts the next generation
 (``names.lease_task_id``), found from the lease queue's counts (one HGETALL): the tasks
-posted to it are generations 1 to N, at most one of them open, and the open one the last.
+held in it are the last N generations (``swarm pipeline retire`` frees settled ones, whose
+numbers a later run may then post again), at most one of them open, and the open one the last.
 """
 
 from __future__ import annotations
