@@ -480,12 +480,12 @@ def test_cli_refuses_an_empty_swarm_as_the_global_option_does() -> None:
         main, ["acl", "--role", "worker", "--swarm", "", "--user", "x", *version],
         env={"SWARM_NAME": "legal"},
     )  # fmt: skip
-    assert local.exit_code == 1 and local.stdout == "", local.output
+    assert local.exit_code == 2 and local.stdout == "", local.output  # a bad option
     assert "swarm name is empty" in local.stderr
     global_ = runner.invoke(
         main, ["--swarm", "", "acl", "--role", "worker", "--user", "x", *version]
     )
-    assert (global_.exit_code, global_.stderr) == (1, local.stderr)
+    assert (global_.exit_code, global_.stderr) == (2, local.stderr)
 
 
 def test_cli_given_password_is_never_printed(acl_server: RedisServer) -> None:

@@ -163,4 +163,5 @@ def test_epoch_seconds_are_refused_not_read_as_1970(cli: Cli) -> None:
     for command in ("findings", "events"):
         out = cli(command, "--since", "1796364000", expect=2)
         assert "looks like epoch seconds" in out.stderr and "1796364000000" in out.stderr
+        assert out.stderr.count("give") == 1, out.stderr  # (the forms are offered once)
     cli("findings", "--since", "0")  # (the start: a small number stays ms)

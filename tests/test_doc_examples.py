@@ -111,3 +111,32 @@ def test_a_failing_example_fails_the_run(
         return
     with pytest.raises(AssertionError, match=failed):
         run_page("page.md", "redis://127.0.0.1:1", tmp_path, "x")
+
+
+def test_ask_md_asks_and_answers_on_the_swarm_the_readme_builds(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """docs/ask.md's first example asks the shard the README's tour published (not one that
+    page publishes only much later), and its answering snippet, run beside it as the page
+    says, imports and opens what it uses and answers it."""
+    (write_notes,) = [c for c in tour_commands() if c.startswith("cat > notes.md")]
+    subprocess.run(["bash", "-ec", write_notes], cwd=tmp_path, check=True, timeout=30)
+    from redis_swarm import Swarm
+
+    with Swarm(redis_url, swarm="ask-doc") as swarm:
+        swarm.publish_context("shard-1", (tmp_path / "notes.md").read_text(), source="notes.md")
+    codes = [code for _, code in python_blocks("docs/ask.md")]
+    (answering,) = [code for code in codes if 'swarm.claim("ask.' in code]
+    env = {**subprocess_env(redis_url, "ask-doc", tmp_path), "HOME": str(tmp_path)}
+
+    def start(code: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", code], env=env, cwd=tmp_path, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    answerer = start(answering)
+    asker = start(codes[0])
+    _, asked = asker.communicate(timeout=90)
+    _, answered = answerer.communicate(timeout=90)
+    assert (asker.returncode, answerer.returncode) == (0, 0), asked + answered

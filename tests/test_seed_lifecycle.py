@@ -411,6 +411,27 @@ def test_the_seed_guide_examples_run(index: int, redis_url: str, tmp_path: Path)
     assert result.returncode == 0, f"docs/seed.md block {index + 1}:\n{result.stderr}"
 
 
+def test_the_seed_guide_examples_run_in_order_in_one_swarm_and_spare_its_live_agents(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """As the page says to run them: every block in order, in the one swarm it names, where a
+    live agent already is (a `swarm serve` slot): no block fails for what the blocks before
+    it left there (shards still alive), and the one that sweeps with a max_age of 0 (which
+    removes every agent of its swarm) sweeps only a swarm of its own."""
+    blocks = python_blocks()
+    assert "SWARM_NAME=seed-docs" in DOC.read_text()
+    env = {**os.environ, "SWARM_URL": redis_url, "SWARM_NAME": "seed-docs"}
+    with Swarm(redis_url, swarm="seed-docs") as docs:
+        docs.register("worker", name="serve-slot-1")
+        for index, code in enumerate(blocks):
+            result = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                cwd=tmp_path, timeout=60, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, f"docs/seed.md block {index + 1}:\n{result.stderr}"
+        assert docs.get_agent("serve-slot-1").alive
+
+
 def test_a_redis_host_holding_a_port_is_refused_naming_both_keywords() -> None:
     from redis_swarm._errors import ConfigError
     from redis_swarm.roles._base import _url_host

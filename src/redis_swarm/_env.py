@@ -23,6 +23,7 @@ from ._errors import ConfigError
 __all__ = [
     "CHECK_SWARM",
     "CONTEXT_CACHE_DIR",
+    "DOCTOR_TELLS_MORE",
     "ENV_AGENT",
     "ENV_CONTEXT_CACHE",
     "ENV_CONTEXT_CACHE_BYTES",
@@ -47,6 +48,11 @@ CHECK_SWARM = (
     f"check --swarm / {ENV_NAME} (a user made by 'swarm acl' works on the one swarm it was "
     "made for)"
 )
+# Said of a server that cannot be reached or cannot write (_translate): the doctor, which
+# meets the same failure, reports the rest of the message without it. Not one of ``_hints``
+# either: a face that cannot run commands words the connection error its own way. (Here, not
+# in _translate, for the same reason as CHECK_SWARM.)
+DOCTOR_TELLS_MORE = "'swarm doctor' tells more"
 ENV_HOME = "SWARM_HOME"
 ENV_AGENT = "SWARM_AGENT"
 ENV_CONTEXT_CACHE = "SWARM_CONTEXT_CACHE"

@@ -111,7 +111,8 @@ class InvalidState(Conflict):
 
 class Timeout(SwarmError):
     """A bounded wait ended before its condition held. An ask that timed out names its
-    question (``task_id``) and says whether an answerer had ``claimed`` it."""
+    question (``task_id``) and says whether an answerer held it (``claimed``) when the wait
+    ended: one claimed and given back unanswered is not."""
 
     def __init__(
         self, message: str, *, task_id: str | None = None, claimed: bool | None = None

@@ -10,7 +10,7 @@ import redis.exceptions as rex
 from . import _errors as e
 from ._acl import ROLES, WORKER_HIDDEN, role_commands, role_scripts
 from ._config import Settings
-from ._env import CHECK_SWARM
+from ._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
 from ._scripts import function_name, script_sha
 
@@ -338,7 +338,7 @@ def _cannot_persist(where: str, detail: str) -> str:
         "commands that may write (most, listings included): what it refused was not applied, "
         "and nothing stored is lost while it keeps running (do not stop it: what it could not "
         f"write yet is in its memory). Free space in {place}; it takes writes again by itself "
-        "once it can write. 'swarm doctor' tells more"
+        f"once it can write. {DOCTOR_TELLS_MORE}"
     )
 
 
@@ -498,7 +498,7 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
         return e.ConnectionFailed(
             f"cannot reach Redis Cluster at {where}: no node of the URL answered (the last one "
             f"tried: {reasons}); check that the nodes run and that the URL names some of them, as "
-            f"redis+cluster://HOST:PORT[,HOST:PORT...] ('swarm doctor' tells more)"
+            f"redis+cluster://HOST:PORT[,HOST:PORT...] ({DOCTOR_TELLS_MORE})"
             f"{'; ' if tls_port else ''}{tls_port}"
         )
     hint = ""
@@ -507,7 +507,7 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
         hint = "; if the port speaks no TLS (it then never answers the handshake), use redis://"
     return e.ConnectionFailed(
         f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
-        f"check that the server runs and the URL is right ('swarm doctor' tells more){hint}"
+        f"check that the server runs and the URL is right ({DOCTOR_TELLS_MORE}){hint}"
     )
 
 

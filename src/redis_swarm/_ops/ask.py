@@ -633,13 +633,8 @@ def _give_up(
     """Let the question go (``_let_go``) and raise Timeout; an answer that won the race
     with its withdrawal is returned instead."""
     queue, dedupe_key = asking.queue, asking.dedupe_key
-    claimed = task.attempts > 0
-    if claimed:
-        who = (
-            f"answerer {task.worker or '?'} claimed it (attempt {task.attempts}) but did not answer"
-        )
-    else:
-        who = f"no answerer claimed it: is anyone serving queue {queue!r}? {SERVE_QUESTIONS}"
+    claimed = task.status is TaskStatus.CLAIMED  # held now, not merely once
+    who = _who(task, queue)
     then, settled = yield from _let_go(ctx, q, dedupe_key)
     if settled is not None:
         answered = yield from _settled(ctx, settled, target, q.posted)
@@ -655,6 +650,24 @@ def _give_up(
         task_id=task.id,
         claimed=claimed,
     )
+
+
+def _who(task: Task, queue: str) -> str:
+    """What a timeout says of the question's answerers: the one holding it, or that it was
+    claimed and given back unanswered (a ``swarm serve`` that stopped), or never claimed."""
+    if task.status is TaskStatus.CLAIMED:
+        return (
+            f"answerer {task.worker or '?'} claimed it (attempt {task.attempts}) but did not answer"
+        )
+    serving = f"is anyone serving queue {queue!r}? {SERVE_QUESTIONS}"
+    if task.attempts > 0:
+        times = "once" if task.attempts == 1 else f"{task.attempts:,} times"
+        return (
+            f"it was claimed {times} and given back unanswered (its answerer released it, as "
+            f"a stopping swarm serve does, or its lease ran out), so it waited in its queue "
+            f"again: {serving}"
+        )
+    return f"no answerer claimed it: {serving}"
 
 
 _QUOTED_CHARS = 80  # of the other text a message quotes

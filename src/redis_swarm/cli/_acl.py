@@ -14,7 +14,8 @@ from .._config import Settings
 from .._embedded import EmbeddedServer
 from .._errors import ConfigError, ValidationError
 from .._models import ACL_ROLES
-from ._app import App, json_option, main, pass_app
+from .._validate import check_swarm_name
+from ._app import App, json_option, main, pass_app, usage_failure
 
 __all__ = [
     "PASSWORD_PLACEHOLDER",
@@ -94,8 +95,13 @@ def acl(
             raise ConfigError("give --password or --password-stdin, not both")
         password = sys.stdin.readline().rstrip("\r\n")
     version = None if redis_version is None else parse_version(redis_version)
-    # An empty --swarm is refused (as the global one is), not taken for "the default".
+    # An empty --swarm is refused (as the global one is: a bad option, exit 2), not taken
+    # for "the default".
     swarm = app.swarm_name if swarm_option is None else swarm_option
+    try:
+        check_swarm_name(swarm)
+    except ValidationError as exc:
+        usage_failure(exc)
     from .._acl_apply import apply_role  # (here: it brings redis-py, which --help does without)
 
     made = apply_role(

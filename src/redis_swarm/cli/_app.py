@@ -20,9 +20,10 @@ import click
 from .._codec import dumps
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
 from .._env import ENV_HOME, ENV_NAME, ENV_URL, context_cache_from_env
-from .._errors import SwarmError, Timeout
+from .._errors import ConfigError, SwarmError, Timeout
 from .._executable import reach_options
 from .._printable import printable
+from .._validate import check_swarm_name
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from .._cache import ContextCache
     from .._client import Swarm
 
-__all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app"]
+__all__ = ["EXIT_EMPTY", "App", "json_option", "main", "pass_app", "usage_failure"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2  # a bad option or input, found before the swarm is asked (click's own code)
@@ -328,7 +329,7 @@ class _Group(click.Group):
                 _end_on_closed_stdout()
             _fail(ctx, exc, EXIT_ERROR)
         except OSError as exc:
-            _fail(ctx, exc, EXIT_ERROR)
+            _fail(ctx, _home_problem(ctx, exc) or exc, EXIT_ERROR)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         _whole_stdout()
@@ -345,7 +346,33 @@ class _Group(click.Group):
                 pass
 
 
-def _fail(ctx: click.Context, exc: BaseException, code: int) -> None:
+def _home_problem(ctx: click.Context, exc: OSError) -> ConfigError | None:
+    """A file error on the swarm home, said with its path, where the path came from, and
+    what to do (rather than the bare OS error); None: an error elsewhere."""
+    app = ctx.find_object(App)
+    if app is None or not exc.filename:
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    if path != app.home and app.home not in path.parents:
+        return None
+    why = exc.strerror or type(exc).__name__
+    return ConfigError(
+        f"cannot use the swarm home {str(app.home)!r} (from --home or {ENV_HOME}: where the "
+        "embedded server, the lease tokens kept and the context cache live): "
+        f"{why} at {str(path)!r}; give --home (or {ENV_HOME}) a folder this user can create "
+        "and write, or --url a running server"
+    )
+
+
+def usage_failure(exc: SwarmError) -> NoReturn:
+    """End the command with ``exc`` as a bad option (exit 2; 1 for `swarm hook`): one
+    ``error:`` line, as every error, found before the swarm is asked."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    _fail(ctx, exc, EXIT_ERROR if root.invoked_subcommand in NO_USAGE_EXIT else EXIT_USAGE)
+
+
+def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:
     app = ctx.find_object(App)
     if app is not None and app.debug:
         traceback.print_exc()
@@ -396,12 +423,13 @@ def main(
     app.json = app.json or as_json
     # SWARM_NAME is read here, not by click: click takes an empty variable for an unset one.
     # Set but empty, it is a bad option (exit 2; 1 for `swarm hook`), found before the swarm
-    # is asked.
+    # is asked; so is a bad --swarm, whichever way the name came.
     try:
         env_name = os.environ.get(ENV_NAME)
         app.swarm_name = swarm_name if swarm_name is not None else swarm_from_env(env_name)
+        check_swarm_name(app.swarm_name)
     except SwarmError as exc:
-        _fail(ctx, exc, EXIT_ERROR if ctx.invoked_subcommand in NO_USAGE_EXIT else EXIT_USAGE)
+        usage_failure(exc)
     # Validate the URL now, so a bad one is one clear line whatever the subcommand.
     if ctx.invoked_subcommand not in (None, "prompt"):
         try:

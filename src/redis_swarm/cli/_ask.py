@@ -11,8 +11,9 @@ from dataclasses import replace
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from .._errors import SwarmError
+from .._errors import NotFound, SwarmError
 from .._hints import SERVE_QUESTIONS
 from .._models import Answer, Task
 from .._printable import printable, short_version
@@ -160,7 +161,7 @@ def ask(
     )
     who: str | Task | None = asker
     if task_id is not None:
-        who = app.swarm.get_task(task_id)
+        who = _working_on(app, task_id)
         if task_id == os.environ.get("SWARM_TASK_ID") and os.environ.get("SWARM_TASK_TOKEN"):
             # swarm run's agent: its lease's token lets the ask renew the lease while it waits
             who = replace(who, token=os.environ["SWARM_TASK_TOKEN"])
@@ -189,6 +190,23 @@ def ask(
         click.echo(printable(_footer(answer)), err=True)
 
     app.emit({**answer.to_dict(), "notes": notes} if notes else answer.to_dict(), human)
+
+
+def _working_on(app: App, task_id: str) -> Task:
+    """The task the asker works on; one SWARM_TASK_ID names that does not exist is said to
+    come from there: a shell that ran as swarm run's agent may have kept it."""
+    try:
+        return app.swarm.get_task(task_id)
+    except NotFound as exc:
+        source = click.get_current_context().get_parameter_source("task_id")
+        if source is not ParameterSource.DEFAULT:  # given as --task: the core said it all
+            raise
+        raise NotFound(
+            f"task {task_id} does not exist; its id came from SWARM_TASK_ID (set by swarm run "
+            "for its agent, and maybe left over in this shell): unset SWARM_TASK_ID, or give "
+            "--task with the task you work on",
+            missing=exc.missing,
+        ) from None
 
 
 @main.command(short_help="Answer the questions asked of a shard with an agent command.")

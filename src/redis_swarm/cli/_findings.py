@@ -10,6 +10,7 @@ import click
 from .._codec import counted
 from .._errors import NotFound
 from .._hints import LIST_PASSES
+from .._models import unknown_pass
 from .._printable import printable
 from .._usage import usage_line
 from ._app import App, json_option, main, pass_app
@@ -90,6 +91,7 @@ def findings(
         )
 
     found = listing(fetch, limit, cursor, all_)
+    unknown = _unknown_pass(app, pass_name) if pass_name and not found.items else None
 
     def human() -> None:
         table = make_table("id", "task", "worker", "model", "cost", "conf", "summary")
@@ -102,8 +104,26 @@ def findings(
             )  # fmt: skip
         print_table(app, table)
         found.footer()
+        if unknown is not None:  # a note, as swarm status --pass says it: the listing stands
+            click.echo(printable(f"note: {unknown}"), err=True)
 
-    app.emit(found.to_json(), human)
+    listed = found.to_json()
+    app.emit({**listed, "notes": [unknown]} if unknown is not None else listed, human)
+
+
+# What ``unknown_pass`` says there is not to do with a pass no task was ever posted to.
+_NO_FINDINGS = "no finding to list"
+
+
+def _unknown_pass(app: App, pass_name: str) -> str | None:
+    """Why pass ``pass_name`` has no finding when no task was ever posted to it (misspelt)
+    or it was retired, in the core's words (``unknown_pass``), naming the passes there are;
+    None when it has tasks (their findings are yet to come, or filtered out)."""
+    if any(app.swarm.pass_stats(pass_name).values()):
+        return None
+    retired = app.swarm.retired_passes().get(pass_name)
+    passes = [] if retired else [p.name for p in app.swarm.status().passes if p.total]
+    return unknown_pass(pass_name, passes, retired=retired, doing=_NO_FINDINGS)
 
 
 @main.group()

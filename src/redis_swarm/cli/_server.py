@@ -18,9 +18,10 @@ import click
 from .._codec import counted, first_few, iso
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
-from .._env import CHECK_SWARM
+from .._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._models import RECORD_KINDS
+from .._printable import printable
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
 
 if TYPE_CHECKING:
@@ -231,6 +232,47 @@ def doctor(app: App, quick: bool) -> None:
     swarm's records: how many are stored unreadable (listings skip them). On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
+    try:
+        _diagnose(app, quick)
+    except ConnectionFailed as exc:
+        if DOCTOR_TELLS_MORE not in str(exc):  # (a failure the doctor cannot say more of)
+            raise
+        _unreachable(app, exc)
+
+
+def _unreachable(app: App, exc: ConnectionFailed) -> None:
+    """The report of a server the doctor could not reach, or that refused it before any row
+    could be read: ``ok`` false and why, without the hint that names the doctor; exit 1."""
+    settings = app.settings
+    reason = str(exc)
+    for said in (f" ({DOCTOR_TELLS_MORE})", f" {DOCTOR_TELLS_MORE}"):
+        reason = reason.replace(said, "")
+    report: dict[str, Any] = {
+        "url": settings.url,
+        "swarm": settings.swarm,
+        "user": settings.username or "default",
+        "kind": settings.kind,
+        "ok": False,
+        "warnings": [reason],
+    }
+
+    def human() -> None:
+        from rich.markup import escape  # (here: `swarm --help` imports this module)
+        from rich.table import Table
+
+        table = Table(show_header=False, box=None)
+        for key, value in report.items():
+            if key != "warnings":
+                table.add_row(f"[bold]{key}[/]", escape(str(value)))
+        app.out.print(table)
+        click.echo(f"error: {printable(reason)}", err=True)  # (as every error: on stderr)
+
+    app.emit(report, human)
+    sys.exit(EXIT_ERROR)
+
+
+def _diagnose(app: App, quick: bool) -> None:
+    """The doctor's report, once the server has answered."""
     settings = app.settings
     if settings.kind != "cluster":
         _doctor(app, app.swarm, None, quick)

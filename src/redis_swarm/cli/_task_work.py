@@ -13,12 +13,12 @@ from typing import Any, NoReturn
 import click
 
 from .. import _lease_tokens as tokens
-from .._codec import iso
+from .._codec import first_few, iso
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import Usage
-from .._validate import MAX_CLAIM_BATCH, MAX_LEASE_S, MAX_RETRY_AFTER_S, MAX_WAIT_S
+from .._validate import MAX_CLAIM_BATCH, MAX_RETRY_AFTER_S, MAX_WAIT_S
 from ._app import EXIT_EMPTY, App, json_option, pass_app
 from ._common import (
     Number,
@@ -30,9 +30,7 @@ from ._common import (
     task_json,
     when,
 )
-from ._tasks import render_task, task, task_id_arg
-
-LEASE_SECONDS = click.IntRange(1, int(MAX_LEASE_S))  # a lease the core takes
+from ._tasks import LEASE_SECONDS, render_task, task, task_id_arg
 
 
 def _default_worker() -> str:
@@ -102,6 +100,10 @@ def claim(
     count: int | None,
 ) -> None:
     """Claim the next task of QUEUES (highest priority, oldest first). Exit 3 if none."""
+    if wait_s > 0 and not app.json:
+        unknown = _never_posted(app, queues)
+        if unknown is not None:  # (a task may yet be posted to it: the wait goes on)
+            click.echo(printable(f"note: {unknown}; waiting all the same"), err=True)
     if count is None:
         one = app.swarm.claim(list(queues), worker=worker, lease_s=lease_s, wait_s=wait_s)
         claimed = [] if one is None else [one]
@@ -123,8 +125,28 @@ def claim(
         _say_unkept(t, error)
 
 
+_QUEUES_NAMED = 10  # the queues a note on a misspelt one lists
+
+
+def _never_posted(app: App, queues: Sequence[str]) -> str | None:
+    """What to say of those of ``queues`` no task was ever posted to (a misspelt name finds
+    nothing, ever), naming the queues there are; None when each was posted to."""
+    known = app.swarm.queue_stats()  # every queue ever posted to
+    unknown = [q for q in dict.fromkeys(queues) if q not in known]
+    if not unknown:
+        return None
+    which = "queue " + unknown[0] if len(unknown) == 1 else "queues " + ", ".join(unknown)
+    return (
+        f"no task was ever posted to {which}: check the name (the queues: "
+        f"{first_few(sorted(known), _QUEUES_NAMED)}; swarm status --all lists them)"
+    )
+
+
 def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
     message = f"nothing to claim in {', '.join(queues)}"
+    unknown = _never_posted(app, queues)
+    if unknown is not None:
+        message += f": {unknown}"
     if app.json:
         click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
     else:

@@ -15,7 +15,7 @@ import click
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import usage_line
-from .._validate import DEFAULT_RETRY_BACKOFF_S, MAX_RETRY_BACKOFF_S
+from .._validate import DEFAULT_RETRY_BACKOFF_S, MAX_LEASE_S, MAX_RETRY_BACKOFF_S
 from ._app import App, _Group, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -32,6 +32,9 @@ from ._common import (
     task_json,
     when,
 )
+
+# A lease the core takes, whole seconds: its bound said once, by click (a usage error, 2).
+LEASE_SECONDS = click.IntRange(1, int(MAX_LEASE_S))
 
 task_id_arg = click.argument("task_id", metavar="TASK_ID", shell_complete=complete_tasks)
 
@@ -144,7 +147,7 @@ def render_task(
 @click.option(
     "--lease",
     "lease_s",
-    type=click.IntRange(1),
+    type=LEASE_SECONDS,
     default=900,
     show_default=True,
     help="Seconds a claim lasts unless renewed.",
