@@ -41,6 +41,7 @@ def test_a_timed_out_ask_whose_key_met_other_text_says_so(cli: Cli, lib: Swarm) 
     said = " ".join(other.stderr.split())
     assert "asked with other text ('Who did it?')" in said, said
     assert "ask with another key for an answer to yours" in said and "dedupe_key" not in said
+    assert "the same dedupe key" not in said  # (that key collects the other text's answer)
     same = cli("ask", "lib", "Who did it?", "--dedupe", "k", "--timeout", "0.1", expect=3)
     assert "other text" not in same.stderr
 

@@ -78,6 +78,12 @@ def short(text: Any, limit: int = 80) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def asked_otherwise(question_id: str, text: str) -> str:
+    """How a message names the question a dedupe key met that was asked with other text
+    (its answer answers that text): the CLI's note on such an answer, an ask's timeout."""
+    return f"question {question_id}, asked with other text ({short(text)!r})"
+
+
 def short_version(version: str) -> str:
     """A context version as people see it: its first ``SHORT_VERSION`` hex digits."""
     return version[:SHORT_VERSION]

@@ -33,7 +33,7 @@ from .._errors import (
 from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK
 from .._keys import ASSIST_QUEUE, ask_queue, askable
 from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskStatus, answer_fields
-from .._printable import short
+from .._printable import asked_otherwise
 from .._protocol import INTERRUPTS, Batch, Cmd, OpContext, Operation
 from .._usage import Usage
 from .._validate import MAX_ASK_TIMEOUT_S, check_id, check_name
@@ -635,7 +635,9 @@ def _give_up(
     queue, dedupe_key = asking.queue, asking.dedupe_key
     claimed = task.status is TaskStatus.CLAIMED  # held now, not merely once
     who = _who(task, queue)
-    then, settled = yield from _let_go(ctx, q, dedupe_key)
+    other = _other_text(task, asking)
+    # (A key that met other text is no way to collect an answer to this text: not offered.)
+    then, settled = yield from _let_go(ctx, q, None if other else dedupe_key)
     if settled is not None:
         answered = yield from _settled(ctx, settled, target, q.posted)
         if answered is not None:
@@ -645,8 +647,7 @@ def _give_up(
     left_open = q.id is not None and (q.kept or not q.posted)
     again = "" if left_open else ". Ask again with a longer timeout"
     raise Timeout(
-        f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}"
-        f"{_other_text(task, asking)}",
+        f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}{other}",
         task_id=task.id,
         claimed=claimed,
     )
@@ -670,18 +671,14 @@ def _who(task: Task, queue: str) -> str:
     return f"no answerer claimed it: {serving}"
 
 
-_QUOTED_CHARS = 80  # of the other text a message quotes
-
-
 def _other_text(task: Task, asking: _Asking) -> str:
     """What a timeout adds when the question waited for is not the one asked: one the
     dedupe key met, asked with other text (whose answer answers that text, not this one)."""
     if asking.dedupe_key is None or task.description.strip() == asking.question.strip():
         return ""
     return (
-        f". The dedupe key met question {task.id}, asked with other text "
-        f"({short(task.description, _QUOTED_CHARS)!r}): its answer will answer that text, "
-        "not yours; ask with another key for an answer to yours"
+        f". The dedupe key met {asked_otherwise(task.id, task.description)}: its answer "
+        "answers that text, not yours; ask with another key for an answer to yours"
     )
 
 

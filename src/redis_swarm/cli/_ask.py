@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from .._errors import NotFound, SwarmError
 from .._hints import SERVE_QUESTIONS
 from .._models import Answer, Task
-from .._printable import printable, short_version
+from .._printable import asked_otherwise, printable, short, short_version
 from .._usage import usd
 from .._validate import MAX_ASK_TIMEOUT_S, check_name
 from ._app import App, json_option, main, pass_app
@@ -43,22 +43,16 @@ def _footer(answer: Answer) -> str:
     return "-- " + ", ".join(parts)
 
 
-_QUOTED_CHARS = 80  # of the other question a note quotes
-
-
 def _notes(app: App, target: str, asked: str, answer: Answer, dedupe_key: str | None) -> list[str]:
     """What the asker should know of an answer it did not quite ask for: one its dedupe key
     shared from a question with other text, or one made from a version of the owner's
     context that is no longer the current one (one read: the owner's current version)."""
     notes: list[str] = []
     if dedupe_key is not None and answer.question.strip() != asked.strip():
-        other = answer.question.strip()
-        if len(other) > _QUOTED_CHARS:
-            other = other[: _QUOTED_CHARS - 1] + "…"
         notes.append(
-            f"dedupe key {dedupe_key[:_QUOTED_CHARS]!r} matched question {answer.question_id}, "
-            f"asked with other text ({other!r}): this is its answer, not one to your text; "
-            "ask with another key for that"
+            f"dedupe key {short(dedupe_key)!r} matched "
+            f"{asked_otherwise(answer.question_id, answer.question)}: this is its answer, not "
+            "one to your text; ask with another key for that"
         )
     if answer.context_version is not None:
         try:
