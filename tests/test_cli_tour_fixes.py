@@ -150,3 +150,7 @@ def test_bad_options_exit_2_however_given(cli: Cli) -> None:
         out = cli("task", "post", "q", "x", "--lease", lease, expect=2)
         assert "1<=x<=2592000" in out.stderr, out
     assert cli.json("task", "post", "q", "x", "--lease", "2592000")["lease_s"] == 2592000
+    for priority in ("10001", "-100000000000000000000"):
+        out = cli("task", "post", "q", "x", "--priority", priority, expect=2)
+        assert "-10000<=x<=10000" in out.stderr, out
+    assert cli.json("task", "post", "q", "x", "--priority", "-10000")["priority"] == -10000

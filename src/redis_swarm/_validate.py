@@ -25,6 +25,7 @@ __all__ = [
     "MAX_PAGE",
     "MAX_PASS_WAIT_S",
     "MAX_POLL_S",
+    "MAX_PRIORITY",
     "MAX_QUEUES",
     "MAX_READ",
     "MAX_RETRY_AFTER_S",
@@ -62,6 +63,8 @@ MAX_RETRY_BACKOFF_S = 300.0
 # older_than_s; every CLI duration, ``Seconds``): about 31 years.
 MAX_DURATION_S = 1e9
 MAX_PAGE = 1_000  # the most items one page of a listing holds (its limit)
+# A task's priority, either way: the pending score keeps FIFO order exact within +-10,000.
+MAX_PRIORITY = 10_000
 # A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.
 MAX_POLL_S = 60.0
 DEFAULT_POLL_S = 1.0

@@ -29,6 +29,7 @@ from .._validate import (
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
     MAX_PAGE,
+    MAX_PRIORITY,
     MAX_RETRY_AFTER_S,
     MAX_RETRY_BACKOFF_S,
     check_agent,
@@ -76,7 +77,6 @@ __all__ = [
     "status_counts",
 ]
 
-MAX_PRIORITY = 10_000  # the pending score keeps FIFO order exact within +-10,000
 MAX_ATTEMPTS = 1_000
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
@@ -451,6 +451,7 @@ def _update(
     keys: tuple[str, ...] = (k.tasks, k.counts, k.pass_counts, k.events)
     keys += (k.pending(q), k.delayed(q), k.leases(q), k.dead(q), k.task_data, k.wake(q))
     keys += (k.queue_settings,)  # (read by a fail alone: its queue's backoff)
+    keys += (k.presence,)  # (a renewal marks its worker present)
     args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
     raw, data = yield Call("task_update", keys, (*args, *extra))
     return task_from(raw, data)

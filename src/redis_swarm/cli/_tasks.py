@@ -15,7 +15,7 @@ import click
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import usage_line
-from .._validate import DEFAULT_RETRY_BACKOFF_S, MAX_LEASE_S, MAX_RETRY_BACKOFF_S
+from .._validate import DEFAULT_RETRY_BACKOFF_S, MAX_LEASE_S, MAX_PRIORITY, MAX_RETRY_BACKOFF_S
 from ._app import App, _Group, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -130,7 +130,13 @@ def render_task(
 @click.argument("description", required=False)
 @click.option("--data", "data_arg", help="The task's data: JSON, @file or - (stdin).")
 @click.option("--pass", "pass_name", help="The pass the task belongs to (any text).")
-@click.option("--priority", type=int, default=0, show_default=True, help="Higher first.")
+@click.option(
+    "--priority",
+    type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
+    default=0,
+    show_default=True,
+    help="Higher first.",
+)
 @click.option(
     "--max-attempts",
     type=click.IntRange(1),
