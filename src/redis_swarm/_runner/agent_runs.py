@@ -68,7 +68,8 @@ class AgentRuns(PoolState):
         """Run the agent for ``task`` (``command``, default the pool's, with ``env`` added),
         renewing its lease meanwhile; a cancel read in the event log (``cancels``: within
         about a second), or a renewal that finds the task gone (cancelled, completed
-        elsewhere, leased to a worker not of this pool), adds to ``lost`` and stops it."""
+        elsewhere, back in its queue, leased to another worker: see ``LeaseRenewal``), adds
+        to ``lost`` and stops it."""
         opts = self.options
         renew = LeaseRenewal(
             self.swarm,
@@ -78,14 +79,14 @@ class AgentRuns(PoolState):
             token=lambda: self._token(task),
             on_outage=lambda exc: self._wait_for_redis(task.id, "renew the lease", exc),
             on_back=lambda: self._redis_back(task.id),
-            ours=self._own_worker,
+            orphaned=lambda holder: self._orphan_lease(task, holder),
             on_kept=self._note,
         )
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:
             built = build_command(command or opts.command, prompt, workdir, shell=opts.shell)
             extra = {**task_env(task, self.swarm.settings, context), **(env or {})}
-            with self._cancels.watch(task.id) as cancelled:
+            with self._agent_running(task), self._cancels.watch(task.id) as cancelled:
 
                 def halt() -> str | None:
                     why = cancelled()

@@ -117,13 +117,17 @@ class Claiming(PoolState):
         ``_claim_until_done``)."""
 
         def claim(wait_s: float) -> list[Task]:
-            return self.swarm.claim(
-                list(self.options.queues),
-                worker=worker,
-                lease_s=self.options.lease_s,
-                wait_s=wait_s,
-                n=n,
-            )
+            try:
+                return self.swarm.claim(
+                    list(self.options.queues),
+                    worker=worker,
+                    lease_s=self.options.lease_s,
+                    wait_s=wait_s,
+                    n=n,
+                )
+            except ConnectionFailed:  # Redis may have run it, leasing tasks no slot knows
+                self._claim_unanswered(worker)
+                raise
 
         if self.options.until_done:
             return self._claim_until_done(claim, wait)
@@ -213,6 +217,7 @@ class Claiming(PoolState):
             try:
                 stored, following = send(more)
             except ConnectionFailed as exc:
+                self._claim_unanswered(worker)  # (its lease is asked again below)
                 self._wait_for_redis(task.id, "take the report", exc)
                 stored = self._persist(lambda: send({}), task)
                 _, following = self._persist(lambda: send(more), task)

@@ -30,16 +30,15 @@ class LeaseRenewal:
     ``OUTAGE_TICK_S``; the first that Redis answers after it is told to ``on_back``.
 
     A lease lost is not always a task lost: the core takes the first report of an open task
-    whatever the age of its token (docs/tasks.md). So a renewal refused with ``LeaseLost``
-    reads the task, and stops the agent only when its report could not count or would
-    duplicate another worker's run: the task settled (completed, cancelled) or leased to a
-    worker that is not the pool's (``ours``). Else it runs on, told once per state to
-    ``on_kept``: the task leased again to one of the pool's own workers (a claim whose
-    reply was lost, which a paused server ran when it woke up: no slot holds that lease,
-    and the agent is the only run of the task), back in its queue, or dead-lettered after
-    its lease ran out. A claim of the pool that leases it then hands the lease to this
-    agent's slot (``PoolState._adopted``); one by another worker stops the agent at the
-    next renewal."""
+    whatever the age of its token (docs/tasks.md). A claim of the pool whose reply was lost
+    (a paused server runs the claims it received while paused when it wakes up) may lease
+    again the task whose lease ran out meanwhile, a lease no slot holds. So a renewal
+    refused with ``LeaseLost`` reads the task, and lets the agent run on (told once per
+    holder and attempt to ``on_kept``) only when the task is leased to a worker of which
+    the pool has that evidence (``orphaned``: ``PoolState._orphan_lease``). Else it stops
+    the agent: the task settled, back in its queue or dead-lettered (another worker will
+    run it: a requeue, say, and its agent would run twice), or leased to a worker whose run
+    it is (another process's, whatever its name)."""
 
     swarm: Swarm
     task: Task
@@ -48,11 +47,13 @@ class LeaseRenewal:
     token: Callable[[], str | None]  # the newest lease the pool holds of the task
     on_outage: Callable[[ConnectionFailed], None]
     on_back: Callable[[], None]
-    ours: Callable[[str], bool]  # a worker id of this pool
+    # True when the task's lease held by this worker id is a claim of the pool's whose
+    # reply was lost (see the class docstring)
+    orphaned: Callable[[str], bool]
     on_kept: Callable[[str], None]  # why the agent runs on though its lease was lost
     _due: float = field(default=0.0, init=False)  # monotonic time of the next renewal
     _failing: bool = field(default=False, init=False)
-    _kept: tuple[str, str | None, int] | None = field(default=None, init=False)  # told so
+    _kept: tuple[str, int] | None = field(default=None, init=False)  # told so
 
     def __post_init__(self) -> None:
         self._due = time.monotonic() + self.every_s
@@ -104,29 +105,21 @@ class LeaseRenewal:
             now = self.swarm.get_task(self.task.id)
         except NotFound:
             return GONE
-        if now.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
-            return str(exc)
         holder = now.worker if now.status is TaskStatus.CLAIMED else None
-        if holder is not None and not self.ours(holder):
-            return f"{exc}; worker {holder} holds it"
+        if holder is None or now.attempts <= self.task.attempts:
+            return str(exc)  # (settled, pending, dead: the core's words say it)
+        if not self.orphaned(holder):  # (said here once: LeaseLost names the attempt only)
+            return f"its lease ran out and {holder} leased it again (attempt {now.attempts})"
         self._keep(now, holder)
         return None
 
-    def _keep(self, now: Task, holder: str | None) -> None:
-        """Say why the agent runs on, once per state of its task."""
-        state = (now.status.value, holder, now.attempts)
-        if state == self._kept:
+    def _keep(self, now: Task, holder: str) -> None:
+        """Say why the agent runs on, once per lease of its task."""
+        if (holder, now.attempts) == self._kept:
             return
-        self._kept = state
-        if holder is not None:
-            said = (
-                f"{now.id}: its lease ran out and {holder}, a worker of this pool, leased it "
-                f"again (attempt {now.attempts}: a claim whose reply was lost, as through an "
-                "outage); its agent runs on, the task's only run, and its report completes it"
-            )
-        else:
-            said = (
-                f"{now.id}: its lease ran out and the task is {now.status.value} now; its "
-                "agent runs on, and its report completes it unless another worker's does first"
-            )
-        self.on_kept(said)
+        self._kept = (holder, now.attempts)
+        self.on_kept(
+            f"{now.id}: its lease ran out and {holder} leased it again (attempt {now.attempts}) "
+            "by a claim of this pool whose reply was lost, as through an outage; its agent runs "
+            "on, the task's only run, and its report completes it"
+        )

@@ -12,16 +12,19 @@ pool whose lease ran out meanwhile, and its agent would run twice. A lease that 
 same is no loss: the core takes the first report of an open task whatever the age of its token
 (docs/tasks.md); and a claim of this pool that leases such a task again (a paused server runs
 the claims it received while paused when it wakes up) hands the new lease to the slot working
-on it (``_adopted``), not to a second run. Such a claim whose reply was lost leases it to a
-worker of this pool with a lease no slot holds: the renewal of the slot working on it, refused,
-sees its own pool's worker holding the task and lets its agent run on (``LeaseRenewal``).
+on it (``_adopted``), not to a second run. Such a claim whose reply was lost (it raised
+``ConnectionFailed``) leases the task with a lease no slot holds: the renewal of the slot
+working on it, refused, finds the task held by the worker id of that claim and lets its agent
+run on (``_orphan_lease``, ``LeaseRenewal``); a lease held by any worker id of which the pool
+saw no such claim is another's (another process may share the worker prefix), and stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -103,6 +106,13 @@ class PoolState:
         # that gave its task back keeps its own until ``_let_go``, while another slot may
         # work on the task again.
         self._leases: dict[tuple[str, str | None], Task] = {}
+        # When the slot working on a task was handed it (monotonic), by task id, as _working.
+        self._working_since: dict[str, float] = {}
+        # The leases (``_held``) whose agent runs now: a new lease of its task is its slot's.
+        self._agents: set[tuple[str, str | None]] = set()
+        # Worker id -> when its last claim failed with ConnectionFailed (monotonic): a claim
+        # Redis may have run, whose reply (its lease) the pool never got.
+        self._claims_unanswered: dict[str, float] = {}
         self._waiting: dict[str, str] = {}  # task id -> what of it waits for Redis (outage)
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
         self._set_up()
@@ -238,12 +248,6 @@ class PoolState:
         """The agent id of slot ``index`` (1-based): what it claims and reports as."""
         return f"{self.prefix}-{index}"
 
-    def _own_worker(self, worker: str) -> bool:
-        """True for a worker id one of the pool's slots claims as: a lease it holds is this
-        pool's, though no slot may have seen the claim's reply (``LeaseRenewal``)."""
-        slots = range(1, self.options.concurrency + 1)
-        return any(worker == self._worker_name(index) for index in slots)
-
     # --- the leases the slots hold
 
     @staticmethod
@@ -260,31 +264,68 @@ class PoolState:
 
     def _adopted(self, task: Task) -> bool:
         """Take ``task``, just leased to this pool, as a slot's work: False when a slot
-        already works on it and the lease it holds ran out (through an outage, say) before
-        this claim leased the task again: then the newer lease is handed to that slot, and its
-        agent is not run a second time.
+        already works on it and either its agent still runs (its lease ran out, or the task
+        was dead-lettered and requeued, and a claim of this pool leased it again) or the lease
+        that slot holds ran out before this claim leased the task again (its report may wait
+        for Redis): then the newer lease is handed to that slot, whose renewals and last word
+        use it, and its agent is not run a second time.
 
-        A lease that ran out is told by the task's ``abandons``, which only an expired lease
-        counts: a task that its slot gave back (a release, or a failure to retry) and a claim
-        of this pool leased again at once, before that slot let go of it, is a new lease of
-        its own, the claiming slot's work (its slot's last word settled the old one)."""
-        came_back = False
+        Only a slot that gave the task back (a release, or a failure to retry) with no
+        lease of it lost meanwhile keeps its hands off: a claim of this pool that leased it
+        again at once, before that slot let go of it, is a new lease of its own, the claiming
+        slot's work (that slot's last word settled the old one; handed to it, the new lease
+        would be released unrun, a claim counted for nothing). A lease that ran out is told
+        by the task's ``abandons``, which only an expired lease counts."""
         with self._lock:
             working = self._working.get(task.id)
-            if working is not None:
-                held = self._held(working)
-                came_back = task.abandons > self._leases.get(held, working).abandons
-                if came_back:
-                    self._leases[held] = task
-            if not came_back:
-                self._working[task.id] = task
-                self._leases[self._held(task)] = task
-        if came_back:
-            self._note(
-                f"{task.id} came back to this pool (its lease ran out, as through an outage): "
-                "the slot working on it keeps it, not run again"
+            handed = working is not None and (
+                self._held(working) in self._agents
+                or task.abandons > self._leases.get(self._held(working), working).abandons
             )
-        return not came_back
+            if working is not None and handed:
+                self._leases[self._held(working)] = task
+            else:
+                self._working[task.id] = task
+                self._working_since[task.id] = time.monotonic()
+                self._leases[self._held(task)] = task
+        if handed:
+            self._note(
+                f"{task.id} came back to this pool (its lease ran out, as through an outage, "
+                "or it was requeued): the slot working on it takes the new lease, not run again"
+            )
+        return not handed
+
+    @contextlib.contextmanager
+    def _agent_running(self, task: Task) -> Iterator[None]:
+        """While the agent of ``task`` (as leased to its slot) runs (see ``_adopted``)."""
+        with self._lock:
+            self._agents.add(self._held(task))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._agents.discard(self._held(task))
+
+    def _claim_unanswered(self, worker: str) -> None:
+        """Note that a claim by ``worker`` failed with ``ConnectionFailed``: Redis may have run
+        it (a paused server runs the requests it received when it wakes up), leasing a task
+        to ``worker`` with a lease no slot knows (``_orphan_lease``)."""
+        with self._lock:
+            self._claims_unanswered[worker] = time.monotonic()
+
+    def _orphan_lease(self, task: Task, holder: str) -> bool:
+        """True when the lease ``holder`` holds of ``task``, which the agent running for it
+        lost, can only be one a claim of this pool took without the pool seeing its reply:
+        a claim by ``holder`` failed with ``ConnectionFailed`` since the agent's slot was
+        handed the task, and no slot of the pool took the task as its work since (its run
+        is then the task's only one, and its report completes it). A worker id alone is no
+        evidence: processes may share a worker prefix (``swarm serve``'s), and their claims
+        are their runs."""
+        with self._lock:
+            failed = self._claims_unanswered.get(holder)
+            since = self._working_since.get(task.id)
+            ours = self._working.get(task.id) is task
+        return ours and failed is not None and since is not None and failed >= since
 
     def _let_go(self, task: Task) -> None:
         """The slot that worked on ``task`` (as leased to it) is done with it. A newer lease
@@ -295,6 +336,7 @@ class PoolState:
             newer = self._leases.pop(self._held(task), None)
             if self._working.get(task.id) is task:
                 del self._working[task.id]
+                self._working_since.pop(task.id, None)
                 self._waiting.pop(task.id, None)
                 self._said.pop(task.id, None)
         if newer is not None and newer.token != task.token:
