@@ -6,6 +6,8 @@ OS error, and bad options that exited 1 or 2 depending on how they were given.""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from redis_swarm import Swarm, TaskStatus, Timeout
 from redis_swarm._env import DOCTOR_TELLS_MORE as DOCTOR
 from redis_swarm._keys import ask_queue
 
-from ._cli import Cli
+from ._cli import Cli, swarm_bin
 
 # --- 1. the doctor of a server it cannot reach
 
@@ -139,6 +141,22 @@ def test_a_home_that_cannot_be_made_is_said_with_what_to_do() -> None:
     out = Cli("embedded")("--home", home, "status", expect=1)
     assert f"cannot use the swarm home {home!r}" in out.stderr, out
     assert "[Errno" not in out.stderr and "--home" in out.stderr and "SWARM_HOME" in out.stderr
+    nested = "/proc/swarm-tour-home/deeper"  # (its parent is what cannot be made)
+    out = Cli("embedded")("--home", nested, "status", expect=1)
+    assert f"cannot use the swarm home {nested!r}" in out.stderr and "[Errno" not in out.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_a_default_home_that_cannot_be_made_says_it_is_the_default(tmp_path: Path) -> None:
+    """The default home is under the user's home directory: a HOME that cannot hold it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SWARM_HOME", "SWARM_URL")}
+    env["HOME"] = "/proc/swarm-no-home"
+    done = subprocess.run(
+        [str(swarm_bin(tmp_path / "bin")), "--url", "embedded", "status"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done
+    assert "the default: no --home or SWARM_HOME" in done.stderr and "[Errno" not in done.stderr
 
 
 # --- 8. bad options exit 2, their bound said once

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import click
+from click.core import ParameterSource
 
 from .._codec import dumps
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
@@ -353,11 +354,17 @@ def _home_problem(ctx: click.Context, exc: OSError) -> ConfigError | None:
     if app is None or not exc.filename:
         return None
     path = Path(os.fsdecode(exc.filename))
-    if path != app.home and app.home not in path.parents:
+    # (the home, a file in it, or a folder above it that making it needed)
+    if path != app.home and app.home not in path.parents and path not in app.home.parents:
         return None
     why = exc.strerror or type(exc).__name__
+    given = ctx.find_root().get_parameter_source("home") in (
+        ParameterSource.COMMANDLINE,
+        ParameterSource.ENVIRONMENT,
+    )
+    source = f"from --home or {ENV_HOME}" if given else f"the default: no --home or {ENV_HOME}"
     return ConfigError(
-        f"cannot use the swarm home {str(app.home)!r} (from --home or {ENV_HOME}: where the "
+        f"cannot use the swarm home {str(app.home)!r} ({source}; where the "
         "embedded server, the lease tokens kept and the context cache live): "
         f"{why} at {str(path)!r}; give --home (or {ENV_HOME}) a folder this user can create "
         "and write, or --url a running server"
