@@ -48,3 +48,36 @@ def test_a_listing_cut_at_limit_says_how_to_read_on(cli: Cli, swarm: Swarm) -> N
     swarm.claim("q", worker="w")
     only = cli("events", "--type", "task.claimed", "--limit", "1")
     assert len(only.stdout.splitlines()) == 1 and only.stderr == ""
+
+
+def test_a_since_in_the_future_is_a_usage_error(cli: Cli, swarm: Swarm) -> None:
+    """As the dashboard refuses it (400): a --since no event reached yet would list nothing
+    and follow in silence, exit 0, as if the swarm were idle."""
+    swarm.post_task("q", "one")
+    newest = swarm.last_event_id()
+    for args in (
+        ("--follow", "--since", "99999999999999-0", "--timeout", "4"),
+        ("--since", "2030-01-01"),
+        ("--since", "99999999999999-0", "--last", "5"),
+    ):
+        out = cli("events", *args, expect=2)
+        assert out.stdout == ""
+        assert "--since" in out.stderr and "is in the future" in out.stderr, out.stderr
+        assert f"the newest event is {newest}" in out.stderr
+    # a past --since still lists
+    assert cli.json("events", "--since", "1d")["items"][0]["id"] == newest
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--count", "2"), "--count needs --follow"),
+        (("--timeout", "3"), "--timeout needs --follow"),
+        (("--timeout", "0", "--count", "1"), "--timeout and --count need --follow"),
+    ],
+)
+def test_follow_s_options_without_follow_are_a_usage_error(
+    cli: Cli, args: tuple[str, ...], named: str
+) -> None:
+    out = cli("events", *args, expect=2)
+    assert named in out.stderr and out.stdout == ""

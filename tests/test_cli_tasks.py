@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from redis_swarm import Swarm
+from redis_swarm._codec import iso
 
 from ._cli import Cli
 from ._clock import FakeClock
@@ -224,6 +225,29 @@ def test_fail_release_cancel_requeue(cli: Cli, swarm: Swarm) -> None:
     assert out.stdout.startswith(f"requeued {t['id']} to q")
     cancelled = cli.json("task", "cancel", t["id"])
     assert cancelled["status"] == "cancelled"
+
+
+def test_a_second_cancel_says_it_was_already_cancelled(cli: Cli, swarm: Swarm) -> None:
+    """The core's cancel of a cancelled task returns it unchanged: the command says so, with
+    when, rather than 'cancelled' as if it did it again (exit 0, the JSON the same Task)."""
+    t = cli.json("task", "post", "q", "d")
+    assert cli("task", "cancel", t["id"]).stdout == f"cancelled {t['id']}\n"
+    when = swarm.get_task(t["id"]).status_since
+    again = cli("task", "cancel", t["id"])
+    assert again.stdout == (f"{t['id']} was already cancelled at {iso(when)}: nothing changed\n")
+    assert cli.json("task", "cancel", t["id"]) == swarm.get_task(t["id"]).to_dict()
+
+
+def test_requeue_of_a_cancelled_task_says_how_to_run_it_again(cli: Cli) -> None:
+    t = cli.json("task", "post", "q.x", "d")
+    cli("task", "cancel", t["id"])
+    out = cli("task", "requeue", t["id"], expect=1)
+    assert "is cancelled, not dead: only dead-lettered tasks can be requeued" in out.stderr
+    assert "post it anew ('swarm task post q.x DESCRIPTION --data JSON'" in out.stderr
+    assert f"'swarm task show {t['id']}'" in out.stderr
+    pending = cli.json("task", "post", "q.x", "e")
+    out = cli("task", "requeue", pending["id"], expect=1)  # open: no such step to take
+    assert out.stderr.rstrip().endswith("only dead-lettered tasks can be requeued")
 
 
 def test_post_jsonl_from_stdin_with_defaults(cli: Cli) -> None:

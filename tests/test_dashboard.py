@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from importlib import resources
 from typing import Any
 
 import httpx
@@ -430,7 +431,9 @@ def test_a_time_in_the_future_is_400(client: TestClient) -> None:
     future = int(time.time() * 1000) + 86_400_000 * 365
     response = client.get("/api/events", params={"since": str(future)})
     assert response.status_code == 400
-    assert response.json()["message"].startswith(f"time '{future}' is in the future")
+    message = response.json()["message"]
+    assert message.startswith(f"since '{future}' (a time: "), message
+    assert "is in the future (the newest event is " in message
 
 
 def test_events_filtered_by_type(redis_url: str) -> None:
@@ -512,6 +515,23 @@ def test_watch_once_renders_the_swarm(redis_url: str, sync_swarm: Swarm) -> None
     data = json.loads(_cli(redis_url, "--json", "watch", "--once").output)
     assert data["queues"]["q.scan"]["completed"] == 1
     assert data["findings"][0]["summary"] == "clause 4 contradicts clause 9"
+
+
+def test_watch_counts_the_cancelled_tasks(redis_url: str, sync_swarm: Swarm) -> None:
+    """As swarm status does: a cancelled task is in the header and its queue's row (they
+    read 'bulk 0 0 0 0' with 13 cancelled), as the page shows them."""
+    tasks = [sync_swarm.post_task("q.bulk", f"t{n}") for n in range(3)]
+    for task in tasks[:2]:
+        sync_swarm.cancel(task.id)
+    out = _cli(redis_url, "watch", "--once").output
+    (header,) = [line for line in out.splitlines() if line.startswith("redis-swarm ")]
+    assert header.endswith("1 pending   0 claimed   0 completed   0 dead   2 cancelled")
+    (heading,) = [line.split() for line in out.splitlines() if line.split()[:1] == ["queue"]]
+    assert heading == ["queue", "pending", "claimed", "done", "dead", "cancelled"]
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("q.bulk")]
+    assert row == ["q.bulk", "1", "0", "0", "0", "2"]
+    page = resources.files("redis_swarm.dashboard").joinpath("static/index.html").read_text()
+    assert 'id="t-cancelled"' in page
 
 
 def _five_of_six_settled(swarm: Swarm) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -267,3 +268,54 @@ def test_follow_events_ends_at_its_timeout_however_quiet(server_url: str) -> Non
 def test_follow_events_refuses_bad_waits(server_url: str, block_s: float, timeout_s: Any) -> None:
     with Swarm(server_url, swarm="test") as s, pytest.raises(ValidationError):
         next(s.follow_events(block_s=block_s, timeout_s=timeout_s))
+
+
+def test_a_since_in_the_future_is_refused(server_url: str) -> None:
+    """An id or a time after both the clock and the newest event was never sent: a listing
+    from it would be empty and a follow silent until then (docs/cli.md, docs/dashboard.md),
+    so every read from a since refuses it, naming the newest event."""
+    with Swarm(server_url, swarm="test") as swarm:
+        _refuses_the_future(swarm)
+
+    async def follow(since: str) -> list[Event]:
+        async with AsyncSwarm(server_url, swarm="test") as a:
+            return [event async for event in a.follow_events(since=since, timeout_s=0.1)]
+
+    with pytest.raises(ValidationError, match="is in the future"):
+        asyncio.run(follow("99999999999999-0"))
+
+
+def _refuses_the_future(swarm: Swarm) -> None:
+    swarm.post_task("q.future", "one")
+    newest = swarm.last_event_id()
+    next_year = int(time.time() * 1000) + 86_400_000 * 365
+    for since in (next_year, f"{next_year}-0", "99999999999999-0"):
+        reads: tuple[Callable[[str | int], object], ...] = (
+            lambda at: swarm.events(since=at),
+            lambda at: swarm.events(since=at, newest=True),
+            swarm.events_trimmed,
+            lambda at: next(iter(swarm.follow_events(since=at, timeout_s=0.1)), None),
+        )
+        for read in reads:
+            with pytest.raises(ValidationError) as refused:
+                read(since)
+            message = str(refused.value)
+            assert message.startswith(f"since '{since}' (")
+            assert f"is in the future (the newest event is {newest} (" in message
+    # the present and the past are read as before: nothing refused
+    now = int(time.time() * 1000)
+    assert swarm.events(since=now + 1000) == []  # within the clock's slack
+    assert [e.id for e in swarm.events(since=0)] == [newest]
+
+
+def test_a_since_ahead_of_a_lagging_clock_but_not_of_the_events_is_read(server_url: str) -> None:
+    """The server's clock stamps the event ids: a handle whose clock lags it by an hour
+    still reads from the newest event's time (it is there), and refuses only past it."""
+    lagging = lambda: int(time.time() * 1000) - 3_600_000  # noqa: E731
+    with Swarm(server_url, swarm="test", clock=lagging) as s:
+        s.post_task("q.lag", "one")
+        newest = s.events()[-1]
+        assert [e.id for e in s.events(since=newest.at)] == [newest.id]
+        assert list(s.follow_events(since=newest.at, timeout_s=0.1)) == [newest]
+        with pytest.raises(ValidationError, match="is in the future"):
+            s.events(since=newest.at + 86_400_000)

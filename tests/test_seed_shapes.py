@@ -17,6 +17,7 @@ from redis_swarm import (
     SonnetCoordinator,
     Swarm,
     SwarmMemoryShard,
+    TaskStatus,
     ValidationError,
 )
 
@@ -265,6 +266,19 @@ def test_v1_get_queue_status(v1: RedisSwarmCoordinator) -> None:
     status = v1.get_queue_status("search")
     assert_shape(status, {"queue": str, "pending_tasks": int, "tasks": list})
     assert (status["queue"], status["pending_tasks"], status["tasks"]) == ("search", 12, ids[:10])
+
+
+def test_v1_get_queue_status_of_an_unknown_queue_has_every_status(
+    v1: RedisSwarmCoordinator,
+) -> None:
+    """A queue never posted to counts every status at zero, as a known one does (its counts
+    were {}: a reader of counts["pending"] failed on it alone)."""
+    v1.post_task("search", "if.search", {"n": 1})
+    known = v1.get_queue_status("search")["counts"]
+    unknown = v1.get_queue_status("nothing-here")
+    assert list(unknown["counts"]) == list(known) == [s.value for s in TaskStatus]
+    assert set(unknown["counts"].values()) == {0}
+    assert (unknown["pending_tasks"], unknown["tasks"]) == (0, [])
 
 
 def test_v1_cleanup_stale_agents(v1: RedisSwarmCoordinator) -> None:

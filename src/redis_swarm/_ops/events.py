@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .._codec import iso, now_ms
 from .._errors import PermissionDenied, SwarmError, ValidationError
 from .._models import Event, EventsTrimmed, EventType, TypeFilter, type_filter
 from .._protocol import Cmd, OpContext, Operation
@@ -27,6 +28,10 @@ PAGE = 1000
 FOLLOW_COUNT = 500
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _LAST_SEQ = 2**64 - 1
+# How far ahead of this machine's clock a since may be before it counts as the future (the
+# server's clock, which stamps the event ids, may lead this one).
+CLOCK_SLACK_MS = 60_000
+_MAX_ISO_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last time iso() can write
 
 Since = str | int | None
 
@@ -72,6 +77,29 @@ def _check_since(since: object) -> Since:
     return since
 
 
+def _refuse_the_future(ctx: OpContext, since: str | int) -> Operation[None]:
+    """Refuse a ``since`` (checked) after both this clock and the newest event: no event has
+    such an id or time yet, so a listing from it is empty and a follow from it stays silent
+    until that time comes, as if nothing happened. Past ids cost nothing; a future-looking
+    one costs one read of the newest id."""
+    at = since if isinstance(since, int) else _id_of(since)[0]
+    now = ctx.clock() if ctx.clock is not None else now_ms()
+    if at <= now + CLOCK_SLACK_MS:
+        return
+    newest = yield Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1)
+    newest_id = text(newest[0][0]) if newest else "0-0"
+    if at <= _id_of(newest_id)[0]:
+        return  # the server's clock leads this one: the events are there
+    what = "a time" if isinstance(since, int) else "an event id"
+    when = iso(at) if at <= _MAX_ISO_MS else "after the year 9999"
+    last = f"{newest_id} ({iso(_id_of(newest_id)[0])})" if newest else "none yet"
+    raise ValidationError(
+        f"since {str(since)[:45]!r} ({what}: {when}) is in the future "
+        f"(the newest event is {last}): pass the id of an event you read or a time up to "
+        "now, or leave since out to follow only the new events"
+    )
+
+
 def _past_the_last(stream_id: str) -> bool:
     """True for an id no stream can follow: a part over 2^64 - 1, or the last id itself
     (reading "after" it is an error in Redis)."""
@@ -88,13 +116,17 @@ def events(
 ) -> Operation[list[Event]]:
     """Events in order, oldest first: after the event id ``since`` (exclusive), or from the
     time ``since`` in epoch ms (inclusive), or from the oldest kept; at most ``limit``, the
-    first ones, or with ``newest`` the last ones (what just happened, as ``tail`` shows)."""
+    first ones, or with ``newest`` the last ones (what just happened, as ``tail`` shows). A
+    ``since`` after both this clock and the newest event is refused (ValidationError): no
+    stream sent it, and reading from it would find nothing until that time came."""
     start = _check_since(since)
     flt = type_filter(types)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS:
         raise ValidationError(f"limit must be between 1 and {MAX_EVENTS}, not {limit!r}")
     if not isinstance(newest, bool):
         raise ValidationError(f"newest must be true or false, not {newest!r}")
+    if start is not None:
+        yield from _refuse_the_future(ctx, start)
     bound = "-" if start is None else f"({start}" if isinstance(start, str) else str(start)
     # Oldest first reads forward from the bound; newest reads back from the end to it.
     cursor, end = ("+", bound) if newest else (bound, "+")
@@ -119,10 +151,12 @@ def events_trimmed(ctx: OpContext, since: str | int) -> Operation[EventsTrimmed 
     """Whether events after ``since`` (as for ``events``) were trimmed from the capped stream
     (it keeps the newest ``events_maxlen``): then a read from ``since`` silently starts at
     the oldest kept. None when none were, or when this user may not ask (XINFO: a user made
-    before this operation existed; ``swarm acl --apply`` again). One round trip."""
+    before this operation existed; ``swarm acl --apply`` again). One round trip (a ``since``
+    in the future is refused, as ``events`` refuses it)."""
     start = _check_since(since)
     if start is None:  # a read from the oldest kept misses nothing it could still read
         raise ValidationError("since must be an event id or a time in ms, not None")
+    yield from _refuse_the_future(ctx, start)
     try:
         info = reply_map((yield Cmd("XINFO", "STREAM", ctx.keys.events)))
     except PermissionDenied:
@@ -156,8 +190,10 @@ def events_trimmed(ctx: OpContext, since: str | int) -> Operation[EventsTrimmed 
 
 def follow_start(ctx: OpContext, since: str | int | None = None) -> Operation[str]:
     """The stream id to follow from: the newest event when ``since`` is None (only new
-    events follow), else ``since`` as for ``events``."""
+    events follow), else ``since`` as for ``events`` (one in the future refused)."""
     start = _check_since(since)
+    if start is not None:
+        yield from _refuse_the_future(ctx, start)
     if isinstance(start, str):
         return start
     if isinstance(start, int):

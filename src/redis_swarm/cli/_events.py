@@ -8,7 +8,7 @@ import click
 
 from .._codec import dumps, iso
 from .._errors import ConnectionFailed, ValidationError
-from .._models import EventType, type_filter
+from .._models import EventsTrimmed, EventType, type_filter
 from .._printable import printable
 from .._validate import MAX_EVENTS
 from ._app import App, json_option, main, pass_app
@@ -87,8 +87,9 @@ def events(
     source = click.get_current_context().get_parameter_source("limit")
     if last is not None and source is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--limit takes the first events and --last the newest: pick one")
+    _need_follow(follow, timeout_s, count)
     if since is not None:  # a read from --since starts at the oldest kept: say what is gone
-        trimmed = app.swarm.events_trimmed(since)
+        trimmed = _trimmed(app, since)
         if trimmed is not None:
             click.echo(trimmed.note(), err=True)
     if last is not None:
@@ -112,6 +113,29 @@ def events(
     start = items[-1].id if items else since
     # "only new events" made an id now, so that an outage before the first one names it too
     _follow(app, app.swarm.last_event_id() if start is None else start, wanted, timeout_s, count)
+
+
+def _need_follow(follow: bool, timeout_s: float | None, count: int | None) -> None:
+    """--timeout and --count end a follow: without --follow they would be ignored."""
+    given = [
+        name for name, value in (("--timeout", timeout_s), ("--count", count)) if value is not None
+    ]
+    if given and not follow:
+        verb, pronoun = ("need", "they end") if len(given) > 1 else ("needs", "it ends")
+        raise click.UsageError(
+            f"{' and '.join(given)} {verb} --follow ({pronoun} a follow; a listing ends by "
+            "itself, at --limit or --last)"
+        )
+
+
+def _trimmed(app: App, since: str | int) -> EventsTrimmed | None:
+    """What ``since`` missed of the capped stream; the first call given --since, so it is
+    where the core refuses one (in the future: nothing to list, a silent follow) as a usage
+    error."""
+    try:
+        return app.swarm.events_trimmed(since)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
 def _more_hint(app: App, last_id: str, types: list[str] | None, limit: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import socket
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
@@ -14,7 +15,7 @@ import click
 
 from .. import _lease_tokens as tokens
 from .._codec import first_few, iso
-from .._errors import Conflict, NotFound, SwarmError, ValidationError
+from .._errors import Conflict, InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import Usage
@@ -419,10 +420,21 @@ def release(app: App, task_id: str, token: str) -> None:
 @json_option
 @pass_app
 def cancel(app: App, task_id: str) -> None:
-    """Cancel TASK_ID: nobody will claim it; a running worker's lease ends."""
+    """Cancel TASK_ID: nobody will claim it; a running worker's lease ends. A task already
+    cancelled stays as it was (said so, exit 0)."""
     with _settling(app, task_id, None):
+        # The core's cancel of a cancelled task returns it unchanged: only its status before
+        # tells whether this call cancelled it.
+        already = app.swarm.get_task(task_id).status is TaskStatus.CANCELLED
         t = app.swarm.cancel(task_id)
-    app.emit(task_json(t), lambda: click.echo(f"cancelled {t.id}"))
+    app.emit(task_json(t), lambda: click.echo(_cancelled_line(t, already=already)))
+
+
+def _cancelled_line(t: Task, *, already: bool) -> str:
+    if not already:
+        return f"cancelled {t.id}"
+    when = t.status_since
+    return f"{t.id} was already cancelled{f' at {iso(when)}' if when else ''}: nothing changed"
 
 
 @task.command(short_help="Put a dead task back in its queue.")
@@ -431,5 +443,24 @@ def cancel(app: App, task_id: str) -> None:
 @pass_app
 def requeue(app: App, task_id: str) -> None:
     """Put a dead task back in its queue with fresh budgets of failures and abandons."""
-    t = app.swarm.requeue_dead(task_id)
+    try:
+        t = app.swarm.requeue_dead(task_id)
+    except InvalidState as exc:
+        raise _with_next_step(app, task_id, exc) from exc
     app.emit(task_json(t), lambda: click.echo(f"requeued {t.id} to {t.queue}"))
+
+
+def _with_next_step(app: App, task_id: str, exc: InvalidState) -> InvalidState:
+    """The core's refusal to requeue a task that is not dead, followed, for a settled one
+    (cancelled, completed: it stays as history), by how to run its work again."""
+    try:
+        t = app.swarm.get_task(task_id)
+    except SwarmError:  # gone since (retired), or the server: the refusal as it was
+        return exc
+    if t.status not in (TaskStatus.CANCELLED, TaskStatus.COMPLETED):
+        return exc  # still open: it runs (or waits) as it is
+    return InvalidState(
+        f"{exc}; a {t.status.value} task stays as it is, as history: to run its work again, "
+        f"post it anew ('swarm task post {shlex.quote(t.queue)} DESCRIPTION --data JSON', "
+        f"with the description and data 'swarm task show {t.id}' shows)"
+    )

@@ -33,6 +33,9 @@ _STATUS_STYLE = {
     "pending": "grey70",
 }
 _BLOCK, _SHADE = "█", "░"
+# The task totals the header shows, as the page's (every settled kind: a cancelled task is
+# no dead one, and would otherwise be counted nowhere).
+_TOTALS = ("pending", "claimed", "completed", "dead", "cancelled")
 
 
 # The command whose view this is: the lines saying what it left out name its --all.
@@ -119,6 +122,7 @@ def _table(title: str, *columns: str, expand: bool = False) -> Table:
             "claimed",
             "done",
             "dead",
+            "cancelled",
             "size",
             "tokens",
             "tries",
@@ -146,7 +150,7 @@ def _header(snap: Snapshot) -> RenderableType:
     line.append("redis-swarm ", style="bold red")
     line.append(snap.swarm, style="bold")
     line.append(f"   agents {t.get('alive', 0)}/{t.get('agents', 0)} alive", style="dim")
-    for status in ("pending", "claimed", "completed", "dead"):
+    for status in _TOTALS:
         line.append("   ")
         line.append(f"{t.get(status, 0)} {status}", style=_STATUS_STYLE[status])
     return line
@@ -197,10 +201,11 @@ class _Bar:
 def _queues(rows: list[tuple[str, dict[str, int]]]) -> RenderableType:
     if not rows:
         return _empty("Queues", "no queue yet")
-    table = _table("Queues", "queue", "pending", "claimed", "done", "dead")
+    table = _table("Queues", "queue", "pending", "claimed", "done", "dead", "cancelled")
     for name, c in rows:
         pending = str(c.get("pending", 0)) + (f" +{c['delayed']}" if c.get("delayed") else "")
-        _row(table, name, pending, str(c.get("claimed", 0)), str(c.get("completed", 0)), _dead_n(c))
+        done, cancelled = str(c.get("completed", 0)), str(c.get("cancelled", 0))
+        _row(table, name, pending, str(c.get("claimed", 0)), done, _dead_n(c), cancelled)
     return table
 
 

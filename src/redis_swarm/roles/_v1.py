@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 from .._client import Swarm
 from .._codec import dumps, iso
 from .._errors import AlreadyCompleted, NotFound, ValidationError
-from .._models import Agent, Message
+from .._models import Agent, Message, TaskStatus
 from .._validate import too_deep
 from ._base import _agent_name, _queue, _Role, _stamp
 
@@ -75,6 +75,7 @@ class V1QueueStatus(TypedDict):
     counts: dict[str, int]
 
 
+_STATUSES = tuple(s.value for s in TaskStatus)
 V1_STALE_S = 300  # V1 took an agent without a heartbeat for 5 minutes as gone
 
 # V1 sent any JSON value. A text goes as the message's text and a dict as its data; any other
@@ -327,7 +328,9 @@ class RedisSwarmCoordinator(_Role):
 
     def get_queue_status(self, queue_name: str) -> V1QueueStatus:
         queue = _queue(queue_name)
-        counts = self.swarm.queue_stats().get(queue, {})
+        # A queue never posted to has no counters: its counts are every status at zero, the
+        # shape a known queue's have.
+        counts = self.swarm.queue_stats().get(queue) or dict.fromkeys(_STATUSES, 0)
         page = self.swarm.list_tasks(queue=queue, status="pending", limit=10)
         return {
             "queue": queue,

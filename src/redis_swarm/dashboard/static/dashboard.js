@@ -152,7 +152,7 @@
     document.title = "redis-swarm · " + snap.swarm;
     const t = snap.totals || {};
     setText("t-agents", (t.alive || 0) + " / " + (t.agents || 0));
-    for (const s of ["pending", "claimed", "completed", "dead"]) setText("t-" + s, count(t[s] || 0));
+    for (const s of ["pending", "claimed", "completed", "dead", "cancelled"]) setText("t-" + s, count(t[s] || 0));
     // Every pass, shown or not: the server counts them (the lists below may leave some out).
     setText("t-passes", (t.passes_settled || 0) + " / " + (t.passes || 0));
     const hidden = snap.not_shown || {};
@@ -211,6 +211,7 @@
       { label: "claimed", num: true, cell: (r) => r.c.claimed || 0 },
       { label: "done", num: true, cell: (r) => r.c.completed || 0 },
       { label: "dead", num: true, cell: (r) => r.c.dead || 0 },
+      { label: "cancelled", num: true, cell: (r) => r.c.cancelled || 0 },
     ], rows, (r) => r.name, false), "no queue yet: post a task with swarm task post",
     notShown(hidden, "queue", "queues", rows.length > 0));
   }
