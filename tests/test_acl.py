@@ -539,7 +539,8 @@ def test_worker_runs_the_real_operations(as_user: Any) -> None:
     shard.register("shard", name="shard-1")
     worker = as_user("worker")
     me = worker.register("worker", name="w-1", model="haiku")
-    worker.heartbeat(me.id, current_task="t-1")
+    shard.post_task("beats", "the task a heartbeat names", task_id="t-1")
+    worker.heartbeat(me.id, current_task="t-1")  # (it checks that the task exists)
     assert worker.get_context("shard-1") == text  # the pointer and the copy together
     assert worker.get_context_bytes("shard-1", version=info.version) == text.encode()
     assert worker.context_info("shard-1").version == info.version

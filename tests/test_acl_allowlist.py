@@ -263,9 +263,9 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     shard.gc(grace_s=0)
     shard.register("shard", name="shard-1")
     me = worker.register("worker", name="w-1", model="m")
-    worker.heartbeat(me.id, current_task="t")
     shard.configure_queue("q", max_abandons=5)
     first = shard.post_task("q", "one", {"n": 1}, pass_name="P1", parent="shard-1")
+    worker.heartbeat(me.id, current_task=first.id)  # (it checks that the task exists)
     shard.post_tasks([{"queue": "q", "description": d, "pass_name": "P1"} for d in "abcd"])
     task = worker.claim("q", worker=me.id)
     assert task is not None and task.id == first.id

@@ -63,7 +63,8 @@ def test_register_and_get(swarm: Swarm, redis_url: str) -> None:
 def test_heartbeat_and_current_task_keep_the_record_intact(swarm: Swarm) -> None:
     meta = {"tags": [], "big": 2**60, "text": 'has ,"current_task": inside', "current_task": 1}
     agent = swarm.register("shard", name="s1", metadata=meta)
-    beat = swarm.heartbeat("s1", current_task="t-123")
+    task = swarm.post_task("q", "work", task_id="t-123")
+    beat = swarm.heartbeat("s1", current_task=task.id)
     assert beat.current_task == "t-123" and beat.last_seen is not None
     assert beat.metadata == meta  # empty list, big int and look-alike keys unchanged
     assert swarm.heartbeat("s1").current_task == "t-123"  # None leaves it
@@ -99,7 +100,7 @@ def test_presence_expiry_and_sweep(clocked: tuple[Swarm, FakeClock], redis_url: 
     assert swarm.get_agent("w1", stale_after_s=80).alive is True
     swarm.heartbeat("boss")
     assert swarm.get_agent("boss").alive is True
-    assert swarm.sweep(60) == ["w1"]
+    assert swarm.sweep(60) == {"w1": 1}  # (its unread message dropped)
     assert [a.id for a in swarm.agents()] == ["boss", "w2"]
     with pytest.raises(NotFound):
         swarm.get_agent("w1")
@@ -110,7 +111,7 @@ def test_presence_expiry_and_sweep(clocked: tuple[Swarm, FakeClock], redis_url: 
     with raw_client(redis_url) as r:
         assert not r.exists(KEYS.inbox("w1"))
         assert not r.hexists(KEYS.cursors, "w1")
-    assert swarm.sweep(60) == []
+    assert swarm.sweep(60) == {}
     clock.advance(3600)
     assert sorted(swarm.sweep(0)) == ["boss", "w2"]
     assert swarm.agents() == []
@@ -138,6 +139,7 @@ def test_implicit_workers_are_listed(swarm: Swarm, redis_url: str) -> None:
     (agent,) = swarm.agents()
     assert (agent.id, agent.role, agent.implicit, agent.alive) == ("w-impl", "worker", True, True)
     assert agent.model is None and agent.metadata is None and agent.current_task is None
+    swarm.post_task("q", "work", task_id="t-9")
     beat = swarm.heartbeat("w-impl", current_task="t-9")
     assert beat.current_task == "t-9" and beat.implicit is True
     assert swarm.get_agent("w-impl").current_task == "t-9"

@@ -33,6 +33,7 @@ def _watched(cli: Cli) -> dict[str, str | None]:
 
 def test_the_task_an_agent_says_it_works_on_is_shown_until_cleared(cli: Cli, swarm: Swarm) -> None:
     swarm.register("shard", name="shard-1")
+    swarm.post_task("synth", "synthesise", task_id="t-synthesis")
     cli("agents", "heartbeat", "shard-1", "--task", "t-synthesis")
     assert _watched(cli) == {"shard-1": "t-synthesis"}
     (agent,) = swarm.status().roster
@@ -60,6 +61,7 @@ def test_the_task_an_agent_says_wins_over_the_one_it_holds(cli: Cli, swarm: Swar
     swarm.post_task("q", "look")
     claimed = swarm.claim("q", worker="w-1")
     assert claimed is not None
+    swarm.post_task("own", "its own", task_id="t-own")
     cli("agents", "heartbeat", "w-1", "--task", "t-own")
     assert _watched(cli) == {"w-1": "t-own"}
     cli("agents", "heartbeat", "w-1", "--task", "")  # cleared: the lease shows again

@@ -80,8 +80,9 @@ def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Swarm)
     assert cli.json("agents", "--role", "shard")["items"][0]["metadata"] == {"team": "x"}
     human = cli("agents").stdout
     assert "shard-a" in human and "haiku" in human
-    hb = cli.json("agents", "heartbeat", "shard-a", "--task", "t-1")
-    assert hb["current_task"] == "t-1" and hb["alive"] is True
+    posted = cli.json("task", "post", "q", "work")["id"]  # (a heartbeat names a real task)
+    hb = cli.json("agents", "heartbeat", "shard-a", "--task", posted)
+    assert hb["current_task"] == posted and hb["alive"] is True
     assert cli("agents", "heartbeat", env={"SWARM_AGENT": "shard-a"}).stdout == "shard-a alive\n"
     cli("agents", "heartbeat", expect=2)
     out = cli("agents", "heartbeat", "nobody", expect=1)
@@ -89,9 +90,12 @@ def test_agents_register_list_heartbeat_deregister_sweep(cli: Cli, swarm: Swarm)
     assert cli.json("agents", "--stale")["items"] == []
     cli("agents", "deregister", gen["id"])
     assert [a["id"] for a in cli.json("agents")["items"]] == ["shard-a"]
-    assert cli.json("agents", "sweep", "--stale-after", "3600") == {"items": []}
+    assert cli.json("agents", "sweep", "--stale-after", "3600") == {"items": [], "unread": {}}
     swept = cli("agents", "sweep", "--stale-after", "3600").stdout
-    assert swept == "removed none: no agent silent for more than 3600 s\n"
+    assert swept == (
+        "removed none: no agent silent for more than 3600 s (one holding a lease not yet "
+        "expired is kept)\n"
+    )
     cli("agents", "register", "x", "--role", "worker", "--metadata", "[1]", expect=2)
     cli("agents", "register", "x", "--role", "worker", "--metadata", "{", expect=2)
 

@@ -139,7 +139,7 @@ def test_a_server_rejoining_after_a_sweep_names_itself_again(core: Swarm, hooks:
         registry, session = await _server(core, "swept")
         assert _tools_named(core, "swept")
         time.sleep(0.01)
-        assert core.sweep(stale_after_s=0.001) == ["swept"]  # (a suspended laptop)
+        assert list(core.sweep(stale_after_s=0.001)) == ["swept"]  # (a suspended laptop)
         await registry._beat(session)  # not found: it rejoins
         agent = core.get_agent("swept")
         assert (agent.metadata or {}).get("rejoined") is True
@@ -147,7 +147,7 @@ def test_a_server_rejoining_after_a_sweep_names_itself_again(core: Swarm, hooks:
         # Swept again, and this time the session's hooks register it first (hooks only):
         # the server's next heartbeat finds a record naming no server, and names itself.
         time.sleep(0.01)
-        assert core.sweep(stale_after_s=0.001) == ["swept"]
+        assert list(core.sweep(stale_after_s=0.001)) == ["swept"]
         handle(hooks, "UserPromptSubmit", {"session_id": "s1"}, HookOptions(agent="swept"))
         assert not _tools_named(core, "swept")
         await registry._beat(session)
@@ -209,6 +209,7 @@ def test_mark_stale_for_a_session_the_record_no_longer_names_changes_nothing(
     me = server_identity()
     other = {"host": socket.gethostname(), "pid": os.getpid() + 1}
     core.register("worker", name="m", metadata={"via": "mcp", **me})
+    core.post_task("q", "work", task_id="t-1")
     core.heartbeat("m", current_task="t-1")
     assert core.mark_stale("m", session=other) is False
     agent = core.get_agent("m")

@@ -103,7 +103,8 @@ def call(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Operation
 def workload(swarm: Swarm) -> None:
     """Every operation that runs a script, including the refusals and the cleanups."""
     shard = swarm.register("shard", name="shard-1", model="m")
-    swarm.heartbeat(shard.id, current_task="t")
+    swarm.post_task("beats", "the task a heartbeat names", task_id="t")
+    swarm.heartbeat(shard.id, current_task="t")  # (it checks that the task exists)
     swarm.ping()
     text = "".join(f"line {i}\n" for i in range(2000))
     swarm.publish_context(shard.id, text, source="a.md")

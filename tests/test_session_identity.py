@@ -4,7 +4,7 @@
   does not deregister when its client closes: its agent goes stale, its inbox kept, and the
   next start under that id reads what was sent meanwhile. One whose id was made up leaves.
 - ``message_status`` of a message whose recipient left (its inbox dropped with it) says
-  nobody is left to read it, not "unread, not yet read by" the agent that is gone.
+  whether it was read is not known, not "unread, not yet read by" the agent that is gone.
 - The stdio server keeps the lease tokens it takes in the machine's token store, where the
   hooks of the same agent (SWARM_AGENT) find them: PreCompact renews an MCP-claimed lease and
   Stop names its token; report_finding forgets it again.
@@ -97,7 +97,8 @@ def test_a_session_with_a_made_up_id_leaves_and_status_says_its_message_went_wit
         except NotFound:
             pass
         status = core.message_status(sent.id)
-        assert status.read and status.read_by == () and status.unread_by == ()
+        # (not known to be read: its reader went, and what it read with it)
+        assert not status.read and status.read_by == () and status.unread_by == ()
         out = cli("msg", "status", sent.id).stdout
         assert "not yet read" not in out and "dropped with it" in out and agent.id in out
 

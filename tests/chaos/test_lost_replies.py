@@ -350,6 +350,7 @@ def test_agent_calls_retried_after_a_lost_reply(
     assert [a.id for a in lossy.agents()] == ["w1"] and agent.model == "m"
     assert events(raw)["agent.joined"] == 1
     assert lossy.get_agent("w1").registered_at == agent.registered_at
+    lossy.post_task("q", "work", task_id="t-1")  # (a heartbeat names a task that exists)
     lose_one(proxy, "agent_heartbeat")
     assert lossy.heartbeat("w1", current_task="t-1").current_task == "t-1"
     check_swarm(raw, "test")

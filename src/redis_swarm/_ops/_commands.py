@@ -111,7 +111,8 @@ OPERATIONS: dict[str, Uses] = {
     "agents": _uses("hgetall hkeys hmget time zrange zrevrange", worker=True),
     "get_agent": _uses("hget time zscore", worker=True),
     "held": _uses("hkeys hmget zrevrange", worker=True),  # who holds the newest leases
-    "sweep": _uses("time zrangebyscore", "agent_sweep", worker=True),
+    # (hkeys hmget: the leases held, whose holders a sweep keeps)
+    "sweep": _uses("hkeys hmget time zrangebyscore", "agent_sweep", worker=True),
     "mark_stale": _uses("hget time zscore", "agent_swap", worker=True),
     "tally": _uses("hget time zscore", "agent_swap", worker=True),
     # messages
@@ -175,7 +176,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
             "zrangebyscore zrem"
         ),
         "agent_deregister": "del hdel hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore",
-        "agent_heartbeat": "hget hset zadd",
+        "agent_heartbeat": "hexists hget hset zadd",
         "agent_register": "hexists hget hset xrevrange zadd",
         "agent_sweep": "del hdel hget xlen zrem zscore",
         "agent_swap": "hget hset",
@@ -190,7 +191,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "inbox_read": "hdel hget hset xrange xrevrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
         "message_get": "hexists hget xrange",
-        "message_send": "hdel hexists hget hset lpop rpush xadd xlen xrevrange",
+        "message_send": "hdel hexists hget hlen hset lpop rpush xadd xlen xrevrange",
         "pass_retire": "del hdel hget hincrby hmget hset zcard zrange zrem",
         "questions_retire": "del hdel hget hincrby hset zadd zcard zcount zrange zrank zrem",
         "ping": "",

@@ -119,10 +119,18 @@ def held(
     replies = yield Batch(
         tuple(Cmd("ZREVRANGE", k.leases(q), 0, leases - 1, "WITHSCORES") for q in queues)
     )
-    task_ids = newest(replies, leases)
+    return (yield from _holders(ctx, newest(replies, leases)))
+
+
+def _holders(
+    ctx: OpContext, task_ids: list[str]
+) -> Operation[tuple[dict[str, tuple[str, ...]], tuple[str, ...]]]:
+    """Who holds the leases on ``task_ids`` (newest first): each worker's claimed task ids,
+    in that order, and the ids of the tasks stored unreadable. One round trip (none for no
+    ids)."""
     if not task_ids:
         return {}, ()
-    raws = yield Cmd("HMGET", k.tasks, *task_ids)
+    raws = yield Cmd("HMGET", ctx.keys.tasks, *task_ids)
     holding: dict[str, list[str]] = {}
     corrupt: list[str] = []
     for task_id, raw in zip(task_ids, raws, strict=True):
@@ -261,7 +269,8 @@ def join(
 def heartbeat(
     ctx: OpContext, agent_id: str, *, current_task: str | None = None
 ) -> Operation[Agent]:
-    """Mark the agent present now; ``current_task`` sets what it works on ("" clears it)."""
+    """Mark the agent present now; ``current_task`` sets what it works on ("" clears it):
+    NotFound (and nothing changed) for a task that does not exist."""
     agent_id = check_agent("agent id", agent_id)
     if current_task is not None and current_task != "":  # "" clears it
         check_id("task", current_task)  # as every task id is: tables and the dashboard show it
@@ -269,9 +278,12 @@ def heartbeat(
     task_json = dumps(current_task or None)
     stored, now = yield Call(
         "agent_heartbeat",
-        (keys.agents, keys.presence),
-        (agent_id, ctx.now_arg(), "0" if current_task is None else "1", task_json),
-    )
+        (keys.agents, keys.presence, keys.tasks),
+        (
+            agent_id, ctx.now_arg(), "0" if current_task is None else "1", task_json,
+            current_task or "",
+        ),
+    )  # fmt: skip
     return Agent.from_dict({**loads(stored), "last_seen": int(now), "alive": True})
 
 
@@ -488,29 +500,65 @@ def _replies(batch: Batch) -> Operation[list[Any]]:
     return list((yield batch))
 
 
-def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[list[str]]:
-    """Remove the agents whose last heartbeat is older than ``stale_after_s`` (with their
-    inboxes); returns their ids. Each gets an ``agent.stale`` event, whose ``unread`` counts
-    the direct messages dropped with it (as ``deregister``'s)."""
+def _live_holders(ctx: OpContext, now: int) -> Operation[set[str]]:
+    """The workers holding a lease not expired at ``now`` (in any queue): at most three round
+    trips, the queue names, their live leases, those tasks."""
+    k = ctx.keys
+    queues = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
+    if not queues:
+        return set()
+    replies = yield Batch(
+        tuple(Cmd("ZRANGEBYSCORE", k.leases(q), f"({now}", "+inf") for q in queues)
+    )
+    task_ids = [text(task_id) for reply in replies for task_id in reply]
+    holding, _ = yield from _holders(ctx, task_ids)
+    return set(holding)
+
+
+def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[dict[str, int]]:
+    """Remove the agents whose last sign of life (a heartbeat, a claim, a lease renewal,
+    registering) is older than ``stale_after_s``, with their inboxes; returns their ids, each
+    with the unread direct messages dropped with it (iterating gives the ids). Each gets an
+    ``agent.stale`` event with that ``unread`` (as ``deregister``'s).
+
+    An agent holding a lease not yet expired is kept, however silent: its task is still its
+    own (a renewal would mark it present, but a claim with a long lease need not renew), and
+    removing it would drop its inbox and show its claimed task held by nobody. Once the
+    lease expires (and is reaped, or the task settles), the next sweep removes it."""
     stale_ms = _check_stale(stale_after_s)
     keys = ctx.keys
-    removed: list[str] = []
+    removed: dict[str, int] = {}
+    holders: set[str] | None = None
+    kept = 0  # stale candidates kept for their leases: skipped by the next batch's range
     while True:
         server_time = None if ctx.clock is not None else (yield Cmd("TIME"))
-        cutoff = now_from(ctx, server_time) - stale_ms
-        candidates = [
-            text(a)
-            for a in (
-                yield Cmd("ZRANGEBYSCORE", keys.presence, "-inf", cutoff, "LIMIT", 0, SWEEP_BATCH)
-            )
-        ]
-        if not candidates:
-            return removed
-        gone = yield Call(
-            "agent_sweep",
-            (keys.agents, keys.presence, keys.cursors, keys.events, *map(keys.inbox, candidates)),
-            (ctx.now_arg(), stale_ms, ctx.limits.events_maxlen, *candidates),
+        now = now_from(ctx, server_time)
+        listed = yield Cmd(
+            "ZRANGEBYSCORE", keys.presence, "-inf", now - stale_ms, "LIMIT", kept, SWEEP_BATCH
         )
-        removed.extend(text(a) for a in gone)
-        if len(candidates) < SWEEP_BATCH or not gone:
+        if not listed:
+            return removed
+        if holders is None:
+            # (read once, after stale agents were found: a sweep finding none pays nothing;
+            # one that takes a lease since is marked present by that claim, and the script
+            # keeps it)
+            holders = yield from _live_holders(ctx, now)
+        candidates = [a for a in map(text, listed) if a not in holders]
+        kept += len(listed) - len(candidates)
+        if candidates:
+            gone = yield Call(
+                "agent_sweep",
+                (
+                    keys.agents,
+                    keys.presence,
+                    keys.cursors,
+                    keys.events,
+                    *map(keys.inbox, candidates),
+                ),
+                (ctx.now_arg(), stale_ms, ctx.limits.events_maxlen, *candidates),
+            )
+            removed.update((text(gone[i]), int(gone[i + 1])) for i in range(0, len(gone), 2))
+            if not gone:  # (all back to life since listed: none stale left to find)
+                return removed
+        if len(listed) < SWEEP_BATCH:
             return removed

@@ -300,10 +300,12 @@ def _unknown(message_id: str) -> NotFound:
 
 def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     """Whether a message was read, and by whom (for a broadcast: which agents registered
-    when it was sent have been shown it). A direct message whose recipient is no longer
-    registered has no reader left (its inbox went with it, read or not): ``read`` is true,
-    ``read_by`` and ``unread_by`` empty. NotFound for an id never sent or older than the
-    newest ``MESSAGE_INDEX_MAX`` messages."""
+    when it was sent have been shown it). ``read`` is true only when every reader is known
+    to have read it (or it had none). A reader no longer registered (it left, or was swept
+    as stale) took its read cursor with it: whether it read the message is not known, so
+    ``read`` is false with that reader in neither list (a direct message to it: both empty).
+    NotFound for an id never sent or older than the newest ``MESSAGE_INDEX_MAX``
+    messages."""
     message_id = check_name("message id", message_id, max_len=64)
     keys = ctx.keys
     entry, cursor_fields, agent_records = yield Batch(
@@ -315,13 +317,14 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
     )
     if entry is None:
         raise _unknown(message_id)
-    to, seq, at, sender = [*text(entry).split(" "), "", "", ""][:4]
+    to, seq, at, sender, counted = [*text(entry).split(" "), "", "", "", ""][:5]
     cursors = reply_fields(cursor_fields)
     registered_now = reply_fields(agent_records)
     if to != "*":
         # (its recipient left: deregistered or swept, its inbox and read cursor dropped)
         readers = [to] if to in registered_now else []
         fields = {to: f"{to}|inbox"}
+        departed = 1 - len(readers)
     else:
         readers = []
         for agent_id, record in sorted(registered_now.items()):
@@ -332,11 +335,15 @@ def message_status(ctx: OpContext, message_id: str) -> Operation[MessageStatus]:
             if agent_id != sender and registered <= int(at or 0):
                 readers.append(agent_id)
         fields = {agent_id: agent_id for agent_id in readers}
+        # message_send counted the readers a broadcast had (not in entries stored before it
+        # did): those not registered now left since, read or not
+        departed = max(0, int(counted) - len(readers)) if counted.isdigit() else 0
     read_by = tuple(a for a in readers if _has_read(cursors, a, seq, fields[a]))
     unread_by = tuple(a for a in readers if a not in read_by)
     return MessageStatus(
-        id=message_id, to=to, seq=seq, read=not unread_by, read_by=read_by, unread_by=unread_by
-    )
+        id=message_id, to=to, seq=seq, read=not unread_by and not departed,
+        read_by=read_by, unread_by=unread_by,
+    )  # fmt: skip
 
 
 def get_message(ctx: OpContext, agent: str, message_id: str) -> Operation[Message]:

@@ -277,13 +277,28 @@ def deregister(app: App, agent_id: str) -> None:
 @json_option
 @pass_app
 def sweep(app: App, stale_after: float) -> None:
-    """Remove agents silent for longer than --stale-after seconds."""
+    """Remove agents silent for longer than --stale-after seconds (one holding a lease not
+    yet expired is kept), with their unread messages."""
     removed = app.swarm.sweep(stale_after)
 
     def human() -> None:
         if not removed:
-            click.echo(f"removed none: no agent silent for more than {stale_after:g} s")
+            click.echo(
+                f"removed none: no agent silent for more than {stale_after:g} s (one "
+                "holding a lease not yet expired is kept)"
+            )
         else:
-            click.echo(f"removed {len(removed)}: {short(', '.join(removed), 200)}")
+            click.echo(
+                f"removed {len(removed)}: {short(', '.join(map(_dropped, removed.items())), 200)}"
+            )
 
-    app.emit({"items": removed}, human)
+    # (unread: the direct messages dropped with each inbox, by agent)
+    app.emit({"items": list(removed), "unread": removed}, human)
+
+
+def _dropped(swept: tuple[str, int]) -> str:
+    """A swept agent, with the unread messages dropped with its inbox."""
+    agent, unread = swept
+    if not unread:
+        return agent
+    return f"{agent} ({unread} unread {'message' if unread == 1 else 'messages'} dropped)"

@@ -220,25 +220,34 @@ def status(app: App, message_id: str) -> None:
     def human() -> None:
         where = "broadcast" if st.to == "*" else f"to {st.to}"
         if st.to != "*" and not st.read_by and not st.unread_by:
-            # (JSON says read: nobody is left to read it; in words, why)
+            # (JSON says not read: not known to be; in words, why)
             click.echo(
                 f"{st.id} ({where}): no longer kept: {st.to} is not registered (it left, or "
                 "was swept as stale) and its inbox, read or not, was dropped with it: whether "
                 "it read this one is not known; if it matters, send it again once it is back"
             )
             return
-        if not st.read_by and not st.unread_by:
-            # (JSON says read: nobody is left to read it; in words, that nobody could)
+        # (a broadcast not read with nobody unread: some readers left, read or not)
+        departed = not st.read and not st.unread_by
+        if st.read and not st.read_by:
+            # (JSON says read: nobody could read it; in words, that nobody could)
             click.echo(
                 f"{st.id} ({where}): no readers (no agent but its sender was registered when "
                 "it was sent)"
             )
             return
-        click.echo(f"{st.id} ({where}): {'read' if st.read else 'unread'}")
+        status = "read" if st.read else "not known to be read" if departed else "unread"
+        click.echo(f"{st.id} ({where}): {status}")
         if st.read_by:
             click.echo(f"  read by: {', '.join(st.read_by)}")
         if st.unread_by:
             click.echo(f"  not yet read by: {', '.join(st.unread_by)}")
+        if departed:
+            click.echo(
+                "  and agents registered when it was sent are no longer (they left, or were "
+                "swept as stale): whether they read it is not known; if it matters, send it "
+                "again"
+            )
 
     app.emit(st, human)
 

@@ -7,12 +7,18 @@
 -- ARGV[1]: agent id   ARGV[2]: now (0 = server time)
 -- ARGV[3]: '1' to set the current task, '0' to leave it   ARGV[4]: the task as JSON
 --          (a string, or null to clear it)
+-- KEYS[3]: tasks (HASH id -> task)   ARGV[5]: the task's id ('' = none, or clearing it)
 -- returns {record, now}
 local id = ARGV[1]
 local record = redis.call('HGET', KEYS[1], id)
 if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered (never, or it '
     .. 'was swept as stale or deregistered): register it again')
+end
+-- A task no one posted would show the agent working on nothing, in every view.
+if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 0 then
+  return swarm_error('SWARM_NOTFOUND', 'task ' .. ARGV[5] .. ' does not exist: check the '
+    .. 'id with swarm task list (or swarm task show ID); nothing was changed')
 end
 local now = now_ms(ARGV[2])
 redis.call('ZADD', KEYS[2], now, id)

@@ -4,7 +4,7 @@
 -- KEYS[5..]: inbox of each candidate, in the order of ARGV[4..]
 -- ARGV[1]: now (0 = server time)   ARGV[2]: stale after (ms)   ARGV[3]: events maxlen
 -- ARGV[4..]: candidate agent ids
--- returns the ids removed
+-- returns {id, unread, id, unread, ...}: the ids removed, each with its unread count
 -- 'unread' on agent.stale counts the direct messages dropped with the inbox, as
 -- agent_deregister's does (see there why unread broadcasts are not counted).
 local cutoff = now_ms(ARGV[1]) - tonumber(ARGV[2])
@@ -26,6 +26,7 @@ for i = 4, #ARGV do
     emit(KEYS[4], ARGV[3], 'agent.stale', 'agent', id, 'last_seen', seen,
       'unread', tostring(unread))
     removed[#removed + 1] = id
+    removed[#removed + 1] = unread
   end
 end
 return removed

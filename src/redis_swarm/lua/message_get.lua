@@ -2,7 +2,7 @@
 -- marked read. Its own inbox keeps its unread messages and the newest of those read (see
 -- inbox_read); the broadcast stream keeps the newest broadcasts.
 -- flags: no-writes
--- KEYS[1]: agents   KEYS[2]: messages (HASH message id -> 'TO STREAM_ID AT FROM')
+-- KEYS[1]: agents   KEYS[2]: messages (HASH message id -> 'TO STREAM_ID AT FROM ...')
 -- KEYS[3]: inbox(agent)   KEYS[4]: broadcast
 -- ARGV[1]: agent id   ARGV[2]: message id
 -- returns {'ok', to, sender, stream id, fields}; {'unknown'} (not in the index);

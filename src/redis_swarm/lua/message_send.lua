@@ -8,7 +8,9 @@
 -- ARGV[1]: to ('*' = broadcast)   ARGV[2]: message id   ARGV[3]: sender ('' none)
 -- ARGV[4]: kind   ARGV[5]: body   ARGV[6]: data JSON ('' none)   ARGV[7]: now (0 = server)
 -- ARGV[8]: inbox limit (unread messages)   ARGV[9]: broadcast maxlen   ARGV[10]: events maxlen
--- KEYS[5]: messages (HASH message id -> 'TO STREAM_ID AT FROM', for message_status)
+-- KEYS[5]: messages (HASH message id -> 'TO STREAM_ID AT FROM READERS', for message_status;
+--   READERS: for a broadcast, how many agents but its sender were registered when it was
+--   sent, so that a status can tell readers who left since from none ever; '' for a direct)
 -- KEYS[6]: message_order (LIST of those ids, oldest first: the index keeps the newest ARGV[12])
 -- ARGV[11]: pass name when the message requests a synthesis, else ''
 -- returns {stream id, created_at}; the stream id is also the message.sent event's id
@@ -61,7 +63,11 @@ if type(added) == 'table' and added.err then
   if type(added) == 'table' and added.err then return added end
   sid = added
 end
-redis.call('HSET', KEYS[5], id, to .. ' ' .. sid .. ' ' .. at .. ' ' .. ARGV[3])
+local readers = ''
+if to == '*' then
+  readers = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], ARGV[3])
+end
+redis.call('HSET', KEYS[5], id, to .. ' ' .. sid .. ' ' .. at .. ' ' .. ARGV[3] .. ' ' .. readers)
 if redis.call('RPUSH', KEYS[6], id) > tonumber(ARGV[12]) then
   redis.call('HDEL', KEYS[5], redis.call('LPOP', KEYS[6]))
 end

@@ -5,6 +5,7 @@
 -- KEYS[1] tasks  KEYS[2] counts  KEYS[3] pass_counts  KEYS[4] events
 -- KEYS[5] pending(q)  KEYS[6] delayed(q)  KEYS[7] leases(q)  KEYS[8] dead(q)  KEYS[9] task_data
 -- KEYS[10] wake(q)  KEYS[11] queue_settings (a fail reads its queue's QUEUE|retry_backoff_ms)
+-- KEYS[12] presence (ZSET agent -> last sign of life): a renewal marks its worker present
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
 --   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
 -- ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release, fail)
@@ -67,6 +68,10 @@ if action == 'renew' then
   t.lease_deadline = now + lease_ms
   redis.call('ZADD', Q.leases, fmt(t.lease_deadline), id)
   if not before or t.lease_deadline < before then lower_due(K, Q, t.lease_deadline) end
+  -- A renewal is a sign of life of the worker holding the lease, as a heartbeat is: a
+  -- worker busy on one long task stays alive in the listings and is not swept. Only a
+  -- registered worker is marked (XX): a renewal registers nobody.
+  if t.worker then redis.call('ZADD', KEYS[12], 'XX', fmt(now), t.worker) end
   task_event(K, 'task.renewed', t, 'worker', t.worker, 'attempt', t.attempts,
              'lease_deadline', t.lease_deadline)
 

@@ -1,0 +1,178 @@
+"""Signs of life after a coordinator's tour: a lease renewal marks its worker present (a
+worker busy on one long task is alive, and no sweep removes it), a sweep keeps an agent
+holding a lease not yet expired and says what unread messages it dropped, a heartbeat names
+only a task that exists, and a broadcast whose readers left is not said to be read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from redis_swarm import NotFound, Swarm
+from redis_swarm._ops import agents as agent_ops
+
+from ._cli import Cli
+from ._handles import FakeClock, make_swarm
+from .conftest import SWARM_KINDS
+
+
+@pytest.fixture(params=SWARM_KINDS)
+def clocked(request: pytest.FixtureRequest, redis_url: str) -> Iterator[tuple[Swarm, FakeClock]]:
+    clock = FakeClock()
+    handle = make_swarm(request.param, redis_url, clock=clock)
+    yield handle, clock
+    handle.close()
+
+
+def _alive(swarm: Swarm) -> dict[str, bool]:
+    return {a.id: bool(a.alive) for a in swarm.agents(stale_after_s=60)}
+
+
+# --- 1. a renewal is a sign of life; a live lease is not swept
+
+
+def test_a_worker_renewing_its_lease_stays_alive_and_is_not_swept(
+    clocked: tuple[Swarm, FakeClock],
+) -> None:
+    swarm, clock = clocked
+    task = swarm.post_task("q", "long work", lease_s=90)
+    held = swarm.claim("q", worker="busy")
+    assert held is not None and held.id == task.id
+    for _ in range(4):  # 4 x 40 s: far past the 60 s a heartbeat would need
+        clock.advance(40)
+        swarm.renew(held.id, held.token)
+    assert _alive(swarm) == {"busy": True}
+    status = swarm.status(stale_after_s=60)
+    assert (status.agents.alive, status.agents.stale) == (1, 0)
+    assert swarm.get_agent("busy").last_seen == clock.now
+    assert swarm.sweep(60) == {}
+    assert [a.current_task for a in swarm.agents()] == [task.id]
+
+
+def test_a_worker_not_renewing_goes_stale_but_keeps_its_live_lease(
+    clocked: tuple[Swarm, FakeClock],
+) -> None:
+    swarm, clock = clocked
+    swarm.post_task("q", "long work, never renewed", lease_s=600)
+    held = swarm.claim("q", worker="quiet")
+    assert held is not None
+    swarm.register("worker", name="idle")
+    swarm.send("idle", "never read")
+    swarm.send("idle", "nor this")
+    clock.advance(120)
+    assert _alive(swarm) == {"quiet": False, "idle": False}  # stale, as before
+    # the idle one goes (with what it never read), the one holding a lease stays
+    assert swarm.sweep(60) == {"idle": 2}
+    assert [a.id for a in swarm.agents()] == ["quiet"]
+    clock.advance(600)  # its lease has expired: nothing holds it back now
+    assert swarm.sweep(60) == {"quiet": 0}
+
+
+def test_a_sweep_finds_the_stale_agents_behind_a_batch_of_lease_holders(
+    clocked: tuple[Swarm, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    swarm, clock = clocked
+    monkeypatch.setattr(agent_ops, "SWEEP_BATCH", 2)
+    for n in range(3):  # the oldest silences: each holding a long lease
+        swarm.post_task("q", f"long {n}", lease_s=600)
+        assert swarm.claim("q", worker=f"holder-{n}") is not None
+        clock.advance(1)
+    for n in range(3):
+        swarm.register("worker", name=f"idle-{n}")
+        clock.advance(1)
+    clock.advance(120)
+    assert sorted(swarm.sweep(60)) == ["idle-0", "idle-1", "idle-2"]
+    assert [a.id for a in swarm.agents()] == ["holder-0", "holder-1", "holder-2"]
+
+
+def test_a_renewal_registers_nobody(clocked: tuple[Swarm, FakeClock]) -> None:
+    swarm, clock = clocked
+    swarm.post_task("q", "work", lease_s=90)
+    held = swarm.claim("q", worker="gone")
+    assert held is not None
+    swarm.deregister("gone")
+    clock.advance(10)
+    swarm.renew(held.id, held.token)  # the lease is still its own
+    assert swarm.agents() == []
+
+
+# --- 3. a heartbeat names only a task that exists
+
+
+def test_a_heartbeat_naming_an_unknown_task_is_refused(
+    clocked: tuple[Swarm, FakeClock],
+) -> None:
+    swarm, clock = clocked
+    task = swarm.post_task("q", "real")
+    swarm.register("worker", name="w")
+    swarm.heartbeat("w", current_task=task.id)
+    clock.advance(5)
+    with pytest.raises(NotFound, match="t-bogus does not exist: check the id with swarm task"):
+        swarm.heartbeat("w", current_task="t-bogus")
+    agent = swarm.get_agent("w")
+    assert agent.current_task == task.id  # nothing changed, its presence neither
+    assert agent.last_seen == clock.now - 5000
+    assert swarm.heartbeat("w", current_task="").current_task is None  # clearing needs none
+    assert swarm.heartbeat("w").id == "w"
+
+
+def test_cli_heartbeat_with_an_unknown_task_fails(cli: Cli, swarm: Swarm) -> None:
+    swarm.register("worker", name="w")
+    result = cli("agents", "heartbeat", "w", "--task", "t-bogus", expect=1)
+    assert "t-bogus does not exist" in result.stderr
+    assert swarm.get_agent("w").current_task is None
+
+
+# --- 4. a sweep says what it dropped
+
+
+def test_cli_sweep_says_the_unread_messages_dropped(cli: Cli, swarm: Swarm) -> None:
+    swarm.register("worker", name="dave")
+    swarm.register("worker", name="erin")
+    swarm.send("dave", "one")
+    swarm.send("dave", "two")
+    out = cli("agents", "sweep", "--stale-after", "0").stdout
+    assert "removed 2: dave (2 unread messages dropped), erin" in out
+    assert cli.json("agents", "sweep", "--stale-after", "0") == {"items": [], "unread": {}}
+
+
+def test_cli_sweep_json_counts_the_unread(cli: Cli, swarm: Swarm) -> None:
+    swarm.register("worker", name="dave")
+    swarm.send("dave", "one")
+    assert cli.json("agents", "sweep", "--stale-after", "0") == {
+        "items": ["dave"],
+        "unread": {"dave": 1},
+    }
+
+
+# --- 2. a broadcast whose readers left is not said to be read
+
+
+def test_a_broadcast_whose_readers_were_swept_is_not_said_read(cli: Cli, swarm: Swarm) -> None:
+    swarm.register("worker", name="alice")
+    swarm.register("worker", name="bob")
+    swarm.register("coordinator", name="boss")
+    sent = swarm.broadcast("all hands", sender="boss")
+    assert [m.id for m in swarm.inbox("alice")] == [sent.id]
+    swarm.inbox("alice")  # commits the read
+    assert swarm.message_status(sent.id).read_by == ("alice",)
+    swarm.deregister("alice")  # one reader gone (it had read it: no longer known)
+    st = swarm.message_status(sent.id)
+    assert (st.read, st.read_by, st.unread_by) == (False, (), ("bob",))
+    swarm.deregister("bob")
+    st = swarm.message_status(sent.id)
+    assert (st.read, st.read_by, st.unread_by) == (False, (), ())
+    out = cli("msg", "status", sent.id).stdout
+    assert f"{sent.id} (broadcast): not known to be read" in out
+    assert "no readers" not in out and "whether they read it is not known" in out
+    status = cli.json("msg", "status", sent.id)
+    assert (status["read"], status["read_by"], status["unread_by"]) == (False, [], [])
+
+
+def test_a_direct_message_to_a_swept_agent_is_not_said_read(swarm: Swarm) -> None:
+    swarm.register("worker", name="w")
+    sent = swarm.send("w", "hello")
+    swarm.sweep(0)
+    st = swarm.message_status(sent.id)
+    assert (st.read, st.read_by, st.unread_by) == (False, (), ())
