@@ -4,7 +4,10 @@ planning and synthesizer tasks of no pass; retired, they go with their findings 
 key of theirs, the counters brought down by exactly that, the passes' own tasks kept;
 ``pipeline status`` says so and a rerun works; a dry run changes nothing; a run holding the
 lease refuses it (atomically too); a cited finding stays; an unfinished last run keeps its
-own; a worker may not retire."""
+own; a worker may not retire. The lease task of the highest generation stays: after a
+partial retirement two runs starting together still post one lease (none holds a number
+posted before), and an old run's late release leaves a new run's lease alone; a pipeline run
+hundreds of times is retired in calls the core takes; the note on costs is the last run's."""
 
 from __future__ import annotations
 
@@ -18,8 +21,16 @@ import redis
 
 from redis_swarm import Conflict, PermissionDenied, Settings, Swarm, apply_role
 from redis_swarm._keys import Keys
+from redis_swarm._models import TaskStatus
 from redis_swarm._ops import retire_questions as retiring_ops
-from redis_swarm._pipeline.names import bookkeeping_queues, lease_queue
+from redis_swarm._pipeline import load_plan
+from redis_swarm._pipeline.lease import RunLease
+from redis_swarm._pipeline.names import (
+    bookkeeping_queues,
+    lease_queue,
+    lease_task_id,
+    plan_owner,
+)
 from redis_swarm._pipeline.report import stored_plan
 from redis_swarm._pipeline.retiring import retire_pipeline
 from redis_swarm._protocol import Call
@@ -81,21 +92,25 @@ def test_a_pipeline_run_twice_is_freed_of_its_bookkeeping(
         # a dry run counts, and changes nothing
         contents = _contents(raw)
         seen = retire_pipeline(swarm, "audit", older_than_s=0, dry_run=True)
-        assert (seen.total("tasks"), seen.total("findings"), seen.unfinished) == (6, 4, None)
+        assert (seen.total("tasks"), seen.total("findings"), seen.unfinished) == (5, 4, None)
         assert _contents(raw) == contents
 
         done = retire_pipeline(swarm, "audit", older_than_s=0)
-        assert (done.total("tasks"), done.total("findings"), done.total("open")) == (6, 4, 0)
+        assert (done.total("tasks"), done.total("findings"), done.total("open")) == (5, 4, 0)
+        # the last lease task stays (the next run numbers its own from it), not as recent
+        assert done.lease_kept == lease_task_id("audit", 2) and done.total("recent") == 0
         check_swarm(raw, "test")
+        tasks.discard(lease_task_id("audit", 2))
         # every key of theirs gone: records, data, indexes, dedupe entries, counters
-        assert _records(raw, BOOKKEEPING) == (set(), set())
+        assert _records(raw, BOOKKEEPING) == ({lease_task_id("audit", 2)}, set())
         assert not tasks & set(raw.hkeys(K.task_data))
         assert not tasks & set(raw.zrange(K.task_index, 0, -1))
         assert not findings & set(raw.zrange(K.finding_index, 0, -1))
         assert not raw.exists(*(K.findings_by("queue", q) for q in BOOKKEEPING))
         assert not [v for v in raw.hvals(K.dedupe) if v in tasks]
         after = swarm.queue_stats()
-        assert all(not any(after.get(q, {}).values()) for q in BOOKKEEPING)
+        assert all(not any(after.get(q, {}).values()) for q in BOOKKEEPING if q != LEASE)
+        assert _of(swarm, (LEASE,)) == {LEASE: {"cancelled": 1}}
         # the passes' own tasks and everything else: untouched
         assert {q: s for q, s in after.items() if q not in BOOKKEEPING} == {
             q: s for q, s in before.items() if q not in BOOKKEEPING
@@ -106,35 +121,40 @@ def test_a_pipeline_run_twice_is_freed_of_its_bookkeeping(
     # status still reads the pipeline, and says what went (the planners' costs with it)
     status = cli.json("pipeline", "status", "audit")
     assert status["done"] and status["posted"] == status_before["posted"]
-    assert status["bookkeeping_retired"]["tasks"] == 4  # (run 2's and run 1's planning)
-    assert status["bookkeeping_retired"]["findings"] == 4
+    # (run 2's planning: the costs shown are run 2's, run 1's retired bookkeeping not in them)
+    assert status["bookkeeping_retired"]["tasks"] == 2
+    assert status["bookkeeping_retired"]["findings"] == 2
     shown = cli("pipeline", "status", "audit").stdout
     assert "swarm pipeline retire" in shown and "bookkeeping" in shown
     report = cli("pipeline", "report", "audit").stdout
     assert "(swarm pipeline retire)" in report and "## Cost" in report
     tree = cli.json("lineage", "audit")
-    assert tree["kind"] == "pipeline" and tree["bookkeeping_retired"]["tasks"] == 4
+    assert tree["kind"] == "pipeline" and tree["bookkeeping_retired"]["tasks"] == 2
     assert "(swarm pipeline retire)" in cli("lineage", "audit").stdout
     # a rerun of the retired pipeline works: it resumes run 2 (done), under a new lease
     again = run_plan(cli, path)
     assert again["done"] and again["run"] == 2
     assert again["bookkeeping_retired"] == status["bookkeeping_retired"]
     with Swarm(redis_url, swarm="test") as swarm:
-        assert _of(swarm, (LEASE,)) == {LEASE: {"cancelled": 1}}
+        assert _of(swarm, (LEASE,)) == {LEASE: {"cancelled": 2}}
+        assert swarm.get_task(lease_task_id("audit", 3)).status is TaskStatus.CANCELLED
         check_swarm(raw, "test")
 
 
 def test_the_cli_says_what_went_and_what_stayed(cli: Cli, tmp_path: Path) -> None:
     _ran_twice(cli, tmp_path)
     assert cli("pipeline", "retire", "audit", "--older-than", "0", "--dry-run").stdout == (
-        "would retire the bookkeeping of pipeline audit: 6 tasks, 4 findings (0 open tasks kept)\n"
+        "would retire the bookkeeping of pipeline audit: 5 tasks, 4 findings (0 open tasks "
+        "kept; the last lease task kept: the next run numbers its own from it)\n"
     )
     kept = cli("pipeline", "retire", "audit", "--older-than", "3600").stdout
     assert kept.startswith("retired the bookkeeping of pipeline audit: 0 tasks, 0 findings")
-    assert "6 settled more recently kept" in kept
+    assert "5 settled more recently kept" in kept
     out = cli.json("pipeline", "retire", "audit", "--older-than", "0")
-    assert (out["tasks"], out["findings"], out["dry_run"]) == (6, 4, False)
-    assert {q["queue"] for q in out["queues"]} == set(BOOKKEEPING)
+    assert (out["tasks"], out["findings"], out["dry_run"]) == (5, 4, False)
+    assert out["lease_kept"] == lease_task_id("audit", 2)
+    # (the synthesizers' queues never held a task: not named)
+    assert {q["queue"] for q in out["queues"]} == {RUN_1[0], RUN_2[0], LEASE}
     assert "no pipeline 'nobody'" in cli("pipeline", "retire", "nobody", expect=1).stderr
     cli("pipeline", "retire", "audit", "--older-than", "-1", expect=2)
 
@@ -164,7 +184,8 @@ def test_a_run_holding_the_lease_refuses_it(
             swarm.retire_queues([RUN_1[0]], older_than_s=0, unless_open=LEASE)
         assert _of(swarm, (RUN_1[0],)) == {RUN_1[0]: {"completed": 2}}
         swarm.cancel(held.id)
-        assert retire_pipeline(swarm, "audit", older_than_s=0).total("tasks") == 7
+        # (the last lease task stays, and the one posted by hand after it)
+        assert retire_pipeline(swarm, "audit", older_than_s=0).total("tasks") == 5
         check_swarm(raw, "test")
 
 
@@ -219,7 +240,7 @@ def test_an_unfinished_last_run_keeps_its_bookkeeping(
         raw.zrem(K.synthesis_index, last.id)
         done = retire_pipeline(swarm, "audit", older_than_s=0)
         assert done.unfinished == 2
-        assert {q.queue for q in done.queues} == {*RUN_1, LEASE}
+        assert {q.queue for q in done.queues} == {RUN_1[0], LEASE}
         assert _of(swarm, RUN_2) == {RUN_2[0]: {"completed": 2}, RUN_2[1]: {}}
     assert "run 2 is not finished" in cli("pipeline", "retire", "audit").stdout
     assert run_plan(cli, path)["done"]  # resumed: its planners' tasks read, not run again
@@ -240,7 +261,7 @@ def test_a_finding_a_synthesis_cites_stays(
         cited = sorted(findings)[0]
         swarm.synthesize("lead", "a review", "cites a planner's list", [cited])
         done = retire_pipeline(swarm, "audit", older_than_s=0)
-        assert (done.total("tasks"), done.total("findings"), done.total("cited")) == (5, 3, 1)
+        assert (done.total("tasks"), done.total("findings"), done.total("cited")) == (4, 3, 1)
         assert swarm.get_finding(cited).id == cited
         assert swarm.get_task(swarm.get_finding(cited).task_id).status.value == "completed"
         check_swarm(raw, "test")
@@ -296,3 +317,83 @@ def test_a_retired_pass_posted_again_by_a_rerun_is_no_longer_titled_retired(
     table = cli("pipeline", "status", "audit").stdout
     assert "(retired)" not in table and "a run posted it again since" in " ".join(table.split())
     assert "## Pass 2 (retired)" not in cli("pipeline", "report", "audit").stdout
+
+
+def _lease_taken_and_given_up(swarm: Swarm, path: Path, holder: str) -> str:
+    """A run's lease on pipeline "audit": taken, then given up (its task cancelled)."""
+    lease = RunLease(swarm, load_plan(path), holder=holder)
+    assert lease.acquire() and lease.task is not None
+    lease.release()
+    return lease.task.id
+
+
+def test_after_a_partial_retirement_two_runs_starting_together_take_one_lease(
+    cli: Cli, redis_url: str, tmp_path: Path
+) -> None:
+    path = _ran_twice(cli, tmp_path)  # lease generations 1 and 2
+    with Swarm(redis_url, swarm="test") as swarm:
+        _lease_taken_and_given_up(swarm, path, "old-run")  # 3
+        time.sleep(1.5)
+        for holder in ("new-run-1", "new-run-2"):  # 4, 5: settled less than a second ago
+            _lease_taken_and_given_up(swarm, path, holder)
+        done = retire_pipeline(swarm, "audit", older_than_s=1)
+        assert done.queues[-1].questions == 3  # the lease tasks of generations 1 to 3
+        # two runs start together: each finds the lease task to claim before either claims
+        plan = load_plan(path)
+        first, second = (RunLease(swarm, plan, holder=h) for h in ("run-a", "run-b"))
+        found = [first._open_task().id, second._open_task().id]
+        # the same one, numbered after every one posted (none posted twice)
+        assert found == [lease_task_id("audit", 6)] * 2
+        assert first.acquire()
+        try:
+            with pytest.raises(Conflict, match="pipeline audit is being run by run-a"):
+                second.acquire()
+            assert swarm.queue_stats()[LEASE].get("claimed") == 1
+        finally:
+            first.release()
+
+
+def test_an_old_runs_late_release_leaves_a_new_runs_lease_alone(
+    redis_url: str, raw: redis.Redis, tmp_path: Path
+) -> None:
+    with Swarm(redis_url, swarm="test") as swarm:
+        plan = load_plan(three_passes(tmp_path))
+        old = RunLease(swarm, plan, holder="old-run")
+        assert old.acquire() and old.task is not None
+        old._done.set()  # the old run suspended: it renews no more ...
+        must(old._thread).join()
+        old._thread = None
+        swarm.cancel(old.task.id)  # ... and is taken over
+        # its lease task retired by the core itself (its record lost with it): the next run
+        # posts the same number again, a lease under the same id as the old run's
+        swarm.retire_queues([LEASE], older_than_s=0, unless_open=LEASE)
+        raw.hdel(K.retired_questions, LEASE)
+        new = RunLease(swarm, plan, holder="new-run")
+        assert new.acquire() and new.task is not None
+        try:
+            assert new.task.id == old.task.id and new.task.attempts == old.task.attempts
+            old.release()  # the old run ends at last
+            assert swarm.get_task(new.task.id).status is TaskStatus.CLAIMED
+        finally:
+            new.release()
+        assert swarm.get_task(new.task.id).status is TaskStatus.CANCELLED
+
+
+def test_a_pipeline_run_hundreds_of_times_is_retired_in_calls_the_core_takes(
+    cli: Cli, redis_url: str, raw: redis.Redis, tmp_path: Path
+) -> None:
+    _ran_twice(cli, tmp_path)
+    with Swarm(redis_url, swarm="test") as swarm:
+        # its 600th run (from the start again): 1,200 queues of runs, of which two hold tasks
+        text = swarm.get_context(plan_owner("audit"))
+        later = text.replace("# swarm pipeline run 2\n", "# swarm pipeline run 600\n", 1)
+        assert later != text
+        swarm.publish_context(plan_owner("audit"), later, source="the test")
+        seen = retire_pipeline(swarm, "audit", older_than_s=0, dry_run=True)
+        assert (seen.run, seen.unfinished, seen.total("tasks")) == (600, 600, 5)
+        assert [q.queue for q in seen.queues] == [RUN_1[0], RUN_2[0], LEASE]
+        # one call per queue: what a pipeline with more queues than one call takes does
+        done = retire_pipeline(swarm, "audit", older_than_s=0, queues_per_call=1)
+        assert [q.queue for q in done.queues] == [RUN_1[0], RUN_2[0], LEASE]
+        assert (done.total("tasks"), done.total("findings")) == (5, 4)
+        check_swarm(raw, "test")

@@ -173,23 +173,35 @@ def retire_queues(
     older_than_s: float = RetiredQuestions.DEFAULT_OLDER_THAN_S,
     dry_run: bool = False,
     unless_open: str | None = None,
+    settled_before: int | None = None,
 ) -> Operation[list[RetiredQuestions]]:
     """Remove the settled tasks of no pass and no shard of each of ``queues``, as
-    ``retire_questions`` removes the questions of a queue of questions (each queue's
-    ``RetiredQuestions``, in order, its ``questions`` the tasks removed): what frees a
-    pipeline's bookkeeping (its planning, synthesizer and lease queues). A queue nothing
-    was posted to counts nothing (no error). ``unless_open``: a queue whose open task
-    (pending, delayed, claimed: a pipeline's lease, held by a run that still reads what
-    this removes) refuses the run, Conflict: checked before anything and at every step, so
-    that one starting meanwhile stops it there (what went before stays gone, consistent)."""
+    ``retire_questions`` removes the questions of a queue of questions (one
+    ``RetiredQuestions`` per queue, in the order first named: a queue named twice is
+    retired once; its ``questions`` the tasks removed): what frees a pipeline's bookkeeping
+    (its planning, synthesizer and lease queues). A queue nothing was posted to counts
+    nothing (no error: all zero). ``unless_open``: a queue whose open task (pending,
+    delayed, claimed: a pipeline's lease, held by a run that still reads what this removes)
+    refuses the run, Conflict: checked before anything and at every step, so that one
+    starting meanwhile stops it there (what went before stays gone, consistent).
+    ``settled_before`` (epoch ms, the server's clock): only tasks settled before it go too,
+    later ones are kept (``recent``): how a pipeline keeps its newest lease task, the one
+    its next run numbers its own from."""
     older = check_number("older_than_s", older_than_s, 0, MAX_OLDER_THAN_S)
     if isinstance(queues, str) or not 0 < len(queues) <= MAX_QUEUES:
         raise ValidationError(f"queues must be a list of 1 to {MAX_QUEUES} queue names")
     names = list(dict.fromkeys(check_name("queue", q) for q in queues))
     holding = "" if unless_open is None else check_name("unless_open", unless_open)
+    before = None
+    if settled_before is not None:
+        before = int(check_number("settled_before", settled_before, 1, 2**53, integer=True))
     done = []
     for queue in names:
-        done.append((yield from _retire_queue(ctx, queue, older, dry_run=dry_run, holding=holding)))
+        done.append(
+            (yield from _retire_queue(
+                ctx, queue, older, dry_run=dry_run, holding=holding, settled_before=before
+            ))
+        )  # fmt: skip
     return done
 
 
@@ -208,10 +220,12 @@ def _retire_queue(
     dry_run: bool,
     holding: str = "",
     unknown: Callable[[Iterable[Any]], str] | None = None,
+    settled_before: int | None = None,
 ) -> Operation[RetiredQuestions]:
     """One queue's retirement (``retire_questions``, ``retire_queues``): ``unknown`` makes a
     queue nothing was posted to (and never retired) NotFound, saying that; ``holding``: the
-    queue whose open task refuses it (see ``retire_queues``)."""
+    queue whose open task refuses it; ``settled_before``: the latest settling time but one
+    that goes (see ``retire_queues``)."""
     k = ctx.keys
     findings_of = k.findings_by("queue", queue)
     held = (Cmd("HMGET", k.counts, *(f"{holding}|{s}" for s in OPEN_STATUSES)),) if holding else ()
@@ -230,6 +244,8 @@ def _retire_queue(
     if any(int(v or 0) > 0 for reply in open_held for v in reply):
         raise _held_off(holding)
     cutoff = called_at - round(older * 1000)
+    if settled_before is not None:  # (the script retires what settled at the cutoff or before)
+        cutoff = min(cutoff, settled_before - 1)
     start = "-inf"  # where the task index is walked from: where the last run left
     if record is not None:
         with contextlib.suppress(*UNREADABLE, TypeError, ValueError):

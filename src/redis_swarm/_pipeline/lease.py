@@ -17,9 +17,13 @@ suspended, expired and claimed by another run) stops at once, its agents killed;
 finds it merely expired and given back to its queue claims it back.
 
 A settled lease task is never reopened: the next run posts the next generation
-(``names.lease_task_id``), found from the lease queue's counts (one HGETALL): the tasks
-held in it are the last N generations (``swarm pipeline retire`` frees settled ones, whose
-numbers a later run may then post again), at most one of them open, and the open one the last.
+(``names.lease_task_id``) after the highest one the lease queue holds (``newest_lease``):
+two runs starting together read the same one, so post the same next one, and one of them
+gets its claim. ``swarm pipeline retire`` frees the settled generations but that highest
+one (``retiring``), so that a number is never posted twice: a generation posted again
+after it was retired would be a second lease beside the one a run holds, and would mix
+two lifetimes under one id. (A queue holding none, a pipeline's first run, or every
+generation retired by hand: the next after those the queue's retirements removed.)
 """
 
 from __future__ import annotations
@@ -27,20 +31,21 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .._codec import iso
 from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
 from .._models import Task, TaskStatus
+from .._validate import MAX_PAGE
 from .agents import leases_end
-from .names import lease_queue, lease_task_id
+from .names import lease_generation, lease_queue, lease_task_id
 from .plan import Plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["LEASE_MAX_S", "LEASE_MIN_S", "RunLease", "lease_s_of"]
+__all__ = ["LEASE_MAX_S", "LEASE_MIN_S", "RunLease", "lease_s_of", "newest_lease"]
 
 LEASE_MIN_S = 2  # a shorter lease renewed every third of it would be lost to a slow reply
 LEASE_MAX_S = 30  # the longest a killed run keeps the pipeline from a rerun
@@ -52,6 +57,33 @@ def lease_s_of(plan: Plan) -> int:
     """The length of the lease a run of ``plan`` holds: its workers' ``lease_s``, from
     ``LEASE_MIN_S`` to ``LEASE_MAX_S`` seconds."""
     return min(LEASE_MAX_S, max(LEASE_MIN_S, plan.workers.lease_s))
+
+
+def newest_lease(swarm: Swarm, name: str) -> tuple[Task, int] | None:
+    """The lease task of pipeline ``name`` of the highest generation its lease queue holds,
+    with that generation (None: it holds none). An open one is the highest (a run posts
+    the next generation only once every one is settled), found in the queue's claimed set
+    (what a waiting run reads every second: cheap); else the newest settled one, the task
+    index read from its end (a settled generation is never reopened: the newest posted is
+    the highest)."""
+    queue = lease_queue(name)
+    claimed = swarm.list_tasks(queue=queue, status=TaskStatus.CLAIMED, limit=MAX_PAGE)
+    found = _highest(name, claimed.items)
+    cursor: str | None = None
+    while found is None:
+        page = swarm.list_tasks(queue=queue, cursor=cursor, limit=MAX_PAGE, newest_first=True)
+        found = _highest(name, page.items)
+        cursor = page.cursor
+        if cursor is None:
+            break
+    return found
+
+
+def _highest(name: str, tasks: Sequence[Task]) -> tuple[Task, int] | None:
+    """The task of ``tasks`` of the highest lease generation of pipeline ``name``, with it
+    (a task posted to the lease queue by hand has none: skipped)."""
+    numbered = [(t, n) for t in tasks if (n := lease_generation(name, t.id)) is not None]
+    return max(numbered, key=lambda pair: pair[1], default=None)
 
 
 class RunLease:
@@ -119,9 +151,9 @@ class RunLease:
         return False
 
     def _open_task(self) -> Task:
-        """The open lease task (posted now when every generation is settled)."""
-        counts = self.swarm.queue_stats().get(self.queue, {})
-        generation = max(1, sum(counts.values()))
+        """The open lease task (posted now when every generation is settled): the highest
+        generation held, else the next one (see the module)."""
+        generation = self._highest_generation()
         while True:
             task = self.swarm.post_task(
                 self.queue,
@@ -136,6 +168,17 @@ class RunLease:
             if task.status in _OPEN:
                 return task
             generation += 1
+
+    def _highest_generation(self) -> int:
+        """Where to look for the open generation: the highest held; none held, the one
+        after as many as the queue's retirements removed (1 for a pipeline's first run; a
+        pipeline whose every lease task was retired, by hand or before ``pipeline retire``
+        kept the highest: the next number not yet posted)."""
+        newest = newest_lease(self.swarm, self.name)
+        if newest is not None:
+            return newest[1]
+        retired = self.swarm.retired_questions().get(self.queue)
+        return (retired.questions if retired is not None else 0) + 1
 
     def _busy(self, task: Task, *, waited: float) -> str:
         """Why this run cannot drive the pipeline, and what to do."""
@@ -239,7 +282,7 @@ class RunLease:
             return
         try:
             current = self.swarm.get_task(task.id)
-            if current.status is TaskStatus.CLAIMED and current.attempts == task.attempts:
+            if current.status is TaskStatus.CLAIMED and _same_claim(current, task):
                 self.swarm.cancel(task.id)
         except SwarmError as exc:
             self._say(
@@ -248,3 +291,13 @@ class RunLease:
             )
         with contextlib.suppress(NotFound, SwarmError):
             self.swarm.deregister(self.holder)
+
+
+def _same_claim(current: Task, held: Task) -> bool:
+    """Whether ``current`` (the lease task as read now) is still under the claim ``held``
+    (as this run claimed it): its worker, its claim's time and number. Its attempts alone
+    would not tell: a generation retired and posted again (by hand) counts them anew, and
+    this run's late release would cancel another run's lease."""
+    return (current.worker, current.claimed_at, current.attempts) == (
+        held.worker, held.claimed_at, held.attempts,
+    )  # fmt: skip

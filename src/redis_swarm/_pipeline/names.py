@@ -26,6 +26,7 @@ __all__ = [
     "findings_of",
     "is_planning_queue",
     "label_prefix",
+    "lease_generation",
     "lease_queue",
     "lease_task_id",
     "pass_label",
@@ -145,6 +146,15 @@ def lease_task_id(name: str, generation: int) -> str:
     gets its claim). A generation is settled when a run holding it ends, or when it is
     cancelled by hand; the next run posts the next one."""
     return f"t-lease-{_digest(name)}-{generation}"
+
+
+def lease_generation(name: str, task_id: str) -> int | None:
+    """The generation ``task_id`` is the lease task of (``lease_task_id``), or None: it is
+    not one of pipeline ``name``'s lease tasks (a task posted to its lease queue by hand)."""
+    number = task_id.removeprefix(lease_task_id(name, 0).removesuffix("0"))
+    if not (number.isascii() and number.isdigit()) or number.startswith("0"):
+        return None
+    return int(number)
 
 
 # How the context owner of a pipeline's stored plan begins (``plan_owner``).

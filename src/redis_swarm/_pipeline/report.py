@@ -370,11 +370,12 @@ def retired_note(row: Mapping[str, Any]) -> str:
 
 
 def bookkeeping_retired(swarm: Swarm, plan: Plan) -> dict[str, Any] | None:
-    """What ``swarm pipeline retire`` removed of the bookkeeping of ``plan``'s runs (their
-    planning and synthesizer tasks) in all, as status says it ({at, tasks, findings}, ``at``
-    the last retirement, ISO), or None: none was retired. Read from the core's records of
-    retired queues (one round trip)."""
-    queues = {q for run in range(1, plan.run + 1) for q in bookkeeping_queues(plan.name, run)}
+    """What ``swarm pipeline retire`` removed of the bookkeeping of ``plan``'s run (its
+    planning and synthesizer tasks: the costs ``status`` and the report show are that run's,
+    so an earlier run's retired bookkeeping takes nothing from them), as status says it
+    ({at, tasks, findings}, ``at`` the last retirement, ISO), or None: none was retired.
+    Read from the core's records of retired queues (one round trip)."""
+    queues = set(bookkeeping_queues(plan.name, plan.run))
     gone = [
         r for queue, r in swarm.retired_questions().items()
         if queue in queues and (r.questions or r.findings)
@@ -389,13 +390,14 @@ def bookkeeping_retired(swarm: Swarm, plan: Plan) -> dict[str, Any] | None:
 
 
 def bookkeeping_note(status: Mapping[str, Any]) -> str:
-    """What ``status`` and ``report`` say of a pipeline whose bookkeeping was retired ("":
-    none was): when, what went, and that the costs shown no longer count its runs."""
+    """What ``status`` and ``report`` say of a pipeline whose last run's bookkeeping was
+    retired ("": none was): when, what went, and that the costs shown no longer count its
+    planners' runs."""
     retired = status.get("bookkeeping_retired")
     if not retired:
         return ""
     return (
-        f"the bookkeeping of pipeline {status['pipeline']} was retired on "
+        f"the bookkeeping of run {status['run']} of pipeline {status['pipeline']} was retired on "
         f"{retired['at'] or 'an unknown date'} (swarm pipeline retire): "
         f"{counted(retired['tasks'], 'planning or synthesizer task')} and "
         f"{counted(retired['findings'], 'finding')} were removed, and the costs shown no "

@@ -367,10 +367,11 @@ _DEFAULT_OLDER_THAN_S = RetiredQuestions.DEFAULT_OLDER_THAN_S
 def pipeline_retire(app: App, name: str, older_than: float | None, dry_run: bool) -> None:
     """Remove the settled bookkeeping of pipeline NAME's runs: the completed, cancelled and
     dead planning and synthesizer tasks of each run, with their findings, and the lease
-    task every run leaves, the counters brought down by as much. Refused while a run drives
-    the pipeline (holds its lease); the last run, when not finished, keeps its own (the next
-    run resumes it); a finding a synthesis cites stays. The passes' own tasks and findings
-    stay: swarm retire PASS frees them."""
+    task every run leaves but the last (the next run numbers its own from it), the counters
+    brought down by as much. Refused while a run drives the pipeline (holds its lease); the
+    last run, when not finished, keeps its own (the next run resumes it); a finding a
+    synthesis cites stays. The passes' own tasks and findings stay: swarm retire PASS frees
+    them."""
     from .._pipeline.retiring import retire_pipeline
 
     older = _DEFAULT_OLDER_THAN_S if older_than is None else older_than
@@ -392,6 +393,8 @@ def _retired_line(done: PipelineRetired) -> str:
         kept.append(f"{counted(done.total('other'), 'task')} of a pass kept: swarm retire PASS")
     if done.total("corrupt"):
         kept.append(f"{counted(done.total('corrupt'), 'record')} stored unreadable kept")
+    if done.lease_kept is not None:
+        kept.append("the last lease task kept: the next run numbers its own from it")
     if done.unfinished is not None:
         kept.append(
             f"run {done.unfinished} is not finished: its bookkeeping stays for the run that "
