@@ -397,3 +397,41 @@ def test_a_pipeline_run_hundreds_of_times_is_retired_in_calls_the_core_takes(
         assert [q.queue for q in done.queues] == [RUN_1[0], RUN_2[0], LEASE]
         assert (done.total("tasks"), done.total("findings")) == (5, 4)
         check_swarm(raw, "test")
+
+
+class _CountingScans(Swarm):
+    """A real handle that counts the task listings read newest first (the walk through the
+    task index that ``newest_lease`` falls back to)."""
+
+    scans = 0
+
+    def list_tasks(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("newest_first"):
+            type(self).scans += 1
+        return super().list_tasks(*args, **kwargs)
+
+
+def test_the_next_lease_is_found_from_the_counts_without_walking_the_task_index(
+    cli: Cli, redis_url: str, tmp_path: Path
+) -> None:
+    """In a swarm of many tasks the walk would read every task posted since the last lease:
+    the counts and the retirements name the highest generation, two reads confirm it; a
+    task posted to the lease queue by hand puts the counts off, and the walk still finds it."""
+    path = _ran_twice(cli, tmp_path)  # lease generations 1 and 2
+    with _CountingScans(redis_url, swarm="test") as swarm:
+        for holder in ("a", "b", "c"):  # 3, 4, 5
+            _lease_taken_and_given_up(swarm, path, holder)
+        time.sleep(1.2)
+        _lease_taken_and_given_up(swarm, path, "d")  # 6, settled just now
+        retire_pipeline(swarm, "audit", older_than_s=1)  # 1 to 5 go, 6 is the highest kept
+        swarm.post_tasks([{"queue": "busy", "description": f"t{i}"} for i in range(50)])
+        _CountingScans.scans = 0
+        assert RunLease(swarm, load_plan(path), holder="e")._open_task().id == lease_task_id(
+            "audit", 7
+        )
+        assert _CountingScans.scans == 0
+        swarm.post_task(LEASE, "posted here by hand")  # the counts no longer add up
+        assert RunLease(swarm, load_plan(path), holder="f")._open_task().id == lease_task_id(
+            "audit", 7
+        )
+        assert _CountingScans.scans > 0
