@@ -17,6 +17,7 @@ from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
 from .lease_renewal import LeaseRenewal
 from .pool_state import PoolState
+from .slot_presence import SlotPresence
 
 __all__ = ["AgentRuns", "task_env"]
 
@@ -45,6 +46,18 @@ class AgentRuns(PoolState):
     def _set_up(self) -> None:
         super()._set_up()
         self._cancels = CancelWatch(self.swarm, self._error)  # kills the agent of a cancelled task
+        self._presences: dict[str, SlotPresence] = {}  # slot (worker name) -> its presence
+
+    def _presence(self, worker: str) -> SlotPresence:
+        """What the agent record of slot ``worker`` says it works on (see ``slot_presence``)."""
+        with self._lock:
+            return self._presences.setdefault(worker, SlotPresence(self.swarm, worker))
+
+    def _slot_idle(self, worker: str) -> None:
+        """Slot ``worker`` runs no agent now: its record names no task (not tried while a
+        task of the pool waits for Redis: the slot's next look tries again)."""
+        if not self._holding():
+            self._presence(worker).idle()
 
     def _context(self, task: Task) -> ContextInfo | None:
         parent = task.parent
@@ -58,6 +71,7 @@ class AgentRuns(PoolState):
     def _run_agent(
         self,
         task: Task,
+        worker: str,
         context: ContextInfo | None,
         prompt: str,
         lost: list[str],
@@ -65,11 +79,12 @@ class AgentRuns(PoolState):
         command: str | None = None,
         env: dict[str, str] | None = None,
     ) -> ChildResult:
-        """Run the agent for ``task`` (``command``, default the pool's, with ``env`` added),
-        renewing its lease meanwhile; a cancel read in the event log (``cancels``: within
-        about a second), or a renewal that finds the task gone (cancelled, completed
-        elsewhere, back in its queue, leased to another worker: see ``LeaseRenewal``), adds
-        to ``lost`` and stops it."""
+        """Run the agent for ``task`` in slot ``worker`` (``command``, default the pool's, with
+        ``env`` added), renewing its lease meanwhile, the slot marked present working on it
+        (``slot_presence``: whichever slot's claim leased it); a cancel read in the event
+        log (``cancels``: within about a second), or a renewal that finds the task gone
+        (cancelled, completed elsewhere, back in its queue, leased to another worker: see
+        ``LeaseRenewal``), adds to ``lost`` and stops it."""
         opts = self.options
         renew = LeaseRenewal(
             self.swarm,
@@ -82,6 +97,14 @@ class AgentRuns(PoolState):
             orphaned=lambda holder: self._orphan_lease(task, holder),
             on_kept=self._note,
         )
+        presence = self._presence(worker)
+
+        def tick() -> str | None:
+            why = renew()
+            if why is None and not self._holding():  # (no beat to wait on through an outage)
+                presence.running(task.id, renew.every_s)
+            return why
+
         workdir = Path(tempfile.mkdtemp(prefix="swarm-run-"))
         try:
             built = build_command(command or opts.command, prompt, workdir, shell=opts.shell)
@@ -100,7 +123,7 @@ class AgentRuns(PoolState):
                     env={**os.environ, **extra, **built.env},
                     timeout_s=opts.timeout_s or float(task.lease_s),
                     tick_s=renew.tick_s,
-                    on_tick=renew,
+                    on_tick=tick,
                     halt=halt,
                     stop=self._aborting,
                     grace_s=opts.grace_s,

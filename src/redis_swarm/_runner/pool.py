@@ -12,6 +12,10 @@ n=)``), handing the other tasks of the batch over, so that a pool with free slot
 claim, not one per slot, and its slots do not all wake on one task. A cancel of a task an
 agent runs is learnt from the event log by one follower per pool (``cancels``), not by a
 round trip per task.
+
+Presence: a batch claim leases its tasks to the claiming slot, so each slot running an agent
+says itself that it works on its task (``slot_presence``: a heartbeat at the run's first tick,
+then one per lease renewal or 20 s, whichever is sooner, and one when the slot goes idle).
 """
 
 from __future__ import annotations
@@ -79,17 +83,17 @@ class Runner(TaskWork):
         return False
 
     def _leave(self) -> None:
-        """Deregister the pool's workers (its claims registered them), so that a finished pool
-        is not counted alive until its presence expires, then listed stale for good.
-        Best effort: a worker left registered only goes stale, so a server that cannot be
-        reached is not waited for worker after worker."""
+        """Deregister the pool's workers (its claims, or its slots' beats, registered them:
+        ``slot_presence``), so that a finished pool is not counted alive until its presence
+        expires, then listed stale for good. Best effort: a worker left registered only goes
+        stale, so a server that cannot be reached is not waited for worker after worker."""
         for index in range(1, self.options.concurrency + 1):
             worker = self._worker_name(index)
             if self._keeps_registered(worker):
                 continue
             try:
                 self.swarm.deregister(worker)
-            except NotFound:  # a slot that never claimed: never registered
+            except NotFound:  # a slot that never claimed nor ran an agent: never registered
                 continue
             except ConnectionFailed as exc:
                 self._error(f"could not deregister the workers {self.prefix}-N: {exc}")
@@ -116,6 +120,7 @@ class Runner(TaskWork):
                     self._draining.wait(HOLD_POLL_S)
                     idle_since = time.monotonic()
                     continue
+                self._slot_idle(worker)  # (its last run's task cleared: one beat, if any)
                 if self._out_of_tickets():
                     return
                 wait = self.options.poll_s
@@ -160,6 +165,8 @@ class Runner(TaskWork):
             if held is not None:  # stopped before running it: back to its queue
                 self._return_ticket()
                 self._give_back(held)
+            if self._keeps_registered(worker):  # (else _leave deregisters it)
+                self._slot_idle(worker)
 
     def _handle(self, task: Task, worker: str) -> None:
         if self._fails_alike(task.id):  # it would fail the same way: back to its queue, unrun

@@ -223,7 +223,9 @@ class Server(Runner):
             env["SWARM_CONTEXT_OWNER"] = self.serve.owner
             lost: list[str] = []
             try:
-                result = self._run_agent(task, context, prompt, lost, command=command, env=env)
+                result = self._run_agent(
+                    task, worker, context, prompt, lost, command=command, env=env
+                )
             except OSError as exc:
                 end = Ending(task.id, worker, started, None)
                 return self._fail(task, end, not_started(exc, prompt, self.options.shell), "")

@@ -83,7 +83,7 @@ class TaskWork(Claiming, AgentRuns):
         )
         lost: list[str] = []  # why the pool stopped the agent, if it did
         try:
-            result = self._run_agent(task, context, prompt, lost)
+            result = self._run_agent(task, worker, context, prompt, lost)
         except OSError as exc:  # the agent could not be started: this task's failure
             return self._fail(
                 task,

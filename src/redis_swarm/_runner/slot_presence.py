@@ -1,0 +1,85 @@
+"""The presence of the pool's slots: a slot running an agent is an agent of the swarm, alive
+and working on its task, whichever slot's claim leased that task.
+
+A batch claim (``claim(..., n=)``) leases every task of the batch to the claiming slot: each
+task's ``worker`` is that slot (the holder of its lease, which its renewals keep), and only
+that slot is registered and marked present by the claim. The slot running a task says so
+itself, with heartbeats naming it (``current_task``): one at the first tick of the run (within
+a second of its start; a run shorter than that costs nothing), then one per lease renewal or
+``BEAT_EVERY_S``, whichever comes sooner, so that a run of minutes stays alive in ``swarm
+agents``, ``swarm status`` and the dashboard; and one clearing the task when the slot goes
+idle (none when its report leased its next task: that run's first beat names it). A slot no
+claim registered (handed its task by another slot's batch) is registered at its first beat,
+with the role a claim gives (``worker``).
+
+Best effort: presence is what the views show, never a reason to stop an agent, so a beat
+refused or unanswered is tried again at the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .._errors import NotFound, SwarmError
+
+if TYPE_CHECKING:
+    from .._client import Swarm
+
+__all__ = ["BEAT_EVERY_S", "SlotPresence"]
+
+# The longest between two beats of a running slot: a third of the 60 s after which the views
+# call an agent stale (a lease of minutes is renewed less often than that).
+BEAT_EVERY_S = 20.0
+SLOT_ROLE = "worker"  # as a claim registers a worker (implicitly)
+
+
+@dataclass
+class SlotPresence:
+    """What one slot's agent record says it works on, kept by that slot's thread only."""
+
+    swarm: Swarm
+    worker: str
+    said: str | None = None  # the task the slot's last beat named (None: none, or cleared)
+    _due: float = field(default=0.0, init=False)  # monotonic time of the next beat
+
+    def running(self, task_id: str, every_s: float) -> None:
+        """On a tick of the run of ``task_id``: a beat naming it, unless the last one did
+        less than ``every_s`` (at most ``BEAT_EVERY_S``) ago."""
+        now = time.monotonic()
+        if self.said == task_id and now < self._due:
+            return
+        self._due = now + min(every_s, BEAT_EVERY_S)
+        self._say(task_id)
+
+    def idle(self) -> None:
+        """The slot runs nothing now: its record names no task (one beat, if it named one)."""
+        if self.said is not None:
+            self._say(None)
+
+    def _say(self, task_id: str | None) -> None:
+        with contextlib.suppress(SwarmError):
+            self._beat(task_id)
+            self.said = task_id
+
+    def _beat(self, task_id: str | None) -> None:
+        """Mark the slot present, working on ``task_id`` (None: on nothing), registering it
+        first when no claim did; NotFound when the task no longer exists."""
+        try:
+            self.swarm.heartbeat(self.worker, current_task=task_id or "")
+            return
+        except NotFound:
+            if self._registered():  # the task no longer exists (its renewal stops the agent)
+                raise
+        self.swarm.register(SLOT_ROLE, name=self.worker)
+        self.swarm.heartbeat(self.worker, current_task=task_id or "")
+
+    def _registered(self) -> bool:
+        """Whether the slot is registered (a beat naming no task: it is marked present)."""
+        try:
+            self.swarm.heartbeat(self.worker)
+        except NotFound:
+            return False
+        return True
