@@ -21,11 +21,13 @@ from typing import Any
 
 import anyio
 import pytest
+import redis
 
 from redis_swarm import Settings, Swarm
 from redis_swarm._errors import ValidationError
 from redis_swarm._hooks import HookOptions, handle
 from redis_swarm._hooks.events import mcp_tools
+from redis_swarm._keys import Keys
 from redis_swarm._models import Agent
 from redis_swarm.mcp_server._session import (
     AgentSession,
@@ -220,3 +222,22 @@ def test_mark_stale_for_a_session_the_record_no_longer_names_changes_nothing(
     assert agent.metadata == {"via": "mcp"}  # the session's keys dropped with it
     with pytest.raises(ValidationError, match="session must be a mapping"):
         core.mark_stale("m", session=["host"])  # type: ignore[arg-type]
+
+
+def test_join_replaces_a_record_that_is_not_utf8(core: Swarm, redis_url: str) -> None:
+    """A record written around the operations, not even text: join builds on none and
+    replaces it (it raised UnicodeDecodeError, failing a hook and an MCP session's open)."""
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        raw.hset(Keys("test").agents, "garbled", b"\xff\xfe not utf-8")
+        seen: list[Agent | None] = []
+
+        def revise(stored: Agent | None) -> dict[str, Any]:
+            seen.append(stored)
+            return {"role": "worker", "metadata": {"fresh": True}}
+
+        joined = core.join("garbled", revise)
+        assert seen == [None] and joined.metadata == {"fresh": True}
+        assert core.get_agent("garbled").metadata == {"fresh": True}
+    finally:
+        raw.close()

@@ -183,7 +183,7 @@ def _profile(
     }
 
 
-def _store(ctx: OpContext, record: dict[str, Any], *replacing: str) -> Operation[Any]:
+def _store(ctx: OpContext, record: dict[str, Any], *replacing: str | bytes) -> Operation[Any]:
     """Send ``record`` to ``agent_register`` (``replacing``: the stored record it was built
     from, '' for none: a compare-and-set); its reply."""
     keys = ctx.keys
@@ -257,7 +257,8 @@ def join(
                 stored = _agent(raw, seen, None, None, {})
         profile = dict(revise(stored))
         record = _profile(agent_id, **profile)
-        reply = yield from _store(ctx, record, "" if raw is None else text(raw))
+        # (the stored bytes as read: a record that is not UTF-8 is compared, then replaced)
+        reply = yield from _store(ctx, record, "" if raw is None else raw)
         if reply != 0:
             return _registered(reply)
     raise Conflict(
