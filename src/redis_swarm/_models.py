@@ -665,7 +665,9 @@ class Inbox(list[Message]):
 class MessageStatus(Record):
     """Whether a message was read (shown to its reader). ``read_by`` and ``unread_by`` name
     its readers: the recipient of a direct message; for a broadcast, every agent registered
-    when it was sent, its sender aside. ``read`` is true when nobody is left to read it."""
+    when it was sent, its sender aside (those registered now: a reader that left is in
+    neither list). ``read`` is true only when every reader is known to have read it (or it
+    had none)."""
 
     id: str
     to: str
