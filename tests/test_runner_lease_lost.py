@@ -30,6 +30,7 @@ from redis_swarm._runner.lease_renewal import LeaseRenewal
 
 from ._invariants import check_swarm
 from ._raw import raw_client
+from .test_runner_outages import WAITING_AGENT  # (logs its task, waits for 'go')
 
 PY = sys.executable
 SWARM = "lease-lost"
@@ -38,21 +39,6 @@ POOL = "pool"  # the pool's worker prefix: its slots claim as pool-1, pool-2
 LEASE_S = 30  # renewed every 10 s
 RUNS_ON = "its agent runs on"
 CAME_BACK = "came back to this pool"
-
-# A run that waits for the test: it logs its task, leaves its lease's token where the test
-# reads it, and prints its finding once the test says go.
-WAITING_AGENT = """
-import json, os, sys, time
-sys.stdin.read()
-task, folder = os.environ["SWARM_TASK_ID"], sys.argv[1]
-with open(os.path.join(folder, "runs.log"), "a") as log:
-    log.write(task + "\\n")
-with open(os.path.join(folder, "token"), "w") as out:
-    out.write(os.environ["SWARM_TASK_TOKEN"])
-while not os.path.exists(os.path.join(folder, "go")):
-    time.sleep(0.05)
-print(json.dumps({"summary": "done " + task}))
-"""
 
 
 class _LosingReplies(Swarm):
