@@ -241,3 +241,33 @@ def test_join_replaces_a_record_that_is_not_utf8(core: Swarm, redis_url: str) ->
         assert core.get_agent("garbled").metadata == {"fresh": True}
     finally:
         raw.close()
+
+
+def test_a_session_holding_a_task_that_no_longer_exists_lets_it_go_without_rejoining(
+    core: Swarm, redis_url: str
+) -> None:
+    """A heartbeat naming a task that no longer exists is refused (NotFound), as one of an
+    agent swept: the server tells them apart, lets the task go and beats on, instead of
+    registering the agent again at every beat."""
+
+    async def body() -> None:
+        registry, session = await _server(core, "holder")
+        task = core.post_task("q", "held, then gone")
+        claimed = core.claim("q", worker="holder")
+        assert claimed is not None and claimed.token is not None
+        session.hold(claimed)
+        raw = redis.Redis.from_url(redis_url)
+        try:
+            raw.hdel(Keys("test").tasks, task.id)  # (gone: as a cancelled then retired task)
+        finally:
+            raw.close()
+        joined_before = len(core.events(types="agent.joined"))
+        for _ in range(3):
+            await registry._beat(session)
+        assert len(core.events(types="agent.joined")) == joined_before  # no rejoin
+        assert task.id not in session.leases
+        agent = core.get_agent("holder")
+        assert agent.alive and agent.current_task is None
+        assert not (agent.metadata or {}).get("rejoined")
+
+    anyio.run(body)

@@ -541,6 +541,8 @@ class SessionRegistry:
         try:
             agent = await self.call(self.swarm.heartbeat, session.agent_id, current_task=current)
         except NotFound:
+            if current and await self._task_gone(session, current):
+                return
             # Swept as stale (a suspended laptop): join again under the same id.
             await self._rejoin(session)
         except SwarmError as exc:
@@ -551,6 +553,22 @@ class SessionRegistry:
                 # or the server it named closed (another server of the agent, which dropped
                 # its own identity): this one runs, and says so again.
                 await self._rejoin(session)
+
+    async def _task_gone(self, session: AgentSession, task_id: str) -> bool:
+        """Whether the heartbeat naming ``task_id`` was refused for the task, not the agent:
+        a task the session held that no longer exists (cancelled, then retired) is let go,
+        and the agent marked present with no task; False when the agent is unknown (swept),
+        for the caller to rejoin (rejoining on every beat would never end)."""
+        try:
+            await self.call(self.swarm.heartbeat, session.agent_id, current_task="")
+        except NotFound:
+            return False
+        except SwarmError as exc:
+            log.warning("heartbeat of %s failed: %s", session.agent_id, exc)
+            return True
+        log.warning("task %s of %s no longer exists: let go", task_id, session.agent_id)
+        session.let_go(task_id)
+        return True
 
     async def _rejoin(self, session: AgentSession) -> None:
         """Register the session's agent again, as it was at its start (its server's identity
