@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 import redis_swarm._ops as ops_package
-from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm, apply_role
+from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm, ValidationError, apply_role
 from redis_swarm._acl import (
     WORKER_HIDDEN,
     WORKER_WRITES,
@@ -336,6 +336,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.events()
     worker.events(limit=5, newest=True)  # back from the end: XREVRANGE
     worker.events_trimmed(0)  # XINFO STREAM
+    with pytest.raises(ValidationError):  # (XREVRANGE: the newest event, to refuse it)
+        worker.events_trimmed(2**52)
     worker.last_event_id()
     hook = shard.set_webhook(task.id, "http://127.0.0.1:9/hook", token="t")
     assert [w.id for w in shard.webhooks(task.id)] == [hook.id]

@@ -125,7 +125,7 @@ OPERATIONS: dict[str, Uses] = {
     "request_synthesis": _uses("", "message_send"),
     # events
     "events": _uses("xrange xrevrange", worker=True),
-    "events_trimmed": _uses("xinfo|stream", worker=True),
+    "events_trimmed": _uses("xinfo|stream xrevrange", worker=True),  # (a future since)
     "last_event_id": _uses("xrevrange", worker=True),
     "follow_start": _uses("xrevrange", worker=True),
     "follow_step": _uses("xread", worker=True),

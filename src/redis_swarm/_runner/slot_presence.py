@@ -44,14 +44,18 @@ class SlotPresence:
     worker: str
     said: str | None = None  # the task the slot's last beat named (None: none, or cleared)
     _due: float = field(default=0.0, init=False)  # monotonic time of the next beat
+    _tried: str | None = field(default=None, init=False)  # the task the last try named
 
     def running(self, task_id: str, every_s: float) -> None:
         """On a tick of the run of ``task_id``: a beat naming it, unless the last one did
         less than ``every_s`` (at most ``BEAT_EVERY_S``) ago."""
         now = time.monotonic()
-        if self.said == task_id and now < self._due:
+        # (a beat that failed is tried again at the next due time too, not at every tick:
+        # each try may wait out the client's retries, and the tick also watches the agent)
+        if self._tried == task_id and now < self._due:
             return
         self._due = now + min(every_s, BEAT_EVERY_S)
+        self._tried = task_id
         self._say(task_id)
 
     def idle(self) -> None:
