@@ -1,13 +1,17 @@
 """Signs of life after a coordinator's tour: a lease renewal marks its worker present (a
 worker busy on one long task is alive, and no sweep removes it), a sweep keeps an agent
 holding a lease not yet expired and says what unread messages it dropped, a heartbeat names
-only a task that exists, and a broadcast whose readers left is not said to be read."""
+only a task that exists, and a broadcast whose readers left is not said to be read; one
+registering again has not left (its registered_at is kept), and a sweep pages the stale
+agents by score and reads the live leases in chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import redis
 
 from redis_swarm import NotFound, Swarm
 from redis_swarm._ops import agents as agent_ops
@@ -176,3 +180,129 @@ def test_a_direct_message_to_a_swept_agent_is_not_said_read(swarm: Swarm) -> Non
     swarm.sweep(0)
     st = swarm.message_status(sent.id)
     assert (st.read, st.read_by, st.unread_by) == (False, (), ())
+
+
+# --- 5. re-registering is the same life: a broadcast it read stays read
+
+
+def test_an_agent_registering_again_keeps_its_reads_of_a_broadcast(
+    clocked: tuple[Swarm, FakeClock],
+) -> None:
+    swarm, clock = clocked
+    first = swarm.register("worker", name="alice")
+    swarm.register("worker", name="bob")
+    swarm.register("coord", name="boss")
+    clock.advance(1)
+    message = swarm.broadcast("hello", sender="boss")
+    clock.advance(1)
+    for reader in ("alice", "bob"):
+        assert [m.id for m in swarm.inbox(reader)] == [message.id]
+    assert swarm.message_status(message.id).read
+    clock.advance(1)
+    # a restart (an MCP server, a SessionStart hook, a runner slot) registers the id again
+    again = swarm.register("worker", name="alice", model="m")
+    joined = swarm.join("alice", lambda stored: {"role": "worker"})
+    assert again.registered_at == joined.registered_at == first.registered_at
+    status = swarm.message_status(message.id)
+    assert status.read and status.read_by == ("alice", "bob")
+    # a new life (after it left, its cursor dropped) starts now
+    swarm.deregister("alice")
+    assert swarm.register("worker", name="alice").registered_at == clock.now
+    assert not swarm.message_status(message.id).read
+
+
+def test_a_metadata_key_named_registered_at_is_not_taken_for_the_records(
+    clocked: tuple[Swarm, FakeClock],
+) -> None:
+    swarm, clock = clocked
+    first = swarm.register("worker", name="w", metadata={"registered_at": 5})
+    clock.advance(1)
+    again = swarm.register("worker", name="w", metadata={"registered_at": 7})
+    assert again.registered_at == first.registered_at == swarm.get_agent("w").registered_at
+
+
+# --- 6. a sweep pages the stale agents by score, not by an offset
+
+
+class _HookClock(FakeClock):
+    """A clock that runs ``hook`` (once) at the next reading after it is armed."""
+
+    hook: Callable[[], None] | None = None
+
+    def __call__(self) -> int:
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+        return self.now
+
+
+def test_a_sweep_finds_every_stale_agent_while_a_lease_holder_renews(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _HookClock()
+    swarm = Swarm(redis_url, swarm="test", clock=clock)
+    other = Swarm(redis_url, swarm="test", clock=clock)
+    monkeypatch.setattr(agent_ops, "SWEEP_BATCH", 3)
+    swarm.post_task("q", "long work", lease_s=3600)
+    held = swarm.claim("q", worker="a00")  # the oldest silence, holding a lease
+    assert held is not None
+    for n in range(1, 7):
+        clock.advance(1)
+        swarm.register("worker", name=f"a{n:02d}")
+    clock.advance(120)
+    raw = redis.Redis.from_url(redis_url)
+
+    def renew_once_the_first_batch_is_gone() -> None:
+        if raw.hexists(swarm.keys.agents, "a01"):
+            clock.hook = renew_once_the_first_batch_is_gone  # (not yet: wait for it)
+        else:  # between two pages: the kept holder leaves the stale range
+            other.renew(held.id, held.token)
+
+    clock.hook = renew_once_the_first_batch_is_gone
+    try:
+        assert sorted(swarm.sweep(60)) == [f"a{n:02d}" for n in range(1, 7)]
+        assert [a.id for a in swarm.agents()] == ["a00"]
+        assert swarm.get_agent("a00").last_seen == clock.now  # (renewed mid-sweep)
+    finally:
+        raw.close()
+        swarm.close()
+        other.close()
+
+
+# --- 7. a sweep reads the live leases in chunks, and only as far as it needs
+
+
+def _calls(raw: redis.Redis, command: str) -> int:
+    stats: dict[str, Any] = raw.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_a_sweep_reads_thousands_of_leases_in_bounded_chunks(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    swarm = Swarm(redis_url, swarm="test", clock=clock)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        leases = 2_500
+        swarm.post_tasks([{"queue": "q", "description": "x", "lease_s": 3600}] * leases)
+        for n in range(leases // 100):  # claims of 100 tasks: leases tied by deadline
+            clock.advance(0.001)
+            assert len(swarm.claim("q", worker=f"w{n:02d}", n=100)) == 100
+        swarm.register("worker", name="idle")
+        clock.advance(120)  # every one stale; all but idle hold live leases
+        raw.config_resetstat()
+        removed = swarm.sweep(60)
+        assert removed == {"idle": 0}
+        # every lease read (idle holds none), 1,000 tasks per HMGET at most
+        assert _calls(raw, "hmget") == 3
+        assert len(swarm.agents()) == leases // 100
+        # a sweep whose stale agents are all found holding stops reading leases there
+        for n in range(10, leases // 100):
+            swarm.heartbeat(f"w{n:02d}")
+        raw.config_resetstat()
+        assert swarm.sweep(60) == {}
+        assert _calls(raw, "hmget") == 1  # (w00..w09's leases: the first 1,000 by deadline)
+    finally:
+        raw.close()
+        swarm.close()

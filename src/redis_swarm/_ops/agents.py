@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._codec import UNREADABLE, dumps, loads
@@ -43,6 +44,9 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_FIELD_CHARS = 200
 # Agents examined per sweep script call (each brings its inbox key along).
 SWEEP_BATCH = 500
+# Live leases a sweep reads per round trip (and task records per HMGET): no command of a
+# sweep reads every lease, however many there are.
+LEASE_CHUNK = 1000
 # A deregistration is remembered this long, and this many at most, to answer its retry.
 DEPARTURE_KEEP_MS = 3600 * 1000
 DEPARTURES_KEPT = 10_000
@@ -222,9 +226,11 @@ def register(
 ) -> Operation[Agent]:
     """Register an agent (``name`` is its id; without one, an id ``ROLE-...`` is made).
 
-    Registering an id again replaces its profile and keeps its inbox. The call is safe to
-    retry: sent again after a lost reply, it changes nothing and records one agent.joined.
-    (To build on what is registered, as a second session of the agent does: ``join``.)"""
+    Registering an id still registered again replaces its profile and keeps its inbox, its
+    broadcast cursor and its ``registered_at`` (the same life: a broadcast it read stays
+    read); after it left or was swept, it starts anew. The call is safe to retry: sent
+    again after a lost reply, it changes nothing and records one agent.joined. (To build
+    on what is registered, as a second session of the agent does: ``join``.)"""
     checked_role = check_name("role", role, max_len=40)
     agent_id = new_id(f"{checked_role}-") if name is None else check_agent("agent name", name)
     record = _profile(
@@ -501,19 +507,94 @@ def _replies(batch: Batch) -> Operation[list[Any]]:
     return list((yield batch))
 
 
-def _live_holders(ctx: OpContext, now: int) -> Operation[set[str]]:
-    """The workers holding a lease not expired at ``now`` (in any queue): at most three round
-    trips, the queue names, their live leases, those tasks."""
-    k = ctx.keys
-    queues = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
-    if not queues:
-        return set()
-    replies = yield Batch(
-        tuple(Cmd("ZRANGEBYSCORE", k.leases(q), f"({now}", "+inf") for q in queues)
+@dataclass
+class _After:
+    """Where a scan of a sorted set by score stopped: its last member listed (``score``,
+    ``member`` as bytes: Redis orders ties by their bytes), and how many listed at that
+    score may still be in the range (a page resumes there, skipping them by comparison, not
+    by an offset: members leaving the range mid-scan, as a lease holder renewing, would
+    make an offset skip the unlisted)."""
+
+    score: int
+    member: bytes
+    tied: int
+
+
+def _scored(reply: Any) -> list[tuple[int, bytes]]:
+    """A ZRANGEBYSCORE ... WITHSCORES reply (RESP2, flat, or RESP3, pairs) as (score,
+    member bytes)."""
+    pairs = (
+        reply
+        if reply and isinstance(reply[0], list | tuple)
+        else zip(reply[::2], reply[1::2], strict=True)
     )
-    task_ids = [text(task_id) for reply in replies for task_id in reply]
-    holding, _ = yield from _holders(ctx, task_ids)
-    return set(holding)
+    return [(int(float(score)), text(member).encode()) for member, score in pairs]
+
+
+def _page(
+    key: str, low: str, high: int | str, after: _After | None, count: int
+) -> Operation[list[tuple[int, bytes]]]:
+    """The next ``count`` members (with scores) of sorted set ``key`` scored from ``low`` to
+    ``high``, after ``after`` (None: from the start). One round trip."""
+    start, tied = (low, 0) if after is None else (str(after.score), after.tied)
+    reply = yield Cmd("ZRANGEBYSCORE", key, start, high, "WITHSCORES", "LIMIT", 0, count + tied)
+    page = _scored(reply)
+    if after is not None:
+        page = [(sc, m) for sc, m in page if (sc, m) > (after.score, after.member)]
+    return page[:count]
+
+
+def _next_after(
+    after: _After | None, page: list[tuple[int, bytes]], left: Collection[str] = ()
+) -> _After:
+    """Where the scan stops after ``page`` (not empty): its last member, counting the
+    members listed at that score that may still be in the range (all but those ``left``)."""
+    score, member = page[-1]
+    tied = sum(1 for sc, m in page if sc == score and m.decode() not in left)
+    if after is not None and after.score == score:
+        tied += after.tied
+    return _After(score, member, tied)
+
+
+@dataclass
+class _Leases:
+    """The live leases a sweep has read so far (in chunks, queue after queue), and whose."""
+
+    queues: list[str] | None = None
+    queue: int = 0
+    after: _After | None = None
+    holders: set[str] = field(default_factory=set)
+
+    @property
+    def done(self) -> bool:
+        return self.queues is not None and self.queue >= len(self.queues)
+
+
+def _read_leases(ctx: OpContext, leases: _Leases, now: int) -> Operation[None]:
+    """Read the next ``LEASE_CHUNK`` live leases (deadline after ``now``) and their holders:
+    two round trips (three the first time: the queue names)."""
+    k = ctx.keys
+    if leases.queues is None:
+        leases.queues = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
+        return
+    key = k.leases(leases.queues[leases.queue])
+    page = yield from _page(key, f"({now}", "+inf", leases.after, LEASE_CHUNK)
+    if len(page) < LEASE_CHUNK:
+        leases.queue, leases.after = leases.queue + 1, None
+    else:  # (a lease read stays in its set: settled or renewed since, it is only read again)
+        leases.after = _next_after(leases.after, page)
+    holding, _ = yield from _holders(ctx, [m.decode() for _, m in page])
+    leases.holders.update(holding)
+
+
+def _unheld(
+    ctx: OpContext, leases: _Leases, candidates: list[str], now: int
+) -> Operation[list[str]]:
+    """The ``candidates`` holding no live lease: leases are read (in chunks, each read once
+    per sweep) until every candidate is found holding one, or none is left to read."""
+    while not leases.done and not leases.holders.issuperset(candidates):
+        yield from _read_leases(ctx, leases, now)
+    return [a for a in candidates if a not in leases.holders]
 
 
 def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[dict[str, int]]:
@@ -525,29 +606,29 @@ def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[dict[str, in
     An agent holding a lease not yet expired is kept, however silent: its task is still its
     own (a renewal would mark it present, but a claim with a long lease need not renew), and
     removing it would drop its inbox and show its claimed task held by nobody. Once the
-    lease expires (and is reaped, or the task settles), the next sweep removes it."""
+    lease expires (and is reaped, or the task settles), the next sweep removes it.
+
+    Stale agents are read ``SWEEP_BATCH`` at a time, by score (never by an offset that one
+    leaving the range would shift); live leases only once stale agents were found, in
+    chunks of ``LEASE_CHUNK``, and only until each stale agent is known to hold one or
+    not: a sweep finding none pays nothing, no command reads every lease at once."""
     stale_ms = _check_stale(stale_after_s)
     keys = ctx.keys
     removed: dict[str, int] = {}
-    holders: set[str] | None = None
-    kept = 0  # stale candidates kept for their leases: skipped by the next batch's range
+    leases = _Leases()
+    after: _After | None = None
     while True:
         server_time = None if ctx.clock is not None else (yield Cmd("TIME"))
         now = now_from(ctx, server_time)
-        listed = yield Cmd(
-            "ZRANGEBYSCORE", keys.presence, "-inf", now - stale_ms, "LIMIT", kept, SWEEP_BATCH
-        )
-        if not listed:
+        page = yield from _page(keys.presence, "-inf", now - stale_ms, after, SWEEP_BATCH)
+        if not page:
             return removed
-        if holders is None:
-            # (read once, after stale agents were found: a sweep finding none pays nothing;
-            # one that takes a lease since is marked present by that claim, and the script
-            # keeps it)
-            holders = yield from _live_holders(ctx, now)
-        candidates = [a for a in map(text, listed) if a not in holders]
-        kept += len(listed) - len(candidates)
+        # (one that takes a lease since it was listed is marked present by that claim, and
+        # the script keeps it)
+        candidates = yield from _unheld(ctx, leases, [m.decode() for _, m in page], now)
+        gone: dict[str, int] = {}
         if candidates:
-            gone = yield Call(
+            reply = yield Call(
                 "agent_sweep",
                 (
                     keys.agents,
@@ -558,8 +639,8 @@ def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[dict[str, in
                 ),
                 (ctx.now_arg(), stale_ms, ctx.limits.events_maxlen, *candidates),
             )
-            removed.update((text(gone[i]), int(gone[i + 1])) for i in range(0, len(gone), 2))
-            if not gone:  # (all back to life since listed: none stale left to find)
-                return removed
-        if len(listed) < SWEEP_BATCH:
+            gone = {text(reply[i]): int(reply[i + 1]) for i in range(0, len(reply), 2)}
+            removed.update(gone)
+        if len(page) < SWEEP_BATCH:
             return removed
+        after = _next_after(after, page, gone)

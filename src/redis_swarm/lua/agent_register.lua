@@ -1,14 +1,17 @@
 -- agent_register: store an agent's record, mark it present, start its broadcast cursor at
 -- the newest broadcast (an agent receives the broadcasts sent after it joined).
 -- Registering an existing id again replaces its profile (a restarted agent keeps its name,
--- its inbox and its broadcast cursor). Each call carries a registration token of its own,
--- stored in the record: a call sent again after its reply was lost finds its token there
--- and changes nothing (one agent.joined event, the first registered_at).
+-- its inbox, its broadcast cursor and its registered_at: the same life, whose reads a
+-- broadcast's status counts; a new life, after it left or was swept, gets a new one).
+-- Each call carries a registration token of its own, stored in the record: a call sent
+-- again after its reply was lost finds its token there and changes nothing (one
+-- agent.joined event).
 -- KEYS[1]: agents (HASH id -> record JSON)   KEYS[2]: presence (ZSET id -> last heartbeat)
 -- KEYS[3]: cursors (HASH id -> last broadcast id read)   KEYS[4]: broadcast (STREAM)
 -- KEYS[5]: events (STREAM)
 -- ARGV[1]: agent id   ARGV[2]: record JSON without its tail (the script appends
---          ',"registered_at":NOW,"current_task":null}'); its second key is "registration"
+--          ',"registered_at":T,"current_task":null}', T the stored record's registered_at,
+--          else now); its second key is "registration"
 -- ARGV[3]: now (0 = server time)   ARGV[4]: events maxlen   ARGV[5]: role
 -- ARGV[6]: parent ('' for none)   ARGV[7]: this call's registration token
 -- ARGV[8] (optional, a compare-and-set: ``join``): the record its caller built this one
@@ -25,7 +28,10 @@ end
 if ARGV[8] and (stored or '') ~= ARGV[8] then
   return 0
 end
-local record = ARGV[2] .. ',"registered_at":' .. string.format('%d', now) .. ',"current_task":null}'
+-- (the record's own registered_at is its last: a metadata key of that name comes before it)
+local since = stored and string.match(stored, '.*"registered_at":(%d+)')
+  or string.format('%d', now)
+local record = ARGV[2] .. ',"registered_at":' .. since .. ',"current_task":null}'
 redis.call('HSET', KEYS[1], id, record)
 redis.call('ZADD', KEYS[2], now, id)
 if redis.call('HEXISTS', KEYS[3], id) == 0 then
