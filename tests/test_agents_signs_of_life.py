@@ -7,6 +7,7 @@ agents by score and reads the live leases in chunks."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -219,6 +220,38 @@ def test_a_metadata_key_named_registered_at_is_not_taken_for_the_records(
     clock.advance(1)
     again = swarm.register("worker", name="w", metadata={"registered_at": 7})
     assert again.registered_at == first.registered_at == swarm.get_agent("w").registered_at
+
+
+def test_a_tally_named_registered_at_is_not_taken_for_the_records(
+    clocked: tuple[Swarm, FakeClock],
+) -> None:
+    """A worker its claim registered has no metadata: a tally adds it after the record's own
+    registered_at, which a registration must still find (the record is decoded)."""
+    swarm, clock = clocked
+    swarm.post_task("q", "t")
+    assert swarm.claim("q", worker="w9") is not None
+    first = swarm.get_agent("w9").registered_at
+    swarm.tally("w9", "registered_at", "registered_at", add=7)
+    clock.advance(1)
+    assert swarm.register("worker", name="w9").registered_at == first
+
+
+def test_a_worker_its_claim_registered_keeps_the_broadcasts_sent_since_unread(
+    swarm: Swarm,
+) -> None:
+    """Registering a worker its claims registered (no broadcast cursor yet) keeps its life,
+    and with it the broadcasts sent since it appeared: unread, in its inbox, not read. (The
+    server's clock: a broadcast's id is its time.)"""
+    swarm.register("coord", name="boss")
+    swarm.post_task("q", "t")
+    assert swarm.claim("q", worker="w1") is not None
+    time.sleep(0.01)
+    message = swarm.broadcast("hello", sender="boss")
+    assert swarm.message_status(message.id).unread_by == ("w1",)
+    swarm.register("worker", name="w1")
+    status = swarm.message_status(message.id)
+    assert not status.read and status.unread_by == ("w1",)
+    assert [m.id for m in swarm.inbox("w1")] == [message.id]
 
 
 # --- 6. a sweep pages the stale agents by score, not by an offset

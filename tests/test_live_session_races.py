@@ -271,3 +271,32 @@ def test_a_session_holding_a_task_that_no_longer_exists_lets_it_go_without_rejoi
         assert not (agent.metadata or {}).get("rejoined")
 
     anyio.run(body)
+
+
+class _RegisteredBetweenBeats(Swarm):
+    """A handle on which the agent, unknown at the beat naming its task, is registered by
+    someone else (a hook, a second server) just before the beat naming none."""
+
+    def heartbeat(self, agent_id: str, *, current_task: str | None = None) -> Agent:
+        if current_task == "":
+            self.register("worker", name=agent_id)
+        return super().heartbeat(agent_id, current_task=current_task)
+
+
+def test_a_session_whose_agent_was_unknown_keeps_a_task_that_exists(redis_url: str) -> None:
+    """The beat naming the task was refused for the agent (deregistered), not the task:
+    registered again before the next beat, the session must not let a live lease go."""
+
+    async def body() -> None:
+        with _RegisteredBetweenBeats(redis_url, swarm="test") as swarm:
+            registry = SessionRegistry(swarm, role="worker", name="between")
+            session = await registry._open("claude-code")
+            task = swarm.post_task("q", "held")
+            claimed = swarm.claim("q", worker="between")
+            assert claimed is not None
+            session.hold(claimed)
+            Swarm.deregister(swarm, "between")  # (the lease stays: the task is open)
+            await registry._beat(session)
+            assert task.id in session.leases
+
+    anyio.run(body)

@@ -60,6 +60,7 @@ class SlotPresence:
 
     def idle(self) -> None:
         """The slot runs nothing now: its record names no task (one beat, if it named one)."""
+        self._tried = None  # (the same task run again is beaten for at once)
         if self.said is not None:
             self._say(None)
 

@@ -28,15 +28,28 @@ end
 if ARGV[8] and (stored or '') ~= ARGV[8] then
   return 0
 end
--- (the record's own registered_at is its last: a metadata key of that name comes before it)
-local since = stored and string.match(stored, '.*"registered_at":(%d+)')
-  or string.format('%d', now)
+-- The stored record's own registered_at (decoded: a metadata key of that name is nested,
+-- and a record without one, or unreadable, starts a life now).
+local since = nil
+if stored then
+  local ok, previous = pcall(cjson.decode, stored)
+  local at = ok and type(previous) == 'table' and tonumber(previous.registered_at)
+  if at then since = string.format('%d', at) end
+end
+local same_life = since ~= nil
+since = since or string.format('%d', now)
 local record = ARGV[2] .. ',"registered_at":' .. since .. ',"current_task":null}'
 redis.call('HSET', KEYS[1], id, record)
 redis.call('ZADD', KEYS[2], now, id)
 if redis.call('HEXISTS', KEYS[3], id) == 0 then
-  local newest = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
-  redis.call('HSET', KEYS[3], id, newest[1] and newest[1][1] or '0-0')
+  if same_life then
+    -- A worker its claims registered has no cursor: the broadcasts since it appeared stay
+    -- unread, as its inbox reads them (inbox_read's cursor_of), not skipped as read.
+    redis.call('HSET', KEYS[3], id, since .. '-0')
+  else
+    local newest = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
+    redis.call('HSET', KEYS[3], id, newest[1] and newest[1][1] or '0-0')
+  end
 end
 if ARGV[6] ~= '' then
   emit(KEYS[5], ARGV[4], 'agent.joined', 'agent', id, 'role', ARGV[5], 'parent', ARGV[6])

@@ -566,8 +566,13 @@ class SessionRegistry:
         except SwarmError as exc:
             log.warning("heartbeat of %s failed: %s", session.agent_id, exc)
             return True
-        log.warning("task %s of %s no longer exists: let go", task_id, session.agent_id)
-        session.let_go(task_id)
+        try:  # (registered again between the two beats, the agent was the one unknown)
+            await self.call(self.swarm.get_task, task_id)
+        except NotFound:
+            log.warning("task %s of %s no longer exists: let go", task_id, session.agent_id)
+            session.let_go(task_id)
+        except SwarmError as exc:
+            log.warning("task %s of %s could not be read: %s", task_id, session.agent_id, exc)
         return True
 
     async def _rejoin(self, session: AgentSession) -> None:
