@@ -21,10 +21,10 @@ FILES = {
 }
 EVENTS = {
     "claude": {"SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop",
-               "PreCompact"},
+               "PreCompact", "SessionEnd"},
     "codex": {"SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop",
-              "PreCompact"},
-    "gemini": {"SessionStart", "BeforeAgent", "AfterAgent", "PreCompress"},
+              "PreCompact", "SessionEnd"},
+    "gemini": {"SessionStart", "BeforeAgent", "AfterAgent", "PreCompress", "SessionEnd"},
 }  # fmt: skip
 THEIRS = {
     "model": "keep-me",
@@ -77,9 +77,12 @@ def test_print_write_again_and_remove(cli: Cli, tmp_path: Path, client: str) -> 
     assert data == shown
     if client != "codex":
         assert data["model"] == "keep-me" and "notify-send done" in _commands(data)
-    group = data["hooks"][next(iter(EVENTS[client]))][-1]
+    group = data["hooks"]["SessionStart"][-1]
     hook = group["hooks"][0]
     assert hook["timeout"] == (30_000 if client == "gemini" else 30)
+    # a session's end is given 3 s (Codex clamps a longer one, Claude Code waits 1.5 s)
+    (end,) = data["hooks"]["SessionEnd"][-1]["hooks"]
+    assert end["timeout"] == (3_000 if client == "gemini" else 3)
     assert ("matcher" in group) == (client != "codex")
     assert cli(*args, "--write").stderr.endswith("nothing to change\n")
     assert path.read_text() == written

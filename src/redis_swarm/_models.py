@@ -53,6 +53,7 @@ __all__ = [
     "runs_of",
     "type_filter",
     "unknown_pass",
+    "unknown_queues",
 ]
 
 
@@ -93,6 +94,29 @@ def unknown_pass(
     return (
         f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
         f"passes: {known}; {lists}), or post its tasks first"
+    )
+
+
+_QUEUES_NAMED = 10  # the queues a note on a misspelt one lists
+
+
+def unknown_queues(
+    queues: Sequence[str], known: Iterable[str], lists: str = LIST_PASSES
+) -> str | None:
+    """What the core says of those of ``queues`` (the queues a claim asked for) no task was
+    ever posted to, given ``known``, the queues there are (``queue_stats``' keys): a misspelt
+    name finds nothing, ever, so its claimer must check the name rather than stop or wait.
+    Names the queues there are, and ``lists``, the hint that lists them (the one
+    ``unknown_pass`` ends with: ``swarm status --all`` lists queues and passes alike, which
+    the MCP face rewords by that key). None when each queue asked was posted to."""
+    there = set(known)
+    unknown = [q for q in dict.fromkeys(queues) if q not in there]
+    if not unknown:
+        return None
+    which = "queue " + unknown[0] if len(unknown) == 1 else "queues " + ", ".join(unknown)
+    return (
+        f"no task was ever posted to {which}: check the name (the queues: "
+        f"{first_few(sorted(there), _QUEUES_NAMED)}; {lists})"
     )
 
 

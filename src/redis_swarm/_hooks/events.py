@@ -20,6 +20,11 @@
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
   last message (like ``swarm run`` parses an agent's output), or failed with that text.
 - PreCompact: renew every held lease, so compaction never costs a task.
+- SessionEnd: the session's agent is marked stale at once (the core's ``mark_stale``), not
+  alive until its last sign of life is ``stale_after_s`` old; nothing else changes (its
+  leases run out as they would, its inbox waits). Only while its record names no server
+  that may run (``_ended_session``): an MCP server of the session marks the agent itself as
+  it closes, and one that registered the id since the hook read the record keeps it alive.
 
 Messages: a hook looks at the unread ones (a peek), picks those its answer has room for,
 then takes exactly that many with the core's acknowledged read (``inbox(ack=True)``), which
@@ -196,6 +201,11 @@ def _mcp_server_runs(agent: Agent) -> bool:
     pid = metadata.get("pid")
     if metadata.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return False
+    return _pid_runs(pid)
+
+
+def _pid_runs(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs (another user's counts)."""
     if sys.platform == "win32":  # (os.kill there ends the process: taken as running)
         return True
     try:
@@ -205,6 +215,26 @@ def _mcp_server_runs(agent: Agent) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+# The metadata that names the MCP server running an agent (its ``server_identity``).
+_SERVER_KEYS = ("host", "pid")
+
+
+def _ended_session(agent: Agent) -> dict[str, Any] | None:
+    """What ``mark_stale`` is given (``session``) when the hooks' session of ``agent`` ends:
+    the server keys of its record as they are, so that it is marked only while they stay so
+    (an MCP server registering the id meanwhile writes its own); None when the record names
+    a server that may still run (one of this machine whose process runs, or another
+    machine's): that server, not the hooks, says when its session ends."""
+    metadata = agent.metadata or {}
+    named = {key: metadata.get(key) for key in _SERVER_KEYS}
+    pid = named["pid"]
+    if not isinstance(pid, int) or pid <= 0:
+        return named  # no server named (the hooks' own, or one that closed: it drops its pid)
+    if named["host"] != socket.gethostname() or _pid_runs(pid):
+        return None
+    return named  # a server killed here, unannounced: its keys go as the agent is marked
 
 
 def mcp_tools(agent: Agent | None) -> McpTools | None:
@@ -550,6 +580,19 @@ def pre_compact(swarm: Swarm, agent: str) -> Answer:
     return Answer(message="; ".join(notes))
 
 
+def session_end(swarm: Swarm, agent: str) -> Answer:
+    """The session is over: its agent reads stale at once (``_ended_session`` says when it
+    is left alone). A SessionStart or any sign of life makes it alive again."""
+    try:
+        record = swarm.get_agent(agent)
+    except NotFound:  # never registered here, or removed since: nothing says it is alive
+        return Answer()
+    session = _ended_session(record)
+    if session is not None:
+        swarm.mark_stale(agent, session=session)
+    return Answer()
+
+
 def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:
     """The answer to canonical ``event`` (see ``formats.canonical_event``)."""
     agent = agent_for(payload, options)
@@ -565,4 +608,6 @@ def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOp
         return subagent_stop(swarm, agent, payload)
     if event == "PreCompact":
         return pre_compact(swarm, agent)
+    if event == "SessionEnd":
+        return session_end(swarm, agent)
     raise ValueError(f"unknown hook event {event!r}")

@@ -12,6 +12,8 @@ Documented shapes (docs/live.md cites them):
 - Gemini CLI: BeforeAgent (the prompt), AfterAgent (the stop: ``prompt_response``,
   ``stop_hook_active``; ``"decision": "deny"`` with a ``reason`` sends the reason as a new
   prompt), PreCompress; context as ``hookSpecificOutput.additionalContext``.
+- SessionEnd (all three: Claude Code's input adds ``reason``: clear, resume, logout,
+  prompt_input_exit, other, ...): the session is over; its answer changes nothing.
 Every answer is JSON on stdout with exit 0; each string in it is kept under the clients'
 10,000-character cap.
 """
@@ -42,6 +44,7 @@ _NAMES: dict[str, dict[str, str | None]] = {
     "SubagentStart": {"claude": "SubagentStart", "codex": "SubagentStart", "gemini": None},
     "SubagentStop": {"claude": "SubagentStop", "codex": "SubagentStop", "gemini": None},
     "PreCompact": {"claude": "PreCompact", "codex": "PreCompact", "gemini": "PreCompress"},
+    "SessionEnd": {"claude": "SessionEnd", "codex": "SessionEnd", "gemini": "SessionEnd"},
 }
 EVENTS = tuple(_NAMES)
 

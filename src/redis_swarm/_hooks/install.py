@@ -23,7 +23,10 @@ __all__ = ["HOOK_TIMEOUT_S", "apply", "entries", "load", "merge", "settings_path
 
 HOOK_TIMEOUT_S = 30
 _EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop",
-           "PreCompact")  # fmt: skip
+           "PreCompact", "SessionEnd")  # fmt: skip
+# A session's end is given little time by the clients (Codex clamps its hooks' timeout to
+# 3 s, warning of a longer one; Claude Code waits 1.5 s for them all): asked for no more.
+_SESSION_END_TIMEOUT_S = 3
 
 
 def settings_path(
@@ -59,10 +62,11 @@ def entries(client: str, command: list[str], options: list[str]) -> dict[str, li
             continue
         line = shlex.join([*command, "hook", name, "--client", client, *options])
         hook: dict[str, Any] = {"type": "command", "command": line}
+        timeout_s = _SESSION_END_TIMEOUT_S if event == "SessionEnd" else HOOK_TIMEOUT_S
         if client == "gemini":
-            hook |= {"name": f"swarm-{name}", "timeout": HOOK_TIMEOUT_S * 1000}
+            hook |= {"name": f"swarm-{name}", "timeout": timeout_s * 1000}
         else:
-            hook["timeout"] = HOOK_TIMEOUT_S
+            hook["timeout"] = timeout_s
         out[name] = [{"matcher": "", "hooks": [hook]}] if client != "codex" else [{"hooks": [hook]}]
     return out
 

@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 import click
 
 from .. import _lease_tokens as tokens
-from .._codec import first_few, iso
+from .._codec import iso
 from .._errors import Conflict, InvalidState, NotFound, SwarmError, ValidationError
-from .._models import Task, TaskStatus
+from .._models import Task, TaskStatus, unknown_queues
 from .._printable import printable
 from .._usage import Usage
 from .._validate import MAX_CLAIM_BATCH, MAX_RETRY_AFTER_S, MAX_WAIT_S
@@ -126,21 +126,10 @@ def claim(
         _say_unkept(t, error)
 
 
-_QUEUES_NAMED = 10  # the queues a note on a misspelt one lists
-
-
 def _never_posted(app: App, queues: Sequence[str]) -> str | None:
-    """What to say of those of ``queues`` no task was ever posted to (a misspelt name finds
-    nothing, ever), naming the queues there are; None when each was posted to."""
-    known = app.swarm.queue_stats()  # every queue ever posted to
-    unknown = [q for q in dict.fromkeys(queues) if q not in known]
-    if not unknown:
-        return None
-    which = "queue " + unknown[0] if len(unknown) == 1 else "queues " + ", ".join(unknown)
-    return (
-        f"no task was ever posted to {which}: check the name (the queues: "
-        f"{first_few(sorted(known), _QUEUES_NAMED)}; swarm status --all lists them)"
-    )
+    """What the core says of those of ``queues`` no task was ever posted to (a misspelt
+    name finds nothing, ever), naming the queues there are; None when each was posted to."""
+    return unknown_queues(queues, app.swarm.queue_stats())  # every queue ever posted to
 
 
 def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:

@@ -26,6 +26,12 @@ batch: a single message shown, several counted), and when more were waiting than
 notice more saying so (``read_inbox`` reads them, oldest first); then it follows the stream,
 skipping the messages it just pushed.
 
+A session watching queues is told, as its watcher starts, of the tasks already waiting in
+them (a session started on a backlog would otherwise sit idle until someone posts): the
+delayed tasks due by then made claimable first (``reap_due``), one notice per watched queue
+holding pending tasks, saying how many (``waiting_tasks``), from the queues' counters read
+after the newest event; the stream's task events up to that event are not told again.
+
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
 the capability and is never sent an event. A notification shows a message but does not mark
@@ -68,6 +74,7 @@ __all__ = [
     "instructions",
     "more_waiting",
     "notices",
+    "waiting_tasks",
 ]
 
 log = logging.getLogger("redis_swarm.mcp")
@@ -180,6 +187,12 @@ def _group_of(event: Event, agent: str, queues: Sequence[str]) -> tuple[str, str
     return None
 
 
+def _counted_in(event: Event, newest: tuple[int, int]) -> bool:
+    """Whether ``event`` made a task claimable before the waiting tasks were counted (up to
+    ``newest``, in stream order): that task was in the count told as the session started."""
+    return event.type in _CLAIMABLE and _stream_order(event.id) <= newest
+
+
 def _falls_due_later(event: Event, queues: Sequence[str]) -> bool:
     """Whether ``event`` leaves a task of ``queues`` to fall due later (a delayed post, a
     retry after its backoff, a lease that may end unreported): the due check must learn of
@@ -262,12 +275,16 @@ def _synthesis_notice(group: _Group, role: str) -> list[Notice]:
     return out
 
 
+def _claim_said(queue: str, role: str) -> str:
+    """How a session of ``role`` claims a task of ``queue``, ending a task notice."""
+    if offers(role, _CLAIM_TASK):
+        return f": {_CLAIM_TASK}(queue={dumps(queue)})."  # the call as JSON arguments read
+    return f" (a worker's session claims it: this session's role, {role}, claims no tasks)."
+
+
 def _task_notice(group: _Group, role: str) -> Notice:
     events, queue = group.events, group.queue
-    if offers(role, _CLAIM_TASK):
-        claim = f": {_CLAIM_TASK}(queue={dumps(queue)})."  # the call as JSON arguments read
-    else:
-        claim = f" (a worker's session claims it: this session's role, {role}, claims no tasks)."
+    claim = _claim_said(queue, role)
     if len(events) > 1:
         return Notice(
             f"{len(events)} tasks are claimable in queue {queue}{claim}",
@@ -278,6 +295,29 @@ def _task_notice(group: _Group, role: str) -> Notice:
         f"Task {task} is claimable in queue {queue}{claim}",
         {"kind": "task", "task_id": task, "queue": queue},
     )
+
+
+def waiting_tasks(pending: dict[str, int], role: str = EVERY_TOOL_ROLE) -> list[Notice]:
+    """The notices a session's channel starts with for the tasks already waiting in its
+    watched queues (``pending``: queue -> pending tasks): one per queue holding any, saying
+    how many, not one per task (a backlog of thousands is one line)."""
+    out = []
+    for queue, count in pending.items():
+        if count > 0:
+            tasks = "1 task is" if count == 1 else f"{count} tasks are"
+            out.append(
+                Notice(
+                    f"{tasks} waiting in queue {queue}{_claim_said(queue, role)}",
+                    {"kind": "task", "queue": queue, "count": str(count), "waiting": "true"},
+                )
+            )
+    return out
+
+
+def _stream_order(event_id: str) -> tuple[int, int]:
+    """A stream id ("ms-seq") as the stream orders it."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def more_waiting() -> Notice:
@@ -397,6 +437,8 @@ class Channel:
                     await self._push(connection, agent, backlog)
                 if more:
                     await connection.notify(METHOD, more_waiting().params)
+                # the tasks waiting now, counted: their events so far are not told again
+                counted = await self._waiting_tasks(connection) if self.queues else None
                 # a message sent as the session started is in both: pushed once
                 pushed = {e.fields["message"] for e in backlog}
                 async for first in receive:
@@ -407,9 +449,31 @@ class Channel:
                             batch.append(receive.receive_nowait())
                         except anyio.WouldBlock:
                             break
-                    batch = [e for e in batch if e.fields.get("message", "") not in pushed]
+                    batch = [
+                        e
+                        for e in batch
+                        if e.fields.get("message", "") not in pushed
+                        and not (counted and _counted_in(e, counted))
+                    ]
                     if batch:
                         await self._push(connection, agent, batch)
+
+    async def _waiting_tasks(self, connection: Connection) -> tuple[int, int] | None:
+        """Tell the session of the tasks waiting in its watched queues (``waiting_tasks``),
+        the delayed ones due by now among them. Returns the newest event (in stream order)
+        the counts include: a task event up to it is not told again. None if they could not
+        be read (the live events are all told then)."""
+        try:
+            await self.swarm.reap_due(self.queues)  # what is due now is counted as pending
+            newest = await self.swarm.last_event_id()  # before the counters: none missed
+            stats = await self.swarm.queue_stats()
+        except SwarmError as exc:
+            log.warning("channel: could not count the tasks waiting in %s: %s", self.queues, exc)
+            return None
+        pending = {q: stats.get(q, {}).get("pending", 0) for q in dict.fromkeys(self.queues)}
+        for notice in waiting_tasks(pending, self.role):
+            await connection.notify(METHOD, notice.params)
+        return _stream_order(newest)
 
     async def _waiting(self, agent: str) -> tuple[list[Event], bool]:
         """The oldest ``WAITING_READ`` unread messages waiting for ``agent``, oldest first, as

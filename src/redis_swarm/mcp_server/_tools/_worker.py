@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import anyio
@@ -12,11 +13,12 @@ from pydantic import Field
 from ..._codec import dumps, iso
 from ..._context_records import ContextInfo
 from ..._errors import AlreadyCompleted, SwarmError, ValidationError
-from ..._models import Finding, Task, TaskStatus
+from ..._hints import LIST_PASSES
+from ..._models import Finding, Task, TaskStatus, unknown_queues
 from ..._prompts import no_context_note
 from ..._usage import Usage
 from ..._validate import MAX_LEASE_S, MAX_RETRY_AFTER_S
-from .._render import plain, tool_error
+from .._render import TOOL_WORDS, plain, tool_error
 from .._roles import WORKER, tool
 from .._session import REPORT, AgentSession
 from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
@@ -24,14 +26,19 @@ from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
 __all__ = ["WorkerTools"]
 
 
-def _none_ready(queue: str | list[str]) -> dict[str, Any]:
-    """What a worker is told when its queues hold no task ready."""
-    return {
-        "task": None,
-        "queues": [queue] if isinstance(queue, str) else list(queue),
-        "next": "no task is ready in these queues: stop if your work is done, or "
-        f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait",
-    }
+def _no_task_in(queue: str | list[str], known: Iterable[str]) -> dict[str, Any]:
+    """What a worker is told when its queues hold no task ready, given ``known``, the queues
+    there are: a queue no task was ever posted to (misspelt) is named, as the core says it
+    (``unknown_queues``, its hint in this server's words), with the queues there are; not
+    a reason to stop."""
+    queues = [queue] if isinstance(queue, str) else list(queue)
+    unknown = unknown_queues(queues, known, lists=TOOL_WORDS[LIST_PASSES])
+    wait = f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait"
+    if unknown is not None:
+        said = f"{unknown}; if the name is right, {wait} for its first task"
+    else:
+        said = f"no task is ready in these queues: stop if your work is done, or {wait}"
+    return {"task": None, "queues": queues, "next": said}
 
 
 RunUsage = Annotated[
@@ -99,7 +106,7 @@ class WorkerTools(ToolsBase):
         except SwarmError as exc:
             raise tool_error(exc) from exc
         if task is None:
-            return self._result(_none_ready(queue))
+            return self._result(await self._none_ready(queue))
         try:
             return self._result(await self._claimed(session, task))
         except anyio.get_cancelled_exc_class():
@@ -108,6 +115,10 @@ class WorkerTools(ToolsBase):
             with anyio.CancelScope(shield=True):
                 await self.sessions.give_back(task)
             raise
+
+    async def _none_ready(self, queue: str | list[str]) -> dict[str, Any]:
+        # Every queue ever posted to: a misspelt one is told apart from an empty one.
+        return _no_task_in(queue, await self._read(self.swarm.queue_stats))
 
     async def _claimed(self, session: AgentSession, task: Task) -> dict[str, Any]:
         """What a worker is told of a task it now holds (claim_task, or report_finding's
@@ -247,7 +258,8 @@ class WorkerTools(ToolsBase):
         done = {"finding_id": result.id, "task_id": task_id, "completed": True}
         if claim_next is not None:
             if following is None:
-                none = {k: v for k, v in _none_ready(claim_next).items() if k != "task"}
+                none = await self._none_ready(claim_next)
+                del none["task"]
                 return self._result({**done, "next_task": None, **none})
             return self._result({**done, "next_task": await self._claimed(session, following)})
         queue = dumps(lease.queue) if lease else "..."

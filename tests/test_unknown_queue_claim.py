@@ -1,0 +1,74 @@
+"""A claim of a queue no task was ever posted to (a misspelt name): the MCP tool told the
+agent to stop ("no task is ready in these queues: stop if your work is done"), where the CLI
+said to check the name. Both faces now say the core's words (``unknown_queues``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anyio
+import pytest
+
+from redis_swarm import Swarm
+from redis_swarm._hints import LIST_PASSES
+from redis_swarm._models import unknown_queues
+from redis_swarm.mcp_server import build_server
+from redis_swarm.mcp_server._render import TOOL_WORDS
+
+from .mcp_server._helpers import connect
+
+
+@pytest.fixture
+def core(redis_url: str) -> Iterator[Swarm]:
+    swarm = Swarm(redis_url, swarm="test")
+    yield swarm
+    swarm.close()
+
+
+def test_the_core_names_the_unknown_queues_and_those_there_are() -> None:
+    said = unknown_queues(["research", "reserach", "reserach"], ["research", "review"])
+    assert said == (
+        "no task was ever posted to queue reserach: check the name (the queues: research, "
+        f"review; {LIST_PASSES})"
+    )
+    two = unknown_queues(["a", "b"], [])
+    assert two is not None and two.startswith("no task was ever posted to queues a, b:")
+    assert unknown_queues(["research"], ["research"]) is None
+
+
+def test_claim_task_of_a_misspelt_queue_names_the_queues_and_does_not_say_stop(
+    core: Swarm,
+) -> None:
+    core.post_task("research", "find the thing")
+    core.post_task("review", "check the thing")
+    claimed = core.claim("review", worker="w0")
+    assert claimed is not None  # review: posted to, now empty
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker")) as worker:
+            got, _ = await worker("claim_task", queue="nosuch")
+            assert got["task"] is None and got["queues"] == ["nosuch"]
+            said = got["next"]
+            assert said.startswith("no task was ever posted to queue nosuch: check the name")
+            assert "the queues: research, review" in said
+            # The core's hint, in this server's words (TOOL_WORDS): no command to run.
+            assert TOOL_WORDS[LIST_PASSES] in said and LIST_PASSES not in said
+            assert "stop" not in said and "wait_s" in said
+
+            # A queue posted to that is empty now: nothing is wrong with its name.
+            empty, _ = await worker("claim_task", queue="review")
+            assert "no task is ready in these queues: stop if your work is done" in (empty["next"])
+            assert "never" not in empty["next"]
+
+            # report_finding's claim_next says the same of a misspelt queue.
+            held, _ = await worker("claim_task", queue="research")
+            done, _ = await worker(
+                "report_finding",
+                task_id=held["task"]["id"],
+                summary="found",
+                claim_next=["research", "nosuch"],
+            )
+            assert done["next_task"] is None and "task" not in done
+            assert done["next"].startswith("no task was ever posted to queue nosuch")
+
+    anyio.run(body)
