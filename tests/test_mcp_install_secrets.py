@@ -148,8 +148,11 @@ def test_the_server_refuses_to_start_without_the_forwarded_variable(
 
 
 def test_an_unfilled_reference_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Claude Code passes ``${SWARM_URL}`` on as written when SWARM_URL is unset."""
-    with pytest.raises(ConfigError, match=r"^SWARM_URL is not set: .*export SWARM_URL="):
+    """Claude Code passes ``${SWARM_URL}`` on as written when SWARM_URL is unset, and the MCP
+    Inspector always (it expands no variable): the error allows for both, and says how to
+    give a client that does not expand it the URL itself."""
+    says = r"^SWARM_URL is not set or not expanded: .*Inspector.*export SWARM_URL=.*-e SWARM_URL="
+    with pytest.raises(ConfigError, match=says):
         Settings.from_url("${SWARM_URL}")
     result = CliRunner().invoke(main, ["mcp"], env={"SWARM_URL": "${SWARM_URL}"})
     assert result.exit_code == 1

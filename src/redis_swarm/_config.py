@@ -420,7 +420,8 @@ def _check_delimiters(url: str) -> None:
 
 
 # A variable's reference that its client left as it was (Claude Code passes ``${VAR}`` on when
-# VAR is unset): named in the error, which else reads as a malformed URL.
+# VAR is unset; the MCP Inspector never expands it): named in the error, which else reads as
+# a malformed URL.
 _UNFILLED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -433,12 +434,14 @@ def _parser(url: str) -> Callable[[str], dict[str, object]]:
         if reference is not None:
             name = reference.group(1) or reference.group(2)
             raise ConfigError(
-                f"{name} is not set: the URL given is the reference {url!r} itself, which an "
-                f"MCP client passes on as written when its configuration says {url} (as "
-                "`swarm mcp install` writes for a URL that holds a password) and the variable "
-                f"is not in its environment, so not in the MCP server's. Set {name} to the "
-                f"Redis URL (e.g. export {name}='rediss://user:password@host:6380') in the "
-                "shell that starts the client, then start the client again"
+                f"{name} is not set or not expanded: the URL given is the reference {url!r} "
+                f"itself, which an MCP client passes on as written when its configuration "
+                "says so (as `swarm mcp install` writes for a URL that holds a password) and "
+                f"either {name} is not in its environment or the client does not expand "
+                "${VAR} in a server's env (the MCP Inspector does not). Set "
+                f"{name} to the Redis URL (e.g. export {name}='rediss://user:password@host:6380') "
+                "in the shell that starts the client, then start the client again; a client "
+                f"that does not expand it needs the URL itself (the Inspector: -e {name}=URL)"
             )
         raise ConfigError(
             f"{mask_url(url)!r} is not a Redis URL: it needs '://' after the scheme, as in "

@@ -1,7 +1,8 @@
 """The MCP server's names that another face says: the tools a worker's session settles the
-task it holds with, the roles given them, and the role a ``--role all`` server's sessions
-register as. Pure data (no MCP SDK), so that the hooks name those tools without importing the
-MCP server (half a second at every hook that hands a session a task).
+task it holds with, the roles given them, the roles a server is started for (which the hooks
+take too), and the role a ``--role all`` server's sessions register as. Pure data (no MCP
+SDK), so that the hooks name those tools without importing the MCP server (half a second at
+every hook that hands a session a task).
 
 Said once, here: the MCP server's tool table refuses to load unless each tool named here is
 one of its tools, given to exactly the roles said here (``mcp_server._tools``), and its
@@ -10,7 +11,10 @@ sessions register as ``agent_role`` says.
 
 from __future__ import annotations
 
+from ._models import SWARM_ROLES
+
 __all__ = [
+    "AGENT_ROLES",
     "EVERY_TOOL_AGENT_ROLE",
     "EVERY_TOOL_ROLE",
     "FAIL_TASK",
@@ -32,6 +36,9 @@ SETTLING_ROLES = frozenset({"worker"})
 # (an agent's role is one of the swarm's, or this).
 EVERY_TOOL_ROLE = "all"
 EVERY_TOOL_AGENT_ROLE = "agent"
+# The roles a server can be started for (``swarm mcp --role``), and so the ones a session's
+# hooks take (``swarm hook --role``, ``swarm hooks install --role``): the same session.
+AGENT_ROLES = (*SWARM_ROLES, EVERY_TOOL_ROLE)
 
 
 def agent_role(server_role: str) -> str:

@@ -27,6 +27,7 @@ from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._hooks.reach import hook_swarm
+from .._mcp_names import AGENT_ROLES, agent_role
 from .._validate import check_queues
 from ._app import App, main, pass_app
 
@@ -52,10 +53,29 @@ def _budget_of(tokens: int | None) -> Budget:
     return Budget(tokens)
 
 
+# The roles the session's MCP server takes (`swarm mcp --role`): the hooks and the server are
+# one session, under one id.
+_role_option = click.option(
+    "--role",
+    type=click.Choice(AGENT_ROLES),
+    default="worker",
+    show_default=True,
+    help="The session's swarm role, as its `swarm mcp --role` ('all' registers as 'agent').",
+)
+
+
+def _max_tasks_needs_loop(loop: bool) -> None:
+    """--max-tasks without --loop would count nothing: refused (a ValueError, which `swarm
+    hook` turns into exit 1; click's UsageError, exit 2, for `swarm hooks install`)."""
+    source = click.get_current_context().get_parameter_source("max_tasks")
+    if not loop and source == click.core.ParameterSource.COMMANDLINE:
+        raise ValueError("--max-tasks is for --loop: add --loop, or leave --max-tasks out")
+
+
 @main.command(short_help="Answer a Claude Code / Codex / Gemini CLI hook event.")
 @click.argument("event")
 @click.option("--client", default="claude", show_default=True, help="claude, codex or gemini.")
-@click.option("--role", default="worker", show_default=True, help="The session's swarm role.")
+@_role_option
 @click.option("--queue", "queues", multiple=True, help="A queue the session works (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
 @click.option(
@@ -86,6 +106,7 @@ def hook(
         name = canonical_event(event, client)
         if max_tasks < 0:  # (checked here, not by click: a usage error exits 2, see below)
             raise ValueError(f"--max-tasks {max_tasks}: give 0 (no limit) or more")
+        _max_tasks_needs_loop(loop)
         if queues:
             queues = check_queues(queues, what="--queue")
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
@@ -106,7 +127,7 @@ def hook(
         if not isinstance(payload, dict):
             raise ValueError("the hook input is not a JSON object")
         options = HookOptions(
-            client=client, role=role, queues=queues, loop=loop, max_tasks=max_tasks,
+            client=client, role=agent_role(role), queues=queues, loop=loop, max_tasks=max_tasks,
             agent=agent_from_env(), budget=_budget_of(budget),
             command=shlex.join([*swarm_command(), *app.reach()]),
         )  # fmt: skip
@@ -126,7 +147,7 @@ def hooks() -> None:
 
 @hooks.command()
 @click.option("--client", type=click.Choice(CLIENTS), required=True)
-@click.option("--role", default="worker", show_default=True, help="The sessions' swarm role.")
+@_role_option
 @click.option("--queue", "queues", multiple=True, help="A queue the sessions work (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
 @click.option(
@@ -155,6 +176,10 @@ def install(
     changes nothing."""
     if write and remove:
         raise click.UsageError("--write and --remove: choose one")
+    try:
+        _max_tasks_needs_loop(loop)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if queues:  # refused here, not by every event of every session
         queues = check_queues(queues, what="--queue")
     base = swarm_command()

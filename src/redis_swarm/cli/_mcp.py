@@ -14,11 +14,11 @@ import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from .._codec import dumps
-from .._env import ENV_URL, URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
+from .._env import ENV_AGENT, ENV_URL, URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import ConfigError, SwarmError
-from .._mcp_names import EVERY_TOOL_ROLE
+from .._mcp_names import AGENT_ROLES, EVERY_TOOL_ROLE
 from .._net import http_url, is_loopback
-from .._validate import check_queues
+from .._validate import check_agent, check_queues
 from ..mcp_server._install import (
     CLIENTS,
     Client,
@@ -40,8 +40,7 @@ from ..mcp_server._install import (
     target_path,
     toml_table,
 )
-from ..mcp_server._roles import AGENT_ROLES
-from ._app import App, json_option, main, pass_app
+from ._app import App, json_option, main, pass_app, usage_failure
 from ._common import listen_options
 
 # The variable the serving face reads its token from, and that clients configured with
@@ -155,8 +154,12 @@ def mcp_command(
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
     token = _http_token(transport, host, token)
-    if agent_name is None and transport == "stdio":  # (over HTTP it would name every client)
+    if agent_name is not None:
+        _check_agent_name("--name", agent_name)
+    elif transport == "stdio":  # (over HTTP it would name every client)
         agent_name = agent_from_env()  # the id the session's hooks use too
+        if agent_name is not None:
+            _check_agent_name(ENV_AGENT, agent_name)
     # Reach Redis before serving: a client that starts this server (claude mcp list, an
     # agent's start) then shows it failed, with this error, instead of connected tools that
     # all fail.
@@ -185,6 +188,25 @@ def mcp_command(
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
         click.echo(f"serving MCP on {http_url(host, listening.port, '/mcp')}{guard}", err=True)
         serve(server, "http", host=host, port=listening.port, token=token, listening=listening)
+
+
+def _check_agent_name(source: str, name: str) -> None:
+    """Refuse before serving an agent id the core would refuse at every tool call (which
+    reads as the model's mistake): a usage error naming where it came from."""
+    try:
+        check_agent(source, name)
+    except SwarmError as exc:
+        usage_failure(exc)
+
+
+def _check_partners(ctx: click.Context, partners: dict[str, tuple[str, bool]]) -> None:
+    """Refuse an option given on the command line without the one it works with (it would do
+    nothing): ``partners`` maps a parameter's name to (what it needs, whether that is
+    there)."""
+    for name, (needs, present) in partners.items():
+        if not present and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            option = next(p for p in ctx.command.params if p.name == name)
+            raise click.UsageError(f"{option.opts[0]} is for {needs}: add {needs}, or leave it out")
 
 
 def _check_watched(watch_queues: tuple[str, ...], channel: bool) -> None:
@@ -309,6 +331,19 @@ def install(
     if remove:
         _remove(client, server_name, scope)
         return
+    if agent_name is not None:
+        _check_agent_name("--name", agent_name)
+    remote = http_url is not None
+    _check_partners(
+        click.get_current_context(),
+        {"no_token": ("--http", remote), "token_env": ("--http", remote)},
+    )
+    if no_token and click.get_current_context().get_parameter_source("token_env") == (
+        click.core.ParameterSource.COMMANDLINE
+    ):
+        raise click.UsageError("--no-token and --token-env: choose one")
+    if remote:
+        _check_started_only(click.get_current_context())
     _check_watched(watch_queues, channel)
     if channel and http_url is not None:
         raise click.UsageError("--channel is for a server the client starts (stdio), not --http")
@@ -324,9 +359,12 @@ def install(
     if http_url is not None:
         if url_in_config:
             raise click.UsageError("--url-in-config is for a server the client starts, not --http")
-        spec = remote_spec(
-            http_url, token_env=None if no_token else token_env, server_name=server_name
-        )
+        try:  # (a bad URL is a bad option: exit 2, before anything is written)
+            spec = remote_spec(
+                http_url, token_env=None if no_token else token_env, server_name=server_name
+            )
+        except ConfigError as exc:
+            usage_failure(exc)
     else:
         spec = launch_spec(
             url=_url_for(client, scope, app, url_in_config),
@@ -373,6 +411,23 @@ def install(
     )
     click.echo(f"# {client}: {where}", err=True)
     click.echo(text.rstrip("\n"))
+
+
+# What only a server the client starts takes: with --http (a server already running, started
+# with its own) each would do nothing.
+_STARTED_ONLY = ("role", "budget", "agent_name")
+
+
+def _check_started_only(ctx: click.Context) -> None:
+    """With --http: refuse the options of a launch, which the running server never sees."""
+    for name in _STARTED_ONLY:
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            option = next(p for p in ctx.command.params if p.name == name)
+            raise click.UsageError(
+                f"{option.opts[0]} is for a server the client starts, not --http: the server "
+                "at that URL was started with its own (`swarm mcp --transport http "
+                f"{option.opts[0]} ...`): leave it out"
+            )
 
 
 # The scopes each client has (codex and json: one file each, no choice).

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .._config import DEFAULT_HOME, mask_url
 from .._env import ENV_HOME, ENV_NAME, ENV_URL, URL_FROM_ENV_OPTION
@@ -129,12 +129,38 @@ def remote_spec(url: str, *, token_env: str | None, server_name: str = "swarm") 
     _check_server_name(server_name)
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         raise ConfigError(
-            f"{url!r} is not an http(s) URL: pass the address `swarm mcp --transport http` "
-            "printed, e.g. http://host:8765/mcp"
+            f"{mask_url(url)!r} is not an http(s) URL: pass the address `swarm mcp --transport "
+            "http` printed, e.g. http://host:8765/mcp"
         )
+    _check_no_secret_in(url)
     if token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
         raise ConfigError(f"--token-env {token_env!r} is not an environment variable name")
     return RemoteSpec(server_name, url, token_env)
+
+
+def _check_no_secret_in(url: str) -> None:
+    """Refuse an HTTP server's URL that carries a secret: a user and password, or a
+    ``token`` query parameter. The server reads neither (its token is the
+    ``Authorization: Bearer`` header only: a ``?token=`` gets 401), and the client's
+    configuration, often committed, would hold it in clear (and access logs print a query)."""
+    parts = urlsplit(url)
+    fields = [f for f in parts.query.split("&") if f]
+    kept = [f for f in fields if unquote(f.partition("=")[0]).lower() != "token"]
+    has_user = "@" in parts.netloc
+    if not has_user and kept == fields:
+        return
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, "&".join(kept), parts.fragment))
+    found = [*(["a user and password"] if has_user else []),
+             *(["a ?token= parameter"] if kept != fields else [])]  # fmt: skip
+    what = " and ".join(found)
+    raise ConfigError(
+        f"the --http URL carries {what}, which the MCP server never reads (it takes its token "
+        "as an 'Authorization: Bearer TOKEN' header only) and which the client's configuration "
+        f"would keep in clear: pass the URL bare ({bare}) and the token in the "
+        "environment variable the configuration names (SWARM_MCP_TOKEN, or --token-env VAR; "
+        "--no-token for a server without one)"
+    )
 
 
 def launch_spec(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._mcp_names import EVERY_TOOL_ROLE
+from .._mcp_names import AGENT_ROLES, EVERY_TOOL_ROLE
 from .._models import SWARM_ROLES
 
 __all__ = [
@@ -32,9 +32,8 @@ __all__ = [
     "tool_specs",
 ]
 
-# The roles a server can be started for; "all" registers its sessions as role "agent"
-# (``_mcp_names.agent_role``).
-AGENT_ROLES = (*SWARM_ROLES, EVERY_TOOL_ROLE)
+# (The roles a server can be started for, AGENT_ROLES, are said in ``_mcp_names``: the hooks
+# take the same ones; "all" registers its sessions as role "agent", ``_mcp_names.agent_role``.)
 # The roles that have an init prompt (and that a tool can be given to).
 PROMPT_ROLES = SWARM_ROLES
 

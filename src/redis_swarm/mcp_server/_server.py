@@ -30,7 +30,7 @@ from .._client import Swarm
 from .._errors import ConfigError, ValidationError
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._net import Listening
-from .._validate import check_queues
+from .._validate import check_agent, check_queues
 from ._arguments import StrictTool
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
 from ._channel import Channel, ChannelOnConnect
@@ -122,6 +122,8 @@ def build_server(
     store under the swarm's home, where the hooks of the same agent find it (``swarm mcp``
     sets it; a server built here for tests or embedding writes no file unless asked).
     """
+    if name is not None:  # (refused here, not by each tool call, which would blame the model)
+        check_agent("name", name)
     if channel is not None and transport != "stdio":
         raise ConfigError(
             "channels are for stdio: Claude Code starts a channel server itself; drop "
