@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from redis_swarm import Swarm
+from redis_swarm import ConnectionFailed, Swarm
 from redis_swarm._hints import LIST_PASSES
 from redis_swarm._models import unknown_queues
 from redis_swarm.mcp_server import build_server
@@ -72,3 +72,34 @@ def test_claim_task_of_a_misspelt_queue_names_the_queues_and_does_not_say_stop(
             assert done["next"].startswith("no task was ever posted to queue nosuch")
 
     anyio.run(body)
+
+
+class _StatsFail(Swarm):
+    """A real handle whose queue counts cannot be read (a Redis blip on that one read)."""
+
+    def queue_stats(self) -> dict[str, dict[str, int]]:
+        raise ConnectionFailed("the queue counts could not be read (a blip)")
+
+
+def test_a_report_whose_next_look_fails_to_read_the_queues_still_returns_its_finding(
+    redis_url: str,
+) -> None:
+    """The report is stored; only the read that tells a misspelt queue from an empty one
+    failed: the result is the report's (its finding id), not an error that would have the
+    agent report again and meet AlreadyCompleted."""
+    with _StatsFail(redis_url, swarm="test") as swarm:
+        swarm.post_task("research", "find the thing")
+
+        async def body() -> None:
+            async with connect(build_server(swarm, role="worker")) as worker:
+                held, _ = await worker("claim_task", queue="research")
+                done, _ = await worker(
+                    "report_finding",
+                    task_id=held["task"]["id"],
+                    summary="found",
+                    claim_next="research",
+                )
+                assert done["finding_id"] and done["next_task"] is None
+                assert done["next"].startswith("no task is ready in these queues")
+
+        anyio.run(body)

@@ -26,13 +26,15 @@ from ._base import MAX_CLAIM_WAIT_S, ClaimedTaskId, LeaseToken, ToolsBase
 __all__ = ["WorkerTools"]
 
 
-def _no_task_in(queue: str | list[str], known: Iterable[str]) -> dict[str, Any]:
+def _no_task_in(queue: str | list[str], known: Iterable[str] | None) -> dict[str, Any]:
     """What a worker is told when its queues hold no task ready, given ``known``, the queues
-    there are: a queue no task was ever posted to (misspelt) is named, as the core says it
-    (``unknown_queues``, its hint in this server's words), with the queues there are; not
-    a reason to stop."""
+    there are (None: not known): a queue no task was ever posted to (misspelt) is named, as
+    the core says it (``unknown_queues``, its hint in this server's words), with the queues
+    there are; not a reason to stop."""
     queues = [queue] if isinstance(queue, str) else list(queue)
-    unknown = unknown_queues(queues, known, lists=TOOL_WORDS[LIST_PASSES])
+    unknown = (
+        None if known is None else unknown_queues(queues, known, lists=TOOL_WORDS[LIST_PASSES])
+    )
     wait = f"call claim_task again with wait_s up to {MAX_CLAIM_WAIT_S:g} to wait"
     if unknown is not None:
         said = f"{unknown}; if the name is right, {wait} for its first task"
@@ -117,8 +119,14 @@ class WorkerTools(ToolsBase):
             raise
 
     async def _none_ready(self, queue: str | list[str]) -> dict[str, Any]:
-        # Every queue ever posted to: a misspelt one is told apart from an empty one.
-        return _no_task_in(queue, await self._read(self.swarm.queue_stats))
+        # Every queue ever posted to: a misspelt one is told apart from an empty one. Best
+        # effort: after a report that was stored (claim_next found nothing), a failed read
+        # here must not turn the report's result into an error (its finding id would be lost).
+        try:
+            known: Iterable[str] | None = await self.sessions.read(self.swarm.queue_stats)
+        except SwarmError:
+            known = None
+        return _no_task_in(queue, known)
 
     async def _claimed(self, session: AgentSession, task: Task) -> dict[str, Any]:
         """What a worker is told of a task it now holds (claim_task, or report_finding's
