@@ -187,6 +187,29 @@ def test_get_list_and_cancel(a2a: A2AServer, a2a_worker: Swarm, binding: str) ->
     assert out["total"] == 2
 
 
+def test_a_failed_task_cannot_be_canceled(a2a: A2AServer, a2a_worker: Swarm) -> None:
+    """FAILED is final in A2A: the core may drop a dead task for good (a shard's cancel),
+    but not through this agent, whose client saw it fail."""
+
+    async def scenario() -> str:
+        async with _client(a2a, BINDINGS[1], streaming=False, polling=True) as client:
+            [event] = [
+                e
+                async for e in client.send_message(
+                    SendMessageRequest(message=_message("fails", skill=OTHER))
+                )
+            ]
+            task = await asyncio.to_thread(a2a_worker.claim, OTHER, worker="w", wait_s=10)
+            assert task is not None and task.id == event.task.id
+            await asyncio.to_thread(a2a_worker.fail, task.id, task.token, "broken", retry=False)
+            with pytest.raises(A2AError, match="cannot be canceled"):
+                await client.cancel_task(CancelTaskRequest(id=task.id))
+            got = await client.get_task(GetTaskRequest(id=task.id))
+            return S.Name(got.status.state)
+
+    assert _run(scenario()) == "TASK_STATE_FAILED"
+
+
 def test_a_retried_message_posts_one_task(a2a: A2AServer, a2a_worker: Swarm) -> None:
     async def twice() -> list[str]:
         async with _client(a2a, BINDINGS[1], streaming=False, polling=True) as client:

@@ -355,6 +355,23 @@ def test_a_worker_may_cancel_but_not_requeue_as_docs_security_says(as_user: Any)
     assert shard.requeue_dead(dying.id).status.value == "pending"
 
 
+def test_a_worker_may_not_cancel_a_dead_task_as_docs_security_says(as_user: Any) -> None:
+    """Cancelling a dead task takes it out of the dead-letter set, which a worker may only
+    add to: refused, and the task stays dead; a shard drops it for good."""
+    shard, w = as_user("shard"), as_user("worker")
+    dying = shard.post_task("q3", "fail me", max_attempts=1)
+    claimed = w.claim("q3", worker="w1")
+    assert claimed is not None and claimed.token is not None
+    w.fail(claimed.id, claimed.token, "broken")
+    with pytest.raises(PermissionDenied) as info:
+        w.cancel(dying.id)
+    assert "docs/security.md" in str(info.value)  # (which says why: its worker row)
+    assert shard.get_task(dying.id).status.value == "dead"
+    assert shard.queue_stats()["q3"]["dead"] == 1
+    assert shard.cancel(dying.id).status.value == "cancelled"
+    assert shard.queue_stats()["q3"]["dead"] == 0
+
+
 def test_shard_owns_its_swarm_only(as_user: Any) -> None:
     s = as_user("shard")
     run(s, "HSET", K.contexts, "o", "{}")

@@ -331,6 +331,7 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.inbox(me.id)
     worker.inbox(me.id, wait_s=0.05)  # nothing new: blocks on the event stream
     worker.mark_read(me.id, yo.seq)
+    worker.mark_read(me.id, yo.id)  # (by id: HGET of the message index first)
     worker.message_status(yo.id)
     assert worker.get_message(me.id, yo.id) == yo
     worker.events()

@@ -238,6 +238,24 @@ def test_a_second_cancel_says_it_was_already_cancelled(cli: Cli, swarm: Swarm) -
     assert cli.json("task", "cancel", t["id"]) == swarm.get_task(t["id"]).to_dict()
 
 
+def test_cancel_of_a_dead_task_drops_it_and_says_so(cli: Cli, swarm: Swarm) -> None:
+    """A coordinator drops a dead task rather than requeue it; a completed one stays
+    refused, saying why."""
+    t = cli.json("task", "post", "q", "d", "--max-attempts", "1")
+    claimed = must(swarm.claim("q", worker="w1"))
+    swarm.fail(claimed.id, must(claimed.token), "broken")
+    out = cli("task", "cancel", t["id"])
+    said = f"cancelled {t['id']}: it was dead; dropped from the dead letters for good\n"
+    assert out.stdout == said
+    assert cli.json("task", "list", "--status", "dead")["items"] == []
+    assert swarm.queue_stats()["q"]["cancelled"] == 1
+    cli.json("task", "post", "q", "e")
+    done = must(swarm.claim("q", worker="w1"))
+    swarm.report(done.id, must(done.token), {"summary": "ok"})
+    refused = cli("task", "cancel", done.id, expect=1)
+    assert "is already completed and cannot be cancelled: its finding stands" in refused.stderr
+
+
 def test_requeue_of_a_cancelled_task_says_how_to_run_it_again(cli: Cli) -> None:
     t = cli.json("task", "post", "q.x", "d")
     cli("task", "cancel", t["id"])

@@ -22,6 +22,7 @@ from redis_swarm._ops import messages as message_ops
 from redis_swarm._validate import MAX_READ
 
 from ._cli import Cli, subprocess_env
+from ._handles import untyped
 
 
 @pytest.fixture
@@ -81,13 +82,39 @@ def test_mark_read_never_moves_back_and_checks_its_seq(swarm: Swarm) -> None:
     assert handle.inbox("w", ack=False) == [c]
     handle.mark_read("w", b.seq)
     assert handle.inbox("w", ack=False) == [c]
-    with pytest.raises(ValidationError, match="seq of the last message shown"):
+    with pytest.raises(NotFound, match="message m-123 is unknown"):
         handle.mark_read("w", "m-123")
+    with pytest.raises(ValidationError, match="id of the last message shown"):
+        untyped(handle).mark_read("w", 123)
     # The two-step acknowledged read and mark_read share the cursor.
     assert handle.inbox("w") == [c]
     d = handle.send("w", "d")
     assert handle.inbox("w") == [d]
     assert handle.inbox("w") == []
+
+
+def test_mark_read_by_message_id_leaves_later_messages_unread(swarm: Swarm) -> None:
+    """A reader that peeked marks read through the last message it was shown, by its id:
+    what arrived after it stays unread (an acknowledged read would take it too)."""
+    swarm.register("worker", name="w")
+    swarm.register("worker", name="other")
+    a = swarm.send("w", "a")
+    everyone = swarm.broadcast("to all", sender="boss")
+    shown = swarm.inbox("w", ack=False)
+    assert shown == [a, everyone]
+    later = swarm.send("w", "arrived after the peek")
+    swarm.mark_read("w", everyone.id)  # a broadcast's id marks its place too
+    assert swarm.inbox("w", ack=False) == [later]
+    swarm.mark_read("w", a.id)  # older: changes nothing
+    assert swarm.inbox("w", ack=False) == [later]
+    elsewhere = swarm.send("other", "not for w")
+    with pytest.raises(NotFound, match="sent to other, not to w: mark it read as other"):
+        swarm.mark_read("w", elsewhere.id)
+    with pytest.raises(NotFound, match="agent ghost is not registered"):
+        swarm.mark_read("ghost", everyone.id)
+    swarm.mark_read("w", later.id)
+    assert swarm.inbox("w", ack=False) == []
+    assert swarm.inbox("other", ack=False) == [everyone, elsewhere]
 
 
 def test_inbox_wait_blocks_until_a_message_for_this_agent(handle: Swarm, server_url: str) -> None:
@@ -154,6 +181,29 @@ def test_the_status_index_keeps_only_the_newest(
     with pytest.raises(NotFound):
         handle.message_status(sent[1].id)
     assert [handle.message_status(m.id).to for m in sent[2:]] == ["w"] * 3
+
+
+def test_cli_mark_read_takes_only_what_a_peek_showed(server_url: str, handle: Swarm) -> None:
+    """msg inbox --peek, then msg mark-read with the last id shown: a message that arrived
+    in between stays unread (msg inbox would have taken it too)."""
+    cli = Cli(server_url)
+    handle.register("worker", name="w")
+    first = handle.send("w", "first")
+    shown = cli("msg", "inbox", "w", "--peek")
+    assert f"'swarm msg mark-read {first.id} --agent w' marks these read" in shown.stderr
+    later = handle.send("w", "arrived in between")
+    out = cli("msg", "mark-read", first.id, "--agent", "w")
+    assert out.stdout == f"marked read for w through {first.id}\n"
+    assert [m["id"] for m in cli.json("msg", "inbox", "w", "--peek")["items"]] == [later.id]
+    done = cli.json("msg", "mark-read", later.seq, "--agent", "w")  # a seq, from the JSON
+    assert done == {"agent": "w", "through": later.seq}
+    assert handle.inbox("w", ack=False) == []
+    out = cli("msg", "mark-read", "m-nosuchmessage", "--agent", "w", expect=1)
+    assert "message m-nosuchmessage is unknown" in out.stderr and "check the id" in out.stderr
+    out = cli("msg", "mark-read", first.seq, "--agent", "ghost", expect=1)
+    assert "agent ghost is not registered: register it" in out.stderr
+    out = cli("msg", "mark-read", first.id, expect=2, env={"SWARM_AGENT": None})
+    assert "name the agent whose messages to mark read with --agent" in out.stderr
 
 
 def test_cli_inbox_wait_and_status(server_url: str, handle: Swarm) -> None:

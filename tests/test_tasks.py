@@ -16,6 +16,7 @@ import redis
 
 from redis_swarm import (
     AlreadyCompleted,
+    EventType,
     Finding,
     InvalidState,
     LeaseLost,
@@ -35,6 +36,7 @@ from redis_swarm._keys import Keys
 from redis_swarm._validate import MAX_DESCRIPTION_CHARS, MAX_QUEUES, check_queues
 
 from ._handles import must, untyped
+from ._invariants import check_swarm
 from ._raw import command_calls, reset_stats, script_calls
 
 KEYS = Keys("test")
@@ -406,6 +408,31 @@ def test_cancel(swarm: Swarm) -> None:
     with pytest.raises(InvalidState):
         swarm.cancel(done.id)
     assert swarm.queue_stats()["q"]["cancelled"] == 2
+
+
+def test_cancel_drops_a_dead_task_for_good(swarm: Swarm, raw: redis.Redis) -> None:
+    """A coordinator drops a dead task rather than requeue it: it leaves the dead-letter
+    set, counts as cancelled in the queue's and the pass's counters, and says so in a
+    task.cancelled event; the swarm stays consistent."""
+    swarm.post_task("q", "doomed", pass_name="p", max_attempts=1)
+    dying = claimed(swarm)
+    assert swarm.fail(dying.id, dying.token, "broken").status is TaskStatus.DEAD
+    since = swarm.last_event_id()
+    dead_set = KEYS.dead("q")
+    assert raw.zscore(dead_set, dying.id) is not None
+
+    gone = swarm.cancel(dying.id)
+    assert gone.status is TaskStatus.CANCELLED and gone.dead_reason is None
+    assert swarm.get_task(dying.id).status is TaskStatus.CANCELLED
+    assert raw.zscore(dead_set, dying.id) is None
+    assert swarm.queue_stats()["q"]["dead"] == 0 and swarm.queue_stats()["q"]["cancelled"] == 1
+    assert swarm.pass_stats("p")["dead"] == 0 and swarm.pass_stats("p")["cancelled"] == 1
+    assert [(e.type, e.fields.get("task")) for e in swarm.events(since=since)] == [
+        (EventType.TASK_CANCELLED, dying.id)
+    ]
+    with pytest.raises(InvalidState, match="not dead"):  # nothing left to requeue
+        swarm.requeue_dead(dying.id)
+    check_swarm(raw, "test")
 
 
 def test_retried_lifecycle_request_is_not_applied_twice(

@@ -262,7 +262,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(task=tasks)
     def cancel(self, task: str) -> None:
         t = self.model.tasks[task]
-        if t.status in ("completed", "dead"):
+        if t.status == "completed":  # (a dead task is dropped from the dead letters)
             self._refused(InvalidState, lambda: self.swarm.cancel(task))
             return
         if t.status != "cancelled":  # cancelling twice changes nothing

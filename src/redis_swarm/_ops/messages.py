@@ -259,16 +259,35 @@ def inbox(
 
 
 def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:
-    """Move the agent's read cursors through ``through`` (the ``seq`` of the last message
-    shown to it): its inbox up to there is consumed, its broadcasts up to there passed.
-    Cursors never move back, so marking again, or an older seq, changes nothing."""
+    """Move the agent's read cursors through ``through``, the last message shown to it: its
+    ``seq``, or its id (one more round trip, to find its seq): its inbox up to there is
+    consumed, its broadcasts up to there passed; messages sent after it stay unread.
+    Cursors never move back, so marking again, or an older message, changes nothing.
+    NotFound for an agent not registered, an unknown id, or one sent to another agent."""
     agent = check_agent("agent id", agent)
-    if not isinstance(through, str) or not _SEQ.fullmatch(through):
+    if not isinstance(through, str):
         raise ValidationError(
-            f"cannot mark read through {through!r}: pass the seq of the last message shown "
-            "(a stream id such as 1700000000000-0, the message's seq)"
+            f"cannot mark read through {through!r}: pass the id of the last message shown "
+            "(such as m-0123abcd) or its seq (a stream id such as 1700000000000-0)"
         )
+    if not _SEQ.fullmatch(through):
+        through = yield from _seq_of(ctx, agent, check_name("message id", through, max_len=64))
     yield _read_call(ctx, agent, "2", through)
+
+
+def _seq_of(ctx: OpContext, agent: str, message_id: str) -> Operation[str]:
+    """The seq of message ``message_id``, one to ``agent`` or a broadcast (the index kept for
+    message_status: ``TO SEQ AT SENDER COUNTED``)."""
+    entry = yield Cmd("HGET", ctx.keys.messages, message_id)
+    if entry is None:
+        raise _unknown(message_id)
+    to, seq = text(entry).split(" ")[:2]
+    if to not in (agent, "*"):
+        raise NotFound(
+            f"message {message_id} was sent to {to}, not to {agent}: mark it read as {to}, "
+            "its recipient"
+        )
+    return seq
 
 
 def _before(a: str, b: str) -> bool:

@@ -504,7 +504,9 @@ def release(ctx: OpContext, task_id: str, token: str | None) -> Operation[Task]:
 
 
 def cancel(ctx: OpContext, task_id: str) -> Operation[Task]:
-    """Cancel an open task (its worker's lease ends; a later report is kept superseded)."""
+    """Cancel an open task (its worker's lease ends; a later report is kept superseded), or
+    a dead one, dropping it from the dead-letter set for good (a worker's rights refuse
+    that: it may only add dead letters). A completed task is refused: InvalidState."""
     return (yield from _update(ctx, task_id, "cancel"))
 
 

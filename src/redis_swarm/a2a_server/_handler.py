@@ -312,7 +312,12 @@ class SwarmRequestHandler(RequestHandler):
     # --- changing
 
     async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task:
-        await self._task(params.id)
+        held = await self._task(params.id)
+        if held.status is SwarmStatus.DEAD:
+            # FAILED is final in A2A (the core may drop a dead task for good: not from here).
+            raise TaskNotCancelableError(
+                in_a2a_words(f"task {held.id} failed: a failed task cannot be canceled")
+            )
         with swarm_errors(self.swarm.name):
             task = await self.swarm.cancel(params.id)
         # The record keeps when it was cancelled (status_at), a second cancel keeping the first's.

@@ -1,4 +1,4 @@
-"""``swarm msg send|broadcast|inbox|show|status``: messages between agents."""
+"""``swarm msg send|broadcast|inbox|mark-read|show|status``: messages between agents."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import click
 
@@ -29,6 +29,8 @@ from ._common import (
     read_text,
     when,
 )
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 sender_option = click.option(
     "--from", "sender", default=agent_option_default, help="Who sends it (default: SWARM_AGENT)."
@@ -144,6 +146,12 @@ def _show(app: App, agent: str, items: Inbox, limit: int, peek: bool) -> None:
         for m in items:
             add_row(table, m.id, m.sender, m.to, m.kind, ago(m.created_at), _body(m))
         print_table(app, table)
+        if peek:  # (the way to take only what was shown: a read would take later ones too)
+            click.echo(
+                f"(left unread: 'swarm msg mark-read {items[-1].id} --agent {agent}' marks "
+                "these read, not those sent since)",
+                err=True,
+            )
         if items.more:
             ways = [] if peek else ["read again"]
             if limit < MAX_READ:
@@ -175,15 +183,36 @@ def _interruptions_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _receiver_option(what: str) -> Callable[[Command], Command]:
+    return click.option(
+        "--agent",
+        default=agent_option_default,
+        callback=agent_required(what),
+        shell_complete=complete_agents,
+        help=f"{what[:1].upper()}{what[1:]} (default: SWARM_AGENT).",
+    )
+
+
+@msg.command("mark-read")
+@click.argument("through")
+@_receiver_option("the agent whose messages to mark read")
+@json_option
+@pass_app
+def mark_read(app: App, through: str, agent: str) -> None:
+    """Mark AGENT's messages read through THROUGH, the last one shown (its id, as
+    'msg inbox --peek' prints it, or its seq): those sent after it stay unread, so a peek
+    then this takes exactly what was shown. Marking again, or an older one, changes
+    nothing."""
+    app.swarm.mark_read(agent, through)
+    app.emit(
+        {"agent": agent, "through": through},
+        lambda: click.echo(f"marked read for {agent} through {through}"),
+    )
+
+
 @msg.command()
 @click.argument("message_id")
-@click.option(
-    "--agent",
-    default=agent_option_default,
-    callback=agent_required("the agent that received it"),
-    shell_complete=complete_agents,
-    help="The agent that received it (default: SWARM_AGENT).",
-)
+@_receiver_option("the agent that received it")
 @json_option
 @pass_app
 def show(app: App, message_id: str, agent: str) -> None:

@@ -409,18 +409,21 @@ def release(app: App, task_id: str, token: str) -> None:
 @json_option
 @pass_app
 def cancel(app: App, task_id: str) -> None:
-    """Cancel TASK_ID: nobody will claim it; a running worker's lease ends. A task already
-    cancelled stays as it was (said so, exit 0)."""
+    """Cancel TASK_ID: nobody will claim it; a running worker's lease ends. A dead task is
+    dropped from the dead letters for good (requeue runs it again instead). A task already
+    cancelled stays as it was (said so, exit 0); a completed one is refused."""
     with _settling(app, task_id, None):
         # The core's cancel of a cancelled task returns it unchanged: only its status before
-        # tells whether this call cancelled it.
-        already = app.swarm.get_task(task_id).status is TaskStatus.CANCELLED
+        # tells whether this call cancelled it (and whether it was dead).
+        before = app.swarm.get_task(task_id).status
         t = app.swarm.cancel(task_id)
-    app.emit(task_json(t), lambda: click.echo(_cancelled_line(t, already=already)))
+    app.emit(task_json(t), lambda: click.echo(_cancelled_line(t, before)))
 
 
-def _cancelled_line(t: Task, *, already: bool) -> str:
-    if not already:
+def _cancelled_line(t: Task, before: TaskStatus) -> str:
+    if before is TaskStatus.DEAD:
+        return f"cancelled {t.id}: it was dead; dropped from the dead letters for good"
+    if before is not TaskStatus.CANCELLED:
         return f"cancelled {t.id}"
     when = t.status_since
     return f"{t.id} was already cancelled{f' at {iso(when)}' if when else ''}: nothing changed"

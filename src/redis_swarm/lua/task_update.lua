@@ -123,15 +123,18 @@ elseif action == 'fail' then
 
 elseif action == 'cancel' then
   if t.status == 'cancelled' then return reply(redis.call('HGET', K.tasks, id)) end
-  if t.status == 'completed' or t.status == 'dead' then
-    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is already ' .. t.status
-      .. ' and cannot be cancelled' .. (t.status == 'dead' and
-        ': requeue it to run it again, or leave it' or ': it is settled, leave it'))
+  if t.status == 'completed' then
+    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is already completed and '
+      .. 'cannot be cancelled: its finding stands, leave it')
   end
+  -- A dead task may be cancelled too: a coordinator drops it for good (out of the
+  -- dead-letter set). unlink's ZREM on the dead set is a write a worker's ACL refuses
+  -- (it may only add there), so a worker's cancel of a dead task fails before any write.
   unlink(Q, t)
   local worker = t.worker
   t.worker = nil
   t.lease_deadline = nil
+  t.dead_reason = nil  -- (the task.dead event keeps why it died)
   set_status_at(K, t, 'cancelled', now)
   task_event(K, 'task.cancelled', t, 'worker', worker)
 
