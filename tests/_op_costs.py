@@ -116,6 +116,7 @@ BOUNDS: dict[str, int] = {
     "broadcast": 1,
     "inbox": 1,
     "mark_read": 1,
+    "mark_read (by message id: its seq looked up first)": 2,
     "message_status": 1,
     "get_message": 1,
     "request_synthesis": 1,
@@ -331,6 +332,10 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     sent = far.send("agent-0", "shown", sender="far-agent")
     meter("inbox", lambda: far.inbox("agent-0"))
     meter("mark_read", lambda: far.mark_read("agent-0", sent.seq))
+    meter(
+        "mark_read (by message id: its seq looked up first)",
+        lambda: far.mark_read("agent-0", sent.id),
+    )
     meter("message_status", lambda: far.message_status(sent.id))
     meter("get_message", lambda: far.get_message("agent-0", sent.id))
     meter("request_synthesis", lambda: far.request_synthesis(SHARD, PASS, "cite everything"))
