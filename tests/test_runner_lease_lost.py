@@ -1,20 +1,24 @@
-"""A renewal that finds its agent's lease lost stops the agent unless the pool has evidence
-that the task's new lease is an orphan of its own: a claim of one of its slots whose reply was
-lost (it raised ``ConnectionFailed``; a paused server runs the claims it received while paused
-when it wakes up, leasing again the task whose lease ran out meanwhile), and no slot of the
-pool took the task as its work since. Then the agent's report, with its old token, is the
-first of an open task and completes it (docs/tasks.md). A worker id alone is no evidence:
-another process may claim under the same prefix (``swarm serve``'s default), and a task
-requeued and leased again by a slot of the pool is that slot's, or handed to the running
-agent's slot (``PoolState._adopted``). Each would have run the task twice.
+"""A renewal that finds its agent's lease lost stops the agent unless the pool proves the
+task's new lease an orphan of its own: a claim of one of its slots whose reply was lost (it
+raised ``ConnectionFailed``; a paused server runs the claims it received while paused when it
+wakes up, leasing again the task whose lease ran out meanwhile), and no slot of the pool took
+the task as its work since, and a lease secret that claim sent (the error carries them)
+renews the new lease. The slot then holds that lease, renewed while its agent runs, and the
+agent's report completes the task. A worker id alone is no evidence: another process may
+claim under the same prefix (``swarm serve``'s default), and may have seen a claim of that
+name fail in the same pause; a task requeued and leased again by a slot of the pool is that
+slot's, or handed to the running agent's slot (``PoolState._adopted``). Each would have run
+the task twice.
 
 The outage itself is played without one: the test runs the lease out, and the pool's handle
-makes the claim the server would have replayed, then raises ``ConnectionFailed`` as a lost
-reply does. Leases of 30 s (renewed every 10 s) leave a loaded box ample time to set each
-scene before the pool's first renewal."""
+lets its claim script run in Redis, then raises ``ConnectionFailed`` as a lost reply does.
+Leases of 30 s (renewed every 10 s) leave a loaded box ample time to set each scene before
+the pool's first renewal; the test of an orphan outliving its length drives the renewal
+itself, on 2-second leases."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -25,6 +29,7 @@ from typing import Any
 import pytest
 
 from redis_swarm import AlreadyCompleted, ConnectionFailed, Swarm, Task
+from redis_swarm._protocol import Batch, Call, items_of
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
 from redis_swarm._runner.lease_renewal import LeaseRenewal
 
@@ -42,22 +47,33 @@ CAME_BACK = "came back to this pool"
 
 
 class _LosingReplies(Swarm):
-    """The pool's handle: once ``lose`` is set, the next claim that leases a task runs in
-    Redis and then raises ``ConnectionFailed``, as a claim whose reply was lost does; the
-    leases it took are kept in ``unseen``."""
+    """The pool's handle: once ``lose`` is set, the reply of its next claim script that
+    leases a task (any claim script, with ``even_empty``) is lost: the script ran in Redis,
+    and the handle raises ``ConnectionFailed`` to the claim as a lost reply does (the core's
+    claim adds the lease secrets it sent). What it leased, as Redis stored it (no token), is
+    kept in ``unseen``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, even_empty: bool = False) -> None:
         super().__init__(url, swarm=SWARM)
         self.lose = threading.Event()
+        self.even_empty = even_empty
         self.unseen: list[Task] = []
 
-    def claim(self, *args: Any, **kwargs: Any) -> Any:
-        leased = super().claim(*args, **kwargs)
-        if leased and self.lose.is_set():
-            self.lose.clear()
-            self.unseen.extend(leased if isinstance(leased, list) else [leased])
-            raise ConnectionFailed("the claim's reply was lost (the test's)")
-        return leased
+    def _attempt(self, request: Any) -> Any:
+        reply = super()._attempt(request)
+        if not self.lose.is_set() or not isinstance(request, Call | Batch):
+            return reply
+        items = items_of(request)
+        claims = [i for i, item in enumerate(items) if getattr(item, "script", "") == "task_claim"]
+        if not claims:
+            return reply
+        claimed = reply if isinstance(request, Call) else reply[claims[0]]
+        if not claimed[0] and not self.even_empty:
+            return reply
+        self.lose.clear()
+        if claimed[0]:
+            self.unseen.extend(self.get_task(json.loads(raw)["id"]) for raw in claimed[0::2])
+        raise ConnectionFailed("the claim's reply was lost (the test's)")
 
 
 @pytest.fixture
@@ -127,8 +143,9 @@ def test_a_lease_taken_by_a_claim_of_the_pool_whose_reply_was_lost_keeps_the_age
     swarm: Swarm, redis_url: str, tmp_path: Path
 ) -> None:
     """Slot 2's claim leased the task again (pool-2, attempt 2) and raised ConnectionFailed:
-    no slot holds that lease. The renewal of slot 1 (the old token) is refused, yet its
-    agent runs on and its report completes the task, once; nothing runs it again."""
+    no slot holds that lease. The renewal of slot 1 (the old token) is refused; the pool
+    proves the new lease its own with a secret that claim sent, and renews it (slot 1 holds
+    it now): its agent runs on and its report completes the task, once."""
     notes: list[str] = []
     task = swarm.post_task(QUEUE, "the one task")
     handle = _LosingReplies(redis_url)
@@ -139,6 +156,10 @@ def test_a_lease_taken_by_a_claim_of_the_pool_whose_reply_was_lost_keeps_the_age
         _wait(lambda: handle.unseen, f"slot 2 never claimed: {run.pool.errors}")
         assert [(t.id, t.attempts, t.worker) for t in handle.unseen] == [(task.id, 2, f"{POOL}-2")]
         _wait(lambda: [n for n in notes if RUNS_ON in n] or run.pool.outcomes, "no renewal")
+        (orphan,) = handle.unseen
+        adopted = swarm.get_task(task.id)  # renewed by the pool: the lease is its own
+        assert (adopted.worker, adopted.attempts) == (f"{POOL}-2", 2), adopted
+        assert (adopted.lease_deadline or 0) > (orphan.lease_deadline or 0), (adopted, orphan)
         run.finish(1)
         assert run.runs() == [task.id]  # run once
     pool = run.pool
@@ -246,28 +267,141 @@ def test_a_lease_taken_by_another_worker_still_stops_the_agent(
     assert not swarm.findings().items and not [n for n in notes if RUNS_ON in n]
 
 
-# --- the evidence, driven through the pool's parts
+# --- the proof, driven through the pool's parts
 
 
-def test_only_a_claim_lost_since_the_task_was_taken_makes_a_lease_an_orphan(
-    swarm: Swarm, tmp_path: Path
+def _lose_a_claim(pool: Runner, handle: _LosingReplies, worker: str) -> ConnectionFailed:
+    """A claim of ``pool``'s slot ``worker`` whose reply is lost (``handle``: the pool's)."""
+    handle.lose.set()
+    with pytest.raises(ConnectionFailed) as lost:
+        pool._claim_batch(worker, 1, 0.0)
+    assert lost.value.lease_secrets  # (the secrets the claim sent)
+    return lost.value
+
+
+def _working(pool: Runner, handle: Swarm, worker: str, lease_s: float = 30) -> Task:
+    """A task claimed as ``worker`` through ``handle``, the pool's slot's work."""
+    task = handle.claim([QUEUE], worker=worker, lease_s=lease_s)
+    assert task is not None and pool._adopted(task)
+    return task
+
+
+def test_only_a_claim_lost_since_the_task_was_taken_gives_secrets_to_try(
+    redis_url: str, tmp_path: Path
 ) -> None:
-    notes: list[str] = []
-    pool = _pool(swarm, tmp_path, notes)
-    swarm.post_task(QUEUE, "first")
-    swarm.post_task(QUEUE, "second")
-    pool._claim_unanswered(f"{POOL}-2")  # before the task was taken: no evidence
-    first = swarm.claim([QUEUE], worker=f"{POOL}-1", lease_s=30)
-    assert first is not None and pool._adopted(first)
-    assert not pool._orphan_lease(first, f"{POOL}-2")
-    pool._claim_unanswered(f"{POOL}-2")
-    assert pool._orphan_lease(first, f"{POOL}-2")
-    assert not pool._orphan_lease(first, f"{POOL}-1")  # (no claim of pool-1 lost)
-    assert not pool._orphan_lease(first, "someone-else")
-    pool._let_go(first)  # another slot may take the task as its work now
-    second = swarm.claim([QUEUE], worker=f"{POOL}-1", lease_s=30)
-    assert second is not None and pool._adopted(second)
-    assert not pool._orphan_lease(first, f"{POOL}-2")  # not the pool's work any longer
+    handle = _LosingReplies(redis_url, even_empty=True)
+    with handle:
+        pool = _pool(handle, tmp_path, [])
+        _lose_a_claim(pool, handle, f"{POOL}-2")  # before the task was taken: no evidence
+        handle.post_task(QUEUE, "first")
+        handle.post_task(QUEUE, "second")
+        first = _working(pool, handle, f"{POOL}-1")
+        assert pool._orphan_secrets(first, f"{POOL}-2") == []
+        lost = _lose_a_claim(pool, handle, f"{POOL}-2")
+        assert pool._orphan_secrets(first, f"{POOL}-2") == list(lost.lease_secrets)
+        assert pool._orphan_secrets(first, f"{POOL}-1") == []  # (no claim of pool-1 lost)
+        assert pool._orphan_secrets(first, "someone-else") == []
+        pool._let_go(first)  # another slot may take the task as its work now
+        handle.post_task(QUEUE, "third")
+        _working(pool, handle, f"{POOL}-1")
+        assert pool._orphan_secrets(first, f"{POOL}-2") == []  # not the pool's work any longer
+
+
+def _renewal(
+    pool: Runner, task: Task, lease_s: int, lost: list[str], kept: list[str]
+) -> Callable[[], str | None]:
+    """The renewal of ``task`` as the pool's agent runs it (``AgentRuns``), due when called."""
+    renewal = LeaseRenewal(
+        pool.swarm,
+        task,
+        lease_s,
+        lost,
+        token=lambda: pool._token(task),
+        on_outage=lambda exc: pytest.fail(f"no outage here: {exc}"),
+        on_back=lambda: None,
+        adopt=lambda now: pool._adopt_orphan(task, now),
+        on_kept=kept.append,
+    )
+
+    def renew() -> str | None:
+        renewal._due = 0.0
+        return renewal()
+
+    return renew
+
+
+def test_an_orphan_lease_proved_the_pools_is_renewed_past_its_length(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Short leases (2 s): the orphan lease, proved the pool's at the first renewal refused,
+    is renewed from then on with its token, and holds long past its own length; the agent's
+    report (the slot's token now) completes the task (before: never renewed, it ran out)."""
+    lost: list[str] = []
+    kept: list[str] = []
+    handle = _LosingReplies(redis_url)
+    with handle:
+        pool = _pool(handle, tmp_path, [], lease_s=2)
+        handle.post_task(QUEUE, "the task")
+        task = _working(pool, handle, f"{POOL}-1", lease_s=2)
+        renew = _renewal(pool, task, 2, lost, kept)
+        _cut(handle, task, task.token or "")
+        _lose_a_claim(pool, handle, f"{POOL}-2")
+        (orphan,) = handle.unseen
+        assert (orphan.id, orphan.attempts, orphan.worker) == (task.id, 2, f"{POOL}-2")
+        assert renew() is None and len(kept) == 1, (lost, kept)
+        deadline = orphan.lease_deadline or 0  # (epoch ms) the orphan lease's own
+        end = deadline / 1000 + 1.0  # (epoch s) well past it
+        while time.time() < end:
+            time.sleep(0.4)
+            assert renew() is None, lost
+        assert handle.reap() == 0
+        stored = handle.get_task(task.id)
+        assert (stored.status, stored.worker, stored.attempts) == ("claimed", f"{POOL}-2", 2)
+        assert (stored.lease_deadline or 0) > deadline + 1000
+        assert not lost and len(kept) == 1
+        handle.report(task.id, pool._token(task), {"summary": "the agent's"})
+        assert handle.get_task(task.id).status == "completed"
+        pool._let_go(task)
+    check_swarm(raw_client(redis_url), SWARM)
+
+
+def test_of_two_pools_sharing_a_prefix_only_the_one_whose_claim_leased_it_keeps_its_agent(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Pools A and B, two processes of one owner (``swarm serve``: one prefix), each run the
+    task (A attempt 1, B attempt 2 after A's lease ran out), and B's lease runs out too. A
+    pause: a claim of A's slot pool-2 leases the task (attempt 3) and one of B's pool-2
+    finds nothing, both replies lost. Each renewal, refused, sees pool-2 holding it after a
+    claim of its own pool-2 failed: A's secrets renew that lease, B's do not, so only A's
+    agent runs on (before: both did, the task run twice at once)."""
+    a_kept: list[str] = []
+    a_lost: list[str] = []
+    b_kept: list[str] = []
+    b_lost: list[str] = []
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _LosingReplies(redis_url), _LosingReplies(redis_url, even_empty=True)
+    with a, b:
+        pool_a = _pool(a, tmp_path / "a", [])
+        pool_b = _pool(b, tmp_path / "b", [])
+        a.post_task(QUEUE, "the task", max_abandons=5)  # (two leases run out)
+        a_task = _working(pool_a, a, f"{POOL}-1")
+        renew_a = _renewal(pool_a, a_task, LEASE_S, a_lost, a_kept)
+        _cut(a, a_task, a_task.token or "")
+        b_task = _working(pool_b, b, f"{POOL}-1")
+        renew_b = _renewal(pool_b, b_task, LEASE_S, b_lost, b_kept)
+        assert b_task.id == a_task.id and b_task.attempts == 2
+        _cut(b, b_task, b_task.token or "")
+        _lose_a_claim(pool_a, a, f"{POOL}-2")
+        assert [(t.attempts, t.worker) for t in a.unseen] == [(3, f"{POOL}-2")]
+        _lose_a_claim(pool_b, b, f"{POOL}-2")
+        assert not b.unseen  # (B's claim found nothing: the task is leased)
+        assert renew_b() == f"its lease ran out and {POOL}-2 leased it again (attempt 3)"
+        assert not b_kept
+        assert renew_a() is None and len(a_kept) == 1 and not a_lost, (a_lost, a_kept)
+        assert pool_a._token(a_task) != a_task.token  # (the proved lease is A's slot's)
+        assert renew_a() is None  # renewed with it
+    check_swarm(raw_client(redis_url), SWARM)
 
 
 # --- the renewal's rule, driven through its parts
@@ -294,7 +428,7 @@ class _Renewal:
             token=lambda: claimed.token,
             on_outage=lambda exc: pytest.fail(f"no outage here: {exc}"),
             on_back=lambda: None,
-            orphaned=self.orphans.__contains__,
+            adopt=lambda now: now.worker in self.orphans,
             on_kept=self.kept.append,
         )
 

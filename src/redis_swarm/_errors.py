@@ -50,7 +50,18 @@ class ConfigError(SwarmError):
 
 
 class ConnectionFailed(SwarmError):
-    """The Redis server could not be reached, or did not speak Redis."""
+    """The Redis server could not be reached, or did not speak Redis.
+
+    A ``claim`` whose reply was lost may have leased tasks all the same (a paused server
+    runs the requests it received when it wakes up; the lease secrets are made by the
+    client): ``lease_secrets`` holds the secrets it sent, one per task it asked for, so that
+    its caller can prove a lease its own: a task that claim leased is held with the token
+    ``f"{task.attempts}.{secret}"`` of one of them (docs/tasks.md). Empty for any other
+    call."""
+
+    def __init__(self, message: str, *, lease_secrets: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.lease_secrets = lease_secrets
 
 
 class EmbeddedServerError(ConnectionFailed):

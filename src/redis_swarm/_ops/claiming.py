@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .._errors import NotFound, Timeout, ValidationError
+from .._errors import ConnectionFailed, NotFound, Timeout, ValidationError
 from .._keys import Keys
 from .._models import DEFAULT_MAX_ABANDONS, RetiredPass, Task, unknown_pass
 from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remember
@@ -177,7 +177,11 @@ def claim(
     after a claim or a report (``claim_next``) through this handle found these queues empty
     starts with that pipeline (that script's answer stands for its own: it cleared their
     tokens, and every task made claimable since pushed one, so the wait ends at once); a
-    woken claim then costs one round trip, as a worker's BRPOP does."""
+    woken claim then costs one round trip, as a worker's BRPOP does.
+
+    A claim whose reply is lost raises ``ConnectionFailed`` carrying the ``lease_secrets``
+    it sent: Redis may have run it, and a task it leased is held with the token
+    ``ATTEMPT.SECRET`` of one of them."""
     names = _queue_names(queues)
     check_name("worker", worker)
     count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
@@ -204,10 +208,16 @@ def claim(
         woken = waiting is not None or popped
         flags = ("1" if presence_due(ctx, worker) else "0", "1" if woken else "0")
         call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
-        if waiting is None:
-            woke, reply = None, (yield call)
-        else:
-            woke, reply = yield Batch((waiting, call))
+        try:
+            if waiting is None:
+                woke, reply = None, (yield call)
+            else:
+                woke, reply = yield Batch((waiting, call))
+        except ConnectionFailed as exc:
+            # Redis may have run it (a paused server runs what it received when it wakes
+            # up): the secrets sent are the caller's proof of a lease it took.
+            exc.lease_secrets = tuple(lease_secrets)
+            raise
         if reply[0]:
             # The claim ran: its leases stand whatever the wait before it met.
             # Woken for it: the queues are likely dry, and the next report that waits for

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._codec import dumps, loads
-from .._errors import AlreadyCompleted, Conflict, NotFound, ValidationError
+from .._errors import AlreadyCompleted, Conflict, ConnectionFailed, NotFound, ValidationError
 from .._hints import LIST_FINDINGS
 from .._keys import Keys
 from .._models import Finding, Page, RetiredPass, Synthesis, Task
@@ -216,6 +216,12 @@ def report(
         else:
             replies = yield Batch((call, *behind.requests))
             (outcome, raw, named), next_pair = replies[0], []
+    except ConnectionFailed as exc:
+        # Redis may have run it, the next task's claim too (its secret, report_secret's,
+        # both paths'): the caller's proof of a lease it took, as a claim's (claiming.claim).
+        if next_secret:
+            exc.lease_secrets = (next_secret,)
+        raise
     except NotFound:
         # gone: retired with its pass (swarm retire) when the pass has a record of it (read
         # only here, not on every report)

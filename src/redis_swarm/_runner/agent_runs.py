@@ -94,7 +94,7 @@ class AgentRuns(PoolState):
             token=lambda: self._token(task),
             on_outage=lambda exc: self._wait_for_redis(task.id, "renew the lease", exc),
             on_back=lambda: self._redis_back(task.id),
-            orphaned=lambda holder: self._orphan_lease(task, holder),
+            adopt=lambda now: self._adopt_orphan(task, now),
             on_kept=self._note,
         )
         presence = self._presence(worker)

@@ -125,8 +125,8 @@ class Claiming(PoolState):
                     wait_s=wait_s,
                     n=n,
                 )
-            except ConnectionFailed:  # Redis may have run it, leasing tasks no slot knows
-                self._claim_unanswered(worker)
+            except ConnectionFailed as exc:  # Redis may have run it, leasing tasks no slot knows
+                self._claim_unanswered(worker, exc)
                 raise
 
         if self.options.until_done:
@@ -217,7 +217,10 @@ class Claiming(PoolState):
             try:
                 stored, following = send(more)
             except ConnectionFailed as exc:
-                self._claim_unanswered(worker)  # (its lease is asked again below)
+                # (its lease is asked again below, the same finding id getting it back; a
+                # renewal that meets that lease first proves it by the next task's lease
+                # secret, which the report's error carries)
+                self._claim_unanswered(worker, exc)
                 self._wait_for_redis(task.id, "take the report", exc)
                 stored = self._persist(lambda: send({}), task)
                 _, following = self._persist(lambda: send(more), task)

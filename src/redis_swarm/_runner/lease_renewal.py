@@ -34,11 +34,12 @@ class LeaseRenewal:
     (a paused server runs the claims it received while paused when it wakes up) may lease
     again the task whose lease ran out meanwhile, a lease no slot holds. So a renewal
     refused with ``LeaseLost`` reads the task, and lets the agent run on (told once per
-    holder and attempt to ``on_kept``) only when the task is leased to a worker of which
-    the pool has that evidence (``orphaned``: ``PoolState._orphan_lease``). Else it stops
-    the agent: the task settled, back in its queue or dead-lettered (another worker will
-    run it: a requeue, say, and its agent would run twice), or leased to a worker whose run
-    it is (another process's, whatever its name)."""
+    holder and attempt to ``on_kept``) only when the pool proves the new lease its own
+    (``adopt``: ``PoolState._adopt_orphan``, which renews it with a secret that claim sent,
+    and hands it to the slot: ``token`` then gives it, and the renewals go on with it).
+    Else it stops the agent: the task settled, back in its queue or dead-lettered (another
+    worker will run it: a requeue, say, and its agent would run twice), or leased to a
+    worker whose run it is (another process's, whatever its name)."""
 
     swarm: Swarm
     task: Task
@@ -47,9 +48,9 @@ class LeaseRenewal:
     token: Callable[[], str | None]  # the newest lease the pool holds of the task
     on_outage: Callable[[ConnectionFailed], None]
     on_back: Callable[[], None]
-    # True when the task's lease held by this worker id is a claim of the pool's whose
-    # reply was lost (see the class docstring)
-    orphaned: Callable[[str], bool]
+    # True when the task's new lease (the task as read) is proved the pool's and is now the
+    # slot's: a claim of the pool whose reply was lost (see the class docstring)
+    adopt: Callable[[Task], bool]
     on_kept: Callable[[str], None]  # why the agent runs on though its lease was lost
     _due: float = field(default=0.0, init=False)  # monotonic time of the next renewal
     _failing: bool = field(default=False, init=False)
@@ -108,7 +109,7 @@ class LeaseRenewal:
         holder = now.worker if now.status is TaskStatus.CLAIMED else None
         if holder is None or now.attempts <= self.task.attempts:
             return str(exc)  # (settled, pending, dead: the core's words say it)
-        if not self.orphaned(holder):  # (said here once: LeaseLost names the attempt only)
+        if not self.adopt(now):  # (said here once: LeaseLost names the attempt only)
             return f"its lease ran out and {holder} leased it again (attempt {now.attempts})"
         self._keep(now, holder)
         return None
@@ -120,6 +121,6 @@ class LeaseRenewal:
         self._kept = (holder, now.attempts)
         self.on_kept(
             f"{now.id}: its lease ran out and {holder} leased it again (attempt {now.attempts}) "
-            "by a claim of this pool whose reply was lost, as through an outage; its agent runs "
-            "on, the task's only run, and its report completes it"
+            "by a claim of this pool whose reply was lost, as through an outage; the slot holds "
+            "that lease now, its agent runs on, the task's only run, and its report completes it"
         )

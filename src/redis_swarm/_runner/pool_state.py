@@ -14,21 +14,25 @@ same is no loss: the core takes the first report of an open task whatever the ag
 the claims it received while paused when it wakes up) hands the new lease to the slot working
 on it (``_adopted``), not to a second run. Such a claim whose reply was lost (it raised
 ``ConnectionFailed``) leases the task with a lease no slot holds: the renewal of the slot
-working on it, refused, finds the task held by the worker id of that claim and lets its agent
-run on (``_orphan_lease``, ``LeaseRenewal``); a lease held by any worker id of which the pool
-saw no such claim is another's (another process may share the worker prefix), and stops it.
+working on it, refused, finds the task held by the worker id of that claim and proves the lease
+the pool's own by renewing it with a secret that claim sent (the client makes them: the
+error carries them); proved, the lease is the slot's, its agent runs on and its renewals go on
+with it (``_adopt_orphan``, ``LeaseRenewal``). A lease no secret of the pool's proves is
+another's, whatever its worker id (processes may share a worker prefix), and stops the agent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import ConnectionFailed, SwarmError, ValidationError
+from .._errors import ConnectionFailed, LeaseLost, SwarmError, ValidationError
 from .._outage import OUTAGE_PATIENCE_S, ride_out
 from .._usage import summed_figures
 from .._validate import MAX_POLL_S
@@ -48,6 +52,9 @@ HOLD_POLL_S = 0.2  # how often a slot held back from claiming looks again
 # Failed runs in a row, each of another task and all with the same error, before any run of
 # the pool succeeded, that stop it (``PoolState._fails_alike``).
 ALIKE_FAILURES_STOP = 3
+# The failed claims remembered per worker id (``PoolState._claim_unanswered``): an orphan is
+# the lease of one of the last few (older ones: no proof, the agent is stopped).
+CLAIMS_UNANSWERED_KEPT = 16
 
 
 @dataclass
@@ -110,9 +117,10 @@ class PoolState:
         self._working_since: dict[str, float] = {}
         # The leases (``_held``) whose agent runs now: a new lease of its task is its slot's.
         self._agents: set[tuple[str, str | None]] = set()
-        # Worker id -> when its last claim failed with ConnectionFailed (monotonic): a claim
-        # Redis may have run, whose reply (its lease) the pool never got.
-        self._claims_unanswered: dict[str, float] = {}
+        # Worker id -> its last claims that failed with ConnectionFailed, claims Redis may
+        # have run whose reply (their leases) the pool never got: when (monotonic), and the
+        # lease secrets each sent, oldest first.
+        self._claims_unanswered: dict[str, deque[tuple[float, tuple[str, ...]]]] = {}
         self._waiting: dict[str, str] = {}  # task id -> what of it waits for Redis (outage)
         self._said: dict[str, set[str]] = {}  # task id -> what its progress lines said
         self._set_up()
@@ -306,26 +314,49 @@ class PoolState:
             with self._lock:
                 self._agents.discard(self._held(task))
 
-    def _claim_unanswered(self, worker: str) -> None:
-        """Note that a claim by ``worker`` failed with ``ConnectionFailed``: Redis may have run
-        it (a paused server runs the requests it received when it wakes up), leasing a task
-        to ``worker`` with a lease no slot knows (``_orphan_lease``)."""
+    def _claim_unanswered(self, worker: str, exc: ConnectionFailed) -> None:
+        """Note that a claim by ``worker`` failed with ``exc``: Redis may have run it (a
+        paused server runs the requests it received when it wakes up), leasing a task to
+        ``worker`` with a lease no slot knows, which the secrets it sent prove this pool's
+        (``_adopt_orphan``)."""
+        if not exc.lease_secrets:
+            return
         with self._lock:
-            self._claims_unanswered[worker] = time.monotonic()
+            failed = self._claims_unanswered.setdefault(
+                worker, deque(maxlen=CLAIMS_UNANSWERED_KEPT)
+            )
+            failed.append((time.monotonic(), exc.lease_secrets))
 
-    def _orphan_lease(self, task: Task, holder: str) -> bool:
-        """True when the lease ``holder`` holds of ``task``, which the agent running for it
-        lost, can only be one a claim of this pool took without the pool seeing its reply:
-        a claim by ``holder`` failed with ``ConnectionFailed`` since the agent's slot was
-        handed the task, and no slot of the pool took the task as its work since (its run
-        is then the task's only one, and its report completes it). A worker id alone is no
-        evidence: processes may share a worker prefix (``swarm serve``'s), and their claims
-        are their runs."""
+    def _orphan_secrets(self, task: Task, holder: str) -> list[str]:
+        """The secrets that may prove the lease ``holder`` holds of ``task`` (which the
+        agent running for it lost) one a claim of this pool took without seeing its reply:
+        those of the claims by ``holder`` that failed since the agent's slot was handed the
+        task, while no slot of the pool took the task as its work since. None otherwise."""
         with self._lock:
-            failed = self._claims_unanswered.get(holder)
             since = self._working_since.get(task.id)
-            ours = self._working.get(task.id) is task
-        return ours and failed is not None and since is not None and failed >= since
+            if since is None or self._working.get(task.id) is not task:
+                return []
+            failed = self._claims_unanswered.get(holder, ())
+            return [secret for when, sent in failed if when >= since for secret in sent]
+
+    def _adopt_orphan(self, task: Task, now: Task) -> bool:
+        """True when the lease ``now`` holds (the task as read, leased again after the lease
+        the agent of ``task`` runs under was lost) is proved this pool's: renewed with the
+        token ``ATTEMPT.SECRET`` of a secret a failed claim of its holder sent
+        (``_orphan_secrets``). It is then the slot's lease (``_token``): the agent runs on,
+        the task's only run, and its renewals go on with it. A worker id alone proves
+        nothing: processes may share a worker prefix (``swarm serve``'s), and a lease no
+        secret of this pool renews is another process's run."""
+        for secret in self._orphan_secrets(task, now.worker or ""):
+            token = f"{now.attempts}.{secret}"
+            try:
+                renewed = self.swarm.renew(task.id, token, lease_s=self.options.lease_s)
+            except LeaseLost:  # (another task's secret, or another process's lease)
+                continue
+            with self._lock:
+                self._leases[self._held(task)] = dataclasses.replace(renewed, token=token)
+            return True
+        return False
 
     def _let_go(self, task: Task) -> None:
         """The slot that worked on ``task`` (as leased to it) is done with it. A newer lease
