@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm import Settings, Swarm, TaskStatus
+from redis_swarm import Agent, Settings, Swarm, TaskStatus
+from redis_swarm._hooks import Answer, HookOptions, handle
 from redis_swarm._hooks.formats import canonical_event
 from redis_swarm._hooks.install import entries
 from redis_swarm._lease_tokens import known
@@ -115,3 +116,71 @@ def test_every_client_has_session_end_and_install_hooks_it(client: str) -> None:
     installed = entries(client, ["swarm"], [])
     (group,) = installed["SessionEnd"]
     assert group["hooks"][0]["command"] == f"swarm hook SessionEnd --client {client}"
+
+
+# Two sessions under one SWARM_AGENT (a review found the first one's end ended the agent the
+# second one ran on: a hooks-only record names no server, which every session's end matched).
+SESSION_A = "0a5e55a1-aaaa-4aaa-8aaa-000000000001"
+SESSION_B = "0b5e55b1-bbbb-4bbb-8bbb-000000000002"
+
+
+def test_the_end_of_an_older_session_of_a_shared_id_leaves_the_agent_alive(
+    hooks: Hooks,
+    swarm: Swarm,
+) -> None:
+    alice = {"SWARM_AGENT": "alice"}
+    swarm.post_task("q", "work")
+    hooks("SessionStart", "--queue", "q", env=alice, session_id=SESSION_A)
+    hooks("SessionStart", "--queue", "q", env=alice, session_id=SESSION_B)
+    held = _claim(swarm, "q", "alice")
+    swarm.heartbeat("alice", current_task=held.id)  # B works on it
+
+    hooks("SessionEnd", env=alice, session_id=SESSION_A)  # A ends; B runs on
+    agent = swarm.get_agent("alice")
+    assert agent.alive and agent.left_at is None and agent.current_task == held.id
+
+    hooks("SessionEnd", env=alice, session_id=SESSION_B)  # the newest session's end marks it
+    agent = swarm.get_agent("alice")
+    assert agent.alive is False and agent.left_at is not None and agent.current_task is None
+    assert "hooks_session" not in (agent.metadata or {})  # (no session of the id runs)
+    hooks("SessionEnd", env=alice, session_id=SESSION_A)  # (an end after that changes nothing)
+    assert swarm.get_agent("alice").alive is False
+
+
+class _StartLandsMeanwhile(Swarm):
+    """A SessionStart of session B (Claude Code's /clear starts a new session under a fixed
+    SWARM_AGENT) lands between the SessionEnd hook's read of the record and its write."""
+
+    def get_agent(self, agent_id: str, stale_after_s: float = 60.0) -> Agent:
+        record: Agent = super().get_agent(agent_id, stale_after_s)
+        handle(self, "SessionStart", {"session_id": SESSION_B, "source": "clear"},
+               HookOptions(agent=agent_id))  # fmt: skip
+        return record
+
+
+class _SweptMeanwhile(Swarm):
+    """A sweep removes the agent between the SessionEnd hook's read and its write."""
+
+    def get_agent(self, agent_id: str, stale_after_s: float = 60.0) -> Agent:
+        record: Agent = super().get_agent(agent_id, stale_after_s)
+        self.deregister(agent_id)
+        return record
+
+
+def test_a_session_start_landing_during_the_end_of_another_is_not_undone(
+    swarm: Swarm,
+) -> None:
+    options = HookOptions(agent="alice")
+    handle(swarm, "SessionStart", {"session_id": SESSION_A, "source": "startup"}, options)
+    with _StartLandsMeanwhile(swarm.settings) as racing:
+        assert handle(racing, "SessionEnd", {"session_id": SESSION_A}, options) == Answer()
+    agent = swarm.get_agent("alice")
+    assert agent.alive and agent.left_at is None
+
+
+def test_an_agent_swept_during_the_session_end_is_no_error(swarm: Swarm) -> None:
+    options = HookOptions(agent="alice")
+    handle(swarm, "SessionStart", {"session_id": SESSION_A, "source": "startup"}, options)
+    with _SweptMeanwhile(swarm.settings) as sweeping:
+        assert handle(sweeping, "SessionEnd", {"session_id": SESSION_A}, options) == Answer()
+    assert [a.id for a in swarm.agents()] == []

@@ -17,12 +17,15 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # (the MCP SDK depends on it)
 import pytest
+from click.testing import CliRunner
 
 from redis_swarm import Inbox, Settings, Swarm, Task, TaskStatus
 from redis_swarm._budget import Budget, estimate_tokens
-from redis_swarm._hooks import HookOptions, agent_for, handle
+from redis_swarm._hooks import CLIENTS, HookOptions, agent_for, handle
 from redis_swarm._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, subagent_for
+from redis_swarm._hooks.formats import EVENTS, client_event
 from redis_swarm._lease_tokens import remember
+from redis_swarm.cli import main
 
 from ._cli import Cli
 
@@ -183,7 +186,9 @@ def test_session_start_shows_leases_messages_and_claimable_work(
 ) -> None:
     me = agent_for({"session_id": SESSION}, HookOptions(client=client))
     hooks("SessionStart", client=client)
-    assert _context(hooks("SessionStart", "--queue", "q", client=client)).count("0 pending") == 1
+    never = _context(hooks("SessionStart", "--queue", "q", client=client))
+    assert "Claimable: nothing yet (" in never and "0 pending" not in never
+    assert "No task was ever posted to queue q: check the name (the queues: " in never
     swarm.post_task("q", "first job", data={"file": "a.py"})
     swarm.post_task("q", "second job")
     held = _claim(swarm, "q", me)
@@ -192,6 +197,7 @@ def test_session_start_shows_leases_messages_and_claimable_work(
     assert f"Task {held.id}" in context and "first job" in context and "a.py" in context
     assert f"--token {held.token}" in context
     assert "please hurry" in context and "q: 1 pending" in context
+    assert "ever posted" not in context
     # the message was shown: not again
     assert "please hurry" not in _context(hooks("SessionStart", client=client))
 
@@ -576,3 +582,13 @@ def test_the_commands_a_hook_hands_the_agent_reach_its_swarm(
     assert done.returncode == 0, done.stderr
     assert swarm.queue_stats()["review"]["completed"] == 1
     assert hooks("Stop", "--queue", "review").get("decision") is None
+
+
+def test_hook_help_names_every_event_it_answers() -> None:
+    """From the one table of events (a review found SessionEnd missing from prose kept apart)."""
+    out = CliRunner().invoke(main, ["hook", "--help"])
+    assert out.exit_code == 0, out.output
+    words = set(re.findall(r"\w+", out.output))
+    for client in CLIENTS:
+        assert {client_event(event, client) for event in EVENTS} - {None} <= words, client
+    assert {"SessionEnd", "PreCompress"} <= words

@@ -82,9 +82,9 @@ def test_a_bad_agent_id_is_refused_when_the_server_starts(
         assert swarm.agents() == []
 
 
-def test_the_hooks_take_the_roles_the_mcp_server_takes(in_tmp: Path) -> None:
-    """One list, the MCP server's: `swarm hooks install` refuses another role (exit 2),
-    `swarm hook` too (exit 1: a hook never exits 2), in the words `swarm mcp --role` uses."""
+def test_hooks_install_takes_the_roles_the_mcp_server_takes(in_tmp: Path) -> None:
+    """One list, the MCP server's: `swarm hooks install` refuses another role (exit 2), in the
+    words `swarm mcp --role` uses, before anything is written."""
     says = "'wrkr' is not one of " + ", ".join(f"'{role}'" for role in AGENT_ROLES)
     assert AGENT_ROLES == ("worker", "shard", "coordinator", "all")
     code, err = _invoke("mcp", "--role", "wrkr")
@@ -92,12 +92,31 @@ def test_the_hooks_take_the_roles_the_mcp_server_takes(in_tmp: Path) -> None:
     code, err = _invoke("hooks", "install", "--client", "claude", "--role", "wrkr", "--write")
     assert code == 2 and says in err, err
     assert not (in_tmp / ".claude").exists()
-    payload = json.dumps({"session_id": "s-1", "hook_event_name": "SessionStart"})
-    code, err = _invoke("hook", "SessionStart", "--role", "wrkr", input=payload)
-    assert code == 1 and says in err, err
     for role in AGENT_ROLES:
         code, err = _invoke("hooks", "install", "--client", "codex", "--role", role)
         assert code == 0, err
+
+
+def test_an_installed_hook_keeps_any_valid_role_saying_the_server_takes_none_such(
+    redis_url: str, swarm_home: Path
+) -> None:
+    """Entries an install wrote before the roles were checked (`--role reviewer`) keep
+    working at every event, with a warning on stderr; a role the core cannot register is
+    refused as it registers (exit 1, never 2)."""
+    env = {"SWARM_URL": redis_url, "SWARM_NAME": "test", "SWARM_HOME": str(swarm_home),
+           "SWARM_AGENT": "rev-1"}  # fmt: skip
+    payload = json.dumps({"session_id": "s-4", "hook_event_name": "SessionStart"})
+    code, err = _invoke("hook", "SessionStart", "--role", "reviewer", env=env, input=payload)
+    assert code == 0, err
+    assert "--role 'reviewer' is not one of `swarm mcp --role`'s (worker, shard, " in err
+    with Swarm(redis_url, swarm="test") as swarm:
+        assert swarm.get_agent("rev-1").role == "reviewer"
+    code, err = _invoke("hook", "SessionStart", "--role", "shard", env=env, input=payload)
+    assert code == 0 and err == "", err
+    for role, says in (("bad name", "role 'bad name' contains ' '"),
+                       ("r" * 41, "role is 41 characters long; the limit is 40")):  # fmt: skip
+        code, err = _invoke("hook", "SessionStart", "--role", role, env=env, input=payload)
+        assert code == 1 and says in err, err
 
 
 def test_a_hook_with_role_all_registers_as_the_mcp_server_does(

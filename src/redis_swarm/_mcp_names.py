@@ -20,6 +20,9 @@ __all__ = [
     "FAIL_TASK",
     "RENEW_TASK",
     "REPORT_FINDING",
+    "SERVER_HOST",
+    "SERVER_KEYS",
+    "SERVER_PID",
     "SETTLING_ROLES",
     "SETTLING_TOOLS",
     "agent_role",
@@ -39,6 +42,12 @@ EVERY_TOOL_AGENT_ROLE = "agent"
 # The roles a server can be started for (``swarm mcp --role``), and so the ones a session's
 # hooks take (``swarm hook --role``, ``swarm hooks install --role``): the same session.
 AGENT_ROLES = (*SWARM_ROLES, EVERY_TOOL_ROLE)
+# The metadata keys that name the MCP server running an agent (``server_identity``: its host
+# and pid): the hooks check that this process runs, and a session's end marks the agent stale
+# only while its record still says them.
+SERVER_HOST = "host"
+SERVER_PID = "pid"
+SERVER_KEYS = (SERVER_HOST, SERVER_PID)
 
 
 def agent_role(server_role: str) -> str:

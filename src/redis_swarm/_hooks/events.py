@@ -2,9 +2,11 @@
 
 - SessionStart: register the session's agent (built on its record as stored, the core's
   ``join``: an MCP server of the session registering the id at the same instant keeps its
-  pid and host, which tell the hooks it runs); context: who it is, its role and queues, the
-  leases it holds (a resumed or compacted session picks its task back up), unread messages,
-  what is claimable.
+  pid and host, which tell the hooks it runs), naming the session in its metadata
+  (``HOOKS_SESSION``: the newest hooks session of the id, whose end alone marks it);
+  context: who it is, its role and queues, the leases it holds (a resumed or compacted
+  session picks its task back up), unread messages, what is claimable (a queue no task was
+  ever posted to is said so).
 - UserPromptSubmit: the messages that arrived since the agent last looked.
 - Stop: refuse to stop while the session holds a lease it has not reported; a loop-mode
   worker is handed its next task (claimed here, in the hook, once the machine's store of
@@ -23,8 +25,10 @@
 - SessionEnd: the session's agent is marked stale at once (the core's ``mark_stale``), not
   alive until its last sign of life is ``stale_after_s`` old; nothing else changes (its
   leases run out as they would, its inbox waits). Only while its record names no server
-  that may run (``_ended_session``): an MCP server of the session marks the agent itself as
-  it closes, and one that registered the id since the hook read the record keeps it alive.
+  that may run and no other hooks session (``_ended_session``): an MCP server of the session
+  marks the agent itself as it closes; another session under the same SWARM_AGENT that
+  started since runs on (its own end marks it); and a server or session that registered the
+  id since the hook read the record keeps it alive.
 
 Messages: a hook looks at the unread ones (a peek), picks those its answer has room for,
 then takes exactly that many with the core's acknowledged read (``inbox(ack=True)``), which
@@ -48,6 +52,7 @@ and its process runs here) is told to renew, report and fail with that server's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -61,10 +66,19 @@ from typing import TYPE_CHECKING, Any
 from .. import _lease_tokens as tokens
 from .._budget import CHARS_PER_TOKEN, Budget
 from .._codec import counted, iso
-from .._errors import ConfigError, NotFound, SwarmError
+from .._errors import ConfigError, Conflict, NotFound, SwarmError
 from .._finding_text import parse_finding
-from .._mcp_names import FAIL_TASK, RENEW_TASK, REPORT_FINDING, settles_tasks
-from .._models import Agent, Message, Task
+from .._hints import LIST_PASSES
+from .._mcp_names import (
+    FAIL_TASK,
+    RENEW_TASK,
+    REPORT_FINDING,
+    SERVER_HOST,
+    SERVER_KEYS,
+    SERVER_PID,
+    settles_tasks,
+)
+from .._models import Agent, Message, Task, unknown_queues
 from .formats import MAX_CHARS, Answer, clip
 
 if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)
@@ -104,6 +118,10 @@ NO_SESSION = "no-session"  # the count key of an input without a session_id
 # SessionStart sources that begin a session's count of loop claims afresh (``resume`` and
 # ``compact`` carry on with the session's count).
 NEW_SESSION_SOURCES = ("startup", "clear")
+# The metadata key naming the hooks session that registered the agent last (its session key):
+# sessions sharing one SWARM_AGENT each register it at their start, and only the newest one's
+# end marks it stale (an older one's would end the agent of a session that runs on).
+HOOKS_SESSION = "hooks_session"
 
 
 @dataclass(frozen=True)
@@ -198,8 +216,8 @@ def _mcp_server_runs(agent: Agent) -> bool:
         return False
     if agent.left_at is not None:
         return False
-    pid = metadata.get("pid")
-    if metadata.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+    pid = metadata.get(SERVER_PID)
+    if metadata.get(SERVER_HOST) != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return False
     return _pid_runs(pid)
 
@@ -217,22 +235,24 @@ def _pid_runs(pid: int) -> bool:
     return True
 
 
-# The metadata that names the MCP server running an agent (its ``server_identity``).
-_SERVER_KEYS = ("host", "pid")
-
-
-def _ended_session(agent: Agent) -> dict[str, Any] | None:
-    """What ``mark_stale`` is given (``session``) when the hooks' session of ``agent`` ends:
-    the server keys of its record as they are, so that it is marked only while they stay so
-    (an MCP server registering the id meanwhile writes its own); None when the record names
-    a server that may still run (one of this machine whose process runs, or another
-    machine's): that server, not the hooks, says when its session ends."""
+def _ended_session(agent: Agent, session: str) -> dict[str, Any] | None:
+    """What ``mark_stale`` is given (``session``) when the hooks session ``session`` (its
+    session key) of ``agent`` ends: the server keys of its record and the hooks session it
+    names, as they are, so that it is marked only while they stay so (an MCP server, or
+    another session's SessionStart, registering the id meanwhile writes its own). None when
+    the record names another hooks session (one that started since, under the same
+    SWARM_AGENT: its own end marks the agent), or a server that may still run (one of this
+    machine whose process runs, or another machine's): that server, not the hooks, says
+    when its session ends. A record naming no hooks session (registered before the hooks
+    named one, or by its MCP server alone) is marked by the end of any."""
     metadata = agent.metadata or {}
-    named = {key: metadata.get(key) for key in _SERVER_KEYS}
-    pid = named["pid"]
+    named = {key: metadata.get(key) for key in (*SERVER_KEYS, HOOKS_SESSION)}
+    if named[HOOKS_SESSION] not in (None, session):
+        return None
+    pid = named[SERVER_PID]
     if not isinstance(pid, int) or pid <= 0:
         return named  # no server named (the hooks' own, or one that closed: it drops its pid)
-    if named["host"] != socket.gethostname() or _pid_runs(pid):
+    if named[SERVER_HOST] != socket.gethostname() or _pid_runs(pid):
         return None
     return named  # a server killed here, unannounced: its keys go as the agent is marked
 
@@ -374,24 +394,26 @@ def _loop_counts(metadata: Mapping[str, Any]) -> dict[str, int]:
     return {str(k): v for k, v in counts.items() if isinstance(v, int) and v >= 0}
 
 
-def _hooks_profile(options: HookOptions) -> Callable[[Agent | None], dict[str, Any]]:
-    """How the hooks register the session's agent, built on its record as stored (the core's
-    ``join`` calls it again if the record changed meanwhile: an MCP server of the session
-    starting under the same id is never written over). An agent registered already keeps its
-    model and the rest of its metadata (the loop counts too: ``tally`` changes them), the
-    hooks' keys set beside them, and its role when the session's MCP server registered it
-    (under one id: the server's role is the session's); else the hooks' ``--role``."""
+def _hooks_profile(options: HookOptions, session: str) -> Callable[[Agent | None], dict[str, Any]]:
+    """How the hooks of ``session`` (its session key) register the session's agent, built on
+    its record as stored (the core's ``join`` calls it again if the record changed meanwhile:
+    an MCP server of the session starting under the same id is never written over). An agent
+    registered already keeps its model and the rest of its metadata (the loop counts too:
+    ``tally`` changes them), the hooks' keys set beside them (``HOOKS_SESSION`` names this
+    session), and its role when the session's MCP server registered it (under one id: the
+    server's role is the session's); else the hooks' ``--role``."""
 
     def profile(existing: Agent | None) -> dict[str, Any]:
         metadata: dict[str, Any] = dict(existing.metadata or {}) if existing is not None else {}
         metadata |= {"hook": options.client, "queues": list(options.queues)}
+        metadata[HOOKS_SESSION] = session
         if existing is None:
             return {"role": options.role, "metadata": metadata}
         by_server = metadata.get("via") == "mcp"
         if existing.left_at is not None and by_server:
             # Its MCP server closed (``left_at``), which registering forgets: its pid goes
             # too, so that no later hook takes a process that reused it for the server.
-            metadata.pop("pid", None)
+            metadata.pop(SERVER_PID, None)
         return {
             "role": existing.role if by_server else options.role,
             "model": existing.model,
@@ -404,28 +426,39 @@ def _hooks_profile(options: HookOptions) -> Callable[[Agent | None], dict[str, A
     return profile
 
 
-def _ensure_registered(swarm: Swarm, agent: str, options: HookOptions) -> Agent:
-    """Register ``agent`` with the hooks' keys (``_hooks_profile``); its record now."""
-    return swarm.join(agent, _hooks_profile(options))
+def _ensure_registered(
+    swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]
+) -> Agent:
+    """Register ``agent`` for the session of ``payload`` with the hooks' keys
+    (``_hooks_profile``); its record now."""
+    return swarm.join(agent, _hooks_profile(options, _session_key(payload)))
 
 
-def _registered(swarm: Swarm, agent: str, options: HookOptions) -> Agent:
+def _registered(
+    swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]
+) -> Agent:
     """The agent's record, registered first when it was not (hooks installed mid-session)."""
     try:
         return swarm.get_agent(agent)
     except NotFound:
-        return _ensure_registered(swarm, agent, options)
+        return _ensure_registered(swarm, agent, options, payload)
 
 
 def _claimable(swarm: Swarm, agent: str, options: HookOptions) -> str:
+    """The tasks waiting in the session's queues, and the command that claims one; a queue no
+    task was ever posted to is said so (the core's rule: a misspelt name finds nothing)."""
     if not options.queues:
         return ""
-    stats = swarm.queue_stats()
-    parts = [f"{q}: {stats.get(q, {}).get('pending', 0)} pending" for q in options.queues]
+    stats = swarm.queue_stats()  # (every queue ever posted to)
+    counts = [f"{q}: {stats[q].get('pending', 0)} pending" for q in options.queues if q in stats]
     claim = f"{options.command} task claim {shlex.join(options.queues)} --worker " + shlex.quote(
         agent
     )
-    return "Claimable: " + "; ".join(parts) + f" ({claim})."
+    line = f"Claimable: {'; '.join(counts) or 'nothing yet'} ({claim})."
+    # (the hint that lists the queues, run as this session runs swarm commands)
+    lists = LIST_PASSES.replace("swarm", options.command, 1)
+    never = unknown_queues(options.queues, stats, lists)
+    return line if never is None else f"{line} {never[0].upper()}{never[1:]}."
 
 
 def session_start(
@@ -436,7 +469,7 @@ def session_start(
     tasks (cut to what is left), then as many messages as still fit (marked read)."""
     # --max-tasks is per session: a resumed or compacted one keeps its count, a new one
     # (another session_id, or this one started afresh: startup, clear) starts at 0
-    registered = _ensure_registered(swarm, agent, options)
+    registered = _ensure_registered(swarm, agent, options, payload)
     if options.loop and payload.get("source") in NEW_SESSION_SOURCES:
         swarm.tally(agent, LOOP_CLAIMS, _session_key(payload), reset=True, keep=LOOP_SESSIONS_KEPT)
     queues = ", ".join(options.queues) or "none given"
@@ -465,14 +498,16 @@ def session_start(
     return Answer(context=clip("\n\n".join(parts), options.limit))
 
 
-def prompt_submit(swarm: Swarm, agent: str, options: HookOptions) -> Answer:
-    _registered(swarm, agent, options)
+def prompt_submit(
+    swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]
+) -> Answer:
+    _registered(swarm, agent, options, payload)
     return Answer(context=_show_messages(swarm, agent, options, budget=options.limit - 100))
 
 
 def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
     active = payload.get("stop_hook_active") is True
-    existing = _registered(swarm, agent, options)
+    existing = _registered(swarm, agent, options, payload)
     held = held_tasks(swarm, agent)
     if held and not active:
         tools = mcp_tools(existing)
@@ -580,15 +615,19 @@ def pre_compact(swarm: Swarm, agent: str) -> Answer:
     return Answer(message="; ".join(notes))
 
 
-def session_end(swarm: Swarm, agent: str) -> Answer:
+def session_end(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
     """The session is over: its agent reads stale at once (``_ended_session`` says when it
     is left alone). A SessionStart or any sign of life makes it alive again."""
     try:
         record = swarm.get_agent(agent)
     except NotFound:  # never registered here, or removed since: nothing says it is alive
         return Answer()
-    session = _ended_session(record)
-    if session is not None:
+    session = _ended_session(record, _session_key(payload))
+    if session is None:
+        return Answer()
+    # Swept since it was read (nothing says it is alive), or changing under many writers at
+    # once: left to go stale as its signs of life stop, not an error shown at the session's end.
+    with contextlib.suppress(NotFound, Conflict):
         swarm.mark_stale(agent, session=session)
     return Answer()
 
@@ -599,7 +638,7 @@ def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOp
     if event == "SessionStart":
         return session_start(swarm, agent, options, payload)
     if event == "UserPromptSubmit":
-        return prompt_submit(swarm, agent, options)
+        return prompt_submit(swarm, agent, options, payload)
     if event == "Stop":
         return stop(swarm, agent, options, payload)
     if event == "SubagentStart":
@@ -609,5 +648,5 @@ def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOp
     if event == "PreCompact":
         return pre_compact(swarm, agent)
     if event == "SessionEnd":
-        return session_end(swarm, agent)
+        return session_end(swarm, agent, payload)
     raise ValueError(f"unknown hook event {event!r}")

@@ -26,6 +26,7 @@ from .._executable import swarm_command
 from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
+from .._hooks.formats import EVENTS, client_event
 from .._hooks.reach import hook_swarm
 from .._mcp_names import AGENT_ROLES, agent_role
 from .._validate import check_queues
@@ -54,13 +55,52 @@ def _budget_of(tokens: int | None) -> Budget:
 
 
 # The roles the session's MCP server takes (`swarm mcp --role`): the hooks and the server are
-# one session, under one id.
-_role_option = click.option(
+# one session, under one id. `hooks install` writes only those; `swarm hook` runs the entries
+# already written, so it takes any role the core registers (an older install's `--role
+# reviewer` keeps working), saying on stderr that the server takes none such.
+_ROLE_HELP = "The session's swarm role, as its `swarm mcp --role` ('all' registers as 'agent')"
+_role_choice = click.option(
     "--role",
     type=click.Choice(AGENT_ROLES),
     default="worker",
     show_default=True,
-    help="The session's swarm role, as its `swarm mcp --role` ('all' registers as 'agent').",
+    help=f"{_ROLE_HELP}.",
+)
+_any_role = click.option(
+    "--role",
+    default="worker",
+    show_default=True,
+    help=f"{_ROLE_HELP}; another role name is taken, with a warning on stderr.",
+)
+
+
+def _warn_of_role(event: str, role: str) -> None:
+    """A role `swarm mcp --role` does not take: the hook goes on with it (the core refuses one
+    that is no valid role name as it registers the agent), saying so."""
+    if role not in AGENT_ROLES:
+        click.echo(
+            f"swarm hook {event}: --role {role!r} is not one of `swarm mcp --role`'s "
+            f"({', '.join(AGENT_ROLES)}): the session registers as {role!r}, and its MCP "
+            "server, if it has one, cannot take that role",
+            err=True,
+        )
+
+
+def _events_help() -> str:
+    """The events `swarm hook` answers, from the one table of them (``formats``), with the
+    names a client gives them otherwise (Gemini CLI's)."""
+    names = ", ".join(EVENTS)
+    for client in CLIENTS:
+        its = [n for n in (client_event(e, client) for e in EVENTS) if n is not None]
+        if any(n not in EVENTS for n in its):
+            names += f"; {client}: {', '.join(its)}"
+    return names
+
+
+HOOK_HELP = (
+    f"Read the hook input of EVENT ({_events_help()}) on stdin and answer it. The agent is "
+    "SWARM_AGENT, else derived from the input's session_id. Every error, a usage error too, "
+    'exits 1 (never 2, which the clients read as "block").'
 )
 
 
@@ -72,10 +112,10 @@ def _max_tasks_needs_loop(loop: bool) -> None:
         raise ValueError("--max-tasks is for --loop: add --loop, or leave --max-tasks out")
 
 
-@main.command(short_help="Answer a Claude Code / Codex / Gemini CLI hook event.")
+@main.command(short_help="Answer a Claude Code / Codex / Gemini CLI hook event.", help=HOOK_HELP)
 @click.argument("event")
 @click.option("--client", default="claude", show_default=True, help="claude, codex or gemini.")
-@_role_option
+@_any_role
 @click.option("--queue", "queues", multiple=True, help="A queue the session works (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
 @click.option(
@@ -94,10 +134,7 @@ def hook(
     app: App, event: str, client: str, role: str, queues: tuple[str, ...], loop: bool,
     max_tasks: int, budget: int | None, url_from_env: bool,
 ) -> None:  # fmt: skip
-    """Read the hook input of EVENT (SessionStart, UserPromptSubmit, Stop, SubagentStart,
-    SubagentStop, PreCompact; Gemini: BeforeAgent, AfterAgent, PreCompress) on stdin and
-    answer it. The agent is SWARM_AGENT, else derived from the input's session_id. Every
-    error, a usage error too, exits 1 (never 2, which the clients read as "block")."""
+    """Answer one hook event (its help: ``HOOK_HELP``, the events named from ``formats``)."""
     try:
         if url_from_env:  # (first: nothing below may reach another swarm)
             require_url_in_env("the hook", "swarm hooks install")
@@ -109,6 +146,7 @@ def hook(
         _max_tasks_needs_loop(loop)
         if queues:
             queues = check_queues(queues, what="--queue")
+        _warn_of_role(event, role)
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
         if len(raw) > MAX_INPUT_BYTES:
             raise ValueError("the hook input is over 4 MiB")
@@ -147,7 +185,7 @@ def hooks() -> None:
 
 @hooks.command()
 @click.option("--client", type=click.Choice(CLIENTS), required=True)
-@_role_option
+@_role_choice
 @click.option("--queue", "queues", multiple=True, help="A queue the sessions work (repeatable).")
 @click.option("--loop", is_flag=True, help="Stop hands the session its next task.")
 @click.option(

@@ -236,17 +236,17 @@ def server_identity() -> dict[str, Any]:
     """The metadata that names this server among the sessions of one agent id: its host and
     pid (the hooks check that this process runs; a session closing ends the agent only while
     its record still says them)."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    return {_mcp_names.SERVER_HOST: socket.gethostname(), _mcp_names.SERVER_PID: os.getpid()}
 
 
 # What a record naming no server says (``mark_stale``'s ``session``: keys it must not have).
-NO_SERVER: dict[str, Any] = dict.fromkeys(server_identity())
+NO_SERVER: dict[str, Any] = dict.fromkeys(_mcp_names.SERVER_KEYS)
 
 
 def names_a_server(agent: Agent) -> bool:
     """Whether the agent's record names a server (as ``server_identity`` does)."""
     metadata = agent.metadata or {}
-    return all(metadata.get(key) is not None for key in NO_SERVER)
+    return all(metadata.get(key) is not None for key in _mcp_names.SERVER_KEYS)
 
 
 def connection_of(rctx: ServerRequestContext[Any, Any]) -> Connection | None:
