@@ -13,7 +13,6 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._codec import iso
-from redis_swarm._models import PassCosts
 
 from ._cli import Cli
 from ._handles import must
@@ -41,7 +40,7 @@ def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
     assert report["agents"]["by_role"] == report["agents"]["roles"] == {"worker": 1, "shard": 1}
     assert report["passes"][0]["name"] == "P" and report["passes"][0]["total"] == 2
     assert [c["owner"] for c in report["contexts"]] == ["shard-a"]
-    costs = {**swarm.pass_costs("P").to_dict(), "not_counted": PassCosts.NOT_COUNTED}
+    costs = swarm.pass_costs("P").shown()
     assert report["pass"] == {"name": "P", "counts": swarm.pass_stats("P"), "costs": costs}
     human = cli("status", "--pass", "P").stdout
     assert "q1" in human and "q2" in human and "(all)" in human

@@ -119,43 +119,46 @@ def dollars(text: str) -> list[Decimal]:
     return [Decimal(d.replace(",", "")) for d in re.findall(r"\$([0-9,]+\.[0-9]+)", text)]
 
 
-def test_status_shows_totals_and_cost_per_model_that_add_up(cli: Cli, tmp_path: Path) -> None:
+def test_status_shows_totals_and_cost_per_model_in_every_views_decimals(
+    cli: Cli, tmp_path: Path
+) -> None:
     """$1.585154 and $0.364454 read $1.5852 + $0.3645 at four decimals, whose sum is not
-    the total's $1.9496: the table takes the decimals at which its rows add up ($1.949608),
-    in the totals row, the last line, the report and the end of the run alike; the totals
-    of tokens and the cost per model are shown, not only in --json."""
+    the total's $1.9496: the total says so ("≈"), in the totals row, the last line, the
+    report and the end of the run alike, and each pass's cost reads as ``swarm status
+    --pass`` says it (one rule of decimals for every view: it took six here, four there);
+    the totals of tokens and the cost per model are shown, not only in --json."""
     path = plan_file(tmp_path, TWO_PASSES)
     ran = cli("pipeline", "run", str(path)).stdout
     assert ran.rstrip().endswith(  # (the plain synthesizer's 2 runs: no cost)
-        "pipeline views: done, $1.949608 spent (2 of 4 runs reported no cost)"
+        "pipeline views: done, ≈$1.9496 spent (2 of 4 runs reported no cost)"
     )
     status = cli("pipeline", "status", "views").stdout
     rows = {line.split()[0]: line for line in status.splitlines() if line.strip()}
     one, two, total = (dollars(rows[name]) for name in ("One", "Two", "total"))
-    assert (one[0], two[0], total[0]) == (Decimal("1.585154"), Decimal("0.364454"),
-                                         Decimal("1.949608"))  # fmt: skip
-    assert one[0] + two[0] == total[0]
+    assert (one[0], two[0], total[0]) == (Decimal("1.5852"), Decimal("0.3645"),
+                                         Decimal("1.9496"))  # fmt: skip
+    assert "≈$1.9496" in rows["total"]
     assert "4,000 (3,200 cached)/400" in rows["total"]  # the totals of tokens
     assert (
-        "$1.949608" in rows["claude-haiku-4-5"]
+        "$1.9496" in rows["claude-haiku-4-5"]
         and "4,000 (3,200 cached)/400" in rows["claude-haiku-4-5"]
     )  # the cost per model
-    assert "pipeline views: done, $1.949608 spent" in status
+    assert "pipeline views: done, ≈$1.9496 spent" in status
+    for label, cost in (("views: One", "$1.5852"), ("views: Two", "$0.3645")):
+        assert f"pass cost: {cost} · " in cli("status", "--pass", label).stdout
     report = cli("pipeline", "report", "views").stdout
-    assert "| **total** | 2 | 2 | 0 | 2 | $1.949608 | - | 4,000 | 3,200 | 400 | |" in report
-    assert "| claude-haiku-4-5 | $1.949608 | 4,000 | 3,200 | 400 |" in report
+    assert "| **total** | 2 | 2 | 0 | 2 | ≈$1.9496 | - | 4,000 | 3,200 | 400 | |" in report
+    assert "| claude-haiku-4-5 | $1.9496 | 4,000 | 3,200 | 400 |" in report
 
 
-def test_a_total_whose_parts_cannot_add_up_reads_approximate() -> None:
-    """Parts of eight decimals add up at no decimals a view takes (at most six): the total
-    says so ("≈") rather than contradict them; parts that add up at four stay at four."""
+def test_a_total_whose_parts_do_not_add_up_reads_approximate() -> None:
+    """Parts shown rounded apart that do not add up to their total as shown: the total says
+    so ("≈") rather than contradict them; parts that add up read plain."""
     parts = [1.44444445, 1.44444445]
-    money = Money([(parts, sum(parts))])
-    assert money.places == 4
+    money = Money()
     assert money(parts[0]) == "$1.4444"
     assert money.total(parts, sum(parts)) == "≈$2.8889"
-    plain = Money([([0.1, 0.2], 0.1 + 0.2)])
-    assert plain.places == 4 and plain.total([0.1, 0.2], 0.1 + 0.2) == "$0.3000"
+    assert money.total([0.1, 0.2], 0.1 + 0.2) == "$0.3000"
     tokens = {"cost_usd": sum(parts), "tokens_in": 10, "tokens_out": 2, "cached_in": 4}
     assert money.line(tokens, parts) == "≈$2.8889 · 10 in (4 cached) / 2 out"
 

@@ -13,7 +13,7 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._pipeline.agents import run_cost
-from redis_swarm._usage import Money, Usage, usage_figures, usage_line
+from redis_swarm._usage import Money, Usage, usage_figures, usage_line, usd
 
 from ._cli import Cli
 
@@ -38,7 +38,6 @@ def test_a_usage_reads_one_way_however_it_is_given(usage: Usage) -> None:
     assert usage_line(usage_figures(usage)) == line  # a sum of its figures
     assert Money().line(usage) == Money().line(usage_figures(usage)) == line
     assert run_cost(usage) == f"(this run: {line})"
-    assert usage_line(usage, places=6) == usage_line(usage_figures(usage), places=6)
 
 
 def test_the_cached_tokens_and_unknowns_are_said() -> None:
@@ -90,11 +89,11 @@ def test_the_runner_says_a_self_reported_runs_cost_as_every_view_does() -> None:
     assert "(12,000 cached)" in said
 
 
-def test_a_sum_that_adds_up_at_no_place_does_not_choose_the_places() -> None:
-    """A review: one pass whose runs add up at none of the places allowed made Money fall
-    back to four places for a whole report, where the others needed five."""
-    fine = ([0.00016, 0.00016], 0.00032)
-    never = ([0.0000166, 0.0000166], 0.0000332)
-    assert Money([fine]).places == 5
-    assert Money([fine, never]).places == 5  # (it was 4: $0.0003 under two $0.0002)
-    assert Money([fine, never]).total(*never).startswith("≈")
+def test_a_cost_reads_alike_in_every_view() -> None:
+    """One rule of decimals (``usd``'s): a view no longer takes more for its rows to add up
+    (a pipeline's status showed a pass's cost with five, ``swarm status --pass`` with four),
+    and a cost too small to read at four still reads as more than zero."""
+    for cost in (0.00016, 1.585154, 0.0000166):
+        assert Money()(cost) == usd(cost) == usage_line({"cost_usd": cost})
+    assert usd(0.00016) == "$0.0002" and usd(0.0000166) == "$0.000017"
+    assert Money().total([0.00016, 0.00016], 0.00032) == "≈$0.0003"

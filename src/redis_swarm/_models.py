@@ -514,6 +514,12 @@ class PassCosts(Record):
     corrupt: int = 0
     retired: RetiredPass | None = None
 
+    def shown(self) -> dict[str, Any]:
+        """The costs as every face gives them as data (``swarm status --pass --json``, the
+        MCP ``swarm_status``): its fields, what its total never covers (``not_counted``) and
+        what these sums leave out (``caveats``)."""
+        return {**self.to_dict(), "not_counted": self.NOT_COUNTED, "caveats": self.caveats()}
+
     def caveats(self) -> list[str]:
         """What the sums leave out, one sentence each, as every face says it ([]: nothing)."""
         out: list[str] = []

@@ -16,8 +16,8 @@ from ._errors import ValidationError
 
 __all__ = [
     "FIGURES",
-    "MONEY_MAX_PLACES",
     "MONEY_PLACES",
+    "USD_PLACES",
     "Money",
     "Sum",
     "Usage",
@@ -36,13 +36,19 @@ __all__ = [
 ]
 
 
-def usd(cost: float | None, unknown: str = "-", *, places: int = 4) -> str:
-    """A cost in US dollars as every face shows it: ``places`` decimals (four unless a table
-    needs more for its rows to add up to its total), or as many more as a cost under half a
-    hundredth of a cent needs not to read as zero; ``unknown`` when no agent said what it
-    cost (never "$0.0000", which would claim it was free)."""
+# The decimals of every cost shown, in every view: the same cost reads alike wherever it is
+# (a pass's in ``swarm status --pass``, ``swarm pipeline status``, the budget's stop line).
+USD_PLACES = 4
+
+
+def usd(cost: float | None, unknown: str = "-") -> str:
+    """A cost in US dollars as every face shows it, the one rule: ``USD_PLACES`` decimals,
+    or as many more as a cost under half a hundredth of a cent needs not to read as zero;
+    ``unknown`` when no agent said what it cost (never "$0.0000", which would claim it was
+    free)."""
     if cost is None:
         return unknown
+    places = USD_PLACES
     if 0 < abs(cost) < 0.00005:
         places = max(places, min(12, 1 - math.floor(math.log10(abs(cost)))))
     return f"${cost:,.{places}f}"
@@ -58,14 +64,14 @@ def unpriced_note(runs: int, unpriced: int) -> str:
     return f" ({unpriced} of {runs} runs reported no cost)"
 
 
-def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -> str:
+def usage_line(usage: Usage | Mapping[str, Any] | None, /) -> str:
     """What agent runs cost, on one line as every face shows it: ``$0.0123 · 12,345 in
     (12,000 cached) / 678 out`` (the cached ones: how many of the input tokens were read from
     a prompt cache, said where known). The one formatter of a usage: given a ``Usage``, a
     sum of its figures (a mapping of ``cost_usd``, ``tokens_in``, ``cached_in``,
     ``tokens_out``; a figure missing from it is unknown), or None (nothing recorded: "cost
     unknown"). A cost nobody reported reads "cost unknown"; the tokens are left out when
-    neither count was reported, and a missing one reads ``-``. ``places`` as ``usd``'s."""
+    neither count was reported, and a missing one reads ``-``. The cost as ``usd`` says it."""
     if isinstance(usage, Usage):
         cost: float | None = usage.cost_usd
         tokens_in, tokens_out, cached_in = usage.tokens_in, usage.tokens_out, usage.cached_in
@@ -80,7 +86,7 @@ def usage_line(usage: Usage | Mapping[str, Any] | None, /, *, places: int = 4) -
             f"usage_line takes a Usage, a mapping of its figures or None, not "
             f"{type(usage).__name__}"
         )
-    line = usd(cost, unknown="cost unknown", places=places)
+    line = usd(cost, unknown="cost unknown")
     if tokens_in is None and tokens_out is None:
         return line
 
@@ -296,60 +302,43 @@ def add_model_figures(
         add_figures(by_model.setdefault(name, no_figures()), shown)
 
 
-MONEY_MAX_PLACES = 6  # the decimals a view may take for its sums to add up (see ``Money``)
-
-
-def _shown(cost: float, places: int) -> Decimal:
+def _shown(cost: float) -> Decimal:
     """``cost`` as ``usd`` shows it, to be added up as a reader would."""
-    return Decimal(usd(cost, places=places).lstrip("$").replace(",", ""))
+    return Decimal(usd(cost).lstrip("$").replace(",", ""))
 
 
-def adds_up(parts: Iterable[float | None], total: float | None, places: int) -> bool:
-    """Whether the ``parts`` of a sum, shown with ``places`` decimals, add up to ``total``
+def adds_up(parts: Iterable[float | None], total: float | None) -> bool:
+    """Whether the ``parts`` of a sum, shown as ``usd`` shows them, add up to ``total``
     shown so (parts nobody reported aside)."""
     if total is None:
         return True
     known = [p for p in parts if p is not None]
-    return sum((_shown(p, places) for p in known), Decimal(0)) == _shown(total, places)
+    return sum((_shown(p) for p in known), Decimal(0)) == _shown(total)
 
 
 Sum = tuple[Sequence[float | None], float | None]  # a sum of money shown: its parts, its total
 
 
 class Money:
-    """How one view (a table, a tree) shows its costs: every figure with the same decimals,
-    the fewest, from four to ``MONEY_MAX_PLACES``, at which each of its ``sums`` (the parts
-    it shows and the total it shows under them, the total summed from the exact figures)
-    adds up as shown: $1.5852 + $0.3645 never over a total of $1.9496. A total whose parts
-    still do not add up (costs of many decimals) reads "≈$1.9496"; such a sum, which adds
-    up at no place allowed, does not choose the places of the others."""
-
-    def __init__(self, sums: Iterable[Sum] = ()) -> None:
-        wanted = [s for s in sums if adds_up(*s, MONEY_MAX_PLACES)]
-        self.places = next(
-            (
-                places
-                for places in range(4, MONEY_MAX_PLACES + 1)
-                if all(adds_up(parts, total, places) for parts, total in wanted)
-            ),
-            4,
-        )
+    """How every view (a table, a tree, a line) shows costs: each as ``usd`` does, with its
+    decimals, so that a cost reads alike in every view; a total whose parts shown above it
+    do not add up to it as shown (each rounded apart) reads "≈$1.9496", the total being
+    summed from the exact figures."""
 
     def __call__(self, cost: float | None) -> str:
-        """A part: ``usd`` with this view's decimals."""
-        return usd(cost, places=self.places)
+        """A part: as ``usd`` shows it."""
+        return usd(cost)
 
     def total(self, parts: Sequence[float | None], total: float | None) -> str:
         """A total of ``parts``, "≈" when they do not add up to it as shown."""
-        mark = "" if adds_up(parts, total, self.places) else "≈"
-        return mark + usd(total, places=self.places)
+        mark = "" if adds_up(parts, total) else "≈"
+        return mark + usd(total)
 
     def line(
         self, figures: Usage | Mapping[str, Any] | None, parts: Sequence[float | None] = ()
     ) -> str:
         """``figures`` (a usage, a sum of ``FIGURES``, or None: nothing recorded) as
-        ``usage_line`` says them, with this view's decimals; with ``parts``: a total of
-        them, as ``total``."""
+        ``usage_line`` says them; with ``parts``: a total of them, as ``total``."""
         cost = figures.cost_usd if isinstance(figures, Usage) else (figures or {}).get("cost_usd")
-        mark = "≈" if parts and not adds_up(parts, cost, self.places) else ""
-        return mark + usage_line(figures, places=self.places)
+        mark = "≈" if parts and not adds_up(parts, cost) else ""
+        return mark + usage_line(figures)

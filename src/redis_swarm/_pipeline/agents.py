@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from .._runner import (
     run_child,
     run_failure,
 )
+from .._runner.slot_presence import SlotPresence
 from .._usage import Usage, usage_line, usd
 from .names import (
     pass_label,
@@ -85,6 +87,9 @@ ERROR_SHOWN = 300  # characters of an error in a progress line (a try's, a dead 
 # the synthesizer runs, so that a rerun after a kill need not wait for a lease to end).
 HOLD_S = 60.0
 _TASK_OF = {"planner": "planning task", "synthesizer": "synthesizer task"}  # what progress says
+# How often a running agent's run is looked in on: its first heartbeat within a second of
+# its start, as a ``swarm run`` slot's (its lease is renewed only when due).
+_TICK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -261,9 +266,32 @@ class OneShotAgents:
             return self.swarm.get_task(held.id)
 
     def _run_agent(
-        self, spec: AgentSpec, prompt: str, renew: Callable[[], str | None] | None = None
+        self,
+        spec: AgentSpec,
+        prompt: str,
+        role: str,
+        held: Task | None = None,
+        renew: Callable[[], str | None] | None = None,
     ) -> AgentRun:
-        """Run ``spec`` once on ``prompt``."""
+        """Run ``spec`` once on ``prompt`` as ``role``'s agent (``held``: the task it runs
+        holding, whose lease ``renew`` renews). Its agent is present while it runs, as a
+        ``swarm run`` slot is (``SlotPresence``, the one rule of it: a heartbeat at its first
+        tick, then at least every ``BEAT_EVERY_S``, naming ``held``; registered at the first
+        if no claim did), so that a run of minutes reads alive in ``swarm agents``."""
+        presence = SlotPresence(self.swarm, self._agent_name(role))
+        every_s = max(0.2, spec.lease_s / 3)
+        due = time.monotonic() + every_s
+
+        def tick() -> str | None:
+            nonlocal due
+            if renew is not None and time.monotonic() >= due:
+                due = time.monotonic() + every_s
+                why = renew()
+                if why is not None:
+                    return why
+            presence.running(held.id if held is not None else "", every_s)
+            return None
+
         workdir = Path(tempfile.mkdtemp(prefix="swarm-pipeline-"))
         try:
             command = build_command(spec.exec, prompt, workdir)
@@ -273,12 +301,13 @@ class OneShotAgents:
                 stdin=command.stdin,
                 env=env,
                 timeout_s=spec.timeout_s or float(spec.lease_s),
-                tick_s=max(0.2, spec.lease_s / 3),
-                on_tick=renew,
+                tick_s=min(every_s, _TICK_S),
+                on_tick=tick,
                 stop=self._killing,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            presence.idle()
         text = result.stdout.text()
         if result.killed and self._killing.is_set():
             return AgentRun(None, result.killed, stopped=True)
@@ -421,7 +450,7 @@ class OneShotAgents:
             return None
 
         prompt = planner_prompt(self.plan, index, previous)
-        run = self._run_agent(planner, prompt + tries.complaint, renew)
+        run = self._run_agent(planner, prompt + tries.complaint, "planner", held, renew)
         if run.stopped:  # killed by a hard stop: the next run tries again, no attempt used
             with contextlib.suppress(SwarmError):
                 self.swarm.release(held.id, held.token)
@@ -469,6 +498,15 @@ class OneShotAgents:
         empty: a pass with no finding stops the run before, see ``Pipeline.run_pass``), or
         None when the run stops first (a budget spent, a signal)."""
         assert findings, "a pass with no finding is not synthesized"
+        try:
+            return self._synthesis_runs(index, findings, previous)
+        finally:  # its runs' heartbeats registered it when no claim of its task did
+            self._leave("synthesizer")
+
+    def _synthesis_runs(
+        self, index: int, findings: list[Finding], previous: list[Synthesis]
+    ) -> Synthesis | None:
+        """``_synthesize``'s runs of the synthesizer, until one's synthesis is taken."""
         spec = self.plan.synthesizer
         ids = [f.id for f in findings]
         prompt = synthesis_prompt(self.plan, index, findings, previous)
@@ -476,7 +514,7 @@ class OneShotAgents:
         if not self.stopped:
             self._revive_synthesis_task(index)
         while self._may_run(claiming=False):
-            run = self._run_agent(spec, prompt + tries.complaint)
+            run = self._run_agent(spec, prompt + tries.complaint, "synthesizer")
             if run.stopped:
                 return None
             if run.output is None:

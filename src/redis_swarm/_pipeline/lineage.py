@@ -28,7 +28,7 @@ from .report import (
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["COVERS", "lineage", "lineage_money", "lineage_text"]
+__all__ = ["COVERS", "lineage", "lineage_text"]
 
 # What each total of a lineage covers, said under it (and as ``total_covers`` in JSON).
 COVERS = {
@@ -307,11 +307,6 @@ def _own_sums(node: dict[str, Any]) -> list[Sum]:
     return []
 
 
-def lineage_money(node: dict[str, Any]) -> Money:
-    """How the text of ``node`` shows its costs (its totals add up, see ``Money``)."""
-    return Money(_sums(node))
-
-
 def _total_lines(pad: str, money: Money, figures: dict[str, Any], parts: Sum | None,
                  covers: str, label: str = "total", note: str = "") -> list[str]:  # fmt: skip
     """A total (``note`` after it) and what it covers, on two lines."""
@@ -326,10 +321,11 @@ def _runs_note(figures: dict[str, Any], runs: Any, unpriced: Any) -> str:
     return no_cost_note({**figures, "runs": runs, "runs_without_cost": unpriced})
 
 
-def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = None) -> list[str]:
+def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
     """The lineage tree as indented lines, every cost said with its tokens (``usage_line``)
-    and with the decimals at which its totals add up (``lineage_money``)."""
-    money = money or lineage_money(node)
+    as every view says it (``Money``: a total its parts do not add up to as shown reads
+    "≈")."""
+    money = Money()
     pad = "  " * depth
     kind = node.get("kind")
     sums = _sums(node)
@@ -396,10 +392,10 @@ def lineage_text(node: dict[str, Any], depth: int = 0, money: Money | None = Non
     else:
         lines = [f"{pad}pass {node['id']}: not synthesised yet"]
     for child in (*node.get("passes", ()), *node.get("findings", ())):
-        lines += lineage_text(child, depth + 1, money)
+        lines += lineage_text(child, depth + 1)
     if kind == "task":
         for child in (*([node["finding"]] if node.get("finding") else ()), *node["superseded"]):
-            lines += lineage_text(child, depth + 1, money)
+            lines += lineage_text(child, depth + 1)
         if not node["superseded_searched_all"]:
             lines.append(
                 f"{pad}  (findings reported on it after it settled were looked for among the "

@@ -16,7 +16,6 @@ from .._models import Finding, Task, TaskStatus
 from .._printable import printable
 from .._usage import (
     Money,
-    Sum,
     add_figures,
     add_model_figures,
     figure_json,
@@ -71,7 +70,6 @@ __all__ = [
     "report_markdown",
     "retired_note",
     "status_json",
-    "status_money",
     "stored_plan",
     "tokens",
     "unshown",
@@ -510,24 +508,6 @@ def status_json(
     return result
 
 
-# --- sums of money, as every view shows them (``Money``, the core's: _usage)
-
-
-def status_money(status: Mapping[str, Any]) -> Money:
-    """The ``Money`` of a pipeline's status (its tables, its last line): the passes' costs,
-    the failed runs' costs and the models' costs each add up to their totals."""
-    return Money(_status_sums(status))
-
-
-def _status_sums(status: Mapping[str, Any]) -> list[Sum]:
-    passes = status["passes"]
-    return [
-        ([p["cost_usd"] for p in passes], status["cost_usd"]),
-        ([p["failed_cost_usd"] for p in passes], status["failed_cost_usd"]),
-        ([m["cost_usd"] for m in status["by_model"].values()], status["cost_usd"]),
-    ]
-
-
 # --- the report
 
 
@@ -556,17 +536,7 @@ def report_markdown(
     agents wrote) is shown through ``printable``: no control character reaches it."""
     per_pass = [spending(result) for result in results]  # (once per pass: every part reads it)
     status = status_json(plan, results, per_pass, bookkeeping=bookkeeping)
-    # One set of decimals for the whole report, so that a cost reads alike wherever it is:
-    # status's, or more where a pass's runs need them to add up to the pass's cost.
-    money = Money(
-        [
-            *_status_sums(status),
-            *(
-                ([run.usage.cost_usd for run in runs], row["cost_usd"])
-                for runs, row in zip(per_pass, status["passes"], strict=True)
-            ),
-        ]
-    )
+    money = Money()  # (every cost as every view shows it: ``usd``'s decimals)
     lines = [f"# Pipeline {plan.name}", ""]
     if plan.question:
         lines += [f"**Question:** {plan.question}", ""]

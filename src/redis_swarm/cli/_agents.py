@@ -65,10 +65,8 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             costs = swarm.pass_costs(pass_name)
         except NotFound as missing:  # (a misspelt pass reads as an empty one): noted below
             unknown = str(missing)
-        # not_counted: what the total never covers, as the MCP swarm_status tool says it.
-        report["pass"]["costs"] = (
-            None if costs is None else {**costs.to_dict(), "not_counted": costs.NOT_COUNTED}
-        )
+        # (what the total never covers and what it leaves out, as swarm_status says them)
+        report["pass"]["costs"] = None if costs is None else costs.shown()
 
     def human() -> None:
         # A year of daily runs is a thousand settled passes: drawn whole, they took seconds
@@ -129,9 +127,8 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
 def _pass_cost_lines(costs: PassCosts) -> list[str]:
     """What every agent run behind a pass cost (``Swarm.pass_costs``), as ``swarm status
     --pass`` shows it: in all, with how many of its runs reported no cost and what it
-    covers, then per model (with the decimals at which the models' costs add up to the
-    total, as a pipeline's status shows them) and the failed runs' part of it, then what
-    they never count and what these sums leave out."""
+    covers, then per model and the failed runs' part of it (every cost as every view shows
+    it: ``Money``), then what they never count and what these sums leave out."""
     total = costs.total
     if costs.runs == 0:
         # (a retired pass's runs were recorded: their records went with it, as its note says)
@@ -140,7 +137,7 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
     else:
         models = {printable(model): figures for model, figures in costs.by_model.items()}
         parts = [figures["cost_usd"] for figures in models.values()]
-        money = Money([(parts, total["cost_usd"])])
+        money = Money()
         note = unpriced_note(costs.runs, costs.runs_without_cost)
         lines = [f"pass cost: {money.line(total, parts)}{note} ({costs.COVERS})"]
         width = max(map(len, models), default=0)

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from .._pipeline import Pipeline, Plan
     from .._pipeline.retiring import PipelineRetired
-    from .._usage import Money
 
 
 @main.group(short_help="Run the passes of a plan file: workers, planner, synthesizer.")
@@ -248,11 +247,11 @@ def _status_table(app: App, status: dict[str, Any]) -> None:
         bookkeeping_note,
         pass_title,
         retired_note,
-        status_money,
         wall_time,
     )
+    from .._usage import Money
 
-    money = status_money(status)
+    money = Money()
     table = make_table(
         "pass", "posted", "completed", "dead", "open", "findings", "synthesis", "cost",
         "failed runs", "tokens in (cached)/out", "wall",
@@ -312,13 +311,13 @@ def pipeline_status(app: App, name: str) -> None:
 def _spent(status: dict[str, Any]) -> str:
     """What the pipeline cost, as its status line ends (the table's total, as shown there,
     and how many runs reported no cost: ``no_cost_note``)."""
-    from .._pipeline.report import no_cost_note, status_money
+    from .._pipeline.report import no_cost_note
+    from .._usage import Money
 
     cost = status["cost_usd"]
     if cost is None:
         return "no agent reported a cost"
-    money: Money = status_money(status)
-    shown = money.total([p["cost_usd"] for p in status["passes"]], cost)
+    shown = Money().total([p["cost_usd"] for p in status["passes"]], cost)
     spent = f"{shown} spent" if status["done"] else f"{shown} so far"
     return spent + no_cost_note(status)
 

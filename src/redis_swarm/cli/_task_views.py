@@ -43,7 +43,7 @@ def _cost_pairs(spent: TaskCosts) -> list[tuple[str, Any]]:
     if not recorded:
         return []
     costs = [usage.cost_usd for _, usage in recorded]
-    money = Money([(costs, total["cost_usd"])])
+    money = Money()
     pairs: list[tuple[str, Any]] = [(label, money.line(u)) for label, u in recorded]
     covers = spent.COVERS
     if not spent.searched_all:

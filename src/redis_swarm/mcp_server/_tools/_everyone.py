@@ -41,8 +41,7 @@ class EveryoneTools(ToolsBase):
         session = await self._session(ctx)
 
         def _costs(name: str) -> dict[str, Any]:
-            spent = self.swarm.pass_costs(name)
-            return {**spent.to_dict(), "not_counted": spent.NOT_COUNTED, "caveats": spent.caveats()}
+            return self.swarm.pass_costs(name).shown()
 
         def gather() -> dict[str, Any]:
             status = self.swarm.status()
