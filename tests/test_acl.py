@@ -364,11 +364,11 @@ def test_a_worker_may_not_cancel_a_dead_task_as_docs_security_says(as_user: Any)
     assert claimed is not None and claimed.token is not None
     w.fail(claimed.id, claimed.token, "broken")
     with pytest.raises(PermissionDenied) as info:
-        w.cancel(dying.id)
+        w.cancel(dying.id, dead=True)
     assert "docs/security.md" in str(info.value)  # (which says why: its worker row)
     assert shard.get_task(dying.id).status.value == "dead"
     assert shard.queue_stats()["q3"]["dead"] == 1
-    assert shard.cancel(dying.id).status.value == "cancelled"
+    assert shard.cancel(dying.id, dead=True).status.value == "cancelled"
     assert shard.queue_stats()["q3"]["dead"] == 0
 
 

@@ -421,7 +421,10 @@ def test_cancel_drops_a_dead_task_for_good(swarm: Swarm, raw: redis.Redis) -> No
     dead_set = KEYS.dead("q")
     assert raw.zscore(dead_set, dying.id) is not None
 
-    gone = swarm.cancel(dying.id)
+    with pytest.raises(InvalidState, match="is dead: requeue it"):
+        swarm.cancel(dying.id)  # (not unless asked: a withdrawal must not erase a dead letter)
+    assert swarm.get_task(dying.id).status.value == "dead"
+    gone = swarm.cancel(dying.id, dead=True)
     assert gone.status is TaskStatus.CANCELLED and gone.dead_reason is None
     assert swarm.get_task(dying.id).status is TaskStatus.CANCELLED
     assert raw.zscore(dead_set, dying.id) is None

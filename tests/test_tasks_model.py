@@ -259,15 +259,16 @@ class QueueMachine(RuleBasedStateMachine):
         self.swarm.release(task, self._real(task, token))
         t.status, t.worker, t.deadline, t.since = "pending", None, None, self.clock.now
 
-    @rule(task=tasks)
-    def cancel(self, task: str) -> None:
+    @rule(task=tasks, drop=st.booleans())
+    def cancel(self, task: str, drop: bool) -> None:
         t = self.model.tasks[task]
-        if t.status == "completed":  # (a dead task is dropped from the dead letters)
-            self._refused(InvalidState, lambda: self.swarm.cancel(task))
+        # (a dead task is dropped from the dead letters only when asked: dead=True)
+        if t.status == "completed" or (t.status == "dead" and not drop):
+            self._refused(InvalidState, lambda: self.swarm.cancel(task, dead=drop))
             return
         if t.status != "cancelled":  # cancelling twice changes nothing
             t.since = self.clock.now
-        self.swarm.cancel(task)
+        self.swarm.cancel(task, dead=drop)
         t.status, t.worker, t.deadline = "cancelled", None, None
 
     @rule(task=tasks)

@@ -503,11 +503,14 @@ def release(ctx: OpContext, task_id: str, token: str | None) -> Operation[Task]:
     return (yield from _update(ctx, task_id, "release", check_token(token)))
 
 
-def cancel(ctx: OpContext, task_id: str) -> Operation[Task]:
-    """Cancel an open task (its worker's lease ends; a later report is kept superseded), or
-    a dead one, dropping it from the dead-letter set for good (a worker's rights refuse
+def cancel(ctx: OpContext, task_id: str, *, dead: bool = False) -> Operation[Task]:
+    """Cancel an open task (its worker's lease ends; a later report is kept superseded).
+    A dead task is refused (InvalidState: requeue it, or drop it) unless ``dead``: then it
+    is dropped from the dead-letter set for good, as cancelled (a worker's rights refuse
     that: it may only add dead letters). A completed task is refused: InvalidState."""
-    return (yield from _update(ctx, task_id, "cancel"))
+    if not isinstance(dead, bool):
+        raise ValidationError(f"dead must be true or false, not {dead!r}")
+    return (yield from _update(ctx, task_id, "cancel", "", "1" if dead else "0"))
 
 
 def requeue_dead(ctx: OpContext, task_id: str) -> Operation[Task]:

@@ -416,7 +416,7 @@ def cancel(app: App, task_id: str) -> None:
         # The core's cancel of a cancelled task returns it unchanged: only its status before
         # tells whether this call cancelled it (and whether it was dead).
         before = app.swarm.get_task(task_id).status
-        t = app.swarm.cancel(task_id)
+        t = app.swarm.cancel(task_id, dead=True)  # (a coordinator drops a dead one)
     app.emit(task_json(t), lambda: click.echo(_cancelled_line(t, before)))
 
 

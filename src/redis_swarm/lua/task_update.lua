@@ -9,7 +9,8 @@
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
 --   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
 -- ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release, fail)
--- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to
+-- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to;
+--   cancel: '1' to drop a dead task for good (else a dead task is refused)
 -- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms, unless the queue sets its own
 --   (QUEUE|retry_backoff_ms in KEYS[11])  ARGV[11] fail: backoff cap ms
 -- ARGV[12] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
@@ -127,9 +128,14 @@ elseif action == 'cancel' then
     return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is already completed and '
       .. 'cannot be cancelled: its finding stands, leave it')
   end
-  -- A dead task may be cancelled too: a coordinator drops it for good (out of the
-  -- dead-letter set). unlink's ZREM on the dead set is a write a worker's ACL refuses
-  -- (it may only add there), so a worker's cancel of a dead task fails before any write.
+  -- A dead task is dropped for good only when asked (a coordinator's `swarm task cancel`):
+  -- a caller withdrawing what it posted (an ask, an A2A cancel) must not erase a dead
+  -- letter it did not know of. unlink's ZREM on the dead set is a write a worker's ACL
+  -- refuses (it may only add there), so a worker's drop of a dead task fails before any write.
+  if t.status == 'dead' and ARGV[8] ~= '1' then
+    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is dead: requeue it (swarm '
+      .. 'task requeue ID), or drop it for good (swarm task cancel ID)')
+  end
   unlink(Q, t)
   local worker = t.worker
   t.worker = nil
