@@ -520,3 +520,47 @@ def test_a_task_settled_or_taken_by_another_worker_stops_the_agent(
     why = renew()
     assert why is not None and said in why, why
     assert renew.lost == [why] and not renew.kept
+
+
+class _RetriedClaims(Swarm):
+    """The pool's handle: once ``retry`` is set, its next claim script is sent twice, as the
+    client's own retry sends it again after a first try whose reply was lost (the same
+    secrets): the first try's leases are unseen, the second's reply comes back."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, swarm=SWARM)
+        self.retry = threading.Event()
+
+    def _attempt(self, request: Any) -> Any:
+        claims = any(getattr(item, "script", "") == "task_claim" for item in items_of(request))
+        if claims and self.retry.is_set():
+            self.retry.clear()
+            super()._attempt(request)  # (its reply lost)
+        return super()._attempt(request)
+
+
+def test_an_orphan_lease_of_a_claim_the_client_retried_is_proved_by_the_returned_token(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A claim's first try leased the task whose agent runs (its reply lost), the client's
+    retry leased another and came back: no ConnectionFailed, but the retry sent the same
+    secrets, so the token it returned proves the orphan the pool's."""
+    lost: list[str] = []
+    kept: list[str] = []
+    handle = _RetriedClaims(redis_url)
+    with handle:
+        pool = _pool(handle, tmp_path, [])
+        handle.post_task(QUEUE, "the task")
+        task = _working(pool, handle, f"{POOL}-1")
+        renew = _renewal(pool, task, LEASE_S, lost, kept)
+        _cut(handle, task, task.token or "")
+        handle.post_task(QUEUE, "another")
+        handle.retry.set()
+        (other,) = pool._claim_batch(f"{POOL}-2", 1, 0.0)
+        assert other.id != task.id
+        orphan = handle.get_task(task.id)
+        assert (orphan.status, orphan.worker, orphan.attempts) == ("claimed", f"{POOL}-2", 2)
+        assert renew() is None and len(kept) == 1, (lost, kept)
+        handle.report(task.id, pool._token(task), {"summary": "the agent's"})
+        assert handle.get_task(task.id).status == "completed"
+        pool._let_go(task)

@@ -118,7 +118,7 @@ class Claiming(PoolState):
 
         def claim(wait_s: float) -> list[Task]:
             try:
-                return self.swarm.claim(
+                tasks = self.swarm.claim(
                     list(self.options.queues),
                     worker=worker,
                     lease_s=self.options.lease_s,
@@ -126,8 +126,12 @@ class Claiming(PoolState):
                     n=n,
                 )
             except ConnectionFailed as exc:  # Redis may have run it, leasing tasks no slot knows
-                self._claim_unanswered(worker, exc)
+                self._claim_unanswered(worker, exc.lease_secrets)
                 raise
+            # The client's own retry of a claim sends the same secrets: a first try whose
+            # reply was lost may have leased a task with the secret a task returned holds.
+            self._claim_unanswered(worker, [t.token.partition(".")[2] for t in tasks if t.token])
+            return tasks
 
         if self.options.until_done:
             return self._claim_until_done(claim, wait)
@@ -220,7 +224,7 @@ class Claiming(PoolState):
                 # (its lease is asked again below, the same finding id getting it back; a
                 # renewal that meets that lease first proves it by the next task's lease
                 # secret, which the report's error carries)
-                self._claim_unanswered(worker, exc)
+                self._claim_unanswered(worker, exc.lease_secrets)
                 self._wait_for_redis(task.id, "take the report", exc)
                 stored = self._persist(lambda: send({}), task)
                 _, following = self._persist(lambda: send(more), task)

@@ -28,7 +28,7 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -314,18 +314,20 @@ class PoolState:
             with self._lock:
                 self._agents.discard(self._held(task))
 
-    def _claim_unanswered(self, worker: str, exc: ConnectionFailed) -> None:
-        """Note that a claim by ``worker`` failed with ``exc``: Redis may have run it (a
-        paused server runs the requests it received when it wakes up), leasing a task to
-        ``worker`` with a lease no slot knows, which the secrets it sent prove this pool's
-        (``_adopt_orphan``)."""
-        if not exc.lease_secrets:
+    def _claim_unanswered(self, worker: str, secrets: Sequence[str]) -> None:
+        """Note the lease ``secrets`` a claim by ``worker`` sent that Redis may have used for
+        a lease whose reply the pool never got: those of a claim that failed (a paused server
+        runs the requests it received when it wakes up), and those of the tasks a claim
+        returned (the client's own retry sends the same secrets as the try whose reply was
+        lost). Such a lease, leased to ``worker`` and known to no slot, is proved this pool's
+        by one of them (``_adopt_orphan``)."""
+        if not secrets:
             return
         with self._lock:
             failed = self._claims_unanswered.setdefault(
                 worker, deque(maxlen=CLAIMS_UNANSWERED_KEPT)
             )
-            failed.append((time.monotonic(), exc.lease_secrets))
+            failed.append((time.monotonic(), tuple(secrets)))
 
     def _orphan_secrets(self, task: Task, holder: str) -> list[str]:
         """The secrets that may prove the lease ``holder`` holds of ``task`` (which the
