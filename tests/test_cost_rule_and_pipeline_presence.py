@@ -96,7 +96,7 @@ def test_the_pipelines_planner_and_synthesizer_are_alive_while_they_run(
     # every synthesizer run: its agent present and alive (no claim registers it)
     for look in _seen(tmp_path / "synthesizer.seen"):
         (me,) = [a for a in look["agents"] if a["id"] == "pl-synthesizer"]
-        assert me["alive"]
+        assert me["alive"] and me["role"] == "synthesizer"  # (registered by its beat: not a worker)
     # every planner run: alive, beaten for since its claim (its first beat a second into
     # its run, which began after that claim), naming the planning task it holds
     looks = _seen(tmp_path / "planner.seen")

@@ -278,7 +278,7 @@ class OneShotAgents:
         ``swarm run`` slot is (``SlotPresence``, the one rule of it: a heartbeat at its first
         tick, then at least every ``BEAT_EVERY_S``, naming ``held``; registered at the first
         if no claim did), so that a run of minutes reads alive in ``swarm agents``."""
-        presence = SlotPresence(self.swarm, self._agent_name(role))
+        presence = SlotPresence(self.swarm, self._agent_name(role), role=role)
         every_s = max(0.2, spec.lease_s / 3)
         due = time.monotonic() + every_s
 

@@ -42,6 +42,7 @@ class SlotPresence:
 
     swarm: Swarm
     worker: str
+    role: str = SLOT_ROLE  # what a beat registers it as when no claim did (a pipeline's own)
     said: str | None = None  # the task the slot's last beat named (None: none, or cleared)
     _due: float = field(default=0.0, init=False)  # monotonic time of the next beat
     _tried: str | None = field(default=None, init=False)  # the task the last try named
@@ -78,7 +79,7 @@ class SlotPresence:
         except NotFound:
             if self._registered():  # the task no longer exists (its renewal stops the agent)
                 raise
-        self.swarm.register(SLOT_ROLE, name=self.worker)
+        self.swarm.register(self.role, name=self.worker)
         self.swarm.heartbeat(self.worker, current_task=task_id or "")
 
     def _registered(self) -> bool:
