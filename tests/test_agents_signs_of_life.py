@@ -339,3 +339,36 @@ def test_a_sweep_reads_thousands_of_leases_in_bounded_chunks(
     finally:
         raw.close()
         swarm.close()
+
+
+class _Counting(Swarm):
+    """A real handle counting the requests it sends (a batch is one round trip)."""
+
+    sent = 0
+
+    def _attempt(self, request: Any) -> Any:
+        type(self).sent += 1
+        return super()._attempt(request)
+
+
+def test_a_sweep_of_a_swarm_of_many_queues_costs_no_round_trip_per_queue(
+    redis_url: str,
+) -> None:
+    """300 queues, each holding a live lease, and one silent agent holding none: the sweep
+    counts every queue's live leases in one batch and reads them together (it cost a round
+    trip per queue ever posted to)."""
+    clock = FakeClock()
+    swarm = _Counting(redis_url, swarm="test", clock=clock)
+    try:
+        queues = [f"q{n:03d}" for n in range(300)]
+        swarm.post_tasks([{"queue": q, "description": "x", "lease_s": 3600} for q in queues])
+        for q in queues:
+            assert swarm.claim(q, worker="busy") is not None
+        swarm.register("worker", name="idle")
+        clock.advance(120)  # both stale; busy holds 300 live leases
+        _Counting.sent = 0
+        assert swarm.sweep(60) == {"idle": 0}
+        assert _Counting.sent <= 8, _Counting.sent
+        assert [a.id for a in swarm.agents()] == ["busy"]
+    finally:
+        swarm.close()

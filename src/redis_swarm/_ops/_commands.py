@@ -112,7 +112,7 @@ OPERATIONS: dict[str, Uses] = {
     "get_agent": _uses("hget time zscore", worker=True),
     "held": _uses("hkeys hmget zrevrange", worker=True),  # who holds the newest leases
     # (hkeys hmget: the leases held, whose holders a sweep keeps)
-    "sweep": _uses("hkeys hmget time zrangebyscore", "agent_sweep", worker=True),
+    "sweep": _uses("hkeys hmget time zcount zrangebyscore", "agent_sweep", worker=True),
     "mark_stale": _uses("hget time zscore", "agent_swap", worker=True),
     "tally": _uses("hget time zscore", "agent_swap", worker=True),
     # messages

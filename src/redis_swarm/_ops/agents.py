@@ -558,32 +558,84 @@ def _next_after(
 
 @dataclass
 class _Leases:
-    """The live leases a sweep has read so far (in chunks, queue after queue), and whose."""
+    """The live leases a sweep has read so far, and whose: the queues still to read (those
+    that held live leases when counted, each with that count), read in chunks of about
+    ``LEASE_CHUNK`` leases: queues smaller than that together, a bigger one in pages."""
 
-    queues: list[str] | None = None
-    queue: int = 0
-    after: _After | None = None
+    queues: list[tuple[str, int]] | None = None
+    after: _After | None = None  # where the page read of the first queue stopped
     holders: set[str] = field(default_factory=set)
 
     @property
     def done(self) -> bool:
-        return self.queues is not None and self.queue >= len(self.queues)
+        return self.queues is not None and not self.queues
 
 
 def _read_leases(ctx: OpContext, leases: _Leases, now: int) -> Operation[None]:
-    """Read the next ``LEASE_CHUNK`` live leases (deadline after ``now``) and their holders:
-    two round trips (three the first time: the queue names)."""
+    """Read the next chunk of live leases (deadline after ``now``) and their holders: two
+    round trips (the first time, two more: the queue names, then how many live leases each
+    holds, all in one batch, so that a swarm of many queues holding few leases costs no
+    round trip per queue)."""
     k = ctx.keys
     if leases.queues is None:
-        leases.queues = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
+        names = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
+        counts = (
+            (yield Batch(tuple(Cmd("ZCOUNT", k.leases(q), f"({now}", "+inf") for q in names)))
+            if names
+            else []
+        )
+        leases.queues = [(q, int(c)) for q, c in zip(names, counts, strict=True) if int(c)]
         return
-    key = k.leases(leases.queues[leases.queue])
-    page = yield from _page(key, f"({now}", "+inf", leases.after, LEASE_CHUNK)
-    if len(page) < LEASE_CHUNK:
-        leases.queue, leases.after = leases.queue + 1, None
-    else:  # (a lease read stays in its set: settled or renewed since, it is only read again)
-        leases.after = _next_after(leases.after, page)
-    holding, _ = yield from _holders(ctx, [m.decode() for _, m in page])
+    queues = leases.queues
+    first, size = queues[0]
+    if size >= LEASE_CHUNK or leases.after is not None:  # a big queue: in pages
+        page = yield from _page(k.leases(first), f"({now}", "+inf", leases.after, LEASE_CHUNK)
+        if len(page) < LEASE_CHUNK:
+            queues.pop(0)
+            leases.after = None
+        else:  # (a lease read stays in its set: settled or renewed since, it is only read again)
+            leases.after = _next_after(leases.after, page)
+        ids = [m.decode() for _, m in page]
+    else:  # small queues, together, as many as a chunk holds
+        group: list[str] = []
+        total = 0
+        while (
+            queues
+            and queues[0][1] < LEASE_CHUNK
+            and (not group or total + queues[0][1] <= LEASE_CHUNK)
+        ):
+            name, count = queues.pop(0)
+            group.append(name)
+            total += count
+        replies = yield Batch(
+            tuple(
+                Cmd(
+                    "ZRANGEBYSCORE",
+                    k.leases(q),
+                    f"({now}",
+                    "+inf",
+                    "WITHSCORES",
+                    "LIMIT",
+                    0,
+                    LEASE_CHUNK,
+                )
+                for q in group
+            )
+        )
+        ids = []
+        for name, reply in zip(group, replies, strict=True):
+            page = _scored(reply)
+            ids += [m.decode() for _, m in page]
+            if len(page) < LEASE_CHUNK:
+                continue
+            # Grown since it was counted: the rest in pages, after this chunk (a second one
+            # grown in the same group is read again from its start, later).
+            if leases.after is None:
+                queues.insert(0, (name, LEASE_CHUNK))
+                leases.after = _next_after(None, page)
+            else:
+                queues.append((name, LEASE_CHUNK))
+    holding, _ = yield from _holders(ctx, ids)
     leases.holders.update(holding)
 
 
