@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar, Union
 
 __all__ = [
+    "MAX_ISO_MS",
     "Record",
     "built",
     "byte_size",
@@ -39,6 +40,10 @@ R = TypeVar("R", bound="Record")
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+# 9999-12-31T23:59:59.999Z: the last time ISO-8601 (and ``iso``) can write.
+MAX_ISO_MS = 253_402_300_799_999
 
 
 def iso(ms: int | None) -> str | None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .._codec import iso, now_ms
+from .._codec import MAX_ISO_MS, iso, now_ms
 from .._errors import PermissionDenied, SwarmError, ValidationError
 from .._models import Event, EventsTrimmed, EventType, TypeFilter, type_filter
 from .._protocol import Cmd, OpContext, Operation
@@ -31,7 +31,6 @@ _LAST_SEQ = 2**64 - 1
 # How far ahead of this machine's clock a since may be before it counts as the future (the
 # server's clock, which stamps the event ids, may lead this one).
 CLOCK_SLACK_MS = 60_000
-_MAX_ISO_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last time iso() can write
 
 Since = str | int | None
 
@@ -91,7 +90,7 @@ def _refuse_the_future(ctx: OpContext, since: str | int) -> Operation[None]:
     if at <= _id_of(newest_id)[0]:
         return  # the server's clock leads this one: the events are there
     what = "a time" if isinstance(since, int) else "an event id"
-    when = iso(at) if at <= _MAX_ISO_MS else "after the year 9999"
+    when = iso(at) if at <= MAX_ISO_MS else "after the year 9999"
     last = f"{newest_id} ({iso(_id_of(newest_id)[0])})" if newest else "none yet"
     raise ValidationError(
         f"since {str(since)[:45]!r} ({what}: {when}) is in the future "

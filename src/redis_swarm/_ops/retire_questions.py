@@ -31,6 +31,7 @@ from typing import Any
 
 from .._codec import UNREADABLE, first_few, loads
 from .._errors import Conflict, NotFound, ValidationError
+from .._hints import CANCEL_TASK
 from .._keys import ASSIST_QUEUE, Keys, ask_queue, askable, is_ask_queue
 from .._models import OPEN_STATUSES, RetiredQuestions
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
@@ -208,7 +209,7 @@ def retire_queues(
 def _held_off(holding: str) -> Conflict:
     return Conflict(
         f"queue {holding!r} has an open task (a run holding it): nothing is retired while it "
-        "does. Run this again once that task is settled (or cancel it: swarm task cancel ID)"
+        f"does. Run this again once that task is settled (or cancel it {CANCEL_TASK})"
     )
 
 

@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from .._codec import counted, first_few, iso, now_ms
+from .._codec import MAX_ISO_MS, counted, first_few, iso, now_ms
 from .._config import Settings
 from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
@@ -174,7 +174,7 @@ class Instant(_TimeType):
         "ISO-8601 time (2026-12-04T06:00:00Z, 2026-12-04T08:00+02:00; without a zone, as "
         "2026-12-04T06:00 or 2026-12-04, it is this machine's local time)"
     )
-    MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last one ISO-8601 names
+    MAX_MS = MAX_ISO_MS  # (the last time ISO-8601 names)
     # Epoch seconds of 2001-09-09 to 5138 read as ms fall in 1970's first three years, when no
     # swarm existed: such a number is refused as the seconds it surely is.
     SECONDS_LIKE = (1_000_000_000, 100_000_000_000)
