@@ -72,7 +72,8 @@ class LocalSentinel:
         """Ask the first sentinel for a switchover (SENTINEL FAILOVER). A sentinel answers
         NOGOODSLAVE until its own view of the replica (its periodic PING and INFO of it) is
         fresh, which on a loaded machine can lag what wait_ready saw on the replica itself:
-        asked again until it accepts."""
+        asked again until it accepts. INPROG is one under way: the client's own retry of a
+        request whose reply was slow (on a loaded machine), which the first one started."""
         deadline = time.monotonic() + timeout
         with _client(self.sentinels[0]) as client:
             while True:
@@ -80,6 +81,8 @@ class LocalSentinel:
                     client.execute_command("SENTINEL", "FAILOVER", self.service)
                     return
                 except redis.ResponseError as exc:
+                    if str(exc).startswith("INPROG"):
+                        return
                     if "NOGOODSLAVE" not in str(exc) or time.monotonic() > deadline:
                         raise
                 time.sleep(0.2)
