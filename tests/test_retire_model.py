@@ -272,10 +272,10 @@ class RetireMachine(QueueMachine):
         if not self._gone(task, lambda: self.swarm.release(task, self._any_token(task))):
             super().release(task, which)
 
-    @rule(task=tasks)
-    def cancel(self, task: str) -> None:
-        if not self._gone(task, lambda: self.swarm.cancel(task)):
-            super().cancel(task)
+    @rule(task=tasks, drop=st.booleans())
+    def cancel(self, task: str, drop: bool = False) -> None:
+        if not self._gone(task, lambda: self.swarm.cancel(task, dead=drop)):
+            super().cancel(task, drop)
 
     @rule(task=tasks)
     def requeue_dead(self, task: str) -> None:
@@ -345,7 +345,7 @@ class RetireMachine(QueueMachine):
             if t.status == "claimed" and (t.deadline or 0) > self.clock.now:
                 self._reported(t.id, "current")
             elif data.draw(st.booleans(), label=f"cancel {t.id}"):
-                super().cancel(t.id)
+                super().cancel(t.id, False)  # (open: not dead)
             else:
                 self._completed_outside(t)
 

@@ -260,7 +260,7 @@ class QueueMachine(RuleBasedStateMachine):
         t.status, t.worker, t.deadline, t.since = "pending", None, None, self.clock.now
 
     @rule(task=tasks, drop=st.booleans())
-    def cancel(self, task: str, drop: bool) -> None:
+    def cancel(self, task: str, drop: bool = False) -> None:
         t = self.model.tasks[task]
         # (a dead task is dropped from the dead letters only when asked: dead=True)
         if t.status == "completed" or (t.status == "dead" and not drop):
