@@ -434,15 +434,21 @@ def test_a_heartbeat_stalled_as_a_session_closes_does_not_hold_its_leases(
             await anyio.to_thread.run_sync(slow.landed.wait)
             await anyio.sleep(0.3)  # (what the loop does after it lands)
             tg.cancel_scope.cancel()
-        if named:
-            assert core.get_agent(session.agent_id).alive is False
-        else:
-            assert session.agent_id not in {a.id for a in core.agents()}
+        _ended(core, session.agent_id, named)
 
     try:
         anyio.run(body)
     finally:
         slow.close()
+
+
+def _ended(core: Swarm, agent_id: str, named: bool) -> None:
+    """What a closed session leaves: a named agent stale (not alive again), a made-up one
+    gone (not rejoined)."""
+    if named:
+        assert core.get_agent(agent_id).alive is False
+    else:
+        assert agent_id not in {a.id for a in core.agents()}
 
 
 @pytest.mark.parametrize("named", [True, False])
@@ -462,10 +468,7 @@ def test_a_heartbeat_on_its_way_as_a_session_closes_lands_before_its_agent_ends(
             await anyio.to_thread.run_sync(slow.landed.wait)
             await anyio.sleep(0.3)  # (what the loop does after it: a rejoin, when not found)
             tg.cancel_scope.cancel()
-        if named:
-            assert core.get_agent(session.agent_id).alive is False
-        else:
-            assert session.agent_id not in {a.id for a in core.agents()}
+        _ended(core, session.agent_id, named)
 
     try:
         anyio.run(body)
