@@ -411,3 +411,33 @@ def test_an_interrupted_asker_s_note_says_what_became_of_its_question(redis_url:
             assert (await handle.get_task(qid)).status is TaskStatus.PENDING
 
     asyncio.run(body())
+
+
+def test_an_answer_can_wait_for_the_next_question_in_the_same_call(owned: Swarm) -> None:
+    """``answer(..., claim_next=, wait_s=)``, as ``report``'s: a shard answering one question
+    waits there for the next, which a second asker posts while it waits."""
+    queue = ask_queue("lib")
+    answers: list[Answer] = []
+    first = threading.Thread(target=lambda: answers.append(owned.ask("lib", "one?", timeout_s=20)))
+    first.start()
+    question = owned.claim(queue, worker="librarian", wait_s=20)
+    assert question is not None
+    second: list[Answer] = []
+
+    def ask_later() -> None:
+        time.sleep(0.3)  # (the answer below is waiting by then, or finds it on arrival)
+        second.append(owned.ask("lib", "two?", timeout_s=20))
+
+    later = threading.Thread(target=ask_later)
+    later.start()
+    finding, following = owned.answer(
+        question, question.token, "first answer", worker="librarian",
+        claim_next=queue, wait_s=10,
+    )  # fmt: skip
+    first.join(5)
+    assert answers[0].finding_id == finding.id
+    assert following is not None and following.description == "two?"
+    assert following.worker == "librarian" and following.token
+    owned.answer(following, following.token, "second answer", worker="librarian")
+    later.join(5)
+    assert second[0].text == "second answer"

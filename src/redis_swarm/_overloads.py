@@ -124,6 +124,7 @@ class AnswerReport(Protocol[One, Many]):
         usage: Usage | None = None,
         claim_next: None = None,
         next_lease_s: float | None = None,
+        wait_s: float = 0.0,
     ) -> One: ...
     @overload
     def __call__(
@@ -141,6 +142,7 @@ class AnswerReport(Protocol[One, Many]):
         usage: Usage | None = None,
         claim_next: str | Sequence[str],
         next_lease_s: float | None = None,
+        wait_s: float = 0.0,
     ) -> Many: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads' anchor)
 

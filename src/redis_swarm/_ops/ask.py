@@ -697,6 +697,7 @@ def answer(
     usage: Usage | None = None,
     claim_next: str | Sequence[str] | None = None,
     next_lease_s: float | None = None,
+    wait_s: float = 0.0,
 ) -> Operation[Finding | tuple[Finding, Task | None]]:
     """Report the answer to a question (a task claimed with ``token``): a finding with
     ``kind = "answer"``, its first line (up to 2,000 characters) the summary and the whole
@@ -706,9 +707,10 @@ def answer(
     so that an asker can tell an answer made from an older version).
 
     ``question`` is the question's id, or the ``Task`` its claim returned: its data is then
-    not read again, and the answer is one script call. ``claim_next`` and ``next_lease_s``
-    are ``report``'s: in the same script, lease the next task of those queues (the next
-    question) and return ``(finding, next task or None)``."""
+    not read again, and the answer is one script call. ``claim_next``, ``next_lease_s`` and
+    ``wait_s`` are ``report``'s: in the same script, lease the next task of those queues (the
+    next question; waiting up to ``wait_s`` for one when none is there) and return
+    ``(finding, next task or None)``."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("an answer must be a non-empty text: say what you found")
     if not isinstance(question, Task):
@@ -724,7 +726,7 @@ def answer(
     stored = yield from finding_ops.report(
         ctx, question.id, token, finding, worker=worker, model=model,
         context_version=context_version, finding_id=finding_id, usage=usage,
-        claim_next=claim_next, next_lease_s=next_lease_s,
+        claim_next=claim_next, next_lease_s=next_lease_s, wait_s=wait_s,
     )  # fmt: skip
     return stored
 
