@@ -22,11 +22,14 @@ from .._validate import check_agent, check_queues
 from ..mcp_server._install import (
     CLIENTS,
     Client,
+    Elsewhere,
     LaunchSpec,
     RemoteSpec,
     claude_command,
     claude_entry,
     codex_toml,
+    elsewhere,
+    elsewhere_words,
     env_reference,
     gemini_settings,
     launch_spec,
@@ -377,7 +380,12 @@ def install(
             channel=watch_queues if channel else None,
         )
     secret = isinstance(spec, LaunchSpec) and url_in_config and bool(app.settings.password)
+    # (read before the write: `claude mcp add` may tidy its file)
+    others = elsewhere(client, spec.name, scope)
     done = _write_config(client, spec, scope, secret) if write else None
+    for found in others:  # (before the line saying what was done, which ends the output)
+        removal = _removal_command(found, spec.name)
+        click.echo(f"warning: {elsewhere_words(spec.name, found, removal=removal)}", err=True)
     shown = spec
     if secret and not show_secrets and (app.json or done is None):
         assert isinstance(spec, LaunchSpec)
@@ -397,6 +405,9 @@ def install(
                     "target": str(target) if target else None,
                     "config": config,
                     "replaced": done.replaced if done is not None else None,
+                    "elsewhere": [
+                        {"scope": f.scope, "where": f.where, "used": f.used} for f in others
+                    ],
                 }
             )
         )
@@ -461,8 +472,29 @@ def _remove(client: Client, name: str, scope: str | None) -> None:
             changed = merge_toml(target, f"mcp_servers.{name}", "").changed
         else:
             changed = merge_json(target, {"mcpServers": {name: {}}}, remove=True).changed
+    still = elsewhere(client, name, scope)
+    if still:  # (the one the client starts now, first in its order)
+        click.echo(f"warning: {elsewhere_words(name, still[0], removed=True)}", err=True)
     click.echo(f"removed {name} from {where}" if changed else f"{where}: nothing to change",
                err=True)  # fmt: skip
+
+
+def _removal_command(found: Elsewhere, name: str) -> str | None:
+    """The `swarm mcp install` that takes ``found`` out, spelled from the command's own options
+    (None: a project's .codex/config.toml, which it never writes)."""
+    if found.app == "codex":
+        return None
+    words = ["swarm", f"{mcp_command.name}", f"{install.name}", _option("client"), found.app,
+             _option("scope"), found.scope, _option("remove")]  # fmt: skip
+    server_name = next(p for p in install.params if p.name == "server_name")
+    if name != server_name.default:
+        words += [server_name.opts[0], name]
+    return shell_line(words)
+
+
+def _option(name: str) -> str:
+    """The option of `swarm mcp install` whose parameter is ``name``."""
+    return next(p for p in install.params if p.name == name).opts[0]
 
 
 def _shared(client: Client, scope: str | None) -> bool:

@@ -26,7 +26,7 @@ from pydantic_core import ErrorDetails
 from .._codec import dumps
 from .._errors import SwarmError, ValidationError
 from ._budget import clip
-from ._render import tool_error
+from ._render import failed_call, tool_error
 
 __all__ = ["StrictTool", "argument_problems", "description_of"]
 
@@ -66,7 +66,7 @@ class StrictTool(Tool):
             problems = argument_problems(self.name, self.parameters, arguments, exc.errors())
             # The SDK's prefix of every tool error, so that this one reads like the others.
             refused = tool_error(ValidationError("\n".join(problems)))
-            raise ToolError(f"Error executing tool {self.name}: {refused}") from exc
+            raise ToolError(failed_call(self.name, refused)) from exc
         try:
             return await super().run(arguments, context, convert_result)
         except UnexpectedToolError as exc:
@@ -75,7 +75,7 @@ class StrictTool(Tool):
             if not isinstance(exc.__cause__, SwarmError):
                 raise
             said = tool_error(exc.__cause__)
-            raise ToolError(f"Error executing tool {self.name}: {said}") from exc.__cause__
+            raise ToolError(failed_call(self.name, said)) from exc.__cause__
 
 
 def description_of(fn: Callable[..., Any]) -> str:

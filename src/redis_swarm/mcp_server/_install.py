@@ -20,7 +20,9 @@ forwards the variables named by ``env_vars``. A configuration that must hold the
 An install over an entry of the same name replaces it, and says so, naming what it was
 (``Merged.previous``, ``claude_entry``, ``describe_entry``; ``replaced_record`` for
 ``--json``): a second install with other options is a change the user should see, not a
-silent one.
+silent one. So is an entry of the same name at the client's other scope (``elsewhere``,
+``elsewhere_words``): the client starts one of the two (``PRECEDENCE``), and an edit of the
+other changes nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ else:  # pragma: no cover
 
 __all__ = [
     "CLIENTS",
+    "PRECEDENCE",
     "Client",
+    "Elsewhere",
     "LaunchSpec",
     "Merged",
     "RemoteSpec",
@@ -58,6 +62,8 @@ __all__ = [
     "claude_entry",
     "codex_toml",
     "describe_entry",
+    "elsewhere",
+    "elsewhere_words",
     "env_reference",
     "gemini_settings",
     "launch_spec",
@@ -503,3 +509,145 @@ def shell_line(argv: list[str]) -> str:
 
 
 _TOKEN_HEADER = re.compile(r"Authorization: Bearer \$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+# The scopes of each client, the one it starts a server from first when a name is in several:
+# Claude Code's local scope, then the project's .mcp.json (once approved there), then its user
+# scope; Gemini CLI's project settings over the user's; Codex's project .codex/config.toml (in
+# a project it trusts) over its own file. (Checked with Claude Code 2.1.197's `claude mcp get`,
+# Gemini CLI 0.61's `gemini mcp list` and Codex 0.171's `codex doctor`.)
+PRECEDENCE: dict[str, tuple[str, ...]] = {
+    "claude": ("local", "project", "user"),
+    "gemini": ("project", "user"),
+    "codex": ("project", "user"),
+}
+_APP = {"claude": "Claude Code", "gemini": "Gemini CLI", "codex": "Codex"}
+_ORDER = {
+    "claude": "it takes the local scope first, then the project's .mcp.json (once approved "
+    "there), then the user scope",
+    "gemini": "it takes the project's .gemini/settings.json over the user's",
+    "codex": "it takes a project's .codex/config.toml, in a project it trusts, over its own "
+    "config.toml",
+}
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """An entry of the server's name at another scope of the client an install configures:
+    the client (``claude``, ``gemini``, ``codex``), that scope, the file holding it, and
+    whether the client starts that one rather than the one installed (in this project)."""
+
+    app: str
+    scope: str
+    where: str
+    used: bool
+
+
+def _scope_of(client: Client, scope: str | None) -> tuple[str, str]:
+    """The client and scope an install writes: ``json`` is Claude Code's project file, codex
+    writes its user file."""
+    if client == "json":
+        return "claude", "project"
+    if client == "codex":
+        return "codex", "user"
+    return client, scope or ("user" if client == "claude" else "project")
+
+
+def elsewhere(
+    client: Client,
+    name: str,
+    scope: str | None,
+    *,
+    home: Path | None = None,
+    cwd: Path | None = None,
+) -> list[Elsewhere]:
+    """The entries named ``name`` at the other scopes of the client an install of ``client``
+    at ``scope`` configures, read from the files the client reads, in its order
+    (``PRECEDENCE``)."""
+    app, mine = _scope_of(client, scope)
+    where = cwd or Path.cwd()
+    order = PRECEDENCE[app]
+    found: list[Elsewhere] = []
+    for other in order:
+        if other == mine:
+            continue
+        place = _holding(app, other, name, home=home, cwd=where)
+        if place is not None:
+            found.append(Elsewhere(app, other, place, order.index(other) < order.index(mine)))
+    return found
+
+
+def _holding(app: str, scope: str, name: str, *, home: Path | None, cwd: Path) -> str | None:
+    """The file of ``app``'s ``scope`` that holds an entry ``name`` (None: none does)."""
+    if app == "claude":
+        if claude_entry(name, scope, home=home, cwd=cwd) is None:
+            return None
+        if scope == "project":
+            return str(cwd / ".mcp.json")
+        config = _claude_config_path(home)
+        return f"{config}, this project's entry" if scope == "local" else str(config)
+    if app == "gemini":
+        user = (home or Path.home()) / ".gemini" / "settings.json"
+        project = cwd / ".gemini" / "settings.json"
+        if user.resolve() == project.resolve():
+            return None  # (run in the home folder: one file for both)
+        path = project if scope == "project" else user
+        return str(path) if _json_server(path, name) else None
+    own = target_path("codex", home=home)
+    for path in _codex_project_files(cwd):
+        if path.resolve() != own.resolve() and toml_table(_text(path), f"mcp_servers.{name}"):
+            return str(path)
+    return None
+
+
+def _codex_project_files(cwd: Path) -> list[Path]:
+    """The .codex/config.toml files Codex reads in ``cwd``: in it and the folders above it, up
+    to the project's root (the folder holding .git; only ``cwd`` outside a checkout)."""
+    real = cwd.resolve()
+    root = next((d for d in (real, *real.parents) if (d / ".git").exists()), real)
+    folders = [real, *real.parents]
+    return [d / ".codex" / "config.toml" for d in folders[: folders.index(root) + 1]]
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _json_server(path: Path, name: str) -> bool:
+    """Whether the JSON settings file ``path`` holds an ``mcpServers`` entry ``name``."""
+    try:
+        data: object = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    servers = data.get("mcpServers") if isinstance(data, Mapping) else None
+    return isinstance(servers, Mapping) and name in servers
+
+
+def elsewhere_words(
+    name: str, found: Elsewhere, *, removal: str | None = None, removed: bool = False
+) -> str:
+    """What an install (``removed``: a removal) says of ``found``, an entry of the same name
+    at the client's other scope: which of the two the client starts, and why; ``removal``:
+    the command that takes that entry out (None: it is edited by hand)."""
+    app = _APP[found.app]
+    there = f"{found.where} ({app}'s {found.scope} scope)"
+    order = _ORDER[found.app]
+    if removed:
+        return f"{name} is still in {there}, and {app} starts that one in this project ({order})"
+    if not found.used:
+        return (
+            f"{name} is also in {there}, but {app} starts the one installed here in this "
+            f"project, not that one ({order}): an edit of that one changes nothing here"
+        )
+    fix = (
+        f"take that one out (`{removal}`), or install at the {found.scope} scope"
+        if removal
+        else "take that one out of its file"
+    )
+    return (
+        f"{name} is also in {there}, and {app} starts that one in this project, not the one "
+        f"installed here ({order}): {fix}"
+    )

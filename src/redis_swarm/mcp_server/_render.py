@@ -25,7 +25,16 @@ from .._errors import (
 from ._budget import clip
 from ._roles import declared_tool_names
 
-__all__ = ["TOOL_WORDS", "blocks", "cursor_offset", "fit", "plain", "render_group", "tool_error"]
+__all__ = [
+    "TOOL_WORDS",
+    "blocks",
+    "cursor_offset",
+    "failed_call",
+    "fit",
+    "plain",
+    "render_group",
+    "tool_error",
+]
 
 _TIME_FIELDS = frozenset(
     {
@@ -110,6 +119,12 @@ def tool_error(exc: SwarmError) -> ToolError:
         if isinstance(exc, kind):
             return ToolError(f"{message} ({hint})")
     return ToolError(message)
+
+
+def failed_call(tool: str, said: object) -> str:
+    """The text of a tool call that failed, in the SDK's words for one (its prefix), so that
+    an error said outside the SDK's own handling reads like the others."""
+    return f"Error executing tool {tool}: {said}"
 
 
 def cursor_offset(state: dict[str, Any], key: str) -> int:

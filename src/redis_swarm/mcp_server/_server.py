@@ -37,6 +37,7 @@ from ._channel import Channel, ChannelOnConnect
 from ._channel import instructions as channel_instructions
 from ._files import FileAccess
 from ._http import serve_http
+from ._restart import StartEmbedded
 from ._roles import AGENT_ROLES, PROMPT_ROLES
 from ._session import RegisterOnConnect, SessionRegistry
 from ._stdin import RefuseMarked, StdinScreen
@@ -152,6 +153,8 @@ def build_server(
     ]
     if pushes is not None:  # outside RegisterOnConnect: it starts once the agent is registered
         middleware.insert(2, ChannelOnConnect(pushes, sessions))
+    if swarm.settings.kind == "embedded":  # (started at launch: started again if it stopped)
+        middleware.insert(1, StartEmbedded(swarm.settings))
     told = INSTRUCTIONS[role] + " " + _COMMON.format(budget=budget.tokens)
     if channel is not None:
         told += " " + channel_instructions(channel, role)
