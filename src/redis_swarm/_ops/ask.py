@@ -645,7 +645,14 @@ def _give_up(
     # A question left open (kept, or another asker's) is collected, not asked again: that
     # would post a second one (and pay for it twice).
     left_open = q.id is not None and (q.kept or not q.posted)
-    again = "" if left_open else ". Ask again with a longer timeout"
+    # A longer wait helps an answerer that was at work on it, not a queue nobody serves.
+    again = (
+        ""
+        if left_open
+        else ". Ask again with a longer timeout"
+        if claimed
+        else ". Start an answerer (above), then ask again"
+    )
     raise Timeout(
         f"no answer from {target!r} after {timeout:g} s: {who}; {then}{again}{other}",
         task_id=task.id,
