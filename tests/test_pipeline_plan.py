@@ -125,7 +125,8 @@ def test_every_problem_is_named_with_its_key_and_line(tmp_path: Path) -> None:
         f'plan.toml:{line_of("[synthesizer]")}: synthesizer: "exec" is missing',
         f"plan.toml:{line_of('paths =')}: contexts[1].paths: 'nope/*.txt' matches no file",
         f"plan.toml:{line_of('other')}: passes[2].context: no [[contexts]] has owner 'other'",
-        f"plan.toml:{line_of('[[passes]]', 1)}: passes[2]: give the pass either",
+        f"plan.toml:{line_of('[[passes]]', 1)}: passes[2]: give the pass "
+        '"tasks" (a list) or "plan" (an instruction), not both',
         f"plan.toml:{line_of('max_tasks')}: passes[2].max_tasks: must be a whole number from 1",
     ]
     for fragment in expected:
@@ -502,3 +503,28 @@ def test_swarm_pipeline_check_refuses_a_context_owner_that_is_a_pipelines_plan(
     out = cli("pipeline", "run", str(path), expect=1)
     assert "context owner 'pipeline.other' is where the plan of pipeline 'other'" in out.stderr
     assert parse_plan(text, path, match_files=False).contexts[0].owner == "pipeline.other"
+
+
+def test_an_array_of_tables_written_with_single_brackets_is_named_in_the_toml_error(
+    tmp_path: Path,
+) -> None:
+    # Two [passes] headers are not TOML at all: the parser's own words name no fix.
+    message = problems(tmp_path, EXAMPLE.replace("[[passes]]", "[passes]"))
+    assert "not valid TOML" in message
+    assert "write each one under its own [[passes]] header" in message
+    # a TOML error with every array written right says nothing of them
+    plain = problems(tmp_path, EXAMPLE.replace("concurrency = 4", "concurrency = = 4"))
+    assert "[[" not in plain
+
+
+def test_a_pass_with_both_tasks_and_a_plan_is_told_not_both(tmp_path: Path) -> None:
+    both = EXAMPLE.replace("max_tasks = 5\n", 'max_tasks = 5\ntasks = ["x"]\n')
+    assert 'give the pass "tasks" (a list) or "plan" (an instruction), not both' in problems(
+        tmp_path, both
+    )
+    neither = EXAMPLE.replace(
+        'plan = "From the previous synthesis, list the questions that deserve a deeper look"\n'
+        "max_tasks = 5\n",
+        "",
+    )
+    assert 'give the pass either "tasks" (a list) or "plan"' in problems(tmp_path, neither)

@@ -482,6 +482,7 @@ def _match(base: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
 
 # An array of tables written as something else (``[passes]``, one table, most often).
 _ARRAY_OF_TABLES = "must be an array of tables: write each one under its own [[{name}]] header"
+_ARRAYS = ("contexts", "passes")  # the plan's arrays of tables, which a [name] header breaks
 
 
 def _contexts(
@@ -562,7 +563,13 @@ def _passes(c: _Checker, value: Any, owners: set[str]) -> tuple[PassSpec, ...]:
             known = ", ".join(sorted(owners)) or "none is declared"
             c.problem((*where, "context"), f"no [[contexts]] has owner {context!r} ({known})")
         if ("tasks" in table) == ("plan" in table):
-            c.problem(where, 'give the pass either "tasks" (a list) or "plan" (an instruction)')
+            both = "tasks" in table
+            c.problem(
+                where,
+                'give the pass "tasks" (a list) or "plan" (an instruction), not both'
+                if both
+                else 'give the pass either "tasks" (a list) or "plan" (an instruction)',
+            )
         if max_tasks is not None and "plan" not in table:
             c.problem((*where, "max_tasks"), 'max_tasks bounds a planned pass: add "plan"')
         if name is None:
@@ -596,7 +603,14 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{path}: not valid TOML: {exc}; fix it and run again") from None
+        hint = "".join(
+            f" ([{name}] {_ARRAY_OF_TABLES.format(name=name)})"
+            for name in _ARRAYS
+            if re.search(rf"^[ \t]*\[[ \t]*{name}[ \t]*\][ \t]*(#.*)?$", text, re.MULTILINE)
+        )
+        raise ValidationError(
+            f"{path}: not valid TOML: {exc}{hint}; fix it and run again"
+        ) from None
     c = _Checker(text, path)
     c.known(data, (), _TOP)
     # (A stored plan is read back as it was run: a name refused since is still its own.)
