@@ -53,7 +53,12 @@ class Cli:
     ) -> Out:
         runner = CliRunner()
         result = runner.invoke(
-            main, list(args), input=input, env={**self.env, **(env or {})}, catch_exceptions=False
+            main,
+            list(args),
+            input=input,
+            env={**self.env, **(env or {})},
+            catch_exceptions=False,
+            prog_name="swarm",  # (as a user types it: hints name the command so)
         )
         out = Out(result.exit_code, result.stdout, result.stderr)
         if expect is not None:

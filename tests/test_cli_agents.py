@@ -45,7 +45,7 @@ def test_status_human_and_json(cli: Cli, swarm: Swarm) -> None:
     human = cli("status", "--pass", "P").stdout
     assert "q1" in human and "q2" in human and "(all)" in human
     assert "2 alive (1 shard, 1 worker)" in human and "shard-a" in human
-    assert "pass 'P': pending 1, delayed 0, claimed 1" in human
+    assert 'pass "P": pending 1, delayed 0, claimed 1' in human
     assert "no task has ever been posted" not in cli("status", "--pass", "P").stderr
     typo = cli("status", "--pass", "p")  # a misspelt pass is said, not shown as an empty one
     assert 'no task has ever been posted to pass "p": no agent run to count' in typo.stderr

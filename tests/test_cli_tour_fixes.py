@@ -110,13 +110,13 @@ def test_findings_of_a_pass_never_posted_to_says_so_and_names_the_passes(cli: Cl
 def test_a_claim_from_a_queue_never_posted_to_says_so(cli: Cli) -> None:
     cli("task", "post", "research", "x")
     out = cli("task", "claim", "reserch", "--worker", "w1", expect=3)
-    assert "nothing to claim in reserch: no task was ever posted to queue reserch" in out.stderr
+    assert 'nothing to claim in reserch: no task was ever posted to queue "reserch"' in out.stderr
     assert "research" in out.stderr.split("reserch", 2)[-1]  # the queues there are
     cli("task", "claim", "research", "--worker", "w1")
     empty = cli("task", "claim", "research", "--worker", "w1", expect=3)
     assert empty.stderr.strip() == "nothing to claim in research"  # known, just empty
     waited = cli("task", "claim", "reserch", "--worker", "w1", "--wait", "0.2", expect=3)
-    assert waited.stderr.startswith("note: no task was ever posted to queue reserch")
+    assert waited.stderr.startswith('note: no task was ever posted to queue "reserch"')
     assert "waiting all the same" in waited.stderr
 
 

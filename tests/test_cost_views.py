@@ -225,7 +225,7 @@ def test_every_run_of_the_planner_and_synthesizer_says_its_cost(planned: Planned
     said = planned.out.stderr
     assert "pass 1/2 'One': synthesizer try 1: refused: it cited [f-bogus]" in said
     assert "(this run: $0.5000 · 5,000 in / 300 out)\n" in said
-    assert re.search(r"'One': synthesis s-\S+ citing 2 finding\(s\) \(this run: \$0\.5000 · "
+    assert re.search(r"'One': synthesis s-\S+ citing 2 findings \(this run: \$0\.5000 · "
                      r"5,000 in / 300 out\)", said)  # fmt: skip
     assert (
         "pass 2/2 'Two': planner try 1: the agent CLI reported an error: overloaded "
@@ -233,7 +233,7 @@ def test_every_run_of_the_planner_and_synthesizer_says_its_cost(planned: Planned
     )  # said once, not also as "(the run cost $0.0110)"
     refused = "planner try 2: refused: it holds no JSON array (this run: $0.0130 · 100 in / 5 out)"
     assert refused in said
-    assert "planner try 3: 1 task(s) planned (this run: $0.0170 · 100 in / 5 out)" in said
+    assert "planner try 3: 1 task planned (this run: $0.0170 · 100 in / 5 out)" in said
 
 
 def test_every_cost_is_said_with_its_tokens_and_every_total_what_it_covers(

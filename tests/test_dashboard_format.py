@@ -74,3 +74,16 @@ def test_the_page_loads_the_formats_before_its_script() -> None:
     assert page.index('src="/static/format.js"') < page.index('src="/static/dashboard.js"')
     script = (STATIC_DIR / "dashboard.js").read_text()
     assert "toFixed(4)" not in script and "swarmFormat.usageLine" in script
+
+
+def test_the_page_formats_take_only_what_the_cli_ones_take() -> None:
+    """usd(cost, unknown) and usageLine(cost, in, out, cached): no ``places`` of their own,
+    which no caller passed and the CLI's usd has not (its places are the one rule's)."""
+    script = (
+        f"const f = require({json.dumps(str(STATIC_DIR / 'format.js'))});"
+        "console.log(JSON.stringify([f.usd.length, f.usageLine.length]));"
+    )
+    out = subprocess.run(
+        ["node", "-e", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(out.stdout) == [2, 4]

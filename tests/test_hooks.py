@@ -188,7 +188,7 @@ def test_session_start_shows_leases_messages_and_claimable_work(
     hooks("SessionStart", client=client)
     never = _context(hooks("SessionStart", "--queue", "q", client=client))
     assert "Claimable: nothing yet (" in never and "0 pending" not in never
-    assert "No task was ever posted to queue q: check the name (the queues: " in never
+    assert 'No task was ever posted to queue "q": check the name (the queues: ' in never
     swarm.post_task("q", "first job", data={"file": "a.py"})
     swarm.post_task("q", "second job")
     held = _claim(swarm, "q", me)

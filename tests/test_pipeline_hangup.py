@@ -96,7 +96,7 @@ def test_closing_the_terminal_stops_the_run_as_sigterm_does(
         wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, "3 agents")
         agents = [int(p) for p in pids.read_text().split()]
         shown = _drain(master)
-        assert b"pass 1/2 'Pass 1': 3 task(s)" in shown, shown
+        assert b"pass 1/2 'Pass 1': 3 tasks" in shown, shown
         os.close(master)  # the terminal closed: its session leader gets SIGHUP
         master = -1
         proc.wait(timeout=60)

@@ -54,7 +54,7 @@ def test_completed_tasks_whose_findings_the_listing_misses_are_synthesized(
     out = cli("pipeline", "run", str(path))
     assert "were cancelled" not in out.stderr, out
     assert (
-        "warning: pass 2/2 'Pass 2': the listing of its findings left out 2 finding(s) of its "
+        "warning: pass 2/2 'Pass 2': the listing of its findings left out 2 findings of its "
         "completed tasks (" in out.stderr
     ), out.stderr
     assert "2 read by id and used" in out.stderr
@@ -102,7 +102,7 @@ def test_tasks_cancelled_by_hand_are_still_said_cancelled(
         swarm.cancel(task.id)
     out = cli("pipeline", "run", str(path), expect=1)
     assert (
-        "error: pass 2/2 'Pass 2': its 2 task(s) were cancelled, so it has no finding to synthesize"
+        "error: pass 2/2 'Pass 2': its 2 tasks were cancelled, so it has no finding to synthesize"
     ) in out.stderr, out.stderr
 
 

@@ -263,14 +263,14 @@ def test_a_pass_where_every_task_died_stops_then_resumes(
     out = cli("pipeline", "run", str(path), expect=1, env={"WORKER_SLEEP": "5",
               "BAD_FIRST": str(counter)})  # fmt: skip
     assert "pass 1/2 'Pass 1': every task died (3 dead of 3, no finding)" in out.stderr
-    assert "the last error (3 of 3 dead task(s))" in out.stderr and error in out.stderr
+    assert "the last error (3 of 3 dead tasks)" in out.stderr and error in out.stderr
     assert "run the pipeline again" in out.stderr and "pipeline audit: done" not in out.stdout
     assert not counter.exists() and swarm.syntheses().items == ()  # no synthesizer was run
     first = {t.id for t in swarm.list_tasks(pass_name="audit: Pass 1").items}
     assert not cli.json("pipeline", "status", "audit")["done"]
     path.write_text(good)
     out = cli("pipeline", "run", str(path), env={"WORKER_SLEEP": "0"})
-    assert "pass 1/2 'Pass 1': 3 dead task(s) given back to the queue" in out.stderr
+    assert "pass 1/2 'Pass 1': 3 dead tasks given back to the queue" in out.stderr
     assert "pipeline audit: done" in out.stdout
     tasks = swarm.list_tasks(pass_name="audit: Pass 1").items
     assert {t.id for t in tasks} == first and {t.status.value for t in tasks} == {"completed"}
@@ -291,7 +291,7 @@ def test_a_later_pass_where_every_task_died(cli: Cli, swarm: Swarm, tmp_path: Pa
     pass1 = {t.id: t.attempts for t in swarm.list_tasks(pass_name="audit: Pass 1").items}
     out = cli("pipeline", "run", str(path))
     assert "pass 1/2 'Pass 1': done before" in out.stderr
-    assert "pass 2/2 'Pass 2': 2 dead task(s) given back" in out.stderr
+    assert "pass 2/2 'Pass 2': 2 dead tasks given back" in out.stderr
     after = final_state(swarm, path)
     assert after["audit: Pass 1"] == before["audit: Pass 1"]
     assert after["audit: Pass 2"]["statuses"] == ["completed", "completed"]
@@ -308,14 +308,17 @@ def test_a_pass_where_some_tasks_died_goes_on(cli: Cli, swarm: Swarm, tmp_path: 
     path.write_text(good.replace(f'exec = "{PY} {tmp_path}/synth.py"', 'exec = "echo [f-no]"'))
     out = cli("pipeline", "run", str(path), expect=1, env={"FAIL_ON": "Find the backoff"})
     assert (
-        "pass 1/2 'Pass 1': settled, 2 completed, 1 dead, 2 finding(s); the last error "
-        "(1 of 1 dead task(s)): exit code 1; stderr: cannot do Find the backoff; the pass goes "
+        "pass 1/2 'Pass 1': settled, 2 completed, 1 dead, 2 findings; the last error "
+        "(1 of 1 dead task): exit code 1; stderr: cannot do Find the backoff; the pass goes "
         "on with its findings"
     ) in out.stderr
     assert "gave no usable synthesis" in out.stderr
     path.write_text(good)
     out = cli("pipeline", "run", str(path))
-    assert "dead task(s) given back" not in out.stderr and "pipeline audit: done" in out.stdout
+    assert (
+        "given back to the queue (no finding)" not in out.stderr
+        and "pipeline audit: done" in out.stdout
+    )
     state = final_state(swarm, path)
     assert state["audit: Pass 1"]["statuses"] == ["completed", "completed", "dead"]
     assert all(len(p["syntheses"]) == 1 and p["cited_ok"] for p in state.values())
@@ -700,7 +703,7 @@ def test_resuming_says_which_tasks_it_waits_for(
     path.write_text(path.read_text().replace("lease_s = 2", "lease_s = 2\ntimeout_s = 60"))
     out = rerun_after_kill(redis_url, cli, tmp_path, path, 3, good)
     assert re.search(
-        r"pass 1/2 'Pass 1': waiting for 3 task\(s\) held by an earlier run \(their leases "
+        r"pass 1/2 'Pass 1': waiting for 3 tasks held by an earlier run \(their leases "
         r"end in [0-2]( to [0-2])? s\)",
         out.stderr,
     ), out.stderr

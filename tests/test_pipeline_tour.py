@@ -92,7 +92,7 @@ def test_an_older_runs_planning_task_is_still_read(cli: Cli, swarm: Swarm, tmp_p
     assert held is not None and held.id == old.id
     tasks = [{"description": "Old plan A", "data": None}, {"description": "Old plan B"}]
     swarm.report(
-        held.id, held.token, {"summary": "2 task(s) planned for Pass 2", "tasks": tasks},
+        held.id, held.token, {"summary": "2 tasks planned for Pass 2", "tasks": tasks},
         worker="old-planner", usage=Usage("claude-json", cost_usd=0.3),
     )  # fmt: skip
     summary = run_plan(cli, path)
@@ -176,7 +176,7 @@ def test_a_budget_stop_after_every_task_completed_says_so(
     path.write_text(path.read_text().replace("concurrency = 3", "concurrency = 1"))
     path.write_text("max_cost_usd = 0.03\n" + path.read_text())
     out = cli("pipeline", "run", str(path), expect=1)
-    assert "pass 1/2 'Pass 1': settled, 3 completed, 0 dead, 3 finding(s)" in out.stderr
+    assert "pass 1/2 'Pass 1': settled, 3 completed, 0 dead, 3 findings" in out.stderr
     assert "pass 1/2 'Pass 1': stopped before its synthesis" in out.stderr
     assert "before it settled" not in out.stderr and "pass 2/2" not in out.stderr
     assert "pipeline audit: stopped: the budget is spent" in out.stdout

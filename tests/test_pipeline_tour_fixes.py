@@ -135,7 +135,7 @@ def test_json_keeps_the_progress_and_a_ctrl_c_says_why(redis_url: str, tmp_path:
     path.write_text(path.read_text().replace(synth, slow))
     stdout, stderr = interrupt_synthesis(redis_url, tmp_path, path, "--json")
     assert json.loads(stdout)["stopped_by"] == "interrupted (Ctrl-C): run it again to resume"
-    assert "pass 1/2 'Pass 1': 3 task(s)" in stderr
+    assert "pass 1/2 'Pass 1': 3 tasks" in stderr
     assert "stopping after the running agents finish" in stderr
     other = tmp_path / "other.toml"
     other.write_text(path.read_text().replace('name = "audit"', 'name = "audit2"'))

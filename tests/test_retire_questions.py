@@ -161,17 +161,17 @@ def test_a_dry_run_counts_and_changes_nothing(swarm: Swarm, raw: redis.Redis) ->
 
 
 def test_the_assist_queue_never_asked_is_not_offered_as_what_to_name(swarm: Swarm) -> None:
-    with pytest.raises(NotFound, match="no question was ever asked of 'assist'") as unknown:
+    with pytest.raises(NotFound, match='no question was ever asked of "assist"') as unknown:
         swarm.retire_questions(ASSIST_QUEUE)
-    assert "or 'assist'" not in str(unknown.value)  # (it named it)
+    assert 'or "assist"' not in str(unknown.value)  # (it named it)
     with pytest.raises(NotFound) as other:
         swarm.retire_questions("nobody")
-    assert "or 'assist'" in str(other.value)
+    assert 'or "assist"' in str(other.value)
 
 
 def test_bad_input_is_refused(swarm: Swarm, raw: redis.Redis) -> None:
     _questions(swarm)
-    with pytest.raises(NotFound, match="no question was ever asked of 'nobody'") as unknown:
+    with pytest.raises(NotFound, match='no question was ever asked of "nobody"') as unknown:
         swarm.retire_questions("nobody")
     assert QUEUE in str(unknown.value)
     for bad in (-1.0, math.nan, math.inf):
@@ -297,7 +297,7 @@ def test_the_cli_retires_questions_and_says_what_went(cli: Cli, redis_url: str) 
     for bad in ("-1", "nan", "soon"):
         cli("retire", "--questions", OWNER, "--older-than", bad, expect=2)
     unknown = cli("retire", "--questions", "nobody", expect=1)
-    assert "no question was ever asked of 'nobody'" in unknown.stderr
+    assert 'no question was ever asked of "nobody"' in unknown.stderr
 
 
 def test_a_worker_may_not_retire_questions(redis_server: RedisServer, redis_url: str) -> None:

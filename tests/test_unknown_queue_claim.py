@@ -10,8 +10,9 @@ import anyio
 import pytest
 
 from redis_swarm import ConnectionFailed, Swarm
+from redis_swarm._codec import dumps
 from redis_swarm._hints import LIST_PASSES
-from redis_swarm._models import unknown_queues
+from redis_swarm._models import NAMES_LISTED, listed_names, unknown_pass, unknown_queues
 from redis_swarm.mcp_server import build_server
 from redis_swarm.mcp_server._render import TOOL_WORDS
 
@@ -28,12 +29,25 @@ def core(redis_url: str) -> Iterator[Swarm]:
 def test_the_core_names_the_unknown_queues_and_those_there_are() -> None:
     said = unknown_queues(["research", "reserach", "reserach"], ["research", "review"])
     assert said == (
-        "no task was ever posted to queue reserach: check the name (the queues: research, "
-        f"review; {LIST_PASSES})"
+        'no task was ever posted to queue "reserach": check the name (the queues: "research", '
+        f'"review"; {LIST_PASSES})'
     )
     two = unknown_queues(["a", "b"], [])
-    assert two is not None and two.startswith("no task was ever posted to queues a, b:")
+    assert two is not None and two.startswith('no task was ever posted to queues "a", "b":')
     assert unknown_queues(["research"], ["research"]) is None
+
+
+def test_unknown_queues_and_passes_quote_and_list_names_by_one_rule() -> None:
+    """A name holding a comma or a space reads as one name, quoted as the pass name asked
+    for is (JSON), in both messages; both list as many names as NAMES_LISTED, then a count."""
+    known = ["a, b", *(f"q{i:02}" for i in range(NAMES_LISTED + 2))]
+    queues = unknown_queues(["c d"], known)
+    passes = unknown_pass("c d", known)
+    assert queues is not None
+    listed = f'"a, b", {", ".join(dumps(q) for q in known[1:NAMES_LISTED])} and 3 more'
+    assert listed_names(known) == listed
+    assert f"(the queues: {listed};" in queues and f"(the passes: {listed};" in passes
+    assert 'to queue "c d":' in queues and 'to pass "c d":' in passes
 
 
 def test_claim_task_of_a_misspelt_queue_names_the_queues_and_does_not_say_stop(
@@ -49,8 +63,8 @@ def test_claim_task_of_a_misspelt_queue_names_the_queues_and_does_not_say_stop(
             got, _ = await worker("claim_task", queue="nosuch")
             assert got["task"] is None and got["queues"] == ["nosuch"]
             said = got["next"]
-            assert said.startswith("no task was ever posted to queue nosuch: check the name")
-            assert "the queues: research, review" in said
+            assert said.startswith('no task was ever posted to queue "nosuch": check the name')
+            assert 'the queues: "research", "review"' in said
             # The core's hint, in this server's words (TOOL_WORDS): no command to run.
             assert TOOL_WORDS[LIST_PASSES] in said and LIST_PASSES not in said
             assert "stop" not in said and "wait_s" in said
@@ -69,7 +83,7 @@ def test_claim_task_of_a_misspelt_queue_names_the_queues_and_does_not_say_stop(
                 claim_next=["research", "nosuch"],
             )
             assert done["next_task"] is None and "task" not in done
-            assert done["next"].startswith("no task was ever posted to queue nosuch")
+            assert done["next"].startswith('no task was ever posted to queue "nosuch"')
 
     anyio.run(body)
 

@@ -23,8 +23,10 @@ from ._usage import Usage, summed_figures
 
 __all__ = [
     "DEFAULT_MAX_ABANDONS",
+    "NAMES_LISTED",
     "OPEN_STATUSES",
     "RECORD_KINDS",
+    "STALE_AFTER_S",
     "Agent",
     "AgentCounts",
     "Answer",
@@ -50,6 +52,7 @@ __all__ = [
     "TypeFilter",
     "Webhook",
     "answer_fields",
+    "listed_names",
     "runs_of",
     "type_filter",
     "unknown_pass",
@@ -60,8 +63,20 @@ __all__ = [
 # Abandoned leases (expired with no report: the worker vanished) a task survives by default.
 DEFAULT_MAX_ABANDONS = 10
 
+# Seconds without a sign of life after which every view calls an agent stale, by default
+# (``stale_after_s``; what a running slot's beats are spaced by is derived from it).
+STALE_AFTER_S = 60.0
 
-_PASSES_NAMED = 10  # the passes a message about an unknown one lists
+
+# The most names a message about an unknown one lists (the passes, the queues there are).
+NAMES_LISTED = 10
+
+
+def listed_names(names: Iterable[str], none: str = "none yet") -> str:
+    """``names`` as every message about an unknown name says them: each quoted as JSON (as
+    the name asked for is, ``dumps``: a name may hold a space or a comma), the first
+    ``NAMES_LISTED`` of them ("a", "b" and 3 more), ``none`` when there are none."""
+    return first_few([dumps(n) for n in names], NAMES_LISTED, none)
 
 
 _WAITED_FOR = "nothing to wait for and no findings to read"  # what ``wait`` asks of a pass
@@ -90,14 +105,10 @@ def unknown_pass(
             f"there is {doing}; "
             "its synthesis, if it had one, is kept"
         )
-    known = first_few([dumps(p) for p in passes], _PASSES_NAMED)
     return (
         f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
-        f"passes: {known}; {lists}), or post its tasks first"
+        f"passes: {listed_names(passes)}; {lists}), or post its tasks first"
     )
-
-
-_QUEUES_NAMED = 10  # the queues a note on a misspelt one lists
 
 
 def unknown_queues(
@@ -113,10 +124,10 @@ def unknown_queues(
     unknown = [q for q in dict.fromkeys(queues) if q not in there]
     if not unknown:
         return None
-    which = "queue " + unknown[0] if len(unknown) == 1 else "queues " + ", ".join(unknown)
+    which = "queue" if len(unknown) == 1 else "queues"
     return (
-        f"no task was ever posted to {which}: check the name (the queues: "
-        f"{first_few(sorted(there), _QUEUES_NAMED)}; {lists})"
+        f"no task was ever posted to {which} {listed_names(unknown)}: check the name (the "
+        f"queues: {listed_names(sorted(there))}; {lists})"
     )
 
 

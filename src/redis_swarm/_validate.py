@@ -30,6 +30,7 @@ __all__ = [
     "MAX_READ",
     "MAX_RETRY_AFTER_S",
     "MAX_RETRY_BACKOFF_S",
+    "MAX_ROLE",
     "MAX_WAIT_S",
     "READ_DEFAULT",
     "check_agent",
@@ -152,6 +153,7 @@ def check_swarm_name(value: object) -> str:
 
 
 MAX_AGENT_NAME = 64  # an agent's name: it is part of its inbox's key and of every message
+MAX_ROLE = 40  # an agent's role (worker, planner, ...): a word, as every agents listing shows it
 
 
 def check_agent(kind: str, value: object) -> str:

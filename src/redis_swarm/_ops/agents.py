@@ -21,9 +21,9 @@ from typing import Any
 from .._codec import UNREADABLE, dumps, loads
 from .._errors import Conflict, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
-from .._models import Agent, TaskStatus
+from .._models import STALE_AFTER_S, Agent, TaskStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
-from .._validate import check_agent, check_id, check_name, check_printable
+from .._validate import MAX_ROLE, check_agent, check_id, check_name, check_printable
 from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
 from ._work import forget_presence, newest, task_from
@@ -162,7 +162,7 @@ def _profile(
     metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record ``agent_register`` stores for a registration, its fields checked."""
-    role = check_name("role", role, max_len=40)
+    role = check_name("role", role, max_len=MAX_ROLE)
     if parent is not None:
         check_agent("parent agent", parent)
     if capacity_tokens is not None and (
@@ -231,7 +231,7 @@ def register(
     read); after it left or was swept, it starts anew. The call is safe to retry: sent
     again after a lost reply, it changes nothing and records one agent.joined. (To build
     on what is registered, as a second session of the agent does: ``join``.)"""
-    checked_role = check_name("role", role, max_len=40)
+    checked_role = check_name("role", role, max_len=MAX_ROLE)
     agent_id = new_id(f"{checked_role}-") if name is None else check_agent("agent name", name)
     record = _profile(
         agent_id, role, model=model, specialization=specialization,
@@ -440,7 +440,7 @@ def agents(
     ctx: OpContext,
     alive: bool | None = None,
     role: str | None = None,
-    stale_after_s: float = 60.0,
+    stale_after_s: float = STALE_AFTER_S,
     parent: str | None = None,
 ) -> Operation[list[Agent]]:
     """Every registered agent, oldest first; filter by liveness, role, or parent
@@ -449,7 +449,7 @@ def agents(
     round trip, and two more for the leases when there are queues."""
     stale_ms = _check_stale(stale_after_s)
     if role is not None:
-        check_name("role", role, max_len=40)
+        check_name("role", role, max_len=MAX_ROLE)
     if parent is not None:
         check_agent("parent agent", parent)
     keys = ctx.keys
@@ -486,7 +486,9 @@ def agents(
     return sorted(out, key=lambda a: (a.registered_at or 0, a.id))
 
 
-def get_agent(ctx: OpContext, agent_id: str, stale_after_s: float = 60.0) -> Operation[Agent]:
+def get_agent(
+    ctx: OpContext, agent_id: str, stale_after_s: float = STALE_AFTER_S
+) -> Operation[Agent]:
     """One agent, in one round trip: its record as it keeps it, ``current_task`` what its last
     heartbeat said. (``agents`` and ``status`` also name the task a worker that only claims
     holds a lease on, two round trips more; a point read stays one, as the hooks make it at
@@ -649,7 +651,7 @@ def _unheld(
     return [a for a in candidates if a not in leases.holders]
 
 
-def sweep(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[dict[str, int]]:
+def sweep(ctx: OpContext, stale_after_s: float = STALE_AFTER_S) -> Operation[dict[str, int]]:
     """Remove the agents whose last sign of life (a heartbeat, a claim, a lease renewal,
     registering) is older than ``stale_after_s``, with their inboxes; returns their ids, each
     with the unread direct messages dropped with it (iterating gives the ids). Each gets an

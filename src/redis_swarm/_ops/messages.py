@@ -58,6 +58,9 @@ READ_KEPT = 100
 # Messages whose read status a sender can ask for (the newest; older ones are forgotten).
 MESSAGE_INDEX_MAX = 100_000
 _SEQ = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+# A seq without its -N (the stream id's time alone): no message id is all digits (they are
+# m-...), so it is that seq, read as its millisecond's first message (-0): never past it.
+_SEQ_TIME = re.compile(r"[0-9]{1,20}")
 
 
 def _send(
@@ -261,8 +264,10 @@ def inbox(
 def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:
     """Move the agent's read cursors through ``through``, the last message shown to it: its
     ``seq``, or its id (one more round trip, to find its seq): its inbox up to there is
-    consumed, its broadcasts up to there passed; messages sent after it stay unread.
-    Cursors never move back, so marking again, or an older message, changes nothing.
+    consumed, its broadcasts up to there passed; messages sent after it stay unread. A seq
+    without its ``-N`` (``1700000000000``) is taken as ``1700000000000-0``, the first message
+    sent in that millisecond. Cursors never move back, so marking again, or an older
+    message, changes nothing.
     NotFound for an agent not registered, an unknown id, or one sent to another agent."""
     agent = check_agent("agent id", agent)
     if not isinstance(through, str):
@@ -270,7 +275,9 @@ def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:
             f"cannot mark read through {through!r}: pass the id of the last message shown "
             "(such as m-0123abcd) or its seq (a stream id such as 1700000000000-0)"
         )
-    if not _SEQ.fullmatch(through):
+    if _SEQ_TIME.fullmatch(through):
+        through += "-0"
+    elif not _SEQ.fullmatch(through):
         through = yield from _seq_of(ctx, agent, check_name("message id", through, max_len=64))
     yield _read_call(ctx, agent, "2", through)
 

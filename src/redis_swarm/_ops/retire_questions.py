@@ -29,11 +29,11 @@ import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .._codec import UNREADABLE, first_few, loads
+from .._codec import UNREADABLE, dumps, loads
 from .._errors import Conflict, NotFound, ValidationError
 from .._hints import CANCEL_TASK
 from .._keys import ASSIST_QUEUE, Keys, ask_queue, askable, is_ask_queue
-from .._models import OPEN_STATUSES, RetiredQuestions
+from .._models import OPEN_STATUSES, RetiredQuestions, listed_names
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import MAX_DURATION_S, check_id, check_name
 from ._bus import now_from
@@ -63,13 +63,13 @@ def question_queue(target: str) -> str:
 
 def _unknown(target: str, queue: str, fields: Iterable[Any]) -> str:
     asked = [q for q in queue_names(fields) if is_ask_queue(q)]
-    of = "" if target == queue else f" (queue {queue})"
+    of = "" if target == queue else f" (queue {dumps(queue)})"
     # (the peer-assist queue is offered only to one who named something else)
-    assist = "" if queue == ASSIST_QUEUE else f", or {ASSIST_QUEUE!r}"
+    assist = "" if queue == ASSIST_QUEUE else f", or {dumps(ASSIST_QUEUE)}"
     return (
-        f"no question was ever asked of {target!r}{of}: nothing to retire. Name an owner or "
-        f"agent asked (its queue {ask_queue('OWNER')}){assist}; the queues of questions "
-        f"there are: {first_few(asked, 10)}"
+        f"no question was ever asked of {dumps(target)}{of}: nothing to retire. Name an owner "
+        f"or agent asked (its queue {ask_queue('OWNER')}){assist}; the queues of questions "
+        f"there are: {listed_names(asked)}"
     )
 
 

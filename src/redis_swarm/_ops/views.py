@@ -26,6 +26,7 @@ from .._codec import UNREADABLE, loads
 from .._context_records import ContextInfo
 from .._models import (
     RECORD_KINDS,
+    STALE_AFTER_S,
     Agent,
     AgentCounts,
     Finding,
@@ -64,7 +65,7 @@ def _bounded(value: int) -> int:
 # --- the status
 
 
-def status(ctx: OpContext, stale_after_s: float = 60.0) -> Operation[SwarmStatus]:
+def status(ctx: OpContext, stale_after_s: float = STALE_AFTER_S) -> Operation[SwarmStatus]:
     """The swarm at a glance: the newest event id, the task counts of every queue and pass,
     the agents (alive after a heartbeat within ``stale_after_s``; each with its task, see
     ``agents.agents``) and the current version of every context. One round trip, two more

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from .._codec import now_ms
+from .._codec import counted, now_ms
 from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, SwarmError
 from .._executable import reach_env
 from .._models import Finding, Synthesis, Task, TaskStatus
@@ -467,11 +467,11 @@ class OneShotAgents:
                 kept = tuple(items[: spec.max_tasks])
                 cut = f" (of {len(items)}: max_tasks)" if len(items) > len(kept) else ""
                 self._say(
-                    f"{self.current}: planner try {len(tries.reasons) + 1}: {len(kept)} "
-                    f"task(s) planned{cut} {run_cost(run.usage)}"
+                    f"{self.current}: planner try {len(tries.reasons) + 1}: "
+                    f"{counted(len(kept), 'task')} planned{cut} {run_cost(run.usage)}"
                 )
                 tasks = [{"description": t.description, "data": t.data} for t in kept]
-                finding = {"summary": f"{len(kept)} task(s) planned for {spec.name}",
+                finding = {"summary": f"{counted(len(kept), 'task')} planned for {spec.name}",
                            "tasks": tasks}  # fmt: skip
                 model = planner.model or run.output.model
                 finding_id = self.swarm.new_finding_id()  # the same on every try: stored once

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._codec import counted
 from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
@@ -268,7 +269,8 @@ class Pipeline(OneShotAgents):
             source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
             info = self.swarm.publish_context(ctx.owner, text, source=source[:200])
             self._say(
-                f"context {ctx.owner}: version {short_version(info.version)} ({len(names)} file(s))"
+                f"context {ctx.owner}: version {short_version(info.version)} "
+                f"({counted(len(names), 'file')})"
             )
 
     def run_pass(self, index: int, previous: list[Synthesis]) -> PassResult:
@@ -301,12 +303,12 @@ class Pipeline(OneShotAgents):
             return result
         # A pass changed since an earlier run posted its tasks has those too (see the warning)
         result.tasks = self._tasks_of(label) if self.plan_changes else posted
-        self._say(f"{head}: {len(result.tasks)} task(s)")
+        self._say(f"{head}: {counted(len(result.tasks), 'task')}")
         result.tasks = self._retry_dead(head, label, result.tasks)
         held = [t for t in result.tasks if t.status is TaskStatus.CLAIMED]
         if held:  # nobody in this run holds a lease yet: a killed run's workers did
             self._say(
-                f"{head}: waiting for {len(held)} task(s) held by an earlier run "
+                f"{head}: waiting for {counted(len(held), 'task')} held by an earlier run "
                 f"({leases_end(held)})"
             )
         if any(not t.status.settled for t in result.tasks):
@@ -320,8 +322,8 @@ class Pipeline(OneShotAgents):
             if self.budget_reason is None:  # (the pool said it already when it stopped it)
                 self._check_budget()
             self._say(
-                f"{head}: stopped before it settled ({unsettled} of {len(result.tasks)} "
-                "task(s) not done)"
+                f"{head}: stopped before it settled ({unsettled} of "
+                f"{counted(len(result.tasks), 'task')} not done)"
             )
             return result
         result.findings = self._findings_of(head, label, result.tasks)
@@ -331,7 +333,7 @@ class Pipeline(OneShotAgents):
             raise InvalidState(_no_finding(head, self.plan, self._as_stored(result.tasks)))
         line = (
             f"{head}: settled, {counts.get('completed', 0)} completed, {len(dead)} dead, "
-            f"{len(result.findings)} finding(s)"
+            f"{counted(len(result.findings), 'finding')}"
         )
         if dead:  # a pass with a finding goes on: its dead tasks are in the report
             line += f"; {_last_error(dead)}; the pass goes on with its findings"
@@ -340,7 +342,8 @@ class Pipeline(OneShotAgents):
         if result.synthesis is not None:
             s = result.synthesis
             self._say(
-                f"{head}: synthesis {s.id} citing {len(s.sources)} finding(s) {run_cost(s.usage)}"
+                f"{head}: synthesis {s.id} citing {counted(len(s.sources), 'finding')} "
+                f"{run_cost(s.usage)}"
             )
         else:  # a budget spent (said when it was found) or a signal
             self._say(f"{head}: stopped before its synthesis")
@@ -418,7 +421,7 @@ class Pipeline(OneShotAgents):
         for task in dead:
             with contextlib.suppress(InvalidState):  # completed meanwhile by a late report
                 self.swarm.requeue_dead(task.id)
-        self._say(f"{head}: {len(dead)} dead task(s) given back to the queue (no finding)")
+        self._say(f"{head}: {counted(len(dead), 'dead task')} given back to the queue (no finding)")
         return self._tasks_of(label)
 
     def _may_post(self, label: str) -> bool:
@@ -452,10 +455,11 @@ class Pipeline(OneShotAgents):
         for finding_id in missed:
             with contextlib.suppress(NotFound):  # (then the task is said as such, below)
                 read.append(self.swarm.get_finding(finding_id))
+        ids = ", ".join(missed[:3]) + (" ..." if len(missed) > 3 else "")
         self._say(
-            f"warning: {head}: the listing of its findings left out {len(missed)} finding(s) "
-            f"of its completed tasks ({', '.join(missed[:3])}{' ...' if len(missed) > 3 else ''}"
-            f"); {len(read)} read by id and used (swarm doctor checks the swarm's records)"
+            f"warning: {head}: the listing of its findings left out "
+            f"{counted(len(missed), 'finding')} of its completed tasks ({ids}); "
+            f"{len(read)} read by id and used (swarm doctor checks the swarm's records)"
         )
         return sorted([*found, *read], key=lambda f: f.created_at)
 
@@ -563,8 +567,13 @@ class Pipeline(OneShotAgents):
         if self._no_cost_said or not limit or cost is not None or not runs:
             return
         self._no_cost_said = True
+        none_of = (
+            "the one agent run recorded so far never"
+            if runs == 1
+            else f"none of the {runs:,} agent runs recorded so far"
+        )
         self._say(
-            f"warning: none of the {runs} agent run(s) recorded so far reported a cost, so "
+            f"warning: {none_of} reported a cost, so "
             f"max_cost_usd ${limit:g} cannot stop this run while none does (Codex and Gemini "
             "CLI report tokens only); max_tasks bounds its task claims"
         )
@@ -625,7 +634,7 @@ def _last_error(dead: list[Task]) -> str:
     last = max(dead, key=lambda t: t.claimed_at or 0)
     error = _why(last)
     same = sum(1 for t in dead if _why(t) == error)
-    return f"the last error ({same} of {len(dead)} dead task(s)): {error[:ERROR_SHOWN]}"
+    return f"the last error ({same} of {counted(len(dead), 'dead task')}): {error[:ERROR_SHOWN]}"
 
 
 def _why(task: Task) -> str:
@@ -653,7 +662,8 @@ def _no_finding(head: str, plan: Plan, tasks: list[Task]) -> str:
         )
     if not dead:  # every task was cancelled by hand: nothing a run would retry
         return (
-            f"{head}: its {len(tasks)} task(s) were cancelled, so it has no finding to "
+            f"{head}: {'its task was' if len(tasks) == 1 else f'its {len(tasks):,} tasks were'} "
+            "cancelled, so it has no finding to "
             f"synthesize; start the pipeline over with swarm pipeline run {plan.path} --restart"
         )
     what = "every task died" if len(dead) == len(tasks) else "no task completed"

@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
+from .._codec import dumps
 from .._errors import NotFound
-from .._models import PassCosts, TaskStatus, unknown_pass
+from .._models import STALE_AFTER_S, PassCosts, TaskStatus, unknown_pass
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from .._usage import Money, unpriced_note
 from ._app import App, json_option, main, pass_app
@@ -39,7 +40,7 @@ _LABEL_CHARS = 40
 @click.option(
     "--pass", "pass_name", help="Also count the tasks of this pass, and what its runs cost."
 )
-@click.option("--stale-after", type=Seconds(), default=60.0, show_default=True,
+@click.option("--stale-after", type=Seconds(), default=STALE_AFTER_S, show_default=True,
               help="Seconds without a heartbeat before an agent counts as stale.")  # fmt: skip
 @click.option("--all", "all_", is_flag=True,
               help="List every settled queue and pass, not only the last few.")  # fmt: skip
@@ -97,7 +98,9 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             click.echo(hidden)
         if pass_name is not None:
             counts = report["pass"]["counts"]
-            click.echo(f"pass {pass_name!r}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            click.echo(
+                f"pass {dumps(pass_name)}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+            )
             # A note, not an error: the status was shown (swarm task wait refuses it).
             if unknown is not None:
                 click.echo(unknown, err=True)
@@ -152,7 +155,7 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
 @click.option("--role", help="Only agents of this role.")
 @click.option("--alive", "only_alive", is_flag=True, help="Only live agents (not with --stale).")
 @click.option("--stale", "only_stale", is_flag=True, help="Only stale agents (not with --alive).")
-@click.option("--stale-after", type=Seconds(), default=60.0, show_default=True)
+@click.option("--stale-after", type=Seconds(), default=STALE_AFTER_S, show_default=True)
 @json_option
 @click.pass_context
 def agents(

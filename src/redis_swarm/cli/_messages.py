@@ -147,8 +147,10 @@ def _show(app: App, agent: str, items: Inbox, limit: int, peek: bool) -> None:
             add_row(table, m.id, m.sender, m.to, m.kind, ago(m.created_at), _body(m))
         print_table(app, table)
         if peek:  # (the way to take only what was shown: a read would take later ones too)
+            # (as the user typed the command: swarm, or python -m redis_swarm, say)
+            command = click.get_current_context().find_root().info_name or "swarm"
             click.echo(
-                f"(left unread: 'swarm msg mark-read {items[-1].id} --agent {agent}' marks "
+                f"(left unread: '{command} msg mark-read {items[-1].id} --agent {agent}' marks "
                 "these read, not those sent since)",
                 err=True,
             )

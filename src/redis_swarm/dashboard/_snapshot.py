@@ -24,7 +24,7 @@ from .._codec import Record, now_ms
 from .._context_records import ContextInfo
 from .._errors import NotFound
 from .._keys import is_ask_queue
-from .._models import ANSWER_KIND, Agent, Finding, PassProgress, Synthesis, Task
+from .._models import ANSWER_KIND, STALE_AFTER_S, Agent, Finding, PassProgress, Synthesis, Task
 from .._printable import bounded, bounded_agents
 
 __all__ = ["PassProgress", "Snapshot", "snapshot"]
@@ -66,7 +66,7 @@ async def snapshot(
     findings: int = 50,
     syntheses: int = 20,
     dead: int = 50,
-    stale_after_s: float = 60.0,
+    stale_after_s: float = STALE_AFTER_S,
     settled: int | None = None,
     stale: int | None = None,
 ) -> Snapshot:

@@ -44,7 +44,7 @@ from starlette.staticfiles import StaticFiles
 from .._client import AsyncSwarm
 from .._codec import dumps
 from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, ValidationError
-from .._models import EventType, Page, TaskStatus
+from .._models import STALE_AFTER_S, EventType, Page, TaskStatus
 from .._net import is_loopback
 from .._printable import SETTLED_SHOWN, STALE_SHOWN
 from .._stopping import EndWhenStopping, Stopping
@@ -74,7 +74,7 @@ def create_app(
     token: str | None = None,
     close_swarm: bool = False,
     keepalive_s: float = KEEPALIVE_S,
-    stale_after_s: float = 60.0,
+    stale_after_s: float = STALE_AFTER_S,
     stopping: Stopping | None = None,
 ) -> Starlette:
     """The dashboard for ``swarm``; with ``token``, every API call must carry it.

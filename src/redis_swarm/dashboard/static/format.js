@@ -5,6 +5,7 @@
 "use strict";
 
 (function (root) {
+  const USD_PLACES = 4; // as _usage.USD_PLACES
   const MAX_PLACES = 12;
 
   // |x| as Python's format(x, ".Nf") writes it: the double's exact value (toFixed(100) has
@@ -35,9 +36,9 @@
 
   // As _usage.usd: four decimals, or as many more as a cost under half a hundredth of a
   // cent needs not to read as zero; `unknown` when no agent said (never "$0.0000").
-  function usd(cost, unknown, places) {
+  function usd(cost, unknown) {
     if (typeof cost !== "number" || !Number.isFinite(cost)) return unknown === undefined ? "-" : unknown;
-    places = places === undefined ? 4 : places;
+    let places = USD_PLACES;
     if (cost !== 0 && Math.abs(cost) < 0.00005)
       places = Math.max(places, Math.min(MAX_PLACES, 1 - Math.floor(Math.log10(Math.abs(cost)))));
     return "$" + (cost < 0 ? "-" : "") + fixed(cost, places);
@@ -49,8 +50,8 @@
 
   // As _usage.usage_line: "$0.0123 · 12,345 in (12,000 cached) / 678 out"; "cost unknown"
   // when no cost was reported; no tokens when neither count was, a missing one "-".
-  function usageLine(cost, tokensIn, tokensOut, cachedIn, places) {
-    const line = usd(cost, "cost unknown", places);
+  function usageLine(cost, tokensIn, tokensOut, cachedIn) {
+    const line = usd(cost, "cost unknown");
     const known = (n) => typeof n === "number";
     if (!known(tokensIn) && !known(tokensOut)) return line;
     const cached = known(cachedIn) ? " (" + count(cachedIn) + " cached)" : "";
