@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlsplit
 
 from ._errors import ConfigError
 from ._validate import check_swarm_name
@@ -49,10 +49,12 @@ __all__ = [
     "DEFAULT_HOME",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SWARM",
+    "PATH_OPTIONS",
     "Durability",
     "Kind",
     "Settings",
     "check_sentinel_service",
+    "handed_url",
     "mask_url",
     "retry_window",
     "swarm_from_env",
@@ -79,7 +81,10 @@ def swarm_from_env(value: str | None) -> str:
     return value
 
 
-_SSL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+# The options whose value is a file's path (read relative to the current directory, as
+# redis-py and the ssl module open it): made absolute in a URL handed on (``handed_url``).
+PATH_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_SSL_OPTIONS = (*PATH_OPTIONS, "ssl_cert_reqs")
 # Connection options any network URL may carry (e.g. ?retries=40 to ride out a failover).
 _CLIENT_OPTIONS: dict[str, type] = {
     "retries": int,
@@ -388,6 +393,26 @@ def mask_url(url: str) -> str:
     prefix = _SCHEME_PREFIX.match(url)
     keep = prefix.end() if prefix is not None and prefix.end() <= at else 0
     return f"{url[:keep]}***{url[at:]}"
+
+
+def handed_url(url: str) -> str:
+    """``url`` as handed to another process (an agent's environment, a client's or a hook's
+    configuration, a prompt, the URL ``swarm acl`` tells agents to use), which may run in
+    another folder: each file path among its options (``PATH_OPTIONS``: ssl_ca_certs,
+    ssl_certfile, ssl_keyfile) made absolute against the current directory, where this
+    process reads it. The rest stays as written (a masked password stays masked); a URL with
+    no options (embedded, a ``${SWARM_URL}`` reference) comes back as it is."""
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        if equals and value and unquote_plus(name) in PATH_OPTIONS:
+            # (unquote_plus: the parser's parse_qs reads a '+' as a space, so this does too)
+            value = _encoded(str(Path(unquote_plus(value)).absolute()))
+        pairs.append(f"{name}{equals}{value}")
+    return f"{base}?{'&'.join(pairs)}"
 
 
 def _authority_end(rest: str) -> int:

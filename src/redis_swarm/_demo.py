@@ -22,7 +22,7 @@ from typing import Any
 
 from ._client import Swarm
 from ._codec import counted
-from ._config import Settings
+from ._config import Settings, handed_url
 from ._env import ENV_NAME, ENV_URL
 from ._models import Finding
 from ._printable import short_version
@@ -206,7 +206,7 @@ def _run_workers(
 ) -> list[dict[str, Any]]:
     """Start ``workers`` separate worker processes on ``queue`` and collect their reports."""
     child_env = {**os.environ, **(env or {})}
-    child_env[ENV_URL] = settings.render_url(mask=False)
+    child_env[ENV_URL] = handed_url(settings.render_url(mask=False))
     child_env[ENV_NAME] = settings.swarm
     procs = [
         subprocess.Popen(

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from ._config import Settings
+from ._config import Settings, handed_url
 from ._env import ENV_HOME, ENV_NAME, ENV_URL
 
 __all__ = ["Password", "reach_env", "reach_options", "swarm_command"]
@@ -63,7 +63,7 @@ def reach_options(
     """
     url: list[str] = []
     if not settings.password or password == "show":
-        written = settings.render_url(mask=False)
+        written = handed_url(settings.render_url(mask=False))
         if settings.kind == "embedded":  # (its home, percent-encoded, holds no "?")
             _, mark, query = written.partition("?")
             written = f"embedded{mark}{query}"
@@ -80,7 +80,7 @@ def reach_env(settings: Settings) -> dict[str, str]:
     given, the URL with its password (an environment is that process's own, written to no
     file); and a PATH that finds this install's ``swarm`` first, when this one's does not."""
     env = {
-        ENV_URL: settings.render_url(mask=False),
+        ENV_URL: handed_url(settings.render_url(mask=False)),
         ENV_NAME: settings.swarm,
         ENV_HOME: str(settings.home.absolute()),
     }

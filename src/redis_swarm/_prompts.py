@@ -35,7 +35,7 @@ import string
 from importlib import resources
 from typing import Any, Literal
 
-from ._config import Settings
+from ._config import Settings, handed_url
 from ._context_records import ContextInfo
 from ._executable import Password, reach_options
 from ._executable import swarm_command as install_command
@@ -173,7 +173,7 @@ def render_prompt(
     from . import __version__
 
     queue = queue or DEFAULT_QUEUE
-    url = settings.render_url(mask=not show_password)
+    url = handed_url(settings.render_url(mask=not show_password))
     from_env = bool(settings.password) and not show_password
     sw = swarm_command(settings, show_password=show_password)
     common: dict[str, object] = {

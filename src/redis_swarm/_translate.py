@@ -9,7 +9,7 @@ import redis.exceptions as rex
 
 from . import _errors as e
 from ._acl import ROLES, WORKER_HIDDEN, role_commands, role_scripts
-from ._config import Settings
+from ._config import PATH_OPTIONS, Settings
 from ._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
 from ._scripts import function_name, script_sha
@@ -57,7 +57,6 @@ CERTIFICATE_REFUSED = (
     _CLIENT_CERTIFICATE_EXPIRED,
     "alert access denied",
 )
-_FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 # Each plain scheme and its TLS twin: a plain URL whose server drops the connection at once
 # may name a TLS port (a Redis tls-port closes on the plain client's first bytes).
 _TLS_SCHEMES = {
@@ -375,8 +374,8 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
     user = (settings.username if settings is not None else None) or "default"
     refused = _REFUSED_COMMAND.search(text)
     if refused is None:
-        return f"the Redis user {user!r} may not do this on {where} ({text}): " + _key_refused(
-            swarm, operation
+        return f"the Redis user {user!r} may not do this on {where} ({_key_text(text)}): " + (
+            _key_refused(swarm, operation)
         )
     command = refused[1]
     roles = _roles_that_run(command)
@@ -400,30 +399,80 @@ def _not_permitted(text: str, where: str, swarm: str | None, operation: str | No
 
 def _key_refused(swarm: str | None, operation: str | None) -> str:
     """Why a key was refused, and what to do. A user made by 'swarm acl' touches the keys of
-    its own swarm only, so the swarm in use is named first: a URL used with the wrong swarm
-    (most often SWARM_NAME unset: swarm 'default') is refused every key, whatever its role.
-    Else an operation the worker's role cannot run (``_worker_may_run``) is a shard's or
-    coordinator's, and says so; one that only reads was refused a key hidden from a worker
-    (every other key of its swarm is readable to every role); else the key is one the role
-    may only read."""
+    its own swarm only: a URL used with the wrong swarm (most often SWARM_NAME unset: swarm
+    'default') is refused every key, whatever its role. An operation every role may run on
+    its own swarm (``_worker_refused``: None) was refused for that reason alone, and says so
+    alone (a shard told that a shard may would be told nothing); one a worker may not do may
+    be refused for either, and says both: the swarm first, then what a worker may not do and
+    who may. An operation not named (a raw command) says the swarm, else the role."""
     in_use = f"swarm {swarm!r}, the swarm in use" if swarm is not None else "the swarm in use"
-    said = f"a key it names is outside what the user's role may touch in {in_use}: {CHECK_SWARM}"
     uses = OPERATIONS.get(operation or "")
-    if uses is not None and not _worker_may_run(uses):
-        return f"{said}; else a worker may not do this: {_SHARD_MAY}"
-    if uses is not None and _only_reads(uses):
-        hidden = ", ".join(sorted(WORKER_HIDDEN))
+    if uses is None:
         return (
-            f"{said}; else the key is one a worker may not even read (a worker reads every "
-            f"key of its swarm but these: {hidden}): {_SHARD_MAY}"
+            f"a key it names is outside what the user's role may touch in {in_use}: "
+            f"{CHECK_SWARM}; else the key is one its role may only read: docs/security.md "
+            "says what each role may do, and 'swarm acl --role ROLE --user NAME' makes a user "
+            "of another role"
+        )
+    refused = _worker_refused(operation or "", uses)
+    if refused is None:
+        return (
+            "every role may do this on the keys of its own swarm, so the user was made for "
+            f"another swarm, and is refused every key of {in_use}: {CHECK_SWARM}"
         )
     return (
-        f"{said}; else the key is one its role may only read: docs/security.md says what each "
-        "role may do, and 'swarm acl --role ROLE --user NAME' makes a user of another role"
+        f"a user made for another swarm is refused every key of {in_use}: {CHECK_SWARM}; "
+        f"else {refused}: {_SHARD_MAY}"
     )
 
 
 # What a refusal says of an operation that is a shard's or coordinator's, not a worker's.
+# The operations a worker's rules let it send (``_worker_may_run``) but whose keys they refuse
+# it, and why: both take a task out of the dead-letter set, which a worker may only add to
+# (docs/security.md's worker row); cancel shares rs_task_update with renew, so a worker may
+# cancel an open task.
+_WORKER_KEYS_REFUSED = {
+    "requeue_dead": (
+        "a worker may not requeue a dead task (that takes it out of the dead-letter set, which "
+        "a worker may only add to)"
+    ),
+    "cancel": (
+        "a worker may cancel an open task but not a dead one (that takes it out of the "
+        "dead-letter set, which a worker may only add to)"
+    ),
+}
+
+
+def _worker_refused(operation: str, uses: Uses) -> str | None:
+    """What a worker may not do in ``operation`` (which sends ``uses``), said to a user refused
+    one of its keys; None when a worker may do it on its own swarm (a worker's operation, or
+    one whose commands and scripts its rules hold: posting tasks, whose refusal inside the
+    script, a pass's keys, ``_refused_in_script`` says)."""
+    if uses.worker:
+        return None
+    if operation in _WORKER_KEYS_REFUSED:
+        return _WORKER_KEYS_REFUSED[operation]
+    if _only_reads(uses):
+        hidden = ", ".join(sorted(WORKER_HIDDEN))
+        return (
+            "the key is one a worker may not even read (a worker reads every key of its swarm "
+            f"but these: {hidden})"
+        )
+    if _worker_may_run(uses):
+        return None
+    return "a worker may not do this"
+
+
+# What Redis says of a key refused inside a script, which goes on to name the script's function
+# and its line ("script: rs_task_update, on @user_function:2847."): internals, said otherwise.
+_IN_SCRIPT = "user executing the script"
+
+
+def _key_text(text: str) -> str:
+    """Redis's words for a refused key; a script's, which name its internals, in plain words."""
+    return "one of the keys it touches was refused" if _IN_SCRIPT in text else text
+
+
 _SHARD_MAY = (
     "a shard or coordinator user may ('swarm acl --role shard --user NAME' makes one; "
     "docs/security.md says what each role may do)"
@@ -831,7 +880,7 @@ def _settings_of(where: str) -> Settings | None:
 def _bad_file(settings: Settings | None) -> str | None:
     """What is wrong with the first file option that names no readable file, and what to do;
     None when all are (or ``settings`` are unknown)."""
-    for name in _FILE_OPTIONS if settings is not None else ():
+    for name in PATH_OPTIONS if settings is not None else ():
         path = getattr(settings, name)
         if path is None:
             continue

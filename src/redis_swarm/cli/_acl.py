@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from .._config import Settings
+from .._config import Settings, handed_url
 from .._embedded import EmbeddedServer
 from .._errors import ConfigError, ValidationError
 from .._models import ACL_ROLES
@@ -162,7 +162,7 @@ def agent_url(settings: Settings, url: str, user: str) -> str:
         url = EmbeddedServer(settings.home).url
     parts = urlsplit(url.strip())
     hosts = parts.netloc.rpartition("@")[2]  # (as the URL parser splits a password off)
-    return urlunsplit(parts._replace(netloc=f"{user}:{PASSWORD_PLACEHOLDER}@{hosts}"))
+    return handed_url(urlunsplit(parts._replace(netloc=f"{user}:{PASSWORD_PLACEHOLDER}@{hosts}")))
 
 
 def parse_version(text: str) -> tuple[int, int]:

@@ -14,6 +14,7 @@ import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from .._codec import dumps
+from .._config import handed_url
 from .._env import ENV_AGENT, ENV_URL, URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import ConfigError, SwarmError
 from .._mcp_names import AGENT_ROLES, EVERY_TOOL_ROLE
@@ -389,7 +390,7 @@ def install(
     shown = spec
     if secret and not show_secrets and (app.json or done is None):
         assert isinstance(spec, LaunchSpec)
-        masked = app.settings.render_url(mask=True)
+        masked = handed_url(app.settings.render_url(mask=True))
         shown = replace(spec, env={**spec.env, ENV_URL: masked})
         click.echo(
             "the password is masked as ***: add --show-secrets to print it, or --write to apply it",

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .._config import DEFAULT_HOME, mask_url
+from .._config import DEFAULT_HOME, handed_url, mask_url
 from .._env import ENV_HOME, ENV_NAME, ENV_URL, URL_FROM_ENV_OPTION
 from .._errors import ConfigError
 from .._executable import swarm_command
@@ -199,7 +199,7 @@ def launch_spec(
     if url == env_reference(ENV_URL):
         args.append(URL_FROM_ENV_OPTION)
     where = (home or DEFAULT_HOME).expanduser().absolute()
-    env = {ENV_URL: url, ENV_NAME: swarm, ENV_HOME: str(where)}
+    env = {ENV_URL: handed_url(url), ENV_NAME: swarm, ENV_HOME: str(where)}
     return LaunchSpec(server_name, base[0], args, env)
 
 
