@@ -25,7 +25,7 @@ from ._client import Swarm
 from ._config import Settings
 from ._connect import sync_client
 from ._embedded import find_redis_server
-from ._errors import ConnectionFailed, SwarmError
+from ._errors import ConnectionFailed, PartlyApplied, SwarmError, ValidationError
 from ._replies import cluster_shards, reply_fields
 from ._topology import direct_settings, sentinel_down, sentinel_replicas
 from ._translate import causes, translate, why_no_answer
@@ -45,12 +45,14 @@ class AppliedRole:
     without hash slots CLUSTER NODES flags ``fail``, ``noaddr`` or ``handshake``, and the
     replicas (or cluster nodes without hash slots) that did not answer within the connect
     timeout, ``fail?`` ones included. Apply the role again once they are back: a failover to
-    one locks the role's agents out."""
+    one locks the role's agents out. ``url_user``: the user is the one the URL connects as,
+    whose password there is now ``user.password`` (its own rotation)."""
 
     user: AclUser
     version: Version
     persisted: Mapping[str, str] = field(default_factory=dict, hash=False)
     skipped: Mapping[str, str] = field(default_factory=dict, hash=False)
+    url_user: bool = False
 
     @property
     def applied(self) -> list[dict[str, str]]:
@@ -67,6 +69,7 @@ def apply_role(
     swarm: str | None = None,
     version: Version | None = None,
     dry_run: bool = False,
+    demote_self: bool = False,
 ) -> AppliedRole:
     """Make ``user`` a ``role`` of ``swarm`` (default: the one of ``target``) on the servers of
     ``target`` (a ``Settings``, or an open ``Swarm`` whose connection loads the library): the
@@ -82,6 +85,14 @@ def apply_role(
     its binary is read). What ``swarm acl`` runs, ``--apply`` or not. Errors arrive as
     ``SwarmError`` (one line saying what to do): ``PermissionDenied`` when the user may not
     run ACL SETUSER, ``ValidationError`` for a bad role, name or password.
+
+    ``user`` may be the user ``target`` connects as: applied as an admin, its password is
+    rotated (``url_user`` is set: connect with ``user.password`` from now on; the library
+    is loaded before any server gets the user, while the old password still works; an open
+    ``Swarm`` given keeps its open connections only). Any other role would take from it the
+    admin rights this call needs (with no other admin, the way in): refused with
+    ``ValidationError`` unless ``demote_self``. Should anything fail once a server holds the
+    user, ``PartlyApplied`` says so and carries what was made (the password among it).
 
     A server of a cluster or Sentinel that cannot be reached is left out and named in
     ``skipped`` when it is a replica (or a cluster node without hash slots): one the sentinels
@@ -102,11 +113,55 @@ def apply_role(
         else:
             version, silent = _oldest_version(settings)
     spec = acl_user(role, settings.swarm if swarm is None else swarm, user, password, version)
+    own = spec.user == _connecting_user(settings)
     if dry_run:
-        return AppliedRole(spec, version)
+        return AppliedRole(spec, version, url_user=own)
+    if own and spec.role != "admin" and not demote_self:
+        raise _self_demotion(settings, spec)
     handle = None if isinstance(target, Settings) else target
-    persisted, skipped = _apply(settings, spec, handle, silent)
-    return AppliedRole(spec, version, persisted, skipped)
+    done: dict[str, str] = {}
+    try:
+        skipped = _apply(settings, spec, handle, done, silent)
+    except SwarmError as exc:
+        if not done:
+            raise  # (no server got the user: nothing changed)
+        made = AppliedRole(spec, version, dict(done), url_user=own)
+        raise PartlyApplied(_partly_applied(exc, made), made=made) from exc
+    return AppliedRole(spec, version, done, skipped, url_user=own)
+
+
+def _connecting_user(settings: Settings) -> str:
+    """The Redis user ``settings`` connects as: the URL's, else ``default`` (a URL with a
+    password alone, or none, logs in as it)."""
+    return settings.username or "default"
+
+
+def _self_demotion(settings: Settings, spec: AclUser) -> ValidationError:
+    """The refusal to make the URL's own user a role below admin: it would lose the rights to
+    manage users (ACL SETUSER, ACL SAVE) with them, and with no other admin (the default user
+    off) the only way back is editing the aclfile and restarting Redis."""
+    return ValidationError(
+        f"refusing to make user {spec.user!r}, the one the URL ({settings.url}) connects as, a "
+        f"{spec.role}: it would lose the admin rights this needs (managing users, saving "
+        "them), and with no other admin the way back is editing the aclfile and restarting "
+        "Redis. Make another admin first ('swarm acl --role admin --user NAME --apply') and "
+        "run this with that admin's URL; or, if another admin can still manage users, pass "
+        "--demote-self (demote_self=True)"
+    )
+
+
+def _partly_applied(exc: SwarmError, made: AppliedRole) -> str:
+    """What ``PartlyApplied`` says: the error, the servers that got the user already, and
+    that its password there is the one ``made`` holds."""
+    where = ", ".join(made.persisted)
+    what = "a new password"
+    if made.url_user:
+        what += " (it is the URL's own user: the URL needs the new password there)"
+    return (
+        f"{exc}; user {made.user.user!r} was set on {where} before that, with {what}: give "
+        "the password out (it is shown with the user), and once that is fixed apply again "
+        "with the same password to keep it"
+    )
 
 
 def _oldest_version(settings: Settings) -> tuple[Version, dict[str, str]]:
@@ -114,7 +169,7 @@ def _oldest_version(settings: Settings) -> tuple[Version, dict[str, str]]:
     for a user that may not read INFO), and the servers left out (node -> why): those that
     did not answer are not asked again by the apply that follows (each would cost the
     connect timeout)."""
-    versions, skipped = _on_every_node(settings, _version_text)
+    versions, skipped = _on_every_node(settings, lambda client, _: _version_text(client))
     return min(parse_version(text) for text in versions.values()), skipped
 
 
@@ -132,25 +187,33 @@ def _apply(
     settings: Settings,
     spec: AclUser,
     handle: Swarm | None,
+    done: dict[str, str],
     silent: Mapping[str, str] | None = None,
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The ACL SETUSER on every node, persisted (node -> how), and the servers skipped (node
-    -> why; ``silent``: found not answering already); then the library loaded through
-    ``handle`` (or a handle of its own)."""
+) -> dict[str, str]:
+    """The library loaded through ``handle`` (or a handle of its own), then the ACL SETUSER
+    on every node, persisted (into ``done``: node -> how, filled as it goes, so that a
+    failure half way still knows who holds the user), and the servers skipped (node -> why;
+    ``silent``: found not answering already)."""
+    who = _connecting_user(settings)
 
-    def setuser(client: Any) -> str:
+    def load() -> None:
+        # The user runs the swarm's scripts as the functions of its library: load it (or
+        # replace an older one), as 'swarm up' does, since a worker may not load it. Before
+        # any ACL SETUSER, while the URL's password is the one that logs in: the user may be
+        # the URL's own, whose password that rotates (a new connection would be refused).
+        if handle is not None:
+            handle.load_functions()
+        else:
+            with Swarm(settings) as opened:
+                opened.load_functions()
+
+    def setuser(client: Any, node: str) -> str:
         client.execute_command(*spec.command)
-        return _persist(client)
+        done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
+        # (on the same connection, logged in already: a new one would need the new password)
+        return _persist(client, who)
 
-    done, skipped = _on_every_node(settings, setuser, silent)
-    # The user runs the swarm's scripts as the functions of its library: load it (or replace
-    # an older one) now, as 'swarm up' does, since a worker may not load it.
-    if handle is not None:
-        handle.load_functions()
-    else:
-        with Swarm(settings) as opened:
-            opened.load_functions()
-    return done, skipped
+    return _on_every_node(settings, setuser, silent, before=load, done=done)[1]
 
 
 # What a server that does not answer raises: refused, reset or timed out (some are answers,
@@ -159,15 +222,21 @@ _NO_ANSWER = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 def _on_every_node(
-    settings: Settings, fn: Callable[[Any], T], silent: Mapping[str, str] | None = None
+    settings: Settings,
+    fn: Callable[[Any, str], T],
+    silent: Mapping[str, str] | None = None,
+    *,
+    before: Callable[[], object] | None = None,
+    done: dict[str, T] | None = None,
 ) -> tuple[dict[str, T], dict[str, str]]:
-    """``fn(client)`` on every server that must hold the user, by node name, and the servers
-    left out (node -> why: reported down, or not answering; ``silent``: found not answering
-    already, not tried again). Every server is reached (``_probe``) before ``fn`` runs
-    anywhere, so that a master that cannot be reached fails the call before any server got
-    the user. redis-py errors arrive translated (one line saying what to do)."""
+    """``fn(client, node)`` on every server that must hold the user, by node name (into
+    ``done`` when given, as each returns), and the servers left out (node -> why: reported down, or
+    not answering; ``silent``: found not answering already, not tried again). Every server is
+    reached (``_probe``) before ``fn`` runs anywhere, so that a master that cannot be reached
+    fails the call before any server got the user; ``before()`` runs then, once. redis-py
+    errors arrive translated (one line saying what to do)."""
 
-    done: dict[str, T] = {}
+    done = {} if done is None else done
     reached: list[_Target] = []
     try:
         targets, skipped = _targets(settings)
@@ -182,12 +251,17 @@ def _on_every_node(
                 skipped[target.name] = _did_not_answer(settings, target, exc, applied=[])
             else:
                 reached.append(target)
+        if before is not None:
+            before()
         for target in reached:
             client: Any = sync_client(target.settings)
             try:
-                done[target.name] = fn(client)
+                done[target.name] = fn(client, target.name)
             except _NO_ANSWER as exc:  # (it stopped answering since its PING)
-                skipped[target.name] = _did_not_answer(settings, target, exc, list(done))
+                others = [name for name in done if name != target.name]
+                why = _did_not_answer(settings, target, exc, others)
+                if target.name not in done:  # (else it holds the user, unsaved: said there)
+                    skipped[target.name] = why
             finally:
                 client.close()
     except SwarmError:
@@ -248,7 +322,7 @@ def _master_unreachable(
     settings: Settings, node: str, why: str, applied: list[str]
 ) -> ConnectionFailed:
     """A master that cannot be reached: the apply fails (a replica is skipped instead). The
-    role's clients are sent to it, and the swarm's library, loaded on every master after the
+    role's clients are sent to it, and the swarm's library, loaded on every master before the
     users, would wait out the URL's retries for it and fail: the user must wait for it."""
     if settings.kind == "cluster":
         what, failover = "a master holding hash slots", "the cluster fails it over to a replica"
@@ -441,19 +515,56 @@ def _node(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _persist(client: Any) -> str:
-    """ACL SAVE (aclfile), else CONFIG REWRITE (redis.conf), else say it is memory only."""
+# What the server answers an ACL SAVE when it has no aclfile ("This Redis instance is not
+# configured to use an ACL file...") and a CONFIG REWRITE when it has no redis.conf ("The
+# server is running without a config file"): the way to keep a user that is not there.
+_NO_ACLFILE = "not configured to use an acl file"
+_NO_CONFIG_FILE = "without a config file"
+# The end of every 'in memory only' said: what it costs, and the way out.
+_LOST_AT_RESTART = "or it is lost at restart"
+# How a server keeps the user when it stopped answering between its ACL SETUSER and saving it.
+_SET_NOT_SAVED = (
+    "in memory only (set, but the server stopped answering before it was saved): run ACL "
+    f"SAVE there once it answers, {_LOST_AT_RESTART}"
+)
+
+
+def _persist(client: Any, who: str) -> str:
+    """ACL SAVE (aclfile), else CONFIG REWRITE (redis.conf), else say it is memory only and
+    why: no such file, the URL's user ``who`` may not save (NOPERM: whether the server has an
+    aclfile is not known then, so redis.conf is not tried: users written there are not read
+    when it has one), or the server's error."""
     try:
         client.execute_command("ACL", "SAVE")
-    except redis.ResponseError:
-        pass
+    except redis.exceptions.NoPermissionError:
+        return _not_saved(who, "ACL SAVE", "ACL SAVE (or CONFIG REWRITE, with no aclfile)")
+    except redis.ResponseError as exc:
+        if _NO_ACLFILE not in str(exc).lower():
+            return f"in memory only (ACL SAVE failed: {exc}): fix it and run ACL SAVE, " + (
+                _LOST_AT_RESTART
+            )
     else:
         return "saved to the aclfile"
     try:
         client.execute_command("CONFIG", "REWRITE")
-    except redis.ResponseError:
+    except redis.exceptions.NoPermissionError:
+        return _not_saved(who, "CONFIG REWRITE (the server has no aclfile)", "CONFIG REWRITE")
+    except redis.ResponseError as exc:
+        if _NO_CONFIG_FILE not in str(exc).lower():
+            return f"in memory only (CONFIG REWRITE failed: {exc}): fix it and run CONFIG " + (
+                f"REWRITE, {_LOST_AT_RESTART}"
+            )
         return (
             "in memory only (the server has no aclfile or config file): "
-            "add the line to its aclfile or redis.conf, or it is lost at restart"
+            f"add the line to its aclfile or redis.conf, {_LOST_AT_RESTART}"
         )
     return "saved to redis.conf (CONFIG REWRITE)"
+
+
+def _not_saved(who: str, refused: str, run: str) -> str:
+    """What persisting says when the URL's user ``who`` may not run ``refused`` (NOPERM):
+    not that the server has no file to keep it in, which it may well have."""
+    return (
+        f"in memory only (user {who!r} may not run {refused}: NOPERM): have an admin run "
+        f"{run} there, {_LOST_AT_RESTART}"
+    )

@@ -10,6 +10,7 @@
     ├── ValidationError             a name, size or payload refused at the edge
     │   └── PayloadTooLarge         an input above its size limit
     ├── NotFound                    an unknown task, finding, synthesis, context or agent
+    ├── PartlyApplied               apply_role stopped after some servers got the user
     ├── CorruptRecord               a record stored unreadable (written around the operations)
     ├── Conflict                    the request contradicts the current state
     │   ├── AlreadyCompleted        a report on a completed task (its finding is kept, superseded)
@@ -23,6 +24,11 @@ redis-py are translated at the boundary (``translate``); nothing outside this pa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._acl_apply import AppliedRole
+
 __all__ = [
     "AlreadyCompleted",
     "ConfigError",
@@ -33,6 +39,7 @@ __all__ = [
     "InvalidState",
     "LeaseLost",
     "NotFound",
+    "PartlyApplied",
     "PayloadTooLarge",
     "PermissionDenied",
     "SwarmError",
@@ -88,6 +95,19 @@ class NotFound(SwarmError):
     def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class PartlyApplied(SwarmError):
+    """``apply_role`` (``swarm acl --apply``) stopped after some servers got the user: ``made``
+    is what it made (``made.user.password``, the password now set there: the only copy of a
+    generated one; ``made.persisted``, those servers; ``made.url_user``, whether the user is
+    the one the URL connects as, whose password there changed), ``__cause__`` the error that
+    stopped it. Give the password out, and apply again once that is fixed (with the same
+    password to keep it)."""
+
+    def __init__(self, message: str, *, made: AppliedRole) -> None:
+        super().__init__(message)
+        self.made = made
 
 
 class CorruptRecord(SwarmError):

@@ -5,17 +5,20 @@ the master and replicas behind a Sentinel)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from .._config import Settings, handed_url
 from .._embedded import EmbeddedServer
-from .._errors import ConfigError, ValidationError
+from .._errors import ConfigError, PartlyApplied, ValidationError
 from .._models import ACL_ROLES
 from .._validate import check_swarm_name
 from ._app import App, json_option, main, pass_app, usage_failure
+
+if TYPE_CHECKING:
+    from .. import AppliedRole
 
 __all__ = [
     "PASSWORD_PLACEHOLDER",
@@ -54,6 +57,12 @@ PASSWORD_PLACEHOLDER = "<password>"
     help="Run the lines on the server of --url / SWARM_URL (needs an admin user there).",
 )
 @click.option(
+    "--demote-self",
+    is_flag=True,
+    help="Let --role below admin apply to the user --url connects as (it loses the rights to "
+    "manage users: make another admin first).",
+)
+@click.option(
     "--redis-version",
     "redis_version",
     default=None,
@@ -71,6 +80,7 @@ def acl(
     password: str | None,
     password_stdin: bool,
     apply_: bool,
+    demote_self: bool,
     redis_version: str | None,
 ) -> None:
     """Print (or --apply) the ACL SETUSER lines for a user of one role in one swarm.
@@ -89,6 +99,8 @@ def acl(
 
     The password is sent to Redis as its SHA-256 only. Agents then connect with the URL in
     use (--url / SWARM_URL: its scheme, hosts and TLS options) with USER:PASSWORD in it.
+    --user may be the user of --url itself: as an admin, that rotates its password (use the
+    new one from then on); any other role is refused without --demote-self.
     """
     if password_stdin:
         if password is not None:
@@ -104,12 +116,30 @@ def acl(
         usage_failure(exc)
     from .._acl_apply import apply_role  # (here: it brings redis-py, which --help does without)
 
-    made = apply_role(
-        app.settings, role, user, password, swarm=swarm, version=version, dry_run=not apply_
-    )
+    try:
+        made = apply_role(
+            app.settings,
+            role,
+            user,
+            password,
+            swarm=swarm,
+            version=version,
+            dry_run=not apply_,
+            demote_self=demote_self,
+        )
+    except PartlyApplied as exc:
+        # Some servers hold the user, with a password that may be shown nowhere else: show
+        # what was made, then the error.
+        _render(app, exc.made, applied=True)
+        raise
+    _render(app, made, applied=apply_)
+
+
+def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
+    """``made`` as ``swarm acl`` prints it; ``applied``: it was run on the servers."""
     spec, version = made.user, made.version
     url = agent_url(app.settings, app.url, spec.user)
-    applied = made.applied
+    nodes = made.applied
     skipped = [{"node": node, "reason": why} for node, why in made.skipped.items()]
     data: dict[str, Any] = {
         "user": spec.user,
@@ -118,7 +148,8 @@ def acl(
         "redis_version": f"{version[0]}.{version[1]}",
         "rules": list(spec.rules),
         "command": spec.line,
-        "applied": applied,
+        "applied": nodes,
+        "url_user": made.url_user,
         "skipped": skipped,
         "warning": spec.warning,
         "agent_url": url,
@@ -134,9 +165,21 @@ def acl(
             click.echo(f"warning: {spec.warning}", err=True)
         if spec.generated:
             click.echo(f"# password (generated, shown once; store it now): {spec.password}")
+        if applied and made.url_user:
+            new = "the one above" if spec.generated else "the one given"
+            click.echo(
+                f"# user {spec.user!r} is the one --url connects as: its password there is now "
+                f"{new}; put it in --url / SWARM_URL from now on"
+            )
+            if spec.role != "admin":
+                click.echo(
+                    f"warning: user {spec.user!r} of --url is now a {spec.role}: it may no "
+                    "longer manage users; use another admin's URL for that",
+                    err=True,
+                )
         click.echo(f"# agents connect with: {url}")
         click.echo(spec.line)
-        for node in applied:
+        for node in nodes:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
         # Behind a Sentinel only replicas are skipped; on a cluster, nodes without hash slots
         # (replicas, a master a failover replaced, a node joining).
