@@ -122,7 +122,7 @@ OPERATIONS: dict[str, Uses] = {
     "mark_read": _uses("hget", "inbox_read", worker=True),  # (hget: a message id's seq)
     "message_status": _uses("hget hgetall", worker=True),
     "get_message": _uses("", "message_get", worker=True),
-    "request_synthesis": _uses("", "message_send"),
+    "request_synthesis": _uses("", "message_send", worker=True),  # (a message to a shard)
     # events
     "events": _uses("xrange xrevrange", worker=True),
     "events_trimmed": _uses("xinfo|stream xrevrange", worker=True),  # (a future since)
