@@ -75,6 +75,7 @@ _SCRIPT_CODES: dict[str, type[e.SwarmError]] = {
     "SWARM_INVALIDSTATE": e.InvalidState,
     "SWARM_INVALID": e.ValidationError,
     "SWARM_TOOLARGE": e.PayloadTooLarge,
+    "SWARM_CORRUPT": e.CorruptRecord,
 }
 
 
@@ -426,7 +427,6 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
     )
 
 
-# What a refusal says of an operation that is a shard's or coordinator's, not a worker's.
 # The operations a worker's rules let it send (``_worker_may_run``) but whose keys they refuse
 # it, and why: both take a task out of the dead-letter set, which a worker may only add to
 # (docs/security.md's worker row); cancel shares rs_task_update with renew, so a worker may
@@ -473,6 +473,7 @@ def _key_text(text: str) -> str:
     return "one of the keys it touches was refused" if _IN_SCRIPT in text else text
 
 
+# What a refusal says of an operation that is a shard's or coordinator's, not a worker's.
 _SHARD_MAY = (
     "a shard or coordinator user may ('swarm acl --role shard --user NAME' makes one; "
     "docs/security.md says what each role may do)"

@@ -44,9 +44,7 @@ local function fmt(n)
   return text
 end
 
-local function load_task(tasks, id)
-  local raw = redis.call('HGET', tasks, id)
-  if not raw then return nil end
+local function decode_task(raw)
   local t = cjson.decode(raw)
   -- A record written by an older version may hold a null (none); the scan of every field
   -- runs only when the text has one.
@@ -58,13 +56,62 @@ local function load_task(tasks, id)
   return t
 end
 
--- A record of hash `key` for a walk that may meet damaged ones (the retirements): nil when
--- there is none, false when it cannot be decoded.
+local function load_task(tasks, id)
+  local raw = redis.call('HGET', tasks, id)
+  if not raw then return nil end
+  return decode_task(raw)
+end
+
+-- A record of hash `key` that may be damaged: a worker may write any task record, and any
+-- id in a queue's sets (docs/security.md, the threat model). nil when there is none, false
+-- when it cannot be decoded (not JSON, not an object). Only the decoding is guarded (pcall),
+-- so that a valid record costs what load_task's does.
 local function load_record(key, id)
-  local ok, record = pcall(load_task, key, id)
-  if ok and record == nil then return nil end
+  local raw = redis.call('HGET', key, id)
+  if not raw then return nil end
+  local ok, record = pcall(decode_task, raw)
   if not ok or type(record) ~= 'table' then return false end
   return record
+end
+
+-- The refusal of an operation on task id whose record cannot be read (load_record's false).
+local function unreadable(id)
+  return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' is stored unreadable (written '
+    .. 'around redis-swarm): swarm doctor names such records; post its work again as a new task')
+end
+
+-- Whether t, decoded from the record of id, has what the scripts that move a task between
+-- a queue's sets read of it (the set's own status aside), each field of the type they use:
+-- a record a worker wrote by hand may lack any (docs/security.md). Lua checks only, no
+-- command: this runs for every task claimed.
+local function movable(t, id)
+  local seals, parent, pass_id, pass_name = t.seals, t.parent, t.pass_id, t.pass_name
+  return t.id == id and type(t.queue) == 'string' and type(t.attempts) == 'number'
+    and type(t.lease_s) == 'number' and type(t.claims) == 'table'
+    and (seals == nil or type(seals) == 'table') and (parent == nil or type(parent) == 'string')
+    and (pass_id == nil or type(pass_id) == 'string')
+    and (pass_name == nil or type(pass_name) == 'string')
+end
+
+-- The task of id found in a queue's set of status (pending, delayed, claimed), read for a
+-- script that moves it out of that set: nil when there is no such task, no record, one
+-- that cannot be read, or one of another status or missing what a move needs. The caller
+-- takes the id out of the set all the same, and goes on: an id no task backs must never
+-- block its queue. The record, if any, is left as it is (swarm doctor names those stored
+-- unreadable).
+local function task_in_set(tasks, id, status)
+  local t = load_record(tasks, id)
+  if not t or t.status ~= status or not movable(t, id) then return nil end
+  if status == 'pending' then return t end  -- (a claim reads no more of it)
+  -- A reclaim or a promotion makes it pending (scored by priority and seq) or dead.
+  local worker, abandons, most = t.worker, t.abandons, t.max_abandons
+  if type(t.priority) == 'number' and type(t.seq) == 'number'
+      and (worker == nil or type(worker) == 'string')
+      and (abandons == nil or type(abandons) == 'number')
+      and (most == nil or type(most) == 'number') then
+    return t
+  end
+  return nil
 end
 
 local function save_task(tasks, t)
@@ -210,8 +257,8 @@ local function reclaim_expired(K, Q, now, upto, maxn, default_max)
   local n = 0
   for _, id in ipairs(ids) do
     redis.call('ZREM', Q.leases, id)
-    local t = load_task(K.tasks, id)
-    if t and t.status == 'claimed' then
+    local t = task_in_set(K.tasks, id, 'claimed')
+    if t then
       local worker = t.worker
       t.worker = nil
       t.lease_deadline = nil
@@ -242,8 +289,8 @@ local function promote_due(K, Q, now, upto, maxn)
   local ids = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', upto, 'LIMIT', '0', maxn)
   for _, id in ipairs(ids) do
     redis.call('ZREM', Q.delayed, id)
-    local t = load_task(K.tasks, id)
-    if t and t.status == 'delayed' then
+    local t = task_in_set(K.tasks, id, 'delayed')
+    if t then
       make_pending(K, Q, t, now)
       save_task(K.tasks, t)
       task_event(K, 'task.due', t, 'attempt', (t.attempts or 0) > 0 and t.attempts or nil)
@@ -322,7 +369,7 @@ end
 -- {task JSON, data JSON or false} of task id while the lease its current attempt holds was
 -- sealed with secret (a retried request's first lease, given back), else nil.
 local function still_leased(K, task_data, id, secret)
-  local n = load_task(K.tasks, id)
+  local n = load_record(K.tasks, id)
   if not n or n.status ~= 'claimed' or not n.seals
       or n.seals[fmt(n.attempts)] ~= seal(secret) then
     return nil
@@ -407,12 +454,10 @@ local function best_pending(groups)
   return best_id, best_q
 end
 
--- Lease the pending task id of group Q (already out of its pending set when popped) to
--- C.worker: a new attempt, sealed with the SHA-1 of secret, for C.lease_ms (0: the task's
--- lease_s). Returns the task's JSON and its queue.
-local function lease_one(K, Q, id, now, C, secret, popped)
-  local t = load_task(K.tasks, id)
-  if not popped then redis.call('ZREM', Q.pending, id) end
+-- Lease pending task t (out of its group Q's pending set) to C.worker: a new attempt,
+-- sealed with the SHA-1 of secret, for C.lease_ms (0: the task's lease_s). Returns the
+-- task's JSON and its queue.
+local function lease_one(K, Q, t, now, C, secret)
   set_status(K, t, 'claimed')
   t.attempts = t.attempts + 1
   t.worker = C.worker
@@ -485,34 +530,59 @@ local function join_implicitly(K, C, now)
   redis.call('ZADD', C.presence, fmt(now), C.worker)
 end
 
+-- Ids a claim may drop (task_in_set: no task behind them) before it stops looking: a claim
+-- stays short whatever a worker wrote into a pending set; the next claim goes on from there.
+local DROP_CAP = 1000
+
 -- Claim up to #C.secrets of the best pending tasks of the groups (refreshed first) for
 -- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data,
 -- register (register the worker and mark it present), woken (a wake-up token was popped).
 -- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none)
--- and the list of their ids. One queue: the tasks are popped in one command (ZPOPMIN). The
+-- and the list of their ids. One queue: the tasks are popped in one command (ZPOPMIN), and
+-- popped again for those short only when ids without a task were among them. The
 -- counters are written once at the end (with what the caller deferred before: K.defer).
 local function claim_best(K, groups, now, C)
   local out, ids = {}, {}
   K.defer = K.defer or {}
-  local picks = {}  -- {id, group, popped}
-  if #groups == 1 then
-    local popped = redis.call('ZPOPMIN', groups[1].pending, fmt(#C.secrets))
-    for i = 1, #popped, 2 do picks[#picks + 1] = {popped[i], groups[1], true} end
-  end
+  local one = #groups == 1 and groups[1] or nil
+  local popped, p = {}, -1  -- one queue: the ZPOPMIN reply (id, score, ...), the id looked at
+  local dry = false  -- one queue: its pending set gave fewer than asked (it is empty)
+  local dropped = 0  -- ids without a task taken out of a pending set
   local queue = nil
-  for n, secret in ipairs(C.secrets) do
-    local pick = picks[n]
-    if #groups > 1 then
-      local id, Q = best_pending(groups)
-      pick = id and {id, Q, false}
+  local n = 1  -- the secret of the next lease
+  while C.secrets[n] do
+    local id, Q
+    if one then
+      if p + 2 > #popped then
+        if dry or dropped >= DROP_CAP then break end
+        local want = #C.secrets - n + 1
+        popped, p = redis.call('ZPOPMIN', one.pending, fmt(want)), -1
+        dry = #popped < 2 * want
+      end
+      p = p + 2
+      id, Q = popped[p], one
+    else
+      if dropped >= DROP_CAP then break end
+      id, Q = best_pending(groups)
+      if id then redis.call('ZREM', Q.pending, id) end
     end
-    if not pick then break end
-    if n == 1 and C.register then join_implicitly(K, C, now) end
-    out[#out + 1], queue = lease_one(K, pick[2], pick[1], now, C, secret, pick[3])
-    out[#out + 1] = redis.call('HGET', C.task_data, pick[1]) or false
-    ids[#ids + 1] = pick[1]
+    if not id then break end
+    local t = task_in_set(K.tasks, id, 'pending')
+    if t then
+      if n == 1 and C.register then join_implicitly(K, C, now) end
+      out[#out + 1], queue = lease_one(K, Q, t, now, C, C.secrets[n])
+      out[#out + 1] = redis.call('HGET', C.task_data, id) or false
+      ids[#ids + 1] = id
+      n = n + 1
+    else
+      dropped = dropped + 1  -- (out of the set already: popped, or ZREM above)
+    end
   end
   local written = flush_counts(K)
+  if #out == 0 and dropped >= DROP_CAP then
+    wake_tokenless(groups)  -- ids are left to look at: the next claim goes on at once
+    return out, ids
+  end
   if #out == 0 then
     for _, Q in ipairs(groups) do
       redis.call('LTRIM', Q.wake, '1', '0')  -- empties it (workers may not DEL)

@@ -67,10 +67,14 @@ local function claimed_before(t)
   return still_leased(K, KEYS[claim_at + 2], t.next_task, ARGV[16])
 end
 
-local t = load_task(K.tasks, id)
-if not t then
+local t = load_record(K.tasks, id)
+if t == nil then
   return refuse('SWARM_NOTFOUND',
     'task ' .. id .. ' does not exist: check the id with swarm task list')
+end
+if not t then
+  end_wait()
+  return unreadable(id)
 end
 if t.queue ~= ARGV[4] then
   return refuse('SWARM_CONFLICT', 'task ' .. id .. ' is not in queue ' .. ARGV[4])

@@ -47,11 +47,12 @@ local function reply(raw)
   return {raw, redis.call('HGET', KEYS[9], id) or false}
 end
 
-local t = load_task(K.tasks, id)
-if not t then
+local t = load_record(K.tasks, id)
+if t == nil then
   return swarm_error('SWARM_NOTFOUND',
     'task ' .. id .. ' does not exist: check the id with swarm task list')
 end
+if not t then return unreadable(id) end
 if t.queue ~= ARGV[5] then
   return swarm_error('SWARM_CONFLICT', 'task ' .. id .. ' is not in queue ' .. ARGV[5])
 end
