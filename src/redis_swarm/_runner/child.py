@@ -2,7 +2,8 @@
 deadline, killed with everything it started, its output kept in bounded memory.
 
 Only a bounded head and tail of the output is kept, so a process printing gigabytes costs
-about a megabyte.
+about a megabyte; an output longer than both cannot be read whole (``output.read_output``
+says so, and reads what the run cost from the tail where its format allows).
 """
 
 from __future__ import annotations
@@ -85,17 +86,38 @@ class Capture:
     def truncated(self) -> bool:
         return self.total > len(self._head) + self._tail_size
 
+    @property
+    def head_max(self) -> int:
+        """The most of the stream's first bytes kept."""
+        return self._head_max
+
+    @property
+    def tail_max(self) -> int:
+        """The most of the stream's last bytes kept."""
+        return self._tail_max
+
+    @property
+    def limit(self) -> int:
+        """The longest stream kept whole: a longer one loses its middle (``truncated``)."""
+        return self._head_max + self._tail_max
+
     def _tail_bytes(self) -> bytes:
         tail = b"".join(self._tail)
         kept = self._tail_max if self.truncated else len(tail)
         return tail[-kept:] if kept else b""
 
+    def parts(self) -> tuple[str, str]:
+        """The head and the tail kept, each decoded on its own (a character split by the cut
+        becomes U+FFFD): each is a contiguous run of the stream, which ``text`` is not once
+        bytes were dropped between them."""
+        head = bytes(self._head).decode("utf-8", "replace")
+        return head, self._tail_bytes().decode("utf-8", "replace")
+
     def text(self) -> str:
         """Everything kept, decoded; a marker stands where bytes were dropped."""
-        head = bytes(self._head).decode("utf-8", "replace")
-        tail = self._tail_bytes().decode("utf-8", "replace")
         if not self.truncated:
-            return head + tail
+            return (bytes(self._head) + self._tail_bytes()).decode("utf-8", "replace")
+        head, tail = self.parts()
         dropped = self.total - len(self._head) - len(self._tail_bytes())
         return f"{head}\n[... {dropped} bytes of output omitted ...]\n{tail}"
 

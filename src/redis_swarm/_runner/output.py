@@ -24,6 +24,11 @@ Three machine formats are read, besides plain text (the answer as it is):
   summed over the models. It reports no cost (unknown, never 0); its model is the one that
   used the most tokens. An ``error`` object is a failed run.
 
+An output longer than the runner keeps (``child.Capture``: its first and last bytes, the
+middle dropped) cannot be read whole: ``read_output`` then fails the run with why
+(``AgentOutput.cut``), reading what it cost from the end kept where the format allows
+(``_read_cut``); an answer whole in the end (the last line of JSON lines) is read as usual.
+
 Input tokens are counted whole in ``Usage.tokens_in``: Claude reports the cached ones apart
 from ``input_tokens`` (they are added), Codex and Gemini within them.
 
@@ -37,14 +42,25 @@ left out is named in ``AgentOutput.dropped``, for the runner's log line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .._printable import printable
 from .._usage import LABEL_CHARS, USAGE_MAX_MODELS, Usage, usd
+from .child import Capture
 
-__all__ = ["QUOTE_CHARS", "QUOTE_LINES", "AgentOutput", "cost_note", "quote_tail", "read_output"]
+__all__ = [
+    "QUOTE_CHARS",
+    "QUOTE_LINES",
+    "AgentOutput",
+    "cost_note",
+    "cut_reason",
+    "machine_option",
+    "quote_tail",
+    "read_output",
+]
 
 # How much of what a failed agent printed its failure quotes: its last few lines, which say
 # why far more often than its first, short enough for one console line.
@@ -59,6 +75,19 @@ _CODEX_EVENTS = frozenset(
     {"thread.started", "turn.started", "turn.completed", "turn.failed", "item.started",
      "item.updated", "item.completed", "error"}
 )  # fmt: skip
+_NO_MESSAGE = "the agent CLI printed no agent_message"
+# The option by which an agent command asks its CLI for a machine format: Claude Code's and
+# Gemini CLI's ``--output-format json`` (or ``stream-json``; Gemini's ``-o json``), Codex's
+# ``exec --json`` (only after ``codex`` in the same simple command: ``--json`` is common).
+_MACHINE_OPTION = re.compile(
+    r"""(?:^|\s)(--output-format(?:\s+|=)["']?(?:stream-)?json)\b"""
+    r"""|\bgemini\b[^|;&]*?\s(-o\s+["']?json)\b"""
+    r"""|\bcodex\b[^|;&]*?\s(--json)\b"""
+)
+# Where a string may end in the tail of an output cut inside it (a quote not escaped, as
+# many backslashes before it as there are, then the comma before the object's next key).
+_STRING_END = re.compile(r'(\\*)"\s*,')
+CUT_TRIES = 32  # at most this many string ends tried in a cut output's tail
 
 
 @dataclass(frozen=True)
@@ -69,7 +98,12 @@ class AgentOutput:
     ``model`` the main model the CLI names (the one that cost the most), if it names one;
     ``ended`` how the CLI says the run ended, when not plainly (Claude's ``subtype`` other
     than ``success``: ``error_max_turns``); ``stray`` the lines of a machine format's output
-    that are not JSON (a CLI's own complaint printed among its events)."""
+    that are not JSON (a CLI's own complaint printed among its events); ``notes`` what
+    ``warning`` says besides the figures dropped; ``cut`` why the output was not read whole
+    (``cut_reason``: longer than the runner keeps), None when it was. A cut machine format
+    has its ``error`` set to it (the run fails); a cut text has the end kept as its
+    ``answer``: a finding found there (tagged, fenced, an object) is whole, the text itself
+    is not."""
 
     answer: str
     usage: Usage | None = None
@@ -78,6 +112,8 @@ class AgentOutput:
     dropped: tuple[str, ...] = ()  # the usage figures left out as implausible, as printed
     ended: str | None = None
     stray: str = ""
+    notes: tuple[str, ...] = ()
+    cut: str | None = None
 
     @property
     def machine(self) -> bool:
@@ -93,10 +129,14 @@ class AgentOutput:
 
     @property
     def warning(self) -> str | None:
-        """One line naming the usage figures kept as unknown, or None when all were kept."""
-        if not self.dropped:
-            return None
-        return "usage figures no run reports, kept as unknown: " + "; ".join(self.dropped)
+        """One line naming the usage figures kept as unknown and what else was amiss in the
+        output (``notes``), or None when nothing was."""
+        said = list(self.notes)
+        if self.dropped:
+            said.insert(
+                0, "usage figures no run reports, kept as unknown: " + "; ".join(self.dropped)
+            )
+        return "; ".join(said) or None
 
 
 def cost_note(usage: Usage | None) -> str:
@@ -119,8 +159,110 @@ def quote_tail(text: str) -> str:
     return "…" + quoted[-(QUOTE_CHARS - 1) :]
 
 
-def read_output(text: str) -> AgentOutput:
-    """The answer, usage and error in an agent's stdout, whatever of the formats it is in."""
+def _printed(capture: Capture) -> str:
+    return (
+        f"the agent printed {capture.total:,} bytes on stdout, more than the {capture.limit:,} "
+        f"kept whole (its first {capture.head_max:,} and last {capture.tail_max:,})"
+    )
+
+
+def cut_reason(capture: Capture, cost: str = "") -> str:
+    """Why an output longer than ``capture`` keeps is not stored, with what the run cost
+    (``cost``: ``cost_note``'s words), and what to do about it."""
+    return (
+        f"{_printed(capture)}: its answer was cut, so it is not stored{cost}; ask the agent "
+        "for a shorter answer (the finding in a few kilobytes, anything else on stderr or in "
+        "a file)"
+    )
+
+
+def machine_option(command: str) -> str | None:
+    """The option by which ``command`` asks its agent CLI for a machine format (as written,
+    quotes removed: ``--output-format json``), or None."""
+    found = _MACHINE_OPTION.search(command)
+    if found is None:
+        return None
+    return next(g for g in found.groups() if g is not None).replace('"', "").replace("'", "")
+
+
+def read_output(printed: str | Capture, *, command: str | None = None) -> AgentOutput:
+    """The answer, usage and error in an agent's stdout (its text, or its ``Capture``: one
+    that dropped its middle is read by ``_read_cut``), whatever of the formats it is in.
+    ``command``, the agent command: when it asks for a machine format (``machine_option``)
+    and the output is in none, the output is read as text, as always, with a warning."""
+    if isinstance(printed, Capture):
+        if printed.truncated:
+            return _read_cut(printed)
+        printed = printed.text()
+    output = _read(printed)
+    option = machine_option(command) if command is not None else None
+    if option is not None and not output.machine and printed.strip():
+        note = (
+            f"the agent command asks for JSON output ({option}) but printed none of the "
+            "formats read (docs/agents.md): read as text, what the run cost unknown"
+        )
+        output = replace(output, notes=(*output.notes, note))
+    return output
+
+
+def _read_cut(capture: Capture) -> AgentOutput:
+    """An output whose middle ``capture`` dropped.
+
+    Text: the tail kept is its ``answer`` (contiguous, unlike ``Capture.text``), ``cut`` set.
+    JSON lines (Codex's events, Claude's stream-json): when the whole lines of the tail say
+    how the run ended (Claude's result line; Codex's last ``agent_message``, or its failure),
+    the output is read from the whole lines kept, as if whole: only earlier events were
+    dropped (Codex's tokens of a turn among them are not counted: a note says so). Otherwise,
+    and for a JSON object (Claude's, Gemini's), the run fails (``error``: ``cut_reason``)
+    with what it cost where the end kept says it: the whole lines' events, else the end of
+    the object whose string the cut fell in (``_object_end``)."""
+    head, tail = capture.parts()
+    reason = cut_reason(capture)
+    if not head.lstrip().startswith("{"):
+        return AgentOutput(tail, cut=reason)
+    tail_lines = tail.partition("\n")[2]  # (its first line is cut)
+    lines = _read(head.rpartition("\n")[0] + "\n" + tail_lines)
+    ended = _read(tail_lines)
+    if ended.usage is not None and ended.usage.source != CODEX:
+        return ended  # Claude's result line: the whole run's answer and cost
+    if ended.usage is not None and ended.error != _NO_MESSAGE:  # Codex's answer, or failure
+        whole = lines if lines.machine else ended  # (the session, the turns of the head)
+        note = f"{_printed(capture)}: the tokens of turns that ended in its middle are not counted"
+        return replace(whole, notes=(*whole.notes, note))
+    found = lines if lines.machine else _object_end(tail)
+    if found is None:
+        error = cut_reason(capture, " (what the run cost is not in the end kept: unknown)")
+        return AgentOutput("", error=error, cut=reason)
+    error = cut_reason(capture, cost_note(found.usage))
+    return AgentOutput("", found.usage, error, found.model, found.dropped, cut=reason)
+
+
+def _object_end(tail: str) -> AgentOutput | None:
+    """What a run cost, read from the end of a JSON object cut inside one of its strings
+    (its answer): the tail past that string's end is the rest of the object (Claude's result
+    object puts ``session_id``, ``total_cost_usd``, ``usage`` and ``modelUsage`` after
+    ``result``; Gemini's puts ``stats`` after ``response``). Each string end in the tail is
+    tried, at most ``CUT_TRIES``, for the rest to parse as Claude's or Gemini's object; None
+    when none does."""
+    tries = 0
+    for end in _STRING_END.finditer(tail):
+        if len(end.group(1)) % 2:  # an escaped quote: still inside the string
+            continue
+        tries += 1
+        if tries > CUT_TRIES:
+            break
+        rest = _json("{" + tail[end.end() :])
+        if not isinstance(rest, dict):
+            continue
+        if "total_cost_usd" in rest or "modelUsage" in rest:
+            return _claude({**rest, "type": "result", "result": ""})
+        gemini = {**rest, "response": ""}
+        if _is_gemini_result(gemini):
+            return _gemini(gemini)
+    return None
+
+
+def _read(text: str) -> AgentOutput:
     stripped = text.strip()
     if stripped.startswith("{"):
         whole = _json(stripped)
@@ -419,7 +561,7 @@ def _codex(events: list[dict[str, Any]]) -> AgentOutput:
         session_id=session,
     )
     if answer is None and error is None:
-        error = "the agent CLI printed no agent_message"
+        error = _NO_MESSAGE
     return AgentOutput(answer or "", record, error, dropped=tuple(read.dropped))
 
 

@@ -229,7 +229,7 @@ class Server(Runner):
             except OSError as exc:
                 end = Ending(task.id, worker, started, None)
                 return self._fail(task, end, not_started(exc, prompt, self.options.shell), "")
-            output = read_output(result.stdout.text())
+            output = read_output(result.stdout, command=self.options.command)
             end = Ending(task.id, worker, started, result, output.usage)
             if result.killed == "interrupted":
                 self._release(task)
@@ -240,7 +240,8 @@ class Server(Runner):
             if cannot_run is not None:  # no new conversation would run it either
                 return cannot_run
             failure = run_failure(result, output) or cli_failure(result, output)
-            if failure is not None and session is not None:
+            if failure is not None and session is not None and output.cut is None:
+                # (an answer too long is the agent's, not its conversation's: not run again)
                 self._forget(worker)  # the old conversation failed: a new one, at once
                 session = None
                 continue
@@ -258,6 +259,8 @@ class Server(Runner):
         end: Ending,
         stderr_tail: str,
     ) -> TaskOutcome:
+        if output.cut is not None:  # text cut in its middle: no answer to store
+            return self._fail(task, end, output.cut, stderr_tail, output.usage)
         text = output.answer.strip()
         if not text:
             return self._fail(task, end, empty_answer(output), stderr_tail, output.usage)

@@ -92,8 +92,9 @@ class TaskWork(Claiming, AgentRuns):
                 "",
             )
         # Read whatever the run ended with: a CLI prints what the run cost even when it
-        # fails, and every outcome carries it (the pool's summary adds it up).
-        output = read_output(result.stdout.text())
+        # fails, and every outcome carries it (the pool's summary adds it up); an output too
+        # long to keep whole fails the run, its cost read from the end kept (``read_output``).
+        output = read_output(result.stdout, command=self.options.command)
         end = Ending(task.id, worker, started, result, output.usage)
         if result.killed == "interrupted":
             self._release(task)
@@ -150,6 +151,10 @@ class TaskWork(Claiming, AgentRuns):
         if failure is not None:  # the CLI says the run failed: a failed attempt
             return self._fail(task, end, failure, stderr_tail, output.usage)
         parsed = parse_finding(output.answer, summary_limit=self.options.summary_limit, mark=mark)
+        if output.cut is not None and (parsed is None or parsed[1] == "text"):
+            # Text whose middle was dropped: a finding found in the end kept (between the
+            # run's tags, fenced, an object) is whole, the text itself is not (``cut``).
+            return self._fail(task, end, output.cut + noted, stderr_tail, output.usage)
         if parsed is None:
             return self._fail(task, end, empty_answer(output) + noted, stderr_tail, output.usage)
         finding, how = parsed
