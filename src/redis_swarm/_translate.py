@@ -658,14 +658,15 @@ def _embedded_not_running(where: str, text: str) -> str:
     """The embedded server stopped under a command that was using it ('swarm down', or its
     process ended): it is not restarted behind the user's back; say how to start it."""
     settings = _settings_of(where)
-    log = ""
+    log, up = "", "swarm up"
     if settings is not None and settings.kind == "embedded":
-        from ._embedded import EmbeddedServer
+        from ._embedded import EmbeddedServer, swarm_command
 
         log = f"; if nobody stopped it, its log {EmbeddedServer(settings.home).logfile} says why"
+        up = swarm_command(settings.home, "up")  # (with --home when not the default one)
     return (
         f"cannot reach Redis at {where}: the embedded server is not running ({text.rstrip('.')}"
-        f"): start it with 'swarm up', then run this command again (it was stopped by 'swarm "
+        f"): start it with '{up}', then run this command again (it was stopped by 'swarm "
         f"down', or its process ended{log})"
     )
 
