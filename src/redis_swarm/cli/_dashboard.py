@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._codec import dumps
-from .._errors import ConfigError
+from .._codec import dumps, now_ms
+from .._errors import ConfigError, ConnectionFailed
 from .._net import http_url, listen
+from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds, listen_options
 
 if TYPE_CHECKING:
+    from rich.live import Live
+
     from .._client import AsyncSwarm
     from ..dashboard import Snapshot
 
@@ -27,6 +30,12 @@ _IDLE_REDRAW_S = 5.0
 # The longest --interval: agents turn stale after a minute without a heartbeat, so a view
 # re-read less than hourly would show them alive long after.
 _MOST_IDLE_REDRAW_S = 3600.0
+# Redis lost while following: the first try again after this long, each next one twice as
+# late, up to _RETRY_MOST_S (each try also rides out the client's own retries, about 5 s with
+# a redis:// URL's defaults, before it counts as failed): a server back is seen within
+# seconds, one down for hours costs a try every few seconds.
+_RETRY_FIRST_S = 1.0
+_RETRY_MOST_S = 8.0
 
 
 @main.command(short_help="Serve the live, read-only web dashboard (Ctrl-C stops).")
@@ -99,7 +108,8 @@ def watch(app: App, once: bool, findings_n: int, idle_s: float, all_: bool) -> N
     and the last few settled ones, every live agent and the few stale ones seen last; --all
     lists them all. With --json, prints one snapshot per change as a JSON line (with --once:
     one snapshot; it always holds them all). Into a pipe or a file, prints a plain snapshot
-    at the start and after each change, as --once draws it.
+    at the start and after each change, as --once draws it. Losing Redis while it follows
+    says so once and tries again until Redis is back (--once fails at once instead).
     """
     import asyncio  # here, not at the top: `swarm --help` imports this module to list it
 
@@ -136,7 +146,8 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float, all_: 
                 if _liveness(s) != _liveness(shown):
                     print_next(s)
 
-            await _follow(swarm, snap, print_next, findings_n, idle_s, idle=print_if_stale)
+            say = _sayer(app, None)
+            await _follow(swarm, snap, print_next, findings_n, idle_s, idle=print_if_stale, say=say)
             return
         with Live(
             _draw(app, snap, findings_n, all_), console=app.out, auto_refresh=False, screen=False
@@ -145,7 +156,7 @@ async def _watch(app: App, *, once: bool, findings_n: int, idle_s: float, all_: 
             def show(s: Snapshot) -> None:
                 live.update(_draw(app, s, findings_n, all_), refresh=True)
 
-            await _follow(swarm, snap, show, findings_n, idle_s, idle=show)
+            await _follow(swarm, snap, show, findings_n, idle_s, idle=show, say=_sayer(app, live))
 
 
 async def _follow(
@@ -156,9 +167,106 @@ async def _follow(
     idle_s: float,
     *,
     idle: Callable[[Snapshot], None],
+    say: Callable[[str, dict[str, Any]], None],
+) -> None:
+    """Follow the swarm (``_follow_events``) until Ctrl-C. A lost Redis is said once
+    (``say``) and tried again until it answers; then the view goes on from a snapshot read
+    anew (``show``), following the events after the newest one it reflects: none missed,
+    none taken twice."""
+    read = snap  # the last snapshot read: Redis answered at its ``at``
+
+    def reading(view: Callable[[Snapshot], None]) -> Callable[[Snapshot], None]:
+        def take(s: Snapshot) -> None:
+            nonlocal read
+            read = s
+            view(s)
+
+        return take
+
+    while True:
+        try:
+            await _follow_events(swarm, read, reading(show), findings_n, idle_s, idle=reading(idle))
+        except ConnectionFailed as exc:
+            read = await _reconnect(swarm, exc, read.at, findings_n, say)
+            show(read)
+
+
+async def _reconnect(
+    swarm: AsyncSwarm,
+    lost: ConnectionFailed,
+    since: int,
+    findings_n: int,
+    say: Callable[[str, dict[str, Any]], None],
+) -> Snapshot:
+    """Read the snapshot again until Redis answers, waiting longer after each failure (up to
+    _RETRY_MOST_S); say that it is lost (once, however long it lasts) and when it is back.
+    ``since``: when it last answered (the view's last read; a failure is only noticed once
+    the client's own retries gave up, seconds later)."""
+    import asyncio
+
+    from .._client import raise_if_cancelled
+    from ..dashboard import snapshot
+
+    say(
+        f"Redis unreachable since {_clock(since)}, retrying (last error: {lost})",
+        {"error": type(lost).__name__, "message": str(lost), "unreachable_since": since,
+         "retrying": True},
+    )  # fmt: skip
+    wait_s = _RETRY_FIRST_S
+    while True:
+        await asyncio.sleep(wait_s)
+        raise_if_cancelled()  # (Ctrl-C ends the retries: see EventFeed.next)
+        try:
+            snap = await snapshot(swarm, findings=findings_n)
+        except ConnectionFailed:
+            wait_s = min(wait_s * 2, _RETRY_MOST_S)
+            continue
+        finally:
+            raise_if_cancelled()
+        back = now_ms()
+        say(
+            f"reconnected to Redis at {_clock(back)} (unreachable since {_clock(since)}: "
+            f"{(back - since) / 1000:.0f} s)",
+            {"reconnected": True, "unreachable_since": since, "at": back},
+        )
+        return snap
+
+
+def _clock(ms: int) -> str:
+    """A time of today as the operator's clock shows it (HH:MM:SS, local time)."""
+    return time.strftime("%H:%M:%S", time.localtime(ms / 1000))
+
+
+def _sayer(app: App, live: Live | None) -> Callable[[str, dict[str, Any]], None]:
+    """How watch says a lost and a regained Redis, never among the snapshots: above the live
+    view in a terminal (as ``swarm run`` prints its lines), else on stderr, as a JSON line
+    with --json (as the CLI's error lines are)."""
+
+    def say(text: str, data: dict[str, Any]) -> None:
+        if app.json:
+            click.echo(dumps(data), err=True)
+        elif live is not None:
+            from rich.text import Text
+
+            live.console.print(Text(printable(text)))
+        else:
+            click.echo(printable(text), err=True)
+
+    return say
+
+
+async def _follow_events(
+    swarm: AsyncSwarm,
+    snap: Snapshot,
+    show: Callable[[Snapshot], None],
+    findings_n: int,
+    idle_s: float,
+    *,
+    idle: Callable[[Snapshot], None],
 ) -> None:
     """Re-read the snapshot after each burst of events and ``show`` it; with no event for
-    ``idle_s``, re-read it for ``idle`` (agents go stale with time, not with an event)."""
+    ``idle_s``, re-read it for ``idle`` (agents go stale with time, not with an event).
+    Follows the events after the newest one ``snap`` reflects."""
     import asyncio
 
     from ..dashboard import snapshot
