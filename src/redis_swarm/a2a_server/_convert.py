@@ -2,11 +2,16 @@
 
 - A message becomes a task to post (``posting``): its text parts the description, its data
   parts the data, small inline files (``raw`` bytes) the data too, base64-encoded; a file by
-  URL, or too big to inline, is refused with a message that says what to send instead.
+  URL, or too big to inline, is refused with a message that says what to send instead. A
+  message without a ``messageId`` (A2A 1.0 requires one) is refused: the id is what makes a
+  retried SendMessage return the task it posted (the task's dedupe key, ``message_key``),
+  and the key keeps the message's id and role for the task's history.
 - A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id
   (``context_of``: a task posted without a pass, outside A2A, is a context of its own, its
   id, which holds that task alone: ``alone_in``), the state from ``_states``, its request
-  as the history, and once completed its finding as the artifact (a text part with the
+  as the history (with the client's message id and role, read from the dedupe key; a task
+  posted outside A2A, or by a version that kept neither, shows ``TASK-request`` and the
+  user's role), and once completed its finding as the artifact (a text part with the
   summary, a data part with the whole finding). The
   status's timestamp is when the task took that status, as its record says it
   (``Task.status_since``: cancelled and dead-lettered tasks too); where a record stored by an
@@ -48,6 +53,7 @@ from ._words import OPERATOR_CONTEXT
 
 __all__ = [
     "INLINE_FILE_BYTES",
+    "MESSAGE_KEYS",
     "SKILL_KEY",
     "UPDATES_PER_EVENT",
     "Posting",
@@ -55,6 +61,7 @@ __all__ = [
     "alone_in",
     "artifact_of",
     "context_of",
+    "message_key",
     "posting",
     "status_of",
     "updates",
@@ -67,6 +74,12 @@ SKILL_KEY = "skill"
 # The most updates one task event makes (``updates``): the completion's artifact, then its
 # status. A stream position skips fewer than this many of an event (``_resume``).
 UPDATES_PER_EVENT = 2
+# The prefix of the dedupe key a message posts its task with, by the message's role; the
+# message's id follows. A client that retries a SendMessage (same message id) gets the task
+# it already posted, not a second one; and the key is where the task keeps the message's id
+# and role, for its history. (The user's is the key tasks were posted with before roles were
+# kept: theirs read as they were sent.)
+MESSAGE_KEYS = {Role.ROLE_USER: "a2a-message:", Role.ROLE_AGENT: "a2a-agent-message:"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class Posting:
     description: str
     data: Any
     context_id: str
+    dedupe_key: str
 
 
 def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str) -> Posting:
@@ -86,6 +100,12 @@ def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str
             "(params.message) with a text part that says what to do"
         )
     message = request.message
+    if not message.message_id.strip():
+        raise InvalidParamsError(
+            "the message has no messageId, which A2A 1.0 requires: give each message a new "
+            "unique id (a UUID), and the same one when you send it again, so that the retry "
+            "gets the task the first one posted instead of posting a second"
+        )
     queue = _skill(request, queues)
     texts: list[str] = []
     data: list[Any] = []
@@ -110,7 +130,26 @@ def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str
             "so send at least one that says what to do"
         )
     payload: Any = None if not data else data[0] if len(data) == 1 else data
-    return Posting(queue, description, payload, message.context_id or new_context)
+    context_id = message.context_id or new_context
+    return Posting(queue, description, payload, context_id, message_key(message))
+
+
+def message_key(message: Message) -> str:
+    """The dedupe key of the task ``message`` posts (``MESSAGE_KEYS``). A message without a
+    role (which A2A 1.0 requires too) is the user's: a client's message is."""
+    prefix = MESSAGE_KEYS.get(message.role, MESSAGE_KEYS[Role.ROLE_USER])
+    return prefix + message.message_id
+
+
+def _sent_as(task: SwarmTask) -> tuple[str, Role]:
+    """The id and role of the message that posted ``task``, from its dedupe key; for a task
+    posted outside A2A, or by a version that kept no message id, ``TASK-request`` and the
+    user's role."""
+    key = task.dedupe_key or ""
+    for role, prefix in MESSAGE_KEYS.items():
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return key[len(prefix) :], role
+    return f"{task.id}-request", Role.ROLE_USER
 
 
 # A JSON value's type, by the kind of the protobuf Value that holds it.
@@ -220,11 +259,12 @@ def _request_of(task: SwarmTask) -> Message:
     parts = [Part(text=task.description)]
     if task.data is not None:
         parts.append(Part(data=ParseDict(loads(dumps(task.data)), Value())))
+    message_id, role = _sent_as(task)
     return Message(
-        message_id=f"{task.id}-request",
+        message_id=message_id,
         task_id=task.id,
         context_id=context_of(task),
-        role=Role.ROLE_USER,
+        role=role,
         parts=parts,
     )
 

@@ -17,13 +17,19 @@ the wire formats are the SDK's; this class only says what each A2A method means 
   carrying a task's id as its context id is refused: it would start a pass of that name,
   which no ``ListTasks`` of the context lists.
 - The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
-  ``_push`` delivers to them.
+  ``_push`` delivers to them. A config for a settled task is refused (UnsupportedOperation,
+  as SubscribeToTask refuses one: A2A keeps a config "until task completion", so it would
+  never fire; GetTask returns the task). Like a webhook given with a message, a new one gets
+  the task's events from the moment it was asked for, the server catching up on those the
+  stream's follower passed before it was stored: a task that settles meanwhile still
+  delivers its final state, and its webhook is removed.
 
 Only tasks of the exposed queues are visible: another queue's task is "not found". The
 swarm's errors reach the client in A2A words (``_words``); what only the server's operator
 can fix (Redis unreachable, a user without the right) is logged here, and the client is
-told to try again. A stopping server (``stop``) ends every wait: a blocking ``SendMessage``
-answers with the task as it is, and streams end.
+told to try again later (HTTP+JSON: 503 with a Retry-After, ``RETRY_AFTER_KEY``). A stopping
+server (``stop``) ends every wait: a blocking ``SendMessage`` answers with the task as it is,
+and streams end.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 
 from a2a.server.context import ServerCallContext
 from a2a.server.events.event_queue import Event as A2AEvent
@@ -85,12 +91,13 @@ from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from ._convert import a2a_task, alone_in, posting, updates
 from ._feed import TaskFeed, stream_order
+from ._push import REFUSED_ADDRESS, UrlCheck
 from ._request import ABSENT, raw_param
 from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
 from ._words import in_a2a_words, needs_role
 
-__all__ = ["SwarmRequestHandler", "swarm_errors"]
+__all__ = ["RETRY_AFTER_KEY", "RETRY_AFTER_S", "SwarmRequestHandler", "swarm_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +106,13 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT_S = 30.0
 # How long one wait on the event stream blocks on the server before it is sent again.
 FOLLOW_BLOCK_S = 5.0
-# The prefix of the dedupe key made of a message id: a client that retries a SendMessage
-# (same message id) gets the task it already posted, not a second one.
-DEDUPE_PREFIX = "a2a-message:"
+# What a client that cannot be served while the swarm's Redis is out of reach is told to
+# wait (seconds) before it tries again: the error's data under RETRY_AFTER_KEY, which the
+# HTTP+JSON binding answers 503 with a Retry-After header (app.RetryLater).
+RETRY_AFTER_S = 5
+RETRY_AFTER_KEY = "retryAfterSeconds"
 
 Update = A2AEvent
-UrlCheck = Callable[[str], Awaitable[bool]]
 # Told of a webhook set with a message: its task, and the event id its events follow.
 WebhookSet = Callable[[str, str], None]
 
@@ -128,7 +136,9 @@ def swarm_errors(swarm: str) -> Iterator[None]:
         log.warning("a request failed: %s%s", exc, f"; {needs_role(swarm)}" if denied else "")
         raise InternalError(
             f"{type(exc).__name__}: this A2A server cannot reach its swarm's Redis as it "
-            "should; try again later (its operator's log says why)"
+            f"should; try again later, in {RETRY_AFTER_S} s or more (its operator's log says "
+            "why)",
+            data={RETRY_AFTER_KEY: str(RETRY_AFTER_S)},  # (strings: a google.rpc.ErrorInfo's)
         ) from None
     except SwarmError as exc:
         raise InternalError(f"{type(exc).__name__}: {in_a2a_words(str(exc))}") from None
@@ -345,9 +355,7 @@ class SwarmRequestHandler(RequestHandler):
                 post.description,
                 post.data,
                 pass_name=post.context_id,
-                dedupe_key=(DEDUPE_PREFIX + params.message.message_id)
-                if params.message.message_id
-                else None,
+                dedupe_key=post.dedupe_key,
             )
             if params.configuration.HasField("task_push_notification_config"):
                 await self.swarm.set_webhook(
@@ -447,19 +455,30 @@ class SwarmRequestHandler(RequestHandler):
     async def _check_url(self, url: str) -> None:
         if self.url_check is not None and not await self.url_check(url):
             raise InvalidParamsError(
-                f"push notification url {url[:80]!r} is refused: this server does not post "
-                "to loopback, private or link-local addresses"
+                f"push notification url {url[:80]!r} is refused: {REFUSED_ADDRESS}; give a "
+                "URL this server can reach on a public address"
             )
 
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        await self._task(params.task_id)
+        with swarm_errors(self.swarm.name):
+            since = await self.swarm.last_event_id()  # pinned before the read: see above
+        task = await self._task(params.task_id)
+        state = STATE_OF[task.status]
+        if state in TERMINAL:
+            raise UnsupportedOperationError(
+                f"task {task.id} is {TaskState.Name(state)}: it changes no more, so a push "
+                "notification config would never fire; GetTask returns the task (its "
+                "artifacts too)"
+            )
         await self._check_url(params.url)
         with swarm_errors(self.swarm.name):
             hook = await self.swarm.set_webhook(
-                params.task_id, params.url, webhook_id=params.id or None, **_auth(params)
+                task.id, params.url, webhook_id=params.id or None, since=since, **_auth(params)
             )
+        if self.on_webhook is not None:
+            self.on_webhook(task.id, since)
         return _config(hook)
 
     async def _hooks(self, task_id: str) -> list[Webhook]:

@@ -14,16 +14,27 @@ unknown enum value reads as 0, which ``ListTasks`` takes for "no filter", so a c
 misspelt a state got every task. ``RawContextBuilder`` keeps the request's body and query in
 the call context, so the handler can tell a value left out from one it could not read
 (``raw_param``).
+
+**Bodies that are not UTF-8.** JSON is UTF-8 (RFC 8259); the SDK's routes decode a body
+without catching the codec's error, so a stray byte was an internal error (JSON-RPC -32603
+with the codec's words, HTTP+JSON 500) and a traceback in the log. ``not_utf8`` says what is
+wrong with such a body: ``RpcChecks`` answers it on the JSON-RPC path (-32700, a parse
+error), ``Utf8Bodies`` on the others (400, the SDK's answer to a body it cannot parse); each
+is one line in the log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from a2a.server.context import ServerCallContext
 from a2a.server.routes.common import DefaultServerCallContextBuilder
+from a2a.utils.error_handlers import build_rest_error_payload
+from google.protobuf.json_format import ParseError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,11 +50,16 @@ __all__ = [
     "TEXT_ROOM_BYTES",
     "BodyLimit",
     "RawContextBuilder",
+    "Utf8Bodies",
     "body_of",
     "max_body_bytes",
+    "not_utf8",
     "raw_param",
+    "send_json",
     "with_body",
 ]
+
+log = logging.getLogger(__name__)
 
 # JSON lets a client write what the swarm stores in one byte of UTF-8 as up to three (a
 # non-ASCII character as a \\u escape: 2 bytes as 6, 4 bytes as 12).
@@ -119,21 +135,57 @@ class BodyLimit:
         return 0
 
     async def _refuse(self, send: Send) -> None:
-        body = dumps(
-            {
-                "error": "Payload Too Large",
-                "message": f"the request body is over {self.max_bytes:,} bytes, the most this "
-                "A2A server reads (room for the largest task the swarm takes): put big "
-                f"material in a swarm context {OPERATOR_CONTEXT} and name it in the text",
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),  # the rest of the body is not read
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        body = {
+            "error": "Payload Too Large",
+            "message": f"the request body is over {self.max_bytes:,} bytes, the most this "
+            "A2A server reads (room for the largest task the swarm takes): put big "
+            f"material in a swarm context {OPERATOR_CONTEXT} and name it in the text",
+        }
+        # (connection: close: the rest of the body is not read)
+        await send_json(send, 413, body, [(b"connection", b"close")])
+
+
+async def send_json(
+    send: Send, status: int, body: Any, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer ``body`` as JSON with HTTP ``status`` (and ``headers``), below the SDK's routes."""
+    data = dumps(body).encode()
+    sent = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": sent})
+    await send({"type": "http.response.body", "body": data})
+
+
+def not_utf8(body: bytes) -> str | None:
+    """What is wrong with ``body`` if it is not UTF-8 (which JSON is), else None."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"the request body is not UTF-8 (byte {exc.start} is 0x{body[exc.start]:02x}): "
+            "send it as UTF-8 JSON (any character in its UTF-8 bytes, or as a \\u escape)"
+        )
+    return None
+
+
+class Utf8Bodies:
+    """ASGI wrapper (inside ``BodyLimit``, which read the body): a body that is not UTF-8
+    is answered 400 as the SDK answers one it cannot parse, with what to send, and logged as
+    one line (see the module)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = not_utf8(body_of(scope)) if scope["type"] == "http" else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        log.warning("Parse error: %s", refusal)  # (as the SDK logs a body it cannot parse)
+        await send_json(send, 400, build_rest_error_payload(ParseError(refusal)))
 
 
 def body_of(scope: Scope) -> bytes:

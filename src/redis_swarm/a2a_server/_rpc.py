@@ -1,10 +1,12 @@
 """JSON-RPC requests the SDK's route answers unhelpfully, answered here first.
 
 The SDK's JSON-RPC route (not patched: wrapped) reads ``params`` given as an array as no
-parameters at all (so ``GetTask`` said "task id is empty"), answers A2A 0.3's method names
-(``tasks/get``) with a bare "Method not found", and answers a notification (a request of
-JSON-RPC 2.0 without ``id``), which JSON-RPC 2.0 says a server must not reply to.
-``RpcChecks``, on the JSON-RPC path only, says what to send instead for the first two, and
+parameters at all (so ``GetTask`` said "task id is empty"), answers a method it does not
+know, A2A 0.3's names (``tasks/get``) included, with a bare "Method not found", answers a
+body that is not UTF-8 with an internal error (and a traceback in the log), and answers a
+notification (a request of JSON-RPC 2.0 without ``id``), which JSON-RPC 2.0 says a server
+must not reply to. ``RpcChecks``, on the JSON-RPC path only, says what to send instead for
+the first three (a body not UTF-8 is a parse error, -32700: ``_request.not_utf8``), and
 answers a notification HTTP 204, no body. A request that is not valid JSON-RPC 2.0
 (``jsonrpc`` not "2.0", an ``id`` neither a string, an integer nor null) goes to the SDK,
 which answers it -32600 with id null.
@@ -21,12 +23,13 @@ import json
 import logging
 from typing import Any
 
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._codec import dumps
-from ._request import body_of, with_body
+from ._request import body_of, not_utf8, send_json, with_body
 
-__all__ = ["A2A_0_3_METHODS", "RpcChecks"]
+__all__ = ["A2A_0_3_METHODS", "A2A_METHODS", "RpcChecks"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ A2A_0_3_METHODS = {
     "tasks/pushNotificationConfig/delete": "DeleteTaskPushNotificationConfig",
     "agent/getAuthenticatedExtendedCard": "GetExtendedAgentCard",
 }
+# A2A 1.0's method names: the ones the SDK's route serves.
+A2A_METHODS = tuple(JsonRpcDispatcher.METHOD_TO_MODEL)
+_PARSE_ERROR = -32700
 _INVALID_PARAMS = -32602
 _METHOD_NOT_FOUND = -32601
 # Notifications not run: their only effect would be a reply.
@@ -63,6 +69,10 @@ class RpcChecks:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
+            return
+        not_text = not_utf8(body_of(scope))
+        if not_text is not None:  # (no id can be read: null, as JSON-RPC 2.0 says)
+            await _rpc_error(send, None, _PARSE_ERROR, f"Parse error: {not_text}")
             return
         request = _request_of(body_of(scope))
         if request is None:  # not valid JSON-RPC 2.0: the SDK says what is wrong
@@ -143,6 +153,11 @@ def _refusal(request: dict[str, Any]) -> tuple[int, str] | None:
             f"Method not found: {method!r} is A2A 0.3's name; this server speaks A2A 1.0, "
             f"where it is {renamed!r} (and send the header A2A-Version: 1.0 too)"
         )
+    if method not in A2A_METHODS:
+        return _METHOD_NOT_FOUND, (
+            f"Method not found: {method[:60]!r} is no method of A2A 1.0, which this server "
+            f"speaks; its methods are {', '.join(A2A_METHODS)}"
+        )
     params = request.get("params")
     if "params" in request and not isinstance(params, dict):
         return _INVALID_PARAMS, (
@@ -164,12 +179,5 @@ async def _no_content(send: Send) -> None:
 async def _rpc_error(send: Send, request_id: Any, code: int, message: str) -> None:
     # (one line in the log, as the SDK's own client errors: see _logs)
     log.warning("Request Error (ID: %s): Code=%s, Message='%s'", request_id, code, message)
-    body = dumps(
-        {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
-    ).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+    await send_json(send, 200, body)

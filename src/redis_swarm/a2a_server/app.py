@@ -9,12 +9,20 @@ Routes::
     GET  /.well-known/agent-card.json   the agent card
     POST /                              JSON-RPC 2.0 (SendMessage, GetTask, ...)
     POST /message:send, GET /tasks ...  HTTP+JSON (the SDK's REST routes)
+
+Any other path is answered 404 in JSON, naming these routes (Starlette answered a path
+without its trailing slash with a redirect to the path with it, then a plain-text 404); a
+method a route does not take, 405 likewise. While the swarm's Redis is out of reach, the
+HTTP+JSON binding answers 503 with a Retry-After (``RetryLater``; the SDK's REST routes
+answer 500 to every internal error), JSON-RPC its internal error, which says when to try
+again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import httpx
@@ -25,17 +33,20 @@ from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, DEFAULT_RPC_URL
 from a2a.utils.push_url_validator import validate_push_notification_url
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._stopping import Stopping
 from .._web import AccessGuard
 from ._card import agent_card, queue_descriptions
-from ._handler import DEFAULT_WAIT_S, SwarmRequestHandler
+from ._handler import DEFAULT_WAIT_S, RETRY_AFTER_KEY, SwarmRequestHandler
 from ._push import PushDispatcher
-from ._request import BodyLimit, RawContextBuilder, max_body_bytes
+from ._request import BodyLimit, RawContextBuilder, Utf8Bodies, max_body_bytes, send_json
 from ._resume import SSEIds
 from ._rpc import RpcChecks
 from ._wire import WireJson
@@ -136,6 +147,89 @@ class EndCancelled:
             await send({"type": "http.response.body", "body": body})
 
 
+class RetryLater:
+    """ASGI wrapper of the HTTP+JSON binding (every path but JSON-RPC's ``rpc_path``): an
+    internal error that says when to try again (``_handler.swarm_errors``: the swarm's Redis
+    out of reach) is answered 503 UNAVAILABLE with that many seconds in ``Retry-After``,
+    not 500: the client can do nothing but wait, and should."""
+
+    def __init__(self, app: ASGIApp, rpc_path: str) -> None:
+        self.app = app
+        self.rpc_path = rpc_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == self.rpc_path:
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def watched(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 500:
+                held = message  # (sent with the body, once it is read)
+                return
+            if held is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            retry_after = _retry_after(body)
+            if retry_after is None:
+                await send(held)
+                await send({"type": "http.response.body", "body": body})
+                return
+            answer = json.loads(body)
+            answer["error"].update(code=503, status="UNAVAILABLE")
+            await send_json(send, 503, answer, [(b"retry-after", retry_after.encode())])
+
+        await self.app(scope, receive, watched)
+
+
+def _retry_after(body: bytes) -> str | None:
+    """The seconds an HTTP+JSON error answer says to wait before trying again, if it does
+    (the SDK writes an error's data as its first detail's metadata)."""
+    try:
+        details = json.loads(body)["error"]["details"]
+        value = details[0]["metadata"][RETRY_AFTER_KEY]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return value if isinstance(value, str) and value.isdigit() else None
+
+
+def _routes_named(routes: Sequence[BaseRoute]) -> str:
+    """The routes, as a client would call them: ``GET /tasks/{id}, ...`` (the methods of a
+    path together: ``GET|POST /tasks/{id}:subscribe``)."""
+    methods: dict[str, set[str]] = {}
+    for route in routes:
+        if isinstance(route, Route):
+            methods.setdefault(route.path, set()).update((route.methods or set()) - {"HEAD"})
+    return ", ".join(f"{'|'.join(sorted(m))} {path}" for path, m in methods.items())
+
+
+def _not_found(routes: str) -> Callable[[Request, Exception], Response]:
+    """The answer to a path no route has (404), or a method its route does not take (405):
+    JSON, in the SDK's error shape, naming the routes."""
+
+    def answer(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        headers = exc.headers if isinstance(exc, HTTPException) else None  # (405's Allow)
+        path = request.url.path[:100]
+        said = f"no route {path}" if status == 404 else f"{path} takes no {request.method}"
+        message = (
+            f"{said}: this A2A server answers {routes} (JSON-RPC at POST /; each HTTP+JSON "
+            "route also under /TENANT)"
+        )
+        error = {"code": status, "status": "NOT_FOUND" if status == 404 else "UNIMPLEMENTED"}
+        return JSONResponse(
+            {"error": {**error, "message": message}}, status_code=status, headers=headers
+        )
+
+    return answer
+
+
 def create_app(
     swarm: AsyncSwarm,
     *,
@@ -161,6 +255,8 @@ def create_app(
     uvicorn, giving up on the lifespan, printed its traceback.
     """
     dispatcher: PushDispatcher | None = None
+    # One rule for webhook addresses: when a client gives one, and before each post.
+    url_check = None if private_webhooks else validate_push_notification_url
 
     def catch_up(task_id: str, since: str) -> None:
         if dispatcher is not None:
@@ -170,7 +266,7 @@ def create_app(
         swarm,
         queues,
         wait_s=wait_s,
-        url_check=None if private_webhooks else validate_push_notification_url,
+        url_check=url_check,
         on_webhook=catch_up,
     )
     card = agent_card(
@@ -189,7 +285,7 @@ def create_app(
             async with httpx.AsyncClient(timeout=PUSH_TIMEOUT_S) as http:
                 running = None
                 if push:
-                    dispatcher = PushDispatcher(swarm, handler.queues, http)
+                    dispatcher = PushDispatcher(swarm, handler.queues, http, url_check=url_check)
                     running = asyncio.create_task(dispatcher.run())
                 watching = [asyncio.create_task(on_server_exit(handler.stop))]
                 if stopping is not None:
@@ -226,12 +322,25 @@ def create_app(
         Middleware(EndCancelled),
         guard,  # (before the body is read: a client without the token sends none)
         Middleware(BodyLimit, max_bytes=max_body_bytes(swarm.limits)),
-        # Array params, A2A 0.3's method names, notifications: before the SDK's route.
+        # Bodies not UTF-8, array params, unknown methods, notifications: before the SDK's
+        # route.
         Middleware(RpcChecks, path=DEFAULT_RPC_URL),
+        # Bodies not UTF-8 on the other paths (RpcChecks answered JSON-RPC's).
+        Middleware(Utf8Bodies),
+        # Redis out of reach: 503 and Retry-After on HTTP+JSON.
+        Middleware(RetryLater, rpc_path=DEFAULT_RPC_URL),
         # The SDK's routes write no SSE ids; SSEIds adds each update's position (resuming).
         Middleware(SSEIds),
         # The SDK writes a Struct's whole numbers as 1.0 and ListTasks' empty fields: written
         # as GetTask writes a task (see _wire).
         Middleware(WireJson),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    not_found = _not_found(_routes_named(routes))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: not_found},
+    )
+    app.router.redirect_slashes = False  # (see the module's docstring)
+    return app
