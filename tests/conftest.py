@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm._client_files import USER_DIR_ENV
 
 from ._a2a import OTHER, QUEUE, SWARM, TOKEN, A2AServer, start_a2a, stop
 from ._cli import Cli
@@ -22,6 +23,10 @@ from ._servers import RedisServer, ServerFactory, server_factory
 
 # The library never reads these, but the faces do: keep the developer's own swarm out of tests.
 for _name in ("SWARM_URL", "SWARM_NAME", "SWARM_HOME"):
+    os.environ.pop(_name, None)
+# Nor the developer's own agent clients: their folders follow HOME in the tests, unless moved
+# by these (CLAUDE_CONFIG_DIR, CODEX_HOME, GEMINI_CLI_HOME), which a test sets itself.
+for _name in USER_DIR_ENV.values():
     os.environ.pop(_name, None)
 
 # Tests press Ctrl-C (SIGINT) on the commands they start, as a user does in a terminal. A suite

@@ -416,6 +416,7 @@ class _Shell:
     deregister = _Op(agent_ops.deregister)
     agents = _Op(agent_ops.agents)
     get_agent = _Op(agent_ops.get_agent)
+    leases_of = _Op(agent_ops.leases_of)
     sweep = _Op(agent_ops.sweep)
     mark_stale = _Op(agent_ops.mark_stale)
     tally = _Op(agent_ops.tally)

@@ -65,10 +65,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _lease_tokens as tokens
 from .._budget import CHARS_PER_TOKEN, Budget
-from .._codec import counted, iso
+from .._codec import counted, first_few, iso
 from .._errors import ConfigError, Conflict, NotFound, SwarmError
 from .._finding_text import parse_finding
-from .._hints import LIST_PASSES
+from .._hints import LIST_PASSES, SHOW_TASK
 from .._mcp_names import (
     FAIL_TASK,
     RENEW_TASK,
@@ -107,7 +107,10 @@ MIN_MESSAGES_ROOM = 300
 MESSAGES_LOOKED_AT = 50  # unread messages a hook looks at for those it has room for
 TASK_DATA_CHARS = 2_000
 TASK_DESCRIPTION_CHARS = 3_000
-HELD_PAGES = 20  # pages of claimed tasks looked through for the agent's leases
+# Held tasks an answer shows whole; the others it names (with their tokens), the first
+# HELD_NAMED of them.
+HELD_SHOWN = 3
+HELD_NAMED = 20
 # Loop mode: the metadata key of an agent's per-session claim counts, and the sessions whose
 # counts it keeps (the newest; an agent shared by more sessions at once than this may hand
 # one of them more than --max-tasks). Counted with the core's atomic ``tally``: two sessions
@@ -155,7 +158,14 @@ def agent_for(payload: Mapping[str, Any], options: HookOptions) -> str:
     if options.agent:
         return options.agent
     session = payload.get("session_id")
-    if not isinstance(session, str) or not session:
+    if session is not None and not isinstance(session, str):
+        shown = json.dumps(session, ensure_ascii=False)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(
+            f"the hook input's session_id is {shown}, not a string, so the session has no "
+            "agent id: the client sends it as a string (or set SWARM_AGENT)"
+        )
+    if not session:
         raise ValueError(
             "the hook input has no session_id, so the session has no agent id: set SWARM_AGENT"
         )
@@ -169,19 +179,19 @@ def subagent_for(agent: str, agent_id: str) -> str:
 
 def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
     """The tasks ``worker`` holds a lease on, each with its token when this machine knows it
-    (``tokens``: claimed here by ``swarm task claim`` or a hook); forgets the others' tokens."""
+    (``tokens``: claimed here by ``swarm task claim``, a hook or the stdio MCP server), and
+    forgets the tokens of the tasks it no longer holds. The core's ``leases_of`` reads the
+    tasks of the tokens by id (however many leases the swarm holds: a listing of the
+    claimed tasks read all of them, and stopped at 2,000) and finds a lease claimed where
+    no token was kept among the swarm's newest. Only a token whose task was read and found
+    not held is forgotten (never one whose task was not looked at, or is stored
+    unreadable)."""
     # Read before the held tasks: a token another session keeps after this is not judged
-    # (its claim may not show in the listing), so it is not dropped.
+    # (its claim may not show in the answer), so it is not dropped.
     judged = tokens.known(swarm.settings, worker)
-    held: list[Task] = []
-    cursor: str | None = None
-    for _ in range(HELD_PAGES):
-        page = swarm.list_tasks(status="claimed", cursor=cursor, limit=100, with_data=True)
-        held += [t for t in page.items if t.worker == worker]
-        cursor = page.cursor
-        if cursor is None:
-            break
-    tokens.forget(swarm.settings, worker, judged, {t.id for t in held})
+    page = swarm.leases_of(worker, list(judged))
+    held = list(page.items)
+    tokens.forget(swarm.settings, worker, judged, {t.id for t in held} | set(page.corrupt))
     known = tokens.known(swarm.settings, worker)  # (with those kept meanwhile)
     return [replace(t, token=known.get(t.id)) for t in held]
 
@@ -313,6 +323,25 @@ def _lease_line(task: Task, renew: str) -> str:
         f"Your lease ends at {until} (it lasts {task.lease_s:g} s): if the work may take "
         f"longer, renew it (from now) before then: {renew}."
     )
+
+
+def _held_text(
+    head: str, held: Sequence[Task], agent: str, options: HookOptions, tools: McpTools | None
+) -> str:
+    """``head``, then the first ``HELD_SHOWN`` held tasks whole; the others (a worker may
+    hold many) are named right after ``head``, each with its lease token when known here,
+    and the command that shows each whole: a cut to the room left keeps that line."""
+    shown, rest = held[:HELD_SHOWN], held[HELD_SHOWN:]
+    if rest:
+        show = SHOW_TASK.strip("()").replace("swarm", options.command, 1)  # swarm task show ID
+        names = [f"{t.id} (lease token {shlex.quote(t.token) if t.token else 'not known here'})"
+                 for t in rest]  # fmt: skip
+        head += (
+            f" Shown here: {len(shown)} of the {len(held)}; and {len(rest)} more, each shown "
+            f"whole by {show}: "
+            f"{first_few(names, HELD_NAMED)}."
+        )
+    return f"{head}\n\n" + "\n\n".join(_task_text(t, agent, options.command, tools) for t in shown)
 
 
 def _message_hint(m: Message, agent: str, options: HookOptions) -> str:
@@ -484,9 +513,7 @@ def session_start(
     held = held_tasks(swarm, agent)
     if held:
         tools = mcp_tools(registered)
-        tasks = "You hold these tasks; carry on with them:\n\n" + "\n\n".join(
-            _task_text(t, agent, options.command, tools) for t in held[:3]
-        )
+        tasks = _held_text("You hold these tasks; carry on with them.", held, agent, options, tools)
         parts.append(clip(tasks, max(0, room), _task_hint(options.command, "ID")))
         room -= len(parts[-1]) + 2
     if room >= MIN_MESSAGES_ROOM:
@@ -510,19 +537,33 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
     existing = _registered(swarm, agent, options, payload)
     held = held_tasks(swarm, agent)
     if held and not active:
-        tools = mcp_tools(existing)
-        return Answer(
-            block="You still hold a task you have not reported. Report it (or fail it) "
-            "before you stop.\n\n"
-            + "\n\n".join(_task_text(t, agent, options.command, tools) for t in held[:3])
+        head = (
+            "You still hold a task you have not reported. Report it (or fail it) before you stop."
         )
-    # The messages a refusal shows are read: the next stop refuses only for newer ones.
+        return _with_messages(
+            swarm, agent, options, _held_text(head, held, agent, options, mcp_tools(existing))
+        )
+    # The messages a refusal shows are read: the next stop refuses only for newer ones. A
+    # broadcast alone does not refuse a stop (the session's next prompt, or its next start,
+    # shows it); a refusal for other reasons shows the broadcasts too.
     messages = _show_messages(swarm, agent, options, direct_only=True, budget=options.limit - 100)
     if messages:
         return Answer(block=messages)
     if options.loop and options.queues and not held:
-        return _next_task(swarm, agent, options, existing, _session_key(payload))
+        answer = _next_task(swarm, agent, options, existing, _session_key(payload))
+        # (a loop session has no prompt that would show a broadcast: its task brings them)
+        return _with_messages(swarm, agent, options, answer.block) if answer.block else answer
     return Answer()
+
+
+def _with_messages(swarm: Swarm, agent: str, options: HookOptions, block: str) -> Answer:
+    """A refused stop (``block``: the tasks the session carries on with) with the unread
+    messages, broadcasts too, that fit the room left (read as they are shown, as by
+    UserPromptSubmit: a loop session has no prompt that would show them)."""
+    block = clip(block, options.limit - MIN_MESSAGES_ROOM - 2, _task_hint(options.command, "ID"))
+    room = options.limit - len(block) - 2
+    messages = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
+    return Answer(block=f"{block}\n\n{messages}" if messages else block)
 
 
 def _next_task(

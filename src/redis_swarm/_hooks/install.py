@@ -2,24 +2,58 @@
 
 All three clients read the same nesting: ``{"hooks": {EVENT: [{"matcher": ..., "hooks":
 [{"type": "command", "command": ..., "timeout": ...}]}]}}`` in ``.claude/settings.json``,
-``.codex/hooks.json`` and ``.gemini/settings.json`` (project scope; ``~/...`` for the user).
-Claude Code and Codex take the timeout in seconds, Gemini CLI in milliseconds. Our entries
-are the groups whose every command runs this install's ``swarm ... hook``: installing again
-replaces them (a second install changes nothing), ``remove`` takes them and the containers
-left empty out, and everything else in the file is kept as it was.
+``.codex/hooks.json`` and ``.gemini/settings.json`` (project scope; for the user, in the
+folder the client finds: ``~/.claude``, ``~/.codex``, ``~/.gemini``, or where
+CLAUDE_CONFIG_DIR, CODEX_HOME or GEMINI_CLI_HOME moves it, as ``swarm mcp install`` finds it:
+``_client_files.user_dir``). Claude Code and Codex take the timeout in seconds, Gemini CLI in
+milliseconds. Our entries are the groups whose every command runs this install's ``swarm ...
+hook``: installing again replaces them (a second install changes nothing; one with other
+options says what they were, ``Merged.previous``, ``replaced_words``), ``remove`` takes them
+and the containers left empty out, and everything else in the file is kept as it was.
+
+Unlike an MCP server (the client starts one of two of the same name), the client runs every
+hook it finds, at each scope: ours at the other scope too (``elsewhere``) means each event
+answered twice (messages shown twice, a second task claimed at each loop Stop), which the
+install says.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._client_files import (
+    APP_NAMES,
+    PROJECT_DIR,
+    Merged,
+    codex_project_dirs,
+    replacement_words,
+    user_dir,
+)
+from .._config import mask_url
 from .._errors import ConfigError
+from .._printable import printable
 from .formats import client_event
 
-__all__ = ["HOOK_TIMEOUT_S", "apply", "entries", "load", "merge", "settings_path", "unmerge"]
+__all__ = [
+    "HOOK_TIMEOUT_S",
+    "Elsewhere",
+    "Merged",
+    "apply",
+    "describe_hooks",
+    "elsewhere",
+    "elsewhere_words",
+    "entries",
+    "load",
+    "merge",
+    "replaced_words",
+    "settings_path",
+    "unmerge",
+]
 
 HOOK_TIMEOUT_S = 30
 _EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "SubagentStop",
@@ -29,14 +63,17 @@ _EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SubagentStart", "Subagen
 _SESSION_END_TIMEOUT_S = 3
 
 
+_FILE = {"claude": "settings.json", "codex": "hooks.json", "gemini": "settings.json"}
+
+
 def settings_path(
     client: str, scope: str, *, cwd: Path | None = None, home: Path | None = None
 ) -> Path:
-    """The file the hooks of ``client`` go in."""
-    base = (home or Path.home()) if scope == "user" else (cwd or Path.cwd())
-    name = {"claude": ".claude/settings.json", "codex": ".codex/hooks.json",
-            "gemini": ".gemini/settings.json"}[client]  # fmt: skip
-    return base / name
+    """The file the hooks of ``client`` go in: the project's, or the one in the user folder
+    the client finds (``user_dir``)."""
+    if scope == "user":
+        return user_dir(client, home=home) / _FILE[client]
+    return (cwd or Path.cwd()) / PROJECT_DIR[client] / _FILE[client]
 
 
 def _is_ours(group: Any, prefix: str) -> bool:
@@ -121,21 +158,113 @@ def unmerge(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     return _strip(data, prefix)
 
 
-def apply(path: Path, ours: dict[str, list[Any]], prefix: str, *, remove: bool) -> bool:
-    """Merge our groups into (or take them out of) the file; whether it changed. A file left
-    empty by a removal is deleted."""
+def _ours(data: Mapping[str, Any], prefix: str) -> dict[str, list[Any]]:
+    """Event name -> our groups in ``data`` (the events with none left out)."""
+    hooks = data.get("hooks", {})
+    found: dict[str, list[Any]] = {}
+    for event, groups in hooks.items() if isinstance(hooks, dict) else ():
+        mine = [g for g in groups if _is_ours(g, prefix)] if isinstance(groups, list) else []
+        if mine:
+            found[event] = mine
+    return found
+
+
+def apply(path: Path, ours: dict[str, list[Any]], prefix: str, *, remove: bool) -> Merged:
+    """Merge our groups into (or take them out of) the file: whether it changed, and our
+    groups it held before (None: none). A file left empty by a removal is deleted."""
     data = _load(path)
+    previous = _ours(data, prefix) or None
     new = unmerge(data, prefix) if remove else merge(data, ours, prefix)
     if new == data:
-        return False
+        return Merged(False, previous)
     if not new and remove:
         path.unlink()
-        return True
+        return Merged(True, previous)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
-    return True
+    return Merged(True, previous)
+
+
+def describe_hooks(groups: Mapping[str, Any] | None) -> str:
+    """Our groups in a few words, to say what an install replaced: the ``swarm hook`` options
+    they run with, and their swarm. Never their Redis URL, which may hold a password (an
+    install with another URL only says they had other settings)."""
+    commands = [h.get("command") for gs in (groups or {}).values() for g in gs
+                for h in g.get("hooks", [])]  # fmt: skip
+    try:
+        argv = shlex.split(str(commands[0]))
+        at = argv.index("hook")
+    except (IndexError, ValueError):
+        return "hooks that could not be read"
+    reach, options = argv[:at], argv[at + 2 :]  # (the event, which differs, left out)
+    # (an option that is a URL is shown without its user and password, as an error shows one)
+    masked = [mask_url(a) if "://" in a else a for a in options]
+    words = shlex.join(["swarm", "hook", "EVENT", *masked])
+    swarm = reach[reach.index("--swarm") + 1] if "--swarm" in reach[:-1] else None
+    return printable(f"{words}, swarm {swarm}" if swarm is not None else words)
+
+
+def replaced_words(previous: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> str:
+    """What an install says of our groups ``previous`` it replaced with ``ours``."""
+    return replacement_words(
+        previous, ours, describe=describe_hooks, other="URL, home, executable, events or "
+        "timeouts", plural=True,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """A settings file of the client, other than the one installed, that holds our groups:
+    its scope (``project``: a project's, maybe a folder above this one, Codex reading every
+    one up to the project's root) and its path. The client runs those too."""
+
+    app: str
+    scope: str
+    path: Path
+
+
+def elsewhere(
+    client: str, scope: str, prefix: str, *, cwd: Path | None = None, home: Path | None = None
+) -> list[Elsewhere]:
+    """The other files ``client`` reads hooks from in ``cwd`` that hold our groups (a file it
+    cannot read is left to the client to report)."""
+    where = cwd or Path.cwd()
+    mine = settings_path(client, scope, cwd=where, home=home).resolve()
+    if client == "codex":
+        projects = [d / _FILE[client] for d in codex_project_dirs(where)]
+    else:
+        projects = [settings_path(client, "project", cwd=where)]
+    files = [("user", settings_path(client, "user", home=home))]
+    files += [("project", p) for p in projects]
+    found: list[Elsewhere] = []
+    for other, path in files:
+        if path.resolve() == mine:  # (run in the home folder: one file for both scopes)
+            continue
+        try:
+            held = _ours(_load(path), prefix)
+        except (ConfigError, OSError):
+            continue
+        if held:
+            found.append(Elsewhere(APP_NAMES[client], other, path))
+    return found
 
 
 def load(path: Path) -> dict[str, Any]:
     """The settings file as it is (empty when missing)."""
     return _load(path)
+
+
+def elsewhere_words(found: Elsewhere, removal: str, *, removed: bool = False) -> str:
+    """What an install (``removed``: a removal) says of ``found``: the client runs those
+    hooks too; ``removal``: the command that takes them out."""
+    there = f"{found.path} ({found.app}'s {found.scope} scope)"
+    if removed:
+        return (
+            f"`swarm hook` entries are still in {there}, and {found.app} runs them at every "
+            f"event: `{removal}` takes them out too"
+        )
+    return (
+        f"`swarm hook` entries are also in {there}: {found.app} runs both sets at every event "
+        "(each message shown twice; with --loop, a second task claimed at each Stop): take "
+        f"one set out: that one with `{removal}`, or this one with --remove"
+    )

@@ -5,7 +5,11 @@ and the user waits for it. The core's retries ride out a server that restarts (a
 pauses, a failover's 53 s for Sentinel and Cluster URLs), which is right for a worker that
 must not lose its report, but a hook that cannot reach the swarm only makes the session carry
 on without it (exit 1, one line): every turn then cost the user 2 to 5 s. A hook's handle
-tries for well under a second instead; every other face keeps the URL's retries.
+tries for well under a second instead, and takes a server that accepts connections but
+does not answer (a stopped process, a paused one) for down within a second, not the URL's
+10 s; every other face keeps the URL's retries and timeouts. What it says of the swarm names
+the URL as the user gave it (``as_given``), never with the hook's own options, which a user
+copying it into SWARM_URL would hand every other face.
 """
 
 from __future__ import annotations
@@ -17,21 +21,38 @@ from .._config import Settings
 if TYPE_CHECKING:  # (the caller brings redis-py; importing it here would cost every hook)
     from .._client import Swarm
 
-__all__ = ["HOOK_CONNECT_TIMEOUT_S", "HOOK_RETRIES", "hook_settings", "hook_swarm"]
+__all__ = [
+    "HOOK_CONNECT_TIMEOUT_S",
+    "HOOK_RETRIES",
+    "HOOK_SOCKET_TIMEOUT_S",
+    "as_given",
+    "hook_settings",
+    "hook_swarm",
+]
 
 # A connect (and its TLS handshake) that takes longer is a host gone from the network: a LAN
 # answers in milliseconds, a far server's handshake in a few round trips. Two retries pause
 # 0.3 s at most (_config.retry_window): a refused connection is a server that is down.
 HOOK_CONNECT_TIMEOUT_S = 1.0
 HOOK_RETRIES = 2
+# A reply that takes longer is a server that does not answer (a hook's requests are small:
+# a local server answers in a millisecond, a far one in a few round trips). An attempt that
+# timed out is not made again (no second one fits the retry window), so a request fails
+# within about connect + socket timeout: 2 s at most, inside SessionEnd's 3 s. A strict URL's
+# writes wait up to WAIT_MS for a replica or the disk, which is not a hang: that is added.
+HOOK_SOCKET_TIMEOUT_S = 1.0
 
 
 def hook_settings(settings: Settings) -> Settings:
-    """``settings`` with the hooks' short connect timeout and few retries (never longer or
-    more than the URL's own)."""
+    """``settings`` with the hooks' short timeouts and few retries (never longer or more
+    than the URL's own)."""
+    from .._durability import WAIT_MS  # (here: it brings redis-py, which `swarm --help` skips)
+
     retries = min(settings.retries, HOOK_RETRIES)
+    waits = WAIT_MS / 1000 if settings.durability == "strict" else 0.0
     return settings.replace(
         connect_timeout=min(settings.connect_timeout, HOOK_CONNECT_TIMEOUT_S),
+        socket_timeout=min(settings.socket_timeout, HOOK_SOCKET_TIMEOUT_S + waits),
         retries=retries,
         none_answered_retries=min(settings.none_answered_retries, retries),
     )
@@ -42,3 +63,15 @@ def hook_swarm(settings: Settings) -> Swarm:
     from .._client import Swarm
 
     return Swarm(hook_settings(settings))
+
+
+def as_given(message: str, settings: Settings) -> str:
+    """``message`` (an error of the handle ``hook_swarm(settings)``) naming the URL as
+    ``settings`` give it: the hook's handle has only its options changed, so its URL, and the
+    URLs a message builds from it ("as in redis://USER:PASSWORD@..."), differ in their
+    ``?options`` alone."""
+    ours = hook_settings(settings).url.partition("?")[2]
+    given = settings.url.partition("?")[2]
+    if ours == given:
+        return message
+    return message.replace(f"?{ours}", f"?{given}" if given else "")

@@ -111,6 +111,8 @@ OPERATIONS: dict[str, Uses] = {
     "agents": _uses("hgetall hkeys hmget time zrange zrevrange", worker=True),
     "get_agent": _uses("hget time zscore", worker=True),
     "held": _uses("hkeys hmget zrevrange", worker=True),  # who holds the newest leases
+    # (hmget: the tasks asked for by id; the rest: ``held``'s newest leases)
+    "leases_of": _uses("hkeys hmget zrevrange", worker=True),
     # (hkeys hmget: the leases held, whose holders a sweep keeps)
     "sweep": _uses("hkeys hmget time zcount zrangebyscore", "agent_sweep", worker=True),
     "mark_stale": _uses("hget time zscore", "agent_swap", worker=True),

@@ -21,12 +21,19 @@ from typing import Any
 from .._codec import UNREADABLE, dumps, loads
 from .._errors import Conflict, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
-from .._models import STALE_AFTER_S, Agent, TaskStatus
+from .._models import STALE_AFTER_S, Agent, Page, Task, TaskStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
-from .._validate import MAX_ROLE, check_agent, check_id, check_name, check_printable
+from .._validate import (
+    MAX_PAGE,
+    MAX_ROLE,
+    check_agent,
+    check_id,
+    check_name,
+    check_printable,
+)
 from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
-from ._work import forget_presence, newest, task_from
+from ._work import check_number, forget_presence, newest, task_from
 
 __all__ = [
     "agents",
@@ -34,6 +41,7 @@ __all__ = [
     "get_agent",
     "heartbeat",
     "join",
+    "leases_of",
     "mark_stale",
     "register",
     "sweep",
@@ -149,6 +157,53 @@ def _holders(
         if task.status is TaskStatus.CLAIMED and task.worker:
             holding.setdefault(task.worker, []).append(task.id)
     return {worker: tuple(ids) for worker, ids in holding.items()}, tuple(corrupt)
+
+
+def leases_of(
+    ctx: OpContext, worker: str, task_ids: Collection[str] = (), *, newest_leases: int = HELD_LEASES
+) -> Operation[Page[Task]]:
+    """The tasks ``worker`` holds a lease on, with their data, found without listing the
+    swarm's tasks (no index says who holds what: a listing reads every claimed task): those
+    of ``task_ids``, each read by id however many leases the swarm holds (``swarm hook``
+    gives the tasks whose lease tokens the machine keeps), and the worker's among the
+    swarm's ``newest_leases`` leases (by deadline, across queues, as ``agents`` finds a
+    worker's task: a lease claimed where no token was kept is found while fewer than that
+    many are newer; 0: ``task_ids`` alone). An id of ``task_ids`` left out of the page is
+    held by no lease of ``worker`` now (no such task; settled, released or expired; another
+    worker's); one in ``page.corrupt`` is stored unreadable: whether it is held is not
+    known. In the order of ``task_ids``, then newest lease first; never a cursor. One round
+    trip with ``newest_leases=0``, else four."""
+    worker = check_agent("worker", worker)
+    if isinstance(task_ids, str):
+        raise ValidationError("task_ids must be a list of task ids, not one string")
+    if len(task_ids) > MAX_PAGE:
+        raise ValidationError(
+            f"{len(task_ids):,} task ids asked for at once; the limit is {MAX_PAGE:,}: ask in "
+            "batches"
+        )
+    asked = [check_id("task", t) for t in task_ids]
+    count = int(check_number("newest_leases", newest_leases, 0, MAX_PAGE, integer=True))
+    if count:
+        holding, _ = yield from held(ctx, count)
+        asked += holding.get(worker, ())
+    ids = list(dict.fromkeys(asked))
+    if not ids:
+        return Page(())
+    k = ctx.keys
+    raws, data = yield Batch((Cmd("HMGET", k.tasks, *ids), Cmd("HMGET", k.task_data, *ids)))
+    items: list[Task] = []
+    corrupt: list[str] = []
+    for task_id, raw, value in zip(ids, raws, data, strict=True):
+        if not raw:
+            continue
+        try:
+            task = task_from(raw, value)
+        except UNREADABLE:  # written around the operations: named, not fatal
+            corrupt.append(task_id)
+            continue
+        if task.status is TaskStatus.CLAIMED and task.worker == worker:
+            items.append(task)
+    return Page(tuple(items), None, tuple(corrupt))
 
 
 def _profile(

@@ -16,10 +16,14 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
 from .._budget import MIN_BUDGET_TOKENS, Budget
+from .._client_files import USER_DIR_ENV
+from .._config import Settings
 from .._env import URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import SwarmError
 from .._executable import swarm_command
@@ -27,7 +31,7 @@ from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
 from .._hooks import install as install_ops
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._hooks.formats import EVENTS, client_event
-from .._hooks.reach import hook_swarm
+from .._hooks.reach import as_given, hook_swarm
 from .._mcp_names import AGENT_ROLES, agent_role
 from .._validate import check_queues
 from ._app import App, main, pass_app
@@ -52,6 +56,43 @@ def _budget_of(tokens: int | None) -> Budget:
             f"{MAX_HOOK_BUDGET_TOKENS} tokens"
         )
     return Budget(tokens)
+
+
+# What the clients send: one JSON object, in UTF-8.
+_SENT_AS = "the client sends each event as a JSON object in UTF-8 on stdin"
+
+
+def _payload(raw: bytes) -> dict[str, Any]:
+    """The hook input read from ``raw``; a ValueError saying in one line what is wrong with
+    it (``swarm hook`` turns it into exit 1), never a codec error or a traceback."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"the hook input is not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}): {_SENT_AS}"
+        ) from None
+    try:
+        payload = json.loads(text)
+        # A string holding half of a UTF-16 pair (\ud800) decodes, yet is no text: found
+        # here, where it is said, not where it is written or hashed.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the hook input is not JSON ({exc}): {_SENT_AS}") from None
+    except RecursionError:
+        raise ValueError(
+            f"the hook input is nested too deeply to read (arrays or objects within each "
+            f"other, thousands deep): {_SENT_AS}"
+        ) from None
+    except UnicodeEncodeError as exc:
+        half = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        raise ValueError(
+            f"the hook input holds {half}, half of a UTF-16 surrogate pair, which is no "
+            f"character: {_SENT_AS}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"the hook input is not a JSON object: {_SENT_AS}")
+    return payload
 
 
 # The roles the session's MCP server takes (`swarm mcp --role`): the hooks and the server are
@@ -135,6 +176,7 @@ def hook(
     max_tasks: int, budget: int | None, url_from_env: bool,
 ) -> None:  # fmt: skip
     """Answer one hook event (its help: ``HOOK_HELP``, the events named from ``formats``)."""
+    given: Settings | None = None  # (the URL's, once read: errors name it, not the hook's)
     try:
         if url_from_env:  # (first: nothing below may reach another swarm)
             require_url_in_env("the hook", "swarm hooks install")
@@ -155,25 +197,19 @@ def hook(
                 "the hook got no input: the agent's CLI (Claude Code, Codex, Gemini CLI) runs it "
                 "with the event as a JSON object on stdin; to try it by hand, pipe one in"
             )
-        try:
-            payload = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"the hook input is not JSON ({exc}): the client sends each event as a JSON "
-                "object on stdin"
-            ) from None
-        if not isinstance(payload, dict):
-            raise ValueError("the hook input is not a JSON object")
+        payload = _payload(raw)
         options = HookOptions(
             client=client, role=agent_role(role), queues=queues, loop=loop, max_tasks=max_tasks,
             agent=agent_from_env(), budget=_budget_of(budget),
             command=shlex.join([*swarm_command(), *app.reach()]),
         )  # fmt: skip
-        with hook_swarm(app.settings) as swarm:  # (fails fast: _hooks.reach)
+        given = app.settings
+        with hook_swarm(given) as swarm:  # (fails fast: _hooks.reach)
             answer = handle(swarm, name, payload, options)
     except (ValueError, SwarmError) as exc:
         # exit 1: the clients show it and carry on (exit 2 would block the session)
-        click.echo(f"swarm hook {event}: {exc}", err=True)
+        said = str(exc) if given is None else as_given(str(exc), given)
+        click.echo(f"swarm hook {event}: {said}", err=True)
         sys.exit(1)
     click.echo(render(answer, name, client))
 
@@ -196,7 +232,8 @@ def hooks() -> None:
     type=click.Choice(["project", "user"]),
     default="project",
     show_default=True,
-    help="The project's settings file, or the user's (~/).",
+    help="The project's settings file, or the user's (in ~/, or where "
+    f"{', '.join(USER_DIR_ENV.values())} moves it, as the client finds it).",
 )
 @click.option("--write", is_flag=True, help="Merge the entries into the settings file.")
 @click.option("--remove", is_flag=True, help="Take out what an install added.")
@@ -210,8 +247,10 @@ def install(
 ) -> None:  # fmt: skip
     """Print (or --write, or --remove) the hook entries that make CLIENT run `swarm hook` at
     each event: .claude/settings.json, .codex/hooks.json or .gemini/settings.json (with
-    --scope user, the ones in your home). Other hooks in the file are kept; installing twice
-    changes nothing."""
+    --scope user, the ones in your home, or where the client's variable moves them). Other
+    hooks in the file are kept; installing twice changes nothing, installing with other
+    options says what it replaced, and hooks of ours the client also runs from the other
+    scope are warned of (each event would be answered twice)."""
     if write and remove:
         raise click.UsageError("--write and --remove: choose one")
     try:
@@ -240,10 +279,44 @@ def install(
     path = install_ops.settings_path(client, scope)
     prefix = shlex.join(base)
     if write or remove:
-        changed = install_ops.apply(path, ours, prefix, remove=remove)
-        verb = "removed from" if remove else "written to"
-        click.echo(f"{verb} {path}" if changed else f"{path}: nothing to change", err=True)
+        done = install_ops.apply(path, ours, prefix, remove=remove)
+        _warn_of_elsewhere(client, scope, prefix, removed=remove)
+        if not done.changed:
+            click.echo(f"{path}: nothing to change", err=True)
+        elif remove:
+            click.echo(f"removed from {path}", err=True)
+        elif done.previous is not None:
+            said = install_ops.replaced_words(done.previous, ours)
+            click.echo(f"replaced the `swarm hook` entries in {path}: {said}", err=True)
+        else:
+            click.echo(f"written to {path}", err=True)
         return
     merged = install_ops.merge(install_ops.load(path), ours, prefix)
+    _warn_of_elsewhere(client, scope, prefix, removed=False)
     click.echo(f"# {client}: goes in {path} (--write merges it)", err=True)
     click.echo(json.dumps(merged, indent=2))
+
+
+def _warn_of_elsewhere(client: str, scope: str, prefix: str, *, removed: bool) -> None:
+    """Warn of our hooks in another file the client reads (it runs every set it finds: each
+    event answered twice), with the command that takes them out."""
+    for found in install_ops.elsewhere(client, scope, prefix):
+        words = install_ops.elsewhere_words(found, _removal_command(client, found), removed=removed)
+        click.echo(f"warning: {words}", err=True)
+
+
+def _removal_command(client: str, found: install_ops.Elsewhere) -> str:
+    """The `swarm hooks install` that takes ``found`` out, spelled from the command's own
+    options; run in the folder of a project's file that is not this one's."""
+    words = shlex.join(["swarm", hooks.name or "hooks", install.name or "install",
+                        _option("client"), client, _option("scope"), found.scope,
+                        _option("remove")])  # fmt: skip
+    folder = found.path.parent.parent
+    if found.scope == "project" and folder.resolve() != Path.cwd().resolve():
+        return f"cd {shlex.quote(str(folder))} && {words}"
+    return words
+
+
+def _option(name: str) -> str:
+    """The option of `swarm hooks install` whose parameter is ``name``."""
+    return next(p for p in install.params if p.name == name).opts[0]

@@ -38,6 +38,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .._client_files import (
+    APP_NAMES,
+    PROJECT_DIR,
+    Merged,
+    claude_state_path,
+    codex_project_dirs,
+    replacement_words,
+    user_dir,
+)
 from .._config import DEFAULT_HOME, handed_url, mask_url
 from .._env import ENV_HOME, ENV_NAME, ENV_URL, URL_FROM_ENV_OPTION
 from .._errors import ConfigError
@@ -274,13 +283,16 @@ def mcp_json(spec: Spec) -> dict[str, Any]:
 
 
 def target_path(client: Client, *, scope: str = "project", home: Path | None = None) -> Path:
-    """The file ``--write`` changes for ``client`` (claude is configured by its own CLI)."""
-    user_home = home or Path.home()
+    """The file ``--write`` changes for ``client`` (claude is configured by its own CLI): in
+    the user folder the client finds (``user_dir``: CODEX_HOME, GEMINI_CLI_HOME) or the
+    project's."""
     if client == "codex":
-        codex_home = os.environ.get("CODEX_HOME")
-        return (Path(codex_home) if codex_home else user_home / ".codex") / "config.toml"
+        return user_dir("codex", home=home) / "config.toml"
     if client == "gemini":
-        return (user_home if scope == "user" else Path.cwd()) / ".gemini" / "settings.json"
+        folder = (
+            user_dir("gemini", home=home) if scope == "user" else Path.cwd() / PROJECT_DIR["gemini"]
+        )
+        return folder / "settings.json"
     if client == "json":
         return Path.cwd() / ".mcp.json"
     raise ConfigError("claude is configured with `claude mcp add`, not by a file")
@@ -296,16 +308,6 @@ def _write(path: Path, text: str, *, private: bool) -> None:
         else:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     path.write_text(text)
-
-
-@dataclass(frozen=True)
-class Merged:
-    """What merging our entry into a client's file did: whether the file changed (or its
-    mode), and the entry of that name the file held before (None: it held none; an empty
-    dict: one that could not be read)."""
-
-    changed: bool
-    previous: dict[str, Any] | None = None
 
 
 def merge_json(
@@ -415,13 +417,6 @@ def toml_table(text: str, table: str) -> dict[str, Any]:
     return _entry(found) or {}
 
 
-def _claude_config_path(home: Path | None = None) -> Path:
-    """Where Claude Code keeps its user and local scopes' servers (``~/.claude.json``, or in
-    ``CLAUDE_CONFIG_DIR``)."""
-    folder = os.environ.get("CLAUDE_CONFIG_DIR")
-    return Path(folder) / ".claude.json" if folder else (home or Path.home()) / ".claude.json"
-
-
 def claude_entry(
     name: str, scope: str, *, home: Path | None = None, cwd: Path | None = None
 ) -> dict[str, Any] | None:
@@ -430,7 +425,7 @@ def claude_entry(
     ``~/.claude.json``, whose local scope is keyed by the project's directory (its git root,
     as Claude Code 2.1 keys it). None when none is found, or the file cannot be read."""
     where = cwd or Path.cwd()
-    path = where / ".mcp.json" if scope == "project" else _claude_config_path(home)
+    path = where / ".mcp.json" if scope == "project" else claude_state_path(home)
     try:
         data: object = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -484,12 +479,9 @@ def _masked(arg: str) -> str:
 
 def replaced_words(previous: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> str:
     """What an install says of the entry ``previous`` it replaced with ``entry``."""
-    if previous == entry:
-        return "it had the same settings"
-    was = describe_entry(previous)
-    if not previous or was != describe_entry(entry):
-        return f"it was {was}"
-    return f"it was {was} too, with other settings (environment, executable or timeouts)"
+    return replacement_words(
+        previous, entry, describe=describe_entry, other="environment, executable or timeouts"
+    )
 
 
 def replaced_record(
@@ -521,7 +513,6 @@ PRECEDENCE: dict[str, tuple[str, ...]] = {
     "gemini": ("project", "user"),
     "codex": ("project", "user"),
 }
-_APP = {"claude": "Claude Code", "gemini": "Gemini CLI", "codex": "Codex"}
 _ORDER = {
     "claude": "it takes the local scope first, then the project's .mcp.json (once approved "
     "there), then the user scope",
@@ -584,29 +575,20 @@ def _holding(app: str, scope: str, name: str, *, home: Path | None, cwd: Path) -
             return None
         if scope == "project":
             return str(cwd / ".mcp.json")
-        config = _claude_config_path(home)
+        config = claude_state_path(home)
         return f"{config}, this project's entry" if scope == "local" else str(config)
     if app == "gemini":
-        user = (home or Path.home()) / ".gemini" / "settings.json"
-        project = cwd / ".gemini" / "settings.json"
+        user = user_dir("gemini", home=home) / "settings.json"
+        project = cwd / PROJECT_DIR["gemini"] / "settings.json"
         if user.resolve() == project.resolve():
             return None  # (run in the home folder: one file for both)
         path = project if scope == "project" else user
         return str(path) if _json_server(path, name) else None
     own = target_path("codex", home=home)
-    for path in _codex_project_files(cwd):
+    for path in (d / "config.toml" for d in codex_project_dirs(cwd)):
         if path.resolve() != own.resolve() and toml_table(_text(path), f"mcp_servers.{name}"):
             return str(path)
     return None
-
-
-def _codex_project_files(cwd: Path) -> list[Path]:
-    """The .codex/config.toml files Codex reads in ``cwd``: in it and the folders above it, up
-    to the project's root (the folder holding .git; only ``cwd`` outside a checkout)."""
-    real = cwd.resolve()
-    root = next((d for d in (real, *real.parents) if (d / ".git").exists()), real)
-    folders = [real, *real.parents]
-    return [d / ".codex" / "config.toml" for d in folders[: folders.index(root) + 1]]
 
 
 def _text(path: Path) -> str:
@@ -632,7 +614,7 @@ def elsewhere_words(
     """What an install (``removed``: a removal) says of ``found``, an entry of the same name
     at the client's other scope: which of the two the client starts, and why; ``removal``:
     the command that takes that entry out (None: it is edited by hand)."""
-    app = _APP[found.app]
+    app = APP_NAMES[found.app]
     there = f"{found.where} ({app}'s {found.scope} scope)"
     order = _ORDER[found.app]
     if removed:
