@@ -55,6 +55,7 @@ def test_stored_escapes_are_shown_escaped(cli: Cli, redis_url: str) -> None:
         "task show": cli("task", "show", task.id),
         "dead task": cli("task", "show", doomed.id),
         "status": cli("status", "--pass", HOSTILE),
+        "status of a pass never posted to": cli("status", "--pass", HOSTILE + "2"),
         "agents": cli("agents"),
         "events": cli("events"),
         "synth list": cli("synth", "list"),

@@ -98,12 +98,12 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
             click.echo(hidden)
         if pass_name is not None:
             counts = report["pass"]["counts"]
-            click.echo(
-                f"pass {dumps(pass_name)}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-            )
+            # (JSON quotes a name as the notes do; printable: it may hold control characters)
+            named = printable(dumps(pass_name))
+            click.echo(f"pass {named}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             # A note, not an error: the status was shown (swarm task wait refuses it).
             if unknown is not None:
-                click.echo(unknown, err=True)
+                click.echo(printable(unknown), err=True)
             elif costs is not None and costs.retired is not None and not any(counts.values()):
                 # (its zeros are no misspelling: it was retired, and when is said)
                 click.echo(
