@@ -38,7 +38,7 @@ from redis_swarm.mcp_server._session import BEAT_WAIT_S, SessionRegistry
 from redis_swarm.mcp_server._tools import TOOL_ROLES, SwarmTools, offers
 
 from ._cli import SRC
-from .mcp_server._helpers import connect
+from .mcp_server._helpers import connect, eventually
 from .mcp_server.test_channel import Heard, _client, _next, _registered
 from .test_import_cost import _loaded_by
 from .test_session_identity import _call, _stdio
@@ -147,8 +147,10 @@ def test_a_restarted_named_channel_pushes_what_waited_then_only_what_is_new(
             assert waiting.meta == {"kind": "message", "message_id": away.id, "from": "lead"}
             assert "sent while you were away" in waiting.content
             assert asked.meta["kind"] == "synthesis_request" and asked.meta["pass_name"] == "p1"
-            # what a notice shows stays unread (read_inbox marks it), as a live one's
-            assert not core.message_status(away.id).read
+            # a message a notice showed whole is read, as a live one's; the synthesis
+            # request, whose instructions it did not show, is not
+            await eventually(lambda: core.message_status(away.id).read)
+            assert [m.kind for m in core.inbox(name, ack=False)] == ["synthesis_request"]
             live_sent = time.monotonic()
             live = core.send(name, "and now this", sender="lead")
             fresh = await _next(heard, 3, live_sent)

@@ -34,9 +34,17 @@ after the newest event; the stream's task events up to that event are not told a
 
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
-the capability and is never sent an event. A notification shows a message but does not mark
-it read: delivery is best effort (the SDK drops a notification it cannot write), so the
-agent's durable cursor moves only when ``read_inbox`` shows the message.
+the capability and is never sent an event.
+
+A message a notice shows whole (its text and data, each within ``BODY_CHARS``) has been shown,
+as a read shows it, so the channel marks it read (``mark_read``), that the session's hooks and
+``read_inbox`` do not show it again: once the session has received the notice, which it says
+by answering a ping sent after it on the same ordered stream (the SDK drops a notification it
+cannot write without a word, and a message marked read but never shown would be lost). A
+notice that counts messages, cuts one, or asks for a synthesis (whose instructions it does not
+carry) marks nothing. The read cursor is one position in the agent's messages, so it moves
+only through the oldest unread messages that notices showed whole: one shown after an unread
+one that was not stays unread with it (``read_inbox`` shows both).
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +60,7 @@ import anyio
 import anyio.abc
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._client import AsyncSwarm
@@ -74,6 +83,7 @@ __all__ = [
     "instructions",
     "more_waiting",
     "notices",
+    "read_run",
     "waiting_tasks",
 ]
 
@@ -115,6 +125,9 @@ AGAIN_S = 0.05
 # How long a watcher waits after an event for the rest of its burst, before it notifies.
 COALESCE_S = 0.05
 BODY_CHARS = 2_000
+# How long a session has to answer the ping that says it received a notice showing a message
+# whole; one that does not answer in time leaves the message unread (shown again: never lost).
+RECEIVED_S = 10.0
 # The unread messages a named session's watcher pushes as it starts (an inbox read's default).
 WAITING_READ = READ_DEFAULT
 _META_KEY = re.compile(r"[A-Za-z0-9_]+")
@@ -138,7 +151,8 @@ def instructions(queues: Sequence[str], role: str = EVERY_TOOL_ROLE) -> str:
     )
     return (
         'Swarm events arrive as <channel source="swarm" kind="..."> tags: kind message or '
-        f"broadcast ({_READ_INBOX} shows it and marks it read), {SYNTHESIS_REQUEST_KIND} (the pass "
+        f"broadcast (one shown whole is read; {_READ_INBOX} shows the others and marks them "
+        f"read), {SYNTHESIS_REQUEST_KIND} (the pass "
         f"to synthesize), task ({claims}). You are told of messages to you{watched}."
     )
 
@@ -149,6 +163,8 @@ class Notice:
 
     content: str
     meta: dict[str, str] = field(default_factory=dict)
+    # The id of the message this notice shows whole, if any: received, it has been shown.
+    shows: str = ""
 
     def __post_init__(self) -> None:
         bad = [k for k in self.meta if not _META_KEY.fullmatch(k)]
@@ -217,7 +233,35 @@ def _senders(events: Sequence[Event]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def _message_notice(group: _Group, bodies: dict[str, Message]) -> Notice:
+def _data_text(message: Message) -> str:
+    return dumps(message.data) if message.data else ""
+
+
+def _whole(message: Message) -> bool:
+    """Whether a notice shows all of ``message``: its text and its data each fit."""
+    return len(message.body) <= BODY_CHARS and len(_data_text(message)) <= BODY_CHARS
+
+
+def _single(group: _Group, bodies: dict[str, Message]) -> Message | None:
+    """The message a message or broadcast notice shows (one alone, its text read), if any."""
+    if group.kind not in ("message", "broadcast") or len(group.events) != 1:
+        return None
+    return bodies.get(group.events[0].fields.get("message", ""))
+
+
+def read_run(unread: Iterable[Message], shown: Collection[str]) -> list[Message]:
+    """The messages of ``unread`` (an agent's, oldest first) that are read once ``shown`` (ids
+    of messages shown whole) have been: the run of them from the oldest. The read cursor is
+    one position: moved past a message not shown whole, it would lose that one."""
+    run = []
+    for message in unread:
+        if message.id not in shown:
+            break
+        run.append(message)
+    return run
+
+
+def _message_notice(group: _Group, bodies: dict[str, Message], read: Collection[str]) -> Notice:
     events = group.events
     what = "broadcast" if group.kind == "broadcast" else "message"
     if len(events) > 1:
@@ -228,13 +272,21 @@ def _message_notice(group: _Group, bodies: dict[str, Message]) -> Notice:
     f = events[0].fields
     sender = f.get("from") or "someone"
     meta = {"kind": group.kind, "message_id": f.get("message", ""), "from": sender}
-    message = bodies.get(f.get("message", ""))
+    message = _single(group, bodies)
     more = f"{_READ_INBOX} shows all of it"
     body = f":\n{clip(message.body, BODY_CHARS, more)}" if message else ""
+    if message and message.data:
+        body += f"\ndata: {clip(_data_text(message), BODY_CHARS, more)}"
+    whole = message is not None and _whole(message)
+    after = (
+        f"Shown whole, so it is marked read ({_READ_INBOX} does not show it again)."
+        if whole and meta["message_id"] in read
+        else f"{_READ_INBOX} shows it and marks it read."
+    )
     return Notice(
-        f"New {what} {meta['message_id']} from {sender} ({f.get('kind', 'text')}){body}\n"
-        f"{_READ_INBOX} shows it and marks it read.",
+        f"New {what} {meta['message_id']} from {sender} ({f.get('kind', 'text')}){body}\n{after}",
         {k: v for k, v in meta.items() if v},
+        shows=meta["message_id"] if whole else "",
     )
 
 
@@ -336,19 +388,25 @@ def notices(
     queues: Sequence[str],
     bodies: dict[str, Message] | None = None,
     role: str = EVERY_TOOL_ROLE,
+    shown: Collection[str] = (),
 ) -> list[Notice]:
     """The notifications a batch of events makes for ``agent``, a session of ``role`` (each
     names only the tools that role has): one per kind (and queue), saying how many when there
-    are several; a synthesis request each. ``bodies`` (message id -> message) lets a single
-    message's notice show its text."""
+    are several; a synthesis request each. ``bodies`` (the agent's unread messages, id ->
+    message, oldest first) lets a single message's notice show its text, and say whether that
+    makes it read (see ``read_run``; ``shown``: the ids earlier notices showed whole)."""
+    bodies = bodies or {}
+    groups = _groups(events, agent, queues)
+    whole = {m.id for m in (_single(g, bodies) for g in groups) if m is not None and _whole(m)}
+    read = {m.id for m in read_run(bodies.values(), {*shown, *whole})}
     out: list[Notice] = []
-    for group in _groups(events, agent, queues):
+    for group in groups:
         if group.kind == "task":
             out.append(_task_notice(group, role))
         elif group.kind == SYNTHESIS_REQUEST_KIND:
             out += _synthesis_notice(group, role)
         else:
-            out.append(_message_notice(group, bodies or {}))
+            out.append(_message_notice(group, bodies, read))
     return out
 
 
@@ -433,8 +491,9 @@ class Channel:
             async with anyio.create_task_group() as tg, receive:
                 tg.start_soon(self._follow, send, since)  # (live events wait in the stream)
                 backlog, more = await self._waiting(agent) if waiting else ([], False)
+                shown: set[str] = set()  # unread messages received whole by the session
                 if backlog:
-                    await self._push(connection, agent, backlog)
+                    await self._push(connection, agent, backlog, shown)
                 if more:
                     await connection.notify(METHOD, more_waiting().params)
                 # the tasks waiting now, counted: their events so far are not told again
@@ -456,7 +515,7 @@ class Channel:
                         and not (counted and _counted_in(e, counted))
                     ]
                     if batch:
-                        await self._push(connection, agent, batch)
+                        await self._push(connection, agent, batch, shown)
 
     async def _waiting_tasks(self, connection: Connection) -> tuple[int, int] | None:
         """Tell the session of the tasks waiting in its watched queues (``waiting_tasks``),
@@ -516,17 +575,52 @@ class Channel:
         except SwarmError:
             return None
 
-    async def _push(self, connection: Connection, agent: str, batch: list[Event]) -> None:
+    async def _push(
+        self, connection: Connection, agent: str, batch: list[Event], shown: set[str]
+    ) -> None:
+        """Notify the session of ``batch``; then mark read what that showed it (``read_run``
+        of the unread messages, with ``shown``: what earlier notices showed whole, kept
+        while unread)."""
         groups = _groups(batch, agent, self.queues)
-        bodies: dict[str, Message] = {}
+        unread: list[Message] | None = None
         if any(g.kind in ("message", "broadcast") and len(g.events) == 1 for g in groups):
             try:
-                unread = await self.swarm.inbox(agent, ack=False, limit=100)
-                bodies = {m.id: m for m in unread}
+                unread = list(await self.swarm.inbox(agent, ack=False, limit=100))
             except SwarmError as exc:  # the notice goes out without the text
                 log.info("channel: could not read the inbox of %s: %s", agent, exc)
-        for notice in notices(batch, agent, self.queues, bodies, self.role):
+        if unread is None:
+            await self._notify(connection, notices(batch, agent, self.queues, role=self.role))
+            return
+        bodies = {m.id: m for m in unread}
+        out = notices(batch, agent, self.queues, bodies, self.role, shown)
+        await self._notify(connection, out)
+        whole = {n.shows for n in out if n.shows}
+        if whole and await _received(connection):
+            shown |= whole
+            run = read_run(unread, shown)
+            if run:
+                try:
+                    await self.swarm.mark_read(agent, run[-1].seq)
+                except SwarmError as exc:  # unread: read_inbox or the hooks show it again
+                    log.warning("channel: could not mark read what %s was shown: %s", agent, exc)
+        shown.intersection_update(bodies)  # read since, by whatever read it: forgotten
+
+    @staticmethod
+    async def _notify(connection: Connection, out: Iterable[Notice]) -> None:
+        for notice in out:
             await connection.notify(METHOD, notice.params)
+
+
+async def _received(connection: Connection) -> bool:
+    """Whether the session has received the notices just sent: it answers a ping sent after
+    them (one stream, in order). ``notify`` never says whether it wrote; the SDK drops what
+    it cannot."""
+    try:
+        await connection.ping(opts={"timeout": RECEIVED_S})
+    except MCPError as exc:  # (a timeout, a closed connection, a peer's error)
+        log.info("channel: the session did not confirm a notice (%s): left unread", exc)
+        return False
+    return True
 
 
 class ChannelOnConnect:
