@@ -3,7 +3,9 @@ HSET any task record: docs/security.md) never stop a claim. A claim that met an 
 record, or with a record it cannot read, raised a raw Lua error after its ZPOPMIN had taken
 the real tasks out of the pending set: those were then in no set, pending for ever, and
 ``swarm run`` stopped. Now such an id is dropped from the set it was met in and the claim
-goes on; the record, if any, is left for ``swarm doctor``."""
+goes on; the record, if any, is left for ``swarm doctor``. A real task whose record lost a
+field a move reads (its queue and pass still readable) is dead-lettered instead, its counters
+moved: dropped, it was counted for ever in a status no set held, and a pass waited on it."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ Q = "qc"
 DROP_CAP = 1000  # lua/_tasks.lua: the ids without a task one claim drops at most
 HEAD = -9_999_999  # a score before every real task's (priority 0: the posting order)
 NOT_JSON = "{this is not json"
-NO_CLAIMS = '{"id":"%s","queue":"qc","description":"d","status":"pending","attempts":0}'
+# A record whose queue cannot be read: nothing tells which counters would hold it.
+NO_QUEUE = '{"id":"%s","description":"d","status":"pending","attempts":0,"lease_s":9,"claims":{}}'
 
 
 def _post(swarm: Swarm, n: int = 3) -> list[Task]:
@@ -131,13 +134,13 @@ def test_a_report_that_claims_next_skips_a_foreign_id(swarm: Swarm, raw: Any) ->
 
 
 @pytest.mark.parametrize(
-    "record", [NOT_JSON, '"a string"', NO_CLAIMS % "t-bad"], ids=["text", "string", "no-claims"]
+    "record", [NOT_JSON, '"a string"', NO_QUEUE % "t-bad"], ids=["text", "string", "no-queue"]
 )
 def test_an_unreadable_record_in_pending_is_moved_aside(
     swarm: Swarm, raw: Any, record: str
 ) -> None:
-    """Not JSON, not an object, or missing what a claim needs: the id leaves the pending set
-    (it never blocks the queue again), the record stays as it was written."""
+    """Not JSON, not an object, or with no queue: the id leaves the pending set (it never
+    blocks the queue again), the record stays as it was written, no counter moves."""
     real = _post(swarm)
     _foreign(raw, KEYS.pending(Q), "t-bad", record)
     got = swarm.claim(Q, worker="w4", n=3)
@@ -219,3 +222,94 @@ def test_swarm_run_until_done_finishes_the_real_tasks(
     assert (summary["completed"], summary["failed"]) == (6, 0)
     assert {core.get_task(t.id).status for t in real} == {TaskStatus.COMPLETED}
     assert raw.zcard(KEYS.pending("qd")) == 0
+
+
+def _damage(raw: Any, task_id: str, drop: str = "", **put: Any) -> None:
+    """What a worker can do to a real task's record: HSET it back without a field, or with
+    a field of another type."""
+    record = json.loads(raw.hget(KEYS.tasks, task_id))
+    record.pop(drop, None)
+    raw.hset(KEYS.tasks, task_id, json.dumps(record | put))
+
+
+def _buried(swarm: Swarm, raw: Any, task_id: str, field: str, was: str) -> None:
+    """The task is dead-lettered for its damaged field: in the dead set, its reason and a
+    task.dead event naming the field, its queue's and pass's counts settled."""
+    task = swarm.get_task(task_id)
+    assert task.status == TaskStatus.DEAD
+    assert task.dead_reason is not None
+    assert f"damaged record: its field {field} is" in task.dead_reason
+    assert f"moved out of {was}" in task.dead_reason
+    assert raw.zscore(KEYS.dead(Q), task_id) is not None
+    assert {s: n for s, n in swarm.queue_stats()[Q].items() if n} == {"dead": 1}
+    assert {s: n for s, n in swarm.pass_stats("p1").items() if n} == {"dead": 1}
+    (event,) = [e for e in swarm.events(types="task.dead") if e.fields["task"] == task_id]
+    assert event.fields["reason"] == task.dead_reason
+    assert event.fields["pass"] == "p1"
+    assert swarm.wait(pass_name="p1", timeout_s=5)["dead"] == 1
+    listed = swarm.list_tasks(queue=Q, status="dead")
+    assert [t.id for t in listed] == [task_id]
+
+
+@pytest.mark.parametrize(
+    ("drop", "put", "field"),
+    [
+        ("lease_s", {}, "lease_s"),
+        ("", {"claims": "w1"}, "claims"),
+        ("status", {}, "status"),
+        ("id", {}, "id"),
+    ],
+    ids=["no-lease_s", "claims-text", "no-status", "no-id"],
+)
+def test_a_pending_task_whose_record_lost_a_field_is_dead_lettered(
+    swarm: Swarm, raw: Any, drop: str, put: dict[str, Any], field: str
+) -> None:
+    """The review's repro: the claim took it out of pending and returned none, while
+    queue_stats and the pass still counted it pending and get_task read it as pending, so
+    that swarm doctor named nothing and a wait on the pass never returned."""
+    task = swarm.post_task(Q, "d", pass_name="p1")
+    _damage(raw, task.id, drop, **put)
+    assert swarm.claim(Q, worker="w4") is None
+    assert raw.zcard(KEYS.pending(Q)) == 0
+    _buried(swarm, raw, task.id, field, "pending")
+
+
+def test_a_batch_claim_leases_the_tasks_around_a_damaged_one(swarm: Swarm, raw: Any) -> None:
+    real = swarm.post_tasks(
+        [{"queue": Q, "description": f"c{i}", "pass_name": "p1"} for i in range(3)]
+    )
+    _damage(raw, real[1].id, "lease_s")
+    got = swarm.claim(Q, worker="w4", n=3)
+    assert isinstance(got, list)
+    assert [t.id for t in got] == [real[0].id, real[2].id]
+    assert swarm.get_task(real[1].id).status == TaskStatus.DEAD
+    assert {s: n for s, n in swarm.queue_stats()[Q].items() if n} == {"claimed": 2, "dead": 1}
+    assert {s: n for s, n in swarm.pass_stats("p1").items() if n} == {"claimed": 2, "dead": 1}
+
+
+def _due_now(raw: Any, key: str, task_id: str) -> None:
+    """Make the entry due at once (score 0), and drop the queue's due hint so that the next
+    claim scans its delayed and lease sets (lua/_tasks.lua: due_field)."""
+    raw.zadd(key, {task_id: 0})
+    raw.hdel(KEYS.counts, f"due:{KEYS.delayed(Q)}")
+
+
+def test_a_delayed_task_whose_record_lost_a_field_is_dead_lettered(swarm: Swarm, raw: Any) -> None:
+    task = swarm.post_task(Q, "d", pass_name="p1", delay_s=3600)
+    _damage(raw, task.id, "priority")
+    _due_now(raw, KEYS.delayed(Q), task.id)
+    assert swarm.claim(Q, worker="w4") is None
+    assert raw.zcard(KEYS.delayed(Q)) == 0 and raw.zcard(KEYS.pending(Q)) == 0
+    _buried(swarm, raw, task.id, "priority", "delayed")
+
+
+def test_an_expired_lease_whose_record_lost_a_field_is_dead_lettered(
+    swarm: Swarm, raw: Any
+) -> None:
+    swarm.post_task(Q, "d", pass_name="p1")
+    task = must(swarm.claim(Q, worker="w1"))
+    _damage(raw, task.id, "seq")
+    _due_now(raw, KEYS.leases(Q), task.id)
+    swarm.reap()
+    assert raw.zcard(KEYS.leases(Q)) == 0 and raw.zcard(KEYS.pending(Q)) == 0
+    _buried(swarm, raw, task.id, "seq", "claimed")

@@ -80,40 +80,6 @@ local function unreadable(id)
     .. 'around redis-swarm): swarm doctor names such records; post its work again as a new task')
 end
 
--- Whether t, decoded from the record of id, has what the scripts that move a task between
--- a queue's sets read of it (the set's own status aside), each field of the type they use:
--- a record a worker wrote by hand may lack any (docs/security.md). Lua checks only, no
--- command: this runs for every task claimed.
-local function movable(t, id)
-  local seals, parent, pass_id, pass_name = t.seals, t.parent, t.pass_id, t.pass_name
-  return t.id == id and type(t.queue) == 'string' and type(t.attempts) == 'number'
-    and type(t.lease_s) == 'number' and type(t.claims) == 'table'
-    and (seals == nil or type(seals) == 'table') and (parent == nil or type(parent) == 'string')
-    and (pass_id == nil or type(pass_id) == 'string')
-    and (pass_name == nil or type(pass_name) == 'string')
-end
-
--- The task of id found in a queue's set of status (pending, delayed, claimed), read for a
--- script that moves it out of that set: nil when there is no such task, no record, one
--- that cannot be read, or one of another status or missing what a move needs. The caller
--- takes the id out of the set all the same, and goes on: an id no task backs must never
--- block its queue. The record, if any, is left as it is (swarm doctor names those stored
--- unreadable).
-local function task_in_set(tasks, id, status)
-  local t = load_record(tasks, id)
-  if not t or t.status ~= status or not movable(t, id) then return nil end
-  if status == 'pending' then return t end  -- (a claim reads no more of it)
-  -- A reclaim or a promotion makes it pending (scored by priority and seq) or dead.
-  local worker, abandons, most = t.worker, t.abandons, t.max_abandons
-  if type(t.priority) == 'number' and type(t.seq) == 'number'
-      and (worker == nil or type(worker) == 'string')
-      and (abandons == nil or type(abandons) == 'number')
-      and (most == nil or type(most) == 'number') then
-    return t
-  end
-  return nil
-end
-
 local function save_task(tasks, t)
   local raw = cjson.encode(t)
   redis.call('HSET', tasks, t.id, raw)
@@ -205,6 +171,90 @@ local function task_event(K, etype, t, k1, v1, k2, v2, k3, v3, k4, v4)
   return redis.call(unpack(args))
 end
 
+-- What the scripts that move a task out of a queue's set read of its record: the field of
+-- t that is absent (when it must not be) or of another type than they use, and that type;
+-- nil when none is. A record a worker wrote by hand may lack any (docs/security.md). Lua
+-- checks only, no command, written out (a loop over a table of the fields cost a claim 2% more
+-- instructions): they run for every task claimed.
+-- Its owners: what its counters and events are keyed by (its queue, shard and pass).
+local function owner_lacking(t)
+  if type(t.queue) ~= 'string' then return 'queue', 'a string' end
+  local parent, pass_id, pass_name = t.parent, t.pass_id, t.pass_name
+  if parent ~= nil and type(parent) ~= 'string' then return 'parent', 'a string' end
+  if pass_id ~= nil and type(pass_id) ~= 'string' then return 'pass_id', 'a string' end
+  if pass_name ~= nil and type(pass_name) ~= 'string' then return 'pass_name', 'a string' end
+  return nil
+end
+
+-- What a claim reads.
+local function lease_lacking(t)
+  if type(t.attempts) ~= 'number' then return 'attempts', 'a number' end
+  if type(t.lease_s) ~= 'number' then return 'lease_s', 'a number' end
+  if type(t.claims) ~= 'table' then return 'claims', 'an object' end
+  local seals = t.seals
+  if seals ~= nil and type(seals) ~= 'table' then return 'seals', 'an object' end
+  return nil
+end
+
+-- What a reclaim or a promotion reads besides: it makes the task pending (scored by
+-- priority and seq) or dead.
+local function requeue_lacking(t)
+  if type(t.priority) ~= 'number' then return 'priority', 'a number' end
+  if type(t.seq) ~= 'number' then return 'seq', 'a number' end
+  local worker, abandons, most = t.worker, t.abandons, t.max_abandons
+  if worker ~= nil and type(worker) ~= 'string' then return 'worker', 'a string' end
+  if abandons ~= nil and type(abandons) ~= 'number' then return 'abandons', 'a number' end
+  if most ~= nil and type(most) ~= 'number' then return 'max_abandons', 'a number' end
+  return nil
+end
+
+-- Dead-letter t, the record of task id met in Q's set of status, whose field (that must be
+-- kind) a move lacks: its owners are readable, so that its counters move from the set's
+-- status as any death's do, and it shows in the queue's dead set (task list, swarm doctor's
+-- readers) instead of being counted for ever in a status no set holds. A record cjson cannot
+-- write back (a number it decoded as inf) is left as it is.
+local function bury_damaged(K, Q, t, id, status, field, kind, now)
+  if not pcall(cjson.encode, t) then return end
+  local reason = 'damaged record: its field ' .. field .. ' is '
+    .. (t[field] == nil and 'missing' or 'not ' .. kind) .. ' (written around redis-swarm), '
+    .. 'so it could not be moved out of ' .. status .. ': post its work again as a new task'
+  t.id, t.status = id, status  -- (the set's status: what counted it, when the record lost it)
+  set_status_at(K, t, 'dead', now)
+  t.dead_reason = reason
+  redis.call('ZADD', Q.dead, fmt(now), id)
+  save_task(K.tasks, t)
+  local attempt = t.attempts
+  task_event(K, 'task.dead', t, 'reason', reason,
+             'attempt', type(attempt) == 'number' and attempt or nil)
+end
+
+-- The task of id found in Q's set of status (pending, delayed, claimed), read for a script
+-- that moves it out of that set, which it has already left; nil when there is none to move.
+-- The caller goes on: an id no task backs must never block its queue. Three cases:
+-- - no record, one that cannot be read, one of another id, or one whose owners cannot be
+--   read: dropped, the record left as it is (swarm doctor names those stored unreadable).
+--   Nothing tells a posted task's from one a worker wrote under an id never posted, nor
+--   which counters hold it: none is moved;
+-- - a record of another status (a settled task's id added to the set): dropped, left as it
+--   is; it is counted under its own status;
+-- - a record of the set's status (or of none: it lost it), of this id (or of none), with
+--   readable owners, that lacks a field the move reads: dead-lettered (bury_damaged).
+local function task_in_set(K, Q, id, status, now)
+  local t = load_record(K.tasks, id)
+  if not t or (t.id ~= id and t.id ~= nil) or (t.status ~= status and t.status ~= nil)
+      or owner_lacking(t) then
+    return nil
+  end
+  local field, kind = lease_lacking(t)
+  if not field and status ~= 'pending' then field, kind = requeue_lacking(t) end
+  if not field then
+    if t.id and t.status then return t end
+    field, kind = t.id and 'status' or 'id', 'a string'
+  end
+  bury_damaged(K, Q, t, id, status, field, kind, now)
+  return nil
+end
+
 -- Wake-up tokens kept per queue at most: a hint for waiting claims, never the truth.
 local WAKE_CAP = 64
 local WAKE_KEEP = '-' .. WAKE_CAP  -- LTRIM's start: the last WAKE_CAP (a string: see fmt)
@@ -257,7 +307,7 @@ local function reclaim_expired(K, Q, now, upto, maxn, default_max)
   local n = 0
   for _, id in ipairs(ids) do
     redis.call('ZREM', Q.leases, id)
-    local t = task_in_set(K.tasks, id, 'claimed')
+    local t = task_in_set(K, Q, id, 'claimed', now)
     if t then
       local worker = t.worker
       t.worker = nil
@@ -289,7 +339,7 @@ local function promote_due(K, Q, now, upto, maxn)
   local ids = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', upto, 'LIMIT', '0', maxn)
   for _, id in ipairs(ids) do
     redis.call('ZREM', Q.delayed, id)
-    local t = task_in_set(K.tasks, id, 'delayed')
+    local t = task_in_set(K, Q, id, 'delayed', now)
     if t then
       make_pending(K, Q, t, now)
       save_task(K.tasks, t)
@@ -567,7 +617,7 @@ local function claim_best(K, groups, now, C)
       if id then redis.call('ZREM', Q.pending, id) end
     end
     if not id then break end
-    local t = task_in_set(K.tasks, id, 'pending')
+    local t = task_in_set(K, Q, id, 'pending', now)
     if t then
       if n == 1 and C.register then join_implicitly(K, C, now) end
       out[#out + 1], queue = lease_one(K, Q, t, now, C, C.secrets[n])
