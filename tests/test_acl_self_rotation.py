@@ -14,18 +14,24 @@ saying the URL's password changed. A step that fails after a server got the user
 server has no aclfile.
 
 One server with an aclfile and the default user off; ``root``, an admin no test touches,
-makes each test's own admin."""
+makes each test's own admin. Then, from a review: the embedded server's own user (refused),
+and a cluster of a master and its replica where the URL's own user is rotated on both or
+neither, and a rotation half done is finished by applying again with the new password."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from redis_swarm import (
     ConnectionFailed,
@@ -37,7 +43,8 @@ from redis_swarm import (
 )
 
 from ._cli import Cli, Out
-from ._servers import RedisServer, ServerFactory, system_redis
+from ._servers import RedisServer, ServerFactory, free_port, system_redis
+from .test_acl_apply_review import _cluster_node, _cluster_of_one, _flags, _until
 
 ROOT_PASSWORD = "root-password-0123456789"
 OLD_PASSWORD = "AdminPassword-0123456789xyz"
@@ -143,8 +150,9 @@ class CutOnSaveProxy:
     """Forwards 127.0.0.1:``port`` to a server, and drops the connection an ACL SAVE comes
     on (not forwarded): a server lost between the ACL SETUSER and its saving."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, armed: bool = True) -> None:
         self.target_port = target_port
+        self.armed = armed  # (False: forwards ACL SAVE too)
         self.cuts = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
@@ -163,7 +171,7 @@ class CutOnSaveProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket, up: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                if up and _ACL_SAVE in data:
+                if up and self.armed and _ACL_SAVE in data:
                     self.cuts += 1
                     break
                 sink.sendall(data)
@@ -218,6 +226,29 @@ def test_a_failure_after_the_setuser_still_shows_the_password(
     assert _logs_in(admin)  # (another user: the URL's is untouched)
 
 
+def test_a_half_done_rotation_on_one_server_is_finished_with_the_url_as_it_is(
+    server: RedisServer, cut_on_save: CutOnSaveProxy
+) -> None:
+    """The URL's own user set on its one server, which stopped answering before saving it:
+    the error names the command that finishes it, which works with the URL as it is (the
+    server refusing its password is reached with the new one given)."""
+    _admin(server, "ops-one")
+    url = _url(server, "ops-one", OLD_PASSWORD, cut_on_save.port) + "?retries=0"
+    args = ("acl", "--role", "admin", "--user", "ops-one", "--apply")
+    out = Cli(url)(*args, expect=1)
+    password = _printed_password(out)
+    error = out.stderr.strip().splitlines()[-1]
+    assert "swarm acl --role admin --user ops-one --password-stdin --apply" in error, error
+    assert _logs_in(_url(server, "ops-one", password))  # (set there, the URL's refused)
+    cut_on_save.armed = False
+    data = Cli(url).json(*args, "--password-stdin", input=password + "\n")
+    assert data["url_user"] is True and "password" not in data
+    assert [node["persisted"] for node in data["applied"]] == ["saved to the aclfile"]
+    with _root(server) as root:
+        root.execute_command("ACL", "LOAD")  # type: ignore[no-untyped-call]
+    assert _logs_in(_url(server, "ops-one", password)) and not _logs_in(url)
+
+
 def test_demoting_the_urls_own_user_is_refused(server: RedisServer) -> None:
     url = _admin(server, "ops-demote")
     before = _rules(server, "ops-demote")
@@ -266,3 +297,167 @@ def test_no_permission_to_save_is_said_as_such(server: RedisServer) -> None:
     with _root(server) as root:
         root.execute_command("ACL", "LOAD")  # type: ignore[no-untyped-call]
         assert root.execute_command("ACL", "GETUSER", "w-nosave") is None  # type: ignore[no-untyped-call]
+
+
+# --- The URL's own user on the embedded server, and on several servers (a master and its
+# replica) where one fails: found by a review of the self-rotation.
+
+NEW_PASSWORD = "NewAdminPassword-0123456789xyz"
+
+
+def test_the_embedded_servers_own_user_is_not_rotated(swarm_home: Path) -> None:
+    """The embedded server's ``default`` user given a password locked the home out: an
+    embedded URL cannot carry one, so 'swarm status' failed "authentication failed" and
+    'swarm down' "refused to shut down (NOAUTH...)", the server left running. Refused now,
+    saying why and what to do instead; another user is applied as before."""
+    cli = Cli("embedded", env={"SWARM_HOME": str(swarm_home)})
+    cli("up")
+    out = cli("acl", "--role", "admin", "--user", "default", "--apply", expect=1)
+    (error,) = out.stderr.splitlines()
+    assert error.startswith("error: refusing to set the password of user 'default' on the "
+                            "embedded server"), error  # fmt: skip
+    assert "'swarm acl --role admin --user NAME --apply'" in error and out.stdout == ""
+    cli("status")  # (the home still reaches its server)
+    # a user other than the home's own: applied, and it logs in with its password
+    data = cli.json("acl", "--role", "worker", "--user", "w-embedded", "--apply")
+    assert data["url_user"] is False and data["applied"]
+    socket_url = data["agent_url"].replace("<password>", data["password"])
+    assert _logs_in(socket_url)
+    cli("status")
+    cli("down")  # (stopped: not refused for NOAUTH)
+
+
+def _node(port: int, user: str | None = None, password: str | None = None) -> redis.Redis:
+    # (one attempt: redis-py retries a refused password, with backoff, for seconds)
+    once = Retry(NoBackoff(), 0)
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        username=user,
+        password=password,
+        decode_responses=True,
+        retry=once,
+    )
+
+
+def _set_admin(ports: tuple[int, ...], user: str) -> None:
+    """``user`` an admin with ``OLD_PASSWORD`` on each node (set as the default user)."""
+    for port in ports:
+        with contextlib.closing(_node(port)) as node:
+            node.execute_command(  # type: ignore[no-untyped-call]
+                "ACL", "SETUSER", user, "reset", "on", f">{OLD_PASSWORD}", "~*", "&*", "+@all"
+            )
+
+
+def _takes(port: int, user: str, password: str) -> bool:
+    """Whether the node on ``port`` lets ``user`` in with ``password``."""
+    with contextlib.closing(_node(port, user, password)) as node:
+        try:
+            return bool(node.ping())
+        except redis.AuthenticationError:
+            return False
+
+
+@pytest.fixture(scope="module")
+def cut_cluster(servers: ServerFactory) -> Iterator[tuple[CutOnSaveProxy, int, RedisServer]]:
+    """A cluster of two nodes, each with an aclfile and the default user on (the replica and
+    the cluster bus log in as it): a master holding every slot that announces the port of a
+    ``CutOnSaveProxy`` (disarmed) as its own (CLUSTER NODES, so the apply, dials it there),
+    and its replica. The proxy, the master's port and the replica."""
+
+    def aclfile() -> str:
+        path = servers.new_dir() / "users.acl"
+        path.write_text("user default on nopass ~* &* +@all\n")
+        return str(path)
+
+    master_port, replica_port = free_port(), free_port()
+    proxy = CutOnSaveProxy(master_port, armed=False)
+    master_args = [system_redis(), "--port", str(master_port), "--aclfile", aclfile()]
+    _cluster_of_one(servers, [*master_args, "--cluster-announce-port", str(proxy.port)],
+                    master_port)  # fmt: skip
+    replica_args = [system_redis(), "--port", str(replica_port), "--aclfile", aclfile()]
+    with (
+        contextlib.closing(_cluster_node(servers, replica_args, replica_port)) as replica,
+        contextlib.closing(_node(master_port)) as master,
+    ):
+        (replica_server,) = [node for node in servers.servers if node.port == replica_port]
+        master_id, replica_id = master.cluster("MYID"), replica.cluster("MYID")
+        bus_port = master.config_get("cluster-port")["cluster-port"]
+        replica.cluster("MEET", "127.0.0.1", master_port, bus_port)
+        _until(lambda: "master" in _flags(replica, master_id), "the nodes never met")
+        replica.cluster("REPLICATE", master_id)
+        _until(lambda: "slave" in _flags(master, replica_id), "the master never saw its replica")
+    yield proxy, master_port, replica_server
+    proxy.close()
+
+
+def _cluster_url(proxy: CutOnSaveProxy, user: str, password: str) -> str:
+    return f"redis+cluster://{user}:{password}@127.0.0.1:{proxy.port}?connect_timeout=1"
+
+
+def test_a_half_done_rotation_of_the_urls_user_is_finished_by_the_command_it_names(
+    cut_cluster: tuple[CutOnSaveProxy, int, RedisServer],
+) -> None:
+    """A self-rotation that failed on one server left it with the new password and the
+    others with the old: every later --apply PINGs every node first and stopped at a wrong
+    password, so that neither URL could apply again (and a failover to a node with the
+    other password locked the admin out). Now a node that refuses the URL's password is
+    tried with the new one given, and the error names that command."""
+    proxy, master, replica_server = cut_cluster
+    replica = replica_server.port or 0
+    _set_admin((master, replica), "ops-half")
+    cli = Cli(_cluster_url(proxy, "ops-half", OLD_PASSWORD), swarm="acl-self")
+    args = ("acl", "--role", "admin", "--user", "ops-half", "--password-stdin", "--apply")
+    cuts, proxy.armed = proxy.cuts, True
+    try:  # (the master's ACL SAVE cut: it holds the new password, unsaved; it fails there)
+        out = cli(*args, input=NEW_PASSWORD + "\n", expect=1)
+    finally:
+        proxy.armed = False
+    assert proxy.cuts == cuts + 1
+    error = out.stderr.strip().splitlines()[-1]
+    assert "user 'ops-half', the one the URL connects as, was set on" in error, error
+    assert "swarm acl --role admin --user ops-half --password-stdin --apply" in error
+    assert NEW_PASSWORD not in out.stdout + out.stderr
+    assert _takes(master, "ops-half", NEW_PASSWORD) and not _takes(master, "ops-half", OLD_PASSWORD)
+
+    # that command, the URL as it is: the master is reached with the new password
+    data = cli.json(*args, input=NEW_PASSWORD + "\n")
+    assert data["url_user"] is True and data["skipped"] == []
+    where = {f"127.0.0.1:{proxy.port}", f"127.0.0.1:{replica}"}
+    assert {node["node"]: node["persisted"] for node in data["applied"]} == dict.fromkeys(
+        where, "saved to the aclfile"
+    )
+    for port in (master, replica):  # (a failover finds the new password there too)
+        with contextlib.closing(_node(port)) as node:
+            node.execute_command("ACL", "LOAD")  # type: ignore[no-untyped-call]
+        assert _takes(port, "ops-half", NEW_PASSWORD), port
+        assert not _takes(port, "ops-half", OLD_PASSWORD), port
+    assert _logs_in(_cluster_url(proxy, "ops-half", NEW_PASSWORD))
+
+
+def test_the_urls_user_is_not_rotated_while_a_server_is_out_of_reach(
+    cut_cluster: tuple[CutOnSaveProxy, int, RedisServer],
+) -> None:
+    """A replica that did not answer was skipped, and the rotation 'succeeded': the replica
+    kept the old password (a failover to it locked the new one out). For the URL's own user
+    it is all or nothing: refused before any server got it. Another user is still applied
+    with the replica skipped."""
+    proxy, master, node = cut_cluster
+    replica = node.port or 0
+    _set_admin((master, replica), "ops-whole")
+    url = _cluster_url(proxy, "ops-whole", OLD_PASSWORD)
+    node.proc.send_signal(signal.SIGSTOP)  # (it takes connections and answers nothing)
+    try:
+        out = Cli(url, swarm="acl-self")("acl", "--role", "admin", "--user", "ops-whole",
+                                         "--apply", expect=1)  # fmt: skip
+        other = apply_role(Settings.from_url(url, swarm="acl-self"), "worker", "w-whole")
+    finally:
+        node.proc.send_signal(signal.SIGCONT)
+    (error,) = out.stderr.splitlines()
+    assert error.startswith("error: cannot rotate the password of user 'ops-whole', the one "
+                            f"the URL connects as, on every server: 127.0.0.1:{replica} did "
+                            "not answer"), error  # fmt: skip
+    assert "nothing was applied" in error and out.stdout == ""
+    for port in (master, replica):
+        assert _takes(port, "ops-whole", OLD_PASSWORD), port  # (untouched)
+    assert list(other.skipped) == [f"127.0.0.1:{replica}"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import redis
@@ -91,8 +91,14 @@ def apply_role(
     is loaded before any server gets the user, while the old password still works; an open
     ``Swarm`` given keeps its open connections only). Any other role would take from it the
     admin rights this call needs (with no other admin, the way in): refused with
-    ``ValidationError`` unless ``demote_self``. Should anything fail once a server holds the
-    user, ``PartlyApplied`` says so and carries what was made (the password among it).
+    ``ValidationError`` unless ``demote_self``. The URL's own user is applied on every server
+    or none: a server that would be skipped (below) fails the call with ``ConnectionFailed``
+    before any server got it (one left with the old password would lock the new one out
+    after a failover to it); on the embedded server it is refused (``ValidationError``: the
+    home reaches its server as that user, with no password). Should anything fail once a
+    server holds the user, ``PartlyApplied`` says so and carries what was made (the password
+    among it); for the URL's own user, calling again with that ``password`` finishes it: a
+    server that refuses the URL's password is tried with the one given.
 
     A server of a cluster or Sentinel that cannot be reached is left out and named in
     ``skipped`` when it is a replica (or a cluster node without hash slots): one the sentinels
@@ -106,14 +112,20 @@ def apply_role(
     it, and the swarm's library could not be loaded there. A server that answers with a
     problem (its TLS certificate refused, its data still loading) fails the call with it."""
     settings = target if isinstance(target, Settings) else target.settings
+    own = user == _connecting_user(settings)
+    if own and not dry_run and settings.kind == "embedded":
+        raise _embedded_self(settings, user)
+    # The URL's own user given its new password: a server that refuses the URL's is tried
+    # with it, so that a rotation half done (some servers hold the new password, some the
+    # old) is finished by applying again (_partly_applied says how).
+    fallback = password if own and password != settings.password else None
     silent: dict[str, str] = {}
     if version is None:
         if dry_run and settings.kind == "embedded":
             version = _binary_version()
         else:
-            version, silent = _oldest_version(settings)
+            version, silent = _oldest_version(settings, fallback)
     spec = acl_user(role, settings.swarm if swarm is None else swarm, user, password, version)
-    own = spec.user == _connecting_user(settings)
     if dry_run:
         return AppliedRole(spec, version, url_user=own)
     if own and spec.role != "admin" and not demote_self:
@@ -121,7 +133,7 @@ def apply_role(
     handle = None if isinstance(target, Settings) else target
     done: dict[str, str] = {}
     try:
-        skipped = _apply(settings, spec, handle, done, silent)
+        skipped = _apply(settings, spec, handle, done, silent, own=own, fallback=fallback)
     except SwarmError as exc:
         if not done:
             raise  # (no server got the user: nothing changed)
@@ -134,6 +146,21 @@ def _connecting_user(settings: Settings) -> str:
     """The Redis user ``settings`` connects as: the URL's, else ``default`` (a URL with a
     password alone, or none, logs in as it)."""
     return settings.username or "default"
+
+
+def _embedded_self(settings: Settings, user: str) -> ValidationError:
+    """The refusal to set the password of the embedded server's own user (``default``): the
+    home reaches its server as that user with no password, and an embedded URL cannot carry
+    one, so every later command of the home ('swarm status', 'swarm down' too) would be
+    refused, the server left running."""
+    return ValidationError(
+        f"refusing to set the password of user {user!r} on the embedded server of "
+        f"{settings.home}: it is the user the home reaches its server as, with no password (an "
+        "embedded URL cannot carry one), so every later command of this home, 'swarm status' "
+        "and 'swarm down' included, would be refused. The embedded server listens on a unix "
+        "socket of the home only; to reach it with a password, make a named admin ('swarm "
+        "acl --role admin --user NAME --apply') and connect as that user"
+    )
 
 
 def _self_demotion(settings: Settings, spec: AclUser) -> ValidationError:
@@ -154,22 +181,38 @@ def _partly_applied(exc: SwarmError, made: AppliedRole) -> str:
     """What ``PartlyApplied`` says: the error, the servers that got the user already, and
     that its password there is the one ``made`` holds."""
     where = ", ".join(made.persisted)
-    what = "a new password"
+    spec = made.user
     if made.url_user:
-        what += " (it is the URL's own user: the URL needs the new password there)"
+        # Some servers take the new password, the others the URL's: neither URL reaches them
+        # all, and a failover to one of the others locks the new one out. The apply tries a
+        # server that refuses the URL's password with the one given: the way to finish.
+        again = f"swarm acl --role {spec.role} --user {spec.user}"
+        if spec.role != "admin":
+            again += f" --swarm {spec.swarm} --demote-self"
+        return (
+            f"{exc}; user {spec.user!r}, the one the URL connects as, was set on {where} "
+            "before that, with a new password (shown with the user); the other servers still "
+            "take the URL's. Once that is fixed, finish it with the URL as it is and the new "
+            f"password on standard input: {again} --password-stdin --apply (apply_role with "
+            "password=): a server that refuses the URL's password is reached with the new one"
+        )
     return (
-        f"{exc}; user {made.user.user!r} was set on {where} before that, with {what}: give "
-        "the password out (it is shown with the user), and once that is fixed apply again "
-        "with the same password to keep it"
+        f"{exc}; user {spec.user!r} was set on {where} before that, with a new password: "
+        "give the password out (it is shown with the user), and once that is fixed apply "
+        "again with the same password to keep it"
     )
 
 
-def _oldest_version(settings: Settings) -> tuple[Version, dict[str, str]]:
+def _oldest_version(
+    settings: Settings, fallback: str | None = None
+) -> tuple[Version, dict[str, str]]:
     """The oldest Redis version among the servers that must hold a user (INFO, else HELLO
     for a user that may not read INFO), and the servers left out (node -> why): those that
     did not answer are not asked again by the apply that follows (each would cost the
-    connect timeout)."""
-    versions, skipped = _on_every_node(settings, lambda client, _: _version_text(client))
+    connect timeout). ``fallback``: the password tried where the URL's is refused."""
+    versions, skipped = _on_every_node(
+        settings, lambda client, _: _version_text(client), fallback=fallback
+    )
     return min(parse_version(text) for text in versions.values()), skipped
 
 
@@ -189,19 +232,31 @@ def _apply(
     handle: Swarm | None,
     done: dict[str, str],
     silent: Mapping[str, str] | None = None,
+    *,
+    own: bool = False,
+    fallback: str | None = None,
 ) -> dict[str, str]:
     """The library loaded through ``handle`` (or a handle of its own), then the ACL SETUSER
     on every node, persisted (into ``done``: node -> how, filled as it goes, so that a
     failure half way still knows who holds the user), and the servers skipped (node -> why;
-    ``silent``: found not answering already)."""
+    ``silent``: found not answering already). ``own``: the user is the URL's, on every
+    server or none (``_on_every_node``'s ``whole``); ``fallback``: its new password, tried
+    on a server that refuses the URL's."""
     who = _connecting_user(settings)
 
-    def load() -> None:
+    def load(reached: list[_Target]) -> None:
         # The user runs the swarm's scripts as the functions of its library: load it (or
         # replace an older one), as 'swarm up' does, since a worker may not load it. Before
         # any ACL SETUSER, while the URL's password is the one that logs in: the user may be
         # the URL's own, whose password that rotates (a new connection would be refused).
-        if handle is not None:
+        if any(target.fell_back for target in reached):
+            # (a rotation half done: a master may take the new password only, which no one
+            # client of the URL has: each master loaded on its own, as it logged in)
+            for target in reached:
+                if target.serves:
+                    with Swarm(target.settings) as opened:
+                        opened.load_functions()
+        elif handle is not None:
             handle.load_functions()
         else:
             with Swarm(settings) as opened:
@@ -213,7 +268,10 @@ def _apply(
         # (on the same connection, logged in already: a new one would need the new password)
         return _persist(client, who)
 
-    return _on_every_node(settings, setuser, silent, before=load, done=done)[1]
+    applied = _on_every_node(
+        settings, setuser, silent, before=load, done=done, fallback=fallback, whole=own
+    )
+    return applied[1]
 
 
 # What a server that does not answer raises: refused, reset or timed out (some are answers,
@@ -226,33 +284,38 @@ def _on_every_node(
     fn: Callable[[Any, str], T],
     silent: Mapping[str, str] | None = None,
     *,
-    before: Callable[[], object] | None = None,
+    before: Callable[[list[_Target]], object] | None = None,
     done: dict[str, T] | None = None,
+    fallback: str | None = None,
+    whole: bool = False,
 ) -> tuple[dict[str, T], dict[str, str]]:
     """``fn(client, node)`` on every server that must hold the user, by node name (into
     ``done`` when given, as each returns), and the servers left out (node -> why: reported down, or
     not answering; ``silent``: found not answering already, not tried again). Every server is
     reached (``_probe``) before ``fn`` runs anywhere, so that a master that cannot be reached
-    fails the call before any server got the user; ``before()`` runs then, once. redis-py
-    errors arrive translated (one line saying what to do)."""
+    fails the call before any server got the user; ``before(reached)`` runs then, once.
+    ``fallback``: a password tried on a server that refuses the URL's (``_logged_in``).
+    ``whole``: no server may be left out (the user is the URL's own, whose password a server
+    left out would keep: ``_not_everywhere``): one that would be fails the call, before
+    ``fn`` runs anywhere when found then, else once ``fn`` failed there. redis-py errors
+    arrive translated (one line saying what to do)."""
 
     done = {} if done is None else done
     reached: list[_Target] = []
     try:
-        targets, skipped = _targets(settings)
+        targets, skipped = _targets(settings, fallback)
         for target in targets:
             if silent and target.name in silent:
                 skipped[target.name] = silent[target.name]
                 continue
             try:
-                if target.found:
-                    _probe(target.settings)
+                reached.append(_logged_in(target, fallback))
             except _NO_ANSWER as exc:
                 skipped[target.name] = _did_not_answer(settings, target, exc, applied=[])
-            else:
-                reached.append(target)
+        if whole and skipped:
+            raise _not_everywhere(settings, skipped, applied=[])
         if before is not None:
-            before()
+            before(reached)
         for target in reached:
             client: Any = sync_client(target.settings)
             try:
@@ -261,6 +324,8 @@ def _on_every_node(
                 others = [name for name in done if name != target.name]
                 why = _did_not_answer(settings, target, exc, others)
                 if target.name not in done:  # (else it holds the user, unsaved: said there)
+                    if whole:
+                        raise _not_everywhere(settings, {target.name: why}, others) from None
                     skipped[target.name] = why
             finally:
                 client.close()
@@ -269,6 +334,45 @@ def _on_every_node(
     except (redis.RedisError, OSError) as exc:
         raise translate(exc, settings.url) from None
     return done, skipped
+
+
+def _logged_in(target: _Target, fallback: str | None) -> _Target:
+    """``target`` once it answered a PING (``_probe``; the URL's own server is not probed: its
+    retries ride out an outage), logged in; with ``fallback`` given, one that refuses the
+    URL's password is tried with that one, and returned with it (``fell_back``). Raises what
+    the server raised (with both passwords refused, the URL's refusal)."""
+    if fallback is None:
+        if target.found:
+            _probe(target.settings)
+        return target
+    try:
+        _probe(target.settings)
+    except redis.AuthenticationError as refused:
+        other = replace(target, settings=target.settings.replace(password=fallback))
+        try:
+            _probe(other.settings)
+        except redis.AuthenticationError:
+            raise refused from None
+        return replace(other, fell_back=True)
+    return target
+
+
+def _not_everywhere(
+    settings: Settings, left_out: Mapping[str, str], applied: list[str]
+) -> ConnectionFailed:
+    """The URL's own user (its password rotating) cannot be applied on every server: it is
+    not applied at all (or, should a server fail once others hold it, ``PartlyApplied`` says
+    how to finish). A server left without it would keep the old password, no one URL would
+    reach every server any more, and a failover to that one would lock the new password
+    out, the one way in, and a later apply with it."""
+    why = "; ".join(f"{node} {reason}" for node, reason in left_out.items())
+    done = f"it was applied on {', '.join(applied)} only" if applied else "nothing was applied"
+    return ConnectionFailed(
+        f"cannot rotate the password of user {_connecting_user(settings)!r}, the one the URL "
+        f"connects as, on every server: {why}; {done}, as a server left out would keep the "
+        "old password (no one URL would reach every server, and a failover to it would lock "
+        "the new one out): bring it back, then run this command again"
+    )
 
 
 def _probe(settings: Settings) -> None:
@@ -351,22 +455,39 @@ class _Target:
     master (``serves``: one holding hash slots, the master behind the sentinels), and whether
     it was ``found`` by asking the cluster or the sentinels (then tried once, briefly: see
     ``_probe``) rather than named by the URL; ``flagged``: why CLUSTER NODES flags it down,
-    for one tried all the same (``_tried_though_flagged``)."""
+    for one tried all the same (``_tried_though_flagged``); ``fell_back``: it refused the
+    URL's password and took the fallback one, which its ``settings`` now hold (``_logged_in``)."""
 
     name: str
     settings: Settings
     serves: bool
     found: bool = True
     flagged: str = ""
+    fell_back: bool = False
 
 
-def _targets(settings: Settings) -> tuple[list[_Target], dict[str, str]]:
+def _targets(
+    settings: Settings, fallback: str | None = None
+) -> tuple[list[_Target], dict[str, str]]:
     """Every server that must hold the user (ACLs are per node), and those left out because
-    the sentinels or the cluster report them down (node -> why)."""
+    the sentinels or the cluster report them down (node -> why). A cluster's node that
+    refuses the URL's password is asked with ``fallback``, when given; the targets have the
+    URL's all the same (``_logged_in`` tries each)."""
     if settings.kind not in ("cluster", "sentinel"):
         return [_Target(settings.url, settings, serves=True, found=False)], {}
+    try:
+        return _found_targets(settings, settings)
+    except (redis.RedisError, OSError) as exc:
+        # (the cluster client wraps the refusal of every node it asked: see what caused it)
+        refused = any(isinstance(item, redis.AuthenticationError) for item in causes(exc))
+        if fallback is None or not refused:
+            raise
+    return _found_targets(settings, settings.replace(password=fallback))
 
-    client: Any = sync_client(settings)
+
+def _found_targets(settings: Settings, asking: Settings) -> tuple[list[_Target], dict[str, str]]:
+    """``_targets`` of a cluster or Sentinel URL, asked with the settings ``asking``."""
+    client: Any = sync_client(asking)
     try:
         if settings.kind == "cluster":
             # Every node the cluster knows, replicas included, as CLUSTER NODES lists them.

@@ -100,7 +100,10 @@ def acl(
     The password is sent to Redis as its SHA-256 only. Agents then connect with the URL in
     use (--url / SWARM_URL: its scheme, hosts and TLS options) with USER:PASSWORD in it.
     --user may be the user of --url itself: as an admin, that rotates its password (use the
-    new one from then on); any other role is refused without --demote-self.
+    new one from then on), on every server or none (not on the embedded server, whose
+    default user the home reaches it as); any other role is refused without --demote-self.
+    A rotation that failed half way is finished with the URL as it is and the new password
+    given (--password-stdin): a server that refuses the URL's password is tried with it.
     """
     if password_stdin:
         if password is not None:
