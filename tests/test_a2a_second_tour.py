@@ -8,7 +8,10 @@ redirected first); Redis out of reach answered 500 on HTTP+JSON."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +20,10 @@ import httpx
 import pytest
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 
-from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm import AsyncSwarm, Settings, Swarm, apply_role
+from redis_swarm.a2a_server._addresses import webhook_allowed
 from redis_swarm.a2a_server._logs import one_line_client_errors
+from redis_swarm.a2a_server._push import PushDispatcher
 from redis_swarm.a2a_server._rpc import A2A_0_3_METHODS
 from redis_swarm.a2a_server.app import create_app
 
@@ -289,3 +294,147 @@ def test_redis_out_of_reach_is_503_with_retry_after(servers: ServerFactory) -> N
                 assert "try again later" in answer.json()["error"]["message"]
 
     asyncio.run(body())
+
+
+# --- 6. a review of the above: a lookup that failed once, a retry across versions and roles,
+# a long messageId, a user without a right
+
+
+def test_a_webhook_whose_host_fails_to_resolve_once_still_gets_every_update(
+    a2a_redis: RedisServer, hook: Receiver
+) -> None:
+    """The check before each post (the SDK's) read a lookup that failed, even a temporary
+    EAI_AGAIN, as a forbidden address: the update was dropped, not retried, and after the
+    final one the webhook was removed, so a client lost the final state for good. The
+    resolver here fails once, then says the host is public (the post itself goes to the
+    receiver on loopback)."""
+    lookups: list[str] = []
+
+    async def flaky(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        if len(lookups) == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return ["93.184.216.34"]
+
+    async def private(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "10.0.0.7"]
+
+    async def body() -> tuple[str, list[str]]:
+        # The same rule at registration: one private address forbids, no answer is refused.
+        assert await webhook_allowed(hook.url, resolve=private) is False
+        assert await webhook_allowed("ftp://example.com/", resolve=flaky) is False
+        with pytest.raises(OSError, match="Temporary failure"):
+            await webhook_allowed(hook.url, resolve=flaky)
+        lookups.clear()
+        swarm_name = f"a2a-dns-{uuid.uuid4().hex[:8]}"
+        async with (
+            AsyncSwarm(a2a_redis.url, swarm=swarm_name) as swarm,
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            check = functools.partial(webhook_allowed, resolve=flaky)
+            dispatcher = PushDispatcher(
+                swarm, [QUEUE], http, retry_delays_s=(0.05, 0.05, 0.05), url_check=check
+            )
+            task = await swarm.post_task(QUEUE, "look it up")
+            await swarm.set_webhook(task.id, hook.url)
+            running = asyncio.create_task(dispatcher.run())
+            try:
+                claimed = await swarm.claim(QUEUE, worker="w", wait_s=5)
+                assert claimed is not None and claimed.id == task.id
+                await swarm.report(task.id, claimed.token, {"summary": "done"})
+                for _ in range(600):
+                    if not await swarm.webhooks(task.id):
+                        break
+                    await asyncio.sleep(0.05)
+                left = [w.url for w in await swarm.webhooks(task.id)]
+            finally:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+        return task.id, left
+
+    task_id, left = asyncio.run(body())
+    assert left == [], "the final state was never handled"
+    assert len(lookups) == 4  # three updates, the first looked up twice
+    sent = [post for _headers, post in hook.wait_for(3)]
+    states = [p["statusUpdate"]["status"]["state"] for p in sent if "statusUpdate" in p]
+    assert states == ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"], sent
+    assert "artifactUpdate" in sent[1] and all(task_id in str(p) for p in sent), sent
+
+
+def test_a_retry_finds_its_task_whatever_its_role_and_version(
+    a2a: A2AServer, a2a_worker: Swarm
+) -> None:
+    """An agent's message had a dedupe key of its own (``a2a-agent-message:ID``): its retry
+    after an upgrade from a version that keyed every message ``a2a-message:ID`` posted a
+    second task, and so did a retry that changed the role. The role is kept in the task's
+    data instead; its history reads it back."""
+    earlier_id = f"m-{uuid.uuid4()}"  # posted from an agent's message by the earlier version
+    earlier = a2a_worker.post_task(QUEUE, "look it up", dedupe_key=f"a2a-message:{earlier_id}")
+    assert _sent(a2a, _message(messageId=earlier_id, role="ROLE_AGENT")) == earlier.id
+    (first,) = _rpc(a2a, "GetTask", {"id": earlier.id})["result"]["history"]
+    assert (first["messageId"], first["role"]) == (earlier_id, "ROLE_USER")  # (none kept)
+    # A retry that changes the role gets the task the first message posted, with its role.
+    data = {"a2aRole": "ROLE_AGENT", "data": [1]}  # (user data that reads as a role: kept)
+    for role, other in (("ROLE_USER", "ROLE_AGENT"), ("ROLE_AGENT", "ROLE_USER")):
+        sent = _message(role=role, parts=[{"text": "look"}, {"data": data}])
+        task_id = _sent(a2a, sent)
+        assert _sent(a2a, {**sent, "role": other}) == task_id
+        (first,) = _rpc(a2a, "GetTask", {"id": task_id})["result"]["history"]
+        assert (first["messageId"], first["role"]) == (sent["messageId"], role), first
+        assert first["parts"][1]["data"] == data, first  # as sent, whatever the role
+        stored = a2a_worker.get_task(task_id)
+        assert stored.dedupe_key == f"a2a-message:{sent['messageId']}"
+        if role == "ROLE_AGENT":  # what its workers see: who sent it
+            assert stored.data == {"a2aRole": "ROLE_AGENT", "data": data}
+
+
+def test_a_long_message_id_is_refused_in_its_own_words(a2a: A2AServer, a2a_worker: Swarm) -> None:
+    """Over 244 characters (an agent's: 238) it was refused as a "dedupe key ... the limit is
+    256: shorten it": a key the client never sent."""
+    for role in ("ROLE_USER", "ROLE_AGENT"):
+        longest = _message(role=role, messageId=f"{uuid.uuid4()}".ljust(244, "x"))
+        assert _sent(a2a, longest) == _sent(a2a, longest)  # (taken, and a retry finds it)
+        before = a2a_worker.queue_stats()
+        answer = _rpc(a2a, "SendMessage", {"message": {**longest, "messageId": "y" * 245}})
+        assert answer.get("error", {}).get("code") == -32602, answer
+        said = answer["error"]["message"]
+        assert "the messageId is 245 characters long; the limit is 244" in said, said
+        assert "dedupe" not in said and "a shorter unique id" in said, said
+        assert a2a_worker.queue_stats() == before  # nothing posted
+
+
+def test_a_user_without_a_right_is_no_503_to_retry(
+    a2a_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis user that may not post tasks (a worker's) was answered as Redis gone: 503 with
+    Retry-After (``retryAfterSeconds`` on JSON-RPC), so a client retried forever what only
+    the operator can fix. It is an internal error saying so; the log says the role."""
+    spec = apply_role(
+        Settings.from_url(a2a_redis.url, swarm=SWARM), "worker", "a2a-tour-worker"
+    ).user
+    url = f"redis://{spec.user}:{spec.password}@127.0.0.1:{a2a_redis.port}"
+
+    async def body() -> None:
+        async with AsyncSwarm(url, swarm=SWARM) as swarm:
+            app = create_app(swarm, queues=[QUEUE], base_url="http://127.0.0.1:1/",
+                             token=TOKEN, push=False)  # fmt: skip
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://a") as c:
+                sent = {"message": _message(), "configuration": {"returnImmediately": True}}
+                answer = await c.post("/message:send", json=sent, headers=HEADERS)
+                assert answer.status_code == 500, answer.text
+                assert "retry-after" not in answer.headers
+                error = answer.json()["error"]
+                assert error["status"] == "INTERNAL" and "retryAfterSeconds" not in answer.text
+                assert "Redis user lacks a right" in error["message"], error
+                assert "its operator" in error["message"] and "try again" not in error["message"]
+                rpc = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": sent}
+                error = (await c.post("/", json=rpc, headers=HEADERS)).json()["error"]
+                assert error["code"] == -32603 and "Redis user lacks a right" in error["message"]
+                assert "retryAfterSeconds" not in str(error.get("data")), error
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(body())
+    logged = [r.getMessage() for r in caplog.records if "a request failed" in r.getMessage()]
+    assert logged and all(f"swarm acl --role shard --swarm {SWARM}" in m for m in logged)

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_EVENTS",
     "MAX_HITS",
     "MAX_JSON_DEPTH",
+    "MAX_LABEL_CHARS",
     "MAX_LEASE_S",
     "MAX_PAGE",
     "MAX_PASS_WAIT_S",
@@ -48,6 +49,7 @@ __all__ = [
 MAX_CLAIM_BATCH = 100  # tasks one claim may lease at once (n)
 MAX_DELAY_S = 100 * 365 * 86_400.0  # the longest delay a task may be posted with: a century
 MAX_DESCRIPTION_CHARS = 64 * 1024  # a task's description; the material goes in data or a context
+MAX_LABEL_CHARS = 256  # a free-text label's characters (a pass name, a dedupe key): check_label
 MAX_EVENTS = 10_000  # events one listing may return (limit)
 MAX_READ = 1000  # messages one inbox read may return (limit)
 READ_DEFAULT = 100  # messages an inbox read returns unless told

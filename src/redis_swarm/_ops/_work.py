@@ -22,7 +22,7 @@ from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
 from .._models import Finding, Page, Task, TaskStatus
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
-from .._validate import MAX_PAGE, check_id, check_json_depth, too_deep
+from .._validate import MAX_LABEL_CHARS, MAX_PAGE, check_id, check_json_depth, too_deep
 
 __all__ = [
     "STATUSES",
@@ -283,7 +283,7 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
     return check_json_depth(what, encoded)
 
 
-def check_label(kind: str, value: object, *, max_chars: int = 256) -> str:
+def check_label(kind: str, value: object, *, max_chars: int = MAX_LABEL_CHARS) -> str:
     """Free text used as a label (pass names, dedupe keys): any characters, bounded."""
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")

@@ -3,19 +3,23 @@
 - A message becomes a task to post (``posting``): its text parts the description, its data
   parts the data, small inline files (``raw`` bytes) the data too, base64-encoded; a file by
   URL, or too big to inline, is refused with a message that says what to send instead. A
-  message without a ``messageId`` (A2A 1.0 requires one) is refused: the id is what makes a
-  retried SendMessage return the task it posted (the task's dedupe key, ``message_key``),
-  and the key keeps the message's id and role for the task's history.
+  message without a ``messageId`` (A2A 1.0 requires one), or with one too long for the
+  task's dedupe key (``MAX_MESSAGE_ID_CHARS``), is refused: the id is what makes a retried
+  SendMessage return the task it posted (the task's dedupe key, ``MESSAGE_KEY`` and the id,
+  whatever the message's role: a retry that changed it, or that a version before roles were
+  kept posted, still finds its task), and the key keeps the message's id for the task's
+  history. A message that is not the user's keeps its role in the task's data
+  (``ROLE_KEY``: ``with_role``), where the workers see it too.
 - A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id
   (``context_of``: a task posted without a pass, outside A2A, is a context of its own, its
   id, which holds that task alone: ``alone_in``), the state from ``_states``, its request
-  as the history (with the client's message id and role, read from the dedupe key; a task
-  posted outside A2A, or by a version that kept neither, shows ``TASK-request`` and the
-  user's role), and once completed its finding as the artifact (a text part with the
-  summary, a data part with the whole finding). The
-  status's timestamp is when the task took that status, as its record says it
-  (``Task.status_since``: cancelled and dead-lettered tasks too); where a record stored by an
-  older version does not say, the status has no timestamp rather than a wrong one.
+  as the history (with the client's message id, read from the dedupe key, and role, from
+  the data; a task posted outside A2A, or by a version that kept neither, shows
+  ``TASK-request`` and the user's role), and once completed its finding as the artifact (a
+  text part with the summary, a data part with the whole finding). The status's timestamp
+  is when the task took that status, as its record says it (``Task.status_since``:
+  cancelled and dead-lettered tasks too); where a record stored by an older version does
+  not say, the status has no timestamp rather than a wrong one.
 - A task event becomes the A2A updates a stream or a webhook gets (``updates``).
 """
 
@@ -47,13 +51,16 @@ from .._codec import dumps, loads
 from .._models import Event, Finding
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
+from .._validate import MAX_LABEL_CHARS
 from ._states import STATE_OF, STATUS_AFTER
 from ._wire import whole_numbers
 from ._words import OPERATOR_CONTEXT
 
 __all__ = [
     "INLINE_FILE_BYTES",
-    "MESSAGE_KEYS",
+    "MAX_MESSAGE_ID_CHARS",
+    "MESSAGE_KEY",
+    "ROLE_KEY",
     "SKILL_KEY",
     "UPDATES_PER_EVENT",
     "Posting",
@@ -61,10 +68,10 @@ __all__ = [
     "alone_in",
     "artifact_of",
     "context_of",
-    "message_key",
     "posting",
     "status_of",
     "updates",
+    "with_role",
 ]
 
 # The largest file part inlined into a task's data (base64 makes it a third bigger).
@@ -74,12 +81,24 @@ SKILL_KEY = "skill"
 # The most updates one task event makes (``updates``): the completion's artifact, then its
 # status. A stream position skips fewer than this many of an event (``_resume``).
 UPDATES_PER_EVENT = 2
-# The prefix of the dedupe key a message posts its task with, by the message's role; the
-# message's id follows. A client that retries a SendMessage (same message id) gets the task
-# it already posted, not a second one; and the key is where the task keeps the message's id
-# and role, for its history. (The user's is the key tasks were posted with before roles were
-# kept: theirs read as they were sent.)
-MESSAGE_KEYS = {Role.ROLE_USER: "a2a-message:", Role.ROLE_AGENT: "a2a-agent-message:"}
+# The prefix of the dedupe key a message posts its task with, whatever its role (the key of
+# every version); the message's id follows. A client that retries a SendMessage (same message
+# id) gets the task it already posted, not a second one; and the key is where the task keeps
+# the message's id, for its history.
+MESSAGE_KEY = "a2a-message:"
+# The longest messageId a message may have: its task's dedupe key must fit the swarm's limit.
+MAX_MESSAGE_ID_CHARS = MAX_LABEL_CHARS - len(MESSAGE_KEY)
+# The dedupe key's prefix, by role, of the one version that kept a message's role in the key
+# (its agent's messages had one of their own, so a retry across roles posted twice): read for
+# the history of the tasks it posted, never written.
+_ROLE_KEYS_READ = {"a2a-agent-message:": Role.ROLE_AGENT}
+# A task posted by a message that is not the user's holds {ROLE_KEY: its role, "data": the
+# message's data} as its data (``with_role``), which says its role for its history; the
+# user's keeps its data as it is, as tasks stored before roles were kept do.
+ROLE_KEY = "a2aRole"
+_DATA_KEY = "data"
+# The roles a task's data may hold, by name (ROLE_UNSPECIFIED is read as the user's).
+_ROLES = {Role.Name(role): role for role in (Role.ROLE_USER, Role.ROLE_AGENT)}
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,12 @@ def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str
             "unique id (a UUID), and the same one when you send it again, so that the retry "
             "gets the task the first one posted instead of posting a second"
         )
+    if len(message.message_id) > MAX_MESSAGE_ID_CHARS:
+        raise InvalidParamsError(
+            f"the messageId is {len(message.message_id)} characters long; the limit is "
+            f"{MAX_MESSAGE_ID_CHARS}: give each message a shorter unique id (a UUID is 36), "
+            "the same one when you send it again"
+        )
     queue = _skill(request, queues)
     texts: list[str] = []
     data: list[Any] = []
@@ -131,25 +156,42 @@ def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str
         )
     payload: Any = None if not data else data[0] if len(data) == 1 else data
     context_id = message.context_id or new_context
-    return Posting(queue, description, payload, context_id, message_key(message))
+    dedupe_key = MESSAGE_KEY + message.message_id
+    return Posting(queue, description, with_role(payload, message.role), context_id, dedupe_key)
 
 
-def message_key(message: Message) -> str:
-    """The dedupe key of the task ``message`` posts (``MESSAGE_KEYS``). A message without a
-    role (which A2A 1.0 requires too) is the user's: a client's message is."""
-    prefix = MESSAGE_KEYS.get(message.role, MESSAGE_KEYS[Role.ROLE_USER])
-    return prefix + message.message_id
+def with_role(data: Any, role: Role) -> Any:
+    """The data of the task a message of ``role`` posts with ``data``: as it is for the
+    user's (a message without a role, which A2A 1.0 requires too, is: a client's message
+    is), else with its role (``ROLE_KEY``). User data that reads as such a pair is wrapped
+    too, so that it reads back as it was sent (``_sent_as``)."""
+    role = role or Role.ROLE_USER
+    if role == Role.ROLE_USER and _role_of(data) is None:
+        return data
+    return {ROLE_KEY: Role.Name(role), _DATA_KEY: data}
 
 
-def _sent_as(task: SwarmTask) -> tuple[str, Role]:
-    """The id and role of the message that posted ``task``, from its dedupe key; for a task
-    posted outside A2A, or by a version that kept no message id, ``TASK-request`` and the
-    user's role."""
+def _role_of(data: Any) -> Role | None:
+    """The role a task's data holds (``with_role``), if it holds one."""
+    if not isinstance(data, dict) or data.keys() != {ROLE_KEY, _DATA_KEY}:
+        return None
+    name = data[ROLE_KEY]
+    return _ROLES.get(name) if isinstance(name, str) else None
+
+
+def _sent_as(task: SwarmTask) -> tuple[str, Any, Role]:
+    """The id, data and role of the message that posted ``task``: the id from its dedupe key,
+    the role and data from its data (``with_role``). A task posted outside A2A, or by a
+    version that kept no message id, shows ``TASK-request``; one that kept no role, the
+    user's."""
+    data, role = task.data, _role_of(task.data)
+    if role is not None:
+        data = task.data[_DATA_KEY]
     key = task.dedupe_key or ""
-    for role, prefix in MESSAGE_KEYS.items():
+    for prefix, keyed_role in ((MESSAGE_KEY, role), *_ROLE_KEYS_READ.items()):
         if key.startswith(prefix) and len(key) > len(prefix):
-            return key[len(prefix) :], role
-    return f"{task.id}-request", Role.ROLE_USER
+            return key[len(prefix) :], data, keyed_role or Role.ROLE_USER
+    return f"{task.id}-request", data, role or Role.ROLE_USER
 
 
 # A JSON value's type, by the kind of the protobuf Value that holds it.
@@ -256,10 +298,10 @@ def alone_in(task: SwarmTask, context_id: str) -> bool:
 
 
 def _request_of(task: SwarmTask) -> Message:
+    message_id, data, role = _sent_as(task)
     parts = [Part(text=task.description)]
-    if task.data is not None:
-        parts.append(Part(data=ParseDict(loads(dumps(task.data)), Value())))
-    message_id, role = _sent_as(task)
+    if data is not None:
+        parts.append(Part(data=ParseDict(loads(dumps(data)), Value())))
     return Message(
         message_id=message_id,
         task_id=task.id,

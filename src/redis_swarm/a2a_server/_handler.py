@@ -26,8 +26,10 @@ the wire formats are the SDK's; this class only says what each A2A method means 
 
 Only tasks of the exposed queues are visible: another queue's task is "not found". The
 swarm's errors reach the client in A2A words (``_words``); what only the server's operator
-can fix (Redis unreachable, a user without the right) is logged here, and the client is
-told to try again later (HTTP+JSON: 503 with a Retry-After, ``RETRY_AFTER_KEY``). A stopping
+can fix (Redis unreachable, a user without the right) is logged here; the client is told
+to try again later when Redis is unreachable (HTTP+JSON: 503 with a Retry-After,
+``RETRY_AFTER_KEY``), and that the server's Redis user lacks a right otherwise (an internal
+error, 500: no retry mends it). A stopping
 server (``stop``) ends every wait: a blocking ``SendMessage`` answers with the task as it is,
 and streams end.
 """
@@ -89,9 +91,9 @@ from .._errors import (
 from .._models import EventType, Finding, Webhook
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
+from ._addresses import REFUSED_ADDRESS, UrlCheck, unresolved
 from ._convert import a2a_task, alone_in, posting, updates
 from ._feed import TaskFeed, stream_order
-from ._push import REFUSED_ADDRESS, UrlCheck
 from ._request import ABSENT, raw_param
 from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
@@ -121,8 +123,10 @@ WebhookSet = Callable[[str, str], None]
 def swarm_errors(swarm: str) -> Iterator[None]:
     """The swarm's errors as the A2A errors the SDK turns into its wire errors, in A2A words.
     What the client cannot fix (the server's Redis unreachable, or its user lacking a right)
-    is logged for the operator, and the client told to try again, not given the server's
-    Redis URL and its operator's commands (``swarm``: its name, for the operator's log)."""
+    is logged for the operator, not sent to the client with the server's Redis URL and its
+    operator's commands (``swarm``: its name, for the operator's log): the client is told to
+    try again later when Redis is unreachable (``RETRY_AFTER_KEY``), and that its operator
+    must grant a right when the user lacks one (a retry would fail alike, forever)."""
     try:
         yield
     except NotFound as exc:
@@ -131,14 +135,19 @@ def swarm_errors(swarm: str) -> Iterator[None]:
         raise TaskNotCancelableError(in_a2a_words(str(exc))) from None
     except ValidationError as exc:
         raise InvalidParamsError(in_a2a_words(str(exc))) from None
-    except (ConnectionFailed, PermissionDenied) as exc:
-        denied = isinstance(exc, PermissionDenied)
-        log.warning("a request failed: %s%s", exc, f"; {needs_role(swarm)}" if denied else "")
+    except ConnectionFailed as exc:  # (Redis gone: it comes back, so the client waits)
+        log.warning("a request failed: %s", exc)
         raise InternalError(
-            f"{type(exc).__name__}: this A2A server cannot reach its swarm's Redis as it "
-            f"should; try again later, in {RETRY_AFTER_S} s or more (its operator's log says "
-            "why)",
+            f"{type(exc).__name__}: this A2A server cannot reach its swarm's Redis; try again "
+            f"later, in {RETRY_AFTER_S} s or more (its operator's log says why)",
             data={RETRY_AFTER_KEY: str(RETRY_AFTER_S)},  # (strings: a google.rpc.ErrorInfo's)
+        ) from None
+    except PermissionDenied as exc:  # (a misconfiguration: no retry mends it, so no retry data)
+        log.warning("a request failed: %s; %s", exc, needs_role(swarm))
+        raise InternalError(
+            f"{type(exc).__name__}: this A2A server's Redis user lacks a right this request "
+            "needs, which only its operator can grant (its log says which); sending it again "
+            "will not help until then"
         ) from None
     except SwarmError as exc:
         raise InternalError(f"{type(exc).__name__}: {in_a2a_words(str(exc))}") from None
@@ -453,7 +462,16 @@ class SwarmRequestHandler(RequestHandler):
     # --- push notifications
 
     async def _check_url(self, url: str) -> None:
-        if self.url_check is not None and not await self.url_check(url):
+        if self.url_check is None:
+            return
+        try:
+            allowed = await self.url_check(url)
+        except OSError as exc:  # (fail closed: a name that does not resolve is not taken)
+            raise InvalidParamsError(
+                f"push notification url {url[:80]!r} is refused: {unresolved(url, exc)}; "
+                "check its host name, or send it again once it resolves"
+            ) from None
+        if not allowed:
             raise InvalidParamsError(
                 f"push notification url {url[:80]!r} is refused: {REFUSED_ADDRESS}; give a "
                 "URL this server can reach on a public address"

@@ -7,32 +7,21 @@ with an error, and then logs the error it answered, one line at warning level th
 parser's error. ``one_line_client_errors`` drops the first record, so each such request is
 that one line; any other error the SDK logs keeps its traceback.
 
-The SDK's check of a webhook's address (``validate_push_notification_url``) logs each URL it
-refuses; whoever asked says so in its own line (the handler's refusal, which the SDK logs as
-the request's error; the push dispatcher's "not posted"), so its records are dropped: one
-line for one refusal.
+(A webhook's address is checked by ``_addresses``, which logs nothing: whoever asked says
+so in its own line, the handler's refusal or the push dispatcher's "not posted".)
 """
 
 from __future__ import annotations
 
 import logging
 
-from a2a.utils.push_url_validator import validate_push_notification_url
-
-__all__ = ["CLIENT_FAULTS", "SDK_ROUTES_LOGGER", "URL_CHECK_LOGGER", "one_line_client_errors"]
+__all__ = ["CLIENT_FAULTS", "SDK_ROUTES_LOGGER", "one_line_client_errors"]
 
 # The logger of the SDK's JSON-RPC route, and what it says of a request it cannot read.
 SDK_ROUTES_LOGGER = "a2a.server.routes.jsonrpc_dispatcher"
 CLIENT_FAULTS = frozenset(
     {"Failed to validate base JSON-RPC request", "Failed to parse request params"}
 )
-# The logger of the SDK's webhook address check (its module's).
-URL_CHECK_LOGGER = validate_push_notification_url.__module__
-
-
-class _Said(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return False  # (said by the one who asked: see the module)
 
 
 class _OneLine(logging.Filter):
@@ -48,6 +37,3 @@ def one_line_client_errors() -> None:
     logger = logging.getLogger(SDK_ROUTES_LOGGER)
     if not any(isinstance(f, _OneLine) for f in logger.filters):
         logger.addFilter(_OneLine())
-    checks = logging.getLogger(URL_CHECK_LOGGER)
-    if not any(isinstance(f, _Said) for f in checks.filters):
-        checks.addFilter(_Said())

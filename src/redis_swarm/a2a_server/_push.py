@@ -13,11 +13,13 @@ undelivered after the last retry is logged and dropped (the task's state stays r
 GetTask). After a task's final state is delivered, its webhook is removed.
 
 A server that does not post inside its network (``url_check``: the rule its handler checks a
-webhook with when a client gives one) checks the address again before each post: the
-webhook may have been stored by another server of the swarm, with another rule, and a
-hostname may resolve elsewhere since (DNS rebinding). An update to a webhook it refuses is
-not posted, nor retried (the address is not flaky, it is forbidden): it is dropped, one line
-in the log, as an update a webhook refused (4xx).
+webhook with when a client gives one, ``_addresses.webhook_allowed``) checks the address
+again before each post: the webhook may have been stored by another server of the swarm,
+with another rule, and a hostname may resolve elsewhere since (DNS rebinding). An update to
+an address it forbids is not posted, nor retried (the address is not flaky, it is
+forbidden): it is dropped, one line in the log, as an update a webhook refused (4xx). A host
+that does not resolve is a network error (a resolver's failure may be temporary): retried
+as one.
 
 The body is what the SDK's own sender posts: the update as a ``StreamResponse`` in JSON,
 written as the server's answers are (``_wire.render``: whole numbers as integers); the
@@ -30,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -41,12 +43,13 @@ from .._client import AsyncSwarm
 from .._codec import now_ms
 from .._errors import NotFound, PermissionDenied, SwarmError
 from .._models import Event, EventType, Webhook
+from ._addresses import REFUSED_ADDRESS, UrlCheck, unresolved
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
 from ._wire import render
 from ._words import needs_role
 
-__all__ = ["REFUSED_ADDRESS", "RETRY_DELAYS_S", "PushDispatcher", "UrlCheck", "reconnect_delay"]
+__all__ = ["RETRY_DELAYS_S", "PushDispatcher", "reconnect_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +70,6 @@ TOKEN_HEADER = "X-A2A-Notification-Token"
 LAG_S = 0.2
 
 Update = TaskStatusUpdateEvent | TaskArtifactUpdateEvent
-# The rule for a webhook's URL (True: this server may post to it), at registration and
-# before each post: see the module.
-UrlCheck = Callable[[str], Awaitable[bool]]
-# Why a URL a UrlCheck refused is refused.
-REFUSED_ADDRESS = (
-    "its host does not resolve, or resolves to a loopback, private or link-local address "
-    "(this server posts only to public addresses)"
-)
 # What one claimed event sends to one webhook: the webhook, its updates, and whether the
 # task is settled (then the webhook is removed once they are sent).
 Delivery = tuple[Webhook, list[Update], bool]
@@ -219,13 +214,13 @@ class PushDispatcher:
             headers["Authorization"] = f"{hook.auth_scheme} {hook.auth_credentials}"
         body = render(to_stream_response(update))
         for delay in (*self.retry_delays_s, None):
-            if self.url_check is not None and not await self.url_check(hook.url):
-                log.warning(
-                    "webhook %s of task %s: not posted, an update dropped: %s",
-                    hook.url[:200], hook.task_id, REFUSED_ADDRESS,
-                )  # fmt: skip
-                return
             try:
+                if self.url_check is not None and not await self.url_check(hook.url):
+                    log.warning(
+                        "webhook %s of task %s: not posted, an update dropped: %s",
+                        hook.url[:200], hook.task_id, REFUSED_ADDRESS,
+                    )  # fmt: skip
+                    return
                 response = await self.http.post(hook.url, json=body, headers=headers)
                 if response.is_success or not _retryable(response.status_code):
                     if not response.is_success:
@@ -233,6 +228,8 @@ class PushDispatcher:
                     return
             except httpx.HTTPError as exc:
                 log.info("webhook %s: %s", hook.url, exc)
+            except OSError as exc:  # (the check's lookup: a network error, see the module)
+                log.info("webhook %s: not posted yet: %s", hook.url, unresolved(hook.url, exc))
             if delay is None:
                 log.warning("webhook %s: giving up on an update of task %s", hook.url, hook.task_id)
                 return

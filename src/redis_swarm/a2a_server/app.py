@@ -30,7 +30,6 @@ from a2a.server.routes.agent_card_routes import create_agent_card_routes
 from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
 from a2a.server.routes.rest_routes import create_rest_routes
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, DEFAULT_RPC_URL
-from a2a.utils.push_url_validator import validate_push_notification_url
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -43,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._client import AsyncSwarm
 from .._stopping import Stopping
 from .._web import AccessGuard
+from ._addresses import webhook_allowed
 from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, RETRY_AFTER_KEY, SwarmRequestHandler
 from ._push import PushDispatcher
@@ -256,7 +256,7 @@ def create_app(
     """
     dispatcher: PushDispatcher | None = None
     # One rule for webhook addresses: when a client gives one, and before each post.
-    url_check = None if private_webhooks else validate_push_notification_url
+    url_check = None if private_webhooks else webhook_allowed
 
     def catch_up(task_id: str, since: str) -> None:
         if dispatcher is not None:
