@@ -20,8 +20,10 @@ from redis_swarm import InvalidState, Swarm
 from redis_swarm._keys import ask_queue
 from redis_swarm._runner import Capture, ServeOptions, Server, read_output
 from redis_swarm._runner.child import OUTPUT_HEAD, OUTPUT_TAIL
+from redis_swarm._runner.output import machine_option
 
 from ._cli import Cli
+from .test_pipeline_run import short_backoff, three_passes
 
 PY = sys.executable
 HUGE = 3_000_000  # characters of answer: well over what the runner keeps
@@ -253,3 +255,88 @@ def test_the_end_of_a_cut_output_is_read_in_each_format() -> None:
     assert (read.answer, read.error, read.cut) == ("the answer", None, None)
     assert read.usage is not None and read.usage.session_id == "th-huge"
     assert read.warning is not None and "turns that ended in its middle" in read.warning
+
+
+def test_a_pipeline_fails_a_cut_text_answer(cli: Cli, handle: Swarm, tmp_path: Path) -> None:
+    """A planner printing 1.5 MB of text whose end kept holds a task list: the pipeline does
+    not plan the pass from that end (a planner's answer is the whole text, and the cut one
+    is not stored); each try fails saying the output was cut and what to do."""
+    planner = tmp_path / "huge_planner.py"
+    planner.write_text(
+        textwrap.dedent("""
+            import json, sys
+            sys.stdin.read()
+            sys.stdout.write("thinking it over\\n" * 90_000)
+            print("```json\\n" + json.dumps(["Look deeper", "Look again"]) + "\\n```")
+            """)
+    )
+    path = three_passes(tmp_path, planner=f"{PY} {planner}")
+    short_backoff(handle, path)
+    out = cli("pipeline", "run", str(path), expect=1)
+    assert "planner of pass 'Pass 2' gave no usable task list in 3 tries" in out.stderr
+    assert CUT in out.stderr and TO_DO in out.stderr
+    assert handle.list_tasks(queue="pipeline.audit", pass_name="audit: Pass 2").items == ()
+
+
+def test_a_cut_text_answer_sets_no_cost() -> None:
+    """A cut answer printed as JSON text, its own keys naming a cost after its long string:
+    cut text (its end the answer, no usage), not a cost of $999 charged to the run. Read as
+    Claude's object only when the command asks for it; Claude's stream-json whose result
+    line was cut (begun in the head) is read for its cost without asking."""
+    spoof = {
+        "summary": "s", "details": "y" * 1_300_000, "total_cost_usd": 999,
+        "modelUsage": {"m": {"inputTokens": 1, "outputTokens": 1, "costUSD": 999}},
+    }  # fmt: skip
+    printed = json.dumps(spoof).encode()
+    read = read_output(captured(printed))
+    assert (read.usage, read.error) == (None, None) and read.cut is not None
+    assert read.answer.endswith('"costUSD": 999}}}')
+    asked = read_output(captured(printed), command="claude -p --output-format json")
+    assert asked.usage is not None and asked.usage.cost_usd == 999 and asked.error is not None
+
+    stream = [
+        {"type": "system", "subtype": "init", "session_id": "s"},
+        claude_result("Z" * HUGE, 0.5),
+    ]
+    read = read_output(captured("".join(json.dumps(e) + "\n" for e in stream).encode()))
+    assert read.usage is not None and read.usage.cost_usd == 0.5
+    assert read.error is not None and CUT in read.error
+
+
+@pytest.mark.timeout(20)
+def test_a_cut_answer_of_backslashes_is_read_in_linear_time() -> None:
+    """Claude's object cut inside an answer ending in a megabyte of backslashes (each
+    printed escaped, ``\\\\``): its cost is read from the end of the object at once (a
+    regex retrying the run of backslashes from each of its characters took hours, holding
+    the GIL)."""
+    answer = "\\" * OUTPUT_TAIL + "\nthe end"
+    read = read_output(captured(json.dumps(claude_result(answer, 0.25)).encode()))
+    assert read.usage is not None and read.usage.cost_usd == 0.25
+    assert read.error is not None and CUT in read.error
+
+
+def test_machine_option_names_the_program() -> None:
+    """``-o json`` and ``--json`` count only for ``gemini`` and ``codex`` run as the program
+    (by name or path), and each value only as a word of its own."""
+    asks = {
+        "claude -p --output-format json": "--output-format json",
+        "claude -p --output-format=stream-json --verbose": "--output-format=stream-json",
+        'claude -p --output-format "json"': "--output-format json",
+        "gemini -p hi -o json": "-o json",
+        "npx @google/gemini-cli -m gemini-2.5-pro -o json": "-o json",
+        "codex exec --json": "--json",
+        "/usr/local/bin/codex exec --json -": "--json",
+        "cd repo && codex exec --json": "--json",
+    }
+    for command, option in asks.items():
+        assert machine_option(command) == option, command
+    for command in (
+        "mytool --codex-compat --json",
+        "~/codex/run.sh --json",
+        "mytool --model gemini-2.5 -o json.txt",
+        "gemini -p hi -o json.txt",
+        "claude -p --output-format json-pretty",
+        "codex exec --json-schema s.json",
+        "echo codex; mytool --json",
+    ):
+        assert machine_option(command) is None, command

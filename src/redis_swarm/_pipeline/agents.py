@@ -314,8 +314,10 @@ class OneShotAgents:
         # A CLI may print its result (its error, what the run cost) and exit non-zero: why
         # a run failed is said by ``swarm run``'s rules (``run_failure``, ``cli_failure``),
         # so that the pipeline's agents' errors read as the worker pool's do.
-        output = read_output(result.stdout)  # (one cut in its middle fails: see read_output)
-        failure = run_failure(result, output) or cli_failure(result, output)
+        output = read_output(result.stdout, command=spec.exec)
+        # An output cut in its middle fails the run (its machine format's error says so; text
+        # with ``cut``): a planner's or synthesizer's answer is the whole text, never its end.
+        failure = run_failure(result, output) or cli_failure(result, output) or output.cut
         if failure is not None:
             said = quote_tail(result.stderr.tail_text(TAIL))
             why = failure + (f"; stderr: {said}" if said else "")

@@ -78,15 +78,23 @@ _CODEX_EVENTS = frozenset(
 _NO_MESSAGE = "the agent CLI printed no agent_message"
 # The option by which an agent command asks its CLI for a machine format: Claude Code's and
 # Gemini CLI's ``--output-format json`` (or ``stream-json``; Gemini's ``-o json``), Codex's
-# ``exec --json`` (only after ``codex`` in the same simple command: ``--json`` is common).
+# ``exec --json``. ``-o`` and ``--json`` are common options, so they count only after a word
+# ``gemini`` or ``codex`` in the same simple command (its program, by name or path:
+# ``/usr/local/bin/codex``, npx's ``@google/gemini-cli``; not ``~/codex/run.sh`` nor
+# ``--codex-compat``), and each value only as a word of its own (not ``json.txt``).
+_PROGRAM = r"""(?:^|[\s;&|(`])(?:[^\s;&|()`'"]*/)?"""
+_WORD_END = r"""(?=["']?(?:[\s;&|)`]|$))"""
 _MACHINE_OPTION = re.compile(
-    r"""(?:^|\s)(--output-format(?:\s+|=)["']?(?:stream-)?json)\b"""
-    r"""|\bgemini\b[^|;&]*?\s(-o\s+["']?json)\b"""
-    r"""|\bcodex\b[^|;&]*?\s(--json)\b"""
+    rf"""(?:^|\s)(--output-format(?:\s+|=)["']?(?:stream-)?json){_WORD_END}"""
+    rf"""|{_PROGRAM}gemini(?:-cli)?(?=\s)[^|;&]*?\s(-o\s+["']?json){_WORD_END}"""
+    rf"""|{_PROGRAM}codex(?=\s)[^|;&]*?\s(--json){_WORD_END}"""
 )
-# Where a string may end in the tail of an output cut inside it (a quote not escaped, as
-# many backslashes before it as there are, then the comma before the object's next key).
-_STRING_END = re.compile(r'(\\*)"\s*,')
+# Where a string may end in the tail of an output cut inside it: a quote not escaped (an even
+# number of backslashes before it), then the comma before the object's next key. The
+# backslashes are matched only from the start of their run (the lookbehind): matched from
+# each of its characters, a long run was scanned again from each (quadratic: an hour for a
+# tail of a megabyte of backslashes, holding the GIL, so heartbeats and lease renewals stop).
+_STRING_END = re.compile(r'(?<!\\)(?:\\\\)*"\s*,')
 CUT_TRIES = 32  # at most this many string ends tried in a cut output's tail
 
 
@@ -189,13 +197,14 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
     """The answer, usage and error in an agent's stdout (its text, or its ``Capture``: one
     that dropped its middle is read by ``_read_cut``), whatever of the formats it is in.
     ``command``, the agent command: when it asks for a machine format (``machine_option``)
-    and the output is in none, the output is read as text, as always, with a warning."""
+    and the output is in none, the output is read as text, as always, with a warning; a cut
+    output is read for what the run cost as that format would say it."""
+    option = machine_option(command) if command is not None else None
     if isinstance(printed, Capture):
         if printed.truncated:
-            return _read_cut(printed)
+            return _read_cut(printed, asked=option is not None)
         printed = printed.text()
     output = _read(printed)
-    option = machine_option(command) if command is not None else None
     if option is not None and not output.machine and printed.strip():
         note = (
             f"the agent command asks for JSON output ({option}) but printed none of the "
@@ -205,8 +214,9 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
     return output
 
 
-def _read_cut(capture: Capture) -> AgentOutput:
-    """An output whose middle ``capture`` dropped.
+def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
+    """An output whose middle ``capture`` dropped (``asked``: its command asks for a machine
+    format, ``machine_option``).
 
     Text: the tail kept is its ``answer`` (contiguous, unlike ``Capture.text``), ``cut`` set.
     JSON lines (Codex's events, Claude's stream-json): when the whole lines of the tail say
@@ -215,7 +225,10 @@ def _read_cut(capture: Capture) -> AgentOutput:
     dropped (Codex's tokens of a turn among them are not counted: a note says so). Otherwise,
     and for a JSON object (Claude's, Gemini's), the run fails (``error``: ``cut_reason``)
     with what it cost where the end kept says it: the whole lines' events, else the end of
-    the object whose string the cut fell in (``_object_end``)."""
+    the object whose string the cut fell in (``_object_end``), read only when that object
+    began as Claude's result object or Gemini's (``_cut_envelope``) or the command asked for
+    a machine format: any other is an answer printed as text, whose own keys (an agent's
+    ``"total_cost_usd": 999``) are no cost."""
     head, tail = capture.parts()
     reason = cut_reason(capture)
     if not head.lstrip().startswith("{"):
@@ -229,7 +242,13 @@ def _read_cut(capture: Capture) -> AgentOutput:
         whole = lines if lines.machine else ended  # (the session, the turns of the head)
         note = f"{_printed(capture)}: the tokens of turns that ended in its middle are not counted"
         return replace(whole, notes=(*whole.notes, note))
-    found = lines if lines.machine else _object_end(tail)
+    if lines.machine:
+        found: AgentOutput | None = lines
+    else:
+        kind = _cut_envelope(head)
+        if kind is None and not asked:
+            return AgentOutput(tail, cut=reason)
+        found = _object_end(tail, kind)
     if found is None:
         error = cut_reason(capture, " (what the run cost is not in the end kept: unknown)")
         return AgentOutput("", error=error, cut=reason)
@@ -237,29 +256,76 @@ def _read_cut(capture: Capture) -> AgentOutput:
     return AgentOutput("", found.usage, error, found.model, found.dropped, cut=reason)
 
 
-def _object_end(tail: str) -> AgentOutput | None:
+def _object_end(tail: str, kind: str | None = None) -> AgentOutput | None:
     """What a run cost, read from the end of a JSON object cut inside one of its strings
     (its answer): the tail past that string's end is the rest of the object (Claude's result
     object puts ``session_id``, ``total_cost_usd``, ``usage`` and ``modelUsage`` after
     ``result``; Gemini's puts ``stats`` after ``response``). Each string end in the tail is
-    tried, at most ``CUT_TRIES``, for the rest to parse as Claude's or Gemini's object; None
-    when none does."""
-    tries = 0
-    for end in _STRING_END.finditer(tail):
-        if len(end.group(1)) % 2:  # an escaped quote: still inside the string
-            continue
-        tries += 1
-        if tries > CUT_TRIES:
+    tried, at most ``CUT_TRIES``, for the rest to parse as Claude's or Gemini's object (only
+    the one ``kind`` names, ``CLAUDE`` or ``GEMINI``, when the object's start said which);
+    None when none does."""
+    for tries, end in enumerate(_STRING_END.finditer(tail)):
+        if tries == CUT_TRIES:
             break
         rest = _json("{" + tail[end.end() :])
         if not isinstance(rest, dict):
             continue
-        if "total_cost_usd" in rest or "modelUsage" in rest:
+        if kind != GEMINI and ("total_cost_usd" in rest or "modelUsage" in rest):
             return _claude({**rest, "type": "result", "result": ""})
         gemini = {**rest, "response": ""}
-        if _is_gemini_result(gemini):
+        if kind != CLAUDE and _is_gemini_result(gemini):
             return _gemini(gemini)
     return None
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
+
+
+def _cut_envelope(head: str) -> str | None:
+    """Which CLI's object the cut fell in, by its members before the one cut (whole in the
+    head kept): ``CLAUDE`` for a result object (``type`` ``"result"``) cut in its ``result``,
+    ``GEMINI`` for Gemini's keys alone cut in its ``response``; None for any other start (an
+    answer printed as JSON). The object is the head's last line begun when the head is JSON
+    lines (stream-json: the cut fell in the last line the head begins), else the head."""
+    first, newline, _ = head.lstrip().partition("\n")
+    start = head.rpartition("\n")[2] if newline and isinstance(_json(first), dict) else head
+    at = _skip_space(start, 0)
+    if not start.startswith("{", at):
+        return None
+    members: dict[str, Any] = {}
+    at += 1
+    while True:
+        key, at = _decoded(start, at)
+        if not isinstance(key, str) or not start.startswith(":", at):
+            return None
+        value, at = _decoded(start, at + 1)
+        if at < 0:  # the member cut: its value runs on past the head
+            break
+        members[key] = value
+        if not start.startswith(",", at):
+            return None  # (the object ended, or is no JSON: not cut in a member)
+        at += 1
+    if key == "result" and members.get("type") == "result":
+        return CLAUDE
+    if key == "response" and set(members) <= _GEMINI_KEYS:
+        return GEMINI
+    return None
+
+
+def _decoded(text: str, at: int) -> tuple[Any, int]:
+    """The JSON value in ``text`` from ``at`` (space around it skipped) and where the text
+    goes on after it; ``(None, -1)`` when none is whole there."""
+    try:
+        value, end = _DECODER.raw_decode(text, _skip_space(text, at))
+    except (ValueError, RecursionError):  # (RecursionError: nested too deep)
+        return None, -1
+    return value, _skip_space(text, end)
+
+
+def _skip_space(text: str, at: int) -> int:
+    found = _SPACE.match(text, at)
+    return found.end() if found is not None else at
 
 
 def _read(text: str) -> AgentOutput:
