@@ -349,3 +349,11 @@ def test_a_run_that_prints_its_cost_and_exits_non_zero_is_paid_for(
     run(cli, printer(tmp_path, "exit-1", json.dumps(CLAUDE), code=1), expect=1)
     spent = swarm.get_task(t.id).failed_usage
     assert spent is not None and spent.cost_usd == CLAUDE["total_cost_usd"]
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_read_as_text() -> None:
+    # An agent may print anything: nesting past the parser's recursion limit is text, not a
+    # RecursionError out of the runner.
+    deep = '{"a":' + "[" * 100_000
+    output = read_output(deep)
+    assert output.answer == deep and output.usage is None and output.error is None

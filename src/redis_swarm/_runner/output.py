@@ -352,7 +352,7 @@ def _read(text: str) -> AgentOutput:
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested deeper than the parser goes: not a format)
         return None
 
 
