@@ -270,7 +270,8 @@ def test_redis_out_of_reach_is_503_with_retry_after(servers: ServerFactory) -> N
     redis = servers.start()
 
     async def body() -> None:
-        async with AsyncSwarm(redis.url, swarm="a2a-down") as swarm:
+        # (no retries: each request fails at once, as it would once the retries ran out)
+        async with AsyncSwarm(f"{redis.url}?retries=0", swarm="a2a-down") as swarm:
             app = create_app(swarm, queues=[QUEUE], base_url="http://127.0.0.1:1/",
                              token=TOKEN, push=False)  # fmt: skip
             transport = httpx.ASGITransport(app=app)
