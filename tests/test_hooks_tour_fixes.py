@@ -147,6 +147,10 @@ def test_a_server_that_does_not_answer_fails_a_hook_within_seconds(
         took = time.monotonic() - began
         assert done.returncode == 1 and done.stdout == "", done
         assert done.stderr.startswith(f"swarm hook {event}: "), done.stderr
+        # (said as what it is: the server took the connection and did not answer in time)
+        assert f"the Redis server at {paused.url}/0 did not answer within 1 s: it may be " in (
+            done.stderr
+        ), done.stderr
         assert took < 5.0, f"{event} took {took:.1f} s (the URL's socket timeout: 10 s)"
 
 
@@ -220,7 +224,7 @@ def test_a_hook_error_names_the_url_as_given(servers: ServerFactory, tmp_path: P
     out = Cli(down, env={"SWARM_HOME": str(tmp_path)})(
         "hook", "UserPromptSubmit", input='{"session_id": "s"}', expect=1
     )
-    assert f"{down}/0:" in out.stderr and "retries" not in out.stderr, out
+    assert f"cannot reach Redis at {down}/0:" in out.stderr and "retries" not in out.stderr, out
     server = servers.start()
     try:
         client: redis.Redis = server.client()

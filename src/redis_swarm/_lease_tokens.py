@@ -22,6 +22,15 @@ A token is forgotten once its task is no longer held: a report, fail, release or
 through the CLI forgets it (``forget_task``), and the tokens of tasks that went another way
 (an expired lease, a report by another process) are dropped when the file is read next by a
 claim (``prune``) or a hook (``forget``).
+
+A loop-mode ``Stop`` whose claim got no reply (a server busy past the hook's 1 s socket
+timeout runs the claim when it is free) has no token to keep, only the lease secrets the
+claim sent (``ConnectionFailed.lease_secrets``): they are kept in the worker's file too
+(``keep_unanswered``, under ``_UNANSWERED``: no task id, whose characters are letters,
+digits, '.', '_' and '-', looks like it), the newest ``UNANSWERED_KEPT``, each with the time
+it was kept. A later hook proves a lease of the worker whose token is not known its own by
+renewing it with the token ``ATTEMPTS.SECRET`` of one of them, and keeps that token
+(``adopt``); a secret older than the longest lease can prove none (``unanswered``).
 """
 
 from __future__ import annotations
@@ -30,17 +39,41 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._config import Settings
 from ._files import write_whole
+from ._validate import MAX_LEASE_S
 
-__all__ = ["check_writable", "folder", "forget", "forget_task", "known", "prune", "remember"]
+__all__ = [
+    "UNANSWERED_KEPT",
+    "adopt",
+    "check_writable",
+    "folder",
+    "forget",
+    "forget_task",
+    "keep_unanswered",
+    "known",
+    "prune",
+    "remember",
+    "unanswered",
+]
 
 _PRIVATE = 0o700  # the folders: their names are the swarms and workers of this machine
 _SECRET = 0o600  # a file: the tokens
 _LOCK = ".lock"  # beside the tokens: held by each change, from its read to its write
+# The entry of a worker's file holding the secrets of its claims that got no reply, as
+# [[kept at, epoch s], secret] (a key no task id can be: see the module's docstring).
+_UNANSWERED = "#unanswered"
+# The most kept per worker: a hook claims one task at a time, and each claim that got no reply
+# adds one (older ones are dropped first).
+UNANSWERED_KEPT = 8
+
+# What a worker's file holds: task id -> token, and the unanswered secrets (kept at, secret).
+_Secrets = list[tuple[float, str]]
 
 if sys.platform == "win32":  # no flock: the rename alone keeps each file whole
 
@@ -67,14 +100,30 @@ def _path(settings: Settings, worker: str) -> Path:
     return _folder(settings) / f"{worker}.json"
 
 
-def _read(path: Path) -> dict[str, str]:
+def _load(path: Path) -> tuple[dict[str, str], _Secrets]:
+    """The tokens and the unanswered secrets in ``path`` (none when it is missing or not
+    ours: a file is written whole, so only another program leaves one unreadable)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return {}, []
     if not isinstance(data, dict):
-        return {}
-    return {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
+        return {}, []
+    tokens = {str(k): v for k, v in data.items() if isinstance(v, str) and k != _UNANSWERED}
+    kept = data.get(_UNANSWERED)
+    secrets = [
+        (float(entry[0]), entry[1])
+        for entry in (kept if isinstance(kept, list) else [])
+        if isinstance(entry, list)
+        and len(entry) == 2
+        and isinstance(entry[0], int | float)
+        and isinstance(entry[1], str)
+    ]
+    return tokens, secrets
+
+
+def _read(path: Path) -> dict[str, str]:
+    return _load(path)[0]
 
 
 def known(settings: Settings, worker: str) -> dict[str, str]:
@@ -114,26 +163,45 @@ def _locked(settings: Settings, *, make: bool) -> Iterator[bool]:
         os.close(fd)
 
 
-def _write_file(path: Path, tokens: dict[str, str]) -> None:
-    """Put ``tokens`` in ``path`` whole (under the lock): a temporary file of its own,
-    renamed over it; no token left: no file."""
-    if not tokens:
+def _write_file(path: Path, tokens: dict[str, str], secrets: _Secrets) -> None:
+    """Put ``tokens`` and the unanswered ``secrets`` in ``path`` whole (under the lock): a
+    temporary file of its own, renamed over it; nothing left: no file."""
+    if not tokens and not secrets:
         with contextlib.suppress(OSError):
             path.unlink()
         return
-    write_whole(path, json.dumps(tokens).encode())  # (0600)
+    data: dict[str, Any] = dict(tokens)
+    if secrets:
+        data[_UNANSWERED] = [[when, secret] for when, secret in secrets]
+    write_whole(path, json.dumps(data).encode())  # (0600)
+
+
+def _change_file(
+    settings: Settings,
+    worker: str,
+    edit: Callable[[dict[str, str], _Secrets], tuple[dict[str, str], _Secrets] | None],
+) -> None:
+    """Read ``worker``'s file, ``edit`` its tokens and secrets (None: nothing to change),
+    write it back: all under the lock, so that no other process changes it in between."""
+    with _locked(settings, make=True):
+        path = _path(settings, worker)
+        edited = edit(*_load(path))
+        if edited is not None:
+            _write_file(path, *edited)
 
 
 def _change(
     settings: Settings, worker: str, edit: Callable[[dict[str, str]], dict[str, str] | None]
 ) -> None:
-    """Read ``worker``'s tokens, ``edit`` them (None: nothing to change), write them back:
-    all under the lock, so that no other process changes them in between."""
-    with _locked(settings, make=True):
-        path = _path(settings, worker)
-        edited = edit(_read(path))
-        if edited is not None:
-            _write_file(path, edited)
+    """``_change_file`` of ``worker``'s tokens alone (its unanswered secrets kept)."""
+
+    def on_tokens(
+        tokens: dict[str, str], secrets: _Secrets
+    ) -> tuple[dict[str, str], _Secrets] | None:
+        edited = edit(tokens)
+        return None if edited is None else (edited, secrets)
+
+    _change_file(settings, worker, on_tokens)
 
 
 def check_writable(settings: Settings) -> None:
@@ -148,6 +216,44 @@ def check_writable(settings: Settings) -> None:
 def remember(settings: Settings, worker: str, task_id: str, token: str) -> None:
     """Keep the token of a lease ``worker`` just claimed."""
     _change(settings, worker, lambda tokens: {**tokens, task_id: token})
+
+
+def keep_unanswered(settings: Settings, worker: str, secrets: Sequence[str]) -> None:
+    """Keep the lease ``secrets`` a claim by ``worker`` sent and got no reply to (Redis may
+    run it all the same): the newest ``UNANSWERED_KEPT``."""
+    if not secrets:
+        return
+    now = time.time()  # (wall time: another process of the machine reads it)
+
+    def add(tokens: dict[str, str], kept: _Secrets) -> tuple[dict[str, str], _Secrets]:
+        return tokens, [*kept, *((now, s) for s in secrets)][-UNANSWERED_KEPT:]
+
+    _change_file(settings, worker, add)
+
+
+def unanswered(settings: Settings, worker: str) -> list[str]:
+    """The secrets kept of ``worker``'s claims that got no reply, newest first. Those older
+    than the longest lease a claim may take are dropped from the file: the lease such a
+    claim took ran out by now, and a new lease of its task has a secret of its own."""
+    secrets = _load(_path(settings, worker))[1]
+    oldest = time.time() - MAX_LEASE_S
+    if any(when < oldest for when, _ in secrets):
+
+        def drop(tokens: dict[str, str], kept: _Secrets) -> tuple[dict[str, str], _Secrets]:
+            return tokens, [(when, s) for when, s in kept if when >= oldest]
+
+        _change_file(settings, worker, drop)
+    return [s for when, s in reversed(secrets) if when >= oldest]
+
+
+def adopt(settings: Settings, worker: str, task_id: str, token: str, secret: str) -> None:
+    """Keep ``token``, the lease of ``task_id`` a kept unanswered ``secret`` proved
+    ``worker``'s (a renew with it succeeded); the secret, used, is dropped."""
+
+    def keep(tokens: dict[str, str], kept: _Secrets) -> tuple[dict[str, str], _Secrets]:
+        return {**tokens, task_id: token}, [(when, s) for when, s in kept if s != secret]
+
+    _change_file(settings, worker, keep)
 
 
 def forget(settings: Settings, worker: str, judged: Mapping[str, str], keep: set[str]) -> None:
@@ -203,10 +309,10 @@ def forget_task(settings: Settings, task_id: str, token: str | None = None) -> N
             if not folder_exists:
                 return
             for path in files:  # read again under the lock: another change may have come
-                tokens = _read(path)
+                tokens, secrets = _load(path)
                 if holds(tokens):
                     del tokens[task_id]
-                    _write_file(path, tokens)
+                    _write_file(path, tokens, secrets)
     except OSError as exc:
         print(
             f"warning: the token of {task_id} kept in {_folder(settings)} could not be "

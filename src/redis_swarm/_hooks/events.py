@@ -11,7 +11,9 @@
 - Stop: refuse to stop while the session holds a lease it has not reported; a loop-mode
   worker is handed its next task (claimed here, in the hook, once the machine's store of
   lease tokens is known to be writable: a claim whose token cannot be kept is released
-  back to its queue, and the hook fails saying so); unread direct messages are handed over.
+  back to its queue, and the hook fails saying so; a claim that got no reply keeps the lease
+  secrets it sent, and a later hook proves the lease it took, ``held_tasks``); unread direct
+  messages are handed over.
   ``--max-tasks`` counts the claims of one session (its ``session_id``): a new session, or
   a SessionStart ``startup`` / ``clear`` of the same one, starts at 0; ``resume`` and
   ``compact`` carry on with the count. ``stop_hook_active`` (the session already continues
@@ -63,10 +65,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .. import MAX_PAGE
 from .. import _lease_tokens as tokens
 from .._budget import CHARS_PER_TOKEN, Budget
 from .._codec import counted, first_few, iso
-from .._errors import ConfigError, Conflict, NotFound, SwarmError
+from .._errors import ConfigError, Conflict, ConnectionFailed, NotFound, SwarmError
 from .._finding_text import parse_finding
 from .._hints import LIST_PASSES, SHOW_TASK
 from .._mcp_names import (
@@ -80,6 +83,7 @@ from .._mcp_names import (
 )
 from .._models import Agent, Message, Task, unknown_queues
 from .formats import MAX_CHARS, Answer, clip
+from .reach import not_answered
 
 if TYPE_CHECKING:  # (the caller brings the shell, and redis-py with it)
     from .._client import Swarm
@@ -182,18 +186,55 @@ def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
     (``tokens``: claimed here by ``swarm task claim``, a hook or the stdio MCP server), and
     forgets the tokens of the tasks it no longer holds. The core's ``leases_of`` reads the
     tasks of the tokens by id (however many leases the swarm holds: a listing of the
-    claimed tasks read all of them, and stopped at 2,000) and finds a lease claimed where
-    no token was kept among the swarm's newest. Only a token whose task was read and found
-    not held is forgotten (never one whose task was not looked at, or is stored
-    unreadable)."""
+    claimed tasks read all of them, and stopped at 2,000), ``MAX_PAGE`` ids a call (the most
+    it takes: a file of more tokens, read in one call, failed every hook and was never
+    trimmed), and finds a lease claimed where no token was kept among the swarm's newest.
+    Only a token whose task was read and found not held is forgotten (never one whose task
+    was not looked at, or is stored unreadable). A held task whose token is not known may be
+    the lease of a loop-mode claim that got no reply: ``_adopted`` proves it so."""
     # Read before the held tasks: a token another session keeps after this is not judged
     # (its claim may not show in the answer), so it is not dropped.
     judged = tokens.known(swarm.settings, worker)
-    page = swarm.leases_of(worker, list(judged))
-    held = list(page.items)
-    tokens.forget(swarm.settings, worker, judged, {t.id for t in held} | set(page.corrupt))
+    ids = list(judged)
+    found: dict[str, Task] = {}
+    corrupt: list[str] = []
+    for start in range(0, max(len(ids), 1), MAX_PAGE):
+        # (the newest leases once, with the first chunk: they are the same for every chunk)
+        newest = {} if start == 0 else {"newest_leases": 0}
+        page = swarm.leases_of(worker, ids[start : start + MAX_PAGE], **newest)
+        for task in page.items:
+            found.setdefault(task.id, task)
+        corrupt += page.corrupt
+    held = list(found.values())
+    tokens.forget(swarm.settings, worker, judged, set(found) | set(corrupt))
     known = tokens.known(swarm.settings, worker)  # (with those kept meanwhile)
+    if any(t.id not in known for t in held):
+        known |= _adopted(swarm, worker, [t for t in held if t.id not in known])
     return [replace(t, token=known.get(t.id)) for t in held]
+
+
+def _adopted(swarm: Swarm, worker: str, unknown: Sequence[Task]) -> dict[str, str]:
+    """Task id -> token of the ``unknown`` held tasks (their tokens not kept here) that a
+    secret kept of a claim that got no reply (``tokens.unanswered``) proves ``worker``'s: a
+    renew with the token ``ATTEMPTS.SECRET`` succeeds (and so extends the lease, as the
+    session would); a lease no secret renews (``LeaseLost``) is another claim's. An adopted
+    token is kept, its secret dropped; one that cannot be kept (the home not writable now)
+    still serves this answer."""
+    secrets = tokens.unanswered(swarm.settings, worker)
+    adopted: dict[str, str] = {}
+    for task in unknown:
+        for secret in secrets:
+            token = f"{task.attempts}.{secret}"
+            try:
+                swarm.renew(task.id, token)
+            except (Conflict, NotFound):  # (LeaseLost: not this secret's; or settled since)
+                continue
+            adopted[task.id] = token
+            secrets.remove(secret)
+            with contextlib.suppress(OSError):
+                tokens.adopt(swarm.settings, worker, task.id, token, secret)
+            break
+    return adopted
 
 
 def _task_hint(swarm_cmd: str, task_id: str) -> str:
@@ -382,11 +423,13 @@ def _show_messages(
     *,
     direct_only: bool = False,
     budget: int = MESSAGES_BUDGET,
+    unread: Sequence[Message] | None = None,
 ) -> str:
     """The unread messages that fit ``budget``, taken (read) as they are shown (see the
     module's docstring). With ``direct_only``, nothing is shown (or taken) unless a direct
-    message is unread."""
-    unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
+    message is unread. ``unread``: the caller's peek at them, when it made one."""
+    if unread is None:
+        unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
     if direct_only and not any(m.to != "*" for m in unread):
         return ""
     q = shlex.quote
@@ -559,10 +602,18 @@ def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, A
 def _with_messages(swarm: Swarm, agent: str, options: HookOptions, block: str) -> Answer:
     """A refused stop (``block``: the tasks the session carries on with) with the unread
     messages, broadcasts too, that fit the room left (read as they are shown, as by
-    UserPromptSubmit: a loop session has no prompt that would show them)."""
-    block = clip(block, options.limit - MIN_MESSAGES_ROOM - 2, _task_hint(options.command, "ID"))
+    UserPromptSubmit: a loop session has no prompt that would show them). ``block`` is cut
+    to leave the messages room only when some are unread (a peek): with none, a task that
+    fits the budget keeps its report and fail instructions whole."""
+    hint = _task_hint(options.command, "ID")
+    unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
+    if not unread:
+        return Answer(block=clip(block, options.limit, hint))
+    block = clip(block, options.limit - MIN_MESSAGES_ROOM - 2, hint)
     room = options.limit - len(block) - 2
-    messages = _show_messages(swarm, agent, options, budget=min(MESSAGES_BUDGET, room))
+    messages = _show_messages(
+        swarm, agent, options, budget=min(MESSAGES_BUDGET, room), unread=unread
+    )
     return Answer(block=f"{block}\n\n{messages}" if messages else block)
 
 
@@ -585,7 +636,19 @@ def _next_task(
             f"no task claimed: the lease tokens cannot be kept in {tokens.folder(swarm.settings)} "
             f"({exc}); give the hook a home it can write (--home or SWARM_HOME)"
         ) from None
-    task = swarm.claim(list(options.queues), worker=agent)
+    try:
+        task = swarm.claim(list(options.queues), worker=agent)
+    except ConnectionFailed as exc:
+        # Its reply lost (a server busy past the hook's socket timeout runs the claim when it
+        # is free): its secrets are kept, so that the next hook finds the task it leased and
+        # proves it this agent's (``held_tasks``), not left to wait out its lease.
+        with contextlib.suppress(OSError):
+            tokens.keep_unanswered(swarm.settings, agent, exc.lease_secrets)
+        then = (
+            ", so the claim may still run: the next hook of this session picks up the task it "
+            "leases (its lease secret is kept here)"
+        )
+        raise not_answered(exc, swarm.settings, then) or exc from None
     if task is None or not task.token:
         return Answer()
     try:
@@ -674,8 +737,19 @@ def session_end(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
 
 
 def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:
-    """The answer to canonical ``event`` (see ``formats.canonical_event``)."""
+    """The answer to canonical ``event`` (see ``formats.canonical_event``). A request the
+    server took and did not answer in time fails it saying so (``reach.not_answered``), not
+    that the server cannot be reached."""
     agent = agent_for(payload, options)
+    try:
+        return _answer(swarm, event, agent, payload, options)
+    except ConnectionFailed as exc:
+        raise not_answered(exc, swarm.settings) or exc from None
+
+
+def _answer(
+    swarm: Swarm, event: str, agent: str, payload: Mapping[str, Any], options: HookOptions
+) -> Answer:
     if event == "SessionStart":
         return session_start(swarm, agent, options, payload)
     if event == "UserPromptSubmit":
