@@ -92,11 +92,13 @@ SELECTORS_SINCE: Version = (7, 0)  # ACL selectors, %R~ read-only keys, Function
 # Commands an operation sends that a role is not given: the operation copes with the refusal.
 # CONFIG GET (doctor's fsync policy) would show the server's whole configuration; INFO (doctor,
 # a strict handle's plan) lists every swarm's key counts (keyspace) and clients, and no ACL
-# rule can allow only some of its sections (INFO server keyspace passes +info|server).
+# rule can allow only some of its sections (INFO server keyspace passes +info|server);
+# FUNCTION LIST (doctor's library row) shows the code of every library on the server: a role
+# asks its own ping function instead.
 WITHHELD: dict[Role, frozenset[str]] = {
-    "worker": frozenset({"config|get", "info"}),
-    "shard": frozenset({"config|get"}),
-    "coordinator": frozenset({"config|get"}),
+    "worker": frozenset({"config|get", "function|list", "info"}),
+    "shard": frozenset({"config|get", "function|list"}),
+    "coordinator": frozenset({"config|get", "function|list"}),
     "admin": frozenset(),
 }
 

@@ -47,13 +47,14 @@ __all__ = [
 
 WAIT_MS = 5_000
 
-# Commands the operations send that never write (anything else is treated as a write).
+# Commands the operations send that never write (anything else is treated as a write); a
+# subcommand sent as one name (as redis-py routes it on a cluster) is listed so.
 _READ_COMMANDS = frozenset(
     {
-        "CONFIG", "GET", "HELLO", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO",
-        "LRANGE", "MGET", "PING", "SCAN", "SCARD", "SMEMBERS", "TIME", "XINFO", "XLEN",
-        "XRANGE", "XREAD", "XREVRANGE", "ZCARD", "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE",
-        "ZREVRANGE", "ZSCORE",
+        "CONFIG", "CONFIG GET", "FUNCTION LIST", "GET", "HELLO", "HEXISTS", "HGET", "HGETALL",
+        "HKEYS", "HLEN", "HMGET", "INFO", "LRANGE", "MGET", "PING", "SCAN", "SCARD",
+        "SMEMBERS", "TIME", "XINFO", "XLEN", "XRANGE", "XREAD", "XREVRANGE", "ZCARD",
+        "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZSCORE",
     }
 )  # fmt: skip
 # A claim's wait pops a wake token (BLPOP): losing one to a crash costs a waiter one more
@@ -164,16 +165,29 @@ def waited_ok(plan: Plan, waited: Any) -> bool:
 
 
 def not_durable(plan: Plan, where: str) -> ConnectionFailed:
-    """The error of a write applied whose durability was not confirmed in time."""
-    what = (
-        "fsynced to the AOF"
-        if plan.command is not None and plan.command[0] == "WAITAOF"
-        else "acknowledged by a replica"
-    )
+    """The error of a write applied whose durability was not confirmed in time: what was not
+    confirmed, that the write may or may not be kept, and why that happens, the likeliest
+    first (a failover first: that is when a WAIT times out on a healthy setup)."""
+    if plan.command is not None and plan.command[0] == "WAITAOF":
+        what = "it was fsynced to the AOF (WAITAOF)"
+        causes = (
+            "a slow or overloaded disk (its log says 'Asynchronous AOF fsync is taking too "
+            "long'), or a full one; check the disk, then retry"
+        )
+    else:
+        what = "a replica has it (WAIT)"
+        causes = (
+            "a failover in progress (a promoted master has no replica until one attaches to "
+            "it: retry in a few seconds); a replica lagging or down (on the master, INFO "
+            "replication: connected_slaves and each replica's lag; restart or resync it); a "
+            "slow disk on the replica or the master (a replica that cannot keep up); retry "
+            "once it is fixed"
+        )
     return ConnectionFailed(
-        f"the write was applied but Redis at {where} did not confirm it {what} within "
-        f"{WAIT_MS / 1000:g} s (durability='strict'): it could be lost if the server fails "
-        "now. Check the server's disk and replicas, then retry"
+        f"the write was applied, but Redis at {where} did not confirm within "
+        f"{WAIT_MS / 1000:g} s that {what}, as durability='strict' requires: it may or may not "
+        "be kept if that server fails now. Retrying is safe (a retried claim takes another task: "
+        "the first comes back when its lease ends). Likely causes, in order: " + causes
     )
 
 

@@ -63,11 +63,15 @@ class Cmd:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One call of a script from ``lua/`` (by name), every key passed in ``keys``."""
+    """One call of a script from ``lua/`` (by name), every key passed in ``keys``. ``load``
+    False: a missing or stale library (or script) is never loaded for it, its error reply
+    raised as it is (``swarm doctor`` reads the server; loading there would replace another
+    redis-swarm's library)."""
 
     script: str
     keys: tuple[str, ...]
     args: tuple[Any, ...] = ()
+    load: bool = True
 
 
 @dataclass(frozen=True, slots=True)

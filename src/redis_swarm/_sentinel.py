@@ -3,7 +3,8 @@ whose close closes the sentinels' connections too), the sentinels' lookup of it
 (``Sentinel``: which sentinels failed and why, ``_NoMasterFound``; none answered,
 ``_NoSentinelAnswered``; a service name no sentinel that answers monitors, a ConfigError at
 once: ``_no_such_service``), and the master's connections, which ask the sentinels where the
-master is at every reconnect (``SentinelConnection``); each with its asyncio twin.
+master is at every reconnect and reconnect when a master refuses a write for want of
+replicas (``SentinelConnection``); each with its asyncio twin.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ._connections import (
 )
 from ._errors import ConfigError
 from ._retries import NoneAnswered
-from ._translate import why_no_answer
+from ._translate import NO_GOOD_REPLICAS, why_no_answer
 
 __all__ = [
     "AsyncSentinel",
@@ -240,17 +241,46 @@ class AsyncSentinel(redis.asyncio.sentinel.Sentinel):
         )
 
 
+def _demoted(error: redis.ResponseError) -> bool:
+    """True when a master's error reply may mean that it is no longer the master: it refused a
+    write for want of good replicas (NOREPLICAS, under min-replicas-to-write). In a switchover
+    the promoted replica leaves the old master at once, so from then on the old master
+    refuses writes this way, while it still says it is a master (ROLE, INFO) until Sentinel
+    turns it into a replica, seconds later: only the sentinels know the new master."""
+    return str(error).startswith(NO_GOOD_REPLICAS)
+
+
+def _ask_sentinels_again(error: redis.ResponseError) -> redis.ConnectionError:
+    """The error a connection raises, once closed, for a refusal ``_demoted`` reads as a
+    failover: a ConnectionError, so the request is retried (nothing was applied) on a new
+    connection, which asks the sentinels where the master is. Its text keeps the server's,
+    so that the refusal is said as such once the retries are over (``translate``)."""
+    return redis.ConnectionError(str(error))
+
+
 class SentinelConnection(AnswerMeansAlive, SentinelManagedConnection):
     """A connection to the master behind Sentinel that asks the sentinels where the master is
     each time it reconnects. redis-py 8 reconnects a dropped connection from inside
     ``send_packed_command`` to the address it last had, skipping the sentinel lookup of
     ``connect()``: after a failover a retried command would knock at the old master for ever
-    (refused while it is down, READONLY once it is back as a replica)."""
+    (refused while it is down, READONLY once it is back as a replica). A write the master
+    refuses for want of replicas (``_demoted``) closes the connection too, as redis-py does
+    for READONLY: otherwise the open connections of a switchover's old master would keep
+    knocking there, refused (or, without min-replicas-to-write, taken and later dropped)."""
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self._sock:
             self.connect()  # type: ignore[no-untyped-call]
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ResponseError as error:
+            if not (self.connection_pool.is_master and _demoted(error)):
+                raise
+            self.disconnect()  # type: ignore[no-untyped-call]
+            raise _ask_sentinels_again(error) from error
 
 
 class SentinelSSLConnection(SentinelConnection, HandshakeWithinConnectTimeout, SSLConnection):
@@ -266,6 +296,15 @@ class AsyncSentinelConnection(
         if not self.is_connected:
             await self.connect()  # type: ignore[no-untyped-call]
         await super().send_packed_command(command, check_health)
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except redis.ResponseError as error:
+            if not (self.connection_pool.is_master and _demoted(error)):
+                raise
+            await self.disconnect()
+            raise _ask_sentinels_again(error) from error
 
 
 class AsyncSentinelSSLConnection(AsyncSentinelConnection, redis.asyncio.connection.SSLConnection):

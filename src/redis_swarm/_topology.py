@@ -47,6 +47,9 @@ CLUSTER_INFO_NOT_VISIBLE = "not visible to this user: it may not run CLUSTER INF
 SENTINEL_DOWN = ("o_down", "s_down", "disconnected")
 # A node's health in CLUSTER SHARDS when the cluster agrees it failed.
 _FAIL = "fail"
+# SENTINEL CKQUORUM's refusals: too few sentinels usable for the quorum, or for a majority of
+# all those configured (a failover needs both).
+_NO_FAILOVER = ("NOQUORUM", "NOMAJORITY")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,13 @@ class SentinelView:
     replicas_up: int | None = None
     failover: str | None = None  # SENTINEL CKQUORUM's answer, in its words
     failover_ok: bool | None = None  # whether CKQUORUM said a failover could be agreed
+
+    @property
+    def failover_blocked(self) -> bool:
+        """Whether the sentinels said no failover can be agreed now (CKQUORUM's NOQUORUM or
+        NOMAJORITY: too few of them are up): a master lost now would not be replaced, so
+        ``swarm doctor`` fails. (A CKQUORUM this user may not run says nothing of it.)"""
+        return self.failover is not None and self.failover.startswith(_NO_FAILOVER)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``sentinel`` object of ``swarm doctor --json``."""
@@ -105,6 +115,9 @@ class ClusterView:
     info_visible: bool = True
     failed: tuple[str, ...] = ()
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # nodes that answer but refuse this URL's user (missing there: ACLs are per node);
+    # counted in ``answering``
+    refusing: tuple[str, ...] = ()
 
     @property
     def failing(self) -> bool:
@@ -259,8 +272,9 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
                 )
             except (redis.RedisError, OSError) as exc:
                 warnings.append(
-                    f"sentinel {where} of the URL does not answer ({exc}): start it again, "
-                    "or take it out of the URL"
+                    f"sentinel {where} of the URL does not answer ({exc}): start it again "
+                    "(taking it out of the URL only stops this client asking it: a failover "
+                    "still needs a majority of all the sentinels configured)"
                 )
     finally:
         client.close()
@@ -308,6 +322,14 @@ def _sentinel_state(settings: Settings) -> tuple[SentinelView, list[str]]:
             f"{view['quorum']}: they "
             "can never agree that the master failed; start more sentinels, or lower the "
             f"quorum (SENTINEL SET {service} quorum {known})"
+        )
+    elif state.failover_blocked:
+        warnings.append(
+            f"a failover of {service!r} cannot be agreed now ({view['failover']}): if its "
+            "master fails, no replica takes over and the swarm stops; start the stopped "
+            "sentinels again: a failover needs the quorum and a majority of all the "
+            f"sentinels configured ({known} known), which taking one out of the URL does "
+            "not change"
         )
     elif not view["failover_ok"]:
         warnings.append(f"a failover of {service!r} could not be agreed now: {view['failover']}")
@@ -452,6 +474,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
     layout, answered = _cluster_layout(settings)
     warnings: list[str] = []
     versions: dict[str, str] = {}
+    refusing: list[str] = []
     infos: dict[str, dict[str, str] | None] = {}
     failed = layout.failed()
     for where in sorted(layout.nodes):
@@ -461,6 +484,9 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
                 settings, host, int(port), lambda c: _cluster_node(c, settings.ssl)
             )
             layout.add(seen, where)
+        except _REFUSED as exc:  # it answers: the user is not let in there
+            refusing.append(where)
+            warnings.append(_refuses(where, settings, exc))
         except (redis.RedisError, OSError) as exc:
             if where in failed:  # a master a failover replaced: not one to wait for
                 warnings.append(_forget(where, layout.ids.get(where), answered))
@@ -474,7 +500,7 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
     # Up: it answers, and is not failed. (The health other nodes give a replica lags: one
     # whose replication offset has not reached them by gossip yet is "loading" to them.)
     online = {w for w, (_, health) in layout.nodes.items() if health != _FAIL}
-    online &= set(versions)
+    online &= set(versions) | set(refusing)
     state: str | None = None
     slots_assigned = sum(layout.served.values())
     slots_ok: int | None = None
@@ -525,12 +551,32 @@ def _cluster_state(settings: Settings) -> tuple[ClusterView, list[str]]:
         replicas=len(replicas),
         replicas_up=len(online.intersection(replicas)),
         nodes=len(layout.nodes),
-        answering=len(versions),
+        answering=len(versions) + len(refusing),
         info_visible=bool(readable) or not infos,
         failed=tuple(failed),
         versions=versions,
+        refusing=tuple(refusing),
     )
     return view, warnings
+
+
+# What a node that refuses the URL's credentials raises (it answered: it is up).
+_REFUSED = (redis.AuthenticationError, redis.exceptions.AuthenticationWrongNumberOfArgsError)
+
+
+def _refuses(where: str, settings: Settings, exc: BaseException) -> str:
+    """The warning on a node that answers but refuses the URL's user: the other nodes let
+    it in (the layout was read with it), so it is most likely missing there."""
+    user = settings.username or "default"
+    return (
+        f"cluster node {where} answers but refuses the user {user!r} ({exc}), which other "
+        "nodes let in: the user is most likely missing there (ACLs are per node: a node "
+        "added later, as with redis-cli --cluster add-node, has none of the users made "
+        "before), or has another password; the swarms whose keys that node serves are "
+        "refused to this user. Run 'swarm acl --apply' for it again as an admin (with its "
+        "password, --password-stdin, to keep it): it makes the user on every node and saves "
+        "it there with ACL SAVE (docs/deployment.md, 'Resharding')"
+    )
 
 
 def _forget(where: str, node_id: str | None, alive: str) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "CERTIFICATE_REFUSED",
     "HANDSHAKE_FAILURE",
     "HANDSHAKE_TIMEOUT",
+    "NO_GOOD_REPLICAS",
     "TLS_FILE_ERRORS",
     "causes",
     "closed_in_tls_setup",
@@ -101,13 +102,15 @@ def translate(
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError) or (
         text.startswith(("NOAUTH", "WRONGPASS"))
     ):
-        return e.PermissionDenied(_authentication_failed(where))
+        return e.PermissionDenied(_authentication_failed(where, _node_of(exc)))
     if text.startswith(_NO_MASTER):
         return e.ConnectionFailed(_no_master(exc, text, where))
     if isinstance(exc, rex.BusyLoadingError) or text.startswith(_LOADING):
         return e.ConnectionFailed(_loading(where))
     if pool_exhausted(exc):
         return e.ConnectionFailed(_pool_exhausted(where))
+    if isinstance(exc, rex.ConnectionError) and text.startswith(NO_GOOD_REPLICAS):
+        return e.ConnectionFailed(_too_few_replicas(where))  # (a Sentinel connection's)
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
@@ -158,10 +161,32 @@ def _loading(where: str) -> str:
 _CREDENTIALS = re.compile(r"^([a-z+]+://)(?:[^@/]*@)?", re.IGNORECASE)
 
 
-def _authentication_failed(where: str) -> str:
+def _node_of(exc: BaseException) -> str | None:
+    """The ``host:port`` of the cluster node that raised ``exc``: redis-py's cluster clients
+    attach the node (or its connection) to an authentication error as ``connection``."""
+    node = getattr(exc, "connection", None)
+    host, port = getattr(node, "host", None), getattr(node, "port", None)
+    return f"{host}:{port}" if host and port else None
+
+
+def _authentication_failed(where: str, node: str | None = None) -> str:
     """The server refused the URL's credentials: what the URL gave it, and what to fix. Only
-    the masked URL is known here: whether it names a user and a password, not the password."""
+    the masked URL is known here: whether it names a user and a password, not the password.
+    ``node``: the cluster node that refused them, when the cluster client named it: it met
+    that node after the URL's had let the user in (it learnt the layout with them), so the
+    user is most likely missing there (ACLs are per node)."""
     settings = _settings_of(where)
+    if settings is not None and settings.kind == "cluster" and node is not None:
+        user = settings.username or "default"
+        return (
+            f"authentication failed on cluster node {node} of {where}: the nodes of the URL "
+            f"let the user {user!r} in, so it is most likely missing on {node} (ACLs are per "
+            "node: a node added later, as with redis-cli --cluster add-node, has none of the "
+            "users made before), or has another password there: run 'swarm acl --apply' for "
+            "it again as an admin (with its password, --password-stdin, to keep it): it "
+            f"makes the user on every node and saves it there with ACL SAVE (its output says "
+            f"how {node} keeps it; docs/deployment.md, 'Resharding')"
+        )
     if settings is not None and settings.kind != "embedded" and settings.username is None:
         named = _CREDENTIALS.sub(r"\1USER:PASSWORD@", where, count=1)
         if settings.password is None:
@@ -241,14 +266,17 @@ def _as_cluster_url(where: str) -> str:
 
 
 def refused_write(exc: BaseException, where: str) -> str | None:
-    """Why a server refused a write for want of room (out of memory) or of a disk (cannot
-    persist), with what to do; None for any other error. Both refuse a load of the library
-    too, whatever the user: ``_transport`` says so rather than ask for an admin."""
+    """Why a server refused a write for want of room (out of memory), of a disk (cannot
+    persist) or of good replicas (NOREPLICAS), with what to do; None for any other error. All
+    three refuse a load of the library too, whatever the user: ``_transport`` says so rather
+    than ask for an admin."""
     text = str(exc).strip()
     # redis-py strips the code of the errors it classes ("OOM", "READONLY"); a script's
     # error carries it inside its text (EVALSHA, on Redis 6.2).
     if isinstance(exc, rex.OutOfMemoryError) or _OUT_OF_MEMORY in text:
         return _out_of_memory(where)
+    if NO_GOOD_REPLICAS in text:
+        return _too_few_replicas(where)
     misconf = _MISCONF.search(text)
     if misconf is not None:
         return _cannot_persist(where, misconf[1])
@@ -309,6 +337,29 @@ def _out_of_memory(where: str) -> str:
         "work). Raise the limit (an admin: CONFIG SET maxmemory BYTES, and maxmemory in redis.conf "
         "to keep it), or free memory on the server; then 'swarm gc' releases the context "
         "chunks no kept version uses. 'swarm doctor' shows the memory in use"
+    )
+
+
+# Redis's refusal of a write by a master with fewer good replicas (connected, and acknowledging
+# within min-replicas-max-lag seconds) than its min-replicas-to-write: checked before anything
+# runs, so nothing was applied (a script that writes is refused whole). A Sentinel connection
+# turns it into a ConnectionError whose text keeps the code (``_sentinel``), so both are read.
+NO_GOOD_REPLICAS = "NOREPLICAS"
+
+
+def _too_few_replicas(where: str) -> str:
+    """A master refused a write for want of good replicas: that nothing was applied, why,
+    the likeliest first, and what to do. A ConnectionFailed, as an outage is: what retries
+    through an outage (a runner's report, a lease renewal) retries it."""
+    return (
+        f"Redis at {where} refuses writes: it has fewer good replicas than its "
+        "min-replicas-to-write (NOREPLICAS), so the write was not applied and nothing stored is "
+        "lost. Either a failover is in progress (this master was demoted, or its replica "
+        "promoted: retry, and a Sentinel URL finds the new master), or its replicas are down "
+        "or lag more than min-replicas-max-lag seconds (INFO replication on the master): bring "
+        "one back. To take writes with no replica, an admin sets CONFIG SET "
+        "min-replicas-to-write 0, at the cost of writes a failover may lose "
+        "(docs/deployment.md, Sentinel)"
     )
 
 

@@ -101,10 +101,12 @@ class Scripting:
         if not isinstance(item, Call) or not isinstance(reply, redis.ResponseError):
             return "done"
         if isinstance(reply, redis.exceptions.NoScriptError):
+            if not item.load:
+                return "done"
             return Load((("SCRIPT LOAD", _scripts.script_source(item.script)),), library=False)
         text = str(reply)
         if text.startswith((_NO_FUNCTION, STALE_LIBRARY)):
-            return self.load(held=held_version(text))
+            return self.load(held=held_version(text)) if item.load else "done"
         if _NO_FUNCTIONS.search(text):
             self.functions = False
             return "again"
@@ -211,7 +213,11 @@ def exchange(
             if resend_all
             else again
         )
-    if any(str(r).startswith(STALE_LIBRARY) for r in replies if isinstance(r, Exception)):
+    if any(
+        str(reply).startswith(STALE_LIBRARY)
+        for item, reply in zip(items, replies, strict=True)
+        if isinstance(reply, Exception) and not (isinstance(item, Call) and not item.load)
+    ):
         raise SwarmError(
             f"the {LIBRARY} function library on {where} was replaced again while this call "
             f"reloaded it: another redis-swarm, of another version (this one expects "

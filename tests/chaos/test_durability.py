@@ -166,7 +166,7 @@ def test_strict_with_a_replica_waits_for_it_and_says_when_it_does_not_answer(
         replica.stop()
         monkeypatch.setattr(durability, "WAIT_MS", 300)  # named in the refusal's message
         inner(swarm)._plan = durability.Plan(("WAIT", 1, 300), "test: a short wait")
-        with pytest.raises(ConnectionFailed, match="did not confirm it acknowledged by a rep"):
+        with pytest.raises(ConnectionFailed, match=r"did not confirm within 0\.3 s that a rep"):
             swarm.report(task.id, task.token, {"summary": "done"})
         # The write was applied on the master; only its durability is unconfirmed.
         assert swarm.get_task(task.id).status is TaskStatus.COMPLETED

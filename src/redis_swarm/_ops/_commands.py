@@ -51,9 +51,9 @@ def _uses(commands: str = "", scripts: str = "", *, worker: bool = False) -> Use
 
 
 OPERATIONS: dict[str, Uses] = {
-    # server (info and config|get are optional: see _acl.WITHHELD)
+    # server (info, config|get and function|list are optional: see _acl.WITHHELD)
     "ping": _uses("ping", worker=True),
-    "server_info": _uses("info config|get hello", "ping", worker=True),
+    "server_info": _uses("info config|get function|list hello time", "ping", worker=True),
     "durability_plan": _uses("info config|get hello wait waitaof", worker=True),
     # tasks
     "post_task": _uses("", "task_post"),
@@ -241,6 +241,7 @@ SINCE: dict[str, tuple[int, int]] = {
     "client|setinfo": (7, 2),
     "waitaof": (7, 2),
     "cluster|shards": (7, 0),
+    "function|list": (7, 0),
 }
 
 WORKER_WRITES: dict[str, frozenset[str]] = {

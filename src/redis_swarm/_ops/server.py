@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,16 @@ from .._keys import swarm_key_patterns
 from .._net import is_loopback
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
+from .._scripts import LIBRARY, STALE_LIBRARY, held_version, library
 
-__all__ = ["MemoryFill", "ServerInfo", "durability_plan", "ping", "server_info"]
+__all__ = [
+    "LibraryState",
+    "MemoryFill",
+    "ServerInfo",
+    "durability_plan",
+    "ping",
+    "server_info",
+]
 
 # The share of maxmemory above which ``swarm doctor`` warns that writes will soon be refused.
 NEAR_FULL = 0.9
@@ -57,6 +66,77 @@ def ping(ctx: OpContext) -> Operation[float]:
     return (time.perf_counter() - start) * 1000
 
 
+# Where docs/deployment.md says how to move a fleet to one version (doctor's advice names it).
+UPGRADING_A_FLEET = "docs/deployment.md, 'Upgrading a fleet'"
+
+
+@dataclass(frozen=True)
+class LibraryState:
+    """The ``redis_swarm`` function library the server holds, against this install's
+    (``expected``), as ``swarm doctor`` reads it without ever loading one: ``held`` is the
+    version each master holds (address -> version; one entry "" on a single server; None:
+    not loaded there). ``functions`` False: the server has no Functions (Redis < 7.0,
+    scripts run by EVALSHA); ``visible`` False: this user may neither list the library
+    nor call its ping function (``held`` then empty)."""
+
+    expected: str
+    held: dict[str, str | None]
+    functions: bool = True
+    visible: bool = True
+
+    @property
+    def versions(self) -> list[str]:
+        """The versions held, each once (sorted); a master without the library adds none."""
+        return sorted({version for version in self.held.values() if version is not None})
+
+    @property
+    def missing(self) -> list[str]:
+        """The masters without the library ("" on a single server)."""
+        return sorted(where for where, version in self.held.items() if version is None)
+
+    @property
+    def row(self) -> str:
+        """The doctor's "function library" row."""
+        if not self.functions:
+            return "none: the server has no Functions (Redis < 7.0): scripts run by EVALSHA"
+        if not self.visible:
+            return (
+                "unknown: this user may neither list the library (FUNCTION LIST) nor call "
+                "its rs_ping function"
+            )
+        versions = self.versions
+        if not versions:
+            return "not loaded: swarm up loads it"
+        shown = " and ".join(versions)
+        text = (
+            f"version {shown} (this install's)"
+            if versions == [self.expected]
+            else f"version {shown}; this install's is {self.expected}"
+        )
+        if self.missing:
+            text += f"; not loaded on {', '.join(self.missing)}"
+        return text
+
+    @property
+    def warning(self) -> str | None:
+        """What to do when the server holds another version than this install's (None: it
+        holds this one, none at all, or cannot be read). Loading this one would stop every
+        machine on the other: doctor never loads it, and says so."""
+        others = [version for version in self.versions if version != self.expected]
+        if not self.functions or not others:
+            return None
+        return (
+            f"the server holds the {LIBRARY} function library of version "
+            f"{' and '.join(others)}, and this redis-swarm's is version {self.expected}: "
+            "another machine (or another install) runs another redis-swarm version, and "
+            "every machine of a swarm must run the same one. Install here the version the "
+            "other machines run; or upgrade them all (every process of the swarm stopped), "
+            f"then run 'swarm up' once with an admin user ({UPGRADING_A_FLEET}). Running "
+            "'swarm up' here now, or any command as an admin, would load this version and "
+            "stop the other machines' commands"
+        )
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """What ``swarm doctor`` shows. ``None``: the user may not read it (a worker may not run
@@ -83,6 +163,8 @@ class ServerInfo:
     # or on the addresses it listens on beyond loopback. None: the URL has credentials, the
     # server is on this machine only (embedded, a unix socket, loopback), or it does not say.
     open_to: str | None = None
+    # the swarm's function library on the server, against this install's (None: not read)
+    library: LibraryState | None = None
 
     @property
     def open_access_warning(self) -> str | None:
@@ -151,7 +233,11 @@ class ServerInfo:
 
 
 def server_info(ctx: OpContext) -> Operation[ServerInfo]:
-    """What the server is and how it keeps data (for ``swarm doctor``)."""
+    """What the server is and how it keeps data (for ``swarm doctor``). It reads and never
+    loads: no script call here may load the library (an admin's would replace another
+    version's, and stop every machine that runs it: docs/deployment.md, 'Upgrading a
+    fleet'), so the time is TIME's and the library is listed or probed (``_library``)."""
+    held = yield from _library()
     try:
         reply: Any = yield Cmd("INFO")
     except PermissionDenied:  # HELLO still says the version and mode
@@ -159,7 +245,6 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             hello: dict[str, str] = {"mode": "cluster"}
         else:
             hello = reply_fields((yield Cmd("HELLO")))
-        server_time = yield Call("ping", (), (0,))
         return ServerInfo(
             version=hello.get("version", "?"),
             mode=hello.get("mode", "standalone"),
@@ -168,12 +253,13 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             appendfsync=None,
             used_memory=None,
             maxmemory=None,
-            server_time_ms=int(server_time),
+            server_time_ms=(yield from _server_time(held)),
             info_readable=False,
+            library=held,
         )
     nodes = _per_node(reply)
     info = nodes[0] if nodes else {}
-    server_time = yield Call("ping", (), (0,))
+    server_time = yield from _server_time(held)
     fsync: str | None = None
     try:
         # "CONFIG GET" as one name: that is how redis-py routes it on a cluster too.
@@ -189,11 +275,87 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         appendfsync=fsync,
         used_memory=sum(int(node.get("used_memory", 0)) for node in nodes),
         maxmemory=sum(int(node.get("maxmemory", 0)) for node in nodes),
-        server_time_ms=int(server_time),
+        server_time_ms=server_time,
         maxmemory_policy=_riskiest_policy(nodes),
         memory_fill=_fullest(nodes),
         open_to=open_to,
+        library=held,
     )
+
+
+# The version line of the library's source (written by ``_scripts``: ``local VERSION = '...'``).
+_VERSION_LINE = re.compile(r"^local VERSION = '([^']*)'", re.MULTILINE)
+# What a server without Functions (Redis < 7.0) answers FUNCTION or FCALL.
+_NO_FUNCTIONS = re.compile(r"unknown command .(FUNCTION|FCALL(_RO)?).", re.IGNORECASE)
+
+
+def _library() -> Operation[LibraryState]:
+    """The library each master holds: FUNCTION LIST, where this user may run it (an admin;
+    on a cluster it asks every master); else the ping script, called never to load (its
+    function is refused when another version, or none, is held: the refusal names the
+    version held, ``held_version``)."""
+    mine = library().version
+    try:
+        listed: Any = yield Cmd("FUNCTION LIST", "LIBRARYNAME", LIBRARY, "WITHCODE")
+    except PermissionDenied:  # a role may not list every library's code: it asks its own
+        return (yield from _library_probed(mine))
+    except ConnectionFailed:
+        raise
+    except SwarmError as exc:
+        if _NO_FUNCTIONS.search(str(exc)):
+            return LibraryState(mine, {}, functions=False)
+        raise
+    per_node = listed if isinstance(listed, dict) else {"": listed}
+    return LibraryState(mine, {where: _listed_version(reply) for where, reply in per_node.items()})
+
+
+def _listed_version(reply: Any) -> str | None:
+    """The version in one server's FUNCTION LIST ... WITHCODE reply (None: not loaded)."""
+    for entry in reply or []:
+        fields = reply_fields(entry)
+        if fields.get("library_name") == LIBRARY:
+            found = _VERSION_LINE.search(fields.get("library_code", ""))
+            return found[1] if found else "?"
+    return None
+
+
+def _library_probed(mine: str) -> Operation[LibraryState]:
+    """The library as its rs_ping function answers a caller of version ``mine``: it runs
+    (this version is held), or is refused as stale (the version held) or not found."""
+    try:
+        yield Call("ping", (), (0,), load=False)
+    except ConnectionFailed:
+        raise
+    except PermissionDenied:
+        return LibraryState(mine, {}, visible=False)
+    except SwarmError as exc:
+        said = str(exc)
+        if _NO_FUNCTIONS.search(said):
+            return LibraryState(mine, {}, functions=False)
+        stale = said.find(STALE_LIBRARY)
+        if stale >= 0:
+            return LibraryState(mine, {"": held_version(said[stale:]) or "?"})
+        if _NOT_FOUND in said:
+            return LibraryState(mine, {"": None})
+        raise
+    return LibraryState(mine, {"": mine})
+
+
+# What Redis answers an FCALL of a function no library holds.
+_NOT_FOUND = "Function not found"
+
+
+def _server_time(held: LibraryState) -> Operation[int]:
+    """The server's clock, in milliseconds: TIME. A user made before this read TIME (its
+    role had no +time: 'swarm acl --apply' gives it now) asks the ping script, called never
+    to load (refused when this version is not the one held: TIME's refusal is then said)."""
+    try:
+        seconds, micros = yield Cmd("TIME")
+    except PermissionDenied:
+        if held.functions and held.versions != [held.expected]:
+            raise
+        return int((yield Call("ping", (), (0,), load=False)))
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def _open_to(settings: Settings, version: str) -> Operation[str | None]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import ConnectionFailed, LeaseLost, NotFound, SwarmError, ValidationError
 from .._models import Task, TaskStatus
+from .outcomes import lease_unknown
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -107,6 +108,10 @@ class LeaseRenewal:
         except NotFound:
             return GONE
         holder = now.worker if now.status is TaskStatus.CLAIMED else None
+        if now.attempts < self.task.attempts or (
+            holder is not None and now.attempts == self.task.attempts
+        ):  # Redis counts no attempt of ours, or another lease took our attempt's number:
+            return lease_unknown(self.task.id)  # the server lost the pool's claim
         if holder is None or now.attempts <= self.task.attempts:
             return str(exc)  # (settled, pending, dead: the core's words say it)
         if not self.adopt(now):  # (said here once: LeaseLost names the attempt only)

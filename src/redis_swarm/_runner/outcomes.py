@@ -11,7 +11,7 @@ from typing import Any
 from .._usage import Usage
 from .child import ChildResult
 
-__all__ = ["Ending", "OutcomeStatus", "TaskOutcome", "not_started"]
+__all__ = ["Ending", "OutcomeStatus", "TaskOutcome", "lease_unknown", "not_started"]
 
 
 class OutcomeStatus(str, enum.Enum):
@@ -97,3 +97,20 @@ def not_started(exc: OSError, prompt: str, shell: str) -> str:
             "may hold: give it on stdin or in {prompt_file} rather than {prompt})"
         )
     return reason
+
+
+def lease_unknown(task_id: str) -> str:
+    """Why a run ended lost when Redis refused its report (or its lease's renewal) as made
+    with a token it never issued. The pool presents only tokens its own claims returned, so
+    the server issued it and then lost it: the core's advice ("use the token its claim
+    returned") does not apply. Redis loses acknowledged writes in a failover (those a
+    demoted master took before Sentinel made it a replica, or the last ones before a master
+    died) and in a restart that lost the last second of its AOF."""
+    return (
+        f"Redis has no record of the lease this pool's claim of {task_id} returned (it "
+        "refused the token as never issued): the server lost that claim (or this report's "
+        "earlier try), as a failover or a restart can lose the last writes a master "
+        "acknowledged. Nothing of this run was stored; the task runs again, here or "
+        "elsewhere, unless another worker completed it. Behind Sentinel, set "
+        "min-replicas-to-write (docs/deployment.md, 'Sentinel')"
+    )

@@ -5,7 +5,7 @@ given back when the agent was interrupted or could not be run at all."""
 from __future__ import annotations
 
 from .._context_records import ContextInfo
-from .._errors import AlreadyCompleted, SwarmError, ValidationError
+from .._errors import AlreadyCompleted, LeaseLost, SwarmError, ValidationError
 from .._finding_text import finding_tags, new_mark, parse_finding
 from .._models import Task, TaskStatus, answer_fields
 from .._prompts import render_task_prompt
@@ -13,7 +13,7 @@ from .._usage import Usage, usage_line
 from .agent_runs import AgentRuns
 from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
 from .claiming import Claiming
-from .outcomes import Ending, OutcomeStatus, TaskOutcome, not_started
+from .outcomes import Ending, OutcomeStatus, TaskOutcome, lease_unknown, not_started
 from .output import AgentOutput, cost_note, quote_tail, read_output
 
 __all__ = ["TaskWork", "cli_failure", "empty_answer", "run_failure", "stdout_said"]
@@ -174,6 +174,12 @@ class TaskWork(Claiming, AgentRuns):
             )  # fmt: skip
         except AlreadyCompleted as exc:
             return end(OutcomeStatus.LOST, f"completed elsewhere first: {exc}", exc.finding_id)
+        except LeaseLost:
+            # A report with a token is refused only for a token the task never issued; the
+            # pool's came from its claim: the server lost that claim (``lease_unknown``).
+            if self._token(task) is None:
+                raise
+            return end(OutcomeStatus.LOST, lease_unknown(task.id))
         except ValidationError as exc:
             return self._fail(task, end, f"the finding was refused: {exc}", "", output.usage)
         return end(OutcomeStatus.COMPLETED, f"finding from {how} output{noted}", stored.id)

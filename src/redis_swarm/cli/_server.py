@@ -19,7 +19,7 @@ from .._codec import counted, first_few, iso
 from .._config import Settings
 from .._embedded import Binary, EmbeddedServer, find_redis_server, same_file
 from .._env import CHECK_SWARM, DOCTOR_TELLS_MORE
-from .._errors import ConnectionFailed, PermissionDenied, SwarmError
+from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._models import RECORD_KINDS
 from .._printable import printable
 from ._app import EXIT_ERROR, App, json_option, main, pass_app
@@ -138,13 +138,20 @@ def _tls(settings: Settings) -> tuple[str, str | None]:
     return "on, certificate and host name verified", None
 
 
-def _no_access(swarm: Swarm, settings: Settings) -> str | None:
+def _no_access(swarm: Swarm, settings: Settings, refusing: tuple[str, ...] = ()) -> str | None:
     """Why this user cannot work on this swarm (None: it can), from a harmless read of the
-    swarm's event log (every role reads it): a user made for another swarm gets NOPERM."""
+    swarm's event log (every role reads it): a user made for another swarm gets NOPERM. On a
+    cluster with nodes that refuse the user (``refusing``: missing there), the refusal is
+    most likely theirs, not the swarm's: it is said as it came."""
     try:
         swarm.last_event_id()
-    except PermissionDenied:
+    except PermissionDenied as exc:
         user = settings.username or "default"
+        if refusing:
+            return (
+                f"the Redis user {user!r} could not read swarm {settings.swarm!r}, so every "
+                f"command on it fails: {exc}"
+            )
         return (
             f"the Redis user {user!r} may not read the keys of swarm {settings.swarm!r}, so "
             f"every command on it fails (PermissionDenied): {CHECK_SWARM}, or make a "
@@ -325,12 +332,14 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
     version = info.version if info else "?"
     binary, binary_note = _binary(settings, info.executable if info else None, version)
     view: SentinelView | ClusterView | None = None
+    blocked = False  # the sentinels can agree no failover now
     if settings.kind == "sentinel":
         from .._topology import topology
 
         found = topology(settings)
         view = found.sentinel
         warnings += found.warnings
+        blocked = found.sentinel is not None and found.sentinel.failover_blocked
     elif cluster is not None and cluster.cluster is not None:
         view = cluster.cluster
         if version == "?":  # INFO refused: the cluster client has no node to send HELLO to
@@ -344,6 +353,7 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
     )
     if view is not None:
         report[settings.kind] = view.to_dict()
+    durability, durable = _durability(swarm, failing)
     if binary_note is not None:
         report["binary_note"] = binary_note
     report.update(
@@ -351,11 +361,16 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
         used_memory_bytes=info.used_memory if info else None,
         maxmemory_bytes=info.maxmemory if info else None,
         maxmemory_policy=info.maxmemory_policy if info else None,
-        durability=_durability(swarm, failing),
+        durability=durability,
         ping_ms=None if latency is None else round(latency, 3),
         server_time=iso(info.server_time_ms) if info else None,
+        function_library=info.library.row if info and info.library else None,
     )
-    if latency is None:
+    if latency is None or not durable:
+        report["ok"] = False
+    if info is not None and info.library is not None and info.library.warning is not None:
+        warnings.append(info.library.warning)
+    if blocked:  # no failover can be agreed now (the warning is the topology's)
         report["ok"] = False
     if chosen is not None:
         report["pid"] = _embedded(app).pid()
@@ -372,7 +387,9 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
         report["ok"] = False
     if info is not None and info.memory_warning is not None:
         warnings.append(info.memory_warning)
-    report["corrupt_records"] = _records(swarm, settings, warnings, failing, quick)
+    _replica_guard(settings, info is not None, report, warnings)
+    refusing = cluster.cluster.refusing if cluster is not None and cluster.cluster else ()
+    report["corrupt_records"] = _records(swarm, settings, warnings, failing, quick, refusing)
     if report["corrupt_records"].get("denied"):
         del report["corrupt_records"]["denied"]
         report["ok"] = False
@@ -410,6 +427,28 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
         sys.exit(EXIT_ERROR)
 
 
+def _replica_guard(
+    settings: Settings, reached: bool, report: dict[str, Any], warnings: list[str]
+) -> None:
+    """The ``min_replicas_to_write`` row of a master with replicas (or behind Sentinel) and
+    its warning when it is 0: a demoted master then takes writes its successor never sees
+    (``redis_swarm._replica_guard``). No row elsewhere, nor when INFO was not read."""
+    if not reached:
+        return
+    from .._replica_guard import replica_guard  # (here: `swarm --help` imports this module)
+
+    try:
+        guard = replica_guard(settings)
+    except SwarmError as exc:  # (the server answered the rows above: say it, go on)
+        report["min_replicas_to_write"] = f"not read: {exc}"
+        return
+    if guard is None:
+        return
+    report["min_replicas_to_write"] = guard.row
+    if guard.warning is not None:
+        warnings.append(guard.warning)
+
+
 def _unless_failing(
     read: Callable[[], T], failing: bool, warnings: list[str], what: str
 ) -> T | None:
@@ -423,13 +462,17 @@ def _unless_failing(
         return None
 
 
-def _durability(swarm: Swarm, failing: bool) -> str:
+def _durability(swarm: Swarm, failing: bool) -> tuple[str, bool]:
+    """The durability row, and False when ``?durability=strict`` cannot be honoured here
+    (the row says why and what to change; the rest of the report is still worth reading)."""
     try:
-        return swarm.durability()
+        return swarm.durability(), True
+    except ConfigError as exc:
+        return f"failed: {exc}", False
     except SwarmError as exc:  # strict, probed on a failing cluster: say why it is not known
         if not failing:
             raise
-        return f"not checked: {exc}"
+        return f"not checked: {exc}", True
 
 
 # Why ``corrupt_records`` is not checked under --quick.
@@ -437,14 +480,19 @@ SKIPPED_BY_QUICK = "skipped (--quick): run swarm doctor without it to read every
 
 
 def _records(
-    swarm: Swarm, settings: Settings, warnings: list[str], failing: bool, quick: bool
+    swarm: Swarm,
+    settings: Settings,
+    warnings: list[str],
+    failing: bool,
+    quick: bool,
+    refusing: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """``corrupt_records``, after the check that this user may read the swarm at all (its
     warning added; ``denied`` set when it may not), unless ``quick``. On a failing cluster, a
     read that fails leaves them not checked, saying why."""
     user = settings.username or "default"
     try:
-        no_access = _no_access(swarm, settings)
+        no_access = _no_access(swarm, settings, refusing)
         if no_access is not None:
             warnings.append(no_access)
             return {
