@@ -175,9 +175,10 @@ class CutOnSaveProxy:
                     self.cuts += 1
                     break
                 sink.sendall(data)
-        for sock in (source, sink):
+        for sock in (source, sink):  # (closed here too: a pipe may end after close() ran)
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
     def close(self) -> None:
         for sock in self._sockets:
