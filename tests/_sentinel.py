@@ -124,12 +124,17 @@ def _client(server: RedisServer) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=server.port or 0, decode_responses=True)
 
 
-def start_sentinel(factory: ServerFactory, *, sentinels: int = 3) -> LocalSentinel:
+def start_sentinel(
+    factory: ServerFactory, *, sentinels: int = 3, data_binary: str | None = None
+) -> LocalSentinel:
+    """The set; ``data_binary``: the master's and the replica's redis-server (another
+    version's), the sentinels' being the system one."""
     binary = system_redis()
     fast_sync = ["--repl-diskless-sync-delay", "0"]
-    master = factory.start(binary=binary, extra=fast_sync)
+    data = data_binary or binary
+    master = factory.start(binary=data, extra=fast_sync)
     replica = factory.start(
-        binary=binary, extra=[*fast_sync, "--replicaof", "127.0.0.1", str(master.port)]
+        binary=data, extra=[*fast_sync, "--replicaof", "127.0.0.1", str(master.port)]
     )
     watchers = []
     for _ in range(sentinels):

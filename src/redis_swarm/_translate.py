@@ -343,7 +343,8 @@ def _out_of_memory(where: str) -> str:
 # Redis's refusal of a write by a master with fewer good replicas (connected, and acknowledging
 # within min-replicas-max-lag seconds) than its min-replicas-to-write: checked before anything
 # runs, so nothing was applied (a script that writes is refused whole). A Sentinel connection
-# turns it into a ConnectionError whose text keeps the code (``_sentinel``), so both are read.
+# turns it into a ConnectionError whose text keeps the code (``_sentinel``), so both are read;
+# both look for it anywhere in the text (a script's error carries it inside, on Redis 6.2).
 NO_GOOD_REPLICAS = "NOREPLICAS"
 
 

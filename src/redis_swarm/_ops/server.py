@@ -70,6 +70,10 @@ def ping(ctx: OpContext) -> Operation[float]:
 UPGRADING_A_FLEET = "docs/deployment.md, 'Upgrading a fleet'"
 
 
+# The library row of a server that holds none.
+_NOT_LOADED = "not loaded: swarm up loads it"
+
+
 @dataclass(frozen=True)
 class LibraryState:
     """The ``redis_swarm`` function library the server holds, against this install's
@@ -106,7 +110,7 @@ class LibraryState:
             )
         versions = self.versions
         if not versions:
-            return "not loaded: swarm up loads it"
+            return _NOT_LOADED
         shown = " and ".join(versions)
         text = (
             f"version {shown} (this install's)"
@@ -116,6 +120,18 @@ class LibraryState:
         if self.missing:
             text += f"; not loaded on {', '.join(self.missing)}"
         return text
+
+    @property
+    def row_refusing_writes(self) -> str:
+        """The row while the master refuses every write for want of good replicas
+        (``swarm doctor``'s min_replicas_to_write row says so): FUNCTION LOAD is a write, so
+        'swarm up' is not offered."""
+        if self.row != _NOT_LOADED:
+            return self.row
+        return (
+            "not loaded: 'swarm up' cannot load it while the master refuses writes for want "
+            "of good replicas (see min_replicas_to_write)"
+        )
 
     @property
     def warning(self) -> str | None:
@@ -253,13 +269,13 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             appendfsync=None,
             used_memory=None,
             maxmemory=None,
-            server_time_ms=(yield from _server_time(held)),
+            server_time_ms=(yield from _server_time(None)),
             info_readable=False,
             library=held,
         )
     nodes = _per_node(reply)
     info = nodes[0] if nodes else {}
-    server_time = yield from _server_time(held)
+    server_time = yield from _server_time(info)
     fsync: str | None = None
     try:
         # "CONFIG GET" as one name: that is how redis-py routes it on a cluster too.
@@ -345,16 +361,20 @@ def _library_probed(mine: str) -> Operation[LibraryState]:
 _NOT_FOUND = "Function not found"
 
 
-def _server_time(held: LibraryState) -> Operation[int]:
-    """The server's clock, in milliseconds: TIME. A user made before this read TIME (its
-    role had no +time: 'swarm acl --apply' gives it now) asks the ping script, called never
-    to load (refused when this version is not the one held: TIME's refusal is then said)."""
+def _server_time(info: dict[str, Any] | None) -> Operation[int]:
+    """The server's clock, in milliseconds: TIME. Every role 'swarm acl' makes may run it (the
+    worker rows of agents, status and sweep read it); a user made by hand without +time
+    reads it from INFO's server_time_usec (``info``: the server's INFO, when this user may
+    read it), else TIME's refusal is said (it names the roles that may). Not the ping
+    script: a script's redis.call('TIME') is checked against the same ACL (refused alike, on
+    Redis 6.2 and 7.0), and on 6.2 a script not cached would answer NOSCRIPT."""
     try:
         seconds, micros = yield Cmd("TIME")
     except PermissionDenied:
-        if held.functions and held.versions != [held.expected]:
+        said = (info or {}).get("server_time_usec")
+        if said is None:
             raise
-        return int((yield Call("ping", (), (0,), load=False)))
+        return int(said) // 1000
     return int(seconds) * 1000 + int(micros) // 1000
 
 

@@ -387,7 +387,13 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
         report["ok"] = False
     if info is not None and info.memory_warning is not None:
         warnings.append(info.memory_warning)
-    _replica_guard(settings, info is not None, report, warnings)
+    _replica_guard(
+        settings,
+        info is not None,
+        report,
+        warnings,
+        info.library.row_refusing_writes if info and info.library else None,
+    )
     refusing = cluster.cluster.refusing if cluster is not None and cluster.cluster else ()
     report["corrupt_records"] = _records(swarm, settings, warnings, failing, quick, refusing)
     if report["corrupt_records"].get("denied"):
@@ -428,10 +434,16 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
 
 
 def _replica_guard(
-    settings: Settings, reached: bool, report: dict[str, Any], warnings: list[str]
+    settings: Settings,
+    reached: bool,
+    report: dict[str, Any],
+    warnings: list[str],
+    library_refused: str | None,
 ) -> None:
-    """The ``min_replicas_to_write`` row of a master with replicas (or behind Sentinel) and
-    its warning when it is 0: a demoted master then takes writes its successor never sees
+    """The ``min_replicas_to_write`` row of a master with replicas, with the setting on, or
+    behind Sentinel, and its warning: while it is 0, a demoted master takes writes its
+    successor never sees; while the master refuses every write for want of good replicas,
+    what to do, the report not ok and the library row ``library_refused`` (no load offered)
     (``redis_swarm._replica_guard``). No row elsewhere, nor when INFO was not read."""
     if not reached:
         return
@@ -447,6 +459,10 @@ def _replica_guard(
     report["min_replicas_to_write"] = guard.row
     if guard.warning is not None:
         warnings.append(guard.warning)
+    if guard.refusing:
+        report["ok"] = False
+        if library_refused is not None:
+            report["function_library"] = library_refused
 
 
 def _unless_failing(
