@@ -22,8 +22,6 @@ certificate names another."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +31,7 @@ import redis
 
 from redis_swarm import ConnectionFailed, Settings, apply_role
 
+from ._acl_save_proxy import AclSaveProxy
 from ._servers import RedisServer, ServerFactory, _spawn, free_port, system_redis
 from ._tls import _ca, _leaf, _write_cert, _write_key
 
@@ -40,44 +39,20 @@ SWARM = "acl-apply-review"
 # How long the proxy holds ACL SAVE back: more than the URL's connect_timeout (1 s), far less
 # than its socket timeout (10 s, the default).
 SLOW_SAVE_S = 1.6
-_ACL_SAVE = b"*2\r\n$3\r\nACL\r\n$4\r\nSAVE\r\n"  # as redis-py sends it
 
 
-class SlowSaveProxy:
-    """Forwards 127.0.0.1:``port`` to a server, holding back each ACL SAVE ``SLOW_SAVE_S``:
-    a server whose aclfile takes that long to write (its fsync on a busy disk)."""
+class SlowSaveProxy(AclSaveProxy):
+    """Holds back each ACL SAVE ``SLOW_SAVE_S``: a server whose aclfile takes that long to
+    write (its fsync on a busy disk)."""
 
     def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
         self.saves = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = [self._listener]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port)
 
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-                self._sockets += [client, upstream]
-                for pipe in ((client, upstream, True), (upstream, client, False)):
-                    threading.Thread(target=self._pipe, args=pipe, daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, up: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                if up and _ACL_SAVE in data:
-                    self.saves += 1
-                    time.sleep(SLOW_SAVE_S)
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
+    def on_save(self) -> bool:
+        self.saves += 1
+        time.sleep(SLOW_SAVE_S)
+        return True
 
 
 def _cluster_node(

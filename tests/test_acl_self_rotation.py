@@ -23,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,13 +40,13 @@ from redis_swarm import (
     apply_role,
 )
 
+from ._acl_save_proxy import AclSaveProxy
 from ._cli import Cli, Out
 from ._servers import RedisServer, ServerFactory, free_port, system_redis
 from .test_acl_apply_review import _cluster_node, _cluster_of_one, _flags, _until
 
 ROOT_PASSWORD = "root-password-0123456789"
 OLD_PASSWORD = "AdminPassword-0123456789xyz"
-_ACL_SAVE = b"*2\r\n$3\r\nACL\r\n$4\r\nSAVE\r\n"  # as redis-py sends it
 
 
 @pytest.fixture(scope="module")
@@ -146,44 +144,20 @@ def test_apply_role_rotates_its_own_users_password(server: RedisServer) -> None:
     assert _logs_in(_url(server, "ops-python", made.user.password or "")) and not _logs_in(old_url)
 
 
-class CutOnSaveProxy:
-    """Forwards 127.0.0.1:``port`` to a server, and drops the connection an ACL SAVE comes
-    on (not forwarded): a server lost between the ACL SETUSER and its saving."""
+class CutOnSaveProxy(AclSaveProxy):
+    """Drops the connection an ACL SAVE comes on (not forwarded): a server lost between the
+    ACL SETUSER and its saving."""
 
     def __init__(self, target_port: int, *, armed: bool = True) -> None:
-        self.target_port = target_port
         self.armed = armed  # (False: forwards ACL SAVE too)
         self.cuts = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = [self._listener]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port)
 
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-                self._sockets += [client, upstream]
-                for pipe in ((client, upstream, True), (upstream, client, False)):
-                    threading.Thread(target=self._pipe, args=pipe, daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, up: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                if up and self.armed and _ACL_SAVE in data:
-                    self.cuts += 1
-                    break
-                sink.sendall(data)
-        for sock in (source, sink):  # (closed here too: a pipe may end after close() ran)
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def close(self) -> None:
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
+    def on_save(self) -> bool:
+        if not self.armed:
+            return True
+        self.cuts += 1
+        return False
 
 
 @pytest.fixture
