@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,21 +224,15 @@ def test_a_write_refused_for_want_of_replicas_says_so(
             client.close()
 
 
-def _refusals(client: Any) -> int:
-    return int(client.info("errorstats").get("errorstat_NOREPLICAS", {}).get("count", 0))
-
-
-def test_behind_sentinel_a_refusal_for_want_of_replicas_is_retried(
-    sentinel: LocalSentinel,
-) -> None:
-    """The master refuses writes (it wants 2 good replicas and has 1): the write is sent
-    again on new connections, each asking the sentinels where the master is, until the
-    master takes it; before, it failed at the first refusal."""
-    master = sentinel.node(sentinel.master_port())
+def _refused_post_is_retried(setup: LocalSentinel, refusals: Callable[[Any], int]) -> None:
+    """Make the master of ``setup`` refuse writes (it wants 2 good replicas and has 1) while
+    a post is on its way, until ``refusals`` (of the master's client) has counted two of
+    them, then let it take writes: the post must end with its task stored, not an error."""
+    master = setup.node(setup.master_port())
     client = master.client()
-    with Swarm(sentinel.url + "?retries=60", swarm=SWARM) as swarm:
-        swarm.post_task("q", "before")
-        before = _refusals(client)
+    with Swarm(setup.url + "?retries=60", swarm=SWARM) as swarm:
+        swarm.post_task("q", "before")  # (its scripts loaded while writes are taken)
+        before = refusals(client)
         client.config_set("min-replicas-to-write", "2")
         outcome: list[Any] = []
 
@@ -252,7 +246,7 @@ def test_behind_sentinel_a_refusal_for_want_of_replicas_is_retried(
         thread.start()
         try:
             _until(
-                lambda: _refusals(client) >= before + 2 or not thread.is_alive(),
+                lambda: refusals(client) >= before + 2 or not thread.is_alive(),
                 "a second refusal, or the end of the write",
             )
         finally:
@@ -261,6 +255,19 @@ def test_behind_sentinel_a_refusal_for_want_of_replicas_is_retried(
             client.close()
         assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
         assert swarm.get_task(outcome[0].id).description == "during"
+
+
+def _refusals(client: Any) -> int:
+    return int(client.info("errorstats").get("errorstat_NOREPLICAS", {}).get("count", 0))
+
+
+def test_behind_sentinel_a_refusal_for_want_of_replicas_is_retried(
+    sentinel: LocalSentinel,
+) -> None:
+    """The master refuses writes (it wants 2 good replicas and has 1): the write is sent
+    again on new connections, each asking the sentinels where the master is, until the
+    master takes it; before, it failed at the first refusal."""
+    _refused_post_is_retried(sentinel, _refusals)
 
 
 @pytest.fixture(scope="module")
@@ -287,34 +294,7 @@ def test_behind_sentinel_on_redis_6_2_a_scripts_refusal_is_retried(
 ) -> None:
     """On 6.2 the refusal reads "Error running script (call to f_...): ... -NOREPLICAS ...":
     it is retried as on 7.0, not raised at the first refusal."""
-    setup = sentinel_6_2
-    master = setup.node(setup.master_port())
-    client = master.client()
-    with Swarm(setup.url + "?retries=60", swarm=SWARM) as swarm:
-        swarm.post_task("q", "before")  # (its scripts loaded while writes are taken)
-        before = _failed_scripts(client)
-        client.config_set("min-replicas-to-write", "2")
-        outcome: list[Any] = []
-
-        def post() -> None:
-            try:
-                outcome.append(swarm.post_task("q", "during"))
-            except Exception as exc:  # (any: the test says what it was)
-                outcome.append(exc)
-
-        thread = threading.Thread(target=post)
-        thread.start()
-        try:
-            _until(
-                lambda: _failed_scripts(client) >= before + 2 or not thread.is_alive(),
-                "a second refusal, or the end of the write",
-            )
-        finally:
-            client.config_set("min-replicas-to-write", "0")
-            thread.join(60)
-            client.close()
-        assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
-        assert swarm.get_task(outcome[0].id).description == "during"
+    _refused_post_is_retried(sentinel_6_2, _failed_scripts)
 
 
 @pytest.mark.parametrize(
