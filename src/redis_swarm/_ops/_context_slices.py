@@ -64,6 +64,8 @@ def read_context(
             if version is not None:
                 raise (yield from store.no_version(ctx, owner, m.version)) from None
             continue
+        except tv.NotText as exc:
+            raise store.not_text(owner, exc.at) from None
         info = m.info
         return ContextSlice(
             owner=owner,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -42,7 +43,9 @@ __all__ = [
     "load_text",
     "manifest",
     "no_version",
+    "not_text",
     "parse_manifest",
+    "repair_command",
     "republished",
     "text_of",
 ]
@@ -63,6 +66,8 @@ T = TypeVar("T")
 _TEXT = "text"
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
+# A source that names a file: a dot or a slash in it, no space or control character.
+_FILE_NAME = re.compile(r"[^\s]*[./][^\s]*")
 
 
 @dataclass(frozen=True)
@@ -237,17 +242,49 @@ class _Chunks:
     def result(self) -> list[bytes] | str:
         if self.missing is not None:
             return self.missing
+        m = self.m
+        named = f"context {m.info.owner!r} version {m.version[:16]}"
         if self.damaged is not None:
-            raise _corrupt(self.m, self.damaged)
-        if self.hasher is not None and self.hasher.hexdigest() != self.m.version:
-            raise _corrupt(self.m, self.m.version)
+            raise _corrupt(m, f"chunk {self.damaged[:16]} of {named} does not match its manifest")
+        if self.hasher is not None and self.hasher.hexdigest() != m.version:
+            # Every chunk had its manifest's length (and decompressed): their bytes, joined,
+            # are not the version's.
+            raise _corrupt(m, f"the bytes of {named} do not hash to the version (its check)")
         return self.out
 
 
-def _corrupt(m: Manifest, digest: str) -> SwarmError:
+def _corrupt(m: Manifest, said: str) -> SwarmError:
+    """Damaged stored bytes: a plain publish reuses the chunks the server holds (every
+    owner's, by content), so only a publish with --repair sends them again."""
     return SwarmError(
-        f"chunk {digest[:16]} of context {m.info.owner!r} version {m.version[:16]} does not "
-        "match its manifest (damaged data): publish the context again"
+        f"{said} (damaged data): publish it again with --repair, which sends every chunk "
+        f"anew: {repair_command(m.info)}"
+    )
+
+
+def repair_command(info: ContextInfo) -> str:
+    """The command that publishes ``info``'s context again with every chunk sent. Its file
+    is the source it was published from when that looks like a file's name (a CLI publish
+    records the file's name, stdin as ``stdin``: ``-``); a source is a free label (a URL,
+    ``v1``, ``mcp:AGENT``), so any other is said as FILE."""
+    source = info.source
+    if source == "stdin":
+        file = "-"
+    elif _FILE_NAME.fullmatch(source) and "://" not in source:
+        file = shlex.quote(source)
+    else:
+        file = "FILE"
+    return f"swarm context publish {file} --owner {info.owner} --repair"
+
+
+def not_text(owner: str, at: int | None = None) -> ValidationError:
+    """A context (or the part of it asked for) that is not UTF-8 text: its bytes are had
+    exact only as bytes, never as text with replacement characters in it."""
+    where = f" (byte {at:,} is not)" if at is not None else ""
+    return ValidationError(
+        f"the context of {owner!r} is not UTF-8 text{where}, so it cannot be read or searched "
+        f"as text without changing it: write its exact bytes to a file with swarm context get "
+        f"{owner} -o FILE (get_context_bytes in Python)"
     )
 
 

@@ -25,6 +25,7 @@ from .._validate import MAX_AROUND, MAX_HITS
 
 __all__ = [
     "SNIPPET_CHARS",
+    "NotText",
     "Window",
     "count_lines",
     "line_starts",
@@ -99,8 +100,21 @@ def _char_ceil(data: bytes, pos: int) -> int:
     return pos
 
 
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
+class NotText(ValueError):
+    """A slice's bytes are not UTF-8: ``at`` is the context's offset of the first that is
+    not. A slice is the context's exact text or nothing: never text with U+FFFD put in."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(f"byte {at} is not UTF-8")
+        self.at = at
+
+
+def _decode(data: bytes, start: int) -> str:
+    """``data`` (the context's bytes from ``start``) as text; NotText if it is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotText(start + exc.start) from None
 
 
 def slice_lines(win: Window, first: int, last: int, total_lines: int, max_bytes: int) -> Cut:
@@ -129,7 +143,7 @@ def slice_lines(win: Window, first: int, last: int, total_lines: int, max_bytes:
                 end = _char_ceil(win.data, begin + 1)
             last = first
     return Cut(
-        text=_decode(win.data[begin:end]),
+        text=_decode(win.data[begin:end], win.start + begin),
         start_line=first,
         end_line=last,
         offset=win.start + begin,
@@ -158,7 +172,7 @@ def slice_bytes(win: Window, offset: int, length: int, max_bytes: int) -> Cut:
         return Cut("", max(first, 1), first, win.start + begin, 0, truncated)
     last = first + chunk.count(b"\n", 0, max(len(chunk) - 1, 0))
     return Cut(
-        text=_decode(chunk),
+        text=_decode(chunk, win.start + begin),
         start_line=first,
         end_line=last,
         offset=win.start + begin,

@@ -94,6 +94,7 @@ def publish_context(
     source: str,
     media_type: str = "text/markdown",
     compression: Compression = None,
+    repair: bool = False,
 ) -> Operation[ContextInfo]:
     """Publish ``content`` as the owner's current context; returns the version's info.
 
@@ -101,6 +102,11 @@ def publish_context(
     current version, ``changed=False``. Only a user who may publish is told so (a worker is
     refused: PermissionDenied). Chunks are written before the pointer flips, so readers see
     the old version or the new, never a mix.
+
+    ``repair``: send every chunk's bytes again and overwrite the stored ones, even when the
+    content is unchanged. A publish otherwise reuses the chunks the server holds (those of
+    every owner's versions: chunks are shared by content), so damaged stored bytes, which a
+    reader refuses, would stay damaged under every publish of the same text.
     """
     owner = check_name("owner", owner)
     source = _check_source(source)
@@ -109,6 +115,8 @@ def publish_context(
         raise ConfigError(
             "Limits.context_versions_kept and Limits.context_chunk_bytes must be at least 1"
         )
+    if not isinstance(repair, bool):
+        raise ValidationError(f"repair must be true or false, not {repair!r}")
     use_zstd = _use_zstd(ctx, compression)
     limit = ctx.limits.max_context_bytes
     size = len(content) if isinstance(content, str | bytes | bytearray | memoryview) else None
@@ -119,12 +127,12 @@ def publish_context(
     current, kept = yield Call(
         "context_lookup", (keys.contexts, keys.context_manifests), (owner, version)
     )
-    if current is not None:
+    if current is not None and not repair:
         info = store.parse_manifest(current).info
         if (info.version, info.source, info.media_type) == (version, source, media_type):
             yield store.keep(ctx, version, raw)
             return dataclasses.replace(info, changed=False)
-    if kept is not None:
+    if kept is not None and not repair:
         # The version is kept already: reuse its chunks, send nothing but the manifest.
         old = store.parse_manifest(kept)
         flip = yield from _flip(ctx, owner, old, raw, source, media_type, "existing", new_id("p-"))
@@ -136,7 +144,9 @@ def publish_context(
     shape = ContextInfo(
         owner, version, len(raw), (len(raw) + 3) // 4, len(parts), total_lines=total_lines
     )
-    published = yield from _publish_chunks(ctx, shape, parts, stored, raw, source, media_type)
+    published = yield from _publish_chunks(
+        ctx, shape, parts, stored, raw, source, media_type, repair
+    )
     yield store.keep(ctx, version, raw)
     return published
 
@@ -149,9 +159,12 @@ def _publish_chunks(
     raw: bytes,
     source: str,
     media_type: str,
+    repair: bool,
 ) -> Operation[ContextInfo]:
-    """Journal a new holder token, add it to the chunks the server has, send the others,
-    then flip: a new version of ``shape`` made of ``parts`` (whose bytes are ``raw``)."""
+    """Journal a new holder token, add it to the chunks the server has (of the length
+    sent: a chunk cut short is sent again), send the others (every one with ``repair``,
+    overwriting what is stored), then flip: a new version of ``shape`` made of ``parts``
+    (whose bytes are ``raw``)."""
     keys = ctx.keys
     token = new_id("p-")  # this publish's holder token on its chunks
     digests = list(dict.fromkeys(p.digest for p in parts))
@@ -161,7 +174,12 @@ def _publish_chunks(
         (keys.chunk_holds, keys.holds_publishing),
         (token, dumps(digests), ctx.now_arg()),
     )
-    acquire = tuple(Call("chunk_acquire", (keys.chunk(d),), (token,)) for d in digests)
+    lengths = {p.digest: p.stored_len for p in parts}
+    acquire = (
+        ()
+        if repair
+        else tuple(Call("chunk_acquire", (keys.chunk(d),), (token, lengths[d])) for d in digests)
+    )
     try:
         if ctx.settings.kind == "cluster":
             # A pipeline runs on several nodes there, in no set order: the journal first.
@@ -169,7 +187,9 @@ def _publish_chunks(
             found = (yield Batch(acquire)) if acquire else []
         else:
             found = (yield Batch((hold, *acquire)))[1:]
-        missing = [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
+        missing = (
+            digests if repair else [d for d, ok in zip(digests, found, strict=True) if not int(ok)]
+        )
         if missing:
             yield Batch(
                 tuple(Call("chunk_put", (keys.chunk(d),), (stored[d], token)) for d in missing)
@@ -184,10 +204,14 @@ def _publish_chunks(
         yield from gcops.release(keys, {token: digests})
         raise
     except _Expired:
+        # The grace is the gc's (swarm gc --grace), not known here: the default one is named
+        # as one case, a gc run with a shorter grace (even 0) is the other.
         raise Conflict(
-            f"publishing the context of {shape.owner!r} took longer than the gc grace period "
-            f"({gcops.GC_GRACE_S:.0f} s), so gc gave it up and released its chunks: publish "
-            "again (from closer to the server, or in smaller contexts)"
+            f"a gc with a grace shorter than this publish (the default grace period is "
+            f"{gcops.GC_GRACE_S:.0f} s) gave up the publish of the context of {shape.owner!r} "
+            "while it was in flight, and released its chunks: nothing was published. Publish "
+            "again once no such gc runs (a publish that takes longer than the default grace: "
+            "from closer to the server, or in smaller contexts)"
         ) from None
     assert published is not None  # mode "new" always publishes
     return published
@@ -380,7 +404,7 @@ def get_context(ctx: OpContext, owner: str, version: str | None = None) -> Opera
     owner, version = store.check_ref(owner, version)
     _, (text, valid) = yield from store.load_text(ctx, owner, version)
     if not valid:
-        raise ValidationError(f"the context of {owner!r} is not UTF-8 text: use get_context_bytes")
+        raise store.not_text(owner)
     return text
 
 
@@ -438,13 +462,14 @@ def search_context(
     simple case folding: ``retry`` finds ``Retry``, ``ÉTÉ`` finds ``été``)."""
     owner, version = store.check_ref(owner, version)
     m, raw = yield from store.load(ctx, owner, version)
-    search = (ctx, m.version, raw, pattern, regex, max_hits, around, ignore_case)
+    search = (ctx, owner, m.version, raw, pattern, regex, max_hits, around, ignore_case)
     hits: list[SearchHit] = yield Compute(_search, search, len(raw))
     return hits
 
 
 def _search(
     ctx: OpContext,
+    owner: str,
     version: str,
     raw: bytes,
     pattern: str,
@@ -453,7 +478,9 @@ def _search(
     around: int,
     ignore_case: bool,
 ) -> list[SearchHit]:
-    text, _ = store.decoded(ctx, version, raw)
+    text, valid = store.decoded(ctx, version, raw)
+    if not valid:  # a search of text with replacement characters would not be of its bytes
+        raise store.not_text(owner)
     if ctx.cache is None:
         starts = tv.line_starts(text)
     else:

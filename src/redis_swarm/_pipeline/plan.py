@@ -7,6 +7,7 @@ See docs/pipeline.md for the reference; ``Plan`` is what the rest of the pipelin
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import glob
 import json
@@ -40,6 +41,7 @@ __all__ = [
     "budget_usd",
     "check_programs",
     "check_task_item",
+    "context_file_text",
     "load_plan",
     "parse_plan",
     "pass_changes",
@@ -480,6 +482,55 @@ def _match(base: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     return list(files), empty
 
 
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _not_text(path: Path, base: Path) -> str | None:
+    """Why the context file ``path`` cannot be published as text (not UTF-8, unreadable),
+    or None. Decoded a piece at a time: a big file is not held whole to be checked."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    at = 0
+    try:
+        with path.open("rb") as src:
+            while piece := src.read(1024 * 1024):
+                try:
+                    decoder.decode(piece)
+                except UnicodeDecodeError as exc:  # (its object: a piece's left-over, then it)
+                    return _not_utf8(path, base, at + len(piece) - len(exc.object) + exc.start)
+                at += len(piece)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:  # (cut short at its end)
+        return _not_utf8(path, base, at - len(exc.object) + exc.start)
+    except OSError as exc:
+        return f"cannot read {_shown(path, base)} ({exc.strerror}): fix its permissions"
+    return None
+
+
+def _not_utf8(path: Path, base: Path, at: int) -> str:
+    return (
+        f"{_shown(path, base)} is not UTF-8 text (byte {at:,} is not): save it as UTF-8, or "
+        "leave it out of the paths (a narrower glob)"
+    )
+
+
+def context_file_text(path: Path, base: Path) -> str:
+    """A context file's text, for a run's publish: ValidationError, in the plan check's
+    words, when it is not UTF-8 (changed since the plan was checked) or cannot be read."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(_not_utf8(path, base, exc.start)) from None
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot read the context file {_shown(path, base)} ({exc.strerror}): fix it and "
+            "run again"
+        ) from None
+
+
 # An array of tables written as something else (``[passes]``, one table, most often).
 _ARRAY_OF_TABLES = "must be an array of tables: write each one under its own [[{name}]] header"
 _ARRAYS = ("contexts", "passes")  # the plan's arrays of tables, which a [name] header breaks
@@ -513,6 +564,11 @@ def _contexts(
         files, empty = _match(base, paths) if base is not None else ([], [])
         for pattern in empty:
             c.problem((*where, "paths"), f"{pattern!r} matches no file under {base}")
+        for path in files:
+            # A context is text: a file that is not would stop the run at its publish.
+            problem = _not_text(path, base) if base is not None else None
+            if problem is not None:
+                c.problem((*where, "paths"), problem)
         out.append(ContextSpec(owner, paths, tuple(files)))
     return tuple(out)
 

@@ -49,7 +49,15 @@ from .names import (
     tasks_of,
     which_run,
 )
-from .plan import PassSpec, Plan, check_programs, pass_changes, task_label, unenforced_budget
+from .plan import (
+    PassSpec,
+    Plan,
+    check_programs,
+    context_file_text,
+    pass_changes,
+    task_label,
+    unenforced_budget,
+)
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
 from .records import PassResult, runs_without_cost, spending
 from .report import read_passes, stored_plan
@@ -260,10 +268,10 @@ class Pipeline(OneShotAgents):
             base = self.plan.path.parent
             names = [_relative(f, base) for f in ctx.files]
             if len(ctx.files) == 1:
-                text = ctx.files[0].read_text(encoding="utf-8")
+                text = context_file_text(ctx.files[0], base)
             else:
                 text = "".join(
-                    f"==> {name} <==\n{f.read_text(encoding='utf-8')}\n"
+                    f"==> {name} <==\n{context_file_text(f, base)}\n"
                     for name, f in zip(names, ctx.files, strict=True)
                 )
             source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -136,10 +138,22 @@ def _too_large(size: int | None, limit: int) -> PayloadTooLarge:
     show_default=True,
     help="auto: zstd when the server is not local.",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Send every chunk again, overwriting the stored bytes (when a read says damaged "
+    "data), even if the content is unchanged.",
+)
 @json_option
 @pass_app
 def publish(
-    app: App, file: str, owner: str, source: str | None, media_type: str, compression: str
+    app: App,
+    file: str,
+    owner: str,
+    source: str | None,
+    media_type: str,
+    compression: str,
+    repair: bool,
 ) -> None:
     """Publish FILE (or - for stdin) as OWNER's context: a new version, atomically."""
     data = _read_bounded(file, app, _limit(app))
@@ -151,6 +165,7 @@ def publish(
             source=label,
             media_type=media_type,
             compression=_COMPRESSION[compression],
+            repair=repair,
         )
 
     def human() -> None:
@@ -160,8 +175,9 @@ def publish(
                 "content, source and media type): nothing was written"
             )
             return
+        verb = "published (every chunk sent again)" if repair else "published"
         click.echo(
-            f"published {info.owner} version {info.version}: {byte_size(info.size_bytes)}, "
+            f"{verb} {info.owner} version {info.version}: {byte_size(info.size_bytes)}, "
             f"~{info.tokens_est:,} tokens"
         )
 
@@ -176,6 +192,8 @@ def publish(
 @pass_app
 def get(app: App, owner: str, version: str | None, output: str | None) -> None:
     """Print OWNER's whole context (or write it to --output)."""
+    if output and not app.json:
+        _check_output(output)
     info = app.swarm.context_info(owner, version)
     with status(app, f"fetching {byte_size(info.size_bytes)}", info.size_bytes):
         data = app.swarm.get_context_bytes(owner, info.version)
@@ -192,7 +210,13 @@ def get(app: App, owner: str, version: str | None, output: str | None) -> None:
         app.emit({"info": info, "text": text})
         return
     if output:
-        Path(output).write_bytes(data)
+        try:
+            Path(output).write_bytes(data)
+        except OSError as exc:  # (checked before the fetch: changed since, or a full disk)
+            raise click.BadParameter(
+                f"cannot write {output}: {exc.strerror}: pick another path",
+                param_hint="--output",
+            ) from None
         click.echo(f"wrote {byte_size(len(data))} (version {info.version}) to {output}", err=True)
         return
     out = stdout_binary()
@@ -201,6 +225,32 @@ def get(app: App, owner: str, version: str | None, output: str | None) -> None:
             out.write(data[start : start + 1024 * 1024])
             advance(min(1024 * 1024, len(data) - start))
     out.flush()
+
+
+def _check_output(output: str) -> None:
+    """Refuse an --output that cannot be written before the context is fetched (a big one
+    takes a while), saying what to do."""
+    path = Path(output)
+    parent = path.parent
+    if not parent.is_dir():
+        raise click.BadParameter(
+            f"cannot write {output}: the directory {parent} does not exist: create it "
+            f"(mkdir -p {shlex.quote(str(parent))}) or pick another path",
+            param_hint="--output",
+        )
+    if path.is_dir():
+        raise click.BadParameter(
+            f"cannot write {output}: it is a directory: name a file in it", param_hint="--output"
+        )
+    exists = path.exists()
+    if (exists and not os.access(path, os.W_OK)) or (
+        not exists and not os.access(parent, os.W_OK | os.X_OK)
+    ):
+        what = output if exists else f"a file in {parent}"
+        raise click.BadParameter(
+            f"cannot write {output}: no permission to write {what}: pick another path",
+            param_hint="--output",
+        )
 
 
 @context.command()

@@ -3,10 +3,14 @@
 -- slot, so that adding a holder and deleting the chunk when none is left are atomic with
 -- each other even on a Redis Cluster. Holders are a set, not a count: a request retried
 -- after a lost reply cannot count twice.
+-- The stored bytes are trusted only when they are as long as the caller's: a chunk cut short
+-- (or overwritten with other bytes of another length) is sent again (chunk_put overwrites
+-- it), in the same round trip as ever. Bytes of the right length but damaged are not caught
+-- here: readers refuse them, and a publish with --repair sends every chunk again.
 -- KEYS[1]: the chunk (HASH: data = the stored bytes, h:TOKEN = 1 per holder)
--- ARGV[1]: the holder token
+-- ARGV[1]: the holder token   ARGV[2]: the length of the stored bytes (at least 1)
 -- returns 1 when the chunk exists (holder added), 0 when it must be sent (chunk_put)
-if redis.call('HEXISTS', KEYS[1], 'data') == 1 then
+if redis.call('HSTRLEN', KEYS[1], 'data') == tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'h:' .. ARGV[1], 1)
   return 1
 end

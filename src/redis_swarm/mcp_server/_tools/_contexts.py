@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from ... import _hints as hints
 from ..._codec import dumps
 from ..._context_records import GrepLine, SearchHit, grep_groups
+from ..._errors import NotFound, SwarmError
 from ..._validate import MAX_AROUND, MAX_HITS, check_name
 from .._budget import clip, encode_cursor
-from .._render import cursor_offset, plain, render_group
+from .._render import cursor_offset, plain, render_group, tool_error
 from .._roles import EVERYONE, SHARD, tool
 from ._base import ContextOwner, ContextVersion, ToolsBase
 
 __all__ = ["ContextTools"]
+
+T = TypeVar("T")
 
 _NO_END = 2**31 - 1  # read_context_lines without ``end``: up to the end, as much as fits
 
@@ -49,7 +53,8 @@ class ContextTools(ToolsBase):
             offset = at
         owner = session.context_owner(owner)
         size = self.budget.body_chars
-        part = await self._read(
+        read = self._read if not cursor else self._paged("get_context")
+        part = await read(
             self.swarm.read_context,
             owner,
             offset=offset,
@@ -188,7 +193,8 @@ class ContextTools(ToolsBase):
         if version is None:
             info = await self._read(self.swarm.context_info, owner)
             version = info.version
-        hits = await self._read(
+        search = self._read if not cursor else self._paged("search_context with the pattern")
+        hits = await search(
             self.swarm.search_context,
             owner,
             pattern,
@@ -235,6 +241,29 @@ class ContextTools(ToolsBase):
                 else "no match: try ignore_case=true, another pattern, or regex=true"
             )
         return self._result(header, "\n--\n".join(blocks))
+
+    def _paged(self, fresh: str) -> Callable[..., Awaitable[Any]]:
+        """``_read`` for a call that goes on from a cursor: the version the cursor pages,
+        pruned since by newer publishes, is refused with the way to start again (``fresh``:
+        the call without the cursor), not with the core's (a version the caller did not
+        pass)."""
+
+        async def read(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+            try:
+                return await self.sessions.read(fn, *args, **kwargs)
+            except NotFound as exc:
+                said = str(exc)
+                if hints.CURRENT_VERSION not in said:
+                    raise tool_error(exc) from exc
+                again = (
+                    f"this cursor pages that version, so it cannot go on: call {fresh} "
+                    "again without the cursor to start over on the current version"
+                )
+                raise ToolError(f"NotFound: {said.replace(hints.CURRENT_VERSION, again)}") from exc
+            except SwarmError as exc:
+                raise tool_error(exc) from exc
+
+        return read
 
     def _hit_blocks(
         self, hits: Sequence[SearchHit], shown_through: int
