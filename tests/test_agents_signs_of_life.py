@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from redis_swarm import NotFound, Swarm
+from redis_swarm._keys import Keys
 from redis_swarm._ops import agents as agent_ops
 
 from ._cli import Cli
@@ -132,20 +133,28 @@ def test_cli_heartbeat_with_an_unknown_task_fails(cli: Cli, swarm: Swarm) -> Non
 # --- 4. a sweep says what it dropped
 
 
-def test_cli_sweep_says_the_unread_messages_dropped(cli: Cli, swarm: Swarm) -> None:
+def _silent_since_1970(raw: Any, *agents: str) -> None:
+    """Backdate the agents' last sign of life: the CLI sweeps none silent for less than a
+    live agent's beat interval, so a sweep of agents just registered needs them older."""
+    raw.zadd(Keys("test").presence, dict.fromkeys(agents, 0))
+
+
+def test_cli_sweep_says_the_unread_messages_dropped(cli: Cli, swarm: Swarm, raw: Any) -> None:
     swarm.register("worker", name="dave")
     swarm.register("worker", name="erin")
     swarm.send("dave", "one")
     swarm.send("dave", "two")
-    out = cli("agents", "sweep", "--stale-after", "0").stdout
+    _silent_since_1970(raw, "dave", "erin")
+    out = cli("agents", "sweep", "--stale-after", "3600").stdout
     assert "removed 2: dave (2 unread messages dropped), erin" in out
-    assert cli.json("agents", "sweep", "--stale-after", "0") == {"items": [], "unread": {}}
+    assert cli.json("agents", "sweep", "--stale-after", "3600") == {"items": [], "unread": {}}
 
 
-def test_cli_sweep_json_counts_the_unread(cli: Cli, swarm: Swarm) -> None:
+def test_cli_sweep_json_counts_the_unread(cli: Cli, swarm: Swarm, raw: Any) -> None:
     swarm.register("worker", name="dave")
     swarm.send("dave", "one")
-    assert cli.json("agents", "sweep", "--stale-after", "0") == {
+    _silent_since_1970(raw, "dave")
+    assert cli.json("agents", "sweep", "--stale-after", "3600") == {
         "items": ["dave"],
         "unread": {"dave": 1},
     }

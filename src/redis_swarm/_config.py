@@ -196,7 +196,12 @@ class Settings:
     ) -> Settings:
         """Parse ``url`` into Settings. A bad URL raises ConfigError naming what is wrong."""
         check_swarm_name(swarm)
-        if not isinstance(url, str) or not url.strip():
+        if not isinstance(url, str):
+            raise ConfigError(
+                f"the Redis URL must be a string, got {type(url).__name__}: pass 'embedded' "
+                "or 'redis://host:port'"
+            )
+        if not url.strip():
             raise ConfigError("the Redis URL is empty: pass 'embedded' or redis://host:port")
         url = url.strip()
         base: dict[str, object] = {"swarm": swarm}

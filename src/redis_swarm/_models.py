@@ -22,6 +22,7 @@ from ._hints import LIST_PASSES
 from ._usage import Usage, summed_figures
 
 __all__ = [
+    "BEAT_EVERY_S",
     "DEFAULT_MAX_ABANDONS",
     "NAMES_LISTED",
     "OPEN_STATUSES",
@@ -66,6 +67,10 @@ DEFAULT_MAX_ABANDONS = 10
 # Seconds without a sign of life after which every view calls an agent stale, by default
 # (``stale_after_s``; what a running slot's beats are spaced by is derived from it).
 STALE_AFTER_S = 60.0
+# The longest between two beats of a running slot (swarm run): a third of the time after
+# which the views call an agent stale (a lease of minutes is renewed less often than that),
+# so that a beat late or lost still leaves it alive. A live agent may be silent this long.
+BEAT_EVERY_S = STALE_AFTER_S / 3
 
 
 # The most names a message about an unknown one lists (the passes, the queues there are).

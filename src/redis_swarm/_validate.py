@@ -14,6 +14,7 @@ __all__ = [
     "MAX_AGENT_NAME",
     "MAX_AROUND",
     "MAX_ASK_TIMEOUT_S",
+    "MAX_CAPACITY_TOKENS",
     "MAX_CLAIM_BATCH",
     "MAX_DELAY_S",
     "MAX_DESCRIPTION_CHARS",
@@ -134,6 +135,11 @@ def check_queues(queues: str | Sequence[str], *, what: str = "claim") -> tuple[s
     """The distinct names of ``queues`` (one queue name or a list of them), in order, each
     checked, at least one and at most ``MAX_QUEUES``; else a ValidationError naming
     ``what`` took them."""
+    given: object = queues  # (typed as the callers should call it; checked as they may)
+    if isinstance(given, bytes | bytearray):  # a Sequence, of ints: named as what it is
+        raise ValidationError(
+            f"queue must be a string, got {type(given).__name__}: decode it (.decode())"
+        )
     if isinstance(queues, str):
         names = [queues]
     elif isinstance(queues, Sequence):
@@ -156,6 +162,9 @@ def check_swarm_name(value: object) -> str:
 
 MAX_AGENT_NAME = 64  # an agent's name: it is part of its inbox's key and of every message
 MAX_ROLE = 40  # an agent's role (worker, planner, ...): a word, as every agents listing shows it
+# The most tokens an agent's capacity_tokens may say: far beyond any model's context or
+# budget, and still exact as a number in Lua and JSON (below 2**53).
+MAX_CAPACITY_TOKENS = 10**12
 
 
 def check_agent(kind: str, value: object) -> str:

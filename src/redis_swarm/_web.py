@@ -23,19 +23,37 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ._codec import dumps
 from ._errors import ConfigError
 from ._net import Listening, is_loopback
+from ._printable import printable
 
 __all__ = ["AccessGuard", "require_token_off_loopback", "serve"]
 
 
+# The most of a --host value a message shows: it is typed, but may be any length.
+HOST_SHOWN = 80
+
+
 def require_token_off_loopback(host: str, token: str | None, *, what: str, env: str) -> None:
-    """Refuse an empty token, and no token on an address other machines can reach."""
+    """Refuse an empty host, an empty token, and no token on an address other machines can
+    reach."""
+    if not host.strip():  # (an empty host would listen on every interface)
+        raise ConfigError(
+            "--host is empty: give the address to listen on, 127.0.0.1 (this machine only, "
+            "the default) or 0.0.0.0 (every interface, with --token)"
+        )
     if token is not None and not token.strip():
         raise ConfigError("--token is empty: pass a secret, e.g. $(openssl rand -hex 16)")
     if not is_loopback(host) and not token:
         raise ConfigError(
-            f"--host {host} is reachable from other machines: {what}, so it needs a token "
-            f"there: add --token $(openssl rand -hex 16) (or set {env})"
+            f"--host {shown_host(host)} is reachable from other machines: {what}, so it needs "
+            f"a token there: add --token $(openssl rand -hex 16) (or set {env})"
         )
+
+
+def shown_host(host: str) -> str:
+    """``host`` quoted for a message: cut to HOST_SHOWN characters, every control or
+    bidirectional character (a newline too) shown as an escape, not obeyed by the terminal."""
+    cut = host if len(host) <= HOST_SHOWN else host[: HOST_SHOWN - 1] + "…"
+    return printable(repr(cut))
 
 
 def serve(app: ASGIApp, listening: Listening) -> None:

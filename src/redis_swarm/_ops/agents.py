@@ -24,6 +24,7 @@ from .._hints import CHECK_AGENT_ID
 from .._models import STALE_AFTER_S, Agent, Page, Task, TaskStatus
 from .._protocol import Batch, Call, Cmd, OpContext, Operation, together
 from .._validate import (
+    MAX_CAPACITY_TOKENS,
     MAX_PAGE,
     MAX_ROLE,
     check_agent,
@@ -76,6 +77,8 @@ def _check_label(kind: str, value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
+    if not value.strip():  # a blank would show as an empty column, set yet saying nothing
+        raise ValidationError(f"{kind} is blank: name it, or leave it out (None)")
     return check_printable(kind, value, max_chars=MAX_FIELD_CHARS)
 
 
@@ -223,10 +226,11 @@ def _profile(
     if capacity_tokens is not None and (
         not isinstance(capacity_tokens, int)
         or isinstance(capacity_tokens, bool)
-        or capacity_tokens < 1
+        or not 1 <= capacity_tokens <= MAX_CAPACITY_TOKENS
     ):
         raise ValidationError(
-            f"capacity_tokens must be a positive integer, not {capacity_tokens!r}"
+            f"capacity_tokens must be an integer from 1 to {MAX_CAPACITY_TOKENS:,}, not "
+            f"{capacity_tokens!r}: give the agent's context window in tokens, or leave it out"
         )
     meta = check_data("metadata", metadata, MAX_METADATA_BYTES)
     return {

@@ -184,7 +184,11 @@ def _checked(
     here as ``dumps`` of its fields (in this order) would write it, without the dict and
     the encoder's walk: names and ids need no escaping, numbers are plain ints or floats."""
     queue = check_name("queue", queue)
-    if not isinstance(description, str) or not description.strip():
+    if not isinstance(description, str):
+        raise ValidationError(
+            f"description must be a string, got {type(description).__name__}: say what to do"
+        )
+    if not description.strip():
         raise ValidationError("description must be a non-empty string: say what to do")
     if not description.isascii():
         try:
@@ -487,12 +491,14 @@ def fail(
     spent = dumps(usage_body(usage)) if usage is not None else ""
     if not isinstance(error, str):
         raise ValidationError(f"error must be a string, got {type(error).__name__}")
+    if not error.strip():  # the reason is what whoever reads the dead letter acts on
+        raise ValidationError("error is empty: say why the task failed")
     if len(error) > MAX_ERROR_CHARS:
         error = error[: MAX_ERROR_CHARS - 1] + "…"
     return (
         yield from _update(
             ctx, task_id, "fail", check_token(token), "1" if retry else "0",
-            error or "(no message)",
+            error,
             BACKOFF_BASE_MS, BACKOFF_CAP_MS, spent, after,
         )
     )  # fmt: skip

@@ -24,17 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .._errors import NotFound, SwarmError
-from .._models import STALE_AFTER_S
+from .._models import BEAT_EVERY_S
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
 __all__ = ["BEAT_EVERY_S", "SlotPresence"]
 
-# The longest between two beats of a running slot: a third of the time after which the views
-# call an agent stale (a lease of minutes is renewed less often than that), so that a beat
-# late or lost still leaves it alive.
-BEAT_EVERY_S = STALE_AFTER_S / 3
 SLOT_ROLE = "worker"  # as a claim registers a worker (implicitly)
 
 

@@ -8,9 +8,10 @@ import click
 
 from .._codec import dumps
 from .._errors import NotFound
-from .._models import STALE_AFTER_S, PassCosts, TaskStatus, unknown_pass
+from .._models import BEAT_EVERY_S, STALE_AFTER_S, PassCosts, TaskStatus, unknown_pass
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
 from .._usage import Money, unpriced_note
+from .._validate import MAX_CAPACITY_TOKENS
 from ._app import App, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -213,7 +214,7 @@ def _render_agent(app: App, a: Any, headline: str) -> None:
 @click.option("--role", required=True, help="coordinator, shard, worker, or any name.")
 @click.option("--model")
 @click.option("--specialization")
-@click.option("--capacity-tokens", type=click.IntRange(0))
+@click.option("--capacity-tokens", type=click.IntRange(1, MAX_CAPACITY_TOKENS))
 @click.option("--parent", shell_complete=complete_agents)
 @click.option("--metadata", help="A JSON object.")
 @json_option
@@ -279,6 +280,13 @@ def deregister(app: App, agent_id: str) -> None:
 def sweep(app: App, stale_after: float) -> None:
     """Remove agents silent for longer than --stale-after seconds (one holding a lease not
     yet expired is kept), with their unread messages."""
+    if stale_after < BEAT_EVERY_S:  # below it, a sweep removes agents that are running
+        raise click.BadParameter(
+            f"{stale_after:g} s is shorter than the {BEAT_EVERY_S:g} s a live agent may be "
+            f"silent between two signs of life: give at least {BEAT_EVERY_S:g} (the default, "
+            "300, leaves only agents gone for minutes)",
+            param_hint="--stale-after",
+        )
     removed = app.swarm.sweep(stale_after)
 
     def human() -> None:

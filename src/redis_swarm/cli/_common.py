@@ -28,6 +28,7 @@ from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
 from .._printable import printable, short  # short: the commands import it from here
+from .._protocol import Limits
 from .._validate import MAX_DURATION_S, MAX_JSON_DEPTH, MAX_PAGE, check_json_depth
 from ._app import App
 
@@ -78,6 +79,11 @@ T = TypeVar("T")
 
 READ_CHUNK = 1024 * 1024
 BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
+# The most a `-` or @FILE input is read to unless its option says less: the largest payload
+# the swarm stores at all (a context's), so that an endless stream is refused, not read until
+# memory runs out. Text given as characters is bounded by UTF8_MAX_BYTES per character.
+MAX_INPUT_BYTES = Limits().max_context_bytes
+UTF8_MAX_BYTES = 4  # the most bytes UTF-8 writes one character in
 
 
 # --- input
@@ -251,35 +257,60 @@ def read_bytes(
     what: str = "input",
     thing: str = "the input",
     otherwise: str = "as a file path",
+    limit: int = MAX_INPUT_BYTES,
 ) -> bytes:
     """The bytes of a file path, or of stdin for ``-`` (empty stdin: a usage error saying
-    to pipe ``thing``, or to give it ``otherwise``), with a progress bar when big."""
+    to pipe ``thing``, or to give it ``otherwise``), with a progress bar when big. At most
+    ``limit`` bytes: one more is read only to refuse it (an endless stream, /dev/zero or a
+    producer that never stops, is refused there instead of filling memory)."""
     if source == "-":
         stream: IO[bytes] = sys.stdin.buffer
-        data = _read_stream(stream, None, app, f"reading {what} from stdin")
+        data = _read_stream(stream, None, app, f"reading {what} from stdin", limit)
+        if data is None:
+            raise _too_large("stdin", what, limit)
         if not data:
             raise empty_stdin(what, thing, otherwise=otherwise)
         return data
     path = Path(source).expanduser()
     try:
         size = path.stat().st_size
+        if size > limit:  # refused before reading (a device's size is 0: read to the bound)
+            raise _too_large(source, what, limit)
         with path.open("rb") as stream:
-            return _read_stream(stream, size, app, f"reading {path.name}")
+            read = _read_stream(stream, size or None, app, f"reading {path.name}", limit)
     except FileNotFoundError:
         raise click.BadParameter(f"no such file: {source}", param_hint=what) from None
     except IsADirectoryError:
         raise click.BadParameter(f"{source} is a directory, not a file", param_hint=what) from None
     except PermissionError:
         raise click.BadParameter(f"cannot read {source}: permission denied") from None
+    if read is None:  # it grew while read, or is a device or pipe that never ends
+        raise _too_large(source, what, limit)
+    return read
 
 
-def _read_stream(stream: IO[bytes], size: int | None, app: App | None, label: str) -> bytes:
+def _too_large(source: str, what: str, limit: int) -> click.BadParameter:
+    return click.BadParameter(
+        f"{printable(source)} is larger than {limit:,} bytes, the most {what} takes: shorten it, "
+        "or publish the material as a context (swarm context publish) and refer to it by name",
+        param_hint=what,
+    )
+
+
+def _read_stream(
+    stream: IO[bytes], size: int | None, app: App | None, label: str, limit: int
+) -> bytes | None:
+    """``stream``'s bytes, or None once more than ``limit`` of them came (read no further)."""
     chunks: list[bytes] = []
+    total = 0
     with progress(app, label, size, min_size=BIG) as advance:
         while True:
-            chunk = stream.read(READ_CHUNK)
+            chunk = stream.read(min(READ_CHUNK, limit + 1 - total))
             if not chunk:
                 break
+            total += len(chunk)
+            if total > limit:
+                return None
             chunks.append(chunk)
             advance(len(chunk))
     return b"".join(chunks)
@@ -289,13 +320,25 @@ _INLINE = "inline or as @FILE"
 
 
 def read_text(
-    value: str, app: App | None = None, *, what: str = "text", thing: str = "the text"
+    value: str,
+    app: App | None = None,
+    *,
+    what: str = "text",
+    thing: str = "the text",
+    max_chars: int | None = None,
 ) -> str:
     """``value`` itself, the content of the file ``@path``, or stdin for ``-`` (``thing``:
-    what to pipe, named when stdin is empty)."""
+    what to pipe, named when stdin is empty); read to at most the bytes ``max_chars``
+    characters may take, when the text has such a limit (else read_bytes's)."""
     if value == "-" or value.startswith("@"):
+        limit = MAX_INPUT_BYTES if max_chars is None else UTF8_MAX_BYTES * max_chars
         data = read_bytes(
-            value if value == "-" else value[1:], app, what=what, thing=thing, otherwise=_INLINE
+            value if value == "-" else value[1:],
+            app,
+            what=what,
+            thing=thing,
+            otherwise=_INLINE,
+            limit=limit,
         )
         try:
             return data.decode("utf-8")

@@ -15,7 +15,13 @@ import click
 from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import usage_line
-from .._validate import DEFAULT_RETRY_BACKOFF_S, MAX_LEASE_S, MAX_PRIORITY, MAX_RETRY_BACKOFF_S
+from .._validate import (
+    DEFAULT_RETRY_BACKOFF_S,
+    MAX_DESCRIPTION_CHARS,
+    MAX_LEASE_S,
+    MAX_PRIORITY,
+    MAX_RETRY_BACKOFF_S,
+)
 from ._app import App, _Group, json_option, main, pass_app
 from ._common import (
     Seconds,
@@ -237,7 +243,13 @@ def post(
         return
     if description is None:
         raise click.UsageError("missing DESCRIPTION (or --jsonl FILE)")
-    description = read_text(description, app, what="DESCRIPTION", thing="the task's description")
+    description = read_text(
+        description,
+        app,
+        what="DESCRIPTION",
+        thing="the task's description",
+        max_chars=MAX_DESCRIPTION_CHARS,
+    )
     task_id = app.swarm.new_task_id()
     t = app.swarm.post_task(
         queue,
