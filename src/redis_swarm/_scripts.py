@@ -53,6 +53,7 @@ __all__ = [
     "READ_ONLY_SCRIPTS",
     "STALE_LIBRARY",
     "Library",
+    "code_version",
     "evalsha",
     "fcall",
     "function_name",
@@ -157,6 +158,16 @@ end
 
 # What a stale reply says the server holds: written by _HEAD, of this redis-swarm or another.
 _HELD = re.compile(rf"^{STALE_LIBRARY} the {LIBRARY} library on this server is version ([^\s,]+),")
+
+
+# The version line of a library's code, as _HEAD writes it (FUNCTION LIST ... WITHCODE).
+_CODE_VERSION = re.compile(r"^local VERSION = '([^']*)'", re.MULTILINE)
+
+
+def code_version(code: str) -> str | None:
+    """The version of a library's code as the server lists it (None: no version line)."""
+    found = _CODE_VERSION.search(code)
+    return found.group(1) if found else None
 
 
 def held_version(reply: str) -> str | None:

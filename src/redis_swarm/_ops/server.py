@@ -14,7 +14,7 @@ from .._keys import swarm_key_patterns
 from .._net import is_loopback
 from .._protocol import Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
-from .._scripts import LIBRARY, STALE_LIBRARY, held_version, library
+from .._scripts import LIBRARY, STALE_LIBRARY, code_version, held_version, library
 
 __all__ = [
     "LibraryState",
@@ -299,8 +299,6 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     )
 
 
-# The version line of the library's source (written by ``_scripts``: ``local VERSION = '...'``).
-_VERSION_LINE = re.compile(r"^local VERSION = '([^']*)'", re.MULTILINE)
 # What a server without Functions (Redis < 7.0) answers FUNCTION or FCALL.
 _NO_FUNCTIONS = re.compile(r"unknown command .(FUNCTION|FCALL(_RO)?).", re.IGNORECASE)
 
@@ -330,8 +328,7 @@ def _listed_version(reply: Any) -> str | None:
     for entry in reply or []:
         fields = reply_fields(entry)
         if fields.get("library_name") == LIBRARY:
-            found = _VERSION_LINE.search(fields.get("library_code", ""))
-            return found[1] if found else "?"
+            return code_version(fields.get("library_code", "")) or "?"
     return None
 
 
