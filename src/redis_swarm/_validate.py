@@ -16,6 +16,7 @@ __all__ = [
     "MAX_ASK_TIMEOUT_S",
     "MAX_CAPACITY_TOKENS",
     "MAX_CLAIM_BATCH",
+    "MAX_CONTEXT_BYTES",
     "MAX_DELAY_S",
     "MAX_DESCRIPTION_CHARS",
     "MAX_DURATION_S",
@@ -67,6 +68,9 @@ MAX_RETRY_BACKOFF_S = 300.0
 # older_than_s; every CLI duration, ``Seconds``): about 31 years.
 MAX_DURATION_S = 1e9
 MAX_PAGE = 1_000  # the most items one page of a listing holds (its limit)
+# The largest context a swarm stores by default (Limits.max_context_bytes): the largest
+# payload of all, and the bound of what a face reads from a file or stdin before refusing it.
+MAX_CONTEXT_BYTES = 64 * 1024 * 1024
 # A task's priority, either way: the pending score keeps FIFO order exact within +-10,000.
 MAX_PRIORITY = 10_000
 # A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.

@@ -28,8 +28,13 @@ from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
 from .._printable import printable, short  # short: the commands import it from here
-from .._protocol import Limits
-from .._validate import MAX_DURATION_S, MAX_JSON_DEPTH, MAX_PAGE, check_json_depth
+from .._validate import (
+    MAX_CONTEXT_BYTES,
+    MAX_DURATION_S,
+    MAX_JSON_DEPTH,
+    MAX_PAGE,
+    check_json_depth,
+)
 from ._app import App
 
 if TYPE_CHECKING:
@@ -82,7 +87,7 @@ BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
 # The most a `-` or @FILE input is read to unless its option says less: the largest payload
 # the swarm stores at all (a context's), so that an endless stream is refused, not read until
 # memory runs out. Text given as characters is bounded by UTF8_MAX_BYTES per character.
-MAX_INPUT_BYTES = Limits().max_context_bytes
+MAX_INPUT_BYTES = MAX_CONTEXT_BYTES
 UTF8_MAX_BYTES = 4  # the most bytes UTF-8 writes one character in
 
 
