@@ -146,20 +146,34 @@ def _holders(
     if not task_ids:
         return {}, ()
     raws = yield Cmd("HMGET", ctx.keys.tasks, *task_ids)
+    claimed, corrupt = _still_claimed(task_ids, raws, [None] * len(task_ids))
     holding: dict[str, list[str]] = {}
+    for task in claimed:
+        if task.worker:
+            holding.setdefault(task.worker, []).append(task.id)
+    return {worker: tuple(ids) for worker, ids in holding.items()}, corrupt
+
+
+def _still_claimed(
+    task_ids: list[str], raws: list[Any], data: list[Any]
+) -> tuple[list[Task], tuple[str, ...]]:
+    """Of the records ``raws`` (with their ``data``) of ``task_ids``, read after their leases
+    were: the tasks still claimed (one deleted, settled or released meanwhile is no longer
+    held), and the ids of those stored unreadable (written around the operations: named,
+    not fatal)."""
+    claimed: list[Task] = []
     corrupt: list[str] = []
-    for task_id, raw in zip(task_ids, raws, strict=True):
-        if not raw:  # deleted since its lease was read
+    for task_id, raw, value in zip(task_ids, raws, data, strict=True):
+        if not raw:
             continue
         try:
-            task = task_from(raw, None)
-        except UNREADABLE:  # written around the operations: named, not fatal
+            task = task_from(raw, value)
+        except UNREADABLE:
             corrupt.append(task_id)
             continue
-        # Settled or released since its lease was read: no longer held.
-        if task.status is TaskStatus.CLAIMED and task.worker:
-            holding.setdefault(task.worker, []).append(task.id)
-    return {worker: tuple(ids) for worker, ids in holding.items()}, tuple(corrupt)
+        if task.status is TaskStatus.CLAIMED:
+            claimed.append(task)
+    return claimed, tuple(corrupt)
 
 
 def leases_of(
@@ -194,19 +208,8 @@ def leases_of(
         return Page(())
     k = ctx.keys
     raws, data = yield Batch((Cmd("HMGET", k.tasks, *ids), Cmd("HMGET", k.task_data, *ids)))
-    items: list[Task] = []
-    corrupt: list[str] = []
-    for task_id, raw, value in zip(ids, raws, data, strict=True):
-        if not raw:
-            continue
-        try:
-            task = task_from(raw, value)
-        except UNREADABLE:  # written around the operations: named, not fatal
-            corrupt.append(task_id)
-            continue
-        if task.status is TaskStatus.CLAIMED and task.worker == worker:
-            items.append(task)
-    return Page(tuple(items), None, tuple(corrupt))
+    claimed, corrupt = _still_claimed(ids, raws, data)
+    return Page(tuple(t for t in claimed if t.worker == worker), None, corrupt)
 
 
 def _profile(
