@@ -53,6 +53,7 @@ __all__ = [
     "TypeFilter",
     "Webhook",
     "answer_fields",
+    "lease_token",
     "listed_names",
     "runs_of",
     "type_filter",
@@ -461,6 +462,13 @@ class TaskCosts:
     def total(self) -> dict[str, Any]:
         """Every run's ``FIGURES`` summed (``summed_figures``)."""
         return summed_figures(self.usages())
+
+
+def lease_token(attempts: int, secret: str) -> str:
+    """The token of the lease an attempt holds: its number and the secret its claim sent
+    (``ATTEMPT.SECRET``; the task keeps only the secret's seal). A claim's task carries it;
+    one whose reply was lost is proved with it (``ConnectionFailed.lease_secrets``)."""
+    return f"{attempts}.{secret}"
 
 
 def runs_of(records: Iterable[Finding | Synthesis | Task | None]) -> tuple[int, int]:

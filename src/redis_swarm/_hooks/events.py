@@ -81,7 +81,7 @@ from .._mcp_names import (
     SERVER_PID,
     settles_tasks,
 )
-from .._models import Agent, Message, Task, unknown_queues
+from .._models import Agent, Message, Task, lease_token, unknown_queues
 from .formats import MAX_CHARS, Answer, clip
 from .reach import not_answered
 
@@ -224,7 +224,7 @@ def _adopted(swarm: Swarm, worker: str, unknown: Sequence[Task]) -> dict[str, st
     adopted: dict[str, str] = {}
     for task in unknown:
         for secret in secrets:
-            token = f"{task.attempts}.{secret}"
+            token = lease_token(task.attempts, secret)
             try:
                 swarm.renew(task.id, token)
             except (Conflict, NotFound):  # (LeaseLost: not this secret's; or settled since)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from .._codec import UNREADABLE, built, loads
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
-from .._models import Finding, Page, Task, TaskStatus
+from .._models import Finding, Page, Task, TaskStatus, lease_token
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
 from .._validate import MAX_LABEL_CHARS, MAX_PAGE, check_id, check_json_depth, too_deep
@@ -362,7 +362,7 @@ def task_from(raw: Any, data: Any, lease_secret: str | None = None) -> Task:
     if isinstance(fields.get("failed_usage"), dict):
         fields["failed_usage"] = Usage.from_dict(fields["failed_usage"])
     if lease_secret is not None:
-        fields["token"] = f"{fields.get('attempts', 0)}.{lease_secret}"
+        fields["token"] = lease_token(fields.get("attempts", 0), lease_secret)
     fields["status"] = TaskStatus(state["status"])
     fields["data"] = loads(data) if data else None
     return built(Task, fields)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConnectionFailed, LeaseLost, SwarmError, ValidationError
+from .._models import lease_token
 from .._outage import OUTAGE_PATIENCE_S, ride_out
 from .._usage import summed_figures
 from .._validate import MAX_POLL_S
@@ -350,7 +351,7 @@ class PoolState:
         nothing: processes may share a worker prefix (``swarm serve``'s), and a lease no
         secret of this pool renews is another process's run."""
         for secret in self._orphan_secrets(task, now.worker or ""):
-            token = f"{now.attempts}.{secret}"
+            token = lease_token(now.attempts, secret)
             try:
                 renewed = self.swarm.renew(task.id, token, lease_s=self.options.lease_s)
             except LeaseLost:  # (another task's secret, or another process's lease)
