@@ -104,6 +104,30 @@ def test_repair_of_another_owners_damaged_chunks_through_the_api(
         assert cold.get_context("a") == TEXT and cold.get_context("b") == TEXT
 
 
+def test_an_mcp_shard_repairs_what_an_mcp_worker_found_damaged(
+    swarm: Swarm, redis_url: str
+) -> None:
+    """The refusal says how to repair over MCP too, and publish_context takes ``repair``."""
+    swarm.publish_context("shard-m", TEXT, source="mcp:shard-m", compression="none")
+    _damage(redis_url, _flip_a_byte)
+
+    async def body() -> None:
+        with _cold(redis_url) as cold:
+            async with connect(build_server(cold, role="worker")) as worker:
+                said = await worker.error("get_context", owner="shard-m")
+                assert "damaged data" in said and "publish_context with repair=true" in said
+        async with connect(build_server(swarm, role="shard", name="shard-m")) as shard:
+            # A plain publish reuses the damaged chunk; repair sends it again.
+            await shard("publish_context", text=TEXT, source="mcp:shard-m")
+            with _cold(redis_url) as cold, pytest.raises(SwarmError, match="damaged"):
+                cold.get_context("shard-m")
+            await shard("publish_context", text=TEXT, source="mcp:shard-m", repair=True)
+        with _cold(redis_url) as cold:
+            assert cold.get_context("shard-m") == TEXT
+
+    anyio.run(body)
+
+
 def test_a_chunk_cut_short_is_sent_again_by_any_publish(swarm: Swarm, redis_url: str) -> None:
     """chunk_acquire trusts a stored chunk only when it is as long as the one sent."""
     swarm.publish_context("a", TEXT, source="a.md", compression="none")

@@ -258,7 +258,7 @@ def _corrupt(m: Manifest, said: str) -> SwarmError:
     owner's, by content), so only a publish with --repair sends them again."""
     return SwarmError(
         f"{said} (damaged data): publish it again with --repair, which sends every chunk "
-        f"anew: {repair_command(m.info)}"
+        f"anew: {repair_command(m.info)} (over MCP: publish_context with repair=true)"
     )
 
 

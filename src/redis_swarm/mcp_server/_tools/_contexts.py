@@ -313,6 +313,13 @@ class ContextTools(ToolsBase):
         ] = None,
         source: Annotated[str | None, Field(description="Where it comes from (a label).")] = None,
         media_type: Annotated[str, Field(description="Its media type.")] = "text/markdown",
+        repair: Annotated[
+            bool,
+            Field(
+                description="Send every chunk again, overwriting the stored bytes: what a "
+                "read that reported damaged data asks for."
+            ),
+        ] = False,
     ) -> CallToolResult:
         """Shard, step 1: publish the context your workers will read (give text, or a path
         to a file: the better way for big contexts). Publishing again makes a new version;
@@ -334,6 +341,7 @@ class ContextTools(ToolsBase):
             content,
             source=source or (str(path) if path else f"mcp:{session.agent_id}"),
             media_type=media_type,
+            repair=repair,
         )
         payload = plain(info)
         if owner == session.agent_id:
