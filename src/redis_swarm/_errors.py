@@ -140,10 +140,12 @@ class InvalidState(Conflict):
     """The task is not in a state that allows this operation."""
 
 
-class Timeout(SwarmError):
+class Timeout(SwarmError, TimeoutError):
     """A bounded wait ended before its condition held. An ask that timed out names its
     question (``task_id``) and says whether an answerer held it (``claimed``) when the wait
-    ended: one claimed and given back unanswered is not."""
+    ended: one claimed and given back unanswered is not. A builtin ``TimeoutError`` too (and
+    so an ``OSError``), so that ``except TimeoutError`` around a swarm wait catches it; the
+    library's own ``except OSError`` and ``TimeoutError`` handlers wrap no wait or ask."""
 
     def __init__(
         self, message: str, *, task_id: str | None = None, claimed: bool | None = None

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_MAX_ABANDONS",
     "NAMES_LISTED",
     "OPEN_STATUSES",
+    "PLANNED_SYNTHESIS",
     "RECORD_KINDS",
     "STALE_AFTER_S",
     "Agent",
@@ -55,7 +56,9 @@ __all__ = [
     "answer_fields",
     "lease_token",
     "listed_names",
+    "planning_task_of",
     "runs_of",
+    "synthesizer_task_of",
     "type_filter",
     "unknown_pass",
     "unknown_queues",
@@ -492,16 +495,46 @@ def runs_of(records: Iterable[Finding | Synthesis | Task | None]) -> tuple[int, 
     return runs, unpriced
 
 
+# How the id of a synthesis a pipeline wrote begins (``_pipeline.names.synthesis_id``): the
+# ids of its pass's planning and synthesizer tasks are made from it (``planning_task_of``,
+# ``synthesizer_task_of``), which is how ``Swarm.pass_costs`` finds those tasks (they carry
+# no pass name) from the pass's synthesis, as the pipeline's lineage does.
+PLANNED_SYNTHESIS = "s-pl-"
+
+
+def synthesizer_task_of(synthesis: str) -> str:
+    """The id of the synthesizer task of the synthesis ``synthesis`` (an id): where a
+    pipeline records its synthesizer's refused or failed runs, found from the synthesis
+    alone. Taken only when its data names the synthesis (a task may merely have the id)."""
+    return "t-" + synthesis.removeprefix("s-")
+
+
+def planning_task_of(synthesis: str) -> str | None:
+    """The id of the planning task of the pass whose synthesis is ``synthesis`` (an id; None:
+    no pipeline wrote it), where a planned pass's planner runs: its finding is the tasks
+    planned and what the planner cost. Taken only when its data names the pass."""
+    if not synthesis.startswith(PLANNED_SYNTHESIS):
+        return None
+    return "t-plan-" + synthesis.removeprefix(PLANNED_SYNTHESIS)
+
+
 @dataclass(frozen=True)
 class PassCosts(Record):
     """What every agent run behind one pass cost (``Swarm.pass_costs``), summed: its
     findings, superseded ones too (a report that came after its task was settled cost as
-    much), the failed and refused runs summed on its tasks (``failed_usage``), and its
-    syntheses. ``total`` is their ``FIGURES`` summed (None: no run reported that figure,
-    never 0), ``failed`` the failed runs' part of it, ``by_model`` the same per model
+    much), the failed and refused runs summed on its tasks (``failed_usage``), its
+    syntheses, and a pipeline's planner and synthesizer runs of it (their records carry no
+    pass name: found from its synthesis, ``planning_task_of``, ``synthesizer_task_of``).
+    ``total`` is their ``FIGURES`` summed (None: no run reported that figure, never 0),
+    ``failed`` the failed runs' part of it, ``by_model`` the same per model
     (``add_model_figures``; ``unknown`` where no model is known). ``runs`` counts the agent
     runs behind them and ``runs_without_cost`` those that reported no cost (``runs_of``):
     when some did, ``total``'s cost is less than what was spent.
+
+    ``planning`` and ``synthesis`` are parts of ``total``, each with its runs: what the
+    pipeline's planner of the pass cost (its task lists, its refused or failed runs), and
+    what writing its syntheses cost (every synthesis of the pass, and the pipeline
+    synthesizer's refused or failed runs); the rest is its workers'.
 
     ``findings`` (``superseded`` of them), ``tasks`` and ``syntheses``: how many records were
     summed. ``searched_all`` is False when only the first ``scan_limit`` records of each
@@ -511,16 +544,17 @@ class PassCosts(Record):
 
     # What ``total`` covers, said under it wherever it is shown.
     COVERS: ClassVar[str] = (
-        "its findings (superseded ones too), its tasks' failed runs, its syntheses"
+        "its findings (superseded ones too), its tasks' failed runs, its syntheses, a "
+        "pipeline's planner and synthesizer runs"
     )
-    # What ``total`` never covers, said under it too: a pipeline's planner and synthesizer
-    # record their runs on tasks and findings that carry no pass name (nothing an index by
-    # pass finds), and an answer to a question a worker asked is a finding of the question's
-    # queue (one more read per task to find).
+    # What ``total`` never covers, said under it too: an answer to a question a worker
+    # asked is a finding of the question's queue (one more read per task to find); a
+    # pipeline's planner and synthesizer are found from the pass's synthesis, so before it
+    # is written, a pipeline's status counts them alone.
     NOT_COUNTED: ClassVar[str] = (
-        "a pipeline's planner and its synthesizer's refused or failed runs (swarm pipeline "
-        "status counts them), the answers to questions its workers asked (swarm lineage "
-        "shows each with its cost)"
+        "a pipeline's planner and synthesizer runs while the pass has no synthesis yet "
+        "(swarm pipeline status counts them), the answers to questions its workers asked "
+        "(swarm lineage shows each with its cost)"
     )
 
     pass_name: str
@@ -537,6 +571,11 @@ class PassCosts(Record):
     scan_limit: int = 0
     corrupt: int = 0
     retired: RetiredPass | None = None
+    # The parts of ``total`` (``FIGURES`` each, None where unknown), with their runs.
+    planning: dict[str, Any] = dataclasses.field(default_factory=dict)
+    planning_runs: int = 0
+    synthesis: dict[str, Any] = dataclasses.field(default_factory=dict)
+    synthesis_runs: int = 0
 
     def shown(self) -> dict[str, Any]:
         """The costs as every face gives them as data (``swarm status --pass --json``, the

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .._errors import NotFound, ValidationError
-from .._models import Finding, Task
+from .._models import PLANNED_SYNTHESIS, Finding, Task, planning_task_of, synthesizer_task_of
 from .._validate import MAX_PAGE, check_name
 
 if TYPE_CHECKING:
@@ -230,12 +230,9 @@ def _digest(*parts: str, size: int = 24) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:size]
 
 
-# How the id of a pass's synthesis (``synthesis_id``) begins: a synthesis a pipeline made.
-PLANNED_SYNTHESIS = "s-pl-"
-
-
 def synthesis_id(plan: Plan, index: int) -> str:
-    """The id of a pass's synthesis: the same on every run of the plan."""
+    """The id of a pass's synthesis: the same on every run of the plan (``PLANNED_SYNTHESIS``
+    and a digest, the core's rule of a synthesis a pipeline made: see ``planning_task_of``)."""
     run = () if plan.run == 1 else (str(plan.run),)
     return PLANNED_SYNTHESIS + _digest(plan.name, str(index), plan.passes[index].name, *run)
 
@@ -253,14 +250,11 @@ def planning_task_id(plan: Plan, index: int) -> str:
     carries no pass name: its finding (the tasks planned) is bookkeeping, and a pass's
     findings (``swarm findings --pass``, what a synthesis may cite) stay its workers'. (A run
     from before this posted it with the pass name: ``records.read_pass`` and the planner
-    still find that one by it.)"""
-    return "t-plan-" + synthesis_id(plan, index).removeprefix(PLANNED_SYNTHESIS)
-
-
-def synthesizer_task_of(synthesis: str) -> str:
-    """The id of the synthesizer task of the synthesis ``synthesis`` (an id): found from the
-    synthesis alone, where no plan is at hand (lineage)."""
-    return "t-" + synthesis.removeprefix("s-")
+    still find that one by it.) Made from the synthesis id (``planning_task_of``), so that
+    ``Swarm.pass_costs`` finds it from the pass's synthesis."""
+    task_id = planning_task_of(synthesis_id(plan, index))
+    assert task_id is not None  # (every synthesis_id begins with PLANNED_SYNTHESIS)
+    return task_id
 
 
 def dedupe_key(index: int, position: int, description: str, label: str | None = None) -> str:

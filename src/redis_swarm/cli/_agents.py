@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._codec import dumps
+from .._codec import counted, dumps
 from .._errors import NotFound
 from .._models import BEAT_EVERY_S, STALE_AFTER_S, PassCosts, TaskStatus, unknown_pass
 from .._printable import SETTLED_SHOWN, bounded, not_shown, printable, short_version
@@ -131,8 +131,9 @@ def status(app: App, pass_name: str | None, stale_after: float, all_: bool) -> N
 def _pass_cost_lines(costs: PassCosts) -> list[str]:
     """What every agent run behind a pass cost (``Swarm.pass_costs``), as ``swarm status
     --pass`` shows it: in all, with how many of its runs reported no cost and what it
-    covers, then per model and the failed runs' part of it (every cost as every view shows
-    it: ``Money``), then what they never count and what these sums leave out."""
+    covers, then per model, the failed runs' part of it and a pipeline's planning and
+    synthesis parts (every cost as every view shows it: ``Money``), then what they never
+    count and what these sums leave out."""
     total = costs.total
     if costs.runs == 0:
         # (a retired pass's runs were recorded: their records went with it, as its note says)
@@ -148,6 +149,13 @@ def _pass_cost_lines(costs: PassCosts) -> list[str]:
         lines += [f"  {model.ljust(width)}  {money.line(f)}" for model, f in models.items()]
         if any(value is not None for value in costs.failed.values()):
             lines.append(f"  of it, failed and refused runs: {money.line(costs.failed)}")
+        # (what a demanding reader asks next: how much of it was planning and synthesis)
+        for part, figures, runs in (
+            ("planning", costs.planning, costs.planning_runs),
+            ("synthesis", costs.synthesis, costs.synthesis_runs),
+        ):
+            if runs:
+                lines.append(f"  of it, {part}: {money.line(figures)} ({counted(runs, 'run')})")
     lines.append(f"  not counted: {costs.NOT_COUNTED}")
     return lines + [f"  note: {caveat}" for caveat in costs.caveats()]
 
