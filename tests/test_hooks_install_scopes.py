@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from redis_swarm import Swarm
+from redis_swarm._executable import swarm_command
 from redis_swarm.mcp_server import tool_names
 
 from ._cli import Cli, Out, swarm_bin
@@ -113,7 +114,9 @@ def test_hooks_at_the_other_scope_are_warned_of(work: Path, tmp_path: Path, clie
     both = f"{app} runs both sets at every event"
     out = cli("hooks", "install", "--client", client, "--scope", "user", "--write")
     warning, done = out.stderr.splitlines()[-2:]
-    removal = f"swarm hooks install --client {client} --scope project --remove"
+    # (run by this install's executable, whose entries it takes out: tests/test_hooks_leftovers.py)
+    me = shlex.join(swarm_command())
+    removal = f"{me} hooks install --client {client} --scope project --remove"
     assert warning == (
         f"warning: `swarm hook` entries are also in {project} ({app}'s project scope): {both} "
         "(each message shown twice; with --loop, a second task claimed at each Stop): take one "
@@ -124,10 +127,10 @@ def test_hooks_at_the_other_scope_are_warned_of(work: Path, tmp_path: Path, clie
     assert both in cli("hooks", "install", "--client", client, "--scope", "user").stderr
     again = cli("hooks", "install", "--client", client, "--write").stderr
     assert f"also in {user} ({app}'s user scope)" in again
-    assert f"`swarm hooks install --client {client} --scope user --remove`" in again
+    assert f"`{me} hooks install --client {client} --scope user --remove`" in again
 
     # the command it gives takes them out; a removal says what the client still runs
-    cli(*shlex.split(removal)[1:])
+    cli(*shlex.split(removal)[len(swarm_command()) :])
     assert not project.exists() or not _ours(project)
     assert "warning" not in cli("hooks", "install", "--client", client, "--scope", "user").stderr
     cli("hooks", "install", "--client", client, "--write")
@@ -170,7 +173,8 @@ def test_codex_warns_of_a_project_file_above_this_folder(
     sub.mkdir()
     monkeypatch.chdir(sub)
     out = cli("hooks", "install", "--client", "codex", "--write").stderr
-    removal = f"cd {work} && swarm hooks install --client codex --scope project --remove"
+    me = shlex.join(swarm_command())
+    removal = f"cd {work} && {me} hooks install --client codex --scope project --remove"
     assert f"also in {work / '.codex/hooks.json'} (Codex's project scope)" in out
     assert f"`{removal}`" in out
 

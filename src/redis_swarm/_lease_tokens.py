@@ -59,6 +59,7 @@ __all__ = [
     "known",
     "prune",
     "remember",
+    "set_aside_unreadable",
     "unanswered",
 ]
 
@@ -120,6 +121,34 @@ def _load(path: Path) -> tuple[dict[str, str], _Secrets]:
         and isinstance(entry[1], str)
     ]
     return tokens, secrets
+
+
+def _unreadable(path: Path) -> bool:
+    """Whether ``path`` exists and holds no JSON object (what ``_load`` takes for none)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, PermissionError):
+        return False  # (missing: no tokens; not ours to read: not said to be broken)
+    except ValueError:  # (not JSON, or not UTF-8)
+        return True
+    return not isinstance(data, dict)
+
+
+def set_aside_unreadable(settings: Settings, worker: str) -> Path | None:
+    """Rename ``worker``'s file aside when it holds no JSON object (another program wrote
+    it: every read here takes it for no tokens, and the next token kept would write over
+    it): where it went, for its owner to look in; None when it is readable or missing. The
+    file is looked at without the lock (the common case: nothing to move, nothing locked),
+    then again under it. An OSError: it could not be moved."""
+    path = _path(settings, worker)
+    if not _unreadable(path):
+        return None
+    with _locked(settings, make=False) as folder_exists:
+        if not folder_exists or not _unreadable(path):
+            return None
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(path, aside)  # (a name no read here looks at: not *.json)
+        return aside
 
 
 def _read(path: Path) -> dict[str, str]:

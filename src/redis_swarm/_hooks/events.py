@@ -12,8 +12,8 @@
   worker is handed its next task (claimed here, in the hook, once the machine's store of
   lease tokens is known to be writable: a claim whose token cannot be kept is released
   back to its queue, and the hook fails saying so; a claim that got no reply keeps the lease
-  secrets it sent, and a later hook proves the lease it took, ``held_tasks``); unread direct
-  messages are handed over.
+  secrets it sent, and a later hook proves the lease it took, ``held_tasks``, and counts it
+  toward --max-tasks); unread direct messages are handed over.
   ``--max-tasks`` counts the claims of one session (its ``session_id``): a new session, or
   a SessionStart ``startup`` / ``clear`` of the same one, starts at 0; ``resume`` and
   ``compact`` carry on with the count. ``stop_hook_active`` (the session already continues
@@ -22,7 +22,9 @@
   ones).
 - SubagentStart: tells the subagent its own worker id.
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
-  last message (like ``swarm run`` parses an agent's output), or failed with that text.
+  last message (like ``swarm run`` parses an agent's output), or failed with that text; its
+  record (a claim registered it) then goes when nothing of it would be lost
+  (``_leave_if_done``).
 - PreCompact: renew every held lease, so compaction never costs a task.
 - SessionEnd: the session's agent is marked stale at once (the core's ``mark_stale``), not
   alive until its last sign of life is ``stale_after_s`` old; nothing else changes (its
@@ -30,7 +32,12 @@
   that may run and no other hooks session (``_ended_session``): an MCP server of the session
   marks the agent itself as it closes; another session under the same SWARM_AGENT that
   started since runs on (its own end marks it); and a server or session that registered the
-  id since the hook read the record keeps it alive.
+  id since the hook read the record keeps it alive. An id the session made (no SWARM_AGENT)
+  is then removed when nothing of it would be lost (``_leave_if_done``): no later session
+  takes it, and its record stayed for good.
+
+A file of the session's lease tokens that holds no JSON object is set aside and said once
+(``_unreadable_tokens``).
 
 Messages: a hook looks at the unread ones (a peek), picks those its answer has room for,
 then takes exactly that many with the core's acknowledged read (``inbox(ack=True)``), which
@@ -181,7 +188,7 @@ def subagent_for(agent: str, agent_id: str) -> str:
     return f"{agent[:40]}.sub-{_digest(agent_id, 5)}"
 
 
-def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
+def held_tasks(swarm: Swarm, worker: str, session: str | None = None) -> list[Task]:
     """The tasks ``worker`` holds a lease on, each with its token when this machine knows it
     (``tokens``: claimed here by ``swarm task claim``, a hook or the stdio MCP server), and
     forgets the tokens of the tasks it no longer holds. The core's ``leases_of`` reads the
@@ -191,7 +198,9 @@ def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
     trimmed), and finds a lease claimed where no token was kept among the swarm's newest.
     Only a token whose task was read and found not held is forgotten (never one whose task
     was not looked at, or is stored unreadable). A held task whose token is not known may be
-    the lease of a loop-mode claim that got no reply: ``_adopted`` proves it so."""
+    the lease of a loop-mode claim that got no reply: ``_adopted`` proves it so, and counts
+    it in ``session``'s loop claims (its session key; None: not counted) as its Stop would
+    have, had the claim's reply come: --max-tasks holds with it."""
     # Read before the held tasks: a token another session keeps after this is not judged
     # (its claim may not show in the answer), so it is not dropped.
     judged = tokens.known(swarm.settings, worker)
@@ -209,17 +218,20 @@ def held_tasks(swarm: Swarm, worker: str) -> list[Task]:
     tokens.forget(swarm.settings, worker, judged, set(found) | set(corrupt))
     known = tokens.known(swarm.settings, worker)  # (with those kept meanwhile)
     if any(t.id not in known for t in held):
-        known |= _adopted(swarm, worker, [t for t in held if t.id not in known])
+        known |= _adopted(swarm, worker, [t for t in held if t.id not in known], session)
     return [replace(t, token=known.get(t.id)) for t in held]
 
 
-def _adopted(swarm: Swarm, worker: str, unknown: Sequence[Task]) -> dict[str, str]:
+def _adopted(
+    swarm: Swarm, worker: str, unknown: Sequence[Task], session: str | None
+) -> dict[str, str]:
     """Task id -> token of the ``unknown`` held tasks (their tokens not kept here) that a
     secret kept of a claim that got no reply (``tokens.unanswered``) proves ``worker``'s: a
     renew with the token ``ATTEMPTS.SECRET`` succeeds (and so extends the lease, as the
     session would); a lease no secret renews (``LeaseLost``) is another claim's. An adopted
-    token is kept, its secret dropped; one that cannot be kept (the home not writable now)
-    still serves this answer."""
+    token is kept, its secret dropped, and the claim counted in ``session``'s loop claims
+    (once: the secret that proves it again is gone); one that cannot be kept (the home not
+    writable now) still serves this answer, and is counted by the hook that keeps it."""
     secrets = tokens.unanswered(swarm.settings, worker)
     adopted: dict[str, str] = {}
     for task in unknown:
@@ -231,8 +243,15 @@ def _adopted(swarm: Swarm, worker: str, unknown: Sequence[Task]) -> dict[str, st
                 continue
             adopted[task.id] = token
             secrets.remove(secret)
-            with contextlib.suppress(OSError):
+            try:
                 tokens.adopt(swarm.settings, worker, task.id, token, secret)
+            except OSError:
+                break
+            if session is not None:
+                # (an agent swept meanwhile has no count to keep: its next SessionStart
+                # registers it afresh)
+                with contextlib.suppress(NotFound):
+                    swarm.tally(worker, LOOP_CLAIMS, session, keep=LOOP_SESSIONS_KEPT)
             break
     return adopted
 
@@ -553,7 +572,7 @@ def session_start(
     claimable = _claimable(swarm, agent, options)
     room = options.limit - len(head) - len(claimable) - 6  # the blank lines between parts
     parts = [head]
-    held = held_tasks(swarm, agent)
+    held = held_tasks(swarm, agent, _session_key(payload))
     if held:
         tools = mcp_tools(registered)
         tasks = _held_text("You hold these tasks; carry on with them.", held, agent, options, tools)
@@ -578,7 +597,7 @@ def prompt_submit(
 def stop(swarm: Swarm, agent: str, options: HookOptions, payload: Mapping[str, Any]) -> Answer:
     active = payload.get("stop_hook_active") is True
     existing = _registered(swarm, agent, options, payload)
-    held = held_tasks(swarm, agent)
+    held = held_tasks(swarm, agent, _session_key(payload))
     if held and not active:
         head = (
             "You still hold a task you have not reported. Report it (or fail it) before you stop."
@@ -686,12 +705,15 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     if not isinstance(agent_id, str) or not agent_id:
         return Answer()
     worker = subagent_for(agent, agent_id)
+    note = _unreadable_tokens(swarm, worker)
     last = payload.get("last_assistant_message")
     text = last if isinstance(last, str) else ""
     done: list[str] = []
+    left = False  # a task left held (its token not known here)
     for task in held_tasks(swarm, worker):
         parsed = parse_finding(text)
         if task.token is None:
+            left = True
             done.append(f"{task.id} left to its lease (its token is not known on this machine)")
         elif parsed is None:
             swarm.fail(task.id, task.token, "the subagent stopped without a finding")
@@ -699,12 +721,15 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
         else:
             swarm.report(task.id, task.token, parsed[0], worker=worker)
             done.append(f"{task.id} reported ({parsed[1]})")
-    return Answer(message=f"subagent {worker}: " + "; ".join(done) if done else "")
+    if not left:
+        _leave_if_done(swarm, worker)
+    said = f"subagent {worker}: " + "; ".join(done) if done else ""
+    return Answer(message=_joined(note, said))
 
 
-def pre_compact(swarm: Swarm, agent: str) -> Answer:
+def pre_compact(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
     renewed, unknown = [], []
-    for task in held_tasks(swarm, agent):
+    for task in held_tasks(swarm, agent, _session_key(payload)):
         if task.token is None:
             unknown.append(task.id)
             continue
@@ -719,9 +744,13 @@ def pre_compact(swarm: Swarm, agent: str) -> Answer:
     return Answer(message="; ".join(notes))
 
 
-def session_end(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
+def session_end(
+    swarm: Swarm, agent: str, payload: Mapping[str, Any], options: HookOptions
+) -> Answer:
     """The session is over: its agent reads stale at once (``_ended_session`` says when it
-    is left alone). A SessionStart or any sign of life makes it alive again."""
+    is left alone). A SessionStart or any sign of life makes it alive again. An id the
+    session made (no SWARM_AGENT: no other session takes it) goes once it is marked, when
+    nothing of it would be lost (``_leave_if_done``)."""
     try:
         record = swarm.get_agent(agent)
     except NotFound:  # never registered here, or removed since: nothing says it is alive
@@ -731,20 +760,102 @@ def session_end(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
         return Answer()
     # Swept since it was read (nothing says it is alive), or changing under many writers at
     # once: left to go stale as its signs of life stop, not an error shown at the session's end.
+    marked = False
     with contextlib.suppress(NotFound, Conflict):
-        swarm.mark_stale(agent, session=session)
+        marked = swarm.mark_stale(agent, session=session)
+    if marked and options.agent is None:
+        _leave_if_done(swarm, agent, record)
     return Answer()
+
+
+def _leave_if_done(swarm: Swarm, agent: str, record: Agent | None = None) -> bool:
+    """Deregister ``agent``, an id a session made (``CLIENT-HASH`` of a session without
+    SWARM_AGENT, ``AGENT.sub-HASH`` of a subagent: no later session takes it, but for a
+    resume of that same session), once its session ended, when nothing of it would be lost:
+    it holds no lease (of the tokens kept here, read by id, and among the swarm's newest
+    leases: ``leases_of``), no direct message waits unread for it, it counts no loop claim
+    (a resumed loop session carries on with its --max-tasks count), and no MCP server
+    registered it (one given that id on purpose, ``swarm mcp --name``). Else it stays,
+    stale, for ``swarm agents sweep`` (which removes a silent agent once it holds no lease).
+    ``record``: the agent's, as read already. Returns whether it was removed."""
+    if record is None:
+        try:
+            record = swarm.get_agent(agent)
+        except NotFound:  # (never registered: a subagent that claimed nothing)
+            return False
+    metadata = record.metadata or {}
+    if metadata.get("via") == "mcp" or any(_loop_counts(metadata).values()):
+        return False
+    judged = tokens.known(swarm.settings, agent)
+    if len(judged) > MAX_PAGE:  # (more than one read: many leases, left to the sweep)
+        return False
+    page = swarm.leases_of(agent, list(judged))
+    if page.items or page.corrupt:
+        return False
+    unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
+    if unread.more or any(m.to != "*" for m in unread):
+        return False
+    with contextlib.suppress(NotFound):  # (swept meanwhile)
+        swarm.deregister(agent)
+    with contextlib.suppress(OSError):  # (tokens of leases gone: a later read drops them)
+        tokens.forget(swarm.settings, agent, judged, set())
+    return True
+
+
+# The events whose answers read the session's lease tokens (``held_tasks``): an unreadable
+# file of them is found (and set aside) by the first of them, SubagentStop for its subagent's.
+_READS_TOKENS = ("SessionStart", "Stop", "PreCompact")
+
+
+def _unreadable_tokens(swarm: Swarm, worker: str) -> str:
+    """The line that says ``worker``'s file of lease tokens here could not be read (another
+    program wrote it: every read takes it for no tokens) and what to do; set aside first
+    (``tokens.set_aside_unreadable``), so that it is said once and the next token kept does
+    not write over it. "" when it reads (or is missing)."""
+    try:
+        aside = tokens.set_aside_unreadable(swarm.settings, worker)
+    except OSError as exc:
+        return (
+            f"The lease tokens of {worker} in {tokens.folder(swarm.settings)} cannot be read "
+            f"(the file holds no JSON object) nor set aside ({exc}): its tasks show no token "
+            "here; move that file out of the folder"
+        )
+    if aside is None:
+        return ""
+    return (
+        f"The lease tokens of {worker} on this machine could not be read (the file holds no "
+        f"JSON object): it was moved to {aside}. Its tasks show no token here: take their "
+        "tokens from that file if you can, else their leases run out and they are retried; "
+        "then delete it."
+    )
 
 
 def handle(swarm: Swarm, event: str, payload: Mapping[str, Any], options: HookOptions) -> Answer:
     """The answer to canonical ``event`` (see ``formats.canonical_event``). A request the
     server took and did not answer in time fails it saying so (``reach.not_answered``), not
-    that the server cannot be reached."""
+    that the server cannot be reached. An unreadable file of the session's lease tokens is
+    said in the answer's message, or in the error's last line (``_unreadable_tokens``)."""
     agent = agent_for(payload, options)
+    note = _unreadable_tokens(swarm, agent) if event in _READS_TOKENS else ""
     try:
-        return _answer(swarm, event, agent, payload, options)
+        answer = _answer(swarm, event, agent, payload, options)
     except ConnectionFailed as exc:
-        raise not_answered(exc, swarm.settings) or exc from None
+        raise _noted(not_answered(exc, swarm.settings) or exc, note) from None
+    except (SwarmError, ValueError) as exc:
+        _noted(exc, note)
+        raise
+    return replace(answer, message=_joined(note, answer.message)) if note else answer
+
+
+def _noted(exc: Exception, note: str) -> Exception:
+    """``exc`` saying ``note`` on a line of its own after its message (when there is one)."""
+    if note:
+        exc.args = (f"{exc}\n{note}",)
+    return exc
+
+
+def _joined(*lines: str) -> str:
+    return "\n".join(line for line in lines if line)
 
 
 def _answer(
@@ -761,7 +872,7 @@ def _answer(
     if event == "SubagentStop":
         return subagent_stop(swarm, agent, payload)
     if event == "PreCompact":
-        return pre_compact(swarm, agent)
+        return pre_compact(swarm, agent, payload)
     if event == "SessionEnd":
-        return session_end(swarm, agent, payload)
+        return session_end(swarm, agent, payload, options)
     raise ValueError(f"unknown hook event {event!r}")

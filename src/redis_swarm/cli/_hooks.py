@@ -301,16 +301,20 @@ def _warn_of_elsewhere(client: str, scope: str, prefix: str, *, removed: bool) -
     """Warn of our hooks in another file the client reads (it runs every set it finds: each
     event answered twice), with the command that takes them out."""
     for found in install_ops.elsewhere(client, scope, prefix):
-        words = install_ops.elsewhere_words(found, _removal_command(client, found), removed=removed)
+        removal = _removal_command(client, found, prefix)
+        words = install_ops.elsewhere_words(found, removal, removed=removed)
         click.echo(f"warning: {words}", err=True)
 
 
-def _removal_command(client: str, found: install_ops.Elsewhere) -> str:
+def _removal_command(client: str, found: install_ops.Elsewhere, prefix: str) -> str:
     """The `swarm hooks install` that takes ``found`` out, spelled from the command's own
-    options; run in the folder of a project's file that is not this one's."""
-    words = shlex.join(["swarm", hooks.name or "hooks", install.name or "install",
-                        _option("client"), client, _option("scope"), found.scope,
-                        _option("remove")])  # fmt: skip
+    options and run by ``prefix``, this install's executable: an entry is ours when its
+    command starts with it (``install_ops``), so a `swarm` that PATH finds elsewhere (another
+    venv's) would take out none of the entries warned of. Run in the folder of a project's
+    file that is not this one's."""
+    words = shlex.join([hooks.name or "hooks", install.name or "install", _option("client"),
+                        client, _option("scope"), found.scope, _option("remove")])  # fmt: skip
+    words = f"{prefix} {words}"
     folder = found.path.parent.parent
     if found.scope == "project" and folder.resolve() != Path.cwd().resolve():
         return f"cd {shlex.quote(str(folder))} && {words}"
