@@ -15,13 +15,18 @@ one with the old master), and what the old master takes meanwhile they drop on t
 sync with the new one. Its cost: a master with fewer good replicas than N refuses every write,
 ``swarm up``'s load of the library included (docs/deployment.md, "Sentinel").
 
-Not asked on a Redis Cluster (a master cut off from the majority stops taking writes after
-``cluster-node-timeout`` by itself, and ``CLUSTER FAILOVER`` pauses the old master's clients
-until its replica caught up) nor of the embedded server (no replica reaches its socket).
+On a Redis Cluster, ``cluster_guard(settings)`` reads it on every master (a connection of its
+own to each): a master cut off from the rest of the cluster stops taking writes by itself only
+once ``cluster-node-timeout`` has passed, while the other side promotes its replica after
+that same timeout; what it took meanwhile is dropped when it rejoins as a replica. With
+``min-replicas-max-lag`` below that timeout it refuses them sooner. (``CLUSTER FAILOVER``
+pauses the old master's clients until its replica caught up: a planned switchover loses
+nothing.) Not asked of the embedded server (no replica reaches its socket).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +38,15 @@ from ._connect import sync_client
 from ._replies import text
 from ._translate import translate
 
-__all__ = ["ReplicaGuard", "replica_guard"]
+__all__ = ["ClusterGuard", "ReplicaGuard", "cluster_guard", "replica_guard"]
 
 # The two lines docs/deployment.md's Sentinel recipe sets on every server of the set.
 GUARD_LINES = "min-replicas-to-write 1 and min-replicas-max-lag 10"
 # What the row says where this user may not run CONFIG GET (every role but an admin).
 GUARD_UNKNOWN = "unknown (this user may not run CONFIG GET)"
-# Where the recipe, its window and its cost are told.
+# Where the recipe, its window and its cost are told (on Sentinel; on a Cluster).
 GUARD_DOCS = "docs/deployment.md, 'Sentinel'"
+CLUSTER_GUARD_DOCS = "docs/deployment.md, 'Redis Cluster'"
 # INFO replication's count of good replicas (connected, acknowledging within
 # min-replicas-max-lag seconds): listed only while the check is on (both settings above 0),
 # under this name (read so on Redis 6.2 and 7.0).
@@ -167,35 +173,168 @@ def replica_guard(settings: Settings) -> ReplicaGuard | None:
     """The guard of the master ``settings`` reaches, on a connection of its own: for a
     Sentinel URL always; for a plain one when INFO shows a master with connected replicas,
     or with min-replicas-to-write set (with no replica it refuses every write). None
-    otherwise (a cluster, the embedded server, a replica, a master alone with the check
-    off, or one whose INFO this user may not read outside Sentinel)."""
+    otherwise (a cluster: ``cluster_guard``; the embedded server, a replica, a master alone
+    with the check off, or one whose INFO this user may not read outside Sentinel)."""
     if settings.kind in ("cluster", "embedded"):
         return None
     client: Any = sync_client(settings)
     try:
-        replicas: int | None = None
-        good: int | None = None
-        try:
-            replication = client.info("replication")
-        except redis.exceptions.NoPermissionError:  # a worker: INFO lists every swarm's keys
-            if settings.kind != "sentinel":
-                return None
-        else:
-            if text(replication.get("role", "")) != "master":
-                return None
-            replicas = int(replication.get("connected_slaves", 0))
-            if _GOOD_FIELD in replication:
-                good = int(replication[_GOOD_FIELD])
-        # The settings first: a master alone that requires a replica refuses every write.
-        to_write, max_lag = _configured(client)
-        required = bool(to_write) and bool(max_lag)
-        if settings.kind != "sentinel" and not replicas and not required and good is None:
-            return None
+        return _read(client, settings.url, always=settings.kind == "sentinel")
     except redis.RedisError as exc:
         raise translate(exc, settings.url) from exc
     finally:
         client.close()
-    return ReplicaGuard(settings.url, replicas, to_write, max_lag, good)
+
+
+def _read(client: Any, where: str, *, always: bool) -> ReplicaGuard | None:
+    """The guard of the server ``client`` reaches (``where``); None for a replica, and
+    unless ``always``, for a master alone with the check off or whose INFO is refused."""
+    replicas: int | None = None
+    good: int | None = None
+    try:
+        replication = client.info("replication")
+    except redis.exceptions.NoPermissionError:  # a worker: INFO lists every swarm's keys
+        if not always:
+            return None
+    else:
+        if text(replication.get("role", "")) != "master":
+            return None
+        replicas = int(replication.get("connected_slaves", 0))
+        if _GOOD_FIELD in replication:
+            good = int(replication[_GOOD_FIELD])
+    # The settings first: a master alone that requires a replica refuses every write.
+    to_write, max_lag = _configured(client)
+    required = bool(to_write) and bool(max_lag)
+    if not always and not replicas and not required and good is None:
+        return None
+    return ReplicaGuard(where, replicas, to_write, max_lag, good)
+
+
+@dataclass(frozen=True)
+class ClusterGuard:
+    """``min-replicas-to-write`` on each master of a cluster: address -> its guard, or why
+    it was not read; ``node_timeout_ms``: cluster-node-timeout (None: not known)."""
+
+    masters: Mapping[str, ReplicaGuard | str]
+    node_timeout_ms: int | None = None
+
+    @property
+    def _known(self) -> dict[str, ReplicaGuard]:
+        return {where: g for where, g in self.masters.items() if isinstance(g, ReplicaGuard)}
+
+    @property
+    def off(self) -> list[str]:
+        """The masters that take writes however many replicas they have."""
+        return sorted(where for where, guard in self._known.items() if guard.off)
+
+    @property
+    def refusing(self) -> list[ReplicaGuard]:
+        """The masters that refuse every write now, for want of good replicas."""
+        return [guard for _, guard in sorted(self._known.items()) if guard.refusing]
+
+    @property
+    def row(self) -> str:
+        """The doctor's ``min_replicas_to_write`` row: each master's setting."""
+        read = self._known
+        if read and all(g.to_write is None and not g.refusing for g in read.values()):
+            said = [GUARD_UNKNOWN]  # (said once, not per master)
+        else:
+            said = [f"{where}: {_short(guard)}" for where, guard in sorted(read.items())]
+        said += [
+            f"{where}: not read ({why})"
+            for where, why in sorted(self.masters.items())
+            if isinstance(why, str)
+        ]
+        return "; ".join(said) or "no master answered"
+
+    @property
+    def max_lag(self) -> int:
+        """The min-replicas-max-lag to set: 10 s, or less than cluster-node-timeout (the
+        master must refuse writes before the other side promotes its replica)."""
+        if self.node_timeout_ms is None:
+            return 10
+        return max(1, min(10, self.node_timeout_ms // 1000 - 1))
+
+    @property
+    def warnings(self) -> list[str]:
+        """What to do: for each master that refuses every write now, bring a replica back
+        or lower the setting; for the masters with the check off, the risk and the lines."""
+        said = [guard.warning for guard in self.refusing if guard.warning is not None]
+        off = self.off
+        if not off:
+            return said
+        timeout = (
+            "cluster-node-timeout"
+            if self.node_timeout_ms is None
+            else f"cluster-node-timeout ({self.node_timeout_ms} ms here)"
+        )
+        lines = f"min-replicas-to-write 1 and min-replicas-max-lag {self.max_lag}"
+        said.append(
+            f"min-replicas-to-write is 0 on {counted(len(off), 'master')} of the cluster "
+            f"({', '.join(off)}): a master cut off from the rest of the cluster (a partition) "
+            f"goes on taking writes until {timeout} has passed, while the other side "
+            "promotes its replica; what it took meanwhile is dropped when it rejoins as a "
+            "replica (acknowledged findings lost, tasks run twice). Set "
+            f"{lines} on every node, masters and replicas (in redis.conf, and CONFIG SET "
+            "now; min-replicas-max-lag in seconds, below cluster-node-timeout): a master cut "
+            "off from its replica then refuses writes before the replica is promoted. The "
+            "cost: a master whose replica is down (or further behind than the lag) refuses "
+            f"every write to its slots until one is back ({CLUSTER_GUARD_DOCS})"
+        )
+        return said
+
+
+def _short(guard: ReplicaGuard) -> str:
+    """One master's setting, in the cluster row."""
+    if guard.refusing:
+        return guard.row
+    if guard.to_write is None:
+        return "unknown"
+    if guard.off:
+        return f"{guard.to_write}, max lag {guard.max_lag} s: off"
+    return f"{guard.to_write}, max lag {guard.max_lag} s"
+
+
+def cluster_guard(settings: Settings) -> ClusterGuard | None:
+    """The guard of every master of the cluster of ``settings`` (a cluster URL), each read on
+    a connection of its own (one attempt: a master down is said, and does not hold the
+    others); None for another kind of URL."""
+    if settings.kind != "cluster":
+        return None
+    from ._topology import direct_settings  # (the cluster's nodes: redis-py's cluster client)
+
+    cluster: Any = sync_client(settings)
+    try:
+        primaries = [(node.host, int(node.port)) for node in cluster.get_primaries()]
+    except redis.RedisError as exc:
+        raise translate(exc, settings.url) from exc
+    finally:
+        cluster.close()
+    masters: dict[str, ReplicaGuard | str] = {}
+    timeout: int | None = None
+    for host, port in primaries:
+        where = f"{host}:{port}"
+        client: Any = sync_client(direct_settings(settings, host, port))
+        try:
+            guard = _read(client, where, always=True)
+            if guard is not None:
+                masters[where] = guard
+            timeout = timeout if timeout is not None else _node_timeout(client)
+        except (redis.RedisError, OSError) as exc:
+            masters[where] = str(translate(exc, where))
+        finally:
+            client.close()
+    return ClusterGuard(masters, timeout)
+
+
+def _node_timeout(client: Any) -> int | None:
+    """cluster-node-timeout, in milliseconds (None: CONFIG GET refused)."""
+    try:
+        config = client.config_get("cluster-node-timeout")
+    except (redis.exceptions.NoPermissionError, redis.ResponseError):
+        return None
+    value = {text(name): text(value) for name, value in config.items()}.get("cluster-node-timeout")
+    return int(value) if value is not None else None
 
 
 def _configured(client: Any) -> tuple[int | None, int | None]:

@@ -24,6 +24,7 @@ __all__ = [
     "closed_in_tls_setup",
     "pool_exhausted",
     "refused_write",
+    "tls_refused",
     "translate",
     "why_no_answer",
 ]
@@ -740,6 +741,18 @@ def closed_in_tls_setup(exc: BaseException) -> bool:
         _EOF_MIDWAY in str(item).lower() or (type(item) is ConnectionResetError and not item.args)
         for item in chain
     )
+
+
+# How ``_tls_problem`` begins a TLS connection refused over a certificate: the server's did
+# not verify (its chain, host name or dates), or the server refused the client's or wants
+# one. ("TLS to WHERE failed" is what may pass: a connection closed in the handshake.)
+_TLS_REFUSED = re.compile(r"TLS to \S+ refused\b")
+
+
+def tls_refused(error: BaseException) -> bool:
+    """True when ``error``, as ``translate`` words it, is a TLS connection refused over a
+    certificate: no retry fixes it (a loop that rides out outages gives it up at once)."""
+    return _TLS_REFUSED.match(str(error)) is not None
 
 
 def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:

@@ -27,13 +27,25 @@ __all__ = [
 
 # The share of maxmemory above which ``swarm doctor`` warns that writes will soon be refused.
 NEAR_FULL = 0.9
+# Redis counts a write's own request against maxmemory before it takes it: the request is
+# read whole into the client's query buffer (16 KB at a time), and a big argument is held
+# twice at that moment (the argument, and a fresh buffer as large for the next one). Measured
+# on Redis 7.0, from a client not yet connected: a post with 100 KB of data is refused with
+# 160 KB left below maxmemory and taken with 250 KB, a small post refused with 30 KB left.
+# The doctor reads INFO with its own connections open, as a writer's are when it writes: it
+# fails (writes refused) when less is left than a write of WRITE_VOUCHED bytes (a 100 KB
+# finding or task data) needs, and says every write is refused below SMALL_WRITE_ROOM.
+WRITE_VOUCHED = 100_000
+SMALL_WRITE_ROOM = 16 * 1024
+WRITE_ROOM = 2 * WRITE_VOUCHED + SMALL_WRITE_ROOM
 
 
 @dataclass(frozen=True)
 class MemoryFill:
     """How full the fullest node with a ``maxmemory`` is (on one server: the server). Redis
-    refuses a write when ``counted`` is above ``maxmemory`` and it cannot evict a key to make
-    room: under ``noeviction``, or ``volatile-*`` with no key that has a time to live."""
+    refuses a write when ``counted``, the write's own request included, is above
+    ``maxmemory`` and it cannot evict a key to make room: under ``noeviction``, or
+    ``volatile-*`` with no key that has a time to live."""
 
     counted: int  # used_memory less what Redis does not count (replication and AOF buffers)
     maxmemory: int
@@ -41,8 +53,19 @@ class MemoryFill:
     can_evict: bool  # a key the policy may drop is stored (allkeys-*, or volatile-* and a TTL)
 
     @property
+    def left(self) -> int:
+        """The bytes left below maxmemory (negative: above it)."""
+        return self.maxmemory - self.counted
+
+    @property
     def refuses_writes(self) -> bool:
-        return self.counted > self.maxmemory and not self.can_evict
+        """Writes are refused now: too little is left for a write of WRITE_VOUCHED bytes
+        (``refuses_every_write``: for any write)."""
+        return self.left < WRITE_ROOM and not self.can_evict
+
+    @property
+    def refuses_every_write(self) -> bool:
+        return self.left < SMALL_WRITE_ROOM and not self.can_evict
 
     @property
     def share(self) -> float:
@@ -198,16 +221,42 @@ class ServerInfo:
 
     @property
     def memory_refusal(self) -> str | None:
-        """Why the server refuses every write now for memory, and what to do; None when it
-        does not (as far as INFO tells)."""
+        """Why the server refuses writes now for memory, and what to do; None when it does
+        not (as far as INFO tells)."""
         fill = self.memory_fill
         if fill is None or not fill.refuses_writes:
             return None
-        return (
-            f"Redis refuses every write now: its memory in use ({fill.counted} bytes) is above "
-            f"maxmemory ({fill.maxmemory} bytes) and maxmemory-policy {fill.policy} frees "
-            f"none of it; {_memory_remedy()}"
-        )
+        said = f"maxmemory-policy {fill.policy} frees none of it"
+        if fill.counted > fill.maxmemory:
+            where = (
+                f"its memory in use ({fill.counted} bytes) is above maxmemory "
+                f"({fill.maxmemory} bytes) and {said}"
+            )
+        else:
+            where = (
+                f"only {fill.left} bytes are left below maxmemory ({fill.counted} of "
+                f"{fill.maxmemory} bytes in use; {said}), and Redis counts a write's own "
+                "request against it before taking it (read whole, a big argument held "
+                f"twice): a write of {WRITE_VOUCHED // 1000} KB (a finding, a task's data) "
+                f"needs about {WRITE_ROOM // 1000} KB, and with under {SMALL_WRITE_ROOM // 1024} "
+                "KB left any write is refused"
+            )
+        what = "every write" if fill.refuses_every_write else "writes"
+        return f"Redis refuses {what} now: {where}; {_memory_remedy()}"
+
+    @property
+    def memory_row(self) -> str | None:
+        """The doctor's ``memory`` row while Redis refuses writes for memory, or is close
+        to (None otherwise: the byte rows say enough)."""
+        fill = self.memory_fill
+        if fill is None:
+            return None
+        if fill.refuses_writes:
+            what = "every write" if fill.refuses_every_write else "writes"
+            return f"refusing {what} now: {fill.left} bytes left below maxmemory (see the warnings)"
+        if self.memory_warning is not None:
+            return f"{fill.share:.0%} of maxmemory: close to refusing writes (see the warnings)"
+        return None
 
     @property
     def memory_warning(self) -> str | None:

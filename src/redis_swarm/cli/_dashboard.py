@@ -109,7 +109,8 @@ def watch(app: App, once: bool, findings_n: int, idle_s: float, all_: bool) -> N
     lists them all. With --json, prints one snapshot per change as a JSON line (with --once:
     one snapshot; it always holds them all). Into a pipe or a file, prints a plain snapshot
     at the start and after each change, as --once draws it. Losing Redis while it follows
-    says so once and tries again until Redis is back (--once fails at once instead).
+    says so once and tries again until Redis is back (--once fails at once instead); a TLS
+    failure no retry fixes (a certificate that does not verify) ends it with the error.
     """
     import asyncio  # here, not at the top: `swarm --help` imports this module to list it
 
@@ -187,8 +188,20 @@ async def _follow(
         try:
             await _follow_events(swarm, read, reading(show), findings_n, idle_s, idle=reading(idle))
         except ConnectionFailed as exc:
+            if _will_not_pass(exc):
+                raise
             read = await _reconnect(swarm, exc, read.at, findings_n, say)
             show(read)
+
+
+def _will_not_pass(exc: ConnectionFailed) -> bool:
+    """A TLS connection refused over a certificate (the server's does not verify, or the
+    server refuses the client's): no outage that passes, so the watch ends with it, its
+    error saying what to fix, as any command's. A connection closed in the handshake (a
+    server restarting, or at its maxclients) is ridden out."""
+    from .._translate import tls_refused
+
+    return tls_refused(exc)
 
 
 async def _reconnect(
@@ -218,7 +231,9 @@ async def _reconnect(
         raise_if_cancelled()  # (Ctrl-C ends the retries: see EventFeed.next)
         try:
             snap = await snapshot(swarm, findings=findings_n)
-        except ConnectionFailed:
+        except ConnectionFailed as exc:
+            if _will_not_pass(exc):
+                raise
             wait_s = min(wait_s * 2, _RETRY_MOST_S)
             continue
         finally:

@@ -361,6 +361,10 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
         used_memory_bytes=info.used_memory if info else None,
         maxmemory_bytes=info.maxmemory if info else None,
         maxmemory_policy=info.maxmemory_policy if info else None,
+    )
+    if info is not None and info.memory_row is not None:  # (refusing writes, or close to)
+        report["memory"] = info.memory_row
+    report.update(
         durability=durability,
         ping_ms=None if latency is None else round(latency, 3),
         server_time=iso(info.server_time_ms) if info else None,
@@ -382,14 +386,14 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
     if info is not None and info.eviction_risk is not None:
         warnings.append(info.eviction_risk)
         report["ok"] = report["ok"] and not info.maxmemory  # (a limit set: records can go now)
-    if info is not None and info.memory_refusal is not None:  # (every write refused now)
+    if info is not None and info.memory_refusal is not None:  # (writes refused now)
         warnings.append(info.memory_refusal)
         report["ok"] = False
     if info is not None and info.memory_warning is not None:
         warnings.append(info.memory_warning)
     _replica_guard(
         settings,
-        info is not None,
+        info is not None and not failing,
         report,
         warnings,
         info.library.row_refusing_writes if info and info.library else None,
@@ -440,26 +444,38 @@ def _replica_guard(
     warnings: list[str],
     library_refused: str | None,
 ) -> None:
-    """The ``min_replicas_to_write`` row of a master with replicas, with the setting on, or
-    behind Sentinel, and its warning: while it is 0, a demoted master takes writes its
-    successor never sees; while the master refuses every write for want of good replicas,
-    what to do, the report not ok and the library row ``library_refused`` (no load offered)
-    (``redis_swarm._replica_guard``). No row elsewhere, nor when INFO was not read."""
+    """The ``min_replicas_to_write`` row of a master with replicas, with the setting on,
+    behind Sentinel, or of each master of a cluster, and its warning: while it is 0, a
+    demoted (or cut off) master takes writes its successor never sees; while a master
+    refuses every write for want of good replicas, what to do, the report not ok and the
+    library row ``library_refused`` (no load offered) (``redis_swarm._replica_guard``). No
+    row elsewhere, nor when INFO was not read (nor on a failing cluster: its nodes said
+    why)."""
     if not reached:
         return
-    from .._replica_guard import replica_guard  # (here: `swarm --help` imports this module)
+    # (here: `swarm --help` imports this module)
+    from .._replica_guard import cluster_guard, replica_guard
 
     try:
-        guard = replica_guard(settings)
+        if settings.kind == "cluster":
+            masters = cluster_guard(settings)
+            if masters is None:
+                return
+            report["min_replicas_to_write"] = masters.row
+            warnings += masters.warnings
+            refusing = bool(masters.refusing)
+        else:
+            guard = replica_guard(settings)
+            if guard is None:
+                return
+            report["min_replicas_to_write"] = guard.row
+            if guard.warning is not None:
+                warnings.append(guard.warning)
+            refusing = guard.refusing
     except SwarmError as exc:  # (the server answered the rows above: say it, go on)
         report["min_replicas_to_write"] = f"not read: {exc}"
         return
-    if guard is None:
-        return
-    report["min_replicas_to_write"] = guard.row
-    if guard.warning is not None:
-        warnings.append(guard.warning)
-    if guard.refusing:
+    if refusing:
         report["ok"] = False
         if library_refused is not None:
             report["function_library"] = library_refused
