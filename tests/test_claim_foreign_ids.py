@@ -94,11 +94,11 @@ def test_a_waiting_claim_goes_on_past_more_foreign_ids_than_one_claim_drops(
     swarm: Swarm, raw: Any
 ) -> None:
     """A claim drops at most DROP_CAP (lua/_tasks.lua) ids without a task: one that dropped
-    that many and leased nothing leaves a wake-up token, so that the waiting claim looks again
-    at once (it does not sleep out its wait with a task pending)."""
+    that many and leased nothing says so, and the waiting claim looks again at once (it does
+    not sleep out its wait with a task pending). A claim that may not wait does too:
+    tests/test_claim_damaged_records.py."""
     real = _post(swarm, 1)
     raw.zadd(KEYS.pending(Q), {f"t-fake{i}": HEAD + i for i in range(DROP_CAP + 5)})
-    assert swarm.claim(Q, worker="w4") is None  # (a claim that may not wait says none)
     got = must(swarm.claim(Q, worker="w4", wait_s=30))
     assert got.id == real[0].id
     assert _consistent(swarm, raw, real) == Counter({"claimed": 1})

@@ -229,6 +229,12 @@ def claim(
             tasks = leased(ctx, reply, lease_secrets)
             return tasks if n is not None else tasks[0]
         forget_presence(ctx, worker)  # (the script registers a worker only when it leases)
+        if len(reply) > 3:
+            # It leased nothing only because it dropped as many ids without a task as one
+            # script may (lua/_tasks.lua: DROP_CAP): the queues are not known empty, so claim
+            # again at once, waiting or not. Each round takes those ids out of the queue.
+            waiting, popped = None, False
+            continue
         due, now = int(reply[1]), int(reply[2])
         if deadline - time.monotonic() <= 0:
             # The next waiting claim of these queues through this handle starts waiting.

@@ -80,8 +80,35 @@ local function unreadable(id)
     .. 'around redis-swarm): swarm doctor names such records; post its work again as a new task')
 end
 
+-- The field of table t that holds a number JSON cannot write (NaN or an infinity: cjson
+-- decodes a worker's 1e999 as inf, and cannot encode it), in it or in a table under it; nil
+-- when none does. Run only once an encode failed.
+local function unwritable(t)
+  for k, v in pairs(t) do
+    if type(v) == 'number' then
+      if v - v ~= 0 then return k end  -- (inf - inf and NaN - NaN are NaN)
+    elseif type(v) == 'table' and unwritable(v) ~= nil then
+      return k
+    end
+  end
+  return nil
+end
+
+-- Write t back. A record whose field holds a number JSON cannot write (see unwritable) is
+-- written without that field, which the operation did not read (the moves out of a queue's
+-- sets check theirs finite: task_in_set dead-letters the task first), instead of the script
+-- stopping after its first writes: a task a claim popped was then in no set, a reported one
+-- counted completed with its record claimed. Its normal path costs a pcall.
 local function save_task(tasks, t)
-  local raw = cjson.encode(t)
+  local ok, raw = pcall(cjson.encode, t)
+  if not ok then
+    local field = unwritable(t)
+    while field ~= nil do
+      t[field] = nil
+      field = unwritable(t)
+    end
+    raw = cjson.encode(t)
+  end
   redis.call('HSET', tasks, t.id, raw)
   return raw
 end
@@ -186,10 +213,22 @@ local function owner_lacking(t)
   return nil
 end
 
+-- A number JSON can write (not NaN, not an infinity: see unwritable). The moves check the
+-- numbers they read so (written out in lease_lacking: a call per field costs a claim), so
+-- that what they write back is a number too (1e999 + 1 is inf).
+local function finite(v)
+  return type(v) == 'number' and v - v == 0
+end
+
 -- What a claim reads.
 local function lease_lacking(t)
-  if type(t.attempts) ~= 'number' then return 'attempts', 'a number' end
-  if type(t.lease_s) ~= 'number' then return 'lease_s', 'a number' end
+  local attempts, lease_s = t.attempts, t.lease_s
+  if type(attempts) ~= 'number' or attempts - attempts ~= 0 then
+    return 'attempts', 'a finite number'
+  end
+  if type(lease_s) ~= 'number' or lease_s - lease_s ~= 0 then
+    return 'lease_s', 'a finite number'
+  end
   if type(t.claims) ~= 'table' then return 'claims', 'an object' end
   local seals = t.seals
   if seals ~= nil and type(seals) ~= 'table' then return 'seals', 'an object' end
@@ -199,60 +238,104 @@ end
 -- What a reclaim or a promotion reads besides: it makes the task pending (scored by
 -- priority and seq) or dead.
 local function requeue_lacking(t)
-  if type(t.priority) ~= 'number' then return 'priority', 'a number' end
-  if type(t.seq) ~= 'number' then return 'seq', 'a number' end
+  if not finite(t.priority) then return 'priority', 'a finite number' end
+  if not finite(t.seq) then return 'seq', 'a finite number' end
   local worker, abandons, most = t.worker, t.abandons, t.max_abandons
   if worker ~= nil and type(worker) ~= 'string' then return 'worker', 'a string' end
-  if abandons ~= nil and type(abandons) ~= 'number' then return 'abandons', 'a number' end
-  if most ~= nil and type(most) ~= 'number' then return 'max_abandons', 'a number' end
+  if abandons ~= nil and not finite(abandons) then return 'abandons', 'a finite number' end
+  if most ~= nil and not finite(most) then return 'max_abandons', 'a finite number' end
   return nil
+end
+
+-- The id of pass name: the field of pass_counts that names it (pass-id -> name; a pass id
+-- is a hash the scripts cannot compute), for a record that lost its pass_id; nil when no
+-- pass of that name is counted. Reads the whole hash, once per script: only a damaged
+-- record costs it.
+local function pass_id_of(K, name)
+  local ids = K.pass_ids
+  if not ids then
+    ids = {}
+    local flat = redis.call('HGETALL', K.pass_counts)
+    for i = 1, #flat, 2 do
+      if not string.find(flat[i], '|', 1, true) then ids[flat[i + 1]] = flat[i] end
+    end
+    K.pass_ids = ids
+  end
+  return ids[name]
+end
+
+-- Queue names by delayed key, kept by the library across calls (reading the name back with
+-- string.match on every claim cost it some 5,000 instructions, callgrind; a look-up here, a
+-- few): at most QUEUE_NAMES_CAP, then started again.
+local QUEUE_NAMES, QUEUE_NAMES_N, QUEUE_NAMES_CAP = {}, 0, 1024
+
+-- The name of the queue whose delayed key is `delayed`, read back from the key
+-- (rs:{SWARM}:q:QUEUE:delayed, made by _keys.py; a queue name holds no ':'), for
+-- task_in_set, which reads QUEUE_NAMES first; false when the key has another shape (the
+-- check is then skipped, never every task dropped).
+local function queue_name(delayed)
+  local name = string.match(delayed, ':q:([^:]+):delayed$') or false
+  if QUEUE_NAMES_N >= QUEUE_NAMES_CAP then QUEUE_NAMES, QUEUE_NAMES_N = {}, 0 end
+  QUEUE_NAMES[delayed], QUEUE_NAMES_N = name, QUEUE_NAMES_N + 1
+  return name
 end
 
 -- Dead-letter t, the record of task id met in Q's set of status, whose field (that must be
 -- kind) a move lacks: its owners are readable, so that its counters move from the set's
 -- status as any death's do, and it shows in the queue's dead set (task list, swarm doctor's
--- readers) instead of being counted for ever in a status no set holds. A record cjson cannot
--- write back (a number it decoded as inf) is left as it is.
+-- readers) instead of being counted for ever in a status no set holds. A pass_id it lost
+-- is found again by its pass_name, so that its pass's counters move too (none when no pass
+-- of that name is counted). A field holding a number JSON cannot write is written without
+-- it (save_task).
 local function bury_damaged(K, Q, t, id, status, field, kind, now)
-  if not pcall(cjson.encode, t) then return end
   local reason = 'damaged record: its field ' .. field .. ' is '
     .. (t[field] == nil and 'missing' or 'not ' .. kind) .. ' (written around redis-swarm), '
     .. 'so it could not be moved out of ' .. status .. ': post its work again as a new task'
   t.id, t.status = id, status  -- (the set's status: what counted it, when the record lost it)
+  if t.pass_id == nil and t.pass_name ~= nil then t.pass_id = pass_id_of(K, t.pass_name) end
   set_status_at(K, t, 'dead', now)
   t.dead_reason = reason
   redis.call('ZADD', Q.dead, fmt(now), id)
   save_task(K.tasks, t)
   local attempt = t.attempts
-  task_event(K, 'task.dead', t, 'reason', reason,
-             'attempt', type(attempt) == 'number' and attempt or nil)
+  task_event(K, 'task.dead', t, 'reason', reason, 'attempt', finite(attempt) and attempt or nil)
 end
 
 -- The task of id found in Q's set of status (pending, delayed, claimed), read for a script
--- that moves it out of that set, which it has already left; nil when there is none to move.
--- The caller goes on: an id no task backs must never block its queue. Three cases:
+-- that moves it out of that set, which it has already left; nil when there is none to move,
+-- and then true when it was dead-lettered. The caller goes on: an id no task backs must
+-- never block its queue. Four cases:
 -- - no record, one that cannot be read, one of another id, or one whose owners cannot be
 --   read: dropped, the record left as it is (swarm doctor names those stored unreadable).
 --   Nothing tells a posted task's from one a worker wrote under an id never posted, nor
 --   which counters hold it: none is moved;
+-- - a record of another queue (its id added to this queue's set): dropped, left as it is;
+--   it is counted, and held, by its own queue's set (leased through this queue, it moved
+--   its own queue's counters and left its id in that queue's set too);
 -- - a record of another status (a settled task's id added to the set): dropped, left as it
 --   is; it is counted under its own status;
 -- - a record of the set's status (or of none: it lost it), of this id (or of none), with
---   readable owners, that lacks a field the move reads: dead-lettered (bury_damaged).
+--   readable owners, that lacks a field the move reads (a pass_id, when it has a pass_name:
+--   the pass's counters are keyed by it): dead-lettered (bury_damaged).
 local function task_in_set(K, Q, id, status, now)
   local t = load_record(K.tasks, id)
+  local queue = QUEUE_NAMES[Q.delayed]
+  if queue == nil then queue = queue_name(Q.delayed) end
   if not t or (t.id ~= id and t.id ~= nil) or (t.status ~= status and t.status ~= nil)
-      or owner_lacking(t) then
+      or owner_lacking(t) or (queue and t.queue ~= queue) then
     return nil
   end
   local field, kind = lease_lacking(t)
   if not field and status ~= 'pending' then field, kind = requeue_lacking(t) end
+  if not field and t.pass_id == nil and t.pass_name ~= nil then
+    field, kind = 'pass_id', 'a string'
+  end
   if not field then
     if t.id and t.status then return t end
     field, kind = t.id and 'status' or 'id', 'a string'
   end
   bury_damaged(K, Q, t, id, status, field, kind, now)
-  return nil
+  return nil, true
 end
 
 -- Wake-up tokens kept per queue at most: a hint for waiting claims, never the truth.
@@ -301,13 +384,14 @@ end
 
 -- Reclaim up to maxn expired leases (due by upto, now as a string) of one queue: back to pending (an abandon), or dead when
 -- the task has been abandoned max_abandons times (default_max for tasks stored without one).
--- Returns how many were reclaimed.
+-- Returns how many were reclaimed (a damaged record's lease dead-lettered counts too).
 local function reclaim_expired(K, Q, now, upto, maxn, default_max)
   local ids = redis.call('ZRANGEBYSCORE', Q.leases, '-inf', upto, 'LIMIT', '0', maxn)
   local n = 0
   for _, id in ipairs(ids) do
     redis.call('ZREM', Q.leases, id)
-    local t = task_in_set(K, Q, id, 'claimed', now)
+    local t, buried = task_in_set(K, Q, id, 'claimed', now)
+    if buried then n = n + 1 end  -- (a lease ended too: reap counts it)
     if t then
       local worker = t.worker
       t.worker = nil
@@ -581,14 +665,16 @@ local function join_implicitly(K, C, now)
 end
 
 -- Ids a claim may drop (task_in_set: no task behind them) before it stops looking: a claim
--- stays short whatever a worker wrote into a pending set; the next claim goes on from there.
+-- stays short whatever a worker wrote into a pending set; the next claim goes on from there
+-- (one that stopped so with nothing leased says so: claim_best's third result).
 local DROP_CAP = 1000
 
 -- Claim up to #C.secrets of the best pending tasks of the groups (refreshed first) for
 -- C.worker, one secret each. C: worker, lease_ms, secrets, agents, presence, task_data,
 -- register (register the worker and mark it present), woken (a wake-up token was popped).
--- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none)
--- and the list of their ids. One queue: the tasks are popped in one command (ZPOPMIN), and
+-- Returns {task JSON, data JSON or false, ...} (a pair per task, best first; empty: none),
+-- the list of their ids, and true when it leased none because it stopped at DROP_CAP (ids
+-- are left to look at: the queues are not known empty). One queue: the tasks are popped in one command (ZPOPMIN), and
 -- popped again for those short only when ids without a task were among them. The
 -- counters are written once at the end (with what the caller deferred before: K.defer).
 local function claim_best(K, groups, now, C)
@@ -631,7 +717,7 @@ local function claim_best(K, groups, now, C)
   local written = flush_counts(K)
   if #out == 0 and dropped >= DROP_CAP then
     wake_tokenless(groups)  -- ids are left to look at: the next claim goes on at once
-    return out, ids
+    return out, ids, true
   end
   if #out == 0 then
     for _, Q in ipairs(groups) do

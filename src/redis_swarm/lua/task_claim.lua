@@ -21,7 +21,9 @@
 -- (each task keeps its secret's SHA-1; the client makes each token 'ATTEMPT.SECRET')
 -- Returns, claim: {task JSON, data JSON or false, ...} a pair per task claimed, best first,
 --   or, when nothing is eligible, {false, the queues' due hint (ms: nothing falls due
---   before it; see hinted_due) or -1, now};
+--   before it; see hinted_due) or -1, now}, and a fourth item, '1', when it leased nothing
+--   only because it dropped as many ids without a task as one claim may (DROP_CAP): more are
+--   left to look at, so the caller claims again at once instead of calling the queues empty;
 --   reap: {reclaimed, next due ms or -1, now}
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[3], pass_counts = KEYS[4], events = KEYS[5],
@@ -69,10 +71,10 @@ local claimer = {worker = ARGV[4], lease_ms = tonumber(ARGV[5]), secrets = {},
                  agents = KEYS[6], presence = KEYS[7], task_data = KEYS[2],
                  register = ARGV[9] == '1', woken = ARGV[10] ~= '0'}
 for i = first_secret, #ARGV do claimer.secrets[#claimer.secrets + 1] = ARGV[i] end
-local claimed, ids = claim_best(K, groups, now, claimer)
+local claimed, ids, capped = claim_best(K, groups, now, claimer)
 if reported and ids[1] then  -- (the record's closing brace reopened: no JSON decoded)
   redis.call('HSET', K.tasks, ARGV[11],
              string.sub(reported, 1, -2) .. ',"next_task":"' .. ids[1] .. '"}')
 end
 if #claimed > 0 then return claimed end
-return {false, fmt(hinted_due(groups) or -1), fmt(now)}
+return {false, fmt(hinted_due(groups) or -1), fmt(now), capped and '1' or nil}
