@@ -21,7 +21,7 @@ import pytest
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 
 from redis_swarm import AsyncSwarm, Settings, Swarm, apply_role
-from redis_swarm.a2a_server._addresses import webhook_allowed
+from redis_swarm.a2a_server._addresses import webhook_allowed, webhook_target
 from redis_swarm.a2a_server._logs import one_line_client_errors
 from redis_swarm.a2a_server._push import PushDispatcher
 from redis_swarm.a2a_server._rpc import A2A_0_3_METHODS
@@ -136,12 +136,11 @@ def test_the_history_keeps_the_clients_message_id_and_role(
         listed = _rpc(a2a, "ListTasks", {"contextId": first["contextId"]})["result"]["tasks"]
         assert listed[0]["history"][0]["messageId"] == message["messageId"]
         assert _sent(a2a, message) == task_id  # a retry: the task it posted, as before
-    # A message without a role is the user's.
+    # A message without a role is refused: A2A requires one (tests/test_a2a_leftovers.py).
     message = _message()
     del message["role"]
-    task_id = _sent(a2a, message)
-    (first,) = _rpc(a2a, "GetTask", {"id": task_id})["result"]["history"]
-    assert (first["messageId"], first["role"]) == (message["messageId"], "ROLE_USER")
+    answer = _rpc(a2a, "SendMessage", {"message": message})
+    assert answer["error"]["code"] == -32602 and "message.role" in answer["error"]["message"]
 
 
 def test_tasks_stored_before_read_as_they_did(a2a: A2AServer, a2a_worker: Swarm) -> None:
@@ -307,15 +306,15 @@ def test_a_webhook_whose_host_fails_to_resolve_once_still_gets_every_update(
     """The check before each post (the SDK's) read a lookup that failed, even a temporary
     EAI_AGAIN, as a forbidden address: the update was dropped, not retried, and after the
     final one the webhook was removed, so a client lost the final state for good. The
-    resolver here fails once, then says the host is public (the post itself goes to the
-    receiver on loopback)."""
+    resolver here fails once, then answers the receiver's loopback address, which the
+    dispatcher's rule takes for public (the post goes to the address checked)."""
     lookups: list[str] = []
 
     async def flaky(host: str, port: int) -> list[str]:
         lookups.append(host)
         if len(lookups) == 1:
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return ["93.184.216.34"]
+        return ["127.0.0.1"]
 
     async def private(host: str, port: int) -> list[str]:
         return ["93.184.216.34", "10.0.0.7"]
@@ -332,7 +331,7 @@ def test_a_webhook_whose_host_fails_to_resolve_once_still_gets_every_update(
             AsyncSwarm(a2a_redis.url, swarm=swarm_name) as swarm,
             httpx.AsyncClient(timeout=10) as http,
         ):
-            check = functools.partial(webhook_allowed, resolve=flaky)
+            check = functools.partial(webhook_target, resolve=flaky, blocked=lambda _ip: False)
             dispatcher = PushDispatcher(
                 swarm, [QUEUE], http, retry_delays_s=(0.05, 0.05, 0.05), url_check=check
             )

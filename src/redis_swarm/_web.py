@@ -119,18 +119,27 @@ class AccessGuard:
             return None
         if self.public and request.url.path.startswith(self.public):
             return None
-        if _token_matches(request, self.token, query=self.query_token):
+        offered = _offered_token(request, query=self.query_token)
+        if offered is not None and hmac.compare_digest(offered.encode(), self.token.encode()):
             return None
         or_query = " or add ?token=TOKEN to the URL" if self.query_token else ""
-        response = _json(
-            {
-                "error": "Unauthorized",
-                "message": f"{self.what} needs its token: send 'Authorization: Bearer "
-                f"TOKEN'{or_query}",
-            },
-            401,
-        )
-        response.headers["WWW-Authenticate"] = 'Bearer realm="redis-swarm"'
+        send = f"send 'Authorization: Bearer TOKEN'{or_query}"
+        challenge = 'Bearer realm="redis-swarm"'
+        if offered is None:
+            sent = (
+                "sent none"
+                if "authorization" not in request.headers
+                else "sent none (its Authorization header is not a bearer token)"
+            )
+            message = f"{self.what} needs its token, and this request {sent}: {send}"
+        else:  # (nothing about the right token: not its length, nor how close this one was)
+            message = (
+                f"the token this request sent is not {self.what}'s: {send} with the token "
+                "its operator gave (check for a stale or mistyped one)"
+            )
+            challenge += ', error="invalid_token"'  # (RFC 6750, 3.1)
+        response = _json({"error": "Unauthorized", "message": message}, 401)
+        response.headers["WWW-Authenticate"] = challenge
         return response
 
 
@@ -145,15 +154,15 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0] if ":" in header else header
 
 
-def _token_matches(request: Request, token: str, *, query: bool) -> bool:
+def _offered_token(request: Request, *, query: bool) -> str | None:
+    """The token a request sent (a bearer header's, else ``?token=`` where taken); None when
+    it sent none."""
     offered = request.query_params.get("token") if query else None
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         offered = value.strip()
-    if offered is None:
-        return False
-    return hmac.compare_digest(offered.encode(), token.encode())
+    return offered
 
 
 _SECURITY_HEADERS = [

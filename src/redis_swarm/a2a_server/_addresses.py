@@ -1,10 +1,11 @@
 """The rule for a webhook's address, at registration and before each post (one function).
 
 A server off loopback posts only to public addresses: a client could otherwise make it post
-inside its network. ``webhook_allowed`` reads a URL three ways:
+inside its network. ``webhook_target`` reads a URL three ways:
 
-- True: http(s), and every address its host resolves to is public: post.
-- False: forbidden for good: not http(s), no host, or an address on loopback, a private,
+- An address (an IP literal): http(s), and every address its host resolves to is public:
+  post, to that address (``pin``).
+- None: forbidden for good: not http(s), no host, or an address on loopback, a private,
   shared (100.64.0.0/10), link-local, multicast, reserved or unspecified range (an
   IPv4-mapped IPv6 address judged as the IPv4 address it carries). The SDK's
   ``validate_push_notification_url`` has the same ranges; its check of one address is
@@ -15,7 +16,14 @@ inside its network. ``webhook_allowed`` reads a URL three ways:
   both as "refused", so one failed lookup dropped an update for good, the final one too).
   A webhook given by a client is refused while its host does not resolve: fail closed.
 
-The resolver is a parameter (``Resolver``): the event loop's ``getaddrinfo`` unless told.
+The post goes to the address that was checked (``pin``), not to the URL's host: the HTTP
+client would resolve the name again, and a name that answers a public address to the check
+and 127.0.0.1 to the connection (DNS rebinding) reached a private address. The request keeps
+the URL's host name where it speaks to the server: its ``Host`` header, and TLS (SNI, and
+the certificate checked against that name, not against the address).
+
+The resolver is a parameter (``Resolver``): the event loop's ``getaddrinfo`` unless told;
+so is the rule for one address (``blocked_ip`` unless told).
 """
 
 from __future__ import annotations
@@ -26,19 +34,27 @@ import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 
+import httpx
+
 __all__ = [
     "REFUSED_ADDRESS",
+    "AddressCheck",
     "Resolver",
     "UrlCheck",
     "blocked_ip",
     "loop_resolver",
+    "pin",
     "unresolved",
     "webhook_allowed",
+    "webhook_target",
 ]
 
-# The rule for a webhook's URL (True: this server may post to it; False: never; OSError: its
-# host does not resolve now), at registration and before each post: see the module.
+# The rule for a webhook's URL, at registration (True: this server may post to it; False:
+# never; OSError: its host does not resolve now): ``webhook_allowed``.
 UrlCheck = Callable[[str], Awaitable[bool]]
+# The same rule before each post, which gives the address to post to (None: never):
+# ``webhook_target``. See the module.
+AddressCheck = Callable[[str], Awaitable[str | None]]
 # A host and port's addresses (IP literals); OSError when the host does not resolve.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 # Why a URL a UrlCheck answered False for is refused.
@@ -81,17 +97,43 @@ def blocked_ip(ip: str) -> bool:
     )
 
 
-async def webhook_allowed(url: str, resolve: Resolver = loop_resolver) -> bool:
-    """The rule (see the module): True to post to ``url``, False never; raises OSError when
-    its host does not resolve now."""
+async def webhook_target(
+    url: str, resolve: Resolver = loop_resolver, blocked: Callable[[str], bool] = blocked_ip
+) -> str | None:
+    """The rule (see the module): the address to post ``url`` to, None never; raises OSError
+    when its host does not resolve now. Every address the host has must pass ``blocked``:
+    the one posted to is the first."""
     try:
         parsed = urllib.parse.urlsplit(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    except ValueError:  # (a port out of range, a malformed IPv6 literal)
-        return False
+        httpx.URL(url)  # (what the post parses: a URL it would refuse is no webhook)
+    except (ValueError, httpx.InvalidURL):  # (a port out of range, a malformed IPv6 literal)
+        return None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return False
+        return None
     addresses = await resolve(parsed.hostname, port)
     if not addresses:  # (a resolver that answers nothing: nothing to post to, for now)
         raise OSError(f"no address for {parsed.hostname!r}")
-    return not any(blocked_ip(ip) for ip in addresses)
+    if any(blocked(ip) for ip in addresses):
+        return None
+    return addresses[0]
+
+
+async def webhook_allowed(url: str, resolve: Resolver = loop_resolver) -> bool:
+    """True if this server may post to ``url`` (``webhook_target`` gives an address); raises
+    OSError when its host does not resolve now."""
+    return await webhook_target(url, resolve) is not None
+
+
+def pin(request: httpx.Request, address: str) -> None:
+    """Send ``request`` to ``address``, the one its URL was checked at, rather than to what
+    its host resolves to when the client connects (see the module). Its ``Host`` header
+    (set when it was built) and TLS keep the URL's host name. A pinned HTTPS request closes
+    its connection after its answer: the client's pool keys a connection by address, so a
+    later request to the same address for another host name would reuse one whose
+    certificate was checked for this name only."""
+    url = request.url
+    request.extensions["sni_hostname"] = url.raw_host.decode("ascii")  # (IDNA-encoded)
+    request.url = url.copy_with(host=address)
+    if url.scheme == "https":
+        request.headers["Connection"] = "close"

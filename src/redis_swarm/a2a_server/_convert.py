@@ -8,7 +8,9 @@
   SendMessage return the task it posted (the task's dedupe key, ``MESSAGE_KEY`` and the id,
   whatever the message's role: a retry that changed it, or that a version before roles were
   kept posted, still finds its task), and the key keeps the message's id for the task's
-  history. A message that is not the user's keeps its role in the task's data
+  history. A message must say whose it is (``role``, which A2A requires: ``ROLE_USER`` or
+  ``ROLE_AGENT``); one without a role, or with another, is refused (the SDK read both as
+  the user's). A message that is not the user's keeps its role in the task's data
   (``ROLE_KEY``: ``with_role``), where the workers see it too.
 - A swarm task becomes an A2A ``Task`` (``a2a_task``): same id, its pass as the context id
   (``context_of``: a task posted without a pass, outside A2A, is a context of its own, its
@@ -52,6 +54,7 @@ from .._models import Event, Finding
 from .._models import Task as SwarmTask
 from .._models import TaskStatus as SwarmStatus
 from .._validate import MAX_LABEL_CHARS
+from ._request import ABSENT
 from ._states import STATE_OF, STATUS_AFTER
 from ._wire import whole_numbers
 from ._words import OPERATOR_CONTEXT
@@ -112,7 +115,11 @@ class Posting:
     dedupe_key: str
 
 
-def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str) -> Posting:
+def posting(
+    request: SendMessageRequest, queues: Sequence[str], new_context: str, sent_role: Any = None
+) -> Posting:
+    """The task ``request`` posts. ``sent_role``: the message's ``role`` as the client sent
+    it (``_request.raw_param``), to name in a refusal; None where it is not known."""
     if not request.HasField("message"):
         raise InvalidParamsError(
             "the request has no message: SendMessage posts its message as a task; send one "
@@ -131,6 +138,7 @@ def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str
             f"{MAX_MESSAGE_ID_CHARS}: give each message a shorter unique id (a UUID is 36), "
             "the same one when you send it again"
         )
+    _check_role(message.role, sent_role)
     queue = _skill(request, queues)
     texts: list[str] = []
     data: list[Any] = []
@@ -160,12 +168,30 @@ def posting(request: SendMessageRequest, queues: Sequence[str], new_context: str
     return Posting(queue, description, with_role(payload, message.role), context_id, dedupe_key)
 
 
+def _check_role(role: int, sent: Any) -> None:
+    """Refuse a message whose role is none of A2A's (the SDK reads a role left out, and a
+    name it does not know, as ROLE_UNSPECIFIED; a number it does not know stays that
+    number): the server cannot tell whose it is. ``sent`` is the role as sent, if known."""
+    if role in _ROLES.values():
+        return
+    if sent is None or sent is ABSENT:
+        said = "the message has no role" if not role else f"the message's role {role} is unknown"
+    else:
+        said = f"the message's role {dumps(sent)[:40]} is not one of A2A's"
+        if isinstance(sent, str) and f"ROLE_{sent.upper()}" in _ROLES:
+            said += f' ("{sent}" is A2A 0.3\'s name for "ROLE_{sent.upper()}")'
+    allowed = " or ".join(f'"{name}"' for name in _ROLES)
+    raise InvalidParamsError(
+        f"{said} (message.role, which A2A requires): send {allowed} (a client's own message "
+        "is ROLE_USER)"
+    )
+
+
 def with_role(data: Any, role: Role) -> Any:
-    """The data of the task a message of ``role`` posts with ``data``: as it is for the
-    user's (a message without a role, which A2A 1.0 requires too, is: a client's message
-    is), else with its role (``ROLE_KEY``). User data that reads as such a pair is wrapped
-    too, so that it reads back as it was sent (``_sent_as``)."""
-    role = role or Role.ROLE_USER
+    """The data of the task a message of ``role`` (ROLE_USER or ROLE_AGENT: ``posting``
+    refuses any other) posts with ``data``: as it is for the user's, else with its role
+    (``ROLE_KEY``). User data that reads as such a pair is wrapped too, so that it reads
+    back as it was sent (``_sent_as``)."""
     if role == Role.ROLE_USER and _role_of(data) is None:
         return data
     return {ROLE_KEY: Role.Name(role), _DATA_KEY: data}

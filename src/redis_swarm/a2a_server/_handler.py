@@ -94,6 +94,7 @@ from .._models import TaskStatus as SwarmStatus
 from ._addresses import REFUSED_ADDRESS, UrlCheck, unresolved
 from ._convert import a2a_task, alone_in, posting, updates
 from ._feed import TaskFeed, stream_order
+from ._logs import LOGGED_FOR_OPERATOR
 from ._request import ABSENT, raw_param
 from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
@@ -139,15 +140,15 @@ def swarm_errors(swarm: str) -> Iterator[None]:
         log.warning("a request failed: %s", exc)
         raise InternalError(
             f"{type(exc).__name__}: this A2A server cannot reach its swarm's Redis; try again "
-            f"later, in {RETRY_AFTER_S} s or more (its operator's log says why)",
+            f"later, in {RETRY_AFTER_S} s or more {LOGGED_FOR_OPERATOR}",
             data={RETRY_AFTER_KEY: str(RETRY_AFTER_S)},  # (strings: a google.rpc.ErrorInfo's)
         ) from None
     except PermissionDenied as exc:  # (a misconfiguration: no retry mends it, so no retry data)
         log.warning("a request failed: %s; %s", exc, needs_role(swarm))
         raise InternalError(
             f"{type(exc).__name__}: this A2A server's Redis user lacks a right this request "
-            "needs, which only its operator can grant (its log says which); sending it again "
-            "will not help until then"
+            "needs, which only its operator can grant; sending it again will not help until "
+            f"then {LOGGED_FOR_OPERATOR}"
         ) from None
     except SwarmError as exc:
         raise InternalError(f"{type(exc).__name__}: {in_a2a_words(str(exc))}") from None
@@ -342,7 +343,9 @@ class SwarmRequestHandler(RequestHandler):
         # The record keeps when it was cancelled (status_at), a second cancel keeping the first's.
         return await self._a2a(task)
 
-    async def _post(self, params: SendMessageRequest) -> tuple[SwarmTask, str]:
+    async def _post(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> tuple[SwarmTask, str]:
         """Post the message's task; returns it and the event id its updates follow."""
         if params.message.task_id:
             task = await self._task(params.message.task_id)
@@ -351,7 +354,9 @@ class SwarmRequestHandler(RequestHandler):
                 f"task {task.id} is {state}: this agent takes no follow-up input on a task; "
                 "send a new message without a task id (the same context id groups them)"
             )
-        post = posting(params, self.queues, new_context=str(uuid.uuid4()))
+        sent = raw_param(context, "message")
+        role = sent.get("role", ABSENT) if isinstance(sent, dict) else None
+        post = posting(params, self.queues, new_context=str(uuid.uuid4()), sent_role=role)
         if params.message.context_id:
             await self._check_context(params.message.context_id)
         push = params.configuration.task_push_notification_config
@@ -381,7 +386,7 @@ class SwarmRequestHandler(RequestHandler):
     async def on_message_send(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> Task | Message:
-        task, since = await self._post(params)
+        task, since = await self._post(params, context)
         if not params.configuration.return_immediately and not task.status.settled:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._settled(task.id, since), self.wait_s)
@@ -396,7 +401,7 @@ class SwarmRequestHandler(RequestHandler):
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Update]:
-        task, since = await self._post(params)
+        task, since = await self._post(params, context)
         first = await self._a2a(task)
         yield _at(first, Position(since, 0, first.status.state))
         if first.status.state not in TERMINAL:

@@ -13,9 +13,10 @@ undelivered after the last retry is logged and dropped (the task's state stays r
 GetTask). After a task's final state is delivered, its webhook is removed.
 
 A server that does not post inside its network (``url_check``: the rule its handler checks a
-webhook with when a client gives one, ``_addresses.webhook_allowed``) checks the address
+webhook with when a client gives one, as ``_addresses.webhook_target``) checks the address
 again before each post: the webhook may have been stored by another server of the swarm,
-with another rule, and a hostname may resolve elsewhere since (DNS rebinding). An update to
+with another rule, and a hostname may resolve elsewhere since (DNS rebinding). The post goes
+to the address checked (``_addresses.pin``), never to a second lookup's. An update to
 an address it forbids is not posted, nor retried (the address is not flaky, it is
 forbidden): it is dropped, one line in the log, as an update a webhook refused (4xx). A host
 that does not resolve is a network error (a resolver's failure may be temporary): retried
@@ -43,7 +44,7 @@ from .._client import AsyncSwarm
 from .._codec import now_ms
 from .._errors import NotFound, PermissionDenied, SwarmError
 from .._models import Event, EventType, Webhook
-from ._addresses import REFUSED_ADDRESS, UrlCheck, unresolved
+from ._addresses import REFUSED_ADDRESS, AddressCheck, pin, unresolved
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
 from ._wire import render
@@ -95,7 +96,7 @@ class PushDispatcher:
         *,
         replay_s: float = REPLAY_S,
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
-        url_check: UrlCheck | None = None,
+        url_check: AddressCheck | None = None,
     ) -> None:
         self.swarm = swarm
         self.url_check = url_check
@@ -215,13 +216,17 @@ class PushDispatcher:
         body = render(to_stream_response(update))
         for delay in (*self.retry_delays_s, None):
             try:
-                if self.url_check is not None and not await self.url_check(hook.url):
+                address = None if self.url_check is None else await self.url_check(hook.url)
+                if self.url_check is not None and address is None:
                     log.warning(
                         "webhook %s of task %s: not posted, an update dropped: %s",
                         hook.url[:200], hook.task_id, REFUSED_ADDRESS,
                     )  # fmt: skip
                     return
-                response = await self.http.post(hook.url, json=body, headers=headers)
+                request = self.http.build_request("POST", hook.url, json=body, headers=headers)
+                if address is not None:
+                    pin(request, address)
+                response = await self.http.send(request)
                 if response.is_success or not _retryable(response.status_code):
                     if not response.is_success:
                         log.warning("webhook %s refused an update: %s", hook.url, response)

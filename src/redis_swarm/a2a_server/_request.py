@@ -241,15 +241,19 @@ ABSENT: Any = _Absent()
 
 def raw_param(context: ServerCallContext, name: str) -> Any:
     """Parameter ``name`` of the request as the client sent it: a JSON-RPC request's
-    ``params`` member, else the query's; ``ABSENT`` when it gave none; None when the raw
-    request is not known (a handler called without ``RawContextBuilder``)."""
+    ``params`` member, an HTTP+JSON body's member, else the query's; ``ABSENT`` when it gave
+    none; None when the raw request is not known (a handler called without
+    ``RawContextBuilder``)."""
     raw = context.state.get(_RAW_KEY)
     if not isinstance(raw, RawRequest):
         return None
     if raw.body:
         try:
-            params = json.loads(raw.body).get("params")
-        except (ValueError, AttributeError):
+            body = json.loads(raw.body)
+        except ValueError:
             return None  # (the SDK refused such a body before the handler ran)
+        if not isinstance(body, dict):
+            return None
+        params = body.get("params") if "jsonrpc" in body else body
         return params.get(name, ABSENT) if isinstance(params, dict) else ABSENT
     return raw.query.get(name, ABSENT)

@@ -52,8 +52,11 @@ A2A_WORDS: dict[str, str] = {
 
 
 # Whole sentences of the core that speak of its own objects, each as an A2A client knows
-# them. A listing's cursor (lua/index_page.lua) is, to A2A, ListTasks' pageToken.
+# them (each group of a pattern shown quoted, cut to 40 characters, where its phrase has a
+# {}). A listing's cursor (lua/index_page.lua) is, to A2A, ListTasks' pageToken; a pass
+# name (a refused one: too long, blank), the contextId it was given as.
 A2A_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(?:the )?pass name\b"), "contextId"),
     (
         re.compile(
             r"cursor (.*) does not belong to this listing: pass back the cursor of the "
@@ -74,6 +77,6 @@ def in_a2a_words(text: str) -> str:
     for pattern, a2a_phrase in A2A_PHRASES:
         found = pattern.search(text)
         if found is not None:
-            said = a2a_phrase.format(repr(found[1][:40]))
+            said = a2a_phrase.format(*(repr(group[:40]) for group in found.groups()))
             text = text[: found.start()] + said + text[found.end() :]
     return text

@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._client import AsyncSwarm
 from .._stopping import Stopping
 from .._web import AccessGuard
-from ._addresses import webhook_allowed
+from ._addresses import webhook_allowed, webhook_target
 from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, RETRY_AFTER_KEY, SwarmRequestHandler
 from ._push import PushDispatcher
@@ -255,8 +255,10 @@ def create_app(
     uvicorn, giving up on the lifespan, printed its traceback.
     """
     dispatcher: PushDispatcher | None = None
-    # One rule for webhook addresses: when a client gives one, and before each post.
+    # One rule for webhook addresses: when a client gives one, and before each post (which
+    # goes to the address the rule checked).
     url_check = None if private_webhooks else webhook_allowed
+    post_check = None if private_webhooks else webhook_target
 
     def catch_up(task_id: str, since: str) -> None:
         if dispatcher is not None:
@@ -285,7 +287,7 @@ def create_app(
             async with httpx.AsyncClient(timeout=PUSH_TIMEOUT_S) as http:
                 running = None
                 if push:
-                    dispatcher = PushDispatcher(swarm, handler.queues, http, url_check=url_check)
+                    dispatcher = PushDispatcher(swarm, handler.queues, http, url_check=post_check)
                     running = asyncio.create_task(dispatcher.run())
                 watching = [asyncio.create_task(on_server_exit(handler.stop))]
                 if stopping is not None:
