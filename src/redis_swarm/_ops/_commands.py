@@ -174,8 +174,8 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "a2a_task_list": "hget hmget zlexcount zrevrangebylex",
         "a2a_task_save": "hget hset pexpire zadd zrem",
         "_tasks": (
-            "exists hget hincrby hset hsetnx llen lpop ltrim rpush xadd zadd zpopmin zrange "
-            "zrangebyscore zrem"
+            "exists hget hgetall hincrby hset hsetnx llen lpop ltrim rpush xadd zadd zpopmin "
+            "zrange zrangebyscore zrem"
         ),
         "agent_deregister": "del hdel hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore",
         "agent_heartbeat": "hexists hget hset zadd",
