@@ -85,3 +85,32 @@ def test_a_timed_out_wait_is_a_builtin_timeout_error(swarm: Swarm) -> None:
     with pytest.raises(TimeoutError) as asked:  # as user code catches it
         swarm.ask("q", "anyone?", timeout_s=0.2)
     assert isinstance(asked.value, Timeout) and asked.value.task_id is not None
+
+
+def test_a_hand_synthesis_given_a_pipelines_id_is_not_charged_its_synthesizer(
+    swarm: Swarm,
+) -> None:
+    """A pipeline's synthesizer task names its pass: a synthesis of another pass written
+    by hand under that pipeline's synthesis id does not take its synthesizer's runs."""
+    from redis_swarm._models import synthesizer_task_of
+    from redis_swarm._usage import Usage
+
+    def usage(cost: float) -> Usage:
+        return Usage(source="claude", cost_usd=cost, tokens_in=10, tokens_out=1)
+
+    sid = "s-pl-" + "0123456789abcdef01234567"
+    swarm.post_task(
+        "pipeline.synth", "Synthesize a", {"synthesis": sid, "pass": "pipe: a"},
+        task_id=synthesizer_task_of(sid), max_attempts=5,
+    )  # fmt: skip
+    held = swarm.claim("pipeline.synth", worker="pipe")
+    assert held is not None and held.token is not None
+    swarm.fail(held.id, held.token, "refused", usage=usage(10.0), retry_after_s=0)
+    swarm.post_task("hand", "x", pass_name="mine")
+    mine = swarm.claim("hand", worker="w")
+    assert mine is not None and mine.token is not None
+    finding = swarm.report(mine.id, mine.token, {"summary": "s"}, worker="w", usage=usage(2.0))
+    swarm.synthesize("lead", "mine", "all", [finding.id], synthesis_id=sid, usage=usage(3.0))
+    costs = swarm.pass_costs("mine")
+    assert costs.total["cost_usd"] == pytest.approx(5.0)
+    assert (costs.synthesis_runs, costs.synthesis["cost_usd"]) == (1, 3.0)

@@ -100,7 +100,8 @@ def _pipeline_tasks(ctx: OpContext, name: str, tally: _Tally) -> Operation[tuple
     """Add the failed runs of the planning and synthesizer tasks of pass ``name``'s
     pipeline syntheses (those ``tally`` met) to ``tally``, in one round trip (none when no
     pipeline synthesized the pass): a synthesizer task is taken when its data names its
-    synthesis, a planning task when its data names the pass, as the pipeline posts them
+    synthesis (and the pass, or none), a planning task when its data names the pass, as the
+    pipeline posts them
     (a task that merely has such an id is not counted), and neither when it carries the
     pass name (a run from before they had none: counted with the pass's tasks). The
     planning tasks taken, and how many tasks were stored unreadable."""
@@ -126,8 +127,11 @@ def _pipeline_tasks(ctx: OpContext, name: str, tally: _Tally) -> Operation[tuple
         except UNREADABLE:
             corrupt += 1
             continue
-        named = task.data.get(key) if isinstance(task.data, dict) else None
-        if named != value or task.pass_name == name:
+        data = task.data if isinstance(task.data, dict) else {}
+        # A synthesizer task names its pass too (one posted before it did: its synthesis
+        # only), so that a synthesis given a pipeline's id by hand in another pass is not
+        # charged that pipeline's synthesizer runs.
+        if data.get(key) != value or data.get("pass", name) != name or task.pass_name == name:
             continue
         if key == "pass":
             planners.append(task)

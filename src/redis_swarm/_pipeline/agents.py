@@ -244,7 +244,8 @@ class OneShotAgents:
             )  # fmt: skip
         except ConnectionFailed as exc:  # (given up: ride_out retries every other)
             raise ConnectionFailed(
-                f"{exc}. Run the pipeline again once Redis takes writes: it resumes at this pass"
+                f"{exc}. Run the pipeline again once Redis takes writes: it resumes at this pass",
+                sent=exc.sent,
             ) from exc
 
     def _fail_own(self, held: Task, reason: str, usage: Usage | None, lease_s: float) -> Task:
@@ -560,7 +561,8 @@ class OneShotAgents:
         return self.swarm.post_task(
             synthesis_queue(self.plan),
             f"Synthesize {self.plan.passes[index].name}",
-            {"synthesis": synthesis_id(self.plan, index)},
+            # (the pass too: Swarm.pass_costs counts the task's runs only in that pass)
+            {"synthesis": synthesis_id(self.plan, index), "pass": pass_label(self.plan, index)},
             task_id=synthesis_task_id(self.plan, index), lease_s=HOLD_S,
             max_attempts=AGENT_TRIES, parent=self.plan.passes[index].context,
         )  # fmt: skip
