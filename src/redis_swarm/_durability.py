@@ -187,7 +187,8 @@ def not_durable(plan: Plan, where: str) -> ConnectionFailed:
         f"the write was applied, but Redis at {where} did not confirm within "
         f"{WAIT_MS / 1000:g} s that {what}, as durability='strict' requires: it may or may not "
         "be kept if that server fails now. Retrying is safe (a retried claim takes another task: "
-        "the first comes back when its lease ends). Likely causes, in order: " + causes
+        "the first comes back when its lease ends). Likely causes, in order: " + causes,
+        sent=True,  # (it ran: a claim's lease stands, its secrets prove it)
     )
 
 

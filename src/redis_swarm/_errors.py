@@ -64,11 +64,25 @@ class ConnectionFailed(SwarmError):
     client): ``lease_secrets`` holds the secrets it sent, one per task it asked for, so that
     its caller can prove a lease its own: a task that claim leased is held with the token
     ``f"{task.attempts}.{secret}"`` of one of them (docs/tasks.md). Empty for any other
-    call."""
+    call.
 
-    def __init__(self, message: str, *, lease_secrets: tuple[str, ...] = ()) -> None:
+    ``sent`` says whether the request may have reached the server, and so may have run:
+    True when a connection was made and then the reply did not come (a read timeout, the
+    connection dropped), at any attempt of the client's retries (a timeout of the
+    connection's own setup, its HELLO or AUTH, reads the same: True there too), and for a
+    write applied whose durability was not confirmed (``durability='strict'``); False when
+    it surely did not run: no connection could be made (refused, a connect timeout, DNS,
+    TLS, a certificate refused), the handle's pool had no connection left, or the server
+    answered a refusal (loading, out of memory, read-only, NOREPLICAS). Where the core
+    cannot tell, it says True, the side that loses nothing: a lease secret kept for a claim
+    that never ran proves nothing. False for an error that is about no request."""
+
+    def __init__(
+        self, message: str, *, lease_secrets: tuple[str, ...] = (), sent: bool = False
+    ) -> None:
         super().__init__(message)
         self.lease_secrets = lease_secrets
+        self.sent = sent
 
 
 class EmbeddedServerError(ConnectionFailed):

@@ -47,27 +47,31 @@ def ride_out(
     the first such failure, ``between`` runs before each pause, and ``on_back`` once the
     wait is over (taken or given up). Given up after ``patience_s`` or once ``stop`` is set,
     raising a ``ConnectionFailed`` that says Redis did not ``what`` ("take the report of
-    t-1") in the longest ``who`` ("the pool") waits, or that ``who`` was stopped."""
+    t-1") in the longest ``who`` ("the pool") waits, or that ``who`` was stopped: ``sent``
+    when any try's was."""
     since: float | None = None
     tries = 0
+    sent = False  # any try may have reached the server: the write may have been applied
     try:
         while True:
             try:
                 return call()
             except ConnectionFailed as exc:
                 now = time.monotonic()
+                sent = sent or exc.sent
                 if since is None:
                     since = now
                     on_outage(exc)
                 if now - since > patience_s:
                     raise ConnectionFailed(
-                        f"Redis did not {what} in {patience_s:g}s, the longest {who} waits: {exc}"
+                        f"Redis did not {what} in {patience_s:g}s, the longest {who} waits: {exc}",
+                        sent=sent,
                     ) from exc
                 if between is not None:
                     between()
                 if stop.wait(min(2.0**tries, RETRY_PAUSE_MAX_S)):
                     raise ConnectionFailed(
-                        f"{who} was stopped while waiting for Redis to {what}: {exc}"
+                        f"{who} was stopped while waiting for Redis to {what}: {exc}", sent=sent
                     ) from exc
                 tries += 1
     finally:

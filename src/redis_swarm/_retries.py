@@ -19,6 +19,8 @@ plain URL's window (``Settings.none_answered_window_s``), counted from the first
 failures in a row, and the sync cluster client, which asks for the cluster's layout when it is
 made, retries that as a request would. Sentinels that answer that they monitor no master of
 the URL's name are no failover: that fails at once, with a ConfigError (``_sentinel``).
+The error they give up with says whether any attempt may have reached the server
+(``SENT_BEFORE``): ``translate`` makes that ``ConnectionFailed.sent``.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ from ._translate import (
     CERTIFICATE_REFUSED,
     HANDSHAKE_FAILURE,
     HANDSHAKE_TIMEOUT,
+    SENT_BEFORE,
     TLS_FILE_ERRORS,
     causes,
+    may_have_reached,
     pool_exhausted,
 )
 
@@ -163,9 +167,15 @@ class _Attempts:
         self._timed_out = False
         # When the failures in a row with no server answering (NoneAnswered) began.
         self._none_answered_since: float | None = None
+        # Whether an attempt so far may have reached the server (a reply lost): the request
+        # may have run, whatever the next attempts meet.
+        self._sent = False
         retry._backoff.reset()  # type: ignore[no-untyped-call]
 
     def failed(self, error: Exception) -> tuple[float | None, Any]:
+        self._sent = self._sent or may_have_reached(error)
+        if self._sent:  # (said on each error: any may be the one given up with)
+            setattr(error, SENT_BEFORE, True)
         if self._is_retryable is not None and not self._is_retryable(error):
             return None, None
         self.failures += 1

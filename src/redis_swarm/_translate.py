@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 
 import redis.exceptions as rex
 
@@ -19,9 +20,11 @@ __all__ = [
     "HANDSHAKE_FAILURE",
     "HANDSHAKE_TIMEOUT",
     "NO_GOOD_REPLICAS",
+    "SENT_BEFORE",
     "TLS_FILE_ERRORS",
     "causes",
     "closed_in_tls_setup",
+    "may_have_reached",
     "pool_exhausted",
     "refused_write",
     "tls_refused",
@@ -104,19 +107,26 @@ def translate(
         text.startswith(("NOAUTH", "WRONGPASS"))
     ):
         return e.PermissionDenied(_authentication_failed(where, _node_of(exc)))
+    # Each refusal below was answered, or met before anything was sent (the sentinels gave
+    # no master to send it to, the pool no connection): this attempt ran nothing, and the
+    # request was sent only if an earlier attempt of it was (``_sent_before``).
+    before = _sent_before(exc)
     if text.startswith(_NO_MASTER):
-        return e.ConnectionFailed(_no_master(exc, text, where))
+        return e.ConnectionFailed(_no_master(exc, text, where), sent=before)
     if isinstance(exc, rex.BusyLoadingError) or text.startswith(_LOADING):
-        return e.ConnectionFailed(_loading(where))
+        return e.ConnectionFailed(_loading(where), sent=before)
     if pool_exhausted(exc):
-        return e.ConnectionFailed(_pool_exhausted(where))
+        return e.ConnectionFailed(_pool_exhausted(where), sent=before)
     if isinstance(exc, rex.ConnectionError) and text.startswith(NO_GOOD_REPLICAS):
-        return e.ConnectionFailed(_too_few_replicas(where))  # (a Sentinel connection's)
+        # (a Sentinel connection's)
+        return e.ConnectionFailed(_too_few_replicas(where), sent=before)
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         return _unreachable(exc, text, where)
     if isinstance(exc, rex.InvalidResponse):
+        # (what is not Redis ran nothing; a Redis server's garbled reply is not known here)
         return e.ConnectionFailed(
-            f"the server at {where} does not speak Redis ({text}): check the host and port"
+            f"the server at {where} does not speak Redis ({text}): check the host and port",
+            sent=before,
         )
     if isinstance(exc, rex.ResponseError):
         code, _, message = text.partition(" ")
@@ -128,10 +138,11 @@ def translate(
                 return cls(text.split(known + " ", 1)[1])
         refused = refused_write(exc, where)
         if refused is not None:
-            return e.ConnectionFailed(refused)
+            return e.ConnectionFailed(refused, sent=before)
         if isinstance(exc, rex.ReadOnlyError) or text.startswith("READONLY"):
             return e.ConnectionFailed(
-                f"Redis at {where} is a read-only replica: point the URL at the master"
+                f"Redis at {where} is a read-only replica: point the URL at the master",
+                sent=before,
             )
         if isinstance(exc, rex.AskError | rex.ClusterCrossSlotError) or text.startswith(_REDIRECTS):
             return _cluster_redirect(exc, text, where)
@@ -225,7 +236,8 @@ def _cluster_redirect(exc: BaseException, text: str, where: str) -> e.SwarmError
     if settings is not None and settings.kind == "cluster":
         return e.ConnectionFailed(
             f"Redis Cluster at {where} moved a slot while this request ran ({text}): a "
-            "resharding or a failover is under way; try again"
+            "resharding or a failover is under way; try again",
+            sent=_sent_before(exc),  # (a redirect: the node did not run it)
         )
     if isinstance(exc, rex.ClusterCrossSlotError) or text.startswith("CROSSSLOT"):
         said = "that the keys of one request are on several of its nodes (CROSSSLOT)"
@@ -586,23 +598,31 @@ def causes(exc: BaseException) -> list[BaseException]:
 
 def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFailed:
     """A connection that failed or timed out: TLS trouble named, else what to check."""
+    sent = may_have_reached(exc)
     tls = _tls_problem(" ".join(str(c) for c in causes(exc)), text, where, closed_in_tls_setup(exc))
     if tls is not None:
-        return e.ConnectionFailed(tls)
+        # A certificate refused (either side's) ends the connection before any request runs,
+        # however far redis-py had got (a TLS 1.3 server's alert comes at the first read).
+        refused = _TLS_REFUSED.match(tls) is not None
+        return e.ConnectionFailed(tls, sent=sent and (not refused or _sent_before(exc)))
     tls_port = _tls_port_hint(where, text)
     if tls_port and not text.startswith(_CLUSTER_UNREACHABLE):
+        # A reset on a plain connection: the server closed it with what it was sent unread
+        # (a TLS port, on the client's first bytes): it ran none of it.
         return e.ConnectionFailed(
-            f"the server at {where} closed the connection ({text}): {tls_port}"
+            f"the server at {where} closed the connection ({text}): {tls_port}",
+            sent=_sent_before(exc),
         )
     if where.startswith("embedded:") and any(gone in text.lower() for gone in _NOT_LISTENING):
-        return e.ConnectionFailed(_embedded_not_running(where, text))
+        return e.ConnectionFailed(_embedded_not_running(where, text), sent=sent)
     if text.startswith(_CLUSTER_UNREACHABLE):
         reasons = text.split(": ", 1)[-1]
         return e.ConnectionFailed(
             f"cannot reach Redis Cluster at {where}: no node of the URL answered (the last one "
             f"tried: {reasons}); check that the nodes run and that the URL names some of them, as "
             f"redis+cluster://HOST:PORT[,HOST:PORT...] ({DOCTOR_TELLS_MORE})"
-            f"{'; ' if tls_port else ''}{tls_port}"
+            f"{'; ' if tls_port else ''}{tls_port}",
+            sent=sent,
         )
     hint = ""
     if where.startswith("rediss") and "timeout connecting" in text.lower():
@@ -610,8 +630,57 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
         hint = "; if the port speaks no TLS (it then never answers the handshake), use redis://"
     return e.ConnectionFailed(
         f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
-        f"check that the server runs and the URL is right ({DOCTOR_TELLS_MORE}){hint}"
+        f"check that the server runs and the URL is right ({DOCTOR_TELLS_MORE}){hint}",
+        sent=sent,
     )
+
+
+# How redis-py (sync and asyncio alike) words a connection it could not make: "Error 111
+# connecting to HOST:PORT. Connection refused." (a DNS failure, an unreachable host, a TLS
+# handshake refused: the same, with their reason), "Timeout connecting to server" (the TCP
+# connect or the TLS handshake). Nothing was sent on it. redis-py raises a read timeout and a
+# connect timeout as one class (TimeoutError), and a refused connect and a dropped one as
+# another (ConnectionError): its words are what tells them apart.
+_CONNECTING = "connecting to"
+# The socket's own errors for a connection that could not be made, when no redis-py error
+# wraps them.
+_NOT_CONNECTED = (ConnectionRefusedError, FileNotFoundError, socket.gaierror)
+# What the retries (``_retries``) set, True, on the error they give up with when an earlier
+# attempt of the request may have reached the server: the last attempt's error alone (a
+# reconnect refused while the server restarts) would say that nothing was sent.
+SENT_BEFORE = "swarm_sent_before"
+
+
+def _sent_before(exc: BaseException) -> bool:
+    return bool(getattr(exc, SENT_BEFORE, False))
+
+
+def may_have_reached(exc: BaseException) -> bool:
+    """Whether the request that failed with ``exc`` (a redis-py error, or the socket's) may
+    have reached the server: True unless the connection could not be made (``_CONNECTING``),
+    or an earlier attempt of it may have (``SENT_BEFORE``). The error a cluster client's
+    command met is its cause (redis-py keeps it so under its "Redis Cluster cannot be
+    connected"), whose text names the last refresh's failure, not the command's. A reply that
+    did not come to the connection's own setup (HELLO, AUTH) reads as a request's: True."""
+    if _sent_before(exc):
+        return True
+    if pool_exhausted(exc):
+        return False
+    met = _met(exc)
+    return not isinstance(met, _NOT_CONNECTED) and _CONNECTING not in str(met)
+
+
+def _met(exc: BaseException) -> BaseException:
+    """The innermost redis-py connection or timeout error in ``exc``'s causes (``__cause__``
+    only: a context is an error handled before, not this one's), else ``exc``."""
+    met, current = exc, exc.__cause__
+    for _ in range(8):
+        if current is None:
+            break
+        if isinstance(current, rex.ConnectionError | rex.TimeoutError):
+            met = current
+        current = current.__cause__
+    return met
 
 
 # redis-py's Sentinel client, when no sentinel gave the master's address: "No master found
@@ -737,7 +806,7 @@ def closed_in_tls_setup(exc: BaseException) -> bool:
     this when the alert saying so is lost (it races the server's close); so does one at its
     maxclients, or restarting, and a proxy in front of one."""
     chain = causes(exc)
-    return any("connecting to" in str(item) for item in chain) and any(
+    return any(_CONNECTING in str(item) for item in chain) and any(
         _EOF_MIDWAY in str(item).lower() or (type(item) is ConnectionResetError and not item.args)
         for item in chain
     )

@@ -660,9 +660,11 @@ def _next_task(
     except ConnectionFailed as exc:
         # Its reply lost (a server busy past the hook's socket timeout runs the claim when it
         # is free): its secrets are kept, so that the next hook finds the task it leased and
-        # proves it this agent's (``held_tasks``), not left to wait out its lease.
-        with contextlib.suppress(OSError):
-            tokens.keep_unanswered(swarm.settings, agent, exc.lease_secrets)
+        # proves it this agent's (``held_tasks``), not left to wait out its lease. A claim
+        # that surely never reached the server (``sent`` False) leased nothing: none kept.
+        if exc.sent:
+            with contextlib.suppress(OSError):
+                tokens.keep_unanswered(swarm.settings, agent, exc.lease_secrets)
         then = (
             ", so the claim may still run: the next hook of this session picks up the task it "
             "leases (its lease secret is kept here)"

@@ -9,9 +9,10 @@ tries for well under a second instead, and takes a server that accepts connectio
 does not answer (a stopped process, a paused one) for down within a second, not the URL's
 10 s; every other face keeps the URL's retries and timeouts. What it says of the swarm names
 the URL as the user gave it (``as_given``), never with the hook's own options, which a user
-copying it into SWARM_URL would hand every other face. A reply that did not come within
-the socket timeout is said as that (``not_answered``): the server took the request and is
-busy or paused, not unreachable, and a write it was sent may still run.
+copying it into SWARM_URL would hand every other face. A request whose reply did not come
+(``ConnectionFailed.sent``: within the socket timeout, or the connection closed) is said as
+that (``not_answered``): the server took it and is busy or paused, not unreachable, and a
+write it was sent may still run.
 """
 
 from __future__ import annotations
@@ -46,10 +47,6 @@ HOOK_RETRIES = 2
 # within about connect + socket timeout: 2 s at most, inside SessionEnd's 3 s. A strict URL's
 # writes wait up to WAIT_MS for a replica or the disk, which is not a hang: that is added.
 HOOK_SOCKET_TIMEOUT_S = 1.0
-# How redis-py says a reply did not come within the socket timeout (the core's ConnectionFailed
-# quotes it): the connection was made and the request sent. A connect that timed out ("Timeout
-# connecting"), or was refused, is a server that cannot be reached.
-_NO_REPLY = "Timeout reading from"
 
 
 def hook_settings(settings: Settings) -> Settings:
@@ -90,17 +87,21 @@ def not_answered(
     exc: ConnectionFailed, settings: Settings, then: str = ""
 ) -> ConnectionFailed | None:
     """``exc`` (an error of the handle ``hook_swarm(settings)``) said as what it is when the
-    server took the request and did not answer it in time: busy (a long script, a fork for a
-    save, a slow disk) or paused, not down, so "check that the server runs" would mislead;
-    ``then`` adds what that means for the request. Its ``lease_secrets`` are kept. None for
-    any other failure (the core's own message says it)."""
-    if _NO_REPLY not in str(exc):
+    server took the request and did not answer it (``exc.sent``): busy (a long script, a fork
+    for a save, a slow disk) or paused, not down, so "check that the server runs" would
+    mislead (a connection it closed after taking the request is said so too); ``then`` adds
+    what that means for the request. Its ``lease_secrets`` and ``sent`` are kept. None for
+    any other failure, a server that could not be reached among them (the core's own
+    message says it)."""
+    if not exc.sent:
         return None
     hook = hook_settings(settings)
     return ConnectionFailed(
         f"the Redis server at {hook.url} did not answer within {hook.socket_timeout:g} s: it "
-        "may be busy (a long script, a fork for a save) or paused, and a hook waits no longer "
-        f"(the session waits for it){then}; if it keeps happening, check the server's load "
+        "may be busy (a long script, a fork for a save) or paused (or it closed the connection "
+        "after taking the request: stopping or restarting), and a hook waits no longer (the "
+        f"session waits for it){then}; if it keeps happening, check the server's load "
         f"({DOCTOR_TELLS_MORE})",
         lease_secrets=exc.lease_secrets,
+        sent=exc.sent,
     )
