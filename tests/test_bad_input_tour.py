@@ -77,7 +77,7 @@ def test_the_cli_says_the_cores_refusal_of_a_blank_failure_reason(cli: Cli) -> N
     posted = cli.json("task", "post", "q1", "do it")
     held = cli.json("task", "claim", "q1", "--worker", "w")
     task = held[0] if isinstance(held, list) else held
-    out = cli("task", "fail", posted["id"], "--token", task["token"], "--error", "  ", expect=1)
+    out = cli("task", "fail", posted["id"], "--token", task["token"], "--error", "  ", expect=2)
     assert "say why the task failed" in out.stderr, out
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -568,6 +569,11 @@ def _query(
                 raise ConfigError(
                     f"option {name}={values[-1]!r} in {mask_url(url)!r} is not a number{whole}"
                 ) from None
+            if not math.isfinite(number):  # (nan, inf: no timeout a socket takes)
+                raise ConfigError(
+                    f"option {name}={values[-1]!r} in {mask_url(url)!r} is not a finite "
+                    f"number: write {name}=N, N a number such as 10"
+                )
             if number < 0 and name not in _POOL_OPTIONS:  # (Settings._check says what it takes)
                 raise ConfigError(f"option {name} in {mask_url(url)!r} is negative")
             out[name] = number

@@ -68,9 +68,10 @@ def listen(host: str, port: int) -> Listening:
         addresses = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:  # (a name IDNA cannot encode: the latter)
+        why = exc.strerror if isinstance(exc, socket.gaierror) else "not a host name"
         raise ConfigError(
-            f"cannot listen on --host {host}: {exc.strerror}: give an address or name of "
+            f"cannot listen on --host {host}: {why}: give an address or name of "
             "this machine (127.0.0.1, 0.0.0.0, ::)"
         ) from None
     # Each address once (getaddrinfo may list one twice), all on one port.

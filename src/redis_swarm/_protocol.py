@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from ._config import Settings
 from ._keys import Keys
-from ._validate import MAX_CONTEXT_BYTES
+from ._validate import MAX_CONTEXT_BYTES, MAX_TASK_DATA_BYTES
 
 if TYPE_CHECKING:
     from ._cache import ContextCache
@@ -214,7 +214,7 @@ class Limits:
     """Size limits enforced at the edge, before anything is stored."""
 
     max_finding_bytes: int = 256 * 1024
-    max_task_data_bytes: int = 1024 * 1024
+    max_task_data_bytes: int = MAX_TASK_DATA_BYTES
     max_context_bytes: int = MAX_CONTEXT_BYTES
     max_message_bytes: int = 64 * 1024
     context_chunk_bytes: int = 1024 * 1024

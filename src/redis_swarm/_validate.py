@@ -25,6 +25,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_LABEL_CHARS",
     "MAX_LEASE_S",
+    "MAX_NAME",
     "MAX_PAGE",
     "MAX_PASS_WAIT_S",
     "MAX_POLL_S",
@@ -34,11 +35,14 @@ __all__ = [
     "MAX_RETRY_AFTER_S",
     "MAX_RETRY_BACKOFF_S",
     "MAX_ROLE",
+    "MAX_TASK_DATA_BYTES",
     "MAX_WAIT_S",
     "READ_DEFAULT",
     "check_agent",
+    "check_failure_reason",
     "check_id",
     "check_json_depth",
+    "check_label",
     "check_name",
     "check_printable",
     "check_queues",
@@ -71,6 +75,9 @@ MAX_PAGE = 1_000  # the most items one page of a listing holds (its limit)
 # The largest context a swarm stores by default (Limits.max_context_bytes): the largest
 # payload of all, and the bound of what a face reads from a file or stdin before refusing it.
 MAX_CONTEXT_BYTES = 64 * 1024 * 1024
+# The largest task data (and question data) a swarm stores by default, encoded
+# (Limits.max_task_data_bytes): also the most a face reads of a --data file or stdin.
+MAX_TASK_DATA_BYTES = 1024 * 1024
 # A task's priority, either way: the pending score keeps FIFO order exact within +-10,000.
 MAX_PRIORITY = 10_000
 # A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.
@@ -109,6 +116,26 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_NAME) -> str:
             f"{kind} {value[:40]!r} contains {bad!r}: use only ASCII letters, digits, '.', '_' "
             "or '-' (a-z, A-Z, 0-9: no accented or other letters)"
         )
+    return value
+
+
+def check_label(kind: str, value: object, *, max_chars: int = MAX_LABEL_CHARS) -> str:
+    """Free text used as a label (pass names, dedupe keys, a model's name): any characters,
+    bounded. Here, so that a face refuses what the core would before it calls."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(f"the {kind} is empty: give a non-blank one")
+    if len(value) > max_chars:
+        raise ValidationError(
+            f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{kind} is not valid Unicode text (it holds a lone surrogate): fix the text"
+        ) from None
     return value
 
 
@@ -175,6 +202,16 @@ def check_agent(kind: str, value: object) -> str:
     """An agent's name (a sender, a recipient, a parent, a shard): a name of at most
     ``MAX_AGENT_NAME`` characters."""
     return check_name(kind, value, max_len=MAX_AGENT_NAME)
+
+
+def check_failure_reason(error: object) -> str:
+    """A task's failure reason: a string, not blank (whoever reads the dead letter acts on
+    it). Here, so that a face refuses a blank one as the core does, before the call."""
+    if not isinstance(error, str):
+        raise ValidationError(f"error must be a string, got {type(error).__name__}")
+    if not error.strip():
+        raise ValidationError("error is empty: say why the task failed")
+    return error
 
 
 def check_id(kind: str, value: object) -> str:

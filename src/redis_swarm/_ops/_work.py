@@ -22,7 +22,8 @@ from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
 from .._models import Finding, Page, Task, TaskStatus, lease_token
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
-from .._validate import MAX_LABEL_CHARS, MAX_PAGE, check_id, check_json_depth, too_deep
+from .._validate import MAX_PAGE, check_id, check_json_depth, too_deep
+from .._validate import check_label as check_label  # (the operations import it from here)
 
 __all__ = [
     "STATUSES",
@@ -281,25 +282,6 @@ def encode_json(value: Any, what: str, max_bytes: int) -> str:
             f"material in a context {PUBLISH_CONTEXT} and pass a reference"
         )
     return check_json_depth(what, encoded)
-
-
-def check_label(kind: str, value: object, *, max_chars: int = MAX_LABEL_CHARS) -> str:
-    """Free text used as a label (pass names, dedupe keys): any characters, bounded."""
-    if not isinstance(value, str):
-        raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ValidationError(f"the {kind} is empty: give a non-blank one")
-    if len(value) > max_chars:
-        raise ValidationError(
-            f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"
-        )
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValidationError(
-            f"{kind} is not valid Unicode text (it holds a lone surrogate): fix the text"
-        ) from None
-    return value
 
 
 def check_number(kind: str, value: object, lo: float, hi: float, *, integer: bool = False) -> float:

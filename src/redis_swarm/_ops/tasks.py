@@ -33,6 +33,7 @@ from .._validate import (
     MAX_RETRY_AFTER_S,
     MAX_RETRY_BACKOFF_S,
     check_agent,
+    check_failure_reason,
     check_id,
     check_name,
 )
@@ -489,10 +490,7 @@ def fail(
     if retry_after_s is not None:
         after = round(check_number("retry_after_s", retry_after_s, 0, MAX_RETRY_AFTER_S) * 1000)
     spent = dumps(usage_body(usage)) if usage is not None else ""
-    if not isinstance(error, str):
-        raise ValidationError(f"error must be a string, got {type(error).__name__}")
-    if not error.strip():  # the reason is what whoever reads the dead letter acts on
-        raise ValidationError("error is empty: say why the task failed")
+    check_failure_reason(error)
     if len(error) > MAX_ERROR_CHARS:
         error = error[: MAX_ERROR_CHARS - 1] + "…"
     return (

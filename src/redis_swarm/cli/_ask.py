@@ -21,6 +21,7 @@ from .._usage import usd
 from .._validate import MAX_ASK_TIMEOUT_S, check_name
 from ._app import App, json_option, main, pass_app
 from ._common import (
+    MAX_DATA_FILE_BYTES,
     Seconds,
     agent_option_default,
     complete_owners,
@@ -149,7 +150,13 @@ def ask(
     wait goes on. Exit 3 when no answer came within --timeout."""
     text = read_text(question, app, what="QUESTION", thing="the question")
     data = (
-        parse_json(data_arg, app, what="--data", thing="the question's data as JSON")
+        parse_json(
+            data_arg,
+            app,
+            what="--data",
+            thing="the question's data as JSON",
+            max_bytes=MAX_DATA_FILE_BYTES,
+        )
         if data_arg is not None
         else None
     )

@@ -27,12 +27,14 @@ from .._config import Settings
 from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
+from .._hints import PUBLISH_CONTEXT
 from .._printable import printable, short  # short: the commands import it from here
 from .._validate import (
     MAX_CONTEXT_BYTES,
     MAX_DURATION_S,
     MAX_JSON_DEPTH,
     MAX_PAGE,
+    MAX_TASK_DATA_BYTES,
     check_json_depth,
 )
 from ._app import App
@@ -88,6 +90,9 @@ BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
 # the swarm stores at all (a context's), so that an endless stream is refused, not read until
 # memory runs out. Text given as characters is bounded by UTF8_MAX_BYTES per character.
 MAX_INPUT_BYTES = MAX_CONTEXT_BYTES
+# The most a task's --data file is read to: the data limit is on its compact JSON, and a file
+# written with indentation holds more bytes than that (the core says the exact refusal).
+MAX_DATA_FILE_BYTES = 8 * MAX_TASK_DATA_BYTES
 UTF8_MAX_BYTES = 4  # the most bytes UTF-8 writes one character in
 
 
@@ -289,6 +294,12 @@ def read_bytes(
         raise click.BadParameter(f"{source} is a directory, not a file", param_hint=what) from None
     except PermissionError:
         raise click.BadParameter(f"cannot read {source}: permission denied") from None
+    except OSError as exc:  # a name too long, a loop of links, a device that fails to read
+        raise click.BadParameter(
+            f"cannot read {short(source, 200)}: {exc.strerror or exc}: give the path of a "
+            "readable file",
+            param_hint=what,
+        ) from None
     if read is None:  # it grew while read, or is a device or pipe that never ends
         raise _too_large(source, what, limit)
     return read
@@ -297,7 +308,7 @@ def read_bytes(
 def _too_large(source: str, what: str, limit: int) -> click.BadParameter:
     return click.BadParameter(
         f"{printable(source)} is larger than {limit:,} bytes, the most {what} takes: shorten it, "
-        "or publish the material as a context (swarm context publish) and refer to it by name",
+        f"or publish the material as a context {PUBLISH_CONTEXT} and refer to it by name",
         param_hint=what,
     )
 
@@ -331,12 +342,13 @@ def read_text(
     what: str = "text",
     thing: str = "the text",
     max_chars: int | None = None,
+    max_bytes: int = MAX_INPUT_BYTES,
 ) -> str:
     """``value`` itself, the content of the file ``@path``, or stdin for ``-`` (``thing``:
-    what to pipe, named when stdin is empty); read to at most the bytes ``max_chars``
-    characters may take, when the text has such a limit (else read_bytes's)."""
+    what to pipe, named when stdin is empty); read to at most ``max_bytes``, or the bytes
+    ``max_chars`` characters may take, when the text has such a limit."""
     if value == "-" or value.startswith("@"):
-        limit = MAX_INPUT_BYTES if max_chars is None else UTF8_MAX_BYTES * max_chars
+        limit = max_bytes if max_chars is None else UTF8_MAX_BYTES * max_chars
         data = read_bytes(
             value if value == "-" else value[1:],
             app,
@@ -349,15 +361,27 @@ def read_text(
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise click.BadParameter("is not UTF-8 text", param_hint=what) from None
+    try:  # (bytes of the command line that are not UTF-8 arrive as lone surrogates)
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.BadParameter(
+            "is not UTF-8 text: give it as UTF-8 (or in a UTF-8 file, as @FILE)", param_hint=what
+        ) from None
     return value
 
 
 def parse_json(
-    value: str, app: App | None = None, *, what: str = "JSON", thing: str = "the JSON"
+    value: str,
+    app: App | None = None,
+    *,
+    what: str = "JSON",
+    thing: str = "the JSON",
+    max_bytes: int = MAX_INPUT_BYTES,
 ) -> Any:
-    """Parse JSON given inline, as ``@path`` or as ``-`` (stdin); a usage error if malformed,
+    """Parse JSON given inline, as ``@path`` or as ``-`` (stdin), read to at most
+    ``max_bytes`` (the payload's own limit, where it has one); a usage error if malformed,
     or if stdin or the file held nothing but blanks (said so, not as malformed JSON)."""
-    text = read_text(value, app, what=what, thing=thing)
+    text = read_text(value, app, what=what, thing=thing, max_bytes=max_bytes)
     if not text.strip() and value == "-":
         raise empty_stdin(what, thing, otherwise=_INLINE)
     if not text.strip() and value.startswith("@"):

@@ -235,10 +235,19 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
         if token is not None and source == click.core.ParameterSource.COMMANDLINE:
             raise ConfigError("--token is for --transport http: stdio needs none")
         return None
+    from .._web import shown_host  # (the HTTP server's module: imported only to serve it)
+
+    if not host.strip():  # (an empty host would listen on every interface)
+        usage_failure(
+            ConfigError(
+                "--host is empty: give the address to listen on, 127.0.0.1 (this machine "
+                "only, the default) or 0.0.0.0 (every interface, with a token)"
+            )
+        )
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)  # 192 random bits
         click.echo(
-            f"--host {host} is reachable from other machines: clients must send "
+            f"--host {shown_host(host)} is reachable from other machines: clients must send "
             f"'Authorization: Bearer {token}' (set {_TOKEN_ENV}={token} for "
             f"`{_install_remote_usage()}`, or pass --token to choose it)",
             err=True,

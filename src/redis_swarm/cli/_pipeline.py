@@ -15,8 +15,9 @@ import click
 from .._errors import SwarmError
 from .._models import RetiredQuestions
 from .._printable import printable
+from .._validate import MAX_NAME, check_name
 from ._app import App, json_option, main, pass_app
-from ._common import Seconds, add_row, make_table, print_table, short, signals
+from ._common import Seconds, add_row, make_table, print_table, read_bytes, short, signals
 
 if TYPE_CHECKING:
     # The pipeline and rich are imported by the command that uses them: `swarm --help`
@@ -50,6 +51,27 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 # A plan file that is missing, or a directory, is a usage error (exit 2), found by click.
 _PLAN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+# The longest of the suffixes a run adds to its --worker prefix (PREFIX-pipeline holds the
+# run, PREFIX-planner and PREFIX-synthesizer claim, the pool's slot N is PREFIX-N).
+_LONGEST_ROLE = "-synthesizer"
+
+
+def _load_plan(plan_file: Path) -> Plan:
+    """The checked plan of ``plan_file`` and its agents' programs, read to the CLI's input
+    bound (a device or pipe that never ends, /dev/zero, is refused there, not read until
+    memory runs out); not UTF-8: a usage error, as any unreadable input."""
+    from .._pipeline import parse_plan
+
+    data = read_bytes(str(plan_file), what="PLAN_FILE", thing="the plan")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(
+            f"{printable(str(plan_file))} is not UTF-8 text (byte {exc.start:,} is not): "
+            "save it as UTF-8",
+            param_hint="PLAN_FILE",
+        ) from None
+    return parse_plan(text, plan_file.resolve(), programs=True)
 
 
 class _Budget(click.types.FloatParamType):
@@ -78,12 +100,11 @@ class _Budget(click.types.FloatParamType):
 def pipeline_check(app: App, plan_file: Path) -> None:
     """Check PLAN_FILE without running anything: every problem with its key and line, and
     every agent command whose program is not found."""
-    from .._pipeline import load_plan
     from .._pipeline.plan import unenforced_budget
 
     # Every problem at once: the plan's and its agents' programs' (which a run checks too,
     # before anything runs).
-    plan = load_plan(plan_file, programs=True)
+    plan = _load_plan(plan_file)
     warning = unenforced_budget(plan)
     if warning is not None:  # (on stderr: stdout holds the check, or its JSON)
         click.echo(warning, err=True)
@@ -145,10 +166,12 @@ def pipeline_run(
     from rich.live import Live
     from rich.text import Text
 
-    from .._pipeline import Pipeline, load_plan
+    from .._pipeline import Pipeline
     from .._pipeline.report import bookkeeping_retired, read_passes, status_json
 
-    plan = load_plan(plan_file, programs=True)  # (refused as check refuses it, all at once)
+    plan = _load_plan(plan_file)  # (refused as check refuses it, all at once)
+    if worker is not None:  # (refused before the run holds the pipeline)
+        check_name("worker", worker, max_len=MAX_NAME - len(_LONGEST_ROLE))
     if max_cost_usd is not None:
         plan = dataclasses.replace(plan, max_cost_usd=max_cost_usd)
     if max_tasks is not None:

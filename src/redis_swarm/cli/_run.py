@@ -12,8 +12,15 @@ import click
 
 from .._errors import SwarmError
 from .._printable import printable
-from .._usage import unpriced_note, usage_line
-from .._validate import DEFAULT_POLL_S, MAX_POLL_S, check_name, check_queues
+from .._usage import LABEL_CHARS, unpriced_note, usage_line
+from .._validate import (
+    DEFAULT_POLL_S,
+    MAX_NAME,
+    MAX_POLL_S,
+    check_label,
+    check_name,
+    check_queues,
+)
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals
 
@@ -126,9 +133,7 @@ def run(
     """
     from .._runner import OutcomeStatus, Runner, RunOptions
 
-    check_queues(queues, what="swarm run")
-    if worker is not None:
-        check_name("worker", worker)
+    _check_run_names(queues, worker, model, slots=concurrency)
     options = RunOptions(
         queues=tuple(queues),
         command=command,
@@ -164,6 +169,19 @@ def run(
             "tasks are retried by the next run (those out of attempts are dead: swarm task "
             "requeue)"
         )
+
+
+def _check_run_names(
+    queues: tuple[str, ...], worker: str | None, model: str | None, *, slots: int
+) -> None:
+    """Refuse, before a pool claims anything, the names its claims and findings would be
+    refused with: the queues, the worker prefix (slot N claims as PREFIX-N, ``slots`` of
+    them) and the model its findings record."""
+    check_queues(queues, what="swarm run")
+    if worker is not None:
+        check_name("worker", worker, max_len=MAX_NAME - len(f"-{slots}"))
+    if model is not None:
+        check_label("model", model, max_chars=LABEL_CHARS)
 
 
 def drive_pool(

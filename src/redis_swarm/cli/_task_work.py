@@ -19,8 +19,8 @@ from .._errors import Conflict, InvalidState, NotFound, SwarmError, ValidationEr
 from .._models import Task, TaskStatus, unknown_queues
 from .._printable import printable
 from .._usage import Usage
-from .._validate import MAX_CLAIM_BATCH, MAX_RETRY_AFTER_S, MAX_WAIT_S
-from ._app import EXIT_EMPTY, App, json_option, pass_app
+from .._validate import MAX_CLAIM_BATCH, MAX_RETRY_AFTER_S, MAX_WAIT_S, check_failure_reason
+from ._app import EXIT_EMPTY, App, json_option, pass_app, usage_failure
 from ._common import (
     Number,
     Seconds,
@@ -378,6 +378,10 @@ def fail(
             "--error and --usage cannot both read stdin (-): give one inline or as @FILE"
         )
     error = read_text(error, app, what="--error", thing="what went wrong")
+    try:
+        check_failure_reason(error)  # (blank: found here, a usage error, as the core says it)
+    except SwarmError as exc:
+        usage_failure(exc)
     usage = _usage(app, usage_arg)
     with _settling(app, task_id, token):
         t = app.swarm.fail(

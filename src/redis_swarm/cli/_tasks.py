@@ -24,6 +24,7 @@ from .._validate import (
 )
 from ._app import App, _Group, json_option, main, pass_app
 from ._common import (
+    MAX_DATA_FILE_BYTES,
     Seconds,
     agent_option_default,
     complete_agents,
@@ -198,7 +199,13 @@ def post(
 ) -> None:
     """Post a task to QUEUE (DESCRIPTION may be - for stdin), or many with --jsonl."""
     data = (
-        parse_json(data_arg, app, what="--data", thing="the task's data as JSON")
+        parse_json(
+            data_arg,
+            app,
+            what="--data",
+            thing="the task's data as JSON",
+            max_bytes=MAX_DATA_FILE_BYTES,
+        )
         if data_arg is not None
         else None
     )
