@@ -2,8 +2,12 @@
 client connected, not to the address checked (DNS rebinding); a contextId over 256
 characters refused as a "pass name"; two log lines for one request failed while Redis is
 down; a message without a role (or with an unknown one) taken as the user's; and the same
-401 for a wrong token as for none. Real servers throughout: Redis, ``swarm a2a`` as a
-process, webhook receivers on loopback (plain and TLS)."""
+401 for a wrong token as for none. Then a review's catches: a pinned HTTPS post sent
+through the environment's proxy (whose tunnel checked the certificate against the address),
+one checked address tried where the connection tried each, a client's text that hid the
+SDK's line by holding the log filter's marker, and a retry without a role. Real servers
+throughout: Redis, ``swarm a2a`` as a process, webhook receivers on loopback (plain and
+TLS)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import contextlib
 import functools
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -27,8 +32,8 @@ import pytest
 
 from redis_swarm import AsyncSwarm, Swarm
 from redis_swarm.a2a_server._addresses import webhook_target
-from redis_swarm.a2a_server._logs import one_line_client_errors
-from redis_swarm.a2a_server._push import PushDispatcher
+from redis_swarm.a2a_server._logs import LOGGED_FOR_OPERATOR, one_line_client_errors
+from redis_swarm.a2a_server._push import PushDispatcher, push_client
 from redis_swarm.a2a_server.app import create_app
 
 from ._a2a import QUEUE, SWARM, TOKEN, A2AServer
@@ -136,24 +141,28 @@ def _two_hooks(
             server.server_close()
 
 
-async def _checked_as_public(host: str, port: int) -> list[str]:
-    """The resolver of the rule before each post: it says ``host`` is PUBLIC, every time
-    (the HTTP client's own lookup of ``localhost`` says 127.0.0.1: the rebinding)."""
-    return [PUBLIC]
-
-
-def _run_one_task(redis_url: str, hook_url: str, verify: ssl.SSLContext | bool = True) -> None:
+def _run_one_task(
+    redis_url: str,
+    hook_url: str,
+    verify: ssl.SSLContext | bool = True,
+    addresses: tuple[str, ...] = (PUBLIC,),
+) -> None:
     """A task of a swarm of its own, its webhook ``hook_url``, worked to completion, with a
-    push dispatcher following it under the rule off loopback (PUBLIC the only public
-    address); returns once its final update was handled (the webhook removed)."""
+    push dispatcher (its client the server's, ``push_client``) following it under the rule
+    off loopback (the public addresses: ``addresses``, which the host resolves to, in that
+    order); returns once its final update was handled (the webhook removed)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
+
     check = functools.partial(
-        webhook_target, resolve=_checked_as_public, blocked=lambda ip: ip != PUBLIC
+        webhook_target, resolve=resolve, blocked=lambda ip: ip not in addresses
     )
 
     async def body() -> None:
         async with (
             AsyncSwarm(redis_url, swarm=f"a2a-pin-{uuid.uuid4().hex[:8]}") as swarm,
-            httpx.AsyncClient(timeout=5, verify=verify) as http,
+            push_client(verify, timeout_s=5) as http,
         ):
             dispatcher = PushDispatcher(
                 swarm, [QUEUE], http, retry_delays_s=(0.05, 0.05), url_check=check
@@ -220,6 +229,41 @@ def test_a_pinned_https_post_checks_the_certificate_against_the_urls_name(
         assert public.posts == []
 
 
+def test_a_pinned_https_post_goes_direct_whatever_proxy_the_environment_names(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HTTPS_PROXY set, httpx tunnelled the post through that proxy, and httpcore's
+    tunnel checked the certificate against the pinned address, not the URL's name: every
+    pinned HTTPS post failed. The push client takes no proxy from the environment: here a
+    proxy that is not there (every post through it would fail) changes nothing."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    pki = make_pki(tmp_path / "pki")
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(pki.server_cert, pki.server_key)
+    with _two_hooks(served) as (public, private):
+        _run_one_task(redis_server.url, public.url, ssl.create_default_context(cafile=str(pki.ca)))
+    assert private.posts == []
+    assert _states(public) == ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"], public.posts
+
+
+def test_a_checked_address_that_cannot_be_connected_to_is_followed_by_the_next(
+    redis_server: RedisServer,
+) -> None:
+    """The host resolves to two public addresses, the first with nothing listening: the
+    post went to the first only (every retry refused, the update dropped); the connection
+    the client made unpinned tried each address. Now each checked address is tried in
+    order within one attempt, and the update arrives once."""
+    with _two_hooks() as (public, private):
+        port = int(public.url.rsplit(":", 1)[1].split("/")[0])
+        with socket.socket() as probe:  # (nothing listens there: a refused connection)
+            assert probe.connect_ex(("127.0.0.3", port)) != 0
+        _run_one_task(redis_server.url, public.url, addresses=("127.0.0.3", PUBLIC))
+    assert private.posts == []
+    assert _states(public) == ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"], public.posts
+
+
 # --- 2. a contextId too long is refused in A2A's words
 
 
@@ -284,6 +328,26 @@ def test_a_message_without_a_known_role_is_refused(
     # The same message with a role is taken (the refusal stored nothing under its id).
     message["role"] = "ROLE_AGENT"
     assert _rpc(a2a, "SendMessage", params)["result"]["task"]["history"][0]["role"] == "ROLE_AGENT"
+
+
+def test_a_retry_without_a_role_is_refused_and_with_one_gets_the_earlier_task(
+    a2a: A2AServer, a2a_worker: Swarm
+) -> None:
+    """docs/a2a.md said a retry got its task "whatever the retry's role"; one without a role
+    of a message an earlier version posted (it took it for the user's) is refused before
+    the dedupe look-up, as the doc now says. Nothing is posted; sent again with its role, it
+    gets the task the first send posted."""
+    earlier_id = f"m-{uuid.uuid4()}"  # posted by the version that took no role for the user's
+    earlier = a2a_worker.post_task(QUEUE, "look it up", dedupe_key=f"a2a-message:{earlier_id}")
+    before = _pending(a2a_worker)
+    retry = _message(messageId=earlier_id)
+    del retry["role"]
+    params = {"message": retry, "configuration": {"returnImmediately": True}}
+    assert "the message has no role" in _invalid_params(_rpc(a2a, "SendMessage", params))
+    assert _pending(a2a_worker) == before
+    retry["role"] = "ROLE_USER"
+    assert _rpc(a2a, "SendMessage", params)["result"]["task"]["id"] == earlier.id
+    assert _pending(a2a_worker) == before
 
 
 # --- 5. a wrong token is told apart from none
@@ -360,3 +424,34 @@ def test_a_request_failed_while_redis_is_down_is_one_line_in_the_log(
     failed = [line for line in lines if line.startswith("a request failed: cannot reach Redis")]
     assert len(failed) == len(answers), lines
     assert len(lines) == len(answers), lines
+
+
+def test_a_clients_text_holding_the_marker_does_not_hide_its_line(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The filter dropped every SDK line whose text held "(its operator's log says why)",
+    and a client's text is quoted in them: a role of that text hid the SDK's -32602 line.
+    Only an internal error's line whose message ends with it (the handler's) is dropped."""
+    role = f"ROLE_X {LOGGED_FOR_OPERATOR}"
+    message = {**_message(), "role": role}
+    body = {"message": message, "configuration": {"returnImmediately": True}}
+    one_line_client_errors()
+
+    async def run() -> list[httpx.Response]:
+        async with AsyncSwarm(redis_server.url, swarm=f"a2a-log-{uuid.uuid4().hex[:8]}") as swarm:
+            app = create_app(swarm, queues=[QUEUE], base_url="http://127.0.0.1:1/", push=False)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+                # (the SDK logs the error it answered on HTTP+JSON and JSON-RPC streams)
+                rpc = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": body}
+                return [
+                    await c.post("/message:send", json=body, headers=HEADERS),
+                    await c.post("/", json=rpc, headers=HEADERS),
+                ]
+
+    with caplog.at_level(logging.INFO):
+        rest, jsonrpc = asyncio.run(run())
+    assert rest.status_code == 400 and jsonrpc.json()["error"]["code"] == -32602
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("a2a")]
+    quoted = [line for line in lines if f'role "{role}" is not one of' in line]
+    assert [line.split(":")[0] for line in quoted] == ["Request error", "Request Error (ID"], lines

@@ -6,8 +6,10 @@
    next token kept wrote over it): now it is set aside and said once, in one line.
 3. The other-scope warning's removal named ``swarm``, while an entry is ours when its command
    starts with this install's executable: a ``swarm`` found elsewhere on PATH removed nothing.
-4. A session without SWARM_AGENT (its id made from the session's), and every subagent, left
-   a stale agent record for good: now it goes at its end when nothing of it would be lost.
+4. Every subagent left a stale agent record for good: now it goes at its stop when nothing of
+   it would be lost (unread broadcasts too, when its record has a cursor). A session's id
+   (one it made without SWARM_AGENT too) stays at its end: a resume takes it again and gets
+   every message sent meanwhile (15b619d removed it there, losing them).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from redis_swarm._hooks.events import subagent_for
 
 from ._cli import Cli
 from .test_hook_session_end import CLAUDE_SESSION_END
-from .test_hooks import ME, Hooks, _claim
+from .test_hooks import ME, Hooks, _claim, _context
 from .test_hooks_install_scopes import IN_HOME, _ours, _Scoped
 from .test_hooks_tour_fixes import _closed_port
 
@@ -154,38 +156,25 @@ def test_the_removal_shown_runs_this_install_whatever_swarm_path_finds(
     assert _ours(tmp_path / "home" / IN_HOME["claude"])  # (the user scope's kept)
 
 
-# --- 4. an id the session made goes at its end, when nothing of it would be lost
+# --- 4. a session's record stays at its end (a resume takes the id again); a subagent's goes
 
 
-def test_a_session_made_id_is_removed_at_its_end(hooks: Hooks, swarm: Swarm) -> None:
-    hooks("SessionStart", "--queue", "q")
-    assert swarm.get_agent(ME).alive
-    hooks.cli("hook", "SessionEnd", "--client", "claude", input=json.dumps(CLAUDE_SESSION_END))
-    with pytest.raises(NotFound):
-        swarm.get_agent(ME)
-
-    # A named agent (SWARM_AGENT) stays, stale: a later session takes the id again.
-    hooks("SessionStart", env={"SWARM_AGENT": "alice"})
-    hooks("SessionEnd", env={"SWARM_AGENT": "alice"})
-    assert swarm.get_agent("alice").alive is False
-
-
-@pytest.mark.parametrize("keeps", ["lease", "message", "loop count"])
-def test_a_session_made_id_with_something_to_lose_stays_stale(
-    hooks: Hooks, swarm: Swarm, keeps: str
+def test_a_session_made_id_stays_at_its_end_and_its_resume_gets_every_message(
+    hooks: Hooks, swarm: Swarm
 ) -> None:
-    swarm.post_task("q", "job")
-    hooks("SessionStart", "--queue", "q", *(["--loop"] if keeps == "loop count" else []))
-    if keeps == "lease":
-        _claim(swarm, "q", ME)
-    elif keeps == "message":
-        swarm.send(ME, "read me", sender="lead")
-    else:  # a resumed loop session carries on with its count
-        answer = hooks("Stop", "--queue", "q", "--loop", "--max-tasks", "1")
-        task_id = answer["reason"].split("Task ")[1].split(" ")[0]
-        swarm.report(task_id, tokens.known(swarm.settings, ME)[task_id], {"summary": "s"})
-    hooks("SessionEnd")
+    # 15b619d deregistered it here: the direct message below was refused (not registered),
+    # and the resume saw neither broadcast (its cursor went with the record).
+    hooks("SessionStart", "--queue", "q")
+    swarm.register("worker", name="peer")
+    swarm.broadcast("broadcast before the end", sender="peer")
+    hooks.cli("hook", "SessionEnd", "--client", "claude", input=json.dumps(CLAUDE_SESSION_END))
     assert swarm.get_agent(ME).alive is False  # kept, marked stale
+    swarm.broadcast("broadcast while ended", sender="peer")
+    swarm.send(ME, "direct while ended", sender="peer")
+    context = _context(hooks("SessionStart", "--queue", "q", source="resume"))
+    for said in ("broadcast before the end", "broadcast while ended", "direct while ended"):
+        assert said in context
+    assert swarm.get_agent(ME).alive
 
 
 def test_a_subagent_record_goes_at_its_stop_unless_it_holds_a_lease(
@@ -206,3 +195,26 @@ def test_a_subagent_record_goes_at_its_stop_unless_it_holds_a_lease(
     answer = hooks("SubagentStop", agent_id="a2", last_assistant_message="done")
     assert f"{kept.id} left to its lease" in answer["systemMessage"]
     assert swarm.get_agent(other).id == other
+
+
+@pytest.mark.parametrize("waits", ["direct", "broadcast to a registered one", "nothing"])
+def test_a_subagent_record_stays_while_a_message_waits_for_it(
+    hooks: Hooks, swarm: Swarm, waits: str
+) -> None:
+    worker = subagent_for(ME, "a3")
+    if waits == "broadcast to a registered one":
+        swarm.register("worker", name=worker)  # (a broadcast cursor: it reads broadcasts)
+    else:
+        swarm.post_task("q", "job")
+        task = _claim(swarm, "q", worker)  # registered by its claim: no cursor
+        swarm.report(task.id, task.token or "", {"summary": "done"})
+    swarm.register("worker", name="peer")
+    swarm.broadcast("for everyone", sender="peer")  # (an implicit worker's reads it too)
+    if waits == "direct":
+        swarm.send(worker, "for you", sender="peer")
+    hooks("SubagentStop", agent_id="a3", last_assistant_message="done")
+    if waits == "nothing":  # a broadcast only, and no cursor: it goes
+        with pytest.raises(NotFound):
+            swarm.get_agent(worker)
+    else:
+        assert swarm.get_agent(worker).id == worker

@@ -24,7 +24,7 @@
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
   last message (like ``swarm run`` parses an agent's output), or failed with that text; its
   record (a claim registered it) then goes when nothing of it would be lost
-  (``_leave_if_done``).
+  (``_leave_if_done``): no client resumes a subagent, so nothing would read it again.
 - PreCompact: renew every held lease, so compaction never costs a task.
 - SessionEnd: the session's agent is marked stale at once (the core's ``mark_stale``), not
   alive until its last sign of life is ``stale_after_s`` old; nothing else changes (its
@@ -32,9 +32,10 @@
   that may run and no other hooks session (``_ended_session``): an MCP server of the session
   marks the agent itself as it closes; another session under the same SWARM_AGENT that
   started since runs on (its own end marks it); and a server or session that registered the
-  id since the hook read the record keeps it alive. An id the session made (no SWARM_AGENT)
-  is then removed when nothing of it would be lost (``_leave_if_done``): no later session
-  takes it, and its record stayed for good.
+  id since the hook read the record keeps it alive. The record stays, even an id the session
+  made (no SWARM_AGENT): a resume of the session (Claude Code's ``resume`` keeps its
+  session id) takes that id again, and its inbox and broadcast cursor must wait for it;
+  ``swarm agents sweep`` removes it once it is silent and holds no lease.
 
 A file of the session's lease tokens that holds no JSON object is set aside and said once
 (``_unreadable_tokens``).
@@ -746,13 +747,12 @@ def pre_compact(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
     return Answer(message="; ".join(notes))
 
 
-def session_end(
-    swarm: Swarm, agent: str, payload: Mapping[str, Any], options: HookOptions
-) -> Answer:
+def session_end(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:
     """The session is over: its agent reads stale at once (``_ended_session`` says when it
-    is left alone). A SessionStart or any sign of life makes it alive again. An id the
-    session made (no SWARM_AGENT: no other session takes it) goes once it is marked, when
-    nothing of it would be lost (``_leave_if_done``)."""
+    is left alone). A SessionStart or any sign of life makes it alive again. The record
+    stays, an id the session made too: a resumed session (the same session id) takes it
+    again and must find every message sent meanwhile (direct ones need a registered
+    recipient, broadcasts its cursor); ``swarm agents sweep`` removes it once silent."""
     try:
         record = swarm.get_agent(agent)
     except NotFound:  # never registered here, or removed since: nothing says it is alive
@@ -762,29 +762,26 @@ def session_end(
         return Answer()
     # Swept since it was read (nothing says it is alive), or changing under many writers at
     # once: left to go stale as its signs of life stop, not an error shown at the session's end.
-    marked = False
     with contextlib.suppress(NotFound, Conflict):
-        marked = swarm.mark_stale(agent, session=session)
-    if marked and options.agent is None:
-        _leave_if_done(swarm, agent, record)
+        swarm.mark_stale(agent, session=session)
     return Answer()
 
 
-def _leave_if_done(swarm: Swarm, agent: str, record: Agent | None = None) -> bool:
-    """Deregister ``agent``, an id a session made (``CLIENT-HASH`` of a session without
-    SWARM_AGENT, ``AGENT.sub-HASH`` of a subagent: no later session takes it, but for a
-    resume of that same session), once its session ended, when nothing of it would be lost:
+def _leave_if_done(swarm: Swarm, agent: str) -> bool:
+    """Deregister ``agent``, a subagent's id (``AGENT.sub-HASH``: no client resumes a
+    subagent, so no later hook takes it), once it stopped, when nothing of it would be lost:
     it holds no lease (of the tokens kept here, read by id, and among the swarm's newest
-    leases: ``leases_of``), no direct message waits unread for it, it counts no loop claim
-    (a resumed loop session carries on with its --max-tasks count), and no MCP server
-    registered it (one given that id on purpose, ``swarm mcp --name``). Else it stays,
-    stale, for ``swarm agents sweep`` (which removes a silent agent once it holds no lease).
-    ``record``: the agent's, as read already. Returns whether it was removed."""
-    if record is None:
-        try:
-            record = swarm.get_agent(agent)
-        except NotFound:  # (never registered: a subagent that claimed nothing)
-            return False
+    leases: ``leases_of``), no message waits unread for it (a direct one; a broadcast too
+    when its record has a broadcast cursor, as a registered one has: a worker its claims
+    registered has none, and every broadcast since it appeared would read unread), it counts
+    no loop claim, and no MCP server registered it (one given that id on purpose, ``swarm
+    mcp --name``). Else it stays, stale, for ``swarm agents sweep`` (which removes a silent
+    agent once it holds no lease). Never a session's id: a resume takes that again
+    (``session_end``). Returns whether it was removed."""
+    try:
+        record = swarm.get_agent(agent)
+    except NotFound:  # (never registered: a subagent that claimed nothing)
+        return False
     metadata = record.metadata or {}
     if metadata.get("via") == "mcp" or any(_loop_counts(metadata).values()):
         return False
@@ -795,7 +792,7 @@ def _leave_if_done(swarm: Swarm, agent: str, record: Agent | None = None) -> boo
     if page.items or page.corrupt:
         return False
     unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
-    if unread.more or any(m.to != "*" for m in unread):
+    if unread.more or any(m.to != "*" or not record.implicit for m in unread):
         return False
     with contextlib.suppress(NotFound):  # (swept meanwhile)
         swarm.deregister(agent)
@@ -876,5 +873,5 @@ def _answer(
     if event == "PreCompact":
         return pre_compact(swarm, agent, payload)
     if event == "SessionEnd":
-        return session_end(swarm, agent, payload, options)
+        return session_end(swarm, agent, payload)
     raise ValueError(f"unknown hook event {event!r}")

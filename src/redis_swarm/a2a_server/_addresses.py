@@ -3,8 +3,9 @@
 A server off loopback posts only to public addresses: a client could otherwise make it post
 inside its network. ``webhook_target`` reads a URL three ways:
 
-- An address (an IP literal): http(s), and every address its host resolves to is public:
-  post, to that address (``pin``).
+- Its addresses (IP literals, in the resolver's order): http(s), and every address its host
+  resolves to is public: post, to those addresses (``pin``), the next one tried when one
+  cannot be connected to (as the HTTP client would have tried each address of the name).
 - None: forbidden for good: not http(s), no host, or an address on loopback, a private,
   shared (100.64.0.0/10), link-local, multicast, reserved or unspecified range (an
   IPv4-mapped IPv6 address judged as the IPv4 address it carries). The SDK's
@@ -16,11 +17,14 @@ inside its network. ``webhook_target`` reads a URL three ways:
   both as "refused", so one failed lookup dropped an update for good, the final one too).
   A webhook given by a client is refused while its host does not resolve: fail closed.
 
-The post goes to the address that was checked (``pin``), not to the URL's host: the HTTP
+The post goes to an address that was checked (``pin``), not to the URL's host: the HTTP
 client would resolve the name again, and a name that answers a public address to the check
 and 127.0.0.1 to the connection (DNS rebinding) reached a private address. The request keeps
 the URL's host name where it speaks to the server: its ``Host`` header, and TLS (SNI, and
-the certificate checked against that name, not against the address).
+the certificate checked against that name, not against the address). So the post is made
+directly, never through a proxy from the environment (``HTTPS_PROXY``): httpcore's tunnel
+through an HTTP proxy does not carry the TLS name over (it checked the certificate against
+the address), and a proxy would resolve the name again itself.
 
 The resolver is a parameter (``Resolver``): the event loop's ``getaddrinfo`` unless told;
 so is the rule for one address (``blocked_ip`` unless told).
@@ -52,9 +56,9 @@ __all__ = [
 # The rule for a webhook's URL, at registration (True: this server may post to it; False:
 # never; OSError: its host does not resolve now): ``webhook_allowed``.
 UrlCheck = Callable[[str], Awaitable[bool]]
-# The same rule before each post, which gives the address to post to (None: never):
-# ``webhook_target``. See the module.
-AddressCheck = Callable[[str], Awaitable[str | None]]
+# The same rule before each post, which gives the addresses to post to, in the order to try
+# them (None: never): ``webhook_target``. See the module.
+AddressCheck = Callable[[str], Awaitable[Sequence[str] | None]]
 # A host and port's addresses (IP literals); OSError when the host does not resolve.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 # Why a URL a UrlCheck answered False for is refused.
@@ -99,10 +103,11 @@ def blocked_ip(ip: str) -> bool:
 
 async def webhook_target(
     url: str, resolve: Resolver = loop_resolver, blocked: Callable[[str], bool] = blocked_ip
-) -> str | None:
-    """The rule (see the module): the address to post ``url`` to, None never; raises OSError
-    when its host does not resolve now. Every address the host has must pass ``blocked``:
-    the one posted to is the first."""
+) -> tuple[str, ...] | None:
+    """The rule (see the module): the addresses to post ``url`` to, in the resolver's order
+    (each once: one to try after another that could not be connected to), None never;
+    raises OSError when its host does not resolve now. Every address the host has must pass
+    ``blocked``."""
     try:
         parsed = urllib.parse.urlsplit(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -116,7 +121,7 @@ async def webhook_target(
         raise OSError(f"no address for {parsed.hostname!r}")
     if any(blocked(ip) for ip in addresses):
         return None
-    return addresses[0]
+    return tuple(dict.fromkeys(addresses))  # (each once: a resolver may name one twice)
 
 
 async def webhook_allowed(url: str, resolve: Resolver = loop_resolver) -> bool:

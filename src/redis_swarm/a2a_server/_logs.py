@@ -11,7 +11,10 @@ A request that fails for a cause only the operator can fix (the swarm's Redis ou
 its user lacking a right) is logged by the handler (``_handler.swarm_errors``: the cause,
 and what to do), and the client is told that the log says why (``LOGGED_FOR_OPERATOR``).
 The SDK then logged the error it answered too, on HTTP+JSON and JSON-RPC streams: two lines
-a request, the second saying less. ``one_line_client_errors`` drops that second one.
+a request, the second saying less. ``one_line_client_errors`` drops that second one: an
+internal error's line (ERROR level) whose message, an argument of the record, ends with the
+marker, as the handler writes it. Only those: a client's text quoted in another error's
+line (a role, a contextId) may hold the marker too, and its line must stay.
 
 (A webhook's address is checked by ``_addresses``, which logs nothing: whoever asked says
 so in its own line, the handler's refusal or the push dispatcher's "not posted".)
@@ -48,7 +51,12 @@ class _OneLine(logging.Filter):
         if record.exc_info and record.msg in CLIENT_FAULTS:
             return False
         # The SDK's line for an error the handler logged already: the handler's says more.
-        return LOGGED_FOR_OPERATOR not in record.getMessage()
+        # (Its message is one of the record's arguments, as the handler ended it.)
+        return not (
+            record.levelno >= logging.ERROR
+            and isinstance(record.args, tuple)
+            and any(isinstance(a, str) and a.endswith(LOGGED_FOR_OPERATOR) for a in record.args)
+        )
 
 
 def one_line_client_errors() -> None:

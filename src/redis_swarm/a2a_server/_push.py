@@ -16,7 +16,11 @@ A server that does not post inside its network (``url_check``: the rule its hand
 webhook with when a client gives one, as ``_addresses.webhook_target``) checks the address
 again before each post: the webhook may have been stored by another server of the swarm,
 with another rule, and a hostname may resolve elsewhere since (DNS rebinding). The post goes
-to the address checked (``_addresses.pin``), never to a second lookup's. An update to
+to an address checked (``_addresses.pin``), never to a second lookup's: the first, else,
+when it cannot be connected to, the next (within one attempt: nothing was sent). So the
+client posts directly (``push_client``: no proxy from the environment, which would resolve
+the name itself, and through which httpcore checks a pinned post's certificate against the
+address). An update to
 an address it forbids is not posted, nor retried (the address is not flaky, it is
 forbidden): it is dropped, one line in the log, as an update a webhook refused (4xx). A host
 that does not resolve is a network error (a resolver's failure may be temporary): retried
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -50,11 +55,12 @@ from ._states import STATUS_AFTER, TERMINAL
 from ._wire import render
 from ._words import needs_role
 
-__all__ = ["RETRY_DELAYS_S", "PushDispatcher", "reconnect_delay"]
+__all__ = ["PUSH_TIMEOUT_S", "RETRY_DELAYS_S", "PushDispatcher", "push_client", "reconnect_delay"]
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
+PUSH_TIMEOUT_S = 10.0  # (seconds a webhook has to answer one post)
 # How far back a starting dispatcher reads: what happened while no server ran is delivered
 # (claims make sure that what was delivered before is not delivered again).
 REPLAY_S = 600.0
@@ -74,6 +80,17 @@ Update = TaskStatusUpdateEvent | TaskArtifactUpdateEvent
 # What one claimed event sends to one webhook: the webhook, its updates, and whether the
 # task is settled (then the webhook is removed once they are sent).
 Delivery = tuple[Webhook, list[Update], bool]
+
+
+def push_client(
+    verify: ssl.SSLContext | bool = True, timeout_s: float = PUSH_TIMEOUT_S
+) -> httpx.AsyncClient:
+    """The HTTP client webhooks are posted with: directly, whatever ``HTTPS_PROXY``,
+    ``HTTP_PROXY`` or ``ALL_PROXY`` say (``trust_env=False``; see the module). The CAs
+    ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` name are still trusted (``verify`` True), as
+    httpx trusts them when it reads the environment."""
+    context = httpx.create_ssl_context(verify, trust_env=True)
+    return httpx.AsyncClient(timeout=timeout_s, verify=context, trust_env=False)
 
 
 def reconnect_delay(failures: int) -> float:
@@ -216,17 +233,14 @@ class PushDispatcher:
         body = render(to_stream_response(update))
         for delay in (*self.retry_delays_s, None):
             try:
-                address = None if self.url_check is None else await self.url_check(hook.url)
-                if self.url_check is not None and address is None:
+                addresses = None if self.url_check is None else await self.url_check(hook.url)
+                if self.url_check is not None and not addresses:
                     log.warning(
                         "webhook %s of task %s: not posted, an update dropped: %s",
                         hook.url[:200], hook.task_id, REFUSED_ADDRESS,
                     )  # fmt: skip
                     return
-                request = self.http.build_request("POST", hook.url, json=body, headers=headers)
-                if address is not None:
-                    pin(request, address)
-                response = await self.http.send(request)
+                response = await self._send(hook.url, body, headers, addresses)
                 if response.is_success or not _retryable(response.status_code):
                     if not response.is_success:
                         log.warning("webhook %s refused an update: %s", hook.url, response)
@@ -239,3 +253,26 @@ class PushDispatcher:
                 log.warning("webhook %s: giving up on an update of task %s", hook.url, hook.task_id)
                 return
             await asyncio.sleep(delay)
+
+    async def _send(
+        self, url: str, body: Any, headers: dict[str, str], addresses: Sequence[str] | None
+    ) -> httpx.Response:
+        """POST ``body`` to ``url``: at each of ``addresses`` in turn (``pin``) until one
+        can be connected to (a connection refused or timed out sent nothing, so the next
+        address cannot get the update twice); the last one's error is raised. None: to
+        the URL's host as the client resolves it (no rule checked the address)."""
+        *first, last = addresses or (None,)
+        for address in first:
+            try:
+                return await self._send_to(url, body, headers, address)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                log.info("webhook %s: not connected at %s (%s): trying the next", url, address, exc)
+        return await self._send_to(url, body, headers, last)
+
+    async def _send_to(
+        self, url: str, body: Any, headers: dict[str, str], address: str | None
+    ) -> httpx.Response:
+        request = self.http.build_request("POST", url, json=body, headers=headers)
+        if address is not None:
+            pin(request, address)
+        return await self.http.send(request)

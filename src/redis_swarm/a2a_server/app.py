@@ -25,7 +25,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
-import httpx
 from a2a.server.routes.agent_card_routes import create_agent_card_routes
 from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
 from a2a.server.routes.rest_routes import create_rest_routes
@@ -45,17 +44,13 @@ from .._web import AccessGuard
 from ._addresses import webhook_allowed, webhook_target
 from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, RETRY_AFTER_KEY, SwarmRequestHandler
-from ._push import PushDispatcher
+from ._push import PushDispatcher, push_client
 from ._request import BodyLimit, RawContextBuilder, Utf8Bodies, max_body_bytes, send_json
 from ._resume import SSEIds
 from ._rpc import RpcChecks
 from ._wire import WireJson
 
 __all__ = ["create_app"]
-
-# Seconds a webhook has to answer one post.
-PUSH_TIMEOUT_S = 10.0
-
 
 # How often a task being stopped is cancelled again while it runs on.
 RECANCEL_S = 0.1
@@ -284,7 +279,7 @@ def create_app(
         nonlocal dispatcher
         hearing = stopping.on_signals() if stopping is not None else contextlib.nullcontext()
         with hearing:  # (to the end: a second Ctrl-C while it stops exits at once)
-            async with httpx.AsyncClient(timeout=PUSH_TIMEOUT_S) as http:
+            async with push_client() as http:
                 running = None
                 if push:
                     dispatcher = PushDispatcher(swarm, handler.queues, http, url_check=post_check)
