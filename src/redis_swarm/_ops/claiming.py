@@ -43,6 +43,7 @@ from .tasks import asked_lease_ms, pass_fields, queue_counts, queue_names, statu
 
 __all__ = [
     "ClaimBehind",
+    "capped",
     "claim",
     "claim_behind_report",
     "claim_part",
@@ -229,11 +230,14 @@ def claim(
             tasks = leased(ctx, reply, lease_secrets)
             return tasks if n is not None else tasks[0]
         forget_presence(ctx, worker)  # (the script registers a worker only when it leases)
-        if len(reply) > 3:
+        if capped(reply):
             # It leased nothing only because it dropped as many ids without a task as one
             # script may (lua/_tasks.lua: DROP_CAP): the queues are not known empty, so claim
-            # again at once, waiting or not. Each round takes those ids out of the queue.
-            waiting, popped = None, False
+            # again at once, waiting or not. Each round takes those ids out of the queue, so
+            # the rounds are bounded even past the deadline (a wait_s=0 claim included): as
+            # many as the pending sets hold thousands of such ids. The token a wait before
+            # popped is carried (woken): the next round must not take another task's.
+            waiting, popped = None, woken
             continue
         due, now = int(reply[1]), int(reply[2])
         if deadline - time.monotonic() <= 0:
@@ -297,7 +301,8 @@ def claim_behind_report(
 def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) -> Task | None:
     """The task the claim behind a report leased, or None (the wait ended with none, or the
     report did not complete its task), from the replies of ``behind.requests``; remembers
-    what the next wait needs."""
+    what the next wait needs. (A claim that stopped at its cap of dropped ids is sent again
+    by the report first: ``capped``.)"""
     reply, lengths = replies[1], replies[2:]
     if not reply[0]:
         idle = (behind.names, time.monotonic(), int(reply[1]), int(reply[2]))
@@ -309,6 +314,13 @@ def taken_behind(ctx: OpContext, behind: ClaimBehind, replies: Sequence[Any]) ->
     else:
         remember(ctx.dry, behind.worker, behind.names)
     return leased(ctx, reply, [behind.secret])[0]
+
+
+def capped(reply: Sequence[Any]) -> bool:
+    """Whether a claim's reply says it leased nothing only because it dropped as many ids
+    without a task as one script may (lua/_tasks.lua: DROP_CAP; the reply's fourth item):
+    the queues are not known empty, and the claim goes on at once."""
+    return not reply[0] and len(reply) > 3
 
 
 def _wait_cmd(ctx: OpContext, wakes: tuple[str, ...], deadline: float, due: int, now: int) -> Cmd:

@@ -252,18 +252,30 @@ def report(
         )
     if claim_next is None:
         return stored
+    capped = False  # the claim stopped at its cap of dropped ids (task_ops.capped)
     if behind is not None:
-        nxt = task_ops.taken_behind(ctx, behind, replies[1:])
+        # Capped, the same claim is sent again alone at once (as claim does): its token, the
+        # wait's, stays counted (ARGV[10] '2': woken), and a retried report finds its lease.
+        claimed = replies[2]  # (replies: the report's, the wait's, the claim's, the LLENs)
+        while task_ops.capped(claimed):
+            try:
+                claimed = yield behind.requests[1]
+            except ConnectionFailed as exc:
+                exc.lease_secrets = (behind.secret,)  # (as the report's own, above)
+                raise
+        nxt = task_ops.taken_behind(ctx, behind, (replies[1], claimed, *replies[3:]))
     else:
         task_ops.note_idle(ctx, stored.worker, claim_next, next_pair)
         leased_next = leased(ctx, next_pair, [next_secret]) if next_pair[0] else []
         nxt = leased_next[0] if leased_next else None
+        capped = task_ops.capped(next_pair) if next_pair else False
         if nxt is not None and stored.worker is not None:
             ctx.dry.pop(stored.worker, None)  # tasks were waiting: its next report claims so too
     left = deadline - time.monotonic()
-    if nxt is None and wait and left > 0 and stored.worker is not None:
+    if nxt is None and (capped or (wait and left > 0)) and stored.worker is not None:
+        # (capped: the queues are not known empty; the claim goes on past the cap at once)
         got = yield from task_ops.claim(
-            ctx, claim_next, worker=stored.worker, lease_s=next_lease_s, wait_s=left
+            ctx, claim_next, worker=stored.worker, lease_s=next_lease_s, wait_s=max(0.0, left)
         )
         nxt = got if isinstance(got, Task) else None
     return stored, nxt

@@ -186,7 +186,8 @@ local function put_field(args, n, k, v)
 end
 
 -- Append a task event: the task, its queue and pass, then up to four field/value pairs
--- (left out when nil or false). One table, built in place (no varargs copied).
+-- (left out when nil or false). One table, built in place (no varargs copied). Best effort,
+-- as emit's (the prelude): an append the stream refuses is dropped, the move goes on.
 local function task_event(K, etype, t, k1, v1, k2, v2, k3, v3, k4, v4)
   local args = {'XADD', K.events, 'MAXLEN', '~', K.maxlen, '*', 'type', etype, 'task', t.id,
                 'queue', t.queue}
@@ -195,7 +196,7 @@ local function task_event(K, etype, t, k1, v1, k2, v2, k3, v3, k4, v4)
   n = put_field(args, n, k2, v2)
   n = put_field(args, n, k3, v3)
   put_field(args, n, k4, v4)
-  return redis.call(unpack(args))
+  return redis.pcall(unpack(args))
 end
 
 -- What the scripts that move a task out of a queue's set read of its record: the field of
@@ -220,7 +221,11 @@ local function finite(v)
   return type(v) == 'number' and v - v == 0
 end
 
--- What a claim reads.
+-- What a claim reads, and the numbers the moves after it read of what it writes back: the
+-- pending score (priority, seq: a release, a retry, a reclaim) and max_attempts (a fail). A
+-- claim writes a field holding a number JSON cannot write back without it (save_task), so a
+-- number left unchecked here was gone when a later move read it, which then stopped after its
+-- first writes (a release: its task out of the lease set, counted pending, in no set).
 local function lease_lacking(t)
   local attempts, lease_s = t.attempts, t.lease_s
   if type(attempts) ~= 'number' or attempts - attempts ~= 0 then
@@ -229,17 +234,21 @@ local function lease_lacking(t)
   if type(lease_s) ~= 'number' or lease_s - lease_s ~= 0 then
     return 'lease_s', 'a finite number'
   end
+  local priority, seq, most = t.priority, t.seq, t.max_attempts
+  if type(priority) ~= 'number' or priority - priority ~= 0 then
+    return 'priority', 'a finite number'
+  end
+  if type(seq) ~= 'number' or seq - seq ~= 0 then return 'seq', 'a finite number' end
+  if type(most) ~= 'number' or most - most ~= 0 then return 'max_attempts', 'a finite number' end
   if type(t.claims) ~= 'table' then return 'claims', 'an object' end
   local seals = t.seals
   if seals ~= nil and type(seals) ~= 'table' then return 'seals', 'an object' end
   return nil
 end
 
--- What a reclaim or a promotion reads besides: it makes the task pending (scored by
--- priority and seq) or dead.
+-- What a reclaim or a promotion reads besides (lease_lacking has the pending score's
+-- priority and seq): it makes the task pending or dead.
 local function requeue_lacking(t)
-  if not finite(t.priority) then return 'priority', 'a finite number' end
-  if not finite(t.seq) then return 'seq', 'a finite number' end
   local worker, abandons, most = t.worker, t.abandons, t.max_abandons
   if worker ~= nil and type(worker) ~= 'string' then return 'worker', 'a string' end
   if abandons ~= nil and not finite(abandons) then return 'abandons', 'a finite number' end
@@ -287,12 +296,19 @@ end
 -- is found again by its pass_name, so that its pass's counters move too (none when no pass
 -- of that name is counted). A field holding a number JSON cannot write is written without
 -- it (save_task).
+-- Why record t, whose field (that must be kind) a move lacks, is damaged.
+local function damage(t, field, kind)
+  return 'damaged record: its field ' .. field .. ' is '
+    .. (t[field] == nil and 'missing' or 'not ' .. kind) .. ' (written around redis-swarm)'
+end
+
 local function bury_damaged(K, Q, t, id, status, field, kind, now)
-  local reason = 'damaged record: its field ' .. field .. ' is '
-    .. (t[field] == nil and 'missing' or 'not ' .. kind) .. ' (written around redis-swarm), '
-    .. 'so it could not be moved out of ' .. status .. ': post its work again as a new task'
+  local reason = damage(t, field, kind) .. ', so it could not be moved out of ' .. status
+    .. ': post its work again as a new task'
   t.id, t.status = id, status  -- (the set's status: what counted it, when the record lost it)
   if t.pass_id == nil and t.pass_name ~= nil then t.pass_id = pass_id_of(K, t.pass_name) end
+  -- (no lease left, as any death leaves: reclaim_expired's, a fail's)
+  t.worker, t.lease_deadline = nil, nil
   set_status_at(K, t, 'dead', now)
   t.dead_reason = reason
   redis.call('ZADD', Q.dead, fmt(now), id)
@@ -561,7 +577,11 @@ local function refresh_groups(K, groups, now, L)
     local field = due_field(Q)
     local due = tonumber(redis.call('HGET', K.counts, field))
     Q.due_stored = due or false
-    if not due or due <= now then  -- something may be due: scan, then set the hint again
+    -- Something may be due: scan, then set the hint again. A hint more than DUE_HORIZON
+    -- ahead was set by no scan (each sets it DUE_HORIZON ahead at most, and lower_due only
+    -- lowers it): a worker's HINCRBY (it may write counts: docs/security.md), or a clock
+    -- that went back. Trusted, it froze the queue's reclaims and promotions for good.
+    if not due or due <= now or due > now + DUE_HORIZON then
       upto = upto or fmt(now)
       reclaimed = reclaimed + reclaim_expired(K, Q, now, upto, L.expire, L.default_max)
       promote_due(K, Q, now, upto, L.promote)

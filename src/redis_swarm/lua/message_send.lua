@@ -44,9 +44,12 @@ end
 local now = now_ms(ARGV[7])
 local at = string.format('%d', now)
 -- The message's stream id is the id of its message.sent event: one sequence for the whole
--- swarm, so that an agent's inbox and the broadcasts merge in the order they were sent.
+-- swarm, so that an agent's inbox and the broadcasts merge in the order they were sent. An
+-- event stream that refused the append (emit: poisoned by a worker) leaves the message a
+-- fresh id of its own stream.
 local sid = emit(KEYS[3], ARGV[10], 'message.sent', 'message', id, 'to', to, 'from', ARGV[3],
   'kind', ARGV[4])
+if type(sid) ~= 'string' then sid = '*' end
 local fields = {'id', id, 'from', ARGV[3], 'to', to, 'kind', ARGV[4], 'body', ARGV[5],
   'data', ARGV[6], 'at', at}
 local function add(entry_id)
@@ -57,12 +60,18 @@ local function add(entry_id)
   return redis.pcall(unpack(args))
 end
 local added = add(sid)
-if type(added) == 'table' and added.err then
+if type(added) == 'table' and added.err and sid ~= '*' then
   -- the event stream was reset below this stream's newest id: fall back to a fresh id
   added = add('*')
-  if type(added) == 'table' and added.err then return added end
-  sid = added
 end
+if type(added) == 'table' and added.err then
+  -- Nothing stored yet but the event: the stream itself refuses entries (a worker's XADD
+  -- under the largest id, or a key of another type, written around redis-swarm).
+  return swarm_error('SWARM_CORRUPT', 'the stream ' .. KEYS[2] .. ' refuses new messages ('
+    .. added.err .. '): an operator must delete that key (its messages are lost with it), '
+    .. 'then send again')
+end
+sid = added
 local readers = ''
 if to == '*' then
   readers = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], ARGV[3])

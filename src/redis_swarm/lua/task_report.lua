@@ -33,7 +33,9 @@
 -- (the client has the rest: what it sent), {'existing', stored finding JSON} for a finding id
 -- already stored, and with claim_next then the next task's JSON and data JSON (false, false:
 -- none claimed), or, when the claim ran and found nothing, false, the queues' due hint (-1:
--- none) and now, as an empty task_claim answers.
+-- none) and now, as an empty task_claim answers, and '1' when it leased nothing only because
+-- it dropped as many ids without a task as one claim may (task_claim's fourth item: the
+-- caller claims again at once).
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
@@ -90,14 +92,27 @@ else
   if not attempt then return refuse('SWARM_LEASELOST', never_issued(t)) end
 end
 
+-- What the completion reads besides (the owners whose counters it moves, the status it moves
+-- them from), checked before the first write: a record a worker wrote may lack them, and the
+-- script stopped half-way (its finding stored, its task out of its set, still counted).
+local field, kind = owner_lacking(t)
+if not field and type(t.status) ~= 'string' then field, kind = 'status', 'a string' end
+if field then
+  return refuse('SWARM_CORRUPT', 'task ' .. id .. ' has a ' .. damage(t, field, kind)
+    .. ', so no report can complete it: post its work again as a new task')
+end
+
 local worker = ARGV[8]
 if worker == '' then worker = attempt and t.claims[tostring(attempt)] or nil end
 local superseded = t.status == 'completed' or t.status == 'cancelled'
 
--- The client's JSON object, closed with the fields only the server knows.
+-- The client's JSON object, closed with the fields only the server knows, its id and task id
+-- too: written after the client's, they win over any it sent under the same names (JSON
+-- readers keep the last of duplicate keys: Python's json, cjson, JSON.parse), so that a body
+-- sent through a raw FCALL cannot claim another finding's id or task's.
 local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
                            worker = worker, created_at = now, superseded = superseded,
-                           attempt = attempt})
+                           attempt = attempt, id = fid, task_id = id})
 local body = ARGV[7]
 local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
 -- Stored first, and only when the id is new: a retried report (after a lost reply) finds
@@ -138,14 +153,14 @@ if not superseded then
     local groups = claim_groups(KEYS, claim_at + 3, claim_queues)
     refresh_groups(K, groups, now, {expire = ARGV[13], promote = ARGV[14],
                                     default_max = tonumber(ARGV[15])})
-    local ids
-    next_task, ids = claim_best(K, groups, now, {
+    local ids, capped
+    next_task, ids, capped = claim_best(K, groups, now, {
       worker = worker, lease_ms = tonumber(ARGV[12]), secrets = {ARGV[16]},
       register = ARGV[17] ~= '0', woken = false,
       agents = KEYS[claim_at], presence = KEYS[claim_at + 1], task_data = KEYS[claim_at + 2]})
     t.next_task = ids[1]
     if not ids[1] then
-      idle = {false, fmt(hinted_due(groups) or -1), fmt(now)}
+      idle = {false, fmt(hinted_due(groups) or -1), fmt(now), capped and '1' or nil}
     end
   end
   save_task(K.tasks, t)

@@ -16,6 +16,9 @@
 -- ARGV[12] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
 -- ARGV[13] fail: ms before the retry may run, instead of the backoff ('' = the backoff)
 -- Every change of status but renew's (none) records its time: status_at (lua/_tasks).
+-- What the action reads of the record is checked before its first write (update_lacking): a
+-- damaged record (written around redis-swarm) is dead-lettered when in one of its queue's
+-- sets, else refused, and the script never stops half-way.
 -- Returns {task JSON after the change, data JSON or false}.
 local now = now_ms(ARGV[1])
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
@@ -47,6 +50,59 @@ local function reply(raw)
   return {raw, redis.call('HGET', KEYS[9], id) or false}
 end
 
+-- A count that messages format with %d: a number from 0 to 2^53 (a worker's 1e999, or 1e300,
+-- read "failed on all -9223372036854775808 attempts").
+local COUNT_LIMIT = 2 ^ 53
+local function count(v)
+  return type(v) == 'number' and v >= 0 and v <= COUNT_LIMIT
+end
+local COUNT = 'a count (a whole number from 0 to 2^53)'
+
+-- The field of t this action reads that is missing (where it must not be) or not of its kind,
+-- and that kind; nil when none is. Lua checks only, no command. lease: what lease_refusal
+-- reads (renew, release, fail: checked before it).
+local function update_lacking(t, lease)
+  local field, kind = owner_lacking(t)
+  if field then return field, kind end
+  local status, worker = t.status, t.worker
+  if type(status) ~= 'string' then return 'status', 'a string' end
+  local queued = status == 'pending' or status == 'delayed' or status == 'claimed'
+  if t.pass_id == nil and t.pass_name ~= nil then
+    -- As task_in_set's check; a record out of the queue's sets (dead-lettered for it, and no
+    -- pass of that name counted then) gets it back when a pass of its name is counted now.
+    if queued then return 'pass_id', 'a string' end
+    t.pass_id = pass_id_of(K, t.pass_name)
+  end
+  if worker ~= nil and type(worker) ~= 'string' then return 'worker', 'a string' end
+  if lease then
+    if not count(t.attempts) then return 'attempts', COUNT end
+    if t.seals ~= nil and type(t.seals) ~= 'table' then return 'seals', 'an object' end
+    return nil
+  end
+  -- (what the action reads before refusing a task of another status is checked above)
+  if action == 'cancel' or (action == 'requeue' and status ~= 'dead') then return nil end
+  if action == 'renew' then
+    local lease_ms, deadline = t.lease_ms, t.lease_deadline
+    if lease_ms ~= nil and not finite(lease_ms) then return 'lease_ms', 'a finite number' end
+    if lease_ms == nil and not finite(t.lease_s) then return 'lease_s', 'a finite number' end
+    if deadline ~= nil and not finite(deadline) then
+      return 'lease_deadline', 'a finite number'
+    end
+    return nil
+  end
+  -- release, fail, requeue: the pending score (make_pending), the event's attempt
+  if not finite(t.priority) then return 'priority', 'a finite number' end
+  if not finite(t.seq) then return 'seq', 'a finite number' end
+  if t.attempts ~= nil and not count(t.attempts) then return 'attempts', COUNT end
+  if action == 'fail' then
+    local failures, usage = t.failures, t.failed_usage
+    if failures ~= nil and not count(failures) then return 'failures', COUNT end
+    if not finite(t.max_attempts) then return 'max_attempts', 'a finite number' end
+    if usage ~= nil and type(usage) ~= 'table' then return 'failed_usage', 'an object' end
+  end
+  return nil
+end
+
 local t = load_record(K.tasks, id)
 if t == nil then
   return swarm_error('SWARM_NOTFOUND',
@@ -58,10 +114,30 @@ if t.queue ~= ARGV[5] then
 end
 if t.op == op then return reply(redis.call('HGET', K.tasks, id)) end
 
+-- t lacks field (of kind), which this action reads: dead-lettered when it is in one of its
+-- queue's sets (as the next move out of it would: task_in_set), else refused; nothing else
+-- written either way.
+local function damaged(field, kind)
+  local status = t.status
+  if type(status) == 'string' and not owner_lacking(t)
+      and (status == 'pending' or status == 'delayed' or status == 'claimed') then
+    unlink(Q, t)
+    bury_damaged(K, Q, t, id, status, field, kind, now)
+    return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' was dead-lettered: ' .. t.dead_reason)
+  end
+  return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' has a ' .. damage(t, field, kind)
+    .. ', so it cannot be changed (' .. action .. '): post its work again as a new task')
+end
+
+local field, kind
 if action == 'renew' or action == 'release' or action == 'fail' then
+  field, kind = update_lacking(t, true)
+  if field then return damaged(field, kind) end
   local _, refusal = lease_refusal(t, ARGV[7])
   if refusal then return swarm_error('SWARM_LEASELOST', refusal) end
 end
+field, kind = update_lacking(t, false)
+if field then return damaged(field, kind) end
 
 if action == 'renew' then
   local lease_ms = tonumber(ARGV[8])
@@ -87,15 +163,18 @@ elseif action == 'release' then
   task_event(K, 'task.released', t, 'worker', worker, 'attempt', t.attempts)
 
 elseif action == 'fail' then
+  if ARGV[12] and ARGV[12] ~= '' then
+    -- (summed before the first write: a total written around redis-swarm may hold anything)
+    local ok, total = pcall(add_usage, t.failed_usage, cjson.decode(ARGV[12]))
+    if not ok then return damaged('failed_usage', 'an object of usage figures') end
+    t.failed_usage = total
+  end
   redis.call('ZREM', Q.leases, id)
   local worker, err = t.worker, ARGV[9]
   t.worker = nil
   t.lease_deadline = nil
   t.last_error = err
   t.failures = (t.failures or 0) + 1
-  if ARGV[12] and ARGV[12] ~= '' then
-    t.failed_usage = add_usage(t.failed_usage, cjson.decode(ARGV[12]))
-  end
   task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
              'error', string.sub(err, 1, 500))
   if ARGV[8] ~= '1' then
