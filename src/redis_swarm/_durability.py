@@ -51,8 +51,8 @@ WAIT_MS = 5_000
 # subcommand sent as one name (as redis-py routes it on a cluster) is listed so.
 _READ_COMMANDS = frozenset(
     {
-        "CONFIG", "CONFIG GET", "FUNCTION LIST", "GET", "HELLO", "HEXISTS", "HGET", "HGETALL",
-        "HKEYS", "HLEN", "HMGET", "INFO", "LRANGE", "MGET", "PING", "SCAN", "SCARD",
+        "CONFIG", "CONFIG GET", "EXISTS", "FUNCTION LIST", "GET", "HELLO", "HEXISTS", "HGET",
+        "HGETALL", "HKEYS", "HLEN", "HMGET", "INFO", "LRANGE", "MGET", "PING", "SCAN", "SCARD",
         "SMEMBERS", "TIME", "XINFO", "XLEN", "XRANGE", "XREAD", "XREVRANGE", "ZCARD",
         "ZCOUNT", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZSCORE",
     }

@@ -53,7 +53,12 @@ def _uses(commands: str = "", scripts: str = "", *, worker: bool = False) -> Use
 OPERATIONS: dict[str, Uses] = {
     # server (info, config|get and function|list are optional: see _acl.WITHHELD)
     "ping": _uses("ping", worker=True),
-    "server_info": _uses("info config|get function|list hello time", "ping", worker=True),
+    # (exists xinfo|stream zcard zrevrange: the swarm's streams, poisoned or not)
+    "server_info": _uses(
+        "info config|get function|list hello time exists xinfo|stream zcard zrevrange",
+        "ping",
+        worker=True,
+    ),
     "durability_plan": _uses("info config|get hello wait waitaof", worker=True),
     # tasks
     "post_task": _uses("", "task_post"),

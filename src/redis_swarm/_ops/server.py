@@ -8,18 +8,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _durability
+from .._codec import MAX_ISO_MS, counted, iso
 from .._config import Settings
 from .._errors import ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import swarm_key_patterns
 from .._net import is_loopback
-from .._protocol import Call, Cmd, OpContext, Operation
-from .._replies import reply_fields
+from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._replies import reply_fields, reply_map, text
 from .._scripts import LIBRARY, STALE_LIBRARY, code_version, held_version, library
 
 __all__ = [
+    "DamagedStream",
     "LibraryState",
     "MemoryFill",
     "ServerInfo",
+    "StreamCheck",
     "durability_plan",
     "ping",
     "server_info",
@@ -204,6 +207,8 @@ class ServerInfo:
     open_to: str | None = None
     # the swarm's function library on the server, against this install's (None: not read)
     library: LibraryState | None = None
+    # the swarm's streams: the event log, the broadcasts, inboxes (None: not read)
+    streams: StreamCheck | None = None
 
     @property
     def open_access_warning(self) -> str | None:
@@ -297,6 +302,214 @@ class ServerInfo:
         )
 
 
+# The largest id a stream can hold: once a stream's last id is this, Redis refuses every XADD
+# to it ("The stream has exhausted the last possible ID"), even after its entries are trimmed.
+MAX_STREAM_ID = "18446744073709551615-18446744073709551615"
+# How far past the server's clock a stream's last id may be before ``swarm doctor`` names it:
+# Redis makes ids from its own clock, so only an id a client chose (XADD KEY ID ...) gets that
+# far ahead; an hour leaves room for a clock stepped back (NTP, a failover to a server whose
+# clock is behind).
+STREAM_SKEW_MS = 3_600_000
+# The inboxes ``swarm doctor`` reads: those of the agents heard from last, at most this many
+# (one batch of XINFO STREAM: a swarm of thousands of agents is not read whole).
+INBOXES_CHECKED = 100
+# Where docs/security.md says what a worker can do that Redis ACLs cannot stop (the warnings
+# name it).
+ACL_LIMITS = "docs/security.md, 'What Redis ACLs cannot stop'"
+# Who may repair a stream: never a worker (the role that can damage one).
+_REPAIRER = "as a shard, coordinator or admin user"
+
+
+@dataclass(frozen=True)
+class DamagedStream:
+    """A stream of the swarm whose last id is past the server's clock by more than
+    ``STREAM_SKEW_MS``, or the largest a stream can hold (``exhausted``): a client wrote an
+    entry with an id it chose. ``kind``: "events", "broadcast" or "inbox" (``agent``'s)."""
+
+    kind: str
+    key: str
+    last_id: str
+    server_time_ms: int
+    agent: str | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        """Redis refuses every append to it from now on."""
+        return self.last_id == MAX_STREAM_ID
+
+    @property
+    def fails(self) -> bool:
+        """The swarm's event log takes no event from now on: the log is lost (doctor fails)."""
+        return self.kind == "events" and self.exhausted
+
+    @property
+    def name(self) -> str:
+        if self.kind == "events":
+            return "the event log"
+        if self.kind == "broadcast":
+            return "the broadcasts"
+        return f"the inbox of agent {self.agent}"
+
+    @property
+    def warning(self) -> str:
+        """What is wrong with it, what it means, and the repair (never a worker's)."""
+        whose = {"events": "the swarm's event log", "broadcast": "the swarm's broadcast stream"}
+        what = whose.get(self.kind, f"the inbox of agent {self.agent}")
+        if self.exhausted:
+            effect = {
+                "events": "the log is lost from then on",
+                "broadcast": "every broadcast fails (its sender gets the error)",
+            }.get(
+                self.kind, f"every message sent to {self.agent} fails (its sender gets the error)"
+            )
+            state = (
+                f"{what} ({self.key}) is poisoned: its last id is the largest a stream can "
+                f"hold ({self.last_id}), and Redis refuses every append to it from now on, "
+                "even once it is emptied"
+            )
+        else:
+            ms = int(self.last_id.partition("-")[0])
+            when = f", {iso(ms)}" if ms <= MAX_ISO_MS else ""
+            state = (
+                f"{what} ({self.key}) has a last id {_ahead(ms - self.server_time_ms)} past the "
+                f"server's clock ({self.last_id}{when})"
+            )
+            effect = (
+                "every entry appended since takes an id after it, which no longer says when "
+                "it was written (reads by time misplace them)"
+            )
+        cause = (
+            "A client wrote an entry with that id itself (XADD KEY ID ...), as a worker may: "
+            f"Redis ACLs cannot restrict a command's arguments ({ACL_LIMITS})"
+        )
+        if self.kind == "inbox":
+            repair = (
+                f"to repair, {_REPAIRER}: swarm agents deregister {self.agent} (its inbox goes, "
+                "the unread messages with it, and where it had read to), then let the agent "
+                "register again"
+            )
+        else:
+            repair = f"to repair, {_REPAIRER}: redis-cli -u URL DEL '{self.key}'"
+            if self.kind == "events":
+                repair += (
+                    " (the events it holds go with it; the swarm's records and counters do "
+                    "not depend on them), then restart what follows the log (swarm watch, the "
+                    "dashboard)"
+                )
+            else:
+                repair += (
+                    " (the broadcasts it holds go with it), then deregister the agents that "
+                    "read the bad entry (swarm agents deregister "
+                    "AGENT; they register again): they keep their place past it "
+                    "and would see no broadcast again"
+                )
+        return (
+            f"{state}: {effect}. {cause}; {repair}; and if the swarm's "
+            "workers are not all trusted, rotate the worker password (swarm acl --role worker "
+            "--user NAME --apply)"
+        )
+
+
+def _ahead(ms: int) -> str:
+    """How far ahead, to the nearest hour (under two days), day (under two years) or year."""
+    hours = round(ms / 3_600_000)
+    if hours < 48:
+        return counted(hours, "hour")
+    days = round(ms / 86_400_000)
+    if days < 730:
+        return counted(days, "day")
+    return counted(round(ms / (365 * 86_400_000)), "year")
+
+
+@dataclass(frozen=True)
+class StreamCheck:
+    """The swarm's streams as ``swarm doctor`` reads them (``_check_streams``): the event log,
+    the broadcasts, and the inboxes of the ``INBOXES_CHECKED`` agents heard from last
+    (``inboxes`` of them exist; ``agents`` are known). ``refused``: why they were not read
+    (this user may not run XINFO STREAM, or may not read the swarm)."""
+
+    damaged: tuple[DamagedStream, ...] = ()
+    inboxes: int = 0
+    agents: int = 0
+    refused: str | None = None
+
+    @property
+    def fails(self) -> bool:
+        return any(stream.fails for stream in self.damaged)
+
+    @property
+    def row(self) -> str:
+        """The doctor's ``streams`` row."""
+        if self.refused is not None:
+            return f"not read: {self.refused}"
+        read = f"the event log, the broadcasts, {counted(self.inboxes, 'inbox', 'inboxes')}"
+        if self.agents > INBOXES_CHECKED:
+            read += f" (of the {INBOXES_CHECKED} agents heard from last; {self.agents:,} known)"
+        if not self.damaged:
+            return f"ok: {read}"
+        names = ", ".join(stream.name for stream in self.damaged)
+        return f"damaged: {names} (see the warnings); read: {read}"
+
+
+def _check_streams(ctx: OpContext, server_time_ms: int) -> Operation[StreamCheck]:
+    """``StreamCheck``: each stream's last-generated-id (XINFO STREAM: the last id a stream
+    gave, which its entries trimmed or emptied do not lower) against the server's clock.
+    Three round trips: the agents heard from last, which streams exist, their XINFO. Plain
+    commands only, never a script (doctor loads nothing)."""
+    keys = ctx.keys
+    try:
+        known, newest = yield Batch(
+            (
+                Cmd("ZCARD", keys.presence),
+                Cmd("ZREVRANGE", keys.presence, 0, INBOXES_CHECKED - 1),
+            )
+        )
+        agents = [text(agent) for agent in newest]
+        streams = [("events", keys.events, None), ("broadcast", keys.broadcast, None)] + [
+            ("inbox", keys.inbox(agent), agent) for agent in agents
+        ]
+        exists = yield Batch(tuple(Cmd("EXISTS", key) for _, key, _ in streams))
+        present = [stream for stream, there in zip(streams, exists, strict=True) if int(there)]
+        infos = yield from _stream_infos([key for _, key, _ in present])
+    except ConnectionFailed:
+        raise
+    except PermissionDenied as exc:
+        return StreamCheck(refused=str(exc))
+    damaged = []
+    for (kind, key, agent), info in zip(present, infos, strict=True):
+        last = text(reply_map(info).get("last-generated-id", "0-0")) if info else "0-0"
+        ms = int(last.partition("-")[0])
+        if last == MAX_STREAM_ID or ms > server_time_ms + STREAM_SKEW_MS:
+            damaged.append(DamagedStream(kind, key, last, server_time_ms, agent))
+    inboxes = sum(1 for kind, _, _ in present if kind == "inbox")
+    return StreamCheck(tuple(damaged), inboxes=inboxes, agents=int(known))
+
+
+def _stream_infos(keys: list[str]) -> Operation[list[Any]]:
+    """XINFO STREAM of each key, in one batch; a stream deleted since it was seen (an agent
+    deregistered meanwhile) is None: then each is asked alone."""
+    if not keys:
+        return []
+    try:
+        return list((yield Batch(tuple(Cmd("XINFO", "STREAM", key) for key in keys))))
+    except (ConnectionFailed, PermissionDenied):
+        raise
+    except SwarmError as exc:
+        if "no such key" not in str(exc):
+            raise
+    infos: list[Any] = []
+    for key in keys:
+        try:
+            infos.append((yield Cmd("XINFO", "STREAM", key)))
+        except (ConnectionFailed, PermissionDenied):
+            raise
+        except SwarmError as exc:
+            if "no such key" not in str(exc):
+                raise
+            infos.append(None)
+    return infos
+
+
 def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     """What the server is and how it keeps data (for ``swarm doctor``). It reads and never
     loads: no script call here may load the library (an admin's would replace another
@@ -310,6 +523,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             hello: dict[str, str] = {"mode": "cluster"}
         else:
             hello = reply_fields((yield Cmd("HELLO")))
+        now = yield from _server_time(None)
         return ServerInfo(
             version=hello.get("version", "?"),
             mode=hello.get("mode", "standalone"),
@@ -318,9 +532,10 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             appendfsync=None,
             used_memory=None,
             maxmemory=None,
-            server_time_ms=(yield from _server_time(None)),
+            server_time_ms=now,
             info_readable=False,
             library=held,
+            streams=(yield from _check_streams(ctx, now)),
         )
     nodes = _per_node(reply)
     info = nodes[0] if nodes else {}
@@ -345,6 +560,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         memory_fill=_fullest(nodes),
         open_to=open_to,
         library=held,
+        streams=(yield from _check_streams(ctx, server_time)),
     )
 
 

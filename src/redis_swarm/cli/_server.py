@@ -235,8 +235,9 @@ def _replicas(count: int | None, up: int | None) -> str:
 @json_option
 @pass_app
 def doctor(app: App, quick: bool) -> None:
-    """Check the server: binary, version, URL, persistence, memory, PING latency, and the
-    swarm's records: how many are stored unreadable (listings skip them). On Sentinel, the
+    """Check the server: binary, version, URL, persistence, memory, PING latency, the
+    swarm's streams (an event log, broadcasts or inbox an id written by hand has poisoned),
+    and the swarm's records: how many are stored unreadable (listings skip them). On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
     try:
@@ -391,6 +392,12 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
         report["ok"] = False
     if info is not None and info.memory_warning is not None:
         warnings.append(info.memory_warning)
+    streams = info.streams if info is not None else None
+    if streams is not None:  # (a poisoned event log: the log is lost from then on)
+        report["streams"] = streams.row
+        warnings += [stream.warning for stream in streams.damaged]
+        if streams.fails:
+            report["ok"] = False
     _replica_guard(
         settings,
         info is not None and not failing,
