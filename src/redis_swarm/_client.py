@@ -56,8 +56,10 @@ from ._protocol import (
     adrive,
     async_op,
     drive,
+    is_wake_wait,
     items_of,
     sync_op,
+    with_reply,
 )
 from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
@@ -94,6 +96,37 @@ def raise_if_cancelled() -> None:
     cancelling = getattr(asyncio.current_task(), "cancelling", None)
     if cancelling is not None and cancelling():
         raise asyncio.CancelledError
+
+
+# How many turns of the event loop a reply already received takes to be read (its bytes from
+# the socket to the parser, then to the pipeline): what a cancelled wait gets to finish.
+DRAIN_TURNS = 4
+
+
+async def _shielded(work: Coroutine[Any, Any, T], *, blocking: bool) -> T:
+    """``await work``, read to the end even when the caller is cancelled meanwhile (a
+    ``Call.shielded``: a claim's reply holds the leases it took); the CancelledError then
+    carries the reply (``reply_at_interrupt``), for the operation to give back what it took.
+    Such a request is answered at once: the caller waits one round trip at most. One that
+    waits first (``blocking``: behind a wake wait) is read only as far as what already came
+    (``DRAIN_TURNS`` turns of the event loop), then dropped with its connection."""
+    inner = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError as exc:
+        if blocking:
+            for _ in range(DRAIN_TURNS):
+                if inner.done():
+                    break
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(0)
+            inner.cancel()
+        while not inner.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait((inner,))
+        if not inner.cancelled() and inner.exception() is None:
+            with_reply(exc, inner.result())
+        raise
 
 
 def _server_changed(exc: redis.ResponseError) -> bool:
@@ -470,7 +503,9 @@ class Swarm(_Shell):
         # Commands go this way, one (most operations send one script call) or several in one
         # round trip; a pipeline of the shell's own (a Fetch) first hands back the
         # connection the sender keeps (``_give_back``).
-        self._execute, self._execute_many, self._give_back = direct_sender(self._redis)
+        sender = direct_sender(self._redis)
+        self._execute, self._execute_many = sender.one, sender.many
+        self._give_back, self._close_sender = sender.give_back, sender.close
         self._cluster = isinstance(self._redis, RedisCluster)
         if self._cluster:
             fcall_routed(self._redis)
@@ -496,13 +531,14 @@ class Swarm(_Shell):
 
     def close(self) -> None:
         """Close the connection; closing again does nothing. Any call after it raises
-        ``Conflict``: make a new handle."""
+        ``Conflict``: make a new handle. A call running in another thread raises it too,
+        rather than reconnect (``Direct.close``)."""
         if self._closed:
             return
         self._closed = True
         if self._strict_cluster is not None:
             self._strict_cluster.close()
-        self._give_back()
+        self._close_sender()
         self._redis.close()
 
     def __enter__(self) -> Swarm:
@@ -590,6 +626,8 @@ class Swarm(_Shell):
         return drive(op, self._attempt, _OP_ERRORS, lambda exc: self._translate(exc, op))
 
     def _attempt(self, request: Request | Fetch | Compute) -> Any:
+        if self._closed:  # (an operation of another thread mid-way: see close)
+            raise closed(type(self).__name__)
         if isinstance(request, Compute):
             return request.run()
         if isinstance(request, Fetch):
@@ -665,6 +703,14 @@ class AsyncSwarm(_Shell):
             if self._strict and isinstance(self._redis, AsyncRedisCluster)
             else None
         )
+        # The tasks running a call (how many deep: a strict write probes in a nested one),
+        # which aclose() stops, and those it stopped: their call raises Conflict.
+        self._calls: dict[asyncio.Task[Any] | None, int] = {}
+        self._stopped: set[asyncio.Task[Any]] = set()
+        self._calls_ended: asyncio.Event | None = None  # set by the last call to end
+        # Set once the calls aclose() stopped have ended (their clean-up, such as a claim
+        # giving back its lease, may still send): no request goes out after it.
+        self._shut = False
 
     def _connect(self) -> AsyncClient:
         return _connected(async_client, self.settings)
@@ -676,13 +722,53 @@ class AsyncSwarm(_Shell):
         return self._redis
 
     async def aclose(self) -> None:
-        """The asyncio twin of ``Swarm.close``."""
+        """The asyncio twin of ``Swarm.close``. Calls still running in other tasks are
+        stopped and raise ``Conflict`` (once they gave back what they took: an ask withdraws
+        its question, a claim releases its lease): else redis-py's retry would reconnect
+        them, to a connection that nothing closes."""
         if self._closed:
             return
         self._closed = True
-        if self._strict_cluster is not None:
-            await self._strict_cluster.aclose()
-        await self._redis.aclose()
+        try:
+            me = asyncio.current_task()
+            running = [task for task in self._calls if task is not None and task is not me]
+            for task in running:
+                self._stopped.add(task)
+                task.cancel()
+            while any(task in self._calls for task in running):
+                self._calls_ended = ended = asyncio.Event()
+                await ended.wait()
+        finally:
+            self._shut = True
+            if self._strict_cluster is not None:
+                await self._strict_cluster.aclose()
+            await self._redis.aclose()
+
+    async def _call(self, work: Coroutine[Any, Any, T]) -> T:
+        """``await work``, a call ``aclose`` stops (see there)."""
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)
+        before = cancelling() if cancelling is not None else 0
+        calls = self._calls
+        calls[task] = calls.get(task, 0) + 1
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if task is not None and task in self._stopped:
+                self._stopped.discard(task)
+                uncancel = getattr(task, "uncancel", None)
+                # (asked to stop by its own side too: it stops as it was asked)
+                if uncancel is None or uncancel() <= before:
+                    raise closed(type(self).__name__) from None
+            raise
+        finally:
+            left = calls[task] - 1
+            if left:
+                calls[task] = left
+            else:
+                del calls[task]
+                if self._calls_ended is not None:
+                    self._calls_ended.set()
 
     async def __aenter__(self) -> AsyncSwarm:
         if self._closed:
@@ -752,22 +838,43 @@ class AsyncSwarm(_Shell):
         self._check_open()
         try:
             steps = load_everything(self._scripting, self.settings.url)
-            return bool(await adrive(steps, self._step, _PLAN_ERRORS))
+            return bool(await self._call(adrive(steps, self._loading, _PLAN_ERRORS)))
         except (redis.RedisError, OSError) as exc:
             raise translate(exc, self.settings.url) from None
+
+    async def _loading(self, step: Step) -> Any:
+        """A step of ``load_functions``, refused once the handle is shut."""
+        if self._shut:
+            raise closed(type(self).__name__)
+        return await self._step(step)
 
     async def _run(self, op: Operation[T]) -> T:
         if self._closed:  # (inline: see Swarm._run)
             raise closed(type(self).__name__)
-        return await adrive(op, self._attempt, _OP_ERRORS, lambda exc: self._translate(exc, op))
+        return await self._call(
+            adrive(op, self._attempt, _OP_ERRORS, lambda exc: self._translate(exc, op))
+        )
 
     async def _attempt(self, request: Request | Fetch | Compute) -> Any:
+        if self._shut:  # (a call aclose() stopped, giving back what it took: too late)
+            raise closed(type(self).__name__)
         if isinstance(request, Compute):
             # Off the event loop: hashing or compressing a big context takes milliseconds.
             return await asyncio.to_thread(request.run) if request.offload else request.run()
         if isinstance(request, Fetch):
             # The replies first, then their checks off the loop (see Fetch).
             return await self._attempt(request.after(await self._attempt(Batch(request.items))))
+        if isinstance(request, Call):
+            if request.shielded:
+                return await _shielded(self._retried(request), blocking=False)
+        elif isinstance(request, Batch) and any(
+            isinstance(item, Call) and item.shielded for item in request.items
+        ):
+            blocking = any(is_wake_wait(item) for item in request.items)
+            return await _shielded(self._retried(request), blocking=blocking)
+        return await self._retried(request)
+
+    async def _retried(self, request: Request) -> Any:
         if self._cluster_retry is None:
             return await self._send(request)
         retried = functools.partial(self._send, request)

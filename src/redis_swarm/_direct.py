@@ -21,6 +21,7 @@ from redis.cluster import RedisCluster
 
 from ._cluster import layout_errors_converted
 from ._connect import SyncClient
+from ._errors import closed
 
 __all__ = ["JOIN_BELOW", "Direct", "Sender", "direct_sender"]
 
@@ -74,7 +75,9 @@ class Direct:
     maintenance notice asks for. A connection idle longer than ``POLL_AFTER_S`` is polled
     first, as the pool polls at every checkout: one the server closed meanwhile is replaced
     before the command is sent, not after a failed attempt. A forked child keeps none of its
-    parent's connections. With redis-py's metrics on, commands take ``execute_command``."""
+    parent's connections. With redis-py's metrics on, commands take ``execute_command``.
+    Once closed (``close``), a command of another thread whose connection the close cut is
+    not sent again: it raises ``Conflict``, as any call after the close does."""
 
     POLL_AFTER_S = 1.0
 
@@ -83,6 +86,7 @@ class Direct:
         self._pool = client.connection_pool
         self._free: list[tuple[Any, float]] = []  # (connection, when it was last used)
         self._hiredis = _packs_with_hiredis(self._pool)
+        self._closed = False
         _DIRECTS.add(self)
         # A handle dropped without close (a client shared by many handles, one made per
         # use) gives its connection back to the pool, not keep it out of it for good.
@@ -97,6 +101,12 @@ class Direct:
         one of them instead of opening another, and at close (the client's close then
         closes them)."""
         _hand_back(self._pool, self._free)
+
+    def close(self) -> None:
+        """Refuse every attempt from now on (the client's retry would reconnect a command
+        whose connection the client's close cut), and hand the kept connections back."""
+        self._closed = True
+        self.give_back()
 
     def _checkout(self) -> Any:
         try:
@@ -118,15 +128,18 @@ class Direct:
         conn = self._checkout()
         try:
             done: T = conn.retry.call_with_retry(
-                lambda: exchange(conn, request, self._hiredis),
+                lambda: exchange(conn, request, self._hiredis) if not self._closed else _refuse(),
                 lambda error, *_: conn.disconnect(),
             )
             return done
         finally:
-            if getattr(conn, "should_reconnect", _never)():
-                conn.disconnect()
-                conn.connect()
-            self._free.append((conn, time.monotonic()))
+            if self._closed:
+                self._pool.release(conn)  # (the pool's close disconnected it)
+            else:
+                if getattr(conn, "should_reconnect", _never)():
+                    conn.disconnect()
+                    conn.connect()
+                self._free.append((conn, time.monotonic()))
 
     def execute(self, *args: Any) -> Any:
         if _observability is not None and _observability().is_enabled():
@@ -223,6 +236,10 @@ def _never() -> bool:
     return False
 
 
+def _refuse() -> Any:
+    raise closed("Swarm")  # (Direct sends for the sync Swarm alone)
+
+
 def _forget_all() -> None:
     for direct in list(_DIRECTS):
         direct.forget()
@@ -240,6 +257,7 @@ class Sender(NamedTuple):
     one: Callable[..., Any]
     many: Callable[[Sequence[tuple[Any, ...]]], list[Any]]
     give_back: Callable[[], None]
+    close: Callable[[], None]  # at the shell's close: give back, and send nothing more
 
 
 def direct_sender(client: SyncClient) -> Sender:
@@ -253,6 +271,7 @@ def direct_sender(client: SyncClient) -> Sender:
             layout_errors_converted(client.execute_command),
             layout_errors_converted(functools.partial(_pipelined, client)),
             _nothing,
+            _nothing,
         )
     pool = getattr(client, "connection_pool", None)
     if (
@@ -263,8 +282,8 @@ def direct_sender(client: SyncClient) -> Sender:
         and getattr(pool, "cache", None) is None
     ):
         direct = Direct(client)
-        return Sender(direct.execute, direct.execute_many, direct.give_back)
-    return Sender(client.execute_command, functools.partial(_pipelined, client), _nothing)
+        return Sender(direct.execute, direct.execute_many, direct.give_back, direct.close)
+    return Sender(client.execute_command, functools.partial(_pipelined, client), _nothing, _nothing)
 
 
 def _nothing() -> None:

@@ -44,8 +44,10 @@ __all__ = [
     "items_of",
     "raise_first",
     "remember",
+    "reply_at_interrupt",
     "sync_op",
     "together",
+    "with_reply",
 ]
 
 T = TypeVar("T")
@@ -73,6 +75,12 @@ class Call:
     keys: tuple[str, ...]
     args: tuple[Any, ...] = ()
     load: bool = True
+    # True: its reply holds what the operation took (a claim's leases), and the asyncio
+    # shell reads it even when its caller is cancelled meanwhile, handing it over on the
+    # interrupt (``reply_at_interrupt``) so that the operation gives back what it took: to
+    # the end when it is sent alone (it must be answered at once), only what already came
+    # when it waits behind a wake wait (``is_wake_wait``), which the interrupt cuts.
+    shielded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,17 +368,56 @@ async def adrive(
     errors: tuple[type[BaseException], ...],
     convert: Callable[[BaseException], BaseException] = lambda exc: exc,
 ) -> T:
-    """The asyncio twin of ``drive``."""
+    """The asyncio twin of ``drive``. A cancellation that came while a step ran is thrown
+    into the generator after that step even when the step returned (see ``_cancels``)."""
+    count = _cancels()
+    seen = count() if count is not None else 0
     try:
         step = next(steps)
         while True:
             try:
                 result = await do(step)
+                if count is not None and count() > seen:
+                    raise _lost_cancel(result)
             except errors as exc:
                 step = steps.throw(convert(exc))
             except INTERRUPTS as exc:
+                if count is not None:  # delivered: what the generator does next may wait
+                    seen = count()
                 step = steps.throw(exc)
             else:
                 step = steps.send(result)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+# The attribute of an interrupt that carries the reply of the request it cut (see
+# ``Call.shielded``).
+_REPLY = "redis_swarm_reply"
+
+
+def reply_at_interrupt(exc: BaseException) -> Any:
+    """The reply of the request an interrupt cut, when the shell read it all the same (a
+    ``Call`` with ``shielded``; a cancellation Python lost, see ``_cancels``), else None."""
+    return getattr(exc, _REPLY, None)
+
+
+def with_reply(exc: BaseException, reply: Any) -> BaseException:
+    """``exc`` carrying ``reply`` (``reply_at_interrupt``)."""
+    setattr(exc, _REPLY, reply)
+    return exc
+
+
+def _lost_cancel(reply: Any) -> BaseException:
+    return with_reply(asyncio.CancelledError(), reply)
+
+
+def _cancels() -> Callable[[], int] | None:
+    """How many cancellations of the current task are pending (``Task.cancelling``), or None
+    (Python 3.10 has no count; no task). On Python 3.11 ``asyncio.wait_for``, which redis-py
+    puts around every send and read, returns the result of a command that ended as the
+    cancellation came and drops the CancelledError: the count still says it came. A driver
+    compares it with its value at the start (or at the last interrupt it delivered), so that
+    a task that caught a CancelledError without ``uncancel()`` can go on calling."""
+    task = asyncio.current_task()
+    return getattr(task, "cancelling", None)

@@ -14,10 +14,21 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .._errors import ConnectionFailed, NotFound, Timeout, ValidationError
+from .._errors import ConnectionFailed, NotFound, SwarmError, Timeout, ValidationError
 from .._keys import Keys
 from .._models import DEFAULT_MAX_ABANDONS, RetiredPass, Task, unknown_pass
-from .._protocol import WAKE_WAIT, Batch, Call, Cmd, OpContext, Operation, remember
+from .._protocol import (
+    INTERRUPTS,
+    WAKE_WAIT,
+    Batch,
+    Call,
+    Cmd,
+    OpContext,
+    Operation,
+    remember,
+    reply_at_interrupt,
+    together,
+)
 from .._validate import (
     MAX_CLAIM_BATCH,
     MAX_PASS_WAIT_S,
@@ -39,7 +50,7 @@ from ._work import (
     report_secret,
     text,
 )
-from .tasks import asked_lease_ms, pass_fields, queue_counts, queue_names, status_counts
+from .tasks import asked_lease_ms, pass_fields, queue_counts, queue_names, release, status_counts
 
 __all__ = [
     "ClaimBehind",
@@ -182,7 +193,13 @@ def claim(
 
     A claim whose reply is lost raises ``ConnectionFailed`` carrying the ``lease_secrets``
     it sent: Redis may have run it, and a task it leased is held with the token
-    ``ATTEMPT.SECRET`` of one of them."""
+    ``ATTEMPT.SECRET`` of one of them.
+
+    A claim interrupted (its asyncio task cancelled) once its script was sent reads its
+    reply all the same (``Call.shielded``) and releases what it leased before the interrupt
+    goes on, so that no task stays leased to nobody: behind a wait, only a reply that
+    already came (a task that woke it in the instant it was cancelled may stay leased until
+    its lease ends, as at a lost reply)."""
     names = _queue_names(queues)
     check_name("worker", worker)
     count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
@@ -208,7 +225,11 @@ def claim(
         # popped token would take another task's token: a waiter asleep with a task pending.
         woken = waiting is not None or popped
         flags = ("1" if presence_due(ctx, worker) else "0", "1" if woken else "0")
-        call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets))
+        # Its reply holds the leases: an interrupted caller's shell reads it all the same,
+        # to the end when the script is sent alone (answered at once), only as far as what
+        # already came behind a wait (the interrupt cuts the wait: Redis never runs a
+        # script queued behind a wait that had not ended).
+        call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets), shielded=True)
         try:
             if waiting is None:
                 woke, reply = None, (yield call)
@@ -218,6 +239,13 @@ def claim(
             # Redis may have run it (a paused server runs what it received when it wakes
             # up): the secrets sent are the caller's proof of a lease it took.
             exc.lease_secrets = tuple(lease_secrets)
+            raise
+        except INTERRUPTS as exc:
+            cut = reply_at_interrupt(exc)
+            if waiting is not None and cut is not None:
+                cut = cut[1]  # (the batch's replies: the wait's, the script's)
+            if cut is not None and not isinstance(cut, Exception) and cut[0]:
+                yield from _give_back(ctx, exc, leased(ctx, cut, lease_secrets))
             raise
         if reply[0]:
             # The claim ran: its leases stand whatever the wait before it met.
@@ -250,6 +278,23 @@ def claim(
             # behind it found nothing: wait again alone, which the shell retries as any
             # request, or raises what the wait keeps meeting; the claim follows it.
             popped, waiting = (yield waiting) is not None, None
+
+
+def _give_back(ctx: OpContext, interrupt: BaseException, tasks: list[Task]) -> Operation[None]:
+    """Release ``tasks``, leased by a claim whose caller was interrupted meanwhile (nobody
+    would hold them until their leases end: an abandon each), in one round trip; a failure
+    to is noted on the interrupt, which goes on either way."""
+    try:
+        yield from together(*(release(ctx, t.id, t.token) for t in tasks))
+    except SwarmError as failed:
+        from .ask import _add_note  # (ask imports this module)
+
+        ids = ", ".join(t.id for t in tasks)
+        _add_note(
+            interrupt,
+            f"the claim leased {ids} and could not release it ({failed}): "
+            "it comes back when its lease ends",
+        )
 
 
 class ClaimBehind(NamedTuple):
