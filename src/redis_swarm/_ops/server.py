@@ -35,11 +35,13 @@ NEAR_FULL = 0.9
 # twice at that moment (the argument, and a fresh buffer as large for the next one). Measured
 # on Redis 7.0, from a client not yet connected: a post with 100 KB of data is refused with
 # 160 KB left below maxmemory and taken with 250 KB, a small post refused with 30 KB left.
-# The doctor reads INFO with its own connections open, as a writer's are when it writes: it
-# fails (writes refused) when less is left than a write of WRITE_VOUCHED bytes (a 100 KB
-# finding or task data) needs, and says every write is refused below SMALL_WRITE_ROOM.
+# The doctor reads INFO with its own connections open (some 40-90 KB, which a writer's
+# connections would hold too): it fails when less is left than a write of WRITE_VOUCHED
+# bytes (a 100 KB finding or task data) may need, saying such writes may be refused (a
+# review measured 100 KB posts taken with 180-210 KB left), and that small ones are too
+# below SMALL_WRITE_ROOM.
 WRITE_VOUCHED = 100_000
-SMALL_WRITE_ROOM = 16 * 1024
+SMALL_WRITE_ROOM = 32 * 1024
 WRITE_ROOM = 2 * WRITE_VOUCHED + SMALL_WRITE_ROOM
 
 
@@ -62,8 +64,8 @@ class MemoryFill:
 
     @property
     def refuses_writes(self) -> bool:
-        """Writes are refused now: too little is left for a write of WRITE_VOUCHED bytes
-        (``refuses_every_write``: for any write)."""
+        """Writes may be refused now: too little is left for a write of WRITE_VOUCHED bytes
+        (``refuses_every_write``: small ones are too)."""
         return self.left < WRITE_ROOM and not self.can_evict
 
     @property
@@ -73,6 +75,17 @@ class MemoryFill:
     @property
     def share(self) -> float:
         return self.counted / self.maxmemory
+
+
+def _refusal(fill: MemoryFill) -> tuple[str, str]:
+    """What Redis does with writes while ``fill`` refuses them, as the warning says it and as
+    the ``memory`` row does: every one above maxmemory, small ones too below
+    ``SMALL_WRITE_ROOM``, else a big one may be refused."""
+    if fill.counted > fill.maxmemory:
+        return "refuses every write now", "refusing every write now"
+    if fill.refuses_every_write:
+        return "refuses writes now, small ones too", "refusing writes now, small ones too"
+    return "may refuse writes now", "may refuse writes now"
 
 
 def _memory_remedy() -> str:
@@ -243,11 +256,10 @@ class ServerInfo:
                 f"{fill.maxmemory} bytes in use; {said}), and Redis counts a write's own "
                 "request against it before taking it (read whole, a big argument held "
                 f"twice): a write of {WRITE_VOUCHED // 1000} KB (a finding, a task's data) "
-                f"needs about {WRITE_ROOM // 1000} KB, and with under {SMALL_WRITE_ROOM // 1024} "
-                "KB left any write is refused"
+                f"may need up to about {WRITE_ROOM // 1000} KB, and with under "
+                f"{SMALL_WRITE_ROOM // 1024} KB left small writes are refused too"
             )
-        what = "every write" if fill.refuses_every_write else "writes"
-        return f"Redis refuses {what} now: {where}; {_memory_remedy()}"
+        return f"Redis {_refusal(fill)[0]}: {where}; {_memory_remedy()}"
 
     @property
     def memory_row(self) -> str | None:
@@ -257,8 +269,7 @@ class ServerInfo:
         if fill is None:
             return None
         if fill.refuses_writes:
-            what = "every write" if fill.refuses_every_write else "writes"
-            return f"refusing {what} now: {fill.left} bytes left below maxmemory (see the warnings)"
+            return f"{_refusal(fill)[1]}: {fill.left} bytes left below maxmemory (see the warnings)"
         if self.memory_warning is not None:
             return f"{fill.share:.0%} of maxmemory: close to refusing writes (see the warnings)"
         return None
