@@ -300,6 +300,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.get_finding(finding.id)
     worker.findings(pass_name="P1")
     synthesis = shard.synthesize("shard-1", "P1", "all of it", [finding.id])
+    # (a report without a token: the shard's alone, docs/security.md)
+    shard.report(shard.post_task("q-own", "run").id, None, {"summary": "s"}, worker="w-9")
     worker.get_synthesis(synthesis.id)
     a2a_workload(shard)  # an A2A server's store runs as a shard's (or coordinator's) user
     worker.syntheses(pass_name="P1")

@@ -131,6 +131,8 @@ def workload(swarm: Swarm) -> None:
     swarm.cancel(posted[3].id)
     swarm.reap()
     swarm.synthesize(shard.id, "P1", "all", [finding.id])
+    unleased = swarm.post_task("q3", "run by the shard itself").id  # task_report_unleased
+    swarm.report(unleased, None, {"summary": "s"}, worker="w-3")
     assert swarm.findings(pass_name="P1").items
     assert swarm.list_tasks(queue="q").items
     assert swarm.syntheses().items

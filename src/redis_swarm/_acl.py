@@ -16,10 +16,13 @@ Every role but admin is an allowlist: ``-@all`` then exactly the commands its op
 
 Scripts run as Redis Functions (Redis >= 7.0): a role may FCALL the functions of the scripts its
 operations call and no other, and may not EVAL, load scripts or functions (an admin loads the
-library). Redis checks every command a function runs against its caller's rights, so a
-function can do no more than its caller. Redis 6.2 has no selectors, read-only key patterns
-or Functions: there a worker's write commands reach every key of its swarm, and every role
-but admin runs scripts by EVALSHA, so it can load and run any Lua (``downgrade_warning``).
+library). A worker may not call those its operations call only for a shard
+(``Uses.shard_only``): a report without a token is ``rs_task_report_unleased``, refused to it
+by Redis, and ``rs_task_report`` refuses a report without a token. Redis checks every command
+a function runs against its caller's rights, so a function can do no more than its caller.
+Redis 6.2 has no selectors, read-only key patterns or Functions: there a worker's write
+commands reach every key of its swarm, and every role but admin runs scripts by EVALSHA, so it
+can load and run any Lua (``downgrade_warning``), a report without a token included.
 
 Passwords go to Redis as their SHA-256 (``#<hex>``): the clear password is never sent in the
 command, so it cannot show up in the server's slowlog, MONITOR or ACL LOG.
@@ -154,8 +157,13 @@ def _operations(role: Role) -> list[str]:
 
 
 def role_scripts(role: Role) -> frozenset[str]:
-    """The scripts (``lua/`` names) the operations of ``role`` call."""
-    return frozenset().union(*(OPERATIONS[name].scripts for name in _operations(role)))
+    """The scripts (``lua/`` names) the operations of ``role`` call: for a worker, not those
+    its operations call only for a shard or coordinator (``Uses.shard_only``: a report
+    without a token), so that Redis refuses their functions to it."""
+    uses = [OPERATIONS[name] for name in _operations(role)]
+    if role == "worker":
+        return frozenset().union(*(u.scripts - u.shard_only for u in uses))
+    return frozenset().union(*(u.scripts for u in uses))
 
 
 def role_commands(role: Role, version: Version | None = None) -> frozenset[str]:

@@ -4,7 +4,9 @@ widen one.
 
 - ``OPERATIONS``: every operation (a public generator of ``_ops``), by name: the commands it
   sends itself, the scripts it calls, and whether a worker may run it. Shards and
-  coordinators may run them all.
+  coordinators may run them all. A worker's operation may call some scripts only for a
+  shard or coordinator (``shard_only``: a report without a token), which a worker's role
+  does not get: Redis refuses them to it.
 - ``SCRIPTS``: every file of ``lua/``: the commands it runs (``redis.call``). A script also
   runs what the files it includes run (``_prelude`` always, ``--#include _NAME``).
 - ``TRANSPORT``: what the client shells and redis-py send around the operations (scripts run
@@ -44,10 +46,16 @@ class Uses:
     commands: frozenset[str]
     scripts: frozenset[str]
     worker: bool
+    # Of ``scripts``, those the operation calls only for a shard or coordinator: a worker's
+    # role leaves them out even where it may run the operation.
+    shard_only: frozenset[str] = frozenset()
 
 
-def _uses(commands: str = "", scripts: str = "", *, worker: bool = False) -> Uses:
-    return Uses(frozenset(commands.split()), frozenset(scripts.split()), worker)
+def _uses(
+    commands: str = "", scripts: str = "", *, worker: bool = False, shard_only: str = ""
+) -> Uses:
+    kept = frozenset(shard_only.split())
+    return Uses(frozenset(commands.split()), frozenset(scripts.split()) | kept, worker, kept)
 
 
 OPERATIONS: dict[str, Uses] = {
@@ -80,7 +88,14 @@ OPERATIONS: dict[str, Uses] = {
     # (hget: a pass with no task is refused, named retired when retired_passes records it)
     "wait": _uses("hget hgetall hkeys hmget xread xrevrange", "task_claim", worker=True),
     # findings and syntheses
-    "report": _uses("hget blpop llen", "task_report task_claim", worker=True),
+    # (a report without a token, task_report_unleased, completes any task no live lease
+    # holds: a shard's, coordinator's or admin's, never a worker's; docs/security.md)
+    "report": _uses(
+        "hget blpop llen",
+        "task_report task_claim",
+        worker=True,
+        shard_only="task_report_unleased",
+    ),
     "get_finding": _uses("hget", worker=True),
     "findings": _uses("", "index_page", worker=True),
     "synthesize": _uses("", "synthesis_create"),
@@ -92,7 +107,7 @@ OPERATIONS: dict[str, Uses] = {
         "index_page task_post task_update",
         worker=True,
     ),
-    "answer": _uses("hget", "task_report", worker=True),
+    "answer": _uses("hget", "task_report", worker=True, shard_only="task_report_unleased"),
     "answers_for": _uses("zrangebyscore hget", worker=True),
     # contexts: workers read them, shards publish
     "publish_context": _uses(
@@ -205,7 +220,9 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "synthesis_create": "hexists hget hset zadd",
         "task_claim": "hget hset",
         "task_post": "hget hincrby hset hsetnx zadd",
-        "task_report": "hget hsetnx pexpire rpush zadd",
+        "_report": "hget hsetnx pexpire rpush zadd",
+        "task_report": "",
+        "task_report_unleased": "",
         "task_update": "hget zadd zrem",
         "webhook_claim": "hexists hget hset",
     }.items()
@@ -214,16 +231,10 @@ SCRIPTS: dict[str, frozenset[str]] = {
 # Which file each script includes besides the prelude (its ``--#include`` lines).
 _INCLUDES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        (
-            "pass_retire",
-            "questions_retire",
-            "task_claim",
-            "task_post",
-            "task_report",
-            "task_update",
-        ),
+        ("pass_retire", "questions_retire", "task_claim", "task_post", "task_update"),
         ("_tasks",),
     ),
+    **dict.fromkeys(("task_report", "task_report_unleased"), ("_tasks", "_report")),
     **dict.fromkeys(("context_gc", "context_hold", "context_publish"), ("_holds",)),
     **dict.fromkeys(
         ("a2a_event_publish", "a2a_task_delete", "a2a_task_list", "a2a_task_save"),

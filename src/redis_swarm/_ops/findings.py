@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._codec import dumps, loads
-from .._errors import AlreadyCompleted, Conflict, ConnectionFailed, NotFound, ValidationError
+from .._errors import (
+    AlreadyCompleted,
+    Conflict,
+    ConnectionFailed,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from .._hints import LIST_FINDINGS
 from .._keys import Keys
 from .._models import Finding, Page, RetiredPass, Synthesis, Task
@@ -150,7 +157,9 @@ def report(
     marked superseded. Pass the same ``finding_id`` to retry a report without duplicating.
 
     ``token`` None reports from outside any lease (a shard recording what a worker it ran
-    itself found): refused with LeaseLost while a live lease holds the task.
+    itself found): refused with LeaseLost while a live lease holds the task. It has its own
+    function, which Redis refuses to a worker's ACL user (PermissionDenied): only a shard,
+    coordinator or admin user may report so (docs/security.md).
 
     ``claim_next`` (a queue or a list of queues): in the same script and round trip, lease the
     next task of those queues to the reporting worker as ``claim`` would (for
@@ -185,7 +194,9 @@ def report(
     if worker is not None:
         check_name("worker", worker)
     behind = None
-    if claim_next is not None and wait and worker is not None:
+    # (not behind a report without a token: a worker's is refused by the ACL before its
+    # script runs, which would end the wait, and the refusal would come when the wait ends)
+    if claim_next is not None and wait and worker is not None and tok:
         behind = task_ops.claim_behind_report(
             ctx, claim_next, worker, next_lease_s, deadline, task_id, fid
         )
@@ -209,7 +220,9 @@ def report(
         worker or "", "1" if r.pass_name is not None else "0", "1" if r.parent is not None else "0",
         *claiming[1],
     )  # fmt: skip
-    call = Call("task_report", keys, args)
+    # (a report without a token has its own function, which a worker's ACL user may not call:
+    # it completes any task no live lease holds; docs/security.md)
+    call = Call("task_report" if tok else "task_report_unleased", keys, args)
     try:
         if behind is None:
             outcome, raw, named, *next_pair = yield call
@@ -222,6 +235,14 @@ def report(
         if next_secret:
             exc.lease_secrets = (next_secret,)
         raise
+    except PermissionDenied as exc:
+        if tok or _FUNCTION_REFUSED not in str(exc):
+            raise
+        raise PermissionDenied(
+            f"a report without a token (task {task_id}) is a shard's, a coordinator's or an "
+            "admin's, never a worker user's (it completes any task no live lease holds): "
+            f"report with the token your claim returned. {exc}"
+        ) from None
     except NotFound:
         # gone: retired with its pass (swarm retire) when the pass has a record of it (read
         # only here, not on every report)
@@ -279,6 +300,10 @@ def report(
         )
         nxt = got if isinstance(got, Task) else None
     return stored, nxt
+
+
+# How Redis's NOPERM names a function call it refused (a key it refused is not named so).
+_FUNCTION_REFUSED = "run the 'fcall' command"
 
 
 def _sent(body: dict[str, Any], encoded: str, meta: dict[str, Any]) -> Finding:

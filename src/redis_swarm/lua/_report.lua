@@ -1,0 +1,167 @@
+-- The report of a finding (task_report and task_report_unleased, whose headers say their
+-- KEYS and ARGV): one body, two functions, so that Redis's ACL, which allows or refuses a
+-- function by its name, can give a worker the report under a lease and keep the report from
+-- outside any lease (no token: it completes any task no live lease holds) a shard's,
+-- coordinator's or admin's (docs/security.md). ``unleased``: the call came through
+-- task_report_unleased, which alone takes ARGV[5] ''; task_report refuses it, and
+-- task_report_unleased refuses a token (a leased report goes through task_report).
+local function report_task(KEYS, ARGV, unleased)
+  local now = now_ms(ARGV[1])
+  local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
+             maxlen = ARGV[2]}
+  local Q = queue_keys(KEYS, 5)
+  local id, fid = ARGV[3], ARGV[6]
+  local attempt = nil  -- the reporting lease's attempt; nil: outside any lease
+
+  -- Where the keys of the queues to claim from begin.
+  local claim_at = 12 + (ARGV[9] == '1' and 1 or 0) + (ARGV[10] == '1' and 1 or 0)
+  local claim_queues = tonumber(ARGV[11] or '0')
+  local own_wake = claim_queues == 0 and ARGV[12] == '1' and KEYS[claim_at] or nil
+
+  -- End the wait pipelined behind this report at once (see own_wake above): it will claim
+  -- nothing, and the caller hears why now rather than when a task comes. The token expires,
+  -- should the wait never come (its client gone).
+  local function end_wait()
+    if own_wake then
+      redis.call('RPUSH', own_wake, '1')
+      redis.call('PEXPIRE', own_wake, '60000')
+    end
+  end
+
+  local function refuse(code, message)
+    end_wait()
+    return swarm_error(code, message)
+  end
+
+  -- The function called, never what a caller sent, says whether the report may come from
+  -- outside any lease: the ACL lets a worker call task_report alone.
+  if ARGV[5] == '' and not unleased then
+    return refuse('SWARM_INVALID', 'a report without a token is a shard\'s (or a coordinator\'s '
+      .. 'or an admin\'s): report task ' .. ARGV[3] .. ' with the token your claim returned, '
+      .. 'or as a shard or coordinator user (swarm acl --role shard --user NAME makes one)')
+  end
+  if ARGV[5] ~= '' and unleased then
+    return refuse('SWARM_INVALID', 'a report with a token is a leased report: send it to '
+      .. 'the task_report function, which checks the token')
+  end
+
+  -- The lease this report's first try took (see next_task above), when it still holds.
+  local function claimed_before(t)
+    if claim_queues == 0 or not t or t.finding_id ~= fid or not t.next_task then return nil end
+    return still_leased(K, KEYS[claim_at + 2], t.next_task, ARGV[16])
+  end
+
+  local t = load_record(K.tasks, id)
+  if t == nil then
+    return refuse('SWARM_NOTFOUND',
+      'task ' .. id .. ' does not exist: check the id with swarm task list')
+  end
+  if not t then
+    end_wait()
+    return unreadable(id)
+  end
+  if t.queue ~= ARGV[4] then
+    return refuse('SWARM_CONFLICT', 'task ' .. id .. ' is not in queue ' .. ARGV[4])
+  end
+  if ARGV[5] == '' then
+    if t.status == 'claimed' and t.lease_deadline > now then
+      return refuse('SWARM_LEASELOST', string.format(
+        'task %s is held by worker %s (attempt %d) until its lease ends: let that worker '
+        .. 'report, or report with the token your claim returned', id, t.worker, t.attempts))
+    end
+  else
+    attempt = issued(t, ARGV[5])
+    if not attempt then return refuse('SWARM_LEASELOST', never_issued(t)) end
+  end
+
+  -- What the completion reads besides (the owners whose counters it moves, the status it moves
+  -- them from), checked before the first write: a record a worker wrote may lack them, and the
+  -- script stopped half-way (its finding stored, its task out of its set, still counted).
+  local field, kind = owner_lacking(t)
+  if not field and type(t.status) ~= 'string' then field, kind = 'status', 'a string' end
+  if field then
+    return refuse('SWARM_CORRUPT', 'task ' .. id .. ' has a ' .. damage(t, field, kind)
+      .. ', so no report can complete it: post its work again as a new task')
+  end
+
+  local worker = ARGV[8]
+  if worker == '' then worker = attempt and t.claims[tostring(attempt)] or nil end
+  local superseded = t.status == 'completed' or t.status == 'cancelled'
+
+  -- The client's JSON object, closed with the fields only the server knows, its id and task id
+  -- too: written after the client's, they win over any it sent under the same names (JSON
+  -- readers keep the last of duplicate keys: Python's json, cjson, JSON.parse), so that a body
+  -- sent through a raw FCALL cannot claim another finding's id or task's.
+  local meta = cjson.encode({queue = t.queue, pass_name = t.pass_name, shard = t.parent,
+                             worker = worker, created_at = now, superseded = superseded,
+                             attempt = attempt, id = fid, task_id = id})
+  local body = ARGV[7]
+  local finding = string.sub(body, 1, -2) .. ',' .. string.sub(meta, 2)
+  -- Stored first, and only when the id is new: a retried report (after a lost reply) finds
+  -- its finding and changes nothing (one command where a look-up and a write were two).
+  if redis.call('HSETNX', KEYS[9], fid, finding) == 0 then
+    local stored = redis.call('HGET', KEYS[9], fid)
+    if claim_queues == 0 then
+      -- (a retry of a superseded report raises again, and a finding id of another task's
+      -- report is refused: the wait must not hold that back; nor when the first try's claim
+      -- behind it took a task: the claim answers that task again at once)
+      if string.find(stored, '"superseded":true', 1, true)
+          or not string.find(stored, '"task_id":"' .. id .. '"', 1, true)
+          or t.next_task then
+        end_wait()
+      end
+      return {'existing', stored, false}
+    end
+    local again = claimed_before(t)
+    return {'existing', stored, false, again and again[1] or false, again and again[2] or false}
+  end
+  if superseded then end_wait() end  -- (stored now: a retry of it ends its wait above)
+
+  local next_task = {}
+  local idle = nil  -- claim_next found nothing: when its queues have something due next
+  if not superseded then
+    -- The counters move once at the end of the next claim (completed +1, and claimed -1 +1
+    -- cancel out when the next task comes from the same queue).
+    if claim_queues > 0 and worker then K.defer = {} end
+    unlink(Q, t)
+    set_status(K, t, 'completed')
+    t.completed_at = now
+    t.finding_id = fid
+    t.worker = worker
+    t.lease_deadline = nil
+    t.dead_reason = nil
+    task_event(K, 'task.completed', t, 'worker', worker, 'attempt', attempt, 'finding', fid)
+    if claim_queues > 0 and worker then
+      local groups = claim_groups(KEYS, claim_at + 3, claim_queues)
+      refresh_groups(K, groups, now, {expire = ARGV[13], promote = ARGV[14],
+                                      default_max = tonumber(ARGV[15])})
+      local ids, capped
+      next_task, ids, capped = claim_best(K, groups, now, {
+        worker = worker, lease_ms = tonumber(ARGV[12]), secrets = {ARGV[16]},
+        register = ARGV[17] ~= '0', woken = false,
+        agents = KEYS[claim_at], presence = KEYS[claim_at + 1], task_data = KEYS[claim_at + 2]})
+      t.next_task = ids[1]
+      if not ids[1] then
+        idle = {false, fmt(hinted_due(groups) or -1), fmt(now), capped and '1' or nil}
+      end
+    end
+    save_task(K.tasks, t)
+  end
+
+  local score = fmt(now)
+  redis.call('ZADD', KEYS[10], score, fid)
+  redis.call('ZADD', KEYS[11], score, fid)
+  local k = 12
+  if ARGV[9] == '1' then
+    redis.call('ZADD', KEYS[k], score, fid)
+    k = k + 1
+  end
+  if ARGV[10] == '1' then redis.call('ZADD', KEYS[k], score, fid) end
+  task_event(K, superseded and 'finding.superseded' or 'finding.reported', t,
+             'finding', fid, 'worker', worker, 'shard', t.parent)
+  local outcome = superseded and 'superseded' or 'completed'
+  -- (now as a number: an integer reply, exact below 2^53, and no formatting)
+  if claim_queues == 0 then return {outcome, now, worker or false} end
+  if idle then return {outcome, now, worker or false, unpack(idle)} end
+  return {outcome, now, worker or false, next_task[1] or false, next_task[2] or false}
+end
