@@ -20,6 +20,7 @@ from .._errors import ConfigError, SwarmError
 from .._mcp_names import AGENT_ROLES, EVERY_TOOL_ROLE
 from .._net import http_url, is_loopback
 from .._validate import check_agent, check_queues
+from ..mcp_server import DEFAULT_MAX_SESSIONS
 from ..mcp_server._install import (
     CLIENTS,
     Client,
@@ -120,6 +121,14 @@ _budget_option = click.option(
     help="With --channel: also push the claimable tasks of this queue (repeatable).",
 )
 @click.option(
+    "--max-sessions",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SESSIONS,
+    show_default=True,
+    help="HTTP: most client sessions served at once (each one an agent); one more is refused "
+    "until another ends.",
+)
+@click.option(
     URL_FROM_ENV_OPTION,
     "url_from_env",
     is_flag=True,
@@ -141,6 +150,7 @@ def mcp_command(
     token: str | None,
     channel: bool,
     watch_queues: tuple[str, ...],
+    max_sessions: int,
     url_from_env: bool,
 ) -> None:
     """Serve the swarm as Model Context Protocol tools (stdio unless --transport http).
@@ -155,6 +165,7 @@ def mcp_command(
     if url_from_env:
         require_url_in_env("the MCP server", "swarm mcp install")
     _check_watched(watch_queues, channel)
+    _check_partners(ctx, {"max_sessions": ("--transport http", transport == "http")})
     if channel and transport != "stdio":
         raise click.UsageError("--channel is for stdio: Claude Code starts a channel server")
     token = _http_token(transport, host, token)
@@ -180,6 +191,7 @@ def mcp_command(
         log_level="DEBUG" if app.debug else "INFO",
         channel=watch_queues if channel else None,
         keep_tokens=transport == "stdio",  # for the hooks of the same agent, on this machine
+        max_sessions=max_sessions,
     )
     if transport != "http":
         serve(server, "stdio")

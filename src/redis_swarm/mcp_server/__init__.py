@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, Any
 from ._budget import CHARS_PER_TOKEN, DEFAULT_BUDGET_TOKENS, Budget, estimate_tokens
 from ._roles import AGENT_ROLES, PROMPT_ROLES
 
+# How many sessions one server serves at once (``swarm mcp --max-sessions``): each registers an
+# agent that heartbeats while it lives, so a client opening sessions in a loop would otherwise
+# fill the swarm's registry. A team's clients on one shared server stay well under it.
+DEFAULT_MAX_SESSIONS = 64
+
 if TYPE_CHECKING:
     from ._server import INSTRUCTIONS, Transport, build_server, serve
     from ._session import AgentSession, SessionRegistry
@@ -23,6 +28,7 @@ __all__ = [
     "AGENT_ROLES",
     "CHARS_PER_TOKEN",
     "DEFAULT_BUDGET_TOKENS",
+    "DEFAULT_MAX_SESSIONS",
     "INSTRUCTIONS",
     "PROMPT_ROLES",
     "TOOL_ROLES",

@@ -36,9 +36,14 @@ class FileAccess:
                 f"this MCP server does not read files{self.off_reason}: pass the text itself "
                 "(or its operator starts it with --allow-paths)"
             )
+        if "\x00" in path:  # (the system calls refuse it with a ValueError, not an OSError)
+            raise ValidationError(
+                f"{path!r} holds a NUL byte, which no file name can: name the file without it"
+            )
         given = Path(path).expanduser()
-        real = Path(os.path.realpath(self.root / given))
-        self._check_inside(path, real)
+        named = Path(os.path.normpath(self.root / given))  # where it points, no link followed
+        real = Path(os.path.realpath(named))
+        self._check_inside(path, named, real)
         try:  # opening a device or a FIFO can itself do something: look first
             regular = stat.S_ISREG(os.stat(real).st_mode)
         except OSError:
@@ -58,7 +63,7 @@ class FileAccess:
                 raise _not_regular(path)
             opened = _opened_path(fd)
             if opened is not None:
-                self._check_inside(path, opened)
+                self._check_inside(path, named, opened)
             if info.st_size > max_bytes:
                 raise ValidationError(
                     f"{path!r} is {info.st_size:,} bytes; a context may hold {max_bytes:,}: "
@@ -76,16 +81,26 @@ class FileAccess:
         finally:
             os.close(fd)
 
-    def _check_inside(self, given: str, real: Path) -> None:
+    def _check_inside(self, given: str, named: Path, real: Path) -> None:
+        """Refuse ``given`` unless ``real`` (where it leads) is a file under the root that is
+        no kernel file. The refusal quotes ``given`` and says why, never ``real``: where a path
+        or a link leads out of the root (another user's home, the server's own pid under
+        /proc) is not the caller's to learn."""
         assert self.root is not None
+        if not real.is_relative_to(self.root):
+            how = (  # (``named``: the path as written, ``..`` folded, no link followed)
+                "leads out of it through a link"
+                if named.is_relative_to(self.root)
+                else "names a place outside it"
+            )
+            raise ValidationError(
+                f"{given!r} is outside the directory this MCP server may read ({self.root}): "
+                f"it {how}; publish a file under it, or pass the text itself"
+            )
         if any(real == p or real.is_relative_to(p) for p in _PSEUDO):
             raise ValidationError(
-                f"{given!r} is a kernel file ({real}), not a document: publish a regular file"
-            )
-        if not real.is_relative_to(self.root):
-            raise ValidationError(
-                f"{given!r} is outside the directory this MCP server may read ({self.root}; "
-                f"it resolves to {real}): publish a file under it, or pass the text itself"
+                f"{given!r} is a kernel file (under /proc, /sys or /dev), not a document: "
+                "publish a regular file"
             )
 
 

@@ -31,6 +31,7 @@ from .._errors import ConfigError, ValidationError
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._net import Listening
 from .._validate import check_agent, check_queues
+from . import DEFAULT_MAX_SESSIONS
 from ._arguments import StrictTool
 from ._budget import DEFAULT_BUDGET_TOKENS, Budget
 from ._channel import Channel, ChannelOnConnect
@@ -110,6 +111,7 @@ def build_server(
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING",
     channel: Sequence[str] | None = None,
     keep_tokens: bool = False,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
 ) -> MCPServer[SessionRegistry]:
     """An MCP server over ``swarm`` offering the tools and prompts of ``role``.
 
@@ -122,6 +124,8 @@ def build_server(
     ``keep_tokens`` (stdio only) also keeps each lease token a session takes in the token
     store under the swarm's home, where the hooks of the same agent find it (``swarm mcp``
     sets it; a server built here for tests or embedding writes no file unless asked).
+    ``max_sessions``: how many client sessions it serves at once (each one an agent); one
+    past it is refused until another ends.
     """
     if name is not None:  # (refused here, not by each tool call, which would blame the model)
         check_agent("name", name)
@@ -134,7 +138,13 @@ def build_server(
     if keep_tokens and transport != "stdio":
         raise ConfigError("keep_tokens is for stdio: over HTTP the agents are on other machines")
     sessions = SessionRegistry(
-        swarm, role=role, name=name, model=model, transport=transport, keep_tokens=keep_tokens
+        swarm,
+        role=role,
+        name=name,
+        model=model,
+        transport=transport,
+        keep_tokens=keep_tokens,
+        max_sessions=max_sessions,
     )
     if allow_paths is None:
         allow_paths = transport == "stdio"
@@ -287,7 +297,11 @@ def serve(
     if transport == "stdio":
         anyio.run(_serve_stdio, server)
     elif transport == "http":
-        serve_http(server, host=host, port=port, token=token, listening=listening)
+        sessions = _SESSIONS.get(server)
+        bound = DEFAULT_MAX_SESSIONS if sessions is None else sessions.max_sessions
+        serve_http(
+            server, host=host, port=port, token=token, max_sessions=bound, listening=listening
+        )
     else:
         raise ValueError(f"transport must be stdio or http, not {transport!r}")
 

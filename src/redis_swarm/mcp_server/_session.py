@@ -20,7 +20,11 @@ happened to the first.
 MCP has two protocol eras. On the handshake era (every client today: Claude Code, Codex,
 Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
 exit stack. On the 2026-07-28 era every request stands alone: there is no connection to hang
-a session on, so requests share one session per client name, closed when the server stops.
+a session on, so requests share one session per client name, closed when the server stops
+or once it has gone unused for as long as the SDK lets an idle HTTP session live.
+
+A server serves at most ``max_sessions`` sessions at once (both eras: over HTTP each one is an
+agent heartbeating in the swarm's registry); one past it is refused, before it registers.
 """
 
 from __future__ import annotations
@@ -40,14 +44,16 @@ from typing import Any, TypeVar
 import anyio
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import _lease_tokens as tokens
 from .. import _mcp_names
 from .._client import Swarm
 from .._config import Settings
-from .._errors import AlreadyCompleted, LeaseLost, NotFound, SwarmError, Timeout
+from .._errors import AlreadyCompleted, Conflict, LeaseLost, NotFound, SwarmError, Timeout
 from .._models import Agent, Task
+from . import DEFAULT_MAX_SESSIONS
 from ._roles import AGENT_ROLES
 
 # A waiting call's slice (a claim's, a pass's): how soon a cancellation or the server's
@@ -67,6 +73,7 @@ __all__ = [
     "connection_of",
     "names_a_server",
     "server_identity",
+    "sessions_full",
 ]
 
 log = logging.getLogger("redis_swarm.mcp")
@@ -166,6 +173,9 @@ class AgentSession:
     # Held while a heartbeat of its agent is on its way: its close waits one out, so that
     # none lands after the agent is marked stale (it would read alive again).
     beating: anyio.Lock = field(default_factory=anyio.Lock, repr=False, compare=False)
+    # When a request last asked for it (``time.monotonic``): a 2026-era session, which no
+    # connection ends, is closed once unused for the registry's ``idle_s``.
+    used: float = field(default_factory=time.monotonic)
 
     def hold(self, task: Task) -> None:
         """The session claimed ``task``: it keeps the lease (and stores its token)."""
@@ -232,6 +242,17 @@ def _client_name(rctx: ServerRequestContext[Any, Any]) -> str:
     return params.client_info.name if params is not None else "unknown"
 
 
+def sessions_full(max_sessions: int) -> str:
+    """Why a new session is refused (a tool's error on the 2026 era, the HTTP 503 of the
+    handshake era's ``initialize``): the bound, and what frees a place."""
+    return (
+        f"this MCP server has {max_sessions} sessions open, as many as it serves at once: "
+        "close the clients' idle sessions (an idle one ends after "
+        f"{DEFAULT_SESSION_IDLE_TIMEOUT // 60} minutes), or restart the server with a higher "
+        "--max-sessions"
+    )
+
+
 def server_identity() -> dict[str, Any]:
     """The metadata that names this server among the sessions of one agent id: its host and
     pid (the hooks check that this process runs; a session closing ends the agent only while
@@ -277,14 +298,22 @@ class SessionRegistry:
         model: str | None = None,
         transport: str = "stdio",
         keep_tokens: bool = False,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        idle_s: float = DEFAULT_SESSION_IDLE_TIMEOUT,
     ) -> None:
         if role not in AGENT_ROLES:
             raise ValueError(f"role must be one of {', '.join(AGENT_ROLES)}, not {role!r}")
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, not {max_sessions}")
         self.swarm = swarm
         self.role = role
         self.name = name
         self.model = model
         self.transport = transport
+        self.max_sessions = max_sessions
+        # How long a 2026-era session (shared by a client name) lives unused: as long as the
+        # SDK keeps an idle HTTP session of the handshake era.
+        self.idle_s = idle_s
         # Keep lease tokens in the machine's token store too (the CLI's stdio server: the
         # agent's hooks run on this machine), under the swarm handle's home.
         self.token_store = swarm.settings if keep_tokens else None
@@ -401,7 +430,23 @@ class SessionRegistry:
             session = self._shared.get(client)
             if session is None or session.closed:
                 session = self._shared[client] = await self._open(client)
+            session.used = time.monotonic()
             return session
+
+    async def close_unused(self) -> None:
+        """Close the 2026-era sessions no request has asked for in ``idle_s`` and that hold
+        no lease (a worker between its claim and its report may well be silent that long; its
+        lease's end lets the task go), as the SDK ends a handshake-era session left idle: else
+        every client name ever seen would keep an agent heartbeating until the server stops.
+        A request under the name afterwards registers a new agent."""
+        async with self._lock:  # (no request takes one of them meanwhile)
+            now = time.monotonic()
+            for client, session in list(self._shared.items()):
+                if not session.leases and now - session.used >= self.idle_s:
+                    log.info("agent %s unused for %.0f s: closing its session",
+                             session.agent_id, now - session.used)  # fmt: skip
+                    del self._shared[client]
+                    await self.close(session)
 
     def _profile(
         self, client: str, role: str, model: str | None, **more: Any
@@ -421,6 +466,8 @@ class SessionRegistry:
         return profile
 
     async def _open(self, client: str) -> AgentSession:
+        if len(self._live) >= self.max_sessions:
+            raise Conflict(sessions_full(self.max_sessions))
         name = self.name
         if name is not None and any(s.agent_id == name for s in self._live.values()):
             name = None  # the fixed name is taken by another live session of this server
@@ -514,6 +561,7 @@ class SessionRegistry:
         """Keep every live agent's presence fresh while its client is connected."""
         while True:
             await anyio.sleep(interval_s)
+            await self.close_unused()
             for session in self.live:
                 async with session.beating:
                     beat = not session.closed  # (closed while this round ran: not present)
