@@ -347,7 +347,8 @@ def test_push_configs_are_kept_and_a_refused_post_is_retried(
             got = await client.get_task_push_notification_config(
                 GetTaskPushNotificationConfigRequest(task_id=task_id, id=made.id)
             )
-            assert got.url == hook.url and got.authentication.credentials == "for-the-hook"
+            assert got.url == hook.url and got.authentication.scheme == "Bearer"
+            assert not got.authentication.credentials  # kept, not shown (test_a2a_redteam)
             listed = await client.list_task_push_notification_configs(
                 ListTaskPushNotificationConfigsRequest(task_id=task_id)
             )

@@ -7,10 +7,14 @@ inside its network. ``webhook_target`` reads a URL three ways:
   resolves to is public: post, to those addresses (``pin``), the next one tried when one
   cannot be connected to (as the HTTP client would have tried each address of the name).
 - None: forbidden for good: not http(s), no host, or an address on loopback, a private,
-  shared (100.64.0.0/10), link-local, multicast, reserved or unspecified range (an
-  IPv4-mapped IPv6 address judged as the IPv4 address it carries). The SDK's
-  ``validate_push_notification_url`` has the same ranges; its check of one address is
-  private to it, so it is written here.
+  shared (100.64.0.0/10), link-local, multicast, reserved or unspecified range. An IPv6
+  address that carries an IPv4 one, IPv4-mapped (``::ffff:0:0/96``) or 6to4
+  (``2002::/16``: ``2002:7f00:1::`` reaches 127.0.0.1 through a relay), is judged as the
+  IPv4 address it carries; a Teredo one (``2001::/32``, a tunnel to a host behind a NAT)
+  and a site-local one (``fec0::/10``, deprecated but still routed inside some networks;
+  Python 3.11 counts it global) are blocked whatever they carry. The SDK's
+  ``validate_push_notification_url`` has the same ranges (it lets 6to4 and site-local
+  through); its check of one address is private to it, so it is written here.
 - It raises ``OSError``: the host does not resolve, now. That is a network error, not a
   verdict: a resolver's temporary failure (``EAI_AGAIN``) looks like a name that does not
   exist, and a post to it is retried as one that could not connect (the SDK's check read
@@ -88,9 +92,13 @@ def blocked_ip(ip: str) -> bool:
         address = ipaddress.ip_address(ip.split("%", maxsplit=1)[0])  # (no IPv6 scope)
     except ValueError:
         return True
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        address = mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.teredo is not None or address.is_site_local:
+            return True
+        # An address that carries an IPv4 one reaches it: judged as that address.
+        carried = address.ipv4_mapped or address.sixtofour
+        if carried is not None:
+            address = carried
     return (
         not address.is_global
         or address.is_loopback

@@ -22,7 +22,10 @@ the wire formats are the SDK's; this class only says what each A2A method means 
   never fire; GetTask returns the task). Like a webhook given with a message, a new one gets
   the task's events from the moment it was asked for, the server catching up on those the
   stream's follower passed before it was stored: a task that settles meanwhile still
-  delivers its final state, and its webhook is removed.
+  delivers its final state, and its webhook is removed. No answer carries a webhook's
+  secrets (its ``token``, its ``authentication.credentials``: both optional in A2A): every
+  client holding this server's token is one identity, so one client's List or Get of a
+  task's configs would hand another's webhook secrets over. They are kept, and posted.
 
 Only tasks of the exposed queues are visible: another queue's task is "not found". The
 swarm's errors reach the client in A2A words (``_words``); what only the server's operator
@@ -592,11 +595,10 @@ def _auth(config: TaskPushNotificationConfig) -> dict[str, str | None]:
 
 
 def _config(hook: Webhook) -> TaskPushNotificationConfig:
-    out = TaskPushNotificationConfig(
-        id=hook.id, task_id=hook.task_id, url=hook.url, token=hook.token or ""
-    )
+    """A webhook as a config, its secrets kept but not shown (see the module): no ``token``
+    and no ``authentication.credentials``, both optional in A2A; its authentication's
+    ``scheme``, which A2A requires of an ``AuthenticationInfo``, stays."""
+    out = TaskPushNotificationConfig(id=hook.id, task_id=hook.task_id, url=hook.url)
     if hook.auth_scheme:
-        out.authentication.CopyFrom(
-            AuthenticationInfo(scheme=hook.auth_scheme, credentials=hook.auth_credentials or "")
-        )
+        out.authentication.CopyFrom(AuthenticationInfo(scheme=hook.auth_scheme))
     return out

@@ -15,12 +15,18 @@ misspelt a state got every task. ``RawContextBuilder`` keeps the request's body 
 the call context, so the handler can tell a value left out from one it could not read
 (``raw_param``).
 
-**Bodies that are not UTF-8.** JSON is UTF-8 (RFC 8259); the SDK's routes decode a body
-without catching the codec's error, so a stray byte was an internal error (JSON-RPC -32603
-with the codec's words, HTTP+JSON 500) and a traceback in the log. ``not_utf8`` says what is
-wrong with such a body: ``RpcChecks`` answers it on the JSON-RPC path (-32700, a parse
-error), ``Utf8Bodies`` on the others (400, the SDK's answer to a body it cannot parse); each
-is one line in the log.
+**Bodies that are not UTF-8, or nested too deep.** JSON is UTF-8 (RFC 8259); the SDK's
+routes decode a body without catching the codec's error, so a stray byte was an internal
+error (JSON-RPC -32603 with the codec's words, HTTP+JSON 500) and a traceback in the log.
+JSON nested some thousand levels deep (5,000 brackets fit well within the body limit) makes
+Python's parser raise ``RecursionError``, which is no ``ValueError``: the JSON-RPC path
+answered a plain-text 500, a traceback in the log; and how deep a parse gets before it
+raises depends on how deep the stack already is. The swarm stores no JSON nested deeper than
+``MAX_JSON_DEPTH`` (and A2A's parser takes far less in a metadata or a data part), so a body
+nested deeper is refused before anything parses it. ``unreadable`` says what is wrong with
+such a body: ``RpcChecks`` answers it on the JSON-RPC path (-32700, a parse error),
+``ReadableBodies`` on the others (400, the SDK's answer to a body it cannot parse); each is
+one line in the log.
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._codec import dumps
+from .._errors import ValidationError
 from .._protocol import Limits
-from .._validate import MAX_DESCRIPTION_CHARS
+from .._validate import MAX_DESCRIPTION_CHARS, MAX_JSON_DEPTH, check_json_depth
 from ._words import OPERATOR_CONTEXT
 
 __all__ = [
@@ -50,12 +57,12 @@ __all__ = [
     "TEXT_ROOM_BYTES",
     "BodyLimit",
     "RawContextBuilder",
-    "Utf8Bodies",
+    "ReadableBodies",
     "body_of",
     "max_body_bytes",
-    "not_utf8",
     "raw_param",
     "send_json",
+    "unreadable",
     "with_body",
 ]
 
@@ -159,28 +166,36 @@ async def send_json(
     await send({"type": "http.response.body", "body": data})
 
 
-def not_utf8(body: bytes) -> str | None:
-    """What is wrong with ``body`` if it is not UTF-8 (which JSON is), else None."""
+def unreadable(body: bytes) -> str | None:
+    """What is wrong with ``body`` if it is not UTF-8 (which JSON is) or is nested deeper
+    than ``MAX_JSON_DEPTH`` (see the module), else None."""
     try:
-        body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return (
             f"the request body is not UTF-8 (byte {exc.start} is 0x{body[exc.start]:02x}): "
             "send it as UTF-8 JSON (any character in its UTF-8 bytes, or as a \\u escape)"
         )
+    try:
+        check_json_depth("the request body", text)
+    except ValidationError:
+        return (
+            f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels, the most this "
+            "A2A server reads (the swarm stores nothing deeper): flatten it"
+        )
     return None
 
 
-class Utf8Bodies:
-    """ASGI wrapper (inside ``BodyLimit``, which read the body): a body that is not UTF-8
-    is answered 400 as the SDK answers one it cannot parse, with what to send, and logged as
-    one line (see the module)."""
+class ReadableBodies:
+    """ASGI wrapper (inside ``BodyLimit``, which read the body): a body that is not UTF-8,
+    or nested too deep, is answered 400 as the SDK answers one it cannot parse, with what
+    to send, and logged as one line (see the module)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = not_utf8(body_of(scope)) if scope["type"] == "http" else None
+        refusal = unreadable(body_of(scope)) if scope["type"] == "http" else None
         if refusal is None:
             await self.app(scope, receive, send)
             return

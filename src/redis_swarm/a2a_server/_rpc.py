@@ -5,9 +5,11 @@ parameters at all (so ``GetTask`` said "task id is empty"), answers a method it 
 know, A2A 0.3's names (``tasks/get``) included, with a bare "Method not found", answers a
 body that is not UTF-8 with an internal error (and a traceback in the log), and answers a
 notification (a request of JSON-RPC 2.0 without ``id``), which JSON-RPC 2.0 says a server
-must not reply to. ``RpcChecks``, on the JSON-RPC path only, says what to send instead for
-the first three (a body not UTF-8 is a parse error, -32700: ``_request.not_utf8``), and
-answers a notification HTTP 204, no body. A request that is not valid JSON-RPC 2.0
+must not reply to; a body nested some thousand levels deep was a plain-text 500 here,
+before the SDK's route, and a traceback. ``RpcChecks``, on the JSON-RPC path only, says
+what to send instead for the first four (a body not UTF-8, or nested deeper than the swarm
+stores, is a parse error, -32700: ``_request.unreadable``), and answers a notification
+HTTP 204, no body. A request that is not valid JSON-RPC 2.0
 (``jsonrpc`` not "2.0", an ``id`` neither a string, an integer nor null) goes to the SDK,
 which answers it -32600 with id null.
 
@@ -27,7 +29,7 @@ from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._codec import dumps
-from ._request import body_of, not_utf8, send_json, with_body
+from ._request import body_of, send_json, unreadable, with_body
 
 __all__ = ["A2A_0_3_METHODS", "A2A_METHODS", "RpcChecks"]
 
@@ -70,9 +72,9 @@ class RpcChecks:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        not_text = not_utf8(body_of(scope))
-        if not_text is not None:  # (no id can be read: null, as JSON-RPC 2.0 says)
-            await _rpc_error(send, None, _PARSE_ERROR, f"Parse error: {not_text}")
+        not_json = unreadable(body_of(scope))
+        if not_json is not None:  # (no id can be read: null, as JSON-RPC 2.0 says)
+            await _rpc_error(send, None, _PARSE_ERROR, f"Parse error: {not_json}")
             return
         request = _request_of(body_of(scope))
         if request is None:  # not valid JSON-RPC 2.0: the SDK says what is wrong

@@ -45,7 +45,7 @@ from ._addresses import webhook_allowed, webhook_target
 from ._card import agent_card, queue_descriptions
 from ._handler import DEFAULT_WAIT_S, RETRY_AFTER_KEY, SwarmRequestHandler
 from ._push import PushDispatcher, push_client
-from ._request import BodyLimit, RawContextBuilder, Utf8Bodies, max_body_bytes, send_json
+from ._request import BodyLimit, RawContextBuilder, ReadableBodies, max_body_bytes, send_json
 from ._resume import SSEIds
 from ._rpc import RpcChecks
 from ._wire import WireJson
@@ -319,11 +319,12 @@ def create_app(
         Middleware(EndCancelled),
         guard,  # (before the body is read: a client without the token sends none)
         Middleware(BodyLimit, max_bytes=max_body_bytes(swarm.limits)),
-        # Bodies not UTF-8, array params, unknown methods, notifications: before the SDK's
-        # route.
+        # Bodies not UTF-8 or nested too deep, array params, unknown methods, notifications:
+        # before the SDK's route.
         Middleware(RpcChecks, path=DEFAULT_RPC_URL),
-        # Bodies not UTF-8 on the other paths (RpcChecks answered JSON-RPC's).
-        Middleware(Utf8Bodies),
+        # Bodies not UTF-8 or nested too deep on the other paths (RpcChecks answered
+        # JSON-RPC's).
+        Middleware(ReadableBodies),
         # Redis out of reach: 503 and Retry-After on HTTP+JSON.
         Middleware(RetryLater, rpc_path=DEFAULT_RPC_URL),
         # The SDK's routes write no SSE ids; SSEIds adds each update's position (resuming).
