@@ -11,9 +11,15 @@ after tests/test_claim_damaged_records.py:
   another waiter does not sleep with a task pending; a report's claim_next goes on past the
   cap instead of answering "nothing to claim";
 - a record dead-lettered for its damage keeps no lease (deadline, worker);
-- an event stream that refuses appends (an entry under the largest id) stops no script: the
-  append is dropped, the work goes on;
-- a due hint further ahead than any scan sets it is not trusted (it froze reclaims);
+- an event stream that refuses appends (an entry under the largest id) stops no task script:
+  the append is dropped, the work goes on; a send is refused with nothing stored (its message
+  took an id of its own stream: a broadcast's, and the reader that committed through it never
+  showed the direct message);
+- a send to a stream that refuses entries appends no event; a message's id is its event's,
+  even past an inbox whose last id is ahead of the clock;
+- a due hint further ahead than any scan sets it is not trusted (it froze reclaims); one a
+  worker moved to the ends of a 64-bit integer is set again, exactly, without overflowing (every
+  claim of the queue failed, after its reclaims);
 - a finding's id and task id are the server's, whatever the body sent through a raw FCALL."""
 
 from __future__ import annotations
@@ -232,13 +238,96 @@ def test_a_poisoned_event_stream_stops_no_script(swarm: Swarm, raw: Any) -> None
     c = must(swarm.claim(Q, worker="w1"))
     swarm.fail(c.id, must(c.token), "boom", retry=False)
     swarm.cancel(posted[3].id)
-    swarm.send("w1", "hello", sender="lead")
-    swarm.broadcast("to all", sender="lead")
-    # (in either order: with no event id, the inbox and the broadcasts have their own ids)
-    assert sorted(m.body for m in swarm.inbox("w1")) == ["hello", "to all"]
+    # (a message's id is its event's: refused, with nothing stored, while the log is poisoned)
+    with pytest.raises(CorruptRecord, match="refuses new entries"):
+        swarm.send("w1", "hello", sender="lead")
+    with pytest.raises(CorruptRecord, match="refuses new entries"):
+        swarm.broadcast("to all", sender="lead")
+    assert swarm.inbox("w1") == []
     stats = _counts(swarm)
     assert stats == {"completed": 1, "pending": 1, "dead": 1, "cancelled": 1}, stats
     check_swarm(raw, events=False)  # (counts match the sets: nothing lost)
+
+
+def _read_all(swarm: Swarm, agent: str) -> list[str]:
+    """What a reader that peeks one message, shows it and commits through it shows (a hook)."""
+    shown: list[str] = []
+    while got := swarm.inbox(agent, ack=False, limit=1):
+        shown.append(got[0].body)
+        swarm.mark_read(agent, got[0].seq)
+    return shown
+
+
+def test_no_message_is_lost_to_a_poisoned_event_log(swarm: Swarm, raw: Any) -> None:
+    """Each message took an id of its own stream: a direct message and a broadcast sent in the
+    same ms took the same id, the broadcast was shown first and marking it read passed the
+    direct message too (91 of 300 shown)."""
+    swarm.register("worker", name="A")
+    swarm.register("worker", name="S")
+    raw.xadd(KEYS.events, {"type": "x"}, id=MAX_ID)
+    sent: list[str] = []
+    shown: list[str] = []
+    for i in range(300):
+        for to, body in (("*", f"b{i}"), ("A", f"m{i}")):
+            try:
+                if to == "*":
+                    swarm.broadcast(body, sender="S")
+                else:
+                    swarm.send(to, body, sender="S")
+                sent.append(body)
+            except CorruptRecord:
+                pass
+        shown += _read_all(swarm, "A")
+    assert shown == sent == []  # (refused, nothing stored)
+    assert raw.xlen(KEYS.inbox("A")) == raw.xlen(KEYS.broadcast) == raw.hlen(KEYS.messages) == 0
+    raw.delete(KEYS.events)  # (the repair swarm doctor names)
+    for i in range(300):
+        swarm.broadcast(f"b{i}", sender="S")
+        swarm.send("A", f"m{i}", sender="S")
+        shown += _read_all(swarm, "A")
+    assert shown == [body for i in range(300) for body in (f"b{i}", f"m{i}")]
+
+
+@pytest.mark.parametrize("target", ["inbox", "broadcast"])
+@pytest.mark.parametrize("damage", ["largest id", "another type"])
+def test_a_send_to_a_stream_that_refuses_entries_appends_no_event(
+    swarm: Swarm, raw: Any, target: str, damage: str
+) -> None:
+    """The message.sent event was appended, then the send refused: an event announced a message
+    never stored (another type: a bare WRONGTYPE)."""
+    swarm.register("worker", name="A")
+    stream = KEYS.inbox("A") if target == "inbox" else KEYS.broadcast
+    if damage == "largest id":
+        raw.xadd(stream, {"id": "x"}, id=MAX_ID)
+    else:
+        raw.set(stream, "x")
+    before = raw.xlen(KEYS.events)
+    send: Callable[[], object] = (
+        (lambda: swarm.send("A", "hello", sender="S"))
+        if target == "inbox"
+        else (lambda: swarm.broadcast("to all", sender="S"))
+    )
+    with pytest.raises(CorruptRecord, match=f"the stream {stream} refuses new entries"):
+        send()
+    assert raw.xlen(KEYS.events) == before and raw.hlen(KEYS.messages) == 0
+
+
+def test_a_message_past_an_inbox_ahead_of_the_clock_keeps_its_event_id(
+    swarm: Swarm, raw: Any
+) -> None:
+    """The message took an id of its inbox ('*', past its last), its event another: the one
+    sequence broken, a broadcast sent after it took a lower id (shown, and passed, first)."""
+    swarm.register("worker", name="A")
+    ahead = int(time.time() * 1000) + 3_600_000
+    raw.xadd(KEYS.inbox("A"), {"id": "m-old", "to": "A", "body": "old"}, id=f"{ahead}-0")
+    raw.hset(KEYS.cursors, "A|inbox", f"{ahead}-0")  # (read)
+    message = swarm.send("A", "hello", sender="S")
+    assert message.seq == f"{ahead}-1"
+    event = raw.xrevrange(KEYS.events, count=1)[0]
+    assert event[0] == message.seq and event[1]["message"] == message.id
+    later = swarm.broadcast("to all", sender="S")
+    assert later.seq == f"{ahead}-2"  # (after it: the order they were sent)
+    assert _read_all(swarm, "A") == ["hello", "to all"]
 
 
 # --- 7. a due hint no scan set
@@ -302,3 +391,50 @@ def test_a_report_on_a_record_with_unreadable_owners_stores_nothing(swarm: Swarm
         swarm.report(task.id, must(task.token), {"summary": "ok"}, finding_id="f-1")
     assert raw.hget(KEYS.findings, "f-1") is None
     assert raw.zscore(KEYS.leases(Q), task.id) is not None and _counts(swarm) == {"claimed": 1}
+
+
+def _forge_hint(raw: Any, target: int) -> None:
+    """HINCRBY the queue's due hint to target, as a worker can: steps of at most 2^62 (Redis
+    refuses a larger increment or a sum past a 64-bit integer)."""
+    field = f"due:{KEYS.delayed(Q)}"
+    now = int(raw.hget(KEYS.counts, field) or 0)
+    while now != target:
+        step = max(-(2**62), min(2**62, target - now))
+        now = raw.hincrby(KEYS.counts, field, step)
+
+
+@pytest.mark.parametrize(
+    "forged", [-(2**63), 2**63 - 1, -(2**53) - 12_345, 2**53 + 12_345, -5], ids=str
+)
+def test_a_due_hint_forged_anywhere_is_set_again_exactly(
+    swarm: Swarm, raw: Any, forged: int
+) -> None:
+    """From -2^63 the scan's HINCRBY (the time less the hint) overflowed: every claim and reap of
+    the queue failed for good, after its reclaims. Past 2^53 the hint a Lua number read missed
+    its last digits, so the time written back was off by as many."""
+    swarm.post_task(Q, "d")
+    task = must(swarm.claim(Q, worker="w1"))
+    # (a delayed task sets the next due time: a multiple of 1024, which a double holds exactly
+    # next to 2^63, so only the hint's own digits can be lost)
+    due = (int(time.time() * 1000) + 30_000) // 1024 * 1024
+    swarm.post_task(Q, "later", not_before=due)
+    field = f"due:{KEYS.delayed(Q)}"
+    raw.zadd(KEYS.leases(Q), {task.id: 0})  # (expired)
+    _forge_hint(raw, forged)
+    assert swarm.reap() == 1
+    assert int(raw.hget(KEYS.counts, field)) == due
+    _forge_hint(raw, forged)
+    got = must(swarm.claim(Q, worker="w2"))  # (the reclaimed task)
+    assert got.id == task.id and got.worker == "w2"
+    assert int(raw.hget(KEYS.counts, field)) == due
+    check_swarm(raw)
+
+
+def test_a_hint_forged_ahead_is_lowered_exactly(swarm: Swarm, raw: Any) -> None:
+    """A post lowering a hint near 2^63 wrote the time less the hint as a Lua number read it:
+    the hint landed off by up to 512 ms (here 1 below the time)."""
+    assert swarm.claim(Q, worker="w1") is None  # (the hint set)
+    _forge_hint(raw, 2**63 - 1)
+    due = (int(time.time() * 1000) + 30_000) // 1024 * 1024
+    swarm.post_task(Q, "later", not_before=due)
+    assert int(raw.hget(KEYS.counts, f"due:{KEYS.delayed(Q)}")) == due

@@ -334,14 +334,16 @@ _REPAIRER = "as a shard, coordinator or admin user"
 @dataclass(frozen=True)
 class DamagedStream:
     """A stream of the swarm whose last id is past the server's clock by more than
-    ``STREAM_SKEW_MS``, or the largest a stream can hold (``exhausted``): a client wrote an
-    entry with an id it chose. ``kind``: "events", "broadcast" or "inbox" (``agent``'s)."""
+    ``STREAM_SKEW_MS``, or the largest a stream can hold (``exhausted``), or whose key holds
+    another type than a stream (``wrong_type``, ``last_id`` empty). ``kind``: "events",
+    "broadcast" or "inbox" (``agent``'s)."""
 
     kind: str
     key: str
     last_id: str
     server_time_ms: int
     agent: str | None = None
+    wrong_type: bool = False
 
     @property
     def exhausted(self) -> bool:
@@ -349,9 +351,15 @@ class DamagedStream:
         return self.last_id == MAX_STREAM_ID
 
     @property
+    def refuses(self) -> bool:
+        """Every append to it fails: exhausted, or not a stream."""
+        return self.exhausted or self.wrong_type
+
+    @property
     def fails(self) -> bool:
-        """The swarm's event log takes no event from now on: the log is lost (doctor fails)."""
-        return self.kind == "events" and self.exhausted
+        """The swarm's event log takes no event from now on: the log is lost, and every message
+        refused (its id is its event's), so doctor fails."""
+        return self.kind == "events" and self.refuses
 
     @property
     def name(self) -> str:
@@ -366,34 +374,40 @@ class DamagedStream:
         """What is wrong with it, what it means, and the repair (never a worker's)."""
         whose = {"events": "the swarm's event log", "broadcast": "the swarm's broadcast stream"}
         what = whose.get(self.kind, f"the inbox of agent {self.agent}")
-        if self.exhausted:
-            effect = {
-                "events": "the log is lost from then on",
-                "broadcast": "every broadcast fails (its sender gets the error)",
-            }.get(
-                self.kind, f"every message sent to {self.agent} fails (its sender gets the error)"
+        if not self.refuses:
+            return self._ahead_warning(what)
+        effect = {
+            "events": "the log is lost from then on, and every message and broadcast is "
+            "refused (a message's id is its event's; its sender gets the error)",
+            "broadcast": "every broadcast fails (its sender gets the error)",
+        }.get(self.kind, f"every message sent to {self.agent} fails (its sender gets the error)")
+        if self.wrong_type:
+            state = (
+                f"{what} ({self.key}) is not a stream: the key holds another type, and Redis "
+                "refuses every append to it"
             )
+            cause = (
+                "Something other than redis-swarm wrote that key (a command typed by hand, "
+                "another program sharing the database, or a worker where Redis has no ACL "
+                f"selectors, before 7.0: {ACL_LIMITS})"
+            )
+        else:
             state = (
                 f"{what} ({self.key}) is poisoned: its last id is the largest a stream can "
                 f"hold ({self.last_id}), and Redis refuses every append to it from now on, "
                 "even once it is emptied"
             )
-        else:
-            ms = int(self.last_id.partition("-")[0])
-            when = f", {iso(ms)}" if ms <= MAX_ISO_MS else ""
-            state = (
-                f"{what} ({self.key}) has a last id {_ahead(ms - self.server_time_ms)} past the "
-                f"server's clock ({self.last_id}{when})"
+            cause = (
+                "A client wrote an entry with that id itself (XADD KEY ID ...), as a worker "
+                f"may: Redis ACLs cannot restrict a command's arguments ({ACL_LIMITS})"
             )
-            effect = (
-                "every entry appended since takes an id after it, which no longer says when "
-                "it was written (reads by time misplace them)"
+        if self.wrong_type:
+            repair = (
+                f"to repair, {_REPAIRER}: redis-cli -u URL DEL '{self.key}' (it holds nothing "
+                "of the swarm's), after reading it (TYPE, then the command of that type) if "
+                "another program may own it"
             )
-        cause = (
-            "A client wrote an entry with that id itself (XADD KEY ID ...), as a worker may: "
-            f"Redis ACLs cannot restrict a command's arguments ({ACL_LIMITS})"
-        )
-        if self.kind == "inbox":
+        elif self.kind == "inbox":
             repair = (
                 f"to repair, {_REPAIRER}: swarm agents deregister {self.agent} (its inbox goes, "
                 "the unread messages with it, and where it had read to), then let the agent "
@@ -405,7 +419,7 @@ class DamagedStream:
                 repair += (
                     " (the events it holds go with it; the swarm's records and counters do "
                     "not depend on them), then restart what follows the log (swarm watch, the "
-                    "dashboard)"
+                    "dashboard, swarm a2a: its push dispatcher keeps its place in the log)"
                 )
             else:
                 repair += (
@@ -418,6 +432,24 @@ class DamagedStream:
             f"{state}: {effect}. {cause}; {repair}; and if the swarm's "
             "workers are not all trusted, rotate the worker password (swarm acl --role worker "
             "--user NAME --apply)"
+        )
+
+    def _ahead_warning(self, what: str) -> str:
+        """A last id ahead of the clock, not the largest: appends go on, and it may be no
+        tampering at all (the server's clock is behind the one that wrote it)."""
+        ms = int(self.last_id.partition("-")[0])
+        when = f", {iso(ms)}" if ms <= MAX_ISO_MS else ""
+        return (
+            f"{what} ({self.key}) has a last id {_ahead(ms - self.server_time_ms)} past the "
+            f"server's clock ({self.last_id}{when}): appends still work, but every entry "
+            "appended since takes an id after it, which no longer says when it was written "
+            "(reads by time misplace them) until the clock passes it. Either the server's "
+            "clock is behind the one that wrote it (a failover or a restore onto a host whose "
+            "clock is behind, a clock stepped back: check the server's time), or a client "
+            "wrote an entry with that id itself (XADD KEY ID ..., as a worker may: Redis ACLs "
+            f"cannot restrict a command's arguments, {ACL_LIMITS}). Leaving it is safe: no "
+            "message or event is lost or misordered; deleting the stream (which loses what it "
+            "holds) is needed only if its last id reaches the largest a stream can hold"
         )
 
 
@@ -488,6 +520,9 @@ def _check_streams(ctx: OpContext, server_time_ms: int) -> Operation[StreamCheck
         return StreamCheck(refused=str(exc))
     damaged = []
     for (kind, key, agent), info in zip(present, infos, strict=True):
+        if info is _WRONG_TYPE:
+            damaged.append(DamagedStream(kind, key, "", server_time_ms, agent, wrong_type=True))
+            continue
         last = text(reply_map(info).get("last-generated-id", "0-0")) if info else "0-0"
         ms = int(last.partition("-")[0])
         if last == MAX_STREAM_ID or ms > server_time_ms + STREAM_SKEW_MS:
@@ -496,9 +531,14 @@ def _check_streams(ctx: OpContext, server_time_ms: int) -> Operation[StreamCheck
     return StreamCheck(tuple(damaged), inboxes=inboxes, agents=int(known))
 
 
+# What _stream_infos gives for a key that holds another type than a stream.
+_WRONG_TYPE = object()
+
+
 def _stream_infos(keys: list[str]) -> Operation[list[Any]]:
     """XINFO STREAM of each key, in one batch; a stream deleted since it was seen (an agent
-    deregistered meanwhile) is None: then each is asked alone."""
+    deregistered meanwhile) is None, a key holding another type ``_WRONG_TYPE`` (a damaged
+    stream, reported as such: the rest of the report stands): then each is asked alone."""
     if not keys:
         return []
     try:
@@ -506,7 +546,7 @@ def _stream_infos(keys: list[str]) -> Operation[list[Any]]:
     except (ConnectionFailed, PermissionDenied):
         raise
     except SwarmError as exc:
-        if "no such key" not in str(exc):
+        if "no such key" not in str(exc) and "WRONGTYPE" not in str(exc):
             raise
     infos: list[Any] = []
     for key in keys:
@@ -515,9 +555,12 @@ def _stream_infos(keys: list[str]) -> Operation[list[Any]]:
         except (ConnectionFailed, PermissionDenied):
             raise
         except SwarmError as exc:
-            if "no such key" not in str(exc):
+            if "WRONGTYPE" in str(exc):
+                infos.append(_WRONG_TYPE)
+            elif "no such key" in str(exc):
+                infos.append(None)
+            else:
                 raise
-            infos.append(None)
     return infos
 
 

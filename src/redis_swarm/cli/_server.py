@@ -157,6 +157,10 @@ def _no_access(swarm: Swarm, settings: Settings, refusing: tuple[str, ...] = ())
             f"every command on it fails (PermissionDenied): {CHECK_SWARM}, or make a "
             f"user for this one: swarm acl --swarm {settings.swarm} --role ROLE --user NAME"
         )
+    except SwarmError as exc:
+        # The log's key holds another type: read, so not refused (the streams row names it)
+        if "WRONGTYPE" not in str(exc):
+            raise
     return None
 
 
@@ -236,7 +240,8 @@ def _replicas(count: int | None, up: int | None) -> str:
 @pass_app
 def doctor(app: App, quick: bool) -> None:
     """Check the server: binary, version, URL, persistence, memory, PING latency, the
-    swarm's streams (an event log, broadcasts or inbox an id written by hand has poisoned),
+    swarm's streams (an event log, broadcasts or inbox an id written by hand has poisoned or
+    put ahead of the clock, or a key of another type),
     and the swarm's records: how many are stored unreadable (listings skip them). On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""

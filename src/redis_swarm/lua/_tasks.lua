@@ -470,10 +470,41 @@ end
 -- set at most DUE_HORIZON after a scan, so that a lease added without lowering it (by a script
 -- of an older version, while an upgrade replaces the library) waits that long at most. No
 -- hint (a swarm written before it existed): scan. Written with HINCRBY (a worker's ACL allows
--- no other write to counts), from the value read: Q.due_stored (false: none).
+-- no other write to counts, and a function runs with its caller's rights), from the value
+-- read: Q.due_stored (false: none).
 local DUE_HORIZON = 60000
 local function due_field(Q)
   return 'due:' .. Q.delayed  -- the queue's delayed key: every task script has it
+end
+
+-- The largest step set_due takes: a worker may HINCRBY the hint anywhere in a 64-bit integer's
+-- range (docs/security.md), where one step from there to a time overflowed ("increment or
+-- decrement would overflow": every claim of the queue failed for good, after its reclaims).
+local DUE_STEP = 2^62
+
+-- Set the due hint of Q's queue to at (ms, an integer), from the value read (due, nil when
+-- none), and keep in Q.due_stored what Redis answered (false: nothing it can hold). From a
+-- hint a scan or lower_due set, one HINCRBY (its normal path: no command added). From one a
+-- worker moved past +-2^53 (a Lua number then misses its last digits) or up to +-2^63: steps
+-- of at most DUE_STEP, each from the value the last answered, exact once under 2^53 (three at
+-- most). The HINCRBY is pcall'ed: a field that holds no integer (a worker's HSET where Redis
+-- has no ACL selectors, before 7.0) leaves the queue with no hint (scanned at each claim), the
+-- script going on. at is taken down to a whole ms (a worker may ZADD a lease at 0.5).
+local function set_due(K, Q, due, at)
+  local field, stored = due_field(Q), due or 0
+  at = math.floor(at)
+  for _ = 1, 4 do
+    local step = at - stored
+    if step > DUE_STEP then step = DUE_STEP elseif step < -DUE_STEP then step = -DUE_STEP end
+    local got = redis.pcall('HINCRBY', K.counts, field, fmt(step))
+    if type(got) ~= 'number' then
+      Q.due_stored = false
+      return
+    end
+    stored = got
+    if stored == at then break end
+  end
+  Q.due_stored = stored
 end
 
 -- When something of the groups may fall due next, for a claim that found nothing to claim:
@@ -490,15 +521,13 @@ local function hinted_due(groups)
   return due
 end
 
--- Lower the due hint of Q's queue to at (ms) if it is later.
+-- Lower the due hint of Q's queue to at (ms) if it is later. (A hint a worker moved far
+-- behind, below 0 even, is left: the next claim scans, then sets it again.)
 local function lower_due(K, Q, at)
   if Q.due_stored == nil then
     Q.due_stored = tonumber(redis.call('HGET', K.counts, due_field(Q))) or false
   end
-  if Q.due_stored and at < Q.due_stored then
-    redis.call('HINCRBY', K.counts, due_field(Q), fmt(at - Q.due_stored))
-    Q.due_stored = at
-  end
+  if Q.due_stored and at < Q.due_stored then set_due(K, Q, Q.due_stored, at) end
 end
 
 -- The per-queue keys of the group of four starting at keys[i], and the queue's wake list
@@ -574,20 +603,21 @@ local function refresh_groups(K, groups, now, L)
   local reclaimed = 0
   local upto = nil
   for _, Q in ipairs(groups) do
-    local field = due_field(Q)
-    local due = tonumber(redis.call('HGET', K.counts, field))
+    local due = tonumber(redis.call('HGET', K.counts, due_field(Q)))
     Q.due_stored = due or false
     -- Something may be due: scan, then set the hint again. A hint more than DUE_HORIZON
     -- ahead was set by no scan (each sets it DUE_HORIZON ahead at most, and lower_due only
     -- lowers it): a worker's HINCRBY (it may write counts: docs/security.md), or a clock
-    -- that went back. Trusted, it froze the queue's reclaims and promotions for good.
+    -- that went back. Trusted, it froze the queue's reclaims and promotions for good. One
+    -- behind now (below 0 even, a worker's too) is not trusted either: scanned, set again.
     if not due or due <= now or due > now + DUE_HORIZON then
       upto = upto or fmt(now)
       reclaimed = reclaimed + reclaim_expired(K, Q, now, upto, L.expire, L.default_max)
       promote_due(K, Q, now, upto, L.promote)
+      -- (no earlier than now: a worker may ZADD a lease at -inf; a hint at now is scanned
+      -- again by the next claim all the same)
       local at = math.min(next_due(Q, nil) or math.huge, now + DUE_HORIZON)
-      redis.call('HINCRBY', K.counts, field, fmt(at - (due or 0)))
-      Q.due_stored = at
+      set_due(K, Q, due, math.max(at, now))
     end
   end
   return reclaimed

@@ -14,8 +14,30 @@
 -- KEYS[6]: message_order (LIST of those ids, oldest first: the index keeps the newest ARGV[12])
 -- ARGV[11]: pass name when the message requests a synthesis, else ''
 -- returns {stream id, created_at}; the stream id is also the message.sent event's id
+--
+-- Every message's stream id is the id of its message.sent event, taken above the event log's
+-- newest before anything is written: one sequence for the whole swarm, so that an agent's
+-- inbox and the broadcasts merge in the order they were sent, and a reader that commits
+-- through the last id it showed (inbox_read's mode '2') passes no message it did not show.
+-- The message is stored first, its event appended with the same id after, so that no event
+-- announces a message never stored. A send is refused, before any write, while the event log
+-- refuses appends (a worker's XADD at the largest id, or a key of another type: swarm doctor
+-- names the repair): a message given an id of its own stream instead could take a
+-- broadcast's id, or one below an id a reader already committed through, and never be shown.
 local to, id = ARGV[1], ARGV[2]
-local recent = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 32)
+
+-- The refusal of a send to a stream that takes no entry (written around redis-swarm).
+local function refuses(stream, why)
+  return swarm_error('SWARM_CORRUPT', 'the stream ' .. stream .. ' refuses new entries ('
+    .. why .. '): nothing was sent; ' .. (stream == KEYS[3]
+      and 'an admin or shard must delete that key (swarm doctor names the repair: the log\'s '
+        .. 'past events are lost with it, no message), then send again'
+      or 'an admin or shard must delete that key (its messages are lost with it), then send '
+        .. 'again'))
+end
+
+local recent = redis.pcall('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 32)
+if recent.err then return refuses(KEYS[2], recent.err) end
 for _, entry in ipairs(recent) do
   local f = entry[2]
   if f[2] == id then
@@ -24,7 +46,6 @@ for _, entry in ipairs(recent) do
     end
   end
 end
-local trim = {}
 if to ~= '*' then
   if redis.call('HEXISTS', KEYS[1], to) == 0 then
     return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
@@ -38,40 +59,64 @@ if to ~= '*' then
     return swarm_error('SWARM_CONFLICT', 'the inbox of ' .. to .. ' is full (' .. ARGV[8]
       .. ' unread messages): the agent does not read it; check that it runs, or deregister it')
   end
-else
-  trim = {'MAXLEN', '~', ARGV[9]}
 end
 local now = now_ms(ARGV[7])
 local at = string.format('%d', now)
--- The message's stream id is the id of its message.sent event: one sequence for the whole
--- swarm, so that an agent's inbox and the broadcasts merge in the order they were sent. An
--- event stream that refused the append (emit: poisoned by a worker) leaves the message a
--- fresh id of its own stream.
-local sid = emit(KEYS[3], ARGV[10], 'message.sent', 'message', id, 'to', to, 'from', ARGV[3],
-  'kind', ARGV[4])
-if type(sid) ~= 'string' then sid = '*' end
-local fields = {'id', id, 'from', ARGV[3], 'to', to, 'kind', ARGV[4], 'body', ARGV[5],
-  'data', ARGV[6], 'at', at}
-local function add(entry_id)
-  local args = {'XADD', KEYS[2]}
-  for _, a in ipairs(trim) do args[#args + 1] = a end
-  args[#args + 1] = entry_id
-  for _, a in ipairs(fields) do args[#args + 1] = a end
-  return redis.pcall(unpack(args))
+
+-- Stream ids ('MS-SEQ') compared and stepped as decimal strings: their parts reach 2^64 - 1,
+-- past what a Lua number holds exactly (a worker may XADD any id).
+local function less(a, b)  -- a < b, two decimal strings without leading zeros
+  if #a ~= #b then return #a < #b end
+  return a < b
 end
-local added = add(sid)
-if type(added) == 'table' and added.err and sid ~= '*' then
-  -- the event stream was reset below this stream's newest id: fall back to a fresh id
-  added = add('*')
+local function plus_one(n)  -- n + 1, nil past 2^64 - 1
+  if n == '18446744073709551615' then return nil end
+  local head, nines = string.match(n, '^(%d-)(9*)$')
+  local last = #head > 0 and tonumber(string.sub(head, -1)) or 0
+  return string.sub(head, 1, -2) .. string.format('%d', last + 1)
+    .. string.rep('0', #nines)
 end
+-- The first id after last (nil: none) at or after ms now: nil when last is the largest id.
+local function id_after(last)
+  if not last then return at .. '-0' end
+  local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+  if less(ms, at) then return at .. '-0' end
+  local next_seq = plus_one(seq)
+  if next_seq then return ms .. '-' .. next_seq end
+  local next_ms = plus_one(ms)
+  return next_ms and next_ms .. '-0' or nil
+end
+
+local newest = redis.pcall('XREVRANGE', KEYS[3], '+', '-', 'COUNT', '1')
+if newest.err then return refuses(KEYS[3], newest.err) end
+local sid = id_after(newest[1] and newest[1][1])
+if not sid then return refuses(KEYS[3], 'its newest id is the largest a stream can hold') end
+-- The target stream's newest (read above) may be past it: a clock stepped back, or a worker's
+-- XADD ahead. The message then takes the first id after that, and its event the same id.
+local mine = recent[1] and recent[1][1]
+if mine and not less(mine, sid) then
+  sid = id_after(mine)
+  if not sid then return refuses(KEYS[2], 'its newest id is the largest a stream can hold') end
+end
+-- The event first: an append the log refuses (its newest id the largest, or its entries
+-- trimmed under a worker's id: the id stays taken) refuses the send with nothing written.
+local logged = redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], sid, 'type',
+  'message.sent', 'message', id, 'to', to, 'from', ARGV[3], 'kind', ARGV[4])
+if type(logged) == 'table' and logged.err then return refuses(KEYS[3], logged.err) end
+local args = {'XADD', KEYS[2]}
+if to == '*' then args = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[9]} end
+for _, a in ipairs({sid, 'id', id, 'from', ARGV[3], 'to', to, 'kind', ARGV[4],
+                    'body', ARGV[5], 'data', ARGV[6], 'at', at}) do
+  args[#args + 1] = a
+end
+local added = redis.pcall(unpack(args))
 if type(added) == 'table' and added.err then
-  -- Nothing stored yet but the event: the stream itself refuses entries (a worker's XADD
-  -- under the largest id, or a key of another type, written around redis-swarm).
-  return swarm_error('SWARM_CORRUPT', 'the stream ' .. KEYS[2] .. ' refuses new messages ('
-    .. added.err .. '): an operator must delete that key (its messages are lost with it), '
-    .. 'then send again')
+  -- Its newest entry is below sid, yet it refuses it: a worker's XADD at a larger id whose
+  -- entries were trimmed since (the id stays taken). Only then does the event above announce
+  -- a message not stored; a stream refusing with its entry still there, or holding another
+  -- type, was refused before any write (recent).
+  return refuses(KEYS[2], added.err)
 end
-sid = added
 local readers = ''
 if to == '*' then
   readers = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], ARGV[3])
