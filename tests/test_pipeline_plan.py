@@ -528,3 +528,13 @@ def test_a_pass_with_both_tasks_and_a_plan_is_told_not_both(tmp_path: Path) -> N
         "",
     )
     assert 'give the pass either "tasks" (a list) or "plan"' in problems(tmp_path, neither)
+
+
+def test_a_plan_saved_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    """Editors on Windows start UTF-8 files with a BOM, which TOML's parser refuses as a
+    statement at line 1: the plan is read without it, by the CLI and by load_plan."""
+    cli = claude_on_path(tmp_path)
+    path = write(tmp_path, EXAMPLE)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert cli.json("pipeline", "check", str(path))["name"] == "stdlib-audit"
+    assert load_plan(path).name == "stdlib-audit"

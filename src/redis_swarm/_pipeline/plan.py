@@ -45,6 +45,7 @@ __all__ = [
     "load_plan",
     "parse_plan",
     "pass_changes",
+    "plan_text",
     "task_label",
     "unenforced_budget",
 ]
@@ -830,9 +831,20 @@ def load_plan(path: str | Path, *, programs: bool = False) -> Plan:
     too: see ``parse_plan``)."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read the plan {file}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ValidationError(f"the plan {file} is not UTF-8 text") from None
+    try:
+        text = plan_text(data)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"the plan {file} is not UTF-8 text (byte {exc.start:,} is not): save it as UTF-8"
+        ) from None
     return parse_plan(text, file.resolve(), programs=programs)
+
+
+def plan_text(data: bytes) -> str:
+    """A plan file's text: UTF-8, a byte order mark at its start skipped (editors on Windows
+    write one, and TOML's parser refuses it as a statement at line 1). UnicodeDecodeError
+    when it is not UTF-8."""
+    return data.decode("utf-8-sig")

@@ -61,10 +61,11 @@ def _load_plan(plan_file: Path) -> Plan:
     bound (a device or pipe that never ends, /dev/zero, is refused there, not read until
     memory runs out); not UTF-8: a usage error, as any unreadable input."""
     from .._pipeline import parse_plan
+    from .._pipeline.plan import plan_text
 
     data = read_bytes(str(plan_file), what="PLAN_FILE", thing="the plan")
     try:
-        text = data.decode("utf-8")
+        text = plan_text(data)
     except UnicodeDecodeError as exc:
         raise click.BadParameter(
             f"{printable(str(plan_file))} is not UTF-8 text (byte {exc.start:,} is not): "
