@@ -16,8 +16,12 @@ from ._roles import AGENT_ROLES, PROMPT_ROLES
 
 # How many sessions one server serves at once (``swarm mcp --max-sessions``): each registers an
 # agent that heartbeats while it lives, so a client opening sessions in a loop would otherwise
-# fill the swarm's registry. A team's clients on one shared server stay well under it.
-DEFAULT_MAX_SESSIONS = 64
+# fill the swarm's registry. Generous, because Claude Code never ends a session (no DELETE):
+# every `claude -p` and `claude mcp list` keeps one for the 30 idle minutes, so a team, or a
+# `swarm run --exec 'claude -p ...'` pool, runs through 64 within the half hour. Past the bound
+# the idle session unused the longest makes room (``_session``), but 1024 agents heartbeating
+# every 15 s are still light work for Redis.
+DEFAULT_MAX_SESSIONS = 1024
 
 if TYPE_CHECKING:
     from ._server import INSTRUCTIONS, Transport, build_server, serve

@@ -7,26 +7,35 @@ prints it once when none is given. Every request must then carry ``Authorization
 TOKEN``, compared in constant time; others get 401 before they reach the protocol.
 
 Each HTTP session registers an agent that heartbeats until the session ends (the client's
-DELETE, or the SDK's idle timeout, 30 minutes without a request): ``max_sessions`` bounds how
-many are open at once, so that a client opening sessions in a loop cannot fill the swarm's
-registry. One past it is refused with 503 before anything is registered, in words that say
-what to do (``SessionsFull``).
+DELETE, or the SDK's idle timeout, 30 minutes without a request in flight or a GET stream
+open): the registry's ``max_sessions`` bounds how many are open at once, so that a client
+opening sessions in a loop cannot fill the swarm's registry. Claude Code never sends DELETE,
+so each `claude -p` or `claude mcp list` leaves its session open until the idle timeout: a new
+session past the bound therefore ends the one unused the longest that holds no lease, serves
+no request and keeps no GET stream open (its agent marked stale), and only when none can go is
+it refused, with 503 before anything is registered, in words that say what to do
+(``SessionsFull``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types import INTERNAL_ERROR
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._net import Listening, listen
 from .._stopping import EndWhenStopping, HearSignals, Stopping
 from .._web import AccessGuard
-from ._session import sessions_full
+from . import DEFAULT_MAX_SESSIONS
+from ._session import SessionRegistry, sessions_full
 
 __all__ = ["SessionsFull", "serve_http"]
 
@@ -37,23 +46,28 @@ def serve_http(
     host: str,
     port: int,
     token: str | None,
-    max_sessions: int,
+    sessions: SessionRegistry | None,
     listening: Listening | None = None,
 ) -> None:
     """Serve ``http://HOST:PORT/mcp`` until SIGINT or SIGTERM, which stop it at once and
-        quietly (``_stopping``: the open streams and waiting calls end, uvicorn then shuts the
-        sessions down; a second Ctrl-C exits at once). ``listening``: the sockets
-        ``_net.listen(host, port)`` gave a face that announced the URL first (the CLI; ``port``
-        is then their port); without, they are opened here. Closes them. ``max_sessions``: how many
-    HTTP sessions may be open at once."""
+    quietly (``_stopping``: the open streams and waiting calls end, uvicorn then shuts the
+    sessions down; a second Ctrl-C exits at once). ``listening``: the sockets
+    ``_net.listen(host, port)`` gave a face that announced the URL first (the CLI; ``port``
+    is then their port); without, they are opened here. Closes them. ``sessions``: the
+    server's session registry, whose ``max_sessions`` bounds the sessions open at once (None:
+    a server not built by ``build_server``, bounded by the SDK alone)."""
     import uvicorn
 
     if listening is None:
         listening = listen(host, port)
     stopping = Stopping()
-    sdk_app = server.streamable_http_app(host=host, max_sessions=max_sessions)
+    # The SDK's own bound counts HTTP sessions, agents or not, and refuses without making
+    # room: twice the registry's, it leaves room for sessions between their initialize and
+    # their agent's registration (or that never finish the handshake), which end idle.
+    bound = DEFAULT_MAX_SESSIONS if sessions is None else sessions.max_sessions
+    sdk_app = server.streamable_http_app(host=host, max_sessions=2 * bound)
     # (inside EndWhenStopping, whose own 503s say the server is stopping)
-    full = SessionsFull(sdk_app, max_sessions)
+    full = SessionsFull(sdk_app, bound, sessions)
     ending = EndWhenStopping(full, stopping, what="this MCP server")
     # MCP clients all set headers: no ?token=, which uvicorn's access log would print.
     guarded = AccessGuard(ending, token, "this MCP server", query_token=False)
@@ -65,19 +79,76 @@ def serve_http(
 
 
 class SessionsFull:
-    """ASGI middleware: the SDK's refusal of a session past its ``max_sessions`` (503, a
-    request that names no session: nothing else of the SDK answers 503) says the bound and
-    what to do, where the SDK's says only "Too many open sessions". The JSON-RPC error is
-    kept (its code, ``id`` null): only its message changes."""
+    """ASGI middleware: a session past the bound makes room or is refused in words that say
+    what to do.
 
-    def __init__(self, app: ASGIApp, max_sessions: int) -> None:
+    Before an ``initialize`` (a handshake-era POST naming no session) it asks the registry to
+    make room (``SessionRegistry.make_room``), which may end the session unused the longest:
+    it counts the HTTP requests open on each session (a GET stream included) for the
+    registry (``http_busy``), and ends a session as its client would, with a DELETE
+    (``end``). Refused when none can go: 503, nothing registered. The SDK's own refusal
+    (503, a request that names no session: nothing else of the SDK answers 503) says the
+    bound and what to do too, where the SDK's says only "Too many open sessions": its
+    JSON-RPC error is kept (its code, ``id`` null), only its message changes."""
+
+    def __init__(
+        self, app: ASGIApp, max_sessions: int, sessions: SessionRegistry | None = None
+    ) -> None:
         self.app = app
+        self.sessions = sessions
         self.message = sessions_full(max_sessions)
+        self.open: Counter[str] = Counter()
+        # The last request's scope, whose Host and credentials a DELETE of ``end`` repeats.
+        self.template: Scope | None = None
+        if sessions is not None:
+            sessions.http_busy = self.busy
+            sessions.end_http = self.end
+
+    def busy(self, http_id: str) -> bool:
+        return self.open[http_id] > 0
+
+    async def end(self, http_id: str) -> None:
+        """End an HTTP session as its client's DELETE would: the SDK forgets it (its id then
+        answers 404, and its client starts a new session)."""
+        if self.template is None:  # (no request seen: no session to end)
+            return
+        dropped = {MCP_SESSION_ID_HEADER.lower().encode(), MCP_PROTOCOL_VERSION_HEADER.encode()}
+        dropped |= {b"content-type", b"content-length"}
+        headers = [(k, v) for k, v in self.template["headers"] if k.lower() not in dropped]
+        headers.append((MCP_SESSION_ID_HEADER.lower().encode(), http_id.encode()))
+        scope = {**self.template, "method": "DELETE", "headers": headers}
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(_message: Message) -> None:
+            pass
+
+        await self.app(scope, receive, discard)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        named = MCP_SESSION_ID_HEADER.lower().encode()
-        if scope["type"] != "http" or any(k == named for k, _ in scope["headers"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        self.template = dict(scope)  # (a copy: the SDK's router changes the one it is given)
+        headers = dict(scope["headers"])
+        http_id = headers.get(MCP_SESSION_ID_HEADER.lower().encode())
+        if http_id is not None:
+            key = http_id.decode("latin-1")
+            self.open[key] += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.open[key] -= 1
+                if not self.open[key]:
+                    del self.open[key]
+            return
+        version = headers.get(MCP_PROTOCOL_VERSION_HEADER.encode())
+        opening = scope["method"] == "POST" and (
+            version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
+        )
+        if opening and self.sessions is not None and not await self.sessions.make_room():
+            await self._refuse(send, _REFUSAL, _REFUSAL_BODY)
             return
         refusal: Message | None = None
         body = b""
@@ -107,3 +178,14 @@ class SessionsFull:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+# A refusal of ours, made as the SDK makes its own (``_refuse`` fills in the message).
+_REFUSAL: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [(b"content-type", b"application/json")],
+}
+_REFUSAL_BODY = json.dumps(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": INTERNAL_ERROR, "message": ""}}
+).encode()

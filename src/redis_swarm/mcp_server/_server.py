@@ -125,7 +125,8 @@ def build_server(
     store under the swarm's home, where the hooks of the same agent find it (``swarm mcp``
     sets it; a server built here for tests or embedding writes no file unless asked).
     ``max_sessions``: how many client sessions it serves at once (each one an agent); one
-    past it is refused until another ends.
+    past it makes room by closing the idle session unused the longest (its agent marked
+    stale), and is refused only when none can go (``_session``).
     """
     if name is not None:  # (refused here, not by each tool call, which would blame the model)
         check_agent("name", name)
@@ -297,10 +298,13 @@ def serve(
     if transport == "stdio":
         anyio.run(_serve_stdio, server)
     elif transport == "http":
-        sessions = _SESSIONS.get(server)
-        bound = DEFAULT_MAX_SESSIONS if sessions is None else sessions.max_sessions
         serve_http(
-            server, host=host, port=port, token=token, max_sessions=bound, listening=listening
+            server,
+            host=host,
+            port=port,
+            token=token,
+            sessions=_SESSIONS.get(server),
+            listening=listening,
         )
     else:
         raise ValueError(f"transport must be stdio or http, not {transport!r}")

@@ -21,10 +21,16 @@ MCP has two protocol eras. On the handshake era (every client today: Claude Code
 Gemini CLI, the Inspector) a session is the connection, and its teardown is the connection's
 exit stack. On the 2026-07-28 era every request stands alone: there is no connection to hang
 a session on, so requests share one session per client name, closed when the server stops
-or once it has gone unused for as long as the SDK lets an idle HTTP session live.
+or once it has gone unused (no request in flight, none ended) for as long as the SDK lets an
+idle HTTP session live. Closed so, its agent is marked stale, not deregistered: its inbox waits,
+and the next request under the name joins as the same agent again (``_idle_ids``).
 
 A server serves at most ``max_sessions`` sessions at once (both eras: over HTTP each one is an
-agent heartbeating in the swarm's registry); one past it is refused, before it registers.
+agent heartbeating in the swarm's registry). A new one past it makes room by closing the
+session unused the longest among those that hold no lease, serve no request and (over HTTP)
+keep no stream open (``_room``; its agent marked stale, as above): Claude Code never ends its
+sessions, so each `claude -p` leaves one behind for the idle time. Refused, before it registers,
+only when none can go.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ import re
 import socket
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -87,6 +94,11 @@ _STATE_KEY = "redis_swarm.session"
 # of a shutdown (close_all has 5 s on a signal) before any lease went back. One that lands
 # later is undone by the loop (``_undo_late_beat``).
 BEAT_WAIT_S = 1.0
+
+# How many client names a server remembers the agent of, once their 2026-era session closed
+# for idleness (``SessionRegistry._idle_ids``), oldest forgotten first: a name that comes back
+# joins as the same agent, its inbox intact; one forgotten gets a new agent, as before.
+REMEMBERED_CLIENTS = 10_000
 
 # How many reported tasks (and answered questions) a session remembers, oldest forgotten first:
 # an agent reports again the task it just did, not one of a thousand ago, and a session that
@@ -164,6 +176,8 @@ class AgentSession:
     # here, before a duplicate finding is stored.
     reported: OrderedDict[str, tuple[Settling, str]] = field(default_factory=OrderedDict)
     closed: bool = False
+    # Closed for idleness (``stale``): its agent kept, marked stale, as a named one's.
+    kept: bool = False
     # Its id was given (--name, SWARM_AGENT): someone comes back as it, so it stays
     # registered when the session closes, its inbox kept for its next start.
     named: bool = False
@@ -173,9 +187,15 @@ class AgentSession:
     # Held while a heartbeat of its agent is on its way: its close waits one out, so that
     # none lands after the agent is marked stale (it would read alive again).
     beating: anyio.Lock = field(default_factory=anyio.Lock, repr=False, compare=False)
-    # When a request last asked for it (``time.monotonic``): a 2026-era session, which no
-    # connection ends, is closed once unused for the registry's ``idle_s``.
+    # When a request last asked for it or ended (the registry's ``clock``): a 2026-era session,
+    # which no connection ends, is closed once unused for the registry's ``idle_s``; when
+    # the server is full, the one unused the longest makes room.
     used: float = field(default_factory=time.monotonic)
+    # What its requests are counted under (``SessionRegistry._key``): its client's name on
+    # the 2026 era, its connection on the handshake era.
+    key: object = None
+    # Its HTTP session's id (handshake era over HTTP): ended with it when it makes room.
+    http_id: str | None = None
 
     def hold(self, task: Task) -> None:
         """The session claimed ``task``: it keeps the lease (and stores its token)."""
@@ -244,12 +264,11 @@ def _client_name(rctx: ServerRequestContext[Any, Any]) -> str:
 
 def sessions_full(max_sessions: int) -> str:
     """Why a new session is refused (a tool's error on the 2026 era, the HTTP 503 of the
-    handshake era's ``initialize``): the bound, and what frees a place."""
+    handshake era's ``initialize``): the bound, why none made room, and what frees a place."""
     return (
-        f"this MCP server has {max_sessions} sessions open, as many as it serves at once: "
-        "close the clients' idle sessions (an idle one ends after "
-        f"{DEFAULT_SESSION_IDLE_TIMEOUT // 60} minutes), or restart the server with a higher "
-        "--max-sessions"
+        f"this MCP server has {max_sessions} sessions open, as many as it serves at once, and "
+        "none can make room (each holds a task's lease, is serving a request or keeps a stream "
+        "open): try again once one is done, or restart the server with a higher --max-sessions"
     )
 
 
@@ -300,6 +319,7 @@ class SessionRegistry:
         keep_tokens: bool = False,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         idle_s: float = DEFAULT_SESSION_IDLE_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if role not in AGENT_ROLES:
             raise ValueError(f"role must be one of {', '.join(AGENT_ROLES)}, not {role!r}")
@@ -314,6 +334,17 @@ class SessionRegistry:
         # How long a 2026-era session (shared by a client name) lives unused: as long as the
         # SDK keeps an idle HTTP session of the handshake era.
         self.idle_s = idle_s
+        # What idleness is measured with (a test's fake clock: nobody waits 30 minutes).
+        self.clock = clock
+        # Requests in flight, by session key (``_key``): a session serving one is in use,
+        # however long the request runs (a wait_for_pass, an ask: up to days).
+        self._busy: Counter[object] = Counter()
+        # Client name -> the agent its 2026-era session had when it closed for idleness.
+        self._idle_ids: OrderedDict[str, str] = OrderedDict()
+        # Set by the HTTP face (``_http.SessionsFull``): whether an HTTP session has a request
+        # or a GET stream open, and how to end one (its agent's session made room).
+        self.http_busy: Callable[[str], bool] = lambda _http_id: False
+        self.end_http: Callable[[str], Awaitable[None]] | None = None
         # Keep lease tokens in the machine's token store too (the CLI's stdio server: the
         # agent's hooks run on this machine), under the swarm handle's home.
         self.token_store = swarm.settings if keep_tokens else None
@@ -414,39 +445,108 @@ class SessionRegistry:
         call = functools.partial(fn, *args, **kwargs)
         return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
+    @staticmethod
+    def _key(rctx: ServerRequestContext[Any, Any]) -> object:
+        """What the session of this request is kept and counted under: its connection on the
+        handshake era, its client's name on the 2026 era."""
+        connection = connection_of(rctx)
+        if connection is not None and rctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return connection
+        return _client_name(rctx)
+
+    def _session_of(self, key: object) -> AgentSession | None:
+        if isinstance(key, Connection):
+            found = key.state.get(_STATE_KEY)
+        else:
+            found = self._shared.get(str(key))
+        return found if isinstance(found, AgentSession) and not found.closed else None
+
     async def for_request(self, rctx: ServerRequestContext[Any, Any]) -> AgentSession:
         """The session of the client that sent this request, registered on first use."""
         client = _client_name(rctx)
-        connection = connection_of(rctx)
+        key = self._key(rctx)
         async with self._lock:
-            if connection is not None and rctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-                session = connection.state.get(_STATE_KEY)
-                if isinstance(session, AgentSession) and not session.closed:
-                    return session
-                session = await self._open(client)
-                connection.state[_STATE_KEY] = session
-                connection.exit_stack.push_async_callback(self.close, session)
-                return session
-            session = self._shared.get(client)
-            if session is None or session.closed:
-                session = self._shared[client] = await self._open(client)
-            session.used = time.monotonic()
+            session = self._session_of(key)
+            if session is None:
+                session = await self._open(client, key)
+                if isinstance(key, Connection):
+                    session.http_id = key.session_id
+                    key.state[_STATE_KEY] = session
+                    key.exit_stack.push_async_callback(self.close, session)
+                else:
+                    self._shared[client] = session
+            session.used = self.clock()
             return session
 
+    @asynccontextmanager
+    async def serving(self, rctx: ServerRequestContext[Any, Any]) -> AsyncIterator[None]:
+        """While a request is served: its session (opened during it or not) is in use, and
+        counts as used from the moment it ends, not only from when it began."""
+        key = self._key(rctx)
+        self._busy[key] += 1
+        try:
+            yield
+        finally:
+            self._busy[key] -= 1
+            if not self._busy[key]:
+                del self._busy[key]
+            session = self._session_of(key)
+            if session is not None:
+                session.used = self.clock()
+
+    def _can_go(self, session: AgentSession) -> bool:
+        """Whether closing the session takes nothing from a client at work: it holds no lease
+        (a worker between its claim and its report may well be silent long; its lease's end
+        lets the task go), serves no request and keeps no HTTP stream open."""
+        if session.leases or self._busy[session.key]:
+            return False
+        return session.http_id is None or not self.http_busy(session.http_id)
+
     async def close_unused(self) -> None:
-        """Close the 2026-era sessions no request has asked for in ``idle_s`` and that hold
-        no lease (a worker between its claim and its report may well be silent that long; its
-        lease's end lets the task go), as the SDK ends a handshake-era session left idle: else
-        every client name ever seen would keep an agent heartbeating until the server stops.
-        A request under the name afterwards registers a new agent."""
+        """Close the 2026-era sessions that have been unused for ``idle_s`` (no request in
+        flight, none ended since) and can go (``_can_go``), as the SDK ends a handshake-era
+        session left idle: else every client name ever seen would keep an agent heartbeating
+        until the server stops. Its agent is marked stale, not deregistered, and a request
+        under the name afterwards joins as the same agent, its inbox intact."""
         async with self._lock:  # (no request takes one of them meanwhile)
-            now = time.monotonic()
-            for client, session in list(self._shared.items()):
-                if not session.leases and now - session.used >= self.idle_s:
+            now = self.clock()
+            for session in list(self._shared.values()):
+                if self._can_go(session) and now - session.used >= self.idle_s:
                     log.info("agent %s unused for %.0f s: closing its session",
                              session.agent_id, now - session.used)  # fmt: skip
-                    del self._shared[client]
-                    await self.close(session)
+                    await self._close_idle(session)
+
+    async def make_room(self) -> bool:
+        """Whether a new session has a place, once the one unused the longest that can go
+        made room if needed (``_room``): the HTTP face asks before an ``initialize``."""
+        async with self._lock:
+            return await self._room()
+
+    async def _room(self) -> bool:
+        if len(self._live) < self.max_sessions:
+            return True
+        idle = [s for s in self._live.values() if self._can_go(s)]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda s: s.used)
+        log.info("%d sessions open: closing the one unused the longest (agent %s) to make room",
+                 len(self._live), oldest.agent_id)  # fmt: skip
+        await self._close_idle(oldest)
+        return True
+
+    async def _close_idle(self, session: AgentSession) -> None:
+        """Close a session nobody is using: its agent is marked stale, not deregistered (its
+        client may well come back; what it was sent meanwhile waits in its inbox), and a
+        2026-era client name joins as the same agent next time. Its HTTP session ends too."""
+        if self._shared.get(session.client) is session:
+            del self._shared[session.client]
+            self._idle_ids[session.client] = session.agent_id
+            self._idle_ids.move_to_end(session.client)
+            while len(self._idle_ids) > REMEMBERED_CLIENTS:
+                self._idle_ids.popitem(last=False)
+        await self.close(session, stale=True)
+        if session.http_id is not None and self.end_http is not None:
+            await self.end_http(session.http_id)
 
     def _profile(
         self, client: str, role: str, model: str | None, **more: Any
@@ -465,13 +565,17 @@ class SessionRegistry:
 
         return profile
 
-    async def _open(self, client: str) -> AgentSession:
-        if len(self._live) >= self.max_sessions:
+    async def _open(self, client: str, key: object = None) -> AgentSession:
+        if not await self._room():
             raise Conflict(sessions_full(self.max_sessions))
         name = self.name
-        if name is not None and any(s.agent_id == name for s in self._live.values()):
+        if name is not None and name in self._live:
             name = None  # the fixed name is taken by another live session of this server
-        agent_id = name or f"{_slug(client)}-{self.agent_role}-{os.urandom(3).hex()}"
+        # (a 2026-era client name, kept under its name, may have had an agent already)
+        again = self._idle_ids.pop(client, None) if key == client else None
+        if again is not None and again in self._live:
+            again = None  # (the fixed name's, taken since by a session of another client)
+        agent_id = name or again or f"{_slug(client)}-{self.agent_role}-{os.urandom(3).hex()}"
         agent = await self.call(
             self.swarm.join, agent_id, self._profile(client, self.agent_role, self.model)
         )
@@ -484,12 +588,14 @@ class SessionRegistry:
             # (a made-up id is no hook's: its tokens would be kept for nobody, and left behind
             # by a server that crashed)
             token_store=self.token_store if name is not None else None,
+            used=self.clock(),
+            key=key,
         )
         self._live[agent.id] = session
         log.info("agent %s registered (role %s, client %s)", agent.id, session.role, client)
         return session
 
-    async def close(self, session: AgentSession) -> None:
+    async def close(self, session: AgentSession, *, stale: bool = False) -> None:
         """Release the tasks the session still holds (back to their queues at once, no attempt
         used), then deregister its agent if its id was made up here. An agent whose id was
         given (``named``) stays registered, marked stale at once (``mark_stale``), and its
@@ -500,11 +606,12 @@ class SessionRegistry:
         registered it before says so again at its next heartbeat (``_beat``).
 
         This runs when the client closes its session or the server stops cleanly; a client or
-        server that crashed leaves its leases to expire as before.
+        server that crashed leaves its leases to expire as before. ``stale``: it closes for
+        idleness (``_close_idle``), its client may come back: marked stale, as a named one.
         """
         if session.closed:
             return
-        session.closed = True
+        session.closed, session.kept = True, session.named or stale
         self._live.pop(session.agent_id, None)
         # A heartbeat of the server's loop on its way now would land after what follows: after
         # mark_stale it makes the agent read alive again, after deregister it rejoins it.
@@ -521,7 +628,7 @@ class SessionRegistry:
             else:
                 log.info("task %s released by %s", task_id, session.agent_id)
             session.let_go(task_id)
-        if session.named:
+        if session.kept:
             # Gone now, not alive until its last heartbeat is a minute old, and on no task
             # (views would else show it on one it gave back); but only while the record still
             # names this server: another server under the id registered since runs on.
@@ -576,7 +683,7 @@ class SessionRegistry:
         then names that one, which runs), one whose id was made up here leaves again."""
         leave: Callable[[str], object] = (
             functools.partial(self.swarm.mark_stale, session=NO_SERVER)
-            if session.named
+            if session.kept
             else self.swarm.deregister
         )
         try:
@@ -636,7 +743,8 @@ class SessionRegistry:
 
 
 class RegisterOnConnect:
-    """Server middleware: register the agent as soon as the client finishes the handshake."""
+    """Server middleware: register the agent as soon as the client finishes the handshake,
+    and count each tool call as its session's request in flight (``serving``)."""
 
     def __init__(self, registry: SessionRegistry) -> None:
         self.registry = registry
@@ -644,6 +752,9 @@ class RegisterOnConnect:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
+        if ctx.method == "tools/call":  # (the requests that use a session: its in-use time)
+            async with self.registry.serving(ctx):
+                return await call_next(ctx)
         result = await call_next(ctx)
         if ctx.method == "notifications/initialized":
             try:
