@@ -330,6 +330,24 @@ def test_a_message_past_an_inbox_ahead_of_the_clock_keeps_its_event_id(
     assert _read_all(swarm, "A") == ["hello", "to all"]
 
 
+def test_ids_are_compared_by_their_parts_not_as_one_string(redis_url: str) -> None:
+    """Eleven messages in one millisecond give the inbox an id 'T-10'; a send the next
+    millisecond (the log's newest 'T+1-0') must not take 'T-10' for the larger and step
+    below the log (it was refused as a poisoned stream, under ordinary load)."""
+    at = int(time.time() * 1000) + 1_000
+    with (
+        Swarm(redis_url, swarm="test", clock=lambda: at) as first,
+        Swarm(redis_url, swarm="test", clock=lambda: at + 1) as later,
+    ):
+        agent = first.register("worker", name="a").id
+        for i in range(11):
+            first.send(agent, f"x{i}", sender="S")
+        later.broadcast("hello", sender="S")
+        message = later.send(agent, "later", sender="S")
+        assert message.seq == f"{at + 1}-1"
+        assert _read_all(later, agent)[-2:] == ["hello", "later"]
+
+
 # --- 7. a due hint no scan set
 
 

@@ -86,6 +86,7 @@ def test_a_worker_may_not_report_without_a_token(handles: dict[str, Swarm], clea
     assert "no permissions to run the 'fcall' command" in said, said
     assert said.startswith(f"a report without a token (task {task.id}) is a shard's"), said
     assert "report with the token your claim returned" in said
+    assert "made by an older redis-swarm gets this right" in said  # (re-apply it)
     assert "a shard or coordinator user may ('swarm acl --role shard" in said
     assert _stored(clean) == before
     assert shard.get_task(task.id).status == "pending"

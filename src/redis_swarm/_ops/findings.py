@@ -241,7 +241,9 @@ def report(
         raise PermissionDenied(
             f"a report without a token (task {task_id}) is a shard's, a coordinator's or an "
             "admin's, never a worker user's (it completes any task no live lease holds): "
-            f"report with the token your claim returned. {exc}"
+            "report with the token your claim returned; a shard or coordinator user made by "
+            "an older redis-swarm gets this right when `swarm acl --apply` is run for it "
+            f"again. {exc}"
         ) from None
     except NotFound:
         # gone: retired with its pass (swarm retire) when the pass has a record of it (read

@@ -19,9 +19,10 @@
 -- newest before anything is written: one sequence for the whole swarm, so that an agent's
 -- inbox and the broadcasts merge in the order they were sent, and a reader that commits
 -- through the last id it showed (inbox_read's mode '2') passes no message it did not show.
--- The message is stored first, its event appended with the same id after, so that no event
--- announces a message never stored. A send is refused, before any write, while the event log
--- refuses appends (a worker's XADD at the largest id, or a key of another type: swarm doctor
+-- Both streams are read first, then the event is appended, then the message with the same
+-- id, above both streams' newest (only a target stream a worker emptied under a higher id,
+-- which XREVRANGE cannot see, refuses it after its event). A send is refused, before any
+-- write, while the event log refuses appends (a worker's XADD at the largest id, or a key of another type: swarm doctor
 -- names the repair): a message given an id of its own stream instead could take a
 -- broadcast's id, or one below an id a reader already committed through, and never be shown.
 local to, id = ARGV[1], ARGV[2]
@@ -76,6 +77,14 @@ local function plus_one(n)  -- n + 1, nil past 2^64 - 1
   return string.sub(head, 1, -2) .. string.format('%d', last + 1)
     .. string.rep('0', #nines)
 end
+-- Whether stream id a ('MS-SEQ') is below stream id b: by their ms, then their seq (each a
+-- decimal string: comparing the whole ids as numbers would put 5-10 after 6-2).
+local function id_less(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
+  if a_ms ~= b_ms then return less(a_ms, b_ms) end
+  return less(a_seq, b_seq)
+end
 -- The first id after last (nil: none) at or after ms now: nil when last is the largest id.
 local function id_after(last)
   if not last then return at .. '-0' end
@@ -94,7 +103,7 @@ if not sid then return refuses(KEYS[3], 'its newest id is the largest a stream c
 -- The target stream's newest (read above) may be past it: a clock stepped back, or a worker's
 -- XADD ahead. The message then takes the first id after that, and its event the same id.
 local mine = recent[1] and recent[1][1]
-if mine and not less(mine, sid) then
+if mine and not id_less(mine, sid) then
   sid = id_after(mine)
   if not sid then return refuses(KEYS[2], 'its newest id is the largest a stream can hold') end
 end
