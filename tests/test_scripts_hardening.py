@@ -158,7 +158,7 @@ def test_a_waiting_claim_past_its_cap_keeps_the_token_it_popped(redis_url: str, 
         assert raw.llen(KEYS.wake(Q)) == 1  # (T2's)
         start = time.monotonic()
         assert must(w1.claim(Q, worker="w1", wait_s=3)).id == t2.id
-        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start < 2.5  # (its wait is 3 s: woken, it is ms)
     finally:
         for handle in (w0, w1, poster):
             handle.close()
@@ -183,7 +183,7 @@ def test_the_claim_behind_a_report_past_its_cap_keeps_its_token(redis_url: str, 
         assert raw.llen(KEYS.wake(Q)) == 1  # (T2's)
         start = time.monotonic()
         assert must(w1.claim(Q, worker="w1", wait_s=3)).id == t2.id
-        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start < 2.5  # (its wait is 3 s: woken, it is ms)
     finally:
         for handle in (w0, w1, poster):
             handle.close()
