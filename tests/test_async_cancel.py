@@ -168,7 +168,8 @@ def test_a_claim_cancelled_while_its_reply_is_on_the_way_releases_its_tasks(
         async def main() -> None:
             async with AsyncSwarm(link.url, swarm=SWARM) as far:
                 await far.ping()  # (connected: the claim is one round trip)
-                link.delay_s = 1.0  # (each way: the reply comes 1 s after the script ran)
+                # (each way: the reply comes 0.5 s after the script ran, within the drain)
+                link.delay_s = 0.5
                 claim = asyncio.create_task(far.claim("q", worker="w", n=n))
                 while near.queue_stats()["q"]["claimed"] < leased:
                     assert not claim.done()
@@ -260,3 +261,121 @@ def test_close_stops_a_call_of_another_thread(own_server: RedisServer, own: redi
     assert not thread.is_alive(), "the claim went on after close()"
     assert len(got) == 1 and isinstance(got[0], Conflict), got
     _eventually("a connection stayed open after close()", lambda: _clients(own) <= before)
+
+
+def test_a_report_cancelled_while_its_reply_is_on_the_way_releases_its_next_task(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """report(claim_next=) ran (its task completed, the next one claimed in the same
+    script) and its reply is still on the way when it is cancelled: the finding stays
+    stored, the next task is released (neither a failure nor an abandon), then
+    CancelledError goes on."""
+    with (
+        LatencyProxy(redis_server.port or 0) as link,
+        Swarm(redis_url, swarm=SWARM) as near,
+    ):
+        first, second = near.post_tasks([TaskSpec("q", "a"), TaskSpec("q", "b")])
+
+        async def main() -> str:
+            async with AsyncSwarm(link.url, swarm=SWARM) as far:
+                task = await far.claim("q", worker="w")
+                assert task is not None and task.id == first.id
+                link.delay_s = 0.5  # (as for the claim above)
+                report = asyncio.create_task(
+                    far.report(task.id, task.token, {"summary": "x"}, worker="w", claim_next="q")
+                )
+                while near.queue_stats()["q"]["completed"] < 1:
+                    assert not report.done()
+                    await asyncio.sleep(0.005)
+                assert near.queue_stats()["q"]["claimed"] == 1  # (the next one, same script)
+                report.cancel()
+                link.delay_s = 0.0
+                with pytest.raises(asyncio.CancelledError):
+                    await report
+                return task.id
+
+        reported = asyncio.run(main())
+        stats = near.queue_stats()["q"]
+        assert (stats["completed"], stats["pending"], stats["claimed"]) == (1, 1, 0), stats
+        assert [f.task_id for f in near.findings(queue="q").items] == [reported]
+        nxt = near.get_task(second.id)
+        assert nxt.status is TaskStatus.PENDING, nxt
+        assert nxt.abandons == 0 and nxt.failures == 0
+
+
+# --- a cancelled call waits for the reply already on its way, for a short while only
+
+
+async def _claim_cut(url: str, before: Callable[[AsyncSwarm], Awaitable[Any]]) -> float:
+    """How long a claim through ``url``, after ``before`` and cancelled after 0.3 s (as
+    ``asyncio.timeout(0.3)`` would), took to raise CancelledError."""
+    async with AsyncSwarm(url, swarm=SWARM) as swarm:
+        await swarm.ping()  # (connected: the claim is sent at once)
+        await before(swarm)
+        start = time.monotonic()
+        claim = asyncio.ensure_future(swarm.claim("q", worker="w"))
+        await asyncio.wait({claim}, timeout=0.3)
+        claim.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await claim
+        return time.monotonic() - start
+
+
+def test_a_claim_cut_by_a_timeout_on_a_server_that_never_answers_ends_soon(
+    redis_server: RedisServer,
+) -> None:
+    """The server holds the claim's reply (a far, hung or paused server): the claim cut by
+    its caller (a timeout) waits for it a short while (DRAIN_S), not its socket_timeout (10 s)
+    and its retries."""
+    with LatencyProxy(redis_server.port or 0) as link:
+
+        async def hold(_: AsyncSwarm) -> None:
+            link.delay_s = 5.0  # (each way: no reply within 10 s)
+
+        took = asyncio.run(_claim_cut(link.url, hold))
+    assert took < 3, f"the cancelled claim took {took:.1f} s"
+
+
+def test_a_claim_cut_by_a_timeout_on_a_dead_server_ends_soon(servers: ServerFactory) -> None:
+    """The server is gone: the claim cut by its caller (a timeout) makes no more attempts
+    (no reconnection, no backoff: 50 s of them with retries=20)."""
+    server = servers.start()
+
+    async def kill(_: AsyncSwarm) -> None:
+        server.kill()
+
+    try:
+        took = asyncio.run(_claim_cut(f"{server.url}?retries=20", kill))
+    finally:
+        server.stop()
+    assert took < 3, f"the cancelled claim took {took:.1f} s"
+
+
+def test_a_cancelled_claim_whose_connection_drops_is_not_sent_again(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """The connection of a cancelled claim, waiting for its reply, drops: the claim is not
+    retried (no reconnection, no resend that would lease a task for nobody)."""
+    with (
+        LatencyProxy(redis_server.port or 0) as link,
+        Swarm(redis_url, swarm=SWARM) as near,
+    ):
+        (posted,) = near.post_tasks([TaskSpec("q", "t")])
+
+        async def main() -> int:
+            async with AsyncSwarm(link.url, swarm=SWARM) as far:
+                await far.ping()
+                link.delay_s = 5.0  # (the claim is held on its way: it never reaches Redis)
+                claim = asyncio.create_task(far.claim("q", worker="w"))
+                await asyncio.sleep(0.2)
+                connections = link.stats.connections
+                claim.cancel()
+                link.delay_s = 0.0
+                link.cut()
+                with pytest.raises(asyncio.CancelledError):
+                    await claim
+                return link.stats.connections - connections
+
+        assert asyncio.run(main()) == 0, "the cancelled claim reconnected"
+        task = near.get_task(posted.id)
+        assert task.status is TaskStatus.PENDING and task.abandons == 0, task

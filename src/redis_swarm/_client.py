@@ -12,6 +12,7 @@ import contextlib
 import functools
 import inspect
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
 from types import MappingProxyType, MethodType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
@@ -61,6 +62,7 @@ from ._protocol import (
     sync_op,
     with_reply,
 )
+from ._retries import stoppable
 from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 from ._translate import translate
 from ._transport import Load, Scripting, Step, exchange, load_everything
@@ -101,26 +103,38 @@ def raise_if_cancelled() -> None:
 # How many turns of the event loop a reply already received takes to be read (its bytes from
 # the socket to the parser, then to the pipeline): what a cancelled wait gets to finish.
 DRAIN_TURNS = 4
+# The longest a cancelled call waits for the reply of a request it already sent (a claim's:
+# it holds the leases to give back), socket_timeout if less: a few round trips to a far
+# server, not the retries of a server that is gone or paused (those are a lost reply).
+DRAIN_S = 1.5
 
 
-async def _shielded(work: Coroutine[Any, Any, T], *, blocking: bool) -> T:
-    """``await work``, read to the end even when the caller is cancelled meanwhile (a
+async def _shielded(work: Coroutine[Any, Any, T], *, blocking: bool, drain_s: float) -> T:
+    """``await work``, whose reply is read even when the caller is cancelled meanwhile (a
     ``Call.shielded``: a claim's reply holds the leases it took); the CancelledError then
     carries the reply (``reply_at_interrupt``), for the operation to give back what it took.
-    Such a request is answered at once: the caller waits one round trip at most. One that
-    waits first (``blocking``: behind a wake wait) is read only as far as what already came
-    (``DRAIN_TURNS`` turns of the event loop), then dropped with its connection."""
-    inner = asyncio.ensure_future(work)
+    Once cancelled, only the attempt under way may end: no retry, no reconnection
+    (``stoppable``), for ``drain_s`` at most (such a request is answered at once); one that
+    waits first (``blocking``: behind a wake wait) only as far as what already came
+    (``DRAIN_TURNS`` turns of the event loop). Then it is dropped with its connection, and
+    what it took, if it ran, is held until its lease ends (a lost reply)."""
+    inner, stop = stoppable(work)
     try:
         return await asyncio.shield(inner)
     except asyncio.CancelledError as exc:
+        stop()
         if blocking:
             for _ in range(DRAIN_TURNS):
                 if inner.done():
                     break
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.sleep(0)
-            inner.cancel()
+        else:  # (a cancellation during the drain, aclose()'s say, does not prolong it)
+            deadline = time.monotonic() + drain_s
+            while not inner.done() and (left := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait((inner,), timeout=left)
+        inner.cancel()
         while not inner.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait((inner,))
@@ -864,14 +878,15 @@ class AsyncSwarm(_Shell):
         if isinstance(request, Fetch):
             # The replies first, then their checks off the loop (see Fetch).
             return await self._attempt(request.after(await self._attempt(Batch(request.items))))
+        drain_s = min(self.settings.socket_timeout, DRAIN_S)
         if isinstance(request, Call):
             if request.shielded:
-                return await _shielded(self._retried(request), blocking=False)
+                return await _shielded(self._retried(request), blocking=False, drain_s=drain_s)
         elif isinstance(request, Batch) and any(
             isinstance(item, Call) and item.shielded for item in request.items
         ):
             blocking = any(is_wake_wait(item) for item in request.items)
-            return await _shielded(self._retried(request), blocking=blocking)
+            return await _shielded(self._retried(request), blocking=blocking, drain_s=drain_s)
         return await self._retried(request)
 
     async def _retried(self, request: Request) -> Any:

@@ -75,11 +75,13 @@ class Call:
     keys: tuple[str, ...]
     args: tuple[Any, ...] = ()
     load: bool = True
-    # True: its reply holds what the operation took (a claim's leases), and the asyncio
-    # shell reads it even when its caller is cancelled meanwhile, handing it over on the
-    # interrupt (``reply_at_interrupt``) so that the operation gives back what it took: to
-    # the end when it is sent alone (it must be answered at once), only what already came
-    # when it waits behind a wake wait (``is_wake_wait``), which the interrupt cuts.
+    # True: its reply holds what the operation took (a claim's leases, a report's next
+    # task), and the asyncio shell reads it even when its caller is cancelled meanwhile,
+    # handing it over on the interrupt (``reply_at_interrupt``) so that the operation gives
+    # back what it took: when it is sent alone (it is answered at once), for a short while
+    # and from the attempt under way alone (no retry, no reconnection: _client.DRAIN_S);
+    # only what already came when it waits behind a wake wait (``is_wake_wait``), which the
+    # interrupt cuts.
     shielded: bool = False
 
 

@@ -29,7 +29,7 @@ import asyncio
 import inspect
 import ssl as _ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, NamedTuple, TypeVar
 
@@ -58,6 +58,7 @@ __all__ = [
     "backoff",
     "is_permanent",
     "retry",
+    "stoppable",
 ]
 
 T = TypeVar("T")
@@ -145,6 +146,27 @@ class _Nested:
 
     def __exit__(self, *exc: object) -> None:
         _DEPTH.reset(self._token)
+
+
+# Set in the task of a request whose caller has gone (cancelled: the asyncio shell reads what
+# is on its way, _client._shielded): its retry loop gives up at its next failure, no
+# reconnection and no resend for nobody. A list, shared with the task's copy of the context.
+_STOPPED: ContextVar[list[bool] | None] = ContextVar("redis_swarm_retry_stopped", default=None)
+
+
+def stoppable(work: Coroutine[Any, Any, T]) -> tuple[asyncio.Task[T], Callable[[], None]]:
+    """``work`` in a task of its own, and what stops its retries (see ``_STOPPED``)."""
+    stopped: list[bool] = []
+    token = _STOPPED.set(stopped)
+    try:
+        task = asyncio.ensure_future(work)
+    finally:
+        _STOPPED.reset(token)
+    return task, lambda: stopped.append(True)
+
+
+def _stopped() -> bool:
+    return bool(_STOPPED.get())
 
 
 class _Attempts:
@@ -286,9 +308,11 @@ class AsyncRetry(redis.asyncio.retry.Retry):
                     pause, reported = attempts.failed(error)
                     if inspect.isawaitable(reported):
                         await reported
-                    if pause is None:
+                    if pause is None or _stopped():
                         raise
                     await asyncio.sleep(pause)
+                    if _stopped():  # (stopped during the pause)
+                        raise
 
 
 R = TypeVar("R", Retry, AsyncRetry)

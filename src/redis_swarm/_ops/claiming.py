@@ -58,6 +58,7 @@ __all__ = [
     "claim",
     "claim_behind_report",
     "claim_part",
+    "give_back",
     "note_idle",
     "reap",
     "reap_due",
@@ -245,7 +246,7 @@ def claim(
             if waiting is not None and cut is not None:
                 cut = cut[1]  # (the batch's replies: the wait's, the script's)
             if cut is not None and not isinstance(cut, Exception) and cut[0]:
-                yield from _give_back(ctx, exc, leased(ctx, cut, lease_secrets))
+                yield from give_back(ctx, exc, leased(ctx, cut, lease_secrets))
             raise
         if reply[0]:
             # The claim ran: its leases stand whatever the wait before it met.
@@ -280,10 +281,11 @@ def claim(
             popped, waiting = (yield waiting) is not None, None
 
 
-def _give_back(ctx: OpContext, interrupt: BaseException, tasks: list[Task]) -> Operation[None]:
+def give_back(ctx: OpContext, interrupt: BaseException, tasks: list[Task]) -> Operation[None]:
     """Release ``tasks``, leased by a claim whose caller was interrupted meanwhile (nobody
     would hold them until their leases end: an abandon each), in one round trip; a failure
-    to is noted on the interrupt, which goes on either way."""
+    to is noted on the interrupt, which goes on either way. (A report's ``claim_next``
+    gives back so too.)"""
     try:
         yield from together(*(release(ctx, t.id, t.token) for t in tasks))
     except SwarmError as failed:
@@ -338,7 +340,10 @@ def claim_behind_report(
     args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, asked_lease_ms(lease_s))
     limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
     after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)
-    call = Call("task_claim", _claim_keys(ctx.keys, names), (*args, *limits, *after, secret))
+    # (shielded: its reply holds the lease, which an interrupted report gives back)
+    call = Call(
+        "task_claim", _claim_keys(ctx.keys, names), (*args, *limits, *after, secret), shielded=True
+    )
     lengths = tuple(Cmd("LLEN", w) for w in wakes)
     return ClaimBehind(names, worker, own_wake, secret, (wait, call, *lengths))
 

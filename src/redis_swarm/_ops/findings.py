@@ -26,7 +26,7 @@ from .._errors import (
 from .._hints import LIST_FINDINGS
 from .._keys import Keys
 from .._models import Finding, Page, RetiredPass, Synthesis, Task
-from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation, reply_at_interrupt
 from .._usage import LABEL_CHARS, Usage
 from .._validate import MAX_WAIT_S, check_id, check_name
 from . import claiming as task_ops
@@ -174,7 +174,11 @@ def report(
     task, as a BRPOP worker's does); a refused or superseded report ends that wait at once,
     claims nothing and raises as without it. A retry with the same ``finding_id`` (the
     client's own, after a connection lost while waiting, included) gets back the lease its
-    first try took, as with ``claim_next`` alone."""
+    first try took, as with ``claim_next`` alone.
+
+    A report with ``claim_next`` interrupted (its asyncio task cancelled) once sent reads
+    its reply all the same and releases the next task it leased before the interrupt goes
+    on, as ``claim`` does (the finding stays stored: the report ran)."""
     wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
     if wait and claim_next is None:
         raise ValidationError("wait_s is how long to wait for the next task: pass claim_next")
@@ -221,8 +225,11 @@ def report(
         *claiming[1],
     )  # fmt: skip
     # (a report without a token has its own function, which a worker's ACL user may not call:
-    # it completes any task no live lease holds; docs/security.md)
-    call = Call("task_report" if tok else "task_report_unleased", keys, args)
+    # it completes any task no live lease holds; docs/security.md). With claim_next its reply
+    # holds the next task's lease, read by an interrupted caller's shell all the same
+    # (shielded), and given back below.
+    script = "task_report" if tok else "task_report_unleased"
+    call = Call(script, keys, args, shielded=claim_next is not None)
     try:
         if behind is None:
             outcome, raw, named, *next_pair = yield call
@@ -252,6 +259,14 @@ def report(
             record = yield Cmd("HGET", ctx.keys.retired_passes, r.pass_name)
             if record is not None:
                 raise NotFound(RetiredPass.stored(r.pass_name, record).task_gone(task_id)) from None
+        raise
+    except INTERRUPTS as exc:
+        # The finding stays (reported); the next task the reply leased goes back.
+        cut = reply_at_interrupt(exc)
+        if behind is None:
+            yield from _give_back_next(ctx, exc, None if cut is None else cut[3:], next_secret)
+        else:  # (the batch's replies: the report's, the wait's, the claim's, ...)
+            yield from _give_back_next(ctx, exc, None if cut is None else cut[2], behind.secret)
         raise
     if text(outcome) == "existing":
         stored = finding_from(raw)
@@ -286,6 +301,9 @@ def report(
             except ConnectionFailed as exc:
                 exc.lease_secrets = (behind.secret,)  # (as the report's own, above)
                 raise
+            except INTERRUPTS as exc:
+                yield from _give_back_next(ctx, exc, reply_at_interrupt(exc), behind.secret)
+                raise
         nxt = task_ops.taken_behind(ctx, behind, (replies[1], claimed, *replies[3:]))
     else:
         task_ops.note_idle(ctx, stored.worker, claim_next, next_pair)
@@ -302,6 +320,15 @@ def report(
         )
         nxt = got if isinstance(got, Task) else None
     return stored, nxt
+
+
+def _give_back_next(
+    ctx: OpContext, interrupt: BaseException, claimed: Any, secret: str
+) -> Operation[None]:
+    """Release the next task a report's claim leased (``claimed``: that claim's reply as the
+    shell read it, or None) when its caller was interrupted: nobody would hold it."""
+    if claimed is not None and not isinstance(claimed, Exception) and claimed and claimed[0]:
+        yield from task_ops.give_back(ctx, interrupt, leased(ctx, claimed, [secret]))
 
 
 # How Redis's NOPERM names a function call it refused (a key it refused is not named so).
