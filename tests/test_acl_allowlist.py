@@ -35,6 +35,7 @@ from redis_swarm._embedded import _version_of
 from redis_swarm._errors import ConfigError, Conflict, Timeout
 from redis_swarm._keys import Keys
 from redis_swarm._ops import agents as agent_ops
+from redis_swarm._ops import claiming as claiming_ops
 from redis_swarm._ops import server as server_ops
 from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
@@ -277,6 +278,9 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     third = worker.claim("q", worker=me.id)
     assert third is not None
     worker.release(third.id, third.token)
+    again = worker.claim("q", worker=me.id)  # (the one released: back to pending by give_back)
+    assert again is not None
+    worker._run(claiming_ops.give_back(worker._ctx, KeyboardInterrupt(), [again]))
     shard.requeue_dead(second.id)
     shard.cancel(second.id)
     short = worker.claim("q", worker=me.id, lease_s=0.2)

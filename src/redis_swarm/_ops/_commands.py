@@ -75,6 +75,8 @@ OPERATIONS: dict[str, Uses] = {
     "renew": _uses("hget", "task_update", worker=True),
     "fail": _uses("hget", "task_update", worker=True),
     "release": _uses("hget", "task_update", worker=True),
+    # (a cancelled claim or report releases what its reply leased)
+    "give_back": _uses("hget", "task_update", worker=True),
     "cancel": _uses("hget", "task_update"),
     "requeue_dead": _uses("hget", "task_update"),
     "reap": _uses("hkeys", "task_claim", worker=True),
