@@ -348,6 +348,20 @@ def test_ids_are_compared_by_their_parts_not_as_one_string(redis_url: str) -> No
         assert _read_all(later, agent)[-2:] == ["hello", "later"]
 
 
+def test_an_inbox_entry_past_2_53_does_not_stall_its_reader(swarm: Swarm, raw: Any) -> None:
+    """A worker's inbox entry with a seq past 2^53: every later message takes a seq there, and
+    ids compared as Lua numbers stopped the read's cursor (one message shown for ever)."""
+    swarm.register("worker", name="a")
+    ahead = int(time.time() * 1000) + 60_000
+    raw.xadd(KEYS.inbox("a"), {"id": "m-forged", "from": "x", "to": "a", "kind": "note",
+             "body": "forged", "data": "", "at": str(ahead)},
+             id=f"{ahead}-9007199254740994")  # fmt: skip
+    sent = [swarm.send("a", f"m{i}", sender="lead").seq for i in range(4)]
+    assert sent == [f"{ahead}-{9007199254740995 + i}" for i in range(4)]
+    shown = [m.body for _ in range(6) for m in swarm.inbox("a", limit=1)]
+    assert shown == ["forged", "m0", "m1", "m2", "m3"]
+
+
 # --- 7. a due hint no scan set
 
 

@@ -47,16 +47,13 @@ local function unread_start()
   return cursor and ('(' .. cursor) or '-'
 end
 
-local function before(a, b)
-  local ams, aseq = string.match(a, '(%d+)-(%d+)')
-  local bms, bseq = string.match(b, '(%d+)-(%d+)')
-  if ams ~= bms then return tonumber(ams) < tonumber(bms) end
-  return tonumber(aseq) < tonumber(bseq)
-end
+-- (ids compared and stepped as decimal strings, the prelude's stream_id_*: a worker may XADD
+-- an entry whose seq is past 2^53, where a Lua number is no longer exact)
+local before = stream_id_less
 
+-- The id right after entry_id (itself when it is the largest: nothing can follow it).
 local function next_id(entry_id)
-  local ms, seq = string.match(entry_id, '(%d+)-(%d+)')
-  return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+  return stream_id_next(entry_id) or entry_id
 end
 
 -- Merge up to limit entries of the two ranges; returns them, the inbox ids taken and the

@@ -64,36 +64,13 @@ end
 local now = now_ms(ARGV[7])
 local at = string.format('%d', now)
 
--- Stream ids ('MS-SEQ') compared and stepped as decimal strings: their parts reach 2^64 - 1,
--- past what a Lua number holds exactly (a worker may XADD any id).
-local function less(a, b)  -- a < b, two decimal strings without leading zeros
-  if #a ~= #b then return #a < #b end
-  return a < b
-end
-local function plus_one(n)  -- n + 1, nil past 2^64 - 1
-  if n == '18446744073709551615' then return nil end
-  local head, nines = string.match(n, '^(%d-)(9*)$')
-  local last = #head > 0 and tonumber(string.sub(head, -1)) or 0
-  return string.sub(head, 1, -2) .. string.format('%d', last + 1)
-    .. string.rep('0', #nines)
-end
--- Whether stream id a ('MS-SEQ') is below stream id b: by their ms, then their seq (each a
--- decimal string: comparing the whole ids as numbers would put 5-10 after 6-2).
-local function id_less(a, b)
-  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
-  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
-  if a_ms ~= b_ms then return less(a_ms, b_ms) end
-  return less(a_seq, b_seq)
-end
--- The first id after last (nil: none) at or after ms now: nil when last is the largest id.
+-- The first id after last (nil: none) at or after ms now: nil when last is the largest id
+-- (stream ids compared and stepped as decimal strings: the prelude's stream_id_*).
 local function id_after(last)
   if not last then return at .. '-0' end
-  local ms, seq = string.match(last, '^(%d+)-(%d+)$')
-  if less(ms, at) then return at .. '-0' end
-  local next_seq = plus_one(seq)
-  if next_seq then return ms .. '-' .. next_seq end
-  local next_ms = plus_one(ms)
-  return next_ms and next_ms .. '-0' or nil
+  local ms = string.match(last, '^(%d+)-')
+  if dec_less(ms, at) then return at .. '-0' end
+  return stream_id_next(last)
 end
 
 local newest = redis.pcall('XREVRANGE', KEYS[3], '+', '-', 'COUNT', '1')
@@ -103,7 +80,7 @@ if not sid then return refuses(KEYS[3], 'its newest id is the largest a stream c
 -- The target stream's newest (read above) may be past it: a clock stepped back, or a worker's
 -- XADD ahead. The message then takes the first id after that, and its event the same id.
 local mine = recent[1] and recent[1][1]
-if mine and not id_less(mine, sid) then
+if mine and not stream_id_less(mine, sid) then
   sid = id_after(mine)
   if not sid then return refuses(KEYS[2], 'its newest id is the largest a stream can hold') end
 end

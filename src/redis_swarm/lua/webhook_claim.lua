@@ -8,11 +8,6 @@
 local id, event = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', KEYS[1], id) == 0 then return -1 end
 local sent = redis.call('HGET', KEYS[1], id .. '|sent')
-if sent then
-  local ems, eseq = string.match(event, '^(%d+)-(%d+)$')
-  local sms, sseq = string.match(sent, '^(%d+)-(%d+)$')
-  ems, eseq, sms, sseq = tonumber(ems), tonumber(eseq), tonumber(sms), tonumber(sseq)
-  if ems < sms or (ems == sms and eseq <= sseq) then return 0 end
-end
+if sent and not stream_id_less(sent, event) then return 0 end  -- (at or before the cursor)
 redis.call('HSET', KEYS[1], id .. '|sent', event)
 return 1
