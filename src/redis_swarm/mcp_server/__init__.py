@@ -19,8 +19,8 @@ from ._roles import AGENT_ROLES, PROMPT_ROLES
 # fill the swarm's registry. Generous, because Claude Code never ends a session (no DELETE):
 # every `claude -p` and `claude mcp list` keeps one for the 30 idle minutes, so a team, or a
 # `swarm run --exec 'claude -p ...'` pool, runs through 64 within the half hour. Past the bound
-# the idle session unused the longest makes room (``_session``), but 1024 agents heartbeating
-# every 15 s are still light work for Redis.
+# a registering session makes room by closing the one unused the longest, for 5 minutes at
+# least (``_session``); 1024 agents heartbeating every 15 s are still light work for Redis.
 DEFAULT_MAX_SESSIONS = 1024
 
 if TYPE_CHECKING:

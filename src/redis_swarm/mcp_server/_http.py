@@ -11,10 +11,12 @@ DELETE, or the SDK's idle timeout, 30 minutes without a request in flight or a G
 open): the registry's ``max_sessions`` bounds how many are open at once, so that a client
 opening sessions in a loop cannot fill the swarm's registry. Claude Code never sends DELETE,
 so each `claude -p` or `claude mcp list` leaves its session open until the idle timeout: a new
-session past the bound therefore ends the one unused the longest that holds no lease, serves
-no request and keeps no GET stream open (its agent marked stale), and only when none can go is
-it refused, with 503 before anything is registered, in words that say what to do
-(``SessionsFull``).
+session past the bound therefore, as it registers (after its ``initialized``), ends the one
+unused the longest that has been unused for minutes, holds no lease, serves no request and
+keeps no GET stream open (``SessionRegistry._room``). Only when none can go is it refused, with
+503 to its ``initialize`` before anything is registered, in words that say what to do
+(``SessionsFull``). Claude Code does not recover from a session ended so (it keeps sending the
+dead session id): its user restarts it, which is why only a session left long unused goes.
 """
 
 from __future__ import annotations
@@ -82,11 +84,14 @@ class SessionsFull:
     """ASGI middleware: a session past the bound makes room or is refused in words that say
     what to do.
 
-    Before an ``initialize`` (a handshake-era POST naming no session) it asks the registry to
-    make room (``SessionRegistry.make_room``), which may end the session unused the longest:
-    it counts the HTTP requests open on each session (a GET stream included) for the
-    registry (``http_busy``), and ends a session as its client would, with a DELETE
-    (``end``). Refused when none can go: 503, nothing registered. The SDK's own refusal
+    Before an ``initialize`` (a handshake-era POST naming no session) it asks the registry
+    whether a session would have a place (``SessionRegistry.has_room``), closing nothing:
+    refused when not, 503, nothing registered. The room itself is made when the session
+    registers, after its ``initialized`` (a probe that never sends it closes nobody's
+    session), by ending the session unused the longest that can go: for that this counts the
+    HTTP requests open on each session (a GET stream included) for the registry
+    (``http_busy``), and ends a session as its client would, with a DELETE (``end``). The
+    SDK's own refusal
     (503, a request that names no session: nothing else of the SDK answers 503) says the
     bound and what to do too, where the SDK's says only "Too many open sessions": its
     JSON-RPC error is kept (its code, ``id`` null), only its message changes."""
@@ -108,8 +113,10 @@ class SessionsFull:
         return self.open[http_id] > 0
 
     async def end(self, http_id: str) -> None:
-        """End an HTTP session as its client's DELETE would: the SDK forgets it (its id then
-        answers 404, and its client starts a new session)."""
+        """End an HTTP session as its client's DELETE would: the SDK forgets it, and its id
+        then answers 404. A client is expected to start a new session then, but Claude Code
+        keeps sending the dead id (a known upstream bug) until it is restarted: the registry
+        ends only sessions unused for minutes (``MIN_IDLE_TO_MAKE_ROOM_S``)."""
         if self.template is None:  # (no request seen: no session to end)
             return
         dropped = {MCP_SESSION_ID_HEADER.lower().encode(), MCP_PROTOCOL_VERSION_HEADER.encode()}
@@ -147,7 +154,7 @@ class SessionsFull:
         opening = scope["method"] == "POST" and (
             version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
         )
-        if opening and self.sessions is not None and not await self.sessions.make_room():
+        if opening and self.sessions is not None and not await self.sessions.has_room():
             await self._refuse(send, _REFUSAL, _REFUSAL_BODY)
             return
         refusal: Message | None = None

@@ -125,8 +125,9 @@ def build_server(
     store under the swarm's home, where the hooks of the same agent find it (``swarm mcp``
     sets it; a server built here for tests or embedding writes no file unless asked).
     ``max_sessions``: how many client sessions it serves at once (each one an agent); one
-    past it makes room by closing the idle session unused the longest (its agent marked
-    stale), and is refused only when none can go (``_session``).
+    past it makes room, as it registers, by closing the session unused the longest (for 5
+    minutes at least, holding no lease, request or stream), and is refused when none can go
+    (``_session`` says which agents then leave and which stay stale).
     """
     if name is not None:  # (refused here, not by each tool call, which would blame the model)
         check_agent("name", name)

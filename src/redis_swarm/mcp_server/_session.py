@@ -26,11 +26,14 @@ idle HTTP session live. Closed so, its agent is marked stale, not deregistered: 
 and the next request under the name joins as the same agent again (``_idle_ids``).
 
 A server serves at most ``max_sessions`` sessions at once (both eras: over HTTP each one is an
-agent heartbeating in the swarm's registry). A new one past it makes room by closing the
-session unused the longest among those that hold no lease, serve no request and (over HTTP)
-keep no stream open (``_room``; its agent marked stale, as above): Claude Code never ends its
-sessions, so each `claude -p` leaves one behind for the idle time. Refused, before it registers,
-only when none can go.
+agent heartbeating in the swarm's registry). A new one past it, as it registers, makes room by
+closing the session unused the longest among those unused for ``MIN_IDLE_TO_MAKE_ROOM_S`` at
+least that hold no lease, serve no request and (over HTTP) keep no stream open (``_room``):
+Claude Code never ends its sessions, so each `claude -p` leaves one behind for the idle time.
+Refused, before it registers, only when none can go. The agent of a session closed so is
+marked stale when someone may come back as it (a 2026-era client name, a given id) or when its
+inbox holds a direct message unread; a handshake-era agent with a made-up id leaves, as when
+the SDK ends its session idle (nobody ever comes back as it).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ _SLICE_S = 1.0
 
 __all__ = [
     "ANSWER",
+    "MIN_IDLE_TO_MAKE_ROOM_S",
     "NO_SERVER",
     "REMEMBERED_REPORTS",
     "REPORT",
@@ -99,6 +103,13 @@ BEAT_WAIT_S = 1.0
 # for idleness (``SessionRegistry._idle_ids``), oldest forgotten first: a name that comes back
 # joins as the same agent, its inbox intact; one forgotten gets a new agent, as before.
 REMEMBERED_CLIENTS = 10_000
+
+# How long a session must have gone unused before it is closed to make room for a new one.
+# Claude Code does not recover from a session the server closed: it keeps sending the dead
+# session id after the 404 (a known upstream bug) until it is restarted. So room is made only
+# from sessions clearly left behind (a finished `claude -p`, a `claude mcp list`), never from
+# one whose user only paused for a minute: past the bound a new session is refused instead.
+MIN_IDLE_TO_MAKE_ROOM_S = 5 * 60
 
 # How many reported tasks (and answered questions) a session remembers, oldest forgotten first:
 # an agent reports again the task it just did, not one of a thousand ago, and a session that
@@ -267,8 +278,9 @@ def sessions_full(max_sessions: int) -> str:
     handshake era's ``initialize``): the bound, why none made room, and what frees a place."""
     return (
         f"this MCP server has {max_sessions} sessions open, as many as it serves at once, and "
-        "none can make room (each holds a task's lease, is serving a request or keeps a stream "
-        "open): try again once one is done, or restart the server with a higher --max-sessions"
+        "none can make room (each holds a task's lease, is serving a request, keeps a stream "
+        f"open or was used in the last {MIN_IDLE_TO_MAKE_ROOM_S // 60} minutes): try again "
+        "later, or restart the server with a higher --max-sessions"
     )
 
 
@@ -516,37 +528,68 @@ class SessionRegistry:
                              session.agent_id, now - session.used)  # fmt: skip
                     await self._close_idle(session)
 
-    async def make_room(self) -> bool:
-        """Whether a new session has a place, once the one unused the longest that can go
-        made room if needed (``_room``): the HTTP face asks before an ``initialize``."""
+    async def has_room(self) -> bool:
+        """Whether a new session would have a place, closing nothing: the HTTP face asks before
+        an ``initialize``, to refuse it with 503 when not. Room is made only when a session
+        registers (``_open``, after ``initialized``): a client that only probes the server
+        (an ``initialize``, never ``initialized``) closes nobody's session."""
         async with self._lock:
-            return await self._room()
+            return len(self._live) < self.max_sessions or self._unused_longest() is not None
+
+    def _unused_longest(self) -> AgentSession | None:
+        """The session to close to make room: unused the longest among those that can go
+        (``_can_go``) and have been unused for ``MIN_IDLE_TO_MAKE_ROOM_S`` at least."""
+        now = self.clock()
+        idle = [
+            s
+            for s in self._live.values()
+            if now - s.used >= MIN_IDLE_TO_MAKE_ROOM_S and self._can_go(s)
+        ]
+        return min(idle, key=lambda s: s.used, default=None)
 
     async def _room(self) -> bool:
         if len(self._live) < self.max_sessions:
             return True
-        idle = [s for s in self._live.values() if self._can_go(s)]
-        if not idle:
+        oldest = self._unused_longest()
+        if oldest is None:
             return False
-        oldest = min(idle, key=lambda s: s.used)
         log.info("%d sessions open: closing the one unused the longest (agent %s) to make room",
                  len(self._live), oldest.agent_id)  # fmt: skip
         await self._close_idle(oldest)
         return True
 
     async def _close_idle(self, session: AgentSession) -> None:
-        """Close a session nobody is using: its agent is marked stale, not deregistered (its
-        client may well come back; what it was sent meanwhile waits in its inbox), and a
-        2026-era client name joins as the same agent next time. Its HTTP session ends too."""
-        if self._shared.get(session.client) is session:
+        """Close a session nobody is using, and its HTTP session. Its agent is marked stale,
+        not deregistered, when someone may come back as it: a 2026-era client name (joins as
+        the same agent next time, its inbox intact) or a given id (``named``). A handshake-era
+        session's made-up id is never taken again, so its agent leaves, as it does when the
+        SDK ends the session idle, unless a message sent to it waits unread (``_unread``):
+        then it stays, stale, for someone to read its inbox (``swarm agents sweep`` removes
+        it)."""
+        shared = self._shared.get(session.client) is session
+        if shared:
             del self._shared[session.client]
             self._idle_ids[session.client] = session.agent_id
             self._idle_ids.move_to_end(session.client)
             while len(self._idle_ids) > REMEMBERED_CLIENTS:
                 self._idle_ids.popitem(last=False)
-        await self.close(session, stale=True)
+        await self.close(session, stale=shared or await self._unread(session))
         if session.http_id is not None and self.end_http is not None:
             await self.end_http(session.http_id)
+
+    async def _unread(self, session: AgentSession) -> bool:
+        """Whether a message sent to the session's agent waits unread (the core's inbox, peeked:
+        nothing marked read). Broadcasts do not count: every agent has them, and none is lost
+        when an agent nobody comes back as leaves. True when the inbox cannot be read, or a
+        page of broadcasts hides what follows: a message is never lost on a guess."""
+        if session.named:  # (kept anyway: no need to look)
+            return True
+        try:
+            waiting = await self.call(self.swarm.inbox, session.agent_id, ack=False)
+        except SwarmError as exc:
+            log.warning("inbox of %s not read (its agent kept, stale): %s", session.agent_id, exc)
+            return True
+        return waiting.more or any(m.to == session.agent_id for m in waiting)
 
     def _profile(
         self, client: str, role: str, model: str | None, **more: Any
@@ -606,8 +649,9 @@ class SessionRegistry:
         registered it before says so again at its next heartbeat (``_beat``).
 
         This runs when the client closes its session or the server stops cleanly; a client or
-        server that crashed leaves its leases to expire as before. ``stale``: it closes for
-        idleness (``_close_idle``), its client may come back: marked stale, as a named one.
+        server that crashed leaves its leases to expire as before. ``stale``: it closes unused
+        (``_close_idle``) and someone may come back as it, or read its inbox: marked stale,
+        as a named one.
         """
         if session.closed:
             return
