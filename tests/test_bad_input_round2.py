@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from redis_swarm import Swarm, TaskStatus
+from redis_swarm._net import shown_host
 from redis_swarm._validate import MAX_NAME, MAX_TASK_DATA_BYTES
-from redis_swarm._web import shown_host
 from redis_swarm.cli._common import MAX_DATA_FILE_BYTES, MAX_INPUT_BYTES
 
 from ._cli import Cli
@@ -341,3 +341,15 @@ def test_inline_text_that_is_not_utf8_is_a_usage_error(
     argv = [a.replace("{task}", task_id).replace("{token}", token) for a in args]
     out = refused_unchanged(raw, lambda: cli(*argv, env={"SWARM_AGENT": "bob"}, expect=2))
     assert "is not UTF-8 text: give it as UTF-8" in out.stderr, out
+
+
+def test_a_host_nothing_resolves_is_shown_escaped_by_listen() -> None:
+    """``_net.listen``'s own refusal (every web face's) showed --host raw: a newline in it
+    split the error line."""
+    from redis_swarm import ConfigError
+    from redis_swarm._net import listen
+
+    with pytest.raises(ConfigError) as refused:
+        listen("no-such-host\n.invalid", 0)
+    said = str(refused.value)
+    assert "\n" not in said and shown_host("no-such-host\n.invalid") in said, said

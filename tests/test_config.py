@@ -124,3 +124,16 @@ def test_every_url_sets_durability_and_compression(
 def test_bad_behaviour_options_name_the_problem(url: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         Settings.from_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        ("redis://127.0.0.1:6379/-1", "name one from 0 (Redis's default has 16, 0 to 15)"),
+        ("redis://127.0.0.1:6379/0?socket_timeout=-1", "write socket_timeout=N, N a number from 0"),
+    ],
+)
+def test_a_negative_database_or_option_says_what_to_write(url: str, advice: str) -> None:
+    with pytest.raises(ConfigError, match="is negative") as refused:
+        Settings.from_url(url)
+    assert advice in str(refused.value)

@@ -530,7 +530,10 @@ def _db(text: str, url: str) -> int:
     except ValueError:
         raise ConfigError(f"database {text!r} in {mask_url(url)!r} is not a number") from None
     if db < 0:
-        raise ConfigError(f"database {db} in {mask_url(url)!r} is negative")
+        raise ConfigError(
+            f"database {db} in {mask_url(url)!r} is negative: name one from 0 (Redis's default "
+            "has 16, 0 to 15), as in redis://HOST:6379/0"
+        )
     return db
 
 
@@ -575,7 +578,10 @@ def _query(
                     f"number: write {name}=N, N a number such as 10"
                 )
             if number < 0 and name not in _POOL_OPTIONS:  # (Settings._check says what it takes)
-                raise ConfigError(f"option {name} in {mask_url(url)!r} is negative")
+                raise ConfigError(
+                    f"option {name} in {mask_url(url)!r} is negative: write {name}=N, N a "
+                    "number from 0"
+                )
             out[name] = number
     return out
 

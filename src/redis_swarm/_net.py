@@ -12,8 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigError
+from ._printable import printable
 
-__all__ = ["Listening", "http_url", "is_loopback", "listen"]
+__all__ = ["HOST_SHOWN", "Listening", "http_url", "is_loopback", "listen", "shown_host"]
+
+# The most of a --host value a message shows: it is typed, but may be any length.
+HOST_SHOWN = 80
+
+
+def shown_host(host: str) -> str:
+    """``host`` quoted for a message: cut to HOST_SHOWN characters, every control or
+    bidirectional character (a newline too) shown as an escape, not obeyed by the terminal."""
+    cut = host if len(host) <= HOST_SHOWN else host[: HOST_SHOWN - 1] + "…"
+    return printable(repr(cut))
+
 
 _LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
 
@@ -71,7 +83,7 @@ def listen(host: str, port: int) -> Listening:
     except (socket.gaierror, UnicodeError) as exc:  # (a name IDNA cannot encode: the latter)
         why = exc.strerror if isinstance(exc, socket.gaierror) else "not a host name"
         raise ConfigError(
-            f"cannot listen on --host {host}: {why}: give an address or name of "
+            f"cannot listen on --host {shown_host(host)}: {why}: give an address or name of "
             "this machine (127.0.0.1, 0.0.0.0, ::)"
         ) from None
     # Each address once (getaddrinfo may list one twice), all on one port.
@@ -158,5 +170,9 @@ def _why_not_listening(host: str, port: int, exc: OSError, free: str) -> str:
             f"another with --port{free}"
         )
     if exc.errno == errno.EADDRNOTAVAIL:
+        # (a host getaddrinfo resolved: shown as typed)
         return f"--host {host} is not an address of this machine: pick one of its addresses"
-    return f"cannot listen on {host} port {port}: {exc.strerror or exc}: check --host and --port"
+    return (
+        f"cannot listen on {shown_host(host)} port {port}: {exc.strerror or exc}: check --host "
+        "and --port"
+    )

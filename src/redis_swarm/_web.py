@@ -22,14 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._codec import dumps
 from ._errors import ConfigError
-from ._net import Listening, is_loopback
-from ._printable import printable
+from ._net import Listening, is_loopback, shown_host
 
 __all__ = ["AccessGuard", "require_token_off_loopback", "serve"]
-
-
-# The most of a --host value a message shows: it is typed, but may be any length.
-HOST_SHOWN = 80
 
 
 def require_token_off_loopback(host: str, token: str | None, *, what: str, env: str) -> None:
@@ -47,13 +42,6 @@ def require_token_off_loopback(host: str, token: str | None, *, what: str, env: 
             f"--host {shown_host(host)} is reachable from other machines: {what}, so it needs "
             f"a token there: add --token $(openssl rand -hex 16) (or set {env})"
         )
-
-
-def shown_host(host: str) -> str:
-    """``host`` quoted for a message: cut to HOST_SHOWN characters, every control or
-    bidirectional character (a newline too) shown as an escape, not obeyed by the terminal."""
-    cut = host if len(host) <= HOST_SHOWN else host[: HOST_SHOWN - 1] + "…"
-    return printable(repr(cut))
 
 
 def serve(app: ASGIApp, listening: Listening) -> None:

@@ -247,7 +247,7 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
         if token is not None and source == click.core.ParameterSource.COMMANDLINE:
             raise ConfigError("--token is for --transport http: stdio needs none")
         return None
-    from .._web import shown_host  # (the HTTP server's module: imported only to serve it)
+    from .._net import shown_host
 
     if not host.strip():  # (an empty host would listen on every interface)
         usage_failure(
