@@ -59,6 +59,7 @@ __all__ = [
     "claim_behind_report",
     "claim_part",
     "give_back",
+    "leased_at_interrupt",
     "note_idle",
     "reap",
     "reap_due",
@@ -245,8 +246,7 @@ def claim(
             cut = reply_at_interrupt(exc)
             if waiting is not None and cut is not None:
                 cut = cut[1]  # (the batch's replies: the wait's, the script's)
-            if cut is not None and not isinstance(cut, Exception) and cut[0]:
-                yield from give_back(ctx, exc, leased(ctx, cut, lease_secrets))
+            yield from give_back(ctx, exc, leased_at_interrupt(ctx, cut, lease_secrets))
             raise
         if reply[0]:
             # The claim ran: its leases stand whatever the wait before it met.
@@ -281,11 +281,22 @@ def claim(
             popped, waiting = (yield waiting) is not None, None
 
 
+def leased_at_interrupt(ctx: OpContext, reply: Any, secrets: Sequence[str]) -> list[Task]:
+    """The tasks a claim's reply leased (a claim's, or a report's ``claim_next``), as the
+    shell read it when its caller was interrupted (``reply_at_interrupt``): none when no reply
+    came, it was an error, or it leased nothing."""
+    if reply is None or isinstance(reply, Exception) or not reply or not reply[0]:
+        return []
+    return leased(ctx, reply, list(secrets))
+
+
 def give_back(ctx: OpContext, interrupt: BaseException, tasks: list[Task]) -> Operation[None]:
     """Release ``tasks``, leased by a claim whose caller was interrupted meanwhile (nobody
     would hold them until their leases end: an abandon each), in one round trip; a failure
     to is noted on the interrupt, which goes on either way. (A report's ``claim_next``
     gives back so too.)"""
+    if not tasks:
+        return
     try:
         yield from together(*(release(ctx, t.id, t.token) for t in tasks))
     except SwarmError as failed:

@@ -264,9 +264,12 @@ def report(
         # The finding stays (reported); the next task the reply leased goes back.
         cut = reply_at_interrupt(exc)
         if behind is None:
-            yield from _give_back_next(ctx, exc, None if cut is None else cut[3:], next_secret)
+            next_reply, secret = None if cut is None else cut[3:], next_secret
         else:  # (the batch's replies: the report's, the wait's, the claim's, ...)
-            yield from _give_back_next(ctx, exc, None if cut is None else cut[2], behind.secret)
+            next_reply, secret = None if cut is None else cut[2], behind.secret
+        yield from task_ops.give_back(
+            ctx, exc, task_ops.leased_at_interrupt(ctx, next_reply, [secret])
+        )
         raise
     if text(outcome) == "existing":
         stored = finding_from(raw)
@@ -302,7 +305,8 @@ def report(
                 exc.lease_secrets = (behind.secret,)  # (as the report's own, above)
                 raise
             except INTERRUPTS as exc:
-                yield from _give_back_next(ctx, exc, reply_at_interrupt(exc), behind.secret)
+                taken = task_ops.leased_at_interrupt(ctx, reply_at_interrupt(exc), [behind.secret])
+                yield from task_ops.give_back(ctx, exc, taken)
                 raise
         nxt = task_ops.taken_behind(ctx, behind, (replies[1], claimed, *replies[3:]))
     else:
@@ -320,15 +324,6 @@ def report(
         )
         nxt = got if isinstance(got, Task) else None
     return stored, nxt
-
-
-def _give_back_next(
-    ctx: OpContext, interrupt: BaseException, claimed: Any, secret: str
-) -> Operation[None]:
-    """Release the next task a report's claim leased (``claimed``: that claim's reply as the
-    shell read it, or None) when its caller was interrupted: nobody would hold it."""
-    if claimed is not None and not isinstance(claimed, Exception) and claimed and claimed[0]:
-        yield from task_ops.give_back(ctx, interrupt, leased(ctx, claimed, [secret]))
 
 
 # How Redis's NOPERM names a function call it refused (a key it refused is not named so).
