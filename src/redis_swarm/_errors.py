@@ -75,14 +75,31 @@ class ConnectionFailed(SwarmError):
     TLS, a certificate refused), the handle's pool had no connection left, or the server
     answered a refusal (loading, out of memory, read-only, NOREPLICAS). Where the core
     cannot tell, it says True, the side that loses nothing: a lease secret kept for a claim
-    that never ran proves nothing. False for an error that is about no request."""
+    that never ran proves nothing. False for an error that is about no request.
+
+    ``retryable`` says whether trying again may help: False when no retry can, only a change
+    of configuration: a TLS connection refused over a certificate (the server's does not
+    verify; the server refuses the client's, or requires one), a certificate or key file of
+    the URL that does not load, a port that answers the TLS handshake with no TLS (its
+    message says what to fix). The client's own retries give these up at once, and a loop
+    that rides out outages (``swarm watch``) ends on them. True for everything else: an
+    outage may pass (a server down, paused, loading, full, read-only; a connection closed in
+    the TLS handshake without a word, as a server at its maxclients or restarting closes it;
+    a TLS handshake never answered, as by a plain port but also by a paused server), and a
+    handle's pool may get a connection back."""
 
     def __init__(
-        self, message: str, *, lease_secrets: tuple[str, ...] = (), sent: bool = False
+        self,
+        message: str,
+        *,
+        lease_secrets: tuple[str, ...] = (),
+        sent: bool = False,
+        retryable: bool = True,
     ) -> None:
         super().__init__(message)
         self.lease_secrets = lease_secrets
         self.sent = sent
+        self.retryable = retryable
 
 
 class EmbeddedServerError(ConnectionFailed):

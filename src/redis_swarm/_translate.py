@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from typing import NamedTuple
 
 import redis.exceptions as rex
 
@@ -27,7 +28,6 @@ __all__ = [
     "may_have_reached",
     "pool_exhausted",
     "refused_write",
-    "tls_refused",
     "translate",
     "why_no_answer",
 ]
@@ -146,12 +146,31 @@ def translate(
             )
         if isinstance(exc, rex.AskError | rex.ClusterCrossSlotError) or text.startswith(_REDIRECTS):
             return _cluster_redirect(exc, text, where)
+        if _DB_OUT_OF_RANGE in text:
+            return e.ConfigError(_no_such_database(where))
         if _NOT_A_CLUSTER in text:
             return e.ConfigError(
                 f"Redis at {where} is not a Redis Cluster (cluster mode is not enabled on it): "
                 f"for a single server use a redis:// URL: {_as_server_url(where)}"
             )
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+# Redis's refusal of a SELECT of a database at or above its ``databases`` setting (redis-py
+# selects the URL's database as each connection is made).
+_DB_OUT_OF_RANGE = "DB index is out of range"
+
+
+def _no_such_database(where: str) -> str:
+    """The URL names a database the server does not have: which, and what to do."""
+    settings = _settings_of(where)
+    which = f"database {settings.db}" if settings is not None else "the URL's database"
+    return (
+        f"Redis at {where} has no {which}: a server has only as many as its 'databases' "
+        "setting (16 by default), numbered from 0 ('CONFIG GET databases' on it says how many): "
+        "name one below that count in the URL (its /N; ?db=N for a unix socket), or raise "
+        "databases in the server's redis.conf and restart it"
+    )
 
 
 # A server loading its dataset answers every command with this (redis-py raises it as a
@@ -603,8 +622,11 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
     if tls is not None:
         # A certificate refused (either side's) ends the connection before any request runs,
         # however far redis-py had got (a TLS 1.3 server's alert comes at the first read).
-        refused = _TLS_REFUSED.match(tls) is not None
-        return e.ConnectionFailed(tls, sent=sent and (not refused or _sent_before(exc)))
+        return e.ConnectionFailed(
+            tls.message,
+            sent=sent and (not tls.refused or _sent_before(exc)),
+            retryable=tls.retryable,
+        )
     tls_port = _tls_port_hint(where, text)
     if tls_port and not text.startswith(_CLUSTER_UNREACHABLE):
         # A reset on a plain connection: the server closed it with what it was sent unread
@@ -812,22 +834,27 @@ def closed_in_tls_setup(exc: BaseException) -> bool:
     )
 
 
-# How ``_tls_problem`` begins a TLS connection refused over a certificate: the server's did
-# not verify (its chain, host name or dates), or the server refused the client's or wants
-# one. ("TLS to WHERE failed" is what may pass: a connection closed in the handshake.)
-_TLS_REFUSED = re.compile(r"TLS to \S+ refused\b")
+class _TlsFailure(NamedTuple):
+    """A TLS failure, said (``message``: one line naming what to check). ``refused``: a
+    certificate refused, either side's (the server's did not verify, or the server refused
+    the client's or wants one): the connection ended before any request ran. ``retryable``:
+    whether a retry may help (``ConnectionFailed.retryable``)."""
+
+    message: str
+    refused: bool = False
+    retryable: bool = False
 
 
-def tls_refused(error: BaseException) -> bool:
-    """True when ``error``, as ``translate`` words it, is a TLS connection refused over a
-    certificate: no retry fixes it (a loop that rides out outages gives it up at once)."""
-    return _TLS_REFUSED.match(str(error)) is not None
+def _refused(message: str) -> _TlsFailure:
+    return _TlsFailure(message, refused=True)
 
 
-def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
-    """One line naming what to check, for a TLS failure; None when it is not one. ``chain``:
-    the text of the error and of its causes; ``text``: the error's own; ``closed``: the
-    server ended the connection without a word (an EOF) while it was being made."""
+def _tls_problem(chain: str, text: str, where: str, closed: bool) -> _TlsFailure | None:
+    """What a TLS failure was, for a person and for a retry; None when it is not one.
+    ``chain``: the text of the error and of its causes; ``text``: the error's own;
+    ``closed``: the server ended the connection without a word (an EOF) while it was being
+    made. Only that close may pass (a server at its maxclients, or restarting, closes so
+    too), and a handshake that timed out (a server paused); every other is configuration."""
     low = text.lower()
     closed = closed or _EOF_MIDWAY in low
     if where.startswith("rediss"):
@@ -838,45 +865,46 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> str | None:
         match = _SSL_DETAIL.search(text)
         detail = match[1] if match else "certificate verify failed"
         if "mismatch" in low or "hostname" in low:
-            return (
+            return _refused(
                 f"TLS to {where} refused: the server's certificate does not name this host "
                 f"({detail}): connect by a name or IP the certificate lists (its subjectAltName), "
                 "or give the server a certificate for this name"
             )
         if "expired" in low:
-            return (
+            return _refused(
                 f"TLS to {where} refused: the server's certificate has expired ({detail}): "
                 "renew the server certificate (tls-cert-file), or check this machine's clock "
                 "if it should not have"
             )
         if "not yet valid" in low:
-            return (
+            return _refused(
                 f"TLS to {where} refused: the server's certificate is not valid yet ({detail}): "
                 "check this machine's clock (and the clock of the machine that made the "
                 "certificate), or give the server one valid from now (tls-cert-file)"
             )
-        return _not_verified(where, detail)
+        return _refused(_not_verified(where, detail))
     if closed and where.startswith("rediss"):
         # Under TLS 1.3 a server checks the client certificate after the handshake, and a
         # client that loses that race sees the connection end (EOF) instead of the alert.
         settings = _settings_of(where)
         if settings is not None and settings.ssl_certfile is not None:
-            return _closed_with_certificate(where, text)
+            return _TlsFailure(_closed_with_certificate(where, text), retryable=True)
         # No certificate given: the end of a connection says no more than that (a dropped
         # connection ends so too, and is retried as one), but the likeliest cause is this.
-        return (
+        return _TlsFailure(
             f"TLS to {where} failed: the server closed the connection in the TLS handshake "
             "without a word; most likely the server requires a client certificate "
-            "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL"
+            "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL",
+            retryable=True,
         )
     if "certificate required" in low:
-        return _certificate_required(where)
+        return _refused(_certificate_required(where))
     if HANDSHAKE_FAILURE in low:
-        return _handshake_refused(where, text)
+        return _refused(_handshake_refused(where, text))
     if any(alert in low for alert in CERTIFICATE_REFUSED):
-        return _certificate_rejected(where, text)
+        return _refused(_certificate_rejected(where, text))
     if "wrong version number" in low or "wrong_version_number" in low:
-        return (
+        return _TlsFailure(
             f"TLS to {where} failed: the server does not speak TLS on this port ({text}): use "
             "redis:// for a plain port, or the server's tls-port"
         )
@@ -964,15 +992,25 @@ def _closed_with_certificate(where: str, text: str) -> str:
     )
 
 
-def _tls_setup_problem(chain: str, text: str, where: str) -> str | None:
+def _tls_setup_problem(chain: str, text: str, where: str) -> _TlsFailure | None:
     """What to fix when a TLS connection failed before a server said anything: the
     handshake timed out, or a certificate or key file of the URL did not load."""
     if HANDSHAKE_TIMEOUT in chain:
-        return (
+        # Most likely a plain port, which waits for a newline the TLS client never sends; but
+        # a paused server (SIGSTOP, a frozen host) takes the connection and never answers
+        # either, and that passes: left retryable.
+        return _TlsFailure(
             f"TLS to {where} failed: the server does not speak TLS on this port (it never "
             "answered the TLS handshake): if it is a plain port, use redis://; else the "
-            "server's TLS port (tls-port) is another one"
+            "server's TLS port (tls-port) is another one",
+            retryable=True,
         )
+    found = _tls_file_problem(chain, text, where)
+    return _TlsFailure(found) if found is not None else None
+
+
+def _tls_file_problem(chain: str, text: str, where: str) -> str | None:
+    """What to fix when a certificate or key file of the URL did not load."""
     if _KEY_MISMATCH in chain:
         return (
             f"TLS to {where} failed: ssl_keyfile is not the private key of the certificate in "

@@ -173,7 +173,9 @@ async def _follow(
     """Follow the swarm (``_follow_events``) until Ctrl-C. A lost Redis is said once
     (``say``) and tried again until it answers; then the view goes on from a snapshot read
     anew (``show``), following the events after the newest one it reflects: none missed,
-    none taken twice."""
+    none taken twice. An error no retry fixes (``ConnectionFailed.retryable`` False: a
+    certificate refused, the URL's TLS files) ends the watch with it, as any command's:
+    it says what to fix."""
     read = snap  # the last snapshot read: Redis answered at its ``at``
 
     def reading(view: Callable[[Snapshot], None]) -> Callable[[Snapshot], None]:
@@ -188,20 +190,10 @@ async def _follow(
         try:
             await _follow_events(swarm, read, reading(show), findings_n, idle_s, idle=reading(idle))
         except ConnectionFailed as exc:
-            if _will_not_pass(exc):
+            if not exc.retryable:
                 raise
             read = await _reconnect(swarm, exc, read.at, findings_n, say)
             show(read)
-
-
-def _will_not_pass(exc: ConnectionFailed) -> bool:
-    """A TLS connection refused over a certificate (the server's does not verify, or the
-    server refuses the client's): no outage that passes, so the watch ends with it, its
-    error saying what to fix, as any command's. A connection closed in the handshake (a
-    server restarting, or at its maxclients) is ridden out."""
-    from .._translate import tls_refused
-
-    return tls_refused(exc)
 
 
 async def _reconnect(
@@ -232,7 +224,7 @@ async def _reconnect(
         try:
             snap = await snapshot(swarm, findings=findings_n)
         except ConnectionFailed as exc:
-            if _will_not_pass(exc):
+            if not exc.retryable:
                 raise
             wait_s = min(wait_s * 2, _RETRY_MOST_S)
             continue
