@@ -358,6 +358,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker._run(views.recent(worker._ctx))
     worker._run(agent_ops.held(worker._ctx))  # (inside agents, status and recent)
     worker.corrupt_records()
+    assert worker.check_counters().ok  # (a recount is a shard's: tests/test_doctor_counters.py)
+    assert shard.recount_counters() == ()  # (the counters kept exact: nothing to change)
     assert worker.task_costs(task.id).finding is not None  # (completed: its late ones sought)
     assert worker.pass_costs("P1").tasks >= 1  # (its findings, tasks and syntheses read)
     worker._run(task_ops.shard_stats(worker._ctx, ["shard-1"]))

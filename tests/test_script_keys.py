@@ -156,6 +156,7 @@ def workload(swarm: Swarm) -> None:
     with pytest.raises(SwarmError):  # unanswered: withdrawn, then retired
         swarm.ask("assist", "help?", timeout_s=0.01)
     assert swarm.retire_questions("assist", older_than_s=0).questions >= 1
+    assert swarm.recount_counters() == ()  # counts_recount: nothing forged here
 
 
 def test_every_script_touches_only_its_keys(ran: set[str], server_url: str) -> None:

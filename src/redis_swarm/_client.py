@@ -37,6 +37,7 @@ from ._ops import agents as agent_ops
 from ._ops import ask as ask_ops
 from ._ops import contexts as context_ops
 from ._ops import costs as cost_ops
+from ._ops import counters as counter_ops
 from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
@@ -495,6 +496,8 @@ class _Shell:
     status = _Op(views.status)
     recent = _Op(views.recent)
     corrupt_records = _Op(views.corrupt_records)
+    check_counters = _Op(counter_ops.check_counters)
+    recount_counters = _Op(counter_ops.recount_counters)
     task_costs = _Op(views.task_costs)
     pass_costs = _Op(cost_ops.pass_costs)
 

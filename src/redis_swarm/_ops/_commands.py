@@ -172,6 +172,11 @@ OPERATIONS: dict[str, Uses] = {
     "passes": _uses("hgetall", worker=True),
     "recent": _uses("hkeys hmget zrevrange", worker=True),
     "corrupt_records": _uses("hscan", worker=True),
+    # the status counters against the queues' sets (swarm doctor), and their recount (swarm
+    # doctor --recount): a shard's, coordinator's or admin's, never a worker's (a worker may
+    # forge the counters: docs/security.md)
+    "check_counters": _uses("hgetall hmget zcard", worker=True),
+    "recount_counters": _uses("hkeys", "counts_recount"),
     "task_costs": _uses("hget", "index_page", worker=True),
     "pass_costs": _uses("hgetall hget", "index_page", worker=True),
     # retiring a settled pass (swarm retire) deletes work: a shard's or coordinator's, never
@@ -212,6 +217,7 @@ SCRIPTS: dict[str, frozenset[str]] = {
         "context_hold": "hset zadd",
         "context_lookup": "hget",
         "context_publish": "del hdel hget hset set zadd zcard zrange zrem zrevrange zscore",
+        "counts_recount": "hget hset zcard",
         "inbox_read": "hdel hget hset xrange xrevrange xtrim",
         "index_page": "hget hmget zcard zcount zrange zrank",
         "message_get": "hexists hget xrange",
@@ -233,7 +239,14 @@ SCRIPTS: dict[str, frozenset[str]] = {
 # Which file each script includes besides the prelude (its ``--#include`` lines).
 _INCLUDES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("pass_retire", "questions_retire", "task_claim", "task_post", "task_update"),
+        (
+            "counts_recount",
+            "pass_retire",
+            "questions_retire",
+            "task_claim",
+            "task_post",
+            "task_update",
+        ),
         ("_tasks",),
     ),
     **dict.fromkeys(("task_report", "task_report_unleased"), ("_tasks", "_report")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -236,17 +237,25 @@ def _replicas(count: int | None, up: int | None) -> str:
     help="Skip reading every record of the swarm (corrupt_records: its time grows with the "
     "swarm's history, seconds per 100,000 tasks); the server's checks all run.",
 )
+@click.option(
+    "--recount",
+    is_flag=True,
+    help="First set each queue's pending, delayed, claimed and dead counters to what its sets "
+    "hold (a shard, coordinator or admin user; never a worker), then check.",
+)
 @json_option
 @pass_app
-def doctor(app: App, quick: bool) -> None:
+def doctor(app: App, quick: bool, recount: bool) -> None:
     """Check the server: binary, version, URL, persistence, memory, PING latency, the
     swarm's streams (an event log, broadcasts or inbox an id written by hand has poisoned or
     put ahead of the clock, or a key of another type),
+    the status counters (each queue's pending, delayed, claimed and dead counters against its
+    sets, which --recount sets them from; any counter below zero),
     and the swarm's records: how many are stored unreadable (listings skip them). On Sentinel, the
     master the sentinels name, how many sentinels and replicas they know, and whether they
     can agree a failover; on a Cluster, its state, slots, masters and replicas."""
     try:
-        _diagnose(app, quick)
+        _diagnose(app, quick, recount)
     except ConnectionFailed as exc:
         if DOCTOR_TELLS_MORE not in str(exc):  # (a failure the doctor cannot say more of)
             raise
@@ -284,11 +293,11 @@ def _unreachable(app: App, exc: ConnectionFailed) -> None:
     sys.exit(EXIT_ERROR)
 
 
-def _diagnose(app: App, quick: bool) -> None:
+def _diagnose(app: App, quick: bool, recount: bool) -> None:
     """The doctor's report, once the server has answered."""
     settings = app.settings
     if settings.kind != "cluster":
-        _doctor(app, app.swarm, None, quick)
+        _doctor(app, app.swarm, None, quick, recount)
         return
     # Here: the topology and the shell bring redis-py, which --help does without.
     from .._client import Swarm
@@ -298,10 +307,10 @@ def _diagnose(app: App, quick: bool) -> None:
     # retries of the cluster URL (they ride out a failover: over a minute), then fail it.
     cluster = topology(settings)
     if not cluster.failing:
-        _doctor(app, app.swarm, cluster, quick)
+        _doctor(app, app.swarm, cluster, quick, recount)
         return
     with Swarm(settings.replace(retries=FAILING_RETRIES)) as brief:
-        _doctor(app, brief, cluster, quick)
+        _doctor(app, brief, cluster, quick, recount)
 
 
 # The retries of the checks on a failing cluster: what fails is said in seconds. (With none,
@@ -309,9 +318,11 @@ def _diagnose(app: App, quick: bool) -> None:
 FAILING_RETRIES = 2
 
 
-def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> None:
+def _doctor(
+    app: App, swarm: Swarm, cluster: Topology | None, quick: bool, recount: bool = False
+) -> None:
     """The doctor's checks with ``swarm`` (``cluster``: the cluster's topology, read first;
-    ``quick``: the records are not read)."""
+    ``quick``: the records are not read; ``recount``: the counters are recounted first)."""
     settings = app.settings
     user = settings.username or "default"
     report: dict[str, Any] = {
@@ -411,6 +422,9 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
         info.library.row_refusing_writes if info and info.library else None,
     )
     refusing = cluster.cluster.refusing if cluster is not None and cluster.cluster else ()
+    if recount:  # (refused to a worker: the error says whose it is)
+        report["counters_recounted"] = [asdict(c) for c in swarm.recount_counters()]
+    _counters(swarm, report, warnings, failing)
     report["corrupt_records"] = _records(swarm, settings, warnings, failing, quick, refusing)
     if report["corrupt_records"].get("denied"):
         del report["corrupt_records"]["denied"]
@@ -435,6 +449,8 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
                 continue
             if key == "corrupt_records":
                 shown = _corrupt(value)
+            elif key == "counters_recounted":
+                shown = _recounted(value)
             elif key in ("sentinel", "cluster") and view is not None:
                 shown = _topology_line(view)
             else:
@@ -447,6 +463,32 @@ def _doctor(app: App, swarm: Swarm, cluster: Topology | None, quick: bool) -> No
     app.emit(report, human)
     if not report["ok"]:
         sys.exit(EXIT_ERROR)
+
+
+def _counters(swarm: Swarm, report: dict[str, Any], warnings: list[str], failing: bool) -> None:
+    """The ``counters`` row and its warnings; the report not ok when a counter is wrong. On a
+    failing cluster, a read that fails leaves it not read, saying why."""
+    check = _unless_failing(swarm.check_counters, failing, warnings, "the counters were not read")
+    if check is None:
+        report["counters"] = "not read (see the warnings)"
+        return
+    report["counters"] = check.row
+    warnings += check.warnings
+    if not check.ok:
+        report["ok"] = False
+
+
+def _recounted(changes: list[dict[str, Any]]) -> str:
+    """The ``counters_recounted`` row: each counter the recount set, from what to what."""
+    if not changes:
+        return "nothing to change: every queue's counters matched its sets"
+    shown = [f"queue {c['queue']} {c['status']} {_was(c['was'])} -> {c['now']:,}" for c in changes]
+    return first_few(shown, 10)
+
+
+def _was(value: int | None) -> str:
+    """A counter's value before the recount (None: there was none, or not a number)."""
+    return "none" if value is None else f"{value:,}"
 
 
 def _replica_guard(
