@@ -377,6 +377,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert worker.join(me.id, lambda stored: {"role": "worker", "model": stored and stored.model})
     assert worker.tally(me.id, "loop_claims", "s1") == 1  # (a hook's loop count)
     worker.mark_stale(me.id)  # (its MCP session closed)
+    shard.send(me.id, "unread", sender="shard-1")
+    assert not worker.deregister_if_read(me.id)  # (kept: a message waits; HEXISTS)
     worker.deregister(me.id)
     worker.register("worker", name="w-2")
     time.sleep(0.01)

@@ -462,6 +462,7 @@ class _Shell:
     join = _Op(agent_ops.join)
     heartbeat = _Op(agent_ops.heartbeat)
     deregister = _Op(agent_ops.deregister)
+    deregister_if_read = _Op(agent_ops.deregister_if_read)
     agents = _Op(agent_ops.agents)
     get_agent = _Op(agent_ops.get_agent)
     leases_of = _Op(agent_ops.leases_of)

@@ -230,7 +230,7 @@ def test_a_handshake_session_closed_to_make_room_leaves_unless_a_message_waits(
             core.broadcast("all hands", sender="lead")
             now[0] += _LONG
             async with connect(server, client_name="claude-code"):
-                await eventually(lambda: len(ids()) == 1 and ids() != [first])
+                await eventually(lambda: (now := ids()) != [first] and len(now) == 1)
                 (second,) = ids()
                 core.send(second, "please review PR 12", sender="lead")
                 now[0] += _LONG

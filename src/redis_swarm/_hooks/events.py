@@ -771,13 +771,14 @@ def _leave_if_done(swarm: Swarm, agent: str) -> bool:
     """Deregister ``agent``, a subagent's id (``AGENT.sub-HASH``: no client resumes a
     subagent, so no later hook takes it), once it stopped, when nothing of it would be lost:
     it holds no lease (of the tokens kept here, read by id, and among the swarm's newest
-    leases: ``leases_of``), no message waits unread for it (a direct one; a broadcast too
-    when its record has a broadcast cursor, as a registered one has: a worker its claims
-    registered has none, and every broadcast since it appeared would read unread), it counts
-    no loop claim, and no MCP server registered it (one given that id on purpose, ``swarm
-    mcp --name``). Else it stays, stale, for ``swarm agents sweep`` (which removes a silent
-    agent once it holds no lease). Never a session's id: a resume takes that again
-    (``session_end``). Returns whether it was removed."""
+    leases: ``leases_of``), no message waits unread for it (a direct one, looked for by the
+    core's ``deregister_if_read`` as it removes the agent, so that none sent meanwhile is
+    lost; a broadcast too when its record has a broadcast cursor, as a registered one has: a
+    worker its claims registered has none, and every broadcast since it appeared would read
+    unread), it counts no loop claim, and no MCP server registered it
+    (one given that id on purpose, ``swarm mcp --name``). Else it stays, stale, for ``swarm
+    agents sweep`` (which removes a silent agent once it holds no lease). Never a session's
+    id: a resume takes that again (``session_end``). Returns whether it was removed."""
     try:
         record = swarm.get_agent(agent)
     except NotFound:  # (never registered: a subagent that claimed nothing)
@@ -791,11 +792,17 @@ def _leave_if_done(swarm: Swarm, agent: str) -> bool:
     page = swarm.leases_of(agent, list(judged))
     if page.items or page.corrupt:
         return False
-    unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
-    if unread.more or any(m.to != "*" or not record.implicit for m in unread):
-        return False
-    with contextlib.suppress(NotFound):  # (swept meanwhile)
-        swarm.deregister(agent)
+    if not record.implicit:  # (a broadcast: not dropped by a deregistration, so a look will do)
+        unread = swarm.inbox(agent, ack=False, limit=MESSAGES_LOOKED_AT)
+        if unread.more or len(unread):
+            return False
+    # A direct message is looked for by the removal itself, in its script: one sent after a
+    # look from here would be dropped with the inbox.
+    try:
+        if not swarm.deregister_if_read(agent):
+            return False
+    except NotFound:  # (swept meanwhile)
+        pass
     with contextlib.suppress(OSError):  # (tokens of leases gone: a later read drops them)
         tokens.forget(swarm.settings, agent, judged, set())
     return True

@@ -130,6 +130,7 @@ OPERATIONS: dict[str, Uses] = {
     "join": _uses("hget zscore", "agent_register", worker=True),
     "heartbeat": _uses("", "agent_heartbeat", worker=True),
     "deregister": _uses("", "agent_deregister", worker=True),
+    "deregister_if_read": _uses("", "agent_deregister", worker=True),
     "agents": _uses("hgetall hkeys hmget time zrange zrevrange", worker=True),
     "get_agent": _uses("hget time zscore", worker=True),
     "held": _uses("hkeys hmget zrevrange", worker=True),  # who holds the newest leases
@@ -204,7 +205,9 @@ SCRIPTS: dict[str, frozenset[str]] = {
             "exists hget hgetall hincrby hset hsetnx llen lpop ltrim rpush xadd zadd zpopmin "
             "zrange zrangebyscore zrem"
         ),
-        "agent_deregister": "del hdel hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore",
+        "agent_deregister": (
+            "del hdel hexists hget xlen zadd zrem zremrangebyrank zremrangebyscore zscore"
+        ),
         "agent_heartbeat": "hexists hget hset zadd",
         "agent_register": "hexists hget hset xrevrange zadd",
         "agent_sweep": "del hdel hget xlen zrem zscore",

@@ -39,6 +39,7 @@ from ._work import check_number, forget_presence, newest, task_from
 __all__ = [
     "agents",
     "deregister",
+    "deregister_if_read",
     "get_agent",
     "heartbeat",
     "join",
@@ -59,6 +60,8 @@ LEASE_CHUNK = 1000
 # A deregistration is remembered this long, and this many at most, to answer its retry.
 DEPARTURE_KEEP_MS = 3600 * 1000
 DEPARTURES_KEPT = 10_000
+# What agent_deregister answers when it kept the agent: a message waits (deregister_if_read).
+_KEPT = -1
 # The newest leases (by deadline, across queues) looked through for the task an agent holds.
 HELD_LEASES = 100
 # The record key saying when the agent's session ended (``mark_stale``). Kept last in the
@@ -361,10 +364,24 @@ def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
     with it and counted in the ``agent.left`` event's ``unread``; broadcasts stay for the
     others and are not counted). The call is safe to retry: sent again after a lost reply,
     it returns as the first did (no NotFound) and records one agent.left."""
+    yield from _deregister(ctx, agent_id, if_read=False)
+
+
+def deregister_if_read(ctx: OpContext, agent_id: str) -> Operation[bool]:
+    """``deregister`` the agent only if no direct message waits unread for it (broadcasts do
+    not count: a deregistration drops none), looked for by the script that removes it, so
+    that none sent after a look at its inbox is lost; else nothing changes. Returns whether
+    it was removed. Safe to retry as ``deregister`` is: sent again after a lost reply, a call
+    that removed the agent returns True (no NotFound, one agent.left); one that kept it
+    looks again."""
+    return (yield from _deregister(ctx, agent_id, if_read=True))
+
+
+def _deregister(ctx: OpContext, agent_id: str, *, if_read: bool) -> Operation[bool]:
     agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
     forget_presence(ctx, agent_id)
-    yield Call(
+    dropped = yield Call(
         "agent_deregister",
         (
             keys.agents,
@@ -381,8 +398,10 @@ def deregister(ctx: OpContext, agent_id: str) -> Operation[None]:
             DEPARTURE_KEEP_MS,
             DEPARTURES_KEPT,
             ctx.now_arg(),
+            "1" if if_read else "0",
         ),
     )
+    return int(dropped) != _KEPT
 
 
 def _swap(ctx: OpContext, agent_id: str, edit: Any) -> Operation[Any]:

@@ -9,7 +9,9 @@
 -- ARGV[1]: agent id   ARGV[2]: events maxlen   ARGV[3]: this call's token
 -- ARGV[4]: how long a departure is remembered (ms)   ARGV[5]: departures remembered at most
 -- ARGV[6]: now (0 = server time)
--- returns the number of unread messages dropped with the inbox (0 for a retried call)
+-- ARGV[7]: '1' = only if no direct message waits unread: else nothing changes (returns -1)
+-- returns the number of unread messages dropped with the inbox (0 for a retried call), or
+-- -1 when ARGV[7] kept the agent
 --
 -- 'unread' (returned, and on agent.left) counts the agent's direct messages only: those are
 -- what is dropped with it. Broadcasts it had not read stay in the shared stream for the
@@ -21,17 +23,21 @@ local departure = id .. '|' .. ARGV[3]
 if redis.call('ZSCORE', KEYS[6], departure) then
   return 0
 end
+-- read messages (kept for message_get, or handed out by a read not yet committed: see
+-- inbox_read) are not unread
+local pending = redis.call('HGET', KEYS[3], id .. '|pending')
+local unread = redis.call('XLEN', KEYS[4])
+  - tonumber(pending and string.match(pending, '(%d+)$') or 0)
+-- (an agent not registered is NotFound below, as without ARGV[7])
+if ARGV[7] == '1' and unread > 0 and redis.call('HEXISTS', KEYS[1], id) == 1 then
+  return -1
+end
 if redis.call('HDEL', KEYS[1], id) == 0 then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: '
     .. 'check the id with swarm agents')
 end
 redis.call('ZREM', KEYS[2], id)
-local pending = redis.call('HGET', KEYS[3], id .. '|pending')
 redis.call('HDEL', KEYS[3], id, id .. '|pending', id .. '|inbox')
--- read messages (kept for message_get, or handed out by a read not yet committed: see
--- inbox_read) are not unread
-local unread = redis.call('XLEN', KEYS[4])
-  - tonumber(pending and string.match(pending, '(%d+)$') or 0)
 redis.call('DEL', KEYS[4])
 local now = now_ms(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[4]))

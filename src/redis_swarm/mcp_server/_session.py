@@ -187,7 +187,8 @@ class AgentSession:
     # here, before a duplicate finding is stored.
     reported: OrderedDict[str, tuple[Settling, str]] = field(default_factory=OrderedDict)
     closed: bool = False
-    # Closed for idleness (``stale``): its agent kept, marked stale, as a named one's.
+    # Its agent kept at close, marked stale, as a named one's: closed for idleness
+    # (``stale``), or a direct message sent to it waited unread (``close``'s ``if_read``).
     kept: bool = False
     # Its id was given (--name, SWARM_AGENT): someone comes back as it, so it stays
     # registered when the session closes, its inbox kept for its next start.
@@ -563,9 +564,11 @@ class SessionRegistry:
         not deregistered, when someone may come back as it: a 2026-era client name (joins as
         the same agent next time, its inbox intact) or a given id (``named``). A handshake-era
         session's made-up id is never taken again, so its agent leaves, as it does when the
-        SDK ends the session idle, unless a message sent to it waits unread (``_unread``):
+        SDK ends the session idle, unless a direct message sent to it waits unread (the core's
+        ``deregister_if_read`` looks as it removes it, so that none sent meanwhile is lost):
         then it stays, stale, for someone to read its inbox (``swarm agents sweep`` removes
-        it)."""
+        it). Broadcasts do not count: every agent has them, and none is lost when an agent
+        nobody comes back as leaves."""
         shared = self._shared.get(session.client) is session
         if shared:
             del self._shared[session.client]
@@ -573,23 +576,9 @@ class SessionRegistry:
             self._idle_ids.move_to_end(session.client)
             while len(self._idle_ids) > REMEMBERED_CLIENTS:
                 self._idle_ids.popitem(last=False)
-        await self.close(session, stale=shared or await self._unread(session))
+        await self.close(session, stale=shared, if_read=True)
         if session.http_id is not None and self.end_http is not None:
             await self.end_http(session.http_id)
-
-    async def _unread(self, session: AgentSession) -> bool:
-        """Whether a message sent to the session's agent waits unread (the core's inbox, peeked:
-        nothing marked read). Broadcasts do not count: every agent has them, and none is lost
-        when an agent nobody comes back as leaves. True when the inbox cannot be read, or a
-        page of broadcasts hides what follows: a message is never lost on a guess."""
-        if session.named:  # (kept anyway: no need to look)
-            return True
-        try:
-            waiting = await self.call(self.swarm.inbox, session.agent_id, ack=False)
-        except SwarmError as exc:
-            log.warning("inbox of %s not read (its agent kept, stale): %s", session.agent_id, exc)
-            return True
-        return waiting.more or any(m.to == session.agent_id for m in waiting)
 
     def _profile(
         self, client: str, role: str, model: str | None, **more: Any
@@ -638,7 +627,9 @@ class SessionRegistry:
         log.info("agent %s registered (role %s, client %s)", agent.id, session.role, client)
         return session
 
-    async def close(self, session: AgentSession, *, stale: bool = False) -> None:
+    async def close(
+        self, session: AgentSession, *, stale: bool = False, if_read: bool = False
+    ) -> None:
         """Release the tasks the session still holds (back to their queues at once, no attempt
         used), then deregister its agent if its id was made up here. An agent whose id was
         given (``named``) stays registered, marked stale at once (``mark_stale``), and its
@@ -650,8 +641,9 @@ class SessionRegistry:
 
         This runs when the client closes its session or the server stops cleanly; a client or
         server that crashed leaves its leases to expire as before. ``stale``: it closes unused
-        (``_close_idle``) and someone may come back as it, or read its inbox: marked stale,
-        as a named one.
+        (``_close_idle``) and someone may come back as it: marked stale, as a named one.
+        ``if_read``: its agent deregisters only if no direct message waits unread for it
+        (looked for by the removal itself), else it stays as a named one does, its inbox kept.
         """
         if session.closed:
             return
@@ -672,30 +664,36 @@ class SessionRegistry:
             else:
                 log.info("task %s released by %s", task_id, session.agent_id)
             session.let_go(task_id)
-        if session.kept:
-            # Gone now, not alive until its last heartbeat is a minute old, and on no task
-            # (views would else show it on one it gave back); but only while the record still
-            # names this server: another server under the id registered since runs on.
+        if not session.kept:
             try:
-                ended = await self.call(
-                    self.swarm.mark_stale, session.agent_id, session=server_identity()
-                )
-            except SwarmError as exc:  # it goes stale as its heartbeats stop, as before
-                log.warning("agent %s not marked stale: %s", session.agent_id, exc)
-            else:
-                if not ended:
-                    log.info("agent %s left alive: another server registered it since",
-                             session.agent_id)  # fmt: skip
-                    return
-            log.info("agent %s stays registered (stale), its inbox kept for its next start",
-                     session.agent_id)  # fmt: skip
-            return
+                if if_read:
+                    left = await self.call(self.swarm.deregister_if_read, session.agent_id)
+                else:
+                    await self.call(self.swarm.deregister, session.agent_id)
+                    left = True
+            except SwarmError as exc:
+                log.warning("agent %s not deregistered: %s", session.agent_id, exc)
+                return
+            if left:
+                log.info("agent %s left", session.agent_id)
+                return
+            session.kept = True  # (a message sent to it waits unread: kept, as a named one)
+        # Gone now, not alive until its last heartbeat is a minute old, and on no task
+        # (views would else show it on one it gave back); but only while the record still
+        # names this server: another server under the id registered since runs on.
         try:
-            await self.call(self.swarm.deregister, session.agent_id)
-        except SwarmError as exc:
-            log.warning("agent %s not deregistered: %s", session.agent_id, exc)
+            ended = await self.call(
+                self.swarm.mark_stale, session.agent_id, session=server_identity()
+            )
+        except SwarmError as exc:  # it goes stale as its heartbeats stop, as before
+            log.warning("agent %s not marked stale: %s", session.agent_id, exc)
         else:
-            log.info("agent %s left", session.agent_id)
+            if not ended:
+                log.info("agent %s left alive: another server registered it since",
+                         session.agent_id)  # fmt: skip
+                return
+        log.info("agent %s stays registered (stale), its inbox kept for its next start",
+                 session.agent_id)  # fmt: skip
 
     async def close_all(self) -> None:
         # Under the registration lock: an agent whose registration is still on its way to
@@ -724,11 +722,13 @@ class SessionRegistry:
     async def _undo_late_beat(self, session: AgentSession) -> None:
         """A heartbeat that landed after its session closed said the agent was alive: a named
         one is marked stale again (unless another server registered it since: the record
-        then names that one, which runs), one whose id was made up here leaves again."""
+        then names that one, which runs), one whose id was made up here leaves again, unless
+        a direct message sent to it since waits unread (then it goes stale, as its heartbeats
+        have stopped)."""
         leave: Callable[[str], object] = (
             functools.partial(self.swarm.mark_stale, session=NO_SERVER)
             if session.kept
-            else self.swarm.deregister
+            else self.swarm.deregister_if_read
         )
         try:
             await self.call(leave, session.agent_id)
