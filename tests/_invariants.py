@@ -33,6 +33,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 import redis
@@ -180,10 +181,18 @@ def check_swarm(
         attempts = int(t.get("attempts", 0))
         for spent, limit in (("failures", "max_attempts"), ("abandons", "max_abandons")):
             n = int(t.get(spent, 0))
-            if not 0 <= n <= attempts or n > int(t[limit]):
+            most = t.get(limit)
+            if not isinstance(most, int | float) or isinstance(most, bool) or not isfinite(most):
+                # (every post writes both: a record without one was written around the scripts)
                 problems.append(
-                    f"task {tid}: {spent} {n} outside 0..min(attempts {attempts}, "
-                    f"{limit} {t[limit]})"
+                    f"task {tid}: no {limit} (every post writes one)"
+                    if most is None
+                    else f"task {tid}: {limit} {most!r} is not a finite number"
+                )
+                most = None
+            if not 0 <= n <= attempts or (most is not None and n > int(most)):
+                problems.append(
+                    f"task {tid}: {spent} {n} outside 0..min(attempts {attempts}, {limit} {most})"
                 )
         if status == "claimed":
             if not t.get("worker") or t.get("lease_deadline") is None or attempts < 1:

@@ -50,7 +50,15 @@ from ._work import (
     report_secret,
     text,
 )
-from .tasks import asked_lease_ms, pass_fields, queue_counts, queue_names, release, status_counts
+from .tasks import (
+    RECORD_LIMITS,
+    asked_lease_ms,
+    pass_fields,
+    queue_counts,
+    queue_names,
+    release,
+    status_counts,
+)
 
 __all__ = [
     "ClaimBehind",
@@ -69,6 +77,9 @@ __all__ = [
 
 EXPIRE_PER_QUEUE = 100  # expired leases reclaimed per queue by one claim (reap: 10x)
 PROMOTE_PER_QUEUE = 1_000  # delayed tasks made pending per queue by one claim
+# task_claim's limits (its ARGV[6..9]): the two above, the max_abandons of a task stored
+# without one, and the ranges of a task's numbers it checks in a record (tasks.RECORD_LIMITS)
+_LIMITS = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS, RECORD_LIMITS)
 _SETTLING = frozenset({"task.completed", "task.dead", "task.cancelled"})
 
 
@@ -133,8 +144,8 @@ def claim_part(
     keys = _claim_part_keys(ctx.keys, names)
     register = "1" if worker is None or presence_due(ctx, worker) else "0"
     lease_ms = asked_lease_ms(lease_s)
-    limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-    return keys, (len(names), lease_ms, *limits, secret, register)
+    # (the record limits last: lua/task_report's ARGV[18])
+    return keys, (len(names), lease_ms, *_LIMITS[:3], secret, register, RECORD_LIMITS)
 
 
 IDLE_FRESH_S = 1.0  # how long a "nothing to claim" spares the next waiting claim's script
@@ -219,7 +230,6 @@ def claim(
         # Each task keeps its secret's hash: the tokens are only in this reply.
         lease_secrets = [new_secret() for _ in range(count)]
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, lease_ms)
-        limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
         # woken: '1' behind a wait, the script being sent before the BLPOP's answer is
         # known. Right when it popped a token; after a timeout, the script pops one token
         # fewer than the tasks it takes (when it takes any and leaves some): one spare
@@ -231,7 +241,7 @@ def claim(
         # to the end when the script is sent alone (answered at once), only as far as what
         # already came behind a wait (the interrupt cuts the wait: Redis never runs a
         # script queued behind a wait that had not ended).
-        call = Call("task_claim", keys, (*args, *limits, *flags, *lease_secrets), shielded=True)
+        call = Call("task_claim", keys, (*args, *_LIMITS, *flags, *lease_secrets), shielded=True)
         try:
             if waiting is None:
                 woke, reply = None, (yield call)
@@ -349,11 +359,10 @@ def claim_behind_report(
     wait = Cmd(WAKE_WAIT, own_wake, *wakes, max(0.001, round(block, 3)))
     secret = report_secret(finding_id)  # a retry of the report gets the same lease back
     args = (ctx.now_arg(), ctx.limits.events_maxlen, "claim", worker, asked_lease_ms(lease_s))
-    limits = (EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
     after = ("1" if presence_due(ctx, worker) else "0", "2", task_id, finding_id)
     # (shielded: its reply holds the lease, which an interrupted report gives back)
     call = Call(
-        "task_claim", _claim_keys(ctx.keys, names), (*args, *limits, *after, secret), shielded=True
+        "task_claim", _claim_keys(ctx.keys, names), (*args, *_LIMITS, *after, secret), shielded=True
     )
     lengths = tuple(Cmd("LLEN", w) for w in wakes)
     return ClaimBehind(names, worker, own_wake, secret, (wait, call, *lengths))
@@ -408,8 +417,7 @@ def _reap_all(
     for i in range(0, len(names), MAX_QUEUES):
         keys = _claim_keys(ctx.keys, names[i : i + MAX_QUEUES])
         args = (ctx.now_arg(), ctx.limits.events_maxlen, "reap", "", 0)
-        limits = (10 * EXPIRE_PER_QUEUE, PROMOTE_PER_QUEUE, DEFAULT_MAX_ABANDONS)
-        calls.append(Call("task_claim", keys, (*args, *limits)))
+        calls.append(Call("task_claim", keys, (*args, 10 * EXPIRE_PER_QUEUE, *_LIMITS[1:])))
     replies = [(yield calls[0])] if len(calls) == 1 else (yield Batch(tuple(calls)))
     reclaimed = sum(int(r[0]) for r in replies)
     dues = [int(r[1]) - int(r[2]) for r in replies if int(r[1]) >= 0]

@@ -56,6 +56,7 @@ from ._work import (
 )
 
 __all__ = [
+    "RECORD_LIMITS",
     "ShardStats",
     "asked_lease_ms",
     "cancel",
@@ -78,7 +79,8 @@ __all__ = [
     "status_counts",
 ]
 
-MAX_ATTEMPTS = 1_000
+MAX_ATTEMPTS = 1_000  # max_attempts and max_abandons
+MIN_LEASE_S = 0.001  # a task's lease_s, and the lease a claim or a renewal asks for
 MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
@@ -86,6 +88,14 @@ POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one
 # first wait (configure_queue's retry_backoff_s) or the fail says (retry_after_s).
 BACKOFF_BASE_MS = round(DEFAULT_RETRY_BACKOFF_S * 1000)
 BACKOFF_CAP_MS = round(MAX_RETRY_BACKOFF_S * 1000)
+
+# The ranges a post accepts for a task's numbers, which the scripts that move a task check
+# again in the record they read (a worker may write any record: docs/security.md), sent to
+# them as one string (lua/_tasks.lua: record_limits): the largest |priority|, the largest
+# max_attempts and max_abandons, a lease's shortest and longest in ms.
+RECORD_LIMITS = (
+    f"{MAX_PRIORITY} {MAX_ATTEMPTS} {round(MIN_LEASE_S * 1000)} {round(MAX_LEASE_S * 1000)}"
+)
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
 _SHARD_FIELD = "shard:"  # counts fields shard:NAME|status (a queue name holds no ':')
@@ -261,7 +271,7 @@ def _max_abandons(value: object) -> int:
 
 
 def _lease_s(value: object) -> float:
-    lease = check_number("lease_s", value, 0.001, MAX_LEASE_S)
+    lease = check_number("lease_s", value, MIN_LEASE_S, MAX_LEASE_S)
     return int(lease) if float(lease).is_integer() else lease
 
 
@@ -458,7 +468,7 @@ def _update(
     keys += (k.queue_settings,)  # (read by a fail alone: its queue's backoff)
     keys += (k.presence,)  # (a renewal marks its worker present)
     args = (ctx.now_arg(), ctx.limits.events_maxlen, action, task_id, q, new_id("o-"), token)
-    raw, data = yield Call("task_update", keys, (*args, *extra))
+    raw, data = yield Call("task_update", keys, (*args, RECORD_LIMITS, *extra))
     return task_from(raw, data)
 
 

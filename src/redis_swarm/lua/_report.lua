@@ -17,6 +17,13 @@ local function report_task(KEYS, ARGV, unleased)
   local claim_at = 12 + (ARGV[9] == '1' and 1 or 0) + (ARGV[10] == '1' and 1 or 0)
   local claim_queues = tonumber(ARGV[11] or '0')
   local own_wake = claim_queues == 0 and ARGV[12] == '1' and KEYS[claim_at] or nil
+  -- claim_next: ARGV[18] the ranges a post accepts for a task's numbers (task_claim's
+  -- ARGV[9]), read before the first write
+  if claim_queues > 0 then
+    local refused
+    K.limits, refused = record_limits(ARGV[18])
+    if refused then return refused end
+  end
 
   -- End the wait pipelined behind this report at once (see own_wake above): it will claim
   -- nothing, and the caller hears why now rather than when a task comes. The token expires,

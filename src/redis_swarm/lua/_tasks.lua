@@ -44,6 +44,31 @@ local function fmt(n)
   return text
 end
 
+-- The ranges a post accepts for a task's numbers, which its Python edge checks, as the moves
+-- check them again in a record they read back: a worker may write any record
+-- (docs/security.md), and a finite number out of them gave nonsense (a lease_s of 1e300 or
+-- below 0: a lease deadline no integer holds, or long past; a max_attempts of 1e300: retried
+-- for ever). One place holds them, _ops/tasks.py (RECORD_LIMITS), which sends them to every
+-- script that moves a task as one string: 'PRIORITY ATTEMPTS LEASE_MIN_MS LEASE_MAX_MS' (the
+-- largest |priority|, the largest max_attempts and max_abandons, a lease's shortest and
+-- longest). Read once per library: the next call sends the same string (Lua compares strings
+-- by reference). One of another shape (a raw FCALL's) is refused before the script's first
+-- write: returned as a second value, the error reply the caller returns (raised with error(),
+-- a table reads as a failed script on Redis 6.2, its own message lost).
+local LIMITS_TEXT, LIMITS = nil, nil
+local function record_limits(text)
+  if text == LIMITS_TEXT then return LIMITS end
+  local priority, attempts, lo, hi = string.match(text or '', '^(%d+) (%d+) (%d+) (%d+)$')
+  if not priority then
+    return nil, swarm_error('SWARM_INVALID', 'the record limits sent are not "PRIORITY '
+      .. 'ATTEMPTS LEASE_MIN_MS LEASE_MAX_MS": send what redis-swarm sends')
+  end
+  LIMITS = {priority = tonumber(priority), attempts = tonumber(attempts),
+            lease_min = tonumber(lo), lease_max = tonumber(hi)}
+  LIMITS_TEXT = text
+  return LIMITS
+end
+
 local function decode_task(raw)
   local t = cjson.decode(raw)
   -- A record written by an older version may hold a null (none); the scan of every field
@@ -214,32 +239,81 @@ local function owner_lacking(t)
   return nil
 end
 
--- A number JSON can write (not NaN, not an infinity: see unwritable). The moves check the
--- numbers they read so (written out in lease_lacking: a call per field costs a claim), so
--- that what they write back is a number too (1e999 + 1 is inf).
+-- A number JSON can write (not NaN, not an infinity: see unwritable).
 local function finite(v)
   return type(v) == 'number' and v - v == 0
 end
 
+-- Whether v is a number from lo to hi (never NaN or an infinity); range_kind says so.
+local function in_range(v, lo, hi)
+  return type(v) == 'number' and v >= lo and v <= hi
+end
+
+local function range_kind(lo, hi)
+  return 'a number from ' .. fmt(lo) .. ' to ' .. fmt(hi)
+end
+
+-- A count (attempts, failures, abandons: a lease's token and the claims are keyed by the
+-- attempt, messages format them with %d): a whole number from 0 to 2^53 (a worker's 1e300
+-- read "failed on all -9223372036854775808 attempts").
+local COUNT_LIMIT = 2 ^ 53
+local COUNT = 'a count (a whole number from 0 to 2^53)'
+local function count(v)
+  return in_range(v, 0, COUNT_LIMIT) and v % 1 == 0
+end
+
+-- The numbers the moves read, each in the range a post accepts (L: record_limits), which
+-- rules out NaN and the infinities too; nil when they are, else the field and its kind.
+-- The pending score (a release, a retry, a reclaim, a requeue): priority, and seq (the
+-- server's posting number, which any step of its 64-bit counter keeps exact in a score).
+local function score_lacking(t, L)
+  if not in_range(t.priority, -L.priority, L.priority) then
+    return 'priority', range_kind(-L.priority, L.priority)
+  end
+  if not in_range(t.seq, -COUNT_LIMIT, COUNT_LIMIT) then
+    return 'seq', 'a number from -2^53 to 2^53'
+  end
+  return nil
+end
+
+-- The lease a claim gives when it asks none: lease_s.
+local function lease_s_lacking(t, L)
+  local ms = type(t.lease_s) == 'number' and t.lease_s * 1000
+  if ms and ms >= L.lease_min and ms <= L.lease_max then return nil end
+  return 'lease_s', string.format('a number of seconds from %.15g to %.15g', L.lease_min / 1000,
+                                  L.lease_max / 1000)
+end
+
+-- The failures a fail may count (max_attempts).
+local function most_lacking(t, L)
+  if in_range(t.max_attempts, 1, L.attempts) then return nil end
+  return 'max_attempts', range_kind(1, L.attempts)
+end
+
 -- What a claim reads, and the numbers the moves after it read of what it writes back: the
--- pending score (priority, seq: a release, a retry, a reclaim) and max_attempts (a fail). A
--- claim writes a field holding a number JSON cannot write back without it (save_task), so a
--- number left unchecked here was gone when a later move read it, which then stopped after its
--- first writes (a release: its task out of the lease set, counted pending, in no set).
-local function lease_lacking(t)
-  local attempts, lease_s = t.attempts, t.lease_s
-  if type(attempts) ~= 'number' or attempts - attempts ~= 0 then
-    return 'attempts', 'a finite number'
+-- pending score and max_attempts (a fail). A claim writes a field holding a number JSON
+-- cannot write back without it (save_task), so a number left unchecked here was gone when a
+-- later move read it, which then stopped after its first writes (a release: its task out of
+-- the lease set, counted pending, in no set). The checks of the helpers above, written out
+-- (calling them cost a claim 1% more instructions, callgrind: they run for every task
+-- claimed); a number that fails one is named by its helper.
+local function lease_lacking(t, L)
+  local attempts, ms = t.attempts, t.lease_s
+  if type(attempts) ~= 'number' or not (attempts >= 0 and attempts <= COUNT_LIMIT)
+      or attempts % 1 ~= 0 then
+    return 'attempts', COUNT
   end
-  if type(lease_s) ~= 'number' or lease_s - lease_s ~= 0 then
-    return 'lease_s', 'a finite number'
+  ms = type(ms) == 'number' and ms * 1000
+  if not (ms and ms >= L.lease_min and ms <= L.lease_max) then return lease_s_lacking(t, L) end
+  local priority, seq, most, top = t.priority, t.seq, t.max_attempts, L.priority
+  if type(priority) ~= 'number' or type(seq) ~= 'number'
+      or not (priority >= -top and priority <= top and seq >= -COUNT_LIMIT
+              and seq <= COUNT_LIMIT) then
+    return score_lacking(t, L)
   end
-  local priority, seq, most = t.priority, t.seq, t.max_attempts
-  if type(priority) ~= 'number' or priority - priority ~= 0 then
-    return 'priority', 'a finite number'
+  if type(most) ~= 'number' or not (most >= 1 and most <= L.attempts) then
+    return most_lacking(t, L)
   end
-  if type(seq) ~= 'number' or seq - seq ~= 0 then return 'seq', 'a finite number' end
-  if type(most) ~= 'number' or most - most ~= 0 then return 'max_attempts', 'a finite number' end
   if type(t.claims) ~= 'table' then return 'claims', 'an object' end
   local seals = t.seals
   if seals ~= nil and type(seals) ~= 'table' then return 'seals', 'an object' end
@@ -248,11 +322,13 @@ end
 
 -- What a reclaim or a promotion reads besides (lease_lacking has the pending score's
 -- priority and seq): it makes the task pending or dead.
-local function requeue_lacking(t)
+local function requeue_lacking(t, L)
   local worker, abandons, most = t.worker, t.abandons, t.max_abandons
   if worker ~= nil and type(worker) ~= 'string' then return 'worker', 'a string' end
-  if abandons ~= nil and not finite(abandons) then return 'abandons', 'a finite number' end
-  if most ~= nil and not finite(most) then return 'max_abandons', 'a finite number' end
+  if abandons ~= nil and not count(abandons) then return 'abandons', COUNT end
+  if most ~= nil and not in_range(most, 1, L.attempts) then
+    return 'max_abandons', range_kind(1, L.attempts)
+  end
   return nil
 end
 
@@ -289,21 +365,34 @@ local function queue_name(delayed)
   return name
 end
 
--- Dead-letter t, the record of task id met in Q's set of status, whose field (that must be
--- kind) a move lacks: its owners are readable, so that its counters move from the set's
--- status as any death's do, and it shows in the queue's dead set (task list, swarm doctor's
--- readers) instead of being counted for ever in a status no set holds. A pass_id it lost
--- is found again by its pass_name, so that its pass's counters move too (none when no pass
--- of that name is counted). A field holding a number JSON cannot write is written without
--- it (save_task).
--- Why record t, whose field (that must be kind) a move lacks, is damaged.
+-- Why record t, whose field (that must be kind) a move lacks, is damaged (NaN or an
+-- infinity: not a finite number, whatever range kind says).
 local function damage(t, field, kind)
+  local v = t[field]
+  if type(v) == 'number' and v - v ~= 0 then kind = 'a finite number' end
   return 'damaged record: its field ' .. field .. ' is '
-    .. (t[field] == nil and 'missing' or 'not ' .. kind) .. ' (written around redis-swarm)'
+    .. (v == nil and 'missing' or 'not ' .. kind) .. ' (written around redis-swarm)'
 end
 
-local function bury_damaged(K, Q, t, id, status, field, kind, now)
-  local reason = damage(t, field, kind) .. ', so it could not be moved out of ' .. status
+-- Why record t, met in the set of status of queue (a scripts' entry: scored_as), is damaged
+-- when its field queue names another (named), or none.
+local function queue_damage(named, queue, status)
+  local shown = type(named) == 'string' and 'names ' .. string.sub(named, 1, 100)
+    or (named == nil and 'is missing' or 'is not a string')
+  return 'damaged record: its field queue ' .. shown .. ' (written around redis-swarm) while '
+    .. 'queue ' .. queue .. "'s " .. (status == 'claimed' and 'lease' or status)
+    .. ' set held it'
+end
+
+-- Dead-letter t, the record of task id met in Q's set of status, damaged as why says (a
+-- field a move reads is lacking): its owners are readable, so that its counters move from
+-- the set's status as any death's do, and it shows in the queue's dead set (task list, swarm
+-- doctor's readers) instead of being counted for ever in a status no set holds. A pass_id it
+-- lost is found again by its pass_name, so that its pass's counters move too (none when no
+-- pass of that name is counted). A field holding a number JSON cannot write is written
+-- without it (save_task).
+local function bury_damaged(K, Q, t, id, status, why, now)
+  local reason = why .. ', so it could not be moved out of ' .. status
     .. ': post its work again as a new task'
   t.id, t.status = id, status  -- (the set's status: what counted it, when the record lost it)
   if t.pass_id == nil and t.pass_name ~= nil then t.pass_id = pass_id_of(K, t.pass_name) end
@@ -317,40 +406,70 @@ local function bury_damaged(K, Q, t, id, status, field, kind, now)
   task_event(K, 'task.dead', t, 'reason', reason, 'attempt', finite(attempt) and attempt or nil)
 end
 
--- The task of id found in Q's set of status (pending, delayed, claimed), read for a script
--- that moves it out of that set, which it has already left; nil when there is none to move,
--- and then true when it was dead-lettered. The caller goes on: an id no task backs must
--- never block its queue. Four cases:
+-- Whether score, the entry of t's id in a set of status, is the one the scripts give it when
+-- they add it (its pending score, its lease deadline, its due time): an entry of the scripts,
+-- whose queue's counters count the task, and not one a worker added (a ZADD, at a score of
+-- its choosing). Read only for a record that names another queue than the set's.
+local function scored_as(t, status, score)
+  local want
+  if status == 'pending' then
+    if not (finite(t.priority) and finite(t.seq)) then return false end
+    want = -t.priority * PRIO_SHIFT + t.seq
+  elseif status == 'claimed' then
+    want = t.lease_deadline
+  else
+    want = t.not_before
+  end
+  return type(want) == 'number' and tonumber(score) == want
+end
+
+-- The task of id found in Q's set of status (pending, delayed, claimed) at score, read for a
+-- script that moves it out of that set, which it has already left; nil when there is none to
+-- move, and then true when it was dead-lettered. The caller goes on: an id no task backs must
+-- never block its queue. Five cases:
 -- - no record, one that cannot be read, one of another id, or one whose owners cannot be
 --   read: dropped, the record left as it is (swarm doctor names those stored unreadable).
 --   Nothing tells a posted task's from one a worker wrote under an id never posted, nor
 --   which counters hold it: none is moved;
--- - a record of another queue (its id added to this queue's set): dropped, left as it is;
---   it is counted, and held, by its own queue's set (leased through this queue, it moved
---   its own queue's counters and left its id in that queue's set too);
+-- - a record of another queue (or of none) whose entry has a score of the worker's choosing
+--   (its id added to this queue's set): dropped, left as it is; it is counted, and held, by
+--   its own queue's set (leased through this queue, it moved its own queue's counters and
+--   left its id in that queue's set too);
+-- - a record of another queue (or of none) whose entry has the score the scripts gave it
+--   (scored_as): this queue's task, counted by this queue, whose record a worker rewrote;
+--   dropped, it was counted here for ever, held by no set, its pass never settled. It is
+--   dead-lettered here, its record naming this queue again;
 -- - a record of another status (a settled task's id added to the set): dropped, left as it
 --   is; it is counted under its own status;
 -- - a record of the set's status (or of none: it lost it), of this id (or of none), with
---   readable owners, that lacks a field the move reads (a pass_id, when it has a pass_name:
---   the pass's counters are keyed by it): dead-lettered (bury_damaged).
-local function task_in_set(K, Q, id, status, now)
+--   readable owners, that lacks a field the move reads or holds a number out of the range a
+--   post accepts (K.limits: record_limits), or lacks a pass_id when it has a pass_name (the
+--   pass's counters are keyed by it): dead-lettered (bury_damaged).
+local function task_in_set(K, Q, id, status, now, score)
   local t = load_record(K.tasks, id)
-  local queue = QUEUE_NAMES[Q.delayed]
-  if queue == nil then queue = queue_name(Q.delayed) end
-  if not t or (t.id ~= id and t.id ~= nil) or (t.status ~= status and t.status ~= nil)
-      or owner_lacking(t) or (queue and t.queue ~= queue) then
+  if not t or (t.id ~= id and t.id ~= nil) or (t.status ~= status and t.status ~= nil) then
     return nil
   end
-  local field, kind = lease_lacking(t)
-  if not field and status ~= 'pending' then field, kind = requeue_lacking(t) end
+  local queue = QUEUE_NAMES[Q.delayed]
+  if queue == nil then queue = queue_name(Q.delayed) end
+  local why = nil
+  if queue and t.queue ~= queue then
+    if not scored_as(t, status, score) then return nil end
+    why = queue_damage(t.queue, queue, status)
+    t.queue = queue
+  end
+  if owner_lacking(t) then return nil end
+  local L = K.limits
+  local field, kind = lease_lacking(t, L)
+  if not field and status ~= 'pending' then field, kind = requeue_lacking(t, L) end
   if not field and t.pass_id == nil and t.pass_name ~= nil then
     field, kind = 'pass_id', 'a string'
   end
-  if not field then
+  if not field and not why then
     if t.id and t.status then return t end
     field, kind = t.id and 'status' or 'id', 'a string'
   end
-  bury_damaged(K, Q, t, id, status, field, kind, now)
+  bury_damaged(K, Q, t, id, status, why or damage(t, field, kind), now)
   return nil, true
 end
 
@@ -402,11 +521,13 @@ end
 -- the task has been abandoned max_abandons times (default_max for tasks stored without one).
 -- Returns how many were reclaimed (a damaged record's lease dead-lettered counts too).
 local function reclaim_expired(K, Q, now, upto, maxn, default_max)
-  local ids = redis.call('ZRANGEBYSCORE', Q.leases, '-inf', upto, 'LIMIT', '0', maxn)
+  local due = redis.call('ZRANGEBYSCORE', Q.leases, '-inf', upto, 'WITHSCORES', 'LIMIT', '0',
+                        maxn)
   local n = 0
-  for _, id in ipairs(ids) do
+  for i = 1, #due, 2 do
+    local id = due[i]
     redis.call('ZREM', Q.leases, id)
-    local t, buried = task_in_set(K, Q, id, 'claimed', now)
+    local t, buried = task_in_set(K, Q, id, 'claimed', now, due[i + 1])
     if buried then n = n + 1 end  -- (a lease ended too: reap counts it)
     if t then
       local worker = t.worker
@@ -436,10 +557,12 @@ end
 -- Move up to maxn delayed tasks of one queue whose time has come to pending (task.due each:
 -- what watches for claimable tasks learns of it as of a post).
 local function promote_due(K, Q, now, upto, maxn)
-  local ids = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', upto, 'LIMIT', '0', maxn)
-  for _, id in ipairs(ids) do
+  local due = redis.call('ZRANGEBYSCORE', Q.delayed, '-inf', upto, 'WITHSCORES', 'LIMIT', '0',
+                        maxn)
+  for i = 1, #due, 2 do
+    local id = due[i]
     redis.call('ZREM', Q.delayed, id)
-    local t = task_in_set(K, Q, id, 'delayed', now)
+    local t = task_in_set(K, Q, id, 'delayed', now, due[i + 1])
     if t then
       make_pending(K, Q, t, now)
       save_task(K.tasks, t)
@@ -623,7 +746,8 @@ local function refresh_groups(K, groups, now, L)
   return reclaimed
 end
 
--- The highest-priority, oldest pending task across the groups: its id and group, or nil.
+-- The highest-priority, oldest pending task across the groups: its id, group and score, or
+-- nil.
 local function best_pending(groups)
   local best_id, best_score, best_q = nil, nil, nil
   for _, Q in ipairs(groups) do
@@ -635,7 +759,7 @@ local function best_pending(groups)
       end
     end
   end
-  return best_id, best_q
+  return best_id, best_q, best_score
 end
 
 -- Lease pending task t (out of its group Q's pending set) to C.worker: a new attempt,
@@ -737,7 +861,7 @@ local function claim_best(K, groups, now, C)
   local queue = nil
   local n = 1  -- the secret of the next lease
   while C.secrets[n] do
-    local id, Q
+    local id, Q, score
     if one then
       if p + 2 > #popped then
         if dry or dropped >= DROP_CAP then break end
@@ -746,14 +870,14 @@ local function claim_best(K, groups, now, C)
         dry = #popped < 2 * want
       end
       p = p + 2
-      id, Q = popped[p], one
+      id, Q, score = popped[p], one, popped[p + 1]
     else
       if dropped >= DROP_CAP then break end
-      id, Q = best_pending(groups)
+      id, Q, score = best_pending(groups)
       if id then redis.call('ZREM', Q.pending, id) end
     end
     if not id then break end
-    local t = task_in_set(K, Q, id, 'pending', now)
+    local t = task_in_set(K, Q, id, 'pending', now, score)
     if t then
       if n == 1 and C.register then join_implicitly(K, C, now) end
       out[#out + 1], queue = lease_one(K, Q, t, now, C, C.secrets[n])

@@ -11,13 +11,14 @@
 -- ARGV[4] worker  ARGV[5] lease ms (0 = the task's lease_s)
 -- ARGV[6] max expired leases reclaimed per queue  ARGV[7] max delayed tasks promoted per queue
 -- ARGV[8] max_abandons of a task stored without one
--- ARGV[9] claim: '1' to register the worker (implicitly) and mark it present; the client asks
+-- ARGV[9] the ranges a post accepts for a task's numbers (lua/_tasks: record_limits)
+-- ARGV[10] claim: '1' to register the worker (implicitly) and mark it present; the client asks
 -- for it on a worker's first claim through a handle, then at most once a second
--- ARGV[10] claim: '1' when the claim follows a wait that popped a wake-up token; '2' when
+-- ARGV[11] claim: '1' when the claim follows a wait that popped a wake-up token; '2' when
 -- it also follows a report (report's wait_s: the report, the wait and this claim pipelined):
--- ARGV[11] the reported task's id, ARGV[12] the report's finding id, and the claim takes a
+-- ARGV[12] the reported task's id, ARGV[13] the report's finding id, and the claim takes a
 -- task only when that report completed that task (not when it was refused or superseded)
--- ARGV[11..] claim (ARGV[13..] after a report): the leases' secrets, one per task wanted
+-- ARGV[12..] claim (ARGV[14..] after a report): the leases' secrets, one per task wanted
 -- (each task keeps its secret's SHA-1; the client makes each token 'ATTEMPT.SECRET')
 -- Returns, claim: {task JSON, data JSON or false, ...} a pair per task claimed, best first,
 --   or, when nothing is eligible, {false, the queues' due hint (ms: nothing falls due
@@ -26,8 +27,11 @@
 --   left to look at, so the caller claims again at once instead of calling the queues empty;
 --   reap: {reclaimed, next due ms or -1, now}
 local now = now_ms(ARGV[1])
+local record_limits_refused
 local K = {tasks = KEYS[1], counts = KEYS[3], pass_counts = KEYS[4], events = KEYS[5],
            maxlen = ARGV[2]}
+K.limits, record_limits_refused = record_limits(ARGV[9])
+if record_limits_refused then return record_limits_refused end
 local groups = claim_groups(KEYS, 8, (#KEYS - 7) / 5)
 local limits = {expire = ARGV[6], promote = ARGV[7],
                 default_max = tonumber(ARGV[8])}
@@ -41,14 +45,14 @@ end
 
 if ARGV[3] == 'reap' then return {reclaimed, due_of(), fmt(now)} end
 
--- After a report (ARGV[10] '2'): nil when the claim may go on, else its answer. The report
+-- After a report (ARGV[11] '2'): nil when the claim may go on, else its answer. The report
 -- must have completed its task; the lease its first try's claim took, when the same report
 -- is retried (a lost reply), is answered again, never a second task (the reported task keeps
 -- its id as next_task, as a report with claim_next does).
 local function after_report(reported, secret)
   -- (ids hold no character JSON escapes, and a record holds no unescaped quote in a value)
   if not (reported and string.find(reported, '"status":"completed"', 1, true)
-          and string.find(reported, '"finding_id":"' .. ARGV[12] .. '"', 1, true)) then
+          and string.find(reported, '"finding_id":"' .. ARGV[13] .. '"', 1, true)) then
     -- The report did not complete its task: claim nothing. Its refusal woke the wait at
     -- once (lua/task_report: own_wake); should the wait have popped a queue's token all the
     -- same, that token goes back to whichever queue now lacks one.
@@ -60,20 +64,20 @@ local function after_report(reported, secret)
   return still_leased(K, KEYS[2], before, secret) or {false, due_of(), fmt(now)}
 end
 
-local first_secret, reported = 11, nil
-if ARGV[10] == '2' then
-  first_secret = 13
-  reported = redis.call('HGET', K.tasks, ARGV[11])
-  local answer = after_report(reported, ARGV[13])
+local first_secret, reported = 12, nil
+if ARGV[11] == '2' then
+  first_secret = 14
+  reported = redis.call('HGET', K.tasks, ARGV[12])
+  local answer = after_report(reported, ARGV[14])
   if answer then return answer end
 end
 local claimer = {worker = ARGV[4], lease_ms = tonumber(ARGV[5]), secrets = {},
                  agents = KEYS[6], presence = KEYS[7], task_data = KEYS[2],
-                 register = ARGV[9] == '1', woken = ARGV[10] ~= '0'}
+                 register = ARGV[10] == '1', woken = ARGV[11] ~= '0'}
 for i = first_secret, #ARGV do claimer.secrets[#claimer.secrets + 1] = ARGV[i] end
 local claimed, ids, capped = claim_best(K, groups, now, claimer)
 if reported and ids[1] then  -- (the record's closing brace reopened: no JSON decoded)
-  redis.call('HSET', K.tasks, ARGV[11],
+  redis.call('HSET', K.tasks, ARGV[12],
              string.sub(reported, 1, -2) .. ',"next_task":"' .. ids[1] .. '"}')
 end
 if #claimed > 0 then return claimed end

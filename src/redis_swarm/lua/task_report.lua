@@ -20,10 +20,12 @@
 -- (0 = the task's lease_s)  ARGV[13] max expired leases reclaimed per queue  ARGV[14] max
 -- delayed tasks promoted per queue  ARGV[15] max_abandons of a task stored without one
 -- ARGV[16] the lease's secret  ARGV[17] '1' to register the worker and mark it present (as
--- task_claim's ARGV[9]). The next task is claimed for the report's worker, and only when
+-- task_claim's ARGV[10]). The next task is claimed for the report's worker, and only when
 -- this report completed its task (a refused or superseded report claims nothing); the
 -- reported task remembers it (next_task), so that the same report retried with the same
 -- secret (its reply lost) gets the same lease back instead of leasing another task.
+-- ARGV[18] with claim_next: the ranges a post accepts for a task's numbers (task_claim's
+-- ARGV[9])
 -- Without claim_next (ARGV[11] '0'), ARGV[12] '1' says a wait and a claim are pipelined behind
 -- this report (report's wait_s) and KEYS[claim_at] is the reporting worker's own wake list
 -- (worker_wake): a report that does not complete its task (refused, superseded) pushes one
@@ -35,7 +37,8 @@
 -- none claimed), or, when the claim ran and found nothing, false, the queues' due hint (-1:
 -- none) and now, as an empty task_claim answers, and '1' when it leased nothing only because
 -- it dropped as many ids without a task as one claim may (task_claim's fourth item: the
--- caller claims again at once).-- ARGV[5] '' is refused here (SWARM_INVALID, nothing stored): a report from outside any lease
+-- caller claims again at once).
+-- ARGV[5] '' is refused here (SWARM_INVALID, nothing stored): a report from outside any lease
 -- goes through task_report_unleased, which the ACL gives shards and coordinators but not
 -- workers (docs/security.md). The body is _report's report_task.
 return report_task(KEYS, ARGV, false)

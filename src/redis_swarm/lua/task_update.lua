@@ -9,20 +9,24 @@
 -- ARGV[1] now (0 = server time)  ARGV[2] events maxlen  ARGV[3] action: renew | release |
 --   fail | cancel | requeue  ARGV[4] task id  ARGV[5] the task's queue (as the client knows it)
 -- ARGV[6] op id  ARGV[7] token 'ATTEMPT.SECRET' (renew, release, fail)
--- ARGV[8] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to;
+-- ARGV[8] the ranges a post accepts for a task's numbers (lua/_tasks: record_limits)
+-- ARGV[9] renew: lease ms (0 = the length the claim asked for); fail: '1' to retry, '0' not to;
 --   cancel: '1' to drop a dead task for good (else a dead task is refused)
--- ARGV[9] fail: error text  ARGV[10] fail: backoff base ms, unless the queue sets its own
---   (QUEUE|retry_backoff_ms in KEYS[11])  ARGV[11] fail: backoff cap ms
--- ARGV[12] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
--- ARGV[13] fail: ms before the retry may run, instead of the backoff ('' = the backoff)
+-- ARGV[10] fail: error text  ARGV[11] fail: backoff base ms, unless the queue sets its own
+--   (QUEUE|retry_backoff_ms in KEYS[11])  ARGV[12] fail: backoff cap ms
+-- ARGV[13] fail: the failed run's usage JSON ('' = none), added to the task's failed_usage
+-- ARGV[14] fail: ms before the retry may run, instead of the backoff ('' = the backoff)
 -- Every change of status but renew's (none) records its time: status_at (lua/_tasks).
 -- What the action reads of the record is checked before its first write (update_lacking): a
 -- damaged record (written around redis-swarm) is dead-lettered when in one of its queue's
 -- sets, else refused, and the script never stops half-way.
 -- Returns {task JSON after the change, data JSON or false}.
 local now = now_ms(ARGV[1])
+local record_limits_refused
 local K = {tasks = KEYS[1], counts = KEYS[2], pass_counts = KEYS[3], events = KEYS[4],
            maxlen = ARGV[2]}
+K.limits, record_limits_refused = record_limits(ARGV[8])
+if record_limits_refused then return record_limits_refused end
 local Q = queue_keys(KEYS, 5, 10)
 local action, id, op = ARGV[3], ARGV[4], ARGV[6]
 
@@ -50,14 +54,6 @@ local function reply(raw)
   return {raw, redis.call('HGET', KEYS[9], id) or false}
 end
 
--- A count that messages format with %d: a number from 0 to 2^53 (a worker's 1e999, or 1e300,
--- read "failed on all -9223372036854775808 attempts").
-local COUNT_LIMIT = 2 ^ 53
-local function count(v)
-  return type(v) == 'number' and v >= 0 and v <= COUNT_LIMIT
-end
-local COUNT = 'a count (a whole number from 0 to 2^53)'
-
 -- The field of t this action reads that is missing (where it must not be) or not of its kind,
 -- and that kind; nil when none is. Lua checks only, no command. lease: what lease_refusal
 -- reads (renew, release, fail: checked before it).
@@ -81,23 +77,31 @@ local function update_lacking(t, lease)
   end
   -- (what the action reads before refusing a task of another status is checked above)
   if action == 'cancel' or (action == 'requeue' and status ~= 'dead') then return nil end
+  local L = K.limits
   if action == 'renew' then
+    -- (the lease its claim gave, lease_ms; a task claimed before that field existed: lease_s)
     local lease_ms, deadline = t.lease_ms, t.lease_deadline
-    if lease_ms ~= nil and not finite(lease_ms) then return 'lease_ms', 'a finite number' end
-    if lease_ms == nil and not finite(t.lease_s) then return 'lease_s', 'a finite number' end
+    if lease_ms ~= nil and not in_range(lease_ms, L.lease_min, L.lease_max) then
+      return 'lease_ms', range_kind(L.lease_min, L.lease_max)
+    end
+    if lease_ms == nil then
+      field, kind = lease_s_lacking(t, L)
+      if field then return field, kind end
+    end
     if deadline ~= nil and not finite(deadline) then
       return 'lease_deadline', 'a finite number'
     end
     return nil
   end
   -- release, fail, requeue: the pending score (make_pending), the event's attempt
-  if not finite(t.priority) then return 'priority', 'a finite number' end
-  if not finite(t.seq) then return 'seq', 'a finite number' end
+  field, kind = score_lacking(t, L)
+  if field then return field, kind end
   if t.attempts ~= nil and not count(t.attempts) then return 'attempts', COUNT end
   if action == 'fail' then
     local failures, usage = t.failures, t.failed_usage
     if failures ~= nil and not count(failures) then return 'failures', COUNT end
-    if not finite(t.max_attempts) then return 'max_attempts', 'a finite number' end
+    field, kind = most_lacking(t, L)
+    if field then return field, kind end
     if usage ~= nil and type(usage) ~= 'table' then return 'failed_usage', 'an object' end
   end
   return nil
@@ -122,7 +126,7 @@ local function damaged(field, kind)
   if type(status) == 'string' and not owner_lacking(t)
       and (status == 'pending' or status == 'delayed' or status == 'claimed') then
     unlink(Q, t)
-    bury_damaged(K, Q, t, id, status, field, kind, now)
+    bury_damaged(K, Q, t, id, status, damage(t, field, kind), now)
     return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' was dead-lettered: ' .. t.dead_reason)
   end
   return swarm_error('SWARM_CORRUPT', 'task ' .. id .. ' has a ' .. damage(t, field, kind)
@@ -140,7 +144,7 @@ field, kind = update_lacking(t, false)
 if field then return damaged(field, kind) end
 
 if action == 'renew' then
-  local lease_ms = tonumber(ARGV[8])
+  local lease_ms = tonumber(ARGV[9])
   if lease_ms <= 0 then lease_ms = t.lease_ms or math.floor(t.lease_s * 1000) end
   local before = t.lease_deadline
   t.lease_deadline = now + lease_ms
@@ -163,32 +167,32 @@ elseif action == 'release' then
   task_event(K, 'task.released', t, 'worker', worker, 'attempt', t.attempts)
 
 elseif action == 'fail' then
-  if ARGV[12] and ARGV[12] ~= '' then
+  if ARGV[13] and ARGV[13] ~= '' then
     -- (summed before the first write: a total written around redis-swarm may hold anything)
-    local ok, total = pcall(add_usage, t.failed_usage, cjson.decode(ARGV[12]))
+    local ok, total = pcall(add_usage, t.failed_usage, cjson.decode(ARGV[13]))
     if not ok then return damaged('failed_usage', 'an object of usage figures') end
     t.failed_usage = total
   end
   redis.call('ZREM', Q.leases, id)
-  local worker, err = t.worker, ARGV[9]
+  local worker, err = t.worker, ARGV[10]
   t.worker = nil
   t.lease_deadline = nil
   t.last_error = err
   t.failures = (t.failures or 0) + 1
   task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
              'error', string.sub(err, 1, 500))
-  if ARGV[8] ~= '1' then
+  if ARGV[9] ~= '1' then
     make_dead(K, Q, t, now, 'failed without retry: ' .. err)
   elseif t.failures >= t.max_attempts then
     make_dead(K, Q, t, now, string.format(
       'max_attempts reached: failed on all %d %s; last error: %s', t.failures,
       t.failures == 1 and 'attempt' or 'attempts', err))
   else
-    local delay = tonumber(ARGV[13])  -- the caller's (a rate limit's Retry-After)
+    local delay = tonumber(ARGV[14])  -- the caller's (a rate limit's Retry-After)
     if not delay then
       -- Exponential backoff: base, 2 * base, 4 * base, ... capped; the queue's base if set.
       local base = tonumber(redis.call('HGET', KEYS[11], t.queue .. '|retry_backoff_ms'))
-      delay = math.min((base or tonumber(ARGV[10])) * 2 ^ (t.failures - 1), tonumber(ARGV[11]))
+      delay = math.min((base or tonumber(ARGV[11])) * 2 ^ (t.failures - 1), tonumber(ARGV[12]))
     end
     t.not_before = now + delay
     if delay > 0 then
@@ -212,7 +216,7 @@ elseif action == 'cancel' then
   -- a caller withdrawing what it posted (an ask, an A2A cancel) must not erase a dead
   -- letter it did not know of. unlink's ZREM on the dead set is a write a worker's ACL
   -- refuses (it may only add there), so a worker's drop of a dead task fails before any write.
-  if t.status == 'dead' and ARGV[8] ~= '1' then
+  if t.status == 'dead' and ARGV[9] ~= '1' then
     return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is dead: requeue it (swarm '
       .. 'task requeue ID), or drop it for good (swarm task cancel ID)')
   end
