@@ -10,6 +10,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -163,7 +166,69 @@ def test_a_paused_tls_server_stays_retryable(servers: ServerFactory, pki: Pki, k
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
         server.stop()
-    assert error.retryable is True, error
+    assert error.retryable is True and error.sent is False, error
+    if kind == "sync":  # said as the timeout it is, not as a port that surely speaks no TLS
+        assert "the TLS handshake timed out" in str(error), error
+        assert "a paused or overloaded server does that" in str(error), error
+
+
+class _PlainAnswer:
+    """A plain TCP port that answers whatever it is sent with a line of plain text (as an
+    HTTP server answers a TLS ClientHello): the client's TLS reads a record that is none."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with client:
+                client.recv(4096)
+                client.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_paused_tls_server_is_waited_for_as_a_paused_plain_one(
+    servers: ServerFactory, pki: Pki
+) -> None:
+    """A TLS handshake that timed out is retried as any timeout (while another attempt fits
+    the retry window): a request to a paused TLS server succeeds once it runs again, as one
+    to a paused plain server does, instead of failing at once. A port that answers the
+    handshake with plain text still fails at once, not retried."""
+    server = start_tls_server(servers, pki)
+    url = f"{server.url}&connect_timeout=0.3&socket_timeout=0.3"
+    pid = server.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    wake = threading.Timer(1.0, os.kill, (pid, signal.SIGCONT))
+    wake.start()
+    try:
+        with Swarm(url, swarm=SWARM) as swarm:
+            began = time.monotonic()
+            assert swarm.ping() >= 0
+            took = time.monotonic() - began
+    finally:
+        wake.cancel()
+        os.kill(pid, signal.SIGCONT)
+        server.stop()
+    assert took >= 0.9, took  # (it waited for the server to run again)
+    plain = _PlainAnswer()
+    try:
+        began = time.monotonic()
+        error = _failed(f"rediss://127.0.0.1:{plain.port}?ssl_ca_certs={pki.ca}", "sync")
+        took = time.monotonic() - began
+    finally:
+        plain.close()
+    assert "does not speak TLS on this port" in str(error), error
+    assert error.retryable is False and plain.connections == 1 and took < 1.0, (error, took)
 
 
 # --- a database the server does not have

@@ -28,7 +28,7 @@ from ._embedded import find_redis_server
 from ._errors import ConnectionFailed, PartlyApplied, SwarmError, ValidationError
 from ._replies import cluster_shards, reply_fields
 from ._topology import direct_settings, sentinel_down, sentinel_replicas
-from ._translate import causes, translate, why_no_answer
+from ._translate import causes, may_have_reached, translate, why_no_answer
 
 __all__ = ["AppliedRole", "apply_role"]
 
@@ -322,10 +322,12 @@ def _on_every_node(
                 done[target.name] = fn(client, target.name)
             except _NO_ANSWER as exc:  # (it stopped answering since its PING)
                 others = [name for name in done if name != target.name]
-                why = _did_not_answer(settings, target, exc, others)
+                why = _did_not_answer(settings, target, exc, others, applying=True)
                 if target.name not in done:  # (else it holds the user, unsaved: said there)
                     if whole:
-                        raise _not_everywhere(settings, {target.name: why}, others) from None
+                        raise _not_everywhere(
+                            settings, {target.name: why}, others, sent=may_have_reached(exc)
+                        ) from None
                     skipped[target.name] = why
             finally:
                 client.close()
@@ -358,20 +360,24 @@ def _logged_in(target: _Target, fallback: str | None) -> _Target:
 
 
 def _not_everywhere(
-    settings: Settings, left_out: Mapping[str, str], applied: list[str]
+    settings: Settings, left_out: Mapping[str, str], applied: list[str], *, sent: bool = False
 ) -> ConnectionFailed:
     """The URL's own user (its password rotating) cannot be applied on every server: it is
     not applied at all (or, should a server fail once others hold it, ``PartlyApplied`` says
     how to finish). A server left without it would keep the old password, no one URL would
     reach every server any more, and a failover to that one would lock the new password
-    out, the one way in, and a later apply with it."""
+    out, the one way in, and a later apply with it. ``sent``: the user was sent to the
+    server that failed (it may hold it). Retryable: only servers that did not answer are
+    left out (one that failed with what no retry fixes fails the call with its own error,
+    ``_did_not_answer``)."""
     why = "; ".join(f"{node} {reason}" for node, reason in left_out.items())
     done = f"it was applied on {', '.join(applied)} only" if applied else "nothing was applied"
     return ConnectionFailed(
         f"cannot rotate the password of user {_connecting_user(settings)!r}, the one the URL "
         f"connects as, on every server: {why}; {done}, as a server left out would keep the "
         "old password (no one URL would reach every server, and a failover to it would lock "
-        "the new one out): bring it back, then run this command again"
+        "the new one out): bring it back, then run this command again",
+        sent=sent,
     )
 
 
@@ -393,22 +399,33 @@ def _probe(settings: Settings) -> None:
 
 
 def _did_not_answer(
-    settings: Settings, target: _Target, exc: BaseException, applied: list[str]
+    settings: Settings,
+    target: _Target,
+    exc: BaseException,
+    applied: list[str],
+    *,
+    applying: bool = False,
 ) -> str:
     """Why ``target``, which raised ``exc``, is left out. Raised instead: ``exc`` when the
     server answered (a wrong password) or is the URL's own (its retries have ridden out an
     outage, and there is nothing to leave it out of); the translated ``exc`` when it answered
-    with a problem to fix (``_answered_with_a_problem``); ``_master_unreachable`` for a
-    master."""
+    with a problem to fix (``_answered_with_a_problem``) or failed with one no retry fixes
+    (``ConnectionFailed.retryable`` False: a certificate file of the URL gone); and
+    ``_master_unreachable`` for a master (``sent`` when ``applying``: ``exc`` came from the
+    apply itself, not the PING before it, and may have reached it)."""
     if not target.found or isinstance(exc, redis.AuthenticationError):
         raise exc
-    if _answered_with_a_problem(exc):
-        raise translate(exc, target.settings.url) from None
+    translated = translate(exc, target.settings.url)
+    if _answered_with_a_problem(exc) or (
+        isinstance(translated, ConnectionFailed) and not translated.retryable
+    ):
+        raise translated from None
     why = f"did not answer ({why_no_answer(str(exc))})"
     if target.flagged:
         why += f", and {target.flagged}"
     if target.serves:
-        raise _master_unreachable(settings, target.name, why, applied) from None
+        sent = applying and may_have_reached(exc)
+        raise _master_unreachable(settings, target.name, why, applied, sent=sent) from None
     return why
 
 
@@ -423,11 +440,13 @@ def _answered_with_a_problem(exc: BaseException) -> bool:
 
 
 def _master_unreachable(
-    settings: Settings, node: str, why: str, applied: list[str]
+    settings: Settings, node: str, why: str, applied: list[str], *, sent: bool = False
 ) -> ConnectionFailed:
     """A master that cannot be reached: the apply fails (a replica is skipped instead). The
     role's clients are sent to it, and the swarm's library, loaded on every master before the
-    users, would wait out the URL's retries for it and fail: the user must wait for it."""
+    users, would wait out the URL's retries for it and fail: the user must wait for it.
+    ``sent``: the user was sent to it (it may hold it). Retryable: it is down, flagged so or
+    not answering (``_did_not_answer`` raises what no retry fixes as itself)."""
     if settings.kind == "cluster":
         what, failover = "a master holding hash slots", "the cluster fails it over to a replica"
         failover += " (its cluster-node-timeout after it stopped answering)"
@@ -437,7 +456,8 @@ def _master_unreachable(
     return ConnectionFailed(
         f"cannot apply the user on {node}, {what}: {why}; {done}, as every master must hold it "
         f"and the swarm's library: bring {node} back, or wait until {failover}, then run this "
-        "command again"
+        "command again",
+        sent=sent,
     )
 
 

@@ -48,7 +48,15 @@ def ride_out(
     wait is over (taken or given up). Given up after ``patience_s`` or once ``stop`` is set,
     raising a ``ConnectionFailed`` that says Redis did not ``what`` ("take the report of
     t-1") in the longest ``who`` ("the pool") waits, or that ``who`` was stopped: ``sent``
-    when any try's was."""
+    when any try's was, ``retryable`` as the last try's.
+
+    An error no retry fixes (``ConnectionFailed.retryable`` False: a certificate refused, a
+    certificate or key file of the URL that no longer loads) is ridden out all the same, not
+    given up at once: what waits here is a finished run's report or its synthesis, work paid
+    for that giving up would lose, and such an error is fixed where it is said (``on_outage``
+    hears it, with what to fix: a renewed certificate, a file put back) without restarting
+    anything (each try makes its connection anew, its files read again), well within the
+    patience. Giving up at once would save nothing but the wait of a run that ends anyway."""
     since: float | None = None
     tries = 0
     sent = False  # any try may have reached the server: the write may have been applied
@@ -66,12 +74,15 @@ def ride_out(
                     raise ConnectionFailed(
                         f"Redis did not {what} in {patience_s:g}s, the longest {who} waits: {exc}",
                         sent=sent,
+                        retryable=exc.retryable,
                     ) from exc
                 if between is not None:
                     between()
                 if stop.wait(min(2.0**tries, RETRY_PAUSE_MAX_S)):
                     raise ConnectionFailed(
-                        f"{who} was stopped while waiting for Redis to {what}: {exc}", sent=sent
+                        f"{who} was stopped while waiting for Redis to {what}: {exc}",
+                        sent=sent,
+                        retryable=exc.retryable,
                     ) from exc
                 tries += 1
     finally:

@@ -42,7 +42,6 @@ from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings
 from ._translate import (
     CERTIFICATE_REFUSED,
     HANDSHAKE_FAILURE,
-    HANDSHAKE_TIMEOUT,
     SENT_BEFORE,
     TLS_FILE_ERRORS,
     causes,
@@ -83,17 +82,20 @@ _PERMANENT = (
     "wrongpass",
     "noauth",
     HANDSHAKE_FAILURE,
-    HANDSHAKE_TIMEOUT,
     *TLS_FILE_ERRORS,
 )
 
 
 def is_permanent(exc: BaseException) -> bool:
     """True for a connection error that no retry can fix (certificates, a server's alert
-    refusing the client certificate, authentication, a TLS handshake that timed out: the port
-    speaks no TLS). Not a TLS connection the server closed without a word while it was being
+    refusing the client certificate, authentication, a port that answers the TLS handshake
+    with no TLS). Not a TLS connection the server closed without a word while it was being
     made, even with a client certificate in the URL: a server at its maxclients, or
     restarting, does that too (``translate`` names both causes once the retries are over).
+    Nor a TLS handshake that timed out: a plain Redis port never answers one (it waits for a
+    newline), but neither does a paused server (SIGSTOP, a stalled failover), which passes;
+    it is a timeout, retried as a paused plain server's is (only while another attempt fits
+    the retry window: with the default socket_timeout, none does).
     And a pool with every connection in use (``pool_exhausted``): a retry, after a pause,
     might find one free, but would hide the limit the caller must raise, and wait for
     calls that may themselves wait seconds (a claim's wait_s); redis-py's pools refuse at

@@ -32,10 +32,11 @@ __all__ = [
     "why_no_answer",
 ]
 
-# Fragments (lower case) of the text of an error, or of one of its causes, that no retry fixes.
 # The TLS handshake timed out: the port is a plain one (a Redis server waits for a newline
-# that a TLS client never sends) or not the server's tls-port.
+# that a TLS client never sends) or not the server's tls-port; or the server is paused (a
+# stopped process takes connections and answers nothing): a timeout, retried as one.
 HANDSHAKE_TIMEOUT = "handshake operation timed out"
+# Fragments (lower case) of the text of an error, or of one of its causes, that no retry fixes.
 # A certificate or key file of the URL does not load: nothing was sent to any server yet.
 _PEM_UNREADABLE = "pem lib"  # ssl_certfile / ssl_keyfile: not PEM, or no key
 _KEY_MISMATCH = "key values mismatch"  # ssl_keyfile is not the key of ssl_certfile
@@ -996,13 +997,15 @@ def _tls_setup_problem(chain: str, text: str, where: str) -> _TlsFailure | None:
     """What to fix when a TLS connection failed before a server said anything: the
     handshake timed out, or a certificate or key file of the URL did not load."""
     if HANDSHAKE_TIMEOUT in chain:
-        # Most likely a plain port, which waits for a newline the TLS client never sends; but
-        # a paused server (SIGSTOP, a frozen host) takes the connection and never answers
-        # either, and that passes: left retryable.
+        # A plain port waits for a newline the TLS client never sends; but a paused server
+        # (SIGSTOP, a frozen host, a stalled failover) takes the connection and never answers
+        # either, and that passes: a timeout (retried as one), said as one, with both causes.
         return _TlsFailure(
-            f"TLS to {where} failed: the server does not speak TLS on this port (it never "
-            "answered the TLS handshake): if it is a plain port, use redis://; else the "
-            "server's TLS port (tls-port) is another one",
+            f"TLS to {where} failed: the TLS handshake timed out (the server took the "
+            "connection and never answered it, within connect_timeout): a paused or "
+            "overloaded server does that, which passes (try again once it answers); so does "
+            "a server that does not speak TLS on this port: if it is a plain port, use "
+            "redis://; else the server's TLS port (tls-port) is another one",
             retryable=True,
         )
     found = _tls_file_problem(chain, text, where)

@@ -90,10 +90,11 @@ def not_answered(
     server took the request and did not answer it (``exc.sent``): busy (a long script, a fork
     for a save, a slow disk) or paused, not down, so "check that the server runs" would
     mislead (a connection it closed after taking the request is said so too); ``then`` adds
-    what that means for the request. Its ``lease_secrets`` and ``sent`` are kept. None for
-    any other failure, a server that could not be reached among them (the core's own
-    message says it)."""
-    if not exc.sent:
+    what that means for the request. Its ``lease_secrets``, ``sent`` and ``retryable`` are
+    kept. None for any other failure, a server that could not be reached among them, and
+    one no retry fixes (``retryable`` False: a certificate refused after an earlier try
+    reached the server): the core's own message says it, and what to fix."""
+    if not exc.sent or not exc.retryable:
         return None
     hook = hook_settings(settings)
     return ConnectionFailed(
@@ -104,4 +105,5 @@ def not_answered(
         f"({DOCTOR_TELLS_MORE})",
         lease_secrets=exc.lease_secrets,
         sent=exc.sent,
+        retryable=exc.retryable,
     )

@@ -14,7 +14,11 @@ killed run's workers' leases anyway) and the task is dead-lettered (``max_abando
 left pending), so that the next run posts the next generation. A run whose renewal finds
 the lease gone (cancelled by hand, which is how a run is taken over; or, while the run was
 suspended, expired and claimed by another run) stops at once, its agents killed; one that
-finds it merely expired and given back to its queue claims it back.
+finds it merely expired and given back to its queue claims it back. A renewal that cannot
+reach Redis is tried again for as long as the run lives (an outage passes), unless no retry
+can help (``ConnectionFailed.retryable`` False: a certificate refused, a certificate or key
+file of the URL that no longer loads): the run then stops as at a lost lease, failing with
+that error, which says what to fix.
 
 A settled lease task is never reopened: the next run posts the next generation
 (``names.lease_task_id``) after the highest one the lease queue holds (``newest_lease``):
@@ -113,7 +117,8 @@ def _highest(name: str, tasks: Sequence[Task]) -> tuple[Task, int] | None:
 class RunLease:
     """The lease of ``plan``'s pipeline, taken by ``acquire`` under the agent name ``holder``
     and given up by ``release``. ``on_lost`` is called (from the renewing thread) when the
-    run no longer holds it; ``lost`` then says why."""
+    run no longer holds it, or can no longer renew it (``failed``: a connection no retry
+    makes); ``lost`` then says why."""
 
     def __init__(
         self,
@@ -132,6 +137,8 @@ class RunLease:
         self.queue = lease_queue(plan.name)
         self.on_lost = on_lost
         self.lost: str | None = None
+        # The error no retry fixes that a renewal failed with, when that lost the lease.
+        self.failed: ConnectionFailed | None = None
         self.task: Task | None = None  # the lease task, as claimed (with its token)
         self._say = say or (lambda _line: None)
         self._done = threading.Event()
@@ -230,7 +237,11 @@ class RunLease:
 
     def _renewing(self) -> None:
         """Renew the lease every third of its length until ``release`` or its loss. An
-        outage is retried (the lease lasts); anything else loses it."""
+        outage is retried (the lease lasts); anything else loses it, a connection no retry
+        makes among them (``ConnectionFailed.retryable`` False: a certificate refused, the
+        URL's TLS files that no longer load): the run stops with that error (``lost_error``),
+        its agents killed, rather than drive the pipeline unleased until another run takes
+        it over (every write of the run fails alike anyway)."""
         failing = False
         while not self._done.wait(self.lease_s / 3):
             task = self.task
@@ -239,6 +250,10 @@ class RunLease:
             try:
                 self.swarm.renew(task.id, task.token, lease_s=self.lease_s)
             except ConnectionFailed as exc:
+                if not exc.retryable:
+                    self.failed = exc
+                    self._lose(f"it cannot be renewed, and no retry would help: {exc}")
+                    return
                 if not failing:
                     self._say(f"could not renew the lease of pipeline {self.name}: {exc}")
                 failing = True
@@ -280,8 +295,19 @@ class RunLease:
         if on_lost is not None:
             on_lost(why)
 
-    def lost_error(self, run: int) -> LeaseLost:
-        """The error of a run that stopped because it lost the lease."""
+    def lost_error(self, run: int) -> LeaseLost | ConnectionFailed:
+        """The error of a run that stopped because it lost the lease: a ConnectionFailed
+        (not ``retryable``, saying what to fix) when a renewal failed with one no retry
+        fixes; else LeaseLost."""
+        failed = self.failed
+        if failed is not None:
+            return ConnectionFailed(
+                f"run {run} of pipeline {self.name} stopped, its agents killed: its lease on "
+                f"the pipeline could not be renewed, and no retry would help: {failed}. Once "
+                "that is fixed, run it again to resume",
+                sent=failed.sent,
+                retryable=False,
+            )
         task = self.task
         ident = task.id if task is not None else "?"
         return LeaseLost(

@@ -31,8 +31,9 @@ Only tasks of the exposed queues are visible: another queue's task is "not found
 swarm's errors reach the client in A2A words (``_words``); what only the server's operator
 can fix (Redis unreachable, a user without the right) is logged here; the client is told
 to try again later when Redis is unreachable (HTTP+JSON: 503 with a Retry-After,
-``RETRY_AFTER_KEY``), and that the server's Redis user lacks a right otherwise (an internal
-error, 500: no retry mends it). A stopping
+``RETRY_AFTER_KEY``), and that the server's Redis user lacks a right, or that its connection
+to Redis fails in a way no retry mends (``ConnectionFailed.retryable`` False: a certificate
+refused), otherwise (an internal error, 500, with no retry advice). A stopping
 server (``stop``) ends every wait: a blocking ``SendMessage`` answers with the task as it is,
 and streams end.
 """
@@ -130,7 +131,8 @@ def swarm_errors(swarm: str) -> Iterator[None]:
     is logged for the operator, not sent to the client with the server's Redis URL and its
     operator's commands (``swarm``: its name, for the operator's log): the client is told to
     try again later when Redis is unreachable (``RETRY_AFTER_KEY``), and that its operator
-    must grant a right when the user lacks one (a retry would fail alike, forever)."""
+    must grant a right when the user lacks one, or fix the connection when no retry can
+    make it (``ConnectionFailed.retryable`` False): a retry would fail alike, forever."""
     try:
         yield
     except NotFound as exc:
@@ -140,6 +142,14 @@ def swarm_errors(swarm: str) -> Iterator[None]:
     except ValidationError as exc:
         raise InvalidParamsError(in_a2a_words(str(exc))) from None
     except ConnectionFailed as exc:  # (Redis gone: it comes back, so the client waits)
+        if not exc.retryable:  # (its TLS refused, its files: only the operator mends it)
+            log.warning("a request failed: %s; no retry fixes that", exc)
+            raise InternalError(
+                f"{type(exc).__name__}: this A2A server cannot connect to its swarm's Redis "
+                "for a reason of configuration (such as a TLS certificate refused), which only "
+                f"its operator can fix; sending it again will not help until then "
+                f"{LOGGED_FOR_OPERATOR}"
+            ) from None
         log.warning("a request failed: %s", exc)
         raise InternalError(
             f"{type(exc).__name__}: this A2A server cannot reach its swarm's Redis; try again "

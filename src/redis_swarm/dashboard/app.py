@@ -251,7 +251,7 @@ async def _sse(
             try:
                 event = await feed.next(keepalive_s)
             except Exception as exc:  # the stream's last message; the browser reconnects
-                yield _message("stream.error", {"error": type(exc).__name__, "message": str(exc)})
+                yield _message("stream.error", _error_body(exc))
                 return
             if event is None:
                 yield ": keepalive\n\n"
@@ -355,5 +355,17 @@ async def _swarm_error(_request: Request, exc: Exception) -> Response:
     elif isinstance(exc, PermissionDenied):
         status = 403
     elif isinstance(exc, ConnectionFailed):
-        status = 503
-    return _json({"error": type(exc).__name__, "message": str(exc)}, status)
+        # 503 is an outage that passes (the page tries again soon); one no retry fixes (a
+        # certificate refused: ``retryable`` False) is the server's configuration, a 500.
+        status = 503 if exc.retryable else 500
+    return _json(_error_body(exc), status)
+
+
+def _error_body(exc: Exception) -> dict[str, Any]:
+    """An error as every answer and the stream's last message say it; a ConnectionFailed's
+    says whether it may pass by itself (``retryable``: the page looks again soon, or
+    seldom, saying that it must be fixed where the dashboard runs)."""
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, ConnectionFailed):
+        body["retryable"] = exc.retryable
+    return body

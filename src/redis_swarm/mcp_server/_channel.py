@@ -32,6 +32,10 @@ delayed tasks due by then made claimable first (``reap_due``), one notice per wa
 holding pending tasks, saying how many (``waiting_tasks``), from the queues' counters read
 after the newest event; the stream's task events up to that event are not told again.
 
+A watcher rides out a lost Redis (logged once as it goes, once as it comes back; nothing
+missed) and stops on an error no retry fixes (a certificate refused, a user that may not read
+the stream), logged once with what to fix (``_follow``).
+
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
 the capability and is never sent an event.
@@ -52,6 +56,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +71,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from .._client import AsyncSwarm
 from .._codec import dumps
 from .._config import Settings
-from .._errors import SwarmError
+from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message
 from .._validate import READ_DEFAULT
@@ -128,6 +133,9 @@ BODY_CHARS = 2_000
 # How long a session has to answer the ping that says it received a notice showing a message
 # whole; one that does not answer in time leaves the message unread (shown again: never lost).
 RECEIVED_S = 10.0
+# How often the event stream is tried again while Redis cannot be reached (each try also
+# waits out the client's own retries).
+AGAIN_AFTER_OUTAGE_S = 1.0
 # The unread messages a named session's watcher pushes as it starts (an inbox read's default).
 WAITING_READ = READ_DEFAULT
 _META_KEY = re.compile(r"[A-Za-z0-9_]+")
@@ -489,7 +497,7 @@ class Channel:
         with scope:
             log.info("channel: pushing events for %s", agent)
             async with anyio.create_task_group() as tg, receive:
-                tg.start_soon(self._follow, send, since)  # (live events wait in the stream)
+                tg.start_soon(self._follow, send, since, agent)  # (live events wait in the stream)
                 backlog, more = await self._waiting(agent) if waiting else ([], False)
                 shown: set[str] = set()  # unread messages received whole by the session
                 if backlog:
@@ -554,26 +562,46 @@ class Channel:
                 events.append(Event(m.seq, EventType.SYNTHESIS_REQUESTED, m.created_at, asked))
         return events, unread.more
 
-    async def _follow(self, send: anyio.abc.ObjectSendStream[Event], since: str | None) -> None:
-        """Feed the events the channel may push, from ``since``, riding out outages."""
+    async def _follow(
+        self, send: anyio.abc.ObjectSendStream[Event], since: str | None, agent: str
+    ) -> None:
+        """Feed the events the channel may push for ``agent``, from ``since``, riding out
+        outages: a lost Redis is logged once, tried again every ``AGAIN_AFTER_OUTAGE_S``
+        (each try waits out the client's own retries), and logged again once it answers;
+        no event is missed (the follow goes on from the last one fed). An error no retry
+        fixes (``_no_retry_fixes``) ends the following instead, logged once with what to
+        fix: the session's tools go on, its channel pushes no more."""
+        down: float | None = None  # when the stream failed (monotonic), while it fails
         async with send:
             while True:
                 try:
+                    if down is not None:
+                        newest = await self.swarm.last_event_id()  # (answered: it is back)
+                        since = since or newest
+                        log.warning(
+                            "channel: Redis answers again after %.0f s: following the event "
+                            "stream for %s again", time.monotonic() - down, agent,
+                        )  # fmt: skip
+                        down = None
                     async for event in self.swarm.follow_events(since, WATCHED, block_s=30):
                         since = event.id
                         if self._recheck is not None and _falls_due_later(event, self.queues):
                             self._recheck.set()
                         await send.send(event)
                 except SwarmError as exc:
-                    log.warning("channel: the event stream failed (%s); following again", exc)
-                    await anyio.sleep(1)
-                    since = since or await self._newest()
-
-    async def _newest(self) -> str | None:
-        try:
-            return await self.swarm.last_event_id()
-        except SwarmError:
-            return None
+                    if _no_retry_fixes(exc):
+                        log.error(
+                            "channel: stopped pushing events for %s: %s; no retry fixes "
+                            "that: once it is fixed, start the session again", agent, exc,
+                        )  # fmt: skip
+                        return
+                    if down is None:
+                        down = time.monotonic()
+                        log.warning(
+                            "channel: the event stream failed (%s); trying again until Redis "
+                            "answers (said here when it does)", exc,
+                        )  # fmt: skip
+                    await anyio.sleep(AGAIN_AFTER_OUTAGE_S)
 
     async def _push(
         self, connection: Connection, agent: str, batch: list[Event], shown: set[str]
@@ -609,6 +637,17 @@ class Channel:
     async def _notify(connection: Connection, out: Iterable[Notice]) -> None:
         for notice in out:
             await connection.notify(METHOD, notice.params)
+
+
+def _no_retry_fixes(exc: SwarmError) -> bool:
+    """Whether following the event stream again cannot help after ``exc``: a connection no
+    retry makes (``ConnectionFailed.retryable`` False: a certificate refused, a certificate
+    or key file of the URL that does not load, a port answering TLS with no TLS), a user
+    that may not read the stream (``PermissionDenied``), a URL naming what the server does
+    not have (``ConfigError``). Each one's message says what to fix."""
+    if isinstance(exc, ConnectionFailed):
+        return not exc.retryable
+    return isinstance(exc, PermissionDenied | ConfigError)
 
 
 async def _received(connection: Connection) -> bool:

@@ -11,6 +11,14 @@
   const REFRESH_GAP_MS = 150;     // coalesce bursts of events into one status read
   const PERIODIC_MS = 15000;      // agents go stale with time, not with an event
   const ACTIVITY_MAX = 60;
+  const AGAIN_MS = 3000;          // the server or its Redis out of reach: looked at again soon
+  // What the server says no retry fixes (a ConnectionFailed with retryable false: a TLS
+  // certificate refused, say): said so, and looked at again this seldom (fixed where the
+  // dashboard runs, it comes back by itself).
+  const STUCK_MS = 30000;
+  const STUCK_NOTE = " This will not pass by itself: it must be fixed where the dashboard " +
+    "runs (its Redis URL, certificates or keys); this page looks again every " +
+    (STUCK_MS / 1000) + " s.";
 
   // --- the token: from ?token= once, then kept for this tab only, and out of the address bar
   const params = new URLSearchParams(location.search);
@@ -35,6 +43,7 @@
     dirty: false,
     timer: null,
     snap: null,
+    stuck: false,       // the last failure will not pass by itself (retryable false)
     all: params.get(ALL) === "1",
   };
 
@@ -387,6 +396,18 @@
     setText("live-text", text);
   }
 
+  // An error the server answered (a body, or a stream.error's data): said; whether it will
+  // pass by itself is remembered (state.stuck) for how soon to look again.
+  function failed(body, fallback) {
+    state.stuck = body.retryable === false;
+    if (state.stuck) {
+      banner((body.message || fallback) + STUCK_NOTE);
+      live("offline", "needs a fix");
+    } else {
+      banner(body.message || fallback);
+    }
+  }
+
   async function refresh() {
     if (state.inFlight) { state.dirty = true; return; }
     state.inFlight = true;
@@ -399,7 +420,8 @@
         return false;
       }
       const body = await response.json();
-      if (!response.ok) { banner(body.message || "the swarm could not be read"); return false; }
+      if (!response.ok) { failed(body, "the swarm could not be read"); return false; }
+      state.stuck = false;
       banner("");
       state.skew = body.at - Date.now();
       if (state.lastEventId === null) state.lastEventId = body.last_event_id;
@@ -436,14 +458,20 @@
     };
     for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
     source.addEventListener("stream.error", (message) => {
-      try { banner(JSON.parse(message.data).message); } catch (err) { banner("the event stream failed"); }
+      let body = {};
+      try { body = JSON.parse(message.data); } catch (err) { /* said as a failure below */ }
+      failed(body, "the event stream failed");
+      if (state.stuck) {  // no reconnection every second: looked at again seldom
+        source.close();
+        setTimeout(start, STUCK_MS);
+      }
     });
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) {
         // The server refused the stream (or is gone): the browser will not retry by itself.
         live("offline", "offline");
         source.close();
-        setTimeout(start, 3000);
+        setTimeout(start, AGAIN_MS);
       } else {
         live("reconnecting", "reconnecting");
       }
@@ -453,7 +481,7 @@
   async function start() {
     const ok = await refresh();
     if (ok !== false) connect();
-    else setTimeout(start, 3000);
+    else setTimeout(start, state.stuck ? STUCK_MS : AGAIN_MS);
   }
 
   $("activity").replaceChildren(empty("waiting for events…"));
