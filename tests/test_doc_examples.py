@@ -2,7 +2,8 @@
 page's blocks in order, in one interpreter, as a reader pasting them would (each builds on the
 ones before), against the test server, with ResourceWarning an error. A block that cannot run
 here (it waits for other agents, or until you break out) says so on the line before its fence:
-``<!-- doc-example: skip (why) -->``. docs/seed.md's are run by tests/test_seed_lifecycle.py."""
+``<!-- doc-example: skip (why) -->``. docs/seed.md's are run by tests/test_seed_lifecycle.py,
+one by one and in order; here, in order, twice in one swarm (its examples run again)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,38 @@ def test_contexts_md_examples_run(redis_url: str, tmp_path: Path) -> None:
 
 def test_tasks_md_examples_run(redis_url: str, tmp_path: Path) -> None:
     run_page("docs/tasks.md", redis_url, tmp_path, "tasks-doc")
+
+
+def test_seed_md_examples_run_again_and_leave_no_task_open(redis_url: str, tmp_path: Path) -> None:
+    """docs/seed.md's blocks, in order, twice in the one swarm it names (as a reader trying
+    them again would): each run does the tasks it posts, so the next run's workers claim
+    only their own run's, and nothing is left pending or claimed, in that swarm or in the
+    one its sweep example makes for itself."""
+    from redis_swarm import Swarm
+
+    for _ in range(2):
+        run_page("docs/seed.md", redis_url, tmp_path, "seed-docs")
+    for name in ("seed-docs", "seed-docs-sweep"):
+        with Swarm(redis_url, swarm=name) as swarm:
+            stats = swarm.queue_stats()
+            assert stats, name
+            open_tasks = {
+                queue: {s: n for s, n in counts.items() if s in ("pending", "delayed", "claimed")}
+                for queue, counts in stats.items()
+            }
+            assert all(not any(c.values()) for c in open_tasks.values()), (name, open_tasks)
+
+
+def test_live_md_examples_run(redis_url: str, tmp_path: Path) -> None:
+    """docs/live.md's Python block, on its own (its import and handle included), after the
+    page's console steps made shard-1 an agent."""
+    from redis_swarm import Swarm
+
+    with Swarm(redis_url, swarm="live-doc") as swarm:
+        swarm.register("shard", name="shard-1")
+    run_page("docs/live.md", redis_url, tmp_path, "live-doc")
+    with Swarm(redis_url, swarm="live-doc") as swarm:
+        assert swarm.inbox("shard-1", ack=False) == []  # what it was shown, marked read
 
 
 def test_readme_python_examples_run(redis_url: str, tmp_path: Path) -> None:

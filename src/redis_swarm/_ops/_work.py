@@ -156,8 +156,10 @@ def check_token(token: object) -> str:
         )
     shown = "an integer" if isinstance(token, int) else f"{type(token).__name__} {token!r:.20}"
     raise ValidationError(
-        f"token is {shown}, not a lease token: pass the token claim returned, a string "
-        "ATTEMPT.SECRET such as '2.k3JvQ0aZ...' (the attempt number alone is not a token)"
+        f"token is {shown}, not a lease token: pass the whole token your claim returned, a "
+        "string ATTEMPT.SECRET such as '2.k3JvQ0aZ...' (swarm task claim prints it; the "
+        "attempt number alone is not a token); a token lost is not shown again: the task "
+        "goes back to its queue when its lease ends, to be claimed anew"
     )
 
 

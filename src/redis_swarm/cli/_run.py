@@ -304,9 +304,11 @@ def _signals(app: App, runner: Runner) -> Iterator[None]:
         else:
             runner.drain()
             running = runner.counts()["running"]
-            click.echo(
-                f"finishing {running} running task(s); Ctrl-C again to stop them now", err=True
-            )
+            if running:
+                said = f"finishing {running} running task(s); Ctrl-C again to stop them now"
+            else:  # (nothing to finish or to stop: the pool ends, claiming nothing more)
+                said = "stopping: no task is running, and none more will be claimed"
+            click.echo(said, err=True)
 
     def on_sigterm(_signum: int, _frame: Any) -> None:
         runner.abort()

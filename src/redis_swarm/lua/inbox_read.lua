@@ -30,7 +30,7 @@ local keep = tonumber(ARGV[5])
 local record = redis.call('HGET', KEYS[1], id)
 if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
-    .. 'before reading its inbox')
+    .. 'before reading its inbox (swarm agents register ' .. id .. ' --role ROLE)')
 end
 local pkey, ikey = id .. '|pending', id .. '|inbox'
 

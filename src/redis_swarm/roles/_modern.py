@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 from .._context_records import ContextInfo
 from .._errors import Conflict, ConnectionFailed, NotFound, ValidationError
+from .._hints import LIST_CONTEXTS
 from .._models import Agent, Finding, Inbox, Message, Synthesis, Task, TaskStatus
 from .._usage import Usage
 from .._validate import check_agent
@@ -381,7 +382,13 @@ class Worker(_Role):
 
     def _parent(self, task: Task) -> str:
         if not task.parent:
-            raise NotFound(f"task {task.id} names no parent shard, so there is no context to read")
+            raise NotFound(
+                f"task {task.id} names no parent shard, so there is no context to read: do it "
+                "from its description and data, or read a context by its owner's name "
+                f"(swarm.get_context(OWNER), swarm context get OWNER {LIST_CONTEXTS}); a "
+                "shard's tasks name it when it posts them (post_task(..., parent=SHARD), "
+                "swarm task post ... --parent SHARD)"
+            )
         return task.parent
 
     def _read_context(self, owner: str, info: ContextInfo) -> str:

@@ -4,6 +4,7 @@ and ``SonnetCoordinator``, over the modern ones, returning the seed's shapes."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -12,6 +13,7 @@ from .._codec import dumps, iso
 from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._models import Finding, Task
+from .._prompts import swarm_command
 from .._validate import check_id
 from ._base import _finding_ids, _stamp
 from ._modern import Coordinator, MemoryShard, Worker
@@ -269,7 +271,11 @@ class SwarmMemoryShard(MemoryShard):
             "parent_shard_id": self.agent_id,
             "specialization": self.specialization,
             "context_preview": self.context[:5000],
-            "context_full_location": f"swarm context get {self.agent_id}",
+            # a shell command that reaches this swarm from anywhere: this install's swarm with
+            # the options swarm prompt writes (the URL, never its password: SWARM_URL then
+            # gives it; the swarm's name; an embedded server's home)
+            "context_full_location": f"{swarm_command(self.swarm.settings)} context get "
+            + shlex.quote(self.agent_id),
             "findings_count": stats["findings"],
             "context_version": info.version if info else None,
             "context_size_bytes": info.size_bytes if info else 0,

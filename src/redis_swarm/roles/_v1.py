@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 from .._client import Swarm
 from .._codec import dumps, iso
 from .._errors import AlreadyCompleted, NotFound, ValidationError
+from .._hints import CHECK_AGENT_ID
 from .._models import Agent, Message, TaskStatus
 from .._validate import too_deep
 from ._base import _agent_name, _queue, _Role, _stamp
@@ -243,8 +244,17 @@ class RedisSwarmCoordinator(_Role):
         agent = self._me(agent_id)
         if self._agent is not None and agent == self._agent.id:
             self._agent = self._present(self._agent)
-        else:
+            return
+        try:
             self.swarm.heartbeat(agent)
+        except NotFound:
+            raise NotFound(
+                f"agent {agent} is not registered (never, or swept as stale or deregistered): "
+                "this object restores only its own agent; the object that registered "
+                f"{agent} brings it back with its own heartbeat(), or register it anew: swarm "
+                f"agents register {agent} --role ROLE (Swarm.register(ROLE, name={agent!r})); "
+                f"{CHECK_AGENT_ID}"
+            ) from None
 
     def update_context(
         self, context: str, agent_id: str | None = None, version: str | None = None
