@@ -380,7 +380,8 @@ def deregister_if_read(ctx: OpContext, agent_id: str) -> Operation[bool]:
 def _deregister(ctx: OpContext, agent_id: str, *, if_read: bool) -> Operation[bool]:
     agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
-    forget_presence(ctx, agent_id)
+    if not if_read:  # (before: a call whose reply is lost may have removed it all the same)
+        forget_presence(ctx, agent_id)
     dropped = yield Call(
         "agent_deregister",
         (
@@ -401,7 +402,10 @@ def _deregister(ctx: OpContext, agent_id: str, *, if_read: bool) -> Operation[bo
             "1" if if_read else "0",
         ),
     )
-    return int(dropped) != _KEPT
+    removed = int(dropped) != _KEPT
+    if removed:  # (an agent kept is still registered: its claims need not register it again)
+        forget_presence(ctx, agent_id)
+    return removed
 
 
 def _swap(ctx: OpContext, agent_id: str, edit: Any) -> Operation[Any]:

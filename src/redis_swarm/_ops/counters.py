@@ -153,6 +153,18 @@ class CounterCheck:
                 f"{RECOUNT_COMMAND} (it sets each queue's pending, delayed, claimed and dead "
                 "counters to what its sets hold, atomically per queue)"
             )
+        stray = [m.text for m in self.mismatches if m.counter is not None and m.held > m.counter]
+        if stray:
+            # (a recount counts what a set holds: ids no task backs too, which a claim later
+            # drops without moving the counter, leaving it above its set)
+            out.append(
+                f"a set holds more than its counter ({first_few(stray, _SHOWN)}): it may hold "
+                "ids no task of that queue and status backs (a worker's ZADD), which a "
+                f"recount counts too and a claim later drops (the counter then one above its "
+                "set again); look at the set's ids first (ZRANGE of it: swarm task show ID of "
+                "each says whether it is that queue's task in that status), an admin ZREMs "
+                f"the others, then {RECOUNT_COMMAND}"
+            )
         if self.bad:
             out.append(
                 f"status counters below zero ({first_few([b.text for b in self.bad], _SHOWN)})"

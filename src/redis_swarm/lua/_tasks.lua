@@ -270,9 +270,9 @@ local function score_lacking(t, L)
   if not in_range(t.priority, -L.priority, L.priority) then
     return 'priority', range_kind(-L.priority, L.priority)
   end
-  if not in_range(t.seq, -COUNT_LIMIT, COUNT_LIMIT) then
-    return 'seq', 'a number from -2^53 to 2^53'
-  end
+  -- (seq finite only: the posting counter it comes from is a worker's to HINCRBY, and a
+  -- range check would dead-letter every task posted after one pushed it past the range)
+  if not finite(t.seq) then return 'seq', 'a finite number' end
   return nil
 end
 
@@ -307,8 +307,7 @@ local function lease_lacking(t, L)
   if not (ms and ms >= L.lease_min and ms <= L.lease_max) then return lease_s_lacking(t, L) end
   local priority, seq, most, top = t.priority, t.seq, t.max_attempts, L.priority
   if type(priority) ~= 'number' or type(seq) ~= 'number'
-      or not (priority >= -top and priority <= top and seq >= -COUNT_LIMIT
-              and seq <= COUNT_LIMIT) then
+      or not (priority >= -top and priority <= top and seq - seq == 0) then
     return score_lacking(t, L)
   end
   if type(most) ~= 'number' or not (most >= 1 and most <= L.attempts) then
@@ -374,6 +373,14 @@ local function damage(t, field, kind)
     .. (v == nil and 'missing' or 'not ' .. kind) .. ' (written around redis-swarm)'
 end
 
+-- Whether queue named (a record's field queue) is one a task was ever posted to: the post
+-- counts each task as pending or delayed, so the counters name every such queue.
+local function queue_counted(K, named)
+  if type(named) ~= 'string' then return false end
+  return (redis.call('HGET', K.counts, named .. '|pending')
+          or redis.call('HGET', K.counts, named .. '|delayed')) ~= false
+end
+
 -- Why record t, met in the set of status of queue (a scripts' entry: scored_as), is damaged
 -- when its field queue names another (named), or none.
 local function queue_damage(named, queue, status)
@@ -431,14 +438,17 @@ end
 --   read: dropped, the record left as it is (swarm doctor names those stored unreadable).
 --   Nothing tells a posted task's from one a worker wrote under an id never posted, nor
 --   which counters hold it: none is moved;
--- - a record of another queue (or of none) whose entry has a score of the worker's choosing
---   (its id added to this queue's set): dropped, left as it is; it is counted, and held, by
---   its own queue's set (leased through this queue, it moved its own queue's counters and
---   left its id in that queue's set too);
--- - a record of another queue (or of none) whose entry has the score the scripts gave it
---   (scored_as): this queue's task, counted by this queue, whose record a worker rewrote;
---   dropped, it was counted here for ever, held by no set, its pass never settled. It is
---   dead-lettered here, its record naming this queue again;
+-- - a record of another queue, one tasks were posted to (queue_counted), or whose entry has
+--   a score of the worker's choosing (its id added to this queue's set): dropped, left as it
+--   is; it is counted, and held, by its own queue's set (leased through this queue, it moved
+--   its own queue's counters and left its id in that queue's set too). The score alone does
+--   not tell: a worker reads the record, and can add another queue's task here at its very
+--   score (that task was then dead-lettered here and stuck in its own queue's set);
+-- - a record of a queue no task was posted to (or of none) whose entry has the score the
+--   scripts gave it (scored_as): this queue's task, counted by this queue, whose record a
+--   worker rewrote; dropped, it was counted here for ever, held by no set, its pass never
+--   settled. It is dead-lettered here, its record naming this queue again (one rewritten to
+--   name another real queue is dropped, as above: docs/security.md);
 -- - a record of another status (a settled task's id added to the set): dropped, left as it
 --   is; it is counted under its own status;
 -- - a record of the set's status (or of none: it lost it), of this id (or of none), with
@@ -454,7 +464,7 @@ local function task_in_set(K, Q, id, status, now, score)
   if queue == nil then queue = queue_name(Q.delayed) end
   local why = nil
   if queue and t.queue ~= queue then
-    if not scored_as(t, status, score) then return nil end
+    if not scored_as(t, status, score) or queue_counted(K, t.queue) then return nil end
     why = queue_damage(t.queue, queue, status)
     t.queue = queue
   end
