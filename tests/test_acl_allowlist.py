@@ -626,7 +626,7 @@ def test_swarm_acl_asks_the_server_its_version_and_warns_on_62(servers: ServerFa
     bad = runner.invoke(main, ["acl", "--role", "shard", "--user", "s", "--redis-version", "seven"])
     assert bad.exit_code == 2 and "MAJOR.MINOR" in bad.output
     old = runner.invoke(main, ["acl", "--role", "shard", "--user", "s", "--redis-version", "6.0"])
-    assert old.exit_code == 1 and "use Redis >= 7.0" in old.output
+    assert old.exit_code == 2 and "use Redis >= 7.0" in old.output
     server.stop()
 
 

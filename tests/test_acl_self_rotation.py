@@ -227,7 +227,7 @@ def test_a_half_done_rotation_on_one_server_is_finished_with_the_url_as_it_is(
 def test_demoting_the_urls_own_user_is_refused(server: RedisServer) -> None:
     url = _admin(server, "ops-demote")
     before = _rules(server, "ops-demote")
-    out = Cli(url)("acl", "--role", "worker", "--user", "ops-demote", "--apply", expect=1)
+    out = Cli(url)("acl", "--role", "worker", "--user", "ops-demote", "--apply", expect=2)
     assert out.stdout == ""
     (error,) = out.stderr.splitlines()
     assert error.startswith("error: refusing to make user 'ops-demote', the one the URL")
@@ -236,7 +236,7 @@ def test_demoting_the_urls_own_user_is_refused(server: RedisServer) -> None:
     assert _rules(server, "ops-demote") == before and _logs_in(url)  # (untouched)
     # a shard or coordinator loses the admin rights as well
     for role in ("shard", "coordinator"):
-        out = Cli(url)("acl", "--role", role, "--user", "ops-demote", "--apply", expect=1)
+        out = Cli(url)("acl", "--role", role, "--user", "ops-demote", "--apply", expect=2)
         assert "refusing to make user 'ops-demote'" in out.stderr
     assert _rules(server, "ops-demote") == before
     # printing the rules applies nothing: not refused
@@ -287,7 +287,7 @@ def test_the_embedded_servers_own_user_is_not_rotated(swarm_home: Path) -> None:
     saying why and what to do instead; another user is applied as before."""
     cli = Cli("embedded", env={"SWARM_HOME": str(swarm_home)})
     cli("up")
-    out = cli("acl", "--role", "admin", "--user", "default", "--apply", expect=1)
+    out = cli("acl", "--role", "admin", "--user", "default", "--apply", expect=2)
     (error,) = out.stderr.splitlines()
     assert error.startswith("error: refusing to set the password of user 'default' on the "
                             "embedded server"), error  # fmt: skip

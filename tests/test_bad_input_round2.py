@@ -192,7 +192,7 @@ def test_pipeline_run_refuses_a_bad_worker_prefix_before_anything(
 ) -> None:
     plan = _plan(tmp_path)
     out = refused_unchanged(
-        raw, lambda: cli("pipeline", "run", str(plan), "--worker", worker, expect=1)
+        raw, lambda: cli("pipeline", "run", str(plan), "--worker", worker, expect=2)
     )
     assert "worker" in out.stderr and ("use only" in out.stderr or "shorter" in out.stderr), out
     assert "pass 1/1" not in out.stderr, out  # refused, not a run that began and stopped
@@ -208,7 +208,7 @@ def test_run_refuses_a_bad_model_before_claiming(
     t = swarm.post_task("q1", "do it")
     args = ("run", "--queue", "q1", "--exec", "cat >/dev/null", "--max-tasks", "1",
             "--idle-exit", "1", "--model", model)  # fmt: skip
-    out = refused_unchanged(raw, lambda: cli(*args, expect=1))
+    out = refused_unchanged(raw, lambda: cli(*args, expect=2))
     assert "model" in out.stderr and ("non-blank" in out.stderr or "shorten" in out.stderr), out
     assert swarm.get_task(t.id).status is TaskStatus.PENDING
 
@@ -220,7 +220,7 @@ def test_run_refuses_a_worker_prefix_its_slots_would_overflow(
     prefix = "w" * (MAX_NAME - 2)  # PREFIX-1 is 128 characters; PREFIX-10 is one too many
     args = ("run", "--queue", "q1", "--exec", "cat >/dev/null", "--max-tasks", "1",
             "--idle-exit", "1", "-c", "10", "--worker", prefix)  # fmt: skip
-    out = refused_unchanged(raw, lambda: cli(*args, expect=1))
+    out = refused_unchanged(raw, lambda: cli(*args, expect=2))
     assert f"the limit is {MAX_NAME - 3}" in out.stderr, out
     assert swarm.get_task(t.id).status is TaskStatus.PENDING
 

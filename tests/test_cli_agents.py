@@ -155,7 +155,7 @@ def test_an_empty_message_is_refused_and_nothing_is_sent(
         (["msg", "broadcast", "-"], "  "),
     ):
         out = cli(*args, "--from", "coord", input=stdin, expect=None)
-        said = "error: the message is empty: give its text" in out.stderr and out.code == 1
+        said = "error: the message is empty: give its text" in out.stderr and out.code == 2
         assert said or ("BODY: stdin was empty" in out.stderr and out.code == 2), (args, out)
     assert swarm.inbox("shard-a", limit=10) == []
     assert cli.json("msg", "send", "shard-a", " . ")["body"] == " . "  # blank only all through

@@ -86,11 +86,11 @@ def test_read_bad_ranges_are_usage_errors(cli: Cli, lines: str) -> None:
 
 def test_read_past_the_end_is_one_clear_error(cli: Cli) -> None:
     cli("context", "publish", "-", "--owner", "s", input=TEXT)
-    out = cli("context", "read", "s", "--lines", "500:510", expect=1)
+    out = cli("context", "read", "s", "--lines", "500:510", expect=2)
     assert out.stderr.startswith("error: line 500 is past the end")
     assert out.stderr.count("\n") == 1
     cli("context", "publish", "-", "--owner", "one", input="a single line\n")
-    out = cli("context", "read", "one", "--lines", "3:4", expect=1)
+    out = cli("context", "read", "one", "--lines", "3:4", expect=2)
     assert out.stderr.rstrip().endswith("has 1 line")
 
 
@@ -169,10 +169,10 @@ def test_oversized_context_is_refused_and_nothing_changes(cli: Cli, tmp_path: Pa
     big = tmp_path / "big.txt"
     with big.open("wb") as f:
         f.truncate(Limits().max_context_bytes + 1)
-    out = cli("context", "publish", str(big), "--owner", "s", expect=1)
+    out = cli("context", "publish", str(big), "--owner", "s", expect=2)
     assert "limit" in out.stderr
     out = cli(
-        "context", "publish", "-", "--owner", "s", input=b"x" * (64 * 1024 * 1024 + 10), expect=1
+        "context", "publish", "-", "--owner", "s", input=b"x" * (64 * 1024 * 1024 + 10), expect=2
     )
     assert "limit" in out.stderr
     assert cli("context", "get", "s").stdout == TEXT
@@ -185,7 +185,7 @@ def test_publish_missing_file_is_a_usage_error(cli: Cli, tmp_path: Path) -> None
 
 
 def test_bad_owner_name_is_one_line(cli: Cli) -> None:
-    out = cli("context", "publish", "-", "--owner", "bad owner!", input="x", expect=1)
+    out = cli("context", "publish", "-", "--owner", "bad owner!", input="x", expect=2)
     assert out.stderr.startswith("error: owner 'bad owner!' contains ' '")
 
 
@@ -297,7 +297,7 @@ def test_read_edges(cli: Cli) -> None:
     for args in ((), ("--lines", "1"), ("--offset", "0")):
         out = cli("context", "read", "empty", *args)
         assert out.stdout == "" and "the context is empty" in out.stderr, args
-    out = cli("context", "read", "empty", "--lines", "2", expect=1)
+    out = cli("context", "read", "empty", "--lines", "2", expect=2)
     assert "line 2 is past the end" in out.stderr and "has 0 lines" in out.stderr
     cli("context", "publish", "-", "--owner", "s", input=TEXT)
     end = cli.json("context", "read", "s", "--offset", str(len(TEXT)))
@@ -314,14 +314,14 @@ def test_read_edges(cli: Cli) -> None:
 
 def test_stdin_over_the_limit_names_the_limit(cli: Cli) -> None:
     limit = Limits().max_context_bytes
-    out = cli("context", "publish", "-", "--owner", "o", input=b"x" * (limit + 1), expect=1)
+    out = cli("context", "publish", "-", "--owner", "o", input=b"x" * (limit + 1), expect=2)
     assert f"the context is more than the limit of {limit:,} bytes" in out.stderr
     assert f"{limit + 1:,}" not in out.stderr
 
 
 def test_version_hint_reads_once(cli: Cli) -> None:
     cli("context", "publish", "-", "--owner", "s", input=TEXT)
-    out = cli("context", "get", "s", "--version", "5415716", expect=1)
+    out = cli("context", "get", "s", "--version", "5415716", expect=2)
     assert "pass the hex hash shown by swarm context versions OWNER" in out.stderr
     assert "shown shown" not in out.stderr
 
@@ -340,7 +340,7 @@ def test_sizes_are_decimal_and_counts_have_separators(cli: Cli) -> None:
 def test_get_json_refuses_bytes_it_cannot_carry(cli: Cli) -> None:
     data = b"PK\x03\x04\xff\xfe binary"
     cli("context", "publish", "-", "--owner", "bin", input=data)
-    out = cli("context", "get", "bin", "--json", expect=1)
+    out = cli("context", "get", "bin", "--json", expect=2)
     assert '"error": "ValidationError"' in out.stderr and "not UTF-8 text (byte 4" in out.stderr
     assert "drop --json" in out.stderr and out.stdout == ""
     cli("context", "publish", "-", "--owner", "txt", input="naïve ✓")

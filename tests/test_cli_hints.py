@@ -55,7 +55,7 @@ def test_every_hint_a_command_prints_names_a_command(
         ).stderr,
         _hints.CHECK_AGENT_ID: cli("agents", "deregister", "ghost", expect=1).stderr
         + cli("msg", "send", "ghost", "hello", expect=1).stderr,  # (said by a Lua script)
-        _hints.PUBLISH_CONTEXT: cli("task", "post", "q", "x", "--data", f"@{big}", expect=1).stderr,
+        _hints.PUBLISH_CONTEXT: cli("task", "post", "q", "x", "--data", f"@{big}", expect=2).stderr,
         _hints.CHECK_TASK_ID: cli("task", "show", "t-nope", expect=1).stderr,
         _hints.LIST_FINDINGS: cli("findings", "f-nope", expect=1).stderr,
         _hints.LIST_PASSES: cli(

@@ -115,7 +115,7 @@ def test_task_text_cannot_run_commands_on_the_runner(
     )
     t = swarm.post_task("q", hostile)
     for quoted in ("echo '{prompt}'", 'echo "{prompt}"', "cat '{prompt_file}'"):
-        out = cli("run", "--queue", "q", "--exec", quoted, "--idle-exit", "0.3", expect=1)
+        out = cli("run", "--queue", "q", "--exec", quoted, "--idle-exit", "0.3", expect=2)
         assert "quotes; write it bare" in out.stderr
     assert swarm.get_task(t.id).status == "pending" and list(marks.iterdir()) == []
     script = "import json,sys; print(json.dumps({'summary': 'ok', 'prompt': sys.argv[1]}))"
@@ -420,10 +420,10 @@ def test_human_output_and_bad_options(cli: Cli, swarm: Swarm, tmp_path: Path) ->
     assert out.stdout.splitlines()[0].startswith("✓ completed t-")
     assert out.stdout.splitlines()[-1].startswith("done: claimed 1, completed 1")
     cli("run", "--queue", "q", expect=2)
-    out = cli("run", "--queue", "bad queue", "--exec", "true", expect=1)
+    out = cli("run", "--queue", "bad queue", "--exec", "true", expect=2)
     assert "queue 'bad queue' contains ' '" in out.stderr
     many = [arg for i in range(65) for arg in ("--queue", f"q{i}")]
-    out = cli("run", *many, "--exec", "true", expect=1)
+    out = cli("run", *many, "--exec", "true", expect=2)
     assert "swarm run got 65 queues; the limit is 64" in out.stderr
 
 

@@ -139,7 +139,7 @@ def test_bad_findings_change_nothing(cli: Cli, swarm: Swarm) -> None:
     assert "--finding" in out.stderr and "not valid JSON" in out.stderr
     out = cli(*lease, "--finding", "[1, 2]", expect=2)
     assert "JSON object" in out.stderr
-    out = cli(*lease, "--finding", '{"details": "x"}', expect=1)
+    out = cli(*lease, "--finding", '{"details": "x"}', expect=2)
     assert out.stderr.startswith("error: ") and "summary" in out.stderr
     out = cli(*lease, expect=2)
     assert "--finding" in out.stderr
@@ -200,12 +200,12 @@ def test_unknown_task_and_bad_token(cli: Cli, swarm: Swarm) -> None:
     assert json.loads(out.stderr)["error"] == "NotFound"
     cli("task", "post", "q", "d")
     t = cli.json("task", "claim", "q", "--worker", "w")
-    out = cli("task", "renew", t["id"], "--token", "1", expect=1)
+    out = cli("task", "renew", t["id"], "--token", "1", expect=2)
     assert "token" in out.stderr and "ATTEMPT.SECRET" in out.stderr
     out = cli("task", "fail", t["id"], "--token", guessed, "--error", "x", expect=1)
     assert "never issued" in out.stderr
     assert swarm.get_task(t["id"]).status == "claimed"
-    out = cli("task", "show", "bad id!", expect=1)
+    out = cli("task", "show", "bad id!", expect=2)
     assert "task id" in out.stderr
 
 
@@ -351,7 +351,7 @@ def test_post_jsonl_errors_name_the_line_of_the_file(
 ) -> None:
     path = tmp_path / "tasks.jsonl"
     path.write_text('{"description": "a"}\n\n{"description": "b", "priority": "high"}\n')
-    out = cli("task", "post", "q", "--jsonl", str(path), expect=1)
+    out = cli("task", "post", "q", "--jsonl", str(path), expect=2)
     assert out.stderr.startswith("error: line 3: priority must be")
     path.write_text('{"description": "a"}\n\n{"description": "b"\n')
     assert "line 3" in cli("task", "post", "q", "--jsonl", str(path), expect=2).stderr

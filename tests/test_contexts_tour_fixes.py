@@ -173,7 +173,7 @@ def test_pipeline_check_refuses_a_context_file_that_is_not_utf8(tmp_path: Path) 
         f"plan.toml:{line}: contexts[1].paths: docs/sub/b.md is not UTF-8 text (byte 5 is not)"
         in str(info.value)
     )
-    out = claude_on_path(tmp_path)("pipeline", "check", str(path), expect=1)
+    out = claude_on_path(tmp_path)("pipeline", "check", str(path), expect=2)
     assert "docs/sub/b.md is not UTF-8 text" in out.stderr and "Traceback" not in out.stderr
 
 

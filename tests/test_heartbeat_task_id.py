@@ -30,7 +30,7 @@ def test_a_task_id_with_a_control_character_is_refused(swarm: Swarm) -> None:
 def test_the_cli_refuses_it_with_a_clear_line(cli: Cli) -> None:
     cli("agents", "register", "w-1", "--role", "worker")
     posted = cli.json("task", "post", "q", "work")["id"]
-    out = cli("agents", "heartbeat", "w-1", "--task", ESCAPING, expect=1)
+    out = cli("agents", "heartbeat", "w-1", "--task", ESCAPING, expect=2)
     assert "task id" in out.stderr and "contains '\\x1b'" in out.stderr
     assert "\x1b" not in out.stderr and "\x07" not in out.stderr  # shown escaped
     assert cli.json("agents", "heartbeat", "w-1", "--task", posted)["current_task"] == posted

@@ -118,7 +118,7 @@ def test_user_scope_and_bad_files(
 
 def test_a_bad_queue_name_is_refused(cli: Cli, tmp_path: Path) -> None:
     """Every event would hand the session a command with it: refused at install."""
-    out = cli("hooks", "install", "--client", "claude", "--queue", "bad q", "--write", expect=1)
+    out = cli("hooks", "install", "--client", "claude", "--queue", "bad q", "--write", expect=2)
     assert "queue 'bad q'" in out.stderr and "use only" in out.stderr
     assert not (tmp_path / FILES["claude"]).exists()
 

@@ -223,7 +223,7 @@ def test_swarm_pipeline_check(tmp_path: Path) -> None:
     human = cli("pipeline", "check", str(path)).stdout
     assert "valid plan" in human and "planned (at most 5)" in human
     path.write_text(EXAMPLE.replace("concurrency = 4", "concurrency = 0"))
-    out = cli("pipeline", "check", str(path), expect=1)
+    out = cli("pipeline", "check", str(path), expect=2)
     assert "plan.toml:6: workers.concurrency: must be a whole number from 1" in out.stderr
 
 
@@ -291,9 +291,9 @@ def test_swarm_pipeline_check_of_task_data(tmp_path: Path) -> None:
             .splitlines()
             .index(f'tasks = [{{description = "when", data = {data}}}]')
         )
-        out = cli("pipeline", "check", str(path), expect=1)
+        out = cli("pipeline", "check", str(path), expect=2)
         assert f"plan.toml:{line + 1}: passes[1].tasks[1].data:" in out.stderr
-        out = cli("--json", "pipeline", "check", str(path), expect=1)
+        out = cli("--json", "pipeline", "check", str(path), expect=2)
         assert out.stdout == "" and "Traceback" not in out.stderr
         assert json.loads(out.stderr)["error"] == "ValidationError"
     path = write(tmp_path, EXAMPLE.replace(
@@ -446,7 +446,7 @@ def test_swarm_pipeline_check_refuses_a_name_whose_queue_is_another_pipelines(
     cli = claude_on_path(tmp_path)
     text = EXAMPLE.replace('"stdlib-audit"', '"research.plan"')
     path = write(tmp_path, text)
-    out = cli("pipeline", "check", str(path), expect=1)
+    out = cli("pipeline", "check", str(path), expect=2)
     assert "plan.toml:1: name: pipeline name 'research.plan' ends with '.plan'" in out.stderr
     assert parse_plan(text, path, match_files=False).name == "research.plan"
 
@@ -498,9 +498,9 @@ def test_swarm_pipeline_check_refuses_a_context_owner_that_is_a_pipelines_plan(
     cli = claude_on_path(tmp_path)
     text = _with_owner("pipeline.other")
     path = write(tmp_path, text)
-    out = cli("pipeline", "check", str(path), expect=1)
+    out = cli("pipeline", "check", str(path), expect=2)
     assert "plan.toml:16: contexts[1].owner: context owner 'pipeline.other' is where" in out.stderr
-    out = cli("pipeline", "run", str(path), expect=1)
+    out = cli("pipeline", "run", str(path), expect=2)
     assert "context owner 'pipeline.other' is where the plan of pipeline 'other'" in out.stderr
     assert parse_plan(text, path, match_files=False).contexts[0].owner == "pipeline.other"
 

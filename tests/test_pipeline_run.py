@@ -224,7 +224,7 @@ def test_a_worker_program_not_found_stops_the_run_before_any_task_dies(
     good = path.read_text()
     worker = f'exec = "{PY} {tmp_path}/worker.py"'
     path.write_text(good.replace(worker, 'exec = "claud -p --output-format json"'))
-    out = cli("pipeline", "run", str(path), expect=1)
+    out = cli("pipeline", "run", str(path), expect=2)
     assert f"{path}:7: workers.exec: the agent command's program 'claud' is not found" in out.stderr
     assert "pipeline audit: done" not in out.stdout
     assert swarm.list_tasks().items == ()
@@ -242,7 +242,7 @@ def test_a_synthesizer_program_not_found_stops_the_run_before_any_worker(
     synth = f'exec = "{PY} {tmp_path}/synth.py"'
     assert synth in path.read_text()
     path.write_text(path.read_text().replace(synth, 'exec = "synthesise-it --json"'))
-    out = cli("pipeline", "run", str(path), expect=1)
+    out = cli("pipeline", "run", str(path), expect=2)
     assert "program 'synthesise-it' is not found" in out.stderr
     assert f"{path}:12: synthesizer.exec:" in out.stderr
     assert swarm.list_tasks().items == () and swarm.findings().items == ()

@@ -45,7 +45,7 @@ def test_a_task_the_core_refuses_at_run_time_is_named_as_the_plans_item(
                                        f'"{"y" * room}"}}}}'))  # fmt: skip
     cli("pipeline", "check", str(path))  # the plan's data alone is within the limit
     line = text.splitlines().index(f"    {item},") + 1
-    out = cli("pipeline", "run", str(path), expect=1)
+    out = cli("pipeline", "run", str(path), expect=2)
     assert f"error: {path}:{line}: passes[1].tasks[3]: task data is " in out.stderr, out
     assert "task #" not in out.stderr
     assert swarm.list_tasks(pass_name="audit: Pass 1").items == ()

@@ -113,7 +113,7 @@ def test_check_finds_an_agent_program_that_is_not_there(cli: Cli, tmp_path: Path
             f'exec = "{PY} {tmp_path}/synth.py"', 'exec = "synthesise-it"'
         )
     )
-    out = cli("pipeline", "check", str(path), expect=1)
+    out = cli("pipeline", "check", str(path), expect=2)
     assert f"the plan {path} has 2 problem(s)" in out.stderr
     assert f"{path}:7: workers.exec: the agent command's program 'claud' is not found" in (
         out.stderr
@@ -121,7 +121,7 @@ def test_check_finds_an_agent_program_that_is_not_there(cli: Cli, tmp_path: Path
     assert f"{path}:12: synthesizer.exec: the agent command's program 'synthesise-it'" in (
         out.stderr
     )
-    run = cli("pipeline", "run", str(path), expect=1)
+    run = cli("pipeline", "run", str(path), expect=2)
     assert run.stderr == out.stderr  # the one check, said alike
 
 
@@ -238,7 +238,7 @@ def test_check_lists_the_plans_problems_and_the_missing_programs_at_once(
     path = plan_text(tmp_path)
     text = path.read_text().replace(f'exec = "{PY} {tmp_path}/worker.py"', 'exec = "claud -p"')
     path.write_text("max_cost_usd = -1\n" + text)
-    out = cli("pipeline", "check", str(path), expect=1)
+    out = cli("pipeline", "check", str(path), expect=2)
     assert f"the plan {path} has 2 problem(s)" in out.stderr
     assert f"{path}:1: max_cost_usd: must be a number from 0 to 1e+09" in out.stderr
     assert f"{path}:8: workers.exec: the agent command's program 'claud' is not found" in (
@@ -246,7 +246,7 @@ def test_check_lists_the_plans_problems_and_the_missing_programs_at_once(
     )
     assert "nothing was claimed" not in out.stderr
     assert out.stderr.rstrip().endswith("or fix the agent command ([workers] exec)")
-    run = cli("pipeline", "run", str(path), expect=1)
+    run = cli("pipeline", "run", str(path), expect=2)
     assert run.stderr == out.stderr
     assert swarm.list_tasks().items == ()
 

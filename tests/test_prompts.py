@@ -191,7 +191,7 @@ def test_prompt_command(redis_url: str) -> None:
     assert "from redis_swarm import Swarm" in data["prompt"]
     out = cli("prompt", "janitor", expect=2)
     assert "janitor" in out.stderr
-    out = cli("prompt", "worker", "--queue", "bad queue", expect=1)
+    out = cli("prompt", "worker", "--queue", "bad queue", expect=2)
     assert out.stderr.startswith("error: queue 'bad queue'")
 
 

@@ -348,7 +348,7 @@ def test_serve_warns_when_the_owner_has_no_context(redis_url: str) -> None:
         [sys.executable, "-m", "redis_swarm", "serve", "lib", "--exec", "claude -p", "--session"],
         env=env, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
-    assert bad.returncode == 1 and "--session needs {session}" in bad.stderr
+    assert bad.returncode == 2 and "--session needs {session}" in bad.stderr
 
 
 def test_a_restarted_server_resumes_the_slot_s_conversation(swarm: Swarm, state: Path) -> None:

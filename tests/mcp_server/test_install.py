@@ -261,10 +261,10 @@ def test_channel_launch_and_its_options() -> None:
     # the watched queues are checked before anything starts or is written
     many = [arg for i in range(65) for arg in ("--watch-queue", f"q{i}")]
     for args, says, exit_code in (
-        (["mcp", "--channel", "--watch-queue", "bad name"], "queue 'bad name' contains ' '", 1),
+        (["mcp", "--channel", "--watch-queue", "bad name"], "queue 'bad name' contains ' '", 2),
         (["mcp", "install", "--client", "json", "--channel", "--watch-queue", "a/b"],
-         "queue 'a/b' contains '/'", 1),
-        (["mcp", "--channel", *many], "--watch-queue got 65 queues; the limit is 64", 1),
+         "queue 'a/b' contains '/'", 2),
+        (["mcp", "--channel", *many], "--watch-queue got 65 queues; the limit is 64", 2),
     ):  # fmt: skip
         code, _, err = _invoke(args)
         assert code == exit_code and says in err, err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import io
@@ -10,7 +11,7 @@ import os
 import select
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
@@ -21,7 +22,7 @@ from click.core import ParameterSource
 from .._codec import dumps
 from .._config import DEFAULT_HOME, DEFAULT_SWARM, Settings, swarm_from_env
 from .._env import ENV_HOME, ENV_NAME, ENV_URL, context_cache_from_env
-from .._errors import ConfigError, SwarmError, Timeout
+from .._errors import ConfigError, SwarmError, Timeout, ValidationError
 from .._executable import reach_options
 from .._printable import printable
 from .._validate import check_swarm_name
@@ -46,6 +47,11 @@ EXIT_PIPE = 141
 # hook runs `swarm hook`, and those clients read exit 2 as "block" (a refused stop, with the
 # usage text fed to the model).
 NO_USAGE_EXIT = frozenset({"hook"})
+# An error that repeats a value of the command line longer than LONG_VALUE_CHARS (a 1 MB
+# argument) shows its first SHOWN_VALUE_CHARS characters and its length instead; a long path
+# is shown whole.
+LONG_VALUE_CHARS = 1000
+SHOWN_VALUE_CHARS = 80
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -250,6 +256,94 @@ def json_option(fn: F) -> F:
     )(fn)
 
 
+if TYPE_CHECKING:  # newer clicks type ParamType as a generic; 8.1 (still taken) cannot be
+    # subscripted at run time
+    _ParamType = click.ParamType[Any, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class _AsciiNumber(_ParamType):
+    """What the type of every numeric parameter does first (``_Group`` mixes it in): refuse a
+    number not written in ASCII digits, which Python's ``int`` and ``float`` read all the same
+    (``1_0`` as 10, the Arabic-Indic ``١٠`` and the full-width ``１０`` too), as a usage
+    error saying how to write it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and (not value.isascii() or "_" in value):
+            self.fail(
+                f"{value!r} is not written in ASCII digits: write it with 0-9 only, no '_' "
+                f"between them{_as_ascii(value)}",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
+def _as_ascii(value: str) -> str:
+    """``value``'s digits in ASCII (``, as 10``), when that makes it all ASCII; else ""."""
+    import unicodedata
+
+    def ascii_digit(ch: str) -> str:
+        digit = None if ch.isascii() else unicodedata.decimal(ch, None)
+        return ch if digit is None else str(digit)
+
+    written = "".join(ascii_digit(ch) for ch in value.strip().replace("_", ""))
+    if not written or not written.isascii() or len(written) > SHOWN_VALUE_CHARS:
+        return ""
+    return f", as {written}"
+
+
+@functools.cache
+def _ascii_number_type(kind: type[_ParamType]) -> type[_ParamType]:
+    return type(kind.__name__, (_AsciiNumber, kind), {"__doc__": kind.__doc__})
+
+
+def _ascii_numbers(command: click.Command) -> None:
+    """Give each numeric parameter of ``command`` (click's ``int`` and ``float``, their
+    ranges, ``_common``'s ``Seconds`` and ``Number``, ...) the check of ``_AsciiNumber``: a copy
+    of its type of a subclass that adds it (a type may be shared: click's ``INT`` is one for
+    every program), so that its help and its own checks stay as they are."""
+    for param in command.params:
+        kind = type(param.type)
+        if issubclass(kind, click.types.IntParamType | click.types.FloatParamType) and not (
+            issubclass(kind, _AsciiNumber)
+        ):
+            number = copy.copy(param.type)
+            number.__class__ = _ascii_number_type(kind)
+            param.type = number
+
+
+def _shown_value(value: str) -> str:
+    """``value`` as an error message repeats it: quoted, and if long, its first
+    ``SHOWN_VALUE_CHARS`` characters and its length."""
+    if len(value) <= LONG_VALUE_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_VALUE_CHARS]!r}... ({len(value):,} characters)"
+
+
+_GIVEN_ARGS = "redis_swarm.given_args"  # (ctx.meta: the words the command line gave)
+
+
+def _shorten_values(exc: click.ClickException, args: Sequence[str]) -> None:
+    """Cut each long value of the command line ``args`` that ``exc``'s message repeats (click's
+    and ours: ``'...' is not a valid integer``, ``No such command '...'``, ``Got unexpected
+    extra argument (...)``) to ``_shown_value``'s form, rather than print all of it."""
+    values = set()
+    for word in args:
+        values.add(word)
+        if word.startswith("--") and "=" in word:
+            values.add(word.partition("=")[2])
+        elif word.startswith("-") and not word.startswith("--"):
+            values.add(word[2:])  # (a short option's value written on to it: -cVALUE)
+    message = exc.message
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) > LONG_VALUE_CHARS and value in message:
+            shown = _shown_value(value)
+            message = message.replace(repr(value), shown).replace(value, shown)
+    exc.message = message  # type: ignore[misc]  # (typed Final; click sets it once)
+
+
 class _UsageErrorExit1(click.UsageError):
     """A usage error of a command in ``NO_USAGE_EXIT``: shown as click shows one, exit 1."""
 
@@ -269,6 +363,10 @@ class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.lazy})
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _ascii_numbers(cmd)  # (every command and group is added to main or a group below it)
+        super().add_command(cmd, name)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy:
             importlib.import_module(self.lazy[cmd_name])
@@ -286,10 +384,14 @@ class _Group(click.Group):
                 formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            ctx.meta[_GIVEN_ARGS] = list(args)
         try:
             return super().parse_args(ctx, args)
-        except click.UsageError as exc:  # (`swarm --bogus hook Stop`)
-            if ctx.parent is None and self._command_in(args) in NO_USAGE_EXIT:
+        except click.ClickException as exc:
+            _shorten_values(exc, ctx.meta.get(_GIVEN_ARGS, ()))
+            hook = ctx.parent is None and self._command_in(args) in NO_USAGE_EXIT
+            if hook and isinstance(exc, click.UsageError):  # (`swarm --bogus hook Stop`)
                 raise _UsageErrorExit1(exc.format_message(), exc.ctx) from None
             raise
 
@@ -315,15 +417,19 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.UsageError as exc:  # (`swarm hook Stop --budget abc`)
-            if ctx.parent is None and ctx.invoked_subcommand in NO_USAGE_EXIT:
+        except click.ClickException as exc:
+            _shorten_values(exc, ctx.meta.get(_GIVEN_ARGS, ()))
+            hook = ctx.parent is None and ctx.invoked_subcommand in NO_USAGE_EXIT
+            if hook and isinstance(exc, click.UsageError):  # (`swarm hook Stop --budget abc`)
                 raise _UsageErrorExit1(exc.format_message(), exc.ctx) from None
             raise
         except Timeout as exc:
             _fail(ctx, exc, EXIT_EMPTY)
+        except ValidationError as exc:  # the core refused the input (a name, a size): usage
+            _fail(ctx, exc, _usage_code(ctx))
         except SwarmError as exc:
             _fail(ctx, exc, EXIT_ERROR)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, click.Abort):
+        except (KeyboardInterrupt, click.exceptions.Exit, click.Abort):
             raise
         except BrokenPipeError as exc:
             if _stdout_gone():  # else another pipe broke (an agent's stdin): an error
@@ -375,8 +481,13 @@ def usage_failure(exc: SwarmError) -> NoReturn:
     """End the command with ``exc`` as a bad option (exit 2; 1 for `swarm hook`): one
     ``error:`` line, as every error, found before the swarm is asked."""
     ctx = click.get_current_context()
-    root = ctx.find_root()
-    _fail(ctx, exc, EXIT_ERROR if root.invoked_subcommand in NO_USAGE_EXIT else EXIT_USAGE)
+    _fail(ctx, exc, _usage_code(ctx))
+
+
+def _usage_code(ctx: click.Context) -> int:
+    """The exit code of a usage error: 2, click's, but 1 for the commands in
+    ``NO_USAGE_EXIT``."""
+    return EXIT_ERROR if ctx.find_root().invoked_subcommand in NO_USAGE_EXIT else EXIT_USAGE
 
 
 def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:

@@ -622,10 +622,26 @@ def listen_options(
             help=text("Port to listen on (TCP)."),
         )(command)
         return click.option(
-            "--host", default="127.0.0.1", show_default=True, help=text("Address to listen on.")
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            callback=_listen_host,
+            help=text("Address to listen on."),
         )(command)
 
     return add
+
+
+def _listen_host(ctx: click.Context, _param: click.Parameter, host: str) -> str:
+    """A ``--host`` that names an address: an empty one (which would listen on every
+    interface) is a usage error, whichever face serves."""
+    if not host.strip():
+        raise click.UsageError(
+            "--host is empty: give the address to listen on, 127.0.0.1 (this machine only, "
+            "the default) or 0.0.0.0 (every interface, with a token)",
+            ctx,
+        )
+    return host
 
 
 def listing(

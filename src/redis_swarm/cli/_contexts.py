@@ -264,7 +264,7 @@ def info(app: App, owner: str, version: str | None) -> None:
     app.emit(ci, lambda: print_table(app, kv_table(_info_pairs(ci))))
 
 
-_LINES = re.compile(r"^(\d+)(?::(\+?)(\d+))?$")
+_LINES = re.compile(r"^(\d+)(?::(\+?)(\d+))?$", re.ASCII)  # (a bare \d takes "٣" too)
 _LINES_HINT = "use FIRST:LAST, FIRST:+COUNT or LINE (1-based)"
 
 

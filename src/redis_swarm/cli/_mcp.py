@@ -249,13 +249,7 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
         return None
     from .._net import shown_host
 
-    if not host.strip():  # (an empty host would listen on every interface)
-        usage_failure(
-            ConfigError(
-                "--host is empty: give the address to listen on, 127.0.0.1 (this machine "
-                "only, the default) or 0.0.0.0 (every interface, with a token)"
-            )
-        )
+    # (an empty --host is refused as it is parsed: listen_options)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)  # 192 random bits
         click.echo(
