@@ -107,7 +107,9 @@ def test_ctrl_c_withdraws_the_question_unless_kept(
     assert message.count("\n") == 1 and "Aborted" not in message
     if keep:
         assert f"it stays queued as {question.id}" in message
-        assert "its answer will be the finding that completes it (swarm task show ID)" in message
+        assert (
+            f"its answer will be the finding that completes it (swarm task show {question.id})"
+        ) in message
     else:
         assert f"it was cancelled ({question.id})" in message and "ask again" in message
 

@@ -6,8 +6,11 @@ tests/test_cli_hints.py holds to these. A face that cannot run commands says eac
 way, keyed by these names (the MCP server's ``TOOL_WORDS``), so that rewording a hint here
 reaches every face, and a face can never translate a phrase the core no longer says.
 
-A hint that needs an id says ID, as others say OWNER or Q: the sentence it ends names the
-id (so that a face can say the hint whole, as its own words, without the id inside).
+A hint about one task or one context says ID or OWNER where its id or owner goes; where the
+error knows it, the core says the hint naming it (``said_of``), a command to copy as is
+("(swarm task show t-01...)"). A face's words for such a hint say ID or OWNER where the same
+value goes, and ``reworded`` puts there the one the core named. A hint not about one (a
+listing: many tasks, any owner) keeps ID or OWNER, as others keep Q.
 
 A hint that no face needs to reword is said plainly where it is raised ("search for plain
 text instead of a regex"): every face has that choice, so no command is named.
@@ -15,6 +18,12 @@ text instead of a regex"): every face has that choice, so no command is named.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from functools import partial
+
+# The hints (each face has words for every one of them); ``said_of``, ``said_of_any`` and
+# ``reworded``, below, say them.
 __all__ = [
     "ASK_TARGETS",
     "CANCEL_TASK",
@@ -46,3 +55,36 @@ SERVE_QUESTIONS = "(swarm serve OWNER answers a shard's questions, swarm run --q
 # A task the sentence names (a question an asker waited for): its record, or its cancel.
 SHOW_TASK = "(swarm task show ID)"
 CANCEL_TASK = "(swarm task cancel ID)"
+
+# Where a hint says the id or the name it is about, to be said with it (a hint says one at
+# most); such a value (``_validate.check_name``) in the hint as said.
+_PLACE = re.compile(r"\b(?:ID|OWNER)\b")
+_A_VALUE = r"([A-Za-z0-9._-]+)"
+
+
+def said_of(hint: str, value: str) -> str:
+    """``hint`` naming ``value`` (an id, an owner) where it says ID or OWNER: a command that a
+    user copies as is."""
+    return _PLACE.sub(lambda _: value, hint)
+
+
+def said_of_any(hint: str) -> re.Pattern[str]:
+    """``hint`` as said, naming any value (or still ID or OWNER) where it says ID or OWNER:
+    the value, its group."""
+    return re.compile(_A_VALUE.join(re.escape(part) for part in _PLACE.split(hint)))
+
+
+def _said_of_found(words: str, found: re.Match[str]) -> str:
+    return said_of(words, found[1])
+
+
+def reworded(text: str, words: Mapping[str, str]) -> str:
+    """``text`` (a core message) with each hint in it said in a face's ``words`` (keyed by the
+    hints): a hint said naming an id or owner, in words that name the same one where they say
+    ID or OWNER."""
+    for hint, face_words in words.items():
+        if _PLACE.search(hint):
+            text = said_of_any(hint).sub(partial(_said_of_found, face_words), text)
+        else:
+            text = text.replace(hint, face_words)
+    return text

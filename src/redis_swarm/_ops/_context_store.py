@@ -19,7 +19,7 @@ from .._codec import loads
 from .._context_records import ContextInfo
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hash_lane import lane_hasher
-from .._hints import CONTEXT_VERSIONS, CURRENT_VERSION, LIST_CONTEXTS
+from .._hints import CONTEXT_VERSIONS, CURRENT_VERSION, LIST_CONTEXTS, said_of
 from .._printable import short_version
 from .._protocol import Cmd, Compute, Fetch, OpContext, Operation
 from .._validate import check_name
@@ -107,18 +107,20 @@ def parse_manifest(raw: bytes | str) -> Manifest:
     return Manifest(ContextInfo.from_dict(data), parts, _digest.algorithm_of(data.get("hash")))
 
 
-def check_version(version: object) -> str:
+def check_version(owner: str, version: object) -> str:
+    """``version`` of the context of ``owner`` (a checked name), checked."""
     if not isinstance(version, str) or not _HEX.fullmatch(version):
         raise ValidationError(
             f"version {str(version)[:70]!r} is not a context version: pass the hex hash "
-            f"{CONTEXT_VERSIONS} (at least 8 characters of it)"
+            f"{said_of(CONTEXT_VERSIONS, owner)} (at least 8 characters of it)"
         )
     return version
 
 
 def check_ref(owner: object, version: object) -> tuple[str, str | None]:
     """A reader's owner and optional version, checked: the owner's name first."""
-    return check_name("owner", owner), None if version is None else check_version(version)
+    owner = check_name("owner", owner)
+    return owner, None if version is None else check_version(owner, version)
 
 
 def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manifest]:

@@ -30,7 +30,7 @@ from .._errors import (
     Timeout,
     ValidationError,
 )
-from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK
+from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK, said_of
 from .._keys import ASSIST_QUEUE, ask_queue, askable
 from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskStatus, answer_fields
 from .._printable import asked_otherwise
@@ -178,7 +178,8 @@ def _settled(ctx: OpContext, task: Task, target: str, posted: bool) -> Operation
             "the same dedupe key puts it back in its queue" if task.dedupe_key else "anew"
         )
         raise InvalidState(
-            f"{_died(task, target)}: check its answerers {SHOW_TASK}, then ask again ({again})"
+            f"{_died(task, target)}: check its answerers {said_of(SHOW_TASK, task.id)}, then ask "
+            f"again ({again})"
         )
     if task.status is TaskStatus.CANCELLED:
         # No record says who cancels a task (its event says when): say who could have.
@@ -481,10 +482,10 @@ def _died(task: Task, target: str) -> str:
     return f"question {task.id} to {target!r} died unanswered ({why})"
 
 
-def _collect(dedupe_key: str | None) -> str:
-    """How to collect the answer of a question left open (the sentence names it)."""
+def _collect(qid: str, dedupe_key: str | None) -> str:
+    """How to collect the answer of question ``qid``, left open."""
     again = "" if dedupe_key is None else ", or ask again with the same dedupe key"
-    return f"its answer will be the finding that completes it {SHOW_TASK}{again}"
+    return f"its answer will be the finding that completes it {said_of(SHOW_TASK, qid)}{again}"
 
 
 def _let_go(
@@ -507,11 +508,11 @@ def _let_go(
         )
         return (
             f"it stays open as {qid}, shared with the asker that posted it, {by}; "
-            f"{_collect(dedupe_key)}"
+            f"{_collect(qid, dedupe_key)}"
         ), None
     if q.kept:  # (of a question this asker posted: its own keep, or a revived one's)
         posted = "" if q.sure else " (if its post went through)"
-        return f"it stays queued as {qid}{posted}; {_collect(dedupe_key)}", None
+        return f"it stays queued as {qid}{posted}; {_collect(qid, dedupe_key)}", None
     try:
         yield from task_ops.cancel(ctx, qid)
     except NotFound:
@@ -522,7 +523,7 @@ def _let_go(
         _, task = yield from _state(ctx, qid)
         if task.status is TaskStatus.COMPLETED and task.finding_id:
             return f"{qid} was answered meanwhile: its answer is {task.finding_id}", task
-        return f"{qid} was {task.status.value} meanwhile {SHOW_TASK}", task
+        return f"{qid} was {task.status.value} meanwhile {said_of(SHOW_TASK, qid)}", task
     return f"it was cancelled ({qid}); an answer that still arrives is kept, superseded", None
 
 
@@ -541,7 +542,9 @@ def _withdraw(
         fate, settled = yield from _let_go(ctx, q, dedupe_key)
     except SwarmError as exc:
         said = "" if cause is not None and str(exc) == str(cause) else f": {exc}"
-        fate = f"it could not be cancelled ({q.id}{said}): cancel it {CANCEL_TASK}"
+        # (With no id, nothing was posted: the note says so, not this.)
+        cancel = CANCEL_TASK if q.id is None else said_of(CANCEL_TASK, q.id)
+        fate = f"it could not be cancelled ({q.id}{said}): cancel it {cancel}"
     else:
         if q.posted and not q.kept and settled is None:
             fate += "; ask again when you can wait for the answer"

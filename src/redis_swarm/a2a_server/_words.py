@@ -6,7 +6,8 @@ such command; it has the A2A methods (``GetTask``, ``ListTasks``, ``SendMessage`
 what only the swarm's operator can do is said to be theirs. ``A2A_WORDS`` says each hint this
 way, keyed by the core's names, as the MCP server's ``TOOL_WORDS`` does for its tools, so a
 hint reworded in the core is reworded here too (tests/test_a2a_edges.py holds the two to each
-other: every hint has its words here, and none reaches a client as the CLI says it).
+other: every hint has its words here, and none reaches a client as the CLI says it). Where a
+hint says ID, its words here say it too: ``hints.reworded`` puts there the id the core named.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ A2A_WORDS: dict[str, str] = {
     hints.CURRENT_VERSION: "(the swarm's operator can read the current one)",
     hints.SERVE_QUESTIONS: "(the swarm's operator starts its answerers)",
     # (Said by ask, which no A2A method runs; its questions' queues are seldom this server's.)
-    hints.SHOW_TASK: "(the swarm's operator can show the task)",
-    hints.CANCEL_TASK: "(the swarm's operator can cancel the task)",
+    hints.SHOW_TASK: "(the swarm's operator can show task ID)",
+    hints.CANCEL_TASK: "(the swarm's operator can cancel task ID)",
 }
 
 
@@ -72,8 +73,7 @@ A2A_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
 def in_a2a_words(text: str) -> str:
     """``text`` (a core error's message) with each of the core's hints, and its sentences
     about its own objects, in A2A words."""
-    for core_words, a2a_words in A2A_WORDS.items():
-        text = text.replace(core_words, a2a_words)
+    text = hints.reworded(text, A2A_WORDS)
     for pattern, a2a_phrase in A2A_PHRASES:
         found = pattern.search(text)
         if found is not None:

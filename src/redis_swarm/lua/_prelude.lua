@@ -55,3 +55,9 @@ end
 local function swarm_error(code, message)
   return redis.error_reply(code .. ' ' .. message)
 end
+
+-- The command that registers agent id, said where a script refuses an agent that is not
+-- registered (in the CLI's words, as the core's hints: redis_swarm/_hints.py).
+local function register_agent_command(id)
+  return 'swarm agents register ' .. id .. ' --role ROLE'
+end

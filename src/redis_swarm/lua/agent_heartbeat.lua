@@ -13,7 +13,8 @@ local id = ARGV[1]
 local record = redis.call('HGET', KEYS[1], id)
 if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered (never, or it '
-    .. 'was swept as stale or deregistered): register it again')
+    .. 'was swept as stale or deregistered): register it again ('
+    .. register_agent_command(id) .. ')')
 end
 -- A task no one posted would show the agent working on nothing, in every view.
 if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 0 then

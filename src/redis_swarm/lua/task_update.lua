@@ -218,7 +218,7 @@ elseif action == 'cancel' then
   -- refuses (it may only add there), so a worker's drop of a dead task fails before any write.
   if t.status == 'dead' and ARGV[9] ~= '1' then
     return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is dead: requeue it (swarm '
-      .. 'task requeue ID), or drop it for good (swarm task cancel ID)')
+      .. 'task requeue ' .. id .. '), or drop it for good (swarm task cancel ' .. id .. ')')
   end
   unlink(Q, t)
   local worker = t.worker

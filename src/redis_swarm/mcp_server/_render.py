@@ -86,7 +86,8 @@ _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
 
 # The core's hints name commands (redis_swarm._hints), which an MCP agent cannot run: each,
 # as this server's tools say it. Keyed by the core's names, so a hint reworded there is
-# reworded here too.
+# reworded here too; where a hint says ID, so do its words here (``hints.reworded`` puts the
+# id the core named there).
 TOOL_WORDS: dict[str, str] = {
     hints.LIST_CONTEXTS: "(swarm_status lists them)",
     hints.ASK_TARGETS: "(swarm_status lists them)",
@@ -100,17 +101,15 @@ TOOL_WORDS: dict[str, str] = {
     hints.SERVE_QUESTIONS: "(a shard answers them with next_question; the swarm's operator "
     "can start answerers)",
     # No tool shows or cancels a task: the operator can.
-    hints.SHOW_TASK: "(the swarm's operator can show the task)",
-    hints.CANCEL_TASK: "(the swarm's operator can cancel the task)",
+    hints.SHOW_TASK: "(the swarm's operator can show task ID)",
+    hints.CANCEL_TASK: "(the swarm's operator can cancel task ID)",
 }
 
 
 def tool_error(exc: SwarmError) -> ToolError:
     """A core error as a tool error that says what to do next, in tool terms (its hints
     translated by ``TOOL_WORDS``, or one added when it names no tool)."""
-    said = str(exc) or type(exc).__name__
-    for core_words, tool_words in TOOL_WORDS.items():
-        said = said.replace(core_words, tool_words)
+    said = hints.reworded(str(exc) or type(exc).__name__, TOOL_WORDS)
     message = f"{type(exc).__name__}: {said}"
     # Whole words: "task" holds the tool name "ask", and named no tool.
     if any(re.search(rf"\b{name}\b", message) for name in declared_tool_names()):
