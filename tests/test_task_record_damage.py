@@ -60,12 +60,17 @@ def _stored(raw: Any, task_id: str) -> dict[str, Any]:
 # --- 1. a record rewritten to name another queue
 
 
-@pytest.mark.parametrize("queue", [NOWHERE, None], ids=["never-posted", "none"])
+@pytest.mark.parametrize(
+    "queue", [NOWHERE, "shard:s1", None], ids=["never-posted", "a-shard-counter", "none"]
+)
 @pytest.mark.parametrize("n", [1, 3])
 def test_a_pending_task_whose_record_names_another_queue_is_dead_lettered_in_its_own(
     swarm: Swarm, raw: Any, n: int, queue: str | None
 ) -> None:
-    real = swarm.post_tasks([{"queue": A, "description": f"c{i}"} for i in range(3)])
+    # (a shard's counters share the hash: shard:s1|pending names no queue)
+    real = swarm.post_tasks(
+        [{"queue": A, "description": f"c{i}", "parent": "s1"} for i in range(3)]
+    )
     theirs = swarm.post_task(B, "of B")
     _hset(raw, real[0].id, queue=queue)
     got = swarm.claim(A, worker="w1", n=n)
@@ -74,7 +79,7 @@ def test_a_pending_task_whose_record_names_another_queue_is_dead_lettered_in_its
     dead = swarm.get_task(real[0].id)
     assert dead.status == TaskStatus.DEAD and dead.queue == A
     assert raw.zscore(KEYS.dead(A), dead.id) is not None
-    named = f"names {NOWHERE}" if queue else "is missing"
+    named = f"names {queue}" if queue else "is missing"
     assert f"its field queue {named} (written around redis-swarm) while queue {A}'s pending" in (
         must(dead.dead_reason)
     )

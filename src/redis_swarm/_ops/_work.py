@@ -158,8 +158,9 @@ def check_token(token: object) -> str:
     raise ValidationError(
         f"token is {shown}, not a lease token: pass the whole token your claim returned, a "
         "string ATTEMPT.SECRET such as '2.k3JvQ0aZ...' (swarm task claim prints it; the "
-        "attempt number alone is not a token); a token lost is not shown again: the task "
-        "goes back to its queue when its lease ends, to be claimed anew"
+        "attempt number alone is not a token; it also keeps the token in SWARM_HOME's leases "
+        "folder, one JSON file per worker); a token lost everywhere is not shown again: the "
+        "task goes back to its queue when its lease ends, to be claimed anew"
     )
 
 

@@ -380,8 +380,10 @@ def deregister_if_read(ctx: OpContext, agent_id: str) -> Operation[bool]:
 def _deregister(ctx: OpContext, agent_id: str, *, if_read: bool) -> Operation[bool]:
     agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
-    if not if_read:  # (before: a call whose reply is lost may have removed it all the same)
-        forget_presence(ctx, agent_id)
+    # Before the call, whatever it answers: one whose reply is lost may have removed the agent
+    # (a handle that still took it for present would claim as an unregistered worker); one
+    # that kept it costs this handle's next claim a registration it did not need.
+    forget_presence(ctx, agent_id)
     dropped = yield Call(
         "agent_deregister",
         (
@@ -402,10 +404,7 @@ def _deregister(ctx: OpContext, agent_id: str, *, if_read: bool) -> Operation[bo
             "1" if if_read else "0",
         ),
     )
-    removed = int(dropped) != _KEPT
-    if removed:  # (an agent kept is still registered: its claims need not register it again)
-        forget_presence(ctx, agent_id)
-    return removed
+    return int(dropped) != _KEPT
 
 
 def _swap(ctx: OpContext, agent_id: str, edit: Any) -> Operation[Any]:

@@ -374,9 +374,10 @@ local function damage(t, field, kind)
 end
 
 -- Whether queue named (a record's field queue) is one a task was ever posted to: the post
--- counts each task as pending or delayed, so the counters name every such queue.
+-- counts each task as pending or delayed, so the counters name every such queue. No queue
+-- name holds a ':' (the shards' counters, shard:NAME|STATUS, share the hash: not queues).
 local function queue_counted(K, named)
-  if type(named) ~= 'string' then return false end
+  if type(named) ~= 'string' or string.find(named, ':', 1, true) then return false end
   return (redis.call('HGET', K.counts, named .. '|pending')
           or redis.call('HGET', K.counts, named .. '|delayed')) ~= false
 end
