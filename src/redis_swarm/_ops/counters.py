@@ -153,7 +153,11 @@ class CounterCheck:
                 f"{RECOUNT_COMMAND} (it sets each queue's pending, delayed, claimed and dead "
                 "counters to what its sets hold, atomically per queue)"
             )
-        stray = [m.text for m in self.mismatches if m.counter is not None and m.held > m.counter]
+        # (a counter below zero is no sign of stray ids: nothing but a forgery or a lost
+        # write takes it there, and its set may be empty)
+        stray = [
+            m.text for m in self.mismatches if m.counter is not None and 0 <= m.counter < m.held
+        ]
         if stray:
             # (a recount counts what a set holds: ids no task backs too, which a claim later
             # drops without moving the counter, leaving it above its set)
