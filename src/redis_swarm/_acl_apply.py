@@ -25,7 +25,13 @@ from ._client import Swarm
 from ._config import Settings
 from ._connect import sync_client
 from ._embedded import find_redis_server
-from ._errors import ConnectionFailed, PartlyApplied, SwarmError, ValidationError
+from ._errors import (
+    ConnectionFailed,
+    PartlyApplied,
+    PermissionDenied,
+    SwarmError,
+    ValidationError,
+)
 from ._replies import cluster_shards, reply_fields
 from ._topology import direct_settings, sentinel_down, sentinel_replicas
 from ._translate import causes, may_have_reached, translate, why_no_answer
@@ -46,13 +52,16 @@ class AppliedRole:
     replicas (or cluster nodes without hash slots) that did not answer within the connect
     timeout, ``fail?`` ones included. Apply the role again once they are back: a failover to
     one locks the role's agents out. ``url_user``: the user is the one the URL connects as,
-    whose password there is now ``user.password`` (its own rotation)."""
+    whose password there is now ``user.password`` (its own rotation). ``closed``: with
+    ``kill_connections``, the connections of the user each server closed (node -> how
+    many), once it held the new password."""
 
     user: AclUser
     version: Version
     persisted: Mapping[str, str] = field(default_factory=dict, hash=False)
     skipped: Mapping[str, str] = field(default_factory=dict, hash=False)
     url_user: bool = False
+    closed: Mapping[str, int] = field(default_factory=dict, hash=False)
 
     @property
     def applied(self) -> list[dict[str, str]]:
@@ -70,6 +79,7 @@ def apply_role(
     version: Version | None = None,
     dry_run: bool = False,
     demote_self: bool = False,
+    kill_connections: bool = False,
 ) -> AppliedRole:
     """Make ``user`` a ``role`` of ``swarm`` (default: the one of ``target``) on the servers of
     ``target`` (a ``Settings``, or an open ``Swarm`` whose connection loads the library): the
@@ -110,7 +120,12 @@ def apply_role(
     (one that holds hash slots, the master behind the sentinels) fails the call with
     ``ConnectionFailed`` naming it, before any server got the user: the clients are sent to
     it, and the swarm's library could not be loaded there. A server that answers with a
-    problem (its TLS certificate refused, its data still loading) fails the call with it."""
+    problem (its TLS certificate refused, its data still loading) fails the call with it.
+
+    ``kill_connections``: once a server holds (and saved) the user, its connections there
+    are closed (CLIENT KILL USER; this call's own is spared): Redis checks a password at login
+    only, so a connection opened with a leaked password stays logged in after its rotation.
+    Every process of the user must then log in again, with the new password (``closed``)."""
     settings = target if isinstance(target, Settings) else target.settings
     own = user == _connecting_user(settings)
     if own and not dry_run and settings.kind == "embedded":
@@ -132,14 +147,17 @@ def apply_role(
         raise _self_demotion(settings, spec)
     handle = None if isinstance(target, Settings) else target
     done: dict[str, str] = {}
+    closed: dict[str, int] | None = {} if kill_connections else None
     try:
-        skipped = _apply(settings, spec, handle, done, silent, own=own, fallback=fallback)
+        skipped = _apply(
+            settings, spec, handle, done, silent, own=own, fallback=fallback, closed=closed
+        )
     except SwarmError as exc:
         if not done:
             raise  # (no server got the user: nothing changed)
-        made = AppliedRole(spec, version, dict(done), url_user=own)
+        made = AppliedRole(spec, version, dict(done), url_user=own, closed=dict(closed or {}))
         raise PartlyApplied(_partly_applied(exc, made), made=made) from exc
-    return AppliedRole(spec, version, done, skipped, url_user=own)
+    return AppliedRole(spec, version, done, skipped, url_user=own, closed=closed or {})
 
 
 def _connecting_user(settings: Settings) -> str:
@@ -235,13 +253,15 @@ def _apply(
     *,
     own: bool = False,
     fallback: str | None = None,
+    closed: dict[str, int] | None = None,
 ) -> dict[str, str]:
     """The library loaded through ``handle`` (or a handle of its own), then the ACL SETUSER
     on every node, persisted (into ``done``: node -> how, filled as it goes, so that a
     failure half way still knows who holds the user), and the servers skipped (node -> why;
     ``silent``: found not answering already). ``own``: the user is the URL's, on every
     server or none (``_on_every_node``'s ``whole``); ``fallback``: its new password, tried
-    on a server that refuses the URL's."""
+    on a server that refuses the URL's; ``closed``: given, the user's connections on each
+    server are closed once it is saved there (node -> how many, filled as it goes)."""
     who = _connecting_user(settings)
 
     def load(reached: list[_Target]) -> None:
@@ -266,7 +286,12 @@ def _apply(
         client.execute_command(*spec.command)
         done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
         # (on the same connection, logged in already: a new one would need the new password)
-        return _persist(client, who)
+        how = _persist(client, who)
+        if closed is not None:
+            done[node] = how  # (saved: should the kill fail, it is said as saved)
+            # SKIPME is on by default: this connection (the URL's user may be the one) stays.
+            closed[node] = int(client.execute_command("CLIENT", "KILL", "USER", spec.user))
+        return how
 
     applied = _on_every_node(
         settings, setuser, silent, before=load, done=done, fallback=fallback, whole=own
@@ -310,6 +335,11 @@ def _on_every_node(
                 continue
             try:
                 reached.append(_logged_in(target, fallback))
+            except redis.AuthenticationError:
+                if not target.found:
+                    raise  # (the URL's own server: translated below, as for any client)
+                admitted = [other.name for other in reached]
+                raise _refused_login(settings, target, admitted, fallback) from None
             except _NO_ANSWER as exc:
                 skipped[target.name] = _did_not_answer(settings, target, exc, applied=[])
         if whole and skipped:
@@ -357,6 +387,42 @@ def _logged_in(target: _Target, fallback: str | None) -> _Target:
             raise refused from None
         return replace(other, fell_back=True)
     return target
+
+
+def _refused_login(
+    settings: Settings, target: _Target, admitted: list[str], fallback: str | None
+) -> PermissionDenied:
+    """A server found through the URL (a replica or the master behind the sentinels, a node
+    of the cluster) refused the URL's user and password (and ``fallback``): said of that
+    server, not of the URL, whose credentials ``admitted`` (the servers that took them
+    before) did let in. ACLs are per server and not replicated: a replica or node added
+    since the admin was made has none of the users, unless given a copy of the aclfile.
+    Raised before any server got the user."""
+    who = _connecting_user(settings)
+    if settings.kind == "cluster":
+        what = "cluster node" + (" holding hash slots" if target.serves else "")
+    else:
+        what = "the master behind the sentinels" if target.serves else "replica"
+    tried = "the URL's password" + (" and the new one given" if fallback else "")
+    if admitted:
+        why = (
+            f"{', '.join(admitted)} let that user in with it, so user {who!r} is most likely "
+            f"missing on {target.name} (or has another password there)"
+        )
+    else:
+        why = (
+            "check the user name and password in the URL; if they are right, the user is "
+            f"missing on {target.name} (or has another password there)"
+        )
+    return PermissionDenied(
+        f"authentication failed on {what} {target.name} of {settings.url}: it refused user "
+        f"{who!r} with {tried}; {why}. ACLs are per server and not replicated: a server "
+        f"added since the user was made has none of its users. Create user {who!r} on "
+        f"{target.name} with the same password and rights (as an admin of it: ACL SETUSER, "
+        "then ACL SAVE), or copy the aclfile of a server that has it to it and run ACL LOAD "
+        "there (docs/deployment.md: give a new replica the aclfile before it starts); then "
+        "run this command again. Nothing was applied"
+    )
 
 
 def _not_everywhere(

@@ -63,6 +63,13 @@ PASSWORD_PLACEHOLDER = "<password>"
     "manage users: make another admin first).",
 )
 @click.option(
+    "--kill-connections",
+    is_flag=True,
+    help="With --apply: then close the user's open connections on every server it was set "
+    "on (CLIENT KILL USER): a password is checked at login only, so a rotated, leaked one "
+    "stays logged in until then. Every process of the user must log in again.",
+)
+@click.option(
     "--redis-version",
     "redis_version",
     default=None,
@@ -81,6 +88,7 @@ def acl(
     password_stdin: bool,
     apply_: bool,
     demote_self: bool,
+    kill_connections: bool,
     redis_version: str | None,
 ) -> None:
     """Print (or --apply) the ACL SETUSER lines for a user of one role in one swarm.
@@ -110,6 +118,8 @@ def acl(
             raise ConfigError("give --password or --password-stdin, not both")
         password = sys.stdin.readline().rstrip("\r\n")
     version = None if redis_version is None else parse_version(redis_version)
+    if kill_connections and not apply_:
+        raise ConfigError("--kill-connections closes connections on the servers: add --apply")
     # An empty --swarm is refused (as the global one is: a bad option, exit 2), not taken
     # for "the default".
     swarm = app.swarm_name if swarm_option is None else swarm_option
@@ -129,6 +139,7 @@ def acl(
             version=version,
             dry_run=not apply_,
             demote_self=demote_self,
+            kill_connections=kill_connections,
         )
     except PartlyApplied as exc:
         # Some servers hold the user, with a password that may be shown nowhere else: show
@@ -154,6 +165,7 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
         "applied": nodes,
         "url_user": made.url_user,
         "skipped": skipped,
+        "closed": [{"node": node, "connections": n} for node, n in made.closed.items()],
         "warning": spec.warning,
         "agent_url": url,
     }
@@ -184,6 +196,8 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
         click.echo(spec.line)
         for node in nodes:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
+        for where, count in made.closed.items():
+            click.echo(f"# closed {count} connection(s) of user {spec.user!r} on {where}")
         # Behind a Sentinel only replicas are skipped; on a cluster, nodes without hash slots
         # (replicas, a master a failover replaced, a node joining).
         cluster = app.settings.kind == "cluster"

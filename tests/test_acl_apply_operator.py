@@ -1,0 +1,202 @@
+"""What an operator's tour of ``swarm acl --apply`` behind Sentinel found, on real servers.
+
+A replica without the URL's admin user failed the apply blaming the URL's password
+(``authentication failed on redis+sentinel://ops:***@...: check the user name and password in
+the URL``) while the master had let that user in: the error names the replica now, and says to
+create the user there. And with ``min-replicas-to-write 1`` and the one replica down, every
+apply waited out the URL's retries and failed with NOREPLICAS: it loaded the Functions library
+(a write) even when the master held this version already; it loads nothing then (FUNCTION
+LIST, a read, says so), and the ACL SETUSER, no write, goes through with the down replica
+skipped, as docs/security.md promises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm, apply_role
+
+from ._cli import Cli
+from ._sentinel import SERVICE, LocalSentinel, start_sentinel
+from ._servers import RedisServer, ServerFactory
+
+SWARM = "acl-operator"
+ADMIN_PASSWORD = "ops-password-0123456789"
+
+
+@pytest.fixture(scope="module")
+def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
+    """A master, its replica and one sentinel (down-after-milliseconds 1 s)."""
+    made = start_sentinel(servers, sentinels=1)
+    yield made
+    for server in (*made.sentinels, *made.data_nodes()):
+        server.stop()
+
+
+def _until(ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f}s: {what}")
+        time.sleep(0.1)
+
+
+def _raw(server: RedisServer) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port or 0, decode_responses=True)
+
+
+def _master_and_replica(setup: LocalSentinel) -> tuple[RedisServer, RedisServer]:
+    setup.wait_ready()
+    master = setup.node(setup.master_port())
+    replica = next(node for node in setup.data_nodes() if node is not master)
+    return master, replica
+
+
+def _admin_url(setup: LocalSentinel) -> str:
+    return setup.url.replace("://", f"://ops:{ADMIN_PASSWORD}@", 1)
+
+
+def test_a_replica_without_the_admin_user_is_named(sentinel: LocalSentinel) -> None:
+    master, replica = _master_and_replica(sentinel)
+    admin = ("ACL", "SETUSER", "ops", "on", f">{ADMIN_PASSWORD}", "~*", "&*", "+@all")
+    with _raw(master) as client:
+        client.execute_command(*admin)  # (ACLs are not replicated: the master alone has it)
+    settings = Settings.from_url(_admin_url(sentinel), swarm=SWARM)
+    here, there = f"127.0.0.1:{master.port}", f"127.0.0.1:{replica.port}"
+    try:
+        with pytest.raises(PermissionDenied) as refused:
+            apply_role(settings, "worker", "op-worker")
+        said = str(refused.value)
+        assert said.startswith(f"authentication failed on replica {there} of ")
+        assert f"{here} let that user in with it" in said
+        assert f"user 'ops' is most likely missing on {there}" in said
+        assert f"Create user 'ops' on {there}" in said and "aclfile" in said
+        assert "check the user name and password in the URL" not in said
+        assert said.endswith("Nothing was applied")
+        with _raw(master) as client:
+            assert client.acl_getuser("op-worker") is None
+
+        out = Cli(_admin_url(sentinel), swarm=SWARM)(
+            "acl", "--role", "worker", "--user", "op-worker", "--apply", expect=None
+        )
+        assert out.code != 0 and f"authentication failed on replica {there}" in out.stderr
+
+        with _raw(replica) as client:  # what the error says to do
+            client.execute_command(*admin)
+        made = apply_role(settings, "worker", "op-worker")
+        assert set(made.persisted) == {here, there} and made.skipped == {}
+    finally:
+        for node in (master, replica):
+            with _raw(node) as client:
+                client.execute_command("ACL", "DELUSER", "ops", "op-worker")
+
+
+def test_a_replica_down_with_min_replicas_to_write_skips_it(sentinel: LocalSentinel) -> None:
+    master, replica = _master_and_replica(sentinel)
+    # retries=1: the load refused with NOREPLICAS failed after the URL's retries (53 s with a
+    # Sentinel URL's default): one retry fails as surely, sooner
+    url = f"{sentinel.url}?retries=1"
+    settings = Settings.from_url(url, swarm=SWARM)
+    apply_role(settings, "worker", "before-down")  # (loads this version of the library)
+    there = f"127.0.0.1:{replica.port}"
+    with _raw(master) as client:
+        client.config_set("min-replicas-to-write", 1)
+    try:
+        replica.stop()
+        with _raw(master) as client:
+            _until(lambda: _refuses_writes(client), "the master refuses writes (NOREPLICAS)")
+        _until(lambda: _reported_down(sentinel), "the sentinel reports the replica down")
+
+        made = apply_role(settings, "worker", "rotated", password="a-new-password-0123456789")
+        assert list(made.persisted) == [f"127.0.0.1:{master.port}"]
+        assert made.skipped == {there: "the sentinels report it down (s_down)"}
+        with _raw(master) as client:  # the new password logs in (every write is refused)
+            client.execute_command("AUTH", "rotated", "a-new-password-0123456789")
+
+        out = Cli(url, swarm=SWARM)("acl", "--role", "worker", "--user", "rotated2", "--apply")
+        assert f"warning: not applied on replica {there}" in out.stderr
+
+        # the handles' own load_functions (swarm up) as well, sync and async: nothing to load
+        with Swarm(url, swarm=SWARM) as admin:
+            assert admin.load_functions() is True
+        assert asyncio.run(_async_load(url)) is True
+    finally:
+        with _raw(master) as client:
+            client.config_set("min-replicas-to-write", 0)
+        replica.restart()
+        sentinel.wait_ready()
+
+
+async def _async_load(url: str) -> bool:
+    async with AsyncSwarm(url, swarm=SWARM) as admin:
+        return await admin.load_functions()
+
+
+def _refuses_writes(client: redis.Redis) -> bool:
+    try:
+        client.set("rs-test-probe", "1")
+    except redis.ResponseError as exc:
+        return str(exc).startswith("NOREPLICAS")
+    return False
+
+
+def _reported_down(setup: LocalSentinel) -> bool:
+    with _raw(setup.sentinels[0]) as client:
+        listed = client.execute_command("SENTINEL", "REPLICAS", SERVICE)
+    return any("s_down" in str(entry.get("flags", "")) for entry in listed)
+
+
+OLD = "the-leaked-password-0123456789"
+NEW = "the-rotated-password-0123456789"
+
+
+def _connections(client: Any, user: str) -> int:
+    listed = str(client.execute_command("CLIENT", "LIST"))
+    return sum(f" user={user} " in f" {line} " for line in listed.splitlines())
+
+
+def test_kill_connections_cuts_a_connection_logged_in_with_the_old_password(
+    servers: ServerFactory,
+) -> None:
+    """A rotation left the connections opened with the leaked password logged in (Redis
+    checks it at login only): --kill-connections closes them once the new one is set."""
+    server = servers.start()
+    settings = Settings.from_url(server.url, swarm=SWARM)
+    apply_role(settings, "worker", "leaky", OLD)
+    leaked: Any = redis.Redis(
+        host="127.0.0.1", port=server.port or 0, username="leaky", password=OLD
+    )
+    leaked.execute_command("HELLO")  # logged in with the old password
+    with _raw(server) as admin:
+        assert _connections(admin, "leaky") == 1
+        rotated = apply_role(settings, "worker", "leaky", NEW)  # without: it stays in
+        assert rotated.closed == {} and _connections(admin, "leaky") == 1
+
+        made = apply_role(settings, "worker", "leaky", NEW, kill_connections=True)
+        (node,) = made.persisted  # (a server of its own: named by its URL)
+        assert made.closed == {node: 1}
+        assert _connections(admin, "leaky") == 0
+    with pytest.raises(redis.ConnectionError):  # closed; logging in again is refused
+        leaked.execute_command("HELLO")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=server.port or 0, username="leaky", password=OLD).ping()
+    leaked.close()
+
+    again: Any = redis.Redis(
+        host="127.0.0.1", port=server.port or 0, username="leaky", password=NEW
+    )
+    again.execute_command("HELLO")
+    cli = Cli(server.url, swarm=SWARM)
+    data = cli.json("acl", "--role", "worker", "--user", "leaky", "--password-stdin",
+                    "--apply", "--kill-connections", input=NEW + "\n")  # fmt: skip
+    assert data["closed"] == [{"node": node, "connections": 1}]
+    again.close()
+    out = cli("acl", "--role", "worker", "--user", "leaky", "--kill-connections", expect=None)
+    assert out.code != 0 and "add --apply" in out.stderr
+    server.stop()
