@@ -88,35 +88,99 @@ def _follow(url: str, within_s: float, during: Callable[[list[Event]], None] | N
     return anyio.run(body)
 
 
-def test_the_channel_stops_on_a_certificate_refused_with_one_line(
+def test_the_channel_says_a_certificate_refused_once_and_goes_on_trying(
     pki: Pki, tls: TlsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """It stopped pushing for good (a fixed certificate needed a new session); now it says
+    so once and looks again every AGAIN_AFTER_FIX_S."""
     caplog.set_level(logging.INFO, logger="redis_swarm.mcp")
-    assert _follow(_refused_url(pki, tls), within_s=4.0), "the follower kept retrying"
+    assert not _follow(_refused_url(pki, tls), within_s=4.0), "the follower gave up"
     lines = _channel_lines(caplog)
     assert len(lines) == 1, lines
-    assert lines[0].startswith("channel: stopped pushing events for agent-1: TLS to ")
+    assert lines[0].startswith("channel: cannot push events for agent-1: TLS to ")
     assert "refused: certificate verify failed" in lines[0] and "no retry fixes" in lines[0]
+    assert "pushing resumes (tried again every 30 s" in lines[0], lines
 
 
-def test_the_channel_stops_on_a_user_that_may_not_read_the_stream(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+def test_the_channel_resumes_once_a_user_that_may_not_read_the_stream_may(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A PermissionDenied was retried every second for ever, a warning each time."""
+    """A PermissionDenied was retried every second for ever, a warning each time; then it
+    ended the follower for good. Now: one line, a look every AGAIN_AFTER_FIX_S (made short
+    here), and once the right is granted, one line more and the events pushed again."""
+    from redis_swarm.mcp_server import _channel
+
+    monkeypatch.setattr(_channel, "AGAIN_AFTER_FIX_S", 0.3, raising=False)
     rules = ["reset", "on", ">pw", "~*", "&*", "+@all", "-xread", "-xrevrange"]
     with contextlib.closing(redis_server.client()) as admin:
         admin.execute_command("ACL", "SETUSER", "noxread", *rules)  # type: ignore[no-untyped-call]
+    url = f"redis://noxread:pw@127.0.0.1:{redis_server.port}"
+
+    def fixed(received: list[Event]) -> None:
+        deadline = time.monotonic() + 10
+        while not _channel_lines(caplog):
+            assert time.monotonic() < deadline, "nothing said"
+            time.sleep(0.05)
+        time.sleep(1.0)  # (several looks: said once)
+        with contextlib.closing(redis_server.client()) as admin:
+            admin.execute_command("ACL", "SETUSER", "noxread", "+xread", "+xrevrange")  # type: ignore[no-untyped-call]
+        while not any("following the event stream" in line for line in _channel_lines(caplog)):
+            assert time.monotonic() < deadline, _channel_lines(caplog)
+            time.sleep(0.05)
+        with Swarm(redis_server.url, swarm=SWARM) as swarm:
+            swarm.broadcast("after the fix", sender="lead")
+        while not received:
+            assert time.monotonic() < deadline, "no event fed after the fix"
+            time.sleep(0.05)
+
     try:
         caplog.set_level(logging.INFO, logger="redis_swarm.mcp")
-        url = f"redis://noxread:pw@127.0.0.1:{redis_server.port}"
         with Swarm(url, swarm=SWARM) as swarm, pytest.raises(PermissionDenied):
             swarm.last_event_id()
-        assert _follow(url, within_s=4.0), "the follower kept retrying"
+        assert not _follow(url, within_s=20.0, during=fixed), "the follower gave up"
     finally:
         with contextlib.closing(redis_server.client()) as admin:
             admin.execute_command("ACL", "DELUSER", "noxread")  # type: ignore[no-untyped-call]
     lines = _channel_lines(caplog)
-    assert len(lines) == 1 and "stopped pushing events for agent-1" in lines[0], lines
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("channel: cannot push events for agent-1: "), lines
+    assert lines[1].startswith("channel: fixed after "), lines
+    assert lines[1].endswith("following the event stream for agent-1 again"), lines
+
+
+def test_the_due_check_says_a_failure_once_and_its_end_once(
+    servers: ServerFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A due check that failed said so each time (every RECHECK_S, made short here); now
+    once as it starts failing, once as it works again."""
+    from redis_swarm.mcp_server import _channel
+
+    monkeypatch.setattr(_channel, "RECHECK_S", 0.1)
+    server = servers.start()
+    channel = Channel(Settings.from_url(f"{server.url}?retries=0").replace(swarm=SWARM), ["q"])
+    caplog.set_level(logging.INFO, logger="redis_swarm.mcp")
+
+    async def body() -> None:
+        with anyio.move_on_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(channel._check_due)
+                await anyio.sleep(0.3)
+                server.stop()
+                await anyio.sleep(1.5)  # (about ten checks that fail)
+                server.restart()
+                while not any("checked again" in line for line in _channel_lines(caplog)):
+                    await anyio.sleep(0.05)
+                tg.cancel_scope.cancel()
+        await channel.aclose()
+
+    try:
+        anyio.run(body)
+    finally:
+        server.stop()
+    lines = _channel_lines(caplog)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("channel: could not check the watched queues: cannot reach "), lines
+    assert lines[1].startswith("channel: the watched queues are checked again after "), lines
 
 
 def test_the_channel_says_an_outage_once_and_its_end_once(
@@ -203,6 +267,59 @@ def test_a_run_stops_on_a_lease_renewal_no_retry_makes(
     assert "the client certificate does not load" in message, message
 
 
+def test_a_run_rides_out_a_certificate_file_broken_for_a_moment(
+    servers: ServerFactory, pki: Pki, tmp_path: Path
+) -> None:
+    """A certificate rotated in place (cp, certbot) is caught mid-rewrite by a renewal's
+    reconnect: not loaded, no retry would help that try, yet the file is whole a moment
+    later. The run goes on (the renewal is tried again while the lease lasts); it stopped at
+    that one failed renewal, its agents killed, 2/3 of its lease left."""
+    from redis_swarm._models import TaskStatus
+    from redis_swarm._pipeline import load_plan
+    from redis_swarm._pipeline.lease import RunLease
+
+    from .test_pipeline_run import plan_text
+
+    server = start_tls_server(servers, pki, auth_clients="optional")
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    cert.write_bytes(pki.client_cert.read_bytes())
+    key.write_bytes(pki.client_key.read_bytes())
+    url = f"{server.url}&ssl_certfile={cert}&ssl_keyfile={key}"
+    plan = load_plan(plan_text(tmp_path, lease_s=3))  # renewed every second
+    said: list[str] = []
+    whys: list[str] = []
+
+    def wait_for(words: str, within_s: float) -> None:
+        deadline = time.monotonic() + within_s
+        while not any(words in line for line in said):
+            assert not whys, (whys, said)
+            assert time.monotonic() < deadline, (words, said)
+            time.sleep(0.02)
+
+    try:
+        with Swarm(url, swarm=SWARM) as swarm:
+            lease = RunLease(swarm, plan, holder="run-a", say=said.append, on_lost=whys.append)
+            assert lease.acquire()
+            try:
+                cert.write_text("not a certificate yet\n")
+                with contextlib.closing(server.client()) as admin:
+                    admin.client_kill_filter(_type="normal", skipme=True)
+                wait_for("could not renew the lease of pipeline audit", within_s=5)
+                time.sleep(0.5)  # (broken for about a second in all)
+                cert.write_bytes(pki.client_cert.read_bytes())
+                wait_for("renewed the lease of pipeline audit again", within_s=5)
+                assert lease.task is not None
+                held = swarm.get_task(lease.task.id)
+                assert held.status is TaskStatus.CLAIMED and held.worker == "run-a", held
+            finally:
+                lease.release()
+    finally:
+        server.stop()
+    assert not whys, whys
+    assert "the client certificate does not load" in said[0], said
+    assert said[0].endswith("; trying again while it lasts"), said
+
+
 # --- 3. the A2A server
 
 
@@ -242,7 +359,9 @@ def test_a2a_gives_no_retry_advice_for_a_certificate_refused(pki: Pki, tls: TlsS
 
 # Runs the page's script against stubs: fetch answers with the status and body given on
 # stdin; prints what the page shows, and the delays of the timers it set, once its first
-# read of the status is done.
+# read of the status is done; then fires each of its intervals once (and the short timers
+# that sets: a coalesced refresh), and prints the intervals' delays and how many reads of
+# the status were made in all.
 _PAGE_HARNESS = r"""
 const fs = require("fs");
 const vm = require("vm");
@@ -258,6 +377,9 @@ function element(id) {
   return elements[id];
 }
 const timers = [];
+const pending = [];
+const intervals = [];
+let fetches = 0;
 const sandbox = {
   document: {
     querySelector: () => ({ content: "task.posted" }), querySelectorAll: () => [],
@@ -268,21 +390,30 @@ const sandbox = {
   history: { replaceState() {} },
   sessionStorage: { getItem: () => null, setItem() {} },
   URLSearchParams, Node: function () {}, console,
-  fetch: async () => ({
-    status: answer.status, ok: answer.status < 300, json: async () => answer.body,
-  }),
+  fetch: async () => {
+    fetches += 1;
+    return { status: answer.status, ok: answer.status < 300, json: async () => answer.body };
+  },
   EventSource: function () { timers.push("EventSource"); },
-  setTimeout: (fn, ms) => { timers.push(ms); return 1; },
-  setInterval: () => 1,
+  setTimeout: (fn, ms) => { timers.push(ms); pending.push({ fn, ms }); return 1; },
+  setInterval: (fn, ms) => { intervals.push({ fn, ms }); return 1; },
   Date, JSON, Math, Number, String, Object, Array, Promise,
 };
 sandbox.window = sandbox;
 vm.runInNewContext(script, sandbox);
-setImmediate(() => setImmediate(() => {
-  console.log(JSON.stringify({
-    banner: element("banner").textContent, live: element("live-text").textContent, timers,
-  }));
-}));
+const settled = (then) => setImmediate(() => setImmediate(then));
+settled(() => {
+  const shown = {
+    banner: element("banner").textContent, live: element("live-text").textContent,
+    timers: [...timers],
+  };
+  const before = pending.length;
+  for (const interval of intervals) interval.fn();
+  for (const timer of pending.slice(before)) if (timer.ms < 1000) timer.fn();
+  settled(() => {
+    console.log(JSON.stringify({ ...shown, intervals: intervals.map((i) => i.ms), fetches }));
+  });
+});
 """
 
 
@@ -324,6 +455,8 @@ def test_the_dashboard_says_a_certificate_refused_will_not_pass(
     assert "refused: certificate verify failed" in body["message"], body
     shown = _page({"status": refused.status_code, "body": body})
     assert shown["timers"] == [30_000], shown
+    # Its 15 s periodic refresh reads nothing while stuck (it did, each time): only every 30 s.
+    assert 15_000 in shown["intervals"] and shown["fetches"] == 1, shown  # type: ignore[operator]
     assert str(shown["banner"]).startswith(body["message"] + " This will not pass by itself")
     assert shown["live"] == "needs a fix", shown
 
@@ -336,6 +469,7 @@ def test_the_dashboard_says_a_certificate_refused_will_not_pass(
     assert outage.status_code == 503 and outage.json()["retryable"] is True, outage.text
     shown = _page({"status": outage.status_code, "body": outage.json()})
     assert shown["timers"] == [3_000] and "will not pass" not in str(shown["banner"]), shown
+    assert shown["fetches"] == 2, shown  # (the periodic refresh reads it: it may pass)
 
 
 # --- 5. errors re-wrapped

@@ -16,8 +16,10 @@ window counted from its first failure (``Settings.retry_window_s``): a request l
 out a failover) is for failovers, during which some of their servers answer: when none does
 (every sentinel, every node the client knows: ``NoneAnswered``), a request is retried within a
 plain URL's window (``Settings.none_answered_window_s``), counted from the first of such
-failures in a row, and the sync cluster client, which asks for the cluster's layout when it is
-made, retries that as a request would. Sentinels that answer that they monitor no master of
+failures in a row; so is a TLS handshake that timed out (a paused server, or a port that
+speaks no TLS: a misconfiguration fails within seconds whatever the URL's kind); and the sync
+cluster client, which asks for the cluster's layout when it is made, retries that as a
+request would. Sentinels that answer that they monitor no master of
 the URL's name are no failover: that fails at once, with a ConfigError (``_sentinel``).
 The error they give up with says whether any attempt may have reached the server
 (``SENT_BEFORE``): ``translate`` makes that ``ConnectionFailed.sent``.
@@ -42,6 +44,7 @@ from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings
 from ._translate import (
     CERTIFICATE_REFUSED,
     HANDSHAKE_FAILURE,
+    HANDSHAKE_TIMEOUT,
     SENT_BEFORE,
     TLS_FILE_ERRORS,
     causes,
@@ -94,8 +97,10 @@ def is_permanent(exc: BaseException) -> bool:
     restarting, does that too (``translate`` names both causes once the retries are over).
     Nor a TLS handshake that timed out: a plain Redis port never answers one (it waits for a
     newline), but neither does a paused server (SIGSTOP, a stalled failover), which passes;
-    it is a timeout, retried as a paused plain server's is (only while another attempt fits
-    the retry window: with the default socket_timeout, none does).
+    it is a timeout, retried only while another attempt fits a plain URL's short window
+    (``Settings.none_answered_window_s``, whatever the URL's kind: a Sentinel or Cluster
+    URL's long one would make a misconfigured port wait most of a minute per request);
+    with the default timeouts, none does (``_fits_short_run``).
     And a pool with every connection in use (``pool_exhausted``): a retry, after a pause,
     might find one free, but would hide the limit the caller must raise, and wait for
     calls that may themselves wait seconds (a claim's wait_s); redis-py's pools refuse at
@@ -125,9 +130,16 @@ class NoneAnswered(redis.ConnectionError):
 
 
 def _timed_out(error: Exception) -> bool:
-    return isinstance(error, redis.TimeoutError) or (
-        isinstance(error, NoneAnswered) and error.timed_out
+    return (
+        isinstance(error, redis.TimeoutError)
+        or (isinstance(error, NoneAnswered) and error.timed_out)
+        or _handshake_timed_out(error)
     )
+
+
+def _handshake_timed_out(error: BaseException) -> bool:
+    """A TLS handshake that timed out: a paused server, or a port that speaks no TLS."""
+    return any(HANDSHAKE_TIMEOUT in str(item).lower() for item in causes(error))
 
 
 # How many retry loops of this context are running: an inner one makes a single attempt,
@@ -189,8 +201,9 @@ class _Attempts:
         self.failures = 0
         self._first_failure = time.monotonic()
         self._timed_out = False
-        # When the failures in a row with no server answering (NoneAnswered) began.
-        self._none_answered_since: float | None = None
+        # When the failures in a row with no server answering (NoneAnswered, or a TLS
+        # handshake that timed out) began.
+        self._short_run_since: float | None = None
         # Whether an attempt so far may have reached the server (a reply lost): the request
         # may have run, whatever the next attempts meet.
         self._sent = False
@@ -211,7 +224,7 @@ class _Attempts:
         self._timed_out = self._timed_out or _timed_out(error)
         if self._timed_out and not self._fits(pause):
             return None, reported
-        if not self._fits_none_answered(error, pause):
+        if not self._fits_short_run(error, pause):
             return None, reported
         return pause, reported
 
@@ -225,22 +238,25 @@ class _Attempts:
             time.monotonic() - self._first_failure + pause + timing.attempt <= timing.window
         )
 
-    def _fits_none_answered(self, error: Exception, pause: float) -> bool:
-        """Whether another attempt after ``pause`` may follow ``error``: any error but
-        ``NoneAnswered`` (a failover under way, ridden out for the whole retry window) ends a
-        run of those; in one, another attempt (timing out, if this one did) must end within
-        ``Settings.none_answered_window_s`` counted from the run's first failure."""
+    def _fits_short_run(self, error: Exception, pause: float) -> bool:
+        """Whether another attempt after ``pause`` may follow ``error``: an error that says
+        no server answered (``NoneAnswered``) or a TLS handshake that timed out (a paused
+        server, or a misconfigured port that speaks no TLS) is retried only while another
+        attempt (timing out, if this one did) would end within
+        ``Settings.none_answered_window_s``, counted from the first of such failures in a
+        row; any other error (a failover under way, ridden out for the whole retry window)
+        ends a run of those."""
         timing = self._retry.timing
-        if not isinstance(error, NoneAnswered):
-            self._none_answered_since = None
+        if not (isinstance(error, NoneAnswered) or _handshake_timed_out(error)):
+            self._short_run_since = None
             return True
         now = time.monotonic()
-        if self._none_answered_since is None:
-            self._none_answered_since = now
+        if self._short_run_since is None:
+            self._short_run_since = now
         if timing is None:
             return True
-        attempt = timing.attempt if error.timed_out else 0.0
-        return now - self._none_answered_since + pause + attempt <= timing.none_answered
+        attempt = timing.attempt if _timed_out(error) else 0.0
+        return now - self._short_run_since + pause + attempt <= timing.none_answered
 
 
 class _Timing(NamedTuple):

@@ -15,10 +15,11 @@ left pending), so that the next run posts the next generation. A run whose renew
 the lease gone (cancelled by hand, which is how a run is taken over; or, while the run was
 suspended, expired and claimed by another run) stops at once, its agents killed; one that
 finds it merely expired and given back to its queue claims it back. A renewal that cannot
-reach Redis is tried again for as long as the run lives (an outage passes), unless no retry
+reach Redis is tried again for as long as the run lives (an outage passes); one that no retry
 can help (``ConnectionFailed.retryable`` False: a certificate refused, a certificate or key
-file of the URL that no longer loads): the run then stops as at a lost lease, failing with
-that error, which says what to fix.
+file of the URL that no longer loads) is tried again while the lease lasts (a file caught
+mid-rewrite loads at the next try), and when the lease would end before another try, the
+run stops as at a lost lease, failing with that error, which says what to fix.
 
 A settled lease task is never reopened: the next run posts the next generation
 (``names.lease_task_id``) after the highest one the lease queue holds (``newest_lease``):
@@ -237,35 +238,47 @@ class RunLease:
 
     def _renewing(self) -> None:
         """Renew the lease every third of its length until ``release`` or its loss. An
-        outage is retried (the lease lasts); anything else loses it, a connection no retry
-        makes among them (``ConnectionFailed.retryable`` False: a certificate refused, the
-        URL's TLS files that no longer load): the run stops with that error (``lost_error``),
-        its agents killed, rather than drive the pipeline unleased until another run takes
-        it over (every write of the run fails alike anyway)."""
+        outage is retried (the lease lasts). So is a connection no retry makes
+        (``ConnectionFailed.retryable`` False: a certificate refused, the URL's TLS files that
+        no longer load), while the lease lasts: each try reads the URL's files again, and a
+        file caught mid-rewrite (a certificate rotated in place) loads at the next one. Only
+        when the lease would end before another try does the run stop with that error
+        (``lost_error``), its agents killed, rather than drive the pipeline unleased until
+        another run takes it over (every write of the run fails alike anyway). Anything
+        else loses it at once."""
+        every = self.lease_s / 3
+        held_until = time.monotonic() + self.lease_s  # (claimed a moment ago: near enough)
         failing = False
-        while not self._done.wait(self.lease_s / 3):
+        while not self._done.wait(every):
             task = self.task
             if task is None:
                 return
+            began = time.monotonic()
             try:
                 self.swarm.renew(task.id, task.token, lease_s=self.lease_s)
             except ConnectionFailed as exc:
-                if not exc.retryable:
+                if not exc.retryable and time.monotonic() + every >= held_until:
                     self.failed = exc
-                    self._lose(f"it cannot be renewed, and no retry would help: {exc}")
+                    self._lose(f"it cannot be renewed before it ends, and no retry would "
+                               f"help: {exc}")  # fmt: skip
                     return
                 if not failing:
-                    self._say(f"could not renew the lease of pipeline {self.name}: {exc}")
+                    again = "" if exc.retryable else "; trying again while it lasts"
+                    self._say(f"could not renew the lease of pipeline {self.name}: {exc}{again}")
                 failing = True
                 continue
             except LeaseLost as exc:
                 if not self._take_back(task):
                     self._lose(str(exc))
                     return
+                began = time.monotonic()  # (claimed again: held a whole lease from now)
             except Exception as exc:  # (a bug too: a run must not go on unleased)
                 self._lose(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SwarmError)
                            else str(exc))  # fmt: skip
                 return
+            if failing:
+                self._say(f"renewed the lease of pipeline {self.name} again")
+            held_until = began + self.lease_s
             failing = False
 
     def _take_back(self, task: Task) -> bool:
@@ -303,8 +316,8 @@ class RunLease:
         if failed is not None:
             return ConnectionFailed(
                 f"run {run} of pipeline {self.name} stopped, its agents killed: its lease on "
-                f"the pipeline could not be renewed, and no retry would help: {failed}. Once "
-                "that is fixed, run it again to resume",
+                f"the pipeline could not be renewed while it lasted, and no retry would help: "
+                f"{failed}. Once that is fixed, run it again to resume",
                 sent=failed.sent,
                 retryable=False,
             )

@@ -33,8 +33,10 @@ holding pending tasks, saying how many (``waiting_tasks``), from the queues' cou
 after the newest event; the stream's task events up to that event are not told again.
 
 A watcher rides out a lost Redis (logged once as it goes, once as it comes back; nothing
-missed) and stops on an error no retry fixes (a certificate refused, a user that may not read
-the stream), logged once with what to fix (``_follow``).
+missed), and an error no retry fixes (a certificate refused, a user that may not read the
+stream) too: logged once with what to fix, tried again only every ``AGAIN_AFTER_FIX_S``, so
+that a fix made where the server runs resumes pushing without restarting the session
+(``_follow``). The due check says its failures alike: once, then once when it works again.
 
 Only handshake-era connections get events: Claude Code registers channel servers over stdio on
 the initialize handshake; the 2026-07-28 era has no connection to push on, is never told of
@@ -136,6 +138,11 @@ RECEIVED_S = 10.0
 # How often the event stream is tried again while Redis cannot be reached (each try also
 # waits out the client's own retries).
 AGAIN_AFTER_OUTAGE_S = 1.0
+# How often it is tried again after an error no retry fixes (``_no_retry_fixes``): seldom, as
+# the dashboard's page looks again, yet a fix needs no restart of the session.
+AGAIN_AFTER_FIX_S = 30.0
+# How long the follow that says whether the stream can be read again, while it fails, waits.
+PROBE_S = 0.05
 # The unread messages a named session's watcher pushes as it starts (an inbox read's default).
 WAITING_READ = READ_DEFAULT
 _META_KEY = re.compile(r"[A-Za-z0-9_]+")
@@ -472,14 +479,29 @@ class Channel:
 
     async def _check_due(self) -> None:
         """Make the watched queues' tasks claimable when their time comes, with nobody
-        claiming; the events that makes (``task.due``, ``task.expired``) are pushed."""
+        claiming; the events that makes (``task.due``, ``task.expired``) are pushed. A
+        check that fails is tried again every ``RECHECK_S``, said once as it starts
+        failing and once as it works again."""
+        down: float | None = None  # when the checks began to fail (monotonic), while they do
         while True:
             recheck = self._recheck = anyio.Event()  # events from now on ask for the next
             try:
                 due_s = await self.swarm.reap_due(self.queues)
             except SwarmError as exc:
-                log.warning("channel: could not check the watched queues: %s", exc)
+                if down is None:
+                    down = time.monotonic()
+                    log.warning(
+                        "channel: could not check the watched queues: %s; trying again every "
+                        "%g s (said here when it works)", exc, RECHECK_S,
+                    )  # fmt: skip
                 due_s = None
+            else:
+                if down is not None:
+                    log.warning(
+                        "channel: the watched queues are checked again after %.0f s",
+                        time.monotonic() - down,
+                    )
+                    down = None
             with anyio.move_on_after(RECHECK_S if due_s is None else min(RECHECK_S, due_s)):
                 await recheck.wait()
                 await anyio.sleep(MIN_RECHECK_S)
@@ -569,39 +591,52 @@ class Channel:
         outages: a lost Redis is logged once, tried again every ``AGAIN_AFTER_OUTAGE_S``
         (each try waits out the client's own retries), and logged again once it answers;
         no event is missed (the follow goes on from the last one fed). An error no retry
-        fixes (``_no_retry_fixes``) ends the following instead, logged once with what to
-        fix: the session's tools go on, its channel pushes no more."""
+        fixes (``_no_retry_fixes``) is logged once with what to fix (also when an outage
+        turns into one) and tried again only every ``AGAIN_AFTER_FIX_S``: once it is fixed
+        where the server runs, pushing resumes (said once), with no restart of the session.
+        The session's tools go on throughout."""
         down: float | None = None  # when the stream failed (monotonic), while it fails
+        stuck = False  # an error no retry fixes was said while it fails
         async with send:
             while True:
                 try:
-                    if down is not None:
-                        newest = await self.swarm.last_event_id()  # (answered: it is back)
-                        since = since or newest
-                        log.warning(
-                            "channel: Redis answers again after %.0f s: following the event "
-                            "stream for %s again", time.monotonic() - down, agent,
-                        )  # fmt: skip
-                        down = None
-                    async for event in self.swarm.follow_events(since, WATCHED, block_s=30):
+                    # While it fails, a short follow first: it is back once the stream can be
+                    # read (a user may read its newest id yet not follow it).
+                    probe = PROBE_S if down is not None else None
+                    if probe is not None:
+                        since = since or await self.swarm.last_event_id()
+                    events = self.swarm.follow_events(
+                        since, WATCHED, block_s=probe or 30, timeout_s=probe
+                    )
+                    async for event in events:
                         since = event.id
                         if self._recheck is not None and _falls_due_later(event, self.queues):
                             self._recheck.set()
                         await send.send(event)
-                except SwarmError as exc:
-                    if _no_retry_fixes(exc):
-                        log.error(
-                            "channel: stopped pushing events for %s: %s; no retry fixes "
-                            "that: once it is fixed, start the session again", agent, exc,
+                    if down is not None:
+                        log.warning(
+                            "channel: %s after %.0f s: following the event stream for %s "
+                            "again", "fixed" if stuck else "Redis answers again",
+                            time.monotonic() - down, agent,
                         )  # fmt: skip
-                        return
-                    if down is None:
-                        down = time.monotonic()
+                        down, stuck = None, False
+                except SwarmError as exc:
+                    no_retry_fixes = _no_retry_fixes(exc)
+                    if no_retry_fixes and not stuck:
+                        log.error(
+                            "channel: cannot push events for %s: %s; no retry fixes that: "
+                            "fix it where this server runs, and pushing resumes (tried again "
+                            "every %g s; said here when it does)", agent, exc, AGAIN_AFTER_FIX_S,
+                        )  # fmt: skip
+                        stuck = True
+                    elif down is None and not no_retry_fixes:
                         log.warning(
                             "channel: the event stream failed (%s); trying again until Redis "
                             "answers (said here when it does)", exc,
                         )  # fmt: skip
-                    await anyio.sleep(AGAIN_AFTER_OUTAGE_S)
+                    if down is None:
+                        down = time.monotonic()
+                    await anyio.sleep(AGAIN_AFTER_FIX_S if no_retry_fixes else AGAIN_AFTER_OUTAGE_S)
 
     async def _push(
         self, connection: Connection, agent: str, batch: list[Event], shown: set[str]
@@ -640,7 +675,8 @@ class Channel:
 
 
 def _no_retry_fixes(exc: SwarmError) -> bool:
-    """Whether following the event stream again cannot help after ``exc``: a connection no
+    """Whether following the event stream again soon cannot help after ``exc`` (only a fix
+    where the server runs can, looked for every ``AGAIN_AFTER_FIX_S``): a connection no
     retry makes (``ConnectionFailed.retryable`` False: a certificate refused, a certificate
     or key file of the URL that does not load, a port answering TLS with no TLS), a user
     that may not read the stream (``PermissionDenied``), a URL naming what the server does

@@ -487,6 +487,9 @@
   $("activity").replaceChildren(empty("waiting for events…"));
   if (token) $("api-link").href = "/api/status?token=" + encodeURIComponent(token);
   setInterval(tick, 1000);
-  setInterval(() => { if (document.visibilityState === "visible") schedule(); }, PERIODIC_MS);
+  setInterval(() => {
+    // Stuck (retryable false): start() looks again every STUCK_MS, and nothing more often.
+    if (!state.stuck && document.visibilityState === "visible") schedule();
+  }, PERIODIC_MS);
   start();
 })();
