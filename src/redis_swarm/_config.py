@@ -56,6 +56,7 @@ __all__ = [
     "Settings",
     "check_sentinel_service",
     "handed_url",
+    "mask_options",
     "mask_url",
     "retry_window",
     "swarm_from_env",
@@ -392,13 +393,33 @@ _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.I)
 def mask_url(url: str) -> str:
     """The URL for an error message, its user name and password hidden even when the URL
     does not parse: everything between the scheme and the last '@' (a password may hold
-    any character, even an '@', a '/' or '://', so nothing else tells where it ends)."""
+    any character, even an '@', a '/' or '://', so nothing else tells where it ends); and
+    the value of every option whose name says it holds a secret (``mask_options``: a
+    password given as ?password=..., which the URL refuses as an unknown option)."""
     at = url.rfind("@")
     if at < 0 or _socket_path_at(url, url[len("unix://") :]):
-        return url  # (a socket's path holding '@', no credentials before it)
+        return mask_options(url)  # (a socket's path holding '@', no credentials before it)
     prefix = _SCHEME_PREFIX.match(url)
     keep = prefix.end() if prefix is not None and prefix.end() <= at else 0
-    return f"{url[:keep]}***{url[at:]}"
+    return f"{url[:keep]}***{mask_options(url[at:])}"
+
+
+# An option of a URL (or of a text written as one: a service name holding '&password=...'),
+# and the names of those that hold a secret: a password, a token, a secret, a credential, and
+# the user name (the URL's own is masked with its password).
+_OPTION = re.compile(r"(?<=[?&;/])([^=&#?/;]+)=([^&#;]*)")
+_SECRET_NAME = re.compile(r"pass|secret|token|cred|auth|^user(?:name)?$", re.IGNORECASE)
+
+
+def mask_options(text: str) -> str:
+    """``text`` (a URL, or a piece of one) with the value of every option whose name says it
+    holds a secret (``_SECRET_NAME``) shown as ``***``."""
+
+    def masked(option: re.Match[str]) -> str:
+        secret = _SECRET_NAME.search(unquote_plus(option[1]).strip())
+        return f"{option[1]}=***" if secret and option[2] else option[0]
+
+    return _OPTION.sub(masked, text)
 
 
 def handed_url(url: str) -> str:
@@ -768,9 +789,11 @@ def check_sentinel_service(settings: Settings) -> None:
     if settings.kind != "sentinel" or _SERVICE_NAME.fullmatch(name):
         return
     options = " (options come after a '?', as in /mymaster?retries=30)" if "=" in name else ""
-    url = settings.url
+    # (options written without their '?' may hold a password: shown masked)
+    shown = mask_options(f"/{name}")[1:]
+    url = settings.url.replace(quote(name, safe=""), quote(shown, safe=""))
     raise ConfigError(
-        f"{name!r} in {url!r} cannot be a Sentinel service name, which holds only "
+        f"{shown!r} in {url!r} cannot be a Sentinel service name, which holds only "
         f"letters, digits, '.', '-' and '_'{options}: {_form(url)}"
     )
 

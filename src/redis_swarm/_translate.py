@@ -14,7 +14,7 @@ from ._acl import ROLES, WORKER_HIDDEN, role_commands, role_scripts
 from ._config import PATH_OPTIONS, Settings
 from ._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
-from ._scripts import function_name, script_sha
+from ._scripts import function_name
 
 __all__ = [
     "CERTIFICATE_REFUSED",
@@ -113,7 +113,8 @@ def translate(
     # request was sent only if an earlier attempt of it was (``_sent_before``).
     before = _sent_before(exc)
     if text.startswith(_NO_MASTER):
-        return e.ConnectionFailed(_no_master(exc, text, where), sent=before)
+        message, retryable = _no_master(exc, text, where)
+        return e.ConnectionFailed(message, sent=before, retryable=retryable)
     if isinstance(exc, rex.BusyLoadingError) or text.startswith(_LOADING):
         return e.ConnectionFailed(_loading(where), sent=before)
     if pool_exhausted(exc):
@@ -428,8 +429,11 @@ def _cannot_persist(where: str, detail: str) -> str:
 
 
 # A worker user may post a task (peer assist asks by posting one), but not write a pass's
-# keys (docs/security.md): inside the post's script, Redis names the script it refused.
-_TASK_POST = re.compile(rf"\b({function_name('task_post')}|{script_sha('task_post')})\b")
+# keys (docs/security.md): the post's script asks the caller's rights to them before it
+# writes anything (task_post.lua), and names itself and the pass in its refusal (whether it
+# runs as a function or by EVALSHA). Any other key refused inside it (a user of another swarm)
+# is said by ``_not_permitted``.
+_TASK_POST = re.compile(rf"\b{function_name('task_post')}: .* of a pass\b")
 
 
 def _refused_in_script(text: str, where: str) -> str | None:
@@ -439,10 +443,10 @@ def _refused_in_script(text: str, where: str) -> str | None:
     settings = _settings_of(where)
     user = (settings.username if settings is not None else None) or "default"
     return (
-        f"the Redis user {user!r} may not post a task to a pass on {where}: passes are "
-        "posted by a shard (or admin) user, and a worker posts tasks only without one; post "
-        "it without --pass (pass_name), or as a shard user (swarm acl --role shard --user "
-        "NAME makes one)"
+        f"the Redis user {user!r} may not post a task to a pass on {where} (nothing was "
+        "stored): passes are posted by a shard (or admin) user, and a worker posts tasks only "
+        "without one; post it without --pass (pass_name), or as a shard user (swarm acl "
+        "--role shard --user NAME makes one)"
     )
 
 
@@ -740,9 +744,10 @@ def _tls_port_hint(where: str, text: str) -> str:
     return f"if it only speaks TLS (tls-port), use {twin}:// with ssl_ca_certs"
 
 
-def _no_master(exc: BaseException, text: str, where: str) -> str:
+def _no_master(exc: BaseException, text: str, where: str) -> tuple[str, bool]:
     """One short line for a Sentinel URL whose sentinels gave no master: which sentinels were
-    tried, which did not answer and why, and what to check."""
+    tried, which did not answer and why, and what to check; and whether a retry may help
+    (no, for a certificate refused: see ``_sentinel_tls``)."""
     settings = _settings_of(where)
     head = text.partition(" : ")[0]
     service = settings.service_name if settings is not None else head[len(_NO_MASTER) :]
@@ -751,6 +756,10 @@ def _no_master(exc: BaseException, text: str, where: str) -> str:
     failed = {node: why_no_answer(error) for node, error in failures}
     tried = [f"{h}:{p}" for h, p in settings.nodes] if settings is not None else list(failed)
     answered = [node for node in tried if node not in failed]
+    tls = [f for node, error in failures if (f := _sentinel_tls(where, node, error)) is not None]
+    if tls and not answered:
+        # (the TLS settings of the URL are the sentinels' too: one failure says what to fix)
+        return tls[0].message, tls[0].retryable
     said = ", ".join(f"{node} ({why})" for node, why in failed.items())
     tls_port = _tls_port_hint(where, said)
     if not answered:
@@ -758,14 +767,14 @@ def _no_master(exc: BaseException, text: str, where: str) -> str:
             f"no Sentinel of {where} answered: tried {said}; check that the sentinels run and "
             "that the URL names them by their own host:port (26379 by default, not the "
             f"master's port){'; ' if tls_port else ''}{tls_port}"
-        )
+        ), True
     verb = "monitors" if len(answered) == 1 else "monitor"
     return (
         f"no Sentinel of {where} gave the master's address: {', '.join(answered)} {verb} no "
         f"master named {service!r} that is up{f'; no answer from {said}' if said else ''}: "
         "check the service name in the URL (SENTINEL MASTERS on a sentinel lists those it "
         "monitors), or try again once a failover has ended"
-    )
+    ), True
 
 
 # What an error whose text was lost (redis-py before 8.2 wrote a sentinel's error as its class
@@ -774,6 +783,19 @@ _BARE_ERRORS = {
     "connectionerror": "could not connect",
     "timeouterror": "timed out",
 }
+
+
+def _sentinel_tls(where: str, node: str, error: str) -> _TlsFailure | None:
+    """What the TLS failure of sentinel ``node`` (``error``: its text, the SSL error's) of the
+    TLS Sentinel URL ``where`` was, as ``_tls_problem`` says it of a rediss:// URL, naming
+    the sentinel; None when it is none."""
+    if not where.startswith("rediss"):
+        return None
+    found = _tls_problem(error, error, where, closed=False)
+    if found is None:
+        return None
+    named = found.message.replace(f"TLS to {where}", f"TLS to the sentinel {node} of {where}", 1)
+    return found._replace(message=named)
 
 
 def why_no_answer(error: str) -> str:
@@ -786,11 +808,17 @@ def why_no_answer(error: str) -> str:
     connect = _CONNECT_FAILED.search(error)
     if connect is not None:
         number = int(connect[1])
-        return os.strerror(number) if number > 0 else connect[2]
+        # (an SSL error's number is the ssl module's, no errno: its own text says it)
+        ssl = "ssl" in connect[2].lower()  # ([SSL: ...], [X509: ...] (_ssl.c:N))
+        return os.strerror(number) if number > 0 and not ssl else _shortened(connect[2])
     if error.lower().startswith("timeout"):
         return "timed out"
     if error.lower().startswith("unknown command"):
         return f"not a Sentinel: {error.split(',')[0]}"
+    return _shortened(error)
+
+
+def _shortened(error: str) -> str:
     return error if len(error) <= 100 else error[:99] + "…"
 
 

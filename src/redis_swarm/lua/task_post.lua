@@ -26,6 +26,21 @@ local STRIDE = 10
 local now = now_ms(ARGV[1])
 local nq, np = tonumber(ARGV[3]), tonumber(ARGV[4])
 local first = 6 + nq + 2 * np  -- the first task's arguments
+-- A pass's keys are a shard's (docs/security.md): a worker may post a task, but not to a
+-- pass. Redis refuses the writes themselves, but only when the script gets to them, after
+-- the seq, the record and the pending set are written (a script is not rolled back): so the
+-- caller's rights to every pass write of the batch are asked first (acl_check_cmd runs no
+-- command), and a refusal stores nothing. (Redis 6.2 has no acl_check_cmd, and no selectors:
+-- a worker's writes reach every key of its swarm there, passes included.)
+if np > 0 and redis.acl_check_cmd then
+  for p = 1, np do
+    if not (redis.acl_check_cmd('ZADD', KEYS[8 + 3 * nq + p], '0', 'id')
+        and redis.acl_check_cmd('HSETNX', KEYS[6], ARGV[4 + nq + 2 * p], 'name')) then
+      return redis.error_reply('NOPERM rs_task_post: this user may not write the keys of a '
+        .. 'pass; nothing was stored')
+    end
+  end
+end
 local count = (#ARGV - first + 1) / STRIDE
 local stamp = fmt(now)
 local K = {events = KEYS[7], maxlen = ARGV[2], counts = KEYS[5]}
