@@ -115,11 +115,15 @@ def test_codex_says_a_project_s_table_is_the_one_it_starts(
     monkeypatch.chdir(sub)  # (Codex reads the project's files from the folder up to its root)
     assert _warnings(sub, "--client", "codex") == []
     codex.write_text('[mcp_servers.swarm]\ncommand = "node"\nargs = ["x.js"]\n')
+    own = sub.parent / "codex" / "config.toml"  # (CODEX_HOME beside the folder run in)
+    own.parent.mkdir()
+    own.write_text(f'[projects."{work.resolve()}"]\ntrust_level = "trusted"\n')
     assert _warnings(sub, "--client", "codex", "--write") == [
         f"swarm is also in {codex} (Codex's project scope), and Codex starts that one in this "
         "project, not the one installed here (it takes a project's .codex/config.toml, in a "
         "project it trusts, over its own config.toml): take that one out of its file"
     ]
+    # (in a project Codex does not trust: tests/test_vendor_tour_fixes.py)
 
 
 @_needs(CLAUDE, "Claude Code (@anthropic-ai/claude-code)")

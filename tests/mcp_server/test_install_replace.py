@@ -89,12 +89,13 @@ def test_what_an_install_replaces_is_said_even_when_it_is_not_ours(work: Path) -
     (work / ".mcp.json").write_text(json.dumps(theirs))
     said = _install(work, "--client", "json", "--write")
     assert said == f"replaced swarm in {work / '.mcp.json'}: it was node x.js"
-    codex = work.parent / "codex" / "config.toml"
-    codex.parent.mkdir()
-    codex.write_text('model = "o3"\n\n[mcp_servers.swarm]\ncommand = = broken\n')
-    said = _install(work, "--client", "codex", "--write")
-    assert said == f"replaced swarm in {codex}: it was settings that could not be read"
-    assert tomllib.loads(codex.read_text())["model"] == "o3"
+    gemini = work / ".gemini" / "settings.json"
+    gemini.parent.mkdir()
+    gemini.write_text('{"theme": "dark", "mcpServers": {"swarm": "broken"}}')
+    said = _install(work, "--client", "gemini", "--write")
+    assert said == f"replaced swarm in {gemini}: it was settings that could not be read"
+    assert json.loads(gemini.read_text())["theme"] == "dark"
+    # (a Codex file that is no TOML is refused, unchanged: tests/test_vendor_tour_fixes.py)
 
 
 def test_an_entry_replaced_never_shows_a_password() -> None:
@@ -156,11 +157,10 @@ def test_json_says_what_a_file_s_entry_replaced_was(work: Path, client: str) -> 
 
 
 def test_json_says_an_entry_that_could_not_be_read_was_replaced(work: Path) -> None:
-    codex = work.parent / "codex" / "config.toml"
-    codex.parent.mkdir()
-    codex.write_text("[mcp_servers.swarm]\ncommand = = broken\n")
-    assert _replaced(work, "--client", "codex", "--write") == {
-        "where": str(codex),
+    held = work / ".mcp.json"
+    held.write_text('{"mcpServers": {"swarm": ["broken"]}}')
+    assert _replaced(work, "--client", "json", "--write") == {
+        "where": str(held),
         "was": "settings that could not be read",
         "same_settings": False,
     }

@@ -108,19 +108,29 @@ def entries(client: str, command: list[str], options: list[str]) -> dict[str, li
     return out
 
 
-def _load(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}): fix or move it first") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} does not hold a JSON object: fix or move it first")
+def _read(path: Path) -> tuple[dict[str, Any], bool]:
+    """The settings file (empty when missing), and whether it holds comments (Gemini CLI's
+    may: ``read_settings``). One the clients would not read as hooks is refused: its
+    ``hooks`` no object, or an event's entry no list of groups (a rewrite would turn it into
+    one, hiding the mistake)."""
+    # (the MCP install's reader: imported here, `swarm hook` itself never reads these files)
+    from ..mcp_server._install import read_settings
+
+    data, commented = read_settings(path)
     hooks = data.get("hooks", {})
     if not isinstance(hooks, dict):
         raise ConfigError(f"'hooks' in {path} is not an object: fix it first")
-    return data
+    for event, groups in hooks.items():
+        if not isinstance(groups, list):
+            raise ConfigError(
+                f'\'hooks.{event}\' in {path} is not a list (of {{"matcher", "hooks"}} '
+                "groups), which the client would not read: fix or move it first"
+            )
+    return data, commented
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return _read(path)[0]
 
 
 def _strip(data: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -147,7 +157,7 @@ def merge(data: dict[str, Any], ours: dict[str, list[Any]], prefix: str) -> dict
     out = _strip(data, prefix)
     hooks = dict(out.get("hooks", {}))
     for event, groups in ours.items():
-        existing = hooks.get(event, [])
+        existing = hooks.get(event, [])  # (a list: ``_read`` refuses another)
         hooks[event] = [*(existing if isinstance(existing, list) else [existing]), *groups]
     out["hooks"] = hooks
     return out
@@ -172,11 +182,21 @@ def _ours(data: Mapping[str, Any], prefix: str) -> dict[str, list[Any]]:
 def apply(path: Path, ours: dict[str, list[Any]], prefix: str, *, remove: bool) -> Merged:
     """Merge our groups into (or take them out of) the file: whether it changed, and our
     groups it held before (None: none). A file left empty by a removal is deleted."""
-    data = _load(path)
+    data, commented = _read(path)
     previous = _ours(data, prefix) or None
     new = unmerge(data, prefix) if remove else merge(data, ours, prefix)
     if new == data:
         return Merged(False, previous)
+    if commented:
+        from ..mcp_server._install import refuse_commented
+
+        refuse_commented(
+            path,
+            "take the `swarm hook` entries out by hand"
+            if remove
+            else "run this again without --write to print the merged settings, and copy the "
+            "entries into the file by hand",
+        )
     if not new and remove:
         path.unlink()
         return Merged(True, previous)

@@ -19,10 +19,13 @@ Three machine formats are read, besides plain text (the answer as it is):
   ``error`` event with no answer after it is a failed run.
 - Gemini CLI's ``gemini -p --output-format json``: one object, ``{"session_id", "response",
   "stats": {"models": {MODEL: {"tokens": {"prompt", "candidates", "cached", "thoughts",
-  "total", "tool"}}}}, "error": {"type", "message", "code"}}``; ``response`` is the answer;
-  the input tokens are ``prompt``, the output tokens ``candidates`` and ``thoughts`` added,
-  summed over the models. It reports no cost (unknown, never 0); its model is the one that
-  used the most tokens. An ``error`` object is a failed run.
+  "total", "tool"}}}}, "error": {"type", "message", "code"}, "warnings": [...]}``;
+  ``response`` is the answer; the input tokens are ``prompt``, the output tokens
+  ``candidates`` and ``thoughts`` added, summed over the models. It reports no cost (unknown,
+  never 0); its model is the one that used the most tokens. An ``error`` object is a failed
+  run. ``warnings`` (Gemini CLI 0.61: a loop detected, the turn limit reached, a tool a hook
+  or policy blocked) is kept in ``AgentOutput.notes``. A key it may add later is tolerated
+  when ``stats`` holds ``models`` as Gemini's does (``_is_gemini_result``).
 
 An output longer than the runner keeps (``child.Capture``: its first and last bytes, the
 middle dropped) cannot be read whole: ``read_output`` then fails the run with why
@@ -70,7 +73,10 @@ QUOTE_CHARS = 500
 CLAUDE = "claude-json"
 CODEX = "codex-jsonl"
 GEMINI = "gemini-json"
-_GEMINI_KEYS = frozenset({"session_id", "response", "stats", "error"})
+_GEMINI_KEYS = frozenset({"session_id", "response", "stats", "error", "warnings"})
+# Gemini's warnings noted: at most this many, each cut to this many characters.
+_GEMINI_WARNINGS = 3
+_GEMINI_WARNING_CHARS = 200
 _CODEX_EVENTS = frozenset(
     {"thread.started", "turn.started", "turn.completed", "turn.failed", "item.started",
      "item.updated", "item.completed", "error"}
@@ -366,11 +372,19 @@ def _is_claude_result(value: Any) -> bool:
 
 def _is_gemini_result(value: Any) -> bool:
     """Gemini's object: ``stats`` with its ``response`` (or ``error``), or an ``error``
-    object alone; no other key (a finding printed as JSON is no result)."""
-    if not isinstance(value, dict) or not value or not set(value) <= _GEMINI_KEYS:
+    object alone, and no key Gemini does not print (a finding printed as JSON is no result).
+    A key Gemini may add later is tolerated only beside ``stats`` holding a ``models``
+    object, its shape: ``{"response": ..., "stats": {...}}`` alone is not enough for JSON
+    with other keys to be taken for Gemini's."""
+    if not isinstance(value, dict) or not value:
+        return False
+    stats = value.get("stats")
+    if not set(value) <= _GEMINI_KEYS and not (
+        isinstance(stats, dict) and isinstance(stats.get("models"), dict)
+    ):
         return False
     error = value.get("error")
-    if isinstance(value.get("stats"), dict):
+    if isinstance(stats, dict):
         return "response" in value or "error" in value
     return isinstance(error, dict) and "message" in error and "response" not in value
 
@@ -574,12 +588,25 @@ def _gemini(result: dict[str, Any]) -> AgentOutput:
         message = raw_error.get("message")
         why = message if isinstance(message, str) and message.strip() else "no reason given"
         error = f"the agent CLI reported an error: {why[:500]}"
+    notes = _gemini_warnings(result.get("warnings"))
     main = max(
         models,
         key=lambda m: models[m].get("tokens_in", 0) + models[m].get("tokens_out", 0),
         default=None,
     )
-    return AgentOutput(answer, record, error, main, tuple(read.dropped))
+    return AgentOutput(answer, record, error, main, tuple(read.dropped), notes=notes)
+
+
+def _gemini_warnings(raw: Any) -> tuple[str, ...]:
+    """Gemini's ``warnings`` as one note (a turn limit reached, a loop, a blocked tool: why
+    an answer may be short), or none."""
+    said = [w.strip() for w in raw if isinstance(w, str) and w.strip()] if isinstance(
+        raw, list) else []  # fmt: skip
+    if not said:
+        return ()
+    shown = [printable(w[:_GEMINI_WARNING_CHARS]) for w in said[:_GEMINI_WARNINGS]]
+    more = f" (and {len(said) - _GEMINI_WARNINGS} more)" if len(said) > _GEMINI_WARNINGS else ""
+    return ("Gemini CLI warned: " + " | ".join(shown) + more,)
 
 
 def _codex(events: list[dict[str, Any]]) -> AgentOutput:

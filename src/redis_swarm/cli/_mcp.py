@@ -29,6 +29,7 @@ from ..mcp_server._install import (
     RemoteSpec,
     claude_command,
     claude_entry,
+    claude_state_problem,
     codex_toml,
     elsewhere,
     elsewhere_words,
@@ -38,6 +39,7 @@ from ..mcp_server._install import (
     mcp_json,
     merge_json,
     merge_toml,
+    read_settings,
     remote_spec,
     replaced_record,
     replaced_words,
@@ -480,7 +482,10 @@ def _remove(client: Client, name: str, scope: str | None) -> None:
     in the client's file (nothing else in it)."""
     if client == "claude":
         where = f"Claude Code's {scope or 'user'} scope"
+        _check_claude_state()
         changed = _claude_remove(name, scope or "user")
+        if changed and scope == "project":
+            _drop_emptied(Path.cwd() / ".mcp.json")
     else:
         target = target_path(client, scope=scope or "project")
         where = str(target)
@@ -663,19 +668,50 @@ def _claude() -> str:
     return claude
 
 
+def _check_claude_state() -> None:
+    """Refuse to run `claude mcp` over a ~/.claude.json it cannot read: it would reset the
+    file (every other server and setting in it gone) rather than fail."""
+    problem = claude_state_problem()
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def _pass_on(result: subprocess.CompletedProcess[str]) -> None:
+    """What `claude` said on stderr (a warning, a file it changed), passed on as said."""
+    for line in result.stderr.splitlines():
+        if line.strip():
+            click.echo(f"claude: {line.rstrip()}", err=True)
+
+
+def _drop_emptied(path: Path) -> None:
+    """Delete ``path`` (a project's .mcp.json) when `claude mcp remove` left it holding an
+    empty ``mcpServers`` and nothing else, as a removal by the file does."""
+    try:
+        held = read_settings(path)[0]
+    except ConfigError:
+        return
+    if held == {"mcpServers": {}}:
+        path.unlink()
+
+
 def _claude_remove(name: str, scope: str, claude: str | None = None) -> bool:
     """`claude mcp remove` (``claude``: the executable, when the caller has found it): whether
-    it had the server (it fails when it has none)."""
+    it had the server (it fails when it has none, which is not said)."""
     argv = [claude or _claude(), "mcp", "remove", name, "--scope", scope]
-    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        _pass_on(result)
+    return result.returncode == 0
 
 
 def _claude_add(argv: list[str], name: str, scope: str) -> bool:
     """`claude mcp add`: whether it replaced a server of that name."""
     claude = _claude()
+    _check_claude_state()
     # `claude mcp add` refuses a name it already has: ours, replaced
     replaced = _claude_remove(name, scope, claude)
     result = subprocess.run([claude, *argv[1:]], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SwarmError(f"`claude mcp add` failed: {(result.stderr or result.stdout).strip()}")
+    _pass_on(result)
     return replaced

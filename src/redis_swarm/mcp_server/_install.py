@@ -67,9 +67,12 @@ __all__ = [
     "LaunchSpec",
     "Merged",
     "RemoteSpec",
+    "allows_comments",
     "claude_command",
     "claude_entry",
+    "claude_state_problem",
     "codex_toml",
+    "codex_trusts",
     "describe_entry",
     "elsewhere",
     "elsewhere_words",
@@ -79,10 +82,13 @@ __all__ = [
     "mcp_json",
     "merge_json",
     "merge_toml",
+    "read_settings",
+    "refuse_commented",
     "remote_spec",
     "replaced_record",
     "replaced_words",
     "shell_line",
+    "strip_comments",
     "swarm_command",
     "target_path",
     "toml_table",
@@ -316,21 +322,15 @@ def merge_json(
     """Add (or replace) our ``mcpServers`` entry in a JSON settings file, keeping the rest;
     with ``remove``, take it out (a file left empty is deleted). ``private``: the entry holds a
     password, the file is made 0600."""
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = json.loads(path.read_text() or "{}")
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not valid JSON ({exc}): fix or move it first") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} does not hold a JSON object: fix or move it first")
-        data = loaded
+    data, commented = read_settings(path)
     before = json.dumps(data)
     servers = data.setdefault("mcpServers", {})
     if not isinstance(servers, dict):
         raise ConfigError(f"mcpServers in {path} is not an object: fix it first")
     previous = next((_entry(servers.get(name)) for name in config["mcpServers"]), None)
     if remove:
+        if previous is None:  # (not ours to tidy: an empty mcpServers stays as it is)
+            return Merged(False)
         for name in config["mcpServers"]:
             servers.pop(name, None)
         if not servers:
@@ -339,12 +339,84 @@ def merge_json(
         servers.update(config["mcpServers"])
     if json.dumps(data) == before:
         return Merged(private and _tighten(path), previous)
+    if commented:
+        refuse_commented(
+            path,
+            "take the entry out by hand"
+            if remove
+            else "run this again without --write to print the entry, and add it by hand",
+        )
     if not data:
         path.unlink()
         return Merged(True, previous)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write(path, json.dumps(data, indent=2) + "\n", private=private)
     return Merged(True, previous)
+
+
+def allows_comments(path: Path) -> bool:
+    """Whether ``path`` is Gemini CLI's settings file (``.gemini/settings.json``, the
+    project's or the user's), which Gemini reads with ``//`` and ``/* */`` comments."""
+    return path.name == "settings.json" and path.parent.name == PROJECT_DIR["gemini"]
+
+
+def strip_comments(text: str) -> str:
+    """``text`` without its ``//`` and ``/* */`` comments outside strings (each replaced by
+    spaces, its newlines kept, so an error's line and column still point into the file), as
+    Gemini CLI strips them before parsing its settings."""
+    out: list[str] = []
+    at, size = 0, len(text)
+    while at < size:
+        char = text[at]
+        if char == '"':
+            end = at + 1
+            while end < size and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[at : end + 1])
+            at = end + 1
+        elif text.startswith("//", at):
+            end = text.find("\n", at)
+            end = size if end < 0 else end
+            out.append(" " * (end - at))
+            at = end
+        elif text.startswith("/*", at):
+            end = text.find("*/", at + 2)
+            end = size if end < 0 else end + 2
+            out.append(re.sub(r"[^\n]", " ", text[at:end]))
+            at = end
+        else:
+            out.append(char)
+            at += 1
+    return "".join(out)
+
+
+def read_settings(path: Path) -> tuple[dict[str, Any], bool]:
+    """A client's JSON settings file as an object ({} when missing or empty), and whether it
+    holds comments (only Gemini CLI's may: ``allows_comments``). A file that is no JSON
+    object is refused (``ConfigError``): what it holds must not be lost by a rewrite."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, False
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc}): fix or move it first") from None
+    plain = strip_comments(text) if allows_comments(path) else text
+    try:
+        loaded = json.loads(plain) if plain.strip() else {}
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}): fix or move it first") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} does not hold a JSON object: fix or move it first")
+    return loaded, plain != text
+
+
+def refuse_commented(path: Path, by_hand: str) -> None:
+    """Refuse to rewrite a settings file that holds comments (Gemini CLI's): the rewrite
+    would lose them. ``by_hand``: how the user makes the change instead."""
+    raise ConfigError(
+        f"{path} holds comments, which Gemini CLI reads but a rewrite of the file would lose: "
+        f"nothing was changed: {by_hand}; or take the comments out, then run this again"
+    )
 
 
 def _entry(found: object) -> dict[str, Any] | None:
@@ -364,73 +436,178 @@ def _tighten(path: Path) -> bool:
 
 
 def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> Merged:
-    """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, or append it;
-    an empty ``block`` takes the table out (a file left empty is deleted). ``private``: the
-    block holds a password, the file is made 0600."""
+    """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, in place
+    (where the table was; appended when there was none); an empty ``block`` takes the table
+    out (a file left empty is deleted). Comments outside the table, those just before the
+    next table among them, are kept. ``private``: the block holds a password, the file is
+    made 0600.
+
+    The file is parsed before (one that is no TOML is refused: fix or move it first) and the
+    result after, before anything is written: a result that would not parse, or that changes
+    anything but the table, is refused, so that Codex is never left with a file it cannot
+    read. The table defined otherwise than by its own ``[table]`` header (inline under its
+    parent's, ``swarm = {...}``, or by dotted keys, ``mcp_servers.swarm.command = ...``) is
+    refused, saying how to change it by hand."""
     try:  # read once: what is kept and whether anything changed are judged on one text
         current: str | None = path.read_text()
     except FileNotFoundError:
         current = None
     if not block and current is None:
         return Merged(False)
+    old = _parsed_toml(path, current or "")
+    had = _entry(_lookup(old, table))
     lines = current.splitlines() if current is not None else []
-    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     out: list[str] = []
     ours: list[str] = []  # the table replaced, and its sub-tables
-    skipping = found = False
+    at: int | None = None  # where it was, in ``out``
+    skipping = False
     for line in lines:
-        match = header.match(line)
+        match = _TOML_HEADER.match(line)
         if match:
-            name = match.group(1).replace('"', "")
+            if skipping:  # (the comments that end our table are the next one's: kept)
+                out.extend(_trailing_comments(ours))
+            name = re.sub(r"\s*\.\s*", ".", match.group(1)).replace('"', "").replace("'", "")
             skipping = name == table or name.startswith(table + ".")
-            found = found or skipping
+            if skipping and at is None:
+                at = len(out)
         (ours if skipping else out).append(line)
-    previous = toml_table("\n".join(ours), table) if found else None
-    while out and not out[-1].strip():
-        out.pop()
-    text = "\n".join(out)
-    if not block:
-        if not found:
-            return Merged(False)
-        if text:
-            path.write_text(text + "\n")
-        else:
-            path.unlink()
+    if skipping:
+        out.extend(_trailing_comments(ours))
+    if (had is not None and at is None) or _lookup(_parsed_toml(path, "\n".join(out)), table):
+        raise ConfigError(_inline_words(path, table))
+    previous = had if at is not None else None
+    if not block and at is None:
+        return Merged(False)
+    before = out[: len(out) if at is None else at]
+    after = [] if at is None else out[at:]
+    while before and not before[-1].strip():
+        before.pop()
+    while after and not after[0].strip():
+        after.pop(0)
+    while after and not after[-1].strip():
+        after.pop()
+    if block and not after:  # (at the end: the block as given)
+        merged = ("\n".join(before) + "\n\n" if before else "") + block
+    else:
+        chunks = [*(["\n".join(before)] if before else []),
+                  *([block.rstrip("\n")] if block else []),
+                  *(["\n".join(after)] if after else [])]  # fmt: skip
+        merged = "\n\n".join(chunks) + "\n" if chunks else ""
+    _check_toml_result(path, table, old, merged, block)
+    if not merged.strip():
+        path.unlink()
         return Merged(True, previous)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    merged = (text + "\n\n" if text else "") + block
     if current == merged:
         return Merged(private and _tighten(path), previous)
+    path.parent.mkdir(parents=True, exist_ok=True)
     _write(path, merged, private=private)
     return Merged(True, previous)
+
+
+# A table's header line, ``[a.b]`` or ``[[a.b]]``, maybe followed by a comment.
+_TOML_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _trailing_comments(ours: list[str]) -> list[str]:
+    """The comment (and blank) lines that end ``ours``, taken out of it: they precede the
+    next table, and are kept."""
+    kept: list[str] = []
+    while ours and (not ours[-1].strip() or ours[-1].lstrip().startswith("#")):
+        kept.insert(0, ours.pop())
+    return kept
+
+
+def _parsed_toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}): fix or move it first") from None
+
+
+def _lookup(data: Mapping[str, Any], table: str) -> object:
+    found: object = data
+    for part in table.split("."):
+        found = found.get(part) if isinstance(found, Mapping) else None
+    return found
+
+
+def _without(data: Mapping[str, Any], table: str) -> dict[str, Any]:
+    """``data`` with ``table`` taken out, and its parents that leaves empty."""
+    first, _, rest = table.partition(".")
+    out = dict(data)
+    if not rest:
+        out.pop(first, None)
+        return out
+    inner = out.get(first)
+    if isinstance(inner, Mapping):
+        kept = _without(inner, rest)
+        if kept:
+            out[first] = kept
+        else:
+            del out[first]
+    return out
+
+
+def _inline_words(path: Path, table: str) -> str:
+    parent, _, last = table.rpartition(".")
+    return (
+        f"{path} defines {table} otherwise than as a [{table}] table (inline, `{last} = "
+        f"{{ ... }}` under [{parent}], or by dotted keys, `{table}.command = ...`), which this "
+        f"install does not rewrite: nothing was changed: take that definition out of the file "
+        "by hand (or write it as a table of its own), then run this again"
+    )
+
+
+def _check_toml_result(
+    path: Path, table: str, old: Mapping[str, Any], merged: str, block: str
+) -> None:
+    """Refuse a result Codex could not read, or that changes more than ``table``."""
+    try:
+        new = tomllib.loads(merged)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"replacing [{table}] in {path} would leave it unreadable ({exc}): nothing was "
+            f"changed: edit the [{table}] table by hand"
+        ) from None
+    wanted = _entry(_lookup(tomllib.loads(block), table)) if block else None
+    if _entry(_lookup(new, table)) != wanted or _without(new, table) != _without(old, table):
+        raise ConfigError(
+            f"replacing [{table}] in {path} would change more of it than that table (a "
+            f"multi-line string holding a line like a [table] header?): nothing was changed: "
+            f"edit the [{table}] table by hand"
+        )
 
 
 def toml_table(text: str, table: str) -> dict[str, Any]:
     """``[table]`` as parsed from ``text`` (the table and its sub-tables): {} when it cannot
     be read."""
     try:
-        found: object = tomllib.loads(text)
+        found: object = _lookup(tomllib.loads(text), table)
     except tomllib.TOMLDecodeError:
         return {}
-    for part in table.split("."):
-        found = found.get(part) if isinstance(found, Mapping) else None
     return _entry(found) or {}
 
 
 def claude_entry(
-    name: str, scope: str, *, home: Path | None = None, cwd: Path | None = None
+    name: str,
+    scope: str,
+    *,
+    home: Path | None = None,
+    cwd: Path | None = None,
+    strict: bool = False,
 ) -> dict[str, Any] | None:
     """The entry Claude Code holds for server ``name`` in ``scope``, read from its files
     (``claude mcp get`` would start the server to check it): the project's ``.mcp.json``, or
     ``~/.claude.json``, whose local scope is keyed by the project's directory (its git root,
-    as Claude Code 2.1 keys it). None when none is found, or the file cannot be read."""
+    as Claude Code 2.1 keys it). None when none is found, or the file cannot be read
+    (``strict``: a file there that cannot be read is a ``ConfigError`` saying why)."""
     where = cwd or Path.cwd()
     path = where / ".mcp.json" if scope == "project" else claude_state_path(home)
     try:
-        data: object = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, Mapping):
+        data = read_settings(path)[0]
+    except ConfigError:
+        if strict:
+            raise
         return None
     tables: list[object] = [data]
     if scope == "local":
@@ -444,6 +621,23 @@ def claude_entry(
         found = _entry(servers.get(name)) if isinstance(servers, Mapping) else None
         if found is not None:
             return found
+    return None
+
+
+def claude_state_problem(home: Path | None = None) -> str | None:
+    """Why Claude Code's ``~/.claude.json`` (``claude_state_path``) is no JSON object it
+    can read, or None (it is one, or there is none). ``claude mcp`` resets such a file to
+    its defaults (every other server and setting in it gone, the file kept aside under
+    another name): an install refuses to run it then."""
+    path = claude_state_path(home)
+    try:
+        read_settings(path)
+    except ConfigError as exc:
+        why = str(exc).removesuffix(": fix or move it first")
+        return (
+            f"{why}: `claude mcp` would reset it to its defaults (every other MCP server and "
+            "setting in it gone, a copy kept aside): fix or move it first"
+        )
     return None
 
 
@@ -532,6 +726,10 @@ class Elsewhere:
     scope: str
     where: str
     used: bool
+    # Codex only: the project is not one it trusts, so it reads no project file of it
+    untrusted: bool = False
+    # why the file could not be read (whether it holds the name is unknown); None: it could
+    unreadable: str | None = None
 
 
 def _scope_of(client: Client, scope: str | None) -> tuple[str, str]:
@@ -559,19 +757,53 @@ def elsewhere(
     where = cwd or Path.cwd()
     order = PRECEDENCE[app]
     found: list[Elsewhere] = []
+    unreadable: set[str] = set()
     for other in order:
         if other == mine:
             continue
-        place = _holding(app, other, name, home=home, cwd=where)
-        if place is not None:
-            found.append(Elsewhere(app, other, place, order.index(other) < order.index(mine)))
+        first = order.index(other) < order.index(mine)
+        try:
+            place = _holding(app, other, name, home=home, cwd=where)
+        except ConfigError as exc:
+            why = str(exc)
+            if why not in unreadable:  # (Claude Code's local and user scopes: one file)
+                unreadable.add(why)
+                path = _scope_file(app, other, home=home, cwd=where)
+                found.append(Elsewhere(app, other, str(path), False, unreadable=why))
+            continue
+        if place is None:
+            continue
+        if app == "codex" and not codex_trusts(where, home=home):
+            found.append(Elsewhere(app, other, place, False, untrusted=True))
+        else:
+            found.append(Elsewhere(app, other, place, first))
     return found
+
+
+def codex_trusts(cwd: Path, *, home: Path | None = None) -> bool:
+    """Whether Codex trusts the project of ``cwd``: its ``config.toml`` (``target_path``)
+    marks the folder, or the checkout's root it is in, ``trust_level = "trusted"`` under
+    ``[projects."PATH"]`` (as Codex writes it when told to trust a folder). Only then does
+    it read the project's ``.codex/config.toml``."""
+    try:
+        projects = tomllib.loads(_text(target_path("codex", home=home))).get("projects")
+    except tomllib.TOMLDecodeError:
+        return False
+    if not isinstance(projects, Mapping):
+        return False
+    real = cwd.resolve()
+    root = next((d for d in (real, *real.parents) if (d / ".git").exists()), real)
+    for folder in dict.fromkeys((cwd, real, root)):
+        entry = projects.get(str(folder))
+        if isinstance(entry, Mapping) and entry.get("trust_level") == "trusted":
+            return True
+    return False
 
 
 def _holding(app: str, scope: str, name: str, *, home: Path | None, cwd: Path) -> str | None:
     """The file of ``app``'s ``scope`` that holds an entry ``name`` (None: none does)."""
     if app == "claude":
-        if claude_entry(name, scope, home=home, cwd=cwd) is None:
+        if claude_entry(name, scope, home=home, cwd=cwd, strict=True) is None:
             return None
         if scope == "project":
             return str(cwd / ".mcp.json")
@@ -591,6 +823,15 @@ def _holding(app: str, scope: str, name: str, *, home: Path | None, cwd: Path) -
     return None
 
 
+def _scope_file(app: str, scope: str, *, home: Path | None, cwd: Path) -> Path:
+    """The JSON file of Claude Code's or Gemini CLI's ``scope``."""
+    if app == "claude":
+        return cwd / ".mcp.json" if scope == "project" else claude_state_path(home)
+    if scope == "project":
+        return cwd / PROJECT_DIR["gemini"] / "settings.json"
+    return user_dir("gemini", home=home) / "settings.json"
+
+
 def _text(path: Path) -> str:
     try:
         return path.read_text()
@@ -599,12 +840,9 @@ def _text(path: Path) -> str:
 
 
 def _json_server(path: Path, name: str) -> bool:
-    """Whether the JSON settings file ``path`` holds an ``mcpServers`` entry ``name``."""
-    try:
-        data: object = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    servers = data.get("mcpServers") if isinstance(data, Mapping) else None
+    """Whether the JSON settings file ``path`` holds an ``mcpServers`` entry ``name`` (one
+    that cannot be read: ``ConfigError``)."""
+    servers = read_settings(path)[0].get("mcpServers")
     return isinstance(servers, Mapping) and name in servers
 
 
@@ -617,6 +855,21 @@ def elsewhere_words(
     app = APP_NAMES[found.app]
     there = f"{found.where} ({app}'s {found.scope} scope)"
     order = _ORDER[found.app]
+    if found.unreadable is not None:
+        return (
+            f"whether {name} is also at {app}'s {found.scope} scope, and which one {app} "
+            f"starts in this project, is unknown: {found.unreadable}"
+        )
+    if found.untrusted:
+        config = target_path("codex")
+        later = "it would start that one, not this" if not removed else "it would start that one"
+        now = "starts the one installed here" if not removed else "has none here now"
+        return (
+            f"{name} is {'still' if removed else 'also'} in {there}, but {app} reads a "
+            f"project's .codex/config.toml only in a project it trusts, and this one is not "
+            f'(no trust_level = "trusted" under its [projects."PATH"] in {config}): {app} '
+            f"{now}; once you trust the project, {later} ({order})"
+        )
     if removed:
         return f"{name} is still in {there}, and {app} starts that one in this project ({order})"
     if not found.used:
