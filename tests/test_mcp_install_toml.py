@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_swarm.mcp_server._install import merge_toml
+from redis_swarm.mcp_server._codex_toml import merge_toml
 
 BLOCK = '[mcp_servers.swarm]\ncommand = "swarm"'
 

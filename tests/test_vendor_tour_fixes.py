@@ -29,9 +29,11 @@ import pytest
 from click.testing import CliRunner
 
 from redis_swarm import ConfigError
+from redis_swarm._client_files import strip_comments
 from redis_swarm._runner.output import read_output
 from redis_swarm.cli import main
-from redis_swarm.mcp_server._install import merge_json, merge_toml, strip_comments
+from redis_swarm.mcp_server._codex_toml import merge_toml
+from redis_swarm.mcp_server._install import merge_json
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,7 +1,9 @@
 """Where Claude Code, Codex and Gemini CLI keep their configuration, found as each client
 finds it, and what an install says when it replaces what it wrote there before: one place
 for ``swarm mcp install`` (``mcp_server._install``) and ``swarm hooks install``
-(``_hooks.install``), so that both write where the client reads.
+(``_hooks.install``), so that both write where the client reads, and read their JSON settings
+files alike (``read_settings``: Gemini CLI's may hold comments, and are never rewritten then,
+``refuse_commented``).
 
 Each client's user folder can be moved by a variable of its environment (``USER_DIR_ENV``;
 checked with Claude Code 2.1.197, Codex 0.171 and Gemini CLI 0.61, run with a private HOME):
@@ -19,20 +21,28 @@ Set but empty, a variable is taken as unset.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ._errors import ConfigError
 
 __all__ = [
     "APP_NAMES",
     "PROJECT_DIR",
     "USER_DIR_ENV",
     "Merged",
+    "allows_comments",
     "claude_state_path",
     "codex_project_dirs",
+    "read_settings",
+    "refuse_commented",
     "replacement_words",
+    "strip_comments",
     "user_dir",
 ]
 
@@ -101,3 +111,68 @@ def replacement_words(
     if not previous or was != describe(entry):
         return f"{was_} {was}"
     return f"{was_} {was} too, with other settings ({other})"
+
+
+def allows_comments(path: Path) -> bool:
+    """Whether ``path`` is Gemini CLI's settings file (``.gemini/settings.json``, the
+    project's or the user's), which Gemini reads with ``//`` and ``/* */`` comments."""
+    return path.name == "settings.json" and path.parent.name == PROJECT_DIR["gemini"]
+
+
+def strip_comments(text: str) -> str:
+    """``text`` without its ``//`` and ``/* */`` comments outside strings (each replaced by
+    spaces, its newlines kept, so an error's line and column still point into the file), as
+    Gemini CLI strips them before parsing its settings."""
+    out: list[str] = []
+    at, size = 0, len(text)
+    while at < size:
+        char = text[at]
+        if char == '"':
+            end = at + 1
+            while end < size and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[at : end + 1])
+            at = end + 1
+        elif text.startswith("//", at):
+            end = text.find("\n", at)
+            end = size if end < 0 else end
+            out.append(" " * (end - at))
+            at = end
+        elif text.startswith("/*", at):
+            end = text.find("*/", at + 2)
+            end = size if end < 0 else end + 2
+            out.append(re.sub(r"[^\n]", " ", text[at:end]))
+            at = end
+        else:
+            out.append(char)
+            at += 1
+    return "".join(out)
+
+
+def read_settings(path: Path) -> tuple[dict[str, Any], bool]:
+    """A client's JSON settings file as an object ({} when missing or empty), and whether it
+    holds comments (only Gemini CLI's may: ``allows_comments``). A file that is no JSON
+    object is refused (``ConfigError``): what it holds must not be lost by a rewrite."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, False
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc}): fix or move it first") from None
+    plain = strip_comments(text) if allows_comments(path) else text
+    try:
+        loaded = json.loads(plain) if plain.strip() else {}
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}): fix or move it first") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} does not hold a JSON object: fix or move it first")
+    return loaded, plain != text
+
+
+def refuse_commented(path: Path, by_hand: str) -> None:
+    """Refuse to rewrite a settings file that holds comments (Gemini CLI's): the rewrite
+    would lose them. ``by_hand``: how the user makes the change instead."""
+    raise ConfigError(
+        f"{path} holds comments, which Gemini CLI reads but a rewrite of the file would lose: "
+        f"nothing was changed: {by_hand}; or take the comments out, then run this again"
+    )

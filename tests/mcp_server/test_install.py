@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from redis_swarm import ConfigError
 from redis_swarm._config import DEFAULT_HOME
 from redis_swarm.cli import main
+from redis_swarm.mcp_server._codex_toml import merge_toml
 from redis_swarm.mcp_server._install import (
     claude_command,
     codex_toml,
@@ -21,7 +22,6 @@ from redis_swarm.mcp_server._install import (
     launch_spec,
     mcp_json,
     merge_json,
-    merge_toml,
     swarm_command,
 )
 

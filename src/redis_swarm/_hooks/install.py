@@ -31,6 +31,8 @@ from .._client_files import (
     PROJECT_DIR,
     Merged,
     codex_project_dirs,
+    read_settings,
+    refuse_commented,
     replacement_words,
     user_dir,
 )
@@ -113,9 +115,6 @@ def _read(path: Path) -> tuple[dict[str, Any], bool]:
     may: ``read_settings``). One the clients would not read as hooks is refused: its
     ``hooks`` no object, or an event's entry no list of groups (a rewrite would turn it into
     one, hiding the mistake)."""
-    # (the MCP install's reader: imported here, `swarm hook` itself never reads these files)
-    from ..mcp_server._install import read_settings
-
     data, commented = read_settings(path)
     hooks = data.get("hooks", {})
     if not isinstance(hooks, dict):
@@ -188,8 +187,6 @@ def apply(path: Path, ours: dict[str, list[Any]], prefix: str, *, remove: bool) 
     if new == data:
         return Merged(False, previous)
     if commented:
-        from ..mcp_server._install import refuse_commented
-
         refuse_commented(
             path,
             "take the `swarm hook` entries out by hand"

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .._budget import DEFAULT_BUDGET_TOKENS, MIN_BUDGET_TOKENS
+from .._client_files import read_settings
 from .._codec import dumps
 from .._config import handed_url
 from .._env import ENV_AGENT, ENV_URL, URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
@@ -21,6 +22,7 @@ from .._mcp_names import AGENT_ROLES, EVERY_TOOL_ROLE
 from .._net import http_url, is_loopback
 from .._validate import check_agent, check_queues
 from ..mcp_server import DEFAULT_MAX_SESSIONS
+from ..mcp_server._codex_toml import merge_toml, toml_table
 from ..mcp_server._install import (
     CLIENTS,
     Client,
@@ -38,14 +40,11 @@ from ..mcp_server._install import (
     launch_spec,
     mcp_json,
     merge_json,
-    merge_toml,
-    read_settings,
     remote_spec,
     replaced_record,
     replaced_words,
     shell_line,
     target_path,
-    toml_table,
 )
 from ._app import App, json_option, main, pass_app, usage_failure
 from ._common import listen_options

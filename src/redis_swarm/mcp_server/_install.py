@@ -14,8 +14,8 @@ A URL that holds a password is not written: each client is told to take ``SWARM_
 its own environment when it starts the server (``env_reference``), in the form it knows:
 Claude Code and Gemini CLI expand ``${SWARM_URL}`` in the server's env (every scope), Codex
 forwards the variables named by ``env_vars``. A configuration that must hold the password
-(``--url-in-config``) is written with mode 0600 (``merge_json`` / ``merge_toml``
-``private``).
+(``--url-in-config``) is written with mode 0600 (``merge_json`` /
+``_codex_toml.merge_toml`` ``private``).
 
 An install over an entry of the same name replaces it, and says so, naming what it was
 (``Merged.previous``, ``claude_entry``, ``describe_entry``; ``replaced_record`` for
@@ -28,7 +28,6 @@ other changes nothing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import sys
@@ -44,6 +43,8 @@ from .._client_files import (
     Merged,
     claude_state_path,
     codex_project_dirs,
+    read_settings,
+    refuse_commented,
     replacement_words,
     user_dir,
 )
@@ -53,6 +54,7 @@ from .._errors import ConfigError
 from .._executable import swarm_command
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._printable import printable
+from ._codex_toml import _entry, _tighten, _write, toml_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,7 +69,6 @@ __all__ = [
     "LaunchSpec",
     "Merged",
     "RemoteSpec",
-    "allows_comments",
     "claude_command",
     "claude_entry",
     "claude_state_problem",
@@ -81,17 +82,12 @@ __all__ = [
     "launch_spec",
     "mcp_json",
     "merge_json",
-    "merge_toml",
-    "read_settings",
-    "refuse_commented",
     "remote_spec",
     "replaced_record",
     "replaced_words",
     "shell_line",
-    "strip_comments",
     "swarm_command",
     "target_path",
-    "toml_table",
 ]
 
 Client = Literal["claude", "codex", "gemini", "json"]
@@ -304,18 +300,6 @@ def target_path(client: Client, *, scope: str = "project", home: Path | None = N
     raise ConfigError("claude is configured with `claude mcp add`, not by a file")
 
 
-def _write(path: Path, text: str, *, private: bool) -> None:
-    """Write ``text`` to ``path``; ``private`` (it holds a password): readable by its owner
-    only, the mode set before the text is in it (a new file is created 0600, an existing one
-    tightened)."""
-    if private:
-        if path.exists():
-            path.chmod(0o600)
-        else:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    path.write_text(text)
-
-
 def merge_json(
     path: Path, config: dict[str, Any], *, remove: bool = False, private: bool = False
 ) -> Merged:
@@ -352,240 +336,6 @@ def merge_json(
     path.parent.mkdir(parents=True, exist_ok=True)
     _write(path, json.dumps(data, indent=2) + "\n", private=private)
     return Merged(True, previous)
-
-
-def allows_comments(path: Path) -> bool:
-    """Whether ``path`` is Gemini CLI's settings file (``.gemini/settings.json``, the
-    project's or the user's), which Gemini reads with ``//`` and ``/* */`` comments."""
-    return path.name == "settings.json" and path.parent.name == PROJECT_DIR["gemini"]
-
-
-def strip_comments(text: str) -> str:
-    """``text`` without its ``//`` and ``/* */`` comments outside strings (each replaced by
-    spaces, its newlines kept, so an error's line and column still point into the file), as
-    Gemini CLI strips them before parsing its settings."""
-    out: list[str] = []
-    at, size = 0, len(text)
-    while at < size:
-        char = text[at]
-        if char == '"':
-            end = at + 1
-            while end < size and text[end] != '"':
-                end += 2 if text[end] == "\\" else 1
-            out.append(text[at : end + 1])
-            at = end + 1
-        elif text.startswith("//", at):
-            end = text.find("\n", at)
-            end = size if end < 0 else end
-            out.append(" " * (end - at))
-            at = end
-        elif text.startswith("/*", at):
-            end = text.find("*/", at + 2)
-            end = size if end < 0 else end + 2
-            out.append(re.sub(r"[^\n]", " ", text[at:end]))
-            at = end
-        else:
-            out.append(char)
-            at += 1
-    return "".join(out)
-
-
-def read_settings(path: Path) -> tuple[dict[str, Any], bool]:
-    """A client's JSON settings file as an object ({} when missing or empty), and whether it
-    holds comments (only Gemini CLI's may: ``allows_comments``). A file that is no JSON
-    object is refused (``ConfigError``): what it holds must not be lost by a rewrite."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}, False
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} cannot be read ({exc}): fix or move it first") from None
-    plain = strip_comments(text) if allows_comments(path) else text
-    try:
-        loaded = json.loads(plain) if plain.strip() else {}
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}): fix or move it first") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path} does not hold a JSON object: fix or move it first")
-    return loaded, plain != text
-
-
-def refuse_commented(path: Path, by_hand: str) -> None:
-    """Refuse to rewrite a settings file that holds comments (Gemini CLI's): the rewrite
-    would lose them. ``by_hand``: how the user makes the change instead."""
-    raise ConfigError(
-        f"{path} holds comments, which Gemini CLI reads but a rewrite of the file would lose: "
-        f"nothing was changed: {by_hand}; or take the comments out, then run this again"
-    )
-
-
-def _entry(found: object) -> dict[str, Any] | None:
-    """A server entry as read from a client's file: None when there is none, {} when what is
-    there is no table."""
-    if found is None:
-        return None
-    return dict(found) if isinstance(found, Mapping) else {}
-
-
-def _tighten(path: Path) -> bool:
-    """An unchanged file that holds a password, made 0600 if it was not: whether it was."""
-    if not path.exists() or path.stat().st_mode & 0o077 == 0:
-        return False
-    path.chmod(0o600)
-    return True
-
-
-def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> Merged:
-    """Replace the ``[table]`` (and its sub-tables) of a TOML file with ``block``, in place
-    (where the table was; appended when there was none); an empty ``block`` takes the table
-    out (a file left empty is deleted). Comments outside the table, those just before the
-    next table among them, are kept. ``private``: the block holds a password, the file is
-    made 0600.
-
-    The file is parsed before (one that is no TOML is refused: fix or move it first) and the
-    result after, before anything is written: a result that would not parse, or that changes
-    anything but the table, is refused, so that Codex is never left with a file it cannot
-    read. The table defined otherwise than by its own ``[table]`` header (inline under its
-    parent's, ``swarm = {...}``, or by dotted keys, ``mcp_servers.swarm.command = ...``) is
-    refused, saying how to change it by hand."""
-    try:  # read once: what is kept and whether anything changed are judged on one text
-        current: str | None = path.read_text()
-    except FileNotFoundError:
-        current = None
-    if not block and current is None:
-        return Merged(False)
-    old = _parsed_toml(path, current or "")
-    had = _entry(_lookup(old, table))
-    lines = current.splitlines() if current is not None else []
-    out: list[str] = []
-    ours: list[str] = []  # the table replaced, and its sub-tables
-    at: int | None = None  # where it was, in ``out``
-    skipping = False
-    for line in lines:
-        match = _TOML_HEADER.match(line)
-        if match:
-            if skipping:  # (the comments that end our table are the next one's: kept)
-                out.extend(_trailing_comments(ours))
-            name = re.sub(r"\s*\.\s*", ".", match.group(1)).replace('"', "").replace("'", "")
-            skipping = name == table or name.startswith(table + ".")
-            if skipping and at is None:
-                at = len(out)
-        (ours if skipping else out).append(line)
-    if skipping:
-        out.extend(_trailing_comments(ours))
-    if (had is not None and at is None) or _lookup(_parsed_toml(path, "\n".join(out)), table):
-        raise ConfigError(_inline_words(path, table))
-    previous = had if at is not None else None
-    if not block and at is None:
-        return Merged(False)
-    before = out[: len(out) if at is None else at]
-    after = [] if at is None else out[at:]
-    while before and not before[-1].strip():
-        before.pop()
-    while after and not after[0].strip():
-        after.pop(0)
-    while after and not after[-1].strip():
-        after.pop()
-    if block and not after:  # (at the end: the block as given)
-        merged = ("\n".join(before) + "\n\n" if before else "") + block
-    else:
-        chunks = [*(["\n".join(before)] if before else []),
-                  *([block.rstrip("\n")] if block else []),
-                  *(["\n".join(after)] if after else [])]  # fmt: skip
-        merged = "\n\n".join(chunks) + "\n" if chunks else ""
-    _check_toml_result(path, table, old, merged, block)
-    if not merged.strip():
-        path.unlink()
-        return Merged(True, previous)
-    if current == merged:
-        return Merged(private and _tighten(path), previous)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, merged, private=private)
-    return Merged(True, previous)
-
-
-# A table's header line, ``[a.b]`` or ``[[a.b]]``, maybe followed by a comment.
-_TOML_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-
-
-def _trailing_comments(ours: list[str]) -> list[str]:
-    """The comment (and blank) lines that end ``ours``, taken out of it: they precede the
-    next table, and are kept."""
-    kept: list[str] = []
-    while ours and (not ours[-1].strip() or ours[-1].lstrip().startswith("#")):
-        kept.insert(0, ours.pop())
-    return kept
-
-
-def _parsed_toml(path: Path, text: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}): fix or move it first") from None
-
-
-def _lookup(data: Mapping[str, Any], table: str) -> object:
-    found: object = data
-    for part in table.split("."):
-        found = found.get(part) if isinstance(found, Mapping) else None
-    return found
-
-
-def _without(data: Mapping[str, Any], table: str) -> dict[str, Any]:
-    """``data`` with ``table`` taken out, and its parents that leaves empty."""
-    first, _, rest = table.partition(".")
-    out = dict(data)
-    if not rest:
-        out.pop(first, None)
-        return out
-    inner = out.get(first)
-    if isinstance(inner, Mapping):
-        kept = _without(inner, rest)
-        if kept:
-            out[first] = kept
-        else:
-            del out[first]
-    return out
-
-
-def _inline_words(path: Path, table: str) -> str:
-    parent, _, last = table.rpartition(".")
-    return (
-        f"{path} defines {table} otherwise than as a [{table}] table (inline, `{last} = "
-        f"{{ ... }}` under [{parent}], or by dotted keys, `{table}.command = ...`), which this "
-        f"install does not rewrite: nothing was changed: take that definition out of the file "
-        "by hand (or write it as a table of its own), then run this again"
-    )
-
-
-def _check_toml_result(
-    path: Path, table: str, old: Mapping[str, Any], merged: str, block: str
-) -> None:
-    """Refuse a result Codex could not read, or that changes more than ``table``."""
-    try:
-        new = tomllib.loads(merged)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"replacing [{table}] in {path} would leave it unreadable ({exc}): nothing was "
-            f"changed: edit the [{table}] table by hand"
-        ) from None
-    wanted = _entry(_lookup(tomllib.loads(block), table)) if block else None
-    if _entry(_lookup(new, table)) != wanted or _without(new, table) != _without(old, table):
-        raise ConfigError(
-            f"replacing [{table}] in {path} would change more of it than that table (a "
-            f"multi-line string holding a line like a [table] header?): nothing was changed: "
-            f"edit the [{table}] table by hand"
-        )
-
-
-def toml_table(text: str, table: str) -> dict[str, Any]:
-    """``[table]`` as parsed from ``text`` (the table and its sub-tables): {} when it cannot
-    be read."""
-    try:
-        found: object = _lookup(tomllib.loads(text), table)
-    except tomllib.TOMLDecodeError:
-        return {}
-    return _entry(found) or {}
 
 
 def claude_entry(
