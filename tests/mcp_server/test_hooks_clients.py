@@ -123,10 +123,13 @@ def test_claude_code_runs_the_hooks_install_writes(
 
 @contextmanager
 def _app_server(env: dict[str, str], cwd: Path) -> Iterator[Callable[[str, dict[str, Any]], Any]]:
-    """`codex app-server` on pipes: a function that sends one request and returns its result."""
+    """`codex app-server` on pipes: a function that sends one request and returns its result.
+    Ended with the processes it started (the MCP server, in its own process group): killed
+    alone, it left a `swarm mcp` still starting, which joined the swarm as its agent after
+    the test, into the next test's swarm (tests/mcp_server/test_clients.py counts joins)."""
     with subprocess.Popen(
         [str(CODEX), "app-server"], env=env, cwd=cwd, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     ) as proc:  # fmt: skip
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin, proc.stdout
@@ -149,7 +152,7 @@ def _app_server(env: dict[str, str], cwd: Path) -> Iterator[Callable[[str, dict[
             stdin.write(json.dumps({"method": "initialized"}) + "\n")
             yield call
         finally:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @_needs(CODEX, "Codex (@openai/codex)")
