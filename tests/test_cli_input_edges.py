@@ -119,8 +119,10 @@ HUGE = 1024 * 1024
         ("no-such-command-" + "y" * HUGE,),
         ("task", "show", "t-1", "z " * (HUGE // 2)),
         ("task", "claim", "q1", "--wait", "9" * HUGE),
+        ("events", "--limit", "line\n" * (HUGE // 5)),  # (click repeats it as its repr)
+        ("no-such-command-\t" + "y" * HUGE,),
     ],
-    ids=["int", "int=", "choice", "command", "extra", "seconds"],
+    ids=["int", "int=", "choice", "command", "extra", "seconds", "newlines", "tab"],
 )
 def test_an_error_repeats_a_huge_value_cut(cli: Cli, args: tuple[str, ...]) -> None:
     out = cli(*args, expect=2)

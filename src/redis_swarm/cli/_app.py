@@ -338,7 +338,8 @@ def _shorten_values(exc: click.ClickException, args: Sequence[str]) -> None:
             values.add(word[2:])  # (a short option's value written on to it: -cVALUE)
     message = exc.message
     for value in sorted(values, key=len, reverse=True):
-        if len(value) > LONG_VALUE_CHARS and value in message:
+        # (click repeats a value as its repr: one with a newline or a tab is found only so)
+        if len(value) > LONG_VALUE_CHARS and (value in message or repr(value) in message):
             shown = _shown_value(value)
             message = message.replace(repr(value), shown).replace(value, shown)
     exc.message = message  # type: ignore[misc]  # (typed Final; click sets it once)
