@@ -121,6 +121,28 @@ def test_a_codex_file_that_cannot_be_merged_is_refused_unchanged(tmp_path: Path,
         assert "by hand" in said
 
 
+@pytest.mark.parametrize(
+    "held",
+    [
+        'notes.text = """\n[mcp_servers.swarm]\n"""\n',  # a header-like line in a string
+        'm = [\n["mcp_servers.swarm"]\n]\n',  # and in an array
+    ],
+    ids=["string", "array"],
+)
+def test_a_valid_codex_file_whose_lines_look_like_our_header_is_left_to_the_hand(
+    tmp_path: Path, held: str
+) -> None:
+    """A valid file is never called invalid (a review's catch: the rest, cut by lines, was
+    parsed as the file, and 'is not valid TOML: fix or move it first' blamed a sound file)."""
+    path = tmp_path / "config.toml"
+    path.write_text(held)
+    with pytest.raises(ConfigError) as caught:
+        merge_toml(path, "mcp_servers.swarm", BLOCK)
+    assert path.read_text() == held
+    said = str(caught.value)
+    assert "is not valid TOML" not in said and "edit the [mcp_servers.swarm] table by hand" in said
+
+
 def test_codex_install_refuses_a_malformed_file(work: Path) -> None:
     codex = work.parent / "codex" / "config.toml"
     codex.parent.mkdir()

@@ -68,7 +68,7 @@ def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> 
         (ours if skipping else out).append(line)
     if skipping:
         out.extend(_trailing_comments(ours))
-    if (had is not None and at is None) or _lookup(_parsed_toml(path, "\n".join(out)), table):
+    if (had is not None and at is None) or _lookup(_rest(path, table, "\n".join(out)), table):
         raise ConfigError(_inline_words(path, table))
     previous = had if at is not None else None
     if not block and at is None:
@@ -119,6 +119,24 @@ def _parsed_toml(path: Path, text: str) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML ({exc}): fix or move it first") from None
 
 
+def _rest(path: Path, table: str, text: str) -> dict[str, Any]:
+    """``text``, the file without the lines taken for ``[table]``, parsed. The file parsed
+    (``_parsed_toml``): a rest that does not means a line taken for a header was not one (in
+    a multi-line string or array), and the table cannot be cut out by its lines."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(_by_hand(path, table)) from None
+
+
+def _by_hand(path: Path, table: str) -> str:
+    return (
+        f"replacing [{table}] in {path} would change more of it than that table (a "
+        f"multi-line string or array holding a line like a [table] header?): nothing was "
+        f"changed: edit the [{table}] table by hand"
+    )
+
+
 def _lookup(data: Mapping[str, Any], table: str) -> object:
     found: object = data
     for part in table.split("."):
@@ -166,11 +184,7 @@ def _check_toml_result(
         ) from None
     wanted = _entry(_lookup(tomllib.loads(block), table)) if block else None
     if _entry(_lookup(new, table)) != wanted or _without(new, table) != _without(old, table):
-        raise ConfigError(
-            f"replacing [{table}] in {path} would change more of it than that table (a "
-            f"multi-line string holding a line like a [table] header?): nothing was changed: "
-            f"edit the [{table}] table by hand"
-        )
+        raise ConfigError(_by_hand(path, table))
 
 
 def toml_table(text: str, table: str) -> dict[str, Any]:
