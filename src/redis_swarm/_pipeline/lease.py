@@ -54,7 +54,9 @@ __all__ = ["LEASE_MAX_S", "LEASE_MIN_S", "RunLease", "lease_s_of", "newest_lease
 
 LEASE_MIN_S = 2  # a shorter lease renewed every third of it would be lost to a slow reply
 LEASE_MAX_S = 30  # the longest a killed run keeps the pipeline from a rerun
-_POLL_S = 1.0  # a waiting run looks again at least this often (and stops when told to)
+# A waiting run looks again at least this often (and stops when told to); so does a renewal
+# that failed (``_renewing``).
+_POLL_S = 1.0
 _OPEN = (TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.CLAIMED)
 
 
@@ -245,11 +247,16 @@ class RunLease:
         when the lease would end before another try does the run stop with that error
         (``lost_error``), its agents killed, rather than drive the pipeline unleased until
         another run takes it over (every write of the run fails alike anyway). Anything
-        else loses it at once."""
+        else loses it at once. While renewals fail they are tried every ``_POLL_S``: once Redis
+        answers again, a lease that ended meanwhile and that another run took is known at
+        once (renewal refused, agents killed), not a third of a lease later, writing on
+        unleased the while (nothing fences a run's writes with its lease token)."""
         every = self.lease_s / 3
+        retry = min(every, _POLL_S)
         held_until = time.monotonic() + self.lease_s  # (claimed a moment ago: near enough)
         failing = False
-        while not self._done.wait(every):
+        wait_s = every
+        while not self._done.wait(wait_s):
             task = self.task
             if task is None:
                 return
@@ -257,7 +264,7 @@ class RunLease:
             try:
                 self.swarm.renew(task.id, task.token, lease_s=self.lease_s)
             except ConnectionFailed as exc:
-                if not exc.retryable and time.monotonic() + every >= held_until:
+                if not exc.retryable and time.monotonic() + retry >= held_until:
                     self.failed = exc
                     self._lose(f"it cannot be renewed before it ends, and no retry would "
                                f"help: {exc}")  # fmt: skip
@@ -265,7 +272,7 @@ class RunLease:
                 if not failing:
                     again = "" if exc.retryable else "; trying again while it lasts"
                     self._say(f"could not renew the lease of pipeline {self.name}: {exc}{again}")
-                failing = True
+                failing, wait_s = True, retry
                 continue
             except LeaseLost as exc:
                 if not self._take_back(task):
@@ -279,7 +286,7 @@ class RunLease:
             if failing:
                 self._say(f"renewed the lease of pipeline {self.name} again")
             held_until = began + self.lease_s
-            failing = False
+            failing, wait_s = False, every
 
     def _take_back(self, task: Task) -> bool:
         """After a renewal refused: claim the lease task back if it only expired (this run
