@@ -9,7 +9,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from redis_swarm import Swarm, _hints
+from redis_swarm._errors import InvalidState
 
 from ._cli import Cli
 from ._servers import ServerFactory
@@ -37,6 +40,18 @@ def _ask_as_its_server_dies(servers: ServerFactory) -> str:
         stderr = Cli(url)("ask", "shard-1", "why?", "--timeout", "60", expect=1).stderr
         killer.join(10)
     return stderr
+
+
+def _cancel_of_a_dead_task(swarm: Swarm) -> str:
+    """What the core says of a dead task withdrawn, not dropped (no command does: ``swarm task
+    cancel`` drops it), as the CLI prints an error."""
+    swarm.post_task("doomed", "a task", max_attempts=1)
+    task = swarm.claim("doomed", worker="w1")
+    assert task is not None
+    swarm.fail(task.id, task.token, "broken")
+    with pytest.raises(InvalidState) as exc:
+        swarm.cancel(task.id)
+    return f"error: {exc.value}"
 
 
 def test_every_hint_a_command_prints_names_a_command(
@@ -67,6 +82,8 @@ def test_every_hint_a_command_prints_names_a_command(
             "ask", "shard-1", "why?", "--timeout", "0.2", "--keep", expect=3
         ).stderr,
         _hints.CANCEL_TASK: _ask_as_its_server_dies(servers),
+        _hints.REGISTER_AGENT: cli("msg", "inbox", "ghost", expect=1).stderr,  # (Lua's)
+        _hints.REQUEUE_TASK: _cancel_of_a_dead_task(swarm),  # (Lua's)
     }
     regex = cli("context", "search", "shard-1", "(", "--regex", expect=None).stderr
     assert "search for plain text instead of a regex" in regex
@@ -93,4 +110,15 @@ def test_the_scripts_say_the_hints_in_the_same_words() -> None:
     for check in checks:
         assert check.strip() in (_hints.CHECK_TASK_ID, _hints.CHECK_AGENT_ID), check
     assert said.count("swarm findings") == said.count(_hints.LIST_FINDINGS) >= 1
+    # A hint naming an id, said by a script of its id: the hint as is, the id spliced in; the
+    # command said nowhere else (another wording, which no face would reword).
+    for script, hint in (
+        ("_prelude.lua", _hints.REGISTER_AGENT),
+        ("task_update.lua", _hints.REQUEUE_TASK),
+        ("task_update.lua", _hints.CANCEL_TASK),
+    ):
+        source = (lua / script).read_text(encoding="utf-8")
+        assert _hints.said_of(hint, "' .. id .. '") in source, (script, hint)
+        command = hint.removeprefix("(").split(" ID")[0]  # ("swarm task requeue")
+        assert said.count(command) == said.count("(" + command) >= 1, command
     assert not [text for text in texts if _PYTHON_WORDS.search(text)]

@@ -134,3 +134,41 @@ def test_a_version_that_is_no_version_names_the_command_listing_its_owners(
     for message in (str(tool_error(exc.value)), in_a2a_words(str(exc.value))):
         assert "swarm context" not in message and "OWNER" not in message, message
     assert "returned by get_context" in str(tool_error(exc.value))
+
+
+def _dead_task(swarm: Swarm) -> str:
+    swarm.post_task("doomed", "a task", max_attempts=1)
+    task = swarm.claim("doomed", worker="w1")
+    assert task is not None
+    swarm.fail(task.id, task.token, "broken")
+    return task.id
+
+
+def test_what_the_scripts_say_of_an_agent_or_a_dead_task_each_face_says_its_way(
+    swarm: Swarm,
+) -> None:
+    """The scripts named `swarm agents register ghost-4 --role ROLE` (a message to an agent not
+    registered, its inbox, one message of it, its heartbeat) and `swarm task requeue t-...`
+    (a dead task withdrawn), commands no face reworded: an MCP agent sending to a mistyped
+    name was told a CLI command. Each is a hint now, said of its id in every face's words."""
+    dead = _dead_task(swarm)
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("ghost-4", lambda: swarm.send("ghost-4", "hello", sender="w1")),
+        ("ghost-4", lambda: swarm.inbox("ghost-4")),
+        ("ghost-4", lambda: swarm.get_message("ghost-4", "m-nope")),
+        ("ghost-4", lambda: swarm.heartbeat("ghost-4")),
+        (dead, lambda: swarm.cancel(dead)),
+    ]
+    for of, call in calls:
+        with pytest.raises((NotFound, InvalidState)) as exc:
+            call()
+        core = str(exc.value)
+        hint = _hints.REQUEUE_TASK if of == dead else _hints.REGISTER_AGENT
+        assert _hints.said_of(hint, of) in core, core  # (the CLI's words: a command to copy)
+        for message, words in (
+            (str(tool_error(exc.value)), TOOL_WORDS),
+            (in_a2a_words(core), A2A_WORDS),
+        ):
+            assert _hints.said_of(words[hint], of) in message, message
+            assert "swarm agents" not in message and "swarm task" not in message, message
+            assert "ROLE" not in message and " ID" not in message, message

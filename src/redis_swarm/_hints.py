@@ -6,9 +6,9 @@ tests/test_cli_hints.py holds to these. A face that cannot run commands says eac
 way, keyed by these names (the MCP server's ``TOOL_WORDS``), so that rewording a hint here
 reaches every face, and a face can never translate a phrase the core no longer says.
 
-A hint about one task or one context says ID or OWNER where its id or owner goes; where the
-error knows it, the core says the hint naming it (``said_of``), a command to copy as is
-("(swarm task show t-01...)"). A face's words for such a hint say ID or OWNER where the same
+A hint about one task, one agent or one context says ID or OWNER where its id or owner goes;
+where the error knows it, the core says the hint naming it (``said_of``), a command to copy as
+is ("(swarm task show t-01...)"). A face's words for such a hint say ID or OWNER where the same
 value goes, and ``reworded`` puts there the one the core named. A hint not about one (a
 listing: many tasks, any owner) keeps ID or OWNER, as others keep Q.
 
@@ -35,6 +35,8 @@ __all__ = [
     "LIST_FINDINGS",
     "LIST_PASSES",
     "PUBLISH_CONTEXT",
+    "REGISTER_AGENT",
+    "REQUEUE_TASK",
     "SERVE_QUESTIONS",
     "SHOW_TASK",
 ]
@@ -55,6 +57,10 @@ SERVE_QUESTIONS = "(swarm serve OWNER answers a shard's questions, swarm run --q
 # A task the sentence names (a question an asker waited for): its record, or its cancel.
 SHOW_TASK = "(swarm task show ID)"
 CANCEL_TASK = "(swarm task cancel ID)"
+# A dead task the sentence names (lua/task_update.lua): its requeue.
+REQUEUE_TASK = "(swarm task requeue ID)"
+# An agent that is not registered (lua/_prelude.lua's register_agent_command): its register.
+REGISTER_AGENT = "(swarm agents register ID --role ROLE)"
 
 # Where a hint says the id or the name it is about, to be said with it (a hint says one at
 # most); such a value (``_validate.check_name``) in the hint as said.

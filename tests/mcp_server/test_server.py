@@ -607,6 +607,14 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
             # Said only when Redis goes away as an asker withdraws (the CLI's test meets it).
             cancel = _hints.said_of(_hints.CANCEL_TASK, "t-1")
             said.append(str(tool_error(SwarmError(f"cancel it {cancel}"))))
+            # A dead task withdrawn, not dropped: no tool does (its cancel is the operator's).
+            core.post_task("doomed", "a task", max_attempts=1)
+            doomed = core.claim("doomed", worker="w1")
+            assert doomed is not None
+            core.fail(doomed.id, doomed.token, "broken")
+            with pytest.raises(SwarmError) as dead:
+                core.cancel(doomed.id)
+            said.append(str(tool_error(dead.value)))
             # Every translation is met (a core message reworded fails here), and no core hint
             # is left untranslated (a hint that takes an id: said with any id).
             for core_words, tool_words in TOOL_WORDS.items():
@@ -614,6 +622,24 @@ def test_error_hints_name_tools_not_the_cli_or_python(core: Swarm) -> None:
                 assert any(in_words.search(message) for message in said), tool_words
                 as_core = _hints.said_of_any(core_words)
                 assert not any(as_core.search(message) for message in said), core_words
+
+    run(body)
+
+
+def test_a_message_to_an_agent_not_registered_names_no_command(core: Swarm) -> None:
+    """send_message to a mistyped agent told an MCP agent a CLI command it cannot run
+    ("register it first (swarm agents register nobdy --role ROLE)"): said in the tools' words
+    now, of the same agent."""
+
+    async def body() -> None:
+        async with connect(build_server(core, role="all", name="me")) as agent:
+            message = await agent.error("send_message", to="nobdy", body="hi")
+        assert (
+            "agent nobdy is not registered, so nobody would read the message: check the id "
+            "with list_agents, register it first (agent nobdy registers as its MCP session "
+            "connects, or the swarm's operator can register it), or broadcast"
+        ) in message, message
+        assert "swarm agents" not in message and "ROLE" not in message, message
 
     run(body)
 

@@ -49,6 +49,8 @@ A2A_WORDS: dict[str, str] = {
     # (Said by ask, which no A2A method runs; its questions' queues are seldom this server's.)
     hints.SHOW_TASK: "(the swarm's operator can show task ID)",
     hints.CANCEL_TASK: "(the swarm's operator can cancel task ID)",
+    hints.REQUEUE_TASK: "(the swarm's operator can requeue task ID)",
+    hints.REGISTER_AGENT: "(the swarm's operator can register agent ID)",
 }
 
 

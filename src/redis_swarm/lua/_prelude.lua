@@ -57,7 +57,8 @@ local function swarm_error(code, message)
 end
 
 -- The command that registers agent id, said where a script refuses an agent that is not
--- registered (in the CLI's words, as the core's hints: redis_swarm/_hints.py).
+-- registered: the core's hint REGISTER_AGENT (redis_swarm/_hints.py) naming id, in its words
+-- exactly, parentheses included, so that each face rewords it (tests/test_cli_hints.py).
 local function register_agent_command(id)
-  return 'swarm agents register ' .. id .. ' --role ROLE'
+  return '(swarm agents register ' .. id .. ' --role ROLE)'
 end

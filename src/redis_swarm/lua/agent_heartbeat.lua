@@ -13,13 +13,13 @@ local id = ARGV[1]
 local record = redis.call('HGET', KEYS[1], id)
 if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered (never, or it '
-    .. 'was swept as stale or deregistered): register it again ('
-    .. register_agent_command(id) .. ')')
+    .. 'was swept as stale or deregistered): register it again '
+    .. register_agent_command(id))
 end
 -- A task no one posted would show the agent working on nothing, in every view.
 if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[5]) == 0 then
   return swarm_error('SWARM_NOTFOUND', 'task ' .. ARGV[5] .. ' does not exist: check the '
-    .. 'id with swarm task list (or swarm task show ID); nothing was changed')
+    .. 'id with swarm task list; nothing was changed')
 end
 local now = now_ms(ARGV[2])
 redis.call('ZADD', KEYS[2], now, id)

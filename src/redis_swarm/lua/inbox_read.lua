@@ -30,7 +30,7 @@ local keep = tonumber(ARGV[5])
 local record = redis.call('HGET', KEYS[1], id)
 if not record then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
-    .. 'before reading its inbox (' .. register_agent_command(id) .. ')')
+    .. 'before reading its inbox ' .. register_agent_command(id))
 end
 local pkey, ikey = id .. '|pending', id .. '|inbox'
 

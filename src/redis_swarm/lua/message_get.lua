@@ -11,7 +11,7 @@
 local id, message = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', KEYS[1], id) == 0 then
   return swarm_error('SWARM_NOTFOUND', 'agent ' .. id .. ' is not registered: register it '
-    .. 'before reading its inbox (' .. register_agent_command(id) .. ')')
+    .. 'before reading its inbox ' .. register_agent_command(id))
 end
 local entry = redis.call('HGET', KEYS[2], message)
 if not entry then return {'unknown'} end

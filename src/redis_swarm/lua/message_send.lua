@@ -50,8 +50,8 @@ end
 if to ~= '*' then
   if redis.call('HEXISTS', KEYS[1], to) == 0 then
     return swarm_error('SWARM_NOTFOUND', 'agent ' .. to .. ' is not registered, so nobody '
-      .. 'would read the message: check the id with swarm agents, register it first ('
-      .. register_agent_command(to) .. '), or broadcast')
+      .. 'would read the message: check the id with swarm agents, register it first '
+      .. register_agent_command(to) .. ', or broadcast')
   end
   -- read messages (kept for message_get, or in a read not yet committed: see inbox_read)
   -- do not count as unread

@@ -217,8 +217,8 @@ elseif action == 'cancel' then
   -- letter it did not know of. unlink's ZREM on the dead set is a write a worker's ACL
   -- refuses (it may only add there), so a worker's drop of a dead task fails before any write.
   if t.status == 'dead' and ARGV[9] ~= '1' then
-    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is dead: requeue it (swarm '
-      .. 'task requeue ' .. id .. '), or drop it for good (swarm task cancel ' .. id .. ')')
+    return swarm_error('SWARM_INVALIDSTATE', 'task ' .. id .. ' is dead: requeue it '
+      .. '(swarm task requeue ' .. id .. '), or drop it for good (swarm task cancel ' .. id .. ')')
   end
   unlink(Q, t)
   local worker = t.worker

@@ -100,9 +100,13 @@ TOOL_WORDS: dict[str, str] = {
     hints.CURRENT_VERSION: "leave version out to read the current one",
     hints.SERVE_QUESTIONS: "(a shard answers them with next_question; the swarm's operator "
     "can start answerers)",
-    # No tool shows or cancels a task: the operator can.
+    # No tool shows, requeues or cancels a task: the operator can.
     hints.SHOW_TASK: "(the swarm's operator can show task ID)",
     hints.CANCEL_TASK: "(the swarm's operator can cancel task ID)",
+    hints.REQUEUE_TASK: "(the swarm's operator can requeue task ID)",
+    # No tool registers an agent: an MCP session registers its own as it connects.
+    hints.REGISTER_AGENT: "(agent ID registers as its MCP session connects, or the swarm's "
+    "operator can register it)",
 }
 
 
