@@ -284,7 +284,7 @@ def test_a_worker_that_may_not_revive_it_is_told_the_command_that_does(
             worker.ask("lib", "will it break?", timeout_s=20, dedupe_key="kw")
         (dead,) = shard.list_tasks(queue=ask_queue("lib"), status="dead").items
         said = str(raised.value)
-        assert f"revive it with swarm task requeue {dead.id}" in said, said
+        assert f"revive it (swarm task requeue {dead.id})" in said, said
         assert "may not put it back" in said
 
 

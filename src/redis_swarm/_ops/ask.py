@@ -30,7 +30,7 @@ from .._errors import (
     Timeout,
     ValidationError,
 )
-from .._hints import ASK_TARGETS, CANCEL_TASK, SERVE_QUESTIONS, SHOW_TASK, said_of
+from .._hints import ASK_TARGETS, CANCEL_TASK, REQUEUE_TASK, SERVE_QUESTIONS, SHOW_TASK, said_of
 from .._keys import ASSIST_QUEUE, ask_queue, askable
 from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskStatus, answer_fields
 from .._printable import asked_otherwise
@@ -466,9 +466,9 @@ def _revive(ctx: OpContext, q: _Question, task: Task, asking: _Asking) -> Operat
         target = task.data.get("target") if isinstance(task.data, Mapping) else None
         raise InvalidState(
             f"{_died(task, str(target or asking.queue))}, and this user may not put it back "
-            f"in its queue (a worker may ask, not requeue): revive it with swarm task requeue "
-            f"{task.id} (a coordinator's or shard's right), then ask again with the same "
-            "dedupe key to wait for its answer"
+            f"in its queue (a worker may ask, not requeue): revive it "
+            f"{said_of(REQUEUE_TASK, task.id)} (a coordinator's or shard's right), then ask "
+            "again with the same dedupe key to wait for its answer"
         ) from None
     q.reviving(revived)
     return revived
