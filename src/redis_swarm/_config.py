@@ -213,7 +213,11 @@ class Settings:
         for name in options:
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}: use one of {', '.join(known)}")
-        parser = _parser(url)
+        try:
+            parser = _parser(url)
+        except ConfigError:
+            _refuse_secret_options(url)
+            raise
         try:
             try:
                 values = {**base, **parser(url), **options}
@@ -224,7 +228,9 @@ class Settings:
             settings = cls(**values)  # type: ignore[arg-type]
             settings._check()
         except ConfigError:
-            # Its message may quote a piece of a password that ran past the host part.
+            # Its message may quote a piece of a secret given as an option (the database
+            # 'CRET' of /my&password=SE/CRET), or of a password that ran past the host part.
+            _refuse_secret_options(url)
             if parser is not _parse_embedded and _spills(url):
                 raise ConfigError(
                     f"cannot read the URL {mask_url(url)!r}: {_ENCODE_HINT}"
@@ -255,6 +261,16 @@ class Settings:
             raise ConfigError(
                 f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, not {self.ssl_cert_reqs!r}"
             )
+        for name in ("service_name", "path", "home", *PATH_OPTIONS):
+            value = getattr(self, name)
+            secret = _secret_options(str(value), _VALUE_DELIMITER) if value else []
+            if secret:  # (options written into it: a '?' forgotten, as in /mymaster&password=)
+                said = f"{secret[0][0]}=..." if _OPTION_NAME.fullmatch(secret[0][0]) else "a secret"
+                raise ConfigError(
+                    f"the {name} of {mask_url(self.url)!r} gives {said} as an "
+                    "option, which a Redis URL does not take: a user name and password go "
+                    "before the host, as USER:PASSWORD@HOST, percent-encoded"
+                )
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ConfigError(
                 "ssl_keyfile is the key of a client certificate: give the certificate too "
@@ -319,7 +335,12 @@ class Settings:
         their default are left out); ``Settings.from_url`` of the unmasked one gives them
         back (but ``swarm``, ``none_answered_retries`` and ``health_check_interval``, which
         no URL carries). User name, password and paths are percent-encoded; ``mask`` shows
-        the password as ``***``."""
+        the password as ``***``, and so any secret option written into a service name or a
+        path (``mask_options``: /mymaster&password=..., which ``_check`` refuses)."""
+
+        def shown(text: str) -> str:
+            return mask_options(text, _VALUE_DELIMITER) if mask else text
+
         auth = ""
         if self.username or self.password:
             auth = quote(self.username or "", safe="")
@@ -327,9 +348,9 @@ class Settings:
                 auth += ":" + ("***" if mask else quote(self.password, safe=""))
             auth += "@"
         if self.kind == "embedded":
-            where = f"embedded://{_encoded(str(self.home.absolute()))}"
+            where = f"embedded://{shown(_encoded(str(self.home.absolute())))}"
         elif self.kind == "unix":
-            where = f"unix://{auth}{_encoded(self.path or '')}"
+            where = f"unix://{auth}{shown(_encoded(self.path or ''))}"
         elif self.kind == "standalone":
             tls = "s" if self.ssl else ""
             where = f"redis{tls}://{auth}{_host(self.host)}:{self.port}/{self.db}"
@@ -338,8 +359,8 @@ class Settings:
             hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.nodes)
             where = f"redis{tls}+{self.kind}://{auth}{hosts}"
             if self.kind == "sentinel":
-                where += f"/{quote(self.service_name or '', safe='')}/{self.db}"
-        query = "&".join(f"{name}={_encoded(value)}" for name, value in self._options())
+                where += f"/{shown(quote(self.service_name or '', safe=''))}/{self.db}"
+        query = "&".join(f"{name}={shown(_encoded(value))}" for name, value in self._options())
         return f"{where}?{query}" if query else where
 
     def _options(self) -> list[tuple[str, str]]:
@@ -395,31 +416,111 @@ def mask_url(url: str) -> str:
     does not parse: everything between the scheme and the last '@' (a password may hold
     any character, even an '@', a '/' or '://', so nothing else tells where it ends); and
     the value of every option whose name says it holds a secret (``mask_options``: a
-    password given as ?password=..., which the URL refuses as an unknown option)."""
+    password given as ?password=..., which the URL refuses)."""
+    return mask_options(_without_userinfo(url))
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` with everything between its scheme and its last '@' shown as ``***``."""
     at = url.rfind("@")
     if at < 0 or _socket_path_at(url, url[len("unix://") :]):
-        return mask_options(url)  # (a socket's path holding '@', no credentials before it)
+        return url  # (a socket's path holding '@', no credentials before it)
     prefix = _SCHEME_PREFIX.match(url)
     keep = prefix.end() if prefix is not None and prefix.end() <= at else 0
-    return f"{url[:keep]}***{mask_options(url[at:])}"
+    return f"{url[:keep]}***{url[at:]}"
 
 
-# An option of a URL (or of a text written as one: a service name holding '&password=...'),
-# and the names of those that hold a secret: a password, a token, a secret, a credential, and
-# the user name (the URL's own is masked with its password).
-_OPTION = re.compile(r"(?<=[?&;/])([^=&#?/;]+)=([^&#;]*)")
+# Where an option may start in a URL (or in a text written as one: a service name holding
+# '&password=...'), a delimiter written as it is or percent-encoded, once or more (%2526):
+# any of them in a URL; in a value (a service name, a file's path), those no path holds.
+_URL_DELIMITER = re.compile(r"[?&;#/,:@]|%(?:25)*(?:3F|26|3B|23|2F|2C|3A|40)", re.IGNORECASE)
+_VALUE_DELIMITER = re.compile(r"[?&;#]|%(?:25)*(?:3F|26|3B|23)", re.IGNORECASE)
+_EQUALS = re.compile(r"=|%(?:25)*3D", re.IGNORECASE)
+# The names of the options that hold a secret: a password, a token, a secret, a credential,
+# and the user name (the URL's own is masked with its password). No option a URL takes has one.
 _SECRET_NAME = re.compile(r"pass|secret|token|cred|auth|^user(?:name)?$", re.IGNORECASE)
+# Where a secret option's value ends before the end of the text: at an '&' that an option the
+# URL takes follows. Nothing else tells (a value may hold any ';', '#', '/' or '&').
+_NEXT_OPTION = re.compile(
+    "&(?=(?:{})=)".format("|".join((*_SSL_OPTIONS, *_NUMBER_OPTIONS, *_BEHAVIOUR_OPTIONS, "db")))
+)
 
 
-def mask_options(text: str) -> str:
+# A name an error may quote (any other is said as "a secret"): no piece of a value.
+_OPTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def _decoded(text: str) -> str:
+    """``text`` percent-decoded until nothing changes (%253D is an '=' encoded twice)."""
+    for _ in range(8):
+        decoded = unquote_plus(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _secret_options(
+    text: str, delimiter: re.Pattern[str] = _URL_DELIMITER
+) -> list[tuple[str, int, int]]:
+    """The options in ``text`` whose name says they hold a secret (``_SECRET_NAME``), their
+    name or its '=' percent-encoded too: each as its decoded name and where its value starts
+    and ends (at the end of ``text``, or at an '&' before an option a URL takes)."""
+    found: list[tuple[str, int, int]] = []
+    starts = [0, *(m.end() for m in delimiter.finditer(text))]
+    for start in starts:
+        if found and start < found[-1][2]:
+            continue  # (inside the value of the one before)
+        after = delimiter.search(text, start)
+        token = text[start : after.start() if after else len(text)]
+        name, equals, _ = _decoded(token).partition("=")
+        name = name.strip()
+        if not equals or not name or "/" in name or not _SECRET_NAME.search(name):
+            continue
+        # (its value from the '=', or the whole option when that '=' is encoded otherwise)
+        raw = _EQUALS.search(token)
+        value = (
+            start + raw.end() if raw and _decoded(token[: raw.start()]).strip() == name else start
+        )
+        end = _NEXT_OPTION.search(text, value)
+        found.append((name, value, end.start() if end else len(text)))
+    return found
+
+
+def mask_options(text: str, delimiter: re.Pattern[str] = _URL_DELIMITER) -> str:
     """``text`` (a URL, or a piece of one) with the value of every option whose name says it
-    holds a secret (``_SECRET_NAME``) shown as ``***``."""
+    holds a secret (``_secret_options``) shown as ``***``: from its '=' to the end of the
+    text, or to an '&' that an option a URL takes follows."""
+    for _, start, end in reversed(_secret_options(text, delimiter)):
+        if end > start:
+            text = f"{text[:start]}***{text[end:]}"
+    return text
 
-    def masked(option: re.Match[str]) -> str:
-        secret = _SECRET_NAME.search(unquote_plus(option[1]).strip())
-        return f"{option[1]}=***" if secret and option[2] else option[0]
 
-    return _OPTION.sub(masked, text)
+def _refuse_secret_options(url: str) -> None:
+    """Refuse a URL that gives a secret (a password, a token...) as an option or in its path
+    (a '?' forgotten: /mymaster&password=...), which no Redis URL takes, saying where a
+    password goes: the error it met else may quote a piece of it (the database 'CRET' of
+    /my&password=SE/CRET, a service name that the URL of its Settings shows)."""
+    secret = _secret_options(_without_userinfo(url))
+    if not secret:
+        return
+    scheme = url.split("://", 1)[0].lower() if "://" in url else url.split("?", 1)[0].lower()
+    if scheme == "embedded":
+        where = "the embedded server takes no password: drop it"
+    else:
+        form = _form(url) if scheme in _FORMS else "write it as redis://USER:PASSWORD@HOST:6379"
+        if scheme == "unix":
+            form = "write it as unix://USER:PASSWORD@/path/to/redis.sock"
+        where = (
+            "a user name and password go before the host, percent-encoded (the password "
+            f"p@ss:w/rd as p%40ss%3Aw%2Frd): {form}"
+        )
+    name = f"{secret[0][0]}=..." if _OPTION_NAME.fullmatch(secret[0][0]) else "a secret"
+    raise ConfigError(
+        f"cannot read the URL {mask_url(url)!r}: it gives {name} as an option, "
+        f"which a Redis URL does not take; {where}"
+    ) from None
 
 
 def handed_url(url: str) -> str:
@@ -789,9 +890,9 @@ def check_sentinel_service(settings: Settings) -> None:
     if settings.kind != "sentinel" or _SERVICE_NAME.fullmatch(name):
         return
     options = " (options come after a '?', as in /mymaster?retries=30)" if "=" in name else ""
-    # (options written without their '?' may hold a password: shown masked)
-    shown = mask_options(f"/{name}")[1:]
-    url = settings.url.replace(quote(name, safe=""), quote(shown, safe=""))
+    # (options written without their '?' may hold a password: shown masked, as by .url)
+    shown = mask_options(name, _VALUE_DELIMITER)
+    url = settings.url
     raise ConfigError(
         f"{shown!r} in {url!r} cannot be a Sentinel service name, which holds only "
         f"letters, digits, '.', '-' and '_'{options}: {_form(url)}"
