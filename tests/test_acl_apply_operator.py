@@ -62,16 +62,21 @@ def _admin_url(setup: LocalSentinel) -> str:
     return setup.url.replace("://", f"://ops:{ADMIN_PASSWORD}@", 1)
 
 
+ADMIN = ("ACL", "SETUSER", "ops", "on", f">{ADMIN_PASSWORD}", "~*", "&*", "+@all")
+
+
 def test_a_replica_without_the_admin_user_is_named(sentinel: LocalSentinel) -> None:
+    """Rotating the URL's own user is refused, naming the replica (one left with the old
+    password would lock the new one out); another user (a leaked worker password) is
+    applied on the rest, the replica skipped with the same why and what to do."""
     master, replica = _master_and_replica(sentinel)
-    admin = ("ACL", "SETUSER", "ops", "on", f">{ADMIN_PASSWORD}", "~*", "&*", "+@all")
     with _raw(master) as client:
-        client.execute_command(*admin)  # (ACLs are not replicated: the master alone has it)
+        client.execute_command(*ADMIN)  # (ACLs are not replicated: the master alone has it)
     settings = Settings.from_url(_admin_url(sentinel), swarm=SWARM)
     here, there = f"127.0.0.1:{master.port}", f"127.0.0.1:{replica.port}"
     try:
         with pytest.raises(PermissionDenied) as refused:
-            apply_role(settings, "worker", "op-worker")
+            apply_role(settings, "admin", "ops", "ops-rotated-0123456789")
         said = str(refused.value)
         assert said.startswith(f"authentication failed on replica {there} of ")
         assert f"{here} let that user in with it" in said
@@ -79,16 +84,24 @@ def test_a_replica_without_the_admin_user_is_named(sentinel: LocalSentinel) -> N
         assert f"Create user 'ops' on {there}" in said and "aclfile" in said
         assert "check the user name and password in the URL" not in said
         assert said.endswith("Nothing was applied")
+        with _raw(master) as client:  # the old password still logs in
+            client.execute_command("AUTH", "ops", ADMIN_PASSWORD)
+
+        made = apply_role(settings, "worker", "op-worker")
+        assert list(made.persisted) == [here]
+        why = made.skipped[there]
+        assert why.startswith(f"it refused user 'ops' with the URL's password; {here} let ")
+        assert f"Create user 'ops' on {there}" in why and "ACL LOAD" in why
         with _raw(master) as client:
-            assert client.acl_getuser("op-worker") is None
+            assert client.acl_getuser("op-worker") is not None
 
         out = Cli(_admin_url(sentinel), swarm=SWARM)(
-            "acl", "--role", "worker", "--user", "op-worker", "--apply", expect=None
+            "acl", "--role", "worker", "--user", "op-worker", "--apply"
         )
-        assert out.code != 0 and f"authentication failed on replica {there}" in out.stderr
+        assert f"warning: not applied on replica {there}: it refused user 'ops'" in out.stderr
 
-        with _raw(replica) as client:  # what the error says to do
-            client.execute_command(*admin)
+        with _raw(replica) as client:  # what the warning says to do
+            client.execute_command(*ADMIN)
         made = apply_role(settings, "worker", "op-worker")
         assert set(made.persisted) == {here, there} and made.skipped == {}
     finally:
@@ -200,3 +213,96 @@ def test_kill_connections_cuts_a_connection_logged_in_with_the_old_password(
     out = cli("acl", "--role", "worker", "--user", "leaky", "--kill-connections", expect=None)
     assert out.code != 0 and "add --apply" in out.stderr
     server.stop()
+
+
+def _sentinel_connections(client: Any, user: str) -> list[str]:
+    return [
+        entry["name"]
+        for entry in client.client_list()
+        if entry["user"] == user and entry["name"].startswith("sentinel-")
+    ]
+
+
+def _link_up(replica: RedisServer) -> bool:
+    with _raw(replica) as client:
+        return str(client.info("replication").get("master_link_status")) == "up"
+
+
+def test_kill_connections_spares_replication_and_the_sentinels(servers: ServerFactory) -> None:
+    """The admin is the user the replica (masteruser) and the sentinel (auth-user) log in
+    as, as docs/security.md sets it up: rotating it with --kill-connections closed the
+    replication link, and the replica's next login was refused (WRONGPASS) for good. Only
+    the clients' own connections are closed now; the links are named, with what to update."""
+    setup = start_sentinel(servers, sentinels=1)
+    master, replica = _master_and_replica(setup)
+    here, there = f"127.0.0.1:{master.port}", f"127.0.0.1:{replica.port}"
+    for node in (master, replica):
+        with _raw(node) as client:
+            client.execute_command(*ADMIN)
+    with _raw(replica) as client:
+        client.config_set("masteruser", "ops")
+        client.config_set("masterauth", ADMIN_PASSWORD)
+    with _raw(setup.sentinels[0]) as client:
+        client.execute_command("SENTINEL", "SET", SERVICE, "auth-user", "ops")
+        client.execute_command("SENTINEL", "SET", SERVICE, "auth-pass", ADMIN_PASSWORD)
+    with _raw(master) as client:
+        client.execute_command("CLIENT", "KILL", "TYPE", "replica")  # (logs in as ops now)
+    for node in (master, replica):  # the sentinel logs in again, as ops
+        with _raw(node) as client:
+            for entry in client.client_list():
+                if entry["name"].startswith("sentinel-"):
+                    client.client_kill_filter(_id=entry["id"])
+    for node in (master, replica):
+        with _raw(node) as client:
+            _until(lambda: len(_sentinel_connections(client, "ops")) == 2, "sentinel as ops")
+    with _raw(master) as client:
+        _until(lambda: any(e["user"] == "ops" for e in client.client_list(_type="replica")),
+               "the replica logged in as ops")  # fmt: skip
+    _until(lambda: _link_up(replica), "the replica's link up")
+
+    leaked: Any = redis.Redis(
+        host="127.0.0.1", port=master.port or 0, username="ops", password=ADMIN_PASSWORD
+    )
+    leaked.execute_command("HELLO")
+    listening = redis.Redis(
+        host="127.0.0.1", port=master.port or 0, username="ops", password=ADMIN_PASSWORD
+    ).pubsub()  # (a client of its own: the pool would hand it the connection above)
+    listening.subscribe("rs-test-channel")  # (TYPE pubsub: RESP2)
+    listening.get_message(timeout=1.0)
+    with _raw(master) as client:
+        assert _connections(client, "ops") >= 5  # sentinel x2, replica, leaked x2
+
+    settings = Settings.from_url(_admin_url(setup), swarm=SWARM)
+    made = apply_role(settings, "admin", "ops", NEW, kill_connections=True)
+    assert made.url_user and set(made.persisted) == {here, there}
+    assert made.closed == {here: 2, there: 0}
+    with pytest.raises(redis.ConnectionError):
+        leaked.execute_command("HELLO")
+    leaked.close()
+    listening.close()
+    with _raw(master) as client:
+        assert len(_sentinel_connections(client, "ops")) == 2  # left open
+        replicas = client.client_list(_type="replica")
+        assert [entry["user"] for entry in replicas] == ["ops"]
+    assert _link_up(replica)
+    kept = made.spared[here]
+    assert "replication link(s)" in kept and "masterauth" in kept
+    assert "sentinel-" in kept and "auth-pass" in kept
+    assert "replication link" not in made.spared[there] and "auth-pass" in made.spared[there]
+
+    # what the warning says: masterauth updated, the link logs in again with the new password
+    with _raw(replica) as client:
+        client.config_set("masterauth", NEW)
+    with _raw(master) as client:
+        client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+    _until(lambda: _link_up(replica), "the replica's link up with the new password")
+
+    new_url = _admin_url(setup).replace(ADMIN_PASSWORD, NEW)
+    out = Cli(new_url, swarm=SWARM)(
+        "acl", "--role", "admin", "--user", "ops", "--password-stdin", "--apply",
+        "--kill-connections", input=NEW + "\n",
+    )  # fmt: skip
+    assert f"warning: on {here}: kept open the replication link(s)" in out.stderr
+    assert f"# closed 0 connection(s) of user 'ops' on {here}" in out.stdout
+    for server in (*setup.sentinels, *setup.data_nodes()):
+        server.stop()

@@ -13,6 +13,7 @@ worker may not load it). It needs an admin user::
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,11 +51,15 @@ class AppliedRole:
     without the user (node -> why): the replicas the sentinels report down, the cluster nodes
     without hash slots CLUSTER NODES flags ``fail``, ``noaddr`` or ``handshake``, and the
     replicas (or cluster nodes without hash slots) that did not answer within the connect
-    timeout, ``fail?`` ones included. Apply the role again once they are back: a failover to
-    one locks the role's agents out. ``url_user``: the user is the one the URL connects as,
-    whose password there is now ``user.password`` (its own rotation). ``closed``: with
+    timeout, ``fail?`` ones included, and the replicas (cluster nodes without hash slots)
+    that refuse the URL's user, unless the user applied is that one (``_refused_login``).
+    Apply the role again once they are back: a failover to one locks the role's agents out.
+    ``url_user``: the user is the one the URL connects as, whose password there is now
+    ``user.password`` (its own rotation). ``closed``: with
     ``kill_connections``, the connections of the user each server closed (node -> how
-    many), once it held the new password."""
+    many), once it held the new password; ``spared``: the connections of the user it left
+    open there because replication or the sentinels log in as it (node -> which, and what to
+    update before the next reconnection: ``_spared``)."""
 
     user: AclUser
     version: Version
@@ -62,6 +67,7 @@ class AppliedRole:
     skipped: Mapping[str, str] = field(default_factory=dict, hash=False)
     url_user: bool = False
     closed: Mapping[str, int] = field(default_factory=dict, hash=False)
+    spared: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def applied(self) -> list[dict[str, str]]:
@@ -120,12 +126,21 @@ def apply_role(
     (one that holds hash slots, the master behind the sentinels) fails the call with
     ``ConnectionFailed`` naming it, before any server got the user: the clients are sent to
     it, and the swarm's library could not be loaded there. A server that answers with a
-    problem (its TLS certificate refused, its data still loading) fails the call with it.
+    problem (its TLS certificate refused, its data still loading) fails the call with it. A
+    replica (a cluster node without hash slots) that refuses the URL's user (ACLs are not
+    replicated: one added later lacks the admin) is skipped too, saying so, unless the user
+    applied is the URL's own; a master that refuses it fails the call (``PermissionDenied``,
+    naming it, before any server got the user).
 
     ``kill_connections``: once a server holds (and saved) the user, its connections there
-    are closed (CLIENT KILL USER; this call's own is spared): Redis checks a password at login
-    only, so a connection opened with a leaked password stays logged in after its rotation.
-    Every process of the user must then log in again, with the new password (``closed``)."""
+    are closed (``closed``; this call's own is spared): Redis checks a password at login only,
+    so a connection opened with a leaked password stays logged in after its rotation. Every
+    process of the user must then log in again, with the new password. Closed are its
+    clients' connections (CLIENT LIST TYPE normal and pubsub) only: replication links (TYPE
+    replica, master) that log in as the user (masteruser) are not, nor are the sentinels'
+    (named ``sentinel-ID-cmd`` / ``-pubsub``, sentinel auth-user): closed, they would log in
+    again with the old password, refused, and replication or failover would stop. Those
+    are named in ``spared``, with what to update (masterauth, sentinel auth-pass)."""
     settings = target if isinstance(target, Settings) else target.settings
     own = user == _connecting_user(settings)
     if own and not dry_run and settings.kind == "embedded":
@@ -139,7 +154,7 @@ def apply_role(
         if dry_run and settings.kind == "embedded":
             version = _binary_version()
         else:
-            version, silent = _oldest_version(settings, fallback)
+            version, silent = _oldest_version(settings, fallback, refusal_fails=own and not dry_run)
     spec = acl_user(role, settings.swarm if swarm is None else swarm, user, password, version)
     if dry_run:
         return AppliedRole(spec, version, url_user=own)
@@ -148,16 +163,29 @@ def apply_role(
     handle = None if isinstance(target, Settings) else target
     done: dict[str, str] = {}
     closed: dict[str, int] | None = {} if kill_connections else None
+    spared: dict[str, str] = {}
     try:
         skipped = _apply(
-            settings, spec, handle, done, silent, own=own, fallback=fallback, closed=closed
+            settings,
+            spec,
+            handle,
+            done,
+            silent,
+            own=own,
+            fallback=fallback,
+            closed=closed,
+            spared=spared,
         )
     except SwarmError as exc:
         if not done:
             raise  # (no server got the user: nothing changed)
-        made = AppliedRole(spec, version, dict(done), url_user=own, closed=dict(closed or {}))
+        made = AppliedRole(
+            spec, version, dict(done), url_user=own, closed=dict(closed or {}), spared=spared
+        )
         raise PartlyApplied(_partly_applied(exc, made), made=made) from exc
-    return AppliedRole(spec, version, done, skipped, url_user=own, closed=closed or {})
+    return AppliedRole(
+        spec, version, done, skipped, url_user=own, closed=closed or {}, spared=spared
+    )
 
 
 def _connecting_user(settings: Settings) -> str:
@@ -222,14 +250,19 @@ def _partly_applied(exc: SwarmError, made: AppliedRole) -> str:
 
 
 def _oldest_version(
-    settings: Settings, fallback: str | None = None
+    settings: Settings, fallback: str | None = None, *, refusal_fails: bool = False
 ) -> tuple[Version, dict[str, str]]:
     """The oldest Redis version among the servers that must hold a user (INFO, else HELLO
     for a user that may not read INFO), and the servers left out (node -> why): those that
     did not answer are not asked again by the apply that follows (each would cost the
-    connect timeout). ``fallback``: the password tried where the URL's is refused."""
+    connect timeout). ``fallback``: the password tried where the URL's is refused;
+    ``refusal_fails``: a replica that refuses the URL's user fails the call (the URL's own
+    user is applied: ``_on_every_node``)."""
     versions, skipped = _on_every_node(
-        settings, lambda client, _: _version_text(client), fallback=fallback
+        settings,
+        lambda client, _: _version_text(client),
+        fallback=fallback,
+        refusal_fails=refusal_fails,
     )
     return min(parse_version(text) for text in versions.values()), skipped
 
@@ -254,6 +287,7 @@ def _apply(
     own: bool = False,
     fallback: str | None = None,
     closed: dict[str, int] | None = None,
+    spared: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The library loaded through ``handle`` (or a handle of its own), then the ACL SETUSER
     on every node, persisted (into ``done``: node -> how, filled as it goes, so that a
@@ -261,7 +295,8 @@ def _apply(
     ``silent``: found not answering already). ``own``: the user is the URL's, on every
     server or none (``_on_every_node``'s ``whole``); ``fallback``: its new password, tried
     on a server that refuses the URL's; ``closed``: given, the user's connections on each
-    server are closed once it is saved there (node -> how many, filled as it goes)."""
+    server are closed once it is saved there (node -> how many, filled as it goes), those
+    of replication and the sentinels left open (into ``spared``: ``_kill_connections``)."""
     who = _connecting_user(settings)
 
     def load(reached: list[_Target]) -> None:
@@ -289,12 +324,20 @@ def _apply(
         how = _persist(client, who)
         if closed is not None:
             done[node] = how  # (saved: should the kill fail, it is said as saved)
-            # SKIPME is on by default: this connection (the URL's user may be the one) stays.
-            closed[node] = int(client.execute_command("CLIENT", "KILL", "USER", spec.user))
+            closed[node], kept = _kill_connections(client, spec.user)
+            if kept and spared is not None:
+                spared[node] = kept
         return how
 
     applied = _on_every_node(
-        settings, setuser, silent, before=load, done=done, fallback=fallback, whole=own
+        settings,
+        setuser,
+        silent,
+        before=load,
+        done=done,
+        fallback=fallback,
+        whole=own,
+        refusal_fails=own,
     )
     return applied[1]
 
@@ -313,6 +356,7 @@ def _on_every_node(
     done: dict[str, T] | None = None,
     fallback: str | None = None,
     whole: bool = False,
+    refusal_fails: bool = False,
 ) -> tuple[dict[str, T], dict[str, str]]:
     """``fn(client, node)`` on every server that must hold the user, by node name (into
     ``done`` when given, as each returns), and the servers left out (node -> why: reported down, or
@@ -322,8 +366,13 @@ def _on_every_node(
     ``fallback``: a password tried on a server that refuses the URL's (``_logged_in``).
     ``whole``: no server may be left out (the user is the URL's own, whose password a server
     left out would keep: ``_not_everywhere``): one that would be fails the call, before
-    ``fn`` runs anywhere when found then, else once ``fn`` failed there. redis-py errors
-    arrive translated (one line saying what to do)."""
+    ``fn`` runs anywhere when found then, else once ``fn`` failed there. A server found that
+    refuses the URL's user fails the call (``_refused_login``, before ``fn`` runs anywhere)
+    when it is a master or ``refusal_fails`` (the user applied is the URL's own, whose
+    password it would keep); a replica (a cluster node without hash slots) is left out
+    otherwise, saying why: the user applied is another, and the rest get it (a leaked
+    worker password is rotated all the same). redis-py errors arrive translated (one line
+    saying what to do)."""
 
     done = {} if done is None else done
     reached: list[_Target] = []
@@ -339,7 +388,9 @@ def _on_every_node(
                 if not target.found:
                     raise  # (the URL's own server: translated below, as for any client)
                 admitted = [other.name for other in reached]
-                raise _refused_login(settings, target, admitted, fallback) from None
+                if target.serves or refusal_fails:
+                    raise _refused_login(settings, target, admitted, fallback) from None
+                skipped[target.name] = _refusal(settings, target, admitted, fallback)
             except _NO_ANSWER as exc:
                 skipped[target.name] = _did_not_answer(settings, target, exc, applied=[])
         if whole and skipped:
@@ -395,14 +446,25 @@ def _refused_login(
     """A server found through the URL (a replica or the master behind the sentinels, a node
     of the cluster) refused the URL's user and password (and ``fallback``): said of that
     server, not of the URL, whose credentials ``admitted`` (the servers that took them
-    before) did let in. ACLs are per server and not replicated: a replica or node added
-    since the admin was made has none of the users, unless given a copy of the aclfile.
-    Raised before any server got the user."""
-    who = _connecting_user(settings)
+    before) did let in (``_refusal``). Raised before any server got the user: for a master,
+    or when the user applied is the URL's own (a replica is skipped otherwise)."""
     if settings.kind == "cluster":
         what = "cluster node" + (" holding hash slots" if target.serves else "")
     else:
         what = "the master behind the sentinels" if target.serves else "replica"
+    return PermissionDenied(
+        f"authentication failed on {what} {target.name} of {settings.url}: "
+        f"{_refusal(settings, target, admitted, fallback)}; then run this command again. "
+        "Nothing was applied"
+    )
+
+
+def _refusal(settings: Settings, target: _Target, admitted: list[str], fallback: str | None) -> str:
+    """Why ``target`` refused the URL's user, and what to do: what ``_refused_login`` says,
+    and why a replica is skipped. ACLs are per server and not replicated: a replica or node
+    added since the admin was made has none of the users, unless given a copy of the
+    aclfile."""
+    who = _connecting_user(settings)
     tried = "the URL's password" + (" and the new one given" if fallback else "")
     if admitted:
         why = (
@@ -414,14 +476,13 @@ def _refused_login(
             "check the user name and password in the URL; if they are right, the user is "
             f"missing on {target.name} (or has another password there)"
         )
-    return PermissionDenied(
-        f"authentication failed on {what} {target.name} of {settings.url}: it refused user "
-        f"{who!r} with {tried}; {why}. ACLs are per server and not replicated: a server "
-        f"added since the user was made has none of its users. Create user {who!r} on "
-        f"{target.name} with the same password and rights (as an admin of it: ACL SETUSER, "
-        "then ACL SAVE), or copy the aclfile of a server that has it to it and run ACL LOAD "
-        "there (docs/deployment.md: give a new replica the aclfile before it starts); then "
-        "run this command again. Nothing was applied"
+    return (
+        f"it refused user {who!r} with {tried}; {why}. ACLs are per server and not "
+        f"replicated: a server added since the user was made has none of its users. Create "
+        f"user {who!r} on {target.name} with the same password and rights (as an admin of "
+        "it: ACL SETUSER, then ACL SAVE), or copy the aclfile of a server that has it to it "
+        "and run ACL LOAD there (docs/deployment.md: give a new replica the aclfile before it "
+        "starts)"
     )
 
 
@@ -774,4 +835,70 @@ def _not_saved(who: str, refused: str, run: str) -> str:
     return (
         f"in memory only (user {who!r} may not run {refused}: NOPERM): have an admin run "
         f"{run} there, {_LOST_AT_RESTART}"
+    )
+
+
+# The client types (CLIENT LIST TYPE) of the connections --kill-connections closes: a
+# process's own, its subscriptions included. Not 'replica' or 'master': replication links.
+_CLOSED_TYPES = ("normal", "pubsub")
+# The name a sentinel gives its connections to a server (sentinel.c: the first 8 characters
+# of its id, then 'cmd' or 'pubsub'): they log in as its auth-user.
+_SENTINEL_NAME = re.compile(r"sentinel-[0-9a-f]{8}-(?:cmd|pubsub)")
+
+
+def _kill_connections(client: Any, user: str) -> tuple[int, str]:
+    """Close the connections of ``user`` on the server of ``client`` (its clients', of TYPE
+    normal or pubsub; not ``client``'s own, which the URL's user may be), once the user has
+    its new password there: how many, and what was left open (``_spared``, "" for nothing):
+    the sentinels' connections and the replication links that log in as the user. Closed,
+    they would log in again with the password their configuration holds, the old one, and
+    be refused: replication, or the sentinels' watch, would stop. Each is closed by its ID
+    (CLIENT KILL ID: a filter every Redis >= 6.2 has); one that logged in between the listing
+    and the kill did so with the new password."""
+    own = str(client.client_id())
+    doomed: list[str] = []
+    sentinels: list[dict[str, str]] = []
+    for kind in _CLOSED_TYPES:
+        for entry in client.client_list(_type=kind):
+            if entry.get("user") != user or str(entry.get("id")) == own:
+                continue
+            if _SENTINEL_NAME.fullmatch(str(entry.get("name", ""))):
+                sentinels.append(entry)
+            else:
+                doomed.append(str(entry["id"]))
+    replicas = [entry for entry in client.client_list(_type="replica") if entry.get("user") == user]
+    count = sum(int(client.client_kill_filter(_id=ident)) for ident in doomed)
+    return count, _spared(user, replicas, sentinels)
+
+
+def _spared(user: str, replicas: list[dict[str, str]], sentinels: list[dict[str, str]]) -> str:
+    """What ``_kill_connections`` left open (CLIENT LIST entries) and what to do: update
+    masterauth and the sentinels' auth-pass to the new password first, or the next
+    reconnection is refused; then close them by hand, as a name is the client's to choose."""
+    said = []
+    if replicas:
+        links = ", ".join(f"from {entry.get('addr')} (id {entry.get('id')})" for entry in replicas)
+        said.append(
+            f"the replication link(s) {links}, replicas logging in as user {user!r} "
+            "(masteruser): set masterauth to the new password on every server (CONFIG SET "
+            "masterauth, then CONFIG REWRITE; a failover makes any of them a replica), or "
+            "replication stops at the link's next reconnection (WRONGPASS)"
+        )
+    if sentinels:
+        names = ", ".join(
+            f"{entry.get('name')} from {entry.get('addr')} (id {entry.get('id')})"
+            for entry in sentinels
+        )
+        said.append(
+            f"the sentinel connection(s) {names}, sentinels logging in as user {user!r} "
+            "(sentinel auth-user): set the new password on every sentinel (SENTINEL SET "
+            "<master> auth-pass), or they lose the servers at their next reconnection and fail "
+            "the master over or mark it down"
+        )
+    if not said:
+        return ""
+    return (
+        f"kept open {'; and '.join(said)}. Then close these too (CLIENT KILL ID ID): they "
+        "logged in before the rotation, and a connection's name is its client's to choose "
+        "(one named like a sentinel's that comes from no sentinel's address is no sentinel)"
     )

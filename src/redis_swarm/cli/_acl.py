@@ -66,8 +66,9 @@ PASSWORD_PLACEHOLDER = "<password>"
     "--kill-connections",
     is_flag=True,
     help="With --apply: then close the user's open connections on every server it was set "
-    "on (CLIENT KILL USER): a password is checked at login only, so a rotated, leaked one "
-    "stays logged in until then. Every process of the user must log in again.",
+    "on (normal and pub/sub ones; replication links and sentinels spared): a password is "
+    "checked at login only, so a rotated, leaked one stays logged in until then. Every "
+    "process of the user must log in again.",
 )
 @click.option(
     "--redis-version",
@@ -166,6 +167,7 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
         "url_user": made.url_user,
         "skipped": skipped,
         "closed": [{"node": node, "connections": n} for node, n in made.closed.items()],
+        "spared": [{"node": node, "reason": why} for node, why in made.spared.items()],
         "warning": spec.warning,
         "agent_url": url,
     }
@@ -198,6 +200,8 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
         for where, count in made.closed.items():
             click.echo(f"# closed {count} connection(s) of user {spec.user!r} on {where}")
+        for where, why in made.spared.items():
+            click.echo(f"warning: on {where}: {why}", err=True)
         # Behind a Sentinel only replicas are skipped; on a cluster, nodes without hash slots
         # (replicas, a master a failover replaced, a node joining).
         cluster = app.settings.kind == "cluster"
