@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 import redis
 
-from redis_swarm import PermissionDenied, Settings, Swarm, Timeout, apply_role
+from redis_swarm import PermissionDenied, Swarm, Timeout
 from redis_swarm._keys import Keys, label_id
 from redis_swarm._ops import counters
 
 from ._cli import Cli
 from ._handles import must
+from ._role_users import role_urls
 from ._servers import RedisServer, ServerFactory, system_redis
 
 SWARM = "counted"
@@ -38,11 +39,7 @@ def server(servers: ServerFactory) -> Iterator[RedisServer]:
 @pytest.fixture(scope="module")
 def urls(server: RedisServer) -> dict[str, str]:
     """The URL of a worker's and a shard's user of the swarm."""
-    out = {}
-    for role in ("worker", "shard"):
-        made = apply_role(Settings.from_url(server.url, swarm=SWARM), role, f"c-{role}").user
-        out[role] = f"redis://{made.user}:{made.password}@127.0.0.1:{server.port}"
-    return out
+    return role_urls(server, SWARM, "c")
 
 
 @pytest.fixture

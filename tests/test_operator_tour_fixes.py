@@ -24,6 +24,7 @@ from redis_swarm._embedded import _version_of
 from redis_swarm._keys import Keys
 
 from ._cli import Cli
+from ._role_users import role_urls
 from ._servers import RedisServer, ServerFactory, _spawn, _wait_ready, free_port, system_redis
 from ._tls import Pki, TlsServer
 from .test_tour_messages import _certificate, pki, tour_pki  # noqa: F401 (its fixtures)
@@ -43,11 +44,7 @@ def server(servers: ServerFactory) -> Iterator[RedisServer]:
 @pytest.fixture(scope="module")
 def urls(server: RedisServer) -> dict[str, str]:
     """The URL of a worker's and a shard's user of the swarm."""
-    out = {}
-    for role in ("worker", "shard"):
-        made = apply_role(Settings.from_url(server.url, swarm=SWARM), role, f"t-{role}").user
-        out[role] = f"redis://{made.user}:{made.password}@127.0.0.1:{server.port}"
-    return out
+    return role_urls(server, SWARM, "t")
 
 
 @pytest.fixture
