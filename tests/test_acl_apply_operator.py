@@ -215,6 +215,31 @@ def test_kill_connections_cuts_a_connection_logged_in_with_the_old_password(
     server.stop()
 
 
+def test_a_workers_connection_named_like_a_sentinels_is_closed(servers: ServerFactory) -> None:
+    """A name is its client's to choose: one holding a leaked worker password that names its
+    connection like a sentinel's dodged --kill-connections (a review's catch). A sentinel's
+    user needs rights only an admin has, so only an admin's such connections are spared."""
+    server = servers.start()
+    settings = Settings.from_url(server.url, swarm=SWARM)
+    apply_role(settings, "worker", "leaky", OLD)
+    leaked: list[Any] = []
+    for name in ("sentinel-deadbeef-cmd", "sentinel-0badc0de-pubsub"):
+        client: Any = redis.Redis(
+            host="127.0.0.1", port=server.port or 0, username="leaky", password=OLD,
+            client_name=name,
+        )  # fmt: skip
+        client.ping()
+        leaked.append(client)
+    made = apply_role(settings, "worker", "leaky", NEW, kill_connections=True)
+    (node,) = made.persisted
+    assert made.closed == {node: 2} and made.spared == {}, (made.closed, made.spared)
+    with _raw(server) as admin:
+        assert _connections(admin, "leaky") == 0
+    for client in leaked:
+        client.close()
+    server.stop()
+
+
 def _sentinel_connections(client: Any, user: str) -> list[str]:
     return [
         entry["name"]

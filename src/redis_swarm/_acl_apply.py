@@ -324,7 +324,7 @@ def _apply(
         how = _persist(client, who)
         if closed is not None:
             done[node] = how  # (saved: should the kill fail, it is said as saved)
-            closed[node], kept = _kill_connections(client, spec.user)
+            closed[node], kept = _kill_connections(client, spec.user, spec.role == "admin")
             if kept and spared is not None:
                 spared[node] = kept
         return how
@@ -846,11 +846,14 @@ _CLOSED_TYPES = ("normal", "pubsub")
 _SENTINEL_NAME = re.compile(r"sentinel-[0-9a-f]{8}-(?:cmd|pubsub)")
 
 
-def _kill_connections(client: Any, user: str) -> tuple[int, str]:
+def _kill_connections(client: Any, user: str, admin: bool) -> tuple[int, str]:
     """Close the connections of ``user`` on the server of ``client`` (its clients', of TYPE
     normal or pubsub; not ``client``'s own, which the URL's user may be), once the user has
     its new password there: how many, and what was left open (``_spared``, "" for nothing):
-    the sentinels' connections and the replication links that log in as the user. Closed,
+    the sentinels' connections and the replication links that log in as the user. Only an
+    ``admin`` user's connections named like a sentinel's are spared: a sentinel's user needs
+    rights (INFO, and more) no other role has, and a name is the client's to choose, so one
+    holding a leaked worker's or shard's password could dodge the kill by taking one. Closed,
     they would log in again with the password their configuration holds, the old one, and
     be refused: replication, or the sentinels' watch, would stop. Each is closed by its ID
     (CLIENT KILL ID: a filter every Redis >= 6.2 has); one that logged in between the listing
@@ -862,7 +865,7 @@ def _kill_connections(client: Any, user: str) -> tuple[int, str]:
         for entry in client.client_list(_type=kind):
             if entry.get("user") != user or str(entry.get("id")) == own:
                 continue
-            if _SENTINEL_NAME.fullmatch(str(entry.get("name", ""))):
+            if admin and _SENTINEL_NAME.fullmatch(str(entry.get("name", ""))):
                 sentinels.append(entry)
             else:
                 doomed.append(str(entry["id"]))

@@ -207,10 +207,14 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
         cluster = app.settings.kind == "cluster"
         noun, back = ("node", "is up in the cluster") if cluster else ("replica", "is back")
         for node in skipped:
+            # (a server skipped keeps the user as it was: missing, or with its old password,
+            # which, leaked, still logs in there and keeps its rights after a failover to it)
             click.echo(
-                f"warning: not applied on {noun} {node['node']}: {node['reason']}; it lacks "
-                f"user {spec.user!r} (a failover to it would lock the user's agents out): run this "
-                f"command again once the {noun} {back}",
+                f"warning: not applied on {noun} {node['node']}: {node['reason']}; user "
+                f"{spec.user!r} is there as it was (missing, or with its old rules and "
+                f"password: a leaked password still logs in there, and a failover to it keeps "
+                f"that or locks the user's agents out): run this command again once the "
+                f"{noun} {back} and lets the URL's user in",
                 err=True,
             )
 
