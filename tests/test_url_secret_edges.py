@@ -144,3 +144,21 @@ def test_no_command_shows_a_piece_of_the_secret(url: str, tmp_path: Path) -> Non
         assert out.code != 0 and _no_piece(said), (args, said)
         assert "***" in said, (args, said)
     assert not (tmp_path / ".codex").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("rediss://h:6380?ssl_keyfile=/k.pem&ssl_password=SECRET", "a client key's passphrase"),
+        ("redis+sentinel://h:26379/mymaster?sentinel_password=SECRET", "sentinels are reached"),
+    ],
+)
+def test_a_secret_that_is_no_redis_password_is_not_sent_to_redis_by_the_advice(
+    url: str, says: str
+) -> None:
+    """Told 'a user name and password go before the host', a user would have sent a key's
+    passphrase (or a sentinel's password) to Redis as its AUTH password (a review's catch)."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_url(url)
+    said = str(caught.value)
+    assert says in said and "go before the host" not in said and "SECRET" not in said, said

@@ -506,8 +506,19 @@ def _refuse_secret_options(url: str) -> None:
     if not secret:
         return
     scheme = url.split("://", 1)[0].lower() if "://" in url else url.split("?", 1)[0].lower()
+    option = secret[0][0].lower()
     if scheme == "embedded":
         where = "the embedded server takes no password: drop it"
+    elif option.startswith("ssl"):  # (redis-py's ssl_password: an encrypted key's passphrase)
+        where = (
+            "a client key's passphrase is not taken: give ssl_keyfile a key that is not "
+            "encrypted (openssl pkey -in KEY -out PLAIN_KEY), kept readable by you alone"
+        )
+    elif option.startswith("sentinel"):  # (sentinel_password, sentinel_username)
+        where = (
+            "the sentinels are reached without a password (docs/deployment.md, Sentinel, says "
+            "why): drop it; the user name and password before the host are the servers'"
+        )
     else:
         form = _form(url) if scheme in _FORMS else "write it as redis://USER:PASSWORD@HOST:6379"
         if scheme == "unix":
