@@ -134,3 +134,11 @@ def test_a_value_of_a_readable_length_is_repeated_whole(cli: Cli) -> None:
     value = "x" * 900  # (as a long path is: shown whole)
     out = cli("events", "--limit", value, expect=2)
     assert repr(value) in out.stderr and "characters)" not in out.stderr, out
+
+
+def test_the_cores_error_quoting_a_huge_url_is_cut(cli: Cli) -> None:
+    """A ConfigError quotes pieces of a huge --url (an option's value, the host): printed
+    whole before (a review's catch), click's errors alone were cut."""
+    for url in (f"redis://h:6379?retries={'x' * HUGE}", f"redis://{'h' * HUGE}:6379"):
+        out = cli("--url", url, "status", expect=1)
+        assert len(out.stderr) < 2000 and " characters)" in out.stderr, out.stderr[:300]

@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import os
+import re
 import select
 import sys
 import traceback
@@ -323,12 +324,27 @@ def _shown_value(value: str) -> str:
 
 
 _GIVEN_ARGS = "redis_swarm.given_args"  # (ctx.meta: the words the command line gave)
+# A word no sentence of ours holds: a piece of a huge value an error quotes (the core's: an
+# option of a huge --url), cut as a whole value is.
+_LONG_WORD = re.compile(rf"[^\s']{{{LONG_VALUE_CHARS + 1},}}")
 
 
 def _shorten_values(exc: click.ClickException, args: Sequence[str]) -> None:
     """Cut each long value of the command line ``args`` that ``exc``'s message repeats (click's
     and ours: ``'...' is not a valid integer``, ``No such command '...'``, ``Got unexpected
     extra argument (...)``) to ``_shown_value``'s form, rather than print all of it."""
+    exc.message = _cut_long_values(exc.message, args)  # type: ignore[misc]  # (Final; set once)
+
+
+def _cut_word(match: re.Match[str]) -> str:
+    word = match[0]
+    return f"{word[:SHOWN_VALUE_CHARS]}... ({len(word):,} characters)"
+
+
+def _cut_long_values(message: str, args: Sequence[str]) -> str:
+    """``message`` with each long value of ``args`` it repeats (as given, or as its repr)
+    cut to ``_shown_value``'s form: a click error's, or the core's (a huge --url in a
+    ConfigError)."""
     values = set()
     for word in args:
         values.add(word)
@@ -336,13 +352,12 @@ def _shorten_values(exc: click.ClickException, args: Sequence[str]) -> None:
             values.add(word.partition("=")[2])
         elif word.startswith("-") and not word.startswith("--"):
             values.add(word[2:])  # (a short option's value written on to it: -cVALUE)
-    message = exc.message
     for value in sorted(values, key=len, reverse=True):
         # (click repeats a value as its repr: one with a newline or a tab is found only so)
         if len(value) > LONG_VALUE_CHARS and (value in message or repr(value) in message):
             shown = _shown_value(value)
             message = message.replace(repr(value), shown).replace(value, shown)
-    exc.message = message  # type: ignore[misc]  # (typed Final; click sets it once)
+    return message
 
 
 class _UsageErrorExit1(click.UsageError):
@@ -496,6 +511,8 @@ def _fail(ctx: click.Context, exc: BaseException, code: int) -> NoReturn:
     if app is not None and app.debug:
         traceback.print_exc()
     message = str(exc) or type(exc).__name__  # (the core's hints are commands: _hints)
+    given = [*ctx.find_root().meta.get(_GIVEN_ARGS, ()), os.environ.get(ENV_URL, "")]
+    message = _LONG_WORD.sub(_cut_word, _cut_long_values(message, given))
     if app is not None and app.json:
         click.echo(json.dumps({"error": type(exc).__name__, "message": message}), err=True)
     else:
