@@ -21,10 +21,14 @@ __all__ = ["SUMMARY_LIMIT", "finding_tags", "new_mark", "normalize_finding", "pa
 
 OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
+# Before those last characters, the '{' also tried: the first this many, and those that begin
+# the last this many lines begun with one (a finding bigger than the window: ``_last_object``).
+EARLY_STARTS = 8
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
 
 
+_LINE_OBJECT = re.compile(r"^[ \t]*\{", re.M)
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)\n[ \t]*```", re.S)
 # Envelopes of agent CLIs' JSON output: claude -p --output-format json ("result"),
 # gemini -o json ("response"). The finding is inside the text they carry.
@@ -64,16 +68,26 @@ def _as_finding(
 def _last_object(
     text: str, depth: int, mark: str | None
 ) -> tuple[dict[str, Any], str | None] | None:
-    """The JSON object with a summary that ends last in ``text`` (the outermost one)."""
-    text = text[-OBJECT_SEARCH:]
+    """The JSON object with a summary that ends last in ``text`` (the outermost one).
+
+    Its start is searched for in the last ``OBJECT_SEARCH`` characters, and before them only
+    at ``EARLY_STARTS``' (each start tried parses the text once at most): an object bigger
+    than the window (a finding too big to store) is found whole, so that the core refuses it
+    for its size (the run fails saying so), never made the finding as a cut text."""
+    window = max(len(text) - OBJECT_SEARCH, 0)
     decoder = json.JSONDecoder()
-    starts = [m.start() for m in re.finditer(r"\{", text)][-OBJECT_TRIES:]
+    starts = [window + m.start() for m in re.finditer(r"\{", text[window:])][-OBJECT_TRIES:]
+    if window:
+        lines = [m.end() - 1 for m in _LINE_OBJECT.finditer(text, 0, window)][-EARLY_STARTS:]
+        braces = re.finditer(r"\{", text[:window])
+        first = [m.start() for _, m in zip(range(EARLY_STARTS), braces, strict=False)]
+        starts = sorted({*first, *lines}) + starts
     best: tuple[dict[str, Any], str | None] | None = None
     best_end = -1
     for start in reversed(starts):
         try:
             value, end = decoder.raw_decode(text, start)
-        except ValueError:
+        except (ValueError, RecursionError):  # (RecursionError: nested too deep)
             continue
         found = _as_finding(value, depth, mark)
         if found is not None and end >= best_end:

@@ -31,6 +31,9 @@ An output longer than the runner keeps (``child.Capture``: its first and last by
 middle dropped) cannot be read whole: ``read_output`` then fails the run with why
 (``AgentOutput.cut``), reading what it cost from the end kept where the format allows
 (``_read_cut``); an answer whole in the end (the last line of JSON lines) is read as usual.
+An output kept whole that begins as a format's JSON and ends before it does (the CLI stopped
+while it wrote, yet exited 0) fails the run too, its cost unknown (``_cut_short``); any other
+output beginning with ``{`` is an answer printed as text.
 
 Input tokens are counted whole in ``Usage.tokens_in``: Claude reports the cached ones apart
 from ``input_tokens`` (they are added), Codex and Gemini within them.
@@ -114,7 +117,8 @@ class AgentOutput:
     than ``success``: ``error_max_turns``); ``stray`` the lines of a machine format's output
     that are not JSON (a CLI's own complaint printed among its events); ``notes`` what
     ``warning`` says besides the figures dropped; ``cut`` why the output was not read whole
-    (``cut_reason``: longer than the runner keeps), None when it was. A cut machine format
+    (``cut_reason``: longer than the runner keeps; or, kept whole, a machine format cut
+    short: ``_cut_short``), None when it was. A cut machine format
     has its ``error`` set to it (the run fails); a cut text has the end kept as its
     ``answer``: a finding found there (tagged, fenced, an object) is whole, the text itself
     is not."""
@@ -210,6 +214,9 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
         if printed.truncated:
             return _read_cut(printed, asked=option is not None)
         printed = printed.text()
+    short = _cut_short(printed, option)
+    if short is not None:
+        return AgentOutput("", error=short, cut=short)
     output = _read(printed)
     if option is not None and not output.machine and printed.strip():
         note = (
@@ -218,6 +225,111 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
         )
         output = replace(output, notes=(*output.notes, note))
     return output
+
+
+def _cut_short(text: str, option: str | None) -> str | None:
+    """Why ``text``, an output kept whole, is a machine format cut short (its CLI killed, its
+    pipe broken, the disk full while it wrote: the run fails, its cost unknown), or None.
+
+    It is when it does not parse and ends inside the JSON it began (``_unended``: in a string
+    or a bracket left open; JSON closed and followed by text, or JSON that is not, is not
+    cut), and that JSON is a format's: JSON lines (Codex's events, Claude's stream-json)
+    whose first line is an event (an object with a ``type``) and whose last line is cut; or
+    one object that begins as Claude's result object or Codex's event (``"type"`` its first
+    member, ``"result"`` or an event's type) or holds Gemini's keys alone up to the cut
+    (``session_id`` or ``response`` among them) (``_begun_as``), or any object when the
+    command asks for a machine format (``option``). Any other output begun with ``{`` (an
+    answer printed as JSON text) is read as text."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return None
+    first, _, rest = stripped.partition("\n")
+    head = _json(first)
+    if isinstance(head, dict) and rest.strip():  # JSON lines: the last one cut?
+        last = stripped.rpartition("\n")[2].strip()
+        if not isinstance(head.get("type"), str) or not last.startswith("{"):
+            return None
+        if _json(last) is not None or not _unended(last):
+            return None
+        what = "Codex's JSON events" if head.get("type") in _CODEX_EVENTS else "JSON events"
+    else:
+        try:
+            _DECODER.raw_decode(stripped)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            return None  # (JSON whole, text after it: no format's, and not cut)
+        if not _unended(stripped):
+            return None
+        kind = _begun_as(stripped)
+        if kind is None and option is None:
+            return None
+        what = _FORMAT_NAMES.get(kind or "", f"JSON (the agent command asks for it: {option})")
+    said = quote_tail(stripped)[-_CUT_QUOTE:]
+    return (
+        f"the agent's output was cut: it begins as {what} but ends before it does "
+        f"({len(text.encode(errors='replace')):,} bytes on stdout, ending {said!r}), so it "
+        "holds no answer to store and what the run cost is unknown; the CLI was stopped while "
+        "it wrote (killed, its pipe broken, the disk full): the task is tried again"
+    )
+
+
+_CUT_QUOTE = 160  # the characters of a cut output's end its failure quotes
+_FORMAT_NAMES = {
+    CLAUDE: "Claude Code's JSON result object",
+    CODEX: "Codex's JSON events",
+    GEMINI: "Gemini CLI's JSON object",
+}
+# A JSON string (closed, or left open by the end of the text: its closing quote group empty),
+# or a bracket. A string is matched whole from its opening quote, so each character is
+# looked at once (a string regex that can fail would be tried again from each quote in it).
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*("?)|[\[{]|[\]}]', re.S)
+
+
+def _unended(text: str) -> bool:
+    """Whether ``text``, begun with a bracket, ends inside the JSON value it begins: inside a
+    string, or with a bracket left open. A value closed before the end (JSON followed by
+    text, or brackets balanced in text that is no JSON) is not."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        if token.group().startswith('"'):
+            if not token.group(1):
+                return True  # (a string open at the end of the text)
+        elif token.group() in "[{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth <= 0:
+                return False
+    return depth > 0
+
+
+def _begun_as(start: str) -> str | None:
+    """The format whose object ``start`` (JSON cut short) begins as: ``CLAUDE`` when its
+    first member is ``"type": "result"``, ``CODEX`` when it is an event's type, ``GEMINI``
+    when the keys up to the cut are Gemini's alone, ``session_id`` or ``response`` among
+    them; None for any other (an answer printed as JSON)."""
+    at = _skip_space(start, 0) + 1  # (past its "{")
+    keys: list[str] = []
+    first: Any = None
+    while True:
+        key, at = _decoded(start, at)
+        if not isinstance(key, str) or not start.startswith(":", at):
+            break
+        keys.append(key)
+        value, at = _decoded(start, at + 1)
+        if len(keys) == 1:
+            first = value
+        if at < 0 or not start.startswith(",", at):
+            break
+        at += 1
+    if keys[:1] == ["type"] and first == "result":
+        return CLAUDE
+    if keys[:1] == ["type"] and first in _CODEX_EVENTS:
+        return CODEX
+    if keys and set(keys) <= _GEMINI_KEYS and {"session_id", "response"} & set(keys):
+        return GEMINI
+    return None
 
 
 def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
