@@ -87,6 +87,14 @@ ERROR_SHOWN = 300  # characters of an error in a progress line (a try's, a dead 
 # the synthesizer runs, so that a rerun after a kill need not wait for a lease to end).
 HOLD_S = 60.0
 _TASK_OF = {"planner": "planning task", "synthesizer": "synthesizer task"}  # what progress says
+# What a run waiting for a planning task an earlier run's planner holds may do. Nothing
+# takes the lease over sooner (only its holder has its token; cancelling the task would
+# cancel the pass's plan): a killed run's lasts the [planner] lease_s it was claimed with.
+_WAIT_FOR_PLANNER = (
+    "; if that run still runs, stop it where it runs (Ctrl-C) or let it finish; if it was "
+    "killed, wait, or stop this one (Ctrl-C) and run it again then ([planner] lease_s, "
+    "default the workers', bounds how long a killed run's planner holds it)"
+)
 # How often a running agent's run is looked in on: its first heartbeat within a second of
 # its start, as a ``swarm run`` slot's (its lease is renewed only when due).
 _TICK_S = 1.0
@@ -336,7 +344,13 @@ class OneShotAgents:
         self._say(f"{self.current}: {role} try {len(tries.reasons)}: {said}")
 
     def _claim_own(
-        self, task: Task, role: str, *, until: threading.Event, wait: bool = True
+        self,
+        task: Task,
+        role: str,
+        *,
+        until: threading.Event,
+        wait: bool = True,
+        lease_s: float | None = None,
     ) -> Task | None:
         """Claim ``task``, the planning or synthesizer task of the pass running now: the task
         held, or None once ``until`` is set, when the task is settled otherwise than dead
@@ -344,7 +358,8 @@ class OneShotAgents:
         be had now. It waits while the task's backoff runs (after a failed run) or an earlier
         run holds it (until its lease ends); a dead one is given back to its queue (this run
         retries it). Another task claimed from the queue was left open by a killed run for a
-        pass it finished, or one the plan no longer has: it is cancelled."""
+        pass it finished, or one the plan no longer has: it is cancelled. ``lease_s``: the
+        lease claimed (None: the task's own, as posted, maybe by an earlier run)."""
         shown: int | None = None  # the lease end last said
         while not until.is_set():
             if task.status is TaskStatus.DEAD:
@@ -352,8 +367,9 @@ class OneShotAgents:
             elif task.status.settled:
                 return None
             claimed = self.swarm.claim(
-                [task.queue], worker=self._agent_name(role), wait_s=1.0 if wait else 0.0
-            )
+                [task.queue], worker=self._agent_name(role), wait_s=1.0 if wait else 0.0,
+                lease_s=lease_s,
+            )  # fmt: skip
             if claimed is not None and claimed.id == task.id:
                 return claimed
             if claimed is not None:
@@ -368,7 +384,9 @@ class OneShotAgents:
                 again = "still " if shown is not None else ""
                 self._say(
                     f"{self.current}: waiting for its {_TASK_OF[role]} {task.id}, {again}held by "
-                    f"an earlier run's {role} ({leases_end([task])})"
+                    f"an earlier run's {role} ({leases_end([task])}): renewed while that run "
+                    "lives; this run goes on by itself once it ends"
+                    f"{_WAIT_FOR_PLANNER if role == 'planner' and not again else ''}"
                 )
                 shown = task.lease_deadline
         return None
@@ -394,6 +412,8 @@ class OneShotAgents:
         that finding, with what it cost; each refused or failed run fails the planning task
         with its cost and why."""
         spec = self.plan.passes[index]
+        planner = self.plan.planner
+        assert planner is not None
         task = self._planning_task(index)
         tries = Tries()
         try:
@@ -406,7 +426,9 @@ class OneShotAgents:
                     )
                 if not self._may_run(claiming=True):
                     return ()
-                held = self._claim_own(task, "planner", until=self._stopping)
+                held = self._claim_own(
+                    task, "planner", until=self._stopping, lease_s=float(planner.lease_s)
+                )
                 if held is None:  # stopped, or settled meanwhile
                     task = self.swarm.get_task(task.id)
                     continue

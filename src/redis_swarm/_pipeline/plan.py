@@ -56,6 +56,9 @@ DEFAULT_PLANNED_TASKS = 10
 MAX_LABEL = 200  # a pass name, inside the task's pass label with the pipeline's name
 
 
+DEFAULT_LEASE_S = 600  # the lease_s of [workers] and [synthesizer] when the plan gives none
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """How to run one kind of agent (``[workers]``, ``[planner]``, ``[synthesizer]``)."""
@@ -63,7 +66,7 @@ class AgentSpec:
     exec: str
     model: str | None = None  # recorded on what it writes (default: what its output names)
     concurrency: int = 1
-    lease_s: int = 600
+    lease_s: int = DEFAULT_LEASE_S
     timeout_s: float | None = None  # the most one run may take (default: lease_s)
 
 
@@ -305,7 +308,11 @@ def _pipeline_name(value: Any) -> str:
     return name
 
 
-def _agent(c: _Checker, table: Any, section: str, *, pool: bool) -> AgentSpec | None:
+def _agent(
+    c: _Checker, table: Any, section: str, *, pool: bool, lease_s: int | None = None
+) -> AgentSpec | None:
+    """The agent of ``section``. ``lease_s``: its lease when the table gives none (the
+    planner's: the workers'), its ``timeout_s`` then defaulting to ``DEFAULT_LEASE_S``."""
     where: tuple[str | int, ...] = (section,)
     if not isinstance(table, dict):
         c.problem(where, f"must be a table ([{section}])", table=True)
@@ -315,11 +322,14 @@ def _agent(c: _Checker, table: Any, section: str, *, pool: bool) -> AgentSpec | 
     command = c.get(table, where, "exec", _command, required=True)
     model = c.get(table, where, "model", _text)
     concurrency = c.get(table, where, "concurrency", _integer(1, 1000), 4 if pool else 1)
-    lease_s = c.get(table, where, "lease_s", _integer(1, 7 * 86400), 600)
+    given = c.get(table, where, "lease_s", _integer(1, 7 * 86400))
     timeout_s = c.get(table, where, "timeout_s", _number(0.1, 7 * 86400))
     if command is None:
         return None
-    return AgentSpec(command, model, concurrency, lease_s, timeout_s)
+    if given is None and lease_s is not None and timeout_s is None:
+        timeout_s = float(DEFAULT_LEASE_S)  # (a lease given by default is no time limit)
+    lease = given if given is not None else (lease_s or DEFAULT_LEASE_S)
+    return AgentSpec(command, model, concurrency, lease, timeout_s)
 
 
 TASK_KEYS = {"description", "data"}
@@ -686,7 +696,13 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
     if "synthesizer" in data:
         synthesizer = _agent(c, data["synthesizer"], "synthesizer", pool=False)
     if "planner" in data:
-        planner = _agent(c, data["planner"], "planner", pool=False)
+        # A planner's lease is renewed while it runs (``OneShotAgents._run_agent``): a short
+        # one costs nothing, and a run killed while it plans is resumed as soon as the
+        # workers' tasks are; its run may still take DEFAULT_LEASE_S (its timeout_s).
+        planner = _agent(
+            c, data["planner"], "planner", pool=False,
+            lease_s=workers.lease_s if workers is not None else None,
+        )  # fmt: skip
     base = path.parent if match_files else None
     contexts = _contexts(c, data.get("contexts", []), base, name)
     passes = _passes(c, data.get("passes"), {ctx.owner for ctx in contexts})

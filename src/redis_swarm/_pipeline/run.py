@@ -84,6 +84,9 @@ __all__ = [  # the names, prompts and task-list parsing too, as before the split
 ]
 
 NO_COST = "no cost reported"  # the progress line's word while no agent reported a cost
+# The agent runs recorded, none of which reported a cost, before a run warns that its
+# max_cost_usd cannot stop it: one run that crashed before its CLI said what it cost is no sign.
+NO_COST_RUNS = 3
 # A pass with a task in one of these has (or may still get) a finding: its dead stay dead.
 _NOT_RETRIED = {TaskStatus.COMPLETED, TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.CLAIMED}
 
@@ -129,6 +132,7 @@ class Pipeline(OneShotAgents):
         # last read them): the cost leaves theirs out.
         self.runs: tuple[int, int] = (0, 0)
         self._no_cost_said = False  # whether the run warned that no agent reports a cost
+        self._no_cost_warned = False  # ... from the runs recorded, and took it back not yet
         # How the plan differs from the one the run it resumes stored (see
         # ``_compare_with_stored``), and the first pass that may rest on what changed.
         self.plan_changes: list[str] = []
@@ -568,22 +572,29 @@ class Pipeline(OneShotAgents):
         return True
 
     def _no_cost_yet(self, cost: float | None) -> None:
-        """Warn, once, when the plan has a budget in USD and agent runs were recorded, none
-        of which reported a cost (Codex, Gemini CLI, scripted agents): a cost nobody reports
-        never spends the budget, so it cannot stop the run while that lasts."""
+        """Warn, once, when the plan has a budget in USD and ``NO_COST_RUNS`` agent runs (or
+        more) were recorded, none of which reported a cost (Codex, Gemini CLI, scripted
+        agents): a cost nobody reports never spends the budget, so it cannot stop the run
+        while that lasts. (Fewer would judge on a run that crashed before its CLI printed
+        what it cost.) Once warned, the first cost reported takes the warning back, once."""
         limit, (runs, _unpriced) = self.plan.max_cost_usd, self.runs
-        if self._no_cost_said or not limit or cost is not None or not runs:
+        if not limit:
             return
-        self._no_cost_said = True
-        none_of = (
-            "the one agent run recorded so far never"
-            if runs == 1
-            else f"none of the {runs:,} agent runs recorded so far"
-        )
+        if cost is not None:
+            if self._no_cost_warned:
+                self._no_cost_warned = False
+                self._say(
+                    f"max_cost_usd ${limit:g} can stop this run after all: an agent run "
+                    f"reported a cost ({usd(cost)} so far; a run that reports none adds nothing)"
+                )
+            return
+        if self._no_cost_said or runs < NO_COST_RUNS:
+            return
+        self._no_cost_said = self._no_cost_warned = True
         self._say(
-            f"warning: {none_of} reported a cost, so "
+            f"warning: none of the {runs:,} agent runs recorded so far reported a cost, so "
             f"max_cost_usd ${limit:g} cannot stop this run while none does (Codex and Gemini "
-            "CLI report tokens only); max_tasks bounds its task claims"
+            "CLI report tokens only); max_tasks bounds its task claims. Said again if one does"
         )
 
     # --- the worker pool
@@ -619,7 +630,7 @@ class Pipeline(OneShotAgents):
                     self.cost = plus(self.cost, usage.cost_usd if usage else None)
                 if self.cost is None and self.plan.max_cost_usd and not self._no_cost_said:
                     self.cost = self.spent()[0]  # (recounted until said, or a cost shows)
-                    self._no_cost_yet(self.cost)
+                self._no_cost_yet(self.cost)  # (said, or taken back once a cost shows)
             if self._cost_spent(self.cost):
                 runner.drain()  # claim nothing more; the running agents finish
 

@@ -1,0 +1,170 @@
+"""The planner's lease on its planning task (default: the workers' ``lease_s``, renewed while
+it runs): a run killed while its planner works is resumed after about that lease, not 600 s,
+the wait line saying what to do; and the warning that ``max_cost_usd`` cannot stop a run,
+said only once several agent runs reported no cost, and taken back when one reports one."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from redis_swarm import Swarm
+from redis_swarm._pipeline import parse_plan
+
+from ._cli import Cli, subprocess_env
+from .test_pipeline_run import (
+    hang_command,
+    killed_while_held,
+    plan_text,
+    swarm,  # noqa: F401  (the fixture)
+    three_passes,
+)
+
+PY = sys.executable
+
+
+def _parsed(planner: str) -> tuple[int, float | None]:
+    text = f"""
+name = "p"
+[workers]
+exec = "w"
+lease_s = 12
+[synthesizer]
+exec = "s"
+[planner]
+exec = "p"
+{planner}
+[[passes]]
+name = "One"
+plan = "List what to look at"
+"""
+    plan = parse_plan(text, Path("plan.toml"))
+    assert plan.planner is not None
+    return plan.planner.lease_s, plan.planner.timeout_s
+
+
+def test_the_planner_lease_defaults_to_the_workers_and_its_timeout_stays_long() -> None:
+    assert _parsed("") == (12, 600.0)  # (a lease by default is no time limit)
+    assert _parsed("lease_s = 40") == (40, None)  # (its timeout: its lease, as before)
+    assert _parsed("timeout_s = 9") == (12, 9.0)
+
+
+def _killed_then_rerun(redis_url: str, tmp_path: Path, planner_lease: str) -> tuple[str, float]:
+    """``three_passes`` with the workers' lease_s 2 (and ``planner_lease`` added to the
+    planner), killed while its planner works (a hanging one), then run again with the real
+    planner: the rerun's stderr, and how long it took."""
+    path = three_passes(tmp_path)
+    path.write_text(path.read_text().replace("lease_s = 30", "lease_s = 2"))  # (the workers')
+    planner = f"{PY} {tmp_path}/planner.py"
+    good = path.read_text().replace(f'exec = "{planner}"', f'exec = "{planner}"{planner_lease}')
+    path.write_text(good.replace(planner, hang_command(tmp_path)))
+    killed_while_held(redis_url, tmp_path, path, 1)
+    path.write_text(good)
+    env = subprocess_env(redis_url, "test", tmp_path / "bin")
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            [PY, "-m", "redis_swarm", "pipeline", "run", str(path), "--wait", "60"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the rerun still waits for the planner: {exc.stderr!r}") from None
+    assert done.returncode == 0, done.stderr
+    assert "pipeline audit: done" in done.stdout
+    return done.stderr, time.monotonic() - began
+
+
+WAITING = (
+    r"pass 2/3 'Pass 2': waiting for its planning task t-\S+, held by an earlier run's "
+    r"planner \(its lease ends in (\d+) s\): renewed while that run lives; this run goes on "
+    r"by itself once it ends; if that run still runs, stop it.*"
+)
+
+
+def test_a_run_killed_while_its_planner_works_resumes_after_the_workers_lease(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The workers' lease_s is 2 and the planner gives none: the rerun waits for the killed
+    planner's planning task about 2 s (the planner held it 600 s before)."""
+    stderr, took = _killed_then_rerun(redis_url, tmp_path, "")
+    assert took < 30, stderr
+    line = re.search(WAITING, stderr)  # (the wait may be over before the rerun looks)
+    assert line is None or int(line.group(1)) <= 2, stderr
+
+
+def test_the_wait_for_a_killed_planner_says_what_to_do(redis_url: str, tmp_path: Path) -> None:
+    """A planner's lease_s of 7 outlasts the killed run's 2 s lease on the pipeline: the
+    rerun says how long it waits, that it goes on by itself, and what else to do."""
+    stderr, _took = _killed_then_rerun(redis_url, tmp_path, "\nlease_s = 7")
+    line = re.search(WAITING, stderr)
+    assert line is not None, stderr
+    assert int(line.group(1)) <= 7, line.group(0)
+    assert "wait, or stop this one (Ctrl-C) and run it again then ([planner] lease_s" in (
+        line.group(0)
+    )
+
+
+# A worker printing Claude's JSON; its runs counted in a file: the first NO_COST_FIRST runs
+# report no cost (the first of them, with CRASH_FIRST set, crashes printing nothing), the
+# later ones $0.01 each.
+WORKER = r"""
+import json, os, sys
+sys.stdin.read()
+counter = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker-runs")
+runs = int(open(counter).read()) if os.path.exists(counter) else 0
+open(counter, "w").write(str(runs + 1))
+if runs == 0 and os.environ.get("CRASH_FIRST"):
+    sys.exit("crashed")
+result = {"type": "result", "is_error": False,
+          "result": json.dumps({"summary": "found for " + os.environ["SWARM_TASK_ID"]})}
+if runs >= int(os.environ.get("NO_COST_FIRST", "0")):
+    result["total_cost_usd"] = 0.01
+print(json.dumps(result))
+"""
+
+
+def _budgeted(tmp_path: Path) -> Path:
+    """``plan_text``'s plan with a budget of $20, one worker (its runs in order) of WORKER."""
+    path = plan_text(tmp_path, worker=f"{PY} {tmp_path}/costly.py")
+    (tmp_path / "costly.py").write_text(WORKER)
+    text = path.read_text().replace("concurrency = 3", "concurrency = 1")
+    path.write_text(text.replace("max_attempts = 2", "max_attempts = 2\nmax_cost_usd = 20"))
+    return path
+
+
+NO_COST = "cannot stop this run"
+AFTER_ALL = "max_cost_usd $20 can stop this run after all: an agent run reported a cost"
+
+
+def test_one_crashed_run_without_cost_is_no_reason_to_warn(
+    cli: Cli,
+    swarm: Swarm,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The first worker run crashes printing no cost, every later one reports one: no
+    warning that the budget cannot stop the run."""
+    path = _budgeted(tmp_path)
+    swarm.configure_queue("pipeline.audit", retry_backoff_s=0.05)
+    out = cli("pipeline", "run", str(path), env={"CRASH_FIRST": "1", "NO_COST_FIRST": "1"})
+    assert "pipeline audit: done" in out.stdout
+    assert NO_COST not in out.stderr and AFTER_ALL not in out.stderr, out.stderr
+
+
+def test_the_warning_is_said_after_runs_without_cost_and_taken_back(
+    cli: Cli,
+    swarm: Swarm,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The first 3 worker runs report no cost, the later ones do: the warning, once, then
+    that the budget can stop the run after all, once."""
+    path = _budgeted(tmp_path)
+    out = cli("pipeline", "run", str(path), env={"NO_COST_FIRST": "3"})
+    assert "pipeline audit: done" in out.stdout
+    warned = "warning: none of the 3 agent runs recorded so far reported a cost, so max_cost_usd"
+    assert out.stderr.count(warned) == 1, out.stderr
+    assert out.stderr.count(NO_COST) == 1, out.stderr
+    assert out.stderr.count(AFTER_ALL) == 1, out.stderr
+    assert out.stderr.index(warned) < out.stderr.index(AFTER_ALL)
