@@ -215,13 +215,15 @@ def test_kill_connections_cuts_a_connection_logged_in_with_the_old_password(
     server.stop()
 
 
-def test_a_workers_connection_named_like_a_sentinels_is_closed(servers: ServerFactory) -> None:
-    """A name is its client's to choose: one holding a leaked worker password that names its
-    connection like a sentinel's dodged --kill-connections (a review's catch). A sentinel's
-    user needs rights only an admin has, so only an admin's such connections are spared."""
+@pytest.mark.parametrize("role", ["worker", "admin"])
+def test_a_connection_named_like_a_sentinels_is_closed(servers: ServerFactory, role: str) -> None:
+    """A name is its client's to choose: one holding a leaked password that names its
+    connection like a sentinel's dodged --kill-connections (two reviews' catch: a worker's,
+    then an admin's). Only an admin's connection from a sentinel of a redis+sentinel URL is
+    spared; this URL names no sentinel."""
     server = servers.start()
     settings = Settings.from_url(server.url, swarm=SWARM)
-    apply_role(settings, "worker", "leaky", OLD)
+    apply_role(settings, role, "leaky", OLD)
     leaked: list[Any] = []
     for name in ("sentinel-deadbeef-cmd", "sentinel-0badc0de-pubsub"):
         client: Any = redis.Redis(
@@ -230,7 +232,7 @@ def test_a_workers_connection_named_like_a_sentinels_is_closed(servers: ServerFa
         )  # fmt: skip
         client.ping()
         leaked.append(client)
-    made = apply_role(settings, "worker", "leaky", NEW, kill_connections=True)
+    made = apply_role(settings, role, "leaky", NEW, kill_connections=True)
     (node,) = made.persisted
     assert made.closed == {node: 2} and made.spared == {}, (made.closed, made.spared)
     with _raw(server) as admin:

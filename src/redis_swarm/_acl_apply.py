@@ -13,7 +13,9 @@ worker may not load it). It needs an admin user::
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -317,6 +319,10 @@ def _apply(
             with Swarm(settings) as opened:
                 opened.load_functions()
 
+    # Where a sentinel's connection may come from: the sentinels of the URL, for an admin
+    # user (the only role a sentinel's auth-user can be); none otherwise.
+    sentinel_hosts = _sentinel_hosts(settings) if spec.role == "admin" else frozenset()
+
     def setuser(client: Any, node: str) -> str:
         client.execute_command(*spec.command)
         done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
@@ -324,7 +330,7 @@ def _apply(
         how = _persist(client, who)
         if closed is not None:
             done[node] = how  # (saved: should the kill fail, it is said as saved)
-            closed[node], kept = _kill_connections(client, spec.user, spec.role == "admin")
+            closed[node], kept = _kill_connections(client, spec.user, sentinel_hosts)
             if kept and spared is not None:
                 spared[node] = kept
         return how
@@ -846,14 +852,29 @@ _CLOSED_TYPES = ("normal", "pubsub")
 _SENTINEL_NAME = re.compile(r"sentinel-[0-9a-f]{8}-(?:cmd|pubsub)")
 
 
-def _kill_connections(client: Any, user: str, admin: bool) -> tuple[int, str]:
+def _sentinel_hosts(settings: Settings) -> frozenset[str]:
+    """The addresses the sentinels of a ``redis+sentinel://`` URL may connect from (its
+    hosts, and what each resolves to); none for another kind of URL, which has no sentinels
+    to spare."""
+    if settings.kind != "sentinel":
+        return frozenset()
+    found: set[str] = set()
+    for host, port in settings.nodes:
+        found.add(host)
+        with contextlib.suppress(OSError):
+            found.update(str(info[4][0]) for info in socket.getaddrinfo(host, port))
+    return frozenset(found)
+
+
+def _kill_connections(client: Any, user: str, sentinel_hosts: frozenset[str]) -> tuple[int, str]:
     """Close the connections of ``user`` on the server of ``client`` (its clients', of TYPE
     normal or pubsub; not ``client``'s own, which the URL's user may be), once the user has
     its new password there: how many, and what was left open (``_spared``, "" for nothing):
-    the sentinels' connections and the replication links that log in as the user. Only an
-    ``admin`` user's connections named like a sentinel's are spared: a sentinel's user needs
-    rights (INFO, and more) no other role has, and a name is the client's to choose, so one
-    holding a leaked worker's or shard's password could dodge the kill by taking one. Closed,
+    the sentinels' connections and the replication links that log in as the user. A
+    connection named like a sentinel's is spared only when it comes from one of
+    ``sentinel_hosts`` (the URL's sentinels, for an admin user: a sentinel's user needs
+    rights no other role has): a name is the client's to choose, and one holding a leaked
+    password could dodge the kill by taking one. Closed,
     they would log in again with the password their configuration holds, the old one, and
     be refused: replication, or the sentinels' watch, would stop. Each is closed by its ID
     (CLIENT KILL ID: a filter every Redis >= 6.2 has); one that logged in between the listing
@@ -865,7 +886,8 @@ def _kill_connections(client: Any, user: str, admin: bool) -> tuple[int, str]:
         for entry in client.client_list(_type=kind):
             if entry.get("user") != user or str(entry.get("id")) == own:
                 continue
-            if admin and _SENTINEL_NAME.fullmatch(str(entry.get("name", ""))):
+            name, host = str(entry.get("name", "")), str(entry.get("addr", "")).rpartition(":")[0]
+            if _SENTINEL_NAME.fullmatch(name) and host.strip("[]") in sentinel_hosts:
                 sentinels.append(entry)
             else:
                 doomed.append(str(entry["id"]))
