@@ -514,10 +514,11 @@ def _refuse_secret_options(url: str) -> None:
             "a client key's passphrase is not taken: give ssl_keyfile a key that is not "
             "encrypted (openssl pkey -in KEY -out PLAIN_KEY), kept readable by you alone"
         )
-    elif option.startswith("sentinel"):  # (sentinel_password, sentinel_username)
+    elif option.startswith("sentinel"):  # (sentinel_password)
         where = (
-            "the sentinels are reached without a password (docs/deployment.md, Sentinel, says "
-            "why): drop it; the user name and password before the host are the servers'"
+            "sentinels that require a password are not supported: the sentinels are reached "
+            "without one (docs/deployment.md, Sentinel): drop it; the user name and password "
+            "before the host are the servers'"
         )
     else:
         form = _form(url) if scheme in _FORMS else "write it as redis://USER:PASSWORD@HOST:6379"
