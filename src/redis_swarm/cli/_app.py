@@ -337,8 +337,10 @@ def _shorten_values(exc: click.ClickException, args: Sequence[str]) -> None:
 
 
 def _cut_word(match: re.Match[str]) -> str:
+    """A long word cut to its head and its tail (a path's file name is at its end)."""
     word = match[0]
-    return f"{word[:SHOWN_VALUE_CHARS]}... ({len(word):,} characters)"
+    half = SHOWN_VALUE_CHARS // 2
+    return f"{word[:half]}...{word[-half:]} ({len(word):,} characters)"
 
 
 def _cut_long_values(message: str, args: Sequence[str]) -> str:
