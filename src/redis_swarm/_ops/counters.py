@@ -63,6 +63,11 @@ _SHARD = "shard:"  # counts fields shard:NAME|status (a queue name holds no ':')
 _SHOWN = 10  # the wrong counters a row or warning names, at most
 
 
+def _value(counter: int | None) -> str:
+    """A counter as a row shows it (None: its field holds no integer)."""
+    return "not a number" if counter is None else f"{counter:,}"
+
+
 @dataclass(frozen=True)
 class CounterMismatch:
     """A queue's counter of a status that a set of the queue holds (``SET_STATUSES``), and
@@ -75,8 +80,9 @@ class CounterMismatch:
 
     @property
     def text(self) -> str:
-        said = "not a number" if self.counter is None else f"{self.counter:,}"
-        return f"queue {self.queue} {self.status}: counter {said}, set {self.held:,}"
+        return (
+            f"queue {self.queue} {self.status}: counter {_value(self.counter)}, set {self.held:,}"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,7 @@ class BadCounter:
 
     @property
     def text(self) -> str:
-        said = "not a number" if self.value is None else f"{self.value:,}"
-        return f"{self.owner} {self.status}: {said}"
+        return f"{self.owner} {self.status}: {_value(self.value)}"
 
 
 @dataclass(frozen=True)
