@@ -77,9 +77,8 @@ def assert_dead(handle: Swarm, task_id: str, said: str) -> None:
         (CLAUDE_START, "", "Claude Code's JSON result object"),
         (CODEX_CUT, "", "Codex's JSON events"),
         ('{\n  "session_id": "s-1",\n  "response": "{\\"summary', "", "Gemini CLI's JSON"),
-        ('{"summary": "half', "--output-format json", "asks for it: --output-format json"),
     ],
-    ids=["claude", "codex", "gemini", "asked"],
+    ids=["claude", "codex", "gemini"],
 )
 def test_a_cut_machine_output_fails_its_runs(
     cli: Cli, handle: Swarm, tmp_path: Path, printed: str, option: str, what: str
@@ -100,9 +99,13 @@ def test_a_plain_answer_beginning_with_a_brace_is_still_stored(
 ) -> None:
     """Text beginning with ``{`` that is no format's is read as text, as before: JSON cut
     short by the model itself (no format's keys, no JSON asked for), text that is no JSON,
-    and JSON followed by text from a command that asks for JSON (its answer piped out)."""
+    and JSON followed by text from a command that asks for JSON (its answer piped out); an
+    answer cut short by the model from a command that asks for JSON and pipes the answer out
+    (``claude -p --output-format json | jq -r .result``: the command asks, its output is the
+    answer's text), stored as text, not failed as cut and retried to death."""
     answers = [
         ('{"summary": "half an answer', ""),
+        ('{"summary": "half an answer', "--output-format json"),
         ("{not json} but an answer", "--output-format json"),
         ('{"summary": "three retries"}\n\nAnything else? {', "--output-format json"),
     ]
@@ -112,7 +115,7 @@ def test_a_plain_answer_beginning_with_a_brace_is_still_stored(
         task = handle.get_task(t.id)
         assert task.status is TaskStatus.COMPLETED and task.finding_id is not None
         summary = handle.get_finding(task.finding_id).summary
-        assert summary == ("three retries" if n == 2 else printed)
+        assert summary == ("three retries" if n == 3 else printed)
 
 
 def test_a_finding_too_big_fails_its_runs(cli: Cli, handle: Swarm, tmp_path: Path) -> None:
@@ -169,6 +172,7 @@ def test_read_output_tells_a_cut_format_from_text() -> None:
     for printed, command in [
         ('{"summary": "half', None),
         ('{"summary": "half', "mytool --json"),
+        ('{"summary": "half', "claude -p --output-format json | jq -r .result"),
         ('{"a": 1}\n{"b": "half', None),  # (JSON lines, but no events)
         ('{"type":"thread.started"}\n{"type":"turn.started"}\nError: boom', None),
     ]:
@@ -176,3 +180,31 @@ def test_read_output_tells_a_cut_format_from_text() -> None:
             None,
             "the agent CLI printed no agent_message",
         )
+
+
+def test_an_example_quoted_early_in_a_long_answer_is_not_the_finding() -> None:
+    """A text answer longer than ``OBJECT_SEARCH`` quoting the prompt's format early (an
+    object that ends before the end searched) has no JSON finding: the text is the answer;
+    an object begun early is taken only when it ends in the end searched (the last one)."""
+    prose = 'Reply as {"summary": "<one line>"} I looked at it all. ' + "x" * OBJECT_SEARCH
+    parsed = parse_finding(prose)
+    assert parsed is not None and parsed[1] == "text"
+    assert parsed[0]["summary"].startswith("Reply as {")
+    big = json.dumps({"summary": "S" * (OBJECT_SEARCH + 10), "sources": ["a"]})
+    parsed = parse_finding('Reply as {"summary": "<one line>"}\n' + big)
+    assert parsed is not None and parsed[1] == "object" and parsed[0]["sources"] == ["a"]
+
+
+def test_read_output_reads_json_lines_holding_line_separators() -> None:
+    """Claude's stream-json whose result holds U+2028 or U+0085 (left raw in a string by
+    Node's JSON.stringify) is read as the format, split on newlines alone (a "\\r" before
+    one dropped), not taken for text and its raw JSON stored."""
+    answer = "one\u2028two\u0085three"
+    result = {"type": "result", "subtype": "success", "is_error": False,
+              "result": answer, "total_cost_usd": 0.5}  # fmt: skip
+    init = json.dumps({"type": "system", "subtype": "init"})
+    for newline in ("\n", "\r\n"):
+        printed = init + newline + json.dumps(result, ensure_ascii=False) + newline
+        output = read_output(printed, command="claude -p --output-format stream-json")
+        assert output.machine and output.answer == answer and output.error is None
+        assert output.usage is not None and output.usage.cost_usd == pytest.approx(0.5)

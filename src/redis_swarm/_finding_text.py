@@ -22,7 +22,9 @@ __all__ = ["SUMMARY_LIMIT", "finding_tags", "new_mark", "normalize_finding", "pa
 OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
 # Before those last characters, the '{' also tried: the first this many, and those that begin
-# the last this many lines begun with one (a finding bigger than the window: ``_last_object``).
+# the last this many lines begun with one (a finding bigger than the window: ``_last_object``),
+# an object begun there taken only when it ends in the last characters (not an example quoted
+# early in prose).
 EARLY_STARTS = 8
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
@@ -71,9 +73,11 @@ def _last_object(
     """The JSON object with a summary that ends last in ``text`` (the outermost one).
 
     Its start is searched for in the last ``OBJECT_SEARCH`` characters, and before them only
-    at ``EARLY_STARTS``' (each start tried parses the text once at most): an object bigger
-    than the window (a finding too big to store) is found whole, so that the core refuses it
-    for its size (the run fails saying so), never made the finding as a cut text."""
+    at ``EARLY_STARTS``' (each start tried parses the text once at most), and one begun there
+    is taken only when it ends in the window: an object bigger than the window (a finding too
+    big to store) is found whole, so that the core refuses it for its size (the run fails
+    saying so), never made the finding as a cut text; an example quoted early in a long text
+    answer (``Reply as {"summary": ...}``) is never the finding."""
     window = max(len(text) - OBJECT_SEARCH, 0)
     decoder = json.JSONDecoder()
     starts = [window + m.start() for m in re.finditer(r"\{", text[window:])][-OBJECT_TRIES:]
@@ -89,6 +93,8 @@ def _last_object(
             value, end = decoder.raw_decode(text, start)
         except (ValueError, RecursionError):  # (RecursionError: nested too deep)
             continue
+        if start < window and end <= window:
+            continue  # (begun early, ended before the window: not the output's last object)
         found = _as_finding(value, depth, mark)
         if found is not None and end >= best_end:
             best, best_end = found, end

@@ -214,7 +214,7 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
         if printed.truncated:
             return _read_cut(printed, asked=option is not None)
         printed = printed.text()
-    short = _cut_short(printed, option)
+    short = _cut_short(printed)
     if short is not None:
         return AgentOutput("", error=short, cut=short)
     output = _read(printed)
@@ -227,7 +227,7 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
     return output
 
 
-def _cut_short(text: str, option: str | None) -> str | None:
+def _cut_short(text: str) -> str | None:
     """Why ``text``, an output kept whole, is a machine format cut short (its CLI killed, its
     pipe broken, the disk full while it wrote: the run fails, its cost unknown), or None.
 
@@ -237,9 +237,9 @@ def _cut_short(text: str, option: str | None) -> str | None:
     whose first line is an event (an object with a ``type``) and whose last line is cut; or
     one object that begins as Claude's result object or Codex's event (``"type"`` its first
     member, ``"result"`` or an event's type) or holds Gemini's keys alone up to the cut
-    (``session_id`` or ``response`` among them) (``_begun_as``), or any object when the
-    command asks for a machine format (``option``). Any other output begun with ``{`` (an
-    answer printed as JSON text) is read as text."""
+    (``session_id`` or ``response`` among them) (``_begun_as``). Any other output begun with
+    ``{`` is read as text: an answer printed as JSON, also from a command that asks for a
+    machine format (``claude -p --output-format json | jq -r .result`` prints the answer)."""
     stripped = text.strip()
     if not stripped.startswith("{"):
         return None
@@ -262,9 +262,9 @@ def _cut_short(text: str, option: str | None) -> str | None:
         if not _unended(stripped):
             return None
         kind = _begun_as(stripped)
-        if kind is None and option is None:
+        if kind is None:
             return None
-        what = _FORMAT_NAMES.get(kind or "", f"JSON (the agent command asks for it: {option})")
+        what = _FORMAT_NAMES[kind]
     said = quote_tail(stripped)[-_CUT_QUOTE:]
     return (
         f"the agent's output was cut: it begins as {what} but ends before it does "
@@ -454,7 +454,8 @@ def _read(text: str) -> AgentOutput:
             return _claude(whole)
         if _is_gemini_result(whole):
             return _gemini(whole)
-        texts = [line for line in stripped.splitlines() if line.strip()]
+        # (split on "\n" alone: U+2028 or U+0085, left raw in a string by Node, split no line)
+        texts = [line.removesuffix("\r") for line in stripped.split("\n") if line.strip()]
         lines = [_json(line) for line in texts]
         # (a failed run quotes them: the CLI's own words among its events)
         stray = "\n".join(t for t, v in zip(texts, lines, strict=True) if not isinstance(v, dict))
