@@ -1,21 +1,29 @@
-"""The planner's lease on its planning task (default: the workers' ``lease_s``, renewed while
-it runs): a run killed while its planner works is resumed after about that lease, not 600 s,
-the wait line saying what to do; and the warning that ``max_cost_usd`` cannot stop a run,
+"""The planner's lease on its planning task (default: the workers' ``lease_s``, at least
+60 s, renewed while it runs; lost all the same, the planner is stopped): a run killed while
+its planner works is resumed after about that lease, not 600 s, the wait line saying what
+to do; and the warning that ``max_cost_usd`` cannot stop a run,
 said only once several agent runs reported no cost, and taken back when one reports one."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from redis_swarm import Swarm
-from redis_swarm._pipeline import parse_plan
+from redis_swarm._pipeline import load_plan, parse_plan
+from redis_swarm._pipeline.names import planning_queue
+from redis_swarm._pipeline.plan import PLANNER_LEASE_MIN_S
 
 from ._cli import Cli, subprocess_env
 from .test_pipeline_run import (
+    PLANNER,
     hang_command,
     killed_while_held,
     plan_text,
@@ -26,12 +34,12 @@ from .test_pipeline_run import (
 PY = sys.executable
 
 
-def _parsed(planner: str) -> tuple[int, float | None]:
+def _parsed(planner: str, workers: int = 12) -> tuple[int, float | None]:
     text = f"""
 name = "p"
 [workers]
 exec = "w"
-lease_s = 12
+lease_s = {workers}
 [synthesizer]
 exec = "s"
 [planner]
@@ -47,9 +55,14 @@ plan = "List what to look at"
 
 
 def test_the_planner_lease_defaults_to_the_workers_and_its_timeout_stays_long() -> None:
-    assert _parsed("") == (12, 600.0)  # (a lease by default is no time limit)
+    """By default, the workers' lease_s, at least PLANNER_LEASE_MIN_S (one renewal held up
+    must not lose it); a lease_s given is taken as it is."""
+    assert PLANNER_LEASE_MIN_S == 60
+    assert _parsed("") == (60, 600.0)  # (a lease by default is no time limit)
+    assert _parsed("", workers=90) == (90, 600.0)
     assert _parsed("lease_s = 40") == (40, None)  # (its timeout: its lease, as before)
-    assert _parsed("timeout_s = 9") == (12, 9.0)
+    assert _parsed("lease_s = 2") == (2, None)
+    assert _parsed("timeout_s = 9") == (60, 9.0)
 
 
 def _killed_then_rerun(redis_url: str, tmp_path: Path, planner_lease: str) -> tuple[str, float]:
@@ -87,9 +100,9 @@ WAITING = (
 def test_a_run_killed_while_its_planner_works_resumes_after_the_workers_lease(
     redis_url: str, tmp_path: Path
 ) -> None:
-    """The workers' lease_s is 2 and the planner gives none: the rerun waits for the killed
-    planner's planning task about 2 s (the planner held it 600 s before)."""
-    stderr, took = _killed_then_rerun(redis_url, tmp_path, "")
+    """The planner's lease_s is 2: the rerun waits for the killed planner's planning task
+    about 2 s (the planner held it 600 s before; by default it holds it 60 s now)."""
+    stderr, took = _killed_then_rerun(redis_url, tmp_path, "\nlease_s = 2\ntimeout_s = 60")
     assert took < 30, stderr
     line = re.search(WAITING, stderr)  # (the wait may be over before the rerun looks)
     assert line is None or int(line.group(1)) <= 2, stderr
@@ -168,3 +181,75 @@ def test_the_warning_is_said_after_runs_without_cost_and_taken_back(
     assert out.stderr.count(NO_COST) == 1, out.stderr
     assert out.stderr.count(AFTER_ALL) == 1, out.stderr
     assert out.stderr.index(warned) < out.stderr.index(AFTER_ALL)
+
+
+# A planner whose first run works a while (``started`` then ``finished`` written in the
+# directory it is given), then answers as PLANNER does.
+SLOW_FIRST = r"""
+import os, sys, time
+marks = sys.argv[1]
+if not os.path.exists(os.path.join(marks, "started")):
+    open(os.path.join(marks, "started"), "w").close()
+    time.sleep(6)
+    open(os.path.join(marks, "finished"), "w").close()
+os.execv(sys.executable, [sys.executable, sys.argv[2]])
+"""
+
+
+def _until(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_planner_whose_lease_is_lost_is_stopped_and_its_run_takes_the_other_plan(
+    redis_url: str,
+    swarm: Swarm,  # noqa: F811  (the fixture)
+    tmp_path: Path,
+) -> None:
+    """The run paused (a laptop asleep) past its planner's lease, and another holder took
+    the planning task meanwhile: the next renewal, refused, stops the planner (its plan
+    would be paid twice), says so, and the run goes on with the plan the other stores."""
+    path = three_passes(tmp_path)
+    (tmp_path / "slow.py").write_text(SLOW_FIRST)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    text = path.read_text().replace(
+        f'exec = "{PY} {tmp_path}/planner.py"',
+        f'exec = "{PY} {tmp_path}/slow.py {marks} {tmp_path}/planner.py"\nlease_s = 1'
+        "\ntimeout_s = 60",
+    )
+    path.write_text(text)
+    assert PLANNER in (tmp_path / "planner.py").read_text()
+    env = subprocess_env(redis_url, "test", tmp_path / "bin")
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [PY, "-m", "redis_swarm", "pipeline", "run", str(path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        _until(lambda: (marks / "started").exists(), "the planner of pass 2")
+        os.kill(proc.pid, signal.SIGSTOP)  # (its renewals stop: its 1 s lease runs out)
+        time.sleep(1.5)
+        taken = swarm.claim([planning_queue(load_plan(path))], worker="other", lease_s=60)
+        os.kill(proc.pid, signal.SIGCONT)
+        assert taken is not None
+        _until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
+        plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
+        swarm.report(taken.id, taken.token, plan, worker="other")
+        assert proc.wait(timeout=60) == 0, err.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+    said = err.read_text()
+    assert not (marks / "finished").exists(), said  # (stopped, not paid to the end)
+    assert re.search(
+        rf"pass 2/3 'Pass 2': planner stopped: the lease of its planning task {taken.id} was "
+        r"lost \(.+\) \(this run: cost unknown\); this run takes the plan another run stores",
+        said,
+    ), said
+    assert "Traceback" not in said

@@ -53,7 +53,7 @@ from .names import (
     synthesis_task_id,
     tasks_of,
 )
-from .plan import AgentSpec, Plan, TaskItem
+from .plan import PLANNER_LEASE_MIN_S, AgentSpec, Plan, TaskItem
 from .prompts import (
     CITATION,
     PLAN_FORMAT,
@@ -93,7 +93,8 @@ _TASK_OF = {"planner": "planning task", "synthesizer": "synthesizer task"}  # wh
 _WAIT_FOR_PLANNER = (
     "; if that run still runs, stop it where it runs (Ctrl-C) or let it finish; if it was "
     "killed, wait, or stop this one (Ctrl-C) and run it again then ([planner] lease_s, "
-    "default the workers', bounds how long a killed run's planner holds it)"
+    f"default the workers', at least {PLANNER_LEASE_MIN_S} s, bounds how long a killed run's "
+    "planner holds it)"
 )
 # How often a running agent's run is looked in on: its first heartbeat within a second of
 # its start, as a ``swarm run`` slot's (its lease is renewed only when due).
@@ -469,13 +470,26 @@ class OneShotAgents:
         planner = self.plan.planner
         assert planner is not None and spec.max_tasks is not None
 
+        lost: list[str] = []  # why the planning task's lease was lost, if it was
+
         def renew() -> str | None:
-            with contextlib.suppress(SwarmError):
+            """Renew the planning task's lease; an outage is ridden out (tried again at the
+            next renewal). A lease lost (it ran out and another run took the task, or the
+            task was settled) stops the planner, as a worker whose lease is lost is stopped
+            (``LeaseRenewal``): its plan would be paid for twice."""
+            try:
                 self.swarm.renew(held.id, held.token, lease_s=planner.lease_s)
+            except LeaseLost as exc:
+                lost.append(str(exc))
+                return f"the lease of {held.id} was lost: {exc}"
+            except SwarmError:
+                pass
             return None
 
         prompt = planner_prompt(self.plan, index, previous)
         run = self._run_agent(planner, prompt + tries.complaint, "planner", held, renew)
+        if lost:
+            return None, self._planning_lost(held, lost[0], run.usage, "planner stopped")
         if run.stopped:  # killed by a hard stop: the next run tries again, no attempt used
             with contextlib.suppress(SwarmError):
                 self.swarm.release(held.id, held.token)
@@ -500,19 +514,39 @@ class OneShotAgents:
                            "tasks": tasks}  # fmt: skip
                 model = planner.model or run.output.model
                 finding_id = self.swarm.new_finding_id()  # the same on every try: stored once
-                self._persist(
-                    lambda: self.swarm.report(
-                        held.id, held.token, finding, worker=self._agent_name("planner"),
-                        model=model, usage=run.usage, finding_id=finding_id,
-                    ),
-                    f"take the task list of {held.id}", held, planner.lease_s,
-                )  # fmt: skip
+                try:
+                    self._persist(
+                        lambda: self.swarm.report(
+                            held.id, held.token, finding, worker=self._agent_name("planner"),
+                            model=model, usage=run.usage, finding_id=finding_id,
+                        ),
+                        f"take the task list of {held.id}", held, planner.lease_s,
+                    )  # fmt: skip
+                except LeaseLost as exc:
+                    return None, self._planning_lost(
+                        held, str(exc), run.usage, "task list not taken"
+                    )
                 return kept, held
-        task = self._fail_own(held, reason, run.usage, planner.lease_s)
+        try:
+            task = self._fail_own(held, reason, run.usage, planner.lease_s)
+        except LeaseLost as exc:
+            return None, self._planning_lost(held, str(exc), run.usage, "failure not taken")
         self._tried(tries, "planner", reason, last, complaint, run)
         if tries.exhausted:
             raise InvalidState(tries.gave_up("planner", "task list", spec.name))
         return None, task
+
+    def _planning_lost(self, held: Task, why: str, usage: Usage | None, what: str) -> Task:
+        """Said (``what`` befell the planner's run), when this run's planner lost the lease
+        of its planning task ``held`` (it ran out while a renewal was held up, and another
+        run may have taken the task over): no try counted; the task as it is now, which this
+        run waits for (``_claim_own``) or claims again."""
+        lost = _with_cost(f"the lease of its planning task {held.id} was lost ({why})", usage)
+        self._say(
+            f"{self.current}: {what}: {lost}; this run takes the plan another run "
+            "stores, or plans again once the task is free"
+        )
+        return self.swarm.get_task(held.id)
 
     # --- the synthesizer
 

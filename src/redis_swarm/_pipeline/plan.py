@@ -57,6 +57,10 @@ MAX_LABEL = 200  # a pass name, inside the task's pass label with the pipeline's
 
 
 DEFAULT_LEASE_S = 600  # the lease_s of [workers] and [synthesizer] when the plan gives none
+# The least lease_s a planner takes from the workers' by default: it is renewed every third
+# of it while the planner runs, and one renewal held up (a socket timeout, a GC pause, a
+# laptop asleep) must not let another run take the planning task over and pay a second planner.
+PLANNER_LEASE_MIN_S = 60
 
 
 @dataclass(frozen=True)
@@ -312,7 +316,8 @@ def _agent(
     c: _Checker, table: Any, section: str, *, pool: bool, lease_s: int | None = None
 ) -> AgentSpec | None:
     """The agent of ``section``. ``lease_s``: its lease when the table gives none (the
-    planner's: the workers'), its ``timeout_s`` then defaulting to ``DEFAULT_LEASE_S``."""
+    planner's: the workers', at least ``PLANNER_LEASE_MIN_S``), its ``timeout_s`` then
+    defaulting to ``DEFAULT_LEASE_S``."""
     where: tuple[str | int, ...] = (section,)
     if not isinstance(table, dict):
         c.problem(where, f"must be a table ([{section}])", table=True)
@@ -697,11 +702,12 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
         synthesizer = _agent(c, data["synthesizer"], "synthesizer", pool=False)
     if "planner" in data:
         # A planner's lease is renewed while it runs (``OneShotAgents._run_agent``): a short
-        # one costs nothing, and a run killed while it plans is resumed as soon as the
-        # workers' tasks are; its run may still take DEFAULT_LEASE_S (its timeout_s).
+        # one costs nothing, and a run killed while it plans is resumed about as soon as the
+        # workers' tasks are (not sooner than PLANNER_LEASE_MIN_S); its run may still take
+        # DEFAULT_LEASE_S (its timeout_s).
         planner = _agent(
             c, data["planner"], "planner", pool=False,
-            lease_s=workers.lease_s if workers is not None else None,
+            lease_s=max(workers.lease_s, PLANNER_LEASE_MIN_S) if workers is not None else None,
         )  # fmt: skip
     base = path.parent if match_files else None
     contexts = _contexts(c, data.get("contexts", []), base, name)

@@ -133,6 +133,9 @@ class Pipeline(OneShotAgents):
         self.runs: tuple[int, int] = (0, 0)
         self._no_cost_said = False  # whether the run warned that no agent reports a cost
         self._no_cost_warned = False  # ... from the runs recorded, and took it back not yet
+        # Held across an update of ``cost`` (and ``runs``) and the warning about it: the
+        # worker pool reports outcomes from its slot threads.
+        self._cost_lock = threading.Lock()
         # How the plan differs from the one the run it resumes stored (see
         # ``_compare_with_stored``), and the first pass that may rest on what changed.
         self.plan_changes: list[str] = []
@@ -556,8 +559,9 @@ class Pipeline(OneShotAgents):
         a synthesis, not ``claiming``: the cost alone, see ``_over_budget``)."""
         if self.plan.max_cost_usd is None and self.plan.max_tasks is None:
             return True
-        self.cost, claims = self.spent()
-        return self._within_budget(self.cost, claims, claiming=claiming)
+        with self._cost_lock:
+            self.cost, claims = self.spent()
+            return self._within_budget(self.cost, claims, claiming=claiming)
 
     def _within_budget(self, cost: float | None, claims: int, *, claiming: bool = True) -> bool:
         """False (and the run stops, saying why) when ``cost`` and ``claims``, as ``spent``
@@ -622,7 +626,9 @@ class Pipeline(OneShotAgents):
         def on_outcome(outcome: TaskOutcome) -> None:
             if outcome.finding_id is None and outcome.status is not OutcomeStatus.FAILED:
                 return
-            with contextlib.suppress(SwarmError):
+            # (called from the slot threads: one at a time, or a cost added is lost, and
+            # the warning said after a cost was)
+            with self._cost_lock, contextlib.suppress(SwarmError):
                 if outcome.finding_id is None:  # a failed run may have cost too: recount
                     self.cost = self.spent()[0]
                 else:
