@@ -83,8 +83,10 @@ def test_a_replica_reported_down_is_named_with_what_to_do(sentinel: LocalSentine
         out = cli("acl", "--role", "worker", "--user", "while-down-cli", "--apply")
         (warning,) = [line for line in out.stderr.splitlines() if where in line]
         assert warning.startswith(f"warning: not applied on replica {where}: the sentinels")
-        assert "lacks user 'while-down-cli'" in warning
-        assert warning.endswith("run this command again once the replica is back")
+        assert "user 'while-down-cli' is there as it was" in warning
+        assert warning.endswith(
+            "run this command again once the replica is back and lets the URL's user in"
+        )
         assert f"# applied on {master}" in out.stdout and where not in out.stdout
     finally:
         replica.proc.send_signal(signal.SIGCONT)
