@@ -255,6 +255,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
         shard._run(server_ops.durability_plan(shard._ctx))
     worker.ping()
     worker.server_info()
+    held = worker._run(server_ops.library_state(worker._ctx))  # (probed: a worker lists none)
+    assert held.current or not held.functions  # (Redis 6.2: no Functions)
     with pytest.raises(ConfigError):  # INFO is withheld from workers
         worker._run(server_ops.durability_plan(worker._ctx))
     info = shard.publish_context("shard-1", "line one\nline two\n" * 50, source="a.md")

@@ -154,16 +154,6 @@ def _server_changed(exc: redis.ResponseError) -> bool:
     return str(exc).startswith(("WAIT ", "WAITAOF "))
 
 
-def _loaded_already(held: server.LibraryState) -> bool:
-    """Whether every master holds this version of the library already, as FUNCTION LIST (a
-    read) shows it: then ``load_functions`` loads nothing. FUNCTION LOAD is a write: a master
-    short of good replicas (min-replicas-to-write, a replica down) refuses it with NOREPLICAS
-    once the URL's retries are spent, and 'swarm acl --apply' (ACL SETUSER is no write)
-    must not wait on that to rotate a password."""
-    versions = held.held.values()
-    return held.functions and bool(versions) and all(v == held.expected for v in versions)
-
-
 # What an operation may be told about a request that failed (translated into a SwarmError).
 _OP_ERRORS = (SwarmError, redis.RedisError, OSError, UnicodeEncodeError)
 # What a send plan is told of a step that failed (a load refused): see ``_transport``.
@@ -639,9 +629,11 @@ class Swarm(_Shell):
         of a cluster): what ``swarm up`` does, as an admin user, so that workers, which may
         not load it, find it. True when it is loaded; False when the server has no Functions
         (before Redis 7.0): the scripts are then loaded for EVALSHA instead. Nothing is
-        loaded where every master holds this version already (``_loaded_already``)."""
+        loaded where every master holds this version already (``LibraryState.current``:
+        FUNCTION LIST is a read; 'swarm acl --apply' must not wait on a refused write to
+        rotate a password)."""
         self._check_open()
-        if _loaded_already(self._run(server._library())):
+        if self._run(server.library_state(self._ctx)).current:
             return True
         try:
             return bool(
@@ -867,7 +859,7 @@ class AsyncSwarm(_Shell):
     async def load_functions(self) -> bool:
         """The asyncio twin of ``Swarm.load_functions``."""
         self._check_open()
-        if _loaded_already(await self._run(server._library())):
+        if (await self._run(server.library_state(self._ctx))).current:
             return True
         try:
             steps = load_everything(self._scripting, self.settings.url)

@@ -67,6 +67,8 @@ OPERATIONS: dict[str, Uses] = {
         "ping",
         worker=True,
     ),
+    # the library each master holds (load_functions skips a load where it is current)
+    "library_state": _uses("function|list", "ping", worker=True),
     "durability_plan": _uses("info config|get hello wait waitaof", worker=True),
     # tasks
     "post_task": _uses("", "task_post"),

@@ -133,6 +133,16 @@ class LibraryState:
         return sorted({version for version in self.held.values() if version is not None})
 
     @property
+    def current(self) -> bool:
+        """Every master holds this install's version (``load_functions`` then loads nothing:
+        FUNCTION LOAD is a write, which a master short of good replicas refuses)."""
+        return (
+            self.functions
+            and bool(self.held)
+            and all(version == self.expected for version in self.held.values())
+        )
+
+    @property
     def missing(self) -> list[str]:
         """The masters without the library ("" on a single server)."""
         return sorted(where for where, version in self.held.items() if version is None)
@@ -568,8 +578,8 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
     """What the server is and how it keeps data (for ``swarm doctor``). It reads and never
     loads: no script call here may load the library (an admin's would replace another
     version's, and stop every machine that runs it: docs/deployment.md, 'Upgrading a
-    fleet'), so the time is TIME's and the library is listed or probed (``_library``)."""
-    held = yield from _library()
+    fleet'), so the time is TIME's and the library is listed or probed (``library_state``)."""
+    held = yield from library_state(ctx)
     try:
         reply: Any = yield Cmd("INFO")
     except PermissionDenied:  # HELLO still says the version and mode
@@ -622,7 +632,7 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
 _NO_FUNCTIONS = re.compile(r"unknown command .(FUNCTION|FCALL(_RO)?).", re.IGNORECASE)
 
 
-def _library() -> Operation[LibraryState]:
+def library_state(ctx: OpContext) -> Operation[LibraryState]:
     """The library each master holds: FUNCTION LIST, where this user may run it (an admin;
     on a cluster it asks every master); else the ping script, called never to load (its
     function is refused when another version, or none, is held: the refusal names the
