@@ -178,7 +178,9 @@ def test_a_session_closed_to_make_room_keeps_an_agent_sent_a_message_as_it_leave
 
     async def body() -> None:
         async with connect(server, client_name="claude-code"):
-            await eventually(lambda: len(ids()) == 1)
+            # (the registry's session, not only the agent: its last-used time is set after
+            # the agent registers, and a clock moved before that would make it look fresh)
+            await eventually(lambda: len(registry.live) == 1)
             (first,) = ids()
             sent = _message_first(monkeypatch, core, first, "please review PR 12")
             now[0] += MIN_IDLE_TO_MAKE_ROOM_S + 60
