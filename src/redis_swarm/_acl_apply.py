@@ -59,9 +59,10 @@ class AppliedRole:
     ``url_user``: the user is the one the URL connects as, whose password there is now
     ``user.password`` (its own rotation). ``closed``: with
     ``kill_connections``, the connections of the user each server closed (node -> how
-    many), once it held the new password; ``spared``: the connections of the user it left
-    open there because replication or the sentinels log in as it (node -> which, and what to
-    update before the next reconnection: ``_spared``)."""
+    many), once it held the new password; ``spared``: with it or not, the connections of
+    the user left open there that replication or the sentinels log in with (node -> which,
+    and what to update before their next reconnection, which the old password fails:
+    ``_spared``)."""
 
     user: AclUser
     version: Version
@@ -142,7 +143,10 @@ def apply_role(
     replica, master) that log in as the user (masteruser) are not, nor are the sentinels'
     (named ``sentinel-ID-cmd`` / ``-pubsub``, sentinel auth-user): closed, they would log in
     again with the old password, refused, and replication or failover would stop. Those
-    are named in ``spared``, with what to update (masterauth, sentinel auth-pass)."""
+    are named in ``spared``, with what to update (masterauth, sentinel auth-pass): without
+    ``kill_connections`` too, as they are what a rotation breaks at their next reconnection
+    (found as the kill finds them, before the new password is set; not when the URL's user
+    may not run CLIENT LIST)."""
     settings = target if isinstance(target, Settings) else target.settings
     own = user == _connecting_user(settings)
     if own and not dry_run and settings.kind == "embedded":
@@ -324,15 +328,21 @@ def _apply(
     sentinel_hosts = _sentinel_hosts(settings) if spec.role == "admin" else frozenset()
 
     def setuser(client: Any, node: str) -> str:
+        # Without a kill, the replication links and sentinels logged in as the user are
+        # listed before its new password is set: those are the ones that will log in again
+        # with the old one (a kill lists them after, as it closes the rest).
+        before = None if closed is not None else _listed(client, spec.user, sentinel_hosts)
         client.execute_command(*spec.command)
         done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
         # (on the same connection, logged in already: a new one would need the new password)
         how = _persist(client, who)
+        done[node] = how  # (saved: should the kill fail, it is said as saved)
         if closed is not None:
-            done[node] = how  # (saved: should the kill fail, it is said as saved)
             closed[node], kept = _kill_connections(client, spec.user, sentinel_hosts)
-            if kept and spared is not None:
-                spared[node] = kept
+        else:
+            kept = _spared(spec.user, before, killed=False) if before else ""
+        if kept and spared is not None:
+            spared[node] = kept
         return how
 
     applied = _on_every_node(
@@ -866,21 +876,28 @@ def _sentinel_hosts(settings: Settings) -> frozenset[str]:
     return frozenset(found)
 
 
-def _kill_connections(client: Any, user: str, sentinel_hosts: frozenset[str]) -> tuple[int, str]:
-    """Close the connections of ``user`` on the server of ``client`` (its clients', of TYPE
-    normal or pubsub; not ``client``'s own, which the URL's user may be), once the user has
-    its new password there: how many, and what was left open (``_spared``, "" for nothing):
-    the sentinels' connections and the replication links that log in as the user. A
-    connection named like a sentinel's is spared only when it comes from one of
+@dataclass(frozen=True)
+class _Connections:
+    """The connections of a user on one server, as ``_connections_of`` sorts them (CLIENT
+    LIST entries): ``clients``, its clients' own (TYPE normal or pubsub, the caller's left
+    out), which ``kill_connections`` closes; ``replicas``, the replication links that log in
+    as it (TYPE replica: masteruser); ``sentinels``, the sentinels' connections (auth-user)."""
+
+    clients: list[dict[str, str]]
+    replicas: list[dict[str, str]]
+    sentinels: list[dict[str, str]]
+
+
+def _connections_of(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _Connections:
+    """The connections of ``user`` on the server of ``client`` (not ``client``'s own, which
+    the URL's user may be), sorted (``_Connections``): the one place that tells a sentinel's
+    or a replica's from a client's, for the kill and for the warning of an apply without it.
+    A connection named like a sentinel's is one only when it comes from one of
     ``sentinel_hosts`` (the URL's sentinels, for an admin user: a sentinel's user needs
     rights no other role has): a name is the client's to choose, and one holding a leaked
-    password could dodge the kill by taking one. Closed,
-    they would log in again with the password their configuration holds, the old one, and
-    be refused: replication, or the sentinels' watch, would stop. Each is closed by its ID
-    (CLIENT KILL ID: a filter every Redis >= 6.2 has); one that logged in between the listing
-    and the kill did so with the new password."""
+    password could dodge the kill by taking one."""
     own = str(client.client_id())
-    doomed: list[str] = []
+    clients: list[dict[str, str]] = []
     sentinels: list[dict[str, str]] = []
     for kind in _CLOSED_TYPES:
         for entry in client.client_list(_type=kind):
@@ -890,29 +907,56 @@ def _kill_connections(client: Any, user: str, sentinel_hosts: frozenset[str]) ->
             if _SENTINEL_NAME.fullmatch(name) and host.strip("[]") in sentinel_hosts:
                 sentinels.append(entry)
             else:
-                doomed.append(str(entry["id"]))
+                clients.append(entry)
     replicas = [entry for entry in client.client_list(_type="replica") if entry.get("user") == user]
-    count = sum(int(client.client_kill_filter(_id=ident)) for ident in doomed)
-    return count, _spared(user, replicas, sentinels)
+    return _Connections(clients, replicas, sentinels)
 
 
-def _spared(user: str, replicas: list[dict[str, str]], sentinels: list[dict[str, str]]) -> str:
-    """What ``_kill_connections`` left open (CLIENT LIST entries) and what to do: update
-    masterauth and the sentinels' auth-pass to the new password first, or the next
-    reconnection is refused; then close them by hand, as a name is the client's to choose."""
+def _listed(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _Connections | None:
+    """``_connections_of`` for the warning of an apply without ``kill_connections``; None
+    when the URL's user may not run CLIENT LIST (NOPERM): the warning is then not given,
+    and the apply, which did not ask to close anything, goes on."""
+    try:
+        return _connections_of(client, user, sentinel_hosts)
+    except redis.exceptions.NoPermissionError:
+        return None
+
+
+def _kill_connections(client: Any, user: str, sentinel_hosts: frozenset[str]) -> tuple[int, str]:
+    """Close the connections of ``user`` on the server of ``client`` (its clients', of TYPE
+    normal or pubsub: ``_connections_of``), once the user has its new password there: how
+    many, and what was left open (``_spared``, "" for nothing): the sentinels' connections
+    and the replication links that log in as the user. Closed, they would log in again with
+    the password their configuration holds, the old one, and be refused: replication, or
+    the sentinels' watch, would stop. Each is closed by its ID (CLIENT KILL ID: a filter
+    every Redis >= 6.2 has); one that logged in between the listing and the kill did so with
+    the new password."""
+    found = _connections_of(client, user, sentinel_hosts)
+    count = sum(int(client.client_kill_filter(_id=entry["id"])) for entry in found.clients)
+    return count, _spared(user, found, killed=True)
+
+
+def _spared(user: str, found: _Connections, *, killed: bool) -> str:
+    """What is left logged in as ``user`` with the password it had (``found``'s replication
+    links and sentinels) and what to do: update masterauth and the sentinels' auth-pass to
+    the new password, or the next reconnection is refused. ``killed``: the other connections
+    were closed (``_kill_connections``): close these too once updated, as a name is the
+    client's to choose. "" when there are none."""
     said = []
-    if replicas:
-        links = ", ".join(f"from {entry.get('addr')} (id {entry.get('id')})" for entry in replicas)
+    if found.replicas:
+        links = ", ".join(
+            f"from {entry.get('addr')} (id {entry.get('id')})" for entry in found.replicas
+        )
         said.append(
             f"the replication link(s) {links}, replicas logging in as user {user!r} "
             "(masteruser): set masterauth to the new password on every server (CONFIG SET "
             "masterauth, then CONFIG REWRITE; a failover makes any of them a replica), or "
             "replication stops at the link's next reconnection (WRONGPASS)"
         )
-    if sentinels:
+    if found.sentinels:
         names = ", ".join(
             f"{entry.get('name')} from {entry.get('addr')} (id {entry.get('id')})"
-            for entry in sentinels
+            for entry in found.sentinels
         )
         said.append(
             f"the sentinel connection(s) {names}, sentinels logging in as user {user!r} "
@@ -922,6 +966,9 @@ def _spared(user: str, replicas: list[dict[str, str]], sentinels: list[dict[str,
         )
     if not said:
         return ""
+    if not killed:
+        # (a password is checked at login only: they stay in until they reconnect)
+        return f"open, logged in before the new password was set: {'; and '.join(said)}"
     return (
         f"kept open {'; and '.join(said)}. Then close these too (CLIENT KILL ID ID): they "
         "logged in before the rotation, and a connection's name is its client's to choose "

@@ -3,7 +3,10 @@ finds it, and what an install says when it replaces what it wrote there before: 
 for ``swarm mcp install`` (``mcp_server._install``) and ``swarm hooks install``
 (``_hooks.install``), so that both write where the client reads, and read their JSON settings
 files alike (``read_settings``: Gemini CLI's may hold comments, and are never rewritten then,
-``refuse_commented``).
+``refuse_commented``). ``swarm mcp install``'s two merges, of the JSON files
+(``mcp_server._install``) and of Codex's TOML (``mcp_server._codex_toml``), share the rest:
+``as_entry`` (what of ours a file held), ``write_config`` and ``tighten_config`` (a file that
+holds a password made 0600).
 
 Each client's user folder can be moved by a variable of its environment (``USER_DIR_ENV``;
 checked with Claude Code 2.1.197, Codex 0.171 and Gemini CLI 0.61, run with a private HOME):
@@ -37,13 +40,16 @@ __all__ = [
     "USER_DIR_ENV",
     "Merged",
     "allows_comments",
+    "as_entry",
     "claude_state_path",
     "codex_project_dirs",
     "read_settings",
     "refuse_commented",
     "replacement_words",
     "strip_comments",
+    "tighten_config",
     "user_dir",
+    "write_config",
 ]
 
 APP_NAMES = {"claude": "Claude Code", "codex": "Codex", "gemini": "Gemini CLI"}
@@ -176,3 +182,31 @@ def refuse_commented(path: Path, by_hand: str) -> None:
         f"{path} holds comments, which Gemini CLI reads but a rewrite of the file would lose: "
         f"nothing was changed: {by_hand}; or take the comments out, then run this again"
     )
+
+
+def as_entry(found: object) -> dict[str, Any] | None:
+    """A server entry as read from a client's file (JSON or TOML): None when there is none,
+    {} when what is there is no object (table)."""
+    if found is None:
+        return None
+    return dict(found) if isinstance(found, Mapping) else {}
+
+
+def tighten_config(path: Path) -> bool:
+    """An unchanged file that holds a password, made 0600 if it was not: whether it was."""
+    if not path.exists() or path.stat().st_mode & 0o077 == 0:
+        return False
+    path.chmod(0o600)
+    return True
+
+
+def write_config(path: Path, text: str, *, private: bool) -> None:
+    """Write ``text`` to ``path``; ``private`` (it holds a password): readable by its owner
+    only, the mode set before the text is in it (a new file is created 0600, an existing one
+    tightened)."""
+    if private:
+        if path.exists():
+            path.chmod(0o600)
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    path.write_text(text)

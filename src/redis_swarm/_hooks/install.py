@@ -45,13 +45,15 @@ __all__ = [
     "HOOK_TIMEOUT_S",
     "Elsewhere",
     "Merged",
+    "Printed",
     "apply",
     "describe_hooks",
     "elsewhere",
     "elsewhere_words",
     "entries",
-    "load",
     "merge",
+    "printed",
+    "printed_words",
     "replaced_words",
     "settings_path",
     "unmerge",
@@ -191,8 +193,8 @@ def apply(path: Path, ours: dict[str, list[Any]], prefix: str, *, remove: bool) 
             path,
             "take the `swarm hook` entries out by hand"
             if remove
-            else "run this again without --write to print the merged settings, and copy the "
-            "entries into the file by hand",
+            else "run this again without --write to print the entries to add, and add them "
+            "to the file by hand",
         )
     if not new and remove:
         path.unlink()
@@ -200,6 +202,49 @@ def apply(path: Path, ours: dict[str, list[Any]], prefix: str, *, remove: bool) 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
     return Merged(True, previous)
+
+
+@dataclass(frozen=True)
+class Printed:
+    """What an install without --write prints (``printed``): ``settings``, the file with our
+    groups merged in; for a file that holds comments (``commented``: Gemini CLI's), which a
+    merged copy would lose, only ``{"hooks": ...}``, our groups, to add by hand. ``previous``:
+    our groups the file holds already (None: none); ``unchanged``: they are these."""
+
+    settings: dict[str, Any]
+    commented: bool = False
+    previous: dict[str, list[Any]] | None = None
+    unchanged: bool = False
+
+
+def printed(path: Path, ours: dict[str, list[Any]], prefix: str) -> Printed:
+    """What an install without --write prints for the file at ``path`` (``Printed``)."""
+    data, commented = _read(path)
+    merged = merge(data, ours, prefix)
+    previous = _ours(data, prefix) or None
+    shown = {"hooks": ours} if commented else merged
+    return Printed(shown, commented, previous, unchanged=merged == data)
+
+
+def printed_words(path: Path, shown: Printed) -> str:
+    """What an install without --write says of what it prints, ``shown``, for the file at
+    ``path``: where it goes; for a file with comments, that only our entries are printed, and
+    how to add them by hand."""
+    if not shown.commented:
+        return f"goes in {path} (--write merges it)"
+    said = (
+        f"{path} holds comments, which a merged copy would lose (and --write refuses to "
+        "rewrite it): "
+    )
+    if shown.unchanged:
+        return said + "it holds these `swarm hook` entries already: nothing to add"
+    said += (
+        "printed are only the entries to add by hand: each event's group at the end of that "
+        'event\'s list under "hooks" (an event missing there: the list as printed)'
+    )
+    if shown.previous is not None:
+        said += ", in place of the `swarm hook` entries the file holds"
+    return said
 
 
 def describe_hooks(groups: Mapping[str, Any] | None) -> str:
@@ -264,11 +309,6 @@ def elsewhere(
         if held:
             found.append(Elsewhere(APP_NAMES[client], other, path))
     return found
-
-
-def load(path: Path) -> dict[str, Any]:
-    """The settings file as it is (empty when missing)."""
-    return _load(path)
 
 
 def elsewhere_words(found: Elsewhere, removal: str, *, removed: bool = False) -> str:

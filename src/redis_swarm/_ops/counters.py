@@ -24,8 +24,8 @@ from .._errors import PermissionDenied
 from .._keys import Keys
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from ._work import STATUSES, text
-from .findings import _FUNCTION_REFUSED
-from .server import _REPAIRER, ACL_LIMITS
+from .findings import FUNCTION_REFUSED
+from .server import ACL_LIMITS, REPAIRER
 from .tasks import queue_names
 
 __all__ = [
@@ -154,7 +154,7 @@ class CounterCheck:
                 f"that hold their tasks ({first_few([m.text for m in self.mismatches], _SHOWN)}):"
                 f" {effect}. A worker may HINCRBY them by any amount ({ACL_LIMITS}), and a "
                 "claim that meets a task record stored unreadable drops it from its set and "
-                f"leaves it counted (corrupt_records names those). To repair, {_REPAIRER}: "
+                f"leaves it counted (corrupt_records names those). To repair, {REPAIRER}: "
                 f"{RECOUNT_COMMAND} (it sets each queue's pending, delayed, claimed and dead "
                 "counters to what its sets hold, atomically per queue)"
             )
@@ -179,7 +179,7 @@ class CounterCheck:
                 f"status counters below zero ({first_few([b.text for b in self.bad], _SHOWN)})"
                 f": {effect}. {RECOUNT_COMMAND} cannot set them (no set holds the tasks of "
                 "those statuses, shards or passes apart, only their records say: completed "
-                f"and cancelled tasks, a shard's, a pass's): {_REPAIRER}, set each back by "
+                f"and cancelled tasks, a shard's, a pass's): {REPAIRER}, set each back by "
                 f"hand ({BY_HAND}); a worker may HINCRBY them "
                 f"({ACL_LIMITS}): if the swarm's workers are not all trusted, rotate the "
                 "worker password (swarm acl --role worker --user NAME --apply)"
@@ -329,7 +329,7 @@ def recount_counters(ctx: OpContext) -> Operation[tuple[Recounted, ...]]:
     try:
         replies = yield Batch(calls)
     except PermissionDenied as exc:
-        if _FUNCTION_REFUSED not in str(exc):
+        if FUNCTION_REFUSED not in str(exc):
             raise
         raise PermissionDenied(
             "recounting the status counters is a shard's, a coordinator's or an admin's, "

@@ -243,7 +243,7 @@ def report(
             exc.lease_secrets = (next_secret,)
         raise
     except PermissionDenied as exc:
-        if tok or _FUNCTION_REFUSED not in str(exc):
+        if tok or FUNCTION_REFUSED not in str(exc):
             raise
         raise PermissionDenied(
             f"a report without a token (task {task_id}) is a shard's, a coordinator's or an "
@@ -327,7 +327,7 @@ def report(
 
 
 # How Redis's NOPERM names a function call it refused (a key it refused is not named so).
-_FUNCTION_REFUSED = "run the 'fcall' command"
+FUNCTION_REFUSED = "run the 'fcall' command"
 
 
 def _sent(body: dict[str, Any], encoded: str, meta: dict[str, Any]) -> Finding:

@@ -338,7 +338,7 @@ INBOXES_CHECKED = 100
 # name it).
 ACL_LIMITS = "docs/security.md, 'What Redis ACLs cannot stop'"
 # Who may repair a stream: never a worker (the role that can damage one).
-_REPAIRER = "as a shard, coordinator or admin user"
+REPAIRER = "as a shard, coordinator or admin user"
 
 
 @dataclass(frozen=True)
@@ -413,18 +413,18 @@ class DamagedStream:
             )
         if self.wrong_type:
             repair = (
-                f"to repair, {_REPAIRER}: redis-cli -u URL DEL '{self.key}' (it holds nothing "
+                f"to repair, {REPAIRER}: redis-cli -u URL DEL '{self.key}' (it holds nothing "
                 "of the swarm's), after reading it (TYPE, then the command of that type) if "
                 "another program may own it"
             )
         elif self.kind == "inbox":
             repair = (
-                f"to repair, {_REPAIRER}: swarm agents deregister {self.agent} (its inbox goes, "
+                f"to repair, {REPAIRER}: swarm agents deregister {self.agent} (its inbox goes, "
                 "the unread messages with it, and where it had read to), then let the agent "
                 "register again"
             )
         else:
-            repair = f"to repair, {_REPAIRER}: redis-cli -u URL DEL '{self.key}'"
+            repair = f"to repair, {REPAIRER}: redis-cli -u URL DEL '{self.key}'"
             if self.kind == "events":
                 repair += (
                     " (the events it holds go with it; the swarm's records and counters do "

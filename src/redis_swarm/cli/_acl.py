@@ -113,6 +113,8 @@ def acl(
     default user the home reaches it as); any other role is refused without --demote-self.
     A rotation that failed half way is finished with the URL as it is and the new password
     given (--password-stdin): a server that refuses the URL's password is tried with it.
+    With --apply, the replication links (masteruser) and sentinels (auth-user) logged in as
+    the user are named, with what to update before their next reconnection.
     """
     if password_stdin:
         if password is not None:
@@ -200,7 +202,7 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
             click.echo(f"# applied on {node['node']}: {node['persisted']}")
         for where, count in made.closed.items():
             click.echo(f"# closed {count} connection(s) of user {spec.user!r} on {where}")
-        for where, why in made.spared.items():
+        for where, why in made.spared.items():  # (with --kill-connections or not)
             click.echo(f"warning: on {where}: {why}", err=True)
         # Behind a Sentinel only replicas are skipped; on a cluster, nodes without hash slots
         # (replicas, a master a failover replaced, a node joining).

@@ -250,7 +250,8 @@ def install(
     --scope user, the ones in your home, or where the client's variable moves them). Other
     hooks in the file are kept; installing twice changes nothing, installing with other
     options says what it replaced, and hooks of ours the client also runs from the other
-    scope are warned of (each event would be answered twice)."""
+    scope are warned of (each event would be answered twice). A Gemini CLI settings file
+    with comments is never rewritten: printed for it are only the entries to add by hand."""
     if write and remove:
         raise click.UsageError("--write and --remove: choose one")
     try:
@@ -291,10 +292,10 @@ def install(
         else:
             click.echo(f"written to {path}", err=True)
         return
-    merged = install_ops.merge(install_ops.load(path), ours, prefix)
+    shown = install_ops.printed(path, ours, prefix)
     _warn_of_elsewhere(client, scope, prefix, removed=False)
-    click.echo(f"# {client}: goes in {path} (--write merges it)", err=True)
-    click.echo(json.dumps(merged, indent=2))
+    click.echo(f"# {client}: {install_ops.printed_words(path, shown)}", err=True)
+    click.echo(json.dumps(shown.settings, indent=2))
 
 
 def _warn_of_elsewhere(client: str, scope: str, prefix: str, *, removed: bool) -> None:

@@ -6,20 +6,19 @@
 written, so that Codex is never left with a file it cannot read, or with more of it changed
 than our table; the comments around the table are kept. ``_install`` builds the table
 (``codex_toml``) and merges the JSON files the other clients read (``merge_json``), with the
-helpers both merges share, kept here: ``_entry`` (what of ours a file held), ``_write`` and
-``_tighten`` (a file that holds a password made 0600).
+helpers both merges share from ``_client_files``: ``as_entry`` (what of ours a file held),
+``write_config`` and ``tighten_config`` (a file that holds a password made 0600).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._client_files import Merged
+from .._client_files import Merged, as_entry, tighten_config, write_config
 from .._errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -50,7 +49,7 @@ def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> 
     if not block and current is None:
         return Merged(False)
     old = _parsed_toml(path, current or "")
-    had = _entry(_lookup(old, table))
+    had = as_entry(_lookup(old, table))
     lines = current.splitlines() if current is not None else []
     out: list[str] = []
     ours: list[str] = []  # the table replaced, and its sub-tables
@@ -93,9 +92,9 @@ def merge_toml(path: Path, table: str, block: str, *, private: bool = False) -> 
         path.unlink()
         return Merged(True, previous)
     if current == merged:
-        return Merged(private and _tighten(path), previous)
+        return Merged(private and tighten_config(path), previous)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, merged, private=private)
+    write_config(path, merged, private=private)
     return Merged(True, previous)
 
 
@@ -182,8 +181,8 @@ def _check_toml_result(
             f"replacing [{table}] in {path} would leave it unreadable ({exc}): nothing was "
             f"changed: edit the [{table}] table by hand"
         ) from None
-    wanted = _entry(_lookup(tomllib.loads(block), table)) if block else None
-    if _entry(_lookup(new, table)) != wanted or _without(new, table) != _without(old, table):
+    wanted = as_entry(_lookup(tomllib.loads(block), table)) if block else None
+    if as_entry(_lookup(new, table)) != wanted or _without(new, table) != _without(old, table):
         raise ConfigError(_by_hand(path, table))
 
 
@@ -194,32 +193,4 @@ def toml_table(text: str, table: str) -> dict[str, Any]:
         found: object = _lookup(tomllib.loads(text), table)
     except tomllib.TOMLDecodeError:
         return {}
-    return _entry(found) or {}
-
-
-def _entry(found: object) -> dict[str, Any] | None:
-    """A server entry as read from a client's file: None when there is none, {} when what is
-    there is no table."""
-    if found is None:
-        return None
-    return dict(found) if isinstance(found, Mapping) else {}
-
-
-def _tighten(path: Path) -> bool:
-    """An unchanged file that holds a password, made 0600 if it was not: whether it was."""
-    if not path.exists() or path.stat().st_mode & 0o077 == 0:
-        return False
-    path.chmod(0o600)
-    return True
-
-
-def _write(path: Path, text: str, *, private: bool) -> None:
-    """Write ``text`` to ``path``; ``private`` (it holds a password): readable by its owner
-    only, the mode set before the text is in it (a new file is created 0600, an existing one
-    tightened)."""
-    if private:
-        if path.exists():
-            path.chmod(0o600)
-        else:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    path.write_text(text)
+    return as_entry(found) or {}

@@ -41,12 +41,15 @@ from .._client_files import (
     APP_NAMES,
     PROJECT_DIR,
     Merged,
+    as_entry,
     claude_state_path,
     codex_project_dirs,
     read_settings,
     refuse_commented,
     replacement_words,
+    tighten_config,
     user_dir,
+    write_config,
 )
 from .._config import DEFAULT_HOME, handed_url, mask_url
 from .._env import ENV_HOME, ENV_NAME, ENV_URL, URL_FROM_ENV_OPTION
@@ -54,7 +57,7 @@ from .._errors import ConfigError
 from .._executable import swarm_command
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._printable import printable
-from ._codex_toml import _entry, _tighten, _write, toml_table
+from ._codex_toml import toml_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -311,7 +314,7 @@ def merge_json(
     servers = data.setdefault("mcpServers", {})
     if not isinstance(servers, dict):
         raise ConfigError(f"mcpServers in {path} is not an object: fix it first")
-    previous = next((_entry(servers.get(name)) for name in config["mcpServers"]), None)
+    previous = next((as_entry(servers.get(name)) for name in config["mcpServers"]), None)
     if remove:
         if previous is None:  # (not ours to tidy: an empty mcpServers stays as it is)
             return Merged(False)
@@ -322,7 +325,7 @@ def merge_json(
     else:
         servers.update(config["mcpServers"])
     if json.dumps(data) == before:
-        return Merged(private and _tighten(path), previous)
+        return Merged(private and tighten_config(path), previous)
     if commented:
         refuse_commented(
             path,
@@ -334,7 +337,7 @@ def merge_json(
         path.unlink()
         return Merged(True, previous)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, json.dumps(data, indent=2) + "\n", private=private)
+    write_config(path, json.dumps(data, indent=2) + "\n", private=private)
     return Merged(True, previous)
 
 
@@ -368,7 +371,7 @@ def claude_entry(
         tables = [projects.get(k) for k in keys] if isinstance(projects, Mapping) else []
     for table in tables:
         servers = table.get("mcpServers") if isinstance(table, Mapping) else None
-        found = _entry(servers.get(name)) if isinstance(servers, Mapping) else None
+        found = as_entry(servers.get(name)) if isinstance(servers, Mapping) else None
         if found is not None:
             return found
     return None
