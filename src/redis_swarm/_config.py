@@ -19,6 +19,8 @@ Accepted URLs::
     (every URL, embedded and unix included, also takes ?durability=normal|strict,
      ?compression=auto|always|never and ?max_connections=N (default 100: see
      Settings.max_connections), so that the CLI, the MCP server and SWARM_URL can set them)
+    (every number, a port, a database and an option's value, is written in ASCII digits:
+     1_0, the Arabic-Indic ١٠ and the full-width １０, which int() reads, are refused)
     (a user name, password or path holding : / ? # @ or % is written percent-encoded:
      the password p@ss:w/rd as p%40ss%3Aw%2Frd; render_url writes every URL that way)
     unix:///path/to.sock[?db=N]               (user:pass@ allowed, as in redis-py)
@@ -35,14 +37,14 @@ import dataclasses
 import ipaddress
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlsplit
 
 from ._errors import ConfigError
-from ._validate import check_swarm_name
+from ._validate import check_swarm_name, not_ascii_number
 
 __all__ = [
     "BACKOFF_BASE_S",
@@ -461,13 +463,17 @@ def _decoded(text: str) -> str:
 
 
 def _secret_options(
-    text: str, delimiter: re.Pattern[str] = _URL_DELIMITER
+    text: str,
+    delimiter: re.Pattern[str] = _URL_DELIMITER,
+    folders: Sequence[tuple[int, int]] = (),
 ) -> list[tuple[str, int, int]]:
     """The options in ``text`` whose name says they hold a secret (``_SECRET_NAME``), their
     name or its '=' percent-encoded too: each as its decoded name and where its value starts
-    and ends (at the end of ``text``, or at an '&' before an option a URL takes)."""
+    and ends (at the end of ``text``, or at an '&' before an option a URL takes). A '/' inside
+    one of ``folders`` (spans of ``text`` that hold a file's path: ``_file_paths``) starts no
+    option: it separates folders, and a folder may be named auth=1."""
     found: list[tuple[str, int, int]] = []
-    starts = [0, *(m.end() for m in delimiter.finditer(text))]
+    starts = [0, *(m.end() for m in delimiter.finditer(text) if not _in_folder(m, folders))]
     for start in starts:
         if found and start < found[-1][2]:
             continue  # (inside the value of the one before)
@@ -487,6 +493,32 @@ def _secret_options(
     return found
 
 
+def _in_folder(delimiter: re.Match[str], folders: Sequence[tuple[int, int]]) -> bool:
+    """True when ``delimiter`` is a '/' (percent-encoded or not) inside one of ``folders``."""
+    return _decoded(delimiter.group()) == "/" and any(
+        start <= delimiter.start() < end for start, end in folders
+    )
+
+
+def _file_paths(url: str) -> list[tuple[int, int]]:
+    """Where ``url`` holds a file's path, as spans of it: a unix socket's or the embedded
+    home (before any '?'), and the value of each of ``PATH_OPTIONS``. (The same parts
+    ``Settings._check`` reads with ``_VALUE_DELIMITER``, once they are parsed.)"""
+    spans = []
+    scheme, sep, _ = url.partition("://")
+    query = url.find("?")
+    if sep and scheme.lower() in ("unix", "embedded"):
+        spans.append((len(scheme) + len(sep), query if query >= 0 else len(url)))
+    if query >= 0:
+        at = query + 1
+        for pair in url[at:].split("&"):
+            name, equals, _ = pair.partition("=")
+            if equals and unquote_plus(name) in PATH_OPTIONS:
+                spans.append((at + len(name) + 1, at + len(pair)))
+            at += len(pair) + 1
+    return spans
+
+
 def mask_options(text: str, delimiter: re.Pattern[str] = _URL_DELIMITER) -> str:
     """``text`` (a URL, or a piece of one) with the value of every option whose name says it
     holds a secret (``_secret_options``) shown as ``***``: from its '=' to the end of the
@@ -501,18 +533,28 @@ def _refuse_secret_options(url: str) -> None:
     """Refuse a URL that gives a secret (a password, a token...) as an option or in its path
     (a '?' forgotten: /mymaster&password=...), which no Redis URL takes, saying where a
     password goes: the error it met else may quote a piece of it (the database 'CRET' of
-    /my&password=SE/CRET, a service name that the URL of its Settings shows)."""
-    secret = _secret_options(_without_userinfo(url))
+    /my&password=SE/CRET, a service name that the URL of its Settings shows).
+
+    A folder named so in a file's path (unix:///run/auth=1/redis.sock) is no such option: the
+    URL's error is its own (which shows the URL masked all the same, by ``mask_url``)."""
+    text = _without_userinfo(url)
+    secret = _secret_options(text, folders=_file_paths(text))
     if not secret:
         return
     scheme = url.split("://", 1)[0].lower() if "://" in url else url.split("?", 1)[0].lower()
     option = secret[0][0].lower()
     if scheme == "embedded":
         where = "the embedded server takes no password: drop it"
-    elif option.startswith("ssl"):  # (redis-py's ssl_password: an encrypted key's passphrase)
+    elif option.startswith("ssl") and scheme in _TLS_SCHEMES:
+        # (redis-py's ssl_password: an encrypted key's passphrase)
         where = (
             "a client key's passphrase is not taken: give ssl_keyfile a key that is not "
             "encrypted (openssl pkey -in KEY -out PLAIN_KEY), kept readable by you alone"
+        )
+    elif option.startswith("ssl"):
+        where = (
+            f"{option} is a TLS setting, and this URL does not use TLS (a rediss URL does: "
+            f"{', '.join(f'{tls}://' for tls in _TLS_SCHEMES)}): drop it"
         )
     elif option.startswith("sentinel"):  # (sentinel_password)
         where = (
@@ -647,6 +689,7 @@ def _auth(netloc: str) -> tuple[dict[str, object], str]:
 
 
 def _port(text: str, url: str) -> int:
+    _ascii_number(f"port {text!r}", text, url)
     try:
         port = int(text)
     except ValueError:
@@ -659,6 +702,7 @@ def _port(text: str, url: str) -> int:
 
 
 def _db(text: str, url: str) -> int:
+    _ascii_number(f"database {text!r}", text, url)
     try:
         db = int(text)
     except ValueError:
@@ -669,6 +713,14 @@ def _db(text: str, url: str) -> int:
             "has 16, 0 to 15), as in redis://HOST:6379/0"
         )
     return db
+
+
+def _ascii_number(what: str, text: str, url: str, *, fraction: bool = False) -> None:
+    """Refuse ``text``, a number of ``url`` (``what`` names it), when it is not written in
+    ASCII digits, which ``int`` and ``float`` would read all the same (``not_ascii_number``)."""
+    if not_ascii_number(what, text) is not None:  # (the URL is masked only for the error)
+        refused = not_ascii_number(f"{what} in {mask_url(url)!r}", text, fraction=fraction)
+        raise ConfigError(refused)
 
 
 def _query(
@@ -697,6 +749,8 @@ def _query(
         out[name] = values[-1]
         convert = _NUMBER_OPTIONS.get(name)
         if convert is not None:
+            fraction = convert is float
+            _ascii_number(f"option {name}={values[-1]!r}", values[-1], url, fraction=fraction)
             try:
                 number = convert(values[-1])
             except ValueError:
@@ -911,6 +965,8 @@ def check_sentinel_service(settings: Settings) -> None:
     )
 
 
+# The schemes of the URLs that use TLS (and so take the ssl_ options).
+_TLS_SCHEMES = ("rediss", "rediss+cluster", "rediss+sentinel")
 _PARSERS: dict[str, Callable[[str], dict[str, object]]] = {
     "embedded": _parse_embedded,
     "redis": _parse_standalone,

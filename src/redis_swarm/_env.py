@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ._config import DEFAULT_HOME, Settings, swarm_from_env
 from ._errors import ConfigError
+from ._validate import not_ascii_number
 
 __all__ = [
     "CHECK_SWARM",
@@ -62,7 +63,9 @@ ENV_CONTEXT_CACHE_BYTES = "SWARM_CONTEXT_CACHE_BYTES"
 # cache's own default, _cache.DEFAULT_DISK_BYTES, unless SWARM_CONTEXT_CACHE_BYTES says).
 CONTEXT_CACHE_DIR = "context-cache"
 _OFF = frozenset({"0", "off", "no", "false", "none"})
-_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+# ASCII digits only (a bare \d takes the Arabic-Indic "١٠" too, which int reads as 10).
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE | re.ASCII)
+_SIZES = "give bytes, or a number with K, M, G or T (binary: 512M, 2GiB), or 0 for no disk cache"
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
@@ -141,10 +144,10 @@ def _cache_bytes(value: str) -> int:
         from ._cache import DEFAULT_DISK_BYTES  # (the cache's own; loaded with it anyway)
 
         return DEFAULT_DISK_BYTES
+    refused = not_ascii_number(f"{ENV_CONTEXT_CACHE_BYTES}={value[:40]!r}", value)
+    if refused is not None:
+        raise ConfigError(f"{refused}; {_SIZES}")
     match = _SIZE.fullmatch(value)
     if match is None:
-        raise ConfigError(
-            f"{ENV_CONTEXT_CACHE_BYTES}={value[:40]!r} is not a size: give bytes, or a number "
-            "with K, M, G or T (binary: 512M, 2GiB), or 0 for no disk cache"
-        )
+        raise ConfigError(f"{ENV_CONTEXT_CACHE_BYTES}={value[:40]!r} is not a size: {_SIZES}")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
