@@ -5,12 +5,16 @@ a record already stored under such a name stays reachable (the CLI names it afte
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from redis_swarm import ValidationError
+from redis_swarm import Swarm, ValidationError
 from redis_swarm._validate import check_agent, check_id, check_name
+
+from ._cli import Cli
 
 
 @pytest.mark.parametrize(
@@ -31,3 +35,34 @@ def test_a_new_name_beginning_with_a_dash_is_refused_a_read_one_is_not(
     assert "read as an option" in said and "begin it with" in said, said
     assert check("-x", False) == "-x"  # (a lookup, a removal: stored records stay reachable)
     assert check("x-1", True) == "x-1" and check(".x", True) == ".x"
+
+
+def test_the_core_refuses_new_names_with_a_dash_and_reaches_a_stored_one(
+    redis_url: str, raw: Any, cli: Cli
+) -> None:
+    """What a user makes through the core (an agent, a task's id or queue, a context's owner,
+    a finding's id) is refused with the dash, nothing stored; an agent an older version stored
+    under such a name is still shown and removed, the CLI naming it after '--'."""
+    swarm = Swarm(redis_url, swarm="test")
+    try:
+        refusals: list[Callable[[], object]] = [
+            lambda: swarm.register("worker", name="-x"),
+            lambda: swarm.post_task("q", "do it", task_id="-t1"),
+            lambda: swarm.post_task("-q", "do it"),
+            lambda: swarm.publish_context("-o", "text", source="t.md"),
+        ]
+        for refused in refusals:
+            with pytest.raises(ValidationError, match="begins with '-'"):
+                refused()
+        assert swarm.agents() == [] and swarm.queue_stats() == {}
+        assert swarm.contexts() == []
+        # An agent stored under "-x" (as before this rule): its record copied under the name.
+        swarm.register("worker", name="old")
+        record = json.loads(raw.hget(swarm.keys.agents, "old"))
+        raw.hset(swarm.keys.agents, "-x", json.dumps(record | {"id": "-x"}))
+        raw.zadd(swarm.keys.presence, {"-x": raw.zscore(swarm.keys.presence, "old")})
+        assert swarm.get_agent("-x").id == "-x"
+        cli("agents", "deregister", "--", "-x")
+        assert [agent.id for agent in swarm.agents()] == ["old"]
+    finally:
+        swarm.close()

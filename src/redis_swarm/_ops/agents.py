@@ -297,7 +297,10 @@ def register(
     again after a lost reply, it changes nothing and records one agent.joined. (To build
     on what is registered, as a second session of the agent does: ``join``.)"""
     checked_role = check_name("role", role, max_len=MAX_ROLE)
-    agent_id = new_id(f"{checked_role}-") if name is None else check_agent("agent name", name)
+    if name is None:
+        agent_id = new_id(f"{checked_role}-")
+    else:
+        agent_id = check_agent("agent name", name, new=True)
     record = _profile(
         agent_id, role, model=model, specialization=specialization,
         capacity_tokens=capacity_tokens, parent=parent, metadata=metadata,
@@ -316,7 +319,7 @@ def join(
     server starting, the hooks' SessionStart) each build on what the other wrote, never
     write over it with what they read before. As ``register``: marks the agent present,
     drops ``left_at``, keeps its inbox."""
-    agent_id = check_agent("agent id", agent_id)
+    agent_id = check_agent("agent id", agent_id, new=True)
     keys = ctx.keys
     for _ in range(SWAP_TRIES):
         raw, seen = yield Batch(

@@ -192,7 +192,7 @@ def report(
             "(a report without a token names no worker)"
         )
     body = {"id": "", "task_id": task_id, **_finding_body(ctx, finding)}
-    fid = new_id("f-") if finding_id is None else check_id("finding", finding_id)
+    fid = new_id("f-") if finding_id is None else check_id("finding", finding_id, new=True)
     body["id"] = fid
     next_secret = report_secret(fid) if claim_next is not None else ""
     if worker is not None:
@@ -419,7 +419,7 @@ def synthesize(
     cited = list(dict.fromkeys(check_id("finding", s) for s in sources))
     if len(cited) > MAX_SOURCES:
         raise ValidationError(f"a synthesis may cite at most {MAX_SOURCES:,} findings")
-    sid = new_id("s-") if synthesis_id is None else check_id("synthesis", synthesis_id)
+    sid = new_id("s-") if synthesis_id is None else check_id("synthesis", synthesis_id, new=True)
     body: dict[str, Any] = {
         "id": sid, "shard": shard, "pass_name": pass_name, "text": text, "sources": cited
     }  # fmt: skip

@@ -194,7 +194,7 @@ def _checked(
     """Validate one task; return what posting it sends and returns. The record is written
     here as ``dumps`` of its fields (in this order) would write it, without the dict and
     the encoder's walk: names and ids need no escaping, numbers are plain ints or floats."""
-    queue = check_name("queue", queue)
+    queue = check_name("queue", queue, new=True)
     if not isinstance(description, str):
         raise ValidationError(
             f"description must be a string, got {type(description).__name__}: say what to do"
@@ -216,7 +216,7 @@ def _checked(
     priority = _int_in("priority", priority, -MAX_PRIORITY, MAX_PRIORITY)
     max_attempts = _int_in("max_attempts", max_attempts, 1, MAX_ATTEMPTS)
     lease = _lease_s(lease_s)
-    tid = new_id("t-") if task_id is None else check_id("task", task_id)
+    tid = new_id("t-") if task_id is None else check_id("task", task_id, new=True)
     parts = [
         f'{{"id":"{tid}","queue":"{queue}","description":{_json_str(description)},'
         f'"priority":{priority},"max_attempts":{max_attempts},"lease_s":{_json_num(lease)}'

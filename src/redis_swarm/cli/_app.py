@@ -26,7 +26,7 @@ from .._env import ENV_HOME, ENV_NAME, ENV_URL, context_cache_from_env
 from .._errors import ConfigError, SwarmError, Timeout, ValidationError
 from .._executable import reach_options
 from .._printable import printable
-from .._validate import check_swarm_name
+from .._validate import check_swarm_name, not_ascii_number
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -271,28 +271,12 @@ class _AsciiNumber(_ParamType):
     error saying how to write it."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and (not value.isascii() or "_" in value):
-            self.fail(
-                f"{value!r} is not written in ASCII digits: write it with 0-9 only, no '_' "
-                f"between them{_as_ascii(value)}",
-                param,
-                ctx,
-            )
+        if isinstance(value, str):
+            fraction = isinstance(self, click.types.FloatParamType)
+            refused = not_ascii_number(repr(value), value, fraction=fraction)
+            if refused is not None:
+                self.fail(refused, param, ctx)
         return super().convert(value, param, ctx)
-
-
-def _as_ascii(value: str) -> str:
-    """``value``'s digits in ASCII (``, as 10``), when that makes it all ASCII; else ""."""
-    import unicodedata
-
-    def ascii_digit(ch: str) -> str:
-        digit = None if ch.isascii() else unicodedata.decimal(ch, None)
-        return ch if digit is None else str(digit)
-
-    written = "".join(ascii_digit(ch) for ch in value.strip().replace("_", ""))
-    if not written or not written.isascii() or len(written) > SHOWN_VALUE_CHARS:
-        return ""
-    return f", as {written}"
 
 
 @functools.cache
