@@ -2,16 +2,20 @@
 (``common``: timeouts, credentials, TLS, the pool's size, ``pool_options``): a health
 check that takes any answer for one (``AnswerMeansAlive``: a server that cannot persist
 refuses the check's PING with MISCONF, and still serves reads), and a TLS handshake that
-waits ``connect_timeout`` at most, on every redis-py (``HandshakeWithinConnectTimeout``).
+waits ``connect_timeout`` at most, on every redis-py (``HandshakeWithinConnectTimeout``;
+asyncio's, apart from the TCP connect, says it timed out: ``AsyncHandshakeApart``).
 The Sentinel and Cluster clients' own connections build on these (``_sentinel``,
 ``_cluster``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import socket
 import ssl as _ssl
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -19,12 +23,14 @@ import redis.asyncio
 from redis.connection import SSLConnection
 
 from ._config import Settings
+from ._translate import HANDSHAKE_TIMEOUT, RESET_IN_TLS_SETUP, causes
 
 __all__ = [
     "ALIVE_ON_ANY_ANSWER",
     "QUIET",
     "AnswerMeansAlive",
     "AsyncAnswerMeansAlive",
+    "AsyncHandshakeApart",
     "HandshakeWithinConnectTimeout",
     "alive_on_any_answer",
     "common",
@@ -134,6 +140,89 @@ class HandshakeWithinConnectTimeout:
         return sock
 
 
+class AsyncHandshakeApart:
+    """Mixin for redis-py's asyncio TLS connection classes: the TCP connect, then the TLS
+    handshake, each within ``socket_connect_timeout``, as the sync client's
+    (``HandshakeWithinConnectTimeout``), and a handshake that timed out said as one, in the
+    words of the sync client's ssl module (``HANDSHAKE_TIMEOUT``). redis-py's asyncio
+    connect makes both in one ``open_connection`` under one timeout, whose error says no
+    more than "Timeout connecting to server": a rediss:// URL at a plain port (which never
+    answers a handshake) read as a server that cannot be reached, retried for a Sentinel or
+    Cluster URL's whole window (most of a minute per request) where the sync client's
+    retries stop within a plain URL's (``_retries``), and said without its likely cause
+    (``translate``). Here the TCP connection is made first; redis-py's connect then makes
+    the handshake on it (``_connection_arguments``: the socket instead of the address)."""
+
+    host: str
+    port: int
+    socket_connect_timeout: float | None
+    _tcp: socket.socket | None = None  # (made, not yet handed to redis-py's connect)
+
+    def _connection_arguments(self) -> Mapping[str, Any]:
+        arguments = dict(super()._connection_arguments())  # type: ignore[misc]
+        if self._tcp is not None:
+            del arguments["host"], arguments["port"]
+            arguments.update(sock=self._tcp, server_hostname=self.host)
+        return arguments
+
+    async def _connect(self) -> None:
+        self._tcp = await asyncio.wait_for(
+            _tcp_connection(self.host, self.port), self.socket_connect_timeout
+        )
+        tcp = self._tcp
+        try:
+            await super()._connect()  # type: ignore[misc]
+        except asyncio.TimeoutError as exc:  # (only the handshake was left to wait for)
+            tcp.close()
+            raise TimeoutError(f"The {HANDSHAKE_TIMEOUT} (asyncio)") from exc
+        except BaseException:
+            # (asyncio closes a socket it was given once its transport fails; one that
+            # failed before, its TLS files not loading, is closed here; twice is harmless)
+            tcp.close()
+            raise
+        finally:
+            self._tcp = None
+
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        """redis-py's setup of a new connection (HELLO, AUTH, SELECT), a reset met in it said
+        as one of the TLS setup (``RESET_IN_TLS_SETUP``): the likeliest cause is a server
+        that refuses the client's certificate, or its lack, whose alert the reset dropped
+        (the sync client, slower to send its first request, gets the alert)."""
+        try:
+            await super().on_connect_check_health(check_health=check_health)  # type: ignore[misc]
+        except redis.ConnectionError as exc:
+            if not any(isinstance(item, ConnectionResetError) for item in causes(exc)) and (
+                "connection reset by peer" not in str(exc).lower()
+            ):
+                raise
+            raise redis.ConnectionError(
+                f"Error connecting to {self.host}:{self.port}: {RESET_IN_TLS_SETUP} ({exc})"
+            ) from exc
+
+
+async def _tcp_connection(host: str, port: int) -> socket.socket:
+    """A TCP connection to ``host``:``port``: to each address the name resolves to in turn,
+    as asyncio's connect tries them; the last one's error is raised."""
+    loop = asyncio.get_running_loop()
+    error: OSError | None = None
+    for family, kind, proto, _, address in await loop.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error if error is not None else OSError(f"{host} resolves to no address")
+
+
 class _Connection(AnswerMeansAlive, redis.Connection):
     pass
 
@@ -150,7 +239,7 @@ class _AsyncConnection(AsyncAnswerMeansAlive, redis.asyncio.Connection):
     pass
 
 
-class _AsyncSSLConnection(AsyncAnswerMeansAlive, redis.asyncio.SSLConnection):
+class _AsyncSSLConnection(AsyncAnswerMeansAlive, AsyncHandshakeApart, redis.asyncio.SSLConnection):
     pass
 
 

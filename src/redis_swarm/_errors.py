@@ -80,13 +80,15 @@ class ConnectionFailed(SwarmError):
     ``retryable`` says whether trying again may help: False when no retry can, only a change
     of configuration: a TLS connection refused over a certificate (the server's does not
     verify; the server refuses the client's, or requires one), a certificate or key file of
-    the URL that does not load, a port that answers the TLS handshake with no TLS (its
-    message says what to fix). The client's own retries give these up at once, and a loop
+    the URL that does not load, a port that answers the TLS handshake with no TLS or with no
+    TLS version in common (its message says what to fix). The client's own retries give
+    these up at once (one judgement for both: ``_translate.no_retry_fixes``), and a loop
     that rides out outages (``swarm watch``) ends on them. True for everything else: an
-    outage may pass (a server down, paused, loading, full, read-only; a connection closed in
-    the TLS handshake without a word, as a server at its maxclients or restarting closes it;
-    a TLS handshake never answered, as by a plain port but also by a paused server), and a
-    handle's pool may get a connection back."""
+    outage may pass (a server down, paused, loading, full, read-only, restarting: its unix
+    socket gone meanwhile; a connection closed in the TLS handshake without a word, as a
+    server at its maxclients or restarting closes it; a TLS handshake never answered, as by
+    a plain port but also by a paused server), and a handle's pool may get a connection
+    back (the one failure the client's retries give up at once that stays retryable)."""
 
     def __init__(
         self,

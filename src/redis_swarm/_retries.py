@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import ssl as _ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
@@ -42,13 +41,12 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from ._config import BACKOFF_BASE_S, BACKOFF_CAP_S, Settings
 from ._translate import (
-    CERTIFICATE_REFUSED,
-    HANDSHAKE_FAILURE,
     HANDSHAKE_TIMEOUT,
     SENT_BEFORE,
-    TLS_FILE_ERRORS,
+    NoneAnswered,
     causes,
     may_have_reached,
+    no_retry_fixes,
     pool_exhausted,
 )
 
@@ -72,61 +70,27 @@ def backoff() -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
 
 
-# Fragments of errors that a retry cannot fix (lower case; matched in the whole cause chain).
-_PERMANENT = (
-    "certificate verify failed",
-    "certificate required",
-    *CERTIFICATE_REFUSED,
-    "wrong version number",
-    "wrong_version_number",
-    "unsupported protocol",
-    "no such file or directory",
-    "invalid username-password",
-    "wrongpass",
-    "noauth",
-    HANDSHAKE_FAILURE,
-    *TLS_FILE_ERRORS,
-)
-
-
 def is_permanent(exc: BaseException) -> bool:
-    """True for a connection error that no retry can fix (certificates, a server's alert
-    refusing the client certificate, authentication, a port that answers the TLS handshake
-    with no TLS). Not a TLS connection the server closed without a word while it was being
-    made, even with a client certificate in the URL: a server at its maxclients, or
-    restarting, does that too (``translate`` names both causes once the retries are over).
-    Nor a TLS handshake that timed out: a plain Redis port never answers one (it waits for a
-    newline), but neither does a paused server (SIGSTOP, a stalled failover), which passes;
-    it is a timeout, retried only while another attempt fits a plain URL's short window
-    (``Settings.none_answered_window_s``, whatever the URL's kind: a Sentinel or Cluster
-    URL's long one would make a misconfigured port wait most of a minute per request);
-    with the default timeouts, none does (``_fits_short_run``).
-    And a pool with every connection in use (``pool_exhausted``): a retry, after a pause,
-    might find one free, but would hide the limit the caller must raise, and wait for
-    calls that may themselves wait seconds (a claim's wait_s); redis-py's pools refuse at
-    once for that reason, and so does every retry here, the cluster shell's included."""
-    if pool_exhausted(exc):
-        return True
-    for item in causes(exc):
-        if isinstance(
-            item,
-            redis.AuthenticationError
-            | redis.exceptions.AuthorizationError
-            | _ssl.SSLCertVerificationError,
-        ):
-            return True
-        text = str(item).lower()
-        if any(fragment in text for fragment in _PERMANENT):
-            return True
-    return False
-
-
-class NoneAnswered(redis.ConnectionError):
-    """No server the client could ask answered: every sentinel of a Sentinel URL, or every
-    node a cluster client knows, refused the connection or never answered (``timed_out``:
-    some took it and never answered). Retried within ``Settings.none_answered_window_s``."""
-
-    timed_out = False
+    """True for a connection error that the client's retries give up on at once: one that
+    no retry can fix (``no_retry_fixes``, the judgement ``ConnectionFailed.retryable`` says
+    too: certificates, a server's alert refusing the client certificate, authentication, a
+    port that answers the TLS handshake with no TLS). Not a TLS connection the server
+    closed without a word while it was being made, even with a client certificate in the
+    URL: a server at its maxclients, or restarting, does that too (``translate`` names both
+    causes once the retries are over). Nor a TLS handshake that timed out: a plain Redis
+    port never answers one (it waits for a newline), but neither does a paused server
+    (SIGSTOP, a stalled failover), which passes; it is a timeout, retried only while another
+    attempt fits a plain URL's short window (``Settings.none_answered_window_s``, whatever
+    the URL's kind: a Sentinel or Cluster URL's long one would make a misconfigured port
+    wait most of a minute per request); with the default timeouts, none does
+    (``_fits_short_run``).
+    And, here only, a pool with every connection in use (``pool_exhausted``): a retry,
+    after a pause, might find one free, but would hide the limit the caller must raise, and
+    wait for calls that may themselves wait seconds (a claim's wait_s); redis-py's pools
+    refuse at once for that reason, and so does every retry here, the cluster shell's
+    included. (A loop that rides out outages may still get a connection back later: its
+    ``ConnectionFailed`` stays ``retryable``.)"""
+    return pool_exhausted(exc) or no_retry_fixes(exc)
 
 
 def _timed_out(error: Exception) -> bool:

@@ -23,6 +23,7 @@ from ._config import Settings
 from ._connections import (
     AnswerMeansAlive,
     AsyncAnswerMeansAlive,
+    AsyncHandshakeApart,
     HandshakeWithinConnectTimeout,
 )
 from ._errors import ConfigError
@@ -310,5 +311,7 @@ class AsyncSentinelConnection(
             raise _ask_sentinels_again(error) from error
 
 
-class AsyncSentinelSSLConnection(AsyncSentinelConnection, redis.asyncio.connection.SSLConnection):
+class AsyncSentinelSSLConnection(
+    AsyncSentinelConnection, AsyncHandshakeApart, redis.asyncio.connection.SSLConnection
+):
     """``AsyncSentinelConnection`` over TLS."""

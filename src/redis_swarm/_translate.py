@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl as _ssl
 from typing import NamedTuple
 
 import redis.exceptions as rex
@@ -17,15 +18,15 @@ from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
 from ._scripts import function_name
 
 __all__ = [
-    "CERTIFICATE_REFUSED",
-    "HANDSHAKE_FAILURE",
     "HANDSHAKE_TIMEOUT",
     "NO_GOOD_REPLICAS",
+    "RESET_IN_TLS_SETUP",
     "SENT_BEFORE",
-    "TLS_FILE_ERRORS",
+    "NoneAnswered",
     "causes",
     "closed_in_tls_setup",
     "may_have_reached",
+    "no_retry_fixes",
     "pool_exhausted",
     "refused_write",
     "translate",
@@ -90,9 +91,20 @@ def translate(
 ) -> e.SwarmError:
     """The SwarmError for a redis-py error raised while talking to ``where`` (a masked URL);
     ``swarm``: the swarm in use, and ``operation``: the name of the operation (a row of
-    ``OPERATIONS``) that sent the request, when known: a refused key is said with them."""
+    ``OPERATIONS``) that sent the request, when known: a refused key is said with them. A
+    ConnectionFailed is ``retryable`` unless no retry fixes ``exc`` (``no_retry_fixes``, the
+    judgement the client's own retries make too)."""
     if isinstance(exc, e.SwarmError):
         return exc
+    error = _translated(exc, where, swarm, operation)
+    if isinstance(error, e.ConnectionFailed):
+        error.retryable = not no_retry_fixes(exc)
+    return error
+
+
+def _translated(
+    exc: BaseException, where: str, swarm: str | None, operation: str | None
+) -> e.SwarmError:
     if isinstance(exc, UnicodeEncodeError):
         return _not_unicode(exc)
     text = str(exc).strip()
@@ -113,8 +125,7 @@ def translate(
     # request was sent only if an earlier attempt of it was (``_sent_before``).
     before = _sent_before(exc)
     if text.startswith(_NO_MASTER):
-        message, retryable = _no_master(exc, text, where)
-        return e.ConnectionFailed(message, sent=before, retryable=retryable)
+        return e.ConnectionFailed(_no_master(exc, text, where), sent=before)
     if isinstance(exc, rex.BusyLoadingError) or text.startswith(_LOADING):
         return e.ConnectionFailed(_loading(where), sent=before)
     if pool_exhausted(exc):
@@ -333,6 +344,87 @@ def pool_exhausted(exc: BaseException) -> bool:
     if _MaxConnectionsError is not None and isinstance(exc, _MaxConnectionsError):
         return True
     return isinstance(exc, rex.ConnectionError) and str(exc).strip().lower() == _POOL_FULL_TEXT
+
+
+class NoneAnswered(rex.ConnectionError):
+    """No server the client could ask answered: every sentinel of a Sentinel URL, or every
+    node a cluster client knows, refused the connection or never answered (``timed_out``:
+    some took it and never answered). Retried within ``Settings.none_answered_window_s``
+    (``_retries``)."""
+
+    timed_out = False
+
+
+# Fragments (lower case) of the text of an error, or of one of its causes, that no retry
+# fixes, only a change of configuration (``no_retry_fixes``): certificates, either side's; a
+# port that answers the TLS handshake with no TLS, or a TLS version the two sides do not
+# share; a certificate or key file of the URL that does not load; a password refused.
+_NO_SUCH_FILE = "no such file or directory"
+_NO_RETRY_FIXES = (
+    "certificate verify failed",
+    "certificate required",
+    *CERTIFICATE_REFUSED,
+    HANDSHAKE_FAILURE,
+    "wrong version number",
+    "wrong_version_number",
+    "unsupported protocol",
+    *TLS_FILE_ERRORS,
+    _NO_SUCH_FILE,
+    "permission denied",
+    "invalid username-password",
+    "wrongpass",
+    "noauth",
+)
+_NO_RETRY_FIXES_CLASSES = (
+    rex.AuthenticationError,
+    rex.AuthorizationError,
+    _ssl.SSLCertVerificationError,
+)
+
+
+def no_retry_fixes(exc: BaseException) -> bool:
+    """Whether no retry can fix the connection error ``exc``, only a change of configuration:
+    the one judgement of it, which the client's own retries give up on at once
+    (``_retries.is_permanent``) and ``ConnectionFailed.retryable`` says (``translate``), for
+    the loops that ride out outages. True for a TLS connection refused over a certificate
+    (the server's does not verify; the server refuses the client's with an alert, or requires
+    one), a port that answers the TLS handshake with no TLS (or with no TLS version in
+    common), a certificate or key file of the URL that does not load, a password refused
+    (``_NO_RETRY_FIXES``); a Sentinel URL's, when no sentinel answered and one of them failed
+    so (when one answered, the master is what is missing: a failover, which passes).
+
+    False for what may pass: a server down, paused or restarting (a unix socket that is not
+    there: its server removes it while it is down), loading, full, read-only; a TLS
+    connection closed in the handshake without a word (a server at its maxclients, or
+    restarting, closes so too, as one that refused the client certificate and whose alert
+    was lost); a TLS handshake never answered (by a plain port, but by a paused server too:
+    a timeout, which the client's retries try again only within a short window). And a
+    handle's pool with every connection in use: a later call may find one free (the
+    client's own retries do not wait for one: ``_retries.is_permanent``)."""
+    text = str(exc)
+    if text.startswith(_NO_MASTER):
+        # (its sentinels' failures are in its text; ``failed_sentinels`` says them apart)
+        given: tuple[tuple[str, str], ...] | None = getattr(exc, "failed_sentinels", None)
+        if given is not None and not isinstance(exc, NoneAnswered):
+            return False  # a sentinel answered: the master is down, or failing over
+        failures = given if given is not None else _sentinel_failures(text)
+        return any(_refused_by_text(error.lower()) for _, error in failures)
+    chain = causes(exc)
+    if any(isinstance(item, _NO_RETRY_FIXES_CLASSES) for item in chain):
+        return True
+    gone = any(f"{_CONNECTING} /" in str(item) for item in chain)  # a unix socket's path
+    return any(_refused_by_text(str(item).lower(), socket_gone=gone) for item in chain)
+
+
+def _refused_by_text(low: str, *, socket_gone: bool = False) -> bool:
+    """Whether the lower-cased text of an error says what no retry fixes (``_NO_RETRY_FIXES``);
+    ``socket_gone``: the error was met connecting to a unix socket, whose missing file is its
+    server down, not a file of the URL."""
+    return any(
+        fragment in low
+        for fragment in _NO_RETRY_FIXES
+        if not (socket_gone and fragment == _NO_SUCH_FILE)
+    )
 
 
 def _pool_exhausted(where: str) -> str:
@@ -627,11 +719,7 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
     if tls is not None:
         # A certificate refused (either side's) ends the connection before any request runs,
         # however far redis-py had got (a TLS 1.3 server's alert comes at the first read).
-        return e.ConnectionFailed(
-            tls.message,
-            sent=sent and (not tls.refused or _sent_before(exc)),
-            retryable=tls.retryable,
-        )
+        return e.ConnectionFailed(tls.message, sent=sent and (not tls.refused or _sent_before(exc)))
     tls_port = _tls_port_hint(where, text)
     if tls_port and not text.startswith(_CLUSTER_UNREACHABLE):
         # A reset on a plain connection: the server closed it with what it was sent unread
@@ -651,13 +739,11 @@ def _unreachable(exc: BaseException, text: str, where: str) -> e.ConnectionFaile
             f"{'; ' if tls_port else ''}{tls_port}",
             sent=sent,
         )
-    hint = ""
-    if where.startswith("rediss") and "timeout connecting" in text.lower():
-        # The asyncio client says no more than that the connect (handshake included) timed out.
-        hint = "; if the port speaks no TLS (it then never answers the handshake), use redis://"
+    # (a TLS handshake that timed out is said above, the asyncio client's too: its TLS
+    # connections make it apart from the TCP connect, ``_connections.AsyncHandshakeApart``)
     return e.ConnectionFailed(
         f"cannot reach Redis at {where}: {text or type(exc).__name__}; "
-        f"check that the server runs and the URL is right ({DOCTOR_TELLS_MORE}){hint}",
+        f"check that the server runs and the URL is right ({DOCTOR_TELLS_MORE})",
         sent=sent,
     )
 
@@ -744,10 +830,10 @@ def _tls_port_hint(where: str, text: str) -> str:
     return f"if it only speaks TLS (tls-port), use {twin}:// with ssl_ca_certs"
 
 
-def _no_master(exc: BaseException, text: str, where: str) -> tuple[str, bool]:
+def _no_master(exc: BaseException, text: str, where: str) -> str:
     """One short line for a Sentinel URL whose sentinels gave no master: which sentinels were
-    tried, which did not answer and why, and what to check; and whether a retry may help
-    (no, for a certificate refused: see ``_sentinel_tls``)."""
+    tried, which did not answer and why, and what to check (a TLS failure of theirs said as
+    ``_sentinel_tls`` says it; whether a retry may help: ``no_retry_fixes``)."""
     settings = _settings_of(where)
     head = text.partition(" : ")[0]
     service = settings.service_name if settings is not None else head[len(_NO_MASTER) :]
@@ -759,7 +845,7 @@ def _no_master(exc: BaseException, text: str, where: str) -> tuple[str, bool]:
     tls = [f for node, error in failures if (f := _sentinel_tls(where, node, error)) is not None]
     if tls and not answered:
         # (the TLS settings of the URL are the sentinels' too: one failure says what to fix)
-        return tls[0].message, tls[0].retryable
+        return tls[0].message
     said = ", ".join(f"{node} ({why})" for node, why in failed.items())
     tls_port = _tls_port_hint(where, said)
     if not answered:
@@ -767,14 +853,14 @@ def _no_master(exc: BaseException, text: str, where: str) -> tuple[str, bool]:
             f"no Sentinel of {where} answered: tried {said}; check that the sentinels run and "
             "that the URL names them by their own host:port (26379 by default, not the "
             f"master's port){'; ' if tls_port else ''}{tls_port}"
-        ), True
+        )
     verb = "monitors" if len(answered) == 1 else "monitor"
     return (
         f"no Sentinel of {where} gave the master's address: {', '.join(answered)} {verb} no "
         f"master named {service!r} that is up{f'; no answer from {said}' if said else ''}: "
         "check the service name in the URL (SENTINEL MASTERS on a sentinel lists those it "
         "monitors), or try again once a failover has ended"
-    ), True
+    )
 
 
 # What an error whose text was lost (redis-py before 8.2 wrote a sentinel's error as its class
@@ -844,6 +930,13 @@ def _embedded_not_running(where: str, text: str) -> str:
     )
 
 
+# What the asyncio client's TLS connections say of a reset met as they were being set up, in
+# their first exchange after the handshake (``_connections.AsyncHandshakeApart``): under TLS
+# 1.3 a server refuses a client certificate (or its lack) after the handshake, and one that
+# closes with the client's first request unread resets the connection, its alert dropped
+# unsent; one at its maxclients, or restarting, may reset it too.
+RESET_IN_TLS_SETUP = "the server reset the connection as it was being set up"
+
 # The ssl module's word for a TLS connection that ended without a goodbye (an EOF), in the
 # handshake or at the first write after it.
 _EOF_MIDWAY = "violation of protocol"
@@ -858,7 +951,9 @@ def closed_in_tls_setup(exc: BaseException) -> bool:
     maxclients, or restarting, and a proxy in front of one."""
     chain = causes(exc)
     return any(_CONNECTING in str(item) for item in chain) and any(
-        _EOF_MIDWAY in str(item).lower() or (type(item) is ConnectionResetError and not item.args)
+        _EOF_MIDWAY in str(item).lower()
+        or (type(item) is ConnectionResetError and not item.args)
+        or RESET_IN_TLS_SETUP in str(item)
         for item in chain
     )
 
@@ -866,12 +961,11 @@ def closed_in_tls_setup(exc: BaseException) -> bool:
 class _TlsFailure(NamedTuple):
     """A TLS failure, said (``message``: one line naming what to check). ``refused``: a
     certificate refused, either side's (the server's did not verify, or the server refused
-    the client's or wants one): the connection ended before any request ran. ``retryable``:
-    whether a retry may help (``ConnectionFailed.retryable``)."""
+    the client's or wants one): the connection ended before any request ran. (Whether a
+    retry may help is ``no_retry_fixes``'s to say, not the message's.)"""
 
     message: str
     refused: bool = False
-    retryable: bool = False
 
 
 def _refused(message: str) -> _TlsFailure:
@@ -917,14 +1011,13 @@ def _tls_problem(chain: str, text: str, where: str, closed: bool) -> _TlsFailure
         # client that loses that race sees the connection end (EOF) instead of the alert.
         settings = _settings_of(where)
         if settings is not None and settings.ssl_certfile is not None:
-            return _TlsFailure(_closed_with_certificate(where, text), retryable=True)
+            return _TlsFailure(_closed_with_certificate(where, text))
         # No certificate given: the end of a connection says no more than that (a dropped
         # connection ends so too, and is retried as one), but the likeliest cause is this.
         return _TlsFailure(
             f"TLS to {where} failed: the server closed the connection in the TLS handshake "
             "without a word; most likely the server requires a client certificate "
-            "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL",
-            retryable=True,
+            "(tls-auth-clients yes): add ssl_certfile=...&ssl_keyfile=... to the URL"
         )
     if "certificate required" in low:
         return _refused(_certificate_required(where))
@@ -1032,9 +1125,8 @@ def _tls_setup_problem(chain: str, text: str, where: str) -> _TlsFailure | None:
             f"TLS to {where} failed: the TLS handshake timed out (the server took the "
             "connection and never answered it, within connect_timeout): a paused or "
             "overloaded server does that, which passes (try again once it answers); so does "
-            "a server that does not speak TLS on this port: if it is a plain port, use "
-            "redis://; else the server's TLS port (tls-port) is another one",
-            retryable=True,
+            "a server that does not speak TLS on this port: if the port speaks no TLS (a "
+            "plain port), use redis://; else the server's TLS port (tls-port) is another one"
         )
     found = _tls_file_problem(chain, text, where)
     return _TlsFailure(found) if found is not None else None

@@ -10,7 +10,19 @@ dispatcher reads each event ``LAG_S`` after it happened, so that the webhook is 
 then, and the handler asks for a catch-up (``catch_up``) in case it was not. A post is
 retried (``RETRY_DELAYS_S``) on a network error, a 5xx, 408 or 429; an event still
 undelivered after the last retry is logged and dropped (the task's state stays readable with
-GetTask). After a task's final state is delivered, its webhook is removed.
+GetTask). One that no retry delivers is dropped at once, one line in the log: a 4xx other
+than 408 and 429 (the webhook refused it), and a TLS connection the webhook's server did not
+make (``no_retry_fixes``, the core's judgement of a Redis connection's: its certificate does
+not verify or names another host, an alert refusing the handshake, a port that answers it
+with no TLS); the webhook's next updates are each tried again (a certificate may be renewed
+meanwhile). After a task's final state is delivered, its webhook is removed.
+
+The dispatcher rides out a lost Redis, following the stream again after waits that double
+(``reconnect_delay``). A connection no retry makes (``ConnectionFailed.retryable`` False: its
+certificate refused, a certificate or key file of the URL that no longer loads) is said once,
+as an error with what to fix, and tried again only every ``RECONNECT_MAX_S``, as the other
+faces do (the MCP channel, the dashboard): a fix made where the server runs resumes the
+pushes without a restart (said once too).
 
 A server that does not post inside its network (``url_check``: the rule its handler checks a
 webhook with when a client gives one, as ``_addresses.webhook_target``) checks the address
@@ -47,8 +59,9 @@ from a2a.utils.proto_utils import to_stream_response
 
 from .._client import AsyncSwarm
 from .._codec import now_ms
-from .._errors import NotFound, PermissionDenied, SwarmError
+from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError
 from .._models import Event, EventType, Webhook
+from .._translate import no_retry_fixes
 from ._addresses import REFUSED_ADDRESS, AddressCheck, pin, unresolved
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
@@ -130,6 +143,7 @@ class PushDispatcher:
         """Forever (cancel the task to stop)."""
         since: str | int = max(0, now_ms() - int(self.replay_s * 1000))
         failures = 0
+        stuck = False  # a failure no retry fixes was said, and the follow has not worked since
         try:
             while True:
                 started = time.monotonic()
@@ -137,7 +151,7 @@ class PushDispatcher:
                     async for event in self.swarm.follow_events(since=since, types="task"):
                         if failures:
                             log.warning("push notifications: following the swarm again")
-                            failures = 0
+                            failures, stuck = 0, False
                         age_s = (now_ms() - event.at) / 1000
                         if age_s < LAG_S:
                             await asyncio.sleep(min(LAG_S, LAG_S - age_s))
@@ -145,6 +159,17 @@ class PushDispatcher:
                         since = event.id
                 except SwarmError as exc:  # Redis went away: the claims make a replay safe
                     failures = 1 if time.monotonic() - started >= HEALTHY_S else failures + 1
+                    if isinstance(exc, ConnectionFailed) and not exc.retryable:
+                        if not stuck:
+                            log.error(
+                                "push notifications stopped: %s; no retry fixes that: fix it "
+                                "where this server runs, and they resume (tried again every "
+                                "%g s; said here when they do)", exc, RECONNECT_MAX_S,
+                            )  # fmt: skip
+                            stuck = True
+                        await asyncio.sleep(RECONNECT_MAX_S)
+                        continue
+                    stuck = False
                     delay = reconnect_delay(failures)
                     denied = isinstance(exc, PermissionDenied)
                     fix = f"; {needs_role(self.swarm.name)}" if denied else ""
@@ -246,6 +271,12 @@ class PushDispatcher:
                         log.warning("webhook %s refused an update: %s", hook.url, response)
                     return
             except httpx.HTTPError as exc:
+                if no_retry_fixes(exc):  # (the webhook's TLS: its server's to fix)
+                    log.warning(
+                        "webhook %s: not posted, an update of task %s dropped (no retry "
+                        "fixes that): %s", hook.url, hook.task_id, exc,
+                    )  # fmt: skip
+                    return
                 log.info("webhook %s: %s", hook.url, exc)
             except OSError as exc:  # (the check's lookup: a network error, see the module)
                 log.info("webhook %s: not posted yet: %s", hook.url, unresolved(hook.url, exc))

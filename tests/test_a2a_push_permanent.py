@@ -1,0 +1,140 @@
+"""The push dispatcher does not retry what no retry fixes: an update to a webhook whose TLS
+connection is refused (its certificate names another host) is dropped at its first try, not
+tried again after 0.2, 1 and 3 s; and a connection to Redis that no retry makes
+(``ConnectionFailed.retryable`` False: its certificate refused) is said once, as an error
+with what to fix, then tried again seldom, as the MCP channel and the dashboard do. Real
+servers: Redis (TLS ones from ``_tls``) and a TLS webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from redis_swarm import AsyncSwarm
+from redis_swarm.a2a_server import _push
+from redis_swarm.a2a_server._push import PushDispatcher, push_client
+
+from ._a2a import QUEUE
+from ._servers import RedisServer, ServerFactory
+from ._tls import Pki, make_pki, start_tls_server
+
+LOGGER = "redis_swarm.a2a_server._push"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+class _WrongHostReceiver:
+    """An HTTPS port whose certificate (of the test CA) is for another host name: each
+    connection is counted, its handshake refused by the client."""
+
+    def __init__(self, pki: Pki) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pki.wrong_host_cert, pki.wrong_host_key)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with contextlib.suppress(OSError), client:
+                client.settimeout(5)
+                self.context.wrap_socket(client, server_side=True).close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def receiver(pki: Pki) -> Iterator[_WrongHostReceiver]:
+    hook = _WrongHostReceiver(pki)
+    yield hook
+    hook.close()
+
+
+def test_an_update_to_a_webhook_whose_certificate_is_refused_is_not_retried(
+    redis_server: RedisServer,
+    pki: Pki,
+    receiver: _WrongHostReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each update was posted 3 times more (a network error's retries), each refused alike."""
+
+    async def body() -> None:
+        async with (
+            AsyncSwarm(redis_server.url, swarm=f"push-tls-{uuid.uuid4().hex[:8]}") as swarm,
+            push_client(ssl.create_default_context(cafile=str(pki.ca)), timeout_s=5) as http,
+        ):
+            dispatcher = PushDispatcher(swarm, [QUEUE], http, retry_delays_s=(0.05, 0.05))
+            task = await swarm.post_task(QUEUE, "look it up")
+            await swarm.set_webhook(task.id, receiver.url)
+            running = asyncio.create_task(dispatcher.run())
+            try:
+                claimed = await swarm.claim(QUEUE, worker="w", wait_s=5)
+                assert claimed is not None and claimed.id == task.id
+                await swarm.report(task.id, claimed.token, {"summary": "done"})
+                deadline = time.monotonic() + 15
+                while await swarm.webhooks(task.id):  # (removed once the final one is handled)
+                    assert time.monotonic() < deadline, "the final update was never handled"
+                    await asyncio.sleep(0.02)
+            finally:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        asyncio.run(body())
+    said = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    dropped = [line for line in said if "no retry fixes that" in line]
+    assert dropped and all("certificate verify failed" in line for line in dropped), said
+    assert not [line for line in said if "giving up" in line], said
+    assert receiver.connections == len(dropped), (receiver.connections, said)
+
+
+def test_a_redis_connection_no_retry_makes_is_said_once_and_tried_again_seldom(
+    servers: ServerFactory,
+    pki: Pki,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its Redis's certificate refused (the URL's CA is another): the dispatcher said it as a
+    pause, 'trying again in 1 s', then 2 s, ..., as if it would pass. Now one error line
+    saying that no retry fixes it, and tries that wait the longest wait
+    (``RECONNECT_MAX_S``, short here: tried again several times, said once)."""
+    monkeypatch.setattr(_push, "RECONNECT_MAX_S", 0.3)
+    server = start_tls_server(servers, pki)
+    url = f"rediss://127.0.0.1:{server.port}?ssl_ca_certs={pki.wrong_ca}"
+
+    async def follow() -> None:
+        async with AsyncSwarm(url, swarm="push-stuck") as swarm, push_client() as http:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(PushDispatcher(swarm, [QUEUE], http).run(), 2.0)
+
+    try:
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            asyncio.run(follow())
+    finally:
+        server.stop()
+    records = [r for r in caplog.records if r.name == LOGGER]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    line = records[0].getMessage()
+    assert records[0].levelno == logging.ERROR, line
+    assert "refused: certificate verify failed" in line and "no retry fixes that" in line, line
+    assert "fix it where this server runs" in line and "trying again in" not in line, line
