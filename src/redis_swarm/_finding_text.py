@@ -12,25 +12,50 @@ The runner (``_runner``) reads a finding from an agent's output with it, and the
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import re
 import secrets
 from typing import Any
 
-__all__ = ["SUMMARY_LIMIT", "finding_tags", "new_mark", "normalize_finding", "parse_finding"]
+__all__ = [
+    "SUMMARY_LIMIT",
+    "finding_refused",
+    "finding_tags",
+    "new_mark",
+    "normalize_finding",
+    "parse_finding",
+]
 
 OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON object
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
-# Before those last characters, the '{' also tried: the first this many, and those that begin
-# the last this many lines begun with one (a finding bigger than the window: ``_last_object``),
-# an object begun there taken only when it ends in the last characters (not an example quoted
-# early in prose).
+# Before those last characters, the '{' also tried (``_early_starts``): this many of the
+# first of the output, this many of the first of the line the last characters begin in, and
+# those opening the pretty-printed objects whose closing '}' begins one of the last this
+# many lines there begun with one; an object begun there is taken only when it ends in the
+# last characters (not an example quoted early in prose).
 EARLY_STARTS = 8
+# The most blanks before a pretty-printed object's closing '}' whose opening '{' is looked
+# for: an answer's own object is indented little.
+PRETTY_INDENT = 16
+# At most this many starts nested deeper than the parser goes are tried: each costs a parse
+# that deep (half a millisecond), and the core stores no JSON nested over 200 levels.
+DEEP_TRIES = 8
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
 
 
-_LINE_OBJECT = re.compile(r"^[ \t]*\{", re.M)
+# A '{' that may begin an object (a key or its '}' next): a '{' of prose, code or a template
+# ("{x}", "{{") is not tried, so that many of them cost nothing.
+_OBJECT_START = re.compile(r'\{(?=[ \t\n\r]*["}])')
+_CLOSING_LINE = re.compile(rf"\n([ \t]{{0,{PRETTY_INDENT}}})\}}")
+# The last line (of the text matched) whose first character follows at most N blanks (N: the
+# index), else the first line if it does: the greedy ``.*`` goes to the end at once, then
+# back from newline to newline.
+_LINE_ABOVE = [
+    re.compile(rf"(?:.*\n)?[ \t]{{0,{n}}}([^ \t\r\n])", re.S) for n in range(PRETTY_INDENT + 1)
+]
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)\n[ \t]*```", re.S)
 # Envelopes of agent CLIs' JSON output: claude -p --output-format json ("result"),
 # gemini -o json ("response"). The finding is inside the text they carry.
@@ -45,6 +70,13 @@ def new_mark() -> str:
 def finding_tags(mark: str) -> tuple[str, str]:
     """The lines an agent writes before and after its finding."""
     return f"<finding-{mark}>", f"</finding-{mark}>"
+
+
+def finding_refused(error: Exception) -> str:
+    """Why a finding parsed from an agent's output was not stored: the core refused it
+    (``error``, a ValidationError: too big to store, or no finding), so the task fails, to
+    be retried, rather than keep a lease no one will report."""
+    return f"the finding was refused: {error}"
 
 
 def _as_finding(
@@ -73,32 +105,78 @@ def _last_object(
     """The JSON object with a summary that ends last in ``text`` (the outermost one).
 
     Its start is searched for in the last ``OBJECT_SEARCH`` characters, and before them only
-    at ``EARLY_STARTS``' (each start tried parses the text once at most), and one begun there
-    is taken only when it ends in the window: an object bigger than the window (a finding too
-    big to store) is found whole, so that the core refuses it for its size (the run fails
-    saying so), never made the finding as a cut text; an example quoted early in a long text
-    answer (``Reply as {"summary": ...}``) is never the finding."""
+    at ``EARLY_STARTS``' (``_early_starts``), and one begun there is taken only when it ends
+    in the window: an object bigger than the window (a finding too big to store) is found
+    whole, so that the core refuses it for its size (the run fails saying so), never made
+    the finding as a cut text; an example quoted early in a long text answer (``Reply as
+    {"summary": ...}``) is never the finding.
+
+    Only a '{' followed by a key or '}' is tried (``_OBJECT_START``), each at most once, and
+    parsed from a copy of the text from it: a parse that fails counts the lines up to where
+    it failed, which in the whole text was a pass over all of it for each '{' tried (20 s
+    for 4 MiB of '{'). Each search looks at a part of the text once, so a big output costs
+    a few passes over it."""
     window = max(len(text) - OBJECT_SEARCH, 0)
     decoder = json.JSONDecoder()
-    starts = [window + m.start() for m in re.finditer(r"\{", text[window:])][-OBJECT_TRIES:]
+    starts = [m.start() for m in _OBJECT_START.finditer(text, window)][-OBJECT_TRIES:]
     if window:
-        lines = [m.end() - 1 for m in _LINE_OBJECT.finditer(text, 0, window)][-EARLY_STARTS:]
-        braces = re.finditer(r"\{", text[:window])
-        first = [m.start() for _, m in zip(range(EARLY_STARTS), braces, strict=False)]
-        starts = sorted({*first, *lines}) + starts
+        starts = sorted(_early_starts(text, window)) + starts
     best: tuple[dict[str, Any], str | None] | None = None
     best_end = -1
+    deep = 0
     for start in reversed(starts):
         try:
-            value, end = decoder.raw_decode(text, start)
-        except (ValueError, RecursionError):  # (RecursionError: nested too deep)
+            value, end = decoder.raw_decode(text[start:])
+        except RecursionError:  # (nested deeper than the parser goes: no finding)
+            deep += 1
+            if deep == DEEP_TRIES:
+                break
             continue
+        except ValueError:
+            continue
+        end += start
         if start < window and end <= window:
             continue  # (begun early, ended before the window: not the output's last object)
         found = _as_finding(value, depth, mark)
         if found is not None and end >= best_end:
             best, best_end = found, end
     return best
+
+
+def _early_starts(text: str, window: int) -> set[int]:
+    """The '{' before ``window`` (where the last ``OBJECT_SEARCH`` characters begin) tried as
+    an object's start: the first ``EARLY_STARTS`` of the text, and of the line ``window``
+    falls in (a compact object bigger than the window is on that line: its own, or after
+    prose), each looked for in the first ``OBJECT_SEARCH`` characters; and those opening a
+    pretty-printed object (``json.dumps(indent=2)``, multi-line) whose closing '}' begins
+    one of the last ``EARLY_STARTS`` lines in the window begun with one (after at most
+    ``PRETTY_INDENT`` blanks): the '{' beginning or ending the nearest line above it with
+    no more blanks before it (a pretty-printed object's lines are indented deeper than its
+    brackets, however many '{' they and the prose before it hold). Closing lines are taken
+    from the last up, and one inside an object found above a later one is skipped (nested
+    in it): the text between a closing line and the line found is looked at once."""
+    found: set[int] = set()
+    line = text.rfind("\n", 0, window) + 1
+    for begin in (0, line):
+        end = min(window, begin + OBJECT_SEARCH)
+        # (the key after a '{' just before ``end`` is looked at past it)
+        starts = _OBJECT_START.finditer(text, begin, min(end + 64, len(text)))
+        found |= {m.start() for m in itertools.islice(starts, EARLY_STARTS) if m.start() < end}
+    floor = len(text)  # where the objects found above the closing lines so far begin
+    closing = collections.deque(_CLOSING_LINE.finditer(text, window - 1), EARLY_STARTS)
+    for close in reversed(closing):
+        if close.start() >= floor:
+            continue  # (a closing line inside the object found below it)
+        above = _LINE_ABOVE[len(close.group(1))].match(text, 0, close.start())
+        if above is None:
+            break  # (no line above opens it, nor one of those above it)
+        floor = first = above.start(1)
+        end = text.find("\n", first, close.start())
+        opening = text[first : close.start() if end < 0 else end].rstrip()
+        for at in (first, first + len(opening) - 1):
+            if at < window and text.startswith("{", at):
+                found.add(at)
+    return found
 
 
 def _marked(text: str, depth: int, mark: str) -> tuple[dict[str, Any], str] | None:

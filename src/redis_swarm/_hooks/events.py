@@ -22,7 +22,8 @@
   ones).
 - SubagentStart: tells the subagent its own worker id.
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
-  last message (like ``swarm run`` parses an agent's output), or failed with that text; its
+  last message (like ``swarm run`` parses an agent's output), or failed: with no finding,
+  or with one the core refuses (too big to store), saying why (``_report_or_fail``); its
   record (a claim registered it) then goes when nothing of it would be lost
   (``_leave_if_done``): no client resumes a subagent, so nothing would read it again.
 - PreCompact: renew every held lease, so compaction never costs a task.
@@ -77,8 +78,15 @@ from .. import MAX_PAGE
 from .. import _lease_tokens as tokens
 from .._budget import CHARS_PER_TOKEN, Budget
 from .._codec import counted, first_few, iso
-from .._errors import ConfigError, Conflict, ConnectionFailed, NotFound, SwarmError
-from .._finding_text import parse_finding
+from .._errors import (
+    ConfigError,
+    Conflict,
+    ConnectionFailed,
+    NotFound,
+    SwarmError,
+    ValidationError,
+)
+from .._finding_text import finding_refused, parse_finding
 from .._hints import LIST_PASSES, SHOW_TASK
 from .._mcp_names import (
     FAIL_TASK,
@@ -713,8 +721,9 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     text = last if isinstance(last, str) else ""
     done: list[str] = []
     left = False  # a task left held (its token not known here)
-    for task in held_tasks(swarm, worker):
-        parsed = parse_finding(text)
+    held = held_tasks(swarm, worker)
+    parsed = parse_finding(text) if any(t.token for t in held) else None
+    for task in held:
         if task.token is None:
             left = True
             done.append(f"{task.id} left to its lease (its token is not known on this machine)")
@@ -722,12 +731,28 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
             swarm.fail(task.id, task.token, "the subagent stopped without a finding")
             done.append(f"{task.id} failed (no finding)")
         else:
-            swarm.report(task.id, task.token, parsed[0], worker=worker)
-            done.append(f"{task.id} reported ({parsed[1]})")
+            done.append(_report_or_fail(swarm, task.id, task.token, parsed, worker))
     if not left:
         _leave_if_done(swarm, worker)
     said = f"subagent {worker}: " + "; ".join(done) if done else ""
     return Answer(message=_joined(note, said))
+
+
+def _report_or_fail(
+    swarm: Swarm, task_id: str, token: str, parsed: tuple[dict[str, Any], str], worker: str
+) -> str:
+    """Report a stopped subagent's task with the finding ``parsed`` from its last message,
+    saying what became of it. A finding the core refuses (too big to store: a JSON object
+    in the message over the finding limit) fails the task with why, as ``swarm run`` fails
+    such a run: no one is left to report it, and a lease left to run out would say nothing
+    (the hook exited 1 on the refusal, the subagent's other tasks not settled)."""
+    try:
+        swarm.report(task_id, token, parsed[0], worker=worker)
+    except ValidationError as exc:
+        why = finding_refused(exc)
+        swarm.fail(task_id, token, why)
+        return f"{task_id} failed ({why})"
+    return f"{task_id} reported ({parsed[1]})"
 
 
 def pre_compact(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answer:

@@ -32,8 +32,10 @@ middle dropped) cannot be read whole: ``read_output`` then fails the run with wh
 (``AgentOutput.cut``), reading what it cost from the end kept where the format allows
 (``_read_cut``); an answer whole in the end (the last line of JSON lines) is read as usual.
 An output kept whole that begins as a format's JSON and ends before it does (the CLI stopped
-while it wrote, yet exited 0) fails the run too, its cost unknown (``_cut_short``); any other
-output beginning with ``{`` is an answer printed as text.
+while it wrote, yet exited 0) fails the run too, its cost unknown (``_cut_short``); so does
+Claude's stream-json cut at a line's end (no result line last: ``_stream_unended``), its
+cost that of an earlier turn's result line if it holds one. Any other output beginning with
+``{`` is an answer printed as text.
 
 Input tokens are counted whole in ``Usage.tokens_in``: Claude reports the cached ones apart
 from ``input_tokens`` (they are added), Codex and Gemini within them.
@@ -170,11 +172,25 @@ def quote_tail(text: str) -> str:
     non-empty lines on one line (joined by `` | ``), control characters shown as escapes (it
     is shown on terminals: ``printable``), at most ``QUOTE_CHARS`` (its start cut with
     ``…``); "" when it printed nothing but blanks."""
-    lines = [printable(line.strip()) for line in text.splitlines() if line.strip()]
+    lines = [printable(line.strip()) for line in _lines(text) if line.strip()]
     quoted = " | ".join(lines[-QUOTE_LINES:])
     if len(quoted) <= QUOTE_CHARS:
         return quoted
     return "…" + quoted[-(QUOTE_CHARS - 1) :]
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of what an agent printed, split on "\\n" alone (a "\\r" before one dropped):
+    U+2028 or U+0085, left raw in a JSON string by Node, end no line (``str.splitlines``
+    would split a JSON line there, and a quote's lines)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def _json_lines(text: str) -> tuple[list[str], list[Any]]:
+    """The lines of ``text`` holding more than blanks (``_lines``), and each parsed (None:
+    no JSON)."""
+    texts = [line for line in _lines(text) if line.strip()]
+    return texts, [_json(line) for line in texts]
 
 
 def _printed(capture: Capture) -> str:
@@ -216,7 +232,7 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
         printed = printed.text()
     short = _cut_short(printed)
     if short is not None:
-        return AgentOutput("", error=short, cut=short)
+        return short
     output = _read(printed)
     if option is not None and not output.machine and printed.strip():
         note = (
@@ -227,9 +243,10 @@ def read_output(printed: str | Capture, *, command: str | None = None) -> AgentO
     return output
 
 
-def _cut_short(text: str) -> str | None:
-    """Why ``text``, an output kept whole, is a machine format cut short (its CLI killed, its
-    pipe broken, the disk full while it wrote: the run fails, its cost unknown), or None.
+def _cut_short(text: str) -> AgentOutput | None:
+    """``text``, an output kept whole, read as a machine format cut short (its CLI killed,
+    its pipe broken, the disk full while it wrote: the run fails, its ``error`` and ``cut``
+    saying so), or None when it is not one.
 
     It is when it does not parse and ends inside the JSON it began (``_unended``: in a string
     or a bracket left open; JSON closed and followed by text, or JSON that is not, is not
@@ -237,21 +254,32 @@ def _cut_short(text: str) -> str | None:
     whose first line is an event (an object with a ``type``) and whose last line is cut; or
     one object that begins as Claude's result object or Codex's event (``"type"`` its first
     member, ``"result"`` or an event's type) or holds Gemini's keys alone up to the cut
-    (``session_id`` or ``response`` among them) (``_begun_as``). Any other output begun with
-    ``{`` is read as text: an answer printed as JSON, also from a command that asks for a
-    machine format (``claude -p --output-format json | jq -r .result`` prints the answer)."""
+    (``session_id`` or ``response`` among them) (``_begun_as``). Claude's stream-json cut
+    at a line's end, every line whole but no result line last (``_stream_unended``), is cut
+    too: what the run cost is that of the last result line it holds (an earlier turn's),
+    else unknown. Any other output begun with ``{`` is read as text: an answer printed as
+    JSON, also from a command that asks for a machine format (``claude -p --output-format
+    json | jq -r .result`` prints the answer)."""
     stripped = text.strip()
     if not stripped.startswith("{"):
         return None
-    first, _, rest = stripped.partition("\n")
-    head = _json(first)
-    if isinstance(head, dict) and rest.strip():  # JSON lines: the last one cut?
-        last = stripped.rpartition("\n")[2].strip()
-        if not isinstance(head.get("type"), str) or not last.startswith("{"):
+    read = AgentOutput("")  # (what the run cost: unknown, unless a result line says)
+    ends = "it does"
+    head = _json(stripped.partition("\n")[0])
+    if isinstance(head, dict):  # JSON lines (or one object on one line, whole)
+        if not isinstance(head.get("type"), str):
             return None
-        if _json(last) is not None or not _unended(last):
-            return None
-        what = "Codex's JSON events" if head.get("type") in _CODEX_EVENTS else "JSON events"
+        texts, lines = _json_lines(stripped)
+        last = texts[-1].strip()
+        if len(texts) > 1 and last.startswith("{") and lines[-1] is None and _unended(last):
+            what = "Codex's JSON events" if head.get("type") in _CODEX_EVENTS else "JSON events"
+        else:
+            events = [v for v in lines if isinstance(v, dict)]
+            if not _stream_unended(events):
+                return None
+            results = [v for v in events if _is_claude_result(v)]
+            read = _claude(results[-1]) if results else read
+            what, ends = "Claude Code's stream-json events", "its result line"
     else:
         try:
             _DECODER.raw_decode(stripped)
@@ -266,12 +294,28 @@ def _cut_short(text: str) -> str | None:
             return None
         what = _FORMAT_NAMES[kind]
     said = quote_tail(stripped)[-_CUT_QUOTE:]
-    return (
-        f"the agent's output was cut: it begins as {what} but ends before it does "
+    cost = " and what the run cost is unknown"
+    if read.usage is not None and read.usage.cost_usd is not None:  # (later turns' unknown)
+        cost = f" (the run cost {usd(read.usage.cost_usd)} up to its last result line)"
+    reason = (
+        f"the agent's output was cut: it begins as {what} but ends before {ends} "
         f"({len(text.encode(errors='replace')):,} bytes on stdout, ending {said!r}), so it "
-        "holds no answer to store and what the run cost is unknown; the CLI was stopped while "
-        "it wrote (killed, its pipe broken, the disk full): the task is tried again"
+        f"holds no answer to store{cost}; the CLI was stopped while it wrote (killed, its pipe "
+        "broken, the disk full): the task is tried again"
     )
+    return AgentOutput("", read.usage, reason, read.model, read.dropped, cut=reason)
+
+
+def _stream_unended(events: list[dict[str, Any]]) -> bool:
+    """Whether ``events``, the objects of JSON lines in order, are Claude Code's stream-json
+    (holding its ``init`` event, a ``system`` one naming the ``session_id``, or a result
+    line) whose last event but ``system`` ones is not its result line: the CLI stopped at a
+    line's end (killed between two events), or in a later turn than the result line held.
+    A ``system`` event is informational (a hook's start or response, before ``init``; a
+    count of thinking tokens), so one after the result line cuts nothing."""
+    claude = any(_is_claude_init(v) or _is_claude_result(v) for v in events)
+    last = next((v for v in reversed(events) if v.get("type") != "system"), None)
+    return claude and not _is_claude_result(last)
 
 
 _CUT_QUOTE = 160  # the characters of a cut output's end its failure quotes
@@ -338,15 +382,16 @@ def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
 
     Text: the tail kept is its ``answer`` (contiguous, unlike ``Capture.text``), ``cut`` set.
     JSON lines (Codex's events, Claude's stream-json): when the whole lines of the tail say
-    how the run ended (Claude's result line; Codex's last ``agent_message``, or its failure),
-    the output is read from the whole lines kept, as if whole: only earlier events were
-    dropped (Codex's tokens of a turn among them are not counted: a note says so). Otherwise,
-    and for a JSON object (Claude's, Gemini's), the run fails (``error``: ``cut_reason``)
-    with what it cost where the end kept says it: the whole lines' events, else the end of
-    the object whose string the cut fell in (``_object_end``), read only when that object
-    began as Claude's result object or Gemini's (``_cut_envelope``) or the command asked for
-    a machine format: any other is an answer printed as text, whose own keys (an agent's
-    ``"total_cost_usd": 999``) are no cost."""
+    how the run ended (Claude's result line, last: ``_stream_unended``; Codex's last
+    ``agent_message``, or its failure), the output is read from the whole lines kept, as if
+    whole: only earlier events were dropped (Codex's tokens of a turn among them are not
+    counted: a note says so). Otherwise, and for a JSON object (Claude's, Gemini's), the run
+    fails (``error``: ``cut_reason``) with what it cost where the end kept says it: the whole
+    lines' events (the last result line's), else the end of the object whose string the cut
+    fell in (``_object_end``), read only when that object began as Claude's result object or
+    Gemini's (``_cut_envelope``) or the command asked for a machine format: any other is an
+    answer printed as text, whose own keys (an agent's ``"total_cost_usd": 999``) are no
+    cost."""
     head, tail = capture.parts()
     reason = cut_reason(capture)
     if not head.lstrip().startswith("{"):
@@ -355,8 +400,11 @@ def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
     lines = _read(head.rpartition("\n")[0] + "\n" + tail_lines)
     ended = _read(tail_lines)
     if ended.usage is not None and ended.usage.source != CODEX:
-        return ended  # Claude's result line: the whole run's answer and cost
-    if ended.usage is not None and ended.error != _NO_MESSAGE:  # Codex's answer, or failure
+        events = [v for v in _json_lines(tail_lines)[1] if isinstance(v, dict)]
+        if not _stream_unended(events):
+            return ended  # Claude's result line: the whole run's answer and cost
+        # (events after it: a later turn cut, its cost read from the lines kept, below)
+    elif ended.usage is not None and ended.error != _NO_MESSAGE:  # Codex's answer, or failure
         whole = lines if lines.machine else ended  # (the session, the turns of the head)
         note = f"{_printed(capture)}: the tokens of turns that ended in its middle are not counted"
         return replace(whole, notes=(*whole.notes, note))
@@ -454,13 +502,11 @@ def _read(text: str) -> AgentOutput:
             return _claude(whole)
         if _is_gemini_result(whole):
             return _gemini(whole)
-        # (split on "\n" alone: U+2028 or U+0085, left raw in a string by Node, split no line)
-        texts = [line.removesuffix("\r") for line in stripped.split("\n") if line.strip()]
-        lines = [_json(line) for line in texts]
+        texts, lines = _json_lines(stripped)
         # (a failed run quotes them: the CLI's own words among its events)
         stray = "\n".join(t for t, v in zip(texts, lines, strict=True) if not isinstance(v, dict))
         results = [v for v in lines if _is_claude_result(v)]
-        if results:  # stream-json: the last line is the result object
+        if results:  # stream-json: its last result (events after it: ``_stream_unended``)
             return replace(_claude(results[-1]), stray=stray)
         events = [v for v in lines if isinstance(v, dict) and v.get("type") in _CODEX_EVENTS]
         if events and isinstance(lines[0], dict):
@@ -480,6 +526,15 @@ def _is_claude_result(value: Any) -> bool:
         isinstance(value, dict)
         and value.get("type") == "result"
         and ("result" in value or "is_error" in value)
+    )
+
+
+def _is_claude_init(value: dict[str, Any]) -> bool:
+    """Whether ``value`` is Claude Code's stream-json ``init`` event (its session begun)."""
+    return (
+        value.get("type") == "system"
+        and value.get("subtype") == "init"
+        and isinstance(value.get("session_id"), str)
     )
 
 

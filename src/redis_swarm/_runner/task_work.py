@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, LeaseLost, SwarmError, ValidationError
-from .._finding_text import finding_tags, new_mark, parse_finding
+from .._finding_text import finding_refused, finding_tags, new_mark, parse_finding
 from .._models import Task, TaskStatus, answer_fields
 from .._prompts import render_task_prompt
 from .._usage import Usage, usage_line
@@ -118,8 +118,9 @@ class TaskWork(Claiming, AgentRuns):
         what = None if result.killed else CANNOT_RUN.get(result.returncode)
         if what is None:
             return None
-        said = result.stderr.tail_text(ERROR_TAIL).strip().splitlines()[-1:]
-        shell_said = f" ({said[0][:160]})" if said else ""
+        # (its last line: split on "\n" alone, as every quote of an agent's output is)
+        said = result.stderr.tail_text(ERROR_TAIL).strip().split("\n")[-1:]
+        shell_said = f" ({said[0].strip()[:160]})" if said and said[0].strip() else ""
         code = f"exit code {result.returncode}, the shell's {what!r}{shell_said}"
         self._halt(
             f"the agent command could not be run: {code}. Install its program (or make it "
@@ -181,7 +182,7 @@ class TaskWork(Claiming, AgentRuns):
                 raise
             return end(OutcomeStatus.LOST, lease_unknown(task.id))
         except ValidationError as exc:
-            return self._fail(task, end, f"the finding was refused: {exc}", "", output.usage)
+            return self._fail(task, end, finding_refused(exc), "", output.usage)
         return end(OutcomeStatus.COMPLETED, f"finding from {how} output{noted}", stored.id)
 
     def _release(self, task: Task) -> None:
