@@ -21,7 +21,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from .._runner import (
     run_child,
     run_failure,
 )
+from .._runner.lease_renewal import LeaseRenewal
 from .._runner.slot_presence import SlotPresence
 from .._usage import Usage, usage_line, usd
 from .names import (
@@ -70,11 +70,13 @@ if TYPE_CHECKING:
 __all__ = [
     "AGENT_TRIES",
     "ERROR_SHOWN",
+    "RUN_ROLES",
     "TAIL",
     "AgentRun",
     "OneShotAgents",
     "Tries",
     "leases_end",
+    "run_agents",
     "run_cost",
 ]
 
@@ -96,6 +98,9 @@ _WAIT_FOR_PLANNER = (
     f"default the workers', at least {PLANNER_LEASE_MIN_S} s, bounds how long a killed run's "
     "planner holds it)"
 )
+# The roles a run registers agents under, as ``PREFIX-ROLE`` (``OneShotAgents._agent_name``;
+# PREFIX-pipeline holds its lease on the pipeline); its worker pool's slot N is ``PREFIX-N``.
+RUN_ROLES = ("pipeline", "planner", "synthesizer")
 # How often a running agent's run is looked in on: its first heartbeat within a second of
 # its start, as a ``swarm run`` slot's (its lease is renewed only when due).
 _TICK_S = 1.0
@@ -170,6 +175,20 @@ def _with_cost(reason: str, usage: Usage | None) -> str:
     return f"{reason[:ERROR_SHOWN]} {run_cost(usage)}"
 
 
+def run_agents(holder: str, ids: Sequence[str]) -> list[str]:
+    """The agent ids of ``ids`` that the run whose lease holder was ``holder`` (its
+    ``PREFIX-pipeline``) registers: its roles' (``RUN_ROLES``) and its pool's slots'."""
+    prefix = holder.removesuffix(f"-{RUN_ROLES[0]}")
+    if prefix == holder:  # (not a run's holder: a lease task claimed by hand)
+        return []
+    ours = []
+    for agent_id in ids:
+        head, _, rest = agent_id.rpartition("-")
+        if head == prefix and (rest in RUN_ROLES or (rest.isdigit() and rest[0] != "0")):
+            ours.append(agent_id)
+    return ours
+
+
 def leases_end(tasks: Sequence[Task]) -> str:
     """When the leases of ``tasks`` end, as a run waiting for them says it: "its lease ends
     in 25 s", "their leases end in 3 to 25 s" (by this machine's clock)."""
@@ -190,6 +209,10 @@ class OneShotAgents:
     _killing: threading.Event
     _aborting: threading.Event  # a hard stop asked for (not a lost lease): see ``_persist``
     current: str  # the pass running now, as its progress lines name it
+    # The usage of each agent run that no record in the swarm holds (``_unrecorded``),
+    # counted in the budget; added to under ``_cost_lock`` (the Pipeline's, over its cost).
+    _unrecorded_runs: list[Usage | None]
+    _cost_lock: threading.Lock
 
     @property
     def stopped(self) -> bool:
@@ -207,6 +230,7 @@ class OneShotAgents:
         return not self.stopped and self._check_budget(claiming=claiming)
 
     def _agent_name(self, role: str) -> str:
+        """The agent id of ``role`` (one of ``RUN_ROLES``) in this run."""
         return f"{self._worker_prefix or default_worker_prefix()}-{role}"
 
     def _leave(self, role: str) -> None:
@@ -275,30 +299,37 @@ class OneShotAgents:
             self._say(f"{self.current}: after waiting for Redis, {held.id}'s lease was gone: {exc}")
             return self.swarm.get_task(held.id)
 
+    def _unrecorded(self, usage: Usage | None) -> None:
+        """Count an agent run (what it cost: ``usage``) that the swarm holds no record of, so
+        that ``Pipeline.spent`` counts it: the budget stops the run when such runs spent it.
+        Called once per run (its cost is said once, by its progress line). Kept by this
+        process: a later run does not know of it, as the swarm does not."""
+        with self._cost_lock:
+            self._unrecorded_runs.append(usage)
+
     def _run_agent(
         self,
         spec: AgentSpec,
         prompt: str,
         role: str,
         held: Task | None = None,
-        renew: Callable[[], str | None] | None = None,
+        renew: LeaseRenewal | None = None,
     ) -> AgentRun:
         """Run ``spec`` once on ``prompt`` as ``role``'s agent (``held``: the task it runs
-        holding, whose lease ``renew`` renews). Its agent is present while it runs, as a
-        ``swarm run`` slot is (``SlotPresence``, the one rule of it: a heartbeat at its first
-        tick, then at least every ``BEAT_EVERY_S``, naming ``held``; registered at the first
-        if no claim did), so that a run of minutes reads alive in ``swarm agents``."""
+        holding, whose lease ``renew`` renews as a worker's is renewed: ``LeaseRenewal``, the
+        one rule of it, its renewal that failed in an outage tried again within a second).
+        Its agent is present while it runs, as a ``swarm run`` slot is (``SlotPresence``, the
+        one rule of it: a heartbeat at its first tick, then at least every ``BEAT_EVERY_S``,
+        naming ``held``; registered at the first if no claim did), so that a run of minutes
+        reads alive in ``swarm agents``."""
         presence = SlotPresence(self.swarm, self._agent_name(role), role=role)
-        every_s = max(0.2, spec.lease_s / 3)
-        due = time.monotonic() + every_s
+        every_s = renew.every_s if renew is not None else max(0.2, spec.lease_s / 3)
+        tick_s = renew.tick_s if renew is not None else min(every_s, _TICK_S)
 
         def tick() -> str | None:
-            nonlocal due
-            if renew is not None and time.monotonic() >= due:
-                due = time.monotonic() + every_s
-                why = renew()
-                if why is not None:
-                    return why
+            why = renew() if renew is not None else None
+            if why is not None:
+                return why
             presence.running(held.id if held is not None else "", every_s)
             return None
 
@@ -311,7 +342,7 @@ class OneShotAgents:
                 stdin=command.stdin,
                 env=env,
                 timeout_s=spec.timeout_s or float(spec.lease_s),
-                tick_s=min(every_s, _TICK_S),
+                tick_s=tick_s,
                 on_tick=tick,
                 stop=self._killing,
             )
@@ -470,22 +501,10 @@ class OneShotAgents:
         planner = self.plan.planner
         assert planner is not None and spec.max_tasks is not None
 
-        lost: list[str] = []  # why the planning task's lease was lost, if it was
-
-        def renew() -> str | None:
-            """Renew the planning task's lease; an outage is ridden out (tried again at the
-            next renewal). A lease lost (it ran out and another run took the task, or the
-            task was settled) stops the planner, as a worker whose lease is lost is stopped
-            (``LeaseRenewal``): its plan would be paid for twice."""
-            try:
-                self.swarm.renew(held.id, held.token, lease_s=planner.lease_s)
-            except LeaseLost as exc:
-                lost.append(str(exc))
-                return f"the lease of {held.id} was lost: {exc}"
-            except SwarmError:
-                pass
-            return None
-
+        # Why the planning task's lease was lost, if it was: the planner is stopped, as a
+        # worker whose lease is lost is (its plan would be paid for twice).
+        lost: list[str] = []
+        renew = self._planner_renewal(held, planner.lease_s, lost)
         prompt = planner_prompt(self.plan, index, previous)
         run = self._run_agent(planner, prompt + tries.complaint, "planner", held, renew)
         if lost:
@@ -536,11 +555,33 @@ class OneShotAgents:
             raise InvalidState(tries.gave_up("planner", "task list", spec.name))
         return None, task
 
+    def _planner_renewal(self, held: Task, lease_s: int, lost: list[str]) -> LeaseRenewal:
+        """The renewal of the planning task ``held`` while its planner runs: a worker's
+        (``LeaseRenewal``: every third of ``lease_s``; one that failed in an outage tried
+        again within a second, so that a lease another run took meanwhile is known as soon
+        as Redis answers; a lease lost, why added to ``lost``). The planning task is this
+        run's alone: a lease found taken by another claim is never adopted."""
+        outage: list[bool] = []  # said once per outage
+
+        def waiting(exc: ConnectionFailed) -> None:
+            if not outage:
+                outage.append(True)
+                self._say(f"{self.current}: waiting for Redis to renew the lease of {held.id}: "
+                          f"{exc}; retrying")  # fmt: skip
+
+        return LeaseRenewal(
+            self.swarm, held, lease_s, lost, token=lambda: held.token, on_outage=waiting,
+            on_back=outage.clear, adopt=lambda _now: False, on_kept=self._say,
+        )  # fmt: skip
+
     def _planning_lost(self, held: Task, why: str, usage: Usage | None, what: str) -> Task:
         """Said (``what`` befell the planner's run), when this run's planner lost the lease
         of its planning task ``held`` (it ran out while a renewal was held up, and another
         run may have taken the task over): no try counted; the task as it is now, which this
-        run waits for (``_claim_own``) or claims again."""
+        run waits for (``_claim_own``) or claims again. The run was paid for, and no record
+        of it was taken (without the lease, no failure or report is): what it cost counts in
+        this run's budget all the same (``_unrecorded``)."""
+        self._unrecorded(usage)
         lost = _with_cost(f"the lease of its planning task {held.id} was lost ({why})", usage)
         self._say(
             f"{self.current}: {what}: {lost}; this run takes the plan another run "

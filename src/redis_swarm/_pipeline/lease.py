@@ -43,20 +43,34 @@ from .._codec import iso
 from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmError
 from .._models import Task, TaskStatus
 from .._validate import MAX_PAGE
-from .agents import leases_end
+from .agents import leases_end, run_agents
 from .names import lease_generation, lease_queue, lease_task_id
 from .plan import Plan
 
 if TYPE_CHECKING:
     from .._client import Swarm
 
-__all__ = ["LEASE_MAX_S", "LEASE_MIN_S", "RunLease", "lease_s_of", "newest_lease"]
+__all__ = [
+    "LEASE_MAX_S",
+    "LEASE_MIN_S",
+    "RunLease",
+    "lease_s_of",
+    "newest_lease",
+    "sweep_killed",
+]
 
 LEASE_MIN_S = 2  # a shorter lease renewed every third of it would be lost to a slow reply
 LEASE_MAX_S = 30  # the longest a killed run keeps the pipeline from a rerun
 # A waiting run looks again at least this often (and stops when told to); so does a renewal
 # that failed (``_renewing``).
 _POLL_S = 1.0
+# The longest ``release`` waits for a renewal under way to end (a reply on its way). Beyond
+# it, the renewal waits out the client's retries (an outage: seconds, a minute with a long
+# ``?retries=``), which a stop does not wait for: the renewing thread gives the lease up
+# itself once that renewal ends (``RunLease.release``).
+_STOP_WAIT_S = 0.5
+# The key of a lease task's data naming the holder of the run that posted it.
+_HOLDER = "holder"
 _OPEN = (TaskStatus.PENDING, TaskStatus.DELAYED, TaskStatus.CLAIMED)
 
 
@@ -117,6 +131,51 @@ def _highest(name: str, tasks: Sequence[Task]) -> tuple[Task, int] | None:
     return max(numbered, key=lambda pair: pair[1], default=None)
 
 
+def sweep_killed(swarm: Swarm, name: str, *, holder: str) -> list[str]:
+    """Deregister the agents that runs of pipeline ``name`` killed with SIGKILL (or that
+    could not give up their lease) left registered, and return their ids. A run that ends
+    deregisters its own (its lease holder, planner, synthesizer, its pool's slots:
+    ``run_agents``); a killed one cannot, and as its names hold its process id
+    (``default_worker_prefix``), no later run takes them again: they stayed, stale for good,
+    naming tasks settled since.
+
+    Such a run is known by its lease task, dead (it ran out unrenewed: ``max_abandons=1``),
+    whose data names its holder (the run that posted it: the one that claimed it, but for
+    two runs started together, when the other may have posted it; the killed run's names
+    then stay). An agent of its names is removed only when it gave no sign of life since
+    the task died (a name taken again by a live process, a ``--worker`` prefix given twice,
+    is kept) and holds no lease (one holding a task's is removed by a run after that lease
+    ends, as ``swarm agents sweep`` keeps it). ``holder``: this run's; its names, the same as
+    a killed run's given the same ``--worker``, are this run's own."""
+    dead = swarm.list_tasks(
+        queue=lease_queue(name), status=TaskStatus.DEAD, limit=MAX_PAGE, with_data=True
+    )
+    killed: dict[str, int | None] = {}  # each holder, and when its lease task died
+    for task in dead.items:
+        named = task.data.get(_HOLDER) if isinstance(task.data, dict) else None
+        if lease_generation(name, task.id) is None or not isinstance(named, str):
+            continue  # (a task posted by hand; or by a version that named no holder)
+        if named != holder:
+            killed[named] = max(killed.get(named) or 0, task.status_since or 0) or None
+    if not killed:
+        return []
+    registered = {agent.id: agent for agent in swarm.agents()}
+    removed: list[str] = []
+    for killed_holder, ended in killed.items():
+        for agent_id in run_agents(killed_holder, list(registered)):
+            agent = registered.pop(agent_id)
+            if ended is None or agent.last_seen is None or agent.last_seen > ended:
+                continue
+            named_task = [agent.current_task] if agent.current_task else []
+            held = swarm.leases_of(agent_id, named_task)
+            if held.items or held.corrupt:
+                continue
+            with contextlib.suppress(NotFound):  # (removed meanwhile: by another run)
+                swarm.deregister(agent_id)
+            removed.append(agent_id)
+    return removed
+
+
 class RunLease:
     """The lease of ``plan``'s pipeline, taken by ``acquire`` under the agent name ``holder``
     and given up by ``release``. ``on_lost`` is called (from the renewing thread) when the
@@ -146,6 +205,18 @@ class RunLease:
         self._say = say or (lambda _line: None)
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        # Between ``release`` and the renewing thread (see ``release``): whether release was
+        # asked (no renewal starts after it), whether the thread is in a round of renewal
+        # (its calls and what it makes of them), and whether release left the giving up to
+        # the thread (it was in one when release returned).
+        self._lock = threading.Lock()
+        self._released = False
+        self._in_round = False
+        self._handed = False
+        # The renewing thread's own: whether its renewals fail, and until when the lease
+        # holds for sure (its last renewal's time plus its length).
+        self._failing = False
+        self._held_until = 0.0
 
     # --- taking it
 
@@ -192,7 +263,9 @@ class RunLease:
             task = self.swarm.post_task(
                 self.queue,
                 f"The lease of pipeline {self.name}: held by the run driving it",
-                {"pipeline": self.name},
+                # (the holder: who to look for once the task is dead, which names no
+                # worker then, see ``sweep_killed``)
+                {"pipeline": self.name, _HOLDER: self.holder},
                 task_id=lease_task_id(self.name, generation),
                 lease_s=self.lease_s,
                 # A killed run's lease that runs out is settled (dead), not left pending for
@@ -233,13 +306,37 @@ class RunLease:
     def _hold(self, task: Task) -> None:
         self.task = task
         self._done.clear()
+        self._released = self._in_round = self._handed = False
         self._thread = threading.Thread(
             target=self._renewing, name=f"swarm-pipeline-lease-{self.name}", daemon=True
         )
         self._thread.start()
 
     def _renewing(self) -> None:
-        """Renew the lease every third of its length until ``release`` or its loss. An
+        """Renew the lease every third of its length until ``release`` or its loss, one
+        round (``_round``) at a time. A round is never begun once release was asked; one
+        under way when release returned (``_handed``) ends by giving the lease up."""
+        every = self.lease_s / 3
+        self._held_until = time.monotonic() + self.lease_s  # (claimed a moment ago: near enough)
+        self._failing = False
+        wait_s: float | None = every
+        while wait_s is not None and not self._done.wait(wait_s):
+            with self._lock:
+                if self._released:
+                    return
+                self._in_round = True
+            try:
+                wait_s = self._round(every)
+            finally:
+                with self._lock:
+                    self._in_round = False
+                    handed = self._handed
+            if handed:
+                self._give_up()
+                return
+
+    def _round(self, every: float) -> float | None:
+        """One renewal, and how long until the next (None: no more, the lease lost). An
         outage is retried (the lease lasts). So is a connection no retry makes
         (``ConnectionFailed.retryable`` False: a certificate refused, the URL's TLS files that
         no longer load), while the lease lasts: each try reads the URL's files again, and a
@@ -251,50 +348,48 @@ class RunLease:
         answers again, a lease that ended meanwhile and that another run took is known at
         once (renewal refused, agents killed), not a third of a lease later, writing on
         unleased the while (nothing fences a run's writes with its lease token)."""
-        every = self.lease_s / 3
         retry = min(every, _POLL_S)
-        held_until = time.monotonic() + self.lease_s  # (claimed a moment ago: near enough)
-        failing = False
-        wait_s = every
-        while not self._done.wait(wait_s):
-            task = self.task
-            if task is None:
-                return
-            began = time.monotonic()
-            try:
-                self.swarm.renew(task.id, task.token, lease_s=self.lease_s)
-            except ConnectionFailed as exc:
-                if not exc.retryable and time.monotonic() + retry >= held_until:
-                    self.failed = exc
-                    self._lose(f"it cannot be renewed before it ends, and no retry would "
-                               f"help: {exc}")  # fmt: skip
-                    return
-                if not failing:
-                    again = "" if exc.retryable else "; trying again while it lasts"
-                    self._say(f"could not renew the lease of pipeline {self.name}: {exc}{again}")
-                failing, wait_s = True, retry
-                continue
-            except LeaseLost as exc:
-                if not self._take_back(task):
-                    self._lose(str(exc))
-                    return
-                began = time.monotonic()  # (claimed again: held a whole lease from now)
-            except Exception as exc:  # (a bug too: a run must not go on unleased)
-                self._lose(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SwarmError)
-                           else str(exc))  # fmt: skip
-                return
-            if failing:
-                self._say(f"renewed the lease of pipeline {self.name} again")
-            held_until = began + self.lease_s
-            failing, wait_s = False, every
+        task = self.task
+        if task is None:
+            return None
+        began = time.monotonic()
+        try:
+            self.swarm.renew(task.id, task.token, lease_s=self.lease_s)
+        except ConnectionFailed as exc:
+            if not exc.retryable and time.monotonic() + retry >= self._held_until:
+                self.failed = exc
+                self._lose(f"it cannot be renewed before it ends, and no retry would "
+                           f"help: {exc}")  # fmt: skip
+                return None
+            if not self._failing and not self._released:  # (a stop is not news of it)
+                again = "" if exc.retryable else "; trying again while it lasts"
+                self._say(f"could not renew the lease of pipeline {self.name}: {exc}{again}")
+            self._failing = True
+            return retry
+        except LeaseLost as exc:
+            if not self._take_back(task):
+                self._lose(str(exc))
+                return None
+            began = time.monotonic()  # (claimed again: held a whole lease from now)
+        except Exception as exc:  # (a bug too: a run must not go on unleased)
+            self._lose(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SwarmError)
+                       else str(exc))  # fmt: skip
+            return None
+        if self._failing and not self._released:
+            self._say(f"renewed the lease of pipeline {self.name} again")
+        self._held_until = began + self.lease_s
+        self._failing = False
+        return every
 
     def _take_back(self, task: Task) -> bool:
         """After a renewal refused: claim the lease task back if it only expired (this run
         suspended, or Redis unreachable, longer than the lease) and went back to its queue
         with no other run taking it meanwhile (one that did would have settled it or still
-        hold it)."""
+        hold it). Not once ``release`` was asked: the run ends, and would only give it up."""
         try:
             if self.swarm.get_task(task.id).status is not TaskStatus.PENDING:
+                return False
+            if self._released:
                 return False
             claimed = self.swarm.claim([self.queue], worker=self.holder, lease_s=self.lease_s)
         except SwarmError:
@@ -310,7 +405,10 @@ class RunLease:
         return True
 
     def _lose(self, why: str) -> None:
-        self.lost = why
+        with self._lock:
+            if self._handed:  # (release returned: the run is over, this is no news to it)
+                return
+            self.lost = why
         on_lost = self.on_lost
         if on_lost is not None:
             on_lost(why)
@@ -341,12 +439,37 @@ class RunLease:
 
     def release(self) -> None:
         """Stop renewing, and settle the lease task if this run still holds it (the next
-        run posts the next generation). Best effort: a lease left held ends by itself."""
-        self._done.set()
+        run posts the next generation). Best effort: a lease left held ends by itself.
+
+        Prompt: a renewal under way is waited for ``_STOP_WAIT_S`` at most. One that lasts
+        longer waits out the client's retries (an outage), and the renewing thread, a
+        daemon, gives the lease up itself once it ends (``_handed``): the lease task as that
+        renewal left it (claimed back, if it had expired), never given up twice (this call
+        then does not), and no renewal begins once this call was made."""
+        with self._lock:
+            self._released = True
+            self._done.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        own = thread is threading.current_thread()
+        if thread is not None and not own:
+            thread.join(_STOP_WAIT_S)  # (a thread between rounds ends at once)
+        with self._lock:
+            self._handed = thread is not None and not own and self._in_round
+            handed = self._handed
+        if handed:
+            self._say(
+                f"the lease of pipeline {self.name} is given up once its renewal under way "
+                f"ends (Redis does not answer it; else the lease ends by itself within "
+                f"{self.lease_s:g} s)"
+            )
+            return
         self._thread = None
+        self._give_up()
+
+    def _give_up(self) -> None:
+        """Settle the lease task if this run still holds it, then deregister the holder.
+        When Redis cannot be reached, the holder is left registered: a deregistration
+        would wait out the same outage, for a name the next run removes (``sweep_killed``)."""
         task = self.task
         if task is None:
             return
@@ -359,6 +482,8 @@ class RunLease:
                 f"could not give up the lease of pipeline {self.name} ({exc}): it ends by "
                 f"itself within {self.lease_s:g} s"
             )
+            if isinstance(exc, ConnectionFailed):
+                return
         with contextlib.suppress(NotFound, SwarmError):
             self.swarm.deregister(self.holder)
 

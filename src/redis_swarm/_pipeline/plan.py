@@ -56,11 +56,18 @@ DEFAULT_PLANNED_TASKS = 10
 MAX_LABEL = 200  # a pass name, inside the task's pass label with the pipeline's name
 
 
-DEFAULT_LEASE_S = 600  # the lease_s of [workers] and [synthesizer] when the plan gives none
 # The least lease_s a planner takes from the workers' by default: it is renewed every third
 # of it while the planner runs, and one renewal held up (a socket timeout, a GC pause, a
 # laptop asleep) must not let another run take the planning task over and pay a second planner.
 PLANNER_LEASE_MIN_S = 60
+# The lease_s of [workers] and [synthesizer] when the plan gives none. A run renews its
+# workers' leases every third of it while their agents work, so a longer one buys nothing
+# while the run lives, and a killed run's tasks hold a rerun for as long as it lasts (600 s
+# before). As long as the planner's floor, for the reason that floor has.
+DEFAULT_LEASE_S = PLANNER_LEASE_MIN_S
+# The timeout_s of an agent whose lease_s is the default: a lease is no time limit (one given
+# is also the timeout_s by default, as before).
+DEFAULT_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,8 @@ class AgentSpec:
     model: str | None = None  # recorded on what it writes (default: what its output names)
     concurrency: int = 1
     lease_s: int = DEFAULT_LEASE_S
-    timeout_s: float | None = None  # the most one run may take (default: lease_s)
+    # The most one run may take (default: a lease_s given, else DEFAULT_TIMEOUT_S).
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -316,8 +324,9 @@ def _agent(
     c: _Checker, table: Any, section: str, *, pool: bool, lease_s: int | None = None
 ) -> AgentSpec | None:
     """The agent of ``section``. ``lease_s``: its lease when the table gives none (the
-    planner's: the workers', at least ``PLANNER_LEASE_MIN_S``), its ``timeout_s`` then
-    defaulting to ``DEFAULT_LEASE_S``."""
+    planner's: the workers', at least ``PLANNER_LEASE_MIN_S``; else ``DEFAULT_LEASE_S``).
+    A lease not given is no time limit: its ``timeout_s`` then defaults to
+    ``DEFAULT_TIMEOUT_S``."""
     where: tuple[str | int, ...] = (section,)
     if not isinstance(table, dict):
         c.problem(where, f"must be a table ([{section}])", table=True)
@@ -331,8 +340,8 @@ def _agent(
     timeout_s = c.get(table, where, "timeout_s", _number(0.1, 7 * 86400))
     if command is None:
         return None
-    if given is None and lease_s is not None and timeout_s is None:
-        timeout_s = float(DEFAULT_LEASE_S)  # (a lease given by default is no time limit)
+    if given is None and timeout_s is None:
+        timeout_s = DEFAULT_TIMEOUT_S  # (a lease given by default is no time limit)
     lease = given if given is not None else (lease_s or DEFAULT_LEASE_S)
     return AgentSpec(command, model, concurrency, lease, timeout_s)
 
@@ -704,7 +713,7 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
         # A planner's lease is renewed while it runs (``OneShotAgents._run_agent``): a short
         # one costs nothing, and a run killed while it plans is resumed about as soon as the
         # workers' tasks are (not sooner than PLANNER_LEASE_MIN_S); its run may still take
-        # DEFAULT_LEASE_S (its timeout_s).
+        # DEFAULT_TIMEOUT_S (its timeout_s).
         planner = _agent(
             c, data["planner"], "planner", pool=False,
             lease_s=max(workers.lease_s, PLANNER_LEASE_MIN_S) if workers is not None else None,

@@ -32,9 +32,9 @@ from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .._usage import plus, unpriced_note, usd
-from .agents import ERROR_SHOWN, OneShotAgents, leases_end, run_cost
-from .lease import RunLease
+from .._usage import Usage, plus, unpriced_note, usd
+from .agents import ERROR_SHOWN, RUN_ROLES, OneShotAgents, leases_end, run_cost
+from .lease import RunLease, sweep_killed
 from .names import (
     dedupe_key,
     findings_of,
@@ -136,6 +136,9 @@ class Pipeline(OneShotAgents):
         # Held across an update of ``cost`` (and ``runs``) and the warning about it: the
         # worker pool reports outcomes from its slot threads.
         self._cost_lock = threading.Lock()
+        # The usage of each agent run of this one that no record in the swarm holds (see
+        # ``OneShotAgents._unrecorded``): ``spent`` adds them.
+        self._unrecorded_runs: list[Usage | None] = []
         # How the plan differs from the one the run it resumes stored (see
         # ``_compare_with_stored``), and the first pass that may rest on what changed.
         self.plan_changes: list[str] = []
@@ -174,7 +177,7 @@ class Pipeline(OneShotAgents):
             self._no_cost_said = True
             self._say(warning)
         lease = RunLease(
-            self.swarm, plan, holder=self._agent_name("pipeline"), say=self._say,
+            self.swarm, plan, holder=self._agent_name(RUN_ROLES[0]), say=self._say,
             on_lost=self._lost,
         )  # fmt: skip
         self.current = f"waiting for the run holding pipeline {plan.name}"
@@ -185,9 +188,12 @@ class Pipeline(OneShotAgents):
             # (a --restart) is the one resumed.
             self.plan = which_run(self.swarm, plan, restart=self._restart)
             self.current = ""
+            self._sweep_killed(lease.holder)
             self._compare_with_stored()
             self.began = True
             self._passes()
+            if not self.stopped:  # (those that held a task's lease at the start: ended now)
+                self._sweep_killed(lease.holder)
         except SwarmError:
             if lease.lost is None:
                 raise  # (else what the stop broke is no news: the lost lease is, below)
@@ -196,6 +202,26 @@ class Pipeline(OneShotAgents):
         if lease.lost is not None:
             raise lease.lost_error(self.plan.run)
         return self.results
+
+    def _sweep_killed(self, holder: str) -> None:
+        """Deregister what earlier runs of the pipeline, killed, left registered (see
+        ``lease.sweep_killed``), saying so. Best effort: a tidying."""
+        name = self.plan.name
+        try:
+            removed = sweep_killed(self.swarm, name, holder=holder)
+        except SwarmError as exc:
+            self._say(
+                f"warning: could not look for agents a killed run of pipeline {name} left "
+                f"registered ({exc}): the next run looks again (swarm agents sweep removes "
+                "them too, once silent for long)"
+            )
+            return
+        if removed:
+            shown = ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else "")
+            self._say(
+                f"deregistered {counted(len(removed), 'agent')} a killed run of pipeline "
+                f"{name} left registered: {shown}"
+            )
 
     def _lost(self, why: str) -> None:
         """The lease is lost (another run may drive the pipeline): stop now, the agents
@@ -506,8 +532,9 @@ class Pipeline(OneShotAgents):
 
     def spent(self) -> tuple[float | None, int]:
         """What the pipeline cost so far (USD, as its agents' CLIs reported it: every agent
-        run, accepted, refused or failed, see ``records.spending``; None when none reported
-        a cost) and the claims of its tasks."""
+        run, accepted, refused or failed, see ``records.spending``, and those of this run
+        that no record holds, see ``OneShotAgents._unrecorded``; None when none reported a
+        cost) and the claims of its tasks."""
         cost: float | None = None
         claims = runs = unpriced = 0
         # (passes this run had that the plan no longer has too: status counts them, and the
@@ -518,6 +545,10 @@ class Pipeline(OneShotAgents):
                 cost = plus(cost, spent.usage.cost_usd)
             counted = runs_without_cost(result)
             runs, unpriced = runs + counted[0], unpriced + counted[1]
+        for usage in list(self._unrecorded_runs):
+            paid = usage.cost_usd if usage is not None else None
+            cost = plus(cost, paid)
+            runs, unpriced = runs + 1, unpriced + (paid is None)
         self.runs = (runs, unpriced)
         return cost, claims
 

@@ -1,0 +1,300 @@
+"""Leftovers of ``swarm pipeline run``: a stop during an outage does not wait for the
+lease renewal under way (the renewing thread gives the lease up once it ends); a planner
+stopped by a lost lease counts what it cost in the run's budget; a planner's failed lease
+renewal is tried again within a second, as a worker's is; a rerun deregisters the agents a
+killed run left registered."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from redis_swarm import Swarm
+from redis_swarm._models import TaskStatus
+from redis_swarm._pipeline import Pipeline, load_plan, pipeline_queue
+from redis_swarm._pipeline.lease import RunLease
+from redis_swarm._pipeline.names import lease_queue, planning_queue
+
+from ._cli import Cli, subprocess_env
+from ._servers import ServerFactory
+from .test_pipeline_run import (
+    SYNTH,
+    WORKER,
+    hang_command,
+    killed_while_held,
+    plan_text,
+    swarm,  # noqa: F401  (the fixture)
+)
+
+PY = sys.executable
+
+
+def _until(check: Callable[[], bool], what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_a_stop_during_an_outage_does_not_wait_for_the_renewal_under_way(
+    servers: ServerFactory, tmp_path: Path
+) -> None:
+    """Redis paused while the lease is being renewed (the client retries it for ~6 s):
+    release returns at once, and once Redis answers, the renewing thread gives the lease up
+    (cancelled, its holder deregistered), with no loss said and no renewal after it."""
+    server = servers.start()
+    url = f"{server.url}?socket_timeout=0.5&connect_timeout=0.5&retries=6"
+    plan = load_plan(plan_text(tmp_path, lease_s=3))  # renewed every second
+    said: list[str] = []
+    whys: list[str] = []
+    try:
+        with Swarm(url, swarm="lease-stop") as swarm:
+            lease = RunLease(swarm, plan, holder="run-a-pipeline", say=said.append,
+                             on_lost=whys.append)  # fmt: skip
+            assert lease.acquire()
+            held = lease.task
+            assert held is not None
+            began = time.monotonic()
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(max(0.0, began + 2.0 - time.monotonic()))  # (a renewal under way)
+                stopping = time.monotonic()
+                lease.release()
+                took = time.monotonic() - stopping
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            assert took < 1.5, (took, said)  # (the renewal's retries ran on for ~6 s)
+            assert any("is given up once its renewal under way ends" in line for line in said)
+            with Swarm(server.url, swarm="lease-stop") as other:
+                _until(
+                    lambda: other.get_task(held.id).status is TaskStatus.CANCELLED,
+                    "the renewing thread to give the lease up",
+                    timeout_s=15,
+                )
+                _until(
+                    lambda: "run-a-pipeline" not in {a.id for a in other.agents()},
+                    "the holder deregistered",
+                )
+                deadline = other.get_task(held.id).lease_deadline
+                time.sleep(1.2)  # (no renewal after it: the thread ended)
+                assert other.get_task(held.id).lease_deadline == deadline
+    finally:
+        server.stop()
+    assert not whys and lease.lost is None, (whys, said)
+
+
+# A planner whose first run prints its answer, what it cost ($5), then works on (killed when
+# its lease is lost); a later run answers at once.
+COSTLY_PLANNER = r"""
+import json, os, sys, time
+sys.stdin.read()
+marks = sys.argv[1]
+first = not os.path.exists(os.path.join(marks, "started"))
+tasks = ["Look at one thing"]
+text = "```json\n" + json.dumps(tasks) + "\n```"
+print(json.dumps({"type": "result", "is_error": False, "result": text,
+                  "total_cost_usd": 5.0 if first else 0.01}), flush=True)
+if first:
+    open(os.path.join(marks, "started"), "w").close()
+    time.sleep(60)
+"""
+
+
+def _one_planned_pass(tmp_path: Path, planner: str, planner_extra: str = "") -> Path:
+    """A plan of one planned pass, its workers and synthesizer the scripted ones."""
+    (tmp_path / "worker.py").write_text(WORKER)
+    (tmp_path / "synth.py").write_text(SYNTH)
+    path = tmp_path / "plan.toml"
+    path.write_text(
+        f"""
+name = "left"
+max_attempts = 2
+
+[workers]
+exec = "{PY} {tmp_path}/worker.py"
+concurrency = 1
+lease_s = 30
+
+[synthesizer]
+exec = "{PY} {tmp_path}/synth.py"
+
+[planner]
+exec = "{planner}"
+{planner_extra}
+
+[[passes]]
+name = "One"
+plan = "List what to look at"
+max_tasks = 2
+"""
+    )
+    return path
+
+
+def test_a_planner_stopped_by_a_lost_lease_counts_in_the_budget(
+    redis_url: str,
+    swarm: Swarm,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The planner's run said it cost $5, then its lease was lost (the run paused past it,
+    another holder took the planning task) and it was stopped: no record of it is taken, but
+    the $5 counts, and spend the $1 budget: the run stops there, running no worker."""
+    (tmp_path / "planner.py").write_text(COSTLY_PLANNER)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    path = _one_planned_pass(
+        tmp_path, f"{PY} {tmp_path}/planner.py {marks}", "lease_s = 1\ntimeout_s = 60"
+    )
+    path.write_text(
+        path.read_text().replace("max_attempts = 2", "max_attempts = 2\nmax_cost_usd = 1")
+    )
+    env = subprocess_env(redis_url, "test", tmp_path / "bin")
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [PY, "-m", "redis_swarm", "pipeline", "run", str(path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        _until(lambda: (marks / "started").exists(), "the planner's first run")
+        os.kill(proc.pid, signal.SIGSTOP)  # (its renewals stop: its 1 s lease runs out)
+        time.sleep(1.5)
+        taken = swarm.claim([planning_queue(load_plan(path))], worker="other", lease_s=60)
+        os.kill(proc.pid, signal.SIGCONT)
+        assert taken is not None
+        _until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
+        plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
+        swarm.report(taken.id, taken.token, plan, worker="other")
+        code = proc.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+    said = err.read_text()
+    assert "(this run: $5.0000" in said, said  # (what the stopped planner's run cost, said)
+    assert "the budget is spent: $5.0000" in said, said
+    assert code == 1, said
+    work = pipeline_queue(load_plan(path))
+    assert not swarm.list_tasks(queue=work, status=TaskStatus.COMPLETED).items  # (no worker ran)
+
+
+def test_a_planner_renewal_that_failed_is_tried_again_within_a_second(
+    servers: ServerFactory, tmp_path: Path
+) -> None:
+    """The planner's lease (12 s) is renewed every 4 s; one renewal fails (Redis paused):
+    it is said, and tried again within a second or two once Redis answers, as a worker's
+    is, not 4 s later."""
+    server = servers.start()
+    url = f"{server.url}?socket_timeout=0.3&connect_timeout=0.3&retries=0"
+    path = _one_planned_pass(tmp_path, hang_command(tmp_path), "lease_s = 12\ntimeout_s = 60")
+    (tmp_path / "pids").mkdir()
+    said: list[str] = []
+    failed = "waiting for Redis to renew the lease of"
+    crashed: list[BaseException] = []
+    try:
+        with (
+            Swarm(url, swarm="planner-retry") as swarm,
+            Swarm(server.url, swarm="planner-retry") as reader,
+        ):
+            run = Pipeline(swarm, load_plan(path), say=said.append)
+
+            def drive() -> None:
+                try:
+                    run.run()
+                except BaseException as exc:  # (said by the assertion below)
+                    crashed.append(exc)
+
+            thread = threading.Thread(target=drive, daemon=True)
+            thread.start()
+            try:
+                queue = planning_queue(load_plan(path))
+
+                def planning() -> list[object]:
+                    return list(reader.list_tasks(queue=queue, status=TaskStatus.CLAIMED).items)
+
+                _until(lambda: bool(planning()), "the planner's claim")
+                (task,) = reader.list_tasks(queue=queue, status=TaskStatus.CLAIMED).items
+                claimed = task.lease_deadline
+                os.kill(server.proc.pid, signal.SIGSTOP)
+                try:
+                    _until(lambda: any(failed in line for line in said), "a failed renewal")
+                finally:
+                    os.kill(server.proc.pid, signal.SIGCONT)
+                back = time.monotonic()
+                _until(
+                    lambda: reader.get_task(task.id).lease_deadline != claimed,
+                    "the renewal tried again",
+                )
+                assert time.monotonic() - back < 3.0, said  # (4 s after the failed one before)
+            finally:
+                run.stop(hard=True)
+                thread.join(30)
+    finally:
+        server.stop()
+    assert not crashed, crashed
+
+
+def test_a_rerun_deregisters_the_agents_a_killed_run_left(
+    redis_url: str,
+    cli: Cli,
+    swarm: Swarm,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Killed (SIGKILL) while its worker held a task: the rerun resumes, and the killed run's
+    agents (its lease holder, its pool's slot), stale and holding nothing once it is done,
+    are deregistered, said so; none is left registered for good."""
+    hang = hang_command(tmp_path)
+    path = plan_text(tmp_path, worker=hang, lease_s=2)
+    text = path.read_text().replace("concurrency = 3", "concurrency = 1")
+    good = text.replace(hang, f"{PY} {tmp_path}/worker.py")
+    path.write_text(text.replace("lease_s = 2", "lease_s = 2\ntimeout_s = 60"))
+    killed_while_held(redis_url, tmp_path, path, 1)
+    plan = load_plan(path)
+    (killed,) = swarm.list_tasks(queue=lease_queue(plan.name)).items  # (its lease)
+    assert killed.worker is not None and killed.worker.endswith("-pipeline")
+    prefix = killed.worker.removesuffix("-pipeline")
+    left = {a.id for a in swarm.agents() if a.id.startswith(f"{prefix}-")}
+    assert f"{prefix}-pipeline" in left and f"{prefix}-1" in left, left
+    path.write_text(good)
+    out = cli("pipeline", "run", str(path), "--wait", "60")
+    assert "pipeline audit: done" in out.stdout, out.stderr
+    assert "a killed run of pipeline audit left registered" in out.stderr, out.stderr
+    assert not {a.id for a in swarm.agents()} & left, swarm.agents()
+
+
+def test_only_a_killed_runs_silent_agents_holding_nothing_are_deregistered(
+    swarm: Swarm,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A killed run's lease task, dead, names its holder run-x-pipeline: of run-x's names,
+    those silent since and holding no lease go; one seen since (the name taken again), one
+    holding a task's lease, another run's and this run's own names stay."""
+    from redis_swarm._pipeline.lease import sweep_killed
+
+    plan = load_plan(plan_text(tmp_path))
+    killed = RunLease(swarm, plan, holder="run-x-pipeline")
+    lease = killed._open_task()  # (as the killed run posted it, naming its holder)
+    assert swarm.claim([lease_queue(plan.name)], worker="run-x-pipeline", lease_s=1) is not None
+    swarm.register("synthesizer", name="run-x-synthesizer")
+    swarm.register("worker", name="run-x-1")
+    swarm.post_task("elsewhere", "held", task_id="t-held")
+    assert swarm.claim(["elsewhere"], worker="run-x-2", lease_s=60) is not None
+    swarm.register("worker", name="run-y-3")
+    swarm.register("worker", name="other-pipeline")
+    time.sleep(1.2)
+    swarm.reap()
+    assert swarm.get_task(lease.id).status is TaskStatus.DEAD
+    time.sleep(0.01)
+    swarm.heartbeat("run-x-1")  # (a sign of life after the run died)
+    assert sweep_killed(swarm, plan.name, holder="run-x-pipeline") == []  # (its own names)
+    removed = sweep_killed(swarm, plan.name, holder="run-y-pipeline")
+    assert sorted(removed) == ["run-x-pipeline", "run-x-synthesizer"]
+    assert {a.id for a in swarm.agents()} == {"run-x-1", "run-x-2", "run-y-3", "other-pipeline"}
