@@ -6,6 +6,7 @@ removal is no longer dropped with the inbox."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,7 @@ def test_subagent_stop_keeps_a_subagent_sent_a_message_as_it_leaves(
 
 
 def test_a_session_closed_to_make_room_keeps_an_agent_sent_a_message_as_it_leaves(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A handshake-era session's made-up id (Claude Code's), closed to make room: a message
     sent to its agent as it leaves keeps the agent, stale, its inbox intact."""
@@ -190,7 +191,12 @@ def test_a_session_closed_to_make_room_keeps_an_agent_sent_a_message_as_it_leave
                 kept = core.get_agent(first)
                 assert not kept.alive and kept.left_at is not None
                 assert _bodies(core, first) == ["please review PR 12"]
+                # (no start takes a made-up id again: the log says what keeps it, and how
+                # to read or drop it, not that it waits for its next start)
+                assert f"'swarm msg inbox {first}' reads it" in caplog.text, caplog.text
+                assert "its next start" not in caplog.text, caplog.text
 
+    caplog.set_level(logging.INFO, logger="redis_swarm")
     try:
         anyio.run(body)
     finally:

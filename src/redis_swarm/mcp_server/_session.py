@@ -692,8 +692,14 @@ class SessionRegistry:
                 log.info("agent %s left alive: another server registered it since",
                          session.agent_id)  # fmt: skip
                 return
-        log.info("agent %s stays registered (stale), its inbox kept for its next start",
-                 session.agent_id)  # fmt: skip
+        if session.named or stale:
+            log.info("agent %s stays registered (stale), its inbox kept for its next start",
+                     session.agent_id)  # fmt: skip
+        else:  # (a made-up id, which no start takes again: kept for what waits unread)
+            log.info("agent %s stays registered (stale): a direct message waits unread for "
+                     "it ('swarm msg inbox %s' reads it; 'swarm agents sweep' removes the "
+                     "agent, dropping what is unread)",
+                     session.agent_id, session.agent_id)  # fmt: skip
 
     async def close_all(self) -> None:
         # Under the registration lock: an agent whose registration is still on its way to
