@@ -383,6 +383,8 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert not worker.deregister_if_read(me.id)  # (kept: a message waits; HEXISTS)
     worker.deregister(me.id)
     worker.register("worker", name="w-2")
+    with pytest.raises(ValidationError, match="begins with '-'"):
+        worker.register("worker", name="-w")  # (HEXISTS: registered before?)
     time.sleep(0.01)
     assert "w-2" in worker.sweep(stale_after_s=0.001)
 

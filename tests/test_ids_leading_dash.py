@@ -40,29 +40,32 @@ def test_a_new_name_beginning_with_a_dash_is_refused_a_read_one_is_not(
 def test_the_core_refuses_new_names_with_a_dash_and_reaches_a_stored_one(
     redis_url: str, raw: Any, cli: Cli
 ) -> None:
-    """What a user makes through the core (an agent, a task's id or queue, a context's owner,
-    a finding's id) is refused with the dash, nothing stored; an agent an older version stored
-    under such a name is still shown and removed, the CLI naming it after '--'."""
+    """A new agent (registered or joined) and a task posted under a given id are refused a
+    name with the dash, nothing stored; an agent an older version stored under such a name
+    registers and joins again, and is shown and removed, the CLI naming it after '--'."""
     swarm = Swarm(redis_url, swarm="test")
     try:
         refusals: list[Callable[[], object]] = [
             lambda: swarm.register("worker", name="-x"),
+            lambda: swarm.join("-x", lambda _stored: {"role": "worker"}),
             lambda: swarm.post_task("q", "do it", task_id="-t1"),
-            lambda: swarm.post_task("-q", "do it"),
-            lambda: swarm.publish_context("-o", "text", source="t.md"),
         ]
         for refused in refusals:
             with pytest.raises(ValidationError, match="begins with '-'"):
                 refused()
         assert swarm.agents() == [] and swarm.queue_stats() == {}
-        assert swarm.contexts() == []
         # An agent stored under "-x" (as before this rule): its record copied under the name.
         swarm.register("worker", name="old")
         record = json.loads(raw.hget(swarm.keys.agents, "old"))
         raw.hset(swarm.keys.agents, "-x", json.dumps(record | {"id": "-x"}))
         raw.zadd(swarm.keys.presence, {"-x": raw.zscore(swarm.keys.presence, "old")})
+        assert swarm.register("worker", name="-x", model="m2").model == "m2"
+        assert swarm.join("-x", lambda _stored: {"role": "worker", "model": "m3"}).model == "m3"
         assert swarm.get_agent("-x").id == "-x"
         cli("agents", "deregister", "--", "-x")
         assert [agent.id for agent in swarm.agents()] == ["old"]
+        # Queues and owners are named as before: they hold work already, and a rule for new
+        # ones only would cost every post a look (a command names one after '--').
+        assert swarm.post_task("-q", "do it").queue == "-q"
     finally:
         swarm.close()

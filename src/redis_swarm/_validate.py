@@ -39,6 +39,7 @@ __all__ = [
     "MAX_TASK_DATA_BYTES",
     "MAX_WAIT_S",
     "READ_DEFAULT",
+    "begins_like_option",
     "check_agent",
     "check_failure_reason",
     "check_id",
@@ -49,6 +50,7 @@ __all__ = [
     "check_queues",
     "check_swarm_name",
     "not_ascii_number",
+    "option_like",
     "too_deep",
 ]
 
@@ -105,11 +107,12 @@ MAX_NAME = 128  # the longest name (an owner, a queue, a worker) unless its kind
 def check_name(kind: str, value: object, *, max_len: int = MAX_NAME, new: bool = False) -> str:
     """Return ``value`` if it is a valid name of ``kind``, else raise a ValidationError.
 
-    ``new``: the name is given to something made now (an agent registered, a task posted
-    under an id, a context published), and may not begin with '-': every command that
-    names it (a hint's swarm agents deregister -x, copied as is) would read it as an option.
-    A name read (a lookup, a removal) may: a record already stored under one stays
-    reachable (the CLI names it after '--': swarm agents deregister -- -x)."""
+    ``new``: the name is given to something made now (a task posted under a given id, a
+    finding or synthesis stored under one), and may not begin with '-': every command that
+    names it (a hint's swarm task show -t1, copied as is) would read it as an option. A
+    new agent's name is refused so too, by the operations that know it is new (register,
+    join: ``begins_like_option``). A name read (a lookup, a removal) may: a record already
+    stored under one stays reachable (the CLI names it after '--')."""
     if not isinstance(value, str):
         raise ValidationError(f"{kind} must be a string, got {type(value).__name__}")
     if not value:
@@ -124,12 +127,23 @@ def check_name(kind: str, value: object, *, max_len: int = MAX_NAME, new: bool =
             f"{kind} {value[:40]!r} contains {bad!r}: use only ASCII letters, digits, '.', '_' "
             "or '-' (a-z, A-Z, 0-9: no accented or other letters)"
         )
-    if new and value.startswith("-"):
-        raise ValidationError(
-            f"{kind} {value[:40]!r} begins with '-', which a command naming it would read as "
-            "an option: begin it with an ASCII letter, a digit, '.' or '_'"
-        )
+    if new and begins_like_option(value):
+        raise option_like(kind, value)
     return value
+
+
+def begins_like_option(name: str) -> bool:
+    """Whether a command naming ``name`` (``swarm agents deregister NAME``, copied from a
+    hint) would read it as an option: a name given to something new may not (``new``)."""
+    return name.startswith("-")
+
+
+def option_like(kind: str, value: str) -> ValidationError:
+    """The refusal of a new ``kind`` named ``value``, which ``begins_like_option``."""
+    return ValidationError(
+        f"{kind} {value[:40]!r} begins with '-', which a command naming it would read as "
+        "an option: begin it with an ASCII letter, a digit, '.' or '_'"
+    )
 
 
 # The longest number an error rewrites in ASCII digits for the user to copy ("as 10"): a

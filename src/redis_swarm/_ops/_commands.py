@@ -128,7 +128,7 @@ OPERATIONS: dict[str, Uses] = {
     "read_context": _uses("hget hmget zrange zrevrange", worker=True),
     "search_context": _uses("getrange hget hmget zrange zrevrange", worker=True),
     # agents
-    "register": _uses("", "agent_register", worker=True),
+    "register": _uses("hexists", "agent_register", worker=True),
     "join": _uses("hget zscore", "agent_register", worker=True),
     "heartbeat": _uses("", "agent_heartbeat", worker=True),
     "deregister": _uses("", "agent_deregister", worker=True),

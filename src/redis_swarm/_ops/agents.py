@@ -27,10 +27,12 @@ from .._validate import (
     MAX_CAPACITY_TOKENS,
     MAX_PAGE,
     MAX_ROLE,
+    begins_like_option,
     check_agent,
     check_id,
     check_name,
     check_printable,
+    option_like,
 )
 from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
@@ -300,7 +302,10 @@ def register(
     if name is None:
         agent_id = new_id(f"{checked_role}-")
     else:
-        agent_id = check_agent("agent name", name, new=True)
+        agent_id = check_agent("agent name", name)
+        # (refused unless registered already, as ``join`` does)
+        if begins_like_option(agent_id) and not (yield Cmd("HEXISTS", ctx.keys.agents, agent_id)):
+            raise option_like("agent name", agent_id)
     record = _profile(
         agent_id, role, model=model, specialization=specialization,
         capacity_tokens=capacity_tokens, parent=parent, metadata=metadata,
@@ -319,12 +324,16 @@ def join(
     server starting, the hooks' SessionStart) each build on what the other wrote, never
     write over it with what they read before. As ``register``: marks the agent present,
     drops ``left_at``, keeps its inbox."""
-    agent_id = check_agent("agent id", agent_id, new=True)
+    agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
     for _ in range(SWAP_TRIES):
         raw, seen = yield Batch(
             (Cmd("HGET", keys.agents, agent_id), Cmd("ZSCORE", keys.presence, agent_id))
         )
+        if raw is None and begins_like_option(agent_id):
+            # (a name a command would read as an option: not given to a new agent; one
+            # registered under it before the rule joins again)
+            raise option_like("agent id", agent_id)
         stored: Agent | None = None
         if raw is not None:
             with contextlib.suppress(*UNREADABLE):  # (written around the operations: replaced)

@@ -108,7 +108,7 @@ def publish_context(
     every owner's versions: chunks are shared by content), so damaged stored bytes, which a
     reader refuses, would stay damaged under every publish of the same text.
     """
-    owner = check_name("owner", owner, new=True)
+    owner = check_name("owner", owner)
     source = _check_source(source)
     media_type = _check_media_type(media_type)
     if ctx.limits.context_versions_kept < 1 or ctx.limits.context_chunk_bytes < 1:

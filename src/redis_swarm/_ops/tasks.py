@@ -194,7 +194,7 @@ def _checked(
     """Validate one task; return what posting it sends and returns. The record is written
     here as ``dumps`` of its fields (in this order) would write it, without the dict and
     the encoder's walk: names and ids need no escaping, numbers are plain ints or floats."""
-    queue = check_name("queue", queue, new=True)
+    queue = check_name("queue", queue)
     if not isinstance(description, str):
         raise ValidationError(
             f"description must be a string, got {type(description).__name__}: say what to do"

@@ -68,7 +68,7 @@ def set_webhook(
     event already delivered is not delivered again."""
     check_id("task", task_id)
     record = Webhook(
-        id=check_id("webhook", webhook_id, new=True) if webhook_id is not None else new_id("w-"),
+        id=check_id("webhook", webhook_id) if webhook_id is not None else new_id("w-"),
         task_id=task_id,
         url=_check_url(url),
         token=_optional("token", token),

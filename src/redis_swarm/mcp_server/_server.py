@@ -130,7 +130,7 @@ def build_server(
     (``_session`` says which agents then leave and which stay stale).
     """
     if name is not None:  # (refused here, not by each tool call, which would blame the model)
-        check_agent("name", name, new=True)
+        check_agent("name", name)
     if channel is not None and transport != "stdio":
         raise ConfigError(
             "channels are for stdio: Claude Code starts a channel server itself; drop "
