@@ -146,3 +146,20 @@ def test_a_rotation_names_the_sentinels_that_log_in_as_the_user(servers: ServerF
     finally:
         for server in (*setup.sentinels, *setup.data_nodes()):
             server.stop()
+
+
+def test_a_rotation_on_a_server_without_client_commands_goes_on(servers: ServerFactory) -> None:
+    """A hardened server with CLIENT renamed away: the warning cannot look, and says nothing;
+    the rotation, which asked to close nothing, is applied as it was before the warning."""
+    master = servers.start(extra=["--rename-command", "CLIENT", ""])
+    try:
+        settings = Settings.from_url(master.url, swarm=SWARM)
+        apply_role(settings, "admin", "repl", OLD)
+        made = apply_role(settings, "admin", "repl", NEW)
+        assert made.spared == {} and made.closed == {}
+        with redis.Redis(
+            host="127.0.0.1", port=master.port or 0, username="repl", password=NEW
+        ) as client:
+            assert client.ping()
+    finally:
+        master.stop()

@@ -914,11 +914,12 @@ def _connections_of(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _
 
 def _listed(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _Connections | None:
     """``_connections_of`` for the warning of an apply without ``kill_connections``; None
-    when the URL's user may not run CLIENT LIST (NOPERM): the warning is then not given,
-    and the apply, which did not ask to close anything, goes on."""
+    when the server refuses CLIENT LIST or CLIENT ID (NOPERM: the URL's user may not run
+    them; an unknown command: renamed away, as hardened servers do): the warning is then
+    not given, and the apply, which did not ask to close anything, goes on."""
     try:
         return _connections_of(client, user, sentinel_hosts)
-    except redis.exceptions.NoPermissionError:
+    except redis.exceptions.ResponseError:
         return None
 
 
