@@ -2,7 +2,8 @@
 lease renewal under way (the renewing thread gives the lease up once it ends); a planner
 stopped by a lost lease counts what it cost in the run's budget; a planner's failed lease
 renewal is tried again within a second, as a worker's is; a rerun deregisters the agents a
-killed run left registered."""
+killed run left registered, once stale, keeping a live process's that took its names again
+and one a direct message waits for."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redis_swarm import Swarm
-from redis_swarm._models import TaskStatus
+from redis_swarm._models import BEAT_EVERY_S, STALE_AFTER_S, TaskStatus
 from redis_swarm._pipeline import Pipeline, load_plan, pipeline_queue
-from redis_swarm._pipeline.lease import RunLease
+from redis_swarm._pipeline.lease import RunLease, sweep_killed
 from redis_swarm._pipeline.names import lease_queue, planning_queue
 
 from ._cli import Cli, subprocess_env
+from ._clock import FakeClock
 from ._servers import ServerFactory
 from .test_pipeline_run import (
     SYNTH,
@@ -263,6 +265,13 @@ def test_a_rerun_deregisters_the_agents_a_killed_run_left(
     prefix = killed.worker.removesuffix("-pipeline")
     left = {a.id for a in swarm.agents() if a.id.startswith(f"{prefix}-")}
     assert f"{prefix}-pipeline" in left and f"{prefix}-1" in left, left
+    # Their last sign of life made older than STALE_AFTER_S (a handle whose clock lags by
+    # more), as if the kill were that long ago: a rerun removes only stale agents.
+    lag_ms = round((STALE_AFTER_S + 5) * 1000)
+    with Swarm(redis_url, swarm="test", clock=lambda: int(time.time() * 1000) - lag_ms) as old:
+        for agent_id in left:
+            old.heartbeat(agent_id)
+    assert not any(a.alive for a in swarm.agents() if a.id in left), swarm.agents()
     path.write_text(good)
     out = cli("pipeline", "run", str(path), "--wait", "60")
     assert "pipeline audit: done" in out.stdout, out.stderr
@@ -270,31 +279,69 @@ def test_a_rerun_deregisters_the_agents_a_killed_run_left(
     assert not {a.id for a in swarm.agents()} & left, swarm.agents()
 
 
+def _killed_run(handle: Swarm, tmp_path: Path, agents: tuple[str, ...]) -> str:
+    """A run killed now: its lease task (posted naming its holder run-x-pipeline, claimed
+    for 1 s, left unrenewed) and ``agents`` registered. Returns the plan's name."""
+    plan = load_plan(plan_text(tmp_path))
+    RunLease(handle, plan, holder="run-x-pipeline")._open_task()  # (as the killed run did)
+    assert handle.claim([lease_queue(plan.name)], worker="run-x-pipeline", lease_s=1) is not None
+    for agent_id in agents:
+        handle.register("worker", name=agent_id)
+    return plan.name
+
+
+def _reclaimed(handle: Swarm, name: str) -> None:
+    """The killed run's lease task dead-lettered now (its expired lease reclaimed: what the
+    rerun's own claim does, seconds before its sweep)."""
+    handle.reap()
+    assert len(handle.list_tasks(queue=lease_queue(name), status=TaskStatus.DEAD).items) == 1
+
+
 def test_only_a_killed_runs_silent_agents_holding_nothing_are_deregistered(
-    swarm: Swarm,  # noqa: F811
-    tmp_path: Path,
+    redis_url: str, tmp_path: Path
 ) -> None:
     """A killed run's lease task, dead, names its holder run-x-pipeline: of run-x's names,
-    those silent since and holding no lease go; one seen since (the name taken again), one
-    holding a task's lease, another run's and this run's own names stay."""
-    from redis_swarm._pipeline.lease import sweep_killed
+    those stale, silent since and holding no lease go; one seen since (the name taken
+    again), one holding a task's lease, another run's and this run's own names stay."""
+    clock = FakeClock()
+    with Swarm(redis_url, swarm="test", clock=clock) as handle:
+        name = _killed_run(handle, tmp_path, ("run-x-synthesizer", "run-x-1", "run-y-3",
+                                             "other-pipeline"))  # fmt: skip
+        handle.post_task("elsewhere", "held", task_id="t-held")
+        assert handle.claim(["elsewhere"], worker="run-x-2", lease_s=3600) is not None
+        clock.advance(STALE_AFTER_S + 5)
+        _reclaimed(handle, name)
+        clock.advance(0.01)
+        handle.heartbeat("run-x-1")  # (a sign of life after the run died)
+        assert sweep_killed(handle, name, holder="run-x-pipeline") == []  # (its own names)
+        removed = sweep_killed(handle, name, holder="run-y-pipeline")
+        assert sorted(removed) == ["run-x-pipeline", "run-x-synthesizer"]
+        kept = {a.id for a in handle.agents()}
+        assert kept == {"run-x-1", "run-x-2", "run-y-3", "other-pipeline"}
 
-    plan = load_plan(plan_text(tmp_path))
-    killed = RunLease(swarm, plan, holder="run-x-pipeline")
-    lease = killed._open_task()  # (as the killed run posted it, naming its holder)
-    assert swarm.claim([lease_queue(plan.name)], worker="run-x-pipeline", lease_s=1) is not None
-    swarm.register("synthesizer", name="run-x-synthesizer")
-    swarm.register("worker", name="run-x-1")
-    swarm.post_task("elsewhere", "held", task_id="t-held")
-    assert swarm.claim(["elsewhere"], worker="run-x-2", lease_s=60) is not None
-    swarm.register("worker", name="run-y-3")
-    swarm.register("worker", name="other-pipeline")
-    time.sleep(1.2)
-    swarm.reap()
-    assert swarm.get_task(lease.id).status is TaskStatus.DEAD
-    time.sleep(0.01)
-    swarm.heartbeat("run-x-1")  # (a sign of life after the run died)
-    assert sweep_killed(swarm, plan.name, holder="run-x-pipeline") == []  # (its own names)
-    removed = sweep_killed(swarm, plan.name, holder="run-y-pipeline")
-    assert sorted(removed) == ["run-x-pipeline", "run-x-synthesizer"]
-    assert {a.id for a in swarm.agents()} == {"run-x-1", "run-x-2", "run-y-3", "other-pipeline"}
+
+def test_a_killed_runs_names_live_again_or_awaited_by_a_message_are_kept(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A live process took the killed run's names again (its --worker prefix, or the same
+    run-HOST-PID): its synthesizer, holding no lease, beat last before the rerun reclaimed
+    the killed run's lease (beats come every BEAT_EVERY_S), well within STALE_AFTER_S. It is
+    not deregistered, nor is a stale one a direct message waits for (its inbox kept); a
+    stale one with none goes. Once the synthesizer too is stale, a later sweep (the run's
+    end) removes it; the awaited one stays still."""
+    clock = FakeClock()
+    with Swarm(redis_url, swarm="test", clock=clock) as handle:
+        name = _killed_run(handle, tmp_path, ("run-x-synthesizer", "run-x-1", "run-x-2"))
+        handle.send("run-x-2", "your review of t-1, please", sender="someone")
+        clock.advance(STALE_AFTER_S)
+        handle.heartbeat("run-x-synthesizer")  # (the live process's, before the reclaim)
+        clock.advance(BEAT_EVERY_S / 2)
+        _reclaimed(handle, name)
+        removed = sweep_killed(handle, name, holder="run-y-pipeline")
+        assert sorted(removed) == ["run-x-1", "run-x-pipeline"]
+        assert {a.id for a in handle.agents()} == {"run-x-synthesizer", "run-x-2"}
+        clock.advance(STALE_AFTER_S)
+        assert sweep_killed(handle, name, holder="run-y-pipeline") == ["run-x-synthesizer"]
+        assert {a.id for a in handle.agents()} == {"run-x-2"}
+        (waiting,) = handle.inbox("run-x-2")
+        assert waiting.body == "your review of t-1, please"

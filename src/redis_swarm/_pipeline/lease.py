@@ -142,11 +142,19 @@ def sweep_killed(swarm: Swarm, name: str, *, holder: str) -> list[str]:
     Such a run is known by its lease task, dead (it ran out unrenewed: ``max_abandons=1``),
     whose data names its holder (the run that posted it: the one that claimed it, but for
     two runs started together, when the other may have posted it; the killed run's names
-    then stay). An agent of its names is removed only when it gave no sign of life since
-    the task died (a name taken again by a live process, a ``--worker`` prefix given twice,
-    is kept) and holds no lease (one holding a task's is removed by a run after that lease
-    ends, as ``swarm agents sweep`` keeps it). ``holder``: this run's; its names, the same as
-    a killed run's given the same ``--worker``, are this run's own."""
+    then stay). An agent of its names is removed only when it is stale as every view calls
+    it (``Agent.alive`` False: silent for ``STALE_AFTER_S``, or its session said it ended),
+    gave no sign of life since the task died, and holds no lease (one holding a task's is
+    removed by a run after that lease ends, as ``swarm agents sweep`` keeps it); and only if
+    no direct message waits unread for it (``deregister_if_read``: a reader may yet come as
+    it). Silent since the task died is not enough: the task dies when a claim reclaims its
+    expired lease, most often this run's own ``acquire`` seconds ago, and a live process
+    that took the names again (a ``--worker`` prefix given twice, or the default
+    ``run-HOST-PID`` repeated in another PID namespace of the same host name) beats only
+    every ``BEAT_EVERY_S``: its synthesizer (holding no lease) or idle pool slots were
+    silent that long. One that goes stale later is removed by the sweep at the run's end,
+    or the next run's. ``holder``: this run's; its names, the same as a killed run's given
+    the same ``--worker``, are this run's own."""
     dead = swarm.list_tasks(
         queue=lease_queue(name), status=TaskStatus.DEAD, limit=MAX_PAGE, with_data=True
     )
@@ -164,6 +172,8 @@ def sweep_killed(swarm: Swarm, name: str, *, holder: str) -> list[str]:
     for killed_holder, ended in killed.items():
         for agent_id in run_agents(killed_holder, list(registered)):
             agent = registered.pop(agent_id)
+            if agent.alive is not False:  # (the listing's STALE_AFTER_S: alive is live)
+                continue
             if ended is None or agent.last_seen is None or agent.last_seen > ended:
                 continue
             named_task = [agent.current_task] if agent.current_task else []
@@ -171,8 +181,8 @@ def sweep_killed(swarm: Swarm, name: str, *, holder: str) -> list[str]:
             if held.items or held.corrupt:
                 continue
             with contextlib.suppress(NotFound):  # (removed meanwhile: by another run)
-                swarm.deregister(agent_id)
-            removed.append(agent_id)
+                if swarm.deregister_if_read(agent_id):
+                    removed.append(agent_id)
     return removed
 
 
