@@ -23,7 +23,9 @@
 - SubagentStart: tells the subagent its own worker id.
 - SubagentStop: a subagent's unreported task is reported with the finding parsed from its
   last message (like ``swarm run`` parses an agent's output), or failed: with no finding,
-  or with one the core refuses (too big to store), saying why (``_report_or_fail``); its
+  or with one the core refuses (too big to store), saying why (``_report_or_fail``); a task
+  settled elsewhere meanwhile (its lease gone to another worker) is said, the others settled
+  all the same (one Redis cannot be reached for is left to its lease); its
   record (a claim registered it) then goes when nothing of it would be lost
   (``_leave_if_done``): no client resumes a subagent, so nothing would read it again.
 - PreCompact: renew every held lease, so compaction never costs a task.
@@ -727,11 +729,21 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
         if task.token is None:
             left = True
             done.append(f"{task.id} left to its lease (its token is not known on this machine)")
-        elif parsed is None:
-            swarm.fail(task.id, task.token, "the subagent stopped without a finding")
-            done.append(f"{task.id} failed (no finding)")
-        else:
-            done.append(_report_or_fail(swarm, task.id, task.token, parsed, worker))
+            continue
+        try:
+            if parsed is None:
+                swarm.fail(task.id, task.token, "the subagent stopped without a finding")
+                done.append(f"{task.id} failed (no finding)")
+            else:
+                done.append(_report_or_fail(swarm, task.id, task.token, parsed, worker))
+        except ConnectionFailed as exc:
+            # (its lease runs out, and the task is retried; the agent stays, holding it)
+            left = True
+            done.append(f"{task.id} not settled, left to its lease: {exc}")
+        except SwarmError as exc:
+            # Settled elsewhere, or its lease ended and went to another worker: no longer
+            # this subagent's; the others it held are settled all the same.
+            done.append(f"{task.id} not settled here: {exc}")
     if not left:
         _leave_if_done(swarm, worker)
     said = f"subagent {worker}: " + "; ".join(done) if done else ""
