@@ -240,3 +240,101 @@ def test_a_failure_quotes_lines_split_on_newlines_alone(
     run(cli, command, expect=1)
     error = handle.get_task(t.id).last_error or ""
     assert error.endswith("stderr: boom\u2028at fetch() | exit now"), error
+
+
+# Events Claude Code prints on its own schedule, after a turn's result line too: a rate limit's
+# state (2.x), and a type no version printed yet (read as any other: it carries no turn).
+RATE_LIMIT = {
+    "type": "rate_limit_event", "session_id": SESSION,
+    "rate_limit_info": {"status": "allowed", "resetsAt": 1767225600, "rateLimitType": "five_hour"},
+}  # fmt: skip
+UNKNOWN = {"type": "tool_use_summary", "summary": "read net.py", "session_id": SESSION}
+
+
+def test_events_after_the_result_line_cut_only_when_they_begin_a_turn() -> None:
+    """``read_output``: after the last result line, an event that carries no turn (a
+    ``rate_limit_event``, a type unknown, several) cuts nothing: the result's answer and
+    cost are read, also from an output longer than the runner keeps; an ``assistant`` or
+    ``user`` event, or a ``system`` ``init``, is a later turn, cut."""
+    done = [INIT, assistant(FINDING), result(FINDING, 0.5)]
+    for after in ([RATE_LIMIT], [UNKNOWN], [RATE_LIMIT, UNKNOWN, {"type": "system"}]):
+        read = read_output(jsonl([*done, *after]), command=STREAM)
+        assert (read.answer, read.error, read.cut) == (FINDING, None, None), after
+        assert read.usage is not None and read.usage.cost_usd == pytest.approx(0.5)
+    big = assistant("T" * (OUTPUT_TAIL + 200_000))
+    long = jsonl([INIT, big, result("the answer", 0.5), RATE_LIMIT, UNKNOWN]).encode()
+    read = read_output(captured(long), command=STREAM)
+    assert (read.answer, read.error, read.cut) == ("the answer", None, None)
+    assert read.usage is not None and read.usage.cost_usd == pytest.approx(0.5)
+    user = {"type": "user", "message": {"role": "user", "content": "more"}, "session_id": SESSION}
+    for turn in ([RATE_LIMIT, assistant("more")], [user], [RATE_LIMIT, INIT, UNKNOWN]):
+        read = read_output(jsonl([*done, *turn]), command=STREAM)
+        assert read.error is not None and read.error.startswith(CUT), turn
+        assert (
+            read.answer == "" and "(the run cost $0.5000 up to its last result line)" in read.error
+        )
+    cut = jsonl([INIT, big, result("first turn's answer", 0.25), RATE_LIMIT, assistant("x")])
+    read = read_output(captured(cut.encode()))
+    assert read.error is not None and read.cut is not None and read.answer == ""
+
+
+def test_a_run_with_a_rate_limit_event_after_its_result_completes(
+    cli: Cli, handle: Swarm, tmp_path: Path
+) -> None:
+    """The runner: Claude Code 2.x printing a ``rate_limit_event`` (and an event type
+    unknown) after its result line completes the task, the result's finding stored and its
+    cost counted."""
+    t = handle.post_task("q", "Find the retries", max_attempts=1)
+    events = [INIT, assistant(FINDING), result(FINDING, 0.5), RATE_LIMIT, UNKNOWN]
+    summary = run(cli, agent(tmp_path, "ended", jsonl(events)), expect=0)
+    task = handle.get_task(t.id)
+    assert task.status is TaskStatus.COMPLETED and task.finding_id is not None, task
+    assert handle.get_finding(task.finding_id).summary == "three retries in fetch()"
+    [outcome] = summary["tasks"]
+    assert outcome["status"] == "completed"
+    assert outcome["usage"]["cost_usd"] == pytest.approx(0.5)
+
+
+def test_a_pretty_printed_finding_before_code_with_many_closing_lines_is_found_whole() -> None:
+    """A pretty-printed finding begun before the last ``OBJECT_SEARCH`` characters, after
+    prose holding more '{"' than the early starts tried, is found whole when code after it
+    holds more lines begun with '}' than those starts (each closing line is walked)."""
+    finding = pretty_finding()
+    code = "".join(f"function f{n}() {{\n  retry({n});\n}}\n" for n in range(12))
+    for indent in (2, 4):
+        body = json.dumps(finding, indent=indent)
+        text = f"{PROSE}\n{body}\n\nThe fix:\n```js\n{code}```\n"
+        assert len(re.findall(r'\{"', PROSE)) > 8
+        parsed = parse_finding(text)
+        assert parsed is not None and parsed[1] == "object", text[-200:]
+        assert parsed[0]["items"] == finding["items"]
+
+
+def test_a_finding_before_json_nested_deeper_than_the_parser_goes_is_found() -> None:
+    """A finding followed by JSON nested deeper than the parser goes (1,100 levels of
+    objects; or several such runs, arrays nested in an object, each one start), as by JSON
+    nested 1,000 or 100 levels: the starts of a deep run are skipped, the finding's is still
+    tried."""
+    arrays = '{"a": ' + "[" * 1100 + "1" + "]" * 1100 + "}\n"
+    for depth, after in ((100, ""), (1000, ""), (1100, ""), (1100, arrays * 3)):
+        deep = '{"a": ' * depth + "1" + "}" * depth
+        text = f"Found it.\n{FINDING}\nThe dump:\n{deep}\n{after}"
+        parsed = parse_finding(text)
+        assert parsed == (json.loads(FINDING), "object"), (depth, after[:10])
+
+
+def test_a_command_the_shell_cannot_run_is_quoted_as_a_terminal_shows_its_last_line(
+    cli: Cli, handle: Swarm, tmp_path: Path
+) -> None:
+    """Exit code 127: the pool stops quoting the last line the shell said, its control
+    characters shown as escapes (never obeyed on a terminal, nor a raw "\\r"), and of a
+    line a progress bar redrew with "\\r", what follows its last one."""
+    handle.post_task("q", "Find the retries", max_attempts=1)
+    said = "fetching model " + "#" * 200 + "\rfetching 99%\r\x1b[31magent: model not found\x1b[0m\n"
+    command = agent(tmp_path, "missing", "", stderr=said, code=127, option="")
+    out = cli("--json", "run", "--queue", "q", "--exec", command, "--idle-exit", "1", expect=1)
+    [outcome] = json.loads(out.stdout)["tasks"]
+    shown = "(\\x1b[31magent: model not found\\x1b[0m)"
+    assert outcome["detail"].startswith("exit code 127, the shell's 'not found' " + shown)
+    message = json.loads(out.stderr)["message"]
+    assert shown in message and "fetching" not in message and "\r" not in message

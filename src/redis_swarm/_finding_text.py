@@ -12,7 +12,6 @@ The runner (``_runner``) reads a finding from an agent's output with it, and the
 
 from __future__ import annotations
 
-import collections
 import itertools
 import json
 import re
@@ -32,15 +31,17 @@ OBJECT_SEARCH = 256 * 1024  # the last characters searched for a bare JSON objec
 OBJECT_TRIES = 2000  # at most this many '{' positions tried, newest first
 # Before those last characters, the '{' also tried (``_early_starts``): this many of the
 # first of the output, this many of the first of the line the last characters begin in, and
-# those opening the pretty-printed objects whose closing '}' begins one of the last this
-# many lines there begun with one; an object begun there is taken only when it ends in the
-# last characters (not an example quoted early in prose).
+# those opening the pretty-printed objects whose closing '}' begins a line there; an object
+# begun there is taken only when it ends in the last characters (not an example quoted
+# early in prose).
 EARLY_STARTS = 8
 # The most blanks before a pretty-printed object's closing '}' whose opening '{' is looked
 # for: an answer's own object is indented little.
 PRETTY_INDENT = 16
 # At most this many starts nested deeper than the parser goes are tried: each costs a parse
-# that deep (half a millisecond), and the core stores no JSON nested over 200 levels.
+# that deep (a tenth of a millisecond), and the core stores no JSON nested over 200 levels.
+# The other starts of the run of '{' such a start is nested in (no '}' or ']' between them)
+# are skipped untried, not counted: the '{' before that run, a finding among them, are tried.
 DEEP_TRIES = 8
 SUMMARY_LIMIT = 2000  # the core's limit on a finding's summary (characters)
 DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in details
@@ -49,7 +50,9 @@ DETAILS_LIMIT = 64 * 1024  # the most of an answer that is not JSON kept in deta
 # A '{' that may begin an object (a key or its '}' next): a '{' of prose, code or a template
 # ("{x}", "{{") is not tried, so that many of them cost nothing.
 _OBJECT_START = re.compile(r'\{(?=[ \t\n\r]*["}])')
-_CLOSING_LINE = re.compile(rf"\n([ \t]{{0,{PRETTY_INDENT}}})\}}")
+# The first line (from where the search begins) whose first character follows at most N
+# blanks (N: the index).
+_LINE_BELOW = [re.compile(rf"\n([ \t]{{0,{n}}})([^ \t\r\n])") for n in range(PRETTY_INDENT + 1)]
 # The last line (of the text matched) whose first character follows at most N blanks (N: the
 # index), else the first line if it does: the greedy ``.*`` goes to the end at once, then
 # back from newline to newline.
@@ -124,13 +127,17 @@ def _last_object(
     best: tuple[dict[str, Any], str | None] | None = None
     best_end = -1
     deep = 0
+    run = len(text)  # where the run of '{' the last start nested too deep is in begins
     for start in reversed(starts):
+        if start >= run:
+            continue  # (it encloses that start, no bracket closed between: as deep)
         try:
             value, end = decoder.raw_decode(text[start:])
         except RecursionError:  # (nested deeper than the parser goes: no finding)
             deep += 1
             if deep == DEEP_TRIES:
                 break
+            run = max(text.rfind("}", 0, start), text.rfind("]", 0, start))
             continue
         except ValueError:
             continue
@@ -148,13 +155,19 @@ def _early_starts(text: str, window: int) -> set[int]:
     an object's start: the first ``EARLY_STARTS`` of the text, and of the line ``window``
     falls in (a compact object bigger than the window is on that line: its own, or after
     prose), each looked for in the first ``OBJECT_SEARCH`` characters; and those opening a
-    pretty-printed object (``json.dumps(indent=2)``, multi-line) whose closing '}' begins
-    one of the last ``EARLY_STARTS`` lines in the window begun with one (after at most
-    ``PRETTY_INDENT`` blanks): the '{' beginning or ending the nearest line above it with
-    no more blanks before it (a pretty-printed object's lines are indented deeper than its
-    brackets, however many '{' they and the prose before it hold). Closing lines are taken
-    from the last up, and one inside an object found above a later one is skipped (nested
-    in it): the text between a closing line and the line found is looked at once."""
+    pretty-printed object (``json.dumps(indent=2)``, multi-line) whose closing '}' begins a
+    line in the window (after at most ``PRETTY_INDENT`` blanks): the '{' beginning or ending
+    the nearest line above it with no more blanks before it (a pretty-printed object's
+    lines are indented deeper than its brackets, however many '{' they and the prose before
+    it hold), whatever the lines after it hold (code: many more closing lines).
+
+    That line is before the window only for a closing line no line in the window before it
+    is indented as little as: the first line there indented at most N blanks, for some N.
+    Of those (each less indented than those before it), only the last closing line's is
+    taken: every other is inside the object it closes (taking each closing line from the
+    last up, and skipping one inside an object found above a later one, finds that one
+    alone). So the window is looked at once, and the text above that closing line up to its
+    opening line once, however many closing lines the window holds."""
     found: set[int] = set()
     line = text.rfind("\n", 0, window) + 1
     for begin in (0, line):
@@ -162,20 +175,23 @@ def _early_starts(text: str, window: int) -> set[int]:
         # (the key after a '{' just before ``end`` is looked at past it)
         starts = _OBJECT_START.finditer(text, begin, min(end + 64, len(text)))
         found |= {m.start() for m in itertools.islice(starts, EARLY_STARTS) if m.start() < end}
-    floor = len(text)  # where the objects found above the closing lines so far begin
-    closing = collections.deque(_CLOSING_LINE.finditer(text, window - 1), EARLY_STARTS)
-    for close in reversed(closing):
-        if close.start() >= floor:
-            continue  # (a closing line inside the object found below it)
-        above = _LINE_ABOVE[len(close.group(1))].match(text, 0, close.start())
-        if above is None:
-            break  # (no line above opens it, nor one of those above it)
-        floor = first = above.start(1)
+    close = None
+    at, most = window - 1, PRETTY_INDENT
+    while most >= 0:  # (each line found less indented than the one before it)
+        below = _LINE_BELOW[most].search(text, at)
+        if below is None:
+            break
+        close = below if below.group(2) == "}" else close
+        at, most = below.end(), len(below.group(1)) - 1
+    above = (
+        None if close is None else _LINE_ABOVE[len(close.group(1))].match(text, 0, close.start())
+    )
+    if close is not None and above is not None:
+        first = above.start(1)
         end = text.find("\n", first, close.start())
         opening = text[first : close.start() if end < 0 else end].rstrip()
-        for at in (first, first + len(opening) - 1):
-            if at < window and text.startswith("{", at):
-                found.add(at)
+        ends = (first, first + len(opening) - 1)  # (one in the window is tried anyway)
+        found |= {at for at in ends if at < window and text.startswith("{", at)}
     return found
 
 

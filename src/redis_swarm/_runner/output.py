@@ -255,11 +255,11 @@ def _cut_short(text: str) -> AgentOutput | None:
     one object that begins as Claude's result object or Codex's event (``"type"`` its first
     member, ``"result"`` or an event's type) or holds Gemini's keys alone up to the cut
     (``session_id`` or ``response`` among them) (``_begun_as``). Claude's stream-json cut
-    at a line's end, every line whole but no result line last (``_stream_unended``), is cut
-    too: what the run cost is that of the last result line it holds (an earlier turn's),
-    else unknown. Any other output begun with ``{`` is read as text: an answer printed as
-    JSON, also from a command that asks for a machine format (``claude -p --output-format
-    json | jq -r .result`` prints the answer)."""
+    at a line's end, every line whole but no result line, or a later turn's events after the
+    last (``_stream_unended``), is cut too: what the run cost is that of the last result
+    line it holds (an earlier turn's), else unknown. Any other output begun with ``{`` is
+    read as text: an answer printed as JSON, also from a command that asks for a machine
+    format (``claude -p --output-format json | jq -r .result`` prints the answer)."""
     stripped = text.strip()
     if not stripped.startswith("{"):
         return None
@@ -309,13 +309,25 @@ def _cut_short(text: str) -> AgentOutput | None:
 def _stream_unended(events: list[dict[str, Any]]) -> bool:
     """Whether ``events``, the objects of JSON lines in order, are Claude Code's stream-json
     (holding its ``init`` event, a ``system`` one naming the ``session_id``, or a result
-    line) whose last event but ``system`` ones is not its result line: the CLI stopped at a
-    line's end (killed between two events), or in a later turn than the result line held.
-    A ``system`` event is informational (a hook's start or response, before ``init``; a
-    count of thinking tokens), so one after the result line cuts nothing."""
-    claude = any(_is_claude_init(v) or _is_claude_result(v) for v in events)
-    last = next((v for v in reversed(events) if v.get("type") != "system"), None)
-    return claude and not _is_claude_result(last)
+    line) cut at a line's end: no result line among them (the CLI killed between two events
+    of its first turn), or an event that carries a new turn after the last one
+    (``_begins_turn``: killed in a later turn than the result line held). Any other event
+    after the result line cuts nothing: the CLI prints events of its own on its own
+    schedule (a hook's or thinking tokens' ``system`` event, a ``rate_limit_event``, types
+    a later version adds), which no answer follows."""
+    if not any(_is_claude_init(v) or _is_claude_result(v) for v in events):
+        return False
+    last = next(
+        (at for at in range(len(events) - 1, -1, -1) if _is_claude_result(events[at])), None
+    )
+    return last is None or any(_begins_turn(v) for v in events[last + 1 :])
+
+
+def _begins_turn(event: dict[str, Any]) -> bool:
+    """Whether ``event`` of Claude Code's stream-json carries a turn: the model's message
+    (``assistant``), the input or a tool's result (``user``), or a session's ``init``."""
+    kind = event.get("type")
+    return kind in ("assistant", "user") or (kind == "system" and event.get("subtype") == "init")
 
 
 _CUT_QUOTE = 160  # the characters of a cut output's end its failure quotes
@@ -382,16 +394,16 @@ def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
 
     Text: the tail kept is its ``answer`` (contiguous, unlike ``Capture.text``), ``cut`` set.
     JSON lines (Codex's events, Claude's stream-json): when the whole lines of the tail say
-    how the run ended (Claude's result line, last: ``_stream_unended``; Codex's last
-    ``agent_message``, or its failure), the output is read from the whole lines kept, as if
-    whole: only earlier events were dropped (Codex's tokens of a turn among them are not
-    counted: a note says so). Otherwise, and for a JSON object (Claude's, Gemini's), the run
-    fails (``error``: ``cut_reason``) with what it cost where the end kept says it: the whole
-    lines' events (the last result line's), else the end of the object whose string the cut
-    fell in (``_object_end``), read only when that object began as Claude's result object or
-    Gemini's (``_cut_envelope``) or the command asked for a machine format: any other is an
-    answer printed as text, whose own keys (an agent's ``"total_cost_usd": 999``) are no
-    cost."""
+    how the run ended (Claude's result line, no later turn's event after it:
+    ``_stream_unended``; Codex's last ``agent_message``, or its failure), the output is read
+    from the whole lines kept, as if whole: only earlier events were dropped (Codex's tokens
+    of a turn among them are not counted: a note says so). Otherwise, and for a JSON object
+    (Claude's, Gemini's), the run fails (``error``: ``cut_reason``) with what it cost where
+    the end kept says it: the whole lines' events (the last result line's), else the end of
+    the object whose string the cut fell in (``_object_end``), read only when that object
+    began as Claude's result object or Gemini's (``_cut_envelope``) or the command asked for
+    a machine format: any other is an answer printed as text, whose own keys (an agent's
+    ``"total_cost_usd": 999``) are no cost."""
     head, tail = capture.parts()
     reason = cut_reason(capture)
     if not head.lstrip().startswith("{"):
@@ -403,7 +415,7 @@ def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
         events = [v for v in _json_lines(tail_lines)[1] if isinstance(v, dict)]
         if not _stream_unended(events):
             return ended  # Claude's result line: the whole run's answer and cost
-        # (events after it: a later turn cut, its cost read from the lines kept, below)
+        # (a later turn's events after it: that turn cut, the cost read from the lines kept)
     elif ended.usage is not None and ended.error != _NO_MESSAGE:  # Codex's answer, or failure
         whole = lines if lines.machine else ended  # (the session, the turns of the head)
         note = f"{_printed(capture)}: the tokens of turns that ended in its middle are not counted"

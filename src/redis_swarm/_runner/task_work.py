@@ -8,6 +8,7 @@ from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, LeaseLost, SwarmError, ValidationError
 from .._finding_text import finding_refused, finding_tags, new_mark, parse_finding
 from .._models import Task, TaskStatus, answer_fields
+from .._printable import printable
 from .._prompts import render_task_prompt
 from .._usage import Usage, usage_line
 from .agent_runs import AgentRuns
@@ -118,9 +119,11 @@ class TaskWork(Claiming, AgentRuns):
         what = None if result.killed else CANNOT_RUN.get(result.returncode)
         if what is None:
             return None
-        # (its last line: split on "\n" alone, as every quote of an agent's output is)
-        said = result.stderr.tail_text(ERROR_TAIL).strip().split("\n")[-1:]
-        shell_said = f" ({said[0].strip()[:160]})" if said and said[0].strip() else ""
+        # (its last line: split on "\n" alone, as every quote of an agent's output is; of a
+        # line a progress bar redrew, what follows its last "\r", as a terminal shows it)
+        said = result.stderr.tail_text(ERROR_TAIL).strip().split("\n")[-1].rpartition("\r")[2]
+        said = printable(said.strip()[:160])  # (its control characters shown, not obeyed)
+        shell_said = f" ({said})" if said else ""
         code = f"exit code {result.returncode}, the shell's {what!r}{shell_said}"
         self._halt(
             f"the agent command could not be run: {code}. Install its program (or make it "
