@@ -1,6 +1,8 @@
 """The push dispatcher does not retry what no retry fixes: an update to a webhook whose TLS
-connection is refused (its certificate names another host) is dropped at its first try, not
-tried again after 0.2, 1 and 3 s; and a connection to Redis that no retry makes
+connection is refused (its certificate names another host; it shares no TLS version with
+the client) is dropped at its first try, not tried again after 0.2, 1 and 3 s (told by the
+ssl module's exception types, ``_errors.tls_refused``, not by a Redis connection's words);
+and a connection to Redis that no retry makes
 (``ConnectionFailed.retryable`` False: its certificate refused) is said once, as an error
 with what to fix, then tried again seldom, as the MCP channel and the dashboard do. Real
 servers: Redis (TLS ones from ``_tls``) and a TLS webhook receiver."""
@@ -37,11 +39,17 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 class _WrongHostReceiver:
     """An HTTPS port whose certificate (of the test CA) is for another host name: each
-    connection is counted, its handshake refused by the client."""
+    connection is counted, its handshake refused by the client. ``tls13_only``: its
+    certificate the right one, but it speaks TLS 1.3 only (refused by a client that
+    speaks at most 1.2, with the server's alert)."""
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, *, tls13_only: bool = False) -> None:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(pki.wrong_host_cert, pki.wrong_host_key)
+        if tls13_only:
+            self.context.load_cert_chain(pki.server_cert, pki.server_key)
+            self.context.minimum_version = ssl.TLSVersion.TLSv1_3
+        else:
+            self.context.load_cert_chain(pki.wrong_host_cert, pki.wrong_host_key)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}/hook"
         self.connections = 0
@@ -69,18 +77,19 @@ def receiver(pki: Pki) -> Iterator[_WrongHostReceiver]:
     hook.close()
 
 
-def test_an_update_to_a_webhook_whose_certificate_is_refused_is_not_retried(
+def _post_to(
     redis_server: RedisServer,
-    pki: Pki,
     receiver: _WrongHostReceiver,
+    client: ssl.SSLContext,
     caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Each update was posted 3 times more (a network error's retries), each refused alike."""
+) -> list[str]:
+    """Post a task's updates to ``receiver`` (with the TLS context ``client``) until its final
+    one is handled: what the dispatcher logged."""
 
     async def body() -> None:
         async with (
             AsyncSwarm(redis_server.url, swarm=f"push-tls-{uuid.uuid4().hex[:8]}") as swarm,
-            push_client(ssl.create_default_context(cafile=str(pki.ca)), timeout_s=5) as http,
+            push_client(client, timeout_s=5) as http,
         ):
             dispatcher = PushDispatcher(swarm, [QUEUE], http, retry_delays_s=(0.05, 0.05))
             task = await swarm.post_task(QUEUE, "look it up")
@@ -101,9 +110,39 @@ def test_an_update_to_a_webhook_whose_certificate_is_refused_is_not_retried(
 
     with caplog.at_level(logging.INFO, logger=LOGGER):
         asyncio.run(body())
-    said = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER]
+
+
+def test_an_update_to_a_webhook_whose_certificate_is_refused_is_not_retried(
+    redis_server: RedisServer,
+    pki: Pki,
+    receiver: _WrongHostReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each update was posted 3 times more (a network error's retries), each refused alike."""
+    client = ssl.create_default_context(cafile=str(pki.ca))
+    said = _post_to(redis_server, receiver, client, caplog)
     dropped = [line for line in said if "no retry fixes that" in line]
     assert dropped and all("certificate verify failed" in line for line in dropped), said
+    assert not [line for line in said if "giving up" in line], said
+    assert receiver.connections == len(dropped), (receiver.connections, said)
+
+
+def test_an_update_to_a_webhook_sharing_no_tls_version_is_not_retried(
+    redis_server: RedisServer, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A webhook that speaks TLS 1.3 only, a client at most 1.2: the server's alert refuses
+    the handshake, an ``ssl.SSLError`` whose words ("alert protocol version") were none of a
+    Redis connection's, so each update was tried 3 times more, refused alike."""
+    receiver = _WrongHostReceiver(pki, tls13_only=True)
+    client = ssl.create_default_context(cafile=str(pki.ca))
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        said = _post_to(redis_server, receiver, client, caplog)
+    finally:
+        receiver.close()
+    dropped = [line for line in said if "no retry fixes that" in line]
+    assert dropped and all("protocol version" in line for line in dropped), said
     assert not [line for line in said if "giving up" in line], said
     assert receiver.connections == len(dropped), (receiver.connections, said)
 

@@ -68,6 +68,20 @@ def test_the_context_cache_size_is_in_ascii_digits(value: str, write: str) -> No
     assert spec.max_bytes == 10 * 1024**2
 
 
+def test_a_context_cache_size_in_ascii_digits_with_a_unit_of_another_script_names_the_unit() -> (
+    None
+):
+    """'512 МБ' (a Cyrillic unit): its digits are ASCII, its unit is none of K, M, G, T; it
+    was said "not written in ASCII digits", sending the user to fix the wrong part."""
+    value = "512 \u041c\u0411"
+    with pytest.raises(ConfigError) as caught:
+        context_cache_from_env(Path("/home"), {ENV_CONTEXT_CACHE_BYTES: value})
+    said = str(caught.value)
+    assert "ASCII digits" not in said, said
+    assert f"{ENV_CONTEXT_CACHE_BYTES}={value!r} is not a size" in said, said
+    assert "'\u041c\u0411' is not one of K, M, G, T" in said and "512M, 2GiB" in said, said
+
+
 # A folder named like an option in a file's path, and another mistake in the URL: the error
 # is that mistake's (the URL still shown masked from the folder's '=').
 _FOLDERS = [

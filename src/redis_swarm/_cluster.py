@@ -22,7 +22,8 @@ from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from ._config import Settings
 from ._connections import alive_on_any_answer, common, made_alive_on_any_answer
-from ._retries import RETRY_ON, AsyncRetry, NoneAnswered, Retry, backoff, retry
+from ._retries import RETRY_ON, AsyncRetry, Retry, backoff, retry
+from ._translate import NoneAnswered
 
 __all__ = [
     "CLUSTER_INSTANT_RETRIES",

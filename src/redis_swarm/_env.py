@@ -65,8 +65,15 @@ CONTEXT_CACHE_DIR = "context-cache"
 _OFF = frozenset({"0", "off", "no", "false", "none"})
 # ASCII digits only (a bare \d takes the Arabic-Indic "١٠" too, which int reads as 10).
 _SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE | re.ASCII)
-_SIZES = "give bytes, or a number with K, M, G or T (binary: 512M, 2GiB), or 0 for no disk cache"
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_UNIT_LETTERS = [unit.upper() for unit in _UNITS if unit]
+_UNIT_NAMES = ", ".join(_UNIT_LETTERS)
+_SIZES = (
+    f"give bytes, or a number with {', '.join(_UNIT_LETTERS[:-1])} or {_UNIT_LETTERS[-1]} "
+    "(binary: 512M, 2GiB), or 0 for no disk cache"
+)
+# The number a size begins with, in any script's digits (told apart from its unit).
+_NUMBER = re.compile(r"\s*\d[\d_]*")
 
 
 def settings_from_env(
@@ -144,10 +151,18 @@ def _cache_bytes(value: str) -> int:
         from ._cache import DEFAULT_DISK_BYTES  # (the cache's own; loaded with it anyway)
 
         return DEFAULT_DISK_BYTES
-    refused = not_ascii_number(f"{ENV_CONTEXT_CACHE_BYTES}={value[:40]!r}", value)
-    if refused is not None:
-        raise ConfigError(f"{refused}; {_SIZES}")
+    said = f"{ENV_CONTEXT_CACHE_BYTES}={value[:40]!r}"
+    # Only the number is held to ASCII digits: a unit that is not one ('512 МБ', in Cyrillic)
+    # is said as such, its digits being fine.
+    number = _NUMBER.match(value)
+    if number is not None and not_ascii_number(said, number[0]) is not None:
+        raise ConfigError(f"{not_ascii_number(said, value)}; {_SIZES}")  # (its unit kept)
     match = _SIZE.fullmatch(value)
     if match is None:
-        raise ConfigError(f"{ENV_CONTEXT_CACHE_BYTES}={value[:40]!r} is not a size: {_SIZES}")
+        unit = value[number.end() :].strip() if number is not None else ""
+        if unit and not any(ch.isdigit() for ch in unit):
+            raise ConfigError(
+                f"{said} is not a size: {unit!r} is not one of {_UNIT_NAMES}; {_SIZES}"
+            )
+        raise ConfigError(f"{said} is not a size: {_SIZES}")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]

@@ -45,6 +45,7 @@ __all__ = [
     "SwarmError",
     "Timeout",
     "ValidationError",
+    "tls_refused",
 ]
 
 
@@ -85,7 +86,9 @@ class ConnectionFailed(SwarmError):
     these up at once (one judgement for both: ``_translate.no_retry_fixes``), and a loop
     that rides out outages (``swarm watch``) ends on them. True for everything else: an
     outage may pass (a server down, paused, loading, full, read-only, restarting: its unix
-    socket gone meanwhile; a connection closed in the TLS handshake without a word, as a
+    socket gone meanwhile; one that cannot write to its disk: a MISCONF reply, whatever
+    errno it names, as a server's reply is never read for what no retry fixes but the
+    credentials refused; a connection closed in the TLS handshake without a word, as a
     server at its maxclients or restarting closes it; a TLS handshake never answered, as by
     a plain port but also by a paused server), and a handle's pool may get a connection
     back (the one failure the client's retries give up at once that stays retryable)."""
@@ -195,3 +198,24 @@ def closed(what: str) -> Conflict:
         f"this {what} is closed: make a new one (a handle is closed for good when its "
         "with block ends or close() is called)"
     )
+
+
+def tls_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (any client's error: a webhook's httpx one, a Redis connection's) is a
+    TLS connection that no retry makes, told by the ssl module's exception types in its
+    causes, not by any text: the peer's certificate did not verify (an
+    ``ssl.SSLCertVerificationError``: an unknown CA, another host's name, expired), or the
+    handshake failed on the protocol (a plain ``ssl.SSLError``: an alert refusing it, a port
+    that answers it with no TLS, no TLS version or cipher in common). Not a connection that
+    ended (``SSLEOFError``, ``SSLZeroReturnError``, ``SSLSyscallError``: a server restarting
+    or at its limit ends one so too), nor anything that is not TLS: both may pass."""
+    import ssl  # (here: the CLI's --help reads this module and makes no connection)
+
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        if isinstance(current, ssl.SSLCertVerificationError) or type(current) is ssl.SSLError:
+            return True
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,7 +1,6 @@
 """The retries of every client ``_connect`` builds: redis-py's Retry, with exponential
 backoff and jitter, minus what redis-py does wrong on its own (``Retry``, ``AsyncRetry``,
-made by ``retry``); the errors no retry can fix (``is_permanent``), and the one that says no
-server answered (``NoneAnswered``).
+made by ``retry``), and the errors no retry can fix (``is_permanent``).
 
 Three things redis-py does not do on its own: errors that no retry can fix (a certificate that
 does not verify, a client certificate the server's alert refuses, a wrong password) fail at
@@ -17,7 +16,10 @@ out a failover) is for failovers, during which some of their servers answer: whe
 (every sentinel, every node the client knows: ``NoneAnswered``), a request is retried within a
 plain URL's window (``Settings.none_answered_window_s``), counted from the first of such
 failures in a row; so is a TLS handshake that timed out (a paused server, or a port that
-speaks no TLS: a misconfiguration fails within seconds whatever the URL's kind); and the sync
+speaks no TLS) and a TLS connection the server closed without a word as it was being set up
+(most likely a client certificate it wants or refuses, its alert lost: ``closed_in_tls_setup``,
+the asyncio client's reset in its setup included): a misconfiguration fails within seconds
+whatever the URL's kind; and the sync
 cluster client, which asks for the cluster's layout when it is made, retries that as a
 request would. Sentinels that answer that they monitor no master of
 the URL's name are no failover: that fails at once, with a ConfigError (``_sentinel``).
@@ -45,6 +47,7 @@ from ._translate import (
     SENT_BEFORE,
     NoneAnswered,
     causes,
+    closed_in_tls_setup,
     may_have_reached,
     no_retry_fixes,
     pool_exhausted,
@@ -53,7 +56,6 @@ from ._translate import (
 __all__ = [
     "RETRY_ON",
     "AsyncRetry",
-    "NoneAnswered",
     "Retry",
     "backoff",
     "is_permanent",
@@ -104,6 +106,21 @@ def _timed_out(error: Exception) -> bool:
 def _handshake_timed_out(error: BaseException) -> bool:
     """A TLS handshake that timed out: a paused server, or a port that speaks no TLS."""
     return any(HANDSHAKE_TIMEOUT in str(item).lower() for item in causes(error))
+
+
+def _short_run(error: BaseException) -> bool:
+    """Whether ``error`` is retried only within a plain URL's short window, whatever the
+    URL's kind (the one place that says so): no server answered (``NoneAnswered``); a TLS
+    handshake that timed out (a paused server, or a port that speaks no TLS); a TLS
+    connection the server closed without a word as it was being set up
+    (``closed_in_tls_setup``: the sync client's EOF in the handshake, the asyncio client's
+    reset in its first exchange, ``RESET_IN_TLS_SETUP``), most likely a client certificate
+    the server wants or refuses, whose alert was lost; a server at its maxclients, or
+    restarting, closes so too, and seconds ride that out. A failover, which the long window
+    is for, refuses connections or answers: it is none of these."""
+    return (
+        isinstance(error, NoneAnswered) or _handshake_timed_out(error) or closed_in_tls_setup(error)
+    )
 
 
 # How many retry loops of this context are running: an inner one makes a single attempt,
@@ -165,8 +182,7 @@ class _Attempts:
         self.failures = 0
         self._first_failure = time.monotonic()
         self._timed_out = False
-        # When the failures in a row with no server answering (NoneAnswered, or a TLS
-        # handshake that timed out) began.
+        # When the failures in a row kept to the short window (``_short_run``) began.
         self._short_run_since: float | None = None
         # Whether an attempt so far may have reached the server (a reply lost): the request
         # may have run, whatever the next attempts meet.
@@ -203,15 +219,13 @@ class _Attempts:
         )
 
     def _fits_short_run(self, error: Exception, pause: float) -> bool:
-        """Whether another attempt after ``pause`` may follow ``error``: an error that says
-        no server answered (``NoneAnswered``) or a TLS handshake that timed out (a paused
-        server, or a misconfigured port that speaks no TLS) is retried only while another
-        attempt (timing out, if this one did) would end within
-        ``Settings.none_answered_window_s``, counted from the first of such failures in a
-        row; any other error (a failover under way, ridden out for the whole retry window)
-        ends a run of those."""
+        """Whether another attempt after ``pause`` may follow ``error``: an error of the short
+        window (``_short_run``) is retried only while another attempt (timing out, if this
+        one did) would end within ``Settings.none_answered_window_s``, counted from the first
+        of such failures in a row; any other error (a failover under way, ridden out for the
+        whole retry window) ends a run of those."""
         timing = self._retry.timing
-        if not (isinstance(error, NoneAnswered) or _handshake_timed_out(error)):
+        if not _short_run(error):
             self._short_run_since = None
             return True
         now = time.monotonic()

@@ -27,8 +27,7 @@ from ._connections import (
     HandshakeWithinConnectTimeout,
 )
 from ._errors import ConfigError
-from ._retries import NoneAnswered
-from ._translate import NO_GOOD_REPLICAS, why_no_answer
+from ._translate import NO_GOOD_REPLICAS, NoneAnswered, why_no_answer
 
 __all__ = [
     "AsyncSentinel",

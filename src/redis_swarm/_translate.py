@@ -355,10 +355,13 @@ class NoneAnswered(rex.ConnectionError):
     timed_out = False
 
 
-# Fragments (lower case) of the text of an error, or of one of its causes, that no retry
-# fixes, only a change of configuration (``no_retry_fixes``): certificates, either side's; a
-# port that answers the TLS handshake with no TLS, or a TLS version the two sides do not
-# share; a certificate or key file of the URL that does not load; a password refused.
+# Fragments (lower case) of the text of a connection's failure (the socket's, the ssl
+# module's, redis-py's own), or of one of its causes, that no retry fixes, only a change of
+# configuration (``no_retry_fixes``): certificates, either side's; a port that answers the
+# TLS handshake with no TLS, or a TLS version the two sides do not share; a certificate or
+# key file of the URL that does not load; a password refused. Never read in a server's
+# reply: its text is the server's (a MISCONF names the errno its disk met, "Permission
+# denied" among them), and what it refuses may pass (``_AUTH_REFUSED`` aside).
 _NO_SUCH_FILE = "no such file or directory"
 _NO_RETRY_FIXES = (
     "certificate verify failed",
@@ -375,6 +378,14 @@ _NO_RETRY_FIXES = (
     "wrongpass",
     "noauth",
 )
+# The one server reply no retry fixes: the credentials refused (its code, or the words of
+# Redis 6's AUTH refusal). Every other reply may pass: a disk full or not writable (MISCONF),
+# a replica (READONLY), a load (LOADING), a failover (NOREPLICAS).
+_AUTH_REFUSED_CODES = ("WRONGPASS", "NOAUTH")
+_AUTH_REFUSED_WORDS = "invalid username-password"
+# How a server's error reply begins: its code, in capitals ("MISCONF Errors writing ...").
+# (A reply a connection turns into a ConnectionError keeps it: ``_sentinel``'s NOREPLICAS.)
+_REPLY_CODE = re.compile(r"^-?[A-Z][A-Z_]*[A-Z] ")
 _NO_RETRY_FIXES_CLASSES = (
     rex.AuthenticationError,
     rex.AuthorizationError,
@@ -390,11 +401,14 @@ def no_retry_fixes(exc: BaseException) -> bool:
     (the server's does not verify; the server refuses the client's with an alert, or requires
     one), a port that answers the TLS handshake with no TLS (or with no TLS version in
     common), a certificate or key file of the URL that does not load, a password refused
-    (``_NO_RETRY_FIXES``); a Sentinel URL's, when no sentinel answered and one of them failed
-    so (when one answered, the master is what is missing: a failover, which passes).
+    (``_NO_RETRY_FIXES``, read in the text of a connection's failure only: a server's reply
+    is judged by its code, and only the credentials refused are final); a Sentinel URL's,
+    when no sentinel answered and one of them failed so (when one answered, the master is
+    what is missing: a failover, which passes).
 
     False for what may pass: a server down, paused or restarting (a unix socket that is not
-    there: its server removes it while it is down), loading, full, read-only; a TLS
+    there: its server removes it while it is down), loading, full, read-only, unable to
+    write to its disk (a MISCONF, whatever errno it names: "Permission denied" too); a TLS
     connection closed in the handshake without a word (a server at its maxclients, or
     restarting, closes so too, as one that refused the client certificate and whose alert
     was lost); a TLS handshake never answered (by a plain port, but by a paused server too:
@@ -413,7 +427,26 @@ def no_retry_fixes(exc: BaseException) -> bool:
     if any(isinstance(item, _NO_RETRY_FIXES_CLASSES) for item in chain):
         return True
     gone = any(f"{_CONNECTING} /" in str(item) for item in chain)  # a unix socket's path
-    return any(_refused_by_text(str(item).lower(), socket_gone=gone) for item in chain)
+    return any(
+        _auth_refused(str(item))
+        if _a_reply(item)
+        else _refused_by_text(str(item).lower(), socket_gone=gone)
+        for item in chain
+    )
+
+
+def _a_reply(item: BaseException) -> bool:
+    """Whether ``item`` is a server's error reply (redis-py's ResponseError, a load's
+    BusyLoadingError, or a ConnectionError made of a reply, which keeps its code), not a
+    connection's failure: its text is the server's, which ``_NO_RETRY_FIXES`` is not read in."""
+    if isinstance(item, rex.ResponseError | rex.BusyLoadingError):
+        return True
+    return isinstance(item, rex.ConnectionError) and _REPLY_CODE.match(str(item)) is not None
+
+
+def _auth_refused(text: str) -> bool:
+    """Whether the server's reply ``text`` refused the credentials (``_AUTH_REFUSED_CODES``)."""
+    return text.lstrip("-").startswith(_AUTH_REFUSED_CODES) or _AUTH_REFUSED_WORDS in text.lower()
 
 
 def _refused_by_text(low: str, *, socket_gone: bool = False) -> bool:

@@ -12,10 +12,10 @@ retried (``RETRY_DELAYS_S``) on a network error, a 5xx, 408 or 429; an event sti
 undelivered after the last retry is logged and dropped (the task's state stays readable with
 GetTask). One that no retry delivers is dropped at once, one line in the log: a 4xx other
 than 408 and 429 (the webhook refused it), and a TLS connection the webhook's server did not
-make (``no_retry_fixes``, the core's judgement of a Redis connection's: its certificate does
-not verify or names another host, an alert refusing the handshake, a port that answers it
-with no TLS); the webhook's next updates are each tried again (a certificate may be renewed
-meanwhile). After a task's final state is delivered, its webhook is removed.
+make (``tls_refused``, by the ssl module's exception types: its certificate does not verify
+or names another host, an alert refusing the handshake, a port that answers it with no TLS,
+no TLS version in common); the webhook's next updates are each tried again (a certificate
+may be renewed meanwhile). After a task's final state is delivered, its webhook is removed.
 
 The dispatcher rides out a lost Redis, following the stream again after waits that double
 (``reconnect_delay``). A connection no retry makes (``ConnectionFailed.retryable`` False: its
@@ -59,9 +59,8 @@ from a2a.utils.proto_utils import to_stream_response
 
 from .._client import AsyncSwarm
 from .._codec import now_ms
-from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError
+from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, tls_refused
 from .._models import Event, EventType, Webhook
-from .._translate import no_retry_fixes
 from ._addresses import REFUSED_ADDRESS, AddressCheck, pin, unresolved
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
@@ -271,7 +270,7 @@ class PushDispatcher:
                         log.warning("webhook %s refused an update: %s", hook.url, response)
                     return
             except httpx.HTTPError as exc:
-                if no_retry_fixes(exc):  # (the webhook's TLS: its server's to fix)
+                if tls_refused(exc):  # (the webhook's TLS: its server's to fix)
                     log.warning(
                         "webhook %s: not posted, an update of task %s dropped (no retry "
                         "fixes that): %s", hook.url, hook.task_id, exc,
