@@ -338,3 +338,46 @@ def test_a_command_the_shell_cannot_run_is_quoted_as_a_terminal_shows_its_last_l
     assert outcome["detail"].startswith("exit code 127, the shell's 'not found' " + shown)
     message = json.loads(out.stderr)["message"]
     assert shown in message and "fetching" not in message and "\r" not in message
+
+
+HOOK = {"type": "system", "subtype": "hook_response", "session_id": SESSION,
+        "hook_name": "SessionStart:Callback", "stdout": "", "stderr": ""}  # fmt: skip
+# Claude Code's --output-format json in verbose mode (--verbose, or "viewMode": "verbose" in
+# its settings): the session's events in one JSON array, its result object last.
+VERBOSE = [HOOK, INIT, assistant(FINDING), result(FINDING, 0.5)]
+
+
+def test_claude_s_verbose_json_array_is_read_as_its_result_object() -> None:
+    """The array's result object is the answer and says the cost; an array cut short (killed
+    as it wrote) fails, an earlier turn's cost kept; a JSON array no CLI's is text."""
+    read = read_output(json.dumps(VERBOSE, indent=2), command="claude -p --output-format json")
+    assert read.machine and read.error is None and read.cut is None
+    assert read.answer == FINDING and read.usage is not None
+    assert read.usage.cost_usd == pytest.approx(0.5)
+    assert read.warning is None
+
+    whole = json.dumps([*VERBOSE, INIT, assistant("second turn")])
+    cut = read_output(whole[: whole.rindex('"second turn"')])
+    assert cut.cut is not None and "Claude Code's JSON array of events" in cut.cut, cut.cut
+    assert "the run cost $0.5000 up to its last result line" in cut.cut, cut.cut
+    early = read_output(json.dumps(VERBOSE)[:300])
+    assert early.cut is not None and "the run cost is unknown" in early.cut, early.cut
+
+    for answer in ('[{"summary": "a list"}]', "[1, 2, 3]", '["not", "closed"'):
+        plain = read_output(answer)
+        assert not plain.machine and plain.cut is None and plain.answer == answer
+
+
+def test_a_run_printing_claude_s_verbose_array_stores_its_finding_and_cost(
+    cli: Cli, handle: Swarm, tmp_path: Path
+) -> None:
+    """The runner: an agent whose Claude Code prints the verbose array completes its task
+    with the result's finding, its cost counted (it was read as text, the cost unknown)."""
+    t = handle.post_task("q", "Find the retries", max_attempts=1)
+    command = agent(tmp_path, "verbose", json.dumps(VERBOSE), option="--output-format json")
+    summary = run(cli, command, expect=0)
+    task = handle.get_task(t.id)
+    assert task.status is TaskStatus.COMPLETED and task.finding_id is not None, task
+    assert handle.get_finding(task.finding_id).summary == "three retries in fetch()"
+    [outcome] = summary["tasks"]
+    assert outcome["usage"]["cost_usd"] == pytest.approx(0.5)

@@ -261,6 +261,8 @@ def _cut_short(text: str) -> AgentOutput | None:
     read as text: an answer printed as JSON, also from a command that asks for a machine
     format (``claude -p --output-format json | jq -r .result`` prints the answer)."""
     stripped = text.strip()
+    if stripped.startswith("["):
+        return _array_cut(stripped, text)
     if not stripped.startswith("{"):
         return None
     read = AgentOutput("")  # (what the run cost: unknown, unless a result line says)
@@ -293,6 +295,42 @@ def _cut_short(text: str) -> AgentOutput | None:
         if kind is None:
             return None
         what = _FORMAT_NAMES[kind]
+    return _failed_cut(text, stripped, read, what, ends)
+
+
+def _array_cut(stripped: str, text: str) -> AgentOutput | None:
+    """``_cut_short`` of an output begun with ``[``: Claude Code's verbose JSON array (its
+    events, ``_read``) that does not parse, ended inside it, its first element Claude's
+    (a ``system`` event naming the session): cut, what the run cost that of the last result
+    object among the elements whole, else unknown. Any other is text."""
+    try:
+        _DECODER.raw_decode(stripped)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        return None  # (whole: read by ``_read``, or text)
+    if not _unended(stripped):
+        return None
+    events: list[dict[str, Any]] = []
+    at = 1
+    while True:
+        value, at = _decoded(stripped, at)
+        if not isinstance(value, dict):
+            break
+        events.append(value)
+        if not stripped.startswith(",", at):
+            break
+        at += 1
+    if not events or events[0].get("type") != "system" or not _session(events[0].get("session_id")):
+        return None
+    results = [v for v in events if _is_claude_result(v)]
+    read = _claude(results[-1]) if results else AgentOutput("")
+    return _failed_cut(text, stripped, read, "Claude Code's JSON array of events", "its last")
+
+
+def _failed_cut(text: str, stripped: str, read: AgentOutput, what: str, ends: str) -> AgentOutput:
+    """The failed output of ``text`` cut short, begun as ``what`` and ended before ``ends``;
+    ``read``: what its whole parts say the run cost."""
     said = quote_tail(stripped)[-_CUT_QUOTE:]
     cost = " and what the run cost is unknown"
     if read.usage is not None and read.usage.cost_usd is not None:  # (later turns' unknown)
@@ -508,6 +546,15 @@ def _skip_space(text: str, at: int) -> int:
 
 def _read(text: str) -> AgentOutput:
     stripped = text.strip()
+    if stripped.startswith("["):
+        # Claude Code's --output-format json in verbose mode (--verbose, or "viewMode":
+        # "verbose" in its settings): every event of the session in one array, its result
+        # object last.
+        whole = _json(stripped)
+        events = [v for v in whole if isinstance(v, dict)] if isinstance(whole, list) else []
+        results = [v for v in events if _is_claude_result(v)]
+        if results and any(_is_claude_init(v) for v in events):
+            return _claude(results[-1])
     if stripped.startswith("{"):
         whole = _json(stripped)
         if _is_claude_result(whole):
