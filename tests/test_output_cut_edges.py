@@ -381,3 +381,41 @@ def test_a_run_printing_claude_s_verbose_array_stores_its_finding_and_cost(
     assert handle.get_finding(task.finding_id).summary == "three retries in fetch()"
     [outcome] = summary["tasks"]
     assert outcome["usage"]["cost_usd"] == pytest.approx(0.5)
+
+
+CODEX_THREAD = {"type": "thread.started", "thread_id": "0199a213-81c0-7800-8aa1-bbab2a035a53"}
+CODEX_PLAN = {
+    "type": "item.completed",
+    "item": {"id": "item_1", "type": "agent_message", "text": "I'll grep for retry."},
+}
+CODEX_DONE = {
+    "type": "turn.completed",
+    "usage": {"input_tokens": 900, "cached_input_tokens": 0, "output_tokens": 40},
+}
+CODEX_ANSWER = {"type": "item.completed",
+                "item": {"id": "item_3", "type": "agent_message", "text": FINDING}}  # fmt: skip
+
+
+def test_codex_events_killed_mid_turn_after_a_message_are_cut() -> None:
+    """Codex's events killed after an agent_message of a turn that did not end (its first
+    words, "I'll grep for retry.", not its answer) fail the run as cut, kept whole or past
+    what the runner keeps; a turn ended (or with no message: its own error) reads as before."""
+    begun = [CODEX_THREAD, {"type": "turn.started"}, CODEX_PLAN]
+    tool = {"type": "item.started", "item": {"id": "item_2", "type": "command_execution"}}
+    for events in (begun, [*begun, tool]):
+        read = read_output(jsonl(events), command="codex exec --json")
+        assert read.cut is not None and "Codex's JSON events" in read.cut, read
+        assert "turn.completed" in read.cut and read.error == read.cut
+    whole = read_output(jsonl([*begun, tool, CODEX_ANSWER, CODEX_DONE]))
+    assert whole.cut is None and whole.answer == FINDING and whole.error is None
+    quiet = read_output(jsonl([CODEX_THREAD, {"type": "turn.started"}]))
+    assert quiet.cut is None and quiet.error == "the agent CLI printed no agent_message"
+
+    padding = {"type": "item.completed",
+               "item": {"id": "item_9", "type": "reasoning", "text": "x" * 60_000}}  # fmt: skip
+    long = jsonl([*begun, *([padding] * (OUTPUT_TAIL // 60_000 + 80)), CODEX_PLAN]).encode()
+    assert captured(long).truncated
+    cut = read_output(captured(long), command="codex exec --json")
+    assert cut.error is not None and cut.answer == "", cut
+    ended = read_output(captured(long + jsonl([CODEX_ANSWER, CODEX_DONE]).encode()))
+    assert ended.error is None and ended.answer == FINDING, ended

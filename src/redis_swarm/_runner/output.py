@@ -277,11 +277,14 @@ def _cut_short(text: str) -> AgentOutput | None:
             what = "Codex's JSON events" if head.get("type") in _CODEX_EVENTS else "JSON events"
         else:
             events = [v for v in lines if isinstance(v, dict)]
-            if not _stream_unended(events):
+            if _codex_unended(events):
+                what, ends = "Codex's JSON events", "the end of its turn (turn.completed)"
+            elif not _stream_unended(events):
                 return None
-            results = [v for v in events if _is_claude_result(v)]
-            read = _claude(results[-1]) if results else read
-            what, ends = "Claude Code's stream-json events", "its result line"
+            else:
+                results = [v for v in events if _is_claude_result(v)]
+                read = _claude(results[-1]) if results else read
+                what, ends = "Claude Code's stream-json events", "its result line"
     else:
         try:
             _DECODER.raw_decode(stripped)
@@ -359,6 +362,31 @@ def _stream_unended(events: list[dict[str, Any]]) -> bool:
         (at for at in range(len(events) - 1, -1, -1) if _is_claude_result(events[at])), None
     )
     return last is None or any(_begins_turn(v) for v in events[last + 1 :])
+
+
+def _codex_unended(events: list[dict[str, Any]]) -> bool:
+    """Whether ``events`` are Codex's (``exec --json``) cut at a line's end after an
+    ``agent_message`` whose turn did not end (no ``turn.completed``, ``turn.failed`` or
+    ``error`` after it): the CLI killed mid-turn, that message maybe one of its first
+    (Codex says what it will do, then does it), no answer. Events with no message are read
+    as before: their error, or no agent_message."""
+    if not events or events[0].get("type") not in _CODEX_EVENTS:
+        return False
+    said = next((at for at in range(len(events) - 1, -1, -1) if _agent_message(events[at])), None)
+    if said is None:
+        return False
+    return not any(
+        v.get("type") in ("turn.completed", "turn.failed", "error") for v in events[said + 1 :]
+    )
+
+
+def _agent_message(event: dict[str, Any]) -> bool:
+    item = event.get("item")
+    return (
+        event.get("type") == "item.completed"
+        and isinstance(item, dict)
+        and item.get("type") == "agent_message"
+    )
 
 
 def _begins_turn(event: dict[str, Any]) -> bool:
@@ -454,7 +482,11 @@ def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
         if not _stream_unended(events):
             return ended  # Claude's result line: the whole run's answer and cost
         # (a later turn's events after it: that turn cut, the cost read from the lines kept)
-    elif ended.usage is not None and ended.error != _NO_MESSAGE:  # Codex's answer, or failure
+    elif (
+        ended.usage is not None
+        and ended.error != _NO_MESSAGE
+        and not _codex_unended([v for v in _json_lines(tail_lines)[1] if isinstance(v, dict)])
+    ):  # Codex's answer, its turn ended; or its failure
         whole = lines if lines.machine else ended  # (the session, the turns of the head)
         note = f"{_printed(capture)}: the tokens of turns that ended in its middle are not counted"
         return replace(whole, notes=(*whole.notes, note))
@@ -849,12 +881,10 @@ def _codex(events: list[dict[str, Any]]) -> AgentOutput:
         kind = event.get("type")
         if kind == "thread.started":
             session = _session(event.get("thread_id"))
-        elif kind == "item.completed":
-            item = event.get("item")
-            if isinstance(item, dict) and item.get("type") == "agent_message":
-                text = item.get("text")
-                if isinstance(text, str):
-                    answer, error = text, None
+        elif _agent_message(event):
+            text = event["item"].get("text")
+            if isinstance(text, str):
+                answer, error = text, None
         elif kind == "turn.completed":
             turns += 1
             raw = event.get("usage")
