@@ -383,16 +383,19 @@ def test_a_run_printing_claude_s_verbose_array_stores_its_finding_and_cost(
     assert outcome["usage"]["cost_usd"] == pytest.approx(0.5)
 
 
-CODEX_THREAD = {"type": "thread.started", "thread_id": "0199a213-81c0-7800-8aa1-bbab2a035a53"}
-CODEX_PLAN = {
+CODEX_THREAD: dict[str, Any] = {
+    "type": "thread.started",
+    "thread_id": "0199a213-81c0-7800-8aa1-bbab2a035a53",
+}
+CODEX_PLAN: dict[str, Any] = {
     "type": "item.completed",
     "item": {"id": "item_1", "type": "agent_message", "text": "I'll grep for retry."},
 }
-CODEX_DONE = {
+CODEX_DONE: dict[str, Any] = {
     "type": "turn.completed",
     "usage": {"input_tokens": 900, "cached_input_tokens": 0, "output_tokens": 40},
 }
-CODEX_ANSWER = {"type": "item.completed",
+CODEX_ANSWER: dict[str, Any] = {"type": "item.completed",
                 "item": {"id": "item_3", "type": "agent_message", "text": FINDING}}  # fmt: skip
 
 
@@ -400,8 +403,11 @@ def test_codex_events_killed_mid_turn_after_a_message_are_cut() -> None:
     """Codex's events killed after an agent_message of a turn that did not end (its first
     words, "I'll grep for retry.", not its answer) fail the run as cut, kept whole or past
     what the runner keeps; a turn ended (or with no message: its own error) reads as before."""
-    begun = [CODEX_THREAD, {"type": "turn.started"}, CODEX_PLAN]
-    tool = {"type": "item.started", "item": {"id": "item_2", "type": "command_execution"}}
+    begun: list[dict[str, Any]] = [CODEX_THREAD, {"type": "turn.started"}, CODEX_PLAN]
+    tool: dict[str, Any] = {
+        "type": "item.started",
+        "item": {"id": "item_2", "type": "command_execution"},
+    }
     for events in (begun, [*begun, tool]):
         read = read_output(jsonl(events), command="codex exec --json")
         assert read.cut is not None and "Codex's JSON events" in read.cut, read
@@ -411,7 +417,7 @@ def test_codex_events_killed_mid_turn_after_a_message_are_cut() -> None:
     quiet = read_output(jsonl([CODEX_THREAD, {"type": "turn.started"}]))
     assert quiet.cut is None and quiet.error == "the agent CLI printed no agent_message"
 
-    padding = {"type": "item.completed",
+    padding: dict[str, Any] = {"type": "item.completed",
                "item": {"id": "item_9", "type": "reasoning", "text": "x" * 60_000}}  # fmt: skip
     long = jsonl([*begun, *([padding] * (OUTPUT_TAIL // 60_000 + 80)), CODEX_PLAN]).encode()
     assert captured(long).truncated
