@@ -14,7 +14,6 @@ import contextlib
 import logging
 import socket
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from redis_swarm.a2a_server import _push
 from redis_swarm.a2a_server._push import PushDispatcher, push_client
 
 from ._a2a import QUEUE
+from ._ports import CountingPort
 from ._servers import RedisServer, ServerFactory
 from ._tls import Pki, make_pki, start_tls_server
 
@@ -37,7 +37,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-class _WrongHostReceiver:
+class _WrongHostReceiver(CountingPort):
     """An HTTPS port whose certificate (of the test CA) is for another host name: each
     connection is counted, its handshake refused by the client. ``tls13_only``: its
     certificate the right one, but it speaks TLS 1.3 only (refused by a client that
@@ -50,24 +50,12 @@ class _WrongHostReceiver:
             self.context.minimum_version = ssl.TLSVersion.TLSv1_3
         else:
             self.context.load_cert_chain(pki.wrong_host_cert, pki.wrong_host_key)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}/hook"
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
+        self.url = f"https://127.0.0.1:{self.port}/hook"
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with contextlib.suppress(OSError), client:
-                client.settimeout(5)
-                self.context.wrap_socket(client, server_side=True).close()
-
-    def close(self) -> None:
-        self.sock.close()
+    def answer(self, client: socket.socket) -> None:
+        client.settimeout(5)
+        self.context.wrap_socket(client, server_side=True).close()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 from redis_swarm import AsyncSwarm, ConfigError, ConnectionFailed, Swarm, SwarmError
 
 from ._cli import Cli
+from ._ports import CountingPort
 from ._servers import RedisServer, ServerFactory, free_port
 from ._tls import Pki, TlsServer, make_pki, make_stranger_client, start_tls_server
 from .test_connect_fail_fast import _CountingAlertLost
@@ -172,29 +173,13 @@ def test_a_paused_tls_server_stays_retryable(servers: ServerFactory, pki: Pki, k
         assert "a paused or overloaded server does that" in str(error), error
 
 
-class _PlainAnswer:
+class _PlainAnswer(CountingPort):
     """A plain TCP port that answers whatever it is sent with a line of plain text (as an
     HTTP server answers a TLS ClientHello): the client's TLS reads a record that is none."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with client:
-                client.recv(4096)
-                client.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
+    def answer(self, client: socket.socket) -> None:
+        client.recv(4096)
+        client.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
 
 
 def test_a_paused_tls_server_is_waited_for_as_a_paused_plain_one(

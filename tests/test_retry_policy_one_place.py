@@ -33,6 +33,7 @@ from redis_swarm._retries import is_permanent
 from redis_swarm._sentinel import _NoMasterFound, _NoSentinelAnswered
 from redis_swarm._translate import translate
 
+from ._ports import CountingPort
 from ._servers import RedisServer, ServerFactory, _spawn, _wait_ready, free_port
 from ._tls import Pki, make_pki
 
@@ -341,7 +342,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-class _ResetInTlsSetup:
+class _ResetInTlsSetup(CountingPort):
     """A TLS port (the test CA's server certificate) that completes each handshake, reads
     the client's first request and resets the connection with it unanswered: what a TLS 1.3
     server that wants a client certificate (or refuses it) does when its alert is lost, as
@@ -350,30 +351,14 @@ class _ResetInTlsSetup:
     def __init__(self, pki: Pki) -> None:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(pki.server_cert, pki.server_key)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            client.settimeout(5)
-            # (close at once, with a reset, whatever is unread)
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            with (
-                contextlib.suppress(OSError),
-                client,
-                self.context.wrap_socket(client, server_side=True) as tls,
-            ):
-                tls.recv(1)  # (the first request, the rest of it left unread)
-
-    def close(self) -> None:
-        self.sock.close()
+    def answer(self, client: socket.socket) -> None:
+        client.settimeout(5)
+        # (close at once, with a reset, whatever is unread)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self.context.wrap_socket(client, server_side=True) as tls:
+            tls.recv(1)  # (the first request, the rest of it left unread)
 
 
 @pytest.fixture
