@@ -13,8 +13,7 @@ skipped, as docs/security.md promises.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from redis_swarm import AsyncSwarm, PermissionDenied, Settings, Swarm, apply_rol
 from ._cli import Cli
 from ._sentinel import SERVICE, LocalSentinel, start_sentinel
 from ._servers import RedisServer, ServerFactory
+from ._waiting import until
 
 SWARM = "acl-operator"
 ADMIN_PASSWORD = "ops-password-0123456789"
@@ -37,14 +37,6 @@ def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
     yield made
     for server in (*made.sentinels, *made.data_nodes()):
         server.stop()
-
-
-def _until(ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(0.1)
 
 
 def _raw(server: RedisServer) -> redis.Redis:
@@ -123,8 +115,8 @@ def test_a_replica_down_with_min_replicas_to_write_skips_it(sentinel: LocalSenti
     try:
         replica.stop()
         with _raw(master) as client:
-            _until(lambda: _refuses_writes(client), "the master refuses writes (NOREPLICAS)")
-        _until(lambda: _reported_down(sentinel), "the sentinel reports the replica down")
+            until(lambda: _refuses_writes(client), "the master refuses writes (NOREPLICAS)")
+        until(lambda: _reported_down(sentinel), "the sentinel reports the replica down")
 
         made = apply_role(settings, "worker", "rotated", password="a-new-password-0123456789")
         assert list(made.persisted) == [f"127.0.0.1:{master.port}"]
@@ -281,11 +273,11 @@ def test_kill_connections_spares_replication_and_the_sentinels(servers: ServerFa
                     client.client_kill_filter(_id=entry["id"])
     for node in (master, replica):
         with _raw(node) as client:
-            _until(lambda: len(_sentinel_connections(client, "ops")) == 2, "sentinel as ops")
+            until(lambda: len(_sentinel_connections(client, "ops")) == 2, "sentinel as ops")
     with _raw(master) as client:
-        _until(lambda: any(e["user"] == "ops" for e in client.client_list(_type="replica")),
+        until(lambda: any(e["user"] == "ops" for e in client.client_list(_type="replica")),
                "the replica logged in as ops")  # fmt: skip
-    _until(lambda: _link_up(replica), "the replica's link up")
+    until(lambda: _link_up(replica), "the replica's link up")
 
     leaked: Any = redis.Redis(
         host="127.0.0.1", port=master.port or 0, username="ops", password=ADMIN_PASSWORD
@@ -322,7 +314,7 @@ def test_kill_connections_spares_replication_and_the_sentinels(servers: ServerFa
         client.config_set("masterauth", NEW)
     with _raw(master) as client:
         client.execute_command("CLIENT", "KILL", "TYPE", "replica")
-    _until(lambda: _link_up(replica), "the replica's link up with the new password")
+    until(lambda: _link_up(replica), "the replica's link up with the new password")
 
     new_url = _admin_url(setup).replace(ADMIN_PASSWORD, NEW)
     out = Cli(new_url, swarm=SWARM)(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,7 @@ from redis_swarm import ConnectionFailed, Settings, apply_role
 from ._acl_save_proxy import AclSaveProxy
 from ._servers import RedisServer, ServerFactory, _spawn, free_port, system_redis
 from ._tls import _ca, _leaf, _write_cert, _write_key
+from ._waiting import until
 
 SWARM = "acl-apply-review"
 # How long the proxy holds ACL SAVE back: more than the URL's connect_timeout (1 s), far less
@@ -76,7 +77,7 @@ def _cluster_node(
     node = RedisServer(_spawn(args, workdir), workdir, port=port, args=args)
     servers.servers.append(node)
     admin = _admin(port, ca_certs)
-    _until(lambda: node.proc.poll() is not None or _answers(admin), "the node never answered")
+    until(lambda: node.proc.poll() is not None or _answers(admin), "the node never answered")
     assert node.proc.poll() is None, (workdir / "redis.log").read_text()[-2000:]
     return admin
 
@@ -87,7 +88,7 @@ def _cluster_of_one(
     """A ``_cluster_node`` given every slot."""
     with contextlib.closing(_cluster_node(servers, args, port, ca_certs)) as admin:
         admin.execute_command("CLUSTER", "ADDSLOTS", *range(16384))  # type: ignore[no-untyped-call]
-        _until(lambda: admin.cluster("INFO")["cluster_state"] == "ok", "no cluster of one")
+        until(lambda: admin.cluster("INFO")["cluster_state"] == "ok", "no cluster of one")
 
 
 def _admin(port: int, ca_certs: str | None = None) -> redis.Redis:
@@ -109,13 +110,6 @@ def _flags(client: redis.Redis, node_id: str) -> list[str]:
         if node["node_id"] == node_id:
             return str(node["flags"]).split(",")
     return []
-
-
-def _until(ready: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not ready():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def _answers(client: redis.Redis) -> bool:
@@ -201,9 +195,9 @@ def tls_misnamed_replica(
         master_id, replica_id = master.cluster("MYID"), replica.cluster("MYID")
         bus_port = master.config_get("cluster-port")["cluster-port"]
         replica.cluster("MEET", "127.0.0.1", master_port, bus_port)
-        _until(lambda: "master" in _flags(replica, master_id), "the nodes never met")
+        until(lambda: "master" in _flags(replica, master_id), "the nodes never met")
         replica.cluster("REPLICATE", master_id)
-        _until(lambda: "slave" in _flags(master, replica_id), "the master never saw its replica")
+        until(lambda: "slave" in _flags(master, replica_id), "the master never saw its replica")
     url = f"rediss+cluster://127.0.0.1:{master_port}?ssl_ca_certs={ca_certs}"
     return f"{url}&connect_timeout=1", master_port, replica_port
 

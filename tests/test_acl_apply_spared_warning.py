@@ -8,8 +8,6 @@ and a master, replica and sentinel as docs/security.md sets them up.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -19,19 +17,12 @@ from redis_swarm import Settings, apply_role
 from ._cli import Cli
 from ._sentinel import SERVICE, start_sentinel
 from ._servers import RedisServer, ServerFactory
+from ._waiting import until
 
 SWARM = "acl-spared"
 OLD = "the-replication-password-0123456789"
 NEW = "the-rotated-password-0123456789"
 ADMIN_PASSWORD = "ops-password-0123456789"
-
-
-def _until(ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(0.1)
 
 
 def _raw(server: RedisServer) -> Any:
@@ -62,8 +53,8 @@ def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
                "--masterauth", OLD],
     )  # fmt: skip
     try:
-        _until(lambda: _replica_users(master) == ["repl"], "the replica logged in as repl")
-        _until(lambda: _link_up(replica), "the replica's link up")
+        until(lambda: _replica_users(master) == ["repl"], "the replica logged in as repl")
+        until(lambda: _link_up(replica), "the replica's link up")
 
         made = apply_role(settings, "admin", "repl", NEW)
         (node,) = made.persisted  # (a server of its own: named by its URL)
@@ -89,7 +80,7 @@ def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
             client.config_set("masterauth", NEW)
         with _raw(master) as client:
             client.execute_command("CLIENT", "KILL", "TYPE", "replica")
-        _until(lambda: _replica_users(master) == ["repl"] and _link_up(replica),
+        until(lambda: _replica_users(master) == ["repl"] and _link_up(replica),
                "the replica's link up with the new password")  # fmt: skip
 
         # a user no link logs in as: nothing to say
@@ -129,7 +120,7 @@ def test_a_rotation_names_the_sentinels_that_log_in_as_the_user(servers: ServerF
                 named = [e for e in client.client_list() if e["name"].startswith("sentinel-")]
                 return len(named) == 2 and all(e["user"] == "ops" for e in named)
 
-        _until(
+        until(
             lambda: sentinel_as_ops(master) and sentinel_as_ops(replica),
             "the sentinel logged in as ops",
         )

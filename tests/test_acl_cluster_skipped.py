@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from redis_swarm._connect import sync_client
 from ._cli import Cli
 from ._cluster import LocalCluster, start_cluster
 from ._servers import RedisServer, ServerFactory, free_port
+from ._waiting import until
 
 SWARM = "acl-cluster-skipped"
 NODE_TIMEOUT_MS = 60_000
@@ -43,14 +44,6 @@ def cluster(servers: ServerFactory) -> Iterator[LocalCluster]:
     made.close()
     for node in made.nodes:
         node.stop()
-
-
-def _until(ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(0.1)
 
 
 def _direct(port: int) -> redis.Redis:
@@ -172,7 +165,7 @@ def test_a_replica_flagged_pfail_that_does_not_answer_is_skipped(cluster: LocalC
     replica.proc.send_signal(signal.SIGSTOP)
     _node_timeout([asked], 1000)
     try:
-        _until(lambda: "fail?" in _flags(asked, replica.port or 0), "the asked node's PFAIL")
+        until(lambda: "fail?" in _flags(asked, replica.port or 0), "the asked node's PFAIL")
         started = time.monotonic()
         made = apply_role(Settings.from_url(url, swarm=SWARM), "worker", "pfail")
         assert time.monotonic() - started < QUICK_S
@@ -184,7 +177,7 @@ def test_a_replica_flagged_pfail_that_does_not_answer_is_skipped(cluster: LocalC
     finally:
         _node_timeout([asked], NODE_TIMEOUT_MS)
         replica.proc.send_signal(signal.SIGCONT)
-    _until(lambda: not _flags(asked, replica.port or 0)[-1].startswith("fail"), "PFAIL cleared")
+    until(lambda: not _flags(asked, replica.port or 0)[-1].startswith("fail"), "PFAIL cleared")
 
 
 def test_a_master_only_the_asked_node_flags_pfail_is_applied(cluster: LocalCluster) -> None:
@@ -204,7 +197,7 @@ def test_a_master_only_the_asked_node_flags_pfail_is_applied(cluster: LocalClust
         # (Redis 7.0 clears the flag now and then, its PONGs on the master's own link, and sets
         # it again within seconds: an apply counts when the flag held before and after it.)
         for _ in range(5):
-            _until(lambda: "fail?" in _flags(asked, master), "the asked node's PFAIL of it")
+            until(lambda: "fail?" in _flags(asked, master), "the asked node's PFAIL of it")
             settings = Settings.from_url(cluster.url, swarm=SWARM)
             made = apply_role(settings, "worker", "pfail-master")
             if "fail?" in _flags(asked, master):
@@ -219,7 +212,7 @@ def test_a_master_only_the_asked_node_flags_pfail_is_applied(cluster: LocalClust
         with _direct(master) as client:
             client.config_set("cluster-announce-bus-port", 0)  # (its own again)
         silent_bus.close()
-    _until(lambda: "fail?" not in _flags(asked, master), "PFAIL cleared")
+    until(lambda: "fail?" not in _flags(asked, master), "PFAIL cleared")
 
 
 def test_nodes_flagged_fail_or_handshake_are_named(cluster: LocalCluster) -> None:
@@ -239,7 +232,7 @@ def test_nodes_flagged_fail_or_handshake_are_named(cluster: LocalCluster) -> Non
     _node_timeout([port for port in live if port != asked], 1000)
     replica.kill()
     try:
-        _until(lambda: "fail" in _flags(asked, replica.port or 0), "the replica flagged fail")
+        until(lambda: "fail" in _flags(asked, replica.port or 0), "the replica flagged fail")
         assert "handshake" in _flags(asked, joining)
         made = apply_role(Settings.from_url(cluster.url, swarm=SWARM), "worker", "flagged")
         assert made.skipped == {
@@ -254,6 +247,6 @@ def test_nodes_flagged_fail_or_handshake_are_named(cluster: LocalCluster) -> Non
     finally:
         replica.restart()
         _node_timeout([node.port or 0 for node in _live(cluster)], NODE_TIMEOUT_MS)
-    _until(lambda: "fail" not in _flags(asked, replica.port or 0), "the replica back")
+    until(lambda: "fail" not in _flags(asked, replica.port or 0), "the replica back")
     again = apply_role(Settings.from_url(cluster.url, swarm=SWARM), "worker", "flagged")
     assert where in again.persisted and where not in again.skipped

@@ -43,7 +43,8 @@ from redis_swarm import (
 from ._acl_save_proxy import AclSaveProxy
 from ._cli import Cli, Out
 from ._servers import RedisServer, ServerFactory, free_port, system_redis
-from .test_acl_apply_review import _cluster_node, _cluster_of_one, _flags, _until
+from ._waiting import until
+from .test_acl_apply_review import _cluster_node, _cluster_of_one, _flags
 
 ROOT_PASSWORD = "root-password-0123456789"
 OLD_PASSWORD = "AdminPassword-0123456789xyz"
@@ -359,9 +360,9 @@ def cut_cluster(servers: ServerFactory) -> Iterator[tuple[CutOnSaveProxy, int, R
         master_id, replica_id = master.cluster("MYID"), replica.cluster("MYID")
         bus_port = master.config_get("cluster-port")["cluster-port"]
         replica.cluster("MEET", "127.0.0.1", master_port, bus_port)
-        _until(lambda: "master" in _flags(replica, master_id), "the nodes never met")
+        until(lambda: "master" in _flags(replica, master_id), "the nodes never met")
         replica.cluster("REPLICATE", master_id)
-        _until(lambda: "slave" in _flags(master, replica_id), "the master never saw its replica")
+        until(lambda: "slave" in _flags(master, replica_id), "the master never saw its replica")
     yield proxy, master_port, replica_server
     proxy.close()
 

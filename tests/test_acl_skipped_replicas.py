@@ -7,8 +7,7 @@ and ``--json`` carries them in ``skipped``."""
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,6 +17,7 @@ from redis_swarm import Settings, apply_role
 from ._cli import Cli
 from ._sentinel import SERVICE, LocalSentinel, start_sentinel
 from ._servers import ServerFactory
+from ._waiting import until
 
 SWARM = "acl-skipped"
 
@@ -30,14 +30,6 @@ def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
     yield made
     for server in (*made.sentinels, *made.data_nodes()):
         server.stop()
-
-
-def _until(ready: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(0.1)
 
 
 def _reported_down(setup: LocalSentinel) -> bool:
@@ -71,7 +63,7 @@ def test_a_replica_reported_down_is_named_with_what_to_do(sentinel: LocalSentine
     cli = Cli(sentinel.url, swarm=SWARM)
     replica.proc.send_signal(signal.SIGSTOP)  # it stops answering: the sentinel marks it s_down
     try:
-        _until(lambda: _reported_down(sentinel), "the sentinel reports the replica down")
+        until(lambda: _reported_down(sentinel), "the sentinel reports the replica down")
         made = apply_role(settings, "worker", "while-down")
         assert list(made.persisted) == [master]
         assert made.skipped == {where: "the sentinels report it down (s_down)"}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,17 +38,11 @@ from redis_swarm._translate import refused_write
 from ._cli import Cli
 from ._sentinel import LocalSentinel, start_sentinel
 from ._servers import RedisServer, ServerFactory, system_redis
+from ._waiting import until
 from .test_runner_outages import WAITING_AGENT  # (logs its task, waits for 'go')
 
 SWARM = "tour"
 LINES = "min-replicas-to-write 1 and min-replicas-max-lag 10"
-
-
-def _until(check: Any, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
-        time.sleep(0.05)
 
 
 def _doctor(url: str) -> dict[str, Any]:
@@ -76,7 +69,7 @@ def _replica_of(servers: ServerFactory, master: RedisServer) -> RedisServer:
     client = master.client()
     try:
         # online: synced, so a good replica (one still syncing counts as connected only)
-        _until(
+        until(
             lambda: client.info("replication").get("slave0", {}).get("state") == "online",
             "replica online",
         )
@@ -173,7 +166,7 @@ def test_doctor_fails_while_a_master_refuses_every_write_for_want_of_replicas(
         # A replica back: writes are taken, doctor is ok and offers the load again.
         replica = _replica_of(servers, master)
         try:
-            _until(
+            until(
                 lambda: int(raw.info("replication").get("min_slaves_good_slaves", 0)) >= 1,
                 "the replica counted good",
             )
@@ -245,7 +238,7 @@ def _refused_post_is_retried(setup: LocalSentinel, refusals: Callable[[Any], int
         thread = threading.Thread(target=post)
         thread.start()
         try:
-            _until(
+            until(
                 lambda: refusals(client) >= before + 2 or not thread.is_alive(),
                 "a second refusal, or the end of the write",
             )
@@ -353,7 +346,7 @@ def test_a_report_refused_for_a_lost_claim_says_the_server_lost_it(
         thread = threading.Thread(target=pool.run)
         thread.start()
         try:
-            _until(lambda: (tmp_path / "token").exists(), "the agent started")
+            until(lambda: (tmp_path / "token").exists(), "the agent started")
             _restore(raw, before)  # the claim is gone: the task pending, never claimed
             (tmp_path / "go").touch()
             thread.join(60)

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,16 +25,10 @@ from ._cli import SRC, Cli
 from ._cluster import LocalCluster, start_cluster
 from ._sentinel import SERVICE, LocalSentinel, start_sentinel
 from ._servers import ServerFactory, free_port
+from ._waiting import until
 
 SWARM = "doctor"
 PROMPT_S = 10.0  # a failing cluster is diagnosed at once, not after the URL's retries
-
-
-def _until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
-        time.sleep(0.1)
 
 
 def _rows(cli: Cli, expect: int = 0) -> dict[str, str]:
@@ -106,7 +100,7 @@ def test_sentinel_problems_are_flagged(sentinel: LocalSentinel) -> None:
     sentinel.replica.proc.send_signal(signal.SIGSTOP)
     try:
         cli = Cli(sentinel.url, swarm=SWARM)
-        _until(lambda: cli.json("doctor")["sentinel"]["replicas_up"] == 0, "replica seen down")
+        until(lambda: cli.json("doctor")["sentinel"]["replicas_up"] == 0, "replica seen down")
         report = cli.json("doctor")  # the swarm works: a warning, not a failure
         assert report["ok"] is True and report["sentinel"]["replicas"] == 1
         assert any(f"no replica of '{SERVICE}' is up" in w for w in report["warnings"])
@@ -242,7 +236,7 @@ def test_masters_without_replicas_are_warned_and_a_failing_cluster_fails(
     with redis.Redis(port=owner) as client:
         client.execute_command("CLUSTER", "DELSLOTSRANGE", last - 99, last)
     try:
-        _until(lambda: _state(node.port or 0) == "fail", "cluster_state fail")
+        until(lambda: _state(node.port or 0) == "fail", "cluster_state fail")
         report, took = _timed(cli, expect=1)
         assert took < PROMPT_S, f"{took:.1f} s: the doctor waited on the cluster's retries"
         assert report["ok"] is False and report["cluster"]["state"] == "fail"
@@ -262,7 +256,7 @@ def test_a_dead_master_is_named_at_once(bare_cluster: LocalCluster) -> None:
     dead = bare_cluster.nodes[0]
     dead.kill()
     alive = [node.port or 0 for node in bare_cluster.nodes[1:]]
-    _until(lambda: all(_state(port) == "fail" for port in alive), "the others see it failed")
+    until(lambda: all(_state(port) == "fail" for port in alive), "the others see it failed")
     cli = Cli(bare_cluster.url, swarm=SWARM)
     report, took = _timed(cli, expect=1)
     assert took < PROMPT_S, f"{took:.1f} s: the doctor waited on the cluster's retries"

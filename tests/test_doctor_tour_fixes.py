@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -33,15 +33,9 @@ from ._cluster import LocalCluster, redis_cli, start_cluster
 from ._sentinel import SERVICE, start_sentinel
 from ._servers import RedisServer, ServerFactory, free_port, system_redis
 from ._slots import agree_on_layout, move_slot, owner
+from ._waiting import until
 
 OTHER = "0ther0version000"
-
-
-def _until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
-        time.sleep(0.1)
 
 
 def _held(server: RedisServer) -> str:
@@ -172,7 +166,7 @@ def _add_master(cluster: LocalCluster, servers: ServerFactory) -> RedisServer:
     result = subprocess.run(add, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout[-2000:]
     cluster.nodes.append(node)
-    _until(lambda: _knows_all(cluster), "every node knows the new one")
+    until(lambda: _knows_all(cluster), "every node knows the new one")
     return node
 
 
@@ -224,7 +218,7 @@ def test_sentinels_without_quorum_fail_the_doctor(servers: ServerFactory) -> Non
             out = cli("doctor", "--quick", "--json", expect=None)
             return "NOQUORUM" in out.json()["sentinel"]["failover"]
 
-        _until(blocked, "the sentinel left sees the others down")
+        until(blocked, "the sentinel left sees the others down")
         out = cli("doctor", "--quick", "--json", expect=1)
         report = out.json()
         assert report["ok"] is False

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from redis_swarm import Swarm
@@ -26,6 +25,7 @@ from redis_swarm._pipeline.names import lease_queue, planning_queue
 from ._cli import Cli, subprocess_env
 from ._clock import FakeClock
 from ._servers import ServerFactory
+from ._waiting import until
 from .test_pipeline_run import (
     SYNTH,
     WORKER,
@@ -36,14 +36,6 @@ from .test_pipeline_run import (
 )
 
 PY = sys.executable
-
-
-def _until(check: Callable[[], bool], what: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_a_stop_during_an_outage_does_not_wait_for_the_renewal_under_way(
@@ -76,12 +68,12 @@ def test_a_stop_during_an_outage_does_not_wait_for_the_renewal_under_way(
             assert took < 1.5, (took, said)  # (the renewal's retries ran on for ~6 s)
             assert any("is given up once its renewal under way ends" in line for line in said)
             with Swarm(server.url, swarm="lease-stop") as other:
-                _until(
+                until(
                     lambda: other.get_task(held.id).status is TaskStatus.CANCELLED,
                     "the renewing thread to give the lease up",
                     timeout_s=15,
                 )
-                _until(
+                until(
                     lambda: "run-a-pipeline" not in {a.id for a in other.agents()},
                     "the holder deregistered",
                 )
@@ -166,13 +158,13 @@ def test_a_planner_stopped_by_a_lost_lease_counts_in_the_budget(
             env=env, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
-        _until(lambda: (marks / "started").exists(), "the planner's first run")
+        until(lambda: (marks / "started").exists(), "the planner's first run")
         os.kill(proc.pid, signal.SIGSTOP)  # (its renewals stop: its 1 s lease runs out)
         time.sleep(1.5)
         taken = swarm.claim([planning_queue(load_plan(path))], worker="other", lease_s=60)
         os.kill(proc.pid, signal.SIGCONT)
         assert taken is not None
-        _until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
+        until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
         plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
         swarm.report(taken.id, taken.token, plan, worker="other")
         code = proc.wait(timeout=30)
@@ -222,16 +214,16 @@ def test_a_planner_renewal_that_failed_is_tried_again_within_a_second(
                 def planning() -> list[object]:
                     return list(reader.list_tasks(queue=queue, status=TaskStatus.CLAIMED).items)
 
-                _until(lambda: bool(planning()), "the planner's claim")
+                until(lambda: bool(planning()), "the planner's claim")
                 (task,) = reader.list_tasks(queue=queue, status=TaskStatus.CLAIMED).items
                 claimed = task.lease_deadline
                 os.kill(server.proc.pid, signal.SIGSTOP)
                 try:
-                    _until(lambda: any(failed in line for line in said), "a failed renewal")
+                    until(lambda: any(failed in line for line in said), "a failed renewal")
                 finally:
                     os.kill(server.proc.pid, signal.SIGCONT)
                 back = time.monotonic()
-                _until(
+                until(
                     lambda: reader.get_task(task.id).lease_deadline != claimed,
                     "the renewal tried again",
                 )

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from redis_swarm import Swarm
@@ -22,6 +21,7 @@ from redis_swarm._pipeline.names import planning_queue
 from redis_swarm._pipeline.plan import PLANNER_LEASE_MIN_S
 
 from ._cli import Cli, subprocess_env
+from ._waiting import until
 from .test_pipeline_run import (
     PLANNER,
     hang_command,
@@ -196,14 +196,6 @@ os.execv(sys.executable, [sys.executable, sys.argv[2]])
 """
 
 
-def _until(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_planner_whose_lease_is_lost_is_stopped_and_its_run_takes_the_other_plan(
     redis_url: str,
     swarm: Swarm,  # noqa: F811  (the fixture)
@@ -231,13 +223,13 @@ def test_a_planner_whose_lease_is_lost_is_stopped_and_its_run_takes_the_other_pl
             env=env, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
-        _until(lambda: (marks / "started").exists(), "the planner of pass 2")
+        until(lambda: (marks / "started").exists(), "the planner of pass 2")
         os.kill(proc.pid, signal.SIGSTOP)  # (its renewals stop: its 1 s lease runs out)
         time.sleep(1.5)
         taken = swarm.claim([planning_queue(load_plan(path))], worker="other", lease_s=60)
         os.kill(proc.pid, signal.SIGCONT)
         assert taken is not None
-        _until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
+        until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
         plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
         swarm.report(taken.id, taken.token, plan, worker="other")
         assert proc.wait(timeout=60) == 0, err.read_text()
