@@ -8,6 +8,8 @@ pass's synthesizer task (posted at the first one). A refused or failed run is a 
 that task carrying the run's usage (summed in its ``failed_usage``) and why (its
 ``last_error``), so that what it cost counts in the budget of this run and of every later
 one (a new process reads it back from the swarm); the budget is checked before each run.
+A run the core takes no record of (its task's lease lost, its failure or synthesis refused)
+counts in this run's alone (``_unrecorded``).
 
 What a run of theirs leaves (the planner's task list, the synthesis, a refused or failed
 run's record) rides out an outage as the worker pool's reports do (``_persist``): paid for,
@@ -63,6 +65,7 @@ from .prompts import (
     refusal_complaint,
     synthesis_prompt,
 )
+from .records import Unrecorded, anchor_of, count_unrecorded
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -175,6 +178,22 @@ def _with_cost(reason: str, usage: Usage | None) -> str:
     return f"{reason[:ERROR_SHOWN]} {run_cost(usage)}"
 
 
+def _claim_key(held: Task) -> str:
+    """The key of the run made holding ``held`` (``OneShotAgents._unrecorded``): its
+    claim's token, one per claim, so one per run."""
+    return held.token or held.id
+
+
+def _took(held: Task, task: Task, reason: str) -> bool:
+    """Whether ``task``, read after a failure of ``held`` with ``reason`` was refused for a
+    lease gone, shows that failure taken all the same (a try of it that a paused server ran
+    when it woke up): a failure more than ``held`` had, its error ``reason`` (as the core
+    cuts a long one, ending in "…")."""
+    error = task.last_error or ""
+    said = error == reason or (error.endswith("…") and reason.startswith(error[:-1]))
+    return task.failures > held.failures and said
+
+
 def run_agents(holder: str, ids: Sequence[str]) -> list[str]:
     """The agent ids of ``ids`` that the run whose lease holder was ``holder`` (its
     ``PREFIX-pipeline``) registers: its roles' (``RUN_ROLES``) and its pool's slots'."""
@@ -209,10 +228,6 @@ class OneShotAgents:
     _killing: threading.Event
     _aborting: threading.Event  # a hard stop asked for (not a lost lease): see ``_persist``
     current: str  # the pass running now, as its progress lines name it
-    # The usage of each agent run that no record in the swarm holds (``_unrecorded``),
-    # counted in the budget; added to under ``_cost_lock`` (the Pipeline's, over its cost).
-    _unrecorded_runs: list[Usage | None]
-    _cost_lock: threading.Lock
 
     @property
     def stopped(self) -> bool:
@@ -281,12 +296,16 @@ class OneShotAgents:
                 sent=exc.sent,
             ) from exc
 
-    def _fail_own(self, held: Task, reason: str, usage: Usage | None, lease_s: float) -> Task:
-        """Fail ``held`` (the planning or synthesizer task) with a refused or failed run's
-        ``reason`` and ``usage``, riding out an outage (``_persist``). A failure refused after
-        such a wait because the lease no longer holds (a paused server ran the first try when
-        it woke up, or the lease ran out meanwhile and the task went back to its queue): the
-        task as it is now, said in a progress line."""
+    def _fail_own(
+        self, held: Task, reason: str, usage: Usage | None, lease_s: float, label: str, key: str
+    ) -> Task:
+        """Fail ``held`` (the planning or synthesizer task of pass ``label``) with a refused or
+        failed run's ``reason`` and ``usage``, riding out an outage (``_persist``). A failure
+        refused after such a wait because the lease no longer holds (a paused server ran the
+        first try when it woke up, or the lease ran out meanwhile and the task went back to
+        its queue): the task as it is now, said in a progress line; unless the task shows the
+        failure taken (``_took``), the run is counted as one no record holds (``_unrecorded``,
+        under ``key``, the run's)."""
         waited = threading.Event()
         try:
             return self._persist(
@@ -297,15 +316,22 @@ class OneShotAgents:
             if not waited.is_set():
                 raise
             self._say(f"{self.current}: after waiting for Redis, {held.id}'s lease was gone: {exc}")
-            return self.swarm.get_task(held.id)
+            task = self.swarm.get_task(held.id)
+            if not _took(held, task, reason):
+                what = f"a failed run on {held.id} (its lease gone)"
+                self._unrecorded(label, held, usage, what, key)
+            return task
 
-    def _unrecorded(self, usage: Usage | None) -> None:
-        """Count an agent run (what it cost: ``usage``) that the swarm holds no record of, so
-        that ``Pipeline.spent`` counts it: the budget stops the run when such runs spent it.
-        Called once per run (its cost is said once, by its progress line). Kept by this
-        process: a later run does not know of it, as the swarm does not."""
-        with self._cost_lock:
-            self._unrecorded_runs.append(usage)
+    def _unrecorded(
+        self, label: str, anchor: Task | Finding, usage: Usage | None, what: str, key: str
+    ) -> None:
+        """Count an agent run of pass ``label`` (what it cost: ``usage``; whose run: ``what``;
+        run for ``anchor``, a record of the pass) that the swarm holds no record of, so that
+        the run's budget and the status it ends with count it (``records.count_unrecorded``):
+        once, whatever path meets it again under ``key`` (a claim's token, or the run's own
+        id). Kept by this process: a later run does not know of it, as the swarm does not."""
+        run = Unrecorded(usage, what, anchor_of(anchor))
+        count_unrecorded(self.swarm, self.plan, label, run, key)
 
     def _run_agent(
         self,
@@ -508,7 +534,7 @@ class OneShotAgents:
         prompt = planner_prompt(self.plan, index, previous)
         run = self._run_agent(planner, prompt + tries.complaint, "planner", held, renew)
         if lost:
-            return None, self._planning_lost(held, lost[0], run.usage, "planner stopped")
+            return None, self._planning_lost(index, held, lost[0], run.usage, "planner stopped")
         if run.stopped:  # killed by a hard stop: the next run tries again, no attempt used
             with contextlib.suppress(SwarmError):
                 self.swarm.release(held.id, held.token)
@@ -543,13 +569,16 @@ class OneShotAgents:
                     )  # fmt: skip
                 except LeaseLost as exc:
                     return None, self._planning_lost(
-                        held, str(exc), run.usage, "task list not taken"
+                        index, held, str(exc), run.usage, "task list not taken"
                     )
                 return kept, held
         try:
-            task = self._fail_own(held, reason, run.usage, planner.lease_s)
+            task = self._fail_own(
+                held, reason, run.usage, planner.lease_s, pass_label(self.plan, index),
+                _claim_key(held),
+            )  # fmt: skip
         except LeaseLost as exc:
-            return None, self._planning_lost(held, str(exc), run.usage, "failure not taken")
+            return None, self._planning_lost(index, held, str(exc), run.usage, "failure not taken")
         self._tried(tries, "planner", reason, last, complaint, run)
         if tries.exhausted:
             raise InvalidState(tries.gave_up("planner", "task list", spec.name))
@@ -574,14 +603,17 @@ class OneShotAgents:
             on_back=outage.clear, adopt=lambda _now: False, on_kept=self._say,
         )  # fmt: skip
 
-    def _planning_lost(self, held: Task, why: str, usage: Usage | None, what: str) -> Task:
+    def _planning_lost(
+        self, index: int, held: Task, why: str, usage: Usage | None, what: str
+    ) -> Task:
         """Said (``what`` befell the planner's run), when this run's planner lost the lease
         of its planning task ``held`` (it ran out while a renewal was held up, and another
         run may have taken the task over): no try counted; the task as it is now, which this
         run waits for (``_claim_own``) or claims again. The run was paid for, and no record
         of it was taken (without the lease, no failure or report is): what it cost counts in
-        this run's budget all the same (``_unrecorded``)."""
-        self._unrecorded(usage)
+        this run's budget all the same (``_unrecorded``, under the claim's token: once)."""
+        whose = f"planner run on {held.id} (its lease lost)"
+        self._unrecorded(pass_label(self.plan, index), held, usage, whose, _claim_key(held))
         lost = _with_cost(f"the lease of its planning task {held.id} was lost ({why})", usage)
         self._say(
             f"{self.current}: {what}: {lost}; this run takes the plan another run "
@@ -613,10 +645,12 @@ class OneShotAgents:
         tries = Tries()
         if not self.stopped:
             self._revive_synthesis_task(index)
+        label = pass_label(self.plan, index)
         while self._may_run(claiming=False):
             run = self._run_agent(spec, prompt + tries.complaint, "synthesizer")
             if run.stopped:
                 return None
+            key = self.swarm.new_finding_id()  # this run's, wherever it is counted: once
             if run.output is None:
                 reason, last, complaint = run.why, run.printed, ""
             else:
@@ -625,18 +659,25 @@ class OneShotAgents:
                 problem = citation_problem(cited, ids, previous)
                 if problem is None:
                     sid = synthesis_id(self.plan, index)
-                    synthesis = self._persist(  # (its id is the pass's: stored once)
-                        functools.partial(
-                            self.swarm.synthesize, self.plan.name, pass_label(self.plan, index),
-                            text, cited, synthesis_id=sid, model=spec.model or run.output.model,
-                            usage=run.usage,
-                        ),
-                        f"take the synthesis {sid}",
-                    )  # fmt: skip
+                    try:
+                        synthesis = self._persist(  # (its id is the pass's: stored once)
+                            functools.partial(
+                                self.swarm.synthesize, self.plan.name, label, text, cited,
+                                synthesis_id=sid, model=spec.model or run.output.model,
+                                usage=run.usage,
+                            ),
+                            f"take the synthesis {sid}",
+                        )  # fmt: skip
+                    except ConnectionFailed:
+                        raise  # (maybe stored by a try Redis took: not counted twice)
+                    except SwarmError:  # refused by the core: paid for all the same
+                        what = f"synthesis {sid} refused"
+                        self._unrecorded(label, findings[0], run.usage, what, key)
+                        raise
                     self._close_synthesis_task(index, synthesis)
                     return synthesis
                 reason, last, complaint = f"refused: {problem}", text, refusal_complaint(problem)
-            self._synthesis_failed(index, reason, run.usage)
+            self._synthesis_failed(index, findings[0], reason, run.usage, key)
             self._tried(tries, "synthesizer", reason, last, complaint, run)
             if tries.exhausted:
                 raise InvalidState(
@@ -664,10 +705,17 @@ class OneShotAgents:
             max_attempts=AGENT_TRIES, parent=self.plan.passes[index].context,
         )  # fmt: skip
 
-    def _synthesis_failed(self, index: int, reason: str, usage: Usage | None) -> None:
+    def _synthesis_failed(
+        self, index: int, finding: Finding, reason: str, usage: Usage | None, key: str
+    ) -> None:
         """Record a refused or failed synthesizer run of pass ``index`` (what it cost, why)
-        on the pass's synthesizer task."""
+        on the pass's synthesizer task. A run the core takes no record of (the task cannot
+        be leased: a hard stop meanwhile, or another run settled it; or the failure refused)
+        counts all the same (``_unrecorded``, under ``key``, the run's: once; ``finding``,
+        one it was given, names the pass)."""
         task_id = synthesis_task_id(self.plan, index)
+        label = pass_label(self.plan, index)
+        what = f"a refused or failed synthesizer run of {label}, not recorded on {task_id}"
         try:
             held = self._persist(
                 lambda: self._claim_own(
@@ -675,8 +723,15 @@ class OneShotAgents:
                 ),
                 f"lease the synthesizer task {task_id}",
             )
-            if held is not None:  # None: killed meanwhile, or settled by another run
-                self._fail_own(held, reason, usage, HOLD_S)
+            if held is None:  # killed meanwhile, or settled by another run
+                self._unrecorded(label, finding, usage, what, key)
+            else:
+                self._fail_own(held, reason, usage, HOLD_S, label, key)
+        except ConnectionFailed:
+            raise  # (Redis out of reach: a try it took may hold the record)
+        except SwarmError:
+            self._unrecorded(label, finding, usage, what, key)
+            raise
         finally:  # its claims only record runs: nothing runs under its name in between
             self._leave("synthesizer")
 

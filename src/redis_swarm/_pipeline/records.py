@@ -3,12 +3,18 @@ run behind it, accepted, refused or failed, with the model where known. The budg
 (``Pipeline.spent``) and what ``status`` and ``report`` show are both summed from it, so they
 cannot disagree.
 
+This process's runs of the pass that the swarm holds no record of (paid for all the same: a
+worker's run whose lease was lost, a planner or synthesizer run whose failure or synthesis
+was refused) are in that list too (``count_unrecorded``), for this process alone.
+
 A cost is what the agents' CLIs reported; a sum of them is None when none did (a Codex
 worker reports tokens only): unknown is not zero, and is never shown as ``$0.0000``."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -37,6 +43,10 @@ __all__ = [
     "RETIRED",
     "PassResult",
     "Spent",
+    "Unrecorded",
+    "anchor_of",
+    "begin_unrecorded",
+    "count_unrecorded",
     "pass_title_of",
     "read_pass",
     "runs_without_cost",
@@ -58,6 +68,23 @@ def pass_title_of(name: str, *, earlier: bool = False, retired: bool = False) ->
     ``EARLIER``, a retired one with ``RETIRED``."""
     title = name if not earlier else f"{name} {EARLIER}" if name else EARLIER_PASSES
     return f"{title} {RETIRED}" if retired else title
+
+
+class Unrecorded(NamedTuple):
+    """One agent run paid for that no record in the swarm holds (``count_unrecorded``):
+    what it cost (None: its CLI said nothing), whose run it was (the report's rows), and the
+    record of the pass it was run for (``anchor_of``; None: none known)."""
+
+    usage: Usage | None
+    what: str
+    anchor: str | None = None
+
+
+def anchor_of(record: Task | Finding) -> str:
+    """A record of a pass as an unrecorded run of it names it: its id and when it was made
+    (the ids of a planning or synthesizer task are derived from names alone, and a swarm
+    emptied since a run of this process may hold a new one under the same id)."""
+    return f"{record.id}@{record.created_at}"
 
 
 @dataclass
@@ -83,6 +110,9 @@ class PassResult:
     # with them what their runs cost), when it was retired; read by ``read_passes`` when
     # asked (``status``, ``report``).
     retired: RetiredPass | None = None
+    # This process's agent runs of the pass that no record in the swarm holds (see
+    # ``count_unrecorded``), read by ``read_pass``.
+    unrecorded: list[Unrecorded] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -119,6 +149,64 @@ class Spent(NamedTuple):
     what: str = ""
 
 
+# The agent runs of a pipeline's run that this process paid for and could not record in the
+# swarm (a worker's run whose lease was lost, a planner or synthesizer run whose failure the
+# core refused): by the run (``_run_of``), then by pass label, each under a key naming the run
+# once (a claim's token, a finding id), so that a path that meets the run again adds nothing.
+# Kept by this process alone: the budget of its run counts them, and so does every status it
+# reads of that run (the last line of ``swarm pipeline run``), while the pass holds the record
+# each names (``anchor_of``: not one of a swarm emptied since); a later process does not know
+# of them, as the swarm does not.
+_UNRECORDED: dict[tuple[object, ...], dict[str, dict[str, Unrecorded]]] = {}
+_UNRECORDED_LOCK = threading.Lock()
+_UNKEYED = itertools.count()  # the keys of runs met by one path only
+
+
+def _run_of(swarm: Swarm, plan: Plan) -> tuple[object, ...]:
+    """Which run of which pipeline, in which swarm (a server emptied since, or another
+    server under the same names, is told apart by the records each run names: ``anchor_of``)."""
+    return (swarm.name, plan.name, plan.run)
+
+
+def begin_unrecorded(swarm: Swarm, plan: Plan) -> None:
+    """A run of ``plan`` begins in this process: what an earlier one here counted of it is
+    forgotten (a run knows only of its own runs, as a new process does)."""
+    with _UNRECORDED_LOCK:
+        _UNRECORDED.pop(_run_of(swarm, plan), None)
+
+
+def count_unrecorded(
+    swarm: Swarm,
+    plan: Plan,
+    label: str,
+    run: Unrecorded,
+    key: str | None = None,
+) -> bool:
+    """Count an agent ``run`` of pass ``label`` that no record in the swarm holds, so that
+    the run's budget and what its status shows count it: False when a run under ``key`` was
+    counted already (each path that may meet the same run passes the same key; None: only
+    one path meets it)."""
+    key = f"#{next(_UNKEYED)}" if key is None else key
+    with _UNRECORDED_LOCK:
+        runs = _UNRECORDED.setdefault(_run_of(swarm, plan), {}).setdefault(label, {})
+        if key in runs:
+            return False
+        runs[key] = run
+        return True
+
+
+def _unrecorded_of(swarm: Swarm, plan: Plan, result: PassResult) -> list[Unrecorded]:
+    """This process's unrecorded runs of pass ``result`` (read from the swarm): those whose
+    anchor it holds."""
+    with _UNRECORDED_LOCK:
+        runs = list(_UNRECORDED.get(_run_of(swarm, plan), {}).get(result.label, {}).values())
+    if not runs:
+        return runs
+    records: list[Task | Finding] = [*result.tasks, *result.agent_tasks, *result.findings]
+    held = {anchor_of(r) for r in records}
+    return [run for run in runs if run.anchor is None or run.anchor in held]
+
+
 def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
     """Pass ``index`` of ``plan`` as the swarm holds it (four round trips; a planned pass's
     planning task and its findings, two more)."""
@@ -146,6 +234,7 @@ def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
         result.synthesis = swarm.get_synthesis(synthesis_id(plan, index))
     with contextlib.suppress(NotFound):
         result.agent_tasks.append(swarm.get_task(synthesis_task_id(plan, index)))
+    result.unrecorded = _unrecorded_of(swarm, plan, result)
     return result
 
 
@@ -199,7 +288,8 @@ def spending(result: PassResult) -> list[Spent]:
     """Every usage behind the pass: the planner's finding, the workers' findings (late ones
     too), the synthesis, and the failed or refused runs summed on the workers' tasks, the
     planning task and the synthesizer's task (their model unknown unless the CLI named
-    it)."""
+    it), then this process's runs of the pass that no record holds (``unrecorded``: no
+    record id; counted as failed runs, none of them gave what was asked of it)."""
     out = []
     for record, what in _runs(result):
         if isinstance(record, Task):
@@ -207,6 +297,8 @@ def spending(result: PassResult) -> list[Spent]:
                 out.append(Spent(record.failed_usage, None, True, record.id, what))
         elif record.usage is not None:
             out.append(Spent(record.usage, record.model, False, record.id, what))
+    out += [Spent(run.usage, None, True, "", run.what)
+            for run in result.unrecorded if run.usage is not None]  # fmt: skip
     return out
 
 
@@ -214,5 +306,10 @@ def runs_without_cost(result: PassResult) -> tuple[int, int]:
     """How many agent runs the pass holds a record of, and how many of them reported no
     cost (unknown, so that a sum of the others is less than what was spent): a finding, the
     planner's or a synthesis is one run; a task's failed runs are its ``failures`` (at least
-    one when it has ``failed_usage``), all without a cost when the sum has none."""
-    return runs_of(record for record, _what in _runs(result))
+    one when it has ``failed_usage``), all without a cost when the sum has none; a run no
+    record holds (``unrecorded``) is one."""
+    runs, unpriced = runs_of(record for record, _what in _runs(result))
+    for run in result.unrecorded:
+        runs += 1
+        unpriced += run.usage is None or run.usage.cost_usd is None
+    return runs, unpriced

@@ -32,7 +32,7 @@ from .._errors import InvalidState, NotFound, SwarmError, ValidationError
 from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
-from .._usage import Usage, plus, unpriced_note, usd
+from .._usage import plus, unpriced_note, usd
 from .agents import ERROR_SHOWN, RUN_ROLES, OneShotAgents, leases_end, run_cost
 from .lease import RunLease, sweep_killed
 from .names import (
@@ -59,7 +59,15 @@ from .plan import (
     unenforced_budget,
 )
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
-from .records import PassResult, runs_without_cost, spending
+from .records import (
+    PassResult,
+    Unrecorded,
+    anchor_of,
+    begin_unrecorded,
+    count_unrecorded,
+    runs_without_cost,
+    spending,
+)
 from .report import read_passes, stored_plan
 
 if TYPE_CHECKING:
@@ -136,9 +144,6 @@ class Pipeline(OneShotAgents):
         # Held across an update of ``cost`` (and ``runs``) and the warning about it: the
         # worker pool reports outcomes from its slot threads.
         self._cost_lock = threading.Lock()
-        # The usage of each agent run of this one that no record in the swarm holds (see
-        # ``OneShotAgents._unrecorded``): ``spent`` adds them.
-        self._unrecorded_runs: list[Usage | None] = []
         # How the plan differs from the one the run it resumes stored (see
         # ``_compare_with_stored``), and the first pass that may rest on what changed.
         self.plan_changes: list[str] = []
@@ -187,6 +192,7 @@ class Pipeline(OneShotAgents):
             # Which run this is, decided holding the lease: a run that ended meanwhile
             # (a --restart) is the one resumed.
             self.plan = which_run(self.swarm, plan, restart=self._restart)
+            begin_unrecorded(self.swarm, self.plan)  # (this run's own, from none)
             self.current = ""
             self._sweep_killed(lease.holder)
             self._compare_with_stored()
@@ -353,7 +359,7 @@ class Pipeline(OneShotAgents):
                 f"({leases_end(held)})"
             )
         if any(not t.status.settled for t in result.tasks):
-            self._pool()
+            self._pool(label)
             result.tasks = self._tasks_of(label)
         unsettled = sum(1 for t in result.tasks if not t.status.settled)
         if unsettled:  # the pool ends with open tasks only when the run stops
@@ -532,9 +538,9 @@ class Pipeline(OneShotAgents):
 
     def spent(self) -> tuple[float | None, int]:
         """What the pipeline cost so far (USD, as its agents' CLIs reported it: every agent
-        run, accepted, refused or failed, see ``records.spending``, and those of this run
-        that no record holds, see ``OneShotAgents._unrecorded``; None when none reported a
-        cost) and the claims of its tasks."""
+        run, accepted, refused or failed, see ``records.spending``, those of this run that
+        no record holds among them, see ``records.count_unrecorded``; None when none
+        reported a cost) and the claims of its tasks."""
         cost: float | None = None
         claims = runs = unpriced = 0
         # (passes this run had that the plan no longer has too: status counts them, and the
@@ -545,10 +551,6 @@ class Pipeline(OneShotAgents):
                 cost = plus(cost, spent.usage.cost_usd)
             counted = runs_without_cost(result)
             runs, unpriced = runs + counted[0], unpriced + counted[1]
-        for usage in list(self._unrecorded_runs):
-            paid = usage.cost_usd if usage is not None else None
-            cost = plus(cost, paid)
-            runs, unpriced = runs + 1, unpriced + (paid is None)
         self.runs = (runs, unpriced)
         return cost, claims
 
@@ -634,7 +636,23 @@ class Pipeline(OneShotAgents):
 
     # --- the worker pool
 
-    def _pool(self) -> None:
+    def _lost_run(self, outcome: TaskOutcome, label: str) -> None:
+        """Count the run of a worker whose outcome is LOST with no finding (its lease lost
+        while the agent ran, the server's record of its claim lost, its failure or report
+        refused): no record of it was taken, but it was paid for (``outcome.usage``, as its
+        CLI said it). Counted in its task's pass (``label``, the pool's, when the task cannot
+        be read), once: the pool makes one outcome per run. (A LOST run with a finding was
+        reported after its task was settled: its finding is kept, superseded, and counted.)"""
+        anchor = None  # (the task unread: the run is counted all the same)
+        with contextlib.suppress(SwarmError):
+            task = self.swarm.get_task(outcome.task_id)
+            label, anchor = task.pass_name or label, anchor_of(task)
+        what = f"worker run on {outcome.task_id}, not recorded ({outcome.detail[:ERROR_SHOWN]})"
+        count_unrecorded(self.swarm, self.plan, label, Unrecorded(outcome.usage, what, anchor))
+
+    def _pool(self, label: str) -> None:
+        """Run the worker pool over the tasks of pass ``label`` until they settle or the run
+        stops."""
         # (read once: for the budget's check, the pool's claims left and the cost shown)
         self.cost, claims = self.spent()
         if not self._within_budget(self.cost, claims):
@@ -655,14 +673,23 @@ class Pipeline(OneShotAgents):
         )
 
         def on_outcome(outcome: TaskOutcome) -> None:
-            if outcome.finding_id is None and outcome.status is not OutcomeStatus.FAILED:
+            # A LOST run that said what it cost was paid for, and no record of it was taken.
+            # (One that said nothing adds nothing: the swarm may have refused its task before
+            # its agent ran.)
+            lost = outcome.finding_id is None and outcome.status is OutcomeStatus.LOST
+            if lost and outcome.usage is not None:
+                self._lost_run(outcome, label)
+            elif outcome.finding_id is None and outcome.status is not OutcomeStatus.FAILED:
                 return
             # (called from the slot threads: one at a time, or a cost added is lost, and
             # the warning said after a cost was)
             with self._cost_lock, contextlib.suppress(SwarmError):
-                if outcome.finding_id is None:  # a failed run may have cost too: recount
+                if lost:
+                    paid = outcome.usage.cost_usd if outcome.usage is not None else None
+                    self.cost = plus(self.cost, paid)
+                elif outcome.finding_id is None:  # a failed run may have cost too: recount
                     self.cost = self.spent()[0]
-                else:
+                else:  # (a LOST one's too: its finding is kept, superseded)
                     usage = self.swarm.get_finding(outcome.finding_id).usage
                     self.cost = plus(self.cost, usage.cost_usd if usage else None)
                 if self.cost is None and self.plan.max_cost_usd and not self._no_cost_said:

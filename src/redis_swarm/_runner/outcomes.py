@@ -11,7 +11,14 @@ from typing import Any
 from .._usage import Usage
 from .child import ChildResult
 
-__all__ = ["Ending", "OutcomeStatus", "TaskOutcome", "lease_unknown", "not_started"]
+__all__ = [
+    "Ending",
+    "OutcomeStatus",
+    "TaskOutcome",
+    "lease_unknown",
+    "not_started",
+    "swarm_refused",
+]
 
 
 class OutcomeStatus(str, enum.Enum):
@@ -76,6 +83,12 @@ class Ending:
             result.returncode if result is not None else None,
             self.usage,
         )
+
+
+def swarm_refused(exc: Exception) -> str:
+    """Why a run ended lost when the swarm refused what the pool did with its task (the
+    outcome of a ``SwarmError`` no step of the task's work answers itself)."""
+    return f"the swarm refused: {exc}"
 
 
 # What exec says of a program that cannot be run: it is not there, or not a program.

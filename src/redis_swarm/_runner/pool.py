@@ -28,7 +28,7 @@ from .._errors import ConnectionFailed, NotFound, SwarmError
 from .._models import Task
 from .agent_runs import task_env
 from .options import RunOptions, default_worker_prefix
-from .outcomes import OutcomeStatus, TaskOutcome
+from .outcomes import OutcomeStatus, TaskOutcome, swarm_refused
 from .pool_state import HOLD_POLL_S, OUTAGE_PATIENCE_S
 from .reaper import subreaper
 from .task_work import TaskWork
@@ -182,13 +182,9 @@ class Runner(TaskWork):
         started = time.monotonic()
         try:
             outcome = self._work(task, worker, started)
-        except SwarmError as exc:
+        except SwarmError as exc:  # (before its agent ran: after, ``_work`` says it itself)
             outcome = TaskOutcome(
-                task.id,
-                worker,
-                OutcomeStatus.LOST,
-                f"the swarm refused: {exc}",
-                time.monotonic() - started,
+                task.id, worker, OutcomeStatus.LOST, swarm_refused(exc), time.monotonic() - started
             )
         finally:
             self._let_go(task)

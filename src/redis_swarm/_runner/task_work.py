@@ -14,7 +14,14 @@ from .._usage import Usage, usage_line
 from .agent_runs import AgentRuns
 from .child import CANNOT_RUN, ERROR_TAIL, ChildResult
 from .claiming import Claiming
-from .outcomes import Ending, OutcomeStatus, TaskOutcome, lease_unknown, not_started
+from .outcomes import (
+    Ending,
+    OutcomeStatus,
+    TaskOutcome,
+    lease_unknown,
+    not_started,
+    swarm_refused,
+)
 from .output import AgentOutput, cost_note, quote_tail, read_output
 
 __all__ = ["TaskWork", "cli_failure", "empty_answer", "run_failure", "stdout_said"]
@@ -109,7 +116,10 @@ class TaskWork(Claiming, AgentRuns):
         failure = run_failure(result, output)
         if failure is not None:
             return self._fail(task, end, failure, stderr_tail, output.usage)
-        return self._report(task, worker, context, mark, end, output, stderr_tail)
+        try:
+            return self._report(task, worker, context, mark, end, output, stderr_tail)
+        except SwarmError as exc:  # lost, but paid for: the outcome keeps what the run cost
+            return end(OutcomeStatus.LOST, swarm_refused(exc))
 
     def _cannot_run(self, task: Task, end: Ending, result: ChildResult) -> TaskOutcome | None:
         """When the shell could not run the agent command at all (exit code 127: not found;
