@@ -363,6 +363,18 @@ def test_claude_s_verbose_json_array_is_read_as_its_result_object() -> None:
     early = read_output(json.dumps(VERBOSE)[:300])
     assert early.cut is not None and "the run cost is unknown" in early.cut, early.cut
 
+    tool = {
+        "type": "user",
+        "session_id": SESSION,
+        "message": {"content": [{"type": "tool_result", "content": "x" * 60_000}]},
+    }
+    long = [HOOK, INIT, *([tool] * (OUTPUT_TAIL // 60_000 + 80)), result(FINDING, 0.5)]
+    data = json.dumps(long).encode()
+    assert captured(data).truncated  # (longer than the runner keeps: its middle dropped)
+    big = read_output(captured(data), command="claude -p --output-format json --verbose")
+    assert big.machine and big.error is None and big.answer == FINDING, big.error
+    assert big.usage is not None and big.usage.cost_usd == pytest.approx(0.5)
+
     for answer in ('[{"summary": "a list"}]', "[1, 2, 3]", '["not", "closed"'):
         plain = read_output(answer)
         assert not plain.machine and plain.cut is None and plain.answer == answer
@@ -414,6 +426,8 @@ def test_codex_events_killed_mid_turn_after_a_message_are_cut() -> None:
         assert "turn.completed" in read.cut and read.error == read.cut
     whole = read_output(jsonl([*begun, tool, CODEX_ANSWER, CODEX_DONE]))
     assert whole.cut is None and whole.answer == FINDING and whole.error is None
+    filtered = read_output(jsonl([CODEX_ANSWER]))  # (jq kept the messages alone)
+    assert filtered.cut is None and filtered.answer == FINDING
     quiet = read_output(jsonl([CODEX_THREAD, {"type": "turn.started"}]))
     assert quiet.cut is None and quiet.error == "the agent CLI printed no agent_message"
 

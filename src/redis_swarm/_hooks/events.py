@@ -740,9 +740,11 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
             # (its lease runs out, and the task is retried; the agent stays, holding it)
             left = True
             done.append(f"{task.id} not settled, left to its lease: {exc}")
-        except SwarmError as exc:
-            # Settled elsewhere, or its lease ended and went to another worker: no longer
-            # this subagent's; the others it held are settled all the same.
+        except (Conflict, NotFound) as exc:
+            # Settled elsewhere, or its lease ended and went to another worker (Conflict:
+            # AlreadyCompleted, LeaseLost, InvalidState), or removed: no longer this
+            # subagent's; the others it held are settled all the same. (Anything else, a
+            # right refused, is the hook's error, as before.)
             done.append(f"{task.id} not settled here: {exc}")
     if not left:
         _leave_if_done(swarm, worker)

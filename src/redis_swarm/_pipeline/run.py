@@ -636,19 +636,25 @@ class Pipeline(OneShotAgents):
 
     # --- the worker pool
 
-    def _lost_run(self, outcome: TaskOutcome, label: str) -> None:
-        """Count the run of a worker whose outcome is LOST with no finding (its lease lost
-        while the agent ran, the server's record of its claim lost, its failure or report
-        refused): no record of it was taken, but it was paid for (``outcome.usage``, as its
-        CLI said it). Counted in its task's pass (``label``, the pool's, when the task cannot
-        be read), once: the pool makes one outcome per run. (A LOST run with a finding was
-        reported after its task was settled: its finding is kept, superseded, and counted.)"""
+    def _lost_run(self, outcome: TaskOutcome, label: str) -> tuple[str, Unrecorded] | None:
+        """The run of a worker whose outcome is LOST with no finding (its lease lost while
+        the agent ran, the server's record of its claim lost, its failure or report refused),
+        to count (``count_unrecorded``, under ``_cost_lock``): no record of it was taken, but
+        it was paid for (``outcome.usage``, as its CLI said it), in its task's pass
+        (``label``, the pool's, when the task cannot be read), once: the pool makes one
+        outcome per run. None when the task shows its report was taken after all (a try that
+        reached Redis before an outage hid its reply: its finding counts). (A LOST run with a
+        finding was reported after its task was settled: its finding is kept, superseded,
+        and counted.)"""
         anchor = None  # (the task unread: the run is counted all the same)
         with contextlib.suppress(SwarmError):
             task = self.swarm.get_task(outcome.task_id)
+            taken = task.finding_id
+            if taken is not None and self.swarm.get_finding(taken).worker == outcome.worker:
+                return None
             label, anchor = task.pass_name or label, anchor_of(task)
         what = f"worker run on {outcome.task_id}, not recorded ({outcome.detail[:ERROR_SHOWN]})"
-        count_unrecorded(self.swarm, self.plan, label, Unrecorded(outcome.usage, what, anchor))
+        return label, Unrecorded(outcome.usage, what, anchor)
 
     def _pool(self, label: str) -> None:
         """Run the worker pool over the tasks of pass ``label`` until they settle or the run
@@ -677,14 +683,19 @@ class Pipeline(OneShotAgents):
             # (One that said nothing adds nothing: the swarm may have refused its task before
             # its agent ran.)
             lost = outcome.finding_id is None and outcome.status is OutcomeStatus.LOST
-            if lost and outcome.usage is not None:
-                self._lost_run(outcome, label)
-            elif outcome.finding_id is None and outcome.status is not OutcomeStatus.FAILED:
+            unrecorded = self._lost_run(outcome, label) if lost and outcome.usage else None
+            if (
+                unrecorded is None
+                and outcome.finding_id is None
+                and (outcome.status is not OutcomeStatus.FAILED)
+            ):
                 return
             # (called from the slot threads: one at a time, or a cost added is lost, and
-            # the warning said after a cost was)
+            # the warning said after a cost was; a run counted inside too, or a recount of
+            # another slot's would count it, then this add again)
             with self._cost_lock, contextlib.suppress(SwarmError):
-                if lost:
+                if unrecorded is not None:
+                    count_unrecorded(self.swarm, self.plan, *unrecorded)
                     paid = outcome.usage.cost_usd if outcome.usage is not None else None
                     self.cost = plus(self.cost, paid)
                 elif outcome.finding_id is None:  # a failed run may have cost too: recount

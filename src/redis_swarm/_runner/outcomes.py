@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .._errors import ConnectionFailed
 from .._usage import Usage
 from .child import ChildResult
 
@@ -86,8 +87,11 @@ class Ending:
 
 
 def swarm_refused(exc: Exception) -> str:
-    """Why a run ended lost when the swarm refused what the pool did with its task (the
-    outcome of a ``SwarmError`` no step of the task's work answers itself)."""
+    """Why a run ended lost when the swarm refused what the pool did with its task, or
+    could not be reached for it (the outcome of a ``SwarmError`` no step of the task's work
+    answers itself)."""
+    if isinstance(exc, ConnectionFailed):
+        return f"Redis could not be reached for it: {exc}"
     return f"the swarm refused: {exc}"
 
 

@@ -328,7 +328,29 @@ def _array_cut(stripped: str, text: str) -> AgentOutput | None:
         return None
     results = [v for v in events if _is_claude_result(v)]
     read = _claude(results[-1]) if results else AgentOutput("")
-    return _failed_cut(text, stripped, read, "Claude Code's JSON array of events", "its last")
+    return _failed_cut(text, stripped, read, "Claude Code's JSON array of events", "its result")
+
+
+# Where a result object of Claude's may begin in its JSON array (compact or indented).
+_RESULT_START = re.compile(r'\{\s*"type"\s*:\s*"result"')
+
+
+def _array_result(head: str, tail: str) -> AgentOutput | None:
+    """The answer and cost of Claude's verbose JSON array whose middle was dropped: ``head``
+    begins as its array (its first element a ``system`` event naming the session), ``tail``
+    ends with its result object and the closing bracket; None when they do not."""
+    first, _ = _decoded(head, _skip_space(head, 0) + 1)
+    if not isinstance(first, dict) or first.get("type") != "system":
+        return None
+    if not _session(first.get("session_id")):
+        return None
+    starts = list(_RESULT_START.finditer(tail))
+    if not starts:
+        return None
+    result, end = _decoded(tail, starts[-1].start())
+    if not _is_claude_result(result) or tail[end:].strip() != "]":
+        return None
+    return _claude(result)
 
 
 def _failed_cut(text: str, stripped: str, read: AgentOutput, what: str, ends: str) -> AgentOutput:
@@ -369,8 +391,11 @@ def _codex_unended(events: list[dict[str, Any]]) -> bool:
     ``agent_message`` whose turn did not end (no ``turn.completed``, ``turn.failed`` or
     ``error`` after it): the CLI killed mid-turn, that message maybe one of its first
     (Codex says what it will do, then does it), no answer. Events with no message are read
-    as before: their error, or no agent_message."""
+    as before: their error, or no agent_message; so are events with no ``turn.started``
+    (filtered to the messages: ``jq 'select(.item.type=="agent_message")'``)."""
     if not events or events[0].get("type") not in _CODEX_EVENTS:
+        return False
+    if not any(v.get("type") == "turn.started" for v in events):
         return False
     said = next((at for at in range(len(events) - 1, -1, -1) if _agent_message(events[at])), None)
     if said is None:
@@ -472,10 +497,16 @@ def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
     ``"total_cost_usd": 999``) are no cost."""
     head, tail = capture.parts()
     reason = cut_reason(capture)
+    if head.lstrip().startswith("["):
+        # Claude's verbose JSON array (``_read``), the likeliest to be long (it holds every
+        # tool's result): its result object, last, is the whole run's answer and cost.
+        ended = _array_result(head, tail)
+        return ended if ended is not None else AgentOutput(tail, cut=reason)
     if not head.lstrip().startswith("{"):
         return AgentOutput(tail, cut=reason)
     tail_lines = tail.partition("\n")[2]  # (its first line is cut)
-    lines = _read(head.rpartition("\n")[0] + "\n" + tail_lines)
+    kept = head.rpartition("\n")[0] + "\n" + tail_lines  # (the whole lines of both ends)
+    lines = _read(kept)
     ended = _read(tail_lines)
     if ended.usage is not None and ended.usage.source != CODEX:
         events = [v for v in _json_lines(tail_lines)[1] if isinstance(v, dict)]
@@ -485,7 +516,7 @@ def _read_cut(capture: Capture, *, asked: bool = False) -> AgentOutput:
     elif (
         ended.usage is not None
         and ended.error != _NO_MESSAGE
-        and not _codex_unended([v for v in _json_lines(tail_lines)[1] if isinstance(v, dict)])
+        and not _codex_unended([v for v in _json_lines(kept)[1] if isinstance(v, dict)])
     ):  # Codex's answer, its turn ended; or its failure
         whole = lines if lines.machine else ended  # (the session, the turns of the head)
         note = f"{_printed(capture)}: the tokens of turns that ended in its middle are not counted"
