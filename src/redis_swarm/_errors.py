@@ -45,7 +45,6 @@ __all__ = [
     "SwarmError",
     "Timeout",
     "ValidationError",
-    "tls_refused",
 ]
 
 
