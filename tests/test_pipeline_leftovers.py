@@ -7,10 +7,8 @@ and one a direct message waits for."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,10 +20,11 @@ from redis_swarm._pipeline import Pipeline, load_plan, pipeline_queue
 from redis_swarm._pipeline.lease import RunLease, sweep_killed
 from redis_swarm._pipeline.names import lease_queue, planning_queue
 
-from ._cli import Cli, subprocess_env
+from ._cli import Cli
 from ._clock import FakeClock
 from ._servers import ServerFactory
 from ._waiting import until
+from .test_pipeline_planner_lease import run_with_planner_overtaken
 from .test_pipeline_run import (
     SYNTH,
     WORKER,
@@ -150,29 +149,7 @@ def test_a_planner_stopped_by_a_lost_lease_counts_in_the_budget(
     path.write_text(
         path.read_text().replace("max_attempts = 2", "max_attempts = 2\nmax_cost_usd = 1")
     )
-    env = subprocess_env(redis_url, "test", tmp_path / "bin")
-    err = tmp_path / "stderr"
-    with err.open("w") as stderr:
-        proc = subprocess.Popen(
-            [PY, "-m", "redis_swarm", "pipeline", "run", str(path)],
-            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-    try:
-        until(lambda: (marks / "started").exists(), "the planner's first run")
-        os.kill(proc.pid, signal.SIGSTOP)  # (its renewals stop: its 1 s lease runs out)
-        time.sleep(1.5)
-        taken = swarm.claim([planning_queue(load_plan(path))], worker="other", lease_s=60)
-        os.kill(proc.pid, signal.SIGCONT)
-        assert taken is not None
-        until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
-        plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
-        swarm.report(taken.id, taken.token, plan, worker="other")
-        code = proc.wait(timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.kill()
-    said = err.read_text()
+    code, said, _ = run_with_planner_overtaken(redis_url, swarm, path, marks, tmp_path)
     assert "(this run: $5.0000" in said, said  # (what the stopped planner's run cost, said)
     assert "the budget is spent: $5.0000" in said, said
     assert code == 1, said

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from redis_swarm import Swarm
+from redis_swarm import Swarm, Task
 from redis_swarm._pipeline import load_plan, parse_plan
 from redis_swarm._pipeline.names import planning_queue
 from redis_swarm._pipeline.plan import PLANNER_LEASE_MIN_S
@@ -196,6 +196,39 @@ os.execv(sys.executable, [sys.executable, sys.argv[2]])
 """
 
 
+def run_with_planner_overtaken(
+    redis_url: str, handle: Swarm, path: Path, marks: Path, tmp_path: Path
+) -> tuple[int, str, Task]:
+    """``swarm pipeline run PATH`` whose planner (a 1 s lease; it makes ``marks/started``
+    when its run begins) is overtaken: the run paused past the lease (SIGSTOP, a laptop
+    asleep), the planning task claimed meanwhile by another holder (through ``handle``),
+    which stores its plan once the run said its planner stopped. Its exit code, its stderr,
+    and the other's claim."""
+    env = subprocess_env(redis_url, "test", tmp_path / "bin")
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [PY, "-m", "redis_swarm", "pipeline", "run", str(path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        until(lambda: (marks / "started").exists(), "the planner's run")
+        os.kill(proc.pid, signal.SIGSTOP)  # (its renewals stop: its 1 s lease runs out)
+        time.sleep(1.5)
+        taken = handle.claim([planning_queue(load_plan(path))], worker="other", lease_s=60)
+        os.kill(proc.pid, signal.SIGCONT)
+        assert taken is not None and taken.token is not None
+        until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
+        plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
+        handle.report(taken.id, taken.token, plan, worker="other")
+        code = proc.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+    return code, err.read_text(), taken
+
+
 def test_a_planner_whose_lease_is_lost_is_stopped_and_its_run_takes_the_other_plan(
     redis_url: str,
     swarm: Swarm,  # noqa: F811  (the fixture)
@@ -215,29 +248,8 @@ def test_a_planner_whose_lease_is_lost_is_stopped_and_its_run_takes_the_other_pl
     )
     path.write_text(text)
     assert PLANNER in (tmp_path / "planner.py").read_text()
-    env = subprocess_env(redis_url, "test", tmp_path / "bin")
-    err = tmp_path / "stderr"
-    with err.open("w") as stderr:
-        proc = subprocess.Popen(
-            [PY, "-m", "redis_swarm", "pipeline", "run", str(path)],
-            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-    try:
-        until(lambda: (marks / "started").exists(), "the planner of pass 2")
-        os.kill(proc.pid, signal.SIGSTOP)  # (its renewals stop: its 1 s lease runs out)
-        time.sleep(1.5)
-        taken = swarm.claim([planning_queue(load_plan(path))], worker="other", lease_s=60)
-        os.kill(proc.pid, signal.SIGCONT)
-        assert taken is not None
-        until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
-        plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
-        swarm.report(taken.id, taken.token, plan, worker="other")
-        assert proc.wait(timeout=60) == 0, err.read_text()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.kill()
-    said = err.read_text()
+    code, said, taken = run_with_planner_overtaken(redis_url, swarm, path, marks, tmp_path)
+    assert code == 0, said
     assert not (marks / "finished").exists(), said  # (stopped, not paid to the end)
     assert re.search(
         rf"pass 2/3 'Pass 2': planner stopped: the lease of its planning task {taken.id} was "
