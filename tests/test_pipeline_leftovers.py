@@ -149,7 +149,7 @@ def test_a_planner_stopped_by_a_lost_lease_counts_in_the_budget(
     path.write_text(
         path.read_text().replace("max_attempts = 2", "max_attempts = 2\nmax_cost_usd = 1")
     )
-    code, said, _ = run_with_planner_overtaken(redis_url, swarm, path, marks, tmp_path)
+    code, said, _ = run_with_planner_overtaken(redis_url, swarm, path, marks, tmp_path, 30)
     assert "(this run: $5.0000" in said, said  # (what the stopped planner's run cost, said)
     assert "the budget is spent: $5.0000" in said, said
     assert code == 1, said

@@ -197,13 +197,13 @@ os.execv(sys.executable, [sys.executable, sys.argv[2]])
 
 
 def run_with_planner_overtaken(
-    redis_url: str, handle: Swarm, path: Path, marks: Path, tmp_path: Path
+    redis_url: str, handle: Swarm, path: Path, marks: Path, tmp_path: Path, wait_s: float = 60
 ) -> tuple[int, str, Task]:
     """``swarm pipeline run PATH`` whose planner (a 1 s lease; it makes ``marks/started``
     when its run begins) is overtaken: the run paused past the lease (SIGSTOP, a laptop
     asleep), the planning task claimed meanwhile by another holder (through ``handle``),
     which stores its plan once the run said its planner stopped. Its exit code, its stderr,
-    and the other's claim."""
+    and the other's claim (``wait_s``: how long the run may take to end after that)."""
     env = subprocess_env(redis_url, "test", tmp_path / "bin")
     err = tmp_path / "stderr"
     with err.open("w") as stderr:
@@ -221,7 +221,7 @@ def run_with_planner_overtaken(
         until(lambda: "planner stopped" in err.read_text(), "the planner stopped")
         plan = {"summary": "1 task planned", "tasks": [{"description": "Other's", "data": None}]}
         handle.report(taken.id, taken.token, plan, worker="other")
-        code = proc.wait(timeout=60)
+        code = proc.wait(timeout=wait_s)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGCONT)
