@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from redis_swarm import Settings, Swarm, Task, TaskStatus
+from redis_swarm import Swarm, Task, TaskStatus
 from redis_swarm._hooks import HookOptions, agent_for, events
 from redis_swarm._hooks.events import subagent_for
 from redis_swarm._lease_tokens import remember
 
 from ._cli import Cli
-
-SESSION = "5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d1c"
-
-
-@pytest.fixture
-def swarm(redis_url: str, swarm_home: Path) -> Iterator[Swarm]:
-    with Swarm(Settings.from_url(redis_url, swarm="test", home=swarm_home)) as handle:
-        yield handle
+from .test_hooks_big_finding import SESSION, subagent_stop
+from .test_hooks_big_finding import swarm as swarm  # (the fixture)
 
 
 def test_a_task_lost_to_another_worker_does_not_stop_the_others_being_reported(
@@ -53,17 +46,8 @@ def test_a_task_lost_to_another_worker_does_not_stop_the_others_being_reported(
 
     monkeypatch.setattr(events, "held_tasks", held_then_lost)
 
-    payload = {
-        "session_id": SESSION,
-        "hook_event_name": "SubagentStop",
-        "agent_id": "sub-1",
-        "agent_type": "general-purpose",
-        "stop_hook_active": False,
-        "last_assistant_message": json.dumps({"summary": "found it"}),
-    }
     cli = Cli(redis_url, env={"SWARM_AGENT": "", "SWARM_HOME": str(swarm_home)})
-    out = cli("hook", "SubagentStop", "--client", "claude", input=json.dumps(payload))
-    said = json.loads(out.stdout)["systemMessage"]
+    said = subagent_stop(cli, "claude", json.dumps({"summary": "found it"}))["systemMessage"]
     assert f"{lost_id} not settled here: " in said, said
     assert f"{kept_id} reported" in said, said
     kept = swarm.get_task(kept_id)
