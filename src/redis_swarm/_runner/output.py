@@ -324,11 +324,22 @@ def _array_cut(stripped: str, text: str) -> AgentOutput | None:
         if not stripped.startswith(",", at):
             break
         at += 1
-    if not events or events[0].get("type") != "system" or not _session(events[0].get("session_id")):
+    if not events or not _begins_claude_array(events[0]):
         return None
     results = [v for v in events if _is_claude_result(v)]
     read = _claude(results[-1]) if results else AgentOutput("")
     return _failed_cut(text, stripped, read, "Claude Code's JSON array of events", "its result")
+
+
+def _begins_claude_array(first: Any) -> bool:
+    """Whether ``first``, the first element of a JSON array, begins Claude Code's verbose
+    array of events: a ``system`` event (its ``init``, or a hook's before it) naming the
+    session."""
+    return (
+        isinstance(first, dict)
+        and first.get("type") == "system"
+        and _session(first.get("session_id")) is not None
+    )
 
 
 # Where a result object of Claude's may begin in its JSON array (compact or indented).
@@ -340,9 +351,7 @@ def _array_result(head: str, tail: str) -> AgentOutput | None:
     begins as its array (its first element a ``system`` event naming the session), ``tail``
     ends with its result object and the closing bracket; None when they do not."""
     first, _ = _decoded(head, _skip_space(head, 0) + 1)
-    if not isinstance(first, dict) or first.get("type") != "system":
-        return None
-    if not _session(first.get("session_id")):
+    if not _begins_claude_array(first):
         return None
     starts = list(_RESULT_START.finditer(tail))
     if not starts:
