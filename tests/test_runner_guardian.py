@@ -287,16 +287,29 @@ def test_a_normal_run_leaves_no_guardian_behind(
 ) -> None:
     t = swarm.post_task("q", "answer")
     runner = start_run(redis_url, tmp_path, "--max-tasks", "1")
-    read_pids(tmp_path / "pids", 3)
-    (guard,) = guardians_of(runner.pid)
-    # It holds nothing of the runner's but its pipe: not the stdout a caller reads to its end.
-    fds = {fd: os.readlink(f"/proc/{guard}/fd/{fd}") for fd in os.listdir(f"/proc/{guard}/fd")}
-    assert fds.keys() == {"0", "1", "2"} and fds["0"].startswith("pipe:")
-    assert fds["1"] == fds["2"] == "/dev/null"
-    assert os.readlink(f"/proc/{guard}/cwd") == "/"
-    assert os.getsid(guard) == guard  # a session of its own: no terminal's signals
-    (tmp_path / "go").touch()
-    _, stderr = runner.communicate(timeout=30)
+    try:
+        read_pids(tmp_path / "pids", 3)
+        (guard,) = guardians_of(runner.pid)
+
+        def fds() -> dict[str, str]:
+            fd_dir = f"/proc/{guard}/fd"
+            return {fd: os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir)}
+
+        # It holds nothing of the runner's but its pipe: not the stdout a caller reads to its
+        # end. (Looked at once it has started: Python holds its script open while it reads
+        # it, a moment a loaded machine stretches.)
+        wait_for("the guardian started", lambda: fds().keys() == {"0", "1", "2"}, 10)
+        held = fds()
+        assert held.keys() == {"0", "1", "2"} and held["0"].startswith("pipe:")
+        assert held["1"] == held["2"] == "/dev/null"
+        assert os.readlink(f"/proc/{guard}/cwd") == "/"
+        assert os.getsid(guard) == guard  # a session of its own: no terminal's signals
+        (tmp_path / "go").touch()
+        _, stderr = runner.communicate(timeout=30)
+    finally:  # (a run left going would write into the next test's swarm)
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
     assert runner.returncode == 0, stderr
     assert swarm.get_task(t.id).status == "completed"
     assert not alive(guard)
