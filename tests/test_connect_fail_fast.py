@@ -408,14 +408,16 @@ def test_a_certificate_required_alert_says_to_give_one(mtls13: TlsServer, kind: 
 
 class _CountingAlertLost(_AlertLost):
     """``_AlertLost`` (the server's answer to the client's certificate never passes: the
-    client reads an EOF in the handshake), counting the connections made through it."""
+    client reads an EOF in the handshake), counting the connections made through it; each
+    taking ``hold_s`` more before it is closed (a loaded machine, slow to make an attempt)."""
 
-    def __init__(self, port: int) -> None:
-        self.connections = 0
+    def __init__(self, port: int, hold_s: float = 0.0) -> None:
+        self.connections, self.hold_s = 0, hold_s
         super().__init__(port)
 
     def _link(self, client: socket.socket) -> None:
         self.connections += 1
+        time.sleep(self.hold_s)
         super()._link(client)
 
 
@@ -436,3 +438,21 @@ def test_an_eof_in_the_handshake_without_a_certificate_is_retried(
     assert "closed the connection in the TLS handshake" in message, message
     assert "most likely the server requires a client certificate" in message
     assert "add ssl_certfile" in message
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_slow_attempts_still_make_every_retry_of_a_closed_handshake(
+    mtls12: TlsServer, pki: Pki, kind: str
+) -> None:
+    """The short window of such failures is the pauses of its retries (0.3 s for 2): attempts
+    a loaded machine makes slowly (0.4 s each here) must not cut the retries short (a loaded
+    CI made 2 connections of 3)."""
+    proxy = _CountingAlertLost(mtls12.port or 0, hold_s=0.4)
+    try:
+        message, _ = _failure(
+            f"rediss://127.0.0.1:{proxy.port}?ssl_ca_certs={pki.ca}&retries=2", kind
+        )
+    finally:
+        proxy.close()
+    assert proxy.connections == 3, proxy.connections
+    assert "closed the connection in the TLS handshake" in message, message

@@ -303,7 +303,13 @@ class Settings:
         down, nodes that say CLUSTERDOWN), and is ridden out for the whole ``retry_window_s``;
         none answering is a setup that is down or restarting (a sentinel restarts in about a
         second) or a URL naming the wrong ports, which a user learns within seconds."""
-        return retry_window(min(self.retries, self.none_answered_retries))
+        return retry_window(self.none_answered_retries_in_force)
+
+    @property
+    def none_answered_retries_in_force(self) -> int:
+        """The retries ``none_answered_window_s`` is made of: ``none_answered_retries``, the
+        URL's own ``retries`` if fewer."""
+        return min(self.retries, self.none_answered_retries)
 
     @property
     def longest_request_s(self) -> float:

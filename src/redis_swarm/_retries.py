@@ -3,28 +3,29 @@ backoff and jitter, minus what redis-py does wrong on its own (``Retry``, ``Asyn
 made by ``retry``), and the errors no retry can fix (``is_permanent``).
 
 Three things redis-py does not do on its own: errors that no retry can fix (a certificate that
-does not verify, a client certificate the server's alert refuses, a wrong password) fail at
-once instead of after the whole backoff; redis-py nests its retries (a command retries, and so
-does the connect inside it), which would multiply the attempts: here only the outermost level
+does not verify, a client certificate the server's alert refuses, a wrong password) fail at once
+instead of after the whole backoff; redis-py nests its retries (a command retries, and so does
+the connect inside it), which would multiply the attempts: here only the outermost level
 retries; and the retries, counted for failures that come at once (a connection refused while a
 server restarts), would each cost a whole timeout on a server that takes connections and never
 answers (a stopped process: 7 times ``socket_timeout``). Once an attempt has timed out, a
-request is sent again only if another attempt, timing out too, would end within the retry
-window counted from its first failure (``Settings.retry_window_s``): a request lasts at most
+request is sent again only if another attempt, timing out too, would end within the retry window
+counted from its first failure (``Settings.retry_window_s``): a request lasts at most
 ``Settings.longest_request_s``. And the long window of a Sentinel or Cluster URL (53 s, to ride
 out a failover) is for failovers, during which some of their servers answer: when none does
 (every sentinel, every node the client knows: ``NoneAnswered``), a request is retried within a
 plain URL's window (``Settings.none_answered_window_s``), counted from the first of such
-failures in a row; so is a TLS handshake that timed out (a paused server, or a port that
-speaks no TLS) and a TLS connection the server closed without a word as it was being set up
-(most likely a client certificate it wants or refuses, its alert lost: ``closed_in_tls_setup``,
-the asyncio client's reset in its setup included): a misconfiguration fails within seconds
-whatever the URL's kind; and the sync
-cluster client, which asks for the cluster's layout when it is made, retries that as a
-request would. Sentinels that answer that they monitor no master of
-the URL's name are no failover: that fails at once, with a ConfigError (``_sentinel``).
-The error they give up with says whether any attempt may have reached the server
-(``SENT_BEFORE``): ``translate`` makes that ``ConnectionFailed.sent``.
+failures in a row (failures that come at once get at least that window's count of retries,
+``Settings.none_answered_retries_in_force``, however slow a loaded machine makes each attempt);
+so is a TLS handshake that timed out (a paused server, or a port that speaks no TLS) and a TLS
+connection the server closed without a word as it was being set up (most likely a client
+certificate it wants or refuses, its alert lost: ``closed_in_tls_setup``, the asyncio client's
+reset in its setup included): a misconfiguration fails within seconds whatever the URL's kind;
+and the sync cluster client, which asks for the cluster's layout when it is made, retries that
+as a request would. Sentinels that answer that they monitor no master of the URL's name are no
+failover: that fails at once, with a ConfigError (``_sentinel``). The error they give up with
+says whether any attempt may have reached the server (``SENT_BEFORE``): ``translate`` makes that
+``ConnectionFailed.sent``.
 """
 
 from __future__ import annotations
@@ -182,8 +183,10 @@ class _Attempts:
         self.failures = 0
         self._first_failure = time.monotonic()
         self._timed_out = False
-        # When the failures in a row kept to the short window (``_short_run``) began.
+        # When the failures in a row kept to the short window (``_short_run``) began, and how
+        # many there have been.
         self._short_run_since: float | None = None
+        self._short_run_failures = 0
         # Whether an attempt so far may have reached the server (a reply lost): the request
         # may have run, whatever the next attempts meet.
         self._sent = False
@@ -223,17 +226,24 @@ class _Attempts:
         window (``_short_run``) is retried only while another attempt (timing out, if this
         one did) would end within ``Settings.none_answered_window_s``, counted from the first
         of such failures in a row; any other error (a failover under way, ridden out for the
-        whole retry window) ends a run of those."""
+        whole retry window) ends a run of those. An error that came without a timeout is
+        retried at least the window's count of times
+        (``Settings.none_answered_retries_in_force``): the window is the pauses of those
+        retries, and a loaded machine, slow to make each attempt, must not make fewer."""
         timing = self._retry.timing
         if not _short_run(error):
-            self._short_run_since = None
+            self._short_run_since, self._short_run_failures = None, 0
             return True
         now = time.monotonic()
         if self._short_run_since is None:
             self._short_run_since = now
+        self._short_run_failures += 1
         if timing is None:
             return True
-        attempt = timing.attempt if _timed_out(error) else 0.0
+        timed_out = _timed_out(error)
+        if not timed_out and self._short_run_failures <= timing.none_answered_retries:
+            return True
+        attempt = timing.attempt if timed_out else 0.0
         return now - self._short_run_since + pause + attempt <= timing.none_answered
 
 
@@ -243,6 +253,7 @@ class _Timing(NamedTuple):
     window: float  # Settings.retry_window_s
     attempt: float  # the longest a timed-out attempt takes
     none_answered: float  # Settings.none_answered_window_s
+    none_answered_retries: int  # the retries that window is made of
 
 
 def _timing(settings: Settings) -> _Timing:
@@ -250,6 +261,7 @@ def _timing(settings: Settings) -> _Timing:
         settings.retry_window_s,
         settings.connect_timeout + settings.socket_timeout,
         settings.none_answered_window_s,
+        settings.none_answered_retries_in_force,
     )
 
 
