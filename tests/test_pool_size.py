@@ -155,17 +155,31 @@ def test_cluster_clients_get_it(cluster_url: str) -> None:
 
 
 async def _waiting_claims(url: str, count: int, posted: int) -> list[Any]:
-    """``count`` claims that wait on one handle at once, ``posted`` tasks posted while they
-    wait; what each returned or raised."""
+    """``count`` claims that wait on one handle at once, ``posted`` tasks posted once the
+    server holds them all waiting (a loaded machine is slow to start 200: posted after a
+    fixed pause, the tasks once met claims whose waits had ended); what each returned or
+    raised."""
     async with AsyncSwarm(url, swarm="pool") as swarm:
         waiters = [
-            asyncio.create_task(swarm.claim(QUEUE, worker=f"w{i}", wait_s=1.5))
-            for i in range(count)
+            asyncio.create_task(swarm.claim(QUEUE, worker=f"w{i}", wait_s=5)) for i in range(count)
         ]
-        await asyncio.sleep(0.3)
+        await _until_blocked(url, count)
         if posted:
             await swarm.post_tasks([TaskSpec(QUEUE, f"t{i}") for i in range(posted)])
         return await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def _until_blocked(url: str, count: int) -> None:
+    """Until the server at ``url`` holds ``count`` clients blocked (or 4 s have passed)."""
+    raw = redis.asyncio.Redis.from_url(url.split("?", 1)[0])
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            if int((await raw.info("clients"))["blocked_clients"]) >= count:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await raw.aclose()
 
 
 def test_async_200_waiting_claims_with_a_pool_of_300(redis_url: str) -> None:
