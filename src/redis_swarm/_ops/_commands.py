@@ -73,7 +73,8 @@ OPERATIONS: dict[str, Uses] = {
     # tasks
     "post_task": _uses("", "task_post"),
     "post_tasks": _uses("", "task_post"),
-    "claim": _uses("blpop", "task_claim", worker=True),
+    # (hexists: a worker named '-...' is refused unless registered: agents.register's rule)
+    "claim": _uses("blpop hexists", "task_claim", worker=True),
     "renew": _uses("hget", "task_update", worker=True),
     "fail": _uses("hget", "task_update", worker=True),
     "release": _uses("hget", "task_update", worker=True),
@@ -95,7 +96,7 @@ OPERATIONS: dict[str, Uses] = {
     # (a report without a token, task_report_unleased, completes any task no live lease
     # holds: a shard's, coordinator's or admin's, never a worker's; docs/security.md)
     "report": _uses(
-        "hget blpop llen",
+        "hget hexists blpop llen",
         "task_report task_claim",
         worker=True,
         shard_only="task_report_unleased",

@@ -22,7 +22,14 @@ from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
 from .._models import Finding, Page, Task, TaskStatus, lease_token
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
-from .._validate import MAX_PAGE, check_id, check_json_depth, too_deep
+from .._validate import (
+    MAX_PAGE,
+    begins_like_option,
+    check_id,
+    check_json_depth,
+    option_like,
+    too_deep,
+)
 from .._validate import check_label as check_label  # (the operations import it from here)
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "newest",
     "page",
     "presence_due",
+    "refuse_new_option_like",
     "remember_route",
     "report_secret",
     "route",
@@ -505,3 +513,13 @@ def usage_body(usage: object) -> dict[str, Any]:
             if figures.get(name) is not None:
                 figures[name] = int(figures[name])
     return body
+
+
+def refuse_new_option_like(ctx: OpContext, kind: str, agent_id: str) -> Operation[None]:
+    """Refuse ``agent_id`` as the name of a new agent when it ``begins_like_option``; one
+    registered under it before the rule registers again (as ``join`` does). Register's rule,
+    and a claim's, which registers its worker too (``claiming.claim``, a report's
+    ``claim_next``). Only such a name costs a round trip (HEXISTS): an ordinary name's claim
+    sends nothing more."""
+    if begins_like_option(agent_id) and not (yield Cmd("HEXISTS", ctx.keys.agents, agent_id)):
+        raise option_like(kind, agent_id)

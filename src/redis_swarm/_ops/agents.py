@@ -36,7 +36,7 @@ from .._validate import (
 )
 from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
-from ._work import check_number, forget_presence, newest, task_from
+from ._work import check_number, forget_presence, newest, refuse_new_option_like, task_from
 
 __all__ = [
     "agents",
@@ -303,9 +303,7 @@ def register(
         agent_id = new_id(f"{checked_role}-")
     else:
         agent_id = check_agent("agent name", name)
-        # (refused unless registered already, as ``join`` does)
-        if begins_like_option(agent_id) and not (yield Cmd("HEXISTS", ctx.keys.agents, agent_id)):
-            raise option_like("agent name", agent_id)
+        yield from refuse_new_option_like(ctx, "agent name", agent_id)
     record = _profile(
         agent_id, role, model=model, specialization=specialization,
         capacity_tokens=capacity_tokens, parent=parent, metadata=metadata,

@@ -47,6 +47,7 @@ from ._work import (
     leased,
     new_secret,
     presence_due,
+    refuse_new_option_like,
     report_secret,
     text,
 )
@@ -218,6 +219,8 @@ def claim(
     count = 1 if n is None else int(check_number("n", n, 1, MAX_CLAIM_BATCH, integer=True))
     lease_ms = asked_lease_ms(lease_s)
     wait = check_number("wait_s", wait_s, 0, MAX_WAIT_S)
+    # (the script registers the worker it leases to: a new one is refused as register does)
+    yield from refuse_new_option_like(ctx, "worker", worker)
     keys = _claim_keys(ctx.keys, names)
     wakes = _wake_keys(ctx.keys, names)
     deadline = time.monotonic() + wait

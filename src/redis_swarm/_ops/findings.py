@@ -41,6 +41,7 @@ from ._work import (
     leased,
     new_id,
     page,
+    refuse_new_option_like,
     report_secret,
     route,
     text,
@@ -197,6 +198,8 @@ def report(
     next_secret = report_secret(fid) if claim_next is not None else ""
     if worker is not None:
         check_name("worker", worker)
+        if claim_next is not None:  # (the script registers the worker it leases the next to)
+            yield from refuse_new_option_like(ctx, "worker", worker)
     behind = None
     # (not behind a report without a token: a worker's is refused by the ACL before its
     # script runs, which would end the wait, and the refusal would come when the wait ends)
