@@ -22,6 +22,7 @@ from ._waiting import until
 SWARM = "acl-spared"
 OLD = "the-replication-password-0123456789"
 NEW = "the-rotated-password-0123456789"
+NEWER = "the-rotated-again-password-0123456789"
 ADMIN_PASSWORD = "ops-password-0123456789"
 
 
@@ -66,9 +67,10 @@ def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
         assert "sentinel" not in said and "CLIENT KILL" not in said  # (nothing was closed)
         assert _replica_users(master) == ["repl"] and _link_up(replica)  # left as it was
 
+        # (rotated again each time: applying the password the user has names nothing)
         cli = Cli(master.url, swarm=SWARM)
         args = ("acl", "--role", "admin", "--user", "repl", "--password-stdin", "--apply")
-        out = cli(*args, input=NEW + "\n")
+        out = cli(*args, input=NEWER + "\n")
         assert f"warning: on {node}: open, logged in before the new password was set: the " \
             "replication link(s)" in out.stderr  # fmt: skip
         data = cli.json(*args, input=NEW + "\n")
@@ -86,6 +88,42 @@ def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
         # a user no link logs in as: nothing to say
         other = apply_role(settings, "worker", "plain-worker")
         assert other.spared == {}
+    finally:
+        replica.stop()
+        master.stop()
+
+
+def test_applying_the_password_the_user_has_names_nothing(servers: ServerFactory) -> None:
+    """Applying a role again with the password its user already logs in with changes no
+    login: the replication link that logs in as it has nothing to update, and nothing is
+    named; a user with another password too is named, for what logs in with that one is
+    refused from now on. (--kill-connections names what it kept open, whatever the password:
+    tests/test_acl_apply_operator.py.)"""
+    master = servers.start()
+    settings = Settings.from_url(master.url, swarm=SWARM)  # (the default user: an admin)
+    apply_role(settings, "admin", "repl", OLD)
+    replica = servers.start(
+        extra=["--replicaof", "127.0.0.1", str(master.port), "--masteruser", "repl",
+               "--masterauth", OLD],
+    )  # fmt: skip
+    try:
+        until(lambda: _replica_users(master) == ["repl"], "the replica logged in as repl")
+        until(lambda: _link_up(replica), "the replica's link up")
+
+        same = apply_role(settings, "admin", "repl", OLD)
+        assert same.persisted and same.spared == {}
+        cli = Cli(master.url, swarm=SWARM)
+        args = ("acl", "--role", "admin", "--user", "repl", "--password-stdin", "--apply")
+        out = cli(*args, input=OLD + "\n")
+        assert "warning" not in out.stderr and "masterauth" not in out.stderr, out
+        assert _replica_users(master) == ["repl"] and _link_up(replica)
+
+        # Two passwords, the one applied among them: the other's logins are refused from
+        # now on, and the link logged in with it (as far as anyone can tell) is named.
+        with _raw(master) as client:
+            client.execute_command("ACL", "SETUSER", "repl", f">{NEW}")
+        (node,) = same.persisted
+        assert "set masterauth" in apply_role(settings, "admin", "repl", OLD).spared[node]
     finally:
         replica.stop()
         master.stop()

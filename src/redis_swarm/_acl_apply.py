@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from ._acl import AclUser, Version, acl_user, parse_version
+from ._acl import AclUser, Version, acl_user, parse_version, password_hash
 from ._client import Swarm
 from ._config import Settings
 from ._connect import sync_client
@@ -62,7 +62,8 @@ class AppliedRole:
     many), once it held the new password; ``spared``: with it or not, the connections of
     the user left open there that replication or the sentinels log in with (node -> which,
     and what to update before their next reconnection, which the old password fails:
-    ``_spared``)."""
+    ``_spared``); without ``kill_connections``, none where the password applied is the
+    only one the user had there already (``_keeps_its_password``: nothing breaks)."""
 
     user: AclUser
     version: Version
@@ -146,7 +147,8 @@ def apply_role(
     are named in ``spared``, with what to update (masterauth, sentinel auth-pass): without
     ``kill_connections`` too, as they are what a rotation breaks at their next reconnection
     (found as the kill finds them, before the new password is set; not when the URL's user
-    may not run CLIENT LIST)."""
+    may not run CLIENT LIST; nor, without ``kill_connections``, where the password applied
+    is the only one the user had there already, ACL GETUSER says: no login changes)."""
     settings = target if isinstance(target, Settings) else target.settings
     own = user == _connecting_user(settings)
     if own and not dry_run and settings.kind == "embedded":
@@ -330,8 +332,14 @@ def _apply(
     def setuser(client: Any, node: str) -> str:
         # Without a kill, the replication links and sentinels logged in as the user are
         # listed before its new password is set: those are the ones that will log in again
-        # with the old one (a kill lists them after, as it closes the rest).
-        before = None if closed is not None else _listed(client, spec.user, sentinel_hosts)
+        # with the old one (a kill lists them after, as it closes the rest, and names what
+        # it kept open whatever the password). None when the password is the only one the
+        # user logs in with there already: no login changes, nothing breaks.
+        before = (
+            _listed(client, spec.user, sentinel_hosts)
+            if closed is None and not _keeps_its_password(client, spec)
+            else None
+        )
         client.execute_command(*spec.command)
         done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
         # (on the same connection, logged in already: a new one would need the new password)
@@ -910,6 +918,25 @@ def _connections_of(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _
                 clients.append(entry)
     replicas = [entry for entry in client.client_list(_type="replica") if entry.get("user") == user]
     return _Connections(clients, replicas, sentinels)
+
+
+def _keeps_its_password(client: Any, spec: AclUser) -> bool:
+    """Whether the password ``spec`` sets is already the only one its user logs in with on
+    the server of ``client`` (ACL GETUSER: the SHA-256 of each of its passwords, and no
+    ``nopass``): applying it then refuses no login, and the replication links and sentinels
+    logged in as the user have nothing to update (``_spared``): an apply without a kill
+    names them only when it changes a login. False for a new user, for one with another
+    password too (what logs in with that one is refused from now on), and when the server
+    will not say (NOPERM, ACL renamed away): they are then named as for a change."""
+    if spec.password is None:
+        return False
+    try:
+        found = client.acl_getuser(spec.user)
+    except redis.exceptions.ResponseError:
+        return False
+    if not found or "nopass" in found.get("flags", ()):
+        return False
+    return list(found.get("passwords", ())) == [password_hash(spec.password)]
 
 
 def _listed(client: Any, user: str, sentinel_hosts: frozenset[str]) -> _Connections | None:
