@@ -187,17 +187,22 @@ class AsyncHandshakeApart:
         """redis-py's setup of a new connection (HELLO, AUTH, SELECT), a reset met in it said
         as one of the TLS setup (``RESET_IN_TLS_SETUP``): the likeliest cause is a server
         that refuses the client's certificate, or its lack, whose alert the reset dropped
-        (the sync client, slower to send its first request, gets the alert)."""
+        (the sync client, slower to send its first request, gets the alert). Said as a
+        connection not made, as redis-py's connect says one (its words, the socket's error
+        its cause): the request that opened the connection was not written yet, and reached
+        no server (``_translate.may_have_reached``: ``sent`` False). redis-py's error of the
+        exchange stays its context only: as its cause, it read as a request's failure."""
         try:
             await super().on_connect_check_health(check_health=check_health)  # type: ignore[misc]
         except redis.ConnectionError as exc:
-            if not any(isinstance(item, ConnectionResetError) for item in causes(exc)) and (
-                "connection reset by peer" not in str(exc).lower()
-            ):
+            reset = next(
+                (item for item in causes(exc) if isinstance(item, ConnectionResetError)), None
+            )
+            if reset is None and "connection reset by peer" not in str(exc).lower():
                 raise
             raise redis.ConnectionError(
                 f"Error connecting to {self.host}:{self.port}: {RESET_IN_TLS_SETUP} ({exc})"
-            ) from exc
+            ) from reset
 
 
 async def _tcp_connection(host: str, port: int) -> socket.socket:

@@ -807,7 +807,9 @@ def may_have_reached(exc: BaseException) -> bool:
     or an earlier attempt of it may have (``SENT_BEFORE``). The error a cluster client's
     command met is its cause (redis-py keeps it so under its "Redis Cluster cannot be
     connected"), whose text names the last refresh's failure, not the command's. A reply that
-    did not come to the connection's own setup (HELLO, AUTH) reads as a request's: True."""
+    did not come to the connection's own setup (HELLO, AUTH) reads as a request's: True; a
+    reset in it does not, where it is said as a connection not made (the asyncio TLS
+    client's, ``RESET_IN_TLS_SETUP``: ``_connections.AsyncHandshakeApart``)."""
     if _sent_before(exc):
         return True
     if pool_exhausted(exc):
