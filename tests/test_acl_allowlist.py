@@ -41,6 +41,7 @@ from redis_swarm._ops import tasks as task_ops
 from redis_swarm._ops import views
 from redis_swarm._ops._commands import _INCLUDES, OPERATIONS, SCRIPTS
 from redis_swarm._protocol import Call, Cmd, Compute, Operation, items_of
+from redis_swarm._usage import Usage
 from redis_swarm.cli import main
 
 from ._a2a_ops import a2a_workload
@@ -375,6 +376,13 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     assert worker.retired_questions()["ask.shard-1"].questions == 3
     assert [r.questions for r in shard.retire_queues(["ask.shard-1"], unless_open="idle")] == [0]
     assert list(worker.retired_asked(task.id)) == [question.id]
+    # (a pipeline's run keeps the agent runs it paid for that no other record holds)
+    spent = Usage(source="claude", cost_usd=0.5)
+    assert shard.record_unrecorded_run("pipeline p run 1", "k1", "p: P1", "a run", usage=spent)
+    assert not shard.record_unrecorded_run("pipeline p run 1", "k1", "p: P1", "again")
+    assert [r.what for r in worker.unrecorded_runs("pipeline p run 1")] == ["a run"]
+    assert shard.drop_unrecorded_runs(["pipeline p run 1"], dry_run=True) == 1
+    assert shard.drop_unrecorded_runs(["pipeline p run 1"]) == 1
     # (a hooks' SessionStart, building on the record it finds)
     assert worker.join(me.id, lambda stored: {"role": "worker", "model": stored and stored.model})
     assert worker.tally(me.id, "loop_claims", "s1") == 1  # (a hook's loop count)

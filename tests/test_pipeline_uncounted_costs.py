@@ -23,7 +23,6 @@ from redis_swarm._pipeline.names import synthesis_task_id
 from redis_swarm._pipeline.records import (
     Unrecorded,
     anchor_of,
-    begin_unrecorded,
     count_unrecorded,
     read_pass,
     spending,
@@ -188,10 +187,9 @@ def test_a_failure_given_up_after_an_outage_counts_once(
 
 def test_one_run_is_counted_once_under_its_key(swarm: Swarm, tmp_path: Path) -> None:
     """Two paths that meet the same run (its key) count it once, while its pass holds the
-    record it names (a task of the swarm, not one of a swarm emptied since); a new run of
-    the pipeline in this process starts from none."""
+    record it names (a task of the swarm, not one of a swarm emptied since). (Kept in the
+    swarm for every reader: tests/test_pipeline_unrecorded_shared.py.)"""
     plan = load_plan(_plan(tmp_path, WORKER, ["A"]))
-    begin_unrecorded(swarm, plan)
     label = read_pass(swarm, plan, 0).label
     task = swarm.post_task(pipeline_queue(plan), "A", pass_name=label)
     usage = Usage(source="claude", cost_usd=0.25)
@@ -201,5 +199,3 @@ def test_one_run_is_counted_once_under_its_key(swarm: Swarm, tmp_path: Path) -> 
     gone = Unrecorded(usage, "a run of a task no longer held", f"{task.id}@1")
     assert count_unrecorded(swarm, plan, label, gone, "k2")
     assert [s.usage.cost_usd for s in spending(read_pass(swarm, plan, 0))] == [0.25]
-    begin_unrecorded(swarm, plan)
-    assert spending(read_pass(swarm, plan, 0)) == []

@@ -42,6 +42,7 @@ from ._ops import events as event_ops
 from ._ops import findings as finding_ops
 from ._ops import messages as message_ops
 from ._ops import retire_questions as question_retiring
+from ._ops import unrecorded as unrecorded_ops
 from ._ops import webhooks as webhook_ops
 from ._ops._work import new_id
 from ._overloads import AsyncAnswer, AsyncClaim, AsyncReport, SyncAnswer, SyncClaim, SyncReport
@@ -501,6 +502,9 @@ class _Shell:
     recount_counters = _Op(counter_ops.recount_counters)
     task_costs = _Op(views.task_costs)
     pass_costs = _Op(cost_ops.pass_costs)
+    record_unrecorded_run = _Op(unrecorded_ops.record_unrecorded_run)
+    unrecorded_runs = _Op(unrecorded_ops.unrecorded_runs)
+    drop_unrecorded_runs = _Op(unrecorded_ops.drop_unrecorded_runs)
 
 
 class Swarm(_Shell):

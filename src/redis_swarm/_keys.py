@@ -338,6 +338,12 @@ class Keys:
         that a replica reads on after any version (the SDK's TaskEventStream has no owner)."""
         return self._k("a2a", "events", label_id(task_id))
 
+    # --- agent runs paid for that no other record holds (a pipeline's: _ops.unrecorded)
+    def unrecorded_runs(self, owner: str) -> str:
+        """HASH run key -> JSON {pass, what, usage, anchor}: the agent runs one owner (a
+        pipeline's run, named by free text) paid for that no other record holds."""
+        return self._k("unrecorded", label_id(owner))
+
     # --- scratch space (swarm bench)
     def scratch(self, name: str) -> str:
         """A key ``swarm bench`` may write and delete (its floor measurement)."""

@@ -193,6 +193,12 @@ OPERATIONS: dict[str, Uses] = {
     "retire_queues": _uses("hget hkeys hmget hscan time zcard zrange", "questions_retire"),
     "retired_questions": _uses("hgetall", worker=True),
     "retired_asked": _uses("hexists zrangebyscore", worker=True),
+    # agent runs paid for that no other record holds: a pipeline's run (a shard's or
+    # coordinator's) keeps them, and deletes them when it retires the pipeline; every
+    # reader of what a pass cost reads them
+    "record_unrecorded_run": _uses("hsetnx"),
+    "unrecorded_runs": _uses("hgetall", worker=True),
+    "drop_unrecorded_runs": _uses("hlen del"),
 }
 
 SCRIPTS: dict[str, frozenset[str]] = {
@@ -343,6 +349,7 @@ WORKER_READ_ONLY = frozenset(
         "webhooks",  # swarm a2a's push notifications are a shard's or coordinator's
         "retired_passes",  # swarm retire is a shard's or coordinator's
         "retired_questions",
+        "unrecorded_runs",  # a pipeline's run keeps them (a shard's or coordinator's)
     }
 )
 

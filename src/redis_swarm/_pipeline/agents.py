@@ -9,7 +9,7 @@ that task carrying the run's usage (summed in its ``failed_usage``) and why (its
 ``last_error``), so that what it cost counts in the budget of this run and of every later
 one (a new process reads it back from the swarm); the budget is checked before each run.
 A run the core takes no record of (its task's lease lost, its failure or synthesis refused)
-counts in this run's alone (``_unrecorded``).
+counts all the same, kept in the swarm as such (``_unrecorded``).
 
 What a run of theirs leaves (the planner's task list, the synthesis, a refused or failed
 run's record) rides out an outage as the worker pool's reports do (``_persist``): paid for,
@@ -327,9 +327,9 @@ class OneShotAgents:
     ) -> None:
         """Count an agent run of pass ``label`` (what it cost: ``usage``; whose run: ``what``;
         run for ``anchor``, a record of the pass) that the swarm holds no record of, so that
-        the run's budget and the status it ends with count it (``records.count_unrecorded``):
-        once, whatever path meets it again under ``key`` (a claim's token, or the run's own
-        id). Kept by this process: a later run does not know of it, as the swarm does not."""
+        every budget and status of the run count it, a later run's and another process's
+        too (``records.count_unrecorded``): once, whatever path meets it again under ``key``
+        (a claim's token, or the run's own id)."""
         run = Unrecorded(usage, what, anchor_of(anchor))
         count_unrecorded(self.swarm, self.plan, label, run, key)
 
@@ -611,7 +611,7 @@ class OneShotAgents:
         run may have taken the task over): no try counted; the task as it is now, which this
         run waits for (``_claim_own``) or claims again. The run was paid for, and no record
         of it was taken (without the lease, no failure or report is): what it cost counts in
-        this run's budget all the same (``_unrecorded``, under the claim's token: once)."""
+        the run's budget all the same (``_unrecorded``, under the claim's token: once)."""
         whose = f"planner run on {held.id} (its lease lost)"
         self._unrecorded(pass_label(self.plan, index), held, usage, whose, _claim_key(held))
         lost = _with_cost(f"the lease of its planning task {held.id} was lost ({why})", usage)

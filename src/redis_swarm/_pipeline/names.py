@@ -44,6 +44,7 @@ __all__ = [
     "synthesis_task_id",
     "synthesizer_task_of",
     "tasks_of",
+    "unrecorded_owner",
     "which_run",
 ]
 
@@ -224,6 +225,12 @@ def label_prefix(plan: Plan) -> str:
     """How the pass name of every pass of this run of ``plan`` begins (``pass_label``): those
     it no longer has too (a pass renamed or removed since the run began)."""
     return f"{plan.name}{_run_suffix(plan, ' run')}: "
+
+
+def unrecorded_owner(name: str, run: int) -> str:
+    """Whose the agent runs of run ``run`` of pipeline ``name`` that no other record holds
+    are, in the swarm (``Swarm.unrecorded_runs``; see ``records.count_unrecorded``)."""
+    return f"pipeline {name} run {run}"
 
 
 def _digest(*parts: str, size: int = 24) -> str:

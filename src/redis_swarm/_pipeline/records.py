@@ -3,9 +3,9 @@ run behind it, accepted, refused or failed, with the model where known. The budg
 (``Pipeline.spent``) and what ``status`` and ``report`` show are both summed from it, so they
 cannot disagree.
 
-This process's runs of the pass that the swarm holds no record of (paid for all the same: a
-worker's run whose lease was lost, a planner or synthesizer run whose failure or synthesis
-was refused) are in that list too (``count_unrecorded``), for this process alone.
+The runs of the pass that no other record holds (paid for all the same: a worker's run whose
+lease was lost, a planner or synthesizer run whose failure or synthesis was refused) are in
+that list too (``count_unrecorded``): kept in the swarm, for every reader in any process.
 
 A cost is what the agents' CLIs reported; a sum of them is None when none did (a Codex
 worker reports tokens only): unknown is not zero, and is never shown as ``$0.0000``."""
@@ -13,12 +13,13 @@ worker reports tokens only): unknown is not zero, and is never shown as ``$0.000
 from __future__ import annotations
 
 import contextlib
-import itertools
+import hashlib
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._errors import NotFound
+from .._errors import ConnectionFailed, NotFound, SwarmError
 from .._models import Finding, RetiredPass, Synthesis, Task, runs_of
 from .._usage import Usage
 from .names import (
@@ -31,6 +32,7 @@ from .names import (
     synthesis_task_id,
     synthesizer_task_of,
     tasks_of,
+    unrecorded_owner,
 )
 from .plan import Plan
 
@@ -45,13 +47,13 @@ __all__ = [
     "Spent",
     "Unrecorded",
     "anchor_of",
-    "begin_unrecorded",
     "count_unrecorded",
     "pass_title_of",
     "read_pass",
     "runs_without_cost",
     "spending",
     "synthesizer_task",
+    "write_unrecorded",
 ]
 
 # A pass of this run that the plan no longer has (renamed or removed since it began), as its
@@ -71,7 +73,7 @@ def pass_title_of(name: str, *, earlier: bool = False, retired: bool = False) ->
 
 
 class Unrecorded(NamedTuple):
-    """One agent run paid for that no record in the swarm holds (``count_unrecorded``):
+    """One agent run paid for that no other record holds (``count_unrecorded``):
     what it cost (None: its CLI said nothing), whose run it was (the report's rows), and the
     record of the pass it was run for (``anchor_of``; None: none known)."""
 
@@ -110,8 +112,8 @@ class PassResult:
     # with them what their runs cost), when it was retired; read by ``read_passes`` when
     # asked (``status``, ``report``).
     retired: RetiredPass | None = None
-    # This process's agent runs of the pass that no record in the swarm holds (see
-    # ``count_unrecorded``), read by ``read_pass``.
+    # The agent runs of the pass that no other record holds (see ``count_unrecorded``),
+    # read by ``read_pass``.
     unrecorded: list[Unrecorded] = field(default_factory=list)
 
     @property
@@ -149,30 +151,31 @@ class Spent(NamedTuple):
     what: str = ""
 
 
-# The agent runs of a pipeline's run that this process paid for and could not record in the
-# swarm (a worker's run whose lease was lost, a planner or synthesizer run whose failure the
-# core refused): by the run (``_run_of``), then by pass label, each under a key naming the run
-# once (a claim's token, a finding id), so that a path that meets the run again adds nothing.
-# Kept by this process alone: the budget of its run counts them, and so does every status it
-# reads of that run (the last line of ``swarm pipeline run``), while the pass holds the record
-# each names (``anchor_of``: not one of a swarm emptied since); a later process does not know
-# of them, as the swarm does not.
-_UNRECORDED: dict[tuple[object, ...], dict[str, dict[str, Unrecorded]]] = {}
-_UNRECORDED_LOCK = threading.Lock()
-_UNKEYED = itertools.count()  # the keys of runs met by one path only
+# The agent runs of a pipeline's run that were paid for and that no other record holds (a
+# worker's run whose lease was lost, a planner or synthesizer run whose failure the core
+# refused) are kept in the swarm (``Swarm.record_unrecorded_run``, as the run's:
+# ``unrecorded_owner``), each under a key naming the run once (a digest of a claim's token
+# or a finding id: ``_run_key``), so that a path that meets the run again adds nothing, and
+# every reader counts them: the run's budget, a later run's (a rerun after a crash), status
+# and report from any process. One that cannot be written yet (Redis out of reach, or the
+# write refused) is kept here meanwhile, by the server and run (``_run_of``), and written at
+# the next chance (the next count or read of the run, a run's start and end: ``_write``);
+# every read of this process counts it until then. Either is counted while its pass holds
+# the record it names (``anchor_of``: not one of a swarm emptied since).
+_PENDING: dict[tuple[str, str, str, int], dict[str, tuple[str, Unrecorded]]] = {}
+_PENDING_LOCK = threading.Lock()
 
 
-def _run_of(swarm: Swarm, plan: Plan) -> tuple[object, ...]:
-    """Which run of which pipeline, in which swarm (a server emptied since, or another
-    server under the same names, is told apart by the records each run names: ``anchor_of``)."""
-    return (swarm.name, plan.name, plan.run)
+def _run_of(swarm: Swarm, plan: Plan) -> tuple[str, str, str, int]:
+    """Which run of which pipeline, in which swarm of which server."""
+    return (swarm.settings.url, swarm.name, plan.name, plan.run)
 
 
-def begin_unrecorded(swarm: Swarm, plan: Plan) -> None:
-    """A run of ``plan`` begins in this process: what an earlier one here counted of it is
-    forgotten (a run knows only of its own runs, as a new process does)."""
-    with _UNRECORDED_LOCK:
-        _UNRECORDED.pop(_run_of(swarm, plan), None)
+def _run_key(key: str | None) -> str:
+    """The key a run is kept under: a digest of ``key`` (a claim's token is its lease's
+    secret: never stored), or, for None (one path alone meets the run), a new one."""
+    named = secrets.token_hex(16) if key is None else key
+    return hashlib.sha256(named.encode()).hexdigest()[:32]
 
 
 def count_unrecorded(
@@ -183,33 +186,78 @@ def count_unrecorded(
     key: str | None = None,
 ) -> bool:
     """Count an agent ``run`` of pass ``label`` that no record in the swarm holds, so that
-    the run's budget and what its status shows count it: False when a run under ``key`` was
-    counted already (each path that may meet the same run passes the same key; None: only
-    one path meets it)."""
-    key = f"#{next(_UNKEYED)}" if key is None else key
-    with _UNRECORDED_LOCK:
-        runs = _UNRECORDED.setdefault(_run_of(swarm, plan), {}).setdefault(label, {})
-        if key in runs:
+    every budget and status of the run counts it, in any process: written to the swarm now,
+    or kept here and written at the next chance when it cannot be (``write_unrecorded``).
+    False when a run under ``key`` was counted already (each path that may meet the same run
+    passes the same key; None: only one path meets it)."""
+    digest = _run_key(key)
+    with _PENDING_LOCK:
+        pending = _PENDING.setdefault(_run_of(swarm, plan), {})
+        if digest in pending:
             return False
-        runs[key] = run
-        return True
+        pending[digest] = (label, run)
+    return _write(swarm, plan).get(digest, True)
+
+
+def write_unrecorded(swarm: Swarm, plan: Plan) -> int:
+    """Write the runs of ``plan``'s run that this process counted and could not write yet
+    (``count_unrecorded``) to the swarm: how many it keeps still (Redis out of reach)."""
+    _write(swarm, plan)
+    with _PENDING_LOCK:
+        return len(_PENDING.get(_run_of(swarm, plan), {}))
+
+
+def _write(swarm: Swarm, plan: Plan) -> dict[str, bool]:
+    """Write the runs of ``plan``'s run kept here to the swarm, the oldest first, until Redis
+    is out of reach: for each written, whether the swarm had it not (one written before,
+    its reply lost, it had). One refused stays kept, counted here."""
+    at = _run_of(swarm, plan)
+    with _PENDING_LOCK:
+        pending = list(_PENDING.get(at, {}).items())
+    owner = unrecorded_owner(plan.name, plan.run)
+    written: dict[str, bool] = {}
+    for digest, (label, run) in pending:
+        try:
+            written[digest] = swarm.record_unrecorded_run(
+                owner, digest, label, run.what, usage=run.usage, anchor=run.anchor
+            )
+        except ConnectionFailed:
+            break  # (the next chance writes it and those after it)
+        except SwarmError:
+            continue
+        with _PENDING_LOCK:
+            left = _PENDING.get(at, {})
+            left.pop(digest, None)
+            if not left:
+                _PENDING.pop(at, None)
+    return written
 
 
 def _unrecorded_of(swarm: Swarm, plan: Plan, result: PassResult) -> list[Unrecorded]:
-    """This process's unrecorded runs of pass ``result`` (read from the swarm): those whose
-    anchor it holds."""
-    with _UNRECORDED_LOCK:
-        runs = list(_UNRECORDED.get(_run_of(swarm, plan), {}).get(result.label, {}).values())
+    """The unrecorded runs of pass ``result`` (read from the swarm): those the swarm keeps
+    and those this process keeps still unwritten, once each, whose anchor the pass holds."""
+    at = _run_of(swarm, plan)
+    with _PENDING_LOCK:
+        waiting = at in _PENDING
+    if waiting:
+        _write(swarm, plan)  # (at the next chance: this read)
+    with _PENDING_LOCK:  # (read before the swarm's: one written meanwhile is in both)
+        kept = list(_PENDING.get(at, {}).items())
+    runs = {digest: run for digest, (label, run) in kept if label == result.label}
+    for stored in swarm.unrecorded_runs(unrecorded_owner(plan.name, plan.run)):
+        if stored.pass_name == result.label:
+            runs.setdefault(stored.key, Unrecorded(stored.usage, stored.what, stored.anchor))
     if not runs:
-        return runs
+        return []
     records: list[Task | Finding] = [*result.tasks, *result.agent_tasks, *result.findings]
     held = {anchor_of(r) for r in records}
-    return [run for run in runs if run.anchor is None or run.anchor in held]
+    # (in the order of their keys: the same whether a run was written yet or not)
+    return [run for _, run in sorted(runs.items()) if run.anchor is None or run.anchor in held]
 
 
 def read_pass(swarm: Swarm, plan: Plan, index: int) -> PassResult:
-    """Pass ``index`` of ``plan`` as the swarm holds it (four round trips; a planned pass's
-    planning task and its findings, two more)."""
+    """Pass ``index`` of ``plan`` as the swarm holds it (five round trips, the runs no other
+    record holds among them; a planned pass's planning task and its findings, two more)."""
     label = pass_label(plan, index)
     work, planning = pipeline_queue(plan), planning_queue(plan)
     result = PassResult(plan.passes[index].name, label)
@@ -288,8 +336,8 @@ def spending(result: PassResult) -> list[Spent]:
     """Every usage behind the pass: the planner's finding, the workers' findings (late ones
     too), the synthesis, and the failed or refused runs summed on the workers' tasks, the
     planning task and the synthesizer's task (their model unknown unless the CLI named
-    it), then this process's runs of the pass that no record holds (``unrecorded``: no
-    record id; counted as failed runs, none of them gave what was asked of it)."""
+    it), then the runs of the pass that no other record holds (``unrecorded``: no record
+    id; counted as failed runs, none of them gave what was asked of it)."""
     out = []
     for record, what in _runs(result):
         if isinstance(record, Task):

@@ -12,7 +12,10 @@ would be paid again). The lease task of the highest generation stays too: the ne
 numbers its own from it (see ``lease``), and one retired would be posted again.
 
 A pipeline run many times has many queues: only those holding tasks are named to the core,
-``QUEUES_PER_CALL`` at a time."""
+``QUEUES_PER_CALL`` at a time. The agent runs paid for that no other record holds, which the
+swarm keeps per run (``records.count_unrecorded``), go with the bookkeeping of their run
+(``Swarm.drop_unrecorded_runs``), ``QUEUES_PER_CALL`` runs at a time; an unfinished run keeps
+its own, as it keeps its bookkeeping."""
 
 from __future__ import annotations
 
@@ -24,7 +27,13 @@ from .._errors import Conflict, NotFound, SwarmError
 from .._models import RetiredQuestions, Task, TaskStatus
 from .._validate import MAX_PAGE
 from .lease import newest_lease
-from .names import bookkeeping_queues, lease_generation, lease_queue, synthesis_id
+from .names import (
+    bookkeeping_queues,
+    lease_generation,
+    lease_queue,
+    synthesis_id,
+    unrecorded_owner,
+)
 from .plan import Plan
 from .report import stored_plan
 
@@ -44,7 +53,8 @@ class PipelineRetired:
     (its last run ``run``): per queue, the core's ``RetiredQuestions`` (its ``questions`` the
     tasks); ``unfinished``: the run whose bookkeeping was kept, not finished (None: every
     run's was retired); ``lease_kept``: the lease task kept as the highest generation
-    (counted apart from ``recent``), None when the lease queue held none."""
+    (counted apart from ``recent``), None when the lease queue held none; ``unrecorded``: the
+    agent runs paid for that no other record held, of the runs retired (deleted with them)."""
 
     name: str
     run: int
@@ -52,6 +62,7 @@ class PipelineRetired:
     queues: list[RetiredQuestions] = field(default_factory=list)
     unfinished: int | None = None
     lease_kept: str | None = None
+    unrecorded: int = 0
 
     def total(self, what: str) -> int:
         """``what`` (a count of ``RetiredQuestions``) summed over the queues (``recent``:
@@ -68,6 +79,7 @@ class PipelineRetired:
             **{what: self.total(what) for what in _TOTALS},
             "unfinished_run": self.unfinished,
             "lease_kept": self.lease_kept,
+            "unrecorded_runs": self.unrecorded,
             "queues": [q.to_dict() for q in self.queues],
         }
 
@@ -108,11 +120,30 @@ def retire_pipeline(
             [lease], older_than_s=older_than_s, dry_run=dry_run, unless_open=lease,
             settled_before=kept.created_at if kept is not None else None,
         )  # fmt: skip
+        unrecorded = _drop_unrecorded(swarm, plan, unfinished, dry_run, queues_per_call)
     except Conflict as exc:
         raise Conflict(_running(swarm, plan)) from exc
     return PipelineRetired(
-        plan.name, plan.run, dry_run, retired, unfinished, kept.id if kept is not None else None
+        plan.name, plan.run, dry_run, retired, unfinished, kept.id if kept is not None else None,
+        unrecorded,
+    )  # fmt: skip
+
+
+def _drop_unrecorded(
+    swarm: Swarm, plan: Plan, unfinished: int | None, dry_run: bool, per_call: int
+) -> int:
+    """Delete (``dry_run``: count) the agent runs paid for that no other record holds of
+    ``plan``'s runs, but the ``unfinished`` one's, ``per_call`` runs at a time: how many."""
+    owners = [unrecorded_owner(plan.name, run) for run in _retired_runs(plan, unfinished)]
+    return sum(
+        swarm.drop_unrecorded_runs(some, dry_run=dry_run) for some in _in_calls(owners, per_call)
     )
+
+
+def _retired_runs(plan: Plan, unfinished: int | None) -> range:
+    """The runs of ``plan``'s pipeline whose bookkeeping is retired: every one but the last
+    when it is ``unfinished``."""
+    return range(1, plan.run + (unfinished is None))
 
 
 def _holding_tasks(swarm: Swarm, plan: Plan, unfinished: int | None) -> list[str]:
@@ -120,7 +151,7 @@ def _holding_tasks(swarm: Swarm, plan: Plan, unfinished: int | None) -> list[str
     task: those that never held one, or hold none since an earlier retirement, have
     nothing to free (one HGETALL of the counters)."""
     stats = swarm.queue_stats()
-    runs = range(1, plan.run + (unfinished is None))
+    runs = _retired_runs(plan, unfinished)
     return [
         queue for run in runs for queue in bookkeeping_queues(plan.name, run)
         if any(stats.get(queue, {}).values())

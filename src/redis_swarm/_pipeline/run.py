@@ -63,10 +63,10 @@ from .records import (
     PassResult,
     Unrecorded,
     anchor_of,
-    begin_unrecorded,
     count_unrecorded,
     runs_without_cost,
     spending,
+    write_unrecorded,
 )
 from .report import read_passes, stored_plan
 
@@ -192,7 +192,8 @@ class Pipeline(OneShotAgents):
             # Which run this is, decided holding the lease: a run that ended meanwhile
             # (a --restart) is the one resumed.
             self.plan = which_run(self.swarm, plan, restart=self._restart)
-            begin_unrecorded(self.swarm, self.plan)  # (this run's own, from none)
+            # (what an earlier run of this process could not write of it: written now)
+            write_unrecorded(self.swarm, self.plan)
             self.current = ""
             self._sweep_killed(lease.holder)
             self._compare_with_stored()
@@ -204,10 +205,24 @@ class Pipeline(OneShotAgents):
             if lease.lost is None:
                 raise  # (else what the stop broke is no news: the lost lease is, below)
         finally:
+            self._write_unrecorded()
             lease.release()
         if lease.lost is not None:
             raise lease.lost_error(self.plan.run)
         return self.results
+
+    def _write_unrecorded(self) -> None:
+        """Write what this process could not write yet of the agent runs paid for that no
+        record holds (Redis out of reach then: see ``records.count_unrecorded``), saying so
+        when some still cannot be: this process counted them, no other one does."""
+        left = write_unrecorded(self.swarm, self.plan)
+        if left:
+            self._say(
+                f"warning: {counted(left, 'agent run')} paid for that no record holds could not "
+                "be written to the swarm (Redis out of reach, or the write refused): counted in "
+                "this run's cost, not in a later run's nor in swarm pipeline status from "
+                "another process"
+            )
 
     def _sweep_killed(self, holder: str) -> None:
         """Deregister what earlier runs of the pipeline, killed, left registered (see
@@ -538,8 +553,8 @@ class Pipeline(OneShotAgents):
 
     def spent(self) -> tuple[float | None, int]:
         """What the pipeline cost so far (USD, as its agents' CLIs reported it: every agent
-        run, accepted, refused or failed, see ``records.spending``, those of this run that
-        no record holds among them, see ``records.count_unrecorded``; None when none
+        run, accepted, refused or failed, see ``records.spending``, those that no other
+        record holds among them, see ``records.count_unrecorded``; None when none
         reported a cost) and the claims of its tasks."""
         cost: float | None = None
         claims = runs = unpriced = 0
