@@ -41,12 +41,12 @@ from .child import (
     missing_program,
     run_child,
 )
-from .options import RunOptions, default_worker_prefix
+from .options import RunOptions, default_worker_prefix, slot_name
 from .outcomes import OutcomeStatus, TaskOutcome
 from .output import AgentOutput, quote_tail, read_output
 from .pool import Runner
 from .serve import ServeOptions, Server, session_command
-from .task_work import cli_failure, run_failure
+from .task_work import cli_failure, failure_taken, run_failure
 
 __all__ = [
     "AgentOutput",
@@ -64,6 +64,7 @@ __all__ = [
     "check_program",
     "cli_failure",
     "default_worker_prefix",
+    "failure_taken",
     "finding_tags",
     "missing_program",
     "normalize_finding",
@@ -73,5 +74,6 @@ __all__ = [
     "run_child",
     "run_failure",
     "session_command",
+    "slot_name",
     "task_env",
 ]

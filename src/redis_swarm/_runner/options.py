@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .._finding_text import SUMMARY_LIMIT
 from .._validate import DEFAULT_POLL_S
 
-__all__ = ["RunOptions", "default_worker_prefix"]
+__all__ = ["RunOptions", "default_worker_prefix", "slot_name"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,9 @@ class RunOptions:
 def default_worker_prefix() -> str:
     host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "host"
     return f"run-{host}-{os.getpid()}"
+
+
+def slot_name(prefix: str, index: int) -> str:
+    """The agent id of a pool's slot ``index`` (1-based) under the worker prefix ``prefix``
+    (``--worker``): what that slot claims and reports as."""
+    return f"{prefix}-{index}"

@@ -38,7 +38,7 @@ from .._outage import OUTAGE_PATIENCE_S, ride_out
 from .._usage import summed_figures
 from .._validate import MAX_POLL_S
 from .child import check_command, check_program
-from .options import RunOptions, default_worker_prefix
+from .options import RunOptions, default_worker_prefix, slot_name
 from .outcomes import OutcomeStatus, TaskOutcome
 
 if TYPE_CHECKING:
@@ -255,7 +255,7 @@ class PoolState:
 
     def _worker_name(self, index: int) -> str:
         """The agent id of slot ``index`` (1-based): what it claims and reports as."""
-        return f"{self.prefix}-{index}"
+        return slot_name(self.prefix, index)
 
     # --- the leases the slots hold
 
@@ -268,8 +268,12 @@ class PoolState:
     def _token(self, task: Task) -> str | None:
         """The token of the newest lease the pool holds of ``task`` (its claim's, unless a
         later lease of it came back to the pool: see ``_adopted``)."""
+        return self._lease(task).token
+
+    def _lease(self, task: Task) -> Task:
+        """The newest lease the pool holds of ``task``, as it was leased (see ``_token``)."""
         with self._lock:
-            return self._leases.get(self._held(task), task).token
+            return self._leases.get(self._held(task), task)
 
     def _adopted(self, task: Task) -> bool:
         """Take ``task``, just leased to this pool, as a slot's work: False when a slot

@@ -5,7 +5,7 @@ given back when the agent was interrupted or could not be run at all."""
 from __future__ import annotations
 
 from .._context_records import ContextInfo
-from .._errors import AlreadyCompleted, LeaseLost, SwarmError, ValidationError
+from .._errors import AlreadyCompleted, ConnectionFailed, LeaseLost, SwarmError, ValidationError
 from .._finding_text import finding_refused, finding_tags, new_mark, parse_finding
 from .._models import Task, TaskStatus, answer_fields
 from .._printable import printable
@@ -24,7 +24,14 @@ from .outcomes import (
 )
 from .output import AgentOutput, cost_note, quote_tail, read_output
 
-__all__ = ["TaskWork", "cli_failure", "empty_answer", "run_failure", "stdout_said"]
+__all__ = [
+    "TaskWork",
+    "cli_failure",
+    "empty_answer",
+    "failure_taken",
+    "run_failure",
+    "stdout_said",
+]
 
 
 def run_failure(result: ChildResult, output: AgentOutput) -> str | None:
@@ -74,6 +81,18 @@ def empty_answer(output: AgentOutput) -> str:
         return "the agent printed nothing (exit code 0)"
     how = f"{output.ended}, " if output.ended else ""
     return f"the CLI returned an empty result ({how}exit code 0){cost_note(output.usage)}"
+
+
+def failure_taken(held: Task, task: Task, reason: str) -> bool:
+    """Whether ``task``, read after a failure of ``held`` with ``reason`` was refused for a
+    lease gone, shows that failure taken all the same (a try of it whose reply was lost, or
+    that a paused server ran when it woke up: each try is a new request, so the next one is
+    refused): a failure more than ``held`` had, its error ``reason`` (as the core cuts a long
+    one, ending in "…"). The one rule of it, for the pool's failures (``TaskWork._fail``) and
+    the pipeline's own agents' alike."""
+    error = task.last_error or ""
+    said = error == reason or (error.endswith("…") and reason.startswith(error[:-1]))
+    return task.failures > held.failures and said
 
 
 class TaskWork(Claiming, AgentRuns):
@@ -229,19 +248,44 @@ class TaskWork(Claiming, AgentRuns):
         failed run cost when its CLI said, is kept on the task (its ``failed_usage``), under
         the model the pool was told its agent uses (``--model``) when its CLI names none
         (Codex): a task records no model, so its ``failed_usage`` must, or the cost per model
-        says "unknown". A run the pool did not kill counts towards ``_failed_alike``."""
+        says "unknown". A run the pool did not kill counts towards ``_failed_alike``.
+
+        A failure refused for a lease gone after a try whose reply was lost is read back: the
+        task showing it taken (``failure_taken``), the outcome is FAILED, its cost recorded
+        in the task's ``failed_usage`` (not LOST: a pipeline would count it twice)."""
         if usage is not None:
             usage = usage.of_model(self.options.model)
         said = quote_tail(stderr_tail)
         error = reason + (f"; stderr: {said}" if said else "")
+        unanswered: list[Task] = []  # the lease of the first try whose reply was lost
+
+        def fail() -> Task:
+            held = self._lease(task)  # (a lease adopted meanwhile: its token, see _token)
+            try:
+                return self.swarm.fail(task.id, held.token, error, retry=True, usage=usage)
+            except ConnectionFailed as exc:
+                if exc.sent and not unanswered:
+                    unanswered.append(held)
+                raise
+
         try:
-            self._persist(
-                lambda: self.swarm.fail(task.id, self._token(task), error, retry=True, usage=usage),
-                task,
-                "take the failure",
-            )
+            self._persist(fail, task, "take the failure")
+        except LeaseLost as exc:
+            # Each try is a request of its own (its own op id): one whose reply was lost may
+            # have been taken, and the next one is refused for the lease that took with it.
+            if not (unanswered and self._failure_taken(unanswered[0], error)):
+                return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
         except SwarmError as exc:
             return end(OutcomeStatus.LOST, f"{reason}; and the failure was refused: {exc}")
         if end.result is None or not end.result.killed:  # (a timeout is the task's size)
             self._failed_alike(task.id, error)
         return end(OutcomeStatus.FAILED, error)
+
+    def _failure_taken(self, held: Task, error: str) -> bool:
+        """Whether the task of lease ``held``, read again (riding out an outage), shows its
+        failure with ``error`` taken (``failure_taken``); False when it cannot be read."""
+        try:
+            task = self._persist(lambda: self.swarm.get_task(held.id), held, "read the failure")
+        except SwarmError:
+            return False
+        return failure_taken(held, task, error)

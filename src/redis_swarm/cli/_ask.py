@@ -31,7 +31,7 @@ from ._common import (
     read_text,
     signals,
 )
-from ._run import drive_pool, pool_summary
+from ._run import drive_pool, pool_summary, refuse_option_like_slots
 
 
 def _footer(answer: Answer) -> str:
@@ -280,6 +280,7 @@ def serve(
     check_name("owner", owner)
     if worker is not None:
         check_name("worker", worker)
+    refuse_option_like_slots(app, worker, slots=concurrency)
     options = ServeOptions(
         owner=owner, command=command, concurrency=concurrency, session=session,
         lease_s=lease_s, timeout_s=timeout_s, inline_max_tokens=inline_max_tokens,

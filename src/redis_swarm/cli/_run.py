@@ -10,16 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._errors import SwarmError
+from .._errors import NotFound, SwarmError
 from .._printable import printable
 from .._usage import LABEL_CHARS, unpriced_note, usage_line
 from .._validate import (
     DEFAULT_POLL_S,
     MAX_NAME,
     MAX_POLL_S,
+    begins_like_option,
     check_label,
     check_name,
     check_queues,
+    option_like,
 )
 from ._app import EXIT_EMPTY, App, json_option, main, pass_app
 from ._common import Seconds, complete_queues, signals
@@ -134,6 +136,7 @@ def run(
     from .._runner import OutcomeStatus, Runner, RunOptions
 
     _check_run_names(queues, worker, model, slots=concurrency)
+    refuse_option_like_slots(app, worker, slots=concurrency)
     options = RunOptions(
         queues=tuple(queues),
         command=command,
@@ -182,6 +185,25 @@ def _check_run_names(
         check_name("worker", worker, max_len=MAX_NAME - len(f"-{slots}"))
     if model is not None:
         check_label("model", model, max_chars=LABEL_CHARS)
+
+
+def refuse_option_like_slots(app: App, worker: str | None, *, slots: int) -> None:
+    """Refuse, before a pool claims anything, a worker prefix that ``begins_like_option``
+    unless each of its ``slots`` names (``slot_name``: PREFIX-N) is an agent registered
+    already: the core refuses such a name to a new agent at its claim, which would stop the
+    pool at its first (exit 1), and lets one registered under it before the rule claim on.
+    Said in the core's words (``option_like``), as a bad option (exit 2). ``swarm run`` and
+    ``swarm serve`` both check their ``--worker`` with this."""
+    if worker is None or not begins_like_option(worker):
+        return
+    from .._runner import slot_name
+
+    for index in range(1, slots + 1):
+        name = slot_name(worker, index)
+        try:
+            app.swarm.get_agent(name)
+        except NotFound:
+            raise option_like("worker", name) from None
 
 
 def drive_pool(
