@@ -456,3 +456,45 @@ def test_slow_attempts_still_make_every_retry_of_a_closed_handshake(
         proxy.close()
     assert proxy.connections == 3, proxy.connections
     assert "closed the connection in the TLS handshake" in message, message
+
+
+class _SlowClose:
+    """A listener that takes every connection and closes it ``after_s`` later, without a
+    word: a failure that comes late without timing out."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s, self.connections = after_s, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Timer(self.after_s, client.close).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("form", ["redis+sentinel", "redis+cluster"])
+def test_a_failure_that_comes_late_is_not_owed_the_short_windows_count(
+    form: str, kind: str
+) -> None:
+    """Only a failure that came at once (under half the connect timeout) is owed the short
+    window's count of retries: a server closing each connection 0.8 s after taking it (a
+    connect timeout of 1 s) is retried while the window (0.3 s, of 2 retries) lasts, so
+    twice in all; counting such failures made every retry, and a Sentinel URL whose
+    sentinel closed after 3 s took 24 s instead of 9."""
+    server = _SlowClose(0.8)
+    path = f"/{SERVICE}" if form == "redis+sentinel" else ""
+    try:
+        _failure(f"{form}://127.0.0.1:{server.port}{path}?retries=2&connect_timeout=1", kind)
+    finally:
+        server.close()
+    assert server.connections == 2, server.connections

@@ -16,16 +16,16 @@ out a failover) is for failovers, during which some of their servers answer: whe
 (every sentinel, every node the client knows: ``NoneAnswered``), a request is retried within a
 plain URL's window (``Settings.none_answered_window_s``), counted from the first of such
 failures in a row (failures that come at once get at least that window's count of retries,
-``Settings.none_answered_retries_in_force``, however slow a loaded machine makes each attempt);
-so is a TLS handshake that timed out (a paused server, or a port that speaks no TLS) and a TLS
-connection the server closed without a word as it was being set up (most likely a client
-certificate it wants or refuses, its alert lost: ``closed_in_tls_setup``, the asyncio client's
-reset in its setup included): a misconfiguration fails within seconds whatever the URL's kind;
-and the sync cluster client, which asks for the cluster's layout when it is made, retries that
-as a request would. Sentinels that answer that they monitor no master of the URL's name are no
-failover: that fails at once, with a ConfigError (``_sentinel``). The error they give up with
-says whether any attempt may have reached the server (``SENT_BEFORE``): ``translate`` makes that
-``ConnectionFailed.sent``.
+``Settings.none_answered_retries_in_force``, however slow a loaded machine makes each attempt,
+if under half the connect timeout); so is a TLS handshake that timed out (a paused server, or a
+port that speaks no TLS) and a TLS connection the server closed without a word as it was being
+set up (most likely a client certificate it wants or refuses, its alert lost:
+``closed_in_tls_setup``, the asyncio client's reset in its setup included): a misconfiguration
+fails within seconds whatever the URL's kind; and the sync cluster client, which asks for the
+cluster's layout when it is made, retries that as a request would. Sentinels that answer that
+they monitor no master of the URL's name are no failover: that fails at once, with a ConfigError
+(``_sentinel``). The error they give up with says whether any attempt may have reached the
+server (``SENT_BEFORE``): ``translate`` makes that ``ConnectionFailed.sent``.
 """
 
 from __future__ import annotations
@@ -177,8 +177,11 @@ class _Attempts:
         fail: Callable[..., Any],
         is_retryable: Callable[[Exception], bool] | None,
         with_failure_count: bool,
+        started: float,
     ) -> None:
         self._retry, self._depth, self._fail = retry, depth, fail
+        # When the attempt that failed last began (the loop's first, then each after a pause).
+        self._attempt_started = started
         self._is_retryable, self._with_count = is_retryable, with_failure_count
         self.failures = 0
         self._first_failure = time.monotonic()
@@ -204,10 +207,12 @@ class _Attempts:
         if self._depth > 0 or is_permanent(error) or (0 <= retries < self.failures):
             return None, reported
         pause: float = self._retry._backoff.compute(self.failures)
+        now = time.monotonic()
+        took, self._attempt_started = now - self._attempt_started, now + pause
         self._timed_out = self._timed_out or _timed_out(error)
         if self._timed_out and not self._fits(pause):
             return None, reported
-        if not self._fits_short_run(error, pause):
+        if not self._fits_short_run(error, pause, took):
             return None, reported
         return pause, reported
 
@@ -221,15 +226,18 @@ class _Attempts:
             time.monotonic() - self._first_failure + pause + timing.attempt <= timing.window
         )
 
-    def _fits_short_run(self, error: Exception, pause: float) -> bool:
+    def _fits_short_run(self, error: Exception, pause: float, took: float) -> bool:
         """Whether another attempt after ``pause`` may follow ``error``: an error of the short
         window (``_short_run``) is retried only while another attempt (timing out, if this
         one did) would end within ``Settings.none_answered_window_s``, counted from the first
         of such failures in a row; any other error (a failover under way, ridden out for the
-        whole retry window) ends a run of those. An error that came without a timeout is
-        retried at least the window's count of times
-        (``Settings.none_answered_retries_in_force``): the window is the pauses of those
-        retries, and a loaded machine, slow to make each attempt, must not make fewer."""
+        whole retry window) ends a run of those. An error that came at once (its attempt, which
+        ``took`` that long, under ``_Timing.at_once``) is retried at least the window's count
+        of times (``Settings.none_answered_retries_in_force``): the window is the pauses of
+        those retries, and a loaded machine, slow to make each attempt, must not make fewer.
+        Not one that came late without timing out (a server closing each connection after
+        seconds, a cluster attempt that waited for a frozen node before another refused): a
+        count of those would outlast the window many times over."""
         timing = self._retry.timing
         if not _short_run(error):
             self._short_run_since, self._short_run_failures = None, 0
@@ -241,7 +249,8 @@ class _Attempts:
         if timing is None:
             return True
         timed_out = _timed_out(error)
-        if not timed_out and self._short_run_failures <= timing.none_answered_retries:
+        at_once = not timed_out and took < timing.at_once
+        if at_once and self._short_run_failures <= timing.none_answered_retries:
             return True
         attempt = timing.attempt if timed_out else 0.0
         return now - self._short_run_since + pause + attempt <= timing.none_answered
@@ -254,6 +263,9 @@ class _Timing(NamedTuple):
     attempt: float  # the longest a timed-out attempt takes
     none_answered: float  # Settings.none_answered_window_s
     none_answered_retries: int  # the retries that window is made of
+    # An attempt that failed in less than this came at once (half the connect timeout: a
+    # frozen node's connect takes all of it), however loaded the machine.
+    at_once: float
 
 
 def _timing(settings: Settings) -> _Timing:
@@ -262,6 +274,7 @@ def _timing(settings: Settings) -> _Timing:
         settings.connect_timeout + settings.socket_timeout,
         settings.none_answered_window_s,
         settings.none_answered_retries_in_force,
+        settings.connect_timeout / 2,
     )
 
 
@@ -281,12 +294,15 @@ class Retry(redis.retry.Retry):
     ) -> T:
         with _Nested() as depth:
             attempts = None  # made at the first failure: most calls have none
+            started = time.monotonic()
             while True:
                 try:
                     return do()
                 except self._supported_errors as error:
                     if attempts is None:
-                        attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
+                        attempts = _Attempts(
+                            self, depth, fail, is_retryable, with_failure_count, started
+                        )
                     pause, _ = attempts.failed(error)
                     if pause is None:
                         raise
@@ -307,12 +323,15 @@ class AsyncRetry(redis.asyncio.retry.Retry):
     ) -> T:
         with _Nested() as depth:
             attempts = None  # made at the first failure: most calls have none
+            started = time.monotonic()
             while True:
                 try:
                     return await do()
                 except self._supported_errors as error:
                     if attempts is None:
-                        attempts = _Attempts(self, depth, fail, is_retryable, with_failure_count)
+                        attempts = _Attempts(
+                            self, depth, fail, is_retryable, with_failure_count, started
+                        )
                     pause, reported = attempts.failed(error)
                     if inspect.isawaitable(reported):
                         await reported
