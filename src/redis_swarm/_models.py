@@ -54,10 +54,12 @@ __all__ = [
     "TypeFilter",
     "Webhook",
     "answer_fields",
+    "failed_runs_of",
     "lease_token",
     "listed_names",
     "planning_task_of",
     "runs_of",
+    "synthesis_run_for",
     "synthesizer_task_of",
     "type_filter",
     "unknown_pass",
@@ -290,7 +292,8 @@ class Task(Record):
     release: its worker vanished) against ``max_abandons``. Either reaching its limit
     dead-letters the task, with a ``dead_reason`` naming the limit. ``failed_usage`` sums
     what the failed attempts cost (their ``fail`` carried the agent CLI's usage): money
-    spent that no finding records.
+    spent that no finding records; ``failed_runs`` counts those attempts, a requeue's reset
+    of ``failures`` aside.
 
     ``status_at`` is when the task took its status (epoch ms, the server's clock), written by
     every change of status but the three the hot path makes, whose times the record already
@@ -324,6 +327,9 @@ class Task(Record):
     last_error: str | None = None
     dead_reason: str | None = None
     failed_usage: Usage | None = None
+    # Every failed run (fail) it had, which a requeue leaves (it sets ``failures`` back to 0,
+    # while ``failed_usage`` keeps summing): None for a task stored before it was counted.
+    failed_runs: int | None = None
     # A secret (the lease's): kept out of repr, which logs show; to_dict keeps it.
     token: str | None = dataclasses.field(default=None, repr=False)
 
@@ -451,15 +457,30 @@ class TaskCosts:
     superseded: tuple[Finding, ...] = ()
     searched_all: bool = True
     scan_limit: int = 0
+    # A pipeline's synthesizer task (``synthesis_run_for``) completed once the synthesis was
+    # written: that synthesis, its synthesizer's run that was taken. The task's finding then
+    # only says so (no agent run reported it): the synthesis is the run, not the finding.
+    synthesis: Synthesis | None = None
+
+    def run_records(self) -> tuple[Finding | Synthesis | Task, ...]:
+        """The records of the runs ``total`` sums: the finding (a synthesizer task's: its
+        synthesis instead), the superseded ones, the task (its failed runs)."""
+        first = self.finding if self.synthesis is None else self.synthesis
+        return (*(r for r in (first, *self.superseded) if r is not None), self.task)
 
     def usages(self) -> list[Usage | None]:
-        findings = [self.finding, *self.superseded]
-        return [*(f.usage for f in findings if f is not None), self.task.failed_usage]
+        return [r.failed_usage if isinstance(r, Task) else r.usage for r in self.run_records()]
 
     def runs(self) -> tuple[int, int]:
         """How many agent runs ``total`` sums, and how many of them reported no cost
         (``runs_of``: the one count, a pass's and a pipeline's too)."""
-        return runs_of((self.finding, *self.superseded, self.task))
+        return runs_of(self.run_records())
+
+    def covers(self) -> str:
+        """What ``total`` covers (``COVERS``, and a synthesizer task's synthesis)."""
+        if self.synthesis is None:
+            return self.COVERS
+        return f"{self.COVERS}, and the synthesis {self.synthesis.id} (its run that was taken)"
 
     @property
     def total(self) -> dict[str, Any]:
@@ -474,19 +495,27 @@ def lease_token(attempts: int, secret: str) -> str:
     return f"{attempts}.{secret}"
 
 
+def failed_runs_of(task: Task) -> int:
+    """How many failed runs ``task`` had: its ``failed_runs``; for a task stored before
+    they were counted, its ``failures`` (at least one when it has ``failed_usage``: a
+    requeue set them back to 0, so that may be fewer than there were)."""
+    if task.failed_runs is not None:
+        return task.failed_runs
+    return max(task.failures, 1) if task.failed_usage is not None else task.failures
+
+
 def runs_of(records: Iterable[Finding | Synthesis | Task | None]) -> tuple[int, int]:
     """How many agent runs ``records`` stand for, and how many of them reported no cost
     (unknown, so that a sum of the others is less than what was spent): a finding or a
-    synthesis is one run; a task's failed runs are its ``failures`` (at least one when it
-    has ``failed_usage``), all without a cost when their sum has none (None: no record, no
-    run). The one count of them: a pipeline's, a pass's (``PassCosts``), a lineage's."""
+    synthesis is one run; a task's failed runs are its ``failed_runs`` (``failed_runs_of``),
+    all without a cost when their sum has none (None: no record, no run). The one count of
+    them: a pipeline's, a pass's (``PassCosts``), a lineage's, a task's (``TaskCosts``)."""
     runs = unpriced = 0
     for record in records:
         if record is None:
             continue
         if isinstance(record, Task):
-            usage = record.failed_usage
-            count = max(record.failures, 1) if usage is not None else record.failures
+            usage, count = record.failed_usage, failed_runs_of(record)
         else:
             usage, count = record.usage, 1
         runs += count
@@ -507,6 +536,16 @@ def synthesizer_task_of(synthesis: str) -> str:
     pipeline records its synthesizer's refused or failed runs, found from the synthesis
     alone. Taken only when its data names the synthesis (a task may merely have the id)."""
     return "t-" + synthesis.removeprefix("s-")
+
+
+def synthesis_run_for(task: Task) -> str | None:
+    """The synthesis ``task`` is a pipeline's synthesizer task of (its data names it, and
+    its id is the one ``synthesizer_task_of`` derives from it), None for any other task:
+    the task records the synthesizer's refused and failed runs, the synthesis its run that
+    was taken."""
+    data = task.data if isinstance(task.data, dict) else {}
+    sid = data.get("synthesis")
+    return sid if isinstance(sid, str) and synthesizer_task_of(sid) == task.id else None
 
 
 def planning_task_of(synthesis: str) -> str | None:

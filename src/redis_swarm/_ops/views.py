@@ -38,6 +38,7 @@ from .._models import (
     Task,
     TaskCosts,
     TaskStatus,
+    synthesis_run_for,
 )
 from .._protocol import Batch, Cmd, OpContext, Operation, together
 from .._validate import MAX_PAGE
@@ -215,12 +216,19 @@ def task_costs(ctx: OpContext, task_id: str) -> Operation[TaskCosts]:
     its superseded ones are looked for among the findings of its pass (else its queue)
     reported since it settled, by the server (``index_page``'s filters: this task's id, and
     superseded): only they are sent back, not every finding looked through. One call looks
-    through at most ``LIST_BUDGET`` of them (``searched_all`` says whether that was all)."""
+    through at most ``LIST_BUDGET`` of them (``searched_all`` says whether that was all).
+
+    A pipeline's synthesizer task completed with the synthesis written (its finding names
+    it: ``_closes``) has that synthesis read too (beside its finding), as the run of it that
+    was taken: its finding says so and no agent run reported it (``TaskCosts.synthesis``)."""
     task = yield from task_ops.get_task(ctx, task_id)
     k = ctx.keys
     reads: list[Operation[Any]] = []
     if task.finding_id:
         reads.append(_maybe_finding(ctx, task.finding_id))
+    sid = synthesis_run_for(task) if task.finding_id else None
+    if sid is not None:
+        reads.append(_maybe_synthesis(ctx, sid))
     late = task.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED)
     if late:
         index = (
@@ -236,12 +244,35 @@ def task_costs(ctx: OpContext, task_id: str) -> Operation[TaskCosts]:
         )  # fmt: skip
     results = (yield from together(*reads)) if reads else []
     finding: Finding | None = results.pop(0) if task.finding_id else None
+    written: Synthesis | None = results.pop(0) if sid is not None else None
+    synthesis = written if written is not None and _closes(task, finding, written) else None
     if not late:
-        return TaskCosts(task, finding)
+        return TaskCosts(task, finding, synthesis=synthesis)
     found: Page[Finding] = results[0]
     return TaskCosts(
-        task, finding, found.items, searched_all=found.cursor is None, scan_limit=LIST_BUDGET
-    )
+        task, finding, found.items, searched_all=found.cursor is None, scan_limit=LIST_BUDGET,
+        synthesis=synthesis,
+    )  # fmt: skip
+
+
+def _closes(task: Task, finding: Finding | None, synthesis: Synthesis) -> bool:
+    """Whether ``finding``, ``task``'s, is the one a pipeline completes its synthesizer task
+    with once ``synthesis`` is written: it names the synthesis, and no agent run reported
+    it (no usage: the synthesis holds what its run cost)."""
+    return (
+        finding is not None and finding.task_id == task.id and finding.usage is None
+        and finding.extra.get("synthesis") == synthesis.id
+    )  # fmt: skip
+
+
+def _maybe_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis | None]:
+    """A synthesis, or None when it is not stored or cannot be read (the task's costs are
+    shown without it: ``swarm doctor`` names a synthesis stored unreadable)."""
+    raw = yield Cmd("HGET", ctx.keys.syntheses, synthesis_id)
+    try:
+        return None if raw is None else synthesis_from(raw)
+    except UNREADABLE:
+        return None
 
 
 def _maybe_finding(ctx: OpContext, finding_id: str) -> Operation[Finding | None]:

@@ -33,6 +33,7 @@ from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, Swarm
 from .._executable import reach_env
 from .._models import Finding, Synthesis, Task, TaskStatus
 from .._outage import ride_out
+from .._printable import short
 from .._runner import (
     AgentOutput,
     build_command,
@@ -78,6 +79,7 @@ __all__ = [
     "AgentRun",
     "OneShotAgents",
     "Tries",
+    "error_shown",
     "leases_end",
     "run_agents",
     "run_cost",
@@ -169,13 +171,20 @@ def run_cost(usage: Usage | None) -> str:
     return f"(this run: {usage_line(usage)})"
 
 
+def error_shown(error: str) -> str:
+    """An error (a refused or failed run's reason, a dead task's) as a progress line quotes
+    it: on one line, cut to ``ERROR_SHOWN`` characters with a visible "…" (``short``), so
+    that a cut reads as one. The one rule of every such cut."""
+    return short(error, ERROR_SHOWN)
+
+
 def _with_cost(reason: str, usage: Usage | None) -> str:
-    """A refused or failed run's reason as its progress line says it: cut to
-    ``ERROR_SHOWN``, then what the run cost (said once: the runner's reason for an error
-    the CLI reported may already end with its cost)."""
+    """A refused or failed run's reason as its progress line says it: cut as
+    ``error_shown`` cuts it, then what the run cost (said once: the runner's reason for an
+    error the CLI reported may already end with its cost)."""
     if usage is not None and usage.cost_usd is not None:
         reason = reason.removesuffix(f" (the run cost {usd(usage.cost_usd)})")
-    return f"{reason[:ERROR_SHOWN]} {run_cost(usage)}"
+    return f"{error_shown(reason)} {run_cost(usage)}"
 
 
 def _claim_key(held: Task) -> str:
@@ -452,7 +461,7 @@ class OneShotAgents:
     def _give_back(self, task: Task, role: str) -> Task:
         """A dead planning or synthesizer task back in its queue: its agent failed on every
         attempt in an earlier run (or vanished on every lease), and this run tries again."""
-        why = " ".join((task.dead_reason or task.last_error or "").split())[:300]
+        why = error_shown(task.dead_reason or task.last_error or "")
         with contextlib.suppress(InvalidState):  # given back meanwhile by another run
             task = self.swarm.requeue_dead(task.id)
         # news: the agent that gave up in an earlier run starts over (that run's error said
@@ -695,14 +704,18 @@ class OneShotAgents:
                 self._give_back(task, "synthesizer")
 
     def _synthesis_task(self, index: int) -> Task:
-        """The synthesizer task of pass ``index``, posted now if no run posted it before."""
+        """The synthesizer task of pass ``index``, posted now if no run posted it before. It
+        is bookkeeping (the synthesizer runs holding nothing; its runs are recorded on it),
+        so it names no context (no parent), as the planning task names none: a task of a
+        shard is shard work, which ``swarm pipeline retire`` (the core's ``retire_queues``)
+        leaves alone, and its closing finding would be counted in the shard's."""
         return self.swarm.post_task(
             synthesis_queue(self.plan),
             f"Synthesize {self.plan.passes[index].name}",
             # (the pass too: Swarm.pass_costs counts the task's runs only in that pass)
             {"synthesis": synthesis_id(self.plan, index), "pass": pass_label(self.plan, index)},
             task_id=synthesis_task_id(self.plan, index), lease_s=HOLD_S,
-            max_attempts=AGENT_TRIES, parent=self.plan.passes[index].context,
+            max_attempts=AGENT_TRIES,
         )  # fmt: skip
 
     def _synthesis_failed(

@@ -161,8 +161,13 @@ def _task_node(swarm: Swarm, spent: TaskCosts) -> dict[str, Any]:
     node["superseded"] = [_finding_node(swarm, f, None) for f in spent.superseded]
     node["superseded_searched_all"] = spent.searched_all
     node["superseded_scan_limit"] = spent.scan_limit
+    # (a pipeline's synthesizer task: the synthesis written, its run that was taken)
+    written = spent.synthesis
+    node["synthesis"] = (
+        None if written is None else {"id": written.id, "usage": _figures(written.usage)}
+    )
     node["total"] = spent.total
-    node["total_covers"] = COVERS["task"]
+    node["total_covers"] = spent.covers()
     # the runs behind total, and how many of them reported no cost (as a pass's say it)
     node["runs"], node["runs_without_cost"] = spent.runs()
     return node
@@ -302,6 +307,8 @@ def _own_sums(node: dict[str, Any]) -> list[Sum]:
     if kind == "task":
         found = [node["finding"]] if node.get("finding") else []
         parts = [_cost(node["failed_runs"])]
+        if node.get("synthesis"):  # (its finding only says the synthesis is written)
+            found = [node["synthesis"]]
         parts += [_cost(f["usage"]) for f in (*found, *node["superseded"])]
         return [(parts, _cost(node["total"]))]
     return []
@@ -387,6 +394,10 @@ def lineage_text(node: dict[str, Any], depth: int = 0) -> list[str]:
             lines.append(f"{pad}  dead: {short(node['dead_reason'], 160)}")
         if node.get("failed_runs"):
             lines.append(f"{pad}  failed runs: {money.line(node['failed_runs'])}")
+        if node.get("synthesis"):
+            written = node["synthesis"]
+            cost = money.line(written["usage"])  # (None: "cost unknown")
+            lines.append(f"{pad}  synthesis {written['id']} (its run that was taken): {cost}")
     elif node.get("earlier"):
         lines = [f"{pad}pass {node['id']} {EARLIER}" if node["id"] else f"{pad}{EARLIER_PASSES}"]
     else:

@@ -27,7 +27,7 @@ else:  # pragma: no cover
 
 from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
-from .._runner import check_command, check_program
+from .._runner import check_command, check_program, missing_program
 from .._validate import MAX_DESCRIPTION_CHARS, MAX_NAME, check_json_depth, check_name, too_deep
 from .names import checked_name, plan_owner_of, queue_clash
 
@@ -48,6 +48,7 @@ __all__ = [
     "plan_text",
     "task_label",
     "unenforced_budget",
+    "why_no_cost",
 ]
 
 MAX_PASSES = 100
@@ -766,16 +767,28 @@ def check_programs(plan: Plan) -> None:
 
 
 def _program_problems(c: _Checker, specs: dict[str, AgentSpec | None]) -> None:
-    """Record with ``c`` each agent of ``specs`` (by section) whose command's program the
-    shell would not find, at its ``exec`` line."""
+    """Record with ``c`` each program the shell would not find that commands of ``specs``
+    (agents by section) run: once, at the first such ``exec`` line, naming every section
+    whose command runs it (one missing ``claude`` is one problem, not one per role)."""
+    missing: dict[str, list[tuple[str, AgentSpec]]] = {}
     for section, spec in specs.items():
-        if spec is not None:
-            try:
-                # (said alike by pipeline check, which claims nothing, and a run refused
-                # before anything runs: not "nothing was claimed", swarm run's ending)
-                check_program(spec.exec, where=f"[{section}] exec", claims=False)
-            except ConfigError as exc:
-                c.problem((section, "exec"), str(exc))
+        program = None if spec is None else missing_program(spec.exec)
+        if spec is not None and program is not None:
+            missing.setdefault(program, []).append((section, spec))
+    for agents in missing.values():
+        (first, spec), *_ = agents
+        where = _listed([f"[{section}] exec" for section, _ in agents])
+        try:
+            # (said alike by pipeline check, which claims nothing, and a run refused
+            # before anything runs: not "nothing was claimed", swarm run's ending)
+            check_program(spec.exec, where=where, claims=False)
+        except ConfigError as exc:
+            c.problem((first, "exec"), str(exc))
+
+
+def _listed(items: Sequence[str]) -> str:
+    """``items`` as a sentence lists them: "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 # The agent CLIs known to report tokens and never a cost in USD (Codex, Gemini CLI).
@@ -791,6 +804,26 @@ def _program(command: str) -> str | None:
         return None
     first = next((w for w in words if "=" not in w), None)
     return None if first is None else first.rsplit("/", 1)[-1]
+
+
+def why_no_cost(plan: Plan) -> str:
+    """Why the agent runs of ``plan`` may have reported no cost, from what is known of them:
+    the programs its commands run, those known to report tokens only (``NO_COST_PROGRAMS``)
+    said so, any other said to report one only when its output says it (a run that fails
+    first, or a command that prints none, reports none)."""
+    specs = [s for s in (plan.workers, plan.planner, plan.synthesizer) if s is not None]
+    programs = sorted({_program(spec.exec) or "an unreadable command" for spec in specs})
+    known = [p for p in programs if p in NO_COST_PROGRAMS]
+    others = [p for p in programs if p not in NO_COST_PROGRAMS]
+    said = []
+    if known:
+        said.append(f"{_listed(known)} report{'s' * (len(known) == 1)} tokens and no cost")
+    if others:
+        said.append(
+            f"a run of {_listed(others)} reports one only when its output says it: one that "
+            "fails before that, or prints no cost, reports none"
+        )
+    return "; ".join(said)
 
 
 def unenforced_budget(plan: Plan) -> str | None:

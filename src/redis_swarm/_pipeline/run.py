@@ -33,7 +33,7 @@ from .._models import Finding, Synthesis, Task, TaskSpec, TaskStatus
 from .._printable import short_version
 from .._runner import OutcomeStatus, Runner, RunOptions, TaskOutcome
 from .._usage import plus, unpriced_note, usd
-from .agents import ERROR_SHOWN, RUN_ROLES, OneShotAgents, leases_end, run_cost
+from .agents import RUN_ROLES, OneShotAgents, error_shown, leases_end, run_cost
 from .lease import RunLease, sweep_killed
 from .names import (
     dedupe_key,
@@ -57,6 +57,7 @@ from .plan import (
     pass_changes,
     task_label,
     unenforced_budget,
+    why_no_cost,
 )
 from .prompts import parse_task_list, planner_prompt, synthesis_prompt
 from .records import (
@@ -627,8 +628,9 @@ class Pipeline(OneShotAgents):
         """Warn, once, when the plan has a budget in USD and ``NO_COST_RUNS`` agent runs (or
         more) were recorded, none of which reported a cost (Codex, Gemini CLI, scripted
         agents): a cost nobody reports never spends the budget, so it cannot stop the run
-        while that lasts. (Fewer would judge on a run that crashed before its CLI printed
-        what it cost.) Once warned, the first cost reported takes the warning back, once."""
+        while that lasts (why, as far as the plan's commands tell: ``why_no_cost``). (Fewer
+        would judge on a run that crashed before its CLI printed what it cost.) Once warned,
+        the first cost reported takes the warning back, once."""
         limit, (runs, _unpriced) = self.plan.max_cost_usd, self.runs
         if not limit:
             return
@@ -645,8 +647,8 @@ class Pipeline(OneShotAgents):
         self._no_cost_said = self._no_cost_warned = True
         self._say(
             f"warning: none of the {runs:,} agent runs recorded so far reported a cost, so "
-            f"max_cost_usd ${limit:g} cannot stop this run while none does (Codex and Gemini "
-            "CLI report tokens only); max_tasks bounds its task claims. Said again if one does"
+            f"max_cost_usd ${limit:g} cannot stop this run while none does ("
+            f"{why_no_cost(self.plan)}); max_tasks bounds its task claims. Said again if one does"
         )
 
     # --- the worker pool
@@ -668,7 +670,7 @@ class Pipeline(OneShotAgents):
             if taken is not None and self.swarm.get_finding(taken).worker == outcome.worker:
                 return None
             label, anchor = task.pass_name or label, anchor_of(task)
-        what = f"worker run on {outcome.task_id}, not recorded ({outcome.detail[:ERROR_SHOWN]})"
+        what = f"worker run on {outcome.task_id}, not recorded ({error_shown(outcome.detail)})"
         return label, Unrecorded(outcome.usage, what, anchor)
 
     def _pool(self, label: str) -> None:
@@ -743,7 +745,7 @@ def _last_error(dead: list[Task]) -> str:
     last = max(dead, key=lambda t: t.claimed_at or 0)
     error = _why(last)
     same = sum(1 for t in dead if _why(t) == error)
-    return f"the last error ({same} of {counted(len(dead), 'dead task')}): {error[:ERROR_SHOWN]}"
+    return f"the last error ({same} of {counted(len(dead), 'dead task')}): {error_shown(error)}"
 
 
 def _why(task: Task) -> str:

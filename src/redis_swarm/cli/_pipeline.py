@@ -413,7 +413,12 @@ def _retired_line(done: PipelineRetired) -> str:
     if done.total("cited"):
         kept.append(f"{done.total('cited'):,} kept: a synthesis cites their finding")
     if done.total("other"):
-        kept.append(f"{counted(done.total('other'), 'task')} of a pass kept: swarm retire PASS")
+        # (a planning task a run from before posted with its pass name: the pass's; a
+        # synthesizer task a run from before posted with its pass's context: a shard's)
+        kept.append(
+            f"{counted(done.total('other'), 'task')} posted with a pass or context kept: "
+            "swarm retire PASS frees a pass's"
+        )
     if done.total("corrupt"):
         kept.append(f"{counted(done.total('corrupt'), 'record')} stored unreadable kept")
     if done.lease_kept is not None:
@@ -423,9 +428,13 @@ def _retired_line(done: PipelineRetired) -> str:
             f"run {done.unfinished} is not finished: its bookkeeping stays for the run that "
             "resumes it"
         )
+    # (the records of agent runs no other record held, of the runs retired: they go too)
+    runs = ""
+    if done.unrecorded:
+        runs = f", {counted(done.unrecorded, 'record')} of runs no other record held"
     return (
         f"{verb} the bookkeeping of pipeline {done.name}: {counted(done.total('tasks'), 'task')}, "
-        f"{counted(done.total('findings'), 'finding')} ({'; '.join(kept)})"
+        f"{counted(done.total('findings'), 'finding')}{runs} ({'; '.join(kept)})"
     )
 
 

@@ -36,7 +36,9 @@ def _cost_pairs(spent: TaskCosts) -> list[tuple[str, Any]]:
     cost was recorded."""
     total = spent.total
     parts = [("failed runs cost", spent.task.failed_usage)]
-    if spent.finding is not None:
+    if spent.synthesis is not None:  # (a pipeline's synthesizer task: its finding says so)
+        parts.append((f"synthesis {spent.synthesis.id} cost", spent.synthesis.usage))
+    elif spent.finding is not None:
         parts.append(("finding cost", spent.finding.usage))
     parts += [(f"superseded {f.id} cost", f.usage) for f in spent.superseded]
     recorded = [(label, usage) for label, usage in parts if usage is not None]
@@ -45,7 +47,7 @@ def _cost_pairs(spent: TaskCosts) -> list[tuple[str, Any]]:
     costs = [usage.cost_usd for _, usage in recorded]
     money = Money()
     pairs: list[tuple[str, Any]] = [(label, money.line(u)) for label, u in recorded]
-    covers = spent.COVERS
+    covers = spent.covers()
     if not spent.searched_all:
         covers += (
             f", those looked for among the first {spent.scan_limit:,} findings of its pass "

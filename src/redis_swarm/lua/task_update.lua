@@ -100,6 +100,7 @@ local function update_lacking(t, lease)
   if action == 'fail' then
     local failures, usage = t.failures, t.failed_usage
     if failures ~= nil and not count(failures) then return 'failures', COUNT end
+    if t.failed_runs ~= nil and not count(t.failed_runs) then return 'failed_runs', COUNT end
     field, kind = most_lacking(t, L)
     if field then return field, kind end
     if usage ~= nil and type(usage) ~= 'table' then return 'failed_usage', 'an object' end
@@ -178,6 +179,10 @@ elseif action == 'fail' then
   t.worker = nil
   t.lease_deadline = nil
   t.last_error = err
+  -- Every failed run, kept apart from failures (which a requeue sets back to 0, while
+  -- failed_usage keeps summing): how many runs failed_usage and the failures stand for. A
+  -- task stored before the field existed counts from its failures.
+  t.failed_runs = (t.failed_runs or t.failures or 0) + 1
   t.failures = (t.failures or 0) + 1
   task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
              'error', string.sub(err, 1, 500))
