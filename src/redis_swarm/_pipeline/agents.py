@@ -39,6 +39,7 @@ from .._runner import (
     build_command,
     cli_failure,
     default_worker_prefix,
+    failure_taken,
     quote_tail,
     read_output,
     run_child,
@@ -193,16 +194,6 @@ def _claim_key(held: Task) -> str:
     return held.token or held.id
 
 
-def _took(held: Task, task: Task, reason: str) -> bool:
-    """Whether ``task``, read after a failure of ``held`` with ``reason`` was refused for a
-    lease gone, shows that failure taken all the same (a try of it that a paused server ran
-    when it woke up): a failure more than ``held`` had, its error ``reason`` (as the core
-    cuts a long one, ending in "…")."""
-    error = task.last_error or ""
-    said = error == reason or (error.endswith("…") and reason.startswith(error[:-1]))
-    return task.failures > held.failures and said
-
-
 def run_agents(holder: str, ids: Sequence[str]) -> list[str]:
     """The agent ids of ``ids`` that the run whose lease holder was ``holder`` (its
     ``PREFIX-pipeline``) registers: its roles' (``RUN_ROLES``) and its pool's slots'."""
@@ -313,8 +304,8 @@ class OneShotAgents:
         refused after such a wait because the lease no longer holds (a paused server ran the
         first try when it woke up, or the lease ran out meanwhile and the task went back to
         its queue): the task as it is now, said in a progress line; unless the task shows the
-        failure taken (``_took``), the run is counted as one no record holds (``_unrecorded``,
-        under ``key``, the run's)."""
+        failure taken (``failure_taken``), the run is counted as one no record holds
+        (``_unrecorded``, under ``key``, the run's)."""
         waited = threading.Event()
         try:
             return self._persist(
@@ -326,7 +317,7 @@ class OneShotAgents:
                 raise
             self._say(f"{self.current}: after waiting for Redis, {held.id}'s lease was gone: {exc}")
             task = self.swarm.get_task(held.id)
-            if not _took(held, task, reason):
+            if not failure_taken(held, task, reason):
                 what = f"a failed run on {held.id} (its lease gone)"
                 self._unrecorded(label, held, usage, what, key)
             return task
