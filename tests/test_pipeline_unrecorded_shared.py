@@ -168,14 +168,34 @@ def test_an_emptied_swarm_and_another_server_are_not_confused(
 
 
 def test_pipeline_retire_deletes_them(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:
-    """``swarm pipeline retire`` deletes the runs no other record holds of the runs whose
-    bookkeeping it retires (a dry run counts them only)."""
+    """``swarm pipeline retire`` deletes the runs no other record holds of a run it leaves
+    with no task (a dry run counts them only); while its workers' tasks are kept (``swarm
+    retire PASS`` frees those), so are they: the run's cost counts while its records do."""
     path = _plan(tmp_path, CANCELLED_WORKER, ["CANCEL-ME please", "look at B"])
     assert _run(cli, path, expect=0)["done"]
     owner = unrecorded_owner("uncounted", 1)
     assert len(swarm.unrecorded_runs(owner)) == 1
     args = ("--json", "pipeline", "retire", "uncounted", "--older-than", "0")
+    assert json.loads(cli(*args).stdout)["unrecorded_runs"] == 0
+    assert len(swarm.unrecorded_runs(owner)) == 1
+    plan = load_plan(path)
+    for index in range(len(plan.passes)):
+        swarm.retire_pass(read_pass(swarm, plan, index).label)
     assert json.loads(cli(*args, "--dry-run").stdout)["unrecorded_runs"] == 1
     assert len(swarm.unrecorded_runs(owner)) == 1
     assert json.loads(cli(*args).stdout)["unrecorded_runs"] == 1
     assert swarm.unrecorded_runs(owner) == []
+
+
+def test_a_retire_that_keeps_a_runs_records_keeps_its_unrecorded_runs(
+    cli: Cli, redis_url: str, tmp_path: Path
+) -> None:
+    """``--older-than`` an hour retires nothing of a run just ended: the $2 run lost to a
+    cancel stays counted (it was deleted with every finished run's, whatever their age)."""
+    path = _plan(tmp_path, CANCELLED_WORKER, ["CANCEL-ME please", "look at B"])
+    assert _run(cli, path, expect=0)["done"]
+    args = ("--json", "pipeline", "retire", "uncounted", "--older-than", "3600")
+    retired = json.loads(cli(*args).stdout)
+    assert (retired["tasks"], retired["unrecorded_runs"]) == (0, 0), retired
+    status = _another_process(redis_url, "pipeline", "status", "uncounted")
+    assert status["cost_usd"] == pytest.approx(2.6), status

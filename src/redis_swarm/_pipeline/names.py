@@ -37,6 +37,7 @@ __all__ = [
     "planning_queue",
     "planning_task_id",
     "queue_clash",
+    "run_queues",
     "stored_run",
     "stored_text",
     "synthesis_id",
@@ -90,6 +91,12 @@ def bookkeeping_queues(name: str, run: int) -> tuple[str, str]:
     ``synthesis_queue``). What ``swarm pipeline retire`` frees, with the lease's."""
     workers = _workers_queue(name, run)
     return f"{workers}{_PLANNING}", f"{workers}{_SYNTHESIS}"
+
+
+def run_queues(name: str, run: int) -> tuple[str, ...]:
+    """Every queue of run ``run`` of pipeline ``name``: its workers' and its bookkeeping
+    (``bookkeeping_queues``)."""
+    return (_workers_queue(name, run), *bookkeeping_queues(name, run))
 
 
 def queue_clash(name: str) -> str | None:

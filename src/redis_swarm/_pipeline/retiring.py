@@ -31,6 +31,7 @@ from .names import (
     bookkeeping_queues,
     lease_generation,
     lease_queue,
+    run_queues,
     synthesis_id,
     unrecorded_owner,
 )
@@ -120,7 +121,7 @@ def retire_pipeline(
             [lease], older_than_s=older_than_s, dry_run=dry_run, unless_open=lease,
             settled_before=kept.created_at if kept is not None else None,
         )  # fmt: skip
-        unrecorded = _drop_unrecorded(swarm, plan, unfinished, dry_run, queues_per_call)
+        unrecorded = _drop_unrecorded(swarm, plan, unfinished, retired, dry_run, queues_per_call)
     except Conflict as exc:
         raise Conflict(_running(swarm, plan)) from exc
     return PipelineRetired(
@@ -130,14 +131,40 @@ def retire_pipeline(
 
 
 def _drop_unrecorded(
-    swarm: Swarm, plan: Plan, unfinished: int | None, dry_run: bool, per_call: int
+    swarm: Swarm,
+    plan: Plan,
+    unfinished: int | None,
+    retired: list[RetiredQuestions],
+    dry_run: bool,
+    per_call: int,
 ) -> int:
-    """Delete (``dry_run``: count) the agent runs paid for that no other record holds of
-    ``plan``'s runs, but the ``unfinished`` one's, ``per_call`` runs at a time: how many."""
-    owners = [unrecorded_owner(plan.name, run) for run in _retired_runs(plan, unfinished)]
+    """Delete (``dry_run``: count) the agent runs paid for that no
+    other record holds of ``plan``'s runs left with no task (``_emptied_runs``),
+    ``per_call`` runs at a time: how many. A run with a task left keeps them: its cost
+    counts while its records do (a task settled within ``--older-than``, one a synthesis
+    cites, its workers' tasks, which ``swarm retire PASS`` frees)."""
+    runs = _emptied_runs(swarm, plan, unfinished, retired)
+    owners = [unrecorded_owner(plan.name, run) for run in runs]
     return sum(
         swarm.drop_unrecorded_runs(some, dry_run=dry_run) for some in _in_calls(owners, per_call)
     )
+
+
+def _emptied_runs(
+    swarm: Swarm, plan: Plan, unfinished: int | None, retired: list[RetiredQuestions]
+) -> list[int]:
+    """The runs of ``plan``'s pipeline (but the ``unfinished`` one) whose queues, the
+    workers' and the bookkeeping, hold no task once ``retired`` is done (a dry run's: what
+    it would remove taken off what they hold now; one HGETALL of the counters)."""
+    stats = swarm.queue_stats()
+    going = {r.queue: r.questions for r in retired if r.dry_run}
+    return [
+        run for run in _retired_runs(plan, unfinished)
+        if all(
+            sum(stats.get(queue, {}).values()) - going.get(queue, 0) <= 0
+            for queue in run_queues(plan.name, run)
+        )
+    ]  # fmt: skip
 
 
 def _retired_runs(plan: Plan, unfinished: int | None) -> range:
