@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import redis_swarm
-from redis_swarm import ConnectionFailed, Swarm
+from redis_swarm import ConnectionFailed, Swarm, ValidationError
 from redis_swarm._keys import Keys, swarm_key_patterns
 from redis_swarm._pipeline import load_plan, pipeline_queue
 from redis_swarm._pipeline.names import unrecorded_owner
@@ -199,3 +199,14 @@ def test_a_retire_that_keeps_a_runs_records_keeps_its_unrecorded_runs(
     assert (retired["tasks"], retired["unrecorded_runs"]) == (0, 0), retired
     status = _another_process(redis_url, "pipeline", "status", "uncounted")
     assert status["cost_usd"] == pytest.approx(2.6), status
+
+
+def test_the_owners_to_drop_are_checked_at_the_edge(swarm: Swarm) -> None:
+    """A name alone (not a list of them) and over a thousand are refused with what to give;
+    any iterable of names is taken (a generator raised TypeError)."""
+    swarm.record_unrecorded_run("pipeline p run 1", "k", "p", "a run")
+    for wrong in ("pipeline p run 1", [f"o{i}" for i in range(1001)]):
+        with pytest.raises(ValidationError, match="a list of at most 1,000 names"):
+            swarm.drop_unrecorded_runs(wrong)
+    assert swarm.drop_unrecorded_runs(o for o in ["pipeline p run 1"]) == 1
+    assert swarm.unrecorded_runs("pipeline p run 1") == []

@@ -15,7 +15,7 @@ pipeline's retirement), and deleting a swarm's keys deletes them with the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +97,14 @@ def unrecorded_runs(ctx: OpContext, owner: str) -> Operation[list[UnrecordedRun]
 
 
 def drop_unrecorded_runs(
-    ctx: OpContext, owners: Sequence[str], *, dry_run: bool = False
+    ctx: OpContext, owners: Iterable[str], *, dry_run: bool = False
 ) -> Operation[int]:
     """Delete the runs every one of ``owners`` kept (or, ``dry_run``, only count them): how
     many there were. One round trip, two without ``dry_run``."""
-    if isinstance(owners, str) or len(owners) > MAX_OWNERS:
+    named = [] if isinstance(owners, str) else list(owners)  # (a generator too)
+    if isinstance(owners, str) or len(named) > MAX_OWNERS:
         raise ValidationError(f"owners must be a list of at most {MAX_OWNERS:,} names")
-    keys = [ctx.keys.unrecorded_runs(check_label("an owner", owner)) for owner in owners]
+    keys = [ctx.keys.unrecorded_runs(check_label("an owner", owner)) for owner in named]
     if not keys:
         return 0
     counts = yield Batch(tuple(Cmd("HLEN", key) for key in keys))

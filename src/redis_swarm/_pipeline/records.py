@@ -184,10 +184,14 @@ def count_unrecorded(
     label: str,
     run: Unrecorded,
     key: str | None = None,
+    *,
+    write: bool = True,
 ) -> bool:
     """Count an agent ``run`` of pass ``label`` that no record in the swarm holds, so that
     every budget and status of the run counts it, in any process: written to the swarm now,
     or kept here and written at the next chance when it cannot be (``write_unrecorded``).
+    Without ``write``, kept here only, for the caller to write once it holds no lock (the
+    write rides out an outage: a lock held meanwhile would hold every other slot's outcome).
     False when a run under ``key`` was counted already (each path that may meet the same run
     passes the same key; None: only one path meets it)."""
     digest = _run_key(key)
@@ -196,7 +200,7 @@ def count_unrecorded(
         if digest in pending:
             return False
         pending[digest] = (label, run)
-    return _write(swarm, plan).get(digest, True)
+    return _write(swarm, plan).get(digest, True) if write else True
 
 
 def write_unrecorded(swarm: Swarm, plan: Plan) -> int:

@@ -711,8 +711,8 @@ class Pipeline(OneShotAgents):
             # the warning said after a cost was; a run counted inside too, or a recount of
             # another slot's would count it, then this add again)
             with self._cost_lock, contextlib.suppress(SwarmError):
-                if unrecorded is not None:
-                    count_unrecorded(self.swarm, self.plan, *unrecorded)
+                if unrecorded is not None:  # (written below, the lock let go)
+                    count_unrecorded(self.swarm, self.plan, *unrecorded, write=False)
                     paid = outcome.usage.cost_usd if outcome.usage is not None else None
                     self.cost = plus(self.cost, paid)
                 elif outcome.finding_id is None:  # a failed run may have cost too: recount
@@ -723,6 +723,8 @@ class Pipeline(OneShotAgents):
                 if self.cost is None and self.plan.max_cost_usd and not self._no_cost_said:
                     self.cost = self.spent()[0]  # (recounted until said, or a cost shows)
                 self._no_cost_yet(self.cost)  # (said, or taken back once a cost shows)
+            if unrecorded is not None:
+                write_unrecorded(self.swarm, self.plan)
             if self._cost_spent(self.cost):
                 runner.drain()  # claim nothing more; the running agents finish
 
