@@ -1,7 +1,7 @@
 """A fresh-clone walkthrough of docs/pipeline.md, its defects in a pipeline's bookkeeping and
 costs: ``swarm pipeline retire`` frees a synthesizer task (it is bookkeeping, of no shard);
 every cost view counts a synthesizer's runs exactly, those of a task given back after it
-died too (``Task.failed_runs``: a requeue sets ``failures`` back to 0); a synthesizer
+died too (``Task.failed_run_count``: a requeue sets ``failures`` back to 0); a synthesizer
 task's own costs count its synthesis as its run that was taken, and its closing finding as
 none; a refusal cut in a progress line says it was cut; ``pipeline check`` says a missing
 program once, naming every role that runs it; the warning that no run reported a cost says
@@ -105,7 +105,7 @@ def test_runs_of_a_synthesizer_task_given_back_are_counted_exactly(
     shown = cli("status", "--pass", "cost: One").stdout
     assert "of it, synthesis: $2.0000" in shown and "(4 runs)" in shown
     task = swarm.get_task(synthesis_task_id(plan, 0))
-    assert (task.failures, task.failed_runs) == (0, 3)
+    assert (task.failures, task.failed_run_count) == (0, 3)
 
 
 def test_a_synthesizer_tasks_costs_are_its_runs(cli: Cli, swarm: Swarm, tmp_path: Path) -> None:

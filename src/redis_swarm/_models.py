@@ -24,6 +24,7 @@ from ._usage import Usage, summed_figures
 __all__ = [
     "BEAT_EVERY_S",
     "DEFAULT_MAX_ABANDONS",
+    "MAX_ERROR_CHARS",
     "NAMES_LISTED",
     "OPEN_STATUSES",
     "PLANNED_SYNTHESIS",
@@ -59,6 +60,7 @@ __all__ = [
     "listed_names",
     "planning_task_of",
     "runs_of",
+    "stored_error",
     "synthesis_run_for",
     "synthesizer_task_of",
     "type_filter",
@@ -292,8 +294,8 @@ class Task(Record):
     release: its worker vanished) against ``max_abandons``. Either reaching its limit
     dead-letters the task, with a ``dead_reason`` naming the limit. ``failed_usage`` sums
     what the failed attempts cost (their ``fail`` carried the agent CLI's usage): money
-    spent that no finding records; ``failed_runs`` counts those attempts, a requeue's reset
-    of ``failures`` aside.
+    spent that no finding records; ``failed_run_count`` counts those attempts, a requeue's
+    reset of ``failures`` aside.
 
     ``status_at`` is when the task took its status (epoch ms, the server's clock), written by
     every change of status but the three the hot path makes, whose times the record already
@@ -329,7 +331,7 @@ class Task(Record):
     failed_usage: Usage | None = None
     # Every failed run (fail) it had, which a requeue leaves (it sets ``failures`` back to 0,
     # while ``failed_usage`` keeps summing): None for a task stored before it was counted.
-    failed_runs: int | None = None
+    failed_run_count: int | None = None
     # A secret (the lease's): kept out of repr, which logs show; to_dict keeps it.
     token: str | None = dataclasses.field(default=None, repr=False)
 
@@ -495,21 +497,33 @@ def lease_token(attempts: int, secret: str) -> str:
     return f"{attempts}.{secret}"
 
 
+# The longest error a task keeps (its ``last_error``): a longer one is cut (``stored_error``).
+MAX_ERROR_CHARS = 8_000
+
+
+def stored_error(error: str) -> str:
+    """``error`` as a task stores it (``fail``'s, as its ``last_error``): cut to
+    ``MAX_ERROR_CHARS``, ending in "…" when it was."""
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
+
+
 def failed_runs_of(task: Task) -> int:
-    """How many failed runs ``task`` had: its ``failed_runs``; for a task stored before
+    """How many failed runs ``task`` had: its ``failed_run_count``; for a task stored before
     they were counted, its ``failures`` (at least one when it has ``failed_usage``: a
-    requeue set them back to 0, so that may be fewer than there were)."""
-    if task.failed_runs is not None:
-        return task.failed_runs
+    requeue set them back to 0, so that may be fewer than there were; lua/task_update.lua's
+    fail seeds the count by the same rule)."""
+    if task.failed_run_count is not None:
+        return task.failed_run_count
     return max(task.failures, 1) if task.failed_usage is not None else task.failures
 
 
 def runs_of(records: Iterable[Finding | Synthesis | Task | None]) -> tuple[int, int]:
     """How many agent runs ``records`` stand for, and how many of them reported no cost
     (unknown, so that a sum of the others is less than what was spent): a finding or a
-    synthesis is one run; a task's failed runs are its ``failed_runs`` (``failed_runs_of``),
-    all without a cost when their sum has none (None: no record, no run). The one count of
-    them: a pipeline's, a pass's (``PassCosts``), a lineage's, a task's (``TaskCosts``)."""
+    synthesis is one run; a task's failed runs are its ``failed_run_count``
+    (``failed_runs_of``), all without a cost when their sum has none (None: no record, no
+    run). The one count of them: a pipeline's, a pass's (``PassCosts``), a lineage's, a
+    task's (``TaskCosts``)."""
     runs = unpriced = 0
     for record in records:
         if record is None:

@@ -329,6 +329,10 @@ def newest(replies: Sequence[Any], n: int) -> list[str]:
 
 
 _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
+# The counts of a task's runs that its readers add up (``_models.runs_of``): checked as it is
+# decoded, so that one stored as no count is a record stored corrupt (``swarm doctor`` names
+# it), not a crash of whatever sums it.
+_RUN_COUNTS = ("failures", "failed_run_count")
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
 
 
@@ -352,6 +356,10 @@ def task_from(raw: Any, data: Any, lease_secret: str | None = None) -> Task:
     ``ATTEMPT.SECRET`` (made here, not by a second construction)."""
     state: dict[str, Any] = loads(raw)
     fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
+    for name in _RUN_COUNTS:  # (what runs_of sums: one that is no count would crash it)
+        value = fields.get(name)
+        if value is not None and (type(value) is not int or value < 0):
+            raise ValueError(f"{name} is {value!r}, not a count")
     if isinstance(fields.get("failed_usage"), dict):
         fields["failed_usage"] = Usage.from_dict(fields["failed_usage"])
     if lease_secret is not None:

@@ -20,7 +20,7 @@ from .._codec import UNREADABLE, built, dumps
 from .._errors import NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
-from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus
+from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, stored_error
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._usage import Usage
 from .._validate import (
@@ -81,7 +81,6 @@ __all__ = [
 
 MAX_ATTEMPTS = 1_000  # max_attempts and max_abandons
 MIN_LEASE_S = 0.001  # a task's lease_s, and the lease a claim or a renewal asks for
-MAX_ERROR_CHARS = 8_000
 MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 # A failed task waits 1 s, 2 s, 4 s, ... before its next attempt, unless its queue sets the
@@ -501,8 +500,7 @@ def fail(
         after = round(check_number("retry_after_s", retry_after_s, 0, MAX_RETRY_AFTER_S) * 1000)
     spent = dumps(usage_body(usage)) if usage is not None else ""
     check_failure_reason(error)
-    if len(error) > MAX_ERROR_CHARS:
-        error = error[: MAX_ERROR_CHARS - 1] + "…"
+    error = stored_error(error)
     return (
         yield from _update(
             ctx, task_id, "fail", check_token(token), "1" if retry else "0",

@@ -357,7 +357,7 @@ def spending(result: PassResult) -> list[Spent]:
 def runs_without_cost(result: PassResult) -> tuple[int, int]:
     """How many agent runs the pass holds a record of, and how many of them reported no
     cost (unknown, so that a sum of the others is less than what was spent): a finding, the
-    planner's or a synthesis is one run; a task's failed runs are its ``failed_runs``
+    planner's or a synthesis is one run; a task's failed runs are its ``failed_run_count``
     (``runs_of``: those before a requeue too), all without a cost when the sum has none; a
     run no record holds (``unrecorded``) is one."""
     runs, unpriced = runs_of(record for record, _what in _runs(result))

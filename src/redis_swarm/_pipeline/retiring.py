@@ -13,9 +13,10 @@ numbers its own from it (see ``lease``), and one retired would be posted again.
 
 A pipeline run many times has many queues: only those holding tasks are named to the core,
 ``QUEUES_PER_CALL`` at a time. The agent runs paid for that no other record holds, which the
-swarm keeps per run (``records.count_unrecorded``), go with the bookkeeping of their run
-(``Swarm.drop_unrecorded_runs``), ``QUEUES_PER_CALL`` runs at a time; an unfinished run keeps
-its own, as it keeps its bookkeeping."""
+swarm keeps per run (``records.count_unrecorded``), go once their run has no task left, its
+workers' and its bookkeeping (``Swarm.drop_unrecorded_runs``), ``QUEUES_PER_CALL`` runs at a
+time: its cost counts them while it keeps a record; an unfinished run keeps its own, as it
+keeps its bookkeeping."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class PipelineRetired:
     tasks); ``unfinished``: the run whose bookkeeping was kept, not finished (None: every
     run's was retired); ``lease_kept``: the lease task kept as the highest generation
     (counted apart from ``recent``), None when the lease queue held none; ``unrecorded``: the
-    agent runs paid for that no other record held, of the runs retired (deleted with them)."""
+    agent runs paid for that no other record held, of the runs left with no task (deleted
+    with them)."""
 
     name: str
     run: int

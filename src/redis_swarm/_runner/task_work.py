@@ -7,7 +7,7 @@ from __future__ import annotations
 from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, ConnectionFailed, LeaseLost, SwarmError, ValidationError
 from .._finding_text import finding_refused, finding_tags, new_mark, parse_finding
-from .._models import Task, TaskStatus, answer_fields
+from .._models import Task, TaskStatus, answer_fields, failed_runs_of, stored_error
 from .._printable import printable
 from .._prompts import render_task_prompt
 from .._usage import Usage, usage_line
@@ -87,12 +87,16 @@ def failure_taken(held: Task, task: Task, reason: str) -> bool:
     """Whether ``task``, read after a failure of ``held`` with ``reason`` was refused for a
     lease gone, shows that failure taken all the same (a try of it whose reply was lost, or
     that a paused server ran when it woke up: each try is a new request, so the next one is
-    refused): a failure more than ``held`` had, its error ``reason`` (as the core cuts a long
-    one, ending in "…"). The one rule of it, for the pool's failures (``TaskWork._fail``) and
+    refused): no claim since ``held``'s (another worker's failure after its lease ran out
+    would read as this one), a failed run more than ``held`` had (``failed_runs_of``: a
+    requeue meanwhile sets ``failures`` back), its error ``reason`` as the core stores it
+    (``stored_error``). The one rule of it, for the pool's failures (``TaskWork._fail``) and
     the pipeline's own agents' alike."""
-    error = task.last_error or ""
-    said = error == reason or (error.endswith("…") and reason.startswith(error[:-1]))
-    return task.failures > held.failures and said
+    return (
+        task.attempts == held.attempts
+        and failed_runs_of(task) > failed_runs_of(held)
+        and task.last_error == stored_error(reason)
+    )
 
 
 class TaskWork(Claiming, AgentRuns):

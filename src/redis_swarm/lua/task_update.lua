@@ -100,7 +100,9 @@ local function update_lacking(t, lease)
   if action == 'fail' then
     local failures, usage = t.failures, t.failed_usage
     if failures ~= nil and not count(failures) then return 'failures', COUNT end
-    if t.failed_runs ~= nil and not count(t.failed_runs) then return 'failed_runs', COUNT end
+    if t.failed_run_count ~= nil and not count(t.failed_run_count) then
+      return 'failed_run_count', COUNT
+    end
     field, kind = most_lacking(t, L)
     if field then return field, kind end
     if usage ~= nil and type(usage) ~= 'table' then return 'failed_usage', 'an object' end
@@ -168,6 +170,15 @@ elseif action == 'release' then
   task_event(K, 'task.released', t, 'worker', worker, 'attempt', t.attempts)
 
 elseif action == 'fail' then
+  -- Every failed run, kept apart from failures (which a requeue sets back to 0, while
+  -- failed_usage keeps summing): how many runs failed_usage and the failures stand for. A
+  -- task stored before the count existed starts from what _models.failed_runs_of reads of
+  -- it (its failures, at least one when it has a failed_usage): one rule in both.
+  local runs = t.failed_run_count
+  if runs == nil then
+    runs = t.failures or 0
+    if t.failed_usage ~= nil and runs < 1 then runs = 1 end
+  end
   if ARGV[13] and ARGV[13] ~= '' then
     -- (summed before the first write: a total written around redis-swarm may hold anything)
     local ok, total = pcall(add_usage, t.failed_usage, cjson.decode(ARGV[13]))
@@ -179,10 +190,7 @@ elseif action == 'fail' then
   t.worker = nil
   t.lease_deadline = nil
   t.last_error = err
-  -- Every failed run, kept apart from failures (which a requeue sets back to 0, while
-  -- failed_usage keeps summing): how many runs failed_usage and the failures stand for. A
-  -- task stored before the field existed counts from its failures.
-  t.failed_runs = (t.failed_runs or t.failures or 0) + 1
+  t.failed_run_count = runs + 1
   t.failures = (t.failures or 0) + 1
   task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
              'error', string.sub(err, 1, 500))
