@@ -69,7 +69,7 @@ def test_mcp_install_prints_the_file_or_only_where_it_wrote_it(tmp_path: Path, c
     path = {"json": tmp_path / ".mcp.json", "gemini": tmp_path / ".gemini/settings.json",
             "codex": codex_home / "config.toml"}[client]  # fmt: skip
     args = ["mcp", "install", "--client", client, "--role", "worker"]
-    env = {"CODEX_HOME": str(codex_home)}
+    env = {"CODEX_HOME": str(codex_home), "GEMINI_CLI_TRUST_WORKSPACE": "true"}  # (trusted)
     shown = _swarm(args, tmp_path, env)
     assert shown.stdout.endswith("\n") and not shown.stdout.endswith("\n\n")
     parsed = tomllib.loads(shown.stdout) if client == "codex" else json.loads(shown.stdout)

@@ -44,6 +44,7 @@ def _run(work: Path, *args: str) -> Result:
         "CLAUDE_CONFIG_DIR": None,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "SWARM_URL": "embedded",
+        "GEMINI_CLI_TRUST_WORKSPACE": "true",  # (the folder's trust: test_walkthrough2_fixes)
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_TELEMETRY": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -136,32 +137,38 @@ def test_claude_code_s_scopes_are_said_in_its_order(work: Path) -> None:
     project = f"{mcp_json} (Claude Code's project scope)"
     local = f"{config}, this project's entry (Claude Code's local scope)"
 
-    def ignored(there: str) -> str:
+    # (the project's .mcp.json against the user scope: started once approved there)
+    until_approved = " once it is approved there (until then, that one)"
+    until_that_approved = " once that one is approved there (until then, the one installed here)"
+
+    def ignored(there: str, condition: str = "") -> str:
         return (
             f"swarm is also in {there}, but Claude Code starts the one installed here in this "
-            f"project, not that one {CLAUDE_ORDER}: an edit of that one changes nothing here"
+            f"project{condition}, not that one {CLAUDE_ORDER}: an edit of that one changes "
+            "nothing here"
         )
 
-    def started(there: str, scope: str) -> str:
+    def started(there: str, scope: str, condition: str = "") -> str:
         return (
-            f"swarm is also in {there}, and Claude Code starts that one in this project, not "
-            f"the one installed here {CLAUDE_ORDER}: take that one out (`swarm mcp install "
-            f"--client claude --scope {scope} --remove`), or install at the {scope} scope"
+            f"swarm is also in {there}, and Claude Code starts that one in this project"
+            f"{condition}, not the one installed here {CLAUDE_ORDER}: take that one out (`swarm "
+            f"mcp install --client claude --scope {scope} --remove`), or install at the {scope} "
+            "scope"
         )
 
     assert _warnings(work, "--client", "claude", "--scope", "user", "--write") == []
-    assert _warnings(work, "--client", "json", "--write") == [ignored(user)]
+    assert _warnings(work, "--client", "json", "--write") == [ignored(user, until_approved)]
     assert _warnings(work, "--client", "claude", "--scope", "local", "--write") == [
         ignored(project),
         ignored(user),
     ]
     assert _warnings(work, "--client", "claude", "--scope", "user", "--write") == [
         started(local, "local"),
-        started(project, "project"),
+        started(project, "project", until_that_approved),
     ]
     assert _warnings(work, "--client", "claude", "--scope", "project") == [
         started(local, "local"),
-        ignored(user),
+        ignored(user, until_approved),
     ]
     done = _run(work, "mcp", "install", "--client", "claude", "--scope", "local", "--remove")
     assert done.stderr.splitlines() == [

@@ -127,16 +127,31 @@ class CounterCheck:
         if self.refused is not None:
             return f"not read: {self.refused}"
         if self.ok:
-            which = counted(self.queues, "queue")
-            if self.capped:
-                which = f"the first {self.checked:,} of {which} (by name)"
-            return (
-                f"ok: the pending, delayed, claimed and dead counters of {which} match their "
-                f"sets; no counter of {counted(self.queues, 'queue')}, shards or "
-                f"{counted(self.passes, 'pass', 'passes')} is below zero"
-            )
+            return f"ok: {self._held_words}; no counter of {self._owners_words} is below zero"
         wrong = [m.text for m in self.mismatches] + [b.text for b in self.bad]
         return f"wrong: {first_few(wrong, _SHOWN)} (see the warnings)"
+
+    @property
+    def _held_words(self) -> str:
+        """What was held against the sets, for any count of queues (none too)."""
+        if not self.queues:
+            return "no queue has counters yet"
+        which = counted(self.queues, "queue")
+        if self.capped:
+            which = f"the first {self.checked:,} of {which} (by name)"
+        return f"the pending, delayed, claimed and dead counters of {which} match their sets"
+
+    @property
+    def _owners_words(self) -> str:
+        """Whose counters were looked at for a value below zero: "a queue, a shard or any of
+        the 3 passes" (no queue and no pass: left out, not counted as 0)."""
+        owners = ["a queue"] if self.queues else []
+        owners.append("a shard")
+        if self.passes == 1:
+            owners.append("the pass")
+        elif self.passes:
+            owners.append(f"any of the {self.passes:,} passes")
+        return ", ".join(owners[:-1]) + " or " + owners[-1] if len(owners) > 1 else owners[0]
 
     @property
     def warnings(self) -> list[str]:

@@ -31,6 +31,16 @@ __all__ = [
 PASSWORD_PLACEHOLDER = "<password>"
 
 
+def _password_from_stdin(user: str) -> str:
+    """--password-stdin's password: typed at a terminal, read without echo (its prompt on
+    stderr, so that stdout stays the rules); piped, the first line, as it is."""
+    if sys.stdin.isatty():
+        import getpass  # (here: only a terminal needs it)
+
+        return getpass.getpass(f"{user}'s password (not shown): ", stream=sys.stderr)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 @main.command(short_help="Print or --apply the ACL rules of a user of one role.")
 @click.option("--role", type=click.Choice(ACL_ROLES), required=True, help="What the user may do.")
 @click.option(
@@ -119,7 +129,7 @@ def acl(
     if password_stdin:
         if password is not None:
             raise ConfigError("give --password or --password-stdin, not both")
-        password = sys.stdin.readline().rstrip("\r\n")
+        password = _password_from_stdin(user)
     version = None if redis_version is None else parse_version(redis_version)
     if kill_connections and not apply_:
         raise ConfigError("--kill-connections closes connections on the servers: add --apply")

@@ -37,6 +37,7 @@ from ..mcp_server._install import (
     elsewhere_words,
     env_reference,
     gemini_settings,
+    gemini_untrusted_words,
     launch_spec,
     mcp_json,
     merge_json,
@@ -403,6 +404,9 @@ def install(
     for found in others:  # (before the line saying what was done, which ends the output)
         removal = _removal_command(found, spec.name)
         click.echo(f"warning: {elsewhere_words(spec.name, found, removal=removal)}", err=True)
+    untrusted = gemini_untrusted_words(spec.name) if write and client == "gemini" else None
+    if untrusted is not None:  # (written all the same: trusting the folder starts it)
+        click.echo(f"warning: {untrusted}", err=True)
     shown = spec
     if secret and not show_secrets and (app.json or done is None):
         assert isinstance(spec, LaunchSpec)

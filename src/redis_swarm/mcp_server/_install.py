@@ -28,6 +28,7 @@ other changes nothing.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import sys
@@ -47,6 +48,7 @@ from .._client_files import (
     read_settings,
     refuse_commented,
     replacement_words,
+    strip_comments,
     tighten_config,
     user_dir,
     write_config,
@@ -82,6 +84,7 @@ __all__ = [
     "elsewhere_words",
     "env_reference",
     "gemini_settings",
+    "gemini_untrusted_words",
     "launch_spec",
     "mcp_json",
     "merge_json",
@@ -481,6 +484,10 @@ class Elsewhere:
     used: bool
     # Codex only: the project is not one it trusts, so it reads no project file of it
     untrusted: bool = False
+    # Claude Code only, its project scope against its user scope: the project's .mcp.json
+    # entry is started only once approved there (it asks when it starts in the project);
+    # until then, or if declined, the user scope's is (``used`` says which, once approved)
+    approval: bool = False
     # why the file could not be read (whether it holds the name is unknown); None: it could
     unreadable: str | None = None
 
@@ -529,7 +536,8 @@ def elsewhere(
         if app == "codex" and not codex_trusts(where, home=home):
             found.append(Elsewhere(app, other, place, False, untrusted=True))
         else:
-            found.append(Elsewhere(app, other, place, first))
+            approval = app == "claude" and {mine, other} == {"project", "user"}
+            found.append(Elsewhere(app, other, place, first, approval=approval))
     return found
 
 
@@ -551,6 +559,73 @@ def codex_trusts(cwd: Path, *, home: Path | None = None) -> bool:
         if isinstance(entry, Mapping) and entry.get("trust_level") == "trusted":
             return True
     return False
+
+
+# Gemini CLI's file of the folders it trusts (in its user folder, or where its variable
+# says), and the levels a folder's line in it holds. In a folder it does not trust (none of
+# the file's lines covers it: Gemini CLI 0.61's trust.ts) it starts no MCP server, of either
+# scope: `gemini mcp list` shows them Disabled.
+GEMINI_TRUSTED_FOLDERS = "trustedFolders.json"
+_GEMINI_TRUSTED_FOLDERS_ENV = "GEMINI_CLI_TRUSTED_FOLDERS_PATH"
+_GEMINI_TRUST_ENV = "GEMINI_CLI_TRUST_WORKSPACE"  # "true" / "false": trust decided by it
+_TRUST_FOLDER, _TRUST_PARENT = "TRUST_FOLDER", "TRUST_PARENT"  # (else DO_NOT_TRUST)
+
+
+def _gemini_trusted_folders(home: Path | None) -> Path:
+    moved = os.environ.get(_GEMINI_TRUSTED_FOLDERS_ENV)
+    return Path(moved) if moved else user_dir("gemini", home=home) / GEMINI_TRUSTED_FOLDERS
+
+
+def _gemini_folder_trust_on(home: Path | None) -> bool:
+    """Whether Gemini CLI checks folders' trust at all (on unless the user's settings turn
+    ``security.folderTrust.enabled`` off)."""
+    try:
+        settings = read_settings(user_dir("gemini", home=home) / "settings.json")[0]
+    except ConfigError:
+        return True
+    security = settings.get("security")
+    trust = security.get("folderTrust") if isinstance(security, Mapping) else None
+    return not (isinstance(trust, Mapping) and trust.get("enabled") is False)
+
+
+def gemini_trusts(cwd: Path, *, home: Path | None = None) -> bool:
+    """Whether Gemini CLI trusts the folder ``cwd``, as it decides it: the longest line of its
+    trusted folders file whose folder holds ``cwd`` (a TRUST_PARENT line's: the folder
+    above the one it names) says; no line: not trusted."""
+    told = os.environ.get(_GEMINI_TRUST_ENV)
+    if told in ("true", "false"):
+        return told == "true"
+    if not _gemini_folder_trust_on(home):
+        return True
+    try:
+        rules = json.loads(strip_comments(_gemini_trusted_folders(home).read_text()))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(rules, Mapping):
+        return False
+    real = cwd.resolve()
+    longest, level = -1, None
+    for rule, trust in rules.items():
+        folder = Path(rule).parent if trust == _TRUST_PARENT else Path(rule)
+        if len(rule) > longest and (real == folder.resolve() or folder.resolve() in real.parents):
+            longest, level = len(rule), trust
+    return level in (_TRUST_FOLDER, _TRUST_PARENT)
+
+
+def gemini_untrusted_words(
+    name: str, *, home: Path | None = None, cwd: Path | None = None
+) -> str | None:
+    """What an install for Gemini CLI says when it does not trust the folder (None: it does):
+    its entry is there, but not started."""
+    where = (cwd or Path.cwd()).resolve()
+    if gemini_trusts(where, home=home):
+        return None
+    return (
+        f"Gemini CLI does not trust this folder, {where}: it starts no MCP server in it, "
+        f"{name} included (`gemini mcp list` shows it Disabled); trust the folder when Gemini "
+        f'CLI asks as it starts here, or add "{where}": "{_TRUST_FOLDER}" (or a folder above '
+        f"it) to the JSON object in {_gemini_trusted_folders(home)}"
+    )
 
 
 def _holding(app: str, scope: str, name: str, *, home: Path | None, cwd: Path) -> str | None:
@@ -624,11 +699,15 @@ def elsewhere_words(
             f"{now}; once you trust the project, {later} ({order})"
         )
     if removed:
-        return f"{name} is still in {there}, and {app} starts that one in this project ({order})"
+        return (
+            f"{name} is still in {there}, and {app} starts that one in this project"
+            f"{_approved(found, installed=None)} ({order})"
+        )
     if not found.used:
         return (
             f"{name} is also in {there}, but {app} starts the one installed here in this "
-            f"project, not that one ({order}): an edit of that one changes nothing here"
+            f"project{_approved(found, installed=True)}, not that one ({order}): an edit of that "
+            "one changes nothing here"
         )
     fix = (
         f"take that one out (`{removal}`), or install at the {found.scope} scope"
@@ -636,6 +715,19 @@ def elsewhere_words(
         else "take that one out of its file"
     )
     return (
-        f"{name} is also in {there}, and {app} starts that one in this project, not the one "
-        f"installed here ({order}): {fix}"
+        f"{name} is also in {there}, and {app} starts that one in this project"
+        f"{_approved(found, installed=False)}, not the one installed here ({order}): {fix}"
     )
+
+
+def _approved(found: Elsewhere, *, installed: bool | None) -> str:
+    """The condition a Claude Code project scope's entry is started on, and what is started
+    until then: ``installed`` True: the one installed here is that entry, False: ``found``
+    is; None: the one installed here was removed (``found`` is that entry, or the user's,
+    started on no condition then)."""
+    if not found.approval:
+        return ""
+    if installed is None:
+        return " once it is approved there" if found.scope == "project" else ""
+    until = "that one" if installed else "the one installed here"
+    return f" once {'it' if installed else 'that one'} is approved there (until then, {until})"
