@@ -30,6 +30,7 @@ __all__ = [
     "PLANNED_SYNTHESIS",
     "RECORD_KINDS",
     "STALE_AFTER_S",
+    "SYNTHESIS_NAMED",
     "Agent",
     "AgentCounts",
     "Answer",
@@ -552,13 +553,19 @@ def synthesizer_task_of(synthesis: str) -> str:
     return "t-" + synthesis.removeprefix("s-")
 
 
+# The key under which a pipeline's synthesizer task (its data) and the finding that closes it
+# (its extra) name their synthesis: written by ``_pipeline.agents``, read by
+# ``synthesis_run_for`` and ``Swarm.task_costs``.
+SYNTHESIS_NAMED = "synthesis"
+
+
 def synthesis_run_for(task: Task) -> str | None:
     """The synthesis ``task`` is a pipeline's synthesizer task of (its data names it, and
     its id is the one ``synthesizer_task_of`` derives from it), None for any other task:
     the task records the synthesizer's refused and failed runs, the synthesis its run that
     was taken."""
     data = task.data if isinstance(task.data, dict) else {}
-    sid = data.get("synthesis")
+    sid = data.get(SYNTHESIS_NAMED)
     return sid if isinstance(sid, str) and synthesizer_task_of(sid) == task.id else None
 
 

@@ -27,6 +27,7 @@ from .._context_records import ContextInfo
 from .._models import (
     RECORD_KINDS,
     STALE_AFTER_S,
+    SYNTHESIS_NAMED,
     Agent,
     AgentCounts,
     Finding,
@@ -261,7 +262,7 @@ def _closes(task: Task, finding: Finding | None, synthesis: Synthesis) -> bool:
     it (no usage: the synthesis holds what its run cost)."""
     return (
         finding is not None and finding.task_id == task.id and finding.usage is None
-        and finding.extra.get("synthesis") == synthesis.id
+        and finding.extra.get(SYNTHESIS_NAMED) == synthesis.id
     )  # fmt: skip
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .._codec import counted, now_ms
 from .._errors import ConnectionFailed, InvalidState, LeaseLost, NotFound, SwarmError
 from .._executable import reach_env
-from .._models import Finding, Synthesis, Task, TaskStatus
+from .._models import SYNTHESIS_NAMED, Finding, Synthesis, Task, TaskStatus
 from .._outage import ride_out
 from .._printable import short
 from .._runner import (
@@ -704,7 +704,7 @@ class OneShotAgents:
             synthesis_queue(self.plan),
             f"Synthesize {self.plan.passes[index].name}",
             # (the pass too: Swarm.pass_costs counts the task's runs only in that pass)
-            {"synthesis": synthesis_id(self.plan, index), "pass": pass_label(self.plan, index)},
+            {SYNTHESIS_NAMED: synthesis_id(self.plan, index), "pass": pass_label(self.plan, index)},
             task_id=synthesis_task_id(self.plan, index), lease_s=HOLD_S,
             max_attempts=AGENT_TRIES,
         )  # fmt: skip
@@ -755,7 +755,10 @@ class OneShotAgents:
             )
             if held is None:
                 return
-            finding = {"summary": f"synthesis {synthesis.id} written", "synthesis": synthesis.id}
+            finding = {
+                "summary": f"synthesis {synthesis.id} written",
+                SYNTHESIS_NAMED: synthesis.id,
+            }
             finding_id = self.swarm.new_finding_id()  # the same on every try: stored once
             with contextlib.suppress(SwarmError):  # (settled otherwise: the synthesis is written)
                 self._persist(
