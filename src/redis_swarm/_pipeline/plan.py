@@ -806,13 +806,19 @@ def _program(command: str) -> str | None:
     return None if first is None else first.rsplit("/", 1)[-1]
 
 
+def _programs(plan: Plan) -> set[str | None]:
+    """The programs the agent commands of ``plan`` run (``_program``; None: a command that
+    cannot be split)."""
+    specs = [s for s in (plan.workers, plan.planner, plan.synthesizer) if s is not None]
+    return {_program(spec.exec) for spec in specs}
+
+
 def why_no_cost(plan: Plan) -> str:
     """Why the agent runs of ``plan`` may have reported no cost, from what is known of them:
     the programs its commands run, those known to report tokens only (``NO_COST_PROGRAMS``)
     said so, any other said to report one only when its output says it (a run that fails
     first, or a command that prints none, reports none)."""
-    specs = [s for s in (plan.workers, plan.planner, plan.synthesizer) if s is not None]
-    programs = sorted({_program(spec.exec) or "an unreadable command" for spec in specs})
+    programs = sorted({p or "an unreadable command" for p in _programs(plan)})
     known = [p for p in programs if p in NO_COST_PROGRAMS]
     others = [p for p in programs if p not in NO_COST_PROGRAMS]
     said = []
@@ -833,8 +839,7 @@ def unenforced_budget(plan: Plan) -> str | None:
     report one: a run warns once its first runs reported none, see ``Pipeline``)."""
     if not plan.max_cost_usd:  # (none, or 0: that one stops everything before it runs)
         return None
-    specs = [s for s in (plan.workers, plan.planner, plan.synthesizer) if s is not None]
-    programs = {_program(spec.exec) for spec in specs}
+    programs = _programs(plan)
     if not programs <= NO_COST_PROGRAMS:
         return None
     return (
