@@ -27,6 +27,7 @@ from redis_swarm import AsyncSwarm, ConnectionFailed, Settings, Swarm
 from redis_swarm._config import BACKOFF_CAP_S, retry_window
 
 from ._cluster import NODE_TIMEOUT_MS, LocalCluster
+from ._ports import CountingPort
 from ._sentinel import SERVICE
 from ._servers import RedisServer, ServerFactory, _spawn, _wait_ready, free_port, system_redis
 from ._tls import Pki, TlsServer, make_pki, start_tls_server
@@ -458,27 +459,16 @@ def test_slow_attempts_still_make_every_retry_of_a_closed_handshake(
     assert "closed the connection in the TLS handshake" in message, message
 
 
-class _SlowClose:
-    """A listener that takes every connection and closes it ``after_s`` later, without a
-    word: a failure that comes late without timing out."""
+class _SlowClose(CountingPort):
+    """A port that takes every connection and closes it ``after_s`` later, without a word: a
+    failure that comes late without timing out."""
 
     def __init__(self, after_s: float) -> None:
-        self.after_s, self.connections = after_s, 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.after_s = after_s
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Timer(self.after_s, client.close).start()
-
-    def close(self) -> None:
-        self.listener.close()
+    def answer(self, client: socket.socket) -> None:
+        time.sleep(self.after_s)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
