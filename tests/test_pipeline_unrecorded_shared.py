@@ -113,12 +113,11 @@ def test_a_write_whose_reply_was_lost_counts_once(
         assert _costs(other, plan) == [0.25]
 
 
-def test_a_run_counted_while_redis_is_out_of_reach_is_written_later(
-    swarm: Swarm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Counted while its write cannot reach Redis, the run counts in this process at once,
-    and is written to the swarm at the next chance (the next read of the pass)."""
-    plan, label, task = _one_task(swarm, tmp_path)
+def _counted_out_of_reach(
+    swarm: Swarm, monkeypatch: pytest.MonkeyPatch, plan: Any, label: str, task: Any, key: str
+) -> Any:
+    """A $0.50 run of ``task`` counted under ``key`` while its write cannot reach Redis (the
+    handle's write raises as an outage does); the handle's real write, to put back."""
     real = swarm.record_unrecorded_run
 
     def out_of_reach(*args: Any, **kw: Any) -> bool:
@@ -126,7 +125,17 @@ def test_a_run_counted_while_redis_is_out_of_reach_is_written_later(
 
     monkeypatch.setattr(swarm, "record_unrecorded_run", out_of_reach)
     run = Unrecorded(Usage(source="claude", cost_usd=0.5), "a worker run", anchor_of(task))
-    assert count_unrecorded(swarm, plan, label, run, "k2")
+    assert count_unrecorded(swarm, plan, label, run, key)
+    return real
+
+
+def test_a_run_counted_while_redis_is_out_of_reach_is_written_later(
+    swarm: Swarm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted while its write cannot reach Redis, the run counts in this process at once,
+    and is written to the swarm at the next chance (the next read of the pass)."""
+    plan, label, task = _one_task(swarm, tmp_path)
+    real = _counted_out_of_reach(swarm, monkeypatch, plan, label, task, "k2")
     owner = unrecorded_owner(plan.name, plan.run)
     assert swarm.unrecorded_runs(owner) == []
     assert _costs(swarm, plan) == [0.5]  # (counted here, not written yet)
@@ -143,14 +152,7 @@ def test_an_emptied_swarm_and_another_server_are_not_confused(
     task under the same id there since), is written to it at the next chance but counted by
     no one; another server under the same names is never written to."""
     plan, label, task = _one_task(swarm, tmp_path)
-    real = swarm.record_unrecorded_run
-
-    def out_of_reach(*args: Any, **kw: Any) -> bool:
-        raise ConnectionFailed("Redis is out of reach")
-
-    monkeypatch.setattr(swarm, "record_unrecorded_run", out_of_reach)
-    run = Unrecorded(Usage(source="claude", cost_usd=0.5), "a worker run", anchor_of(task))
-    assert count_unrecorded(swarm, plan, label, run, "k3")
+    real = _counted_out_of_reach(swarm, monkeypatch, plan, label, task, "k3")
     owner = unrecorded_owner(plan.name, plan.run)
     other = servers.start()
     try:
