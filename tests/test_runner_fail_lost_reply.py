@@ -10,7 +10,6 @@ Redis, then raises ``ConnectionFailed`` (``sent``) as a reply lost to an outage 
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from redis_swarm._pipeline.report import read_passes, status_json
 from redis_swarm._protocol import Batch, Call, items_of
 from redis_swarm._runner import OutcomeStatus, Runner, RunOptions
 
-from .test_pipeline_cost import SYNTH
+from .test_pipeline_uncounted_costs import _plan
 
 PY = sys.executable
 SWARM = "fail-lost-reply"
@@ -112,25 +111,7 @@ def test_a_pipeline_counts_a_failure_taken_whose_reply_was_lost_once(
     """The worker's first run fails ($1), its failure taken and its reply lost; its second
     run finds ($0.10), and the synthesis costs $0.50: the run spent $1.60, its failed runs
     $1, not $2 (the $1 again as a run no record holds)."""
-    (tmp_path / "worker.py").write_text(FAILING_ONCE)
-    (tmp_path / "synth.py").write_text(SYNTH)
-    path = tmp_path / "plan.toml"
-    path.write_text(
-        f"""
-name = "lost-failure"
-
-[workers]
-exec = "{PY} {tmp_path}/worker.py"
-concurrency = 1
-
-[synthesizer]
-exec = "{PY} {tmp_path}/synth.py"
-
-[[passes]]
-name = "One"
-tasks = {json.dumps(["look at A"])}
-"""
-    )
+    path = _plan(tmp_path, FAILING_ONCE, ["look at A"])
     said: list[str] = []
     handle = _LosingFailReply(redis_url, swarm="test")
     with handle:
