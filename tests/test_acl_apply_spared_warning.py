@@ -8,6 +8,8 @@ and a master, replica and sentinel as docs/security.md sets them up.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -40,12 +42,12 @@ def _link_up(replica: RedisServer) -> bool:
         return str(client.info("replication").get("master_link_status")) == "up"
 
 
-def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
+@contextlib.contextmanager
+def _replica_of_user_repl(
     servers: ServerFactory,
-) -> None:
-    """The replica logs in to its master as user 'repl' (masteruser): rotating that user's
-    password, without --kill-connections, leaves the link up (it logged in already), and says
-    so, with what to update (masterauth) before the link's next reconnection."""
+) -> Iterator[tuple[RedisServer, Settings, RedisServer]]:
+    """A master whose user 'repl' (an admin, password OLD) its replica logs in as
+    (masteruser), the link up: the master, its settings (the default user) and the replica."""
     master = servers.start()
     settings = Settings.from_url(master.url, swarm=SWARM)  # (the default user: an admin)
     apply_role(settings, "admin", "repl", OLD)
@@ -56,7 +58,19 @@ def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
     try:
         until(lambda: _replica_users(master) == ["repl"], "the replica logged in as repl")
         until(lambda: _link_up(replica), "the replica's link up")
+        yield master, settings, replica
+    finally:
+        replica.stop()
+        master.stop()
 
+
+def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
+    servers: ServerFactory,
+) -> None:
+    """The replica logs in to its master as user 'repl' (masteruser): rotating that user's
+    password, without --kill-connections, leaves the link up (it logged in already), and says
+    so, with what to update (masterauth) before the link's next reconnection."""
+    with _replica_of_user_repl(servers) as (master, settings, replica):
         made = apply_role(settings, "admin", "repl", NEW)
         (node,) = made.persisted  # (a server of its own: named by its URL)
         assert made.closed == {}
@@ -88,9 +102,6 @@ def test_a_rotation_names_the_replication_link_that_logs_in_as_the_user(
         # a user no link logs in as: nothing to say
         other = apply_role(settings, "worker", "plain-worker")
         assert other.spared == {}
-    finally:
-        replica.stop()
-        master.stop()
 
 
 def test_applying_the_password_the_user_has_names_nothing(servers: ServerFactory) -> None:
@@ -99,17 +110,7 @@ def test_applying_the_password_the_user_has_names_nothing(servers: ServerFactory
     named; a user with another password too is named, for what logs in with that one is
     refused from now on. (--kill-connections names what it kept open, whatever the password:
     tests/test_acl_apply_operator.py.)"""
-    master = servers.start()
-    settings = Settings.from_url(master.url, swarm=SWARM)  # (the default user: an admin)
-    apply_role(settings, "admin", "repl", OLD)
-    replica = servers.start(
-        extra=["--replicaof", "127.0.0.1", str(master.port), "--masteruser", "repl",
-               "--masterauth", OLD],
-    )  # fmt: skip
-    try:
-        until(lambda: _replica_users(master) == ["repl"], "the replica logged in as repl")
-        until(lambda: _link_up(replica), "the replica's link up")
-
+    with _replica_of_user_repl(servers) as (master, settings, replica):
         same = apply_role(settings, "admin", "repl", OLD)
         assert same.persisted and same.spared == {}
         cli = Cli(master.url, swarm=SWARM)
@@ -124,9 +125,6 @@ def test_applying_the_password_the_user_has_names_nothing(servers: ServerFactory
             client.execute_command("ACL", "SETUSER", "repl", f">{NEW}")
         (node,) = same.persisted
         assert "set masterauth" in apply_role(settings, "admin", "repl", OLD).spared[node]
-    finally:
-        replica.stop()
-        master.stop()
 
 
 def test_a_rotation_names_the_sentinels_that_log_in_as_the_user(servers: ServerFactory) -> None:
