@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from .._codec import UNREADABLE, built, loads
 from .._errors import CorruptRecord, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID, PUBLISH_CONTEXT
-from .._models import Finding, Page, Task, TaskStatus, lease_token
+from .._models import Finding, Page, Synthesis, Task, TaskStatus, lease_token
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
 from .._validate import (
@@ -57,6 +57,7 @@ __all__ = [
     "remember_route",
     "report_secret",
     "route",
+    "synthesis_from",
     "task_from",
     "text",
     "usage_body",
@@ -367,6 +368,11 @@ def task_from(raw: Any, data: Any, lease_secret: str | None = None) -> Task:
     fields["status"] = TaskStatus(state["status"])
     fields["data"] = loads(data) if data else None
     return built(Task, fields)
+
+
+def synthesis_from(raw: Any) -> Synthesis:
+    """A Synthesis from its stored JSON."""
+    return Synthesis.from_dict(loads(raw))
 
 
 def finding_from(raw: Any, meta: Mapping[str, Any] | None = None) -> Finding:

@@ -35,8 +35,7 @@ from .._models import (
 )
 from .._protocol import Batch, Cmd, OpContext, Operation, together
 from .._usage import add_figures, add_model_figures, no_figures, shown_figures, usage_figures
-from ._work import LIST_BUDGET, check_label, finding_from, page, task_from
-from .findings import synthesis_from
+from ._work import LIST_BUDGET, check_label, finding_from, page, synthesis_from, task_from
 from .views import pass_counts
 
 __all__ = ["COST_PAGE", "SCAN_LIMIT", "pass_costs"]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .._codec import dumps, loads
+from .._codec import dumps
 from .._errors import (
     AlreadyCompleted,
     Conflict,
@@ -44,6 +44,7 @@ from ._work import (
     refuse_new_option_like,
     report_secret,
     route,
+    synthesis_from,
     text,
     usage_body,
 )
@@ -54,7 +55,6 @@ __all__ = [
     "get_synthesis",
     "report",
     "syntheses",
-    "synthesis_from",
     "synthesize",
 ]
 
@@ -457,10 +457,6 @@ def _not_stored(message: str, cited: list[str]) -> tuple[str, ...]:
         return ()
     named = set(message.removeprefix(_NO_FINDING).partition(": ")[0].split(", "))
     return tuple(fid for fid in cited if fid in named)
-
-
-def synthesis_from(raw: Any) -> Synthesis:
-    return Synthesis.from_dict(loads(raw))
 
 
 def get_synthesis(ctx: OpContext, synthesis_id: str) -> Operation[Synthesis]:

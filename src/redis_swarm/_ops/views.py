@@ -48,8 +48,17 @@ from . import contexts as context_ops
 from . import events as event_ops
 from . import tasks as task_ops
 from ._context_store import parse_manifest
-from ._work import LIST_BUDGET, STATUSES, decoded, finding_from, newest, page, task_from, text
-from .findings import synthesis_from
+from ._work import (
+    LIST_BUDGET,
+    STATUSES,
+    decoded,
+    finding_from,
+    newest,
+    page,
+    synthesis_from,
+    task_from,
+    text,
+)
 
 __all__ = ["corrupt_records", "passes", "recent", "status", "task_costs"]
 
