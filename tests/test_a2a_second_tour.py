@@ -263,6 +263,20 @@ def test_an_unknown_path_is_a_json_404_naming_the_routes(a2a: A2AServer) -> None
     assert "POST" in wrong.headers["allow"]
 
 
+def test_a_method_the_card_or_a_task_route_does_not_take_is_405(a2a: A2AServer) -> None:
+    """The tenant's mount matched such a path first, and its 404 said "no route" of a path
+    the same answer listed as served."""
+    for method, path, allowed in (
+        ("DELETE", "/.well-known/agent-card.json", "GET"),
+        ("POST", "/.well-known/agent-card.json", "GET"),
+        ("DELETE", "/tasks/t-1", "GET"),
+    ):
+        answer = httpx.request(method, a2a.url + path, headers=HEADERS, timeout=20)
+        assert answer.status_code == 405, (method, path, answer.status_code, answer.text)
+        assert f"{path} takes no {method}" in answer.json()["error"]["message"]
+        assert allowed in answer.headers["allow"]
+
+
 def test_redis_out_of_reach_is_503_with_retry_after(servers: ServerFactory) -> None:
     """HTTP+JSON answered 500 INTERNAL; JSON-RPC keeps its internal error, which says when
     to try again."""

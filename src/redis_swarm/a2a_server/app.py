@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._client import AsyncSwarm
@@ -204,17 +204,34 @@ def _routes_named(routes: Sequence[BaseRoute]) -> str:
     return ", ".join(f"{'|'.join(sorted(m))} {path}" for path, m in methods.items())
 
 
-def _not_found(routes: str) -> Callable[[Request, Exception], Response]:
+def _methods_of(routes: Sequence[BaseRoute], scope: Scope) -> set[str]:
+    """The methods a route whose path is ``scope``'s takes, when it takes another than the
+    request's (Starlette's partial match: a 405, which a mount matching first hides)."""
+    # (the scope as the router first saw it: a mount that matched has moved its root_path)
+    asked = {"type": "http", "path": scope["path"], "root_path": "", "method": scope["method"]}
+    allowed: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.matches(asked)[0] is Match.PARTIAL:
+            allowed.update(route.methods or ())
+    return allowed - {"HEAD"}
+
+
+def _not_found(routes: Sequence[BaseRoute]) -> Callable[[Request, Exception], Response]:
     """The answer to a path no route has (404), or a method its route does not take (405):
     JSON, in the SDK's error shape, naming the routes."""
+    named = _routes_named(routes)
 
     def answer(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         headers = exc.headers if isinstance(exc, HTTPException) else None  # (405's Allow)
+        if status == 404:  # (the tenant's mount takes any path first: a route's own may be it)
+            allowed = _methods_of(routes, request.scope)
+            if allowed:
+                status, headers = 405, {"Allow": ", ".join(sorted(allowed))}
         path = request.url.path[:100]
         said = f"no route {path}" if status == 404 else f"{path} takes no {request.method}"
         message = (
-            f"{said}: this A2A server answers {routes} (JSON-RPC at POST /; each HTTP+JSON "
+            f"{said}: this A2A server answers {named} (JSON-RPC at POST /; each HTTP+JSON "
             "route also under /TENANT)"
         )
         error = {"code": status, "status": "NOT_FOUND" if status == 404 else "UNIMPLEMENTED"}
@@ -333,7 +350,7 @@ def create_app(
         # as GetTask writes a task (see _wire).
         Middleware(WireJson),
     ]
-    not_found = _not_found(_routes_named(routes))
+    not_found = _not_found(routes)
     app = Starlette(
         routes=routes,
         middleware=middleware,
