@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from redis_swarm import CorruptRecord, Swarm
+from redis_swarm import Swarm
 from redis_swarm._keys import Keys
 from redis_swarm._models import runs_of
 from redis_swarm._runner import failure_taken
@@ -65,16 +65,32 @@ def test_a_requeue_keeps_the_count(swarm: Swarm) -> None:
 
 
 @pytest.mark.parametrize("count", ["x", -1, 1.5, True])
-def test_a_count_stored_as_no_count_is_a_corrupt_record(
+def test_a_count_stored_as_no_count_is_named_by_doctor_and_crashes_nothing(
     swarm: Swarm, raw: redis.Redis, count: object
 ) -> None:
-    """Not a traceback of whatever sums the runs (task show, lineage): the record is said
-    stored corrupt, and swarm doctor names it."""
+    """Not a traceback of whatever sums the runs (task show, lineage), nor a claim that
+    fails after Redis leased the task: the count is left out where the task is read, and
+    swarm doctor names the record."""
     task = swarm.post_task("q", "t")
-    _rewrite(raw, task.id, failed_run_count=count)
-    with pytest.raises(CorruptRecord, match=task.id):
-        swarm.get_task(task.id)
+    _rewrite(raw, task.id, failed_run_count=count, failures=count)
+    read = swarm.get_task(task.id)
+    assert (read.failures, read.failed_run_count, runs_of([read])) == (0, None, (0, 0))
     assert swarm.corrupt_records()["task"] == [task.id]
+    claimed = swarm.claim("q", worker="w", n=2)
+    assert [t.id for t in claimed] == [task.id]
+
+
+def test_a_big_count_cjson_wrote_as_a_float_is_its_whole_number(
+    swarm: Swarm, raw: redis.Redis
+) -> None:
+    """Redis's cjson writes a number past 14 digits as 1e+14: still a count (it read as
+    corrupt, and a claim of such a task raised after Redis had leased it)."""
+    task = swarm.post_task("q", "t")
+    _rewrite(raw, task.id, failed_run_count=1e14)
+    assert swarm.get_task(task.id).failed_run_count == 10**14
+    assert swarm.corrupt_records()["task"] == []
+    claimed = swarm.claim("q", worker="w")
+    assert claimed is not None and claimed.failed_run_count == 10**14
 
 
 def test_another_workers_failure_after_the_lease_ran_out_is_not_ours(swarm: Swarm) -> None:
@@ -100,3 +116,17 @@ def test_a_failure_taken_then_requeued_is_still_taken(swarm: Swarm) -> None:
     swarm.requeue_dead(task.id)
     assert failure_taken(held, swarm.get_task(task.id), "x" * 9_000)
     assert not failure_taken(held, swarm.get_task(task.id), "y" * 9_000)
+
+
+def test_a_failure_taken_then_claimed_by_another_is_still_taken(swarm: Swarm) -> None:
+    """The failure was taken (its reply lost), the task went back to its queue after its
+    backoff and another worker claimed it before the read-back: the failure is still the
+    lease's (counted by attempts, it read as not taken, and a pipeline counted it twice)."""
+    task = swarm.post_task("q", "t")
+    held = swarm.claim("q", worker="pool-1")
+    assert held is not None
+    swarm.fail(task.id, held.token, "boom")
+    time.sleep(1.1)  # (the first failure's backoff)
+    other = swarm.claim("q", worker="other-1")
+    assert other is not None and other.attempts == held.attempts + 1
+    assert failure_taken(held, swarm.get_task(task.id), "boom")

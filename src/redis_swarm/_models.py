@@ -333,6 +333,9 @@ class Task(Record):
     # Every failed run (fail) it had, which a requeue leaves (it sets ``failures`` back to 0,
     # while ``failed_usage`` keeps summing): None for a task stored before it was counted.
     failed_run_count: int | None = None
+    # The attempt (its claim's ``attempts``) whose failure was the last: None for a task that
+    # has not failed since it was recorded (``_runner.failure_taken`` reads it).
+    failed_attempt: int | None = None
     # A secret (the lease's): kept out of repr, which logs show; to_dict keeps it.
     token: str | None = dataclasses.field(default=None, repr=False)
 

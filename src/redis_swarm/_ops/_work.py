@@ -330,9 +330,11 @@ def newest(replies: Sequence[Any], n: int) -> list[str]:
 
 
 _TASK_FIELDS = frozenset(Task.__dataclass_fields__) - {"data", "status"}
-# The counts of a task's runs that its readers add up (``_models.runs_of``): checked as it is
-# decoded, so that one stored as no count is a record stored corrupt (``swarm doctor`` names
-# it), not a crash of whatever sums it.
+# The counts of a task's runs that its readers add up (``_models.runs_of``), read as counts as
+# the task is decoded (``_count``): a big one cjson wrote as a float (1e+14) is its whole
+# number; one that is no count at all (written around redis-swarm) is left out (its default)
+# rather than crash whatever sums it, and ``swarm doctor`` names the record (``strict``). Not
+# refused in every decode: a script's reply is decoded after Redis made its change.
 _RUN_COUNTS = ("failures", "failed_run_count")
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__) - {"sources"}
 
@@ -350,17 +352,32 @@ def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T
         ) from None
 
 
-def task_from(raw: Any, data: Any, lease_secret: str | None = None) -> Task:
+def _count(value: Any) -> int | None:
+    """``value`` as a count (a whole number, 0 or more), or None when it is none."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and value >= 0 else None
+
+
+def task_from(
+    raw: Any, data: Any, lease_secret: str | None = None, *, strict: bool = False
+) -> Task:
     """A Task from its stored JSON and its data JSON (None or '' for no data). A direct
     constructor call: listings and batches decode thousands, and only ``status`` needs
     converting. ``lease_secret``: the task was just leased with it; its token is
-    ``ATTEMPT.SECRET`` (made here, not by a second construction)."""
+    ``ATTEMPT.SECRET`` (made here, not by a second construction). ``strict``: a run count
+    that is no count is refused (ValueError) rather than left out (``_RUN_COUNTS``)."""
     state: dict[str, Any] = loads(raw)
     fields = {k: v for k, v in state.items() if k in _TASK_FIELDS}
-    for name in _RUN_COUNTS:  # (what runs_of sums: one that is no count would crash it)
-        value = fields.get(name)
-        if value is not None and (type(value) is not int or value < 0):
-            raise ValueError(f"{name} is {value!r}, not a count")
+    for name in _RUN_COUNTS:
+        if name in fields:
+            count = _count(fields[name])
+            if count is None and fields[name] is not None:
+                if strict:
+                    raise ValueError(f"{name} is {fields[name]!r}, not a count")
+                del fields[name]
+            else:
+                fields[name] = count
     if isinstance(fields.get("failed_usage"), dict):
         fields["failed_usage"] = Usage.from_dict(fields["failed_usage"])
     if lease_secret is not None:

@@ -303,7 +303,7 @@ def corrupt_records(ctx: OpContext) -> Operation[dict[str, list[str]]]:
     It reads every record, a thousand of each kind per round trip."""
     k = ctx.keys
     readers: tuple[tuple[str, Callable[[Any], object]], ...] = (
-        (k.tasks, lambda raw: task_from(raw, None)),
+        (k.tasks, lambda raw: task_from(raw, None, strict=True)),
         (k.findings, finding_from),
         (k.syntheses, synthesis_from),
         (k.agents, lambda raw: Agent.from_dict(loads(raw))),

@@ -87,13 +87,16 @@ def failure_taken(held: Task, task: Task, reason: str) -> bool:
     """Whether ``task``, read after a failure of ``held`` with ``reason`` was refused for a
     lease gone, shows that failure taken all the same (a try of it whose reply was lost, or
     that a paused server ran when it woke up: each try is a new request, so the next one is
-    refused): no claim since ``held``'s (another worker's failure after its lease ran out
-    would read as this one), a failed run more than ``held`` had (``failed_runs_of``: a
-    requeue meanwhile sets ``failures`` back), its error ``reason`` as the core stores it
-    (``stored_error``). The one rule of it, for the pool's failures (``TaskWork._fail``) and
-    the pipeline's own agents' alike."""
+    refused): the last failure the task records is of ``held``'s attempt
+    (``failed_attempt``; another worker's, after ``held``'s lease ran out, would read as this
+    one; a task recorded before it: no claim since ``held``'s), a failed run more than
+    ``held`` had (``failed_runs_of``: a requeue meanwhile sets ``failures`` back), its error
+    ``reason`` as the core stores it (``stored_error``). A failure of another attempt since
+    reads as not taken: counted twice, never lost. The one rule of it, for the pool's
+    failures (``TaskWork._fail``) and the pipeline's own agents' alike."""
+    last = task.failed_attempt
     return (
-        task.attempts == held.attempts
+        (last == held.attempts if last is not None else task.attempts == held.attempts)
         and failed_runs_of(task) > failed_runs_of(held)
         and task.last_error == stored_error(reason)
     )

@@ -191,6 +191,9 @@ elseif action == 'fail' then
   t.lease_deadline = nil
   t.last_error = err
   t.failed_run_count = runs + 1
+  -- Which attempt failed last: a failure read back after its reply was lost is this lease's
+  -- only if it is (a later claim may have come since; another worker's failure too).
+  t.failed_attempt = t.attempts
   t.failures = (t.failures or 0) + 1
   task_event(K, 'task.failed', t, 'worker', worker, 'attempt', t.attempts,
              'error', string.sub(err, 1, 500))
