@@ -51,21 +51,24 @@ def _read_some(fd: int, wait: float) -> bytes:
         return b""
 
 
-def test_a_password_typed_at_a_terminal_is_not_echoed() -> None:
-    password = "typed-at-a-terminal-0123456789"
+def _on_a_terminal(*args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``swarm ARGS`` run on a pseudo-terminal (its stdin, stdout and stderr), and the
+    terminal's other side, to read what it shows and type into it."""
     leader, follower = pty.openpty()
     env = {**os.environ, "SWARM_URL": "redis://localhost:1/0", "PYTHONPATH": os.pathsep.join(
         p for p in (os.environ.get("PYTHONPATH", ""), str(REPO / "src")) if p)}  # fmt: skip
-    args = ("acl", "--role", "worker", "--user", "alice", "--password-stdin")
     child = subprocess.Popen(
-        [sys.executable, "-m", "redis_swarm", *args, "--redis-version", "7.2"],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=env,
-        start_new_session=True,
-    )
+        [sys.executable, "-m", "redis_swarm", *args], stdin=follower, stdout=follower,
+        stderr=follower, env=env, start_new_session=True,
+    )  # fmt: skip
     os.close(follower)
+    return child, leader
+
+
+def test_a_password_typed_at_a_terminal_is_not_echoed() -> None:
+    password = "typed-at-a-terminal-0123456789"
+    args = ("acl", "--role", "worker", "--user", "alice", "--password-stdin")
+    child, leader = _on_a_terminal(*args, "--redis-version", "7.2")
     try:
         seen = b""
         deadline = time.monotonic() + 30  # (the prompt says echo is off: then type)
@@ -84,6 +87,26 @@ def test_a_password_typed_at_a_terminal_is_not_echoed() -> None:
     assert password not in shown, shown  # (before: the terminal echoed it as typed)
     assert "alice's password (not shown): " in shown, shown
     assert "#" + hashlib.sha256(password.encode()).hexdigest() in shown  # (it was read)
+
+
+def test_a_wrong_option_is_said_before_the_password_is_asked() -> None:
+    """A password typed for a command its options make fail anyway is typed for nothing
+    (a rotated admin's, typed twice): the options are checked first, no prompt."""
+    args = ("acl", "--role", "worker", "--user", "alice", "--password-stdin", "--kill-connections")
+    child, leader = _on_a_terminal(*args)
+    try:
+        seen = b""
+        while chunk := _read_some(leader, 30):
+            seen += chunk
+        assert child.wait(timeout=30) != 0, seen.decode()
+    finally:
+        os.close(leader)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    shown = seen.decode()
+    assert "--kill-connections closes connections on the servers: add --apply" in shown, shown
+    assert "password (not shown)" not in shown, shown
 
 
 # --- swarm mcp install: Claude Code's project scope waits for approval -------------------

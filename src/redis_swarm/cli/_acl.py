@@ -126,10 +126,9 @@ def acl(
     With --apply, the replication links (masteruser) and sentinels (auth-user) logged in as
     the user are named, with what to update before their next reconnection.
     """
-    if password_stdin:
-        if password is not None:
-            raise ConfigError("give --password or --password-stdin, not both")
-        password = _password_from_stdin(user)
+    # (every check of the options before the password is asked: a typed one is not wasted)
+    if password_stdin and password is not None:
+        raise ConfigError("give --password or --password-stdin, not both")
     version = None if redis_version is None else parse_version(redis_version)
     if kill_connections and not apply_:
         raise ConfigError("--kill-connections closes connections on the servers: add --apply")
@@ -140,6 +139,8 @@ def acl(
         check_swarm_name(swarm)
     except ValidationError as exc:
         usage_failure(exc)
+    if password_stdin:
+        password = _password_from_stdin(user)
     from .._acl_apply import apply_role  # (here: it brings redis-py, which --help does without)
 
     try:
