@@ -139,9 +139,9 @@ def test_the_claude_code_warning_says_the_project_entry_waits_for_approval(
               if w.startswith("warning:")]  # fmt: skip
     assert len(warned) == 1 and str(project / ".mcp.json") in warned[0], warned
     assert (
-        "and Claude Code starts that one in this project once that one is approved there "
-        "(until then, the one installed here), not the one installed here"
-    ) in warned[0], warned
+        "which is not approved there yet: Claude Code starts the one installed here in this "
+        "project until that one is approved (it asks as it starts here), then that one"
+    ) in warned[0], warned  # (its approval as Claude Code keeps it: tests/test_install_trust.py)
 
 
 # --- swarm mcp install --client gemini in a folder Gemini CLI does not trust --------------

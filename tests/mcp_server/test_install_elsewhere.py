@@ -137,38 +137,51 @@ def test_claude_code_s_scopes_are_said_in_its_order(work: Path) -> None:
     project = f"{mcp_json} (Claude Code's project scope)"
     local = f"{config}, this project's entry (Claude Code's local scope)"
 
-    # (the project's .mcp.json against the user scope: started once approved there)
-    until_approved = " once it is approved there (until then, that one)"
-    until_that_approved = " once that one is approved there (until then, the one installed here)"
-
-    def ignored(there: str, condition: str = "") -> str:
+    # (the project's .mcp.json against the user scope: not approved yet, the user scope's is
+    # started until it is; each answer: tests/test_install_trust.py)
+    def until_this_approved(there: str) -> str:
         return (
-            f"swarm is also in {there}, but Claude Code starts the one installed here in this "
-            f"project{condition}, not that one {CLAUDE_ORDER}: an edit of that one changes "
-            "nothing here"
+            f"swarm is also in {there}, and Claude Code starts that one in this project until "
+            f"the one installed here is approved (it asks as it starts here), then the one "
+            f"installed here {CLAUDE_ORDER}: approve it when asked"
         )
 
-    def started(there: str, scope: str, condition: str = "") -> str:
+    def until_that_approved(there: str, scope: str) -> str:
         return (
-            f"swarm is also in {there}, and Claude Code starts that one in this project"
-            f"{condition}, not the one installed here {CLAUDE_ORDER}: take that one out (`swarm "
+            f"swarm is also in {there}, which is not approved there yet: Claude Code starts the "
+            "one installed here in this project until that one is approved (it asks as it "
+            f"starts here), then that one {CLAUDE_ORDER}: to keep the one installed here, "
+            f"decline that one when asked, or take that one out (`swarm mcp install --client "
+            f"claude --scope {scope} --remove`), or install at the {scope} scope"
+        )
+
+    def ignored(there: str) -> str:
+        return (
+            f"swarm is also in {there}, but Claude Code starts the one installed here in this "
+            f"project, not that one {CLAUDE_ORDER}: an edit of that one changes nothing here"
+        )
+
+    def started(there: str, scope: str) -> str:
+        return (
+            f"swarm is also in {there}, and Claude Code starts that one in this project, not "
+            f"the one installed here {CLAUDE_ORDER}: take that one out (`swarm "
             f"mcp install --client claude --scope {scope} --remove`), or install at the {scope} "
             "scope"
         )
 
     assert _warnings(work, "--client", "claude", "--scope", "user", "--write") == []
-    assert _warnings(work, "--client", "json", "--write") == [ignored(user, until_approved)]
+    assert _warnings(work, "--client", "json", "--write") == [until_this_approved(user)]
     assert _warnings(work, "--client", "claude", "--scope", "local", "--write") == [
         ignored(project),
         ignored(user),
     ]
     assert _warnings(work, "--client", "claude", "--scope", "user", "--write") == [
         started(local, "local"),
-        started(project, "project", until_that_approved),
+        until_that_approved(project, "project"),
     ]
     assert _warnings(work, "--client", "claude", "--scope", "project") == [
         started(local, "local"),
-        ignored(user, until_approved),
+        until_this_approved(user),
     ]
     done = _run(work, "mcp", "install", "--client", "claude", "--scope", "local", "--remove")
     assert done.stderr.splitlines() == [

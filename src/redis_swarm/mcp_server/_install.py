@@ -368,9 +368,7 @@ def claude_entry(
     tables: list[object] = [data]
     if scope == "local":
         projects = data.get("projects")
-        real = where.resolve()
-        root = next((d for d in (real, *real.parents) if (d / ".git").exists()), real)
-        keys = [str(d) for d in (root, real, where)]
+        keys = _claude_project_keys(where)
         tables = [projects.get(k) for k in keys] if isinstance(projects, Mapping) else []
     for table in tables:
         servers = table.get("mcpServers") if isinstance(table, Mapping) else None
@@ -378,6 +376,61 @@ def claude_entry(
         if found is not None:
             return found
     return None
+
+
+def _claude_project_keys(where: Path) -> list[str]:
+    """The keys ``~/.claude.json`` may hold the project of ``where`` under: its checkout's
+    root (as Claude Code 2.1 keys it), the folder resolved, as given."""
+    real = where.resolve()
+    root = next((d for d in (real, *real.parents) if (d / ".git").exists()), real)
+    return list(dict.fromkeys(str(d) for d in (root, real, where)))
+
+
+# Whether Claude Code starts a project's .mcp.json server: it was approved, it asks when it
+# starts in the project (pending), or it was declined (started by none of its answers).
+APPROVED, PENDING, DECLINED = "approved", "pending", "declined"
+_ENABLED, _DISABLED = "enabledMcpjsonServers", "disabledMcpjsonServers"
+_ENABLE_ALL = "enableAllProjectMcpServers"
+
+
+def _settings_or_empty(path: Path) -> Mapping[str, Any]:
+    try:
+        return read_settings(path)[0]
+    except ConfigError:
+        return {}  # (Claude Code does without a file it cannot read)
+
+
+def _names(settings: Mapping[str, Any], key: str) -> list[object]:
+    names = settings.get(key)
+    return names if isinstance(names, list) else []
+
+
+def claude_approval(name: str, *, home: Path | None = None, cwd: Path | None = None) -> str:
+    """Whether Claude Code starts the project's .mcp.json server ``name`` (``APPROVED``,
+    ``PENDING``, ``DECLINED``), read as Claude Code 2.1.197 reads it from its settings: a
+    ``disabledMcpjsonServers`` naming it in any of them declines it; else one
+    ``enabledMcpjsonServers`` naming it, or ``enableAllProjectMcpServers``, approves it: the
+    user's (~/.claude/settings.json) always, the project's (.claude/settings.json,
+    .claude/settings.local.json, where it writes the answers, and the project's entry in
+    ~/.claude.json, the older place it moves them from) once the project is trusted
+    (``hasTrustDialogAccepted`` there)."""
+    where = cwd or Path.cwd()
+    user = _settings_or_empty(user_dir("claude", home=home) / "settings.json")
+    ours = [
+        _settings_or_empty(where / ".claude" / f) for f in ("settings.json", "settings.local.json")
+    ]
+    projects = _settings_or_empty(claude_state_path(home)).get("projects")
+    entries = [projects.get(k) for k in _claude_project_keys(where)] if isinstance(
+        projects, Mapping) else []  # fmt: skip
+    older = next((e for e in entries if isinstance(e, Mapping)), {})
+    every = [user, *ours, older]
+    if any(name in _names(settings, _DISABLED) for settings in every):
+        return DECLINED
+    counted = every if older.get("hasTrustDialogAccepted") is True else [user]
+    for settings in counted:
+        if settings.get(_ENABLE_ALL) is True or name in _names(settings, _ENABLED):
+            return APPROVED
+    return PENDING
 
 
 def claude_state_problem(home: Path | None = None) -> str | None:
@@ -484,10 +537,10 @@ class Elsewhere:
     used: bool
     # Codex only: the project is not one it trusts, so it reads no project file of it
     untrusted: bool = False
-    # Claude Code only, its project scope against its user scope: the project's .mcp.json
-    # entry is started only once approved there (it asks when it starts in the project);
-    # until then, or if declined, the user scope's is (``used`` says which, once approved)
-    approval: bool = False
+    # Claude Code only, its project scope against its user scope: whether the project's
+    # .mcp.json entry is approved there (``claude_approval``; "": not asked), which decides
+    # which of the two is started (``used`` says it)
+    approval: str = ""
     # why the file could not be read (whether it holds the name is unknown); None: it could
     unreadable: str | None = None
 
@@ -536,8 +589,12 @@ def elsewhere(
         if app == "codex" and not codex_trusts(where, home=home):
             found.append(Elsewhere(app, other, place, False, untrusted=True))
         else:
-            approval = app == "claude" and {mine, other} == {"project", "user"}
-            found.append(Elsewhere(app, other, place, first, approval=approval))
+            approval = ""
+            if app == "claude" and {mine, other} == {"project", "user"}:
+                approval = claude_approval(name, home=home, cwd=where)
+            # (the project's entry, approved, over the user scope's; else the user scope's)
+            used = first if not approval else (approval == APPROVED) == (other == "project")
+            found.append(Elsewhere(app, other, place, used, approval=approval))
     return found
 
 
@@ -568,7 +625,11 @@ def codex_trusts(cwd: Path, *, home: Path | None = None) -> bool:
 GEMINI_TRUSTED_FOLDERS = "trustedFolders.json"
 _GEMINI_TRUSTED_FOLDERS_ENV = "GEMINI_CLI_TRUSTED_FOLDERS_PATH"
 _GEMINI_TRUST_ENV = "GEMINI_CLI_TRUST_WORKSPACE"  # "true" / "false": trust decided by it
-_TRUST_FOLDER, _TRUST_PARENT = "TRUST_FOLDER", "TRUST_PARENT"  # (else DO_NOT_TRUST)
+_TRUST_FOLDER, _TRUST_PARENT = "TRUST_FOLDER", "TRUST_PARENT"
+# Every level a line may hold: with any other value Gemini CLI refuses the file
+_TRUST_LEVELS = (_TRUST_FOLDER, _TRUST_PARENT, "DO_NOT_TRUST")
+# On macOS and Windows Gemini CLI compares folders in lower case (its normalizePath)
+_CASELESS_FOLDERS = sys.platform in ("darwin", "win32")
 
 
 def _gemini_trusted_folders(home: Path | None) -> Path:
@@ -588,43 +649,94 @@ def _gemini_folder_trust_on(home: Path | None) -> bool:
     return not (isinstance(trust, Mapping) and trust.get("enabled") is False)
 
 
+def _gemini_rules(path: Path) -> dict[str, str]:
+    """The lines of Gemini CLI's trusted folders file ``path`` ({}: there is none). A file
+    Gemini CLI refuses (then it does not start at all: "Please fix the configuration file")
+    is a ``ConfigError`` saying why."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"it cannot be read ({exc})") from None
+    try:
+        rules = json.loads(strip_comments(text))
+    except ValueError as exc:
+        raise ConfigError(f"it is not valid JSON ({exc})") from None
+    if not isinstance(rules, dict):
+        raise ConfigError("it holds no JSON object")
+    for rule, level in rules.items():
+        if level not in _TRUST_LEVELS:
+            raise ConfigError(
+                f"{json.dumps(rule)}: {json.dumps(level)} is no trust level (it takes "
+                f"{', '.join(_TRUST_LEVELS)})"
+            )
+    return rules
+
+
+def _gemini_folder(location: str) -> str:
+    """The folder ``location`` as Gemini CLI compares it (trust.ts's getRealPath and
+    normalizePath): absolute, its links resolved when it exists; kept as written when it does
+    not, or cannot be resolved (a loop of links, a NUL byte); lower case on macOS and
+    Windows."""
+    absolute = os.path.abspath(location)
+    try:
+        real = os.path.realpath(absolute, strict=True) if os.path.exists(absolute) else absolute
+    except (OSError, RuntimeError, ValueError):
+        real = absolute
+    return real.lower() if _CASELESS_FOLDERS else real
+
+
+def _holds(folder: str, inner: str) -> bool:
+    return inner == folder or inner.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def gemini_trusts(cwd: Path, *, home: Path | None = None) -> bool:
     """Whether Gemini CLI trusts the folder ``cwd``, as it decides it: the longest line of its
     trusted folders file whose folder holds ``cwd`` (a TRUST_PARENT line's: the folder
-    above the one it names) says; no line: not trusted."""
+    above the one it names) says; no line: not trusted. A file it refuses: ``ConfigError``
+    (``_gemini_rules``)."""
     told = os.environ.get(_GEMINI_TRUST_ENV)
     if told in ("true", "false"):
         return told == "true"
     if not _gemini_folder_trust_on(home):
         return True
-    try:
-        rules = json.loads(strip_comments(_gemini_trusted_folders(home).read_text()))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(rules, Mapping):
-        return False
-    real = cwd.resolve()
-    longest, level = -1, None
-    for rule, trust in rules.items():
-        folder = Path(rule).parent if trust == _TRUST_PARENT else Path(rule)
-        if len(rule) > longest and (real == folder.resolve() or folder.resolve() in real.parents):
-            longest, level = len(rule), trust
-    return level in (_TRUST_FOLDER, _TRUST_PARENT)
+    # (each line's folder as Gemini CLI keys it: two spellings of one folder, the last wins)
+    lines = {_gemini_folder(rule): level for rule, level in _gemini_rules(
+        _gemini_trusted_folders(home)).items()}  # fmt: skip
+    here = _gemini_folder(str(cwd))
+    longest, found = -1, None
+    for rule, level in lines.items():
+        folder = os.path.dirname(rule) if level == _TRUST_PARENT else rule
+        if len(rule) > longest and _holds(_gemini_folder(folder), here):
+            longest, found = len(rule), level
+    return found in (_TRUST_FOLDER, _TRUST_PARENT)
 
 
 def gemini_untrusted_words(
     name: str, *, home: Path | None = None, cwd: Path | None = None
 ) -> str | None:
     """What an install for Gemini CLI says when it does not trust the folder (None: it does):
-    its entry is there, but not started."""
+    its entry is there, but not started; or when it refuses its trusted folders file: it does
+    not start at all."""
     where = (cwd or Path.cwd()).resolve()
-    if gemini_trusts(where, home=home):
-        return None
+    rules = _gemini_trusted_folders(home)
+    try:
+        if gemini_trusts(where, home=home):
+            return None
+    except ConfigError as exc:
+        return (
+            f"Gemini CLI cannot use its trusted folders file, {rules}: {exc}; it does not start "
+            f'at all while the file is so ("Please fix the configuration file"): make it one '
+            f'JSON object of folders and trust levels, such as {{"{where}": '
+            f'"{_TRUST_FOLDER}"}}, or move it away and trust the folder when Gemini CLI asks '
+            "as it starts here"
+        )
     return (
         f"Gemini CLI does not trust this folder, {where}: it starts no MCP server in it, "
         f"{name} included (`gemini mcp list` shows it Disabled); trust the folder when Gemini "
         f'CLI asks as it starts here, or add "{where}": "{_TRUST_FOLDER}" (or a folder above '
-        f"it) to the JSON object in {_gemini_trusted_folders(home)}"
+        f"it) to the JSON object in {rules}"
     )
 
 
@@ -698,36 +810,69 @@ def elsewhere_words(
             f'(no trust_level = "trusted" under its [projects."PATH"] in {config}): {app} '
             f"{now}; once you trust the project, {later} ({order})"
         )
-    if removed:
-        return (
-            f"{name} is still in {there}, and {app} starts that one in this project"
-            f"{_approved(found, installed=None)} ({order})"
-        )
-    if not found.used:
-        return (
-            f"{name} is also in {there}, but {app} starts the one installed here in this "
-            f"project{_approved(found, installed=True)}, not that one ({order}): an edit of that "
-            "one changes nothing here"
-        )
     fix = (
         f"take that one out (`{removal}`), or install at the {found.scope} scope"
         if removal
         else "take that one out of its file"
     )
+    if found.approval and not (removed and found.scope == "user"):
+        return _approval_words(name, found, there, fix, removed=removed)
+    if removed:
+        return f"{name} is still in {there}, and {app} starts that one in this project ({order})"
+    if not found.used:
+        return (
+            f"{name} is also in {there}, but {app} starts the one installed here in this "
+            f"project, not that one ({order}): an edit of that one changes nothing here"
+        )
     return (
-        f"{name} is also in {there}, and {app} starts that one in this project"
-        f"{_approved(found, installed=False)}, not the one installed here ({order}): {fix}"
+        f"{name} is also in {there}, and {app} starts that one in this project, not the one "
+        f"installed here ({order}): {fix}"
     )
 
 
-def _approved(found: Elsewhere, *, installed: bool | None) -> str:
-    """The condition a Claude Code project scope's entry is started on, and what is started
-    until then: ``installed`` True: the one installed here is that entry, False: ``found``
-    is; None: the one installed here was removed (``found`` is that entry, or the user's,
-    started on no condition then)."""
-    if not found.approval:
-        return ""
-    if installed is None:
-        return " once it is approved there" if found.scope == "project" else ""
-    until = "that one" if installed else "the one installed here"
-    return f" once {'it' if installed else 'that one'} is approved there (until then, {until})"
+# Where Claude Code keeps a "no" to a project's .mcp.json server, and how it asks again
+_DECLINED_IN = f"a {_DISABLED} line of Claude Code's settings"
+_ASK_AGAIN = (
+    "take that line out (.claude/settings.local.json, most likely), or run `claude mcp "
+    "reset-project-choices` here to be asked again"
+)
+
+
+def _approval_words(name: str, found: Elsewhere, there: str, fix: str, *, removed: bool) -> str:
+    """``elsewhere_words`` of Claude Code's project scope against its user scope: which of
+    the two it starts follows the project's .mcp.json entry's approval (``found.approval``),
+    ``found`` being that entry (at the project scope) or the user scope's."""
+    order = _ORDER["claude"]
+    state = found.approval
+    if removed:  # (found: the project's entry, the user scope's one removed)
+        return {
+            APPROVED: f"{name} is still in {there}, and Claude Code starts that one in this "
+            f"project, as it is approved there ({order})",
+            PENDING: f"{name} is still in {there}, which Claude Code starts in this project "
+            f"once it is approved there (it asks as it starts here) ({order})",
+            DECLINED: f"{name} is still in {there}, but it is declined there ({_DECLINED_IN}): "
+            f"Claude Code starts no {name} in this project ({order})",
+        }[state]
+    if found.scope == "project":  # (the one installed here: the user scope's)
+        return {
+            APPROVED: f"{name} is also in {there}, and Claude Code starts that one in this "
+            f"project (it is approved there), not the one installed here ({order}): {fix}",
+            PENDING: f"{name} is also in {there}, which is not approved there yet: Claude Code "
+            "starts the one installed here in this project until that one is approved (it "
+            f"asks as it starts here), then that one ({order}): to keep the one installed "
+            f"here, decline that one when asked, or {fix}",
+            DECLINED: f"{name} is also in {there}, but it is declined there ({_DECLINED_IN}): "
+            "Claude Code starts the one installed here in this project, not that one "
+            f"({order}): an edit of that one changes nothing here",
+        }[state]
+    return {  # (the one installed here: the project's .mcp.json entry)
+        APPROVED: f"{name} is also in {there}, but Claude Code starts the one installed here "
+        f"in this project (it is approved here), not that one ({order}): an edit of that one "
+        "changes nothing here",
+        PENDING: f"{name} is also in {there}, and Claude Code starts that one in this project "
+        "until the one installed here is approved (it asks as it starts here), then the one "
+        f"installed here ({order}): approve it when asked",
+        DECLINED: f"{name} is also in {there}, and Claude Code starts that one in this project, "
+        f"not the one installed here, which is declined here ({_DECLINED_IN}) ({order}): to "
+        f"start the one installed here, {_ASK_AGAIN}",
+    }[state]
