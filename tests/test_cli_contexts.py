@@ -322,7 +322,9 @@ def test_stdin_over_the_limit_names_the_limit(cli: Cli) -> None:
 def test_version_hint_reads_once(cli: Cli) -> None:
     cli("context", "publish", "-", "--owner", "s", input=TEXT)
     out = cli("context", "get", "s", "--version", "5415716", expect=2)
-    assert "pass the hex hash shown by swarm context versions s (at least" in out.stderr
+    assert "give at least 8 characters of the hex hash shown by swarm context versions s" in (
+        out.stderr
+    )
     assert "shown shown" not in out.stderr
 
 
@@ -339,7 +341,7 @@ def test_sizes_are_decimal_and_counts_have_separators(cli: Cli) -> None:
 
 def test_get_json_refuses_bytes_it_cannot_carry(cli: Cli) -> None:
     data = b"PK\x03\x04\xff\xfe binary"
-    cli("context", "publish", "-", "--owner", "bin", input=data)
+    cli("context", "publish", "-", "--owner", "bin", "--media-type", "application/zip", input=data)
     out = cli("context", "get", "bin", "--json", expect=2)
     assert '"error": "ValidationError"' in out.stderr and "not UTF-8 text (byte 4" in out.stderr
     assert "drop --json" in out.stderr and out.stdout == ""

@@ -178,7 +178,9 @@ def test_a_cold_text_read_keeps_the_text_alone(swarm: Swarm, redis_url: str) -> 
     as text and its bytes are kept."""
     text, blob = _text(3000), bytes(range(256)) * 40
     version = swarm.publish_context("shard", text, source="s").version
-    blob_version = swarm.publish_context("blob", blob, source="b").version
+    blob_version = swarm.publish_context(
+        "blob", blob, source="b", media_type="application/octet-stream"
+    ).version
     cache = ContextCache()
     with Swarm(redis_url, swarm="test", cache=cache) as cold:
         assert cold.get_context("shard") == text
@@ -244,7 +246,8 @@ def test_compression(server_url: str) -> None:
     # Data that zstd cannot shrink is stored raw.
     with Swarm(Settings.from_url(server_url, swarm="test", compression="always")) as s:
         noise = random.Random(1).randbytes(5000)
-        assert s.publish_context("noise", noise, source="s").compression is None
+        binary = "application/octet-stream"
+        assert s.publish_context("noise", noise, source="s", media_type=binary).compression is None
         with pytest.raises(ValidationError, match="compression"):
             s.publish_context("noise", noise, source="s", compression="gzip")  # type: ignore[arg-type]
 

@@ -177,6 +177,7 @@ _PUBLISHERS = """
 import os, random, signal, sys, time, traceback
 from redis_swarm import Limits, Swarm
 url = sys.argv[1]
+BYTES_TYPE = "application/octet-stream"  # random bytes: not text
 for line in sys.stdin:
     seed, delay = int(line.split()[0]), float(line.split()[1])
     ready, said = os.pipe()
@@ -189,7 +190,9 @@ for line in sys.stdin:
             with Swarm(url, swarm="test", limits=Limits(context_chunk_bytes=64 * 1024)) as swarm:
                 swarm.ping()
                 os.write(said, b"ready")
-                swarm.publish_context("o", data, source=f"v{seed}", compression="none")
+                swarm.publish_context(
+                    "o", data, source=f"v{seed}", media_type=BYTES_TYPE, compression="none"
+                )
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -279,7 +282,13 @@ def test_publishers_killed_mid_publish_leave_nothing_after_gc(redis_url: str) ->
     limits = Limits(context_chunk_bytes=64 * 1024)
     with Swarm(redis_url, swarm="test", limits=limits) as clean:
         for info, data in kept:
-            clean.publish_context("o", data, source=info.source, compression="none")
+            clean.publish_context(
+                "o",
+                data,
+                source=info.source,
+                media_type="application/octet-stream",
+                compression="none",
+            )
         versions = [i.version for i in clean.context_versions("o")]
         assert versions[::-1] == [i.version for i, _ in kept]
     reference = _used_memory(redis_url)

@@ -196,7 +196,8 @@ BLOB = b"ok line\n" + b"\xff\xfe bad\n" + b"more\n"
 def test_every_text_reader_refuses_a_context_that_is_not_utf8(
     swarm: Swarm, cli: Cli, redis_url: str
 ) -> None:
-    swarm.publish_context("blob", BLOB, source="b.bin")
+    # (Published as bytes: as text/markdown it would be refused, tests/test_walkthrough3_fixes.py)
+    swarm.publish_context("blob", BLOB, source="b.bin", media_type="application/octet-stream")
     hint = "swarm context get blob -o FILE"
     with _cold(redis_url) as cold:
         for read in (

@@ -335,12 +335,21 @@ class _Shell:
         self._closed = False
 
     @classmethod
-    def from_env(cls: type[_S], *, swarm: str | None = None, limits: Limits | None = None) -> _S:
+    def from_env(
+        cls: type[_S],
+        *,
+        swarm: str | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], int] | None = None,
+        cache: ContextCache | None = None,
+    ) -> _S:
         """A handle on the swarm this process's environment names: ``SWARM_URL`` (default
         the embedded server), ``SWARM_NAME`` (default ``default``; ``swarm`` given wins),
         ``SWARM_HOME``. What an agent started by ``swarm run`` or a hook calls to reach the
-        swarm it was started for; ``Swarm()`` reads no environment."""
-        return cls(settings_from_env(swarm=swarm), limits=limits)
+        swarm it was started for; ``Swarm()`` reads no environment. ``limits``, ``clock``
+        and ``cache`` are the constructor's (a ``client`` is not taken: it would name its
+        own server, not the environment's)."""
+        return cls(settings_from_env(swarm=swarm), limits=limits, clock=clock, cache=cache)
 
     @property
     def name(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import zstandard
 
 from .. import _digest
-from .._codec import loads
+from .._codec import first_few, loads
 from .._context_records import ContextInfo
 from .._errors import Conflict, NotFound, SwarmError, ValidationError
 from .._hash_lane import lane_hasher
@@ -65,7 +65,12 @@ T = TypeVar("T")
 # What a version's decoded text is kept under in the cache (``ContextCache.derived``).
 _TEXT = "text"
 
-_HEX = re.compile(r"[0-9a-f]{8,64}")
+# The fewest hex digits of a version a reader may give (a prefix of its hash): fewer would
+# often begin several of an owner's kept versions.
+MIN_VERSION_PREFIX = 8
+_HEX = re.compile(r"[0-9a-f]{1,64}")
+# The most versions a message about an ambiguous prefix lists.
+_AMBIGUOUS_LISTED = 5
 # A source that names a file: a dot or a slash in it, no space or control character.
 _FILE_NAME = re.compile(r"[^\s]*[./][^\s]*")
 
@@ -112,7 +117,13 @@ def check_version(owner: str, version: object) -> str:
     if not isinstance(version, str) or not _HEX.fullmatch(version):
         raise ValidationError(
             f"version {str(version)[:70]!r} is not a context version: pass the hex hash "
-            f"{said_of(CONTEXT_VERSIONS, owner)} (at least 8 characters of it)"
+            f"{said_of(CONTEXT_VERSIONS, owner)} (at least {MIN_VERSION_PREFIX} characters "
+            "of it)"
+        )
+    if len(version) < MIN_VERSION_PREFIX:
+        raise ValidationError(
+            f"version {version!r} is too short: give at least {MIN_VERSION_PREFIX} characters "
+            f"of the hex hash {said_of(CONTEXT_VERSIONS, owner)}"
         )
     return version
 
@@ -135,9 +146,7 @@ def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manif
         kept = [text_of(v) for v in (yield Cmd("ZRANGE", keys.context_history(owner), 0, -1))]
         matches = [v for v in kept if v.startswith(version)]
         if len(matches) > 1:
-            raise ValidationError(
-                f"version prefix {version!r} of {owner!r} is ambiguous: give more characters"
-            )
+            raise _ambiguous(owner, version, matches)
         if not matches:
             raise (yield from no_version(ctx, owner, version))
         version = matches[0]
@@ -145,6 +154,27 @@ def manifest(ctx: OpContext, owner: str, version: str | None) -> Operation[Manif
     if raw is None:
         raise (yield from no_version(ctx, owner, version))
     return parse_manifest(raw)
+
+
+def _ambiguous(owner: str, prefix: str, matches: Sequence[str]) -> ValidationError:
+    """A prefix that begins several kept versions: the first few of them, each cut where it
+    differs from the others (at ``SHORT_VERSION`` characters at least)."""
+    shown = _distinct_prefixes(matches)
+    listed = first_few(shown, _AMBIGUOUS_LISTED)
+    return ValidationError(
+        f"version prefix {prefix!r} of {owner!r} is ambiguous: it begins {len(matches)} kept "
+        f"versions ({listed}): give more characters of the hash "
+        f"{said_of(CONTEXT_VERSIONS, owner)}"
+    )
+
+
+def _distinct_prefixes(versions: Sequence[str]) -> list[str]:
+    """``versions`` cut to one length (``short_version``'s, or longer) at which no two of
+    them are the same."""
+    size = len(short_version(versions[0])) if versions else 0
+    while len({v[:size] for v in versions}) < len(set(versions)):
+        size += 1
+    return [v[:size] for v in versions]
 
 
 def no_context(owner: str) -> NotFound:

@@ -81,6 +81,9 @@ ZSTD_MIN_SAVING = 0.05
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*")
 
 Compression = Literal["zstd", "none"] | None
+# The subtypes (or ``+suffix``es) of media types outside ``text/*`` that are text too
+# (``application/json``, ``image/svg+xml``): a context published as one must be UTF-8.
+_TEXT_FORMATS = frozenset({"json", "xml", "yaml", "x-yaml", "toml", "javascript", "csv"})
 
 
 # --- publishing
@@ -97,6 +100,10 @@ def publish_context(
     repair: bool = False,
 ) -> Operation[ContextInfo]:
     """Publish ``content`` as the owner's current context; returns the version's info.
+
+    Bytes (or a file) that are not UTF-8 are refused (ValidationError) under a media type
+    that says text (``text/*``, the default, or another text format): publish them with
+    their own media type (``application/octet-stream``); they are then read as bytes.
 
     Identical content with the same metadata is a no-op (one round trip): the info of the
     current version, ``changed=False``. Only a user who may publish is told so (a worker is
@@ -121,6 +128,8 @@ def publish_context(
     limit = ctx.limits.max_context_bytes
     size = len(content) if isinstance(content, str | bytes | bytearray | memoryview) else None
     raw, version = yield Compute(_read_content, (limit, content), size)
+    if not isinstance(content, str):  # (a str is Unicode, encoded as UTF-8: text already)
+        yield Compute(_check_text, (raw, media_type), len(raw))
     keys = ctx.keys
     # Read by a publisher's own function, not by HGETs a worker may send too: a publish that
     # would change nothing writes nothing, so the ACL must refuse it here or never.
@@ -356,6 +365,37 @@ def _read_content(limit: int, content: str | bytes | os.PathLike[str]) -> tuple[
     if len(raw) > limit:
         raise _too_large(len(raw), limit)
     return raw, _digest.digest(raw)
+
+
+def _says_text(media_type: str) -> bool:
+    """Whether ``media_type`` declares UTF-8 text, which ``get_context``, ``read_context``,
+    ``search_context`` and a worker's parent context read: ``text/*``, a ``charset``, or a
+    text format (``_TEXT_FORMATS``)."""
+    kind, _, params = media_type.lower().partition(";")
+    main, _, sub = kind.strip().partition("/")
+    return (
+        main == "text"
+        or "charset=" in params.replace(" ", "")
+        or sub.rsplit("+", 1)[-1] in _TEXT_FORMATS
+    )
+
+
+def _check_text(raw: bytes, media_type: str) -> None:
+    """Bytes published under a media type that says text must be UTF-8: else every reader
+    of text refuses them later, far from the publish that could have named them."""
+    if not _says_text(media_type):
+        return
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"the context is not UTF-8 text (byte {exc.start:,} is not), yet its media type "
+            f"{media_type!r} says text: reading or searching it as text (get_context, "
+            "read_context, search_context, a worker's get_parent_context) would refuse it. "
+            "Publish it with the media type it has, e.g. 'application/octet-stream' or "
+            "'application/pdf' (media_type=, swarm context publish --media-type), or convert "
+            "it to UTF-8 text first"
+        ) from None
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:

@@ -8,7 +8,6 @@ import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypedDict
 
-from .._client import Swarm
 from .._codec import dumps, iso
 from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, NotFound, ValidationError
@@ -86,9 +85,16 @@ class SeedTask(TypedDict):
     attempt: int
 
 
+def _waiting(counts: Mapping[str, int]) -> int:
+    """The seed's ``pending_tasks``: tasks waiting for a worker. The seed's queues held every
+    task not yet claimed; here a failed task waits out its backoff as ``delayed`` before it
+    is back in its queue, still work no worker has, so it is counted too."""
+    return counts.get("pending", 0) + counts.get("delayed", 0)
+
+
 class ShardStatus(TypedDict):
     """One entry of ``SonnetCoordinator.get_swarm_status()["shards"]``; ``tasks`` counts the
-    shard's posted tasks by status (``pending_tasks`` is pending plus delayed)."""
+    shard's posted tasks by status (``pending_tasks``: ``_waiting``)."""
 
     shard_id: str
     specialization: str | None
@@ -100,7 +106,7 @@ class ShardStatus(TypedDict):
 
 
 class SeedSwarmStatus(TypedDict):
-    """``SonnetCoordinator.get_swarm_status``."""
+    """``SonnetCoordinator.get_swarm_status`` (``pending_tasks``: ``_waiting``)."""
 
     total_shards: int
     shards: list[ShardStatus]
@@ -162,21 +168,11 @@ class SwarmMemoryShard(MemoryShard):
         redis_host: str | None = None,
         redis_port: int | None = None,
         specialization: str = "general",
-        *,
-        redis_password: str | None = None,
-        redis_ssl: bool = False,
-        url: str | None = None,
-        swarm: str | Swarm | None = None,
+        **connect: Any,
     ) -> None:
-        super().__init__(
-            specialization,
-            redis_host=redis_host,
-            redis_port=redis_port,
-            redis_password=redis_password,
-            redis_ssl=redis_ssl,
-            url=url,
-            swarm=swarm,
-        )
+        # ``connect``: every other way to reach the server, as every role takes them
+        # (``_Role``: redis_password, redis_username, redis_db, redis_ssl, url, swarm).
+        super().__init__(specialization, redis_host=redis_host, redis_port=redis_port, **connect)
         self.context = ""
         self.worker_findings: list[dict[str, Any]] = []  # what collect_worker_finding got
 
@@ -383,7 +379,7 @@ class SonnetCoordinator(Coordinator):
                     "shard_id": agent.id,
                     "specialization": agent.specialization,
                     "findings_count": mine["findings"],
-                    "pending_tasks": mine["tasks"]["pending"] + mine["tasks"]["delayed"],
+                    "pending_tasks": _waiting(mine["tasks"]),
                     "alive": agent.alive,
                     "last_seen": iso(agent.last_seen),
                     "tasks": mine["tasks"],
@@ -393,7 +389,7 @@ class SonnetCoordinator(Coordinator):
             "total_shards": len(shards),
             "shards": shards,
             "queues": status.queues,
-            "pending_tasks": status.totals["pending"] + status.totals["delayed"],
+            "pending_tasks": _waiting(status.totals),
             "coordinator_id": self.agent_id,
         }
 

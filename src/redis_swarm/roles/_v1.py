@@ -188,21 +188,11 @@ class RedisSwarmCoordinator(_Role):
         redis_host: str | None = None,
         redis_port: int | None = None,
         redis_db: int = 0,
-        *,
-        redis_password: str | None = None,
-        redis_ssl: bool = False,
-        url: str | None = None,
-        swarm: str | Swarm | None = None,
+        **connect: Any,
     ) -> None:
-        super().__init__(
-            redis_host=redis_host,
-            redis_port=redis_port,
-            redis_db=redis_db,
-            redis_password=redis_password,
-            redis_ssl=redis_ssl,
-            url=url,
-            swarm=swarm,
-        )
+        # ``connect``: every other way to reach the server, as every role takes them
+        # (``_Role``: redis_password, redis_username, redis_ssl, url, swarm).
+        super().__init__(redis_host, redis_port, redis_db=redis_db, **connect)
         self.agent_id: str | None = None
         self.role: str | None = None
         self.parent_id: str | None = None
