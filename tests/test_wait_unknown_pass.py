@@ -48,7 +48,8 @@ def test_a_pass_never_posted_to_is_refused_naming_the_passes(swarm: Swarm) -> No
 
 
 def test_an_empty_swarm_names_no_pass(swarm: Swarm) -> None:
-    with pytest.raises(NotFound, match=r"\(the passes: none yet; swarm status --all lists them\)"):
+    listed = r"\(the passes: none holds tasks now; swarm status --all lists them\)"
+    with pytest.raises(NotFound, match=listed):
         swarm.wait(pass_name=TYPO, timeout_s=5)
 
 

@@ -93,6 +93,9 @@ def listed_names(names: Iterable[str], none: str = "none yet") -> str:
     return first_few([dumps(n) for n in names], NAMES_LISTED, none)
 
 
+# The passes ``unknown_pass`` lists when none has tasks: "none yet" would be wrong once a
+# pass was retired, which the counters it lists from no longer show.
+NO_PASS_HOLDS_TASKS = "none holds tasks now"
 _WAITED_FOR = "nothing to wait for and no findings to read"  # what ``wait`` asks of a pass
 
 
@@ -121,7 +124,8 @@ def unknown_pass(
         )
     return (
         f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
-        f"passes: {listed_names(passes)}; {lists}), or post its tasks first"
+        f"passes: {listed_names(passes, none=NO_PASS_HOLDS_TASKS)}; {lists}), or post its "
+        "tasks first"
     )
 
 
