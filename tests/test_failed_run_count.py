@@ -64,7 +64,7 @@ def test_a_requeue_keeps_the_count(swarm: Swarm) -> None:
     assert (back.failures, back.failed_run_count, runs_of([back])) == (0, 1, (1, 0))
 
 
-@pytest.mark.parametrize("count", ["x", -1, 1.5, True])
+@pytest.mark.parametrize("count", ["x", -1, 1.5, True, 1e300, 2**60])
 def test_a_count_stored_as_no_count_is_named_by_doctor_and_crashes_nothing(
     swarm: Swarm, raw: redis.Redis, count: object
 ) -> None:

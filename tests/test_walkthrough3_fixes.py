@@ -220,3 +220,31 @@ def test_the_cli_refuses_a_binary_file_published_as_markdown(cli: Cli, tmp_path:
         "context", "publish", str(path), "--owner", "x", "--media-type", "application/octet-stream"
     )
     assert "published x" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "media_type", ["application/pdf; charset=binary", "application/octet-stream; charset=binary"]
+)
+def test_charset_binary_is_not_text(swarm: Swarm, media_type: str) -> None:
+    """What ``file -bi`` says of a binary file (it was refused as text, the escape the
+    refusal names among them)."""
+    info = swarm.publish_context("x", BINARY, source="b.pdf", media_type=media_type)
+    assert info.media_type == media_type and swarm.get_context_bytes("x") == BINARY
+
+
+def test_a_lone_surrogate_is_told_a_way_that_is_not_refused(swarm: Swarm) -> None:
+    """It said "publish bytes", which the text refusal then refused under the default
+    media type."""
+    with pytest.raises(ValidationError) as info:
+        swarm.publish_context("x", "a\udcff", source="x")
+    said = str(info.value)
+    assert "media_type='application/octet-stream'" in said, said
+    raw = "a\udcff".encode(errors="surrogatepass")
+    swarm.publish_context("x", raw, source="x", media_type="application/octet-stream")
+    assert swarm.get_context_bytes("x") == raw
+
+
+def test_other_text_encodings_are_told_to_convert(swarm: Swarm) -> None:
+    with pytest.raises(ValidationError) as info:
+        swarm.publish_context("x", "naïve".encode("utf-16"), source="x", media_type="text/plain")
+    assert "Only UTF-8 is read as text: convert it (e.g. iconv -t UTF-8)" in str(info.value)

@@ -37,7 +37,7 @@ import inspect
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from ._errors import ValidationError
 from ._keys import Keys, label_id
@@ -68,6 +68,7 @@ __all__ = [
     "AclUser",
     "Role",
     "acl_user",
+    "check_acl_user",
     "command_rules",
     "downgrade_warning",
     "function_rules",
@@ -322,21 +323,9 @@ class AclUser:
         return " ".join(f'"{arg}"' if " " in arg else arg for arg in self.command)
 
 
-def acl_user(
-    role: str,
-    swarm: str,
-    user: str,
-    password: str | None = None,
-    version: Version | None = None,
-) -> AclUser:
-    """The ACL SETUSER rules that make ``user`` a ``role`` of ``swarm``.
-
-    With no password, a strong one is generated. The rules start with ``reset``, so applying
-    them again replaces the user's rights and password instead of adding to them. The rules
-    are the ones a server of ``version`` (major, minor) accepts: commands it does not know are
-    left out, and before 7.0 a worker gets no selectors (``warning`` says what that allows).
-    Without a version, they are for any server >= 7.0.
-    """
+def check_acl_user(role: str, swarm: str, user: str, version: Version | None = None) -> None:
+    """Refuse (ValidationError) what ``acl_user`` would refuse of its role, swarm, user and
+    version, before anything is asked for (a password typed at a terminal)."""
     if version is not None and version < MIN_VERSION:
         raise ValidationError(
             f"Redis {version[0]}.{version[1]} is too old for per-role users (ACL pub/sub "
@@ -353,9 +342,27 @@ def acl_user(
             "'off' alone leaves it passwordless, and protected mode then refuses every client "
             "beyond loopback)"
         )
+
+
+def acl_user(
+    role: str,
+    swarm: str,
+    user: str,
+    password: str | None = None,
+    version: Version | None = None,
+) -> AclUser:
+    """The ACL SETUSER rules that make ``user`` a ``role`` of ``swarm``.
+
+    With no password, a strong one is generated. The rules start with ``reset``, so applying
+    them again replaces the user's rights and password instead of adding to them. The rules
+    are the ones a server of ``version`` (major, minor) accepts: commands it does not know are
+    left out, and before 7.0 a worker gets no selectors (``warning`` says what that allows).
+    Without a version, they are for any server >= 7.0.
+    """
+    check_acl_user(role, swarm, user, version)
     generated = password is None
     secret = generate_password() if password is None else check_password(password)
-    typed: Role = role
+    typed = cast(Role, role)  # (one of ROLES: check_acl_user)
     rules = (
         "reset",
         "on",

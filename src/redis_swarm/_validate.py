@@ -253,6 +253,9 @@ def check_swarm_name(value: object) -> str:
     return check_name("swarm name", value, max_len=64)
 
 
+# The largest count a record may hold (failures, attempts, ...): what Lua's numbers and JSON keep
+# exact, and what the scripts check a count against (lua/_tasks.lua's COUNT_LIMIT).
+MAX_COUNT = 2**53
 MAX_AGENT_NAME = 64  # an agent's name: it is part of its inbox's key and of every message
 MAX_ROLE = 40  # an agent's role (worker, planner, ...): a word, as every agents listing shows it
 # The most tokens an agent's capacity_tokens may say: far beyond any model's context or

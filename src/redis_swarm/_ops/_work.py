@@ -23,6 +23,7 @@ from .._models import Finding, Page, Synthesis, Task, TaskStatus, lease_token
 from .._protocol import Call, Cmd, OpContext, Operation, remember
 from .._usage import LABEL_CHARS, USAGE_COUNTS, Usage
 from .._validate import (
+    MAX_COUNT,
     MAX_PAGE,
     begins_like_option,
     check_id,
@@ -353,10 +354,11 @@ def decoded(kind: str, record_id: str, decode: Callable[..., T], *raw: Any) -> T
 
 
 def _count(value: Any) -> int | None:
-    """``value`` as a count (a whole number, 0 or more), or None when it is none."""
+    """``value`` as a count (a whole number from 0 to ``MAX_COUNT``, as the scripts check
+    one), or None when it is none."""
     if type(value) is float and value.is_integer():
         value = int(value)
-    return value if type(value) is int and value >= 0 else None
+    return value if type(value) is int and 0 <= value <= MAX_COUNT else None
 
 
 def task_from(

@@ -342,7 +342,9 @@ def _read_content(limit: int, content: str | bytes | os.PathLike[str]) -> tuple[
         except UnicodeEncodeError as exc:
             raise ValidationError(
                 f"the context text holds {content[exc.start]!r} at character {exc.start:,}, "
-                "which is not valid Unicode (a lone surrogate): publish bytes, or fix the text"
+                "which is not valid Unicode (a lone surrogate): fix the text, or publish it as "
+                "bytes with a media type that is not text "
+                "(media_type='application/octet-stream')"
             ) from None
     elif isinstance(content, bytes | bytearray | memoryview):
         raw = bytes(content)
@@ -370,12 +372,15 @@ def _read_content(limit: int, content: str | bytes | os.PathLike[str]) -> tuple[
 def _says_text(media_type: str) -> bool:
     """Whether ``media_type`` declares UTF-8 text, which ``get_context``, ``read_context``,
     ``search_context`` and a worker's parent context read: ``text/*``, a ``charset``, or a
-    text format (``_TEXT_FORMATS``)."""
+    text format (``_TEXT_FORMATS``); not ``charset=binary`` (what ``file -bi`` says of a
+    binary file)."""
     kind, _, params = media_type.lower().partition(";")
     main, _, sub = kind.strip().partition("/")
+    given = params.replace(" ", "").split(";")
+    charsets = [p.removeprefix("charset=").strip('"') for p in given if p.startswith("charset=")]
     return (
         main == "text"
-        or "charset=" in params.replace(" ", "")
+        or any(charset != "binary" for charset in charsets)
         or sub.rsplit("+", 1)[-1] in _TEXT_FORMATS
     )
 
@@ -392,9 +397,9 @@ def _check_text(raw: bytes, media_type: str) -> None:
             f"the context is not UTF-8 text (byte {exc.start:,} is not), yet its media type "
             f"{media_type!r} says text: reading or searching it as text (get_context, "
             "read_context, search_context, a worker's get_parent_context) would refuse it. "
-            "Publish it with the media type it has, e.g. 'application/octet-stream' or "
-            "'application/pdf' (media_type=, swarm context publish --media-type), or convert "
-            "it to UTF-8 text first"
+            "Only UTF-8 is read as text: convert it (e.g. iconv -t UTF-8), or publish it with a "
+            "media type that is not text, e.g. 'application/octet-stream' or 'application/pdf' "
+            "(media_type=, swarm context publish --media-type)"
         ) from None
 
 

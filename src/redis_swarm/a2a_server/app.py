@@ -213,7 +213,7 @@ def _methods_of(routes: Sequence[BaseRoute], scope: Scope) -> set[str]:
     for route in routes:
         if isinstance(route, Route) and route.matches(asked)[0] is Match.PARTIAL:
             allowed.update(route.methods or ())
-    return allowed - {"HEAD"}
+    return allowed  # (HEAD too, as Starlette's own 405 says it)
 
 
 def _not_found(routes: Sequence[BaseRoute]) -> Callable[[Request, Exception], Response]:

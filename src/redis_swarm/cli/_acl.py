@@ -140,6 +140,9 @@ def acl(
     except ValidationError as exc:
         usage_failure(exc)
     if password_stdin:
+        from .._acl import check_acl_user  # (the rules the apply checks, with no password)
+
+        check_acl_user(role, swarm, user, version)
         password = _password_from_stdin(user)
     from .._acl_apply import apply_role  # (here: it brings redis-py, which --help does without)
 
