@@ -231,3 +231,14 @@ def swarm(request: pytest.FixtureRequest) -> Iterator[Swarm]:
         adapter = AsyncAsSync(lambda: AsyncSwarm(url, swarm="test"))
         yield as_swarm(adapter)
         adapter.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A checkout to install an agent client's entry in (the working folder), its HOME
+    beside it (``home``)."""
+    folder = tmp_path / "work"
+    (folder / ".git").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(folder)
+    return folder

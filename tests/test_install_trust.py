@@ -30,16 +30,6 @@ _QUIET = {"DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1",
           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}  # fmt: skip
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A checkout to install in, its HOME beside it."""
-    folder = tmp_path / "work"
-    (folder / ".git").mkdir(parents=True)
-    (tmp_path / "home").mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
 def _env(home: Path) -> dict[str, str | None]:
     return {"HOME": str(home), "CLAUDE_CONFIG_DIR": None, "GEMINI_CLI_HOME": None,
             "GEMINI_CLI_TRUSTED_FOLDERS_PATH": None, "GEMINI_CLI_TRUST_WORKSPACE": None,

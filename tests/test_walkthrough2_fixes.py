@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,11 @@ def _read_some(fd: int, wait: float) -> bytes:
         return b""
 
 
-def _on_a_terminal(*args: str) -> tuple[subprocess.Popen[bytes], int]:
+@contextlib.contextmanager
+def _on_a_terminal(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``swarm ARGS`` run on a pseudo-terminal (its stdin, stdout and stderr), and the
-    terminal's other side, to read what it shows and type into it."""
+    terminal's other side, to read what it shows and type into it; closed and the child
+    ended after the block."""
     leader, follower = pty.openpty()
     env = {**os.environ, "SWARM_URL": "redis://localhost:1/0", "PYTHONPATH": os.pathsep.join(
         p for p in (os.environ.get("PYTHONPATH", ""), str(REPO / "src")) if p)}  # fmt: skip
@@ -62,14 +65,19 @@ def _on_a_terminal(*args: str) -> tuple[subprocess.Popen[bytes], int]:
         stderr=follower, env=env, start_new_session=True,
     )  # fmt: skip
     os.close(follower)
-    return child, leader
+    try:
+        yield child, leader
+    finally:
+        os.close(leader)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def test_a_password_typed_at_a_terminal_is_not_echoed() -> None:
     password = "typed-at-a-terminal-0123456789"
     args = ("acl", "--role", "worker", "--user", "alice", "--password-stdin")
-    child, leader = _on_a_terminal(*args, "--redis-version", "7.2")
-    try:
+    with _on_a_terminal(*args, "--redis-version", "7.2") as (child, leader):
         seen = b""
         deadline = time.monotonic() + 30  # (the prompt says echo is off: then type)
         while b"password" not in seen and time.monotonic() < deadline:
@@ -78,11 +86,6 @@ def test_a_password_typed_at_a_terminal_is_not_echoed() -> None:
         while chunk := _read_some(leader, 30):
             seen += chunk
         assert child.wait(timeout=30) == 0, seen.decode()
-    finally:
-        os.close(leader)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     shown = seen.decode()
     assert password not in shown, shown  # (before: the terminal echoed it as typed)
     assert "alice's password (not shown): " in shown, shown
@@ -101,17 +104,12 @@ def test_a_wrong_option_is_said_before_the_password_is_asked(
 ) -> None:
     """A password typed for a command its options make fail anyway is typed for nothing
     (a rotated admin's, typed twice): the options are checked first, no prompt."""
-    child, leader = _on_a_terminal("acl", "--role", "worker", "--password-stdin", *options)
-    try:
+    args = ("acl", "--role", "worker", "--password-stdin", *options)
+    with _on_a_terminal(*args) as (child, leader):
         seen = b""
         while chunk := _read_some(leader, 30):
             seen += chunk
         assert child.wait(timeout=30) != 0, seen.decode()
-    finally:
-        os.close(leader)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     shown = seen.decode()
     assert said in shown, shown
     assert "password (not shown)" not in shown, shown
@@ -127,15 +125,6 @@ def _install(home: Path, *args: str) -> list[str]:
     result = CliRunner().invoke(main, ["mcp", "install", *args], env=env)
     assert result.exit_code == 0, result.stderr
     return result.stderr.splitlines()
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "work"
-    (folder / ".git").mkdir(parents=True)
-    (tmp_path / "home").mkdir()
-    monkeypatch.chdir(folder)
-    return folder
 
 
 def test_the_claude_code_warning_says_the_project_entry_waits_for_approval(
