@@ -58,6 +58,7 @@ from ._models import (
     TaskCosts,
     TaskSpec,
     TaskStatus,
+    UnrecordedRun,
     Webhook,
 )
 from ._usage import Money, Usage
@@ -182,6 +183,7 @@ __all__ = [
     "TaskStatus",
     "Timeout",
     "Topology",
+    "UnrecordedRun",
     "Usage",
     "ValidationError",
     "Webhook",

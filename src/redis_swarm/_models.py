@@ -54,6 +54,7 @@ __all__ = [
     "TaskSpec",
     "TaskStatus",
     "TypeFilter",
+    "UnrecordedRun",
     "Webhook",
     "answer_fields",
     "failed_runs_of",
@@ -95,7 +96,7 @@ def listed_names(names: Iterable[str], none: str = "none yet") -> str:
 
 # The passes ``unknown_pass`` lists when none has tasks: "none yet" would be wrong once a
 # pass was retired, which the counters it lists from no longer show.
-NO_PASS_HOLDS_TASKS = "none holds tasks now"
+_NO_PASS_HOLDS_TASKS = "none holds tasks now"
 _WAITED_FOR = "nothing to wait for and no findings to read"  # what ``wait`` asks of a pass
 
 
@@ -124,7 +125,7 @@ def unknown_pass(
         )
     return (
         f"no task has ever been posted to pass {dumps(name)}: {doing}. Check its name (the "
-        f"passes: {listed_names(passes, none=NO_PASS_HOLDS_TASKS)}; {lists}), or post its "
+        f"passes: {listed_names(passes, none=_NO_PASS_HOLDS_TASKS)}; {lists}), or post its "
         "tasks first"
     )
 
@@ -503,6 +504,20 @@ def lease_token(attempts: int, secret: str) -> str:
     (``ATTEMPT.SECRET``; the task keeps only the secret's seal). A claim's task carries it;
     one whose reply was lost is proved with it (``ConnectionFailed.lease_secrets``)."""
     return f"{attempts}.{secret}"
+
+
+@dataclass(frozen=True)
+class UnrecordedRun:
+    """One agent run paid for that no other record holds (``Swarm.unrecorded_runs``: a
+    pipeline's): ``key``, what its writer named it by; ``pass_name``, the pass it was run
+    for; ``usage``, what it cost (None: its CLI said nothing); ``what``, whose run it was;
+    ``anchor``, the record of the pass it was run for (None: none known)."""
+
+    key: str
+    pass_name: str
+    usage: Usage | None
+    what: str
+    anchor: str | None = None
 
 
 # The longest error a task keeps (its ``last_error``): a longer one is cut (``stored_error``).

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_CAPACITY_TOKENS",
     "MAX_CLAIM_BATCH",
     "MAX_CONTEXT_BYTES",
+    "MAX_COUNT",
     "MAX_DELAY_S",
     "MAX_DESCRIPTION_CHARS",
     "MAX_DURATION_S",

@@ -67,7 +67,7 @@ _TEXT = "text"
 
 # The fewest hex digits of a version a reader may give (a prefix of its hash): fewer would
 # often begin several of an owner's kept versions.
-MIN_VERSION_PREFIX = 8
+_MIN_VERSION_PREFIX = 8
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 # The most versions a message about an ambiguous prefix lists.
 _AMBIGUOUS_LISTED = 5
@@ -117,12 +117,12 @@ def check_version(owner: str, version: object) -> str:
     if not isinstance(version, str) or not _HEX.fullmatch(version):
         raise ValidationError(
             f"version {str(version)[:70]!r} is not a context version: pass the hex hash "
-            f"{said_of(CONTEXT_VERSIONS, owner)} (at least {MIN_VERSION_PREFIX} characters "
+            f"{said_of(CONTEXT_VERSIONS, owner)} (at least {_MIN_VERSION_PREFIX} characters "
             "of it)"
         )
-    if len(version) < MIN_VERSION_PREFIX:
+    if len(version) < _MIN_VERSION_PREFIX:
         raise ValidationError(
-            f"version {version!r} is too short: give at least {MIN_VERSION_PREFIX} characters "
+            f"version {version!r} is too short: give at least {_MIN_VERSION_PREFIX} characters "
             f"of the hex hash {said_of(CONTEXT_VERSIONS, owner)}"
         )
     return version

@@ -16,19 +16,20 @@ pipeline's retirement), and deleting a swarm's keys deletes them with the rest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from .._codec import UNREADABLE, dumps, loads
 from .._errors import ValidationError
+from .._models import UnrecordedRun
 from .._protocol import Batch, Cmd, OpContext, Operation
 from .._usage import Usage
 from ._work import check_label, text, usage_body
 
 __all__ = [
+    "MAX_ANCHOR",
+    "MAX_OWNERS",
     "MAX_RUN_KEY",
     "MAX_WHAT",
-    "UnrecordedRun",
     "drop_unrecorded_runs",
     "record_unrecorded_run",
     "unrecorded_runs",
@@ -38,20 +39,6 @@ MAX_RUN_KEY = 64  # the characters of the key a run is named by (a digest)
 MAX_WHAT = 1024  # the characters of whose run it was (the report's rows)
 MAX_ANCHOR = 300  # the characters of the record it was run for (``id@created_at``)
 MAX_OWNERS = 1000  # the owners one ``drop_unrecorded_runs`` deletes the records of
-
-
-@dataclass(frozen=True)
-class UnrecordedRun:
-    """One agent run paid for that no other record holds: ``key``, what its writer named it
-    by; ``pass_name``, the pass it was run for; ``usage``, what it cost (None: its CLI said
-    nothing); ``what``, whose run it was; ``anchor``, the record of the pass it was run for
-    (None: none known)."""
-
-    key: str
-    pass_name: str
-    usage: Usage | None
-    what: str
-    anchor: str | None = None
 
 
 def record_unrecorded_run(

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._errors import ConnectionFailed, NotFound, SwarmError
-from .._models import Finding, RetiredPass, Synthesis, Task, runs_of
+from .._models import (
+    SYNTHESIS_NAMED,
+    Finding,
+    RetiredPass,
+    Synthesis,
+    Task,
+    runs_of,
+    synthesis_run_for,
+)
 from .._usage import Usage
 from .names import (
     findings_of,
@@ -187,7 +195,7 @@ def count_unrecorded(
     *,
     write: bool = True,
 ) -> bool:
-    """Count an agent ``run`` of pass ``label`` that no record in the swarm holds, so that
+    """Count an agent ``run`` of pass ``label`` that no other record holds, so that
     every budget and status of the run counts it, in any process: written to the swarm now,
     or kept here and written at the next chance when it cannot be (``write_unrecorded``).
     Without ``write``, kept here only, for the caller to write once it holds no lock (the
@@ -312,8 +320,7 @@ def synthesizer_task(swarm: Swarm, synthesis: Synthesis) -> Task | None:
         task = swarm.get_task(synthesizer_task_of(synthesis.id))
     except NotFound:
         return None
-    named = task.data.get("synthesis") if isinstance(task.data, dict) else None
-    return task if named == synthesis.id else None
+    return task if synthesis_run_for(task) == synthesis.id else None
 
 
 def _runs(result: PassResult) -> list[tuple[Finding | Synthesis | Task, str]]:
@@ -331,7 +338,7 @@ def _runs(result: PassResult) -> list[tuple[Finding | Synthesis | Task, str]]:
     out += [(t, f"failed runs of task {t.id} ({t.status.value})") for t in result.tasks]
     for task in result.agent_tasks:
         data = task.data if isinstance(task.data, dict) else {}
-        role = "synthesizer" if "synthesis" in data else "planner"
+        role = "synthesizer" if SYNTHESIS_NAMED in data else "planner"
         out.append((task, f"failed runs of the {role}'s task {task.id}"))
     return out
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._codec import counted, first_few, iso, now_ms
 from .._errors import NotFound
-from .._models import Finding, Task, TaskStatus
+from .._models import SYNTHESIS_NAMED, Finding, Task, TaskStatus
 from .._printable import printable
 from .._usage import (
     Money,
@@ -251,7 +251,7 @@ def read_earlier(swarm: Swarm, plan: Plan, current: list[PassResult]) -> list[Pa
             lambda: tasks_of(swarm, None, synth, with_data=True),
         )
     for task in synth_tasks:
-        named = task.data.get("synthesis") if isinstance(task.data, dict) else None
+        named = task.data.get(SYNTHESIS_NAMED) if isinstance(task.data, dict) else None
         named = named if isinstance(named, str) else None
         if task.id not in known_tasks and named not in held_syntheses:
             (by_synthesis.get(named or "") or of("")).agent_tasks.append(task)

@@ -67,13 +67,18 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "APPROVED",
     "CLIENTS",
+    "DECLINED",
+    "GEMINI_TRUSTED_FOLDERS",
+    "PENDING",
     "PRECEDENCE",
     "Client",
     "Elsewhere",
     "LaunchSpec",
     "Merged",
     "RemoteSpec",
+    "claude_approval",
     "claude_command",
     "claude_entry",
     "claude_state_problem",
@@ -84,6 +89,7 @@ __all__ = [
     "elsewhere_words",
     "env_reference",
     "gemini_settings",
+    "gemini_trusts",
     "gemini_untrusted_words",
     "launch_spec",
     "mcp_json",
