@@ -17,32 +17,24 @@ from redis_swarm import AsyncSwarm, ConnectionFailed
 
 from ._servers import ServerFactory
 from ._tls import Pki, TlsServer, make_pki, start_tls_server
+from .test_wrong_urls import _AlertLost
 
 SWARM = "sent-in-setup"
 _APPLICATION_DATA = 23  # a TLS record's content type (TLS 1.2: the handshake's are others)
 _PASS = 0  # (reset_at: never reset)
 
 
-class _ResetAtRecord:
+class _ResetAtRecord(_AlertLost):
     """A TCP proxy to a TLS 1.2 server that resets the client's connection (RST: SO_LINGER 0)
     when the client sends its ``reset_at``-th record of application data, which it does not
     pass on: under TLS 1.2 those are the client's requests, one record each (the handshake's
-    own records have other content types). ``sent``: how many each connection sent."""
+    own records have other content types). ``sent``: how many each connection sent. (An
+    ``_AlertLost``'s listener, linking each connection its own way.)"""
 
     def __init__(self, port: int, reset_at: int = _PASS) -> None:
-        self.upstream, self.reset_at = port, reset_at
+        self.reset_at = reset_at
         self.sent: list[int] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._link, args=(client,), daemon=True).start()
+        super().__init__(port)
 
     def _link(self, client: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.upstream))
@@ -58,9 +50,6 @@ class _ResetAtRecord:
                         )
                         return
                 upstream.sendall(record)
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def _records(source: socket.socket) -> Iterator[bytes]:
@@ -81,7 +70,8 @@ def _records(source: socket.socket) -> Iterator[bytes]:
 
 
 def _back(source: socket.socket, target: socket.socket) -> None:
-    """The server's bytes to the client, then its end (the client's close waits for it)."""
+    """The server's bytes to the client, then its end (the client's close waits for it); not
+    after a reset (``_forward``'s end would turn the reset into a clean close)."""
     try:
         while data := source.recv(65536):
             target.sendall(data)
