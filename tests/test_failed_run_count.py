@@ -43,10 +43,9 @@ def test_an_older_record_failed_again_counts_every_run(swarm: Swarm, raw: redis.
     task = swarm.post_task("q", "t")
     held = swarm.claim("q", worker="w")
     assert held is not None
-    swarm.fail(task.id, held.token, "broke", usage=ONE_DOLLAR)
+    swarm.fail(task.id, held.token, "broke", usage=ONE_DOLLAR, retry_after_s=0)
     _rewrite(raw, task.id, failures=0, failed_run_count=None)
     assert runs_of([swarm.get_task(task.id)]) == (1, 0)
-    time.sleep(1.1)  # (the backoff of the first failure)
     again = swarm.claim("q", worker="w")
     assert again is not None
     swarm.fail(task.id, again.token, "broke", usage=ONE_DOLLAR)
@@ -125,8 +124,7 @@ def test_a_failure_taken_then_claimed_by_another_is_still_taken(swarm: Swarm) ->
     task = swarm.post_task("q", "t")
     held = swarm.claim("q", worker="pool-1")
     assert held is not None
-    swarm.fail(task.id, held.token, "boom")
-    time.sleep(1.1)  # (the first failure's backoff)
+    swarm.fail(task.id, held.token, "boom", retry_after_s=0)  # (back at once: no backoff)
     other = swarm.claim("q", worker="other-1")
     assert other is not None and other.attempts == held.attempts + 1
     assert failure_taken(held, swarm.get_task(task.id), "boom")
