@@ -83,9 +83,9 @@ def test_seed_classes_connect_as_an_acl_user(acl_server: RedisServer) -> None:
         )
     # A keyword no role takes is still refused, by its name.
     with pytest.raises(TypeError, match="redis_user"):
-        SwarmMemoryShard(redis_host="127.0.0.1", redis_user="shard")
+        SwarmMemoryShard(redis_host="127.0.0.1", redis_user="shard")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="redis_user"):
-        RedisSwarmCoordinator(redis_host="127.0.0.1", redis_user="c")
+        RedisSwarmCoordinator(redis_host="127.0.0.1", redis_user="c")  # type: ignore[call-arg]
 
 
 def test_the_shard_takes_redis_db(redis_server: RedisServer) -> None:

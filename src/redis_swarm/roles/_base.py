@@ -5,13 +5,16 @@ environment; the seed's agent names and ``queue:X`` names; its time stamps; ``cl
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 import ipaddress
 import os
 import secrets
+import sys
 import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import quote
 
 from .._client import Swarm
@@ -29,6 +32,15 @@ from .._errors import (
 )
 from .._models import Agent
 
+# (The roles' modules take it from here. Their annotations are not evaluated as they run:
+# on 3.10 it is mypy's, and a name to import.)
+if sys.version_info >= (3, 11):
+    from typing import Unpack as Unpack
+elif TYPE_CHECKING:
+    from typing_extensions import Unpack as Unpack
+else:
+    Unpack = None
+
 _QUEUE_PREFIX = "queue:"
 
 # The part of an agent name taken from a label (a specialization): short enough that the
@@ -39,6 +51,33 @@ _LABEL_CHARS = 40
 _NAME_MARKS = "._-"
 
 R = TypeVar("R", bound="_Role")
+
+
+# The keywords that reach the server, for mypy and editors to check a call's (PEP 692:
+# ``**connect: Unpack[Connect]``); ``_Role.__init__`` is their one definition (types,
+# defaults, order), from which each role's signature is spelt out (``_Role.__init_subclass__``)
+# and against which tests/test_seed_signatures.py holds these three.
+class ConnectV1(TypedDict, total=False):
+    """What V1's ``RedisSwarmCoordinator`` takes by name (its ``redis_db`` is positional)."""
+
+    redis_password: str | None
+    redis_username: str | None
+    redis_ssl: bool
+    url: str | None
+    swarm: str | Swarm | None
+
+
+class Connect(ConnectV1, total=False):
+    """What a role taking ``redis_host, redis_port`` positionally takes by name."""
+
+    redis_db: int
+
+
+class ConnectByName(Connect, total=False):
+    """What a role taking no connection argument positionally (``MemoryShard``) takes."""
+
+    redis_host: str | None
+    redis_port: int | None
 
 
 def _connect(
@@ -138,6 +177,42 @@ def _finding_ids(sources: object) -> list[str]:
     return list(sources)
 
 
+def _spelt_out(init: Any) -> inspect.Signature:
+    """The signature of a role's ``__init__`` with its ``**connect`` spelt out: every
+    keyword of ``_Role.__init__`` it does not name itself, keyword-only, with its type and
+    default (what ``inspect.signature``, ``help()`` and the error of a keyword it does not
+    take show)."""
+    own = inspect.signature(init)
+    params = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    if len(params) == len(own.parameters):
+        return own  # (no **connect: nothing to spell out)
+    named = {p.name for p in params}
+    base = inspect.signature(_Role.__init__).parameters.values()
+    params += [
+        p.replace(kind=p.KEYWORD_ONLY)
+        for p in base
+        if p.name not in named and p.name != "self" and p.kind is not p.VAR_KEYWORD
+    ]
+    return own.replace(parameters=params)
+
+
+def _unexpected(cls: type, unexpected: Iterable[str]) -> TypeError:
+    """The TypeError of keywords ``cls`` does not take: in its name (the class called, not
+    the base that finds out), with the keyword meant when one is near, and those it takes."""
+    takes = [
+        p.name for p in inspect.signature(cls).parameters.values() if p.kind is not p.VAR_KEYWORD
+    ]
+    names = sorted(unexpected)
+    said = ", ".join(map(repr, names))
+    what = "an unexpected keyword argument" if len(names) == 1 else "unexpected keyword arguments"
+    meant = [m for name in names for m in difflib.get_close_matches(name, takes, n=1)]
+    near = f" (did you mean {', '.join(map(repr, meant))}?)" if meant else ""
+    return TypeError(
+        f"{cls.__name__}() got {what} {said}{near}; it takes {', '.join(takes)} "
+        "(docs/seed.md, Connecting)"
+    )
+
+
 def _stamp(ms: int | None) -> str:
     """A time as the seed showed it (ISO-8601; empty when unknown)."""
     return iso(ms) or ""
@@ -157,12 +232,17 @@ class _Role:
         redis_port: int | None = None,
         *,
         redis_password: str | None = None,
-        redis_ssl: bool = False,
-        redis_db: int = 0,
         redis_username: str | None = None,
+        redis_db: int = 0,
+        redis_ssl: bool = False,
         url: str | None = None,
         swarm: str | Swarm | None = None,
+        **unexpected: object,
     ) -> None:
+        # (``unexpected``: a keyword the class called takes not, said in its name: Python's
+        # own TypeError would name this base, which the caller never called.)
+        if unexpected:
+            raise _unexpected(type(self), unexpected)
         self._closed = False
         # A handle given is shared (a shard and its workers on one connection pool): closing
         # it with the first role closed would refuse every call of the others for good.
@@ -180,6 +260,12 @@ class _Role:
                 redis_ssl=redis_ssl,
                 redis_username=redis_username,
             )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and init.__module__.startswith(__package__ + "."):
+            init.__signature__ = _spelt_out(init)
 
     @property
     def swarm(self) -> Swarm:

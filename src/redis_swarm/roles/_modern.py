@@ -14,7 +14,16 @@ from .._hints import LIST_CONTEXTS
 from .._models import Agent, Finding, Inbox, Message, Synthesis, Task, TaskStatus
 from .._usage import Usage
 from .._validate import check_agent
-from ._base import _agent_name, _check_text, _finding_ids, _queue, _Role
+from ._base import (
+    Connect,
+    ConnectByName,
+    Unpack,
+    _agent_name,
+    _check_text,
+    _finding_ids,
+    _queue,
+    _Role,
+)
 
 
 class CoordinatorStatus(TypedDict):
@@ -51,7 +60,7 @@ class MemoryShard(_Agent):
         model: str | None = None,
         capacity_tokens: int | None = 200_000,
         agent_id: str | None = None,
-        **connect: Any,
+        **connect: Unpack[ConnectByName],
     ) -> None:
         self.specialization = _check_text("specialization", specialization)
         super().__init__(**connect)
@@ -190,7 +199,7 @@ class Worker(_Role):
         *,
         worker_id: str | None = None,
         model: str | None = None,
-        **connect: Any,
+        **connect: Unpack[Connect],
     ) -> None:
         # Checked before connecting: a bad id is refused here, not at the first claim.
         given = None if worker_id is None else check_agent("worker_id", worker_id)
@@ -437,7 +446,7 @@ class Coordinator(_Agent):
         *,
         agent_id: str | None = None,
         model: str | None = None,
-        **connect: Any,
+        **connect: Unpack[Connect],
     ) -> None:
         super().__init__(redis_host, redis_port, **connect)
         self.agent_id = agent_id or _agent_name("coordinator")

@@ -14,7 +14,7 @@ from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._models import Finding, Task
 from .._prompts import swarm_command
 from .._validate import check_id
-from ._base import _finding_ids, _stamp
+from ._base import Connect, Unpack, _finding_ids, _stamp
 from ._modern import Coordinator, MemoryShard, Worker
 from ._v1 import V1Message, outgoing, read_messages
 
@@ -168,10 +168,8 @@ class SwarmMemoryShard(MemoryShard):
         redis_host: str | None = None,
         redis_port: int | None = None,
         specialization: str = "general",
-        **connect: Any,
+        **connect: Unpack[Connect],
     ) -> None:
-        # ``connect``: every other way to reach the server, as every role takes them
-        # (``_Role``: redis_password, redis_username, redis_db, redis_ssl, url, swarm).
         super().__init__(specialization, redis_host=redis_host, redis_port=redis_port, **connect)
         self.context = ""
         self.worker_findings: list[dict[str, Any]] = []  # what collect_worker_finding got

@@ -12,7 +12,7 @@ from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
 from .._models import Agent, Message, TaskStatus
 from .._validate import too_deep
-from ._base import _agent_name, _queue, _Role, _stamp
+from ._base import ConnectV1, Unpack, _agent_name, _queue, _Role, _stamp
 
 
 class V1Task(TypedDict):
@@ -188,10 +188,8 @@ class RedisSwarmCoordinator(_Role):
         redis_host: str | None = None,
         redis_port: int | None = None,
         redis_db: int = 0,
-        **connect: Any,
+        **connect: Unpack[ConnectV1],
     ) -> None:
-        # ``connect``: every other way to reach the server, as every role takes them
-        # (``_Role``: redis_password, redis_username, redis_ssl, url, swarm).
         super().__init__(redis_host, redis_port, redis_db=redis_db, **connect)
         self.agent_id: str | None = None
         self.role: str | None = None
