@@ -33,6 +33,7 @@ manifest and the checked chunk fetch that every reader shares; ``_context_slices
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import os
 import re
@@ -84,6 +85,10 @@ Compression = Literal["zstd", "none"] | None
 # The subtypes (or ``+suffix``es) of media types outside ``text/*`` that are text too
 # (``application/json``, ``image/svg+xml``): a context published as one must be UTF-8.
 _TEXT_FORMATS = frozenset({"json", "xml", "yaml", "x-yaml", "toml", "javascript", "csv"})
+# The bytes a publish checks as UTF-8 at a time (``_check_text``): its memory beyond the
+# payload is a piece, its copy and its text (at most ~6x 256 KiB, every character 4 bytes), not
+# the whole payload's text (up to 4x a 64 MiB one).
+_TEXT_CHECK_PIECE = 1 << 18
 
 
 # --- publishing
@@ -390,17 +395,35 @@ def _check_text(raw: bytes, media_type: str) -> None:
     of text refuses them later, far from the publish that could have named them."""
     if not _says_text(media_type):
         return
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
+    bad = _first_non_utf8(raw)
+    if bad is not None:
         raise ValidationError(
-            f"the context is not UTF-8 text (byte {exc.start:,} is not), yet its media type "
+            f"the context is not UTF-8 text (byte {bad:,} is not), yet its media type "
             f"{media_type!r} says text: reading or searching it as text (get_context, "
             "read_context, search_context, a worker's get_parent_context) would refuse it. "
             "Only UTF-8 is read as text: convert it (e.g. iconv -t UTF-8), or publish it with a "
             "media type that is not text, e.g. 'application/octet-stream' or 'application/pdf' "
             "(media_type=, swarm context publish --media-type)"
-        ) from None
+        )
+
+
+def _first_non_utf8(raw: bytes) -> int | None:
+    """The offset of the first byte of ``raw`` that is not UTF-8 (as ``raw.decode`` would
+    report it: a lone surrogate's, a truncated sequence's at the end), or None when it all
+    is. Decoded ``_TEXT_CHECK_PIECE`` bytes at a time, so that a character split between two
+    pieces is read whole, and what is decoded is dropped piece by piece."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with memoryview(raw) as view:
+        for start in range(0, max(len(view), 1), _TEXT_CHECK_PIECE):
+            # What the decoder reads starts with the bytes it held from the last piece (a
+            # character begun there), then this piece.
+            held = len(decoder.getstate()[0])
+            with view[start : start + _TEXT_CHECK_PIECE] as piece:
+                try:
+                    decoder.decode(piece, final=start + len(piece) >= len(view))
+                except UnicodeDecodeError as exc:
+                    return start - held + exc.start
+    return None
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:
