@@ -18,7 +18,7 @@ import pytest
 import redis
 from blake3 import blake3
 
-from redis_swarm import ContextCache, Swarm, _digest
+from redis_swarm import ContextCache, NotFound, Swarm, _digest, _hints
 from redis_swarm._files import write_whole
 
 from ._cli import Cli, subprocess_env
@@ -183,18 +183,26 @@ def test_many_processes_share_the_cache_at_once(
     assert (_cache_dir() / published).read_bytes() == TEXT.encode()
 
 
-def test_a_pruned_version_says_to_drop_version(cli: Cli) -> None:
+def test_a_pruned_version_says_to_read_the_current_one(cli: Cli, redis_url: str) -> None:
+    """In words a CLI user and a Python caller both follow: neither is told of the other's
+    option (``--version``, ``version=``)."""
+    assert _hints.CURRENT_VERSION == "read without a version to get the current one"
     for n in range(4):  # 3 versions are kept: the first is pruned
         cli("context", "publish", "-", "--owner", "shard-p", input=f"text {n}\n")
     pruned = blake3(b"text 0\n").hexdigest()[:12]
+    with Swarm(redis_url, swarm=cli.swarm) as swarm, pytest.raises(NotFound) as exc:
+        swarm.get_context("shard-p", version=blake3(b"text 0\n").hexdigest())
+    said = str(exc.value)
+    assert said.endswith(_hints.CURRENT_VERSION) and "--version" not in said, said
     for command in ("read", "search shard-p text", "get", "info"):
         args = command.split() if " " in command else [command, "shard-p"]
         out = cli("context", *args, "--version", pruned, expect=1)
         assert "is not kept" in out.stderr and "kept versions, newest first" in out.stderr
-        assert out.stderr.rstrip().endswith("drop --version to read the current one"), out
+        assert out.stderr.rstrip().endswith(_hints.CURRENT_VERSION), out
     # An owner with no context at all: nothing current to point at.
     out = cli("context", "read", "nobody", "--version", pruned, expect=1)
-    assert "no context was published by 'nobody'" in out.stderr and "drop" not in out.stderr
+    assert "no context was published by 'nobody'" in out.stderr
+    assert _hints.CURRENT_VERSION not in out.stderr
 
 
 # --- ContextCache's disk layer, shared by many processes

@@ -46,8 +46,9 @@ CHECK_AGENT_ID = "check the id with swarm agents"
 LIST_CONTEXTS = "(swarm context list lists them)"
 ASK_TARGETS = "(swarm context list; swarm serve OWNER answers)"
 CONTEXT_VERSIONS = "shown by swarm context versions OWNER"
-# Said of a version not kept when the owner has a current one.
-CURRENT_VERSION = "drop --version to read the current one"
+# Said of a version not kept when the owner has a current one: in words a Python caller
+# (no ``version=``) and a CLI user (no ``--version``) both follow, naming neither's option.
+CURRENT_VERSION = "read without a version to get the current one"
 LIST_FINDINGS = "with swarm findings"
 # Said inside the parentheses naming the passes there are: "(the passes: "a", "b"; ...)".
 # (Every one: plain ``swarm status`` shows only the last few settled passes.)
