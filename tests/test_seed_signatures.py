@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,20 @@ def test_a_subclass_is_named_in_its_own_name() -> None:
     assert inspect.signature(Shard) == inspect.signature(SwarmMemoryShard)
     with pytest.raises(TypeError, match=r"^Shard\(\) got an unexpected keyword argument"):
         Shard(redis_sll=True)  # type: ignore[call-arg]
+
+
+def test_a_subclass_with_its_own_keywords_lists_its_bases_too() -> None:
+    """A user's subclass that passes ``**kwargs`` on: the error lists its own keywords and
+    those its base takes (it listed only its own, as if it took nothing else)."""
+
+    class Mine(EphemeralWorker):
+        def __init__(self, job: str, **kwargs: Any) -> None:
+            self.job = job
+            super().__init__(**kwargs)
+
+    with pytest.raises(TypeError) as exc:
+        Mine("j", redis_pasword="x")
+    said = str(exc.value)
+    assert said.startswith("Mine() got an unexpected keyword argument 'redis_pasword'"), said
+    assert "did you mean 'redis_password'" in said
+    assert "it takes job, redis_host, redis_port, worker_id" in said

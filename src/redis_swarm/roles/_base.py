@@ -199,9 +199,14 @@ def _spelt_out(init: Any) -> inspect.Signature:
 def _unexpected(cls: type, unexpected: Iterable[str]) -> TypeError:
     """The TypeError of keywords ``cls`` does not take: in its name (the class called, not
     the base that finds out), with the keyword meant when one is near, and those it takes."""
-    takes = [
-        p.name for p in inspect.signature(cls).parameters.values() if p.kind is not p.VAR_KEYWORD
-    ]
+    takes: list[str] = []
+    for klass in cls.__mro__:  # (a subclass's ``**kwargs`` goes on to its base's keywords)
+        if not (isinstance(klass, type) and issubclass(klass, _Role)):
+            break
+        params = inspect.signature(klass).parameters.values()
+        takes += [p.name for p in params if p.kind is not p.VAR_KEYWORD and p.name not in takes]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
     names = sorted(unexpected)
     said = ", ".join(map(repr, names))
     what = "an unexpected keyword argument" if len(names) == 1 else "unexpected keyword arguments"
