@@ -173,8 +173,8 @@ def test_a_loop_claim_that_could_not_connect_keeps_no_lease_secret(tmp_path: Pat
 def test_a_loop_claim_whose_server_died_under_it_is_said_unanswered_and_its_secret_kept(
     own_server: RedisServer, tmp_path: Path
 ) -> None:
-    # Not a timeout: the connection dropped after the claim was sent, and the hook's retry
-    # was refused. The claim may have run (a server that dies after running it keeps it, with
+    # Not a timeout: the connection dropped after the claim was sent (a hook does not retry:
+    # the next event is its next try). The claim may have run (a server that dies after running it keeps it, with
     # persistence or a replica): said as a request the server took, its secret kept.
     settings = _settings(own_server.url, tmp_path)
     with Swarm(settings) as swarm:

@@ -88,7 +88,6 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
-from .._finding_text import finding_refused, parse_finding
 from .._hints import LIST_PASSES, SHOW_TASK
 from .._mcp_names import (
     FAIL_TASK,
@@ -724,6 +723,8 @@ def subagent_stop(swarm: Swarm, agent: str, payload: Mapping[str, Any]) -> Answe
     done: list[str] = []
     left = False  # a task left held (its token not known here)
     held = held_tasks(swarm, worker)
+    from .._finding_text import parse_finding  # (here: no other event parses a finding)
+
     parsed = parse_finding(text) if any(t.token for t in held) else None
     for task in held:
         if task.token is None:
@@ -763,6 +764,8 @@ def _report_or_fail(
     try:
         swarm.report(task_id, token, parsed[0], worker=worker)
     except ValidationError as exc:
+        from .._finding_text import finding_refused
+
         why = finding_refused(exc)
         swarm.fail(task_id, token, why)
         return f"{task_id} failed ({why})"

@@ -17,7 +17,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,14 +27,16 @@ from .._config import Settings
 from .._env import URL_FROM_ENV_OPTION, agent_from_env, require_url_in_env
 from .._errors import SwarmError
 from .._executable import swarm_command
-from .._hooks import CLIENTS, HookOptions, canonical_event, handle, render
-from .._hooks import install as install_ops
+from .._hooks import CLIENTS, HookOptions, agent_for, canonical_event, handle, render
 from .._hooks.events import DEFAULT_HOOK_BUDGET_TOKENS, MAX_HOOK_BUDGET_TOKENS
 from .._hooks.formats import EVENTS, client_event
 from .._hooks.reach import as_given, hook_swarm
 from .._mcp_names import AGENT_ROLES, agent_role
-from .._validate import check_queues
+from .._validate import MAX_ROLE, check_name, check_queues
 from ._app import App, main, pass_app
+
+if TYPE_CHECKING:  # (`swarm hook` runs at every event: it imports only what it needs)
+    from .._hooks import install as install_ops
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 
@@ -115,9 +117,17 @@ _any_role = click.option(
 )
 
 
+def _checked_role(role: str) -> str:
+    """``role`` if the core would register an agent under it (``agent_role`` of it: `all`
+    registers as `agent`), else a ValidationError naming --role (exit 1), refused before the
+    hook says anything of the role (``_warn_of_role``) or reads its input."""
+    check_name("--role", agent_role(role), max_len=MAX_ROLE)
+    return role
+
+
 def _warn_of_role(event: str, role: str) -> None:
-    """A role `swarm mcp --role` does not take: the hook goes on with it (the core refuses one
-    that is no valid role name as it registers the agent), saying so."""
+    """A valid role name `swarm mcp --role` does not take: the hook goes on with it, saying
+    so (once everything else it was given has been checked: a refusal is the only line)."""
     if role not in AGENT_ROLES:
         click.echo(
             f"swarm hook {event}: --role {role!r} is not one of `swarm mcp --role`'s "
@@ -188,7 +198,8 @@ def hook(
         _max_tasks_needs_loop(loop)
         if queues:
             queues = check_queues(queues, what="--queue")
-        _warn_of_role(event, role)
+        role = _checked_role(role)
+        tokens = _budget_of(budget)
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
         if len(raw) > MAX_INPUT_BYTES:
             raise ValueError("the hook input is over 4 MiB")
@@ -200,15 +211,17 @@ def hook(
         payload = _payload(raw)
         options = HookOptions(
             client=client, role=agent_role(role), queues=queues, loop=loop, max_tasks=max_tasks,
-            agent=agent_from_env(), budget=_budget_of(budget),
+            agent=agent_from_env(), budget=tokens,
             command=shlex.join([*swarm_command(), *app.reach()]),
         )  # fmt: skip
         given = app.settings
-        with hook_swarm(given) as swarm:  # (fails fast: _hooks.reach)
+        agent_for(payload, options)  # (an input with no agent id is refused first, too)
+        _warn_of_role(event, role)  # (all it was given is checked: the warning is true)
+        with hook_swarm(given, name) as swarm:  # (fails fast: _hooks.reach)
             answer = handle(swarm, name, payload, options)
     except (ValueError, SwarmError) as exc:
         # exit 1: the clients show it and carry on (exit 2 would block the session)
-        said = str(exc) if given is None else as_given(str(exc), given)
+        said = str(exc) if given is None else as_given(str(exc), given, name)
         click.echo(f"swarm hook {event}: {said}", err=True)
         sys.exit(1)
     click.echo(render(answer, name, client))
@@ -276,6 +289,8 @@ def install(
         options += ["--loop", *(["--max-tasks", str(max_tasks)] if max_tasks else [])]
     if budget is not None:
         options += ["--budget", str(budget)]
+    from .._hooks import install as install_ops
+
     ours = install_ops.entries(client, command, options)
     path = install_ops.settings_path(client, scope)
     prefix = shlex.join(base)
@@ -301,6 +316,8 @@ def install(
 def _warn_of_elsewhere(client: str, scope: str, prefix: str, *, removed: bool) -> None:
     """Warn of our hooks in another file the client reads (it runs every set it finds: each
     event answered twice), with the command that takes them out."""
+    from .._hooks import install as install_ops
+
     for found in install_ops.elsewhere(client, scope, prefix):
         removal = _removal_command(client, found, prefix)
         words = install_ops.elsewhere_words(found, removal, removed=removed)
