@@ -174,8 +174,9 @@ def test_a_loop_claim_whose_server_died_under_it_is_said_unanswered_and_its_secr
     own_server: RedisServer, tmp_path: Path
 ) -> None:
     # Not a timeout: the connection dropped after the claim was sent (a hook does not retry:
-    # the next event is its next try). The claim may have run (a server that dies after running it keeps it, with
-    # persistence or a replica): said as a request the server took, its secret kept.
+    # the next event is its next try). The claim may have run (a server that dies after
+    # running it keeps it, with persistence or a replica): said as a request the server
+    # took, its secret kept.
     settings = _settings(own_server.url, tmp_path)
     with Swarm(settings) as swarm:
         swarm.post_task("q", "the next job")
