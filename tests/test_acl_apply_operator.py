@@ -59,8 +59,9 @@ ADMIN = ("ACL", "SETUSER", "ops", "on", f">{ADMIN_PASSWORD}", "~*", "&*", "+@all
 
 def test_a_replica_without_the_admin_user_is_named(sentinel: LocalSentinel) -> None:
     """Rotating the URL's own user is refused, naming the replica (one left with the old
-    password would lock the new one out); another user (a leaked worker password) is
-    applied on the rest, the replica skipped with the same why and what to do."""
+    password would lock the new one out); so is another user (a leaked worker password):
+    the replica is up, and a copy of the aclfile fixes it (it was skipped, with a warning,
+    the user made on the master, exit 0)."""
     master, replica = _master_and_replica(sentinel)
     with _raw(master) as client:
         client.execute_command(*ADMIN)  # (ACLs are not replicated: the master alone has it)
@@ -79,20 +80,22 @@ def test_a_replica_without_the_admin_user_is_named(sentinel: LocalSentinel) -> N
         with _raw(master) as client:  # the old password still logs in
             client.execute_command("AUTH", "ops", ADMIN_PASSWORD)
 
-        made = apply_role(settings, "worker", "op-worker")
-        assert list(made.persisted) == [here]
-        why = made.skipped[there]
-        assert why.startswith(f"it refused user 'ops' with the URL's password; {here} let ")
-        assert f"Create user 'ops' on {there}" in why and "ACL LOAD" in why
+        # another user too (docs/deployment.md, "Adding a replica"): nothing applied
+        with pytest.raises(PermissionDenied) as refused:
+            apply_role(settings, "worker", "op-worker")
+        said = str(refused.value)
+        assert said.startswith(f"authentication failed on replica {there} of ")
+        assert f"Create user 'ops' on {there}" in said and "ACL LOAD" in said
         with _raw(master) as client:
-            assert client.acl_getuser("op-worker") is not None
+            assert client.acl_getuser("op-worker") is None
 
         out = Cli(_admin_url(sentinel), swarm=SWARM)(
-            "acl", "--role", "worker", "--user", "op-worker", "--apply"
+            "acl", "--role", "worker", "--user", "op-worker", "--apply", expect=None
         )
-        assert f"warning: not applied on replica {there}: it refused user 'ops'" in out.stderr
+        assert out.code == 1
+        assert out.stderr.startswith(f"error: authentication failed on replica {there}")
 
-        with _raw(replica) as client:  # what the warning says to do
+        with _raw(replica) as client:  # what the error says to do
             client.execute_command(*ADMIN)
         made = apply_role(settings, "worker", "op-worker")
         assert set(made.persisted) == {here, there} and made.skipped == {}

@@ -76,9 +76,7 @@ def test_a_replica_reported_down_is_named_with_what_to_do(sentinel: LocalSentine
         (warning,) = [line for line in out.stderr.splitlines() if where in line]
         assert warning.startswith(f"warning: not applied on replica {where}: the sentinels")
         assert "user 'while-down-cli' is there as it was" in warning
-        assert warning.endswith(
-            "run this command again once the replica is back and lets the URL's user in"
-        )
+        assert warning.endswith("run this command again once the replica is back")
         assert f"# applied on {master}" in out.stdout and where not in out.stdout
     finally:
         replica.proc.send_signal(signal.SIGCONT)

@@ -53,9 +53,11 @@ class AppliedRole:
     without the user (node -> why): the replicas the sentinels report down, the cluster nodes
     without hash slots CLUSTER NODES flags ``fail``, ``noaddr`` or ``handshake``, and the
     replicas (or cluster nodes without hash slots) that did not answer within the connect
-    timeout, ``fail?`` ones included, and the replicas (cluster nodes without hash slots)
-    that refuse the URL's user, unless the user applied is that one (``_refused_login``).
-    Apply the role again once they are back: a failover to one locks the role's agents out.
+    timeout, ``fail?`` ones included; with a plain URL (one server), the replicas its
+    server lists (INFO replication), which such a URL does not reach (``_unreached_replicas``:
+    apply through the sentinels, or with a URL of each). A server that answers but refuses
+    the URL's user is not skipped: the apply fails (``_refused_login``). Apply the role
+    again once they are back: a failover to one locks the role's agents out.
     ``url_user``: the user is the one the URL connects as, whose password there is now
     ``user.password`` (its own rotation). ``closed``: with
     ``kill_connections``, the connections of the user each server closed (node -> how
@@ -130,11 +132,16 @@ def apply_role(
     (one that holds hash slots, the master behind the sentinels) fails the call with
     ``ConnectionFailed`` naming it, before any server got the user: the clients are sent to
     it, and the swarm's library could not be loaded there. A server that answers with a
-    problem (its TLS certificate refused, its data still loading) fails the call with it. A
-    replica (a cluster node without hash slots) that refuses the URL's user (ACLs are not
-    replicated: one added later lacks the admin) is skipped too, saying so, unless the user
-    applied is the URL's own; a master that refuses it fails the call (``PermissionDenied``,
-    naming it, before any server got the user).
+    problem (its TLS certificate refused, its data still loading) fails the call with it. So
+    does any server that refuses the URL's user (ACLs are not replicated: a replica or node
+    added later lacks the admin unless given the aclfile): ``PermissionDenied`` naming it and
+    the step (copy the aclfile there, or create the admin there), before any server got the
+    user. A replica skipped keeps the user as it was; one that is up but lacks the admin
+    would be as dangerous (a failover to it locks the role's agents out), and it is fixed in
+    a minute, so it stops the call rather than being skipped (docs/deployment.md, "Adding a
+    replica"). With a plain URL (``redis://``, ``rediss://``, ``unix://``: one server), the
+    replicas of its server are not reached: they are named in ``skipped``, saying how to
+    include them (``_unreached_replicas``).
 
     ``kill_connections``: once a server holds (and saved) the user, its connections there
     are closed (``closed``; this call's own is spared): Redis checks a password at login only,
@@ -162,7 +169,7 @@ def apply_role(
         if dry_run and settings.kind == "embedded":
             version = _binary_version()
         else:
-            version, silent = _oldest_version(settings, fallback, refusal_fails=own and not dry_run)
+            version, silent = _oldest_version(settings, fallback, refusal_fails=not dry_run)
     spec = acl_user(role, settings.swarm if swarm is None else swarm, user, password, version)
     if dry_run:
         return AppliedRole(spec, version, url_user=own)
@@ -264,8 +271,8 @@ def _oldest_version(
     for a user that may not read INFO), and the servers left out (node -> why): those that
     did not answer are not asked again by the apply that follows (each would cost the
     connect timeout). ``fallback``: the password tried where the URL's is refused;
-    ``refusal_fails``: a replica that refuses the URL's user fails the call (the URL's own
-    user is applied: ``_on_every_node``)."""
+    ``refusal_fails``: a replica that refuses the URL's user fails the call (an apply, not a
+    dry run: ``_on_every_node``)."""
     versions, skipped = _on_every_node(
         settings,
         lambda client, _: _version_text(client),
@@ -361,9 +368,39 @@ def _apply(
         done=done,
         fallback=fallback,
         whole=own,
-        refusal_fails=own,
+        refusal_fails=True,
     )
-    return applied[1]
+    return {**applied[1], **_unreached_replicas(settings)}
+
+
+def _unreached_replicas(settings: Settings) -> dict[str, str]:
+    """The replicas of the server of a plain URL (INFO replication: replica -> why), which
+    the apply did not reach: such a URL names one server, and ACLs are not replicated, so
+    each lacks the user (a failover to it, or a client sent to it, would be refused). None
+    for a cluster or Sentinel URL (their replicas are found and applied), for the embedded
+    server, and when the server will not say (NOPERM, no answer: the user is applied
+    already; this is only a warning)."""
+    if settings.kind in ("cluster", "sentinel", "embedded"):
+        return {}
+    client: Any = sync_client(settings)
+    try:
+        info = client.info("replication")
+    except (redis.RedisError, OSError):
+        return {}
+    finally:
+        client.close()
+    found: dict[str, str] = {}
+    for key, entry in info.items():
+        if not (re.fullmatch(r"slave\d+", str(key)) and isinstance(entry, dict)):
+            continue
+        name = _node(str(entry.get("ip", "")), int(entry.get("port") or 0))
+        found[name] = (
+            f"a replica of {settings.url}, not reached: that URL names one server, and ACLs "
+            "are not replicated. To include the replicas, apply through the sentinels that "
+            "watch them (a redis+sentinel:// URL), or run this command again with a URL "
+            f"naming {name} (the same user and password)"
+        )
+    return found
 
 
 # What a server that does not answer raises: refused, reset or timed out (some are answers,
@@ -392,11 +429,10 @@ def _on_every_node(
     left out would keep: ``_not_everywhere``): one that would be fails the call, before
     ``fn`` runs anywhere when found then, else once ``fn`` failed there. A server found that
     refuses the URL's user fails the call (``_refused_login``, before ``fn`` runs anywhere)
-    when it is a master or ``refusal_fails`` (the user applied is the URL's own, whose
-    password it would keep); a replica (a cluster node without hash slots) is left out
-    otherwise, saying why: the user applied is another, and the rest get it (a leaked
-    worker password is rotated all the same). redis-py errors arrive translated (one line
-    saying what to do)."""
+    when it is a master or ``refusal_fails`` (an apply: the replica is up, and lacks the
+    admin, which a copy of the aclfile fixes at once); a replica (a cluster node without
+    hash slots) is left out otherwise (a dry run's version check), saying why. redis-py
+    errors arrive translated (one line saying what to do)."""
 
     done = {} if done is None else done
     reached: list[_Target] = []
@@ -470,8 +506,8 @@ def _refused_login(
     """A server found through the URL (a replica or the master behind the sentinels, a node
     of the cluster) refused the URL's user and password (and ``fallback``): said of that
     server, not of the URL, whose credentials ``admitted`` (the servers that took them
-    before) did let in (``_refusal``). Raised before any server got the user: for a master,
-    or when the user applied is the URL's own (a replica is skipped otherwise)."""
+    before) did let in (``_refusal``). Raised before any server got the user, by every
+    apply (a dry run skips a replica that refuses)."""
     if settings.kind == "cluster":
         what = "cluster node" + (" holding hash slots" if target.serves else "")
     else:
@@ -484,8 +520,8 @@ def _refused_login(
 
 
 def _refusal(settings: Settings, target: _Target, admitted: list[str], fallback: str | None) -> str:
-    """Why ``target`` refused the URL's user, and what to do: what ``_refused_login`` says,
-    and why a replica is skipped. ACLs are per server and not replicated: a replica or node
+    """Why ``target`` refused the URL's user, and what to do: what ``_refused_login`` says.
+    ACLs are per server and not replicated: a replica or node
     added since the admin was made has none of the users, unless given a copy of the
     aclfile."""
     who = _connecting_user(settings)

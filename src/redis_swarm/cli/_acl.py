@@ -218,10 +218,16 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
             click.echo(f"# closed {count} connection(s) of user {spec.user!r} on {where}")
         for where, why in made.spared.items():  # (with --kill-connections or not)
             click.echo(f"warning: on {where}: {why}", err=True)
-        # Behind a Sentinel only replicas are skipped; on a cluster, nodes without hash slots
-        # (replicas, a master a failover replaced, a node joining).
-        cluster = app.settings.kind == "cluster"
-        noun, back = ("node", "is up in the cluster") if cluster else ("replica", "is back")
+        # Behind a Sentinel only replicas are skipped (down, or not answering); on a cluster,
+        # nodes without hash slots (replicas, a master a failover replaced, a node joining);
+        # with a plain URL, the replicas of its server, which it does not reach (the reason
+        # says how to include them). One that refuses the URL's user fails the apply instead.
+        kind = app.settings.kind
+        noun = "node" if kind == "cluster" else "replica"
+        again = {
+            "cluster": ": run this command again once the node is up in the cluster",
+            "sentinel": ": run this command again once the replica is back",
+        }.get(kind, "")
         for node in skipped:
             # (a server skipped keeps the user as it was: missing, or with its old password,
             # which, leaked, still logs in there and keeps its rights after a failover to it)
@@ -229,8 +235,7 @@ def _render(app: App, made: AppliedRole, *, applied: bool) -> None:
                 f"warning: not applied on {noun} {node['node']}: {node['reason']}; user "
                 f"{spec.user!r} is there as it was (missing, or with its old rules and "
                 f"password: a leaked password still logs in there, and a failover to it keeps "
-                f"that or locks the user's agents out): run this command again once the "
-                f"{noun} {back} and lets the URL's user in",
+                f"that or locks the user's agents out){again}",
                 err=True,
             )
 
