@@ -68,10 +68,16 @@ def _check_since(since: object) -> Since:
         if since < 0:
             raise ValidationError(f"since must be a time in ms >= 0, not {since}")
         return since
-    if not _STREAM_ID.fullmatch(since) or _past_the_last(since):
+    if not _STREAM_ID.fullmatch(since):
         raise ValidationError(
             f"since {since[:45]!r} is not an event id (like '1717000000000-0'): pass the id "
             "of the last event you read, or a time in epoch ms"
+        )
+    if _past_the_last(since):
+        raise ValidationError(
+            f"since {since[:45]!r} is at or beyond the largest event id a stream can hold "
+            f"({_LAST_SEQ}-{_LAST_SEQ}, after which Redis appends nothing): no stream could "
+            "send it; pass the id of the last event you read, or a time in epoch ms"
         )
     return since
 

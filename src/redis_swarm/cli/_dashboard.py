@@ -73,9 +73,33 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     with listen(host, port) as listening:
         swarm = AsyncSwarm(app.settings)
         web = create_app(swarm, token=token, close_swarm=True, stopping=Stopping())
-        url = http_url(host, listening.port) + (f"?token={token}" if token else "")
-        app.err.print(f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  (Ctrl-C to stop)")
+        shown, every = _announced_host(host)
+        url = http_url(shown, listening.port) + (f"?token={token}" if token else "")
+        where = f"listening on every interface ({host}); " if every else ""
+        app.err.print(
+            f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  ({where}Ctrl-C to stop)"
+        )
         serve(web, listening)
+
+
+def _announced_host(host: str) -> tuple[str, bool]:
+    """The host the announced URL names, and whether ``host`` is a wildcard (``0.0.0.0``,
+    ``::``: every interface). A wildcard is no address another machine can open: the URL
+    names this machine by its name instead (its fully qualified one when the resolver knows
+    one, else the host name), which every interface answers to."""
+    import ipaddress
+    import socket
+
+    try:
+        wildcard = ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host, False
+    if not wildcard:
+        return host, False
+    name = socket.getfqdn()
+    if not name or "." not in name or name.startswith("localhost"):
+        name = socket.gethostname() or name
+    return name, True
 
 
 @main.command(short_help="Show the swarm live in the terminal.")

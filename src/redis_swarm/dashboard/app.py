@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._client import AsyncSwarm
 from .._codec import dumps
@@ -128,7 +130,12 @@ def create_app(
         response.headers.update(exc.headers or {})  # (a 405's Allow)
         return response
 
-    middleware = [Middleware(AccessGuard, token=token, what="this dashboard", public=("/static/",))]
+    middleware = [
+        # Outside the guard: a token given twice is refused as every repeated parameter is,
+        # before the guard compares one of its values (never accepting either).
+        Middleware(_TokenOnce),
+        Middleware(AccessGuard, token=token, what="this dashboard", public=("/static/",)),
+    ]
     if stopping is not None:  # inside the guard: its 503s carry the guard's headers
         middleware.append(Middleware(EndWhenStopping, stopping=stopping, what="the dashboard"))
     return Starlette(
@@ -273,6 +280,35 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
+class _TokenOnce:
+    """Refuses (400, naming it) a request that gives ``?token=`` more than once, before
+    ``AccessGuard`` compares it: the guard reads one of the values (Starlette's last), so
+    ``?token=GOOD&token=x`` was a 401 that blamed the token, and ``?token=x&token=GOOD`` got
+    past it to ``_params``' 400. Never accepted either way; now the same 400 for both, as
+    docs/dashboard.md says of any parameter given twice. The refusal goes through a guard
+    that passes it (every path public), for the security headers every answer carries."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        refusal = _json({"error": "BadRequest", "message": _given_twice(_TOKEN_PARAM)}, 400)
+        self.refusal = AccessGuard(refusal, token="", what="this dashboard", public=("",))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = QueryParams(scope.get("query_string", b""))
+            if len(query.getlist(_TOKEN_PARAM)) > 1:
+                await self.refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _given_twice(name: str, first: str = "", second: str = "") -> str:
+    """What a 400 says of parameter ``name`` given twice: its two values, but not a
+    token's (secret, or close to the secret)."""
+    values = "" if name == _TOKEN_PARAM else f" ({first[:45]!r} and {second[:45]!r})"
+    return f"parameter {name[:45]!r} is given twice{values}: give it once"
+
+
 def _params(request: Request, *names: str) -> dict[str, str]:
     """The route's query parameters (``names``, and the token), each given once: an unknown
     one, or one given twice, is refused naming it (rather than ignored, or one of its values
@@ -285,10 +321,7 @@ def _params(request: Request, *names: str) -> dict[str, str]:
                 f"{', '.join(names)} (and {_TOKEN_PARAM})"
             )
         if name in given:
-            raise _BadRequest(
-                f"parameter {name[:45]!r} is given twice ({given[name][:45]!r} and "
-                f"{value[:45]!r}): give it once"
-            )
+            raise _BadRequest(_given_twice(name, given[name], value))
         given[name] = value
     return given
 
