@@ -49,6 +49,7 @@ from typing import Any
 __all__ = [
     "FUNCTIONS",
     "LIBRARY",
+    "LOAD_AS_ADMIN",
     "READ_ONLY_FUNCTIONS",
     "READ_ONLY_SCRIPTS",
     "STALE_LIBRARY",
@@ -69,6 +70,9 @@ __all__ = [
 LIBRARY = "redis_swarm"
 # The error code of a call that reached a library of another version (see the docstring).
 STALE_LIBRARY = "RS_STALE_LIBRARY"
+# How the library gets loaded when a user may not load it (a worker's call that met it
+# missing says so, and ``swarm doctor``'s row).
+LOAD_AS_ADMIN = "run 'swarm up' (or 'swarm acl --apply') with an admin user, which loads it"
 
 _INCLUDE = re.compile(r"^--#include (_\w+)\s*$", re.MULTILINE)
 _FLAGS = re.compile(r"^-- flags: ([\w, -]+)$", re.MULTILINE)

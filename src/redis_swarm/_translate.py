@@ -15,6 +15,12 @@ from ._acl import ROLES, WORKER_HIDDEN, role_commands, role_scripts
 from ._config import PATH_OPTIONS, Settings
 from ._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
+from ._ops.server import (
+    not_a_data_server,
+    read_only_replica,
+    replica_master,
+    sentinel_services,
+)
 from ._scripts import function_name
 
 __all__ = [
@@ -153,10 +159,9 @@ def _translated(
         if refused is not None:
             return e.ConnectionFailed(refused, sent=before)
         if isinstance(exc, rex.ReadOnlyError) or text.startswith("READONLY"):
-            return e.ConnectionFailed(
-                f"Redis at {where} is a read-only replica: point the URL at the master",
-                sent=before,
-            )
+            info = _asked_again(where)  # (on this error path only: where its master is)
+            master = replica_master(info) if info is not None else None
+            return e.ConnectionFailed(read_only_replica(where, master), sent=before)
         if isinstance(exc, rex.AskError | rex.ClusterCrossSlotError) or text.startswith(_REDIRECTS):
             return _cluster_redirect(exc, text, where)
         if _DB_OUT_OF_RANGE in text:
@@ -166,7 +171,48 @@ def _translated(
                 f"Redis at {where} is not a Redis Cluster (cluster mode is not enabled on it): "
                 f"for a single server use a redis:// URL: {_as_server_url(where)}"
             )
+        if text.lower().startswith("unknown command") and not _NEWER.search(text):
+            # A command every data server knows, refused: a sentinel's port? (asked only here)
+            info = _asked_again(where)
+            if info is not None and info.get("redis_mode") == "sentinel":
+                return e.ConfigError(not_a_data_server(where, sentinel_services(info)))
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
+
+
+# The commands an older data server lacks too (Redis < 7.0, < 7.2): their refusal says that.
+_NEWER = re.compile(r"unknown command .(FUNCTION|FCALL(_RO)?|WAITAOF).", re.IGNORECASE)
+
+# How long the error path waits for the server's INFO (``_asked_again``), connecting and
+# then for the reply: a server that answered just now answers at once.
+_ASKED_AGAIN_TIMEOUT = 1.0
+
+
+def _asked_again(where: str) -> dict[str, object] | None:
+    """INFO of the server at the plain URL ``where``, on a connection of its own, once, for
+    an error that it may explain (a replica's master; whether it is a sentinel); None when
+    it is not a plain URL or does not answer it. ``where`` is masked: when it has a password
+    the server is asked without credentials (a sentinel without requirepass answers)."""
+    settings = _settings_of(where)
+    if settings is None or settings.kind not in ("standalone", "unix"):
+        return None
+    from ._connect import sync_client  # (here: _connect imports this module)
+
+    try:
+        if settings.password is not None:
+            settings = settings.replace(username=None, password=None)
+        settings = settings.replace(
+            retries=0,
+            socket_timeout=_ASKED_AGAIN_TIMEOUT,
+            connect_timeout=_ASKED_AGAIN_TIMEOUT,
+        )
+        client = sync_client(settings)
+        try:
+            info = client.info()
+        finally:
+            client.close()
+    except Exception:  # (anything: the error first met is said as it is)
+        return None
+    return info if isinstance(info, dict) else None
 
 
 # Redis's refusal of a SELECT of a database at or above its ``databases`` setting (redis-py

@@ -37,7 +37,7 @@ import redis
 from . import _scripts
 from ._errors import ConnectionFailed, PermissionDenied, SwarmError
 from ._protocol import Call, Cmd, is_wake_wait, raise_first
-from ._scripts import LIBRARY, STALE_LIBRARY, evalsha, fcall, held_version, library
+from ._scripts import LIBRARY, LOAD_AS_ADMIN, STALE_LIBRARY, evalsha, fcall, held_version, library
 from ._translate import refused_write
 
 __all__ = [
@@ -143,10 +143,7 @@ def cannot_load(exc: Exception, where: str, held: str | None = None) -> SwarmErr
             "Once it takes writes again, the next call loads the library by itself"
         )
     if held is None:
-        hint = (
-            f"{missing} and this user cannot load it ({exc}): run 'swarm up' (or "
-            "'swarm acl --apply') with an admin user, which loads it"
-        )
+        hint = f"{missing} and this user cannot load it ({exc}): {LOAD_AS_ADMIN}"
     else:
         hint = (
             f"{missing} and this user cannot replace it ({exc}): every machine of a swarm "

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .. import _durability
 from .._codec import MAX_ISO_MS, counted, iso
 from .._config import Settings
-from .._errors import ConnectionFailed, PermissionDenied, SwarmError
+from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import swarm_key_patterns
 from .._net import is_loopback
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields, reply_map, text
-from .._scripts import LIBRARY, STALE_LIBRARY, code_version, held_version, library
+from .._scripts import LIBRARY, LOAD_AS_ADMIN, STALE_LIBRARY, code_version, held_version, library
 
 __all__ = [
     "DamagedStream",
@@ -24,7 +25,11 @@ __all__ = [
     "ServerInfo",
     "StreamCheck",
     "durability_plan",
+    "not_a_data_server",
     "ping",
+    "read_only_replica",
+    "replica_master",
+    "sentinel_services",
     "server_info",
 ]
 
@@ -98,6 +103,48 @@ def _memory_remedy() -> str:
     )
 
 
+# The URL of a Sentinel setup (docs/deployment.md, "Sentinel"; ``Settings.from_url``).
+SENTINEL_URL = "redis+sentinel://SENTINEL:26379/SERVICE"
+SENTINEL_DOCS = "docs/deployment.md, 'Sentinel'"
+
+
+def read_only_replica(where: str, master: str | None = None) -> str:
+    """That the URL ``where`` names a read-only replica, which refuses every write, and where
+    the master is (``master``: its address as the replica sees it, when known): said by
+    ``swarm doctor``, by ``swarm up`` and by a write the replica refused."""
+    at = (
+        f" ({master}, as the replica sees it)"
+        if master
+        else " (INFO replication on the replica names it)"
+    )
+    return (
+        f"Redis at {where} is a read-only replica: point the URL at the master{at}; behind "
+        f"Sentinel, name the sentinels instead ({SENTINEL_URL}: it follows the master "
+        f"through a failover; {SENTINEL_DOCS})"
+    )
+
+
+def not_a_data_server(where: str, services: list[str] | None = None) -> str:
+    """That the URL ``where`` names a Redis Sentinel, which holds no data and answers none of
+    the swarm's commands, and the URL that reaches the master it watches (``services``: the
+    names it monitors, when known)."""
+    try:
+        settings = Settings.from_url(where)
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        address = f"{host}:{settings.port}"
+        tls = "s" if settings.ssl else ""
+    except SwarmError:
+        address, tls = "HOST:PORT", ""
+    named = ", ".join(repr(name) for name in services or [])
+    monitors = f" (it monitors {named})" if named else " (SENTINEL MASTERS on it lists the names)"
+    return (
+        f"Redis at {where} is a Redis Sentinel, not a data server: it holds no data and "
+        f"answers none of the swarm's commands; use a redis{tls}+sentinel://{address}/SERVICE "
+        f"URL, SERVICE the name of the master it monitors{monitors}, with the other "
+        f"sentinels' addresses after a comma ({SENTINEL_DOCS})"
+    )
+
+
 def ping(ctx: OpContext) -> Operation[float]:
     """Round-trip time of one PING, in milliseconds."""
     start = time.perf_counter()
@@ -120,12 +167,14 @@ class LibraryState:
     version each master holds (address -> version; one entry "" on a single server; None:
     not loaded there). ``functions`` False: the server has no Functions (Redis < 7.0,
     scripts run by EVALSHA); ``visible`` False: this user may neither list the library
-    nor call its ping function (``held`` then empty)."""
+    nor call its ping function (``held`` then empty); ``loadable`` False: this user may not
+    load it (it may not list it: a role 'swarm acl' makes, never an admin)."""
 
     expected: str
     held: dict[str, str | None]
     functions: bool = True
     visible: bool = True
+    loadable: bool = True
 
     @property
     def versions(self) -> list[str]:
@@ -159,7 +208,8 @@ class LibraryState:
             )
         versions = self.versions
         if not versions:
-            return _NOT_LOADED
+            unloadable = self.unloadable
+            return _NOT_LOADED if unloadable is None else f"not loaded: {unloadable}"
         shown = " and ".join(versions)
         text = (
             f"version {shown} (this install's)"
@@ -171,11 +221,27 @@ class LibraryState:
         return text
 
     @property
+    def unloadable(self) -> str | None:
+        """Why every call of this user fails, the library being missing and this user
+        unable to load it (None: it is held, or this user may load it)."""
+        if not self.functions or not self.visible or self.loadable or not self.missing:
+            return None
+        return f"this user cannot load it: {LOAD_AS_ADMIN}"
+
+    @property
+    def row_on_replica(self) -> str:
+        """The row when the URL names a read-only replica (``ServerInfo.replica_warning``),
+        which refuses the load: 'swarm up' with the master's URL is offered."""
+        if self.versions or not self.functions or not self.visible:
+            return self.row
+        return "not loaded: 'swarm up' with the master's URL loads it (see the warnings)"
+
+    @property
     def row_refusing_writes(self) -> str:
         """The row while the master refuses every write for want of good replicas
         (``swarm doctor``'s min_replicas_to_write row says so): FUNCTION LOAD is a write, so
         'swarm up' is not offered."""
-        if self.row != _NOT_LOADED:
+        if self.versions or not self.functions or not self.visible:
             return self.row
         return (
             "not loaded: 'swarm up' cannot load it while the master refuses writes for want "
@@ -232,6 +298,19 @@ class ServerInfo:
     library: LibraryState | None = None
     # the swarm's streams: the event log, the broadcasts, inboxes (None: not read)
     streams: StreamCheck | None = None
+    # The URL names a read-only replica (INFO replication's role, or HELLO's): the
+    # ``read_only_replica`` words, naming its master when INFO is visible. None: a master,
+    # or behind a Sentinel or Cluster URL (the client finds the masters itself).
+    replica_warning: str | None = None
+    replica_of: str | None = None  # its master, as the replica sees it (None: not visible)
+
+    @property
+    def replica_row(self) -> str | None:
+        """The doctor's ``role`` row of a replica (None: not one)."""
+        if self.replica_warning is None:
+            return None
+        master = self.replica_of or "not visible to this user"
+        return f"read-only replica of {master}: every write is refused (see the warnings)"
 
     @property
     def open_access_warning(self) -> str | None:
@@ -279,7 +358,12 @@ class ServerInfo:
         if fill is None:
             return None
         if fill.refuses_writes:
-            return f"{_refusal(fill)[1]}: {fill.left} bytes left below maxmemory (see the warnings)"
+            room = (
+                f"{-fill.left:,} bytes over maxmemory"
+                if fill.left < 0
+                else f"{fill.left:,} bytes left below maxmemory"
+            )
+            return f"{_refusal(fill)[1]}: {room} (see the warnings)"
         if self.memory_warning is not None:
             return f"{fill.share:.0%} of maxmemory: close to refusing writes (see the warnings)"
         return None
@@ -587,6 +671,8 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             hello: dict[str, str] = {"mode": "cluster"}
         else:
             hello = reply_fields((yield Cmd("HELLO")))
+        if hello.get("mode") == "sentinel":
+            raise ConfigError(not_a_data_server(ctx.settings.url)) from None
         now = yield from _server_time(None)
         return ServerInfo(
             version=hello.get("version", "?"),
@@ -600,9 +686,13 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
             info_readable=False,
             library=held,
             streams=(yield from _check_streams(ctx, now)),
+            replica_warning=_replica_warning(ctx.settings, hello.get("role"), None),
         )
     nodes = _per_node(reply)
     info = nodes[0] if nodes else {}
+    if info.get("redis_mode") == "sentinel":
+        raise ConfigError(not_a_data_server(ctx.settings.url, sentinel_services(info)))
+    master = replica_master(info)
     server_time = yield from _server_time(info)
     fsync: str | None = None
     try:
@@ -625,7 +715,34 @@ def server_info(ctx: OpContext) -> Operation[ServerInfo]:
         open_to=open_to,
         library=held,
         streams=(yield from _check_streams(ctx, server_time)),
+        replica_warning=_replica_warning(ctx.settings, info.get("role"), master),
+        replica_of=master,
     )
+
+
+def _replica_warning(settings: Settings, role: Any, master: str | None) -> str | None:
+    """``ServerInfo.replica_warning``: the URL names a replica (``role``: INFO's "slave",
+    HELLO's "replica"), not behind a Sentinel or Cluster URL."""
+    if settings.kind in ("cluster", "sentinel") or str(role) not in ("slave", "replica"):
+        return None
+    return read_only_replica(settings.url, master)
+
+
+def replica_master(info: Mapping[str, Any]) -> str | None:
+    """The master a replica's INFO replication names (None: a master, or not said)."""
+    host, port = info.get("master_host"), info.get("master_port")
+    if info.get("role") != "slave" or host is None or port is None:
+        return None
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def sentinel_services(info: Mapping[str, Any]) -> list[str]:
+    """The names of the masters a sentinel's INFO lists (master0:name=...,status=...)."""
+    return [
+        str(value["name"])
+        for key, value in info.items()
+        if key.startswith("master") and isinstance(value, dict) and "name" in value
+    ]
 
 
 # What a server without Functions (Redis < 7.0) answers FUNCTION or FCALL.
@@ -676,11 +793,11 @@ def _library_probed(mine: str) -> Operation[LibraryState]:
             return LibraryState(mine, {}, functions=False)
         stale = said.find(STALE_LIBRARY)
         if stale >= 0:
-            return LibraryState(mine, {"": held_version(said[stale:]) or "?"})
+            return LibraryState(mine, {"": held_version(said[stale:]) or "?"}, loadable=False)
         if _NOT_FOUND in said:
-            return LibraryState(mine, {"": None})
+            return LibraryState(mine, {"": None}, loadable=False)
         raise
-    return LibraryState(mine, {"": mine})
+    return LibraryState(mine, {"": mine}, loadable=False)
 
 
 # What Redis answers an FCALL of a function no library holds.

@@ -42,10 +42,15 @@ def _embedded(app: App) -> EmbeddedServer:
 @pass_app
 def up(app: App) -> None:
     """Start the embedded server (idempotent), load the swarm's function library on it (run
-    it as an admin user: workers may not load it), and print the URL other processes use."""
+    it as an admin user: workers may not load it), and print the URL other processes use.
+    A URL that names a read-only replica, or a Redis Sentinel, is refused."""
     settings = app.settings
     if settings.kind != "embedded":
         latency = app.swarm.ping()
+        # (a sentinel's address raises here; a replica's is said as doctor says it)
+        replica = app.swarm.server_info().replica_warning
+        if replica is not None:
+            raise SwarmError(replica)
         data = {"url": settings.url, "started": False, "ping_ms": round(latency, 3)}
         data["functions"] = app.swarm.load_functions()
         app.emit(data, lambda: click.echo(settings.url))
@@ -365,12 +370,15 @@ def _doctor(
         ok=not failing,
         version=None if version == "?" else version,
         mode=info.mode if info else "cluster",
-        tls=tls,
-        binary=binary,
     )
+    if info is not None and info.replica_row is not None:  # (every write refused there)
+        report["role"] = info.replica_row
+    report.update(tls=tls, binary=binary)
     if view is not None:
         report[settings.kind] = view.to_dict()
     durability, durable = _durability(swarm, failing)
+    if not durable:  # (strict: its reads below would each fail saying so; the row said why)
+        swarm = _not_strict(swarm)
     if binary_note is not None:
         report["binary_note"] = binary_note
     report.update(
@@ -389,6 +397,13 @@ def _doctor(
     )
     if latency is None or not durable:
         report["ok"] = False
+    if info is not None and info.replica_warning is not None:
+        warnings.append(info.replica_warning)
+        report["ok"] = False
+        if info.library is not None:  # (the replica refuses the load)
+            report["function_library"] = info.library.row_on_replica
+    if info is not None and info.library is not None and info.library.unloadable is not None:
+        report["ok"] = False  # (every call of this user fails: the row says what to do)
     if info is not None and info.library is not None and info.library.warning is not None:
         warnings.append(info.library.warning)
     if blocked:  # no failover can be agreed now (the warning is the topology's)
@@ -559,6 +574,17 @@ def _durability(swarm: Swarm, failing: bool) -> tuple[str, bool]:
         if not failing:
             raise
         return f"not checked: {exc}", True
+
+
+def _not_strict(swarm: Swarm) -> Swarm:
+    """A handle like ``swarm`` without ``durability=strict``, for the doctor's checks once its
+    durability row has said why strict cannot be honoured here (a strict handle's requests
+    would each fail so, and the report would end there); closed with the command."""
+    from .._client import Swarm  # (here: `swarm --help` imports this module)
+
+    handle = Swarm(swarm.settings.replace(durability="normal"), swarm=swarm.name)
+    click.get_current_context().call_on_close(handle.close)
+    return handle
 
 
 # Why ``corrupt_records`` is not checked under --quick.
