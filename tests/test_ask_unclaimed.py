@@ -22,7 +22,7 @@ from ._cli import subprocess_env
 from .test_ask_steps import _gated
 
 QUEUE = ask_queue("lib")
-NOTE = "waiting: no answerer has claimed the question yet"
+NOTE = "waiting: no answerer has claimed question t-"
 
 
 @pytest.fixture
@@ -134,10 +134,13 @@ def test_swarm_ask_says_it_waits_for_nobody_then_times_out_and_is_quiet_when_ser
     # Nobody serves shard-1: the note comes on stderr while the ask still waits.
     asking = _swarm_process(env, "ask", "shard-1", "why?", "--timeout", "4")
     assert asking.stderr is not None
+    posted = asking.stderr.readline()  # the question's id, once posted
     first = asking.stderr.readline()
     still_waiting = asking.poll() is None
     _, rest = asking.communicate(timeout=30)
+    assert posted.startswith("question t-") and " asked; " in posted, posted
     assert first.startswith(NOTE), first + rest
+    assert posted.split()[1] in first  # (the note names the question)
     assert "is anyone serving queue 'ask.shard-1'?" in first and _hints.SERVE_QUESTIONS in first
     assert still_waiting, "the note came only with the timeout"
     assert asking.returncode == 3 and "error: no answer from 'shard-1' after 4 s" in rest

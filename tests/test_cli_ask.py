@@ -101,14 +101,17 @@ def test_ctrl_c_withdraws_the_question_unless_kept(
     assert proc.returncode == 1, err
     expected = TaskStatus.PENDING if keep else TaskStatus.CANCELLED
     assert swarm.get_task(question.id).status is expected
-    # One error line saying what became of the question (not click's bare "Aborted!").
-    message = err.decode()
+    # One error line saying what became of the question (not click's bare "Aborted!"), after
+    # the line naming the question once posted.
+    posted, message = err.decode().split("\n", 1)
+    assert posted.startswith(f"question {question.id} asked; "), posted
     assert message.startswith("error: interrupted while asking 'lib': "), message
     assert message.count("\n") == 1 and "Aborted" not in message
     if keep:
         assert f"it stays queued as {question.id}" in message
         assert (
-            f"its answer will be the finding that completes it (swarm task show {question.id})"
+            f"its answer will be the finding that completes it, named once it is answered "
+            f"(swarm task show {question.id}): read its text with swarm findings FINDING_ID"
         ) in message
     else:
         assert f"it was cancelled ({question.id})" in message and "ask again" in message
@@ -135,7 +138,7 @@ def test_a_second_ctrl_c_does_not_cut_the_withdrawal_short(
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    message = err.decode()
+    message = err.decode().split("\n", 1)[1]  # (after the line naming the question)
     assert proc.returncode == 1, (proc.returncode, message)
     assert message.startswith("error: interrupted while asking 'lib': "), message
     assert message.count("\n") == 1 and f"it was cancelled ({question.id})" in message

@@ -166,7 +166,8 @@ def test_the_assist_queue_never_asked_is_not_offered_as_what_to_name(swarm: Swar
     assert 'or "assist"' not in str(unknown.value)  # (it named it)
     with pytest.raises(NotFound) as other:
         swarm.retire_questions("nobody")
-    assert 'or "assist"' in str(other.value)
+    # (never asked, it is offered to nobody: only the queues asked are)
+    assert '"assist"' not in str(other.value) and "there is: none yet" in str(other.value)
 
 
 def test_bad_input_is_refused(swarm: Swarm, raw: redis.Redis) -> None:

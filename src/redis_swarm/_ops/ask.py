@@ -30,7 +30,15 @@ from .._errors import (
     Timeout,
     ValidationError,
 )
-from .._hints import ASK_TARGETS, CANCEL_TASK, REQUEUE_TASK, SERVE_QUESTIONS, SHOW_TASK, said_of
+from .._hints import (
+    ASK_TARGETS,
+    CANCEL_TASK,
+    LIST_FINDINGS,
+    REQUEUE_TASK,
+    SERVE_QUESTIONS,
+    SHOW_TASK,
+    said_of,
+)
 from .._keys import ASSIST_QUEUE, ask_queue, askable
 from .._models import ANSWER_KIND, QUESTION_KIND, Answer, Finding, Task, TaskStatus, answer_fields
 from .._printable import asked_otherwise
@@ -188,10 +196,12 @@ def _settled(ctx: OpContext, task: Task, target: str, posted: bool) -> Operation
             if posted
             else "by the asker that posted it, which stopped waiting, or by someone else"
         )
+        again = (  # (without a key, asking again posts another question)
+            "the same dedupe key posts it anew" if task.dedupe_key else "a new question"
+        )
         raise InvalidState(
             f"question {task.id} to {target!r} was cancelled before it was answered ({by}; "
-            "its task.cancelled event says when, nothing records by whom): ask again (the "
-            "same dedupe key posts it anew)"
+            f"its task.cancelled event says when, nothing records by whom): ask again ({again})"
         )
     return None
 
@@ -234,6 +244,7 @@ def ask(
     dedupe_key: str | None = None,
     on_unclaimed: Callable[[str], None] | None = None,
     unclaimed_after_s: float = 2.0,
+    on_posted: Callable[[str], None] | None = None,
 ) -> Operation[Answer]:
     """Ask ``target`` (a context owner or agent: its ask queue; else a queue) a question and
     block until the first answer, which is returned.
@@ -256,7 +267,12 @@ def ask(
     answerer has claimed the question by then (and the timeout has not come first): so that
     a face can say why it still waits long before the timeout does. It runs where the wait
     runs (on the event loop for ``AsyncSwarm``), so it must return at once; what it raises
-    ends the wait as an interrupt does."""
+    ends the wait as an interrupt does.
+
+    ``on_posted(question_id)`` is called once the question waited for is known: posted (its
+    id chosen before the post, so it names a question a killed asker leaves queued), or met
+    by the dedupe key; again when the wait moves to another (a question asked anew). It runs
+    as ``on_unclaimed`` does, and what it raises ends the wait the same way."""
     body_question = _check_question(question)
     timeout = check_number("timeout_s", timeout_s, 0, MAX_ASK_TIMEOUT_S)
     if dedupe_key is not None:
@@ -273,10 +289,20 @@ def ask(
     def ours(fields: Mapping[str, str]) -> bool:
         return fields.get("task") == q.id and fields.get("type") in _SETTLING
 
+    announced: set[str] = set()  # the questions on_posted was told of
+
     def listed(found: Task | Answer) -> Operation[Task | Answer]:
         if isinstance(found, Task) and isinstance(asker, Task):
             # the asker's task lists its questions (lineage)
             yield Cmd("ZADD", ctx.keys.asked(asker.id), found.created_at, found.id)
+        if isinstance(found, Task) and on_posted is not None and found.id not in announced:
+            announced.add(found.id)
+            try:
+                on_posted(found.id)
+            except Exception as exc:
+                note = yield from _withdraw(ctx, q, target, dedupe_key, "on_posted failed")
+                _add_note(exc, note)
+                raise
         return found
 
     try:
@@ -485,7 +511,11 @@ def _died(task: Task, target: str) -> str:
 def _collect(qid: str, dedupe_key: str | None) -> str:
     """How to collect the answer of question ``qid``, left open."""
     again = "" if dedupe_key is None else ", or ask again with the same dedupe key"
-    return f"its answer will be the finding that completes it {said_of(SHOW_TASK, qid)}{again}"
+    # (a task's record names its finding, not the finding's text)
+    return (
+        f"its answer will be the finding that completes it, named once it is answered "
+        f"{said_of(SHOW_TASK, qid)}: read its text {LIST_FINDINGS} FINDING_ID{again}"
+    )
 
 
 def _let_go(
@@ -518,7 +548,13 @@ def _let_go(
     except NotFound:
         if q.sure:
             raise
-        return "it was not posted: nothing was asked", None
+        # Its post was sent, its reply lost, and the cancel found no such task: most likely
+        # never stored; said with its id all the same, should the post land late.
+        return (
+            f"its post got no reply and no question {qid} is stored: most likely nothing was "
+            f"asked; should it show up {said_of(SHOW_TASK, qid)}, cancel it "
+            f"{said_of(CANCEL_TASK, qid)}"
+        ), None
     except InvalidState:  # answered (or died) meanwhile
         _, task = yield from _state(ctx, qid)
         if task.status is TaskStatus.COMPLETED and task.finding_id:

@@ -32,7 +32,7 @@ from typing import Any
 from .._codec import UNREADABLE, dumps, loads
 from .._errors import Conflict, NotFound, ValidationError
 from .._hints import CANCEL_TASK
-from .._keys import ASSIST_QUEUE, Keys, ask_queue, askable, is_ask_queue
+from .._keys import Keys, ask_queue, askable, is_ask_queue
 from .._models import OPEN_STATUSES, RetiredQuestions, listed_names
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._validate import MAX_DURATION_S, check_id, check_name
@@ -62,14 +62,13 @@ def question_queue(target: str) -> str:
 
 
 def _unknown(target: str, queue: str, fields: Iterable[Any]) -> str:
+    # (only what was asked is offered: the peer-assist queue among them once asked)
     asked = [q for q in queue_names(fields) if is_ask_queue(q)]
     of = "" if target == queue else f" (queue {dumps(queue)})"
-    # (the peer-assist queue is offered only to one who named something else)
-    assist = "" if queue == ASSIST_QUEUE else f", or {dumps(ASSIST_QUEUE)}"
     return (
         f"no question was ever asked of {dumps(target)}{of}: nothing to retire. Name an owner "
-        f"or agent asked (its queue {ask_queue('OWNER')}){assist}; the queues of questions "
-        f"there are: {listed_names(asked)}"
+        f"or agent asked (its queue {ask_queue('OWNER')}) or a queue of questions there "
+        f"is: {listed_names(asked)}"
     )
 
 

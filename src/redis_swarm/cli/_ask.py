@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from click.core import ParameterSource
 
-from .._errors import NotFound, SwarmError
-from .._hints import SERVE_QUESTIONS
-from .._models import Answer, Task
+from .. import _lease_tokens as tokens
+from .._codec import first_few
+from .._errors import NotFound, SwarmError, ValidationError
+from .._hints import CANCEL_TASK, SERVE_QUESTIONS, said_of
+from .._models import Answer, Task, TaskStatus
 from .._printable import asked_otherwise, printable, short, short_version
 from .._usage import usd
 from .._validate import MAX_ASK_TIMEOUT_S, check_name
@@ -69,16 +72,49 @@ def _notes(app: App, target: str, asked: str, answer: Answer, dedupe_key: str | 
     return notes
 
 
-def _say_unclaimed(queue: str) -> None:
-    """The note for a question nobody has claimed yet: without it a newcomer asking a shard
-    that nobody serves sees nothing until the timeout, and takes the wait for a hang."""
-    click.echo(
-        printable(
-            f"waiting: no answerer has claimed the question yet: is anyone serving queue "
-            f"{queue!r}? {SERVE_QUESTIONS}"
-        ),
-        err=True,
-    )
+class _Said:
+    """What ``swarm ask`` says on stderr while it waits (not with --json): the question's id
+    once it is posted (a killed ask leaves it queued: the id is what to cancel), and the
+    note for a question nobody has claimed yet (without it a newcomer asking a shard that
+    nobody serves sees nothing until the timeout, and takes the wait for a hang)."""
+
+    def __init__(self, app: App) -> None:
+        self.quiet = app.json
+        self.question: str | None = None  # the question waited for, once posted (or met)
+
+    def posted(self, question_id: str) -> None:
+        self.question = question_id
+        if not self.quiet:
+            click.echo(
+                printable(
+                    f"question {question_id} asked; should this ask be killed, withdraw it: "
+                    # (said bare: the one hint of stderr is its error's, tests/test_cli_hints.py)
+                    f"{said_of(CANCEL_TASK, question_id).strip('()')}"
+                ),
+                err=True,
+            )
+
+    def unclaimed(self, queue: str) -> None:
+        if self.quiet:
+            return
+        which = "the question" if self.question is None else f"question {self.question}"
+        click.echo(
+            printable(
+                f"waiting: no answerer has claimed {which} yet: is anyone serving queue "
+                f"{queue!r}? {SERVE_QUESTIONS}"
+            ),
+            err=True,
+        )
+
+    def interrupted(self, target: str) -> str:
+        """What became of the question when the interrupt came where the core could not say
+        (before it started asking, or after it returned)."""
+        if self.question is None:
+            return f"interrupted before the question to {target!r} was posted: nothing was asked"
+        return (
+            f"interrupted while asking {target!r}: question {self.question} may still be "
+            f"queued: withdraw it {said_of(CANCEL_TASK, self.question)}"
+        )
 
 
 def _interrupt_once() -> Callable[[int, Any], None]:
@@ -127,7 +163,8 @@ def _interrupt_once() -> Callable[[int, Any], None]:
     "task_id",
     default=lambda: os.environ.get("SWARM_TASK_ID") or None,
     help="The task you are working on (default: SWARM_TASK_ID, set by swarm run): the answer "
-    "is linked to it and its lease renewed while you wait.",
+    "is linked to it and its lease renewed while you wait (with SWARM_TASK_TOKEN, or the "
+    "token swarm task claim kept on this machine). The asker is then its lease holder.",
 )
 @json_option
 @pass_app
@@ -147,39 +184,37 @@ def ask(
     TARGET is a shard (a context owner: its questions go to the queue ask.OWNER, which
     `swarm serve OWNER` answers) or a queue of helpers such as `assist`. When no answerer
     has claimed the question after 2 s, a note on stderr says so (not with --json), and the
-    wait goes on. Exit 3 when no answer came within --timeout."""
-    text = read_text(question, app, what="QUESTION", thing="the question")
-    data = (
-        parse_json(
-            data_arg,
-            app,
-            what="--data",
-            thing="the question's data as JSON",
-            max_bytes=MAX_DATA_FILE_BYTES,
-        )
-        if data_arg is not None
-        else None
-    )
-    who: str | Task | None = asker
-    if task_id is not None:
-        who = _working_on(app, task_id)
-        if task_id == os.environ.get("SWARM_TASK_ID") and os.environ.get("SWARM_TASK_TOKEN"):
-            # swarm run's agent: its lease's token lets the ask renew the lease while it waits
-            who = replace(who, token=os.environ["SWARM_TASK_TOKEN"])
+    wait goes on; the question's id is said on stderr once it is posted (not with --json).
+    Exit 3 when no answer came within --timeout."""
+    said = _Said(app)
     interrupt = _interrupt_once()
     try:
+        # (from the start: an interrupt while the question is read is said as one too)
         with signals(interrupt, interrupt):
+            text = read_text(question, app, what="QUESTION", thing="the question")
+            data = (
+                parse_json(
+                    data_arg,
+                    app,
+                    what="--data",
+                    thing="the question's data as JSON",
+                    max_bytes=MAX_DATA_FILE_BYTES,
+                )
+                if data_arg is not None
+                else None
+            )
+            who: str | Task | None = asker
+            if task_id is not None:
+                who = _asking_for(app, _working_on(app, task_id), asker)
             answer = app.swarm.ask(
                 target, text, data=data, timeout_s=timeout_s, asker=who, keep=keep,
-                dedupe_key=dedupe_key, on_unclaimed=None if app.json else _say_unclaimed,
+                dedupe_key=dedupe_key, on_unclaimed=said.unclaimed, on_posted=said.posted,
             )  # fmt: skip
     except KeyboardInterrupt as exc:
         # Ctrl-C: the core gave the question up and noted what became of it (cancelled, or
         # left queued with its id): one error line says so, not click's bare "Aborted!".
         hold_interrupts()  # the command ends now, with exit 1: no Ctrl-C cuts that short
-        notes = getattr(exc, "__notes__", None) or [
-            "interrupted: the question may still be queued (swarm task list --status pending)"
-        ]
+        notes = getattr(exc, "__notes__", None) or [said.interrupted(target)]
         raise SwarmError(" ".join(notes)) from None
 
     notes = _notes(app, target, text, answer, dedupe_key)
@@ -191,6 +226,53 @@ def ask(
         click.echo(printable(_footer(answer)), err=True)
 
     app.emit({**answer.to_dict(), "notes": notes} if notes else answer.to_dict(), human)
+
+
+def _asking_for(app: App, task: Task, asker: str | None) -> Task:
+    """The task the asker works on, as the core takes it (``asker=task``): carrying its
+    lease's token, so that the ask renews the lease while it waits; the token is swarm run's
+    (SWARM_TASK_TOKEN, with SWARM_TASK_ID naming the task), else the one ``swarm task claim``
+    kept on this machine for the lease holder. The asker is the task's lease holder: an
+    --asker naming another is refused (exit 2); a task no lease holds asks as --asker.
+    When the lease cannot be renewed, a warning says so, and how to give the token."""
+    holder = task.worker if task.status is TaskStatus.CLAIMED else None
+    if holder is None:
+        if not app.json:
+            click.echo(
+                printable(
+                    f"note: {task.id} is {task.status.value}, held by no lease: the answer is "
+                    "linked to it, no lease is renewed"
+                ),
+                err=True,
+            )
+        return task if asker is None else replace(task, worker=asker)
+    given = click.get_current_context().get_parameter_source("asker")
+    if asker is not None and asker != holder and given is ParameterSource.COMMANDLINE:
+        # (SWARM_AGENT is not asked: a swarm run slot may run a task another slot claimed)
+        raise ValidationError(  # (a usage error: exit 2)
+            f"--asker {asker!r} contradicts --task {task.id}, whose lease {holder!r} holds: "
+            "with --task the asker is the task's lease holder; leave --asker out"
+        )
+    token = os.environ.get("SWARM_TASK_TOKEN") or None
+    if os.environ.get("SWARM_TASK_ID") != task.id:
+        token = None  # (swarm run's token is its own task's)
+    if token is None:
+        kept = tokens.known(app.swarm.settings, holder).get(task.id)
+        # (a token of an earlier claim of the task renews nothing: its attempt is past)
+        if kept is not None and kept.partition(".")[0] == str(task.attempts):
+            token = kept
+    if token is None and not app.json:
+        click.echo(
+            printable(
+                f"warning: the lease of {task.id} (held by {holder}) will not be renewed while "
+                f"you wait: no token of it is kept on this machine (swarm task claim keeps "
+                f"it); give it as SWARM_TASK_ID={task.id} SWARM_TASK_TOKEN=TOKEN (the token "
+                "its claim printed)"
+            ),
+            err=True,
+        )
+        return task
+    return replace(task, token=token)
 
 
 def _working_on(app: App, task_id: str) -> Task:
@@ -275,11 +357,19 @@ def serve(
     its whole output (or the result of Claude's / Codex's JSON output) is the answer. A failed
     run is retried like any task. Ctrl-C once: finish the running answers; twice: stop now.
     """
-    from .._runner import ServeOptions, Server, TaskOutcome  # (`swarm --help` imports this module)
+    # (`swarm --help` imports this module)
+    from .._runner import ServeOptions, Server, TaskOutcome, slot_name
+    from .._runner.serve import SESSION
 
     check_name("owner", owner)
     if worker is not None:
         check_name("worker", worker)
+    if not session and SESSION in command:
+        raise ValidationError(  # (a usage error: exit 2)
+            f"--exec names {SESSION}, which only --session fills: without it, {SESSION} is "
+            "left out (with the option before it) and every question starts a new "
+            "conversation; add --session, or take it out of the command"
+        )
     refuse_option_like_slots(app, worker, slots=concurrency)
     options = ServeOptions(
         owner=owner, command=command, concurrency=concurrency, session=session,
@@ -296,10 +386,79 @@ def serve(
             f"does (or until an agent named {owner} registers); answers have no context",
             err=True,
         )
-    started = time.monotonic()
-    drive_pool(app, server, lines, label="swarm serve")
+    prefix = server.options.worker
+    assert prefix is not None  # (the server's: --worker, else serve-OWNER)
+    slots = [slot_name(prefix, n) for n in range(1, concurrency + 1)]
+    held = _hold_slot_names(app, prefix, slots)
+    try:
+        if not app.json:
+            _say_live_slots(app, slots)
+        started = time.monotonic()
+        drive_pool(app, server, lines, label="swarm serve")
+    finally:
+        if held is not None:
+            held.close()
     if server.crash is not None:
         raise server.crash
     pool_summary(app, server, time.monotonic() - started)
     if server.fatal:
         raise SwarmError(server.fatal)
+
+
+def _hold_slot_names(app: App, prefix: str, slots: list[str]) -> TextIO | None:
+    """This machine's lock of the slot names ``prefix``-N, held while the server runs (the
+    file it returns, to close; None where it cannot be taken: no flock on Windows, a home
+    this process may not write). A second ``swarm serve`` under the same prefix is refused
+    (a usage error, exit 2): it would run as the same agents (one record, one --session
+    conversation) and its answers be taken for the first one's. The lock goes with its
+    process, ``kill -9`` too, so a server restarted at once takes its names back."""
+    if sys.platform == "win32":
+        return None
+    import fcntl
+
+    settings = app.swarm.settings
+    folder = settings.home / "serve" / settings.swarm
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        held = (folder / f"{prefix}.lock").open("a+", encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        held.seek(0)
+        pid = held.read().strip() or "?"
+        held.close()
+        raise ValidationError(
+            f"another swarm serve on this machine (pid {pid}) answers as {first_few(slots, 2)}: "
+            "two servers under one name would be one agent (one record, one --session "
+            "conversation), their answers all said to be its; give this one a name of its "
+            "own, --worker PREFIX (slots PREFIX-1, PREFIX-2, ...)"
+        ) from None
+    held.seek(0)
+    held.truncate()
+    held.write(f"{os.getpid()}\n")
+    held.flush()
+    return held
+
+
+def _say_live_slots(app: App, slots: list[str]) -> None:
+    """A warning when a slot name this server takes is an agent alive now (its last sign of
+    life within the minute): another machine's server of the same names, or one stopped (or
+    killed) here within the minute. One read per slot."""
+    for name in slots:
+        try:
+            agent = app.swarm.get_agent(name)
+        except SwarmError:  # not registered (or not readable now): nothing to say
+            continue
+        if agent.alive:
+            click.echo(
+                printable(
+                    f"warning: agent {name} was alive within the minute: if a swarm serve on "
+                    "another machine answers as it, stop this one and start it with --worker "
+                    "PREFIX of its own (a server of these names stopped or killed within the "
+                    "minute shows so too)"
+                ),
+                err=True,
+            )
+            return
