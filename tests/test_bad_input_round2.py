@@ -109,7 +109,7 @@ def test_a_data_file_over_the_data_limit_is_refused_unread(
     with big.open("wb") as f:  # sparse: refused by its size, before any read
         f.truncate(MAX_DATA_FILE_BYTES + 1)
     out = refused_unchanged(raw, lambda: cli(*args, f"@{big}", expect=2))
-    assert f"is larger than {MAX_DATA_FILE_BYTES:,} bytes, the most --data takes" in out.stderr
+    assert f"is larger than {MAX_DATA_FILE_BYTES:,} bytes, the most --data reads" in out.stderr
 
 
 @pytest.mark.timeout(60)

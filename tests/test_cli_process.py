@@ -63,7 +63,8 @@ def test_exit_codes_and_one_line_errors(env: dict[str, str]) -> None:
     assert missing.returncode == 1
     assert missing.stderr.startswith(b"error: ") and missing.stderr.count(b"\n") == 1
     assert unknown.returncode == 2
-    assert wait.returncode == 0  # nothing open: settled at once
+    # a queue no task was ever posted to (misspelt?) is refused, naming the queues there are
+    assert wait.returncode == 1 and b"no task was ever posted to queue" in wait.stderr
 
 
 def test_unreachable_server_is_one_line_unless_debug(env: dict[str, str]) -> None:

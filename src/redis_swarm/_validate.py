@@ -15,6 +15,7 @@ __all__ = [
     "MAX_AGENT_NAME",
     "MAX_AROUND",
     "MAX_ASK_TIMEOUT_S",
+    "MAX_ATTEMPTS",
     "MAX_CAPACITY_TOKENS",
     "MAX_CLAIM_BATCH",
     "MAX_CONTEXT_BYTES",
@@ -85,6 +86,8 @@ MAX_CONTEXT_BYTES = 64 * 1024 * 1024
 MAX_TASK_DATA_BYTES = 1024 * 1024
 # A task's priority, either way: the pending score keeps FIFO order exact within +-10,000.
 MAX_PRIORITY = 10_000
+# A task's max_attempts and max_abandons (a queue's too).
+MAX_ATTEMPTS = 1_000
 # A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.
 MAX_POLL_S = 60.0
 DEFAULT_POLL_S = 1.0

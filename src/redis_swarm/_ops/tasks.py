@@ -25,6 +25,7 @@ from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._usage import Usage
 from .._validate import (
     DEFAULT_RETRY_BACKOFF_S,
+    MAX_ATTEMPTS,
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
@@ -79,7 +80,6 @@ __all__ = [
     "status_counts",
 ]
 
-MAX_ATTEMPTS = 1_000  # max_attempts and max_abandons
 MIN_LEASE_S = 0.001  # a task's lease_s, and the lease a claim or a renewal asks for
 MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script

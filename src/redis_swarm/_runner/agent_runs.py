@@ -17,7 +17,7 @@ from .cancels import CancelWatch
 from .child import ChildResult, build_command, run_child
 from .lease_renewal import LeaseRenewal
 from .pool_state import PoolState
-from .slot_presence import SlotPresence
+from .slot_presence import SLOT_ROLE, SlotPresence
 
 __all__ = ["AgentRuns", "task_env"]
 
@@ -43,6 +43,10 @@ def task_env(task: Task, settings: Settings, context: ContextInfo | None = None)
 class AgentRuns(PoolState):
     """The pool's agent runs, and the one follower of the event log's cancels they share."""
 
+    # The role a slot's record is registered with when no claim registered it (a claim
+    # registers a ``worker``); a pool that registers its slots itself says its own.
+    slot_role = SLOT_ROLE
+
     def _set_up(self) -> None:
         super()._set_up()
         self._cancels = CancelWatch(self.swarm, self._error)  # kills the agent of a cancelled task
@@ -51,7 +55,9 @@ class AgentRuns(PoolState):
     def _presence(self, worker: str) -> SlotPresence:
         """What the agent record of slot ``worker`` says it works on (see ``slot_presence``)."""
         with self._lock:
-            return self._presences.setdefault(worker, SlotPresence(self.swarm, worker))
+            return self._presences.setdefault(
+                worker, SlotPresence(self.swarm, worker, self.slot_role)
+            )
 
     def _slot_idle(self, worker: str) -> None:
         """Slot ``worker`` runs no agent now: its record names no task (not tried while a

@@ -19,12 +19,12 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._context_records import ContextInfo
 from .._errors import AlreadyCompleted, NotFound, SwarmError, ValidationError
 from .._keys import ask_queue, askable
-from .._models import Task
+from .._models import Agent, Task
 from .._prompts import render_question_prompt
 from .._usage import LABEL_CHARS
 from .._validate import DEFAULT_POLL_S, check_name
@@ -42,6 +42,7 @@ __all__ = ["SESSION", "ServeOptions", "Server", "session_command"]
 
 SESSION = "{session}"
 SESSION_ENV = "SWARM_SESSION"
+ANSWERER = "answerer"  # the role of a slot's agent record
 SESSION_META = "session"  # the agent metadata key of a slot's conversation (for a restart)
 # The option or subcommand that takes the session (Claude's ``--resume {session}``, also
 # ``--resume={session}``; Codex's ``resume {session}``), or the placeholder alone: what is
@@ -169,7 +170,33 @@ class Server(Runner):
             meta = {SESSION_META: sid, "context_version": session.version}
             # A hint for a restart, not the answer: tried once (the answer waits for Redis).
             with contextlib.suppress(SwarmError):
-                self.swarm.register("answerer", name=worker, parent=self.serve.owner, metadata=meta)
+                self.swarm.register(
+                    ANSWERER, name=worker, parent=self.serve.owner, model=self.serve.model,
+                    metadata=meta,
+                )  # fmt: skip
+
+    slot_role = ANSWERER
+
+    def run(self, tick: Callable[[], None] | None = None) -> list[TaskOutcome]:
+        """As ``Runner.run``, each slot registered first as an answerer of the owner, so that
+        its first claim finds it registered (that claim would register a ``worker``, and
+        the role said later would be a second ``agent.joined``)."""
+        for index in range(1, self.options.concurrency + 1):
+            self._register_slot(self._worker_name(index))
+        return super().run(tick)
+
+    def _register_slot(self, worker: str) -> None:
+        """Register slot ``worker`` as an answerer of the owner, keeping the conversation a
+        previous server of the slot recorded (``_recorded`` reads it). Best effort: a slot
+        not registered here is registered by its first claim."""
+        owner, model = self.serve.owner, self.serve.model
+
+        def revise(stored: Agent | None) -> dict[str, Any]:
+            kept = stored.metadata if stored is not None and stored.role == ANSWERER else None
+            return {"role": ANSWERER, "parent": owner, "model": model, "metadata": kept}
+
+        with contextlib.suppress(SwarmError):
+            self.swarm.join(worker, revise)
 
     def _keeps_registered(self, worker: str) -> bool:
         # With --session a slot's agent record holds its conversation (_remember): kept for

@@ -44,6 +44,18 @@ EXIT_EMPTY = 3  # nothing to claim, or a wait timed out
 # for git or grep there, killed by SIGPIPE (128 + 13), so that ``set -o pipefail`` scripts
 # treat swarm as they treat them, and a closed pipe is not mistaken for a full answer (0).
 EXIT_PIPE = 141
+# What an interrupted wait (Ctrl-C) became, by (group, command): its error line (exit 1), not
+# click's bare "Aborted!". (`ask` and `run` say it themselves; a command not named here ends
+# as click ends it.)
+INTERRUPTED: dict[tuple[str, str], str] = {
+    ("task", "claim"): "interrupted: the claim stopped waiting and nothing was claimed (a task "
+    "leased in that very instant goes back to its queue when its lease ends); claim again to "
+    "go on",
+    ("task", "wait"): "interrupted: the wait stopped; the tasks go on as they were (swarm "
+    "status shows them): run swarm task wait again to wait on",
+    ("task", "report"): "interrupted: the report may have been taken (swarm task show ID says "
+    "so) and no next task was claimed; report again if it was not",
+}
 # The commands whose usage errors exit 1, not click's 2: a Claude Code, Codex or Gemini CLI
 # hook runs `swarm hook`, and those clients read exit 2 as "block" (a refused stop, with the
 # usage text fed to the model).
@@ -431,7 +443,15 @@ class _Group(click.Group):
             _fail(ctx, exc, _usage_code(ctx))
         except SwarmError as exc:
             _fail(ctx, exc, EXIT_ERROR)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.Abort):
+        except KeyboardInterrupt:
+            said = INTERRUPTED.get((ctx.command.name or "", ctx.invoked_subcommand or ""))
+            if said is None:  # (a command that says nothing of its own: click's "Aborted!")
+                raise
+            from ._common import hold_interrupts  # (it imports this module)
+
+            hold_interrupts()  # (ending now, with exit 1: no second Ctrl-C cuts that short)
+            _fail(ctx, SwarmError(said), EXIT_ERROR)
+        except (click.exceptions.Exit, click.Abort):
             raise
         except BrokenPipeError as exc:
             if _stdout_gone():  # else another pipe broke (an agent's stdin): an error

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -28,6 +28,7 @@ from .._env import agent_from_env as agent_option_default
 from .._env import settings_from_env
 from .._errors import ValidationError
 from .._hints import PUBLISH_CONTEXT
+from .._models import unknown_queues
 from .._printable import printable, short  # short: the commands import it from here
 from .._validate import (
     MAX_CONTEXT_BYTES,
@@ -37,7 +38,7 @@ from .._validate import (
     MAX_TASK_DATA_BYTES,
     check_json_depth,
 )
-from ._app import App
+from ._app import EXIT_EMPTY, App
 
 if TYPE_CHECKING:
     # Imported where a table or a bar is drawn: every command's module imports this one, and
@@ -67,7 +68,10 @@ __all__ = [
     "listing",
     "loads_json",
     "make_table",
+    "never_posted",
+    "nothing_to_claim",
     "on_terminal",
+    "one_stdin",
     "paging_options",
     "parse_json",
     "print_table",
@@ -91,8 +95,16 @@ BIG = 4 * 1024 * 1024  # inputs above this show a progress bar (on a terminal)
 # memory runs out. Text given as characters is bounded by UTF8_MAX_BYTES per character.
 MAX_INPUT_BYTES = MAX_CONTEXT_BYTES
 # The most a task's --data file is read to: the data limit is on its compact JSON, and a file
-# written with indentation holds more bytes than that (the core says the exact refusal).
+# written with indentation holds more bytes than that (the core says the exact refusal). On
+# purpose: its refusal says both bounds (``_BOUND_NOTES``).
 MAX_DATA_FILE_BYTES = 8 * MAX_TASK_DATA_BYTES
+# What a refusal past a bound adds, for a bound that is not the payload's own limit.
+_BOUND_NOTES = {
+    MAX_DATA_FILE_BYTES: (
+        f"a task's data is at most {MAX_TASK_DATA_BYTES // 2**20} MiB once compacted (JSON "
+        f"without its indentation); a file over {MAX_DATA_FILE_BYTES // 2**20} MiB is not read"
+    ),
+}
 UTF8_MAX_BYTES = 4  # the most bytes UTF-8 writes one character in
 
 
@@ -250,6 +262,37 @@ class Instant(_TimeType):
         return max(0, min((moment - _EPOCH) // timedelta(milliseconds=1), self.MAX_MS))
 
 
+def one_stdin(*inputs: tuple[str, str | None]) -> None:
+    """Refuse, as a usage error, two of ``inputs`` (a name and the value given) that are both
+    ``-``: stdin is read once, so the second would read it empty."""
+    reading = [name for name, value in inputs if value == "-"]
+    if len(reading) > 1:
+        raise click.UsageError(
+            f"{' and '.join(reading)} cannot both read stdin (-): give one inline or as @FILE"
+        )
+
+
+def never_posted(app: App, queues: Sequence[str]) -> str | None:
+    """What the core says of those of ``queues`` no task was ever posted to (a misspelt
+    name finds nothing, ever: ``unknown_queues``), naming the queues there are; None when
+    each was posted to. `task claim`, `task wait --queue` and `swarm run` say it."""
+    return unknown_queues(queues, app.swarm.queue_stats())  # every queue ever posted to
+
+
+def nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
+    """End a claim (`task claim`, `swarm run`) that got nothing: exit 3, saying so on stderr,
+    and naming the queues there are when one asked for was never posted to."""
+    message = f"nothing to claim in {', '.join(queues)}"
+    unknown = never_posted(app, queues)
+    if unknown is not None:
+        message += f": {unknown}"
+    if app.json:
+        click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
+    else:
+        click.echo(printable(message), err=True)
+    raise click.exceptions.Exit(EXIT_EMPTY)
+
+
 def empty_stdin(what: str, thing: str, *, otherwise: str) -> click.BadParameter:
     """The usage error of an option or argument given as ``-`` when stdin had nothing: the
     program feeding it failed, or nothing was piped at all (a terminal's Ctrl-D)."""
@@ -306,8 +349,10 @@ def read_bytes(
 
 
 def _too_large(source: str, what: str, limit: int) -> click.BadParameter:
+    note = _BOUND_NOTES.get(limit)
     return click.BadParameter(
-        f"{printable(source)} is larger than {limit:,} bytes, the most {what} takes: shorten it, "
+        f"{printable(source)} is larger than {limit:,} bytes, the most {what} "
+        f"{f'reads ({note})' if note else 'takes'}: shorten it, "
         f"or publish the material as a context {PUBLISH_CONTEXT} and refer to it by name",
         param_hint=what,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +24,8 @@ from .._validate import (
     check_queues,
     option_like,
 )
-from ._app import EXIT_EMPTY, App, json_option, main, pass_app
-from ._common import Seconds, complete_queues, signals
+from ._app import App, json_option, main, pass_app
+from ._common import Seconds, complete_queues, never_posted, nothing_to_claim, signals
 
 if TYPE_CHECKING:
     # The runner and rich are imported when the pool runs: `swarm --help` imports this module.
@@ -131,7 +132,9 @@ def run(
     not run it) gives the task back, not counted as a failure, and stops the run.
 
     Ctrl-C once: claim nothing more, let running agents finish. Twice: kill them and release
-    their tasks. Exit 3 when nothing was claimed.
+    their tasks. Exit 3 when nothing was claimed; exit 1 when a signal (Ctrl-C, SIGTERM,
+    SIGHUP) stopped the run with work left: tasks it released, or, with --until-done, tasks
+    of the queues still open.
     """
     from .._runner import OutcomeStatus, Runner, RunOptions
 
@@ -154,15 +157,22 @@ def run(
     )
     lines: queue.Queue[TaskOutcome | str] = queue.Queue()
     runner = Runner(app.swarm, options, on_outcome=lines.put, on_progress=lines.put)
+    if not until_done and not app.json:
+        unknown = never_posted(app, queues)
+        if unknown is not None:  # (a task may yet be posted to it: the pool waits for one)
+            click.echo(printable(f"note: {unknown}; waiting all the same"), err=True)
     started = time.monotonic()
-    drive_pool(app, runner, lines)
+    stopped_by = drive_pool(app, runner, lines)
     if runner.crash is not None:
         raise runner.crash
-    counts = pool_summary(app, runner, time.monotonic() - started)
+    left = _work_left(app, runner, stopped_by)
+    counts = pool_summary(app, runner, time.monotonic() - started, interrupted=left)
     if runner.fatal:
         raise SwarmError(runner.fatal)
+    if left is not None:  # `swarm run ... && next` must not go on as if the work were done
+        raise SwarmError(left)
     if counts["claimed"] == 0:
-        raise click.exceptions.Exit(EXIT_EMPTY)
+        nothing_to_claim(app, queues)  # (exit 3; a queue never posted to named)
     failed = [o for o in runner.outcomes if o.status is OutcomeStatus.FAILED]
     if failed and counts["completed"] == 0:
         # A script's `swarm run && ...` must not go on as if the work were done.
@@ -172,6 +182,43 @@ def run(
             "tasks are retried by the next run (those out of attempts are dead: swarm task "
             "requeue)"
         )
+
+
+def _work_left(app: App, runner: Runner, stopped_by: str | None) -> str | None:
+    """What a run a signal stopped (``stopped_by``: its name; None: no signal did) left
+    undone, said as its error: the tasks it stopped and released, and, with --until-done,
+    the tasks of its queues still open (a drain finishes the running ones, and may leave
+    pending ones). None when it left nothing: a run without --until-done is stopped so when
+    idle, as a service is."""
+    if stopped_by is None:
+        return None
+    released = runner.counts()["released"]
+    still_open: int | None = 0
+    if runner.options.until_done:
+        try:
+            stats = app.swarm.queue_stats()
+        except SwarmError:
+            still_open = None  # not known: not said to be done either
+        else:
+            still_open = sum(
+                stats.get(q, {}).get(status, 0)
+                for q in runner.options.queues
+                for status in ("pending", "delayed", "claimed")
+            )
+    if not released and still_open == 0:
+        return None
+    parts = []
+    if released:
+        parts.append(f"{released} running task(s) stopped and given back to their queue")
+    queues = ", ".join(runner.options.queues)
+    if still_open is None:
+        parts.append(f"the open tasks of {queues} could not be counted")
+    elif still_open:
+        parts.append(f"{still_open} task(s) of {queues} still open (pending, delayed or claimed)")
+    return (
+        f"interrupted by {stopped_by} with work left: {'; '.join(parts)}; run it again to "
+        "finish them (swarm status shows them)"
+    )
 
 
 def _check_run_names(
@@ -208,9 +255,10 @@ def refuse_option_like_slots(app: App, worker: str | None, *, slots: int) -> Non
 
 def drive_pool(
     app: App, runner: Runner, lines: queue.Queue[TaskOutcome | str], label: str = "swarm run"
-) -> None:
+) -> str | None:
     """Run the pool, printing each outcome and progress line (a report waiting for Redis)
-    as it comes and, on a terminal, a live line."""
+    as it comes and, on a terminal, a live line. The name of the first signal that stopped
+    it (SIGINT: Ctrl-C, SIGTERM, SIGHUP), None when none did."""
     from rich.text import Text
 
     live_console = app.err if app.err.is_terminal and not app.json else None
@@ -224,7 +272,8 @@ def drive_pool(
             f"lost {c['lost']}{state}"
         )
 
-    with _signals(app, runner), _live(live_console, status_line) as live:
+    stopped_by: list[str] = []
+    with _signals(app, runner, stopped_by), _live(live_console, status_line) as live:
 
         def tick() -> None:
             while True:
@@ -240,12 +289,16 @@ def drive_pool(
                 live.update(status_line())
 
         runner.run(tick)
+    return stopped_by[0] if stopped_by else None
 
 
-def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
+def pool_summary(
+    app: App, runner: Runner, duration_s: float, *, interrupted: str | None = None
+) -> dict[str, int]:
     """The last line of ``swarm run`` and ``swarm serve`` (their JSON with ``--json``): the
     outcomes counted, and what the agent runs cost (``usage``: the figures every total
-    sums, ``summed_figures``, with the runs and how many reported no cost)."""
+    sums, ``summed_figures``, with the runs and how many reported no cost). ``interrupted``:
+    what a signal left undone (``_work_left``), said next as the error."""
     counts = runner.counts()
     usage = runner.spent()
     summary: dict[str, Any] = {
@@ -257,11 +310,18 @@ def pool_summary(app: App, runner: Runner, duration_s: float) -> dict[str, int]:
     }
     if runner.fatal:
         summary["fatal"] = runner.fatal
+    if interrupted is not None:
+        summary["interrupted"] = interrupted
 
     def human() -> None:
         cost = usage_line(usage) + unpriced_note(usage["runs"], usage["runs_without_cost"])
-        # A run stopped by a fatal error (printed next) does not read as one that ended well.
-        ended = "stopped (the error below)" if runner.fatal else "done"
+        # A run stopped by a fatal error or a signal with work left (printed next) does not
+        # read as one that ended well.
+        ended = "done"
+        if runner.fatal:
+            ended = "stopped (the error below)"
+        elif interrupted is not None:
+            ended = "interrupted (the error below)"
         click.echo(
             f"{ended}: claimed {counts['claimed']}, completed {counts['completed']}, "
             f"failed {counts['failed']}, released {counts['released']}, lost {counts['lost']} "
@@ -316,10 +376,12 @@ def _live(console: Any, render: Any) -> Iterator[Live | None]:
 
 
 @contextmanager
-def _signals(app: App, runner: Runner) -> Iterator[None]:
-    """Ctrl-C: drain, then abort; SIGTERM: abort. Restored afterwards."""
+def _signals(app: App, runner: Runner, stopped_by: list[str]) -> Iterator[None]:
+    """Ctrl-C: drain, then abort; SIGTERM (and SIGHUP): abort. The name of each signal that
+    came is added to ``stopped_by``. Restored afterwards."""
 
-    def on_sigint(_signum: int, _frame: Any) -> None:
+    def on_sigint(signum: int, _frame: Any) -> None:
+        stopped_by.append(signal.Signals(signum).name)
         if runner.draining:
             runner.abort()
             click.echo("stopping: killing the running agents and releasing their tasks", err=True)
@@ -332,7 +394,8 @@ def _signals(app: App, runner: Runner) -> Iterator[None]:
                 said = "stopping: no task is running, and none more will be claimed"
             click.echo(said, err=True)
 
-    def on_sigterm(_signum: int, _frame: Any) -> None:
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        stopped_by.append(signal.Signals(signum).name)
         runner.abort()
 
     with signals(on_sigint, on_sigterm):

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .._errors import NotFound
 from .._models import Task, TaskCosts, TaskStatus
 from .._usage import Money, unpriced_note
 from .._validate import MAX_PASS_WAIT_S
@@ -19,6 +20,7 @@ from ._common import (
     complete_queues,
     listing,
     make_table,
+    never_posted,
     paging_options,
     print_table,
     short,
@@ -165,11 +167,16 @@ def _table_rows(fetch: Callable[[str | None, int], Any], limit: int, cursor: str
 @pass_app
 def wait(app: App, pass_name: str | None, queue: str | None, timeout_s: float) -> None:
     """Block until every task of a pass, a queue, or the swarm is settled (completed, dead or
-    cancelled); exit 3 on timeout. A pass no task was ever posted to (a misspelt name) is an
-    error naming the passes there are."""
+    cancelled); exit 3 on timeout. A pass or queue no task was ever posted to (a misspelt
+    name) is an error naming the passes or queues there are."""
     if pass_name is not None and queue is not None:
         raise click.UsageError("wait for --pass or --queue, not both")
-    # (A pass no task was ever posted to is refused by the core: NotFound, exit 1.)
+    # (A pass no task was ever posted to is refused by the core: NotFound, exit 1; a queue
+    # so here, in the words of `task claim`: either would wait on nothing, misspelt.)
+    if queue is not None:
+        unknown = never_posted(app, [queue])
+        if unknown is not None:
+            raise NotFound(unknown)
     stats = app.swarm.wait(pass_name=pass_name, queue=queue, timeout_s=timeout_s)
 
     def human() -> None:

@@ -5,27 +5,30 @@ live session's hooks (docs/live.md)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import shlex
 import socket
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .. import _lease_tokens as tokens
 from .._codec import iso
 from .._errors import Conflict, InvalidState, NotFound, SwarmError, ValidationError
-from .._models import Task, TaskStatus, unknown_queues
+from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import Usage
 from .._validate import MAX_CLAIM_BATCH, MAX_RETRY_AFTER_S, MAX_WAIT_S, check_failure_reason
-from ._app import EXIT_EMPTY, App, json_option, pass_app, usage_failure
+from ._app import App, json_option, pass_app, usage_failure
 from ._common import (
     Number,
     Seconds,
     agent_option_default,
     complete_queues,
+    never_posted,
+    nothing_to_claim,
+    one_stdin,
     parse_json,
     read_text,
     task_json,
@@ -34,16 +37,49 @@ from ._common import (
 from ._tasks import LEASE_SECONDS, render_task, task, task_id_arg
 
 
-def _default_worker() -> str:
+def _host_worker() -> str:
+    """The worker name of a claim given no --worker and no SWARM_AGENT: one per host."""
     host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
-    return agent_option_default() or f"worker-{host[:40] or 'host'}"
+    return f"worker-{host[:40] or 'host'}"
+
+
+def _default_worker() -> str:
+    return agent_option_default() or _host_worker()
 
 
 token_option = click.option(
     "--token",
-    required=True,
-    help="The lease's token (the `token` printed by `task claim`: ATTEMPT.SECRET).",
+    help="The lease's token (the `token` printed by `task claim`: ATTEMPT.SECRET; default: "
+    "the one your worker's claim on this machine kept for TASK_ID: SWARM_AGENT's, else "
+    "worker-HOSTNAME's).",
 )
+
+
+def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = None) -> str:
+    """``token``, else the token of ``task_id`` this shell's worker kept when it claimed the
+    task here (``worker``, else the claim's default: SWARM_AGENT, else worker-HOST). Never
+    another worker's: a worker whose lease ran out and went to another worker on this machine
+    would report with the new holder's token, and the fencing that keeps its late report
+    superseded would be gone. A usage error saying where tokens are kept and how to pass one
+    when none is."""
+    if token is not None:
+        return token
+    settings = app.swarm.settings
+    holder = worker or _default_worker()
+    kept = tokens.known(settings, holder).get(task_id)
+    if kept:
+        return kept
+    raise click.UsageError(
+        printable(
+            f"no --token given, and {holder} kept no token of {task_id} on this machine (a "
+            f"`swarm task claim --worker {holder}` here keeps it in "
+            f"{tokens.folder(settings)}, one file per worker): pass the `token` its claim "
+            "printed with --token ATTEMPT.SECRET, or name the worker that claimed it (--worker "
+            "W, or SWARM_AGENT=W)"
+        )
+    )
+
+
 usage_option = click.option(
     "--usage",
     "usage_arg",
@@ -74,7 +110,8 @@ def _emit_task(app: App, t: Any, headline: str) -> None:
 @click.option(
     "--worker",
     default=_default_worker,
-    help="Your worker name (default: SWARM_AGENT, else worker-HOSTNAME).",
+    help="Your worker name (default: SWARM_AGENT, else worker-HOSTNAME, which every shell of "
+    "this host given neither shares, with its kept tokens).",
 )
 @click.option("--lease", "lease_s", type=LEASE_SECONDS, help="Lease seconds (default: the task's).")
 @click.option(
@@ -102,7 +139,7 @@ def claim(
 ) -> None:
     """Claim the next task of QUEUES (highest priority, oldest first). Exit 3 if none."""
     if wait_s > 0 and not app.json:
-        unknown = _never_posted(app, queues)
+        unknown = never_posted(app, queues)
         if unknown is not None:  # (a task may yet be posted to it: the wait goes on)
             click.echo(printable(f"note: {unknown}; waiting all the same"), err=True)
     if count is None:
@@ -116,7 +153,7 @@ def claim(
     # expired lease is still its holder's: a late renewal saves the work).
     _prune_tokens(app, worker)
     if not claimed:
-        _nothing_to_claim(app, queues)
+        nothing_to_claim(app, queues)
     unkept = [(t, error) for t in claimed if (error := _remember(app, worker, t)) is not None]
     if count is not None:
         app.emit({"items": [task_json(t) for t in claimed]}, lambda: _render_claimed(app, claimed))
@@ -124,24 +161,17 @@ def claim(
         _emit_task(app, claimed[0], _claimed_line(claimed[0]))
     for t, error in unkept:  # after the tasks and their tokens: the claims stand
         _say_unkept(t, error)
+    given = click.get_current_context().get_parameter_source("worker")
+    if not app.json and given is ParameterSource.DEFAULT and agent_option_default() is None:
+        click.echo(printable(f"note: {_host_default_note(worker)}"), err=True)
 
 
-def _never_posted(app: App, queues: Sequence[str]) -> str | None:
-    """What the core says of those of ``queues`` no task was ever posted to (a misspelt
-    name finds nothing, ever), naming the queues there are; None when each was posted to."""
-    return unknown_queues(queues, app.swarm.queue_stats())  # every queue ever posted to
-
-
-def _nothing_to_claim(app: App, queues: Sequence[str]) -> NoReturn:
-    message = f"nothing to claim in {', '.join(queues)}"
-    unknown = _never_posted(app, queues)
-    if unknown is not None:
-        message += f": {unknown}"
-    if app.json:
-        click.echo(json.dumps({"error": "Empty", "message": message}), err=True)
-    else:
-        click.echo(message, err=True)
-    raise click.exceptions.Exit(EXIT_EMPTY)
+def _host_default_note(worker: str) -> str:
+    return (
+        f"claimed as {worker}, the name of a claim with no --worker and no SWARM_AGENT: every "
+        "shell of this host without them claims as it and shares its kept tokens; name "
+        "yourself with --worker W (or export SWARM_AGENT=W)"
+    )
 
 
 def _remember(app: App, worker: str, t: Task) -> OSError | None:
@@ -219,8 +249,9 @@ def _render_claimed(app: App, claimed: Sequence[Task]) -> None:
 @click.option("--lease", "lease_s", type=LEASE_SECONDS, help="Lease seconds from now.")
 @json_option
 @pass_app
-def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
+def renew(app: App, task_id: str, token: str | None, lease_s: int | None) -> None:
     """Extend your lease on TASK_ID (it restarts from now)."""
+    token = _kept_token(app, task_id, token)
     with _settling(app, task_id, token, ends=False):
         t = app.swarm.renew(task_id, token, lease_s)
     app.emit(task_json(t), lambda: click.echo(f"renewed {t.id} until {iso(t.lease_deadline)}"))
@@ -261,7 +292,7 @@ def renew(app: App, task_id: str, token: str, lease_s: int | None) -> None:
 def report(
     app: App,
     task_id: str,
-    token: str,
+    token: str | None,
     finding_arg: str | None,
     summary: str | None,
     confidence: float | None,
@@ -289,10 +320,9 @@ def report(
         )
     if wait_s and not claim_next:
         raise click.UsageError("--wait is how long to wait for the next task: add --claim-next")
-    if usage_arg == "-" and "-" in (finding_arg, summary):
-        raise click.UsageError(
-            "--usage and the finding cannot both read stdin (-): give one inline or as @FILE"
-        )
+    one_stdin(
+        ("--usage", usage_arg), ("the finding", summary if finding_arg is None else finding_arg)
+    )
     if finding_arg is not None:
         finding = parse_json(
             finding_arg, app, what="--finding", thing='the finding\'s JSON ({"summary": ...})'
@@ -313,6 +343,7 @@ def report(
         if sources:
             finding["sources"] = list(sources)
     usage = _usage(app, usage_arg)
+    token = _kept_token(app, task_id, token, worker)
     leasing: dict[str, Any] = {}  # report's keywords for the next claim, if any
     if claim_next:
         leasing = {"claim_next": list(claim_next), "next_lease_s": next_lease_s, "wait_s": wait_s}
@@ -364,7 +395,7 @@ def report(
 def fail(
     app: App,
     task_id: str,
-    token: str,
+    token: str | None,
     error: str,
     retry: bool,
     retry_after: float | None,
@@ -373,16 +404,14 @@ def fail(
     """Give up TASK_ID with the reason (a failure); it is retried after the queue's backoff
     (see task configure) or --retry-after, until it has failed max_attempts times. With
     --usage, what the failed run cost adds to the task's failed_usage."""
-    if error == "-" and usage_arg == "-":
-        raise click.UsageError(
-            "--error and --usage cannot both read stdin (-): give one inline or as @FILE"
-        )
+    one_stdin(("--error", error), ("--usage", usage_arg))
     error = read_text(error, app, what="--error", thing="what went wrong")
     try:
         check_failure_reason(error)  # (blank: found here, a usage error, as the core says it)
     except SwarmError as exc:
         usage_failure(exc)
     usage = _usage(app, usage_arg)
+    token = _kept_token(app, task_id, token)
     with _settling(app, task_id, token):
         t = app.swarm.fail(
             task_id, token, error, retry=retry, usage=usage, retry_after_s=retry_after
@@ -400,9 +429,10 @@ def fail(
 @token_option
 @json_option
 @pass_app
-def release(app: App, task_id: str, token: str) -> None:
+def release(app: App, task_id: str, token: str | None) -> None:
     """Give TASK_ID back to its queue untouched (counted neither as a failure nor as an
     abandon)."""
+    token = _kept_token(app, task_id, token)
     with _settling(app, task_id, token):
         t = app.swarm.release(task_id, token)
     app.emit(task_json(t), lambda: click.echo(f"released {t.id}: now {t.status.value}"))

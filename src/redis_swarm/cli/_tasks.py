@@ -17,6 +17,7 @@ from .._printable import printable
 from .._usage import usage_line
 from .._validate import (
     DEFAULT_RETRY_BACKOFF_S,
+    MAX_ATTEMPTS,
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
     MAX_PRIORITY,
@@ -32,6 +33,7 @@ from ._common import (
     complete_tasks,
     kv_table,
     loads_json,
+    one_stdin,
     parse_json,
     print_table,
     read_bytes,
@@ -42,6 +44,10 @@ from ._common import (
 
 # A lease the core takes, whole seconds: its bound said once, by click (a usage error, 2).
 LEASE_SECONDS = click.IntRange(1, int(MAX_LEASE_S))
+
+
+# A task's --max-attempts and --max-abandons: the core's bound, said by click (1<=x<=1000).
+ATTEMPTS = click.IntRange(1, MAX_ATTEMPTS)
 
 task_id_arg = click.argument("task_id", metavar="TASK_ID", shell_complete=complete_tasks)
 
@@ -146,14 +152,14 @@ def render_task(
 )
 @click.option(
     "--max-attempts",
-    type=click.IntRange(1),
+    type=ATTEMPTS,
     default=3,
     show_default=True,
     help="Failures (fail, a crashed agent) before the task is dead-lettered.",
 )
 @click.option(
     "--max-abandons",
-    type=click.IntRange(1),
+    type=ATTEMPTS,
     help="Expired leases (the worker vanished) before the task is dead-lettered "
     "[default: the queue's, see task configure, else 10].",
 )
@@ -198,6 +204,7 @@ def post(
     jsonl: str | None,
 ) -> None:
     """Post a task to QUEUE (DESCRIPTION may be - for stdin), or many with --jsonl."""
+    one_stdin(("DESCRIPTION", description), ("--jsonl", jsonl), ("--data", data_arg))
     data = (
         parse_json(
             data_arg,
@@ -303,7 +310,7 @@ def _jsonl_specs(source: str, app: App) -> list[tuple[int, dict[str, Any]]]:
 @click.argument("queue", shell_complete=complete_queues)
 @click.option(
     "--max-abandons",
-    type=click.IntRange(1),
+    type=ATTEMPTS,
     help="Expired leases (the worker vanished) a task survives before it is dead-lettered.",
 )
 @click.option(
