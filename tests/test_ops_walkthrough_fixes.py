@@ -132,12 +132,25 @@ def test_a_plain_url_names_the_replicas_it_did_not_reach(
 # --- the dashboard
 
 
-def test_a_wildcard_host_announces_the_machines_name(redis_url: str) -> None:
+# Each web face started on every interface, and what its first line must name: the dashboard's
+# URL (with its token), the A2A card's, the MCP server's.
+_WILDCARD_FACES = {
+    "dashboard": (["dashboard"], "?token=walk-token"),
+    "a2a": (["a2a", "--queue", "q"], "/.well-known/agent-card.json"),
+    "mcp": (["mcp", "--transport", "http"], "/mcp"),
+}
+
+
+@pytest.mark.parametrize("face", sorted(_WILDCARD_FACES))
+def test_a_wildcard_host_announces_the_machines_name(redis_url: str, face: str) -> None:
+    """--host 0.0.0.0 printed (and the A2A card named) http://0.0.0.0:PORT, which no other
+    machine can open: each names the machine, and says it listens on every interface."""
     # (the redis_swarm this test imports, as the subprocess's: the tree under test)
     src = str(Path(redis_swarm.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": src, "SWARM_URL": redis_url, "SWARM_NAME": SWARM}
     env["PYTHONUNBUFFERED"] = "1"
-    argv = [sys.executable, "-m", "redis_swarm", "dashboard", "--host", "0.0.0.0"]
+    command, shown = _WILDCARD_FACES[face]
+    argv = [sys.executable, "-m", "redis_swarm", *command, "--host", "0.0.0.0"]
     argv += ["--port", "0", "--token", "walk-token"]
     with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as proc:
         try:
@@ -152,7 +165,7 @@ def test_a_wildcard_host_announces_the_machines_name(redis_url: str) -> None:
     assert "0.0.0.0:" not in line, line
     names = {socket.gethostname(), socket.getfqdn()}
     assert any(f"http://{name}:" in line for name in names), line
-    assert "?token=walk-token" in line and "listening on every interface (0.0.0.0)" in line
+    assert shown in line and "listening on every interface (0.0.0.0)" in line, line
 
 
 @pytest.fixture

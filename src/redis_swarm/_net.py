@@ -14,7 +14,16 @@ from typing import Any
 from ._errors import ConfigError
 from ._printable import printable
 
-__all__ = ["HOST_SHOWN", "Listening", "http_url", "is_loopback", "listen", "shown_host"]
+__all__ = [
+    "HOST_SHOWN",
+    "Listening",
+    "announced_host",
+    "every_interface",
+    "http_url",
+    "is_loopback",
+    "listen",
+    "shown_host",
+]
 
 # The most of a --host value a message shows: it is typed, but may be any length.
 HOST_SHOWN = 80
@@ -176,3 +185,26 @@ def _why_not_listening(host: str, port: int, exc: OSError, free: str) -> str:
         f"cannot listen on {shown_host(host)} port {port}: {exc.strerror or exc}: check --host "
         "and --port"
     )
+
+
+def announced_host(host: str) -> tuple[str, bool]:
+    """The host a served URL names, and whether ``host`` is a wildcard (``0.0.0.0``, ``::``:
+    every interface). A wildcard is no address another machine can open: the URL names this
+    machine by its name instead (its fully qualified one when the resolver knows one, else
+    the host name), which every interface answers to. The dashboard's URL, the A2A card's and
+    the MCP server's say it so."""
+    try:
+        wildcard = ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host, False
+    if not wildcard:
+        return host, False
+    name = socket.getfqdn()
+    if not name or "." not in name or name.startswith("localhost"):
+        name = socket.gethostname() or name
+    return name, True
+
+
+def every_interface(host: str) -> str:
+    """What a served URL's line adds for a wildcard ``host`` (else nothing)."""
+    return f"listening on every interface ({host}); " if announced_host(host)[1] else ""

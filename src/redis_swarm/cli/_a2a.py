@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import click
 
 from .._errors import ConfigError, PermissionDenied, ValidationError
-from .._net import http_url, is_loopback, listen
+from .._net import announced_host, every_interface, http_url, is_loopback, listen
 from .._validate import check_queues
 from ._app import App, main, pass_app
 from ._common import Seconds, listen_options
@@ -148,7 +148,8 @@ def a2a(
     # Listening before the card's URL is announced: --port 0 names the port picked, and the
     # port stays this server's.
     with listen(host, port) as listening:
-        base_url = public_url or http_url(host, listening.port)
+        # (a wildcard host is no address a client can open: the card names this machine)
+        base_url = public_url or http_url(announced_host(host)[0], listening.port)
         web = create_app(
             AsyncSwarm(app.settings),
             queues=queues,
@@ -163,6 +164,7 @@ def a2a(
         )
         card = base_url.rstrip("/") + "/.well-known/agent-card.json"
         app.err.print(
-            f"A2A server of swarm [bold]{app.swarm_name}[/]: card at {card}  (Ctrl-C to stop)"
+            f"A2A server of swarm [bold]{app.swarm_name}[/]: card at {card}  "
+            f"({every_interface(host)}Ctrl-C to stop)"
         )
         serve(web, listening)

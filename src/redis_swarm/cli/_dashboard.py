@@ -12,7 +12,7 @@ import click
 
 from .._codec import dumps, now_ms
 from .._errors import ConfigError, ConnectionFailed
-from .._net import http_url, listen
+from .._net import announced_host, every_interface, http_url, listen
 from .._printable import printable
 from ._app import App, json_option, main, pass_app
 from ._common import Seconds, listen_options
@@ -73,33 +73,13 @@ def dashboard(app: App, host: str, port: int, token: str | None) -> None:
     with listen(host, port) as listening:
         swarm = AsyncSwarm(app.settings)
         web = create_app(swarm, token=token, close_swarm=True, stopping=Stopping())
-        shown, every = _announced_host(host)
-        url = http_url(shown, listening.port) + (f"?token={token}" if token else "")
-        where = f"listening on every interface ({host}); " if every else ""
+        url = http_url(announced_host(host)[0], listening.port)
+        url += f"?token={token}" if token else ""
+        where = every_interface(host)
         app.err.print(
             f"dashboard of swarm [bold]{app.swarm_name}[/] at {url}  ({where}Ctrl-C to stop)"
         )
         serve(web, listening)
-
-
-def _announced_host(host: str) -> tuple[str, bool]:
-    """The host the announced URL names, and whether ``host`` is a wildcard (``0.0.0.0``,
-    ``::``: every interface). A wildcard is no address another machine can open: the URL
-    names this machine by its name instead (its fully qualified one when the resolver knows
-    one, else the host name), which every interface answers to."""
-    import ipaddress
-    import socket
-
-    try:
-        wildcard = ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return host, False
-    if not wildcard:
-        return host, False
-    name = socket.getfqdn()
-    if not name or "." not in name or name.startswith("localhost"):
-        name = socket.gethostname() or name
-    return name, True
 
 
 @main.command(short_help="Show the swarm live in the terminal.")

@@ -198,13 +198,15 @@ def mcp_command(
     if transport != "http":
         serve(server, "stdio")
         return
-    from .._net import listen  # (the web faces share it; not for stdio)
+    from .._net import announced_host, every_interface, listen  # (the web faces': not stdio's)
 
     # Listening before the URL is announced: --port 0 names the port picked, and the port
     # stays this server's.
     with listen(host, port) as listening:
         guard = "" if token is None else " (send 'Authorization: Bearer TOKEN')"
-        click.echo(f"serving MCP on {http_url(host, listening.port, '/mcp')}{guard}", err=True)
+        url = http_url(announced_host(host)[0], listening.port, "/mcp")
+        where = every_interface(host).removesuffix("; ")
+        click.echo(f"serving MCP on {url}{guard}" + (f" ({where})" if where else ""), err=True)
         serve(server, "http", host=host, port=listening.port, token=token, listening=listening)
 
 
