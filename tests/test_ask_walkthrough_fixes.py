@@ -24,6 +24,7 @@ from redis_swarm._protocol import Batch, Call, Operation
 
 from ._answers import answer_one
 from ._cli import Cli, run_swarm, subprocess_env
+from ._servers import ServerFactory
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -69,13 +70,31 @@ def test_ask_with_task_renews_the_lease_swarm_task_claim_took(cli: Cli, swarm: S
     task_id = claimed["id"]
     first_deadline = swarm.get_task(task_id).lease_deadline
     assert first_deadline is not None
-    out = cli("ask", "lib", "renew me?", "--task", task_id, "--timeout", "5", expect=3)
+    out = cli(
+        "ask", "lib", "renew me?", "--task", task_id, "--timeout", "5", env={"SWARM_AGENT": "w3"},
+        expect=3,
+    )  # fmt: skip
     assert "will not be renewed" not in out.stderr, out.stderr
     held = swarm.get_task(task_id)
     assert held.status is TaskStatus.CLAIMED and held.worker == "w3" and held.attempts == 1
     assert held.lease_deadline is not None and held.lease_deadline > first_deadline + 1000
     # The lease held: w3 reports with the token it claimed with.
     cli("task", "report", task_id, "--token", claimed["token"], "--summary", "done")
+
+
+def test_ask_never_renews_another_workers_lease_with_its_kept_token(cli: Cli, swarm: Swarm) -> None:
+    """w3 claimed the task on this machine (its token kept); w4 asks with --task: w3's token
+    is not w4's to use (it kept w3's lease alive in w4's name), so nothing is renewed, and
+    a warning says why."""
+    cli("task", "post", "research", "short lease", "--lease", "3")
+    task_id = cli.json("task", "claim", "research", "--worker", "w3")["id"]
+    first_deadline = swarm.get_task(task_id).lease_deadline
+    out = cli(
+        "ask", "lib", "renew w3's?", "--task", task_id, "--timeout", "2", env={"SWARM_AGENT": "w4"},
+        expect=3,
+    )  # fmt: skip
+    assert "you ask as w4, and only w3's own token renews its lease" in out.stderr, out.stderr
+    assert swarm.get_task(task_id).lease_deadline == first_deadline
 
 
 def test_ask_with_a_task_whose_token_is_not_kept_says_so(cli: Cli, swarm: Swarm) -> None:
@@ -148,6 +167,30 @@ def test_a_second_server_under_the_same_names_is_refused(env: dict[str, str]) ->
     assert again.stderr is not None
     assert "serving the questions of lib" in again.stderr.readline()
     _stop(again)
+
+
+def test_servers_of_two_redis_servers_hold_their_own_names(
+    env: dict[str, str], servers: ServerFactory
+) -> None:
+    """The lock is per server too: a swarm of the same name on another Redis is another
+    swarm, whose serve-lib-1 is another agent (it was refused). A refused server says its
+    refusal alone (it said 'serving the questions of lib' and the context warning first)."""
+    other_redis = servers.start()
+    elsewhere = {**env, "SWARM_URL": other_redis.url}
+    first = _process(env, "serve", "lib", "--exec", "cat")
+    try:
+        assert first.stderr is not None
+        assert "serving the questions of lib" in first.stderr.readline()
+        there = _process(elsewhere, "serve", "lib", "--exec", "cat")
+        assert there.stderr is not None
+        assert "serving the questions of lib" in there.stderr.readline()
+        _stop(there)
+        refused = run_swarm(["serve", "lib", "--exec", "cat"], env, timeout=30)
+        err = refused.stderr.decode()
+        assert refused.returncode == 2 and err.startswith("error: another swarm serve"), err
+    finally:
+        _stop(first)
+        other_redis.stop()
 
 
 def test_a_killed_server_s_names_are_taken_back_at_once(env: dict[str, str]) -> None:
@@ -285,7 +328,7 @@ def test_a_kept_question_s_timeout_names_the_command_that_shows_the_answer(
     (question,) = swarm.list_tasks(queue="ask.lib").items
     assert (
         f"named once it is answered (swarm task show {question.id}): read its text with "
-        "swarm findings FINDING_ID"
+        "swarm findings"
     ) in out.stderr, out.stderr
     answer_one(swarm, "ask.lib", "Chapter 9.\nThe butler did it.").join(10)
     shown = cli.json("task", "show", question.id)

@@ -514,7 +514,7 @@ def _collect(qid: str, dedupe_key: str | None) -> str:
     # (a task's record names its finding, not the finding's text)
     return (
         f"its answer will be the finding that completes it, named once it is answered "
-        f"{said_of(SHOW_TASK, qid)}: read its text {LIST_FINDINGS} FINDING_ID{again}"
+        f"{said_of(SHOW_TASK, qid)}: read its text {LIST_FINDINGS}{again}"
     )
 
 

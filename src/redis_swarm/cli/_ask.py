@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import sys
@@ -14,7 +15,6 @@ from typing import Any, TextIO
 import click
 from click.core import ParameterSource
 
-from .. import _lease_tokens as tokens
 from .._codec import first_few
 from .._errors import NotFound, SwarmError, ValidationError
 from .._hints import CANCEL_TASK, SERVE_QUESTIONS, said_of
@@ -29,7 +29,9 @@ from ._common import (
     agent_option_default,
     complete_owners,
     content,
+    default_worker,
     hold_interrupts,
+    own_kept_token,
     parse_json,
     read_text,
     signals,
@@ -232,7 +234,8 @@ def _asking_for(app: App, task: Task, asker: str | None) -> Task:
     """The task the asker works on, as the core takes it (``asker=task``): carrying its
     lease's token, so that the ask renews the lease while it waits; the token is swarm run's
     (SWARM_TASK_TOKEN, with SWARM_TASK_ID naming the task), else the one ``swarm task claim``
-    kept on this machine for the lease holder. The asker is the task's lease holder: an
+    kept on this machine for the lease holder, when the asker is that holder (never another
+    worker's: ``own_kept_token``). The asker is the task's lease holder: an
     --asker naming another is refused (exit 2); a task no lease holds asks as --asker.
     When the lease cannot be renewed, a warning says so, and how to give the token."""
     holder = task.worker if task.status is TaskStatus.CLAIMED else None
@@ -256,18 +259,20 @@ def _asking_for(app: App, task: Task, asker: str | None) -> Task:
     token = os.environ.get("SWARM_TASK_TOKEN") or None
     if os.environ.get("SWARM_TASK_ID") != task.id:
         token = None  # (swarm run's token is its own task's)
-    if token is None:
-        kept = tokens.known(app.swarm.settings, holder).get(task.id)
-        # (a token of an earlier claim of the task renews nothing: its attempt is past)
-        if kept is not None and kept.partition(".")[0] == str(task.attempts):
-            token = kept
+    me = asker or default_worker()
+    if token is None and me == holder:  # (never another worker's kept token: _common's rule)
+        token = own_kept_token(app.swarm.settings, me, task.id, task.attempts)
     if token is None and not app.json:
+        why = (
+            "no token of it is kept on this machine (swarm task claim keeps it)"
+            if me == holder
+            else f"you ask as {me}, and only {holder}'s own token renews its lease"
+        )
         click.echo(
             printable(
                 f"warning: the lease of {task.id} (held by {holder}) will not be renewed while "
-                f"you wait: no token of it is kept on this machine (swarm task claim keeps "
-                f"it); give it as SWARM_TASK_ID={task.id} SWARM_TASK_TOKEN=TOKEN (the token "
-                "its claim printed)"
+                f"you wait: {why}; give it as SWARM_TASK_ID={task.id} SWARM_TASK_TOKEN=TOKEN "
+                "(the token its claim printed)"
             ),
             err=True,
         )
@@ -378,19 +383,22 @@ def serve(
     )  # fmt: skip
     lines: queue.Queue[TaskOutcome | str] = queue.Queue()
     server = Server(app.swarm, options, on_outcome=lines.put, on_progress=lines.put)
-    if not app.json:
-        click.echo(f"serving the questions of {owner} (queue {server.options.queues[0]})", err=True)
-    if not any(c.owner == owner for c in app.swarm.contexts()):
-        click.echo(
-            f"warning: {owner} has published no context: swarm ask {owner} is refused until it "
-            f"does (or until an agent named {owner} registers); answers have no context",
-            err=True,
-        )
     prefix = server.options.worker
     assert prefix is not None  # (the server's: --worker, else serve-OWNER)
     slots = [slot_name(prefix, n) for n in range(1, concurrency + 1)]
-    held = _hold_slot_names(app, prefix, slots)
+    held = _hold_slot_names(app, prefix, slots)  # (before a word: a refused one says only it)
     try:
+        if not app.json:
+            click.echo(
+                f"serving the questions of {owner} (queue {server.options.queues[0]})", err=True
+            )
+        if not any(c.owner == owner for c in app.swarm.contexts()):
+            click.echo(
+                f"warning: {owner} has published no context: swarm ask {owner} is refused "
+                f"until it does (or until an agent named {owner} registers); answers have no "
+                "context",
+                err=True,
+            )
         if not app.json:
             _say_live_slots(app, slots)
         started = time.monotonic()
@@ -417,10 +425,15 @@ def _hold_slot_names(app: App, prefix: str, slots: list[str]) -> TextIO | None:
     import fcntl
 
     settings = app.swarm.settings
+    # (per server too: two servers' swarms of one name are two swarms, whose agents differ;
+    # named by a digest of where the data lives, no credential in it)
+    where = f"{settings.kind}|{settings.host}|{settings.port}|{settings.path}|{settings.db}|"
+    where += f"{sorted(settings.nodes)}|{settings.service_name}"
+    server = hashlib.blake2b(where.encode(), digest_size=6).hexdigest()
     folder = settings.home / "serve" / settings.swarm
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        held = (folder / f"{prefix}.lock").open("a+", encoding="utf-8")
+        held = (folder / f"{prefix}.{server}.lock").open("a+", encoding="utf-8")
     except OSError:
         return None
     try:

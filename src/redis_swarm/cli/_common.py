@@ -12,6 +12,7 @@ import json
 import math
 import re
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
+from .. import _lease_tokens as tokens
 from .._codec import MAX_ISO_MS, counted, first_few, iso, now_ms
 from .._config import Settings
 from .._env import agent_from_env as agent_option_default
@@ -832,3 +834,28 @@ def content(text: str) -> str:
 
 def stdout_binary() -> IO[bytes]:
     return sys.stdout.buffer
+
+
+def host_worker() -> str:
+    """The worker name of a claim given no --worker and no SWARM_AGENT: one per host."""
+    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+    return f"worker-{host[:40] or 'host'}"
+
+
+def default_worker() -> str:
+    """This shell's worker: SWARM_AGENT, else the host's (``host_worker``), as a claim
+    names it."""
+    return agent_option_default() or host_worker()
+
+
+def own_kept_token(
+    settings: Settings, worker: str, task: str, attempt: int | None = None
+) -> str | None:
+    """The token of ``task`` that ``worker``'s claim on this machine kept (of its
+    ``attempt``, when given: an earlier claim's renews nothing), else None. Only that
+    worker's: another worker's token would settle or renew that worker's lease in this
+    one's name, which the fencing token is there to tell apart."""
+    kept = tokens.known(settings, worker).get(task)
+    if kept is None or (attempt is not None and kept.partition(".")[0] != str(attempt)):
+        return None
+    return kept

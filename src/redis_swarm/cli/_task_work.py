@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -26,26 +25,17 @@ from ._common import (
     Seconds,
     agent_option_default,
     complete_queues,
+    default_worker,
     never_posted,
     nothing_to_claim,
     one_stdin,
+    own_kept_token,
     parse_json,
     read_text,
     task_json,
     when,
 )
 from ._tasks import LEASE_SECONDS, render_task, task, task_id_arg
-
-
-def _host_worker() -> str:
-    """The worker name of a claim given no --worker and no SWARM_AGENT: one per host."""
-    host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
-    return f"worker-{host[:40] or 'host'}"
-
-
-def _default_worker() -> str:
-    return agent_option_default() or _host_worker()
-
 
 token_option = click.option(
     "--token",
@@ -65,8 +55,8 @@ def _kept_token(app: App, task_id: str, token: str | None, worker: str | None = 
     if token is not None:
         return token
     settings = app.swarm.settings
-    holder = worker or _default_worker()
-    kept = tokens.known(settings, holder).get(task_id)
+    holder = worker or default_worker()
+    kept = own_kept_token(settings, holder, task_id)
     if kept:
         return kept
     raise click.UsageError(
@@ -109,7 +99,7 @@ def _emit_task(app: App, t: Any, headline: str) -> None:
 @click.argument("queues", nargs=-1, required=True, shell_complete=complete_queues)
 @click.option(
     "--worker",
-    default=_default_worker,
+    default=default_worker,
     help="Your worker name (default: SWARM_AGENT, else worker-HOSTNAME, which every shell of "
     "this host given neither shares, with its kept tokens).",
 )
