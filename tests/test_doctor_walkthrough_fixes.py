@@ -16,13 +16,17 @@ docs/deployment.md (real servers).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
-from redis_swarm import ConnectionFailed, PermissionDenied, Settings, Swarm, apply_role
+from redis_swarm import AsyncSwarm, ConnectionFailed, PermissionDenied, Settings, Swarm, apply_role
 from redis_swarm._scripts import LOAD_AS_ADMIN
 
 from ._cli import Cli
@@ -78,6 +82,32 @@ def test_up_refuses_a_replica_and_a_write_names_the_master(
         swarm.post_task("q", "refused")
     said = str(refused.value)
     assert f"127.0.0.1:{master.port}" in said and "redis+sentinel://" in said
+
+
+def test_an_async_write_to_a_replica_asks_nothing_more_on_the_event_loop(
+    pair: tuple[RedisServer, RedisServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync client names the master by asking the replica's INFO on the error path; an
+    AsyncSwarm says the error on its event loop, where a blocking INFO (up to 2 s, a DNS
+    look-up unbounded) would stall every other task: it says the refusal without it."""
+    _, replica = pair
+    asked: list[str] = []
+    real_info = redis.Redis.info
+
+    def info(client: redis.Redis, *args: Any, **kwargs: Any) -> Any:
+        asked.append(threading.current_thread().name)
+        return real_info(client, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "info", info)
+
+    async def post() -> None:
+        async with AsyncSwarm(replica.url, swarm="test") as swarm:
+            await swarm.post_task("q", "refused")
+
+    with pytest.raises(ConnectionFailed) as refused:
+        asyncio.run(post())
+    assert "is a read-only replica: point the URL at the master" in str(refused.value)
+    assert asked == []
 
 
 # --- 2. a sentinel's address

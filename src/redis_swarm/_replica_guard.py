@@ -35,6 +35,7 @@ import redis
 from ._codec import counted
 from ._config import Settings
 from ._connect import sync_client
+from ._env import SENTINEL_DOCS
 from ._replies import text
 from ._translate import translate
 
@@ -45,7 +46,6 @@ GUARD_LINES = "min-replicas-to-write 1 and min-replicas-max-lag 10"
 # What the row says where this user may not run CONFIG GET (every role but an admin).
 GUARD_UNKNOWN = "unknown (this user may not run CONFIG GET)"
 # Where the recipe, its window and its cost are told (on Sentinel; on a Cluster).
-GUARD_DOCS = "docs/deployment.md, 'Sentinel'"
 CLUSTER_GUARD_DOCS = "docs/deployment.md, 'Redis Cluster'"
 # INFO replication's count of good replicas (connected, acknowledging within
 # min-replicas-max-lag seconds): listed only while the check is on (both settings above 0),
@@ -138,7 +138,7 @@ class ReplicaGuard:
             "connected to it until Sentinel makes it a replica, seconds later, and then drops "
             "them (acknowledged findings lost, tasks run twice). Set "
             f"{GUARD_LINES} on every server of the set (in redis.conf, and CONFIG SET now): a "
-            f"master cut off from its replicas then refuses writes. {_WINDOW} ({GUARD_DOCS})"
+            f"master cut off from its replicas then refuses writes. {_WINDOW} ({SENTINEL_DOCS})"
         )
 
     @property
@@ -165,7 +165,7 @@ class ReplicaGuard:
             "master lists those connected; a replica's own INFO replication says whether its "
             "link is up), or, to take writes with fewer, an admin lowers the setting: "
             f"{lower}, and the same in redis.conf, at the cost of writes a failover may lose "
-            f"({GUARD_DOCS})"
+            f"({SENTINEL_DOCS})"
         )
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "FUNCTIONS",
     "LIBRARY",
     "LOAD_AS_ADMIN",
+    "NO_FUNCTIONS",
     "READ_ONLY_FUNCTIONS",
     "READ_ONLY_SCRIPTS",
     "STALE_LIBRARY",
@@ -70,6 +71,9 @@ __all__ = [
 LIBRARY = "redis_swarm"
 # The error code of a call that reached a library of another version (see the docstring).
 STALE_LIBRARY = "RS_STALE_LIBRARY"
+# What a server without Functions (Redis < 7.0, a managed service without them) answers
+# FUNCTION or FCALL: the client falls back to EVALSHA, and no other error is read into it.
+NO_FUNCTIONS = re.compile(r"unknown command .(FUNCTION|FCALL(_RO)?).", re.IGNORECASE)
 # How the library gets loaded when a user may not load it (a worker's call that met it
 # missing says so, and ``swarm doctor``'s row).
 LOAD_AS_ADMIN = "run 'swarm up' (or 'swarm acl --apply') with an admin user, which loads it"

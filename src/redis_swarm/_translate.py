@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import ssl as _ssl
+import sys
 from typing import NamedTuple
 
 import redis.exceptions as rex
@@ -21,7 +22,7 @@ from ._ops.server import (
     replica_master,
     sentinel_services,
 )
-from ._scripts import function_name
+from ._scripts import NO_FUNCTIONS, function_name
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -171,7 +172,7 @@ def _translated(
                 f"Redis at {where} is not a Redis Cluster (cluster mode is not enabled on it): "
                 f"for a single server use a redis:// URL: {_as_server_url(where)}"
             )
-        if text.lower().startswith("unknown command") and not _NEWER.search(text):
+        if text.lower().startswith("unknown command") and not _older_server(text):
             # A command every data server knows, refused: a sentinel's port? (asked only here)
             info = _asked_again(where)
             if info is not None and info.get("redis_mode") == "sentinel":
@@ -179,12 +180,33 @@ def _translated(
     return e.SwarmError(f"Redis at {where} answered an error: {text or type(exc).__name__}")
 
 
-# The commands an older data server lacks too (Redis < 7.0, < 7.2): their refusal says that.
-_NEWER = re.compile(r"unknown command .(FUNCTION|FCALL(_RO)?|WAITAOF).", re.IGNORECASE)
+# WAITAOF, which a data server before Redis 7.2 lacks (durability='strict' asks it).
+_NO_WAITAOF = re.compile(r"unknown command .WAITAOF.", re.IGNORECASE)
+
+
+def _older_server(text: str) -> bool:
+    """Whether ``text`` refuses a command an older data server lacks too (Functions before
+    Redis 7.0, WAITAOF before 7.2): said as such, not asked whether a sentinel answers."""
+    return bool(NO_FUNCTIONS.search(text) or _NO_WAITAOF.search(text))
+
 
 # How long the error path waits for the server's INFO (``_asked_again``), connecting and
 # then for the reply: a server that answered just now answers at once.
 _ASKED_AGAIN_TIMEOUT = 1.0
+
+
+def _on_an_event_loop() -> bool:
+    """Whether this thread runs an asyncio event loop (an ``AsyncSwarm``'s errors are said
+    there): a blocking INFO would stall every other task of the loop (the MCP server's, the
+    dashboard's), so the error is said without what it would add."""
+    asyncio = sys.modules.get("asyncio")  # (not imported for it: swarm --help does without)
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _asked_again(where: str) -> dict[str, object] | None:
@@ -193,7 +215,7 @@ def _asked_again(where: str) -> dict[str, object] | None:
     it is not a plain URL or does not answer it. ``where`` is masked: when it has a password
     the server is asked without credentials (a sentinel without requirepass answers)."""
     settings = _settings_of(where)
-    if settings is None or settings.kind not in ("standalone", "unix"):
+    if settings is None or settings.kind not in ("standalone", "unix") or _on_an_event_loop():
         return None
     from ._connect import sync_client  # (here: _connect imports this module)
 

@@ -37,7 +37,16 @@ import redis
 from . import _scripts
 from ._errors import ConnectionFailed, PermissionDenied, SwarmError
 from ._protocol import Call, Cmd, is_wake_wait, raise_first
-from ._scripts import LIBRARY, LOAD_AS_ADMIN, STALE_LIBRARY, evalsha, fcall, held_version, library
+from ._scripts import (
+    LIBRARY,
+    LOAD_AS_ADMIN,
+    NO_FUNCTIONS,
+    STALE_LIBRARY,
+    evalsha,
+    fcall,
+    held_version,
+    library,
+)
 from ._translate import refused_write
 
 __all__ = [
@@ -55,7 +64,6 @@ __all__ = [
 # after NOSCRIPT. Another process replacing the library without end would go on for ever.
 MAX_ROUNDS = 3
 
-_NO_FUNCTIONS = re.compile(r"unknown command .FCALL(_RO)?.", re.IGNORECASE)
 _NO_FUNCTION = "Function not found"
 
 
@@ -107,7 +115,7 @@ class Scripting:
         text = str(reply)
         if text.startswith((_NO_FUNCTION, STALE_LIBRARY)):
             return self.load(held=held_version(text)) if item.load else "done"
-        if _NO_FUNCTIONS.search(text):
+        if NO_FUNCTIONS.search(text):
             self.functions = False
             return "again"
         return "done"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,12 +10,21 @@ from typing import Any
 from .. import _durability
 from .._codec import MAX_ISO_MS, counted, iso
 from .._config import Settings
+from .._env import SENTINEL_DOCS
 from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import swarm_key_patterns
 from .._net import is_loopback
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields, reply_map, text
-from .._scripts import LIBRARY, LOAD_AS_ADMIN, STALE_LIBRARY, code_version, held_version, library
+from .._scripts import (
+    LIBRARY,
+    LOAD_AS_ADMIN,
+    NO_FUNCTIONS,
+    STALE_LIBRARY,
+    code_version,
+    held_version,
+    library,
+)
 
 __all__ = [
     "DamagedStream",
@@ -105,7 +113,6 @@ def _memory_remedy() -> str:
 
 # The URL of a Sentinel setup (docs/deployment.md, "Sentinel"; ``Settings.from_url``).
 SENTINEL_URL = "redis+sentinel://SENTINEL:26379/SERVICE"
-SENTINEL_DOCS = "docs/deployment.md, 'Sentinel'"
 
 
 def read_only_replica(where: str, master: str | None = None) -> str:
@@ -745,10 +752,6 @@ def sentinel_services(info: Mapping[str, Any]) -> list[str]:
     ]
 
 
-# What a server without Functions (Redis < 7.0) answers FUNCTION or FCALL.
-_NO_FUNCTIONS = re.compile(r"unknown command .(FUNCTION|FCALL(_RO)?).", re.IGNORECASE)
-
-
 def library_state(ctx: OpContext) -> Operation[LibraryState]:
     """The library each master holds: FUNCTION LIST, where this user may run it (an admin;
     on a cluster it asks every master); else the ping script, called never to load (its
@@ -762,7 +765,7 @@ def library_state(ctx: OpContext) -> Operation[LibraryState]:
     except ConnectionFailed:
         raise
     except SwarmError as exc:
-        if _NO_FUNCTIONS.search(str(exc)):
+        if NO_FUNCTIONS.search(str(exc)):
             return LibraryState(mine, {}, functions=False)
         raise
     per_node = listed if isinstance(listed, dict) else {"": listed}
@@ -789,7 +792,7 @@ def _library_probed(mine: str) -> Operation[LibraryState]:
         return LibraryState(mine, {}, visible=False)
     except SwarmError as exc:
         said = str(exc)
-        if _NO_FUNCTIONS.search(said):
+        if NO_FUNCTIONS.search(said):
             return LibraryState(mine, {}, functions=False)
         stale = said.find(STALE_LIBRARY)
         if stale >= 0:

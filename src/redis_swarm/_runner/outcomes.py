@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .._env import SENTINEL_DOCS
 from .._errors import ConnectionFailed
 from .._usage import Usage
 from .child import ChildResult
@@ -129,5 +130,5 @@ def lease_unknown(task_id: str) -> str:
         "earlier try), as a failover or a restart can lose the last writes a master "
         "acknowledged. Nothing of this run was stored; the task runs again, here or "
         "elsewhere, unless another worker completed it. Behind Sentinel, set "
-        "min-replicas-to-write (docs/deployment.md, 'Sentinel')"
+        f"min-replicas-to-write ({SENTINEL_DOCS})"
     )
