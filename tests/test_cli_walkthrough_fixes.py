@@ -7,6 +7,7 @@ range said without its maximum."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -17,12 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from redis_swarm import Swarm
 from redis_swarm._runner import ServeOptions, Server
 
 from . import _fake_claude
 from ._cli import Cli, subprocess_env, swarm_bin
+from ._waiting import until
 
 PY = sys.executable
 
@@ -38,13 +41,6 @@ def _start(redis_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes
     return subprocess.Popen(
         [PY, "-m", "redis_swarm", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-
-
-def _wait_for(condition: object, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 # --- 1. an interrupted run with work left exits 1
@@ -64,7 +60,7 @@ def test_an_interrupted_until_done_run_with_work_left_exits_1(
         redis_url, tmp_path, "--json", "run", "--queue", "qto", "--exec", cmd, "-c", "2",
         "--until-done", "--grace", "0.5",
     )  # fmt: skip
-    _wait_for(lambda: len(list(started.iterdir())) >= 2, "two agents did not start")
+    until(lambda: len(list(started.iterdir())) >= 2, "two agents did not start")
     if how == "term":
         proc.send_signal(signal.SIGTERM)
     elif how == "hangup":
@@ -97,7 +93,7 @@ def test_an_interrupted_run_says_so_in_its_human_line(
         redis_url, tmp_path, "run", "--queue", "qto", "--exec",
         f"cat >/dev/null; touch {started}; sleep 60", "--until-done", "--grace", "0.5",
     )  # fmt: skip
-    _wait_for(started.exists, "the agent did not start")
+    until(started.exists, "the agent did not start")
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1, stderr
@@ -177,7 +173,10 @@ def test_ctrl_c_of_a_wait_is_an_error_line_not_aborted(
         else ["task", "wait", "--queue", "q", "--timeout", "30"]
     )
     proc = _start(redis_url, tmp_path, *args)
-    time.sleep(3)  # (started, and waiting: a Ctrl-C during Python's start-up is Python's)
+    # Once it waits (the server holds its blocking read): a Ctrl-C during Python's start-up
+    # is Python's, and a fixed sleep is too short on a loaded machine.
+    with contextlib.closing(redis.Redis.from_url(redis_url)) as server:
+        until(lambda: server.info("clients")["blocked_clients"] >= 1, "the command waiting")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1, stderr
