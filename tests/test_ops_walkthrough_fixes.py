@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from starlette.testclient import TestClient
 
 import redis_swarm
@@ -34,32 +33,14 @@ from redis_swarm import AsyncSwarm, PermissionDenied, Settings, apply_role
 from redis_swarm.dashboard.app import create_app
 
 from ._cli import Cli
-from ._sentinel import LocalSentinel, start_sentinel
-from ._servers import RedisServer, ServerFactory
+from ._sentinel import LocalSentinel
+from .test_acl_apply_operator import _master_and_replica, _raw, sentinel
+
+__all__ = ["sentinel"]  # (the fixture, shared)
 
 SWARM = "ops-walk"
 ADMIN_PASSWORD = "ops-walk-password-0123456789"
 ADMIN = ("ACL", "SETUSER", "ops", "on", f">{ADMIN_PASSWORD}", "~*", "&*", "+@all")
-
-
-@pytest.fixture(scope="module")
-def sentinel(servers: ServerFactory) -> Iterator[LocalSentinel]:
-    """A master, its replica and one sentinel."""
-    made = start_sentinel(servers, sentinels=1)
-    yield made
-    for server in (*made.sentinels, *made.data_nodes()):
-        server.stop()
-
-
-def _raw(server: RedisServer) -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=server.port or 0, decode_responses=True)
-
-
-def _master_and_replica(setup: LocalSentinel) -> tuple[RedisServer, RedisServer]:
-    setup.wait_ready()
-    master = setup.node(setup.master_port())
-    replica = next(node for node in setup.data_nodes() if node is not master)
-    return master, replica
 
 
 def test_a_replica_up_without_the_admin_stops_the_apply_naming_it(
