@@ -127,7 +127,10 @@ def test_ctrl_c_with_an_event_stream_open_stops_at_once_and_quietly(redis_url: s
         assert stream.chunks[0].startswith("retry: ")
         code, took = dashboard.interrupt()
         assert code == 0
-        assert took < 0.9, f"it waited on the open stream ({took:.2f} s)"
+        # A stop that waited on the open stream runs into uvicorn's graceful timeout, which
+        # says so ("timeout graceful shutdown exceeded": _announced_only) and cuts the
+        # stream; the time alone only bounds a hang (it took 1.3 s on a loaded machine).
+        assert took < 5, f"it did not stop at once ({took:.2f} s)"
         _announced_only(dashboard)
         # The stream ended as a finished response, not cut mid-way.
         assert stream.join() == "end"
@@ -149,7 +152,7 @@ def test_ctrl_c_while_a_request_waits_on_a_stopped_redis(own_redis: RedisServer)
         time.sleep(0.5)  # the request is waiting on Redis
         code, took = dashboard.interrupt()
         waiting.join(10)
-        assert code == 0 and took < 0.9, (code, took)
+        assert code == 0 and took < 5, (code, took)  # (a hang; waiting is said: above)
         _announced_only(dashboard)
         assert [a.status_code for a in answers] == [503]
         assert answers[0].json()["message"] == "the dashboard is stopping"
