@@ -92,6 +92,8 @@ def test_a_cut_machine_output_fails_its_runs(
     assert what in (task.last_error or "") and task.failed_usage is None
     assert [o["status"] for o in summary["tasks"]] == ["failed", "failed"]
     assert all(o["usage"] is None for o in summary["tasks"])
+    # Dead, its reason never says it is tried again (the failure's budget decides that).
+    assert "tried again" not in (task.last_error or "") + (task.dead_reason or "")
 
 
 def test_a_plain_answer_beginning_with_a_brace_is_still_stored(

@@ -373,7 +373,7 @@ def _failed_cut(text: str, stripped: str, read: AgentOutput, what: str, ends: st
         f"the agent's output was cut: it begins as {what} but ends before {ends} "
         f"({len(text.encode(errors='replace')):,} bytes on stdout, ending {said!r}), so it "
         f"holds no answer to store{cost}; the CLI was stopped while it wrote (killed, its pipe "
-        "broken, the disk full): the task is tried again"
+        "broken, the disk full)"  # (retried or dead-lettered: the failure's budget says)
     )
     return AgentOutput("", read.usage, reason, read.model, read.dropped, cut=reason)
 
