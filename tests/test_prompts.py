@@ -185,6 +185,12 @@ def test_prompt_command(redis_url: str) -> None:
     cli = Cli(redis_url, swarm="research")
     out = cli("prompt", "worker", "--queue", "q1", "--for", "claude")
     assert "swarm --url" in out.stdout and "task claim q1" in out.stdout
+    assert "note:" not in out.stderr
+    # Without --queue it names the default, and says so (a worker told to claim from 'work'
+    # found nothing where its tasks were posted to another queue).
+    out = cli("prompt", "worker", "--for", "claude")
+    assert "task claim work" in out.stdout
+    assert out.stderr.startswith("note: the prompt names the queue work, the default")
     data = cli.json("prompt", "shard", "--via", "python")
     assert set(data) == {"role", "via", "client", "queue", "prompt"}
     assert data["role"] == "shard" and data["queue"] == "work"

@@ -61,3 +61,10 @@ def prompt(
         "prompt": text,
     }
     app.emit(data, lambda: click.echo(text, nl=False))
+    # (a worker's tasks, a shard's pass, are seldom in the default queue)
+    if queue is None and role in ("worker", "shard") and not app.json:
+        click.echo(
+            f"note: the prompt names the queue {DEFAULT_QUEUE}, the default: pass --queue Q "
+            "for the queue the tasks are posted to",
+            err=True,
+        )
