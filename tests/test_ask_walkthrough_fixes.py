@@ -82,6 +82,22 @@ def test_ask_with_task_renews_the_lease_swarm_task_claim_took(cli: Cli, swarm: S
     cli("task", "report", task_id, "--token", claimed["token"], "--summary", "done")
 
 
+def test_the_worker_prompts_flow_renews_the_lease(cli: Cli, swarm: Swarm) -> None:
+    """swarm prompt worker: claim with --worker W, then ask with --task and no --asker (no
+    SWARM_AGENT set): the asker is the lease holder, its kept token renews the lease."""
+    cli("task", "post", "research", "short lease", "--lease", "3")
+    task_id = cli.json("task", "claim", "research", "--worker", "worker-7")["id"]
+    first_deadline = swarm.get_task(task_id).lease_deadline
+    assert first_deadline is not None
+    out = cli(
+        "ask", "lib", "renew me?", "--task", task_id, "--timeout", "5",
+        env={"SWARM_AGENT": None}, expect=3,
+    )  # fmt: skip
+    assert "will not be renewed" not in out.stderr, out.stderr
+    deadline = swarm.get_task(task_id).lease_deadline
+    assert deadline is not None and deadline > first_deadline + 1000
+
+
 def test_ask_never_renews_another_workers_lease_with_its_kept_token(cli: Cli, swarm: Swarm) -> None:
     """w3 claimed the task on this machine (its token kept); w4 asks with --task: w3's token
     is not w4's to use (it kept w3's lease alive in w4's name), so nothing is renewed, and
@@ -93,7 +109,8 @@ def test_ask_never_renews_another_workers_lease_with_its_kept_token(cli: Cli, sw
         "ask", "lib", "renew w3's?", "--task", task_id, "--timeout", "2", env={"SWARM_AGENT": "w4"},
         expect=3,
     )  # fmt: skip
-    assert "you ask as w4, and only w3's own token renews its lease" in out.stderr, out.stderr
+    assert "you ask as w4 (SWARM_AGENT), and only w3's own token renews" in out.stderr, out
+    assert "--asker w3" in out.stderr
     assert swarm.get_task(task_id).lease_deadline == first_deadline
 
 

@@ -50,6 +50,8 @@ def pair(servers: ServerFactory) -> Iterator[tuple[RedisServer, RedisServer]]:
             "the replica synced",
         )
     Cli(master.url)("up")  # (the library in place: replicated to the replica)
+    with contextlib.closing(replica.client()) as client:
+        until(lambda: client.function_list(library="redis_swarm"), "the library replicated")
     yield master, replica
     replica.stop()
     master.stop()

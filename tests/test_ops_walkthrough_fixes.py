@@ -30,6 +30,7 @@ from starlette.testclient import TestClient
 
 import redis_swarm
 from redis_swarm import AsyncSwarm, PermissionDenied, Settings, apply_role
+from redis_swarm._net import announced_host, every_interface
 from redis_swarm.dashboard.app import create_app
 
 from ._cli import Cli
@@ -147,6 +148,16 @@ def test_a_wildcard_host_announces_the_machines_name(redis_url: str, face: str) 
     names = {socket.gethostname(), socket.getfqdn()}
     assert any(f"http://{name}:" in line for name in names), line
     assert shown in line and "listening on every interface (0.0.0.0)" in line, line
+
+
+def test_only_ipv4s_wildcard_is_named_by_the_machine() -> None:
+    """``::`` is listened on IPv6 alone (``listen``), and the machine's name may resolve to
+    IPv4 alone: its URL stays ``[::]`` (it named the machine, which refused connections)."""
+    assert announced_host("::") == ("::", False) and every_interface("::") == ""
+    assert announced_host("127.0.0.1") == ("127.0.0.1", False)
+    name, wildcard = announced_host("0.0.0.0")
+    assert wildcard and name in {socket.gethostname(), socket.getfqdn()}
+    assert every_interface("0.0.0.0") == "listening on every interface (0.0.0.0); "
 
 
 @pytest.fixture

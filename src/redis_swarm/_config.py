@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SWARM",
     "PATH_OPTIONS",
+    "SENTINEL_DOCS",
     "Durability",
     "Kind",
     "Settings",
@@ -69,6 +70,8 @@ Durability = Literal["normal", "strict"]
 Compression = Literal["auto", "always", "never"]
 
 DEFAULT_HOME = Path("~/.local/share/redis-swarm").expanduser()
+# Where a message about a Sentinel set (its URL, its guard min-replicas-to-write) points to.
+SENTINEL_DOCS = "docs/deployment.md, 'Sentinel'"
 DEFAULT_SWARM = "default"
 
 
@@ -565,7 +568,7 @@ def _refuse_secret_options(url: str) -> None:
     elif option.startswith("sentinel"):  # (sentinel_password)
         where = (
             "sentinels that require a password are not supported: the sentinels are reached "
-            "without one (docs/deployment.md, Sentinel): drop it; the user name and password "
+            f"without one ({SENTINEL_DOCS}): drop it; the user name and password "
             "before the host are the servers'"
         )
     else:

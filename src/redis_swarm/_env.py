@@ -31,7 +31,6 @@ __all__ = [
     "ENV_HOME",
     "ENV_NAME",
     "ENV_URL",
-    "SENTINEL_DOCS",
     "URL_FROM_ENV_OPTION",
     "ContextCacheSpec",
     "agent_from_env",
@@ -55,8 +54,6 @@ CHECK_SWARM = (
 # either: a face that cannot run commands words the connection error its own way. (Here, not
 # in _translate, for the same reason as CHECK_SWARM.)
 DOCTOR_TELLS_MORE = "'swarm doctor' tells more"
-# Where a message about a Sentinel set's guard (min-replicas-to-write) or URL points to.
-SENTINEL_DOCS = "docs/deployment.md, 'Sentinel'"
 ENV_HOME = "SWARM_HOME"
 ENV_AGENT = "SWARM_AGENT"
 ENV_CONTEXT_CACHE = "SWARM_CONTEXT_CACHE"

@@ -187,17 +187,24 @@ def _why_not_listening(host: str, port: int, exc: OSError, free: str) -> str:
     )
 
 
+def _every_ipv4_interface(host: str) -> bool:
+    """Whether ``host`` is IPv4's wildcard, ``0.0.0.0``. (Not IPv6's ``::``: ``listen`` binds
+    it IPv6-only, and the machine's name may resolve to IPv4 alone, so ``[::]`` stays as it
+    is said.)"""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_unspecified
+
+
 def announced_host(host: str) -> tuple[str, bool]:
-    """The host a served URL names, and whether ``host`` is a wildcard (``0.0.0.0``, ``::``:
-    every interface). A wildcard is no address another machine can open: the URL names this
+    """The host a served URL names, and whether ``host`` is IPv4's wildcard (``0.0.0.0``:
+    every interface). That is no address another machine can open: the URL names this
     machine by its name instead (its fully qualified one when the resolver knows one, else
     the host name), which every interface answers to. The dashboard's URL, the A2A card's and
     the MCP server's say it so."""
-    try:
-        wildcard = ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return host, False
-    if not wildcard:
+    if not _every_ipv4_interface(host):
         return host, False
     name = socket.getfqdn()
     if not name or "." not in name or name.startswith("localhost"):
@@ -206,5 +213,5 @@ def announced_host(host: str) -> tuple[str, bool]:
 
 
 def every_interface(host: str) -> str:
-    """What a served URL's line adds for a wildcard ``host`` (else nothing)."""
-    return f"listening on every interface ({host}); " if announced_host(host)[1] else ""
+    """What a served URL's line adds for IPv4's wildcard ``host`` (else nothing)."""
+    return f"listening on every interface ({host}); " if _every_ipv4_interface(host) else ""

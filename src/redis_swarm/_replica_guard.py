@@ -33,9 +33,8 @@ from typing import Any
 import redis
 
 from ._codec import counted
-from ._config import Settings
+from ._config import SENTINEL_DOCS, Settings
 from ._connect import sync_client
-from ._env import SENTINEL_DOCS
 from ._replies import text
 from ._translate import translate
 

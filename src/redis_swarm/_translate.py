@@ -13,7 +13,7 @@ import redis.exceptions as rex
 
 from . import _errors as e
 from ._acl import ROLES, WORKER_HIDDEN, role_commands, role_scripts
-from ._config import PATH_OPTIONS, Settings
+from ._config import PATH_OPTIONS, SENTINEL_DOCS, Settings
 from ._env import CHECK_SWARM, DOCTOR_TELLS_MORE
 from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
 from ._ops.server import (
@@ -587,7 +587,7 @@ def _too_few_replicas(where: str) -> str:
         "or lag more than min-replicas-max-lag seconds (INFO replication on the master): bring "
         "one back. To take writes with no replica, an admin sets CONFIG SET "
         "min-replicas-to-write 0, at the cost of writes a failover may lose "
-        "(docs/deployment.md, Sentinel)"
+        f"({SENTINEL_DOCS})"
     )
 
 

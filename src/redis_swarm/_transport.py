@@ -27,7 +27,6 @@ the calls that did not run (redis-py routes each by its keys, and a strict handl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -248,7 +247,7 @@ def load_everything(scripting: Scripting, where: str) -> Generator[Step, Any, bo
             return True
         except redis.ResponseError as exc:
             refused = exc
-        if not re.search(r"unknown command .FUNCTION.", str(refused), re.IGNORECASE):
+        if not NO_FUNCTIONS.search(str(refused)):
             # A user who may not load it (a worker): fine if this version is in place.
             (reply,) = yield Send((fcall("ping", (), (0,)),))
             if isinstance(reply, Exception):

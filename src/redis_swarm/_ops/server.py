@@ -9,8 +9,7 @@ from typing import Any
 
 from .. import _durability
 from .._codec import MAX_ISO_MS, counted, iso
-from .._config import Settings
-from .._env import SENTINEL_DOCS
+from .._config import SENTINEL_DOCS, Settings
 from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import swarm_key_patterns
 from .._net import is_loopback

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .._env import SENTINEL_DOCS
+from .._config import SENTINEL_DOCS
 from .._errors import ConnectionFailed
 from .._usage import Usage
 from .child import ChildResult

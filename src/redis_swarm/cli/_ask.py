@@ -29,7 +29,6 @@ from ._common import (
     agent_option_default,
     complete_owners,
     content,
-    default_worker,
     hold_interrupts,
     own_kept_token,
     parse_json,
@@ -259,20 +258,24 @@ def _asking_for(app: App, task: Task, asker: str | None) -> Task:
     token = os.environ.get("SWARM_TASK_TOKEN") or None
     if os.environ.get("SWARM_TASK_ID") != task.id:
         token = None  # (swarm run's token is its own task's)
-    me = asker or default_worker()
-    if token is None and me == holder:  # (never another worker's kept token: _common's rule)
+    # Asking as nobody in particular (no --asker, no SWARM_AGENT) is asking as the lease
+    # holder; one named otherwise is another worker, whose ask must not keep the holder's
+    # lease alive with the holder's kept token (_common's rule).
+    me = asker or holder
+    if token is None and me == holder:
         token = own_kept_token(app.swarm.settings, me, task.id, task.attempts)
     if token is None and not app.json:
         why = (
-            "no token of it is kept on this machine (swarm task claim keeps it)"
+            "no token of it is kept on this machine (swarm task claim keeps it); give it as "
+            f"SWARM_TASK_ID={task.id} SWARM_TASK_TOKEN=TOKEN (the token its claim printed)"
             if me == holder
-            else f"you ask as {me}, and only {holder}'s own token renews its lease"
+            else f"you ask as {me} (SWARM_AGENT), and only {holder}'s own token renews its "
+            f"lease: ask as the holder, --asker {holder}"
         )
         click.echo(
             printable(
                 f"warning: the lease of {task.id} (held by {holder}) will not be renewed while "
-                f"you wait: {why}; give it as SWARM_TASK_ID={task.id} SWARM_TASK_TOKEN=TOKEN "
-                "(the token its claim printed)"
+                f"you wait: {why}"
             ),
             err=True,
         )
