@@ -419,6 +419,9 @@ def install(
             err=True,
         )
     config, text, target = _client_config(client, shown, scope, as_json=app.json)
+    unset = _token_unset(spec) if client == "claude" and done is None else None
+    if unset is not None:  # (the printed line expands it as the shell runs it: set it first)
+        click.echo(f"warning: {unset}", err=True)
     if app.json:
         click.echo(
             dumps(
@@ -653,14 +656,25 @@ def _with_token(argv: list[str], spec: LaunchSpec | RemoteSpec) -> list[str]:
     """``claude mcp add`` as the shell would run the printed line: the token expanded."""
     if not isinstance(spec, RemoteSpec) or spec.token_env is None:
         return argv
-    token = os.environ.get(spec.token_env, "")
-    if not token.strip():
-        raise ConfigError(
-            f"{spec.token_env} is not set: set it to the token `swarm mcp --transport http` "
-            "printed (or its --token), or pass --no-token for a server without one"
-        )
+    unset = _token_unset(spec)
+    if unset is not None:
+        raise ConfigError(unset)
+    token = os.environ[spec.token_env]
     header = f"Authorization: {spec.header}"
     return [f"Authorization: Bearer {token}" if arg == header else arg for arg in argv]
+
+
+def _token_unset(spec: LaunchSpec | RemoteSpec) -> str | None:
+    """What is wrong when the token ``claude mcp add``'s header expands is not set (None: it
+    is, or there is none): refused by --write, warned of by the printed line."""
+    if not isinstance(spec, RemoteSpec) or spec.token_env is None:
+        return None
+    if os.environ.get(spec.token_env, "").strip():
+        return None
+    return (
+        f"{spec.token_env} is not set: set it to the token `swarm mcp --transport http` "
+        "printed (or its --token), or pass --no-token for a server without one"
+    )
 
 
 def _claude() -> str:

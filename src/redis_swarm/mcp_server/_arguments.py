@@ -25,8 +25,9 @@ from pydantic_core import ErrorDetails
 
 from .._codec import dumps
 from .._errors import SwarmError, ValidationError
+from .._mcp_names import EVERY_TOOL_ROLE
 from ._budget import clip
-from ._render import failed_call, tool_error
+from ._render import described, failed_call, tool_error
 
 __all__ = ["StrictTool", "argument_problems", "description_of"]
 
@@ -34,9 +35,17 @@ __all__ = ["StrictTool", "argument_problems", "description_of"]
 class StrictTool(Tool):
     """A tool whose arguments must all be its own, and whose argument errors read plainly."""
 
+    # The role of the server that offers it: its errors and descriptions are said in its words.
+    role: str = EVERY_TOOL_ROLE
+
     @classmethod
     def of(
-        cls, fn: Callable[..., Any], *, name: str, annotations: ToolAnnotations | None
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        annotations: ToolAnnotations | None,
+        role: str = EVERY_TOOL_ROLE,
     ) -> StrictTool:
         tool = cls.from_function(
             fn,
@@ -52,7 +61,8 @@ class StrictTool(Tool):
         config = {"model_config": ConfigDict(extra="forbid"), "__module__": loose.__module__}
         strict = cast("type[BaseModel]", type(loose.__name__, (loose,), config))
         tool.fn_metadata = tool.fn_metadata.model_copy(update={"arg_model": strict})
-        tool.parameters = strict.model_json_schema(by_alias=True)
+        tool.parameters = _described(strict.model_json_schema(by_alias=True), role)
+        tool.role = role
         return tool
 
     async def run(
@@ -65,7 +75,7 @@ class StrictTool(Tool):
         except ArgumentsRefused as exc:
             problems = argument_problems(self.name, self.parameters, arguments, exc.errors())
             # The SDK's prefix of every tool error, so that this one reads like the others.
-            refused = tool_error(ValidationError("\n".join(problems)))
+            refused = tool_error(ValidationError("\n".join(problems)), self.role)
             raise ToolError(failed_call(self.name, refused)) from exc
         try:
             return await super().run(arguments, context, convert_result)
@@ -74,8 +84,22 @@ class StrictTool(Tool):
             # the core is called): said as the others are, not as a bare "Error executing".
             if not isinstance(exc.__cause__, SwarmError):
                 raise
-            said = tool_error(exc.__cause__)
+            said = tool_error(exc.__cause__, self.role)
             raise ToolError(failed_call(self.name, said)) from exc.__cause__
+
+
+def _described(schema: Any, role: str) -> Any:
+    """A schema whose descriptions are said as ``role``'s server says them (``described``)."""
+    if isinstance(schema, dict):
+        return {
+            key: described(value, role)
+            if key == "description" and isinstance(value, str)
+            else _described(value, role)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_described(item, role) for item in schema]
+    return schema
 
 
 def description_of(fn: Callable[..., Any]) -> str:

@@ -22,18 +22,21 @@ from .._errors import (
     SwarmError,
     ValidationError,
 )
+from .._mcp_names import EVERY_TOOL_ROLE
 from ._budget import clip
-from ._roles import declared_tool_names
+from ._roles import declared_tool_names, roles_offering
 
 __all__ = [
     "TOOL_WORDS",
     "blocks",
     "cursor_offset",
+    "described",
     "failed_call",
     "fit",
     "plain",
     "render_group",
     "tool_error",
+    "tool_words",
 ]
 
 _TIME_FIELDS = frozenset(
@@ -110,13 +113,57 @@ TOOL_WORDS: dict[str, str] = {
 }
 
 
-def tool_error(exc: SwarmError) -> ToolError:
+# Who gives an agent the id of another agent, to a role without list_agents.
+_AGENT_ID_GIVER = "the agent that gave it to you, or the swarm's operator"
+
+# The words of ``TOOL_WORDS`` that send the agent to a tool some roles are not given: that
+# tool, and what a server of such a role says instead (``tool_words``).
+_WITHOUT: dict[str, tuple[str, str]] = {
+    hints.CHECK_AGENT_ID: ("list_agents", f"check the id with {_AGENT_ID_GIVER}"),
+    # (A worker's ask tells it to read an answer that is a finding.)
+    hints.LIST_FINDINGS: ("list_findings", "through the swarm's operator"),
+    # (A coordinator's post_task tells it to put big material in a context.)
+    hints.PUBLISH_CONTEXT: ("publish_context", "(a shard or the swarm's operator publishes it)"),
+}
+
+# An argument's description that says which tool gives its value, "(list_agents)": what it
+# says instead to a role without that tool (``described``).
+_SOURCE_WITHOUT: dict[str, str] = {"list_agents": f"(from {_AGENT_ID_GIVER})"}
+
+
+def _offers(role: str, name: str) -> bool:
+    return role == EVERY_TOOL_ROLE or role in roles_offering(name)
+
+
+def tool_words(role: str) -> dict[str, str]:
+    """``TOOL_WORDS`` as a server started for ``role`` says them: no tool it lacks named."""
+    return {
+        hint: words
+        if hint not in _WITHOUT or _offers(role, _WITHOUT[hint][0])
+        else _WITHOUT[hint][1]
+        for hint, words in TOOL_WORDS.items()
+    }
+
+
+def described(text: str, role: str) -> str:
+    """An argument's description as a server started for ``role`` says it."""
+    for name, words in _SOURCE_WITHOUT.items():
+        if not _offers(role, name):
+            text = text.replace(f"({name})", words)
+    return text
+
+
+def tool_error(exc: SwarmError, role: str = EVERY_TOOL_ROLE) -> ToolError:
     """A core error as a tool error that says what to do next, in tool terms (its hints
-    translated by ``TOOL_WORDS``, or one added when it names no tool)."""
-    said = hints.reworded(str(exc) or type(exc).__name__, TOOL_WORDS)
+    translated by ``TOOL_WORDS`` as ``role``'s server says them, or one added when it names
+    no tool)."""
+    said = hints.reworded(str(exc) or type(exc).__name__, tool_words(role))
     message = f"{type(exc).__name__}: {said}"
-    # Whole words: "task" holds the tool name "ask", and named no tool.
-    if any(re.search(rf"\b{name}\b", message) for name in declared_tool_names()):
+    # Whole words: "task" holds the tool name "ask", and named no tool. (A role's words for a
+    # tool it lacks name none, and say what to do all the same.)
+    if any(re.search(rf"\b{name}\b", message) for name in declared_tool_names()) or any(
+        words in said for _, words in _WITHOUT.values()
+    ):
         return ToolError(message)
     for kind, hint in _HINTS:
         if isinstance(exc, kind):

@@ -11,7 +11,7 @@ marker is refused, so a new tool cannot be half-declared.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,6 +28,8 @@ __all__ = [
     "WORKER",
     "ToolSpec",
     "declared_tool_names",
+    "not_here",
+    "roles_offering",
     "tool",
     "tool_specs",
 ]
@@ -46,7 +48,9 @@ PLANNERS = SHARD | COORDINATOR
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "__swarm_tool__"
-_DECLARED: set[str] = set()  # every name ever marked: what tool_error recognises as a tool
+# Every name ever marked, with the roles given it: what tool_error recognises as a tool, and
+# what a role's words (``_render``) and its refusals of other roles' tools (``not_here``) read.
+_DECLARED: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def tool(*, roles: Iterable[str], read_only: bool = False) -> Callable[[F], F]:
 
     def mark(fn: F) -> F:
         setattr(fn, _MARK, ToolSpec(fn.__name__, given, read_only, fn))
-        _DECLARED.add(fn.__name__)
+        _DECLARED[fn.__name__] = given
         return fn
 
     return mark
@@ -80,6 +84,34 @@ def tool(*, roles: Iterable[str], read_only: bool = False) -> Callable[[F], F]:
 def declared_tool_names() -> frozenset[str]:
     """The names of every tool marked so far (all of them once the tools are imported)."""
     return frozenset(_DECLARED)
+
+
+def roles_offering(name: str) -> tuple[str, ...]:
+    """The roles given the tool ``name`` (none: no tool has that name), in ``PROMPT_ROLES``'
+    order; a server started for ``all`` offers it too."""
+    given = _DECLARED.get(name, frozenset())
+    return tuple(role for role in PROMPT_ROLES if role in given)
+
+
+# At most this many names are listed by a refusal of a name a server does not offer (more: it
+# says how many there are, and where they are listed).
+_MAX_LISTED = 15
+
+
+def not_here(kind: str, name: str, role: str, offered: Sequence[str], owners: Sequence[str]) -> str:
+    """A request for a ``kind`` (a tool, a prompt) this server (``--role role``, offering
+    ``offered``) lacks: what it offers, and, when ``name`` is another role's (``owners``),
+    which server has it. One rule for tools and prompts."""
+    said = f"no {kind} {name!r} here: this server (--role {role}) offers " + (
+        ", ".join(offered)
+        if len(offered) <= _MAX_LISTED
+        else f"{len(offered)} {kind}s ({kind}s/list names them)"
+    )
+    if owners:
+        whose = " or ".join(f"a {owner}'s" for owner in owners)
+        started = " or ".join(f"--role {owner}" for owner in owners)
+        said += f"; {name} is {whose}: a server started with {started} (or all) has it"
+    return said
 
 
 def tool_specs(cls: type) -> list[ToolSpec]:

@@ -24,7 +24,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, ToolAnnotations
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 
 from .._client import Swarm
 from .._errors import ConfigError, ValidationError
@@ -39,7 +39,7 @@ from ._channel import instructions as channel_instructions
 from ._files import FileAccess
 from ._http import serve_http
 from ._restart import StartEmbedded
-from ._roles import AGENT_ROLES, PROMPT_ROLES
+from ._roles import AGENT_ROLES, PROMPT_ROLES, not_here, roles_offering
 from ._session import RegisterOnConnect, SessionRegistry
 from ._stdin import RefuseMarked, StdinScreen
 from ._tools import SwarmTools, tool_names, tools_for
@@ -161,10 +161,11 @@ def build_server(
     middleware: list[Any] = [
         RefuseMarked(),
         OnlyOwnPrompts(role, prompt_roles),
+        OnlyOwnTools(role),
         RegisterOnConnect(sessions),
     ]
     if pushes is not None:  # outside RegisterOnConnect: it starts once the agent is registered
-        middleware.insert(2, ChannelOnConnect(pushes, sessions))
+        middleware.insert(3, ChannelOnConnect(pushes, sessions))
     if swarm.settings.kind == "embedded":  # (started at launch: started again if it stopped)
         middleware.insert(1, StartEmbedded(swarm.settings))
     told = INSTRUCTIONS[role] + " " + _COMMON.format(budget=budget.tokens)
@@ -184,6 +185,7 @@ def build_server(
             StrictTool.of(
                 MethodType(spec.fn, tools),
                 name=spec.name,
+                role=role,
                 annotations=_READ_ONLY if spec.read_only else None,
             )
             for spec in tools_for(role)
@@ -265,13 +267,30 @@ class OnlyOwnPrompts:
     ) -> HandlerResult:
         name = (ctx.params or {}).get("name") if ctx.method == "prompts/get" else None
         if name is not None and name not in self.names:
-            other = next((r for r in PROMPT_ROLES if prompt_name(r) == name), None)
-            where = f"; {name} is a {other}'s: a server started with --role {other} (or all) has it"
+            owners = [r for r in PROMPT_ROLES if prompt_name(r) == name]
             raise MCPError(
                 code=INVALID_PARAMS,
-                message=f"no prompt {name!r} here: this server (--role {self.role}) offers "
-                f"{', '.join(self.names)}" + (where if other is not None else ""),
+                message=not_here("prompt", str(name), self.role, self.names, owners),
             )
+        return await call_next(ctx)
+
+
+class OnlyOwnTools:
+    """Server middleware: ``tools/call`` of a tool this server does not offer (another role's,
+    a misspelt name) is a failed call, as the SDK's "Unknown tool" is, that says which role's
+    server has it and what this one offers (``not_here``, as for prompts)."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.names = tool_names(role)
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
+        if name is not None and name not in self.names:
+            said = not_here("tool", str(name), self.role, self.names, roles_offering(str(name)))
+            return CallToolResult(content=[TextContent(type="text", text=said)], is_error=True)
         return await call_next(ctx)
 
 

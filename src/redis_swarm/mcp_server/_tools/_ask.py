@@ -13,7 +13,7 @@ from ..._codec import iso
 from ..._errors import AlreadyCompleted, SwarmError
 from ..._keys import ask_queue
 from ..._models import Task
-from .._render import plain, tool_error
+from .._render import plain
 from .._roles import EVERYONE, SHARD, tool
 from .._session import ANSWER
 from ._base import MAX_CLAIM_WAIT_S, MAX_PASS_WAIT_S, ToolsBase
@@ -97,7 +97,7 @@ class AskTools(ToolsBase):
                 queue, worker=session.agent_id, lease_s=None, wait_s=wait_s
             )
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
         if task is None:
             return self._result(
                 {"question": None, "queue": queue, "next": "no question is waiting: go on with "
@@ -145,9 +145,9 @@ class AskTools(ToolsBase):
                 model=session.model, context_version=version, sources=sources or (),
             )  # fmt: skip
         except AlreadyCompleted as exc:  # a late answer, kept superseded
-            raise tool_error(self._late(session, question_id, exc, ANSWER)) from exc
+            raise self._error(self._late(session, question_id, exc, ANSWER)) from exc
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
         finally:  # the lease is done either way
             session.let_go(question_id)
         session.report_done(question_id, found.id, ANSWER)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
@@ -65,17 +66,21 @@ class ToolsBase:
 
     # --- plumbing
 
+    def _error(self, exc: SwarmError) -> ToolError:
+        """``exc`` as a tool error in the words of this server's role (``tool_error``)."""
+        return tool_error(exc, self.sessions.role)
+
     async def _session(self, ctx: Context) -> AgentSession:
         try:
             return await self.sessions.for_request(ctx.request_context)
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
 
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         try:
             return await self.sessions.call(fn, *args, **kwargs)
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
 
     async def _read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """A read-only core call: the same as ``_run``, but a cancelled request stops
@@ -83,7 +88,7 @@ class ToolsBase:
         try:
             return await self.sessions.read(fn, *args, **kwargs)
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
 
     def _result(self, payload: dict[str, Any], text: str | None = None) -> CallToolResult:
         """One JSON block (and the text, verbatim); split into pages if over the budget."""
@@ -96,14 +101,13 @@ class ToolsBase:
         page, header = self.spill.paginate(document, self.budget)
         return blocks(dumps(header), page)
 
-    @staticmethod
     def _token(
-        session: AgentSession, task_id: str, given: str | None, how: Settling = REPORT
+        self, session: AgentSession, task_id: str, given: str | None, how: Settling = REPORT
     ) -> str:
         try:
             return session.token(task_id, given, how)
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
 
     @staticmethod
     def _late(
@@ -126,4 +130,4 @@ class ToolsBase:
         try:
             return decode_cursor(kind, cursor)
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc

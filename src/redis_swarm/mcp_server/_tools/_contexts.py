@@ -13,10 +13,10 @@ from pydantic import Field
 from ... import _hints as hints
 from ..._codec import dumps
 from ..._context_records import GrepLine, SearchHit, grep_groups
-from ..._errors import NotFound, SwarmError
+from ..._errors import NotFound, SwarmError, ValidationError
 from ..._validate import MAX_AROUND, MAX_HITS, check_name
 from .._budget import clip, encode_cursor
-from .._render import cursor_offset, plain, render_group, tool_error
+from .._render import cursor_offset, plain, render_group
 from .._roles import EVERYONE, SHARD, tool
 from ._base import ContextOwner, ContextVersion, ToolsBase
 
@@ -106,7 +106,8 @@ class ContextTools(ToolsBase):
         session = await self._session(ctx)
         owner = session.context_owner(owner)
         if end is not None and end < start:
-            raise ToolError(f"end ({end}) is before start ({start}): pass start <= end")
+            # (as the SDK's checks of one argument are said: StrictTool says a core error so)
+            raise ValidationError(f"end ({end}) is before start ({start}): pass start <= end")
         part = await self._read(
             self.swarm.read_context,
             owner,
@@ -186,7 +187,7 @@ class ContextTools(ToolsBase):
             ignore_case = bool(state.get("i", ignore_case))
             around = cursor_offset(state, "a") if "a" in state else around
         if not isinstance(pattern, str):
-            raise ToolError("give pattern: the text (or regex=true: the RE2 regex) to find")
+            raise ValidationError("give pattern: the text (or regex=true: the RE2 regex) to find")
         owner = session.context_owner(owner)
         if skip >= MAX_HITS:
             raise ToolError(f"only the first {MAX_HITS} hits can be listed: narrow the pattern")
@@ -254,14 +255,14 @@ class ContextTools(ToolsBase):
             except NotFound as exc:
                 said = str(exc)
                 if hints.CURRENT_VERSION not in said:
-                    raise tool_error(exc) from exc
+                    raise self._error(exc) from exc
                 again = (
                     f"this cursor pages that version, so it cannot go on: call {fresh} "
                     "again without the cursor to start over on the current version"
                 )
                 raise ToolError(f"NotFound: {said.replace(hints.CURRENT_VERSION, again)}") from exc
             except SwarmError as exc:
-                raise tool_error(exc) from exc
+                raise self._error(exc) from exc
 
         return read
 
@@ -326,7 +327,9 @@ class ContextTools(ToolsBase):
         readers see the old or the new one, never a mix. Step 2: post_task / post_tasks."""
         session = await self._session(ctx)
         if (text is None) == (path is None):
-            raise ToolError("pass exactly one of text or path (a file on this server's machine)")
+            raise ValidationError(
+                "pass exactly one of text or path (a file on this server's machine)"
+            )
         content: str | bytes
         if path is not None:
             limit = self.swarm.limits.max_context_bytes

@@ -11,7 +11,7 @@ from pydantic import Field
 from ..._codec import dumps
 from ..._errors import SwarmError
 from ..._models import PassCosts
-from .._render import blocks, plain, tool_error
+from .._render import blocks, plain
 from .._roles import EVERYONE, tool
 from ._base import ToolsBase
 
@@ -133,5 +133,5 @@ class EveryoneTools(ToolsBase):
         try:
             page, header = self.spill.page(cursor)
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
         return blocks(dumps(header), page)

@@ -14,7 +14,7 @@ from ..._codec import dumps
 from ..._errors import SwarmError, Timeout, ValidationError
 from ..._validate import MAX_DELAY_S, MAX_LEASE_S
 from .._budget import encode_cursor
-from .._render import cursor_offset, fit, plain, tool_error
+from .._render import cursor_offset, fit, plain
 from .._roles import COORDINATOR, PLANNERS, SHARD, tool
 from ._base import MAX_PASS_WAIT_S, PageCursor, ToolsBase
 
@@ -165,7 +165,7 @@ class PlannerTools(ToolsBase):
         except SwarmError as exc:
             # (A pass no task was ever posted to, or retired, is refused by the core: its
             # NotFound names the passes, its hint in tool words.)
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
         if not any(counts.values()):  # (a misspelt queue reads as an empty one)
             return self._result(
                 {
@@ -240,7 +240,7 @@ class PlannerTools(ToolsBase):
         finding ids it rests on (they must exist). Then start the next pass."""
         session = await self._session(ctx)
         if not sources:  # (as swarm synth create: a synthesis rests on findings)
-            raise tool_error(ValidationError(
+            raise self._error(ValidationError(
                 "a synthesis cites the findings it rests on: pass their ids in sources "
                 "(list_findings lists the pass's findings)"
             ))  # fmt: skip

@@ -106,7 +106,7 @@ class WorkerTools(ToolsBase):
                 queue, worker=session.agent_id, lease_s=lease_s, wait_s=wait_s
             )
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
         if task is None:
             return self._result(await self._none_ready(queue))
         try:
@@ -219,7 +219,7 @@ class WorkerTools(ToolsBase):
         the finding records which context version you read. Then claim the next task (or
         pass claim_next to get it in this call)."""
         if extra is not None and "usage" in extra:  # in extra it would count nowhere
-            raise tool_error(
+            raise self._error(
                 ValidationError(
                     'extra holds "usage": what the run cost is no part of the finding; pass '
                     "it as report_finding's usage argument"
@@ -228,7 +228,7 @@ class WorkerTools(ToolsBase):
         # (in extra they were dropped, or checked under their own name, without a word)
         own = sorted(set(extra or ()) & {"summary", "details", "sources", "confidence"})
         if own:
-            raise tool_error(
+            raise self._error(
                 ValidationError(
                     f"extra holds {', '.join(own)}: pass {'them' if len(own) > 1 else 'it'} "
                     "as report_finding's own argument; extra is for the task's other fields"
@@ -259,9 +259,9 @@ class WorkerTools(ToolsBase):
         try:
             result, following = await self.sessions.call(report)
         except AlreadyCompleted as exc:
-            raise tool_error(self._late(session, task_id, exc, REPORT)) from exc
+            raise self._error(self._late(session, task_id, exc, REPORT)) from exc
         except SwarmError as exc:
-            raise tool_error(exc) from exc
+            raise self._error(exc) from exc
         session.report_done(task_id, result.id, REPORT)
         done = {"finding_id": result.id, "task_id": task_id, "completed": True}
         if claim_next is not None:

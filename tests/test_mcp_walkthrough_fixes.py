@@ -1,0 +1,124 @@
+"""What a new user following docs/mcp.md found: a worker told to check an id with list_agents
+(a tool it is not given), another role's tool refused only as "Unknown tool", a printed
+`claude mcp add` line with an empty bearer token and no warning, and one argument check that
+did not read like the others."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from click.testing import CliRunner
+
+from redis_swarm import Swarm
+from redis_swarm.cli import main
+from redis_swarm.mcp_server import AGENT_ROLES, build_server, tool_names
+from redis_swarm.mcp_server._tools import TOOL_ROLES
+
+from .mcp_server._helpers import connect
+
+
+@pytest.fixture
+def core(redis_url: str) -> Iterator[Swarm]:
+    swarm = Swarm(redis_url, swarm="test")
+    yield swarm
+    swarm.close()
+
+
+def test_a_worker_is_not_sent_to_list_agents(core: Swarm) -> None:
+    """A worker's server offers no list_agents: neither its error nor send_message's `to`
+    names it; a coordinator's still does."""
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker")) as worker:
+            said = await worker.error("send_message", to="ghost", body="hi")
+            assert "list_agents" not in said, said
+            assert (
+                "check the id with the agent that gave it to you, or the swarm's operator" in said
+            )
+            assert "swarm_status lists queues" not in said, said  # (no second, other hint)
+            tools = {t.name: t for t in (await worker.client.list_tools()).tools}
+            to = tools["send_message"].input_schema["properties"]["to"]["description"]
+            assert "list_agents" not in to and "the swarm's operator" in to, to
+        async with connect(build_server(core, role="coordinator")) as coordinator:
+            said = await coordinator.error("send_message", to="ghost", body="hi")
+            assert "check the id with list_agents" in said, said
+            tools = {t.name: t for t in (await coordinator.client.list_tools()).tools}
+            to = tools["send_message"].input_schema["properties"]["to"]["description"]
+            assert "(list_agents)" in to, to
+
+    anyio.run(body)
+
+
+def test_no_role_is_told_of_a_tool_it_lacks_in_its_argument_descriptions(core: Swarm) -> None:
+    async def body() -> None:
+        for role in AGENT_ROLES:
+            async with connect(build_server(core, role=role)) as agent:
+                lacks = set(TOOL_ROLES) - set(tool_names(role))
+                for listed in (await agent.client.list_tools()).tools:
+                    schema = json.dumps(listed.input_schema)
+                    for name in lacks:
+                        assert f"({name})" not in schema, (role, listed.name, name)
+
+    anyio.run(body)
+
+
+def test_another_roles_tool_says_which_server_has_it(core: Swarm) -> None:
+    """Was the SDK's "Unknown tool: post_task"; said now as a prompt of another role is."""
+
+    async def body() -> None:
+        async with connect(build_server(core, role="worker")) as worker:
+            said = await worker.error("post_task", queue="q", description="x")
+            assert said.startswith("no tool 'post_task' here: this server (--role worker)"), said
+            assert "offers " + ", ".join(tool_names("worker")) in said, said
+            assert "a shard's or a coordinator's" in said, said
+            assert "--role shard or --role coordinator (or all)" in said, said
+            said = await worker.error("publish_context", text="x")
+            assert "--role shard (or all) has it" in said, said
+            said = await worker.error("claim_tsak", queue="q")  # misspelt: no role has it
+            assert said.startswith("no tool 'claim_tsak' here") and "claim_task" in said, said
+            assert "has it" not in said, said
+        async with connect(build_server(core, role="all")) as anyone:
+            said = await anyone.error("no_such_tool")
+            assert "(--role all) offers" in said and "tools/list" in said, said
+
+    anyio.run(body)
+
+
+def test_end_before_start_is_a_validation_error_as_the_others(core: Swarm) -> None:
+    async def body() -> None:
+        async with connect(build_server(core, role="shard")) as shard:
+            await shard("publish_context", text="one\ntwo\n")
+            said = await shard.error("read_context_lines", start=10, end=5)
+            assert said.startswith("Error executing tool read_context_lines: ValidationError: ")
+            assert said.endswith("(fix that argument and call again)"), said
+            assert "start <= end" in said, said
+
+    anyio.run(body)
+
+
+def test_a_printed_claude_line_warns_of_an_unset_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--write refuses; the printed line (which the shell expands to an empty bearer header)
+    is printed all the same, with the same words as a warning."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SWARM_MCP_TOKEN", raising=False)
+    args = ["mcp", "install", "--client", "claude", "--http", "http://127.0.0.1:18765/mcp"]
+    printed = CliRunner().invoke(main, args)
+    assert printed.exit_code == 0, printed.output
+    assert "Bearer ${SWARM_MCP_TOKEN}" in printed.stdout
+    warned = re.search(r"warning: (SWARM_MCP_TOKEN is not set: .*)", printed.stderr)
+    assert warned is not None, printed.stderr
+    monkeypatch.setenv("PATH", str(tmp_path))  # (no claude: refused before it is looked for)
+    written = CliRunner().invoke(main, [*args, "--write"])
+    assert written.exit_code != 0
+    assert warned[1] in written.stderr, written.stderr
+    monkeypatch.setenv("SWARM_MCP_TOKEN", "t0ken")
+    quiet = CliRunner().invoke(main, args)
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.stderr
