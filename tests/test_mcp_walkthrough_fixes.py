@@ -14,9 +14,11 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from redis_swarm import Swarm
+from redis_swarm import AlreadyCompleted, LeaseLost, NotFound, Swarm, ValidationError
 from redis_swarm.cli import main
 from redis_swarm.mcp_server import AGENT_ROLES, build_server, tool_names
+from redis_swarm.mcp_server._render import tool_error, tool_words
+from redis_swarm.mcp_server._roles import declared_tool_names
 from redis_swarm.mcp_server._tools import TOOL_ROLES
 
 from .mcp_server._helpers import connect
@@ -67,6 +69,21 @@ def test_no_role_is_told_of_a_tool_it_lacks_in_its_argument_descriptions(core: S
     anyio.run(body)
 
 
+@pytest.mark.parametrize("role", AGENT_ROLES)
+def test_no_role_is_told_of_a_tool_it_lacks_in_its_errors(role: str) -> None:
+    """Every hint's words and every error's added hint, as ``role``'s server says them,
+    name only tools it offers (a worker was sent to post_task and next_question, a shard
+    and a coordinator to claim_task)."""
+    offered = set(tool_names(role))
+    lacked = declared_tool_names() - offered
+    said = list(tool_words(role).values())
+    for kind in (AlreadyCompleted, LeaseLost, NotFound, ValidationError):
+        said.append(str(tool_error(kind("x"), role)))
+    for text in said:
+        named = {name for name in lacked if re.search(rf"\b{name}\b", text)}
+        assert not named, (role, text, named)
+
+
 def test_another_roles_tool_says_which_server_has_it(core: Swarm) -> None:
     """Was the SDK's "Unknown tool: post_task"; said now as a prompt of another role is."""
 
@@ -85,6 +102,13 @@ def test_another_roles_tool_says_which_server_has_it(core: Swarm) -> None:
         async with connect(build_server(core, role="all")) as anyone:
             said = await anyone.error("no_such_tool")
             assert "(--role all) offers" in said and "tools/list" in said, said
+        # The SDK's own envelope stays (a refusal the middleware made alone lacked the
+        # serverInfo stamp of the newest protocol version that every other result carries).
+        async with connect(build_server(core, role="worker"), mode="2026-07-28") as worker:
+            refused = await worker.raw("post_task", queue="q", description="x")
+            taken = await worker.raw("swarm_status")
+            assert refused.is_error and refused.meta is not None, refused
+            assert set(refused.meta) == set(taken.meta or {}), (refused.meta, taken.meta)
 
     anyio.run(body)
 

@@ -75,7 +75,7 @@ def plain(value: Any) -> Any:
 
 _HINTS: tuple[tuple[type[SwarmError], str], ...] = (
     (AlreadyCompleted, "do not report again; claim the next task with claim_task"),
-    (LeaseLost, "stop working on this task and claim another with claim_task"),
+    (LeaseLost, "stop working on this task; claim another with claim_task"),
     (NotFound, "check the id or name: swarm_status lists queues and contexts"),
     (ValidationError, "fix that argument and call again"),
     (PermissionDenied, "this MCP server's Redis user may not do this: ask the swarm's operator"),
@@ -116,14 +116,30 @@ TOOL_WORDS: dict[str, str] = {
 # Who gives an agent the id of another agent, to a role without list_agents.
 _AGENT_ID_GIVER = "the agent that gave it to you, or the swarm's operator"
 
-# The words of ``TOOL_WORDS`` that send the agent to a tool some roles are not given: that
-# tool, and what a server of such a role says instead (``tool_words``).
-_WITHOUT: dict[str, tuple[str, str]] = {
-    hints.CHECK_AGENT_ID: ("list_agents", f"check the id with {_AGENT_ID_GIVER}"),
+# The words of ``TOOL_WORDS`` that send the agent to tools some roles are not given: those
+# tools, then what a server of a role lacking one of them says instead, the first whose tools
+# it offers (``tool_words``). Every hint whose words name a tool is here (a test holds it).
+_WITHOUT: dict[str, tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ...]]] = {
+    hints.CHECK_AGENT_ID: (("list_agents",), (((), f"check the id with {_AGENT_ID_GIVER}"),)),
     # (A worker's ask tells it to read an answer that is a finding.)
-    hints.LIST_FINDINGS: ("list_findings", "through the swarm's operator"),
+    hints.LIST_FINDINGS: (("list_findings",), (((), "through the swarm's operator"),)),
     # (A coordinator's post_task tells it to put big material in a context.)
-    hints.PUBLISH_CONTEXT: ("publish_context", "(a shard or the swarm's operator publishes it)"),
+    hints.PUBLISH_CONTEXT: (
+        ("publish_context",),
+        (((), "(a shard or the swarm's operator publishes it)"),),
+    ),
+    hints.CHECK_TASK_ID: (
+        ("claim_task", "post_task"),
+        (
+            (("claim_task",), "check the id claim_task returned"),
+            (("post_task",), "check the id post_task returned"),
+            ((), "check the id with the swarm's operator"),
+        ),
+    ),
+    hints.SERVE_QUESTIONS: (
+        ("next_question",),
+        (((), "(a shard answers them; the swarm's operator can start answerers)"),),
+    ),
 }
 
 # An argument's description that says which tool gives its value, "(list_agents)": what it
@@ -135,14 +151,24 @@ def _offers(role: str, name: str) -> bool:
     return role == EVERY_TOOL_ROLE or role in roles_offering(name)
 
 
+def _said_by(role: str, hint: str) -> str:
+    """``hint`` in the words of ``role``'s server: ``TOOL_WORDS``' when it offers every tool
+    they name, else the first of the fallbacks whose tools it offers."""
+    needs, fallbacks = _WITHOUT.get(hint, ((), ()))
+    if all(_offers(role, name) for name in needs):
+        return TOOL_WORDS[hint]
+    return next(w for tools, w in fallbacks if all(_offers(role, name) for name in tools))
+
+
 def tool_words(role: str) -> dict[str, str]:
     """``TOOL_WORDS`` as a server started for ``role`` says them: no tool it lacks named."""
-    return {
-        hint: words
-        if hint not in _WITHOUT or _offers(role, _WITHOUT[hint][0])
-        else _WITHOUT[hint][1]
-        for hint, words in TOOL_WORDS.items()
-    }
+    return {hint: _said_by(role, hint) for hint in TOOL_WORDS}
+
+
+def _fallback_said(said: str) -> bool:
+    """Whether ``said`` holds words a role's server says for a tool it lacks (which name no
+    tool, and say what to do all the same)."""
+    return any(words in said for _, fallbacks in _WITHOUT.values() for _, words in fallbacks)
 
 
 def described(text: str, role: str) -> str:
@@ -161,12 +187,14 @@ def tool_error(exc: SwarmError, role: str = EVERY_TOOL_ROLE) -> ToolError:
     message = f"{type(exc).__name__}: {said}"
     # Whole words: "task" holds the tool name "ask", and named no tool. (A role's words for a
     # tool it lacks name none, and say what to do all the same.)
-    if any(re.search(rf"\b{name}\b", message) for name in declared_tool_names()) or any(
-        words in said for _, words in _WITHOUT.values()
+    if any(re.search(rf"\b{name}\b", message) for name in declared_tool_names()) or (
+        _fallback_said(said)
     ):
         return ToolError(message)
     for kind, hint in _HINTS:
         if isinstance(exc, kind):
+            if "claim_task" in hint and not _offers(role, "claim_task"):
+                hint = hint.partition(";")[0]  # (the rest sends it to a tool it lacks)
             return ToolError(f"{message} ({hint})")
     return ToolError(message)
 

@@ -287,11 +287,20 @@ class OnlyOwnTools:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
+        # The SDK answers first (its checks, its envelope for the protocol version), then its
+        # failed call of a tool this server lacks says more than "Unknown tool".
+        result = await call_next(ctx)
         name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
-        if name is not None and name not in self.names:
-            said = not_here("tool", str(name), self.role, self.names, roles_offering(str(name)))
-            return CallToolResult(content=[TextContent(type="text", text=said)], is_error=True)
-        return await call_next(ctx)
+        if not isinstance(name, str) or name in self.names:
+            return result
+        said = [TextContent(type="text", text=not_here(
+            "tool", name, self.role, self.names, roles_offering(name)
+        ))]  # fmt: skip
+        if isinstance(result, CallToolResult) and result.is_error:
+            return result.model_copy(update={"content": said})
+        if isinstance(result, dict) and result.get("isError"):
+            return {**result, "content": [block.model_dump(mode="json") for block in said]}
+        return result
 
 
 def _version() -> str:
