@@ -63,6 +63,7 @@ __all__ = [
     "mask_url",
     "retry_window",
     "swarm_from_env",
+    "url_host",
 ]
 
 Kind = Literal["embedded", "standalone", "unix", "cluster", "sentinel"]
@@ -364,10 +365,10 @@ class Settings:
             where = f"unix://{auth}{shown(_encoded(self.path or ''))}"
         elif self.kind == "standalone":
             tls = "s" if self.ssl else ""
-            where = f"redis{tls}://{auth}{_host(self.host)}:{self.port}/{self.db}"
+            where = f"redis{tls}://{auth}{url_host(self.host)}:{self.port}/{self.db}"
         else:
             tls = "s" if self.ssl else ""
-            hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.nodes)
+            hosts = ",".join(f"{url_host(h)}:{p}" for h, p in self.nodes)
             where = f"redis{tls}+{self.kind}://{auth}{hosts}"
             if self.kind == "sentinel":
                 where += f"/{shown(quote(self.service_name or '', safe=''))}/{self.db}"
@@ -680,7 +681,8 @@ def _parser(url: str) -> Callable[[str], dict[str, object]]:
     return parser
 
 
-def _host(host: str) -> str:
+def url_host(host: str) -> str:
+    """``host`` as a URL or an address (HOST:PORT) says it: an IPv6 address in brackets."""
     return f"[{host}]" if ":" in host else host
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._config import url_host
 from ._errors import ConfigError
 from ._printable import printable
 
@@ -52,8 +53,7 @@ def is_loopback(host: str) -> bool:
 
 def http_url(host: str, port: int, path: str = "/") -> str:
     """``http://HOST:PORT/PATH``, an IPv6 address in brackets."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{path}"
+    return f"http://{url_host(host)}:{port}{path}"
 
 
 @dataclass(frozen=True)

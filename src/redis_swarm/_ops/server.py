@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import _durability
 from .._codec import MAX_ISO_MS, counted, iso
-from .._config import SENTINEL_DOCS, Settings
+from .._config import SENTINEL_DOCS, Settings, url_host
 from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import swarm_key_patterns
 from .._net import is_loopback
@@ -136,8 +136,7 @@ def not_a_data_server(where: str, services: list[str] | None = None) -> str:
     names it monitors, when known)."""
     try:
         settings = Settings.from_url(where)
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        address = f"{host}:{settings.port}"
+        address = f"{url_host(settings.host)}:{settings.port}"
         tls = "s" if settings.ssl else ""
     except SwarmError:
         address, tls = "HOST:PORT", ""
@@ -739,7 +738,7 @@ def replica_master(info: Mapping[str, Any]) -> str | None:
     host, port = info.get("master_host"), info.get("master_port")
     if info.get("role") != "slave" or host is None or port is None:
         return None
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return f"{url_host(str(host))}:{port}"
 
 
 def sentinel_services(info: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import NotFound, SwarmError
+from .._models import OPEN_STATUSES
 from .._printable import printable
 from .._usage import LABEL_CHARS, unpriced_note, usage_line
 from .._validate import (
@@ -203,7 +204,7 @@ def _work_left(app: App, runner: Runner, stopped_by: str | None) -> str | None:
             still_open = sum(
                 stats.get(q, {}).get(status, 0)
                 for q in runner.options.queues
-                for status in ("pending", "delayed", "claimed")
+                for status in OPEN_STATUSES
             )
     if not released and still_open == 0:
         return None
