@@ -165,3 +165,32 @@ def test_a_redis_connection_no_retry_makes_is_said_once_and_tried_again_seldom(
     assert records[0].levelno == logging.ERROR, line
     assert "refused: certificate verify failed" in line and "no retry fixes that" in line, line
     assert "fix it where this server runs" in line and "trying again in" not in line, line
+
+
+def test_a_password_redis_refuses_is_said_once_and_tried_again_seldom(
+    servers: ServerFactory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server left running with a wrong password said 'paused ... trying again in 1 s',
+    then 2 s, ..., a warning at each try, as if it would pass (the MCP channel said it once):
+    one judgement of what needs a fix (``_errors.needs_a_fix``), one error line here."""
+    monkeypatch.setattr(_push, "RECONNECT_MAX_S", 0.3)
+    server = servers.start()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "a2a", "on", ">right-password-1234", "+@all", "~*")
+    url = f"redis://a2a:wrong-password-1234@127.0.0.1:{server.port}"
+
+    async def follow() -> None:
+        async with AsyncSwarm(url, swarm="push-refused") as swarm, push_client() as http:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(PushDispatcher(swarm, [QUEUE], http).run(), 2.5)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        asyncio.run(follow())
+    records = [r for r in caplog.records if r.name == LOGGER]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    line = records[0].getMessage()
+    assert records[0].levelno == logging.ERROR, line
+    assert "no retry fixes that" in line and "trying again in" not in line, line
+    assert "password" in line.lower(), line

@@ -45,6 +45,7 @@ __all__ = [
     "SwarmError",
     "Timeout",
     "ValidationError",
+    "needs_a_fix",
 ]
 
 
@@ -218,3 +219,16 @@ def tls_refused(exc: BaseException) -> bool:
         seen.append(current)
         current = current.__cause__ or current.__context__
     return False
+
+
+def needs_a_fix(exc: SwarmError) -> bool:
+    """Whether trying again soon cannot help after ``exc``, only a fix where the caller runs
+    (the one judgement of it for the loops that follow a swarm: the MCP channel, the A2A
+    push dispatcher): a connection no retry makes (``ConnectionFailed.retryable`` False: a
+    certificate refused, a certificate or key file of the URL that does not load, a port
+    answering TLS with no TLS), a user refused (``PermissionDenied``: a wrong password, a
+    right the user lacks), a URL naming what the server does not have (``ConfigError``).
+    Each one's message says what to fix; such a loop says it once and looks again seldom."""
+    if isinstance(exc, ConnectionFailed):
+        return not exc.retryable
+    return isinstance(exc, PermissionDenied | ConfigError)

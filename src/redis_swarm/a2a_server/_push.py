@@ -18,11 +18,11 @@ no TLS version in common); the webhook's next updates are each tried again (a ce
 may be renewed meanwhile). After a task's final state is delivered, its webhook is removed.
 
 The dispatcher rides out a lost Redis, following the stream again after waits that double
-(``reconnect_delay``). A connection no retry makes (``ConnectionFailed.retryable`` False: its
-certificate refused, a certificate or key file of the URL that no longer loads) is said once,
-as an error with what to fix, and tried again only every ``RECONNECT_MAX_S``, as the other
-faces do (the MCP channel, the dashboard): a fix made where the server runs resumes the
-pushes without a restart (said once too).
+(``reconnect_delay``). A connection no retry makes (``_errors.needs_a_fix``: its certificate
+refused, a certificate or key file of the URL that no longer loads, its password or a right
+refused) is said once, as an error with what to fix, and tried again only every
+``RECONNECT_MAX_S``, as the other faces do (the MCP channel, the dashboard): a fix made
+where the server runs resumes the pushes without a restart (said once too).
 
 A server that does not post inside its network (``url_check``: the rule its handler checks a
 webhook with when a client gives one, as ``_addresses.webhook_target``) checks the address
@@ -59,7 +59,13 @@ from a2a.utils.proto_utils import to_stream_response
 
 from .._client import AsyncSwarm
 from .._codec import now_ms
-from .._errors import ConnectionFailed, NotFound, PermissionDenied, SwarmError, tls_refused
+from .._errors import (
+    NotFound,
+    PermissionDenied,
+    SwarmError,
+    needs_a_fix,
+    tls_refused,
+)
 from .._models import Event, EventType, Webhook
 from ._addresses import REFUSED_ADDRESS, AddressCheck, pin, unresolved
 from ._convert import updates
@@ -78,7 +84,8 @@ PUSH_TIMEOUT_S = 10.0  # (seconds a webhook has to answer one post)
 REPLAY_S = 600.0
 # After losing Redis: wait this long, then follow again from the last event handled; each
 # failure in a row doubles the wait, up to RECONNECT_MAX_S (a server left running with a
-# wrong password or a stopped Redis logs one line a minute, not one a second).
+# stopped Redis logs one line a minute, not one a second; one with a wrong password says it
+# once, then tries every RECONNECT_MAX_S: ``needs_a_fix``).
 RECONNECT_S = 1.0
 RECONNECT_MAX_S = 60.0
 # A follow that lasted this long had reached Redis: its failure starts the waits again.
@@ -158,23 +165,21 @@ class PushDispatcher:
                         since = event.id
                 except SwarmError as exc:  # Redis went away: the claims make a replay safe
                     failures = 1 if time.monotonic() - started >= HEALTHY_S else failures + 1
-                    if isinstance(exc, ConnectionFailed) and not exc.retryable:
+                    if needs_a_fix(exc):
                         if not stuck:
+                            denied = isinstance(exc, PermissionDenied)
+                            fix = f" ({needs_role(self.swarm.name)})" if denied else ""
                             log.error(
-                                "push notifications stopped: %s; no retry fixes that: fix it "
-                                "where this server runs, and they resume (tried again every "
-                                "%g s; said here when they do)", exc, RECONNECT_MAX_S,
+                                "push notifications stopped: %s%s; no retry fixes that: fix "
+                                "it where this server runs, and they resume (tried again "
+                                "every %g s; said here when they do)", exc, fix, RECONNECT_MAX_S,
                             )  # fmt: skip
                             stuck = True
                         await asyncio.sleep(RECONNECT_MAX_S)
                         continue
                     stuck = False
                     delay = reconnect_delay(failures)
-                    denied = isinstance(exc, PermissionDenied)
-                    fix = f"; {needs_role(self.swarm.name)}" if denied else ""
-                    log.warning(
-                        "push notifications paused: %s%s (trying again in %g s)", exc, fix, delay
-                    )
+                    log.warning("push notifications paused: %s (trying again in %g s)", exc, delay)
                     await asyncio.sleep(delay)
         finally:  # stopping: what is still queued is dropped (at most once, never twice)
             for task in list(self._background):

@@ -73,7 +73,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from .._client import AsyncSwarm
 from .._codec import dumps
 from .._config import Settings
-from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
+from .._errors import SwarmError, needs_a_fix
 from .._mcp_names import EVERY_TOOL_ROLE
 from .._models import SYNTHESIS_REQUEST_KIND, Event, EventType, Message
 from .._validate import READ_DEFAULT
@@ -138,7 +138,7 @@ RECEIVED_S = 10.0
 # How often the event stream is tried again while Redis cannot be reached (each try also
 # waits out the client's own retries).
 AGAIN_AFTER_OUTAGE_S = 1.0
-# How often it is tried again after an error no retry fixes (``_no_retry_fixes``): seldom, as
+# How often it is tried again after an error no retry fixes (``needs_a_fix``): seldom, as
 # the dashboard's page looks again, yet a fix needs no restart of the session.
 AGAIN_AFTER_FIX_S = 30.0
 # How long the follow that says whether the stream can be read again, while it fails, waits.
@@ -591,7 +591,7 @@ class Channel:
         outages: a lost Redis is logged once, tried again every ``AGAIN_AFTER_OUTAGE_S``
         (each try waits out the client's own retries), and logged again once it answers;
         no event is missed (the follow goes on from the last one fed). An error no retry
-        fixes (``_no_retry_fixes``) is logged once with what to fix (also when an outage
+        fixes (``needs_a_fix``) is logged once with what to fix (also when an outage
         turns into one) and tried again only every ``AGAIN_AFTER_FIX_S``: once it is fixed
         where the server runs, pushing resumes (said once), with no restart of the session.
         The session's tools go on throughout."""
@@ -621,7 +621,7 @@ class Channel:
                         )  # fmt: skip
                         down, stuck = None, False
                 except SwarmError as exc:
-                    no_retry_fixes = _no_retry_fixes(exc)
+                    no_retry_fixes = needs_a_fix(exc)
                     if no_retry_fixes and not stuck:
                         log.error(
                             "channel: cannot push events for %s: %s; no retry fixes that: "
@@ -672,18 +672,6 @@ class Channel:
     async def _notify(connection: Connection, out: Iterable[Notice]) -> None:
         for notice in out:
             await connection.notify(METHOD, notice.params)
-
-
-def _no_retry_fixes(exc: SwarmError) -> bool:
-    """Whether following the event stream again soon cannot help after ``exc`` (only a fix
-    where the server runs can, looked for every ``AGAIN_AFTER_FIX_S``): a connection no
-    retry makes (``ConnectionFailed.retryable`` False: a certificate refused, a certificate
-    or key file of the URL that does not load, a port answering TLS with no TLS), a user
-    that may not read the stream (``PermissionDenied``), a URL naming what the server does
-    not have (``ConfigError``). Each one's message says what to fix."""
-    if isinstance(exc, ConnectionFailed):
-        return not exc.retryable
-    return isinstance(exc, PermissionDenied | ConfigError)
 
 
 async def _received(connection: Connection) -> bool:
