@@ -21,6 +21,7 @@ neither, and a rotation half done is finished by applying again with the new pas
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import signal
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -39,6 +41,7 @@ from redis_swarm import (
     Swarm,
     apply_role,
 )
+from redis_swarm.cli import main
 
 from ._acl_save_proxy import AclSaveProxy
 from ._cli import Cli, Out
@@ -242,6 +245,30 @@ def test_demoting_the_urls_own_user_is_refused(server: RedisServer) -> None:
     assert _rules(server, "ops-demote") == before
     # printing the rules applies nothing: not refused
     Cli(url)("acl", "--role", "worker", "--user", "ops-demote")
+
+
+@pytest.mark.parametrize("case", ["demoted", "embedded"])
+def test_a_refusal_comes_before_the_password_is_asked(
+    server: RedisServer, swarm_home: Path, case: str
+) -> None:
+    """--password-stdin asked for the password (typed at a terminal), then refused what
+    needs no password to refuse: the embedded server's own user, the URL's own user demoted.
+    Now refused first: nothing is read."""
+    if case == "demoted":
+        url, role, user = _admin(server, "ops-early"), "worker", "ops-early"
+    else:
+        url, role, user = "embedded", "admin", "default"
+    stdin = io.BytesIO(b"a-new-password-of-24-chars\n")
+    result = CliRunner().invoke(
+        main,
+        ["acl", "--role", role, "--user", user, "--password-stdin", "--apply"],
+        input=stdin,
+        env={"SWARM_URL": url, "SWARM_HOME": str(swarm_home)},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2, result.output
+    assert "error: refusing to" in result.stderr, result.stderr
+    assert stdin.tell() == 0  # (not a byte of it read)
 
 
 def test_demote_self_demotes_and_says_it_could_not_save(server: RedisServer) -> None:

@@ -35,6 +35,7 @@ from ._errors import (
     SwarmError,
     ValidationError,
 )
+from ._models import ACL_ROLES
 from ._replies import cluster_shards, reply_fields
 from ._topology import direct_settings, sentinel_down, sentinel_replicas
 from ._translate import causes, may_have_reached, translate, why_no_answer
@@ -157,9 +158,8 @@ def apply_role(
     may not run CLIENT LIST; nor, without ``kill_connections``, where the password applied
     is the only one the user had there already, ACL GETUSER says: no login changes)."""
     settings = target if isinstance(target, Settings) else target.settings
+    refuse_early(settings, role, user, dry_run=dry_run, demote_self=demote_self)
     own = user == _connecting_user(settings)
-    if own and not dry_run and settings.kind == "embedded":
-        raise _embedded_self(settings, user)
     # The URL's own user given its new password: a server that refuses the URL's is tried
     # with it, so that a rotation half done (some servers hold the new password, some the
     # old) is finished by applying again (_partly_applied says how).
@@ -173,8 +173,6 @@ def apply_role(
     spec = acl_user(role, settings.swarm if swarm is None else swarm, user, password, version)
     if dry_run:
         return AppliedRole(spec, version, url_user=own)
-    if own and spec.role != "admin" and not demote_self:
-        raise _self_demotion(settings, spec)
     handle = None if isinstance(target, Settings) else target
     done: dict[str, str] = {}
     closed: dict[str, int] | None = {} if kill_connections else None
@@ -203,6 +201,22 @@ def apply_role(
     )
 
 
+def refuse_early(
+    settings: Settings, role: str, user: str, *, dry_run: bool, demote_self: bool
+) -> None:
+    """The refusals of ``apply_role`` that need no server and no password, for a caller to
+    make before it asks for one (``swarm acl --password-stdin``: a typed password is not
+    wasted): the embedded server's own user given a password (``_embedded_self``), the
+    URL's own user made a role below admin without ``demote_self`` (``_self_demotion``)."""
+    if dry_run or user != _connecting_user(settings):
+        return
+    if settings.kind == "embedded":
+        raise _embedded_self(settings, user)
+    # (a role that is none is refused by ``acl_user``, saying which ones are)
+    if role in ACL_ROLES and role != "admin" and not demote_self:
+        raise _self_demotion(settings, user, role)
+
+
 def _connecting_user(settings: Settings) -> str:
     """The Redis user ``settings`` connects as: the URL's, else ``default`` (a URL with a
     password alone, or none, logs in as it)."""
@@ -224,13 +238,13 @@ def _embedded_self(settings: Settings, user: str) -> ValidationError:
     )
 
 
-def _self_demotion(settings: Settings, spec: AclUser) -> ValidationError:
+def _self_demotion(settings: Settings, user: str, role: str) -> ValidationError:
     """The refusal to make the URL's own user a role below admin: it would lose the rights to
     manage users (ACL SETUSER, ACL SAVE) with them, and with no other admin (the default user
     off) the only way back is editing the aclfile and restarting Redis."""
     return ValidationError(
-        f"refusing to make user {spec.user!r}, the one the URL ({settings.url}) connects as, a "
-        f"{spec.role}: it would lose the admin rights this needs (managing users, saving "
+        f"refusing to make user {user!r}, the one the URL ({settings.url}) connects as, a "
+        f"{role}: it would lose the admin rights this needs (managing users, saving "
         "them), and with no other admin the way back is editing the aclfile and restarting "
         "Redis. Make another admin first ('swarm acl --role admin --user NAME --apply') and "
         "run this with that admin's URL; or, if another admin can still manage users, pass "

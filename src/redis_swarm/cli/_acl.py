@@ -139,12 +139,14 @@ def acl(
         check_swarm_name(swarm)
     except ValidationError as exc:
         usage_failure(exc)
+    from .._acl_apply import apply_role, refuse_early  # (here: --help does without redis-py)
+
     if password_stdin:
         from .._acl import check_acl_user  # (the rules the apply checks, with no password)
 
         check_acl_user(role, swarm, user, version)
+        refuse_early(app.settings, role, user, dry_run=not apply_, demote_self=demote_self)
         password = _password_from_stdin(user)
-    from .._acl_apply import apply_role  # (here: it brings redis-py, which --help does without)
 
     try:
         made = apply_role(
