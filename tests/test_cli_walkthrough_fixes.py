@@ -162,16 +162,32 @@ def test_a_claim_by_the_host_default_name_says_so(cli: Cli, swarm: Swarm) -> Non
 # --- 6. Ctrl-C of a wait
 
 
-@pytest.mark.parametrize("command", ["claim", "wait"])
+WAITS = {
+    "claim": ["task", "claim", "q", "--wait", "30"],
+    "wait": ["task", "wait", "--queue", "q", "--timeout", "30"],
+    "report": ["task", "report", "ID", "--summary", "s", "--claim-next", "q", "--wait", "30"],
+}
+SAID = {
+    "claim": "the claim stopped waiting",
+    "wait": "the wait stopped",
+    # (its report taken, the wait for the next task was cut: a task leased in that instant
+    # was not given to it; it said "no next task was claimed")
+    "report": "the report may have been taken",
+}
+
+
+@pytest.mark.parametrize("command", list(WAITS))
 def test_ctrl_c_of_a_wait_is_an_error_line_not_aborted(
     swarm: Swarm, redis_url: str, tmp_path: Path, command: str
 ) -> None:
-    swarm.post_task("q", "d", delay_s=600)  # (open, not claimable: both wait)
-    args = (
-        ["task", "claim", "q", "--wait", "30"]
-        if command == "claim"
-        else ["task", "wait", "--queue", "q", "--timeout", "30"]
-    )
+    swarm.post_task("q", "d", delay_s=600)  # (open, not claimable: all three wait)
+    args = WAITS[command]
+    if command == "report":
+        mine = swarm.post_task("q-mine", "d")
+        claimed = swarm.claim("q-mine", worker="w-int")
+        assert claimed is not None
+        args = [mine.id if a == "ID" else a for a in args]
+        args += ["--worker", "w-int", "--token", claimed.token]
     proc = _start(redis_url, tmp_path, *args)
     # Once it waits (the server holds its blocking read): a Ctrl-C during Python's start-up
     # is Python's, and a fixed sleep is too short on a loaded machine.
@@ -181,8 +197,9 @@ def test_ctrl_c_of_a_wait_is_an_error_line_not_aborted(
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1, stderr
     message = stderr.decode()
-    said = "the claim stopped waiting" if command == "claim" else "the wait stopped"
-    assert message.startswith(f"error: interrupted: {said}"), message
+    assert message.startswith(f"error: interrupted: {SAID[command]}"), message
+    if command == "report":
+        assert "goes back to its queue when its lease ends" in message, message
     assert "Aborted" not in message and message.count("\n") == 1
 
 

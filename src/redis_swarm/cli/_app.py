@@ -54,7 +54,8 @@ INTERRUPTED: dict[tuple[str, str], str] = {
     ("task", "wait"): "interrupted: the wait stopped; the tasks go on as they were (swarm "
     "status shows them): run swarm task wait again to wait on",
     ("task", "report"): "interrupted: the report may have been taken (swarm task show ID says "
-    "so) and no next task was claimed; report again if it was not",
+    "so); report again if it was not. A next task it claims (--claim-next) was not given to "
+    "you: one leased in that very instant goes back to its queue when its lease ends",
 }
 # The commands whose usage errors exit 1, not click's 2: a Claude Code, Codex or Gemini CLI
 # hook runs `swarm hook`, and those clients read exit 2 as "block" (a refused stop, with the
