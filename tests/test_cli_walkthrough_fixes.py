@@ -185,7 +185,7 @@ def test_ctrl_c_of_a_wait_is_an_error_line_not_aborted(
     if command == "report":
         mine = swarm.post_task("q-mine", "d")
         claimed = swarm.claim("q-mine", worker="w-int")
-        assert claimed is not None
+        assert claimed is not None and claimed.token is not None
         args = [mine.id if a == "ID" else a for a in args]
         args += ["--worker", "w-int", "--token", claimed.token]
     proc = _start(redis_url, tmp_path, *args)
