@@ -85,13 +85,19 @@ class _ServerStartsMidway(Swarm):
         self._start_once()  # (the read, then register, of the hooks before ``join``)
         return agent
 
-    def join(self, agent_id: str, revise: Callable[[Agent | None], Mapping[str, Any]]) -> Agent:
+    def join(
+        self,
+        agent_id: str,
+        revise: Callable[[Agent | None], Mapping[str, Any]],
+        *,
+        announce: bool = True,
+    ) -> Agent:
         def built_then_raced(stored: Agent | None) -> Mapping[str, Any]:
             profile = revise(stored)
             self._start_once()
             return profile
 
-        return super().join(agent_id, built_then_raced)
+        return super().join(agent_id, built_then_raced, announce=announce)
 
 
 def test_a_session_start_racing_its_mcp_server_keeps_the_server_named(

@@ -254,10 +254,14 @@ def _profile(
     }
 
 
-def _store(ctx: OpContext, record: dict[str, Any], *replacing: str | bytes) -> Operation[Any]:
+def _store(
+    ctx: OpContext, record: dict[str, Any], *replacing: str | bytes, announce: bool = True
+) -> Operation[Any]:
     """Send ``record`` to ``agent_register`` (``replacing``: the stored record it was built
-    from, '' for none: a compare-and-set); its reply."""
+    from, '' for none: a compare-and-set; ``announce=False``, with ``replacing``: no
+    ``agent.joined`` for an agent registered in this life); its reply."""
     keys = ctx.keys
+    quiet = () if announce else ("1",)
     reply = yield Call(
         "agent_register",
         (keys.agents, keys.presence, keys.cursors, keys.broadcast, keys.events),
@@ -270,6 +274,7 @@ def _store(ctx: OpContext, record: dict[str, Any], *replacing: str | bytes) -> O
             record["parent"] or "",
             record["registration"],
             *replacing,
+            *quiet,
         ),
     )
     return reply
@@ -312,7 +317,11 @@ def register(
 
 
 def join(
-    ctx: OpContext, agent_id: str, revise: Callable[[Agent | None], Mapping[str, Any]]
+    ctx: OpContext,
+    agent_id: str,
+    revise: Callable[[Agent | None], Mapping[str, Any]],
+    *,
+    announce: bool = True,
 ) -> Operation[Agent]:
     """Register ``agent_id`` (again) as ``revise`` says from its record as stored now (None
     when it is not registered): ``revise`` returns ``register``'s keywords (``role``,
@@ -321,7 +330,12 @@ def join(
     compare-and-set, as ``tally``'s): sessions of one agent registering it at once (an MCP
     server starting, the hooks' SessionStart) each build on what the other wrote, never
     write over it with what they read before. As ``register``: marks the agent present,
-    drops ``left_at``, keeps its inbox."""
+    drops ``left_at``, keeps its inbox, and records an ``agent.joined``.
+
+    ``announce=False``: the agent's running process revises its own profile (``swarm
+    serve`` recording a slot's new conversation), it does not arrive: no ``agent.joined``
+    while the agent is registered (the same life); one gone since (deregistered, swept)
+    starts a new life, announced all the same."""
     agent_id = check_agent("agent id", agent_id)
     keys = ctx.keys
     for _ in range(SWAP_TRIES):
@@ -339,7 +353,7 @@ def join(
         profile = dict(revise(stored))
         record = _profile(agent_id, **profile)
         # (the stored bytes as read: a record that is not UTF-8 is compared, then replaced)
-        reply = yield from _store(ctx, record, "" if raw is None else raw)
+        reply = yield from _store(ctx, record, "" if raw is None else raw, announce=announce)
         if reply != 0:
             return _registered(reply)
     raise Conflict(

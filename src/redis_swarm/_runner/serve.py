@@ -9,7 +9,9 @@ context read in the first question stays in the conversation (and its prompt cac
 session known, ``{session}`` and the option before it are left out (a new conversation
 starts); a run that fails with a session is run again at once in a new one. A new context
 version also starts a new conversation. Each slot records its conversation on its agent
-(role ``answerer``, metadata ``session``), so a restarted server resumes it.
+(role ``answerer``, metadata ``session``), so a restarted server resumes it: the record the
+slot joined with at the server's start, revised (one ``agent.joined`` per start, not one per
+conversation).
 """
 
 from __future__ import annotations
@@ -166,14 +168,8 @@ class Server(Runner):
         with self._session_lock:
             changed = self._sessions.get(worker) != session
             self._sessions[worker] = session
-        if changed:
-            meta = {SESSION_META: sid, "context_version": session.version}
-            # A hint for a restart, not the answer: tried once (the answer waits for Redis).
-            with contextlib.suppress(SwarmError):
-                self.swarm.register(
-                    ANSWERER, name=worker, parent=self.serve.owner, model=self.serve.model,
-                    metadata=meta,
-                )  # fmt: skip
+        if changed:  # a hint for a restart, not the answer: tried once (it waits for Redis)
+            self._register_slot(worker, session)
 
     slot_role = ANSWERER
 
@@ -185,18 +181,24 @@ class Server(Runner):
             self._register_slot(self._worker_name(index))
         return super().run(tick)
 
-    def _register_slot(self, worker: str) -> None:
-        """Register slot ``worker`` as an answerer of the owner, keeping the conversation a
-        previous server of the slot recorded (``_recorded`` reads it). Best effort: a slot
-        not registered here is registered by its first claim."""
+    def _register_slot(self, worker: str, session: _Session | None = None) -> None:
+        """Register slot ``worker`` as an answerer of the owner, built on its record as
+        stored. At the server's start (no ``session``) it joins (one ``agent.joined``),
+        keeping the conversation a previous server of the slot recorded (``_recorded`` reads
+        it); with ``session`` (``_remember``) the running slot records that conversation on
+        the record it joined with, which is no second join (none unless the slot was removed
+        since). Best effort: a slot not registered here is registered by its first claim."""
         owner, model = self.serve.owner, self.serve.model
 
         def revise(stored: Agent | None) -> dict[str, Any]:
             kept = stored.metadata if stored is not None and stored.role == ANSWERER else None
+            if session is not None:
+                meta = {SESSION_META: session.id, "context_version": session.version}
+                kept = {**(kept or {}), **meta}
             return {"role": ANSWERER, "parent": owner, "model": model, "metadata": kept}
 
         with contextlib.suppress(SwarmError):
-            self.swarm.join(worker, revise)
+            self.swarm.join(worker, revise, announce=session is None)
 
     def _keeps_registered(self, worker: str) -> bool:
         # With --session a slot's agent record holds its conversation (_remember): kept for

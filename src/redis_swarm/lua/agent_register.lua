@@ -3,9 +3,11 @@
 -- Registering an existing id again replaces its profile (a restarted agent keeps its name,
 -- its inbox, its broadcast cursor and its registered_at: the same life, whose reads a
 -- broadcast's status counts; a new life, after it left or was swept, gets a new one).
--- Each call carries a registration token of its own, stored in the record: a call sent
--- again after its reply was lost finds its token there and changes nothing (one
--- agent.joined event).
+-- Each registration records an agent.joined event (an agent arriving: a process starting
+-- as it), unless ARGV[9] says the agent's running process only revises its profile and the
+-- agent is registered (the same life). Each call carries a registration token of its own,
+-- stored in the record: a call sent again after its reply was lost finds its token there
+-- and changes nothing (one agent.joined event).
 -- KEYS[1]: agents (HASH id -> record JSON)   KEYS[2]: presence (ZSET id -> last heartbeat)
 -- KEYS[3]: cursors (HASH id -> last broadcast id read)   KEYS[4]: broadcast (STREAM)
 -- KEYS[5]: events (STREAM)
@@ -17,6 +19,8 @@
 -- ARGV[8] (optional, a compare-and-set: ``join``): the record its caller built this one
 --          from ('' when it was not registered); when the stored one is another, nothing is
 --          written and 0 is returned: the caller reads again and builds anew
+-- ARGV[9] (optional, with ARGV[8]: ``join(announce=False)``): '1' when no agent.joined is
+--          recorded for an agent registered in this life (a revision, not an arrival)
 -- returns {record, now}, or 0 (ARGV[8] given and no longer the stored record)
 local id = ARGV[1]
 local now = now_ms(ARGV[3])
@@ -51,9 +55,11 @@ if redis.call('HEXISTS', KEYS[3], id) == 0 then
     redis.call('HSET', KEYS[3], id, newest[1] and newest[1][1] or '0-0')
   end
 end
-if ARGV[6] ~= '' then
+-- (a revision by the agent's running process is no arrival: it joined when it started)
+local arrives = not (same_life and ARGV[9] == '1')
+if arrives and ARGV[6] ~= '' then
   emit(KEYS[5], ARGV[4], 'agent.joined', 'agent', id, 'role', ARGV[5], 'parent', ARGV[6])
-else
+elseif arrives then
   emit(KEYS[5], ARGV[4], 'agent.joined', 'agent', id, 'role', ARGV[5])
 end
 return {record, now}
