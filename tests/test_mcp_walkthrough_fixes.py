@@ -70,15 +70,30 @@ def test_no_role_is_told_of_a_tool_it_lacks_in_its_argument_descriptions(core: S
 
 
 @pytest.mark.parametrize("role", AGENT_ROLES)
-def test_no_role_is_told_of_a_tool_it_lacks_in_its_errors(role: str) -> None:
+def test_no_role_is_told_of_a_tool_it_lacks_in_its_errors_or_descriptions(
+    role: str, core: Swarm
+) -> None:
     """Every hint's words and every error's added hint, as ``role``'s server says them,
     name only tools it offers (a worker was sent to post_task and next_question, a shard
-    and a coordinator to claim_task)."""
+    and a coordinator to claim_task); so do its server's instructions and every tool's
+    description and argument descriptions as its client lists them (a worker's next_page
+    named list_findings, a coordinator's list_findings synthesize)."""
     offered = set(tool_names(role))
     lacked = declared_tool_names() - offered
     said = list(tool_words(role).values())
     for kind in (AlreadyCompleted, LeaseLost, NotFound, ValidationError):
         said.append(str(tool_error(kind("x"), role)))
+
+    async def listed() -> None:
+        server = build_server(core, role=role)
+        said.append(server.instructions or "")
+        async with connect(server) as agent:
+            for tool in (await agent.client.list_tools()).tools:
+                assert tool.description, tool.name
+                said.append(f"{tool.name}: {tool.description}")
+                said.append(f"{tool.name}: {json.dumps(tool.input_schema)}")
+
+    anyio.run(listed)
     for text in said:
         named = {name for name in lacked if re.search(rf"\b{name}\b", text)}
         assert not named, (role, text, named)

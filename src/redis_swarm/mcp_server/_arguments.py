@@ -35,7 +35,8 @@ __all__ = ["StrictTool", "argument_problems", "description_of"]
 class StrictTool(Tool):
     """A tool whose arguments must all be its own, and whose argument errors read plainly."""
 
-    # The role of the server that offers it: its errors and descriptions are said in its words.
+    # The role of the server that offers it: its errors and descriptions (its own and its
+    # arguments') are said in its words.
     role: str = EVERY_TOOL_ROLE
 
     @classmethod
@@ -50,7 +51,7 @@ class StrictTool(Tool):
         tool = cls.from_function(
             fn,
             name=name,
-            description=description_of(fn),
+            description=described(description_of(fn), role),
             annotations=annotations,
             structured_output=False,
         )

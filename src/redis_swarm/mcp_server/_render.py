@@ -116,10 +116,14 @@ TOOL_WORDS: dict[str, str] = {
 # Who gives an agent the id of another agent, to a role without list_agents.
 _AGENT_ID_GIVER = "the agent that gave it to you, or the swarm's operator"
 
-# The words of ``TOOL_WORDS`` that send the agent to tools some roles are not given: those
-# tools, then what a server of a role lacking one of them says instead, the first whose tools
-# it offers (``tool_words``). Every hint whose words name a tool is here (a test holds it).
-_WITHOUT: dict[str, tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ...]]] = {
+# Words that send the agent to tools some roles are not given: those tools, then what a server
+# of a role lacking one of them says instead, the first whose tools it offers (``_in_words``:
+# one rule for errors and descriptions).
+_Without = tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ...]]
+
+# The words of ``TOOL_WORDS`` that name tools some roles lack (``tool_words``). Every hint
+# whose words name a tool is here (a test holds it).
+_WITHOUT: dict[str, _Without] = {
     hints.CHECK_AGENT_ID: (("list_agents",), (((), f"check the id with {_AGENT_ID_GIVER}"),)),
     # (A worker's ask tells it to read an answer that is a finding.)
     hints.LIST_FINDINGS: (("list_findings",), (((), "through the swarm's operator"),)),
@@ -142,27 +146,52 @@ _WITHOUT: dict[str, tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ..
     ),
 }
 
-# An argument's description that says which tool gives its value, "(list_agents)": what it
-# says instead to a role without that tool (``described``).
-_SOURCE_WITHOUT: dict[str, str] = {"list_agents": f"(from {_AGENT_ID_GIVER})"}
+# Words of the tools' descriptions (a tool's docstring, as ``description_of`` joins its
+# lines; an argument's description) that name tools some roles lack, keyed by those words
+# as written (``described``). Every description naming a tool a role lacks has its words
+# here (a test lists every role's tools and holds it).
+_DESCRIBED_WITHOUT: dict[str, _Without] = {
+    # An argument saying which tool gives its value.
+    "(list_agents)": (("list_agents",), (((), f"(from {_AGENT_ID_GIVER})"),)),
+    # next_page: the tools that take their own cursor back (a worker's: the context tools).
+    "(get_context, list_findings, ...)": (
+        ("list_findings",),
+        (((), "(get_context, search_context)"),),
+    ),
+    # list_findings: who cites them (a coordinator asks a shard for its synthesis).
+    "cite their ids in synthesize.": (
+        ("synthesize",),
+        (
+            (
+                ("request_synthesis",),
+                "a shard cites their ids in its synthesis (ask one with request_synthesis).",
+            ),
+            ((), "a shard cites their ids in its synthesis."),
+        ),
+    ),
+}
 
 
 def _offers(role: str, name: str) -> bool:
     return role == EVERY_TOOL_ROLE or role in roles_offering(name)
 
 
-def _said_by(role: str, hint: str) -> str:
-    """``hint`` in the words of ``role``'s server: ``TOOL_WORDS``' when it offers every tool
-    they name, else the first of the fallbacks whose tools it offers."""
-    needs, fallbacks = _WITHOUT.get(hint, ((), ()))
+def _in_words(role: str, words: str, without: _Without) -> str:
+    """``words`` as a server started for ``role`` says them: as written when it offers every
+    tool they need (``without``'s first), else the first of ``without``'s fallbacks whose
+    tools it offers."""
+    needs, fallbacks = without
     if all(_offers(role, name) for name in needs):
-        return TOOL_WORDS[hint]
+        return words
     return next(w for tools, w in fallbacks if all(_offers(role, name) for name in tools))
 
 
 def tool_words(role: str) -> dict[str, str]:
     """``TOOL_WORDS`` as a server started for ``role`` says them: no tool it lacks named."""
-    return {hint: _said_by(role, hint) for hint in TOOL_WORDS}
+    return {
+        hint: _in_words(role, words, _WITHOUT.get(hint, ((), ())))
+        for hint, words in TOOL_WORDS.items()
+    }
 
 
 def _fallback_said(said: str) -> bool:
@@ -172,10 +201,11 @@ def _fallback_said(said: str) -> bool:
 
 
 def described(text: str, role: str) -> str:
-    """An argument's description as a server started for ``role`` says it."""
-    for name, words in _SOURCE_WITHOUT.items():
-        if not _offers(role, name):
-            text = text.replace(f"({name})", words)
+    """A tool's or an argument's description as a server started for ``role`` says it: no
+    tool it lacks named (``_DESCRIBED_WITHOUT``)."""
+    for words, without in _DESCRIBED_WITHOUT.items():
+        if words in text:
+            text = text.replace(words, _in_words(role, words, without))
     return text
 
 
@@ -208,7 +238,10 @@ def failed_call(tool: str, said: object) -> str:
 def cursor_offset(state: dict[str, Any], key: str) -> int:
     value = state.get(key, 0)
     if not isinstance(value, int) or value < 0:
-        raise ToolError("this cursor is damaged: omit it to start at the first page")
+        raise ValidationError(
+            "this cursor is damaged: pass the next_cursor of the previous page unchanged, or "
+            "omit it to start at the first page"
+        )
     return value
 
 

@@ -13,6 +13,7 @@ from ..._codec import iso
 from ..._errors import AlreadyCompleted, SwarmError
 from ..._keys import ask_queue
 from ..._models import Task
+from ..._validate import check_name
 from .._render import plain
 from .._roles import EVERYONE, SHARD, tool
 from .._session import ANSWER
@@ -91,7 +92,8 @@ class AskTools(ToolsBase):
         answer it from what you hold. Answer it with answer_question, then take the next;
         none: the result says so (call again with wait_s to wait)."""
         session = await self._session(ctx)
-        queue = ask_queue(session.context_owner(owner))
+        # (the owner checked as one: the queue's name would blame an argument not given)
+        queue = ask_queue(check_name("context owner", session.context_owner(owner)))
         try:  # (a wait in slices, as claim_task's: a cancelled call ends it, takes nothing)
             task = await self.sessions.claim(
                 queue, worker=session.agent_id, lease_s=None, wait_s=wait_s

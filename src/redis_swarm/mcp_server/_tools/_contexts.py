@@ -49,7 +49,10 @@ class ContextTools(ToolsBase):
             state = self._decode("context", cursor)
             owner, version, at = state.get("o"), state.get("v"), state.get("c")
             if not (isinstance(owner, str) and isinstance(version, str) and isinstance(at, int)):
-                raise ToolError("the context cursor is damaged: omit it to start at page 1")
+                raise ValidationError(
+                    "the context cursor is damaged: pass the next_cursor of the previous page "
+                    "unchanged, or omit it to start at page 1"
+                )
             offset = at
         owner = session.context_owner(owner)
         size = self.budget.body_chars
@@ -178,7 +181,7 @@ class ContextTools(ToolsBase):
             skip = cursor_offset(state, "s")
             shown_through = cursor_offset(state, "l")
             if pattern is not None and pattern != state.get("p"):
-                raise ToolError(
+                raise ValidationError(
                     f"this cursor pages the search for {dumps(state.get('p'))}: leave pattern "
                     "out to go on, or search anew without the cursor"
                 )
@@ -190,7 +193,10 @@ class ContextTools(ToolsBase):
             raise ValidationError("give pattern: the text (or regex=true: the RE2 regex) to find")
         owner = session.context_owner(owner)
         if skip >= MAX_HITS:
-            raise ToolError(f"only the first {MAX_HITS} hits can be listed: narrow the pattern")
+            raise ValidationError(
+                f"only the first {MAX_HITS} hits can be listed: narrow the pattern, and search "
+                "anew without the cursor"
+            )
         if version is None:
             info = await self._read(self.swarm.context_info, owner)
             version = info.version

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -146,7 +145,7 @@ class PlannerTools(ToolsBase):
         ever posted to (a misspelt name) is an error naming the passes there are."""
         await self._session(ctx)
         if pass_name is None and queue is None:
-            raise ToolError("name what to wait for: pass_name=... or queue=...")
+            raise ValidationError("name what to wait for: pass_name=... or queue=...")
         try:
             counts = await self.sessions.wait(pass_name=pass_name, queue=queue, timeout_s=timeout_s)
         except Timeout:
