@@ -61,10 +61,13 @@ async def _stall_during(action: Callable[[], Awaitable[Any]]) -> float:
 
 async def _rounds(
     url: str, compression: Literal["none", "zstd"], rounds: int, size: int
-) -> tuple[list[float], list[float]]:
-    """The stall of each round's publish (a new version) and cold read."""
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """The stall of each round's publish (a new version), cold read, and cold slice and
+    search (each by a reader with no cache: the version fetched, its lines indexed)."""
     publish: list[float] = []
     read: list[float] = []
+    sliced: list[float] = []
+    searched: list[float] = []
     for n in range(rounds):
         text = context_text(size, seed=n + (100 if compression == "zstd" else 0))
         async with AsyncSwarm(url, swarm="stall") as writer:
@@ -77,15 +80,30 @@ async def _rounds(
             await reader.ping()
             read.append(await _stall_during(lambda: reader.get_context("big")))
             assert await reader.get_context("big") == text
-    return publish, read
+        last = text.count("\n")
+        async with AsyncSwarm(url, swarm="stall", cache=ContextCache(max_bytes=0)) as reader:
+            await reader.ping()
+            # The last lines (every line before them indexed), then a word that is nowhere
+            # (the whole text searched).
+            tail = functools.partial(reader.read_context, "big", lines=(last - 50, last))
+            sliced.append(await _stall_during(tail))
+            nowhere = functools.partial(reader.search_context, "big", "no-such-word")
+            searched.append(await _stall_during(nowhere))
+    return publish, read, sliced, searched
 
 
 async def measure(url: str, rounds: int, size: int = SIZE) -> list[list[str]]:
     rows: list[list[str]] = []
     modes: tuple[Literal["none", "zstd"], ...] = ("none", "zstd")
     for compression in modes:
-        publish, read = await _rounds(url, compression, rounds, size)
-        for what, stalls in (("publish", publish), ("cold get_context", read)):
+        publish, read, sliced, searched = await _rounds(url, compression, rounds, size)
+        measured = (
+            ("publish", publish),
+            ("cold get_context", read),
+            ("cold read_context (its last lines)", sliced),
+            ("cold search_context", searched),
+        )
+        for what, stalls in measured:
             worst = f"{max(stalls):.2f}"
             rows.append([f"{what}, {compression}", f"{statistics.median(stalls):.2f}", worst])
     return rows
