@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import redis
 
 from redis_swarm import AsyncSwarm, Swarm
 from redis_swarm._client_files import USER_DIR_ENV
@@ -52,6 +53,24 @@ def servers() -> Iterator[ServerFactory]:
     """Start extra real servers (TCP or unix socket) for a test that needs its own."""
     with server_factory() as factory:
         yield factory
+
+
+@pytest.fixture(scope="module")
+def own_server(servers: ServerFactory) -> Iterator[RedisServer]:
+    """A server of the test module's alone: its clients (connected, blocked) are the ones
+    under test."""
+    server = servers.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own(own_server: RedisServer) -> Iterator[redis.Redis]:
+    """A plain client of ``own_server``, flushed first."""
+    client = own_server.client()
+    client.flushall()
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

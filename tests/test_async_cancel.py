@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -23,22 +23,6 @@ from ._proxy import LatencyProxy
 from ._servers import RedisServer, ServerFactory
 
 SWARM = "cancel"
-
-
-@pytest.fixture(scope="module")
-def own_server(servers: ServerFactory) -> Iterator[RedisServer]:
-    """A server of this module's alone: its connection count is the handles' under test."""
-    server = servers.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own(own_server: RedisServer) -> Iterator[redis.Redis]:
-    client = own_server.client()
-    client.flushall()
-    yield client
-    client.close()
 
 
 def _eventually(what: str, check: Callable[[], bool]) -> None:

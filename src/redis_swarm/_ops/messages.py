@@ -3,7 +3,8 @@
 An inbox is a stream per agent; a broadcast goes to one capped stream that every agent reads
 from its own cursor. Reading with ``ack`` consumes what was read, atomically, so the next
 read returns only newer messages; a read whose reply is lost (and is retried) returns the
-same batch again rather than losing it (see ``lua/inbox_read.lua``). A reader that must
+same batch again rather than losing it (see ``lua/inbox_read.lua``), and a read interrupted
+before its caller got its batch (a cancelled task, Ctrl-C) gives it back. A reader that must
 never lose what it did not show (a hook, a session that may restart) peeks, shows, and then
 ``mark_read`` through the last message shown: its durable cursor (in Redis) moves only then,
 so a restarted reader sees exactly what it had not been shown. ``inbox(wait_s=...)`` blocks
@@ -26,7 +27,7 @@ from typing import Any
 from .._codec import loads
 from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
 from .._models import SYNTHESIS_REQUEST_KIND, EventType, Inbox, Message, MessageStatus
-from .._protocol import Batch, Call, Cmd, OpContext, Operation
+from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
 from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_name
 from ._bus import check_data, new_id, text
@@ -199,6 +200,9 @@ def _read_call(ctx: OpContext, agent: str, mode: str, arg: str, limit: int = 1) 
         "inbox_read",
         (keys.agents, keys.inbox(agent), keys.broadcast, keys.cursors),
         (agent, limit, mode, arg, READ_KEPT),
+        # an acknowledged read's reply is read even when its caller is interrupted meanwhile,
+        # so that the withdrawal that follows (_give_back) runs after it on the server
+        shielded=mode == "1",
     )
 
 
@@ -216,7 +220,11 @@ def inbox(
     (then ``mark_read`` through the last one shown). With ``wait_s``, an empty inbox is
     waited on, blocking on the event stream, until a message arrives or ``wait_s`` passes
     (then the result is empty); an agent deregistered or swept meanwhile ends the wait at
-    once with NotFound."""
+    once with NotFound.
+
+    An acknowledged read interrupted before it returns (its asyncio task cancelled, Ctrl-C)
+    gives back what it took, before the interrupt goes on: the next read returns those
+    messages again (unless another reader of the inbox read in that instant)."""
     agent = check_agent("agent id", agent)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_READ:
         raise ValidationError(f"limit must be between 1 and {MAX_READ}, not {limit!r}")
@@ -237,28 +245,59 @@ def inbox(
         to = fields.get("to")
         return to == agent or (to == "*" and fields.get("from") != agent)
 
-    while True:
-        read = _read_call(ctx, agent, mode, new_id("r-"), count)
-        if wait <= 0:
-            entries = yield read
-            break
-        # The last event id is read with the inbox: a message sent after it is seen by XREAD.
-        last, entries = yield Batch((Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1), read))
-        remaining = deadline - time.monotonic()
-        if entries or remaining <= 0:
-            break
-        last_id = text(last[0][0]) if last else "0-0"
-        yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), wakes_me)
-    messages = [_message(text(seq), reply_fields(fields)) for seq, fields in entries[:limit]]
-    if not ack or len(messages) < limit:
-        return Inbox(messages, more=len(entries) > limit)
-    # A peek after the acknowledged read: it commits that read (as the next read would; the
-    # batch is in hand) and finds whether anything is left.
+    # The acknowledged read whose batch the caller does not have yet (None: none taken):
+    # the next read would commit it, so an interrupt before this returns gives it back.
+    held: str | None = None
     try:
-        after = yield _read_call(ctx, agent, "0", new_id("r-"), 1)
-    except SwarmError:  # (the agent left meanwhile; the server went away): the batch stands
-        after = []
-    return Inbox(messages, more=bool(after))
+        while True:
+            rid = new_id("r-")
+            read = _read_call(ctx, agent, mode, rid, count)
+            held = rid if ack else None
+            if wait <= 0:
+                entries = yield read
+                break
+            # The last event id is read with the inbox: a message sent after it is seen by
+            # XREAD.
+            last, entries = yield Batch(
+                (Cmd("XREVRANGE", ctx.keys.events, "+", "-", "COUNT", 1), read)
+            )
+            remaining = deadline - time.monotonic()
+            if entries or remaining <= 0:
+                break
+            held = None  # (it took nothing to give: the wait that follows is cut alone)
+            last_id = text(last[0][0]) if last else "0-0"
+            yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), wakes_me)
+        messages = [_message(text(seq), reply_fields(fields)) for seq, fields in entries[:limit]]
+        if not ack or len(messages) < limit:
+            return Inbox(messages, more=len(entries) > limit)
+        # A peek after the acknowledged read, under its read id: it looks past the batch,
+        # which it leaves pending (the next read commits it), and finds whether more wait.
+        try:
+            after = yield _read_call(ctx, agent, "0", rid, 1)
+        except SwarmError:  # (the agent left meanwhile; the server went away): the batch stands
+            after = []
+        return Inbox(messages, more=bool(after))
+    except INTERRUPTS as exc:
+        if held is not None:
+            yield from _give_back(ctx, agent, held, exc)
+        raise
+
+
+def _give_back(ctx: OpContext, agent: str, rid: str, interrupt: BaseException) -> Operation[None]:
+    """Withdraw the acknowledged read ``rid`` of ``agent``, cut by ``interrupt`` before its
+    caller got its batch, in one round trip: its messages are unread again, unless another
+    read of the inbox committed the batch meanwhile (then they stay read, as shown to that
+    reader). A failure to is noted on the interrupt, which goes on either way."""
+    from .ask import _add_note  # (loaded only when a read is cut)
+
+    try:
+        yield _read_call(ctx, agent, "3", rid)
+    except SwarmError as failed:
+        _add_note(
+            interrupt,
+            f"the inbox read of {agent} was interrupted and could not give back what it took "
+            f"({failed}): those messages count as read; get_message shows them by id",
+        )
 
 
 def mark_read(ctx: OpContext, agent: str, through: str) -> Operation[None]:

@@ -7,6 +7,12 @@
 -- same batch; the next read with another id first commits the pending batch (moves the
 -- inbox and broadcast cursors past it) and then reads on. So the next read returns only
 -- newer messages, and two readers of one inbox never get the same message.
+-- A read cut before its caller got its batch (a cancelled task, Ctrl-C) is withdrawn (mode
+-- '3', sent after it by the same reader): its batch, still pending (no read since committed
+-- it), is dropped, so that the next read returns those messages again; a batch another read
+-- of the inbox already committed stays read. The acknowledged read of a full batch is
+-- followed by a peek under its own read id, which looks past that batch and commits nothing
+-- (its caller does not have the batch yet either).
 -- A reader that must not lose what it never showed (a hook, a restarted session) peeks,
 -- shows, then commits through the last message it showed (mode '2'): inbox and broadcast
 -- ids come from one sequence (the message.sent events), so one position covers both.
@@ -18,12 +24,14 @@
 --          batch ('-' for none: READID '-' when no batch is pending) and how many messages
 --          of the inbox stream were read (kept, or in the pending batch), so that XLEN -
 --          N_READ is the unread count message_send, agent_deregister and agent_sweep use)
--- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek,
---          '2' to commit through ARGV[4]
+-- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek (past the
+--          pending batch, committing nothing, when ARGV[4] is its read id), '2' to commit
+--          through ARGV[4], '3' to withdraw the acknowledged read ARGV[4]
 -- ARGV[4]: the read id (unique per call, repeated by a retry); in mode '2' the stream id
 --          of the last message shown
 -- ARGV[5]: read messages the inbox keeps
--- returns a list of {stream id, fields} (mode '2': an empty list)
+-- returns a list of {stream id, fields} (mode '2': an empty list; mode '3': {1} when the
+-- batch was given back, {0} when there was none pending under that read id)
 local id, limit, ack, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 local commit_through = ARGV[3] == '2' and ARGV[4] or nil
 local keep = tonumber(ARGV[5])
@@ -114,6 +122,29 @@ if ack and prid ~= '-' and prid == rid then
   if last_b ~= '-' then
     all = redis.call('XRANGE', KEYS[3], '(' .. cursor_of(), last_b, 'COUNT', limit)
   end
+  return (merge(mine, all))
+end
+if ARGV[3] == '3' then
+  -- the read rid was cut before its caller got its batch: unless a read since committed the
+  -- batch, it is unread again (the cursors never moved past it), counted unread again too
+  if prid ~= rid then return {0} end
+  if last_i ~= '-' then
+    nread = math.max(0, nread - #redis.call('XRANGE', KEYS[2], unread_start(), last_i))
+  end
+  if nread > 0 then
+    redis.call('HSET', KEYS[4], pkey, '- - - ' .. nread)
+  else
+    redis.call('HDEL', KEYS[4], pkey)
+  end
+  return {1}
+end
+if ARGV[3] == '0' and prid ~= '-' and prid == rid then
+  -- the peek that follows the acknowledged read rid (are more waiting?): past its batch,
+  -- which stays pending (withdrawn if the read is cut now)
+  local mine = redis.call('XRANGE', KEYS[2],
+    last_i ~= '-' and ('(' .. last_i) or unread_start(), '+', 'COUNT', limit)
+  local all = redis.call('XRANGE', KEYS[3],
+    '(' .. (last_b ~= '-' and last_b or cursor_of()), '+', 'COUNT', limit)
   return (merge(mine, all))
 end
 if prid ~= '-' then  -- the pending batch is committed: its messages are read now
