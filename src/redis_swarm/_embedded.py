@@ -1,7 +1,8 @@
 """The embedded server: a private, real ``redis-server`` shared by every local agent process.
 
-The first use starts it detached on a unix socket under the swarm home, with AOF on, so that
-every process of this user on this machine shares one server and its data outlives them all.
+The first use starts it detached on a unix socket under the swarm home, with AOF on and an
+aclfile there, so that every process of this user on this machine shares one server and its
+data and users outlive them all.
 A file lock serialises cold starts (ten processes starting at once share exactly one server);
 a pidfile or socket left behind by a crash is detected and the server restarted on its data
 (said on stderr). A server whose process lives is never killed, whether it answers an error
@@ -261,6 +262,11 @@ class EmbeddedServer:
         return self.home / "data"
 
     @property
+    def aclfile(self) -> Path:
+        """Where the server keeps its users (``swarm acl --apply``'s ACL SAVE writes them)."""
+        return self.home / "users.acl"
+
+    @property
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
@@ -409,6 +415,7 @@ class EmbeddedServer:
     def _start(self, timeout: float) -> None:
         binary = find_redis_server()
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._prepare_aclfile()
         fsync = "always" if self.durability == "strict" else "everysec"
         args = [
             binary.path,
@@ -422,8 +429,13 @@ class EmbeddedServer:
             "--daemonize", "yes",
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),
+            "--aclfile", str(self.aclfile),
         ]  # fmt: skip
-        result = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+        # umask 077: the files it writes are the user's alone; its ACL SAVE writes the
+        # aclfile anew (with 0644 less the umask), which stays 0600 so.
+        result = subprocess.run(
+            args, capture_output=True, text=True, timeout=30, check=False, umask=0o077
+        )
         if result.returncode != 0:
             raise EmbeddedServerError(
                 f"{binary.path} failed to start (exit {result.returncode}): "
@@ -443,6 +455,40 @@ class EmbeddedServer:
         raise EmbeddedServerError(
             f"the embedded redis-server did not answer within {timeout:.0f}s; see {self.logfile}"
         )
+
+    def _prepare_aclfile(self) -> None:
+        """The aclfile the server starts on: created empty (0600) when missing (Redis refuses
+        to start on an aclfile that does not exist: a home made before it had one), and its
+        ``default`` user, the one the home reaches its server as (no password), left out, so
+        that Redis makes it as it always does (on, nopass, every command and key): an ACL
+        SAVE writes it there, and a hand edit of it (a password, off) cannot lock the home
+        out past a restart. The other users are kept as they are."""
+        try:
+            self._write_aclfile()
+        except OSError as exc:
+            raise EmbeddedServerError(
+                f"cannot prepare the embedded server's aclfile {self.aclfile} (where it keeps "
+                f"its users): {exc.strerror or exc}; make it a file you may read and write "
+                f"(mode 600) in a folder you may write, then run this command again"
+            ) from exc
+
+    def _write_aclfile(self) -> None:
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.aclfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return
+        try:
+            lines = self.aclfile.read_text().splitlines(keepends=True)
+        except UnicodeDecodeError:
+            return  # (Redis says what is wrong with it, in its log, as it refuses to start)
+        kept = [line for line in lines if line.split()[:2] != ["user", "default"]]
+        if kept == lines:
+            return
+        fresh = self.aclfile.with_name(f"{self.aclfile.name}.tmp")
+        with open(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.writelines(kept)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(fresh, self.aclfile)
 
     def _log_tail(self) -> str:
         try:

@@ -362,10 +362,12 @@ def report(
         _say_unkept(following, unkept)
 
 
-@task.command(short_help="Give a task up with the reason (it is retried).")
+@task.command(short_help="Give a task up with the reason, --error (it is retried).")
 @task_id_arg
 @token_option
-@click.option("--error", "error", required=True, help="What went wrong: text, @file or -.")
+@click.option(
+    "--error", "--reason", "error", required=True, help="What went wrong: text, @file or -."
+)
 @click.option(
     "--retry/--no-retry",
     default=True,
@@ -391,9 +393,10 @@ def fail(
     retry_after: float | None,
     usage_arg: str | None,
 ) -> None:
-    """Give up TASK_ID with the reason (a failure); it is retried after the queue's backoff
-    (see task configure) or --retry-after, until it has failed max_attempts times. With
-    --usage, what the failed run cost adds to the task's failed_usage."""
+    """Give up TASK_ID with the reason, --error (or --reason): a failure; it is retried after
+    the queue's backoff (see task configure) or --retry-after, until it has failed
+    max_attempts times. With --usage, what the failed run cost adds to the task's
+    failed_usage."""
     one_stdin(("--error", error), ("--usage", usage_arg))
     error = read_text(error, app, what="--error", thing="what went wrong")
     try:
