@@ -3,6 +3,8 @@ and a worker of ours that claims and reports."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -16,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from redis_swarm import Swarm
+from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm.a2a_server._push import PushDispatcher
 
 from ._servers import free_port
 
@@ -133,4 +136,27 @@ def work_one(swarm: Swarm, queue: str, summary: str, wait_s: float = 10.0) -> st
     task = swarm.claim(queue, worker="a2a-test-worker", wait_s=wait_s)
     assert task is not None, f"no task came to {queue}"
     swarm.report(task.id, task.token, {"summary": summary, "details": f"did: {task.description}"})
+    return task.id
+
+
+async def push_one_task(
+    swarm: AsyncSwarm, dispatcher: PushDispatcher, url: str, within_s: float = 15.0
+) -> str:
+    """Post a task with its webhook ``url``, run ``dispatcher`` while the task is worked to
+    completion, and return (its id) once its final update was handled: its webhook removed."""
+    task = await swarm.post_task(QUEUE, "look it up")
+    await swarm.set_webhook(task.id, url)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        claimed = await swarm.claim(QUEUE, worker="w", wait_s=5)
+        assert claimed is not None and claimed.id == task.id
+        await swarm.report(task.id, claimed.token, {"summary": "done"})
+        deadline = time.monotonic() + within_s
+        while await swarm.webhooks(task.id):  # (removed once the final one is handled)
+            assert time.monotonic() < deadline, "the final update was never handled"
+            await asyncio.sleep(0.02)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
     return task.id

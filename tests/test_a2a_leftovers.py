@@ -19,7 +19,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from redis_swarm.a2a_server._logs import LOGGED_FOR_OPERATOR, one_line_client_er
 from redis_swarm.a2a_server._push import PushDispatcher, push_client
 from redis_swarm.a2a_server.app import create_app
 
-from ._a2a import QUEUE, SWARM, TOKEN, A2AServer
+from ._a2a import QUEUE, SWARM, TOKEN, A2AServer, push_one_task
 from ._servers import RedisServer, ServerFactory, free_port
 from ._tls import make_pki
 
@@ -167,21 +166,7 @@ def _run_one_task(
             dispatcher = PushDispatcher(
                 swarm, [QUEUE], http, retry_delays_s=(0.05, 0.05), url_check=check
             )
-            task = await swarm.post_task(QUEUE, "look it up")
-            await swarm.set_webhook(task.id, hook_url)
-            running = asyncio.create_task(dispatcher.run())
-            try:
-                claimed = await swarm.claim(QUEUE, worker="w", wait_s=5)
-                assert claimed is not None and claimed.id == task.id
-                await swarm.report(task.id, claimed.token, {"summary": "done"})
-                deadline = time.monotonic() + 10
-                while await swarm.webhooks(task.id):
-                    assert time.monotonic() < deadline, "the final update was never handled"
-                    await asyncio.sleep(0.02)
-            finally:
-                running.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await running
+            await push_one_task(swarm, dispatcher, hook_url, within_s=10)
 
     asyncio.run(body())
 

@@ -10,11 +10,9 @@ servers: Redis (TLS ones from ``_tls``) and a TLS webhook receiver."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -24,7 +22,7 @@ from redis_swarm import AsyncSwarm
 from redis_swarm.a2a_server import _push
 from redis_swarm.a2a_server._push import PushDispatcher, push_client
 
-from ._a2a import QUEUE
+from ._a2a import QUEUE, push_one_task
 from ._ports import CountingPort
 from ._servers import RedisServer, ServerFactory
 from ._tls import Pki, make_pki, start_tls_server
@@ -80,21 +78,7 @@ def _post_to(
             push_client(client, timeout_s=5) as http,
         ):
             dispatcher = PushDispatcher(swarm, [QUEUE], http, retry_delays_s=(0.05, 0.05))
-            task = await swarm.post_task(QUEUE, "look it up")
-            await swarm.set_webhook(task.id, receiver.url)
-            running = asyncio.create_task(dispatcher.run())
-            try:
-                claimed = await swarm.claim(QUEUE, worker="w", wait_s=5)
-                assert claimed is not None and claimed.id == task.id
-                await swarm.report(task.id, claimed.token, {"summary": "done"})
-                deadline = time.monotonic() + 15
-                while await swarm.webhooks(task.id):  # (removed once the final one is handled)
-                    assert time.monotonic() < deadline, "the final update was never handled"
-                    await asyncio.sleep(0.02)
-            finally:
-                running.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await running
+            await push_one_task(swarm, dispatcher, receiver.url)
 
     with caplog.at_level(logging.INFO, logger=LOGGER):
         asyncio.run(body())

@@ -117,7 +117,7 @@ def test_a_plain_url_names_the_replicas_it_did_not_reach(
 # Each web face started on every interface, and what its first line must name: the dashboard's
 # URL (with its token), the A2A card's, the MCP server's.
 _WILDCARD_FACES = {
-    "dashboard": (["dashboard"], "?token=walk-token"),
+    "dashboard": (["dashboard"], "?token=walk-token-0123456789"),
     "a2a": (["a2a", "--queue", "q"], "/.well-known/agent-card.json"),
     "mcp": (["mcp", "--transport", "http"], "/mcp"),
 }
@@ -133,7 +133,7 @@ def test_a_wildcard_host_announces_the_machines_name(redis_url: str, face: str) 
     env["PYTHONUNBUFFERED"] = "1"
     command, shown = _WILDCARD_FACES[face]
     argv = [sys.executable, "-m", "redis_swarm", *command, "--host", "0.0.0.0"]
-    argv += ["--port", "0", "--token", "walk-token"]
+    argv += ["--port", "0", "--token", "walk-token-0123456789"]
     with subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stderr is not None

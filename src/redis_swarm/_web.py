@@ -4,8 +4,9 @@
 With a token, every route but the public ones needs it: ``Authorization: Bearer T``, or
 ``?token=T`` where a header cannot be set (opening a page, ``EventSource``). Without one,
 only loopback Host headers are served, so a web page elsewhere cannot read the swarm through
-the viewer's browser (DNS rebinding). The faces refuse to listen off loopback without a token
-(``require_token_off_loopback``).
+the viewer's browser (DNS rebinding). The faces refuse to listen off loopback without a token,
+or with one shorter than ``swarm acl``'s passwords (``require_token_off_loopback``,
+``require_strong_token``).
 """
 
 from __future__ import annotations
@@ -20,28 +21,55 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._acl import MIN_PASSWORD_LEN
 from ._codec import dumps
 from ._errors import ConfigError
 from ._net import Listening, is_loopback, shown_host
 
-__all__ = ["AccessGuard", "require_token_off_loopback", "serve"]
+__all__ = [
+    "MAKE_TOKEN",
+    "AccessGuard",
+    "require_strong_token",
+    "require_token_off_loopback",
+    "serve",
+]
+
+
+# How to make a token: 32 random characters (192 bits), as long as the passwords `swarm acl`
+# generates.
+MAKE_TOKEN = "$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
 
 
 def require_token_off_loopback(host: str, token: str | None, *, what: str, env: str) -> None:
-    """Refuse an empty host, an empty token, and no token on an address other machines can
-    reach."""
+    """Refuse an empty host, an empty token, no token on an address other machines can
+    reach, and a token there too short to be a secret (``require_strong_token``)."""
     if not host.strip():  # (an empty host would listen on every interface)
         raise ConfigError(
             "--host is empty: give the address to listen on, 127.0.0.1 (this machine only, "
             "the default) or 0.0.0.0 (every interface, with --token)"
         )
     if token is not None and not token.strip():
-        raise ConfigError("--token is empty: pass a secret, e.g. $(openssl rand -hex 16)")
+        raise ConfigError(f"--token is empty: pass a secret, e.g. {MAKE_TOKEN}")
     if not is_loopback(host) and not token:
         raise ConfigError(
             f"--host {shown_host(host)} is reachable from other machines: {what}, so it needs "
-            f"a token there: add --token $(openssl rand -hex 16) (or set {env})"
+            f"a token there: add --token {MAKE_TOKEN} (or set {env})"
         )
+    require_strong_token(host, token, env=env)
+
+
+def require_strong_token(host: str, token: str | None, *, env: str) -> None:
+    """Refuse, on an address other machines can reach, a token shorter than the passwords
+    ``swarm acl`` takes (``MIN_PASSWORD_LEN``): it is the one secret between the network and
+    the swarm. (On loopback any token is taken.) The one rule of every web face: the
+    dashboard, ``swarm a2a``, ``swarm mcp --transport http``."""
+    if token is None or is_loopback(host) or len(token) >= MIN_PASSWORD_LEN:
+        return
+    raise ConfigError(
+        f"--token (or {env}) is {len(token)} characters long: on --host {shown_host(host)}, "
+        f"reachable from other machines, a token needs at least {MIN_PASSWORD_LEN}, as a "
+        f"password of swarm acl does; make one with {MAKE_TOKEN}"
+    )
 
 
 def serve(app: ASGIApp, listening: Listening) -> None:
@@ -113,7 +141,12 @@ class AccessGuard:
         or_query = " or add ?token=TOKEN to the URL" if self.query_token else ""
         send = f"send 'Authorization: Bearer TOKEN'{or_query}"
         challenge = 'Bearer realm="redis-swarm"'
-        if offered is None:
+        if offered is None and "token" in request.query_params:  # (and not query_token)
+            message = (
+                f"{self.what} takes no token in the URL (?token=: access logs print URLs), "
+                f"and this request sent none in its Authorization header: {send} instead"
+            )
+        elif offered is None:
             sent = (
                 "sent none"
                 if "authorization" not in request.headers

@@ -28,6 +28,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,8 +73,10 @@ __all__ = [
     "alone_in",
     "artifact_of",
     "context_of",
+    "new_context",
     "posting",
     "status_of",
+    "task_id_of",
     "updates",
     "with_role",
 ]
@@ -89,6 +93,8 @@ UPDATES_PER_EVENT = 2
 # id) gets the task it already posted, not a second one; and the key is where the task keeps
 # the message's id, for its history.
 MESSAGE_KEY = "a2a-message:"
+# The namespace of the context ids made for messages sent without one (``new_context``).
+_CONTEXTS = uuid.UUID("6f1d4a8e-3c2b-5e7f-9a10-a2a0c0e7e175")
 # The longest messageId a message may have: its task's dedupe key must fit the swarm's limit.
 MAX_MESSAGE_ID_CHARS = MAX_LABEL_CHARS - len(MESSAGE_KEY)
 # The dedupe key's prefix, by role, of the one version that kept a message's role in the key
@@ -113,13 +119,13 @@ class Posting:
     data: Any
     context_id: str
     dedupe_key: str
+    task_id: str  # (``task_id_of`` the message's id)
 
 
-def posting(
-    request: SendMessageRequest, queues: Sequence[str], new_context: str, sent_role: Any = None
-) -> Posting:
+def posting(request: SendMessageRequest, queues: Sequence[str], sent_role: Any = None) -> Posting:
     """The task ``request`` posts. ``sent_role``: the message's ``role`` as the client sent
-    it (``_request.raw_param``), to name in a refusal; None where it is not known."""
+    it (``_request.raw_param``), to name in a refusal; None where it is not known. A message
+    without a context id starts a new one (``new_context``)."""
     if not request.HasField("message"):
         raise InvalidParamsError(
             "the request has no message: SendMessage posts its message as a task; send one "
@@ -163,9 +169,29 @@ def posting(
             "so send at least one that says what to do"
         )
     payload: Any = None if not data else data[0] if len(data) == 1 else data
-    context_id = message.context_id or new_context
+    context_id = message.context_id or new_context(message.message_id)
     dedupe_key = MESSAGE_KEY + message.message_id
-    return Posting(queue, description, with_role(payload, message.role), context_id, dedupe_key)
+    task_id = task_id_of(message.message_id)
+    sent = with_role(payload, message.role)
+    return Posting(queue, description, sent, context_id, dedupe_key, task_id)
+
+
+def new_context(message_id: str) -> str:
+    """The context id a message without one starts: a UUID, the same for a retry of the
+    message (same messageId), so that the retry is the same post as the first (the task its
+    id names, ``task_id_of``, in the same pass)."""
+    return str(uuid.uuid5(_CONTEXTS, message_id))
+
+
+def task_id_of(message_id: str) -> str:
+    """The id of the task a message of ``message_id`` posts: the same for every message of
+    that id, whatever skill it names. The dedupe key finds a retry's task in its own queue
+    only (the swarm keeps dedupe keys per queue); a task stored under this id is returned by
+    any post under it (``post_task``), so a message of a used id naming another skill gets
+    the first task back, not a second one, at no cost (no read). A digest: any messageId
+    makes a valid task id, of the length of the swarm's own."""
+    digest = hashlib.sha256((MESSAGE_KEY + message_id).encode()).digest()
+    return "t-" + base64.b32encode(digest).decode().lower()[:24]
 
 
 def _check_role(role: int, sent: Any) -> None:

@@ -4,8 +4,13 @@ The SDK's routes (JSON-RPC and HTTP+JSON) parse the requests and serialise the a
 the wire formats are the SDK's; this class only says what each A2A method means for a swarm:
 
 - ``SendMessage`` posts a task to the skill's queue (``_convert.posting``); the task's id is
-  the A2A task id, the message's context id its pass. Unless the client asked to return
-  immediately, it waits (up to ``wait_s``) for the task to settle and returns it as it is.
+  the A2A task id, made from the message's id (``_convert.task_id_of``), the message's
+  context id its pass. A retry (same message id) gets the task posted first, by its
+  dedupe key in its queue or by its id: one of another skill is refused, as another
+  message under a used id. (A post the core refuses as another task under a taken id,
+  Conflict, a retry whose text changed, has the stored task read: one read, on that path
+  only.) Unless the client asked to return immediately, it waits (up to ``wait_s``) for the
+  task to settle and returns it as it is.
 - ``SendStreamingMessage`` and ``SubscribeToTask`` send the task, then its status and
   artifact updates as the event stream records them, until it settles. The stream position
   is pinned before the task is read, so nothing between the two is missed. Each update
@@ -19,10 +24,12 @@ the wire formats are the SDK's; this class only says what each A2A method means 
 - The push notification config methods keep webhooks in the swarm (``set_webhook`` ...);
   ``_push`` delivers to them. A config for a settled task is refused (UnsupportedOperation,
   as SubscribeToTask refuses one: A2A keeps a config "until task completion", so it would
-  never fire; GetTask returns the task). Like a webhook given with a message, a new one gets
-  the task's events from the moment it was asked for, the server catching up on those the
-  stream's follower passed before it was stored: a task that settles meanwhile still
-  delivers its final state, and its webhook is removed. No answer carries a webhook's
+  never fire; GetTask returns the task); one given with a message whose task has settled
+  (a retry) is not stored either, by the same rule (``_no_webhook_for``), the task returned
+  with why in its metadata (``PUSH_NOT_STORED_KEY``). Like a webhook given with a message, a
+  new one gets the task's events from the moment it was asked for, the server catching up
+  on those the stream's follower passed before it was stored: a task that settles meanwhile
+  still delivers its final state, and its webhook is removed. No answer carries a webhook's
   secrets (its ``token``, its ``authentication.credentials``: both optional in A2A): every
   client holding this server's token is one identity, so one client's List or Get of a
   task's configs would hand another's webhook secrets over. They are kept, and posted.
@@ -44,7 +51,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 
 from a2a.server.context import ServerCallContext
@@ -85,6 +91,7 @@ from .. import MAX_PAGE
 from .. import _hints as hints
 from .._client import AsyncSwarm
 from .._errors import (
+    Conflict,
     ConnectionFailed,
     InvalidState,
     NotFound,
@@ -102,9 +109,15 @@ from ._logs import LOGGED_FOR_OPERATOR
 from ._request import ABSENT, raw_param
 from ._resume import POSITION_KEY, Position, before
 from ._states import STATE_OF, STATUS_AFTER, TERMINAL, statuses_in
-from ._words import in_a2a_words, needs_role
+from ._words import for_operator, in_a2a_words, needs_role
 
-__all__ = ["RETRY_AFTER_KEY", "RETRY_AFTER_S", "SwarmRequestHandler", "swarm_errors"]
+__all__ = [
+    "PUSH_NOT_STORED_KEY",
+    "RETRY_AFTER_KEY",
+    "RETRY_AFTER_S",
+    "SwarmRequestHandler",
+    "swarm_errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +131,9 @@ FOLLOW_BLOCK_S = 5.0
 # HTTP+JSON binding answers 503 with a Retry-After header (app.RetryLater).
 RETRY_AFTER_S = 5
 RETRY_AFTER_KEY = "retryAfterSeconds"
+# The metadata key of the task SendMessage answers with, when the message's push
+# notification config was not stored: why (its task has settled: ``_no_webhook_for``).
+PUSH_NOT_STORED_KEY = "redis-swarm/pushNotificationConfigNotStored"
 
 Update = A2AEvent
 # Told of a webhook set with a message: its task, and the event id its events follow.
@@ -145,26 +161,26 @@ def swarm_errors(swarm: str) -> Iterator[None]:
         if not exc.retryable:  # (its TLS refused, its files: only the operator mends it)
             log.warning("a request failed: %s; no retry fixes that", exc)
             raise InternalError(
-                f"{type(exc).__name__}: this A2A server cannot connect to its swarm's Redis "
+                "this A2A server cannot connect to its swarm's Redis "
                 "for a reason of configuration (such as a TLS certificate refused), which only "
                 f"its operator can fix; sending it again will not help until then "
                 f"{LOGGED_FOR_OPERATOR}"
             ) from None
         log.warning("a request failed: %s", exc)
         raise InternalError(
-            f"{type(exc).__name__}: this A2A server cannot reach its swarm's Redis; try again "
+            "this A2A server cannot reach its swarm's Redis; try again "
             f"later, in {RETRY_AFTER_S} s or more {LOGGED_FOR_OPERATOR}",
             data={RETRY_AFTER_KEY: str(RETRY_AFTER_S)},  # (strings: a google.rpc.ErrorInfo's)
         ) from None
     except PermissionDenied as exc:  # (a misconfiguration: no retry mends it, so no retry data)
-        log.warning("a request failed: %s; %s", exc, needs_role(swarm))
+        log.warning("a request failed: %s; %s", for_operator(str(exc)), needs_role(swarm))
         raise InternalError(
-            f"{type(exc).__name__}: this A2A server's Redis user lacks a right this request "
+            "this A2A server's Redis user lacks a right this request "
             "needs, which only its operator can grant; sending it again will not help until "
             f"then {LOGGED_FOR_OPERATOR}"
         ) from None
     except SwarmError as exc:
-        raise InternalError(f"{type(exc).__name__}: {in_a2a_words(str(exc))}") from None
+        raise InternalError(in_a2a_words(str(exc))) from None
 
 
 class SwarmRequestHandler(RequestHandler):
@@ -196,9 +212,15 @@ class SwarmRequestHandler(RequestHandler):
 
     # --- reading
 
-    async def _task(self, task_id: str) -> SwarmTask:
+    async def _task(self, task_id: str, *, field: str = "id") -> SwarmTask:
         """One of this agent's tasks. Another queue's is answered as one that does not exist,
-        in the same words: whether it exists is none of this client's business."""
+        in the same words: whether it exists is none of this client's business. ``field``:
+        the request's member that gave the id, named when it gave none."""
+        if not task_id:
+            raise InvalidParamsError(
+                f"the request names no task: params.{field} is missing or empty; give the id "
+                f"SendMessage returned, or find the task with ListTasks"
+            )
         try:
             with swarm_errors(self.swarm.name):
                 task = await self.swarm.get_task(task_id)
@@ -358,8 +380,9 @@ class SwarmRequestHandler(RequestHandler):
 
     async def _post(
         self, params: SendMessageRequest, context: ServerCallContext
-    ) -> tuple[SwarmTask, str]:
-        """Post the message's task; returns it and the event id its updates follow."""
+    ) -> tuple[SwarmTask, str, str | None]:
+        """Post the message's task; returns it, the event id its updates follow, and why the
+        message's push notification config was not stored (None: it was, or it gave none)."""
         if params.message.task_id:
             task = await self._task(params.message.task_id)
             state = TaskState.Name(STATE_OF[task.status])
@@ -369,7 +392,7 @@ class SwarmRequestHandler(RequestHandler):
             )
         sent = raw_param(context, "message")
         role = sent.get("role", ABSENT) if isinstance(sent, dict) else None
-        post = posting(params, self.queues, new_context=str(uuid.uuid4()), sent_role=role)
+        post = posting(params, self.queues, sent_role=role)
         if params.message.context_id:
             await self._check_context(params.message.context_id)
         push = params.configuration.task_push_notification_config
@@ -377,34 +400,46 @@ class SwarmRequestHandler(RequestHandler):
             await self._check_url(push.url)
         with swarm_errors(self.swarm.name):
             since = await self.swarm.last_event_id()
-            task = await self.swarm.post_task(
-                post.queue,
-                post.description,
-                post.data,
-                pass_name=post.context_id,
-                dedupe_key=post.dedupe_key,
-            )
-            if params.configuration.HasField("task_push_notification_config"):
-                await self.swarm.set_webhook(
-                    task.id,
-                    push.url,
-                    webhook_id=push.id or _webhook_id(params.message.message_id),
-                    since=since,
-                    **_auth(push),
+            try:
+                task = await self.swarm.post_task(
+                    post.queue,
+                    post.description,
+                    post.data,
+                    pass_name=post.context_id,
+                    dedupe_key=post.dedupe_key,
+                    task_id=post.task_id,
                 )
+            except Conflict:  # (its id names a task posted otherwise: the message's id's)
+                task = await self.swarm.get_task(post.task_id)
+        if task.queue != post.queue:  # (the message's id posted a task to another skill)
+            raise InvalidParamsError(
+                _other_skill(task, post.queue, params.message.message_id, self.queues)
+            )
+        not_stored = None
+        if params.configuration.HasField("task_push_notification_config"):
+            not_stored = _no_webhook_for(task)  # (a retry of a message its task finished)
+            if not_stored is None:
+                with swarm_errors(self.swarm.name):
+                    await self.swarm.set_webhook(
+                        task.id,
+                        push.url,
+                        webhook_id=push.id or _webhook_id(params.message.message_id),
+                        since=since,
+                        **_auth(push),
+                    )
                 if self.on_webhook is not None:
                     self.on_webhook(task.id, since)
-        return task, since
+        return task, since, not_stored
 
     async def on_message_send(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> Task | Message:
-        task, since = await self._post(params, context)
+        task, since, not_stored = await self._post(params, context)
         if not params.configuration.return_immediately and not task.status.settled:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._settled(task.id, since), self.wait_s)
             task = await self._task(task.id)
-        out = await self._a2a(task)
+        out = _noted(await self._a2a(task), not_stored)
         return apply_history_length(out, params.configuration)
 
     async def _settled(self, task_id: str, since: str) -> None:
@@ -414,8 +449,8 @@ class SwarmRequestHandler(RequestHandler):
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Update]:
-        task, since = await self._post(params, context)
-        first = await self._a2a(task)
+        task, since, not_stored = await self._post(params, context)
+        first = _noted(await self._a2a(task), not_stored)
         yield _at(first, Position(since, 0, first.status.state))
         if first.status.state not in TERMINAL:
             async for update in self._follow(task.id, Position(since, 0, first.status.state)):
@@ -480,6 +515,13 @@ class SwarmRequestHandler(RequestHandler):
     # --- push notifications
 
     async def _check_url(self, url: str) -> None:
+        """Refuse a push notification config's url that is missing, or (``url_check``) that
+        this server may not post to."""
+        if not url.strip():
+            raise InvalidParamsError(
+                "the push notification config has no url: give the http(s) URL of the webhook "
+                "the task's updates are posted to (url)"
+            )
         if self.url_check is None:
             return
         try:
@@ -500,14 +542,10 @@ class SwarmRequestHandler(RequestHandler):
     ) -> TaskPushNotificationConfig:
         with swarm_errors(self.swarm.name):
             since = await self.swarm.last_event_id()  # pinned before the read: see above
-        task = await self._task(params.task_id)
-        state = STATE_OF[task.status]
-        if state in TERMINAL:
-            raise UnsupportedOperationError(
-                f"task {task.id} is {TaskState.Name(state)}: it changes no more, so a push "
-                "notification config would never fire; GetTask returns the task (its "
-                "artifacts too)"
-            )
+        task = await self._task(params.task_id, field="taskId")
+        not_stored = _no_webhook_for(task)
+        if not_stored is not None:
+            raise UnsupportedOperationError(not_stored)
         await self._check_url(params.url)
         with swarm_errors(self.swarm.name):
             hook = await self.swarm.set_webhook(
@@ -518,7 +556,7 @@ class SwarmRequestHandler(RequestHandler):
         return _config(hook)
 
     async def _hooks(self, task_id: str) -> list[Webhook]:
-        await self._task(task_id)
+        await self._task(task_id, field="taskId")
         with swarm_errors(self.swarm.name):
             return await self.swarm.webhooks(task_id)
 
@@ -528,8 +566,10 @@ class SwarmRequestHandler(RequestHandler):
         for hook in await self._hooks(params.task_id):
             if hook.id == params.id:
                 return _config(hook)
-        raise InvalidParamsError(
-            f"task {params.task_id} has no push notification config {params.id!r}"
+        # (not found, as the SDK's own handler answers it: the config is what is not there)
+        raise TaskNotFoundError(
+            f"task {params.task_id} has no push notification config {params.id[:80]!r}: "
+            "ListTaskPushNotificationConfigs lists the ids of its configs"
         )
 
     async def on_list_task_push_notification_configs(
@@ -541,7 +581,7 @@ class SwarmRequestHandler(RequestHandler):
     async def on_delete_task_push_notification_config(
         self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> None:
-        await self._task(params.task_id)
+        await self._task(params.task_id, field="taskId")
         with swarm_errors(self.swarm.name):
             await self.swarm.delete_webhook(params.task_id, params.id)
 
@@ -578,6 +618,43 @@ def _check_status(params: ListTasksRequest, context: ServerCallContext) -> None:
             f"status {str(shown)[:40]!r} is not a task state: give one of {names}, "
             "or leave it out for tasks in every state"
         )
+
+
+def _no_webhook_for(task: SwarmTask) -> str | None:
+    """Why a push notification config for ``task`` is not stored, None when it is: one rule
+    for CreateTaskPushNotificationConfig and a config given with a message (a retry of one
+    whose task has settled). A2A keeps a config "until task completion": one for a settled
+    task would never fire, nor be removed, its secrets kept for good."""
+    state = STATE_OF[task.status]
+    if state not in TERMINAL:
+        return None
+    return (
+        f"task {task.id} is {TaskState.Name(state)}: it changes no more, so a push "
+        "notification config would never fire, and none is stored; GetTask returns the task "
+        "(its artifacts too)"
+    )
+
+
+def _noted(task: Task, not_stored: str | None) -> Task:
+    """``task`` as SendMessage answers it, saying under ``PUSH_NOT_STORED_KEY`` why the
+    message's push notification config was not stored, if it was not."""
+    if not_stored is not None:
+        task.metadata[PUSH_NOT_STORED_KEY] = not_stored
+    return task
+
+
+def _other_skill(task: SwarmTask, skill: str, message_id: str, queues: Sequence[str]) -> str:
+    """The refusal of a message whose messageId posted ``task`` to another skill than the
+    one it names (``skill``): a retry is the same message, so this one is another message
+    under a used id. Another server's task (a queue not exposed here) is not named."""
+    new_id = "give each new message a new unique messageId (a UUID)"
+    if task.queue not in queues:
+        return f"messageId {message_id[:80]!r} was already used by another message: {new_id}"
+    return (
+        f"messageId {message_id[:80]!r} already posted task {task.id}, to skill {task.queue}; "
+        f"this message names skill {skill}: a retry must be the same message (it then "
+        f"returns that task), and a new message needs a new id: {new_id}"
+    )
 
 
 def _at(update: Update, position: Position) -> Update:

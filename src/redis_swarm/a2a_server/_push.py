@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 from collections.abc import Coroutine, Sequence
@@ -67,6 +68,7 @@ from .._errors import (
     tls_refused,
 )
 from .._models import Event, EventType, Webhook
+from .._translate import causes
 from ._addresses import REFUSED_ADDRESS, AddressCheck, pin, unresolved
 from ._convert import updates
 from ._states import STATUS_AFTER, TERMINAL
@@ -119,6 +121,34 @@ def reconnect_delay(failures: int) -> float:
 
 def _retryable(status: int) -> bool:
     return status >= 500 or status in (408, 429)
+
+
+def _answered(response: httpx.Response) -> str:
+    """A webhook's answer that is no success, for the log: its status code and phrase."""
+    return f"answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
+
+
+# What a post that got no answer failed at, by httpx's error (``_failed``).
+_FAILURES: dict[type[httpx.HTTPError], str] = {
+    httpx.ConnectError: "could not connect",
+    httpx.ConnectTimeout: "timed out connecting",
+    httpx.ReadTimeout: "timed out waiting for its answer",
+    httpx.WriteTimeout: "timed out sending the update",
+    httpx.PoolTimeout: "timed out waiting for a connection",
+    httpx.RemoteProtocolError: "its server broke the HTTP exchange",
+}
+
+
+def _failed(exc: httpx.HTTPError) -> str:
+    """A post that got no answer, for the log: what failed (a connection refused, a
+    timeout...), with the error's own words. (httpx's errors may have none: a timeout's
+    type then says it.)"""
+    kind = _FAILURES.get(type(exc), "failed")
+    said = str(exc) or type(exc).__name__
+    errno = next((c.errno for c in causes(exc) if isinstance(c, OSError) and c.errno), None)
+    if errno is not None and os.strerror(errno) not in said:  # (asyncio's hides it in its words)
+        said += f": {os.strerror(errno)}"
+    return f"{kind} ({said})"
 
 
 class PushDispatcher:
@@ -260,6 +290,7 @@ class PushDispatcher:
         if hook.auth_scheme and hook.auth_credentials:
             headers["Authorization"] = f"{hook.auth_scheme} {hook.auth_credentials}"
         body = render(to_stream_response(update))
+        failed = ""  # why the last try failed, said when the update is given up
         for delay in (*self.retry_delays_s, None):
             try:
                 addresses = None if self.url_check is None else await self.url_check(hook.url)
@@ -270,10 +301,16 @@ class PushDispatcher:
                     )  # fmt: skip
                     return
                 response = await self._send(hook.url, body, headers, addresses)
-                if response.is_success or not _retryable(response.status_code):
-                    if not response.is_success:
-                        log.warning("webhook %s refused an update: %s", hook.url, response)
+                if response.is_success:
                     return
+                failed = _answered(response)
+                if not _retryable(response.status_code):
+                    log.warning(
+                        "webhook %s refused an update of task %s: %s (not retried: a 4xx "
+                        "other than 408 and 429)", hook.url, hook.task_id, failed,
+                    )  # fmt: skip
+                    return
+                log.info("webhook %s: %s", hook.url, failed)
             except httpx.HTTPError as exc:
                 if tls_refused(exc):  # (the webhook's TLS: its server's to fix)
                     log.warning(
@@ -281,11 +318,16 @@ class PushDispatcher:
                         "fixes that): %s", hook.url, hook.task_id, exc,
                     )  # fmt: skip
                     return
-                log.info("webhook %s: %s", hook.url, exc)
+                failed = _failed(exc)
+                log.info("webhook %s: %s", hook.url, failed)
             except OSError as exc:  # (the check's lookup: a network error, see the module)
-                log.info("webhook %s: not posted yet: %s", hook.url, unresolved(hook.url, exc))
+                failed = unresolved(hook.url, exc)
+                log.info("webhook %s: not posted yet: %s", hook.url, failed)
             if delay is None:
-                log.warning("webhook %s: giving up on an update of task %s", hook.url, hook.task_id)
+                log.warning(
+                    "webhook %s: giving up on an update of task %s after %d tries: %s",
+                    hook.url, hook.task_id, len(self.retry_delays_s) + 1, failed,
+                )  # fmt: skip
                 return
             await asyncio.sleep(delay)
 

@@ -11,7 +11,7 @@ what to send instead for the first four (a body not UTF-8, or nested deeper than
 stores, is a parse error, -32700: ``_request.unreadable``), and answers a notification
 HTTP 204, no body. A request that is not valid JSON-RPC 2.0
 (``jsonrpc`` not "2.0", an ``id`` neither a string, an integer nor null) goes to the SDK,
-which answers it -32600 with id null.
+which answers it -32600 with its id when that is a valid one, else with id null.
 
 A notification is run without its reply, but never left to hold the connection: a
 ``SendMessage`` is run as if it said ``returnImmediately`` (no waiting for the task to

@@ -16,7 +16,14 @@ import re
 
 from .. import _hints as hints
 
-__all__ = ["A2A_PHRASES", "A2A_WORDS", "OPERATOR_CONTEXT", "in_a2a_words", "needs_role"]
+__all__ = [
+    "A2A_PHRASES",
+    "A2A_WORDS",
+    "OPERATOR_CONTEXT",
+    "for_operator",
+    "in_a2a_words",
+    "needs_role",
+]
 
 
 def needs_role(swarm: str) -> str:
@@ -69,7 +76,27 @@ A2A_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
         "pageToken {0} is not one this listing gave: pass the nextPageToken of the previous "
         "page, with the same contextId and status, or leave pageToken out for the first page",
     ),
+    # (a description too long: a message's text parts are its description)
+    (
+        re.compile(r"put the material in data or in a context"),
+        "put the material in a data part of the message (its data parts become the task's "
+        "data), and keep its text to what to do",
+    ),
 )
+
+# What the core advises a CLI user whose Redis user may not post to a pass: the A2A server
+# posts every message to one (its context), so its operator is told the role it needs
+# instead (``needs_role``), not a command-line option.
+_CLI_PASS_ADVICE = re.compile(
+    r"; post it without --pass \(pass_name\), or as a shard user \([^)]*\)"
+)
+
+
+def for_operator(text: str) -> str:
+    """``text`` (a core error's message) for the log of an A2A server's operator: without
+    the advice the core gives a CLI user that this server cannot follow (``needs_role`` then
+    says what to do)."""
+    return _CLI_PASS_ADVICE.sub("", text)
 
 
 def in_a2a_words(text: str) -> str:

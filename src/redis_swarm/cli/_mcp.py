@@ -252,8 +252,10 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
             raise ConfigError("--token is for --transport http: stdio needs none")
         return None
     from .._net import shown_host
+    from .._web import require_strong_token  # (the web faces' one rule; not for --help)
 
     # (an empty --host is refused as it is parsed: listen_options)
+    require_strong_token(host, token, env=_TOKEN_ENV)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)  # 192 random bits
         click.echo(
