@@ -45,7 +45,6 @@ __all__ = [
     "SwarmError",
     "Timeout",
     "ValidationError",
-    "needs_a_fix",
 ]
 
 
