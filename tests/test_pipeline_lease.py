@@ -149,7 +149,11 @@ def test_a_lease_given_back_by_hand_is_never_held_beside_the_open_one(
     from redis_swarm._pipeline.lease import RunLease
 
     plan = load_plan(plan_text(tmp_path))
-    first = swarm.post_task(QUEUE, "lease", task_id=lease_task_id("audit", 1), max_abandons=1)
+    # (as a run posts it: a task id names one task, and another there is a Conflict)
+    first = swarm.post_task(
+        QUEUE, "The lease of pipeline audit: held by the run driving it",
+        task_id=lease_task_id("audit", 1), max_abandons=1,
+    )  # fmt: skip
     claimed = swarm.claim([QUEUE], worker="old-run")
     assert claimed is not None and claimed.id == first.id
     swarm.fail(first.id, claimed.token, "killed", retry=False)  # generation 1 settled (dead)

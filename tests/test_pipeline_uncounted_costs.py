@@ -19,7 +19,7 @@ import pytest
 
 from redis_swarm import Swarm
 from redis_swarm._pipeline import Pipeline, load_plan, pipeline_queue
-from redis_swarm._pipeline.names import synthesis_task_id
+from redis_swarm._pipeline.names import synthesis_queue, synthesis_task_id
 from redis_swarm._pipeline.records import (
     Unrecorded,
     anchor_of,
@@ -121,7 +121,8 @@ def test_a_synthesizer_run_whose_task_cannot_be_leased_counts(
     path = _plan(tmp_path, WORKER, ["look at A"], "max_cost_usd = 1")
     plan = load_plan(path)
     task_id = synthesis_task_id(plan, 0)
-    swarm.post_task("elsewhere", "taken by another run", task_id=task_id)
+    # (as a run posts it: a task id names one task, and another there is a Conflict)
+    swarm.post_task(synthesis_queue(plan), f"Synthesize {plan.passes[0].name}", task_id=task_id)
     swarm.cancel(task_id)
     data = _run(cli, path, expect=1, BAD_TRIES="5")
     assert (tmp_path / "synth-runs").read_text() == "2", data

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_LABEL_CHARS",
     "MAX_LEASE_S",
     "MAX_NAME",
+    "MAX_NOT_BEFORE_MS",
     "MAX_PAGE",
     "MAX_PASS_WAIT_S",
     "MAX_POLL_S",
@@ -40,6 +41,8 @@ __all__ = [
     "MAX_ROLE",
     "MAX_TASK_DATA_BYTES",
     "MAX_WAIT_S",
+    "MIN_LEASE_S",
+    "MIN_NOT_BEFORE_MS",
     "READ_DEFAULT",
     "begins_like_option",
     "check_agent",
@@ -68,6 +71,14 @@ READ_DEFAULT = 100  # messages an inbox read returns unless told
 MAX_HITS = 1000  # hits one context search may list
 MAX_AROUND = 20  # lines shown around a hit
 MAX_LEASE_S = 30 * 86_400.0  # the longest lease a claim may take or a renew give: 30 days
+MIN_LEASE_S = 0.001  # a task's lease_s, and the lease a claim or a renewal asks for
+# A task's not_before is epoch milliseconds. One below 10**11 (March 1973) can only be a
+# mistake: in ms it is a due time long past (the task would be pending at once, as with
+# none), and it is what a time in seconds looks like (every date until the year 5138 is
+# under 10**11 s; time.time() is about 1.8e9): refused, not read as 1970. The largest is
+# past the year 10,000.
+MIN_NOT_BEFORE_MS = 10**11
+MAX_NOT_BEFORE_MS = 2**48
 MAX_WAIT_S = 86_400.0  # the longest one call blocks (a claim, a report's next task, an inbox)
 MAX_ASK_TIMEOUT_S = MAX_WAIT_S  # the longest an ask waits for its answer
 MAX_PASS_WAIT_S = 7 * 86_400.0  # the longest a wait for a pass or queue to settle may be

@@ -17,7 +17,7 @@ import zstandard
 from .. import _digest
 from .._codec import first_few, loads
 from .._context_records import ContextInfo
-from .._errors import Conflict, NotFound, SwarmError, ValidationError
+from .._errors import Conflict, CorruptRecord, NotFound, ValidationError
 from .._hash_lane import lane_hasher
 from .._hints import CONTEXT_VERSIONS, CURRENT_VERSION, LIST_CONTEXTS, said_of
 from .._printable import short_version
@@ -113,7 +113,11 @@ def parse_manifest(raw: bytes | str) -> Manifest:
 
 
 def check_version(owner: str, version: object) -> str:
-    """``version`` of the context of ``owner`` (a checked name), checked."""
+    """``version`` of the context of ``owner`` (a checked name), checked, in lowercase: a
+    version is lowercase hex (its hash as ``b3sum`` prints it), and a hash or prefix copied
+    in uppercase names the same one."""
+    if isinstance(version, str) and version.isascii():
+        version = version.lower()
     if not isinstance(version, str) or not _HEX.fullmatch(version):
         raise ValidationError(
             f"version {str(version)[:70]!r} is not a context version: pass the hex hash "
@@ -285,12 +289,15 @@ class _Chunks:
         return self.out
 
 
-def _corrupt(m: Manifest, said: str) -> SwarmError:
-    """Damaged stored bytes: a plain publish reuses the chunks the server holds (every
-    owner's, by content), so only a publish with --repair sends them again."""
-    return SwarmError(
-        f"{said} (damaged data): publish it again with --repair, which sends every chunk "
-        f"anew: {repair_command(m.info)} (over MCP: publish_context with repair=true)"
+def _corrupt(m: Manifest, said: str) -> CorruptRecord:
+    """Damaged stored bytes (written around the operations: a record stored unreadable):
+    a plain publish reuses the chunks the server holds (every owner's, by content), so only
+    a publish with repair sends them again. The reader may be any face: each way is said."""
+    return CorruptRecord(
+        f"{said} (damaged data): publish it again with repair, which sends every chunk anew: "
+        f"{repair_command(m.info)} (in Python: publish_context({m.info.owner!r}, ..., "
+        "repair=True); over MCP: publish_context with repair=true)",
+        record_id=m.version,
     )
 
 

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 from .._codec import UNREADABLE, built, dumps
-from .._errors import NotFound, PayloadTooLarge, ValidationError
+from .._errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from .._hints import CHECK_TASK_ID
 from .._keys import Keys, label_id
 from .._models import DEFAULT_MAX_ABANDONS, Page, Task, TaskSpec, TaskStatus, stored_error
+from .._printable import short
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._usage import Usage
 from .._validate import (
@@ -29,10 +30,13 @@ from .._validate import (
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
+    MAX_NOT_BEFORE_MS,
     MAX_PAGE,
     MAX_PRIORITY,
     MAX_RETRY_AFTER_S,
     MAX_RETRY_BACKOFF_S,
+    MIN_LEASE_S,
+    MIN_NOT_BEFORE_MS,
     check_agent,
     check_failure_reason,
     check_id,
@@ -80,7 +84,6 @@ __all__ = [
     "status_counts",
 ]
 
-MIN_LEASE_S = 0.001  # a task's lease_s, and the lease a claim or a renewal asks for
 MAX_QUEUE_DESCRIPTION = 2_000
 POST_CHUNK = 1_000  # tasks per script call: bounds the time Redis spends in one script
 # A failed task waits 1 s, 2 s, 4 s, ... before its next attempt, unless its queue sets the
@@ -142,6 +145,7 @@ class _Post(NamedTuple):
     delay_ms: int | None
     dedupe_key: str | None
     parent: str | None
+    max_abandons: int | None
     # What task_post is told of it after its queue and pass (see task_post.lua): id,
     # priority, not_before, dedupe_key, parent, max_abandons ('' for none), the stored
     # record's JSON as the client knows it without its closing brace, its data's JSON.
@@ -164,6 +168,11 @@ def _one_each(kind: str, values: Sequence[str] | None, count: int) -> Sequence[s
     if isinstance(values, str) or len(values) != count:
         raise ValidationError(f"{kind} must be a list of one string per task ({count})")
     return values
+
+
+def _label(n: int, labels: Sequence[str] | None) -> str:
+    """How an error of post_tasks names spec ``n``."""
+    return f"task #{n}" if labels is None else labels[n]
 
 
 def _int_in(kind: str, value: object, lo: int, hi: int) -> int:
@@ -233,7 +242,7 @@ def _checked(
     if not_before is not None:
         if delay_s is not None:
             raise ValidationError("give not_before (epoch ms) or delay_s (seconds), not both")
-        due = not_before = _int_in("not_before (epoch ms)", not_before, 0, 2**48)
+        due = not_before = _not_before(not_before)
         parts.append(f',"not_before":{not_before}')
     elif delay_s is not None:
         # Counted by the script from its now, the server's clock (an agent's may be off):
@@ -253,7 +262,7 @@ def _checked(
     )  # fmt: skip
     return _Post(
         tid, queue, description, priority, max_attempts, lease, pass_name, pass_id, not_before,
-        delay_ms, dedupe_key, parent, args,
+        delay_ms, dedupe_key, parent, abandons, args,
     )  # fmt: skip
 
 
@@ -263,6 +272,31 @@ _json_str = json.encoder.encode_basestring
 
 def _json_num(value: float) -> str:
     return int.__repr__(value) if isinstance(value, int) else float.__repr__(value)
+
+
+# How not_before is given, said by each refusal of one.
+_EPOCH_MS = (
+    "give whole milliseconds since the epoch (int(time.time() * 1000) + MS; seconds times "
+    "1000), or delay_s instead (seconds from now)"
+)
+
+
+def _not_before(value: object) -> int:
+    """A task's due time, epoch ms: a plain int in range first (the common case)."""
+    if type(value) is int and MIN_NOT_BEFORE_MS <= value <= MAX_NOT_BEFORE_MS:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        got = f"float {value!r}" if isinstance(value, float) else type(value).__name__
+        raise ValidationError(f"not_before must be an integer, got {got}: {_EPOCH_MS}")
+    if value < MIN_NOT_BEFORE_MS:
+        raise ValidationError(
+            f"not_before is {value}: as milliseconds since the epoch, which it counts, that "
+            f"is before 1973 (a time in seconds?): {_EPOCH_MS}. A task due at once needs "
+            "neither"
+        )
+    raise ValidationError(
+        f"not_before is {value}: as milliseconds since the epoch, past the year 10,000: {_EPOCH_MS}"
+    )
 
 
 def _max_abandons(value: object) -> int:
@@ -319,6 +353,67 @@ def _or_empty(value: object) -> object:
     return "" if value is None else value
 
 
+# What a post under an id already stored must share with that task to be the same post (a
+# retry after a lost reply; or a task every run posts under one id, as a pipeline's lease):
+# what names the work and how it is counted. Not compared: its data and lease_s, which such a
+# run sets its own way (a pipeline's lease names the run posting it, and takes its workers'
+# lease_s) while the task stored stays the first run's; its due time, which the server moves
+# (a delay_s counts from the server's now, a failure's backoff sets not_before); and an
+# unset max_abandons (the queue's setting was stored).
+_SAME_POST = (
+    "queue", "description", "pass_name", "parent", "dedupe_key", "priority", "max_attempts",
+)  # fmt: skip
+
+
+def _other_task(post: _Post, task: Task) -> list[str] | None:
+    """Which fields of the task stored under ``post``'s id differ from the post's (None: the
+    same post, or a task its dedupe key found, under another id)."""
+    if task.id != post.id:
+        return None
+    differ = [name for name in _SAME_POST if getattr(task, name) != getattr(post, name)]
+    if post.max_abandons is not None and task.max_abandons != post.max_abandons:
+        differ.append("max_abandons")
+    return differ or None
+
+
+def _refuse_taken(
+    posts: Sequence[_Post], tasks: Sequence[Task], labels: Sequence[str] | None = None
+) -> None:
+    """Raise Conflict when a post's id names another task stored before (``labels``: how the
+    error names each post of a batch; None for a lone post). Checked on what the script
+    returned: no command more."""
+    taken = [
+        (n, differ)
+        for n, (post, task) in enumerate(zip(posts, tasks, strict=True))
+        if (differ := _other_task(post, task)) is not None
+    ]
+    if not taken:
+        return
+    n, differ = taken[0]
+    post, task = posts[n], tasks[n]
+
+    def said(record: object) -> str:
+        values = ((name, getattr(record, name)) for name in differ)
+        return ", ".join(
+            f"{k} {short(v, 60)!r}" if isinstance(v, str) else f"{k} {v}" for k, v in values
+        )
+
+    more = ""
+    if labels is not None:
+        if len(taken) > 1:
+            more = f" (and {len(taken) - 1} more: {labels[taken[1][0]]}, ...)"
+        more += (
+            ". The batch's other tasks were posted: post the batch again with a new id for "
+            "each refused and the same ids for the others, which returns them (posted once)"
+        )
+    raise Conflict(
+        f"{'' if labels is None else labels[n] + ': '}task id {post.id} is taken by another "
+        f"task (its {said(task)}; this post's: {said(post)}), so it was not posted: a task id "
+        "names one task, and posts again only the same task (a retry returns the stored one). "
+        f"Post it under a new id (Swarm.new_task_id()) or none{more}"
+    )
+
+
 def _posted(ctx: OpContext, chunk: Sequence[_Post], reply: Sequence[Any]) -> list[Task]:
     """The tasks of one posted chunk: built from what was sent, or as stored when the task
     already existed (same id, or same queue and dedupe key); a new task's max_abandons is the
@@ -360,26 +455,36 @@ def post_tasks(
 ) -> Operation[list[Task]]:
     """Post many tasks: validated first (nothing is stored if one is refused), then stored
     atomically per 1,000 tasks, every chunk pipelined in one round trip. ``task_ids``: the
-    id of each (default: fresh ones; see ``Swarm.new_task_id``). ``labels``: what an error calls
+    id of each (default: fresh ones; see ``Swarm.new_task_id``), each its own
+    (ValidationError, nothing sent); an id already stored as another task raises Conflict
+    once the batch's others are posted (as ``post_task``). ``labels``: what an error calls
     each spec (default ``task #INDEX``, its index in ``specs``; a file's reader passes
     ``line N``)."""
     items = list(specs)
     ids = _one_each("task_ids", task_ids, len(items))
     names = _one_each("labels", labels, len(items))
     prepared: list[_Post] = []
+    first: dict[str, int] = {}  # each id given, and the first spec given it
     for n, item in enumerate(items):
         try:
             prepared.append(_prepare(ctx, _spec(item), None if ids is None else ids[n]))
         except ValidationError as exc:
-            label = f"task #{n}" if names is None else names[n]
-            raise type(exc)(f"{label}: {exc}") from None
+            raise type(exc)(f"{_label(n, names)}: {exc}") from None
+        if ids is not None and (was := first.setdefault(prepared[-1].id, n)) != n:
+            raise ValidationError(
+                f"{_label(n, names)}: task id {prepared[-1].id} is also {_label(was, names)}'s: "
+                "a task id names one task, so give each its own (or none); nothing was posted"
+            )
     if not prepared:
         return []
     chunks = [prepared[i : i + POST_CHUNK] for i in range(0, len(prepared), POST_CHUNK)]
     calls = tuple(_post_call(ctx, chunk) for chunk in chunks)
     replies = [(yield calls[0])] if len(calls) == 1 else (yield Batch(calls))
     pairs = zip(chunks, replies, strict=True)
-    return [task for chunk, reply in pairs for task in _posted(ctx, chunk, reply)]
+    tasks = [task for chunk, reply in pairs for task in _posted(ctx, chunk, reply)]
+    if ids is not None:  # (a fresh id names no task stored)
+        _refuse_taken(prepared, tasks, [_label(n, names) for n in range(len(prepared))])
+    return tasks
 
 
 def post_task(
@@ -403,8 +508,10 @@ def post_task(
     returned and nothing is posted: its id is not ``task_id`` (give one, from
     ``Swarm.new_task_id``, to tell). ``max_attempts`` bounds its failures, ``max_abandons`` its
     abandoned leases (None: the queue's setting, else 10). A ``task_id`` already stored
-    returns the stored task (a retried post is not posted twice). ``not_before`` (epoch ms)
-    or ``delay_s`` (seconds from now on the server's clock) delays it."""
+    returns the stored task when it is this same task (a retried post is not posted twice:
+    see ``_SAME_POST``), else raises Conflict (the id is another task's: post under a new
+    id, or none). ``not_before`` (epoch ms) or ``delay_s`` (seconds from now on the server's
+    clock) delays it."""
     chunk = (
         _checked(
             ctx, queue, description, data, pass_name, priority, max_attempts, lease_s,
@@ -412,7 +519,10 @@ def post_task(
         ),
     )  # fmt: skip
     reply = yield _post_call(ctx, chunk)
-    return _posted(ctx, chunk, reply)[0]
+    tasks = _posted(ctx, chunk, reply)
+    if task_id is not None:
+        _refuse_taken(chunk, tasks)
+    return tasks[0]
 
 
 def configure_queue(

@@ -11,7 +11,7 @@ from .._codec import dumps, iso
 from .._errors import AlreadyCompleted, NotFound, ValidationError
 from .._hints import CHECK_AGENT_ID
 from .._models import Agent, Message, TaskStatus
-from .._validate import too_deep
+from .._validate import MAX_LEASE_S, MIN_LEASE_S, too_deep
 from ._base import ConnectV1, Unpack, _agent_name, _queue, _Role, _stamp
 
 
@@ -169,6 +169,22 @@ def _v1_agent(agent: Agent) -> V1Agent:
     }
 
 
+def _lease(timeout: object) -> float:
+    """``claim_task``'s ``timeout``, the lease it asks for, checked in the caller's words
+    (the core's would name its ``lease_s``), against the core's bounds."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not MIN_LEASE_S <= timeout <= MAX_LEASE_S
+    ):
+        raise ValidationError(
+            f"timeout is {timeout!r}: it is the lease, in seconds, from {MIN_LEASE_S:g} to "
+            f"{MAX_LEASE_S:,.0f} (30 days): how long the task stays this agent's before "
+            "another may claim it (claim_task waits for no task: it returns None at once)"
+        )
+    return timeout
+
+
 class RedisSwarmCoordinator(_Role):
     """V1's all-in-one coordinator, over the core: claims are leases, contexts versioned.
 
@@ -271,7 +287,7 @@ class RedisSwarmCoordinator(_Role):
     def claim_task(self, queue_name: str, timeout: int = 60) -> V1Task | None:
         """Claim the highest-priority task; ``timeout`` is the lease in seconds."""
         me = self._me()  # (this handle's agent: an id register_agent made, never a caller's)
-        task = self.swarm.claim(_queue(queue_name), worker=me, lease_s=timeout)
+        task = self.swarm.claim(_queue(queue_name), worker=me, lease_s=_lease(timeout))
         if task is None:
             return None
         self._workers.add(me)

@@ -1,0 +1,229 @@
+"""A walkthrough of the Python library, its catches (real redis-server):
+
+1. A post under a task id another task holds was dropped silently (the stored task came back,
+   nothing posted, no error); two specs of one batch under one id lost the second. Now the
+   other task is a Conflict, and a batch's repeated id is refused before anything is sent;
+   a retry of the same post still returns the stored task.
+2. V1 ``claim_task(q, timeout=0)`` was refused in the core's words (``lease_s is 0``).
+3. A context version given in uppercase hex was refused as no version.
+4. ``not_before`` in seconds was read as a time in 1970 (the task pending at once); a float
+   was refused with no word of milliseconds.
+5. Damaged context data raised a bare SwarmError whose remedy named no Python way.
+6. A report without a token needs no worker unless it claims the next task (the docs said
+   it always did).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_swarm import (
+    Conflict,
+    CorruptRecord,
+    Limits,
+    RedisSwarmCoordinator,
+    Swarm,
+    TaskSpec,
+    TaskStatus,
+    ValidationError,
+)
+
+from ._cli import Cli
+from ._raw import raw_client
+
+
+@pytest.fixture
+def plain(redis_url: str) -> Iterator[Swarm]:
+    """One sync handle, for what does not differ between the shells."""
+    with Swarm(redis_url, swarm="test") as handle:
+        yield handle
+
+
+# --- 1. a task id names one task
+
+
+def test_a_post_under_another_tasks_id_is_refused(swarm: Swarm) -> None:
+    tid = swarm.new_task_id()
+    first = swarm.post_task("idq", "first", task_id=tid)
+    with pytest.raises(Conflict, match=f"task id {tid} is taken by another task") as refused:
+        swarm.post_task("idq2", "second", {"other": 1}, task_id=tid)
+    said = str(refused.value)
+    assert "queue 'idq'" in said and "queue 'idq2'" in said  # what differs, both ways
+    assert "new id (Swarm.new_task_id()) or none" in said
+    assert swarm.get_task(tid) == first  # untouched
+    assert "idq2" not in swarm.queue_stats()  # nothing posted
+    # Same queue, another description: another task too.
+    with pytest.raises(Conflict, match="description 'first'"):
+        swarm.post_task("idq", "second", task_id=tid)
+    with pytest.raises(Conflict, match="priority"):
+        swarm.post_task("idq", "first", priority=3, task_id=tid)
+
+
+def test_a_retried_post_still_returns_the_stored_task(swarm: Swarm) -> None:
+    tid = swarm.new_task_id()
+    post: dict[str, Any] = {
+        "queue": "q", "description": "work", "data": {"path": "a.py", "n": [1, 2]},
+        "pass_name": "P1", "priority": 5, "max_attempts": 4, "max_abandons": 2,
+        "dedupe_key": "k", "parent": "shard-1", "lease_s": 30.5,
+    }  # fmt: skip
+    first = swarm.post_task(**post, task_id=tid)
+    again = swarm.post_task(**post, task_id=tid)
+    assert again == first and swarm.queue_stats()["q"]["pending"] == 1
+    # A delay counts from the server's now: a retry's is not the first one's, and is not
+    # compared (the task keeps its first due time); nor are data and lease_s (a run posting
+    # a task under a known id, as a pipeline's lease, writes its own there).
+    delayed = swarm.new_task_id()
+    kept = swarm.post_task("q", "later", delay_s=60, task_id=delayed)
+    assert swarm.post_task("q", "later", delay_s=61, task_id=delayed) == kept
+    assert swarm.post_task("q", "later", {"run": 2}, lease_s=5, task_id=delayed) == kept
+    # A claimed (or completed) task is the same task: the retry returns it as it is now.
+    claimed = swarm.claim("q", worker="w")
+    assert claimed is not None
+    assert swarm.post_task(**post, task_id=tid).status is TaskStatus.CLAIMED
+
+
+def test_a_batch_refuses_one_id_given_twice_before_sending(swarm: Swarm) -> None:
+    tid = swarm.new_task_id()
+    with pytest.raises(ValidationError, match=f"task #1: task id {tid} is also task #0's"):
+        swarm.post_tasks([TaskSpec("q2", "one"), TaskSpec("q2", "two")], task_ids=[tid, tid])
+    with pytest.raises(ValidationError, match=r"line 9: .* is also line 7's"):
+        swarm.post_tasks(
+            [TaskSpec("q2", "one"), TaskSpec("q2", "two")],
+            task_ids=[tid, tid],
+            labels=["line 7", "line 9"],
+        )
+    assert "q2" not in swarm.queue_stats()  # nothing stored
+
+
+def test_a_batch_with_another_tasks_id_posts_the_rest_and_says_so(swarm: Swarm) -> None:
+    taken = swarm.post_task("q", "taken", task_id=swarm.new_task_id())
+    ids = [swarm.new_task_id(), taken.id, swarm.new_task_id()]
+    specs = [TaskSpec("q", "a"), TaskSpec("q", "b"), TaskSpec("q", "c")]
+    with pytest.raises(Conflict, match=f"task #1: task id {taken.id} is taken") as refused:
+        swarm.post_tasks(specs, task_ids=ids)
+    assert "other tasks were posted" in str(refused.value)
+    assert swarm.get_task(taken.id).description == "taken"
+    # As the error says: a new id for the refused one, the same ids for the others.
+    ids[1] = swarm.new_task_id()
+    posted = swarm.post_tasks(specs, task_ids=ids)
+    assert [t.description for t in posted] == ["a", "b", "c"]
+    assert swarm.queue_stats()["q"]["pending"] == 4  # a and c posted once
+
+
+def test_cli_jsonl_posts_under_fresh_ids_as_before(cli: Cli, tmp_path: Path) -> None:
+    lines = tmp_path / "tasks.jsonl"
+    lines.write_text(
+        "\n".join(json.dumps({"description": d}) for d in ("one", "one", "two")) + "\n"
+    )
+    out = cli("--json", "task", "post", "q", "--jsonl", str(lines))
+    assert len(json.loads(out.stdout)["items"]) == 3
+
+
+# --- 2. V1's timeout
+
+
+def test_v1_claim_task_names_its_timeout(redis_url: str) -> None:
+    with RedisSwarmCoordinator(url=redis_url, swarm="test") as v1:
+        v1.register_agent("haiku_worker")
+        v1.post_task("queue:vq", "t", {"i": 1})
+        for bad in (0, -1, True, "60", 31 * 86_400, float("nan")):
+            with pytest.raises(ValidationError, match="timeout is") as refused:
+                v1.claim_task("vq", timeout=bad)  # type: ignore[arg-type]
+            assert "lease_s" not in str(refused.value), bad
+        task = v1.claim_task("vq", timeout=1)
+        assert task is not None and task["data"] == {"i": 1}
+
+
+# --- 3. a version in uppercase
+
+
+def test_a_context_version_is_taken_in_any_case(swarm: Swarm) -> None:
+    for n in range(2):
+        swarm.publish_context("shard-v", f"version {n}\n", source="v")
+    old = swarm.context_versions("shard-v")[-1].version
+    assert swarm.get_context("shard-v", version=old[:12].upper()) == "version 0\n"
+    assert swarm.get_context("shard-v", version=old.upper()) == "version 0\n"
+    assert swarm.read_context("shard-v", lines=(1, 1), version=old[:12].upper()).text == (
+        "version 0\n"
+    )
+    assert [h.line for h in swarm.search_context("shard-v", "0", version=old.upper())] == [1]
+    with pytest.raises(ValidationError, match="is not a context version"):
+        swarm.get_context("shard-v", version="ZZZZZZZZZZ")
+
+
+# --- 4. not_before in milliseconds
+
+
+def test_not_before_in_seconds_is_refused_saying_milliseconds(swarm: Swarm) -> None:
+    seconds = int(time.time()) + 3600
+    with pytest.raises(ValidationError, match="milliseconds") as refused:
+        swarm.post_task("nbq", "x", not_before=seconds)
+    assert "seconds times 1000" in str(refused.value) and "delay_s" in str(refused.value)
+    with pytest.raises(ValidationError, match=r"must be an integer, got float .*milliseconds"):
+        swarm.post_task("nbq", "x", not_before=time.time() * 1000 + 5000.5)  # type: ignore[arg-type]
+    for bad in (1, 0, -1, 10**11 - 1):
+        with pytest.raises(ValidationError, match="before 1973"):
+            swarm.post_task("nbq", "x", not_before=bad)
+    with pytest.raises(ValidationError, match="task #0: not_before"):
+        swarm.post_tasks([TaskSpec("nbq", "x", not_before=seconds)])
+    assert "nbq" not in swarm.queue_stats()
+    later = swarm.post_task("nbq", "x", not_before=seconds * 1000)
+    assert later.status is TaskStatus.DELAYED and later.not_before == seconds * 1000
+    assert swarm.post_task("nbq", "y", not_before=10**11).status is TaskStatus.PENDING
+
+
+def test_cli_jsonl_not_before_is_checked_as_milliseconds(cli: Cli, tmp_path: Path) -> None:
+    due = int(time.time() * 1000) + 3_600_000
+    lines = tmp_path / "tasks.jsonl"
+    lines.write_text(json.dumps({"description": "later", "not_before": due}) + "\n")
+    posted = json.loads(cli("--json", "task", "post", "q", "--jsonl", str(lines)).stdout)
+    assert posted["items"][0]["status"] == "delayed"
+    lines.write_text(json.dumps({"description": "later", "not_before": due // 1000}) + "\n")
+    refused = cli("task", "post", "q", "--jsonl", str(lines), expect=None)
+    assert refused.code != 0 and "line 1: not_before" in refused.stderr
+    assert "milliseconds" in refused.stderr
+
+
+# --- 5. damaged context data
+
+
+def test_damaged_context_data_is_a_corrupt_record_naming_each_repair(
+    plain: Swarm, redis_url: str
+) -> None:
+    text = "".join(f"line {i}\n" for i in range(2000))
+    info = plain.publish_context("shard-d", text, source="d.md", compression="none")
+    with raw_client(redis_url) as r:
+        [key] = list(r.scan_iter("rs:chunk:*"))
+        data = r.hget(key, "data")
+        r.hset(key, "data", data[:10] + bytes([data[10] ^ 1]) + data[11:])
+    with (
+        Swarm(redis_url, swarm="test", limits=Limits(context_copy_bytes=0)) as cold,
+        pytest.raises(CorruptRecord, match="damaged data") as refused,
+    ):
+        cold.get_context("shard-d")
+    said = str(refused.value)
+    assert "swarm context publish d.md --owner shard-d --repair" in said  # the CLI's
+    assert "publish_context('shard-d', ..., repair=True)" in said  # Python's
+    assert "publish_context with repair=true" in said  # MCP's
+    assert refused.value.record_id == info.version
+    plain.publish_context("shard-d", text, source="d.md", compression="none", repair=True)
+    with Swarm(redis_url, swarm="test", limits=Limits(context_copy_bytes=0)) as cold:
+        assert cold.get_context("shard-d") == text
+
+
+# --- 6. a report without a token
+
+
+def test_a_report_without_a_token_names_a_worker_only_to_claim_the_next(plain: Swarm) -> None:
+    task = plain.post_task("rq", "done by hand")
+    finding = plain.report(task.id, None, {"summary": "an operator's"})
+    assert finding.worker is None and plain.get_task(task.id).status is TaskStatus.COMPLETED
+    other = plain.post_task("rq", "next")
+    with pytest.raises(ValidationError, match="claim_next leases the next task"):
+        plain.report(other.id, None, {"summary": "s"}, claim_next="rq")
