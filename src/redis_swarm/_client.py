@@ -10,12 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import inspect
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
 from types import MappingProxyType, MethodType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    NamedTuple,
+    ParamSpec,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import redis
 import redis.asyncio
@@ -23,7 +34,6 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from ._cache import ContextCache
-from ._cluster import async_cluster_retry, cluster_retry, fcall_routed
 from ._config import Settings
 from ._connect import AsyncClient, SyncClient, async_client, sync_client
 from ._direct import direct_sender
@@ -32,18 +42,7 @@ from ._env import settings_from_env
 from ._errors import SwarmError, closed
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
-from ._ops import a2a_store, claiming, retire, server, tasks, views
-from ._ops import agents as agent_ops
-from ._ops import ask as ask_ops
-from ._ops import contexts as context_ops
-from ._ops import costs as cost_ops
-from ._ops import counters as counter_ops
-from ._ops import events as event_ops
-from ._ops import findings as finding_ops
-from ._ops import messages as message_ops
-from ._ops import retire_questions as question_retiring
-from ._ops import unrecorded as unrecorded_ops
-from ._ops import webhooks as webhook_ops
+from ._ops import server  # (its errors are _translate's: loaded with it in any case)
 from ._ops._work import new_id
 from ._overloads import AsyncAnswer, AsyncClaim, AsyncReport, SyncAnswer, SyncClaim, SyncReport
 from ._protocol import (
@@ -64,10 +63,24 @@ from ._protocol import (
     sync_op,
     with_reply,
 )
-from ._retries import stoppable
-from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
+from ._retries import AsyncRetry, Retry, stoppable
 from ._translate import translate
 from ._transport import Load, Scripting, Step, exchange, load_everything
+
+if TYPE_CHECKING:  # (at run time: each module of operations a _Later; the other, for a cluster)
+    from ._ops import a2a_store, claiming, retire, tasks, views
+    from ._ops import agents as agent_ops
+    from ._ops import ask as ask_ops
+    from ._ops import contexts as context_ops
+    from ._ops import costs as cost_ops
+    from ._ops import counters as counter_ops
+    from ._ops import events as event_ops
+    from ._ops import findings as finding_ops
+    from ._ops import messages as message_ops
+    from ._ops import retire_questions as question_retiring
+    from ._ops import unrecorded as unrecorded_ops
+    from ._ops import webhooks as webhook_ops
+    from ._strict_cluster import AsyncStrictClusterSender, StrictClusterSender
 
 __all__ = ["AsyncSwarm", "Swarm"]
 
@@ -242,26 +255,98 @@ class _Shown(inspect.Signature):
         return self._signature().__reduce__()
 
 
-class _Op(Generic[P, T]):
-    """An operation as a method of both shells: on a ``Swarm`` it returns the result, on an
-    ``AsyncSwarm`` a coroutine; so the operations are listed once, in ``_Shell``. Each
-    shell's method shows the operation's docstring and parameters (``help``), worked out
-    once (``_Shown``): a call only binds it."""
+class _Named(NamedTuple):
+    """An operation named in ``_Shell``'s table at run time (see ``_Later``)."""
 
+    module: str
+    name: str
+
+    def load(self) -> Callable[..., Any]:
+        function: Callable[..., Any] = getattr(importlib.import_module(self.module), self.name)
+        return function
+
+
+class _Later:
+    """At run time, a module of operations as ``_Shell``'s table names it: ``tasks.post_task``
+    is ``_Named``, imported at the operation's first use (``_Op``). Each module's import is
+    milliseconds, and a process uses a few of them: a hook, run at every turn of a live
+    session, its handful of reads, not claims, contexts, views or A2A stores. The type
+    checker sees the modules themselves (imported above under TYPE_CHECKING, by the names
+    given here: tests/test_hook_imports.py holds the two alike)."""
+
+    __slots__ = ("_module",)
+
+    def __init__(self, module: str) -> None:
+        self._module = f"{__package__}._ops.{module}"
+
+    def __getattr__(self, name: str) -> _Named:
+        if name.startswith("_"):  # (copy, pickle, inspect looking for hooks: none here)
+            raise AttributeError(name)
+        return _Named(self._module, name)
+
+
+if not TYPE_CHECKING:  # the modules imported above for the type checker, by the same names
+    a2a_store, claiming, retire, tasks, views = map(
+        _Later, ("a2a_store", "claiming", "retire", "tasks", "views")
+    )
+    agent_ops = _Later("agents")
+    ask_ops = _Later("ask")
+    context_ops = _Later("contexts")
+    cost_ops = _Later("costs")
+    counter_ops = _Later("counters")
+    event_ops = _Later("events")
+    finding_ops = _Later("findings")
+    message_ops = _Later("messages")
+    question_retiring = _Later("retire_questions")
+    unrecorded_ops = _Later("unrecorded")
+    webhook_ops = _Later("webhooks")
+
+
+# An operation as a method of both shells: on a ``Swarm`` it returns the result, on an
+# ``AsyncSwarm`` a coroutine; so the operations are listed once, in ``_Shell``. Each shell's
+# method shows the operation's docstring and parameters (``help``), worked out once
+# (``_Shown``): a call only binds it. The methods are made at the first reading of the
+# operation (its module imported then: ``_Later``); ``__doc__`` and ``__wrapped__`` are the
+# operation's (not a docstring of this class: they are properties).
+class _Op(Generic[P, T]):
     def __init__(self, fn: Callable[Concatenate[OpContext, P], Operation[T]]) -> None:
-        sync: Any = sync_op(fn)  # (functools.wraps: the operation's doc, __wrapped__)
-        sync.__signature__ = _Shown(fn, _as_it_is)
-        asynchronous: Any = async_op(fn)
-        asynchronous.__signature__ = _Shown(fn, _coroutine_of)
-        self._sync, self._async = sync, asynchronous
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
+        self._fn: Callable[..., Any] | _Named = fn  # (_Named at run time: see _Later)
+        self._name = ""
+        self._methods: tuple[Any, Any] | None = None  # (sync, async), made at first use
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
-        for method, shell in ((self._sync, "Swarm"), (self._async, "AsyncSwarm")):
-            method.__name__ = name
-            method.__qualname__ = f"{shell}.{name}"
-            method.__module__ = __name__
+        self._name = name
+
+    def _made(self) -> tuple[Any, Any]:
+        """The operation's two methods, made at the first call (two threads making them at
+        once make the same twice: either is kept)."""
+        methods = self._methods
+        if methods is None:
+            fn = self._function()
+            sync: Any = sync_op(fn)  # (functools.wraps: the operation's doc, __wrapped__)
+            sync.__signature__ = _Shown(fn, _as_it_is)
+            asynchronous: Any = async_op(fn)
+            asynchronous.__signature__ = _Shown(fn, _coroutine_of)
+            for method, shell in ((sync, "Swarm"), (asynchronous, "AsyncSwarm")):
+                method.__name__ = self._name
+                method.__qualname__ = f"{shell}.{self._name}"
+                method.__module__ = __name__
+            methods = self._methods = (sync, asynchronous)
+        return methods
+
+    def _function(self) -> Callable[..., Any]:
+        fn = self._fn
+        if isinstance(fn, _Named):
+            fn = self._fn = fn.load()
+        return fn
+
+    @property
+    def __wrapped__(self) -> Callable[..., Any]:
+        return self._function()
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self._function().__doc__
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Callable[..., Any]: ...
@@ -270,26 +355,33 @@ class _Op(Generic[P, T]):
     @overload
     def __get__(self, obj: AsyncSwarm, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
     def __get__(self, obj: _Shell | None, owner: type[Any]) -> Any:
+        sync, asynchronous = self._methods or self._made()
         if obj is None:  # Swarm.claim: the function, as a plain method's (help, inspect)
-            return self._async if issubclass(owner, AsyncSwarm) else self._sync
-        return MethodType(self._async if isinstance(obj, AsyncSwarm) else self._sync, obj)
+            return asynchronous if issubclass(owner, AsyncSwarm) else sync
+        return MethodType(asynchronous if isinstance(obj, AsyncSwarm) else sync, obj)
 
 
 S = TypeVar("S")
 A = TypeVar("A")
 
 
+# An operation whose result type depends on an argument: ``S`` and ``A`` are the Protocols of
+# its sync and async methods (``_overloads``); it runs as an ``_Op``, whose ``__doc__`` and
+# ``__wrapped__`` are its own.
 class _Overloaded(Generic[S, A]):
-    """An operation whose result type depends on an argument: ``S`` and ``A`` are the
-    Protocols of its sync and async methods (``_overloads``); it runs as an ``_Op``."""
-
     def __init__(self, fn: Callable[Concatenate[OpContext, ...], Operation[Any]]) -> None:
         self._op: _Op[..., Any] = _Op(fn)
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self._op.__set_name__(owner, name)
+
+    @property
+    def __wrapped__(self) -> Callable[..., Any]:
+        return self._op.__wrapped__
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self._op.__doc__
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Callable[..., Any]: ...
@@ -538,17 +630,21 @@ class Swarm(_Shell):
         self._execute, self._execute_many = sender.one, sender.many
         self._give_back, self._close_sender = sender.give_back, sender.close
         self._cluster = isinstance(self._redis, RedisCluster)
-        if self._cluster:
-            fcall_routed(self._redis)
         # redis-py's cluster client retries a failed node at once, with no pause: requests
         # are retried here too, with backoff, so that a failover (seconds) is ridden out.
-        self._cluster_retry = cluster_retry(self.settings) if self._cluster else None
+        self._cluster_retry: Retry | None = None
         self._plan_lock = threading.Lock()
-        self._strict_cluster = (
-            StrictClusterSender(self._redis, self.settings, self._scripting)
-            if self._strict and isinstance(self._redis, RedisCluster)
-            else None
-        )
+        self._strict_cluster: StrictClusterSender | None = None
+        if isinstance(self._redis, RedisCluster):  # (the cluster's modules: only for one)
+            from ._cluster import cluster_retry, fcall_routed
+            from ._strict_cluster import StrictClusterSender
+
+            fcall_routed(self._redis)
+            self._cluster_retry = cluster_retry(self.settings)
+            if self._strict:
+                self._strict_cluster = StrictClusterSender(
+                    self._redis, self.settings, self._scripting
+                )
 
     def _connect(self) -> SyncClient:
         return _connected(sync_client, self.settings)
@@ -707,11 +803,13 @@ class Swarm(_Shell):
         """Yield events as they are appended (after ``since``; by default only new ones):
         each wait blocks the server-side read for up to ``block_s``. It goes on forever, or
         until ``timeout_s`` has passed, however quiet the stream; break out to stop sooner."""
+        from ._ops import events as following  # (the module: event_ops is a _Later)
+
         flt = type_filter(types)
-        deadline = event_ops.follow_deadline(block_s, timeout_s)
-        cursor = self._run(event_ops.follow_start(self._ctx, since))
-        while (block := event_ops.next_block(block_s, deadline)) is not None:
-            batch, cursor = self._run(event_ops.follow_step(self._ctx, cursor, flt, block))
+        deadline = following.follow_deadline(block_s, timeout_s)
+        cursor = self._run(following.follow_start(self._ctx, since))
+        while (block := following.next_block(block_s, deadline)) is not None:
+            batch, cursor = self._run(following.follow_step(self._ctx, cursor, flt, block))
             yield from batch
 
 
@@ -731,14 +829,18 @@ class AsyncSwarm(_Shell):
         super().__init__(url, swarm=swarm, limits=limits, clock=clock, cache=cache)
         self._redis: AsyncClient = client if client is not None else self._connect()
         self._cluster = isinstance(self._redis, AsyncRedisCluster)
-        if self._cluster:
+        self._cluster_retry: AsyncRetry | None = None
+        self._strict_cluster: AsyncStrictClusterSender | None = None
+        if isinstance(self._redis, AsyncRedisCluster):  # (as in Swarm.__init__)
+            from ._cluster import async_cluster_retry, fcall_routed
+            from ._strict_cluster import AsyncStrictClusterSender
+
             fcall_routed(self._redis)
-        self._cluster_retry = async_cluster_retry(self.settings) if self._cluster else None
-        self._strict_cluster = (
-            AsyncStrictClusterSender(self._redis, self.settings, self._scripting)
-            if self._strict and isinstance(self._redis, AsyncRedisCluster)
-            else None
-        )
+            self._cluster_retry = async_cluster_retry(self.settings)
+            if self._strict:
+                self._strict_cluster = AsyncStrictClusterSender(
+                    self._redis, self.settings, self._scripting
+                )
         # The tasks running a call (how many deep: a strict write probes in a nested one),
         # which aclose() stops, and those it stopped: their call raises Conflict.
         self._calls: dict[asyncio.Task[Any] | None, int] = {}
@@ -927,11 +1029,13 @@ class AsyncSwarm(_Shell):
         timeout_s: float | None = None,
     ) -> AsyncIterator[Event]:
         """The async twin of ``Swarm.follow_events``: ``async for event in ...``."""
+        from ._ops import events as following  # (as in Swarm.follow_events)
+
         flt = type_filter(types)
-        deadline = event_ops.follow_deadline(block_s, timeout_s)
-        cursor = await self._run(event_ops.follow_start(self._ctx, since))
-        while (block := event_ops.next_block(block_s, deadline)) is not None:
-            batch, cursor = await self._run(event_ops.follow_step(self._ctx, cursor, flt, block))
+        deadline = following.follow_deadline(block_s, timeout_s)
+        cursor = await self._run(following.follow_start(self._ctx, since))
+        while (block := following.next_block(block_s, deadline)) is not None:
+            batch, cursor = await self._run(following.follow_step(self._ctx, cursor, flt, block))
             for event in batch:
                 raise_if_cancelled()
                 yield event

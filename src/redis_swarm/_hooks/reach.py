@@ -53,8 +53,9 @@ HOOK_RETRIES = 0
 # (not for SessionEnd's, whose whole time is shorter than that wait).
 HOOK_SOCKET_TIMEOUT_S = 1.0
 # SessionEnd's connect and socket timeouts: Claude Code gives its session-end hooks 1.5 s in
-# all, of which Python's start-up and imports take 0.4 to 0.7 s on a machine with a load of
-# 1 (more when it is busier); a paused server then fails the hook in about 0.7 to 1.1 s. A
+# all, of which Python's start-up and imports take about half a second on a machine with a
+# load of 3 to 6 (more when it is busier); a paused server then fails the hook in about 0.8 to
+# 1.2 s (docs/live.md has the figures measured). A
 # far server's TLS handshake (two round trips of up to 100 ms) still fits, and a SessionEnd
 # that fails costs little: its agent goes stale as its signs of life stop.
 SESSION_END_TIMEOUT_S = 0.3
