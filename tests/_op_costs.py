@@ -116,6 +116,7 @@ BOUNDS: dict[str, int] = {
     "broadcast": 1,
     "inbox": 1,
     "mark_read": 1,
+    "give_back_inbox": 1,
     "mark_read (by message id: its seq looked up first)": 2,
     "message_status": 1,
     "get_message": 1,
@@ -336,6 +337,8 @@ def every_operation(far: Any, near: Any, cache: ContextCache, meter: Meter, scal
     meter("broadcast", lambda: far.broadcast("hello all", sender="far-agent"))
     sent = far.send("agent-0", "shown", sender="far-agent")
     meter("inbox", lambda: far.inbox("agent-0"))
+    taken = far.inbox("agent-0", limit=1)
+    meter("give_back_inbox", lambda: far.give_back_inbox("agent-0", taken.read_id or "r-x"))
     meter("mark_read", lambda: far.mark_read("agent-0", sent.seq))
     meter(
         "mark_read (by message id: its seq looked up first)",

@@ -340,6 +340,11 @@ def exercise(shard: Swarm, worker: Swarm) -> None:
     worker.inbox(me.id)
     worker.inbox(me.id)
     worker.inbox(me.id, wait_s=0.05)  # nothing new: blocks on the event stream
+    back = shard.send(me.id, "back", sender="shard-1")
+    taken = worker.inbox(me.id)
+    assert taken == [back] and taken.read_id is not None
+    assert worker.give_back_inbox(me.id, taken.read_id)
+    assert worker.inbox(me.id) == [back]
     worker.mark_read(me.id, yo.seq)
     worker.mark_read(me.id, yo.id)  # (by id: HGET of the message index first)
     worker.message_status(yo.id)

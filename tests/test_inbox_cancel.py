@@ -286,14 +286,10 @@ def test_reads_not_cut_acknowledge_as_before(near: Swarm) -> None:
 # --- the MCP read_inbox tool
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_inbox runs the core read on a worker thread whose result a cancelled request "
-    "drops (anyio): the face must give the batch back itself (see the core's inbox)",
-)
 def test_a_cancelled_read_inbox_call_loses_no_message(redis_url: str) -> None:
     """read_inbox cancelled while its acknowledged read runs: the messages it took are
-    returned by the next read."""
+    returned by the next read (the read ran on a worker thread, whose result anyio drops
+    for a cancelled request: the face gives the batch back, ``give_back_inbox``)."""
     core = Swarm(redis_url, swarm="test")
     taken, cancelled = threading.Event(), threading.Event()
     real = core.inbox

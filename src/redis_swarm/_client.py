@@ -575,6 +575,7 @@ class _Shell:
     broadcast = _Op(message_ops.broadcast)
     inbox = _Op(message_ops.inbox)
     mark_read = _Op(message_ops.mark_read)
+    give_back_inbox = _Op(message_ops.give_back_inbox)
     message_status = _Op(message_ops.message_status)
     get_message = _Op(message_ops.get_message)
     request_synthesis = _Op(message_ops.request_synthesis)

@@ -827,13 +827,19 @@ class Message(Record):
 class Inbox(list[Message]):
     """What ``inbox`` returns: the messages read, oldest first (a plain list to iterate,
     index or compare), and ``more``: whether more unread messages were waiting after them
-    (the read stopped at its ``limit``), so that a reader knows to read on."""
+    (the read stopped at its ``limit``), so that a reader knows to read on. ``read_id``: the
+    acknowledged read that took them (None for a peek, or when it took none), which
+    ``give_back_inbox`` withdraws when its caller could not hand them on."""
 
     more: bool
+    read_id: str | None
 
-    def __init__(self, messages: Iterable[Message] = (), *, more: bool = False) -> None:
+    def __init__(
+        self, messages: Iterable[Message] = (), *, more: bool = False, read_id: str | None = None
+    ) -> None:
         super().__init__(messages)
         self.more = more
+        self.read_id = read_id
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,7 @@ OPERATIONS: dict[str, Uses] = {
     "broadcast": _uses("", "message_send", worker=True),
     "inbox": _uses("xrevrange xread", "inbox_read", worker=True),
     "mark_read": _uses("hget", "inbox_read", worker=True),  # (hget: a message id's seq)
+    "give_back_inbox": _uses("", "inbox_read", worker=True),
     "message_status": _uses("hget hgetall", worker=True),
     "get_message": _uses("", "message_get", worker=True),
     "request_synthesis": _uses("", "message_send", worker=True),  # (a message to a shard)

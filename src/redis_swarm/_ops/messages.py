@@ -43,6 +43,7 @@ __all__ = [
     "Inbox",
     "broadcast",
     "get_message",
+    "give_back_inbox",
     "inbox",
     "mark_read",
     "message_status",
@@ -268,30 +269,43 @@ def inbox(
             last_id = text(last[0][0]) if last else "0-0"
             yield from await_events(ctx, last_id, min(remaining, block_chunk_s(ctx)), wakes_me)
         messages = [_message(text(seq), reply_fields(fields)) for seq, fields in entries[:limit]]
+        taken = rid if ack and messages else None
         if not ack or len(messages) < limit:
-            return Inbox(messages, more=len(entries) > limit)
+            return Inbox(messages, more=len(entries) > limit, read_id=taken)
         # A peek after the acknowledged read, under its read id: it looks past the batch,
         # which it leaves pending (the next read commits it), and finds whether more wait.
         try:
             after = yield _read_call(ctx, agent, "0", rid, 1)
         except SwarmError:  # (the agent left meanwhile; the server went away): the batch stands
             after = []
-        return Inbox(messages, more=bool(after))
+        return Inbox(messages, more=bool(after), read_id=taken)
     except INTERRUPTS as exc:
         if held is not None:
             yield from _give_back(ctx, agent, held, exc)
         raise
 
 
+def give_back_inbox(ctx: OpContext, agent: str, read_id: str) -> Operation[bool]:
+    """Make the messages of ``agent``'s acknowledged read ``read_id`` (its ``Inbox.read_id``)
+    unread again, for a caller that could not hand them on (a face whose request was
+    cancelled once the read had run): the next read returns them. True when they were given
+    back; False when a read of the inbox since took them as read (the next read commits the
+    one before it), or ``read_id`` took nothing. One round trip. (``inbox`` does it itself
+    when it is interrupted before it returns.)"""
+    agent = check_agent("agent id", agent)
+    check_name("read id", read_id)
+    reply = yield _read_call(ctx, agent, "3", read_id)
+    return bool(reply) and int(reply[0]) == 1
+
+
 def _give_back(ctx: OpContext, agent: str, rid: str, interrupt: BaseException) -> Operation[None]:
     """Withdraw the acknowledged read ``rid`` of ``agent``, cut by ``interrupt`` before its
-    caller got its batch, in one round trip: its messages are unread again, unless another
-    read of the inbox committed the batch meanwhile (then they stay read, as shown to that
-    reader). A failure to is noted on the interrupt, which goes on either way."""
+    caller got its batch (``give_back_inbox``). A failure to is noted on the interrupt, which
+    goes on either way."""
     from .ask import _add_note  # (loaded only when a read is cut)
 
     try:
-        yield _read_call(ctx, agent, "3", rid)
+        yield from give_back_inbox(ctx, agent, rid)
     except SwarmError as failed:
         _add_note(
             interrupt,

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT
@@ -62,7 +63,7 @@ from .. import _mcp_names
 from .._client import Swarm
 from .._config import Settings
 from .._errors import AlreadyCompleted, Conflict, LeaseLost, NotFound, SwarmError, Timeout
-from .._models import Agent, Task
+from .._models import Agent, Inbox, Task
 from . import DEFAULT_MAX_SESSIONS
 from ._roles import AGENT_ROLES
 
@@ -364,6 +365,7 @@ class SessionRegistry:
         self._live: dict[str, AgentSession] = {}
         self._shared: dict[str, AgentSession] = {}
         self._lock = anyio.Lock()
+        self._inbox_locks: dict[str, anyio.Lock] = {}  # (``reading_inbox``)
         # Set when the client closed stdin: waiting claims end instead of holding the exit.
         self.leaving = threading.Event()
 
@@ -444,6 +446,46 @@ class SessionRegistry:
         except anyio.get_cancelled_exc_class():
             abandoned.set()
             raise
+
+    @asynccontextmanager
+    async def reading_inbox(self, agent: str) -> AsyncIterator[None]:
+        """One read_inbox of ``agent`` at a time on this server: any read of an inbox, a
+        peek too, takes the batch of the acknowledged read before it as read, so a call made
+        while a cancelled one gives its batch back (``take_inbox``) would take it for good."""
+        lock = self._inbox_locks.setdefault(agent, anyio.Lock())
+        async with lock:
+            yield
+
+    async def take_inbox(self, agent: str, limit: int) -> Inbox:
+        """The acknowledged read of ``agent``'s inbox, on a worker thread. A cancelled
+        request still waits for it (as ``call``), then gives its batch back
+        (``give_back_inbox``): the client never sees those messages, so the next read
+        returns them."""
+        taken: list[Inbox] = []
+
+        def take() -> Inbox:
+            inbox = self.swarm.inbox(agent, ack=True, limit=limit)
+            taken.append(inbox)
+            return inbox
+
+        try:
+            inbox = await anyio.to_thread.run_sync(take)
+            # (the thread's wait is shielded: a cancellation that came meanwhile is raised
+            # here, not at the SDK's next checkpoint, after the answer was made and dropped)
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            return inbox
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                for inbox in taken:
+                    if inbox.read_id is not None:
+                        await self._give_back_read(agent, inbox.read_id)
+            raise
+
+    async def _give_back_read(self, agent: str, read_id: str) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.swarm.give_back_inbox, agent, read_id)
+        except SwarmError as exc:  # (they stay read: get_message shows them by id)
+            log.warning("could not give back the inbox read of %s cancelled: %s", agent, exc)
 
     async def give_back(self, task: Task) -> None:
         """Release a task claimed for a request that was cancelled before its answer."""

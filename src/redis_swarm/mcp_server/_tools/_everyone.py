@@ -101,8 +101,11 @@ class EveryoneTools(ToolsBase):
         """Read the messages sent to you that you have not been shown, broadcasts included,
         oldest first; each is shown once. Check it between tasks: a coordinator may ask you
         for something."""
-        session = await self._session(ctx)
-        agent = session.agent_id
+        agent = (await self._session(ctx)).agent_id
+        async with self.sessions.reading_inbox(agent):  # (see there)
+            return await self._read_inbox(agent, limit)
+
+    async def _read_inbox(self, agent: str, limit: int) -> CallToolResult:
         waiting = await self._run(self.swarm.inbox, agent, ack=False, limit=limit)
         # As many as fit one result (a message too big alone is split into pages)...
         items = [plain(m) for m in waiting]
@@ -115,7 +118,10 @@ class EveryoneTools(ToolsBase):
         # never gets them too. It takes the oldest unread: those, unless that other session
         # took some meanwhile (then the next ones). A message left out comes in the next call,
         # even from a new session.
-        messages = await self._run(self.swarm.inbox, agent, ack=True, limit=shown)
+        try:  # (a cancelled call gives them back: the next read returns them)
+            messages = await self.sessions.take_inbox(agent, shown)
+        except SwarmError as exc:
+            raise self._error(exc) from exc
         payload: dict[str, Any] = {"messages": [plain(m) for m in messages], "count": len(messages)}
         if messages.more:
             payload["next"] = "there are more: call read_inbox again"
