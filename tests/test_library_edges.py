@@ -11,6 +11,10 @@
 5. Damaged context data raised a bare SwarmError whose remedy named no Python way.
 6. A report without a token needs no worker unless it claims the next task (the docs said
    it always did).
+7. A post under a taken id with the same queue and description but other data (or another
+   lease_s) was still dropped silently (the stored task came back): data and lease_s were
+   not compared, since the pipeline posts its lease under a known id with its own run in
+   its data. Now they are, and the pipeline reads the task posted when its post is refused.
 """
 
 from __future__ import annotations
@@ -75,13 +79,13 @@ def test_a_retried_post_still_returns_the_stored_task(swarm: Swarm) -> None:
     first = swarm.post_task(**post, task_id=tid)
     again = swarm.post_task(**post, task_id=tid)
     assert again == first and swarm.queue_stats()["q"]["pending"] == 1
+    # The same data with its keys in another order is the same data (JSON's objects).
+    assert swarm.post_task(**{**post, "data": {"n": [1, 2], "path": "a.py"}}, task_id=tid) == first
     # A delay counts from the server's now: a retry's is not the first one's, and is not
-    # compared (the task keeps its first due time); nor are data and lease_s (a run posting
-    # a task under a known id, as a pipeline's lease, writes its own there).
+    # compared (the task keeps its first due time). (Other data or lease_s: test 7 below.)
     delayed = swarm.new_task_id()
     kept = swarm.post_task("q", "later", delay_s=60, task_id=delayed)
     assert swarm.post_task("q", "later", delay_s=61, task_id=delayed) == kept
-    assert swarm.post_task("q", "later", {"run": 2}, lease_s=5, task_id=delayed) == kept
     # A claimed (or completed) task is the same task: the retry returns it as it is now.
     claimed = swarm.claim("q", worker="w")
     assert claimed is not None
@@ -227,3 +231,73 @@ def test_a_report_without_a_token_names_a_worker_only_to_claim_the_next(plain: S
     other = plain.post_task("rq", "next")
     with pytest.raises(ValidationError, match="claim_next leases the next task"):
         plain.report(other.id, None, {"summary": "s"}, claim_next="rq")
+
+
+# --- 7. data and lease_s are the task's too
+
+
+def test_a_post_with_other_data_under_a_taken_id_is_refused(swarm: Swarm) -> None:
+    tid = swarm.new_task_id()
+    first = swarm.post_task("q", "same description", {"mine": 1}, task_id=tid)
+    with pytest.raises(Conflict, match=f"task id {tid} is taken by another task") as refused:
+        swarm.post_task("q", "same description", {"other": 1}, task_id=tid)
+    said = str(refused.value)
+    assert 'data {"mine":1}' in said and 'data {"other":1}' in said, said
+    with pytest.raises(Conflict, match=r"its data \{\"mine\":1\}; this post's: no data"):
+        swarm.post_task("q", "same description", task_id=tid)
+    with pytest.raises(Conflict, match="its lease_s 900; this post's: lease_s 5"):
+        swarm.post_task("q", "same description", {"mine": 1}, lease_s=5, task_id=tid)
+    # Big data is said cut short, not whole.
+    with pytest.raises(Conflict) as refused:
+        swarm.post_task("q", "same description", {"text": "x" * 10_000}, task_id=tid)
+    assert len(str(refused.value)) < 1_000
+    assert swarm.get_task(tid) == first and swarm.queue_stats()["q"]["pending"] == 1
+    # In a batch too: the spec under the taken id is refused, the others posted.
+    other = swarm.new_task_id()
+    specs = [TaskSpec("q", "same description", {"other": 1}), TaskSpec("q", "else")]
+    with pytest.raises(Conflict, match=f"task #0: task id {tid} is taken"):
+        swarm.post_tasks(specs, task_ids=[tid, other])
+    assert swarm.get_task(tid) == first and swarm.get_task(other).description == "else"
+
+
+def test_posted_once_reads_the_task_a_run_posted_with_its_own_data(swarm: Swarm) -> None:
+    """The pipeline's "post it, or find the one posted" under a known id (its planning,
+    synthesizer and lease tasks): another run's data or lease_s is that run's task."""
+    from redis_swarm._pipeline.names import posted_once
+
+    tid = swarm.new_task_id()
+    first = posted_once(swarm, "pq", "plan pass 1", {"run": 1}, task_id=tid, lease_s=60)
+    assert first.id == tid and first.data == {"run": 1}
+    again = posted_once(swarm, "pq", "plan pass 1", {"run": 2}, task_id=tid, lease_s=90)
+    assert again == first and swarm.queue_stats()["pq"]["pending"] == 1
+    with pytest.raises(Conflict, match="queue 'pq'"):  # another queue's task: not this one
+        posted_once(swarm, "pq2", "plan pass 1", {"run": 2}, task_id=tid, lease_s=60)
+
+
+def test_two_runs_posting_one_lease_at_once_both_get_the_first_runs(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs starting together read the same settled lease and post the same next one,
+    each naming itself in its data: the later one gets the earlier's task (not a Conflict),
+    and only one claims it."""
+    from redis_swarm._pipeline import lease as lease_module
+    from redis_swarm._pipeline import load_plan
+    from redis_swarm._pipeline.lease import RunLease
+
+    from .test_pipeline_run import plan_text
+
+    plan = load_plan(plan_text(tmp_path))
+    # (each read the queue before the other posted: it held no lease then)
+    monkeypatch.setattr(lease_module, "newest_lease", lambda swarm, name: None)
+    with Swarm(redis_url, swarm="test") as handle:
+        first, second = (RunLease(handle, plan, holder=h) for h in ("run-a", "run-b"))
+        found = [first._open_task(), second._open_task()]
+        assert found[0].id == found[1].id and found[1].data == {
+            "pipeline": plan.name, "holder": "run-a",
+        }  # fmt: skip
+        assert first.acquire()
+        try:
+            with pytest.raises(Conflict, match=f"pipeline {plan.name} is being run by run-a"):
+                second.acquire()
+        finally:
+            first.release()

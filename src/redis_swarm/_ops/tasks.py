@@ -151,6 +151,11 @@ class _Post(NamedTuple):
     # record's JSON as the client knows it without its closing brace, its data's JSON.
     args: tuple[Any, ...]
 
+    @property
+    def data(self) -> Any:
+        """The task's data, as sent (None: none)."""
+        return _decode(self.args[-1]) if self.args[-1] else None
+
 
 def _prepare(ctx: OpContext, spec: TaskSpec, task_id: str | None) -> _Post:
     """Validate one spec (see ``_checked``)."""
@@ -354,14 +359,17 @@ def _or_empty(value: object) -> object:
 
 
 # What a post under an id already stored must share with that task to be the same post (a
-# retry after a lost reply; or a task every run posts under one id, as a pipeline's lease):
-# what names the work and how it is counted. Not compared: its data and lease_s, which such a
-# run sets its own way (a pipeline's lease names the run posting it, and takes its workers'
-# lease_s) while the task stored stays the first run's; its due time, which the server moves
-# (a delay_s counts from the server's now, a failure's backoff sets not_before); and an
-# unset max_abandons (the queue's setting was stored).
+# retry after a lost reply, which sends them all again as they were): what names the work,
+# what it is given, and how it is run and counted. Data as JSON reads it back (key order
+# aside); lease_s as stored (its repr: read back equal). A caller that means "post it, or
+# find the one posted" under a known id with its own data or lease_s (a pipeline's lease
+# names the run posting it; a planner's lease_s is the plan's, edited since) catches the
+# Conflict and reads the task (``_pipeline.names.posted_once``). Not compared: the due
+# time, which the server moves (a delay_s counts from the server's now, a failure's backoff
+# sets not_before); and an unset max_abandons (the queue's setting was stored).
 _SAME_POST = (
     "queue", "description", "pass_name", "parent", "dedupe_key", "priority", "max_attempts",
+    "lease_s", "data",
 )  # fmt: skip
 
 
@@ -395,8 +403,11 @@ def _refuse_taken(
     def said(record: object) -> str:
         values = ((name, getattr(record, name)) for name in differ)
         return ", ".join(
-            f"{k} {short(v, 60)!r}" if isinstance(v, str) else f"{k} {v}" for k, v in values
-        )
+            f"{k} {short(v, 60)!r}" if isinstance(v, str)
+            else ("no data" if v is None else f"data {short(dumps(v), 60)}") if k == "data"
+            else f"{k} {v}"
+            for k, v in values
+        )  # fmt: skip
 
     more = ""
     if labels is not None:
@@ -429,7 +440,7 @@ def _posted(ctx: OpContext, chunk: Sequence[_Post], reply: Sequence[Any]) -> lis
                 Task,
                 {
                     "id": post.id, "queue": post.queue, "description": post.description,
-                    "data": _decode(post.args[-1]) if post.args[-1] else None,
+                    "data": post.data,
                     "status": TaskStatus.DELAYED if nb is not None and nb > now
                     else TaskStatus.PENDING,
                     "pass_name": post.pass_name, "priority": post.priority,

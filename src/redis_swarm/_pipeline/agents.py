@@ -52,6 +52,7 @@ from .names import (
     pass_label,
     planning_queue,
     planning_task_id,
+    posted_once,
     synthesis_id,
     synthesis_queue,
     synthesis_task_id,
@@ -511,9 +512,9 @@ class OneShotAgents:
         older = tasks_of(self.swarm, pass_label(self.plan, index), queue)
         if older:
             return older[0]
-        return self.swarm.post_task(
-            queue, f"Plan the tasks of {spec.name}", {"pass": pass_label(self.plan, index)},
-            task_id=planning_task_id(self.plan, index),
+        return posted_once(  # (its lease_s may be an earlier plan's: the task posted kept)
+            self.swarm, queue, f"Plan the tasks of {spec.name}",
+            {"pass": pass_label(self.plan, index)}, task_id=planning_task_id(self.plan, index),
             lease_s=float(planner.lease_s), max_attempts=AGENT_TRIES,
         )  # fmt: skip
 
@@ -700,7 +701,8 @@ class OneShotAgents:
         so it names no context (no parent), as the planning task names none: a task of a
         shard is shard work, which ``swarm pipeline retire`` (the core's ``retire_queues``)
         leaves alone, and its closing finding would be counted in the shard's."""
-        return self.swarm.post_task(
+        return posted_once(  # (as an earlier run, maybe an earlier version, posted it)
+            self.swarm,
             synthesis_queue(self.plan),
             f"Synthesize {self.plan.passes[index].name}",
             # (the pass too: Swarm.pass_costs counts the task's runs only in that pass)

@@ -23,12 +23,14 @@ run stops as at a lost lease, failing with that error, which says what to fix.
 
 A settled lease task is never reopened: the next run posts the next generation
 (``names.lease_task_id``) after the highest one the lease queue holds (``newest_lease``):
-two runs starting together read the same one, so post the same next one, and one of them
-gets its claim. ``swarm pipeline retire`` frees the settled generations but that highest
-one (``retiring``), so that a number is never posted twice: a generation posted again
-after it was retired would be a second lease beside the one a run holds, and would mix
-two lifetimes under one id. (A queue holding none, a pipeline's first run, or every
-generation retired by hand: the next after those the queue's retirements removed.)
+two runs starting together read the same one, so post the same next one (the later post
+finds the earlier's task, naming the other run: ``posted_once``), and one of them gets its
+claim. An open one is claimed as it is, not posted again. ``swarm pipeline retire`` frees
+the settled generations but that highest one (``retiring``), so that a number is never
+posted twice: a generation posted again after it was retired would be a second lease
+beside the one a run holds, and would mix two lifetimes under one id. (A queue holding
+none, a pipeline's first run, or every generation retired by hand: the next after those
+the queue's retirements removed.)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from .._errors import Conflict, ConnectionFailed, LeaseLost, NotFound, SwarmErro
 from .._models import Task, TaskStatus
 from .._validate import MAX_PAGE
 from .agents import leases_end, run_agents
-from .names import lease_generation, lease_queue, lease_task_id
+from .names import lease_generation, lease_queue, lease_task_id, posted_once
 from .plan import Plan
 
 if TYPE_CHECKING:
@@ -266,11 +268,18 @@ class RunLease:
         return False
 
     def _open_task(self) -> Task:
-        """The open lease task (posted now when every generation is settled): the highest
-        generation held, else the next one (see the module)."""
-        generation = self._highest_generation()
+        """The open lease task: the highest generation held, when it is open (read, not
+        posted again: nothing is posted while a run holds the lease, or a waiting run looks
+        every second); else the next one, posted now (see the module). Another run may
+        have posted that one first, naming itself in its data: that task is the one
+        (``posted_once``)."""
+        newest = newest_lease(self.swarm, self.name)
+        if newest is not None and newest[0].status in _OPEN:
+            return newest[0]
+        generation = self._next_generation(newest)
         while True:
-            task = self.swarm.post_task(
+            task = posted_once(
+                self.swarm,
                 self.queue,
                 f"The lease of pipeline {self.name}: held by the run driving it",
                 # (the holder: who to look for once the task is dead, which names no
@@ -286,14 +295,13 @@ class RunLease:
                 return task
             generation += 1
 
-    def _highest_generation(self) -> int:
-        """Where to look for the open generation: the highest held; none held, the one
-        after as many as the queue's retirements removed (1 for a pipeline's first run; a
-        pipeline whose every lease task was retired, by hand or before ``pipeline retire``
-        kept the highest: the next number not yet posted)."""
-        newest = newest_lease(self.swarm, self.name)
+    def _next_generation(self, newest: tuple[Task, int] | None) -> int:
+        """The generation to post when ``newest`` (``newest_lease``'s) is settled: the one
+        after it; none held, the one after as many as the queue's retirements removed (1
+        for a pipeline's first run; a pipeline whose every lease task was retired, by hand
+        or before ``pipeline retire`` kept the highest: the next number not yet posted)."""
         if newest is not None:
-            return newest[1]
+            return newest[1] + 1
         retired = self.swarm.retired_questions().get(self.queue)
         return (retired.questions if retired is not None else 0) + 1
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .._errors import NotFound, ValidationError
+from .._errors import Conflict, NotFound, ValidationError
 from .._models import PLANNED_SYNTHESIS, Finding, Task, planning_task_of, synthesizer_task_of
 from .._validate import MAX_PAGE, check_name
 
@@ -36,6 +36,7 @@ __all__ = [
     "plan_owner_of",
     "planning_queue",
     "planning_task_id",
+    "posted_once",
     "queue_clash",
     "run_queues",
     "stored_run",
@@ -277,6 +278,35 @@ def dedupe_key(index: int, position: int, description: str, label: str | None = 
     it: its own are posted again with its ``label`` added (see ``Pipeline._post``)."""
     key = f"pass{index + 1}.task{position + 1}.{_digest(description, size=16)}"
     return key if label is None else f"{key}.{_digest(label, size=16)}"
+
+
+def posted_once(
+    swarm: Swarm,
+    queue: str,
+    description: str,
+    data: Any,
+    *,
+    task_id: str,
+    lease_s: float,
+    max_attempts: int = 3,
+    max_abandons: int | None = None,
+) -> Task:
+    """The task of ``queue`` under ``task_id`` (one of those every run posts under the same
+    id: a lease, a planning or synthesizer task): posted now, else the one posted first, as
+    it is now. That one may hold another run's data (a lease names its run) or lease_s (the
+    plan edited since): the core refuses such a post as another task (Conflict), so it is
+    read then, one round trip more. A task of another queue under the id is not this one:
+    its Conflict is raised."""
+    try:
+        return swarm.post_task(
+            queue, description, data, task_id=task_id, lease_s=lease_s,
+            max_attempts=max_attempts, max_abandons=max_abandons,
+        )  # fmt: skip
+    except Conflict:
+        task = swarm.get_task(task_id)
+        if task.queue != queue:
+            raise
+        return task
 
 
 def tasks_of(
