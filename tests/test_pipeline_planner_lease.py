@@ -109,12 +109,13 @@ def test_a_run_killed_while_its_planner_works_resumes_after_the_workers_lease(
 
 
 def test_the_wait_for_a_killed_planner_says_what_to_do(redis_url: str, tmp_path: Path) -> None:
-    """A planner's lease_s of 7 outlasts the killed run's 2 s lease on the pipeline: the
-    rerun says how long it waits, that it goes on by itself, and what else to do."""
-    stderr, _took = _killed_then_rerun(redis_url, tmp_path, "\nlease_s = 7")
+    """A planner's lease_s of 15 outlasts the killed run's 2 s lease on the pipeline: the
+    rerun says how long it waits, that it goes on by itself, and what else to do. (With 7 s
+    a loaded machine's rerun reached the pass after the planner's lease had ended.)"""
+    stderr, _took = _killed_then_rerun(redis_url, tmp_path, "\nlease_s = 15")
     line = re.search(WAITING, stderr)
     assert line is not None, stderr
-    assert int(line.group(1)) <= 7, line.group(0)
+    assert int(line.group(1)) <= 15, line.group(0)
     assert "wait, or stop this one (Ctrl-C) and run it again then ([planner] lease_s" in (
         line.group(0)
     )
