@@ -18,7 +18,7 @@ import anyio
 import pytest
 import redis
 
-from redis_swarm import AsyncSwarm, Swarm
+from redis_swarm import AsyncSwarm, Swarm, ValidationError
 from redis_swarm.mcp_server import build_server
 
 from ._proxy import LatencyProxy
@@ -281,6 +281,32 @@ def test_reads_not_cut_acknowledge_as_before(near: Swarm) -> None:
     got = near.inbox("a", limit=1)
     assert [m.body for m in got] == ["to all"] and not got.more
     assert list(near.inbox("a")) == []
+
+
+def test_a_peek_between_a_read_and_its_give_back_takes_nothing(near: Swarm) -> None:
+    """A server's channel (or a hook) peeks at the inbox while a cancelled read_inbox gives
+    its batch back: the peek committed the batch as read, and the give-back found nothing
+    (a review's repro: both messages lost). A peek looks past a pending batch now."""
+    sent = [near.send("a", f"m{i}").id for i in range(2)]
+    taken = near.inbox("a")
+    assert [m.id for m in taken] == sent and taken.read_id is not None
+    later = near.send("a", "after").id
+    assert [m.id for m in near.inbox("a", ack=False)] == [later]  # (past the batch taken)
+    assert near.give_back_inbox("a", taken.read_id)
+    assert [m.id for m in near.inbox("a")] == [*sent, later]
+
+
+def test_a_give_back_names_a_read_and_says_when_nothing_was_given(near: Swarm) -> None:
+    """'-' (the script's 'no batch pending') was taken as a read id and answered True; a
+    give-back sent again finds nothing to give."""
+    near.send("a", "m")
+    with pytest.raises(ValidationError, match="not a read id"):
+        near.give_back_inbox("a", "-")
+    taken = near.inbox("a")
+    assert taken.read_id is not None
+    assert near.give_back_inbox("a", taken.read_id)
+    assert not near.give_back_inbox("a", taken.read_id)  # (given back already)
+    assert [m.body for m in near.inbox("a")] == ["m"]
 
 
 # --- the MCP read_inbox tool

@@ -29,7 +29,7 @@ from .._errors import NotFound, PayloadTooLarge, SwarmError, ValidationError
 from .._models import SYNTHESIS_REQUEST_KIND, EventType, Inbox, Message, MessageStatus
 from .._protocol import INTERRUPTS, Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields
-from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_name
+from .._validate import MAX_READ, MAX_WAIT_S, READ_DEFAULT, check_agent, check_id, check_name
 from ._bus import check_data, new_id, text
 from ._work import await_events, block_chunk_s, check_label, check_number
 
@@ -51,6 +51,8 @@ __all__ = [
     "send",
 ]
 
+# How the id of each read of an inbox begins (``give_back_inbox`` takes one back).
+READ_ID_PREFIX = "r-"
 # Unread messages an inbox may hold before sends to it are refused.
 INBOX_LIMIT = 10_000
 # Broadcasts kept (approximately); an agent that falls further behind misses the oldest.
@@ -225,7 +227,7 @@ def inbox(
 
     An acknowledged read interrupted before it returns (its asyncio task cancelled, Ctrl-C)
     gives back what it took, before the interrupt goes on: the next read returns those
-    messages again (unless another reader of the inbox read in that instant)."""
+    messages again (unless another reader of the inbox took a batch in that instant)."""
     agent = check_agent("agent id", agent)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_READ:
         raise ValidationError(f"limit must be between 1 and {MAX_READ}, not {limit!r}")
@@ -251,7 +253,7 @@ def inbox(
     held: str | None = None
     try:
         while True:
-            rid = new_id("r-")
+            rid = new_id(READ_ID_PREFIX)
             read = _read_call(ctx, agent, mode, rid, count)
             held = rid if ack else None
             if wait <= 0:
@@ -289,11 +291,16 @@ def give_back_inbox(ctx: OpContext, agent: str, read_id: str) -> Operation[bool]
     """Make the messages of ``agent``'s acknowledged read ``read_id`` (its ``Inbox.read_id``)
     unread again, for a caller that could not hand them on (a face whose request was
     cancelled once the read had run): the next read returns them. True when they were given
-    back; False when a read of the inbox since took them as read (the next read commits the
-    one before it), or ``read_id`` took nothing. One round trip. (``inbox`` does it itself
-    when it is interrupted before it returns.)"""
+    back; False when an acknowledged read of the inbox since (or a ``mark_read``) took them
+    as read (the next one commits the one before it; a peek does not), when ``read_id`` took
+    nothing, or when they were given back already (a retry). One round trip. (``inbox``
+    does it itself when it is interrupted before it returns.)"""
     agent = check_agent("agent id", agent)
-    check_name("read id", read_id)
+    if not check_id("read", read_id).startswith(READ_ID_PREFIX):
+        raise ValidationError(
+            f"{read_id!r} is not a read id: pass the read_id of the Inbox an acknowledged "
+            f"read returned (it begins {READ_ID_PREFIX})"
+        )
     reply = yield _read_call(ctx, agent, "3", read_id)
     return bool(reply) and int(reply[0]) == 1
 

@@ -4,15 +4,16 @@
 -- Acknowledgement is two-step, so that a read whose reply is lost loses no message: an
 -- acknowledged read records its batch as pending (its read id and where it ends) and
 -- returns it; the same read sent again (redis-py retries after a lost reply) returns the
--- same batch; the next read with another id first commits the pending batch (moves the
--- inbox and broadcast cursors past it) and then reads on. So the next read returns only
--- newer messages, and two readers of one inbox never get the same message.
+-- same batch; the next acknowledged read with another id (or a commit, mode '2') first
+-- commits the pending batch (moves the inbox and broadcast cursors past it) and then reads
+-- on. So the next read returns only newer messages, and two readers of one inbox never get
+-- the same message. A peek looks past a pending batch and commits nothing: it would take
+-- as read a batch its reader may still give back (below).
 -- A read cut before its caller got its batch (a cancelled task, Ctrl-C) is withdrawn (mode
 -- '3', sent after it by the same reader): its batch, still pending (no read since committed
 -- it), is dropped, so that the next read returns those messages again; a batch another read
--- of the inbox already committed stays read. The acknowledged read of a full batch is
--- followed by a peek under its own read id, which looks past that batch and commits nothing
--- (its caller does not have the batch yet either).
+-- of the inbox already committed stays read. (The acknowledged read of a full batch is
+-- followed by a peek, which looks past that batch: are more waiting?)
 -- A reader that must not lose what it never showed (a hook, a restarted session) peeks,
 -- shows, then commits through the last message it showed (mode '2'): inbox and broadcast
 -- ids come from one sequence (the message.sent events), so one position covers both.
@@ -24,9 +25,9 @@
 --          batch ('-' for none: READID '-' when no batch is pending) and how many messages
 --          of the inbox stream were read (kept, or in the pending batch), so that XLEN -
 --          N_READ is the unread count message_send, agent_deregister and agent_sweep use)
--- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek (past the
---          pending batch, committing nothing, when ARGV[4] is its read id), '2' to commit
---          through ARGV[4], '3' to withdraw the acknowledged read ARGV[4]
+-- ARGV[1]: agent id   ARGV[2]: limit   ARGV[3]: '1' to acknowledge, '0' to peek (past a
+--          pending batch, committing nothing), '2' to commit through ARGV[4], '3' to
+--          withdraw the acknowledged read ARGV[4]
 -- ARGV[4]: the read id (unique per call, repeated by a retry); in mode '2' the stream id
 --          of the last message shown
 -- ARGV[5]: read messages the inbox keeps
@@ -127,7 +128,7 @@ end
 if ARGV[3] == '3' then
   -- the read rid was cut before its caller got its batch: unless a read since committed the
   -- batch, it is unread again (the cursors never moved past it), counted unread again too
-  if prid ~= rid then return {0} end
+  if prid == '-' or prid ~= rid then return {0} end
   if last_i ~= '-' then
     nread = math.max(0, nread - #redis.call('XRANGE', KEYS[2], unread_start(), last_i))
   end
@@ -138,9 +139,9 @@ if ARGV[3] == '3' then
   end
   return {1}
 end
-if ARGV[3] == '0' and prid ~= '-' and prid == rid then
-  -- the peek that follows the acknowledged read rid (are more waiting?): past its batch,
-  -- which stays pending (withdrawn if the read is cut now)
+if ARGV[3] == '0' and prid ~= '-' then
+  -- a peek: past the pending batch, which stays pending (its reader may give it back: one
+  -- cut, or whose caller could not hand it on; the next acknowledged read commits it)
   local mine = redis.call('XRANGE', KEYS[2],
     last_i ~= '-' and ('(' .. last_i) or unread_start(), '+', 'COUNT', limit)
   local all = redis.call('XRANGE', KEYS[3],

@@ -449,9 +449,10 @@ class SessionRegistry:
 
     @asynccontextmanager
     async def reading_inbox(self, agent: str) -> AsyncIterator[None]:
-        """One read_inbox of ``agent`` at a time on this server: any read of an inbox, a
-        peek too, takes the batch of the acknowledged read before it as read, so a call made
-        while a cancelled one gives its batch back (``take_inbox``) would take it for good."""
+        """One read_inbox of ``agent`` at a time on this server: an acknowledged read takes
+        the batch of the one before it as read, so a call made while a cancelled one gives
+        its batch back (``take_inbox``) would take that batch for good. (The channel's and
+        the hooks' peeks take nothing.)"""
         lock = self._inbox_locks.setdefault(agent, anyio.Lock())
         async with lock:
             yield
