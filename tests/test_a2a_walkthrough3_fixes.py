@@ -118,20 +118,21 @@ def test_a_message_id_used_for_another_skill_posts_no_second_task(
         assert f"names skill {OTHER}" in said and "new unique messageId" in said, said
     assert a2a_worker.queue_stats() == before  # nothing posted
     assert _send(a2a, message)["result"]["task"]["id"] == first
-    # A messageId another server of the swarm used for a queue not exposed here: refused,
-    # its task not named.
+    # A messageId a server of other skills used (a review: one server's clients used up
+    # another's ids, refused here): its own task there, a task of its own here.
     elsewhere = _message()
     stored = asyncio.run(_post_elsewhere(a2a_worker, elsewhere["messageId"]))
-    said = _error(_send(a2a, elsewhere))["message"]
-    assert "was already used by another message" in said and stored not in said, said
+    here = _send(a2a, elsewhere)["result"]["task"]["id"]
+    assert here != stored and a2a_worker.get_task(stored).queue == "elsewhere"
 
 
 async def _post_elsewhere(worker: Swarm, message_id: str) -> str:
     """Post, as a server exposing only 'elsewhere' would, the task of ``message_id``."""
     from redis_swarm.a2a_server._convert import MESSAGE_KEY, task_id_of
 
+    task_id = task_id_of(message_id, ["elsewhere"])
     async with AsyncSwarm(worker.settings) as swarm:
-        task = await swarm.post_task("elsewhere", "look", task_id=task_id_of(message_id),
+        task = await swarm.post_task("elsewhere", "look", task_id=task_id,
                                      dedupe_key=MESSAGE_KEY + message_id)  # fmt: skip
         return task.id
 

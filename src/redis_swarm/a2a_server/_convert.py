@@ -171,7 +171,7 @@ def posting(request: SendMessageRequest, queues: Sequence[str], sent_role: Any =
     payload: Any = None if not data else data[0] if len(data) == 1 else data
     context_id = message.context_id or new_context(message.message_id)
     dedupe_key = MESSAGE_KEY + message.message_id
-    task_id = task_id_of(message.message_id)
+    task_id = task_id_of(message.message_id, queues)
     sent = with_role(payload, message.role)
     return Posting(queue, description, sent, context_id, dedupe_key, task_id)
 
@@ -183,14 +183,17 @@ def new_context(message_id: str) -> str:
     return str(uuid.uuid5(_CONTEXTS, message_id))
 
 
-def task_id_of(message_id: str) -> str:
-    """The id of the task a message of ``message_id`` posts: the same for every message of
-    that id, whatever skill it names. The dedupe key finds a retry's task in its own queue
-    only (the swarm keeps dedupe keys per queue); a task stored under this id is returned by
-    any post under it (``post_task``), so a message of a used id naming another skill gets
-    the first task back, not a second one, at no cost (no read). A digest: any messageId
+def task_id_of(message_id: str, queues: Sequence[str]) -> str:
+    """The id of the task a message of ``message_id`` posts through a server of ``queues``
+    (its skills): the same for every message of that id, whatever skill it names, on every
+    server exposing those skills (replicas behind one address). The dedupe key finds a
+    retry's task in its own queue only (the swarm keeps dedupe keys per queue); a post under
+    this id whose task is stored otherwise (another skill) is refused by the swarm
+    (Conflict: the handler reads the stored task and says so). Servers of other skills make
+    other ids, so one's client cannot use up another's message ids. A digest: any messageId
     makes a valid task id, of the length of the swarm's own."""
-    digest = hashlib.sha256((MESSAGE_KEY + message_id).encode()).digest()
+    named = "\n".join((MESSAGE_KEY + message_id, *sorted(set(queues))))
+    digest = hashlib.sha256(named.encode()).digest()
     return "t-" + base64.b32encode(digest).decode().lower()[:24]
 
 
