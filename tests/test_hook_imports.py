@@ -5,8 +5,10 @@ hooks 1.5 s in all (docs/live.md), so the start-up counts. The shells import eac
 operations at an operation's first use (``_client._Later``; the type checker sees the modules
 themselves), and the cluster's own modules only for a cluster: a turn's hook loads the agents',
 tasks' and messages' operations and none of the claims', contexts', views', findings', A2A
-stores' or Lua text search's (the claim of `--loop` brings its own when it claims). Held by
-the modules loaded, not by timing.
+stores' or Lua text search's (the claim of `--loop` brings its own when it claims). Nor
+what only some URLs or some errors need: the Cluster's and Sentinel's clients (for their
+URLs), the embedded server's module (for its URL), the ACL roles and the operations' command
+table (for a refusal said with them). Held by the modules loaded, not by timing.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ NOT_SENT = (
     "zstandard",  # (the contexts' compression)
     "re2",  # (the contexts' search)
 )
+# Loaded by every hook before, through the connection and the translation of errors, and
+# by none now: what neither a plain URL nor a request that succeeds needs.
+NOT_NEEDED = (
+    "redis_swarm._cluster",  # (a cluster URL's client)
+    "redis_swarm._sentinel",  # (a sentinel URL's)
+    "redis_swarm._embedded",  # (the embedded server's: `embedded` URLs)
+    "redis_swarm._acl",  # (a refusal says which roles may: _translate)
+    "redis_swarm._ops._commands",  # (and which operation sends what)
+    "redis_swarm._net",  # (whether a host is loopback: server_info's)
+)
 AGENT = "hook-imports-1"
 
 
@@ -57,8 +69,10 @@ def test_a_hook_imports_the_operations_it_sends_and_no_others(redis_url: str, ev
     assert json.loads(answer) is not None
     assert "redis_swarm._ops.agents" in loaded  # (what it sent: its agent's record)
     assert not _under(loaded, *NOT_SENT)
+    assert not _under(loaded, *NOT_NEEDED)
     if event == "SessionEnd":
         assert "redis_swarm._ops.messages" not in loaded  # (the turns read the inbox)
+        assert "redis_swarm._ops.tasks" not in loaded  # (it reads and writes its agent only)
         with Swarm(Settings.from_url(redis_url, swarm="default")) as swarm:
             assert swarm.get_agent(AGENT).alive is False  # (it did its work)
 

@@ -42,7 +42,6 @@ from ._env import settings_from_env
 from ._errors import SwarmError, closed
 from ._keys import Keys
 from ._models import Event, EventType, type_filter
-from ._ops import server  # (its errors are _translate's: loaded with it in any case)
 from ._ops._work import new_id
 from ._overloads import AsyncAnswer, AsyncClaim, AsyncReport, SyncAnswer, SyncClaim, SyncReport
 from ._protocol import (
@@ -68,7 +67,7 @@ from ._translate import translate
 from ._transport import Load, Scripting, Step, exchange, load_everything
 
 if TYPE_CHECKING:  # (at run time: each module of operations a _Later; the other, for a cluster)
-    from ._ops import a2a_store, claiming, retire, tasks, views
+    from ._ops import a2a_store, claiming, retire, server, tasks, views
     from ._ops import agents as agent_ops
     from ._ops import ask as ask_ops
     from ._ops import contexts as context_ops
@@ -286,8 +285,8 @@ class _Later:
 
 
 if not TYPE_CHECKING:  # the modules imported above for the type checker, by the same names
-    a2a_store, claiming, retire, tasks, views = map(
-        _Later, ("a2a_store", "claiming", "retire", "tasks", "views")
+    a2a_store, claiming, retire, server, tasks, views = map(
+        _Later, ("a2a_store", "claiming", "retire", "server", "tasks", "views")
     )
     agent_ops = _Later("agents")
     ask_ops = _Later("ask")
@@ -679,11 +678,13 @@ class Swarm(_Shell):
 
     def _strict_plan(self) -> Plan:
         """How strict writes are made durable here, probed at the first need."""
+        from ._ops.server import durability_plan  # (here: as the operations, ``_Later``)
+
         self._check_open()
         with self._plan_lock:
             if self._plan is None:
                 self._plan = (
-                    self._run(server.durability_plan(self._ctx))
+                    self._run(durability_plan(self._ctx))
                     if self._strict_cluster is None
                     else self._strict_cluster.plan()
                 )
@@ -742,8 +743,10 @@ class Swarm(_Shell):
         loaded where every master holds this version already (``LibraryState.current``:
         FUNCTION LIST is a read; 'swarm acl --apply' must not wait on a refused write to
         rotate a password)."""
+        from ._ops.server import library_state  # (here: as the operations, ``_Later``)
+
         self._check_open()
-        if self._run(server.library_state(self._ctx)).current:
+        if self._run(library_state(self._ctx)).current:
             return True
         try:
             return bool(
@@ -919,10 +922,12 @@ class AsyncSwarm(_Shell):
 
     async def _strict_plan(self) -> Plan:
         """The asyncio twin of ``Swarm._strict_plan``."""
+        from ._ops.server import durability_plan  # (here: as the operations, ``_Later``)
+
         self._check_open()
         if self._plan is None:
             self._plan = (
-                await self._run(server.durability_plan(self._ctx))
+                await self._run(durability_plan(self._ctx))
                 if self._strict_cluster is None
                 else await self._strict_cluster.plan()
             )
@@ -974,8 +979,10 @@ class AsyncSwarm(_Shell):
 
     async def load_functions(self) -> bool:
         """The asyncio twin of ``Swarm.load_functions``."""
+        from ._ops.server import library_state  # (here: as the operations, ``_Later``)
+
         self._check_open()
-        if (await self._run(server.library_state(self._ctx))).current:
+        if (await self._run(library_state(self._ctx))).current:
             return True
         try:
             steps = load_everything(self._scripting, self.settings.url)

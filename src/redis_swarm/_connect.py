@@ -26,13 +26,6 @@ import redis.asyncio.cluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 
-from ._cluster import (
-    CLUSTER_INSTANT_RETRIES,
-    AsyncCluster,
-    Cluster,
-    cluster_error,
-    fcall_routed,
-)
 from ._config import Settings, check_sentinel_service
 from ._connections import (
     ALIVE_ON_ANY_ANSWER,
@@ -42,16 +35,6 @@ from ._connections import (
     pool_options,
 )
 from ._retries import RETRY_ON, AsyncRetry, Retry, backoff, retry
-from ._sentinel import (
-    AsyncSentinel,
-    AsyncSentinelConnection,
-    AsyncSentinelMaster,
-    AsyncSentinelSSLConnection,
-    Sentinel,
-    SentinelConnection,
-    SentinelMaster,
-    SentinelSSLConnection,
-)
 
 __all__ = ["AsyncClient", "SyncClient", "async_client", "sync_client"]
 
@@ -74,39 +57,21 @@ def _socket_path(settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class _Kit:
-    """The redis-py classes of one side, sync or asyncio: a client is built once, from a kit."""
+    """The redis-py classes of one side, sync or asyncio: a client is built once, from a kit
+    (a cluster's and a sentinel's classes are chosen by ``_cluster`` and ``_sentinel_master``,
+    which import their modules: only a cluster or a sentinel URL needs them)."""
 
     redis: Any
-    cluster: Any
     cluster_node: Any
-    sentinel: Any
     retry: Any
-    master: Any
-    connection: Any
-    ssl_connection: Any
     cluster_options: dict[str, Any]
 
 
-_SYNC = _Kit(
-    redis.Redis,
-    Cluster,
-    ClusterNode,
-    Sentinel,
-    Retry,
-    SentinelMaster,
-    SentinelConnection,
-    SentinelSSLConnection,
-    {},
-)
+_SYNC = _Kit(redis.Redis, ClusterNode, Retry, {})
 _ASYNC = _Kit(
     redis.asyncio.Redis,
-    AsyncCluster,
     redis.asyncio.cluster.ClusterNode,
-    AsyncSentinel,
     AsyncRetry,
-    AsyncSentinelMaster,
-    AsyncSentinelConnection,
-    AsyncSentinelSSLConnection,
     # On every 5th MOVED (the default), redis-py's asyncio cluster client closes every
     # connection it has, those other coroutines are using too: a command already sent
     # loses its reply (or fails on a closed writer), and a lost reply retried can apply
@@ -119,6 +84,8 @@ _ASYNC = _Kit(
 
 def _client(settings: Settings, kit: _Kit) -> Any:
     if settings.kind == "cluster":
+        from ._cluster import fcall_routed  # (here: a cluster URL's only)
+
         return fcall_routed(_cluster(settings, kit))
     if settings.kind == "sentinel":
         return _sentinel_master(settings, kit)
@@ -151,11 +118,19 @@ def _client(settings: Settings, kit: _Kit) -> Any:
 
 def _cluster(settings: Settings, kit: _Kit) -> Any:
     """The cluster client of ``settings``, its connections those of ``AnswerMeansAlive``."""
+    from ._cluster import (  # (here: a cluster URL's only)
+        CLUSTER_INSTANT_RETRIES,
+        AsyncCluster,
+        Cluster,
+        cluster_error,
+    )
+
     options = dict(kit.cluster_options)
+    cluster_class = Cluster if kit is _SYNC else AsyncCluster
 
     def made() -> Any:
         try:
-            return kit.cluster(
+            return cluster_class(
                 startup_nodes=[kit.cluster_node(h, p) for h, p in settings.nodes],
                 retry=retry(
                     kit.retry,
@@ -189,6 +164,28 @@ def _cluster(settings: Settings, kit: _Kit) -> Any:
 
 def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     """The client of the master behind the sentinels of ``settings``."""
+    from ._sentinel import (  # (here: a sentinel URL's only)
+        AsyncSentinel,
+        AsyncSentinelConnection,
+        AsyncSentinelMaster,
+        AsyncSentinelSSLConnection,
+        Sentinel,
+        SentinelConnection,
+        SentinelMaster,
+        SentinelSSLConnection,
+    )
+
+    classes: tuple[Any, ...] = (
+        (Sentinel, SentinelMaster, SentinelConnection, SentinelSSLConnection)
+        if kit is _SYNC
+        else (
+            AsyncSentinel,
+            AsyncSentinelMaster,
+            AsyncSentinelConnection,
+            AsyncSentinelSSLConnection,
+        )
+    )
+    sentinel_class, master, connection, ssl_connection = classes
     check_sentinel_service(settings)
     shared = common(settings)
     # As many connections to each sentinel as to the master: every new connection to the
@@ -202,7 +199,7 @@ def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     # Each sentinel asked once per lookup: the request's retry is the one that retries (a
     # sentinel client's own default retried up to 10 times before redis-py 8.2, with backoff).
     asked["retry"] = kit.retry(backoff(), 0, supported_errors=tuple(RETRY_ON))
-    sentinel = kit.sentinel(
+    sentinel = sentinel_class(
         list(settings.nodes),
         settings=settings,
         sentinel_kwargs=asked,
@@ -214,8 +211,8 @@ def _sentinel_master(settings: Settings, kit: _Kit) -> Any:
     return sentinel.master_for(
         settings.service_name,
         db=settings.db,
-        redis_class=kit.master,
-        connection_class=kit.ssl_connection if settings.ssl else kit.connection,
+        redis_class=master,
+        connection_class=ssl_connection if settings.ssl else connection,
     )
 
 

@@ -19,7 +19,6 @@ import redis.sentinel
 import redis.utils
 from redis.cluster import RedisCluster
 
-from ._cluster import layout_errors_converted
 from ._connect import SyncClient
 from ._errors import closed
 
@@ -267,6 +266,8 @@ def direct_sender(client: SyncClient) -> Sender:
     cluster, a client given with other choices); a sync cluster client's own exceptions (a
     refresh that reached no node) raised as ``cluster_error``."""
     if isinstance(client, RedisCluster):
+        from ._cluster import layout_errors_converted  # (here: a cluster's only)
+
         return Sender(
             layout_errors_converted(client.execute_command),
             layout_errors_converted(functools.partial(_pipelined, client)),

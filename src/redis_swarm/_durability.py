@@ -27,11 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import _scripts
 from ._config import Settings
-from ._embedded import EmbeddedServer, swarm_command
 from ._errors import ConfigError, ConnectionFailed
 from ._protocol import WAKE_WAIT, Batch, Call, Cmd, Request, items_of
-from ._scripts import READ_ONLY_SCRIPTS
 
 __all__ = [
     "WAIT_MS",
@@ -65,7 +64,7 @@ _NO_DURABILITY_NEEDED = frozenset({WAKE_WAIT, "WAIT", "WAITAOF"})
 
 def _writes(item: Cmd | Call) -> bool:
     if isinstance(item, Call):
-        return item.script not in READ_ONLY_SCRIPTS
+        return item.script not in _scripts.READ_ONLY_SCRIPTS  # (read from lua/ at first use)
     name = str(item.args[0]).upper()
     return name not in _READ_COMMANDS and name not in _NO_DURABILITY_NEEDED
 
@@ -125,6 +124,8 @@ def choose(info: Mapping[str, Any], appendfsync: str | None, where: str) -> Plan
 def _embedded_not_strict(where: str, version_text: str, appendfsync: str | None) -> str:
     """Why an embedded server started without strict cannot honour it, and what works: a
     restart with the strict URL (it then runs with ``appendfsync always``), or CONFIG SET."""
+    from ._embedded import EmbeddedServer, swarm_command  # (here: only an embedded URL's)
+
     home = Settings.from_url(where).home
     strict_up = f'SWARM_URL="embedded?durability=strict" {swarm_command(home, "up")}'
     return (

@@ -42,9 +42,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "FUNCTIONS",
@@ -115,7 +116,9 @@ def script_names() -> list[str]:
 
 
 def _flags(name: str) -> list[str]:
-    found = _FLAGS.search(script_source(name))
+    """The flags of the script's header line (its own file's: neither the prelude nor an
+    include has one)."""
+    found = _FLAGS.search(script_body(name))
     return [f.strip() for f in found[1].split(",")] if found else []
 
 
@@ -124,10 +127,32 @@ def function_name(script: str) -> str:
     return f"rs_{script}"
 
 
-# Scripts that never write, and the library's functions: computed once from lua/.
-READ_ONLY_SCRIPTS = frozenset(n for n in script_names() if "no-writes" in _flags(n))
-FUNCTIONS = tuple(function_name(n) for n in script_names())
-READ_ONLY_FUNCTIONS = frozenset(function_name(n) for n in READ_ONLY_SCRIPTS)
+# Scripts that never write, and the library's functions: computed from lua/ at first use, not
+# at import (every handle imports this module; a `swarm hook` that never reaches its server,
+# or sends no script, reads no Lua file).
+@functools.cache
+def _read_only_scripts() -> frozenset[str]:
+    return frozenset(n for n in script_names() if "no-writes" in _flags(n))
+
+
+_COMPUTED: dict[str, Callable[[], object]] = {
+    "READ_ONLY_SCRIPTS": _read_only_scripts,
+    "FUNCTIONS": lambda: tuple(function_name(n) for n in script_names()),
+    "READ_ONLY_FUNCTIONS": lambda: frozenset(function_name(n) for n in _read_only_scripts()),
+}
+
+if TYPE_CHECKING:
+    READ_ONLY_SCRIPTS: frozenset[str]
+    FUNCTIONS: tuple[str, ...]
+    READ_ONLY_FUNCTIONS: frozenset[str]
+else:  # (to the type checker, an unknown name stays an error)
+
+    def __getattr__(name: str) -> object:
+        compute = _COMPUTED.get(name)
+        if compute is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = globals()[name] = compute()  # bound now: the next use is a plain lookup
+        return value
 
 
 @functools.cache
@@ -216,7 +241,7 @@ def library() -> Library:
 
 def fcall(script: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
     """The FCALL (FCALL_RO for a read-only script) of a script of the current library."""
-    command = "FCALL_RO" if script in READ_ONLY_SCRIPTS else "FCALL"
+    command = "FCALL_RO" if script in _read_only_scripts() else "FCALL"
     fn = function_name(script)
     return (command, fn, len(keys), *keys, library().version, *args)
 

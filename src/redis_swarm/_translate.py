@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
 import ssl as _ssl
 import sys
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import redis.exceptions as rex
 
 from . import _errors as e
-from ._acl import ROLES, WORKER_HIDDEN, role_commands, role_scripts
 from ._config import PATH_OPTIONS, SENTINEL_DOCS, Settings
 from ._env import CHECK_SWARM, DOCTOR_TELLS_MORE
-from ._ops._commands import OPERATIONS, WORKER_WRITES, Uses
-from ._ops.server import (
-    not_a_data_server,
-    read_only_replica,
-    replica_master,
-    sentinel_services,
-)
 from ._scripts import NO_FUNCTIONS, function_name
+
+if TYPE_CHECKING:
+    from ._ops._commands import Uses
+
+# The roles' rules (``_acl``, with the operations' command table) and what a server's INFO
+# says of it (``_ops.server``) are imported by the errors that are said with them, in the
+# functions below: every handle imports this module, and `swarm hook` meets none of them.
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -160,6 +160,8 @@ def _translated(
         if refused is not None:
             return e.ConnectionFailed(refused, sent=before)
         if isinstance(exc, rex.ReadOnlyError) or text.startswith("READONLY"):
+            from ._ops.server import read_only_replica, replica_master  # (here: see the top)
+
             info = _asked_again(where)  # (on this error path only: where its master is)
             master = replica_master(info) if info is not None else None
             return e.ConnectionFailed(read_only_replica(where, master), sent=before)
@@ -174,6 +176,8 @@ def _translated(
             )
         if text.lower().startswith("unknown command") and not _older_server(text):
             # A command every data server knows, refused: a sentinel's port? (asked only here)
+            from ._ops.server import not_a_data_server, sentinel_services  # (here: see the top)
+
             info = _asked_again(where)
             if info is not None and info.get("redis_mode") == "sentinel":
                 return e.ConfigError(not_a_data_server(where, sentinel_services(info)))
@@ -688,6 +692,8 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
     alone (a shard told that a shard may would be told nothing); one a worker may not do may
     be refused for either, and says both: the swarm first, then what a worker may not do and
     who may. An operation not named (a raw command) says the swarm, else the role."""
+    from ._ops._commands import OPERATIONS  # (here: see the top)
+
     in_use = f"swarm {swarm!r}, the swarm in use" if swarm is not None else "the swarm in use"
     uses = OPERATIONS.get(operation or "")
     if uses is None:
@@ -735,6 +741,8 @@ def _worker_refused(operation: str, uses: Uses) -> str | None:
     if operation in _WORKER_KEYS_REFUSED:
         return _WORKER_KEYS_REFUSED[operation]
     if _only_reads(uses):
+        from ._acl import WORKER_HIDDEN  # (here: see the top)
+
         hidden = ", ".join(sorted(WORKER_HIDDEN))
         return (
             "the key is one a worker may not even read (a worker reads every key of its swarm "
@@ -761,14 +769,19 @@ _SHARD_MAY = (
     "docs/security.md says what each role may do)"
 )
 
-# The commands a worker may run on some keys of its swarm only (its writes): an operation
-# sending one itself may write a key the worker may only read.
-_WORKER_WRITE_COMMANDS = frozenset().union(*WORKER_WRITES.values())
+
+@functools.cache
+def _worker_write_commands() -> frozenset[str]:
+    """The commands a worker may run on some keys of its swarm only (its writes): an
+    operation sending one itself may write a key the worker may only read."""
+    from ._ops._commands import WORKER_WRITES  # (here: see the top)
+
+    return frozenset().union(*WORKER_WRITES.values())
 
 
 def _only_reads(uses: Uses) -> bool:
     """Whether an operation sending ``uses`` only reads: no script, no write command."""
-    return not uses.scripts and not uses.commands & _WORKER_WRITE_COMMANDS
+    return not uses.scripts and not uses.commands & _worker_write_commands()
 
 
 def _worker_may_run(uses: Uses) -> bool:
@@ -778,13 +791,17 @@ def _worker_may_run(uses: Uses) -> bool:
     which itself sends only reads the worker may run (reads of its swarm's keys)."""
     if uses.worker:
         return True
-    reads = role_commands("worker") - _WORKER_WRITE_COMMANDS
+    from ._acl import role_commands, role_scripts  # (here: see the top)
+
+    reads = role_commands("worker") - _worker_write_commands()
     return uses.scripts <= role_scripts("worker") and uses.commands <= reads
 
 
 def _roles_that_run(command: str) -> list[str]:
     """The roles whose users may run ``command`` (lower case, as NOPERM names it: 'info',
     'config|get'); for FCALL, those that may call every function."""
+    from ._acl import ROLES, role_commands, role_scripts  # (here: see the top)
+
     if command in _FUNCTION_CALLS:
         scripts = {role: role_scripts(role) for role in ROLES if role != "admin"}
         every = frozenset().union(*scripts.values())

@@ -34,7 +34,6 @@ from .._validate import (
     check_printable,
     option_like,
 )
-from . import tasks as task_ops
 from ._bus import check_data, new_id, now_from, text
 from ._work import check_number, forget_presence, newest, refuse_new_option_like, task_from
 
@@ -131,8 +130,10 @@ def held(
     """Who holds the ``leases`` newest leases (by deadline, across queues): each worker's
     claimed task ids, newest lease first, and the ids of the leased tasks stored unreadable.
     At most three round trips: the queue names, their newest leases, those tasks."""
+    from .tasks import queue_names  # (here: an agent's record and presence need no task's)
+
     k = ctx.keys
-    queues = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
+    queues = queue_names((yield Cmd("HKEYS", k.counts)))
     if not queues:
         return {}, ()
     # A lease set is scored by deadline; who holds a task is on its record only.
@@ -686,9 +687,11 @@ def _read_leases(ctx: OpContext, leases: _Leases, now: int) -> Operation[None]:
     round trips (the first time, two more: the queue names, then how many live leases each
     holds, all in one batch, so that a swarm of many queues holding few leases costs no
     round trip per queue)."""
+    from .tasks import queue_names  # (here: as in held)
+
     k = ctx.keys
     if leases.queues is None:
-        names = task_ops.queue_names((yield Cmd("HKEYS", k.counts)))
+        names = queue_names((yield Cmd("HKEYS", k.counts)))
         counts = (
             (yield Batch(tuple(Cmd("ZCOUNT", k.leases(q), f"({now}", "+inf") for q in names)))
             if names

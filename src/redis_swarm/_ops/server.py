@@ -12,7 +12,6 @@ from .._codec import MAX_ISO_MS, counted, iso
 from .._config import SENTINEL_DOCS, Settings, url_host
 from .._errors import ConfigError, ConnectionFailed, PermissionDenied, SwarmError
 from .._keys import swarm_key_patterns
-from .._net import is_loopback
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._replies import reply_fields, reply_map, text
 from .._scripts import (
@@ -831,6 +830,8 @@ def _open_to(settings: Settings, version: str) -> Operation[str | None]:
         return None
     if settings.kind in ("embedded", "unix"):
         return None
+    from .._net import is_loopback  # (here: server_info's only; a hook never asks it)
+
     hosts = [host for host, _ in settings.nodes] or [settings.host]
     if not all(is_loopback(host) for host in hosts):
         return f"this URL reaches it over the network ({', '.join(hosts)}): so can others there"
