@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -28,16 +29,25 @@ from ._net import Listening, is_loopback, shown_host
 
 __all__ = [
     "MAKE_TOKEN",
+    "TOKEN_BYTES",
     "AccessGuard",
+    "new_token",
     "require_strong_token",
     "require_token_off_loopback",
     "serve",
 ]
 
 
-# How to make a token: 32 random characters (192 bits), as long as the passwords `swarm acl`
-# generates.
-MAKE_TOKEN = "$(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+# A token made for a web face: 24 random bytes, 32 URL-safe characters (192 bits), twice the
+# shortest one taken off loopback (``require_strong_token``).
+TOKEN_BYTES = 24
+# How to make one in a shell.
+MAKE_TOKEN = f"$(python -c 'import secrets; print(secrets.token_urlsafe({TOKEN_BYTES}))')"
+
+
+def new_token() -> str:
+    """A token made for a web face (``TOKEN_BYTES``)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def require_token_off_loopback(host: str, token: str | None, *, what: str, env: str) -> None:

@@ -262,6 +262,9 @@ def _store(
     from, '' for none: a compare-and-set; ``announce=False``, with ``replacing``: no
     ``agent.joined`` for an agent registered in this life); its reply."""
     keys = ctx.keys
+    # (ARGV[9] follows ARGV[8]: without ``replacing``, a '1' would be taken for the record
+    # it replaces)
+    assert announce or replacing, "announce=False goes with the record it replaces"
     quiet = () if announce else ("1",)
     reply = yield Call(
         "agent_register",

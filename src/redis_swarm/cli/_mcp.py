@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass, replace
@@ -252,12 +251,12 @@ def _http_token(transport: str, host: str, token: str | None) -> str | None:
             raise ConfigError("--token is for --transport http: stdio needs none")
         return None
     from .._net import shown_host
-    from .._web import require_strong_token  # (the web faces' one rule; not for --help)
+    from .._web import new_token, require_strong_token  # (the web faces' rules; not --help)
 
     # (an empty --host is refused as it is parsed: listen_options)
     require_strong_token(host, token, env=_TOKEN_ENV)
     if token is None and not is_loopback(host):
-        token = secrets.token_urlsafe(24)  # 192 random bits
+        token = new_token()
         click.echo(
             f"--host {shown_host(host)} is reachable from other machines: clients must send "
             f"'Authorization: Bearer {token}' (set {_TOKEN_ENV}={token} for "

@@ -179,8 +179,9 @@ def _lease(timeout: object) -> float:
     ):
         raise ValidationError(
             f"timeout is {timeout!r}: it is the lease, in seconds, from {MIN_LEASE_S:g} to "
-            f"{MAX_LEASE_S:,.0f} (30 days): how long the task stays this agent's before "
-            "another may claim it (claim_task waits for no task: it returns None at once)"
+            f"{MAX_LEASE_S:,.0f} ({MAX_LEASE_S / 86_400:g} days): how long the task stays this "
+            "agent's before another may claim it (claim_task waits for no task: it returns "
+            "None at once)"
         )
     return timeout
 
