@@ -256,13 +256,19 @@ def _closed_port() -> int:
 
 
 def test_a_hook_fails_fast_when_the_server_is_down(tmp_path: Path) -> None:
-    """Each run of a hook with its server down fails within about a second (the CLI's
-    retries took 2 to 5 s: 1.9, 3.7, 3.1 s measured), with the same line and exit 1."""
+    """Each run of a hook with its server down fails at once (the CLI's retries added 2 to
+    5 s: 1.9, 3.7, 3.1 s measured), with the same line and exit 1. What it may take beyond
+    a process importing what the hook does is bounded, not its whole time: on a loaded
+    machine Python's start-up alone passed the 2 s this test once allowed."""
     url = f"redis://127.0.0.1:{_closed_port()}"
     env = {"PYTHONPATH": SRC, "SWARM_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     argv = [sys.executable, "-m", "redis_swarm", "--url", url, "--swarm", "test"]
     payload = json.dumps({"session_id": "s1", "hook_event_name": "UserPromptSubmit"})
+    importing = [sys.executable, "-c", "import redis, redis_swarm.cli, redis_swarm._client"]
     for _ in range(3):
+        began = time.monotonic()
+        subprocess.run(importing, env=env, check=True, timeout=60)
+        started = time.monotonic() - began
         began = time.monotonic()
         done = subprocess.run(
             [*argv, "hook", "UserPromptSubmit"], input=payload, env=env,
@@ -271,7 +277,7 @@ def test_a_hook_fails_fast_when_the_server_is_down(tmp_path: Path) -> None:
         took = time.monotonic() - began
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.startswith("swarm hook UserPromptSubmit: cannot reach Redis at")
-        assert took < 2.0, f"the hook took {took:.2f} s"
+        assert took - started < 1.2, f"the hook took {took:.2f} s, its imports {started:.2f} s"
 
 
 @pytest.mark.parametrize("query", ["", "?retries=1&connect_timeout=0.2", "?retries=40"])
