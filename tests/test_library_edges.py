@@ -301,3 +301,21 @@ def test_two_runs_posting_one_lease_at_once_both_get_the_first_runs(
                 second.acquire()
         finally:
             first.release()
+
+
+def test_a_report_under_another_findings_id_is_refused(swarm: Swarm) -> None:
+    """A report under a finding id that holds another finding of the task returned the
+    stored one, this one dropped (the same defect posts had). A retry of the same report
+    still returns the stored finding; one saying otherwise is a Conflict, nothing stored."""
+    task = swarm.post_task("fq", "look")
+    claimed = swarm.claim("fq", worker="w")
+    assert claimed is not None and claimed.token is not None
+    fid = swarm.new_finding_id()
+    first = swarm.report(task.id, claimed.token, {"summary": "a", "sources": ["x"]}, finding_id=fid)
+    again = swarm.report(task.id, claimed.token, {"summary": "a", "sources": ["x"]}, finding_id=fid)
+    assert again == first
+    with pytest.raises(Conflict, match=f"finding id {fid} holds another finding") as caught:
+        swarm.report(task.id, claimed.token, {"summary": "b", "sources": ["x"]}, finding_id=fid)
+    assert "summary differ" in str(caught.value) and "new_finding_id" in str(caught.value)
+    assert swarm.get_finding(fid).summary == "a"
+    assert [f.id for f in swarm.findings(queue="fq")] == [fid]

@@ -287,6 +287,8 @@ def report(
             f"finding id {fid} is already used by a report on task {stored.task_id}: "
             "use a fresh finding id"
         )
+    if text(outcome) == "existing":
+        _refuse_another(stored, finding_from(encoded, {"task_id": task_id}))
     if stored.superseded:
         raise AlreadyCompleted(
             f"task {task_id} was already settled (completed or cancelled) when this report "
@@ -331,6 +333,28 @@ def report(
 
 # How Redis's NOPERM names a function call it refused (a key it refused is not named so).
 FUNCTION_REFUSED = "run the 'fcall' command"
+
+
+# What a report sent again under its finding id (after a lost reply) sends alike: what the
+# finding says. Not its worker (a report without a token may name none) nor what the script
+# adds (times, the attempt, superseded).
+_SAME_FINDING = (
+    "summary", "details", "sources", "confidence", "extra", "model", "context_version", "usage",
+)  # fmt: skip
+
+
+def _refuse_another(stored: Finding, sent: Finding) -> None:
+    """Raise Conflict when the finding stored under ``sent``'s id on its task says
+    otherwise: a report of other content under a used id (it returned the stored finding,
+    this one dropped). Checked only when the script found the id stored: no cost else."""
+    differ = [name for name in _SAME_FINDING if getattr(stored, name) != getattr(sent, name)]
+    if differ:
+        raise Conflict(
+            f"finding id {sent.id} holds another finding of task {stored.task_id} (its "
+            f"{', '.join(differ)} differ from this report's), so this one was not stored: a "
+            "finding id names one finding, and reports again only the same one (a retry "
+            "returns the stored one). Report it under a new id (Swarm.new_finding_id()) or none"
+        )
 
 
 def _sent(body: dict[str, Any], encoded: str, meta: dict[str, Any]) -> Finding:
