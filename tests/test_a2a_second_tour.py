@@ -301,7 +301,10 @@ def test_redis_out_of_reach_is_503_with_retry_after(servers: ServerFactory) -> N
                     assert answer.headers["retry-after"] == "5"
                     error = answer.json()["error"]
                     assert error["code"] == 503 and error["status"] == "UNAVAILABLE"
-                    assert "try again later" in error["message"]
+                    # (it began "ConnectionFailed: ...", a Python class name)
+                    said = error["message"]
+                    assert said.startswith("this A2A server cannot reach its swarm's Redis")
+                    assert "try again later" in said
                 rpc = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}
                 answer = await c.post("/", json=rpc, headers=HEADERS)
                 assert answer.status_code == 200 and answer.json()["error"]["code"] == -32603

@@ -24,11 +24,10 @@ from redis_swarm._acl import MIN_PASSWORD_LEN
 from redis_swarm._errors import ConfigError
 from redis_swarm._web import require_token_off_loopback
 from redis_swarm.a2a_server._push import PushDispatcher
-from redis_swarm.a2a_server.app import create_app
 from redis_swarm.cli import main
 
 from ._a2a import OTHER, QUEUE, TOKEN, A2AServer, Receiver, push_one_task, receiver, work_one
-from ._servers import RedisServer, ServerFactory, free_port
+from ._servers import RedisServer, free_port
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "A2A-Version": "1.0"}
 PUSH_LOGGER = "redis_swarm.a2a_server._push"
@@ -258,25 +257,6 @@ def test_a_description_too_long_is_told_in_a2a_terms(a2a: A2AServer) -> None:
     """It was "put the material in data or in a context"."""
     said = _error(_send(a2a, _message("x" * 70_000)))["message"]
     assert "in a data part of the message" in said and "in a context" not in said, said
-
-
-def test_redis_out_of_reach_is_said_without_a_class_name(servers: ServerFactory) -> None:
-    """The 503 began "ConnectionFailed: this A2A server cannot reach ..."."""
-    redis = servers.start()
-
-    async def body() -> None:
-        async with AsyncSwarm(f"{redis.url}?retries=0", swarm="a2a-down3") as swarm:
-            app = create_app(swarm, queues=[QUEUE], base_url="http://127.0.0.1:1/",
-                             token=TOKEN, push=False)  # fmt: skip
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://a") as c:
-                redis.stop()
-                answer = await c.get("/tasks", headers=HEADERS)
-                assert answer.status_code == 503, answer.text
-                said = answer.json()["error"]["message"]
-                assert said.startswith("this A2A server cannot reach its swarm's Redis"), said
-
-    asyncio.run(body())
 
 
 # --- 5. an invalid request's id
