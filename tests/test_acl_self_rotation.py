@@ -222,7 +222,8 @@ def test_a_half_done_rotation_on_one_server_is_finished_with_the_url_as_it_is(
     cut_on_save.armed = False
     data = Cli(url).json(*args, "--password-stdin", input=password + "\n")
     assert data["url_user"] is True and "password" not in data
-    assert [node["persisted"] for node in data["applied"]] == ["saved to the aclfile"]
+    aclfile = server.args[server.args.index("--aclfile") + 1]
+    assert [node["persisted"] for node in data["applied"]] == [f"saved to the aclfile {aclfile}"]
     with _root(server) as root:
         root.execute_command("ACL", "LOAD")  # type: ignore[no-untyped-call]
     assert _logs_in(_url(server, "ops-one", password)) and not _logs_in(url)
@@ -427,9 +428,9 @@ def test_a_half_done_rotation_of_the_urls_user_is_finished_by_the_command_it_nam
     data = cli.json(*args, input=NEW_PASSWORD + "\n")
     assert data["url_user"] is True and data["skipped"] == []
     where = {f"127.0.0.1:{proxy.port}", f"127.0.0.1:{replica}"}
-    assert {node["node"]: node["persisted"] for node in data["applied"]} == dict.fromkeys(
-        where, "saved to the aclfile"
-    )
+    persisted = {node["node"]: node["persisted"] for node in data["applied"]}
+    assert persisted.keys() == where, persisted
+    assert all(how.startswith("saved to the aclfile /") for how in persisted.values()), persisted
     for port in (master, replica):  # (a failover finds the new password there too)
         with contextlib.closing(_node(port)) as node:
             node.execute_command("ACL", "LOAD")  # type: ignore[no-untyped-call]

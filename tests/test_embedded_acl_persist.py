@@ -54,11 +54,13 @@ def _whoami(home: Path) -> str:
         return bytes(client.execute_command("ACL", "WHOAMI")).decode()
 
 
-def _apply_admin(cli: Cli, user: str) -> str:
-    """``swarm acl --role admin --user USER --apply`` on the embedded server: its password,
-    after checking that the output says the user was saved (persisted)."""
+def _apply_admin(cli: Cli, home: Path, user: str) -> str:
+    """``swarm acl --role admin --user USER --apply`` on the embedded server of ``home``: its
+    password, after checking that the output says the user was saved (persisted), naming
+    the home's aclfile."""
     data = cli.json("acl", "--role", "admin", "--user", user, "--apply")
-    assert [entry["persisted"] for entry in data["applied"]] == ["saved to the aclfile"], data
+    saved = f"saved to the aclfile {home / 'users.acl'}"
+    assert [entry["persisted"] for entry in data["applied"]] == [saved], data
     password: str = data["password"]
     return password
 
@@ -86,10 +88,13 @@ def test_a_user_applied_on_the_embedded_server_logs_in_after_a_restart(swarm_hom
     cli("status")
     # the apply said that it saved them (not "in memory only"), into the home's aclfile,
     # which is the user's alone (ACL SAVE writes it anew: still mode 600)
-    assert f"# applied on embedded://{swarm_home}: saved to the aclfile" in out.stdout, out
-    assert "in memory only" not in out.stdout
-    assert [entry["persisted"] for entry in worker["applied"]] == ["saved to the aclfile"]
     aclfile = swarm_home / "users.acl"
+    assert f"# applied on embedded://{swarm_home}: saved to the aclfile {aclfile}\n" in (
+        out.stdout
+    ), out
+    assert "in memory only" not in out.stdout
+    saved = f"saved to the aclfile {aclfile}"
+    assert [entry["persisted"] for entry in worker["applied"]] == [saved]
     assert _mode(aclfile) == 0o600
     # (its default user left out at the start: made afresh, as the next test shows)
     users = {line.split()[1] for line in aclfile.read_text().splitlines()}
@@ -115,7 +120,7 @@ def test_the_default_user_is_made_afresh_at_each_start(swarm_home: Path) -> None
     users are kept as they were."""
     cli = Cli("embedded", env={"SWARM_HOME": str(swarm_home)})
     cli("up")
-    password = _apply_admin(cli, "keeper")
+    password = _apply_admin(cli, swarm_home, "keeper")
     cli("down")
     aclfile = swarm_home / "users.acl"
     lines = aclfile.read_text().splitlines()
@@ -161,13 +166,20 @@ def test_a_server_started_without_an_aclfile_takes_one_at_its_restart(swarm_home
     assert not (swarm_home / "users.acl").exists()
     cli("task", "post", "q", "kept")
     data = cli.json("acl", "--role", "worker", "--user", "early", "--apply")
-    assert data["applied"][0]["persisted"].startswith("in memory only"), data
+    persisted = data["applied"][0]["persisted"]
+    # (no "add the line to its aclfile": swarm starts that server, on no file; a restart
+    # gives it one)
+    assert persisted.startswith("in memory only (the embedded server was started by an older")
+    assert "the users made on it last until it stops" in persisted, persisted
+    restart = f"'swarm --home {swarm_home} down' then 'swarm --home {swarm_home} up'"
+    assert f"{restart} to restart it with an aclfile ({swarm_home / 'users.acl'})" in persisted
+    assert "add the line" not in persisted
     cli("status")
     cli("down")
     cli("up")
     assert (swarm_home / "users.acl").exists()
     assert cli.json("task", "list", "--queue", "q")["items"][0]["description"] == "kept"
-    password = _apply_admin(cli, "later")
+    password = _apply_admin(cli, swarm_home, "later")
     cli("down")
     cli("up")
     assert _logs_in(swarm_home, "later", password)

@@ -27,7 +27,7 @@ from ._acl import AclUser, Version, acl_user, parse_version, password_hash
 from ._client import Swarm
 from ._config import Settings
 from ._connect import sync_client
-from ._embedded import find_redis_server
+from ._embedded import EmbeddedServer, find_redis_server, swarm_command
 from ._errors import (
     ConnectionFailed,
     PartlyApplied,
@@ -326,7 +326,6 @@ def _apply(
     on a server that refuses the URL's; ``closed``: given, the user's connections on each
     server are closed once it is saved there (node -> how many, filled as it goes), those
     of replication and the sentinels left open (into ``spared``: ``_kill_connections``)."""
-    who = _connecting_user(settings)
 
     def load(reached: list[_Target]) -> None:
         # The user runs the swarm's scripts as the functions of its library: load it (or
@@ -364,7 +363,7 @@ def _apply(
         client.execute_command(*spec.command)
         done[node] = _SET_NOT_SAVED  # (until saved: should its saving fail, it holds the user)
         # (on the same connection, logged in already: a new one would need the new password)
-        how = _persist(client, who)
+        how = _persist(client, settings)
         done[node] = how  # (saved: should the kill fail, it is said as saved)
         if closed is not None:
             closed[node], kept = _kill_connections(client, spec.user, sentinel_hosts)
@@ -489,8 +488,36 @@ def _on_every_node(
     except SwarmError:
         raise
     except (redis.RedisError, OSError) as exc:
+        if isinstance(exc, redis.AuthenticationError) and _names_its_user(settings):
+            raise _url_user_refused(settings) from None
         raise translate(exc, settings.url) from None
     return done, skipped
+
+
+# What a refused login may mean: Redis answers a user it does not have as it answers a wrong
+# password (WRONGPASS, by design: a login tells no one which users exist).
+_UNKNOWN_OR_WRONG = "the user does not exist or its password is wrong (Redis answers both alike)"
+
+
+def _names_its_user(settings: Settings) -> bool:
+    """The URL names the user it logs in as, and its own server refused it as ``translate``
+    would say without naming a node: not a cluster URL (whose client names the node that
+    refused, and says what that means: ``_refusal`` for the nodes this module finds)."""
+    return settings.username is not None and settings.kind != "cluster"
+
+
+def _url_user_refused(settings: Settings) -> PermissionDenied:
+    """The URL's own server refused its user (``_names_its_user``): for the user that does
+    not exist there as for a wrong password, and the way to make it (a ``swarm acl`` that
+    applies needs an admin: made so, with an admin's URL)."""
+    who = _connecting_user(settings)
+    return PermissionDenied(
+        f"authentication failed on {settings.url}: it refused user {who!r} with the URL's "
+        f"password: {_UNKNOWN_OR_WRONG}. Check the user name and password in the URL (a '%' "
+        "in the password is written %25); to make the user, run 'swarm --url ADMIN_URL acl "
+        f"--role admin --user {who} --password-stdin --apply' with the URL of an admin of "
+        "that server and the URL's password on standard input, then run this command again"
+    )
 
 
 def _logged_in(target: _Target, fallback: str | None) -> _Target:
@@ -547,8 +574,9 @@ def _refusal(settings: Settings, target: _Target, admitted: list[str], fallback:
         )
     else:
         why = (
-            "check the user name and password in the URL; if they are right, the user is "
-            f"missing on {target.name} (or has another password there)"
+            f"on {target.name} {_UNKNOWN_OR_WRONG}: check the user name and password in the "
+            f"URL; if they are right, the user is missing on {target.name} (or has another "
+            "password there)"
         )
     return (
         f"it refused user {who!r} with {tried}; {why}. ACLs are per server and not "
@@ -862,6 +890,8 @@ def _node(host: str, port: int) -> str:
 # server is running without a config file"): the way to keep a user that is not there.
 _NO_ACLFILE = "not configured to use an acl file"
 _NO_CONFIG_FILE = "without a config file"
+# What an ACL SAVE that succeeded says, before the aclfile's path when known (_saved_to).
+_SAVED = "saved to the aclfile"
 # The end of every 'in memory only' said: what it costs, and the way out.
 _LOST_AT_RESTART = "or it is lost at restart"
 # How a server keeps the user when it stopped answering between its ACL SETUSER and saving it.
@@ -871,11 +901,13 @@ _SET_NOT_SAVED = (
 )
 
 
-def _persist(client: Any, who: str) -> str:
-    """ACL SAVE (aclfile), else CONFIG REWRITE (redis.conf), else say it is memory only and
-    why: no such file, the URL's user ``who`` may not save (NOPERM: whether the server has an
-    aclfile is not known then, so redis.conf is not tried: users written there are not read
-    when it has one), or the server's error."""
+def _persist(client: Any, settings: Settings) -> str:
+    """ACL SAVE (aclfile, named: ``_saved_to``), else CONFIG REWRITE (redis.conf), else say it
+    is memory only and why: no such file (the embedded server of ``settings`` started
+    without an aclfile: ``_embedded_without_aclfile``), the URL's user may not save (NOPERM:
+    whether the server has an aclfile is not known then, so redis.conf is not tried: users
+    written there are not read when it has one), or the server's error."""
+    who = _connecting_user(settings)
     try:
         client.execute_command("ACL", "SAVE")
     except redis.exceptions.NoPermissionError:
@@ -885,8 +917,10 @@ def _persist(client: Any, who: str) -> str:
             return f"in memory only (ACL SAVE failed: {exc}): fix it and run ACL SAVE, " + (
                 _LOST_AT_RESTART
             )
+        if settings.kind == "embedded":
+            return _embedded_without_aclfile(settings)
     else:
-        return "saved to the aclfile"
+        return _saved_to(client, settings)
     try:
         client.execute_command("CONFIG", "REWRITE")
     except redis.exceptions.NoPermissionError:
@@ -901,6 +935,37 @@ def _persist(client: Any, who: str) -> str:
             f"add the line to its aclfile or redis.conf, {_LOST_AT_RESTART}"
         )
     return "saved to redis.conf (CONFIG REWRITE)"
+
+
+def _saved_to(client: Any, settings: Settings) -> str:
+    """What an ACL SAVE that succeeded says: the aclfile, named. The embedded server's is its
+    home's (``EmbeddedServer.aclfile``); another server is asked (CONFIG GET aclfile), and
+    when the URL's user may not (NOPERM) or it does not say, the words go without a path."""
+    if settings.kind == "embedded":
+        return f"{_SAVED} {EmbeddedServer(settings.home).aclfile}"
+    try:
+        reply = client.config_get("aclfile")
+    except redis.RedisError:
+        return _SAVED
+    # (its one entry: keyed b"aclfile" or "aclfile", as the client decodes)
+    path = next(iter(reply.values()), None) if isinstance(reply, dict) else None
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    return f"{_SAVED} {path}" if path else _SAVED
+
+
+def _embedded_without_aclfile(settings: Settings) -> str:
+    """What persisting says on an embedded server started without an aclfile (by a version
+    before it had one: ``EmbeddedServer`` starts it with ``--aclfile`` since): no file of it
+    can be edited (swarm starts it), but a restart gives it one."""
+    home = settings.home
+    return (
+        "in memory only (the embedded server was started by an older version, without an "
+        "aclfile): the users made on it last until it stops. Run "
+        f"'{swarm_command(home, 'down')}' then '{swarm_command(home, 'up')}' to restart it "
+        f"with an aclfile ({EmbeddedServer(home).aclfile}), then make the users again: those "
+        "made after that are kept"
+    )
 
 
 def _not_saved(who: str, refused: str, run: str) -> str:

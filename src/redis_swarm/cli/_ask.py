@@ -429,9 +429,15 @@ def _hold_slot_names(app: App, prefix: str, slots: list[str]) -> TextIO | None:
 
     settings = app.swarm.settings
     # (per server too: two servers' swarms of one name are two swarms, whose agents differ;
-    # named by a digest of where the data lives, no credential in it)
-    where = f"{settings.kind}|{settings.host}|{settings.port}|{settings.path}|{settings.db}|"
-    where += f"{sorted(settings.nodes)}|{settings.service_name}"
+    # named by a digest of where the data lives, no credential in it, however the URL spells
+    # it: the settings parsed it, their hosts are resolved)
+    if settings.kind == "standalone":
+        nodes = [(settings.host, settings.port)]
+    else:
+        nodes = list(settings.nodes)
+    addresses = sorted(f"{_address(host, port)}|{port}" for host, port in nodes)
+    path = os.path.realpath(settings.path) if settings.path else None
+    where = f"{settings.kind}|{addresses}|{path}|{settings.db}|{settings.service_name}"
     server = hashlib.blake2b(where.encode(), digest_size=6).hexdigest()
     folder = settings.home / "serve" / settings.swarm
     try:
@@ -456,6 +462,30 @@ def _hold_slot_names(app: App, prefix: str, slots: list[str]) -> TextIO | None:
     held.write(f"{os.getpid()}\n")
     held.flush()
     return held
+
+
+def _address(host: str, port: int) -> str:
+    """``host`` as the serve lock keys it, one way for every spelling of one server: this
+    machine's (localhost, 127.0.0.1, ::1, a name that resolves to loopback alone) as one;
+    another resolved to its addresses (the first, sorted), or lowercased when it does not
+    resolve now."""
+    import ipaddress
+    import socket
+
+    from .._net import is_loopback
+
+    name = host.lower().rstrip(".")
+    if is_loopback(name):
+        return "loopback"
+    try:
+        found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return name
+    # (each address as ipaddress writes it: 0:0::1 and ::1 alike; no IPv6 zone)
+    shown = sorted(str(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in found)
+    if shown and all(is_loopback(address) for address in shown):
+        return "loopback"  # (a name of this machine's: as localhost)
+    return shown[0] if shown else name
 
 
 def _say_live_slots(app: App, slots: list[str]) -> None:
