@@ -428,7 +428,7 @@ class _Shell:
     @classmethod
     def from_env(
         cls: type[_S],
-        *,
+        *given: object,
         swarm: str | None = None,
         limits: Limits | None = None,
         clock: Callable[[], int] | None = None,
@@ -439,7 +439,15 @@ class _Shell:
         ``SWARM_HOME``. What an agent started by ``swarm run`` or a hook calls to reach the
         swarm it was started for; ``Swarm()`` reads no environment. ``limits``, ``clock``
         and ``cache`` are the constructor's (a ``client`` is not taken: it would name its
-        own server, not the environment's)."""
+        own server, not the environment's). Keywords only: ``given`` (a URL passed as if
+        to the constructor) is refused with the way to pass it."""
+        if given:  # (else Python's TypeError names _Shell.from_env and says no more)
+            name = cls.__name__
+            raise TypeError(
+                f"{name}.from_env() takes no positional argument ({len(given)} given): it "
+                f"reads the URL from SWARM_URL. Pass a URL as {name}(url), or set SWARM_URL; "
+                "give the swarm's name as swarm=..."
+            )
         return cls(settings_from_env(swarm=swarm), limits=limits, clock=clock, cache=cache)
 
     @property

@@ -20,6 +20,7 @@ from ._context_records import ContextInfo
 from ._errors import ValidationError
 from ._hints import LIST_PASSES
 from ._usage import Usage, summed_figures
+from ._validate import DEFAULT_MAX_ATTEMPTS, DEFAULT_TASK_LEASE_S
 
 __all__ = [
     "BEAT_EVERY_S",
@@ -279,8 +280,8 @@ class TaskSpec(Record):
     data: Any = None
     pass_name: str | None = None
     priority: int = 0
-    max_attempts: int = 3
-    lease_s: float = 900.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    lease_s: float = DEFAULT_TASK_LEASE_S
     not_before: int | None = None
     dedupe_key: str | None = None
     parent: str | None = None
@@ -316,12 +317,12 @@ class Task(Record):
     status: TaskStatus = TaskStatus.PENDING
     pass_name: str | None = None
     priority: int = 0
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     attempts: int = 0
     failures: int = 0
     abandons: int = 0
     max_abandons: int = DEFAULT_MAX_ABANDONS
-    lease_s: float = 900.0
+    lease_s: float = DEFAULT_TASK_LEASE_S
     created_at: int = 0
     not_before: int | None = None
     dedupe_key: str | None = None

@@ -7,11 +7,12 @@ import unicodedata
 from collections.abc import Sequence
 
 from ._errors import ValidationError
-from ._printable import printable
 
 __all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_POLL_S",
     "DEFAULT_RETRY_BACKOFF_S",
+    "DEFAULT_TASK_LEASE_S",
     "MAX_AGENT_NAME",
     "MAX_AROUND",
     "MAX_ASK_TIMEOUT_S",
@@ -72,6 +73,7 @@ MAX_HITS = 1000  # hits one context search may list
 MAX_AROUND = 20  # lines shown around a hit
 MAX_LEASE_S = 30 * 86_400.0  # the longest lease a claim may take or a renew give: 30 days
 MIN_LEASE_S = 0.001  # a task's lease_s, and the lease a claim or a renewal asks for
+DEFAULT_TASK_LEASE_S = 900.0  # a task's lease_s when its post gives none: 15 minutes
 # A task's not_before is epoch milliseconds. One below 10**11 (March 1973) can only be a
 # mistake: in ms it is a due time long past (the task would be pending at once, as with
 # none), and it is what a time in seconds looks like (every date until the year 5138 is
@@ -99,6 +101,7 @@ MAX_TASK_DATA_BYTES = 1024 * 1024
 MAX_PRIORITY = 10_000
 # A task's max_attempts and max_abandons (a queue's too).
 MAX_ATTEMPTS = 1_000
+DEFAULT_MAX_ATTEMPTS = 3  # a task's max_attempts when its post gives none
 # A runner's idle claim waits at most this long before it looks again (--poll), 1 s unless set.
 MAX_POLL_S = 60.0
 DEFAULT_POLL_S = 1.0
@@ -220,6 +223,9 @@ def check_printable(kind: str, value: str, *, max_chars: int) -> str:
     """A one-line label shown in tables (an agent's model, its specialization): at most
     ``max_chars`` characters, none of them one that ``printable`` shows as an escape (C0 and
     C1 control characters, DEL, the bidirectional overrides), nor a tab or newline."""
+    # (Imported here: _printable imports _models, whose records' defaults are this module's.)
+    from ._printable import printable
+
     if len(value) > max_chars:
         raise ValidationError(
             f"{kind} is {len(value)} characters long; the limit is {max_chars}: shorten it"

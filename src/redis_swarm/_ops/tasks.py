@@ -25,7 +25,9 @@ from .._printable import short
 from .._protocol import Batch, Call, Cmd, OpContext, Operation
 from .._usage import Usage
 from .._validate import (
+    DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETRY_BACKOFF_S,
+    DEFAULT_TASK_LEASE_S,
     MAX_ATTEMPTS,
     MAX_DELAY_S,
     MAX_DESCRIPTION_CHARS,
@@ -506,8 +508,8 @@ def post_task(
     *,
     pass_name: str | None = None,
     priority: int = 0,
-    max_attempts: int = 3,
-    lease_s: float = 900.0,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    lease_s: float = DEFAULT_TASK_LEASE_S,
     not_before: int | None = None,
     dedupe_key: str | None = None,
     parent: str | None = None,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import Conflict, NotFound, ValidationError
 from .._models import PLANNED_SYNTHESIS, Finding, Task, planning_task_of, synthesizer_task_of
-from .._validate import MAX_PAGE, check_name
+from .._validate import DEFAULT_MAX_ATTEMPTS, MAX_PAGE, check_name
 
 if TYPE_CHECKING:
     from .._client import Swarm
@@ -288,7 +288,7 @@ def posted_once(
     *,
     task_id: str,
     lease_s: float,
-    max_attempts: int = 3,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     max_abandons: int | None = None,
 ) -> Task:
     """The task of ``queue`` under ``task_id`` (one of those every run posts under the same

@@ -28,7 +28,14 @@ else:  # pragma: no cover
 from .._errors import ConfigError, ValidationError
 from .._protocol import Limits
 from .._runner import check_command, check_program, missing_program
-from .._validate import MAX_DESCRIPTION_CHARS, MAX_NAME, check_json_depth, check_name, too_deep
+from .._validate import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME,
+    check_json_depth,
+    check_name,
+    too_deep,
+)
 from .names import checked_name, plan_owner_of, queue_clash
 
 __all__ = [
@@ -130,7 +137,7 @@ class Plan:
     contexts: tuple[ContextSpec, ...] = ()
     max_cost_usd: float | None = None
     max_tasks: int | None = None  # tasks claimed over the whole pipeline
-    max_attempts: int = 3  # per task
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # per task
     text: str = ""  # the plan file as written (stored in the swarm by a run)
     run: int = 1  # which run of the pipeline: --restart starts the next, under the same name
 
@@ -701,7 +708,7 @@ def parse_plan(text: str, path: Path, *, match_files: bool = True, programs: boo
     question = c.get(data, (), "question", _text)
     max_cost = c.get(data, (), "max_cost_usd", budget_usd)
     max_tasks = c.get(data, (), "max_tasks", _integer(1, 10_000_000))
-    max_attempts = c.get(data, (), "max_attempts", _integer(1, 100), 3)
+    max_attempts = c.get(data, (), "max_attempts", _integer(1, 100), DEFAULT_MAX_ATTEMPTS)
     workers = synthesizer = planner = None
     for section in ("workers", "synthesizer"):
         if section not in data:

@@ -16,7 +16,9 @@ from .._models import Task, TaskStatus
 from .._printable import printable
 from .._usage import usage_line
 from .._validate import (
+    DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETRY_BACKOFF_S,
+    DEFAULT_TASK_LEASE_S,
     MAX_ATTEMPTS,
     MAX_DESCRIPTION_CHARS,
     MAX_LEASE_S,
@@ -153,7 +155,7 @@ def render_task(
 @click.option(
     "--max-attempts",
     type=ATTEMPTS,
-    default=3,
+    default=DEFAULT_MAX_ATTEMPTS,
     show_default=True,
     help="Failures (fail, a crashed agent) before the task is dead-lettered.",
 )
@@ -167,7 +169,7 @@ def render_task(
     "--lease",
     "lease_s",
     type=LEASE_SECONDS,
-    default=900,
+    default=int(DEFAULT_TASK_LEASE_S),
     show_default=True,
     help="Seconds a claim lasts unless renewed.",
 )

@@ -64,6 +64,43 @@ def cut(text: str, start: int, max_chars: int) -> int:
     return newline + 1 if newline >= 0 else end
 
 
+# What each kind of cursor holds, member by member, and the types each may have: a cursor
+# whose state holds a member of another type was not made here (forged, or edited), and is
+# refused as damaged rather than read as a page of something else.
+_CURSOR_STATES: dict[str, dict[str, tuple[type, ...]]] = {
+    # next_page: the spilled result's key, the page's index
+    "page": {"k": (str,), "i": (int,)},
+    # get_context: owner, version, byte offset
+    "context": {"o": (str,), "v": (str,), "c": (int,)},
+    # search_context: owner, version, pattern, regex, ignore_case, around, hits shown, the
+    # last line shown
+    "search": {
+        "o": (str,), "v": (str,), "p": (str,), "r": (bool,), "i": (bool,),
+        "a": (int,), "s": (int,), "l": (int,),
+    },
+    # list_findings: the core's cursor, findings of its page shown, pass, queue, shard
+    "findings": {
+        "c": (str, type(None)), "s": (int,),
+        "p": (str, type(None)), "q": (str, type(None)), "h": (str, type(None)),
+    },
+    # list_agents: agents shown, role, alive
+    "agents": {"o": (int,), "r": (str, type(None)), "a": (bool, type(None))},
+}  # fmt: skip
+
+
+def _fits(kind: str, state: dict[str, Any]) -> bool:
+    """Whether each member of ``state`` that a ``kind`` cursor holds is of its types."""
+    shape = _CURSOR_STATES[kind]
+    for member, value in state.items():
+        types = shape.get(member)
+        # (A bool is an int to Python, not to a cursor: true is no offset, 1 no flag.)
+        if types is None:  # (read by no tool)
+            continue
+        if bool not in types if isinstance(value, bool) else not isinstance(value, types):
+            return False
+    return True
+
+
 def encode_cursor(kind: str, state: dict[str, Any]) -> str:
     """An opaque, stateless cursor: the tool it belongs to, then where the next page starts."""
     raw = json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
@@ -98,12 +135,15 @@ def decode_cursor(kind: str, cursor: str) -> dict[str, Any]:
         state = json.loads(raw)
     except (binascii.Error, ValueError):
         state = None
-    if not isinstance(state, dict):
-        raise ValidationError(
-            f"the {kind} cursor {cursor[:40]!r} is damaged: pass the next_cursor of the "
-            f"previous page unchanged, or {again}"
-        )
-    return state
+    if isinstance(state, dict):
+        if _fits(kind, state):
+            return state
+        # (One that decoded is said damaged as the tools say an offset out of range.)
+        again = _PAGES_AGAIN if kind == "page" else "omit it to start at the first page"
+    raise ValidationError(
+        f"the {kind} cursor {cursor[:40]!r} is damaged: pass the next_cursor of the "
+        f"previous page unchanged, or {again}"
+    )
 
 
 @dataclass

@@ -342,6 +342,11 @@ class ContextTools(ToolsBase):
             content = await self._run(self.files.read, path, limit)
         else:
             assert text is not None
+            if not text.strip():  # (a variable left unset, a step that printed nothing)
+                raise ValidationError(
+                    "text is empty: pass the context's text, or path= a file holding it (an "
+                    "empty context would replace the one published, which its readers need)"
+                )
             content = text
         owner = check_name("context owner", owner) if owner else session.agent_id
         info = await self._run(

@@ -85,7 +85,9 @@ class EveryoneTools(ToolsBase):
         reads it with read_inbox."""
         session = await self._session(ctx)
         if to == "*":
-            message = await self._run(self.swarm.broadcast, body, sender=session.agent_id)
+            message = await self._run(
+                self.swarm.broadcast, body, sender=session.agent_id, kind=kind, data=data
+            )
         else:
             message = await self._run(
                 self.swarm.send, to, body, sender=session.agent_id, kind=kind, data=data

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..._codec import dumps
 from ..._errors import SwarmError, Timeout, ValidationError
-from ..._validate import MAX_DELAY_S, MAX_LEASE_S
+from ..._validate import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TASK_LEASE_S,
+    MAX_ATTEMPTS,
+    MAX_DELAY_S,
+    MAX_LEASE_S,
+)
 from .._budget import encode_cursor
 from .._render import cursor_offset, fit, plain
 from .._roles import COORDINATOR, PLANNERS, SHARD, tool
@@ -28,10 +34,14 @@ PassName = Annotated[
     str | None, Field(description="The pass it belongs to, e.g. 'Pass 1: Signal Capture'.")
 ]
 Priority = Annotated[int, Field(description="Higher is claimed first.")]
-MaxAttempts = Annotated[int, Field(ge=1, description="Attempts before it is dead-lettered.")]
+MaxAttempts = Annotated[
+    int, Field(ge=1, le=MAX_ATTEMPTS, description="Attempts before it is dead-lettered.")
+]
 LeaseSeconds = Annotated[
     int, Field(ge=1, le=int(MAX_LEASE_S), description="Seconds a worker holds it per claim.")
 ]
+# A task's lease_s unless given: the core's default, in the whole seconds LeaseSeconds takes.
+DEFAULT_LEASE = int(DEFAULT_TASK_LEASE_S)
 DedupeKey = Annotated[str | None, Field(description="Posting the same key twice makes one task.")]
 DelaySeconds = Annotated[
     float | None,
@@ -55,8 +65,8 @@ class TaskInput(BaseModel):
     data: TaskData = None
     pass_name: PassName = None
     priority: Priority = 0
-    max_attempts: MaxAttempts = 3
-    lease_s: LeaseSeconds = 900
+    max_attempts: MaxAttempts = DEFAULT_MAX_ATTEMPTS
+    lease_s: LeaseSeconds = DEFAULT_LEASE
     dedupe_key: DedupeKey = None
     delay_s: DelaySeconds = None
 
@@ -78,8 +88,8 @@ class PlannerTools(ToolsBase):
         data: TaskData = None,
         pass_name: PassName = None,
         priority: Priority = 0,
-        max_attempts: MaxAttempts = 3,
-        lease_s: LeaseSeconds = 900,
+        max_attempts: MaxAttempts = DEFAULT_MAX_ATTEMPTS,
+        lease_s: LeaseSeconds = DEFAULT_LEASE,
         dedupe_key: DedupeKey = None,
         delay_s: DelaySeconds = None,
     ) -> CallToolResult:
