@@ -85,8 +85,9 @@ def test_a_worker_refused_a_dead_task_is_told_a_shard_or_coordinator_may(
     assert f"{cause} ({DEAD_LETTERS}): {SHARD_MAY}" in said, said
     assert "may only read" not in said and "another role" not in said, said
     _no_internals(said)
-    # (the swarm, the other cause a refused key may have, is said first: check it)
-    assert said.index("check --swarm / SWARM_NAME") < said.index(SHARD_MAY), said
+    # (the role, the likely cause, is said first; the swarm, the other cause a refused key
+    # may have, after it)
+    assert said.index(SHARD_MAY) < said.index("check --swarm / SWARM_NAME"), said
 
 
 @pytest.mark.parametrize("args", [("status",), ("task", "list"), ("task", "post", "q", "hi")])

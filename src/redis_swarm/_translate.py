@@ -690,8 +690,9 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
     'default') is refused every key, whatever its role. An operation every role may run on
     its own swarm (``_worker_refused``: None) was refused for that reason alone, and says so
     alone (a shard told that a shard may would be told nothing); one a worker may not do may
-    be refused for either, and says both: the swarm first, then what a worker may not do and
-    who may. An operation not named (a raw command) says the swarm, else the role."""
+    be refused for either, and says both: first what a worker may not do and who may (the
+    likely cause: a worker user running another role's operation), then the swarm. An
+    operation not named (a raw command) says the swarm, else the role."""
     from ._ops._commands import OPERATIONS  # (here: see the top)
 
     in_use = f"swarm {swarm!r}, the swarm in use" if swarm is not None else "the swarm in use"
@@ -710,8 +711,8 @@ def _key_refused(swarm: str | None, operation: str | None) -> str:
             f"another swarm, and is refused every key of {in_use}: {CHECK_SWARM}"
         )
     return (
-        f"a user made for another swarm is refused every key of {in_use}: {CHECK_SWARM}; "
-        f"else {refused}: {_SHARD_MAY}"
+        f"{refused}: {_SHARD_MAY}; else the user was made for another swarm, and is refused "
+        f"every key of {in_use}: {CHECK_SWARM}"
     )
 
 

@@ -628,8 +628,15 @@ def _no_webhook_for(task: SwarmTask) -> str | None:
     state = STATE_OF[task.status]
     if state not in TERMINAL:
         return None
+    # (a failed task is a dead one, which the swarm's operator may requeue: docs/a2a.md,
+    # "A failed task reopened")
+    unless = (
+        " unless the swarm's operator requeues it (then it may be given one again)"
+        if state == TaskState.TASK_STATE_FAILED
+        else ""
+    )
     return (
-        f"task {task.id} is {TaskState.Name(state)}: it changes no more, so a push "
+        f"task {task.id} is {TaskState.Name(state)}: it changes no more{unless}, so a push "
         "notification config would never fire, and none is stored; GetTask returns the task "
         "(its artifacts too)"
     )
